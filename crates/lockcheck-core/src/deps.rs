@@ -1,0 +1,289 @@
+//! Lock dependencies and the rules that decide whether a cycle of them is a feasible deadlock.
+//!
+//! A dependency `(thread, lock, held, mode)` says: `thread` requested `lock` in `mode` while holding
+//! the locks in `held`. A lock-order cycle `l0 -> l1 -> ... -> l0` is a *feasible* deadlock only if
+//! one dependency per edge can be chosen such that all of them could be waited on at the same time
+//! (the iGoodLock conditions, Joshi et al., PLDI 2009, extended with modes and fork/join):
+//!
+//! 1. every request can block forever (no `try_*`, no timed acquisition);
+//! 2. the threads are pairwise distinct (one thread cannot wait twice at once);
+//! 3. the held sets are pairwise disjoint, up to shared holds that do not exclude each other (a lock
+//!    held by all of them is a *gate*: only one of them can be inside it);
+//! 4. the dependencies are pairwise concurrent under fork/join happens-before;
+//! 5. each request conflicts with the mode in which the next thread holds that lock (two readers do
+//!    not block each other, unless a writer can queue between them).
+//!
+//! The same rules serve the runtime detector (which checks a new dependency against the graph) and
+//! the offline analyzer (which enumerates cycles), so both agree on what a violation is.
+
+use crate::trace::{How, Mode};
+use std::fmt;
+
+/// A thread's knowledge of other threads' progress, over fork and join only.
+///
+/// Lock release/acquire pairs deliberately do not order events here: two critical sections that
+/// happened to run one after the other under a lock could as well have overlapped, and that overlap
+/// is exactly the deadlock a predictive detector must find.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VectorClock {
+    // Sorted by thread; absent entries are 0. Most programs fork few threads, so a sorted vector
+    // beats a map in both space and speed.
+    entries: Vec<(u64, u32)>,
+}
+
+impl VectorClock {
+    /// A clock that knows nothing.
+    pub const fn new() -> Self {
+        VectorClock { entries: Vec::new() }
+    }
+
+    /// The epoch of `thread` known to this clock.
+    pub fn get(&self, thread: u64) -> u32 {
+        match self.entries.binary_search_by_key(&thread, |e| e.0) {
+            Ok(i) => self.entries[i].1,
+            Err(_) => 0,
+        }
+    }
+
+    /// Sets the epoch of `thread`.
+    pub fn set(&mut self, thread: u64, epoch: u32) {
+        match self.entries.binary_search_by_key(&thread, |e| e.0) {
+            Ok(i) => self.entries[i].1 = epoch,
+            Err(i) => self.entries.insert(i, (thread, epoch)),
+        }
+    }
+
+    /// Advances `thread`'s own epoch by one.
+    pub fn tick(&mut self, thread: u64) {
+        let e = self.get(thread);
+        self.set(thread, e.saturating_add(1));
+    }
+
+    /// Pointwise maximum with `other` (what a join learns).
+    pub fn join(&mut self, other: &VectorClock) {
+        for &(t, e) in &other.entries {
+            if e > self.get(t) {
+                self.set(t, e);
+            }
+        }
+    }
+
+    /// Whether an event of `thread` at clock `self` happened before an event at clock `later`.
+    pub fn happens_before(&self, thread: u64, later: &VectorClock) -> bool {
+        let own = self.get(thread);
+        own != 0 && own <= later.get(thread)
+    }
+}
+
+/// One lock dependency: `thread` requested `lock` in `mode` (`how`) while holding `held`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dependency<L> {
+    /// The requesting thread (unique within the analysis, across processes).
+    pub thread: u64,
+    /// The requested lock.
+    pub lock: L,
+    /// The requested mode.
+    pub mode: Mode,
+    /// Whether the request could block forever.
+    pub how: How,
+    /// The locks held at the request, with the mode each is held in, oldest first.
+    pub held: Vec<(L, Mode)>,
+    /// The thread's vector clock at the request (empty if fork/join is unknown).
+    pub clock: VectorClock,
+}
+
+impl<L: Copy + Eq> Dependency<L> {
+    /// The mode in which this dependency's thread holds `lock`, if it does.
+    pub fn held_mode(&self, lock: L) -> Option<Mode> {
+        self.held.iter().find(|h| h.0 == lock).map(|h| h.1)
+    }
+}
+
+/// Why a candidate cycle is not a feasible deadlock: the name of the filter that removed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Infeasible<L> {
+    /// A request in the cycle never blocks (`try_*`) or blocks only up to a timeout.
+    NonBlocking {
+        /// Whether the acquisition was a timed one (else a `try_*`).
+        timed: bool,
+    },
+    /// Two dependencies of the cycle come from the same thread.
+    SameThread {
+        /// That thread.
+        thread: u64,
+    },
+    /// Two dependencies of the cycle hold a common lock in conflicting modes: a gate lock.
+    GateLock {
+        /// The common lock.
+        gate: L,
+    },
+    /// Two dependencies of the cycle are ordered by fork/join.
+    HappensBefore,
+    /// A request does not conflict with the mode in which the next thread holds the lock (read-read
+    /// on a lock never write-locked).
+    ReadRead {
+        /// The lock read by both.
+        lock: L,
+    },
+}
+
+impl<L> Infeasible<L> {
+    /// Stable name of the filter, as used in reports (`same-thread`, `gate-lock`, `fork-join`,
+    /// `read-read`, `try-lock`, `timed-lock`).
+    pub fn filter_name(&self) -> &'static str {
+        match self {
+            Infeasible::NonBlocking { timed: false } => "try-lock",
+            Infeasible::NonBlocking { timed: true } => "timed-lock",
+            Infeasible::SameThread { .. } => "same-thread",
+            Infeasible::GateLock { .. } => "gate-lock",
+            Infeasible::HappensBefore => "fork-join",
+            Infeasible::ReadRead { .. } => "read-read",
+        }
+    }
+}
+
+impl<L: fmt::Debug> fmt::Display for Infeasible<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Infeasible::NonBlocking { timed: false } => f.write_str("an acquisition is a try_*"),
+            Infeasible::NonBlocking { timed: true } => f.write_str("an acquisition has a timeout"),
+            Infeasible::SameThread { thread } => write!(f, "two edges come only from thread {thread}"),
+            Infeasible::GateLock { gate } => write!(f, "all acquisitions are guarded by {gate:?}"),
+            Infeasible::HappensBefore => f.write_str("the threads are ordered by spawn/join"),
+            Infeasible::ReadRead { lock } => write!(f, "{lock:?} is only ever read-locked"),
+        }
+    }
+}
+
+/// Checks one dependency on its own: can it block forever?
+pub fn check_blocking<L>(d: &Dependency<L>) -> Result<(), Infeasible<L>> {
+    match d.how {
+        How::Blocking => Ok(()),
+        How::Try => Err(Infeasible::NonBlocking { timed: false }),
+        How::Timed => Err(Infeasible::NonBlocking { timed: true }),
+    }
+}
+
+/// Checks two dependencies of one candidate cycle against each other: distinct threads, no gate
+/// lock, concurrent. Used to prune a cycle search as soon as a pair fails.
+pub fn check_pair<L: Copy + Eq>(a: &Dependency<L>, b: &Dependency<L>) -> Result<(), Infeasible<L>> {
+    if a.thread == b.thread {
+        return Err(Infeasible::SameThread { thread: a.thread });
+    }
+    for &(la, ma) in &a.held {
+        if let Some(mb) = b.held_mode(la) {
+            if ma.excludes(mb) || mb.excludes(ma) {
+                return Err(Infeasible::GateLock { gate: la });
+            }
+        }
+    }
+    if a.clock.happens_before(a.thread, &b.clock) || b.clock.happens_before(b.thread, &a.clock) {
+        return Err(Infeasible::HappensBefore);
+    }
+    Ok(())
+}
+
+/// Checks the link from `d` to `next` in a cycle: `d` requests `d.lock`, which `next` holds; the
+/// request must conflict with that hold. `ever_written` says whether the lock is ever write-locked.
+pub fn check_link<L: Copy + Eq>(
+    d: &Dependency<L>,
+    next: &Dependency<L>,
+    ever_written: bool,
+) -> Result<(), Infeasible<L>> {
+    match next.held_mode(d.lock) {
+        Some(held) if d.mode.conflicts_with(held, ever_written) => Ok(()),
+        Some(_) => Err(Infeasible::ReadRead { lock: d.lock }),
+        // `next` does not hold the lock: not a cycle link at all; callers never build such cycles.
+        None => Err(Infeasible::ReadRead { lock: d.lock }),
+    }
+}
+
+/// Checks a whole candidate cycle `deps[0] -> deps[1] -> ...`, where `deps[i+1]` holds the lock
+/// that `deps[i]` requests (and `deps[0]` holds what the last one requests).
+pub fn check_cycle<L: Copy + Eq>(
+    deps: &[&Dependency<L>],
+    ever_written: impl Fn(L) -> bool,
+) -> Result<(), Infeasible<L>> {
+    for d in deps {
+        check_blocking(d)?;
+    }
+    for (i, a) in deps.iter().enumerate() {
+        for b in &deps[i + 1..] {
+            check_pair(a, b)?;
+        }
+    }
+    for (i, d) in deps.iter().enumerate() {
+        let next = deps[(i + 1) % deps.len()];
+        check_link(d, next, ever_written(d.lock))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(thread: u64, lock: u32, held: &[u32]) -> Dependency<u32> {
+        Dependency {
+            thread,
+            lock,
+            mode: Mode::Exclusive,
+            how: How::Blocking,
+            held: held.iter().map(|&h| (h, Mode::Exclusive)).collect(),
+            clock: VectorClock::new(),
+        }
+    }
+
+    #[test]
+    fn ab_ba_on_two_threads_is_feasible() {
+        let (a, b) = (dep(1, 2, &[1]), dep(2, 1, &[2]));
+        assert_eq!(check_cycle(&[&a, &b], |_| true), Ok(()));
+    }
+
+    #[test]
+    fn each_filter_names_its_reason() {
+        let (a, b) = (dep(1, 2, &[1]), dep(1, 1, &[2]));
+        assert_eq!(check_cycle(&[&a, &b], |_| true), Err(Infeasible::SameThread { thread: 1 }));
+
+        let (a, b) = (dep(1, 2, &[9, 1]), dep(2, 1, &[9, 2]));
+        assert_eq!(check_cycle(&[&a, &b], |_| true), Err(Infeasible::GateLock { gate: 9 }));
+
+        let (mut a, b) = (dep(1, 2, &[1]), dep(2, 1, &[2]));
+        a.how = How::Try;
+        assert_eq!(check_cycle(&[&a, &b], |_| true), Err(Infeasible::NonBlocking { timed: false }));
+
+        let (mut a, mut b) = (dep(1, 2, &[1]), dep(2, 1, &[2]));
+        a.mode = Mode::Shared;
+        b.mode = Mode::Shared;
+        a.held[0].1 = Mode::Shared;
+        b.held[0].1 = Mode::Shared;
+        assert_eq!(check_cycle(&[&a, &b], |_| false), Err(Infeasible::ReadRead { lock: 2 }));
+        assert_eq!(check_cycle(&[&a, &b], |_| true), Ok(()), "a queued writer makes read-read block");
+    }
+
+    #[test]
+    fn a_shared_gate_is_no_gate() {
+        let (mut a, mut b) = (dep(1, 2, &[9, 1]), dep(2, 1, &[9, 2]));
+        a.held[0].1 = Mode::Shared;
+        b.held[0].1 = Mode::Shared;
+        assert_eq!(check_cycle(&[&a, &b], |_| true), Ok(()));
+    }
+
+    #[test]
+    fn fork_join_orders_dependencies() {
+        // Thread 1 makes a dependency, then forks thread 2 which makes the reverse one.
+        let mut parent = VectorClock::new();
+        parent.tick(1);
+        let mut a = dep(1, 2, &[1]);
+        a.clock = parent.clone();
+        let mut child = parent.clone();
+        child.tick(2);
+        parent.tick(1);
+        let mut b = dep(2, 1, &[2]);
+        b.clock = child;
+        assert_eq!(check_cycle(&[&a, &b], |_| true), Err(Infeasible::HappensBefore));
+        // The parent's dependency after the fork is concurrent with the child's.
+        a.clock = parent;
+        assert_eq!(check_cycle(&[&a, &b], |_| true), Ok(()));
+    }
+}

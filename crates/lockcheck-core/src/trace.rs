@@ -1,0 +1,358 @@
+//! The lockcheck trace: one JSON object per line (JSON Lines), first line a [`Event::Header`].
+//!
+//! JSON Lines rather than one JSON document so that a process that dies mid-run leaves a file whose
+//! every complete line is still a valid event, and so that readers can stream. `docs/trace-format.md`
+//! documents every field; `docs/trace-format.schema.json` is the JSON Schema of one line.
+//!
+//! Identity: lock instances (`l`), threads (`t`), classes (`c`), sites (`s`) and backtraces (`b`)
+//! are small numbers local to one process. What is stable across processes is a class's
+//! [`key`](Event::Class) (its name, or its construction site `file:line:col`) and a site's
+//! location string, so traces of different test binaries merge by key.
+
+use serde::{Deserialize, Serialize};
+
+/// Version written in [`Event::Header`]; readers refuse other major versions.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Per-process lock instance number (never reused within a process).
+pub type LockNo = u64;
+/// Per-process thread number.
+pub type ThreadNo = u64;
+/// Per-process class number; the class's `key` is its cross-process identity.
+pub type ClassNo = u32;
+/// Per-process interned acquisition site number.
+pub type SiteNo = u32;
+
+/// What kind of primitive a lock class is.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum LockKind {
+    /// A mutual-exclusion lock.
+    Mutex,
+    /// A reader-writer lock.
+    Rwlock,
+    /// A counting semaphore.
+    Semaphore,
+    /// A condition variable (never held; appears in wait events).
+    Condvar,
+    /// A lock of a foreign trace format whose kind is unknown.
+    Unknown,
+}
+
+/// The mode in which a lock is requested or held.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mode {
+    /// Exclusive: a mutex lock or a write lock.
+    #[serde(rename = "w")]
+    Exclusive,
+    /// Shared: a read lock.
+    #[serde(rename = "r")]
+    Shared,
+    /// A read lock that does not wait behind queued writers (parking_lot's `read_recursive`).
+    #[serde(rename = "rr")]
+    SharedRecursive,
+    /// An upgradable read lock: excludes writers and other upgradable readers, not readers.
+    #[serde(rename = "u")]
+    Upgradable,
+    /// One permit of a semaphore.
+    #[serde(rename = "p")]
+    Permit,
+}
+
+impl Mode {
+    /// Whether a thread requesting `self` must wait while another thread holds the lock in `held`,
+    /// ignoring writer preference (see [`Mode::conflicts_with`] for the full rule).
+    pub fn excludes(self, held: Mode) -> bool {
+        use Mode::*;
+        match (self, held) {
+            (Permit, _) | (_, Permit) => true,
+            (Exclusive, _) | (_, Exclusive) => true,
+            (Upgradable, Upgradable) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether a request in mode `self` can wait for a holder in mode `held`.
+    ///
+    /// Two shared acquisitions never exclude each other, but parking_lot's and std's RwLocks make a
+    /// new (non-recursive) reader wait behind a *queued* writer: if the lock is ever write-locked
+    /// (`ever_written`), a plain shared request behind a shared holder can block too.
+    pub fn conflicts_with(self, held: Mode, ever_written: bool) -> bool {
+        self.excludes(held) || (ever_written && self == Mode::Shared)
+    }
+
+    /// Short name used in reports: `write`, `read`, `read_recursive`, `upgradable`, `permit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Exclusive => "write",
+            Mode::Shared => "read",
+            Mode::SharedRecursive => "read_recursive",
+            Mode::Upgradable => "upgradable",
+            Mode::Permit => "permit",
+        }
+    }
+}
+
+/// How an acquisition waits.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum How {
+    /// Blocks until the lock is available (`lock`, `read`, `write`, `acquire`).
+    #[default]
+    Blocking,
+    /// Never blocks (`try_lock`, `try_read`, ...): cannot take part in a deadlock.
+    Try,
+    /// Blocks at most a timeout (`try_lock_for`, ...): a deadlock would end in a timeout.
+    Timed,
+}
+
+impl How {
+    /// Whether this acquisition can wait forever.
+    pub fn blocks(self) -> bool {
+        self == How::Blocking
+    }
+}
+
+/// One resolved backtrace frame.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Demangled function name, if known.
+    #[serde(rename = "fn", default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Source file, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Source line, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+}
+
+/// Per-class statistics, written once at the end of a trace (and by `lockcheck::stats()`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClassStats {
+    /// Successful acquisitions.
+    pub acquisitions: u64,
+    /// Acquisitions that found the lock taken and had to wait.
+    pub contended: u64,
+    /// Total wait time in nanoseconds.
+    pub wait_total_ns: u64,
+    /// Longest wait in nanoseconds.
+    pub wait_max_ns: u64,
+    /// Total hold time in nanoseconds (measured only while recording or a hold watchdog is on).
+    pub hold_total_ns: u64,
+    /// Longest hold in nanoseconds.
+    pub hold_max_ns: u64,
+}
+
+/// One line of a trace.
+///
+/// Field names are short because a trace holds millions of them; `docs/trace-format.md` spells
+/// them out. Unknown fields are ignored by readers, so minor versions can add fields.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "e", rename_all = "snake_case")]
+pub enum Event {
+    /// First line of every trace.
+    Header {
+        /// [`FORMAT_VERSION`] of the writer.
+        version: u32,
+        /// Process id of the traced program.
+        pid: u32,
+        /// Program name (argv\[0\]).
+        #[serde(default)]
+        program: String,
+        /// Wall-clock start, milliseconds since the Unix epoch.
+        #[serde(default)]
+        start_unix_ms: u64,
+    },
+    /// A thread was first seen.
+    Thread {
+        /// Thread number.
+        t: ThreadNo,
+        /// Thread name, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// A lock class was first used.
+    Class {
+        /// Class number.
+        c: ClassNo,
+        /// Cross-process identity: the user-given name, or the construction site `file:line:col`.
+        key: String,
+        /// What kind of lock.
+        kind: LockKind,
+    },
+    /// An acquisition site was first used; `frames` is the backtrace captured there, if any.
+    Site {
+        /// Site number.
+        s: SiteNo,
+        /// `file:line:col` of the acquisition.
+        loc: String,
+        /// Backtrace of the first acquisition at this site (innermost first).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        frames: Vec<Frame>,
+    },
+    /// A lock instance was first used.
+    Lock {
+        /// Lock number.
+        l: LockNo,
+        /// Its class.
+        c: ClassNo,
+        /// Semaphore permits, for semaphores.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        permits: Option<u64>,
+    },
+    /// A thread is about to wait for a lock (its fast try failed). Optional: not every writer
+    /// records it.
+    Request {
+        /// Thread.
+        t: ThreadNo,
+        /// Lock.
+        l: LockNo,
+        /// Requested mode.
+        m: Mode,
+        /// Acquisition site.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s: Option<SiteNo>,
+    },
+    /// A thread acquired a lock.
+    Acquire {
+        /// Thread.
+        t: ThreadNo,
+        /// Lock.
+        l: LockNo,
+        /// Mode.
+        m: Mode,
+        /// Whether it could have blocked forever.
+        #[serde(default, skip_serializing_if = "is_blocking")]
+        how: How,
+        /// Acquisition site.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s: Option<SiteNo>,
+        /// Time spent waiting, in nanoseconds (0 if uncontended or unmeasured).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        wait_ns: u64,
+    },
+    /// A `try_*` or timed acquisition failed.
+    Fail {
+        /// Thread.
+        t: ThreadNo,
+        /// Lock.
+        l: LockNo,
+        /// Requested mode.
+        m: Mode,
+        /// `try` or `timed`.
+        how: How,
+        /// Acquisition site.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s: Option<SiteNo>,
+        /// Time waited before giving up, in nanoseconds.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        wait_ns: u64,
+    },
+    /// A thread released a lock (or one permit, or one read share).
+    Release {
+        /// Thread.
+        t: ThreadNo,
+        /// Lock.
+        l: LockNo,
+        /// Hold time in nanoseconds (0 if unmeasured).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        hold_ns: u64,
+    },
+    /// A held lock changed mode in place (upgrade or downgrade).
+    Convert {
+        /// Thread.
+        t: ThreadNo,
+        /// Lock.
+        l: LockNo,
+        /// New mode.
+        m: Mode,
+    },
+    /// A thread started waiting on a condition variable, releasing `l`.
+    CondWait {
+        /// Thread.
+        t: ThreadNo,
+        /// Condition variable number (a lock number of kind condvar).
+        cv: LockNo,
+        /// The mutex released for the wait (retaken by a following `acquire`).
+        l: LockNo,
+    },
+    /// A thread spawned another (happens-before: everything before in `t` precedes `child`).
+    Fork {
+        /// Parent thread.
+        t: ThreadNo,
+        /// Child thread.
+        child: ThreadNo,
+    },
+    /// A thread joined another (happens-before: everything in `child` precedes what follows in `t`).
+    Join {
+        /// Joining thread.
+        t: ThreadNo,
+        /// Joined thread.
+        child: ThreadNo,
+    },
+    /// A lock instance was dropped; its number is never used again.
+    Drop {
+        /// Lock.
+        l: LockNo,
+    },
+    /// Statistics of one class, written at the end of a trace.
+    Stats {
+        /// Class.
+        c: ClassNo,
+        /// The figures.
+        #[serde(flatten)]
+        stats: ClassStats,
+    },
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_blocking(h: &How) -> bool {
+    *h == How::Blocking
+}
+
+impl Event {
+    /// Encodes the event as one JSON line (with the trailing newline) onto `out`.
+    pub fn write_line(&self, out: &mut Vec<u8>) {
+        // Serializing plain data into a Vec cannot fail.
+        serde_json::to_writer(&mut *out, self).expect("event serialization is infallible");
+        out.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_json_lines() {
+        let events = vec![
+            Event::Header { version: FORMAT_VERSION, pid: 7, program: "p".into(), start_unix_ms: 1 },
+            Event::Class { c: 1, key: "src/a.rs:3:9".into(), kind: LockKind::Rwlock },
+            Event::Acquire { t: 1, l: 2, m: Mode::Shared, how: How::Try, s: Some(4), wait_ns: 0 },
+            Event::Stats { c: 1, stats: ClassStats { acquisitions: 3, ..Default::default() } },
+        ];
+        let mut buf = Vec::new();
+        for e in &events {
+            e.write_line(&mut buf);
+        }
+        let text = String::from_utf8(buf).unwrap();
+        assert_eq!(text.lines().count(), events.len());
+        assert!(text.contains(r#"{"e":"acquire","t":1,"l":2,"m":"r","how":"try","s":4}"#), "{text}");
+        let back: Vec<Event> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(back, events);
+    }
+
+    #[test]
+    fn shared_modes_conflict_only_behind_writers() {
+        assert!(!Mode::Shared.conflicts_with(Mode::Shared, false));
+        assert!(Mode::Shared.conflicts_with(Mode::Shared, true));
+        assert!(!Mode::SharedRecursive.conflicts_with(Mode::Shared, true));
+        assert!(Mode::Shared.conflicts_with(Mode::Exclusive, false));
+        assert!(Mode::Upgradable.conflicts_with(Mode::Upgradable, false));
+        assert!(!Mode::Upgradable.conflicts_with(Mode::Shared, false));
+    }
+}
