@@ -1,13 +1,59 @@
 //! Trace readers. Every format is translated into a stream of [`lockcheck_core::trace::Event`]s.
 //!
-//! STUB: the API below is the contract between the readers and the analysis; bodies are filled in
-//! by the readers' author.
-#![allow(missing_docs, unused_variables, dead_code)]
+//! Three formats are read (see `docs/trace-format.md`):
+//!
+//! - [`InputFormat::Json`]: lockcheck's own JSON Lines trace, one [`Event`] per line, first line a
+//!   `header` of version [`FORMAT_VERSION`](lockcheck_core::trace::FORMAT_VERSION).
+//! - [`InputFormat::Std`]: RAPID's text format, `T1|acq(L3)|42` (thread, operation, location).
+//! - [`InputFormat::RapidBin`]: RAPID's binary format, a big-endian header and one `i64` per event.
+//!
+//! The research formats carry no class, site or thread-name information, so their readers invent
+//! it: a header (`pid` 0, `program` the file name), a `thread` named `T<n>` on first sight, one
+//! class per lock (key = the lock's name, kind [`LockKind::Unknown`](lockcheck_core::trace::LockKind)),
+//! and a site `loc <location>` per location. Numbers are dense from 1 in order of first appearance.
+//!
+//! A [`TraceReader`] streams: it holds one line (or one record) at a time, so memory does not grow
+//! with the length of a trace, and a single line longer than [`MAX_LINE_LEN`] is an error rather than
+//! an allocation of that size. After the first error the iterator ends.
+//!
+//! A trace whose last line has no newline and does not parse (or, in binary, whose last record is
+//! partial or missing) is *truncated*: the traced process was probably killed while writing. By
+//! default that is an error suggesting `--allow-truncated`; with
+//! [`TraceReader::allow_truncated`] the stream ends cleanly before it and
+//! [`TraceReader::truncated`] tells where.
+//!
+//! ```no_run
+//! use lockcheck_analyze::read::TraceReader;
+//! use std::path::Path;
+//!
+//! let reader = TraceReader::open(Path::new("run.jsonl"), None)?.allow_truncated(true);
+//! for event in reader {
+//!     let event = event?;
+//!     println!("{event:?}");
+//! }
+//! # Ok::<(), lockcheck_analyze::read::ReadError>(())
+//! ```
 
-use lockcheck_core::trace::Event;
+mod json;
+mod lines;
+mod rapidbin;
+mod std_text;
+#[cfg(test)]
+mod tests;
+
+use lockcheck_core::trace::{ClassNo, Event, LockKind, LockNo, SiteNo, ThreadNo, FORMAT_VERSION};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::io::BufRead;
+use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+
+/// The longest line a text reader accepts, in bytes (64 MiB). A longer line is an error: no sane
+/// event is that long, and reading it whole could exhaust memory.
+pub const MAX_LINE_LEN: usize = 64 << 20;
+
+/// File extensions that [`expand_inputs`] picks up inside a directory.
+pub const TRACE_EXTENSIONS: &[&str] = &["json", "jsonl", "std", "data"];
 
 /// Which trace format a file is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,18 +62,32 @@ pub enum InputFormat {
     Json,
     /// RAPID's text format (`.std`).
     Std,
-    /// RAPID's binary format (`.data`, `.bin`).
+    /// RAPID's binary format (`.data`, `.bin`, `.rapidbin`).
     RapidBin,
 }
 
 impl InputFormat {
     /// Picks the format from a file's extension (unknown extensions: JSON).
     pub fn from_path(path: &Path) -> InputFormat {
-        todo!()
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("std") => InputFormat::Std,
+            Some("data" | "bin" | "rapidbin") => InputFormat::RapidBin,
+            _ => InputFormat::Json,
+        }
     }
-    /// Parses a `--input-format` value: `json`, `std`, `rapid-bin`.
+
+    /// Parses a `--input-format` value: `json`, `std`, `rapid-bin` (or `rapidbin`).
     pub fn from_name(name: &str) -> Option<InputFormat> {
-        todo!()
+        match name {
+            "json" => Some(InputFormat::Json),
+            "std" => Some(InputFormat::Std),
+            "rapid-bin" | "rapidbin" => Some(InputFormat::RapidBin),
+            _ => None,
+        }
     }
 }
 
@@ -35,61 +95,334 @@ impl InputFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Position {
     /// Line and column, 1-based.
-    LineCol { line: u64, col: u64 },
+    LineCol {
+        /// Line number, 1-based.
+        line: u64,
+        /// Column (byte within the line), 1-based.
+        col: u64,
+    },
     /// Byte offset, 0-based.
     Byte(u64),
 }
 
-/// A trace that could not be read. Display: `file:line:col: message` (or `file: byte N: message`).
-#[derive(Debug, Clone)]
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Position::LineCol { line, col } => write!(f, "{line}:{col}"),
+            Position::Byte(b) => write!(f, "byte {b}"),
+        }
+    }
+}
+
+/// A trace that could not be read. Display: `file:line:col: message` (or `file: byte N: message`,
+/// or `file: message` when the problem has no position, such as a file that cannot be opened).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadError {
+    /// The file (or the name given to [`TraceReader::from_reader`]).
     pub file: String,
+    /// Where in the file, if the problem is at a place in it.
     pub pos: Option<Position>,
+    /// What is wrong, as a sentence fragment without the file and position.
     pub message: String,
+}
+
+impl ReadError {
+    /// An error in `file` at `pos`.
+    pub fn new(file: &str, pos: Option<Position>, message: impl Into<String>) -> ReadError {
+        ReadError { file: file.to_owned(), pos, message: message.into() }
+    }
 }
 
 impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        todo!()
+        match self.pos {
+            Some(Position::LineCol { line, col }) => {
+                write!(f, "{}:{line}:{col}: {}", self.file, self.message)
+            }
+            Some(Position::Byte(b)) => write!(f, "{}: byte {b}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
     }
 }
+
 impl std::error::Error for ReadError {}
 
+/// How a decoder's stream stopped early.
+#[derive(Debug)]
+enum Fault {
+    /// The input is malformed.
+    Error(ReadError),
+    /// The input ends in an incomplete event at `pos`; `error` is what to report when truncation
+    /// is not allowed.
+    Truncated { pos: Position, error: ReadError },
+}
+
+/// Message tail shared by every truncation error.
+const TRUNCATED_HINT: &str = "the trace is truncated (was the traced process killed while \
+     writing it?); pass --allow-truncated to analyze the complete events before this point";
+
+/// The per-format decoder behind a [`TraceReader`].
+enum Decoder {
+    Json(json::JsonDecoder),
+    Std(std_text::StdDecoder),
+    RapidBin(rapidbin::BinDecoder),
+}
+
 /// A streaming reader of one trace file, yielding events in file order.
-pub struct TraceReader {}
+///
+/// It is an iterator of `Result<Event, ReadError>`; after the first error it returns `None`.
+pub struct TraceReader {
+    name: String,
+    format: InputFormat,
+    decoder: Decoder,
+    allow_truncated: bool,
+    truncated: Option<Position>,
+    done: bool,
+}
+
+impl fmt::Debug for TraceReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceReader")
+            .field("name", &self.name)
+            .field("format", &self.format)
+            .field("allow_truncated", &self.allow_truncated)
+            .field("truncated", &self.truncated)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
 
 impl TraceReader {
     /// Opens `path` in `format` (or the one its extension implies).
+    ///
+    /// Fails, with a message naming the file and the OS error, if the file is missing, is a
+    /// directory, or cannot be read.
     pub fn open(path: &Path, format: Option<InputFormat>) -> Result<TraceReader, ReadError> {
-        todo!()
+        let name = path.display().to_string();
+        let os_error = |what: &str, e: std::io::Error| ReadError::new(&name, None, format!("{what}: {e}"));
+        let meta = fs::metadata(path).map_err(|e| os_error("cannot open trace", e))?;
+        if meta.is_dir() {
+            return Err(ReadError::new(
+                &name,
+                None,
+                "is a directory, not a trace file (directories are expanded only as command-line inputs)",
+            ));
+        }
+        let file = fs::File::open(path).map_err(|e| os_error("cannot open trace", e))?;
+        let format = format.unwrap_or_else(|| InputFormat::from_path(path));
+        Ok(TraceReader::from_reader(&name, Box::new(BufReader::with_capacity(256 << 10, file)), format))
     }
+
     /// Reads from any buffered reader; `name` is used in error messages.
     pub fn from_reader(name: &str, input: Box<dyn BufRead + Send>, format: InputFormat) -> TraceReader {
-        todo!()
+        TraceReader::with_max_line_len(name, input, format, MAX_LINE_LEN)
     }
+
+    /// Like [`from_reader`](TraceReader::from_reader) with a different line-length limit for the
+    /// text formats (the binary format has fixed-size records and ignores it).
+    pub fn with_max_line_len(
+        name: &str,
+        input: Box<dyn BufRead + Send>,
+        format: InputFormat,
+        max_line_len: usize,
+    ) -> TraceReader {
+        let program = Path::new(name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name.to_owned());
+        let decoder = match format {
+            InputFormat::Json => Decoder::Json(json::JsonDecoder::new(lines::Lines::new(input, max_line_len))),
+            InputFormat::Std => {
+                Decoder::Std(std_text::StdDecoder::new(lines::Lines::new(input, max_line_len), program))
+            }
+            InputFormat::RapidBin => Decoder::RapidBin(rapidbin::BinDecoder::new(input, program)),
+        };
+        TraceReader { name: name.to_owned(), format, decoder, allow_truncated: false, truncated: None, done: false }
+    }
+
     /// With `true`, a truncated last event ends the stream instead of being an error.
-    pub fn allow_truncated(self, yes: bool) -> TraceReader {
-        todo!()
+    pub fn allow_truncated(mut self, yes: bool) -> TraceReader {
+        self.allow_truncated = yes;
+        self
     }
+
     /// Where the input was truncated, once the stream has ended at a truncated event.
     pub fn truncated(&self) -> Option<Position> {
-        todo!()
+        self.truncated
     }
+
     /// The name used in messages.
     pub fn name(&self) -> &str {
-        todo!()
+        &self.name
+    }
+
+    /// The format being read.
+    pub fn format(&self) -> InputFormat {
+        self.format
     }
 }
 
 impl Iterator for TraceReader {
     type Item = Result<Event, ReadError>;
+
     fn next(&mut self) -> Option<Self::Item> {
-        todo!()
+        if self.done {
+            return None;
+        }
+        let step = match &mut self.decoder {
+            Decoder::Json(d) => d.next(&self.name),
+            Decoder::Std(d) => d.next(&self.name),
+            Decoder::RapidBin(d) => d.next(&self.name),
+        };
+        match step {
+            Ok(Some(event)) => Some(Ok(event)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(Fault::Error(e)) => {
+                self.done = true;
+                Some(Err(e))
+            }
+            Err(Fault::Truncated { pos, error }) => {
+                self.done = true;
+                if self.allow_truncated {
+                    self.truncated = Some(pos);
+                    None
+                } else {
+                    Some(Err(error))
+                }
+            }
+        }
     }
 }
 
 /// Expands the command line's inputs: files stay, directories become their trace files
-/// (`*.json`, `*.jsonl`, `*.std`, `*.data`, recursively, sorted). Errors name the bad path.
+/// (`*.json`, `*.jsonl`, `*.std`, `*.data`, recursively, sorted). Errors name the bad path: a
+/// path that does not exist, or a directory holding no trace file.
+///
+/// Symbolic links to files are followed; symbolic links to directories inside a directory are
+/// not (a link cycle would never end).
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
-    todo!()
+    let mut out = Vec::new();
+    for path in paths {
+        let name = path.display().to_string();
+        let meta = fs::metadata(path).map_err(|e| ReadError::new(&name, None, format!("cannot read input: {e}")))?;
+        if !meta.is_dir() {
+            out.push(path.clone());
+            continue;
+        }
+        let mut found = Vec::new();
+        collect_traces(path, &mut found)?;
+        if found.is_empty() {
+            return Err(ReadError::new(
+                &name,
+                None,
+                "directory holds no trace files (*.json, *.jsonl, *.std, *.data)",
+            ));
+        }
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+fn collect_traces(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
+    let err = |p: &Path, e: std::io::Error| ReadError::new(&p.display().to_string(), None, format!("cannot read directory: {e}"));
+    for entry in fs::read_dir(dir).map_err(|e| err(dir, e))? {
+        let entry = entry.map_err(|e| err(dir, e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| err(&path, e))?;
+        if kind.is_dir() {
+            collect_traces(&path, out)?;
+        } else if (kind.is_file() || (kind.is_symlink() && path.is_file())) && is_trace_file(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn is_trace_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| TRACE_EXTENSIONS.iter().any(|t| e.eq_ignore_ascii_case(t)))
+}
+
+/// A thread of a research trace: `T9` and a bare `9` are the same thread.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ThreadKey {
+    /// `T<n>` or `<n>`.
+    Num(u64),
+    /// Any other token, kept as written.
+    Name(String),
+}
+
+/// Invents the declarations that the research formats lack (see the module docs) and queues the
+/// events that one input record turns into.
+#[derive(Debug, Default)]
+struct Translator {
+    threads: HashMap<ThreadKey, ThreadNo>,
+    locks: HashMap<String, LockNo>,
+    sites: HashMap<String, SiteNo>,
+    pending: VecDeque<Event>,
+}
+
+impl Translator {
+    fn header(&mut self, program: &str) {
+        self.pending.push_back(Event::Header {
+            version: FORMAT_VERSION,
+            pid: 0,
+            program: program.to_owned(),
+            start_unix_ms: 0,
+        });
+    }
+
+    /// The number of thread `key`, declaring it on first sight.
+    fn thread(&mut self, key: ThreadKey) -> ThreadNo {
+        if let Some(&t) = self.threads.get(&key) {
+            return t;
+        }
+        let t = self.threads.len() as ThreadNo + 1;
+        let name = match &key {
+            ThreadKey::Num(n) => format!("T{n}"),
+            ThreadKey::Name(s) => s.clone(),
+        };
+        self.threads.insert(key, t);
+        self.pending.push_back(Event::Thread { t, name: Some(name) });
+        t
+    }
+
+    /// The number of lock `key`, declaring its class and the lock on first sight.
+    fn lock(&mut self, key: &str) -> LockNo {
+        if let Some(&l) = self.locks.get(key) {
+            return l;
+        }
+        let l = self.locks.len() as LockNo + 1;
+        // One class per lock, numbered like the lock. A trace with more than 2^32 distinct locks
+        // would not fit in memory long before the numbers wrapped.
+        let c = l as ClassNo;
+        self.locks.insert(key.to_owned(), l);
+        self.pending.push_back(Event::Class { c, key: key.to_owned(), kind: LockKind::Unknown });
+        self.pending.push_back(Event::Lock { l, c, permits: None });
+        l
+    }
+
+    /// The site of location `loc`, declaring it as `loc <loc>` on first sight.
+    fn site(&mut self, loc: &str) -> SiteNo {
+        if let Some(&s) = self.sites.get(loc) {
+            return s;
+        }
+        let s = self.sites.len() as SiteNo + 1;
+        self.sites.insert(loc.to_owned(), s);
+        self.pending.push_back(Event::Site { s, loc: format!("loc {loc}"), frames: Vec::new() });
+        s
+    }
+
+    fn push(&mut self, event: Event) {
+        self.pending.push_back(event);
+    }
+
+    fn pop(&mut self) -> Option<Event> {
+        self.pending.pop_front()
+    }
 }
