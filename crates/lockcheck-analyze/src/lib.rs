@@ -1,5 +1,246 @@
 //! lockcheck's offline analyzer: reads traces (lockcheck JSON Lines, RAPID STD, RAPID binary),
 //! merges them, finds lock-order violations, and suggests a hierarchy and timeouts.
+//!
+//! The pipeline:
+//!
+//! ```text
+//! read (TraceReader per file) -> model (ModelBuilder: per-thread held sets, vector clocks over
+//! fork/join, distinct dependencies) -> cycles (SCCs, bounded search with the iGoodLock filters, at
+//! instance and class level) -> hierarchy (Eades–Lin–Smyth) + timeouts -> report (JSON or text)
+//! ```
+//!
+//! - [`read`]: the trace readers.
+//! - [`model`]: replays events into a [`model::Model`].
+//! - [`cycles`]: finds candidates and violations.
+//! - [`hierarchy`]: the suggested lock levels and the acquisitions to change.
+//! - [`timeouts`]: wait/hold distributions and suggested timeouts.
+//! - [`report`]: the report's JSON schema and its text renderer.
+//!
+//! ```
+//! use lockcheck_analyze::{analyze_model, model::ModelBuilder, Options};
+//! use lockcheck_core::trace::Event;
+//! let trace = r#"{"e":"lock","l":1,"c":1}
+//! {"e":"lock","l":2,"c":1}
+//! {"e":"acquire","t":1,"l":1,"m":"w"}
+//! {"e":"acquire","t":1,"l":2,"m":"w"}
+//! {"e":"release","t":1,"l":2}
+//! {"e":"release","t":1,"l":1}
+//! {"e":"acquire","t":2,"l":2,"m":"w"}
+//! {"e":"acquire","t":2,"l":1,"m":"w"}"#;
+//! let mut b = ModelBuilder::new();
+//! b.begin_trace("inline");
+//! for line in trace.lines() {
+//!     b.event(&serde_json::from_str::<Event>(line).unwrap());
+//! }
+//! let report = analyze_model(&b.finish(), &Options::default());
+//! assert_eq!(report.violations.len(), 1);
+//! ```
 #![warn(missing_docs, rust_2018_idioms)]
 
+pub mod cycles;
+pub mod hierarchy;
+pub mod hist;
+pub mod model;
 pub mod read;
+pub mod report;
+pub mod timeouts;
+
+use cycles::{Candidate, GraphLevel, SearchLimits};
+use model::{ClassId, Model, ModelBuilder};
+use read::{expand_inputs, InputFormat, Position, ReadError, TraceReader};
+use report::{FilterCount, Report, Summary, FILTER_ORDER, REPORT_VERSION};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+/// Which levels of the lock graph to search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Levels {
+    /// Lock instances only.
+    Instance,
+    /// Lock classes only.
+    Class,
+    /// Both; a class cycle that is the same bug as an instance cycle is reported once.
+    #[default]
+    Both,
+}
+
+/// Options of an analysis.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Levels to search.
+    pub levels: Levels,
+    /// Search bounds.
+    pub limits: SearchLimits,
+    /// Force an input format (else by extension).
+    pub input_format: Option<InputFormat>,
+    /// Accept traces whose last event is cut (a process killed mid-write).
+    pub allow_truncated: bool,
+}
+
+/// Formats a position for messages: `line 3, column 7` or `byte 120`.
+pub fn fmt_position(p: &Position) -> String {
+    match p {
+        Position::LineCol { line, col } => format!("line {line}, column {col}"),
+        Position::Byte(b) => format!("byte {b}"),
+    }
+}
+
+/// Reads and analyzes the traces named by `inputs` (files, or directories of trace files).
+/// Fails on the first unreadable or malformed input.
+pub fn analyze(inputs: &[PathBuf], opts: &Options) -> Result<Report, ReadError> {
+    let files = expand_inputs(inputs)?;
+    if files.is_empty() {
+        return Err(ReadError {
+            file: inputs.first().map(|p| p.display().to_string()).unwrap_or_default(),
+            pos: None,
+            message: "no trace files found".into(),
+        });
+    }
+    let mut b = ModelBuilder::new();
+    for f in &files {
+        let mut reader = TraceReader::open(f, opts.input_format)?.allow_truncated(opts.allow_truncated);
+        b.begin_trace(reader.name());
+        for ev in &mut reader {
+            b.event(&ev?);
+        }
+        if let Some(p) = reader.truncated() {
+            b.set_truncated(fmt_position(&p));
+        }
+        if let Ok(meta) = std::fs::metadata(f) {
+            b.add_bytes(meta.len());
+        }
+        b.end_trace();
+    }
+    let model = b.finish();
+    let report = analyze_model(&model, opts);
+    report_rss();
+    Ok(report)
+}
+
+/// With `LOCKCHECK_REPORT_RSS` set, prints the peak resident set size (VmHWM) to stderr.
+fn report_rss() {
+    if std::env::var_os("LOCKCHECK_REPORT_RSS").is_none() {
+        return;
+    }
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+            eprintln!("lockcheck: peak RSS {}", line.trim_start_matches("VmHWM:").trim());
+        }
+    }
+}
+
+fn class_set(model: &Model, c: &Candidate) -> Vec<ClassId> {
+    let mut v: Vec<ClassId> = match c.level {
+        GraphLevel::Instance => c.nodes.iter().map(|&l| model.locks[l as usize].class).collect(),
+        GraphLevel::Class => c.nodes.clone(),
+    };
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Analyzes a model already built (the part of [`analyze`] after reading).
+pub fn analyze_model(model: &Model, opts: &Options) -> Report {
+    let mut warnings = model.anomalies.warnings();
+    let run = |level: GraphLevel| {
+        let r = cycles::find_cycles(model, level, &opts.limits);
+        (r.candidates, r.warnings, r.notes)
+    };
+    let (inst, inst_w, inst_n) = match opts.levels {
+        Levels::Class => Default::default(),
+        _ => run(GraphLevel::Instance),
+    };
+    let (class, class_w, class_n) = match opts.levels {
+        Levels::Instance => Default::default(),
+        _ => run(GraphLevel::Class),
+    };
+    let complete = inst_w.is_empty() && class_w.is_empty();
+    warnings.extend(inst_w);
+    warnings.extend(class_w);
+    warnings.extend(inst_n);
+    warnings.extend(class_n);
+
+    // One bug, one finding: a class cycle over the classes of an instance violation is that
+    // violation (mentioned there); a filtered class cycle over the classes of any instance
+    // candidate says nothing new.
+    let inst_violation_sets: HashMap<Vec<ClassId>, usize> = inst
+        .iter()
+        .filter(|c| c.filter.is_none())
+        .enumerate()
+        .map(|(i, c)| (class_set(model, c), i))
+        .collect();
+    let inst_sets: HashSet<Vec<ClassId>> = inst.iter().map(|c| class_set(model, c)).collect();
+    let mut violations: Vec<report::Violation> =
+        inst.iter().filter(|c| c.filter.is_none()).map(|c| report::violation(model, c)).collect();
+    let mut filtered: Vec<report::Filtered> =
+        inst.iter().filter(|c| c.filter.is_some()).map(|c| report::filtered(model, c)).collect();
+    for c in &class {
+        let set = class_set(model, c);
+        match c.filter {
+            None => match inst_violation_sets.get(&set) {
+                Some(&i) => {
+                    violations[i].class_cycle =
+                        Some(c.nodes.iter().map(|&n| model.classes[n as usize].key.clone()).collect());
+                }
+                None => violations.push(report::violation(model, c)),
+            },
+            Some(_) => {
+                if !inst_sets.contains(&set) {
+                    filtered.push(report::filtered(model, c));
+                }
+            }
+        }
+    }
+
+    // Class edges of violations, for the hierarchy.
+    let mut violating: HashSet<(ClassId, ClassId)> = HashSet::new();
+    for c in inst.iter().chain(&class).filter(|c| c.filter.is_none()) {
+        let cls: Vec<ClassId> = match c.level {
+            GraphLevel::Instance => c.nodes.iter().map(|&l| model.locks[l as usize].class).collect(),
+            GraphLevel::Class => c.nodes.clone(),
+        };
+        for i in 0..cls.len() {
+            violating.insert((cls[i], cls[(i + 1) % cls.len()]));
+        }
+    }
+    let hierarchy = hierarchy::suggest(model, &violating);
+    let timeouts = timeouts::suggest(model);
+
+    let filtered_by: Vec<FilterCount> = FILTER_ORDER
+        .iter()
+        .filter_map(|&f| {
+            let count = filtered.iter().filter(|x| x.filter == f).count() as u64;
+            (count > 0).then(|| FilterCount { filter: f.into(), count })
+        })
+        .collect();
+    let summary = Summary {
+        traces: model.traces.len() as u64,
+        events: model.events(),
+        bytes: model.traces.iter().map(|t| t.bytes).sum(),
+        threads: model.threads.len() as u64,
+        locks: model.locks.len() as u64,
+        classes: model.classes.len() as u64,
+        dependencies: model.deps.len() as u64,
+        violations: violations.len() as u64,
+        filtered: filtered.len() as u64,
+        filtered_by,
+        complete,
+        truncated: model
+            .traces
+            .iter()
+            .filter_map(|t| t.truncated.as_ref().map(|p| format!("{}: truncated at {p}", t.name)))
+            .collect(),
+    };
+    for t in &summary.truncated {
+        warnings.push(format!("{t}; analyzed up to the last complete event"));
+    }
+    Report {
+        version: REPORT_VERSION,
+        summary,
+        violations,
+        filtered,
+        hierarchy,
+        timeouts,
+        warnings,
+    }
+}

@@ -1,0 +1,333 @@
+//! A suggested lock hierarchy: levels of lock classes that every observed blocking acquisition
+//! obeys, after removing a small weighted feedback arc set.
+//!
+//! The class graph (edge `A -> B`: some thread acquired a `B` while holding an `A`, blocking or
+//! timed; `try_*` acquisitions need no order) is made acyclic with the Eades–Lin–Smyth heuristic,
+//! run inside each strongly connected component. Edges are weighted by the number of distinct
+//! dependencies on them, so the side of an inversion made at fewer places is the one cut: those
+//! acquisition sites are the ones to change. Levels are the longest-path layering of what remains:
+//! a class's level is one more than the highest level of any class held when it is acquired, so
+//! "acquire in increasing level" holds for every remaining edge.
+
+use crate::model::{ClassId, Model};
+use lockcheck_core::trace::How;
+use petgraph::algo::tarjan_scc;
+use petgraph::graphmap::DiGraphMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// How many acquisition sites a removed edge lists.
+pub const MAX_SITES_PER_REMOVED_EDGE: usize = 10;
+
+/// The suggested hierarchy.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct Hierarchy {
+    /// Every class that takes part in a nested acquisition, by level then key.
+    pub levels: Vec<LevelEntry>,
+    /// The edges to remove (acquisitions to change) so that an order exists.
+    pub removed_edges: Vec<RemovedEdge>,
+    /// The levels as a Rust module to paste into a repository.
+    pub rust: String,
+}
+
+/// One class and its level.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LevelEntry {
+    /// Level: acquire in increasing level (0 first, outermost).
+    pub level: u32,
+    /// Class key.
+    pub class: String,
+    /// Class kind.
+    pub kind: String,
+    /// Name of the constant in [`Hierarchy::rust`].
+    pub constant: String,
+}
+
+/// An edge of the class graph that breaks the order: change its acquisition sites.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RemovedEdge {
+    /// Class held.
+    pub from: String,
+    /// Class acquired while holding `from`.
+    pub to: String,
+    /// Number of distinct dependencies on the edge (its weight).
+    pub dependencies: u64,
+    /// `file:line` of the acquisitions of `to` that made it (at most
+    /// [`MAX_SITES_PER_REMOVED_EDGE`]).
+    pub sites: Vec<String>,
+    /// Whether the edge is part of a reported violation (else only of a filtered cycle).
+    pub in_violation: bool,
+}
+
+/// `file:line` of a `file:line:col` location (other locations unchanged).
+pub fn file_line(loc: &str) -> String {
+    let mut parts = loc.rsplitn(3, ':');
+    let (a, b) = (parts.next(), parts.next());
+    match (a, b, parts.next()) {
+        (Some(col), Some(line), Some(file))
+            if col.chars().all(|c| c.is_ascii_digit()) && line.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            format!("{file}:{line}")
+        }
+        _ => loc.to_string(),
+    }
+}
+
+/// A Rust constant name for a class key: `SCREAMING_SNAKE`, prefixed when it starts with a digit.
+pub fn constant_name(key: &str) -> String {
+    let mut s = String::new();
+    let mut last_us = true;
+    for ch in key.chars() {
+        if ch.is_ascii_alphanumeric() {
+            s.push(ch.to_ascii_uppercase());
+            last_us = false;
+        } else if !last_us {
+            s.push('_');
+            last_us = true;
+        }
+    }
+    while s.ends_with('_') {
+        s.pop();
+    }
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert_str(0, "LOCK_");
+    }
+    s
+}
+
+/// Eades–Lin–Smyth on one weighted graph: a vertex sequence whose backward edges are a small
+/// feedback arc set. `edges` are `(from, to, weight)` over nodes `0..n`.
+pub fn eades_lin_smyth(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
+    let mut out: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
+    let mut inc: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
+    let (mut outw, mut inw) = (vec![0u64; n], vec![0u64; n]);
+    let (mut outd, mut ind) = (vec![0usize; n], vec![0usize; n]);
+    for &(a, b, w) in edges {
+        if a == b {
+            continue;
+        }
+        out[a].push((b, w));
+        inc[b].push((a, w));
+        outw[a] += w;
+        inw[b] += w;
+        outd[a] += 1;
+        ind[b] += 1;
+    }
+    let mut alive = vec![true; n];
+    let mut left = n;
+    let (mut s1, mut s2) = (Vec::new(), Vec::new());
+    let remove = |v: usize,
+                  alive: &mut Vec<bool>,
+                  outw: &mut Vec<u64>,
+                  inw: &mut Vec<u64>,
+                  outd: &mut Vec<usize>,
+                  ind: &mut Vec<usize>| {
+        alive[v] = false;
+        for &(b, w) in &out[v] {
+            if alive[b] {
+                inw[b] -= w;
+                ind[b] -= 1;
+            }
+        }
+        for &(a, w) in &inc[v] {
+            if alive[a] {
+                outw[a] -= w;
+                outd[a] -= 1;
+            }
+        }
+    };
+    while left > 0 {
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for v in 0..n {
+                if alive[v] && outd[v] == 0 {
+                    s2.push(v);
+                    remove(v, &mut alive, &mut outw, &mut inw, &mut outd, &mut ind);
+                    left -= 1;
+                    changed = true;
+                } else if alive[v] && ind[v] == 0 {
+                    s1.push(v);
+                    remove(v, &mut alive, &mut outw, &mut inw, &mut outd, &mut ind);
+                    left -= 1;
+                    changed = true;
+                }
+            }
+        }
+        if left == 0 {
+            break;
+        }
+        let best = (0..n)
+            .filter(|&v| alive[v])
+            .max_by_key(|&v| (outw[v] as i128 - inw[v] as i128, std::cmp::Reverse(v)))
+            .expect("some vertex is alive");
+        s1.push(best);
+        remove(best, &mut alive, &mut outw, &mut inw, &mut outd, &mut ind);
+        left -= 1;
+    }
+    s2.reverse();
+    s1.extend(s2);
+    s1
+}
+
+/// Computes the hierarchy. `violating` holds the class edges of reported violations.
+pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierarchy {
+    // Class edges with their dependency count and acquisition sites.
+    let mut weight: HashMap<(ClassId, ClassId), u64> = HashMap::new();
+    let mut sites: HashMap<(ClassId, ClassId), BTreeSet<String>> = HashMap::new();
+    let mut froms = Vec::new();
+    for rec in &model.deps {
+        if rec.dep.how == How::Try {
+            continue;
+        }
+        let to = model.locks[rec.dep.lock as usize].class;
+        froms.clear();
+        for &(h, _) in &rec.dep.held {
+            let from = model.locks[h as usize].class;
+            if from == to || froms.contains(&from) {
+                continue;
+            }
+            froms.push(from);
+            *weight.entry((from, to)).or_default() += 1;
+            let s = sites.entry((from, to)).or_default();
+            for ds in &rec.sites {
+                if let Some(site) = ds.site {
+                    s.insert(file_line(model.site_loc(site)));
+                }
+            }
+        }
+    }
+    let mut graph: DiGraphMap<ClassId, u64> = DiGraphMap::new();
+    for (&(a, b), &w) in &weight {
+        graph.add_edge(a, b, w);
+    }
+    let mut removed: BTreeSet<(ClassId, ClassId)> = BTreeSet::new();
+    for mut scc in tarjan_scc(&graph).into_iter().filter(|s| s.len() > 1) {
+        scc.sort_unstable();
+        let index: HashMap<ClassId, usize> = scc.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+        let mut es: Vec<(usize, usize, u64)> = Vec::new();
+        for &c in &scc {
+            for (_, m, &w) in graph.edges(c) {
+                if let Some(&j) = index.get(&m) {
+                    es.push((index[&c], j, w));
+                }
+            }
+        }
+        es.sort_unstable();
+        let order = eades_lin_smyth(scc.len(), &es);
+        let mut pos = vec![0usize; scc.len()];
+        for (p, &v) in order.iter().enumerate() {
+            pos[v] = p;
+        }
+        for &(a, b, _) in &es {
+            if pos[a] > pos[b] {
+                removed.insert((scc[a], scc[b]));
+            }
+        }
+    }
+    // Longest-path layering of the remaining DAG (Kahn order).
+    let mut nodes: Vec<ClassId> = graph.nodes().collect();
+    nodes.sort_unstable();
+    let mut indeg: HashMap<ClassId, usize> = nodes.iter().map(|&c| (c, 0)).collect();
+    for (a, b, _) in graph.all_edges() {
+        if !removed.contains(&(a, b)) {
+            *indeg.get_mut(&b).expect("node") += 1;
+        }
+    }
+    let mut level: HashMap<ClassId, u32> = nodes.iter().map(|&c| (c, 0)).collect();
+    let mut queue: std::collections::VecDeque<ClassId> =
+        nodes.iter().copied().filter(|c| indeg[c] == 0).collect();
+    while let Some(c) = queue.pop_front() {
+        let lc = level[&c];
+        let mut succ: Vec<ClassId> = graph.neighbors(c).collect();
+        succ.sort_unstable();
+        for m in succ {
+            if removed.contains(&(c, m)) {
+                continue;
+            }
+            let lm = level.get_mut(&m).expect("node");
+            *lm = (*lm).max(lc + 1);
+            let d = indeg.get_mut(&m).expect("node");
+            *d -= 1;
+            if *d == 0 {
+                queue.push_back(m);
+            }
+        }
+    }
+    let mut used_names: HashMap<String, u32> = HashMap::new();
+    let mut levels: Vec<LevelEntry> = nodes
+        .iter()
+        .map(|&c| {
+            let class = &model.classes[c as usize];
+            LevelEntry {
+                level: level[&c],
+                class: class.key.clone(),
+                kind: format!("{:?}", class.kind).to_lowercase(),
+                constant: String::new(),
+            }
+        })
+        .collect();
+    levels.sort_by(|a, b| (a.level, &a.class).cmp(&(b.level, &b.class)));
+    for e in &mut levels {
+        let base = constant_name(&e.class);
+        let n = used_names.entry(base.clone()).or_insert(0);
+        *n += 1;
+        e.constant = if *n == 1 { base } else { format!("{base}_{n}") };
+    }
+    let removed_edges: Vec<RemovedEdge> = removed
+        .iter()
+        .map(|&(a, b)| RemovedEdge {
+            from: model.classes[a as usize].key.clone(),
+            to: model.classes[b as usize].key.clone(),
+            dependencies: weight[&(a, b)],
+            sites: sites[&(a, b)].iter().take(MAX_SITES_PER_REMOVED_EDGE).cloned().collect(),
+            in_violation: violating.contains(&(a, b)),
+        })
+        .collect();
+    let rust = rust_module(&levels, model.deps.len());
+    Hierarchy { levels, removed_edges, rust }
+}
+
+fn rust_module(levels: &[LevelEntry], deps: usize) -> String {
+    let mut s = String::new();
+    s.push_str("/// Lock levels suggested by `lockcheck analyze` from ");
+    s.push_str(&format!("{deps} observed lock dependencies.\n"));
+    s.push_str("///\n/// Acquire locks in increasing level: while holding a lock of level `n`, take only locks of\n");
+    s.push_str("/// levels greater than `n`.\n");
+    s.push_str("pub mod lock_levels {\n");
+    for e in levels {
+        s.push_str(&format!("    /// `{}` ({})\n", e.class.replace('`', "'"), e.kind));
+        s.push_str(&format!("    pub const {}: u32 = {};\n", e.constant, e.level));
+    }
+    s.push_str("}\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn els_cuts_the_cheap_side() {
+        // 0 -> 1 made at 5 places, 1 -> 0 at one: cut 1 -> 0.
+        let order = eades_lin_smyth(2, &[(0, 1, 5), (1, 0, 1)]);
+        assert_eq!(order, vec![0, 1]);
+        let order = eades_lin_smyth(2, &[(0, 1, 1), (1, 0, 5)]);
+        assert_eq!(order, vec![1, 0]);
+    }
+
+    #[test]
+    fn els_orders_a_dag_topologically() {
+        let order = eades_lin_smyth(4, &[(2, 1, 1), (1, 0, 1), (3, 2, 1)]);
+        assert_eq!(order, vec![3, 2, 1, 0]);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(file_line("src/a.rs:10:5"), "src/a.rs:10");
+        assert_eq!(file_line("loc 42"), "loc 42");
+        assert_eq!(constant_name("src/bank.rs:10:5"), "SRC_BANK_RS_10_5");
+        assert_eq!(constant_name("accounts"), "ACCOUNTS");
+        assert_eq!(constant_name("7"), "LOCK_7");
+    }
+}

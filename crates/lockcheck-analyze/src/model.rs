@@ -1,0 +1,781 @@
+//! The replayed model of one or many traces: threads, locks, classes, sites and the distinct lock
+//! dependencies they made.
+//!
+//! Each trace is one process: its thread, lock, class and site numbers are local to it and are
+//! mapped to global ids here. Classes merge across traces by `key`, sites by `loc`, so an order
+//! seen in one test binary and its reverse in another meet in one graph.
+//!
+//! Memory grows with distinct dependencies, not with events: a dependency is identified by
+//! (thread, lock, mode, how, held set with modes) and a small set of vector clocks per identity
+//! (see [`MAX_CLOCKS_PER_DEP`]).
+
+use crate::hist::Histogram;
+use lockcheck_core::deps::{Dependency, VectorClock};
+use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode};
+use std::collections::HashMap;
+
+/// Global thread id (index into [`Model::threads`]).
+pub type ThreadId = u32;
+/// Global lock instance id (index into [`Model::locks`]).
+pub type LockId = u32;
+/// Global class id (index into [`Model::classes`]).
+pub type ClassId = u32;
+/// Global site id (index into [`Model::sites`]).
+pub type SiteId = u32;
+
+/// How many distinct vector clocks a dependency identity keeps. A thread's clock changes only at
+/// fork and join, so this is almost always 1; a thread that nests locks between spawns in a loop
+/// would otherwise grow without bound. When full, the newest replaces the last slot, so the
+/// earliest and the latest clocks are kept (the ones most likely to be concurrent with others).
+pub const MAX_CLOCKS_PER_DEP: usize = 4;
+/// How many distinct site combinations a dependency remembers for reports.
+pub const MAX_SITES_PER_DEP: usize = 4;
+
+/// A thread of some trace.
+#[derive(Debug, Clone)]
+pub struct ThreadInfo {
+    /// Its name in the trace (`T<n>` when it has none).
+    pub name: String,
+    /// The trace it belongs to.
+    pub trace: u32,
+}
+
+/// A lock instance of some trace.
+#[derive(Debug, Clone)]
+pub struct LockInfo {
+    /// Its class.
+    pub class: ClassId,
+    /// The trace it belongs to.
+    pub trace: u32,
+    /// Its number in that trace.
+    pub local: u64,
+    /// Whether it was ever requested or held in exclusive mode.
+    pub ever_written: bool,
+    /// Semaphore permits, if known.
+    pub permits: Option<u64>,
+}
+
+/// A lock class, merged across traces by key.
+#[derive(Debug, Clone)]
+pub struct ClassInfo {
+    /// Cross-process identity: name or construction site.
+    pub key: String,
+    /// What kind of lock.
+    pub kind: LockKind,
+    /// Number of instances seen.
+    pub instances: u32,
+    /// Whether any instance was ever requested or held in exclusive mode.
+    pub ever_written: bool,
+    /// Wait times of acquisitions (every acquisition; 0 when uncontended or unmeasured).
+    pub wait: Histogram,
+    /// Hold times of releases (0 when unmeasured).
+    pub hold: Histogram,
+    /// Failed `try_*` acquisitions.
+    pub try_failures: u64,
+    /// Failed timed acquisitions, and the longest time waited by one of them.
+    pub timed_failures: u64,
+    /// Longest wait of a failed timed acquisition (about the timeout in use), in nanoseconds.
+    pub timed_failure_wait_max_ns: u64,
+    /// Sum of the `stats` events of this class, if any trace had them.
+    pub stats: Option<ClassStats>,
+}
+
+/// An acquisition site, merged across traces by location.
+#[derive(Debug, Clone)]
+pub struct SiteInfo {
+    /// `file:line:col` (or whatever location the trace format gives).
+    pub loc: String,
+    /// Backtrace of the first acquisition there, innermost first (may be empty).
+    pub frames: Vec<Frame>,
+}
+
+/// The sites of one occurrence of a dependency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepSites {
+    /// Where the lock was requested.
+    pub site: Option<SiteId>,
+    /// Where each held lock was acquired, in the order of [`Dependency::held`].
+    pub held: Vec<Option<SiteId>>,
+}
+
+/// One distinct dependency with what reports need about it.
+#[derive(Debug, Clone)]
+pub struct DepRecord {
+    /// The dependency (thread ids are [`ThreadId`]s, locks [`LockId`]s).
+    pub dep: Dependency<LockId>,
+    /// How many acquisitions made it.
+    pub count: u64,
+    /// Up to [`MAX_SITES_PER_DEP`] distinct site combinations, first seen first.
+    pub sites: Vec<DepSites>,
+    /// Whether it comes from a request that was never granted (the trace ended while waiting).
+    pub pending: bool,
+}
+
+/// One input trace.
+#[derive(Debug, Clone, Default)]
+pub struct TraceInfo {
+    /// Its name (file path).
+    pub name: String,
+    /// Events read.
+    pub events: u64,
+    /// Bytes read, if known.
+    pub bytes: u64,
+    /// Where it was cut, if it was truncated and that was allowed.
+    pub truncated: Option<String>,
+}
+
+/// Things in a trace that make no sense but are survivable; each becomes one warning.
+#[derive(Debug, Clone, Default)]
+pub struct Anomalies {
+    /// Releases of a lock the thread (and no other) did not hold.
+    pub release_not_held: u64,
+    /// Releases of a lock held by another thread only.
+    pub release_by_other_thread: u64,
+    /// Events naming a lock without a preceding `lock` event.
+    pub unknown_lock: u64,
+    /// `lock` events naming a class without a preceding `class` event.
+    pub unknown_class: u64,
+    /// Events naming a site without a preceding `site` event.
+    pub unknown_site: u64,
+    /// Conversions of a lock the thread did not hold.
+    pub convert_not_held: u64,
+    /// Events after the first that were a second header, or events before any header.
+    pub misplaced_header: u64,
+}
+
+impl Anomalies {
+    /// One human sentence per non-zero counter.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        let mut add = |n: u64, what: &str| {
+            if n > 0 {
+                w.push(format!("{n} {what} (ignored)"));
+            }
+        };
+        add(self.release_not_held, "release(s) of a lock that was not held");
+        add(self.release_by_other_thread, "release(s) of a lock held by another thread");
+        add(self.unknown_lock, "event(s) naming a lock never declared by a `lock` event");
+        add(self.unknown_class, "`lock` event(s) naming an undeclared class");
+        add(self.unknown_site, "event(s) naming an undeclared site");
+        add(self.convert_not_held, "mode conversion(s) of a lock that was not held");
+        add(self.misplaced_header, "misplaced header(s)");
+        w
+    }
+}
+
+/// Everything the analyses need, built by [`ModelBuilder`].
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    /// The input traces, in order.
+    pub traces: Vec<TraceInfo>,
+    /// All threads.
+    pub threads: Vec<ThreadInfo>,
+    /// All lock instances.
+    pub locks: Vec<LockInfo>,
+    /// All classes.
+    pub classes: Vec<ClassInfo>,
+    /// All sites.
+    pub sites: Vec<SiteInfo>,
+    /// Distinct dependencies.
+    pub deps: Vec<DepRecord>,
+    /// Survivable nonsense seen.
+    pub anomalies: Anomalies,
+}
+
+impl Model {
+    /// Total events over all traces.
+    pub fn events(&self) -> u64 {
+        self.traces.iter().map(|t| t.events).sum()
+    }
+
+    /// A display name for a lock: the class key, qualified by the instance number when the class
+    /// has several instances (and by the trace when several traces are merged).
+    pub fn lock_name(&self, l: LockId) -> String {
+        let Some(lock) = self.locks.get(l as usize) else { return format!("?{l}") };
+        let class = &self.classes[lock.class as usize];
+        if class.instances <= 1 {
+            class.key.clone()
+        } else if self.traces.len() > 1 {
+            format!("{}#{}@{}", class.key, lock.local, lock.trace + 1)
+        } else {
+            format!("{}#{}", class.key, lock.local)
+        }
+    }
+
+    /// A display name for a thread (qualified by the trace file when several are merged).
+    pub fn thread_name(&self, t: ThreadId) -> String {
+        let Some(th) = self.threads.get(t as usize) else { return format!("?{t}") };
+        if self.traces.len() > 1 {
+            let trace = &self.traces[th.trace as usize].name;
+            let file = std::path::Path::new(trace)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| trace.clone());
+            format!("{} [{}]", th.name, file)
+        } else {
+            th.name.clone()
+        }
+    }
+
+    /// The location of a site.
+    pub fn site_loc(&self, s: SiteId) -> &str {
+        self.sites.get(s as usize).map(|s| s.loc.as_str()).unwrap_or("?")
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Held {
+    lock: LockId,
+    mode: Mode,
+    site: Option<SiteId>,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    lock: LockId,
+    mode: Mode,
+    site: Option<SiteId>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ThreadState {
+    held: Vec<Held>,
+    clock: VectorClock,
+    pending: Option<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct TraceMaps {
+    threads: HashMap<u64, ThreadId>,
+    locks: HashMap<u64, LockId>,
+    classes: HashMap<u32, ClassId>,
+    sites: HashMap<u32, SiteId>,
+    header_seen: bool,
+}
+
+#[derive(Hash, PartialEq, Eq, Debug)]
+struct DepKey {
+    thread: ThreadId,
+    lock: LockId,
+    mode: Mode,
+    how: How,
+    held: Vec<(LockId, Mode)>,
+}
+
+/// Builds a [`Model`] from events, one trace after the other.
+///
+/// ```
+/// use lockcheck_analyze::model::ModelBuilder;
+/// use lockcheck_core::trace::{Event, LockKind, Mode, How};
+/// let mut b = ModelBuilder::new();
+/// b.begin_trace("t.json");
+/// b.event(&Event::Class { c: 1, key: "A".into(), kind: LockKind::Mutex });
+/// b.event(&Event::Lock { l: 1, c: 1, permits: None });
+/// b.event(&Event::Lock { l: 2, c: 1, permits: None });
+/// b.event(&Event::Acquire { t: 1, l: 1, m: Mode::Exclusive, how: How::Blocking, s: None, wait_ns: 0 });
+/// b.event(&Event::Acquire { t: 1, l: 2, m: Mode::Exclusive, how: How::Blocking, s: None, wait_ns: 0 });
+/// let model = b.finish();
+/// assert_eq!(model.deps.len(), 1);
+/// ```
+#[derive(Debug, Default)]
+pub struct ModelBuilder {
+    model: Model,
+    class_by_key: HashMap<String, ClassId>,
+    site_by_loc: HashMap<String, SiteId>,
+    dep_index: HashMap<DepKey, Vec<u32>>,
+    threads: Vec<ThreadState>,
+    maps: TraceMaps,
+    in_trace: bool,
+}
+
+impl ModelBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts a new trace (a new process: fresh thread, lock, class and site numbers).
+    pub fn begin_trace(&mut self, name: &str) {
+        if self.in_trace {
+            self.end_trace();
+        }
+        self.model.traces.push(TraceInfo { name: name.to_string(), ..Default::default() });
+        self.maps = TraceMaps::default();
+        self.in_trace = true;
+    }
+
+    /// Ends the current trace: requests still waiting become dependencies (a trace cut in a
+    /// deadlock ends with the threads waiting), held locks are forgotten.
+    pub fn end_trace(&mut self) {
+        if !self.in_trace {
+            return;
+        }
+        self.in_trace = false;
+        let tids: Vec<ThreadId> = self.maps.threads.values().copied().collect();
+        for t in tids {
+            if let Some(p) = self.threads[t as usize].pending.take() {
+                self.add_dep(t, p.lock, p.mode, How::Blocking, p.site, true);
+            }
+            self.threads[t as usize].held.clear();
+        }
+    }
+
+    /// Records that the current trace was truncated at `pos`.
+    pub fn set_truncated(&mut self, pos: String) {
+        if let Some(t) = self.model.traces.last_mut() {
+            t.truncated = Some(pos);
+        }
+    }
+
+    /// Adds `bytes` to the current trace's byte count.
+    pub fn add_bytes(&mut self, bytes: u64) {
+        if let Some(t) = self.model.traces.last_mut() {
+            t.bytes += bytes;
+        }
+    }
+
+    /// Finishes the last trace and returns the model.
+    pub fn finish(mut self) -> Model {
+        self.end_trace();
+        self.model
+    }
+
+    fn trace_idx(&mut self) -> u32 {
+        if !self.in_trace {
+            self.begin_trace("<input>");
+        }
+        (self.model.traces.len() - 1) as u32
+    }
+
+    fn thread(&mut self, t: u64) -> ThreadId {
+        if let Some(&id) = self.maps.threads.get(&t) {
+            return id;
+        }
+        let trace = self.trace_idx();
+        let id = self.model.threads.len() as ThreadId;
+        self.model.threads.push(ThreadInfo { name: format!("T{t}"), trace });
+        let mut clock = VectorClock::new();
+        clock.set(id as u64, 1);
+        self.threads.push(ThreadState { clock, ..Default::default() });
+        self.maps.threads.insert(t, id);
+        id
+    }
+
+    fn class_for_key(&mut self, key: &str, kind: LockKind) -> ClassId {
+        if let Some(&c) = self.class_by_key.get(key) {
+            let info = &mut self.model.classes[c as usize];
+            if info.kind == LockKind::Unknown {
+                info.kind = kind;
+            }
+            return c;
+        }
+        let c = self.model.classes.len() as ClassId;
+        self.model.classes.push(ClassInfo {
+            key: key.to_string(),
+            kind,
+            instances: 0,
+            ever_written: false,
+            wait: Histogram::new(),
+            hold: Histogram::new(),
+            try_failures: 0,
+            timed_failures: 0,
+            timed_failure_wait_max_ns: 0,
+            stats: None,
+        });
+        self.class_by_key.insert(key.to_string(), c);
+        c
+    }
+
+    fn new_lock(&mut self, l: u64, class: ClassId, permits: Option<u64>) -> LockId {
+        let trace = self.trace_idx();
+        let id = self.model.locks.len() as LockId;
+        self.model.locks.push(LockInfo { class, trace, local: l, ever_written: false, permits });
+        self.model.classes[class as usize].instances += 1;
+        self.maps.locks.insert(l, id);
+        id
+    }
+
+    fn lock(&mut self, l: u64) -> LockId {
+        if let Some(&id) = self.maps.locks.get(&l) {
+            return id;
+        }
+        // Undeclared lock: give it a class of its own, unique to this trace so it merges with
+        // nothing across processes.
+        self.model.anomalies.unknown_lock += 1;
+        let trace = self.trace_idx();
+        let key = format!("<undeclared lock {l} of trace {}>", trace + 1);
+        let c = self.class_for_key(&key, LockKind::Unknown);
+        self.new_lock(l, c, None)
+    }
+
+    fn site(&mut self, s: Option<u32>) -> Option<SiteId> {
+        let s = s?;
+        match self.maps.sites.get(&s) {
+            Some(&id) => Some(id),
+            None => {
+                self.model.anomalies.unknown_site += 1;
+                None
+            }
+        }
+    }
+
+    fn mark_written(&mut self, l: LockId, m: Mode) {
+        if m == Mode::Exclusive {
+            let lock = &mut self.model.locks[l as usize];
+            lock.ever_written = true;
+            let c = lock.class;
+            self.model.classes[c as usize].ever_written = true;
+        }
+    }
+
+    fn add_dep(
+        &mut self,
+        t: ThreadId,
+        lock: LockId,
+        mode: Mode,
+        how: How,
+        site: Option<SiteId>,
+        pending: bool,
+    ) {
+        let state = &self.threads[t as usize];
+        if state.held.is_empty() {
+            return;
+        }
+        let key = DepKey {
+            thread: t,
+            lock,
+            mode,
+            how,
+            held: state.held.iter().map(|h| (h.lock, h.mode)).collect(),
+        };
+        let sites = DepSites { site, held: state.held.iter().map(|h| h.site).collect() };
+        let clock = &state.clock;
+        let deps = &mut self.model.deps;
+        let slots = self.dep_index.entry(key).or_default();
+        for &i in slots.iter() {
+            let rec = &mut deps[i as usize];
+            if rec.dep.clock == *clock {
+                rec.count += 1;
+                rec.pending &= pending;
+                if rec.sites.len() < MAX_SITES_PER_DEP && !rec.sites.contains(&sites) {
+                    rec.sites.push(sites);
+                }
+                return;
+            }
+        }
+        if slots.len() >= MAX_CLOCKS_PER_DEP {
+            // Replace the newest kept clock: keep the earliest ones and the latest.
+            let last = *slots.last().expect("non-empty");
+            let rec = &mut deps[last as usize];
+            rec.dep.clock = clock.clone();
+            rec.count += 1;
+            return;
+        }
+        let dep = Dependency {
+            thread: t as u64,
+            lock,
+            mode,
+            how,
+            held: state.held.iter().map(|h| (h.lock, h.mode)).collect(),
+            clock: clock.clone(),
+        };
+        slots.push(deps.len() as u32);
+        deps.push(DepRecord { dep, count: 1, sites: vec![sites], pending });
+    }
+
+    /// Feeds one event of the current trace.
+    pub fn event(&mut self, e: &Event) {
+        if let Some(t) = self.model.traces.last_mut() {
+            t.events += 1;
+        } else {
+            self.begin_trace("<input>");
+            self.model.traces[0].events = 1;
+        }
+        match e {
+            Event::Header { .. } => {
+                if self.maps.header_seen {
+                    self.model.anomalies.misplaced_header += 1;
+                }
+                self.maps.header_seen = true;
+            }
+            Event::Thread { t, name } => {
+                let id = self.thread(*t);
+                if let Some(name) = name {
+                    self.model.threads[id as usize].name = name.clone();
+                }
+            }
+            Event::Class { c, key, kind } => {
+                let id = self.class_for_key(key, *kind);
+                self.maps.classes.insert(*c, id);
+            }
+            Event::Site { s, loc, frames } => {
+                let id = match self.site_by_loc.get(loc.as_str()) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.model.sites.len() as SiteId;
+                        self.model.sites.push(SiteInfo { loc: loc.clone(), frames: Vec::new() });
+                        self.site_by_loc.insert(loc.clone(), id);
+                        id
+                    }
+                };
+                let info = &mut self.model.sites[id as usize];
+                if info.frames.is_empty() && !frames.is_empty() {
+                    info.frames = frames.clone();
+                }
+                self.maps.sites.insert(*s, id);
+            }
+            Event::Lock { l, c, permits } => {
+                let class = match self.maps.classes.get(c) {
+                    Some(&id) => id,
+                    None => {
+                        self.model.anomalies.unknown_class += 1;
+                        let trace = self.trace_idx();
+                        let key = format!("<undeclared class {c} of trace {}>", trace + 1);
+                        let id = self.class_for_key(&key, LockKind::Unknown);
+                        self.maps.classes.insert(*c, id);
+                        id
+                    }
+                };
+                match self.maps.locks.get(l) {
+                    // A repeated declaration: keep the first.
+                    Some(_) => {}
+                    None => {
+                        self.new_lock(*l, class, *permits);
+                    }
+                }
+            }
+            Event::Request { t, l, m, s } => {
+                let t = self.thread(*t);
+                let l = self.lock(*l);
+                let site = self.site(*s);
+                self.mark_written(l, *m);
+                self.threads[t as usize].pending = Some(Pending { lock: l, mode: *m, site });
+            }
+            Event::Acquire { t, l, m, how, s, wait_ns } => {
+                let t = self.thread(*t);
+                let l = self.lock(*l);
+                let site = self.site(*s);
+                self.mark_written(l, *m);
+                self.threads[t as usize].pending = None;
+                self.add_dep(t, l, *m, *how, site, false);
+                self.threads[t as usize].held.push(Held { lock: l, mode: *m, site });
+                let c = self.model.locks[l as usize].class;
+                self.model.classes[c as usize].wait.record(*wait_ns);
+            }
+            Event::Fail { t, l, m, how, s: _, wait_ns } => {
+                let t = self.thread(*t);
+                let l = self.lock(*l);
+                self.mark_written(l, *m);
+                self.threads[t as usize].pending = None;
+                let c = self.model.locks[l as usize].class;
+                let class = &mut self.model.classes[c as usize];
+                if *how == How::Timed {
+                    class.timed_failures += 1;
+                    class.timed_failure_wait_max_ns = class.timed_failure_wait_max_ns.max(*wait_ns);
+                } else {
+                    class.try_failures += 1;
+                }
+            }
+            Event::Release { t, l, hold_ns } => {
+                let t = self.thread(*t);
+                let l = self.lock(*l);
+                let held = &mut self.threads[t as usize].held;
+                if let Some(i) = held.iter().rposition(|h| h.lock == l) {
+                    held.remove(i);
+                } else {
+                    // Semaphore permits are legitimately released by other threads.
+                    let holder = self.maps.threads.values().copied().find(|&o| {
+                        self.threads[o as usize].held.iter().any(|h| h.lock == l)
+                    });
+                    match holder {
+                        Some(o) => {
+                            let h = &mut self.threads[o as usize].held;
+                            let i = h.iter().rposition(|h| h.lock == l).expect("found above");
+                            h.remove(i);
+                            let c = self.model.locks[l as usize].class;
+                            if self.model.classes[c as usize].kind != LockKind::Semaphore {
+                                self.model.anomalies.release_by_other_thread += 1;
+                            }
+                        }
+                        None => self.model.anomalies.release_not_held += 1,
+                    }
+                }
+                let c = self.model.locks[l as usize].class;
+                self.model.classes[c as usize].hold.record(*hold_ns);
+            }
+            Event::Convert { t, l, m } => {
+                let t = self.thread(*t);
+                let l = self.lock(*l);
+                let Some(i) = self.threads[t as usize].held.iter().rposition(|h| h.lock == l) else {
+                    self.model.anomalies.convert_not_held += 1;
+                    return;
+                };
+                let old = self.threads[t as usize].held[i].mode;
+                self.mark_written(l, *m);
+                // An upgrade waits for the other readers to leave while this thread holds
+                // everything it holds: a dependency on the lock in its new mode.
+                if *m == Mode::Exclusive && old != Mode::Exclusive {
+                    let site = self.threads[t as usize].held[i].site;
+                    self.add_dep(t, l, *m, How::Blocking, site, false);
+                }
+                self.threads[t as usize].held[i].mode = *m;
+            }
+            Event::CondWait { t, cv: _, l } => {
+                let t = self.thread(*t);
+                let l = self.lock(*l);
+                let held = &mut self.threads[t as usize].held;
+                match held.iter().rposition(|h| h.lock == l) {
+                    Some(i) => {
+                        held.remove(i);
+                    }
+                    None => self.model.anomalies.release_not_held += 1,
+                }
+            }
+            Event::Fork { t, child } => {
+                let p = self.thread(*t);
+                let c = self.thread(*child);
+                if p == c {
+                    return;
+                }
+                let parent_clock = self.threads[p as usize].clock.clone();
+                let cs = &mut self.threads[c as usize];
+                cs.clock.join(&parent_clock);
+                cs.clock.tick(c as u64);
+                self.threads[p as usize].clock.tick(p as u64);
+            }
+            Event::Join { t, child } => {
+                let p = self.thread(*t);
+                let c = self.thread(*child);
+                if p == c {
+                    return;
+                }
+                let child_clock = self.threads[c as usize].clock.clone();
+                self.threads[p as usize].clock.join(&child_clock);
+                // Anything the child still does (a bad trace) is not before the join.
+                self.threads[c as usize].clock.tick(c as u64);
+            }
+            Event::Drop { .. } => {}
+            Event::Stats { c, stats } => {
+                let Some(&id) = self.maps.classes.get(c) else {
+                    self.model.anomalies.unknown_class += 1;
+                    return;
+                };
+                let s = self.model.classes[id as usize].stats.get_or_insert_with(Default::default);
+                s.acquisitions += stats.acquisitions;
+                s.contended += stats.contended;
+                s.wait_total_ns += stats.wait_total_ns;
+                s.wait_max_ns = s.wait_max_ns.max(stats.wait_max_ns);
+                s.hold_total_ns += stats.hold_total_ns;
+                s.hold_max_ns = s.hold_max_ns.max(stats.hold_max_ns);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use lockcheck_core::trace::LockKind;
+
+    /// Parses JSON lines into events (tests only; the real readers live in `read`).
+    pub(crate) fn events(text: &str) -> Vec<Event> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect()
+    }
+
+    pub(crate) fn model_of(traces: &[(&str, &str)]) -> Model {
+        let mut b = ModelBuilder::new();
+        for (name, text) in traces {
+            b.begin_trace(name);
+            for e in events(text) {
+                b.event(&e);
+            }
+        }
+        b.finish()
+    }
+
+    fn acq(t: u64, l: u64) -> Event {
+        Event::Acquire { t, l, m: Mode::Exclusive, how: How::Blocking, s: None, wait_ns: 0 }
+    }
+
+    #[test]
+    fn repeated_nesting_makes_one_dependency() {
+        let mut b = ModelBuilder::new();
+        b.event(&Event::Class { c: 1, key: "A".into(), kind: LockKind::Mutex });
+        b.event(&Event::Lock { l: 1, c: 1, permits: None });
+        b.event(&Event::Lock { l: 2, c: 1, permits: None });
+        for _ in 0..1000 {
+            b.event(&acq(1, 1));
+            b.event(&acq(1, 2));
+            b.event(&Event::Release { t: 1, l: 2, hold_ns: 5 });
+            b.event(&Event::Release { t: 1, l: 1, hold_ns: 10 });
+        }
+        let m = b.finish();
+        assert_eq!(m.deps.len(), 1);
+        assert_eq!(m.deps[0].count, 1000);
+        assert_eq!(m.classes[0].hold.count(), 2000);
+        assert_eq!(m.anomalies.warnings(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn nonsense_is_counted_not_fatal() {
+        let mut b = ModelBuilder::new();
+        b.event(&Event::Release { t: u64::MAX, l: u64::MAX, hold_ns: 0 });
+        b.event(&acq(1, 7));
+        b.event(&acq(2, 8));
+        b.event(&Event::Release { t: 2, l: 7, hold_ns: 0 });
+        b.event(&Event::Convert { t: 3, l: 9, m: Mode::Shared });
+        b.event(&Event::Lock { l: 1, c: 99, permits: None });
+        b.event(&Event::Acquire { t: 1, l: 8, m: Mode::Shared, how: How::Try, s: Some(77), wait_ns: 0 });
+        let m = b.finish();
+        assert_eq!(m.anomalies.release_not_held, 1);
+        assert_eq!(m.anomalies.release_by_other_thread, 1);
+        assert_eq!(m.anomalies.unknown_class, 1);
+        assert_eq!(m.anomalies.unknown_site, 1);
+        assert_eq!(m.anomalies.convert_not_held, 1);
+        assert!(m.anomalies.unknown_lock >= 3);
+        assert!(!m.anomalies.warnings().is_empty());
+    }
+
+    #[test]
+    fn fork_orders_parent_before_child_and_join_child_before_parent() {
+        let m = model_of(&[(
+            "t",
+            r#"{"e":"lock","l":1,"c":1}
+{"e":"lock","l":2,"c":1}
+{"e":"acquire","t":1,"l":1,"m":"w"}
+{"e":"acquire","t":1,"l":2,"m":"w"}
+{"e":"release","t":1,"l":2}
+{"e":"release","t":1,"l":1}
+{"e":"fork","t":1,"child":2}
+{"e":"acquire","t":2,"l":2,"m":"w"}
+{"e":"acquire","t":2,"l":1,"m":"w"}
+{"e":"release","t":2,"l":1}
+{"e":"release","t":2,"l":2}
+{"e":"join","t":1,"child":2}
+{"e":"acquire","t":1,"l":1,"m":"w"}
+{"e":"acquire","t":1,"l":2,"m":"w"}
+"#,
+        )]);
+        assert_eq!(m.deps.len(), 3);
+        let (a, b, c) = (&m.deps[0].dep, &m.deps[1].dep, &m.deps[2].dep);
+        assert!(a.clock.happens_before(a.thread, &b.clock));
+        assert!(b.clock.happens_before(b.thread, &c.clock));
+    }
+
+    #[test]
+    fn a_request_left_waiting_is_a_dependency() {
+        let m = model_of(&[(
+            "t",
+            r#"{"e":"lock","l":1,"c":1}
+{"e":"lock","l":2,"c":1}
+{"e":"acquire","t":1,"l":1,"m":"w"}
+{"e":"request","t":1,"l":2,"m":"w"}
+"#,
+        )]);
+        assert_eq!(m.deps.len(), 1);
+        assert!(m.deps[0].pending);
+    }
+}

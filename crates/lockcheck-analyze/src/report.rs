@@ -1,0 +1,595 @@
+//! The analysis report: a stable, documented JSON schema (`version` 1) and a text renderer.
+//!
+//! Schema (see `docs/analyze.md` for every field):
+//!
+//! ```text
+//! { "version": 1,
+//!   "summary":    { traces, events, bytes, threads, locks, classes, dependencies, violations,
+//!                   filtered, filtered_by: [{filter, count}], complete, truncated: [..] },
+//!   "violations": [ { id, kind: "lock-order-inversion", level: "instance"|"class", locks: [..],
+//!                     edges: [..], class_cycle, combinations } ],
+//!   "filtered":   [ { filter, reason, level, locks, edges, combinations } ],
+//!   "hierarchy":  { levels: [..], removed_edges: [..], rust },
+//!   "timeouts":   [ { class, kind, wait, hold, suggested_timeout_ns, reasoning, flags } ],
+//!   "warnings":   [ "..." ] }
+//! ```
+//!
+//! Fields are only ever added within a version; a removal or a change of meaning bumps `version`.
+
+use crate::cycles::{Candidate, GraphLevel};
+use crate::hierarchy::{file_line, Hierarchy};
+use crate::model::Model;
+use crate::timeouts::{fmt_ns, TimeoutRow};
+use lockcheck_core::trace::{Frame, How};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+/// Version of the report schema.
+pub const REPORT_VERSION: u32 = 1;
+
+/// The order in which filters are listed.
+pub const FILTER_ORDER: [&str; 6] =
+    ["gate-lock", "fork-join", "read-read", "try-lock", "timed-lock", "same-thread"];
+
+/// The whole report.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Report {
+    /// [`REPORT_VERSION`].
+    pub version: u32,
+    /// Counts.
+    pub summary: Summary,
+    /// Feasible lock-order inversions: each is one bug.
+    pub violations: Vec<Violation>,
+    /// Cycles removed by a filter, with the filter's name.
+    pub filtered: Vec<Filtered>,
+    /// The suggested lock hierarchy.
+    pub hierarchy: Hierarchy,
+    /// Timeout suggestions per class with timing data.
+    pub timeouts: Vec<TimeoutRow>,
+    /// Problems with the input or the search (bounds hit, anomalies).
+    pub warnings: Vec<String>,
+}
+
+/// Counts over the whole analysis.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Summary {
+    /// Input traces.
+    pub traces: u64,
+    /// Events read.
+    pub events: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Threads.
+    pub threads: u64,
+    /// Lock instances.
+    pub locks: u64,
+    /// Lock classes.
+    pub classes: u64,
+    /// Distinct lock dependencies.
+    pub dependencies: u64,
+    /// Number of violations.
+    pub violations: u64,
+    /// Number of filtered candidates.
+    pub filtered: u64,
+    /// Filtered candidates per filter, in [`FILTER_ORDER`].
+    pub filtered_by: Vec<FilterCount>,
+    /// False when a search bound was hit (see `warnings`).
+    pub complete: bool,
+    /// Traces that were cut short (with `--allow-truncated`), with where.
+    pub truncated: Vec<String>,
+}
+
+/// How many candidates one filter removed.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct FilterCount {
+    /// Filter name.
+    pub filter: String,
+    /// Candidates.
+    pub count: u64,
+}
+
+/// A lock (instance level) or class (class level) of a cycle.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LockRef {
+    /// Display name (instance level: the class key, with `#n` when the class has several
+    /// instances; class level: the key).
+    pub name: String,
+    /// Class key.
+    pub class: String,
+    /// Kind (`mutex`, `rwlock`, `semaphore`, `condvar`, `unknown`).
+    pub kind: String,
+}
+
+/// A lock held when an edge was made.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct HeldRef {
+    /// Lock display name.
+    pub lock: String,
+    /// Mode held (`write`, `read`, ...).
+    pub mode: String,
+    /// Where it was acquired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+/// One edge of a cycle: a thread acquired `acquired` while holding `held`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct EdgeReport {
+    /// Thread name.
+    pub thread: String,
+    /// The lock held at the start of the edge (a member of the cycle).
+    pub from: String,
+    /// The lock acquired.
+    pub acquired: String,
+    /// Mode requested.
+    pub mode: String,
+    /// `blocking`, `try` or `timed`.
+    pub how: How,
+    /// Acquisition site (as the trace gives it, usually `file:line:col`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// All locks held, oldest first.
+    pub held: Vec<HeldRef>,
+    /// Backtrace of the acquisition, innermost first, when the trace has one.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub frames: Vec<Frame>,
+    /// How many acquisitions made this dependency.
+    pub count: u64,
+    /// The thread was still waiting for the lock when the trace ended.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub waiting_at_end: bool,
+}
+
+/// A feasible lock-order inversion.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Violation {
+    /// Stable id: a hash of the class keys and sites involved.
+    pub id: String,
+    /// Always `lock-order-inversion` in this version.
+    pub kind: String,
+    /// `instance` or `class`.
+    pub level: String,
+    /// The locks (or classes) of the cycle, in cycle order.
+    pub locks: Vec<LockRef>,
+    /// One edge per lock: `edges[i]` holds `locks[i]` and acquires `locks[i + 1]`.
+    pub edges: Vec<EdgeReport>,
+    /// For an instance-level violation, the class cycle it also forms (reported once, here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_cycle: Option<Vec<String>>,
+    /// Number of feasible dependency combinations over these locks.
+    pub combinations: u64,
+}
+
+/// A cycle removed by a filter.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Filtered {
+    /// Filter name: `gate-lock`, `fork-join`, `read-read`, `try-lock`, `timed-lock`, `same-thread`.
+    pub filter: String,
+    /// Why, in words.
+    pub reason: String,
+    /// `instance` or `class`.
+    pub level: String,
+    /// The locks of the cycle.
+    pub locks: Vec<LockRef>,
+    /// A witness chain, as for violations.
+    pub edges: Vec<EdgeReport>,
+    /// Number of dependency combinations removed by this filter over these locks.
+    pub combinations: u64,
+}
+
+impl Report {
+    /// Whether any violation was found (exit code 1).
+    pub fn has_violations(&self) -> bool {
+        !self.violations.is_empty()
+    }
+}
+
+fn kind_name(k: lockcheck_core::trace::LockKind) -> String {
+    format!("{k:?}").to_lowercase()
+}
+
+fn fnv(parts: &[String]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0xff)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// Converts a candidate into its report parts: locks and edges.
+pub fn describe_candidate(model: &Model, c: &Candidate) -> (Vec<LockRef>, Vec<EdgeReport>) {
+    let locks = c
+        .nodes
+        .iter()
+        .map(|&n| match c.level {
+            GraphLevel::Instance => {
+                let l = &model.locks[n as usize];
+                let class = &model.classes[l.class as usize];
+                LockRef { name: model.lock_name(n), class: class.key.clone(), kind: kind_name(class.kind) }
+            }
+            GraphLevel::Class => {
+                let class = &model.classes[n as usize];
+                LockRef { name: class.key.clone(), class: class.key.clone(), kind: kind_name(class.kind) }
+            }
+        })
+        .collect();
+    let edges = c
+        .deps
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            let rec = &model.deps[d as usize];
+            let dep = &rec.dep;
+            let sites = rec.sites.first();
+            let from_node = c.nodes[i];
+            let from = dep
+                .held
+                .iter()
+                .find(|&&(h, _)| crate::cycles::node_of(model, c.level, h) == from_node)
+                .map(|&(h, _)| model.lock_name(h))
+                .unwrap_or_default();
+            let site = sites.and_then(|s| s.site);
+            EdgeReport {
+                thread: model.thread_name(dep.thread as u32),
+                from,
+                acquired: model.lock_name(dep.lock),
+                mode: dep.mode.name().to_string(),
+                how: dep.how,
+                site: site.map(|s| model.site_loc(s).to_string()),
+                held: dep
+                    .held
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &(h, m))| HeldRef {
+                        lock: model.lock_name(h),
+                        mode: m.name().to_string(),
+                        site: sites
+                            .and_then(|s| s.held.get(j).copied().flatten())
+                            .map(|s| model.site_loc(s).to_string()),
+                    })
+                    .collect(),
+                frames: site.map(|s| model.sites[s as usize].frames.clone()).unwrap_or_default(),
+                count: rec.count,
+                waiting_at_end: rec.pending,
+            }
+        })
+        .collect();
+    (locks, edges)
+}
+
+/// Builds a violation from a candidate without a filter.
+pub fn violation(model: &Model, c: &Candidate) -> Violation {
+    let (locks, edges) = describe_candidate(model, c);
+    let mut parts: Vec<String> = locks.iter().map(|l| l.class.clone()).collect();
+    parts.sort();
+    let mut sites: Vec<String> = edges.iter().filter_map(|e| e.site.clone()).collect();
+    sites.sort();
+    parts.push("|".into());
+    parts.extend(sites);
+    Violation {
+        id: fnv(&parts),
+        kind: "lock-order-inversion".into(),
+        level: c.level.name().into(),
+        locks,
+        edges,
+        class_cycle: None,
+        combinations: c.combinations,
+    }
+}
+
+/// Builds a filtered entry from a candidate with a filter.
+pub fn filtered(model: &Model, c: &Candidate) -> Filtered {
+    let (locks, edges) = describe_candidate(model, c);
+    Filtered {
+        filter: c.filter.unwrap_or("").into(),
+        reason: c.reason.clone(),
+        level: c.level.name().into(),
+        locks,
+        edges,
+        combinations: c.combinations,
+    }
+}
+
+/// ANSI styles, or nothing.
+#[derive(Debug, Clone, Copy)]
+struct Style {
+    on: bool,
+}
+
+impl Style {
+    fn wrap(self, code: &str, s: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn red(self, s: &str) -> String {
+        self.wrap("1;31", s)
+    }
+    fn bold(self, s: &str) -> String {
+        self.wrap("1", s)
+    }
+    fn yellow(self, s: &str) -> String {
+        self.wrap("33", s)
+    }
+    fn dim(self, s: &str) -> String {
+        self.wrap("2", s)
+    }
+}
+
+/// Options of the text renderer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextOptions {
+    /// List filtered candidates and the full hierarchy table.
+    pub verbose: bool,
+    /// Use ANSI colors.
+    pub color: bool,
+}
+
+/// How many hierarchy rows are printed without `--verbose`.
+const HIERARCHY_ROWS: usize = 40;
+/// How many removed edges are printed without `--verbose`.
+const REMOVED_ROWS: usize = 20;
+
+fn scenario(out: &mut String, edges: &[EdgeReport], st: Style) {
+    let n = edges.len();
+    if n > 4 {
+        // Too many columns for a terminal: a list says the same.
+        for (i, e) in edges.iter().enumerate() {
+            let _ = writeln!(out, "   {}: holds {}, waits for {}", e.thread, e.from, e.acquired);
+            let _ = i;
+        }
+        return;
+    }
+    let cells: Vec<(String, String)> =
+        edges.iter().map(|e| (format!("lock({});", e.from), format!("lock({});", e.acquired))).collect();
+    let width = edges
+        .iter()
+        .zip(&cells)
+        .map(|(e, c)| e.thread.chars().count().max(c.0.chars().count()).max(c.1.chars().count()))
+        .max()
+        .unwrap_or(8)
+        + 4;
+    let row = |out: &mut String, col: usize, text: &str| {
+        let _ = writeln!(out, "       {}{}", " ".repeat(col * width), text);
+    };
+    let mut header = String::new();
+    let mut rule = String::new();
+    for e in edges {
+        let _ = write!(header, "{:<width$}", e.thread);
+        let _ = write!(rule, "{:<width$}", "----");
+    }
+    let _ = writeln!(out, "       {}", header.trim_end());
+    let _ = writeln!(out, "       {}", rule.trim_end());
+    for (i, c) in cells.iter().enumerate() {
+        row(out, i, &c.0);
+    }
+    for i in (0..n).rev() {
+        row(out, i, &cells[i].1);
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "      {}", st.red("*** DEADLOCK ***"));
+}
+
+fn edge_details(out: &mut String, edges: &[EdgeReport], st: Style) {
+    for e in edges {
+        let how = match e.how {
+            How::Blocking => String::new(),
+            How::Try => ", try".into(),
+            How::Timed => ", timed".into(),
+        };
+        let _ = writeln!(
+            out,
+            "   {} acquires {} ({}{}) at {}{}",
+            st.bold(&e.thread),
+            e.acquired,
+            e.mode,
+            how,
+            e.site.as_deref().unwrap_or("an unknown site"),
+            if e.waiting_at_end { " (still waiting when the trace ended)" } else { "" }
+        );
+        let held: Vec<String> = e
+            .held
+            .iter()
+            .map(|h| match &h.site {
+                Some(s) => format!("{} ({}, acquired at {s})", h.lock, h.mode),
+                None => format!("{} ({})", h.lock, h.mode),
+            })
+            .collect();
+        let _ = writeln!(out, "     while holding {}", held.join(", "));
+        for f in e.frames.iter().take(8) {
+            let func = f.function.as_deref().unwrap_or("??");
+            let loc = match (&f.file, f.line) {
+                (Some(file), Some(line)) => format!(" ({file}:{line})"),
+                (Some(file), None) => format!(" ({file})"),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "       {}", st.dim(&format!("at {func}{loc}")));
+        }
+    }
+}
+
+/// The one-line summary, e.g. `lockcheck: 1 violation (2 candidates filtered: gate-lock 1,
+/// fork-join 1) in 1 trace, 56 events, 6 locks`.
+pub fn summary_line(r: &Report) -> String {
+    let s = &r.summary;
+    let plural = |n: u64, one: &str, many: &str| if n == 1 { format!("{n} {one}") } else { format!("{n} {many}") };
+    let mut line = format!("lockcheck: {}", plural(s.violations, "violation", "violations"));
+    if s.filtered > 0 {
+        let by: Vec<String> = s.filtered_by.iter().map(|f| format!("{} {}", f.filter, f.count)).collect();
+        let _ = write!(
+            line,
+            " ({} filtered: {})",
+            plural(s.filtered, "candidate", "candidates"),
+            by.join(", ")
+        );
+    }
+    let _ = write!(
+        line,
+        " in {}, {}, {}",
+        plural(s.traces, "trace", "traces"),
+        plural(s.events, "event", "events"),
+        plural(s.locks, "lock", "locks")
+    );
+    if !s.complete {
+        line.push_str(" (search incomplete)");
+    }
+    line
+}
+
+/// Renders the report as text: the violations as lockdep-style scenarios, then (with `verbose`)
+/// the filtered candidates, the hierarchy, the timeouts, the warnings and the summary line.
+pub fn render_text(r: &Report, opts: TextOptions) -> String {
+    let st = Style { on: opts.color };
+    let mut out = String::new();
+    let total = r.violations.len();
+    for (i, v) in r.violations.iter().enumerate() {
+        let names: Vec<&str> = v.locks.iter().map(|l| l.name.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "{} {} of {}: lock-order inversion between {} ({} level) [{}]",
+            st.red("VIOLATION"),
+            i + 1,
+            total,
+            names.join(", "),
+            v.level,
+            v.id
+        );
+        if let Some(cc) = &v.class_cycle {
+            let _ = writeln!(out, "   also a cycle of lock classes: {}", cc.join(" -> "));
+        }
+        let _ = writeln!(out, "\n   Possible unsafe locking scenario:\n");
+        scenario(&mut out, &v.edges, st);
+        let _ = writeln!(out);
+        edge_details(&mut out, &v.edges, st);
+        if v.combinations > 1 {
+            let _ = writeln!(
+                out,
+                "   ({} feasible combinations of dependencies over these locks; one shown)",
+                v.combinations
+            );
+        }
+        let _ = writeln!(out);
+    }
+    if opts.verbose && !r.filtered.is_empty() {
+        let _ = writeln!(out, "{}", st.bold("Filtered candidates (not deadlocks):"));
+        for f in &r.filtered {
+            let names: Vec<&str> = f.locks.iter().map(|l| l.name.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "  [{}] {} ({} level, {} combination{}): {}",
+                st.yellow(&f.filter),
+                names.join(" -> "),
+                f.level,
+                f.combinations,
+                if f.combinations == 1 { "" } else { "s" },
+                f.reason
+            );
+            edge_details(&mut out, &f.edges, st);
+        }
+        let _ = writeln!(out);
+    }
+    render_hierarchy(&mut out, &r.hierarchy, opts, st);
+    render_timeouts(&mut out, &r.timeouts, st);
+    if !r.warnings.is_empty() {
+        for w in &r.warnings {
+            let _ = writeln!(out, "{} {w}", st.yellow("warning:"));
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(out, "{}", summary_line(r));
+    out
+}
+
+fn render_hierarchy(out: &mut String, h: &Hierarchy, opts: TextOptions, st: Style) {
+    if h.levels.is_empty() {
+        return;
+    }
+    let depth = h.levels.iter().map(|l| l.level).max().unwrap_or(0) + 1;
+    let _ = writeln!(
+        out,
+        "{} {} classes on {} level{} (acquire in increasing level)",
+        st.bold("Suggested lock hierarchy:"),
+        h.levels.len(),
+        depth,
+        if depth == 1 { "" } else { "s" }
+    );
+    let shown = if opts.verbose { h.levels.len() } else { h.levels.len().min(HIERARCHY_ROWS) };
+    let w = h.levels.iter().take(shown).map(|l| l.class.chars().count()).max().unwrap_or(5).max(5);
+    let _ = writeln!(out, "   {:>5}  {:<w$}  kind", "level", "class");
+    for l in h.levels.iter().take(shown) {
+        let _ = writeln!(out, "   {:>5}  {:<w$}  {}", l.level, l.class, l.kind);
+    }
+    if shown < h.levels.len() {
+        let _ = writeln!(
+            out,
+            "   ... and {} more (--verbose, --format json or --hierarchy-rust for all)",
+            h.levels.len() - shown
+        );
+    }
+    if !h.removed_edges.is_empty() {
+        let _ = writeln!(out, "   To make this order hold, change these acquisitions:");
+        let shown = if opts.verbose { h.removed_edges.len() } else { h.removed_edges.len().min(REMOVED_ROWS) };
+        for e in h.removed_edges.iter().take(shown) {
+            let sites = if e.sites.is_empty() { "unknown site".to_string() } else { e.sites.join(", ") };
+            let _ = writeln!(
+                out,
+                "   - {} acquired while holding {} ({} dependenc{}{}): {}",
+                e.to,
+                e.from,
+                e.dependencies,
+                if e.dependencies == 1 { "y" } else { "ies" },
+                if e.in_violation { ", part of a violation" } else { "" },
+                sites
+            );
+        }
+        if shown < h.removed_edges.len() {
+            let _ = writeln!(out, "   ... and {} more", h.removed_edges.len() - shown);
+        }
+    }
+    let _ = writeln!(out);
+}
+
+fn render_timeouts(out: &mut String, rows: &[TimeoutRow], st: Style) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{}", st.bold("Timeouts (per class):"));
+    let w = rows.iter().map(|r| r.class.chars().count()).max().unwrap_or(5).max(5);
+    let _ = writeln!(
+        out,
+        "   {:<w$}  {:>8} {:>9} {:>9} {:>9}  {:>9} {:>9} {:>9}  {:>9}",
+        "class", "acquired", "wait p50", "p99", "max", "hold p50", "p99", "max", "timeout"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "   {:<w$}  {:>8} {:>9} {:>9} {:>9}  {:>9} {:>9} {:>9}  {:>9}",
+            r.class,
+            r.wait.count,
+            fmt_ns(r.wait.p50_ns),
+            fmt_ns(r.wait.p99_ns),
+            fmt_ns(r.wait.max_ns),
+            fmt_ns(r.hold.p50_ns),
+            fmt_ns(r.hold.p99_ns),
+            fmt_ns(r.hold.max_ns),
+            fmt_ns(r.suggested_timeout_ns)
+        );
+    }
+    for r in rows {
+        let _ = writeln!(out, "   {}: {}", r.class, st.dim(&r.reasoning));
+        for f in &r.flags {
+            let _ = writeln!(out, "   {} {}: {}", st.yellow(&format!("[{}]", f.kind)), r.class, f.message);
+        }
+    }
+    let _ = writeln!(out);
+}
+
+/// `file:line` of an edge's site (for "change these" lists).
+pub fn edge_file_line(e: &EdgeReport) -> Option<String> {
+    e.site.as_deref().map(file_line)
+}
