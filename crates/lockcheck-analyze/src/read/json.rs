@@ -12,7 +12,10 @@ pub(super) struct JsonDecoder {
 
 impl JsonDecoder {
     pub(super) fn new(lines: Lines) -> JsonDecoder {
-        JsonDecoder { lines, seen_header: false }
+        JsonDecoder {
+            lines,
+            seen_header: false,
+        }
     }
 
     pub(super) fn next(&mut self, name: &str) -> Result<Option<Event>, Fault> {
@@ -21,7 +24,10 @@ impl JsonDecoder {
                 Ok(Some(line)) => line,
                 Ok(None) if self.seen_header => return Ok(None),
                 Ok(None) => {
-                    let pos = Position::LineCol { line: self.lines_read() + 1, col: 1 };
+                    let pos = Position::LineCol {
+                        line: self.lines_read() + 1,
+                        col: 1,
+                    };
                     return Err(error(name, pos, "empty trace (no header)"));
                 }
                 Err(e) => return Err(line_error(name, e)),
@@ -33,7 +39,10 @@ impl JsonDecoder {
             let event = decode(name, &line, seen_header)?;
             if let Event::Header { .. } = event {
                 if seen_header {
-                    let pos = Position::LineCol { line: line.no, col: 1 };
+                    let pos = Position::LineCol {
+                        line: line.no,
+                        col: 1,
+                    };
                     return Err(error(
                         name,
                         pos,
@@ -75,7 +84,11 @@ fn decode(name: &str, line: &Line<'_>, seen_header: bool) -> Result<Event, Fault
             return error(name, at(col), message);
         }
         if !seen_header {
-            return error(name, at(col), format!("trace truncated inside its header: {message}"));
+            return error(
+                name,
+                at(col),
+                format!("trace truncated inside its header: {message}"),
+            );
         }
         Fault::Truncated {
             pos: at(1),
@@ -97,7 +110,61 @@ fn decode(name: &str, line: &Line<'_>, seen_header: bool) -> Result<Event, Fault
             HeaderProblem::Other(m) => fail(col, m),
         })?;
     }
-    serde_json::from_str::<Event>(text).map_err(|e| fail(e.column().max(1) as u64, serde_message(&e)))
+    serde_json::from_str::<Event>(text).map_err(|e| {
+        let col = match e.column() {
+            // serde reads a tagged enum through a buffer and loses the position of a bad field.
+            0 => locate_bad_field(text).unwrap_or(1),
+            col => col as u64,
+        };
+        fail(col, serde_message(&e))
+    })
+}
+
+/// The column of the value of the field that makes `text` (a JSON object that is not a valid
+/// event) fail, found by removing one field at a time: a bad required field turns into "missing
+/// field", a bad optional one into success.
+fn locate_bad_field(text: &str) -> Option<u64> {
+    let serde_json::Value::Object(map) = serde_json::from_str(text).ok()? else {
+        return None;
+    };
+    let original = serde_json::from_value::<Event>(serde_json::Value::Object(map.clone()))
+        .err()?
+        .to_string();
+    if original.starts_with("missing field") {
+        // Nothing to point at: the object as a whole lacks it.
+        return None;
+    }
+    for key in map.keys().filter(|k| k.as_str() != "e") {
+        let mut without = map.clone();
+        without.remove(key);
+        let culprit = match serde_json::from_value::<Event>(serde_json::Value::Object(without)) {
+            Ok(_) => true,
+            Err(e) => {
+                let e = e.to_string();
+                e != original && e.starts_with(&format!("missing field `{key}`"))
+            }
+        };
+        if culprit {
+            return value_column(text, key);
+        }
+    }
+    None
+}
+
+/// The 1-based column where the value of top-level field `key` starts in `text`.
+fn value_column(text: &str, key: &str) -> Option<u64> {
+    let quoted = serde_json::to_string(key).ok()?;
+    let mut from = 0;
+    while let Some(i) = text[from..].find(&quoted) {
+        let start = from + i;
+        let after = text[start + quoted.len()..].trim_start();
+        if let Some(value) = after.strip_prefix(':') {
+            let value = value.trim_start();
+            return Some((text.len() - value.len()) as u64 + 1);
+        }
+        from = start + 1;
+    }
+    None
 }
 
 enum HeaderProblem {
@@ -123,7 +190,9 @@ fn check_header(text: &str) -> Result<(), (u64, HeaderProblem)> {
         Some(other) => {
             return Err((
                 1,
-                HeaderProblem::Other(format!("the first event must be a `header`, found `{other}`")),
+                HeaderProblem::Other(format!(
+                    "the first event must be a `header`, found `{other}`"
+                )),
             ))
         }
         None => return Ok(()),

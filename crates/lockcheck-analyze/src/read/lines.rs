@@ -39,7 +39,12 @@ const KEEP_CAPACITY: usize = 1 << 20;
 
 impl Lines {
     pub(super) fn new(input: Box<dyn BufRead + Send>, max: usize) -> Lines {
-        Lines { input, buf: Vec::new(), line_no: 0, max }
+        Lines {
+            input,
+            buf: Vec::new(),
+            line_no: 0,
+            max,
+        }
     }
 
     /// How many lines have been returned so far.
@@ -71,7 +76,10 @@ impl Lines {
                 None => (chunk.len(), false),
             };
             if self.buf.len() + take > self.max {
-                return Err(LineError::TooLong { line, max: self.max });
+                return Err(LineError::TooLong {
+                    line,
+                    max: self.max,
+                });
             }
             grow(&mut self.buf, take, self.max);
             self.buf.extend_from_slice(&chunk[..take]);
@@ -84,7 +92,11 @@ impl Lines {
         if self.buf.last() == Some(&b'\r') {
             self.buf.pop();
         }
-        Ok(Some(Line { bytes: &self.buf, no: line, terminated }))
+        Ok(Some(Line {
+            bytes: &self.buf,
+            no: line,
+            terminated,
+        }))
     }
 }
 

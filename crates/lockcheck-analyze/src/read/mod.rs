@@ -129,7 +129,11 @@ pub struct ReadError {
 impl ReadError {
     /// An error in `file` at `pos`.
     pub fn new(file: &str, pos: Option<Position>, message: impl Into<String>) -> ReadError {
-        ReadError { file: file.to_owned(), pos, message: message.into() }
+        ReadError {
+            file: file.to_owned(),
+            pos,
+            message: message.into(),
+        }
     }
 }
 
@@ -199,7 +203,8 @@ impl TraceReader {
     /// directory, or cannot be read.
     pub fn open(path: &Path, format: Option<InputFormat>) -> Result<TraceReader, ReadError> {
         let name = path.display().to_string();
-        let os_error = |what: &str, e: std::io::Error| ReadError::new(&name, None, format!("{what}: {e}"));
+        let os_error =
+            |what: &str, e: std::io::Error| ReadError::new(&name, None, format!("{what}: {e}"));
         let meta = fs::metadata(path).map_err(|e| os_error("cannot open trace", e))?;
         if meta.is_dir() {
             return Err(ReadError::new(
@@ -210,11 +215,19 @@ impl TraceReader {
         }
         let file = fs::File::open(path).map_err(|e| os_error("cannot open trace", e))?;
         let format = format.unwrap_or_else(|| InputFormat::from_path(path));
-        Ok(TraceReader::from_reader(&name, Box::new(BufReader::with_capacity(256 << 10, file)), format))
+        Ok(TraceReader::from_reader(
+            &name,
+            Box::new(BufReader::with_capacity(256 << 10, file)),
+            format,
+        ))
     }
 
     /// Reads from any buffered reader; `name` is used in error messages.
-    pub fn from_reader(name: &str, input: Box<dyn BufRead + Send>, format: InputFormat) -> TraceReader {
+    pub fn from_reader(
+        name: &str,
+        input: Box<dyn BufRead + Send>,
+        format: InputFormat,
+    ) -> TraceReader {
         TraceReader::with_max_line_len(name, input, format, MAX_LINE_LEN)
     }
 
@@ -231,13 +244,24 @@ impl TraceReader {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| name.to_owned());
         let decoder = match format {
-            InputFormat::Json => Decoder::Json(json::JsonDecoder::new(lines::Lines::new(input, max_line_len))),
-            InputFormat::Std => {
-                Decoder::Std(std_text::StdDecoder::new(lines::Lines::new(input, max_line_len), program))
-            }
+            InputFormat::Json => Decoder::Json(json::JsonDecoder::new(lines::Lines::new(
+                input,
+                max_line_len,
+            ))),
+            InputFormat::Std => Decoder::Std(std_text::StdDecoder::new(
+                lines::Lines::new(input, max_line_len),
+                program,
+            )),
             InputFormat::RapidBin => Decoder::RapidBin(rapidbin::BinDecoder::new(input, program)),
         };
-        TraceReader { name: name.to_owned(), format, decoder, allow_truncated: false, truncated: None, done: false }
+        TraceReader {
+            name: name.to_owned(),
+            format,
+            decoder,
+            allow_truncated: false,
+            truncated: None,
+            done: false,
+        }
     }
 
     /// With `true`, a truncated last event ends the stream instead of being an error.
@@ -307,7 +331,8 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
     let mut out = Vec::new();
     for path in paths {
         let name = path.display().to_string();
-        let meta = fs::metadata(path).map_err(|e| ReadError::new(&name, None, format!("cannot read input: {e}")))?;
+        let meta = fs::metadata(path)
+            .map_err(|e| ReadError::new(&name, None, format!("cannot read input: {e}")))?;
         if !meta.is_dir() {
             out.push(path.clone());
             continue;
@@ -328,14 +353,21 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
 }
 
 fn collect_traces(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
-    let err = |p: &Path, e: std::io::Error| ReadError::new(&p.display().to_string(), None, format!("cannot read directory: {e}"));
+    let err = |p: &Path, e: std::io::Error| {
+        ReadError::new(
+            &p.display().to_string(),
+            None,
+            format!("cannot read directory: {e}"),
+        )
+    };
     for entry in fs::read_dir(dir).map_err(|e| err(dir, e))? {
         let entry = entry.map_err(|e| err(dir, e))?;
         let path = entry.path();
         let kind = entry.file_type().map_err(|e| err(&path, e))?;
         if kind.is_dir() {
             collect_traces(&path, out)?;
-        } else if (kind.is_file() || (kind.is_symlink() && path.is_file())) && is_trace_file(&path) {
+        } else if (kind.is_file() || (kind.is_symlink() && path.is_file())) && is_trace_file(&path)
+        {
             out.push(path);
         }
     }
@@ -388,7 +420,10 @@ impl Translator {
             ThreadKey::Name(s) => s.clone(),
         };
         self.threads.insert(key, t);
-        self.pending.push_back(Event::Thread { t, name: Some(name) });
+        self.pending.push_back(Event::Thread {
+            t,
+            name: Some(name),
+        });
         t
     }
 
@@ -402,8 +437,16 @@ impl Translator {
         // would not fit in memory long before the numbers wrapped.
         let c = l as ClassNo;
         self.locks.insert(key.to_owned(), l);
-        self.pending.push_back(Event::Class { c, key: key.to_owned(), kind: LockKind::Unknown });
-        self.pending.push_back(Event::Lock { l, c, permits: None });
+        self.pending.push_back(Event::Class {
+            c,
+            key: key.to_owned(),
+            kind: LockKind::Unknown,
+        });
+        self.pending.push_back(Event::Lock {
+            l,
+            c,
+            permits: None,
+        });
         l
     }
 
@@ -414,7 +457,11 @@ impl Translator {
         }
         let s = self.sites.len() as SiteNo + 1;
         self.sites.insert(loc.to_owned(), s);
-        self.pending.push_back(Event::Site { s, loc: format!("loc {loc}"), frames: Vec::new() });
+        self.pending.push_back(Event::Site {
+            s,
+            loc: format!("loc {loc}"),
+            frames: Vec::new(),
+        });
         s
     }
 

@@ -11,7 +11,9 @@ use std::io::{self, BufRead, Read};
 const HEADER_LEN: u64 = 18;
 const RECORD_LEN: u64 = 8;
 
-const OP_NAMES: [&str; 10] = ["acq", "rel", "r", "w", "fork", "join", "begin", "end", "req", "branch"];
+const OP_NAMES: [&str; 10] = [
+    "acq", "rel", "r", "w", "fork", "join", "begin", "end", "req", "branch",
+];
 
 /// The counts declared by the header.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +31,7 @@ pub(super) struct BinDecoder {
     /// Byte offset of the next unread byte.
     offset: u64,
     /// Records read so far.
-    records: u64,
+    pub(super) records: u64,
     tr: Translator,
 }
 
@@ -55,7 +57,14 @@ impl Record {
 
 impl BinDecoder {
     pub(super) fn new(input: Box<dyn BufRead + Send>, program: String) -> BinDecoder {
-        BinDecoder { input, program, header: None, offset: 0, records: 0, tr: Translator::default() }
+        BinDecoder {
+            input,
+            program,
+            header: None,
+            offset: 0,
+            records: 0,
+            tr: Translator::default(),
+        }
     }
 
     pub(super) fn next(&mut self, name: &str) -> Result<Option<Event>, Fault> {
@@ -83,12 +92,18 @@ impl BinDecoder {
                 return Err(error(
                     name,
                     at,
-                    format!("{extra} bytes after the {} events that the header declares", header.events),
+                    format!(
+                        "{extra} bytes after the {} events that the header declares",
+                        header.events
+                    ),
                 ));
             }
             if got < word.len() {
                 let what = if got == 0 {
-                    format!("the header declares {} events but the file holds {}", header.events, self.records)
+                    format!(
+                        "the header declares {} events but the file holds {}",
+                        header.events, self.records
+                    )
                 } else {
                     format!(
                         "record {} is partial ({got} of {RECORD_LEN} bytes; the header declares {} events)",
@@ -98,7 +113,11 @@ impl BinDecoder {
                 };
                 return Err(Fault::Truncated {
                     pos: Position::Byte(at),
-                    error: ReadError::new(name, Some(Position::Byte(at)), format!("{what}: {TRUNCATED_HINT}")),
+                    error: ReadError::new(
+                        name,
+                        Some(Position::Byte(at)),
+                        format!("{what}: {TRUNCATED_HINT}"),
+                    ),
                 });
             }
             self.records += 1;
@@ -117,7 +136,9 @@ impl BinDecoder {
             return Err(error(
                 name,
                 0,
-                format!("binary header too short: {got} bytes (a RAPID binary header is {HEADER_LEN})"),
+                format!(
+                    "binary header too short: {got} bytes (a RAPID binary header is {HEADER_LEN})"
+                ),
             ));
         }
         let threads = i16::from_be_bytes([raw[0], raw[1]]);
@@ -139,7 +160,11 @@ impl BinDecoder {
         if events < 0 {
             return Err(negative("events", 10, events));
         }
-        Ok(Header { threads: threads as u64, locks: locks as u64, events: events as u64 })
+        Ok(Header {
+            threads: threads as u64,
+            locks: locks as u64,
+            events: events as u64,
+        })
     }
 
     /// Reads until `buf` is full or the input ends; returns how many bytes were read.
@@ -174,7 +199,10 @@ fn io_error(name: &str, at: u64, e: io::Error) -> Fault {
 /// Queues the events of one record, checking its numbers against the header.
 fn translate(tr: &mut Translator, header: &Header, r: Record) -> Result<(), String> {
     let Some(&op_name) = OP_NAMES.get(r.op as usize) else {
-        return Err(format!("unknown operation code {} (RAPID binary uses 0-9)", r.op));
+        return Err(format!(
+            "unknown operation code {} (RAPID binary uses 0-9)",
+            r.op
+        ));
     };
     if r.thread >= header.threads {
         return Err(format!(
@@ -206,9 +234,21 @@ fn translate(tr: &mut Translator, header: &Header, r: Record) -> Result<(), Stri
             let l = lock(tr)?;
             let s = Some(tr.site(&r.location.to_string()));
             tr.push(if r.op == 0 {
-                Event::Acquire { t, l, m: Mode::Exclusive, how: How::Blocking, s, wait_ns: 0 }
+                Event::Acquire {
+                    t,
+                    l,
+                    m: Mode::Exclusive,
+                    how: How::Blocking,
+                    s,
+                    wait_ns: 0,
+                }
             } else {
-                Event::Request { t, l, m: Mode::Exclusive, s }
+                Event::Request {
+                    t,
+                    l,
+                    m: Mode::Exclusive,
+                    s,
+                }
             });
         }
         1 => {
@@ -236,11 +276,24 @@ mod tests {
     #[test]
     fn record_fields_come_from_their_bits() {
         let word = 3 | (8 << 10) | (1234 << 14) | (77 << 48);
-        assert_eq!(Record::decode(word), Record { thread: 3, op: 8, operand: 1234, location: 77 });
+        assert_eq!(
+            Record::decode(word),
+            Record {
+                thread: 3,
+                op: 8,
+                operand: 1234,
+                location: 77
+            }
+        );
         let all = u64::MAX;
         assert_eq!(
             Record::decode(all),
-            Record { thread: 1023, op: 15, operand: (1 << 34) - 1, location: 0x7fff }
+            Record {
+                thread: 1023,
+                op: 15,
+                operand: (1 << 34) - 1,
+                location: 0x7fff
+            }
         );
     }
 }

@@ -43,6 +43,15 @@ impl Op {
     fn needs_arg(self) -> bool {
         !matches!(self, Op::Begin | Op::End | Op::Branch)
     }
+
+    /// An example argument for messages.
+    fn example_arg(self) -> &'static str {
+        match self {
+            Op::Fork | Op::Join => "2",
+            Op::Read | Op::Write => "V1",
+            _ => "L3",
+        }
+    }
 }
 
 /// One parsed line, borrowing from it.
@@ -67,7 +76,12 @@ pub(super) struct StdDecoder {
 
 impl StdDecoder {
     pub(super) fn new(lines: Lines, program: String) -> StdDecoder {
-        StdDecoder { lines, program, started: false, tr: Translator::default() }
+        StdDecoder {
+            lines,
+            program,
+            started: false,
+            tr: Translator::default(),
+        }
     }
 
     pub(super) fn next(&mut self, name: &str) -> Result<Option<Event>, Fault> {
@@ -79,8 +93,15 @@ impl StdDecoder {
                 Ok(Some(line)) => line,
                 Ok(None) if self.started => return Ok(None),
                 Ok(None) => {
-                    let pos = Position::LineCol { line: self.lines.lines_read() + 1, col: 1 };
-                    return Err(Fault::Error(ReadError::new(name, Some(pos), "empty trace (no events)")));
+                    let pos = Position::LineCol {
+                        line: self.lines.lines_read() + 1,
+                        col: 1,
+                    };
+                    return Err(Fault::Error(ReadError::new(
+                        name,
+                        Some(pos),
+                        "empty trace (no events)",
+                    )));
                 }
                 Err(e) => return Err(line_error(name, e)),
             };
@@ -129,9 +150,21 @@ fn translate(tr: &mut Translator, p: &StdLine<'_>) {
             let l = tr.lock(arg);
             let s = p.loc.map(|loc| tr.site(loc));
             tr.push(if p.op == Op::Acq {
-                Event::Acquire { t, l, m: Mode::Exclusive, how: How::Blocking, s, wait_ns: 0 }
+                Event::Acquire {
+                    t,
+                    l,
+                    m: Mode::Exclusive,
+                    how: How::Blocking,
+                    s,
+                    wait_ns: 0,
+                }
             } else {
-                Event::Request { t, l, m: Mode::Exclusive, s }
+                Event::Request {
+                    t,
+                    l,
+                    m: Mode::Exclusive,
+                    s,
+                }
             });
         }
         Op::Rel => {
@@ -140,7 +173,11 @@ fn translate(tr: &mut Translator, p: &StdLine<'_>) {
         }
         Op::Fork | Op::Join => {
             let child = tr.thread(thread_key(arg));
-            tr.push(if p.op == Op::Fork { Event::Fork { t, child } } else { Event::Join { t, child } });
+            tr.push(if p.op == Op::Fork {
+                Event::Fork { t, child }
+            } else {
+                Event::Join { t, child }
+            });
         }
         Op::Read | Op::Write | Op::Begin | Op::End | Op::Branch => {}
     }
@@ -192,7 +229,10 @@ fn parse(text: &str) -> Result<StdLine<'_>, Problem> {
     let (op_name, arg) = match op_field.find('(') {
         Some(open) => {
             let Some(inner) = op_field[open + 1..].strip_suffix(')') else {
-                return Err((ocol + op_field.len() as u64, "expected `)` at the end of the operation".to_owned()));
+                return Err((
+                    ocol + op_field.len() as u64,
+                    "expected `)` at the end of the operation".to_owned(),
+                ));
             };
             let (acol, arg) = trimmed((ocol as usize - 1 + open + 1, inner));
             (&op_field[..open], Some((acol, arg)))
@@ -201,7 +241,10 @@ fn parse(text: &str) -> Result<StdLine<'_>, Problem> {
     };
     let Some(op) = Op::from_name(op_name) else {
         let shown: String = op_name.chars().take(40).collect();
-        return Err((ocol, format!("unknown operation `{shown}` (expected one of {OPS})")));
+        return Err((
+            ocol,
+            format!("unknown operation `{shown}` (expected one of {OPS})"),
+        ));
     };
     let arg = match arg {
         Some((acol, a)) if !a.is_empty() => {
@@ -209,12 +252,21 @@ fn parse(text: &str) -> Result<StdLine<'_>, Problem> {
             Some(a)
         }
         Some((acol, _)) if op.needs_arg() => {
-            return Err((acol, format!("`{op_name}` needs an argument, as in `{op_name}(L3)`")));
+            return Err((
+                acol,
+                format!(
+                    "`{op_name}` needs an argument, as in `{op_name}({})`",
+                    op.example_arg()
+                ),
+            ));
         }
         None if op.needs_arg() => {
             return Err((
                 ocol + op_field.len() as u64,
-                format!("`{op_name}` needs an argument, as in `{op_name}(L3)`"),
+                format!(
+                    "`{op_name}` needs an argument, as in `{op_name}({})`",
+                    op.example_arg()
+                ),
             ));
         }
         _ => None,
@@ -226,7 +278,12 @@ fn parse(text: &str) -> Result<StdLine<'_>, Problem> {
     } else {
         None
     };
-    Ok(StdLine { thread, op, arg, loc })
+    Ok(StdLine {
+        thread,
+        op,
+        arg,
+        loc,
+    })
 }
 
 /// Trims a field, returning the 1-based column where its content starts.
@@ -240,8 +297,14 @@ fn token(tok: &str, col: u64, what: &str) -> Result<(), Problem> {
     if tok.is_empty() {
         return Err((col, format!("missing {what}")));
     }
-    match tok.char_indices().find(|&(_, c)| c.is_whitespace() || c == '(' || c == ')') {
-        Some((i, c)) => Err((col + i as u64, format!("unexpected {c:?} in {what} `{tok}`"))),
+    match tok
+        .char_indices()
+        .find(|&(_, c)| c.is_whitespace() || c == '(' || c == ')')
+    {
+        Some((i, c)) => Err((
+            col + i as u64,
+            format!("unexpected {c:?} in {what} `{tok}`"),
+        )),
         None => Ok(()),
     }
 }

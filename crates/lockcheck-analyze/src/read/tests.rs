@@ -1,1 +1,915 @@
-//! Tests of the readers.
+//! Tests of the readers, over the committed fixtures (`fixtures/`) and generated inputs.
+
+use super::*;
+use lockcheck_core::trace::{ClassStats, Frame, How, LockKind, Mode};
+use std::io::{Cursor, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    fixtures().join(rel)
+}
+
+/// All events of a file that must read cleanly.
+fn read_all(path: &Path) -> Vec<Event> {
+    TraceReader::open(path, None)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|e| e.unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+/// Reads bytes in `format`, collecting everything the iterator yields (bounded, so a reader that
+/// never ends fails the test instead of hanging it).
+fn read_bytes(
+    bytes: &[u8],
+    format: InputFormat,
+    allow_truncated: bool,
+) -> (Vec<Result<Event, ReadError>>, TraceReader) {
+    let mut reader = TraceReader::from_reader("mem", Box::new(Cursor::new(bytes.to_vec())), format)
+        .allow_truncated(allow_truncated);
+    let limit = bytes.len() * 8 + 16;
+    let mut out = Vec::new();
+    for item in reader.by_ref() {
+        out.push(item);
+        assert!(out.len() <= limit, "reader does not end");
+    }
+    (out, reader)
+}
+
+fn only_error(items: &[Result<Event, ReadError>]) -> &ReadError {
+    let errors: Vec<&ReadError> = items.iter().filter_map(|i| i.as_ref().err()).collect();
+    assert_eq!(errors.len(), 1, "{items:?}");
+    assert!(
+        items.last().unwrap().is_err(),
+        "the error must end the stream"
+    );
+    errors[0]
+}
+
+fn count(events: &[Event], pred: impl Fn(&Event) -> bool) -> usize {
+    events.iter().filter(|e| pred(e)).count()
+}
+
+#[test]
+fn formats_come_from_extensions_and_names() {
+    let f = |p: &str| InputFormat::from_path(Path::new(p));
+    assert_eq!(f("a/b.std"), InputFormat::Std);
+    assert_eq!(f("x.data"), InputFormat::RapidBin);
+    assert_eq!(f("x.BIN"), InputFormat::RapidBin);
+    assert_eq!(f("x.rapidbin"), InputFormat::RapidBin);
+    assert_eq!(f("x.jsonl"), InputFormat::Json);
+    assert_eq!(f("x.json"), InputFormat::Json);
+    assert_eq!(f("trace"), InputFormat::Json);
+    assert_eq!(f("x.txt"), InputFormat::Json);
+    assert_eq!(InputFormat::from_name("json"), Some(InputFormat::Json));
+    assert_eq!(InputFormat::from_name("std"), Some(InputFormat::Std));
+    assert_eq!(
+        InputFormat::from_name("rapid-bin"),
+        Some(InputFormat::RapidBin)
+    );
+    assert_eq!(
+        InputFormat::from_name("rapidbin"),
+        Some(InputFormat::RapidBin)
+    );
+    assert_eq!(InputFormat::from_name("xml"), None);
+}
+
+#[test]
+fn errors_display_file_position_and_message() {
+    let e = ReadError::new("t.json", Some(Position::LineCol { line: 3, col: 7 }), "bad");
+    assert_eq!(e.to_string(), "t.json:3:7: bad");
+    let e = ReadError::new("t.data", Some(Position::Byte(42)), "bad");
+    assert_eq!(e.to_string(), "t.data: byte 42: bad");
+    let e = ReadError::new("t.json", None, "bad");
+    assert_eq!(e.to_string(), "t.json: bad");
+}
+
+/// The rows of `fixtures/bad/README.md`: file, position, message fragment.
+fn bad_fixture_table() -> Vec<(String, String, String)> {
+    let readme = fs::read_to_string(fixture("bad/README.md")).unwrap();
+    readme
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<String> = l
+                .trim_matches('|')
+                .replace("\\|", "\u{0}")
+                .split('|')
+                .map(|c| c.trim().replace('\u{0}', "|"))
+                .collect();
+            assert_eq!(cells.len(), 3, "{l}");
+            (
+                cells[0].trim_matches('`').to_owned(),
+                cells[1].clone(),
+                cells[2].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_bad_fixture_yields_exactly_one_positioned_error() {
+    let table = bad_fixture_table();
+    let mut files: Vec<String> = fs::read_dir(fixture("bad"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "README.md")
+        .collect();
+    files.sort();
+    let listed: Vec<&str> = table.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        files, listed,
+        "fixtures/bad/README.md must list every file, sorted"
+    );
+    for (file, pos, fragment) in &table {
+        let path = fixture("bad").join(file);
+        let reader = TraceReader::open(&path, None).unwrap();
+        let items: Vec<_> = reader.collect();
+        let err = only_error(&items);
+        let text = err.to_string();
+        assert!(text.starts_with(&path.display().to_string()), "{text}");
+        assert_eq!(
+            err.pos.map(|p| p.to_string()).as_deref(),
+            Some(pos.as_str()),
+            "{text}"
+        );
+        assert!(
+            text.contains(fragment.as_str()),
+            "{file}: expected {fragment:?} in {text:?}"
+        );
+    }
+}
+
+#[test]
+fn the_iterator_ends_after_an_error() {
+    let mut reader = TraceReader::open(&fixture("bad/unknown-tag.json"), None).unwrap();
+    assert!(reader.by_ref().any(|e| e.is_err()));
+    assert!(reader.next().is_none());
+    assert!(reader.next().is_none());
+}
+
+#[test]
+fn json_fixtures_read_every_event_kind() {
+    let events = read_all(&fixture("json/all-events.jsonl"));
+    assert_eq!(events.len(), 29);
+    assert!(
+        matches!(&events[0], Event::Header { version: 1, pid: 7, program, .. } if program == "every-event")
+    );
+    assert!(events.contains(&Event::Lock {
+        l: 3,
+        c: 3,
+        permits: Some(4)
+    }));
+    assert!(events.contains(&Event::CondWait { t: 1, cv: 4, l: 1 }));
+    assert!(events.contains(&Event::Drop { l: 2 }));
+    let tags: std::collections::BTreeSet<&str> = events.iter().map(tag).collect();
+    assert_eq!(tags.len(), 15, "{tags:?}");
+
+    let abba = read_all(&fixture("json/abba.jsonl"));
+    assert_eq!(count(&abba, |e| matches!(e, Event::Acquire { .. })), 4);
+
+    let mut reader = TraceReader::open(&fixture("json/no-final-newline.jsonl"), None).unwrap();
+    assert!(reader.by_ref().take(3).all(|e| e.is_ok()));
+    assert_eq!(read_all(&fixture("json/no-final-newline.jsonl")).len(), 2);
+    assert_eq!(reader.truncated(), None);
+}
+
+#[test]
+fn bensalem_std_has_four_threads_and_six_locks() {
+    let events = read_all(&fixture("std/Bensalem.std"));
+    assert!(
+        matches!(&events[0], Event::Header { version: 1, pid: 0, program, .. } if program == "Bensalem.std")
+    );
+    let threads: Vec<(u64, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Thread { t, name } => Some((*t, name.clone().unwrap())),
+            _ => None,
+        })
+        .collect();
+    let names: Vec<&str> = threads.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, ["T6", "T9", "T10", "T11"]);
+    assert_eq!(
+        threads.iter().map(|t| t.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    let keys: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Class {
+                key,
+                kind: LockKind::Unknown,
+                ..
+            } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys, ["9", "5", "7", "8", "10", "11"]);
+    assert_eq!(count(&events, |e| matches!(e, Event::Lock { .. })), 6);
+    assert_eq!(
+        count(&events, |e| matches!(
+            e,
+            Event::Acquire {
+                m: Mode::Exclusive,
+                how: How::Blocking,
+                ..
+            }
+        )),
+        13
+    );
+    assert_eq!(count(&events, |e| matches!(e, Event::Request { .. })), 13);
+    assert_eq!(count(&events, |e| matches!(e, Event::Release { .. })), 13);
+    // `fork(11)` in T9's line and the `T11|...` lines are the same thread.
+    assert!(events.contains(&Event::Fork { t: 2, child: 4 }));
+    assert!(events.contains(&Event::Join { t: 2, child: 4 }));
+    assert!(events.contains(&Event::Fork { t: 1, child: 2 }));
+    // Every thread, lock and site is declared before its first use.
+    assert_declared_before_use(&events);
+    let site = events.iter().find_map(|e| match e {
+        Event::Site { s: 1, loc, .. } => Some(loc.as_str()),
+        _ => None,
+    });
+    assert_eq!(site, Some("loc 51"));
+}
+
+#[test]
+fn jigsaw_std_reads_whole() {
+    let events = read_all(&fixture("std/jigsaw.std"));
+    assert_eq!(count(&events, |e| matches!(e, Event::Thread { .. })), 3);
+    assert_eq!(count(&events, |e| matches!(e, Event::Lock { .. })), 175);
+    assert_eq!(count(&events, |e| matches!(e, Event::Acquire { .. })), 3594);
+    assert_eq!(count(&events, |e| matches!(e, Event::Release { .. })), 3592);
+    assert_declared_before_use(&events);
+}
+
+/// Acquisitions per file, counted independently of the reader from the records' op bits.
+const RAPIDBIN: &[(&str, usize, usize)] = &[
+    ("Account.data", 72, 5),
+    ("Bensalem.data", 12, 3),
+    ("Bensalem_dlf.data", 13, 3),
+    ("Dbcp1.data", 28, 2),
+    ("Dbcp2.data", 38, 2),
+    ("Deadlock.data", 4, 2),
+    ("DiningPhil.data", 50, 5),
+    ("StringBuffer.data", 7, 2),
+    ("Transfer.data", 8, 2),
+    ("cache4j_dlf.data", 24737, 1),
+    ("jigsaw.data", 33539, 20),
+];
+
+#[test]
+fn rapidbin_corpus_reads_with_the_declared_event_count() {
+    let mut files: Vec<String> = fs::read_dir(fixture("rapidbin"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".data"))
+        .collect();
+    files.sort();
+    assert_eq!(files, RAPIDBIN.iter().map(|r| r.0).collect::<Vec<_>>());
+    for &(file, acquires, forks) in RAPIDBIN {
+        let path = fixture("rapidbin").join(file);
+        let bytes = fs::read(&path).unwrap();
+        let declared = i64::from_be_bytes(bytes[10..18].try_into().unwrap()) as u64;
+        let threads = i16::from_be_bytes([bytes[0], bytes[1]]) as usize;
+        let mut reader = TraceReader::open(&path, None).unwrap();
+        let events: Vec<Event> = reader
+            .by_ref()
+            .map(|e| e.unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let Decoder::RapidBin(d) = &reader.decoder else {
+            unreachable!()
+        };
+        assert_eq!(d.records, declared, "{file}");
+        assert!(matches!(&events[0], Event::Header { program, .. } if program == file));
+        assert_eq!(
+            count(&events, |e| matches!(e, Event::Acquire { .. })),
+            acquires,
+            "{file}"
+        );
+        assert_eq!(
+            count(&events, |e| matches!(e, Event::Fork { .. })),
+            forks,
+            "{file}"
+        );
+        assert!(
+            count(&events, |e| matches!(e, Event::Thread { .. })) <= threads,
+            "{file}"
+        );
+        assert_declared_before_use(&events);
+    }
+    let dining = read_all(&fixture("rapidbin/DiningPhil.data"));
+    assert!(dining
+        .iter()
+        .any(|e| matches!(e, Event::Class { key, .. } if key == "L0")));
+    assert!(dining
+        .iter()
+        .any(|e| matches!(e, Event::Thread { name: Some(n), .. } if n == "T0")));
+}
+
+fn assert_declared_before_use(events: &[Event]) {
+    use std::collections::HashSet;
+    let (mut threads, mut locks, mut sites, mut classes) = (
+        HashSet::new(),
+        HashSet::new(),
+        HashSet::new(),
+        HashSet::new(),
+    );
+    for e in events {
+        match e {
+            Event::Thread { t, .. } => assert!(threads.insert(*t), "thread {t} declared twice"),
+            Event::Class { c, .. } => assert!(classes.insert(*c)),
+            Event::Lock { l, c, .. } => {
+                assert!(classes.contains(c));
+                assert!(locks.insert(*l));
+            }
+            Event::Site { s, .. } => assert!(sites.insert(*s)),
+            Event::Acquire { t, l, s, .. } | Event::Request { t, l, s, .. } => {
+                assert!(threads.contains(t) && locks.contains(l), "{e:?}");
+                assert!(s.is_none_or(|s| sites.contains(&s)), "{e:?}");
+            }
+            Event::Release { t, l, .. } => {
+                assert!(threads.contains(t) && locks.contains(l), "{e:?}")
+            }
+            Event::Fork { t, child } | Event::Join { t, child } => {
+                assert!(threads.contains(t) && threads.contains(child), "{e:?}")
+            }
+            _ => {}
+        }
+    }
+    // Dense numbering from 1.
+    for set in [&threads, &locks] {
+        assert!((1..=set.len() as u64).all(|n| set.contains(&n)));
+    }
+}
+
+#[test]
+fn std_lines_accept_variants_of_the_syntax() {
+    let text = "T1|begin|0\r\nmain|acq(l_5)|7\n\n1|fork(T2)|8\nT2|w(V1)|9\nT2|acq(5)\n T2 | rel( 5 ) | 10 \nT1|join(2)|11\nT1|end()|12\nT1|branch|13\n";
+    let (items, reader) = read_bytes(text.as_bytes(), InputFormat::Std, false);
+    let events: Vec<Event> = items.into_iter().map(|e| e.unwrap()).collect();
+    assert_eq!(reader.truncated(), None);
+    let names: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Thread { name, .. } => name.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["T1", "main", "T2"]);
+    assert!(events.contains(&Event::Fork { t: 1, child: 3 }));
+    assert!(events.contains(&Event::Join { t: 1, child: 3 }));
+    assert!(events.contains(&Event::Acquire {
+        t: 3,
+        l: 2,
+        m: Mode::Exclusive,
+        how: How::Blocking,
+        s: None,
+        wait_ns: 0
+    }));
+    assert!(events.contains(&Event::Release {
+        t: 3,
+        l: 2,
+        hold_ns: 0
+    }));
+    assert!(events.contains(&Event::Class {
+        c: 1,
+        key: "l_5".into(),
+        kind: LockKind::Unknown
+    }));
+}
+
+#[test]
+fn truncated_json_is_an_error_unless_allowed() {
+    let path = fixture("bad/truncated.jsonl");
+    let items: Vec<_> = TraceReader::open(&path, None).unwrap().collect();
+    let err = only_error(&items);
+    assert!(
+        err.message.contains("truncated") && err.message.contains("--allow-truncated"),
+        "{err}"
+    );
+    assert_eq!(items.len(), 7);
+
+    let mut reader = TraceReader::open(&path, None)
+        .unwrap()
+        .allow_truncated(true);
+    let events: Vec<Event> = reader.by_ref().map(|e| e.unwrap()).collect();
+    assert_eq!(events.len(), 6);
+    assert_eq!(
+        reader.truncated(),
+        Some(Position::LineCol { line: 7, col: 1 })
+    );
+    assert!(reader.next().is_none());
+}
+
+#[test]
+fn truncated_std_and_binary_end_cleanly_when_allowed() {
+    for (file, pos, n) in [
+        ("truncated.std", Position::LineCol { line: 3, col: 1 }, 7),
+        ("truncated-record.data", Position::Byte(42), 9),
+        ("missing-records.data", Position::Byte(42), 9),
+    ] {
+        let mut reader = TraceReader::open(&fixture("bad").join(file), None)
+            .unwrap()
+            .allow_truncated(true);
+        let events: Vec<Event> = reader
+            .by_ref()
+            .map(|e| e.unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        assert_eq!(events.len(), n, "{file}: {events:?}");
+        assert_eq!(reader.truncated(), Some(pos), "{file}");
+    }
+}
+
+#[test]
+fn truncation_is_only_for_the_last_unterminated_line() {
+    let header = "{\"e\":\"header\",\"version\":1,\"pid\":1}\n";
+    // A bad line followed by more lines is an error even when truncation is allowed.
+    let text = format!("{header}{{\"e\":\"thread\",\"t\":\n{{\"e\":\"thread\",\"t\":2}}\n");
+    let (items, reader) = read_bytes(text.as_bytes(), InputFormat::Json, true);
+    assert!(!only_error(&items).message.contains("truncated"));
+    assert_eq!(reader.truncated(), None);
+    // A header cut short is not a trace at all.
+    let (items, _) = read_bytes(b"{\"e\":\"header\",\"ver", InputFormat::Json, true);
+    assert!(only_error(&items)
+        .message
+        .contains("truncated inside its header"));
+    // An unterminated last line that parses is complete.
+    let text = format!("{header}{{\"e\":\"thread\",\"t\":2}}");
+    let (items, reader) = read_bytes(text.as_bytes(), InputFormat::Json, false);
+    assert_eq!(items.len(), 2);
+    assert!(items.iter().all(|i| i.is_ok()));
+    assert_eq!(reader.truncated(), None);
+}
+
+/// An endless line of `a`s that is generated as it is read, counting the bytes handed out.
+struct EndlessLine {
+    prefix: Cursor<Vec<u8>>,
+    left: u64,
+    served: Arc<AtomicU64>,
+}
+
+impl Read for EndlessLine {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.prefix.read(buf)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        let n = buf.len().min(self.left as usize);
+        buf[..n].fill(b'a');
+        self.left -= n as u64;
+        self.served.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_huge_line_is_refused_without_reading_it_whole() {
+    let served = Arc::new(AtomicU64::new(0));
+    let input = EndlessLine {
+        prefix: Cursor::new(b"{\"e\":\"header\",\"version\":1,\"pid\":1}\n".to_vec()),
+        left: 80 << 20,
+        served: served.clone(),
+    };
+    let reader = TraceReader::from_reader(
+        "huge.jsonl",
+        Box::new(BufReader::new(input)),
+        InputFormat::Json,
+    );
+    let items: Vec<_> = reader.collect();
+    let err = only_error(&items);
+    assert_eq!(err.to_string(), format!("huge.jsonl:2:1: line longer than {MAX_LINE_LEN} bytes (not a trace line: is this the right file and format?)"));
+    let served = served.load(Ordering::Relaxed);
+    assert!(
+        served <= MAX_LINE_LEN as u64 + (64 << 10),
+        "read {served} bytes of an 80 MiB line"
+    );
+
+    // The same with a small limit, in the STD reader.
+    let text = format!("T1|acq(L1)|1\nT1|rel(L{})|2\n", "9".repeat(100));
+    let reader = TraceReader::with_max_line_len(
+        "x.std",
+        Box::new(Cursor::new(text.into_bytes())),
+        InputFormat::Std,
+        64,
+    );
+    let items: Vec<_> = reader.collect();
+    assert_eq!(only_error(&items).to_string(), "x.std:2:1: line longer than 64 bytes (not a trace line: is this the right file and format?)");
+}
+
+#[test]
+fn unopenable_files_name_the_file_and_the_os_error() {
+    let missing = fixture("no/such/trace.jsonl");
+    let err = TraceReader::open(&missing, None).unwrap_err();
+    assert_eq!(err.pos, None);
+    assert!(
+        err.to_string().starts_with(&missing.display().to_string()),
+        "{err}"
+    );
+    assert!(err.message.contains("No such file"), "{err}");
+
+    let err = TraceReader::open(&fixture("std"), None).unwrap_err();
+    assert!(err.message.contains("is a directory"), "{err}");
+
+    let dir = TempDir::new("perm");
+    let path = dir.0.join("secret.jsonl");
+    fs::write(&path, "{}\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
+    // Root reads anything: the check only means something for other users.
+    if fs::File::open(&path).is_err() {
+        let err = TraceReader::open(&path, None).unwrap_err();
+        assert!(err.message.contains("Permission denied"), "{err}");
+        assert!(
+            err.to_string().starts_with(&path.display().to_string()),
+            "{err}"
+        );
+    }
+}
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("lockcheck-read-{tag}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn inputs_expand_directories_recursively_and_sorted() {
+    let dir = TempDir::new("expand");
+    let root = &dir.0;
+    fs::create_dir_all(root.join("b/deeper")).unwrap();
+    fs::create_dir_all(root.join("empty")).unwrap();
+    for f in [
+        "z.json",
+        "a.std",
+        "b/deeper/x.data",
+        "b/y.jsonl",
+        "notes.txt",
+        "b/run.bin",
+    ] {
+        fs::write(root.join(f), "").unwrap();
+    }
+    let lone = root.join("notes.txt");
+    let got = expand_inputs(&[lone.clone(), root.clone()]).unwrap();
+    let want: Vec<PathBuf> = [
+        "notes.txt",
+        "a.std",
+        "b/deeper/x.data",
+        "b/y.jsonl",
+        "z.json",
+    ]
+    .iter()
+    .map(|f| root.join(f))
+    .collect();
+    assert_eq!(got, want);
+
+    let err = expand_inputs(&[root.join("empty")]).unwrap_err();
+    assert!(
+        err.to_string().contains("empty") && err.message.contains("no trace files"),
+        "{err}"
+    );
+    let err = expand_inputs(&[root.join("missing.json")]).unwrap_err();
+    assert!(
+        err.file.ends_with("missing.json") && err.message.contains("No such file"),
+        "{err}"
+    );
+    assert_eq!(expand_inputs(&[]).unwrap(), Vec::<PathBuf>::new());
+}
+
+fn tag(e: &Event) -> &'static str {
+    // Exhaustive on purpose: a new event kind must be added to the schema and to this test.
+    match e {
+        Event::Header { .. } => "header",
+        Event::Thread { .. } => "thread",
+        Event::Class { .. } => "class",
+        Event::Site { .. } => "site",
+        Event::Lock { .. } => "lock",
+        Event::Request { .. } => "request",
+        Event::Acquire { .. } => "acquire",
+        Event::Fail { .. } => "fail",
+        Event::Release { .. } => "release",
+        Event::Convert { .. } => "convert",
+        Event::CondWait { .. } => "cond_wait",
+        Event::Fork { .. } => "fork",
+        Event::Join { .. } => "join",
+        Event::Drop { .. } => "drop",
+        Event::Stats { .. } => "stats",
+    }
+}
+
+/// Every event kind, with optional fields both absent and present.
+fn every_event() -> Vec<Event> {
+    let frame = Frame {
+        function: Some("f".into()),
+        file: Some("src/a.rs".into()),
+        line: Some(3),
+    };
+    vec![
+        Event::Header {
+            version: 1,
+            pid: 1,
+            program: String::new(),
+            start_unix_ms: 0,
+        },
+        Event::Header {
+            version: 1,
+            pid: u32::MAX,
+            program: "p".into(),
+            start_unix_ms: u64::MAX,
+        },
+        Event::Thread { t: 1, name: None },
+        Event::Thread {
+            t: 2,
+            name: Some("worker".into()),
+        },
+        Event::Class {
+            c: 1,
+            key: "k".into(),
+            kind: LockKind::Mutex,
+        },
+        Event::Class {
+            c: 2,
+            key: "src/a.rs:1:2".into(),
+            kind: LockKind::Rwlock,
+        },
+        Event::Class {
+            c: 3,
+            key: "s".into(),
+            kind: LockKind::Semaphore,
+        },
+        Event::Class {
+            c: 4,
+            key: "cv".into(),
+            kind: LockKind::Condvar,
+        },
+        Event::Class {
+            c: 5,
+            key: "u".into(),
+            kind: LockKind::Unknown,
+        },
+        Event::Site {
+            s: 1,
+            loc: "src/a.rs:1:2".into(),
+            frames: vec![],
+        },
+        Event::Site {
+            s: 2,
+            loc: "src/a.rs:1:2".into(),
+            frames: vec![
+                frame,
+                Frame {
+                    function: None,
+                    file: None,
+                    line: None,
+                },
+            ],
+        },
+        Event::Lock {
+            l: 1,
+            c: 1,
+            permits: None,
+        },
+        Event::Lock {
+            l: 2,
+            c: 3,
+            permits: Some(8),
+        },
+        Event::Request {
+            t: 1,
+            l: 1,
+            m: Mode::Exclusive,
+            s: None,
+        },
+        Event::Request {
+            t: 1,
+            l: 1,
+            m: Mode::Upgradable,
+            s: Some(2),
+        },
+        Event::Acquire {
+            t: 1,
+            l: 1,
+            m: Mode::Shared,
+            how: How::Blocking,
+            s: None,
+            wait_ns: 0,
+        },
+        Event::Acquire {
+            t: 1,
+            l: 1,
+            m: Mode::SharedRecursive,
+            how: How::Timed,
+            s: Some(1),
+            wait_ns: 5,
+        },
+        Event::Acquire {
+            t: 1,
+            l: 2,
+            m: Mode::Permit,
+            how: How::Try,
+            s: None,
+            wait_ns: 0,
+        },
+        Event::Fail {
+            t: 1,
+            l: 1,
+            m: Mode::Exclusive,
+            how: How::Try,
+            s: None,
+            wait_ns: 0,
+        },
+        Event::Fail {
+            t: 1,
+            l: 1,
+            m: Mode::Exclusive,
+            how: How::Timed,
+            s: Some(1),
+            wait_ns: 9,
+        },
+        Event::Release {
+            t: 1,
+            l: 1,
+            hold_ns: 0,
+        },
+        Event::Release {
+            t: 1,
+            l: 1,
+            hold_ns: 10,
+        },
+        Event::Convert {
+            t: 1,
+            l: 1,
+            m: Mode::Exclusive,
+        },
+        Event::CondWait { t: 1, cv: 4, l: 1 },
+        Event::Fork { t: 1, child: 2 },
+        Event::Join { t: 1, child: 2 },
+        Event::Drop { l: 1 },
+        Event::Stats {
+            c: 1,
+            stats: ClassStats::default(),
+        },
+        Event::Stats {
+            c: 1,
+            stats: ClassStats {
+                acquisitions: 1,
+                contended: 2,
+                wait_total_ns: 3,
+                wait_max_ns: 4,
+                hold_total_ns: 5,
+                hold_max_ns: 6,
+            },
+        },
+    ]
+}
+
+fn schema() -> jsonschema::Validator {
+    let text = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/trace-format.schema.json"),
+    )
+    .unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::draft202012::new(&schema).unwrap()
+}
+
+#[test]
+fn every_serialized_event_matches_the_schema() {
+    let validator = schema();
+    let events = every_event();
+    let tags: std::collections::BTreeSet<&str> = events.iter().map(tag).collect();
+    assert_eq!(tags.len(), 15, "every_event must hold every kind");
+    for event in &events {
+        let mut line = Vec::new();
+        event.write_line(&mut line);
+        let value: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{}: {errors:?}",
+            String::from_utf8_lossy(&line)
+        );
+        // And the reader reads back what was written.
+        assert_eq!(&serde_json::from_slice::<Event>(&line).unwrap(), event);
+    }
+}
+
+#[test]
+fn the_schema_accepts_the_json_fixtures_and_rejects_bad_lines() {
+    let validator = schema();
+    for file in ["json/abba.jsonl", "json/all-events.jsonl"] {
+        for line in fs::read_to_string(fixture(file))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(validator.is_valid(&value), "{file}: {line}");
+        }
+    }
+    for line in [
+        r#"{"e":"teleport","t":1}"#,
+        r#"{"e":"acquire","t":"one","l":1,"m":"w"}"#,
+        r#"{"e":"acquire","t":1,"l":1,"m":"exclusive"}"#,
+        r#"{"e":"acquire","t":1,"m":"w"}"#,
+        r#"{"e":"header","version":2,"pid":1}"#,
+        r#"{"e":"fail","t":1,"l":1,"m":"w"}"#,
+        r#"{"e":"release","t":-1,"l":1}"#,
+        r#"{"t":1}"#,
+    ] {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(!validator.is_valid(&value), "{line}");
+        // The reader refuses them too.
+        let text = format!("{{\"e\":\"header\",\"version\":1,\"pid\":1}}\n{line}\n");
+        let (items, _) = read_bytes(text.as_bytes(), InputFormat::Json, false);
+        assert!(items.iter().any(|i| i.is_err()), "{line}");
+    }
+}
+
+mod never_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn check(bytes: &[u8]) {
+        for format in [InputFormat::Json, InputFormat::Std, InputFormat::RapidBin] {
+            for allow in [false, true] {
+                let (items, reader) = read_bytes(bytes, format, allow);
+                let errors = items.iter().filter(|i| i.is_err()).count();
+                assert!(errors <= 1);
+                if errors == 1 {
+                    assert!(items.last().unwrap().is_err());
+                }
+                if reader.truncated().is_some() {
+                    assert!(allow && errors == 0);
+                }
+            }
+        }
+    }
+
+    /// Lines that look like traces, to get past the first checks.
+    fn almost_lines() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just("{\"e\":\"header\",\"version\":1,\"pid\":1}\n".to_owned()),
+            Just("{\"e\":\"acquire\",\"t\":1,\"l\":2,\"m\":\"w\"}\n".to_owned()),
+            Just("T1|acq(L3)|42\n".to_owned()),
+            Just("9|fork(T2)|\n".to_owned()),
+            "[a-zT0-9|(){}\":,\n ]{0,30}",
+        ];
+        proptest::collection::vec(piece, 0..8).prop_map(|v| v.concat().into_bytes())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            check(&bytes);
+        }
+
+        #[test]
+        fn almost_traces(mut bytes in almost_lines(), cut in 0usize..400) {
+            check(&bytes);
+            bytes.truncate(cut);
+            check(&bytes);
+        }
+
+        #[test]
+        fn binary_after_a_plausible_header(
+            counts in (0i16..4, 0i32..4, 0i64..12),
+            words in proptest::collection::vec(any::<u64>(), 0..12),
+            tail in 0usize..8,
+        ) {
+            let mut bytes = Vec::new();
+            bytes.extend_from_slice(&counts.0.to_be_bytes());
+            bytes.extend_from_slice(&counts.1.to_be_bytes());
+            bytes.extend_from_slice(&0i32.to_be_bytes());
+            bytes.extend_from_slice(&counts.2.to_be_bytes());
+            for w in &words {
+                // Mostly small fields, so that some records are valid.
+                bytes.extend_from_slice(&(w & 0x0000_0000_000f_ffff | (w & 0x7 << 48)).to_be_bytes());
+            }
+            bytes.extend(std::iter::repeat_n(0u8, tail));
+            check(&bytes);
+        }
+    }
+}
