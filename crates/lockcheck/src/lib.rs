@@ -1,1 +1,97 @@
-//! placeholder
+//! Drop-in instrumented locks that find lock-order inversions and self-deadlocks.
+//!
+//! Swap `use parking_lot::{Mutex, RwLock, Condvar}` for `use lockcheck::{Mutex, RwLock, Condvar}`
+//! (or `std::sync` for [`lockcheck::sync`](sync)) in a test build: every acquisition records the
+//! lock order, and the first time two threads take locks in opposite orders, lockcheck reports
+//! it, even if the threads were lucky and never deadlocked.
+//!
+//! ```
+//! use lockcheck::{Mutex, Action};
+//!
+//! lockcheck::set_action(Action::Warn); // report and go on (the default, `Panic`, fails the test)
+//! static A: Mutex<u32> = Mutex::new(0);
+//! static B: Mutex<u32> = Mutex::new(0);
+//!
+//! // One thread takes A then B...
+//! lockcheck::thread::spawn(|| {
+//!     let _a = A.lock();
+//!     let _b = B.lock();
+//! })
+//! .join()
+//! .unwrap();
+//! // ...another takes B then A: a deadlock waiting for an unlucky schedule.
+//! std::thread::spawn(|| {
+//!     let _b = B.lock();
+//!     let _a = A.lock();
+//! })
+//! .join()
+//! .unwrap();
+//!
+//! # if lockcheck::ENABLED {
+//! let found = lockcheck::violations();
+//! assert_eq!(found.len(), 1);
+//! assert_eq!(found[0].kind, lockcheck::ViolationKind::LockOrderInversion);
+//! # }
+//! ```
+//!
+//! # What is checked
+//! - **Lock-order inversions** at two levels: lock instances, and lock classes (a class is the
+//!   construction site, or a name given with `named`), so that `a` then `b` on one pair of
+//!   objects and `b` then `a` on another is found before the unlucky pairing happens.
+//! - **Self-deadlocks**: locking what the thread already holds (also through a guard kept alive
+//!   by an `if let` or `match` scrutinee), write after read, and recursive `read` (a hazard: a
+//!   queued writer makes it deadlock; `read_recursive` is fine).
+//! - Not reported, because they cannot deadlock: cycles made by one thread only, cycles whose
+//!   acquisitions all hold a common gate lock, read-read cycles on locks never write-locked,
+//!   edges made by `try_*` or timed acquisitions, and, for threads started through
+//!   [`lockcheck::thread`](thread), orders separated by spawn or join.
+//!
+//! # What happens on a violation
+//! `LOCKCHECK=panic` (default): the report goes to stderr and to `tracing` (target `lockcheck`),
+//! then the acquiring thread panics before it blocks. `LOCKCHECK=warn`: report and go on.
+//! `LOCKCHECK=off`: no checking. [`set_action`] does the same from code, and [`violations`]
+//! returns what was found.
+//!
+//! # Release builds
+//! Instrumentation is compiled in when debug assertions are on and out otherwise; the features
+//! `instrument` and `no-instrument` force either way. Compiled out, the types are parking_lot's
+//! (and std's for [`sync`]): same size, same speed. [`checked`] is always instrumented.
+#![warn(missing_docs, rust_2018_idioms, missing_debug_implementations)]
+
+pub mod checked;
+mod config;
+pub mod plain;
+mod semaphore;
+pub mod sync;
+pub mod thread;
+mod wrappers;
+
+pub use checked::report::{violations, take_violations, EdgeInfo, LockRef, Violation, ViolationKind};
+pub use config::{action, set_action, Action};
+pub use lockcheck_core::trace::{LockKind, Mode};
+pub use semaphore::{Semaphore, SemaphorePermit};
+
+#[cfg(lockcheck_on)]
+pub use checked::{
+    Condvar, MappedMutexGuard, MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, MutexGuard,
+    RawMutex, RawRwLock, RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard,
+    WaitTimeoutResult,
+};
+#[cfg(not(lockcheck_on))]
+pub use plain::{
+    Condvar, MappedMutexGuard, MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, MutexGuard,
+    RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard, WaitTimeoutResult,
+};
+#[cfg(not(lockcheck_on))]
+pub use parking_lot::{RawMutex, RawRwLock};
+
+/// Whether instrumentation is compiled into this build (see the crate docs).
+pub const ENABLED: bool = cfg!(lockcheck_on);
+
+#[doc(hidden)]
+pub mod __private {
+    /// Graph sizes (instance nodes, instance edges, class nodes, class edges), for tests.
+    pub fn graph_sizes() -> (usize, usize, usize, usize) {
+        crate::checked::graph::sizes()
+    }
+}

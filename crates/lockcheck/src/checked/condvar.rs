@@ -1,0 +1,138 @@
+//! A condition variable for lockcheck's instrumented [`Mutex`](super::Mutex).
+//!
+//! `lock_api` 0.4 has no generic condvar and parking_lot's only works with its own raw mutex, so
+//! this one pairs parking_lot's `Condvar` with a private gate mutex: a waiter takes the gate,
+//! releases the user's mutex (bookkeeping: released), sleeps on the gate, then retakes the user's
+//! mutex (bookkeeping: a blocking acquisition at the `wait` call). Notifiers take the gate too, so
+//! a notification sent after the waiter released the user's mutex cannot be lost.
+
+use super::raw::RawMutex;
+use super::MutexGuard;
+use lock_api::RawMutex as _;
+use std::time::{Duration, Instant};
+
+/// A condition variable with parking_lot's API, for lockcheck's [`Mutex`](super::Mutex).
+#[derive(Default)]
+pub struct Condvar {
+    inner: parking_lot::Condvar,
+    gate: parking_lot::Mutex<()>,
+}
+
+/// Whether a timed wait timed out (parking_lot's type has a private constructor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitTimeoutResult(bool);
+
+impl WaitTimeoutResult {
+    /// Whether the wait ended because the timeout elapsed.
+    pub fn timed_out(self) -> bool {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Condvar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Condvar { .. }")
+    }
+}
+
+impl Condvar {
+    /// Creates a condition variable.
+    pub const fn new() -> Condvar {
+        Condvar { inner: parking_lot::Condvar::new(), gate: parking_lot::Mutex::new(()) }
+    }
+
+    /// Wakes one waiter; returns whether one was woken.
+    pub fn notify_one(&self) -> bool {
+        let _gate = self.gate.lock();
+        self.inner.notify_one()
+    }
+
+    /// Wakes all waiters; returns how many were woken.
+    pub fn notify_all(&self) -> usize {
+        let _gate = self.gate.lock();
+        self.inner.notify_all()
+    }
+
+    /// Releases the guard's mutex, waits for a notification, and retakes the mutex.
+    #[track_caller]
+    pub fn wait<T: ?Sized>(&self, guard: &mut MutexGuard<'_, T>) {
+        self.wait_inner(guard, None);
+    }
+
+    /// Like [`wait`](Self::wait), until `condition` returns false.
+    #[track_caller]
+    pub fn wait_while<T: ?Sized, F: FnMut(&mut T) -> bool>(&self, guard: &mut MutexGuard<'_, T>, mut condition: F) {
+        while condition(&mut *guard) {
+            self.wait_inner(guard, None);
+        }
+    }
+
+    /// Waits until notified or until `timeout` (an instant) passes.
+    #[track_caller]
+    pub fn wait_until<T: ?Sized>(&self, guard: &mut MutexGuard<'_, T>, timeout: Instant) -> WaitTimeoutResult {
+        WaitTimeoutResult(self.wait_inner(guard, Some(timeout)))
+    }
+
+    /// Waits until notified or for at most `timeout`.
+    #[track_caller]
+    pub fn wait_for<T: ?Sized>(&self, guard: &mut MutexGuard<'_, T>, timeout: Duration) -> WaitTimeoutResult {
+        let deadline = Instant::now().checked_add(timeout);
+        WaitTimeoutResult(self.wait_inner(guard, deadline))
+    }
+
+    /// Waits while `condition` holds, until `timeout` (an instant) passes.
+    #[track_caller]
+    pub fn wait_while_until<T: ?Sized, F: FnMut(&mut T) -> bool>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        mut condition: F,
+        timeout: Instant,
+    ) -> WaitTimeoutResult {
+        while condition(&mut *guard) {
+            if self.wait_inner(guard, Some(timeout)) {
+                return WaitTimeoutResult(condition(&mut *guard));
+            }
+        }
+        WaitTimeoutResult(false)
+    }
+
+    /// Waits while `condition` holds, for at most `timeout`.
+    #[track_caller]
+    pub fn wait_while_for<T: ?Sized, F: FnMut(&mut T) -> bool>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        condition: F,
+        timeout: Duration,
+    ) -> WaitTimeoutResult {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.wait_while_until(guard, condition, deadline),
+            None => {
+                self.wait_while(guard, condition);
+                WaitTimeoutResult(false)
+            }
+        }
+    }
+
+    /// Returns whether the wait timed out.
+    #[track_caller]
+    fn wait_inner<T: ?Sized>(&self, guard: &mut MutexGuard<'_, T>, deadline: Option<Instant>) -> bool {
+        // SAFETY: the guard proves the mutex is locked by this thread; it is unlocked and relocked
+        // below before the guard is used again, as parking_lot's own condvar does.
+        let raw: &RawMutex = unsafe { lock_api::MutexGuard::mutex(guard).raw() };
+        let site = std::panic::Location::caller();
+        super::recorder::on_cond_wait(self as *const Condvar as usize, &raw.meta);
+        let mut gate = self.gate.lock();
+        // SAFETY: held by this thread (see above).
+        unsafe { raw.unlock() };
+        let timed_out = match deadline {
+            None => {
+                self.inner.wait(&mut gate);
+                false
+            }
+            Some(d) => self.inner.wait_until(&mut gate, d).timed_out(),
+        };
+        drop(gate);
+        raw.relock_at(site);
+        timed_out
+    }
+}

@@ -1,0 +1,322 @@
+//! The acquisition path: the hottest code in every user's program.
+//!
+//! ```text
+//! lock():  checking off and not recording ------------------------------> raw lock
+//!          thread busy inside lockcheck (reports, tracing) ---------------> raw lock
+//!          already held by this thread? ---------------------------------> self-deadlock report
+//!          key(held set, lock, mode, clock epoch) in the thread cache? ---> nothing more
+//!          else: global graph, instance and class level; cycle? ---------> report once, action
+//!          raw try_lock, else block (timed only when recording)
+//!          push on the held stack
+//! unlock(): remove from the held stack (not always LIFO), raw unlock
+//! ```
+
+use super::class::{Ids, Meta};
+use super::graph;
+use super::recorder;
+use super::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
+use super::state::{as_busy, mix, Held, ThreadState, STATE};
+use crate::config::{action, Action};
+use lockcheck_core::trace::{How, LockKind, Mode};
+use std::collections::HashSet;
+use std::panic::Location;
+use std::time::Instant;
+
+/// Whether any bookkeeping is needed at all.
+#[inline]
+fn active() -> bool {
+    action() != Action::Off || recorder::recording()
+}
+
+/// A blocking acquisition: checks, then `try_raw`, else `lock_raw`.
+#[inline]
+pub(crate) fn lock_blocking(
+    meta: &Meta,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+    try_raw: impl FnOnce() -> bool,
+    lock_raw: impl FnOnce(),
+) {
+    if !active() {
+        lock_raw();
+        return;
+    }
+    let ids = STATE.try_with(|s| (!s.busy.get()).then(|| before_blocking(s, meta, kind, mode, site)));
+    let Ok(Some(ids)) = ids else {
+        lock_raw();
+        return;
+    };
+    let wait_ns = if try_raw() {
+        0
+    } else {
+        let start = Instant::now();
+        lock_raw();
+        start.elapsed().as_nanos() as u64
+    };
+    acquired(ids, mode, How::Blocking, site, wait_ns);
+}
+
+/// A `try_*` or timed acquisition: no edge (it cannot block forever), but a success is held.
+#[inline]
+pub(crate) fn lock_nonblocking(
+    meta: &Meta,
+    kind: LockKind,
+    mode: Mode,
+    how: How,
+    site: &'static Location<'static>,
+    attempt: impl FnOnce() -> bool,
+) -> bool {
+    if !active() {
+        return attempt();
+    }
+    let start = (how == How::Timed).then(Instant::now);
+    let ok = attempt();
+    let wait_ns = start.map_or(0, |s| s.elapsed().as_nanos() as u64);
+    let Ok(false) = STATE.try_with(|s| s.busy.get()) else { return ok };
+    let ids = meta.ids(kind);
+    if ok {
+        if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
+            graph::note_written(ids.inst, ids.class);
+        }
+        acquired(ids, mode, how, site, wait_ns);
+    } else if recorder::recording() {
+        recorder::on_fail(ids, mode, how, site, wait_ns);
+    }
+    ok
+}
+
+fn acquired(ids: Ids, mode: Mode, how: How, site: &'static Location<'static>, wait_ns: u64) {
+    let recording = recorder::recording();
+    let _ = STATE.try_with(|s| {
+        if let Ok(mut held) = s.held.try_borrow_mut() {
+            held.push(Held {
+                inst: ids.inst,
+                class: ids.class,
+                mode,
+                site,
+                since: recording.then(Instant::now),
+                source: false,
+            });
+        }
+    });
+    if recording {
+        recorder::on_acquire(ids, mode, how, site, wait_ns);
+    }
+}
+
+/// Bookkeeping of a release (before the raw unlock). `shared` releases match any read mode.
+#[inline]
+pub(crate) fn released(meta: &Meta, mode: Mode) {
+    let Some(ids) = meta.assigned() else { return };
+    let _ = STATE.try_with(|s| {
+        let Ok(mut held) = s.held.try_borrow_mut() else { return };
+        if held.is_empty() {
+            return;
+        }
+        let matches = |h: &Held| h.inst == ids.inst && same_release_mode(h.mode, mode);
+        if let Some(i) = held.iter().rposition(matches) {
+            let h = held.remove(i);
+            drop(held);
+            if h.source {
+                meta.mark_in_graph();
+            }
+            if let Some(since) = h.since {
+                recorder::on_release(ids, since.elapsed().as_nanos() as u64);
+            }
+        }
+    });
+}
+
+fn same_release_mode(held: Mode, released: Mode) -> bool {
+    match released {
+        Mode::Shared | Mode::SharedRecursive => matches!(held, Mode::Shared | Mode::SharedRecursive),
+        m => held == m,
+    }
+}
+
+/// An in-place mode change of a held lock (upgrade, downgrade).
+pub(crate) fn converted(meta: &Meta, from: Mode, to: Mode) {
+    let Some(ids) = meta.assigned() else { return };
+    let _ = STATE.try_with(|s| {
+        if let Ok(mut held) = s.held.try_borrow_mut() {
+            if let Some(h) = held.iter_mut().rev().find(|h| h.inst == ids.inst && h.mode == from) {
+                h.mode = to;
+            }
+        }
+    });
+    if recorder::recording() {
+        recorder::on_convert(ids, to);
+    }
+}
+
+/// Checks before an upgrade (upgradable -> exclusive), which waits for readers to leave: holding
+/// a read share of the same lock makes it wait for itself.
+pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) {
+    if action() == Action::Off {
+        return;
+    }
+    let Some(ids) = meta.assigned() else { return };
+    let _ = STATE.try_with(|s| {
+        if s.busy.get() {
+            return;
+        }
+        let other = s
+            .held
+            .borrow()
+            .iter()
+            .find(|h| h.inst == ids.inst && matches!(h.mode, Mode::Shared | Mode::SharedRecursive))
+            .copied();
+        if let Some(h) = other {
+            self_violation(s, ViolationKind::SelfDeadlock, ids, Mode::Exclusive, site, h);
+        }
+    });
+}
+
+/// Checks that run before a blocking acquisition. Returns the lock's ids.
+fn before_blocking(
+    s: &ThreadState,
+    meta: &Meta,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> Ids {
+    let ids = meta.ids(kind);
+    if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
+        graph::note_written(ids.inst, ids.class);
+    }
+    if action() == Action::Off {
+        return ids;
+    }
+    let (key, conflict) = {
+        let held = s.held.borrow();
+        if held.is_empty() {
+            return ids;
+        }
+        let mut conflict = None;
+        let mut key = mix(ids.inst ^ ((mode as u64) << 56) ^ (s.epoch.get() << 48));
+        for h in held.iter() {
+            if h.inst == ids.inst && conflict.is_none() {
+                conflict = self_conflict(kind, mode, h.mode).map(|k| (k, *h));
+            }
+            key = mix(key ^ h.inst ^ ((h.mode as u64) << 56));
+        }
+        (key | 1, conflict)
+    };
+    if let Some((k, h)) = conflict {
+        self_violation(s, k, ids, mode, site, h);
+    }
+    if s.cache_hit(key) {
+        return ids;
+    }
+    let thread = s.id();
+    meta.mark_in_graph();
+    let held = {
+        let mut held = s.held.borrow_mut();
+        held.iter_mut().for_each(|h| h.source = true);
+        held.clone()
+    };
+    let clock = s.clock.borrow().clone();
+    let found = as_busy(|_| {
+        let req = graph::Request { thread, inst: ids.inst, class: ids.class, mode, site, held: &held, clock };
+        graph::add_dependency(req).map(publish)
+    });
+    match found {
+        Some(Some(v)) => act(v),
+        Some(None) => {}
+        // Could not check (re-entered): do not remember the key as checked.
+        None => s.cache_forget(key),
+    }
+    ids
+}
+
+/// How an acquisition of a lock conflicts with this thread's own hold of it.
+fn self_conflict(kind: LockKind, req: Mode, held: Mode) -> Option<ViolationKind> {
+    use Mode::*;
+    match kind {
+        LockKind::Semaphore | LockKind::Condvar => None,
+        LockKind::Mutex | LockKind::Unknown => Some(ViolationKind::SelfDeadlock),
+        LockKind::Rwlock => match (req, held) {
+            (Exclusive, _) | (_, Exclusive) => Some(ViolationKind::SelfDeadlock),
+            (Upgradable, Upgradable) => Some(ViolationKind::SelfDeadlock),
+            (SharedRecursive, _) => None,
+            (Shared | Upgradable, _) => Some(ViolationKind::RecursiveRead),
+            (Permit, _) => None,
+        },
+    }
+}
+
+/// Sites of self-deadlocks already reported (report once; still act every time).
+static SELF_REPORTED: parking_lot::Mutex<Option<HashSet<(String, String)>>> = parking_lot::Mutex::new(None);
+
+fn self_violation(
+    s: &ThreadState,
+    kind: ViolationKind,
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+    h: Held,
+) {
+    let thread = s.id();
+    let v = as_busy(|_| {
+        let key = (site.to_string(), h.site.to_string());
+        let first = SELF_REPORTED.lock().get_or_insert_with(HashSet::new).insert(key);
+        let lock = LockRef::new(ids.inst, ids.class);
+        let edge = EdgeInfo {
+            thread: super::state::thread_name(thread),
+            thread_id: thread,
+            held: lock.clone(),
+            held_mode: h.mode,
+            held_site: h.site.to_string(),
+            acquired: lock,
+            mode,
+            site: site.to_string(),
+            other_held: Vec::new(),
+            backtrace: crate::config::backtraces().then(backtrace::Backtrace::new_unresolved),
+        };
+        let v = Violation { kind, edges: vec![edge], message: String::new() };
+        if first {
+            publish(v)
+        } else {
+            let mut v = v;
+            v.message = v.render();
+            v
+        }
+    });
+    if let Some(v) = v {
+        // A recursive read is a hazard, not a certain hang: under `warn` it goes on.
+        act(v);
+    }
+}
+
+/// Applies the configured action after a report.
+fn act(v: Violation) {
+    if action() == Action::Panic && !std::thread::panicking() {
+        let first = v.message.lines().next().unwrap_or("lockcheck: violation").to_owned();
+        std::panic::panic_any(format!("{first} (see the report above; LOCKCHECK=warn to continue)"));
+    }
+}
+
+/// Before a blocking semaphore acquisition: holding every permit already is a self-deadlock.
+pub(crate) fn check_permits(meta: &Meta, permits: usize, site: &'static Location<'static>) {
+    if action() == Action::Off {
+        return;
+    }
+    let ids = meta.ids(LockKind::Semaphore);
+    let _ = STATE.try_with(|s| {
+        if s.busy.get() {
+            return;
+        }
+        let (own, first) = {
+            let held = s.held.borrow();
+            let mut own = held.iter().filter(|h| h.inst == ids.inst);
+            let first = own.next().copied();
+            (first.map_or(0, |_| 1 + own.count()), first)
+        };
+        if let Some(h) = first {
+            if own >= permits {
+                self_violation(s, ViolationKind::SelfDeadlock, ids, Mode::Permit, site, h);
+            }
+        }
+    });
+}

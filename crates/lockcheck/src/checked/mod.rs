@@ -1,0 +1,54 @@
+//! The instrumented locks, always compiled in, whatever the build profile.
+//!
+//! The crate root re-exports these in builds with instrumentation on (see the crate docs) and
+//! parking_lot's plain locks otherwise. Use this module directly to force checking in one place
+//! of a release build, or to compare both in one benchmark.
+
+pub(crate) mod class;
+mod condvar;
+pub(crate) mod graph;
+pub(crate) mod hooks;
+mod raw;
+pub(crate) mod recorder;
+pub(crate) mod report;
+pub(crate) mod state;
+
+pub use condvar::{Condvar, WaitTimeoutResult};
+pub use raw::{RawMutex, RawRwLock};
+
+use class::{ClassSrc, Meta};
+use std::panic::Location;
+
+impl RawMutex {
+    pub(crate) const fn for_site(site: &'static Location<'static>, name: Option<&'static str>) -> RawMutex {
+        RawMutex::with_class(class_src(site, name))
+    }
+}
+
+impl RawRwLock {
+    pub(crate) const fn for_site(site: &'static Location<'static>, name: Option<&'static str>) -> RawRwLock {
+        RawRwLock::with_class(class_src(site, name))
+    }
+}
+
+pub(crate) const fn class_src(site: &'static Location<'static>, name: Option<&'static str>) -> ClassSrc {
+    match name {
+        Some(n) => ClassSrc::Named(n),
+        None => ClassSrc::Site(site),
+    }
+}
+
+crate::wrappers::lock_wrappers!(RawMutex, RawRwLock, RawMutex::for_site, RawRwLock::for_site);
+
+/// A lock instance is gone: its node leaves the instance graph (classes stay).
+pub(crate) fn forget(meta: &Meta) {
+    if let Some(inst) = meta.graph_instance() {
+        // Dropping a lock inside lockcheck's own work (or at thread exit) must not re-enter.
+        let _ = state::as_busy(|_| graph::forget_instance(inst));
+    }
+    if recorder::recording() {
+        if let Some(ids) = meta.assigned() {
+            recorder::on_drop(ids);
+        }
+    }
+}

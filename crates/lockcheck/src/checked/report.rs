@@ -1,0 +1,305 @@
+//! Violations: what was found, formatted in the spirit of lockdep's "possible unsafe locking
+//! scenario", printed to stderr, emitted as `tracing` events and kept for [`violations`].
+
+use super::class::class_info;
+use backtrace::Backtrace;
+use lockcheck_core::trace::{LockKind, Mode};
+use parking_lot::Mutex as PlMutex;
+use std::fmt::Write as _;
+
+/// The kind of a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ViolationKind {
+    /// Two (or more) locks were taken in opposite orders by different threads.
+    LockOrderInversion,
+    /// Lock classes were taken in opposite orders (possibly on different instances): the same bug
+    /// waiting for an unlucky pairing of objects.
+    ClassInversion,
+    /// A thread acquires a lock it already holds: it would block forever.
+    SelfDeadlock,
+    /// A thread read-locks an RwLock it already read-holds: it deadlocks if a writer queues between.
+    RecursiveRead,
+}
+
+impl ViolationKind {
+    /// Stable name: `lock-order-inversion`, `class-lock-order-inversion`, `self-deadlock`,
+    /// `recursive-read`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ViolationKind::LockOrderInversion => "lock-order-inversion",
+            ViolationKind::ClassInversion => "class-lock-order-inversion",
+            ViolationKind::SelfDeadlock => "self-deadlock",
+            ViolationKind::RecursiveRead => "recursive-read",
+        }
+    }
+}
+
+/// A lock as named in a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRef {
+    /// The class: the user-given name, or the construction site `file:line:col`.
+    pub class: String,
+    /// Mutex, RwLock, Semaphore.
+    pub kind: LockKind,
+    /// The instance number (unique in the process, never reused).
+    pub instance: u64,
+}
+
+impl LockRef {
+    pub(crate) fn new(instance: u64, class: u32) -> LockRef {
+        let info = class_info(class);
+        LockRef { class: info.key, kind: info.kind, instance }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self.kind {
+            LockKind::Mutex => "Mutex",
+            LockKind::Rwlock => "RwLock",
+            LockKind::Semaphore => "Semaphore",
+            LockKind::Condvar => "Condvar",
+            LockKind::Unknown => "lock",
+        }
+    }
+}
+
+impl std::fmt::Display for LockRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} `{}` #{}", self.kind_name(), self.class, self.instance)
+    }
+}
+
+/// One edge of a cycle: `thread` acquired `acquired` while holding `held`.
+#[derive(Debug, Clone)]
+pub struct EdgeInfo {
+    /// The thread's name (or `thread #N`).
+    pub thread: String,
+    /// lockcheck's number for the thread.
+    pub thread_id: u64,
+    /// The lock held on the cycle.
+    pub held: LockRef,
+    /// The mode it was held in.
+    pub held_mode: Mode,
+    /// Where it was acquired (`file:line:col`).
+    pub held_site: String,
+    /// The lock being acquired.
+    pub acquired: LockRef,
+    /// The mode requested.
+    pub mode: Mode,
+    /// Where it was acquired (`file:line:col`): the line that makes this edge.
+    pub site: String,
+    /// Other locks held at the time.
+    pub other_held: Vec<LockRef>,
+    pub(crate) backtrace: Option<Backtrace>,
+}
+
+impl EdgeInfo {
+    /// The resolved backtrace of the acquisition that first made this edge, user frames first
+    /// (lockcheck's, lock_api's and std's own frames skipped), one `function at file:line` each.
+    pub fn backtrace(&self) -> Vec<String> {
+        let Some(bt) = &self.backtrace else { return Vec::new() };
+        let mut bt = bt.clone();
+        bt.resolve();
+        let mut out = Vec::new();
+        let mut in_user = false;
+        for frame in bt.frames() {
+            for sym in frame.symbols() {
+                let name = sym.name().map(|n| format!("{n:#}")).unwrap_or_else(|| "?".into());
+                if !in_user && is_internal(&name) {
+                    continue;
+                }
+                in_user = true;
+                if out.len() >= 16 || name.starts_with("std::rt::lang_start") {
+                    return out;
+                }
+                let at = match (sym.filename(), sym.lineno()) {
+                    (Some(f), Some(l)) => format!(" at {}:{l}", f.display()),
+                    _ => String::new(),
+                };
+                out.push(format!("{name}{at}"));
+            }
+        }
+        out
+    }
+}
+
+fn is_internal(name: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "backtrace::",
+        "lockcheck::checked::",
+        "lockcheck::sync::",
+        "lockcheck::semaphore::",
+        "<lockcheck::",
+        "lock_api::",
+        "<lock_api::",
+        "parking_lot",
+        "<parking_lot",
+        "std::",
+        "core::",
+        "alloc::",
+        "<core::",
+        "<std::",
+        "<alloc::",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// A finding of the online detector.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    /// What kind of finding.
+    pub kind: ViolationKind,
+    /// The edges of the cycle, the acquisition that found it first. A self-deadlock has one edge
+    /// whose `held` and `acquired` are the same lock.
+    pub edges: Vec<EdgeInfo>,
+    /// The full report as printed.
+    pub message: String,
+}
+
+impl Violation {
+    pub(crate) fn inversion(kind: ViolationKind, edges: Vec<EdgeInfo>) -> Violation {
+        Violation { kind, edges, message: String::new() }
+    }
+
+    /// The locks involved, in cycle order.
+    pub fn locks(&self) -> Vec<&LockRef> {
+        self.edges.iter().map(|e| &e.held).collect()
+    }
+
+    /// The classes involved (names or `file:line:col`), in cycle order.
+    pub fn classes(&self) -> Vec<&str> {
+        self.edges.iter().map(|e| e.held.class.as_str()).collect()
+    }
+
+    /// The acquisition sites (`file:line:col`) of the cycle's edges.
+    pub fn sites(&self) -> Vec<&str> {
+        self.edges.iter().map(|e| e.site.as_str()).collect()
+    }
+
+    /// Whether any lock of the finding has this class (name or site).
+    pub fn involves(&self, class: &str) -> bool {
+        self.edges.iter().any(|e| e.held.class == class || e.acquired.class == class)
+    }
+
+    pub(crate) fn render(&self) -> String {
+        let mut s = String::new();
+        let e0 = &self.edges[0];
+        match self.kind {
+            ViolationKind::SelfDeadlock => {
+                let _ = writeln!(s, "lockcheck: self-deadlock: thread `{}` acquires a lock it already holds", e0.thread);
+                let _ = writeln!(s, "  acquiring {} ({}) at {}", e0.acquired, mode_name(e0.mode), e0.site);
+                let _ = writeln!(s, "  already held ({}) since {}", mode_name(e0.held_mode), e0.held_site);
+                let _ = writeln!(s, "  this acquisition would block forever.");
+                let _ = writeln!(s, "  hint: a guard kept alive by an `if let`/`match` scrutinee or a `let` lives to the end of its block; drop it first");
+            }
+            ViolationKind::RecursiveRead => {
+                let _ = writeln!(s, "lockcheck: possible self-deadlock (recursive read lock): thread `{}` read-locks a lock it already holds", e0.thread);
+                let _ = writeln!(s, "  acquiring {} ({}) at {}", e0.acquired, mode_name(e0.mode), e0.site);
+                let _ = writeln!(s, "  already held ({}) since {}", mode_name(e0.held_mode), e0.held_site);
+                let _ = writeln!(s, "  a writer that queues between the two reads waits for the first and blocks the second: deadlock.");
+                let _ = writeln!(s, "  hint: use `read_recursive()`, or drop the first guard before reading again");
+            }
+            ViolationKind::LockOrderInversion | ViolationKind::ClassInversion => {
+                let what = if self.kind == ViolationKind::ClassInversion {
+                    "lock order inversion between lock classes (possible deadlock with other instances)"
+                } else {
+                    "lock order inversion (possible deadlock)"
+                };
+                let _ = writeln!(s, "lockcheck: {what}: {} locks, {} threads", self.edges.len(), self.edges.len());
+                let labels: Vec<String> = (1..=self.edges.len()).map(|i| format!("L{i}")).collect();
+                for (i, e) in self.edges.iter().enumerate() {
+                    let _ = writeln!(s, "  {} = {}", labels[i], e.held);
+                }
+                let _ = writeln!(s);
+                for (i, e) in self.edges.iter().enumerate() {
+                    let next = &labels[(i + 1) % labels.len()];
+                    let verb = if i == 0 { "is acquiring" } else { "acquired" };
+                    let who = if i == 0 { "" } else { "earlier, " };
+                    let _ = writeln!(s, "  {who}thread `{}` {verb} {next} ({}) at {}", e.thread, e.acquired, e.site);
+                    let _ = writeln!(s, "      while holding {} ({}), taken at {}", labels[i], mode_name(e.held_mode), e.held_site);
+                    if !e.other_held.is_empty() {
+                        let others: Vec<String> = e.other_held.iter().map(|l| l.to_string()).collect();
+                        let _ = writeln!(s, "      and also holding {}", others.join(", "));
+                    }
+                }
+                let _ = writeln!(s);
+                let _ = writeln!(s, "  possible unsafe locking scenario:");
+                let _ = writeln!(s);
+                let width = 28;
+                let mut header = String::from("       ");
+                let mut rule = String::from("       ");
+                for e in &self.edges {
+                    let _ = write!(header, "{:<width$}", e.thread);
+                    let _ = write!(rule, "{:<width$}", "-".repeat(e.thread.len().min(width - 2)));
+                }
+                let _ = writeln!(s, "{}", header.trim_end());
+                let _ = writeln!(s, "{}", rule.trim_end());
+                let n = self.edges.len();
+                for (i, l) in labels.iter().enumerate() {
+                    let _ = writeln!(s, "  {}{}lock({l});", " ".repeat(5), " ".repeat(i * width));
+                }
+                for i in 0..n {
+                    let next = &labels[(i + 1) % n];
+                    let _ = writeln!(s, "  {}{}lock({next});  <- blocks", " ".repeat(5), " ".repeat(i * width));
+                }
+                let _ = writeln!(s);
+                let _ = writeln!(s, "   *** DEADLOCK ***");
+            }
+        }
+        for e in &self.edges {
+            let frames = e.backtrace();
+            if frames.is_empty() {
+                continue;
+            }
+            let _ = writeln!(s);
+            let _ = writeln!(s, "  backtrace of `{}` acquiring {} at {}:", e.thread, e.acquired, e.site);
+            for (i, f) in frames.iter().enumerate() {
+                let _ = writeln!(s, "    {i:>2}: {f}");
+            }
+        }
+        s
+    }
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Exclusive => "exclusive",
+        Mode::Shared => "read",
+        Mode::SharedRecursive => "recursive read",
+        Mode::Upgradable => "upgradable read",
+        Mode::Permit => "permit",
+    }
+}
+
+/// Findings kept for [`violations`]; bounded so a program with a systematic bug cannot grow it.
+const MAX_KEPT: usize = 10_000;
+static FOUND: PlMutex<Vec<Violation>> = PlMutex::new(Vec::new());
+
+/// Renders, stores and prints a violation; the caller then applies the action.
+/// Must run with the thread marked busy (see `state::as_busy`).
+pub(crate) fn publish(mut v: Violation) -> Violation {
+    v.message = v.render();
+    eprintln!("{}", v.message);
+    tracing::error!(target: "lockcheck", kind = v.kind.name(), "{}", v.message);
+    crate::checked::recorder::on_violation(&v);
+    let mut found = FOUND.lock();
+    if found.len() < MAX_KEPT {
+        found.push(v.clone());
+    }
+    v
+}
+
+/// Every violation found so far in this process (structured), oldest first.
+pub fn violations() -> Vec<Violation> {
+    FOUND.lock().clone()
+}
+
+/// Returns and forgets the violations found so far.
+pub fn take_violations() -> Vec<Violation> {
+    std::mem::take(&mut *FOUND.lock())
+}

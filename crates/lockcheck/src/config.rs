@@ -1,0 +1,76 @@
+//! What happens on a violation: `LOCKCHECK=panic|warn|off`, or [`set_action`] from code.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// What lockcheck does when it finds a violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// No checking at all: acquisitions go straight to the raw lock (recording still works).
+    Off,
+    /// Print the report (stderr and a `tracing` event) and go on.
+    Warn,
+    /// Print the report, then panic in the acquiring thread, before it blocks. The default.
+    Panic,
+}
+
+const UNSET: u8 = 0;
+static ACTION: AtomicU8 = AtomicU8::new(UNSET);
+
+fn encode(a: Action) -> u8 {
+    match a {
+        Action::Off => 1,
+        Action::Warn => 2,
+        Action::Panic => 3,
+    }
+}
+
+/// Parses a `LOCKCHECK` value; unknown values fall back to the default with a warning.
+fn from_env() -> Action {
+    match std::env::var("LOCKCHECK") {
+        Err(_) => Action::Panic,
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "" | "panic" | "1" | "on" => Action::Panic,
+            "warn" => Action::Warn,
+            "off" | "0" => Action::Off,
+            other => {
+                eprintln!("lockcheck: ignoring LOCKCHECK={other:?} (expected panic, warn or off)");
+                Action::Panic
+            }
+        },
+    }
+}
+
+/// The current action (reads `LOCKCHECK` on first use).
+#[inline]
+pub fn action() -> Action {
+    match ACTION.load(Ordering::Relaxed) {
+        1 => Action::Off,
+        2 => Action::Warn,
+        3 => Action::Panic,
+        _ => {
+            let a = from_env();
+            // A concurrent `set_action` wins over the environment.
+            let _ = ACTION.compare_exchange(UNSET, encode(a), Ordering::Relaxed, Ordering::Relaxed);
+            action()
+        }
+    }
+}
+
+/// Sets the action for the whole process, overriding `LOCKCHECK`.
+pub fn set_action(a: Action) {
+    ACTION.store(encode(a), Ordering::Relaxed);
+}
+
+/// Whether backtraces are captured for new lock-order edges (`LOCKCHECK_BACKTRACE=0` turns it off).
+pub(crate) fn backtraces() -> bool {
+    static FLAG: AtomicU8 = AtomicU8::new(UNSET);
+    match FLAG.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let on = !matches!(std::env::var("LOCKCHECK_BACKTRACE").as_deref(), Ok("0") | Ok("off"));
+            FLAG.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+            on
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! std's API, poisoning included: change `use std::sync::{Mutex, RwLock, Condvar}` to
+//! `use lockcheck::sync::{Mutex, RwLock, Condvar}`. Everything else of `std::sync` is re-exported
+//! unchanged, so a glob import keeps working. With instrumentation compiled out these are std's
+//! own types.
+
+pub use std::sync::{
+    atomic, mpsc, Arc, Barrier, BarrierWaitResult, LazyLock, LockResult, Once, OnceLock, OnceState,
+    PoisonError, TryLockError, TryLockResult, Weak,
+};
+
+#[cfg(not(lockcheck_on))]
+pub use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, WaitTimeoutResult};
+
+#[cfg(lockcheck_on)]
+pub use checked_std::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, WaitTimeoutResult};
+
+#[cfg(lockcheck_on)]
+mod checked_std {
+    use crate::checked;
+    use std::fmt;
+    use std::ops::{Deref, DerefMut};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+    use std::time::Duration;
+
+    pub use crate::checked::WaitTimeoutResult;
+
+    /// Records a panic that unwinds through a guard, as std does.
+    struct Poison {
+        flag: AtomicBool,
+    }
+
+    impl Poison {
+        const fn new() -> Poison {
+            Poison { flag: AtomicBool::new(false) }
+        }
+        fn get(&self) -> bool {
+            self.flag.load(Ordering::Relaxed)
+        }
+        fn result<G>(&self, guard: G) -> LockResult<G> {
+            if self.get() {
+                Err(PoisonError::new(guard))
+            } else {
+                Ok(guard)
+            }
+        }
+    }
+
+    /// Marks poison when dropped during a panic that started after it was created.
+    struct PoisonOnPanic<'a> {
+        poison: &'a Poison,
+        panicking: bool,
+    }
+
+    impl<'a> PoisonOnPanic<'a> {
+        fn new(poison: &'a Poison) -> Self {
+            PoisonOnPanic { poison, panicking: std::thread::panicking() }
+        }
+    }
+
+    impl Drop for PoisonOnPanic<'_> {
+        fn drop(&mut self) {
+            if !self.panicking && std::thread::panicking() {
+                self.poison.flag.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// std's `Mutex` API over lockcheck's instrumented mutex.
+    pub struct Mutex<T: ?Sized> {
+        poison: Poison,
+        inner: checked::Mutex<T>,
+    }
+
+    /// std's `MutexGuard` API.
+    #[must_use = "if unused the Mutex will immediately unlock"]
+    pub struct MutexGuard<'a, T: ?Sized> {
+        // Field order: the poison marker drops before the guard unlocks, as in std.
+        mark: PoisonOnPanic<'a>,
+        guard: checked::MutexGuard<'a, T>,
+    }
+
+    impl<T> Mutex<T> {
+        /// Creates a mutex whose class is the caller's location.
+        #[track_caller]
+        pub const fn new(t: T) -> Mutex<T> {
+            Mutex { poison: Poison::new(), inner: checked::Mutex::new(t) }
+        }
+
+        /// Consumes the mutex, returning the data (an error if poisoned).
+        pub fn into_inner(self) -> LockResult<T> {
+            let poisoned = self.poison.get();
+            let t = self.inner.into_inner();
+            if poisoned {
+                Err(PoisonError::new(t))
+            } else {
+                Ok(t)
+            }
+        }
+    }
+
+    impl<T: ?Sized> Mutex<T> {
+        /// Acquires the mutex, blocking; an error if another holder panicked.
+        #[track_caller]
+        pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
+            let guard = self.inner.lock();
+            self.poison.result(MutexGuard { mark: PoisonOnPanic::new(&self.poison), guard })
+        }
+
+        /// Attempts to acquire the mutex without blocking.
+        #[track_caller]
+        pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
+            match self.inner.try_lock() {
+                None => Err(TryLockError::WouldBlock),
+                Some(guard) => {
+                    Ok(self.poison.result(MutexGuard { mark: PoisonOnPanic::new(&self.poison), guard })?)
+                }
+            }
+        }
+
+        /// Whether a holder panicked.
+        pub fn is_poisoned(&self) -> bool {
+            self.poison.get()
+        }
+
+        /// Clears the poisoned state.
+        pub fn clear_poison(&self) {
+            self.poison.flag.store(false, Ordering::Relaxed);
+        }
+
+        /// A mutable reference to the data (no locking needed).
+        pub fn get_mut(&mut self) -> LockResult<&mut T> {
+            let poisoned = self.poison.get();
+            let data = self.inner.get_mut();
+            if poisoned {
+                Err(PoisonError::new(data))
+            } else {
+                Ok(data)
+            }
+        }
+    }
+
+    impl<T: Default> Default for Mutex<T> {
+        #[track_caller]
+        fn default() -> Mutex<T> {
+            Mutex::new(T::default())
+        }
+    }
+
+    impl<T> From<T> for Mutex<T> {
+        #[track_caller]
+        fn from(t: T) -> Mutex<T> {
+            Mutex::new(t)
+        }
+    }
+
+    impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let mut d = f.debug_struct("Mutex");
+            match self.inner.try_lock() {
+                Some(g) => d.field("data", &&*g),
+                None => d.field("data", &format_args!("<locked>")),
+            };
+            d.field("poisoned", &self.poison.get()).finish_non_exhaustive()
+        }
+    }
+
+    impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            &self.guard
+        }
+    }
+
+    impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            &mut self.guard
+        }
+    }
+
+    impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Debug::fmt(&**self, f)
+        }
+    }
+
+    impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Display::fmt(&**self, f)
+        }
+    }
+
+    /// std's `RwLock` API over lockcheck's instrumented reader-writer lock.
+    pub struct RwLock<T: ?Sized> {
+        poison: Poison,
+        inner: checked::RwLock<T>,
+    }
+
+    /// std's `RwLockReadGuard` API.
+    #[must_use = "if unused the RwLock will immediately unlock"]
+    pub struct RwLockReadGuard<'a, T: ?Sized> {
+        guard: checked::RwLockReadGuard<'a, T>,
+    }
+
+    /// std's `RwLockWriteGuard` API.
+    #[must_use = "if unused the RwLock will immediately unlock"]
+    pub struct RwLockWriteGuard<'a, T: ?Sized> {
+        _mark: PoisonOnPanic<'a>,
+        guard: checked::RwLockWriteGuard<'a, T>,
+    }
+
+    impl<T> RwLock<T> {
+        /// Creates a reader-writer lock whose class is the caller's location.
+        #[track_caller]
+        pub const fn new(t: T) -> RwLock<T> {
+            RwLock { poison: Poison::new(), inner: checked::RwLock::new(t) }
+        }
+
+        /// Consumes the lock, returning the data (an error if poisoned).
+        pub fn into_inner(self) -> LockResult<T> {
+            let poisoned = self.poison.get();
+            let t = self.inner.into_inner();
+            if poisoned {
+                Err(PoisonError::new(t))
+            } else {
+                Ok(t)
+            }
+        }
+    }
+
+    impl<T: ?Sized> RwLock<T> {
+        /// Acquires a shared read lock, blocking.
+        #[track_caller]
+        pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
+            let guard = self.inner.read();
+            self.poison.result(RwLockReadGuard { guard })
+        }
+
+        /// Attempts a shared read lock without blocking.
+        #[track_caller]
+        pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
+            match self.inner.try_read() {
+                None => Err(TryLockError::WouldBlock),
+                Some(guard) => Ok(self.poison.result(RwLockReadGuard { guard })?),
+            }
+        }
+
+        /// Acquires the exclusive write lock, blocking.
+        #[track_caller]
+        pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
+            let guard = self.inner.write();
+            self.poison.result(RwLockWriteGuard { _mark: PoisonOnPanic::new(&self.poison), guard })
+        }
+
+        /// Attempts the write lock without blocking.
+        #[track_caller]
+        pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
+            match self.inner.try_write() {
+                None => Err(TryLockError::WouldBlock),
+                Some(guard) => Ok(self
+                    .poison
+                    .result(RwLockWriteGuard { _mark: PoisonOnPanic::new(&self.poison), guard })?),
+            }
+        }
+
+        /// Whether a writer panicked.
+        pub fn is_poisoned(&self) -> bool {
+            self.poison.get()
+        }
+
+        /// Clears the poisoned state.
+        pub fn clear_poison(&self) {
+            self.poison.flag.store(false, Ordering::Relaxed);
+        }
+
+        /// A mutable reference to the data.
+        pub fn get_mut(&mut self) -> LockResult<&mut T> {
+            let poisoned = self.poison.get();
+            let data = self.inner.get_mut();
+            if poisoned {
+                Err(PoisonError::new(data))
+            } else {
+                Ok(data)
+            }
+        }
+    }
+
+    impl<T: Default> Default for RwLock<T> {
+        #[track_caller]
+        fn default() -> RwLock<T> {
+            RwLock::new(T::default())
+        }
+    }
+
+    impl<T> From<T> for RwLock<T> {
+        #[track_caller]
+        fn from(t: T) -> RwLock<T> {
+            RwLock::new(t)
+        }
+    }
+
+    impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let mut d = f.debug_struct("RwLock");
+            match self.inner.try_read() {
+                Some(g) => d.field("data", &&*g),
+                None => d.field("data", &format_args!("<locked>")),
+            };
+            d.field("poisoned", &self.poison.get()).finish_non_exhaustive()
+        }
+    }
+
+    impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            &self.guard
+        }
+    }
+
+    impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            &self.guard
+        }
+    }
+
+    impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            &mut self.guard
+        }
+    }
+
+    impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Debug::fmt(&**self, f)
+        }
+    }
+
+    impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Debug::fmt(&**self, f)
+        }
+    }
+
+    impl<T: ?Sized + fmt::Display> fmt::Display for RwLockReadGuard<'_, T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Display::fmt(&**self, f)
+        }
+    }
+
+    impl<T: ?Sized + fmt::Display> fmt::Display for RwLockWriteGuard<'_, T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Display::fmt(&**self, f)
+        }
+    }
+
+    /// std's `Condvar` API for [`Mutex`].
+    #[derive(Debug, Default)]
+    pub struct Condvar {
+        inner: checked::Condvar,
+    }
+
+    impl Condvar {
+        /// Creates a condition variable.
+        pub const fn new() -> Condvar {
+            Condvar { inner: checked::Condvar::new() }
+        }
+
+        /// Blocks until notified, releasing the mutex meanwhile.
+        #[track_caller]
+        pub fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
+            self.inner.wait(&mut guard.guard);
+            guard.mark.poison.result(guard)
+        }
+
+        /// Blocks while `condition` returns true.
+        #[track_caller]
+        pub fn wait_while<'a, T, F: FnMut(&mut T) -> bool>(
+            &self,
+            mut guard: MutexGuard<'a, T>,
+            mut condition: F,
+        ) -> LockResult<MutexGuard<'a, T>> {
+            while condition(&mut *guard) {
+                guard = self.wait(guard)?;
+            }
+            Ok(guard)
+        }
+
+        /// Blocks until notified or `dur` elapsed.
+        #[track_caller]
+        pub fn wait_timeout<'a, T>(
+            &self,
+            mut guard: MutexGuard<'a, T>,
+            dur: Duration,
+        ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
+            let r = self.inner.wait_for(&mut guard.guard, dur);
+            let poisoned = guard.mark.poison.get();
+            if poisoned {
+                Err(PoisonError::new((guard, r)))
+            } else {
+                Ok((guard, r))
+            }
+        }
+
+        /// Blocks while `condition` returns true, for at most `dur`.
+        #[track_caller]
+        pub fn wait_timeout_while<'a, T, F: FnMut(&mut T) -> bool>(
+            &self,
+            mut guard: MutexGuard<'a, T>,
+            dur: Duration,
+            condition: F,
+        ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
+            let r = self.inner.wait_while_for(&mut guard.guard, condition, dur);
+            let poisoned = guard.mark.poison.get();
+            if poisoned {
+                Err(PoisonError::new((guard, r)))
+            } else {
+                Ok((guard, r))
+            }
+        }
+
+        /// Wakes one waiter.
+        pub fn notify_one(&self) {
+            self.inner.notify_one();
+        }
+
+        /// Wakes all waiters.
+        pub fn notify_all(&self) {
+            self.inner.notify_all();
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! `std::thread` with spawn and join made visible to lockcheck.
+//!
+//! Lock orders made by a thread before it spawns a child cannot overlap with the child's, nor can
+//! a child's overlap with what its parent does after joining it. lockcheck can only know this for
+//! threads started through [`spawn`], [`Builder`] or [`scope`] here: swap `std::thread::spawn` for
+//! `lockcheck::thread::spawn` where a parent and its children take locks in opposite orders at
+//! different times (a common pattern in tests), or such orders are reported as inversions.
+//! Everything else of `std::thread` is re-exported unchanged.
+
+pub use std::thread::{
+    available_parallelism, current, panicking, park, park_timeout, sleep, yield_now, AccessError,
+    LocalKey, Result, Thread, ThreadId,
+};
+
+use crate::checked::state::STATE;
+use lockcheck_core::deps::VectorClock;
+use std::sync::Arc;
+
+/// The child's side of a fork: its vector clock at the end, for the join.
+#[derive(Default)]
+struct End {
+    clock: parking_lot::Mutex<Option<VectorClock>>,
+}
+
+/// Called in the parent at spawn: returns the child's number and starting clock.
+fn fork() -> (u64, VectorClock) {
+    STATE
+        .try_with(|s| {
+            let parent = s.id();
+            let child = crate::checked::state::new_thread_id();
+            let mut clock = s.clock.borrow_mut();
+            let start = clock.clone();
+            clock.tick(parent);
+            drop(clock);
+            s.epoch.set(s.epoch.get() + 1);
+            crate::checked::recorder::on_fork(parent, child);
+            (child, start)
+        })
+        .unwrap_or_default()
+}
+
+/// Runs in the child before its closure.
+fn start(id: u64, clock: VectorClock) {
+    if id != 0 {
+        let _ = STATE.try_with(|s| s.adopt(id, clock));
+    }
+}
+
+/// Runs in the child after its closure (also when it panics).
+struct Finish(Arc<End>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        let clock = STATE.try_with(|s| s.clock.borrow().clone()).ok();
+        *self.0.clock.lock() = clock;
+        crate::checked::recorder::flush_thread();
+    }
+}
+
+/// Called in the parent after a successful join.
+fn joined(child: u64, end: &End) {
+    let Some(clock) = end.clock.lock().take() else { return };
+    let _ = STATE.try_with(|s| {
+        let parent = s.id();
+        let mut mine = s.clock.borrow_mut();
+        mine.join(&clock);
+        mine.tick(parent);
+        drop(mine);
+        s.epoch.set(s.epoch.get() + 1);
+        crate::checked::recorder::on_join(parent, child);
+    });
+}
+
+fn wrap<F, T>(f: F) -> (impl FnOnce() -> T, u64, Arc<End>)
+where
+    F: FnOnce() -> T,
+{
+    let (id, clock) = fork();
+    let end = Arc::new(End::default());
+    let end2 = Arc::clone(&end);
+    let body = move || {
+        start(id, clock);
+        let _finish = Finish(end2);
+        f()
+    };
+    (body, id, end)
+}
+
+/// An owned permission to join a thread started by [`spawn`] or [`Builder::spawn`].
+#[derive(Debug)]
+pub struct JoinHandle<T> {
+    inner: std::thread::JoinHandle<T>,
+    id: u64,
+    end: Arc<End>,
+}
+
+impl std::fmt::Debug for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("End")
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the thread to finish; what it did now happens before what follows.
+    pub fn join(self) -> Result<T> {
+        let r = self.inner.join();
+        joined(self.id, &self.end);
+        r
+    }
+
+    /// The thread's handle.
+    pub fn thread(&self) -> &Thread {
+        self.inner.thread()
+    }
+
+    /// Whether the thread has finished.
+    pub fn is_finished(&self) -> bool {
+        self.inner.is_finished()
+    }
+
+    /// The std handle (joining it directly loses the join's ordering).
+    pub fn into_inner(self) -> std::thread::JoinHandle<T> {
+        self.inner
+    }
+}
+
+/// Spawns a thread, as `std::thread::spawn`, recording the fork for lockcheck.
+#[track_caller]
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new().spawn(f).expect("failed to spawn thread")
+}
+
+/// `std::thread::Builder`, recording the fork for lockcheck.
+#[derive(Debug)]
+pub struct Builder {
+    inner: std::thread::Builder,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// A builder with default settings.
+    pub fn new() -> Builder {
+        Builder { inner: std::thread::Builder::new() }
+    }
+
+    /// Names the thread (reports use the name).
+    pub fn name(self, name: String) -> Builder {
+        Builder { inner: self.inner.name(name) }
+    }
+
+    /// Sets the stack size.
+    pub fn stack_size(self, size: usize) -> Builder {
+        Builder { inner: self.inner.stack_size(size) }
+    }
+
+    /// Spawns the thread.
+    pub fn spawn<F, T>(self, f: F) -> std::io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (body, id, end) = wrap(f);
+        let inner = self.inner.spawn(body)?;
+        Ok(JoinHandle { inner, id, end })
+    }
+
+    /// Spawns a scoped thread.
+    pub fn spawn_scoped<'scope, 'env, F, T>(
+        self,
+        scope: &'scope Scope<'scope, 'env>,
+        f: F,
+    ) -> std::io::Result<ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let (body, id, end) = wrap(f);
+        scope.register(id, &end);
+        let inner = self.inner.spawn_scoped(&scope.inner, body)?;
+        Ok(ScopedJoinHandle { inner, id, end })
+    }
+}
+
+/// A scope for spawning scoped threads (see [`scope`]).
+///
+/// A transparent wrapper of `std::thread::Scope`, so that `&Scope` can be handed out for the
+/// scope's whole lifetime.
+#[repr(transparent)]
+pub struct Scope<'scope, 'env> {
+    inner: std::thread::Scope<'scope, 'env>,
+}
+
+/// The children of live scopes, by scope address, for the implicit join at the scope's end.
+static SCOPES: parking_lot::Mutex<Vec<(usize, Vec<(u64, Arc<End>)>)>> = parking_lot::Mutex::new(Vec::new());
+
+impl<'scope, 'env> Scope<'scope, 'env> {
+    fn key(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    fn register(&self, id: u64, end: &Arc<End>) {
+        let mut scopes = SCOPES.lock();
+        let key = self.key();
+        match scopes.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push((id, Arc::clone(end))),
+            None => scopes.push((key, vec![(id, Arc::clone(end))])),
+        }
+    }
+
+    /// Spawns a scoped thread, recording the fork.
+    pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        Builder::new().spawn_scoped(self, f).expect("failed to spawn thread")
+    }
+}
+
+impl std::fmt::Debug for Scope<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+/// A handle to join a scoped thread.
+#[derive(Debug)]
+pub struct ScopedJoinHandle<'scope, T> {
+    inner: std::thread::ScopedJoinHandle<'scope, T>,
+    id: u64,
+    end: Arc<End>,
+}
+
+impl<T> ScopedJoinHandle<'_, T> {
+    /// Waits for the thread to finish.
+    pub fn join(self) -> Result<T> {
+        let r = self.inner.join();
+        joined(self.id, &self.end);
+        r
+    }
+
+    /// The thread's handle.
+    pub fn thread(&self) -> &Thread {
+        self.inner.thread()
+    }
+
+    /// Whether the thread has finished.
+    pub fn is_finished(&self) -> bool {
+        self.inner.is_finished()
+    }
+}
+
+/// `std::thread::scope`, recording forks and the implicit joins at the scope's end.
+pub fn scope<'env, F, T>(f: F) -> T
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+{
+    let mut key = 0;
+    let r = std::thread::scope(|s| {
+        // SAFETY: `Scope` is a `repr(transparent)` wrapper of `std::thread::Scope`.
+        let s: &Scope<'_, 'env> = unsafe { &*(s as *const std::thread::Scope<'_, 'env> as *const Scope<'_, 'env>) };
+        key = s.key();
+        f(s)
+    });
+    let children = {
+        let mut scopes = SCOPES.lock();
+        match scopes.iter().position(|(k, _)| *k == key) {
+            Some(i) => scopes.swap_remove(i).1,
+            None => Vec::new(),
+        }
+    };
+    for (id, end) in children {
+        joined(id, &end);
+    }
+    r
+}
