@@ -361,8 +361,11 @@ pub fn find_cycles(model: &Model, level: GraphLevel, limits: &SearchLimits) -> L
     same_thread_cycles(model, level, &edges, limits, &mut out, &mut result);
     let mut cands: Vec<Candidate> = out.into_values().collect();
     cands.sort_by(|a, b| {
-        let ka = (a.filter.is_some(), a.filter, sorted(&a.nodes));
-        let kb = (b.filter.is_some(), b.filter, sorted(&b.nodes));
+        let order = |f: Option<&str>| {
+            f.map_or(0, |f| 1 + crate::report::FILTER_ORDER.iter().position(|&x| x == f).unwrap_or(9))
+        };
+        let ka = (order(a.filter), sorted(&a.nodes));
+        let kb = (order(b.filter), sorted(&b.nodes));
         ka.cmp(&kb)
     });
     result.candidates = cands;
@@ -471,7 +474,6 @@ fn same_thread_cycles(
             }
         }
     }
-    result.steps += 0;
     if truncated {
         result.notes.push(format!(
             "the {} listing of same-thread candidates is incomplete (budget of {} steps per thread spent)",

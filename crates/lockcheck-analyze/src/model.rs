@@ -180,6 +180,8 @@ pub struct Model {
     pub deps: Vec<DepRecord>,
     /// Survivable nonsense seen.
     pub anomalies: Anomalies,
+    /// Instances per (class, trace), to name locks briefly.
+    pub instances_per_trace: HashMap<(ClassId, u32), u32>,
 }
 
 impl Model {
@@ -193,25 +195,33 @@ impl Model {
     pub fn lock_name(&self, l: LockId) -> String {
         let Some(lock) = self.locks.get(l as usize) else { return format!("?{l}") };
         let class = &self.classes[lock.class as usize];
-        if class.instances <= 1 {
+        let in_trace = self.instances_per_trace.get(&(lock.class, lock.trace)).copied().unwrap_or(1);
+        let base = if in_trace <= 1 {
             class.key.clone()
-        } else if self.traces.len() > 1 {
-            format!("{}#{}@{}", class.key, lock.local, lock.trace + 1)
         } else {
             format!("{}#{}", class.key, lock.local)
+        };
+        if class.instances > in_trace {
+            format!("{base} [{}]", self.trace_file(lock.trace))
+        } else {
+            base
         }
+    }
+
+    /// The file name of a trace (without directories).
+    pub fn trace_file(&self, trace: u32) -> String {
+        let Some(t) = self.traces.get(trace as usize) else { return "?".into() };
+        std::path::Path::new(&t.name)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| t.name.clone())
     }
 
     /// A display name for a thread (qualified by the trace file when several are merged).
     pub fn thread_name(&self, t: ThreadId) -> String {
         let Some(th) = self.threads.get(t as usize) else { return format!("?{t}") };
         if self.traces.len() > 1 {
-            let trace = &self.traces[th.trace as usize].name;
-            let file = std::path::Path::new(trace)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_else(|| trace.clone());
-            format!("{} [{}]", th.name, file)
+            format!("{} [{}]", th.name, self.trace_file(th.trace))
         } else {
             th.name.clone()
         }
@@ -391,6 +401,7 @@ impl ModelBuilder {
         let id = self.model.locks.len() as LockId;
         self.model.locks.push(LockInfo { class, trace, local: l, ever_written: false, permits });
         self.model.classes[class as usize].instances += 1;
+        *self.model.instances_per_trace.entry((class, trace)).or_default() += 1;
         self.maps.locks.insert(l, id);
         id
     }
