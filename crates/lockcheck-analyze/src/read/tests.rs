@@ -846,6 +846,28 @@ fn the_schema_accepts_the_json_fixtures_and_rejects_bad_lines() {
     }
 }
 
+#[test]
+fn the_documented_example_reads_and_matches_the_schema() {
+    let doc = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/trace-format.md"),
+    )
+    .unwrap();
+    let start = doc.find("```json\n").expect("an example") + "```json\n".len();
+    let example = &doc[start..start + doc[start..].find("```").unwrap()];
+    let (items, _) = read_bytes(example.as_bytes(), InputFormat::Json, false);
+    assert!(
+        items.len() >= 10 && items.iter().all(|i| i.is_ok()),
+        "{items:?}"
+    );
+    let validator = schema();
+    for line in example.lines() {
+        assert!(
+            validator.is_valid(&serde_json::from_str(line).unwrap()),
+            "{line}"
+        );
+    }
+}
+
 mod never_panic {
     use super::*;
     use proptest::prelude::*;
