@@ -89,6 +89,10 @@ impl Lines {
             }
         };
         self.line_no = line;
+        // Editors on some systems start a UTF-8 file with a byte-order mark; it is not content.
+        if line == 1 && self.buf.starts_with(b"\xEF\xBB\xBF") {
+            self.buf.drain(..3);
+        }
         if self.buf.last() == Some(&b'\r') {
             self.buf.pop();
         }

@@ -3,7 +3,7 @@
 //! Three formats are read (see `docs/trace-format.md`):
 //!
 //! - [`InputFormat::Json`]: lockcheck's own JSON Lines trace, one [`Event`] per line, first line a
-//!   `header` of version [`FORMAT_VERSION`](lockcheck_core::trace::FORMAT_VERSION).
+//!   `header` of version [`FORMAT_VERSION`].
 //! - [`InputFormat::Std`]: RAPID's text format, `T1|acq(L3)|42` (thread, operation, location).
 //! - [`InputFormat::RapidBin`]: RAPID's binary format, a big-endian header and one `i64` per event.
 //!

@@ -383,6 +383,19 @@ fn std_lines_accept_variants_of_the_syntax() {
 }
 
 #[test]
+fn a_byte_order_mark_is_skipped() {
+    let (items, _) = read_bytes(b"\xEF\xBB\xBFT1|acq(L1)|1\n", InputFormat::Std, false);
+    assert!(items.iter().all(|i| i.is_ok()), "{items:?}");
+    let (items, _) = read_bytes(
+        b"\xEF\xBB\xBF{\"e\":\"header\",\"version\":1,\"pid\":1}\n",
+        InputFormat::Json,
+        false,
+    );
+    assert_eq!(items.len(), 1);
+    assert!(items[0].is_ok(), "{items:?}");
+}
+
+#[test]
 fn truncated_json_is_an_error_unless_allowed() {
     let path = fixture("bad/truncated.jsonl");
     let items: Vec<_> = TraceReader::open(&path, None).unwrap().collect();
