@@ -1,0 +1,361 @@
+//! `lockcheck analyze` end to end: the real binary on the fixtures, every filter, both levels, both
+//! formats, merging, exit codes, malformed and truncated input.
+
+mod common;
+
+use common::{analyze_json, corpus, filters, fixture, lockcheck, root, violations};
+
+#[test]
+fn ab_ba_on_two_threads_is_one_violation() {
+    let run = analyze_json(&[fixture("ab-ba.json")], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let r = run.json();
+    assert_eq!(r["version"], 1);
+    assert_eq!(violations(&r), 1);
+    let v = &r["violations"][0];
+    assert_eq!(v["kind"], "lock-order-inversion");
+    assert_eq!(v["level"], "instance");
+    assert_eq!(v["locks"][0]["class"], "accounts");
+    assert_eq!(v["edges"][0]["thread"], "transfer-1");
+    assert_eq!(v["edges"][0]["site"], "src/bank.rs:21:9");
+    assert_eq!(v["edges"][0]["held"][0]["site"], "src/bank.rs:20:9");
+    assert_eq!(v["edges"][0]["frames"][0]["fn"], "bank::transfer");
+    assert_eq!(v["edges"][1]["thread"], "audit");
+    assert!(v["id"].as_str().unwrap().len() == 16);
+    assert_eq!(r["summary"]["violations"], 1);
+    assert_eq!(r["summary"]["complete"], true);
+}
+
+#[test]
+fn the_id_of_a_violation_is_stable() {
+    let a = analyze_json(&[fixture("ab-ba.json")], &[]).json();
+    let b = analyze_json(&[fixture("ab-ba.json")], &[]).json();
+    assert_eq!(a["violations"][0]["id"], b["violations"][0]["id"]);
+}
+
+fn only_filtered(name: &str, filter: &str) {
+    let run = analyze_json(&[fixture(name)], &[]);
+    assert_eq!(run.code, Some(0), "{name}: {}{}", run.stdout, run.stderr);
+    let r = run.json();
+    assert_eq!(violations(&r), 0, "{name}");
+    assert_eq!(filters(&r), vec![filter.to_string()], "{name}");
+    assert_eq!(r["summary"]["filtered_by"][0]["filter"], filter);
+}
+
+#[test]
+fn one_thread_alone_is_filtered_as_same_thread() {
+    only_filtered("same-thread.json", "same-thread");
+}
+
+#[test]
+fn a_common_gate_lock_is_filtered() {
+    only_filtered("gate-lock.json", "gate-lock");
+    let r = analyze_json(&[fixture("gate-lock.json")], &[]).json();
+    assert!(r["filtered"][0]["reason"].as_str().unwrap().contains("gate"), "{r}");
+}
+
+#[test]
+fn fork_join_ordering_is_filtered() {
+    only_filtered("fork-join.json", "fork-join");
+}
+
+#[test]
+fn read_read_on_a_lock_never_written_is_filtered() {
+    only_filtered("read-read.json", "read-read");
+}
+
+#[test]
+fn read_read_with_a_writer_elsewhere_is_a_violation() {
+    let run = analyze_json(&[fixture("read-read-writer.json")], &[]);
+    assert_eq!(run.code, Some(1));
+    assert_eq!(violations(&run.json()), 1);
+}
+
+#[test]
+fn a_try_lock_closing_the_cycle_is_filtered() {
+    only_filtered("try-lock.json", "try-lock");
+}
+
+#[test]
+fn a_timed_lock_is_filtered_and_its_fired_timeout_flagged() {
+    only_filtered("timed-lock.json", "timed-lock");
+    let r = analyze_json(&[fixture("timed-lock.json")], &[]).json();
+    let flags: Vec<String> = r["timeouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["flags"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(flags.contains(&"timeouts-fired".to_string()), "{flags:?}");
+}
+
+#[test]
+fn class_level_inversion_on_distinct_instances() {
+    let run = analyze_json(&[fixture("class-inversion.json")], &[]);
+    assert_eq!(run.code, Some(1));
+    let r = run.json();
+    assert_eq!(violations(&r), 1);
+    assert_eq!(r["violations"][0]["level"], "class");
+    // Instance level alone sees no cycle.
+    let run = analyze_json(&[fixture("class-inversion.json")], &["--level", "instance"]);
+    assert_eq!(run.code, Some(0));
+    assert_eq!(violations(&run.json()), 0);
+    let run = analyze_json(&[fixture("class-inversion.json")], &["--level", "class"]);
+    assert_eq!(run.code, Some(1));
+}
+
+#[test]
+fn an_instance_violation_is_not_repeated_at_class_level() {
+    let r = analyze_json(&[fixture("ab-ba.json")], &["--level", "both"]).json();
+    assert_eq!(violations(&r), 1);
+    assert_eq!(r["violations"][0]["level"], "instance");
+    assert_eq!(r["violations"][0]["class_cycle"][0], "accounts");
+    let r = analyze_json(&[fixture("ab-ba.json")], &["--level", "class"]).json();
+    assert_eq!(violations(&r), 1);
+    assert_eq!(r["violations"][0]["level"], "class");
+}
+
+#[test]
+fn two_locks_of_one_class_nested_in_one_order_are_fine() {
+    let run = analyze_json(&[fixture("same-class-nested.json")], &[]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    let r = run.json();
+    assert_eq!(violations(&r), 0);
+    assert_eq!(filters(&r), Vec::<String>::new());
+}
+
+#[test]
+fn orders_of_two_traces_merge_by_class_key() {
+    let a = analyze_json(&[fixture("merge/a.json")], &[]);
+    assert_eq!(a.code, Some(0));
+    let b = analyze_json(&[fixture("merge/b.json")], &[]);
+    assert_eq!(b.code, Some(0));
+    let both = analyze_json(&[fixture("merge/a.json"), fixture("merge/b.json")], &[]);
+    assert_eq!(both.code, Some(1));
+    let r = both.json();
+    assert_eq!(violations(&r), 1);
+    assert_eq!(r["violations"][0]["level"], "class");
+    assert_eq!(r["summary"]["traces"], 2);
+}
+
+#[test]
+fn a_directory_is_expanded_to_its_traces() {
+    let run = analyze_json(&[fixture("merge")], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_eq!(run.json()["summary"]["traces"], 2);
+}
+
+#[test]
+fn a_trace_cut_in_a_deadlock_shows_the_waiting_threads() {
+    let run = analyze_json(&[fixture("three-way-deadlock.json")], &[]);
+    assert_eq!(run.code, Some(1));
+    let r = run.json();
+    assert_eq!(r["violations"][0]["locks"].as_array().unwrap().len(), 3);
+    assert_eq!(r["violations"][0]["edges"][0]["waiting_at_end"], true);
+}
+
+#[test]
+fn a_truncated_trace_is_an_error_unless_allowed() {
+    let run = lockcheck(["analyze".as_ref(), fixture("truncated.json").as_os_str()]);
+    assert_eq!(run.code, Some(2));
+    let line = run.stderr.trim();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(line.starts_with("lockcheck: error: "), "{line}");
+    assert!(line.contains("truncated.json:14:"), "{line}");
+    assert!(line.contains("--allow-truncated"), "{line}");
+
+    let run = analyze_json(&[fixture("truncated.json")], &["--allow-truncated"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let r = run.json();
+    assert_eq!(violations(&r), 1);
+    assert!(r["summary"]["truncated"][0].as_str().unwrap().contains("line 14"), "{r}");
+}
+
+#[test]
+fn malformed_inputs_exit_2_with_file_and_position() {
+    let bad = root("fixtures/bad");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&bad).expect("fixtures/bad exists") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            continue;
+        }
+        let run = lockcheck(["analyze".as_ref(), path.as_os_str()]);
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if run.code == Some(0) {
+            // Some "bad" files are merely empty: an empty trace is valid (nothing to report).
+            continue;
+        }
+        seen += 1;
+        assert_eq!(run.code, Some(2), "{name}: {}", run.stderr);
+        let line = run.stderr.trim();
+        assert_eq!(line.lines().count(), 1, "{name}: {line}");
+        assert!(line.starts_with("lockcheck: error: "), "{name}: {line}");
+        assert!(line.contains(&name), "{name}: {line}");
+        assert!(!line.contains("panicked"), "{name}: {line}");
+    }
+    assert!(seen >= 10, "only {seen} malformed fixtures failed");
+}
+
+#[test]
+fn a_missing_file_exits_2() {
+    let run = lockcheck(["analyze", "no/such/trace.json"]);
+    assert_eq!(run.code, Some(2));
+    assert!(run.stderr.starts_with("lockcheck: error: no/such/trace.json"), "{}", run.stderr);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(lockcheck(["analyze"]).code, Some(2));
+    assert_eq!(lockcheck(["analyze", "--format", "yaml", "x.json"]).code, Some(2));
+    assert_eq!(lockcheck(["frobnicate"]).code, Some(2));
+    assert_eq!(lockcheck(["analyze", "--max-cycles", "many", "x.json"]).code, Some(2));
+}
+
+#[test]
+fn text_output_is_a_lockdep_scenario_with_a_summary() {
+    let run = lockcheck(["analyze".as_ref(), fixture("ab-ba.json").as_os_str()]);
+    assert_eq!(run.code, Some(1));
+    let out = &run.stdout;
+    assert!(!out.contains('\x1b'), "no colors when not a terminal");
+    assert!(out.contains("Possible unsafe locking scenario"), "{out}");
+    assert!(out.contains("lock(accounts);"), "{out}");
+    assert!(out.contains("lock(src/ledger.rs:14:20);"), "{out}");
+    assert!(out.contains("*** DEADLOCK ***"), "{out}");
+    assert!(out.contains("transfer-1 acquires src/ledger.rs:14:20 (write) at src/bank.rs:21:9"), "{out}");
+    assert!(out.contains("Suggested lock hierarchy"), "{out}");
+    assert!(out.contains("src/audit.rs:41"), "the site to change: {out}");
+    assert!(out.contains("Timeouts (per class)"), "{out}");
+    let last = out.lines().last().unwrap();
+    assert_eq!(last, "lockcheck: 1 violation in 1 trace, 95 events, 2 locks");
+}
+
+#[test]
+fn verbose_lists_filtered_candidates_with_their_filter() {
+    let quiet = lockcheck(["analyze".as_ref(), fixture("gate-lock.json").as_os_str()]);
+    assert_eq!(quiet.code, Some(0));
+    assert!(!quiet.stdout.contains("[gate-lock]"));
+    assert!(quiet.stdout.contains("(1 candidate filtered: gate-lock 1)"), "{}", quiet.stdout);
+    let verbose = lockcheck(["analyze".as_ref(), "--verbose".as_ref(), fixture("gate-lock.json").as_os_str()]);
+    assert!(verbose.stdout.contains("[gate-lock]"), "{}", verbose.stdout);
+}
+
+#[test]
+fn output_and_hierarchy_files_are_written() {
+    let dir = std::env::temp_dir().join(format!("lockcheck-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("report.json");
+    let rust = dir.join("levels.rs");
+    let run = lockcheck([
+        "analyze".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--hierarchy-rust".as_ref(),
+        rust.as_os_str(),
+        fixture("ab-ba.json").as_os_str(),
+    ]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(violations(&report), 1);
+    let module = std::fs::read_to_string(&rust).unwrap();
+    assert!(module.contains("pub mod lock_levels {"), "{module}");
+    assert!(module.contains("pub const ACCOUNTS: u32 = 0;"), "{module}");
+    assert!(module.contains("pub const SRC_LEDGER_RS_14_20: u32 = 1;"), "{module}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_clean_trace_exits_0() {
+    let run = lockcheck(["analyze".as_ref(), fixture("clean.json").as_os_str()]);
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert!(run.stdout.ends_with("lockcheck: 0 violations in 1 trace, 14 events, 2 locks\n"), "{}", run.stdout);
+}
+
+#[test]
+fn bensalem_has_exactly_one_violation_on_locks_7_and_8() {
+    let run = analyze_json(&[corpus("std", "Bensalem.std")], &[]);
+    assert_eq!(run.code, Some(1));
+    let r = run.json();
+    assert_eq!(violations(&r), 1, "{r}");
+    let v = &r["violations"][0];
+    let mut locks: Vec<&str> = v["locks"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    locks.sort();
+    assert_eq!(locks, vec!["7", "8"]);
+    let mut threads: Vec<&str> = v["edges"].as_array().unwrap().iter().map(|e| e["thread"].as_str().unwrap()).collect();
+    threads.sort();
+    assert_eq!(threads, vec!["T10", "T11"]);
+    let mut f = filters(&r);
+    f.sort();
+    assert_eq!(f, vec!["fork-join", "gate-lock"]);
+}
+
+#[test]
+fn bensalem_summary_line() {
+    let run = lockcheck(["analyze".as_ref(), corpus("std", "Bensalem.std").as_os_str()]);
+    let last = run.stdout.lines().last().unwrap().to_string();
+    assert!(
+        last.starts_with("lockcheck: 1 violation (2 candidates filtered: gate-lock 1, fork-join 1) in 1 trace, "),
+        "{last}"
+    );
+    assert!(last.ends_with(", 6 locks"), "{last}");
+}
+
+#[test]
+fn jigsaw_std_has_no_violation() {
+    let run = analyze_json(&[corpus("std", "jigsaw.std")], &[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let r = run.json();
+    assert_eq!(violations(&r), 0);
+    assert_eq!(r["summary"]["complete"], true);
+}
+
+#[test]
+fn dining_philosophers_is_a_five_lock_cycle() {
+    let run = analyze_json(&[corpus("rapidbin", "DiningPhil.data")], &[]);
+    assert_eq!(run.code, Some(1));
+    let r = run.json();
+    assert_eq!(violations(&r), 1);
+    assert_eq!(r["violations"][0]["locks"].as_array().unwrap().len(), 5);
+    assert_eq!(r["violations"][0]["edges"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn the_input_format_can_be_forced() {
+    let dir = std::env::temp_dir().join(format!("lockcheck-cli-fmt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("bensalem.trace");
+    std::fs::copy(corpus("std", "Bensalem.std"), &copy).unwrap();
+    let run = analyze_json(&[copy.clone()], &["--input-format", "std"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    // Read as JSON (the default for unknown extensions) it is malformed.
+    let run = analyze_json(&[copy], &[]);
+    assert_eq!(run.code, Some(2));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_largest_corpus_traces_finish_quickly_and_completely() {
+    for name in ["jigsaw.data", "cache4j_dlf.data"] {
+        let start = std::time::Instant::now();
+        let run = analyze_json(&[corpus("rapidbin", name)], &[]);
+        assert!(run.code == Some(0) || run.code == Some(1), "{name}: {}", run.stderr);
+        let r = run.json();
+        assert_eq!(r["summary"]["complete"], true, "{name}: {:?}", r["warnings"]);
+        // Generous for unoptimized test builds; release builds take a fraction of a second.
+        assert!(start.elapsed().as_secs() < 60, "{name} took {:?}", start.elapsed());
+    }
+}
+
+#[test]
+fn a_tiny_cycle_bound_says_the_search_is_incomplete() {
+    let run = analyze_json(&[corpus("rapidbin", "DiningPhil.data")], &["--max-cycles", "0"]);
+    let r = run.json();
+    assert_eq!(r["summary"]["complete"], false);
+    let w = r["warnings"].as_array().unwrap();
+    assert!(w.iter().any(|w| w.as_str().unwrap().contains("results may be incomplete")), "{w:?}");
+    let text = lockcheck(["analyze".as_ref(), "--max-cycles".as_ref(), "0".as_ref(), corpus("rapidbin", "DiningPhil.data").as_os_str()]);
+    assert!(text.stdout.contains("cycle search stopped after 0 candidates"), "{}", text.stdout);
+}
