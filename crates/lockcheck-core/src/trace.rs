@@ -64,12 +64,10 @@ impl Mode {
     /// ignoring writer preference (see [`Mode::conflicts_with`] for the full rule).
     pub fn excludes(self, held: Mode) -> bool {
         use Mode::*;
-        match (self, held) {
-            (Permit, _) | (_, Permit) => true,
-            (Exclusive, _) | (_, Exclusive) => true,
-            (Upgradable, Upgradable) => true,
-            _ => false,
-        }
+        matches!(
+            (self, held),
+            (Permit, _) | (_, Permit) | (Exclusive, _) | (_, Exclusive) | (Upgradable, Upgradable)
+        )
     }
 
     /// Whether a request in mode `self` can wait for a holder in mode `held`.

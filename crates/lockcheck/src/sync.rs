@@ -140,6 +140,12 @@ mod checked_std {
         }
     }
 
+    // As std: poisoning makes a lock observable after a panic, so it is unwind safe.
+    impl<T: ?Sized> std::panic::UnwindSafe for Mutex<T> {}
+    impl<T: ?Sized> std::panic::RefUnwindSafe for Mutex<T> {}
+    impl<T: ?Sized> std::panic::UnwindSafe for RwLock<T> {}
+    impl<T: ?Sized> std::panic::RefUnwindSafe for RwLock<T> {}
+
     impl<T: Default> Default for Mutex<T> {
         #[track_caller]
         fn default() -> Mutex<T> {

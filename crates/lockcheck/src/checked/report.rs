@@ -100,15 +100,16 @@ impl EdgeInfo {
         let mut bt = bt.clone();
         bt.resolve();
         let mut out = Vec::new();
-        let mut in_user = false;
         for frame in bt.frames() {
             for sym in frame.symbols() {
                 let name = sym.name().map(|n| format!("{n:#}")).unwrap_or_else(|| "?".into());
-                if !in_user && is_internal(&name) {
+                if name.contains("__rust_begin_short_backtrace") || name.starts_with("std::rt::lang_start") {
+                    return out;
+                }
+                if is_internal(&name) || name.starts_with("__rust") {
                     continue;
                 }
-                in_user = true;
-                if out.len() >= 16 || name.starts_with("std::rt::lang_start") {
+                if out.len() >= 16 {
                     return out;
                 }
                 let at = match (sym.filename(), sym.lineno()) {

@@ -1,0 +1,166 @@
+//! Self-deadlocks are reported before the thread blocks (here: a panic instead of a hang), and the
+//! look-alikes that do not block stay silent.
+
+mod support;
+
+use lockcheck::{Mutex, RwLock, Semaphore, ViolationKind};
+use support::{found, watchdog};
+
+fn expect_self_deadlock(class: &'static str, kind: ViolationKind, f: impl FnOnce() + Send + 'static) {
+    let r = watchdog(10, f);
+    let msg = r.expect_err("must panic instead of hanging");
+    assert!(msg.contains("self-deadlock"), "{msg}");
+    let v = found(class);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].kind, kind);
+    assert!(v[0].edges[0].site.starts_with("tests/self_deadlock.rs:"), "{:?}", v[0].edges[0]);
+    assert!(v[0].edges[0].held_site.starts_with("tests/self_deadlock.rs:"));
+}
+
+#[test]
+fn mutex_locked_twice() {
+    expect_self_deadlock("sd.mutex", ViolationKind::SelfDeadlock, || {
+        let m = Mutex::named("sd.mutex", 0);
+        let _g = m.lock();
+        let _h = m.lock();
+    });
+}
+
+#[test]
+fn if_let_scrutinee_keeps_the_guard_alive() {
+    // Edition 2021: the temporary guard of the scrutinee lives until the end of the `else` block.
+    expect_self_deadlock("sd.iflet", ViolationKind::SelfDeadlock, || {
+        let m = Mutex::named("sd.iflet", vec![1]);
+        if let Some(x) = m.lock().first().copied() {
+            let _ = x;
+        } else {
+            m.lock().push(0);
+        }
+        // The `Some` branch also holds it:
+        if let Some(_x) = m.lock().first() {
+            m.lock().push(2);
+        };
+    });
+}
+
+#[test]
+fn match_temporary_keeps_the_guard_alive() {
+    expect_self_deadlock("sd.match", ViolationKind::SelfDeadlock, || {
+        let m = Mutex::named("sd.match", vec![1u32]);
+        match m.lock().len() {
+            0 => {}
+            _ => m.lock().clear(),
+        };
+    });
+}
+
+#[test]
+fn write_after_read_on_one_rwlock() {
+    expect_self_deadlock("sd.rw", ViolationKind::SelfDeadlock, || {
+        let l = RwLock::named("sd.rw", 0);
+        let _r = l.read();
+        let _w = l.write();
+    });
+}
+
+#[test]
+fn upgrade_while_holding_a_read() {
+    expect_self_deadlock("sd.upg", ViolationKind::SelfDeadlock, || {
+        let l = RwLock::named("sd.upg", 0);
+        let _r = l.read_recursive();
+        let u = l.try_upgradable_read().expect("readers do not exclude an upgradable reader");
+        let _w = lockcheck::RwLockUpgradableReadGuard::upgrade(u);
+    });
+}
+
+#[test]
+fn recursive_read_is_a_hazard() {
+    let r = watchdog(10, || {
+        let l = RwLock::named("sd.rread", 0);
+        let _a = l.read();
+        let _b = l.read();
+    });
+    let msg = r.expect_err("reported");
+    assert!(msg.contains("self-deadlock"), "{msg}");
+    let v = found("sd.rread");
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].kind, ViolationKind::RecursiveRead);
+    assert!(v[0].message.contains("read_recursive"));
+}
+
+#[test]
+fn read_recursive_is_fine() {
+    watchdog(10, || {
+        let l = RwLock::named("sd.rrec", 0);
+        let _a = l.read();
+        let _b = l.read_recursive();
+        let _c = l.read_recursive();
+    })
+    .unwrap();
+    assert!(found("sd.rrec").is_empty());
+}
+
+#[test]
+fn try_lock_on_a_held_mutex_is_fine() {
+    watchdog(10, || {
+        let m = Mutex::named("sd.try", 0);
+        let _g = m.lock();
+        assert!(m.try_lock().is_none());
+        assert!(m.try_lock_for(std::time::Duration::from_millis(5)).is_none());
+    })
+    .unwrap();
+    assert!(found("sd.try").is_empty());
+}
+
+#[test]
+fn relocking_after_release_is_fine() {
+    watchdog(10, || {
+        let m = Mutex::named("sd.relock", 0);
+        *m.lock() += 1;
+        *m.lock() += 1;
+        let g = m.lock();
+        drop(g);
+        let _g = m.lock();
+    })
+    .unwrap();
+    assert!(found("sd.relock").is_empty());
+}
+
+#[test]
+fn semaphore_holding_every_permit() {
+    expect_self_deadlock("sd.sem", ViolationKind::SelfDeadlock, || {
+        let s = Semaphore::named("sd.sem", 2);
+        let _a = s.acquire();
+        let _b = s.acquire();
+        let _c = s.acquire();
+    });
+}
+
+#[test]
+fn semaphore_with_a_free_permit_is_fine() {
+    watchdog(10, || {
+        let s = Semaphore::named("sd.sem2", 3);
+        let _a = s.acquire();
+        let _b = s.acquire();
+        assert!(s.try_acquire().is_some());
+        assert_eq!(s.available_permits(), 1);
+    })
+    .unwrap();
+    assert!(found("sd.sem2").is_empty());
+}
+
+#[test]
+fn std_api_mutex_locked_twice() {
+    let r = watchdog(10, || {
+        let m = lockcheck::sync::Mutex::new(0);
+        let _g = m.lock().unwrap();
+        let _h = m.lock().unwrap();
+    });
+    assert!(r.expect_err("must panic").contains("self-deadlock"));
+    let v: Vec<_> = lockcheck::violations()
+        .into_iter()
+        .filter(|v| v.kind == ViolationKind::SelfDeadlock)
+        .filter(|v| v.edges[0].acquired.class.starts_with("tests/self_deadlock.rs:"))
+        .collect();
+    assert_eq!(v.len(), 1, "{v:#?}");
+}

@@ -1,0 +1,65 @@
+//! Shared helpers of the runtime tests: a watchdog so that a test that would hang fails instead,
+//! and helpers to run two threads in a fixed order without lockcheck seeing them as ordered.
+#![allow(dead_code)]
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Runs `f` on its own thread and fails the test if it does not finish within `secs` seconds.
+/// Returns `Err(panic message)` if `f` panicked.
+pub fn watchdog<F>(secs: u64, f: F) -> Result<(), String>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = tx.send(r.map_err(|e| panic_message(&*e)));
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(r) => r,
+        Err(_) => panic!("watchdog: the scenario did not finish within {secs}s (a hang lockcheck should have reported)"),
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = e.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = e.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else {
+        "<non-string panic>".to_owned()
+    }
+}
+
+/// Runs `first` on one thread and then, while that thread is still alive (so the two are
+/// concurrent for lockcheck), `second` on another. Both run to completion without overlapping
+/// their lock sections, so no real deadlock can happen. Returns each thread's panic message.
+pub fn two_threads<A, B>(first: A, second: B) -> (Result<(), String>, Result<(), String>)
+where
+    A: FnOnce() + Send + 'static,
+    B: FnOnce() + Send + 'static,
+{
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let (exit_tx, exit_rx) = mpsc::channel::<()>();
+    let t1 = std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(first)).map_err(|e| panic_message(&*e));
+        let _ = done_tx.send(());
+        let _ = exit_rx.recv_timeout(Duration::from_secs(30));
+        r
+    });
+    let _ = done_rx.recv_timeout(Duration::from_secs(30));
+    let t2 = std::thread::spawn(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(second)).map_err(|e| panic_message(&*e))
+    });
+    let r2 = t2.join().expect("second thread");
+    let _ = exit_tx.send(());
+    let r1 = t1.join().expect("first thread");
+    (r1, r2)
+}
+
+/// Violations that involve the class `class` (tests name their locks uniquely).
+pub fn found(class: &str) -> Vec<lockcheck::Violation> {
+    lockcheck::violations().into_iter().filter(|v| v.involves(class)).collect()
+}
