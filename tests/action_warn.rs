@@ -22,5 +22,8 @@ fn warn_reports_and_continues() {
     let v = lockcheck::take_violations();
     assert_eq!(v.len(), 1);
     assert!(v[0].message.starts_with("lockcheck: lock order inversion"));
-    assert!(lockcheck::violations().is_empty(), "take_violations empties the list");
+    assert!(
+        lockcheck::violations().is_empty(),
+        "take_violations empties the list"
+    );
 }

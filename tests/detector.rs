@@ -7,7 +7,11 @@ use lockcheck::{Mutex, RwLock, Semaphore, ViolationKind};
 use std::sync::Arc;
 use support::{found, two_threads, watchdog};
 
-fn pair(prefix: &'static str, a: &'static str, b: &'static str) -> (Arc<Mutex<u32>>, Arc<Mutex<u32>>) {
+fn pair(
+    prefix: &'static str,
+    a: &'static str,
+    b: &'static str,
+) -> (Arc<Mutex<u32>>, Arc<Mutex<u32>>) {
     let _ = prefix;
     (Arc::new(Mutex::named(a, 0)), Arc::new(Mutex::named(b, 0)))
 }
@@ -37,8 +41,18 @@ fn ab_ba_on_two_threads_is_reported_with_both_sites() {
     let mut classes = v.classes();
     classes.sort();
     assert_eq!(classes, ["abba.a", "abba.b"]);
-    assert!(v.sites().iter().all(|s| s.starts_with("tests/detector.rs:")), "{:?}", v.sites());
-    assert!(v.message.contains("possible unsafe locking scenario"), "{}", v.message);
+    assert!(
+        v.sites()
+            .iter()
+            .all(|s| s.starts_with("tests/detector.rs:")),
+        "{:?}",
+        v.sites()
+    );
+    assert!(
+        v.message.contains("possible unsafe locking scenario"),
+        "{}",
+        v.message
+    );
     assert!(v.message.contains("*** DEADLOCK ***"));
     assert!(v.message.contains("tests/detector.rs:"), "{}", v.message);
 }
@@ -68,7 +82,11 @@ fn three_thread_cycle_is_reported() {
     let b = Arc::new(Mutex::named("tri.b", ()));
     let c = Arc::new(Mutex::named("tri.c", ()));
     let mut panics = 0;
-    for (x, y) in [(a.clone(), b.clone()), (b.clone(), c.clone()), (c.clone(), a.clone())] {
+    for (x, y) in [
+        (a.clone(), b.clone()),
+        (b.clone(), c.clone()),
+        (c.clone(), a.clone()),
+    ] {
         let r = watchdog(10, move || {
             // Each on its own concurrent thread (none joins another through lockcheck).
             std::thread::spawn(move || {
@@ -97,14 +115,20 @@ fn one_thread_both_orders_is_silent_until_another_thread_joins_in() {
         let _b = b.lock();
         let _a = a.lock();
     }
-    assert!(found("solo.a").is_empty(), "one thread alone cannot deadlock with itself");
+    assert!(
+        found("solo.a").is_empty(),
+        "one thread alone cannot deadlock with itself"
+    );
     let (a2, b2) = (a.clone(), b.clone());
     let r = std::thread::spawn(move || {
         let _a = a2.lock();
         let _b = b2.lock();
     })
     .join();
-    assert!(r.is_err(), "a second thread making one of the edges completes a feasible cycle");
+    assert!(
+        r.is_err(),
+        "a second thread making one of the edges completes a feasible cycle"
+    );
     assert_eq!(found("solo.a").len(), 1);
 }
 
@@ -310,16 +334,29 @@ fn two_locks_of_one_class_in_a_consistent_order_are_silent() {
         balance: Mutex<i64>,
     }
     fn transfer(from: &Account, to: &Account, amount: i64) {
-        let (first, second) = if from.id < to.id { (from, to) } else { (to, from) };
+        let (first, second) = if from.id < to.id {
+            (from, to)
+        } else {
+            (to, from)
+        };
         let mut f = first.balance.lock();
         let mut s = second.balance.lock();
         *f -= amount;
         *s += amount;
     }
-    let accounts: Arc<Vec<Account>> =
-        Arc::new((0..4).map(|id| Account { id, balance: Mutex::named("bank.account", 100) }).collect());
+    let accounts: Arc<Vec<Account>> = Arc::new(
+        (0..4)
+            .map(|id| Account {
+                id,
+                balance: Mutex::named("bank.account", 100),
+            })
+            .collect(),
+    );
     let acc2 = accounts.clone();
-    let (r1, r2) = two_threads(move || transfer(&acc2[0], &acc2[1], 5), move || transfer(&accounts[1], &accounts[0], 7));
+    let (r1, r2) = two_threads(
+        move || transfer(&acc2[0], &acc2[1], 5),
+        move || transfer(&accounts[1], &accounts[0], 7),
+    );
     assert!(r1.is_ok() && r2.is_ok(), "{r1:?} {r2:?}");
     assert!(found("bank.account").is_empty());
 }
@@ -363,7 +400,11 @@ fn statics_are_their_own_classes() {
     assert!(r2.is_err());
     let v: Vec<_> = lockcheck::violations()
         .into_iter()
-        .filter(|v| v.classes().iter().any(|c| c.starts_with("tests/detector.rs:")))
+        .filter(|v| {
+            v.classes()
+                .iter()
+                .any(|c| c.starts_with("tests/detector.rs:"))
+        })
         .filter(|v| v.kind == ViolationKind::LockOrderInversion)
         .collect();
     assert_eq!(v.len(), 1, "{v:#?}");

@@ -4,11 +4,23 @@ use std::mem::size_of;
 
 #[test]
 fn plain_types_have_parking_lots_size() {
-    assert_eq!(size_of::<lockcheck::plain::Mutex<u64>>(), size_of::<parking_lot::Mutex<u64>>());
-    assert_eq!(size_of::<lockcheck::plain::RwLock<u64>>(), size_of::<parking_lot::RwLock<u64>>());
-    assert_eq!(size_of::<lockcheck::plain::Mutex<()>>(), size_of::<parking_lot::Mutex<()>>());
+    assert_eq!(
+        size_of::<lockcheck::plain::Mutex<u64>>(),
+        size_of::<parking_lot::Mutex<u64>>()
+    );
+    assert_eq!(
+        size_of::<lockcheck::plain::RwLock<u64>>(),
+        size_of::<parking_lot::RwLock<u64>>()
+    );
+    assert_eq!(
+        size_of::<lockcheck::plain::Mutex<()>>(),
+        size_of::<parking_lot::Mutex<()>>()
+    );
     if !lockcheck::ENABLED {
-        assert_eq!(size_of::<lockcheck::Mutex<u64>>(), size_of::<parking_lot::Mutex<u64>>());
+        assert_eq!(
+            size_of::<lockcheck::Mutex<u64>>(),
+            size_of::<parking_lot::Mutex<u64>>()
+        );
     }
 }
 
@@ -23,8 +35,14 @@ fn dropped_instances_leave_the_instance_graph() {
     }
     let after = lockcheck::__private::graph_sizes();
     // The outer lock stays; the 10,000 inner instances came and went.
-    assert!(after.0 <= before.0 + 2, "instance nodes grew: {before:?} -> {after:?}");
-    assert!(after.1 <= before.1 + 1, "instance edges grew: {before:?} -> {after:?}");
+    assert!(
+        after.0 <= before.0 + 2,
+        "instance nodes grew: {before:?} -> {after:?}"
+    );
+    assert!(
+        after.1 <= before.1 + 1,
+        "instance edges grew: {before:?} -> {after:?}"
+    );
     // Classes stay: one class edge outer -> inner.
     assert!(after.3 >= 1);
 }

@@ -6,15 +6,25 @@ mod support;
 use lockcheck::{Mutex, RwLock, Semaphore, ViolationKind};
 use support::{found, watchdog};
 
-fn expect_self_deadlock(class: &'static str, kind: ViolationKind, f: impl FnOnce() + Send + 'static) {
+fn expect_self_deadlock(
+    class: &'static str,
+    kind: ViolationKind,
+    f: impl FnOnce() + Send + 'static,
+) {
     let r = watchdog(10, f);
     let msg = r.expect_err("must panic instead of hanging");
     assert!(msg.contains("self-deadlock"), "{msg}");
     let v = found(class);
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].kind, kind);
-    assert!(v[0].edges[0].site.starts_with("tests/self_deadlock.rs:"), "{:?}", v[0].edges[0]);
-    assert!(v[0].edges[0].held_site.starts_with("tests/self_deadlock.rs:"));
+    assert!(
+        v[0].edges[0].site.starts_with("tests/self_deadlock.rs:"),
+        "{:?}",
+        v[0].edges[0]
+    );
+    assert!(v[0].edges[0]
+        .held_site
+        .starts_with("tests/self_deadlock.rs:"));
 }
 
 #[test]
@@ -68,7 +78,9 @@ fn upgrade_while_holding_a_read() {
     expect_self_deadlock("sd.upg", ViolationKind::SelfDeadlock, || {
         let l = RwLock::named("sd.upg", 0);
         let _r = l.read_recursive();
-        let u = l.try_upgradable_read().expect("readers do not exclude an upgradable reader");
+        let u = l
+            .try_upgradable_read()
+            .expect("readers do not exclude an upgradable reader");
         let _w = lockcheck::RwLockUpgradableReadGuard::upgrade(u);
     });
 }
@@ -106,7 +118,9 @@ fn try_lock_on_a_held_mutex_is_fine() {
         let m = Mutex::named("sd.try", 0);
         let _g = m.lock();
         assert!(m.try_lock().is_none());
-        assert!(m.try_lock_for(std::time::Duration::from_millis(5)).is_none());
+        assert!(m
+            .try_lock_for(std::time::Duration::from_millis(5))
+            .is_none());
     })
     .unwrap();
     assert!(found("sd.try").is_empty());
@@ -160,7 +174,12 @@ fn std_api_mutex_locked_twice() {
     let v: Vec<_> = lockcheck::violations()
         .into_iter()
         .filter(|v| v.kind == ViolationKind::SelfDeadlock)
-        .filter(|v| v.edges[0].acquired.class.starts_with("tests/self_deadlock.rs:"))
+        .filter(|v| {
+            v.edges[0]
+                .acquired
+                .class
+                .starts_with("tests/self_deadlock.rs:")
+        })
         .collect();
     assert_eq!(v.len(), 1, "{v:#?}");
 }

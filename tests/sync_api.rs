@@ -94,7 +94,9 @@ fn condvar_wait_while_and_timeout() {
         assert_eq!(*g, 5);
         let (g, r) = cv.wait_timeout(g, Duration::from_millis(10)).unwrap();
         assert!(r.timed_out());
-        let (_g, r) = cv.wait_timeout_while(g, Duration::from_millis(10), |n| *n < 100).unwrap();
+        let (_g, r) = cv
+            .wait_timeout_while(g, Duration::from_millis(10), |n| *n < 100)
+            .unwrap();
         assert!(r.timed_out());
         t.join().unwrap();
     })
@@ -120,7 +122,11 @@ fn std_api_inversion_is_reported() {
     assert!(r2.unwrap_err().contains("lock order inversion"));
     let v: Vec<_> = lockcheck::violations()
         .into_iter()
-        .filter(|v| v.sites().iter().all(|s| s.starts_with("tests/sync_api.rs:")))
+        .filter(|v| {
+            v.sites()
+                .iter()
+                .all(|s| s.starts_with("tests/sync_api.rs:"))
+        })
         .collect();
     assert_eq!(v.len(), 1);
 }
@@ -129,5 +135,8 @@ fn std_api_inversion_is_reported() {
 fn debug_output_matches_std_shape() {
     let m = Mutex::new(3);
     let s = format!("{m:?}");
-    assert!(s.starts_with("Mutex {") && s.contains("data: 3") && s.contains("poisoned: false"), "{s}");
+    assert!(
+        s.starts_with("Mutex {") && s.contains("data: 3") && s.contains("poisoned: false"),
+        "{s}"
+    );
 }

@@ -44,14 +44,16 @@ where
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let (exit_tx, exit_rx) = mpsc::channel::<()>();
     let t1 = std::thread::spawn(move || {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(first)).map_err(|e| panic_message(&*e));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(first))
+            .map_err(|e| panic_message(&*e));
         let _ = done_tx.send(());
         let _ = exit_rx.recv_timeout(Duration::from_secs(30));
         r
     });
     let _ = done_rx.recv_timeout(Duration::from_secs(30));
     let t2 = std::thread::spawn(move || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(second)).map_err(|e| panic_message(&*e))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(second))
+            .map_err(|e| panic_message(&*e))
     });
     let r2 = t2.join().expect("second thread");
     let _ = exit_tx.send(());
@@ -61,5 +63,8 @@ where
 
 /// Violations that involve the class `class` (tests name their locks uniquely).
 pub fn found(class: &str) -> Vec<lockcheck::Violation> {
-    lockcheck::violations().into_iter().filter(|v| v.involves(class)).collect()
+    lockcheck::violations()
+        .into_iter()
+        .filter(|v| v.involves(class))
+        .collect()
 }

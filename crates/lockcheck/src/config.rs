@@ -68,7 +68,10 @@ pub(crate) fn backtraces() -> bool {
         1 => false,
         2 => true,
         _ => {
-            let on = !matches!(std::env::var("LOCKCHECK_BACKTRACE").as_deref(), Ok("0") | Ok("off"));
+            let on = !matches!(
+                std::env::var("LOCKCHECK_BACKTRACE").as_deref(),
+                Ok("0") | Ok("off")
+            );
             FLAG.store(if on { 2 } else { 1 }, Ordering::Relaxed);
             on
         }

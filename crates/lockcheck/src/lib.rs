@@ -66,7 +66,9 @@ pub mod sync;
 pub mod thread;
 mod wrappers;
 
-pub use checked::report::{violations, take_violations, EdgeInfo, LockRef, Violation, ViolationKind};
+pub use checked::report::{
+    take_violations, violations, EdgeInfo, LockRef, Violation, ViolationKind,
+};
 pub use config::{action, set_action, Action};
 pub use lockcheck_core::trace::{LockKind, Mode};
 pub use semaphore::{Semaphore, SemaphorePermit};
@@ -78,12 +80,12 @@ pub use checked::{
     WaitTimeoutResult,
 };
 #[cfg(not(lockcheck_on))]
+pub use parking_lot::{RawMutex, RawRwLock};
+#[cfg(not(lockcheck_on))]
 pub use plain::{
     Condvar, MappedMutexGuard, MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, MutexGuard,
     RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard, WaitTimeoutResult,
 };
-#[cfg(not(lockcheck_on))]
-pub use parking_lot::{RawMutex, RawRwLock};
 
 /// Whether instrumentation is compiled into this build (see the crate docs).
 pub const ENABLED: bool = cfg!(lockcheck_on);

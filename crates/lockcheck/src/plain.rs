@@ -5,14 +5,25 @@
 
 use std::panic::Location;
 
-const fn raw_mutex(_site: &'static Location<'static>, _name: Option<&'static str>) -> parking_lot::RawMutex {
+const fn raw_mutex(
+    _site: &'static Location<'static>,
+    _name: Option<&'static str>,
+) -> parking_lot::RawMutex {
     <parking_lot::RawMutex as lock_api::RawMutex>::INIT
 }
 
-const fn raw_rwlock(_site: &'static Location<'static>, _name: Option<&'static str>) -> parking_lot::RawRwLock {
+const fn raw_rwlock(
+    _site: &'static Location<'static>,
+    _name: Option<&'static str>,
+) -> parking_lot::RawRwLock {
     <parking_lot::RawRwLock as lock_api::RawRwLock>::INIT
 }
 
-crate::wrappers::lock_wrappers!(parking_lot::RawMutex, parking_lot::RawRwLock, raw_mutex, raw_rwlock);
+crate::wrappers::lock_wrappers!(
+    parking_lot::RawMutex,
+    parking_lot::RawRwLock,
+    raw_mutex,
+    raw_rwlock
+);
 
 pub use parking_lot::{Condvar, WaitTimeoutResult};

@@ -97,7 +97,10 @@ impl Semaphore {
     }
 
     fn permit(&self) -> SemaphorePermit<'_> {
-        SemaphorePermit { sem: self, _not_send: PhantomData }
+        SemaphorePermit {
+            sem: self,
+            _not_send: PhantomData,
+        }
     }
 
     /// Takes a permit, blocking until one is free.
@@ -127,9 +130,14 @@ impl Semaphore {
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
         let ok = if cfg!(lockcheck_on) {
             let site = Location::caller();
-            crate::checked::hooks::lock_nonblocking(&self.meta, LockKind::Semaphore, Mode::Permit, How::Try, site, || {
-                self.take()
-            })
+            crate::checked::hooks::lock_nonblocking(
+                &self.meta,
+                LockKind::Semaphore,
+                Mode::Permit,
+                How::Try,
+                site,
+                || self.take(),
+            )
         } else {
             self.take()
         };
@@ -142,9 +150,14 @@ impl Semaphore {
         let deadline = Instant::now().checked_add(timeout);
         let ok = if cfg!(lockcheck_on) {
             let site = Location::caller();
-            crate::checked::hooks::lock_nonblocking(&self.meta, LockKind::Semaphore, Mode::Permit, How::Timed, site, || {
-                self.take_blocking(deadline)
-            })
+            crate::checked::hooks::lock_nonblocking(
+                &self.meta,
+                LockKind::Semaphore,
+                Mode::Permit,
+                How::Timed,
+                site,
+                || self.take_blocking(deadline),
+            )
         } else {
             self.take_blocking(deadline)
         };

@@ -9,10 +9,14 @@ pub use std::sync::{
 };
 
 #[cfg(not(lockcheck_on))]
-pub use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, WaitTimeoutResult};
+pub use std::sync::{
+    Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, WaitTimeoutResult,
+};
 
 #[cfg(lockcheck_on)]
-pub use checked_std::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, WaitTimeoutResult};
+pub use checked_std::{
+    Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, WaitTimeoutResult,
+};
 
 #[cfg(lockcheck_on)]
 mod checked_std {
@@ -32,7 +36,9 @@ mod checked_std {
 
     impl Poison {
         const fn new() -> Poison {
-            Poison { flag: AtomicBool::new(false) }
+            Poison {
+                flag: AtomicBool::new(false),
+            }
         }
         fn get(&self) -> bool {
             self.flag.load(Ordering::Relaxed)
@@ -54,7 +60,10 @@ mod checked_std {
 
     impl<'a> PoisonOnPanic<'a> {
         fn new(poison: &'a Poison) -> Self {
-            PoisonOnPanic { poison, panicking: std::thread::panicking() }
+            PoisonOnPanic {
+                poison,
+                panicking: std::thread::panicking(),
+            }
         }
     }
 
@@ -84,7 +93,10 @@ mod checked_std {
         /// Creates a mutex whose class is the caller's location.
         #[track_caller]
         pub const fn new(t: T) -> Mutex<T> {
-            Mutex { poison: Poison::new(), inner: checked::Mutex::new(t) }
+            Mutex {
+                poison: Poison::new(),
+                inner: checked::Mutex::new(t),
+            }
         }
 
         /// Consumes the mutex, returning the data (an error if poisoned).
@@ -104,7 +116,10 @@ mod checked_std {
         #[track_caller]
         pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
             let guard = self.inner.lock();
-            self.poison.result(MutexGuard { mark: PoisonOnPanic::new(&self.poison), guard })
+            self.poison.result(MutexGuard {
+                mark: PoisonOnPanic::new(&self.poison),
+                guard,
+            })
         }
 
         /// Attempts to acquire the mutex without blocking.
@@ -112,9 +127,10 @@ mod checked_std {
         pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
             match self.inner.try_lock() {
                 None => Err(TryLockError::WouldBlock),
-                Some(guard) => {
-                    Ok(self.poison.result(MutexGuard { mark: PoisonOnPanic::new(&self.poison), guard })?)
-                }
+                Some(guard) => Ok(self.poison.result(MutexGuard {
+                    mark: PoisonOnPanic::new(&self.poison),
+                    guard,
+                })?),
             }
         }
 
@@ -167,7 +183,8 @@ mod checked_std {
                 Some(g) => d.field("data", &&*g),
                 None => d.field("data", &format_args!("<locked>")),
             };
-            d.field("poisoned", &self.poison.get()).finish_non_exhaustive()
+            d.field("poisoned", &self.poison.get())
+                .finish_non_exhaustive()
         }
     }
 
@@ -219,7 +236,10 @@ mod checked_std {
         /// Creates a reader-writer lock whose class is the caller's location.
         #[track_caller]
         pub const fn new(t: T) -> RwLock<T> {
-            RwLock { poison: Poison::new(), inner: checked::RwLock::new(t) }
+            RwLock {
+                poison: Poison::new(),
+                inner: checked::RwLock::new(t),
+            }
         }
 
         /// Consumes the lock, returning the data (an error if poisoned).
@@ -255,7 +275,10 @@ mod checked_std {
         #[track_caller]
         pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
             let guard = self.inner.write();
-            self.poison.result(RwLockWriteGuard { _mark: PoisonOnPanic::new(&self.poison), guard })
+            self.poison.result(RwLockWriteGuard {
+                _mark: PoisonOnPanic::new(&self.poison),
+                guard,
+            })
         }
 
         /// Attempts the write lock without blocking.
@@ -263,9 +286,10 @@ mod checked_std {
         pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
             match self.inner.try_write() {
                 None => Err(TryLockError::WouldBlock),
-                Some(guard) => Ok(self
-                    .poison
-                    .result(RwLockWriteGuard { _mark: PoisonOnPanic::new(&self.poison), guard })?),
+                Some(guard) => Ok(self.poison.result(RwLockWriteGuard {
+                    _mark: PoisonOnPanic::new(&self.poison),
+                    guard,
+                })?),
             }
         }
 
@@ -312,7 +336,8 @@ mod checked_std {
                 Some(g) => d.field("data", &&*g),
                 None => d.field("data", &format_args!("<locked>")),
             };
-            d.field("poisoned", &self.poison.get()).finish_non_exhaustive()
+            d.field("poisoned", &self.poison.get())
+                .finish_non_exhaustive()
         }
     }
 
@@ -369,7 +394,9 @@ mod checked_std {
     impl Condvar {
         /// Creates a condition variable.
         pub const fn new() -> Condvar {
-            Condvar { inner: checked::Condvar::new() }
+            Condvar {
+                inner: checked::Condvar::new(),
+            }
         }
 
         /// Blocks until notified, releasing the mutex meanwhile.

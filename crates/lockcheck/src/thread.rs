@@ -59,7 +59,9 @@ impl Drop for Finish {
 
 /// Called in the parent after a successful join.
 fn joined(child: u64, end: &End) {
-    let Some(clock) = end.clock.lock().take() else { return };
+    let Some(clock) = end.clock.lock().take() else {
+        return;
+    };
     let _ = STATE.try_with(|s| {
         let parent = s.id();
         let mut mine = s.clock.borrow_mut();
@@ -149,17 +151,23 @@ impl Default for Builder {
 impl Builder {
     /// A builder with default settings.
     pub fn new() -> Builder {
-        Builder { inner: std::thread::Builder::new() }
+        Builder {
+            inner: std::thread::Builder::new(),
+        }
     }
 
     /// Names the thread (reports use the name).
     pub fn name(self, name: String) -> Builder {
-        Builder { inner: self.inner.name(name) }
+        Builder {
+            inner: self.inner.name(name),
+        }
     }
 
     /// Sets the stack size.
     pub fn stack_size(self, size: usize) -> Builder {
-        Builder { inner: self.inner.stack_size(size) }
+        Builder {
+            inner: self.inner.stack_size(size),
+        }
     }
 
     /// Spawns the thread.
@@ -200,7 +208,8 @@ pub struct Scope<'scope, 'env> {
 }
 
 /// The children of live scopes, by scope address, for the implicit join at the scope's end.
-static SCOPES: parking_lot::Mutex<Vec<(usize, Vec<(u64, Arc<End>)>)>> = parking_lot::Mutex::new(Vec::new());
+static SCOPES: parking_lot::Mutex<Vec<(usize, Vec<(u64, Arc<End>)>)>> =
+    parking_lot::Mutex::new(Vec::new());
 
 impl<'scope, 'env> Scope<'scope, 'env> {
     fn key(&self) -> usize {
@@ -222,7 +231,9 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        Builder::new().spawn_scoped(self, f).expect("failed to spawn thread")
+        Builder::new()
+            .spawn_scoped(self, f)
+            .expect("failed to spawn thread")
     }
 }
 
@@ -267,7 +278,8 @@ where
     let mut key = 0;
     let r = std::thread::scope(|s| {
         // SAFETY: `Scope` is a `repr(transparent)` wrapper of `std::thread::Scope`.
-        let s: &Scope<'_, 'env> = unsafe { &*(s as *const std::thread::Scope<'_, 'env> as *const Scope<'_, 'env>) };
+        let s: &Scope<'_, 'env> =
+            unsafe { &*(s as *const std::thread::Scope<'_, 'env> as *const Scope<'_, 'env>) };
         key = s.key();
         f(s)
     });

@@ -21,7 +21,9 @@ macro_rules! lock_wrappers {
             #[inline]
             pub const fn new(value: T) -> Mutex<T> {
                 let _site = std::panic::Location::caller();
-                Mutex { inner: lock_api::Mutex::from_raw($mutex_init(_site, None), value) }
+                Mutex {
+                    inner: lock_api::Mutex::from_raw($mutex_init(_site, None), value),
+                }
             }
 
             /// Creates a mutex of the class `name` (reports and traces use the name).
@@ -29,7 +31,9 @@ macro_rules! lock_wrappers {
             #[inline]
             pub const fn named(name: &'static str, value: T) -> Mutex<T> {
                 let _site = std::panic::Location::caller();
-                Mutex { inner: lock_api::Mutex::from_raw($mutex_init(_site, Some(name)), value) }
+                Mutex {
+                    inner: lock_api::Mutex::from_raw($mutex_init(_site, Some(name)), value),
+                }
             }
 
             /// Consumes the mutex and returns its value.
@@ -92,7 +96,9 @@ macro_rules! lock_wrappers {
             #[inline]
             pub const fn new(value: T) -> RwLock<T> {
                 let _site = std::panic::Location::caller();
-                RwLock { inner: lock_api::RwLock::from_raw($rwlock_init(_site, None), value) }
+                RwLock {
+                    inner: lock_api::RwLock::from_raw($rwlock_init(_site, None), value),
+                }
             }
 
             /// Creates a reader-writer lock of the class `name`.
@@ -100,7 +106,9 @@ macro_rules! lock_wrappers {
             #[inline]
             pub const fn named(name: &'static str, value: T) -> RwLock<T> {
                 let _site = std::panic::Location::caller();
-                RwLock { inner: lock_api::RwLock::from_raw($rwlock_init(_site, Some(name)), value) }
+                RwLock {
+                    inner: lock_api::RwLock::from_raw($rwlock_init(_site, Some(name)), value),
+                }
             }
 
             /// Consumes the lock and returns its value.

@@ -49,7 +49,10 @@ pub(crate) struct Ids {
 
 impl Meta {
     pub(crate) const fn new(src: ClassSrc) -> Meta {
-        Meta { ids: AtomicU64::new(0), src }
+        Meta {
+            ids: AtomicU64::new(0),
+            src,
+        }
     }
 
     #[inline]
@@ -67,7 +70,10 @@ impl Meta {
         let inst = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed) & INST_MASK;
         let class = intern(self.src, kind);
         let packed = inst | (u64::from(class) << INST_BITS);
-        match self.ids.compare_exchange(0, packed, Ordering::AcqRel, Ordering::Acquire) {
+        match self
+            .ids
+            .compare_exchange(0, packed, Ordering::AcqRel, Ordering::Acquire)
+        {
             Ok(_) => unpack(packed),
             Err(cur) => unpack(cur),
         }
@@ -101,7 +107,10 @@ impl Meta {
 }
 
 fn unpack(v: u64) -> Ids {
-    Ids { inst: v & INST_MASK, class: ((v & CLASS_MASK) >> INST_BITS) as u32 }
+    Ids {
+        inst: v & INST_MASK,
+        class: ((v & CLASS_MASK) >> INST_BITS) as u32,
+    }
 }
 
 /// What the process knows about one class.
@@ -141,7 +150,10 @@ fn intern(src: ClassSrc, kind: LockKind) -> u32 {
         // More than four million distinct construction sites: treat the rest as anonymous.
         return NO_CLASS;
     }
-    table.info.push(ClassInfo { key: key.clone(), kind });
+    table.info.push(ClassInfo {
+        key: key.clone(),
+        kind,
+    });
     table.by_key.insert((key, kind_tag(kind)), c);
     crate::checked::recorder::on_class(c, &table.info[c as usize]);
     c
@@ -150,14 +162,21 @@ fn intern(src: ClassSrc, kind: LockKind) -> u32 {
 /// Information about a class (a placeholder for [`NO_CLASS`]).
 pub(crate) fn class_info(c: u32) -> ClassInfo {
     let guard = CLASSES.lock();
-    guard.as_ref().and_then(|t| t.info.get(c as usize).cloned()).unwrap_or(ClassInfo {
-        key: "<anonymous>".into(),
-        kind: LockKind::Unknown,
-    })
+    guard
+        .as_ref()
+        .and_then(|t| t.info.get(c as usize).cloned())
+        .unwrap_or(ClassInfo {
+            key: "<anonymous>".into(),
+            kind: LockKind::Unknown,
+        })
 }
 
 /// All classes known so far (for statistics and traces).
 #[allow(dead_code)]
 pub(crate) fn all_classes() -> Vec<ClassInfo> {
-    CLASSES.lock().as_ref().map(|t| t.info.clone()).unwrap_or_default()
+    CLASSES
+        .lock()
+        .as_ref()
+        .map(|t| t.info.clone())
+        .unwrap_or_default()
 }

@@ -38,7 +38,10 @@ impl std::fmt::Debug for Condvar {
 impl Condvar {
     /// Creates a condition variable.
     pub const fn new() -> Condvar {
-        Condvar { inner: parking_lot::Condvar::new(), gate: parking_lot::Mutex::new(()) }
+        Condvar {
+            inner: parking_lot::Condvar::new(),
+            gate: parking_lot::Mutex::new(()),
+        }
     }
 
     /// Wakes one waiter; returns whether one was woken.
@@ -61,7 +64,11 @@ impl Condvar {
 
     /// Like [`wait`](Self::wait), until `condition` returns false.
     #[track_caller]
-    pub fn wait_while<T: ?Sized, F: FnMut(&mut T) -> bool>(&self, guard: &mut MutexGuard<'_, T>, mut condition: F) {
+    pub fn wait_while<T: ?Sized, F: FnMut(&mut T) -> bool>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        mut condition: F,
+    ) {
         while condition(&mut *guard) {
             self.wait_inner(guard, None);
         }
@@ -69,13 +76,21 @@ impl Condvar {
 
     /// Waits until notified or until `timeout` (an instant) passes.
     #[track_caller]
-    pub fn wait_until<T: ?Sized>(&self, guard: &mut MutexGuard<'_, T>, timeout: Instant) -> WaitTimeoutResult {
+    pub fn wait_until<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        timeout: Instant,
+    ) -> WaitTimeoutResult {
         WaitTimeoutResult(self.wait_inner(guard, Some(timeout)))
     }
 
     /// Waits until notified or for at most `timeout`.
     #[track_caller]
-    pub fn wait_for<T: ?Sized>(&self, guard: &mut MutexGuard<'_, T>, timeout: Duration) -> WaitTimeoutResult {
+    pub fn wait_for<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        timeout: Duration,
+    ) -> WaitTimeoutResult {
         let deadline = Instant::now().checked_add(timeout);
         WaitTimeoutResult(self.wait_inner(guard, deadline))
     }
@@ -115,7 +130,11 @@ impl Condvar {
 
     /// Returns whether the wait timed out.
     #[track_caller]
-    fn wait_inner<T: ?Sized>(&self, guard: &mut MutexGuard<'_, T>, deadline: Option<Instant>) -> bool {
+    fn wait_inner<T: ?Sized>(
+        &self,
+        guard: &mut MutexGuard<'_, T>,
+        deadline: Option<Instant>,
+    ) -> bool {
         // SAFETY: the guard proves the mutex is locked by this thread; it is unlocked and relocked
         // below before the guard is used again, as parking_lot's own condvar does.
         let raw: &RawMutex = unsafe { lock_api::MutexGuard::mutex(guard).raw() };

@@ -83,7 +83,9 @@ impl<K: Copy + Eq + Hash> Level<K> {
     }
 
     fn remove(&mut self, k: K) {
-        let Some(n) = self.node_of.remove(&k) else { return };
+        let Some(n) = self.node_of.remove(&k) else {
+            return;
+        };
         for m in std::mem::take(&mut self.out[n as usize]) {
             self.edges.remove(&(n, m));
             self.back.remove(&(n, m));
@@ -295,7 +297,9 @@ fn dfs<K>(
         if y != target && on_path.contains(&y) {
             continue;
         }
-        let Some(variants) = level.edges.get(&(x, y)) else { continue };
+        let Some(variants) = level.edges.get(&(x, y)) else {
+            continue;
+        };
         for v in variants {
             *steps += 1;
             if *steps >= SEARCH_BUDGET {
@@ -329,7 +333,13 @@ impl Graph {
     fn violation(&mut self, cycle: Vec<Arc<DepRecord>>, class_level: bool) -> Option<Violation> {
         let mut sites: Vec<(usize, u32, u32)> = cycle
             .iter()
-            .map(|d| (d.site.file().as_ptr() as usize, d.site.line(), d.site.column()))
+            .map(|d| {
+                (
+                    d.site.file().as_ptr() as usize,
+                    d.site.line(),
+                    d.site.column(),
+                )
+            })
             .collect();
         sites.sort_unstable();
         let mut classes: Vec<u32> = cycle.iter().map(|d| d.lock_class).collect();
@@ -349,10 +359,19 @@ impl Graph {
                 let d = &cycle[i];
                 let prev = &cycle[(i + n - 1) % n];
                 let (held_idx, held_inst) = if class_level {
-                    let j = d.held_classes.iter().position(|&c| c == prev.lock_class).unwrap_or(0);
+                    let j = d
+                        .held_classes
+                        .iter()
+                        .position(|&c| c == prev.lock_class)
+                        .unwrap_or(0);
                     (j, d.dep.held[j].0)
                 } else {
-                    let j = d.dep.held.iter().position(|h| h.0 == prev.dep.lock).unwrap_or(0);
+                    let j = d
+                        .dep
+                        .held
+                        .iter()
+                        .position(|h| h.0 == prev.dep.lock)
+                        .unwrap_or(0);
                     (j, prev.dep.lock)
                 };
                 EdgeInfo {
@@ -377,7 +396,11 @@ impl Graph {
             })
             .collect();
         Some(Violation::inversion(
-            if class_level { ViolationKind::ClassInversion } else { ViolationKind::LockOrderInversion },
+            if class_level {
+                ViolationKind::ClassInversion
+            } else {
+                ViolationKind::LockOrderInversion
+            },
             edges,
         ))
     }
@@ -401,5 +424,12 @@ pub(crate) fn forget_instance(inst: u64) {
 
 /// Sizes of the graphs (instance nodes, instance edges, class nodes, class edges), for tests.
 pub(crate) fn sizes() -> (usize, usize, usize, usize) {
-    with_graph(|g| (g.inst.node_of.len(), g.inst.edges.len(), g.class.node_of.len(), g.class.edges.len()))
+    with_graph(|g| {
+        (
+            g.inst.node_of.len(),
+            g.inst.edges.len(),
+            g.class.node_of.len(),
+            g.class.edges.len(),
+        )
+    })
 }

@@ -42,7 +42,8 @@ pub(crate) fn lock_blocking(
         lock_raw();
         return;
     }
-    let ids = STATE.try_with(|s| (!s.busy.get()).then(|| before_blocking(s, meta, kind, mode, site)));
+    let ids =
+        STATE.try_with(|s| (!s.busy.get()).then(|| before_blocking(s, meta, kind, mode, site)));
     let Ok(Some(ids)) = ids else {
         lock_raw();
         return;
@@ -73,7 +74,9 @@ pub(crate) fn lock_nonblocking(
     let start = (how == How::Timed).then(Instant::now);
     let ok = attempt();
     let wait_ns = start.map_or(0, |s| s.elapsed().as_nanos() as u64);
-    let Ok(false) = STATE.try_with(|s| s.busy.get()) else { return ok };
+    let Ok(false) = STATE.try_with(|s| s.busy.get()) else {
+        return ok;
+    };
     let ids = meta.ids(kind);
     if ok {
         if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
@@ -110,7 +113,9 @@ fn acquired(ids: Ids, mode: Mode, how: How, site: &'static Location<'static>, wa
 pub(crate) fn released(meta: &Meta, mode: Mode) {
     let Some(ids) = meta.assigned() else { return };
     let _ = STATE.try_with(|s| {
-        let Ok(mut held) = s.held.try_borrow_mut() else { return };
+        let Ok(mut held) = s.held.try_borrow_mut() else {
+            return;
+        };
         if held.is_empty() {
             return;
         }
@@ -130,7 +135,9 @@ pub(crate) fn released(meta: &Meta, mode: Mode) {
 
 fn same_release_mode(held: Mode, released: Mode) -> bool {
     match released {
-        Mode::Shared | Mode::SharedRecursive => matches!(held, Mode::Shared | Mode::SharedRecursive),
+        Mode::Shared | Mode::SharedRecursive => {
+            matches!(held, Mode::Shared | Mode::SharedRecursive)
+        }
         m => held == m,
     }
 }
@@ -140,7 +147,11 @@ pub(crate) fn converted(meta: &Meta, from: Mode, to: Mode) {
     let Some(ids) = meta.assigned() else { return };
     let _ = STATE.try_with(|s| {
         if let Ok(mut held) = s.held.try_borrow_mut() {
-            if let Some(h) = held.iter_mut().rev().find(|h| h.inst == ids.inst && h.mode == from) {
+            if let Some(h) = held
+                .iter_mut()
+                .rev()
+                .find(|h| h.inst == ids.inst && h.mode == from)
+            {
                 h.mode = to;
             }
         }
@@ -168,7 +179,14 @@ pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) {
             .find(|h| h.inst == ids.inst && matches!(h.mode, Mode::Shared | Mode::SharedRecursive))
             .copied();
         if let Some(h) = other {
-            self_violation(s, ViolationKind::SelfDeadlock, ids, Mode::Exclusive, site, h);
+            self_violation(
+                s,
+                ViolationKind::SelfDeadlock,
+                ids,
+                Mode::Exclusive,
+                site,
+                h,
+            );
         }
     });
 }
@@ -218,7 +236,15 @@ fn before_blocking(
     };
     let clock = s.clock.borrow().clone();
     let found = as_busy(|_| {
-        let req = graph::Request { thread, inst: ids.inst, class: ids.class, mode, site, held: &held, clock };
+        let req = graph::Request {
+            thread,
+            inst: ids.inst,
+            class: ids.class,
+            mode,
+            site,
+            held: &held,
+            clock,
+        };
         graph::add_dependency(req).map(publish)
     });
     match found {
@@ -247,7 +273,8 @@ fn self_conflict(kind: LockKind, req: Mode, held: Mode) -> Option<ViolationKind>
 }
 
 /// Sites of self-deadlocks already reported (report once; still act every time).
-static SELF_REPORTED: parking_lot::Mutex<Option<HashSet<(String, String)>>> = parking_lot::Mutex::new(None);
+static SELF_REPORTED: parking_lot::Mutex<Option<HashSet<(String, String)>>> =
+    parking_lot::Mutex::new(None);
 
 fn self_violation(
     s: &ThreadState,
@@ -260,7 +287,10 @@ fn self_violation(
     let thread = s.id();
     let v = as_busy(|_| {
         let key = (site.to_string(), h.site.to_string());
-        let first = SELF_REPORTED.lock().get_or_insert_with(HashSet::new).insert(key);
+        let first = SELF_REPORTED
+            .lock()
+            .get_or_insert_with(HashSet::new)
+            .insert(key);
         let lock = LockRef::new(ids.inst, ids.class);
         let edge = EdgeInfo {
             thread: super::state::thread_name(thread),
@@ -274,7 +304,11 @@ fn self_violation(
             other_held: Vec::new(),
             backtrace: crate::config::backtraces().then(backtrace::Backtrace::new_unresolved),
         };
-        let v = Violation { kind, edges: vec![edge], message: String::new() };
+        let v = Violation {
+            kind,
+            edges: vec![edge],
+            message: String::new(),
+        };
         if first {
             publish(v)
         } else {
@@ -292,8 +326,11 @@ fn self_violation(
 /// Applies the configured action after a report.
 fn act(v: Violation) {
     if action() == Action::Panic && !std::thread::panicking() {
-        let first = v.message.lines().next().unwrap_or("lockcheck: violation").to_owned();
-        std::panic::panic_any(format!("{first} (see the report above; LOCKCHECK=warn to continue)"));
+        let first = v.message.lines().next().unwrap_or("lockcheck: violation");
+        let at = v.edges.first().map(|e| e.site.as_str()).unwrap_or("?");
+        std::panic::panic_any(format!(
+            "{first}, at {at} (report above; LOCKCHECK=warn reports and goes on)"
+        ));
     }
 }
 

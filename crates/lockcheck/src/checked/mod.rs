@@ -20,18 +20,27 @@ use class::{ClassSrc, Meta};
 use std::panic::Location;
 
 impl RawMutex {
-    pub(crate) const fn for_site(site: &'static Location<'static>, name: Option<&'static str>) -> RawMutex {
+    pub(crate) const fn for_site(
+        site: &'static Location<'static>,
+        name: Option<&'static str>,
+    ) -> RawMutex {
         RawMutex::with_class(class_src(site, name))
     }
 }
 
 impl RawRwLock {
-    pub(crate) const fn for_site(site: &'static Location<'static>, name: Option<&'static str>) -> RawRwLock {
+    pub(crate) const fn for_site(
+        site: &'static Location<'static>,
+        name: Option<&'static str>,
+    ) -> RawRwLock {
         RawRwLock::with_class(class_src(site, name))
     }
 }
 
-pub(crate) const fn class_src(site: &'static Location<'static>, name: Option<&'static str>) -> ClassSrc {
+pub(crate) const fn class_src(
+    site: &'static Location<'static>,
+    name: Option<&'static str>,
+) -> ClassSrc {
     match name {
         Some(n) => ClassSrc::Named(n),
         None => ClassSrc::Site(site),

@@ -16,26 +16,40 @@ pub struct RawMutex {
 
 impl RawMutex {
     pub(crate) const fn with_class(src: ClassSrc) -> RawMutex {
-        RawMutex { inner: <parking_lot::RawMutex as lock_api::RawMutex>::INIT, meta: Meta::new(src) }
+        RawMutex {
+            inner: <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
+            meta: Meta::new(src),
+        }
     }
 }
 
 impl RawMutex {
     /// Retakes the mutex after a condvar wait: a blocking acquisition at the `wait` call.
     pub(crate) fn relock_at(&self, site: &'static Location<'static>) {
-        lock_blocking(&self.meta, LockKind::Mutex, Mode::Exclusive, site, || self.inner.try_lock(), || self.inner.lock());
+        lock_blocking(
+            &self.meta,
+            LockKind::Mutex,
+            Mode::Exclusive,
+            site,
+            || self.inner.try_lock(),
+            || self.inner.lock(),
+        );
     }
 }
 
 impl std::fmt::Debug for RawMutex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawMutex").field("meta", &self.meta).finish_non_exhaustive()
+        f.debug_struct("RawMutex")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
     }
 }
 
 impl std::fmt::Debug for RawRwLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawRwLock").field("meta", &self.meta).finish_non_exhaustive()
+        f.debug_struct("RawRwLock")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,13 +69,27 @@ unsafe impl lock_api::RawMutex for RawMutex {
     #[track_caller]
     fn lock(&self) {
         let site = Location::caller();
-        lock_blocking(&self.meta, LockKind::Mutex, Mode::Exclusive, site, || self.inner.try_lock(), || self.inner.lock());
+        lock_blocking(
+            &self.meta,
+            LockKind::Mutex,
+            Mode::Exclusive,
+            site,
+            || self.inner.try_lock(),
+            || self.inner.lock(),
+        );
     }
 
     #[track_caller]
     fn try_lock(&self) -> bool {
         let site = Location::caller();
-        lock_nonblocking(&self.meta, LockKind::Mutex, Mode::Exclusive, How::Try, site, || self.inner.try_lock())
+        lock_nonblocking(
+            &self.meta,
+            LockKind::Mutex,
+            Mode::Exclusive,
+            How::Try,
+            site,
+            || self.inner.try_lock(),
+        )
     }
 
     unsafe fn unlock(&self) {
@@ -94,13 +122,27 @@ unsafe impl lock_api::RawMutexTimed for RawMutex {
     #[track_caller]
     fn try_lock_for(&self, timeout: Duration) -> bool {
         let site = Location::caller();
-        lock_nonblocking(&self.meta, LockKind::Mutex, Mode::Exclusive, How::Timed, site, || self.inner.try_lock_for(timeout))
+        lock_nonblocking(
+            &self.meta,
+            LockKind::Mutex,
+            Mode::Exclusive,
+            How::Timed,
+            site,
+            || self.inner.try_lock_for(timeout),
+        )
     }
 
     #[track_caller]
     fn try_lock_until(&self, timeout: Instant) -> bool {
         let site = Location::caller();
-        lock_nonblocking(&self.meta, LockKind::Mutex, Mode::Exclusive, How::Timed, site, || self.inner.try_lock_until(timeout))
+        lock_nonblocking(
+            &self.meta,
+            LockKind::Mutex,
+            Mode::Exclusive,
+            How::Timed,
+            site,
+            || self.inner.try_lock_until(timeout),
+        )
     }
 }
 
@@ -112,16 +154,31 @@ pub struct RawRwLock {
 
 impl RawRwLock {
     pub(crate) const fn with_class(src: ClassSrc) -> RawRwLock {
-        RawRwLock { inner: <parking_lot::RawRwLock as lock_api::RawRwLock>::INIT, meta: Meta::new(src) }
+        RawRwLock {
+            inner: <parking_lot::RawRwLock as lock_api::RawRwLock>::INIT,
+            meta: Meta::new(src),
+        }
     }
 
     #[inline]
-    fn blocking(&self, mode: Mode, site: &'static Location<'static>, try_raw: impl FnOnce() -> bool, lock_raw: impl FnOnce()) {
+    fn blocking(
+        &self,
+        mode: Mode,
+        site: &'static Location<'static>,
+        try_raw: impl FnOnce() -> bool,
+        lock_raw: impl FnOnce(),
+    ) {
         lock_blocking(&self.meta, LockKind::Rwlock, mode, site, try_raw, lock_raw);
     }
 
     #[inline]
-    fn attempt(&self, mode: Mode, how: How, site: &'static Location<'static>, f: impl FnOnce() -> bool) -> bool {
+    fn attempt(
+        &self,
+        mode: Mode,
+        how: How,
+        site: &'static Location<'static>,
+        f: impl FnOnce() -> bool,
+    ) -> bool {
         lock_nonblocking(&self.meta, LockKind::Rwlock, mode, how, site, f)
     }
 }
@@ -141,13 +198,20 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     #[track_caller]
     fn lock_shared(&self) {
         let site = Location::caller();
-        self.blocking(Mode::Shared, site, || self.inner.try_lock_shared(), || self.inner.lock_shared());
+        self.blocking(
+            Mode::Shared,
+            site,
+            || self.inner.try_lock_shared(),
+            || self.inner.lock_shared(),
+        );
     }
 
     #[track_caller]
     fn try_lock_shared(&self) -> bool {
         let site = Location::caller();
-        self.attempt(Mode::Shared, How::Try, site, || self.inner.try_lock_shared())
+        self.attempt(Mode::Shared, How::Try, site, || {
+            self.inner.try_lock_shared()
+        })
     }
 
     unsafe fn unlock_shared(&self) {
@@ -158,13 +222,20 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     #[track_caller]
     fn lock_exclusive(&self) {
         let site = Location::caller();
-        self.blocking(Mode::Exclusive, site, || self.inner.try_lock_exclusive(), || self.inner.lock_exclusive());
+        self.blocking(
+            Mode::Exclusive,
+            site,
+            || self.inner.try_lock_exclusive(),
+            || self.inner.lock_exclusive(),
+        );
     }
 
     #[track_caller]
     fn try_lock_exclusive(&self) -> bool {
         let site = Location::caller();
-        self.attempt(Mode::Exclusive, How::Try, site, || self.inner.try_lock_exclusive())
+        self.attempt(Mode::Exclusive, How::Try, site, || {
+            self.inner.try_lock_exclusive()
+        })
     }
 
     unsafe fn unlock_exclusive(&self) {
@@ -218,25 +289,33 @@ unsafe impl lock_api::RawRwLockTimed for RawRwLock {
     #[track_caller]
     fn try_lock_shared_for(&self, timeout: Duration) -> bool {
         let site = Location::caller();
-        self.attempt(Mode::Shared, How::Timed, site, || self.inner.try_lock_shared_for(timeout))
+        self.attempt(Mode::Shared, How::Timed, site, || {
+            self.inner.try_lock_shared_for(timeout)
+        })
     }
 
     #[track_caller]
     fn try_lock_shared_until(&self, timeout: Instant) -> bool {
         let site = Location::caller();
-        self.attempt(Mode::Shared, How::Timed, site, || self.inner.try_lock_shared_until(timeout))
+        self.attempt(Mode::Shared, How::Timed, site, || {
+            self.inner.try_lock_shared_until(timeout)
+        })
     }
 
     #[track_caller]
     fn try_lock_exclusive_for(&self, timeout: Duration) -> bool {
         let site = Location::caller();
-        self.attempt(Mode::Exclusive, How::Timed, site, || self.inner.try_lock_exclusive_for(timeout))
+        self.attempt(Mode::Exclusive, How::Timed, site, || {
+            self.inner.try_lock_exclusive_for(timeout)
+        })
     }
 
     #[track_caller]
     fn try_lock_exclusive_until(&self, timeout: Instant) -> bool {
         let site = Location::caller();
-        self.attempt(Mode::Exclusive, How::Timed, site, || self.inner.try_lock_exclusive_until(timeout))
+        self.attempt(Mode::Exclusive, How::Timed, site, || {
+            self.inner.try_lock_exclusive_until(timeout)
+        })
     }
 }
 
@@ -245,13 +324,20 @@ unsafe impl lock_api::RawRwLockRecursive for RawRwLock {
     #[track_caller]
     fn lock_shared_recursive(&self) {
         let site = Location::caller();
-        self.blocking(Mode::SharedRecursive, site, || self.inner.try_lock_shared_recursive(), || self.inner.lock_shared_recursive());
+        self.blocking(
+            Mode::SharedRecursive,
+            site,
+            || self.inner.try_lock_shared_recursive(),
+            || self.inner.lock_shared_recursive(),
+        );
     }
 
     #[track_caller]
     fn try_lock_shared_recursive(&self) -> bool {
         let site = Location::caller();
-        self.attempt(Mode::SharedRecursive, How::Try, site, || self.inner.try_lock_shared_recursive())
+        self.attempt(Mode::SharedRecursive, How::Try, site, || {
+            self.inner.try_lock_shared_recursive()
+        })
     }
 }
 
@@ -260,13 +346,17 @@ unsafe impl lock_api::RawRwLockRecursiveTimed for RawRwLock {
     #[track_caller]
     fn try_lock_shared_recursive_for(&self, timeout: Duration) -> bool {
         let site = Location::caller();
-        self.attempt(Mode::SharedRecursive, How::Timed, site, || self.inner.try_lock_shared_recursive_for(timeout))
+        self.attempt(Mode::SharedRecursive, How::Timed, site, || {
+            self.inner.try_lock_shared_recursive_for(timeout)
+        })
     }
 
     #[track_caller]
     fn try_lock_shared_recursive_until(&self, timeout: Instant) -> bool {
         let site = Location::caller();
-        self.attempt(Mode::SharedRecursive, How::Timed, site, || self.inner.try_lock_shared_recursive_until(timeout))
+        self.attempt(Mode::SharedRecursive, How::Timed, site, || {
+            self.inner.try_lock_shared_recursive_until(timeout)
+        })
     }
 }
 
@@ -275,13 +365,20 @@ unsafe impl lock_api::RawRwLockUpgrade for RawRwLock {
     #[track_caller]
     fn lock_upgradable(&self) {
         let site = Location::caller();
-        self.blocking(Mode::Upgradable, site, || self.inner.try_lock_upgradable(), || self.inner.lock_upgradable());
+        self.blocking(
+            Mode::Upgradable,
+            site,
+            || self.inner.try_lock_upgradable(),
+            || self.inner.lock_upgradable(),
+        );
     }
 
     #[track_caller]
     fn try_lock_upgradable(&self) -> bool {
         let site = Location::caller();
-        self.attempt(Mode::Upgradable, How::Try, site, || self.inner.try_lock_upgradable())
+        self.attempt(Mode::Upgradable, How::Try, site, || {
+            self.inner.try_lock_upgradable()
+        })
     }
 
     unsafe fn unlock_upgradable(&self) {
@@ -335,13 +432,17 @@ unsafe impl lock_api::RawRwLockUpgradeTimed for RawRwLock {
     #[track_caller]
     fn try_lock_upgradable_for(&self, timeout: Duration) -> bool {
         let site = Location::caller();
-        self.attempt(Mode::Upgradable, How::Timed, site, || self.inner.try_lock_upgradable_for(timeout))
+        self.attempt(Mode::Upgradable, How::Timed, site, || {
+            self.inner.try_lock_upgradable_for(timeout)
+        })
     }
 
     #[track_caller]
     fn try_lock_upgradable_until(&self, timeout: Instant) -> bool {
         let site = Location::caller();
-        self.attempt(Mode::Upgradable, How::Timed, site, || self.inner.try_lock_upgradable_until(timeout))
+        self.attempt(Mode::Upgradable, How::Timed, site, || {
+            self.inner.try_lock_upgradable_until(timeout)
+        })
     }
 
     unsafe fn try_upgrade_for(&self, timeout: Duration) -> bool {

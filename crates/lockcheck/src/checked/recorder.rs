@@ -12,8 +12,22 @@ pub(crate) fn recording() -> bool {
 }
 pub(crate) fn on_class(c: u32, info: &ClassInfo) {}
 pub(crate) fn on_thread(t: u64) {}
-pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: &'static Location<'static>, wait_ns: u64) {}
-pub(crate) fn on_fail(ids: Ids, mode: Mode, how: How, site: &'static Location<'static>, wait_ns: u64) {}
+pub(crate) fn on_acquire(
+    ids: Ids,
+    mode: Mode,
+    how: How,
+    site: &'static Location<'static>,
+    wait_ns: u64,
+) {
+}
+pub(crate) fn on_fail(
+    ids: Ids,
+    mode: Mode,
+    how: How,
+    site: &'static Location<'static>,
+    wait_ns: u64,
+) {
+}
 pub(crate) fn on_release(ids: Ids, hold_ns: u64) {}
 pub(crate) fn on_convert(ids: Ids, to: Mode) {}
 pub(crate) fn on_drop(ids: Ids) {}

@@ -48,7 +48,11 @@ pub struct LockRef {
 impl LockRef {
     pub(crate) fn new(instance: u64, class: u32) -> LockRef {
         let info = class_info(class);
-        LockRef { class: info.key, kind: info.kind, instance }
+        LockRef {
+            class: info.key,
+            kind: info.kind,
+            instance,
+        }
     }
 
     fn kind_name(&self) -> &'static str {
@@ -64,7 +68,13 @@ impl LockRef {
 
 impl std::fmt::Display for LockRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} `{}` #{}", self.kind_name(), self.class, self.instance)
+        write!(
+            f,
+            "{} `{}` #{}",
+            self.kind_name(),
+            self.class,
+            self.instance
+        )
     }
 }
 
@@ -96,14 +106,21 @@ impl EdgeInfo {
     /// The resolved backtrace of the acquisition that first made this edge, user frames first
     /// (lockcheck's, lock_api's and std's own frames skipped), one `function at file:line` each.
     pub fn backtrace(&self) -> Vec<String> {
-        let Some(bt) = &self.backtrace else { return Vec::new() };
+        let Some(bt) = &self.backtrace else {
+            return Vec::new();
+        };
         let mut bt = bt.clone();
         bt.resolve();
         let mut out = Vec::new();
         for frame in bt.frames() {
             for sym in frame.symbols() {
-                let name = sym.name().map(|n| format!("{n:#}")).unwrap_or_else(|| "?".into());
-                if name.contains("__rust_begin_short_backtrace") || name.starts_with("std::rt::lang_start") {
+                let name = sym
+                    .name()
+                    .map(|n| format!("{n:#}"))
+                    .unwrap_or_else(|| "?".into());
+                if name.contains("__rust_begin_short_backtrace")
+                    || name.starts_with("std::rt::lang_start")
+                {
                     return out;
                 }
                 if is_internal(&name) || name.starts_with("__rust") {
@@ -158,7 +175,11 @@ pub struct Violation {
 
 impl Violation {
     pub(crate) fn inversion(kind: ViolationKind, edges: Vec<EdgeInfo>) -> Violation {
-        Violation { kind, edges, message: String::new() }
+        Violation {
+            kind,
+            edges,
+            message: String::new(),
+        }
     }
 
     /// The locks involved, in cycle order.
@@ -178,7 +199,9 @@ impl Violation {
 
     /// Whether any lock of the finding has this class (name or site).
     pub fn involves(&self, class: &str) -> bool {
-        self.edges.iter().any(|e| e.held.class == class || e.acquired.class == class)
+        self.edges
+            .iter()
+            .any(|e| e.held.class == class || e.acquired.class == class)
     }
 
     pub(crate) fn render(&self) -> String {
@@ -186,18 +209,47 @@ impl Violation {
         let e0 = &self.edges[0];
         match self.kind {
             ViolationKind::SelfDeadlock => {
-                let _ = writeln!(s, "lockcheck: self-deadlock: thread `{}` acquires a lock it already holds", e0.thread);
-                let _ = writeln!(s, "  acquiring {} ({}) at {}", e0.acquired, mode_name(e0.mode), e0.site);
-                let _ = writeln!(s, "  already held ({}) since {}", mode_name(e0.held_mode), e0.held_site);
+                let _ = writeln!(
+                    s,
+                    "lockcheck: self-deadlock: thread `{}` acquires a lock it already holds",
+                    e0.thread
+                );
+                let _ = writeln!(
+                    s,
+                    "  acquiring {} ({}) at {}",
+                    e0.acquired,
+                    mode_name(e0.mode),
+                    e0.site
+                );
+                let _ = writeln!(
+                    s,
+                    "  already held ({}) since {}",
+                    mode_name(e0.held_mode),
+                    e0.held_site
+                );
                 let _ = writeln!(s, "  this acquisition would block forever.");
                 let _ = writeln!(s, "  hint: a guard kept alive by an `if let`/`match` scrutinee or a `let` lives to the end of its block; drop it first");
             }
             ViolationKind::RecursiveRead => {
                 let _ = writeln!(s, "lockcheck: possible self-deadlock (recursive read lock): thread `{}` read-locks a lock it already holds", e0.thread);
-                let _ = writeln!(s, "  acquiring {} ({}) at {}", e0.acquired, mode_name(e0.mode), e0.site);
-                let _ = writeln!(s, "  already held ({}) since {}", mode_name(e0.held_mode), e0.held_site);
+                let _ = writeln!(
+                    s,
+                    "  acquiring {} ({}) at {}",
+                    e0.acquired,
+                    mode_name(e0.mode),
+                    e0.site
+                );
+                let _ = writeln!(
+                    s,
+                    "  already held ({}) since {}",
+                    mode_name(e0.held_mode),
+                    e0.held_site
+                );
                 let _ = writeln!(s, "  a writer that queues between the two reads waits for the first and blocks the second: deadlock.");
-                let _ = writeln!(s, "  hint: use `read_recursive()`, or drop the first guard before reading again");
+                let _ = writeln!(
+                    s,
+                    "  hint: use `read_recursive()`, or drop the first guard before reading again"
+                );
             }
             ViolationKind::LockOrderInversion | ViolationKind::ClassInversion => {
                 let what = if self.kind == ViolationKind::ClassInversion {
@@ -205,7 +257,12 @@ impl Violation {
                 } else {
                     "lock order inversion (possible deadlock)"
                 };
-                let _ = writeln!(s, "lockcheck: {what}: {} locks, {} threads", self.edges.len(), self.edges.len());
+                let _ = writeln!(
+                    s,
+                    "lockcheck: {what}: {} locks, {} threads",
+                    self.edges.len(),
+                    self.edges.len()
+                );
                 let labels: Vec<String> = (1..=self.edges.len()).map(|i| format!("L{i}")).collect();
                 for (i, e) in self.edges.iter().enumerate() {
                     let _ = writeln!(s, "  {} = {}", labels[i], e.held);
@@ -215,10 +272,21 @@ impl Violation {
                     let next = &labels[(i + 1) % labels.len()];
                     let verb = if i == 0 { "is acquiring" } else { "acquired" };
                     let who = if i == 0 { "" } else { "earlier, " };
-                    let _ = writeln!(s, "  {who}thread `{}` {verb} {next} ({}) at {}", e.thread, e.acquired, e.site);
-                    let _ = writeln!(s, "      while holding {} ({}), taken at {}", labels[i], mode_name(e.held_mode), e.held_site);
+                    let _ = writeln!(
+                        s,
+                        "  {who}thread `{}` {verb} {next} ({}) at {}",
+                        e.thread, e.acquired, e.site
+                    );
+                    let _ = writeln!(
+                        s,
+                        "      while holding {} ({}), taken at {}",
+                        labels[i],
+                        mode_name(e.held_mode),
+                        e.held_site
+                    );
                     if !e.other_held.is_empty() {
-                        let others: Vec<String> = e.other_held.iter().map(|l| l.to_string()).collect();
+                        let others: Vec<String> =
+                            e.other_held.iter().map(|l| l.to_string()).collect();
                         let _ = writeln!(s, "      and also holding {}", others.join(", "));
                     }
                 }
@@ -230,7 +298,11 @@ impl Violation {
                 let mut rule = String::from("       ");
                 for e in &self.edges {
                     let _ = write!(header, "{:<width$}", e.thread);
-                    let _ = write!(rule, "{:<width$}", "-".repeat(e.thread.len().min(width - 2)));
+                    let _ = write!(
+                        rule,
+                        "{:<width$}",
+                        "-".repeat(e.thread.len().min(width - 2))
+                    );
                 }
                 let _ = writeln!(s, "{}", header.trim_end());
                 let _ = writeln!(s, "{}", rule.trim_end());
@@ -240,7 +312,12 @@ impl Violation {
                 }
                 for i in 0..n {
                     let next = &labels[(i + 1) % n];
-                    let _ = writeln!(s, "  {}{}lock({next});  <- blocks", " ".repeat(5), " ".repeat(i * width));
+                    let _ = writeln!(
+                        s,
+                        "  {}{}lock({next});  <- blocks",
+                        " ".repeat(5),
+                        " ".repeat(i * width)
+                    );
                 }
                 let _ = writeln!(s);
                 let _ = writeln!(s, "   *** DEADLOCK ***");
@@ -252,7 +329,11 @@ impl Violation {
                 continue;
             }
             let _ = writeln!(s);
-            let _ = writeln!(s, "  backtrace of `{}` acquiring {} at {}:", e.thread, e.acquired, e.site);
+            let _ = writeln!(
+                s,
+                "  backtrace of `{}` acquiring {} at {}:",
+                e.thread, e.acquired, e.site
+            );
             for (i, f) in frames.iter().enumerate() {
                 let _ = writeln!(s, "    {i:>2}: {f}");
             }
