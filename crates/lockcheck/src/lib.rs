@@ -61,6 +61,7 @@
 pub mod checked;
 mod config;
 pub mod plain;
+pub mod record;
 mod semaphore;
 pub mod sync;
 pub mod thread;

@@ -32,6 +32,11 @@ const WRITTEN: u64 = 1 << 63;
 
 static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh instance number (for objects that are not locks but appear in traces: condvars).
+pub(crate) fn new_instance_id() -> u64 {
+    NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed) & INST_MASK
+}
+
 /// Per-lock bookkeeping embedded in every instrumented raw lock.
 #[derive(Debug)]
 pub(crate) struct Meta {
@@ -155,7 +160,6 @@ fn intern(src: ClassSrc, kind: LockKind) -> u32 {
         kind,
     });
     table.by_key.insert((key, kind_tag(kind)), c);
-    crate::checked::recorder::on_class(c, &table.info[c as usize]);
     c
 }
 

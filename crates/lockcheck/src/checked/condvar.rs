@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 pub struct Condvar {
     inner: parking_lot::Condvar,
     gate: parking_lot::Mutex<()>,
+    /// Number in traces, assigned on first recorded wait (never an address).
+    id: std::sync::atomic::AtomicU64,
 }
 
 /// Whether a timed wait timed out (parking_lot's type has a private constructor).
@@ -41,6 +43,23 @@ impl Condvar {
         Condvar {
             inner: parking_lot::Condvar::new(),
             gate: parking_lot::Mutex::new(()),
+            id: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn id(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        let id = self.id.load(Ordering::Relaxed);
+        if id != 0 {
+            return id;
+        }
+        let new = super::class::new_instance_id();
+        match self
+            .id
+            .compare_exchange(0, new, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => new,
+            Err(cur) => cur,
         }
     }
 
@@ -139,7 +158,11 @@ impl Condvar {
         // below before the guard is used again, as parking_lot's own condvar does.
         let raw: &RawMutex = unsafe { lock_api::MutexGuard::mutex(guard).raw() };
         let site = std::panic::Location::caller();
-        super::recorder::on_cond_wait(self as *const Condvar as usize, &raw.meta);
+        if super::recorder::recording() {
+            if let Some(ids) = raw.meta.assigned() {
+                super::recorder::on_cond_wait(self.id(), ids);
+            }
+        }
         let mut gate = self.gate.lock();
         // SAFETY: held by this thread (see above).
         unsafe { raw.unlock() };

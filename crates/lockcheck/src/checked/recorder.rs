@@ -1,38 +1,605 @@
-//! Trace recording (`LOCKCHECK_TRACE=path`). Placeholder until the recorder lands.
-#![allow(dead_code, unused_variables)]
+//! Trace recording: `LOCKCHECK_TRACE=path` (or [`crate::record::start`]) writes every lock event
+//! as JSON Lines (`docs/trace-format.md`).
+//!
+//! Recording must not serialize the threads it observes: each thread appends compact records to
+//! its own buffer (a mutex only the background writer ever contends on), and the writer formats
+//! them. Definitions (threads, classes, sites with their backtraces, lock instances) are emitted
+//! lazily by the writer the first time a record uses them, so they always precede their uses and a
+//! restarted recording is complete on its own. Every 50 ms the writer flushes all buffers to the
+//! file, so a process killed mid-run (or hung in a deadlock and killed by CI) leaves a trace that
+//! analyzes up to its last complete line. Fork and join flush the parent's or the child's buffer
+//! synchronously, so that the file orders a `fork` before the child's events and the child's events
+//! before the `join`.
 
-use super::class::{ClassInfo, Ids};
+use super::class::{class_info, Ids};
 use super::report::Violation;
-use lockcheck_core::trace::{How, Mode};
+use super::state::STATE;
+use backtrace::Backtrace;
+use lockcheck_core::trace::{ClassStats, Event, Frame, How, Mode, FORMAT_VERSION};
+use parking_lot::Mutex as PlMutex;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
 use std::panic::Location;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
+type Site = &'static Location<'static>;
+
+/// One event as the observed thread records it: plain data, no formatting.
+#[derive(Clone, Copy)]
+enum Rec {
+    Acquire {
+        l: u64,
+        c: u32,
+        m: Mode,
+        how: How,
+        site: Site,
+        wait_ns: u64,
+    },
+    Fail {
+        l: u64,
+        c: u32,
+        m: Mode,
+        how: How,
+        site: Site,
+        wait_ns: u64,
+    },
+    Release {
+        l: u64,
+        c: u32,
+        hold_ns: u64,
+    },
+    Convert {
+        l: u64,
+        c: u32,
+        m: Mode,
+    },
+    CondWait {
+        cv: u64,
+        l: u64,
+        c: u32,
+    },
+    Fork {
+        child: u64,
+    },
+    Join {
+        child: u64,
+    },
+    Drop {
+        l: u64,
+    },
+}
+
+/// A thread's buffer for one recording generation.
+struct ThreadBuf {
+    thread: u64,
+    name: Option<String>,
+    generation: u64,
+    recs: PlMutex<Vec<Rec>>,
+}
+
+/// Records per buffer before the thread flushes it itself.
+const FLUSH_AT: usize = 8192;
+
+const UNINIT: u8 = 0;
+const OFF: u8 = 1;
+const ON: u8 = 2;
+static STATE_FLAG: AtomicU8 = AtomicU8::new(UNINIT);
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+static BUFFERS: PlMutex<Vec<Arc<ThreadBuf>>> = PlMutex::new(Vec::new());
+static WRITER: PlMutex<Option<Writer>> = PlMutex::new(None);
+/// Backtraces of new acquisition sites, captured by the acquiring thread, resolved by the writer.
+static SITE_TRACES: PlMutex<Option<HashMap<usize, Backtrace>>> = PlMutex::new(None);
+static SEEN_SITES: PlMutex<Option<HashSet<usize>>> = PlMutex::new(None);
+
+thread_local! {
+    static BUF: RefCell<Option<Arc<ThreadBuf>>> = const { RefCell::new(None) };
+}
+
+/// Whether events are being recorded (reads `LOCKCHECK_TRACE` on first use).
 #[inline]
 pub(crate) fn recording() -> bool {
-    false
+    match STATE_FLAG.load(Ordering::Relaxed) {
+        ON => true,
+        OFF => false,
+        _ => init_from_env(),
+    }
 }
-pub(crate) fn on_class(c: u32, info: &ClassInfo) {}
-pub(crate) fn on_thread(t: u64) {}
-pub(crate) fn on_acquire(
-    ids: Ids,
-    mode: Mode,
-    how: How,
-    site: &'static Location<'static>,
-    wait_ns: u64,
-) {
+
+#[cold]
+fn init_from_env() -> bool {
+    // Claim the initialization so that concurrent first uses do not start two recordings.
+    if STATE_FLAG
+        .compare_exchange(UNINIT, OFF, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return STATE_FLAG.load(Ordering::Relaxed) == ON;
+    }
+    match std::env::var_os("LOCKCHECK_TRACE") {
+        Some(p) if !p.is_empty() => match start(Path::new(&p)) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!(
+                    "lockcheck: cannot record to LOCKCHECK_TRACE={}: {e}",
+                    p.to_string_lossy()
+                );
+                false
+            }
+        },
+        _ => false,
+    }
 }
-pub(crate) fn on_fail(
-    ids: Ids,
-    mode: Mode,
-    how: How,
-    site: &'static Location<'static>,
-    wait_ns: u64,
-) {
+
+/// Expands `{pid}` in a trace path.
+pub(crate) fn expand_path(path: &Path) -> PathBuf {
+    let s = path.to_string_lossy();
+    if s.contains("{pid}") {
+        PathBuf::from(s.replace("{pid}", &std::process::id().to_string()))
+    } else {
+        path.to_path_buf()
+    }
 }
-pub(crate) fn on_release(ids: Ids, hold_ns: u64) {}
-pub(crate) fn on_convert(ids: Ids, to: Mode) {}
-pub(crate) fn on_drop(ids: Ids) {}
-pub(crate) fn on_violation(v: &Violation) {}
-pub(crate) fn on_cond_wait(cv: usize, mutex: &super::class::Meta) {}
-pub(crate) fn on_fork(parent: u64, child: u64) {}
-pub(crate) fn on_join(parent: u64, child: u64) {}
-pub(crate) fn flush_thread() {}
+
+/// Starts recording to `path` (`{pid}` replaced), ending any recording in progress.
+pub(crate) fn start(path: &Path) -> io::Result<()> {
+    let _ = stop();
+    let path = expand_path(path);
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    let file = File::create(&path)?;
+    let mut w = Writer {
+        out: BufWriter::with_capacity(1 << 16, file),
+        path,
+        classes: HashSet::new(),
+        sites: HashMap::new(),
+        locks: HashSet::new(),
+        threads: HashSet::new(),
+        stats: HashMap::new(),
+        line: Vec::with_capacity(256),
+    };
+    let program = std::env::args().next().unwrap_or_default();
+    let start_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    w.emit(&Event::Header {
+        version: FORMAT_VERSION,
+        pid: std::process::id(),
+        program,
+        start_unix_ms,
+    });
+    w.out.flush()?;
+    let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
+    *WRITER.lock() = Some(w);
+    STATE_FLAG.store(ON, Ordering::Release);
+    register_exit_flush();
+    std::thread::Builder::new()
+        .name("lockcheck-writer".into())
+        .spawn(move || background(generation))?;
+    Ok(())
+}
+
+/// Stops recording: flushes every buffer, writes the per-class statistics, closes the file.
+/// Returns the path written, if a recording was in progress.
+pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
+    if STATE_FLAG.load(Ordering::Acquire) == ON {
+        STATE_FLAG.store(OFF, Ordering::Release);
+    }
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+    let mut guard = WRITER.lock();
+    let Some(mut w) = guard.take() else {
+        return Ok(None);
+    };
+    let buffers = std::mem::take(&mut *BUFFERS.lock());
+    for b in &buffers {
+        w.drain(b);
+    }
+    let mut stats: Vec<_> = w.stats.drain().collect();
+    stats.sort_by_key(|(c, _)| *c);
+    for (c, s) in stats {
+        w.emit(&Event::Stats { c, stats: s });
+    }
+    w.out.flush()?;
+    Ok(Some(w.path))
+}
+
+/// Flushes every thread's buffer to the file now.
+pub(crate) fn flush_all() {
+    let mut guard = WRITER.lock();
+    let Some(w) = guard.as_mut() else { return };
+    let buffers: Vec<Arc<ThreadBuf>> = {
+        let mut list = BUFFERS.lock();
+        // Threads that ended (only the list holds their buffer) leave once drained.
+        let current = GENERATION.load(Ordering::Acquire);
+        let out = list.clone();
+        list.retain(|b| {
+            b.generation == current && (Arc::strong_count(b) > 2 || !b.recs.lock().is_empty())
+        });
+        out
+    };
+    for b in &buffers {
+        w.drain(b);
+    }
+    let _ = w.out.flush();
+}
+
+fn background(generation: u64) {
+    // Everything this thread does is lockcheck's own work.
+    let _ = STATE.try_with(|s| s.busy.set(true));
+    while GENERATION.load(Ordering::Acquire) == generation {
+        std::thread::sleep(Duration::from_millis(50));
+        if GENERATION.load(Ordering::Acquire) != generation {
+            break;
+        }
+        flush_all();
+    }
+}
+
+/// Flush at normal process exit (`main` returning or `std::process::exit`).
+fn register_exit_flush() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        extern "C" fn at_exit() {
+            let _ = stop();
+        }
+        extern "C" {
+            fn atexit(cb: extern "C" fn()) -> std::os::raw::c_int;
+        }
+        // SAFETY: registering a plain `extern "C" fn` with the C runtime's exit handlers.
+        unsafe {
+            atexit(at_exit);
+        }
+    });
+}
+
+fn push(rec: Rec) {
+    let _ = BUF.try_with(|cell| {
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            return;
+        };
+        let generation = GENERATION.load(Ordering::Acquire);
+        if slot.as_ref().is_none_or(|b| b.generation != generation) {
+            let thread = STATE.try_with(|s| s.id()).unwrap_or(0);
+            let b = Arc::new(ThreadBuf {
+                thread,
+                name: std::thread::current().name().map(str::to_owned),
+                generation,
+                recs: PlMutex::new(Vec::with_capacity(256)),
+            });
+            BUFFERS.lock().push(Arc::clone(&b));
+            *slot = Some(b);
+        }
+        let b = slot.as_ref().expect("just set");
+        let full = {
+            let mut recs = b.recs.lock();
+            recs.push(rec);
+            recs.len() >= FLUSH_AT
+        };
+        if full {
+            let b = Arc::clone(b);
+            drop(slot);
+            flush_one(&b);
+        }
+    });
+}
+
+fn flush_one(b: &ThreadBuf) {
+    let mut guard = WRITER.lock();
+    if let Some(w) = guard.as_mut() {
+        w.drain(b);
+        let _ = w.out.flush();
+    }
+}
+
+/// Flushes the calling thread's buffer (at thread end, before a join can return).
+pub(crate) fn flush_thread() {
+    if STATE_FLAG.load(Ordering::Relaxed) != ON {
+        return;
+    }
+    let b = BUF
+        .try_with(|cell| cell.try_borrow().ok().and_then(|s| s.clone()))
+        .ok()
+        .flatten();
+    if let Some(b) = b {
+        flush_one(&b);
+    }
+}
+
+fn note_site(site: Site) {
+    let key = site as *const Location<'static> as usize;
+    let new = SEEN_SITES
+        .lock()
+        .get_or_insert_with(HashSet::new)
+        .insert(key);
+    if new && crate::config::backtraces() {
+        let bt = Backtrace::new_unresolved();
+        SITE_TRACES
+            .lock()
+            .get_or_insert_with(HashMap::new)
+            .insert(key, bt);
+    }
+}
+
+/// Per-thread cache of sites already announced, so that the global set is touched once per site
+/// and thread. Direct-mapped by address; a collision only costs a global lookup.
+fn site_seen_locally(site: Site) -> bool {
+    thread_local! {
+        static SEEN: RefCell<[usize; 64]> = const { RefCell::new([0; 64]) };
+    }
+    let key = site as *const Location<'static> as usize;
+    SEEN.try_with(|s| {
+        let Ok(mut s) = s.try_borrow_mut() else {
+            return true;
+        };
+        let slot = &mut s[(key >> 4) & 63];
+        if *slot == key {
+            true
+        } else {
+            *slot = key;
+            false
+        }
+    })
+    .unwrap_or(true)
+}
+
+pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) {
+    if !site_seen_locally(site) {
+        note_site(site);
+    }
+    push(Rec::Acquire {
+        l: ids.inst,
+        c: ids.class,
+        m: mode,
+        how,
+        site,
+        wait_ns,
+    });
+}
+
+pub(crate) fn on_fail(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) {
+    if !site_seen_locally(site) {
+        note_site(site);
+    }
+    push(Rec::Fail {
+        l: ids.inst,
+        c: ids.class,
+        m: mode,
+        how,
+        site,
+        wait_ns,
+    });
+}
+
+pub(crate) fn on_release(ids: Ids, hold_ns: u64) {
+    push(Rec::Release {
+        l: ids.inst,
+        c: ids.class,
+        hold_ns,
+    });
+}
+
+pub(crate) fn on_convert(ids: Ids, to: Mode) {
+    push(Rec::Convert {
+        l: ids.inst,
+        c: ids.class,
+        m: to,
+    });
+}
+
+pub(crate) fn on_drop(ids: Ids) {
+    push(Rec::Drop { l: ids.inst });
+}
+
+pub(crate) fn on_cond_wait(cv: u64, mutex: Ids) {
+    if recording() {
+        push(Rec::CondWait {
+            cv,
+            l: mutex.inst,
+            c: mutex.class,
+        });
+    }
+}
+
+pub(crate) fn on_fork(_parent: u64, child: u64) {
+    if recording() {
+        push(Rec::Fork { child });
+        flush_thread();
+    }
+}
+
+pub(crate) fn on_join(_parent: u64, child: u64) {
+    if recording() {
+        push(Rec::Join { child });
+    }
+}
+
+pub(crate) fn on_violation(_v: &Violation) {
+    // The analyzer finds the violation again from the events; flushing now makes sure a program
+    // that panics on it and aborts still leaves them in the trace.
+    if STATE_FLAG.load(Ordering::Relaxed) == ON {
+        flush_all();
+    }
+}
+
+/// The formatting side: owns the file and what it has defined so far.
+struct Writer {
+    out: BufWriter<File>,
+    path: PathBuf,
+    classes: HashSet<u32>,
+    sites: HashMap<usize, u32>,
+    locks: HashSet<u64>,
+    threads: HashSet<u64>,
+    stats: HashMap<u32, ClassStats>,
+    line: Vec<u8>,
+}
+
+impl Writer {
+    fn emit(&mut self, e: &Event) {
+        self.line.clear();
+        e.write_line(&mut self.line);
+        // An I/O error (disk full) drops events; the trace stays line-complete.
+        let _ = self.out.write_all(&self.line);
+    }
+
+    fn drain(&mut self, b: &ThreadBuf) {
+        let recs = std::mem::take(&mut *b.recs.lock());
+        if recs.is_empty() {
+            return;
+        }
+        if self.threads.insert(b.thread) {
+            self.emit(&Event::Thread {
+                t: b.thread,
+                name: b.name.clone(),
+            });
+        }
+        for r in recs {
+            self.format(b.thread, r);
+        }
+    }
+
+    fn class(&mut self, c: u32) -> u32 {
+        if self.classes.insert(c) {
+            let info = class_info(c);
+            self.emit(&Event::Class {
+                c,
+                key: info.key,
+                kind: info.kind,
+            });
+        }
+        c
+    }
+
+    fn lock(&mut self, l: u64, c: u32) -> u64 {
+        if !self.locks.contains(&l) {
+            self.class(c);
+            self.locks.insert(l);
+            self.emit(&Event::Lock {
+                l,
+                c,
+                permits: None,
+            });
+        }
+        l
+    }
+
+    fn site(&mut self, site: Site) -> u32 {
+        let key = site as *const Location<'static> as usize;
+        if let Some(&s) = self.sites.get(&key) {
+            return s;
+        }
+        let s = self.sites.len() as u32 + 1;
+        self.sites.insert(key, s);
+        let bt = SITE_TRACES.lock().as_mut().and_then(|m| m.remove(&key));
+        let frames = bt.map(frames_of).unwrap_or_default();
+        self.emit(&Event::Site {
+            s,
+            loc: site.to_string(),
+            frames,
+        });
+        s
+    }
+
+    fn format(&mut self, t: u64, r: Rec) {
+        let e = match r {
+            Rec::Acquire {
+                l,
+                c,
+                m,
+                how,
+                site,
+                wait_ns,
+            } => {
+                let l = self.lock(l, c);
+                let s = Some(self.site(site));
+                let st = self.stats.entry(c).or_default();
+                st.acquisitions += 1;
+                if wait_ns > 0 {
+                    st.contended += 1;
+                    st.wait_total_ns += wait_ns;
+                    st.wait_max_ns = st.wait_max_ns.max(wait_ns);
+                }
+                Event::Acquire {
+                    t,
+                    l,
+                    m,
+                    how,
+                    s,
+                    wait_ns,
+                }
+            }
+            Rec::Fail {
+                l,
+                c,
+                m,
+                how,
+                site,
+                wait_ns,
+            } => {
+                let l = self.lock(l, c);
+                let s = Some(self.site(site));
+                Event::Fail {
+                    t,
+                    l,
+                    m,
+                    how,
+                    s,
+                    wait_ns,
+                }
+            }
+            Rec::Release { l, c, hold_ns } => {
+                let l = self.lock(l, c);
+                let st = self.stats.entry(c).or_default();
+                st.hold_total_ns += hold_ns;
+                st.hold_max_ns = st.hold_max_ns.max(hold_ns);
+                Event::Release { t, l, hold_ns }
+            }
+            Rec::Convert { l, c, m } => {
+                let l = self.lock(l, c);
+                Event::Convert { t, l, m }
+            }
+            Rec::CondWait { cv, l, c } => {
+                let l = self.lock(l, c);
+                Event::CondWait { t, cv, l }
+            }
+            Rec::Fork { child } => Event::Fork { t, child },
+            Rec::Join { child } => Event::Join { t, child },
+            Rec::Drop { l } => {
+                if !self.locks.remove(&l) {
+                    return; // never used in this trace: nothing to forget
+                }
+                Event::Drop { l }
+            }
+        };
+        self.emit(&e);
+    }
+}
+
+/// The user frames of a site's backtrace (lockcheck's and std's own frames skipped).
+fn frames_of(mut bt: Backtrace) -> Vec<Frame> {
+    bt.resolve();
+    let mut out = Vec::new();
+    for frame in bt.frames() {
+        for sym in frame.symbols() {
+            let name = sym.name().map(|n| format!("{n:#}"));
+            let n = name.as_deref().unwrap_or("?");
+            if n.contains("__rust_begin_short_backtrace") || n.starts_with("std::rt::lang_start") {
+                return out;
+            }
+            if super::report::is_internal(n) || n.starts_with("__rust") || out.len() >= 16 {
+                continue;
+            }
+            out.push(Frame {
+                function: name,
+                file: sym.filename().map(|f| f.display().to_string()),
+                line: sym.lineno(),
+            });
+        }
+    }
+    out
+}

@@ -140,7 +140,7 @@ impl EdgeInfo {
     }
 }
 
-fn is_internal(name: &str) -> bool {
+pub(crate) fn is_internal(name: &str) -> bool {
     const PREFIXES: &[&str] = &[
         "backtrace::",
         "lockcheck::checked::",

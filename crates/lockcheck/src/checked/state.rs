@@ -65,7 +65,6 @@ impl ThreadState {
             clock.set(id, 1);
         }
         drop(clock);
-        crate::checked::recorder::on_thread(id);
         id
     }
 
@@ -75,7 +74,6 @@ impl ThreadState {
         clock.set(id, 1);
         *self.clock.borrow_mut() = clock;
         self.epoch.set(self.epoch.get() + 1);
-        crate::checked::recorder::on_thread(id);
     }
 
     /// Whether `key` was checked before; marks it checked.

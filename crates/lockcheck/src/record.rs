@@ -1,0 +1,41 @@
+//! Recording traces for `lockcheck analyze`.
+//!
+//! Run a program (or a test suite) with `LOCKCHECK_TRACE=path` to record every lock event of the
+//! process into `path` (`{pid}` in the path is replaced by the process id, so that a test run of
+//! many processes writes one file each), or start and stop recording from code:
+//!
+//! ```no_run
+//! lockcheck::record::start("target/lockcheck/{pid}.json").unwrap();
+//! // ... the code under test ...
+//! let written = lockcheck::record::stop().unwrap();
+//! println!("trace: {:?}", written);
+//! ```
+//!
+//! The format is JSON Lines, documented in `docs/trace-format.md`. Recording buffers per thread
+//! and writes in the background every 50 ms, and at process exit; a killed process leaves a trace
+//! that analyzes up to its last complete event. Only instrumented locks are recorded: with
+//! instrumentation compiled out the trace holds just its header.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Starts recording to `path` (`{pid}` replaced), ending any recording in progress.
+pub fn start(path: impl AsRef<Path>) -> io::Result<()> {
+    crate::checked::recorder::start(path.as_ref())
+}
+
+/// Stops recording: flushes all threads' events, writes per-class statistics and closes the file.
+/// Returns the path written, or `None` if nothing was being recorded.
+pub fn stop() -> io::Result<Option<PathBuf>> {
+    crate::checked::recorder::stop()
+}
+
+/// Writes every thread's buffered events to the file now.
+pub fn flush() {
+    crate::checked::recorder::flush_all();
+}
+
+/// Whether a recording is in progress (starting one from `LOCKCHECK_TRACE` if set).
+pub fn is_recording() -> bool {
+    crate::checked::recorder::recording()
+}
