@@ -2,6 +2,9 @@
 //! orders. The threads here never actually deadlock (the second transfer starts after the first
 //! one is done), yet lockcheck reports the inversion the first time both orders have been seen.
 //!
+//! Threads are started with `lockcheck::thread` (std's API) so that lockcheck knows that `main`
+//! reads the balances after joining them.
+//!
 //! Run: `cargo run --example bank_transfer` (LOCKCHECK=panic, the default in tests, would stop the
 //! second thread at the bad line; this example sets `warn` to print the report and finish).
 
@@ -35,7 +38,7 @@ fn main() {
     let (second_done, wait_second) = mpsc::channel::<()>();
 
     let b = bank.clone();
-    let alice = std::thread::Builder::new()
+    let alice = lockcheck::thread::Builder::new()
         .name("alice".into())
         .spawn(move || {
             b.transfer(0, 1, 10);
@@ -46,7 +49,7 @@ fn main() {
         .unwrap();
     wait_first.recv().unwrap();
     let b = bank.clone();
-    let bob = std::thread::Builder::new()
+    let bob = lockcheck::thread::Builder::new()
         .name("bob".into())
         .spawn(move || {
             b.transfer(1, 0, 20);
@@ -58,7 +61,8 @@ fn main() {
 
     let found = lockcheck::violations();
     // One lock at a time: formatting both guards in one `println!` would hold both at once.
-    let (a, b) = (*bank.accounts[0].lock(), *bank.accounts[1].lock());
+    let a = *bank.accounts[0].lock();
+    let b = *bank.accounts[1].lock();
     println!(
         "balances: {a} and {b}; lockcheck found {} violation(s){}",
         found.len(),

@@ -143,9 +143,7 @@ impl EdgeInfo {
 pub(crate) fn is_internal(name: &str) -> bool {
     const PREFIXES: &[&str] = &[
         "backtrace::",
-        "lockcheck::checked::",
-        "lockcheck::sync::",
-        "lockcheck::semaphore::",
+        "lockcheck::",
         "<lockcheck::",
         "lock_api::",
         "<lock_api::",
