@@ -8,7 +8,8 @@
 //! - `lockcheck_checked`: `lockcheck::checked`, full lock-order checking, action `Panic`;
 //! - `tracing_mutex`: `tracing_mutex::parkinglot::tracing` (always tracing, whatever the profile);
 //! - `parking_lot_dd`: parking_lot 0.11 with `deadlock_detection` (a separate semver version so
-//!   that the feature does not unify into the 0.12 baseline; see the dev-dependencies).
+//!   that the feature does not unify into the 0.12 baseline; see the dev-dependencies);
+//! - `lockcheck_recording`: `lockcheck::checked` with trace recording on (to `/dev/null`).
 //!
 //! Multi-thread rows use `iter_custom`: the threads are spawned once per sample, start together
 //! at a barrier, each runs `iters` operations, and the time reported per operation is the wall
@@ -19,8 +20,8 @@
 //! dependencies; the `new_edge` and `drop_nested` rows are then named `..._nobt` so that both
 //! runs sit side by side in criterion's output.
 
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion};
 use criterion::measurement::WallTime;
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -41,7 +42,7 @@ trait BenchRwLock: Send + Sync + 'static {
     /// A new lock; `class` names its lock class where the contender has classes.
     fn new(class: &'static str) -> Self;
     /// Read-locks, runs `f` on the data, unlocks.
-    fn read<R>(&self, f: impl FnOnce(&u64) -> R) -> R;
+    fn read_with<R>(&self, f: impl FnOnce(&u64) -> R) -> R;
 }
 
 /// Implements both traits for one contender whose `lock`/`read` return guards directly.
@@ -63,7 +64,7 @@ macro_rules! contender {
                 $new_rw
             }
             #[inline]
-            fn read<R>(&self, f: impl FnOnce(&u64) -> R) -> R {
+            fn read_with<R>(&self, f: impl FnOnce(&u64) -> R) -> R {
                 f(&self.read())
             }
         }
@@ -106,6 +107,29 @@ contender!(
     parking_lot_dd::RwLock::new(0)
 );
 
+/// `lockcheck::checked::Mutex` while a trace is being recorded (see [`recording`]).
+struct Recorded(lockcheck::checked::Mutex<u64>);
+
+impl BenchMutex for Recorded {
+    const NAME: &'static str = "lockcheck_recording";
+    fn new(class: &'static str) -> Self {
+        Recorded(lockcheck::checked::Mutex::named(class, 0))
+    }
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(&mut u64) -> R) -> R {
+        f(&mut self.0.lock())
+    }
+}
+
+/// Runs `f` with trace recording on. The trace goes to `/dev/null`: the rows measure what the
+/// locking threads pay (buffering, and the background writer's formatting competing for the two
+/// cores), not the disk, and a multi-gigabyte trace per row would fill it.
+fn recording(f: impl FnOnce()) {
+    lockcheck::record::start("/dev/null").expect("start recording");
+    f();
+    lockcheck::record::stop().expect("stop recording");
+}
+
 impl BenchMutex for std::sync::Mutex<u64> {
     const NAME: &'static str = "std";
     fn new(_class: &'static str) -> Self {
@@ -123,7 +147,7 @@ impl BenchRwLock for std::sync::RwLock<u64> {
         std::sync::RwLock::new(0)
     }
     #[inline]
-    fn read<R>(&self, f: impl FnOnce(&u64) -> R) -> R {
+    fn read_with<R>(&self, f: impl FnOnce(&u64) -> R) -> R {
         f(&self.read().expect("not poisoned"))
     }
 }
@@ -266,7 +290,9 @@ fn drop_nested<M: BenchMutex>(g: &mut Group<'_>) {
 /// 1 thread: read-lock, read, unlock.
 fn read_unlock<L: BenchRwLock>(g: &mut Group<'_>) {
     let l = L::new("bench.rw");
-    g.bench_function(L::NAME, |b| b.iter(|| black_box(&l).read(|x| black_box(*x))));
+    g.bench_function(L::NAME, |b| {
+        b.iter(|| black_box(&l).read_with(|x| black_box(*x)))
+    });
 }
 
 /// A group with the suite's settings: short enough that the suite runs in a few minutes.
@@ -289,6 +315,7 @@ macro_rules! row {
         $f::<lockcheck::checked::Mutex<u64>>(&mut g $(, $arg)?);
         $f::<tracing_mutex::parkinglot::tracing::Mutex<u64>>(&mut g $(, $arg)?);
         $f::<parking_lot_dd::Mutex<u64>>(&mut g $(, $arg)?);
+        recording(|| $f::<Recorded>(&mut g $(, $arg)?));
         g.finish();
     }};
 }
@@ -318,7 +345,10 @@ fn benches(c: &mut Criterion) {
         "lockcheck graph after the run: {inst} instance nodes, {inst_edges} instance edges, \
          {classes} class nodes, {class_edges} class edges"
     );
-    assert!(lockcheck::violations().is_empty(), "no violation may happen");
+    assert!(
+        lockcheck::violations().is_empty(),
+        "no violation may happen"
+    );
 }
 
 criterion_group!(locks, benches);
