@@ -51,7 +51,13 @@ fn one_thread_alone_is_filtered_as_same_thread() {
 fn a_common_gate_lock_is_filtered() {
     only_filtered("gate-lock.json", "gate-lock");
     let r = analyze_json(&[fixture("gate-lock.json")], &[]).json();
-    assert!(r["filtered"][0]["reason"].as_str().unwrap().contains("gate"), "{r}");
+    assert!(
+        r["filtered"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gate"),
+        "{r}"
+    );
 }
 
 #[test]
@@ -84,7 +90,13 @@ fn a_timed_lock_is_filtered_and_its_fired_timeout_flagged() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|t| t["flags"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap().to_string()))
+        .flat_map(|t| {
+            t["flags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["kind"].as_str().unwrap().to_string())
+        })
         .collect();
     assert!(flags.contains(&"timeouts-fired".to_string()), "{flags:?}");
 }
@@ -168,7 +180,13 @@ fn a_truncated_trace_is_an_error_unless_allowed() {
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     let r = run.json();
     assert_eq!(violations(&r), 1);
-    assert!(r["summary"]["truncated"][0].as_str().unwrap().contains("line 14"), "{r}");
+    assert!(
+        r["summary"]["truncated"][0]
+            .as_str()
+            .unwrap()
+            .contains("line 14"),
+        "{r}"
+    );
 }
 
 #[test]
@@ -201,15 +219,26 @@ fn malformed_inputs_exit_2_with_file_and_position() {
 fn a_missing_file_exits_2() {
     let run = lockcheck(["analyze", "no/such/trace.json"]);
     assert_eq!(run.code, Some(2));
-    assert!(run.stderr.starts_with("lockcheck: error: no/such/trace.json"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("lockcheck: error: no/such/trace.json"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(lockcheck(["analyze"]).code, Some(2));
-    assert_eq!(lockcheck(["analyze", "--format", "yaml", "x.json"]).code, Some(2));
+    assert_eq!(
+        lockcheck(["analyze", "--format", "yaml", "x.json"]).code,
+        Some(2)
+    );
     assert_eq!(lockcheck(["frobnicate"]).code, Some(2));
-    assert_eq!(lockcheck(["analyze", "--max-cycles", "many", "x.json"]).code, Some(2));
+    assert_eq!(
+        lockcheck(["analyze", "--max-cycles", "many", "x.json"]).code,
+        Some(2)
+    );
 }
 
 #[test]
@@ -222,12 +251,18 @@ fn text_output_is_a_lockdep_scenario_with_a_summary() {
     assert!(out.contains("lock(accounts);"), "{out}");
     assert!(out.contains("lock(src/ledger.rs:14:20);"), "{out}");
     assert!(out.contains("*** DEADLOCK ***"), "{out}");
-    assert!(out.contains("transfer-1 acquires src/ledger.rs:14:20 (write) at src/bank.rs:21:9"), "{out}");
+    assert!(
+        out.contains("transfer-1 acquires src/ledger.rs:14:20 (write) at src/bank.rs:21:9"),
+        "{out}"
+    );
     assert!(out.contains("Suggested lock hierarchy"), "{out}");
     assert!(out.contains("src/audit.rs:41"), "the site to change: {out}");
     assert!(out.contains("Timeouts (per class)"), "{out}");
     let last = out.lines().last().unwrap();
-    assert_eq!(last, "lockcheck: 1 violation in 1 trace, 95 events, 2 locks");
+    assert_eq!(
+        last,
+        "lockcheck: 1 violation in 1 trace, 95 events, 2 locks"
+    );
 }
 
 #[test]
@@ -235,8 +270,16 @@ fn verbose_lists_filtered_candidates_with_their_filter() {
     let quiet = lockcheck(["analyze".as_ref(), fixture("gate-lock.json").as_os_str()]);
     assert_eq!(quiet.code, Some(0));
     assert!(!quiet.stdout.contains("[gate-lock]"));
-    assert!(quiet.stdout.contains("(1 candidate filtered: gate-lock 1)"), "{}", quiet.stdout);
-    let verbose = lockcheck(["analyze".as_ref(), "--verbose".as_ref(), fixture("gate-lock.json").as_os_str()]);
+    assert!(
+        quiet.stdout.contains("(1 candidate filtered: gate-lock 1)"),
+        "{}",
+        quiet.stdout
+    );
+    let verbose = lockcheck([
+        "analyze".as_ref(),
+        "--verbose".as_ref(),
+        fixture("gate-lock.json").as_os_str(),
+    ]);
     assert!(verbose.stdout.contains("[gate-lock]"), "{}", verbose.stdout);
 }
 
@@ -258,12 +301,16 @@ fn output_and_hierarchy_files_are_written() {
     ]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stdout.is_empty());
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(violations(&report), 1);
     let module = std::fs::read_to_string(&rust).unwrap();
     assert!(module.contains("pub mod lock_levels {"), "{module}");
     assert!(module.contains("pub const ACCOUNTS: u32 = 0;"), "{module}");
-    assert!(module.contains("pub const SRC_LEDGER_RS_14_20: u32 = 1;"), "{module}");
+    assert!(
+        module.contains("pub const SRC_LEDGER_RS_14_20: u32 = 1;"),
+        "{module}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -271,7 +318,12 @@ fn output_and_hierarchy_files_are_written() {
 fn a_clean_trace_exits_0() {
     let run = lockcheck(["analyze".as_ref(), fixture("clean.json").as_os_str()]);
     assert_eq!(run.code, Some(0), "{}", run.stdout);
-    assert!(run.stdout.ends_with("lockcheck: 0 violations in 1 trace, 14 events, 2 locks\n"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .ends_with("lockcheck: 0 violations in 1 trace, 14 events, 2 locks\n"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -281,10 +333,20 @@ fn bensalem_has_exactly_one_violation_on_locks_7_and_8() {
     let r = run.json();
     assert_eq!(violations(&r), 1, "{r}");
     let v = &r["violations"][0];
-    let mut locks: Vec<&str> = v["locks"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    let mut locks: Vec<&str> = v["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
     locks.sort();
     assert_eq!(locks, vec!["7", "8"]);
-    let mut threads: Vec<&str> = v["edges"].as_array().unwrap().iter().map(|e| e["thread"].as_str().unwrap()).collect();
+    let mut threads: Vec<&str> = v["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["thread"].as_str().unwrap())
+        .collect();
     threads.sort();
     assert_eq!(threads, vec!["T10", "T11"]);
     let mut f = filters(&r);
@@ -294,10 +356,15 @@ fn bensalem_has_exactly_one_violation_on_locks_7_and_8() {
 
 #[test]
 fn bensalem_summary_line() {
-    let run = lockcheck(["analyze".as_ref(), corpus("std", "Bensalem.std").as_os_str()]);
+    let run = lockcheck([
+        "analyze".as_ref(),
+        corpus("std", "Bensalem.std").as_os_str(),
+    ]);
     let last = run.stdout.lines().last().unwrap().to_string();
     assert!(
-        last.starts_with("lockcheck: 1 violation (2 candidates filtered: gate-lock 1, fork-join 1) in 1 trace, "),
+        last.starts_with(
+            "lockcheck: 1 violation (2 candidates filtered: gate-lock 1, fork-join 1) in 1 trace, "
+        ),
         "{last}"
     );
     assert!(last.ends_with(", 6 locks"), "{last}");
@@ -341,21 +408,50 @@ fn the_largest_corpus_traces_finish_quickly_and_completely() {
     for name in ["jigsaw.data", "cache4j_dlf.data"] {
         let start = std::time::Instant::now();
         let run = analyze_json(&[corpus("rapidbin", name)], &[]);
-        assert!(run.code == Some(0) || run.code == Some(1), "{name}: {}", run.stderr);
+        assert!(
+            run.code == Some(0) || run.code == Some(1),
+            "{name}: {}",
+            run.stderr
+        );
         let r = run.json();
-        assert_eq!(r["summary"]["complete"], true, "{name}: {:?}", r["warnings"]);
+        assert_eq!(
+            r["summary"]["complete"], true,
+            "{name}: {:?}",
+            r["warnings"]
+        );
         // Generous for unoptimized test builds; release builds take a fraction of a second.
-        assert!(start.elapsed().as_secs() < 60, "{name} took {:?}", start.elapsed());
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "{name} took {:?}",
+            start.elapsed()
+        );
     }
 }
 
 #[test]
 fn a_tiny_cycle_bound_says_the_search_is_incomplete() {
-    let run = analyze_json(&[corpus("rapidbin", "DiningPhil.data")], &["--max-cycles", "0"]);
+    let run = analyze_json(
+        &[corpus("rapidbin", "DiningPhil.data")],
+        &["--max-cycles", "0"],
+    );
     let r = run.json();
     assert_eq!(r["summary"]["complete"], false);
     let w = r["warnings"].as_array().unwrap();
-    assert!(w.iter().any(|w| w.as_str().unwrap().contains("results may be incomplete")), "{w:?}");
-    let text = lockcheck(["analyze".as_ref(), "--max-cycles".as_ref(), "0".as_ref(), corpus("rapidbin", "DiningPhil.data").as_os_str()]);
-    assert!(text.stdout.contains("cycle search stopped after 0 candidates"), "{}", text.stdout);
+    assert!(
+        w.iter()
+            .any(|w| w.as_str().unwrap().contains("results may be incomplete")),
+        "{w:?}"
+    );
+    let text = lockcheck([
+        "analyze".as_ref(),
+        "--max-cycles".as_ref(),
+        "0".as_ref(),
+        corpus("rapidbin", "DiningPhil.data").as_os_str(),
+    ]);
+    assert!(
+        text.stdout
+            .contains("cycle search stopped after 0 candidates"),
+        "{}",
+        text.stdout
+    );
 }

@@ -15,7 +15,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "lockcheck", version, about = "Lock-order analysis of lockcheck traces")]
+#[command(
+    name = "lockcheck",
+    version,
+    about = "Lock-order analysis of lockcheck traces"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -101,7 +105,10 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
             LevelArg::Class => Levels::Class,
             LevelArg::Both => Levels::Both,
         },
-        limits: SearchLimits { max_cycles: args.max_cycles, ..SearchLimits::default() },
+        limits: SearchLimits {
+            max_cycles: args.max_cycles,
+            ..SearchLimits::default()
+        },
         input_format: args.input_format.map(|f| match f {
             InputFormatArg::Json => InputFormat::Json,
             InputFormatArg::Std => InputFormat::Std,
@@ -125,7 +132,13 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
             let color = args.output.is_none()
                 && std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            render_text(&report, TextOptions { verbose: args.verbose, color })
+            render_text(
+                &report,
+                TextOptions {
+                    verbose: args.verbose,
+                    color,
+                },
+            )
         }
     };
     if let Some(path) = &args.hierarchy_rust {

@@ -38,8 +38,12 @@ pub struct Run {
 impl Run {
     /// The standard output parsed as a JSON report.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -63,7 +67,8 @@ where
 
 /// Runs `lockcheck analyze --format json <extra...> <files...>` and returns the run.
 pub fn analyze_json(files: &[PathBuf], extra: &[&str]) -> Run {
-    let mut args: Vec<std::ffi::OsString> = vec!["analyze".into(), "--format".into(), "json".into()];
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["analyze".into(), "--format".into(), "json".into()];
     args.extend(extra.iter().map(|s| s.into()));
     args.extend(files.iter().map(|f| f.clone().into_os_string()));
     lockcheck(args)
@@ -75,11 +80,19 @@ pub fn filters(report: &serde_json::Value) -> Vec<String> {
         .as_array()
         .expect("filtered is an array")
         .iter()
-        .map(|f| f["filter"].as_str().expect("filter is a string").to_string())
+        .map(|f| {
+            f["filter"]
+                .as_str()
+                .expect("filter is a string")
+                .to_string()
+        })
         .collect()
 }
 
 /// The number of violations of a report.
 pub fn violations(report: &serde_json::Value) -> usize {
-    report["violations"].as_array().expect("violations is an array").len()
+    report["violations"]
+        .as_array()
+        .expect("violations is an array")
+        .len()
 }

@@ -48,17 +48,24 @@ impl GraphLevel {
 /// Bounds of the search.
 #[derive(Debug, Clone, Copy)]
 pub struct SearchLimits {
-    /// Candidates (dependency chains closing a cycle, feasible or filtered) per component.
+    /// Distinct candidates (one per set of locks and filter) per component.
     pub max_cycles: u64,
     /// Extension steps per component.
     pub max_steps: u64,
     /// Extension steps spent following infeasible branches (to name their filter), per component.
     pub max_filtered_steps: u64,
+    /// Filtered candidates listed per level (the rest are not searched for).
+    pub max_listed: u64,
 }
 
 impl Default for SearchLimits {
     fn default() -> Self {
-        SearchLimits { max_cycles: 10_000, max_steps: 20_000_000, max_filtered_steps: 200_000 }
+        SearchLimits {
+            max_cycles: 10_000,
+            max_steps: 5_000_000,
+            max_filtered_steps: 200_000,
+            max_listed: 1_000,
+        }
     }
 }
 
@@ -145,7 +152,12 @@ struct Search<'a> {
     level: GraphLevel,
     nodes: Vec<u32>,
     adj: Vec<Vec<(usize, &'a [u32])>>,
+    radj: Vec<Vec<usize>>,
     start: usize,
+    /// Cycle length (edges) searched in this round of the iterative deepening.
+    len: usize,
+    /// Shortest distance from each node to `start` (over nodes >= start), `u32::MAX` if none.
+    dist: Vec<u32>,
     on_path: Vec<bool>,
     path: Vec<usize>,
     chain: Vec<u32>,
@@ -155,6 +167,8 @@ struct Search<'a> {
     found: u64,
     stopped: bool,
     filtered_truncated: bool,
+    /// Filtered candidates listed so far at this level.
+    listed: u64,
     out: &'a mut HashMap<Key, Candidate>,
 }
 
@@ -163,7 +177,11 @@ impl Search<'_> {
         &self.model.deps[i as usize].dep
     }
 
-    fn link(&self, d: &Dependency<LockId>, next: &Dependency<LockId>) -> Result<(), Infeasible<LockId>> {
+    fn link(
+        &self,
+        d: &Dependency<LockId>,
+        next: &Dependency<LockId>,
+    ) -> Result<(), Infeasible<LockId>> {
         match self.level {
             GraphLevel::Instance => {
                 check_link(d, next, self.model.locks[d.lock as usize].ever_written)
@@ -174,7 +192,8 @@ impl Search<'_> {
                 let c = self.model.locks[d.lock as usize].class;
                 let ever_written = self.model.classes[c as usize].ever_written;
                 let conflicts = next.held.iter().any(|&(h, m)| {
-                    self.model.locks[h as usize].class == c && d.mode.conflicts_with(m, ever_written)
+                    self.model.locks[h as usize].class == c
+                        && d.mode.conflicts_with(m, ever_written)
                 });
                 if conflicts {
                     Ok(())
@@ -188,7 +207,15 @@ impl Search<'_> {
     fn dfs(&mut self, node: usize, failure: Option<Infeasible<LockId>>) {
         for k in 0..self.adj[node].len() {
             let (v, deps) = self.adj[node][k];
-            if v != self.start && (v < self.start || self.on_path[v]) {
+            let depth = self.chain.len() + 1;
+            if v == self.start {
+                if depth != self.len {
+                    continue;
+                }
+            } else if v < self.start
+                || self.on_path[v]
+                || depth as u64 + self.dist[v] as u64 > self.len as u64
+            {
                 continue;
             }
             for &di in deps {
@@ -244,17 +271,51 @@ impl Search<'_> {
         }
     }
 
+    /// Reverse BFS from `start` over nodes `>= start`, at most `self.len` deep.
+    fn distances(&mut self) {
+        self.dist.iter_mut().for_each(|d| *d = u32::MAX);
+        self.dist[self.start] = 0;
+        let mut frontier = vec![self.start];
+        let mut depth = 0u32;
+        while !frontier.is_empty() && (depth as usize) < self.len {
+            depth += 1;
+            let mut next = Vec::new();
+            for &u in &frontier {
+                for &w in &self.radj[u] {
+                    if w > self.start && self.dist[w] == u32::MAX {
+                        self.dist[w] = depth;
+                        next.push(w);
+                    }
+                }
+            }
+            frontier = next;
+        }
+    }
+
     fn record(&mut self, last: u32, f: Option<Infeasible<LockId>>) {
+        let mut nodes: Vec<u32> = self.path.iter().map(|&p| self.nodes[p]).collect();
+        let mut set = nodes.clone();
+        set.sort_unstable();
+        let filter = f.as_ref().map(|e| e.filter_name());
+        let key = (set, filter);
+        if let Some(c) = self.out.get_mut(&key) {
+            // Another dependency combination of a known candidate: counted, costs only steps.
+            c.combinations += 1;
+            return;
+        }
         if self.found >= self.limits.max_cycles {
             self.stopped = true;
             return;
         }
         self.found += 1;
-        let mut nodes: Vec<u32> = self.path.iter().map(|&p| self.nodes[p]).collect();
-        let mut set = nodes.clone();
-        set.sort_unstable();
-        let filter = f.as_ref().map(|e| e.filter_name());
-        let entry = self.out.entry((set, filter));
+        if filter.is_some() {
+            if self.listed >= self.limits.max_listed {
+                self.filtered_truncated = true;
+                return;
+            }
+            self.listed += 1;
+        }
+        let entry = self.out.entry(key);
         entry
             .and_modify(|c| c.combinations += 1)
             .or_insert_with(|| {
@@ -265,7 +326,14 @@ impl Search<'_> {
                     Some(e) => describe(self.model, e),
                     None => String::new(),
                 };
-                Candidate { level: self.level, nodes, deps, filter, reason, combinations: 1 }
+                Candidate {
+                    level: self.level,
+                    nodes,
+                    deps,
+                    filter,
+                    reason,
+                    combinations: 1,
+                }
             });
     }
 }
@@ -274,13 +342,22 @@ impl Search<'_> {
 pub fn describe(model: &Model, e: &Infeasible<LockId>) -> String {
     match e {
         Infeasible::SameThread { thread } => {
-            format!("every edge comes from thread {}", model.thread_name(*thread as u32))
+            format!(
+                "every edge comes from thread {}",
+                model.thread_name(*thread as u32)
+            )
         }
         Infeasible::GateLock { gate } => {
-            format!("both acquisitions are guarded by the common lock {}", model.lock_name(*gate))
+            format!(
+                "both acquisitions are guarded by the common lock {}",
+                model.lock_name(*gate)
+            )
         }
         Infeasible::ReadRead { lock } => {
-            format!("{} is only ever read-locked: readers do not block readers", model.lock_name(*lock))
+            format!(
+                "{} is only ever read-locked: readers do not block readers",
+                model.lock_name(*lock)
+            )
         }
         other => other.to_string(),
     }
@@ -303,19 +380,34 @@ pub fn find_cycles(model: &Model, level: GraphLevel, limits: &SearchLimits) -> L
     for scc in sccs.iter().filter(|s| s.len() > 1) {
         let index: HashMap<u32, usize> = scc.iter().enumerate().map(|(i, &n)| (n, i)).collect();
         let mut adj: Vec<Vec<(usize, &[u32])>> = vec![Vec::new(); scc.len()];
+        let mut radj: Vec<Vec<usize>> = vec![Vec::new(); scc.len()];
+        let mut threads: Vec<u64> = Vec::new();
         for (i, &n) in scc.iter().enumerate() {
-            let mut succ: Vec<u32> = graph.neighbors(n).filter(|m| index.contains_key(m)).collect();
+            let mut succ: Vec<u32> = graph
+                .neighbors(n)
+                .filter(|m| index.contains_key(m))
+                .collect();
             succ.sort_unstable();
             for m in succ {
-                adj[i].push((index[&m], edges[&(n, m)].as_slice()));
+                let deps = edges[&(n, m)].as_slice();
+                threads.extend(deps.iter().map(|&d| model.deps[d as usize].dep.thread));
+                adj[i].push((index[&m], deps));
+                radj[index[&m]].push(i);
             }
         }
+        threads.sort_unstable();
+        threads.dedup();
+        // A chain has one dependency per distinct thread: no cycle is longer than that.
+        let max_len = threads.len().min(scc.len());
         let mut s = Search {
             model,
             level,
             nodes: scc.clone(),
             adj,
+            radj,
             start: 0,
+            len: 2,
+            dist: vec![u32::MAX; scc.len()],
             on_path: vec![false; scc.len()],
             path: Vec::new(),
             chain: Vec::new(),
@@ -325,35 +417,50 @@ pub fn find_cycles(model: &Model, level: GraphLevel, limits: &SearchLimits) -> L
             found: 0,
             stopped: false,
             filtered_truncated: false,
+            listed: out.keys().filter(|k| k.1.is_some()).count() as u64,
             out: &mut out,
         };
-        for start in 0..scc.len() {
-            s.start = start;
-            s.on_path[start] = true;
-            s.path.push(start);
-            s.dfs(start, None);
-            s.path.pop();
-            s.on_path[start] = false;
-            if s.stopped {
-                break;
+        // Iterative deepening: all cycles of 2 locks first, then 3, ... so that when a bound
+        // is hit, the short cycles (the common bugs) are complete.
+        'lengths: for len in 2..=max_len {
+            s.len = len;
+            for start in 0..scc.len() {
+                s.start = start;
+                s.distances();
+                s.on_path[start] = true;
+                s.path.push(start);
+                s.dfs(start, None);
+                s.path.pop();
+                s.on_path[start] = false;
+                if s.stopped {
+                    break 'lengths;
+                }
             }
         }
         result.steps += s.steps;
         if s.stopped {
+            let complete = if s.len > 2 {
+                format!("; cycles of up to {} are complete", s.len - 1)
+            } else {
+                String::new()
+            };
             result.warnings.push(format!(
-                "{} cycle search stopped after {} candidates ({} steps) in a component of {} {}; results may be incomplete (raise --max-cycles)",
+                "{} cycle search stopped after {} candidates ({} steps) in a component of {} {} while searching cycles of {} {}{complete}; results may be incomplete (raise --max-cycles)",
                 level.name(),
                 s.found,
                 s.steps.min(limits.max_steps),
                 scc.len(),
                 if level == GraphLevel::Instance { "locks" } else { "classes" },
+                s.len,
+                if level == GraphLevel::Instance { "locks" } else { "classes" },
             ));
         }
         if s.filtered_truncated {
             result.notes.push(format!(
-                "the {} listing of filtered candidates in a component of {} nodes is incomplete (filtered-branch budget of {} steps spent)",
+                "the {} listing of filtered candidates in a component of {} nodes is incomplete (at most {} listed, {} steps on filtered branches)",
                 level.name(),
                 scc.len(),
+                limits.max_listed,
                 limits.max_filtered_steps
             ));
         }
@@ -362,7 +469,12 @@ pub fn find_cycles(model: &Model, level: GraphLevel, limits: &SearchLimits) -> L
     let mut cands: Vec<Candidate> = out.into_values().collect();
     cands.sort_by(|a, b| {
         let order = |f: Option<&str>| {
-            f.map_or(0, |f| 1 + crate::report::FILTER_ORDER.iter().position(|&x| x == f).unwrap_or(9))
+            f.map_or(0, |f| {
+                1 + crate::report::FILTER_ORDER
+                    .iter()
+                    .position(|&x| x == f)
+                    .unwrap_or(9)
+            })
         };
         let ka = (order(a.filter), sorted(&a.nodes));
         let kb = (order(b.filter), sorted(&b.nodes));
@@ -378,8 +490,12 @@ fn sorted(v: &[u32]) -> Vec<u32> {
     v
 }
 
+/// The longest same-thread cycle listed (an inconsistent order inside one thread is almost always
+/// between two or three locks; longer ones would only repeat them).
+pub const MAX_SAME_THREAD_LEN: usize = 4;
+
 /// Lock cycles made by one thread alone: never a chain of distinct threads, listed as
-/// `same-thread` unless their node set is already a candidate.
+/// `same-thread` (up to [`MAX_SAME_THREAD_LEN`] locks) unless their node set is already a candidate.
 fn same_thread_cycles(
     model: &Model,
     level: GraphLevel,
@@ -389,6 +505,7 @@ fn same_thread_cycles(
     result: &mut LevelResult,
 ) {
     let covered: std::collections::HashSet<Vec<u32>> = out.keys().map(|k| k.0.clone()).collect();
+    let mut listed = out.keys().filter(|k| k.1.is_some()).count() as u64;
     // Per thread: its own edges, each with one witness dependency.
     let mut per_thread: HashMap<u64, HashMap<(u32, u32), u32>> = HashMap::new();
     for (&(a, b), deps) in edges {
@@ -401,28 +518,54 @@ fn same_thread_cycles(
     threads.sort_unstable();
     let budget = limits.max_filtered_steps;
     let mut truncated = false;
-    for t in threads {
+    'threads: for t in threads {
         let te = &per_thread[&t];
         let mut graph: DiGraphMap<u32, ()> = DiGraphMap::new();
         for &(a, b) in te.keys() {
             graph.add_edge(a, b, ());
         }
         let mut steps = 0u64;
-        for mut scc in tarjan_scc(&graph).into_iter().filter(|s| s.len() > 1) {
+        let mut sccs: Vec<Vec<u32>> = tarjan_scc(&graph)
+            .into_iter()
+            .filter(|s| s.len() > 1)
+            .collect();
+        for scc in &mut sccs {
             scc.sort_unstable();
+        }
+        sccs.sort();
+        for scc in sccs {
             let index: HashMap<u32, usize> = scc.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-            let adj: Vec<Vec<usize>> = scc
-                .iter()
-                .map(|&n| {
-                    let mut s: Vec<usize> =
-                        graph.neighbors(n).filter_map(|m| index.get(&m).copied()).collect();
-                    s.sort_unstable();
-                    s
-                })
-                .collect();
+            let mut adj: Vec<Vec<usize>> = vec![Vec::new(); scc.len()];
+            let mut radj: Vec<Vec<usize>> = vec![Vec::new(); scc.len()];
+            for (i, &n) in scc.iter().enumerate() {
+                for m in graph.neighbors(n) {
+                    if let Some(&j) = index.get(&m) {
+                        adj[i].push(j);
+                        radj[j].push(i);
+                    }
+                }
+                adj[i].sort_unstable();
+            }
+            let mut dist = vec![u32::MAX; scc.len()];
+            let mut on_path = vec![false; scc.len()];
             for start in 0..scc.len() {
+                // Distances to `start` over nodes above it, for pruning.
+                dist.iter_mut().for_each(|d| *d = u32::MAX);
+                dist[start] = 0;
+                let mut frontier = vec![start];
+                for depth in 1..MAX_SAME_THREAD_LEN as u32 {
+                    let mut next = Vec::new();
+                    for &u in &frontier {
+                        for &w in &radj[u] {
+                            if w > start && dist[w] == u32::MAX {
+                                dist[w] = depth;
+                                next.push(w);
+                            }
+                        }
+                    }
+                    frontier = next;
+                }
                 let mut path = vec![start];
-                let mut on_path = vec![false; scc.len()];
                 on_path[start] = true;
                 // Iterative DFS: (node, next successor index).
                 let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
@@ -438,7 +581,10 @@ fn same_thread_cycles(
                     steps += 1;
                     if steps > budget {
                         truncated = true;
-                        break;
+                        for &p in &path {
+                            on_path[p] = false;
+                        }
+                        continue 'threads;
                     }
                     if v == start {
                         let nodes: Vec<u32> = path.iter().map(|&p| scc[p]).collect();
@@ -446,38 +592,48 @@ fn same_thread_cycles(
                         if covered.contains(&set) {
                             continue;
                         }
+                        let key = (set, Some("same-thread"));
+                        if let Some(c) = out.get_mut(&key) {
+                            c.combinations += 1;
+                            continue;
+                        }
+                        if listed >= limits.max_listed {
+                            truncated = true;
+                            continue;
+                        }
+                        listed += 1;
                         let deps: Vec<u32> = (0..nodes.len())
                             .map(|i| te[&(nodes[i], nodes[(i + 1) % nodes.len()])])
                             .collect();
-                        out.entry((set, Some("same-thread")))
-                            .and_modify(|c| c.combinations += 1)
-                            .or_insert_with(|| Candidate {
+                        let reason = describe(model, &Infeasible::SameThread { thread: t });
+                        out.insert(
+                            key,
+                            Candidate {
                                 level,
                                 nodes,
                                 deps,
                                 filter: Some("same-thread"),
-                                reason: describe(
-                                    model,
-                                    &Infeasible::SameThread { thread: t },
-                                ),
+                                reason,
                                 combinations: 1,
-                            });
-                    } else if v > start && !on_path[v] {
+                            },
+                        );
+                    } else if v > start
+                        && !on_path[v]
+                        && path.len() as u64 + dist[v] as u64 <= MAX_SAME_THREAD_LEN as u64
+                    {
                         on_path[v] = true;
                         path.push(v);
                         stack.push((v, 0));
                     }
-                }
-                if steps > budget {
-                    break;
                 }
             }
         }
     }
     if truncated {
         result.notes.push(format!(
-            "the {} listing of same-thread candidates is incomplete (budget of {} steps per thread spent)",
+            "the {} listing of same-thread candidates is incomplete (at most {} listed, {} steps per thread)",
             level.name(),
+            limits.max_listed,
             budget
         ));
     }
@@ -523,9 +679,16 @@ mod tests {
     #[test]
     fn the_bound_is_reported() {
         let m = model_of(&[("t", AB_BA)]);
-        let limits = SearchLimits { max_steps: 1, ..Default::default() };
+        let limits = SearchLimits {
+            max_steps: 1,
+            ..Default::default()
+        };
         let r = find_cycles(&m, GraphLevel::Instance, &limits);
         assert_eq!(r.warnings.len(), 1);
-        assert!(r.warnings[0].contains("results may be incomplete"), "{:?}", r.warnings);
+        assert!(
+            r.warnings[0].contains("results may be incomplete"),
+            "{:?}",
+            r.warnings
+        );
     }
 }

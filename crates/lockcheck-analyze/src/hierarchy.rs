@@ -65,7 +65,8 @@ pub fn file_line(loc: &str) -> String {
     let (a, b) = (parts.next(), parts.next());
     match (a, b, parts.next()) {
         (Some(col), Some(line), Some(file))
-            if col.chars().all(|c| c.is_ascii_digit()) && line.chars().all(|c| c.is_ascii_digit()) =>
+            if col.chars().all(|c| c.is_ascii_digit())
+                && line.chars().all(|c| c.is_ascii_digit()) =>
         {
             format!("{file}:{line}")
         }
@@ -280,12 +281,20 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
             from: model.classes[a as usize].key.clone(),
             to: model.classes[b as usize].key.clone(),
             dependencies: weight[&(a, b)],
-            sites: sites[&(a, b)].iter().take(MAX_SITES_PER_REMOVED_EDGE).cloned().collect(),
+            sites: sites[&(a, b)]
+                .iter()
+                .take(MAX_SITES_PER_REMOVED_EDGE)
+                .cloned()
+                .collect(),
             in_violation: violating.contains(&(a, b)),
         })
         .collect();
     let rust = rust_module(&levels, model.deps.len());
-    Hierarchy { levels, removed_edges, rust }
+    Hierarchy {
+        levels,
+        removed_edges,
+        rust,
+    }
 }
 
 fn rust_module(levels: &[LevelEntry], deps: usize) -> String {
@@ -296,8 +305,15 @@ fn rust_module(levels: &[LevelEntry], deps: usize) -> String {
     s.push_str("/// levels greater than `n`.\n");
     s.push_str("pub mod lock_levels {\n");
     for e in levels {
-        s.push_str(&format!("    /// `{}` ({})\n", e.class.replace('`', "'"), e.kind));
-        s.push_str(&format!("    pub const {}: u32 = {};\n", e.constant, e.level));
+        s.push_str(&format!(
+            "    /// `{}` ({})\n",
+            e.class.replace('`', "'"),
+            e.kind
+        ));
+        s.push_str(&format!(
+            "    pub const {}: u32 = {};\n",
+            e.constant, e.level
+        ));
     }
     s.push_str("}\n");
     s

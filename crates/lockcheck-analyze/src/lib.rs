@@ -15,6 +15,7 @@
 //! - [`hierarchy`]: the suggested lock levels and the acquisitions to change.
 //! - [`timeouts`]: wait/hold distributions and suggested timeouts.
 //! - [`report`]: the report's JSON schema and its text renderer.
+//! - [`synth`]: synthetic traces for benchmarks.
 //!
 //! ```
 //! use lockcheck_analyze::{analyze_model, model::ModelBuilder, Options};
@@ -43,6 +44,7 @@ pub mod hist;
 pub mod model;
 pub mod read;
 pub mod report;
+pub mod synth;
 pub mod timeouts;
 
 use cycles::{Candidate, GraphLevel, SearchLimits};
@@ -91,14 +93,18 @@ pub fn analyze(inputs: &[PathBuf], opts: &Options) -> Result<Report, ReadError> 
     let files = expand_inputs(inputs)?;
     if files.is_empty() {
         return Err(ReadError {
-            file: inputs.first().map(|p| p.display().to_string()).unwrap_or_default(),
+            file: inputs
+                .first()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             pos: None,
             message: "no trace files found".into(),
         });
     }
     let mut b = ModelBuilder::new();
     for f in &files {
-        let mut reader = TraceReader::open(f, opts.input_format)?.allow_truncated(opts.allow_truncated);
+        let mut reader =
+            TraceReader::open(f, opts.input_format)?.allow_truncated(opts.allow_truncated);
         b.begin_trace(reader.name());
         for ev in &mut reader {
             b.event(&ev?);
@@ -124,14 +130,21 @@ fn report_rss() {
     }
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
-            eprintln!("lockcheck: peak RSS {}", line.trim_start_matches("VmHWM:").trim());
+            eprintln!(
+                "lockcheck: peak RSS {}",
+                line.trim_start_matches("VmHWM:").trim()
+            );
         }
     }
 }
 
 fn class_set(model: &Model, c: &Candidate) -> Vec<ClassId> {
     let mut v: Vec<ClassId> = match c.level {
-        GraphLevel::Instance => c.nodes.iter().map(|&l| model.locks[l as usize].class).collect(),
+        GraphLevel::Instance => c
+            .nodes
+            .iter()
+            .map(|&l| model.locks[l as usize].class)
+            .collect(),
         GraphLevel::Class => c.nodes.clone(),
     };
     v.sort_unstable();
@@ -170,17 +183,27 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         .map(|(i, c)| (class_set(model, c), i))
         .collect();
     let inst_sets: HashSet<Vec<ClassId>> = inst.iter().map(|c| class_set(model, c)).collect();
-    let mut violations: Vec<report::Violation> =
-        inst.iter().filter(|c| c.filter.is_none()).map(|c| report::violation(model, c)).collect();
-    let mut filtered: Vec<report::Filtered> =
-        inst.iter().filter(|c| c.filter.is_some()).map(|c| report::filtered(model, c)).collect();
+    let mut violations: Vec<report::Violation> = inst
+        .iter()
+        .filter(|c| c.filter.is_none())
+        .map(|c| report::violation(model, c))
+        .collect();
+    let mut filtered: Vec<report::Filtered> = inst
+        .iter()
+        .filter(|c| c.filter.is_some())
+        .map(|c| report::filtered(model, c))
+        .collect();
     for c in &class {
         let set = class_set(model, c);
         match c.filter {
             None => match inst_violation_sets.get(&set) {
                 Some(&i) => {
-                    violations[i].class_cycle =
-                        Some(c.nodes.iter().map(|&n| model.classes[n as usize].key.clone()).collect());
+                    violations[i].class_cycle = Some(
+                        c.nodes
+                            .iter()
+                            .map(|&n| model.classes[n as usize].key.clone())
+                            .collect(),
+                    );
                 }
                 None => violations.push(report::violation(model, c)),
             },
@@ -196,7 +219,11 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     let mut violating: HashSet<(ClassId, ClassId)> = HashSet::new();
     for c in inst.iter().chain(&class).filter(|c| c.filter.is_none()) {
         let cls: Vec<ClassId> = match c.level {
-            GraphLevel::Instance => c.nodes.iter().map(|&l| model.locks[l as usize].class).collect(),
+            GraphLevel::Instance => c
+                .nodes
+                .iter()
+                .map(|&l| model.locks[l as usize].class)
+                .collect(),
             GraphLevel::Class => c.nodes.clone(),
         };
         for i in 0..cls.len() {
@@ -210,7 +237,10 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         .iter()
         .filter_map(|&f| {
             let count = filtered.iter().filter(|x| x.filter == f).count() as u64;
-            (count > 0).then(|| FilterCount { filter: f.into(), count })
+            (count > 0).then(|| FilterCount {
+                filter: f.into(),
+                count,
+            })
         })
         .collect();
     let summary = Summary {
@@ -228,7 +258,11 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         truncated: model
             .traces
             .iter()
-            .filter_map(|t| t.truncated.as_ref().map(|p| format!("{}: truncated at {p}", t.name)))
+            .filter_map(|t| {
+                t.truncated
+                    .as_ref()
+                    .map(|p| format!("{}: truncated at {p}", t.name))
+            })
             .collect(),
     };
     for t in &summary.truncated {

@@ -152,12 +152,27 @@ impl Anomalies {
                 w.push(format!("{n} {what} (ignored)"));
             }
         };
-        add(self.release_not_held, "release(s) of a lock that was not held");
-        add(self.release_by_other_thread, "release(s) of a lock held by another thread");
-        add(self.unknown_lock, "event(s) naming a lock never declared by a `lock` event");
-        add(self.unknown_class, "`lock` event(s) naming an undeclared class");
+        add(
+            self.release_not_held,
+            "release(s) of a lock that was not held",
+        );
+        add(
+            self.release_by_other_thread,
+            "release(s) of a lock held by another thread",
+        );
+        add(
+            self.unknown_lock,
+            "event(s) naming a lock never declared by a `lock` event",
+        );
+        add(
+            self.unknown_class,
+            "`lock` event(s) naming an undeclared class",
+        );
         add(self.unknown_site, "event(s) naming an undeclared site");
-        add(self.convert_not_held, "mode conversion(s) of a lock that was not held");
+        add(
+            self.convert_not_held,
+            "mode conversion(s) of a lock that was not held",
+        );
         add(self.misplaced_header, "misplaced header(s)");
         w
     }
@@ -193,9 +208,15 @@ impl Model {
     /// A display name for a lock: the class key, qualified by the instance number when the class
     /// has several instances (and by the trace when several traces are merged).
     pub fn lock_name(&self, l: LockId) -> String {
-        let Some(lock) = self.locks.get(l as usize) else { return format!("?{l}") };
+        let Some(lock) = self.locks.get(l as usize) else {
+            return format!("?{l}");
+        };
         let class = &self.classes[lock.class as usize];
-        let in_trace = self.instances_per_trace.get(&(lock.class, lock.trace)).copied().unwrap_or(1);
+        let in_trace = self
+            .instances_per_trace
+            .get(&(lock.class, lock.trace))
+            .copied()
+            .unwrap_or(1);
         let base = if in_trace <= 1 {
             class.key.clone()
         } else {
@@ -210,7 +231,9 @@ impl Model {
 
     /// The file name of a trace (without directories).
     pub fn trace_file(&self, trace: u32) -> String {
-        let Some(t) = self.traces.get(trace as usize) else { return "?".into() };
+        let Some(t) = self.traces.get(trace as usize) else {
+            return "?".into();
+        };
         std::path::Path::new(&t.name)
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
@@ -219,7 +242,9 @@ impl Model {
 
     /// A display name for a thread (qualified by the trace file when several are merged).
     pub fn thread_name(&self, t: ThreadId) -> String {
-        let Some(th) = self.threads.get(t as usize) else { return format!("?{t}") };
+        let Some(th) = self.threads.get(t as usize) else {
+            return format!("?{t}");
+        };
         if self.traces.len() > 1 {
             format!("{} [{}]", th.name, self.trace_file(th.trace))
         } else {
@@ -229,7 +254,10 @@ impl Model {
 
     /// The location of a site.
     pub fn site_loc(&self, s: SiteId) -> &str {
-        self.sites.get(s as usize).map(|s| s.loc.as_str()).unwrap_or("?")
+        self.sites
+            .get(s as usize)
+            .map(|s| s.loc.as_str())
+            .unwrap_or("?")
     }
 }
 
@@ -309,7 +337,10 @@ impl ModelBuilder {
         if self.in_trace {
             self.end_trace();
         }
-        self.model.traces.push(TraceInfo { name: name.to_string(), ..Default::default() });
+        self.model.traces.push(TraceInfo {
+            name: name.to_string(),
+            ..Default::default()
+        });
         self.maps = TraceMaps::default();
         self.in_trace = true;
     }
@@ -363,10 +394,16 @@ impl ModelBuilder {
         }
         let trace = self.trace_idx();
         let id = self.model.threads.len() as ThreadId;
-        self.model.threads.push(ThreadInfo { name: format!("T{t}"), trace });
+        self.model.threads.push(ThreadInfo {
+            name: format!("T{t}"),
+            trace,
+        });
         let mut clock = VectorClock::new();
         clock.set(id as u64, 1);
-        self.threads.push(ThreadState { clock, ..Default::default() });
+        self.threads.push(ThreadState {
+            clock,
+            ..Default::default()
+        });
         self.maps.threads.insert(t, id);
         id
     }
@@ -399,9 +436,19 @@ impl ModelBuilder {
     fn new_lock(&mut self, l: u64, class: ClassId, permits: Option<u64>) -> LockId {
         let trace = self.trace_idx();
         let id = self.model.locks.len() as LockId;
-        self.model.locks.push(LockInfo { class, trace, local: l, ever_written: false, permits });
+        self.model.locks.push(LockInfo {
+            class,
+            trace,
+            local: l,
+            ever_written: false,
+            permits,
+        });
         self.model.classes[class as usize].instances += 1;
-        *self.model.instances_per_trace.entry((class, trace)).or_default() += 1;
+        *self
+            .model
+            .instances_per_trace
+            .entry((class, trace))
+            .or_default() += 1;
         self.maps.locks.insert(l, id);
         id
     }
@@ -459,7 +506,10 @@ impl ModelBuilder {
             how,
             held: state.held.iter().map(|h| (h.lock, h.mode)).collect(),
         };
-        let sites = DepSites { site, held: state.held.iter().map(|h| h.site).collect() };
+        let sites = DepSites {
+            site,
+            held: state.held.iter().map(|h| h.site).collect(),
+        };
         let clock = &state.clock;
         let deps = &mut self.model.deps;
         let slots = self.dep_index.entry(key).or_default();
@@ -491,7 +541,12 @@ impl ModelBuilder {
             clock: clock.clone(),
         };
         slots.push(deps.len() as u32);
-        deps.push(DepRecord { dep, count: 1, sites: vec![sites], pending });
+        deps.push(DepRecord {
+            dep,
+            count: 1,
+            sites: vec![sites],
+            pending,
+        });
     }
 
     /// Feeds one event of the current trace.
@@ -524,7 +579,10 @@ impl ModelBuilder {
                     Some(&id) => id,
                     None => {
                         let id = self.model.sites.len() as SiteId;
-                        self.model.sites.push(SiteInfo { loc: loc.clone(), frames: Vec::new() });
+                        self.model.sites.push(SiteInfo {
+                            loc: loc.clone(),
+                            frames: Vec::new(),
+                        });
                         self.site_by_loc.insert(loc.clone(), id);
                         id
                     }
@@ -560,20 +618,42 @@ impl ModelBuilder {
                 let l = self.lock(*l);
                 let site = self.site(*s);
                 self.mark_written(l, *m);
-                self.threads[t as usize].pending = Some(Pending { lock: l, mode: *m, site });
+                self.threads[t as usize].pending = Some(Pending {
+                    lock: l,
+                    mode: *m,
+                    site,
+                });
             }
-            Event::Acquire { t, l, m, how, s, wait_ns } => {
+            Event::Acquire {
+                t,
+                l,
+                m,
+                how,
+                s,
+                wait_ns,
+            } => {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
                 let site = self.site(*s);
                 self.mark_written(l, *m);
                 self.threads[t as usize].pending = None;
                 self.add_dep(t, l, *m, *how, site, false);
-                self.threads[t as usize].held.push(Held { lock: l, mode: *m, site });
+                self.threads[t as usize].held.push(Held {
+                    lock: l,
+                    mode: *m,
+                    site,
+                });
                 let c = self.model.locks[l as usize].class;
                 self.model.classes[c as usize].wait.record(*wait_ns);
             }
-            Event::Fail { t, l, m, how, s: _, wait_ns } => {
+            Event::Fail {
+                t,
+                l,
+                m,
+                how,
+                s: _,
+                wait_ns,
+            } => {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
                 self.mark_written(l, *m);
@@ -595,9 +675,12 @@ impl ModelBuilder {
                     held.remove(i);
                 } else {
                     // Semaphore permits are legitimately released by other threads.
-                    let holder = self.maps.threads.values().copied().find(|&o| {
-                        self.threads[o as usize].held.iter().any(|h| h.lock == l)
-                    });
+                    let holder = self
+                        .maps
+                        .threads
+                        .values()
+                        .copied()
+                        .find(|&o| self.threads[o as usize].held.iter().any(|h| h.lock == l));
                     match holder {
                         Some(o) => {
                             let h = &mut self.threads[o as usize].held;
@@ -617,7 +700,11 @@ impl ModelBuilder {
             Event::Convert { t, l, m } => {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
-                let Some(i) = self.threads[t as usize].held.iter().rposition(|h| h.lock == l) else {
+                let Some(i) = self.threads[t as usize]
+                    .held
+                    .iter()
+                    .rposition(|h| h.lock == l)
+                else {
                     self.model.anomalies.convert_not_held += 1;
                     return;
                 };
@@ -671,7 +758,9 @@ impl ModelBuilder {
                     self.model.anomalies.unknown_class += 1;
                     return;
                 };
-                let s = self.model.classes[id as usize].stats.get_or_insert_with(Default::default);
+                let s = self.model.classes[id as usize]
+                    .stats
+                    .get_or_insert_with(Default::default);
                 s.acquisitions += stats.acquisitions;
                 s.contended += stats.contended;
                 s.wait_total_ns += stats.wait_total_ns;
@@ -708,20 +797,47 @@ pub(crate) mod tests {
     }
 
     fn acq(t: u64, l: u64) -> Event {
-        Event::Acquire { t, l, m: Mode::Exclusive, how: How::Blocking, s: None, wait_ns: 0 }
+        Event::Acquire {
+            t,
+            l,
+            m: Mode::Exclusive,
+            how: How::Blocking,
+            s: None,
+            wait_ns: 0,
+        }
     }
 
     #[test]
     fn repeated_nesting_makes_one_dependency() {
         let mut b = ModelBuilder::new();
-        b.event(&Event::Class { c: 1, key: "A".into(), kind: LockKind::Mutex });
-        b.event(&Event::Lock { l: 1, c: 1, permits: None });
-        b.event(&Event::Lock { l: 2, c: 1, permits: None });
+        b.event(&Event::Class {
+            c: 1,
+            key: "A".into(),
+            kind: LockKind::Mutex,
+        });
+        b.event(&Event::Lock {
+            l: 1,
+            c: 1,
+            permits: None,
+        });
+        b.event(&Event::Lock {
+            l: 2,
+            c: 1,
+            permits: None,
+        });
         for _ in 0..1000 {
             b.event(&acq(1, 1));
             b.event(&acq(1, 2));
-            b.event(&Event::Release { t: 1, l: 2, hold_ns: 5 });
-            b.event(&Event::Release { t: 1, l: 1, hold_ns: 10 });
+            b.event(&Event::Release {
+                t: 1,
+                l: 2,
+                hold_ns: 5,
+            });
+            b.event(&Event::Release {
+                t: 1,
+                l: 1,
+                hold_ns: 10,
+            });
         }
         let m = b.finish();
         assert_eq!(m.deps.len(), 1);
@@ -733,13 +849,36 @@ pub(crate) mod tests {
     #[test]
     fn nonsense_is_counted_not_fatal() {
         let mut b = ModelBuilder::new();
-        b.event(&Event::Release { t: u64::MAX, l: u64::MAX, hold_ns: 0 });
+        b.event(&Event::Release {
+            t: u64::MAX,
+            l: u64::MAX,
+            hold_ns: 0,
+        });
         b.event(&acq(1, 7));
         b.event(&acq(2, 8));
-        b.event(&Event::Release { t: 2, l: 7, hold_ns: 0 });
-        b.event(&Event::Convert { t: 3, l: 9, m: Mode::Shared });
-        b.event(&Event::Lock { l: 1, c: 99, permits: None });
-        b.event(&Event::Acquire { t: 1, l: 8, m: Mode::Shared, how: How::Try, s: Some(77), wait_ns: 0 });
+        b.event(&Event::Release {
+            t: 2,
+            l: 7,
+            hold_ns: 0,
+        });
+        b.event(&Event::Convert {
+            t: 3,
+            l: 9,
+            m: Mode::Shared,
+        });
+        b.event(&Event::Lock {
+            l: 1,
+            c: 99,
+            permits: None,
+        });
+        b.event(&Event::Acquire {
+            t: 1,
+            l: 8,
+            m: Mode::Shared,
+            how: How::Try,
+            s: Some(77),
+            wait_ns: 0,
+        });
         let m = b.finish();
         assert_eq!(m.anomalies.release_not_held, 1);
         assert_eq!(m.anomalies.release_by_other_thread, 1);

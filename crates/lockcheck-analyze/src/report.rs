@@ -28,8 +28,14 @@ use std::fmt::Write as _;
 pub const REPORT_VERSION: u32 = 1;
 
 /// The order in which filters are listed.
-pub const FILTER_ORDER: [&str; 6] =
-    ["gate-lock", "fork-join", "read-read", "try-lock", "timed-lock", "same-thread"];
+pub const FILTER_ORDER: [&str; 6] = [
+    "gate-lock",
+    "fork-join",
+    "read-read",
+    "try-lock",
+    "timed-lock",
+    "same-thread",
+];
 
 /// The whole report.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -208,11 +214,19 @@ pub fn describe_candidate(model: &Model, c: &Candidate) -> (Vec<LockRef>, Vec<Ed
             GraphLevel::Instance => {
                 let l = &model.locks[n as usize];
                 let class = &model.classes[l.class as usize];
-                LockRef { name: model.lock_name(n), class: class.key.clone(), kind: kind_name(class.kind) }
+                LockRef {
+                    name: model.lock_name(n),
+                    class: class.key.clone(),
+                    kind: kind_name(class.kind),
+                }
             }
             GraphLevel::Class => {
                 let class = &model.classes[n as usize];
-                LockRef { name: class.key.clone(), class: class.key.clone(), kind: kind_name(class.kind) }
+                LockRef {
+                    name: class.key.clone(),
+                    class: class.key.clone(),
+                    kind: kind_name(class.kind),
+                }
             }
         })
         .collect();
@@ -251,7 +265,9 @@ pub fn describe_candidate(model: &Model, c: &Candidate) -> (Vec<LockRef>, Vec<Ed
                             .map(|s| model.site_loc(s).to_string()),
                     })
                     .collect(),
-                frames: site.map(|s| model.sites[s as usize].frames.clone()).unwrap_or_default(),
+                frames: site
+                    .map(|s| model.sites[s as usize].frames.clone())
+                    .unwrap_or_default(),
                 count: rec.count,
                 waiting_at_end: rec.pending,
             }
@@ -340,17 +356,34 @@ fn scenario(out: &mut String, edges: &[EdgeReport], st: Style) {
     if n > 4 {
         // Too many columns for a terminal: a list says the same.
         for (i, e) in edges.iter().enumerate() {
-            let _ = writeln!(out, "   {}: holds {}, waits for {}", e.thread, e.from, e.acquired);
+            let _ = writeln!(
+                out,
+                "   {}: holds {}, waits for {}",
+                e.thread, e.from, e.acquired
+            );
             let _ = i;
         }
         return;
     }
-    let cells: Vec<(String, String)> =
-        edges.iter().map(|e| (format!("lock({});", e.from), format!("lock({});", e.acquired))).collect();
+    let cells: Vec<(String, String)> = edges
+        .iter()
+        .map(|e| {
+            (
+                format!("lock({});", e.from),
+                format!("lock({});", e.acquired),
+            )
+        })
+        .collect();
     let width = edges
         .iter()
         .zip(&cells)
-        .map(|(e, c)| e.thread.chars().count().max(c.0.chars().count()).max(c.1.chars().count()))
+        .map(|(e, c)| {
+            e.thread
+                .chars()
+                .count()
+                .max(c.0.chars().count())
+                .max(c.1.chars().count())
+        })
         .max()
         .unwrap_or(8)
         + 4;
@@ -390,7 +423,11 @@ fn edge_details(out: &mut String, edges: &[EdgeReport], st: Style) {
             e.mode,
             how,
             e.site.as_deref().unwrap_or("an unknown site"),
-            if e.waiting_at_end { " (still waiting when the trace ended)" } else { "" }
+            if e.waiting_at_end {
+                " (still waiting when the trace ended)"
+            } else {
+                ""
+            }
         );
         let held: Vec<String> = e
             .held
@@ -417,10 +454,23 @@ fn edge_details(out: &mut String, edges: &[EdgeReport], st: Style) {
 /// fork-join 1) in 1 trace, 56 events, 6 locks`.
 pub fn summary_line(r: &Report) -> String {
     let s = &r.summary;
-    let plural = |n: u64, one: &str, many: &str| if n == 1 { format!("{n} {one}") } else { format!("{n} {many}") };
-    let mut line = format!("lockcheck: {}", plural(s.violations, "violation", "violations"));
+    let plural = |n: u64, one: &str, many: &str| {
+        if n == 1 {
+            format!("{n} {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    let mut line = format!(
+        "lockcheck: {}",
+        plural(s.violations, "violation", "violations")
+    );
     if s.filtered > 0 {
-        let by: Vec<String> = s.filtered_by.iter().map(|f| format!("{} {}", f.filter, f.count)).collect();
+        let by: Vec<String> = s
+            .filtered_by
+            .iter()
+            .map(|f| format!("{} {}", f.filter, f.count))
+            .collect();
         let _ = write!(
             line,
             " ({} filtered: {})",
@@ -518,8 +568,19 @@ fn render_hierarchy(out: &mut String, h: &Hierarchy, opts: TextOptions, st: Styl
         depth,
         if depth == 1 { "" } else { "s" }
     );
-    let shown = if opts.verbose { h.levels.len() } else { h.levels.len().min(HIERARCHY_ROWS) };
-    let w = h.levels.iter().take(shown).map(|l| l.class.chars().count()).max().unwrap_or(5).max(5);
+    let shown = if opts.verbose {
+        h.levels.len()
+    } else {
+        h.levels.len().min(HIERARCHY_ROWS)
+    };
+    let w = h
+        .levels
+        .iter()
+        .take(shown)
+        .map(|l| l.class.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     let _ = writeln!(out, "   {:>5}  {:<w$}  kind", "level", "class");
     for l in h.levels.iter().take(shown) {
         let _ = writeln!(out, "   {:>5}  {:<w$}  {}", l.level, l.class, l.kind);
@@ -532,10 +593,21 @@ fn render_hierarchy(out: &mut String, h: &Hierarchy, opts: TextOptions, st: Styl
         );
     }
     if !h.removed_edges.is_empty() {
-        let _ = writeln!(out, "   To make this order hold, change these acquisitions:");
-        let shown = if opts.verbose { h.removed_edges.len() } else { h.removed_edges.len().min(REMOVED_ROWS) };
+        let _ = writeln!(
+            out,
+            "   To make this order hold, change these acquisitions:"
+        );
+        let shown = if opts.verbose {
+            h.removed_edges.len()
+        } else {
+            h.removed_edges.len().min(REMOVED_ROWS)
+        };
         for e in h.removed_edges.iter().take(shown) {
-            let sites = if e.sites.is_empty() { "unknown site".to_string() } else { e.sites.join(", ") };
+            let sites = if e.sites.is_empty() {
+                "unknown site".to_string()
+            } else {
+                e.sites.join(", ")
+            };
             let _ = writeln!(
                 out,
                 "   - {} acquired while holding {} ({} dependenc{}{}): {}",
@@ -543,7 +615,11 @@ fn render_hierarchy(out: &mut String, h: &Hierarchy, opts: TextOptions, st: Styl
                 e.from,
                 e.dependencies,
                 if e.dependencies == 1 { "y" } else { "ies" },
-                if e.in_violation { ", part of a violation" } else { "" },
+                if e.in_violation {
+                    ", part of a violation"
+                } else {
+                    ""
+                },
                 sites
             );
         }
@@ -559,7 +635,12 @@ fn render_timeouts(out: &mut String, rows: &[TimeoutRow], st: Style) {
         return;
     }
     let _ = writeln!(out, "{}", st.bold("Timeouts (per class):"));
-    let w = rows.iter().map(|r| r.class.chars().count()).max().unwrap_or(5).max(5);
+    let w = rows
+        .iter()
+        .map(|r| r.class.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     let _ = writeln!(
         out,
         "   {:<w$}  {:>8} {:>9} {:>9} {:>9}  {:>9} {:>9} {:>9}  {:>9}",
@@ -583,7 +664,13 @@ fn render_timeouts(out: &mut String, rows: &[TimeoutRow], st: Style) {
     for r in rows {
         let _ = writeln!(out, "   {}: {}", r.class, st.dim(&r.reasoning));
         for f in &r.flags {
-            let _ = writeln!(out, "   {} {}: {}", st.yellow(&format!("[{}]", f.kind)), r.class, f.message);
+            let _ = writeln!(
+                out,
+                "   {} {}: {}",
+                st.yellow(&format!("[{}]", f.kind)),
+                r.class,
+                f.message
+            );
         }
     }
     let _ = writeln!(out);

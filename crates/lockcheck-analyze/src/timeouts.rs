@@ -77,7 +77,10 @@ pub fn suggest(model: &Model) -> Vec<TimeoutRow> {
         .classes
         .iter()
         .filter(|c| {
-            c.wait.has_nonzero() || c.hold.has_nonzero() || c.stats.is_some() || c.timed_failures > 0
+            c.wait.has_nonzero()
+                || c.hold.has_nonzero()
+                || c.stats.is_some()
+                || c.timed_failures > 0
         })
         .collect();
     let med_wait = median(timed.iter().map(|c| c.wait.quantile(0.99)).collect());
