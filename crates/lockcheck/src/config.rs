@@ -77,3 +77,34 @@ pub(crate) fn backtraces() -> bool {
         }
     }
 }
+
+static ORDER: AtomicU8 = AtomicU8::new(UNSET);
+
+/// Whether lock-order checking (the lock graph) is on: `LOCKCHECK_ORDER=off` or
+/// [`set_order_checking`] leaves only self-deadlock and real-deadlock detection, like parking_lot's
+/// `deadlock_detection` but with reports.
+#[inline]
+pub fn order_checking() -> bool {
+    match ORDER.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let on = !matches!(
+                std::env::var("LOCKCHECK_ORDER").as_deref(),
+                Ok("off") | Ok("0")
+            );
+            let _ = ORDER.compare_exchange(
+                UNSET,
+                if on { 2 } else { 1 },
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            order_checking()
+        }
+    }
+}
+
+/// Turns lock-order checking on or off for the whole process (see [`order_checking`]).
+pub fn set_order_checking(on: bool) {
+    ORDER.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+}

@@ -63,16 +63,19 @@ mod config;
 pub mod plain;
 pub mod record;
 mod semaphore;
+pub mod stats;
 pub mod sync;
 pub mod thread;
+pub mod watchdog;
 mod wrappers;
 
 pub use checked::report::{
     take_violations, violations, EdgeInfo, LockRef, Violation, ViolationKind,
 };
-pub use config::{action, set_action, Action};
+pub use config::{action, order_checking, set_action, set_order_checking, Action};
 pub use lockcheck_core::trace::{LockKind, Mode};
 pub use semaphore::{Semaphore, SemaphorePermit};
+pub use stats::stats;
 
 #[cfg(lockcheck_on)]
 pub use checked::{

@@ -113,11 +113,13 @@ impl Semaphore {
                 &self.meta,
                 LockKind::Semaphore,
                 Mode::Permit,
+                self.permits,
                 site,
                 || self.take(),
                 || {
                     self.take_blocking(None);
                 },
+                |d| self.take_blocking(Instant::now().checked_add(d)),
             );
         } else {
             self.take_blocking(None);

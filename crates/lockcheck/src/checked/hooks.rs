@@ -16,11 +16,12 @@ use super::graph;
 use super::recorder;
 use super::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
 use super::state::{as_busy, mix, Held, ThreadState, STATE};
+use super::watch;
 use crate::config::{action, Action};
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::collections::HashSet;
 use std::panic::Location;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Whether any bookkeeping is needed at all.
 #[inline]
@@ -28,15 +29,19 @@ fn active() -> bool {
     action() != Action::Off || recorder::recording()
 }
 
-/// A blocking acquisition: checks, then `try_raw`, else `lock_raw`.
+/// A blocking acquisition: checks, then `try_raw`, else register the wait (wait-for graph) and
+/// `lock_raw`, or `lock_for` under a per-class timeout policy.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn lock_blocking(
     meta: &Meta,
     kind: LockKind,
     mode: Mode,
+    capacity: usize,
     site: &'static Location<'static>,
     try_raw: impl FnOnce() -> bool,
     lock_raw: impl FnOnce(),
+    lock_for: impl FnOnce(Duration) -> bool,
 ) {
     if !active() {
         lock_raw();
@@ -52,10 +57,52 @@ pub(crate) fn lock_blocking(
         0
     } else {
         let start = Instant::now();
-        lock_raw();
+        blocked(ids, kind, mode, capacity, site, lock_raw, lock_for);
         start.elapsed().as_nanos() as u64
     };
     acquired(ids, mode, How::Blocking, site, wait_ns);
+}
+
+/// The slow path: the fast try failed and the thread is about to block.
+#[cold]
+#[inline(never)]
+fn blocked(
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    capacity: usize,
+    site: &'static Location<'static>,
+    lock_raw: impl FnOnce(),
+    lock_for: impl FnOnce(Duration) -> bool,
+) {
+    let w = watch::WaitFor {
+        ids,
+        kind,
+        mode,
+        capacity,
+        site,
+    };
+    let token = STATE.try_with(|s| (!s.busy.get()).then(|| watch::begin_wait(s, w)));
+    let Ok(Some(_token)) = token else {
+        lock_raw();
+        return;
+    };
+    match watch::wait_timeout(ids.class) {
+        None => lock_raw(),
+        Some(limit) => {
+            if !lock_for(limit) {
+                let w = watch::WaitFor {
+                    ids,
+                    kind,
+                    mode,
+                    capacity,
+                    site,
+                };
+                let _ = STATE.try_with(|s| watch::timed_out(s, &w, limit));
+                lock_raw();
+            }
+        }
+    }
 }
 
 /// A `try_*` or timed acquisition: no edge (it cannot block forever), but a success is held.
@@ -91,16 +138,31 @@ pub(crate) fn lock_nonblocking(
 
 fn acquired(ids: Ids, mode: Mode, how: How, site: &'static Location<'static>, wait_ns: u64) {
     let recording = recorder::recording();
+    let features = watch::features();
+    let timed = recording || features != 0;
     let _ = STATE.try_with(|s| {
+        let h = Held {
+            inst: ids.inst,
+            class: ids.class,
+            mode,
+            site,
+            since: timed.then(Instant::now),
+            source: false,
+        };
         if let Ok(mut held) = s.held.try_borrow_mut() {
-            held.push(Held {
-                inst: ids.inst,
-                class: ids.class,
-                mode,
-                site,
-                since: recording.then(Instant::now),
-                source: false,
-            });
+            held.push(h);
+        }
+        if features != 0 {
+            if features & watch::WATCH != 0 {
+                if let Some(p) = watch::published(s) {
+                    p.held.lock().push(h);
+                }
+            }
+            if features & watch::STATS != 0 {
+                if let Some(st) = watch::thread_stats(s) {
+                    watch::count_acquire(&st, ids.class, wait_ns);
+                }
+            }
         }
     });
     if recording {
@@ -127,7 +189,24 @@ pub(crate) fn released(meta: &Meta, mode: Mode) {
                 meta.mark_in_graph();
             }
             if let Some(since) = h.since {
-                recorder::on_release(ids, since.elapsed().as_nanos() as u64);
+                let hold_ns = since.elapsed().as_nanos() as u64;
+                if recorder::recording() {
+                    recorder::on_release(ids, hold_ns);
+                }
+                let features = watch::features();
+                if features & watch::WATCH != 0 {
+                    if let Some(p) = watch::published(s) {
+                        let mut list = p.held.lock();
+                        if let Some(j) = list.iter().rposition(matches) {
+                            list.remove(j);
+                        }
+                    }
+                }
+                if features & watch::STATS != 0 {
+                    if let Some(st) = watch::thread_stats(s) {
+                        watch::count_release(&st, ids.class, hold_ns);
+                    }
+                }
             }
         }
     });
@@ -223,6 +302,9 @@ fn before_blocking(
     };
     if let Some((k, h)) = conflict {
         self_violation(s, k, ids, mode, site, h);
+    }
+    if !crate::config::order_checking() {
+        return ids;
     }
     if s.cache_hit(key) {
         return ids;

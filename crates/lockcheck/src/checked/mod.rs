@@ -12,6 +12,7 @@ mod raw;
 pub(crate) mod recorder;
 pub(crate) mod report;
 pub(crate) mod state;
+pub(crate) mod watch;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use raw::{RawMutex, RawRwLock};

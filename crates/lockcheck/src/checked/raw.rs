@@ -3,7 +3,11 @@
 
 use super::class::{ClassSrc, Meta};
 use super::hooks::{before_upgrade, converted, lock_blocking, lock_nonblocking, released};
-use lock_api::{GuardNoSend, RawMutex as _};
+use lock_api::{
+    GuardNoSend, RawMutex as _, RawMutexTimed as _, RawRwLock as _, RawRwLockRecursive as _,
+    RawRwLockRecursiveTimed as _, RawRwLockTimed as _, RawRwLockUpgrade as _,
+    RawRwLockUpgradeTimed as _,
+};
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::panic::Location;
 use std::time::{Duration, Instant};
@@ -30,9 +34,11 @@ impl RawMutex {
             &self.meta,
             LockKind::Mutex,
             Mode::Exclusive,
+            1,
             site,
             || self.inner.try_lock(),
             || self.inner.lock(),
+            |d| self.inner.try_lock_for(d),
         );
     }
 }
@@ -73,9 +79,11 @@ unsafe impl lock_api::RawMutex for RawMutex {
             &self.meta,
             LockKind::Mutex,
             Mode::Exclusive,
+            1,
             site,
             || self.inner.try_lock(),
             || self.inner.lock(),
+            |d| self.inner.try_lock_for(d),
         );
     }
 
@@ -161,14 +169,50 @@ impl RawRwLock {
     }
 
     #[inline]
-    fn blocking(
-        &self,
-        mode: Mode,
-        site: &'static Location<'static>,
-        try_raw: impl FnOnce() -> bool,
-        lock_raw: impl FnOnce(),
-    ) {
-        lock_blocking(&self.meta, LockKind::Rwlock, mode, site, try_raw, lock_raw);
+    fn blocking(&self, mode: Mode, site: &'static Location<'static>) {
+        let i = &self.inner;
+        match mode {
+            Mode::Exclusive => lock_blocking(
+                &self.meta,
+                LockKind::Rwlock,
+                mode,
+                1,
+                site,
+                || i.try_lock_exclusive(),
+                || i.lock_exclusive(),
+                |d| i.try_lock_exclusive_for(d),
+            ),
+            Mode::Upgradable => lock_blocking(
+                &self.meta,
+                LockKind::Rwlock,
+                mode,
+                1,
+                site,
+                || i.try_lock_upgradable(),
+                || i.lock_upgradable(),
+                |d| i.try_lock_upgradable_for(d),
+            ),
+            Mode::SharedRecursive => lock_blocking(
+                &self.meta,
+                LockKind::Rwlock,
+                mode,
+                1,
+                site,
+                || i.try_lock_shared_recursive(),
+                || i.lock_shared_recursive(),
+                |d| i.try_lock_shared_recursive_for(d),
+            ),
+            Mode::Shared | Mode::Permit => lock_blocking(
+                &self.meta,
+                LockKind::Rwlock,
+                Mode::Shared,
+                1,
+                site,
+                || i.try_lock_shared(),
+                || i.lock_shared(),
+                |d| i.try_lock_shared_for(d),
+            ),
+        }
     }
 
     #[inline]
@@ -198,12 +242,7 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     #[track_caller]
     fn lock_shared(&self) {
         let site = Location::caller();
-        self.blocking(
-            Mode::Shared,
-            site,
-            || self.inner.try_lock_shared(),
-            || self.inner.lock_shared(),
-        );
+        self.blocking(Mode::Shared, site);
     }
 
     #[track_caller]
@@ -222,12 +261,7 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     #[track_caller]
     fn lock_exclusive(&self) {
         let site = Location::caller();
-        self.blocking(
-            Mode::Exclusive,
-            site,
-            || self.inner.try_lock_exclusive(),
-            || self.inner.lock_exclusive(),
-        );
+        self.blocking(Mode::Exclusive, site);
     }
 
     #[track_caller]
@@ -324,12 +358,7 @@ unsafe impl lock_api::RawRwLockRecursive for RawRwLock {
     #[track_caller]
     fn lock_shared_recursive(&self) {
         let site = Location::caller();
-        self.blocking(
-            Mode::SharedRecursive,
-            site,
-            || self.inner.try_lock_shared_recursive(),
-            || self.inner.lock_shared_recursive(),
-        );
+        self.blocking(Mode::SharedRecursive, site);
     }
 
     #[track_caller]
@@ -365,12 +394,7 @@ unsafe impl lock_api::RawRwLockUpgrade for RawRwLock {
     #[track_caller]
     fn lock_upgradable(&self) {
         let site = Location::caller();
-        self.blocking(
-            Mode::Upgradable,
-            site,
-            || self.inner.try_lock_upgradable(),
-            || self.inner.lock_upgradable(),
-        );
+        self.blocking(Mode::Upgradable, site);
     }
 
     #[track_caller]

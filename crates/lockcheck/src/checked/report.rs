@@ -19,17 +19,42 @@ pub enum ViolationKind {
     SelfDeadlock,
     /// A thread read-locks an RwLock it already read-holds: it deadlocks if a writer queues between.
     RecursiveRead,
+    /// Threads are blocked waiting for each other right now (the wait-for graph has a cycle).
+    Deadlock,
+    /// A blocking acquisition waited longer than its class's timeout policy allows.
+    WaitTimeout {
+        /// The policy's limit.
+        limit: std::time::Duration,
+    },
+    /// The watchdog saw a thread wait longer than `LOCKCHECK_WAIT_WARN`.
+    LongWait {
+        /// How long it had waited when reported.
+        waited: std::time::Duration,
+        /// The threshold.
+        limit: std::time::Duration,
+    },
+    /// The watchdog saw a lock held longer than `LOCKCHECK_HOLD_WARN`.
+    LongHold {
+        /// How long it had been held when reported.
+        held_for: std::time::Duration,
+        /// The threshold.
+        limit: std::time::Duration,
+    },
 }
 
 impl ViolationKind {
     /// Stable name: `lock-order-inversion`, `class-lock-order-inversion`, `self-deadlock`,
-    /// `recursive-read`.
+    /// `recursive-read`, `deadlock`, `wait-timeout`, `long-wait`, `long-hold`.
     pub fn name(self) -> &'static str {
         match self {
             ViolationKind::LockOrderInversion => "lock-order-inversion",
             ViolationKind::ClassInversion => "class-lock-order-inversion",
             ViolationKind::SelfDeadlock => "self-deadlock",
             ViolationKind::RecursiveRead => "recursive-read",
+            ViolationKind::Deadlock => "deadlock",
+            ViolationKind::WaitTimeout { .. } => "wait-timeout",
+            ViolationKind::LongWait { .. } => "long-wait",
+            ViolationKind::LongHold { .. } => "long-hold",
         }
     }
 }
@@ -249,6 +274,66 @@ impl Violation {
                     "  hint: use `read_recursive()`, or drop the first guard before reading again"
                 );
             }
+            ViolationKind::Deadlock => {
+                let _ = writeln!(
+                    s,
+                    "lockcheck: deadlock: {} threads are waiting for each other",
+                    self.edges.len()
+                );
+                for e in &self.edges {
+                    let _ = writeln!(
+                        s,
+                        "  thread `{}` waits for {} ({}) at {}",
+                        e.thread,
+                        e.acquired,
+                        mode_name(e.mode),
+                        e.site
+                    );
+                    let _ = writeln!(
+                        s,
+                        "      while holding {} ({}), taken at {}",
+                        e.held,
+                        mode_name(e.held_mode),
+                        e.held_site
+                    );
+                }
+                let _ = writeln!(s);
+                let _ = writeln!(
+                    s,
+                    "  every thread above holds what the next one waits for: none can go on."
+                );
+            }
+            ViolationKind::WaitTimeout { limit } => {
+                let _ = writeln!(
+                    s,
+                    "lockcheck: wait timeout: thread `{}` waited more than {limit:?} for {} at {}",
+                    e0.thread, e0.acquired, e0.site
+                );
+                let _ = writeln!(
+                    s,
+                    "  (the per-class timeout policy of `{}`)",
+                    e0.acquired.class
+                );
+                self.render_holders(&mut s);
+            }
+            ViolationKind::LongWait { waited, limit } => {
+                let _ = writeln!(
+                    s,
+                    "lockcheck: long wait: thread `{}` has waited {waited:?} (> {limit:?}) for {} at {}",
+                    e0.thread, e0.acquired, e0.site
+                );
+                self.render_holders(&mut s);
+            }
+            ViolationKind::LongHold { held_for, limit } => {
+                let _ = writeln!(
+                    s,
+                    "lockcheck: long hold: thread `{}` has held {} for {held_for:?} (> {limit:?}), taken at {}",
+                    e0.thread, e0.held, e0.held_site
+                );
+                for e in &self.edges[1..] {
+                    let _ = writeln!(s, "  thread `{}` is waiting for it at {}", e.thread, e.site);
+                }
+            }
             ViolationKind::LockOrderInversion | ViolationKind::ClassInversion => {
                 let what = if self.kind == ViolationKind::ClassInversion {
                     "lock order inversion between lock classes (possible deadlock with other instances)"
@@ -337,6 +422,23 @@ impl Violation {
             }
         }
         s
+    }
+}
+
+impl Violation {
+    fn render_holders(&self, s: &mut String) {
+        if self.edges.len() == 1 {
+            let _ = writeln!(s, "  holder: not known to lockcheck (a thread that is running; set LOCKCHECK_WAIT_WARN to track every holder)");
+        }
+        for e in &self.edges[1..] {
+            let _ = writeln!(
+                s,
+                "  held by thread `{}` ({}), taken at {}",
+                e.thread,
+                mode_name(e.held_mode),
+                e.held_site
+            );
+        }
     }
 }
 

@@ -34,6 +34,10 @@ pub(crate) struct ThreadState {
     /// Bumped whenever the vector clock changes (spawn/join), so cached keys stay exact.
     pub epoch: Cell<u64>,
     pub clock: RefCell<VectorClock>,
+    /// The held list mirrored for the watchdog (only with the watchdog on).
+    pub published: RefCell<Option<std::sync::Arc<super::watch::Published>>>,
+    /// Statistics of this thread (only with statistics on).
+    pub stats: RefCell<Option<std::sync::Arc<super::watch::ThreadStats>>>,
 }
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
@@ -47,6 +51,8 @@ thread_local! {
             id: Cell::new(0),
             epoch: Cell::new(0),
             clock: RefCell::new(VectorClock::new()),
+            published: RefCell::new(None),
+            stats: RefCell::new(None),
         }
     };
 }

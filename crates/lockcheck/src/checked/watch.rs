@@ -1,0 +1,699 @@
+//! Real deadlocks and waits that are too long: the wait-for graph, the watchdog, per-class
+//! timeout policies and statistics. Everything here runs on the slow path (a thread about to
+//! block) or in a background thread; the uncontended fast path pays one relaxed load of
+//! [`features`] and nothing else unless statistics or the watchdog are switched on.
+
+use super::class::{class_info, Ids};
+use super::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
+use super::state::{as_busy, thread_name, Held, ThreadState, STATE};
+use crate::config::{action, Action};
+use lockcheck_core::trace::{ClassStats, LockKind, Mode};
+use parking_lot::Mutex as PlMutex;
+use std::collections::HashMap;
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// Statistics are collected.
+pub(crate) const STATS: u8 = 1;
+/// Held locks are published for the watchdog.
+pub(crate) const WATCH: u8 = 2;
+const INIT: u8 = 0x80;
+static FEATURES: AtomicU8 = AtomicU8::new(0);
+
+/// The optional features switched on (reads the environment on first use).
+#[inline]
+pub(crate) fn features() -> u8 {
+    let f = FEATURES.load(Ordering::Relaxed);
+    if f & INIT != 0 {
+        f & !INIT
+    } else {
+        init_from_env()
+    }
+}
+
+#[cold]
+fn init_from_env() -> u8 {
+    let mut f = INIT;
+    if matches!(
+        std::env::var("LOCKCHECK_STATS").as_deref(),
+        Ok("1") | Ok("on") | Ok("true")
+    ) {
+        f |= STATS;
+    }
+    for (var, slot) in [
+        ("LOCKCHECK_WAIT_WARN", &WAIT_WARN_NS),
+        ("LOCKCHECK_HOLD_WARN", &HOLD_WARN_NS),
+    ] {
+        if let Ok(v) = std::env::var(var) {
+            match parse_duration(&v) {
+                Some(d) => {
+                    slot.store(d.as_nanos().max(1) as u64, Ordering::Relaxed);
+                    f |= WATCH;
+                }
+                None => eprintln!(
+                    "lockcheck: ignoring {var}={v:?} (expected a duration like 500ms or 2s)"
+                ),
+            }
+        }
+    }
+    if let Ok(p) = std::env::var("LOCKCHECK_POLICY") {
+        if let Err(e) = load_policy_file(std::path::Path::new(&p)) {
+            eprintln!("lockcheck: LOCKCHECK_POLICY={p}: {e}");
+        }
+    }
+    let prev = FEATURES.fetch_or(f, Ordering::Relaxed);
+    if f & WATCH != 0 && prev & WATCH == 0 {
+        start_watchdog();
+    }
+    (prev | f) & !INIT
+}
+
+fn enable(bit: u8) {
+    features();
+    let prev = FEATURES.fetch_or(bit, Ordering::Relaxed);
+    if bit == WATCH && prev & WATCH == 0 {
+        start_watchdog();
+    }
+}
+
+/// Parses `500ms`, `2s`, `1.5s`, `100us`, `1m`, or a bare number of milliseconds.
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "ms" => 1e-3,
+        "s" => 1.0,
+        "us" | "µs" => 1e-6,
+        "ns" => 1e-9,
+        "m" | "min" => 60.0,
+        _ => return None,
+    };
+    let secs = n * scale;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wait-for graph.
+
+/// A thread about to block.
+struct Waiter {
+    thread: u64,
+    name: String,
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    capacity: usize,
+    site: &'static Location<'static>,
+    held: Vec<Held>,
+    since: Instant,
+    warned: bool,
+}
+
+static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
+
+/// Unregisters a waiter when its wait ends (also when it panics).
+pub(crate) struct WaitToken {
+    thread: u64,
+}
+
+impl Drop for WaitToken {
+    fn drop(&mut self) {
+        let mut w = WAITING.lock();
+        if let Some(i) = w.iter().position(|w| w.thread == self.thread) {
+            w.swap_remove(i);
+        }
+    }
+}
+
+/// What a blocked acquisition needs to know about its lock.
+pub(crate) struct WaitFor {
+    pub ids: Ids,
+    pub kind: LockKind,
+    pub mode: Mode,
+    /// Permits of a semaphore; 1 for other locks.
+    pub capacity: usize,
+    pub site: &'static Location<'static>,
+}
+
+/// Registers this thread as waiting and checks the wait-for graph. A deadlock is reported (and,
+/// under `panic`, raised after unregistering).
+pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> WaitToken {
+    let thread = s.id();
+    let held = s.held.borrow().clone();
+    let name = thread_name(thread);
+    let cycle = {
+        let mut waiting = WAITING.lock();
+        waiting.retain(|x| x.thread != thread);
+        waiting.push(Waiter {
+            thread,
+            name,
+            ids: w.ids,
+            kind: w.kind,
+            mode: w.mode,
+            capacity: w.capacity,
+            site: w.site,
+            held,
+            since: Instant::now(),
+            warned: false,
+        });
+        if action() == Action::Off {
+            None
+        } else {
+            deadlock_cycle(&waiting, waiting.len() - 1)
+        }
+    };
+    let token = WaitToken { thread };
+    if let Some(edges) = cycle {
+        let v = as_busy(|_| {
+            let bt = crate::config::backtraces().then(backtrace::Backtrace::new_unresolved);
+            let mut edges = edges;
+            if let Some(e) = edges.iter_mut().find(|e| e.thread_id == thread) {
+                e.backtrace = bt;
+            }
+            publish(Violation {
+                kind: ViolationKind::Deadlock,
+                edges,
+                message: String::new(),
+            })
+        });
+        if let Some(v) = v {
+            if action() == Action::Panic && !std::thread::panicking() {
+                drop(token);
+                let first = v
+                    .message
+                    .lines()
+                    .next()
+                    .unwrap_or("lockcheck: deadlock")
+                    .to_owned();
+                std::panic::panic_any(format!(
+                    "{first}, at {} (report above; this thread gives up its locks so the others can go on)",
+                    w.site
+                ));
+            }
+        }
+    }
+    token
+}
+
+/// Whether waiter `w` requests something that holder entry `h` (same lock) keeps from it.
+fn blocks(w: &Waiter, h: &Held) -> bool {
+    h.inst == w.ids.inst && (w.mode.excludes(h.mode) || h.mode.excludes(w.mode))
+}
+
+/// The greatest set of waiters that can never proceed: a waiter stays in the set while its lock is
+/// kept from it by waiters in the set (one holder for a mutex or rwlock; every permit for a
+/// semaphore). Returns the cycle through waiter `new` (or the one it is stuck behind), as edges.
+fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
+    let n = waiting.len();
+    let mut stuck = vec![true; n];
+    loop {
+        let mut changed = false;
+        for i in 0..n {
+            if !stuck[i] {
+                continue;
+            }
+            let w = &waiting[i];
+            let ok = if w.kind == LockKind::Semaphore {
+                let held: usize = (0..n)
+                    .filter(|&j| stuck[j])
+                    .map(|j| {
+                        waiting[j]
+                            .held
+                            .iter()
+                            .filter(|h| h.inst == w.ids.inst)
+                            .count()
+                    })
+                    .sum();
+                held >= w.capacity
+            } else {
+                (0..n).any(|j| stuck[j] && j != i && waiting[j].held.iter().any(|h| blocks(w, h)))
+            };
+            if !ok {
+                stuck[i] = false;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    if !stuck[new] {
+        return None;
+    }
+    // Follow "waits for a lock held by" from the new waiter until a thread repeats.
+    let mut path = vec![new];
+    loop {
+        let i = *path.last().expect("non-empty");
+        let w = &waiting[i];
+        let next = (0..n).find(|&j| {
+            stuck[j]
+                && j != i
+                && waiting[j].held.iter().any(|h| {
+                    h.inst == w.ids.inst && (blocks(w, h) || w.kind == LockKind::Semaphore)
+                })
+        })?;
+        if let Some(pos) = path.iter().position(|&p| p == next) {
+            let cycle = &path[pos..];
+            return Some(edges_of(waiting, cycle));
+        }
+        path.push(next);
+    }
+}
+
+fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
+    let k = cycle.len();
+    (0..k)
+        .map(|i| {
+            let w = &waiting[cycle[i]];
+            let prev = &waiting[cycle[(i + k - 1) % k]];
+            let h = w
+                .held
+                .iter()
+                .find(|h| h.inst == prev.ids.inst)
+                .copied()
+                .unwrap_or(Held {
+                    inst: prev.ids.inst,
+                    class: prev.ids.class,
+                    mode: Mode::Exclusive,
+                    site: prev.site,
+                    since: None,
+                    source: false,
+                });
+            EdgeInfo {
+                thread: w.name.clone(),
+                thread_id: w.thread,
+                held: LockRef::new(h.inst, h.class),
+                held_mode: h.mode,
+                held_site: h.site.to_string(),
+                acquired: LockRef::new(w.ids.inst, w.ids.class),
+                mode: w.mode,
+                site: w.site.to_string(),
+                other_held: w
+                    .held
+                    .iter()
+                    .filter(|x| x.inst != h.inst)
+                    .map(|x| LockRef::new(x.inst, x.class))
+                    .collect(),
+                backtrace: None,
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-class timeout policies.
+
+static POLICY: PlMutex<Option<Policy>> = PlMutex::new(None);
+
+#[derive(Default)]
+struct Policy {
+    by_key: HashMap<String, Duration>,
+    resolved: HashMap<u32, Option<Duration>>,
+}
+
+/// Sets the longest a blocking acquisition of `class` (a lock name or `file:line:col`) may wait.
+pub(crate) fn set_wait_timeout(class: &str, timeout: Option<Duration>) {
+    let mut p = POLICY.lock();
+    let p = p.get_or_insert_with(Policy::default);
+    match timeout {
+        Some(t) => p.by_key.insert(class.to_owned(), t),
+        None => p.by_key.remove(class),
+    };
+    p.resolved.clear();
+}
+
+/// The wait timeout of a class, if a policy sets one.
+pub(crate) fn wait_timeout(class: u32) -> Option<Duration> {
+    let mut guard = POLICY.lock();
+    let p = guard.as_mut()?;
+    if p.by_key.is_empty() {
+        return None;
+    }
+    if let Some(t) = p.resolved.get(&class) {
+        return *t;
+    }
+    let t = p.by_key.get(&class_info(class).key).copied();
+    p.resolved.insert(class, t);
+    t
+}
+
+/// Loads `[wait_timeout]` entries (`"class" = "50ms"`) from a TOML policy file, as written by
+/// `lockcheck analyze --timeouts-toml`.
+pub(crate) fn load_policy_file(path: &std::path::Path) -> Result<usize, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    let Some(entries) = table.get("wait_timeout") else {
+        return Ok(0);
+    };
+    let entries = entries
+        .as_table()
+        .ok_or("`wait_timeout` must be a table of class = duration")?;
+    let mut n = 0;
+    for (class, v) in entries {
+        let d = match v {
+            toml::Value::String(s) => parse_duration(s),
+            toml::Value::Integer(ms) if *ms >= 0 => Some(Duration::from_millis(*ms as u64)),
+            _ => None,
+        }
+        .ok_or_else(|| format!("wait_timeout.{class:?}: expected a duration like \"50ms\""))?;
+        set_wait_timeout(class, Some(d));
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// A timed-out wait under a policy: report (kind `wait-timeout`), then act.
+pub(crate) fn timed_out(s: &ThreadState, w: &WaitFor, limit: Duration) {
+    let thread = s.id();
+    let holders = holders_of(w.ids.inst, thread);
+    let v = as_busy(|_| {
+        let lock = LockRef::new(w.ids.inst, w.ids.class);
+        let mut edges = vec![EdgeInfo {
+            thread: thread_name(thread),
+            thread_id: thread,
+            held: lock.clone(),
+            held_mode: w.mode,
+            held_site: String::new(),
+            acquired: lock,
+            mode: w.mode,
+            site: w.site.to_string(),
+            other_held: Vec::new(),
+            backtrace: crate::config::backtraces().then(backtrace::Backtrace::new_unresolved),
+        }];
+        edges.extend(holders);
+        publish(Violation {
+            kind: ViolationKind::WaitTimeout { limit },
+            edges,
+            message: String::new(),
+        })
+    });
+    if let Some(v) = v {
+        if action() == Action::Panic && !std::thread::panicking() {
+            let first = v
+                .message
+                .lines()
+                .next()
+                .unwrap_or("lockcheck: wait timeout")
+                .to_owned();
+            std::panic::panic_any(format!("{first}, at {}", w.site));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Published held locks and the watchdog.
+
+static WAIT_WARN_NS: AtomicU64 = AtomicU64::new(0);
+static HOLD_WARN_NS: AtomicU64 = AtomicU64::new(0);
+
+/// A thread's held locks, visible to the watchdog.
+pub(crate) struct Published {
+    thread: u64,
+    name: String,
+    pub(crate) held: PlMutex<Vec<Held>>,
+}
+
+static PUBLISHED: PlMutex<Vec<Weak<Published>>> = PlMutex::new(Vec::new());
+
+/// This thread's published list (created on first use).
+pub(crate) fn published(s: &ThreadState) -> Option<Arc<Published>> {
+    let mut slot = s.published.try_borrow_mut().ok()?;
+    if slot.is_none() {
+        let id = s.id();
+        let p = Arc::new(Published {
+            thread: id,
+            name: thread_name(id),
+            held: PlMutex::new(Vec::new()),
+        });
+        PUBLISHED.lock().push(Arc::downgrade(&p));
+        *slot = Some(p);
+    }
+    slot.clone()
+}
+
+/// Holders of a lock known to lockcheck (waiting threads and, with the watchdog on, every thread),
+/// as report edges: `held` is the lock, `site` where they took it.
+fn holders_of(inst: u64, except: u64) -> Vec<EdgeInfo> {
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    let mut push = |thread: u64, name: &str, h: &Held| {
+        if thread == except || seen.contains(&thread) {
+            return;
+        }
+        seen.push(thread);
+        let lock = LockRef::new(h.inst, h.class);
+        out.push(EdgeInfo {
+            thread: name.to_owned(),
+            thread_id: thread,
+            held: lock.clone(),
+            held_mode: h.mode,
+            held_site: h.site.to_string(),
+            acquired: lock,
+            mode: h.mode,
+            site: h.site.to_string(),
+            other_held: Vec::new(),
+            backtrace: None,
+        });
+    };
+    for p in PUBLISHED.lock().iter().filter_map(Weak::upgrade) {
+        for h in p.held.lock().iter().filter(|h| h.inst == inst) {
+            push(p.thread, &p.name, h);
+        }
+    }
+    for w in WAITING.lock().iter() {
+        for h in w.held.iter().filter(|h| h.inst == inst) {
+            push(w.thread, &w.name, h);
+        }
+    }
+    out
+}
+
+fn start_watchdog() {
+    let _ = std::thread::Builder::new()
+        .name("lockcheck-watchdog".into())
+        .spawn(|| {
+            let _ = STATE.try_with(|s| s.busy.set(true));
+            let mut warned_holds: Vec<(u64, u64, Instant)> = Vec::new();
+            loop {
+                let wait = WAIT_WARN_NS.load(Ordering::Relaxed);
+                let hold = HOLD_WARN_NS.load(Ordering::Relaxed);
+                let shortest = [wait, hold]
+                    .into_iter()
+                    .filter(|&d| d > 0)
+                    .min()
+                    .unwrap_or(100_000_000);
+                std::thread::sleep(Duration::from_nanos(
+                    (shortest / 4).clamp(1_000_000, 100_000_000),
+                ));
+                if wait > 0 {
+                    check_waits(Duration::from_nanos(wait));
+                }
+                if hold > 0 {
+                    check_holds(Duration::from_nanos(hold), &mut warned_holds);
+                }
+            }
+        });
+}
+
+fn check_waits(limit: Duration) {
+    let long: Vec<(u64, String, Ids, Mode, &'static Location<'static>, Duration)> = {
+        let mut waiting = WAITING.lock();
+        waiting
+            .iter_mut()
+            .filter(|w| !w.warned && w.since.elapsed() > limit)
+            .map(|w| {
+                w.warned = true;
+                (
+                    w.thread,
+                    w.name.clone(),
+                    w.ids,
+                    w.mode,
+                    w.site,
+                    w.since.elapsed(),
+                )
+            })
+            .collect()
+    };
+    for (thread, name, ids, mode, site, waited) in long {
+        let lock = LockRef::new(ids.inst, ids.class);
+        let mut edges = vec![EdgeInfo {
+            thread: name,
+            thread_id: thread,
+            held: lock.clone(),
+            held_mode: mode,
+            held_site: String::new(),
+            acquired: lock,
+            mode,
+            site: site.to_string(),
+            other_held: Vec::new(),
+            backtrace: None,
+        }];
+        edges.extend(holders_of(ids.inst, thread));
+        publish(Violation {
+            kind: ViolationKind::LongWait { waited, limit },
+            edges,
+            message: String::new(),
+        });
+    }
+}
+
+fn check_holds(limit: Duration, warned: &mut Vec<(u64, u64, Instant)>) {
+    let mut long = Vec::new();
+    let live: Vec<Arc<Published>> = {
+        let mut list = PUBLISHED.lock();
+        list.retain(|w| w.strong_count() > 0);
+        list.iter().filter_map(Weak::upgrade).collect()
+    };
+    let mut still = Vec::new();
+    for p in &live {
+        for h in p.held.lock().iter() {
+            let Some(since) = h.since else { continue };
+            let key = (p.thread, h.inst, since);
+            if since.elapsed() > limit {
+                still.push(key);
+                if !warned.contains(&key) {
+                    long.push((p.thread, p.name.clone(), *h, since.elapsed()));
+                }
+            }
+        }
+    }
+    *warned = still;
+    for (thread, name, h, held_for) in long {
+        let lock = LockRef::new(h.inst, h.class);
+        let mut edges = vec![EdgeInfo {
+            thread: name,
+            thread_id: thread,
+            held: lock.clone(),
+            held_mode: h.mode,
+            held_site: h.site.to_string(),
+            acquired: lock,
+            mode: h.mode,
+            site: h.site.to_string(),
+            other_held: Vec::new(),
+            backtrace: None,
+        }];
+        // Who is waiting for it.
+        for w in WAITING.lock().iter().filter(|w| w.ids.inst == h.inst) {
+            edges.push(EdgeInfo {
+                thread: w.name.clone(),
+                thread_id: w.thread,
+                held: LockRef::new(h.inst, h.class),
+                held_mode: w.mode,
+                held_site: String::new(),
+                acquired: LockRef::new(w.ids.inst, w.ids.class),
+                mode: w.mode,
+                site: w.site.to_string(),
+                other_held: Vec::new(),
+                backtrace: None,
+            });
+        }
+        publish(Violation {
+            kind: ViolationKind::LongHold { held_for, limit },
+            edges,
+            message: String::new(),
+        });
+    }
+}
+
+/// Sets the wait duration after which the watchdog reports (None: off).
+pub(crate) fn set_wait_warn(d: Option<Duration>) {
+    WAIT_WARN_NS.store(
+        d.map_or(0, |d| d.as_nanos().max(1) as u64),
+        Ordering::Relaxed,
+    );
+    if d.is_some() {
+        enable(WATCH);
+    }
+}
+
+/// Sets the hold duration after which the watchdog reports (None: off).
+pub(crate) fn set_hold_warn(d: Option<Duration>) {
+    HOLD_WARN_NS.store(
+        d.map_or(0, |d| d.as_nanos().max(1) as u64),
+        Ordering::Relaxed,
+    );
+    if d.is_some() {
+        enable(WATCH);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics.
+
+/// A thread's statistics, by class number.
+pub(crate) struct ThreadStats {
+    pub(crate) classes: PlMutex<Vec<ClassStats>>,
+}
+
+static STATS_REG: PlMutex<Vec<Arc<ThreadStats>>> = PlMutex::new(Vec::new());
+
+pub(crate) fn enable_stats() {
+    enable(STATS);
+}
+
+/// This thread's statistics table (created on first use).
+pub(crate) fn thread_stats(s: &ThreadState) -> Option<Arc<ThreadStats>> {
+    let mut slot = s.stats.try_borrow_mut().ok()?;
+    if slot.is_none() {
+        let t = Arc::new(ThreadStats {
+            classes: PlMutex::new(Vec::new()),
+        });
+        STATS_REG.lock().push(Arc::clone(&t));
+        *slot = Some(t);
+    }
+    slot.clone()
+}
+
+pub(crate) fn count_acquire(st: &ThreadStats, class: u32, wait_ns: u64) {
+    let mut v = st.classes.lock();
+    let i = class as usize;
+    if v.len() <= i {
+        v.resize(i + 1, ClassStats::default());
+    }
+    let c = &mut v[i];
+    c.acquisitions += 1;
+    if wait_ns > 0 {
+        c.contended += 1;
+        c.wait_total_ns += wait_ns;
+        c.wait_max_ns = c.wait_max_ns.max(wait_ns);
+    }
+}
+
+pub(crate) fn count_release(st: &ThreadStats, class: u32, hold_ns: u64) {
+    let mut v = st.classes.lock();
+    if let Some(c) = v.get_mut(class as usize) {
+        c.hold_total_ns += hold_ns;
+        c.hold_max_ns = c.hold_max_ns.max(hold_ns);
+    }
+}
+
+/// Sums every thread's statistics, by class number.
+pub(crate) fn collect_stats() -> Vec<(u32, ClassStats)> {
+    let mut total: Vec<ClassStats> = Vec::new();
+    for t in STATS_REG.lock().iter() {
+        for (i, c) in t.classes.lock().iter().enumerate() {
+            if total.len() <= i {
+                total.resize(i + 1, ClassStats::default());
+            }
+            let s = &mut total[i];
+            s.acquisitions += c.acquisitions;
+            s.contended += c.contended;
+            s.wait_total_ns += c.wait_total_ns;
+            s.wait_max_ns = s.wait_max_ns.max(c.wait_max_ns);
+            s.hold_total_ns += c.hold_total_ns;
+            s.hold_max_ns = s.hold_max_ns.max(c.hold_max_ns);
+        }
+    }
+    total
+        .into_iter()
+        .enumerate()
+        .filter(|(_, s)| s.acquisitions > 0)
+        .map(|(i, s)| (i as u32, s))
+        .collect()
+}

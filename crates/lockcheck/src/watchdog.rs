@@ -1,0 +1,44 @@
+//! Real deadlocks, long waits and timeout policies.
+//!
+//! - **Deadlocks** need no set-up: when a thread is about to block (its fast try failed), lockcheck
+//!   records what it waits for and what it holds; if that closes a cycle of waiting threads (over
+//!   any mix of mutexes, rwlocks and semaphores, where a semaphore counts only when every permit is
+//!   held inside the cycle), it reports a `deadlock` naming every thread, the lock it holds and the
+//!   lock it waits for. Under `LOCKCHECK=panic` the thread that closed the cycle panics, which
+//!   unwinds its guards and lets the others go on: the program fails instead of hanging.
+//! - **Watchdog**: `LOCKCHECK_WAIT_WARN=500ms` (or [`set_wait_warn`]) reports a thread that has
+//!   waited longer, with who holds the lock and where they took it; `LOCKCHECK_HOLD_WARN=1s` (or
+//!   [`set_hold_warn`]) reports a lock held longer. A background thread checks; with the watchdog
+//!   on, each acquisition also publishes the held lock (a per-thread, uncontended mutex).
+//!   Watchdog reports never panic: a slow holder is not a bug by itself.
+//! - **Timeout policies**: [`set_wait_timeout`] (or a `LOCKCHECK_POLICY=lockcheck.toml` file with a
+//!   `[wait_timeout]` table of `"class" = "50ms"`, as `lockcheck analyze --timeouts-toml` writes)
+//!   bounds how long a blocking `lock()` of a class may wait: past it, a `wait-timeout` report
+//!   (a panic under `LOCKCHECK=panic`; under `warn` the wait goes on). Suggested timeouts are
+//!   derived from measured waits (see `docs/analyze.md`); one that is too tight fires on a slow or
+//!   loaded machine in normal operation, so keep a wide margin (lockcheck's suggestions use at
+//!   least ten times the 99th percentile wait and twice the longest wait seen).
+
+use std::path::Path;
+use std::time::Duration;
+
+/// Reports threads that wait longer than `limit` for a lock (`None`: off).
+pub fn set_wait_warn(limit: Option<Duration>) {
+    crate::checked::watch::set_wait_warn(limit);
+}
+
+/// Reports locks held longer than `limit` (`None`: off).
+pub fn set_hold_warn(limit: Option<Duration>) {
+    crate::checked::watch::set_hold_warn(limit);
+}
+
+/// Bounds the wait of blocking acquisitions of `class` (a lock name, or `file:line:col` of its
+/// construction site) to `limit`; `None` removes the bound.
+pub fn set_wait_timeout(class: &str, limit: Option<Duration>) {
+    crate::checked::watch::set_wait_timeout(class, limit);
+}
+
+/// Loads the `[wait_timeout]` table of a TOML policy file; returns how many classes it set.
+pub fn load_policy_file(path: impl AsRef<Path>) -> Result<usize, String> {
+    crate::checked::watch::load_policy_file(path.as_ref())
+}

@@ -1,0 +1,131 @@
+//! The watchdog (long waits and holds), per-class timeout policies and statistics.
+
+mod support;
+
+use lockcheck::{Mutex, ViolationKind};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+use support::{found, watchdog};
+
+/// Holds `m` for `hold`, while another thread locks it; returns the other thread's result.
+fn contend(m: Arc<Mutex<()>>, hold: Duration) -> Result<(), String> {
+    let (tx, rx) = mpsc::channel();
+    let m2 = m.clone();
+    let holder = std::thread::spawn(move || {
+        let _g = m2.lock();
+        tx.send(()).unwrap();
+        std::thread::sleep(hold);
+    });
+    rx.recv().unwrap();
+    let r = watchdog(20, move || {
+        let _g = m.lock();
+    });
+    holder.join().unwrap();
+    r
+}
+
+#[test]
+fn the_watchdog_reports_a_long_wait_and_not_a_short_one() {
+    lockcheck::watchdog::set_wait_warn(Some(Duration::from_millis(100)));
+    contend(
+        Arc::new(Mutex::named("wd.long", ())),
+        Duration::from_millis(600),
+    )
+    .unwrap();
+    contend(
+        Arc::new(Mutex::named("wd.short", ())),
+        Duration::from_millis(5),
+    )
+    .unwrap();
+    let long: Vec<_> = found("wd.long")
+        .into_iter()
+        .filter(|v| matches!(v.kind, ViolationKind::LongWait { .. }))
+        .collect();
+    assert_eq!(long.len(), 1, "{long:#?}");
+    let msg = &long[0].message;
+    assert!(msg.starts_with("lockcheck: long wait"), "{msg}");
+    assert!(msg.contains("held by thread"), "names the holder: {msg}");
+    assert!(
+        long[0].edges.len() >= 2 && long[0].edges[1].held_site.starts_with("tests/watchdog.rs:"),
+        "{msg}"
+    );
+    assert!(found("wd.short").is_empty());
+}
+
+#[test]
+fn the_watchdog_reports_a_long_hold() {
+    lockcheck::watchdog::set_hold_warn(Some(Duration::from_millis(150)));
+    {
+        let m = Mutex::named("wd.hold", ());
+        let _g = m.lock();
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    let v: Vec<_> = found("wd.hold")
+        .into_iter()
+        .filter(|v| matches!(v.kind, ViolationKind::LongHold { .. }))
+        .collect();
+    assert_eq!(v.len(), 1, "reported once while held: {v:#?}");
+    assert!(v[0].message.contains("long hold"));
+}
+
+#[test]
+fn a_per_class_timeout_fires() {
+    lockcheck::watchdog::set_wait_timeout("to.m", Some(Duration::from_millis(50)));
+    let r = contend(
+        Arc::new(Mutex::named("to.m", ())),
+        Duration::from_millis(800),
+    );
+    let msg = r.expect_err("the waiter panics at the timeout");
+    assert!(msg.contains("wait timeout"), "{msg}");
+    let v: Vec<_> = found("to.m")
+        .into_iter()
+        .filter(|v| matches!(v.kind, ViolationKind::WaitTimeout { .. }))
+        .collect();
+    assert_eq!(v.len(), 1);
+    // Another class is not bounded.
+    contend(
+        Arc::new(Mutex::named("to.other", ())),
+        Duration::from_millis(200),
+    )
+    .unwrap();
+    assert!(found("to.other").is_empty());
+}
+
+#[test]
+fn a_policy_file_sets_timeouts() {
+    let path = std::env::temp_dir().join(format!("lockcheck-policy-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[wait_timeout]\n\"pf.m\" = \"40ms\"\n\"pf.n\" = 2000\n",
+    )
+    .unwrap();
+    assert_eq!(lockcheck::watchdog::load_policy_file(&path).unwrap(), 2);
+    let r = contend(
+        Arc::new(Mutex::named("pf.m", ())),
+        Duration::from_millis(600),
+    );
+    assert!(r.unwrap_err().contains("wait timeout"));
+    std::fs::write(&path, "[wait_timeout]\n\"pf.x\" = \"soon\"\n").unwrap();
+    assert!(lockcheck::watchdog::load_policy_file(&path)
+        .unwrap_err()
+        .contains("pf.x"));
+}
+
+#[test]
+fn statistics_count_acquisitions_and_contention() {
+    lockcheck::stats::enable();
+    let m = Arc::new(Mutex::named("st.m", ()));
+    for _ in 0..10 {
+        drop(m.lock());
+    }
+    contend(m.clone(), Duration::from_millis(50)).unwrap();
+    let s = lockcheck::stats()
+        .into_iter()
+        .find(|s| s.class == "st.m")
+        .expect("class counted");
+    assert_eq!(s.stats.acquisitions, 12);
+    assert!(s.stats.contended >= 1);
+    assert!(s.stats.wait_max_ns >= 10_000_000, "{s:?}");
+    assert!(s.stats.hold_max_ns >= 40_000_000, "{s:?}");
+}
