@@ -204,8 +204,17 @@ mod tests {
         assert!(m.events() >= 200_000);
         // Random instances of 64 classes make a dense graph: bound the search, short cycles are
         // found first.
-        let limits = crate::cycles::SearchLimits { max_steps: 200_000, ..Default::default() };
-        let r = crate::analyze_model(&m, &crate::Options { limits, ..Default::default() });
+        let limits = crate::cycles::SearchLimits {
+            max_steps: 200_000,
+            ..Default::default()
+        };
+        let r = crate::analyze_model(
+            &m,
+            &crate::Options {
+                limits,
+                ..Default::default()
+            },
+        );
         assert!(!r.violations.is_empty());
         assert!(r.violations.iter().any(|v| v.locks.len() == 2));
     }
