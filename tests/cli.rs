@@ -395,7 +395,7 @@ fn the_input_format_can_be_forced() {
     std::fs::create_dir_all(&dir).unwrap();
     let copy = dir.join("bensalem.trace");
     std::fs::copy(corpus("std", "Bensalem.std"), &copy).unwrap();
-    let run = analyze_json(&[copy.clone()], &["--input-format", "std"]);
+    let run = analyze_json(std::slice::from_ref(&copy), &["--input-format", "std"]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     // Read as JSON (the default for unknown extensions) it is malformed.
     let run = analyze_json(&[copy], &[]);
