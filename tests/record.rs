@@ -58,7 +58,7 @@ fn recorded_inversion_is_found_by_the_analyzer() {
             .contains(&std::process::id().to_string()),
         "{written:?}"
     );
-    let report = lockcheck_analyze::analyze(&[written.clone()], &Default::default()).unwrap();
+    let report = lockcheck_analyze::analyze(std::slice::from_ref(&written), &Default::default()).unwrap();
     assert_eq!(report.violations.len(), 1, "{report:#?}");
     let v = &report.violations[0];
     let mut classes: Vec<&str> = v.locks.iter().map(|l| l.class.as_str()).collect();
@@ -145,7 +145,7 @@ fn a_killed_process_leaves_an_analyzable_trace() {
         allow_truncated: true,
         ..Default::default()
     };
-    let report = lockcheck_analyze::analyze(&[path.clone()], &opts).unwrap();
+    let report = lockcheck_analyze::analyze(std::slice::from_ref(&path), &opts).unwrap();
     assert_eq!(
         report.violations.len(),
         1,

@@ -208,8 +208,9 @@ pub struct Scope<'scope, 'env> {
 }
 
 /// The children of live scopes, by scope address, for the implicit join at the scope's end.
-static SCOPES: parking_lot::Mutex<Vec<(usize, Vec<(u64, Arc<End>)>)>> =
-    parking_lot::Mutex::new(Vec::new());
+/// The children (number, end) of one live scope, by scope address.
+type ScopeChildren = (usize, Vec<(u64, Arc<End>)>);
+static SCOPES: parking_lot::Mutex<Vec<ScopeChildren>> = parking_lot::Mutex::new(Vec::new());
 
 impl<'scope, 'env> Scope<'scope, 'env> {
     fn key(&self) -> usize {
