@@ -348,6 +348,9 @@ fn self_conflict(kind: LockKind, req: Mode, held: Mode) -> Option<ViolationKind>
             (Exclusive, _) | (_, Exclusive) => Some(ViolationKind::SelfDeadlock),
             (Upgradable, Upgradable) => Some(ViolationKind::SelfDeadlock),
             (SharedRecursive, _) => None,
+            // An upgradable holder keeps writers from taking the writer bit, so a queued writer
+            // does not block new readers (parking_lot's protocol): no hazard.
+            (Shared, Upgradable) => None,
             (Shared | Upgradable, _) => Some(ViolationKind::RecursiveRead),
             (Permit, _) => None,
         },
