@@ -30,6 +30,16 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("analyze");
     g.sample_size(10);
     g.throughput(Throughput::Elements(evs.len() as u64));
+    g.bench_function("replay_only", |b| {
+        b.iter(|| {
+            let mut mb = ModelBuilder::new();
+            mb.begin_trace("synth");
+            for e in &evs {
+                mb.event(e);
+            }
+            mb.finish()
+        })
+    });
     g.bench_function("events", |b| {
         b.iter(|| {
             let mut mb = ModelBuilder::new();
