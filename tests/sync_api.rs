@@ -92,13 +92,17 @@ fn condvar_wait_while_and_timeout() {
         let (m, cv) = &*pair;
         let g = cv.wait_while(m.lock().unwrap(), |n| *n < 5).unwrap();
         assert_eq!(*g, 5);
+        drop(g);
+        // The notifier may still send its last notification: wait for it to finish so that
+        // nothing can wake the timed waits below.
+        t.join().unwrap();
+        let g = m.lock().unwrap();
         let (g, r) = cv.wait_timeout(g, Duration::from_millis(10)).unwrap();
         assert!(r.timed_out());
         let (_g, r) = cv
             .wait_timeout_while(g, Duration::from_millis(10), |n| *n < 100)
             .unwrap();
         assert!(r.timed_out());
-        t.join().unwrap();
     })
     .unwrap();
 }
