@@ -100,6 +100,14 @@ impl<K: Copy + Eq + Hash> Level<K> {
         self.key_of[n as usize] = None;
     }
 
+    /// Whether the edge between these keys exists.
+    fn has_edge(&self, a: K, b: K) -> bool {
+        match (self.node_of.get(&a), self.node_of.get(&b)) {
+            (Some(&x), Some(&y)) => self.edges.contains_key(&(x, y)),
+            _ => false,
+        }
+    }
+
     /// Adds `dep` as a variant of `a -> b`. Returns whether it is new (worth a cycle search).
     fn add(&mut self, a: NodeId, b: NodeId, dep: &Arc<DepRecord>) -> bool {
         let variants = self.edges.entry((a, b)).or_default();
@@ -175,7 +183,19 @@ pub(crate) fn add_dependency(req: Request<'_>) -> Option<Violation> {
     if held.is_empty() {
         return None;
     }
-    let backtrace = crate::config::backtraces().then(Backtrace::new_unresolved);
+    // Backtraces are what a new edge costs: capture one only if some edge of this dependency,
+    // at either level, has never been seen (checked under the lock, captured outside it).
+    let new_edge = crate::config::backtraces()
+        && with_graph(|g| {
+            held.iter().any(|h| !g.inst.has_edge(h.inst, req.inst))
+                || (req.class != NO_CLASS
+                    && held.iter().any(|h| {
+                        h.class != req.class
+                            && h.class != NO_CLASS
+                            && !g.class.has_edge(h.class, req.class)
+                    }))
+        });
+    let backtrace = new_edge.then(Backtrace::new_unresolved);
     let rec = Arc::new(DepRecord {
         dep: Dependency {
             thread: req.thread,
