@@ -347,3 +347,109 @@ mod tests {
         assert_eq!(constant_name("7"), "LOCK_7");
     }
 }
+
+/// Checks every observed nested acquisition against a declared hierarchy (class key -> level,
+/// from `lockcheck.toml`): acquiring a class of level `a` while holding a class of level
+/// `h >= a` is a `hierarchy-violation`, one finding per (held class, acquired class, acquisition
+/// site). `try_*` acquisitions are exempt (they cannot wait, so they cannot deadlock); timed ones
+/// are not. Classes without a declared level, and two locks of one class nested, are not judged.
+/// Also returns a warning per declared class that the traces never mention (a typo, or code
+/// that did not run).
+pub fn check_declared(
+    model: &Model,
+    declared: &std::collections::BTreeMap<String, i64>,
+) -> (Vec<crate::report::Violation>, Vec<String>) {
+    use crate::report::{dependency_edge, fnv, LockRef, Violation};
+    let mut warnings = Vec::new();
+    if declared.is_empty() {
+        return (Vec::new(), warnings);
+    }
+    let level_of: Vec<Option<i64>> = model
+        .classes
+        .iter()
+        .map(|c| declared.get(&c.key).copied())
+        .collect();
+    for key in declared.keys() {
+        if !model.classes.iter().any(|c| &c.key == key) {
+            warnings.push(format!(
+                "[hierarchy] declares class `{key}`, which no trace mentions"
+            ));
+        }
+    }
+    // (held class, acquired class, site) -> (first dependency, held lock, site index, count)
+    type Key = (ClassId, ClassId, Option<String>);
+    let mut found: std::collections::BTreeMap<Key, (u32, crate::model::LockId, usize, u64)> =
+        std::collections::BTreeMap::new();
+    for (d, rec) in model.deps.iter().enumerate() {
+        if rec.dep.how == How::Try {
+            continue;
+        }
+        let to = model.locks[rec.dep.lock as usize].class;
+        let Some(la) = level_of[to as usize] else {
+            continue;
+        };
+        for &(h, _) in &rec.dep.held {
+            let from = model.locks[h as usize].class;
+            if from == to {
+                continue;
+            }
+            let Some(lh) = level_of[from as usize] else {
+                continue;
+            };
+            if la > lh {
+                continue;
+            }
+            let n = rec.sites.len().max(1);
+            for which in 0..n {
+                let site = rec
+                    .sites
+                    .get(which)
+                    .and_then(|s| s.site)
+                    .map(|s| model.site_loc(s).to_string());
+                let e = found
+                    .entry((from, to, site))
+                    .or_insert((d as u32, h, which, 0));
+                e.3 += rec.count;
+            }
+        }
+    }
+    let lock_ref = |c: ClassId| {
+        let class = &model.classes[c as usize];
+        LockRef {
+            name: class.key.clone(),
+            class: class.key.clone(),
+            kind: format!("{:?}", class.kind).to_lowercase(),
+        }
+    };
+    let violations = found
+        .into_iter()
+        .map(|((from, to, site), (d, h, which, count))| {
+            let locks = vec![lock_ref(from), lock_ref(to)];
+            let id = fnv(&[
+                "hierarchy-violation".to_string(),
+                locks[0].class.clone(),
+                locks[1].class.clone(),
+                "|".to_string(),
+                site.clone().unwrap_or_default(),
+            ]);
+            let mut edge = dependency_edge(model, d, Some(h), which);
+            edge.count = count;
+            Violation {
+                id,
+                kind: "hierarchy-violation".into(),
+                rule: crate::rules::HIERARCHY_VIOLATION.into(),
+                level: "class".into(),
+                declared_levels: Some(vec![
+                    level_of[from as usize].unwrap_or_default(),
+                    level_of[to as usize].unwrap_or_default(),
+                ]),
+                locks,
+                edges: vec![edge],
+                class_cycle: None,
+                combinations: count,
+                baselined: false,
+            }
+        })
+        .collect();
+    (violations, warnings)
+}

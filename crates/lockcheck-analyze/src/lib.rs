@@ -16,6 +16,9 @@
 //! - [`timeouts`]: wait/hold distributions and suggested timeouts.
 //! - [`report`]: the report's JSON schema and its text renderer.
 //! - [`synth`]: synthetic traces for benchmarks.
+//! - [`config`]: `lockcheck.toml` (suppressions, declared hierarchy); [`baseline`]: accepted
+//!   findings by id; [`rules`]: what each finding, filter and flag means.
+//! - [`sarif`], [`graph`] (DOT and SVG of the lock-order graph), [`html`]: other output formats.
 //!
 //! ```
 //! use lockcheck_analyze::{analyze_model, model::ModelBuilder, Options};
@@ -38,12 +41,18 @@
 //! ```
 #![warn(missing_docs, rust_2018_idioms)]
 
+pub mod baseline;
+pub mod config;
 pub mod cycles;
+pub mod graph;
 pub mod hierarchy;
 pub mod hist;
+pub mod html;
 pub mod model;
 pub mod read;
 pub mod report;
+pub mod rules;
+pub mod sarif;
 pub mod synth;
 pub mod timeouts;
 
@@ -77,6 +86,40 @@ pub struct Options {
     pub input_format: Option<InputFormat>,
     /// Accept traces whose last event is cut (a process killed mid-write).
     pub allow_truncated: bool,
+    /// Suppressions and the declared hierarchy (`lockcheck.toml`).
+    pub config: config::Config,
+    /// Accepted findings: violations with these ids are reported but do not fail.
+    pub baseline: Option<baseline::Baseline>,
+}
+
+/// What [`analyze_with`] is doing, for a progress display.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// About to read a trace file: its index, the number of files, bytes of the files before it,
+    /// bytes of all files.
+    Reading {
+        /// The file.
+        file: &'a std::path::Path,
+        /// Its index.
+        index: usize,
+        /// How many files.
+        files: usize,
+        /// Bytes of the files already read.
+        bytes_done: u64,
+        /// Bytes of all files.
+        bytes_total: u64,
+    },
+    /// Every trace is read; the cycle search and the rest run now.
+    Analyzing,
+}
+
+/// A report and the lock-order graph it was found on.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The report.
+    pub report: Report,
+    /// The lock-order graph (for `--format dot` and `html`).
+    pub graph: graph::OrderGraph,
 }
 
 /// Formats a position for messages: `line 3, column 7` or `byte 120`.
@@ -90,6 +133,15 @@ pub fn fmt_position(p: &Position) -> String {
 /// Reads and analyzes the traces named by `inputs` (files, or directories of trace files).
 /// Fails on the first unreadable or malformed input.
 pub fn analyze(inputs: &[PathBuf], opts: &Options) -> Result<Report, ReadError> {
+    analyze_with(inputs, opts, &mut |_| {}).map(|a| a.report)
+}
+
+/// [`analyze`], telling `progress` what it does, and returning the lock-order graph too.
+pub fn analyze_with(
+    inputs: &[PathBuf],
+    opts: &Options,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Analysis, ReadError> {
     let files = expand_inputs(inputs)?;
     if files.is_empty() {
         return Err(ReadError {
@@ -101,8 +153,21 @@ pub fn analyze(inputs: &[PathBuf], opts: &Options) -> Result<Report, ReadError> 
             message: "no trace files found".into(),
         });
     }
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .collect();
+    let bytes_total = sizes.iter().sum();
+    let mut bytes_done = 0;
     let mut b = ModelBuilder::new();
-    for f in &files {
+    for (index, f) in files.iter().enumerate() {
+        progress(Progress::Reading {
+            file: f,
+            index,
+            files: files.len(),
+            bytes_done,
+            bytes_total,
+        });
         let mut reader =
             TraceReader::open(f, opts.input_format)?.allow_truncated(opts.allow_truncated);
         b.begin_trace(reader.name());
@@ -116,11 +181,18 @@ pub fn analyze(inputs: &[PathBuf], opts: &Options) -> Result<Report, ReadError> 
             b.add_bytes(meta.len());
         }
         b.end_trace();
+        bytes_done += sizes[index];
     }
+    progress(Progress::Analyzing);
     let model = b.finish();
     let report = analyze_model(&model, opts);
+    let level = match opts.levels {
+        Levels::Instance => GraphLevel::Instance,
+        _ => GraphLevel::Class,
+    };
+    let graph = graph::OrderGraph::build(&model, level, &report);
     report_rss();
-    Ok(report)
+    Ok(Analysis { report, graph })
 }
 
 /// With `LOCKCHECK_REPORT_RSS` set, prints the peak resident set size (VmHWM) to stderr.
@@ -183,10 +255,22 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         .map(|(i, c)| (class_set(model, c), i))
         .collect();
     let inst_sets: HashSet<Vec<ClassId>> = inst.iter().map(|c| class_set(model, c)).collect();
+    // The ids hash the sites of every dependency on a cycle's edges: see `violation_on_edges`.
+    let has_violation = |v: &[Candidate]| v.iter().any(|c| c.filter.is_none());
+    let inst_edges = if has_violation(&inst) {
+        cycles::edges(model, GraphLevel::Instance)
+    } else {
+        HashMap::new()
+    };
+    let class_edges = if has_violation(&class) {
+        cycles::edges(model, GraphLevel::Class)
+    } else {
+        HashMap::new()
+    };
     let mut violations: Vec<report::Violation> = inst
         .iter()
         .filter(|c| c.filter.is_none())
-        .map(|c| report::violation(model, c))
+        .map(|c| report::violation_on_edges(model, c, &inst_edges))
         .collect();
     let mut filtered: Vec<report::Filtered> = inst
         .iter()
@@ -205,7 +289,7 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
                             .collect(),
                     );
                 }
-                None => violations.push(report::violation(model, c)),
+                None => violations.push(report::violation_on_edges(model, c, &class_edges)),
             },
             Some(_) => {
                 if !inst_sets.contains(&set) {
@@ -230,6 +314,31 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
             violating.insert((cls[i], cls[(i + 1) % cls.len()]));
         }
     }
+    // One bug, one finding: the same cycle in several processes (two test binaries running the
+    // same code) has one id.
+    let mut seen_ids: HashSet<String> = HashSet::new();
+    violations.retain(|v| seen_ids.insert(v.id.clone()));
+    let (declared, declared_warnings) = hierarchy::check_declared(model, &opts.config.hierarchy);
+    violations.extend(declared);
+    warnings.extend(declared_warnings);
+    let mut suppressed = Vec::new();
+    violations.retain(|v| match opts.config.suppression_for(v) {
+        Some((i, s)) => {
+            suppressed.push(report::Suppressed {
+                reason: s.reason.clone(),
+                entry: i + 1,
+                violation: v.clone(),
+            });
+            false
+        }
+        None => true,
+    });
+    if let Some(b) = &opts.baseline {
+        for v in &mut violations {
+            v.baselined = b.contains(&v.id);
+        }
+    }
+
     let hierarchy = hierarchy::suggest(model, &violating);
     let timeouts = timeouts::suggest(model);
 
@@ -255,6 +364,8 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         filtered: filtered.len() as u64,
         filtered_by,
         complete,
+        suppressed: suppressed.len() as u64,
+        baselined: violations.iter().filter(|v| v.baselined).count() as u64,
         truncated: model
             .traces
             .iter()
@@ -276,5 +387,6 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         hierarchy,
         timeouts,
         warnings,
+        suppressed,
     }
 }

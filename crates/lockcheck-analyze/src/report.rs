@@ -54,6 +54,21 @@ pub struct Report {
     pub timeouts: Vec<TimeoutRow>,
     /// Problems with the input or the search (bounds hit, anomalies).
     pub warnings: Vec<String>,
+    /// Findings accepted by a `[[suppress]]` entry of the configuration, with its reason. They do
+    /// not count as violations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<Suppressed>,
+}
+
+/// A finding accepted by a `[[suppress]]` entry of `lockcheck.toml`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Suppressed {
+    /// The `reason` of the entry.
+    pub reason: String,
+    /// Which entry (1-based, in file order).
+    pub entry: usize,
+    /// The finding.
+    pub violation: Violation,
 }
 
 /// Counts over the whole analysis.
@@ -83,6 +98,12 @@ pub struct Summary {
     pub complete: bool,
     /// Traces that were cut short (with `--allow-truncated`), with where.
     pub truncated: Vec<String>,
+    /// Findings removed by a `[[suppress]]` entry (not counted in `violations`).
+    #[serde(default)]
+    pub suppressed: u64,
+    /// Violations whose id is in the baseline (counted in `violations`, but not failing).
+    #[serde(default)]
+    pub baselined: u64,
 }
 
 /// How many candidates one filter removed.
@@ -146,14 +167,18 @@ pub struct EdgeReport {
     pub waiting_at_end: bool,
 }
 
-/// A feasible lock-order inversion.
+/// A finding: a feasible lock-order inversion, or an acquisition against the declared hierarchy.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Violation {
     /// Stable id: a hash of the class keys and sites involved.
     pub id: String,
-    /// Always `lock-order-inversion` in this version.
+    /// `lock-order-inversion`, or `hierarchy-violation` (only with a `[hierarchy]` in the
+    /// configuration).
     pub kind: String,
-    /// `instance` or `class`.
+    /// The rule id, as in SARIF and `lockcheck explain`: see [`crate::rules`].
+    #[serde(default)]
+    pub rule: String,
+    /// `instance` or `class` (a hierarchy violation is at class level).
     pub level: String,
     /// The locks (or classes) of the cycle, in cycle order.
     pub locks: Vec<LockRef>,
@@ -162,8 +187,15 @@ pub struct Violation {
     /// For an instance-level violation, the class cycle it also forms (reported once, here).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class_cycle: Option<Vec<String>>,
-    /// Number of feasible dependency combinations over these locks.
+    /// Number of feasible dependency combinations over these locks (for a hierarchy violation:
+    /// the acquisitions at this site).
     pub combinations: u64,
+    /// For a hierarchy violation: the declared levels of `locks` (held, acquired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_levels: Option<Vec<i64>>,
+    /// The id is in the baseline given with `--baseline`: reported, but not failing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub baselined: bool,
 }
 
 /// A cycle removed by a filter.
@@ -184,9 +216,14 @@ pub struct Filtered {
 }
 
 impl Report {
-    /// Whether any violation was found (exit code 1).
+    /// Whether any violation not in the baseline was found (exit code 1).
     pub fn has_violations(&self) -> bool {
-        !self.violations.is_empty()
+        self.violations.iter().any(|v| !v.baselined)
+    }
+
+    /// The violations not in the baseline.
+    pub fn new_violations(&self) -> impl Iterator<Item = &Violation> {
+        self.violations.iter().filter(|v| !v.baselined)
     }
 }
 
@@ -194,7 +231,8 @@ fn kind_name(k: lockcheck_core::trace::LockKind) -> String {
     format!("{k:?}").to_lowercase()
 }
 
-fn fnv(parts: &[String]) -> String {
+/// FNV-1a (64 bits) of `parts`, each followed by a 0xff separator, as 16 hex digits.
+pub fn fnv(parts: &[String]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for b in p.bytes().chain(std::iter::once(0xff)) {
@@ -236,64 +274,120 @@ pub fn describe_candidate(model: &Model, c: &Candidate) -> (Vec<LockRef>, Vec<Ed
         .enumerate()
         .map(|(i, &d)| {
             let rec = &model.deps[d as usize];
-            let dep = &rec.dep;
-            let sites = rec.sites.first();
             let from_node = c.nodes[i];
-            let from = dep
+            let from = rec
+                .dep
                 .held
                 .iter()
                 .find(|&&(h, _)| crate::cycles::node_of(model, c.level, h) == from_node)
-                .map(|&(h, _)| model.lock_name(h))
-                .unwrap_or_default();
-            let site = sites.and_then(|s| s.site);
-            EdgeReport {
-                thread: model.thread_name(dep.thread as u32),
-                from,
-                acquired: model.lock_name(dep.lock),
-                mode: dep.mode.name().to_string(),
-                how: dep.how,
-                site: site.map(|s| model.site_loc(s).to_string()),
-                held: dep
-                    .held
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &(h, m))| HeldRef {
-                        lock: model.lock_name(h),
-                        mode: m.name().to_string(),
-                        site: sites
-                            .and_then(|s| s.held.get(j).copied().flatten())
-                            .map(|s| model.site_loc(s).to_string()),
-                    })
-                    .collect(),
-                frames: site
-                    .map(|s| model.sites[s as usize].frames.clone())
-                    .unwrap_or_default(),
-                count: rec.count,
-                waiting_at_end: rec.pending,
-            }
+                .map(|&(h, _)| h);
+            dependency_edge(model, d, from, 0)
         })
         .collect();
     (locks, edges)
 }
 
-/// Builds a violation from a candidate without a filter.
+/// The report of one dependency (`model.deps[d]`) as an edge from the held lock `from`, shown
+/// with its `which`-th recorded site (clamped).
+pub fn dependency_edge(
+    model: &Model,
+    d: u32,
+    from: Option<crate::model::LockId>,
+    which: usize,
+) -> EdgeReport {
+    let rec = &model.deps[d as usize];
+    let dep = &rec.dep;
+    let sites = rec
+        .sites
+        .get(which.min(rec.sites.len().saturating_sub(1)));
+    let site = sites.and_then(|s| s.site);
+    EdgeReport {
+        thread: model.thread_name(dep.thread as u32),
+        from: from.map(|h| model.lock_name(h)).unwrap_or_default(),
+        acquired: model.lock_name(dep.lock),
+        mode: dep.mode.name().to_string(),
+        how: dep.how,
+        site: site.map(|s| model.site_loc(s).to_string()),
+        held: dep
+            .held
+            .iter()
+            .enumerate()
+            .map(|(j, &(h, m))| HeldRef {
+                lock: model.lock_name(h),
+                mode: m.name().to_string(),
+                site: sites
+                    .and_then(|s| s.held.get(j).copied().flatten())
+                    .map(|s| model.site_loc(s).to_string()),
+            })
+            .collect(),
+        frames: site
+            .map(|s| model.sites[s as usize].frames.clone())
+            .unwrap_or_default(),
+        count: rec.count,
+        waiting_at_end: rec.pending,
+    }
+}
+
+/// Builds a violation from a candidate without a filter. Its id hashes the class keys and the
+/// sites of the edges shown.
 pub fn violation(model: &Model, c: &Candidate) -> Violation {
     let (locks, edges) = describe_candidate(model, c);
-    let mut parts: Vec<String> = locks.iter().map(|l| l.class.clone()).collect();
-    parts.sort();
-    let mut sites: Vec<String> = edges.iter().filter_map(|e| e.site.clone()).collect();
-    sites.sort();
-    parts.push("|".into());
-    parts.extend(sites);
+    let sites: Vec<String> = edges.iter().filter_map(|e| e.site.clone()).collect();
+    let id = inversion_id(&locks, sites);
     Violation {
-        id: fnv(&parts),
+        id,
         kind: "lock-order-inversion".into(),
+        rule: crate::rules::rule_id("lock-order-inversion", c.level.name()).into(),
         level: c.level.name().into(),
         locks,
         edges,
         class_cycle: None,
         combinations: c.combinations,
+        declared_levels: None,
+        baselined: false,
     }
+}
+
+/// Builds a violation from a candidate without a filter, with an id that does not depend on
+/// which dependency of an edge the search happened to show: it hashes the class keys and the
+/// sites of every dependency on the cycle's edges (`edge_deps`, from [`crate::cycles::edges`]).
+/// The order in which traces are read (a directory of `{pid}.json` files sorts differently on
+/// every run) then cannot change the id, so baselines and SARIF fingerprints stay stable.
+pub fn violation_on_edges(
+    model: &Model,
+    c: &Candidate,
+    edge_deps: &std::collections::HashMap<(u32, u32), Vec<u32>>,
+) -> Violation {
+    let mut v = violation(model, c);
+    let n = c.nodes.len();
+    let mut sites: Vec<String> = Vec::new();
+    for i in 0..n {
+        // The set of sites per edge (so that how often a site was seen does not count), then
+        // all edges' sets together: with one site per edge this is the id of `violation`.
+        let key = (c.nodes[i], c.nodes[(i + 1) % n]);
+        let mut on_edge = std::collections::BTreeSet::new();
+        for &d in edge_deps.get(&key).map(Vec::as_slice).unwrap_or(&[]) {
+            for ds in &model.deps[d as usize].sites {
+                if let Some(s) = ds.site {
+                    on_edge.insert(model.site_loc(s));
+                }
+            }
+        }
+        sites.extend(on_edge.into_iter().map(str::to_string));
+    }
+    if !sites.is_empty() {
+        v.id = inversion_id(&v.locks, sites);
+    }
+    v
+}
+
+fn inversion_id(locks: &[LockRef], mut sites: Vec<String>) -> String {
+    let mut parts: Vec<String> = locks.iter().map(|l| l.class.clone()).collect();
+    parts.sort();
+    sites.sort();
+    parts.push("|".into());
+    parts.extend(sites);
+    fnv(&parts)
 }
 
 /// Builds a filtered entry from a candidate with a filter.
@@ -450,6 +544,86 @@ fn edge_details(out: &mut String, edges: &[EdgeReport], st: Style) {
     }
 }
 
+/// A one-line description of a finding (without its id).
+pub fn title(v: &Violation) -> String {
+    let names: Vec<&str> = v.locks.iter().map(|l| l.name.as_str()).collect();
+    if v.kind == "hierarchy-violation" {
+        let levels = v.declared_levels.clone().unwrap_or_default();
+        format!(
+            "hierarchy violation: {} (level {}) acquired while holding {} (level {}) at {}",
+            names.get(1).copied().unwrap_or("?"),
+            levels.get(1).copied().unwrap_or_default(),
+            names.first().copied().unwrap_or("?"),
+            levels.first().copied().unwrap_or_default(),
+            v.edges
+                .first()
+                .and_then(|e| e.site.as_deref())
+                .unwrap_or("an unknown site")
+        )
+    } else {
+        format!(
+            "lock-order inversion between {} ({} level)",
+            names.join(", "),
+            v.level
+        )
+    }
+}
+
+/// One finding as text: its title line, the scenario (inversions) and the edges.
+pub fn render_violation(v: &Violation, index: usize, total: usize, color: bool) -> String {
+    let mut out = String::new();
+    violation_text(&mut out, v, index, total, Style { on: color });
+    out
+}
+
+fn violation_text(out: &mut String, v: &Violation, index: usize, total: usize, st: Style) {
+    let _ = writeln!(
+        out,
+        "{} {} of {}: {} [{}]",
+        st.red("VIOLATION"),
+        index + 1,
+        total,
+        title(v),
+        v.id
+    );
+    if let Some(cc) = &v.class_cycle {
+        let _ = writeln!(out, "   also a cycle of lock classes: {}", cc.join(" -> "));
+    }
+    if v.kind == "hierarchy-violation" {
+        let _ = writeln!(
+            out,
+            "   lockcheck.toml's [hierarchy] says: acquire locks in increasing level\n"
+        );
+    } else {
+        let _ = writeln!(out, "\n   Possible unsafe locking scenario:\n");
+        scenario(out, &v.edges, st);
+        let _ = writeln!(out);
+    }
+    edge_details(out, &v.edges, st);
+    if v.combinations > 1 && v.kind != "hierarchy-violation" {
+        let _ = writeln!(
+            out,
+            "   ({} feasible combinations of dependencies over these locks; one shown)",
+            v.combinations
+        );
+    }
+    let _ = writeln!(out);
+}
+
+/// The findings that fail the run (not in the baseline), as text: what `--quiet` prints.
+pub fn render_violations(r: &Report, color: bool) -> String {
+    render_violations_styled(r, Style { on: color })
+}
+
+fn render_violations_styled(r: &Report, st: Style) -> String {
+    let mut out = String::new();
+    let total = r.new_violations().count();
+    for (i, v) in r.new_violations().enumerate() {
+        violation_text(&mut out, v, i, total, st);
+    }
+    out
+}
+
 /// The one-line summary, e.g. `lockcheck: 1 violation (2 candidates filtered: gate-lock 1,
 /// fork-join 1) in 1 trace, 56 events, 6 locks`.
 pub fn summary_line(r: &Report) -> String {
@@ -461,10 +635,14 @@ pub fn summary_line(r: &Report) -> String {
             format!("{n} {many}")
         }
     };
-    let mut line = format!(
-        "lockcheck: {}",
-        plural(s.violations, "violation", "violations")
-    );
+    let new = s.violations.saturating_sub(s.baselined);
+    let mut line = format!("lockcheck: {}", plural(new, "violation", "violations"));
+    if s.baselined > 0 {
+        let _ = write!(line, " (+{} in the baseline)", s.baselined);
+    }
+    if s.suppressed > 0 {
+        let _ = write!(line, ", {} suppressed", s.suppressed);
+    }
     if s.filtered > 0 {
         let by: Vec<String> = s
             .filtered_by
@@ -495,32 +673,30 @@ pub fn summary_line(r: &Report) -> String {
 /// the filtered candidates, the hierarchy, the timeouts, the warnings and the summary line.
 pub fn render_text(r: &Report, opts: TextOptions) -> String {
     let st = Style { on: opts.color };
-    let mut out = String::new();
-    let total = r.violations.len();
-    for (i, v) in r.violations.iter().enumerate() {
-        let names: Vec<&str> = v.locks.iter().map(|l| l.name.as_str()).collect();
+    let mut out = render_violations_styled(r, st);
+    let baselined: Vec<&Violation> = r.violations.iter().filter(|v| v.baselined).collect();
+    if !baselined.is_empty() {
         let _ = writeln!(
             out,
-            "{} {} of {}: lock-order inversion between {} ({} level) [{}]",
-            st.red("VIOLATION"),
-            i + 1,
-            total,
-            names.join(", "),
-            v.level,
-            v.id
+            "{}",
+            st.bold("In the baseline (reported, not failing):")
         );
-        if let Some(cc) = &v.class_cycle {
-            let _ = writeln!(out, "   also a cycle of lock classes: {}", cc.join(" -> "));
+        for v in baselined {
+            let _ = writeln!(out, "   [{}] {}", v.id, title(v));
         }
-        let _ = writeln!(out, "\n   Possible unsafe locking scenario:\n");
-        scenario(&mut out, &v.edges, st);
         let _ = writeln!(out);
-        edge_details(&mut out, &v.edges, st);
-        if v.combinations > 1 {
+    }
+    if opts.verbose && !r.suppressed.is_empty() {
+        let _ = writeln!(out, "{}", st.bold("Suppressed by lockcheck.toml:"));
+        for s in &r.suppressed {
             let _ = writeln!(
                 out,
-                "   ({} feasible combinations of dependencies over these locks; one shown)",
-                v.combinations
+                "   [{}] {}
+     suppressed (entry {}): {}",
+                s.violation.id,
+                title(&s.violation),
+                s.entry,
+                s.reason
             );
         }
         let _ = writeln!(out);

@@ -171,6 +171,61 @@ pub fn suggest(model: &Model) -> Vec<TimeoutRow> {
     rows
 }
 
+/// The suggested timeouts as a `lockcheck.toml` `[wait_timeout]` table (`"class key" = "NNms"`),
+/// with a comment per class giving the reasoning and flags, so that
+/// `LOCKCHECK_POLICY=<this file>` makes the runtime enforce them.
+pub fn to_toml(rows: &[TimeoutRow], traces: u64) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "# Per-class wait timeouts suggested by `lockcheck analyze` from {traces} trace{}.\n",
+        if traces == 1 { "" } else { "s" }
+    ));
+    s.push_str("# timeout = ceil_to_ms(max(10 x p99 wait, 2 x max wait, 10 ms)); see docs/analyze.md.\n");
+    s.push_str("# With LOCKCHECK_POLICY=<this file>, a blocking lock() of such a class waits at most\n");
+    s.push_str("# that long, then reports a wait-timeout (and panics under LOCKCHECK=panic).\n");
+    s.push_str("# Review before committing: a timeout too tight for a slower machine fires in normal\n");
+    s.push_str("# operation (see the livelock-risk flags below).\n\n");
+    s.push_str("[wait_timeout]\n");
+    for r in rows {
+        s.push_str(&format!(
+            "# {}: {} waits, p99 {}, max {}: {}\n",
+            r.class.replace(['\n', '\r'], " "),
+            r.wait.count,
+            fmt_ns(r.wait.p99_ns),
+            fmt_ns(r.wait.max_ns),
+            r.reasoning
+        ));
+        for f in &r.flags {
+            s.push_str(&format!(
+                "#   [{}] {}\n",
+                f.kind,
+                f.message.replace(['\n', '\r'], " ")
+            ));
+        }
+        s.push_str(&format!(
+            "{} = \"{}ms\"\n",
+            toml_key(&r.class),
+            r.suggested_timeout_ns.div_ceil(1_000_000)
+        ));
+    }
+    s
+}
+
+/// A TOML basic-string key (always quoted: class keys hold `/`, `:` and spaces).
+fn toml_key(k: &str) -> String {
+    let mut q = String::from("\"");
+    for c in k.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => q.push_str(&format!("\\u{:04X}", c as u32)),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +259,12 @@ mod tests {
         assert_eq!(slow.suggested_timeout_ns, 400_000_000, "{}", slow.reasoning);
         let kinds: Vec<&str> = slow.flags.iter().map(|f| f.kind.as_str()).collect();
         assert!(kinds.contains(&"long-hold"), "{kinds:?}");
+    }
+
+    #[test]
+    fn toml_keys_are_quoted_and_escaped() {
+        assert_eq!(toml_key("src/a.rs:1:2"), "\"src/a.rs:1:2\"");
+        assert_eq!(toml_key("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000A\"");
     }
 
     #[test]

@@ -1,0 +1,353 @@
+//! The lock-order graph as a picture: Graphviz DOT (`--format dot`) and SVG (inside
+//! `--format html`).
+//!
+//! At class level (the default) a node is a lock class and an edge `A -> B` says some thread
+//! acquired a `B` while holding an `A`; two locks of one class nested make a self-loop `A -> A`
+//! (the order between them is decided per instance, and an instance-level inversion between
+//! them is drawn on that loop). With `--level instance` nodes are lock instances. Edges are
+//! labelled with the `file:line` of the acquisitions that made them; the edges of reported
+//! violations (and of acquisitions against the declared hierarchy) are red.
+//!
+//! The SVG is laid out by the `layout-rs` crate (a pure-Rust Sugiyama-style layout of DOT graphs),
+//! from the same DOT text, so the picture in the HTML report is the graph `--format dot` prints.
+
+use crate::cycles::GraphLevel;
+use crate::hierarchy::file_line;
+use crate::model::Model;
+use crate::report::Report;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
+
+/// Sites listed on one edge label; more are counted.
+pub const SITES_PER_LABEL: usize = 3;
+/// Nodes drawn in the HTML picture; a larger graph is cut down to the violations' neighborhood.
+pub const MAX_PICTURE_NODES: usize = 60;
+
+/// A node of the lock-order graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphNode {
+    /// Class key (class level) or lock name (instance level).
+    pub name: String,
+    /// Lock kind.
+    pub kind: String,
+    /// Part of a reported violation.
+    pub in_violation: bool,
+}
+
+/// An edge: some thread acquired `to` while holding `from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphEdge {
+    /// Index of the held node.
+    pub from: usize,
+    /// Index of the acquired node.
+    pub to: usize,
+    /// `file:line` of the acquisitions, sorted.
+    pub sites: Vec<String>,
+    /// Distinct dependencies on the edge.
+    pub dependencies: u64,
+    /// Part of a reported violation (drawn red).
+    pub in_violation: bool,
+}
+
+/// The lock-order graph of an analysis.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderGraph {
+    /// `class` or `instance`.
+    pub level: String,
+    /// Nodes, sorted by name.
+    pub nodes: Vec<GraphNode>,
+    /// Edges, sorted by (from, to).
+    pub edges: Vec<GraphEdge>,
+    /// Nodes left out of this graph (see [`OrderGraph::picture`]).
+    pub omitted: usize,
+}
+
+impl OrderGraph {
+    /// Builds the graph of `model` at `level`, marking the edges of `report`'s violations.
+    pub fn build(model: &Model, level: GraphLevel, report: &Report) -> OrderGraph {
+        let name_of = |l: u32| -> String {
+            match level {
+                GraphLevel::Instance => model.lock_name(l),
+                GraphLevel::Class => model.classes[model.locks[l as usize].class as usize]
+                    .key
+                    .clone(),
+            }
+        };
+        let kind_of = |l: u32| -> String {
+            let c = &model.classes[model.locks[l as usize].class as usize];
+            format!("{:?}", c.kind).to_lowercase()
+        };
+        let mut nodes: BTreeMap<String, String> = BTreeMap::new();
+        let mut edges: BTreeMap<(String, String), (BTreeSet<String>, u64)> = BTreeMap::new();
+        for rec in &model.deps {
+            let to = name_of(rec.dep.lock);
+            nodes
+                .entry(to.clone())
+                .or_insert_with(|| kind_of(rec.dep.lock));
+            let mut froms: Vec<String> = Vec::new();
+            for &(h, _) in &rec.dep.held {
+                let from = name_of(h);
+                if froms.contains(&from) {
+                    continue;
+                }
+                nodes.entry(from.clone()).or_insert_with(|| kind_of(h));
+                froms.push(from.clone());
+                let e = edges.entry((from, to.clone())).or_default();
+                e.1 += 1;
+                for ds in &rec.sites {
+                    if let Some(s) = ds.site {
+                        e.0.insert(file_line(model.site_loc(s)));
+                    }
+                }
+            }
+        }
+        // Edges of violations, by node names.
+        let mut red: HashSet<(String, String)> = HashSet::new();
+        let mut red_nodes: HashSet<String> = HashSet::new();
+        for v in &report.violations {
+            let names: Vec<String> = v
+                .locks
+                .iter()
+                .map(|l| match level {
+                    GraphLevel::Instance if v.level == "instance" => l.name.clone(),
+                    _ => l.class.clone(),
+                })
+                .collect();
+            let n = names.len();
+            let pairs: Vec<(String, String)> = if v.kind == "hierarchy-violation" || n < 2 {
+                names
+                    .windows(2)
+                    .map(|w| (w[0].clone(), w[1].clone()))
+                    .collect()
+            } else {
+                (0..n)
+                    .map(|i| (names[i].clone(), names[(i + 1) % n].clone()))
+                    .collect()
+            };
+            if level == GraphLevel::Instance && v.level != "instance" {
+                // A class-level finding on an instance graph: every instance edge between the
+                // classes, in the cycle's direction.
+                let class_of: HashMap<String, String> = model
+                    .locks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        (
+                            model.lock_name(i as u32),
+                            model.classes[l.class as usize].key.clone(),
+                        )
+                    })
+                    .collect();
+                let want: HashSet<(String, String)> = pairs.into_iter().collect();
+                for (a, b) in edges.keys() {
+                    if let (Some(ca), Some(cb)) = (class_of.get(a), class_of.get(b)) {
+                        if want.contains(&(ca.clone(), cb.clone())) {
+                            red.insert((a.clone(), b.clone()));
+                            red_nodes.insert(a.clone());
+                            red_nodes.insert(b.clone());
+                        }
+                    }
+                }
+            } else {
+                for (a, b) in pairs {
+                    red_nodes.insert(a.clone());
+                    red_nodes.insert(b.clone());
+                    red.insert((a, b));
+                }
+            }
+        }
+        let index: HashMap<&String, usize> = nodes.keys().enumerate().map(|(i, k)| (k, i)).collect();
+        let graph_edges = edges
+            .iter()
+            .map(|((a, b), (sites, deps))| GraphEdge {
+                from: index[a],
+                to: index[b],
+                sites: sites.iter().cloned().collect(),
+                dependencies: *deps,
+                in_violation: red.contains(&(a.clone(), b.clone())),
+            })
+            .collect();
+        OrderGraph {
+            level: level.name().into(),
+            nodes: nodes
+                .iter()
+                .map(|(name, kind)| GraphNode {
+                    in_violation: red_nodes.contains(name),
+                    name: name.clone(),
+                    kind: kind.clone(),
+                })
+                .collect(),
+            edges: graph_edges,
+            omitted: 0,
+        }
+    }
+
+    /// At most `max` nodes for a picture: the nodes of violations and their neighbors first, then
+    /// the nodes with the most edges. The rest is counted in `omitted`.
+    pub fn picture(&self, max: usize) -> OrderGraph {
+        if self.nodes.len() <= max {
+            return self.clone();
+        }
+        let mut keep: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].in_violation)
+            .collect();
+        let mut kept: HashSet<usize> = keep.iter().copied().collect();
+        let mut neighbors: Vec<usize> = Vec::new();
+        for e in &self.edges {
+            if kept.contains(&e.from) && !kept.contains(&e.to) {
+                neighbors.push(e.to);
+            } else if kept.contains(&e.to) && !kept.contains(&e.from) {
+                neighbors.push(e.from);
+            }
+        }
+        let mut degree = vec![0usize; self.nodes.len()];
+        for e in &self.edges {
+            degree[e.from] += 1;
+            degree[e.to] += 1;
+        }
+        let mut rest: Vec<usize> = (0..self.nodes.len()).collect();
+        rest.sort_by_key(|&i| (std::cmp::Reverse(degree[i]), i));
+        for i in neighbors.into_iter().chain(rest) {
+            if keep.len() >= max {
+                break;
+            }
+            if kept.insert(i) {
+                keep.push(i);
+            }
+        }
+        keep.truncate(max);
+        keep.sort_unstable();
+        let new_index: HashMap<usize, usize> =
+            keep.iter().enumerate().map(|(n, &o)| (o, n)).collect();
+        OrderGraph {
+            level: self.level.clone(),
+            nodes: keep.iter().map(|&i| self.nodes[i].clone()).collect(),
+            edges: self
+                .edges
+                .iter()
+                .filter_map(|e| {
+                    Some(GraphEdge {
+                        from: *new_index.get(&e.from)?,
+                        to: *new_index.get(&e.to)?,
+                        ..e.clone()
+                    })
+                })
+                .collect(),
+            omitted: self.nodes.len() - keep.len() + self.omitted,
+        }
+    }
+
+    /// Graphviz DOT text: nodes as boxes, edges labelled by site, violations in red.
+    pub fn to_dot(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "digraph lockcheck {{");
+        let _ = writeln!(
+            s,
+            "    graph [label={}, labelloc=t];",
+            quote(&format!(
+                "lock-order graph ({} level): an edge A -> B means B was acquired while holding A; red: violations",
+                self.level
+            ))
+        );
+        let _ = writeln!(s, "    node [shape=box, fontsize=12];");
+        let _ = writeln!(s, "    edge [fontsize=10];");
+        for (i, n) in self.nodes.iter().enumerate() {
+            let color = if n.in_violation {
+                ", color=red, fontcolor=red"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "    n{i} [label={}{color}];",
+                quote(&format!("{}\n({})", n.name, n.kind))
+            );
+        }
+        for e in &self.edges {
+            let color = if e.in_violation {
+                ", color=red, fontcolor=red, penwidth=2"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "    n{} -> n{} [label={}{color}];",
+                e.from,
+                e.to,
+                quote(&edge_label(e))
+            );
+        }
+        if self.omitted > 0 {
+            let _ = writeln!(
+                s,
+                "    omitted [shape=plaintext, label={}];",
+                quote(&format!("... {} more locks not drawn", self.omitted))
+            );
+        }
+        let _ = writeln!(s, "}}");
+        s
+    }
+
+    /// The graph as an SVG document (no XML declaration: it is meant to be inlined in HTML).
+    pub fn to_svg(&self) -> Result<String, String> {
+        if self.nodes.is_empty() {
+            return Ok(String::new());
+        }
+        let dot = self.to_dot();
+        let mut parser = layout::gv::DotParser::new(&dot);
+        let ast = parser
+            .process()
+            .map_err(|e| format!("layout: cannot parse the graph: {e}"))?;
+        let mut builder = layout::gv::GraphBuilder::new();
+        builder.visit_graph(&ast);
+        let mut vg = builder.get();
+        let mut svg = layout::backends::svg::SVGWriter::new();
+        vg.do_it(false, false, false, &mut svg);
+        let text = svg.finalize();
+        let start = text.find("<svg").unwrap_or(0);
+        Ok(text[start..].to_string())
+    }
+}
+
+/// An edge's label: up to [`SITES_PER_LABEL`] sites, then a count.
+fn edge_label(e: &GraphEdge) -> String {
+    let mut parts: Vec<String> = e.sites.iter().take(SITES_PER_LABEL).cloned().collect();
+    if e.sites.len() > SITES_PER_LABEL {
+        parts.push(format!("(+{} more)", e.sites.len() - SITES_PER_LABEL));
+    }
+    if parts.is_empty() {
+        parts.push(format!(
+            "{} dependenc{}",
+            e.dependencies,
+            if e.dependencies == 1 { "y" } else { "ies" }
+        ));
+    }
+    parts.join("\n")
+}
+
+/// A DOT double-quoted string.
+fn quote(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            '\r' => {}
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
+    }
+}

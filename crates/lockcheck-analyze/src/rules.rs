@@ -1,0 +1,297 @@
+//! What every finding, filter and timeout flag means, and how to fix it: the text of
+//! `lockcheck explain <rule>` and the SARIF rules' help.
+//!
+//! Findings have stable rule ids (`lockcheck/lock-order-inversion`,
+//! `lockcheck/class-lock-order-inversion`, `lockcheck/hierarchy-violation`); filters and timeout
+//! flags are known by the names the report prints (`gate-lock`, `livelock-risk`, ...).
+
+/// What a name in [`RULES`] stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// A finding: a violation, exit code 1 (a SARIF rule).
+    Finding,
+    /// A filter that removes a candidate cycle as infeasible.
+    Filter,
+    /// A flag on a class in the timeout table.
+    TimeoutFlag,
+}
+
+/// One explained name.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    /// The id (`lockcheck/...` for findings, the bare name for filters and flags).
+    pub id: &'static str,
+    /// A short CamelCase name (SARIF `name`).
+    pub name: &'static str,
+    /// One sentence.
+    pub short: &'static str,
+    /// What it means, in a paragraph.
+    pub what: &'static str,
+    /// How to fix it (findings), or what to do about it.
+    pub fix: &'static str,
+    /// What kind of name this is.
+    pub category: Category,
+}
+
+/// Rule id of a lock-order inversion at instance level.
+pub const LOCK_ORDER_INVERSION: &str = "lockcheck/lock-order-inversion";
+/// Rule id of a lock-order inversion at class level.
+pub const CLASS_LOCK_ORDER_INVERSION: &str = "lockcheck/class-lock-order-inversion";
+/// Rule id of an acquisition against the declared hierarchy.
+pub const HIERARCHY_VIOLATION: &str = "lockcheck/hierarchy-violation";
+
+/// The rule id of a finding of `kind` (`lock-order-inversion`, `hierarchy-violation`) at `level`
+/// (`instance`, `class`).
+pub fn rule_id(kind: &str, level: &str) -> &'static str {
+    match (kind, level) {
+        ("hierarchy-violation", _) => HIERARCHY_VIOLATION,
+        (_, "class") => CLASS_LOCK_ORDER_INVERSION,
+        _ => LOCK_ORDER_INVERSION,
+    }
+}
+
+/// Every finding, filter and flag, findings first.
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: LOCK_ORDER_INVERSION,
+        name: "LockOrderInversion",
+        short: "Two or more threads take the same locks in opposite orders: they can deadlock.",
+        what: "Thread 1 acquired lock B while holding lock A, and thread 2 acquired A while holding B \
+(or a longer cycle over three or more locks and threads). Run at the wrong moment, each thread holds \
+the lock the other waits for, and both wait forever. The run that was traced did not need to deadlock: \
+the order of acquisitions is enough. lockcheck already removed the cycles that cannot deadlock (one \
+thread alone, a common gate lock, spawn/join ordering, read-read, try_lock and timed acquisitions), so \
+this cycle is feasible.",
+        fix: "Pick one global order for these locks and acquire them in that order everywhere: change \
+the acquisitions listed under \"change these acquisitions\" in the suggested hierarchy (the lighter \
+side of the inversion). Other fixes: take both locks through one outer lock, release the first lock \
+before taking the second, merge the two locks into one, or use try_lock / try_lock_for and back off \
+on failure. Two locks of one class (two accounts) are usually ordered by a key (lower id first).",
+        category: Category::Finding,
+    },
+    Rule {
+        id: CLASS_LOCK_ORDER_INVERSION,
+        name: "ClassLockOrderInversion",
+        short: "Lock classes are taken in opposite orders: some pair of instances can deadlock.",
+        what: "A lock class is the construction site of a lock, or its name (Mutex::named). Some \
+thread acquired a lock of class B while holding one of class A, and another acquired an A while \
+holding a B. The instances differ (or the orders were seen in different processes, e.g. two test \
+binaries), so this run could not deadlock, but when the same two objects meet in both orders, it \
+will. This is how an inversion split across two tests is found.",
+        fix: "Same as lockcheck/lock-order-inversion: choose an order between the classes and change \
+the acquisitions that break it (listed in the suggested hierarchy). If the two classes really never \
+share instances, give the locks distinct names so that they are distinct classes, or suppress the \
+finding in lockcheck.toml with the reason.",
+        category: Category::Finding,
+    },
+    Rule {
+        id: HIERARCHY_VIOLATION,
+        name: "HierarchyViolation",
+        short: "A lock was acquired against the hierarchy declared in lockcheck.toml.",
+        what: "lockcheck.toml's [hierarchy] gives each lock class a level: acquire locks in strictly \
+increasing level. This acquisition took a lock of a lower or equal level while holding one of a \
+higher (or the same) level. No cycle is needed: the declared order is the contract, and breaking it \
+anywhere is how cycles start.",
+        fix: "Acquire the lower-level lock first (restructure the code so that the outer lock is the \
+one with the lower level), or release the higher-level lock before acquiring. If the declared levels \
+are wrong, change [hierarchy].",
+        category: Category::Finding,
+    },
+    Rule {
+        id: "same-thread",
+        name: "SameThread",
+        short: "Filter: every edge of the cycle comes from one thread.",
+        what: "One thread cannot wait for itself across a cycle of locks it takes in sequence: each \
+acquisition completed before the next began. The cycle is listed (with --verbose) but is no \
+violation until another thread makes one of its edges.",
+        fix: "Nothing to do. If other threads will run this code path, the order is still worth making \
+consistent.",
+        category: Category::Filter,
+    },
+    Rule {
+        id: "gate-lock",
+        name: "GateLock",
+        short: "Filter: two acquisitions of the cycle hold a common lock in conflicting modes.",
+        what: "A gate (guard) lock held around both acquisitions lets only one thread into the \
+inverted region at a time, so the threads cannot each hold one lock of the cycle.",
+        fix: "Nothing to do; the gate lock is what makes this safe. Keep it, and keep it held around \
+both paths.",
+        category: Category::Filter,
+    },
+    Rule {
+        id: "fork-join",
+        name: "ForkJoin",
+        short: "Filter: two acquisitions of the cycle are ordered by thread spawn or join.",
+        what: "One side of the cycle happened before the other thread was spawned, or after it was \
+joined (vector clocks over fork/join events). They can never overlap, so they cannot deadlock.",
+        fix: "Nothing to do. lockcheck sees spawn and join only through lockcheck::thread.",
+        category: Category::Filter,
+    },
+    Rule {
+        id: "read-read",
+        name: "ReadRead",
+        short: "Filter: the cycle waits only on read locks of a lock never write-locked.",
+        what: "A read request on an RwLock held for reading by another thread does not wait, as long \
+as no writer ever queues. The lock was never write-locked in the traces.",
+        fix: "Nothing to do. If a writer appears (anywhere), readers queue behind it and the cycle \
+becomes a violation.",
+        category: Category::Filter,
+    },
+    Rule {
+        id: "try-lock",
+        name: "TryLock",
+        short: "Filter: an acquisition of the cycle is a try_lock, which never waits.",
+        what: "A try_* acquisition returns immediately when the lock is taken, so it cannot be the \
+wait that closes a deadlock.",
+        fix: "Nothing to do; make sure the failure path releases what it holds and retries later.",
+        category: Category::Filter,
+    },
+    Rule {
+        id: "timed-lock",
+        name: "TimedLock",
+        short: "Filter: an acquisition of the cycle has a timeout.",
+        what: "A try_lock_for / timed acquisition gives up after its timeout, so a deadlock would end \
+in a timeout instead of a hang.",
+        fix: "Make sure the timeout path backs off (releases its locks) rather than retrying while \
+holding them, or the threads livelock.",
+        category: Category::Filter,
+    },
+    Rule {
+        id: "long-hold",
+        name: "LongHold",
+        short: "Timeout flag: the class's p99 hold time is long.",
+        what: "Above 100 ms, or more than 10x the median class's p99 (with at least 3 timed classes). \
+Every other thread that wants the lock waits that long.",
+        fix: "Do less while holding the lock: move I/O, allocation and callbacks out of the critical \
+section, or split the lock.",
+        category: Category::TimeoutFlag,
+    },
+    Rule {
+        id: "long-wait",
+        name: "LongWait",
+        short: "Timeout flag: the class's p99 wait time is long.",
+        what: "Above 100 ms, or more than 10x the median class's p99 (with at least 3 timed classes): \
+the lock is contended.",
+        fix: "Shorten the holds (see long-hold), shard the data behind several locks, or use a \
+read-write lock for read-mostly data.",
+        category: Category::TimeoutFlag,
+    },
+    Rule {
+        id: "livelock-risk",
+        name: "LivelockRisk",
+        short: "Timeout flag: the suggested timeout is within 2x of the longest observed wait.",
+        what: "On a slower or busier machine, a timeout this tight fires in normal operation, and \
+threads that retry after a timeout can keep failing together (a livelock).",
+        fix: "Use a larger timeout than suggested for this class, or fix the long waits first.",
+        category: Category::TimeoutFlag,
+    },
+    Rule {
+        id: "timeouts-fired",
+        name: "TimeoutsFired",
+        short: "Timeout flag: timed acquisitions of this class already failed in the trace.",
+        what: "The timeout currently in use is below waits that happen in normal operation.",
+        fix: "Raise the timeout to the suggested one (--timeouts-toml writes it), or fix the waits.",
+        category: Category::TimeoutFlag,
+    },
+];
+
+/// Finds a rule by id or name: `lockcheck/lock-order-inversion`, `lock-order-inversion`,
+/// `LockOrderInversion`, `gate-lock` (case-insensitive).
+pub fn lookup(name: &str) -> Option<&'static Rule> {
+    let name = name.trim();
+    let bare = name.strip_prefix("lockcheck/").unwrap_or(name);
+    RULES.iter().find(|r| {
+        let id = r.id.strip_prefix("lockcheck/").unwrap_or(r.id);
+        id.eq_ignore_ascii_case(bare) || r.name.eq_ignore_ascii_case(bare)
+    })
+}
+
+/// The findings' rules (the SARIF rules).
+pub fn findings() -> impl Iterator<Item = &'static Rule> {
+    RULES.iter().filter(|r| r.category == Category::Finding)
+}
+
+/// The text `lockcheck explain` prints for a rule.
+pub fn explain(rule: &Rule) -> String {
+    let kind = match rule.category {
+        Category::Finding => "finding (a violation: exit code 1)",
+        Category::Filter => "filter (a candidate cycle it removes is not a violation)",
+        Category::TimeoutFlag => "timeout flag (a note in the timeout table, not a violation)",
+    };
+    let heading = match rule.category {
+        Category::Finding => "How to fix it",
+        _ => "What to do",
+    };
+    format!(
+        "{id}: {short}\n\nKind: {kind}\n\nWhat it means\n{what}\n\n{heading}\n{fix}\n",
+        id = rule.id,
+        short = rule.short,
+        what = wrap(rule.what, 78),
+        fix = wrap(rule.fix, 78),
+    )
+}
+
+/// The list `lockcheck explain` prints without an argument.
+pub fn list() -> String {
+    let mut s = String::new();
+    for (cat, title) in [
+        (Category::Finding, "Findings (rule ids):"),
+        (Category::Filter, "Filters:"),
+        (Category::TimeoutFlag, "Timeout flags:"),
+    ] {
+        s.push_str(title);
+        s.push('\n');
+        for r in RULES.iter().filter(|r| r.category == cat) {
+            let short = r.short.split_once(": ").map(|x| x.1).unwrap_or(r.short);
+            s.push_str(&format!("  {:<38} {}\n", r.id, short));
+        }
+        s.push('\n');
+    }
+    s.push_str("lockcheck explain <NAME> explains one.\n");
+    s
+}
+
+/// Wraps `text` at `width` columns, on spaces.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for word in text.split_whitespace() {
+        if line > 0 && line + 1 + word.chars().count() > width {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(word);
+        line += word.chars().count();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_filter_and_flag_is_explained() {
+        for f in crate::report::FILTER_ORDER {
+            assert!(lookup(f).is_some(), "{f}");
+        }
+        for f in ["long-hold", "long-wait", "livelock-risk", "timeouts-fired"] {
+            assert!(lookup(f).is_some(), "{f}");
+        }
+        assert_eq!(
+            lookup("lock-order-inversion").unwrap().id,
+            LOCK_ORDER_INVERSION
+        );
+        assert_eq!(lookup("HierarchyViolation").unwrap().id, HIERARCHY_VIOLATION);
+        assert!(lookup("nope").is_none());
+    }
+
+    #[test]
+    fn wrapping_keeps_words() {
+        let w = wrap("a bb ccc dddd", 6);
+        assert_eq!(w, "a bb\nccc\ndddd");
+    }
+}
