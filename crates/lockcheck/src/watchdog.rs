@@ -19,6 +19,12 @@
 //!   loaded machine in normal operation, so keep a wide margin (lockcheck's suggestions use at
 //!   least ten times the 99th percentile wait and twice the longest wait seen).
 
+//! - **Condvar waits** (opt-in, `LOCKCHECK_CONDVAR=warn` or [`set_condvar_check`]): a thread that
+//!   waits on a condvar while holding another lock that a notifier of that condvar was seen holding
+//!   gets a warning (never a panic): the notifier would block on that lock and never notify.
+//!   Before any notify was seen, any other held lock is reported. This rule is known to be noisy
+//!   in other tools, hence opt-in and a warning.
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -41,4 +47,9 @@ pub fn set_wait_timeout(class: &str, limit: Option<Duration>) {
 /// Loads the `[wait_timeout]` table of a TOML policy file; returns how many classes it set.
 pub fn load_policy_file(path: impl AsRef<Path>) -> Result<usize, String> {
     crate::checked::watch::load_policy_file(path.as_ref())
+}
+
+/// Turns the opt-in condvar check on or off (see the module docs).
+pub fn set_condvar_check(on: bool) {
+    crate::checked::watch::set_condvar_check(on);
 }

@@ -18,6 +18,8 @@ pub struct Condvar {
     gate: parking_lot::Mutex<()>,
     /// Number in traces, assigned on first recorded wait (never an address).
     id: std::sync::atomic::AtomicU64,
+    /// Lock instances held by notifiers (only with the opt-in condvar check on; bounded).
+    notifiers: parking_lot::Mutex<Vec<u64>>,
 }
 
 /// Whether a timed wait timed out (parking_lot's type has a private constructor).
@@ -44,6 +46,7 @@ impl Condvar {
             inner: parking_lot::Condvar::new(),
             gate: parking_lot::Mutex::new(()),
             id: std::sync::atomic::AtomicU64::new(0),
+            notifiers: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
@@ -65,12 +68,14 @@ impl Condvar {
 
     /// Wakes one waiter; returns whether one was woken.
     pub fn notify_one(&self) -> bool {
+        super::watch::note_notifier(&self.notifiers);
         let _gate = self.gate.lock();
         self.inner.notify_one()
     }
 
     /// Wakes all waiters; returns how many were woken.
     pub fn notify_all(&self) -> usize {
+        super::watch::note_notifier(&self.notifiers);
         let _gate = self.gate.lock();
         self.inner.notify_all()
     }
@@ -158,6 +163,7 @@ impl Condvar {
         // below before the guard is used again, as parking_lot's own condvar does.
         let raw: &RawMutex = unsafe { lock_api::MutexGuard::mutex(guard).raw() };
         let site = std::panic::Location::caller();
+        super::watch::check_condvar_wait(&raw.meta, &self.notifiers, site);
         if super::recorder::recording() {
             if let Some(ids) = raw.meta.assigned() {
                 super::recorder::on_cond_wait(self.id(), ids);

@@ -33,6 +33,11 @@ pub enum ViolationKind {
         /// The threshold.
         limit: std::time::Duration,
     },
+    /// A condvar wait while holding another lock that a notifier takes (opt-in warning).
+    CondvarWait {
+        /// Whether a notifier was seen holding that lock (else: no notify seen yet).
+        notifier_seen: bool,
+    },
     /// The watchdog saw a lock held longer than `LOCKCHECK_HOLD_WARN`.
     LongHold {
         /// How long it had been held when reported.
@@ -44,7 +49,8 @@ pub enum ViolationKind {
 
 impl ViolationKind {
     /// Stable name: `lock-order-inversion`, `class-lock-order-inversion`, `self-deadlock`,
-    /// `recursive-read`, `deadlock`, `wait-timeout`, `long-wait`, `long-hold`.
+    /// `recursive-read`, `deadlock`, `wait-timeout`, `long-wait`, `long-hold`,
+    /// `condvar-wait-holding-lock`.
     pub fn name(self) -> &'static str {
         match self {
             ViolationKind::LockOrderInversion => "lock-order-inversion",
@@ -55,6 +61,7 @@ impl ViolationKind {
             ViolationKind::WaitTimeout { .. } => "wait-timeout",
             ViolationKind::LongWait { .. } => "long-wait",
             ViolationKind::LongHold { .. } => "long-hold",
+            ViolationKind::CondvarWait { .. } => "condvar-wait-holding-lock",
         }
     }
 }
@@ -323,6 +330,23 @@ impl Violation {
                     e0.thread, e0.acquired, e0.site
                 );
                 self.render_holders(&mut s);
+            }
+            ViolationKind::CondvarWait { notifier_seen } => {
+                let _ = writeln!(
+                    s,
+                    "lockcheck: warning: possible deadlock: thread `{}` waits on a condvar (mutex {}) at {} while holding {}",
+                    e0.thread, e0.acquired, e0.site, e0.held
+                );
+                let _ = writeln!(s, "  {} was taken at {}", e0.held, e0.held_site);
+                if notifier_seen {
+                    let _ = writeln!(s, "  a notifier of this condvar was seen holding it: if it needs it again to notify, it blocks, and this wait never ends.");
+                } else {
+                    let _ = writeln!(s, "  if the thread that notifies needs that lock, it blocks on it, and this wait never ends.");
+                }
+                let _ = writeln!(
+                    s,
+                    "  hint: release other locks before waiting, or notify without taking them"
+                );
             }
             ViolationKind::LongHold { held_for, limit } => {
                 let _ = writeln!(

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 pub(crate) const STATS: u8 = 1;
 /// Held locks are published for the watchdog.
 pub(crate) const WATCH: u8 = 2;
+/// Condvar waits are checked against the locks their notifiers hold (opt-in, noisy elsewhere).
+pub(crate) const CONDVAR: u8 = 4;
 const INIT: u8 = 0x80;
 static FEATURES: AtomicU8 = AtomicU8::new(0);
 
@@ -57,6 +59,12 @@ fn init_from_env() -> u8 {
                 ),
             }
         }
+    }
+    if matches!(
+        std::env::var("LOCKCHECK_CONDVAR").as_deref(),
+        Ok("1") | Ok("warn") | Ok("on")
+    ) {
+        f |= CONDVAR;
     }
     if let Ok(p) = std::env::var("LOCKCHECK_POLICY") {
         if let Err(e) = load_policy_file(std::path::Path::new(&p)) {
@@ -696,4 +704,104 @@ pub(crate) fn collect_stats() -> Vec<(u32, ClassStats)> {
         .filter(|(_, s)| s.acquisitions > 0)
         .map(|(i, s)| (i as u32, s))
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Condition variables (opt-in).
+
+/// Switches the condvar check on or off.
+pub(crate) fn set_condvar_check(on: bool) {
+    features();
+    if on {
+        FEATURES.fetch_or(CONDVAR, Ordering::Relaxed);
+    } else {
+        FEATURES.fetch_and(!CONDVAR, Ordering::Relaxed);
+    }
+}
+
+/// At a notify: remembers which locks the notifier holds (at most 32 per condvar).
+pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>) {
+    if features() & CONDVAR == 0 {
+        return;
+    }
+    let held: Vec<u64> = STATE
+        .try_with(|s| {
+            s.held
+                .try_borrow()
+                .map(|h| h.iter().map(|h| h.inst).collect())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let mut n = notifiers.lock();
+    for inst in held {
+        if n.len() < 32 && !n.contains(&inst) {
+            n.push(inst);
+        }
+    }
+}
+
+/// Reported (wait site, held site) pairs: each hazard once.
+static CONDVAR_REPORTED: PlMutex<Vec<(String, String)>> = PlMutex::new(Vec::new());
+
+/// At a wait: a thread that keeps another lock while it waits blocks a notifier that needs that
+/// lock, which then never notifies. Reported as a warning (never a panic): with a notifier seen
+/// holding that lock, or, before any notify was seen, for every other lock held.
+pub(crate) fn check_condvar_wait(
+    mutex: &super::class::Meta,
+    notifiers: &PlMutex<Vec<u64>>,
+    site: &'static Location<'static>,
+) {
+    if features() & CONDVAR == 0 {
+        return;
+    }
+    let Some(m) = mutex.assigned() else { return };
+    let _ = STATE.try_with(|s| {
+        if s.busy.get() {
+            return;
+        }
+        let known = notifiers.lock().clone();
+        let risky: Vec<Held> = s
+            .held
+            .borrow()
+            .iter()
+            .filter(|h| h.inst != m.inst && (known.is_empty() || known.contains(&h.inst)))
+            .copied()
+            .collect();
+        let Some(h) = risky.first().copied() else {
+            return;
+        };
+        let key = (site.to_string(), h.site.to_string());
+        {
+            let mut reported = CONDVAR_REPORTED.lock();
+            if reported.contains(&key) || reported.len() >= 10_000 {
+                return;
+            }
+            reported.push(key);
+        }
+        let thread = s.id();
+        let _ = as_busy(|_| {
+            let edge = EdgeInfo {
+                thread: thread_name(thread),
+                thread_id: thread,
+                held: LockRef::new(h.inst, h.class),
+                held_mode: h.mode,
+                held_site: h.site.to_string(),
+                acquired: LockRef::new(m.inst, m.class),
+                mode: Mode::Exclusive,
+                site: site.to_string(),
+                other_held: risky[1..]
+                    .iter()
+                    .map(|x| LockRef::new(x.inst, x.class))
+                    .collect(),
+                backtrace: None,
+            };
+            publish(Violation {
+                kind: ViolationKind::CondvarWait {
+                    notifier_seen: !known.is_empty(),
+                },
+                edges: vec![edge],
+                message: String::new(),
+            })
+        });
+    });
 }
