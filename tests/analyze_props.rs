@@ -111,7 +111,12 @@ fn analyze(events: &[Event]) -> Report {
 
 /// What must not depend on the interleaving: violations by level and sorted lock names, and
 /// filtered candidates by filter, level and lock names.
-fn findings(r: &Report) -> (BTreeMap<(String, Vec<String>), usize>, BTreeMap<String, usize>) {
+fn findings(
+    r: &Report,
+) -> (
+    BTreeMap<(String, Vec<String>), usize>,
+    BTreeMap<String, usize>,
+) {
     let mut v = BTreeMap::new();
     for x in &r.violations {
         let mut names: Vec<String> = x.locks.iter().map(|l| l.name.clone()).collect();
@@ -137,8 +142,11 @@ fn mode() -> impl Strategy<Value = Mode> {
 /// A section over distinct locks from 1..=locks, in any order.
 fn section(locks: u64) -> impl Strategy<Value = Section> {
     (
-        prop::sample::subsequence((1..=locks).collect::<Vec<u64>>(), 1..=(locks as usize).min(4))
-            .prop_shuffle(),
+        prop::sample::subsequence(
+            (1..=locks).collect::<Vec<u64>>(),
+            1..=(locks as usize).min(4),
+        )
+        .prop_shuffle(),
         prop::collection::vec(mode(), 4),
         0u64..4,
     )

@@ -62,12 +62,23 @@ fn stderr(o: &Output) -> String {
 #[track_caller]
 fn assert_refused(o: &Output, file: &str, pos: Option<&str>) -> String {
     let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "exit code for {file}; stderr: {err}");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "exit code for {file}; stderr: {err}"
+    );
     assert!(!err.contains("panicked"), "panic on {file}: {err}");
-    assert_eq!(err.lines().count(), 1, "one line on stderr for {file}: {err}");
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "one line on stderr for {file}: {err}"
+    );
     assert!(err.contains(file), "stderr names {file}: {err}");
     if let Some(pos) = pos {
-        assert!(err.contains(pos), "stderr of {file} shows the position {pos}: {err}");
+        assert!(
+            err.contains(pos),
+            "stderr of {file} shows the position {pos}: {err}"
+        );
     }
     err
 }
@@ -144,7 +155,10 @@ fn missing_file_empty_directory_and_zero_byte_files_are_refused() {
 fn a_bad_file_among_good_ones_is_named() {
     let s = Scratch::new("among");
     let good = "fixtures/json/abba.jsonl";
-    let bad = s.file("b.json", b"{\"e\":\"header\",\"version\":1,\"pid\":1}\n{\"e\":\"acquire\",\"t\":1}\n");
+    let bad = s.file(
+        "b.json",
+        b"{\"e\":\"header\",\"version\":1,\"pid\":1}\n{\"e\":\"acquire\",\"t\":1}\n",
+    );
     let bad = bad.to_str().unwrap();
     let err = assert_refused(&run(&[good, bad, good]), bad, Some(":2:"));
     assert!(err.contains("missing field"), "{err}");
@@ -171,7 +185,10 @@ fn a_directory_named_like_a_trace_is_descended_not_read() {
 fn unreadable_file_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let s = Scratch::new("perm");
-    let p = s.file("secret.json", b"{\"e\":\"header\",\"version\":1,\"pid\":1}\n");
+    let p = s.file(
+        "secret.json",
+        b"{\"e\":\"header\",\"version\":1,\"pid\":1}\n",
+    );
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
     if std::fs::read(&p).is_ok() {
         eprintln!("skipped: running as root, permissions are not enforced");
@@ -187,11 +204,27 @@ fn invalid_utf8_in_every_text_position_is_refused() {
     let s = Scratch::new("utf8");
     let header = "{\"e\":\"header\",\"version\":1,\"pid\":1}\n";
     let cases: &[(&str, &[u8], &str)] = &[
-        ("name.json", b"{\"e\":\"thread\",\"t\":1,\"name\":\"\xff\xfe\"}\n", ":2:"),
-        ("key.json", b"{\"e\":\"class\",\"c\":1,\"key\":\"a\xc3\",\"kind\":\"mutex\"}\n", ":2:"),
+        (
+            "name.json",
+            b"{\"e\":\"thread\",\"t\":1,\"name\":\"\xff\xfe\"}\n",
+            ":2:",
+        ),
+        (
+            "key.json",
+            b"{\"e\":\"class\",\"c\":1,\"key\":\"a\xc3\",\"kind\":\"mutex\"}\n",
+            ":2:",
+        ),
         ("tag.json", b"{\"e\":\"\xe2\x82\"}\n", ":2:"),
-        ("overlong.json", b"{\"e\":\"thread\",\"t\":1,\"name\":\"\xc0\xaf\"}\n", ":2:"),
-        ("surrogate.json", b"{\"e\":\"thread\",\"t\":1,\"name\":\"\xed\xa0\x80\"}\n", ":2:"),
+        (
+            "overlong.json",
+            b"{\"e\":\"thread\",\"t\":1,\"name\":\"\xc0\xaf\"}\n",
+            ":2:",
+        ),
+        (
+            "surrogate.json",
+            b"{\"e\":\"thread\",\"t\":1,\"name\":\"\xed\xa0\x80\"}\n",
+            ":2:",
+        ),
     ];
     for (name, line, pos) in cases {
         let mut bytes = header.as_bytes().to_vec();
@@ -215,12 +248,27 @@ fn hostile_numbers_and_shapes_are_refused_or_tolerated_never_a_panic() {
     let header = "{\"e\":\"header\",\"version\":1,\"pid\":1}\n";
     // Refused: the value does not fit its field, or is not the right shape.
     let refused = [
-        ("overflow.json", "{\"e\":\"acquire\",\"t\":18446744073709551616,\"l\":1,\"m\":\"w\"}"),
-        ("negative.json", "{\"e\":\"acquire\",\"t\":-1,\"l\":1,\"m\":\"w\"}"),
-        ("float.json", "{\"e\":\"acquire\",\"t\":1.5,\"l\":1,\"m\":\"w\"}"),
-        ("class-u32.json", "{\"e\":\"class\",\"c\":4294967296,\"key\":\"k\",\"kind\":\"mutex\"}"),
+        (
+            "overflow.json",
+            "{\"e\":\"acquire\",\"t\":18446744073709551616,\"l\":1,\"m\":\"w\"}",
+        ),
+        (
+            "negative.json",
+            "{\"e\":\"acquire\",\"t\":-1,\"l\":1,\"m\":\"w\"}",
+        ),
+        (
+            "float.json",
+            "{\"e\":\"acquire\",\"t\":1.5,\"l\":1,\"m\":\"w\"}",
+        ),
+        (
+            "class-u32.json",
+            "{\"e\":\"class\",\"c\":4294967296,\"key\":\"k\",\"kind\":\"mutex\"}",
+        ),
         ("array.json", "[1,2,3]"),
-        ("deep.json", &format!("{}{}", "[".repeat(100_000), "]".repeat(100_000))),
+        (
+            "deep.json",
+            &format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+        ),
         ("nul.json", "{\"e\":\"thread\",\"t\":1}\u{0}"),
         ("version-huge.json", ""),
     ];
@@ -250,7 +298,10 @@ fn hostile_numbers_and_shapes_are_refused_or_tolerated_never_a_panic() {
     assert!(matches!(o.status.code(), Some(0 | 1)), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("undeclared") || out.contains("never"), "a warning: {out}");
+    assert!(
+        out.contains("undeclared") || out.contains("never"),
+        "a warning: {out}"
+    );
 }
 
 /// The exit code `lockcheck analyze` would give, computed in-process (same library call).
@@ -300,7 +351,8 @@ const SMALL_JSON: &str = r#"{"e":"header","version":1,"pid":1}
 {"e":"acquire","t":2,"l":1,"m":"w"}
 "#;
 
-const SMALL_STD: &str = "T1|acq(L1)|1\nT1|acq(L2)|2\nT1|rel(L2)|3\nT1|rel(L1)|4\nT2|acq(L2)|5\nT2|acq(L1)|6\n";
+const SMALL_STD: &str =
+    "T1|acq(L1)|1\nT1|acq(L2)|2\nT1|rel(L2)|3\nT1|rel(L1)|4\nT2|acq(L2)|5\nT2|acq(L1)|6\n";
 
 /// Checks every prefix of `bytes` (written as `name`) with `exit` (CLI or in-process).
 /// `complete(k)`: the prefix of length k ends at an event boundary; `whole_violation(k)`: the
@@ -322,11 +374,20 @@ fn every_truncation(
         if k == 0 {
             assert_eq!((strict, lenient), (2, 2), "{name} cut at 0");
         } else if complete(k) {
-            assert_eq!(strict, want, "{name} cut at {k} (an event boundary), strict");
-            assert_eq!(lenient, want, "{name} cut at {k} (an event boundary), lenient");
+            assert_eq!(
+                strict, want,
+                "{name} cut at {k} (an event boundary), strict"
+            );
+            assert_eq!(
+                lenient, want,
+                "{name} cut at {k} (an event boundary), lenient"
+            );
         } else {
             if !tolerated_mid(k) {
-                assert_eq!(strict, 2, "{name} cut at {k} (mid-event) without --allow-truncated");
+                assert_eq!(
+                    strict, 2,
+                    "{name} cut at {k} (mid-event) without --allow-truncated"
+                );
             }
             // Either the cut event parses as it stands, or it is dropped (what the complete
             // events before it give), or nothing complete is left.
@@ -349,7 +410,8 @@ fn json_cases(exit: fn(&Path, bool) -> i32) {
     let header_end = SMALL_JSON.find('\n').unwrap() + 1;
     let last_line_start = SMALL_JSON[..b.len() - 1].rfind('\n').unwrap() + 1;
     // A prefix is complete at a newline or just before one (a last line without newline).
-    let complete = |k: usize| k >= header_end - 1 && (b[k - 1] == b'\n' || b.get(k) == Some(&b'\n'));
+    let complete =
+        |k: usize| k >= header_end - 1 && (b[k - 1] == b'\n' || b.get(k) == Some(&b'\n'));
     let violation = |k: usize| k >= b.len() - 1;
     let _ = last_line_start;
     every_truncation("t.json", b, exit, &complete, &|_| false, &violation);
@@ -411,7 +473,10 @@ fn peak_rss_kb(args: &[&str]) -> Option<(u64, Output)> {
     let err = stderr(&o);
     let kb = err
         .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))?
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })?
         .trim()
         .parse()
         .ok()?;
@@ -446,7 +511,10 @@ fn a_line_longer_than_the_limit_is_refused_in_bounded_memory() {
     if let Some((kb, _)) = peak_rss_kb(&[ps]) {
         // One line buffer of at most MAX_LINE_LEN, plus the program: never the whole line.
         let limit = (MAX_LINE_LEN as u64 >> 10) + 96 * 1024;
-        assert!(kb < limit, "peak RSS {kb} kB on a {len}-byte line (limit {limit} kB)");
+        assert!(
+            kb < limit,
+            "peak RSS {kb} kB on a {len}-byte line (limit {limit} kB)"
+        );
     }
     // A long line in the STD format is refused the same way.
     let std_path = s.0.join("long.std");
