@@ -2,16 +2,19 @@
 //!
 //! `lockcheck analyze [OPTIONS] <TRACE>...` reads traces, reports lock-order violations, a suggested
 //! lock hierarchy and timeouts. Exit codes: 0 no violation, 1 violations found, 2 bad input or
-//! usage. All logic lives in `lockcheck-analyze`; this file parses arguments, picks the output, and
+//! usage. `lockcheck explain`, `completions` and `man` print help. All logic lives in `lockcheck-analyze`; this file parses arguments, picks the output, and
 //! maps results to exit codes in one place.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use lockcheck_analyze::baseline::Baseline;
+use lockcheck_analyze::config::Config;
 use lockcheck_analyze::cycles::SearchLimits;
 use lockcheck_analyze::read::InputFormat;
-use lockcheck_analyze::report::{render_text, TextOptions};
-use lockcheck_analyze::{analyze, Levels, Options};
+use lockcheck_analyze::report::{render_text, render_violations, summary_line, TextOptions};
+use lockcheck_analyze::sarif::{to_sarif, SarifOptions};
+use lockcheck_analyze::{analyze_with, rules, Analysis, Levels, Options, Progress};
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -29,6 +32,23 @@ struct Cli {
 enum Command {
     /// Replay traces and report lock-order violations, a lock hierarchy and timeouts.
     Analyze(AnalyzeArgs),
+    /// Explain a finding, filter or timeout flag: what it means and how to fix it.
+    Explain {
+        /// A rule id (lockcheck/lock-order-inversion), filter (gate-lock) or flag (livelock-risk);
+        /// without one, list them all.
+        rule: Option<String>,
+    },
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Man {
+        /// A subcommand (e.g. `analyze`) for its own page; the main page without one.
+        command: Option<String>,
+    },
 }
 
 /// Output format of the report.
@@ -38,6 +58,23 @@ enum Format {
     Text,
     /// The JSON report (schema in docs/analyze.md).
     Json,
+    /// SARIF 2.1.0, for code-scanning tools.
+    Sarif,
+    /// Graphviz DOT of the lock-order graph, violations in red.
+    Dot,
+    /// One self-contained HTML page: graph, violations, hierarchy, timeouts.
+    Html,
+}
+
+/// When to color text output.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ColorArg {
+    /// When stdout is a terminal and NO_COLOR is unset or empty.
+    Auto,
+    /// Always (overrides NO_COLOR).
+    Always,
+    /// Never.
+    Never,
 }
 
 /// Trace format of the inputs.
@@ -91,6 +128,32 @@ struct AnalyzeArgs {
     /// Write the report to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Make absolute source paths relative to this directory in SARIF (default: the current
+    /// directory).
+    #[arg(long, value_name = "DIR")]
+    repo_root: Option<PathBuf>,
+    /// Fail only on findings whose id is not in this baseline file.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// Write the current findings as a baseline file (the run then exits 0 unless the input is
+    /// bad).
+    #[arg(long, value_name = "FILE")]
+    write_baseline: Option<PathBuf>,
+    /// Suppressions and declared hierarchy (default: ./lockcheck.toml if it exists).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+    config: Option<PathBuf>,
+    /// Ignore ./lockcheck.toml.
+    #[arg(long)]
+    no_config: bool,
+    /// Write the suggested timeouts as a [wait_timeout] table for LOCKCHECK_POLICY to this file.
+    #[arg(long, value_name = "FILE")]
+    timeouts_toml: Option<PathBuf>,
+    /// Print only the failing findings (text), no progress and no summary on stderr.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Color text output.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
+    color: ColorArg,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -98,7 +161,107 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// A progress bar on stderr, for long analyses on a terminal only.
+struct ProgressDisplay {
+    bar: Option<indicatif::ProgressBar>,
+    allowed: bool,
+}
+
+/// Below this much input, no bar: it would flash and vanish.
+const PROGRESS_MIN_BYTES: u64 = 8 << 20;
+const PROGRESS_MIN_FILES: usize = 50;
+
+impl ProgressDisplay {
+    fn new(quiet: bool) -> ProgressDisplay {
+        ProgressDisplay {
+            bar: None,
+            allowed: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn update(&mut self, p: Progress<'_>) {
+        if !self.allowed {
+            return;
+        }
+        match p {
+            Progress::Reading {
+                file,
+                index,
+                files,
+                bytes_done,
+                bytes_total,
+            } => {
+                if self.bar.is_none() {
+                    if bytes_total < PROGRESS_MIN_BYTES && files < PROGRESS_MIN_FILES {
+                        self.allowed = false;
+                        return;
+                    }
+                    let bar = indicatif::ProgressBar::with_draw_target(
+                        Some(bytes_total),
+                        indicatif::ProgressDrawTarget::stderr(),
+                    );
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{spinner} reading {bar:30} {bytes}/{total_bytes} {msg}",
+                        )
+                        .expect("a valid template"),
+                    );
+                    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                    self.bar = Some(bar);
+                }
+                if let Some(bar) = &self.bar {
+                    bar.set_position(bytes_done);
+                    let name = file
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    bar.set_message(format!("(trace {} of {files}: {name})", index + 1));
+                }
+            }
+            Progress::Analyzing => {
+                if let Some(bar) = &self.bar {
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                            .expect("a valid template"),
+                    );
+                    bar.set_message("searching for lock-order cycles");
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn run_analyze(args: AnalyzeArgs) -> ExitCode {
+    let config = match (&args.config, args.no_config) {
+        (Some(path), _) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        },
+        (None, false) if Path::new("lockcheck.toml").is_file() => {
+            match Config::load(Path::new("lockcheck.toml")) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            }
+        }
+        _ => Config::default(),
+    };
+    let baseline = match &args.baseline {
+        Some(path) => match Baseline::load(path) {
+            Ok(b) => Some(b),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
     let opts = Options {
         levels: match args.level {
             LevelArg::Instance => Levels::Instance,
@@ -115,46 +278,94 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
             InputFormatArg::RapidBin => InputFormat::RapidBin,
         }),
         allow_truncated: args.allow_truncated,
+        config,
+        baseline,
     };
-    let report = match analyze(&args.traces, &opts) {
-        Ok(r) => r,
+    let mut progress = ProgressDisplay::new(args.quiet);
+    let result = analyze_with(&args.traces, &opts, &mut |p| progress.update(p));
+    progress.finish();
+    let Analysis { mut report, graph } = match result {
+        Ok(a) => a,
         Err(e) => return fail(e),
     };
+    if let Some(path) = &args.write_baseline {
+        let b = Baseline::from_report(&report);
+        if let Err(e) = write_file(path, &b.to_json()) {
+            return fail(e);
+        }
+        // Every current finding is now accepted: report them as such.
+        for v in &mut report.violations {
+            v.baselined = true;
+        }
+        report.summary.baselined = report.violations.len() as u64;
+    }
     let text = match args.format {
-        Format::Json => match serde_json::to_string_pretty(&report) {
-            Ok(mut s) => {
-                s.push('\n');
-                s
-            }
-            Err(e) => return fail(e),
-        },
-        Format::Text => {
-            let color = args.output.is_none()
-                && std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            render_text(
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&report).expect("the report serializes");
+            s.push('\n');
+            s
+        }
+        Format::Sarif => {
+            let repo_root = args
+                .repo_root
+                .clone()
+                .or_else(|| std::env::current_dir().ok())
+                .map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+            let log = to_sarif(
                 &report,
-                TextOptions {
-                    verbose: args.verbose,
-                    color,
+                &SarifOptions {
+                    repo_root,
+                    with_baseline: args.baseline.is_some() || args.write_baseline.is_some(),
                 },
-            )
+            );
+            let mut s = serde_json::to_string_pretty(&log).expect("the SARIF log serializes");
+            s.push('\n');
+            s
+        }
+        Format::Dot => graph.to_dot(),
+        Format::Html => lockcheck_analyze::html::render_html(&report, &graph),
+        Format::Text => {
+            let color = match args.color {
+                ColorArg::Always => true,
+                ColorArg::Never => false,
+                ColorArg::Auto => {
+                    args.output.is_none()
+                        && std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                }
+            };
+            if args.quiet {
+                render_violations(&report, color)
+            } else {
+                render_text(
+                    &report,
+                    TextOptions {
+                        verbose: args.verbose,
+                        color,
+                    },
+                )
+            }
         }
     };
     if let Some(path) = &args.hierarchy_rust {
-        if let Err(e) = std::fs::write(path, &report.hierarchy.rust) {
-            return fail(format_args!("{}: {e}", path.display()));
+        if let Err(e) = write_file(path, &report.hierarchy.rust) {
+            return fail(e);
+        }
+    }
+    if let Some(path) = &args.timeouts_toml {
+        let toml = lockcheck_analyze::timeouts::to_toml(&report.timeouts, report.summary.traces);
+        if let Err(e) = write_file(path, &toml) {
+            return fail(e);
         }
     }
     match &args.output {
         Some(path) => {
-            if let Err(e) = std::fs::write(path, &text) {
-                return fail(format_args!("{}: {e}", path.display()));
+            if let Err(e) = write_file(path, &text) {
+                return fail(e);
             }
-            if args.format == Format::Text {
+            if !args.quiet {
                 // The summary still goes to the terminal.
-                let last = text.lines().last().unwrap_or_default();
-                eprintln!("{last}");
+                eprintln!("{}", summary_line(&report));
             }
         }
         None => {
@@ -174,9 +385,61 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
     }
 }
 
+fn run_explain(rule: Option<String>) -> ExitCode {
+    let text = match rule {
+        None => rules::list(),
+        Some(name) => match rules::lookup(&name) {
+            Some(r) => rules::explain(r),
+            None => {
+                return fail(format_args!(
+                    "no rule, filter or flag named `{name}`; `lockcheck explain` lists them"
+                ))
+            }
+        },
+    };
+    print_stdout(text.as_bytes())
+}
+
+fn print_stdout(bytes: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => fail(e),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+fn run_man(command: Option<String>) -> ExitCode {
+    let cmd = Cli::command();
+    let page = match command {
+        None => cmd,
+        Some(name) => match cmd.find_subcommand(&name) {
+            Some(sub) => {
+                // clap wants a `'static` name (without its `string` feature); the process
+                // prints one page and exits.
+                let full: &'static str =
+                    Box::leak(format!("lockcheck-{}", sub.get_name()).into_boxed_str());
+                sub.clone().name(full)
+            }
+            None => return fail(format_args!("no subcommand `{name}`")),
+        },
+    };
+    let mut buf = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(page).render(&mut buf) {
+        return fail(e);
+    }
+    print_stdout(&buf)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Analyze(args) => run_analyze(args),
+        Command::Explain { rule } => run_explain(rule),
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lockcheck", &mut buf);
+            print_stdout(&buf)
+        }
+        Command::Man { command } => run_man(command),
     }
 }

@@ -21,7 +21,10 @@ use std::fmt::Write as _;
 /// Sites listed on one edge label; more are counted.
 pub const SITES_PER_LABEL: usize = 3;
 /// Nodes drawn in the HTML picture; a larger graph is cut down to the violations' neighborhood.
-pub const MAX_PICTURE_NODES: usize = 60;
+/// (The layout's cost grows quickly with size, and a picture of more is unreadable anyway.)
+pub const MAX_PICTURE_NODES: usize = 30;
+/// Edges drawn in the HTML picture: the violations' first.
+pub const MAX_PICTURE_EDGES: usize = 60;
 
 /// A node of the lock-order graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +63,8 @@ pub struct OrderGraph {
     pub edges: Vec<GraphEdge>,
     /// Nodes left out of this graph (see [`OrderGraph::picture`]).
     pub omitted: usize,
+    /// Edges left out of this graph, besides those of omitted nodes.
+    pub omitted_edges: usize,
 }
 
 impl OrderGraph {
@@ -156,7 +161,8 @@ impl OrderGraph {
                 }
             }
         }
-        let index: HashMap<&String, usize> = nodes.keys().enumerate().map(|(i, k)| (k, i)).collect();
+        let index: HashMap<&String, usize> =
+            nodes.keys().enumerate().map(|(i, k)| (k, i)).collect();
         let graph_edges = edges
             .iter()
             .map(|((a, b), (sites, deps))| GraphEdge {
@@ -179,12 +185,31 @@ impl OrderGraph {
                 .collect(),
             edges: graph_edges,
             omitted: 0,
+            omitted_edges: 0,
         }
     }
 
     /// At most `max` nodes for a picture: the nodes of violations and their neighbors first, then
     /// the nodes with the most edges. The rest is counted in `omitted`.
     pub fn picture(&self, max: usize) -> OrderGraph {
+        let mut g = self.picture_nodes(max);
+        if g.edges.len() > MAX_PICTURE_EDGES {
+            let mut order: Vec<usize> = (0..g.edges.len()).collect();
+            order.sort_by_key(|&i| (!g.edges[i].in_violation, i));
+            let keep: HashSet<usize> = order.into_iter().take(MAX_PICTURE_EDGES).collect();
+            g.omitted_edges += g.edges.len() - keep.len();
+            g.edges = g
+                .edges
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| keep.contains(i))
+                .map(|(_, e)| e.clone())
+                .collect();
+        }
+        g
+    }
+
+    fn picture_nodes(&self, max: usize) -> OrderGraph {
         if self.nodes.len() <= max {
             return self.clone();
         }
@@ -234,6 +259,7 @@ impl OrderGraph {
                 })
                 .collect(),
             omitted: self.nodes.len() - keep.len() + self.omitted,
+            omitted_edges: self.omitted_edges,
         }
     }
 
@@ -277,11 +303,14 @@ impl OrderGraph {
                 quote(&edge_label(e))
             );
         }
-        if self.omitted > 0 {
+        if self.omitted > 0 || self.omitted_edges > 0 {
             let _ = writeln!(
                 s,
                 "    omitted [shape=plaintext, label={}];",
-                quote(&format!("... {} more locks not drawn", self.omitted))
+                quote(&format!(
+                    "... {} more locks and {} more edges not drawn",
+                    self.omitted, self.omitted_edges
+                ))
             );
         }
         let _ = writeln!(s, "}}");

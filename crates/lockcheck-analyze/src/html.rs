@@ -88,11 +88,13 @@ pub fn render_html(report: &Report, graph: &OrderGraph) -> String {
             h,
             "<p class=\"note\">{} level: an arrow A &rarr; B means some thread acquired B while holding A, labelled with where. <span class=\"fail\">Red</span>: the edges of violations.{}</p>",
             escape(&picture.level),
-            if picture.omitted > 0 {
+            if picture.omitted > 0 || picture.omitted_edges > 0 {
                 format!(
-                    " {} of {} locks are drawn (the violations' first); <code>--format dot</code> has them all.",
+                    " {} of {} locks and {} of {} of their edges are drawn (the violations' first); <code>--format dot</code> has them all.",
                     picture.nodes.len(),
-                    picture.nodes.len() + picture.omitted
+                    picture.nodes.len() + picture.omitted,
+                    picture.edges.len(),
+                    picture.edges.len() + picture.omitted_edges
                 )
             } else {
                 String::new()
@@ -110,11 +112,7 @@ pub fn render_html(report: &Report, graph: &OrderGraph) -> String {
 
     // Findings.
     let new: Vec<_> = report.new_violations().collect();
-    let _ = writeln!(
-        h,
-        "<h2 id=\"violations\">Violations ({})</h2>",
-        new.len()
-    );
+    let _ = writeln!(h, "<h2 id=\"violations\">Violations ({})</h2>", new.len());
     if new.is_empty() {
         let _ = writeln!(h, "<p class=\"pass\">No violation.</p>");
     }

@@ -297,9 +297,7 @@ pub fn dependency_edge(
 ) -> EdgeReport {
     let rec = &model.deps[d as usize];
     let dep = &rec.dep;
-    let sites = rec
-        .sites
-        .get(which.min(rec.sites.len().saturating_sub(1)));
+    let sites = rec.sites.get(which.min(rec.sites.len().saturating_sub(1)));
     let site = sites.and_then(|s| s.site);
     EdgeReport {
         thread: model.thread_name(dep.thread as u32),

@@ -242,7 +242,11 @@ pub fn list() -> String {
         s.push_str(title);
         s.push('\n');
         for r in RULES.iter().filter(|r| r.category == cat) {
-            let short = r.short.split_once(": ").map(|x| x.1).unwrap_or(r.short);
+            let short = r
+                .short
+                .strip_prefix("Filter: ")
+                .or_else(|| r.short.strip_prefix("Timeout flag: "))
+                .unwrap_or(r.short);
             s.push_str(&format!("  {:<38} {}\n", r.id, short));
         }
         s.push('\n');
@@ -285,7 +289,10 @@ mod tests {
             lookup("lock-order-inversion").unwrap().id,
             LOCK_ORDER_INVERSION
         );
-        assert_eq!(lookup("HierarchyViolation").unwrap().id, HIERARCHY_VIOLATION);
+        assert_eq!(
+            lookup("HierarchyViolation").unwrap().id,
+            HIERARCHY_VIOLATION
+        );
         assert!(lookup("nope").is_none());
     }
 

@@ -370,7 +370,8 @@ pub fn to_sarif(report: &Report, opts: &SarifOptions) -> Value {
         let root = root.to_string_lossy().replace('\\', "/");
         let root = root.trim_end_matches('/');
         if root.starts_with('/') {
-            run["originalUriBaseIds"] = json!({ "%SRCROOT%": { "uri": format!("file://{}/", encode(root)) } });
+            run["originalUriBaseIds"] =
+                json!({ "%SRCROOT%": { "uri": format!("file://{}/", encode(root)) } });
         }
     }
     json!({

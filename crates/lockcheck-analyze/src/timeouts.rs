@@ -180,10 +180,16 @@ pub fn to_toml(rows: &[TimeoutRow], traces: u64) -> String {
         "# Per-class wait timeouts suggested by `lockcheck analyze` from {traces} trace{}.\n",
         if traces == 1 { "" } else { "s" }
     ));
-    s.push_str("# timeout = ceil_to_ms(max(10 x p99 wait, 2 x max wait, 10 ms)); see docs/analyze.md.\n");
-    s.push_str("# With LOCKCHECK_POLICY=<this file>, a blocking lock() of such a class waits at most\n");
+    s.push_str(
+        "# timeout = ceil_to_ms(max(10 x p99 wait, 2 x max wait, 10 ms)); see docs/analyze.md.\n",
+    );
+    s.push_str(
+        "# With LOCKCHECK_POLICY=<this file>, a blocking lock() of such a class waits at most\n",
+    );
     s.push_str("# that long, then reports a wait-timeout (and panics under LOCKCHECK=panic).\n");
-    s.push_str("# Review before committing: a timeout too tight for a slower machine fires in normal\n");
+    s.push_str(
+        "# Review before committing: a timeout too tight for a slower machine fires in normal\n",
+    );
     s.push_str("# operation (see the livelock-risk flags below).\n\n");
     s.push_str("[wait_timeout]\n");
     for r in rows {
