@@ -307,7 +307,7 @@ fn result(v: &Violation, suppression: Option<&str>, opts: &SarifOptions) -> Valu
     if let Some(reason) = suppression {
         r["suppressions"] = json!([{
             "kind": "external",
-            "status": "accepted",
+            "state": "accepted",
             "justification": reason,
             "location": { "physicalLocation": { "artifactLocation": { "uri": "lockcheck.toml" } } }
         }]);
