@@ -403,3 +403,118 @@ fn creating_and_dropping_locks_in_a_loop_does_not_grow_the_graph() {
     r.expect("no panic, no hang");
     assert!(found("stress.churn.a").is_empty());
 }
+
+/// Records ROUNDS rounds of RACERS threads racing on the first use of a fresh lock of class
+/// `stress.idrace` (the lock is dropped after each round); returns the trace's events, the class
+/// number and the racers per round.
+fn id_race_trace(name: &str) -> (Vec<lockcheck_core::trace::Event>, u32) {
+    use lockcheck_core::trace::Event;
+    let dir = std::env::temp_dir().join(format!("lockcheck-idrace-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("race.json");
+    lockcheck::record::start(&path).expect("start recording");
+    let r = watchdog(60, || {
+        for _ in 0..ROUNDS {
+            let m = Arc::new(Mutex::named("stress.idrace", 0u32));
+            let barrier = Arc::new(std::sync::Barrier::new(RACERS));
+            let threads: Vec<_> = (0..RACERS)
+                .map(|i| {
+                    let (m, barrier) = (m.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        // Both first-use paths: blocking and try.
+                        if i % 2 == 0 {
+                            *m.lock() += 1;
+                        } else {
+                            while m.try_lock().map(|mut g| *g += 1).is_none() {
+                                std::thread::yield_now();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(*m.lock(), RACERS as u32);
+        }
+    });
+    let written = lockcheck::record::stop().expect("stop recording");
+    r.expect("no hang");
+    assert!(written.is_some());
+    let reader = lockcheck_analyze::read::TraceReader::open(&path, None).unwrap();
+    let events: Vec<Event> = reader.map(|e| e.expect("the trace reads")).collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    let class = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Class { c, key, .. } if key == "stress.idrace" => Some(*c),
+            _ => None,
+        })
+        .expect("the class is declared");
+    (events, class)
+}
+
+const ROUNDS: usize = 100;
+const RACERS: usize = 8;
+
+/// The one lock-free protocol of the fast path: a lock's id word starts at 0 and is set once by
+/// a compare-exchange on first use (losers take the winner's value), then only gains flag bits.
+/// Many threads racing on the first use of one lock must all see the same id: recorded, every
+/// acquisition of a round's lock names one lock number.
+#[test]
+fn threads_racing_on_the_first_use_of_a_lock_all_see_one_id() {
+    use lockcheck_core::trace::Event;
+    let _serial = serial();
+    lockcheck::set_action(Action::Warn);
+    let (events, class) = id_race_trace("ids");
+    let mut declared: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Lock { l, c, .. } if *c == class => Some(*l),
+            _ => None,
+        })
+        .collect();
+    declared.sort_unstable();
+    declared.dedup();
+    assert_eq!(declared.len(), ROUNDS, "one id per lock: {declared:?}");
+    let mut per_lock = std::collections::HashMap::<u64, usize>::new();
+    for e in &events {
+        if let Event::Acquire { l, .. } = e {
+            if declared.binary_search(l).is_ok() {
+                *per_lock.entry(*l).or_default() += 1;
+            }
+        }
+    }
+    // Every racer's acquisition, plus the final check, under the one id of its round's lock.
+    assert_eq!(per_lock.len(), ROUNDS);
+    assert!(per_lock.values().all(|&n| n == RACERS + 1), "{per_lock:?}");
+}
+
+/// The trace format says a dropped lock's number is never used again, and a lock is declared
+/// once. The recorder buffers per thread, so a `drop` written from the dropping thread's buffer
+/// can precede other threads' acquisitions of that lock, which then declare it again.
+#[test]
+#[ignore = "bug: recorder writes `drop l` before other threads' buffered acquisitions of l, then declares l again"]
+fn a_recorded_lock_is_declared_once_and_not_used_after_its_drop() {
+    use lockcheck_core::trace::Event;
+    let _serial = serial();
+    lockcheck::set_action(Action::Warn);
+    let (events, class) = id_race_trace("drop");
+    let mut ours = std::collections::HashSet::new();
+    let mut dropped = std::collections::HashSet::new();
+    for (i, e) in events.iter().enumerate() {
+        match e {
+            Event::Lock { l, c, .. } if *c == class => {
+                assert!(ours.insert(*l), "event {i}: lock {l} declared again");
+            }
+            Event::Drop { l } if ours.contains(l) => {
+                dropped.insert(*l);
+            }
+            Event::Acquire { l, .. } | Event::Release { l, .. } if dropped.contains(l) => {
+                panic!("event {i}: lock {l} used after its drop: {e:?}");
+            }
+            _ => {}
+        }
+    }
+}
