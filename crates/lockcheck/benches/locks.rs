@@ -22,6 +22,7 @@
 
 use criterion::measurement::WallTime;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -162,8 +163,14 @@ struct Pair<M> {
     b: M,
 }
 
+/// Instrumented pairs (checked, recording) created so far, for the memory line printed at the end.
+static PAIRS: AtomicU64 = AtomicU64::new(0);
+
 impl<M: BenchMutex> Pair<M> {
     fn new() -> Self {
+        if M::NAME.starts_with("lockcheck_checked") || M::NAME == "lockcheck_recording" {
+            PAIRS.fetch_add(1, Ordering::Relaxed);
+        }
         Pair {
             a: M::new("bench.a"),
             b: M::new("bench.b"),
@@ -346,8 +353,10 @@ fn benches(c: &mut Criterion) {
     // Dropped instances left the graph: what remains is bounded by the live locks and classes.
     let (inst, inst_edges, classes, class_edges) = lockcheck::__private::graph_sizes();
     eprintln!(
-        "lockcheck graph after the run: {inst} instance nodes, {inst_edges} instance edges, \
-         {classes} class nodes, {class_edges} class edges"
+        "lockcheck graph after the run ({} instrumented lock pairs created, nested and dropped): \
+         {inst} instance nodes, {inst_edges} instance edges, {classes} class nodes, \
+         {class_edges} class edges",
+        PAIRS.load(Ordering::Relaxed)
     );
     assert!(
         lockcheck::violations().is_empty(),
