@@ -109,14 +109,15 @@ fn analyze(events: &[Event]) -> Report {
     analyze_model(&b.finish(), &Options::default())
 }
 
-/// What must not depend on the interleaving: violations by level and sorted lock names, and
-/// filtered candidates by filter, level and lock names.
-fn findings(
-    r: &Report,
-) -> (
+/// Violations by (level, sorted lock names), and filtered candidates by filter, with counts.
+type Findings = (
     BTreeMap<(String, Vec<String>), usize>,
     BTreeMap<String, usize>,
-) {
+);
+
+/// What must not depend on the interleaving: violations by level and sorted lock names, and
+/// filtered candidates by filter, level and lock names.
+fn findings(r: &Report) -> Findings {
     let mut v = BTreeMap::new();
     for x in &r.violations {
         let mut names: Vec<String> = x.locks.iter().map(|l| l.name.clone()).collect();

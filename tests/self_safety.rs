@@ -402,7 +402,7 @@ fn locks_in_tls_destructors_and_at_exit_end_cleanly_with_recording_on() {
     });
     r.expect("the child exits in time");
     // The trace was flushed at exit and is complete (no --allow-truncated needed).
-    let report = lockcheck_analyze::analyze(&[trace.clone()], &Default::default())
+    let report = lockcheck_analyze::analyze(std::slice::from_ref(&trace), &Default::default())
         .unwrap_or_else(|e| panic!("the child's trace reads: {e}"));
     assert!(report.summary.events > 0);
     let text = std::fs::read_to_string(&trace).unwrap();
@@ -425,7 +425,7 @@ macro_rules! assert_not_send {
             #[allow(dead_code)]
             struct Invalid;
             impl<T: ?Sized + Send> AmbiguousIfSend<Invalid> for T {}
-            let _ = <$t as AmbiguousIfSend<_>>::some_item;
+            let _item: fn() = <$t as AmbiguousIfSend<_>>::some_item;
         };
     };
 }
