@@ -58,7 +58,10 @@ fn drain(
             Ok(e) => events.push(e),
             Err(e) => {
                 let shown = e.to_string();
-                assert!(shown.starts_with("fuzz.trace"), "error without the file: {shown}");
+                assert!(
+                    shown.starts_with("fuzz.trace"),
+                    "error without the file: {shown}"
+                );
                 assert!(!e.message.is_empty(), "empty error message");
                 failed = true;
                 break;
@@ -75,9 +78,15 @@ fn reader(data: &[u8], format: InputFormat) {
     let (strict, strict_failed, _) = drain(data, format, false, limit);
     let (lenient, lenient_failed, truncated) = drain(data, format, true, limit);
     // Allowing truncation changes only how the stream ends, never which events it accepts.
-    assert_eq!(strict, lenient, "strict and --allow-truncated readers disagree");
+    assert_eq!(
+        strict, lenient,
+        "strict and --allow-truncated readers disagree"
+    );
     if truncated {
-        assert!(strict_failed, "truncated with --allow-truncated, accepted without it");
+        assert!(
+            strict_failed,
+            "truncated with --allow-truncated, accepted without it"
+        );
         assert!(!lenient_failed);
     }
     if !strict_failed {
@@ -492,8 +501,11 @@ pub fn analyze(data: &[u8]) {
     analyze_events(&events(&ops));
 }
 
+/// A fuzz target: any bytes in, no panic out.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the driver.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("json", json),
     ("std", std_text),
     ("rapidbin", rapidbin),
