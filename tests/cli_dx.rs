@@ -192,3 +192,23 @@ fn no_progress_bar_when_stderr_is_not_a_terminal() {
     assert!(run.stderr.is_empty(), "{:?}", run.stderr);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_github_actions_example_records_analyzes_uploads_and_fails() {
+    let yml = std::fs::read_to_string(common::root("examples/ci/github-actions.yml")).unwrap();
+    for needed in [
+        "LOCKCHECK_TRACE: ${{ github.workspace }}/target/lockcheck/{pid}.json",
+        "cargo nextest run --workspace",
+        "lockcheck analyze --format sarif -o lockcheck.sarif target/lockcheck/",
+        "github/codeql-action/upload-sarif@",
+        "sarif_file: lockcheck.sarif",
+        "security-events: write",
+        "exit 1",
+    ] {
+        assert!(
+            yml.contains(needed),
+            "examples/ci/github-actions.yml lacks {needed:?}"
+        );
+    }
+    assert!(!yml.contains('\t'), "YAML has no tabs");
+}
