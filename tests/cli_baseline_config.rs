@@ -276,7 +276,7 @@ fn an_inversion_of_two_processes_is_reported_once() {
     let dir = tmpdir("dedup");
     std::fs::copy(fixture("ab-ba.json"), dir.join("1.json")).unwrap();
     std::fs::copy(fixture("ab-ba.json"), dir.join("2.json")).unwrap();
-    let run = analyze_json(&[dir.clone()], &[]);
+    let run = analyze_json(std::slice::from_ref(&dir), &[]);
     assert_eq!(run.code, Some(1));
     let one = analyze_json(&[fixture("ab-ba.json")], &[]).json();
     let r = run.json();

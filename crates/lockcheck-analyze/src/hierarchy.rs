@@ -319,35 +319,6 @@ fn rust_module(levels: &[LevelEntry], deps: usize) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn els_cuts_the_cheap_side() {
-        // 0 -> 1 made at 5 places, 1 -> 0 at one: cut 1 -> 0.
-        let order = eades_lin_smyth(2, &[(0, 1, 5), (1, 0, 1)]);
-        assert_eq!(order, vec![0, 1]);
-        let order = eades_lin_smyth(2, &[(0, 1, 1), (1, 0, 5)]);
-        assert_eq!(order, vec![1, 0]);
-    }
-
-    #[test]
-    fn els_orders_a_dag_topologically() {
-        let order = eades_lin_smyth(4, &[(2, 1, 1), (1, 0, 1), (3, 2, 1)]);
-        assert_eq!(order, vec![3, 2, 1, 0]);
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(file_line("src/a.rs:10:5"), "src/a.rs:10");
-        assert_eq!(file_line("loc 42"), "loc 42");
-        assert_eq!(constant_name("src/bank.rs:10:5"), "SRC_BANK_RS_10_5");
-        assert_eq!(constant_name("accounts"), "ACCOUNTS");
-        assert_eq!(constant_name("7"), "LOCK_7");
-    }
-}
-
 /// Checks every observed nested acquisition against a declared hierarchy (class key -> level,
 /// from `lockcheck.toml`): acquiring a class of level `a` while holding a class of level
 /// `h >= a` is a `hierarchy-violation`, one finding per (held class, acquired class, acquisition
@@ -452,4 +423,33 @@ pub fn check_declared(
         })
         .collect();
     (violations, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn els_cuts_the_cheap_side() {
+        // 0 -> 1 made at 5 places, 1 -> 0 at one: cut 1 -> 0.
+        let order = eades_lin_smyth(2, &[(0, 1, 5), (1, 0, 1)]);
+        assert_eq!(order, vec![0, 1]);
+        let order = eades_lin_smyth(2, &[(0, 1, 1), (1, 0, 5)]);
+        assert_eq!(order, vec![1, 0]);
+    }
+
+    #[test]
+    fn els_orders_a_dag_topologically() {
+        let order = eades_lin_smyth(4, &[(2, 1, 1), (1, 0, 1), (3, 2, 1)]);
+        assert_eq!(order, vec![3, 2, 1, 0]);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(file_line("src/a.rs:10:5"), "src/a.rs:10");
+        assert_eq!(file_line("loc 42"), "loc 42");
+        assert_eq!(constant_name("src/bank.rs:10:5"), "SRC_BANK_RS_10_5");
+        assert_eq!(constant_name("accounts"), "ACCOUNTS");
+        assert_eq!(constant_name("7"), "LOCK_7");
+    }
 }
