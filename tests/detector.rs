@@ -460,38 +460,3 @@ fn condvar_wait_releases_its_mutex_in_the_bookkeeping() {
     assert!(r.is_ok(), "{r:?}");
     assert!(found("cv.m").is_empty());
 }
-
-#[test]
-fn tracing_events_are_emitted_with_target_lockcheck() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use tracing_subscriber::layer::SubscriberExt;
-    static SEEN: AtomicUsize = AtomicUsize::new(0);
-    struct Count;
-    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
-        fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-            if e.metadata().target() == "lockcheck" {
-                SEEN.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    }
-    let subscriber = tracing_subscriber::registry().with(Count);
-    let (a, b) = pair("trc", "trc.a", "trc.b");
-    let dispatch = tracing::Dispatch::new(subscriber);
-    let (d1, d2) = (dispatch.clone(), dispatch);
-    let (a2, b2) = (a.clone(), b.clone());
-    let _ = two_threads(
-        move || {
-            tracing::dispatcher::with_default(&d1, || {
-                let _a = a.lock();
-                let _b = b.lock();
-            })
-        },
-        move || {
-            tracing::dispatcher::with_default(&d2, || {
-                let _b = b2.lock();
-                let _a = a2.lock();
-            })
-        },
-    );
-    assert_eq!(SEEN.load(Ordering::SeqCst), 1);
-}

@@ -59,6 +59,7 @@ pub fn action() -> Action {
 /// Sets the action for the whole process, overriding `LOCKCHECK`.
 pub fn set_action(a: Action) {
     ACTION.store(encode(a), Ordering::Relaxed);
+    refresh_flags();
 }
 
 /// Whether backtraces are captured for new lock-order edges (`LOCKCHECK_BACKTRACE=0` turns it off).
@@ -107,4 +108,70 @@ pub fn order_checking() -> bool {
 /// Turns lock-order checking on or off for the whole process (see [`order_checking`]).
 pub fn set_order_checking(on: bool) {
     ORDER.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+    refresh_flags();
+}
+
+/// The fast path's view of every switch, in one byte so that an acquisition reads one atomic.
+pub(crate) mod flag {
+    /// Checking on (`LOCKCHECK` is not `off`).
+    pub const CHECK: u8 = 1;
+    /// The lock-order graph is on.
+    pub const ORDER: u8 = 2;
+    /// A trace is being recorded.
+    pub const RECORD: u8 = 4;
+    /// Statistics are collected.
+    pub const STATS: u8 = 8;
+    /// Held locks are published for the watchdog.
+    pub const WATCH: u8 = 16;
+    /// Any of the above: bookkeeping is needed at all.
+    pub const ACTIVE: u8 = CHECK | RECORD | STATS | WATCH;
+    /// Acquisitions are timed (hold and wait times).
+    pub const TIMED: u8 = RECORD | STATS | WATCH;
+    pub(crate) const INIT: u8 = 128;
+}
+
+static FLAGS: AtomicU8 = AtomicU8::new(0);
+
+/// The switches (reads the environment on first use).
+#[inline]
+pub(crate) fn flags() -> u8 {
+    let f = FLAGS.load(Ordering::Relaxed);
+    if f & flag::INIT != 0 {
+        f
+    } else {
+        init_flags()
+    }
+}
+
+#[cold]
+fn init_flags() -> u8 {
+    refresh_flags()
+}
+
+/// Recomputes [`flags`] after a switch changed. Every switch reads its environment variable
+/// first (once), so that setting one switch from code never hides another's variable.
+pub(crate) fn refresh_flags() -> u8 {
+    let _ = action();
+    let _ = order_checking();
+    let _ = crate::checked::recorder::recording();
+    let _ = crate::checked::watch::features();
+    let mut f = flag::INIT;
+    if ACTION.load(Ordering::Relaxed) != encode(Action::Off) {
+        f |= flag::CHECK;
+    }
+    if ORDER.load(Ordering::Relaxed) != 1 {
+        f |= flag::ORDER;
+    }
+    if crate::checked::recorder::recording_now() {
+        f |= flag::RECORD;
+    }
+    let w = crate::checked::watch::features_now();
+    if w & crate::checked::watch::STATS != 0 {
+        f |= flag::STATS;
+    }
+    if w & crate::checked::watch::WATCH != 0 {
+        f |= flag::WATCH;
+    }
+    FLAGS.store(f, Ordering::Relaxed);
+    f
 }

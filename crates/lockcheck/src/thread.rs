@@ -28,10 +28,8 @@ fn fork() -> (u64, VectorClock) {
         .try_with(|s| {
             let parent = s.id();
             let child = crate::checked::state::new_thread_id();
-            let mut clock = s.clock.borrow_mut();
-            let start = clock.clone();
-            clock.tick(parent);
-            drop(clock);
+            let start = s.clock();
+            crate::checked::state::with_slow(|slow| slow.clock.tick(parent));
             s.epoch.set(s.epoch.get() + 1);
             crate::checked::recorder::on_fork(parent, child);
             (child, start)
@@ -51,7 +49,7 @@ struct Finish(Arc<End>);
 
 impl Drop for Finish {
     fn drop(&mut self) {
-        let clock = STATE.try_with(|s| s.clock.borrow().clone()).ok();
+        let clock = STATE.try_with(|s| s.clock()).ok();
         *self.0.clock.lock() = clock;
         crate::checked::recorder::flush_thread();
     }
@@ -64,10 +62,10 @@ fn joined(child: u64, end: &End) {
     };
     let _ = STATE.try_with(|s| {
         let parent = s.id();
-        let mut mine = s.clock.borrow_mut();
-        mine.join(&clock);
-        mine.tick(parent);
-        drop(mine);
+        crate::checked::state::with_slow(|slow| {
+            slow.clock.join(&clock);
+            slow.clock.tick(parent);
+        });
         s.epoch.set(s.epoch.get() + 1);
         crate::checked::recorder::on_join(parent, child);
     });

@@ -17,16 +17,20 @@ use super::recorder;
 use super::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
 use super::state::{as_busy, mix, Held, ThreadState, STATE};
 use super::watch;
-use crate::config::{action, Action};
+use crate::config::{action, flag, flags, Action};
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::collections::HashSet;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
-/// Whether any bookkeeping is needed at all.
-#[inline]
-fn active() -> bool {
-    action() != Action::Off || recorder::recording()
+/// What the first (and usually only) thread-local access of an acquisition decided.
+enum Step {
+    /// Not tracked (checking off, thread busy inside lockcheck): take the raw lock.
+    Plain,
+    /// Acquired by the fast try and pushed on the held stack.
+    Done(Ids),
+    /// The fast try failed: block (slow path), then push.
+    Block(Ids),
 }
 
 /// A blocking acquisition: checks, then `try_raw`, else register the wait (wait-for graph) and
@@ -43,24 +47,47 @@ pub(crate) fn lock_blocking(
     lock_raw: impl FnOnce(),
     lock_for: impl FnOnce(Duration) -> bool,
 ) {
-    if !active() {
+    let f = flags();
+    if f & flag::ACTIVE == 0 {
         lock_raw();
         return;
     }
-    let ids =
-        STATE.try_with(|s| (!s.busy.get()).then(|| before_blocking(s, meta, kind, mode, site)));
-    let Ok(Some(ids)) = ids else {
-        lock_raw();
-        return;
-    };
-    let wait_ns = if try_raw() {
-        0
-    } else {
-        let start = Instant::now();
-        blocked(ids, kind, mode, capacity, site, lock_raw, lock_for);
-        start.elapsed().as_nanos() as u64
-    };
-    acquired(ids, mode, How::Blocking, site, wait_ns);
+    // One thread-local access: checks, the fast try, the push.
+    let step = STATE.try_with(|s| {
+        if s.busy.get() {
+            return Step::Plain;
+        }
+        let ids = meta.ids(kind);
+        if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
+            graph::note_written(ids.inst, ids.class);
+        }
+        if f & flag::CHECK != 0 {
+            check_held(s, meta, kind, mode, site, ids, f);
+        }
+        if try_raw() {
+            push(s, ids, mode, site, f);
+            Step::Done(ids)
+        } else {
+            Step::Block(ids)
+        }
+    });
+    match step {
+        Ok(Step::Done(ids)) => {
+            if f & flag::TIMED != 0 {
+                after_acquire(ids, mode, How::Blocking, site, 0, f);
+            }
+        }
+        Ok(Step::Block(ids)) => {
+            let start = Instant::now();
+            blocked(ids, kind, mode, capacity, site, lock_raw, lock_for);
+            let wait_ns = start.elapsed().as_nanos() as u64;
+            let _ = STATE.try_with(|s| push(s, ids, mode, site, f));
+            if f & flag::TIMED != 0 {
+                after_acquire(ids, mode, How::Blocking, site, wait_ns, f);
+            }
+        }
+        Ok(Step::Plain) | Err(_) => lock_raw(),
+    }
 }
 
 /// The slow path: the fast try failed and the thread is about to block.
@@ -115,57 +142,82 @@ pub(crate) fn lock_nonblocking(
     site: &'static Location<'static>,
     attempt: impl FnOnce() -> bool,
 ) -> bool {
-    if !active() {
+    let f = flags();
+    if f & flag::ACTIVE == 0 {
         return attempt();
     }
     let start = (how == How::Timed).then(Instant::now);
     let ok = attempt();
     let wait_ns = start.map_or(0, |s| s.elapsed().as_nanos() as u64);
-    let Ok(false) = STATE.try_with(|s| s.busy.get()) else {
-        return ok;
-    };
-    let ids = meta.ids(kind);
-    if ok {
-        if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
-            graph::note_written(ids.inst, ids.class);
+    let ids = STATE.try_with(|s| {
+        if s.busy.get() {
+            return None;
         }
-        acquired(ids, mode, how, site, wait_ns);
-    } else if recorder::recording() {
-        recorder::on_fail(ids, mode, how, site, wait_ns);
+        let ids = meta.ids(kind);
+        if ok {
+            if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
+                graph::note_written(ids.inst, ids.class);
+            }
+            push(s, ids, mode, site, f);
+        }
+        Some(ids)
+    });
+    if let Ok(Some(ids)) = ids {
+        if ok && f & flag::TIMED != 0 {
+            after_acquire(ids, mode, how, site, wait_ns, f);
+        } else if !ok && f & flag::RECORD != 0 {
+            recorder::on_fail(ids, mode, how, site, wait_ns);
+        }
     }
     ok
 }
 
-fn acquired(ids: Ids, mode: Mode, how: How, site: &'static Location<'static>, wait_ns: u64) {
-    let recording = recorder::recording();
-    let features = watch::features();
-    let timed = recording || features != 0;
-    let _ = STATE.try_with(|s| {
-        let h = Held {
+/// Pushes an acquired lock on the held stack.
+#[inline]
+fn push(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'static>, f: u8) {
+    if let Ok(mut held) = s.held.try_borrow_mut() {
+        held.push(Held {
             inst: ids.inst,
             class: ids.class,
             mode,
             site,
-            since: timed.then(Instant::now),
+            since: (f & flag::TIMED != 0).then(Instant::now),
             source: false,
-        };
-        if let Ok(mut held) = s.held.try_borrow_mut() {
-            held.push(h);
-        }
-        if features != 0 {
-            if features & watch::WATCH != 0 {
-                if let Some(p) = watch::published(s) {
+        });
+    }
+}
+
+/// Recording, statistics and the watchdog's view of an acquisition.
+#[cold]
+#[inline(never)]
+fn after_acquire(
+    ids: Ids,
+    mode: Mode,
+    how: How,
+    site: &'static Location<'static>,
+    wait_ns: u64,
+    f: u8,
+) {
+    if f & (flag::WATCH | flag::STATS) != 0 {
+        let _ = STATE.try_with(|s| {
+            if f & flag::WATCH != 0 {
+                let top = s
+                    .held
+                    .try_borrow()
+                    .ok()
+                    .and_then(|h| h.iter().rev().find(|h| h.inst == ids.inst).copied());
+                if let (Some(p), Some(h)) = (watch::published(s), top) {
                     p.held.lock().push(h);
                 }
             }
-            if features & watch::STATS != 0 {
+            if f & flag::STATS != 0 {
                 if let Some(st) = watch::thread_stats(s) {
                     watch::count_acquire(&st, ids.class, wait_ns);
                 }
             }
-        }
-    });
-    if recording {
+        });
+    }
+    if f & flag::RECORD != 0 {
         recorder::on_acquire(ids, mode, how, site, wait_ns);
     }
 }
@@ -174,39 +226,43 @@ fn acquired(ids: Ids, mode: Mode, how: How, site: &'static Location<'static>, wa
 #[inline]
 pub(crate) fn released(meta: &Meta, mode: Mode) {
     let Some(ids) = meta.assigned() else { return };
-    let _ = STATE.try_with(|s| {
-        let Ok(mut held) = s.held.try_borrow_mut() else {
-            return;
-        };
-        if held.is_empty() {
-            return;
+    let h = STATE.try_with(|s| {
+        let mut held = s.held.try_borrow_mut().ok()?;
+        held.remove_last(|h| h.inst == ids.inst && same_release_mode(h.mode, mode))
+    });
+    if let Ok(Some(h)) = h {
+        if h.source {
+            meta.mark_in_graph();
         }
-        let matches = |h: &Held| h.inst == ids.inst && same_release_mode(h.mode, mode);
-        if let Some(i) = held.iter().rposition(matches) {
-            let h = held.remove(i);
-            drop(held);
-            if h.source {
-                meta.mark_in_graph();
+        if let Some(since) = h.since {
+            after_release(ids, since, mode);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn after_release(ids: Ids, since: Instant, mode: Mode) {
+    let hold_ns = since.elapsed().as_nanos() as u64;
+    let f = flags();
+    if f & flag::RECORD != 0 {
+        recorder::on_release(ids, hold_ns);
+    }
+    let _ = STATE.try_with(|s| {
+        if f & flag::WATCH != 0 {
+            if let Some(p) = watch::published(s) {
+                let mut list = p.held.lock();
+                if let Some(j) = list
+                    .iter()
+                    .rposition(|h| h.inst == ids.inst && same_release_mode(h.mode, mode))
+                {
+                    list.remove(j);
+                }
             }
-            if let Some(since) = h.since {
-                let hold_ns = since.elapsed().as_nanos() as u64;
-                if recorder::recording() {
-                    recorder::on_release(ids, hold_ns);
-                }
-                let features = watch::features();
-                if features & watch::WATCH != 0 {
-                    if let Some(p) = watch::published(s) {
-                        let mut list = p.held.lock();
-                        if let Some(j) = list.iter().rposition(matches) {
-                            list.remove(j);
-                        }
-                    }
-                }
-                if features & watch::STATS != 0 {
-                    if let Some(st) = watch::thread_stats(s) {
-                        watch::count_release(&st, ids.class, hold_ns);
-                    }
-                }
+        }
+        if f & flag::STATS != 0 {
+            if let Some(st) = watch::thread_stats(s) {
+                watch::count_release(&st, ids.class, hold_ns);
             }
         }
     });
@@ -235,7 +291,7 @@ pub(crate) fn converted(meta: &Meta, from: Mode, to: Mode) {
             }
         }
     });
-    if recorder::recording() {
+    if flags() & flag::RECORD != 0 {
         recorder::on_convert(ids, to);
     }
 }
@@ -270,25 +326,25 @@ pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) {
     });
 }
 
-/// Checks that run before a blocking acquisition. Returns the lock's ids.
-fn before_blocking(
+/// The checks against what this thread holds: self-deadlock, then the dependency cache, and on
+/// a miss the global graph. Nothing to do when nothing is held.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn check_held(
     s: &ThreadState,
     meta: &Meta,
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
-) -> Ids {
-    let ids = meta.ids(kind);
-    if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
-        graph::note_written(ids.inst, ids.class);
-    }
-    if action() == Action::Off {
-        return ids;
-    }
+    ids: Ids,
+    f: u8,
+) {
     let (key, conflict) = {
-        let held = s.held.borrow();
+        let Ok(held) = s.held.try_borrow() else {
+            return;
+        };
         if held.is_empty() {
-            return ids;
+            return;
         }
         let mut conflict = None;
         let mut key = mix(ids.inst ^ ((mode as u64) << 56) ^ (s.epoch.get() << 48));
@@ -303,20 +359,26 @@ fn before_blocking(
     if let Some((k, h)) = conflict {
         self_violation(s, k, ids, mode, site, h);
     }
-    if !crate::config::order_checking() {
-        return ids;
+    if f & flag::ORDER != 0 && !s.cache_hit(key) {
+        // The lock becomes a node of the instance graph: dropping it must remove the node.
+        meta.mark_in_graph();
+        check_graph(s, ids, mode, site, key);
     }
-    if s.cache_hit(key) {
-        return ids;
-    }
+}
+
+/// A dependency this thread has not checked before: the global graph.
+#[cold]
+#[inline(never)]
+fn check_graph(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'static>, key: u64) {
     let thread = s.id();
-    meta.mark_in_graph();
     let held = {
-        let mut held = s.held.borrow_mut();
+        let Ok(mut held) = s.held.try_borrow_mut() else {
+            return;
+        };
         held.iter_mut().for_each(|h| h.source = true);
-        held.clone()
+        held.snapshot()
     };
-    let clock = s.clock.borrow().clone();
+    let clock = s.clock();
     let found = as_busy(|_| {
         let req = graph::Request {
             thread,
@@ -335,7 +397,6 @@ fn before_blocking(
         // Could not check (re-entered): do not remember the key as checked.
         None => s.cache_forget(key),
     }
-    ids
 }
 
 /// How an acquisition of a lock conflicts with this thread's own hold of it.

@@ -110,6 +110,11 @@ pub(crate) fn recording() -> bool {
     }
 }
 
+/// Whether recording is on, without reading the environment.
+pub(crate) fn recording_now() -> bool {
+    STATE_FLAG.load(Ordering::Relaxed) == ON
+}
+
 #[cold]
 fn init_from_env() -> bool {
     // Claim the initialization so that concurrent first uses do not start two recordings.
@@ -178,6 +183,7 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
     let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
     *WRITER.lock() = Some(w);
     STATE_FLAG.store(ON, Ordering::Release);
+    crate::config::refresh_flags();
     register_exit_flush();
     std::thread::Builder::new()
         .name("lockcheck-writer".into())
@@ -190,6 +196,7 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
 pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
     if STATE_FLAG.load(Ordering::Acquire) == ON {
         STATE_FLAG.store(OFF, Ordering::Release);
+        crate::config::refresh_flags();
     }
     GENERATION.fetch_add(1, Ordering::AcqRel);
     let mut guard = WRITER.lock();

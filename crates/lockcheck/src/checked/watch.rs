@@ -5,7 +5,7 @@
 
 use super::class::{class_info, Ids};
 use super::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
-use super::state::{as_busy, thread_name, Held, ThreadState, STATE};
+use super::state::{as_busy, thread_name, with_slow, Held, ThreadState, STATE};
 use crate::config::{action, Action};
 use lockcheck_core::trace::{ClassStats, LockKind, Mode};
 use parking_lot::Mutex as PlMutex;
@@ -33,6 +33,11 @@ pub(crate) fn features() -> u8 {
     } else {
         init_from_env()
     }
+}
+
+/// The features switched on, without reading the environment.
+pub(crate) fn features_now() -> u8 {
+    FEATURES.load(Ordering::Relaxed) & !INIT
 }
 
 #[cold]
@@ -75,6 +80,10 @@ fn init_from_env() -> u8 {
     if f & WATCH != 0 && prev & WATCH == 0 {
         start_watchdog();
     }
+    if prev & INIT != 0 {
+        // Someone else initialized meanwhile: their flags are in place.
+        crate::config::refresh_flags();
+    }
     (prev | f) & !INIT
 }
 
@@ -84,6 +93,7 @@ fn enable(bit: u8) {
     if bit == WATCH && prev & WATCH == 0 {
         start_watchdog();
     }
+    crate::config::refresh_flags();
 }
 
 /// Parses `500ms`, `2s`, `1.5s`, `100us`, `1m`, or a bare number of milliseconds.
@@ -153,7 +163,7 @@ pub(crate) struct WaitFor {
 /// under `panic`, raised after unregistering).
 pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> WaitToken {
     let thread = s.id();
-    let held = s.held.borrow().clone();
+    let held = s.held.borrow().snapshot();
     let name = thread_name(thread);
     let cycle = {
         let mut waiting = WAITING.lock();
@@ -431,18 +441,20 @@ static PUBLISHED: PlMutex<Vec<Weak<Published>>> = PlMutex::new(Vec::new());
 
 /// This thread's published list (created on first use).
 pub(crate) fn published(s: &ThreadState) -> Option<Arc<Published>> {
-    let mut slot = s.published.try_borrow_mut().ok()?;
-    if slot.is_none() {
-        let id = s.id();
-        let p = Arc::new(Published {
-            thread: id,
-            name: thread_name(id),
-            held: PlMutex::new(Vec::new()),
-        });
-        PUBLISHED.lock().push(Arc::downgrade(&p));
-        *slot = Some(p);
-    }
-    slot.clone()
+    let id = s.id();
+    with_slow(|slow| {
+        if slow.published.is_none() {
+            let p = Arc::new(Published {
+                thread: id,
+                name: thread_name(id),
+                held: PlMutex::new(Vec::new()),
+            });
+            PUBLISHED.lock().push(Arc::downgrade(&p));
+            slow.published = Some(p);
+        }
+        slow.published.clone()
+    })
+    .flatten()
 }
 
 /// Holders of a lock known to lockcheck (waiting threads and, with the watchdog on, every thread),
@@ -646,16 +658,18 @@ pub(crate) fn enable_stats() {
 }
 
 /// This thread's statistics table (created on first use).
-pub(crate) fn thread_stats(s: &ThreadState) -> Option<Arc<ThreadStats>> {
-    let mut slot = s.stats.try_borrow_mut().ok()?;
-    if slot.is_none() {
-        let t = Arc::new(ThreadStats {
-            classes: PlMutex::new(Vec::new()),
-        });
-        STATS_REG.lock().push(Arc::clone(&t));
-        *slot = Some(t);
-    }
-    slot.clone()
+pub(crate) fn thread_stats(_s: &ThreadState) -> Option<Arc<ThreadStats>> {
+    with_slow(|slow| {
+        if slow.stats.is_none() {
+            let t = Arc::new(ThreadStats {
+                classes: PlMutex::new(Vec::new()),
+            });
+            STATS_REG.lock().push(Arc::clone(&t));
+            slow.stats = Some(t);
+        }
+        slow.stats.clone()
+    })
+    .flatten()
 }
 
 pub(crate) fn count_acquire(st: &ThreadStats, class: u32, wait_ns: u64) {
@@ -717,6 +731,7 @@ pub(crate) fn set_condvar_check(on: bool) {
     } else {
         FEATURES.fetch_and(!CONDVAR, Ordering::Relaxed);
     }
+    crate::config::refresh_flags();
 }
 
 /// At a notify: remembers which locks the notifier holds (at most 32 per condvar).
