@@ -58,7 +58,8 @@ fn recorded_inversion_is_found_by_the_analyzer() {
             .contains(&std::process::id().to_string()),
         "{written:?}"
     );
-    let report = lockcheck_analyze::analyze(std::slice::from_ref(&written), &Default::default()).unwrap();
+    let report =
+        lockcheck_analyze::analyze(std::slice::from_ref(&written), &Default::default()).unwrap();
     assert_eq!(report.violations.len(), 1, "{report:#?}");
     let v = &report.violations[0];
     let mut classes: Vec<&str> = v.locks.iter().map(|l| l.class.as_str()).collect();
