@@ -34,7 +34,9 @@ pub struct VectorClock {
 impl VectorClock {
     /// A clock that knows nothing.
     pub const fn new() -> Self {
-        VectorClock { entries: Vec::new() }
+        VectorClock {
+            entries: Vec::new(),
+        }
     }
 
     /// The epoch of `thread` known to this clock.
@@ -147,7 +149,9 @@ impl<L: fmt::Debug> fmt::Display for Infeasible<L> {
         match self {
             Infeasible::NonBlocking { timed: false } => f.write_str("an acquisition is a try_*"),
             Infeasible::NonBlocking { timed: true } => f.write_str("an acquisition has a timeout"),
-            Infeasible::SameThread { thread } => write!(f, "two edges come only from thread {thread}"),
+            Infeasible::SameThread { thread } => {
+                write!(f, "two edges come only from thread {thread}")
+            }
             Infeasible::GateLock { gate } => write!(f, "all acquisitions are guarded by {gate:?}"),
             Infeasible::HappensBefore => f.write_str("the threads are ordered by spawn/join"),
             Infeasible::ReadRead { lock } => write!(f, "{lock:?} is only ever read-locked"),
@@ -243,22 +247,38 @@ mod tests {
     #[test]
     fn each_filter_names_its_reason() {
         let (a, b) = (dep(1, 2, &[1]), dep(1, 1, &[2]));
-        assert_eq!(check_cycle(&[&a, &b], |_| true), Err(Infeasible::SameThread { thread: 1 }));
+        assert_eq!(
+            check_cycle(&[&a, &b], |_| true),
+            Err(Infeasible::SameThread { thread: 1 })
+        );
 
         let (a, b) = (dep(1, 2, &[9, 1]), dep(2, 1, &[9, 2]));
-        assert_eq!(check_cycle(&[&a, &b], |_| true), Err(Infeasible::GateLock { gate: 9 }));
+        assert_eq!(
+            check_cycle(&[&a, &b], |_| true),
+            Err(Infeasible::GateLock { gate: 9 })
+        );
 
         let (mut a, b) = (dep(1, 2, &[1]), dep(2, 1, &[2]));
         a.how = How::Try;
-        assert_eq!(check_cycle(&[&a, &b], |_| true), Err(Infeasible::NonBlocking { timed: false }));
+        assert_eq!(
+            check_cycle(&[&a, &b], |_| true),
+            Err(Infeasible::NonBlocking { timed: false })
+        );
 
         let (mut a, mut b) = (dep(1, 2, &[1]), dep(2, 1, &[2]));
         a.mode = Mode::Shared;
         b.mode = Mode::Shared;
         a.held[0].1 = Mode::Shared;
         b.held[0].1 = Mode::Shared;
-        assert_eq!(check_cycle(&[&a, &b], |_| false), Err(Infeasible::ReadRead { lock: 2 }));
-        assert_eq!(check_cycle(&[&a, &b], |_| true), Ok(()), "a queued writer makes read-read block");
+        assert_eq!(
+            check_cycle(&[&a, &b], |_| false),
+            Err(Infeasible::ReadRead { lock: 2 })
+        );
+        assert_eq!(
+            check_cycle(&[&a, &b], |_| true),
+            Ok(()),
+            "a queued writer makes read-read block"
+        );
     }
 
     #[test]
@@ -281,7 +301,10 @@ mod tests {
         parent.tick(1);
         let mut b = dep(2, 1, &[2]);
         b.clock = child;
-        assert_eq!(check_cycle(&[&a, &b], |_| true), Err(Infeasible::HappensBefore));
+        assert_eq!(
+            check_cycle(&[&a, &b], |_| true),
+            Err(Infeasible::HappensBefore)
+        );
         // The parent's dependency after the fork is concurrent with the child's.
         a.clock = parent;
         assert_eq!(check_cycle(&[&a, &b], |_| true), Ok(()));

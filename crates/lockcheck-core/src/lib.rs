@@ -18,7 +18,12 @@
 //! let cycle = g.add_edge(b, a).expect("b -> a closes a cycle");
 //! assert_eq!(cycle, vec![a, b]);
 //! ```
-#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms, unreachable_pub)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
 
 pub mod deps;
 pub mod order;

@@ -147,7 +147,11 @@ impl OrderGraph {
             // same set of positions.
             bwd.sort_unstable_by_key(|&n| self.ord[n as usize]);
             fwd.sort_unstable_by_key(|&n| self.ord[n as usize]);
-            let mut pool: Vec<u32> = bwd.iter().chain(&fwd).map(|&n| self.ord[n as usize]).collect();
+            let mut pool: Vec<u32> = bwd
+                .iter()
+                .chain(&fwd)
+                .map(|&n| self.ord[n as usize])
+                .collect();
             pool.sort_unstable();
             for (n, p) in bwd.iter().chain(&fwd).zip(pool) {
                 self.ord[*n as usize] = p;
@@ -161,7 +165,9 @@ impl OrderGraph {
     /// Whether the current order is a valid topological order of the graph (for tests).
     pub fn order_is_valid(&self) -> bool {
         (0..self.out.len()).filter(|&i| self.alive[i]).all(|i| {
-            self.out[i].iter().all(|&j| self.ord[i] < self.ord[j as usize])
+            self.out[i]
+                .iter()
+                .all(|&j| self.ord[i] < self.ord[j as usize])
         })
     }
 }

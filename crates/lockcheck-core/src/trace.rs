@@ -328,10 +328,32 @@ mod tests {
     #[test]
     fn events_round_trip_through_json_lines() {
         let events = vec![
-            Event::Header { version: FORMAT_VERSION, pid: 7, program: "p".into(), start_unix_ms: 1 },
-            Event::Class { c: 1, key: "src/a.rs:3:9".into(), kind: LockKind::Rwlock },
-            Event::Acquire { t: 1, l: 2, m: Mode::Shared, how: How::Try, s: Some(4), wait_ns: 0 },
-            Event::Stats { c: 1, stats: ClassStats { acquisitions: 3, ..Default::default() } },
+            Event::Header {
+                version: FORMAT_VERSION,
+                pid: 7,
+                program: "p".into(),
+                start_unix_ms: 1,
+            },
+            Event::Class {
+                c: 1,
+                key: "src/a.rs:3:9".into(),
+                kind: LockKind::Rwlock,
+            },
+            Event::Acquire {
+                t: 1,
+                l: 2,
+                m: Mode::Shared,
+                how: How::Try,
+                s: Some(4),
+                wait_ns: 0,
+            },
+            Event::Stats {
+                c: 1,
+                stats: ClassStats {
+                    acquisitions: 3,
+                    ..Default::default()
+                },
+            },
         ];
         let mut buf = Vec::new();
         for e in &events {
@@ -339,8 +361,14 @@ mod tests {
         }
         let text = String::from_utf8(buf).unwrap();
         assert_eq!(text.lines().count(), events.len());
-        assert!(text.contains(r#"{"e":"acquire","t":1,"l":2,"m":"r","how":"try","s":4}"#), "{text}");
-        let back: Vec<Event> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(
+            text.contains(r#"{"e":"acquire","t":1,"l":2,"m":"r","how":"try","s":4}"#),
+            "{text}"
+        );
+        let back: Vec<Event> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(back, events);
     }
 
