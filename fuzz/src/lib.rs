@@ -13,9 +13,13 @@
 #![warn(missing_docs, rust_2018_idioms)]
 
 use arbitrary::{Arbitrary, Unstructured};
+use lockcheck_analyze::cycles::GraphLevel;
+use lockcheck_analyze::graph::OrderGraph;
+use lockcheck_analyze::html::render_html;
 use lockcheck_analyze::model::ModelBuilder;
 use lockcheck_analyze::read::{InputFormat, TraceReader};
 use lockcheck_analyze::report::{render_text, TextOptions};
+use lockcheck_analyze::sarif::{to_sarif, SarifOptions};
 use lockcheck_analyze::{analyze_model, Options};
 use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode, FORMAT_VERSION};
 use std::io::Cursor;
@@ -102,10 +106,13 @@ fn reader(data: &[u8], format: InputFormat) {
         b.event(e);
     }
     b.end_trace();
-    finish(b);
+    finish(b, data.len() % 32 == 0);
 }
 
-fn finish(b: ModelBuilder) {
+/// Analyzes and renders every output. `heavy`: also the HTML page and the SVG picture, whose
+/// graph layout costs tens of milliseconds; chosen from the input (deterministic), for one input
+/// in 32, so that the targets keep their pace.
+fn finish(b: ModelBuilder, heavy: bool) {
     let model = b.finish();
     let report = analyze_model(&model, &Options::default());
     let text = render_text(&report, TextOptions::default());
@@ -119,6 +126,25 @@ fn finish(b: ModelBuilder) {
     );
     assert!(verbose.len() >= text.len() / 2);
     serde_json::to_string(&report).expect("the report serializes");
+    // Every other output: SARIF, the order graph as DOT and SVG, the HTML page.
+    let sarif = to_sarif(
+        &report,
+        &SarifOptions {
+            repo_root: Some("/work".into()),
+            with_baseline: false,
+        },
+    );
+    serde_json::to_string(&sarif).expect("SARIF serializes");
+    for level in [GraphLevel::Instance, GraphLevel::Class] {
+        let graph = OrderGraph::build(&model, level, &report);
+        graph.to_dot();
+        let picture = graph.picture(12);
+        picture.to_dot();
+        if heavy {
+            let _ = picture.to_svg();
+            render_html(&report, &graph);
+        }
+    }
 }
 
 /// A thread, lock, class or site number as a broken writer might produce it: a small number
@@ -480,7 +506,7 @@ pub fn events(ops: &[Op]) -> Vec<Vec<Event>> {
 }
 
 /// Feeds generated traces to a fresh builder and analyzes the model.
-pub fn analyze_events(traces: &[Vec<Event>]) {
+pub fn analyze_events(traces: &[Vec<Event>], heavy: bool) {
     let mut b = ModelBuilder::new();
     for (i, t) in traces.iter().enumerate() {
         b.begin_trace(&format!("trace{i}.json"));
@@ -489,7 +515,7 @@ pub fn analyze_events(traces: &[Vec<Event>]) {
         }
         b.end_trace();
     }
-    finish(b);
+    finish(b, heavy);
 }
 
 /// The analysis on an arbitrary op sequence (see [`Op`]).
@@ -498,11 +524,19 @@ pub fn analyze(data: &[u8]) {
     let Ok(ops) = Vec::<Op>::arbitrary(&mut u) else {
         return;
     };
-    analyze_events(&events(&ops));
+    analyze_events(&events(&ops), data.len() % 32 == 0);
 }
 
 /// A fuzz target: any bytes in, no panic out.
 pub type Target = fn(&[u8]);
+
+/// The traces an [`analyze`] input stands for (empty if the bytes make no ops).
+pub fn events_of(data: &[u8]) -> Vec<Vec<Event>> {
+    let mut u = Unstructured::new(data);
+    Vec::<Op>::arbitrary(&mut u)
+        .map(|ops| events(&ops))
+        .unwrap_or_default()
+}
 
 /// Every target by name, for the driver.
 pub const TARGETS: &[(&str, Target)] = &[

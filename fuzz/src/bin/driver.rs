@@ -2,11 +2,16 @@
 //! inputs seeded from the project's fixtures, for every target of `lockcheck_fuzz`.
 //!
 //! ```text
-//! driver [--target NAME]... [--seconds S] [--seed N] [--max-len BYTES] [--replay FILE]...
+//! driver [--target NAME]... [--seconds S] [--seed N] [--max-len BYTES] [--timeout-ms MS]
+//!        [--replay FILE]... [--dump-trace OUT]
 //! ```
 //!
+//! `--dump-trace OUT` with `--replay` writes the events an `analyze` input stands for as JSON
+//! Lines trace files (`OUT.0.json`, `OUT.1.json`, ... one per generated trace), for
+//! `lockcheck analyze`.
+//!
 //! Each target runs for `S` seconds (default 5). A panic prints the input's path under
-//! `fuzz/artifacts/<target>/` and exits 1; an input that runs longer than 20 s is saved the same
+//! `fuzz/artifacts/<target>/` and exits 1; an input that runs longer than 20 s (`--timeout-ms`) is saved the same
 //! way as a `timeout-*` and the driver aborts. `--replay` runs saved inputs (crash reproduction).
 //! Prints, per target, the executions, the rate and the inputs kept as seeds.
 
@@ -223,6 +228,8 @@ struct Args {
     seed: u64,
     max_len: usize,
     replay: Vec<PathBuf>,
+    timeout_ms: u64,
+    dump: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -236,6 +243,8 @@ fn parse_args() -> Args {
             | 1,
         max_len: 4096,
         replay: Vec::new(),
+        timeout_ms: 20_000,
+        dump: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -251,6 +260,8 @@ fn parse_args() -> Args {
             "--seed" => a.seed = value().parse::<u64>().expect("--seed: a number") | 1,
             "--max-len" => a.max_len = value().parse().expect("--max-len: a number"),
             "--replay" => a.replay.push(PathBuf::from(value())),
+            "--timeout-ms" => a.timeout_ms = value().parse().expect("--timeout-ms: a number"),
+            "--dump-trace" => a.dump = Some(PathBuf::from(value())),
             _ => {
                 eprintln!("driver: unknown argument {flag}\nusage: driver [--target json|std|rapidbin|analyze]... [--seconds S] [--seed N] [--max-len BYTES] [--replay FILE]...");
                 std::process::exit(2)
@@ -280,6 +291,22 @@ fn main() {
             })
     };
 
+    if let (Some(out), true) = (&args.dump, !args.replay.is_empty()) {
+        for p in &args.replay {
+            let data = std::fs::read(p).expect("read the input to dump");
+            let traces = lockcheck_fuzz::events_of(&data);
+            for (i, t) in traces.iter().enumerate() {
+                let mut buf = Vec::new();
+                for e in t {
+                    e.write_line(&mut buf);
+                }
+                let path = PathBuf::from(format!("{}.{i}.json", out.display()));
+                std::fs::write(&path, buf).expect("write the trace");
+                eprintln!("driver: wrote {}", path.display());
+            }
+        }
+        return;
+    }
     if !args.replay.is_empty() {
         for name in &args.targets {
             let f = find(name);
@@ -301,14 +328,15 @@ fn main() {
         let current = Arc::clone(&current);
         let started = Arc::clone(&started);
         let root = root.clone();
+        let timeout_ms = args.timeout_ms;
         std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(100));
             let s = started.load(Ordering::Relaxed);
-            if s != 0 && (epoch.elapsed().as_millis() as u64).saturating_sub(s) > 20_000 {
+            if s != 0 && (epoch.elapsed().as_millis() as u64).saturating_sub(s) > timeout_ms {
                 let (target, input) = current.lock().unwrap().clone();
                 let p = save(&root, &target, "timeout", &input);
                 eprintln!(
-                    "driver: {target}: an input ran for more than 20 s, saved to {}",
+                    "driver: {target}: an input ran for more than {timeout_ms} ms, saved to {}",
                     p.display()
                 );
                 std::process::abort();
