@@ -106,7 +106,7 @@ fn reader(data: &[u8], format: InputFormat) {
         b.event(e);
     }
     b.end_trace();
-    finish(b, data.len() % 32 == 0);
+    finish(b, data.len().is_multiple_of(32));
 }
 
 /// Analyzes and renders every output. `heavy`: also the HTML page and the SVG picture, whose
@@ -524,7 +524,7 @@ pub fn analyze(data: &[u8]) {
     let Ok(ops) = Vec::<Op>::arbitrary(&mut u) else {
         return;
     };
-    analyze_events(&events(&ops), data.len() % 32 == 0);
+    analyze_events(&events(&ops), data.len().is_multiple_of(32));
 }
 
 /// A fuzz target: any bytes in, no panic out.
