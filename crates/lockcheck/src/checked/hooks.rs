@@ -61,7 +61,7 @@ pub(crate) fn lock_blocking(
         if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
             graph::note_written(ids.inst, ids.class);
         }
-        if f & flag::CHECK != 0 {
+        if f & flag::CHECK != 0 && s.holds_any() {
             check_held(s, meta, kind, mode, site, ids, f);
         }
         if try_raw() {
@@ -223,7 +223,7 @@ fn after_acquire(
 }
 
 /// Bookkeeping of a release (before the raw unlock). `shared` releases match any read mode.
-#[inline]
+#[inline(always)]
 pub(crate) fn released(meta: &Meta, mode: Mode) {
     let Some(ids) = meta.assigned() else { return };
     let h = STATE.try_with(|s| {
@@ -328,8 +328,8 @@ pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) {
 
 /// The checks against what this thread holds: self-deadlock, then the dependency cache, and on
 /// a miss the global graph. Nothing to do when nothing is held.
-#[inline]
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 fn check_held(
     s: &ThreadState,
     meta: &Meta,
@@ -347,13 +347,19 @@ fn check_held(
             return;
         }
         let mut conflict = None;
-        let mut key = mix(ids.inst ^ ((mode as u64) << 56) ^ (s.epoch.get() << 48));
+        // The held *set* is what a dependency is about, so a commutative sum of one multiply per
+        // held lock (independent, so they pipeline), then one mix with the request.
+        let mut set = 0u64;
         for h in held.iter() {
             if h.inst == ids.inst && conflict.is_none() {
                 conflict = self_conflict(kind, mode, h.mode).map(|k| (k, *h));
             }
-            key = mix(key ^ h.inst ^ ((h.mode as u64) << 56));
+            set = set.wrapping_add(
+                (h.inst ^ ((h.mode as u64) << 58)).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            );
         }
+        let key =
+            mix(set ^ ids.inst.rotate_left(29) ^ ((mode as u64) << 56) ^ (s.epoch.get() << 48));
         (key | 1, conflict)
     };
     if let Some((k, h)) = conflict {

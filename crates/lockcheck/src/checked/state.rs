@@ -188,6 +188,12 @@ impl ThreadState {
         self.epoch.set(self.epoch.get() + 1);
     }
 
+    /// Whether this thread holds any tracked lock.
+    #[inline]
+    pub(crate) fn holds_any(&self) -> bool {
+        self.held.try_borrow().is_ok_and(|h| !h.is_empty())
+    }
+
     /// Whether `key` was checked before; marks it checked.
     #[inline]
     pub(crate) fn cache_hit(&self, key: u64) -> bool {
