@@ -89,7 +89,10 @@ fn a_per_class_timeout_fires() {
         Duration::from_millis(200),
     )
     .unwrap();
-    assert!(found("to.other").is_empty());
+    // (Other tests of this binary switch the watchdog on: only a timeout report would be wrong.)
+    assert!(found("to.other")
+        .iter()
+        .all(|v| !matches!(v.kind, ViolationKind::WaitTimeout { .. })));
 }
 
 #[test]
