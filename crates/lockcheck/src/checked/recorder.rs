@@ -92,6 +92,29 @@ static STATE_FLAG: AtomicU8 = AtomicU8::new(UNINIT);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static BUFFERS: PlMutex<Vec<Arc<ThreadBuf>>> = PlMutex::new(Vec::new());
 static WRITER: PlMutex<Option<Writer>> = PlMutex::new(None);
+/// Full buffers handed to the writer, oldest first. Lock order: `WRITER`, then `PENDING`, then a
+/// thread's `recs`.
+static PENDING: PlMutex<Vec<(Arc<ThreadBuf>, Vec<Rec>)>> = PlMutex::new(Vec::new());
+/// Full buffers waiting before the observed thread formats them itself (bounds memory when the
+/// program produces events faster than the writer can format them).
+const MAX_PENDING: usize = 16;
+/// Drained buffers kept for reuse: a fresh 8192-record buffer per batch costs page faults.
+static SPARE: PlMutex<Vec<Vec<Rec>>> = PlMutex::new(Vec::new());
+
+fn spare_buffer() -> Vec<Rec> {
+    SPARE
+        .lock()
+        .pop()
+        .unwrap_or_else(|| Vec::with_capacity(FLUSH_AT))
+}
+
+fn return_buffer(mut v: Vec<Rec>) {
+    v.clear();
+    let mut spare = SPARE.lock();
+    if spare.len() < MAX_PENDING + 2 && v.capacity() >= FLUSH_AT {
+        spare.push(v);
+    }
+}
 /// Backtraces of new acquisition sites, captured by the acquiring thread, resolved by the writer.
 static SITE_TRACES: PlMutex<Option<HashMap<usize, Backtrace>>> = PlMutex::new(None);
 static SEEN_SITES: PlMutex<Option<HashSet<usize>>> = PlMutex::new(None);
@@ -162,11 +185,11 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
     let mut w = Writer {
         out: BufWriter::with_capacity(1 << 16, file),
         path,
-        classes: HashSet::new(),
-        sites: HashMap::new(),
-        locks: HashSet::new(),
-        threads: HashSet::new(),
-        stats: HashMap::new(),
+        classes: HashSet::default(),
+        sites: HashMap::default(),
+        locks: HashSet::default(),
+        threads: HashSet::default(),
+        stats: HashMap::default(),
         line: Vec::with_capacity(256),
     };
     let program = std::env::args().next().unwrap_or_default();
@@ -203,6 +226,9 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
     let Some(mut w) = guard.take() else {
         return Ok(None);
     };
+    for (b, recs) in std::mem::take(&mut *PENDING.lock()) {
+        w.drain_recs(&b, recs);
+    }
     let buffers = std::mem::take(&mut *BUFFERS.lock());
     for b in &buffers {
         w.drain(b);
@@ -220,6 +246,12 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
 pub(crate) fn flush_all() {
     let mut guard = WRITER.lock();
     let Some(w) = guard.as_mut() else { return };
+    // Holding `PENDING` while the threads' buffers are drained keeps each thread's batches in
+    // order: no full buffer can be handed over between the two steps.
+    let mut pending = PENDING.lock();
+    for (b, recs) in std::mem::take(&mut *pending) {
+        w.drain_recs(&b, recs);
+    }
     let buffers: Vec<Arc<ThreadBuf>> = {
         let mut list = BUFFERS.lock();
         // Threads that ended (only the list holds their buffer) leave once drained.
@@ -233,6 +265,7 @@ pub(crate) fn flush_all() {
     for b in &buffers {
         w.drain(b);
     }
+    drop(pending);
     let _ = w.out.flush();
 }
 
@@ -277,7 +310,7 @@ fn push(rec: Rec) {
                 thread,
                 name: std::thread::current().name().map(str::to_owned),
                 generation,
-                recs: PlMutex::new(Vec::with_capacity(256)),
+                recs: PlMutex::new(spare_buffer()),
             });
             BUFFERS.lock().push(Arc::clone(&b));
             *slot = Some(b);
@@ -289,19 +322,25 @@ fn push(rec: Rec) {
             recs.len() >= FLUSH_AT
         };
         if full {
-            let b = Arc::clone(b);
+            // Hand the full buffer to the background writer: the observed thread does not
+            // format, unless the writer is too far behind.
+            let backlog = {
+                let mut pending = PENDING.lock();
+                let recs = std::mem::replace(&mut *b.recs.lock(), spare_buffer());
+                pending.push((Arc::clone(b), recs));
+                pending.len()
+            };
             drop(slot);
-            flush_one(&b);
+            if backlog >= MAX_PENDING {
+                flush_all();
+            }
         }
     });
 }
 
-fn flush_one(b: &ThreadBuf) {
-    let mut guard = WRITER.lock();
-    if let Some(w) = guard.as_mut() {
-        w.drain(b);
-        let _ = w.out.flush();
-    }
+fn flush_one(_b: &ThreadBuf) {
+    // The thread's earlier batches may be pending: flush everything, in order.
+    flush_all();
 }
 
 /// Flushes the calling thread's buffer (at thread end, before a join can return).
@@ -434,29 +473,71 @@ pub(crate) fn on_violation(_v: &Violation) {
     }
 }
 
+/// A hasher for the writer's integer keys (lock numbers, class numbers, site addresses): one
+/// multiply instead of SipHash, which dominated the writer's profile. The keys are not chosen by
+/// an adversary. Written by hand: a hash crate for one function is not worth a dependency.
+#[derive(Default, Clone, Copy)]
+struct IntHasher(u64);
+
+impl std::hash::Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type FastHash = std::hash::BuildHasherDefault<IntHasher>;
+
 /// The formatting side: owns the file and what it has defined so far.
 struct Writer {
     out: BufWriter<File>,
     path: PathBuf,
-    classes: HashSet<u32>,
-    sites: HashMap<usize, u32>,
-    locks: HashSet<u64>,
-    threads: HashSet<u64>,
-    stats: HashMap<u32, ClassStats>,
+    classes: HashSet<u32, FastHash>,
+    sites: HashMap<usize, u32, FastHash>,
+    locks: HashSet<u64, FastHash>,
+    threads: HashSet<u64, FastHash>,
+    stats: HashMap<u32, ClassStats, FastHash>,
     line: Vec<u8>,
 }
 
 impl Writer {
     fn emit(&mut self, e: &Event) {
         self.line.clear();
-        e.write_line(&mut self.line);
+        if !write_hot(e, &mut self.line) {
+            e.write_line(&mut self.line);
+        }
         // An I/O error (disk full) drops events; the trace stays line-complete.
         let _ = self.out.write_all(&self.line);
     }
 
     fn drain(&mut self, b: &ThreadBuf) {
-        let recs = std::mem::take(&mut *b.recs.lock());
+        let recs = {
+            let mut recs = b.recs.lock();
+            if recs.is_empty() {
+                return;
+            }
+            // Swap in a spare so that the thread keeps a buffer with capacity.
+            std::mem::replace(&mut *recs, spare_buffer())
+        };
+        self.drain_recs(b, recs);
+    }
+
+    fn drain_recs(&mut self, b: &ThreadBuf, recs: Vec<Rec>) {
         if recs.is_empty() {
+            return_buffer(recs);
             return;
         }
         if self.threads.insert(b.thread) {
@@ -465,9 +546,11 @@ impl Writer {
                 name: b.name.clone(),
             });
         }
-        for r in recs {
+        let mut recs = recs;
+        for r in recs.drain(..) {
             self.format(b.thread, r);
         }
+        return_buffer(recs);
     }
 
     fn class(&mut self, c: u32) -> u32 {
@@ -609,4 +692,131 @@ fn frames_of(mut bt: Backtrace) -> Vec<Frame> {
         }
     }
     out
+}
+
+/// Writes the two most frequent events (`acquire`, `release`) as serde would, without serde:
+/// they are most of a trace, and formatting them is most of the writer's work. Returns false for
+/// every other event. (`tests/record.rs` checks the output against serde's.)
+pub(crate) fn write_hot(e: &Event, out: &mut Vec<u8>) -> bool {
+    match *e {
+        Event::Acquire {
+            t,
+            l,
+            m,
+            how,
+            s,
+            wait_ns,
+        } => {
+            out.extend_from_slice(b"{\"e\":\"acquire\",\"t\":");
+            put_u64(out, t);
+            out.extend_from_slice(b",\"l\":");
+            put_u64(out, l);
+            out.extend_from_slice(b",\"m\":\"");
+            out.extend_from_slice(mode_tag(m));
+            out.push(b'"');
+            match how {
+                How::Blocking => {}
+                How::Try => out.extend_from_slice(b",\"how\":\"try\""),
+                How::Timed => out.extend_from_slice(b",\"how\":\"timed\""),
+            }
+            if let Some(s) = s {
+                out.extend_from_slice(b",\"s\":");
+                put_u64(out, u64::from(s));
+            }
+            if wait_ns != 0 {
+                out.extend_from_slice(b",\"wait_ns\":");
+                put_u64(out, wait_ns);
+            }
+            out.extend_from_slice(b"}\n");
+            true
+        }
+        Event::Release { t, l, hold_ns } => {
+            out.extend_from_slice(b"{\"e\":\"release\",\"t\":");
+            put_u64(out, t);
+            out.extend_from_slice(b",\"l\":");
+            put_u64(out, l);
+            if hold_ns != 0 {
+                out.extend_from_slice(b",\"hold_ns\":");
+                put_u64(out, hold_ns);
+            }
+            out.extend_from_slice(b"}\n");
+            true
+        }
+        _ => false,
+    }
+}
+
+fn mode_tag(m: Mode) -> &'static [u8] {
+    match m {
+        Mode::Exclusive => b"w",
+        Mode::Shared => b"r",
+        Mode::SharedRecursive => b"rr",
+        Mode::Upgradable => b"u",
+        Mode::Permit => b"p",
+    }
+}
+
+/// Decimal digits of `n` (what `itoa` does; four lines do not justify a dependency).
+fn put_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hot_events_are_written_exactly_as_serde_writes_them() {
+        let modes = [
+            Mode::Exclusive,
+            Mode::Shared,
+            Mode::SharedRecursive,
+            Mode::Upgradable,
+            Mode::Permit,
+        ];
+        let hows = [How::Blocking, How::Try, How::Timed];
+        let nums = [0u64, 1, 9, 10, 12345, u64::MAX];
+        for &m in &modes {
+            for &how in &hows {
+                for &n in &nums {
+                    for s in [None, Some(7u32), Some(u32::MAX)] {
+                        let e = Event::Acquire {
+                            t: n,
+                            l: n ^ 5,
+                            m,
+                            how,
+                            s,
+                            wait_ns: n,
+                        };
+                        let (mut a, mut b) = (Vec::new(), Vec::new());
+                        assert!(write_hot(&e, &mut a));
+                        e.write_line(&mut b);
+                        assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+                    }
+                }
+            }
+        }
+        for &n in &nums {
+            let e = Event::Release {
+                t: n,
+                l: 3,
+                hold_ns: n,
+            };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            assert!(write_hot(&e, &mut a));
+            e.write_line(&mut b);
+            assert_eq!(a, b);
+        }
+        assert!(!write_hot(&Event::Drop { l: 1 }, &mut Vec::new()));
+    }
 }
