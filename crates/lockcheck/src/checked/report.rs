@@ -135,6 +135,29 @@ pub struct EdgeInfo {
 }
 
 impl EdgeInfo {
+    /// An entry about one lock (a wait, a hold, a holder): `held` and `acquired` are that lock.
+    pub(crate) fn on_lock(
+        thread_id: u64,
+        thread: String,
+        lock: LockRef,
+        mode: Mode,
+        site: String,
+        held_site: String,
+    ) -> EdgeInfo {
+        EdgeInfo {
+            thread,
+            thread_id,
+            held: lock.clone(),
+            held_mode: mode,
+            held_site,
+            acquired: lock,
+            mode,
+            site,
+            other_held: Vec::new(),
+            backtrace: None,
+        }
+    }
+
     /// The resolved backtrace of the acquisition that first made this edge, user frames first
     /// (lockcheck's, lock_api's and std's own frames skipped), one `function at file:line` each.
     pub fn backtrace(&self) -> Vec<String> {

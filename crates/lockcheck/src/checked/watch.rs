@@ -392,18 +392,16 @@ pub(crate) fn timed_out(s: &ThreadState, w: &WaitFor, limit: Duration) {
     let holders = holders_of(w.ids.inst, thread);
     let v = as_busy(|_| {
         let lock = LockRef::new(w.ids.inst, w.ids.class);
-        let mut edges = vec![EdgeInfo {
-            thread: thread_name(thread),
-            thread_id: thread,
-            held: lock.clone(),
-            held_mode: w.mode,
-            held_site: String::new(),
-            acquired: lock,
-            mode: w.mode,
-            site: w.site.to_string(),
-            other_held: Vec::new(),
-            backtrace: crate::config::backtraces().then(backtrace::Backtrace::new_unresolved),
-        }];
+        let mut first = EdgeInfo::on_lock(
+            thread,
+            thread_name(thread),
+            lock,
+            w.mode,
+            w.site.to_string(),
+            String::new(),
+        );
+        first.backtrace = crate::config::backtraces().then(backtrace::Backtrace::new_unresolved);
+        let mut edges = vec![first];
         edges.extend(holders);
         publish(Violation {
             kind: ViolationKind::WaitTimeout { limit },
@@ -468,18 +466,14 @@ fn holders_of(inst: u64, except: u64) -> Vec<EdgeInfo> {
         }
         seen.push(thread);
         let lock = LockRef::new(h.inst, h.class);
-        out.push(EdgeInfo {
-            thread: name.to_owned(),
-            thread_id: thread,
-            held: lock.clone(),
-            held_mode: h.mode,
-            held_site: h.site.to_string(),
-            acquired: lock,
-            mode: h.mode,
-            site: h.site.to_string(),
-            other_held: Vec::new(),
-            backtrace: None,
-        });
+        out.push(EdgeInfo::on_lock(
+            thread,
+            name.to_owned(),
+            lock,
+            h.mode,
+            h.site.to_string(),
+            h.site.to_string(),
+        ));
     };
     for p in PUBLISHED.lock().iter().filter_map(Weak::upgrade) {
         for h in p.held.lock().iter().filter(|h| h.inst == inst) {
@@ -542,18 +536,14 @@ fn check_waits(limit: Duration) {
     };
     for (thread, name, ids, mode, site, waited) in long {
         let lock = LockRef::new(ids.inst, ids.class);
-        let mut edges = vec![EdgeInfo {
-            thread: name,
-            thread_id: thread,
-            held: lock.clone(),
-            held_mode: mode,
-            held_site: String::new(),
-            acquired: lock,
+        let mut edges = vec![EdgeInfo::on_lock(
+            thread,
+            name,
+            lock,
             mode,
-            site: site.to_string(),
-            other_held: Vec::new(),
-            backtrace: None,
-        }];
+            site.to_string(),
+            String::new(),
+        )];
         edges.extend(holders_of(ids.inst, thread));
         publish(Violation {
             kind: ViolationKind::LongWait { waited, limit },
@@ -586,32 +576,25 @@ fn check_holds(limit: Duration, warned: &mut Vec<(u64, u64, Instant)>) {
     *warned = still;
     for (thread, name, h, held_for) in long {
         let lock = LockRef::new(h.inst, h.class);
-        let mut edges = vec![EdgeInfo {
-            thread: name,
-            thread_id: thread,
-            held: lock.clone(),
-            held_mode: h.mode,
-            held_site: h.site.to_string(),
-            acquired: lock,
-            mode: h.mode,
-            site: h.site.to_string(),
-            other_held: Vec::new(),
-            backtrace: None,
-        }];
+        let mut edges = vec![EdgeInfo::on_lock(
+            thread,
+            name,
+            lock,
+            h.mode,
+            h.site.to_string(),
+            h.site.to_string(),
+        )];
         // Who is waiting for it.
         for w in WAITING.lock().iter().filter(|w| w.ids.inst == h.inst) {
-            edges.push(EdgeInfo {
-                thread: w.name.clone(),
-                thread_id: w.thread,
-                held: LockRef::new(h.inst, h.class),
-                held_mode: w.mode,
-                held_site: String::new(),
-                acquired: LockRef::new(w.ids.inst, w.ids.class),
-                mode: w.mode,
-                site: w.site.to_string(),
-                other_held: Vec::new(),
-                backtrace: None,
-            });
+            let lock = LockRef::new(w.ids.inst, w.ids.class);
+            edges.push(EdgeInfo::on_lock(
+                w.thread,
+                w.name.clone(),
+                lock,
+                w.mode,
+                w.site.to_string(),
+                String::new(),
+            ));
         }
         publish(Violation {
             kind: ViolationKind::LongHold { held_for, limit },
