@@ -1,14 +1,18 @@
 //! The acquisition path: the hottest code in every user's program.
 //!
 //! ```text
-//! lock():  checking off and not recording ------------------------------> raw lock
-//!          thread busy inside lockcheck (reports, tracing) ---------------> raw lock
-//!          already held by this thread? ---------------------------------> self-deadlock report
-//!          key(held set, lock, mode, clock epoch) in the thread cache? ---> nothing more
-//!          else: global graph, instance and class level; cycle? ---------> report once, action
-//!          raw try_lock, else block (timed only when recording)
-//!          push on the held stack
-//! unlock(): remove from the held stack (not always LIFO), raw unlock
+//! lock():  no switch on (one atomic byte) ---------------------------------> raw lock
+//!          one thread-local access (destructor-free, so a plain offset):
+//!            thread busy inside lockcheck (reports, tracing) -------------> raw lock
+//!            nothing held ------------------------------------------------> skip the checks
+//!            already held by this thread? -------------------------------> self-deadlock report
+//!            key(held set, lock, mode, clock epoch) in the thread cache? -> nothing more
+//!            else (cold): global graph, instance and class level; cycle? -> report once, action
+//!            raw try_lock; success: push on the held stack
+//!          failed try (cold): register in the wait-for graph (deadlock?), block (bounded by a
+//!            per-class timeout policy if one is set), push
+//!          timing, recording, statistics, watchdog: only when switched on (cold)
+//! unlock(): pop from the held stack (search down when not on top), raw unlock
 //! ```
 
 use super::class::{Ids, Meta};
