@@ -455,7 +455,6 @@ const _: fn() = || {
 };
 
 #[test]
-#[ignore = "bug: a hold released by force_unlock on another thread stays on the locking thread's held stack (false self-deadlock)"]
 fn a_lock_unlocked_by_another_thread_through_force_unlock_leaves_no_phantom_hold() {
     // The only way to move a hold across threads without `send_guard`: forget the guard, and
     // `force_unlock` elsewhere. The locking thread then takes the lock again.

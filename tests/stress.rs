@@ -495,7 +495,6 @@ fn threads_racing_on_the_first_use_of_a_lock_all_see_one_id() {
 /// once. The recorder buffers per thread, so a `drop` written from the dropping thread's buffer
 /// can precede other threads' acquisitions of that lock, which then declare it again.
 #[test]
-#[ignore = "bug: recorder writes `drop l` before other threads' buffered acquisitions of l, then declares l again"]
 fn a_recorded_lock_is_declared_once_and_not_used_after_its_drop() {
     use lockcheck_core::trace::Event;
     let _serial = serial();

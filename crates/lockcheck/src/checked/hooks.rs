@@ -234,6 +234,9 @@ pub(crate) fn released(meta: &Meta, mode: Mode) {
         let mut held = s.held.try_borrow_mut().ok()?;
         held.remove_last(|h| h.inst == ids.inst && same_release_mode(h.mode, mode))
     });
+    if let Ok(None) = h {
+        note_foreign_release(ids.inst);
+    }
     if let Ok(Some(h)) = h {
         if h.source {
             meta.mark_in_graph();
@@ -367,7 +370,15 @@ fn check_held(
         (key | 1, conflict)
     };
     if let Some((k, h)) = conflict {
-        self_violation(s, k, ids, mode, site, h);
+        if take_foreign_release(ids.inst) {
+            // Released by another thread (`force_unlock` of a forgotten guard): the entry is
+            // stale, not a hold. Forget it instead of reporting.
+            if let Ok(mut held) = s.held.try_borrow_mut() {
+                held.remove_last(|x| x.inst == ids.inst);
+            }
+        } else {
+            self_violation(s, k, ids, mode, site, h);
+        }
     }
     if f & flag::ORDER != 0 && !s.cache_hit(key) {
         // The lock becomes a node of the instance graph: dropping it must remove the node.
@@ -512,4 +523,34 @@ pub(crate) fn check_permits(meta: &Meta, permits: usize, site: &'static Location
             }
         }
     });
+}
+
+/// Locks released by a thread that did not hold them (a guard forgotten on one thread and
+/// `force_unlock`ed on another): the holder's entry is stale. Bounded; only this rare path and the
+/// self-deadlock check, which is rare too, touch it.
+static FOREIGN_RELEASES: parking_lot::Mutex<Vec<u64>> = parking_lot::Mutex::new(Vec::new());
+
+#[cold]
+fn note_foreign_release(inst: u64) {
+    if flags() & flag::CHECK == 0 {
+        return;
+    }
+    let mut v = FOREIGN_RELEASES.lock();
+    if v.len() >= 1024 {
+        v.drain(..512);
+    }
+    if !v.contains(&inst) {
+        v.push(inst);
+    }
+}
+
+fn take_foreign_release(inst: u64) -> bool {
+    let mut v = FOREIGN_RELEASES.lock();
+    match v.iter().position(|&x| x == inst) {
+        Some(i) => {
+            v.swap_remove(i);
+            true
+        }
+        None => false,
+    }
 }

@@ -191,6 +191,8 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
         threads: HashSet::default(),
         stats: HashMap::default(),
         line: Vec::with_capacity(256),
+        deferred_drops: Vec::new(),
+        ready_drops: Vec::new(),
     };
     let program = std::env::args().next().unwrap_or_default();
     let start_unix_ms = std::time::SystemTime::now()
@@ -233,6 +235,9 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
     for b in &buffers {
         w.drain(b);
     }
+    // Every buffer is drained and no thread records any more: write all the drops.
+    w.end_pass();
+    w.end_pass();
     let mut stats: Vec<_> = w.stats.drain().collect();
     stats.sort_by_key(|(c, _)| *c);
     for (c, s) in stats {
@@ -265,6 +270,7 @@ pub(crate) fn flush_all() {
     for b in &buffers {
         w.drain(b);
     }
+    w.end_pass();
     drop(pending);
     let _ = w.out.flush();
 }
@@ -511,9 +517,28 @@ struct Writer {
     threads: HashSet<u64, FastHash>,
     stats: HashMap<u32, ClassStats, FastHash>,
     line: Vec<u8>,
+    /// Drops seen in this pass, written at the end of the next one: other threads' earlier uses
+    /// of the lock may still sit in buffers drained before they were pushed, or after the
+    /// dropping thread's; one more full pass has written them all.
+    deferred_drops: Vec<u64>,
+    /// Drops of the previous pass, written at the end of this one.
+    ready_drops: Vec<u64>,
 }
 
 impl Writer {
+    /// Ends a flush pass: the drops seen in it, now that every buffer's earlier events are out.
+    fn end_pass(&mut self) {
+        let ready = std::mem::replace(
+            &mut self.ready_drops,
+            std::mem::take(&mut self.deferred_drops),
+        );
+        for l in ready {
+            if self.locks.remove(&l) {
+                self.emit(&Event::Drop { l });
+            }
+        }
+    }
+
     fn emit(&mut self, e: &Event) {
         self.line.clear();
         if !write_hot(e, &mut self.line) {
@@ -660,10 +685,10 @@ impl Writer {
             Rec::Fork { child } => Event::Fork { t, child },
             Rec::Join { child } => Event::Join { t, child },
             Rec::Drop { l } => {
-                if !self.locks.remove(&l) {
-                    return; // never used in this trace: nothing to forget
+                if self.locks.contains(&l) {
+                    self.deferred_drops.push(l);
                 }
-                Event::Drop { l }
+                return; // written by `end_pass`
             }
         };
         self.emit(&e);
