@@ -84,7 +84,7 @@ impl Meta {
         }
     }
 
-    /// Marks the instance as present in the graph; returns whether it already was.
+    /// Marks the instance as present in the graph (dropping it must then remove its node).
     pub(crate) fn mark_in_graph(&self) {
         if self.ids.load(Ordering::Relaxed) & IN_GRAPH == 0 {
             self.ids.fetch_or(IN_GRAPH, Ordering::Relaxed);
@@ -173,14 +173,4 @@ pub(crate) fn class_info(c: u32) -> ClassInfo {
             key: "<anonymous>".into(),
             kind: LockKind::Unknown,
         })
-}
-
-/// All classes known so far (for statistics and traces).
-#[allow(dead_code)]
-pub(crate) fn all_classes() -> Vec<ClassInfo> {
-    CLASSES
-        .lock()
-        .as_ref()
-        .map(|t| t.info.clone())
-        .unwrap_or_default()
 }
