@@ -29,6 +29,15 @@ mod checked_std {
 
     pub use crate::checked::WaitTimeoutResult;
 
+    /// `Err(PoisonError)` around `value` if `poisoned`, as std reports it.
+    fn poisoned_if<T>(poisoned: bool, value: T) -> LockResult<T> {
+        if poisoned {
+            Err(PoisonError::new(value))
+        } else {
+            Ok(value)
+        }
+    }
+
     /// Records a panic that unwinds through a guard, as std does.
     struct Poison {
         flag: AtomicBool,
@@ -44,11 +53,7 @@ mod checked_std {
             self.flag.load(Ordering::Relaxed)
         }
         fn result<G>(&self, guard: G) -> LockResult<G> {
-            if self.get() {
-                Err(PoisonError::new(guard))
-            } else {
-                Ok(guard)
-            }
+            poisoned_if(self.get(), guard)
         }
     }
 
@@ -102,12 +107,7 @@ mod checked_std {
         /// Consumes the mutex, returning the data (an error if poisoned).
         pub fn into_inner(self) -> LockResult<T> {
             let poisoned = self.poison.get();
-            let t = self.inner.into_inner();
-            if poisoned {
-                Err(PoisonError::new(t))
-            } else {
-                Ok(t)
-            }
+            poisoned_if(poisoned, self.inner.into_inner())
         }
     }
 
@@ -147,12 +147,7 @@ mod checked_std {
         /// A mutable reference to the data (no locking needed).
         pub fn get_mut(&mut self) -> LockResult<&mut T> {
             let poisoned = self.poison.get();
-            let data = self.inner.get_mut();
-            if poisoned {
-                Err(PoisonError::new(data))
-            } else {
-                Ok(data)
-            }
+            poisoned_if(poisoned, self.inner.get_mut())
         }
     }
 
@@ -245,12 +240,7 @@ mod checked_std {
         /// Consumes the lock, returning the data (an error if poisoned).
         pub fn into_inner(self) -> LockResult<T> {
             let poisoned = self.poison.get();
-            let t = self.inner.into_inner();
-            if poisoned {
-                Err(PoisonError::new(t))
-            } else {
-                Ok(t)
-            }
+            poisoned_if(poisoned, self.inner.into_inner())
         }
     }
 
@@ -306,12 +296,7 @@ mod checked_std {
         /// A mutable reference to the data.
         pub fn get_mut(&mut self) -> LockResult<&mut T> {
             let poisoned = self.poison.get();
-            let data = self.inner.get_mut();
-            if poisoned {
-                Err(PoisonError::new(data))
-            } else {
-                Ok(data)
-            }
+            poisoned_if(poisoned, self.inner.get_mut())
         }
     }
 
@@ -427,12 +412,7 @@ mod checked_std {
             dur: Duration,
         ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
             let r = self.inner.wait_for(&mut guard.guard, dur);
-            let poisoned = guard.mark.poison.get();
-            if poisoned {
-                Err(PoisonError::new((guard, r)))
-            } else {
-                Ok((guard, r))
-            }
+            poisoned_if(guard.mark.poison.get(), (guard, r))
         }
 
         /// Blocks while `condition` returns true, for at most `dur`.
@@ -444,12 +424,7 @@ mod checked_std {
             condition: F,
         ) -> LockResult<(MutexGuard<'a, T>, WaitTimeoutResult)> {
             let r = self.inner.wait_while_for(&mut guard.guard, condition, dur);
-            let poisoned = guard.mark.poison.get();
-            if poisoned {
-                Err(PoisonError::new((guard, r)))
-            } else {
-                Ok((guard, r))
-            }
+            poisoned_if(guard.mark.poison.get(), (guard, r))
         }
 
         /// Wakes one waiter.

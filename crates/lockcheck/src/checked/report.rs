@@ -267,37 +267,13 @@ impl Violation {
                     "lockcheck: self-deadlock: thread `{}` acquires a lock it already holds",
                     e0.thread
                 );
-                let _ = writeln!(
-                    s,
-                    "  acquiring {} ({}) at {}",
-                    e0.acquired,
-                    mode_name(e0.mode),
-                    e0.site
-                );
-                let _ = writeln!(
-                    s,
-                    "  already held ({}) since {}",
-                    mode_name(e0.held_mode),
-                    e0.held_site
-                );
+                render_self_hold(&mut s, e0);
                 let _ = writeln!(s, "  this acquisition would block forever.");
                 let _ = writeln!(s, "  hint: a guard kept alive by an `if let`/`match` scrutinee or a `let` lives to the end of its block; drop it first");
             }
             ViolationKind::RecursiveRead => {
                 let _ = writeln!(s, "lockcheck: possible self-deadlock (recursive read lock): thread `{}` read-locks a lock it already holds", e0.thread);
-                let _ = writeln!(
-                    s,
-                    "  acquiring {} ({}) at {}",
-                    e0.acquired,
-                    mode_name(e0.mode),
-                    e0.site
-                );
-                let _ = writeln!(
-                    s,
-                    "  already held ({}) since {}",
-                    mode_name(e0.held_mode),
-                    e0.held_site
-                );
+                render_self_hold(&mut s, e0);
                 let _ = writeln!(s, "  a writer that queues between the two reads waits for the first and blocks the second: deadlock.");
                 let _ = writeln!(
                     s,
@@ -493,6 +469,23 @@ impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// The two lines of a self-deadlock report: the acquisition and the hold it runs into.
+fn render_self_hold(s: &mut String, e: &EdgeInfo) {
+    let _ = writeln!(
+        s,
+        "  acquiring {} ({}) at {}",
+        e.acquired,
+        mode_name(e.mode),
+        e.site
+    );
+    let _ = writeln!(
+        s,
+        "  already held ({}) since {}",
+        mode_name(e.held_mode),
+        e.held_site
+    );
 }
 
 fn mode_name(m: Mode) -> &'static str {
