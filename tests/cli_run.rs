@@ -393,3 +393,64 @@ fn a_signal_to_lockcheck_reaches_every_process_of_the_command() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A command that writes 60 copies of a clean trace where `lockcheck run` told it to: enough
+/// traces for a progress bar, without building anything.
+fn many_traces_script(dir: &Path) -> PathBuf {
+    let script = dir.join("many.sh");
+    let clean = common::fixture("clean.json");
+    std::fs::write(
+        &script,
+        format!(
+            "dir=\"${{LOCKCHECK_TRACE%/*}}\"\nfor i in $(seq 60); do cp '{}' \"$dir/$i.json\"; done\n",
+            clean.display()
+        ),
+    )
+    .unwrap();
+    script
+}
+
+#[test]
+fn progress_is_drawn_on_a_terminal_only() {
+    let dir = tmpdir("progress");
+    let script = many_traces_script(&dir);
+    // Not a terminal: no bar.
+    let run = lockcheck_in(&dir, &["run", "--", "sh", script.to_str().unwrap()], &[]);
+    assert_eq!(run.code, Some(0), "{}", show(&run));
+    assert!(run.stderr.contains("analyzing 60 traces"), "{}", show(&run));
+    assert!(!run.stderr.contains("reading"), "{}", show(&run));
+    // A terminal (util-linux `script` gives the run a pseudo-terminal): the bar is drawn.
+    let has_script = Command::new("script")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_script {
+        eprintln!("NOTICE: `script` (util-linux) is not installed: the terminal half is skipped");
+        return;
+    }
+    let inner = format!(
+        "'{}' run -- sh '{}'",
+        env!("CARGO_BIN_EXE_lockcheck"),
+        script.display()
+    );
+    let out = Command::new("timeout")
+        .args(["120", "script", "-qec", &inner, "/dev/null"])
+        .current_dir(&dir)
+        .env_remove("LOCKCHECK_TRACE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("reading"),
+        "no progress bar on a terminal: {text}"
+    );
+    assert!(
+        text.contains("trace 60 of 60") || text.contains("of 60"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

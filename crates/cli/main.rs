@@ -176,22 +176,39 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_BAD_INPUT)
 }
 
-/// A progress bar on stderr, for long analyses on a terminal only.
+/// A progress bar on stderr, for long analyses on a terminal only: a bar while reading many or
+/// large traces, then a spinner while searching; when the reading was short but the search is
+/// not, the spinner appears after [`SEARCH_SPINNER_AFTER`].
 struct ProgressDisplay {
     bar: Option<indicatif::ProgressBar>,
+    /// On a terminal, not `--quiet`.
     allowed: bool,
+    /// The input is too small for a reading bar.
+    small: bool,
+    /// The delayed spinner of the search: (finished, bar), under one lock so that the spinner
+    /// never appears after `finish`.
+    delayed: Option<std::sync::Arc<std::sync::Mutex<(bool, indicatif::ProgressBar)>>>,
 }
 
 /// Below this much input, no bar: it would flash and vanish.
 const PROGRESS_MIN_BYTES: u64 = 8 << 20;
 const PROGRESS_MIN_FILES: usize = 50;
+/// A search still running after this long gets a spinner.
+const SEARCH_SPINNER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl ProgressDisplay {
     fn new(quiet: bool) -> ProgressDisplay {
         ProgressDisplay {
             bar: None,
             allowed: !quiet && std::io::stderr().is_terminal(),
+            small: false,
+            delayed: None,
         }
+    }
+
+    fn spinner_style() -> indicatif::ProgressStyle {
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .expect("a valid template")
     }
 
     fn update(&mut self, p: Progress<'_>) {
@@ -206,9 +223,12 @@ impl ProgressDisplay {
                 bytes_done,
                 bytes_total,
             } => {
+                if self.small {
+                    return;
+                }
                 if self.bar.is_none() {
                     if bytes_total < PROGRESS_MIN_BYTES && files < PROGRESS_MIN_FILES {
-                        self.allowed = false;
+                        self.small = true;
                         return;
                     }
                     let bar = indicatif::ProgressBar::with_draw_target(
@@ -235,12 +255,32 @@ impl ProgressDisplay {
             }
             Progress::Analyzing => {
                 if let Some(bar) = &self.bar {
-                    bar.set_style(
-                        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                            .expect("a valid template"),
-                    );
+                    bar.set_style(Self::spinner_style());
                     bar.set_message("searching for lock-order cycles");
+                    return;
                 }
+                // Short reading: a spinner only if the search turns out long.
+                let bar = indicatif::ProgressBar::with_draw_target(
+                    None,
+                    indicatif::ProgressDrawTarget::hidden(),
+                );
+                bar.set_style(Self::spinner_style());
+                bar.set_message("searching for lock-order cycles");
+                let shared = std::sync::Arc::new(std::sync::Mutex::new((false, bar)));
+                let for_thread = std::sync::Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    std::thread::sleep(SEARCH_SPINNER_AFTER);
+                    let guard = for_thread.lock().unwrap_or_else(|e| e.into_inner());
+                    if !guard.0 {
+                        guard
+                            .1
+                            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                        guard
+                            .1
+                            .enable_steady_tick(std::time::Duration::from_millis(120));
+                    }
+                });
+                self.delayed = Some(shared);
             }
         }
     }
@@ -248,6 +288,11 @@ impl ProgressDisplay {
     fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+        if let Some(shared) = &self.delayed {
+            let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
+            guard.0 = true;
+            guard.1.finish_and_clear();
         }
     }
 }
