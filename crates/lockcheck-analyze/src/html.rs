@@ -471,18 +471,18 @@ fn draw_graph(
     let width = GUTTER + l.width + 2.0 * MARGIN + 40.0;
     let height = l.height + 2.0 * top;
     let mut s = String::new();
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"zoom {class}\" id=\"{prefix}-svg\" viewBox=\"0 0 {w} {h}\" preserveAspectRatio=\"xMidYMin meet\" style=\"max-width:{mw}px\" role=\"img\" aria-label=\"lock-order graph\">\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"zoom {class}\" id=\"{prefix}-svg\" viewBox=\"0 0 {w} {h}\" preserveAspectRatio=\"xMidYMin meet\" style=\"max-width:{mw}px\" role=\"img\" aria-label=\"lock-order graph\">",
         w = fmt(width),
         h = fmt(height),
         mw = fmt(width * 1.3),
     );
-    let _ = write!(
+    let _ = writeln!(
         s,
         "<defs><marker id=\"{prefix}-arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#9aa1ab\"/></marker>\
 <marker id=\"{prefix}-arrow-dark\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#4a4f57\"/></marker>\
-<marker id=\"{prefix}-arrow-red\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"5\" markerHeight=\"5\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#d0021b\"/></marker></defs>\n"
+<marker id=\"{prefix}-arrow-red\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"5\" markerHeight=\"5\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#d0021b\"/></marker></defs>"
     );
     // Level bands and labels.
     for (i, &(level, y0, y1)) in l.layers.iter().enumerate() {

@@ -194,7 +194,7 @@ pub fn layout(g: &LayoutGraph) -> Layout {
     let mut layer_rows: Vec<(usize, usize)> = Vec::with_capacity(ranks); // first, last row
     let mut vrow = vec![0usize; nv];
     let mut y = NODE_HEIGHT / 2.0;
-    for (r, layer) in order.iter().enumerate() {
+    for layer in &order {
         let first = rows.len();
         let mut row: Vec<usize> = Vec::new();
         let mut w = 0.0;
@@ -207,17 +207,16 @@ pub fn layout(g: &LayoutGraph) -> Layout {
             row.push(v);
         }
         rows.push(row);
-        for k in first..rows.len() {
+        for (k, row) in rows.iter().enumerate().skip(first) {
             if k > 0 {
                 y += NODE_HEIGHT + if k == first { LAYER_GAP } else { ROW_GAP };
             }
             row_y.push(y);
-            for &v in &rows[k] {
+            for &v in row {
                 vrow[v] = k;
             }
         }
         layer_rows.push((first, rows.len() - 1));
-        let _ = r;
     }
 
     // x: pack, then pull each vertex toward its neighbours' mean under the order and the gaps.
