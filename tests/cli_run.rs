@@ -329,69 +329,76 @@ fn the_command_sees_the_trace_path_and_warn_unless_lockcheck_is_set() {
 
 #[cfg(unix)]
 #[test]
-fn a_signal_to_lockcheck_reaches_every_process_of_the_command() {
-    // The command starts a grandchild that would sleep for a minute; SIGTERM to lockcheck must
-    // end both (the whole process group), and the run ends with the command's signal code.
-    let dir = tmpdir("signal");
-    let pidfile = dir.join("grandchild.pid");
-    let script = format!(
-        "sleep 60 & echo $! > {}; wait",
-        pidfile.display().to_string().replace(' ', "\\ ")
-    );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lockcheck"))
-        .args(["run", "--", "sh", "-c", &script])
-        .env_remove("LOCKCHECK_TRACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the command did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let grandchild: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            child.kill().ok();
-            panic!("lockcheck run did not end after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    // sh, killed by SIGTERM (15): 128 + 15.
-    assert_eq!(status.code(), Some(143));
-    // The grandchild is gone too (its /proc entry disappears once reaped by init; a zombie
-    // counts as gone).
-    let gone = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.split_whitespace().nth(2) == Some("Z"))
+fn a_signal_to_lockcheck_ends_every_process_of_the_command() {
+    // The command starts a grandchild in the background that would sleep for a minute (a
+    // non-interactive shell starts it with SIGINT ignored); SIGINT or SIGTERM to lockcheck must end
+    // both (the whole process group, and what an interrupted command leaves in it), and the run
+    // ends with the command's signal code.
+    for (signal, number) in [("INT", 2), ("TERM", 15)] {
+        let dir = tmpdir(&format!("signal-{signal}"));
+        let pidfile = dir.join("grandchild.pid");
+        let script = format!("sleep 60 & echo $! > '{}'; wait", pidfile.display());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lockcheck"))
+            .args(["run", "--", "sh", "-c", &script])
+            .env_remove("LOCKCHECK_TRACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while std::fs::read_to_string(&pidfile)
+            .map(|s| s.trim().is_empty())
             .unwrap_or(true)
-    };
-    let start = Instant::now();
-    while !gone(grandchild) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the grandchild {grandchild} outlived the run"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the command did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let grandchild: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let killed = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                child.kill().ok();
+                panic!("lockcheck run did not end after SIG{signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // sh, killed by the signal: 128 + its number.
+        assert_eq!(status.code(), Some(128 + number), "SIG{signal}");
+        // The grandchild is gone too (a zombie waiting for init counts as gone).
+        let gone = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.rsplit(')').next().unwrap_or("").split_whitespace().next() == Some("Z"))
+                .unwrap_or(true)
+        };
+        let start = Instant::now();
+        while !gone(grandchild) {
+            if start.elapsed() > Duration::from_secs(10) {
+                // End it by its pid (this test started it), then fail.
+                Command::new("kill")
+                    .args(["-KILL", &grandchild.to_string()])
+                    .status()
+                    .ok();
+                panic!("the grandchild {grandchild} outlived the run after SIG{signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A command that writes 60 copies of a clean trace where `lockcheck run` told it to: enough

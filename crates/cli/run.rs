@@ -10,7 +10,8 @@
 //! Signals (Unix): the command runs in its own process group, which is handed the terminal while it
 //! runs, so a Ctrl-C reaches the command and all its processes exactly as without lockcheck.
 //! SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to lockcheck itself (a CI runner cancelling the job) are
-//! forwarded to that whole group, so no test process is left orphaned.
+//! forwarded to that whole group; when the command was interrupted, what it left in its group gets
+//! SIGTERM, so no test process is left orphaned.
 
 use crate::{
     analyze_paths, load_options, render, report_exit_code, write_file, write_stdout, AnalysisArgs,
@@ -324,6 +325,45 @@ mod signals {
 
     const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
+    /// Whether a signal was forwarded to the command.
+    static FORWARDED_ANY: AtomicI32 = AtomicI32::new(0);
+
+    /// Waits for the command's exit without reaping it (its pid, the group's id, stays taken, so
+    /// the group cannot be confused with a new one); if it was interrupted (a signal forwarded by
+    /// lockcheck, or a Ctrl-C that killed it), sends SIGTERM (and SIGCONT, for a stopped one) to
+    /// what it left behind in its group: a test process started in the background (shells
+    /// ignore SIGINT in those) must not outlive the run.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn end_leftovers(group: libc::pid_t) {
+        // SAFETY: waitid on our own child with WNOWAIT, then kill(2) on its group.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            loop {
+                let r = libc::waitid(
+                    libc::P_PID,
+                    group as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                );
+                if r == 0 {
+                    break;
+                }
+                if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                    return;
+                }
+            }
+            let killed = info.si_code != libc::CLD_EXITED && FORWARDED.contains(&info.si_status());
+            if killed || FORWARDED_ANY.load(Ordering::SeqCst) != 0 {
+                libc::kill(-group, libc::SIGTERM);
+                libc::kill(-group, libc::SIGCONT);
+            }
+        }
+    }
+
+    /// Elsewhere: the plain wait (the group's leftovers are not looked after).
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn end_leftovers(_group: libc::pid_t) {}
+
     extern "C" fn forward(sig: libc::c_int) {
         // Only async-signal-safe calls here: atomics and kill(2).
         let mut group = GROUP.load(Ordering::SeqCst);
@@ -335,6 +375,7 @@ mod signals {
                 return;
             }
         }
+        FORWARDED_ANY.store(sig, Ordering::SeqCst);
         // SAFETY: kill(2) is async-signal-safe; a negative pid names the process group.
         unsafe { libc::kill(-group, sig) };
     }
@@ -406,8 +447,10 @@ mod signals {
             }
             let pending = PENDING.swap(0, Ordering::SeqCst);
             if pending != 0 {
+                FORWARDED_ANY.store(pending, Ordering::SeqCst);
                 unsafe { libc::kill(-group, pending) };
             }
+            end_leftovers(group);
             child.wait()
         });
         GROUP.store(0, Ordering::SeqCst);
