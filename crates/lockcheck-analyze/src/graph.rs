@@ -330,7 +330,7 @@ impl OrderGraph {
     }
 
     /// The graph as an SVG element (meant to be inlined in HTML), drawn as in the HTML report
-    /// without a report: layers by longest path instead of the suggested hierarchy.
+    /// but without a report, so without the hierarchy's levels: one level, wrapped into rows.
     pub fn to_svg(&self) -> Result<String, String> {
         if self.nodes.is_empty() {
             return Ok(String::new());

@@ -317,7 +317,8 @@ pub fn render_html(report: &Report, graph: &OrderGraph) -> String {
     render_html_with(report, graph, &HtmlOptions::default())
 }
 
-/// The lock-order graph alone as an SVG element, without a report (layers by longest path).
+/// The lock-order graph alone as an SVG element, without a report: no hierarchy, so one level
+/// (wrapped into rows), except a lock drawn beside its class.
 pub fn graph_svg(graph: &OrderGraph) -> String {
     let all: Vec<usize> = (0..graph.nodes.len()).collect();
     let levels = fallback_levels(graph, &vec![None; graph.nodes.len()]);
