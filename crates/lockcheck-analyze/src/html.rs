@@ -75,6 +75,7 @@ svg .node text { fill: #1d1d1f; text-anchor: middle; dominant-baseline: central;
 svg .node.viol rect { stroke: #d0021b; stroke-width: 2; fill: #fff5f6; }
 svg .edge .line { fill: none; stroke: #9aa1ab; stroke-width: 1.4; }
 svg .edge .hit { fill: none; stroke: transparent; stroke-width: 10; }
+svg.big .edge:not(.viol):not(.change) .line { stroke-opacity: 0.35; stroke-width: 0.8; }
 svg .edge.viol .line { stroke: #4a4f57; stroke-width: 2; }
 svg .edge.change .line { stroke: #d0021b; stroke-width: 2.6; }
 svg .elabel { fill: #d0021b; font-size: 11px; text-anchor: middle; dominant-baseline: central; paint-order: stroke; stroke: #fff; stroke-width: 3px; }
@@ -312,6 +313,16 @@ fn fmt(v: f64) -> String {
     }
 }
 
+/// A violation's button: `A ⇄ B` for two locks, `A → B → C → A` for a longer cycle, `A → B` for
+/// an acquisition against the declared hierarchy.
+fn cycle_label(names: &[String], against_declared: bool) -> String {
+    match names {
+        [a, b] if !against_declared => format!("{a} ⇄ {b}"),
+        [first, ..] if !against_declared => format!("{} → {first}", names.join(" → ")),
+        _ => names.join(" → "),
+    }
+}
+
 /// Renders the page.
 pub fn render_html(report: &Report, graph: &OrderGraph) -> String {
     render_html_with(report, graph, &HtmlOptions::default())
@@ -474,10 +485,12 @@ fn draw_graph(
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"zoom {class}\" id=\"{prefix}-svg\" viewBox=\"0 0 {w} {h}\" preserveAspectRatio=\"xMidYMin meet\" style=\"max-width:{mw}px\" role=\"img\" aria-label=\"lock-order graph\">",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"zoom {class}{big}\" id=\"{prefix}-svg\" viewBox=\"0 0 {w} {h}\" preserveAspectRatio=\"xMidYMin meet\" style=\"max-width:{mw}px\" role=\"img\" aria-label=\"lock-order graph\">",
         w = fmt(width),
         h = fmt(height),
         mw = fmt(width * 1.3),
+        // Many edges: the ordinary ones fade, so that the violations' stand out.
+        big = if edge_ids.len() > 300 { " big" } else { "" },
     );
     let _ = writeln!(
         s,
@@ -1059,7 +1072,7 @@ pub fn render_html_with(report: &Report, graph: &OrderGraph, opts: &HtmlOptions)
                         .join(" "),
                     escape(&f.title),
                     i + 1,
-                    escape(&names.join(if f.against_declared { " → " } else { " ⇄ " })),
+                    escape(&cycle_label(&names, f.against_declared)),
                     id = escape(&f.id),
                 );
             }
@@ -1305,5 +1318,13 @@ mod tests {
         assert_eq!(fmt(3.0), "3");
         assert_eq!(fmt(3.04), "3");
         assert_eq!(fmt(-2.25), "-2.3");
+    }
+
+    #[test]
+    fn cycle_labels() {
+        let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(cycle_label(&n(&["a", "b"]), false), "a ⇄ b");
+        assert_eq!(cycle_label(&n(&["a", "b", "c"]), false), "a → b → c → a");
+        assert_eq!(cycle_label(&n(&["a", "b"]), true), "a → b");
     }
 }
