@@ -461,3 +461,26 @@ fn progress_is_drawn_on_a_terminal_only() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_exit_codes_are_documented_in_help_and_docs_ci() {
+    let dir = tmpdir("help");
+    let help = lockcheck_in(&dir, &["run", "--help"], &[]);
+    assert_eq!(help.code, Some(0));
+    let docs = std::fs::read_to_string(root("docs/ci.md")).unwrap();
+    for code in ["0", "1", "2", "4"] {
+        assert!(
+            help.stdout.contains(&format!("\n  {code}  the ")),
+            "--help lacks exit code {code}:\n{}",
+            help.stdout
+        );
+        assert!(
+            docs.contains(&format!("\n| {code} | ")),
+            "docs/ci.md lacks exit code {code}"
+        );
+    }
+    assert!(help
+        .stdout
+        .contains("N  the command failed: its own exit code"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -38,7 +38,7 @@ enum Command {
     /// Replay traces and report lock-order violations, a lock hierarchy and timeouts.
     Analyze(AnalyzeArgs),
     /// Run a command (a test suite) with lock tracing on, then analyze every trace it wrote.
-    #[command(after_long_help = run::EXIT_CODES_HELP)]
+    #[command(after_help = run::EXIT_CODES_HELP)]
     Run(run::RunArgs),
     /// Explain a finding, filter or timeout flag: what it means and how to fix it.
     Explain {
