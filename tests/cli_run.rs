@@ -470,7 +470,7 @@ fn the_exit_codes_are_documented_in_help_and_docs_ci() {
     let docs = std::fs::read_to_string(root("docs/ci.md")).unwrap();
     for code in ["0", "1", "2", "4"] {
         assert!(
-            help.stdout.contains(&format!("\n  {code}  the ")),
+            help.stdout.contains(&format!("\n  {code}  ")),
             "--help lacks exit code {code}:\n{}",
             help.stdout
         );
