@@ -434,3 +434,64 @@ fn headless_chromium_shows_every_node_highlights_exactly_the_cycle_and_loads_not
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn an_inversion_within_one_class_draws_its_two_locks_with_red_arrows_both_ways() {
+    // Two accounts of one class, locked in opposite orders by two threads: at class level a
+    // self-loop, so the page also draws the two locks, in the class's level.
+    let dir = tmpdir("html-same-class");
+    let trace = dir.join("same-class.json");
+    std::fs::write(
+        &trace,
+        r#"{"e":"header","version":1,"pid":7,"program":"bank"}
+{"e":"class","c":1,"key":"account","kind":"mutex"}
+{"e":"lock","l":1,"c":1}
+{"e":"lock","l":2,"c":1}
+{"e":"thread","t":1,"name":"alice"}
+{"e":"thread","t":2,"name":"bob"}
+{"e":"site","s":1,"loc":"src/bank.rs:27:43"}
+{"e":"site","s":2,"loc":"src/bank.rs:28:41"}
+{"e":"acquire","t":1,"l":1,"m":"w","s":1}
+{"e":"acquire","t":1,"l":2,"m":"w","s":2}
+{"e":"release","t":1,"l":2}
+{"e":"release","t":1,"l":1}
+{"e":"acquire","t":2,"l":2,"m":"w","s":1}
+{"e":"acquire","t":2,"l":1,"m":"w","s":2}
+{"e":"release","t":2,"l":1}
+{"e":"release","t":2,"l":2}
+"#,
+    )
+    .unwrap();
+    let report = common::analyze_json(std::slice::from_ref(&trace), &[]).json();
+    let v = &report["violations"][0];
+    assert_eq!(v["level"], "instance", "{report:#}");
+    let names: Vec<String> = v["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
+    let html = html_of(&[trace], &dir.join("report.html"));
+    // The class, and each lock of the cycle, as nodes.
+    assert!(html.contains("data-name=\"account\""));
+    for n in &names {
+        assert!(html.contains(&format!("data-name=\"{n}\"")), "{n}: {html}");
+    }
+    assert_eq!(html.matches("class=\"node").count(), 3);
+    // Two red arrows between them, one each way, and the button highlights those two locks.
+    assert_eq!(
+        html.matches("class=\"edge viol change\"").count(),
+        2,
+        "{html}"
+    );
+    let button = &html[html.find("class=\"vlink\"").unwrap()..];
+    let nodes = &button[button.find("data-nodes=\"").unwrap() + 12..];
+    let nodes = &nodes[..nodes.find('"').unwrap()];
+    assert_eq!(nodes.split(' ').count(), 2, "{nodes}");
+    assert!(
+        !nodes.contains("g-n0"),
+        "the class node is not part of the cycle: {nodes}"
+    );
+    assert!(html.contains(">alice<") && html.contains(">bob<"));
+    std::fs::remove_dir_all(&dir).ok();
+}
