@@ -74,6 +74,7 @@ svg .node rect { fill: #fff; stroke: #7d8590; stroke-width: 1.2; }
 svg .node text { fill: #1d1d1f; text-anchor: middle; dominant-baseline: central; }
 svg .node.viol rect { stroke: #d0021b; stroke-width: 2; fill: #fff5f6; }
 svg .edge .line { fill: none; stroke: #9aa1ab; stroke-width: 1.4; }
+svg .edge.loose .line { stroke-dasharray: 5 4; }
 svg .edge .hit { fill: none; stroke: transparent; stroke-width: 10; }
 svg.big .edge:not(.viol):not(.change) .line { stroke-opacity: 0.35; stroke-width: 0.8; }
 svg .edge.viol .line { stroke: #4a4f57; stroke-width: 2; }
@@ -613,6 +614,12 @@ fn draw_graph(
         if is_change {
             classes.push_str(" change");
         }
+        // Against the levels but not an edge to change: the hierarchy does not order it (a
+        // `try_*` acquisition needs no order). Drawn dashed, so that "up" keeps meaning "change".
+        let loose = !is_change && a != b && levels[e.from] >= levels[e.to];
+        if loose {
+            classes.push_str(" loose");
+        }
         let marker = if is_change {
             "arrow-red"
         } else if in_cycle.contains(&ei) {
@@ -636,6 +643,8 @@ fn draw_graph(
             },
             if is_change {
                 "; against the suggested hierarchy: change this acquisition"
+            } else if loose {
+                "; against the levels, but needs no order (not a blocking acquisition)"
             } else {
                 ""
             }
