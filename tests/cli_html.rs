@@ -210,7 +210,7 @@ fn a_large_graph_is_drawn_whole_with_the_violations_first_and_says_what_is_folde
 }
 
 /// Runs in the page after its own script (appended before `</body>`), once the page and anything
-/// it loads are loaded: measures every lock node,
+/// it loads are loaded: measures every lock node, zooms, pans and resets the graph,
 /// clicks violation `click` (0-based), and writes what it saw as JSON into `<pre id="probe">`.
 const PROBE: &str = r#"<script>
 window.addEventListener('load', function () {
@@ -223,6 +223,23 @@ window.addEventListener('load', function () {
       out.outside.push(n.getAttribute('data-name') + ' at ' + [r.left, r.top, r.right, r.bottom].join(','));
     }
   });
+  // Zoom (wheel), pan (drag), reset (double-click) change the graph's viewBox.
+  var svg = document.getElementById('g-svg');
+  if (svg) {
+  var vb = svg.viewBox.baseVal;
+  var home = [vb.x, vb.y, vb.width, vb.height].join(',');
+  var box = svg.getBoundingClientRect();
+  var at = { clientX: box.left + box.width / 2, clientY: box.top + box.height / 2, bubbles: true, cancelable: true };
+  svg.dispatchEvent(new WheelEvent('wheel', Object.assign({ deltaY: -100 }, at)));
+  out.zoomed = vb.width < parseFloat(home.split(',')[2]);
+  var x0 = vb.x;
+  svg.dispatchEvent(new PointerEvent('pointerdown', Object.assign({ button: 0, pointerId: 1 }, at)));
+  svg.dispatchEvent(new PointerEvent('pointermove', Object.assign({ pointerId: 1 }, at, { clientX: at.clientX - 40 })));
+  svg.dispatchEvent(new PointerEvent('pointerup', Object.assign({ pointerId: 1 }, at)));
+  out.panned = vb.x > x0;
+  svg.dispatchEvent(new MouseEvent('dblclick', at));
+  out.reset = [vb.x, vb.y, vb.width, vb.height].join(',') === home;
+  }
   var links = document.querySelectorAll('.vlink');
   out.links = links.length;
   var link = links[CLICK];
@@ -328,6 +345,15 @@ fn headless_chromium_shows_every_node_highlights_exactly_the_cycle_and_loads_not
             "nodes outside the page: {r}"
         );
         assert_eq!(r["links"], 2, "{r}");
+        assert_eq!(
+            (&r["zoomed"], &r["panned"], &r["reset"]),
+            (
+                &serde_json::json!(true),
+                &serde_json::json!(true),
+                &serde_json::json!(true)
+            ),
+            "wheel zoom, drag pan, double-click reset: {r}"
+        );
         let want = expected_cycle(v);
         assert_eq!(
             r["highlighted"],

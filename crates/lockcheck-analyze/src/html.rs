@@ -124,7 +124,7 @@ const SCRIPT: &str = r#"
     svg.addEventListener('pointerdown', function (e) {
       if (e.button !== 0) { return; }
       drag = { x: e.clientX, y: e.clientY, vx: vb.x, vy: vb.y, s: scale() };
-      svg.setPointerCapture(e.pointerId);
+      try { svg.setPointerCapture(e.pointerId); } catch (err) { /* not an active pointer */ }
       svg.classList.add('dragging');
     });
     svg.addEventListener('pointermove', function (e) {
