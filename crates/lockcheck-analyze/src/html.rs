@@ -275,16 +275,18 @@ fn edges_to_change(report: &Report) -> HashSet<(&str, &str)> {
 
 // ---------------------------------------------------------------------------------------------
 
+/// `path` relative to `root` when it lies under it (at a path component boundary).
+fn relative<'a>(path: &'a str, root: Option<&str>) -> &'a str {
+    match root.and_then(|r| path.strip_prefix(r)) {
+        Some(rest) if rest.starts_with('/') => rest.trim_start_matches('/'),
+        _ => path,
+    }
+}
+
 /// A short label: a source location relative to `root` and without its column; at most
 /// [`LABEL_CHARS`] characters (cut at the front).
 fn short_label(name: &str, root: Option<&str>) -> String {
-    let mut s = name;
-    if let Some(r) = root {
-        if let Some(rest) = s.strip_prefix(r) {
-            s = rest.trim_start_matches('/');
-        }
-    }
-    let s = file_line(s);
+    let s = file_line(relative(name, root));
     let n = s.chars().count();
     if n <= LABEL_CHARS {
         s
@@ -296,15 +298,10 @@ fn short_label(name: &str, root: Option<&str>) -> String {
 
 /// `file:line` of a site, relative to the repository.
 fn short_site(site: &str, root: Option<&str>) -> String {
-    let mut s = site;
-    if let Some(r) = root {
-        if let Some(rest) = s.strip_prefix(r) {
-            s = rest.trim_start_matches('/');
-        }
-    }
-    file_line(s)
+    file_line(relative(site, root))
 }
 
+/// A coordinate with at most one decimal: short, and the same text for the same layout.
 fn fmt(v: f64) -> String {
     let r = (v * 10.0).round() / 10.0;
     if r == r.trunc() {
@@ -1316,6 +1313,10 @@ mod tests {
             "src/ledger.rs:14"
         );
         assert_eq!(short_label("accounts", Some("/repo")), "accounts");
+        assert_eq!(
+            short_label("/repository/a.rs:1:2", Some("/repo")),
+            "/repository/a.rs:1"
+        );
         let long = "a".repeat(80);
         let s = short_label(&long, None);
         assert_eq!(s.chars().count(), LABEL_CHARS);
