@@ -349,24 +349,34 @@ pub fn graph_svg(graph: &OrderGraph) -> String {
 /// (`try_*`-only acquisitions) and must not climb around a cycle.)
 fn fallback_levels(graph: &OrderGraph, known: &[Option<u32>]) -> Vec<u32> {
     let mut level: Vec<u32> = known.iter().map(|l| l.unwrap_or(0)).collect();
-    for i in 0..graph.nodes.len() {
+    if known.iter().all(Option::is_some) {
+        return level;
+    }
+    let by_name: HashMap<&str, usize> = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
+    let mut above: Vec<Option<u32>> = vec![None; graph.nodes.len()];
+    for e in &graph.edges {
+        if e.from != e.to {
+            if let Some(l) = known[e.from] {
+                above[e.to] = above[e.to].max(Some(l + 1));
+            }
+        }
+    }
+    for (i, node) in graph.nodes.iter().enumerate() {
         if known[i].is_some() {
             continue;
         }
-        let node = &graph.nodes[i];
-        let class_node = graph
-            .nodes
-            .iter()
-            .position(|n| n.name == node.class && n.name != node.name);
+        let class_node = by_name
+            .get(node.class.as_str())
+            .copied()
+            .filter(|&c| c != i);
         level[i] = match class_node {
             Some(c) => known[c].unwrap_or(0),
-            None => graph
-                .edges
-                .iter()
-                .filter(|e| e.to == i && e.from != i)
-                .filter_map(|e| known[e.from].map(|l| l + 1))
-                .max()
-                .unwrap_or(0),
+            None => above[i].unwrap_or(0),
         };
     }
     level
