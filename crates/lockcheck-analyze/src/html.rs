@@ -907,11 +907,12 @@ fn timeline_svg(f: &Finding, root: Option<&str>) -> String {
                 } else {
                     (y - box_h / 2.0, hy + 5.0)
                 };
-                // In two columns, the arrow back to the first lane passes beside the boxes.
+                // In the gap right of the box, clear of its caption; in two columns, the arrow
+                // back to the first lane, which passes every lane, in the gap on the left.
                 let ax = if compact && holder < i {
-                    x + col_w / 2.0 - 3.0
+                    x - col_w / 2.0 + 4.0
                 } else {
-                    x + 10.0
+                    x + col_w / 2.0 - 4.0
                 };
                 let _ = writeln!(
                     s,
@@ -1165,12 +1166,20 @@ The other {} locks ({} edges, {} separate part{}, no violation) are folded below
     for (i, f) in found.iter().enumerate() {
         let _ = writeln!(
             h,
-            "<section class=\"violation\" id=\"v-{id}\">\n<h3>{n}. {t}<span class=\"tag rule\">{rule}</span><span class=\"tag\">{id}</span></h3>\n<div class=\"timeline\">{svg}</div>\n<pre>{text}</pre>\n</section>",
+            "<section class=\"violation\" id=\"v-{id}\">\n<h3>{n}. {t}<span class=\"tag rule\">{rule}</span><span class=\"tag\">{id}</span></h3>\n<div class=\"timeline\">{svg}</div>\n<p class=\"note\">{caption}</p>\n<pre>{text}</pre>\n</section>",
             id = escape(&f.id),
             n = i + 1,
             t = escape(&f.title),
             rule = escape(&f.rule),
             svg = timeline_svg(f, root),
+            caption = if f.against_declared {
+                "The thread takes a lock (blue), then, still holding it (the bar), one the \
+                 declared hierarchy puts before it (orange)."
+            } else {
+                "One lane per thread. Blue: a thread takes a lock and holds it (the bar). \
+                 Red: it then requests the next lock of the cycle, held by the lane the dashed \
+                 arrow points to. Every thread waits for another: none can go on."
+            },
             text = escape(&f.text)
         );
     }
