@@ -99,10 +99,14 @@ fn fixture_crate() -> PathBuf {
     COPY.get_or_init(|| {
         let src = root("fixtures/run-crate");
         let dst = fixture_target().join("crate");
+        // Atomically (a temporary file renamed over it): another test process (nextest runs one
+        // per test) may be running cargo on the copy right now.
         let write = |path: PathBuf, bytes: Vec<u8>| {
             if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(&path, bytes).unwrap();
+                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                std::fs::write(&tmp, bytes).unwrap();
+                std::fs::rename(&tmp, &path).unwrap();
             }
         };
         for sub in ["src", "tests"] {
