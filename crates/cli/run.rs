@@ -238,9 +238,14 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     if traces.is_empty() {
         eprintln!(
             "lockcheck: error: `{shown}` {how} and wrote NO lock trace: nothing was checked.\n\
-             \x20 Does it use lockcheck's locks? Is lockcheck's instrumentation compiled in? (It is\n\
+             \x20 {}Does it use lockcheck's locks? Is lockcheck's instrumentation compiled in? (It is\n\
              \x20 in builds with debug assertions; release builds need lockcheck's `instrument`\n\
-             \x20 feature; `no-instrument` turns it off.)"
+             \x20 feature; `no-instrument` turns it off.)",
+            if failed {
+                "It failed before running anything that locks (a build error?), or: "
+            } else {
+                ""
+            }
         );
         dir.remove();
         return finish(EXIT_NO_TRACE);
