@@ -242,7 +242,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
              \x20 in builds with debug assertions; release builds need lockcheck's `instrument`\n\
              \x20 feature; `no-instrument` turns it off.)",
             if failed {
-                "It failed before running anything that locks (a build error?), or: "
+                "It failed, maybe before running anything that locks (a build error?).\n  "
             } else {
                 ""
             }
