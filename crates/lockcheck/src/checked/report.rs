@@ -507,6 +507,7 @@ static FOUND: PlMutex<Vec<Violation>> = PlMutex::new(Vec::new());
 pub(crate) fn publish(mut v: Violation) -> Violation {
     v.message = v.render();
     eprintln!("{}", v.message);
+    #[cfg(feature = "tracing")]
     tracing::error!(target: "lockcheck", kind = v.kind.name(), "{}", v.message);
     crate::checked::recorder::on_violation(&v);
     let mut found = FOUND.lock();

@@ -362,28 +362,15 @@ pub(crate) fn wait_timeout(class: u32) -> Option<Duration> {
 }
 
 /// Loads `[wait_timeout]` entries (`"class" = "50ms"`) from a TOML policy file, as written by
-/// `lockcheck analyze --timeouts-toml`.
+/// `lockcheck analyze --timeouts-toml` (read by [`super::policy`], not a TOML crate: the runtime
+/// adds no dependency). All or nothing: a file with an error sets no timeout.
 pub(crate) fn load_policy_file(path: &std::path::Path) -> Result<usize, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
-    let Some(entries) = table.get("wait_timeout") else {
-        return Ok(0);
-    };
-    let entries = entries
-        .as_table()
-        .ok_or("`wait_timeout` must be a table of class = duration")?;
-    let mut n = 0;
-    for (class, v) in entries {
-        let d = match v {
-            toml::Value::String(s) => parse_duration(s),
-            toml::Value::Integer(ms) if *ms >= 0 => Some(Duration::from_millis(*ms as u64)),
-            _ => None,
-        }
-        .ok_or_else(|| format!("wait_timeout.{class:?}: expected a duration like \"50ms\""))?;
-        set_wait_timeout(class, Some(d));
-        n += 1;
+    let entries = super::policy::wait_timeouts(&text)?;
+    for (class, d) in &entries {
+        set_wait_timeout(class, Some(*d));
     }
-    Ok(n)
+    Ok(entries.len())
 }
 
 /// A timed-out wait under a policy: report (kind `wait-timeout`), then act.
