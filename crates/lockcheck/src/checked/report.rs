@@ -498,6 +498,30 @@ fn mode_name(m: Mode) -> &'static str {
     }
 }
 
+/// A violation the acquiring thread must panic on (under `LOCKCHECK=panic`).
+///
+/// The detector finds violations deep inside closures, where `#[track_caller]` does not reach;
+/// a panic there would point at lockcheck's own source. So the checks return a verdict, the lock
+/// is not taken, and the public entry point (every one of them `#[track_caller]`, as are
+/// lock_api's) raises it: the panic's location is the user's acquisition line. Boxed so that an
+/// `Option<Verdict>` is one register on the hot path.
+#[must_use]
+pub(crate) struct Verdict(Box<String>);
+
+impl Verdict {
+    pub(crate) fn new(message: String) -> Verdict {
+        Verdict(Box::new(message))
+    }
+
+    /// Panics with the message (a `String` payload), located at the caller's caller chain.
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    pub(crate) fn raise(self) -> ! {
+        std::panic::panic_any(*self.0)
+    }
+}
+
 /// Findings kept for [`violations`]; bounded so a program with a systematic bug cannot grow it.
 const MAX_KEPT: usize = 10_000;
 static FOUND: PlMutex<Vec<Violation>> = PlMutex::new(Vec::new());

@@ -4,7 +4,7 @@
 //! [`features`] and nothing else unless statistics or the watchdog are switched on.
 
 use super::class::{class_info, Ids};
-use super::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
+use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
 use super::state::{as_busy, thread_name, with_slow, Held, ThreadState, STATE};
 use crate::config::{action, Action};
 use lockcheck_core::trace::{ClassStats, LockKind, Mode};
@@ -160,8 +160,8 @@ pub(crate) struct WaitFor {
 }
 
 /// Registers this thread as waiting and checks the wait-for graph. A deadlock is reported (and,
-/// under `panic`, raised after unregistering).
-pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> WaitToken {
+/// under `panic`, returned as the verdict to raise, after unregistering).
+pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdict> {
     let thread = s.id();
     let held = s.held.borrow().snapshot();
     let name = thread_name(thread);
@@ -209,14 +209,14 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> WaitToken {
                     .next()
                     .unwrap_or("lockcheck: deadlock")
                     .to_owned();
-                std::panic::panic_any(format!(
+                return Err(Verdict::new(format!(
                     "{first}, at {} (report above; this thread gives up its locks so the others can go on)",
                     w.site
-                ));
+                )));
             }
         }
     }
-    token
+    Ok(token)
 }
 
 /// Whether waiter `w` requests something that holder entry `h` (same lock) keeps from it.
@@ -373,8 +373,9 @@ pub(crate) fn load_policy_file(path: &std::path::Path) -> Result<usize, String> 
     Ok(entries.len())
 }
 
-/// A timed-out wait under a policy: report (kind `wait-timeout`), then act.
-pub(crate) fn timed_out(s: &ThreadState, w: &WaitFor, limit: Duration) {
+/// A timed-out wait under a policy: report (kind `wait-timeout`), then act (`Some`: the verdict
+/// to raise).
+pub(crate) fn timed_out(s: &ThreadState, w: &WaitFor, limit: Duration) -> Option<Verdict> {
     let thread = s.id();
     let holders = holders_of(w.ids.inst, thread);
     let v = as_busy(|_| {
@@ -404,9 +405,10 @@ pub(crate) fn timed_out(s: &ThreadState, w: &WaitFor, limit: Duration) {
                 .next()
                 .unwrap_or("lockcheck: wait timeout")
                 .to_owned();
-            std::panic::panic_any(format!("{first}, at {}", w.site));
+            return Some(Verdict::new(format!("{first}, at {}", w.site)));
         }
     }
+    None
 }
 
 // ---------------------------------------------------------------------------------------------
