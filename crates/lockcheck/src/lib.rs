@@ -47,8 +47,9 @@
 //!   [`lockcheck::thread`](thread), orders separated by spawn or join.
 //!
 //! # What happens on a violation
-//! `LOCKCHECK=panic` (default): the report goes to stderr and to `tracing` (target `lockcheck`),
-//! then the acquiring thread panics before it blocks. `LOCKCHECK=warn`: report and go on.
+//! `LOCKCHECK=panic` (default): the report goes to stderr and to `tracing` (target `lockcheck`;
+//! the default feature `tracing`), then the acquiring thread panics before it blocks, and the
+//! panic's location is the acquisition in your code. `LOCKCHECK=warn`: report and go on.
 //! `LOCKCHECK=off`: no checking. [`set_action`] does the same from code, and [`violations`]
 //! returns what was found.
 //!
