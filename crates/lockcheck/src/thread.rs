@@ -42,18 +42,12 @@ fn note_spawn_site(site: Site) {
     let key = site as *const Location<'static> as usize;
     let mut spawners = SPAWNERS.lock();
     let map = spawners.get_or_insert_with(HashMap::new);
-    if !map.contains_key(&key) {
+    map.entry(key).or_insert_with(|| Spawner {
+        site,
         // Only the instruction pointers now (cheap); symbols only if a report names the thread.
-        let trace = crate::config::backtraces().then(backtrace::Backtrace::new_unresolved);
-        map.insert(
-            key,
-            Spawner {
-                site,
-                trace,
-                function: None,
-            },
-        );
-    }
+        trace: crate::config::backtraces().then(backtrace::Backtrace::new_unresolved),
+        function: None,
+    });
 }
 
 /// The calling thread as reports name it: its std name, or for an unnamed thread `<unnamed>`

@@ -562,22 +562,23 @@ fn mode_name(m: Mode) -> &'static str {
 /// The detector finds violations deep inside closures, where `#[track_caller]` does not reach;
 /// a panic there would point at lockcheck's own source. So the checks return a verdict, the lock
 /// is not taken, and the public entry point (every one of them `#[track_caller]`, as are
-/// lock_api's) raises it: the panic's location is the user's acquisition line. Boxed so that an
-/// `Option<Verdict>` is one register on the hot path.
+/// lock_api's) raises it: the panic's location is the user's acquisition line. A boxed `str`, so
+/// that the hot path's `Result<(), Verdict>` is returned in registers.
 #[must_use]
-pub(crate) struct Verdict(Box<String>);
+pub(crate) struct Verdict(Box<str>);
 
 impl Verdict {
     pub(crate) fn new(message: String) -> Verdict {
-        Verdict(Box::new(message))
+        Verdict(message.into_boxed_str())
     }
 
-    /// Panics with the message (a `String` payload), located at the caller's caller chain.
+    /// Panics with the message (a `String` payload, as before), at the `#[track_caller]` chain's
+    /// origin: the user's call.
     #[cold]
     #[inline(never)]
     #[track_caller]
     pub(crate) fn raise(self) -> ! {
-        std::panic::panic_any(*self.0)
+        std::panic::panic_any(String::from(self.0))
     }
 }
 
