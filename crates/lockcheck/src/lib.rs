@@ -101,4 +101,10 @@ pub mod __private {
     pub fn graph_sizes() -> (usize, usize, usize, usize) {
         crate::checked::graph::sizes()
     }
+
+    /// The `wait_timeout` entries a policy file's text sets (as `LOCKCHECK_POLICY` reads it),
+    /// for tests that hold the runtime's reader to a real TOML parser.
+    pub fn policy_entries(text: &str) -> Result<Vec<(String, std::time::Duration)>, String> {
+        crate::checked::policy::wait_timeouts(text)
+    }
 }

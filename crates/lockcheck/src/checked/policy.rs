@@ -463,9 +463,10 @@ impl Parser<'_> {
         };
         let mut end = token_end(self, start);
         let tok = &self.s[start..end];
+        let is_date = shaped(tok, b"dddd-dd-dd");
         // A date and a time may be separated by a space: `1979-05-27 07:32:00`.
-        let is_date = tok.len() == 10 && tok.as_bytes()[4] == b'-' && tok.as_bytes()[7] == b'-';
         if is_date
+            && tok.len() == 10
             && self.s[end..].starts_with(' ')
             && self.s[end + 1..].starts_with(|c: char| c.is_ascii_digit())
         {
@@ -479,7 +480,7 @@ impl Parser<'_> {
                 Some(n) => Value::Int(n),
                 None => return self.err(format!("integer `{tok}` out of range")),
             }
-        } else if is_date || (tok.len() >= 8 && tok.as_bytes().get(2) == Some(&b':')) {
+        } else if is_date || shaped(tok, b"dd:dd:dd") {
             Value::Other("datetime")
         } else if is_float(tok) {
             Value::Other("float")
@@ -493,6 +494,18 @@ impl Parser<'_> {
         self.pos = end;
         Ok(v)
     }
+}
+
+/// Whether `tok` starts with `pattern`, where `d` is any ASCII digit (dates and times).
+fn shaped(tok: &str, pattern: &[u8]) -> bool {
+    tok.len() >= pattern.len()
+        && tok.bytes().zip(pattern).all(|(b, &p)| {
+            if p == b'd' {
+                b.is_ascii_digit()
+            } else {
+                b == p
+            }
+        })
 }
 
 fn is_control(c: char) -> bool {
