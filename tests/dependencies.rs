@@ -130,10 +130,10 @@ fn runtime_dependencies_are_on_the_allowlist() {
     }
 }
 
-/// Copies `fixtures/infer` into a scratch crate that depends on this workspace's lockcheck, with
-/// the workspace's lock file (so offline resolution finds the same versions), and `cargo check`s
-/// it with `features`. Returns (success, stderr).
-fn check_fixture(features: &[&str]) -> (bool, String) {
+/// Copies `fixtures/infer` into a scratch crate that depends on this workspace's lockcheck (with
+/// its default features or without), with the workspace's lock file (so offline resolution finds
+/// the same versions), and `cargo check`s it with `features`. Returns (success, stderr).
+fn check_fixture(lockcheck_defaults: bool, features: &[&str]) -> (bool, String) {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("infer-fixture");
     std::fs::create_dir_all(dir.join("src")).unwrap();
     std::fs::copy(
@@ -150,7 +150,7 @@ edition = "2021"
 publish = false
 
 [dependencies]
-lockcheck = {{ path = {path:?} }}
+lockcheck = {{ path = {path:?}, default-features = {lockcheck_defaults} }}
 # Only to show that the check is sensitive: with serde_json in the graph, the fixture fails.
 serde_json = {{ version = "1", optional = true }}
 
@@ -179,13 +179,19 @@ serde_json = {{ version = "1", optional = true }}
 /// change how its users' code type-checks.
 #[test]
 fn a_crate_using_lockcheck_type_checks_as_without_it() {
-    let (ok, stderr) = check_fixture(&[]);
+    let (ok, stderr) = check_fixture(true, &[]);
     assert!(
         ok,
         "fixtures/infer does not compile with lockcheck as a dependency:\n{stderr}"
     );
+    // Without the default features (no `tracing`) too.
+    let (ok, stderr) = check_fixture(false, &[]);
+    assert!(
+        ok,
+        "fixtures/infer does not compile with lockcheck, default-features = false:\n{stderr}"
+    );
     // The fixture really catches the problem: with serde_json in the graph it fails, with E0283.
-    let (ok, stderr) = check_fixture(&["--features", "serde_json"]);
+    let (ok, stderr) = check_fixture(true, &["--features", "serde_json"]);
     assert!(
         !ok && stderr.contains("E0283"),
         "fixtures/infer should fail with E0283 when serde_json is in the graph:\n{stderr}"
