@@ -143,6 +143,24 @@ fn violations_panic_at_the_users_line() {
     });
     assert_at(&seen, at, "lock order inversion");
 
+    // A wait longer than the class's timeout policy.
+    static E: lockcheck::Mutex<()> = lockcheck::Mutex::named("panic_location::timed", ());
+    lockcheck::watchdog::set_wait_timeout("panic_location::timed", Some(Duration::from_millis(20)));
+    let (held, held_rx) = mpsc::channel();
+    let (done, done_rx) = mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _e = E.lock();
+        held.send(()).unwrap();
+        let _ = done_rx.recv_timeout(Duration::from_secs(30));
+    });
+    held_rx.recv().unwrap();
+    let at = line!() + 1;
+    let seen = panic_of(|| drop(E.lock()));
+    assert_at(&seen, at, "wait timeout");
+    done.send(()).unwrap();
+    holder.join().unwrap();
+    lockcheck::watchdog::set_wait_timeout("panic_location::timed", None);
+
     // A real deadlock (order checking off, so that the wait-for graph finds it): the thread
     // that closes the cycle panics at its own acquisition.
     lockcheck::set_order_checking(false);
