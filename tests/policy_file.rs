@@ -81,7 +81,7 @@ fn row(class: &str, ms: u64, reasoning: &str, flags: &[(&str, &str)]) -> Timeout
     TimeoutRow {
         class: class.into(),
         kind: "mutex".into(),
-        wait: d.clone(),
+        wait: d,
         hold: d,
         suggested_timeout_ns: ms * 1_000_000 - 1,
         reasoning: reasoning.into(),
