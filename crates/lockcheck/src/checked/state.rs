@@ -252,10 +252,8 @@ pub(crate) fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The thread's name for reports: its std name, or `thread #N`.
-pub(crate) fn thread_name(id: u64) -> String {
-    match std::thread::current().name() {
-        Some(n) => n.to_owned(),
-        None => format!("thread #{id}"),
-    }
+/// The calling thread's name for reports (see [`crate::thread::describe_current`]); `_id` is
+/// lockcheck's number for it, which reports carry separately.
+pub(crate) fn thread_name(_id: u64) -> String {
+    crate::thread::describe_current()
 }
