@@ -558,6 +558,20 @@ pub fn title(v: &Violation) -> String {
                 .and_then(|e| e.site.as_deref())
                 .unwrap_or("an unknown site")
         )
+    } else if v.kind == "self-deadlock" || v.kind == "recursive-read" {
+        let what = if v.kind == "self-deadlock" {
+            "self-deadlock"
+        } else {
+            "possible self-deadlock (recursive read lock)"
+        };
+        format!(
+            "{what}: {} acquired again by the thread that holds it, at {}",
+            names.first().copied().unwrap_or("?"),
+            v.edges
+                .first()
+                .and_then(|e| e.site.as_deref())
+                .unwrap_or("an unknown site")
+        )
     } else {
         format!(
             "lock-order inversion between {} ({} level)",

@@ -66,7 +66,14 @@ pub(crate) fn lock_blocking(
             graph::note_written(ids.inst, ids.class);
         }
         if f & flag::CHECK != 0 && s.holds_any() {
+            // Recorded before the checks: a report that stops the thread must leave its deciding
+            // acquisition in the trace.
+            if f & flag::RECORD != 0 {
+                recorder::on_request(ids, kind, mode, site, capacity);
+            }
             check_held(s, meta, kind, mode, site, ids, f);
+        } else if f & flag::RECORD != 0 && s.holds_any() {
+            recorder::on_request(ids, kind, mode, site, capacity);
         }
         if try_raw() {
             push(s, ids, mode, site, f);
@@ -321,6 +328,9 @@ pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) {
             .find(|h| h.inst == ids.inst && matches!(h.mode, Mode::Shared | Mode::SharedRecursive))
             .copied();
         if let Some(h) = other {
+            if flags() & flag::RECORD != 0 {
+                recorder::on_request(ids, LockKind::Rwlock, Mode::Exclusive, site, 0);
+            }
             self_violation(
                 s,
                 ViolationKind::SelfDeadlock,
@@ -519,6 +529,9 @@ pub(crate) fn check_permits(meta: &Meta, permits: usize, site: &'static Location
         };
         if let Some(h) = first {
             if own >= permits {
+                if flags() & flag::RECORD != 0 {
+                    recorder::on_request(ids, LockKind::Semaphore, Mode::Permit, site, permits);
+                }
                 self_violation(s, ViolationKind::SelfDeadlock, ids, Mode::Permit, site, h);
             }
         }
