@@ -5,7 +5,8 @@
 //! runtime reported.
 //!
 //! The scenario runs on a worker thread; if it hangs (a self-deadlock under `warn` blocks for
-//! real after its report), `main` gives up after a few seconds and exits, which writes the trace.
+//! real after its report), `main` gives up two seconds after the report and exits, which writes
+//! the trace.
 //!
 //! Run: `LOCKCHECK=warn LOCKCHECK_TRACE=/tmp/t.json cargo run --example scenarios -- self-mutex`
 
@@ -84,13 +85,28 @@ fn main() {
             let _ = done_tx.send(r.is_ok());
         })
         .expect("spawn");
-    match done_rx.recv_timeout(Duration::from_secs(3)) {
-        Ok(true) => println!("{name}: finished"),
-        Ok(false) => println!("{name}: panicked"),
-        Err(_) => {
-            println!("{name}: hung (gave up)");
-            // `exit` runs the trace's exit flush; the worker stays blocked.
-            std::process::exit(3);
+    // A scenario that hangs for real (a self-deadlock under `warn` blocks after its report) is
+    // given up a moment after its report, or after a minute without one.
+    let start = std::time::Instant::now();
+    let mut reported_at = None;
+    loop {
+        match done_rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(true) => return println!("{name}: finished"),
+            Ok(false) => return println!("{name}: panicked"),
+            Err(_) => {
+                if reported_at.is_none() && !lockcheck::violations().is_empty() {
+                    reported_at = Some(std::time::Instant::now());
+                }
+                let give_up = match reported_at {
+                    Some(t) => t.elapsed() > Duration::from_secs(2),
+                    None => start.elapsed() > Duration::from_secs(60),
+                };
+                if give_up {
+                    println!("{name}: hung (gave up)");
+                    // `exit` runs the trace's exit flush; the worker stays blocked.
+                    std::process::exit(3);
+                }
+            }
         }
     }
 }
