@@ -8,7 +8,7 @@
 //! `LOCKCHECK_TRACE` set; the runtime's findings are read from its reports on stderr, the
 //! analyzer's from `--format json`.
 //!
-//! The examples are built by `cargo build --examples` (run here once if they are missing).
+//! The examples are built by `cargo build --examples`, run here once.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -29,24 +29,14 @@ fn examples_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let bin = PathBuf::from(env!("CARGO_BIN_EXE_lockcheck"));
         let dir = bin.parent().unwrap().join("examples");
-        let scenarios = dir.join(format!("scenarios{}", std::env::consts::EXE_SUFFIX));
-        let stale = |p: &Path| {
-            let built = std::fs::metadata(p).and_then(|m| m.modified()).ok();
-            let newest_source = std::fs::read_dir(root().join("examples"))
-                .unwrap()
-                .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
-                .max();
-            built.is_none() || built < newest_source
-        };
-        if stale(&scenarios) {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "--examples"])
-                .current_dir(root())
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "cargo build --examples failed");
-        }
+        // Always: cargo knows whether the examples are up to date with the library.
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--examples"])
+            .current_dir(root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo build --examples failed");
         dir
     })
 }
