@@ -189,7 +189,9 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         frames: Vec<Frame>,
     },
-    /// A lock instance was first used.
+    /// A lock instance was first used. Repeated for a lock already declared only to give a
+    /// semaphore's `permits` (the runtime learns them at its first blocking request); readers keep
+    /// the first class and the first permits given.
     Lock {
         /// Lock number.
         l: LockNo,
