@@ -291,8 +291,11 @@ mod tests {
         assert!(kinds.contains(&"long-hold"), "{kinds:?}");
     }
 
-    /// A model with one class per entry: its (wait, hold) samples, and failed timed acquisitions.
-    fn classes(spec: &[(&str, Vec<(u64, u64)>, u64)]) -> Vec<TimeoutRow> {
+    /// A class: its key, its (wait, hold) samples, and its failed timed acquisitions.
+    type ClassSpec<'a> = (&'a str, Vec<(u64, u64)>, u64);
+
+    /// A model with one class per entry.
+    fn classes(spec: &[ClassSpec<'_>]) -> Vec<TimeoutRow> {
         let mut text = String::new();
         for (i, (key, samples, failures)) in spec.iter().enumerate() {
             let c = i + 1;
