@@ -8,6 +8,8 @@
 //! real after its report), `main` gives up two seconds after the report and exits, which writes
 //! the trace.
 //!
+//! `scenarios NAME --main` runs it on the main thread instead.
+//!
 //! Run: `LOCKCHECK=warn LOCKCHECK_TRACE=/tmp/t.json cargo run --example scenarios -- self-mutex`
 
 use lockcheck::{Mutex, RwLock, Semaphore};
@@ -44,6 +46,7 @@ const SCENARIOS: &[Scenario] = &[
         "self-deadlock",
         upgrade_holding_read,
     ),
+    ("upgrade", "-", upgrade),
     ("read-recursive", "-", read_recursive),
     ("relock", "-", relock),
     ("try-lock-held", "-", try_lock_held),
@@ -63,6 +66,12 @@ const SCENARIOS: &[Scenario] = &[
     ("real-deadlock", "deadlock", real_deadlock),
     ("real-deadlock-mixed", "deadlock", real_deadlock_mixed),
     ("contention", "-", contention),
+    ("condvar", "-", condvar),
+    (
+        "condvar-inversion",
+        "lock-order-inversion",
+        condvar_inversion,
+    ),
 ];
 
 fn main() {
@@ -77,6 +86,12 @@ fn main() {
         eprintln!("unknown scenario `{name}`; `scenarios list` lists them");
         std::process::exit(2);
     };
+    if std::env::args().nth(2).as_deref() == Some("--main") {
+        // On the main thread: a report under `panic` ends the process through the panic (the
+        // exit handler writes the trace); under `warn` a self-deadlock hangs until killed.
+        body();
+        return println!("{name}: finished");
+    }
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("worker".into())
@@ -331,6 +346,12 @@ fn upgrade_holding_read() {
     let _w = lockcheck::RwLockUpgradableReadGuard::upgrade(u);
 }
 
+fn upgrade() {
+    let l = RwLock::named("self.upgrade-alone", 0);
+    let u = l.upgradable_read();
+    let _w = lockcheck::RwLockUpgradableReadGuard::upgrade(u);
+}
+
 fn read_recursive() {
     let l = RwLock::named("self.rrec", 0);
     let _a = l.read();
@@ -467,4 +488,48 @@ fn contention() {
         })
         .collect();
     run_all(bodies);
+}
+
+/// A condvar wait releases its mutex: the notifier takes it while the waiter waits, no report.
+fn condvar() {
+    let pair = Arc::new((Mutex::named("cv.m", false), lockcheck::Condvar::new()));
+    let p2 = pair.clone();
+    let notifier = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        *p2.0.lock() = true;
+        p2.1.notify_all();
+    });
+    let mut ready = pair.0.lock();
+    while !*ready {
+        pair.1.wait(&mut ready);
+    }
+    drop(ready);
+    let _ = notifier.join();
+}
+
+/// The retake of the mutex after a condvar wait, while holding another lock, is an acquisition
+/// like any other: `outer -> m` there, `m -> outer` in another thread.
+fn condvar_inversion() {
+    let pair = Arc::new((Mutex::named("cvi.m", false), lockcheck::Condvar::new()));
+    let outer = Arc::new(Mutex::named("cvi.outer", ()));
+    let (p2, outer2) = (pair.clone(), outer.clone());
+    let notifier = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        let mut ready = p2.0.lock();
+        *ready = true;
+        p2.1.notify_all();
+        drop(ready);
+        // Later, the reverse order: the mutex, then `outer`.
+        std::thread::sleep(Duration::from_millis(20));
+        let _m = p2.0.lock();
+        let _o = outer2.lock();
+    });
+    {
+        let mut ready = pair.0.lock();
+        let _o = outer.lock();
+        while !*ready {
+            pair.1.wait(&mut ready);
+        }
+    }
+    let _ = notifier.join();
 }
