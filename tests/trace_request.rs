@@ -3,6 +3,7 @@
 //! into the file by the time it is joined (without any report's flush, nor the exit's).
 
 use lockcheck::Mutex;
+
 use lockcheck_core::trace::Event;
 use std::path::{Path, PathBuf};
 
@@ -94,6 +95,16 @@ fn requests_are_recorded_before_the_checks_and_reach_the_file() {
         .unwrap();
     assert!(req < acq);
     lockcheck::set_action(lockcheck::Action::Panic);
+
+    // The first write of an RwLock is requested even holding nothing (it can decide a report:
+    // read-read cycles on the lock stop being harmless); later writes are not.
+    let w = lockcheck::RwLock::named("tr.write", 0);
+    drop(w.write());
+    drop(w.write());
+    drop(w.read());
+    lockcheck::record::flush();
+    let ev = events(&path);
+    assert_eq!(requests_of(&ev, &locks_of(&ev, "tr.write")), 1, "{ev:#?}");
 
     lockcheck::record::stop().unwrap();
     let report = lockcheck_analyze::analyze(&[path], &Default::default()).unwrap();

@@ -63,6 +63,11 @@ pub(crate) fn lock_blocking(
         }
         let ids = meta.ids(kind);
         if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
+            // The first write of an RwLock can decide a report (read-read cycles stop being
+            // harmless): the trace must show it was requested, even holding nothing.
+            if f & flag::RECORD != 0 && !s.holds_any() {
+                recorder::on_request(ids, kind, mode, site, capacity);
+            }
             graph::note_written(ids.inst, ids.class);
         }
         if f & flag::CHECK != 0 && s.holds_any() {

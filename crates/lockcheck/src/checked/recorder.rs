@@ -10,6 +10,12 @@
 //! analyzes up to its last complete line. Fork and join flush the parent's or the child's buffer
 //! synchronously, so that the file orders a `fork` before the child's events and the child's events
 //! before the `join`.
+//!
+//! The deciding event is never lost: a blocking acquisition made while holding a lock is recorded
+//! as a `request` before the detector checks it ([`on_request`]), so an acquisition the detector
+//! stops with a panic is in the trace; a report flushes every buffer, a thread's buffer is written
+//! when the thread ends (also unwound by a panic), and the process's at exit (also when `main`
+//! panics). `panic = "abort"` skips the exit handler: what the report's flush wrote is kept.
 
 use super::class::{class_info, Ids};
 use super::report::Violation;
