@@ -210,10 +210,13 @@ read-write lock for read-mostly data.",
     Rule {
         id: "livelock-risk",
         name: "LivelockRisk",
-        short: "Timeout flag: the suggested timeout is within 2x of the longest observed wait.",
-        what: "On a slower or busier machine, a timeout this tight fires in normal operation, and \
-threads that retry after a timeout can keep failing together (a livelock).",
-        fix: "Use a larger timeout than suggested for this class, or fix the long waits first.",
+        short: "Timeout flag: the suggested timeout rests on one outlier wait or hold.",
+        what: "The suggestion was set by 2x the longest wait or the longest hold, and that longest \
+one is more than 5x its p99: a heavy tail, seen once. The next unlucky run (a slower or busier \
+machine) stretches it past the 2x margin, the timeout fires in normal operation, and threads that \
+retry after a timeout can keep failing together (a livelock).",
+        fix: "Find what makes that one wait or hold so long (the long-hold / long-wait flags and the \
+hold column point at it) and fix it first, or use a larger timeout than suggested for this class.",
         category: Category::TimeoutFlag,
     },
     Rule {
