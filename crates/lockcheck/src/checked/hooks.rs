@@ -70,15 +70,16 @@ pub(crate) fn lock_blocking(
             }
             graph::note_written(ids.inst, ids.class);
         }
-        if f & flag::CHECK != 0 && s.holds_any() {
+        // One mask test, as before, on the path that holds nothing.
+        if f & (flag::CHECK | flag::RECORD) != 0 && s.holds_any() {
             // Recorded before the checks: a report that stops the thread must leave its deciding
             // acquisition in the trace.
             if f & flag::RECORD != 0 {
                 recorder::on_request(ids, kind, mode, site, capacity);
             }
-            check_held(s, meta, kind, mode, site, ids, f);
-        } else if f & flag::RECORD != 0 && s.holds_any() {
-            recorder::on_request(ids, kind, mode, site, capacity);
+            if f & flag::CHECK != 0 {
+                check_held(s, meta, kind, mode, site, ids, f);
+            }
         }
         if try_raw() {
             push(s, ids, mode, site, f);
