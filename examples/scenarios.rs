@@ -51,6 +51,8 @@ const SCENARIOS: &[Scenario] = &[
         upgrade_holding_read,
     ),
     ("upgrade", "-", upgrade),
+    ("std-self-mutex", "self-deadlock", std_self_mutex),
+    ("std-ab-ba", "lock-order-inversion", std_ab_ba),
     ("read-recursive", "-", read_recursive),
     ("relock", "-", relock),
     ("try-lock-held", "-", try_lock_held),
@@ -374,6 +376,29 @@ fn upgrade() {
     let l = RwLock::named("self.upgrade-alone", 0);
     let u = l.upgradable_read();
     let _w = lockcheck::RwLockUpgradableReadGuard::upgrade(u);
+}
+
+/// std's API (`lockcheck::sync`), whose classes are construction sites, not names.
+fn std_self_mutex() {
+    let m = lockcheck::sync::Mutex::new(0);
+    let _g = m.lock();
+    let _h = m.lock();
+}
+
+fn std_ab_ba() {
+    let a = Arc::new(lockcheck::sync::Mutex::new(0));
+    let b = Arc::new(lockcheck::sync::RwLock::new(0));
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _x = a.lock();
+            let _y = b.write();
+        }),
+        Box::new(move || {
+            let _y = b2.read();
+            let _x = a2.lock();
+        }),
+    ]);
 }
 
 fn read_recursive() {
