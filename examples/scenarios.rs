@@ -25,6 +25,8 @@ const SCENARIOS: &[Scenario] = &[
     ("ab-ab", "-", ab_ab),
     ("gate", "-", gate),
     ("fork-join", "-", fork_join),
+    ("fork-join-rounds", "lock-order-inversion", fork_join_rounds),
+    ("fork-join-rounds-ordered", "-", fork_join_rounds_ordered),
     ("three-cycle", "lock-order-inversion", three_cycle),
     (
         "class-inversion",
@@ -228,6 +230,49 @@ fn fork_join() {
         let _x = a2.lock();
     })
     .join();
+}
+
+/// Twelve rounds of spawn and join, nesting `a -> b` in every round; in round `concurrent` the
+/// child's `b -> a` overlaps the parent's round (a real inversion), in the others the child is
+/// joined before the parent nests (ordered by fork/join: silent).
+fn rounds(names: (&'static str, &'static str), concurrent: Option<usize>) {
+    let (a, b) = pair(names.0, names.1);
+    for i in 0..12 {
+        let (a2, b2) = (a.clone(), b.clone());
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let child = lockcheck::thread::spawn(move || {
+            let _ = go_rx.recv();
+            {
+                let _y = b2.lock();
+                let _x = a2.lock();
+            }
+            let _ = done_tx.send(());
+        });
+        if concurrent == Some(i) {
+            // The child is alive (not joined) while the parent nests: concurrent.
+            let _ = go_tx.send(());
+            let _ = done_rx.recv();
+            {
+                let _x = a.lock();
+                let _y = b.lock();
+            }
+            let _ = child.join();
+        } else {
+            let _ = go_tx.send(());
+            let _ = child.join();
+            let _x = a.lock();
+            let _y = b.lock();
+        }
+    }
+}
+
+fn fork_join_rounds() {
+    rounds(("fjr.a", "fjr.b"), Some(6));
+}
+
+fn fork_join_rounds_ordered() {
+    rounds(("fjro.a", "fjro.b"), None);
 }
 
 fn three_cycle() {
