@@ -5,8 +5,8 @@
 //! runtime reported.
 //!
 //! The scenario runs on a worker thread; if it hangs (a self-deadlock under `warn` blocks for
-//! real after its report), `main` gives up two seconds after the report and exits, which writes
-//! the trace.
+//! real after its report), a watchdog gives up two seconds after the report and exits, which
+//! writes the trace.
 //!
 //! `scenarios NAME --main` runs it on the main thread instead.
 //!
@@ -94,13 +94,15 @@ fn main() {
         eprintln!("unknown scenario `{name}`; `scenarios list` lists them");
         std::process::exit(2);
     };
-    if std::env::args().nth(2).as_deref() == Some("--main") {
-        // On the main thread: a report under `panic` ends the process through the panic (the
-        // exit handler writes the trace); under `warn` a self-deadlock hangs until killed.
+    let on_main = std::env::args().nth(2).as_deref() == Some("--main");
+    let (done_tx, done_rx) = mpsc::channel();
+    if on_main {
+        // The watchdog on a thread of its own; a report under `panic` ends the process through
+        // the main thread's panic (the exit handler writes the trace).
+        std::thread::spawn(move || watchdog(&done_rx));
         body();
         return println!("{name}: finished");
     }
-    let (done_tx, done_rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("worker".into())
         .spawn(move || {
@@ -108,28 +110,37 @@ fn main() {
             let _ = done_tx.send(r.is_ok());
         })
         .expect("spawn");
-    // A scenario that hangs for real (a self-deadlock under `warn` blocks after its report) is
-    // given up a moment after its report, or after a minute without one.
+    match watchdog(&done_rx) {
+        true => println!("{name}: finished"),
+        false => println!("{name}: panicked"),
+    }
+}
+
+/// Waits for the scenario's end (whether it finished). One that hangs for real (a self-deadlock
+/// under `warn` blocks after its report) is given up two seconds after its report, or after a
+/// minute without one: `exit` then runs the trace's exit flush, the blocked thread stays blocked.
+fn watchdog(done: &mpsc::Receiver<bool>) -> bool {
     let start = std::time::Instant::now();
     let mut reported_at = None;
     loop {
-        match done_rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(true) => return println!("{name}: finished"),
-            Ok(false) => return println!("{name}: panicked"),
-            Err(_) => {
-                if reported_at.is_none() && !lockcheck::violations().is_empty() {
-                    reported_at = Some(std::time::Instant::now());
-                }
-                let give_up = match reported_at {
-                    Some(t) => t.elapsed() > Duration::from_secs(2),
-                    None => start.elapsed() > Duration::from_secs(60),
-                };
-                if give_up {
-                    println!("{name}: hung (gave up)");
-                    // `exit` runs the trace's exit flush; the worker stays blocked.
-                    std::process::exit(3);
-                }
+        match done.recv_timeout(Duration::from_millis(100)) {
+            Ok(ok) => return ok,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // No sender (`--main`): only the deadline ends the wait.
+                std::thread::sleep(Duration::from_millis(100));
             }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if reported_at.is_none() && !lockcheck::violations().is_empty() {
+            reported_at = Some(std::time::Instant::now());
+        }
+        let give_up = match reported_at {
+            Some(t) => t.elapsed() > Duration::from_secs(2),
+            None => start.elapsed() > Duration::from_secs(60),
+        };
+        if give_up {
+            println!("hung (gave up)");
+            std::process::exit(3);
         }
     }
 }
