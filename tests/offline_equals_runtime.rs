@@ -42,7 +42,14 @@ fn examples_dir() -> &'static Path {
 }
 
 /// Runs `exe args` with the mode and a trace path, killed after `limit`; returns its stderr.
-fn run_child(exe: &Path, args: &[&str], mode: &str, trace: &Path, limit: Duration) -> String {
+fn run_child(
+    exe: &Path,
+    args: &[&str],
+    mode: &str,
+    backtraces: bool,
+    trace: &Path,
+    limit: Duration,
+) -> String {
     let _ = std::fs::remove_file(trace);
     let err_path = trace.with_extension("stderr");
     let err = std::fs::File::create(&err_path).unwrap();
@@ -51,7 +58,7 @@ fn run_child(exe: &Path, args: &[&str], mode: &str, trace: &Path, limit: Duratio
         .env("LOCKCHECK", mode)
         .env("LOCKCHECK_TRACE", trace)
         .env_remove("LOCKCHECK_ORDER")
-        .env_remove("LOCKCHECK_BACKTRACE")
+        .env("LOCKCHECK_BACKTRACE", if backtraces { "1" } else { "0" })
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::null())
         .stderr(err)
@@ -201,11 +208,20 @@ impl Outcome {
     }
 }
 
-fn run(exe: &Path, args: &[&str], mode: &str, tag: &str) -> Outcome {
+/// Runs one program; `backtraces` off saves seconds of symbol resolution per report (the examples
+/// keep them on, so that path is covered too).
+fn run(exe: &Path, args: &[&str], mode: &str, tag: &str, backtraces: bool) -> Outcome {
     let dir = std::env::temp_dir().join(format!("lockcheck-oer-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let trace = dir.join(format!("{tag}-{mode}.json"));
-    let stderr = run_child(exe, args, mode, &trace, Duration::from_secs(120));
+    let stderr = run_child(
+        exe,
+        args,
+        mode,
+        backtraces,
+        &trace,
+        Duration::from_secs(120),
+    );
     assert!(
         trace.exists(),
         "{tag} ({mode}) left no trace; stderr:\n{stderr}"
@@ -288,9 +304,15 @@ fn every_scenario_reports_the_same_findings_offline_in_both_modes() {
             let (exe, name, main) = (exe.clone(), name.clone(), *main);
             jobs.push(Box::new(move || {
                 if main {
-                    run(&exe, &[&name, "--main"], mode, &format!("{name}-main"))
+                    run(
+                        &exe,
+                        &[&name, "--main"],
+                        mode,
+                        &format!("{name}-main"),
+                        false,
+                    )
                 } else {
-                    run(&exe, &[&name], mode, &name)
+                    run(&exe, &[&name], mode, &name, false)
                 }
             }));
         }
@@ -354,7 +376,7 @@ fn every_example_reports_the_same_findings_offline_in_both_modes() {
         for mode in ["panic", "warn"] {
             let exe = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
             let name = name.clone();
-            jobs.push(Box::new(move || run(&exe, &[], mode, &name)));
+            jobs.push(Box::new(move || run(&exe, &[], mode, &name, true)));
         }
     }
     let outcomes = in_parallel(jobs);
