@@ -16,7 +16,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// One finding: the kind as the analyzer names it, and the class keys of its locks.
+/// One finding: the kind as the analyzer's rule names it (`lock-order-inversion`,
+/// `class-lock-order-inversion`, `self-deadlock`, `recursive-read`), and the class keys of its
+/// locks.
 type Finding = (String, BTreeSet<String>);
 
 fn root() -> PathBuf {
@@ -133,12 +135,12 @@ fn runtime_findings(stderr: &str) -> BTreeSet<Finding> {
     out
 }
 
-/// The analyzer's name for a runtime kind: a real deadlock and an inversion (instance or class)
-/// are all lock-order cycles to the analyzer, which reports the cycle whether or not this run
-/// happened to block on it.
+/// The analyzer's name for a runtime kind (the analyzer's findings are named by their rule, which
+/// tells instance from class level): a real deadlock is a cycle of lock instances to the analyzer,
+/// which reports the cycle whether or not this run happened to block on it.
 fn offline_kind(runtime_kind: &str) -> &str {
     match runtime_kind {
-        "deadlock" | "class-lock-order-inversion" => "lock-order-inversion",
+        "deadlock" => "lock-order-inversion",
         k => k,
     }
 }
@@ -187,7 +189,8 @@ fn offline_findings(trace: &Path) -> (BTreeSet<Finding>, serde_json::Value) {
                 .iter()
                 .map(|l| l["class"].as_str().unwrap().to_string())
                 .collect();
-            (v["kind"].as_str().unwrap().to_string(), classes)
+            let rule = v["rule"].as_str().unwrap();
+            (rule.trim_start_matches("lockcheck/").to_string(), classes)
         })
         .collect();
     (found, report)
