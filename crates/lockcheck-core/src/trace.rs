@@ -211,7 +211,9 @@ pub enum Event {
         )]
         frames: Vec<Frame>,
     },
-    /// A lock instance was first used.
+    /// A lock instance was first used. Repeated for a lock already declared only to give a
+    /// semaphore's `permits` (the runtime learns them at its first blocking request); readers keep
+    /// the first class and the first permits given.
     Lock {
         /// Lock number.
         l: LockNo,
@@ -224,8 +226,13 @@ pub enum Event {
         )]
         permits: Option<u64>,
     },
-    /// A thread is about to wait for a lock (its fast try failed). Optional: not every writer
-    /// records it.
+    /// A thread is about to make a blocking acquisition, written before the detector's checks
+    /// run, so that an acquisition the runtime stops (a panic on a self-deadlock or an inversion)
+    /// is still in the trace. The lockcheck runtime writes it whenever the thread already holds a
+    /// lock (an acquisition holding nothing can neither make a dependency nor wait for itself);
+    /// other writers may write it for every wait, or never. A following `acquire` of the same lock
+    /// and mode by the thread grants it; a request never granted is a dependency that was still
+    /// waiting (or was stopped).
     Request {
         /// Thread.
         t: ThreadNo,

@@ -69,11 +69,24 @@ pub(crate) fn lock_blocking(
         }
         let ids = meta.ids(kind);
         if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
+            // The first write of an RwLock can decide a report (read-read cycles stop being
+            // harmless): the trace must show it was requested, even holding nothing.
+            if f & flag::RECORD != 0 && !s.holds_any() {
+                recorder::on_request(ids, kind, mode, site, capacity);
+            }
             graph::note_written(ids.inst, ids.class);
         }
-        if f & flag::CHECK != 0 && s.holds_any() {
-            if let Some(v) = check_held(s, meta, kind, mode, site, ids, f) {
-                return Step::Raise(v);
+        // One mask test, as before, on the path that holds nothing.
+        if f & (flag::CHECK | flag::RECORD) != 0 && s.holds_any() {
+            // Recorded before the checks: a report that stops the thread must leave its deciding
+            // acquisition in the trace.
+            if f & flag::RECORD != 0 {
+                recorder::on_request(ids, kind, mode, site, capacity);
+            }
+            if f & flag::CHECK != 0 {
+                if let Some(v) = check_held(s, meta, kind, mode, site, ids, f) {
+                    return Step::Raise(v);
+                }
             }
         }
         if try_raw() {
@@ -342,6 +355,9 @@ pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) -> O
                 })
                 .copied();
             let h = other?;
+            if flags() & flag::RECORD != 0 {
+                recorder::on_request(ids, LockKind::Rwlock, Mode::Exclusive, site, 0);
+            }
             self_violation(
                 s,
                 ViolationKind::SelfDeadlock,
@@ -557,6 +573,9 @@ pub(crate) fn check_permits(
             };
             match first {
                 Some(h) if own >= permits => {
+                    if flags() & flag::RECORD != 0 {
+                        recorder::on_request(ids, LockKind::Semaphore, Mode::Permit, site, permits);
+                    }
                     self_violation(s, ViolationKind::SelfDeadlock, ids, Mode::Permit, site, h)
                 }
                 _ => None,
