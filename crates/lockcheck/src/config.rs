@@ -148,13 +148,33 @@ fn init_flags() -> u8 {
     refresh_flags()
 }
 
+/// Serializes [`refresh_flags`]: two setters racing must not let the one that computed from older
+/// switches store last. Whoever stores last computed after every switch stored before its own
+/// refresh began (the lock orders the loads after those stores).
+static REFRESH: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
 /// Recomputes [`flags`] after a switch changed. Every switch reads its environment variable
 /// first (once), so that setting one switch from code never hides another's variable.
 pub(crate) fn refresh_flags() -> u8 {
+    // These may initialize a switch, which refreshes too: before taking the lock.
     let _ = action();
     let _ = order_checking();
     let _ = crate::checked::recorder::recording();
     let _ = crate::checked::watch::features();
+    let _serial = REFRESH.lock();
+    let f = compute_flags();
+    FLAGS.store(f, Ordering::Relaxed);
+    f
+}
+
+/// Whether the fast path's byte agrees with the switches (for tests).
+#[doc(hidden)]
+pub fn flags_match_switches() -> bool {
+    let _serial = REFRESH.lock();
+    FLAGS.load(Ordering::Relaxed) == compute_flags()
+}
+
+fn compute_flags() -> u8 {
     let mut f = flag::INIT;
     if ACTION.load(Ordering::Relaxed) != encode(Action::Off) {
         f |= flag::CHECK;
@@ -172,6 +192,5 @@ pub(crate) fn refresh_flags() -> u8 {
     if w & crate::checked::watch::WATCH != 0 {
         f |= flag::WATCH;
     }
-    FLAGS.store(f, Ordering::Relaxed);
     f
 }

@@ -100,4 +100,9 @@ pub mod __private {
     pub fn graph_sizes() -> (usize, usize, usize, usize) {
         crate::checked::graph::sizes()
     }
+
+    /// Whether the fast path's switch byte agrees with the switches, for tests.
+    pub fn flags_match_switches() -> bool {
+        crate::config::flags_match_switches()
+    }
 }

@@ -20,13 +20,12 @@ use std::hash::Hash;
 use std::panic::Location;
 use std::sync::Arc;
 
-/// Dependency variants kept per edge. Variants differ by thread, held set or clock; a cycle needs
-/// one variant per edge that is compatible with the others, so a few diverse ones are enough.
-const MAX_VARIANTS: usize = 16;
-/// Steps of one cycle search before it gives up (and says so once).
+/// Dependency variants kept per edge, a memory bound only: a variant is dropped silently only when
+/// another kept one makes it redundant for every possible cycle ([`subsumes`]); past this bound a
+/// new variant is dropped and the drop is reported (`ViolationKind::Incomplete`).
+const VARIANT_LIMIT: usize = 4096;
+/// Steps of one cycle search before it gives up (reported as `ViolationKind::Incomplete`).
 const SEARCH_BUDGET: usize = 200_000;
-/// Longest cycle searched for.
-const MAX_CYCLE: usize = 12;
 
 /// One observed dependency with what a report needs.
 #[derive(Debug)]
@@ -108,8 +107,8 @@ impl<K: Copy + Eq + Hash> Level<K> {
         }
     }
 
-    /// Adds `dep` as a variant of `a -> b`. Returns whether it is new (worth a cycle search).
-    fn add(&mut self, a: NodeId, b: NodeId, dep: &Arc<DepRecord>) -> bool {
+    /// Adds `dep` as a variant of `a -> b`.
+    fn add(&mut self, a: NodeId, b: NodeId, dep: &Arc<DepRecord>) -> Added {
         let variants = self.edges.entry((a, b)).or_default();
         if variants.is_empty() {
             self.out[a as usize].push(b);
@@ -118,11 +117,16 @@ impl<K: Copy + Eq + Hash> Level<K> {
                 self.back.insert((a, b));
             }
         }
-        if variants.len() >= MAX_VARIANTS || variants.iter().any(|v| subsumes(v, dep)) {
-            return false;
+        if variants.iter().any(|v| subsumes(v, dep)) {
+            return Added::Redundant;
+        }
+        // The new variant may make older ones redundant: keep the list an antichain.
+        variants.retain(|v| !subsumes(dep, v));
+        if variants.len() >= VARIANT_LIMIT {
+            return Added::Dropped;
         }
         variants.push(Arc::clone(dep));
-        true
+        Added::New
     }
 
     /// Whether `a -> b` might lie on a cycle: false only if it agrees with a topological order of
@@ -132,12 +136,44 @@ impl<K: Copy + Eq + Hash> Level<K> {
     }
 }
 
-/// Whether an existing variant makes a new one redundant for every cycle the new one could be in.
+/// What adding a variant to an edge did.
+#[derive(PartialEq, Eq)]
+enum Added {
+    /// Kept: worth a cycle search.
+    New,
+    /// Subsumed by a kept variant: every cycle it could be on is found through that one.
+    Redundant,
+    /// Dropped at [`VARIANT_LIMIT`] (reported).
+    Dropped,
+}
+
+/// Whether a kept variant `old` makes `new` redundant for every cycle `new` could be on: any
+/// dependency that forms a feasible cycle with `new` forms one with `old` too. Same thread and
+/// mode (same pair and link rules), `old` holds a subset of `new`'s locks in the same modes (no
+/// gate `new` avoids), and `old` is ordered by fork/join with no dependency `new` is not ordered
+/// with: its own epoch is not earlier, and it knows no more of other threads.
 fn subsumes(old: &DepRecord, new: &DepRecord) -> bool {
-    old.dep.thread == new.dep.thread
+    let t = new.dep.thread;
+    old.dep.thread == t
         && old.dep.mode == new.dep.mode
-        && old.dep.clock == new.dep.clock
         && old.dep.held.iter().all(|h| new.dep.held.contains(h))
+        && at_most_as_ordered(&old.dep.clock, &new.dep.clock, t)
+}
+
+/// Whether every dependency of another thread that is concurrent with one at clock `new` (of
+/// thread `t`) is concurrent with one at clock `old` (also of `t`) too.
+fn at_most_as_ordered(old: &VectorClock, new: &VectorClock, t: u64) -> bool {
+    // `old` happens before `e` iff old[t] != 0 && old[t] <= e[t]: that must imply the same of
+    // `new`. `e` happens before `old` iff e[u] <= old[u] (u: e's thread): so old[u] <= new[u].
+    let (o, n) = (old.get(t), new.get(t));
+    if !(o == n || (n != 0 && n <= o)) {
+        return false;
+    }
+    let mut others = old.clone();
+    others.set(t, n);
+    let mut max = new.clone();
+    max.join(&others);
+    max == *new
 }
 
 struct Graph {
@@ -147,7 +183,8 @@ struct Graph {
     written_class: HashSet<u32>,
     reported_sites: HashSet<Vec<(usize, u32, u32)>>,
     reported_classes: HashSet<Vec<u32>>,
-    budget_warned: bool,
+    /// Limits already reported (each once).
+    limits_reported: HashSet<&'static str>,
 }
 
 static GRAPH: PlMutex<Option<Graph>> = PlMutex::new(None);
@@ -161,7 +198,7 @@ fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
         written_class: HashSet::new(),
         reported_sites: HashSet::new(),
         reported_classes: HashSet::new(),
-        budget_warned: false,
+        limits_reported: HashSet::new(),
     });
     f(g)
 }
@@ -177,11 +214,12 @@ pub(crate) struct Request<'a> {
     pub clock: VectorClock,
 }
 
-/// Records a dependency and returns a violation if it closes a feasible cycle not reported before.
-pub(crate) fn add_dependency(req: Request<'_>) -> Option<Violation> {
+/// Records a dependency. Returns a violation if it closes a feasible cycle not reported before,
+/// and the limits hit on the way (`Incomplete` violations, each limit once), both unpublished.
+pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violation>) {
     let held: Vec<&Held> = req.held.iter().filter(|h| h.inst != req.inst).collect();
     if held.is_empty() {
-        return None;
+        return (None, Vec::new());
     }
     // Backtraces are what a new edge costs: capture one only if some edge of this dependency,
     // at either level, has never been seen (checked under the lock, captured outside it).
@@ -213,34 +251,30 @@ pub(crate) fn add_dependency(req: Request<'_>) -> Option<Violation> {
         backtrace,
     });
     with_graph(|g| {
+        let mut limits = Vec::new();
         // Instance level.
         let b = g.inst.node(req.inst);
         let mut found = None;
         for h in &held {
             let a = g.inst.node(h.inst);
-            if g.inst.add(a, b, &rec) && g.inst.maybe_cyclic() && found.is_none() {
-                let written = &g.written_inst;
-                let link = |req: &DepRecord, holder: &DepRecord| {
-                    let w = req.dep.mode == Mode::Exclusive || written.contains(&req.dep.lock);
-                    check_link(&req.dep, &holder.dep, w).is_ok()
-                };
-                let (cycle, exhausted) = search(&g.inst, a, b, &rec, &link);
-                if exhausted {
-                    warn_budget(&mut g.budget_warned);
+            match g.inst.add(a, b, &rec) {
+                Added::New => {
+                    if g.inst.maybe_cyclic() && found.is_none() {
+                        found = g.search_inst(a, b, &rec, &mut limits);
+                    }
                 }
-                if let Some(c) = cycle {
-                    found = Some(c);
-                }
+                Added::Redundant => {}
+                Added::Dropped => g.limit_hit("edge-variants", &rec, &mut limits),
             }
         }
         if let Some(cycle) = found {
             if let Some(v) = g.violation(cycle, false) {
-                return Some(v);
+                return (Some(v), limits);
             }
         }
         // Class level (same-class nesting is left to the instance level).
         if req.class == NO_CLASS {
-            return None;
+            return (None, limits);
         }
         let b = g.class.node(req.class);
         let mut found = None;
@@ -249,26 +283,95 @@ pub(crate) fn add_dependency(req: Request<'_>) -> Option<Violation> {
                 continue;
             }
             let a = g.class.node(h.class);
-            if g.class.add(a, b, &rec) && g.class.maybe_cyclic() && found.is_none() {
-                let written = &g.written_class;
-                let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, written);
-                let (cycle, exhausted) = search(&g.class, a, b, &rec, &link);
-                if exhausted {
-                    warn_budget(&mut g.budget_warned);
+            match g.class.add(a, b, &rec) {
+                Added::New => {
+                    if g.class.maybe_cyclic() && found.is_none() {
+                        found = g.search_class(a, b, &rec, &mut limits);
+                    }
                 }
-                found = cycle;
+                Added::Redundant => {}
+                Added::Dropped => g.limit_hit("edge-variants", &rec, &mut limits),
             }
         }
-        found.and_then(|cycle| g.violation(cycle, true))
+        (found.and_then(|cycle| g.violation(cycle, true)), limits)
     })
 }
 
-fn warn_budget(warned: &mut bool) {
-    if !std::mem::replace(warned, true) {
-        eprintln!(
-            "lockcheck: a cycle search stopped after {SEARCH_BUDGET} steps; the lock graph is \
-             very dense and some inversions may go unreported online (run `lockcheck analyze`)"
-        );
+impl Graph {
+    /// A cycle through variant `rec` of instance edge `a -> b`, if one is feasible.
+    fn search_inst(
+        &mut self,
+        a: NodeId,
+        b: NodeId,
+        rec: &Arc<DepRecord>,
+        limits: &mut Vec<Violation>,
+    ) -> Option<Vec<Arc<DepRecord>>> {
+        let written = &self.written_inst;
+        let link = |req: &DepRecord, holder: &DepRecord| {
+            let w = req.dep.mode == Mode::Exclusive || written.contains(&req.dep.lock);
+            check_link(&req.dep, &holder.dep, w).is_ok()
+        };
+        let (cycle, exhausted) = search(&self.inst, a, b, rec, &link);
+        if exhausted {
+            self.limit_hit("search-steps", rec, limits);
+        }
+        cycle
+    }
+
+    /// A cycle through variant `rec` of class edge `a -> b`, if one is feasible.
+    fn search_class(
+        &mut self,
+        a: NodeId,
+        b: NodeId,
+        rec: &Arc<DepRecord>,
+        limits: &mut Vec<Violation>,
+    ) -> Option<Vec<Arc<DepRecord>>> {
+        let written = &self.written_class;
+        let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, written);
+        let (cycle, exhausted) = search(&self.class, a, b, rec, &link);
+        if exhausted {
+            self.limit_hit("search-steps", rec, limits);
+        }
+        cycle
+    }
+
+    /// A limit was hit while handling `rec`: an `Incomplete` violation, the first time only.
+    fn limit_hit(&mut self, limit: &'static str, rec: &DepRecord, out: &mut Vec<Violation>) {
+        if !self.limits_reported.insert(limit) {
+            return;
+        }
+        let bound = match limit {
+            "search-steps" => SEARCH_BUDGET,
+            _ => VARIANT_LIMIT,
+        } as u64;
+        let held_idx = rec.dep.held.len().saturating_sub(1);
+        let (held, held_mode, held_site) = match rec.dep.held.get(held_idx) {
+            Some(&(inst, mode)) => (
+                LockRef::new(inst, rec.held_classes[held_idx]),
+                mode,
+                rec.held_sites[held_idx].to_string(),
+            ),
+            None => (
+                LockRef::new(rec.dep.lock, rec.lock_class),
+                rec.dep.mode,
+                rec.site.to_string(),
+            ),
+        };
+        out.push(Violation::inversion(
+            ViolationKind::Incomplete { limit, bound },
+            vec![EdgeInfo {
+                thread: rec.thread_name.clone(),
+                thread_id: rec.dep.thread,
+                held,
+                held_mode,
+                held_site,
+                acquired: LockRef::new(rec.dep.lock, rec.lock_class),
+                mode: rec.dep.mode,
+                site: rec.site.to_string(),
+                other_held: Vec::new(),
+                backtrace: None,
+            }],
+        ));
     }
 }
 
@@ -286,7 +389,9 @@ fn class_link(req: &DepRecord, holder: &DepRecord, written: &HashSet<u32>) -> bo
 type Link<'a> = dyn Fn(&DepRecord, &DepRecord) -> bool + 'a;
 
 /// Looks for a feasible cycle through the new variant `first` of edge `a -> b`: a path from `b`
-/// back to `a`. Returns the cycle's dependencies in order (`first` first) and whether the budget ran out.
+/// back to `a`, of any length. Returns the cycle's dependencies in order (`first` first) and
+/// whether the step budget ran out. Iterative (an explicit stack), so a long path cannot
+/// overflow the thread's stack.
 fn search<K>(
     level: &Level<K>,
     a: NodeId,
@@ -294,58 +399,68 @@ fn search<K>(
     first: &Arc<DepRecord>,
     link: &Link<'_>,
 ) -> (Option<Vec<Arc<DepRecord>>>, bool) {
+    // One frame per node on the path: the node, the index of its next out-edge to try, and the
+    // index of the next variant of that edge.
+    struct Frame {
+        x: NodeId,
+        edge: usize,
+        variant: usize,
+    }
     let mut chosen = vec![Arc::clone(first)];
     let mut on_path = vec![a, b];
+    let mut stack = vec![Frame {
+        x: b,
+        edge: 0,
+        variant: 0,
+    }];
     let mut steps = 0usize;
-    let found = dfs(level, a, b, link, &mut chosen, &mut on_path, &mut steps);
-    (found.then_some(chosen), steps >= SEARCH_BUDGET)
-}
-
-fn dfs<K>(
-    level: &Level<K>,
-    target: NodeId,
-    x: NodeId,
-    link: &Link<'_>,
-    chosen: &mut Vec<Arc<DepRecord>>,
-    on_path: &mut Vec<NodeId>,
-    steps: &mut usize,
-) -> bool {
-    if chosen.len() >= MAX_CYCLE {
-        return false;
-    }
-    for &y in &level.out[x as usize] {
-        if y != target && on_path.contains(&y) {
-            continue;
-        }
-        let Some(variants) = level.edges.get(&(x, y)) else {
+    while let Some(top) = stack.last_mut() {
+        let x = top.x;
+        let outs = &level.out[x as usize];
+        let Some(&y) = outs.get(top.edge) else {
+            // Every edge out of `x` tried: backtrack.
+            stack.pop();
+            on_path.pop();
+            if !stack.is_empty() {
+                chosen.pop();
+            }
             continue;
         };
-        for v in variants {
-            *steps += 1;
-            if *steps >= SEARCH_BUDGET {
-                return false;
-            }
-            let prev = chosen.last().expect("chosen starts non-empty");
-            if !link(prev, v) || chosen.iter().any(|c| check_pair(&c.dep, &v.dep).is_err()) {
-                continue;
-            }
-            if y == target {
-                if link(v, &chosen[0]) {
-                    chosen.push(Arc::clone(v));
-                    return true;
-                }
-                continue;
-            }
-            chosen.push(Arc::clone(v));
-            on_path.push(y);
-            if dfs(level, target, y, link, chosen, on_path, steps) {
-                return true;
-            }
-            on_path.pop();
-            chosen.pop();
+        let variants = if y != a && on_path.contains(&y) {
+            None
+        } else {
+            level.edges.get(&(x, y))
+        };
+        let Some(v) = variants.and_then(|vs| vs.get(top.variant)) else {
+            top.edge += 1;
+            top.variant = 0;
+            continue;
+        };
+        top.variant += 1;
+        steps += 1;
+        if steps >= SEARCH_BUDGET {
+            return (None, true);
         }
+        let prev = chosen.last().expect("chosen starts non-empty");
+        if !link(prev, v) || chosen.iter().any(|c| check_pair(&c.dep, &v.dep).is_err()) {
+            continue;
+        }
+        if y == a {
+            if link(v, &chosen[0]) {
+                chosen.push(Arc::clone(v));
+                return (Some(chosen), false);
+            }
+            continue;
+        }
+        chosen.push(Arc::clone(v));
+        on_path.push(y);
+        stack.push(Frame {
+            x: y,
+            edge: 0,
+            variant: 0,
+        });
     }
-    false
+    (None, false)
 }
 
 impl Graph {
@@ -426,12 +541,58 @@ impl Graph {
     }
 }
 
-/// Notes that an RwLock instance (and its class) was write-locked.
-pub(crate) fn note_written(inst: u64, class: u32) {
+/// Notes that an RwLock instance (and its class) was write-locked for the first time, and
+/// re-checks what that changes: a cycle excused because a link was read-read on a lock never
+/// written can be a deadlock now (a queued writer blocks new readers). Every kept variant of an
+/// edge into the lock (a request of it) is searched again. Returns the first new finding and the
+/// limits hit, unpublished.
+pub(crate) fn note_written(inst: u64, class: u32) -> (Option<Violation>, Vec<Violation>) {
     with_graph(|g| {
-        g.written_inst.insert(inst);
-        g.written_class.insert(class);
-    });
+        let mut limits = Vec::new();
+        let new_inst = g.written_inst.insert(inst);
+        let new_class = class != NO_CLASS && g.written_class.insert(class);
+        if new_inst && g.inst.maybe_cyclic() {
+            for (a, b, rec) in shared_requests(&g.inst, inst) {
+                if let Some(cycle) = g.search_inst(a, b, &rec, &mut limits) {
+                    if let Some(v) = g.violation(cycle, false) {
+                        return (Some(v), limits);
+                    }
+                }
+            }
+        }
+        if new_class && g.class.maybe_cyclic() {
+            for (a, b, rec) in shared_requests(&g.class, class) {
+                if let Some(cycle) = g.search_class(a, b, &rec, &mut limits) {
+                    if let Some(v) = g.violation(cycle, true) {
+                        return (Some(v), limits);
+                    }
+                }
+            }
+        }
+        (None, limits)
+    })
+}
+
+/// The kept variants that request `key` in a plain shared mode (the only requests whose links
+/// a first write changes), with their edges.
+fn shared_requests<K: Copy + Eq + Hash>(
+    level: &Level<K>,
+    key: K,
+) -> Vec<(NodeId, NodeId, Arc<DepRecord>)> {
+    let Some(&b) = level.node_of.get(&key) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for &a in &level.inn[b as usize] {
+        if let Some(vs) = level.edges.get(&(a, b)) {
+            out.extend(
+                vs.iter()
+                    .filter(|v| v.dep.mode == Mode::Shared)
+                    .map(|v| (a, b, Arc::clone(v))),
+            );
+        }
+    }
+    out
 }
 
 /// Removes a dropped instance and its edges from the instance graph.

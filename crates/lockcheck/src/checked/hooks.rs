@@ -19,7 +19,7 @@ use super::class::{Ids, Meta};
 use super::graph;
 use super::recorder;
 use super::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
-use super::state::{as_busy, mix, Held, ThreadState, STATE};
+use super::state::{as_busy, mix, pack, with_slow, CacheKey, Held, ThreadState, CACHE_HELD, STATE};
 use super::watch;
 use crate::config::{action, flag, flags, Action};
 use lockcheck_core::trace::{How, LockKind, Mode};
@@ -49,7 +49,7 @@ pub(crate) fn lock_blocking(
     site: &'static Location<'static>,
     try_raw: impl FnOnce() -> bool,
     lock_raw: impl FnOnce(),
-    lock_for: impl FnOnce(Duration) -> bool,
+    lock_for: impl Fn(Duration) -> bool,
 ) {
     let f = flags();
     if f & flag::ACTIVE == 0 {
@@ -63,7 +63,7 @@ pub(crate) fn lock_blocking(
         }
         let ids = meta.ids(kind);
         if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
-            graph::note_written(ids.inst, ids.class);
+            first_write(ids, f);
         }
         if f & flag::CHECK != 0 && s.holds_any() {
             check_held(s, meta, kind, mode, site, ids, f);
@@ -94,6 +94,10 @@ pub(crate) fn lock_blocking(
     }
 }
 
+/// How long a blocked thread waits at a time before it looks whether a deadlock chose it to give
+/// up its locks (see `watch::begin_wait`): parking_lot's waits cannot be interrupted otherwise.
+const SLICE: Duration = Duration::from_millis(20);
+
 /// The slow path: the fast try failed and the thread is about to block.
 #[cold]
 #[inline(never)]
@@ -104,7 +108,7 @@ fn blocked(
     capacity: usize,
     site: &'static Location<'static>,
     lock_raw: impl FnOnce(),
-    lock_for: impl FnOnce(Duration) -> bool,
+    lock_for: impl Fn(Duration) -> bool,
 ) {
     let w = watch::WaitFor {
         ids,
@@ -114,14 +118,28 @@ fn blocked(
         site,
     };
     let token = STATE.try_with(|s| (!s.busy.get()).then(|| watch::begin_wait(s, w)));
-    let Ok(Some(_token)) = token else {
+    let Ok(Some(token)) = token else {
         lock_raw();
         return;
     };
-    match watch::wait_timeout(ids.class) {
-        None => lock_raw(),
-        Some(limit) => {
-            if !lock_for(limit) {
+    let limit = watch::wait_timeout(ids.class);
+    let start = Instant::now();
+    let mut timed_out = false;
+    loop {
+        let slice = match limit {
+            Some(l) if !timed_out => l.saturating_sub(start.elapsed()).min(SLICE),
+            _ => SLICE,
+        };
+        if lock_for(slice) {
+            return;
+        }
+        if let Some(msg) = token.victim() {
+            drop(token);
+            std::panic::panic_any(msg);
+        }
+        if let Some(l) = limit {
+            if !timed_out && start.elapsed() >= l {
+                timed_out = true;
                 let w = watch::WaitFor {
                     ids,
                     kind,
@@ -129,8 +147,9 @@ fn blocked(
                     capacity,
                     site,
                 };
-                let _ = STATE.try_with(|s| watch::timed_out(s, &w, limit));
-                lock_raw();
+                // Panics (before the lock is held) unless this is a condvar relock, which goes
+                // on waiting and panics once it holds the mutex again.
+                let _ = STATE.try_with(|s| watch::timed_out(s, &w, l));
             }
         }
     }
@@ -160,7 +179,7 @@ pub(crate) fn lock_nonblocking(
         let ids = meta.ids(kind);
         if ok {
             if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
-                graph::note_written(ids.inst, ids.class);
+                first_write(ids, f);
             }
             push(s, ids, mode, site, f);
         }
@@ -174,6 +193,25 @@ pub(crate) fn lock_nonblocking(
         }
     }
     ok
+}
+
+/// The first write lock of an RwLock: cycles excused as read-read on it are checked again (a
+/// queued writer makes a reader wait behind a reader), and one found now is reported here.
+#[cold]
+#[inline(never)]
+fn first_write(ids: Ids, f: u8) {
+    let found = as_busy(|_| {
+        let (found, limits) = graph::note_written(ids.inst, ids.class);
+        for v in limits {
+            publish(v);
+        }
+        found
+            .filter(|_| f & flag::CHECK != 0 && f & flag::ORDER != 0)
+            .map(publish)
+    });
+    if let Some(Some(v)) = found {
+        act(v);
+    }
 }
 
 /// Pushes an acquired lock on the held stack.
@@ -354,20 +392,32 @@ fn check_held(
             return;
         }
         let mut conflict = None;
-        // The held *set* is what a dependency is about, so a commutative sum of one multiply per
-        // held lock (independent, so they pipeline), then one mix with the request.
+        // The held *set* is what a dependency is about, so the slot is a commutative sum of one
+        // multiply per held lock (independent, so they pipeline), then one mix with the request.
+        // The slot stores the dependency itself, so a hit is exact.
         let mut set = 0u64;
-        for h in held.iter() {
+        let mut packed = [0u64; CACHE_HELD];
+        for (i, h) in held.iter().enumerate() {
             if h.inst == ids.inst && conflict.is_none() {
                 conflict = self_conflict(kind, mode, h.mode).map(|k| (k, *h));
             }
-            set = set.wrapping_add(
-                (h.inst ^ ((h.mode as u64) << 58)).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            );
+            let p = pack(h.inst, h.mode);
+            if i < CACHE_HELD {
+                packed[i] = p;
+            }
+            set = set.wrapping_add(p.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         }
-        let key =
-            mix(set ^ ids.inst.rotate_left(29) ^ ((mode as u64) << 56) ^ (s.epoch.get() << 48));
-        (key | 1, conflict)
+        let len = held.len();
+        let epoch = s.epoch.get();
+        let key = CacheKey {
+            slot: mix(set ^ ids.inst.rotate_left(29) ^ (mode as u64) ^ epoch.rotate_left(45))
+                as usize,
+            lock: pack(ids.inst, mode) | (((len as u64) & 0xf) << 44) | (1 << 63),
+            epoch,
+            held: packed,
+            len,
+        };
+        (key, conflict)
     };
     if let Some((k, h)) = conflict {
         if take_foreign_release(ids.inst) {
@@ -380,17 +430,23 @@ fn check_held(
             self_violation(s, k, ids, mode, site, h);
         }
     }
-    if f & flag::ORDER != 0 && !s.cache_hit(key) {
+    if f & flag::ORDER != 0 && !s.cache_hit(&key) {
         // The lock becomes a node of the instance graph: dropping it must remove the node.
         meta.mark_in_graph();
-        check_graph(s, ids, mode, site, key);
+        check_graph(s, ids, mode, site, &key);
     }
 }
 
 /// A dependency this thread has not checked before: the global graph.
 #[cold]
 #[inline(never)]
-fn check_graph(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'static>, key: u64) {
+fn check_graph(
+    s: &ThreadState,
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+    key: &CacheKey,
+) {
     let thread = s.id();
     let held = {
         let Ok(mut held) = s.held.try_borrow_mut() else {
@@ -410,7 +466,11 @@ fn check_graph(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'s
             held: &held,
             clock,
         };
-        graph::add_dependency(req).map(publish)
+        let (found, limits) = graph::add_dependency(req);
+        for v in limits {
+            publish(v);
+        }
+        found.map(publish)
     });
     match found {
         Some(Some(v)) => act(v),
@@ -490,14 +550,62 @@ fn self_violation(
     }
 }
 
-/// Applies the configured action after a report.
+/// Applies the configured action after a report. A self-deadlock is a wait-for cycle of one
+/// thread, a certain hang: it panics under `warn` too. A recursive read (a hazard) and an
+/// inversion (a deadlock waiting for an unlucky schedule) go on under `warn`.
 fn act(v: Violation) {
-    if action() == Action::Panic && !std::thread::panicking() {
+    let certain = v.kind == ViolationKind::SelfDeadlock;
+    let a = action();
+    if a == Action::Panic || (certain && a == Action::Warn) {
         let first = v.message.lines().next().unwrap_or("lockcheck: violation");
         let at = v.edges.first().map(|e| e.site.as_str()).unwrap_or("?");
-        std::panic::panic_any(format!(
-            "{first}, at {at} (report above; LOCKCHECK=warn reports and goes on)"
-        ));
+        let then = if a == Action::Panic {
+            "LOCKCHECK=warn reports and goes on"
+        } else {
+            "a certain hang panics under LOCKCHECK=warn too"
+        };
+        raise(format!("{first}, at {at} (report above; {then})"));
+    }
+}
+
+/// Panics with `msg`, unless this thread is retaking a condvar's mutex: then the panic waits
+/// until the mutex is held again ([`take_deferred`]), so that the caller's guard, which unlocks
+/// the mutex when the panic unwinds through it, never unlocks a mutex another thread owns.
+pub(crate) fn raise(msg: String) {
+    if std::thread::panicking() {
+        return;
+    }
+    if STATE.try_with(|s| s.relocking.get()).unwrap_or(false) {
+        with_slow(|slow| {
+            slow.deferred.get_or_insert(msg);
+        });
+        return;
+    }
+    std::panic::panic_any(msg);
+}
+
+/// The panic deferred while retaking a condvar's mutex (see [`raise`]).
+pub(crate) fn take_deferred() -> Option<String> {
+    with_slow(|slow| slow.deferred.take()).flatten()
+}
+
+/// Marks this thread as retaking a condvar's mutex until dropped.
+pub(crate) struct Relocking {
+    prev: bool,
+}
+
+impl Relocking {
+    pub(crate) fn enter() -> Relocking {
+        let prev = STATE
+            .try_with(|s| s.relocking.replace(true))
+            .unwrap_or(false);
+        Relocking { prev }
+    }
+}
+
+impl Drop for Relocking {
+    fn drop(&mut self) {
+        let _ = STATE.try_with(|s| s.relocking.set(self.prev));
     }
 }
 

@@ -45,12 +45,23 @@ pub enum ViolationKind {
         /// The threshold.
         limit: std::time::Duration,
     },
+    /// A limit of the online detector was hit, so something went unchecked: the absence of other
+    /// findings is no longer proof that none exist (run `lockcheck analyze` on a trace). Reported
+    /// once per limit. The edge is the dependency being checked when the limit was hit.
+    Incomplete {
+        /// Which limit: `search-steps` (a cycle search stopped after `bound` steps, so cycles
+        /// through that dependency may be unreported) or `edge-variants` (an edge already kept
+        /// `bound` distinct dependencies, and a new one was dropped).
+        limit: &'static str,
+        /// The limit's value.
+        bound: u64,
+    },
 }
 
 impl ViolationKind {
     /// Stable name: `lock-order-inversion`, `class-lock-order-inversion`, `self-deadlock`,
     /// `recursive-read`, `deadlock`, `wait-timeout`, `long-wait`, `long-hold`,
-    /// `condvar-wait-holding-lock`.
+    /// `condvar-wait-holding-lock`, `incomplete`.
     pub fn name(self) -> &'static str {
         match self {
             ViolationKind::LockOrderInversion => "lock-order-inversion",
@@ -62,6 +73,7 @@ impl ViolationKind {
             ViolationKind::LongWait { .. } => "long-wait",
             ViolationKind::LongHold { .. } => "long-hold",
             ViolationKind::CondvarWait { .. } => "condvar-wait-holding-lock",
+            ViolationKind::Incomplete { .. } => "incomplete",
         }
     }
 }
@@ -356,6 +368,26 @@ impl Violation {
                 for e in &self.edges[1..] {
                     let _ = writeln!(s, "  thread `{}` is waiting for it at {}", e.thread, e.site);
                 }
+            }
+            ViolationKind::Incomplete { limit, bound } => {
+                let what = match limit {
+                    "search-steps" => format!(
+                        "a cycle search stopped after {bound} steps: cycles through this \
+                         dependency (and later ones that hit the limit) may be unreported"
+                    ),
+                    "edge-variants" => format!(
+                        "an edge already keeps {bound} distinct dependencies: new ones of it \
+                         are dropped and cycles through them may be unreported"
+                    ),
+                    other => format!("limit `{other}` ({bound}) hit"),
+                };
+                let _ = writeln!(s, "lockcheck: incomplete: {what}");
+                let _ = writeln!(
+                    s,
+                    "  thread `{}` acquiring {} at {} while holding {}",
+                    e0.thread, e0.acquired, e0.site, e0.held
+                );
+                let _ = writeln!(s, "  (reported once; run `lockcheck analyze` on a trace (LOCKCHECK_TRACE) for a full search)");
             }
             ViolationKind::LockOrderInversion | ViolationKind::ClassInversion => {
                 let what = if self.kind == ViolationKind::ClassInversion {

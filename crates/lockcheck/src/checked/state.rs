@@ -4,6 +4,7 @@
 use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::Mode;
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,23 +30,29 @@ const PLACEHOLDER: Held = Held {
     source: false,
 };
 
-/// Locks tracked per thread. Deeper nesting is not tracked (acquisitions past it are plain);
-/// a fixed array keeps the thread-local free of destructors, which makes every access to it a
-/// plain thread-pointer offset instead of a lazily registered slot.
-pub(crate) const MAX_HELD: usize = 32;
+/// Locks kept inline per thread. Deeper nesting moves the whole stack to the heap (the slow
+/// path); a fixed inline array keeps the thread-local free of destructors, which makes every
+/// access to it a plain thread-pointer offset instead of a lazily registered slot.
+pub(crate) const INLINE_HELD: usize = 32;
 
-/// The held stack: a fixed-capacity vector, oldest first.
-#[derive(Clone, Copy)]
+/// The held stack, oldest first: inline while shallow, on the heap ("spilled") while deeper than
+/// [`INLINE_HELD`]. Any depth is tracked: an untracked lock would make its release look foreign,
+/// hide a later self-deadlock on it and unbalance the trace.
 pub(crate) struct HeldStack {
     len: usize,
-    items: [Held; MAX_HELD],
+    items: [Held; INLINE_HELD],
+    /// Every entry while spilled (null while inline). A raw pointer, not a `Box`, so that the
+    /// thread-local keeps no destructor; freed when the stack shrinks back, or at thread exit
+    /// (see [`SlowState`]'s `Drop`).
+    spill: *mut Vec<Held>,
 }
 
 impl HeldStack {
     const fn new() -> HeldStack {
         HeldStack {
             len: 0,
-            items: [PLACEHOLDER; MAX_HELD],
+            items: [PLACEHOLDER; INLINE_HELD],
+            spill: std::ptr::null_mut(),
         }
     }
 
@@ -55,13 +62,28 @@ impl HeldStack {
     }
 
     #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
     pub(crate) fn as_slice(&self) -> &[Held] {
-        &self.items[..self.len]
+        if self.spill.is_null() {
+            &self.items[..self.len]
+        } else {
+            // SAFETY: a non-null `spill` is a live `Box<Vec<Held>>` owned by this stack.
+            unsafe { (&*self.spill).as_slice() }
+        }
     }
 
     #[inline]
     pub(crate) fn as_mut_slice(&mut self) -> &mut [Held] {
-        &mut self.items[..self.len]
+        if self.spill.is_null() {
+            &mut self.items[..self.len]
+        } else {
+            // SAFETY: as above; `&mut self` makes the access exclusive.
+            unsafe { (&mut *self.spill).as_mut_slice() }
+        }
     }
 
     #[inline]
@@ -78,20 +100,38 @@ impl HeldStack {
         self.as_slice().to_vec()
     }
 
-    /// Pushes; returns false (not tracked) when full.
+    /// Pushes (always tracked: past [`INLINE_HELD`] the stack moves to the heap).
     #[inline]
-    pub(crate) fn push(&mut self, h: Held) -> bool {
-        if self.len == MAX_HELD {
-            return false;
+    pub(crate) fn push(&mut self, h: Held) {
+        if self.len < INLINE_HELD && self.spill.is_null() {
+            self.items[self.len] = h;
+            self.len += 1;
+        } else {
+            self.push_deep(h);
         }
-        self.items[self.len] = h;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_deep(&mut self, h: Held) {
+        if self.spill.is_null() {
+            let mut v = Vec::with_capacity(2 * INLINE_HELD);
+            v.extend_from_slice(&self.items[..self.len]);
+            self.spill = Box::into_raw(Box::new(v));
+            // The thread's slow state frees the spill area at thread exit.
+            with_slow(|slow| slow.owns_spill = true);
+        }
+        // SAFETY: non-null from here on, owned by this stack.
+        unsafe { (*self.spill).push(h) };
         self.len += 1;
-        true
     }
 
     /// Removes the newest entry matching `f` (the top one, usually: a pop).
     #[inline]
     pub(crate) fn remove_last(&mut self, f: impl Fn(&Held) -> bool) -> Option<Held> {
+        if !self.spill.is_null() {
+            return self.remove_deep(f);
+        }
         let top = self.len.checked_sub(1)?;
         if f(&self.items[top]) {
             self.len = top;
@@ -103,19 +143,81 @@ impl HeldStack {
         self.len -= 1;
         Some(h)
     }
+
+    #[cold]
+    #[inline(never)]
+    fn remove_deep(&mut self, f: impl Fn(&Held) -> bool) -> Option<Held> {
+        // SAFETY: non-null (checked by the caller), owned by this stack.
+        let v = unsafe { &mut *self.spill };
+        let i = v.iter().rposition(f)?;
+        let h = v.remove(i);
+        self.len -= 1;
+        // Back inline once comfortably shallow (half, so that nesting around the boundary does
+        // not move the stack back and forth).
+        if self.len <= INLINE_HELD / 2 {
+            self.items[..self.len].copy_from_slice(v);
+            self.free_spill();
+        }
+        Some(h)
+    }
+
+    /// Frees the spill area; its entries must have been copied back (or be given up).
+    fn free_spill(&mut self) {
+        if !self.spill.is_null() {
+            // SAFETY: made by `Box::into_raw` in `push_deep`, freed once (nulled right after).
+            drop(unsafe { Box::from_raw(self.spill) });
+            self.spill = std::ptr::null_mut();
+        }
+    }
 }
 
 /// Slots in the direct-mapped cache of dependencies this thread already checked.
-const CACHE_SLOTS: usize = 512;
+const CACHE_SLOTS: usize = 256;
+/// Held sets up to this size are cached inline; larger ones in [`SlowState::deep_checked`].
+pub(crate) const CACHE_HELD: usize = 4;
+/// Entries of the exact cache of large held sets before it is emptied (a miss costs a re-check,
+/// never a missed check).
+const DEEP_CACHE_MAX: usize = 4096;
 
-/// The hot per-thread state. No field has a destructor (see [`MAX_HELD`]).
+/// One checked dependency, stored exactly, so a hit can never stand for another dependency.
+struct Slot {
+    /// Requested instance, mode and held-set length ([`CacheKey::lock`]); 0 when empty.
+    lock: Cell<u64>,
+    /// The clock epoch of the check.
+    epoch: Cell<u64>,
+    /// The held locks (instance and mode), oldest first.
+    held: [Cell<u64>; CACHE_HELD],
+}
+
+/// The exact identity of a dependency check: the requested lock and mode, the held locks with
+/// their modes, and the clock epoch. Built on the fast path, so inline up to [`CACHE_HELD`].
+pub(crate) struct CacheKey {
+    /// Slot index (a hash of the rest).
+    pub slot: usize,
+    /// `inst | mode << 40 | held_len << 44 | 1 << 63`.
+    pub lock: u64,
+    pub epoch: u64,
+    /// Packed `inst | mode << 40` of each held lock (the first [`CACHE_HELD`] only inline).
+    pub held: [u64; CACHE_HELD],
+    pub len: usize,
+}
+
+/// Packs an instance (40 bits) and a mode (3 bits) into one word.
+#[inline]
+pub(crate) fn pack(inst: u64, mode: Mode) -> u64 {
+    inst | ((mode as u64) << 40)
+}
+/// The hot per-thread state. No field has a destructor (see [`INLINE_HELD`]).
 pub(crate) struct ThreadState {
     /// Set while lockcheck itself runs on this thread (reports, tracing, symbol resolution).
     pub busy: Cell<bool>,
+    /// Set while a condvar wait retakes its mutex: a panic then must wait until the mutex is
+    /// held again (the caller's guard would otherwise unlock a mutex another thread owns).
+    pub relocking: Cell<bool>,
     pub held: RefCell<HeldStack>,
-    /// Keys of (held set, lock, mode, clock epoch) already checked against the global graph.
-    /// Direct-mapped: a collision evicts, which only costs a re-check.
-    cache: [Cell<u64>; CACHE_SLOTS],
+    /// (held set, lock, mode, clock epoch) already checked against the global graph, stored
+    /// exactly. Direct-mapped: a collision evicts, which only costs a re-check.
+    cache: [Slot; CACHE_SLOTS],
     id: Cell<u64>,
     /// Bumped whenever the vector clock changes (spawn/join), so cached keys stay exact.
     pub epoch: Cell<u64>,
@@ -129,6 +231,27 @@ pub(crate) struct SlowState {
     pub published: Option<std::sync::Arc<super::watch::Published>>,
     /// Statistics of this thread (only with statistics on).
     pub stats: Option<std::sync::Arc<super::watch::ThreadStats>>,
+    /// The panic a condvar relock deferred until its mutex is held again.
+    pub deferred: Option<String>,
+    /// Checked dependencies with more than [`CACHE_HELD`] held locks, exactly (bounded).
+    pub deep_checked: HashSet<(u64, u64, Vec<u64>)>,
+    /// The held stack spilled to the heap: free it at thread exit.
+    pub owns_spill: bool,
+}
+
+impl Drop for SlowState {
+    fn drop(&mut self) {
+        if self.owns_spill {
+            // The thread ends while deeply nested: give the entries up (a later release of one of
+            // them is taken as foreign, which is harmless) and free the heap area.
+            let _ = STATE.try_with(|s| {
+                if let Ok(mut held) = s.held.try_borrow_mut() {
+                    held.free_spill();
+                    held.len = 0;
+                }
+            });
+        }
+    }
 }
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
@@ -137,8 +260,15 @@ thread_local! {
     pub(crate) static STATE: ThreadState = const {
         ThreadState {
             busy: Cell::new(false),
+            relocking: Cell::new(false),
             held: RefCell::new(HeldStack::new()),
-            cache: [const { Cell::new(0) }; CACHE_SLOTS],
+            cache: [const {
+                Slot {
+                    lock: Cell::new(0),
+                    epoch: Cell::new(0),
+                    held: [const { Cell::new(0) }; CACHE_HELD],
+                }
+            }; CACHE_SLOTS],
             id: Cell::new(0),
             epoch: Cell::new(0),
         }
@@ -194,23 +324,65 @@ impl ThreadState {
         self.held.try_borrow().is_ok_and(|h| !h.is_empty())
     }
 
-    /// Whether `key` was checked before; marks it checked.
+    /// Whether the dependency `key` was checked before; marks it checked. Exact: a hit means
+    /// the very same (lock, mode, held set, epoch), never a hash collision.
     #[inline]
-    pub(crate) fn cache_hit(&self, key: u64) -> bool {
-        let slot = &self.cache[(key as usize) & (CACHE_SLOTS - 1)];
-        if slot.get() == key {
-            true
-        } else {
-            slot.set(key);
-            false
+    pub(crate) fn cache_hit(&self, key: &CacheKey) -> bool {
+        if key.len > CACHE_HELD {
+            return self.deep_hit(key);
         }
+        let slot = &self.cache[key.slot & (CACHE_SLOTS - 1)];
+        let held = &key.held[..key.len];
+        if slot.lock.get() == key.lock
+            && slot.epoch.get() == key.epoch
+            && held.iter().zip(&slot.held).all(|(k, s)| *k == s.get())
+        {
+            return true;
+        }
+        slot.lock.set(key.lock);
+        slot.epoch.set(key.epoch);
+        for (k, s) in held.iter().zip(&slot.held) {
+            s.set(*k);
+        }
+        false
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn deep_hit(&self, key: &CacheKey) -> bool {
+        let Ok(held) = self.held.try_borrow() else {
+            return false;
+        };
+        let entry = (
+            key.lock,
+            key.epoch,
+            held.iter()
+                .map(|h| pack(h.inst, h.mode))
+                .collect::<Vec<u64>>(),
+        );
+        drop(held);
+        with_slow(|slow| {
+            if slow.deep_checked.contains(&entry) {
+                return true;
+            }
+            if slow.deep_checked.len() >= DEEP_CACHE_MAX {
+                slow.deep_checked.clear();
+            }
+            slow.deep_checked.insert(entry);
+            false
+        })
+        .unwrap_or(false)
     }
 
     /// Forgets a cached key (the check it stood for was not completed).
-    pub(crate) fn cache_forget(&self, key: u64) {
-        let slot = &self.cache[(key as usize) & (CACHE_SLOTS - 1)];
-        if slot.get() == key {
-            slot.set(0);
+    pub(crate) fn cache_forget(&self, key: &CacheKey) {
+        if key.len > CACHE_HELD {
+            with_slow(|slow| slow.deep_checked.clear());
+            return;
+        }
+        let slot = &self.cache[key.slot & (CACHE_SLOTS - 1)];
+        if slot.lock.get() == key.lock {
+            slot.lock.set(0);
         }
     }
 }

@@ -131,6 +131,12 @@ struct Waiter {
     held: Vec<Held>,
     since: Instant,
     warned: bool,
+    /// Retaking a condvar's mutex: it cannot give up that mutex by panicking (see `begin_wait`).
+    relocking: bool,
+    /// Already unwinding: a second panic would abort.
+    panicking: bool,
+    /// Chosen to break a deadlock it is part of: the panic message it must raise.
+    victim: Option<String>,
 }
 
 static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
@@ -138,6 +144,16 @@ static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
 /// Unregisters a waiter when its wait ends (also when it panics).
 pub(crate) struct WaitToken {
     thread: u64,
+}
+
+impl WaitToken {
+    /// The panic this waiter must raise if a deadlock chose it to give up its locks.
+    pub(crate) fn victim(&self) -> Option<String> {
+        let w = WAITING.lock();
+        w.iter()
+            .find(|w| w.thread == self.thread)
+            .and_then(|w| w.victim.clone())
+    }
 }
 
 impl Drop for WaitToken {
@@ -159,12 +175,18 @@ pub(crate) struct WaitFor {
     pub site: &'static Location<'static>,
 }
 
-/// Registers this thread as waiting and checks the wait-for graph. A deadlock is reported (and,
-/// under `panic`, raised after unregistering).
+/// Registers this thread as waiting and checks the wait-for graph. A deadlock is reported and,
+/// under `panic` and `warn` alike (a wait-for cycle never resolves itself), one thread of the
+/// cycle panics so that its locks are released: this one, or, when this one is retaking a
+/// condvar's mutex (its caller's guard must not unwind without the mutex), another thread of the
+/// cycle, which notices within a wait slice; this one then panics once it holds the mutex again.
+/// When every thread of the cycle is retaking a condvar's mutex, no panic can be sound: the
+/// process aborts after the report.
 pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> WaitToken {
     let thread = s.id();
     let held = s.held.borrow().snapshot();
     let name = thread_name(thread);
+    let relocking = s.relocking.get();
     let cycle = {
         let mut waiting = WAITING.lock();
         waiting.retain(|x| x.thread != thread);
@@ -179,6 +201,9 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> WaitToken {
             held,
             since: Instant::now(),
             warned: false,
+            relocking,
+            panicking: std::thread::panicking(),
+            victim: None,
         });
         if action() == Action::Off {
             None
@@ -188,6 +213,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> WaitToken {
     };
     let token = WaitToken { thread };
     if let Some(edges) = cycle {
+        let members: Vec<u64> = edges.iter().map(|e| e.thread_id).collect();
         let v = as_busy(|_| {
             let bt = crate::config::backtraces().then(backtrace::Backtrace::new_unresolved);
             let mut edges = edges;
@@ -201,22 +227,53 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> WaitToken {
             })
         });
         if let Some(v) = v {
-            if action() == Action::Panic && !std::thread::panicking() {
+            let first = v
+                .message
+                .lines()
+                .next()
+                .unwrap_or("lockcheck: deadlock")
+                .to_owned();
+            if !relocking && !std::thread::panicking() {
                 drop(token);
-                let first = v
-                    .message
-                    .lines()
-                    .next()
-                    .unwrap_or("lockcheck: deadlock")
-                    .to_owned();
                 std::panic::panic_any(format!(
                     "{first}, at {} (report above; this thread gives up its locks so the others can go on)",
                     w.site
                 ));
             }
+            if !choose_victim(&members, thread, &first, w.site) {
+                eprintln!(
+                    "lockcheck: every thread of the deadlock above is retaking a condvar's mutex \
+                     (or already unwinding): none can give up its locks soundly; aborting"
+                );
+                std::process::abort();
+            }
+            // This thread keeps waiting; the victim's locks free the cycle, and the report's
+            // panic comes once the mutex is held again.
+            super::hooks::raise(format!(
+                "{first}, at {} (report above; another thread of the cycle gave up its locks so \
+                 that this condvar wait could retake its mutex)",
+                w.site
+            ));
         }
     }
     token
+}
+
+/// Picks a thread of the deadlock (not this one) that can panic soundly and marks it; returns
+/// whether one was found.
+fn choose_victim(members: &[u64], me: u64, first: &str, site: &Location<'_>) -> bool {
+    let mut waiting = WAITING.lock();
+    let Some(v) = waiting
+        .iter_mut()
+        .find(|x| x.thread != me && members.contains(&x.thread) && !x.relocking && !x.panicking)
+    else {
+        return false;
+    };
+    v.victim = Some(format!(
+        "{first} (reported at {site}; this thread gives up its locks so that a condvar wait of the \
+         cycle can retake its mutex)"
+    ));
+    true
 }
 
 /// Whether waiter `w` requests something that holder entry `h` (same lock) keeps from it.
@@ -410,14 +467,14 @@ pub(crate) fn timed_out(s: &ThreadState, w: &WaitFor, limit: Duration) {
         })
     });
     if let Some(v) = v {
-        if action() == Action::Panic && !std::thread::panicking() {
+        if action() == Action::Panic {
             let first = v
                 .message
                 .lines()
                 .next()
                 .unwrap_or("lockcheck: wait timeout")
                 .to_owned();
-            std::panic::panic_any(format!("{first}, at {}", w.site));
+            super::hooks::raise(format!("{first}, at {}", w.site));
         }
     }
 }
