@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 pub enum Action {
     /// No checking at all: acquisitions go straight to the raw lock (recording still works).
     Off,
-    /// Print the report (stderr and a `tracing` event) and go on.
+    /// Print the report (stderr and a `tracing` event) and go on; a certain hang (a real
+    /// deadlock, a thread locking a mutex it already holds) panics as under `Panic`, since going
+    /// on would hang forever.
     Warn,
     /// Print the report, then panic in the acquiring thread, before it blocks. The default.
     Panic,

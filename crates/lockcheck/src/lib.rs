@@ -48,7 +48,8 @@
 //!
 //! # What happens on a violation
 //! `LOCKCHECK=panic` (default): the report goes to stderr and to `tracing` (target `lockcheck`),
-//! then the acquiring thread panics before it blocks. `LOCKCHECK=warn`: report and go on.
+//! then the acquiring thread panics before it blocks. `LOCKCHECK=warn`: report and go on, except
+//! on a certain hang (a real deadlock, a thread locking a mutex it holds), which panics too.
 //! `LOCKCHECK=off`: no checking. [`set_action`] does the same from code, and [`violations`]
 //! returns what was found.
 //!
