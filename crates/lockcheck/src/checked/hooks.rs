@@ -63,7 +63,8 @@ pub(crate) fn lock_blocking(
         }
         let ids = meta.ids(kind);
         if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
-            first_write(ids, f);
+            // Before the lock is taken: a panic here leaves nothing locked.
+            first_write(ids, f, true);
         }
         if f & flag::CHECK != 0 && s.holds_any() {
             check_held(s, meta, kind, mode, site, ids, f);
@@ -179,7 +180,9 @@ pub(crate) fn lock_nonblocking(
         let ids = meta.ids(kind);
         if ok {
             if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
-                first_write(ids, f);
+                // Already locked, and no guard exists yet to unlock it while unwinding: report
+                // only, never panic here.
+                first_write(ids, f, false);
             }
             push(s, ids, mode, site, f);
         }
@@ -199,7 +202,7 @@ pub(crate) fn lock_nonblocking(
 /// queued writer makes a reader wait behind a reader), and one found now is reported here.
 #[cold]
 #[inline(never)]
-fn first_write(ids: Ids, f: u8) {
+fn first_write(ids: Ids, f: u8, may_panic: bool) {
     let found = as_busy(|_| {
         let (found, limits) = graph::note_written(ids.inst, ids.class);
         for v in limits {
@@ -210,7 +213,9 @@ fn first_write(ids: Ids, f: u8) {
             .map(publish)
     });
     if let Some(Some(v)) = found {
-        act(v);
+        if may_panic {
+            act(v);
+        }
     }
 }
 

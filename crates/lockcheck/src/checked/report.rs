@@ -50,8 +50,9 @@ pub enum ViolationKind {
     /// once per limit. The edge is the dependency being checked when the limit was hit.
     Incomplete {
         /// Which limit: `search-steps` (a cycle search stopped after `bound` steps, so cycles
-        /// through that dependency may be unreported) or `edge-variants` (an edge already kept
-        /// `bound` distinct dependencies, and a new one was dropped).
+        /// through that dependency may be unreported), `edge-variants` (an edge already kept
+        /// `bound` distinct dependencies, and a new one was dropped) or `kept-findings`
+        /// ([`violations`] is full: later findings are only printed).
         limit: &'static str,
         /// The limit's value.
         bound: u64,
@@ -379,6 +380,10 @@ impl Violation {
                         "an edge already keeps {bound} distinct dependencies: new ones of it \
                          are dropped and cycles through them may be unreported"
                     ),
+                    "kept-findings" => format!(
+                        "`lockcheck::violations()` keeps {bound} findings: later ones are only \
+                         printed (stderr, tracing), starting with this one"
+                    ),
                     other => format!("limit `{other}` ({bound}) hit"),
                 };
                 let _ = writeln!(s, "lockcheck: incomplete: {what}");
@@ -544,9 +549,25 @@ pub(crate) fn publish(mut v: Violation) -> Violation {
     let mut found = FOUND.lock();
     if found.len() < MAX_KEPT {
         found.push(v.clone());
+    } else if !found.iter().any(|f| f.kind == KEPT_FULL) {
+        // Full: one last entry says so (the reports themselves still go to stderr and tracing).
+        let mut full = Violation {
+            kind: KEPT_FULL,
+            edges: v.edges.clone(),
+            message: String::new(),
+        };
+        full.message = full.render();
+        eprintln!("{}", full.message);
+        found.push(full);
     }
     v
 }
+
+/// The finding that says [`violations`] is full.
+const KEPT_FULL: ViolationKind = ViolationKind::Incomplete {
+    limit: "kept-findings",
+    bound: MAX_KEPT as u64,
+};
 
 /// Every violation found so far in this process (structured), oldest first.
 pub fn violations() -> Vec<Violation> {

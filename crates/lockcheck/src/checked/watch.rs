@@ -774,7 +774,14 @@ pub(crate) fn set_condvar_check(on: bool) {
     crate::config::refresh_flags();
 }
 
-/// At a notify: remembers which locks the notifier holds (at most 32 per condvar).
+/// Locks remembered per condvar as held by its notifiers.
+const MAX_NOTIFIER_LOCKS: usize = 32;
+/// Marks a notifier list that overflowed: every lock then counts as possibly a notifier's (the
+/// check falls back to its "no notify seen yet" rule instead of missing a lock it forgot).
+const OVERFLOW: u64 = u64::MAX;
+
+/// At a notify: remembers which locks the notifier holds (at most [`MAX_NOTIFIER_LOCKS`] per
+/// condvar; past it, the list is marked as overflowed).
 pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>) {
     if features() & CONDVAR == 0 {
         return;
@@ -789,8 +796,13 @@ pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>) {
         .unwrap_or_default();
     let mut n = notifiers.lock();
     for inst in held {
-        if n.len() < 32 && !n.contains(&inst) {
+        if n.contains(&inst) || n.contains(&OVERFLOW) {
+            continue;
+        }
+        if n.len() < MAX_NOTIFIER_LOCKS {
             n.push(inst);
+        } else {
+            n.push(OVERFLOW);
         }
     }
 }
@@ -815,11 +827,12 @@ pub(crate) fn check_condvar_wait(
             return;
         }
         let known = notifiers.lock().clone();
+        let any = known.is_empty() || known.contains(&OVERFLOW);
         let risky: Vec<Held> = s
             .held
             .borrow()
             .iter()
-            .filter(|h| h.inst != m.inst && (known.is_empty() || known.contains(&h.inst)))
+            .filter(|h| h.inst != m.inst && (any || known.contains(&h.inst)))
             .copied()
             .collect();
         let Some(h) = risky.first().copied() else {
@@ -827,9 +840,13 @@ pub(crate) fn check_condvar_wait(
         };
         let key = (site.to_string(), h.site.to_string());
         {
+            // Deduplication only: past its bound, a hazard may be reported again (never missed).
             let mut reported = CONDVAR_REPORTED.lock();
-            if reported.contains(&key) || reported.len() >= 10_000 {
+            if reported.contains(&key) {
                 return;
+            }
+            if reported.len() >= 10_000 {
+                reported.clear();
             }
             reported.push(key);
         }
