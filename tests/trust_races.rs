@@ -64,7 +64,10 @@ fn panicking_scope_still_joins_its_children() {
         let _b = b.lock();
         let _a = a.lock();
     }));
-    assert!(later.is_ok(), "ordered after the joined child: no inversion");
+    assert!(
+        later.is_ok(),
+        "ordered after the joined child: no inversion"
+    );
     assert!(found("scope.a").is_empty());
 }
 

@@ -11,7 +11,7 @@ use super::class::NO_CLASS;
 use super::report::{EdgeInfo, LockRef, Violation, ViolationKind};
 use super::state::Held;
 use backtrace::Backtrace;
-use lockcheck_core::deps::{check_link, check_pair, Dependency, VectorClock};
+use lockcheck_core::deps::{check_link, Dependency, VectorClock};
 use lockcheck_core::order::{NodeId, OrderGraph};
 use lockcheck_core::trace::{How, Mode};
 use parking_lot::Mutex as PlMutex;
@@ -24,18 +24,24 @@ use std::sync::Arc;
 /// another kept one makes it redundant for every possible cycle ([`subsumes`]); past this bound a
 /// new variant is dropped and the drop is reported (`ViolationKind::Incomplete`).
 const VARIANT_LIMIT: usize = 4096;
+/// Variants kept on all the edges of one level, a memory bound only (a record is a few hundred
+/// bytes, shared by the edges of one dependency): past it, a new variant is dropped and the drop
+/// is reported (`ViolationKind::Incomplete`). Variants leave with their locks, so only a program
+/// with this many distinct live dependencies (thread, lock, held set, fork/join clock) gets there.
+const LEVEL_LIMIT: usize = 1 << 19;
 /// Steps of one cycle search before it gives up (reported as `ViolationKind::Incomplete`).
 const SEARCH_BUDGET: usize = 200_000;
 
 /// One observed dependency with what a report needs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct DepRecord {
     pub dep: Dependency<u64>,
-    pub thread_name: String,
+    /// Shared by every record of the thread.
+    pub thread_name: Arc<str>,
     pub lock_class: u32,
-    pub held_classes: Vec<u32>,
+    pub held_classes: Box<[u32]>,
     pub site: &'static Location<'static>,
-    pub held_sites: Vec<&'static Location<'static>>,
+    pub held_sites: Box<[&'static Location<'static>]>,
     pub backtrace: Option<Backtrace>,
 }
 
@@ -48,6 +54,8 @@ struct Level<K> {
     order: OrderGraph,
     /// Edges refused by the order because they close a cycle.
     back: HashSet<(NodeId, NodeId)>,
+    /// Variants kept over all edges (see [`LEVEL_LIMIT`]).
+    kept: usize,
 }
 
 impl<K: Copy + Eq + Hash> Level<K> {
@@ -60,6 +68,7 @@ impl<K: Copy + Eq + Hash> Level<K> {
             edges: HashMap::new(),
             order: OrderGraph::new(),
             back: HashSet::new(),
+            kept: 0,
         }
     }
 
@@ -86,12 +95,12 @@ impl<K: Copy + Eq + Hash> Level<K> {
             return;
         };
         for m in std::mem::take(&mut self.out[n as usize]) {
-            self.edges.remove(&(n, m));
+            self.kept -= self.edges.remove(&(n, m)).map_or(0, |v| v.len());
             self.back.remove(&(n, m));
             self.inn[m as usize].retain(|&x| x != n);
         }
         for p in std::mem::take(&mut self.inn[n as usize]) {
-            self.edges.remove(&(p, n));
+            self.kept -= self.edges.remove(&(p, n)).map_or(0, |v| v.len());
             self.back.remove(&(p, n));
             self.out[p as usize].retain(|&x| x != n);
         }
@@ -121,11 +130,17 @@ impl<K: Copy + Eq + Hash> Level<K> {
             return Added::Redundant;
         }
         // The new variant may make older ones redundant: keep the list an antichain.
+        let before = variants.len();
         variants.retain(|v| !subsumes(dep, v));
+        self.kept -= before - variants.len();
         if variants.len() >= VARIANT_LIMIT {
-            return Added::Dropped;
+            return Added::Dropped("edge-variants");
+        }
+        if self.kept >= LEVEL_LIMIT {
+            return Added::Dropped("dependencies");
         }
         variants.push(Arc::clone(dep));
+        self.kept += 1;
         Added::New
     }
 
@@ -143,8 +158,8 @@ enum Added {
     New,
     /// Subsumed by a kept variant: every cycle it could be on is found through that one.
     Redundant,
-    /// Dropped at [`VARIANT_LIMIT`] (reported).
-    Dropped,
+    /// Dropped at [`VARIANT_LIMIT`] or [`LEVEL_LIMIT`] (reported), naming the limit.
+    Dropped(&'static str),
 }
 
 /// Whether a kept variant `old` makes `new` redundant for every cycle `new` could be on: any
@@ -243,7 +258,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
             held: held.iter().map(|h| (h.inst, h.mode)).collect(),
             clock: req.clock,
         },
-        thread_name: super::state::thread_name(req.thread),
+        thread_name: super::state::shared_thread_name(req.thread),
         lock_class: req.class,
         held_classes: held.iter().map(|h| h.class).collect(),
         site: req.site,
@@ -257,6 +272,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
         let mut found = None;
         for h in &held {
             let a = g.inst.node(h.inst);
+            g.compact_due(false, (a, b));
             match g.inst.add(a, b, &rec) {
                 Added::New => {
                     if g.inst.maybe_cyclic() && found.is_none() {
@@ -264,7 +280,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
                     }
                 }
                 Added::Redundant => {}
-                Added::Dropped => g.limit_hit("edge-variants", &rec, &mut limits),
+                Added::Dropped(limit) => g.limit_hit(limit, &rec, &mut limits),
             }
         }
         if let Some(cycle) = found {
@@ -283,6 +299,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
                 continue;
             }
             let a = g.class.node(h.class);
+            g.compact_due(true, (a, b));
             match g.class.add(a, b, &rec) {
                 Added::New => {
                     if g.class.maybe_cyclic() && found.is_none() {
@@ -290,7 +307,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
                     }
                 }
                 Added::Redundant => {}
-                Added::Dropped => g.limit_hit("edge-variants", &rec, &mut limits),
+                Added::Dropped(limit) => g.limit_hit(limit, &rec, &mut limits),
             }
         }
         (found.and_then(|cycle| g.violation(cycle, true)), limits)
@@ -298,6 +315,35 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
 }
 
 impl Graph {
+    /// Compacts an edge (see [`compact`]) each time its list doubles past 32 variants.
+    fn compact_due(&mut self, class_level: bool, key: (NodeId, NodeId)) {
+        let list = if class_level {
+            self.class.edges.get(&key)
+        } else {
+            self.inst.edges.get(&key)
+        };
+        let Some(list) = list else { return };
+        if list.len() < 32 || !list.len().is_power_of_two() {
+            return;
+        }
+        // A held lock is alive while it is a node of the instance graph (it became one when its
+        // dependency was added, and leaves when it is dropped).
+        let dead: HashSet<u64> = list
+            .iter()
+            .flat_map(|v| v.dep.held.iter().map(|h| h.0))
+            .filter(|&h| h & DEAD == 0 && !self.inst.node_of.contains_key(&h))
+            .collect();
+        if dead.is_empty() {
+            return;
+        }
+        let alive = |h: u64| !dead.contains(&h);
+        if class_level {
+            compact(&mut self.class, key, &alive);
+        } else {
+            compact(&mut self.inst, key, &alive);
+        }
+    }
+
     /// A cycle through variant `rec` of instance edge `a -> b`, if one is feasible.
     fn search_inst(
         &mut self,
@@ -342,6 +388,7 @@ impl Graph {
         }
         let bound = match limit {
             "search-steps" => SEARCH_BUDGET,
+            "dependencies" => LEVEL_LIMIT,
             _ => VARIANT_LIMIT,
         } as u64;
         let held_idx = rec.dep.held.len().saturating_sub(1);
@@ -360,7 +407,7 @@ impl Graph {
         out.push(Violation::inversion(
             ViolationKind::Incomplete { limit, bound },
             vec![EdgeInfo {
-                thread: rec.thread_name.clone(),
+                thread: rec.thread_name.to_string(),
                 thread_id: rec.dep.thread,
                 held,
                 held_mode,
@@ -406,6 +453,12 @@ fn search<K>(
         edge: usize,
         variant: usize,
     }
+    // Only nodes that can reach `a` can be on a cycle through `a -> b`: a reverse walk from `a`
+    // first, so that a search from a node that cannot get back costs nothing.
+    let reaches = ancestors(level, a);
+    if !reaches[b as usize] {
+        return (None, false);
+    }
     let mut chosen = vec![Arc::clone(first)];
     let mut on_path = vec![a, b];
     let mut stack = vec![Frame {
@@ -426,7 +479,7 @@ fn search<K>(
             }
             continue;
         };
-        let variants = if y != a && on_path.contains(&y) {
+        let variants = if y != a && (!reaches[y as usize] || on_path.contains(&y)) {
             None
         } else {
             level.edges.get(&(x, y))
@@ -442,7 +495,7 @@ fn search<K>(
             return (None, true);
         }
         let prev = chosen.last().expect("chosen starts non-empty");
-        if !link(prev, v) || chosen.iter().any(|c| check_pair(&c.dep, &v.dep).is_err()) {
+        if !link(prev, v) || chosen.iter().any(|c| !pair_ok(&c.dep, &v.dep)) {
             continue;
         }
         if y == a {
@@ -461,6 +514,94 @@ fn search<K>(
         });
     }
     (None, false)
+}
+
+/// Marks a held entry whose lock was dropped: `DEAD | class`. Instance numbers have 40 bits.
+const DEAD: u64 = 1 << 63;
+/// A dropped lock's marker shows as instance 0 in reports.
+fn shown(inst: u64) -> u64 {
+    if inst & DEAD != 0 {
+        0
+    } else {
+        inst
+    }
+}
+
+/// iGoodLock's pairwise rules (`lockcheck_core::deps::check_pair`), except that a dropped lock is
+/// never a gate: no dependency can hold it any more, and merging every dropped lock of a class
+/// into one marker (so that variants that differ only by dropped locks merge, see
+/// [`forget_instance`]) must not make them gate each other. Never gating only risks a report,
+/// never a miss.
+fn pair_ok(a: &Dependency<u64>, b: &Dependency<u64>) -> bool {
+    if a.thread == b.thread {
+        return false;
+    }
+    for &(la, ma) in &a.held {
+        if la & DEAD != 0 {
+            continue;
+        }
+        if let Some(mb) = b.held_mode(la) {
+            if ma.excludes(mb) || mb.excludes(ma) {
+                return false;
+            }
+        }
+    }
+    !(a.clock.happens_before(a.thread, &b.clock) || b.clock.happens_before(b.thread, &a.clock))
+}
+
+/// Rewrites the variants of edge `key` that hold dropped locks (`alive` false) with their class
+/// marker in place, and merges those that become redundant, so that locks created and dropped in
+/// a loop do not pile up variants on the edges that outlive them. Lazy: run when an edge's list
+/// doubles (see [`Level::add`]'s callers), so its cost is amortized over the additions.
+fn compact<K: Copy + Eq + Hash>(
+    level: &mut Level<K>,
+    key: (NodeId, NodeId),
+    alive: &dyn Fn(u64) -> bool,
+) {
+    let Some(variants) = level.edges.get_mut(&key) else {
+        return;
+    };
+    let dead = |v: &DepRecord| v.dep.held.iter().any(|h| h.0 & DEAD == 0 && !alive(h.0));
+    if !variants.iter().any(|v| dead(v)) {
+        return;
+    }
+    let before = variants.len();
+    // Only the rewritten variants can newly subsume or be subsumed (the others did not change):
+    // each is checked against the list, O(list) per rewritten one.
+    let (hold, mut rest): (Vec<_>, Vec<_>) =
+        std::mem::take(variants).into_iter().partition(|v| dead(v));
+    for v in hold {
+        let mut r = DepRecord::clone(&v);
+        for (h, c) in r.dep.held.iter_mut().zip(r.held_classes.iter()) {
+            if h.0 & DEAD == 0 && !alive(h.0) {
+                h.0 = DEAD | u64::from(*c);
+            }
+        }
+        let v = Arc::new(r);
+        if rest.iter().any(|k| subsumes(k, &v)) {
+            continue;
+        }
+        rest.retain(|k| !subsumes(&v, k));
+        rest.push(v);
+    }
+    level.kept = level.kept + rest.len() - before;
+    *variants = rest;
+}
+
+/// Which nodes have a path to `a` (`a` included), by a walk over incoming edges.
+fn ancestors<K>(level: &Level<K>, a: NodeId) -> Vec<bool> {
+    let mut seen = vec![false; level.inn.len()];
+    let mut todo = vec![a];
+    seen[a as usize] = true;
+    while let Some(x) = todo.pop() {
+        for &p in &level.inn[x as usize] {
+            if !seen[p as usize] {
+                seen[p as usize] = true;
+                todo.push(p);
+            }
+        }
+    }
+    seen
 }
 
 impl Graph {
@@ -499,7 +640,7 @@ impl Graph {
                         .iter()
                         .position(|&c| c == prev.lock_class)
                         .unwrap_or(0);
-                    (j, d.dep.held[j].0)
+                    (j, shown(d.dep.held[j].0))
                 } else {
                     let j = d
                         .dep
@@ -510,7 +651,7 @@ impl Graph {
                     (j, prev.dep.lock)
                 };
                 EdgeInfo {
-                    thread: d.thread_name.clone(),
+                    thread: d.thread_name.to_string(),
                     thread_id: d.dep.thread,
                     held: LockRef::new(held_inst, d.held_classes[held_idx]),
                     held_mode: d.dep.held[held_idx].1,
@@ -524,7 +665,7 @@ impl Graph {
                         .iter()
                         .enumerate()
                         .filter(|&(j, _)| j != held_idx)
-                        .map(|(j, h)| LockRef::new(h.0, d.held_classes[j]))
+                        .map(|(j, h)| LockRef::new(shown(h.0), d.held_classes[j]))
                         .collect(),
                     backtrace: d.backtrace.clone(),
                 }

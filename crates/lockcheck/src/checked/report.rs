@@ -51,7 +51,8 @@ pub enum ViolationKind {
     Incomplete {
         /// Which limit: `search-steps` (a cycle search stopped after `bound` steps, so cycles
         /// through that dependency may be unreported), `edge-variants` (an edge already kept
-        /// `bound` distinct dependencies, and a new one was dropped) or `kept-findings`
+        /// `bound` distinct dependencies, and a new one was dropped), `dependencies` (the graph
+        /// keeps `bound` dependencies in all, and a new one was dropped) or `kept-findings`
         /// ([`violations`] is full: later findings are only printed).
         limit: &'static str,
         /// The limit's value.
@@ -379,6 +380,10 @@ impl Violation {
                     "edge-variants" => format!(
                         "an edge already keeps {bound} distinct dependencies: new ones of it \
                          are dropped and cycles through them may be unreported"
+                    ),
+                    "dependencies" => format!(
+                        "the lock graph keeps {bound} dependencies: new ones are dropped and \
+                         cycles through them may be unreported"
                     ),
                     "kept-findings" => format!(
                         "`lockcheck::violations()` keeps {bound} findings: later ones are only \

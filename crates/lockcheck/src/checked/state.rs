@@ -237,6 +237,8 @@ pub(crate) struct SlowState {
     pub deep_checked: HashSet<(u64, u64, Vec<u64>)>,
     /// The held stack spilled to the heap: free it at thread exit.
     pub owns_spill: bool,
+    /// This thread's name for dependency records (by thread number).
+    pub name: Option<(u64, std::sync::Arc<str>)>,
 }
 
 impl Drop for SlowState {
@@ -422,6 +424,19 @@ pub(crate) fn mix(mut x: u64) -> u64 {
     x ^= x >> 27;
     x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
+}
+
+/// The thread's name for dependency records, allocated once per thread.
+pub(crate) fn shared_thread_name(id: u64) -> std::sync::Arc<str> {
+    with_slow(|slow| match &slow.name {
+        Some((i, n)) if *i == id => n.clone(),
+        _ => {
+            let n: std::sync::Arc<str> = thread_name(id).into();
+            slow.name = Some((id, n.clone()));
+            n
+        }
+    })
+    .unwrap_or_else(|| thread_name(id).into())
 }
 
 /// The thread's name for reports: its std name, or `thread #N`.
