@@ -236,17 +236,19 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
     if held.is_empty() {
         return (None, Vec::new());
     }
-    // Backtraces are what a new edge costs: capture one only if some edge of this dependency,
-    // at either level, has never been seen (checked under the lock, captured outside it).
+    // Backtraces are what a new edge costs (a few KiB each, kept as long as the record): capture
+    // one only if some edge of this dependency has never been seen: a class edge, or, between
+    // locks without a distinct class (same class, anonymous), an instance edge. Locks created in a
+    // loop make new instance edges all the time, but their class edges were seen once.
     let new_edge = crate::config::backtraces()
         && with_graph(|g| {
-            held.iter().any(|h| !g.inst.has_edge(h.inst, req.inst))
-                || (req.class != NO_CLASS
-                    && held.iter().any(|h| {
-                        h.class != req.class
-                            && h.class != NO_CLASS
-                            && !g.class.has_edge(h.class, req.class)
-                    }))
+            held.iter().any(|h| {
+                if req.class != NO_CLASS && h.class != NO_CLASS && h.class != req.class {
+                    !g.class.has_edge(h.class, req.class)
+                } else {
+                    !g.inst.has_edge(h.inst, req.inst)
+                }
+            })
         });
     let backtrace = new_edge.then(Backtrace::new_unresolved);
     let rec = Arc::new(DepRecord {
