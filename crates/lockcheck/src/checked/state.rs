@@ -39,7 +39,9 @@ pub(crate) const INLINE_HELD: usize = 32;
 /// [`INLINE_HELD`]. Any depth is tracked: an untracked lock would make its release look foreign,
 /// hide a later self-deadlock on it and unbalance the trace.
 pub(crate) struct HeldStack {
-    len: usize,
+    /// The number of entries while inline (at most [`INLINE_HELD`]); [`SPILLED`] while they
+    /// live in `spill`. One word, so the shallow paths test one condition.
+    n: usize,
     items: [Held; INLINE_HELD],
     /// Every entry while spilled (null while inline). A raw pointer, not a `Box`, so that the
     /// thread-local keeps no destructor; freed when the stack shrinks back, or at thread exit
@@ -47,10 +49,13 @@ pub(crate) struct HeldStack {
     spill: *mut Vec<Held>,
 }
 
+/// [`HeldStack::n`] while the entries live on the heap.
+const SPILLED: usize = usize::MAX;
+
 impl HeldStack {
     const fn new() -> HeldStack {
         HeldStack {
-            len: 0,
+            n: 0,
             items: [PLACEHOLDER; INLINE_HELD],
             spill: std::ptr::null_mut(),
         }
@@ -58,28 +63,29 @@ impl HeldStack {
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        // A spilled stack holds more than `INLINE_HELD / 2` entries (see `remove_deep`).
+        self.n == 0
     }
 
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.as_slice().len()
     }
 
     #[inline]
     pub(crate) fn as_slice(&self) -> &[Held] {
-        if self.spill.is_null() {
-            &self.items[..self.len]
+        if self.n <= INLINE_HELD {
+            &self.items[..self.n]
         } else {
-            // SAFETY: a non-null `spill` is a live `Box<Vec<Held>>` owned by this stack.
+            // SAFETY: while spilled, `spill` is a live `Box<Vec<Held>>` owned by this stack.
             unsafe { (&*self.spill).as_slice() }
         }
     }
 
     #[inline]
     pub(crate) fn as_mut_slice(&mut self) -> &mut [Held] {
-        if self.spill.is_null() {
-            &mut self.items[..self.len]
+        if self.n <= INLINE_HELD {
+            &mut self.items[..self.n]
         } else {
             // SAFETY: as above; `&mut self` makes the access exclusive.
             unsafe { (&mut *self.spill).as_mut_slice() }
@@ -103,9 +109,9 @@ impl HeldStack {
     /// Pushes (always tracked: past [`INLINE_HELD`] the stack moves to the heap).
     #[inline]
     pub(crate) fn push(&mut self, h: Held) {
-        if self.len < INLINE_HELD && self.spill.is_null() {
-            self.items[self.len] = h;
-            self.len += 1;
+        if self.n < INLINE_HELD {
+            self.items[self.n] = h;
+            self.n += 1;
         } else {
             self.push_deep(h);
         }
@@ -114,60 +120,63 @@ impl HeldStack {
     #[cold]
     #[inline(never)]
     fn push_deep(&mut self, h: Held) {
-        if self.spill.is_null() {
+        if self.n != SPILLED {
             let mut v = Vec::with_capacity(2 * INLINE_HELD);
-            v.extend_from_slice(&self.items[..self.len]);
+            v.extend_from_slice(&self.items[..self.n]);
             self.spill = Box::into_raw(Box::new(v));
+            self.n = SPILLED;
             // The thread's slow state frees the spill area at thread exit.
             with_slow(|slow| slow.owns_spill = true);
         }
-        // SAFETY: non-null from here on, owned by this stack.
+        // SAFETY: spilled from here on, owned by this stack.
         unsafe { (*self.spill).push(h) };
-        self.len += 1;
     }
 
     /// Removes the newest entry matching `f` (the top one, usually: a pop).
     #[inline]
     pub(crate) fn remove_last(&mut self, f: impl Fn(&Held) -> bool) -> Option<Held> {
-        if !self.spill.is_null() {
+        if self.n > INLINE_HELD {
             return self.remove_deep(f);
         }
-        let top = self.len.checked_sub(1)?;
+        let top = self.n.checked_sub(1)?;
         if f(&self.items[top]) {
-            self.len = top;
+            self.n = top;
             return Some(self.items[top]);
         }
         let i = self.as_slice().iter().rposition(f)?;
         let h = self.items[i];
-        self.items.copy_within(i + 1..self.len, i);
-        self.len -= 1;
+        self.items.copy_within(i + 1..self.n, i);
+        self.n -= 1;
         Some(h)
     }
 
     #[cold]
     #[inline(never)]
     fn remove_deep(&mut self, f: impl Fn(&Held) -> bool) -> Option<Held> {
-        // SAFETY: non-null (checked by the caller), owned by this stack.
+        // SAFETY: spilled (checked by the caller), owned by this stack.
         let v = unsafe { &mut *self.spill };
         let i = v.iter().rposition(f)?;
         let h = v.remove(i);
-        self.len -= 1;
         // Back inline once comfortably shallow (half, so that nesting around the boundary does
         // not move the stack back and forth).
-        if self.len <= INLINE_HELD / 2 {
-            self.items[..self.len].copy_from_slice(v);
+        if v.len() <= INLINE_HELD / 2 {
+            let n = v.len();
+            self.items[..n].copy_from_slice(v);
             self.free_spill();
+            self.n = n;
         }
         Some(h)
     }
 
-    /// Frees the spill area; its entries must have been copied back (or be given up).
+    /// Frees the spill area and empties the stack (entries still needed must have been copied
+    /// back by the caller, which then sets the count).
     fn free_spill(&mut self) {
         if !self.spill.is_null() {
             // SAFETY: made by `Box::into_raw` in `push_deep`, freed once (nulled right after).
             drop(unsafe { Box::from_raw(self.spill) });
             self.spill = std::ptr::null_mut();
         }
+        self.n = 0;
     }
 }
 
@@ -180,6 +189,8 @@ pub(crate) const CACHE_HELD: usize = 4;
 const DEEP_CACHE_MAX: usize = 4096;
 
 /// One checked dependency, stored exactly, so a hit can never stand for another dependency.
+/// Aligned to a cache line, so that a probe touches one line.
+#[repr(align(64))]
 struct Slot {
     /// Requested instance, mode and held-set length ([`CacheKey::lock`]); 0 when empty.
     lock: Cell<u64>,
@@ -248,8 +259,9 @@ impl Drop for SlowState {
             // them is taken as foreign, which is harmless) and free the heap area.
             let _ = STATE.try_with(|s| {
                 if let Ok(mut held) = s.held.try_borrow_mut() {
-                    held.free_spill();
-                    held.len = 0;
+                    if held.n == SPILLED {
+                        held.free_spill();
+                    }
                 }
             });
         }
@@ -335,11 +347,19 @@ impl ThreadState {
         }
         let slot = &self.cache[key.slot & (CACHE_SLOTS - 1)];
         let held = &key.held[..key.len];
-        if slot.lock.get() == key.lock
-            && slot.epoch.get() == key.epoch
-            && held.iter().zip(&slot.held).all(|(k, s)| *k == s.get())
-        {
-            return true;
+        // The length is part of `key.lock`: equal words mean equal lengths. Unrolled: this is the
+        // hit path of every nested acquisition.
+        if slot.lock.get() == key.lock && slot.epoch.get() == key.epoch {
+            let (k, c) = (&key.held, &slot.held);
+            let same = match key.len {
+                1 => c[0].get() == k[0],
+                2 => c[0].get() == k[0] && c[1].get() == k[1],
+                3 => c[0].get() == k[0] && c[1].get() == k[1] && c[2].get() == k[2],
+                _ => held.iter().zip(c).all(|(k, c)| *k == c.get()),
+            };
+            if same {
+                return true;
+            }
         }
         slot.lock.set(key.lock);
         slot.epoch.set(key.epoch);
