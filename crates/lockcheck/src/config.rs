@@ -165,8 +165,21 @@ pub(crate) fn refresh_flags() -> u8 {
     let _ = crate::checked::watch::features();
     let _serial = REFRESH.lock();
     let f = compute_flags();
+    let delay = REFRESH_DELAY_NS.swap(0, Ordering::Relaxed);
+    if delay != 0 {
+        std::thread::sleep(std::time::Duration::from_nanos(delay));
+    }
     FLAGS.store(f, Ordering::Relaxed);
     f
+}
+
+/// A pause between computing and storing the next refresh, for the race test (0: none).
+static REFRESH_DELAY_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Makes the next [`refresh_flags`] pause between computing and storing (for tests).
+#[doc(hidden)]
+pub fn delay_next_refresh(d: std::time::Duration) {
+    REFRESH_DELAY_NS.store(d.as_nanos().max(1) as u64, Ordering::Relaxed);
 }
 
 /// Whether the fast path's byte agrees with the switches (for tests).

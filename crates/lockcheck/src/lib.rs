@@ -106,4 +106,9 @@ pub mod __private {
     pub fn flags_match_switches() -> bool {
         crate::config::flags_match_switches()
     }
+
+    /// Makes the next switch refresh pause between computing and storing, for tests.
+    pub fn delay_next_refresh(d: std::time::Duration) {
+        crate::config::delay_next_refresh(d)
+    }
 }
