@@ -213,7 +213,6 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> WaitToken {
     };
     let token = WaitToken { thread };
     if let Some(edges) = cycle {
-        let members: Vec<u64> = edges.iter().map(|e| e.thread_id).collect();
         let v = as_busy(|_| {
             let bt = crate::config::backtraces().then(backtrace::Backtrace::new_unresolved);
             let mut edges = edges;
@@ -240,7 +239,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> WaitToken {
                     w.site
                 ));
             }
-            if !choose_victim(&members, thread, &first, w.site) {
+            if !choose_victim(thread, &first, w.site) {
                 eprintln!(
                     "lockcheck: every thread of the deadlock above is retaking a condvar's mutex \
                      (or already unwinding): none can give up its locks soundly; aborting"
@@ -260,9 +259,17 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> WaitToken {
 }
 
 /// Picks a thread of the deadlock (not this one) that can panic soundly and marks it; returns
-/// whether one was found.
-fn choose_victim(members: &[u64], me: u64, first: &str, site: &Location<'_>) -> bool {
+/// whether one was found, or the deadlock is gone meanwhile (nothing to break). Checked again
+/// under the lock: a member may have been unblocked since the cycle was found.
+fn choose_victim(me: u64, first: &str, site: &Location<'_>) -> bool {
     let mut waiting = WAITING.lock();
+    let Some(i) = waiting.iter().position(|w| w.thread == me) else {
+        return true;
+    };
+    let Some(edges) = deadlock_cycle(&waiting, i) else {
+        return true;
+    };
+    let members: Vec<u64> = edges.iter().map(|e| e.thread_id).collect();
     let Some(v) = waiting
         .iter_mut()
         .find(|x| x.thread != me && members.contains(&x.thread) && !x.relocking && !x.panicking)
