@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 pub enum Action {
     /// No checking at all: acquisitions go straight to the raw lock (recording still works).
     Off,
-    /// Print the report (stderr and a `tracing` event) and go on.
+    /// Print the report (stderr and a `tracing` event) and go on; a certain hang (a real
+    /// deadlock, a thread locking a mutex it already holds) panics as under `Panic`, since going
+    /// on would hang forever.
     Warn,
     /// Print the report, then panic in the acquiring thread, before it blocks. The default.
     Panic,
@@ -148,13 +150,46 @@ fn init_flags() -> u8 {
     refresh_flags()
 }
 
+/// Serializes [`refresh_flags`]: two setters racing must not let the one that computed from older
+/// switches store last. Whoever stores last computed after every switch stored before its own
+/// refresh began (the lock orders the loads after those stores).
+static REFRESH: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
 /// Recomputes [`flags`] after a switch changed. Every switch reads its environment variable
 /// first (once), so that setting one switch from code never hides another's variable.
 pub(crate) fn refresh_flags() -> u8 {
+    // These may initialize a switch, which refreshes too: before taking the lock.
     let _ = action();
     let _ = order_checking();
     let _ = crate::checked::recorder::recording();
     let _ = crate::checked::watch::features();
+    let _serial = REFRESH.lock();
+    let f = compute_flags();
+    let delay = REFRESH_DELAY_NS.swap(0, Ordering::Relaxed);
+    if delay != 0 {
+        std::thread::sleep(std::time::Duration::from_nanos(delay));
+    }
+    FLAGS.store(f, Ordering::Relaxed);
+    f
+}
+
+/// A pause between computing and storing the next refresh, for the race test (0: none).
+static REFRESH_DELAY_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Makes the next [`refresh_flags`] pause between computing and storing (for tests).
+#[doc(hidden)]
+pub fn delay_next_refresh(d: std::time::Duration) {
+    REFRESH_DELAY_NS.store(d.as_nanos().max(1) as u64, Ordering::Relaxed);
+}
+
+/// Whether the fast path's byte agrees with the switches (for tests).
+#[doc(hidden)]
+pub fn flags_match_switches() -> bool {
+    let _serial = REFRESH.lock();
+    FLAGS.load(Ordering::Relaxed) == compute_flags()
+}
+
+fn compute_flags() -> u8 {
     let mut f = flag::INIT;
     if ACTION.load(Ordering::Relaxed) != encode(Action::Off) {
         f |= flag::CHECK;
@@ -172,6 +207,5 @@ pub(crate) fn refresh_flags() -> u8 {
     if w & crate::checked::watch::WATCH != 0 {
         f |= flag::WATCH;
     }
-    FLAGS.store(f, Ordering::Relaxed);
     f
 }

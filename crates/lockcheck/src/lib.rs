@@ -49,7 +49,8 @@
 //! # What happens on a violation
 //! `LOCKCHECK=panic` (default): the report goes to stderr and to `tracing` (target `lockcheck`;
 //! the default feature `tracing`), then the acquiring thread panics before it blocks, and the
-//! panic's location is the acquisition in your code. `LOCKCHECK=warn`: report and go on.
+//! panic's location is the acquisition in your code. `LOCKCHECK=warn`: report and go on, except
+//! on a certain hang (a real deadlock, a thread locking a mutex it holds), which panics too.
 //! `LOCKCHECK=off`: no checking. [`set_action`] does the same from code, and [`violations`]
 //! returns what was found.
 //!
@@ -106,5 +107,15 @@ pub mod __private {
     /// for tests that hold the runtime's reader to a real TOML parser.
     pub fn policy_entries(text: &str) -> Result<Vec<(String, std::time::Duration)>, String> {
         crate::checked::policy::wait_timeouts(text)
+    }
+
+    /// Whether the fast path's switch byte agrees with the switches, for tests.
+    pub fn flags_match_switches() -> bool {
+        crate::config::flags_match_switches()
+    }
+
+    /// Makes the next switch refresh pause between computing and storing, for tests.
+    pub fn delay_next_refresh(d: std::time::Duration) {
+        crate::config::delay_next_refresh(d)
     }
 }

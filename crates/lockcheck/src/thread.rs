@@ -365,23 +365,31 @@ pub fn scope<'env, F, T>(f: F) -> T
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
-    let mut key = 0;
-    let r = std::thread::scope(|s| {
+    // The implicit joins happen when `std::thread::scope` returns, also when it panics (it joins
+    // every thread first): the entry must leave `SCOPES` either way, or its children would stay
+    // unjoined for lockcheck (false inversions with what the parent does next) and a later scope
+    // at the same address would inherit them.
+    struct Joins(usize);
+    impl Drop for Joins {
+        fn drop(&mut self) {
+            let children = {
+                let mut scopes = SCOPES.lock();
+                match scopes.iter().position(|(k, _)| *k == self.0) {
+                    Some(i) => scopes.swap_remove(i).1,
+                    None => Vec::new(),
+                }
+            };
+            for (id, end) in children {
+                joined(id, &end);
+            }
+        }
+    }
+    let mut joins = Joins(0);
+    std::thread::scope(|s| {
         // SAFETY: `Scope` is a `repr(transparent)` wrapper of `std::thread::Scope`.
         let s: &Scope<'_, 'env> =
             unsafe { &*(s as *const std::thread::Scope<'_, 'env> as *const Scope<'_, 'env>) };
-        key = s.key();
+        joins.0 = s.key();
         f(s)
-    });
-    let children = {
-        let mut scopes = SCOPES.lock();
-        match scopes.iter().position(|(k, _)| *k == key) {
-            Some(i) => scopes.swap_remove(i).1,
-            None => Vec::new(),
-        }
-    };
-    for (id, end) in children {
-        joined(id, &end);
-    }
-    r
+    })
 }

@@ -5,6 +5,10 @@
 //! releases the user's mutex (bookkeeping: released), sleeps on the gate, then retakes the user's
 //! mutex (bookkeeping: a blocking acquisition at the `wait` call). Notifiers take the gate too, so
 //! a notification sent after the waiter released the user's mutex cannot be lost.
+//!
+//! Whatever lockcheck finds while the mutex is retaken, the wait returns or panics only with the
+//! mutex held again: the caller's guard then unlocks the mutex it really holds (see
+//! `hooks::defer_if_relocking` and, for a deadlock through the wait, `watch::begin_wait`).
 
 use super::raw::RawMutex;
 use super::MutexGuard;
@@ -180,7 +184,15 @@ impl Condvar {
             Some(d) => self.inner.wait_until(&mut gate, d).timed_out(),
         };
         drop(gate);
-        if let Err(v) = raw.relock_at(site) {
+        // The caller's guard unlocks the mutex when a panic unwinds through it: a verdict of the
+        // relock (a report under `panic`, a wait-timeout policy, a deadlock) waits until the
+        // mutex is held again (`hooks::defer_if_relocking`), or the guard would unlock a mutex
+        // another thread now owns. So the relock itself always ends holding the mutex (every verdict
+        // on its path is deferred), and the verdict is raised here.
+        let relocking = super::hooks::Relocking::enter();
+        let relocked = raw.relock_at(site);
+        drop(relocking);
+        if let Some(v) = relocked.err().or_else(super::hooks::take_deferred) {
             v.raise();
         }
         timed_out

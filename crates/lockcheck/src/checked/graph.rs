@@ -11,7 +11,7 @@ use super::class::NO_CLASS;
 use super::report::{EdgeInfo, LockRef, Violation, ViolationKind};
 use super::state::Held;
 use backtrace::Backtrace;
-use lockcheck_core::deps::{check_link, check_pair, Dependency, VectorClock};
+use lockcheck_core::deps::{check_link, Dependency, VectorClock};
 use lockcheck_core::order::{NodeId, OrderGraph};
 use lockcheck_core::trace::{How, Mode};
 use parking_lot::Mutex as PlMutex;
@@ -20,23 +20,28 @@ use std::hash::Hash;
 use std::panic::Location;
 use std::sync::Arc;
 
-/// Dependency variants kept per edge. Variants differ by thread, held set or clock; a cycle needs
-/// one variant per edge that is compatible with the others, so a few diverse ones are enough.
-const MAX_VARIANTS: usize = 16;
-/// Steps of one cycle search before it gives up (and says so once).
+/// Dependency variants kept per edge, a memory bound only: a variant is dropped silently only when
+/// another kept one makes it redundant for every possible cycle ([`subsumes`]); past this bound a
+/// new variant is dropped and the drop is reported (`ViolationKind::Incomplete`).
+const VARIANT_LIMIT: usize = 4096;
+/// Variants kept on all the edges of one level, a memory bound only (a record is a few hundred
+/// bytes, shared by the edges of one dependency): past it, a new variant is dropped and the drop
+/// is reported (`ViolationKind::Incomplete`). Variants leave with their locks, so only a program
+/// with this many distinct live dependencies (thread, lock, held set, fork/join clock) gets there.
+const LEVEL_LIMIT: usize = 1 << 19;
+/// Steps of one cycle search before it gives up (reported as `ViolationKind::Incomplete`).
 const SEARCH_BUDGET: usize = 200_000;
-/// Longest cycle searched for.
-const MAX_CYCLE: usize = 12;
 
 /// One observed dependency with what a report needs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct DepRecord {
     pub dep: Dependency<u64>,
-    pub thread_name: String,
+    /// Shared by every record of the thread.
+    pub thread_name: Arc<str>,
     pub lock_class: u32,
-    pub held_classes: Vec<u32>,
+    pub held_classes: Box<[u32]>,
     pub site: &'static Location<'static>,
-    pub held_sites: Vec<&'static Location<'static>>,
+    pub held_sites: Box<[&'static Location<'static>]>,
     pub backtrace: Option<Backtrace>,
 }
 
@@ -49,6 +54,8 @@ struct Level<K> {
     order: OrderGraph,
     /// Edges refused by the order because they close a cycle.
     back: HashSet<(NodeId, NodeId)>,
+    /// Variants kept over all edges (see [`LEVEL_LIMIT`]).
+    kept: usize,
 }
 
 impl<K: Copy + Eq + Hash> Level<K> {
@@ -61,6 +68,7 @@ impl<K: Copy + Eq + Hash> Level<K> {
             edges: HashMap::new(),
             order: OrderGraph::new(),
             back: HashSet::new(),
+            kept: 0,
         }
     }
 
@@ -87,12 +95,12 @@ impl<K: Copy + Eq + Hash> Level<K> {
             return;
         };
         for m in std::mem::take(&mut self.out[n as usize]) {
-            self.edges.remove(&(n, m));
+            self.kept -= self.edges.remove(&(n, m)).map_or(0, |v| v.len());
             self.back.remove(&(n, m));
             self.inn[m as usize].retain(|&x| x != n);
         }
         for p in std::mem::take(&mut self.inn[n as usize]) {
-            self.edges.remove(&(p, n));
+            self.kept -= self.edges.remove(&(p, n)).map_or(0, |v| v.len());
             self.back.remove(&(p, n));
             self.out[p as usize].retain(|&x| x != n);
         }
@@ -108,8 +116,8 @@ impl<K: Copy + Eq + Hash> Level<K> {
         }
     }
 
-    /// Adds `dep` as a variant of `a -> b`. Returns whether it is new (worth a cycle search).
-    fn add(&mut self, a: NodeId, b: NodeId, dep: &Arc<DepRecord>) -> bool {
+    /// Adds `dep` as a variant of `a -> b`.
+    fn add(&mut self, a: NodeId, b: NodeId, dep: &Arc<DepRecord>) -> Added {
         let variants = self.edges.entry((a, b)).or_default();
         if variants.is_empty() {
             self.out[a as usize].push(b);
@@ -118,11 +126,22 @@ impl<K: Copy + Eq + Hash> Level<K> {
                 self.back.insert((a, b));
             }
         }
-        if variants.len() >= MAX_VARIANTS || variants.iter().any(|v| subsumes(v, dep)) {
-            return false;
+        if variants.iter().any(|v| subsumes(v, dep)) {
+            return Added::Redundant;
+        }
+        // The new variant may make older ones redundant: keep the list an antichain.
+        let before = variants.len();
+        variants.retain(|v| !subsumes(dep, v));
+        self.kept -= before - variants.len();
+        if variants.len() >= VARIANT_LIMIT {
+            return Added::Dropped("edge-variants");
+        }
+        if self.kept >= LEVEL_LIMIT {
+            return Added::Dropped("dependencies");
         }
         variants.push(Arc::clone(dep));
-        true
+        self.kept += 1;
+        Added::New
     }
 
     /// Whether `a -> b` might lie on a cycle: false only if it agrees with a topological order of
@@ -132,12 +151,44 @@ impl<K: Copy + Eq + Hash> Level<K> {
     }
 }
 
-/// Whether an existing variant makes a new one redundant for every cycle the new one could be in.
+/// What adding a variant to an edge did.
+#[derive(PartialEq, Eq)]
+enum Added {
+    /// Kept: worth a cycle search.
+    New,
+    /// Subsumed by a kept variant: every cycle it could be on is found through that one.
+    Redundant,
+    /// Dropped at [`VARIANT_LIMIT`] or [`LEVEL_LIMIT`] (reported), naming the limit.
+    Dropped(&'static str),
+}
+
+/// Whether a kept variant `old` makes `new` redundant for every cycle `new` could be on: any
+/// dependency that forms a feasible cycle with `new` forms one with `old` too. Same thread and
+/// mode (same pair and link rules), `old` holds a subset of `new`'s locks in the same modes (no
+/// gate `new` avoids), and `old` is ordered by fork/join with no dependency `new` is not ordered
+/// with: its own epoch is not earlier, and it knows no more of other threads.
 fn subsumes(old: &DepRecord, new: &DepRecord) -> bool {
-    old.dep.thread == new.dep.thread
+    let t = new.dep.thread;
+    old.dep.thread == t
         && old.dep.mode == new.dep.mode
-        && old.dep.clock == new.dep.clock
         && old.dep.held.iter().all(|h| new.dep.held.contains(h))
+        && at_most_as_ordered(&old.dep.clock, &new.dep.clock, t)
+}
+
+/// Whether every dependency of another thread that is concurrent with one at clock `new` (of
+/// thread `t`) is concurrent with one at clock `old` (also of `t`) too.
+fn at_most_as_ordered(old: &VectorClock, new: &VectorClock, t: u64) -> bool {
+    // `old` happens before `e` iff old[t] != 0 && old[t] <= e[t]: that must imply the same of
+    // `new`. `e` happens before `old` iff e[u] <= old[u] (u: e's thread): so old[u] <= new[u].
+    let (o, n) = (old.get(t), new.get(t));
+    if !(o == n || (n != 0 && n <= o)) {
+        return false;
+    }
+    let mut others = old.clone();
+    others.set(t, n);
+    let mut max = new.clone();
+    max.join(&others);
+    max == *new
 }
 
 struct Graph {
@@ -147,7 +198,8 @@ struct Graph {
     written_class: HashSet<u32>,
     reported_sites: HashSet<Vec<(usize, u32, u32)>>,
     reported_classes: HashSet<Vec<u32>>,
-    budget_warned: bool,
+    /// Limits already reported (each once).
+    limits_reported: HashSet<&'static str>,
 }
 
 static GRAPH: PlMutex<Option<Graph>> = PlMutex::new(None);
@@ -161,7 +213,7 @@ fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
         written_class: HashSet::new(),
         reported_sites: HashSet::new(),
         reported_classes: HashSet::new(),
-        budget_warned: false,
+        limits_reported: HashSet::new(),
     });
     f(g)
 }
@@ -177,23 +229,26 @@ pub(crate) struct Request<'a> {
     pub clock: VectorClock,
 }
 
-/// Records a dependency and returns a violation if it closes a feasible cycle not reported before.
-pub(crate) fn add_dependency(req: Request<'_>) -> Option<Violation> {
+/// Records a dependency. Returns a violation if it closes a feasible cycle not reported before,
+/// and the limits hit on the way (`Incomplete` violations, each limit once), both unpublished.
+pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violation>) {
     let held: Vec<&Held> = req.held.iter().filter(|h| h.inst != req.inst).collect();
     if held.is_empty() {
-        return None;
+        return (None, Vec::new());
     }
-    // Backtraces are what a new edge costs: capture one only if some edge of this dependency,
-    // at either level, has never been seen (checked under the lock, captured outside it).
+    // Backtraces are what a new edge costs (a few KiB each, kept as long as the record): capture
+    // one only if some edge of this dependency has never been seen: a class edge, or, between
+    // locks without a distinct class (same class, anonymous), an instance edge. Locks created in a
+    // loop make new instance edges all the time, but their class edges were seen once.
     let new_edge = crate::config::backtraces()
         && with_graph(|g| {
-            held.iter().any(|h| !g.inst.has_edge(h.inst, req.inst))
-                || (req.class != NO_CLASS
-                    && held.iter().any(|h| {
-                        h.class != req.class
-                            && h.class != NO_CLASS
-                            && !g.class.has_edge(h.class, req.class)
-                    }))
+            held.iter().any(|h| {
+                if req.class != NO_CLASS && h.class != NO_CLASS && h.class != req.class {
+                    !g.class.has_edge(h.class, req.class)
+                } else {
+                    !g.inst.has_edge(h.inst, req.inst)
+                }
+            })
         });
     let backtrace = new_edge.then(Backtrace::new_unresolved);
     let rec = Arc::new(DepRecord {
@@ -205,7 +260,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> Option<Violation> {
             held: held.iter().map(|h| (h.inst, h.mode)).collect(),
             clock: req.clock,
         },
-        thread_name: super::state::thread_name(req.thread),
+        thread_name: super::state::shared_thread_name(req.thread),
         lock_class: req.class,
         held_classes: held.iter().map(|h| h.class).collect(),
         site: req.site,
@@ -213,34 +268,31 @@ pub(crate) fn add_dependency(req: Request<'_>) -> Option<Violation> {
         backtrace,
     });
     with_graph(|g| {
+        let mut limits = Vec::new();
         // Instance level.
         let b = g.inst.node(req.inst);
         let mut found = None;
         for h in &held {
             let a = g.inst.node(h.inst);
-            if g.inst.add(a, b, &rec) && g.inst.maybe_cyclic() && found.is_none() {
-                let written = &g.written_inst;
-                let link = |req: &DepRecord, holder: &DepRecord| {
-                    let w = req.dep.mode == Mode::Exclusive || written.contains(&req.dep.lock);
-                    check_link(&req.dep, &holder.dep, w).is_ok()
-                };
-                let (cycle, exhausted) = search(&g.inst, a, b, &rec, &link);
-                if exhausted {
-                    warn_budget(&mut g.budget_warned);
+            g.compact_due(false, (a, b));
+            match g.inst.add(a, b, &rec) {
+                Added::New => {
+                    if g.inst.maybe_cyclic() && found.is_none() {
+                        found = g.search_inst(a, b, &rec, &mut limits);
+                    }
                 }
-                if let Some(c) = cycle {
-                    found = Some(c);
-                }
+                Added::Redundant => {}
+                Added::Dropped(limit) => g.limit_hit(limit, &rec, &mut limits),
             }
         }
         if let Some(cycle) = found {
             if let Some(v) = g.violation(cycle, false) {
-                return Some(v);
+                return (Some(v), limits);
             }
         }
         // Class level (same-class nesting is left to the instance level).
         if req.class == NO_CLASS {
-            return None;
+            return (None, limits);
         }
         let b = g.class.node(req.class);
         let mut found = None;
@@ -249,26 +301,126 @@ pub(crate) fn add_dependency(req: Request<'_>) -> Option<Violation> {
                 continue;
             }
             let a = g.class.node(h.class);
-            if g.class.add(a, b, &rec) && g.class.maybe_cyclic() && found.is_none() {
-                let written = &g.written_class;
-                let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, written);
-                let (cycle, exhausted) = search(&g.class, a, b, &rec, &link);
-                if exhausted {
-                    warn_budget(&mut g.budget_warned);
+            g.compact_due(true, (a, b));
+            match g.class.add(a, b, &rec) {
+                Added::New => {
+                    if g.class.maybe_cyclic() && found.is_none() {
+                        found = g.search_class(a, b, &rec, &mut limits);
+                    }
                 }
-                found = cycle;
+                Added::Redundant => {}
+                Added::Dropped(limit) => g.limit_hit(limit, &rec, &mut limits),
             }
         }
-        found.and_then(|cycle| g.violation(cycle, true))
+        (found.and_then(|cycle| g.violation(cycle, true)), limits)
     })
 }
 
-fn warn_budget(warned: &mut bool) {
-    if !std::mem::replace(warned, true) {
-        eprintln!(
-            "lockcheck: a cycle search stopped after {SEARCH_BUDGET} steps; the lock graph is \
-             very dense and some inversions may go unreported online (run `lockcheck analyze`)"
-        );
+impl Graph {
+    /// Compacts an edge (see [`compact`]) each time its list doubles past 32 variants.
+    fn compact_due(&mut self, class_level: bool, key: (NodeId, NodeId)) {
+        let list = if class_level {
+            self.class.edges.get(&key)
+        } else {
+            self.inst.edges.get(&key)
+        };
+        let Some(list) = list else { return };
+        if list.len() < 32 || !list.len().is_power_of_two() {
+            return;
+        }
+        // A held lock is alive while it is a node of the instance graph (it became one when its
+        // dependency was added, and leaves when it is dropped).
+        let dead: HashSet<u64> = list
+            .iter()
+            .flat_map(|v| v.dep.held.iter().map(|h| h.0))
+            .filter(|&h| h & DEAD == 0 && !self.inst.node_of.contains_key(&h))
+            .collect();
+        if dead.is_empty() {
+            return;
+        }
+        let alive = |h: u64| !dead.contains(&h);
+        if class_level {
+            compact(&mut self.class, key, &alive);
+        } else {
+            compact(&mut self.inst, key, &alive);
+        }
+    }
+
+    /// A cycle through variant `rec` of instance edge `a -> b`, if one is feasible.
+    fn search_inst(
+        &mut self,
+        a: NodeId,
+        b: NodeId,
+        rec: &Arc<DepRecord>,
+        limits: &mut Vec<Violation>,
+    ) -> Option<Vec<Arc<DepRecord>>> {
+        let written = &self.written_inst;
+        let link = |req: &DepRecord, holder: &DepRecord| {
+            let w = req.dep.mode == Mode::Exclusive || written.contains(&req.dep.lock);
+            check_link(&req.dep, &holder.dep, w).is_ok()
+        };
+        let (cycle, exhausted) = search(&self.inst, a, b, rec, &link);
+        if exhausted {
+            self.limit_hit("search-steps", rec, limits);
+        }
+        cycle
+    }
+
+    /// A cycle through variant `rec` of class edge `a -> b`, if one is feasible.
+    fn search_class(
+        &mut self,
+        a: NodeId,
+        b: NodeId,
+        rec: &Arc<DepRecord>,
+        limits: &mut Vec<Violation>,
+    ) -> Option<Vec<Arc<DepRecord>>> {
+        let written = &self.written_class;
+        let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, written);
+        let (cycle, exhausted) = search(&self.class, a, b, rec, &link);
+        if exhausted {
+            self.limit_hit("search-steps", rec, limits);
+        }
+        cycle
+    }
+
+    /// A limit was hit while handling `rec`: an `Incomplete` violation, the first time only.
+    fn limit_hit(&mut self, limit: &'static str, rec: &DepRecord, out: &mut Vec<Violation>) {
+        if !self.limits_reported.insert(limit) {
+            return;
+        }
+        let bound = match limit {
+            "search-steps" => SEARCH_BUDGET,
+            "dependencies" => LEVEL_LIMIT,
+            _ => VARIANT_LIMIT,
+        } as u64;
+        let held_idx = rec.dep.held.len().saturating_sub(1);
+        let (held, held_mode, held_site) = match rec.dep.held.get(held_idx) {
+            Some(&(inst, mode)) => (
+                LockRef::new(inst, rec.held_classes[held_idx]),
+                mode,
+                rec.held_sites[held_idx].to_string(),
+            ),
+            None => (
+                LockRef::new(rec.dep.lock, rec.lock_class),
+                rec.dep.mode,
+                rec.site.to_string(),
+            ),
+        };
+        out.push(Violation::inversion(
+            ViolationKind::Incomplete { limit, bound },
+            vec![EdgeInfo {
+                thread: rec.thread_name.to_string(),
+                thread_id: rec.dep.thread,
+                held,
+                held_mode,
+                held_site,
+                acquired: LockRef::new(rec.dep.lock, rec.lock_class),
+                mode: rec.dep.mode,
+                site: rec.site.to_string(),
+                other_held: Vec::new(),
+                backtrace: None,
+            }],
+        ));
     }
 }
 
@@ -286,7 +438,9 @@ fn class_link(req: &DepRecord, holder: &DepRecord, written: &HashSet<u32>) -> bo
 type Link<'a> = dyn Fn(&DepRecord, &DepRecord) -> bool + 'a;
 
 /// Looks for a feasible cycle through the new variant `first` of edge `a -> b`: a path from `b`
-/// back to `a`. Returns the cycle's dependencies in order (`first` first) and whether the budget ran out.
+/// back to `a`, of any length. Returns the cycle's dependencies in order (`first` first) and
+/// whether the step budget ran out. Iterative (an explicit stack), so a long path cannot
+/// overflow the thread's stack.
 fn search<K>(
     level: &Level<K>,
     a: NodeId,
@@ -294,58 +448,162 @@ fn search<K>(
     first: &Arc<DepRecord>,
     link: &Link<'_>,
 ) -> (Option<Vec<Arc<DepRecord>>>, bool) {
+    // One frame per node on the path: the node, the index of its next out-edge to try, and the
+    // index of the next variant of that edge.
+    struct Frame {
+        x: NodeId,
+        edge: usize,
+        variant: usize,
+    }
+    // Only nodes that can reach `a` can be on a cycle through `a -> b`: a reverse walk from `a`
+    // first, so that a search from a node that cannot get back costs nothing.
+    let reaches = ancestors(level, a);
+    if !reaches[b as usize] {
+        return (None, false);
+    }
     let mut chosen = vec![Arc::clone(first)];
     let mut on_path = vec![a, b];
+    let mut stack = vec![Frame {
+        x: b,
+        edge: 0,
+        variant: 0,
+    }];
     let mut steps = 0usize;
-    let found = dfs(level, a, b, link, &mut chosen, &mut on_path, &mut steps);
-    (found.then_some(chosen), steps >= SEARCH_BUDGET)
-}
-
-fn dfs<K>(
-    level: &Level<K>,
-    target: NodeId,
-    x: NodeId,
-    link: &Link<'_>,
-    chosen: &mut Vec<Arc<DepRecord>>,
-    on_path: &mut Vec<NodeId>,
-    steps: &mut usize,
-) -> bool {
-    if chosen.len() >= MAX_CYCLE {
-        return false;
-    }
-    for &y in &level.out[x as usize] {
-        if y != target && on_path.contains(&y) {
-            continue;
-        }
-        let Some(variants) = level.edges.get(&(x, y)) else {
+    while let Some(top) = stack.last_mut() {
+        let x = top.x;
+        let outs = &level.out[x as usize];
+        let Some(&y) = outs.get(top.edge) else {
+            // Every edge out of `x` tried: backtrack.
+            stack.pop();
+            on_path.pop();
+            if !stack.is_empty() {
+                chosen.pop();
+            }
             continue;
         };
-        for v in variants {
-            *steps += 1;
-            if *steps >= SEARCH_BUDGET {
+        let variants = if y != a && (!reaches[y as usize] || on_path.contains(&y)) {
+            None
+        } else {
+            level.edges.get(&(x, y))
+        };
+        let Some(v) = variants.and_then(|vs| vs.get(top.variant)) else {
+            top.edge += 1;
+            top.variant = 0;
+            continue;
+        };
+        top.variant += 1;
+        steps += 1;
+        if steps >= SEARCH_BUDGET {
+            return (None, true);
+        }
+        let prev = chosen.last().expect("chosen starts non-empty");
+        if !link(prev, v) || chosen.iter().any(|c| !pair_ok(&c.dep, &v.dep)) {
+            continue;
+        }
+        if y == a {
+            if link(v, &chosen[0]) {
+                chosen.push(Arc::clone(v));
+                return (Some(chosen), false);
+            }
+            continue;
+        }
+        chosen.push(Arc::clone(v));
+        on_path.push(y);
+        stack.push(Frame {
+            x: y,
+            edge: 0,
+            variant: 0,
+        });
+    }
+    (None, false)
+}
+
+/// Marks a held entry whose lock was dropped: `DEAD | class`. Instance numbers have 40 bits.
+const DEAD: u64 = 1 << 63;
+/// A dropped lock's marker shows as instance 0 in reports.
+fn shown(inst: u64) -> u64 {
+    if inst & DEAD != 0 {
+        0
+    } else {
+        inst
+    }
+}
+
+/// iGoodLock's pairwise rules (`lockcheck_core::deps::check_pair`), except that a dropped lock is
+/// never a gate: no dependency can hold it any more, and merging every dropped lock of a class
+/// into one marker (so that variants that differ only by dropped locks merge, see
+/// [`forget_instance`]) must not make them gate each other. Never gating only risks a report,
+/// never a miss.
+fn pair_ok(a: &Dependency<u64>, b: &Dependency<u64>) -> bool {
+    if a.thread == b.thread {
+        return false;
+    }
+    for &(la, ma) in &a.held {
+        if la & DEAD != 0 {
+            continue;
+        }
+        if let Some(mb) = b.held_mode(la) {
+            if ma.excludes(mb) || mb.excludes(ma) {
                 return false;
             }
-            let prev = chosen.last().expect("chosen starts non-empty");
-            if !link(prev, v) || chosen.iter().any(|c| check_pair(&c.dep, &v.dep).is_err()) {
-                continue;
-            }
-            if y == target {
-                if link(v, &chosen[0]) {
-                    chosen.push(Arc::clone(v));
-                    return true;
-                }
-                continue;
-            }
-            chosen.push(Arc::clone(v));
-            on_path.push(y);
-            if dfs(level, target, y, link, chosen, on_path, steps) {
-                return true;
-            }
-            on_path.pop();
-            chosen.pop();
         }
     }
-    false
+    !(a.clock.happens_before(a.thread, &b.clock) || b.clock.happens_before(b.thread, &a.clock))
+}
+
+/// Rewrites the variants of edge `key` that hold dropped locks (`alive` false) with their class
+/// marker in place, and merges those that become redundant, so that locks created and dropped in
+/// a loop do not pile up variants on the edges that outlive them. Lazy: run when an edge's list
+/// doubles (see [`Level::add`]'s callers), so its cost is amortized over the additions.
+fn compact<K: Copy + Eq + Hash>(
+    level: &mut Level<K>,
+    key: (NodeId, NodeId),
+    alive: &dyn Fn(u64) -> bool,
+) {
+    let Some(variants) = level.edges.get_mut(&key) else {
+        return;
+    };
+    let dead = |v: &DepRecord| v.dep.held.iter().any(|h| h.0 & DEAD == 0 && !alive(h.0));
+    if !variants.iter().any(|v| dead(v)) {
+        return;
+    }
+    let before = variants.len();
+    // Only the rewritten variants can newly subsume or be subsumed (the others did not change):
+    // each is checked against the list, O(list) per rewritten one.
+    let (hold, mut rest): (Vec<_>, Vec<_>) =
+        std::mem::take(variants).into_iter().partition(|v| dead(v));
+    for v in hold {
+        let mut r = DepRecord::clone(&v);
+        for (h, c) in r.dep.held.iter_mut().zip(r.held_classes.iter()) {
+            if h.0 & DEAD == 0 && !alive(h.0) {
+                h.0 = DEAD | u64::from(*c);
+            }
+        }
+        let v = Arc::new(r);
+        if rest.iter().any(|k| subsumes(k, &v)) {
+            continue;
+        }
+        rest.retain(|k| !subsumes(&v, k));
+        rest.push(v);
+    }
+    level.kept = level.kept + rest.len() - before;
+    *variants = rest;
+}
+
+/// Which nodes have a path to `a` (`a` included), by a walk over incoming edges.
+fn ancestors<K>(level: &Level<K>, a: NodeId) -> Vec<bool> {
+    let mut seen = vec![false; level.inn.len()];
+    let mut todo = vec![a];
+    seen[a as usize] = true;
+    while let Some(x) = todo.pop() {
+        for &p in &level.inn[x as usize] {
+            if !seen[p as usize] {
+                seen[p as usize] = true;
+                todo.push(p);
+            }
+        }
+    }
+    seen
 }
 
 impl Graph {
@@ -384,7 +642,7 @@ impl Graph {
                         .iter()
                         .position(|&c| c == prev.lock_class)
                         .unwrap_or(0);
-                    (j, d.dep.held[j].0)
+                    (j, shown(d.dep.held[j].0))
                 } else {
                     let j = d
                         .dep
@@ -395,7 +653,7 @@ impl Graph {
                     (j, prev.dep.lock)
                 };
                 EdgeInfo {
-                    thread: d.thread_name.clone(),
+                    thread: d.thread_name.to_string(),
                     thread_id: d.dep.thread,
                     held: LockRef::new(held_inst, d.held_classes[held_idx]),
                     held_mode: d.dep.held[held_idx].1,
@@ -409,7 +667,7 @@ impl Graph {
                         .iter()
                         .enumerate()
                         .filter(|&(j, _)| j != held_idx)
-                        .map(|(j, h)| LockRef::new(h.0, d.held_classes[j]))
+                        .map(|(j, h)| LockRef::new(shown(h.0), d.held_classes[j]))
                         .collect(),
                     backtrace: d.backtrace.clone(),
                 }
@@ -426,12 +684,58 @@ impl Graph {
     }
 }
 
-/// Notes that an RwLock instance (and its class) was write-locked.
-pub(crate) fn note_written(inst: u64, class: u32) {
+/// Notes that an RwLock instance (and its class) was write-locked for the first time, and
+/// re-checks what that changes: a cycle excused because a link was read-read on a lock never
+/// written can be a deadlock now (a queued writer blocks new readers). Every kept variant of an
+/// edge into the lock (a request of it) is searched again. Returns the first new finding and the
+/// limits hit, unpublished.
+pub(crate) fn note_written(inst: u64, class: u32) -> (Option<Violation>, Vec<Violation>) {
     with_graph(|g| {
-        g.written_inst.insert(inst);
-        g.written_class.insert(class);
-    });
+        let mut limits = Vec::new();
+        let new_inst = g.written_inst.insert(inst);
+        let new_class = class != NO_CLASS && g.written_class.insert(class);
+        if new_inst && g.inst.maybe_cyclic() {
+            for (a, b, rec) in shared_requests(&g.inst, inst) {
+                if let Some(cycle) = g.search_inst(a, b, &rec, &mut limits) {
+                    if let Some(v) = g.violation(cycle, false) {
+                        return (Some(v), limits);
+                    }
+                }
+            }
+        }
+        if new_class && g.class.maybe_cyclic() {
+            for (a, b, rec) in shared_requests(&g.class, class) {
+                if let Some(cycle) = g.search_class(a, b, &rec, &mut limits) {
+                    if let Some(v) = g.violation(cycle, true) {
+                        return (Some(v), limits);
+                    }
+                }
+            }
+        }
+        (None, limits)
+    })
+}
+
+/// The kept variants that request `key` in a plain shared mode (the only requests whose links
+/// a first write changes), with their edges.
+fn shared_requests<K: Copy + Eq + Hash>(
+    level: &Level<K>,
+    key: K,
+) -> Vec<(NodeId, NodeId, Arc<DepRecord>)> {
+    let Some(&b) = level.node_of.get(&key) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for &a in &level.inn[b as usize] {
+        if let Some(vs) = level.edges.get(&(a, b)) {
+            out.extend(
+                vs.iter()
+                    .filter(|v| v.dep.mode == Mode::Shared)
+                    .map(|v| (a, b, Arc::clone(v))),
+            );
+        }
+    }
+    out
 }
 
 /// Removes a dropped instance and its edges from the instance graph.

@@ -19,7 +19,7 @@ use super::class::{Ids, Meta};
 use super::graph;
 use super::recorder;
 use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
-use super::state::{as_busy, mix, Held, ThreadState, STATE};
+use super::state::{as_busy, mix, pack, with_slow, CacheKey, Held, ThreadState, CACHE_HELD, STATE};
 use super::watch;
 use crate::config::{action, flag, flags, Action};
 use lockcheck_core::trace::{How, LockKind, Mode};
@@ -55,7 +55,7 @@ pub(crate) fn lock_blocking(
     site: &'static Location<'static>,
     try_raw: impl FnOnce() -> bool,
     lock_raw: impl FnOnce(),
-    lock_for: impl FnOnce(Duration) -> bool,
+    lock_for: impl Fn(Duration) -> bool,
 ) -> Result<(), Verdict> {
     let f = flags();
     if f & flag::ACTIVE == 0 {
@@ -74,7 +74,10 @@ pub(crate) fn lock_blocking(
             if f & flag::RECORD != 0 && !s.holds_any() {
                 recorder::on_request(ids, kind, mode, site, capacity);
             }
-            graph::note_written(ids.inst, ids.class);
+            // Before the lock is taken: raising here leaves nothing locked.
+            if let Some(v) = first_write(ids, f) {
+                return Step::Raise(v);
+            }
         }
         // One mask test, as before, on the path that holds nothing.
         if f & (flag::CHECK | flag::RECORD) != 0 && s.holds_any() {
@@ -117,6 +120,10 @@ pub(crate) fn lock_blocking(
     Ok(())
 }
 
+/// How long a blocked thread waits at a time before it looks whether a deadlock chose it to give
+/// up its locks (see `watch::begin_wait`): parking_lot's waits cannot be interrupted otherwise.
+const SLICE: Duration = Duration::from_millis(20);
+
 /// The slow path: the fast try failed and the thread is about to block. `Err`: a deadlock or a
 /// wait timeout to panic on; the lock is not taken.
 #[cold]
@@ -128,7 +135,7 @@ fn blocked(
     capacity: usize,
     site: &'static Location<'static>,
     lock_raw: impl FnOnce(),
-    lock_for: impl FnOnce(Duration) -> bool,
+    lock_for: impl Fn(Duration) -> bool,
 ) -> Result<(), Verdict> {
     let w = watch::WaitFor {
         ids,
@@ -138,7 +145,7 @@ fn blocked(
         site,
     };
     let token = STATE.try_with(|s| (!s.busy.get()).then(|| watch::begin_wait(s, w)));
-    let _token = match token {
+    let token = match token {
         Ok(Some(Ok(token))) => token,
         Ok(Some(Err(v))) => return Err(v),
         Ok(None) | Err(_) => {
@@ -146,10 +153,24 @@ fn blocked(
             return Ok(());
         }
     };
-    match watch::wait_timeout(ids.class) {
-        None => lock_raw(),
-        Some(limit) => {
-            if !lock_for(limit) {
+    let limit = watch::wait_timeout(ids.class);
+    let start = Instant::now();
+    let mut timed_out = false;
+    loop {
+        let slice = match limit {
+            Some(l) if !timed_out => l.saturating_sub(start.elapsed()).min(SLICE),
+            _ => SLICE,
+        };
+        if lock_for(slice) {
+            return Ok(());
+        }
+        if let Some(msg) = token.victim() {
+            drop(token);
+            return Err(Verdict::new(msg));
+        }
+        if let Some(l) = limit {
+            if !timed_out && start.elapsed() >= l {
+                timed_out = true;
                 let w = watch::WaitFor {
                     ids,
                     kind,
@@ -157,14 +178,16 @@ fn blocked(
                     capacity,
                     site,
                 };
-                if let Ok(Some(v)) = STATE.try_with(|s| watch::timed_out(s, &w, limit)) {
-                    return Err(v);
+                // Raised (before the lock is held) unless this is a condvar relock, which goes
+                // on waiting and panics once it holds the mutex again.
+                if let Ok(Some(v)) = STATE.try_with(|s| watch::timed_out(s, &w, l)) {
+                    if let Some(v) = defer_if_relocking(v) {
+                        return Err(v);
+                    }
                 }
-                lock_raw();
             }
         }
     }
-    Ok(())
 }
 
 /// A `try_*` or timed acquisition: no edge (it cannot block forever), but a success is held.
@@ -191,7 +214,9 @@ pub(crate) fn lock_nonblocking(
         let ids = meta.ids(kind);
         if ok {
             if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
-                graph::note_written(ids.inst, ids.class);
+                // Already locked, and no guard exists yet to unlock it while unwinding: report
+                // only, never raise here.
+                let _ = first_write(ids, f);
             }
             push(s, ids, mode, site, f);
         }
@@ -205,6 +230,23 @@ pub(crate) fn lock_nonblocking(
         }
     }
     ok
+}
+
+/// The first write lock of an RwLock: cycles excused as read-read on it are checked again (a
+/// queued writer makes a reader wait behind a reader), and one found now is reported here.
+#[cold]
+#[inline(never)]
+fn first_write(ids: Ids, f: u8) -> Option<Verdict> {
+    let found = as_busy(|_| {
+        let (found, limits) = graph::note_written(ids.inst, ids.class);
+        for v in limits {
+            publish(v);
+        }
+        found
+            .filter(|_| f & flag::CHECK != 0 && f & flag::ORDER != 0)
+            .map(publish)
+    });
+    act(found??)
 }
 
 /// Pushes an acquired lock on the held stack.
@@ -392,20 +434,32 @@ fn check_held(
             return None;
         }
         let mut conflict = None;
-        // The held *set* is what a dependency is about, so a commutative sum of one multiply per
-        // held lock (independent, so they pipeline), then one mix with the request.
+        // The held *set* is what a dependency is about, so the slot is a commutative sum of one
+        // multiply per held lock (independent, so they pipeline), then one mix with the request.
+        // The slot stores the dependency itself, so a hit is exact.
         let mut set = 0u64;
-        for h in held.iter() {
+        let mut packed = [0u64; CACHE_HELD];
+        for (i, h) in held.iter().enumerate() {
             if h.inst == ids.inst && conflict.is_none() {
                 conflict = self_conflict(kind, mode, h.mode).map(|k| (k, *h));
             }
-            set = set.wrapping_add(
-                (h.inst ^ ((h.mode as u64) << 58)).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            );
+            let p = pack(h.inst, h.mode);
+            if i < CACHE_HELD {
+                packed[i] = p;
+            }
+            set = set.wrapping_add(p.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         }
-        let key =
-            mix(set ^ ids.inst.rotate_left(29) ^ ((mode as u64) << 56) ^ (s.epoch.get() << 48));
-        (key | 1, conflict)
+        let len = held.len();
+        let epoch = s.epoch.get();
+        let key = CacheKey {
+            slot: mix(set ^ ids.inst.rotate_left(29) ^ (mode as u64) ^ epoch.rotate_left(45))
+                as usize,
+            lock: pack(ids.inst, mode) | (((len as u64) & 0xf) << 44) | (1 << 63),
+            epoch,
+            held: packed,
+            len,
+        };
+        (key, conflict)
     };
     if let Some((k, h)) = conflict {
         if take_foreign_release(ids.inst) {
@@ -418,10 +472,10 @@ fn check_held(
             return Some(v);
         }
     }
-    if f & flag::ORDER != 0 && !s.cache_hit(key) {
+    if f & flag::ORDER != 0 && !s.cache_hit(&key) {
         // The lock becomes a node of the instance graph: dropping it must remove the node.
         meta.mark_in_graph();
-        return check_graph(s, ids, mode, site, key);
+        return check_graph(s, ids, mode, site, &key);
     }
     None
 }
@@ -434,7 +488,7 @@ fn check_graph(
     ids: Ids,
     mode: Mode,
     site: &'static Location<'static>,
-    key: u64,
+    key: &CacheKey,
 ) -> Option<Verdict> {
     let thread = s.id();
     let held = {
@@ -455,7 +509,11 @@ fn check_graph(
             held: &held,
             clock,
         };
-        graph::add_dependency(req).map(publish)
+        let (found, limits) = graph::add_dependency(req);
+        for v in limits {
+            publish(v);
+        }
+        found.map(publish)
     });
     match found {
         Some(Some(v)) => act(v),
@@ -536,17 +594,69 @@ fn self_violation(
     act(v?)
 }
 
-/// Applies the configured action after a report: under `panic`, the verdict the public entry
-/// point raises (a panic here, inside closures, would point at this file, not the user's line).
+/// Applies the configured action after a report: the verdict the public entry point raises (a
+/// panic here, inside closures, would point at this file, not the user's line). A self-deadlock
+/// is a wait-for cycle of one thread, a certain hang: it is raised under `warn` too. A recursive
+/// read (a hazard) and an inversion (a deadlock waiting for an unlucky schedule) go on under
+/// `warn`.
 fn act(v: Violation) -> Option<Verdict> {
-    if action() == Action::Panic && !std::thread::panicking() {
+    let certain = v.kind == ViolationKind::SelfDeadlock;
+    let a = action();
+    if (a == Action::Panic || (certain && a == Action::Warn)) && !std::thread::panicking() {
         let first = v.message.lines().next().unwrap_or("lockcheck: violation");
         let at = v.edges.first().map(|e| e.site.as_str()).unwrap_or("?");
-        return Some(Verdict::new(format!(
-            "{first}, at {at} (report above; LOCKCHECK=warn reports and goes on)"
+        let then = if a == Action::Panic {
+            "LOCKCHECK=warn reports and goes on"
+        } else {
+            "a certain hang panics under LOCKCHECK=warn too"
+        };
+        return defer_if_relocking(Verdict::new(format!(
+            "{first}, at {at} (report above; {then})"
         )));
     }
     None
+}
+
+/// Returns the verdict to raise now, unless this thread is retaking a condvar's mutex: then the
+/// verdict waits until the mutex is held again ([`take_deferred`]), so that the caller's guard,
+/// which unlocks the mutex when the panic unwinds through it, never unlocks a mutex another
+/// thread owns. The acquisition goes on meanwhile.
+pub(crate) fn defer_if_relocking(v: Verdict) -> Option<Verdict> {
+    if std::thread::panicking() {
+        return None;
+    }
+    if STATE.try_with(|s| s.relocking.get()).unwrap_or(false) {
+        with_slow(|slow| {
+            slow.deferred.get_or_insert(v);
+        });
+        return None;
+    }
+    Some(v)
+}
+
+/// The verdict deferred while retaking a condvar's mutex (see [`defer_if_relocking`]).
+pub(crate) fn take_deferred() -> Option<Verdict> {
+    with_slow(|slow| slow.deferred.take()).flatten()
+}
+
+/// Marks this thread as retaking a condvar's mutex until dropped.
+pub(crate) struct Relocking {
+    prev: bool,
+}
+
+impl Relocking {
+    pub(crate) fn enter() -> Relocking {
+        let prev = STATE
+            .try_with(|s| s.relocking.replace(true))
+            .unwrap_or(false);
+        Relocking { prev }
+    }
+}
+
+impl Drop for Relocking {
+    fn drop(&mut self) {
+        let _ = STATE.try_with(|s| s.relocking.set(self.prev));
+    }
 }
 
 /// Before a blocking semaphore acquisition: holding every permit already is a self-deadlock.

@@ -45,12 +45,25 @@ pub enum ViolationKind {
         /// The threshold.
         limit: std::time::Duration,
     },
+    /// A limit of the online detector was hit, so something went unchecked: the absence of other
+    /// findings is no longer proof that none exist (run `lockcheck analyze` on a trace). Reported
+    /// once per limit. The edge is the dependency being checked when the limit was hit.
+    Incomplete {
+        /// Which limit: `search-steps` (a cycle search stopped after `bound` steps, so cycles
+        /// through that dependency may be unreported), `edge-variants` (an edge already kept
+        /// `bound` distinct dependencies, and a new one was dropped), `dependencies` (the graph
+        /// keeps `bound` dependencies in all, and a new one was dropped) or `kept-findings`
+        /// ([`violations`] is full: later findings are only printed).
+        limit: &'static str,
+        /// The limit's value.
+        bound: u64,
+    },
 }
 
 impl ViolationKind {
     /// Stable name: `lock-order-inversion`, `class-lock-order-inversion`, `self-deadlock`,
     /// `recursive-read`, `deadlock`, `wait-timeout`, `long-wait`, `long-hold`,
-    /// `condvar-wait-holding-lock`.
+    /// `condvar-wait-holding-lock`, `incomplete`.
     pub fn name(self) -> &'static str {
         match self {
             ViolationKind::LockOrderInversion => "lock-order-inversion",
@@ -62,6 +75,7 @@ impl ViolationKind {
             ViolationKind::LongWait { .. } => "long-wait",
             ViolationKind::LongHold { .. } => "long-hold",
             ViolationKind::CondvarWait { .. } => "condvar-wait-holding-lock",
+            ViolationKind::Incomplete { .. } => "incomplete",
         }
     }
 }
@@ -404,6 +418,34 @@ impl Violation {
                     let _ = writeln!(s, "  thread `{}` is waiting for it at {}", e.thread, e.site);
                 }
             }
+            ViolationKind::Incomplete { limit, bound } => {
+                let what = match limit {
+                    "search-steps" => format!(
+                        "a cycle search stopped after {bound} steps: cycles through this \
+                         dependency (and later ones that hit the limit) may be unreported"
+                    ),
+                    "edge-variants" => format!(
+                        "an edge already keeps {bound} distinct dependencies: new ones of it \
+                         are dropped and cycles through them may be unreported"
+                    ),
+                    "dependencies" => format!(
+                        "the lock graph keeps {bound} dependencies: new ones are dropped and \
+                         cycles through them may be unreported"
+                    ),
+                    "kept-findings" => format!(
+                        "`lockcheck::violations()` keeps {bound} findings: later ones are only \
+                         printed (stderr, tracing), starting with this one"
+                    ),
+                    other => format!("limit `{other}` ({bound}) hit"),
+                };
+                let _ = writeln!(s, "lockcheck: incomplete: {what}");
+                let _ = writeln!(
+                    s,
+                    "  thread `{}` acquiring {} at {} while holding {}",
+                    e0.thread, e0.acquired, e0.site, e0.held
+                );
+                let _ = writeln!(s, "  (reported once; run `lockcheck analyze` on a trace (LOCKCHECK_TRACE) for a full search)");
+            }
             ViolationKind::LockOrderInversion | ViolationKind::ClassInversion => {
                 let what = if self.kind == ViolationKind::ClassInversion {
                     "lock order inversion between lock classes (possible deadlock with other instances)"
@@ -600,9 +642,25 @@ pub(crate) fn publish(mut v: Violation) -> Violation {
     let mut found = FOUND.lock();
     if found.len() < MAX_KEPT {
         found.push(v.clone());
+    } else if !found.iter().any(|f| f.kind == KEPT_FULL) {
+        // Full: one last entry says so (the reports themselves still go to stderr and tracing).
+        let mut full = Violation {
+            kind: KEPT_FULL,
+            edges: v.edges.clone(),
+            message: String::new(),
+        };
+        full.message = full.render();
+        eprintln!("{}", full.message);
+        found.push(full);
     }
     v
 }
+
+/// The finding that says [`violations`] is full.
+const KEPT_FULL: ViolationKind = ViolationKind::Incomplete {
+    limit: "kept-findings",
+    bound: MAX_KEPT as u64,
+};
 
 /// Every violation found so far in this process (structured), oldest first.
 pub fn violations() -> Vec<Violation> {

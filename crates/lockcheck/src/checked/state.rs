@@ -4,6 +4,7 @@
 use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::Mode;
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,39 +30,66 @@ const PLACEHOLDER: Held = Held {
     source: false,
 };
 
-/// Locks tracked per thread. Deeper nesting is not tracked (acquisitions past it are plain);
-/// a fixed array keeps the thread-local free of destructors, which makes every access to it a
-/// plain thread-pointer offset instead of a lazily registered slot.
-pub(crate) const MAX_HELD: usize = 32;
+/// Locks kept inline per thread. Deeper nesting moves the whole stack to the heap (the slow
+/// path); a fixed inline array keeps the thread-local free of destructors, which makes every
+/// access to it a plain thread-pointer offset instead of a lazily registered slot.
+pub(crate) const INLINE_HELD: usize = 32;
 
-/// The held stack: a fixed-capacity vector, oldest first.
-#[derive(Clone, Copy)]
+/// The held stack, oldest first: inline while shallow, on the heap ("spilled") while deeper than
+/// [`INLINE_HELD`]. Any depth is tracked: an untracked lock would make its release look foreign,
+/// hide a later self-deadlock on it and unbalance the trace.
 pub(crate) struct HeldStack {
-    len: usize,
-    items: [Held; MAX_HELD],
+    /// The number of entries while inline (at most [`INLINE_HELD`]); [`SPILLED`] while they
+    /// live in `spill`. One word, so the shallow paths test one condition.
+    n: usize,
+    items: [Held; INLINE_HELD],
+    /// Every entry while spilled (null while inline). A raw pointer, not a `Box`, so that the
+    /// thread-local keeps no destructor; freed when the stack shrinks back, or at thread exit
+    /// (see [`SlowState`]'s `Drop`).
+    spill: *mut Vec<Held>,
 }
+
+/// [`HeldStack::n`] while the entries live on the heap.
+const SPILLED: usize = usize::MAX;
 
 impl HeldStack {
     const fn new() -> HeldStack {
         HeldStack {
-            len: 0,
-            items: [PLACEHOLDER; MAX_HELD],
+            n: 0,
+            items: [PLACEHOLDER; INLINE_HELD],
+            spill: std::ptr::null_mut(),
         }
     }
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        // A spilled stack holds more than `INLINE_HELD / 2` entries (see `remove_deep`).
+        self.n == 0
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
     }
 
     #[inline]
     pub(crate) fn as_slice(&self) -> &[Held] {
-        &self.items[..self.len]
+        if self.n <= INLINE_HELD {
+            &self.items[..self.n]
+        } else {
+            // SAFETY: while spilled, `spill` is a live `Box<Vec<Held>>` owned by this stack.
+            unsafe { (&*self.spill).as_slice() }
+        }
     }
 
     #[inline]
     pub(crate) fn as_mut_slice(&mut self) -> &mut [Held] {
-        &mut self.items[..self.len]
+        if self.n <= INLINE_HELD {
+            &mut self.items[..self.n]
+        } else {
+            // SAFETY: as above; `&mut self` makes the access exclusive.
+            unsafe { (&mut *self.spill).as_mut_slice() }
+        }
     }
 
     #[inline]
@@ -78,44 +106,129 @@ impl HeldStack {
         self.as_slice().to_vec()
     }
 
-    /// Pushes; returns false (not tracked) when full.
+    /// Pushes (always tracked: past [`INLINE_HELD`] the stack moves to the heap).
     #[inline]
-    pub(crate) fn push(&mut self, h: Held) -> bool {
-        if self.len == MAX_HELD {
-            return false;
+    pub(crate) fn push(&mut self, h: Held) {
+        if self.n < INLINE_HELD {
+            self.items[self.n] = h;
+            self.n += 1;
+        } else {
+            self.push_deep(h);
         }
-        self.items[self.len] = h;
-        self.len += 1;
-        true
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_deep(&mut self, h: Held) {
+        if self.n != SPILLED {
+            let mut v = Vec::with_capacity(2 * INLINE_HELD);
+            v.extend_from_slice(&self.items[..self.n]);
+            self.spill = Box::into_raw(Box::new(v));
+            self.n = SPILLED;
+            // The thread's slow state frees the spill area at thread exit.
+            with_slow(|slow| slow.owns_spill = true);
+        }
+        // SAFETY: spilled from here on, owned by this stack.
+        unsafe { (*self.spill).push(h) };
     }
 
     /// Removes the newest entry matching `f` (the top one, usually: a pop).
     #[inline]
     pub(crate) fn remove_last(&mut self, f: impl Fn(&Held) -> bool) -> Option<Held> {
-        let top = self.len.checked_sub(1)?;
+        if self.n > INLINE_HELD {
+            return self.remove_deep(f);
+        }
+        let top = self.n.checked_sub(1)?;
         if f(&self.items[top]) {
-            self.len = top;
+            self.n = top;
             return Some(self.items[top]);
         }
         let i = self.as_slice().iter().rposition(f)?;
         let h = self.items[i];
-        self.items.copy_within(i + 1..self.len, i);
-        self.len -= 1;
+        self.items.copy_within(i + 1..self.n, i);
+        self.n -= 1;
         Some(h)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn remove_deep(&mut self, f: impl Fn(&Held) -> bool) -> Option<Held> {
+        // SAFETY: spilled (checked by the caller), owned by this stack.
+        let v = unsafe { &mut *self.spill };
+        let i = v.iter().rposition(f)?;
+        let h = v.remove(i);
+        // Back inline once comfortably shallow (half, so that nesting around the boundary does
+        // not move the stack back and forth).
+        if v.len() <= INLINE_HELD / 2 {
+            let n = v.len();
+            self.items[..n].copy_from_slice(v);
+            self.free_spill();
+            self.n = n;
+        }
+        Some(h)
+    }
+
+    /// Frees the spill area and empties the stack (entries still needed must have been copied
+    /// back by the caller, which then sets the count).
+    fn free_spill(&mut self) {
+        if !self.spill.is_null() {
+            // SAFETY: made by `Box::into_raw` in `push_deep`, freed once (nulled right after).
+            drop(unsafe { Box::from_raw(self.spill) });
+            self.spill = std::ptr::null_mut();
+        }
+        self.n = 0;
     }
 }
 
 /// Slots in the direct-mapped cache of dependencies this thread already checked.
-const CACHE_SLOTS: usize = 512;
+const CACHE_SLOTS: usize = 256;
+/// Held sets up to this size are cached inline; larger ones in [`SlowState::deep_checked`].
+pub(crate) const CACHE_HELD: usize = 4;
+/// Entries of the exact cache of large held sets before it is emptied (a miss costs a re-check,
+/// never a missed check).
+const DEEP_CACHE_MAX: usize = 4096;
 
-/// The hot per-thread state. No field has a destructor (see [`MAX_HELD`]).
+/// One checked dependency, stored exactly, so a hit can never stand for another dependency.
+/// Aligned to a cache line, so that a probe touches one line.
+#[repr(align(64))]
+struct Slot {
+    /// Requested instance, mode and held-set length ([`CacheKey::lock`]); 0 when empty.
+    lock: Cell<u64>,
+    /// The clock epoch of the check.
+    epoch: Cell<u64>,
+    /// The held locks (instance and mode), oldest first.
+    held: [Cell<u64>; CACHE_HELD],
+}
+
+/// The exact identity of a dependency check: the requested lock and mode, the held locks with
+/// their modes, and the clock epoch. Built on the fast path, so inline up to [`CACHE_HELD`].
+pub(crate) struct CacheKey {
+    /// Slot index (a hash of the rest).
+    pub slot: usize,
+    /// `inst | mode << 40 | held_len << 44 | 1 << 63`.
+    pub lock: u64,
+    pub epoch: u64,
+    /// Packed `inst | mode << 40` of each held lock (the first [`CACHE_HELD`] only inline).
+    pub held: [u64; CACHE_HELD],
+    pub len: usize,
+}
+
+/// Packs an instance (40 bits) and a mode (3 bits) into one word.
+#[inline]
+pub(crate) fn pack(inst: u64, mode: Mode) -> u64 {
+    inst | ((mode as u64) << 40)
+}
+/// The hot per-thread state. No field has a destructor (see [`INLINE_HELD`]).
 pub(crate) struct ThreadState {
     /// Set while lockcheck itself runs on this thread (reports, tracing, symbol resolution).
     pub busy: Cell<bool>,
+    /// Set while a condvar wait retakes its mutex: a panic then must wait until the mutex is
+    /// held again (the caller's guard would otherwise unlock a mutex another thread owns).
+    pub relocking: Cell<bool>,
     pub held: RefCell<HeldStack>,
-    /// Keys of (held set, lock, mode, clock epoch) already checked against the global graph.
-    /// Direct-mapped: a collision evicts, which only costs a re-check.
-    cache: [Cell<u64>; CACHE_SLOTS],
+    /// (held set, lock, mode, clock epoch) already checked against the global graph, stored
+    /// exactly. Direct-mapped: a collision evicts, which only costs a re-check.
+    cache: [Slot; CACHE_SLOTS],
     id: Cell<u64>,
     /// Bumped whenever the vector clock changes (spawn/join), so cached keys stay exact.
     pub epoch: Cell<u64>,
@@ -129,6 +242,30 @@ pub(crate) struct SlowState {
     pub published: Option<std::sync::Arc<super::watch::Published>>,
     /// Statistics of this thread (only with statistics on).
     pub stats: Option<std::sync::Arc<super::watch::ThreadStats>>,
+    /// The panic a condvar relock deferred until its mutex is held again.
+    pub deferred: Option<super::report::Verdict>,
+    /// Checked dependencies with more than [`CACHE_HELD`] held locks, exactly (bounded).
+    pub deep_checked: HashSet<(u64, u64, Vec<u64>)>,
+    /// The held stack spilled to the heap: free it at thread exit.
+    pub owns_spill: bool,
+    /// This thread's name for dependency records (by thread number).
+    pub name: Option<(u64, std::sync::Arc<str>)>,
+}
+
+impl Drop for SlowState {
+    fn drop(&mut self) {
+        if self.owns_spill {
+            // The thread ends while deeply nested: give the entries up (a later release of one of
+            // them is taken as foreign, which is harmless) and free the heap area.
+            let _ = STATE.try_with(|s| {
+                if let Ok(mut held) = s.held.try_borrow_mut() {
+                    if held.n == SPILLED {
+                        held.free_spill();
+                    }
+                }
+            });
+        }
+    }
 }
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
@@ -137,8 +274,15 @@ thread_local! {
     pub(crate) static STATE: ThreadState = const {
         ThreadState {
             busy: Cell::new(false),
+            relocking: Cell::new(false),
             held: RefCell::new(HeldStack::new()),
-            cache: [const { Cell::new(0) }; CACHE_SLOTS],
+            cache: [const {
+                Slot {
+                    lock: Cell::new(0),
+                    epoch: Cell::new(0),
+                    held: [const { Cell::new(0) }; CACHE_HELD],
+                }
+            }; CACHE_SLOTS],
             id: Cell::new(0),
             epoch: Cell::new(0),
         }
@@ -194,23 +338,73 @@ impl ThreadState {
         self.held.try_borrow().is_ok_and(|h| !h.is_empty())
     }
 
-    /// Whether `key` was checked before; marks it checked.
+    /// Whether the dependency `key` was checked before; marks it checked. Exact: a hit means
+    /// the very same (lock, mode, held set, epoch), never a hash collision.
     #[inline]
-    pub(crate) fn cache_hit(&self, key: u64) -> bool {
-        let slot = &self.cache[(key as usize) & (CACHE_SLOTS - 1)];
-        if slot.get() == key {
-            true
-        } else {
-            slot.set(key);
-            false
+    pub(crate) fn cache_hit(&self, key: &CacheKey) -> bool {
+        if key.len > CACHE_HELD {
+            return self.deep_hit(key);
         }
+        let slot = &self.cache[key.slot & (CACHE_SLOTS - 1)];
+        let held = &key.held[..key.len];
+        // The length is part of `key.lock`: equal words mean equal lengths. Unrolled: this is the
+        // hit path of every nested acquisition.
+        if slot.lock.get() == key.lock && slot.epoch.get() == key.epoch {
+            let (k, c) = (&key.held, &slot.held);
+            let same = match key.len {
+                1 => c[0].get() == k[0],
+                2 => c[0].get() == k[0] && c[1].get() == k[1],
+                3 => c[0].get() == k[0] && c[1].get() == k[1] && c[2].get() == k[2],
+                _ => held.iter().zip(c).all(|(k, c)| *k == c.get()),
+            };
+            if same {
+                return true;
+            }
+        }
+        slot.lock.set(key.lock);
+        slot.epoch.set(key.epoch);
+        for (k, s) in held.iter().zip(&slot.held) {
+            s.set(*k);
+        }
+        false
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn deep_hit(&self, key: &CacheKey) -> bool {
+        let Ok(held) = self.held.try_borrow() else {
+            return false;
+        };
+        let entry = (
+            key.lock,
+            key.epoch,
+            held.iter()
+                .map(|h| pack(h.inst, h.mode))
+                .collect::<Vec<u64>>(),
+        );
+        drop(held);
+        with_slow(|slow| {
+            if slow.deep_checked.contains(&entry) {
+                return true;
+            }
+            if slow.deep_checked.len() >= DEEP_CACHE_MAX {
+                slow.deep_checked.clear();
+            }
+            slow.deep_checked.insert(entry);
+            false
+        })
+        .unwrap_or(false)
     }
 
     /// Forgets a cached key (the check it stood for was not completed).
-    pub(crate) fn cache_forget(&self, key: u64) {
-        let slot = &self.cache[(key as usize) & (CACHE_SLOTS - 1)];
-        if slot.get() == key {
-            slot.set(0);
+    pub(crate) fn cache_forget(&self, key: &CacheKey) {
+        if key.len > CACHE_HELD {
+            with_slow(|slow| slow.deep_checked.clear());
+            return;
+        }
+        let slot = &self.cache[key.slot & (CACHE_SLOTS - 1)];
+        if slot.lock.get() == key.lock {
+            slot.lock.set(0);
         }
     }
 }
@@ -250,6 +444,19 @@ pub(crate) fn mix(mut x: u64) -> u64 {
     x ^= x >> 27;
     x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
+}
+
+/// The thread's name for dependency records, allocated once per thread.
+pub(crate) fn shared_thread_name(id: u64) -> std::sync::Arc<str> {
+    with_slow(|slow| match &slow.name {
+        Some((i, n)) if *i == id => n.clone(),
+        _ => {
+            let n: std::sync::Arc<str> = thread_name(id).into();
+            slow.name = Some((id, n.clone()));
+            n
+        }
+    })
+    .unwrap_or_else(|| thread_name(id).into())
 }
 
 /// The calling thread's name for reports (see [`crate::thread::describe_current`]); `_id` is

@@ -131,6 +131,12 @@ struct Waiter {
     held: Vec<Held>,
     since: Instant,
     warned: bool,
+    /// Retaking a condvar's mutex: it cannot give up that mutex by panicking (see `begin_wait`).
+    relocking: bool,
+    /// Already unwinding: a second panic would abort.
+    panicking: bool,
+    /// Chosen to break a deadlock it is part of: the panic message it must raise.
+    victim: Option<String>,
 }
 
 static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
@@ -138,6 +144,16 @@ static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
 /// Unregisters a waiter when its wait ends (also when it panics).
 pub(crate) struct WaitToken {
     thread: u64,
+}
+
+impl WaitToken {
+    /// The panic this waiter must raise if a deadlock chose it to give up its locks.
+    pub(crate) fn victim(&self) -> Option<String> {
+        let w = WAITING.lock();
+        w.iter()
+            .find(|w| w.thread == self.thread)
+            .and_then(|w| w.victim.clone())
+    }
 }
 
 impl Drop for WaitToken {
@@ -159,12 +175,19 @@ pub(crate) struct WaitFor {
     pub site: &'static Location<'static>,
 }
 
-/// Registers this thread as waiting and checks the wait-for graph. A deadlock is reported (and,
-/// under `panic`, returned as the verdict to raise, after unregistering).
+/// Registers this thread as waiting and checks the wait-for graph. A deadlock is reported and,
+/// under `panic` and `warn` alike (a wait-for cycle never resolves itself), one thread of the
+/// cycle gives up its locks: this one (the verdict is returned, after unregistering, for the
+/// public entry point to raise), or, when this one is retaking a condvar's mutex (its caller's
+/// guard must not unwind without the mutex), another thread of the cycle, which notices within a
+/// wait slice; this one then raises once it holds the mutex again. When every thread of the
+/// cycle is retaking a condvar's mutex, no panic can be sound: the process aborts after the
+/// report.
 pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdict> {
     let thread = s.id();
     let held = s.held.borrow().snapshot();
     let name = thread_name(thread);
+    let relocking = s.relocking.get();
     let cycle = {
         let mut waiting = WAITING.lock();
         waiting.retain(|x| x.thread != thread);
@@ -179,6 +202,9 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
             held,
             since: Instant::now(),
             warned: false,
+            relocking,
+            panicking: std::thread::panicking(),
+            victim: None,
         });
         if action() == Action::Off {
             None
@@ -201,22 +227,61 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
             })
         });
         if let Some(v) = v {
-            if action() == Action::Panic && !std::thread::panicking() {
+            let first = v
+                .message
+                .lines()
+                .next()
+                .unwrap_or("lockcheck: deadlock")
+                .to_owned();
+            if !relocking && !std::thread::panicking() {
                 drop(token);
-                let first = v
-                    .message
-                    .lines()
-                    .next()
-                    .unwrap_or("lockcheck: deadlock")
-                    .to_owned();
                 return Err(Verdict::new(format!(
                     "{first}, at {} (report above; this thread gives up its locks so the others can go on)",
                     w.site
                 )));
             }
+            if !choose_victim(thread, &first, w.site) {
+                eprintln!(
+                    "lockcheck: every thread of the deadlock above is retaking a condvar's mutex \
+                     (or already unwinding): none can give up its locks soundly; aborting"
+                );
+                std::process::abort();
+            }
+            // This thread keeps waiting; the victim's locks free the cycle, and the report's
+            // panic comes once the mutex is held again.
+            let _ = super::hooks::defer_if_relocking(Verdict::new(format!(
+                "{first}, at {} (report above; another thread of the cycle gave up its locks so \
+                 that this condvar wait could retake its mutex)",
+                w.site
+            )));
         }
     }
     Ok(token)
+}
+
+/// Picks a thread of the deadlock (not this one) that can panic soundly and marks it; returns
+/// whether one was found, or the deadlock is gone meanwhile (nothing to break). Checked again
+/// under the lock: a member may have been unblocked since the cycle was found.
+fn choose_victim(me: u64, first: &str, site: &Location<'_>) -> bool {
+    let mut waiting = WAITING.lock();
+    let Some(i) = waiting.iter().position(|w| w.thread == me) else {
+        return true;
+    };
+    let Some(edges) = deadlock_cycle(&waiting, i) else {
+        return true;
+    };
+    let members: Vec<u64> = edges.iter().map(|e| e.thread_id).collect();
+    let Some(v) = waiting
+        .iter_mut()
+        .find(|x| x.thread != me && members.contains(&x.thread) && !x.relocking && !x.panicking)
+    else {
+        return false;
+    };
+    v.victim = Some(format!(
+        "{first} (reported at {site}; this thread gives up its locks so that a condvar wait of the \
+         cycle can retake its mutex)"
+    ));
+    true
 }
 
 /// Whether waiter `w` requests something that holder entry `h` (same lock) keeps from it.
@@ -398,7 +463,7 @@ pub(crate) fn timed_out(s: &ThreadState, w: &WaitFor, limit: Duration) -> Option
         })
     });
     if let Some(v) = v {
-        if action() == Action::Panic && !std::thread::panicking() {
+        if action() == Action::Panic {
             let first = v
                 .message
                 .lines()
@@ -706,7 +771,14 @@ pub(crate) fn set_condvar_check(on: bool) {
     crate::config::refresh_flags();
 }
 
-/// At a notify: remembers which locks the notifier holds (at most 32 per condvar).
+/// Locks remembered per condvar as held by its notifiers.
+const MAX_NOTIFIER_LOCKS: usize = 32;
+/// Marks a notifier list that overflowed: every lock then counts as possibly a notifier's (the
+/// check falls back to its "no notify seen yet" rule instead of missing a lock it forgot).
+const OVERFLOW: u64 = u64::MAX;
+
+/// At a notify: remembers which locks the notifier holds (at most [`MAX_NOTIFIER_LOCKS`] per
+/// condvar; past it, the list is marked as overflowed).
 pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>) {
     if features() & CONDVAR == 0 {
         return;
@@ -721,8 +793,13 @@ pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>) {
         .unwrap_or_default();
     let mut n = notifiers.lock();
     for inst in held {
-        if n.len() < 32 && !n.contains(&inst) {
+        if n.contains(&inst) || n.contains(&OVERFLOW) {
+            continue;
+        }
+        if n.len() < MAX_NOTIFIER_LOCKS {
             n.push(inst);
+        } else {
+            n.push(OVERFLOW);
         }
     }
 }
@@ -747,11 +824,12 @@ pub(crate) fn check_condvar_wait(
             return;
         }
         let known = notifiers.lock().clone();
+        let any = known.is_empty() || known.contains(&OVERFLOW);
         let risky: Vec<Held> = s
             .held
             .borrow()
             .iter()
-            .filter(|h| h.inst != m.inst && (known.is_empty() || known.contains(&h.inst)))
+            .filter(|h| h.inst != m.inst && (any || known.contains(&h.inst)))
             .copied()
             .collect();
         let Some(h) = risky.first().copied() else {
@@ -759,9 +837,13 @@ pub(crate) fn check_condvar_wait(
         };
         let key = (site.to_string(), h.site.to_string());
         {
+            // Deduplication only: past its bound, a hazard may be reported again (never missed).
             let mut reported = CONDVAR_REPORTED.lock();
-            if reported.contains(&key) || reported.len() >= 10_000 {
+            if reported.contains(&key) {
                 return;
+            }
+            if reported.len() >= 10_000 {
+                reported.clear();
             }
             reported.push(key);
         }
