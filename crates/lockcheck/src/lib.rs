@@ -65,6 +65,8 @@ pub mod record;
 mod semaphore;
 pub mod stats;
 pub mod sync;
+#[cfg(lockcheck_on)]
+mod sync_once;
 pub mod thread;
 pub mod watchdog;
 mod wrappers;
@@ -79,17 +81,34 @@ pub use stats::stats;
 
 #[cfg(lockcheck_on)]
 pub use checked::{
-    Condvar, MappedMutexGuard, MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, MutexGuard,
-    RawMutex, RawRwLock, RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard,
-    WaitTimeoutResult,
+    const_fair_mutex, const_mutex, const_reentrant_mutex, const_rwlock, Condvar, FairMutex,
+    FairMutexGuard, MappedFairMutexGuard, MappedMutexGuard, MappedReentrantMutexGuard,
+    MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, MutexGuard, Once, OnceState,
+    RawFairMutex, RawMutex, RawRwLock, RawThreadId, ReentrantMutex, ReentrantMutexGuard, RwLock,
+    RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard, WaitTimeoutResult,
 };
-#[cfg(not(lockcheck_on))]
-pub use parking_lot::{RawMutex, RawRwLock};
 #[cfg(not(lockcheck_on))]
 pub use plain::{
-    Condvar, MappedMutexGuard, MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, MutexGuard,
-    RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard, WaitTimeoutResult,
+    const_fair_mutex, const_mutex, const_reentrant_mutex, const_rwlock, Condvar, FairMutex,
+    FairMutexGuard, MappedFairMutexGuard, MappedMutexGuard, MappedReentrantMutexGuard,
+    MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, MutexGuard, Once, OnceState,
+    RawFairMutex, RawMutex, RawRwLock, RawThreadId, ReentrantMutex, ReentrantMutexGuard, RwLock,
+    RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard, WaitTimeoutResult,
 };
+
+#[cfg(all(feature = "arc_lock", lockcheck_on))]
+pub use checked::ArcReentrantMutexGuard;
+/// The guards of locks held through an `Arc` (the `arc_lock` feature), as parking_lot
+/// re-exports them: name them with this crate's raw locks, `ArcMutexGuard<RawMutex, T>`.
+#[cfg(feature = "arc_lock")]
+pub use lock_api::{
+    ArcMutexGuard, ArcRwLockReadGuard, ArcRwLockUpgradableReadGuard, ArcRwLockWriteGuard,
+};
+#[cfg(all(feature = "arc_lock", not(lockcheck_on)))]
+pub use plain::ArcReentrantMutexGuard;
+
+/// `lock_api`, as parking_lot re-exports it (`parking_lot::lock_api`).
+pub use lock_api;
 
 /// Whether instrumentation is compiled into this build (see the crate docs).
 pub const ENABLED: bool = cfg!(lockcheck_on);

@@ -19,11 +19,28 @@ const fn raw_rwlock(
     <parking_lot::RawRwLock as lock_api::RawRwLock>::INIT
 }
 
+const fn raw_fair_mutex(
+    _site: &'static Location<'static>,
+    _name: Option<&'static str>,
+) -> parking_lot::RawFairMutex {
+    <parking_lot::RawFairMutex as lock_api::RawMutex>::INIT
+}
+
+/// Plain reentrant mutexes have no site to pass on.
+#[inline(always)]
+fn at_site<R>(_site: &'static Location<'static>, f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 crate::wrappers::lock_wrappers!(
-    parking_lot::RawMutex,
-    parking_lot::RawRwLock,
-    raw_mutex,
-    raw_rwlock
+    mutex: parking_lot::RawMutex = raw_mutex,
+    fair_mutex: parking_lot::RawFairMutex = raw_fair_mutex,
+    reentrant: parking_lot::RawMutex = raw_mutex, at_site,
+    rwlock: parking_lot::RawRwLock = raw_rwlock,
 );
 
-pub use parking_lot::{Condvar, WaitTimeoutResult};
+#[cfg(feature = "arc_lock")]
+pub use lock_api::ArcReentrantMutexGuard;
+pub use parking_lot::{
+    Condvar, Once, OnceState, RawFairMutex, RawMutex, RawRwLock, RawThreadId, WaitTimeoutResult,
+};

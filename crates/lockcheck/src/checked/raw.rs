@@ -3,14 +3,24 @@
 
 use super::class::{ClassSrc, Meta};
 use super::hooks::{before_upgrade, converted, lock_blocking, lock_nonblocking, released};
+#[cfg(not(feature = "send_guard"))]
+use lock_api::GuardNoSend;
 use lock_api::{
-    GuardNoSend, RawMutex as _, RawMutexTimed as _, RawRwLock as _, RawRwLockRecursive as _,
+    RawMutex as _, RawMutexFair as _, RawMutexTimed as _, RawRwLock as _, RawRwLockRecursive as _,
     RawRwLockRecursiveTimed as _, RawRwLockTimed as _, RawRwLockUpgrade as _,
     RawRwLockUpgradeTimed as _,
 };
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::panic::Location;
 use std::time::{Duration, Instant};
+
+/// Guards are `Send` with the `send_guard` feature, as parking_lot's: the release of a guard
+/// sent to another thread is then a release by a thread that did not acquire it, which
+/// `hooks::released` hands back to the acquiring thread.
+#[cfg(feature = "send_guard")]
+type GuardMarker = lock_api::GuardSend;
+#[cfg(not(feature = "send_guard"))]
+type GuardMarker = GuardNoSend;
 
 /// An instrumented raw mutex: `parking_lot::RawMutex` plus lockcheck's identity and hooks.
 pub struct RawMutex {
@@ -28,6 +38,52 @@ impl RawMutex {
 }
 
 impl RawMutex {
+    /// A non-blocking acquisition attempt at `site` (for wrappers whose call path into the raw
+    /// lock loses the caller's location).
+    pub(crate) fn try_lock_at(
+        &self,
+        how: How,
+        site: &'static Location<'static>,
+        attempt: impl FnOnce(&parking_lot::RawMutex) -> bool,
+    ) -> bool {
+        lock_nonblocking(
+            &self.meta,
+            LockKind::Mutex,
+            Mode::Exclusive,
+            how,
+            site,
+            || attempt(&self.inner),
+        )
+    }
+
+    /// `bump`, modelled as what it may do whether or not a thread waits right now: a release
+    /// and a blocking re-acquisition under whatever else this thread holds (so the order
+    /// "held locks, then this one" is checked). parking_lot's own `bump` does the work, so the
+    /// behaviour is unchanged.
+    ///
+    /// # Safety
+    /// The mutex is held by this thread.
+    pub(crate) unsafe fn bump_at(&self, site: &'static Location<'static>) {
+        released(&self.meta, Mode::Exclusive);
+        // SAFETY (all three): held by this thread, as the caller promises.
+        lock_blocking(
+            &self.meta,
+            LockKind::Mutex,
+            Mode::Exclusive,
+            1,
+            site,
+            || {
+                unsafe { self.inner.bump() };
+                true
+            },
+            || unsafe { self.inner.bump() },
+            |_| {
+                unsafe { self.inner.bump() };
+                true
+            },
+        );
+    }
+
     /// Retakes the mutex after a condvar wait: a blocking acquisition at the `wait` call.
     pub(crate) fn relock_at(&self, site: &'static Location<'static>) {
         lock_blocking(
@@ -70,7 +126,7 @@ impl Drop for RawMutex {
 unsafe impl lock_api::RawMutex for RawMutex {
     #[allow(clippy::declare_interior_mutable_const)]
     const INIT: RawMutex = RawMutex::with_class(ClassSrc::Anonymous);
-    type GuardMarker = GuardNoSend;
+    type GuardMarker = GuardMarker;
 
     #[track_caller]
     fn lock(&self) {
@@ -117,8 +173,9 @@ unsafe impl lock_api::RawMutexFair for RawMutex {
         self.inner.unlock_fair();
     }
 
+    #[track_caller]
     unsafe fn bump(&self) {
-        self.inner.bump();
+        self.bump_at(Location::caller());
     }
 }
 
@@ -215,6 +272,31 @@ impl RawRwLock {
         }
     }
 
+    /// A `bump_*` in `mode`, modelled as [`RawMutex`]'s `bump` is: a release, then a blocking
+    /// re-acquisition checked against what else this thread holds; `bump` does the work.
+    ///
+    /// # Safety
+    /// `bump` is a `bump_*` of parking_lot's lock in `mode`, which this thread holds.
+    unsafe fn bump_as(&self, mode: Mode, site: &'static Location<'static>, bump: impl Fn()) {
+        released(&self.meta, mode);
+        lock_blocking(
+            &self.meta,
+            LockKind::Rwlock,
+            mode,
+            1,
+            site,
+            || {
+                bump();
+                true
+            },
+            &bump,
+            |_| {
+                bump();
+                true
+            },
+        );
+    }
+
     #[inline]
     fn attempt(
         &self,
@@ -237,7 +319,7 @@ impl Drop for RawRwLock {
 unsafe impl lock_api::RawRwLock for RawRwLock {
     #[allow(clippy::declare_interior_mutable_const)]
     const INIT: RawRwLock = RawRwLock::with_class(ClassSrc::Anonymous);
-    type GuardMarker = GuardNoSend;
+    type GuardMarker = GuardMarker;
 
     #[track_caller]
     fn lock_shared(&self) {
@@ -298,12 +380,18 @@ unsafe impl lock_api::RawRwLockFair for RawRwLock {
         self.inner.unlock_exclusive_fair();
     }
 
+    #[track_caller]
     unsafe fn bump_shared(&self) {
-        self.inner.bump_shared();
+        self.bump_as(Mode::Shared, Location::caller(), || {
+            self.inner.bump_shared()
+        });
     }
 
+    #[track_caller]
     unsafe fn bump_exclusive(&self) {
-        self.inner.bump_exclusive();
+        self.bump_as(Mode::Exclusive, Location::caller(), || {
+            self.inner.bump_exclusive()
+        });
     }
 }
 
@@ -433,8 +521,11 @@ unsafe impl lock_api::RawRwLockUpgradeFair for RawRwLock {
         self.inner.unlock_upgradable_fair();
     }
 
+    #[track_caller]
     unsafe fn bump_upgradable(&self) {
-        self.inner.bump_upgradable();
+        self.bump_as(Mode::Upgradable, Location::caller(), || {
+            self.inner.bump_upgradable()
+        });
     }
 }
 
