@@ -42,5 +42,48 @@ crate::wrappers::lock_wrappers!(
 #[cfg(feature = "arc_lock")]
 pub use lock_api::ArcReentrantMutexGuard;
 pub use parking_lot::{
-    Condvar, Once, OnceState, RawFairMutex, RawMutex, RawRwLock, RawThreadId, WaitTimeoutResult,
+    Condvar, OnceState, RawFairMutex, RawMutex, RawRwLock, RawThreadId, WaitTimeoutResult,
 };
+
+/// parking_lot's `Once` behind a newtype, so that [`Once::named`] exists in every build.
+#[repr(transparent)]
+#[derive(Default)]
+pub struct Once(parking_lot::Once);
+
+impl Once {
+    /// Creates a `Once`.
+    #[inline]
+    pub const fn new() -> Once {
+        Once(parking_lot::Once::new())
+    }
+
+    /// Creates a `Once`; the name is for the instrumented build's reports.
+    #[inline]
+    pub const fn named(_name: &'static str) -> Once {
+        Once::new()
+    }
+
+    /// The current state (new, poisoned, in progress, done).
+    #[inline]
+    pub fn state(&self) -> OnceState {
+        self.0.state()
+    }
+
+    /// Runs `f` once (parking_lot's `call_once`).
+    #[inline]
+    pub fn call_once<F: FnOnce()>(&self, f: F) {
+        self.0.call_once(f);
+    }
+
+    /// Runs `f` once, also when poisoned (parking_lot's `call_once_force`).
+    #[inline]
+    pub fn call_once_force<F: FnOnce(OnceState)>(&self, f: F) {
+        self.0.call_once_force(f);
+    }
+}
+
+impl std::fmt::Debug for Once {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}

@@ -8,6 +8,7 @@ pub(crate) mod class;
 mod condvar;
 mod fair;
 pub(crate) mod graph;
+mod handoff;
 pub(crate) mod hooks;
 pub(crate) mod once;
 mod raw;

@@ -71,6 +71,16 @@ impl Once {
         }
     }
 
+    /// Creates a `Once` of the class `name` (reports and traces use the name).
+    #[track_caller]
+    #[inline]
+    pub const fn named(name: &'static str) -> Once {
+        Once {
+            inner: parking_lot::Once::new(),
+            gate: InitGate(RawMutex::for_site(Location::caller(), Some(name))),
+        }
+    }
+
     /// The current state (new, poisoned, in progress, done).
     #[inline]
     pub fn state(&self) -> OnceState {

@@ -2,6 +2,7 @@
 //! traits so that the whole guard API (map, upgrade, downgrade, arc guards...) comes for free.
 
 use super::class::{ClassSrc, Meta};
+use super::handoff::{self, Owner};
 use super::hooks::{before_upgrade, converted, lock_blocking, lock_nonblocking, released};
 #[cfg(not(feature = "send_guard"))]
 use lock_api::GuardNoSend;
@@ -26,6 +27,8 @@ type GuardMarker = GuardNoSend;
 pub struct RawMutex {
     inner: parking_lot::RawMutex,
     pub(crate) meta: Meta,
+    /// The holder (`send_guard` only).
+    owner: Owner,
 }
 
 impl RawMutex {
@@ -33,6 +36,7 @@ impl RawMutex {
         RawMutex {
             inner: <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
             meta: Meta::new(src),
+            owner: Owner::new(),
         }
     }
 }
@@ -40,20 +44,34 @@ impl RawMutex {
 impl RawMutex {
     /// A non-blocking acquisition attempt at `site` (for wrappers whose call path into the raw
     /// lock loses the caller's location).
+    #[inline]
     pub(crate) fn try_lock_at(
         &self,
         how: How,
         site: &'static Location<'static>,
         attempt: impl FnOnce(&parking_lot::RawMutex) -> bool,
     ) -> bool {
-        lock_nonblocking(
+        handoff::drain();
+        let ok = lock_nonblocking(
             &self.meta,
             LockKind::Mutex,
             Mode::Exclusive,
             how,
             site,
             || attempt(&self.inner),
-        )
+        );
+        if ok {
+            self.owner.acquired();
+        }
+        ok
+    }
+
+    /// Bookkeeping of a release, by whichever thread releases.
+    #[inline]
+    fn release(&self) {
+        if self.owner.released_here(&self.meta) {
+            released(&self.meta, Mode::Exclusive);
+        }
     }
 
     /// `bump`, modelled as what it may do whether or not a thread waits right now: a release
@@ -64,7 +82,8 @@ impl RawMutex {
     /// # Safety
     /// The mutex is held by this thread.
     pub(crate) unsafe fn bump_at(&self, site: &'static Location<'static>) {
-        released(&self.meta, Mode::Exclusive);
+        handoff::drain();
+        self.release();
         // SAFETY (all three): held by this thread, as the caller promises.
         lock_blocking(
             &self.meta,
@@ -82,10 +101,13 @@ impl RawMutex {
                 true
             },
         );
+        self.owner.acquired();
     }
 
     /// Retakes the mutex after a condvar wait: a blocking acquisition at the `wait` call.
+    #[inline]
     pub(crate) fn relock_at(&self, site: &'static Location<'static>) {
+        handoff::drain();
         lock_blocking(
             &self.meta,
             LockKind::Mutex,
@@ -96,6 +118,7 @@ impl RawMutex {
             || self.inner.lock(),
             |d| self.inner.try_lock_for(d),
         );
+        self.owner.acquired();
     }
 }
 
@@ -130,34 +153,16 @@ unsafe impl lock_api::RawMutex for RawMutex {
 
     #[track_caller]
     fn lock(&self) {
-        let site = Location::caller();
-        lock_blocking(
-            &self.meta,
-            LockKind::Mutex,
-            Mode::Exclusive,
-            1,
-            site,
-            || self.inner.try_lock(),
-            || self.inner.lock(),
-            |d| self.inner.try_lock_for(d),
-        );
+        self.relock_at(Location::caller());
     }
 
     #[track_caller]
     fn try_lock(&self) -> bool {
-        let site = Location::caller();
-        lock_nonblocking(
-            &self.meta,
-            LockKind::Mutex,
-            Mode::Exclusive,
-            How::Try,
-            site,
-            || self.inner.try_lock(),
-        )
+        self.try_lock_at(How::Try, Location::caller(), |m| m.try_lock())
     }
 
     unsafe fn unlock(&self) {
-        released(&self.meta, Mode::Exclusive);
+        self.release();
         self.inner.unlock();
     }
 
@@ -169,7 +174,7 @@ unsafe impl lock_api::RawMutex for RawMutex {
 // SAFETY: as above.
 unsafe impl lock_api::RawMutexFair for RawMutex {
     unsafe fn unlock_fair(&self) {
-        released(&self.meta, Mode::Exclusive);
+        self.release();
         self.inner.unlock_fair();
     }
 
@@ -186,28 +191,14 @@ unsafe impl lock_api::RawMutexTimed for RawMutex {
 
     #[track_caller]
     fn try_lock_for(&self, timeout: Duration) -> bool {
-        let site = Location::caller();
-        lock_nonblocking(
-            &self.meta,
-            LockKind::Mutex,
-            Mode::Exclusive,
-            How::Timed,
-            site,
-            || self.inner.try_lock_for(timeout),
-        )
+        self.try_lock_at(How::Timed, Location::caller(), |m| m.try_lock_for(timeout))
     }
 
     #[track_caller]
     fn try_lock_until(&self, timeout: Instant) -> bool {
-        let site = Location::caller();
-        lock_nonblocking(
-            &self.meta,
-            LockKind::Mutex,
-            Mode::Exclusive,
-            How::Timed,
-            site,
-            || self.inner.try_lock_until(timeout),
-        )
+        self.try_lock_at(How::Timed, Location::caller(), |m| {
+            m.try_lock_until(timeout)
+        })
     }
 }
 
@@ -215,6 +206,8 @@ unsafe impl lock_api::RawMutexTimed for RawMutex {
 pub struct RawRwLock {
     inner: parking_lot::RawRwLock,
     pub(crate) meta: Meta,
+    /// The exclusive or upgradable holder (`send_guard` only).
+    owner: Owner,
 }
 
 impl RawRwLock {
@@ -222,11 +215,21 @@ impl RawRwLock {
         RawRwLock {
             inner: <parking_lot::RawRwLock as lock_api::RawRwLock>::INIT,
             meta: Meta::new(src),
+            owner: Owner::new(),
         }
     }
 
     #[inline]
     fn blocking(&self, mode: Mode, site: &'static Location<'static>) {
+        handoff::drain();
+        self.blocking_inner(mode, site);
+        if matches!(mode, Mode::Exclusive | Mode::Upgradable) {
+            self.owner.acquired();
+        }
+    }
+
+    #[inline]
+    fn blocking_inner(&self, mode: Mode, site: &'static Location<'static>) {
         let i = &self.inner;
         match mode {
             Mode::Exclusive => lock_blocking(
@@ -278,7 +281,8 @@ impl RawRwLock {
     /// # Safety
     /// `bump` is a `bump_*` of parking_lot's lock in `mode`, which this thread holds.
     unsafe fn bump_as(&self, mode: Mode, site: &'static Location<'static>, bump: impl Fn()) {
-        released(&self.meta, mode);
+        handoff::drain();
+        self.release(mode);
         lock_blocking(
             &self.meta,
             LockKind::Rwlock,
@@ -295,6 +299,9 @@ impl RawRwLock {
                 true
             },
         );
+        if mode != Mode::Shared {
+            self.owner.acquired();
+        }
     }
 
     #[inline]
@@ -305,7 +312,21 @@ impl RawRwLock {
         site: &'static Location<'static>,
         f: impl FnOnce() -> bool,
     ) -> bool {
-        lock_nonblocking(&self.meta, LockKind::Rwlock, mode, how, site, f)
+        handoff::drain();
+        let ok = lock_nonblocking(&self.meta, LockKind::Rwlock, mode, how, site, f);
+        if ok && matches!(mode, Mode::Exclusive | Mode::Upgradable) {
+            self.owner.acquired();
+        }
+        ok
+    }
+
+    /// Bookkeeping of a release in `mode`, by whichever thread releases. Shared holds have no
+    /// single owner: a read guard released elsewhere takes `released`'s foreign path.
+    #[inline]
+    fn release(&self, mode: Mode) {
+        if mode == Mode::Shared || self.owner.released_here(&self.meta) {
+            released(&self.meta, mode);
+        }
     }
 }
 
@@ -336,7 +357,7 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     }
 
     unsafe fn unlock_shared(&self) {
-        released(&self.meta, Mode::Shared);
+        self.release(Mode::Shared);
         self.inner.unlock_shared();
     }
 
@@ -355,7 +376,7 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     }
 
     unsafe fn unlock_exclusive(&self) {
-        released(&self.meta, Mode::Exclusive);
+        self.release(Mode::Exclusive);
         self.inner.unlock_exclusive();
     }
 
@@ -371,12 +392,12 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
 // SAFETY: forwarded.
 unsafe impl lock_api::RawRwLockFair for RawRwLock {
     unsafe fn unlock_shared_fair(&self) {
-        released(&self.meta, Mode::Shared);
+        self.release(Mode::Shared);
         self.inner.unlock_shared_fair();
     }
 
     unsafe fn unlock_exclusive_fair(&self) {
-        released(&self.meta, Mode::Exclusive);
+        self.release(Mode::Exclusive);
         self.inner.unlock_exclusive_fair();
     }
 
@@ -494,7 +515,7 @@ unsafe impl lock_api::RawRwLockUpgrade for RawRwLock {
     }
 
     unsafe fn unlock_upgradable(&self) {
-        released(&self.meta, Mode::Upgradable);
+        self.release(Mode::Upgradable);
         self.inner.unlock_upgradable();
     }
 
@@ -517,7 +538,7 @@ unsafe impl lock_api::RawRwLockUpgrade for RawRwLock {
 // SAFETY: forwarded.
 unsafe impl lock_api::RawRwLockUpgradeFair for RawRwLock {
     unsafe fn unlock_upgradable_fair(&self) {
-        released(&self.meta, Mode::Upgradable);
+        self.release(Mode::Upgradable);
         self.inner.unlock_upgradable_fair();
     }
 

@@ -1,0 +1,150 @@
+//! Guards released on another thread than the one that acquired them (the `send_guard`
+//! feature makes guards `Send`).
+//!
+//! The held set is per thread, so such a release must leave the *acquiring* thread's set, or
+//! that thread would go on "holding" the lock: false order edges from it, and a false
+//! self-deadlock when it takes the lock again. The raw lock remembers the thread that holds it
+//! exclusively ([`Owner`]); a release by another thread posts the hold to a mailbox instead of
+//! touching its own set, and the owner takes it off its set at its next acquisition
+//! ([`drain`]), before any check, which is the first moment a stale entry could matter. The
+//! trace then shows the release on the owner's thread, so the analyzer sees what the runtime
+//! saw.
+//!
+//! Shared (read) holds have no single owner: a read guard released elsewhere takes the
+//! foreign-release path of `hooks::released` (its stale entry is dropped when the acquiring
+//! thread next takes that lock). Without `send_guard` all of this compiles to nothing.
+
+#[cfg(feature = "send_guard")]
+pub(crate) use on::*;
+
+#[cfg(not(feature = "send_guard"))]
+pub(crate) use off::*;
+
+#[cfg(not(feature = "send_guard"))]
+mod off {
+    use crate::checked::class::Meta;
+
+    /// Nothing to remember when guards cannot move.
+    #[derive(Debug)]
+    pub(crate) struct Owner;
+
+    impl Owner {
+        pub(crate) const fn new() -> Owner {
+            Owner
+        }
+
+        #[inline(always)]
+        pub(crate) fn acquired(&self) {}
+
+        #[inline(always)]
+        pub(crate) fn released_here(&self, _meta: &Meta) -> bool {
+            true
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn drain() {}
+}
+
+#[cfg(feature = "send_guard")]
+mod on {
+    use crate::checked::class::{Ids, Meta};
+    use crate::checked::hooks::released_elsewhere;
+    use crate::checked::state::STATE;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+    /// The lockcheck thread number of the exclusive (or upgradable) holder; 0 when unknown.
+    #[derive(Debug)]
+    pub(crate) struct Owner(AtomicU64);
+
+    /// Holds released by other threads, to be dropped by their owners: (owner, lock).
+    static MAILBOX: parking_lot::Mutex<Vec<(u64, Ids)>> = parking_lot::Mutex::new(Vec::new());
+    /// Entries in [`MAILBOX`]: the one load every acquisition pays with `send_guard`.
+    static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+    /// At thread exit, holds posted to this thread are dropped with it: without this, one
+    /// exited owner would keep every acquisition of the process on the slow path.
+    struct ExitHook;
+
+    impl Drop for ExitHook {
+        fn drop(&mut self) {
+            let me = me();
+            let mut mailbox = MAILBOX.lock();
+            let before = mailbox.len();
+            mailbox.retain(|&(owner, _)| owner != me);
+            PENDING.fetch_sub(before - mailbox.len(), Ordering::Release);
+        }
+    }
+
+    thread_local! {
+        static EXIT: ExitHook = const { ExitHook };
+    }
+
+    fn me() -> u64 {
+        STATE.try_with(|s| s.id()).unwrap_or(0)
+    }
+
+    impl Owner {
+        pub(crate) const fn new() -> Owner {
+            Owner(AtomicU64::new(0))
+        }
+
+        /// The calling thread now holds the lock exclusively (or upgradably).
+        #[inline]
+        pub(crate) fn acquired(&self) {
+            // Registers the exit hook that empties this thread's mailbox entries.
+            let _ = EXIT.try_with(|_| ());
+            self.0.store(me(), Ordering::Relaxed);
+        }
+
+        /// Before an exclusive (or upgradable) release: false when the calling thread is not
+        /// the one that acquired the lock, in which case the hold was posted to its owner and
+        /// the caller must not touch its own held set.
+        #[inline]
+        pub(crate) fn released_here(&self, meta: &Meta) -> bool {
+            let owner = self.0.swap(0, Ordering::Relaxed);
+            let Some(ids) = meta.assigned() else {
+                return true;
+            };
+            if owner == 0 || owner == me() {
+                return true;
+            }
+            // The owner may have made this lock a graph node: let dropping it clean up.
+            meta.mark_in_graph();
+            MAILBOX.lock().push((owner, ids));
+            PENDING.fetch_add(1, Ordering::Release);
+            false
+        }
+    }
+
+    /// Drops this thread's holds that other threads released (call before any check).
+    #[inline]
+    pub(crate) fn drain() {
+        if PENDING.load(Ordering::Acquire) != 0 {
+            drain_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drain_slow() {
+        let me = me();
+        let mine: Vec<Ids> = {
+            let mut mailbox = MAILBOX.lock();
+            let before = mailbox.len();
+            let mut mine = Vec::new();
+            mailbox.retain(|&(owner, ids)| {
+                let keep = owner != me;
+                if !keep {
+                    mine.push(ids);
+                }
+                keep
+            });
+            PENDING.fetch_sub(before - mailbox.len(), Ordering::Release);
+            mine
+        };
+        for ids in mine {
+            released_elsewhere(ids);
+        }
+    }
+}
