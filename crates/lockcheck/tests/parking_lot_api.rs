@@ -80,7 +80,9 @@ macro_rules! exercise {
                 {
                     let a: ReentrantMutexGuard<'_, u32> = R.lock();
                     let b = R.try_lock().expect("owner re-enters");
-                    let c = R.try_lock_for(Duration::from_millis(1)).expect("owner re-enters");
+                    let c = R
+                        .try_lock_for(Duration::from_millis(1))
+                        .expect("owner re-enters");
                     assert!(R.is_owned_by_current_thread());
                     let m: MappedReentrantMutexGuard<'_, u32> = ReentrantMutexGuard::map(c, |x| x);
                     assert_eq!(*m + *a + *b, 0);
@@ -122,7 +124,8 @@ macro_rules! exercise {
                 {
                     let mut g = pair.0.lock();
                     while !*g {
-                        let r: WaitTimeoutResult = pair.1.wait_for(&mut g, Duration::from_millis(50));
+                        let r: WaitTimeoutResult =
+                            pair.1.wait_for(&mut g, Duration::from_millis(50));
                         let _ = r.timed_out();
                     }
                 }

@@ -10,6 +10,12 @@
 //! trace then shows the release on the owner's thread, so the analyzer sees what the runtime
 //! saw.
 //!
+//! The send itself is invisible: until the guard is released, its hold stays with the acquiring
+//! thread. So when that thread takes the lock again while it "holds" it exclusively, the hold
+//! may be a guard it sent away, not a self-deadlock: it first waits up to [`GRACE`] for the lock
+//! to come free (a sent guard released meanwhile posts its hold before unlocking), and only then
+//! goes the normal way, which reports the self-deadlock.
+//!
 //! Shared (read) holds have no single owner: a read guard released elsewhere takes the
 //! foreign-release path of `hooks::released` (its stale entry is dropped when the acquiring
 //! thread next takes that lock). Without `send_guard` all of this compiles to nothing.
@@ -44,6 +50,11 @@ mod off {
 
     #[inline(always)]
     pub(crate) fn drain() {}
+
+    #[inline(always)]
+    pub(crate) fn held_here(_meta: &Meta) -> bool {
+        false
+    }
 }
 
 #[cfg(feature = "send_guard")]
@@ -51,7 +62,9 @@ mod on {
     use crate::checked::class::{Ids, Meta};
     use crate::checked::hooks::released_elsewhere;
     use crate::checked::state::STATE;
+    use lockcheck_core::trace::Mode;
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::time::Duration;
 
     /// The lockcheck thread number of the exclusive (or upgradable) holder; 0 when unknown.
     #[derive(Debug)]
@@ -115,6 +128,28 @@ mod on {
             PENDING.fetch_add(1, Ordering::Release);
             false
         }
+    }
+
+    /// How long a thread that takes a lock it holds exclusively waits for a guard it may have
+    /// sent away before the self-deadlock is reported (see the module docs).
+    pub(crate) const GRACE: Duration = Duration::from_secs(1);
+
+    /// Whether this thread holds the lock exclusively or upgradably (perhaps through a guard it
+    /// sent away).
+    #[cold]
+    pub(crate) fn held_here(meta: &Meta) -> bool {
+        let Some(ids) = meta.assigned() else {
+            return false;
+        };
+        STATE
+            .try_with(|s| {
+                s.held.try_borrow().is_ok_and(|h| {
+                    h.iter().any(|h| {
+                        h.inst == ids.inst && matches!(h.mode, Mode::Exclusive | Mode::Upgradable)
+                    })
+                })
+            })
+            .unwrap_or(false)
     }
 
     /// Drops this thread's holds that other threads released (call before any check).

@@ -108,6 +108,24 @@ impl RawMutex {
     #[inline]
     pub(crate) fn relock_at(&self, site: &'static Location<'static>) {
         handoff::drain();
+        #[cfg(feature = "send_guard")]
+        if handoff::held_here(&self.meta) && self.inner.try_lock_for(handoff::GRACE) {
+            // The hold was a guard sent away and released meanwhile: drop it, then record the
+            // acquisition already made.
+            handoff::drain();
+            lock_blocking(
+                &self.meta,
+                LockKind::Mutex,
+                Mode::Exclusive,
+                1,
+                site,
+                || true,
+                || (),
+                |_| true,
+            );
+            self.owner.acquired();
+            return;
+        }
         lock_blocking(
             &self.meta,
             LockKind::Mutex,
@@ -222,9 +240,44 @@ impl RawRwLock {
     #[inline]
     fn blocking(&self, mode: Mode, site: &'static Location<'static>) {
         handoff::drain();
+        #[cfg(feature = "send_guard")]
+        if handoff::held_here(&self.meta) && self.grace(mode) {
+            // As in `RawMutex::relock_at`: a sent guard was released meanwhile.
+            handoff::drain();
+            let m = if mode == Mode::Permit {
+                Mode::Shared
+            } else {
+                mode
+            };
+            lock_blocking(
+                &self.meta,
+                LockKind::Rwlock,
+                m,
+                1,
+                site,
+                || true,
+                || (),
+                |_| true,
+            );
+        } else {
+            self.blocking_inner(mode, site);
+        }
+        #[cfg(not(feature = "send_guard"))]
         self.blocking_inner(mode, site);
         if matches!(mode, Mode::Exclusive | Mode::Upgradable) {
             self.owner.acquired();
+        }
+    }
+
+    /// Waits up to `handoff::GRACE` for the lock in `mode` (see `handoff`).
+    #[cfg(feature = "send_guard")]
+    fn grace(&self, mode: Mode) -> bool {
+        let (i, t) = (&self.inner, handoff::GRACE);
+        match mode {
+            Mode::Exclusive => i.try_lock_exclusive_for(t),
+            Mode::Upgradable => i.try_lock_upgradable_for(t),
+            Mode::SharedRecursive => i.try_lock_shared_recursive_for(t),
+            Mode::Shared | Mode::Permit => i.try_lock_shared_for(t),
         }
     }
 
