@@ -29,6 +29,8 @@ pub const ONCE_INIT: Once = Once {
     gate: InitGate::anonymous(),
 };
 
+// std's `Once` has no `Default`: neither has this one, so that code written for it is std code.
+#[allow(clippy::new_without_default)]
 impl Once {
     /// Creates a `Once` whose class is the caller's location (usable in statics).
     #[track_caller]

@@ -27,10 +27,6 @@ macro_rules! exercise {
             static W: RwLock<u32> = const_rwlock(0);
             static ONCE: Once = Once::new();
 
-            fn first(v: &mut Vec<u32>) -> &mut u32 {
-                &mut v[0]
-            }
-
             pub fn run() {
                 // Mutex and its guards.
                 {
@@ -44,7 +40,8 @@ macro_rules! exercise {
                 }
                 let v = Mutex::new(vec![1, 2]);
                 {
-                    let mapped: MappedMutexGuard<'_, u32> = MutexGuard::map(v.lock(), first);
+                    let mapped: MappedMutexGuard<'_, u32> =
+                        MutexGuard::map(v.lock(), |v| &mut v[0]);
                     assert_eq!(*mapped, 1);
                     drop(mapped);
                     let g = MutexGuard::try_map(v.lock(), |v| v.get_mut(5));
