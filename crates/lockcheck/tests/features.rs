@@ -2,7 +2,7 @@
 //! does). A guard released on another thread leaves the acquiring thread's held set; locks
 //! held through an `Arc` are checked as any other, at the user's lines.
 
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 /// Violations that involve the class `class`.
@@ -43,6 +43,7 @@ fn two_threads(
 #[cfg(feature = "send_guard")]
 mod send_guard {
     use super::*;
+    use std::sync::Arc;
     use lockcheck::{Mutex, RwLock};
 
     /// Sends `guard` to a new thread that drops it; waits for that.
@@ -175,6 +176,7 @@ mod send_guard {
 #[cfg(feature = "arc_lock")]
 mod arc_lock {
     use super::*;
+    use std::sync::Arc;
     use lockcheck::{ArcMutexGuard, Mutex, RawMutex, RwLock};
 
     #[test]

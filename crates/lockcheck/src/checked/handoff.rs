@@ -50,11 +50,6 @@ mod off {
 
     #[inline(always)]
     pub(crate) fn drain() {}
-
-    #[inline(always)]
-    pub(crate) fn held_here(_meta: &Meta) -> bool {
-        false
-    }
 }
 
 #[cfg(feature = "send_guard")]
