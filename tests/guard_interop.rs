@@ -90,7 +90,10 @@ fn bump_is_a_release_and_a_reacquisition() {
     assert!(r2.is_err());
     let v = found("gi.bump.a");
     assert_eq!(v.len(), 1, "{v:#?}");
-    assert!(v[0].sites().iter().all(|s| s.starts_with("tests/guard_interop.rs:")));
+    assert!(v[0]
+        .sites()
+        .iter()
+        .all(|s| s.starts_with("tests/guard_interop.rs:")));
 }
 
 #[test]
@@ -246,4 +249,35 @@ fn a_reentrant_guard_unlocked_is_not_held_inside_the_closure() {
     });
     assert!(r.is_ok(), "{r:?}");
     assert!(found("gi.re").is_empty());
+}
+
+#[test]
+fn a_bump_stopped_by_a_report_leaves_the_held_set_right() {
+    // The report panics inside `bump` while the lock is still held; the guard then releases it
+    // while unwinding. That release must match the hold, or a later true self-deadlock on the
+    // same lock would be taken for a stale entry and hang.
+    let r = watchdog(20, || {
+        let (a, b) = pair("gi.bstop.a", "gi.bstop.b");
+        let (a2, b2) = (a.clone(), b.clone());
+        let (r1, r2) = two_threads(
+            move || {
+                let _a = a.lock();
+                let _b = b.lock();
+            },
+            move || {
+                let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut ga = a2.lock();
+                    let _gb = b2.lock();
+                    MutexGuard::bump(&mut ga); // "B then A": reported here
+                }));
+                assert!(stopped.is_err(), "the bump's inversion is reported");
+                let _x = a2.lock();
+                let _y = a2.lock(); // a true self-deadlock: reported, not hung
+            },
+        );
+        assert!(r1.is_ok(), "{r1:?}");
+        let msg = r2.expect_err("the self-deadlock is reported");
+        assert!(msg.contains("self-deadlock"), "{msg}");
+    });
+    assert!(r.is_ok(), "{r:?}");
 }

@@ -23,6 +23,42 @@ type GuardMarker = lock_api::GuardSend;
 #[cfg(not(feature = "send_guard"))]
 type GuardMarker = GuardNoSend;
 
+/// For an acquisition whose raw lock is already held (`bump`, a sent guard's release waited
+/// for): if its checks panic (a report under `LOCKCHECK=panic`), the lock stays held and its
+/// guard will release it while unwinding, so the hold goes back on the held set rather than
+/// leave that release looking like another thread's.
+struct Rehold<'a> {
+    meta: &'a Meta,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+}
+
+impl<'a> Rehold<'a> {
+    fn new(meta: &'a Meta, kind: LockKind, mode: Mode, site: &'static Location<'static>) -> Self {
+        Rehold {
+            meta,
+            kind,
+            mode,
+            site,
+        }
+    }
+
+    /// The checks passed and the hold was recorded.
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Rehold<'_> {
+    fn drop(&mut self) {
+        // A non-blocking acquisition records the hold without checking it again.
+        lock_nonblocking(self.meta, self.kind, self.mode, How::Try, self.site, || {
+            true
+        });
+    }
+}
+
 /// An instrumented raw mutex: `parking_lot::RawMutex` plus lockcheck's identity and hooks.
 pub struct RawMutex {
     inner: parking_lot::RawMutex,
@@ -84,6 +120,7 @@ impl RawMutex {
     pub(crate) unsafe fn bump_at(&self, site: &'static Location<'static>) {
         handoff::drain();
         self.release();
+        let still_held = Rehold::new(&self.meta, LockKind::Mutex, Mode::Exclusive, site);
         // SAFETY (all three): held by this thread, as the caller promises.
         lock_blocking(
             &self.meta,
@@ -101,6 +138,7 @@ impl RawMutex {
                 true
             },
         );
+        still_held.disarm();
         self.owner.acquired();
     }
 
@@ -113,6 +151,7 @@ impl RawMutex {
             // The hold was a guard sent away and released meanwhile: drop it, then record the
             // acquisition already made.
             handoff::drain();
+            let held = Rehold::new(&self.meta, LockKind::Mutex, Mode::Exclusive, site);
             lock_blocking(
                 &self.meta,
                 LockKind::Mutex,
@@ -123,6 +162,7 @@ impl RawMutex {
                 || (),
                 |_| true,
             );
+            held.disarm();
             self.owner.acquired();
             return;
         }
@@ -249,6 +289,7 @@ impl RawRwLock {
             } else {
                 mode
             };
+            let held = Rehold::new(&self.meta, LockKind::Rwlock, m, site);
             lock_blocking(
                 &self.meta,
                 LockKind::Rwlock,
@@ -259,6 +300,7 @@ impl RawRwLock {
                 || (),
                 |_| true,
             );
+            held.disarm();
         } else {
             self.blocking_inner(mode, site);
         }
@@ -336,6 +378,7 @@ impl RawRwLock {
     unsafe fn bump_as(&self, mode: Mode, site: &'static Location<'static>, bump: impl Fn()) {
         handoff::drain();
         self.release(mode);
+        let still_held = Rehold::new(&self.meta, LockKind::Rwlock, mode, site);
         lock_blocking(
             &self.meta,
             LockKind::Rwlock,
@@ -352,6 +395,7 @@ impl RawRwLock {
                 true
             },
         );
+        still_held.disarm();
         if mode != Mode::Shared {
             self.owner.acquired();
         }
