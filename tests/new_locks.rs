@@ -60,7 +60,9 @@ fn reentrant_mutex_takes_part_in_lock_order() {
     assert_eq!(v[0].kind, ViolationKind::LockOrderInversion);
     // The sites are the user's lines, not lock_api's.
     assert!(
-        v[0].sites().iter().all(|s| s.starts_with("tests/new_locks.rs:")),
+        v[0].sites()
+            .iter()
+            .all(|s| s.starts_with("tests/new_locks.rs:")),
         "{:?}",
         v[0].sites()
     );
@@ -246,13 +248,19 @@ fn the_real_once_and_lock_deadlock_is_reported_not_hung() {
         });
         let a = init.join().unwrap();
         let b = caller.join().unwrap();
-        assert!(a.is_err() || b.is_err(), "one side is stopped by the report");
+        assert!(
+            a.is_err() || b.is_err(),
+            "one side is stopped by the report"
+        );
     });
     assert!(r.is_ok(), "{r:?}");
     let v = found("once.real");
     assert!(!v.is_empty());
-    assert!(v.iter().all(|v| matches!(
-        v.kind,
-        ViolationKind::LockOrderInversion | ViolationKind::Deadlock
-    )), "{v:#?}");
+    assert!(
+        v.iter().all(|v| matches!(
+            v.kind,
+            ViolationKind::LockOrderInversion | ViolationKind::Deadlock
+        )),
+        "{v:#?}"
+    );
 }

@@ -43,8 +43,8 @@ fn two_threads(
 #[cfg(feature = "send_guard")]
 mod send_guard {
     use super::*;
-    use std::sync::Arc;
     use lockcheck::{Mutex, RwLock};
+    use std::sync::Arc;
 
     /// Sends `guard` to a new thread that drops it; waits for that.
     fn release_elsewhere<G: Send + 'static>(guard: G) {
@@ -176,8 +176,8 @@ mod send_guard {
 #[cfg(feature = "arc_lock")]
 mod arc_lock {
     use super::*;
-    use std::sync::Arc;
     use lockcheck::{ArcMutexGuard, Mutex, RawMutex, RwLock};
+    use std::sync::Arc;
 
     #[test]
     fn locks_held_through_an_arc_take_part_in_the_order_at_the_users_lines() {
