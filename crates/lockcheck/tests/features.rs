@@ -98,6 +98,18 @@ mod send_guard {
     }
 
     #[test]
+    fn a_guard_that_outlives_its_acquiring_thread_is_released_cleanly() {
+        let m: &'static Mutex<u32> = Box::leak(Box::new(Mutex::named("sg.orphan", 0)));
+        let g = std::thread::spawn(move || m.lock()).join().unwrap();
+        drop(g);
+        let mut g = m.lock();
+        *g += 1;
+        drop(g);
+        drop(m.lock());
+        assert!(found("sg.orphan").is_empty(), "{:#?}", found("sg.orphan"));
+    }
+
+    #[test]
     fn a_true_self_deadlock_is_still_reported_after_the_grace_period() {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -58,6 +58,7 @@ mod on {
     use crate::checked::hooks::released_elsewhere;
     use crate::checked::state::STATE;
     use lockcheck_core::trace::Mode;
+    use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::time::Duration;
 
@@ -65,27 +66,47 @@ mod on {
     #[derive(Debug)]
     pub(crate) struct Owner(AtomicU64);
 
-    /// Holds released by other threads, to be dropped by their owners: (owner, lock).
-    static MAILBOX: parking_lot::Mutex<Vec<(u64, Ids)>> = parking_lot::Mutex::new(Vec::new());
-    /// Entries in [`MAILBOX`]: the one load every acquisition pays with `send_guard`.
+    /// Holds released by other threads, to be dropped by their owners.
+    struct Mailbox {
+        /// Threads that may own a hold (registered at their first exclusive acquisition,
+        /// removed at their exit): a hold of an exited thread went with it, nothing to post.
+        live: BTreeSet<u64>,
+        /// (owner, lock).
+        entries: Vec<(u64, Ids)>,
+    }
+
+    static MAILBOX: parking_lot::Mutex<Mailbox> = parking_lot::Mutex::new(Mailbox {
+        live: BTreeSet::new(),
+        entries: Vec::new(),
+    });
+    /// Entries in the mailbox: the one load every acquisition pays with `send_guard`.
     static PENDING: AtomicUsize = AtomicUsize::new(0);
 
-    /// At thread exit, holds posted to this thread are dropped with it: without this, one
-    /// exited owner would keep every acquisition of the process on the slow path.
-    struct ExitHook;
+    /// Registers the thread as a possible owner; at its exit, unregisters it and drops the holds
+    /// posted to it, so that the mailbox only ever holds entries of live threads (an entry left
+    /// behind would keep every acquisition of the process on the slow path).
+    struct ExitHook(u64);
+
+    impl ExitHook {
+        fn register() -> ExitHook {
+            let me = me();
+            MAILBOX.lock().live.insert(me);
+            ExitHook(me)
+        }
+    }
 
     impl Drop for ExitHook {
         fn drop(&mut self) {
-            let me = me();
             let mut mailbox = MAILBOX.lock();
-            let before = mailbox.len();
-            mailbox.retain(|&(owner, _)| owner != me);
-            PENDING.fetch_sub(before - mailbox.len(), Ordering::Release);
+            mailbox.live.remove(&self.0);
+            let before = mailbox.entries.len();
+            mailbox.entries.retain(|&(owner, _)| owner != self.0);
+            PENDING.fetch_sub(before - mailbox.entries.len(), Ordering::Release);
         }
     }
 
     thread_local! {
-        static EXIT: ExitHook = const { ExitHook };
+        static EXIT: ExitHook = ExitHook::register();
     }
 
     fn me() -> u64 {
@@ -100,7 +121,7 @@ mod on {
         /// The calling thread now holds the lock exclusively (or upgradably).
         #[inline]
         pub(crate) fn acquired(&self) {
-            // Registers the exit hook that empties this thread's mailbox entries.
+            // Registers this thread as a possible owner (once), with its exit hook.
             let _ = EXIT.try_with(|_| ());
             self.0.store(me(), Ordering::Relaxed);
         }
@@ -119,8 +140,11 @@ mod on {
             }
             // The owner may have made this lock a graph node: let dropping it clean up.
             meta.mark_in_graph();
-            MAILBOX.lock().push((owner, ids));
-            PENDING.fetch_add(1, Ordering::Release);
+            let mut mailbox = MAILBOX.lock();
+            if mailbox.live.contains(&owner) {
+                mailbox.entries.push((owner, ids));
+                PENDING.fetch_add(1, Ordering::Release);
+            }
             false
         }
     }
@@ -161,16 +185,16 @@ mod on {
         let me = me();
         let mine: Vec<Ids> = {
             let mut mailbox = MAILBOX.lock();
-            let before = mailbox.len();
+            let before = mailbox.entries.len();
             let mut mine = Vec::new();
-            mailbox.retain(|&(owner, ids)| {
+            mailbox.entries.retain(|&(owner, ids)| {
                 let keep = owner != me;
                 if !keep {
                     mine.push(ids);
                 }
                 keep
             });
-            PENDING.fetch_sub(before - mailbox.len(), Ordering::Release);
+            PENDING.fetch_sub(before - mailbox.entries.len(), Ordering::Release);
             mine
         };
         for ids in mine {
