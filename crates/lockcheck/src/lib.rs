@@ -5,6 +5,13 @@
 //! lock order, and the first time two threads take locks in opposite orders, lockcheck reports
 //! it, even if the threads were lucky and never deadlocked.
 //!
+//! Every item of parking_lot 0.12's lock API is here under the same name (`FairMutex`,
+//! `ReentrantMutex`, `Once`, `const_mutex`, the guards, the raw locks, `lock_api`, and with the
+//! features `arc_lock` and `send_guard` what parking_lot's give), and [`sync`] has std's
+//! `Once`, `OnceLock` and `LazyLock` next to its locks. One-time initialization is checked as a
+//! lock held by the initializing thread; a reentrant mutex may be re-entered by its owner. The
+//! README's drop-in list says what swaps and the few one-line changes that remain.
+//!
 //! ```
 //! use lockcheck::{Mutex, Action};
 //!
