@@ -264,3 +264,28 @@ fn the_real_once_and_lock_deadlock_is_reported_not_hung() {
         "{v:#?}"
     );
 }
+
+#[test]
+fn lock_api_mutexes_over_lockchecks_raw_mutex_are_checked_per_instance() {
+    // What `lock_api::Mutex<parking_lot::RawMutex, T>` becomes with the raw type swapped: no
+    // class (built from `RawMutex::INIT`), but the instances' order is checked.
+    type ApiMutex<T> = lockcheck::lock_api::Mutex<lockcheck::RawMutex, T>;
+    let a = Arc::new(ApiMutex::new(0));
+    let b = Arc::new(ApiMutex::new(0));
+    let (a2, b2) = (a.clone(), b.clone());
+    let before = lockcheck::violations().len();
+    let (r1, r2) = two_threads(
+        move || {
+            let _a = a.lock();
+            let _b = b.lock();
+        },
+        move || {
+            let _b = b2.lock();
+            let _a = a2.lock();
+        },
+    );
+    assert!(r1.is_ok(), "{r1:?}");
+    let msg = r2.expect_err("the instance-level inversion is reported");
+    assert!(msg.contains("lock order inversion"), "{msg}");
+    assert!(lockcheck::violations().len() > before);
+}
