@@ -16,10 +16,51 @@ fn plain_types_have_parking_lots_size() {
         size_of::<lockcheck::plain::Mutex<()>>(),
         size_of::<parking_lot::Mutex<()>>()
     );
+    assert_eq!(
+        size_of::<lockcheck::plain::FairMutex<u64>>(),
+        size_of::<parking_lot::FairMutex<u64>>()
+    );
+    assert_eq!(
+        size_of::<lockcheck::plain::ReentrantMutex<u64>>(),
+        size_of::<parking_lot::ReentrantMutex<u64>>()
+    );
+    assert_eq!(
+        size_of::<lockcheck::plain::ReentrantMutex<()>>(),
+        size_of::<parking_lot::ReentrantMutex<()>>()
+    );
+    assert_eq!(
+        size_of::<lockcheck::plain::Once>(),
+        size_of::<parking_lot::Once>()
+    );
     if !lockcheck::ENABLED {
         assert_eq!(
             size_of::<lockcheck::Mutex<u64>>(),
             size_of::<parking_lot::Mutex<u64>>()
+        );
+        assert_eq!(
+            size_of::<lockcheck::FairMutex<u64>>(),
+            size_of::<parking_lot::FairMutex<u64>>()
+        );
+        assert_eq!(
+            size_of::<lockcheck::ReentrantMutex<u64>>(),
+            size_of::<parking_lot::ReentrantMutex<u64>>()
+        );
+        assert_eq!(
+            size_of::<lockcheck::RwLock<u64>>(),
+            size_of::<parking_lot::RwLock<u64>>()
+        );
+        assert_eq!(size_of::<lockcheck::Once>(), size_of::<parking_lot::Once>());
+        assert_eq!(
+            size_of::<lockcheck::sync::OnceLock<u64>>(),
+            size_of::<std::sync::OnceLock<u64>>()
+        );
+        assert_eq!(
+            size_of::<lockcheck::sync::LazyLock<u64>>(),
+            size_of::<std::sync::LazyLock<u64>>()
+        );
+        assert_eq!(
+            size_of::<lockcheck::sync::Once>(),
+            size_of::<std::sync::Once>()
         );
     }
 }

@@ -5,6 +5,13 @@
 //! lock order, and the first time two threads take locks in opposite orders, lockcheck reports
 //! it, even if the threads were lucky and never deadlocked.
 //!
+//! Every item of parking_lot 0.12's lock API is here under the same name (`FairMutex`,
+//! `ReentrantMutex`, `Once`, `const_mutex`, the guards, the raw locks, `lock_api`, and with the
+//! features `arc_lock` and `send_guard` what parking_lot's give), and [`sync`] has std's
+//! `Once`, `OnceLock` and `LazyLock` next to its locks. One-time initialization is checked as a
+//! lock held by the initializing thread; a reentrant mutex may be re-entered by its owner. The
+//! README's drop-in list says what swaps and the few one-line changes that remain.
+//!
 //! ```
 //! use lockcheck::{Mutex, Action};
 //!
@@ -67,6 +74,8 @@ pub mod record;
 mod semaphore;
 pub mod stats;
 pub mod sync;
+#[cfg(lockcheck_on)]
+mod sync_once;
 pub mod thread;
 pub mod watchdog;
 mod wrappers;
@@ -81,17 +90,34 @@ pub use stats::stats;
 
 #[cfg(lockcheck_on)]
 pub use checked::{
-    Condvar, MappedMutexGuard, MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, MutexGuard,
-    RawMutex, RawRwLock, RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard,
-    WaitTimeoutResult,
+    const_fair_mutex, const_mutex, const_reentrant_mutex, const_rwlock, Condvar, FairMutex,
+    FairMutexGuard, MappedFairMutexGuard, MappedMutexGuard, MappedReentrantMutexGuard,
+    MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, MutexGuard, Once, OnceState,
+    RawFairMutex, RawMutex, RawRwLock, RawThreadId, ReentrantMutex, ReentrantMutexGuard, RwLock,
+    RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard, WaitTimeoutResult,
 };
-#[cfg(not(lockcheck_on))]
-pub use parking_lot::{RawMutex, RawRwLock};
 #[cfg(not(lockcheck_on))]
 pub use plain::{
-    Condvar, MappedMutexGuard, MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, MutexGuard,
-    RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard, WaitTimeoutResult,
+    const_fair_mutex, const_mutex, const_reentrant_mutex, const_rwlock, Condvar, FairMutex,
+    FairMutexGuard, MappedFairMutexGuard, MappedMutexGuard, MappedReentrantMutexGuard,
+    MappedRwLockReadGuard, MappedRwLockWriteGuard, Mutex, MutexGuard, Once, OnceState,
+    RawFairMutex, RawMutex, RawRwLock, RawThreadId, ReentrantMutex, ReentrantMutexGuard, RwLock,
+    RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard, WaitTimeoutResult,
 };
+
+#[cfg(all(feature = "arc_lock", lockcheck_on))]
+pub use checked::ArcReentrantMutexGuard;
+/// The guards of locks held through an `Arc` (the `arc_lock` feature), as parking_lot
+/// re-exports them: name them with this crate's raw locks, `ArcMutexGuard<RawMutex, T>`.
+#[cfg(feature = "arc_lock")]
+pub use lock_api::{
+    ArcMutexGuard, ArcRwLockReadGuard, ArcRwLockUpgradableReadGuard, ArcRwLockWriteGuard,
+};
+#[cfg(all(feature = "arc_lock", not(lockcheck_on)))]
+pub use plain::ArcReentrantMutexGuard;
+
+/// `lock_api`, as parking_lot re-exports it (`parking_lot::lock_api`).
+pub use lock_api;
 
 /// Whether instrumentation is compiled into this build (see the crate docs).
 pub const ENABLED: bool = cfg!(lockcheck_on);

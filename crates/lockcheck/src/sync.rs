@@ -4,9 +4,18 @@
 //! own types.
 
 pub use std::sync::{
-    atomic, mpsc, Arc, Barrier, BarrierWaitResult, LazyLock, LockResult, Once, OnceLock, OnceState,
-    PoisonError, TryLockError, TryLockResult, Weak,
+    atomic, mpsc, Arc, Barrier, BarrierWaitResult, LockResult, OnceState, PoisonError,
+    TryLockError, TryLockResult, Weak,
 };
+
+#[cfg(not(lockcheck_on))]
+#[allow(deprecated)]
+pub use std::sync::{LazyLock, Once, OnceLock, ONCE_INIT};
+
+// One-time initialization, instrumented, and `Condvar::wait_timeout_ms`: see `sync_once.rs`.
+#[cfg(lockcheck_on)]
+#[allow(deprecated)]
+pub use crate::sync_once::{LazyLock, Once, OnceLock, ONCE_INIT};
 
 #[cfg(not(lockcheck_on))]
 pub use std::sync::{

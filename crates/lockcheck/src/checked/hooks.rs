@@ -320,6 +320,27 @@ pub(crate) fn released(meta: &Meta, mode: Mode) {
     }
 }
 
+/// A hold of this thread that another thread released (a guard sent away under `send_guard`):
+/// the bookkeeping of [`released`], done by the acquiring thread (see `handoff`). Only
+/// exclusive and upgradable holds come this way, and a thread has at most one of those per lock.
+#[cfg(feature = "send_guard")]
+pub(crate) fn released_elsewhere(ids: Ids) {
+    let h = STATE.try_with(|s| {
+        let mut held = s.held.try_borrow_mut().ok()?;
+        held.remove_last(|h| {
+            h.inst == ids.inst && matches!(h.mode, Mode::Exclusive | Mode::Upgradable)
+        })
+    });
+    if let Ok(Some(Held {
+        since: Some(since),
+        mode,
+        ..
+    })) = h
+    {
+        after_release(ids, since, mode);
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn after_release(ids: Ids, since: Instant, mode: Mode) {

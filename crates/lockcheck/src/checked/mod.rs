@@ -6,17 +6,25 @@
 
 pub(crate) mod class;
 mod condvar;
+mod fair;
 pub(crate) mod graph;
+mod handoff;
 pub(crate) mod hooks;
+pub(crate) mod once;
 pub(crate) mod policy;
 mod raw;
 pub(crate) mod recorder;
+mod reentrant;
 pub(crate) mod report;
 pub(crate) mod state;
 pub(crate) mod watch;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
+pub use fair::RawFairMutex;
+pub use once::{Once, OnceState};
+pub use parking_lot::RawThreadId;
 pub use raw::{RawMutex, RawRwLock};
+pub use reentrant::{ReentrantRawMutex, ReentrantRawOf};
 
 use class::{ClassSrc, Meta};
 use std::panic::Location;
@@ -49,7 +57,18 @@ pub(crate) const fn class_src(
     }
 }
 
-crate::wrappers::lock_wrappers!(RawMutex, RawRwLock, RawMutex::for_site, RawRwLock::for_site);
+crate::wrappers::lock_wrappers!(
+    mutex: RawMutex = RawMutex::for_site,
+    fair_mutex: RawFairMutex = RawFairMutex::for_site,
+    reentrant: ReentrantRawMutex = ReentrantRawMutex::for_site, reentrant::at_site,
+    rwlock: RawRwLock = RawRwLock::for_site,
+);
+
+/// `lock_api`'s guard of a [`ReentrantMutex`] locked through an `Arc` (`arc_lock`), named as
+/// with parking_lot: `ArcReentrantMutexGuard<RawMutex, RawThreadId, T>`.
+#[cfg(feature = "arc_lock")]
+pub type ArcReentrantMutexGuard<R, G, T> =
+    lock_api::ArcReentrantMutexGuard<<R as ReentrantRawOf>::Raw, G, T>;
 
 /// A lock instance is gone: its node leaves the instance graph (classes stay).
 pub(crate) fn forget(meta: &Meta) {

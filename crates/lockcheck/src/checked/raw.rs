@@ -2,10 +2,13 @@
 //! traits so that the whole guard API (map, upgrade, downgrade, arc guards...) comes for free.
 
 use super::class::{ClassSrc, Meta};
+use super::handoff::{self, Owner};
 use super::hooks::{before_upgrade, converted, lock_blocking, lock_nonblocking, released};
 use super::report::Verdict;
+#[cfg(not(feature = "send_guard"))]
+use lock_api::GuardNoSend;
 use lock_api::{
-    GuardNoSend, RawMutex as _, RawMutexTimed as _, RawRwLock as _, RawRwLockRecursive as _,
+    RawMutex as _, RawMutexFair as _, RawMutexTimed as _, RawRwLock as _, RawRwLockRecursive as _,
     RawRwLockRecursiveTimed as _, RawRwLockTimed as _, RawRwLockUpgrade as _,
     RawRwLockUpgradeTimed as _,
 };
@@ -13,10 +16,56 @@ use lockcheck_core::trace::{How, LockKind, Mode};
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
+/// Guards are `Send` with the `send_guard` feature, as parking_lot's: the release of a guard
+/// sent to another thread is then a release by a thread that did not acquire it, which
+/// `hooks::released` hands back to the acquiring thread.
+#[cfg(feature = "send_guard")]
+type GuardMarker = lock_api::GuardSend;
+#[cfg(not(feature = "send_guard"))]
+type GuardMarker = GuardNoSend;
+
+/// For an acquisition whose raw lock is already held (`bump`, a sent guard's release waited
+/// for): if its checks panic (a report under `LOCKCHECK=panic`), the lock stays held and its
+/// guard will release it while unwinding, so the hold goes back on the held set rather than
+/// leave that release looking like another thread's.
+struct Rehold<'a> {
+    meta: &'a Meta,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+}
+
+impl<'a> Rehold<'a> {
+    fn new(meta: &'a Meta, kind: LockKind, mode: Mode, site: &'static Location<'static>) -> Self {
+        Rehold {
+            meta,
+            kind,
+            mode,
+            site,
+        }
+    }
+
+    /// The checks passed and the hold was recorded.
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Rehold<'_> {
+    fn drop(&mut self) {
+        // A non-blocking acquisition records the hold without checking it again.
+        lock_nonblocking(self.meta, self.kind, self.mode, How::Try, self.site, || {
+            true
+        });
+    }
+}
+
 /// An instrumented raw mutex: `parking_lot::RawMutex` plus lockcheck's identity and hooks.
 pub struct RawMutex {
     inner: parking_lot::RawMutex,
     pub(crate) meta: Meta,
+    /// The holder (`send_guard` only).
+    owner: Owner,
 }
 
 impl RawMutex {
@@ -24,14 +73,113 @@ impl RawMutex {
         RawMutex {
             inner: <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
             meta: Meta::new(src),
+            owner: Owner::new(),
         }
     }
 }
 
 impl RawMutex {
+    /// A non-blocking acquisition attempt at `site` (for wrappers whose call path into the raw
+    /// lock loses the caller's location).
+    #[inline]
+    pub(crate) fn try_lock_at(
+        &self,
+        how: How,
+        site: &'static Location<'static>,
+        attempt: impl FnOnce(&parking_lot::RawMutex) -> bool,
+    ) -> bool {
+        handoff::drain();
+        let ok = lock_nonblocking(
+            &self.meta,
+            LockKind::Mutex,
+            Mode::Exclusive,
+            how,
+            site,
+            || attempt(&self.inner),
+        );
+        if ok {
+            self.owner.acquired();
+        }
+        ok
+    }
+
+    /// Bookkeeping of a release, by whichever thread releases.
+    #[inline]
+    fn release(&self) {
+        if self.owner.released_here(&self.meta) {
+            released(&self.meta, Mode::Exclusive);
+        }
+    }
+
+    /// `bump`, modelled as what it may do whether or not a thread waits right now: a release
+    /// and a blocking re-acquisition under whatever else this thread holds (so the order
+    /// "held locks, then this one" is checked). parking_lot's own `bump` does the work, so the
+    /// behaviour is unchanged.
+    ///
+    /// # Safety
+    /// The mutex is held by this thread.
+    #[track_caller]
+    pub(crate) unsafe fn bump_at(&self, site: &'static Location<'static>) {
+        handoff::drain();
+        self.release();
+        let still_held = Rehold::new(&self.meta, LockKind::Mutex, Mode::Exclusive, site);
+        // SAFETY (all three): held by this thread, as the caller promises.
+        let checked = lock_blocking(
+            &self.meta,
+            LockKind::Mutex,
+            Mode::Exclusive,
+            1,
+            site,
+            || {
+                unsafe { self.inner.bump() };
+                true
+            },
+            || unsafe { self.inner.bump() },
+            |_| {
+                unsafe { self.inner.bump() };
+                true
+            },
+        );
+        if let Err(v) = checked {
+            // Not bumped: still held, and the guard releases it while the verdict unwinds.
+            drop(still_held);
+            v.raise();
+        }
+        still_held.disarm();
+        self.owner.acquired();
+    }
+
     /// Retakes the mutex after a condvar wait: a blocking acquisition at the `wait` call.
-    /// `Err`: the verdict to raise (the mutex is not retaken).
+    /// `Err`: the verdict to raise; the mutex is then not held.
+    #[inline]
     pub(crate) fn relock_at(&self, site: &'static Location<'static>) -> Result<(), Verdict> {
+        handoff::drain();
+        #[cfg(feature = "send_guard")]
+        if handoff::held_here(&self.meta) && self.inner.try_lock_for(handoff::GRACE) {
+            // The hold was a guard sent away and released meanwhile: drop it, then record the
+            // acquisition already made.
+            handoff::drain();
+            let held = Rehold::new(&self.meta, LockKind::Mutex, Mode::Exclusive, site);
+            let checked = lock_blocking(
+                &self.meta,
+                LockKind::Mutex,
+                Mode::Exclusive,
+                1,
+                site,
+                || true,
+                || (),
+                |_| true,
+            );
+            held.disarm();
+            if checked.is_err() {
+                // No guard exists yet to release it: the verdict is raised without the mutex.
+                // SAFETY: taken just above by this thread.
+                unsafe { self.inner.unlock() };
+                return checked;
+            }
+            self.owner.acquired();
+            return Ok(());
+        }
         lock_blocking(
             &self.meta,
             LockKind::Mutex,
@@ -41,7 +189,9 @@ impl RawMutex {
             || self.inner.try_lock(),
             || self.inner.lock(),
             |d| self.inner.try_lock_for(d),
-        )
+        )?;
+        self.owner.acquired();
+        Ok(())
     }
 }
 
@@ -72,40 +222,22 @@ impl Drop for RawMutex {
 unsafe impl lock_api::RawMutex for RawMutex {
     #[allow(clippy::declare_interior_mutable_const)]
     const INIT: RawMutex = RawMutex::with_class(ClassSrc::Anonymous);
-    type GuardMarker = GuardNoSend;
+    type GuardMarker = GuardMarker;
 
     #[track_caller]
     fn lock(&self) {
-        let site = Location::caller();
-        if let Err(v) = lock_blocking(
-            &self.meta,
-            LockKind::Mutex,
-            Mode::Exclusive,
-            1,
-            site,
-            || self.inner.try_lock(),
-            || self.inner.lock(),
-            |d| self.inner.try_lock_for(d),
-        ) {
+        if let Err(v) = self.relock_at(Location::caller()) {
             v.raise();
         }
     }
 
     #[track_caller]
     fn try_lock(&self) -> bool {
-        let site = Location::caller();
-        lock_nonblocking(
-            &self.meta,
-            LockKind::Mutex,
-            Mode::Exclusive,
-            How::Try,
-            site,
-            || self.inner.try_lock(),
-        )
+        self.try_lock_at(How::Try, Location::caller(), |m| m.try_lock())
     }
 
     unsafe fn unlock(&self) {
-        released(&self.meta, Mode::Exclusive);
+        self.release();
         self.inner.unlock();
     }
 
@@ -117,12 +249,13 @@ unsafe impl lock_api::RawMutex for RawMutex {
 // SAFETY: as above.
 unsafe impl lock_api::RawMutexFair for RawMutex {
     unsafe fn unlock_fair(&self) {
-        released(&self.meta, Mode::Exclusive);
+        self.release();
         self.inner.unlock_fair();
     }
 
+    #[track_caller]
     unsafe fn bump(&self) {
-        self.inner.bump();
+        self.bump_at(Location::caller());
     }
 }
 
@@ -133,28 +266,14 @@ unsafe impl lock_api::RawMutexTimed for RawMutex {
 
     #[track_caller]
     fn try_lock_for(&self, timeout: Duration) -> bool {
-        let site = Location::caller();
-        lock_nonblocking(
-            &self.meta,
-            LockKind::Mutex,
-            Mode::Exclusive,
-            How::Timed,
-            site,
-            || self.inner.try_lock_for(timeout),
-        )
+        self.try_lock_at(How::Timed, Location::caller(), |m| m.try_lock_for(timeout))
     }
 
     #[track_caller]
     fn try_lock_until(&self, timeout: Instant) -> bool {
-        let site = Location::caller();
-        lock_nonblocking(
-            &self.meta,
-            LockKind::Mutex,
-            Mode::Exclusive,
-            How::Timed,
-            site,
-            || self.inner.try_lock_until(timeout),
-        )
+        self.try_lock_at(How::Timed, Location::caller(), |m| {
+            m.try_lock_until(timeout)
+        })
     }
 }
 
@@ -162,6 +281,8 @@ unsafe impl lock_api::RawMutexTimed for RawMutex {
 pub struct RawRwLock {
     inner: parking_lot::RawRwLock,
     pub(crate) meta: Meta,
+    /// The exclusive or upgradable holder (`send_guard` only).
+    owner: Owner,
 }
 
 impl RawRwLock {
@@ -169,6 +290,7 @@ impl RawRwLock {
         RawRwLock {
             inner: <parking_lot::RawRwLock as lock_api::RawRwLock>::INIT,
             meta: Meta::new(src),
+            owner: Owner::new(),
         }
     }
 
@@ -176,6 +298,64 @@ impl RawRwLock {
     #[inline]
     #[track_caller]
     fn blocking(&self, mode: Mode, site: &'static Location<'static>) {
+        handoff::drain();
+        #[cfg(feature = "send_guard")]
+        if handoff::held_here(&self.meta) && self.grace(mode) {
+            // As in `RawMutex::relock_at`: a sent guard was released meanwhile.
+            handoff::drain();
+            let m = if mode == Mode::Permit {
+                Mode::Shared
+            } else {
+                mode
+            };
+            let held = Rehold::new(&self.meta, LockKind::Rwlock, m, site);
+            let checked = lock_blocking(
+                &self.meta,
+                LockKind::Rwlock,
+                m,
+                1,
+                site,
+                || true,
+                || (),
+                |_| true,
+            );
+            held.disarm();
+            if let Err(v) = checked {
+                // No guard exists yet to release it: the verdict is raised without the lock.
+                // SAFETY: taken in mode `m` just above by this thread.
+                unsafe {
+                    match m {
+                        Mode::Exclusive => self.inner.unlock_exclusive(),
+                        Mode::Upgradable => self.inner.unlock_upgradable(),
+                        _ => self.inner.unlock_shared(),
+                    }
+                }
+                v.raise();
+            }
+        } else {
+            self.blocking_inner(mode, site);
+        }
+        #[cfg(not(feature = "send_guard"))]
+        self.blocking_inner(mode, site);
+        if matches!(mode, Mode::Exclusive | Mode::Upgradable) {
+            self.owner.acquired();
+        }
+    }
+
+    /// Waits up to `handoff::GRACE` for the lock in `mode` (see `handoff`).
+    #[cfg(feature = "send_guard")]
+    fn grace(&self, mode: Mode) -> bool {
+        let (i, t) = (&self.inner, handoff::GRACE);
+        match mode {
+            Mode::Exclusive => i.try_lock_exclusive_for(t),
+            Mode::Upgradable => i.try_lock_upgradable_for(t),
+            Mode::SharedRecursive => i.try_lock_shared_recursive_for(t),
+            Mode::Shared | Mode::Permit => i.try_lock_shared_for(t),
+        }
+    }
+
+    #[inline]
+    fn blocking_inner(&self, mode: Mode, site: &'static Location<'static>) {
         let i = &self.inner;
         let r = match mode {
             Mode::Exclusive => lock_blocking(
@@ -224,6 +404,43 @@ impl RawRwLock {
         }
     }
 
+    /// A `bump_*` in `mode`, modelled as [`RawMutex`]'s `bump` is: a release, then a blocking
+    /// re-acquisition checked against what else this thread holds; `bump` does the work.
+    ///
+    /// # Safety
+    /// `bump` is a `bump_*` of parking_lot's lock in `mode`, which this thread holds.
+    #[track_caller]
+    unsafe fn bump_as(&self, mode: Mode, site: &'static Location<'static>, bump: impl Fn()) {
+        handoff::drain();
+        self.release(mode);
+        let still_held = Rehold::new(&self.meta, LockKind::Rwlock, mode, site);
+        let checked = lock_blocking(
+            &self.meta,
+            LockKind::Rwlock,
+            mode,
+            1,
+            site,
+            || {
+                bump();
+                true
+            },
+            &bump,
+            |_| {
+                bump();
+                true
+            },
+        );
+        if let Err(v) = checked {
+            // Not bumped: still held, and the guard releases it while the verdict unwinds.
+            drop(still_held);
+            v.raise();
+        }
+        still_held.disarm();
+        if mode != Mode::Shared {
+            self.owner.acquired();
+        }
+    }
+
     #[inline]
     fn attempt(
         &self,
@@ -232,7 +449,21 @@ impl RawRwLock {
         site: &'static Location<'static>,
         f: impl FnOnce() -> bool,
     ) -> bool {
-        lock_nonblocking(&self.meta, LockKind::Rwlock, mode, how, site, f)
+        handoff::drain();
+        let ok = lock_nonblocking(&self.meta, LockKind::Rwlock, mode, how, site, f);
+        if ok && matches!(mode, Mode::Exclusive | Mode::Upgradable) {
+            self.owner.acquired();
+        }
+        ok
+    }
+
+    /// Bookkeeping of a release in `mode`, by whichever thread releases. Shared holds have no
+    /// single owner: a read guard released elsewhere takes `released`'s foreign path.
+    #[inline]
+    fn release(&self, mode: Mode) {
+        if mode == Mode::Shared || self.owner.released_here(&self.meta) {
+            released(&self.meta, mode);
+        }
     }
 }
 
@@ -246,7 +477,7 @@ impl Drop for RawRwLock {
 unsafe impl lock_api::RawRwLock for RawRwLock {
     #[allow(clippy::declare_interior_mutable_const)]
     const INIT: RawRwLock = RawRwLock::with_class(ClassSrc::Anonymous);
-    type GuardMarker = GuardNoSend;
+    type GuardMarker = GuardMarker;
 
     #[track_caller]
     fn lock_shared(&self) {
@@ -263,7 +494,7 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     }
 
     unsafe fn unlock_shared(&self) {
-        released(&self.meta, Mode::Shared);
+        self.release(Mode::Shared);
         self.inner.unlock_shared();
     }
 
@@ -282,7 +513,7 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     }
 
     unsafe fn unlock_exclusive(&self) {
-        released(&self.meta, Mode::Exclusive);
+        self.release(Mode::Exclusive);
         self.inner.unlock_exclusive();
     }
 
@@ -298,21 +529,27 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
 // SAFETY: forwarded.
 unsafe impl lock_api::RawRwLockFair for RawRwLock {
     unsafe fn unlock_shared_fair(&self) {
-        released(&self.meta, Mode::Shared);
+        self.release(Mode::Shared);
         self.inner.unlock_shared_fair();
     }
 
     unsafe fn unlock_exclusive_fair(&self) {
-        released(&self.meta, Mode::Exclusive);
+        self.release(Mode::Exclusive);
         self.inner.unlock_exclusive_fair();
     }
 
+    #[track_caller]
     unsafe fn bump_shared(&self) {
-        self.inner.bump_shared();
+        self.bump_as(Mode::Shared, Location::caller(), || {
+            self.inner.bump_shared()
+        });
     }
 
+    #[track_caller]
     unsafe fn bump_exclusive(&self) {
-        self.inner.bump_exclusive();
+        self.bump_as(Mode::Exclusive, Location::caller(), || {
+            self.inner.bump_exclusive()
+        });
     }
 }
 
@@ -415,7 +652,7 @@ unsafe impl lock_api::RawRwLockUpgrade for RawRwLock {
     }
 
     unsafe fn unlock_upgradable(&self) {
-        released(&self.meta, Mode::Upgradable);
+        self.release(Mode::Upgradable);
         self.inner.unlock_upgradable();
     }
 
@@ -440,12 +677,15 @@ unsafe impl lock_api::RawRwLockUpgrade for RawRwLock {
 // SAFETY: forwarded.
 unsafe impl lock_api::RawRwLockUpgradeFair for RawRwLock {
     unsafe fn unlock_upgradable_fair(&self) {
-        released(&self.meta, Mode::Upgradable);
+        self.release(Mode::Upgradable);
         self.inner.unlock_upgradable_fair();
     }
 
+    #[track_caller]
     unsafe fn bump_upgradable(&self) {
-        self.inner.bump_upgradable();
+        self.bump_as(Mode::Upgradable, Location::caller(), || {
+            self.inner.bump_upgradable()
+        });
     }
 }
 

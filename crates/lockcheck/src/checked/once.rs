@@ -1,0 +1,128 @@
+//! One-time initialization as a lock: parking_lot's [`Once`], and the gate that std's `Once`,
+//! `OnceLock` and `LazyLock` use in [`lockcheck::sync`](crate::sync).
+//!
+//! While an initializer runs, every other caller waits for it: for deadlock purposes the
+//! initializing thread holds a lock that the waiting callers request. lockcheck models exactly
+//! that with an [`InitGate`], an instrumented mutex taken around the initializer and by every
+//! caller that finds the initialization not done. So an initializer that re-enters its own
+//! `Once` is a self-deadlock (reported instead of hanging), and a thread that holds a lock `L`
+//! while it calls `call_once`, when the initializer takes `L`, is an order inversion between `L`
+//! and the `Once` (reported even when the schedule was lucky). Once done, calls take a fast
+//! path that touches neither the gate nor the checks.
+
+use super::class::ClassSrc;
+use super::raw::RawMutex;
+use lock_api::RawMutex as _;
+use std::panic::Location;
+
+pub use parking_lot::OnceState;
+
+/// The lock that one-time initialization is, for lockcheck (see the module docs).
+#[derive(Debug)]
+pub(crate) struct InitGate(RawMutex);
+
+impl InitGate {
+    /// A gate whose class is `site` (the construction site of the `Once`).
+    pub(crate) const fn for_site(site: &'static Location<'static>) -> InitGate {
+        InitGate(RawMutex::for_site(site, None))
+    }
+
+    /// A gate without a class (checked at instance level only): for values built by a `const`
+    /// item such as `ONCE_INIT`, whose copies would otherwise all share one class.
+    #[cfg_attr(not(lockcheck_on), allow(dead_code))]
+    pub(crate) const fn anonymous() -> InitGate {
+        InitGate(RawMutex::with_class(ClassSrc::Anonymous))
+    }
+
+    /// Takes the gate: a blocking acquisition at the caller's location.
+    #[track_caller]
+    #[inline]
+    pub(crate) fn enter(&self) -> GateGuard<'_> {
+        self.0.lock();
+        GateGuard(&self.0)
+    }
+}
+
+/// The gate, held; released on drop (also when the initializer panics).
+pub(crate) struct GateGuard<'a>(&'a RawMutex);
+
+impl Drop for GateGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: taken by `enter` on this thread; the guard is neither `Send` nor `Clone`.
+        unsafe { self.0.unlock() };
+    }
+}
+
+/// parking_lot's `Once`, instrumented: a one-time initialization that takes part in the lock
+/// order and reports an initializer that re-enters it (see the module docs).
+pub struct Once {
+    inner: parking_lot::Once,
+    gate: InitGate,
+}
+
+impl Once {
+    /// Creates a `Once` whose class is the caller's location (usable in statics).
+    #[track_caller]
+    #[inline]
+    pub const fn new() -> Once {
+        Once {
+            inner: parking_lot::Once::new(),
+            gate: InitGate::for_site(Location::caller()),
+        }
+    }
+
+    /// Creates a `Once` of the class `name` (reports and traces use the name).
+    #[track_caller]
+    #[inline]
+    pub const fn named(name: &'static str) -> Once {
+        Once {
+            inner: parking_lot::Once::new(),
+            gate: InitGate(RawMutex::for_site(Location::caller(), Some(name))),
+        }
+    }
+
+    /// The current state (new, poisoned, in progress, done).
+    #[inline]
+    pub fn state(&self) -> OnceState {
+        self.inner.state()
+    }
+
+    /// Runs `f` once; callers that find it running wait for it. Panics if a previous
+    /// initializer panicked (the `Once` is poisoned), as parking_lot's does.
+    #[track_caller]
+    #[inline]
+    pub fn call_once<F: FnOnce()>(&self, f: F) {
+        if self.inner.state().done() {
+            return;
+        }
+        let _gate = self.gate.enter();
+        self.inner.call_once(f);
+    }
+
+    /// Like [`call_once`](Self::call_once), but runs `f` also when poisoned; `f` is told the
+    /// state it found.
+    #[track_caller]
+    #[inline]
+    pub fn call_once_force<F: FnOnce(OnceState)>(&self, f: F) {
+        if self.inner.state().done() {
+            return;
+        }
+        let _gate = self.gate.enter();
+        self.inner.call_once_force(f);
+    }
+}
+
+impl Default for Once {
+    #[track_caller]
+    fn default() -> Once {
+        Once::new()
+    }
+}
+
+impl std::fmt::Debug for Once {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Once")
+            .field("state", &self.state())
+            .finish()
+    }
+}
