@@ -355,6 +355,7 @@ impl RawRwLock {
     }
 
     #[inline]
+    #[track_caller]
     fn blocking_inner(&self, mode: Mode, site: &'static Location<'static>) {
         let i = &self.inner;
         let r = match mode {
