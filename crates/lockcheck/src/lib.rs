@@ -66,6 +66,8 @@ mod semaphore;
 pub mod stats;
 pub mod sync;
 pub mod thread;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod watchdog;
 mod wrappers;
 

@@ -187,6 +187,8 @@ fn push(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'static>,
             site,
             since: (f & flag::TIMED != 0).then(Instant::now),
             source: false,
+            #[cfg(feature = "tokio")]
+            task: crate::tokio::track::current_tag(),
         });
     }
 }
@@ -346,6 +348,11 @@ fn check_held(
     ids: Ids,
     f: u8,
 ) {
+    // A guard another task left on this thread's stack while suspended at an `.await`.
+    #[cfg(feature = "tokio")]
+    if crate::tokio::track::sync_acquire_over_suspended(s, ids, mode, site) {
+        return;
+    }
     let (key, conflict) = {
         let Ok(held) = s.held.try_borrow() else {
             return;

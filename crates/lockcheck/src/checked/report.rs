@@ -45,12 +45,17 @@ pub enum ViolationKind {
         /// The threshold.
         limit: std::time::Duration,
     },
+    /// A sync guard (`lockcheck::Mutex`, `RwLock`, `sync::Mutex`) taken in a task is still held
+    /// while that task is suspended at an `.await` (another task runs on its thread and acquires
+    /// a lock, or the task itself waits for an async lock): a task needing it blocks the thread.
+    /// Found with the `tokio` feature.
+    HeldAcrossAwait,
 }
 
 impl ViolationKind {
     /// Stable name: `lock-order-inversion`, `class-lock-order-inversion`, `self-deadlock`,
     /// `recursive-read`, `deadlock`, `wait-timeout`, `long-wait`, `long-hold`,
-    /// `condvar-wait-holding-lock`.
+    /// `condvar-wait-holding-lock`, `held-across-await`.
     pub fn name(self) -> &'static str {
         match self {
             ViolationKind::LockOrderInversion => "lock-order-inversion",
@@ -62,6 +67,7 @@ impl ViolationKind {
             ViolationKind::LongWait { .. } => "long-wait",
             ViolationKind::LongHold { .. } => "long-hold",
             ViolationKind::CondvarWait { .. } => "condvar-wait-holding-lock",
+            ViolationKind::HeldAcrossAwait => "held-across-await",
         }
     }
 }
@@ -347,6 +353,7 @@ impl Violation {
                     "  hint: release other locks before waiting, or notify without taking them"
                 );
             }
+            ViolationKind::HeldAcrossAwait => render_held_across_await(&mut s, &self.edges),
             ViolationKind::LongHold { held_for, limit } => {
                 let _ = writeln!(
                     s,
@@ -469,6 +476,44 @@ impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// Edge 0: the acquisition that found it; edge 1 (when another task): the guard's holder.
+fn render_held_across_await(s: &mut String, edges: &[EdgeInfo]) {
+    let e0 = &edges[0];
+    let holder = edges.get(1).unwrap_or(e0);
+    let _ = writeln!(
+        s,
+        "lockcheck: held across await: `{}` holds {} ({}), taken at {}, while suspended at an `.await`",
+        holder.thread,
+        holder.held,
+        mode_name(holder.held_mode),
+        holder.held_site
+    );
+    if edges.len() > 1 {
+        let _ = writeln!(
+            s,
+            "  meanwhile `{}` runs on the same thread and acquires {} ({}) at {}",
+            e0.thread,
+            e0.acquired,
+            mode_name(e0.mode),
+            e0.site
+        );
+        if e0.acquired == holder.held {
+            let _ = writeln!(s, "  the thread would block on itself: the holder can never resume to release it (deadlock).");
+        } else {
+            let _ = writeln!(s, "  any task on this thread that needs it blocks the thread, and the holder never resumes (deadlock).");
+        }
+    } else {
+        let _ = writeln!(
+            s,
+            "  it suspends waiting for {} ({}) at {}; a task on this thread that needs the guard's lock blocks the thread.",
+            e0.acquired,
+            mode_name(e0.mode),
+            e0.site
+        );
+    }
+    let _ = writeln!(s, "  hint: drop the guard before the `.await`, or use an async lock (`lockcheck::tokio::Mutex`) if it must stay held");
 }
 
 /// The two lines of a self-deadlock report: the acquisition and the hold it runs into.

@@ -18,6 +18,11 @@ pub(crate) struct Held {
     pub since: Option<std::time::Instant>,
     /// A dependency from this lock reached the global graph: dropping the lock must remove it.
     pub source: bool,
+    /// Who took it in async code (`crate::tokio::track::current_tag`: a task, a runtime's root
+    /// future, or 0 outside any runtime), to tell a guard held across an `.await` by a suspended
+    /// task from this thread's own holds.
+    #[cfg(feature = "tokio")]
+    pub task: u64,
 }
 
 const PLACEHOLDER: Held = Held {
@@ -27,6 +32,8 @@ const PLACEHOLDER: Held = Held {
     site: Location::caller(),
     since: None,
     source: false,
+    #[cfg(feature = "tokio")]
+    task: 0,
 };
 
 /// Locks tracked per thread. Deeper nesting is not tracked (acquisitions past it are plain);
@@ -254,6 +261,10 @@ pub(crate) fn mix(mut x: u64) -> u64 {
 
 /// The thread's name for reports: its std name, or `thread #N`.
 pub(crate) fn thread_name(id: u64) -> String {
+    #[cfg(feature = "tokio")]
+    if crate::tokio::track::is_task(id) {
+        return crate::tokio::track::task_name(id);
+    }
     match std::thread::current().name() {
         Some(n) => n.to_owned(),
         None => format!("thread #{id}"),
