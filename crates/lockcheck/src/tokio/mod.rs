@@ -27,11 +27,11 @@
 //! `tokio::spawn` to get `task #N (spawned at file:line:col)`.
 //!
 //! **Owned guards** (`lock_owned`, `read_owned`, `write_owned`, `acquire_owned`, ...) are
-//! `'static + Send`, made to move into another task, and lockcheck cannot see a move. They are
-//! held by the task that took them until dropped (wherever that is, the hold ends), and, since
-//! they may have moved, they never make a self-deadlock or a wait-for edge; owned mutex and
-//! rwlock guards make ordering edges from the task that took them, owned semaphore permits
-//! (handed to spawned workers by design) do not. Acquiring an owned guard is checked as usual.
+//! `'static + Send`, made to move into another task, and lockcheck cannot see a move. Acquiring
+//! one is checked as usual (against what the task holds), and its hold ends wherever it is
+//! dropped; but since it may have moved, it never counts as held by the task that took it: no
+//! self-deadlock, wait-for or ordering edge comes from holding it. A cycle that needs an owned
+//! guard on the holding side goes unreported online.
 //!
 //! Unlike the sync locks, these are always instrumented when the feature is on, whatever the
 //! build profile: the feature is the switch.

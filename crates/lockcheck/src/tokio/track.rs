@@ -105,7 +105,11 @@ pub(crate) fn forget_spawn(task: u64) {
 /// `task #7` (with `spawned at file:line:col` when spawned through `lockcheck::tokio::spawn`).
 pub(crate) fn task_name(id: u64) -> String {
     let n = id & !TASK_BIT;
-    match SPAWN_SITES.lock().as_ref().and_then(|m| m.get(&id).copied()) {
+    match SPAWN_SITES
+        .lock()
+        .as_ref()
+        .and_then(|m| m.get(&id).copied())
+    {
         Some(site) => format!("task #{n} (spawned at {site})"),
         None => format!("task #{n}"),
     }
@@ -125,7 +129,6 @@ struct Entry {
     token: u64,
     inst: u64,
     class: u32,
-    kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
     /// Semaphore permits (1 for locks).
@@ -137,16 +140,12 @@ struct Entry {
 
 impl Entry {
     /// Whether the entry certainly still belongs to its holder. An owned guard may have moved to
-    /// another task (it moves back here when dropped there), so it never makes a self-deadlock
-    /// or a wait-for edge; owned mutex and rwlock guards still make order edges (a guard moved
-    /// away and still held is the rare case), owned permits do not (moving a permit into a
-    /// spawned worker is the semaphore's main use).
+    /// another task (its hold ends wherever it is dropped), so it never counts as held by the
+    /// task that took it: no self-deadlock, no wait-for edge, no ordering edge from it (a task
+    /// that hands a guard to a worker and goes on taking locks is the common case, and would
+    /// otherwise make false inversions).
     fn certain(&self) -> bool {
         !self.owned
-    }
-
-    fn orders(&self) -> bool {
-        !(self.owned && self.kind == LockKind::Semaphore)
     }
 
     fn held(&self) -> Held {
@@ -365,7 +364,12 @@ pub(crate) fn before(r: &Req<'_>) -> Option<Ctx> {
     // The sync guards on this thread: a suspended task's are reported; this task's own are part
     // of its held set.
     let sync_held: Vec<Held> = STATE
-        .try_with(|s| s.held.try_borrow().map(|h| h.snapshot()).unwrap_or_default())
+        .try_with(|s| {
+            s.held
+                .try_borrow()
+                .map(|h| h.snapshot())
+                .unwrap_or_default()
+        })
         .unwrap_or_default();
     if let Some(h) = sync_held
         .iter()
@@ -394,7 +398,7 @@ pub(crate) fn before(r: &Req<'_>) -> Option<Ctx> {
         let mut held: Vec<Held> = sync_held.into_iter().filter(|h| h.task == tag).collect();
         held.extend(
             mine.iter()
-                .filter(|e| e.orders() && e.inst != ids.inst)
+                .filter(|e| e.certain() && e.inst != ids.inst)
                 .map(Entry::held),
         );
         if !held.is_empty() {
@@ -444,20 +448,17 @@ pub(crate) fn record(ctx: Option<Ctx>, r: &Req<'_>) -> Hold {
         token,
         inst: ctx.ids.inst,
         class: ctx.ids.class,
-        kind: r.kind,
         mode: r.mode,
         site: r.site,
         permits: r.permits,
         owned: r.owned,
     };
-    with_shard(ctx.holder, |s| {
-        match s.by_holder.get_mut(&ctx.holder) {
-            Some(list) => list.push(e),
-            None => {
-                let mut v = s.spare.pop().unwrap_or_default();
-                v.push(e);
-                s.by_holder.insert(ctx.holder, v);
-            }
+    with_shard(ctx.holder, |s| match s.by_holder.get_mut(&ctx.holder) {
+        Some(list) => list.push(e),
+        None => {
+            let mut v = s.spare.pop().unwrap_or_default();
+            v.push(e);
+            s.by_holder.insert(ctx.holder, v);
         }
     });
     Hold {
@@ -479,9 +480,7 @@ pub(crate) fn must_wait(ctx: &Option<Ctx>, r: &Req<'_>) -> Option<WaitReg> {
             .iter()
             .find(|(h, e)| *h == ctx.holder && e.certain())
             .map(|(_, e)| *e);
-        let others = holds
-            .iter()
-            .any(|(h, e)| *h != ctx.holder || !e.certain());
+        let others = holds.iter().any(|(h, e)| *h != ctx.holder || !e.certain());
         if let (Some(e), false) = (own, others) {
             self_violation(
                 ctx.holder,
@@ -557,11 +556,30 @@ fn begin_wait(ctx: &Ctx, r: &Req<'_>) -> WaitReg {
     let reg = WaitReg { seq };
     if let Some(edges) = edges {
         let v = as_busy(|_| {
-            publish(Violation {
+            let v = Violation {
                 kind: ViolationKind::Deadlock,
                 edges,
                 message: String::new(),
-            })
+            };
+            // The same cycle (same wait and hold lines) again, e.g. a retry after a timeout:
+            // reported once, acted on every time.
+            let mut key: Vec<String> = v
+                .edges
+                .iter()
+                .map(|e| format!("{} {}", e.site, e.held_site))
+                .collect();
+            key.sort();
+            let first = DEADLOCK_REPORTED
+                .lock()
+                .get_or_insert_with(HashSet::new)
+                .insert(key);
+            if first {
+                publish(v)
+            } else {
+                let mut v = v;
+                v.message = v.render();
+                v
+            }
         });
         if let Some(v) = v {
             if action() == Action::Panic {
@@ -574,6 +592,9 @@ fn begin_wait(ctx: &Ctx, r: &Req<'_>) -> WaitReg {
     }
     reg
 }
+
+/// Wait cycles already reported (by their wait and hold lines).
+static DEADLOCK_REPORTED: PlMutex<Option<HashSet<Vec<String>>>> = PlMutex::new(None);
 
 /// Whether a request in `want` mode is kept from a lock held in `held` mode.
 fn kept_by(want: Mode, held: Mode) -> bool {
@@ -623,8 +644,7 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
             return out;
         }
         for (h, e) in list {
-            if *h != w.holder && e.certain() && kept_by(w.mode, e.mode) && holder_stuck(stuck, *h)
-            {
+            if *h != w.holder && e.certain() && kept_by(w.mode, e.mode) && holder_stuck(stuck, *h) {
                 out.push((*h, Some(*e)));
             }
         }
@@ -745,13 +765,7 @@ pub(crate) fn sync_acquire_over_suspended(
 /// Reported (guard site, acquisition site) pairs: each once (the action applies every time).
 static AWAIT_REPORTED: PlMutex<Option<HashSet<(String, String)>>> = PlMutex::new(None);
 
-fn held_across_await(
-    me: u64,
-    ids: Ids,
-    mode: Mode,
-    site: &'static Location<'static>,
-    h: Held,
-) {
+fn held_across_await(me: u64, ids: Ids, mode: Mode, site: &'static Location<'static>, h: Held) {
     let owner = if h.task == ROOT_TAG {
         "the runtime's root future (`block_on`)".to_owned()
     } else {
