@@ -1,0 +1,118 @@
+//! `lockcheck::tokio` under the default action, `panic`: the task that would block forever panics
+//! instead (its `JoinHandle` returns the report's first line), its guards drop, and the others go
+//! on. Lock-order checking is off in this binary so that the tasks reach the real deadlock.
+
+#[path = "support/rt.rs"]
+mod rt;
+mod support;
+
+use lockcheck::tokio::Mutex;
+use lockcheck::ViolationKind;
+use rt::{run, Flavor};
+use std::sync::Arc;
+use support::{found, panic_message};
+
+fn setup() {
+    lockcheck::set_action(lockcheck::Action::Panic);
+    lockcheck::set_order_checking(false);
+}
+
+fn join_message(r: Result<(), tokio::task::JoinError>) -> Option<String> {
+    r.err().map(|e| panic_message(&*e.into_panic()))
+}
+
+#[test]
+fn real_deadlock_between_tasks_panics_one_task_and_the_other_goes_on() {
+    setup();
+    for (fl, na, nb) in [
+        (Flavor::CurrentThread, "pdl.a.ct", "pdl.b.ct"),
+        (Flavor::MultiThread, "pdl.a.mt", "pdl.b.mt"),
+    ] {
+        run(fl, move || async move {
+            let a = Arc::new(Mutex::named(na, 0));
+            let b = Arc::new(Mutex::named(nb, 0));
+            let barrier = Arc::new(tokio::sync::Barrier::new(2));
+            let (a1, b1, bar1) = (a.clone(), b.clone(), barrier.clone());
+            let t1 = tokio::spawn(async move {
+                let _a = a1.lock().await;
+                bar1.wait().await;
+                *b1.lock().await += 1;
+            });
+            let t2 = tokio::spawn(async move {
+                let _b = b.lock().await;
+                barrier.wait().await;
+                *a.lock().await += 1;
+            });
+            let msgs: Vec<String> = [t1.await, t2.await]
+                .into_iter()
+                .filter_map(join_message)
+                .collect();
+            assert_eq!(msgs.len(), 1, "{fl:?}: exactly one task gives up: {msgs:?}");
+            assert!(msgs[0].contains("deadlock"), "{}", msgs[0]);
+        })
+        .unwrap();
+        // Reported once per process (same lines on both flavours); acted on every time.
+        if fl == Flavor::CurrentThread {
+            let k: Vec<_> = found(na).into_iter().map(|v| v.kind).collect();
+            assert_eq!(k, [ViolationKind::Deadlock], "{fl:?}");
+        }
+    }
+}
+
+#[test]
+fn same_sync_lock_from_another_task_on_the_thread_panics_instead_of_blocking_it() {
+    setup();
+    for (fl, n) in [
+        (Flavor::CurrentThread, "pawait.ct"),
+        (Flavor::MultiThread, "pawait.mt"),
+    ] {
+        run(fl, move || async move {
+            let m = Arc::new(lockcheck::Mutex::named(n, 0));
+            let m2 = m.clone();
+            let local = tokio::task::LocalSet::new();
+            local
+                .run_until(async move {
+                    let holder = tokio::task::spawn_local(async move {
+                        let mut g = m.lock();
+                        tokio::task::yield_now().await;
+                        *g += 1;
+                    });
+                    let blocked = tokio::task::spawn_local(async move {
+                        *m2.lock() += 1; // would block the thread on itself
+                    });
+                    let (r1, r2) = (holder.await, blocked.await);
+                    assert!(r1.is_ok(), "the holder resumes and finishes");
+                    let msg = join_message(r2).expect("the second task panics");
+                    assert!(msg.contains("held across await"), "{msg}");
+                })
+                .await;
+        })
+        .unwrap();
+        // Reported once per process (same lines on both flavours); acted on every time.
+        if fl == Flavor::CurrentThread {
+            let k: Vec<_> = found(n).into_iter().map(|v| v.kind).collect();
+            assert_eq!(k, [ViolationKind::HeldAcrossAwait], "{fl:?}");
+        }
+    }
+}
+
+#[test]
+fn self_deadlock_panics_the_task() {
+    setup();
+    for (fl, n) in [
+        (Flavor::CurrentThread, "pself.ct"),
+        (Flavor::MultiThread, "pself.mt"),
+    ] {
+        run(fl, move || async move {
+            let r = tokio::spawn(async move {
+                let m = Mutex::named(n, 0);
+                let _g = m.lock().await;
+                let _again = m.lock().await;
+            })
+            .await;
+            let msg = join_message(r).expect("the task panics");
+            assert!(msg.contains("self-deadlock"), "{msg}");
+        })
+        .unwrap();
+    }
+}
