@@ -206,6 +206,8 @@ pub(crate) fn is_internal(name: &str) -> bool {
         "backtrace::",
         "lockcheck::",
         "<lockcheck::",
+        "tokio::",
+        "<tokio::",
         "lock_api::",
         "<lock_api::",
         "parking_lot",
@@ -270,15 +272,15 @@ impl Violation {
             ViolationKind::SelfDeadlock => {
                 let _ = writeln!(
                     s,
-                    "lockcheck: self-deadlock: thread `{}` acquires a lock it already holds",
-                    e0.thread
+                    "lockcheck: self-deadlock: {} acquires a lock it already holds",
+                    who(&e0.thread)
                 );
                 render_self_hold(&mut s, e0);
                 let _ = writeln!(s, "  this acquisition would block forever.");
                 let _ = writeln!(s, "  hint: a guard kept alive by an `if let`/`match` scrutinee or a `let` lives to the end of its block; drop it first");
             }
             ViolationKind::RecursiveRead => {
-                let _ = writeln!(s, "lockcheck: possible self-deadlock (recursive read lock): thread `{}` read-locks a lock it already holds", e0.thread);
+                let _ = writeln!(s, "lockcheck: possible self-deadlock (recursive read lock): {} read-locks a lock it already holds", who(&e0.thread));
                 render_self_hold(&mut s, e0);
                 let _ = writeln!(s, "  a writer that queues between the two reads waits for the first and blocks the second: deadlock.");
                 let _ = writeln!(
@@ -289,14 +291,15 @@ impl Violation {
             ViolationKind::Deadlock => {
                 let _ = writeln!(
                     s,
-                    "lockcheck: deadlock: {} threads are waiting for each other",
-                    self.edges.len()
+                    "lockcheck: deadlock: {} {} are waiting for each other",
+                    self.edges.len(),
+                    holders_word(&self.edges)
                 );
                 for e in &self.edges {
                     let _ = writeln!(
                         s,
-                        "  thread `{}` waits for {} ({}) at {}",
-                        e.thread,
+                        "  {} waits for {} ({}) at {}",
+                        who(&e.thread),
                         e.acquired,
                         mode_name(e.mode),
                         e.site
@@ -372,9 +375,10 @@ impl Violation {
                 };
                 let _ = writeln!(
                     s,
-                    "lockcheck: {what}: {} locks, {} threads",
+                    "lockcheck: {what}: {} locks, {} {}",
                     self.edges.len(),
-                    self.edges.len()
+                    self.edges.len(),
+                    holders_word(&self.edges)
                 );
                 let labels: Vec<String> = (1..=self.edges.len()).map(|i| format!("L{i}")).collect();
                 for (i, e) in self.edges.iter().enumerate() {
@@ -387,8 +391,10 @@ impl Violation {
                     let who = if i == 0 { "" } else { "earlier, " };
                     let _ = writeln!(
                         s,
-                        "  {who}thread `{}` {verb} {next} ({}) at {}",
-                        e.thread, e.acquired, e.site
+                        "  {who}{} {verb} {next} ({}) at {}",
+                        self::who(&e.thread),
+                        e.acquired,
+                        e.site
                     );
                     let _ = writeln!(
                         s,
@@ -410,11 +416,11 @@ impl Violation {
                 let mut header = String::from("       ");
                 let mut rule = String::from("       ");
                 for e in &self.edges {
-                    let _ = write!(header, "{:<width$}", e.thread);
+                    let _ = write!(header, "{:<width$}", short_name(&e.thread));
                     let _ = write!(
                         rule,
                         "{:<width$}",
-                        "-".repeat(e.thread.len().min(width - 2))
+                        "-".repeat(short_name(&e.thread).len().min(width - 2))
                     );
                 }
                 let _ = writeln!(s, "{}", header.trim_end());
@@ -514,6 +520,34 @@ fn render_held_across_await(s: &mut String, edges: &[EdgeInfo]) {
         );
     }
     let _ = writeln!(s, "  hint: drop the guard before the `.await`, or use an async lock (`lockcheck::tokio::Mutex`) if it must stay held");
+}
+
+/// How a report names a holder: ``thread `name` `` or, for a task (feature `tokio`), `task #N`
+/// with its spawn site when known.
+fn who(name: &str) -> String {
+    if name.starts_with("task #") {
+        name.to_owned()
+    } else {
+        format!("thread `{name}`")
+    }
+}
+
+/// A holder's name without the spawn site (the column headers of the scenario).
+fn short_name(name: &str) -> &str {
+    name.split(" (spawned at ").next().unwrap_or(name)
+}
+
+/// `threads`, `tasks`, or `tasks and threads`, after who the edges' holders are.
+fn holders_word(edges: &[EdgeInfo]) -> &'static str {
+    let tasks = edges
+        .iter()
+        .filter(|e| e.thread.starts_with("task #"))
+        .count();
+    match tasks {
+        0 => "threads",
+        n if n == edges.len() => "tasks",
+        _ => "tasks and threads",
+    }
 }
 
 /// The two lines of a self-deadlock report: the acquisition and the hold it runs into.
