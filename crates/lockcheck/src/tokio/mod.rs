@@ -94,14 +94,17 @@ impl Drop for SpawnSite {
 /// The semaphore under every lock here, as under tokio's own.
 type Sem = ::tokio::sync::Semaphore;
 
-/// The checked acquisition of `r.permits` permits: checks (before any wait), the fast try, the
-/// wait-for graph when it must wait, then the hold.
+/// The checked acquisition of `r.permits` permits: the fast try (checked and recorded at once),
+/// else the checks before any wait, the wait-for graph, the wait, then the hold.
 async fn acquire(sem: &Sem, r: Req<'_>) -> Result<Hold, AcquireError> {
-    let ctx = track::before(&r);
     if let Ok(p) = sem.try_acquire_many(r.permits) {
+        // Checked after the fact (it did not wait): if the action panics, `p` gives the
+        // permits back as it unwinds.
+        let hold = track::acquired_now(&r);
         p.forget();
-        return Ok(track::record(ctx, &r));
+        return Ok(hold);
     }
+    let ctx = track::before(&r);
     let wait = if sem.is_closed() {
         None
     } else {
@@ -117,7 +120,7 @@ async fn acquire(sem: &Sem, r: Req<'_>) -> Result<Hold, AcquireError> {
 fn try_acquire(sem: &Sem, r: Req<'_>) -> Result<Hold, TryAcquireError> {
     let p = sem.try_acquire_many(r.permits)?;
     p.forget();
-    Ok(track::record(track::tried(&r), &r))
+    Ok(track::tried(&r))
 }
 
 /// Runs a future to completion on this thread (the `blocking_*` methods), parking between polls.

@@ -12,7 +12,7 @@
 use crate::checked::class::{Ids, Meta};
 use crate::checked::graph;
 use crate::checked::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
-use crate::checked::state::{as_busy, thread_name, Held, STATE};
+use crate::checked::state::{as_busy, mix, thread_name, Held, STATE};
 use crate::config::{action, flag, flags, Action};
 use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::{LockKind, Mode};
@@ -162,14 +162,22 @@ impl Entry {
 }
 
 const SHARDS: usize = 32;
+/// Empty held lists a shard keeps before sweeping them (see [`Shard`]).
+const MAX_EMPTY: usize = 64;
 
 type HoldMap = HashMap<u64, Vec<Entry>, std::hash::BuildHasherDefault<IdHasher>>;
 
-/// A shard: holders -> what they hold, plus emptied vectors kept for reuse (no allocation per
-/// acquisition in the steady state; at most 8 kept).
+/// A shard: holders -> what they hold. A holder whose list empties keeps it (a task that locks in
+/// a loop then costs no map insertion and removal per acquisition); empty lists are swept once
+/// there are more than [`MAX_EMPTY`] of them, so finished tasks do not accumulate.
 struct Shard {
     by_holder: HoldMap,
-    spare: Vec<Vec<Entry>>,
+    /// Lists emptied since the last sweep (an upper bound of the empty lists in the map).
+    emptied: usize,
+    /// Hold tokens: a holder always maps to the same shard, so they are unique per holder.
+    next_token: u64,
+    /// Keys of (holder, held set, lock, mode) already checked against the graph.
+    checked: HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>,
 }
 
 static HOLDS: [PlMutex<Option<Shard>>; SHARDS] = [const { PlMutex::new(None) }; SHARDS];
@@ -182,7 +190,9 @@ fn with_shard<R>(holder: u64, f: impl FnOnce(&mut Shard) -> R) -> R {
     let mut g = shard(holder).lock();
     f(g.get_or_insert_with(|| Shard {
         by_holder: HoldMap::default(),
-        spare: Vec::new(),
+        emptied: 0,
+        next_token: 0,
+        checked: HashSet::default(),
     }))
 }
 
@@ -204,13 +214,6 @@ impl Hasher for IdHasher {
     }
 }
 
-/// What a holder holds, oldest first.
-fn entries_of(holder: u64) -> Vec<Entry> {
-    with_shard(holder, |s| {
-        s.by_holder.get(&holder).cloned().unwrap_or_default()
-    })
-}
-
 /// Every hold of a lock instance, with its holder (every shard: slow path only).
 fn holders_of(inst: u64) -> Vec<(u64, Entry)> {
     let mut out = Vec::new();
@@ -223,8 +226,6 @@ fn holders_of(inst: u64) -> Vec<(u64, Entry)> {
     }
     out
 }
-
-static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 /// A hold's registration, kept in the guard. Released explicitly by the guard's `Drop` (before
 /// the permits go back, so that no other task sees a stale holder).
@@ -256,10 +257,10 @@ impl Hold {
                     list.remove(i);
                 }
                 if list.is_empty() {
-                    if let Some(v) = s.by_holder.remove(&self.holder) {
-                        if s.spare.len() < 8 {
-                            s.spare.push(v);
-                        }
+                    s.emptied += 1;
+                    if s.emptied > MAX_EMPTY {
+                        s.by_holder.retain(|_, l| !l.is_empty());
+                        s.emptied = 0;
                     }
                 }
             }
@@ -287,8 +288,9 @@ impl Hold {
         if self.token == 0 {
             return Hold::UNTRACKED;
         }
-        let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
         with_shard(self.holder, |s| {
+            s.next_token += 1;
+            let token = s.next_token;
             let Some(list) = s.by_holder.get_mut(&self.holder) else {
                 return Hold::UNTRACKED;
             };
@@ -326,6 +328,13 @@ impl Hold {
     }
 }
 
+impl Drop for Hold {
+    /// A hold dropped without its guard (the action panicked right after the acquisition).
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // An acquisition.
 
@@ -344,87 +353,12 @@ pub(crate) struct Req<'a> {
 /// The checked context of one acquisition (None: not tracked).
 pub(crate) struct Ctx {
     holder: u64,
+    tag: u64,
     ids: Ids,
 }
 
-/// Checks before a blocking (awaiting) acquisition: a sync guard of a suspended task on this
-/// thread, a self-deadlock, then the order graph. Runs before the first poll of the inner
-/// semaphore, so an inversion is reported before any hang.
-pub(crate) fn before(r: &Req<'_>) -> Option<Ctx> {
-    let f = flags();
-    if f & flag::CHECK == 0 || STATE.try_with(|s| s.busy.get()).unwrap_or(true) {
-        return None;
-    }
-    let holder = holder();
-    let ids = r.meta.ids(r.kind);
-    if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
-        graph::note_written(ids.inst, ids.class);
-    }
-    let tag = current_tag();
-    // The sync guards on this thread: a suspended task's are reported; this task's own are part
-    // of its held set.
-    let sync_held: Vec<Held> = STATE
-        .try_with(|s| {
-            s.held
-                .try_borrow()
-                .map(|h| h.snapshot())
-                .unwrap_or_default()
-        })
-        .unwrap_or_default();
-    if let Some(h) = sync_held
-        .iter()
-        .find(|h| h.task != 0 && h.task != tag)
-        .copied()
-    {
-        held_across_await(holder, ids, r.mode, r.site, h);
-    }
-    let mine = entries_of(holder);
-    // Self-deadlock: what this task (certainly) holds of the same lock.
-    let own: Vec<&Entry> = mine
-        .iter()
-        .filter(|e| e.inst == ids.inst && e.certain())
-        .collect();
-    if let Some(e) = own.first() {
-        let kind = match (r.kind, r.mode, e.mode) {
-            (LockKind::Semaphore, _, _) => None, // checked when the try fails (see `must_wait`)
-            (LockKind::Rwlock, Mode::Shared, Mode::Shared) => Some(ViolationKind::RecursiveRead),
-            _ => Some(ViolationKind::SelfDeadlock),
-        };
-        if let Some(k) = kind {
-            self_violation(holder, k, ids, r.mode, r.site, e);
-        }
-    }
-    if f & flag::ORDER != 0 {
-        let mut held: Vec<Held> = sync_held.into_iter().filter(|h| h.task == tag).collect();
-        held.extend(
-            mine.iter()
-                .filter(|e| e.certain() && e.inst != ids.inst)
-                .map(Entry::held),
-        );
-        if !held.is_empty() {
-            r.meta.mark_in_graph();
-            let found = as_busy(|_| {
-                graph::add_dependency(graph::Request {
-                    thread: holder,
-                    inst: ids.inst,
-                    class: ids.class,
-                    mode: r.mode,
-                    site: r.site,
-                    held: &held,
-                    clock: VectorClock::new(),
-                })
-                .map(publish)
-            });
-            if let Some(Some(v)) = found {
-                act(&v, r.site);
-            }
-        }
-    }
-    Some(Ctx { holder, ids })
-}
-
-/// A `try_*` acquisition: no check and no edge (it cannot block), but a success is held.
-pub(crate) fn tried(r: &Req<'_>) -> Option<Ctx> {
+/// Who acquires what, or None when not tracked (checking off, lockcheck busy on this thread).
+fn prepare(r: &Req<'_>) -> Option<Ctx> {
     if flags() & flag::CHECK == 0 || STATE.try_with(|s| s.busy.get()).unwrap_or(true) {
         return None;
     }
@@ -432,18 +366,197 @@ pub(crate) fn tried(r: &Req<'_>) -> Option<Ctx> {
     if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
         graph::note_written(ids.inst, ids.class);
     }
-    Some(Ctx {
-        holder: holder(),
-        ids,
-    })
+    let (holder, tag) = match ::tokio::task::try_id() {
+        Some(id) => {
+            let h = TASK_BIT | task_number(id);
+            (h, h)
+        }
+        None => (
+            STATE.try_with(|s| s.id()).unwrap_or(0),
+            if ::tokio::runtime::Handle::try_current().is_ok() {
+                ROOT_TAG
+            } else {
+                0
+            },
+        ),
+    };
+    Some(Ctx { holder, tag, ids })
 }
 
-/// Records an acquired hold.
-pub(crate) fn record(ctx: Option<Ctx>, r: &Req<'_>) -> Hold {
-    let Some(ctx) = ctx else {
+/// Checks before a blocking (awaiting) acquisition whose fast try failed: runs before the first
+/// poll of the inner semaphore, so that what it finds is reported before any hang.
+pub(crate) fn before(r: &Req<'_>) -> Option<Ctx> {
+    let ctx = prepare(r)?;
+    let sync = sync_scan(&ctx);
+    let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
+    report(&ctx, r, sync, scan);
+    Some(ctx)
+}
+
+/// An acquisition whose fast try succeeded: checked and recorded under one lock of the holder's
+/// shard (a panic of the action then drops the hold).
+pub(crate) fn acquired_now(r: &Req<'_>) -> Hold {
+    let Some(ctx) = prepare(r) else {
         return Hold::UNTRACKED;
     };
-    let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+    let sync = sync_scan(&ctx);
+    let (hold, scan) = with_shard(ctx.holder, |s| {
+        let scan = scan(s, &ctx, r, &sync);
+        (push(s, &ctx, r), scan)
+    });
+    report(&ctx, r, sync, scan);
+    hold
+}
+
+/// What this thread's sync held stack says about an async acquisition.
+#[derive(Default)]
+struct SyncScan {
+    /// A guard taken by another task (or the root future), now suspended.
+    foreign: Option<Held>,
+    /// The hash sum and count of the guards this holder took (part of its held set).
+    set: u64,
+    n: usize,
+}
+
+fn held_hash(inst: u64, mode: Mode) -> u64 {
+    (inst ^ ((mode as u64) << 58)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+fn sync_scan(ctx: &Ctx) -> SyncScan {
+    let mut out = SyncScan::default();
+    let _ = STATE.try_with(|s| {
+        if let Ok(h) = s.held.try_borrow() {
+            for h in h.iter() {
+                if h.task == ctx.tag {
+                    out.set = out.set.wrapping_add(held_hash(h.inst, h.mode));
+                    out.n += 1;
+                } else if h.task != 0 && out.foreign.is_none() {
+                    out.foreign = Some(*h);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// What the holder's list says, computed under its shard's lock.
+struct Scan {
+    /// An entry of the same lock this holder certainly holds.
+    conflict: Option<Entry>,
+    /// The dependency is new for this holder: it goes to the graph (the key, to undo).
+    new_key: Option<u64>,
+}
+
+fn scan(s: &mut Shard, ctx: &Ctx, r: &Req<'_>, sync: &SyncScan) -> Scan {
+    let mut conflict = None;
+    let (mut set, mut n) = (sync.set, sync.n);
+    if let Some(list) = s.by_holder.get(&ctx.holder) {
+        for e in list.iter().filter(|e| e.certain()) {
+            if e.inst == ctx.ids.inst {
+                conflict.get_or_insert(*e);
+            } else {
+                set = set.wrapping_add(held_hash(e.inst, e.mode));
+                n += 1;
+            }
+        }
+    }
+    let mut new_key = None;
+    if n > 0 && flags() & flag::ORDER != 0 {
+        // The held *set*, the lock and the mode, for this holder: to the graph once.
+        let key = mix(set
+            ^ ctx.ids.inst.rotate_left(29)
+            ^ ((r.mode as u64) << 56)
+            ^ ctx.holder.rotate_left(17));
+        if s.checked.len() >= CHECKED_MAX {
+            s.checked.clear();
+        }
+        if s.checked.insert(key) {
+            new_key = Some(key);
+        }
+    }
+    Scan { conflict, new_key }
+}
+
+/// The reports of one acquisition: a sync guard of a suspended task on this thread, a
+/// self-deadlock, then, for a dependency new to this holder, the order graph.
+fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan) {
+    let ids = ctx.ids;
+    if let Some(h) = sync.foreign {
+        held_across_await(ctx.holder, ids, r.mode, r.site, h);
+    }
+    if let Some(e) = scan.conflict {
+        let kind = match (r.kind, r.mode, e.mode) {
+            (LockKind::Semaphore, _, _) => None, // checked when the try fails (see `must_wait`)
+            (LockKind::Rwlock, Mode::Shared, Mode::Shared) => Some(ViolationKind::RecursiveRead),
+            _ => Some(ViolationKind::SelfDeadlock),
+        };
+        if let Some(k) = kind {
+            self_violation(ctx.holder, k, ids, r.mode, r.site, &e);
+        }
+    }
+    let Some(key) = scan.new_key else { return };
+    let mut held: Vec<Held> = STATE
+        .try_with(|s| {
+            s.held
+                .try_borrow()
+                .map(|h| h.iter().filter(|h| h.task == ctx.tag).copied().collect())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    with_shard(ctx.holder, |s| {
+        if let Some(list) = s.by_holder.get(&ctx.holder) {
+            held.extend(
+                list.iter()
+                    .filter(|e| e.certain() && e.inst != ids.inst)
+                    .map(Entry::held),
+            );
+        }
+    });
+    r.meta.mark_in_graph();
+    let found = as_busy(|_| {
+        graph::add_dependency(graph::Request {
+            thread: ctx.holder,
+            inst: ids.inst,
+            class: ids.class,
+            mode: r.mode,
+            site: r.site,
+            held: &held,
+            clock: VectorClock::new(),
+        })
+        .map(publish)
+    });
+    match found {
+        Some(Some(v)) => act(&v, r.site),
+        Some(None) => {}
+        // Could not check (re-entered): do not remember the key as checked.
+        None => with_shard(ctx.holder, |s| {
+            s.checked.remove(&key);
+        }),
+    }
+}
+
+/// Dependencies a shard remembers as checked; past it the cache is emptied (re-checks only).
+const CHECKED_MAX: usize = 1 << 14;
+
+/// A `try_*` acquisition: no check and no edge (it cannot block), but a success is held.
+pub(crate) fn tried(r: &Req<'_>) -> Hold {
+    match prepare(r) {
+        Some(ctx) => with_shard(ctx.holder, |s| push(s, &ctx, r)),
+        None => Hold::UNTRACKED,
+    }
+}
+
+/// Records an acquired hold (after a wait).
+pub(crate) fn record(ctx: Option<Ctx>, r: &Req<'_>) -> Hold {
+    match ctx {
+        Some(ctx) => with_shard(ctx.holder, |s| push(s, &ctx, r)),
+        None => Hold::UNTRACKED,
+    }
+}
+
+fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
+    s.next_token += 1;
+    let token = s.next_token;
     let e = Entry {
         token,
         inst: ctx.ids.inst,
@@ -453,14 +566,12 @@ pub(crate) fn record(ctx: Option<Ctx>, r: &Req<'_>) -> Hold {
         permits: r.permits,
         owned: r.owned,
     };
-    with_shard(ctx.holder, |s| match s.by_holder.get_mut(&ctx.holder) {
+    match s.by_holder.get_mut(&ctx.holder) {
         Some(list) => list.push(e),
         None => {
-            let mut v = s.spare.pop().unwrap_or_default();
-            v.push(e);
-            s.by_holder.insert(ctx.holder, v);
+            s.by_holder.insert(ctx.holder, vec![e]);
         }
-    });
+    }
     Hold {
         token,
         holder: ctx.holder,
@@ -492,7 +603,7 @@ pub(crate) fn must_wait(ctx: &Option<Ctx>, r: &Req<'_>) -> Option<WaitReg> {
             );
         }
     }
-    let tag = current_tag();
+    let tag = ctx.tag;
     if tag != 0 {
         let mine = STATE
             .try_with(|s| {
