@@ -75,7 +75,7 @@ struct SpawnSite(Option<u64>);
 
 impl SpawnSite {
     fn note(site: &'static Location<'static>) -> SpawnSite {
-        let id = ::tokio::task::try_id().map(|id| track::holder_task_number(id));
+        let id = ::tokio::task::try_id().map(track::holder_task_number);
         if let Some(id) = id {
             track::note_spawn(id, site);
         }

@@ -369,11 +369,12 @@ impl<T: ?Sized> RwLock<T> {
     where
         T: Sized,
     {
-        let this = ManuallyDrop::new(self);
+        let mut this = ManuallyDrop::new(self);
         crate::checked::forget(&this.meta);
-        // SAFETY: `this` is never used or dropped again; each field is read out exactly once.
+        // SAFETY: `this` is never used or dropped again; the semaphore is dropped in place and
+        // the value read out, each exactly once (`meta` needs no drop).
         unsafe {
-            drop(std::ptr::read(&this.s));
+            std::ptr::drop_in_place(&mut this.s);
             std::ptr::read(&this.c).into_inner()
         }
     }
