@@ -855,6 +855,14 @@ pub(crate) fn sync_acquire_over_suspended(
     mode: Mode,
     site: &'static Location<'static>,
 ) -> bool {
+    // Plain thread code (no runtime) tags nothing: the common case costs one scan.
+    if !s
+        .held
+        .try_borrow()
+        .is_ok_and(|h| h.iter().any(|h| h.task != 0))
+    {
+        return false;
+    }
     let tag = current_tag();
     let found = {
         let Ok(held) = s.held.try_borrow() else {
