@@ -17,10 +17,11 @@ use crate::config::{action, flag, flags, Action};
 use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::{LockKind, Mode};
 use parking_lot::Mutex as PlMutex;
+use std::cell::UnsafeCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Holder ids of tasks have this bit; lockcheck's thread numbers never reach it.
 const TASK_BIT: u64 = 1 << 62;
@@ -180,20 +181,61 @@ struct Shard {
     checked: HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>,
 }
 
-static HOLDS: [PlMutex<Option<Shard>>; SHARDS] = [const { PlMutex::new(None) }; SHARDS];
+static HOLDS: [ShardLock; SHARDS] = [const { ShardLock::new() }; SHARDS];
 
-fn shard(holder: u64) -> &'static PlMutex<Option<Shard>> {
-    &HOLDS[(crate::checked::state::mix(holder) as usize) % SHARDS]
+/// A shard behind a spin lock: the critical sections are a few instructions, and its unlock is a
+/// plain store, where a parking mutex pays a second locked instruction (the acquisition path
+/// takes one shard lock per lock and one per unlock, so this halves their cost).
+struct ShardLock {
+    locked: AtomicBool,
+    shard: UnsafeCell<Option<Shard>>,
+}
+
+// SAFETY: `shard` is only reached through `with`, under `locked`.
+unsafe impl Sync for ShardLock {}
+
+impl ShardLock {
+    const fn new() -> ShardLock {
+        ShardLock {
+            locked: AtomicBool::new(false),
+            shard: UnsafeCell::new(None),
+        }
+    }
+
+    /// Runs `f` on the shard, exclusively. `f` never takes a shard lock (no nesting).
+    fn with<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let mut spins = 0u32;
+        while self.locked.swap(true, Ordering::Acquire) {
+            while self.locked.load(Ordering::Relaxed) {
+                spins += 1;
+                if spins < 100 {
+                    std::hint::spin_loop();
+                } else {
+                    // The holder was descheduled: let it run.
+                    std::thread::yield_now();
+                }
+            }
+        }
+        struct Unlock<'a>(&'a AtomicBool);
+        impl Drop for Unlock<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _unlock = Unlock(&self.locked);
+        // SAFETY: `locked` is held until `_unlock` drops.
+        let shard = unsafe { &mut *self.shard.get() };
+        f(shard.get_or_insert_with(|| Shard {
+            by_holder: HoldMap::default(),
+            emptied: 0,
+            next_token: 0,
+            checked: HashSet::default(),
+        }))
+    }
 }
 
 fn with_shard<R>(holder: u64, f: impl FnOnce(&mut Shard) -> R) -> R {
-    let mut g = shard(holder).lock();
-    f(g.get_or_insert_with(|| Shard {
-        by_holder: HoldMap::default(),
-        emptied: 0,
-        next_token: 0,
-        checked: HashSet::default(),
-    }))
+    HOLDS[(crate::checked::state::mix(holder) as usize) % SHARDS].with(f)
 }
 
 /// Integer keys: one multiply instead of SipHash.
@@ -218,11 +260,11 @@ impl Hasher for IdHasher {
 fn holders_of(inst: u64) -> Vec<(u64, Entry)> {
     let mut out = Vec::new();
     for sh in &HOLDS {
-        if let Some(s) = sh.lock().as_ref() {
+        sh.with(|s| {
             for (&h, list) in &s.by_holder {
                 out.extend(list.iter().filter(|e| e.inst == inst).map(|e| (h, *e)));
             }
-        }
+        });
     }
     out
 }
@@ -357,37 +399,54 @@ pub(crate) struct Ctx {
     ids: Ids,
 }
 
-/// Who acquires what, or None when not tracked (checking off, lockcheck busy on this thread).
-fn prepare(r: &Req<'_>) -> Option<Ctx> {
-    if flags() & flag::CHECK == 0 || STATE.try_with(|s| s.busy.get()).unwrap_or(true) {
+/// Who acquires what, and what this thread's sync held stack says about it; None when not
+/// tracked (checking off, lockcheck busy on this thread). One thread-local access.
+fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
+    if flags() & flag::CHECK == 0 {
         return None;
     }
-    let ids = r.meta.ids(r.kind);
-    if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
-        graph::note_written(ids.inst, ids.class);
-    }
-    let (holder, tag) = match ::tokio::task::try_id() {
-        Some(id) => {
-            let h = TASK_BIT | task_number(id);
-            (h, h)
-        }
-        None => (
-            STATE.try_with(|s| s.id()).unwrap_or(0),
-            if ::tokio::runtime::Handle::try_current().is_ok() {
-                ROOT_TAG
-            } else {
-                0
-            },
-        ),
-    };
-    Some(Ctx { holder, tag, ids })
+    let task = ::tokio::task::try_id().map(|id| TASK_BIT | task_number(id));
+    STATE
+        .try_with(|s| {
+            if s.busy.get() {
+                return None;
+            }
+            let ids = r.meta.ids(r.kind);
+            if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
+                graph::note_written(ids.inst, ids.class);
+            }
+            let (holder, tag) = match task {
+                Some(h) => (h, h),
+                None => (
+                    s.id(),
+                    if ::tokio::runtime::Handle::try_current().is_ok() {
+                        ROOT_TAG
+                    } else {
+                        0
+                    },
+                ),
+            };
+            let mut sync = SyncScan::default();
+            if let Ok(h) = s.held.try_borrow() {
+                for h in h.iter() {
+                    if h.task == tag {
+                        sync.set = sync.set.wrapping_add(held_hash(h.inst, h.mode));
+                        sync.n += 1;
+                    } else if h.task != 0 && sync.foreign.is_none() {
+                        sync.foreign = Some(*h);
+                    }
+                }
+            }
+            Some((Ctx { holder, tag, ids }, sync))
+        })
+        .ok()
+        .flatten()
 }
 
 /// Checks before a blocking (awaiting) acquisition whose fast try failed: runs before the first
 /// poll of the inner semaphore, so that what it finds is reported before any hang.
 pub(crate) fn before(r: &Req<'_>) -> Option<Ctx> {
-    let ctx = prepare(r)?;
-    let sync = sync_scan(&ctx);
+    let (ctx, sync) = prepare(r)?;
     let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
     report(&ctx, r, sync, scan);
     Some(ctx)
@@ -396,10 +455,9 @@ pub(crate) fn before(r: &Req<'_>) -> Option<Ctx> {
 /// An acquisition whose fast try succeeded: checked and recorded under one lock of the holder's
 /// shard (a panic of the action then drops the hold).
 pub(crate) fn acquired_now(r: &Req<'_>) -> Hold {
-    let Some(ctx) = prepare(r) else {
+    let Some((ctx, sync)) = prepare(r) else {
         return Hold::UNTRACKED;
     };
-    let sync = sync_scan(&ctx);
     let (hold, scan) = with_shard(ctx.holder, |s| {
         let scan = scan(s, &ctx, r, &sync);
         (push(s, &ctx, r), scan)
@@ -420,23 +478,6 @@ struct SyncScan {
 
 fn held_hash(inst: u64, mode: Mode) -> u64 {
     (inst ^ ((mode as u64) << 58)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
-fn sync_scan(ctx: &Ctx) -> SyncScan {
-    let mut out = SyncScan::default();
-    let _ = STATE.try_with(|s| {
-        if let Ok(h) = s.held.try_borrow() {
-            for h in h.iter() {
-                if h.task == ctx.tag {
-                    out.set = out.set.wrapping_add(held_hash(h.inst, h.mode));
-                    out.n += 1;
-                } else if h.task != 0 && out.foreign.is_none() {
-                    out.foreign = Some(*h);
-                }
-            }
-        }
-    });
-    out
 }
 
 /// What the holder's list says, computed under its shard's lock.
@@ -541,7 +582,7 @@ const CHECKED_MAX: usize = 1 << 14;
 /// A `try_*` acquisition: no check and no edge (it cannot block), but a success is held.
 pub(crate) fn tried(r: &Req<'_>) -> Hold {
     match prepare(r) {
-        Some(ctx) => with_shard(ctx.holder, |s| push(s, &ctx, r)),
+        Some((ctx, _)) => with_shard(ctx.holder, |s| push(s, &ctx, r)),
         None => Hold::UNTRACKED,
     }
 }
