@@ -128,6 +128,39 @@ fn class_level_inversion_between_tasks_on_different_instances() {
 }
 
 #[test]
+fn inversion_between_an_async_and_a_sync_lock_across_tasks() {
+    setup();
+    {
+        let fl = FL;
+        let (na, ns) = (name("mix.async", fl), name("mix.sync", fl));
+        run(fl, move || async move {
+            let m = Arc::new(Mutex::named(na, 0));
+            let s = Arc::new(lockcheck::Mutex::named(ns, 0));
+            let (m1, s1) = (m.clone(), s.clone());
+            tokio::spawn(async move {
+                let _m = m1.lock().await;
+                *s1.lock() += 1; // sync lock inside the async critical section
+            })
+            .await
+            .unwrap();
+            let local = tokio::task::LocalSet::new();
+            local
+                .run_until(async move {
+                    tokio::task::spawn_local(async move {
+                        let _s = s.lock();
+                        *m.lock().await += 1; // free: no suspension, but the reverse order
+                    })
+                    .await
+                    .unwrap();
+                })
+                .await;
+        })
+        .unwrap();
+        assert_eq!(kinds(na), [ViolationKind::LockOrderInversion], "{fl:?}");
+    }
+}
+
+#[test]
 fn consistent_order_across_tasks_is_silent() {
     setup();
     {

@@ -65,6 +65,11 @@ pub(crate) fn lock_blocking(
         if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
             graph::note_written(ids.inst, ids.class);
         }
+        // Async locks the running task holds (one thread-local read when it holds none).
+        #[cfg(feature = "tokio")]
+        if f & (flag::CHECK | flag::ORDER) == flag::CHECK | flag::ORDER {
+            crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
+        }
         if f & flag::CHECK != 0 && s.holds_any() {
             check_held(s, meta, kind, mode, site, ids, f);
         }

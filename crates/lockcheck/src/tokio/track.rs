@@ -17,7 +17,7 @@ use crate::config::{action, flag, flags, Action};
 use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::{LockKind, Mode};
 use parking_lot::Mutex as PlMutex;
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::panic::Location;
@@ -596,6 +596,9 @@ pub(crate) fn record(ctx: Option<Ctx>, r: &Req<'_>) -> Hold {
 }
 
 fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
+    if !r.owned {
+        let _ = ASYNC_HOLDER.try_with(|c| c.set(ctx.holder));
+    }
     s.next_token += 1;
     let token = s.next_token;
     let e = Entry {
@@ -920,6 +923,97 @@ pub(crate) fn sync_acquire_over_suspended(
     let me = holder();
     held_across_await(me, ids, mode, site, h);
     h.inst == ids.inst
+}
+
+thread_local! {
+    /// The last holder that recorded an async hold on this thread (0: none known). The sync
+    /// path reads it to know, for one thread-local read, whether the running task may hold
+    /// async locks. A task that took them on another thread and moved here is not seen (its
+    /// sync acquisitions then make no edge from its async holds).
+    static ASYNC_HOLDER: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Hook of the sync acquisition path (`hooks::lock_blocking`): the running task holds async
+/// locks, so a blocking sync acquisition makes ordering edges from them (a tokio guard held while
+/// taking a `lockcheck::Mutex`).
+#[inline]
+pub(crate) fn sync_acquire_in_task(
+    meta: &Meta,
+    mode: Mode,
+    site: &'static Location<'static>,
+    ids: Ids,
+) {
+    if ASYNC_HOLDER.try_with(Cell::get).unwrap_or(0) != 0 {
+        sync_after_async(meta, mode, site, ids);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn sync_after_async(meta: &Meta, mode: Mode, site: &'static Location<'static>, ids: Ids) {
+    let known = ASYNC_HOLDER.try_with(Cell::get).unwrap_or(0);
+    let holder = match ::tokio::task::try_id() {
+        Some(id) => TASK_BIT | task_number(id),
+        None => STATE.try_with(|s| s.id()).unwrap_or(0),
+    };
+    if holder != known {
+        return;
+    }
+    let (mut held, key) = with_shard(holder, |s| {
+        let held: Vec<Held> = s
+            .by_holder
+            .get(&holder)
+            .map(|l| l.iter().filter(|e| e.certain()).map(Entry::held).collect())
+            .unwrap_or_default();
+        if held.is_empty() {
+            return (held, None);
+        }
+        let set = held
+            .iter()
+            .fold(0u64, |acc, h| acc.wrapping_add(held_hash(h.inst, h.mode)));
+        let key =
+            mix(set ^ ids.inst.rotate_left(29) ^ ((mode as u64) << 56) ^ holder.rotate_left(17))
+                ^ 0x5bd1_e995;
+        if s.checked.len() >= CHECKED_MAX {
+            s.checked.clear();
+        }
+        let new = s.checked.insert(key);
+        (held, new.then_some(key))
+    });
+    if held.is_empty() {
+        let _ = ASYNC_HOLDER.try_with(|c| c.set(0));
+        return;
+    }
+    let Some(key) = key else { return };
+    let _ = STATE.try_with(|s| {
+        if let Ok(h) = s.held.try_borrow() {
+            held.extend(
+                h.iter()
+                    .filter(|h| h.task == holder && h.inst != ids.inst)
+                    .copied(),
+            );
+        }
+    });
+    meta.mark_in_graph();
+    let found = as_busy(|_| {
+        graph::add_dependency(graph::Request {
+            thread: holder,
+            inst: ids.inst,
+            class: ids.class,
+            mode,
+            site,
+            held: &held,
+            clock: VectorClock::new(),
+        })
+        .map(publish)
+    });
+    match found {
+        Some(Some(v)) => act(&v, site),
+        Some(None) => {}
+        None => with_shard(holder, |s| {
+            s.checked.remove(&key);
+        }),
+    }
 }
 
 /// Reported (guard site, acquisition site) pairs: each once (the action applies every time).
