@@ -110,10 +110,11 @@ async fn acquire(sem: &Sem, r: Req<'_>) -> Result<Hold, AcquireError> {
     } else {
         track::must_wait(&ctx, &r)
     };
+    let start = std::time::Instant::now();
     let p = sem.acquire_many(r.permits).await;
     drop(wait);
     p?.forget();
-    Ok(track::record(ctx, &r))
+    Ok(track::record(ctx, &r, start.elapsed().as_nanos() as u64))
 }
 
 /// A `try_*` acquisition: never blocks, so no check; a success is held.

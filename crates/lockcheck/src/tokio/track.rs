@@ -11,17 +11,19 @@
 
 use crate::checked::class::{Ids, Meta};
 use crate::checked::graph;
+use crate::checked::recorder;
 use crate::checked::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
 use crate::checked::state::{as_busy, mix, thread_name, Held, STATE};
 use crate::config::{action, flag, flags, Action};
 use lockcheck_core::deps::VectorClock;
-use lockcheck_core::trace::{LockKind, Mode};
+use lockcheck_core::trace::{How, LockKind, Mode};
 use parking_lot::Mutex as PlMutex;
 use std::cell::{Cell, UnsafeCell};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
 /// Holder ids of tasks have this bit; lockcheck's thread numbers never reach it.
 const TASK_BIT: u64 = 1 << 62;
@@ -137,6 +139,8 @@ struct Entry {
     /// An owned guard (`lock_owned`, `read_owned`, `acquire_owned`, ...): `'static + Send`, made
     /// to move into another task, which lockcheck cannot see. See [`Entry::certain`].
     owned: bool,
+    /// Acquisition time, when a trace is recorded (hold times).
+    since: Option<Instant>,
 }
 
 impl Entry {
@@ -293,20 +297,25 @@ impl Hold {
         if token == 0 {
             return;
         }
-        with_shard(self.holder, |s| {
-            if let Some(list) = s.by_holder.get_mut(&self.holder) {
-                if let Some(i) = list.iter().rposition(|e| e.token == token) {
-                    list.remove(i);
-                }
-                if list.is_empty() {
-                    s.emptied += 1;
-                    if s.emptied > MAX_EMPTY {
-                        s.by_holder.retain(|_, l| !l.is_empty());
-                        s.emptied = 0;
-                    }
+        let gone = with_shard(self.holder, |s| {
+            let list = s.by_holder.get_mut(&self.holder)?;
+            let i = list.iter().rposition(|e| e.token == token)?;
+            let e = list.remove(i);
+            let last = list.is_empty();
+            if last {
+                s.emptied += 1;
+                if s.emptied > MAX_EMPTY {
+                    s.by_holder.retain(|_, l| !l.is_empty());
+                    s.emptied = 0;
                 }
             }
+            Some((e, last))
         });
+        if let Some((e, last)) = gone {
+            if let Some(since) = e.since {
+                rec_release(self.holder, e, since, last);
+            }
+        }
     }
 
     /// A held rwlock changes mode in place (write guard downgraded).
@@ -397,14 +406,18 @@ pub(crate) struct Ctx {
     holder: u64,
     tag: u64,
     ids: Ids,
+    /// Checking is on (else the acquisition is only held and recorded).
+    check: bool,
 }
 
 /// Who acquires what, and what this thread's sync held stack says about it; None when not
 /// tracked (checking off, lockcheck busy on this thread). One thread-local access.
 fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
-    if flags() & flag::CHECK == 0 {
+    let f = flags();
+    if f & (flag::CHECK | flag::RECORD) == 0 {
         return None;
     }
+    let check = f & flag::CHECK != 0;
     let task = ::tokio::task::try_id().map(|id| TASK_BIT | task_number(id));
     STATE
         .try_with(|s| {
@@ -427,6 +440,18 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
                 ),
             };
             let mut sync = SyncScan::default();
+            if !check {
+                // Recording only: held, recorded, not checked.
+                return Some((
+                    Ctx {
+                        holder,
+                        tag,
+                        ids,
+                        check,
+                    },
+                    sync,
+                ));
+            }
             if let Ok(h) = s.held.try_borrow() {
                 for h in h.iter() {
                     if h.task == tag {
@@ -437,7 +462,15 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
                     }
                 }
             }
-            Some((Ctx { holder, tag, ids }, sync))
+            Some((
+                Ctx {
+                    holder,
+                    tag,
+                    ids,
+                    check,
+                },
+                sync,
+            ))
         })
         .ok()
         .flatten()
@@ -447,6 +480,9 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
 /// poll of the inner semaphore, so that what it finds is reported before any hang.
 pub(crate) fn before(r: &Req<'_>) -> Option<Ctx> {
     let (ctx, sync) = prepare(r)?;
+    if !ctx.check {
+        return Some(ctx);
+    }
     let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
     report(&ctx, r, sync, scan);
     Some(ctx)
@@ -459,10 +495,13 @@ pub(crate) fn acquired_now(r: &Req<'_>) -> Hold {
         return Hold::UNTRACKED;
     };
     let (hold, scan) = with_shard(ctx.holder, |s| {
-        let scan = scan(s, &ctx, r, &sync);
+        let scan = ctx.check.then(|| scan(s, &ctx, r, &sync));
         (push(s, &ctx, r), scan)
     });
-    report(&ctx, r, sync, scan);
+    rec_acquire(&ctx, r, How::Blocking, 0);
+    if let Some(scan) = scan {
+        report(&ctx, r, sync, scan);
+    }
     hold
 }
 
@@ -582,16 +621,52 @@ const CHECKED_MAX: usize = 1 << 14;
 /// A `try_*` acquisition: no check and no edge (it cannot block), but a success is held.
 pub(crate) fn tried(r: &Req<'_>) -> Hold {
     match prepare(r) {
-        Some((ctx, _)) => with_shard(ctx.holder, |s| push(s, &ctx, r)),
+        Some((ctx, _)) => {
+            let hold = with_shard(ctx.holder, |s| push(s, &ctx, r));
+            rec_acquire(&ctx, r, How::Try, 0);
+            hold
+        }
         None => Hold::UNTRACKED,
     }
 }
 
 /// Records an acquired hold (after a wait).
-pub(crate) fn record(ctx: Option<Ctx>, r: &Req<'_>) -> Hold {
+pub(crate) fn record(ctx: Option<Ctx>, r: &Req<'_>, wait_ns: u64) -> Hold {
     match ctx {
-        Some(ctx) => with_shard(ctx.holder, |s| push(s, &ctx, r)),
+        Some(ctx) => {
+            let hold = with_shard(ctx.holder, |s| push(s, &ctx, r));
+            rec_acquire(&ctx, r, How::Blocking, wait_ns);
+            hold
+        }
         None => Hold::UNTRACKED,
+    }
+}
+
+/// A trace event of an async acquisition (when recording): a task's events go to the task's own
+/// stream (its holder id as thread number, named `task #N`), wherever it runs; a thread's to the
+/// thread's.
+fn rec_acquire(ctx: &Ctx, r: &Req<'_>, how: How, wait_ns: u64) {
+    if flags() & flag::RECORD == 0 {
+        return;
+    }
+    if is_task(ctx.holder) {
+        recorder::on_task_acquire(ctx.holder, ctx.ids, r.mode, how, r.site, wait_ns);
+    } else {
+        recorder::on_acquire(ctx.ids, r.mode, how, r.site, wait_ns);
+    }
+}
+
+#[cold]
+fn rec_release(holder: u64, e: Entry, since: Instant, last: bool) {
+    let hold_ns = since.elapsed().as_nanos() as u64;
+    let ids = Ids {
+        inst: e.inst,
+        class: e.class,
+    };
+    if is_task(holder) {
+        recorder::on_task_release(holder, ids, hold_ns, last);
+    } else {
+        recorder::on_release(ids, hold_ns);
     }
 }
 
@@ -609,6 +684,7 @@ fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
         site: r.site,
         permits: r.permits,
         owned: r.owned,
+        since: (flags() & flag::RECORD != 0).then(Instant::now),
     };
     match s.by_holder.get_mut(&ctx.holder) {
         Some(list) => list.push(e),
@@ -628,7 +704,7 @@ fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
 /// the wait-for graph (a cycle is a deadlock, reported now); and a sync guard this task holds
 /// will now be held across the suspension.
 pub(crate) fn must_wait(ctx: &Option<Ctx>, r: &Req<'_>) -> Option<WaitReg> {
-    let ctx = ctx.as_ref()?;
+    let ctx = ctx.as_ref().filter(|c| c.check)?;
     if r.kind == LockKind::Semaphore {
         let holds = holders_of(ctx.ids.inst);
         let own = holds
