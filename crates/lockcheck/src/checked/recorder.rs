@@ -796,56 +796,6 @@ fn put_u64(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hot_events_are_written_exactly_as_serde_writes_them() {
-        let modes = [
-            Mode::Exclusive,
-            Mode::Shared,
-            Mode::SharedRecursive,
-            Mode::Upgradable,
-            Mode::Permit,
-        ];
-        let hows = [How::Blocking, How::Try, How::Timed];
-        let nums = [0u64, 1, 9, 10, 12345, u64::MAX];
-        for &m in &modes {
-            for &how in &hows {
-                for &n in &nums {
-                    for s in [None, Some(7u32), Some(u32::MAX)] {
-                        let e = Event::Acquire {
-                            t: n,
-                            l: n ^ 5,
-                            m,
-                            how,
-                            s,
-                            wait_ns: n,
-                        };
-                        let (mut a, mut b) = (Vec::new(), Vec::new());
-                        assert!(write_hot(&e, &mut a));
-                        e.write_line(&mut b);
-                        assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
-                    }
-                }
-            }
-        }
-        for &n in &nums {
-            let e = Event::Release {
-                t: n,
-                l: 3,
-                hold_ns: n,
-            };
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            assert!(write_hot(&e, &mut a));
-            e.write_line(&mut b);
-            assert_eq!(a, b);
-        }
-        assert!(!write_hot(&Event::Drop { l: 1 }, &mut Vec::new()));
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Async tasks (feature `tokio`): a task's lock events form its own stream, with the task's holder
 // number (bit 62 set) as thread number and `task #N` as name, wherever the task runs, so that the
@@ -938,4 +888,54 @@ pub(crate) fn on_task_release(holder: u64, ids: Ids, hold_ns: u64, last: bool) {
         },
         last,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hot_events_are_written_exactly_as_serde_writes_them() {
+        let modes = [
+            Mode::Exclusive,
+            Mode::Shared,
+            Mode::SharedRecursive,
+            Mode::Upgradable,
+            Mode::Permit,
+        ];
+        let hows = [How::Blocking, How::Try, How::Timed];
+        let nums = [0u64, 1, 9, 10, 12345, u64::MAX];
+        for &m in &modes {
+            for &how in &hows {
+                for &n in &nums {
+                    for s in [None, Some(7u32), Some(u32::MAX)] {
+                        let e = Event::Acquire {
+                            t: n,
+                            l: n ^ 5,
+                            m,
+                            how,
+                            s,
+                            wait_ns: n,
+                        };
+                        let (mut a, mut b) = (Vec::new(), Vec::new());
+                        assert!(write_hot(&e, &mut a));
+                        e.write_line(&mut b);
+                        assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+                    }
+                }
+            }
+        }
+        for &n in &nums {
+            let e = Event::Release {
+                t: n,
+                l: 3,
+                hold_ns: n,
+            };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            assert!(write_hot(&e, &mut a));
+            e.write_line(&mut b);
+            assert_eq!(a, b);
+        }
+        assert!(!write_hot(&Event::Drop { l: 1 }, &mut Vec::new()));
+    }
 }
