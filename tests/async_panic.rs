@@ -118,3 +118,53 @@ fn self_deadlock_panics_the_task() {
         .unwrap();
     }
 }
+
+#[test]
+fn deadlock_through_a_sync_and_an_async_lock_panics_one_side() {
+    setup();
+    for (fl, nm, ns) in [
+        (Flavor::CurrentThread, "pmix.m.ct", "pmix.s.ct"),
+        (Flavor::MultiThread, "pmix.m.mt", "pmix.s.mt"),
+    ] {
+        run(fl, move || async move {
+            let m = Arc::new(Mutex::named(nm, 0));
+            let s = Arc::new(lockcheck::Mutex::named(ns, 0));
+            let (t_ready_tx, t_ready) = std::sync::mpsc::channel::<()>();
+            let (a_ready_tx, a_ready) = std::sync::mpsc::channel::<()>();
+            let (m1, s1) = (m.clone(), s.clone());
+            // A plain thread: sync s, then the async m through `blocking_lock`.
+            let th = std::thread::spawn(move || {
+                let _s = s1.lock();
+                t_ready_tx.send(()).unwrap();
+                a_ready.recv().unwrap();
+                *m1.blocking_lock() += 1;
+            });
+            // A task: async m, then the sync s (blocking its worker thread).
+            let task = tokio::spawn(async move {
+                let _m = m.lock().await;
+                a_ready_tx.send(()).unwrap();
+                t_ready.recv().unwrap();
+                *s.lock() += 1;
+            });
+            let r_task = task.await;
+            let r_thread = tokio::task::spawn_blocking(move || th.join())
+                .await
+                .unwrap();
+            let msgs: Vec<String> = [
+                join_message(r_task),
+                r_thread.err().map(|e| panic_message(&*e)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            assert_eq!(msgs.len(), 1, "{fl:?}: exactly one side gives up: {msgs:?}");
+            assert!(msgs[0].contains("deadlock"), "{}", msgs[0]);
+        })
+        .unwrap();
+        if fl == Flavor::CurrentThread {
+            let k: Vec<_> = found(nm).into_iter().map(|v| v.kind).collect();
+            assert_eq!(k, [ViolationKind::Deadlock], "{fl:?}");
+            assert!(found(nm)[0].involves(ns));
+        }
+    }
+}

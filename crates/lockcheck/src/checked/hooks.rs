@@ -123,6 +123,9 @@ fn blocked(
         lock_raw();
         return;
     };
+    // A task (or a thread holding async locks) waiting for a sync lock: the async wait-for graph.
+    #[cfg(feature = "tokio")]
+    let _async_wait = crate::tokio::track::sync_wait(ids, kind, mode, site);
     match watch::wait_timeout(ids.class) {
         None => lock_raw(),
         Some(limit) => {

@@ -153,6 +153,20 @@ impl Entry {
         !self.owned
     }
 
+    /// A sync guard, as an entry of the wait-for graph.
+    fn from_held(h: &Held) -> Entry {
+        Entry {
+            token: 0,
+            inst: h.inst,
+            class: h.class,
+            mode: h.mode,
+            site: h.site,
+            permits: 1,
+            owned: false,
+            since: None,
+        }
+    }
+
     fn held(&self) -> Held {
         Held {
             inst: self.inst,
@@ -751,6 +765,9 @@ struct Waiter {
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
+    /// The sync guards the holder had on its thread when it started waiting (a waiting holder
+    /// cannot release them): how the graph sees sync locks held inside a cycle.
+    sync_held: Vec<Held>,
 }
 
 static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
@@ -771,16 +788,62 @@ impl Drop for WaitReg {
 }
 
 fn begin_wait(ctx: &Ctx, r: &Req<'_>) -> WaitReg {
+    register(ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site)
+}
+
+/// Hook of the sync slow path (`hooks::blocked`, a thread about to block on a sync lock): when a
+/// task (or a thread holding async locks) waits for a sync lock, the wait joins this wait-for
+/// graph, so that a cycle through sync and async locks is found. Pure thread cycles are left to
+/// the sync wait-for graph. Semaphores are not joined (their sync holders are not all known).
+pub(crate) fn sync_wait(
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> Option<WaitReg> {
+    if kind == LockKind::Semaphore || action() == Action::Off {
+        return None;
+    }
+    let holder = match ::tokio::task::try_id() {
+        Some(id) => TASK_BIT | task_number(id),
+        None => {
+            let me = STATE.try_with(|s| s.id()).ok()?;
+            if ASYNC_HOLDER.try_with(Cell::get).ok()? != me {
+                return None;
+            }
+            me
+        }
+    };
+    Some(register(holder, current_tag(), ids, kind, mode, site))
+}
+
+fn register(
+    holder: u64,
+    tag: u64,
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> WaitReg {
+    let sync_held: Vec<Held> = STATE
+        .try_with(|s| {
+            s.held
+                .try_borrow()
+                .map(|h| h.iter().filter(|h| h.task == tag).copied().collect())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
     let seq = NEXT_WAIT.fetch_add(1, Ordering::Relaxed);
     let edges = {
         let mut waiting = WAITING.lock();
         waiting.push(Waiter {
             seq,
-            holder: ctx.holder,
-            ids: ctx.ids,
-            kind: r.kind,
-            mode: r.mode,
-            site: r.site,
+            holder,
+            ids,
+            kind,
+            mode,
+            site,
+            sync_held,
         });
         deadlock_cycle(&waiting, waiting.len() - 1)
     };
@@ -816,7 +879,7 @@ fn begin_wait(ctx: &Ctx, r: &Req<'_>) -> WaitReg {
             if action() == Action::Panic {
                 // Unregistered first: the panicking task gives up its locks, the others go on.
                 drop(reg);
-                act(&v, r.site);
+                act(&v, site);
                 return WaitReg { seq: 0 };
             }
         }
@@ -841,9 +904,19 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
     let n = waiting.len();
     let mut holds: HashMap<u64, Vec<(u64, Entry)>> = HashMap::new();
     for w in waiting {
-        holds
-            .entry(w.ids.inst)
-            .or_insert_with(|| holders_of(w.ids.inst));
+        holds.entry(w.ids.inst).or_insert_with(|| {
+            let mut list = holders_of(w.ids.inst);
+            // Sync guards of waiting holders.
+            for x in waiting {
+                list.extend(
+                    x.sync_held
+                        .iter()
+                        .filter(|h| h.inst == w.ids.inst)
+                        .map(|h| (x.holder, Entry::from_held(h))),
+                );
+            }
+            list
+        });
     }
     let mut stuck = vec![true; n];
     let holder_stuck = |stuck: &[bool], h: u64| {
