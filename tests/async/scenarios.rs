@@ -346,6 +346,29 @@ fn different_tasks_reading_and_a_write_after_are_silent() {
             let w = rw.write().await;
             let r = lockcheck::tokio::RwLockWriteGuard::downgrade(w);
             assert_eq!(*r, 1);
+            drop(r);
+            // The rest of tokio's guard API: maps and downgrades, borrowed and owned.
+            use lockcheck::tokio::{OwnedRwLockWriteGuard, RwLockWriteGuard};
+            let w = rw.write().await;
+            let r = RwLockWriteGuard::downgrade_map(w, |v| v);
+            assert_eq!(*r, 1);
+            drop(r);
+            let w = rw.write().await;
+            let Err(w) = RwLockWriteGuard::try_downgrade_map(w, |_| None::<&i32>) else {
+                panic!("None gives the guard back")
+            };
+            let mut m = RwLockWriteGuard::map(w, |v| v);
+            *m += 1;
+            drop(m);
+            let ow = rw.clone().write_owned().await;
+            let mut om = OwnedRwLockWriteGuard::try_map(ow, |v| Some(v)).ok().unwrap();
+            *om += 1;
+            drop(om);
+            let ow = rw.clone().write_owned().await;
+            let or = OwnedRwLockWriteGuard::downgrade_map(ow, |v| v);
+            assert_eq!(*or, 3);
+            drop(or);
+            assert!(rw.try_write().is_ok(), "every guard gave its permits back");
         })
         .unwrap();
         assert!(found(n).is_empty(), "{fl:?}: {:#?}", found(n));

@@ -518,6 +518,43 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
         })
     }
 
+    /// Downgrades to a read hold of a part of the value, without letting a writer in between.
+    pub fn downgrade_map<F, U: ?Sized>(this: Self, f: F) -> RwLockReadGuard<'a, U>
+    where
+        F: FnOnce(&T) -> &U,
+    {
+        let data = f(&*this) as *const U;
+        let r = this.downgrade();
+        let r = ManuallyDrop::new(r);
+        RwLockReadGuard {
+            s: r.s,
+            data,
+            // SAFETY: `r` is not dropped.
+            hold: unsafe { take_hold(&r.hold) },
+            marker: PhantomData,
+        }
+    }
+
+    /// [`downgrade_map`](Self::downgrade_map) if `f` returns `Some`; gives the write guard back
+    /// otherwise.
+    pub fn try_downgrade_map<F, U: ?Sized>(this: Self, f: F) -> Result<RwLockReadGuard<'a, U>, Self>
+    where
+        F: FnOnce(&T) -> Option<&U>,
+    {
+        let data = match f(&*this) {
+            Some(d) => d as *const U,
+            None => return Err(this),
+        };
+        let r = ManuallyDrop::new(this.downgrade());
+        Ok(RwLockReadGuard {
+            s: r.s,
+            data,
+            // SAFETY: `r` is not dropped.
+            hold: unsafe { take_hold(&r.hold) },
+            marker: PhantomData,
+        })
+    }
+
     /// The guard as a mapped one (of the whole value).
     pub fn into_mapped(this: Self) -> RwLockMappedWriteGuard<'a, T> {
         RwLockWriteGuard::map(this, |v| v)
@@ -694,6 +731,57 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
         OwnedRwLockMappedWriteGuard { lock, data, hold }
     }
 
+    /// Narrows the guard if `f` returns `Some`; gives it back otherwise.
+    pub fn try_map<F, U: ?Sized>(
+        mut this: Self,
+        f: F,
+    ) -> Result<OwnedRwLockMappedWriteGuard<T, U>, Self>
+    where
+        F: FnOnce(&mut T) -> Option<&mut U>,
+    {
+        // SAFETY: the guard holds every permit.
+        let data = match f(unsafe { &mut *this.data }) {
+            Some(d) => d as *mut U,
+            None => return Err(this),
+        };
+        let _ = &mut this;
+        let this = ManuallyDrop::new(this);
+        // SAFETY: `this` is not dropped.
+        let (lock, hold) = unsafe { take_owned(&this.lock, &this.hold) };
+        Ok(OwnedRwLockMappedWriteGuard { lock, data, hold })
+    }
+
+    /// Downgrades to a read hold of a part of the value, without letting a writer in between.
+    pub fn downgrade_map<F, U: ?Sized>(this: Self, f: F) -> OwnedRwLockReadGuard<T, U>
+    where
+        F: FnOnce(&T) -> &U,
+    {
+        let data = f(&*this) as *const U;
+        OwnedRwLockReadGuard::map(this.downgrade(), |_| {
+            // SAFETY: `data` points into the value, which the read hold keeps alive and unwritten.
+            unsafe { &*data }
+        })
+    }
+
+    /// [`downgrade_map`](Self::downgrade_map) if `f` returns `Some`; gives the write guard back
+    /// otherwise.
+    pub fn try_downgrade_map<F, U: ?Sized>(
+        this: Self,
+        f: F,
+    ) -> Result<OwnedRwLockReadGuard<T, U>, Self>
+    where
+        F: FnOnce(&T) -> Option<&U>,
+    {
+        let data = match f(&*this) {
+            Some(d) => d as *const U,
+            None => return Err(this),
+        };
+        Ok(OwnedRwLockReadGuard::map(this.downgrade(), |_| {
+            // SAFETY: as in `downgrade_map`.
+            unsafe { &*data }
+        }))
+    }
+
     /// The guard as a mapped one (of the whole value).
     pub fn into_mapped(this: Self) -> OwnedRwLockMappedWriteGuard<T> {
         OwnedRwLockWriteGuard::map(this, |v| v)
@@ -752,6 +840,25 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockMappedWriteGuard<T, U> {
         // SAFETY: `this` is not dropped.
         let (lock, hold) = unsafe { take_owned(&this.lock, &this.hold) };
         OwnedRwLockMappedWriteGuard { lock, data, hold }
+    }
+
+    /// Narrows the guard further if `f` returns `Some`; gives it back otherwise.
+    pub fn try_map<F, V: ?Sized>(
+        this: Self,
+        f: F,
+    ) -> Result<OwnedRwLockMappedWriteGuard<T, V>, Self>
+    where
+        F: FnOnce(&mut U) -> Option<&mut V>,
+    {
+        // SAFETY: the guard holds every permit.
+        let data = match f(unsafe { &mut *this.data }) {
+            Some(d) => d as *mut V,
+            None => return Err(this),
+        };
+        let this = ManuallyDrop::new(this);
+        // SAFETY: `this` is not dropped.
+        let (lock, hold) = unsafe { take_owned(&this.lock, &this.hold) };
+        Ok(OwnedRwLockMappedWriteGuard { lock, data, hold })
     }
 
     /// The lock this guard holds.
