@@ -56,7 +56,9 @@ fn an_inversion_is_one_valid_result_with_related_locations_for_every_edge() {
         [
             "lockcheck/lock-order-inversion",
             "lockcheck/class-lock-order-inversion",
-            "lockcheck/hierarchy-violation"
+            "lockcheck/hierarchy-violation",
+            "lockcheck/self-deadlock",
+            "lockcheck/recursive-read"
         ]
     );
     for r in driver["rules"].as_array().unwrap() {

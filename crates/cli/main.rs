@@ -2,14 +2,19 @@
 //!
 //! `lockcheck analyze [OPTIONS] <TRACE>...` reads traces, reports lock-order violations, a suggested
 //! lock hierarchy and timeouts. Exit codes: 0 no violation, 1 violations found, 2 bad input or
-//! usage. `lockcheck explain`, `completions` and `man` print help. All logic lives in `lockcheck-analyze`; this file parses arguments, picks the output, and
-//! maps results to exit codes in one place.
+//! usage. `lockcheck run [OPTIONS] -- <COMMAND>...` runs a command (a test suite) with recording on
+//! and analyzes what it recorded (see `run.rs`). `lockcheck explain`, `completions` and `man` print
+//! help. All logic lives in `lockcheck-analyze`; this file parses arguments, picks the output, and
+//! maps results to exit codes in one place ([`report_exit_code`]).
+
+mod run;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use lockcheck_analyze::baseline::Baseline;
 use lockcheck_analyze::config::Config;
 use lockcheck_analyze::cycles::SearchLimits;
 use lockcheck_analyze::read::InputFormat;
+use lockcheck_analyze::report::Report;
 use lockcheck_analyze::report::{render_text, render_violations, summary_line, TextOptions};
 use lockcheck_analyze::sarif::{to_sarif, SarifOptions};
 use lockcheck_analyze::{analyze_with, rules, Analysis, Levels, Options, Progress};
@@ -32,6 +37,9 @@ struct Cli {
 enum Command {
     /// Replay traces and report lock-order violations, a lock hierarchy and timeouts.
     Analyze(AnalyzeArgs),
+    /// Run a command (a test suite) with lock tracing on, then analyze every trace it wrote.
+    #[command(after_help = run::EXIT_CODES_HELP)]
+    Run(run::RunArgs),
     /// Explain a finding, filter or timeout flag: what it means and how to fix it.
     Explain {
         /// A rule id (lockcheck/lock-order-inversion), filter (gate-lock) or flag (livelock-risk);
@@ -113,6 +121,26 @@ struct AnalyzeArgs {
     /// Accept traces whose last event is cut off (a killed process).
     #[arg(long)]
     allow_truncated: bool,
+    #[command(flatten)]
+    common: AnalysisArgs,
+    /// Write the suggested hierarchy as a Rust module to this file.
+    #[arg(long, value_name = "FILE")]
+    hierarchy_rust: Option<PathBuf>,
+    /// Write the report to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Write the current findings as a baseline file (the run then exits 0 unless the input is
+    /// bad).
+    #[arg(long, value_name = "FILE")]
+    write_baseline: Option<PathBuf>,
+    /// Write the suggested timeouts as a [wait_timeout] table for LOCKCHECK_POLICY to this file.
+    #[arg(long, value_name = "FILE")]
+    timeouts_toml: Option<PathBuf>,
+}
+
+/// The analysis flags `analyze` and `run` share: what to search, what to accept, how to print.
+#[derive(clap::Args, Debug)]
+struct AnalysisArgs {
     /// Also list the candidates removed by a filter, and the full hierarchy.
     #[arg(short, long)]
     verbose: bool,
@@ -122,32 +150,19 @@ struct AnalyzeArgs {
     /// Stop the cycle search of a component after this many candidates.
     #[arg(long, default_value_t = 10_000)]
     max_cycles: u64,
-    /// Write the suggested hierarchy as a Rust module to this file.
-    #[arg(long, value_name = "FILE")]
-    hierarchy_rust: Option<PathBuf>,
-    /// Write the report to this file instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
-    /// Make absolute source paths relative to this directory in SARIF (default: the current
-    /// directory).
+    /// Make absolute source paths relative to this directory in SARIF and HTML (default: the
+    /// current directory).
     #[arg(long, value_name = "DIR")]
     repo_root: Option<PathBuf>,
     /// Fail only on findings whose id is not in this baseline file.
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
-    /// Write the current findings as a baseline file (the run then exits 0 unless the input is
-    /// bad).
-    #[arg(long, value_name = "FILE")]
-    write_baseline: Option<PathBuf>,
     /// Suppressions and declared hierarchy (default: ./lockcheck.toml if it exists).
     #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
     config: Option<PathBuf>,
     /// Ignore ./lockcheck.toml.
     #[arg(long)]
     no_config: bool,
-    /// Write the suggested timeouts as a [wait_timeout] table for LOCKCHECK_POLICY to this file.
-    #[arg(long, value_name = "FILE")]
-    timeouts_toml: Option<PathBuf>,
     /// Print only the failing findings (text), no progress and no summary on stderr.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
@@ -158,25 +173,42 @@ struct AnalyzeArgs {
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("lockcheck: error: {msg}");
-    ExitCode::from(2)
+    ExitCode::from(EXIT_BAD_INPUT)
 }
 
-/// A progress bar on stderr, for long analyses on a terminal only.
+/// A progress bar on stderr, for long analyses on a terminal only: a bar while reading many or
+/// large traces, then a spinner while searching; when the reading was short but the search is
+/// not, the spinner appears after [`SEARCH_SPINNER_AFTER`].
 struct ProgressDisplay {
     bar: Option<indicatif::ProgressBar>,
+    /// On a terminal, not `--quiet`.
     allowed: bool,
+    /// The input is too small for a reading bar.
+    small: bool,
+    /// The delayed spinner of the search: (finished, bar), under one lock so that the spinner
+    /// never appears after `finish`.
+    delayed: Option<std::sync::Arc<std::sync::Mutex<(bool, indicatif::ProgressBar)>>>,
 }
 
 /// Below this much input, no bar: it would flash and vanish.
 const PROGRESS_MIN_BYTES: u64 = 8 << 20;
 const PROGRESS_MIN_FILES: usize = 50;
+/// A search still running after this long gets a spinner.
+const SEARCH_SPINNER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl ProgressDisplay {
     fn new(quiet: bool) -> ProgressDisplay {
         ProgressDisplay {
             bar: None,
             allowed: !quiet && std::io::stderr().is_terminal(),
+            small: false,
+            delayed: None,
         }
+    }
+
+    fn spinner_style() -> indicatif::ProgressStyle {
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .expect("a valid template")
     }
 
     fn update(&mut self, p: Progress<'_>) {
@@ -191,9 +223,12 @@ impl ProgressDisplay {
                 bytes_done,
                 bytes_total,
             } => {
+                if self.small {
+                    return;
+                }
                 if self.bar.is_none() {
                     if bytes_total < PROGRESS_MIN_BYTES && files < PROGRESS_MIN_FILES {
-                        self.allowed = false;
+                        self.small = true;
                         return;
                     }
                     let bar = indicatif::ProgressBar::with_draw_target(
@@ -220,12 +255,32 @@ impl ProgressDisplay {
             }
             Progress::Analyzing => {
                 if let Some(bar) = &self.bar {
-                    bar.set_style(
-                        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                            .expect("a valid template"),
-                    );
+                    bar.set_style(Self::spinner_style());
                     bar.set_message("searching for lock-order cycles");
+                    return;
                 }
+                // Short reading: a spinner only if the search turns out long.
+                let bar = indicatif::ProgressBar::with_draw_target(
+                    None,
+                    indicatif::ProgressDrawTarget::hidden(),
+                );
+                bar.set_style(Self::spinner_style());
+                bar.set_message("searching for lock-order cycles");
+                let shared = std::sync::Arc::new(std::sync::Mutex::new((false, bar)));
+                let for_thread = std::sync::Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    std::thread::sleep(SEARCH_SPINNER_AFTER);
+                    let guard = for_thread.lock().unwrap_or_else(|e| e.into_inner());
+                    if !guard.0 {
+                        guard
+                            .1
+                            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                        guard
+                            .1
+                            .enable_steady_tick(std::time::Duration::from_millis(120));
+                    }
+                });
+                self.delayed = Some(shared);
             }
         }
     }
@@ -234,6 +289,11 @@ impl ProgressDisplay {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+        if let Some(shared) = &self.delayed {
+            let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
+            guard.0 = true;
+            guard.1.finish_and_clear();
+        }
     }
 }
 
@@ -241,55 +301,155 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn run_analyze(args: AnalyzeArgs) -> ExitCode {
-    let config = match (&args.config, args.no_config) {
-        (Some(path), _) => match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        },
+/// Exit code 2: bad input or usage (also what clap uses for a usage error).
+const EXIT_BAD_INPUT: u8 = 2;
+
+/// The exit code of an analysis that read its input: 1 when a violation not in the baseline was
+/// found, else 0. The one place that maps a report to an exit code; `run` uses it too.
+fn report_exit_code(report: &Report) -> u8 {
+    if report.has_violations() {
+        1
+    } else {
+        0
+    }
+}
+
+/// The analysis options from the flags (reads `lockcheck.toml` and the baseline).
+fn load_options(
+    a: &AnalysisArgs,
+    input_format: Option<InputFormatArg>,
+    allow_truncated: bool,
+) -> Result<Options, String> {
+    let config = match (&a.config, a.no_config) {
+        (Some(path), _) => Config::load(path).map_err(|e| e.to_string())?,
         (None, false) if Path::new("lockcheck.toml").is_file() => {
-            match Config::load(Path::new("lockcheck.toml")) {
-                Ok(c) => c,
-                Err(e) => return fail(e),
-            }
+            Config::load(Path::new("lockcheck.toml")).map_err(|e| e.to_string())?
         }
         _ => Config::default(),
     };
-    let baseline = match &args.baseline {
-        Some(path) => match Baseline::load(path) {
-            Ok(b) => Some(b),
-            Err(e) => return fail(e),
-        },
+    let baseline = match &a.baseline {
+        Some(path) => Some(Baseline::load(path).map_err(|e| e.to_string())?),
         None => None,
     };
-    let opts = Options {
-        levels: match args.level {
+    Ok(Options {
+        levels: match a.level {
             LevelArg::Instance => Levels::Instance,
             LevelArg::Class => Levels::Class,
             LevelArg::Both => Levels::Both,
         },
         limits: SearchLimits {
-            max_cycles: args.max_cycles,
+            max_cycles: a.max_cycles,
             ..SearchLimits::default()
         },
-        input_format: args.input_format.map(|f| match f {
+        input_format: input_format.map(|f| match f {
             InputFormatArg::Json => InputFormat::Json,
             InputFormatArg::Std => InputFormat::Std,
             InputFormatArg::RapidBin => InputFormat::RapidBin,
         }),
-        allow_truncated: args.allow_truncated,
+        allow_truncated,
         config,
         baseline,
-    };
-    let mut progress = ProgressDisplay::new(args.quiet);
-    let result = analyze_with(&args.traces, &opts, &mut |p| progress.update(p));
+    })
+}
+
+/// Reads and analyzes `paths`, with a progress bar on a terminal.
+fn analyze_paths(paths: &[PathBuf], opts: &Options, quiet: bool) -> Result<Analysis, String> {
+    let mut progress = ProgressDisplay::new(quiet);
+    let result = analyze_with(paths, opts, &mut |p| progress.update(p));
     progress.finish();
-    let Analysis { mut report, graph } = match result {
+    result.map_err(|e| e.to_string())
+}
+
+/// The directory source paths are shown relative to (SARIF, HTML).
+fn repo_root(a: &AnalysisArgs) -> Option<PathBuf> {
+    a.repo_root
+        .clone()
+        .or_else(|| std::env::current_dir().ok())
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+}
+
+/// The report in `format`. `color_ok`: text may be colored under `--color auto` (it goes to a
+/// terminal).
+fn render(
+    format: Format,
+    analysis: &Analysis,
+    a: &AnalysisArgs,
+    with_baseline: bool,
+    color_ok: bool,
+) -> String {
+    let report = &analysis.report;
+    match format {
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(report).expect("the report serializes");
+            s.push('\n');
+            s
+        }
+        Format::Sarif => {
+            let log = to_sarif(
+                report,
+                &SarifOptions {
+                    repo_root: repo_root(a),
+                    with_baseline,
+                },
+            );
+            let mut s = serde_json::to_string_pretty(&log).expect("the SARIF log serializes");
+            s.push('\n');
+            s
+        }
+        Format::Dot => analysis.graph.to_dot(),
+        Format::Html => lockcheck_analyze::html::render_html_with(
+            report,
+            &analysis.graph,
+            &lockcheck_analyze::html::HtmlOptions {
+                repo_root: repo_root(a),
+            },
+        ),
+        Format::Text => {
+            let color = match a.color {
+                ColorArg::Always => true,
+                ColorArg::Never => false,
+                ColorArg::Auto => {
+                    color_ok
+                        && std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                }
+            };
+            if a.quiet {
+                render_violations(report, color)
+            } else {
+                render_text(
+                    report,
+                    TextOptions {
+                        verbose: a.verbose,
+                        color,
+                    },
+                )
+            }
+        }
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) is not a failure of the analysis.
+fn write_stdout(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+fn run_analyze(args: AnalyzeArgs) -> ExitCode {
+    let opts = match load_options(&args.common, args.input_format, args.allow_truncated) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let mut analysis = match analyze_paths(&args.traces, &opts, args.common.quiet) {
         Ok(a) => a,
         Err(e) => return fail(e),
     };
     if let Some(path) = &args.write_baseline {
-        let b = Baseline::from_report(&report);
+        let report = &mut analysis.report;
+        let b = Baseline::from_report(report);
         if let Err(e) = write_file(path, &b.to_json()) {
             return fail(e);
         }
@@ -299,54 +459,15 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
         }
         report.summary.baselined = report.violations.len() as u64;
     }
-    let text = match args.format {
-        Format::Json => {
-            let mut s = serde_json::to_string_pretty(&report).expect("the report serializes");
-            s.push('\n');
-            s
-        }
-        Format::Sarif => {
-            let repo_root = args
-                .repo_root
-                .clone()
-                .or_else(|| std::env::current_dir().ok())
-                .map(|p| std::fs::canonicalize(&p).unwrap_or(p));
-            let log = to_sarif(
-                &report,
-                &SarifOptions {
-                    repo_root,
-                    with_baseline: args.baseline.is_some() || args.write_baseline.is_some(),
-                },
-            );
-            let mut s = serde_json::to_string_pretty(&log).expect("the SARIF log serializes");
-            s.push('\n');
-            s
-        }
-        Format::Dot => graph.to_dot(),
-        Format::Html => lockcheck_analyze::html::render_html(&report, &graph),
-        Format::Text => {
-            let color = match args.color {
-                ColorArg::Always => true,
-                ColorArg::Never => false,
-                ColorArg::Auto => {
-                    args.output.is_none()
-                        && std::io::stdout().is_terminal()
-                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                }
-            };
-            if args.quiet {
-                render_violations(&report, color)
-            } else {
-                render_text(
-                    &report,
-                    TextOptions {
-                        verbose: args.verbose,
-                        color,
-                    },
-                )
-            }
-        }
-    };
+    let with_baseline = args.common.baseline.is_some() || args.write_baseline.is_some();
+    let text = render(
+        args.format,
+        &analysis,
+        &args.common,
+        with_baseline,
+        args.output.is_none(),
+    );
+    let report = &analysis.report;
     if let Some(path) = &args.hierarchy_rust {
         if let Err(e) = write_file(path, &report.hierarchy.rust) {
             return fail(e);
@@ -363,26 +484,18 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
             if let Err(e) = write_file(path, &text) {
                 return fail(e);
             }
-            if !args.quiet {
+            if !args.common.quiet {
                 // The summary still goes to the terminal.
-                eprintln!("{}", summary_line(&report));
+                eprintln!("{}", summary_line(report));
             }
         }
         None => {
-            let mut out = std::io::stdout().lock();
-            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-                // A closed pipe (`| head`) is not a failure of the analysis.
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    return fail(e);
-                }
+            if let Err(e) = write_stdout(&text) {
+                return fail(e);
             }
         }
     }
-    if report.has_violations() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    ExitCode::from(report_exit_code(report))
 }
 
 fn run_explain(rule: Option<String>) -> ExitCode {
@@ -434,6 +547,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Analyze(args) => run_analyze(args),
+        Command::Run(args) => run::run(args),
         Command::Explain { rule } => run_explain(rule),
         Command::Completions { shell } => {
             let mut buf = Vec::new();

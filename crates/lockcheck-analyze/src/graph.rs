@@ -8,8 +8,9 @@
 //! labelled with the `file:line` of the acquisitions that made them; the edges of reported
 //! violations (and of acquisitions against the declared hierarchy) are red.
 //!
-//! The SVG is laid out by the `layout-rs` crate (a pure-Rust Sugiyama-style layout of DOT graphs),
-//! from the same DOT text, so the picture in the HTML report is the graph `--format dot` prints.
+//! The SVG (in the HTML report) is drawn by [`crate::html`] with its own layered layout
+//! ([`crate::html::layout`]): the same nodes and edges as the DOT text, in the levels of the
+//! suggested hierarchy.
 
 use crate::cycles::GraphLevel;
 use crate::hierarchy::file_line;
@@ -20,10 +21,10 @@ use std::fmt::Write as _;
 
 /// Sites listed on one edge label; more are counted.
 pub const SITES_PER_LABEL: usize = 3;
-/// Nodes drawn in the HTML picture; a larger graph is cut down to the violations' neighborhood.
-/// (The layout's cost grows quickly with size, and a picture of more is unreadable anyway.)
+/// Nodes kept by [`OrderGraph::picture`] in the fuzz harness' small pictures. (The HTML report
+/// draws every node: see [`crate::html`].)
 pub const MAX_PICTURE_NODES: usize = 30;
-/// Edges drawn in the HTML picture: the violations' first.
+/// Edges kept by [`OrderGraph::picture`]: the violations' first.
 pub const MAX_PICTURE_EDGES: usize = 60;
 
 /// A node of the lock-order graph.
@@ -31,6 +32,8 @@ pub const MAX_PICTURE_EDGES: usize = 60;
 pub struct GraphNode {
     /// Class key (class level) or lock name (instance level).
     pub name: String,
+    /// Class key (the name itself at class level).
+    pub class: String,
     /// Lock kind.
     pub kind: String,
     /// Part of a reported violation.
@@ -82,20 +85,28 @@ impl OrderGraph {
             let c = &model.classes[model.locks[l as usize].class as usize];
             format!("{:?}", c.kind).to_lowercase()
         };
-        let mut nodes: BTreeMap<String, String> = BTreeMap::new();
+        let class_of_lock = |l: u32| -> String {
+            model.classes[model.locks[l as usize].class as usize]
+                .key
+                .clone()
+        };
+        // name -> (kind, class)
+        let mut nodes: BTreeMap<String, (String, String)> = BTreeMap::new();
         let mut edges: BTreeMap<(String, String), (BTreeSet<String>, u64)> = BTreeMap::new();
         for rec in &model.deps {
             let to = name_of(rec.dep.lock);
             nodes
                 .entry(to.clone())
-                .or_insert_with(|| kind_of(rec.dep.lock));
+                .or_insert_with(|| (kind_of(rec.dep.lock), class_of_lock(rec.dep.lock)));
             let mut froms: Vec<String> = Vec::new();
             for &(h, _) in &rec.dep.held {
                 let from = name_of(h);
                 if froms.contains(&from) {
                     continue;
                 }
-                nodes.entry(from.clone()).or_insert_with(|| kind_of(h));
+                nodes
+                    .entry(from.clone())
+                    .or_insert_with(|| (kind_of(h), class_of_lock(h)));
                 froms.push(from.clone());
                 let e = edges.entry((from, to.clone())).or_default();
                 e.1 += 1;
@@ -177,9 +188,10 @@ impl OrderGraph {
             level: level.name().into(),
             nodes: nodes
                 .iter()
-                .map(|(name, kind)| GraphNode {
+                .map(|(name, (kind, class))| GraphNode {
                     in_violation: red_nodes.contains(name),
                     name: name.clone(),
+                    class: class.clone(),
                     kind: kind.clone(),
                 })
                 .collect(),
@@ -317,24 +329,13 @@ impl OrderGraph {
         s
     }
 
-    /// The graph as an SVG document (no XML declaration: it is meant to be inlined in HTML).
+    /// The graph as an SVG element (meant to be inlined in HTML), drawn as in the HTML report
+    /// but without a report, so without the hierarchy's levels: one level, wrapped into rows.
     pub fn to_svg(&self) -> Result<String, String> {
         if self.nodes.is_empty() {
             return Ok(String::new());
         }
-        let dot = self.to_dot();
-        let mut parser = layout::gv::DotParser::new(&dot);
-        let ast = parser
-            .process()
-            .map_err(|e| format!("layout: cannot parse the graph: {e}"))?;
-        let mut builder = layout::gv::GraphBuilder::new();
-        builder.visit_graph(&ast);
-        let mut vg = builder.get();
-        let mut svg = layout::backends::svg::SVGWriter::new();
-        vg.do_it(false, false, false, &mut svg);
-        let text = svg.finalize();
-        let start = text.find("<svg").unwrap_or(0);
-        Ok(text[start..].to_string())
+        Ok(crate::html::graph_svg(self))
     }
 }
 

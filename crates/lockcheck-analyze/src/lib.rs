@@ -14,6 +14,7 @@
 //! - [`cycles`]: finds candidates and violations.
 //! - [`hierarchy`]: the suggested lock levels and the acquisitions to change.
 //! - [`timeouts`]: wait/hold distributions and suggested timeouts.
+//! - [`self_deadlock`]: requests of a lock the thread already holds.
 //! - [`report`]: the report's JSON schema and its text renderer.
 //! - [`synth`]: synthetic traces for benchmarks.
 //! - [`config`]: `lockcheck.toml` (suppressions, declared hierarchy); [`baseline`]: accepted
@@ -53,6 +54,7 @@ pub mod read;
 pub mod report;
 pub mod rules;
 pub mod sarif;
+pub mod self_deadlock;
 pub mod synth;
 pub mod timeouts;
 
@@ -227,6 +229,7 @@ fn class_set(model: &Model, c: &Candidate) -> Vec<ClassId> {
 /// Analyzes a model already built (the part of [`analyze`] after reading).
 pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     let mut warnings = model.anomalies.warnings();
+    warnings.extend(model.approximations.warnings());
     let run = |level: GraphLevel| {
         let r = cycles::find_cycles(model, level, &opts.limits);
         (r.candidates, r.warnings, r.notes)
@@ -318,6 +321,8 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     // same code) has one id.
     let mut seen_ids: HashSet<String> = HashSet::new();
     violations.retain(|v| seen_ids.insert(v.id.clone()));
+    // A request of a lock the thread already holds: no cycle needed.
+    violations.extend(self_deadlock::violations(model));
     let (declared, declared_warnings) = hierarchy::check_declared(model, &opts.config.hierarchy);
     violations.extend(declared);
     warnings.extend(declared_warnings);

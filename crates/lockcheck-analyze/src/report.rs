@@ -162,7 +162,8 @@ pub struct EdgeReport {
     pub frames: Vec<Frame>,
     /// How many acquisitions made this dependency.
     pub count: u64,
-    /// The thread was still waiting for the lock when the trace ended.
+    /// The request was never granted: the thread was still waiting when the trace ended, or the
+    /// runtime stopped it there with a report.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub waiting_at_end: bool,
 }
@@ -516,7 +517,7 @@ fn edge_details(out: &mut String, edges: &[EdgeReport], st: Style) {
             how,
             e.site.as_deref().unwrap_or("an unknown site"),
             if e.waiting_at_end {
-                " (still waiting when the trace ended)"
+                " (never granted: still waiting when the trace ended, or stopped by a report)"
             } else {
                 ""
             }
@@ -553,6 +554,20 @@ pub fn title(v: &Violation) -> String {
             levels.get(1).copied().unwrap_or_default(),
             names.first().copied().unwrap_or("?"),
             levels.first().copied().unwrap_or_default(),
+            v.edges
+                .first()
+                .and_then(|e| e.site.as_deref())
+                .unwrap_or("an unknown site")
+        )
+    } else if v.kind == "self-deadlock" || v.kind == "recursive-read" {
+        let what = if v.kind == "self-deadlock" {
+            "self-deadlock"
+        } else {
+            "possible self-deadlock (recursive read lock)"
+        };
+        format!(
+            "{what}: {} acquired again by the thread that holds it, at {}",
+            names.first().copied().unwrap_or("?"),
             v.edges
                 .first()
                 .and_then(|e| e.site.as_deref())

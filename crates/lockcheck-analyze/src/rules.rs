@@ -2,7 +2,8 @@
 //! `lockcheck explain <rule>` and the SARIF rules' help.
 //!
 //! Findings have stable rule ids (`lockcheck/lock-order-inversion`,
-//! `lockcheck/class-lock-order-inversion`, `lockcheck/hierarchy-violation`); filters and timeout
+//! `lockcheck/class-lock-order-inversion`, `lockcheck/hierarchy-violation`,
+//! `lockcheck/self-deadlock`, `lockcheck/recursive-read`); filters and timeout
 //! flags are known by the names the report prints (`gate-lock`, `livelock-risk`, ...).
 
 /// What a name in [`RULES`] stands for.
@@ -39,12 +40,18 @@ pub const LOCK_ORDER_INVERSION: &str = "lockcheck/lock-order-inversion";
 pub const CLASS_LOCK_ORDER_INVERSION: &str = "lockcheck/class-lock-order-inversion";
 /// Rule id of an acquisition against the declared hierarchy.
 pub const HIERARCHY_VIOLATION: &str = "lockcheck/hierarchy-violation";
+/// Rule id of a thread acquiring a lock it already holds.
+pub const SELF_DEADLOCK: &str = "lockcheck/self-deadlock";
+/// Rule id of a thread read-locking an RwLock it already read-holds.
+pub const RECURSIVE_READ: &str = "lockcheck/recursive-read";
 
 /// The rule id of a finding of `kind` (`lock-order-inversion`, `hierarchy-violation`) at `level`
 /// (`instance`, `class`).
 pub fn rule_id(kind: &str, level: &str) -> &'static str {
     match (kind, level) {
         ("hierarchy-violation", _) => HIERARCHY_VIOLATION,
+        ("self-deadlock", _) => SELF_DEADLOCK,
+        ("recursive-read", _) => RECURSIVE_READ,
         (_, "class") => CLASS_LOCK_ORDER_INVERSION,
         _ => LOCK_ORDER_INVERSION,
     }
@@ -95,6 +102,30 @@ anywhere is how cycles start.",
         fix: "Acquire the lower-level lock first (restructure the code so that the outer lock is the \
 one with the lower level), or release the higher-level lock before acquiring. If the declared levels \
 are wrong, change [hierarchy].",
+        category: Category::Finding,
+    },
+    Rule {
+        id: SELF_DEADLOCK,
+        name: "SelfDeadlock",
+        short: "A thread acquires a lock it already holds: it waits for itself forever.",
+        what: "The thread holds the lock (a mutex, a write or upgradable lock, or every permit of a \
+semaphore) and asks for it again in a mode that waits for that hold. Nobody else can release it, so \
+the thread blocks forever. The runtime stops such an acquisition with this report; the trace keeps \
+the request, so the analyzer reports it too.",
+        fix: "Drop the first guard before acquiring again. A guard kept alive by an `if let` or \
+`match` scrutinee, or bound with `let`, lives to the end of its block: end the block, call \
+`drop(guard)`, or pass the guarded data down instead of re-locking.",
+        category: Category::Finding,
+    },
+    Rule {
+        id: RECURSIVE_READ,
+        name: "RecursiveRead",
+        short: "A thread read-locks an RwLock it already read-holds: a queued writer deadlocks it.",
+        what: "Two read locks of one RwLock by one thread do not block each other, until a writer \
+queues between them: the writer waits for the first read, and the second read waits behind the \
+writer (parking_lot's and std's RwLocks prefer writers). Then the thread waits for itself.",
+        fix: "Drop the first read guard before reading again, pass the guarded data down, or use \
+`read_recursive()`, which does not queue behind writers.",
         category: Category::Finding,
     },
     Rule {
@@ -179,10 +210,13 @@ read-write lock for read-mostly data.",
     Rule {
         id: "livelock-risk",
         name: "LivelockRisk",
-        short: "Timeout flag: the suggested timeout is within 2x of the longest observed wait.",
-        what: "On a slower or busier machine, a timeout this tight fires in normal operation, and \
-threads that retry after a timeout can keep failing together (a livelock).",
-        fix: "Use a larger timeout than suggested for this class, or fix the long waits first.",
+        short: "Timeout flag: the suggested timeout rests on one outlier wait or hold.",
+        what: "The suggestion was set by 2x the longest wait or the longest hold, and that longest \
+one is more than 5x its p99: a heavy tail, seen once. The next unlucky run (a slower or busier \
+machine) stretches it past the 2x margin, the timeout fires in normal operation, and threads that \
+retry after a timeout can keep failing together (a livelock).",
+        fix: "Find what makes that one wait or hold so long (the long-hold / long-wait flags and the \
+hold column point at it) and fix it first, or use a larger timeout than suggested for this class.",
         category: Category::TimeoutFlag,
     },
     Rule {

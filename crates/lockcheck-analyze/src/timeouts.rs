@@ -3,17 +3,23 @@
 //!
 //! The rule (documented in `docs/analyze.md`):
 //!
-//! `timeout = ceil_ms(max(10 × p99 wait, 2 × max wait, 10 ms))`
+//! `timeout = ceil_ms(max(10 × p99 wait, 2 × max wait, 2 × max hold, 10 ms))`
 //!
-//! - 10 × p99: a timeout an order of magnitude above what almost every acquisition waits;
-//! - 2 × max: never below twice the worst wait seen, so a normal run does not hit it;
+//! - 10 × p99 wait: an order of magnitude above what almost every acquisition waited;
+//! - 2 × max wait: never below twice the worst wait seen, so a normal run does not hit it;
+//! - 2 × max hold: a waiter that arrives just after the holder took the lock waits for the whole
+//!   hold, and behind another waiter for one more: the waits of a trace with little contention
+//!   say nothing about that, the holds do;
 //! - 10 ms floor: below that, scheduler noise (a preempted holder) alone can fire it.
 //!
-//! Flags: a class whose p99 hold or p99 wait is above [`LONG_NS`] (100 ms), or more than 10× the
-//! median of all timed classes' p99, is flagged. A livelock risk is reported where the suggested
-//! timeout is within 2× of the longest observed wait (the heavy-tail case: on a slower machine the
-//! timeout would fire in normal operation), and where timed acquisitions already failed in the
-//! trace.
+//! Flags (each tested on both sides of its threshold):
+//! - `long-hold` / `long-wait`: the class's p99 hold (wait) is above [`LONG_NS`] (100 ms), or more
+//!   than 10× the median of the timed classes' p99 (with at least 3 timed classes);
+//! - `livelock-risk`: the suggestion rests on one outlier: it is set by 2 × the longest wait or
+//!   hold, and that longest one is more than [`TAIL_RATIO`]× its p99. A heavy tail seen once is
+//!   exceeded by the next unlucky run (a slower machine, more contention), and a timed acquisition
+//!   that fails and retries in a loop then livelocks;
+//! - `timeouts-fired`: timed acquisitions of the class already failed in the trace.
 
 use crate::hist::Distribution;
 use crate::model::Model;
@@ -23,6 +29,10 @@ use serde::{Deserialize, Serialize};
 pub const LONG_NS: u64 = 100_000_000;
 /// The floor of a suggested timeout (10 ms).
 pub const FLOOR_NS: u64 = 10_000_000;
+/// A longest wait or hold more than this many times its p99 is a heavy tail (`livelock-risk` when
+/// it sets the suggestion). 5 because 10 × p99 wait and 2 × max wait meet there: above it, the
+/// worst wait decides.
+pub const TAIL_RATIO: u64 = 5;
 
 /// The timeout figures of one class.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -98,21 +108,26 @@ pub fn suggest(model: &Model) -> Vec<TimeoutRow> {
                     wait.count = s.acquisitions;
                 }
             }
-            let a = wait.p99_ns.saturating_mul(10);
-            let b = wait.max_ns.saturating_mul(2);
-            let raw = a.max(b).max(FLOOR_NS);
+            let terms = [
+                ("10 × p99 wait", wait.p99_ns.saturating_mul(10)),
+                ("2 × max wait", wait.max_ns.saturating_mul(2)),
+                ("2 × max hold", hold.max_ns.saturating_mul(2)),
+            ];
+            let (chosen, raw) = terms
+                .iter()
+                .fold(("the floor", FLOOR_NS), |best, &(name, v)| {
+                    if v > best.1 {
+                        (name, v)
+                    } else {
+                        best
+                    }
+                });
             let suggested = raw.div_ceil(1_000_000).saturating_mul(1_000_000);
-            let chosen = if raw == FLOOR_NS && a < FLOOR_NS && b < FLOOR_NS {
-                "the floor"
-            } else if a >= b {
-                "10 × p99 wait"
-            } else {
-                "2 × max wait"
-            };
             let reasoning = format!(
-                "max(10 × p99 wait = {}, 2 × max wait = {}, floor {}) = {} ({chosen}), rounded up to {}",
-                fmt_ns(a),
-                fmt_ns(b),
+                "max(10 × p99 wait = {}, 2 × max wait = {}, 2 × max hold = {}, floor {}) = {} ({chosen}), rounded up to {}",
+                fmt_ns(terms[0].1),
+                fmt_ns(terms[1].1),
+                fmt_ns(terms[2].1),
                 fmt_ns(FLOOR_NS),
                 fmt_ns(raw),
                 fmt_ns(suggested)
@@ -137,14 +152,22 @@ pub fn suggest(model: &Model) -> Vec<TimeoutRow> {
             };
             long("long-hold", "hold", hold.p99_ns, med_hold);
             long("long-wait", "wait", wait.p99_ns, med_wait);
-            if wait.max_ns > 0 && suggested <= wait.max_ns.saturating_mul(2) {
-                flags.push(Flag {
-                    kind: "livelock-risk".into(),
-                    message: format!(
-                        "the longest wait ({}) is within 2× of the suggested timeout: on a slower machine it would fire in normal operation",
-                        fmt_ns(wait.max_ns)
-                    ),
-                });
+            let tail = match chosen {
+                "2 × max wait" => Some(("wait", wait)),
+                "2 × max hold" => Some(("hold", hold)),
+                _ => None,
+            };
+            if let Some((what, d)) = tail {
+                if d.max_ns > d.p99_ns.saturating_mul(TAIL_RATIO) {
+                    flags.push(Flag {
+                        kind: "livelock-risk".into(),
+                        message: format!(
+                            "the suggestion rests on one outlier: the longest {what} ({}) is more than {TAIL_RATIO}× the p99 ({}), and the timeout is only 2× above it; a slower machine or a busier run stretches such a tail, and a timed acquisition that fails and retries then livelocks",
+                            fmt_ns(d.max_ns),
+                            fmt_ns(d.p99_ns)
+                        ),
+                    });
+                }
             }
             if c.timed_failures > 0 {
                 flags.push(Flag {
@@ -181,7 +204,7 @@ pub fn to_toml(rows: &[TimeoutRow], traces: u64) -> String {
         if traces == 1 { "" } else { "s" }
     ));
     s.push_str(
-        "# timeout = ceil_to_ms(max(10 x p99 wait, 2 x max wait, 10 ms)); see docs/analyze.md.\n",
+        "# timeout = ceil_to_ms(max(10 x p99 wait, 2 x max wait, 2 x max hold, 10 ms)); see docs/analyze.md.\n",
     );
     s.push_str(
         "# With LOCKCHECK_POLICY=<this file>, a blocking lock() of such a class waits at most\n",
@@ -262,9 +285,156 @@ mod tests {
         assert_eq!(rows[0].suggested_timeout_ns, FLOOR_NS);
         assert!(rows[0].flags.is_empty(), "{:?}", rows[0].flags);
         let slow = &rows[1];
-        assert_eq!(slow.suggested_timeout_ns, 400_000_000, "{}", slow.reasoning);
+        // Its one wait was 40 ms, but it was held 300 ms: a waiter can wait that long.
+        assert_eq!(slow.suggested_timeout_ns, 600_000_000, "{}", slow.reasoning);
         let kinds: Vec<&str> = slow.flags.iter().map(|f| f.kind.as_str()).collect();
         assert!(kinds.contains(&"long-hold"), "{kinds:?}");
+    }
+
+    /// A class: its key, its (wait, hold) samples, and its failed timed acquisitions.
+    type ClassSpec<'a> = (&'a str, Vec<(u64, u64)>, u64);
+
+    /// A model with one class per entry.
+    fn classes(spec: &[ClassSpec<'_>]) -> Vec<TimeoutRow> {
+        let mut text = String::new();
+        for (i, (key, samples, failures)) in spec.iter().enumerate() {
+            let c = i + 1;
+            text += &format!("{{\"e\":\"class\",\"c\":{c},\"key\":\"{key}\",\"kind\":\"mutex\"}}\n{{\"e\":\"lock\",\"l\":{c},\"c\":{c}}}\n");
+            for &(w, h) in samples {
+                text += &format!("{{\"e\":\"acquire\",\"t\":1,\"l\":{c},\"m\":\"w\",\"wait_ns\":{w}}}\n{{\"e\":\"release\",\"t\":1,\"l\":{c},\"hold_ns\":{h}}}\n");
+            }
+            for _ in 0..*failures {
+                text += &format!("{{\"e\":\"fail\",\"t\":1,\"l\":{c},\"m\":\"w\",\"how\":\"timed\",\"wait_ns\":5000000}}\n");
+            }
+        }
+        suggest(&model_of(&[("t", &text)]))
+    }
+
+    fn flags(r: &TimeoutRow) -> Vec<&str> {
+        r.flags.iter().map(|f| f.kind.as_str()).collect()
+    }
+
+    /// 200 samples of `(wait, hold)` and one of `tail`.
+    fn dist(body: (u64, u64), tail: (u64, u64)) -> Vec<(u64, u64)> {
+        let mut v = vec![body; 200];
+        v.push(tail);
+        v
+    }
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn the_suggestion_covers_the_longest_hold() {
+        // The case: waits tiny (no contention in the trace), holds of 645 ms.
+        let rows = classes(&[("big", dist((1000, 645 * MS), (1000, 645 * MS)), 0)]);
+        assert!(
+            rows[0].suggested_timeout_ns >= 2 * 645 * MS,
+            "{}",
+            rows[0].reasoning
+        );
+        assert!(
+            rows[0].reasoning.contains("(2 × max hold)"),
+            "{}",
+            rows[0].reasoning
+        );
+        // Uniform holds: no tail, no livelock risk; long holds are flagged.
+        assert_eq!(flags(&rows[0]), ["long-hold"]);
+    }
+
+    #[test]
+    fn livelock_risk_on_both_sides_of_the_wait_tail_threshold() {
+        // p99 wait is exactly the body value when it is a bucket's upper bound.
+        let p = 1_015_807;
+        // 2 × 40.3 ms is no whole number of milliseconds (the old flag never fired then).
+        let rows = classes(&[
+            ("at", dist((p, 1000), (TAIL_RATIO * p, 1000)), 0),
+            ("above", dist((p, 1000), (TAIL_RATIO * p + 1, 1000)), 0),
+            ("odd", dist((p, 1000), (40_300_000, 1000)), 0),
+        ]);
+        let row = |k: &str| rows.iter().find(|r| r.class == k).unwrap();
+        assert_eq!(row("at").wait.p99_ns, p);
+        assert!(
+            !flags(row("at")).contains(&"livelock-risk"),
+            "{:?}",
+            row("at")
+        );
+        assert!(
+            flags(row("above")).contains(&"livelock-risk"),
+            "{:?}",
+            row("above")
+        );
+        assert!(
+            flags(row("odd")).contains(&"livelock-risk"),
+            "{:?}",
+            row("odd")
+        );
+        assert_eq!(row("odd").suggested_timeout_ns, 81 * MS);
+    }
+
+    #[test]
+    fn livelock_risk_on_both_sides_of_the_hold_tail_threshold() {
+        let p = 16_252_927; // a bucket's upper bound (about 16 ms)
+        let rows = classes(&[
+            ("at", dist((0, p), (0, TAIL_RATIO * p)), 0),
+            ("above", dist((0, p), (0, TAIL_RATIO * p + 1)), 0),
+        ]);
+        assert_eq!(rows[1].hold.p99_ns, p);
+        assert!(rows[0].reasoning.contains("(2 × max hold)"));
+        assert!(!flags(&rows[1]).contains(&"livelock-risk"), "{:?}", rows[1]);
+        assert!(flags(&rows[0]).contains(&"livelock-risk"), "{:?}", rows[0]);
+    }
+
+    #[test]
+    fn long_flags_on_both_sides_of_100ms() {
+        let rows = classes(&[
+            ("a-at", dist((LONG_NS, LONG_NS), (LONG_NS, LONG_NS)), 0),
+            (
+                "b-above",
+                dist((LONG_NS + 1, LONG_NS + 1), (LONG_NS + 1, LONG_NS + 1)),
+                0,
+            ),
+        ]);
+        assert_eq!(rows[0].wait.p99_ns, LONG_NS);
+        assert_eq!(flags(&rows[0]), Vec::<&str>::new());
+        assert!(rows[1].wait.p99_ns > LONG_NS);
+        assert_eq!(flags(&rows[1]), ["long-hold", "long-wait"]);
+    }
+
+    #[test]
+    fn long_flags_on_both_sides_of_10x_the_median_class() {
+        // Values below 32 ns are exact in the histogram: p99s of 2, 2 and 20 (or 21) ns, so the
+        // median class's p99 is 2 ns and the threshold 20 ns.
+        for (v, flagged) in [(20, false), (21, true)] {
+            let rows = classes(&[
+                ("a", dist((2, 2), (2, 2)), 0),
+                ("b", dist((2, 2), (2, 2)), 0),
+                ("c", dist((v, v), (v, v)), 0),
+            ]);
+            assert_eq!(rows[2].wait.p99_ns, v);
+            let want: &[&str] = if flagged {
+                &["long-hold", "long-wait"]
+            } else {
+                &[]
+            };
+            assert_eq!(flags(&rows[2]), want, "{:?}", rows[2]);
+            assert_eq!(flags(&rows[0]), Vec::<&str>::new());
+        }
+        // Fewer than 3 timed classes: no median to compare with.
+        let rows = classes(&[
+            ("a", dist((2, 2), (2, 2)), 0),
+            ("c", dist((21, 21), (21, 21)), 0),
+        ]);
+        assert_eq!(flags(&rows[1]), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn timeouts_fired_on_both_sides_of_one_failure() {
+        let rows = classes(&[
+            ("none", dist((1000, 1000), (1000, 1000)), 0),
+            ("one", dist((1000, 1000), (1000, 1000)), 1),
+        ]);
+        assert!(!flags(&rows[0]).contains(&"timeouts-fired"));
+        assert_eq!(flags(&rows[1]), ["timeouts-fired"]);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! Arrows point one way: the CLI and the runtime depend on this crate, it depends on neither.
 //!
-//! - [`trace`]: the versioned event model of a lock trace and its JSON-lines encoding.
+//! - [`trace`]: the versioned event model of a lock trace and its JSON-lines encoding (written
+//!   by hand; reading it needs the `serde` feature, which only the analyzer enables, so that the
+//!   runtime crate users depend on pulls in no serde).
 //! - [`deps`]: lock dependencies (thread, lock, held set, mode) and the rules that decide whether a
 //!   cycle of them is a feasible deadlock (the iGoodLock rules: distinct threads, disjoint held sets,
 //!   concurrent under fork/join, conflicting modes, blocking acquisitions).
@@ -26,5 +28,6 @@
 )]
 
 pub mod deps;
+mod json;
 pub mod order;
 pub mod trace;

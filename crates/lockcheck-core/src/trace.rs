@@ -9,6 +9,7 @@
 //! [`key`](Event::Class) (its name, or its construction site `file:line:col`) and a site's
 //! location string, so traces of different test binaries merge by key.
 
+#[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 
 /// Version written in [`Event::Header`]; readers refuse other major versions.
@@ -24,8 +25,9 @@ pub type ClassNo = u32;
 pub type SiteNo = u32;
 
 /// What kind of primitive a lock class is.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum LockKind {
     /// A mutual-exclusion lock.
     Mutex,
@@ -40,22 +42,23 @@ pub enum LockKind {
 }
 
 /// The mode in which a lock is requested or held.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mode {
     /// Exclusive: a mutex lock or a write lock.
-    #[serde(rename = "w")]
+    #[cfg_attr(feature = "serde", serde(rename = "w"))]
     Exclusive,
     /// Shared: a read lock.
-    #[serde(rename = "r")]
+    #[cfg_attr(feature = "serde", serde(rename = "r"))]
     Shared,
     /// A read lock that does not wait behind queued writers (parking_lot's `read_recursive`).
-    #[serde(rename = "rr")]
+    #[cfg_attr(feature = "serde", serde(rename = "rr"))]
     SharedRecursive,
     /// An upgradable read lock: excludes writers and other upgradable readers, not readers.
-    #[serde(rename = "u")]
+    #[cfg_attr(feature = "serde", serde(rename = "u"))]
     Upgradable,
     /// One permit of a semaphore.
-    #[serde(rename = "p")]
+    #[cfg_attr(feature = "serde", serde(rename = "p"))]
     Permit,
 }
 
@@ -92,8 +95,9 @@ impl Mode {
 }
 
 /// How an acquisition waits.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum How {
     /// Blocks until the lock is available (`lock`, `read`, `write`, `acquire`).
     #[default]
@@ -112,21 +116,32 @@ impl How {
 }
 
 /// One resolved backtrace frame.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// Demangled function name, if known.
-    #[serde(rename = "fn", default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "fn", default, skip_serializing_if = "Option::is_none")
+    )]
     pub function: Option<String>,
     /// Source file, if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub file: Option<String>,
     /// Source line, if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub line: Option<u32>,
 }
 
 /// Per-class statistics, written once at the end of a trace (and by `lockcheck::stats()`).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClassStats {
     /// Successful acquisitions.
     pub acquisitions: u64,
@@ -146,8 +161,9 @@ pub struct ClassStats {
 ///
 /// Field names are short because a trace holds millions of them; `docs/trace-format.md` spells
 /// them out. Unknown fields are ignored by readers, so minor versions can add fields.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[serde(tag = "e", rename_all = "snake_case")]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", serde(tag = "e", rename_all = "snake_case"))]
 pub enum Event {
     /// First line of every trace.
     Header {
@@ -156,10 +172,10 @@ pub enum Event {
         /// Process id of the traced program.
         pid: u32,
         /// Program name (argv\[0\]).
-        #[serde(default)]
+        #[cfg_attr(feature = "serde", serde(default))]
         program: String,
         /// Wall-clock start, milliseconds since the Unix epoch.
-        #[serde(default)]
+        #[cfg_attr(feature = "serde", serde(default))]
         start_unix_ms: u64,
     },
     /// A thread was first seen.
@@ -167,7 +183,10 @@ pub enum Event {
         /// Thread number.
         t: ThreadNo,
         /// Thread name, if it has one.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Option::is_none")
+        )]
         name: Option<String>,
     },
     /// A lock class was first used.
@@ -186,21 +205,34 @@ pub enum Event {
         /// `file:line:col` of the acquisition.
         loc: String,
         /// Backtrace of the first acquisition at this site (innermost first).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Vec::is_empty")
+        )]
         frames: Vec<Frame>,
     },
-    /// A lock instance was first used.
+    /// A lock instance was first used. Repeated for a lock already declared only to give a
+    /// semaphore's `permits` (the runtime learns them at its first blocking request); readers keep
+    /// the first class and the first permits given.
     Lock {
         /// Lock number.
         l: LockNo,
         /// Its class.
         c: ClassNo,
         /// Semaphore permits, for semaphores.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Option::is_none")
+        )]
         permits: Option<u64>,
     },
-    /// A thread is about to wait for a lock (its fast try failed). Optional: not every writer
-    /// records it.
+    /// A thread is about to make a blocking acquisition, written before the detector's checks
+    /// run, so that an acquisition the runtime stops (a panic on a self-deadlock or an inversion)
+    /// is still in the trace. The lockcheck runtime writes it whenever the thread already holds a
+    /// lock (an acquisition holding nothing can neither make a dependency nor wait for itself);
+    /// other writers may write it for every wait, or never. A following `acquire` of the same lock
+    /// and mode by the thread grants it; a request never granted is a dependency that was still
+    /// waiting (or was stopped).
     Request {
         /// Thread.
         t: ThreadNo,
@@ -209,7 +241,10 @@ pub enum Event {
         /// Requested mode.
         m: Mode,
         /// Acquisition site.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Option::is_none")
+        )]
         s: Option<SiteNo>,
     },
     /// A thread acquired a lock.
@@ -221,13 +256,16 @@ pub enum Event {
         /// Mode.
         m: Mode,
         /// Whether it could have blocked forever.
-        #[serde(default, skip_serializing_if = "is_blocking")]
+        #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_blocking"))]
         how: How,
         /// Acquisition site.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Option::is_none")
+        )]
         s: Option<SiteNo>,
         /// Time spent waiting, in nanoseconds (0 if uncontended or unmeasured).
-        #[serde(default, skip_serializing_if = "is_zero")]
+        #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
         wait_ns: u64,
     },
     /// A `try_*` or timed acquisition failed.
@@ -241,10 +279,13 @@ pub enum Event {
         /// `try` or `timed`.
         how: How,
         /// Acquisition site.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Option::is_none")
+        )]
         s: Option<SiteNo>,
         /// Time waited before giving up, in nanoseconds.
-        #[serde(default, skip_serializing_if = "is_zero")]
+        #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
         wait_ns: u64,
     },
     /// A thread released a lock (or one permit, or one read share).
@@ -254,7 +295,7 @@ pub enum Event {
         /// Lock.
         l: LockNo,
         /// Hold time in nanoseconds (0 if unmeasured).
-        #[serde(default, skip_serializing_if = "is_zero")]
+        #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
         hold_ns: u64,
     },
     /// A held lock changed mode in place (upgrade or downgrade).
@@ -299,24 +340,29 @@ pub enum Event {
         /// Class.
         c: ClassNo,
         /// The figures.
-        #[serde(flatten)]
+        #[cfg_attr(feature = "serde", serde(flatten))]
         stats: ClassStats,
     },
 }
 
+#[cfg(feature = "serde")]
 fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
+#[cfg(feature = "serde")]
 fn is_blocking(h: &How) -> bool {
     *h == How::Blocking
 }
 
 impl Event {
-    /// Encodes the event as one JSON line (with the trailing newline) onto `out`.
+    /// Encodes the event as one JSON line (with the trailing newline) onto `out`, exactly as the
+    /// `serde` feature's `Serialize` would (field order, omitted defaults, escapes).
+    ///
+    /// Hand-written (see [`crate::json`]) so that the runtime, which records traces, needs no
+    /// serde: the runtime must not change its users' dependency graph.
     pub fn write_line(&self, out: &mut Vec<u8>) {
-        // Serializing plain data into a Vec cannot fail.
-        serde_json::to_writer(&mut *out, self).expect("event serialization is infallible");
+        crate::json::write_event(self, out);
         out.push(b'\n');
     }
 }
@@ -325,6 +371,7 @@ impl Event {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "serde")]
     #[test]
     fn events_round_trip_through_json_lines() {
         let events = vec![

@@ -47,8 +47,9 @@
 //!   [`lockcheck::thread`](thread), orders separated by spawn or join.
 //!
 //! # What happens on a violation
-//! `LOCKCHECK=panic` (default): the report goes to stderr and to `tracing` (target `lockcheck`),
-//! then the acquiring thread panics before it blocks. `LOCKCHECK=warn`: report and go on.
+//! `LOCKCHECK=panic` (default): the report goes to stderr and to `tracing` (target `lockcheck`;
+//! the default feature `tracing`), then the acquiring thread panics before it blocks, and the
+//! panic's location is the acquisition in your code. `LOCKCHECK=warn`: report and go on.
 //! `LOCKCHECK=off`: no checking. [`set_action`] does the same from code, and [`violations`]
 //! returns what was found.
 //!
@@ -101,5 +102,11 @@ pub mod __private {
     /// Graph sizes (instance nodes, instance edges, class nodes, class edges), for tests.
     pub fn graph_sizes() -> (usize, usize, usize, usize) {
         crate::checked::graph::sizes()
+    }
+
+    /// The `wait_timeout` entries a policy file's text sets (as `LOCKCHECK_POLICY` reads it),
+    /// for tests that hold the runtime's reader to a real TOML parser.
+    pub fn policy_entries(text: &str) -> Result<Vec<(String, std::time::Duration)>, String> {
+        crate::checked::policy::wait_timeouts(text)
     }
 }

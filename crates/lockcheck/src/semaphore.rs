@@ -108,8 +108,10 @@ impl Semaphore {
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         if cfg!(lockcheck_on) {
             let site = Location::caller();
-            crate::checked::hooks::check_permits(&self.meta, self.permits, site);
-            crate::checked::hooks::lock_blocking(
+            if let Some(v) = crate::checked::hooks::check_permits(&self.meta, self.permits, site) {
+                v.raise();
+            }
+            let r = crate::checked::hooks::lock_blocking(
                 &self.meta,
                 LockKind::Semaphore,
                 Mode::Permit,
@@ -121,6 +123,9 @@ impl Semaphore {
                 },
                 |d| self.take_blocking(Instant::now().checked_add(d)),
             );
+            if let Err(v) = r {
+                v.raise();
+            }
         } else {
             self.take_blocking(None);
         }

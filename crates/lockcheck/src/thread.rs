@@ -14,7 +14,91 @@ pub use std::thread::{
 
 use crate::checked::state::STATE;
 use lockcheck_core::deps::VectorClock;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::panic::Location;
 use std::sync::Arc;
+
+type Site = &'static Location<'static>;
+
+thread_local! {
+    /// Where this thread was spawned, for threads started through this module.
+    static SPAWNED_AT: Cell<Option<Site>> = const { Cell::new(None) };
+}
+
+/// Spawn sites seen, by address: the backtrace of the first spawn there (unresolved, when
+/// backtraces are on) and, once a report needed it, the spawning function's name. Bounded by the
+/// number of `spawn` calls in the program's source, not by the number of threads.
+struct Spawner {
+    site: Site,
+    trace: Option<backtrace::Backtrace>,
+    function: Option<Option<String>>,
+}
+
+static SPAWNERS: parking_lot::Mutex<Option<HashMap<usize, Spawner>>> =
+    parking_lot::Mutex::new(None);
+
+fn note_spawn_site(site: Site) {
+    let key = site as *const Location<'static> as usize;
+    let mut spawners = SPAWNERS.lock();
+    let map = spawners.get_or_insert_with(HashMap::new);
+    map.entry(key).or_insert_with(|| Spawner {
+        site,
+        // Only the instruction pointers now (cheap); symbols only if a report names the thread.
+        trace: crate::config::backtraces().then(backtrace::Backtrace::new_unresolved),
+        function: None,
+    });
+}
+
+/// The calling thread as reports name it: its std name, or for an unnamed thread `<unnamed>`
+/// and where it was spawned (threads started through this module); always std's `ThreadId`.
+/// E.g. `worker (ThreadId(3))`, `<unnamed> (ThreadId(4), spawned at src/pool.rs:40:9)`.
+pub(crate) fn describe_current() -> String {
+    let t = std::thread::current();
+    let id = t.id();
+    match t.name() {
+        Some(n) => format!("{n} ({id:?})"),
+        None => match SPAWNED_AT.try_with(Cell::get).ok().flatten() {
+            Some(site) => format!("<unnamed> ({id:?}, spawned at {site})"),
+            None => format!("<unnamed> ({id:?})"),
+        },
+    }
+}
+
+/// Adds the spawning function to a name made by [`describe_current`]:
+/// `spawned at src/pool.rs:40:9` becomes `spawned by pool::start at src/pool.rs:40:9`.
+/// For reports only: resolving symbols is slow the first time.
+pub(crate) fn name_spawner(name: &mut String) {
+    const AT: &str = ", spawned at ";
+    let Some(i) = name.find(AT) else { return };
+    let site = name[i + AT.len()..].trim_end_matches(')').to_owned();
+    let function = {
+        let mut spawners = SPAWNERS.lock();
+        let Some(sp) = spawners
+            .as_mut()
+            .and_then(|m| m.values_mut().find(|s| s.site.to_string() == site))
+        else {
+            return;
+        };
+        sp.function
+            .get_or_insert_with(|| sp.trace.take().and_then(spawning_function))
+            .clone()
+    };
+    if let Some(f) = function {
+        name.replace_range(i..i + AT.len(), &format!(", spawned by {f} at "));
+    }
+}
+
+/// The first frame of a spawn's backtrace outside lockcheck and std: the function that called
+/// `spawn`.
+fn spawning_function(mut bt: backtrace::Backtrace) -> Option<String> {
+    bt.resolve();
+    bt.frames()
+        .iter()
+        .flat_map(|f| f.symbols())
+        .filter_map(|s| s.name().map(|n| format!("{n:#}")))
+        .find(|n| !crate::checked::report::is_internal(n) && !n.starts_with("__rust"))
+}
 
 /// The child's side of a fork: its vector clock at the end, for the join.
 #[derive(Default)]
@@ -38,7 +122,8 @@ fn fork() -> (u64, VectorClock) {
 }
 
 /// Runs in the child before its closure.
-fn start(id: u64, clock: VectorClock) {
+fn start(id: u64, clock: VectorClock, site: Site) {
+    let _ = SPAWNED_AT.try_with(|s| s.set(Some(site)));
     if id != 0 {
         let _ = STATE.try_with(|s| s.adopt(id, clock));
     }
@@ -71,15 +156,18 @@ fn joined(child: u64, end: &End) {
     });
 }
 
+#[track_caller]
 fn wrap<F, T>(f: F) -> (impl FnOnce() -> T, u64, Arc<End>)
 where
     F: FnOnce() -> T,
 {
+    let site = Location::caller();
+    note_spawn_site(site);
     let (id, clock) = fork();
     let end = Arc::new(End::default());
     let end2 = Arc::clone(&end);
     let body = move || {
-        start(id, clock);
+        start(id, clock, site);
         let _finish = Finish(end2);
         f()
     };
@@ -169,6 +257,7 @@ impl Builder {
     }
 
     /// Spawns the thread.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> std::io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -180,6 +269,7 @@ impl Builder {
     }
 
     /// Spawns a scoped thread.
+    #[track_caller]
     pub fn spawn_scoped<'scope, 'env, F, T>(
         self,
         scope: &'scope Scope<'scope, 'env>,
@@ -225,6 +315,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     }
 
     /// Spawns a scoped thread, recording the fork.
+    #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,

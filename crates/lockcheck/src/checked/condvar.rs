@@ -180,7 +180,9 @@ impl Condvar {
             Some(d) => self.inner.wait_until(&mut gate, d).timed_out(),
         };
         drop(gate);
-        raw.relock_at(site);
+        if let Err(v) = raw.relock_at(site) {
+            v.raise();
+        }
         timed_out
     }
 }

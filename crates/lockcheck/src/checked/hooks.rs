@@ -18,7 +18,7 @@
 use super::class::{Ids, Meta};
 use super::graph;
 use super::recorder;
-use super::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
+use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
 use super::state::{as_busy, mix, Held, ThreadState, STATE};
 use super::watch;
 use crate::config::{action, flag, flags, Action};
@@ -35,10 +35,16 @@ enum Step {
     Done(Ids),
     /// The fast try failed: block (slow path), then push.
     Block(Ids),
+    /// A violation to panic on, before taking the lock.
+    Raise(Verdict),
 }
 
 /// A blocking acquisition: checks, then `try_raw`, else register the wait (wait-for graph) and
 /// `lock_raw`, or `lock_for` under a per-class timeout policy.
+///
+/// `Err`: the lock was not taken and the caller must raise the verdict (a panic under
+/// `LOCKCHECK=panic`), from a `#[track_caller]` entry point so that the panic points at the
+/// user's line.
 #[inline]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn lock_blocking(
@@ -50,11 +56,11 @@ pub(crate) fn lock_blocking(
     try_raw: impl FnOnce() -> bool,
     lock_raw: impl FnOnce(),
     lock_for: impl FnOnce(Duration) -> bool,
-) {
+) -> Result<(), Verdict> {
     let f = flags();
     if f & flag::ACTIVE == 0 {
         lock_raw();
-        return;
+        return Ok(());
     }
     // One thread-local access: checks, the fast try, the push.
     let step = STATE.try_with(|s| {
@@ -63,6 +69,11 @@ pub(crate) fn lock_blocking(
         }
         let ids = meta.ids(kind);
         if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
+            // The first write of an RwLock can decide a report (read-read cycles stop being
+            // harmless): the trace must show it was requested, even holding nothing.
+            if f & flag::RECORD != 0 && !s.holds_any() {
+                recorder::on_request(ids, kind, mode, site, capacity);
+            }
             graph::note_written(ids.inst, ids.class);
         }
         // Async locks the running task holds (one thread-local read when it holds none).
@@ -70,8 +81,18 @@ pub(crate) fn lock_blocking(
         if f & (flag::CHECK | flag::ORDER) == flag::CHECK | flag::ORDER {
             crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
         }
-        if f & flag::CHECK != 0 && s.holds_any() {
-            check_held(s, meta, kind, mode, site, ids, f);
+        // One mask test, as before, on the path that holds nothing.
+        if f & (flag::CHECK | flag::RECORD) != 0 && s.holds_any() {
+            // Recorded before the checks: a report that stops the thread must leave its deciding
+            // acquisition in the trace.
+            if f & flag::RECORD != 0 {
+                recorder::on_request(ids, kind, mode, site, capacity);
+            }
+            if f & flag::CHECK != 0 {
+                if let Some(v) = check_held(s, meta, kind, mode, site, ids, f) {
+                    return Step::Raise(v);
+                }
+            }
         }
         if try_raw() {
             push(s, ids, mode, site, f);
@@ -88,18 +109,21 @@ pub(crate) fn lock_blocking(
         }
         Ok(Step::Block(ids)) => {
             let start = Instant::now();
-            blocked(ids, kind, mode, capacity, site, lock_raw, lock_for);
+            blocked(ids, kind, mode, capacity, site, lock_raw, lock_for)?;
             let wait_ns = start.elapsed().as_nanos() as u64;
             let _ = STATE.try_with(|s| push(s, ids, mode, site, f));
             if f & flag::TIMED != 0 {
                 after_acquire(ids, mode, How::Blocking, site, wait_ns, f);
             }
         }
+        Ok(Step::Raise(v)) => return Err(v),
         Ok(Step::Plain) | Err(_) => lock_raw(),
     }
+    Ok(())
 }
 
-/// The slow path: the fast try failed and the thread is about to block.
+/// The slow path: the fast try failed and the thread is about to block. `Err`: a deadlock or a
+/// wait timeout to panic on; the lock is not taken.
 #[cold]
 #[inline(never)]
 fn blocked(
@@ -110,7 +134,7 @@ fn blocked(
     site: &'static Location<'static>,
     lock_raw: impl FnOnce(),
     lock_for: impl FnOnce(Duration) -> bool,
-) {
+) -> Result<(), Verdict> {
     let w = watch::WaitFor {
         ids,
         kind,
@@ -119,9 +143,13 @@ fn blocked(
         site,
     };
     let token = STATE.try_with(|s| (!s.busy.get()).then(|| watch::begin_wait(s, w)));
-    let Ok(Some(_token)) = token else {
-        lock_raw();
-        return;
+    let _token = match token {
+        Ok(Some(Ok(token))) => token,
+        Ok(Some(Err(v))) => return Err(v),
+        Ok(None) | Err(_) => {
+            lock_raw();
+            return Ok(());
+        }
     };
     // A task (or a thread holding async locks) waiting for a sync lock: the async wait-for graph.
     #[cfg(feature = "tokio")]
@@ -137,11 +165,14 @@ fn blocked(
                     capacity,
                     site,
                 };
-                let _ = STATE.try_with(|s| watch::timed_out(s, &w, limit));
+                if let Ok(Some(v)) = STATE.try_with(|s| watch::timed_out(s, &w, limit)) {
+                    return Err(v);
+                }
                 lock_raw();
             }
         }
     }
+    Ok(())
 }
 
 /// A `try_*` or timed acquisition: no edge (it cannot block forever), but a success is held.
@@ -314,23 +345,29 @@ pub(crate) fn converted(meta: &Meta, from: Mode, to: Mode) {
 }
 
 /// Checks before an upgrade (upgradable -> exclusive), which waits for readers to leave: holding
-/// a read share of the same lock makes it wait for itself.
-pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) {
+/// a read share of the same lock makes it wait for itself. `Some`: raise it, do not upgrade.
+pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) -> Option<Verdict> {
     if action() == Action::Off {
-        return;
+        return None;
     }
-    let Some(ids) = meta.assigned() else { return };
-    let _ = STATE.try_with(|s| {
-        if s.busy.get() {
-            return;
-        }
-        let other = s
-            .held
-            .borrow()
-            .iter()
-            .find(|h| h.inst == ids.inst && matches!(h.mode, Mode::Shared | Mode::SharedRecursive))
-            .copied();
-        if let Some(h) = other {
+    let ids = meta.assigned()?;
+    STATE
+        .try_with(|s| {
+            if s.busy.get() {
+                return None;
+            }
+            let other = s
+                .held
+                .borrow()
+                .iter()
+                .find(|h| {
+                    h.inst == ids.inst && matches!(h.mode, Mode::Shared | Mode::SharedRecursive)
+                })
+                .copied();
+            let h = other?;
+            if flags() & flag::RECORD != 0 {
+                recorder::on_request(ids, LockKind::Rwlock, Mode::Exclusive, site, 0);
+            }
             self_violation(
                 s,
                 ViolationKind::SelfDeadlock,
@@ -338,13 +375,14 @@ pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) {
                 Mode::Exclusive,
                 site,
                 h,
-            );
-        }
-    });
+            )
+        })
+        .ok()
+        .flatten()
 }
 
 /// The checks against what this thread holds: self-deadlock, then the dependency cache, and on
-/// a miss the global graph. Nothing to do when nothing is held.
+/// a miss the global graph. Nothing to do when nothing is held. `Some`: a violation to raise.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn check_held(
@@ -355,18 +393,18 @@ fn check_held(
     site: &'static Location<'static>,
     ids: Ids,
     f: u8,
-) {
+) -> Option<Verdict> {
     // A guard another task left on this thread's stack while suspended at an `.await`.
     #[cfg(feature = "tokio")]
     if crate::tokio::track::sync_acquire_over_suspended(s, ids, mode, site) {
-        return;
+        return None;
     }
     let (key, conflict) = {
         let Ok(held) = s.held.try_borrow() else {
-            return;
+            return None;
         };
         if held.is_empty() {
-            return;
+            return None;
         }
         let mut conflict = None;
         // The held *set* is what a dependency is about, so a commutative sum of one multiply per
@@ -391,25 +429,32 @@ fn check_held(
             if let Ok(mut held) = s.held.try_borrow_mut() {
                 held.remove_last(|x| x.inst == ids.inst);
             }
-        } else {
-            self_violation(s, k, ids, mode, site, h);
+        } else if let Some(v) = self_violation(s, k, ids, mode, site, h) {
+            return Some(v);
         }
     }
     if f & flag::ORDER != 0 && !s.cache_hit(key) {
         // The lock becomes a node of the instance graph: dropping it must remove the node.
         meta.mark_in_graph();
-        check_graph(s, ids, mode, site, key);
+        return check_graph(s, ids, mode, site, key);
     }
+    None
 }
 
 /// A dependency this thread has not checked before: the global graph.
 #[cold]
 #[inline(never)]
-fn check_graph(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'static>, key: u64) {
+fn check_graph(
+    s: &ThreadState,
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+    key: u64,
+) -> Option<Verdict> {
     let thread = s.id();
     let held = {
         let Ok(mut held) = s.held.try_borrow_mut() else {
-            return;
+            return None;
         };
         held.iter_mut().for_each(|h| h.source = true);
         held.snapshot()
@@ -429,9 +474,12 @@ fn check_graph(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'s
     });
     match found {
         Some(Some(v)) => act(v),
-        Some(None) => {}
+        Some(None) => None,
         // Could not check (re-entered): do not remember the key as checked.
-        None => s.cache_forget(key),
+        None => {
+            s.cache_forget(key);
+            None
+        }
     }
 }
 
@@ -465,7 +513,7 @@ fn self_violation(
     mode: Mode,
     site: &'static Location<'static>,
     h: Held,
-) {
+) -> Option<Verdict> {
     let thread = s.id();
     let v = as_busy(|_| {
         let key = (site.to_string(), h.site.to_string());
@@ -499,45 +547,57 @@ fn self_violation(
             v
         }
     });
-    if let Some(v) = v {
-        // A recursive read is a hazard, not a certain hang: under `warn` it goes on.
-        act(v);
-    }
+    // A recursive read is a hazard, not a certain hang: under `warn` it goes on.
+    act(v?)
 }
 
-/// Applies the configured action after a report.
-fn act(v: Violation) {
+/// Applies the configured action after a report: under `panic`, the verdict the public entry
+/// point raises (a panic here, inside closures, would point at this file, not the user's line).
+fn act(v: Violation) -> Option<Verdict> {
     if action() == Action::Panic && !std::thread::panicking() {
         let first = v.message.lines().next().unwrap_or("lockcheck: violation");
         let at = v.edges.first().map(|e| e.site.as_str()).unwrap_or("?");
-        std::panic::panic_any(format!(
+        return Some(Verdict::new(format!(
             "{first}, at {at} (report above; LOCKCHECK=warn reports and goes on)"
-        ));
+        )));
     }
+    None
 }
 
 /// Before a blocking semaphore acquisition: holding every permit already is a self-deadlock.
-pub(crate) fn check_permits(meta: &Meta, permits: usize, site: &'static Location<'static>) {
+/// `Some`: raise it, do not acquire.
+pub(crate) fn check_permits(
+    meta: &Meta,
+    permits: usize,
+    site: &'static Location<'static>,
+) -> Option<Verdict> {
     if action() == Action::Off {
-        return;
+        return None;
     }
     let ids = meta.ids(LockKind::Semaphore);
-    let _ = STATE.try_with(|s| {
-        if s.busy.get() {
-            return;
-        }
-        let (own, first) = {
-            let held = s.held.borrow();
-            let mut own = held.iter().filter(|h| h.inst == ids.inst);
-            let first = own.next().copied();
-            (first.map_or(0, |_| 1 + own.count()), first)
-        };
-        if let Some(h) = first {
-            if own >= permits {
-                self_violation(s, ViolationKind::SelfDeadlock, ids, Mode::Permit, site, h);
+    STATE
+        .try_with(|s| {
+            if s.busy.get() {
+                return None;
             }
-        }
-    });
+            let (own, first) = {
+                let held = s.held.borrow();
+                let mut own = held.iter().filter(|h| h.inst == ids.inst);
+                let first = own.next().copied();
+                (first.map_or(0, |_| 1 + own.count()), first)
+            };
+            match first {
+                Some(h) if own >= permits => {
+                    if flags() & flag::RECORD != 0 {
+                        recorder::on_request(ids, LockKind::Semaphore, Mode::Permit, site, permits);
+                    }
+                    self_violation(s, ViolationKind::SelfDeadlock, ids, Mode::Permit, site, h)
+                }
+                _ => None,
+            }
+        })
+        .ok()
+        .flatten()
 }
 
 /// Locks released by a thread that did not hold them (a guard forgotten on one thread and

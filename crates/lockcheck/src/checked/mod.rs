@@ -8,6 +8,7 @@ pub(crate) mod class;
 mod condvar;
 pub(crate) mod graph;
 pub(crate) mod hooks;
+pub(crate) mod policy;
 mod raw;
 pub(crate) mod recorder;
 pub(crate) mod report;

@@ -3,6 +3,7 @@
 
 use super::class::{ClassSrc, Meta};
 use super::hooks::{before_upgrade, converted, lock_blocking, lock_nonblocking, released};
+use super::report::Verdict;
 use lock_api::{
     GuardNoSend, RawMutex as _, RawMutexTimed as _, RawRwLock as _, RawRwLockRecursive as _,
     RawRwLockRecursiveTimed as _, RawRwLockTimed as _, RawRwLockUpgrade as _,
@@ -29,7 +30,8 @@ impl RawMutex {
 
 impl RawMutex {
     /// Retakes the mutex after a condvar wait: a blocking acquisition at the `wait` call.
-    pub(crate) fn relock_at(&self, site: &'static Location<'static>) {
+    /// `Err`: the verdict to raise (the mutex is not retaken).
+    pub(crate) fn relock_at(&self, site: &'static Location<'static>) -> Result<(), Verdict> {
         lock_blocking(
             &self.meta,
             LockKind::Mutex,
@@ -39,7 +41,7 @@ impl RawMutex {
             || self.inner.try_lock(),
             || self.inner.lock(),
             |d| self.inner.try_lock_for(d),
-        );
+        )
     }
 }
 
@@ -75,7 +77,7 @@ unsafe impl lock_api::RawMutex for RawMutex {
     #[track_caller]
     fn lock(&self) {
         let site = Location::caller();
-        lock_blocking(
+        if let Err(v) = lock_blocking(
             &self.meta,
             LockKind::Mutex,
             Mode::Exclusive,
@@ -84,7 +86,9 @@ unsafe impl lock_api::RawMutex for RawMutex {
             || self.inner.try_lock(),
             || self.inner.lock(),
             |d| self.inner.try_lock_for(d),
-        );
+        ) {
+            v.raise();
+        }
     }
 
     #[track_caller]
@@ -168,10 +172,12 @@ impl RawRwLock {
         }
     }
 
+    /// A blocking acquisition in `mode`; raises a verdict at the caller's (the user's) line.
     #[inline]
+    #[track_caller]
     fn blocking(&self, mode: Mode, site: &'static Location<'static>) {
         let i = &self.inner;
-        match mode {
+        let r = match mode {
             Mode::Exclusive => lock_blocking(
                 &self.meta,
                 LockKind::Rwlock,
@@ -212,6 +218,9 @@ impl RawRwLock {
                 || i.lock_shared(),
                 |d| i.try_lock_shared_for(d),
             ),
+        };
+        if let Err(v) = r {
+            v.raise();
         }
     }
 
@@ -412,7 +421,9 @@ unsafe impl lock_api::RawRwLockUpgrade for RawRwLock {
 
     #[track_caller]
     unsafe fn upgrade(&self) {
-        before_upgrade(&self.meta, Location::caller());
+        if let Some(v) = before_upgrade(&self.meta, Location::caller()) {
+            v.raise();
+        }
         self.inner.upgrade();
         converted(&self.meta, Mode::Upgradable, Mode::Exclusive);
     }

@@ -10,12 +10,18 @@
 //! analyzes up to its last complete line. Fork and join flush the parent's or the child's buffer
 //! synchronously, so that the file orders a `fork` before the child's events and the child's events
 //! before the `join`.
+//!
+//! The deciding event is never lost: a blocking acquisition made while holding a lock is recorded
+//! as a `request` before the detector checks it ([`on_request`]), so an acquisition the detector
+//! stops with a panic is in the trace; a report flushes every buffer, a thread's buffer is written
+//! when the thread ends (also unwound by a panic), and the process's at exit (also when `main`
+//! panics). `panic = "abort"` skips the exit handler: what the report's flush wrote is kept.
 
 use super::class::{class_info, Ids};
 use super::report::Violation;
 use super::state::STATE;
 use backtrace::Backtrace;
-use lockcheck_core::trace::{ClassStats, Event, Frame, How, Mode, FORMAT_VERSION};
+use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode, FORMAT_VERSION};
 use parking_lot::Mutex as PlMutex;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -32,6 +38,16 @@ type Site = &'static Location<'static>;
 /// One event as the observed thread records it: plain data, no formatting.
 #[derive(Clone, Copy)]
 enum Rec {
+    /// A blocking acquisition about to be checked (and maybe stopped by a report).
+    Request {
+        l: u64,
+        c: u32,
+        m: Mode,
+        site: Site,
+        /// A semaphore's permits (0 for other locks): a self-deadlock on a semaphore is holding
+        /// all of them, which the analyzer can only see if it knows how many there are.
+        permits: u64,
+    },
     Acquire {
         l: u64,
         c: u32,
@@ -119,8 +135,30 @@ fn return_buffer(mut v: Vec<Rec>) {
 static SITE_TRACES: PlMutex<Option<HashMap<usize, Backtrace>>> = PlMutex::new(None);
 static SEEN_SITES: PlMutex<Option<HashSet<usize>>> = PlMutex::new(None);
 
+/// A thread's buffer slot. When the thread ends, normally or unwound by a panic (a report under
+/// `LOCKCHECK=panic` stops the thread at the acquisition it recorded last), its last records are
+/// written at once rather than at the writer's next pass, so that a process that dies right after
+/// (killed, or aborting) still has them. The main thread's are written by the exit handler.
+struct Slot(RefCell<Option<Arc<ThreadBuf>>>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if STATE_FLAG.load(Ordering::Relaxed) != ON {
+            return;
+        }
+        let pending = self
+            .0
+            .get_mut()
+            .as_ref()
+            .is_some_and(|b| !b.recs.lock().is_empty());
+        if pending {
+            flush_all();
+        }
+    }
+}
+
 thread_local! {
-    static BUF: RefCell<Option<Arc<ThreadBuf>>> = const { RefCell::new(None) };
+    static BUF: Slot = const { Slot(RefCell::new(None)) };
 }
 
 /// Whether events are being recorded (reads `LOCKCHECK_TRACE` on first use).
@@ -188,6 +226,7 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
         classes: HashSet::default(),
         sites: HashMap::default(),
         locks: HashSet::default(),
+        permits_known: HashSet::default(),
         threads: HashSet::default(),
         stats: HashMap::default(),
         line: Vec::with_capacity(256),
@@ -306,7 +345,7 @@ fn register_exit_flush() {
 
 fn push(rec: Rec) {
     let _ = BUF.try_with(|cell| {
-        let Ok(mut slot) = cell.try_borrow_mut() else {
+        let Ok(mut slot) = cell.0.try_borrow_mut() else {
             return;
         };
         let generation = GENERATION.load(Ordering::Acquire);
@@ -355,7 +394,7 @@ pub(crate) fn flush_thread() {
         return;
     }
     let b = BUF
-        .try_with(|cell| cell.try_borrow().ok().and_then(|s| s.clone()))
+        .try_with(|cell| cell.0.try_borrow().ok().and_then(|s| s.clone()))
         .ok()
         .flatten();
     if let Some(b) = b {
@@ -398,6 +437,28 @@ fn site_seen_locally(site: Site) -> bool {
         }
     })
     .unwrap_or(true)
+}
+
+/// A blocking acquisition is about to be checked. Called before the checks, so that an
+/// acquisition the detector stops with a panic still reaches the trace (the analyzer then finds the
+/// same violation); the report's flush (`on_violation`) or the thread's exit writes it out.
+#[cold]
+#[inline(never)]
+pub(crate) fn on_request(ids: Ids, kind: LockKind, mode: Mode, site: Site, capacity: usize) {
+    if !site_seen_locally(site) {
+        note_site(site);
+    }
+    push(Rec::Request {
+        l: ids.inst,
+        c: ids.class,
+        m: mode,
+        site,
+        permits: if kind == LockKind::Semaphore {
+            capacity as u64
+        } else {
+            0
+        },
+    });
 }
 
 pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) {
@@ -514,6 +575,8 @@ struct Writer {
     classes: HashSet<u32, FastHash>,
     sites: HashMap<usize, u32, FastHash>,
     locks: HashSet<u64, FastHash>,
+    /// Semaphores whose `lock` event carried their permits.
+    permits_known: HashSet<u64, FastHash>,
     threads: HashSet<u64, FastHash>,
     stats: HashMap<u32, ClassStats, FastHash>,
     line: Vec<u8>,
@@ -534,6 +597,7 @@ impl Writer {
         );
         for l in ready {
             if self.locks.remove(&l) {
+                self.permits_known.remove(&l);
                 self.emit(&Event::Drop { l });
             }
         }
@@ -603,6 +667,24 @@ impl Writer {
         l
     }
 
+    /// Declares a semaphore with its permits: with the first use, or (the lock was declared by an
+    /// earlier use that did not know them) by a repeated `lock` event, which readers accept to
+    /// learn the permits.
+    fn lock_permits(&mut self, l: u64, c: u32, permits: u64) -> u64 {
+        if permits == 0 || self.permits_known.contains(&l) {
+            return self.lock(l, c);
+        }
+        self.class(c);
+        self.locks.insert(l);
+        self.permits_known.insert(l);
+        self.emit(&Event::Lock {
+            l,
+            c,
+            permits: Some(permits),
+        });
+        l
+    }
+
     fn site(&mut self, site: Site) -> u32 {
         let key = site as *const Location<'static> as usize;
         if let Some(&s) = self.sites.get(&key) {
@@ -622,6 +704,17 @@ impl Writer {
 
     fn format(&mut self, t: u64, r: Rec) {
         let e = match r {
+            Rec::Request {
+                l,
+                c,
+                m,
+                site,
+                permits,
+            } => {
+                let l = self.lock_permits(l, c, permits);
+                let s = Some(self.site(site));
+                Event::Request { t, l, m, s }
+            }
             Rec::Acquire {
                 l,
                 c,
@@ -719,9 +812,10 @@ fn frames_of(mut bt: Backtrace) -> Vec<Frame> {
     out
 }
 
-/// Writes the two most frequent events (`acquire`, `release`) as serde would, without serde:
-/// they are most of a trace, and formatting them is most of the writer's work. Returns false for
-/// every other event. (`tests/record.rs` checks the output against serde's.)
+/// Writes the two most frequent events (`acquire`, `release`) without going through [`Event`]'s
+/// general writer: they are most of a trace, and formatting them is most of the writer's work.
+/// Returns false for every other event. Nothing here uses serde (the runtime does not depend on
+/// it); the test below checks the bytes against serde_json's, with the analyzer's model.
 pub(crate) fn write_hot(e: &Event, out: &mut Vec<u8>) -> bool {
     match *e {
         Event::Acquire {
@@ -917,10 +1011,10 @@ mod tests {
                             s,
                             wait_ns: n,
                         };
-                        let (mut a, mut b) = (Vec::new(), Vec::new());
+                        let mut a = Vec::new();
                         assert!(write_hot(&e, &mut a));
-                        e.write_line(&mut b);
-                        assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+                        let b = serde_json::to_string(&e).unwrap() + "\n";
+                        assert_eq!(String::from_utf8(a).unwrap(), b);
                     }
                 }
             }
@@ -931,10 +1025,10 @@ mod tests {
                 l: 3,
                 hold_ns: n,
             };
-            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let mut a = Vec::new();
             assert!(write_hot(&e, &mut a));
-            e.write_line(&mut b);
-            assert_eq!(a, b);
+            let b = serde_json::to_string(&e).unwrap() + "\n";
+            assert_eq!(String::from_utf8(a).unwrap(), b);
         }
         assert!(!write_hot(&Event::Drop { l: 1 }, &mut Vec::new()));
     }

@@ -117,9 +117,13 @@ impl std::fmt::Display for LockRef {
 }
 
 /// One edge of a cycle: `thread` acquired `acquired` while holding `held`.
-#[derive(Debug, Clone)]
+///
+/// `{:?}` is one short structured record (no backtrace: [`EdgeInfo::backtrace`] resolves it).
+#[derive(Clone)]
 pub struct EdgeInfo {
-    /// The thread's name (or `thread #N`).
+    /// The thread as reports name it: its std name and std's `ThreadId` (`worker (ThreadId(3))`),
+    /// or for an unnamed thread `<unnamed>`, its `ThreadId` and, if it was started through
+    /// [`lockcheck::thread`](crate::thread), where and by which function it was spawned.
     pub thread: String,
     /// lockcheck's number for the thread.
     pub thread_id: u64,
@@ -138,6 +142,37 @@ pub struct EdgeInfo {
     /// Other locks held at the time.
     pub other_held: Vec<LockRef>,
     pub(crate) backtrace: Option<Backtrace>,
+}
+
+impl std::fmt::Debug for EdgeInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("EdgeInfo");
+        d.field("thread", &self.thread)
+            .field("thread_id", &self.thread_id)
+            .field(
+                "held",
+                &format_args!(
+                    "{} ({}) at {}",
+                    self.held,
+                    mode_name(self.held_mode),
+                    self.held_site
+                ),
+            )
+            .field(
+                "acquired",
+                &format_args!(
+                    "{} ({}) at {}",
+                    self.acquired,
+                    mode_name(self.mode),
+                    self.site
+                ),
+            );
+        if !self.other_held.is_empty() {
+            let others: Vec<String> = self.other_held.iter().map(|l| l.to_string()).collect();
+            d.field("other_held", &others);
+        }
+        d.finish()
+    }
 }
 
 impl EdgeInfo {
@@ -223,7 +258,10 @@ pub(crate) fn is_internal(name: &str) -> bool {
 }
 
 /// A finding of the online detector.
-#[derive(Debug, Clone)]
+///
+/// `{}` is the full report (as printed on stderr); `{:?}` is short and structured: the kind and
+/// each edge's thread, locks and sites.
+#[derive(Clone)]
 pub struct Violation {
     /// What kind of finding.
     pub kind: ViolationKind,
@@ -232,6 +270,15 @@ pub struct Violation {
     pub edges: Vec<EdgeInfo>,
     /// The full report as printed.
     pub message: String,
+}
+
+impl std::fmt::Debug for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Violation")
+            .field("kind", &self.kind)
+            .field("edges", &self.edges)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Violation {
@@ -416,11 +463,12 @@ impl Violation {
                 let mut header = String::from("       ");
                 let mut rule = String::from("       ");
                 for e in &self.edges {
-                    let _ = write!(header, "{:<width$}", short_name(&e.thread));
+                    let label = column_label(&e.thread);
+                    let _ = write!(header, "{:<width$}", label);
                     let _ = write!(
                         rule,
                         "{:<width$}",
-                        "-".repeat(short_name(&e.thread).len().min(width - 2))
+                        "-".repeat(label.chars().count().min(width - 2))
                     );
                 }
                 let _ = writeln!(s, "{}", header.trim_end());
@@ -532,11 +580,6 @@ fn who(name: &str) -> String {
     }
 }
 
-/// A holder's name without the spawn site (the column headers of the scenario).
-fn short_name(name: &str) -> &str {
-    name.split(" (spawned at ").next().unwrap_or(name)
-}
-
 /// `threads`, `tasks`, or `tasks and threads`, after who the edges' holders are.
 fn holders_word(edges: &[EdgeInfo]) -> &'static str {
     let tasks = edges
@@ -547,6 +590,17 @@ fn holders_word(edges: &[EdgeInfo]) -> &'static str {
         0 => "threads",
         n if n == edges.len() => "tasks",
         _ => "tasks and threads",
+    }
+}
+
+/// A thread's short label for a column of the scenario table: its name without the
+/// `(ThreadId(..), ...)` part, or, for an unnamed thread, its `ThreadId`.
+fn column_label(thread: &str) -> &str {
+    let (name, rest) = thread.split_once(" (").unwrap_or((thread, ""));
+    match rest.find(')') {
+        // `rest` starts with `ThreadId(4)`.
+        Some(end) if name == "<unnamed>" => &rest[..=end],
+        _ => name,
     }
 }
 
@@ -577,6 +631,31 @@ fn mode_name(m: Mode) -> &'static str {
     }
 }
 
+/// A violation the acquiring thread must panic on (under `LOCKCHECK=panic`).
+///
+/// The detector finds violations deep inside closures, where `#[track_caller]` does not reach;
+/// a panic there would point at lockcheck's own source. So the checks return a verdict, the lock
+/// is not taken, and the public entry point (every one of them `#[track_caller]`, as are
+/// lock_api's) raises it: the panic's location is the user's acquisition line. A boxed `str`, so
+/// that the hot path's `Result<(), Verdict>` is returned in registers.
+#[must_use]
+pub(crate) struct Verdict(Box<str>);
+
+impl Verdict {
+    pub(crate) fn new(message: String) -> Verdict {
+        Verdict(message.into_boxed_str())
+    }
+
+    /// Panics with the message (a `String` payload, as before), at the `#[track_caller]` chain's
+    /// origin: the user's call.
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    pub(crate) fn raise(self) -> ! {
+        std::panic::panic_any(String::from(self.0))
+    }
+}
+
 /// Findings kept for [`violations`]; bounded so a program with a systematic bug cannot grow it.
 const MAX_KEPT: usize = 10_000;
 static FOUND: PlMutex<Vec<Violation>> = PlMutex::new(Vec::new());
@@ -584,8 +663,12 @@ static FOUND: PlMutex<Vec<Violation>> = PlMutex::new(Vec::new());
 /// Renders, stores and prints a violation; the caller then applies the action.
 /// Must run with the thread marked busy (see `state::as_busy`).
 pub(crate) fn publish(mut v: Violation) -> Violation {
+    for e in &mut v.edges {
+        crate::thread::name_spawner(&mut e.thread);
+    }
     v.message = v.render();
     eprintln!("{}", v.message);
+    #[cfg(feature = "tracing")]
     tracing::error!(target: "lockcheck", kind = v.kind.name(), "{}", v.message);
     crate::checked::recorder::on_violation(&v);
     let mut found = FOUND.lock();

@@ -259,14 +259,14 @@ pub(crate) fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The thread's name for reports: its std name, or `thread #N`.
+/// The calling thread's name for reports (see [`crate::thread::describe_current`]); `id` is
+/// lockcheck's number for it, which reports carry separately. An async task (feature `tokio`) is
+/// named by its task number instead.
 pub(crate) fn thread_name(id: u64) -> String {
     #[cfg(feature = "tokio")]
     if crate::tokio::track::is_task(id) {
         return crate::tokio::track::task_name(id);
     }
-    match std::thread::current().name() {
-        Some(n) => n.to_owned(),
-        None => format!("thread #{id}"),
-    }
+    let _ = id;
+    crate::thread::describe_current()
 }

@@ -4,7 +4,7 @@
 //! [`features`] and nothing else unless statistics or the watchdog are switched on.
 
 use super::class::{class_info, Ids};
-use super::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
+use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
 use super::state::{as_busy, thread_name, with_slow, Held, ThreadState, STATE};
 use crate::config::{action, Action};
 use lockcheck_core::trace::{ClassStats, LockKind, Mode};
@@ -160,8 +160,8 @@ pub(crate) struct WaitFor {
 }
 
 /// Registers this thread as waiting and checks the wait-for graph. A deadlock is reported (and,
-/// under `panic`, raised after unregistering).
-pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> WaitToken {
+/// under `panic`, returned as the verdict to raise, after unregistering).
+pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdict> {
     let thread = s.id();
     let held = s.held.borrow().snapshot();
     let name = thread_name(thread);
@@ -209,14 +209,14 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> WaitToken {
                     .next()
                     .unwrap_or("lockcheck: deadlock")
                     .to_owned();
-                std::panic::panic_any(format!(
+                return Err(Verdict::new(format!(
                     "{first}, at {} (report above; this thread gives up its locks so the others can go on)",
                     w.site
-                ));
+                )));
             }
         }
     }
-    token
+    Ok(token)
 }
 
 /// Whether waiter `w` requests something that holder entry `h` (same lock) keeps from it.
@@ -364,32 +364,20 @@ pub(crate) fn wait_timeout(class: u32) -> Option<Duration> {
 }
 
 /// Loads `[wait_timeout]` entries (`"class" = "50ms"`) from a TOML policy file, as written by
-/// `lockcheck analyze --timeouts-toml`.
+/// `lockcheck analyze --timeouts-toml` (read by [`super::policy`], not a TOML crate: the runtime
+/// adds no dependency). All or nothing: a file with an error sets no timeout.
 pub(crate) fn load_policy_file(path: &std::path::Path) -> Result<usize, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
-    let Some(entries) = table.get("wait_timeout") else {
-        return Ok(0);
-    };
-    let entries = entries
-        .as_table()
-        .ok_or("`wait_timeout` must be a table of class = duration")?;
-    let mut n = 0;
-    for (class, v) in entries {
-        let d = match v {
-            toml::Value::String(s) => parse_duration(s),
-            toml::Value::Integer(ms) if *ms >= 0 => Some(Duration::from_millis(*ms as u64)),
-            _ => None,
-        }
-        .ok_or_else(|| format!("wait_timeout.{class:?}: expected a duration like \"50ms\""))?;
-        set_wait_timeout(class, Some(d));
-        n += 1;
+    let entries = super::policy::wait_timeouts(&text)?;
+    for (class, d) in &entries {
+        set_wait_timeout(class, Some(*d));
     }
-    Ok(n)
+    Ok(entries.len())
 }
 
-/// A timed-out wait under a policy: report (kind `wait-timeout`), then act.
-pub(crate) fn timed_out(s: &ThreadState, w: &WaitFor, limit: Duration) {
+/// A timed-out wait under a policy: report (kind `wait-timeout`), then act (`Some`: the verdict
+/// to raise).
+pub(crate) fn timed_out(s: &ThreadState, w: &WaitFor, limit: Duration) -> Option<Verdict> {
     let thread = s.id();
     let holders = holders_of(w.ids.inst, thread);
     let v = as_busy(|_| {
@@ -419,9 +407,10 @@ pub(crate) fn timed_out(s: &ThreadState, w: &WaitFor, limit: Duration) {
                 .next()
                 .unwrap_or("lockcheck: wait timeout")
                 .to_owned();
-            std::panic::panic_any(format!("{first}, at {}", w.site));
+            return Some(Verdict::new(format!("{first}, at {}", w.site)));
         }
     }
+    None
 }
 
 // ---------------------------------------------------------------------------------------------

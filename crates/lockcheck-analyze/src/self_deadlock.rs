@@ -1,0 +1,76 @@
+//! Self-deadlock findings: a thread requested a lock it already held, in a mode that waits for
+//! its own hold (found by [`crate::model::ModelBuilder`] from `request` events, or from
+//! `acquire` events in traces without requests). Named and grouped as the runtime reports them:
+//! `self-deadlock` (blocks forever) and `recursive-read` (blocks when a writer queues between).
+
+use crate::model::{Model, SelfDeadlock};
+use crate::report::{fnv, EdgeReport, HeldRef, LockRef, Violation};
+use lockcheck_core::trace::How;
+
+/// The findings of `model`, one per (kind, lock class, request site, hold site).
+pub fn violations(model: &Model) -> Vec<Violation> {
+    let mut out: Vec<Violation> = Vec::new();
+    for f in &model.self_deadlocks {
+        let v = violation(model, f);
+        match out.iter_mut().find(|o| o.id == v.id) {
+            // The same code in several processes (or on several instances of one class).
+            Some(o) => {
+                o.combinations += v.combinations;
+                o.edges[0].count += v.edges[0].count;
+                o.edges[0].waiting_at_end &= v.edges[0].waiting_at_end;
+            }
+            None => out.push(v),
+        }
+    }
+    out
+}
+
+fn violation(model: &Model, f: &SelfDeadlock) -> Violation {
+    let lock = &model.locks[f.lock as usize];
+    let class = &model.classes[lock.class as usize];
+    let name = model.lock_name(f.lock);
+    let site = f.site.map(|s| model.site_loc(s).to_string());
+    let held_site = f.held_site.map(|s| model.site_loc(s).to_string());
+    let kind = f.kind.name();
+    let id = fnv(&[
+        kind.to_string(),
+        class.key.clone(),
+        site.clone().unwrap_or_default(),
+        held_site.clone().unwrap_or_default(),
+    ]);
+    let edge = EdgeReport {
+        thread: model.thread_name(f.thread),
+        from: name.clone(),
+        acquired: name.clone(),
+        mode: f.mode.name().to_string(),
+        how: How::Blocking,
+        site: site.clone(),
+        held: vec![HeldRef {
+            lock: name.clone(),
+            mode: f.held_mode.name().to_string(),
+            site: held_site,
+        }],
+        frames: f
+            .site
+            .map(|s| model.sites[s as usize].frames.clone())
+            .unwrap_or_default(),
+        count: f.count,
+        waiting_at_end: f.pending,
+    };
+    Violation {
+        id,
+        kind: kind.to_string(),
+        rule: crate::rules::rule_id(kind, "instance").to_string(),
+        level: "instance".into(),
+        locks: vec![LockRef {
+            name,
+            class: class.key.clone(),
+            kind: format!("{:?}", class.kind).to_lowercase(),
+        }],
+        edges: vec![edge],
+        class_cycle: None,
+        combinations: f.count,
+        declared_levels: None,
+        baselined: false,
+    }
+}

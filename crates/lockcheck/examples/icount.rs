@@ -1,0 +1,110 @@
+//! The workload behind `benches/icount.sh`: one lock scenario, repeated a given number of times,
+//! so that callgrind can count the instructions of one operation.
+//!
+//! ```text
+//! icount <scenario> <iterations>
+//! ```
+//!
+//! `benches/icount.sh` runs every scenario twice under `valgrind --tool=callgrind`, with `N` and
+//! `2N` iterations, and divides the difference of the two totals by `N`: start-up, thread-local
+//! set-up and the first (cold) acquisition cancel out, and what is left is the steady-state cost
+//! of one operation. Instruction counts do not depend on the machine's load, unlike timings.
+
+use std::hint::black_box;
+
+/// The scenarios: contender and operation.
+const SCENARIOS: &[&str] = &[
+    "parking_lot/lock",
+    "plain/lock",
+    "checked/lock",
+    "parking_lot/pair",
+    "plain/pair",
+    "checked/pair",
+    "parking_lot/read",
+    "checked/read",
+    "checked_recording/pair",
+];
+
+fn lock_loop<M>(new: impl Fn() -> M, lock: impl Fn(&M), iters: u64) {
+    let m = new();
+    for _ in 0..iters {
+        lock(black_box(&m));
+    }
+}
+
+fn pair_loop<M>(new: impl Fn() -> M, pair: impl Fn(&M, &M), iters: u64) {
+    let (a, b) = (new(), new());
+    for _ in 0..iters {
+        pair(black_box(&a), black_box(&b));
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(scenario), Some(iters)) = (args.next(), args.next()) else {
+        eprintln!("usage: icount <scenario> <iterations>\nscenarios: {SCENARIOS:?}");
+        std::process::exit(2);
+    };
+    let iters: u64 = iters.parse().expect("iterations: a number");
+    // Warm up once outside the counted difference: identities, the dependency cache, the graph.
+    let n = iters.max(1);
+    match scenario.as_str() {
+        "parking_lot/lock" => lock_loop(|| parking_lot::Mutex::new(0u64), |m| *m.lock() += 1, n),
+        "plain/lock" => lock_loop(|| lockcheck::plain::Mutex::new(0u64), |m| *m.lock() += 1, n),
+        "checked/lock" => lock_loop(
+            || lockcheck::checked::Mutex::new(0u64),
+            |m| *m.lock() += 1,
+            n,
+        ),
+        "parking_lot/pair" => pair_loop(
+            || parking_lot::Mutex::new(0u64),
+            |a, b| {
+                let _a = a.lock();
+                *b.lock() += 1;
+            },
+            n,
+        ),
+        "plain/pair" => pair_loop(
+            || lockcheck::plain::Mutex::new(0u64),
+            |a, b| {
+                let _a = a.lock();
+                *b.lock() += 1;
+            },
+            n,
+        ),
+        "checked/pair" | "checked_recording/pair" => {
+            if scenario.starts_with("checked_recording") {
+                lockcheck::record::start("/dev/null").expect("recording to /dev/null");
+            }
+            pair_loop(
+                || lockcheck::checked::Mutex::new(0u64),
+                |a, b| {
+                    let _a = a.lock();
+                    *b.lock() += 1;
+                },
+                n,
+            );
+            if scenario.starts_with("checked_recording") {
+                let _ = lockcheck::record::stop();
+            }
+        }
+        "parking_lot/read" => lock_loop(
+            || parking_lot::RwLock::new(0u64),
+            |m| {
+                black_box(*m.read());
+            },
+            n,
+        ),
+        "checked/read" => lock_loop(
+            || lockcheck::checked::RwLock::new(0u64),
+            |m| {
+                black_box(*m.read());
+            },
+            n,
+        ),
+        other => {
+            eprintln!("unknown scenario {other:?}; scenarios: {SCENARIOS:?}");
+            std::process::exit(2);
+        }
+    }
+}

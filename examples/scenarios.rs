@@ -1,0 +1,640 @@
+//! The runtime detector's scenarios as one program: `scenarios NAME` runs one of them, `scenarios
+//! list` prints their names with what the runtime should report (`-` for a look-alike that must
+//! stay silent). `tests/offline_equals_runtime.rs` runs each under `LOCKCHECK=panic` and `warn`
+//! with `LOCKCHECK_TRACE` set, and checks that `lockcheck analyze` on the trace reports what the
+//! runtime reported.
+//!
+//! The scenario runs on a worker thread; if it hangs (a self-deadlock under `warn` blocks for
+//! real after its report), a watchdog gives up two seconds after the report and exits, which
+//! writes the trace.
+//!
+//! `scenarios NAME --main` runs it on the main thread instead.
+//!
+//! Run: `LOCKCHECK=warn LOCKCHECK_TRACE=/tmp/t.json cargo run --example scenarios -- self-mutex`
+
+use lockcheck::{Mutex, RwLock, Semaphore};
+use std::sync::{mpsc, Arc, Barrier};
+use std::time::Duration;
+
+/// Name, what the runtime reports (`-`: nothing; a trailing `?`: what the analyzer reports, the
+/// runtime may too), and the body.
+type Scenario = (&'static str, &'static str, fn());
+
+const SCENARIOS: &[Scenario] = &[
+    ("ab-ba", "lock-order-inversion", ab_ba),
+    ("ab-ab", "-", ab_ab),
+    ("gate", "-", gate),
+    ("fork-join", "-", fork_join),
+    ("fork-join-rounds", "lock-order-inversion", fork_join_rounds),
+    ("fork-join-rounds-ordered", "-", fork_join_rounds_ordered),
+    ("three-cycle", "lock-order-inversion", three_cycle),
+    (
+        "class-inversion",
+        "class-lock-order-inversion",
+        class_inversion,
+    ),
+    ("class-ordered", "-", class_ordered),
+    ("read-read", "-", read_read),
+    ("read-write", "lock-order-inversion", read_write),
+    // `?`: the runtime reports it once it re-checks excused cycles at a lock's first write; the
+    // analyzer must report it either way (the lock is written in the trace).
+    ("late-writer", "lock-order-inversion?", late_writer),
+    ("try-closes-cycle", "-", try_closes_cycle),
+    ("self-mutex", "self-deadlock", self_mutex),
+    (
+        "self-write-after-read",
+        "self-deadlock",
+        self_write_after_read,
+    ),
+    ("recursive-read", "recursive-read", recursive_read),
+    (
+        "upgrade-holding-read",
+        "self-deadlock",
+        upgrade_holding_read,
+    ),
+    ("upgrade", "-", upgrade),
+    ("std-self-mutex", "self-deadlock", std_self_mutex),
+    ("std-ab-ba", "lock-order-inversion", std_ab_ba),
+    ("read-recursive", "-", read_recursive),
+    ("relock", "-", relock),
+    ("try-lock-held", "-", try_lock_held),
+    (
+        "semaphore-all-permits",
+        "self-deadlock",
+        semaphore_all_permits,
+    ),
+    ("semaphore-free-permit", "-", semaphore_free_permit),
+    (
+        "semaphore-inversion",
+        "lock-order-inversion",
+        semaphore_inversion,
+    ),
+    ("dining", "lock-order-inversion", dining),
+    ("dining-ordered", "-", dining_ordered),
+    ("real-deadlock", "deadlock", real_deadlock),
+    ("real-deadlock-mixed", "deadlock", real_deadlock_mixed),
+    ("contention", "-", contention),
+    ("condvar", "-", condvar),
+    (
+        "condvar-inversion",
+        "lock-order-inversion",
+        condvar_inversion,
+    ),
+];
+
+fn main() {
+    let name = std::env::args().nth(1).unwrap_or_else(|| "list".into());
+    if name == "list" {
+        for (n, expect, _) in SCENARIOS {
+            println!("{n} {expect}");
+        }
+        return;
+    }
+    let Some(&(_, _, body)) = SCENARIOS.iter().find(|s| s.0 == name) else {
+        eprintln!("unknown scenario `{name}`; `scenarios list` lists them");
+        std::process::exit(2);
+    };
+    let on_main = std::env::args().nth(2).as_deref() == Some("--main");
+    let (done_tx, done_rx) = mpsc::channel();
+    if on_main {
+        // The watchdog on a thread of its own; a report under `panic` ends the process through
+        // the main thread's panic (the exit handler writes the trace).
+        std::thread::spawn(move || watchdog(&done_rx));
+        body();
+        return println!("{name}: finished");
+    }
+    std::thread::Builder::new()
+        .name("worker".into())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(body);
+            let _ = done_tx.send(r.is_ok());
+        })
+        .expect("spawn");
+    match watchdog(&done_rx) {
+        true => println!("{name}: finished"),
+        false => println!("{name}: panicked"),
+    }
+}
+
+/// Waits for the scenario's end (whether it finished). One that hangs for real (a self-deadlock
+/// under `warn` blocks after its report) is given up two seconds after its report, or after a
+/// minute without one: `exit` then runs the trace's exit flush, the blocked thread stays blocked.
+fn watchdog(done: &mpsc::Receiver<bool>) -> bool {
+    let start = std::time::Instant::now();
+    let mut reported_at = None;
+    loop {
+        match done.recv_timeout(Duration::from_millis(100)) {
+            Ok(ok) => return ok,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // No sender (`--main`): only the deadline ends the wait.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if reported_at.is_none() && !lockcheck::violations().is_empty() {
+            reported_at = Some(std::time::Instant::now());
+        }
+        let give_up = match reported_at {
+            Some(t) => t.elapsed() > Duration::from_secs(2),
+            None => start.elapsed() > Duration::from_secs(60),
+        };
+        if give_up {
+            println!("hung (gave up)");
+            std::process::exit(3);
+        }
+    }
+}
+
+/// Runs each body on its own thread and waits for all; panics (the runtime's reports under
+/// `LOCKCHECK=panic`) are expected and ignored.
+fn run_all(bodies: Vec<Box<dyn FnOnce() + Send>>) {
+    let handles: Vec<_> = bodies.into_iter().map(std::thread::spawn).collect();
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
+/// Runs the bodies one after the other, each on its own thread (concurrent as far as fork/join
+/// knows: std threads), so that no real deadlock happens.
+fn one_by_one(bodies: Vec<Box<dyn FnOnce() + Send>>) {
+    let handles: Vec<_> = bodies
+        .into_iter()
+        .map(|b| {
+            let (tx, rx) = mpsc::channel::<()>();
+            let h = std::thread::spawn(move || {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(b));
+                let _ = tx.send(());
+                // Stay alive: the threads overlap in time, as far as anyone can tell.
+                std::thread::sleep(Duration::from_millis(20));
+            });
+            let _ = rx.recv();
+            h
+        })
+        .collect();
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
+fn pair(a: &'static str, b: &'static str) -> (Arc<Mutex<u32>>, Arc<Mutex<u32>>) {
+    (Arc::new(Mutex::named(a, 0)), Arc::new(Mutex::named(b, 0)))
+}
+
+fn ab_ba() {
+    let (a, b) = pair("abba.a", "abba.b");
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _x = a.lock();
+            let _y = b.lock();
+        }),
+        Box::new(move || {
+            let _y = b2.lock();
+            let _x = a2.lock();
+        }),
+    ]);
+}
+
+fn ab_ab() {
+    let (a, b) = pair("abab.a", "abab.b");
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _x = a.lock();
+            let _y = b.lock();
+        }),
+        Box::new(move || {
+            let _x = a2.lock();
+            let _y = b2.lock();
+        }),
+    ]);
+}
+
+fn gate() {
+    let (a, b) = pair("gate.a", "gate.b");
+    let g = Arc::new(Mutex::named("gate.g", ()));
+    let (a2, b2, g2) = (a.clone(), b.clone(), g.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _g = g.lock();
+            let _x = a.lock();
+            let _y = b.lock();
+        }),
+        Box::new(move || {
+            let _g = g2.lock();
+            let _y = b2.lock();
+            let _x = a2.lock();
+        }),
+    ]);
+}
+
+fn fork_join() {
+    let (a, b) = pair("fj.a", "fj.b");
+    let (a2, b2) = (a.clone(), b.clone());
+    let _ = lockcheck::thread::spawn(move || {
+        let _x = a.lock();
+        let _y = b.lock();
+    })
+    .join();
+    let _ = lockcheck::thread::spawn(move || {
+        let _y = b2.lock();
+        let _x = a2.lock();
+    })
+    .join();
+}
+
+/// Twelve rounds of spawn and join, nesting `a -> b` in every round; in round `concurrent` the
+/// child's `b -> a` overlaps the parent's round (a real inversion), in the others the child is
+/// joined before the parent nests (ordered by fork/join: silent).
+fn rounds(names: (&'static str, &'static str), concurrent: Option<usize>) {
+    let (a, b) = pair(names.0, names.1);
+    for i in 0..12 {
+        let (a2, b2) = (a.clone(), b.clone());
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let child = lockcheck::thread::spawn(move || {
+            let _ = go_rx.recv();
+            {
+                let _y = b2.lock();
+                let _x = a2.lock();
+            }
+            let _ = done_tx.send(());
+        });
+        if concurrent == Some(i) {
+            // The child is alive (not joined) while the parent nests: concurrent.
+            let _ = go_tx.send(());
+            let _ = done_rx.recv();
+            {
+                let _x = a.lock();
+                let _y = b.lock();
+            }
+            let _ = child.join();
+        } else {
+            let _ = go_tx.send(());
+            let _ = child.join();
+            let _x = a.lock();
+            let _y = b.lock();
+        }
+    }
+}
+
+fn fork_join_rounds() {
+    rounds(("fjr.a", "fjr.b"), Some(6));
+}
+
+fn fork_join_rounds_ordered() {
+    rounds(("fjro.a", "fjro.b"), None);
+}
+
+fn three_cycle() {
+    let l: Vec<Arc<Mutex<u32>>> = ["tri.a", "tri.b", "tri.c"]
+        .iter()
+        .map(|n| Arc::new(Mutex::named(n, 0)))
+        .collect();
+    let bodies: Vec<Box<dyn FnOnce() + Send>> = (0..3)
+        .map(|i| {
+            let (x, y) = (l[i].clone(), l[(i + 1) % 3].clone());
+            Box::new(move || {
+                let _x = x.lock();
+                let _y = y.lock();
+            }) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
+    one_by_one(bodies);
+}
+
+fn class_inversion() {
+    // Two instances of each class; each thread uses its own pair, in opposite class orders.
+    let (a1, b1) = pair("cls.a", "cls.b");
+    let (a2, b2) = pair("cls.a", "cls.b");
+    one_by_one(vec![
+        Box::new(move || {
+            let _x = a1.lock();
+            let _y = b1.lock();
+        }),
+        Box::new(move || {
+            let _y = b2.lock();
+            let _x = a2.lock();
+        }),
+    ]);
+}
+
+fn class_ordered() {
+    let (a1, b1) = pair("clo.a", "clo.b");
+    let (a2, b2) = pair("clo.a", "clo.b");
+    one_by_one(vec![
+        Box::new(move || {
+            let _x = a1.lock();
+            let _y = b1.lock();
+        }),
+        Box::new(move || {
+            let _x = a2.lock();
+            let _y = b2.lock();
+        }),
+    ]);
+}
+
+fn read_read() {
+    let a = Arc::new(RwLock::named("rr.a", 0));
+    let b = Arc::new(RwLock::named("rr.b", 0));
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _x = a.read();
+            let _y = b.read();
+        }),
+        Box::new(move || {
+            let _y = b2.read();
+            let _x = a2.read();
+        }),
+    ]);
+}
+
+fn read_write() {
+    let a = Arc::new(RwLock::named("rw.a", 0));
+    let b = Arc::new(RwLock::named("rw.b", 0));
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _x = a.read();
+            let _y = b.write();
+        }),
+        Box::new(move || {
+            let _y = b2.read();
+            let _x = a2.write();
+        }),
+    ]);
+}
+
+fn late_writer() {
+    let x = Arc::new(RwLock::named("late.x", 0));
+    let y = Arc::new(Mutex::named("late.y", 0));
+    let (x2, y2, x3) = (x.clone(), y.clone(), x.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _r = x.read();
+            let _y = y.lock();
+        }),
+        Box::new(move || {
+            let _y = y2.lock();
+            let _r = x2.read();
+        }),
+        // Now a queued writer can block the second reader: the cycle is a deadlock.
+        Box::new(move || {
+            let _w = x3.write();
+        }),
+    ]);
+}
+
+fn try_closes_cycle() {
+    let (a, b) = pair("try.a", "try.b");
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _x = a.lock();
+            let _y = b.lock();
+        }),
+        Box::new(move || {
+            let _y = b2.lock();
+            let _x = a2.try_lock();
+        }),
+    ]);
+}
+
+fn self_mutex() {
+    let m = Mutex::named("self.mutex", 0);
+    let _g = m.lock();
+    let _h = m.lock();
+}
+
+fn self_write_after_read() {
+    let l = RwLock::named("self.rw", 0);
+    let _r = l.read();
+    let _w = l.write();
+}
+
+fn recursive_read() {
+    let l = RwLock::named("self.rread", 0);
+    let _a = l.read();
+    let _b = l.read();
+}
+
+fn upgrade_holding_read() {
+    let l = RwLock::named("self.upgrade", 0);
+    let _r = l.read_recursive();
+    let u = l
+        .try_upgradable_read()
+        .expect("readers do not exclude an upgradable reader");
+    let _w = lockcheck::RwLockUpgradableReadGuard::upgrade(u);
+}
+
+fn upgrade() {
+    let l = RwLock::named("self.upgrade-alone", 0);
+    let u = l.upgradable_read();
+    let _w = lockcheck::RwLockUpgradableReadGuard::upgrade(u);
+}
+
+/// std's API (`lockcheck::sync`), whose classes are construction sites, not names.
+fn std_self_mutex() {
+    let m = lockcheck::sync::Mutex::new(0);
+    let _g = m.lock();
+    let _h = m.lock();
+}
+
+fn std_ab_ba() {
+    let a = Arc::new(lockcheck::sync::Mutex::new(0));
+    let b = Arc::new(lockcheck::sync::RwLock::new(0));
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _x = a.lock();
+            let _y = b.write();
+        }),
+        Box::new(move || {
+            let _y = b2.read();
+            let _x = a2.lock();
+        }),
+    ]);
+}
+
+fn read_recursive() {
+    let l = RwLock::named("self.rrec", 0);
+    let _a = l.read();
+    let _b = l.read_recursive();
+}
+
+fn relock() {
+    let m = Mutex::named("self.relock", 0);
+    drop(m.lock());
+    let _g = m.lock();
+}
+
+fn try_lock_held() {
+    let m = Mutex::named("self.try", 0);
+    let _g = m.lock();
+    assert!(m.try_lock().is_none());
+}
+
+fn semaphore_all_permits() {
+    let s = Semaphore::named("self.sem", 1);
+    let _p = s.acquire();
+    let _q = s.acquire();
+}
+
+fn semaphore_free_permit() {
+    let s = Semaphore::named("self.sem2", 2);
+    let _p = s.acquire();
+    let _q = s.acquire();
+}
+
+fn semaphore_inversion() {
+    let m = Arc::new(Mutex::named("seminv.m", 0));
+    let s = Arc::new(Semaphore::named("seminv.s", 1));
+    let (m2, s2) = (m.clone(), s.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _x = m.lock();
+            let _p = s.acquire();
+        }),
+        Box::new(move || {
+            let _p = s2.acquire();
+            let _x = m2.lock();
+        }),
+    ]);
+}
+
+fn dine(prefix: &'static str, ordered: bool) {
+    const N: usize = 5;
+    let forks: Arc<Vec<Mutex<u32>>> = Arc::new((0..N).map(|_| Mutex::named(prefix, 0)).collect());
+    let bodies: Vec<Box<dyn FnOnce() + Send>> = (0..N)
+        .map(|i| {
+            let forks = forks.clone();
+            Box::new(move || {
+                let (l, r) = (i, (i + 1) % N);
+                let (first, second) = if ordered {
+                    (l.min(r), l.max(r))
+                } else {
+                    (l, r)
+                };
+                let _a = forks[first].lock();
+                let _b = forks[second].lock();
+            }) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
+    one_by_one(bodies);
+}
+
+fn dining() {
+    dine("dine.fork", false);
+}
+
+fn dining_ordered() {
+    dine("dineo.fork", true);
+}
+
+fn real_deadlock() {
+    // Order checking off, so that the threads really block: the wait-for graph reports it.
+    lockcheck::set_order_checking(false);
+    let (a, b) = pair("dl.a", "dl.b");
+    let barrier = Arc::new(Barrier::new(2));
+    let (a2, b2, bar2) = (a.clone(), b.clone(), barrier.clone());
+    run_all(vec![
+        Box::new(move || {
+            let _x = a.lock();
+            barrier.wait();
+            let _y = b.lock();
+        }),
+        Box::new(move || {
+            let _y = b2.lock();
+            bar2.wait();
+            let _x = a2.lock();
+        }),
+    ]);
+}
+
+fn real_deadlock_mixed() {
+    lockcheck::set_order_checking(false);
+    let m = Arc::new(Mutex::named("mix.m", ()));
+    let r = Arc::new(RwLock::named("mix.r", ()));
+    let s = Arc::new(Semaphore::named("mix.s", 1));
+    let b = Arc::new(Barrier::new(3));
+    let (m1, r1, b1) = (m.clone(), r.clone(), b.clone());
+    let (r2, s2, b2) = (r.clone(), s.clone(), b.clone());
+    let (s3, m3, b3) = (s.clone(), m.clone(), b.clone());
+    run_all(vec![
+        Box::new(move || {
+            let _m = m1.lock();
+            b1.wait();
+            let _w = r1.write();
+        }),
+        Box::new(move || {
+            let _r = r2.read();
+            b2.wait();
+            let _p = s2.acquire();
+        }),
+        Box::new(move || {
+            let _p = s3.acquire();
+            b3.wait();
+            let _m = m3.lock();
+        }),
+    ]);
+}
+
+fn contention() {
+    let m = Arc::new(Mutex::named("cont.m", 0u64));
+    let bodies: Vec<Box<dyn FnOnce() + Send>> = (0..4)
+        .map(|_| {
+            let m = m.clone();
+            Box::new(move || {
+                for _ in 0..1000 {
+                    *m.lock() += 1;
+                }
+            }) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
+    run_all(bodies);
+}
+
+/// A condvar wait releases its mutex: the notifier takes it while the waiter waits, no report.
+fn condvar() {
+    let pair = Arc::new((Mutex::named("cv.m", false), lockcheck::Condvar::new()));
+    let p2 = pair.clone();
+    let notifier = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        *p2.0.lock() = true;
+        p2.1.notify_all();
+    });
+    let mut ready = pair.0.lock();
+    while !*ready {
+        pair.1.wait(&mut ready);
+    }
+    drop(ready);
+    let _ = notifier.join();
+}
+
+/// The retake of the mutex after a condvar wait, while holding another lock, is an acquisition
+/// like any other: `outer -> m` there, `m -> outer` in another thread.
+fn condvar_inversion() {
+    let pair = Arc::new((Mutex::named("cvi.m", false), lockcheck::Condvar::new()));
+    let outer = Arc::new(Mutex::named("cvi.outer", ()));
+    let (p2, outer2) = (pair.clone(), outer.clone());
+    let notifier = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        let mut ready = p2.0.lock();
+        *ready = true;
+        p2.1.notify_all();
+        drop(ready);
+        // Later, the reverse order: the mutex, then `outer`.
+        std::thread::sleep(Duration::from_millis(20));
+        let _m = p2.0.lock();
+        let _o = outer2.lock();
+    });
+    {
+        let mut ready = pair.0.lock();
+        let _o = outer.lock();
+        while !*ready {
+            pair.1.wait(&mut ready);
+        }
+    }
+    let _ = notifier.join();
+}

@@ -1,0 +1,435 @@
+//! Offline equals runtime: for every program whose run reports a finding, `lockcheck analyze` on
+//! the trace of that very run reports the same finding (kind and locks), under `LOCKCHECK=panic`
+//! (where the runtime stops the deciding acquisition with a panic) and `LOCKCHECK=warn`.
+//!
+//! The programs are every example of `examples/` that uses lockcheck, and every scenario of
+//! `examples/scenarios.rs` (the runtime detector's scenarios, each with its look-alike, which must
+//! stay silent on both sides). Each runs as a child process under a timeout, with
+//! `LOCKCHECK_TRACE` set; the runtime's findings are read from its reports on stderr, the
+//! analyzer's from `--format json`.
+//!
+//! The examples are built by `cargo build --examples`, run here once.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// One finding: the kind as the analyzer's rule names it (`lock-order-inversion`,
+/// `class-lock-order-inversion`, `self-deadlock`, `recursive-read`), and the class keys of its
+/// locks.
+type Finding = (String, BTreeSet<String>);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory of the example binaries, built once.
+fn examples_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_lockcheck"));
+        let dir = bin.parent().unwrap().join("examples");
+        // Always: cargo knows whether the examples are up to date with the library.
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--examples"]);
+        // The profile of this test binary (its directory is the profile's).
+        if dir
+            .parent()
+            .and_then(|p| p.file_name())
+            .is_some_and(|n| n == "release")
+        {
+            cmd.arg("--release");
+        }
+        let status = cmd.current_dir(root()).status().expect("cargo runs");
+        assert!(status.success(), "cargo build --examples failed");
+        dir
+    })
+}
+
+/// Runs `exe args` with the mode and a trace path, killed after `limit`; returns its stderr.
+fn run_child(
+    exe: &Path,
+    args: &[&str],
+    mode: &str,
+    backtraces: bool,
+    trace: &Path,
+    limit: Duration,
+) -> String {
+    let _ = std::fs::remove_file(trace);
+    let err_path = trace.with_extension("stderr");
+    let err = std::fs::File::create(&err_path).unwrap();
+    let mut child = Command::new(exe)
+        .args(args)
+        .env("LOCKCHECK", mode)
+        .env("LOCKCHECK_TRACE", trace)
+        .env_remove("LOCKCHECK_ORDER")
+        .env("LOCKCHECK_BACKTRACE", if backtraces { "1" } else { "0" })
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("the example runs");
+    let start = Instant::now();
+    let mut reported_at: Option<Instant> = None;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if reported_at.is_none()
+            && std::fs::read_to_string(&err_path).is_ok_and(|e| e.contains("lockcheck: "))
+        {
+            reported_at = Some(Instant::now());
+        }
+        // A program still running well after its report hangs for real (a real deadlock or a
+        // self-deadlock under `warn` blocks after the report): the trace's periodic flush has
+        // written what it recorded.
+        // (Generous: the report's own flush, resolving backtraces, can take seconds on a busy
+        // machine, and the scenarios give up by themselves 2 s after a report.)
+        let hung = reported_at.is_some_and(|t| t.elapsed() > Duration::from_secs(10));
+        if hung || start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::read_to_string(&err_path).unwrap()
+}
+
+/// The runtime's findings, from its reports on stderr (`lockcheck: <kind>: ...` and the indented
+/// lines after it, which name the locks as ``Kind `class` #n``), with the runtime's kind names.
+fn runtime_findings(stderr: &str) -> BTreeSet<Finding> {
+    let mut out = BTreeSet::new();
+    let mut lines = stderr.lines().peekable();
+    while let Some(line) = lines.next() {
+        if !line.starts_with("lockcheck: ") || line.contains("(report above") {
+            continue;
+        }
+        let rest = &line["lockcheck: ".len()..];
+        let kind = if rest.starts_with("self-deadlock:") {
+            "self-deadlock"
+        } else if rest.starts_with("possible self-deadlock (recursive read lock)") {
+            "recursive-read"
+        } else if rest.starts_with("deadlock:") {
+            "deadlock"
+        } else if rest.starts_with("lock order inversion between lock classes") {
+            "class-lock-order-inversion"
+        } else if rest.starts_with("lock order inversion") {
+            "lock-order-inversion"
+        } else {
+            continue;
+        };
+        let mut classes = BTreeSet::new();
+        while let Some(next) = lines.peek() {
+            if !(next.is_empty() || next.starts_with(' ')) {
+                break;
+            }
+            classes.extend(lock_classes(next));
+            lines.next();
+        }
+        out.insert((kind.to_string(), classes));
+    }
+    out
+}
+
+/// The analyzer's name for a runtime kind (the analyzer's findings are named by their rule, which
+/// tells instance from class level): a real deadlock is a cycle of lock instances to the analyzer,
+/// which reports the cycle whether or not this run happened to block on it.
+fn offline_kind(runtime_kind: &str) -> &str {
+    match runtime_kind {
+        "deadlock" => "lock-order-inversion",
+        k => k,
+    }
+}
+
+/// The class keys named as ``Kind `class` #n`` in a report line.
+fn lock_classes(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    while let Some(open) = rest.find('`') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('`') else { break };
+        let name = &after[..close];
+        let tail = &after[close + 1..];
+        if tail.starts_with(" #") && tail[2..].starts_with(|c: char| c.is_ascii_digit()) {
+            out.push(name.to_string());
+        }
+        rest = tail;
+    }
+    out
+}
+
+/// The analyzer's findings on `trace`.
+fn offline_findings(trace: &Path) -> (BTreeSet<Finding>, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lockcheck"))
+        // A killed child may have been cut in the middle of a line.
+        .args(["analyze", "--format", "json", "--allow-truncated"])
+        .arg(trace)
+        .output()
+        .expect("lockcheck runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "{}: no JSON report ({e}): {}",
+            trace.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let found = report["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let classes = v["locks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["class"].as_str().unwrap().to_string())
+                .collect();
+            let rule = v["rule"].as_str().unwrap();
+            (rule.trim_start_matches("lockcheck/").to_string(), classes)
+        })
+        .collect();
+    (found, report)
+}
+
+/// One program run: what each side found.
+struct Outcome {
+    what: String,
+    /// With the runtime's kinds.
+    runtime_raw: BTreeSet<Finding>,
+    /// With the analyzer's kinds.
+    runtime: BTreeSet<Finding>,
+    offline: BTreeSet<Finding>,
+    stderr: String,
+    report: serde_json::Value,
+}
+
+impl Outcome {
+    fn explain(&self) -> String {
+        format!(
+            "{}:\n  runtime: {:?}\n  offline: {:?}\n--- stderr:\n{}\n--- report warnings: {}",
+            self.what, self.runtime, self.offline, self.stderr, self.report["warnings"]
+        )
+    }
+}
+
+/// Runs one program; `backtraces` off saves seconds of symbol resolution per report (the examples
+/// keep them on, so that path is covered too).
+fn run(exe: &Path, args: &[&str], mode: &str, tag: &str, backtraces: bool) -> Outcome {
+    let dir = std::env::temp_dir().join(format!("lockcheck-oer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join(format!("{tag}-{mode}.json"));
+    let stderr = run_child(
+        exe,
+        args,
+        mode,
+        backtraces,
+        &trace,
+        Duration::from_secs(120),
+    );
+    assert!(
+        trace.exists(),
+        "{tag} ({mode}) left no trace; stderr:\n{stderr}"
+    );
+    let (offline, report) = offline_findings(&trace);
+    let runtime_raw = runtime_findings(&stderr);
+    Outcome {
+        what: format!("{tag} under LOCKCHECK={mode}"),
+        runtime: runtime_raw
+            .iter()
+            .map(|(k, c)| (offline_kind(k).to_string(), c.clone()))
+            .collect(),
+        runtime_raw,
+        offline,
+        stderr,
+        report,
+    }
+}
+
+/// Runs `jobs` on a few workers (the children mostly wait), results in the order of `jobs`.
+fn in_parallel(jobs: Vec<Box<dyn FnOnce() -> Outcome + Send>>) -> Vec<Outcome> {
+    let n = jobs.len();
+    let queue = std::sync::Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
+    let results = std::sync::Mutex::new((0..n).map(|_| None).collect::<Vec<Option<Outcome>>>());
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            s.spawn(|| loop {
+                let Some((i, job)) = queue.lock().unwrap().pop() else {
+                    return;
+                };
+                let o = job();
+                results.lock().unwrap()[i] = Some(o);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|o| o.expect("every job ran"))
+        .collect()
+}
+
+/// The rule: every runtime finding is an offline finding with the same kind and locks.
+fn assert_offline_has_runtime(o: &Outcome) {
+    for f in &o.runtime {
+        assert!(
+            o.offline.contains(f),
+            "missed offline: {f:?}\n{}",
+            o.explain()
+        );
+    }
+}
+
+/// Whether the runtime checks in this build (instrumentation is compiled out of release builds
+/// unless the `instrument` feature is on): without it there is nothing to compare.
+fn instrumented() -> bool {
+    if !lockcheck::ENABLED {
+        eprintln!("NOTICE: lockcheck's instrumentation is compiled out of this build: skipped");
+    }
+    lockcheck::ENABLED
+}
+
+#[test]
+fn every_scenario_reports_the_same_findings_offline_in_both_modes() {
+    if !instrumented() {
+        return;
+    }
+    let exe = examples_dir().join(format!("scenarios{}", std::env::consts::EXE_SUFFIX));
+    let list = Command::new(&exe).arg("list").output().expect("runs");
+    let list = String::from_utf8(list.stdout).unwrap();
+    let scenarios: Vec<(String, String)> = list
+        .lines()
+        .map(|l| {
+            let (n, k) = l.split_once(' ').unwrap();
+            (n.to_string(), k.to_string())
+        })
+        .collect();
+    assert!(scenarios.len() >= 20, "{list}");
+    // Each on a worker thread, and the self-deadlocks and one inversion also on the main thread
+    // (under `panic` the process then ends through the panic).
+    let mut runs: Vec<(String, String, bool)> = Vec::new();
+    for (name, expect) in &scenarios {
+        runs.push((name.clone(), expect.clone(), false));
+        if expect == "self-deadlock" || expect == "recursive-read" || name == "ab-ba" {
+            runs.push((name.clone(), expect.clone(), true));
+        }
+    }
+    let mut jobs: Vec<Box<dyn FnOnce() -> Outcome + Send>> = Vec::new();
+    for (name, _, main) in &runs {
+        for mode in ["panic", "warn"] {
+            let (exe, name, main) = (exe.clone(), name.clone(), *main);
+            jobs.push(Box::new(move || {
+                if main {
+                    run(
+                        &exe,
+                        &[&name, "--main"],
+                        mode,
+                        &format!("{name}-main"),
+                        false,
+                    )
+                } else {
+                    run(&exe, &[&name], mode, &name, false)
+                }
+            }));
+        }
+    }
+    let outcomes = in_parallel(jobs);
+    for (o, (name, expect, _)) in outcomes.iter().zip(runs.iter().flat_map(|r| [r, r])) {
+        assert!(o.what.starts_with(name.as_str()));
+        // The trace is balanced: no release of a lock the trace does not show held.
+        let warnings = o.report["warnings"].to_string();
+        assert!(!warnings.contains("not held"), "{}", o.explain());
+        assert!(!warnings.contains("another thread"), "{}", o.explain());
+        if let Some(kind) = expect.strip_suffix('?') {
+            assert_offline_has_runtime(o);
+            assert!(
+                o.offline.iter().any(|(k, _)| k == kind),
+                "expected a {kind} offline: {}",
+                o.explain()
+            );
+            continue;
+        }
+        if expect == "-" {
+            assert!(o.runtime.is_empty(), "look-alike reported: {}", o.explain());
+            assert!(o.offline.is_empty(), "look-alike reported: {}", o.explain());
+            continue;
+        }
+        assert!(
+            !o.runtime.is_empty(),
+            "the runtime found nothing: {}",
+            o.explain()
+        );
+        assert!(
+            o.runtime_raw.iter().any(|(k, _)| k == expect),
+            "expected a {expect} report: {}",
+            o.explain()
+        );
+        assert_offline_has_runtime(o);
+        // Nothing else either: the same bug, the same findings.
+        assert_eq!(o.offline, o.runtime, "{}", o.explain());
+    }
+}
+
+#[test]
+fn every_example_reports_the_same_findings_offline_in_both_modes() {
+    if !instrumented() {
+        return;
+    }
+    let dir = examples_dir();
+    let mut names: Vec<String> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let stem = p.file_stem()?.to_str()?.to_string();
+            let src = std::fs::read_to_string(&p).ok()?;
+            // Programs that use lockcheck's locks (not `gen_trace`, which writes a synthetic
+            // trace; not `scenarios`, which the other test runs one by one).
+            (p.extension()? == "rs" && src.contains("use lockcheck::") && stem != "scenarios")
+                .then_some(stem)
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 5, "{names:?}");
+    let mut jobs: Vec<Box<dyn FnOnce() -> Outcome + Send>> = Vec::new();
+    for name in &names {
+        for mode in ["panic", "warn"] {
+            let exe = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+            let name = name.clone();
+            jobs.push(Box::new(move || run(&exe, &[], mode, &name, true)));
+        }
+    }
+    let outcomes = in_parallel(jobs);
+    let mut reported = 0;
+    for o in &outcomes {
+        assert_offline_has_runtime(o);
+        if o.runtime.is_empty() {
+            assert!(o.offline.is_empty(), "{}", o.explain());
+        } else {
+            reported += 1;
+        }
+    }
+    assert!(reported >= 4, "the examples' bugs were not reported");
+}
+
+#[test]
+fn report_parsing_reads_kind_and_classes() {
+    let stderr = "lockcheck: self-deadlock: thread `w` acquires a lock it already holds\n  acquiring Mutex `m.x` #3 (exclusive) at a.rs:1:1\n  already held (exclusive) since a.rs:1:2\n\nthread 'w' panicked at a.rs:1:1:\nlockcheck: self-deadlock: thread `w` acquires a lock it already holds, at a.rs:1:1 (report above; LOCKCHECK=warn reports and goes on)\nlockcheck: lock order inversion (possible deadlock): 2 locks, 2 threads\n  L1 = Mutex `a` #1\n  L2 = RwLock `b` #2\n\n  thread `t` is acquiring L2 (RwLock `b` #2) at x\n";
+    let f: BTreeSet<Finding> = runtime_findings(stderr)
+        .into_iter()
+        .map(|(k, c)| (offline_kind(&k).to_string(), c))
+        .collect();
+    let want: BTreeSet<Finding> = [
+        ("self-deadlock".to_string(), ["m.x".to_string()].into()),
+        (
+            "lock-order-inversion".to_string(),
+            ["a".to_string(), "b".to_string()].into(),
+        ),
+    ]
+    .into();
+    assert_eq!(f, want);
+}
