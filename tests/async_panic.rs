@@ -168,3 +168,23 @@ fn deadlock_through_a_sync_and_an_async_lock_panics_one_side() {
         }
     }
 }
+
+#[test]
+fn root_future_holding_a_std_api_guard_and_a_task_locking_it_panics_the_task() {
+    setup();
+    run(Flavor::CurrentThread, || async {
+        let m = Arc::new(lockcheck::sync::Mutex::new(0));
+        let g = m.lock().unwrap();
+        let m2 = m.clone();
+        // The spawned task runs on this very thread while the root future waits for it: it
+        // would block the thread on the root's guard forever.
+        let r = tokio::spawn(async move {
+            *m2.lock().unwrap() += 1;
+        })
+        .await;
+        drop(g);
+        let msg = join_message(r).expect("the task panics instead of blocking the thread");
+        assert!(msg.contains("held across await"), "{msg}");
+    })
+    .unwrap();
+}
