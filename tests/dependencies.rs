@@ -49,7 +49,11 @@ const ALLOWED: &[(&str, &str)] = &[
     ),
     ("tracing-core", "tracing"),
     ("once_cell", "tracing-core"),
-    ("pin-project-lite", "tracing"),
+    ("pin-project-lite", "tracing, tokio"),
+    (
+        "tokio",
+        "feature `tokio` only: the async locks wrap tokio's (`sync`, `rt`)",
+    ),
 ];
 
 /// Crates that must never be there, whatever the allowlist says: they change how users' code

@@ -77,6 +77,8 @@ pub mod sync;
 #[cfg(lockcheck_on)]
 mod sync_once;
 pub mod thread;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod watchdog;
 mod wrappers;
 

@@ -79,6 +79,11 @@ pub(crate) fn lock_blocking(
                 return Step::Raise(v);
             }
         }
+        // Async locks the running task holds (one thread-local read when it holds none).
+        #[cfg(feature = "tokio")]
+        if f & (flag::CHECK | flag::ORDER) == flag::CHECK | flag::ORDER {
+            crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
+        }
         // One mask test, as before, on the path that holds nothing.
         if f & (flag::CHECK | flag::RECORD) != 0 && s.holds_any() {
             // Recorded before the checks: a report that stops the thread must leave its deciding
@@ -153,6 +158,9 @@ fn blocked(
             return Ok(());
         }
     };
+    // A task (or a thread holding async locks) waiting for a sync lock: the async wait-for graph.
+    #[cfg(feature = "tokio")]
+    let _async_wait = crate::tokio::track::sync_wait(ids, kind, mode, site);
     let limit = watch::wait_timeout(ids.class);
     let start = Instant::now();
     let mut timed_out = false;
@@ -260,6 +268,8 @@ fn push(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'static>,
             site,
             since: (f & flag::TIMED != 0).then(Instant::now),
             source: false,
+            #[cfg(feature = "tokio")]
+            task: crate::tokio::track::current_tag(),
         });
     }
 }
@@ -447,6 +457,11 @@ fn check_held(
     ids: Ids,
     f: u8,
 ) -> Option<Verdict> {
+    // A guard another task left on this thread's stack while suspended at an `.await`.
+    #[cfg(feature = "tokio")]
+    if crate::tokio::track::sync_acquire_over_suspended(s, ids, mode, site) {
+        return None;
+    }
     let (key, conflict) = {
         let Ok(held) = s.held.try_borrow() else {
             return None;

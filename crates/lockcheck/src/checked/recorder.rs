@@ -890,6 +890,100 @@ fn put_u64(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Async tasks (feature `tokio`): a task's lock events form its own stream, with the task's holder
+// number (bit 62 set) as thread number and `task #N` as name, wherever the task runs, so that the
+// analyzer treats tasks as threads. Streams of tasks that hold nothing any more leave the map (and
+// the buffer list once drained): memory follows the tasks holding async locks.
+
+#[cfg(feature = "tokio")]
+static TASK_BUFS: PlMutex<Option<HashMap<u64, Arc<ThreadBuf>>>> = PlMutex::new(None);
+
+/// Lock order: `TASK_BUFS`, then `BUFFERS`; a full buffer is handed over as in `push`.
+#[cfg(feature = "tokio")]
+fn push_task(holder: u64, rec: Rec, last: bool) {
+    let generation = GENERATION.load(Ordering::Acquire);
+    let b = {
+        let mut map = TASK_BUFS.lock();
+        let map = map.get_or_insert_with(HashMap::new);
+        let b = match map.get(&holder) {
+            Some(b) if b.generation == generation => Arc::clone(b),
+            _ => {
+                let b = Arc::new(ThreadBuf {
+                    thread: holder,
+                    name: Some(super::state::thread_name(holder)),
+                    generation,
+                    recs: PlMutex::new(Vec::new()),
+                });
+                BUFFERS.lock().push(Arc::clone(&b));
+                map.insert(holder, Arc::clone(&b));
+                b
+            }
+        };
+        if last {
+            map.remove(&holder);
+        }
+        b
+    };
+    let full = {
+        let mut recs = b.recs.lock();
+        recs.push(rec);
+        recs.len() >= FLUSH_AT
+    };
+    if full {
+        let backlog = {
+            let mut pending = PENDING.lock();
+            let recs = std::mem::take(&mut *b.recs.lock());
+            pending.push((Arc::clone(&b), recs));
+            pending.len()
+        };
+        if backlog >= MAX_PENDING {
+            flush_all();
+        }
+    }
+}
+
+/// An acquisition by an async task (its own stream).
+#[cfg(feature = "tokio")]
+pub(crate) fn on_task_acquire(
+    holder: u64,
+    ids: Ids,
+    mode: Mode,
+    how: How,
+    site: Site,
+    wait_ns: u64,
+) {
+    if !site_seen_locally(site) {
+        note_site(site);
+    }
+    push_task(
+        holder,
+        Rec::Acquire {
+            l: ids.inst,
+            c: ids.class,
+            m: mode,
+            how,
+            site,
+            wait_ns,
+        },
+        false,
+    );
+}
+
+/// A release by an async task; `last`: it holds nothing any more.
+#[cfg(feature = "tokio")]
+pub(crate) fn on_task_release(holder: u64, ids: Ids, hold_ns: u64, last: bool) {
+    push_task(
+        holder,
+        Rec::Release {
+            l: ids.inst,
+            c: ids.class,
+            hold_ns,
+        },
+        last,
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

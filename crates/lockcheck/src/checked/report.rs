@@ -58,12 +58,17 @@ pub enum ViolationKind {
         /// The limit's value.
         bound: u64,
     },
+    /// A sync guard (`lockcheck::Mutex`, `RwLock`, `sync::Mutex`) taken in a task is still held
+    /// while that task is suspended at an `.await` (another task runs on its thread and acquires
+    /// a lock, or the task itself waits for an async lock): a task needing it blocks the thread.
+    /// Found with the `tokio` feature.
+    HeldAcrossAwait,
 }
 
 impl ViolationKind {
     /// Stable name: `lock-order-inversion`, `class-lock-order-inversion`, `self-deadlock`,
     /// `recursive-read`, `deadlock`, `wait-timeout`, `long-wait`, `long-hold`,
-    /// `condvar-wait-holding-lock`, `incomplete`.
+    /// `condvar-wait-holding-lock`, `incomplete`, `held-across-await`.
     pub fn name(self) -> &'static str {
         match self {
             ViolationKind::LockOrderInversion => "lock-order-inversion",
@@ -76,6 +81,7 @@ impl ViolationKind {
             ViolationKind::LongHold { .. } => "long-hold",
             ViolationKind::CondvarWait { .. } => "condvar-wait-holding-lock",
             ViolationKind::Incomplete { .. } => "incomplete",
+            ViolationKind::HeldAcrossAwait => "held-across-await",
         }
     }
 }
@@ -249,6 +255,8 @@ pub(crate) fn is_internal(name: &str) -> bool {
         "backtrace::",
         "lockcheck::",
         "<lockcheck::",
+        "tokio::",
+        "<tokio::",
         "lock_api::",
         "<lock_api::",
         "parking_lot",
@@ -325,15 +333,15 @@ impl Violation {
             ViolationKind::SelfDeadlock => {
                 let _ = writeln!(
                     s,
-                    "lockcheck: self-deadlock: thread `{}` acquires a lock it already holds",
-                    e0.thread
+                    "lockcheck: self-deadlock: {} acquires a lock it already holds",
+                    who(&e0.thread)
                 );
                 render_self_hold(&mut s, e0);
                 let _ = writeln!(s, "  this acquisition would block forever.");
                 let _ = writeln!(s, "  hint: a guard kept alive by an `if let`/`match` scrutinee or a `let` lives to the end of its block; drop it first");
             }
             ViolationKind::RecursiveRead => {
-                let _ = writeln!(s, "lockcheck: possible self-deadlock (recursive read lock): thread `{}` read-locks a lock it already holds", e0.thread);
+                let _ = writeln!(s, "lockcheck: possible self-deadlock (recursive read lock): {} read-locks a lock it already holds", who(&e0.thread));
                 render_self_hold(&mut s, e0);
                 let _ = writeln!(s, "  a writer that queues between the two reads waits for the first and blocks the second: deadlock.");
                 let _ = writeln!(
@@ -344,14 +352,15 @@ impl Violation {
             ViolationKind::Deadlock => {
                 let _ = writeln!(
                     s,
-                    "lockcheck: deadlock: {} threads are waiting for each other",
-                    self.edges.len()
+                    "lockcheck: deadlock: {} {} are waiting for each other",
+                    self.edges.len(),
+                    holders_word(&self.edges)
                 );
                 for e in &self.edges {
                     let _ = writeln!(
                         s,
-                        "  thread `{}` waits for {} ({}) at {}",
-                        e.thread,
+                        "  {} waits for {} ({}) at {}",
+                        who(&e.thread),
                         e.acquired,
                         mode_name(e.mode),
                         e.site
@@ -408,6 +417,7 @@ impl Violation {
                     "  hint: release other locks before waiting, or notify without taking them"
                 );
             }
+            ViolationKind::HeldAcrossAwait => render_held_across_await(&mut s, &self.edges),
             ViolationKind::LongHold { held_for, limit } => {
                 let _ = writeln!(
                     s,
@@ -454,9 +464,10 @@ impl Violation {
                 };
                 let _ = writeln!(
                     s,
-                    "lockcheck: {what}: {} locks, {} threads",
+                    "lockcheck: {what}: {} locks, {} {}",
                     self.edges.len(),
-                    self.edges.len()
+                    self.edges.len(),
+                    holders_word(&self.edges)
                 );
                 let labels: Vec<String> = (1..=self.edges.len()).map(|i| format!("L{i}")).collect();
                 for (i, e) in self.edges.iter().enumerate() {
@@ -469,8 +480,10 @@ impl Violation {
                     let who = if i == 0 { "" } else { "earlier, " };
                     let _ = writeln!(
                         s,
-                        "  {who}thread `{}` {verb} {next} ({}) at {}",
-                        e.thread, e.acquired, e.site
+                        "  {who}{} {verb} {next} ({}) at {}",
+                        self::who(&e.thread),
+                        e.acquired,
+                        e.site
                     );
                     let _ = writeln!(
                         s,
@@ -558,6 +571,67 @@ impl Violation {
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// Edge 0: the acquisition that found it; edge 1 (when another task): the guard's holder.
+fn render_held_across_await(s: &mut String, edges: &[EdgeInfo]) {
+    let e0 = &edges[0];
+    let holder = edges.get(1).unwrap_or(e0);
+    let _ = writeln!(
+        s,
+        "lockcheck: held across await: `{}` holds {} ({}), taken at {}, while suspended at an `.await`",
+        holder.thread,
+        holder.held,
+        mode_name(holder.held_mode),
+        holder.held_site
+    );
+    if edges.len() > 1 {
+        let _ = writeln!(
+            s,
+            "  meanwhile `{}` runs on the same thread and acquires {} ({}) at {}",
+            e0.thread,
+            e0.acquired,
+            mode_name(e0.mode),
+            e0.site
+        );
+        if e0.acquired == holder.held {
+            let _ = writeln!(s, "  the thread would block on itself: the holder can never resume to release it (deadlock).");
+        } else {
+            let _ = writeln!(s, "  any task on this thread that needs it blocks the thread, and the holder never resumes (deadlock).");
+        }
+    } else {
+        let _ = writeln!(
+            s,
+            "  it suspends waiting for {} ({}) at {}; a task on this thread that needs the guard's lock blocks the thread.",
+            e0.acquired,
+            mode_name(e0.mode),
+            e0.site
+        );
+    }
+    let _ = writeln!(s, "  hint: drop the guard before the `.await`, or use an async lock (`lockcheck::tokio::Mutex`) if it must stay held");
+}
+
+/// How a report names a holder: ``thread `name` `` or, for a task (feature `tokio`), `task #N`
+/// with its spawn site when known.
+fn who(name: &str) -> String {
+    if name.starts_with("task #") {
+        name.to_owned()
+    } else {
+        format!("thread `{name}`")
+    }
+}
+
+/// `threads`, `tasks`, or `tasks and threads`, after who the edges' holders are.
+fn holders_word(edges: &[EdgeInfo]) -> &'static str {
+    let tasks = edges
+        .iter()
+        .filter(|e| e.thread.starts_with("task #"))
+        .count();
+    match tasks {
+        0 => "threads",
+        n if n == edges.len() => "tasks",
+        _ => "tasks and threads",
     }
 }
 

@@ -19,6 +19,11 @@ pub(crate) struct Held {
     pub since: Option<std::time::Instant>,
     /// A dependency from this lock reached the global graph: dropping the lock must remove it.
     pub source: bool,
+    /// Who took it in async code (`crate::tokio::track::current_tag`: a task, a runtime's root
+    /// future, or 0 outside any runtime), to tell a guard held across an `.await` by a suspended
+    /// task from this thread's own holds.
+    #[cfg(feature = "tokio")]
+    pub task: u64,
 }
 
 const PLACEHOLDER: Held = Held {
@@ -28,6 +33,8 @@ const PLACEHOLDER: Held = Held {
     site: Location::caller(),
     since: None,
     source: false,
+    #[cfg(feature = "tokio")]
+    task: 0,
 };
 
 /// Locks kept inline per thread. Deeper nesting moves the whole stack to the heap (the slow
@@ -459,8 +466,14 @@ pub(crate) fn shared_thread_name(id: u64) -> std::sync::Arc<str> {
     .unwrap_or_else(|| thread_name(id).into())
 }
 
-/// The calling thread's name for reports (see [`crate::thread::describe_current`]); `_id` is
-/// lockcheck's number for it, which reports carry separately.
-pub(crate) fn thread_name(_id: u64) -> String {
+/// The calling thread's name for reports (see [`crate::thread::describe_current`]); `id` is
+/// lockcheck's number for it, which reports carry separately. An async task (feature `tokio`) is
+/// named by its task number instead.
+pub(crate) fn thread_name(id: u64) -> String {
+    #[cfg(feature = "tokio")]
+    if crate::tokio::track::is_task(id) {
+        return crate::tokio::track::task_name(id);
+    }
+    let _ = id;
     crate::thread::describe_current()
 }

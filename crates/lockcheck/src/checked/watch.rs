@@ -367,6 +367,8 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
                     site: prev.site,
                     since: None,
                     source: false,
+                    #[cfg(feature = "tokio")]
+                    task: 0,
                 });
             EdgeInfo {
                 thread: w.name.clone(),

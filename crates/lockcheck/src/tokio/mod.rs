@@ -1,0 +1,155 @@
+//! tokio's async locks, instrumented: [`Mutex`], [`RwLock`] and [`Semaphore`] with exactly
+//! `tokio::sync`'s API (feature `tokio`).
+//!
+//! Swap `use tokio::sync::{Mutex, RwLock, Semaphore}` for
+//! `use lockcheck::tokio::{Mutex, RwLock, Semaphore}`. A tokio guard belongs to the *task* that
+//! holds it, and the task moves between worker threads, so lockcheck keeps a held set per task
+//! (per thread outside tasks, e.g. in `blocking_lock`) and checks every acquisition against it:
+//!
+//! - **Lock-order inversions between tasks** (instance and class level, the same graph and
+//!   rules as the sync locks with "task" for "thread"), reported with the task ids and the
+//!   acquisition lines before the first `.await` of the acquisition, so before any hang.
+//! - **Async self-deadlocks**: a task locking a `Mutex` it holds, a second `read()` of an
+//!   `RwLock` in the same task (a hazard even with no writer waiting: tokio's RwLock is fair, so
+//!   a writer that queues in between blocks the second read and waits for the first), a task
+//!   waiting for permits of a `Semaphore` when it is the only holder of the missing ones.
+//! - **Real deadlocks**: a wait-for graph over tasks (and threads in `blocking_*`), reported when
+//!   a cycle closes instead of the runtime hanging silently.
+//! - **Sync guards held across `.await`**: a `lockcheck::Mutex`, `RwLock` or `sync::Mutex` guard
+//!   taken in a task and still held while the task is suspended, found when another task on the
+//!   same thread acquires a lock (or the task itself waits for an async lock).
+//!
+//! Reports go where the sync locks' go ([`violations`](crate::violations), stderr, `tracing`),
+//! and `LOCKCHECK=panic|warn|off` applies: under `panic` the acquiring task panics before it
+//! waits (its `JoinHandle` returns the panic), so its guards drop and the others go on.
+//!
+//! Tasks are named `task #N` in reports (tokio's task id); start them with [`spawn`] instead of
+//! `tokio::spawn` to get `task #N (spawned at file:line:col)`.
+//!
+//! **Owned guards** (`lock_owned`, `read_owned`, `write_owned`, `acquire_owned`, ...) are
+//! `'static + Send`, made to move into another task, and lockcheck cannot see a move. Acquiring
+//! one is checked as usual (against what the task holds), and its hold ends wherever it is
+//! dropped; but since it may have moved, it never counts as held by the task that took it: no
+//! self-deadlock, wait-for or ordering edge comes from holding it. A cycle that needs an owned
+//! guard on the holding side goes unreported online.
+//!
+//! Unlike the sync locks, these are always instrumented when the feature is on, whatever the
+//! build profile: the feature is the switch.
+
+mod mutex;
+mod rwlock;
+mod semaphore;
+pub(crate) mod track;
+
+pub use ::tokio::sync::{AcquireError, TryAcquireError, TryLockError};
+pub use mutex::{MappedMutexGuard, Mutex, MutexGuard, OwnedMappedMutexGuard, OwnedMutexGuard};
+pub use rwlock::{
+    OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock,
+    RwLockMappedWriteGuard, RwLockReadGuard, RwLockWriteGuard,
+};
+pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake};
+use track::{Hold, Req};
+
+/// `tokio::spawn`, remembering the spawn site so that reports name the task
+/// `task #N (spawned at file:line:col)`.
+#[track_caller]
+pub fn spawn<F>(future: F) -> ::tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let site = Location::caller();
+    ::tokio::spawn(async move {
+        let _named = SpawnSite::note(site);
+        future.await
+    })
+}
+
+/// Keeps a task's spawn site while the task lives.
+struct SpawnSite(Option<u64>);
+
+impl SpawnSite {
+    fn note(site: &'static Location<'static>) -> SpawnSite {
+        let id = ::tokio::task::try_id().map(track::holder_task_number);
+        if let Some(id) = id {
+            track::note_spawn(id, site);
+        }
+        SpawnSite(id)
+    }
+}
+
+impl Drop for SpawnSite {
+    fn drop(&mut self) {
+        if let Some(id) = self.0 {
+            track::forget_spawn(id);
+        }
+    }
+}
+
+/// The semaphore under every lock here, as under tokio's own.
+type Sem = ::tokio::sync::Semaphore;
+
+/// The checked acquisition of `r.permits` permits: the fast try (checked and recorded at once),
+/// else the checks before any wait, the wait-for graph, the wait, then the hold.
+async fn acquire(sem: &Sem, r: Req<'_>) -> Result<Hold, AcquireError> {
+    if let Ok(p) = sem.try_acquire_many(r.permits) {
+        // Checked after the fact (it did not wait): if the action panics, `p` gives the
+        // permits back as it unwinds.
+        let hold = track::acquired_now(&r);
+        p.forget();
+        return Ok(hold);
+    }
+    let ctx = track::before(&r);
+    let wait = if sem.is_closed() {
+        None
+    } else {
+        track::must_wait(&ctx, &r)
+    };
+    let start = std::time::Instant::now();
+    let p = sem.acquire_many(r.permits).await;
+    drop(wait);
+    p?.forget();
+    Ok(track::record(ctx, &r, start.elapsed().as_nanos() as u64))
+}
+
+/// A `try_*` acquisition: never blocks, so no check; a success is held.
+fn try_acquire(sem: &Sem, r: Req<'_>) -> Result<Hold, TryAcquireError> {
+    let p = sem.try_acquire_many(r.permits)?;
+    p.forget();
+    Ok(track::tried(&r))
+}
+
+/// Runs a future to completion on this thread (the `blocking_*` methods), parking between polls.
+fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// A `TryLockError` (tokio's has no public constructor): made by the real thing.
+fn try_lock_error() -> TryLockError {
+    let m = ::tokio::sync::Mutex::const_new(());
+    let _held = m.try_lock();
+    let e = m.try_lock().err();
+    e.expect("a tokio mutex held cannot be locked again")
+}

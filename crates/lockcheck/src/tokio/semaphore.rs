@@ -1,0 +1,384 @@
+//! `tokio::sync::Semaphore`, instrumented: permits are holds of the task that acquired them.
+
+use super::track::{Hold, Req};
+use super::{acquire, block_on, try_acquire, AcquireError, Sem, TryAcquireError};
+use crate::checked::class::{ClassSrc, Meta};
+use lockcheck_core::trace::{LockKind, Mode};
+use std::fmt;
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::Location;
+use std::sync::Arc;
+
+/// A fair counting semaphore with `tokio::sync::Semaphore`'s API, checked by lockcheck.
+pub struct Semaphore {
+    meta: Meta,
+    s: Sem,
+}
+
+/// Permits of a [`Semaphore`], given back when dropped.
+#[must_use]
+pub struct SemaphorePermit<'a> {
+    sem: &'a Semaphore,
+    permits: u32,
+    hold: Hold,
+}
+
+/// Permits of an `Arc`'d [`Semaphore`] (`acquire_owned`): `'static`, made to be moved into a
+/// spawned task (see the module docs on owned guards).
+#[must_use]
+pub struct OwnedSemaphorePermit {
+    sem: Arc<Semaphore>,
+    permits: u32,
+    hold: Hold,
+}
+
+impl Semaphore {
+    /// The most permits a semaphore can hold (tokio's limit).
+    pub const MAX_PERMITS: usize = Sem::MAX_PERMITS;
+
+    /// A semaphore with `permits` permits, of the class of the caller's location.
+    #[track_caller]
+    pub fn new(permits: usize) -> Semaphore {
+        Semaphore {
+            meta: Meta::new(ClassSrc::Site(Location::caller())),
+            s: Sem::new(permits),
+        }
+    }
+
+    /// [`new`](Self::new) in a `const` context (statics).
+    #[track_caller]
+    pub const fn const_new(permits: usize) -> Semaphore {
+        Semaphore {
+            meta: Meta::new(ClassSrc::Site(Location::caller())),
+            s: Sem::const_new(permits),
+        }
+    }
+
+    /// A semaphore of the class `name` (lockcheck's addition).
+    pub const fn named(name: &'static str, permits: usize) -> Semaphore {
+        Semaphore {
+            meta: Meta::new(ClassSrc::Named(name)),
+            s: Sem::const_new(permits),
+        }
+    }
+
+    fn req(&self, n: u32, site: &'static Location<'static>, owned: bool) -> Req<'_> {
+        Req {
+            meta: &self.meta,
+            kind: LockKind::Semaphore,
+            mode: Mode::Permit,
+            site,
+            permits: n,
+            owned,
+        }
+    }
+
+    /// Permits available right now.
+    pub fn available_permits(&self) -> usize {
+        self.s.available_permits()
+    }
+
+    /// Adds `n` permits.
+    pub fn add_permits(&self, n: usize) {
+        self.s.add_permits(n)
+    }
+
+    /// Removes up to `n` available permits; returns how many were removed.
+    pub fn forget_permits(&self, n: usize) -> usize {
+        self.s.forget_permits(n)
+    }
+
+    /// Acquires one permit, waiting (fairly) until one is free.
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
+        self.acquire_many_at(1, Location::caller())
+    }
+
+    /// Acquires `n` permits at once.
+    #[track_caller]
+    pub fn acquire_many(
+        &self,
+        n: u32,
+    ) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
+        self.acquire_many_at(n, Location::caller())
+    }
+
+    async fn acquire_many_at(
+        &self,
+        n: u32,
+        site: &'static Location<'static>,
+    ) -> Result<SemaphorePermit<'_>, AcquireError> {
+        let hold = acquire(&self.s, self.req(n, site, false)).await?;
+        Ok(SemaphorePermit {
+            sem: self,
+            permits: n,
+            hold,
+        })
+    }
+
+    /// Acquires one permit if one is free right now.
+    #[track_caller]
+    pub fn try_acquire(&self) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+        self.try_acquire_many_at(1, Location::caller())
+    }
+
+    /// Acquires `n` permits if they are free right now.
+    #[track_caller]
+    pub fn try_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+        self.try_acquire_many_at(n, Location::caller())
+    }
+
+    fn try_acquire_many_at(
+        &self,
+        n: u32,
+        site: &'static Location<'static>,
+    ) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+        let hold = try_acquire(&self.s, self.req(n, site, false))?;
+        Ok(SemaphorePermit {
+            sem: self,
+            permits: n,
+            hold,
+        })
+    }
+
+    /// Acquires one permit, blocking the current thread (not for async contexts).
+    #[track_caller]
+    pub fn blocking_acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
+        block_on(self.acquire_many_at(1, Location::caller()))
+    }
+
+    /// Acquires `n` permits, blocking the current thread.
+    #[track_caller]
+    pub fn blocking_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
+        block_on(self.acquire_many_at(n, Location::caller()))
+    }
+
+    /// Acquires one permit of an `Arc`'d semaphore; the permit is `'static`.
+    #[track_caller]
+    pub fn acquire_owned(
+        self: Arc<Self>,
+    ) -> impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
+        Self::acquire_many_owned_at(self, 1, Location::caller())
+    }
+
+    /// Acquires `n` permits of an `Arc`'d semaphore; the permit is `'static`.
+    #[track_caller]
+    pub fn acquire_many_owned(
+        self: Arc<Self>,
+        n: u32,
+    ) -> impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
+        Self::acquire_many_owned_at(self, n, Location::caller())
+    }
+
+    async fn acquire_many_owned_at(
+        self: Arc<Self>,
+        n: u32,
+        site: &'static Location<'static>,
+    ) -> Result<OwnedSemaphorePermit, AcquireError> {
+        let hold = acquire(&self.s, self.req(n, site, true)).await?;
+        Ok(OwnedSemaphorePermit {
+            sem: self,
+            permits: n,
+            hold,
+        })
+    }
+
+    /// [`try_acquire`](Self::try_acquire) on an `Arc`'d semaphore.
+    #[track_caller]
+    pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        Self::try_acquire_many_owned_at(self, 1, Location::caller())
+    }
+
+    /// [`try_acquire_many`](Self::try_acquire_many) on an `Arc`'d semaphore.
+    #[track_caller]
+    pub fn try_acquire_many_owned(
+        self: Arc<Self>,
+        n: u32,
+    ) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        Self::try_acquire_many_owned_at(self, n, Location::caller())
+    }
+
+    fn try_acquire_many_owned_at(
+        self: Arc<Self>,
+        n: u32,
+        site: &'static Location<'static>,
+    ) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        let hold = try_acquire(&self.s, self.req(n, site, true))?;
+        Ok(OwnedSemaphorePermit {
+            sem: self,
+            permits: n,
+            hold,
+        })
+    }
+
+    /// Acquires one permit of an `Arc`'d semaphore, blocking the current thread.
+    #[track_caller]
+    pub fn blocking_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
+        block_on(Self::acquire_many_owned_at(self, 1, Location::caller()))
+    }
+
+    /// Acquires `n` permits of an `Arc`'d semaphore, blocking the current thread.
+    #[track_caller]
+    pub fn blocking_acquire_many_owned(
+        self: Arc<Self>,
+        n: u32,
+    ) -> Result<OwnedSemaphorePermit, AcquireError> {
+        block_on(Self::acquire_many_owned_at(self, n, Location::caller()))
+    }
+
+    /// Closes the semaphore: pending and later acquisitions fail.
+    pub fn close(&self) {
+        self.s.close()
+    }
+
+    /// Whether the semaphore is closed.
+    pub fn is_closed(&self) -> bool {
+        self.s.is_closed()
+    }
+}
+
+impl Drop for Semaphore {
+    fn drop(&mut self) {
+        crate::checked::forget(&self.meta);
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("permits", &self.s.available_permits())
+            .finish()
+    }
+}
+
+impl<'a> SemaphorePermit<'a> {
+    /// Keeps the permits out of the semaphore for good (they are no longer held).
+    pub fn forget(mut self) {
+        self.hold.release();
+        self.permits = 0;
+    }
+
+    /// Merges another permit of the same semaphore into this one.
+    ///
+    /// # Panics
+    /// If `other` is of another semaphore.
+    pub fn merge(&mut self, other: Self) {
+        assert!(
+            std::ptr::eq(self.sem, other.sem),
+            "merging permits from different semaphore instances"
+        );
+        let other = ManuallyDrop::new(other);
+        // SAFETY: `other` is never dropped; its hold is read out once.
+        let hold = unsafe { std::ptr::read(&other.hold) };
+        self.hold.merge(hold, other.permits);
+        self.permits += other.permits;
+    }
+
+    /// Splits `n` permits off into a new permit; `None` if this one has fewer.
+    pub fn split(&mut self, n: usize) -> Option<Self> {
+        let n = u32::try_from(n).ok()?;
+        if n > self.permits {
+            return None;
+        }
+        self.permits -= n;
+        Some(SemaphorePermit {
+            sem: self.sem,
+            permits: n,
+            hold: self.hold.split(n),
+        })
+    }
+
+    /// The semaphore the permits are of.
+    pub fn semaphore(&self) -> &'a Semaphore {
+        self.sem
+    }
+
+    /// How many permits this holds.
+    pub fn num_permits(&self) -> usize {
+        self.permits as usize
+    }
+}
+
+impl Drop for SemaphorePermit<'_> {
+    fn drop(&mut self) {
+        self.hold.release();
+        if self.permits > 0 {
+            self.sem.s.add_permits(self.permits as usize);
+        }
+    }
+}
+
+impl fmt::Debug for SemaphorePermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphorePermit")
+            .field("permits", &self.permits)
+            .finish()
+    }
+}
+
+impl OwnedSemaphorePermit {
+    /// Keeps the permits out of the semaphore for good (they are no longer held).
+    pub fn forget(mut self) {
+        self.hold.release();
+        self.permits = 0;
+    }
+
+    /// Merges another permit of the same semaphore into this one.
+    ///
+    /// # Panics
+    /// If `other` is of another semaphore.
+    pub fn merge(&mut self, other: Self) {
+        assert!(
+            Arc::ptr_eq(&self.sem, &other.sem),
+            "merging permits from different semaphore instances"
+        );
+        let other = ManuallyDrop::new(other);
+        // SAFETY: `other` is never dropped; each field is read out once.
+        let (sem, hold) = unsafe { (std::ptr::read(&other.sem), std::ptr::read(&other.hold)) };
+        drop(sem);
+        self.hold.merge(hold, other.permits);
+        self.permits += other.permits;
+    }
+
+    /// Splits `n` permits off into a new permit; `None` if this one has fewer.
+    pub fn split(&mut self, n: usize) -> Option<Self> {
+        let n = u32::try_from(n).ok()?;
+        if n > self.permits {
+            return None;
+        }
+        self.permits -= n;
+        Some(OwnedSemaphorePermit {
+            sem: Arc::clone(&self.sem),
+            permits: n,
+            hold: self.hold.split(n),
+        })
+    }
+
+    /// The semaphore the permits are of.
+    pub fn semaphore(&self) -> &Arc<Semaphore> {
+        &self.sem
+    }
+
+    /// How many permits this holds.
+    pub fn num_permits(&self) -> usize {
+        self.permits as usize
+    }
+}
+
+impl Drop for OwnedSemaphorePermit {
+    fn drop(&mut self) {
+        self.hold.release();
+        if self.permits > 0 {
+            self.sem.s.add_permits(self.permits as usize);
+        }
+    }
+}
+
+impl fmt::Debug for OwnedSemaphorePermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedSemaphorePermit")
+            .field("permits", &self.permits)
+            .finish()
+    }
+}

@@ -1,0 +1,1329 @@
+//! Held sets per task, the checks of an async acquisition, and the wait-for graph over tasks.
+//!
+//! A tokio guard belongs to the task that took it, and a task moves between worker threads, so
+//! its held set cannot live in the per-thread state of the sync locks: it lives here, in a map
+//! keyed by *holder*: a task (`TASK_BIT | tokio task id`) or, outside any task, a thread
+//! (lockcheck's thread number, always below `TASK_BIT`). Dependencies go into the same global
+//! graph as the sync locks', with the holder in the thread's place, so the iGoodLock rules
+//! (distinct holders, gate locks, read-read, try) apply to tasks as they do to threads.
+//!
+//! Everything here is slow path: a tokio lock already costs a semaphore operation and a future.
+
+use crate::checked::class::{Ids, Meta};
+use crate::checked::graph;
+use crate::checked::recorder;
+use crate::checked::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
+use crate::checked::state::{as_busy, mix, thread_name, Held, STATE};
+use crate::config::{action, flag, flags, Action};
+use lockcheck_core::deps::VectorClock;
+use lockcheck_core::trace::{How, LockKind, Mode};
+use parking_lot::Mutex as PlMutex;
+use std::cell::{Cell, UnsafeCell};
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Holder ids of tasks have this bit; lockcheck's thread numbers never reach it.
+const TASK_BIT: u64 = 1 << 62;
+/// Tag of a sync guard taken by a runtime's root future (`block_on`), which has no task id.
+const ROOT_TAG: u64 = u64::MAX;
+
+/// Whether a holder id (as found in reports' `thread_id`) is a task.
+pub(crate) fn is_task(id: u64) -> bool {
+    id & TASK_BIT != 0 && id != ROOT_TAG
+}
+
+/// The tokio task id as a number. `task::Id` has no accessor, but its `Hash` writes exactly the
+/// number, once, with `write_u64` (it is a `NonZeroU64`).
+fn task_number(id: ::tokio::task::Id) -> u64 {
+    struct Grab(u64);
+    impl Hasher for Grab {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = (self.0 << 8) | u64::from(b);
+            }
+        }
+        fn write_u64(&mut self, n: u64) {
+            self.0 = n;
+        }
+    }
+    let mut g = Grab(0);
+    id.hash(&mut g);
+    g.0 & !TASK_BIT
+}
+
+/// The task number of a tokio task id (for spawn sites).
+pub(crate) fn holder_task_number(id: ::tokio::task::Id) -> u64 {
+    task_number(id)
+}
+
+/// The tag stored in a sync held entry: the current task, the root future of a runtime, or 0
+/// outside any runtime (plain thread code, never reported).
+#[inline]
+pub(crate) fn current_tag() -> u64 {
+    match ::tokio::task::try_id() {
+        Some(id) => TASK_BIT | task_number(id),
+        None => {
+            if ::tokio::runtime::Handle::try_current().is_ok() {
+                ROOT_TAG
+            } else {
+                0
+            }
+        }
+    }
+}
+
+/// Who holds: the current task, else the current thread.
+pub(crate) fn holder() -> u64 {
+    match ::tokio::task::try_id() {
+        Some(id) => TASK_BIT | task_number(id),
+        None => STATE.try_with(|s| s.id()).unwrap_or(0),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Task names and spawn sites.
+
+/// Spawn sites of live tasks started through [`crate::tokio::spawn`] (removed when they end).
+static SPAWN_SITES: PlMutex<Option<HashMap<u64, &'static Location<'static>>>> = PlMutex::new(None);
+
+pub(crate) fn note_spawn(task: u64, site: &'static Location<'static>) {
+    SPAWN_SITES
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .insert(TASK_BIT | task, site);
+}
+
+pub(crate) fn forget_spawn(task: u64) {
+    if let Some(m) = SPAWN_SITES.lock().as_mut() {
+        m.remove(&(TASK_BIT | task));
+    }
+}
+
+/// `task #7` (with `spawned at file:line:col` when spawned through `lockcheck::tokio::spawn`).
+pub(crate) fn task_name(id: u64) -> String {
+    let n = id & !TASK_BIT;
+    match SPAWN_SITES
+        .lock()
+        .as_ref()
+        .and_then(|m| m.get(&id).copied())
+    {
+        Some(site) => format!("task #{n} (spawned at {site})"),
+        None => format!("task #{n}"),
+    }
+}
+
+fn holder_name(holder: u64) -> String {
+    // `thread_name` names tasks too (see state.rs).
+    thread_name(holder)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Held sets per holder.
+
+/// One async hold.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    token: u64,
+    inst: u64,
+    class: u32,
+    mode: Mode,
+    site: &'static Location<'static>,
+    /// Semaphore permits (1 for locks).
+    permits: u32,
+    /// An owned guard (`lock_owned`, `read_owned`, `acquire_owned`, ...): `'static + Send`, made
+    /// to move into another task, which lockcheck cannot see. See [`Entry::certain`].
+    owned: bool,
+    /// Acquisition time, when a trace is recorded (hold times).
+    since: Option<Instant>,
+}
+
+impl Entry {
+    /// Whether the entry certainly still belongs to its holder. An owned guard may have moved to
+    /// another task (its hold ends wherever it is dropped), so it never counts as held by the
+    /// task that took it: no self-deadlock, no wait-for edge, no ordering edge from it (a task
+    /// that hands a guard to a worker and goes on taking locks is the common case, and would
+    /// otherwise make false inversions).
+    fn certain(&self) -> bool {
+        !self.owned
+    }
+
+    /// A sync guard, as an entry of the wait-for graph.
+    fn from_held(h: &Held) -> Entry {
+        Entry {
+            token: 0,
+            inst: h.inst,
+            class: h.class,
+            mode: h.mode,
+            site: h.site,
+            permits: 1,
+            owned: false,
+            since: None,
+        }
+    }
+
+    fn held(&self) -> Held {
+        Held {
+            inst: self.inst,
+            class: self.class,
+            mode: self.mode,
+            site: self.site,
+            since: None,
+            source: false,
+            task: 0,
+        }
+    }
+}
+
+const SHARDS: usize = 32;
+/// Empty held lists a shard keeps before sweeping them (see [`Shard`]).
+const MAX_EMPTY: usize = 64;
+
+type HoldMap = HashMap<u64, Vec<Entry>, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// A shard: holders -> what they hold. A holder whose list empties keeps it (a task that locks in
+/// a loop then costs no map insertion and removal per acquisition); empty lists are swept once
+/// there are more than [`MAX_EMPTY`] of them, so finished tasks do not accumulate.
+struct Shard {
+    by_holder: HoldMap,
+    /// Lists emptied since the last sweep (an upper bound of the empty lists in the map).
+    emptied: usize,
+    /// Hold tokens: a holder always maps to the same shard, so they are unique per holder.
+    next_token: u64,
+    /// Keys of (holder, held set, lock, mode) already checked against the graph.
+    checked: HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>,
+}
+
+static HOLDS: [ShardLock; SHARDS] = [const { ShardLock::new() }; SHARDS];
+
+/// A shard behind a spin lock: the critical sections are a few instructions, and its unlock is a
+/// plain store, where a parking mutex pays a second locked instruction (the acquisition path
+/// takes one shard lock per lock and one per unlock, so this halves their cost).
+struct ShardLock {
+    locked: AtomicBool,
+    shard: UnsafeCell<Option<Shard>>,
+}
+
+// SAFETY: `shard` is only reached through `with`, under `locked`.
+unsafe impl Sync for ShardLock {}
+
+impl ShardLock {
+    const fn new() -> ShardLock {
+        ShardLock {
+            locked: AtomicBool::new(false),
+            shard: UnsafeCell::new(None),
+        }
+    }
+
+    /// Runs `f` on the shard, exclusively. `f` never takes a shard lock (no nesting).
+    fn with<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let mut spins = 0u32;
+        while self.locked.swap(true, Ordering::Acquire) {
+            while self.locked.load(Ordering::Relaxed) {
+                spins += 1;
+                if spins < 100 {
+                    std::hint::spin_loop();
+                } else {
+                    // The holder was descheduled: let it run.
+                    std::thread::yield_now();
+                }
+            }
+        }
+        struct Unlock<'a>(&'a AtomicBool);
+        impl Drop for Unlock<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _unlock = Unlock(&self.locked);
+        // SAFETY: `locked` is held until `_unlock` drops.
+        let shard = unsafe { &mut *self.shard.get() };
+        f(shard.get_or_insert_with(|| Shard {
+            by_holder: HoldMap::default(),
+            emptied: 0,
+            next_token: 0,
+            checked: HashSet::default(),
+        }))
+    }
+}
+
+fn with_shard<R>(holder: u64, f: impl FnOnce(&mut Shard) -> R) -> R {
+    HOLDS[(crate::checked::state::mix(holder) as usize) % SHARDS].with(f)
+}
+
+/// Integer keys: one multiply instead of SipHash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (n ^ (n >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Every hold of a lock instance, with its holder (every shard: slow path only).
+fn holders_of(inst: u64) -> Vec<(u64, Entry)> {
+    let mut out = Vec::new();
+    for sh in &HOLDS {
+        sh.with(|s| {
+            for (&h, list) in &s.by_holder {
+                out.extend(list.iter().filter(|e| e.inst == inst).map(|e| (h, *e)));
+            }
+        });
+    }
+    out
+}
+
+/// A hold's registration, kept in the guard. Released explicitly by the guard's `Drop` (before
+/// the permits go back, so that no other task sees a stale holder).
+#[derive(Debug)]
+pub(crate) struct Hold {
+    token: u64,
+    holder: u64,
+    inst: u64,
+}
+
+impl Hold {
+    /// A hold lockcheck does not track (checking off, or lockcheck busy on this thread).
+    pub(crate) const UNTRACKED: Hold = Hold {
+        token: 0,
+        holder: 0,
+        inst: 0,
+    };
+
+    /// Forgets the hold (guard dropped or permits forgotten). An owned guard dropped in another
+    /// task ends the hold of the task that took it: the entry is found by its token.
+    pub(crate) fn release(&mut self) {
+        let token = std::mem::replace(&mut self.token, 0);
+        if token == 0 {
+            return;
+        }
+        let gone = with_shard(self.holder, |s| {
+            let list = s.by_holder.get_mut(&self.holder)?;
+            let i = list.iter().rposition(|e| e.token == token)?;
+            let e = list.remove(i);
+            let last = list.is_empty();
+            if last {
+                s.emptied += 1;
+                if s.emptied > MAX_EMPTY {
+                    s.by_holder.retain(|_, l| !l.is_empty());
+                    s.emptied = 0;
+                }
+            }
+            Some((e, last))
+        });
+        if let Some((e, last)) = gone {
+            if let Some(since) = e.since {
+                rec_release(self.holder, e, since, last);
+            }
+        }
+    }
+
+    /// A held rwlock changes mode in place (write guard downgraded).
+    pub(crate) fn convert(&self, to: Mode) {
+        if self.token == 0 {
+            return;
+        }
+        with_shard(self.holder, |s| {
+            if let Some(e) = s
+                .by_holder
+                .get_mut(&self.holder)
+                .and_then(|l| l.iter_mut().find(|e| e.token == self.token))
+            {
+                e.mode = to;
+            }
+        });
+    }
+
+    /// Splits `n` permits off a permit's hold into a new hold (`SemaphorePermit::split`).
+    pub(crate) fn split(&self, n: u32) -> Hold {
+        if self.token == 0 {
+            return Hold::UNTRACKED;
+        }
+        with_shard(self.holder, |s| {
+            s.next_token += 1;
+            let token = s.next_token;
+            let Some(list) = s.by_holder.get_mut(&self.holder) else {
+                return Hold::UNTRACKED;
+            };
+            let Some(e) = list.iter_mut().find(|e| e.token == self.token) else {
+                return Hold::UNTRACKED;
+            };
+            e.permits = e.permits.saturating_sub(n);
+            let mut new = *e;
+            new.permits = n;
+            new.token = token;
+            list.push(new);
+            Hold {
+                token,
+                holder: self.holder,
+                inst: self.inst,
+            }
+        })
+    }
+
+    /// Merges another hold of the same semaphore into this one.
+    pub(crate) fn merge(&self, mut other: Hold, n: u32) {
+        other.release();
+        if self.token == 0 {
+            return;
+        }
+        with_shard(self.holder, |s| {
+            if let Some(e) = s
+                .by_holder
+                .get_mut(&self.holder)
+                .and_then(|l| l.iter_mut().find(|e| e.token == self.token))
+            {
+                e.permits = e.permits.saturating_add(n);
+            }
+        });
+    }
+}
+
+impl Drop for Hold {
+    /// A hold dropped without its guard (the action panicked right after the acquisition).
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// An acquisition.
+
+/// What an async acquisition is about.
+#[derive(Clone, Copy)]
+pub(crate) struct Req<'a> {
+    pub meta: &'a Meta,
+    pub kind: LockKind,
+    pub mode: Mode,
+    pub site: &'static Location<'static>,
+    /// Permits requested (semaphores), 1 for locks.
+    pub permits: u32,
+    pub owned: bool,
+}
+
+/// The checked context of one acquisition (None: not tracked).
+pub(crate) struct Ctx {
+    holder: u64,
+    tag: u64,
+    ids: Ids,
+    /// Checking is on (else the acquisition is only held and recorded).
+    check: bool,
+}
+
+/// Who acquires what, and what this thread's sync held stack says about it; None when not
+/// tracked (checking off, lockcheck busy on this thread). One thread-local access.
+fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
+    let f = flags();
+    if f & (flag::CHECK | flag::RECORD) == 0 {
+        return None;
+    }
+    let check = f & flag::CHECK != 0;
+    let task = ::tokio::task::try_id().map(|id| TASK_BIT | task_number(id));
+    STATE
+        .try_with(|s| {
+            if s.busy.get() {
+                return None;
+            }
+            let ids = r.meta.ids(r.kind);
+            if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
+                graph::note_written(ids.inst, ids.class);
+            }
+            let (holder, tag) = match task {
+                Some(h) => (h, h),
+                None => (
+                    s.id(),
+                    if ::tokio::runtime::Handle::try_current().is_ok() {
+                        ROOT_TAG
+                    } else {
+                        0
+                    },
+                ),
+            };
+            let mut sync = SyncScan::default();
+            if !check {
+                // Recording only: held, recorded, not checked.
+                return Some((
+                    Ctx {
+                        holder,
+                        tag,
+                        ids,
+                        check,
+                    },
+                    sync,
+                ));
+            }
+            if let Ok(h) = s.held.try_borrow() {
+                for h in h.iter() {
+                    if h.task == tag {
+                        sync.set = sync.set.wrapping_add(held_hash(h.inst, h.mode));
+                        sync.n += 1;
+                    } else if h.task != 0 && sync.foreign.is_none() {
+                        sync.foreign = Some(*h);
+                    }
+                }
+            }
+            Some((
+                Ctx {
+                    holder,
+                    tag,
+                    ids,
+                    check,
+                },
+                sync,
+            ))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Checks before a blocking (awaiting) acquisition whose fast try failed: runs before the first
+/// poll of the inner semaphore, so that what it finds is reported before any hang.
+pub(crate) fn before(r: &Req<'_>) -> Option<Ctx> {
+    let (ctx, sync) = prepare(r)?;
+    if !ctx.check {
+        return Some(ctx);
+    }
+    let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
+    report(&ctx, r, sync, scan);
+    Some(ctx)
+}
+
+/// An acquisition whose fast try succeeded: checked and recorded under one lock of the holder's
+/// shard (a panic of the action then drops the hold).
+pub(crate) fn acquired_now(r: &Req<'_>) -> Hold {
+    let Some((ctx, sync)) = prepare(r) else {
+        return Hold::UNTRACKED;
+    };
+    let (hold, scan) = with_shard(ctx.holder, |s| {
+        let scan = ctx.check.then(|| scan(s, &ctx, r, &sync));
+        (push(s, &ctx, r), scan)
+    });
+    rec_acquire(&ctx, r, How::Blocking, 0);
+    if let Some(scan) = scan {
+        report(&ctx, r, sync, scan);
+    }
+    hold
+}
+
+/// What this thread's sync held stack says about an async acquisition.
+#[derive(Default)]
+struct SyncScan {
+    /// A guard taken by another task (or the root future), now suspended.
+    foreign: Option<Held>,
+    /// The hash sum and count of the guards this holder took (part of its held set).
+    set: u64,
+    n: usize,
+}
+
+fn held_hash(inst: u64, mode: Mode) -> u64 {
+    (inst ^ ((mode as u64) << 58)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// What the holder's list says, computed under its shard's lock.
+struct Scan {
+    /// An entry of the same lock this holder certainly holds.
+    conflict: Option<Entry>,
+    /// The dependency is new for this holder: it goes to the graph (the key, to undo).
+    new_key: Option<u64>,
+}
+
+fn scan(s: &mut Shard, ctx: &Ctx, r: &Req<'_>, sync: &SyncScan) -> Scan {
+    let mut conflict = None;
+    let (mut set, mut n) = (sync.set, sync.n);
+    if let Some(list) = s.by_holder.get(&ctx.holder) {
+        for e in list.iter().filter(|e| e.certain()) {
+            if e.inst == ctx.ids.inst {
+                conflict.get_or_insert(*e);
+            } else {
+                set = set.wrapping_add(held_hash(e.inst, e.mode));
+                n += 1;
+            }
+        }
+    }
+    let mut new_key = None;
+    if n > 0 && flags() & flag::ORDER != 0 {
+        // The held *set*, the lock and the mode, for this holder: to the graph once.
+        let key = mix(set
+            ^ ctx.ids.inst.rotate_left(29)
+            ^ ((r.mode as u64) << 56)
+            ^ ctx.holder.rotate_left(17));
+        if s.checked.len() >= CHECKED_MAX {
+            s.checked.clear();
+        }
+        if s.checked.insert(key) {
+            new_key = Some(key);
+        }
+    }
+    Scan { conflict, new_key }
+}
+
+/// The reports of one acquisition: a sync guard of a suspended task on this thread, a
+/// self-deadlock, then, for a dependency new to this holder, the order graph.
+fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan) {
+    let ids = ctx.ids;
+    if let Some(h) = sync.foreign {
+        held_across_await(ctx.holder, ids, r.mode, r.site, h);
+    }
+    if let Some(e) = scan.conflict {
+        let kind = match (r.kind, r.mode, e.mode) {
+            (LockKind::Semaphore, _, _) => None, // checked when the try fails (see `must_wait`)
+            (LockKind::Rwlock, Mode::Shared, Mode::Shared) => Some(ViolationKind::RecursiveRead),
+            _ => Some(ViolationKind::SelfDeadlock),
+        };
+        if let Some(k) = kind {
+            self_violation(ctx.holder, k, ids, r.mode, r.site, &e);
+        }
+    }
+    let Some(key) = scan.new_key else { return };
+    let mut held: Vec<Held> = STATE
+        .try_with(|s| {
+            s.held
+                .try_borrow()
+                .map(|h| h.iter().filter(|h| h.task == ctx.tag).copied().collect())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    with_shard(ctx.holder, |s| {
+        if let Some(list) = s.by_holder.get(&ctx.holder) {
+            held.extend(
+                list.iter()
+                    .filter(|e| e.certain() && e.inst != ids.inst)
+                    .map(Entry::held),
+            );
+        }
+    });
+    r.meta.mark_in_graph();
+    let found = as_busy(|_| {
+        let found = graph::add_dependency(graph::Request {
+            thread: ctx.holder,
+            inst: ids.inst,
+            class: ids.class,
+            mode: r.mode,
+            site: r.site,
+            held: &held,
+            clock: VectorClock::new(),
+        });
+        let (found, limits) = found;
+        for v in limits {
+            publish(v);
+        }
+        found.map(publish)
+    });
+    match found {
+        Some(Some(v)) => act(&v, r.site),
+        Some(None) => {}
+        // Could not check (re-entered): do not remember the key as checked.
+        None => with_shard(ctx.holder, |s| {
+            s.checked.remove(&key);
+        }),
+    }
+}
+
+/// Dependencies a shard remembers as checked; past it the cache is emptied (re-checks only).
+const CHECKED_MAX: usize = 1 << 14;
+
+/// A `try_*` acquisition: no check and no edge (it cannot block), but a success is held.
+pub(crate) fn tried(r: &Req<'_>) -> Hold {
+    match prepare(r) {
+        Some((ctx, _)) => {
+            let hold = with_shard(ctx.holder, |s| push(s, &ctx, r));
+            rec_acquire(&ctx, r, How::Try, 0);
+            hold
+        }
+        None => Hold::UNTRACKED,
+    }
+}
+
+/// Records an acquired hold (after a wait).
+pub(crate) fn record(ctx: Option<Ctx>, r: &Req<'_>, wait_ns: u64) -> Hold {
+    match ctx {
+        Some(ctx) => {
+            let hold = with_shard(ctx.holder, |s| push(s, &ctx, r));
+            rec_acquire(&ctx, r, How::Blocking, wait_ns);
+            hold
+        }
+        None => Hold::UNTRACKED,
+    }
+}
+
+/// A trace event of an async acquisition (when recording): a task's events go to the task's own
+/// stream (its holder id as thread number, named `task #N`), wherever it runs; a thread's to the
+/// thread's.
+fn rec_acquire(ctx: &Ctx, r: &Req<'_>, how: How, wait_ns: u64) {
+    if flags() & flag::RECORD == 0 {
+        return;
+    }
+    if is_task(ctx.holder) {
+        recorder::on_task_acquire(ctx.holder, ctx.ids, r.mode, how, r.site, wait_ns);
+    } else {
+        recorder::on_acquire(ctx.ids, r.mode, how, r.site, wait_ns);
+    }
+}
+
+#[cold]
+fn rec_release(holder: u64, e: Entry, since: Instant, last: bool) {
+    let hold_ns = since.elapsed().as_nanos() as u64;
+    let ids = Ids {
+        inst: e.inst,
+        class: e.class,
+    };
+    if is_task(holder) {
+        recorder::on_task_release(holder, ids, hold_ns, last);
+    } else {
+        recorder::on_release(ids, hold_ns);
+    }
+}
+
+fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
+    if !r.owned {
+        let _ = ASYNC_HOLDER.try_with(|c| c.set(ctx.holder));
+    }
+    s.next_token += 1;
+    let token = s.next_token;
+    let e = Entry {
+        token,
+        inst: ctx.ids.inst,
+        class: ctx.ids.class,
+        mode: r.mode,
+        site: r.site,
+        permits: r.permits,
+        owned: r.owned,
+        since: (flags() & flag::RECORD != 0).then(Instant::now),
+    };
+    match s.by_holder.get_mut(&ctx.holder) {
+        Some(list) => list.push(e),
+        None => {
+            s.by_holder.insert(ctx.holder, vec![e]);
+        }
+    }
+    Hold {
+        token,
+        holder: ctx.holder,
+        inst: ctx.ids.inst,
+    }
+}
+
+/// The fast try failed: the acquisition is about to wait. A semaphore whose permits this task
+/// itself holds, with no other holder to give any back, is a self-deadlock; then the wait joins
+/// the wait-for graph (a cycle is a deadlock, reported now); and a sync guard this task holds
+/// will now be held across the suspension.
+pub(crate) fn must_wait(ctx: &Option<Ctx>, r: &Req<'_>) -> Option<WaitReg> {
+    let ctx = ctx.as_ref().filter(|c| c.check)?;
+    if r.kind == LockKind::Semaphore {
+        let holds = holders_of(ctx.ids.inst);
+        let own = holds
+            .iter()
+            .find(|(h, e)| *h == ctx.holder && e.certain())
+            .map(|(_, e)| *e);
+        let others = holds.iter().any(|(h, e)| *h != ctx.holder || !e.certain());
+        if let (Some(e), false) = (own, others) {
+            self_violation(
+                ctx.holder,
+                ViolationKind::SelfDeadlock,
+                ctx.ids,
+                r.mode,
+                r.site,
+                &e,
+            );
+        }
+    }
+    let tag = ctx.tag;
+    if tag != 0 {
+        let mine = STATE
+            .try_with(|s| {
+                s.held
+                    .try_borrow()
+                    .ok()
+                    .and_then(|h| h.iter().find(|h| h.task == tag).copied())
+            })
+            .ok()
+            .flatten();
+        if let Some(h) = mine {
+            held_across_await_self(ctx.holder, ctx.ids, r.mode, r.site, h);
+        }
+    }
+    Some(begin_wait(ctx, r))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wait-for graph over holders (tasks, and threads in `blocking_*`).
+
+struct Waiter {
+    seq: u64,
+    holder: u64,
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+    /// The sync guards the holder had on its thread when it started waiting (a waiting holder
+    /// cannot release them): how the graph sees sync locks held inside a cycle.
+    sync_held: Vec<Held>,
+}
+
+static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
+static NEXT_WAIT: AtomicU64 = AtomicU64::new(1);
+
+/// Unregisters a wait when it ends: acquired, or the future dropped (cancelled, timed out).
+pub(crate) struct WaitReg {
+    seq: u64,
+}
+
+impl Drop for WaitReg {
+    fn drop(&mut self) {
+        let mut w = WAITING.lock();
+        if let Some(i) = w.iter().position(|w| w.seq == self.seq) {
+            w.swap_remove(i);
+        }
+    }
+}
+
+fn begin_wait(ctx: &Ctx, r: &Req<'_>) -> WaitReg {
+    register(ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site)
+}
+
+/// Hook of the sync slow path (`hooks::blocked`, a thread about to block on a sync lock): when a
+/// task (or a thread holding async locks) waits for a sync lock, the wait joins this wait-for
+/// graph, so that a cycle through sync and async locks is found. Pure thread cycles are left to
+/// the sync wait-for graph. Semaphores are not joined (their sync holders are not all known).
+pub(crate) fn sync_wait(
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> Option<WaitReg> {
+    if kind == LockKind::Semaphore || action() == Action::Off {
+        return None;
+    }
+    let holder = match ::tokio::task::try_id() {
+        Some(id) => TASK_BIT | task_number(id),
+        None => {
+            let me = STATE.try_with(|s| s.id()).ok()?;
+            if ASYNC_HOLDER.try_with(Cell::get).ok()? != me {
+                return None;
+            }
+            me
+        }
+    };
+    Some(register(holder, current_tag(), ids, kind, mode, site))
+}
+
+fn register(
+    holder: u64,
+    tag: u64,
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> WaitReg {
+    let sync_held: Vec<Held> = STATE
+        .try_with(|s| {
+            s.held
+                .try_borrow()
+                .map(|h| h.iter().filter(|h| h.task == tag).copied().collect())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let seq = NEXT_WAIT.fetch_add(1, Ordering::Relaxed);
+    let edges = {
+        let mut waiting = WAITING.lock();
+        waiting.push(Waiter {
+            seq,
+            holder,
+            ids,
+            kind,
+            mode,
+            site,
+            sync_held,
+        });
+        deadlock_cycle(&waiting, waiting.len() - 1)
+    };
+    let reg = WaitReg { seq };
+    if let Some(edges) = edges {
+        let v = as_busy(|_| {
+            let v = Violation {
+                kind: ViolationKind::Deadlock,
+                edges,
+                message: String::new(),
+            };
+            // The same cycle (same wait and hold lines) again, e.g. a retry after a timeout:
+            // reported once, acted on every time.
+            let mut key: Vec<String> = v
+                .edges
+                .iter()
+                .map(|e| format!("{} {}", e.site, e.held_site))
+                .collect();
+            key.sort();
+            let first = DEADLOCK_REPORTED
+                .lock()
+                .get_or_insert_with(HashSet::new)
+                .insert(key);
+            if first {
+                publish(v)
+            } else {
+                let mut v = v;
+                v.message = v.render();
+                v
+            }
+        });
+        if let Some(v) = v {
+            if action() == Action::Panic {
+                // Unregistered first: the panicking task gives up its locks, the others go on.
+                drop(reg);
+                act(&v, site);
+                return WaitReg { seq: 0 };
+            }
+        }
+    }
+    reg
+}
+
+/// Wait cycles already reported (by their wait and hold lines).
+static DEADLOCK_REPORTED: PlMutex<Option<HashSet<Vec<String>>>> = PlMutex::new(None);
+
+/// Whether a request in `want` mode is kept from a lock held in `held` mode.
+fn kept_by(want: Mode, held: Mode) -> bool {
+    want.excludes(held) || held.excludes(want)
+}
+
+/// The greatest set of waiting holders none of which can go on: a wait stays in it while its
+/// lock is kept from it by holders in the set (a conflicting hold; for a read, also a writer
+/// queued before it, since tokio's RwLock is fair; for a semaphore, every permit held, by holders
+/// in the set, and none by an owned permit that may have moved). A holder is in the set only
+/// while every one of its waits is. Returns the cycle through the newest wait, as report edges.
+fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
+    let n = waiting.len();
+    let mut holds: HashMap<u64, Vec<(u64, Entry)>> = HashMap::new();
+    for w in waiting {
+        holds.entry(w.ids.inst).or_insert_with(|| {
+            let mut list = holders_of(w.ids.inst);
+            // Sync guards of waiting holders.
+            for x in waiting {
+                list.extend(
+                    x.sync_held
+                        .iter()
+                        .filter(|h| h.inst == w.ids.inst)
+                        .map(|h| (x.holder, Entry::from_held(h))),
+                );
+            }
+            list
+        });
+    }
+    let mut stuck = vec![true; n];
+    let holder_stuck = |stuck: &[bool], h: u64| {
+        let mut any = false;
+        for (j, w) in waiting.iter().enumerate() {
+            if w.holder == h {
+                if !stuck[j] {
+                    return false;
+                }
+                any = true;
+            }
+        }
+        any
+    };
+    // Who keeps waiter `i` from its lock, among stuck holders and waiters.
+    let blockers = |stuck: &[bool], i: usize| -> Vec<(u64, Option<Entry>)> {
+        let w = &waiting[i];
+        let list = &holds[&w.ids.inst];
+        let mut out = Vec::new();
+        if w.kind == LockKind::Semaphore {
+            if list.is_empty()
+                || list
+                    .iter()
+                    .any(|(h, e)| !e.certain() || !holder_stuck(stuck, *h))
+            {
+                return Vec::new();
+            }
+            out.extend(list.iter().map(|(h, e)| (*h, Some(*e))));
+            return out;
+        }
+        for (h, e) in list {
+            if *h != w.holder && e.certain() && kept_by(w.mode, e.mode) && holder_stuck(stuck, *h) {
+                out.push((*h, Some(*e)));
+            }
+        }
+        if w.mode != Mode::Exclusive {
+            for (j, x) in waiting.iter().enumerate() {
+                if j != i
+                    && stuck[j]
+                    && x.ids.inst == w.ids.inst
+                    && x.mode == Mode::Exclusive
+                    && x.seq < w.seq
+                    && x.holder != w.holder
+                {
+                    out.push((x.holder, None));
+                }
+            }
+        }
+        out
+    };
+    loop {
+        let mut changed = false;
+        for i in 0..n {
+            if stuck[i] && blockers(&stuck, i).is_empty() {
+                stuck[i] = false;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    if !stuck[new] {
+        return None;
+    }
+    // Follow "waits for what is held by" from the new wait until a holder repeats.
+    let mut path: Vec<(usize, Option<Entry>)> = vec![(new, None)];
+    loop {
+        let (i, _) = *path.last().expect("non-empty");
+        let (h, entry) = blockers(&stuck, i)
+            .into_iter()
+            .find(|(h, _)| *h != waiting[i].holder)?;
+        let j = (0..n).find(|&j| stuck[j] && waiting[j].holder == h)?;
+        if let Some(pos) = path.iter().position(|&(p, _)| waiting[p].holder == h) {
+            // The first element's hold is what the last one waits for.
+            let mut cycle: Vec<(usize, Option<Entry>)> = path[pos..].to_vec();
+            cycle[0].1 = entry;
+            return Some(wait_edges(waiting, &cycle));
+        }
+        path.push((j, entry));
+    }
+}
+
+/// Report edges of a wait cycle: element `k` holds (entry) what element `k - 1` waits for.
+fn wait_edges(waiting: &[Waiter], cycle: &[(usize, Option<Entry>)]) -> Vec<EdgeInfo> {
+    let k = cycle.len();
+    (0..k)
+        .map(|i| {
+            let (wi, entry) = cycle[i];
+            let w = &waiting[wi];
+            let prev = &waiting[cycle[(i + k - 1) % k].0];
+            let (held, held_mode, held_site) = match entry {
+                Some(e) => (LockRef::new(e.inst, e.class), e.mode, e.site.to_string()),
+                // A queued writer keeps the reader out without holding anything of the lock.
+                None => (
+                    LockRef::new(prev.ids.inst, prev.ids.class),
+                    Mode::Exclusive,
+                    format!("{} (queued writer)", w.site),
+                ),
+            };
+            EdgeInfo {
+                thread: holder_name(w.holder),
+                thread_id: w.holder,
+                held,
+                held_mode,
+                held_site,
+                acquired: LockRef::new(w.ids.inst, w.ids.class),
+                mode: w.mode,
+                site: w.site.to_string(),
+                other_held: Vec::new(),
+                backtrace: None,
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sync guards held across an `.await`.
+
+/// Hook of the sync acquisition path (`hooks::check_held`): a guard on this thread's stack that a
+/// different task (or the runtime's root future) took is held by a task suspended at an
+/// `.await`. Reported; returns true when the request is for that very lock (the thread would
+/// block on itself: the report replaces the self-deadlock one).
+#[cold]
+#[inline(never)]
+pub(crate) fn sync_acquire_over_suspended(
+    s: &crate::checked::state::ThreadState,
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> bool {
+    // Plain thread code (no runtime) tags nothing: the common case costs one scan.
+    if !s
+        .held
+        .try_borrow()
+        .is_ok_and(|h| h.iter().any(|h| h.task != 0))
+    {
+        return false;
+    }
+    let tag = current_tag();
+    let found = {
+        let Ok(held) = s.held.try_borrow() else {
+            return false;
+        };
+        let foreign = |h: &&Held| h.task != 0 && h.task != tag;
+        held.iter()
+            .filter(foreign)
+            .find(|h| h.inst == ids.inst)
+            .or_else(|| held.iter().find(foreign))
+            .copied()
+    };
+    let Some(h) = found else { return false };
+    let me = holder();
+    held_across_await(me, ids, mode, site, h);
+    h.inst == ids.inst
+}
+
+thread_local! {
+    /// The last holder that recorded an async hold on this thread (0: none known). The sync
+    /// path reads it to know, for one thread-local read, whether the running task may hold
+    /// async locks. A task that took them on another thread and moved here is not seen (its
+    /// sync acquisitions then make no edge from its async holds).
+    static ASYNC_HOLDER: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Hook of the sync acquisition path (`hooks::lock_blocking`): the running task holds async
+/// locks, so a blocking sync acquisition makes ordering edges from them (a tokio guard held while
+/// taking a `lockcheck::Mutex`).
+#[inline]
+pub(crate) fn sync_acquire_in_task(
+    meta: &Meta,
+    mode: Mode,
+    site: &'static Location<'static>,
+    ids: Ids,
+) {
+    if ASYNC_HOLDER.try_with(Cell::get).unwrap_or(0) != 0 {
+        sync_after_async(meta, mode, site, ids);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn sync_after_async(meta: &Meta, mode: Mode, site: &'static Location<'static>, ids: Ids) {
+    let known = ASYNC_HOLDER.try_with(Cell::get).unwrap_or(0);
+    let holder = match ::tokio::task::try_id() {
+        Some(id) => TASK_BIT | task_number(id),
+        None => STATE.try_with(|s| s.id()).unwrap_or(0),
+    };
+    if holder != known {
+        return;
+    }
+    let (mut held, key) = with_shard(holder, |s| {
+        let held: Vec<Held> = s
+            .by_holder
+            .get(&holder)
+            .map(|l| l.iter().filter(|e| e.certain()).map(Entry::held).collect())
+            .unwrap_or_default();
+        if held.is_empty() {
+            return (held, None);
+        }
+        let set = held
+            .iter()
+            .fold(0u64, |acc, h| acc.wrapping_add(held_hash(h.inst, h.mode)));
+        let key =
+            mix(set ^ ids.inst.rotate_left(29) ^ ((mode as u64) << 56) ^ holder.rotate_left(17))
+                ^ 0x5bd1_e995;
+        if s.checked.len() >= CHECKED_MAX {
+            s.checked.clear();
+        }
+        let new = s.checked.insert(key);
+        (held, new.then_some(key))
+    });
+    if held.is_empty() {
+        let _ = ASYNC_HOLDER.try_with(|c| c.set(0));
+        return;
+    }
+    let Some(key) = key else { return };
+    let _ = STATE.try_with(|s| {
+        if let Ok(h) = s.held.try_borrow() {
+            held.extend(
+                h.iter()
+                    .filter(|h| h.task == holder && h.inst != ids.inst)
+                    .copied(),
+            );
+        }
+    });
+    meta.mark_in_graph();
+    let found = as_busy(|_| {
+        let found = graph::add_dependency(graph::Request {
+            thread: holder,
+            inst: ids.inst,
+            class: ids.class,
+            mode,
+            site,
+            held: &held,
+            clock: VectorClock::new(),
+        });
+        let (found, limits) = found;
+        for v in limits {
+            publish(v);
+        }
+        found.map(publish)
+    });
+    match found {
+        Some(Some(v)) => act(&v, site),
+        Some(None) => {}
+        None => with_shard(holder, |s| {
+            s.checked.remove(&key);
+        }),
+    }
+}
+
+/// Reported (guard site, acquisition site) pairs: each once (the action applies every time).
+static AWAIT_REPORTED: PlMutex<Option<HashSet<(String, String)>>> = PlMutex::new(None);
+
+fn held_across_await(me: u64, ids: Ids, mode: Mode, site: &'static Location<'static>, h: Held) {
+    let owner = if h.task == ROOT_TAG {
+        "the runtime's root future (`block_on`)".to_owned()
+    } else {
+        holder_name(h.task)
+    };
+    let held = LockRef::new(h.inst, h.class);
+    let edges = as_busy(|_| {
+        let bt = crate::config::backtraces().then(backtrace::Backtrace::new_unresolved);
+        let mut e0 = EdgeInfo::on_lock(
+            me,
+            holder_name(me),
+            LockRef::new(ids.inst, ids.class),
+            mode,
+            site.to_string(),
+            String::new(),
+        );
+        e0.held = held.clone();
+        e0.held_mode = h.mode;
+        e0.held_site = h.site.to_string();
+        e0.backtrace = bt;
+        let e1 = EdgeInfo::on_lock(
+            if h.task == ROOT_TAG { 0 } else { h.task },
+            owner,
+            held,
+            h.mode,
+            h.site.to_string(),
+            h.site.to_string(),
+        );
+        vec![e0, e1]
+    });
+    if let Some(edges) = edges {
+        report_await(edges, site, h.site);
+    }
+}
+
+fn held_across_await_self(
+    me: u64,
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+    h: Held,
+) {
+    let edges = as_busy(|_| {
+        let mut e0 = EdgeInfo::on_lock(
+            me,
+            holder_name(me),
+            LockRef::new(ids.inst, ids.class),
+            mode,
+            site.to_string(),
+            String::new(),
+        );
+        e0.held = LockRef::new(h.inst, h.class);
+        e0.held_mode = h.mode;
+        e0.held_site = h.site.to_string();
+        vec![e0]
+    });
+    if let Some(edges) = edges {
+        report_await(edges, site, h.site);
+    }
+}
+
+fn report_await(
+    edges: Vec<EdgeInfo>,
+    site: &'static Location<'static>,
+    held_site: &'static Location<'static>,
+) {
+    let v = as_busy(|_| {
+        let key = (site.to_string(), held_site.to_string());
+        let first = AWAIT_REPORTED
+            .lock()
+            .get_or_insert_with(HashSet::new)
+            .insert(key);
+        let v = Violation {
+            kind: ViolationKind::HeldAcrossAwait,
+            edges,
+            message: String::new(),
+        };
+        if first {
+            publish(v)
+        } else {
+            let mut v = v;
+            v.message = v.render();
+            v
+        }
+    });
+    if let Some(v) = v {
+        act(&v, site);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports.
+
+/// Sites of async self-deadlocks already reported (each once; the action applies every time).
+static SELF_REPORTED: PlMutex<Option<HashSet<(String, String)>>> = PlMutex::new(None);
+
+fn self_violation(
+    holder: u64,
+    kind: ViolationKind,
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+    e: &Entry,
+) {
+    let v = as_busy(|_| {
+        let key = (site.to_string(), e.site.to_string());
+        let first = SELF_REPORTED
+            .lock()
+            .get_or_insert_with(HashSet::new)
+            .insert(key);
+        let lock = LockRef::new(ids.inst, ids.class);
+        let mut edge = EdgeInfo::on_lock(
+            holder,
+            holder_name(holder),
+            lock,
+            mode,
+            site.to_string(),
+            e.site.to_string(),
+        );
+        edge.held_mode = e.mode;
+        edge.backtrace = crate::config::backtraces().then(backtrace::Backtrace::new_unresolved);
+        let v = Violation {
+            kind,
+            edges: vec![edge],
+            message: String::new(),
+        };
+        if first {
+            publish(v)
+        } else {
+            let mut v = v;
+            v.message = v.render();
+            v
+        }
+    });
+    if let Some(v) = v {
+        act(&v, site);
+    }
+}
+
+/// Applies the configured action: under `panic`, the acquiring task panics before it waits
+/// (its guards drop, so the others can go on); the runtime reports it through the task's
+/// `JoinHandle`.
+fn act(v: &Violation, site: &'static Location<'static>) {
+    if action() == Action::Panic && !std::thread::panicking() {
+        let first = v.message.lines().next().unwrap_or("lockcheck: violation");
+        std::panic::panic_any(format!(
+            "{first}, at {site} (report above; LOCKCHECK=warn reports and goes on)"
+        ));
+    }
+}

@@ -1,0 +1,56 @@
+//! Runs async scenarios on both tokio runtime flavours, under a timeout inside the runtime and a
+//! watchdog thread outside it, so that a scenario lockcheck fails to report cannot hang the run.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+/// A tokio runtime flavour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// `new_current_thread`: every task on the test's thread.
+    CurrentThread,
+    /// `new_multi_thread` with two workers.
+    MultiThread,
+}
+
+/// A name unique to a scenario and flavour (locks are named so that tests can find their own
+/// reports among those of tests running in parallel).
+pub fn name(base: &str, fl: Flavor) -> &'static str {
+    Box::leak(format!("{base}.{fl:?}").into_boxed_str())
+}
+
+/// Runs `f()` to completion on a fresh runtime of flavour `fl` (timeout 20 s inside, watchdog
+/// 30 s outside). Returns the panic message if the scenario panicked.
+pub fn run<F, Fut>(fl: Flavor, f: F) -> Result<(), String>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    crate::support::watchdog(30, move || {
+        let rt = match fl {
+            Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+            Flavor::MultiThread => {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(2);
+                b
+            }
+        }
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+        rt.block_on(async move {
+            tokio::time::timeout(Duration::from_secs(20), f())
+                .await
+                .expect("the scenario must not hang");
+        });
+    })
+}
+
+/// A short timeout around an acquisition that lockcheck reports under `warn` and that would
+/// then wait forever: `None` if it timed out.
+pub async fn within<T>(ms: u64, f: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(Duration::from_millis(ms), f)
+        .await
+        .ok()
+}
