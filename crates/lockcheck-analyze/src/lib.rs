@@ -227,15 +227,31 @@ fn class_set(model: &Model, c: &Candidate) -> Vec<ClassId> {
 /// Analyzes a model already built (the part of [`analyze`] after reading).
 pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     let mut warnings = model.anomalies.warnings();
-    let run = |level: GraphLevel| {
-        let r = cycles::find_cycles(model, level, &opts.limits);
-        (r.candidates, r.warnings, r.notes)
+    // Violations: one per root cause, decided per edge of the smallest change set (every cycle
+    // crosses one). The enumeration below only lists the filtered candidates, so its bounds
+    // limit that listing, never a verdict.
+    let listing = SearchLimits {
+        max_steps: opts.limits.max_steps.min(opts.limits.max_filtered_steps),
+        ..opts.limits
     };
-    let (inst, inst_w, inst_n) = match opts.levels {
+    let run = |level: GraphLevel| {
+        let r = cycles::find_cycles(model, level, &listing);
+        let rc = cycles::find_root_causes(model, level, &opts.limits);
+        let mut notes = r.notes;
+        notes.extend(r.warnings.into_iter().map(|w| {
+            w.replace(
+                "; results may be incomplete (raise --max-cycles)",
+                " (only the listing of filtered candidates is affected; raise --max-cycles or --max-filtered-steps)",
+            )
+        }));
+        notes.extend(rc.notes);
+        (r.candidates, rc.root_causes, rc.warnings, notes)
+    };
+    let (inst, inst_rc, inst_w, inst_n) = match opts.levels {
         Levels::Class => Default::default(),
         _ => run(GraphLevel::Instance),
     };
-    let (class, class_w, class_n) = match opts.levels {
+    let (class, class_rc, class_w, class_n) = match opts.levels {
         Levels::Instance => Default::default(),
         _ => run(GraphLevel::Class),
     };
@@ -245,73 +261,82 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     warnings.extend(inst_n);
     warnings.extend(class_n);
 
-    // One bug, one finding: a class cycle over the classes of an instance violation is that
-    // violation (mentioned there); a filtered class cycle over the classes of any instance
-    // candidate says nothing new.
-    let inst_violation_sets: HashMap<Vec<ClassId>, usize> = inst
-        .iter()
-        .filter(|c| c.filter.is_none())
-        .enumerate()
-        .map(|(i, c)| (class_set(model, c), i))
-        .collect();
-    let inst_sets: HashSet<Vec<ClassId>> = inst.iter().map(|c| class_set(model, c)).collect();
-    // The ids hash the sites of every dependency on a cycle's edges: see `violation_on_edges`.
-    let has_violation = |v: &[Candidate]| v.iter().any(|c| c.filter.is_none());
-    let inst_edges = if has_violation(&inst) {
+    // One bug, one finding: a class root cause whose edge is the class edge of an instance root
+    // cause, or whose cycle is over the classes of an instance violation, is that violation
+    // (mentioned there); a filtered class cycle over the classes of any instance candidate says
+    // nothing new.
+    let inst_edges = if inst_rc.is_empty() {
+        HashMap::new()
+    } else {
         cycles::edges(model, GraphLevel::Instance)
-    } else {
-        HashMap::new()
     };
-    let class_edges = if has_violation(&class) {
+    let class_edges = if class_rc.is_empty() {
+        HashMap::new()
+    } else {
         cycles::edges(model, GraphLevel::Class)
-    } else {
-        HashMap::new()
     };
-    let mut violations: Vec<report::Violation> = inst
+    let cls = |l: u32| model.locks[l as usize].class;
+    let mut violations: Vec<report::Violation> = inst_rc
         .iter()
-        .filter(|c| c.filter.is_none())
-        .map(|c| report::violation_on_edges(model, c, &inst_edges))
+        .map(|rc| report::root_cause_violation(model, rc, &inst_edges))
         .collect();
+    let mut inst_violation_sets: HashMap<Vec<ClassId>, usize> = HashMap::new();
+    let mut inst_change_edges: HashMap<(ClassId, ClassId), usize> = HashMap::new();
+    for (i, rc) in inst_rc.iter().enumerate() {
+        inst_violation_sets
+            .entry(class_set(model, &rc.representative))
+            .or_insert(i);
+        for &(a, b) in &rc.edges {
+            inst_change_edges.entry((cls(a), cls(b))).or_insert(i);
+        }
+    }
+    let inst_sets: HashSet<Vec<ClassId>> = inst.iter().map(|c| class_set(model, c)).collect();
     let mut filtered: Vec<report::Filtered> = inst
         .iter()
         .filter(|c| c.filter.is_some())
         .map(|c| report::filtered(model, c))
         .collect();
-    for c in &class {
-        let set = class_set(model, c);
-        match c.filter {
-            None => match inst_violation_sets.get(&set) {
-                Some(&i) => {
-                    violations[i].class_cycle = Some(
-                        c.nodes
-                            .iter()
-                            .map(|&n| model.classes[n as usize].key.clone())
-                            .collect(),
-                    );
-                }
-                None => violations.push(report::violation_on_edges(model, c, &class_edges)),
-            },
-            Some(_) => {
-                if !inst_sets.contains(&set) {
-                    filtered.push(report::filtered(model, c));
-                }
+    for rc in &class_rc {
+        let same = rc
+            .edges
+            .iter()
+            .find_map(|e| inst_change_edges.get(e))
+            .or_else(|| inst_violation_sets.get(&class_set(model, &rc.representative)));
+        match same {
+            Some(&i) => {
+                violations[i].class_cycle = Some(
+                    rc.representative
+                        .nodes
+                        .iter()
+                        .map(|&n| model.classes[n as usize].key.clone())
+                        .collect(),
+                );
             }
+            None => violations.push(report::root_cause_violation(model, rc, &class_edges)),
+        }
+    }
+    for c in class.iter().filter(|c| c.filter.is_some()) {
+        if !inst_sets.contains(&class_set(model, c)) {
+            filtered.push(report::filtered(model, c));
         }
     }
 
     // Class edges of violations, for the hierarchy.
     let mut violating: HashSet<(ClassId, ClassId)> = HashSet::new();
-    for c in inst.iter().chain(&class).filter(|c| c.filter.is_none()) {
-        let cls: Vec<ClassId> = match c.level {
-            GraphLevel::Instance => c
-                .nodes
-                .iter()
-                .map(|&l| model.locks[l as usize].class)
-                .collect(),
+    for rc in inst_rc.iter().chain(&class_rc) {
+        let c = &rc.representative;
+        let nodes: Vec<ClassId> = match c.level {
+            GraphLevel::Instance => c.nodes.iter().map(|&l| cls(l)).collect(),
             GraphLevel::Class => c.nodes.clone(),
         };
-        for i in 0..cls.len() {
-            violating.insert((cls[i], cls[(i + 1) % cls.len()]));
+        for i in 0..nodes.len() {
+            violating.insert((nodes[i], nodes[(i + 1) % nodes.len()]));
+        }
+        for &(a, b) in &rc.edges {
+            violating.insert(match c.level {
+                GraphLevel::Instance => (cls(a), cls(b)),
+                GraphLevel::Class => (a, b),
+            });
         }
     }
     // One bug, one finding: the same cycle in several processes (two test binaries running the
@@ -340,6 +365,13 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     }
 
     let hierarchy = hierarchy::suggest(model, &violating);
+    if hierarchy.local_search_stopped > 0 {
+        warnings.push(format!(
+            "the suggested change set is not proven minimal in {} component(s): the local search stopped after {} passes",
+            hierarchy.local_search_stopped,
+            hierarchy::MAX_LOCAL_SEARCH_PASSES
+        ));
+    }
     let timeouts = timeouts::suggest(model);
 
     let filtered_by: Vec<FilterCount> = FILTER_ORDER

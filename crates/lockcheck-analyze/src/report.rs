@@ -196,6 +196,51 @@ pub struct Violation {
     /// The id is in the baseline given with `--baseline`: reported, but not failing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub baselined: bool,
+    /// For a lock-order inversion: its root cause, the edge(s) to change. `locks` and `edges`
+    /// show the shortest valid cycle they close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_cause: Option<RootCauseReport>,
+}
+
+/// The root cause of a lock-order inversion: the dependency edge(s) that the smallest change set
+/// (the suggested hierarchy) says to change, and the cycles they close.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RootCauseReport {
+    /// The edges to change: acquire `to` while holding `from` no more (or the other way round
+    /// everywhere else). Two edges when nothing tells them apart (a symmetric 2-cycle).
+    pub change: Vec<ChangeEdge>,
+    /// Distinct valid lock cycles found through these edges (the shown one included).
+    pub cycles: u64,
+    /// Whether `cycles` counts every such cycle (else it is a lower bound).
+    pub cycles_exhaustive: bool,
+    /// Further valid cycles through these edges, shortest first (`--verbose` shows them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<CycleReport>,
+}
+
+/// A dependency edge to change.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ChangeEdge {
+    /// The lock (or class) held.
+    pub from: String,
+    /// The lock (or class) acquired while holding `from`.
+    pub to: String,
+    /// How many acquisitions made the edge.
+    pub occurrences: u64,
+    /// Acquisition sites of `to` on this edge (as the trace gives them; at most
+    /// [`crate::hierarchy::MAX_SITES_PER_REMOVED_EDGE`]).
+    pub sites: Vec<String>,
+    /// Threads that made the edge (at most [`crate::hierarchy::MAX_SITES_PER_REMOVED_EDGE`]).
+    pub threads: Vec<String>,
+}
+
+/// One cycle: its locks and a witness chain.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct CycleReport {
+    /// The locks of the cycle, in cycle order.
+    pub locks: Vec<LockRef>,
+    /// One edge per lock, as in [`Violation::edges`].
+    pub edges: Vec<EdgeReport>,
 }
 
 /// A cycle removed by a filter.
@@ -343,7 +388,69 @@ pub fn violation(model: &Model, c: &Candidate) -> Violation {
         combinations: c.combinations,
         declared_levels: None,
         baselined: false,
+        root_cause: None,
     }
+}
+
+/// Builds the violation of a root cause: its shortest valid cycle (id as in
+/// [`violation_on_edges`]), the edges to change and the further examples.
+pub fn root_cause_violation(
+    model: &Model,
+    rc: &crate::cycles::RootCause,
+    edge_deps: &std::collections::HashMap<(u32, u32), Vec<u32>>,
+) -> Violation {
+    let mut v = violation_on_edges(model, &rc.representative, edge_deps);
+    v.combinations = rc.representative.combinations;
+    let change = rc
+        .edges
+        .iter()
+        .map(|&(a, b)| {
+            let deps = edge_deps.get(&(a, b)).map(Vec::as_slice).unwrap_or(&[]);
+            let mut sites = std::collections::BTreeSet::new();
+            let mut threads = std::collections::BTreeSet::new();
+            let mut occurrences = 0;
+            for &d in deps {
+                let rec = &model.deps[d as usize];
+                if rec.dep.how == How::Try {
+                    continue;
+                }
+                occurrences += rec.count;
+                threads.insert(rec.dep.thread);
+                for ds in &rec.sites {
+                    if let Some(s) = ds.site {
+                        sites.insert(model.site_loc(s).to_string());
+                    }
+                }
+            }
+            let max = crate::hierarchy::MAX_SITES_PER_REMOVED_EDGE;
+            ChangeEdge {
+                from: crate::cycles::node_name(model, rc.level, a),
+                to: crate::cycles::node_name(model, rc.level, b),
+                occurrences,
+                sites: sites.into_iter().take(max).collect(),
+                threads: threads
+                    .into_iter()
+                    .take(max)
+                    .map(|t| model.thread_name(t as u32))
+                    .collect(),
+            }
+        })
+        .collect();
+    let examples = rc
+        .examples
+        .iter()
+        .map(|c| {
+            let (locks, edges) = describe_candidate(model, c);
+            CycleReport { locks, edges }
+        })
+        .collect();
+    v.root_cause = Some(RootCauseReport {
+        change,
+        cycles: rc.cycles,
+        cycles_exhaustive: rc.cycles_exhaustive,
+        examples,
+    });
+    v
 }
 
 /// Builds a violation from a candidate without a filter, with an id that does not depend on
