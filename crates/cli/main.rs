@@ -2,7 +2,7 @@
 //!
 //! `lockcheck analyze [OPTIONS] <TRACE>...` reads traces, reports lock-order violations, a suggested
 //! lock hierarchy and timeouts. Exit codes: 0 no violation, 1 violations found, 2 bad input or
-//! usage. `lockcheck explain`, `completions` and `man` print help. All logic lives in `lockcheck-analyze`; this file parses arguments, picks the output, and
+//! usage, 3 no violation found but a search limit was hit (`--allow-incomplete`: 0). `lockcheck explain`, `completions` and `man` print help. All logic lives in `lockcheck-analyze`; this file parses arguments, picks the output, and
 //! maps results to exit codes in one place.
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -31,6 +31,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Replay traces and report lock-order violations, a lock hierarchy and timeouts.
+    #[command(
+        after_help = "Exit codes:\n  0  no violation (and the search was complete)\n  1  a violation not in the baseline was found\n  2  bad input or usage\n  3  no violation found, but a search limit was hit (the warning names it and the flag that\n     raises it); CI should treat it as a failure, or pass --allow-incomplete to accept it"
+    )]
     Analyze(AnalyzeArgs),
     /// Explain a finding, filter or timeout flag: what it means and how to fix it.
     Explain {
@@ -119,9 +122,31 @@ struct AnalyzeArgs {
     /// Levels of the lock graph to search.
     #[arg(long, value_enum, default_value_t = LevelArg::Both)]
     level: LevelArg,
-    /// Stop the cycle search of a component after this many candidates.
-    #[arg(long, default_value_t = 10_000)]
+    /// Candidates listed per component by the enumeration of filtered cycles (a listing bound:
+    /// it never changes a verdict).
+    #[arg(long, default_value_t = SearchLimits::default().max_cycles, value_name = "N")]
     max_cycles: u64,
+    /// Extension steps of the search for a valid cycle through one root-cause edge. When hit,
+    /// the search is incomplete: named in the warnings, exit code 3 if nothing was found.
+    #[arg(long, default_value_t = SearchLimits::default().max_steps, value_name = "N")]
+    max_steps: u64,
+    /// Extension steps of the listing of filtered candidates per component (a listing bound).
+    #[arg(long, default_value_t = SearchLimits::default().max_filtered_steps, value_name = "N")]
+    max_filtered_steps: u64,
+    /// Filtered candidates listed per level (a listing bound).
+    #[arg(long, default_value_t = SearchLimits::default().max_listed, value_name = "N")]
+    max_listed: u64,
+    /// Further example cycles shown per root cause (`--verbose`, JSON).
+    #[arg(long, default_value_t = SearchLimits::default().max_examples, value_name = "N")]
+    max_examples: u64,
+    /// Extension steps spent per root cause on further examples (only the count of cycles it
+    /// closes depends on it).
+    #[arg(long, default_value_t = SearchLimits::default().max_example_steps, value_name = "N")]
+    max_example_steps: u64,
+    /// Exit 0 instead of 3 when nothing was found but a search limit was hit (the warning is
+    /// still printed).
+    #[arg(long)]
+    allow_incomplete: bool,
     /// Write the suggested hierarchy as a Rust module to this file.
     #[arg(long, value_name = "FILE")]
     hierarchy_rust: Option<PathBuf>,
@@ -158,7 +183,7 @@ struct AnalyzeArgs {
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("lockcheck: error: {msg}");
-    ExitCode::from(2)
+    ExitCode::from(lockcheck_analyze::report::EXIT_BAD_INPUT)
 }
 
 /// A progress bar on stderr, for long analyses on a terminal only.
@@ -270,7 +295,11 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
         },
         limits: SearchLimits {
             max_cycles: args.max_cycles,
-            ..SearchLimits::default()
+            max_steps: args.max_steps,
+            max_filtered_steps: args.max_filtered_steps,
+            max_listed: args.max_listed,
+            max_examples: args.max_examples,
+            max_example_steps: args.max_example_steps,
         },
         input_format: args.input_format.map(|f| match f {
             InputFormatArg::Json => InputFormat::Json,
@@ -378,11 +407,10 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
             }
         }
     }
-    if report.has_violations() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    ExitCode::from(lockcheck_analyze::report::exit_code(
+        &report,
+        args.allow_incomplete,
+    ))
 }
 
 fn run_explain(rule: Option<String>) -> ExitCode {

@@ -260,6 +260,63 @@ pub struct Filtered {
     pub combinations: u64,
 }
 
+/// Exit status: no violation, and the search was complete.
+pub const EXIT_CLEAN: u8 = 0;
+/// Exit status: a violation not in the baseline was found.
+pub const EXIT_VIOLATIONS: u8 = 1;
+/// Exit status: bad input or usage.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status: no violation found, but a search limit was hit, so one may be missing.
+pub const EXIT_INCOMPLETE: u8 = 3;
+
+/// The exit status of an analysis: [`EXIT_VIOLATIONS`] when a violation not in the baseline was
+/// found, else [`EXIT_INCOMPLETE`] when a limit was hit (unless `allow_incomplete`), else
+/// [`EXIT_CLEAN`]. The one place where results map to exit codes.
+pub fn exit_code(report: &Report, allow_incomplete: bool) -> u8 {
+    if report.has_violations() {
+        EXIT_VIOLATIONS
+    } else if !report.summary.complete && !allow_incomplete {
+        EXIT_INCOMPLETE
+    } else {
+        EXIT_CLEAN
+    }
+}
+
+impl Violation {
+    /// For a lock-order inversion, its root cause in one line: the acquisition(s) to change,
+    /// with their sites, and how many cycles they close (for renderers such as the HTML page).
+    pub fn root_cause_summary(&self) -> Option<String> {
+        let rc = self.root_cause.as_ref()?;
+        let edges: Vec<String> = rc
+            .change
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} acquired while holding {} ({}x at {})",
+                    c.to,
+                    c.from,
+                    c.occurrences,
+                    if c.sites.is_empty() {
+                        "an unknown site".to_string()
+                    } else {
+                        c.sites.join(", ")
+                    }
+                )
+            })
+            .collect();
+        Some(format!(
+            "change {}; closes {}{} cycle(s)",
+            edges.join(" or "),
+            if rc.cycles_exhaustive {
+                ""
+            } else {
+                "at least "
+            },
+            rc.cycles
+        ))
+    }
+}
+
 impl Report {
     /// Whether any violation not in the baseline was found (exit code 1).
     pub fn has_violations(&self) -> bool {
@@ -677,11 +734,60 @@ pub fn title(v: &Violation) -> String {
 /// One finding as text: its title line, the scenario (inversions) and the edges.
 pub fn render_violation(v: &Violation, index: usize, total: usize, color: bool) -> String {
     let mut out = String::new();
-    violation_text(&mut out, v, index, total, Style { on: color });
+    violation_text(&mut out, v, index, total, Style { on: color }, false);
     out
 }
 
-fn violation_text(out: &mut String, v: &Violation, index: usize, total: usize, st: Style) {
+/// The root-cause lines of a violation: the edge(s) to change and how many cycles they close.
+fn root_cause_text(out: &mut String, rc: &RootCauseReport, st: Style) {
+    for (i, c) in rc.change.iter().enumerate() {
+        let lead = if i == 0 { "root cause:" } else { "        or:" };
+        let _ = writeln!(
+            out,
+            "   {} {} acquired while holding {} ({} time{}, by {}, at {})",
+            st.bold(lead),
+            c.to,
+            c.from,
+            c.occurrences,
+            if c.occurrences == 1 { "" } else { "s" },
+            if c.threads.is_empty() {
+                "?".to_string()
+            } else {
+                c.threads.join(", ")
+            },
+            if c.sites.is_empty() {
+                "an unknown site".to_string()
+            } else {
+                c.sites.join(", ")
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "   change {}: it closes {}{} cycle{}; the shortest is shown",
+        if rc.change.len() == 1 {
+            "this acquisition"
+        } else {
+            "one of these acquisitions"
+        },
+        if rc.cycles_exhaustive {
+            ""
+        } else {
+            "at least "
+        },
+        rc.cycles,
+        if rc.cycles == 1 { "" } else { "s" }
+    );
+}
+
+fn violation_text(
+    out: &mut String,
+    v: &Violation,
+    index: usize,
+    total: usize,
+    st: Style,
+    verbose: bool,
+) {
     let _ = writeln!(
         out,
         "{} {} of {}: {} [{}]",
@@ -691,6 +797,9 @@ fn violation_text(out: &mut String, v: &Violation, index: usize, total: usize, s
         title(v),
         v.id
     );
+    if let Some(rc) = &v.root_cause {
+        root_cause_text(out, rc, st);
+    }
     if let Some(cc) = &v.class_cycle {
         let _ = writeln!(out, "   also a cycle of lock classes: {}", cc.join(" -> "));
     }
@@ -712,19 +821,31 @@ fn violation_text(out: &mut String, v: &Violation, index: usize, total: usize, s
             v.combinations
         );
     }
+    if let Some(rc) = v.root_cause.as_ref().filter(|_| verbose) {
+        for (i, ex) in rc.examples.iter().enumerate() {
+            let names: Vec<&str> = ex.locks.iter().map(|l| l.name.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "\n   Further cycle {} through the same root cause: {}\n",
+                i + 1,
+                names.join(" -> ")
+            );
+            scenario(out, &ex.edges, st);
+        }
+    }
     let _ = writeln!(out);
 }
 
 /// The findings that fail the run (not in the baseline), as text: what `--quiet` prints.
 pub fn render_violations(r: &Report, color: bool) -> String {
-    render_violations_styled(r, Style { on: color })
+    render_violations_styled(r, Style { on: color }, false)
 }
 
-fn render_violations_styled(r: &Report, st: Style) -> String {
+fn render_violations_styled(r: &Report, st: Style, verbose: bool) -> String {
     let mut out = String::new();
     let total = r.new_violations().count();
     for (i, v) in r.new_violations().enumerate() {
-        violation_text(&mut out, v, i, total, st);
+        violation_text(&mut out, v, i, total, st, verbose);
     }
     out
 }
@@ -778,7 +899,7 @@ pub fn summary_line(r: &Report) -> String {
 /// the filtered candidates, the hierarchy, the timeouts, the warnings and the summary line.
 pub fn render_text(r: &Report, opts: TextOptions) -> String {
     let st = Style { on: opts.color };
-    let mut out = render_violations_styled(r, st);
+    let mut out = render_violations_styled(r, st, opts.verbose);
     let baselined: Vec<&Violation> = r.violations.iter().filter(|v| v.baselined).collect();
     if !baselined.is_empty() {
         let _ = writeln!(

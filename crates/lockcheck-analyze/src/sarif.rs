@@ -223,6 +223,28 @@ pub fn message(v: &Violation) -> String {
             v.level
         )
     };
+    if let Some(rc) = &v.root_cause {
+        let edges: Vec<String> = rc
+            .change
+            .iter()
+            .map(|c| format!("`{}` acquired while holding `{}`", c.to, c.from))
+            .collect();
+        m.push_str(&format!(
+            " Root cause: {} (change {}); it closes {}{} cycle(s), the shortest is shown.",
+            edges.join(" or "),
+            if rc.change.len() == 1 {
+                "it"
+            } else {
+                "one of them"
+            },
+            if rc.cycles_exhaustive {
+                ""
+            } else {
+                "at least "
+            },
+            rc.cycles
+        ));
+    }
     for e in &v.edges {
         m.push_str(&format!(
             " Thread `{}` acquires `{}` at {} while holding {}.",
@@ -238,8 +260,35 @@ pub fn message(v: &Violation) -> String {
 fn result(v: &Violation, suppression: Option<&str>, opts: &SarifOptions) -> Value {
     let rule_index = rules::findings().position(|r| r.id == v.rule).unwrap_or(0);
     let first = v.edges.first();
-    let primary = location(first.and_then(|e| e.site.as_deref()), None, opts);
+    // The place to fix: the root cause's acquisition site when known.
+    let change_site = v
+        .root_cause
+        .as_ref()
+        .and_then(|rc| rc.change.first())
+        .and_then(|c| c.sites.first())
+        .map(String::as_str);
+    let primary = location(
+        change_site.or(first.and_then(|e| e.site.as_deref())),
+        None,
+        opts,
+    );
     let mut related = Vec::new();
+    if let Some(rc) = &v.root_cause {
+        for c in &rc.change {
+            for site in &c.sites {
+                let mut loc = location(
+                    Some(site),
+                    Some(format!(
+                        "root cause: `{}` acquired while holding `{}`",
+                        c.to, c.from
+                    )),
+                    opts,
+                );
+                loc["id"] = json!(related.len());
+                related.push(loc);
+            }
+        }
+    }
     for e in &v.edges {
         let mut loc = location(
             e.site.as_deref(),
