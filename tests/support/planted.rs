@@ -355,3 +355,33 @@ pub fn write(cfg: &PlantedConfig, format: Format, out: &mut dyn Write) -> io::Re
     out.flush()?;
     Ok(n)
 }
+
+/// Writes a hostile random STD trace: `events` uniformly random `acq`, `rel`, `req`, `fork` and
+/// `join` events over `threads` threads and `locks` locks, with no attempt at balance (releases
+/// of locks never taken, held sets that only grow, joins of threads never forked).
+pub fn write_random_std(
+    seed: u64,
+    events: u64,
+    threads: u32,
+    locks: u32,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut rng = Rng(seed);
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    for _ in 0..events {
+        let t = rng.below(threads as u64);
+        let op = rng.below(5);
+        let arg = match op {
+            3 | 4 => format!("T{}", rng.below(threads as u64)),
+            _ => format!("L{}", rng.below(locks as u64)),
+        };
+        let name = ["acq", "rel", "req", "fork", "join"][op as usize];
+        writeln!(buf, "T{t}|{name}({arg})|{}", rng.below(1000))?;
+        if buf.len() > (1 << 16) - 64 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf)?;
+    out.flush()
+}

@@ -260,35 +260,8 @@ pub fn message(v: &Violation) -> String {
 fn result(v: &Violation, suppression: Option<&str>, opts: &SarifOptions) -> Value {
     let rule_index = rules::findings().position(|r| r.id == v.rule).unwrap_or(0);
     let first = v.edges.first();
-    // The place to fix: the root cause's acquisition site when known.
-    let change_site = v
-        .root_cause
-        .as_ref()
-        .and_then(|rc| rc.change.first())
-        .and_then(|c| c.sites.first())
-        .map(String::as_str);
-    let primary = location(
-        change_site.or(first.and_then(|e| e.site.as_deref())),
-        None,
-        opts,
-    );
+    let primary = location(first.and_then(|e| e.site.as_deref()), None, opts);
     let mut related = Vec::new();
-    if let Some(rc) = &v.root_cause {
-        for c in &rc.change {
-            for site in &c.sites {
-                let mut loc = location(
-                    Some(site),
-                    Some(format!(
-                        "root cause: `{}` acquired while holding `{}`",
-                        c.to, c.from
-                    )),
-                    opts,
-                );
-                loc["id"] = json!(related.len());
-                related.push(loc);
-            }
-        }
-    }
     for e in &v.edges {
         let mut loc = location(
             e.site.as_deref(),
@@ -311,6 +284,25 @@ fn result(v: &Violation, suppression: Option<&str>, opts: &SarifOptions) -> Valu
             );
             loc["id"] = json!(related.len());
             related.push(loc);
+        }
+    }
+    // The root cause's other sites (the places to change), after the cycle's own locations.
+    if let Some(rc) = &v.root_cause {
+        let shown: std::collections::HashSet<&str> =
+            v.edges.iter().filter_map(|e| e.site.as_deref()).collect();
+        for c in &rc.change {
+            for site in c.sites.iter().filter(|s| !shown.contains(s.as_str())) {
+                let mut loc = location(
+                    Some(site),
+                    Some(format!(
+                        "root cause: `{}` acquired while holding `{}`",
+                        c.to, c.from
+                    )),
+                    opts,
+                );
+                loc["id"] = json!(related.len());
+                related.push(loc);
+            }
         }
     }
     let thread_flows: Vec<Value> = v
