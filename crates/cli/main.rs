@@ -130,6 +130,10 @@ struct AnalyzeArgs {
     /// the search is incomplete: named in the warnings, exit code 3 if nothing was found.
     #[arg(long, default_value_t = SearchLimits::default().max_steps, value_name = "N")]
     max_steps: u64,
+    /// Work of all root-cause searches of one level together (steps and graph traversal). When
+    /// hit, the search is incomplete, as for --max-steps.
+    #[arg(long, default_value_t = SearchLimits::default().max_total_steps, value_name = "N")]
+    max_total_steps: u64,
     /// Extension steps of the listing of filtered candidates per component (a listing bound).
     #[arg(long, default_value_t = SearchLimits::default().max_filtered_steps, value_name = "N")]
     max_filtered_steps: u64,
@@ -296,6 +300,7 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
         limits: SearchLimits {
             max_cycles: args.max_cycles,
             max_steps: args.max_steps,
+            max_total_steps: args.max_total_steps,
             max_filtered_steps: args.max_filtered_steps,
             max_listed: args.max_listed,
             max_examples: args.max_examples,

@@ -50,8 +50,12 @@ impl GraphLevel {
 pub struct SearchLimits {
     /// Distinct candidates (one per set of locks and filter) per component.
     pub max_cycles: u64,
-    /// Extension steps per component.
+    /// Extension steps per component (enumeration), or per root-cause edge (the search for its
+    /// shortest valid cycle).
     pub max_steps: u64,
+    /// Work (extension steps and graph traversal) of all root-cause searches of one level
+    /// together: on a hostile trace whose graph is nearly complete, most edges are root causes.
+    pub max_total_steps: u64,
     /// Extension steps spent following infeasible branches (to name their filter), per component.
     pub max_filtered_steps: u64,
     /// Filtered candidates listed per level (the rest are not searched for).
@@ -68,6 +72,7 @@ impl Default for SearchLimits {
         SearchLimits {
             max_cycles: 10_000,
             max_steps: 5_000_000,
+            max_total_steps: 50_000_000,
             max_filtered_steps: 200_000,
             max_listed: 1_000,
             max_examples: 10,
@@ -985,7 +990,17 @@ pub fn find_root_causes(
         t.len()
     };
     let mut causes: Vec<RootCause> = Vec::new();
-    for &(u, v) in &change {
+    let mut total: u64 = 0;
+    for (k, &(u, v)) in change.iter().enumerate() {
+        if total > limits.max_total_steps {
+            result.warnings.push(format!(
+                "{} root-cause search stopped after {total} steps in all (--max-total-steps) with {} of {} changed edges not searched; results may be incomplete",
+                level.name(),
+                change.len() - k,
+                change.len()
+            ));
+            break;
+        }
         // Distances to u over the reverse graph.
         let mut dist: HashMap<u32, u32> = HashMap::new();
         dist.insert(u, 0);
@@ -995,7 +1010,9 @@ pub fn find_root_causes(
             depth += 1;
             let mut next = Vec::new();
             for &x in &frontier {
-                for &w in radj.get(&x).map(Vec::as_slice).unwrap_or(&[]) {
+                let preds = radj.get(&x).map(Vec::as_slice).unwrap_or(&[]);
+                total += preds.len() as u64;
+                for &w in preds {
                     if let std::collections::hash_map::Entry::Vacant(e) = dist.entry(w) {
                         e.insert(depth);
                         next.push(w);
@@ -1064,6 +1081,7 @@ pub fn find_root_causes(
             }
         }
         result.steps += s.steps;
+        total += s.steps;
         if s.found.is_empty() {
             continue;
         }

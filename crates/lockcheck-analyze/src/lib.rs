@@ -255,7 +255,7 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         Levels::Instance => Default::default(),
         _ => run(GraphLevel::Class),
     };
-    let complete = inst_w.is_empty() && class_w.is_empty();
+    let complete = inst_w.is_empty() && class_w.is_empty() && model.anomalies.held_overflow == 0;
     warnings.extend(inst_w);
     warnings.extend(class_w);
     warnings.extend(inst_n);

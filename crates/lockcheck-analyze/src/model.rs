@@ -28,6 +28,11 @@ pub type SiteId = u32;
 /// would otherwise grow without bound. When full, the newest replaces the last slot, so the
 /// earliest and the latest clocks are kept (the ones most likely to be concurrent with others).
 pub const MAX_CLOCKS_PER_DEP: usize = 4;
+/// The most locks one thread is taken to hold at once. A real program never comes near it; a
+/// trace that does has lost its releases, and a held set that grows without bound would make
+/// every later acquisition a dependency on thousands of locks. Beyond it the oldest held lock is
+/// forgotten, counted in [`Anomalies::held_overflow`] (a warning, and an incomplete analysis).
+pub const MAX_HELD: usize = 64;
 /// How many distinct site combinations a dependency remembers for reports.
 pub const MAX_SITES_PER_DEP: usize = 4;
 
@@ -141,6 +146,8 @@ pub struct Anomalies {
     pub convert_not_held: u64,
     /// Events after the first that were a second header, or events before any header.
     pub misplaced_header: u64,
+    /// Acquisitions by a thread already holding [`MAX_HELD`] locks (its oldest was forgotten).
+    pub held_overflow: u64,
 }
 
 impl Anomalies {
@@ -174,6 +181,12 @@ impl Anomalies {
             "mode conversion(s) of a lock that was not held",
         );
         add(self.misplaced_header, "misplaced header(s)");
+        if self.held_overflow > 0 {
+            w.push(format!(
+                "{} acquisition(s) by a thread already holding {MAX_HELD} locks, beyond any real program (releases missing?): the oldest held lock was forgotten each time, so dependencies on it may be missing; results may be incomplete",
+                self.held_overflow
+            ));
+        }
         w
     }
 }
@@ -638,6 +651,10 @@ impl ModelBuilder {
                 self.mark_written(l, *m);
                 self.threads[t as usize].pending = None;
                 self.add_dep(t, l, *m, *how, site, false);
+                if self.threads[t as usize].held.len() >= MAX_HELD {
+                    self.model.anomalies.held_overflow += 1;
+                    self.threads[t as usize].held.remove(0);
+                }
                 self.threads[t as usize].held.push(Held {
                     lock: l,
                     mode: *m,
