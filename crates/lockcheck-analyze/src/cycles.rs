@@ -139,9 +139,13 @@ pub fn node_of(model: &Model, level: GraphLevel, lock: LockId) -> u32 {
     }
 }
 
+/// The lock graph of one level: `(held node, acquired node)` -> indices of the dependencies
+/// making the edge (see [`edges`]).
+pub type EdgeMap = HashMap<(u32, u32), Vec<u32>, foldhash::fast::RandomState>;
+
 /// The lock graph of one level: edges labelled by dependency indices.
-pub fn edges(model: &Model, level: GraphLevel) -> HashMap<(u32, u32), Vec<u32>> {
-    let mut edges: HashMap<(u32, u32), Vec<u32>> = HashMap::new();
+pub fn edges(model: &Model, level: GraphLevel) -> EdgeMap {
+    let mut edges: EdgeMap = EdgeMap::default();
     let mut froms: Vec<u32> = Vec::new();
     for (i, rec) in model.deps.iter().enumerate() {
         let to = node_of(model, level, rec.dep.lock);
@@ -377,7 +381,16 @@ pub fn describe(model: &Model, e: &Infeasible<LockId>) -> String {
 
 /// Finds the candidates of one level.
 pub fn find_cycles(model: &Model, level: GraphLevel, limits: &SearchLimits) -> LevelResult {
-    let edges = edges(model, level);
+    find_cycles_on(model, level, &edges(model, level), limits)
+}
+
+/// [`find_cycles`] on the level's graph computed once by the caller ([`edges`]).
+pub fn find_cycles_on(
+    model: &Model,
+    level: GraphLevel,
+    edges: &EdgeMap,
+    limits: &SearchLimits,
+) -> LevelResult {
     let mut graph: DiGraphMap<u32, ()> = DiGraphMap::new();
     for &(a, b) in edges.keys() {
         graph.add_edge(a, b, ());
@@ -393,7 +406,9 @@ pub fn find_cycles(model: &Model, level: GraphLevel, limits: &SearchLimits) -> L
         let index: HashMap<u32, usize> = scc.iter().enumerate().map(|(i, &n)| (n, i)).collect();
         let mut adj: Vec<Vec<(usize, &[u32])>> = vec![Vec::new(); scc.len()];
         let mut radj: Vec<Vec<usize>> = vec![Vec::new(); scc.len()];
-        let mut threads: Vec<u64> = Vec::new();
+        // Distinct threads of the component, as a bitmap over global thread ids.
+        let mut seen_thread = vec![false; model.threads.len()];
+        let mut threads = 0usize;
         for (i, &n) in scc.iter().enumerate() {
             let mut succ: Vec<u32> = graph
                 .neighbors(n)
@@ -402,15 +417,21 @@ pub fn find_cycles(model: &Model, level: GraphLevel, limits: &SearchLimits) -> L
             succ.sort_unstable();
             for m in succ {
                 let deps = edges[&(n, m)].as_slice();
-                threads.extend(deps.iter().map(|&d| model.deps[d as usize].dep.thread));
+                for &d in deps {
+                    let t = model.deps[d as usize].dep.thread as usize;
+                    if let Some(seen) = seen_thread.get_mut(t) {
+                        if !*seen {
+                            *seen = true;
+                            threads += 1;
+                        }
+                    }
+                }
                 adj[i].push((index[&m], deps));
                 radj[index[&m]].push(i);
             }
         }
-        threads.sort_unstable();
-        threads.dedup();
         // A chain has one dependency per distinct thread: no cycle is longer than that.
-        let max_len = threads.len().min(scc.len());
+        let max_len = threads.min(scc.len());
         let mut s = Search {
             model,
             level,
@@ -477,7 +498,7 @@ pub fn find_cycles(model: &Model, level: GraphLevel, limits: &SearchLimits) -> L
             ));
         }
     }
-    same_thread_cycles(model, level, &edges, limits, &mut out, &mut result);
+    same_thread_cycles(model, level, edges, limits, &mut out, &mut result);
     let mut cands: Vec<Candidate> = out.into_values().collect();
     cands.sort_by(|a, b| {
         let order = |f: Option<&str>| {
@@ -511,7 +532,7 @@ pub const MAX_SAME_THREAD_LEN: usize = 4;
 fn same_thread_cycles(
     model: &Model,
     level: GraphLevel,
-    edges: &HashMap<(u32, u32), Vec<u32>>,
+    edges: &EdgeMap,
     limits: &SearchLimits,
     out: &mut HashMap<Key, Candidate>,
     result: &mut LevelResult,
@@ -519,7 +540,8 @@ fn same_thread_cycles(
     let covered: std::collections::HashSet<Vec<u32>> = out.keys().map(|k| k.0.clone()).collect();
     let mut listed = out.keys().filter(|k| k.1.is_some()).count() as u64;
     // Per thread: its own edges, each with one witness dependency.
-    let mut per_thread: HashMap<u64, HashMap<(u32, u32), u32>> = HashMap::new();
+    type Fast<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+    let mut per_thread: Fast<u64, Fast<(u32, u32), u32>> = Fast::default();
     for (&(a, b), deps) in edges {
         for &d in deps {
             let t = model.deps[d as usize].dep.thread;
@@ -742,10 +764,7 @@ pub struct RootCauseResult {
 
 /// The edge weights used to pick the change set: how many blocking or timed acquisitions made
 /// each edge (`try_*` acquisitions cannot wait, so they need no order).
-pub fn edge_weights(
-    model: &Model,
-    edges: &HashMap<(u32, u32), Vec<u32>>,
-) -> HashMap<(u32, u32), u64> {
+pub fn edge_weights(model: &Model, edges: &EdgeMap) -> HashMap<(u32, u32), u64> {
     edges
         .iter()
         .filter_map(|(&e, deps)| {
@@ -956,8 +975,17 @@ pub fn find_root_causes(
     level: GraphLevel,
     limits: &SearchLimits,
 ) -> RootCauseResult {
-    let edges = edges(model, level);
-    let weights = edge_weights(model, &edges);
+    find_root_causes_on(model, level, &edges(model, level), limits)
+}
+
+/// [`find_root_causes`] on the level's graph computed once by the caller ([`edges`]).
+pub fn find_root_causes_on(
+    model: &Model,
+    level: GraphLevel,
+    edges: &EdgeMap,
+    limits: &SearchLimits,
+) -> RootCauseResult {
+    let weights = edge_weights(model, edges);
     let (change, stopped) = change_set(&weights);
     let mut result = RootCauseResult {
         change_set: change.clone(),
@@ -983,12 +1011,7 @@ pub fn find_root_causes(
             .push((b, edges[&(a, b)].as_slice()));
         radj.entry(b).or_default().push(a);
     }
-    let all_threads: usize = {
-        let mut t: Vec<u64> = model.deps.iter().map(|r| r.dep.thread).collect();
-        t.sort_unstable();
-        t.dedup();
-        t.len()
-    };
+    let all_threads: usize = model.threads.len();
     let mut causes: Vec<RootCause> = Vec::new();
     let mut total: u64 = 0;
     for (k, &(u, v)) in change.iter().enumerate() {

@@ -331,9 +331,11 @@ fn local_search(n: usize, edges: &[(usize, usize, u64)], order: &mut Vec<usize>)
 /// strongly connected component ([`min_fas_order`]).
 pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierarchy {
     // Class edges with their dependency count and acquisition sites.
-    let mut weight: HashMap<(ClassId, ClassId), u64> = HashMap::new();
-    let mut occurrences: HashMap<(ClassId, ClassId), u64> = HashMap::new();
-    let mut sites: HashMap<(ClassId, ClassId), BTreeSet<String>> = HashMap::new();
+    type Fast<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+    let mut weight: Fast<(ClassId, ClassId), u64> = Fast::default();
+    let mut occurrences: Fast<(ClassId, ClassId), u64> = Fast::default();
+    // Site ids per edge; turned into locations only for the removed edges.
+    let mut sites: Fast<(ClassId, ClassId), HashSet<crate::model::SiteId>> = Fast::default();
     let mut froms = Vec::new();
     for rec in &model.deps {
         if rec.dep.how == How::Try {
@@ -352,7 +354,7 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
             let s = sites.entry((from, to)).or_default();
             for ds in &rec.sites {
                 if let Some(site) = ds.site {
-                    s.insert(file_line(model.site_loc(site)));
+                    s.insert(site);
                 }
             }
         }
@@ -447,8 +449,10 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
             occurrences: occurrences[&(a, b)],
             sites: sites[&(a, b)]
                 .iter()
+                .map(|&s| file_line(model.site_loc(s)))
+                .collect::<BTreeSet<String>>()
+                .into_iter()
                 .take(MAX_SITES_PER_REMOVED_EDGE)
-                .cloned()
                 .collect(),
             in_violation: violating.contains(&(a, b)),
         })

@@ -235,8 +235,9 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         ..opts.limits
     };
     let run = |level: GraphLevel| {
-        let r = cycles::find_cycles(model, level, &listing);
-        let rc = cycles::find_root_causes(model, level, &opts.limits);
+        let edges = cycles::edges(model, level);
+        let r = cycles::find_cycles_on(model, level, &edges, &listing);
+        let rc = cycles::find_root_causes_on(model, level, &edges, &opts.limits);
         let mut notes = r.notes;
         notes.extend(r.warnings.into_iter().map(|w| {
             w.replace(
@@ -245,13 +246,13 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
             )
         }));
         notes.extend(rc.notes);
-        (r.candidates, rc.root_causes, rc.warnings, notes)
+        (r.candidates, rc.root_causes, rc.warnings, notes, edges)
     };
-    let (inst, inst_rc, inst_w, inst_n) = match opts.levels {
+    let (inst, inst_rc, inst_w, inst_n, inst_edges) = match opts.levels {
         Levels::Class => Default::default(),
         _ => run(GraphLevel::Instance),
     };
-    let (class, class_rc, class_w, class_n) = match opts.levels {
+    let (class, class_rc, class_w, class_n, class_edges) = match opts.levels {
         Levels::Instance => Default::default(),
         _ => run(GraphLevel::Class),
     };
@@ -265,16 +266,6 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     // cause, or whose cycle is over the classes of an instance violation, is that violation
     // (mentioned there); a filtered class cycle over the classes of any instance candidate says
     // nothing new.
-    let inst_edges = if inst_rc.is_empty() {
-        HashMap::new()
-    } else {
-        cycles::edges(model, GraphLevel::Instance)
-    };
-    let class_edges = if class_rc.is_empty() {
-        HashMap::new()
-    } else {
-        cycles::edges(model, GraphLevel::Class)
-    };
     let cls = |l: u32| model.locks[l as usize].class;
     let mut violations: Vec<report::Violation> = inst_rc
         .iter()

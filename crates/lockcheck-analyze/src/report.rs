@@ -454,7 +454,7 @@ pub fn violation(model: &Model, c: &Candidate) -> Violation {
 pub fn root_cause_violation(
     model: &Model,
     rc: &crate::cycles::RootCause,
-    edge_deps: &std::collections::HashMap<(u32, u32), Vec<u32>>,
+    edge_deps: &crate::cycles::EdgeMap,
 ) -> Violation {
     let mut v = violation_on_edges(model, &rc.representative, edge_deps);
     v.combinations = rc.representative.combinations;
@@ -518,7 +518,7 @@ pub fn root_cause_violation(
 pub fn violation_on_edges(
     model: &Model,
     c: &Candidate,
-    edge_deps: &std::collections::HashMap<(u32, u32), Vec<u32>>,
+    edge_deps: &crate::cycles::EdgeMap,
 ) -> Violation {
     let mut v = violation(model, c);
     let n = c.nodes.len();
