@@ -1014,6 +1014,7 @@ pub fn find_root_causes_on(
     let all_threads: usize = model.threads.len();
     let mut causes: Vec<RootCause> = Vec::new();
     let mut total: u64 = 0;
+    let mut example_pool = limits.max_example_steps.saturating_mul(20);
     for (k, &(u, v)) in change.iter().enumerate() {
         if total > limits.max_total_steps {
             result.warnings.push(format!(
@@ -1067,6 +1068,7 @@ pub fn find_root_causes_on(
         let d0s: &[u32] = edges[&(u, v)].as_slice();
         let mut shortest: Option<usize> = None;
         let mut exhaustive = true;
+        let mut steps_at_shortest = 0;
         for len in (back as usize + 1).max(2)..=max_len {
             s.len = len;
             for &d0 in d0s {
@@ -1098,13 +1100,19 @@ pub fn find_root_causes_on(
             }
             if shortest.is_none() && !s.found.is_empty() {
                 shortest = Some(len);
-                // Further examples only count cycles: they run on their own small budget.
-                s.budget = s.steps + limits.max_example_steps;
+                // Further examples only count cycles: they run on their own small budget, and
+                // all root causes of the level share a pool of 20 such budgets (a hostile graph
+                // has thousands of root causes).
+                steps_at_shortest = s.steps;
+                s.budget = s.steps + limits.max_example_steps.min(example_pool);
                 s.max_found = limits.max_examples + 1;
             }
         }
         result.steps += s.steps;
         total += s.steps;
+        if shortest.is_some() {
+            example_pool = example_pool.saturating_sub(s.steps - steps_at_shortest);
+        }
         if s.found.is_empty() {
             continue;
         }

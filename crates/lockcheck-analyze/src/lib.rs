@@ -252,8 +252,12 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         Levels::Class => Default::default(),
         _ => run(GraphLevel::Instance),
     };
+    // When no class has two instances, the class graph is the instance graph renamed: its
+    // findings would all be instance findings again, so only their class cycle is kept.
+    let one_instance_per_class = model.classes.iter().all(|c| c.instances <= 1);
     let (class, class_rc, class_w, class_n, class_edges) = match opts.levels {
         Levels::Instance => Default::default(),
+        Levels::Both if one_instance_per_class => Default::default(),
         _ => run(GraphLevel::Class),
     };
     let complete = inst_w.is_empty() && class_w.is_empty() && model.anomalies.held_overflow == 0;
@@ -269,7 +273,19 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     let cls = |l: u32| model.locks[l as usize].class;
     let mut violations: Vec<report::Violation> = inst_rc
         .iter()
-        .map(|rc| report::root_cause_violation(model, rc, &inst_edges))
+        .map(|rc| {
+            let mut v = report::root_cause_violation(model, rc, &inst_edges);
+            if opts.levels == Levels::Both && one_instance_per_class {
+                v.class_cycle = Some(
+                    rc.representative
+                        .nodes
+                        .iter()
+                        .map(|&l| model.classes[cls(l) as usize].key.clone())
+                        .collect(),
+                );
+            }
+            v
+        })
         .collect();
     let mut inst_violation_sets: HashMap<Vec<ClassId>, usize> = HashMap::new();
     let mut inst_change_edges: HashMap<(ClassId, ClassId), usize> = HashMap::new();
