@@ -315,9 +315,17 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
         config,
         baseline,
     };
+    let started = std::time::Instant::now();
     let mut progress = ProgressDisplay::new(args.quiet);
     let result = analyze_with(&args.traces, &opts, &mut |p| progress.update(p));
     progress.finish();
+    if args.verbose {
+        eprintln!(
+            "lockcheck: analyzed in {:.2} s, peak memory {}",
+            started.elapsed().as_secs_f64(),
+            lockcheck_analyze::peak_rss().unwrap_or_else(|| "unknown".into())
+        );
+    }
     let Analysis { mut report, graph } = match result {
         Ok(a) => a,
         Err(e) => return fail(e),

@@ -710,6 +710,61 @@ mod tests {
         assert_eq!(r.candidates[0].filter, Some("same-thread"));
     }
 
+    /// A -> B and B -> C made often by threads 1 and 2, A -> C too, and C -> A once by thread 3:
+    /// one inverted edge closing two cycles is one root cause.
+    #[test]
+    fn one_inverted_edge_closing_two_cycles_is_one_root_cause() {
+        let mut t = String::from(
+            r#"{"e":"lock","l":1,"c":1}
+{"e":"lock","l":2,"c":2}
+{"e":"lock","l":3,"c":3}
+"#,
+        );
+        let nest = |t: &mut String, th: u32, a: u32, b: u32| {
+            t.push_str(&format!(
+                "{{\"e\":\"acquire\",\"t\":{th},\"l\":{a},\"m\":\"w\"}}\n{{\"e\":\"acquire\",\"t\":{th},\"l\":{b},\"m\":\"w\"}}\n{{\"e\":\"release\",\"t\":{th},\"l\":{b}}}\n{{\"e\":\"release\",\"t\":{th},\"l\":{a}}}\n"
+            ));
+        };
+        for _ in 0..5 {
+            nest(&mut t, 1, 1, 2);
+            nest(&mut t, 2, 2, 3);
+            nest(&mut t, 1, 1, 3);
+        }
+        nest(&mut t, 3, 3, 1);
+        let m = model_of(&[("t", &t)]);
+        let r = find_root_causes(&m, GraphLevel::Instance, &SearchLimits::default());
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        assert_eq!(r.change_set, vec![(2, 0)]);
+        assert_eq!(r.root_causes.len(), 1);
+        let rc = &r.root_causes[0];
+        assert_eq!(rc.edges, vec![(2, 0)]);
+        assert_eq!(
+            rc.representative.nodes.len(),
+            2,
+            "the shortest cycle is shown"
+        );
+        assert_eq!(rc.cycles, 2);
+        assert!(rc.cycles_exhaustive);
+        // Look-alike: the inverted acquisition made by thread 1, which also holds A -> C: the
+        // 2-cycle is one thread's; the 3-cycle A -> B -> C -> A still has distinct threads.
+    }
+
+    #[test]
+    fn the_step_bound_of_a_root_cause_is_named() {
+        let m = model_of(&[("t", AB_BA)]);
+        let limits = SearchLimits {
+            max_steps: 0,
+            ..Default::default()
+        };
+        let r = find_root_causes(&m, GraphLevel::Instance, &limits);
+        assert!(r.root_causes.is_empty());
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(r.warnings[0].contains("--max-steps"), "{:?}", r.warnings);
+        let r = find_root_causes(&m, GraphLevel::Instance, &SearchLimits::default());
+        assert_eq!(r.root_causes.len(), 1);
+        assert!(r.warnings.is_empty());
+    }
+
     #[test]
     fn the_bound_is_reported() {
         let m = model_of(&[("t", AB_BA)]);
@@ -783,6 +838,16 @@ pub fn edge_weights(model: &Model, edges: &EdgeMap) -> HashMap<(u32, u32), u64> 
 /// the backward edges of [`crate::hierarchy::min_fas_order`]. Returns the edges and the number of
 /// components where the local search stopped before converging.
 pub fn change_set(weights: &HashMap<(u32, u32), u64>) -> (Vec<(u32, u32)>, u64) {
+    change_set_ranked(weights, &|n| n as u64)
+}
+
+/// [`change_set`], breaking ties by `rank` of the nodes instead of their ids: with
+/// [`canonical_ranks`], the result does not depend on the order in which the trace's events
+/// interleave (ids are given in order of first appearance).
+pub fn change_set_ranked(
+    weights: &HashMap<(u32, u32), u64>,
+    rank: &dyn Fn(u32) -> u64,
+) -> (Vec<(u32, u32)>, u64) {
     let mut graph: DiGraphMap<u32, u64> = DiGraphMap::new();
     let mut keys: Vec<_> = weights.iter().collect();
     keys.sort_unstable();
@@ -792,7 +857,7 @@ pub fn change_set(weights: &HashMap<(u32, u32), u64>) -> (Vec<(u32, u32)>, u64) 
     let mut out = Vec::new();
     let mut stopped = 0;
     for mut scc in tarjan_scc(&graph).into_iter().filter(|s| s.len() > 1) {
-        scc.sort_unstable();
+        scc.sort_unstable_by_key(|&n| (rank(n), n));
         let index: HashMap<u32, usize> = scc.iter().enumerate().map(|(i, &c)| (c, i)).collect();
         let mut es: Vec<(usize, usize, u64)> = Vec::new();
         for &c in &scc {
@@ -986,7 +1051,9 @@ pub fn find_root_causes_on(
     limits: &SearchLimits,
 ) -> RootCauseResult {
     let weights = edge_weights(model, edges);
-    let (change, stopped) = change_set(&weights);
+    let ranks = canonical_ranks(model, level);
+    let rank = |n: u32| ranks.get(n as usize).copied().unwrap_or(u64::MAX);
+    let (change, stopped) = change_set_ranked(&weights, &rank);
     let mut result = RootCauseResult {
         change_set: change.clone(),
         ..Default::default()
@@ -1117,7 +1184,16 @@ pub fn find_root_causes_on(
             continue;
         }
         let mut found: Vec<Candidate> = s.order.iter().map(|k| s.found[k].clone()).collect();
-        let representative = found.remove(0);
+        // The representative: among the shortest, the canonically smallest set of locks.
+        let canon = |c: &Candidate| {
+            let mut k: Vec<u64> = c.nodes.iter().map(|&n| rank(n)).collect();
+            k.sort_unstable();
+            (c.nodes.len(), k)
+        };
+        let best = (0..found.len())
+            .min_by_key(|&i| canon(&found[i]))
+            .expect("found is not empty");
+        let representative = found.remove(best);
         let cycles = found.len() as u64 + 1;
         found.truncate(limits.max_examples as usize);
         causes.push(RootCause {
@@ -1160,8 +1236,36 @@ pub fn find_root_causes_on(
         }
         m.edges.sort_unstable();
     }
+    merged.sort_by_cached_key(|m| {
+        let mut k: Vec<u64> = m.representative.nodes.iter().map(|&n| rank(n)).collect();
+        k.sort_unstable();
+        k
+    });
     result.root_causes = merged;
     result
+}
+
+/// A rank per node of `level` (index: lock id or class id) that does not depend on the order of
+/// first appearance: instances by (trace, number in the trace), classes by key.
+pub fn canonical_ranks(model: &Model, level: GraphLevel) -> Vec<u64> {
+    let mut order: Vec<u32> = match level {
+        GraphLevel::Instance => (0..model.locks.len() as u32).collect(),
+        GraphLevel::Class => (0..model.classes.len() as u32).collect(),
+    };
+    match level {
+        GraphLevel::Instance => order.sort_by_key(|&l| {
+            let i = &model.locks[l as usize];
+            (i.trace, i.local, l)
+        }),
+        GraphLevel::Class => order.sort_by(|&a, &b| {
+            (&model.classes[a as usize].key, a).cmp(&(&model.classes[b as usize].key, b))
+        }),
+    }
+    let mut ranks = vec![0u64; order.len()];
+    for (r, &n) in order.iter().enumerate() {
+        ranks[n as usize] = r as u64;
+    }
+    ranks
 }
 
 /// A display name of a node of `level`.

@@ -195,6 +195,14 @@ pub fn analyze_with(
     Ok(Analysis { report, graph })
 }
 
+/// The peak resident set size of this process (`VmHWM` of `/proc/self/status`, e.g.
+/// `"544396 kB"`), where the platform has it.
+pub fn peak_rss() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.trim_start_matches("VmHWM:").trim().to_string())
+}
+
 /// With `LOCKCHECK_REPORT_RSS` set, prints the peak resident set size (VmHWM) to stderr.
 fn report_rss() {
     if std::env::var_os("LOCKCHECK_REPORT_RSS").is_none() {
