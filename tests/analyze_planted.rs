@@ -45,7 +45,7 @@ fn check_planted(cfg: PlantedConfig) {
         (Format::Jsonl, "jsonl"),
     ] {
         let path = write_planted(&cfg, format, ext);
-        let run = analyze_json(&[path.clone()], &[]);
+        let run = analyze_json(std::slice::from_ref(&path), &[]);
         assert_eq!(run.code, Some(1), "{ext}: {}", run.stderr);
         let r = run.json();
         assert_eq!(r["summary"]["complete"], true, "{ext}: {:?}", r["warnings"]);
@@ -112,7 +112,7 @@ fn no_planted_inversion_is_clean_and_complete() {
         ..Default::default()
     };
     let path = write_planted(&cfg, Format::Std, "std");
-    let run = analyze_json(&[path.clone()], &[]);
+    let run = analyze_json(std::slice::from_ref(&path), &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let r = run.json();
     assert_eq!(r["summary"]["complete"], true);
@@ -130,7 +130,7 @@ fn a_symmetric_two_cycle_is_one_violation_naming_both_edges() {
         "T1|acq(A)|1\nT1|acq(B)|2\nT1|rel(B)|3\nT1|rel(A)|4\nT2|acq(B)|5\nT2|acq(A)|6\nT2|rel(A)|7\nT2|rel(B)|8\n",
     )
     .unwrap();
-    let run = analyze_json(&[path.clone()], &[]);
+    let run = analyze_json(std::slice::from_ref(&path), &[]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     let r = run.json();
     let vs = r["violations"].as_array().unwrap();
@@ -147,7 +147,7 @@ fn a_symmetric_two_cycle_is_one_violation_naming_both_edges() {
         "T1|acq(A)|1\nT1|acq(B)|2\nT1|rel(B)|3\nT1|rel(A)|4\nT1|acq(B)|5\nT1|acq(A)|6\nT1|rel(A)|7\nT1|rel(B)|8\n",
     )
     .unwrap();
-    let run = analyze_json(&[path.clone()], &[]);
+    let run = analyze_json(std::slice::from_ref(&path), &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -240,12 +240,12 @@ fn exact_fas_order(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
         if base == u64::MAX {
             continue;
         }
-        for v in 0..n {
+        for (v, out_v) in out.iter().enumerate() {
             if set & (1 << v) != 0 {
                 continue;
             }
             // Placing v after `set`: its edges into `set` go backward.
-            let cost: u64 = out[v]
+            let cost: u64 = out_v
                 .iter()
                 .filter(|&&(m, _)| set as u32 & m != 0)
                 .map(|&(_, w)| w)

@@ -5,13 +5,15 @@
 //!
 //! ```text
 //! read (TraceReader per file) -> model (ModelBuilder: per-thread held sets, vector clocks over
-//! fork/join, distinct dependencies) -> cycles (SCCs, bounded search with the iGoodLock filters, at
-//! instance and class level) -> hierarchy (Eades–Lin–Smyth) + timeouts -> report (JSON or text)
+//! fork/join, distinct dependencies) -> cycles (per level: the smallest weighted change set, then
+//! per changed edge the shortest cycle passing the iGoodLock filters = one root cause; a bounded
+//! enumeration lists the filtered cycles) -> hierarchy (weighted feedback arc set: exact, or
+//! Eades–Lin–Smyth plus local search) + timeouts -> report (JSON, text, SARIF, DOT, HTML)
 //! ```
 //!
 //! - [`read`]: the trace readers.
 //! - [`model`]: replays events into a [`model::Model`].
-//! - [`cycles`]: finds candidates and violations.
+//! - [`cycles`]: finds root causes (violations) and filtered candidates.
 //! - [`hierarchy`]: the suggested lock levels and the acquisitions to change.
 //! - [`timeouts`]: wait/hold distributions and suggested timeouts.
 //! - [`report`]: the report's JSON schema and its text renderer.
