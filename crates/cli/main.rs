@@ -43,6 +43,24 @@ enum Command {
         /// without one, list them all.
         rule: Option<String>,
     },
+    /// Convert a trace between formats: to lockcheck's binary `.lct` or to JSON Lines (by the
+    /// output's extension, or --to). Any input format is read (JSON Lines, .lct, STD, RAPID
+    /// binary). Exit 0, or 2 on bad input.
+    Convert {
+        /// The trace to read.
+        input: PathBuf,
+        /// The file to write.
+        output: PathBuf,
+        /// Input format (default: by extension).
+        #[arg(long, value_enum)]
+        input_format: Option<InputFormatArg>,
+        /// Output format (default: `lct` for a `.lct` output, else `json`).
+        #[arg(long, value_enum)]
+        to: Option<ConvertTo>,
+        /// Convert the complete events of a trace whose last event is cut off.
+        #[arg(long)]
+        allow_truncated: bool,
+    },
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell.
@@ -71,6 +89,15 @@ enum Format {
     Html,
 }
 
+/// Output format of `convert`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ConvertTo {
+    /// lockcheck JSON Lines.
+    Json,
+    /// lockcheck's binary format.
+    Lct,
+}
+
 /// When to color text output.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum ColorArg {
@@ -91,6 +118,8 @@ enum InputFormatArg {
     Std,
     /// RAPID binary.
     RapidBin,
+    /// lockcheck's binary format (.lct).
+    Lct,
 }
 
 /// Levels of the lock graph to search.
@@ -312,6 +341,7 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
             InputFormatArg::Json => InputFormat::Json,
             InputFormatArg::Std => InputFormat::Std,
             InputFormatArg::RapidBin => InputFormat::RapidBin,
+            InputFormatArg::Lct => InputFormat::Lct,
         }),
         allow_truncated: args.allow_truncated,
         config,
@@ -484,5 +514,75 @@ fn main() -> ExitCode {
             print_stdout(&buf)
         }
         Command::Man { command } => run_man(command),
+        Command::Convert {
+            input,
+            output,
+            input_format,
+            to,
+            allow_truncated,
+        } => run_convert(&input, &output, input_format, to, allow_truncated),
     }
+}
+
+fn input_format(f: InputFormatArg) -> InputFormat {
+    match f {
+        InputFormatArg::Json => InputFormat::Json,
+        InputFormatArg::Std => InputFormat::Std,
+        InputFormatArg::RapidBin => InputFormat::RapidBin,
+        InputFormatArg::Lct => InputFormat::Lct,
+    }
+}
+
+fn run_convert(
+    input: &Path,
+    output: &Path,
+    format: Option<InputFormatArg>,
+    to: Option<ConvertTo>,
+    allow_truncated: bool,
+) -> ExitCode {
+    use lockcheck_analyze::read::TraceReader;
+    let to = to.unwrap_or(
+        if output
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("lct"))
+        {
+            ConvertTo::Lct
+        } else {
+            ConvertTo::Json
+        },
+    );
+    let reader = match TraceReader::open(input, format.map(input_format)) {
+        Ok(r) => r.allow_truncated(allow_truncated),
+        Err(e) => return fail(e),
+    };
+    let file = match std::fs::File::create(output) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("{}: {e}", output.display())),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    if to == ConvertTo::Lct {
+        buf.extend_from_slice(&lockcheck_core::lct::MAGIC);
+    }
+    let write_err = |e: std::io::Error| fail(format!("{}: {e}", output.display()));
+    for ev in reader {
+        let ev = match ev {
+            Ok(e) => e,
+            Err(e) => return fail(e),
+        };
+        match to {
+            ConvertTo::Lct => lockcheck_core::lct::encode(&ev, &mut buf),
+            ConvertTo::Json => ev.write_line(&mut buf),
+        }
+        if buf.len() >= 1 << 16 {
+            if let Err(e) = out.write_all(&buf) {
+                return write_err(e);
+            }
+            buf.clear();
+        }
+    }
+    if let Err(e) = out.write_all(&buf).and_then(|_| out.flush()) {
+        return write_err(e);
+    }
+    ExitCode::SUCCESS
 }

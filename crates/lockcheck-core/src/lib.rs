@@ -26,5 +26,6 @@
 )]
 
 pub mod deps;
+pub mod lct;
 pub mod order;
 pub mod trace;
