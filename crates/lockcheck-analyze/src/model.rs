@@ -304,15 +304,6 @@ struct TraceMaps {
     header_seen: bool,
 }
 
-#[derive(Hash, PartialEq, Eq, Debug)]
-struct DepKey {
-    thread: ThreadId,
-    lock: LockId,
-    mode: Mode,
-    how: How,
-    held: Vec<(LockId, Mode)>,
-}
-
 /// Builds a [`Model`] from events, one trace after the other.
 ///
 /// ```
@@ -333,7 +324,9 @@ pub struct ModelBuilder {
     model: Model,
     class_by_key: HashMap<String, ClassId>,
     site_by_loc: HashMap<String, SiteId>,
-    dep_index: HashMap<DepKey, Vec<u32>>,
+    /// Hash of a dependency identity -> the dependencies with that hash (see `add_dep`).
+    dep_index: HashMap<u64, Vec<u32>, foldhash::fast::RandomState>,
+    dep_hash: foldhash::fast::RandomState,
     threads: Vec<ThreadState>,
     maps: TraceMaps,
     in_trace: bool,
@@ -512,35 +505,62 @@ impl ModelBuilder {
         if state.held.is_empty() {
             return;
         }
-        let key = DepKey {
-            thread: t,
-            lock,
-            mode,
-            how,
-            held: state.held.iter().map(|h| (h.lock, h.mode)).collect(),
+        let held = &state.held;
+        // The identity (thread, lock, mode, how, held set with modes) is hashed in place and
+        // compared against the stored dependencies: no allocation per acquisition, and the held
+        // set is stored once (in the dependency), not again in an index key.
+        let key = {
+            use std::hash::{BuildHasher, Hash, Hasher};
+            let mut h = self.dep_hash.build_hasher();
+            (t, lock, mode, how, held.len()).hash(&mut h);
+            for x in held {
+                (x.lock, x.mode).hash(&mut h);
+            }
+            h.finish()
         };
-        let sites = DepSites {
-            site,
-            held: state.held.iter().map(|h| h.site).collect(),
+        let same_identity = |d: &Dependency<LockId>| {
+            d.thread == t as u64
+                && d.lock == lock
+                && d.mode == mode
+                && d.how == how
+                && d.held.len() == held.len()
+                && d.held
+                    .iter()
+                    .zip(held)
+                    .all(|(a, b)| a.0 == b.lock && a.1 == b.mode)
+        };
+        let same_sites = |s: &DepSites| {
+            s.site == site
+                && s.held.len() == held.len()
+                && s.held.iter().zip(held).all(|(a, b)| *a == b.site)
         };
         let clock = &state.clock;
         let deps = &mut self.model.deps;
         let slots = self.dep_index.entry(key).or_default();
+        let mut kept = 0usize;
+        let mut last = None;
         for &i in slots.iter() {
             let rec = &mut deps[i as usize];
+            if !same_identity(&rec.dep) {
+                continue;
+            }
+            kept += 1;
+            last = Some(i);
             if rec.dep.clock == *clock {
                 rec.count += 1;
                 rec.pending &= pending;
-                if rec.sites.len() < MAX_SITES_PER_DEP && !rec.sites.contains(&sites) {
-                    rec.sites.push(sites);
+                if rec.sites.len() < MAX_SITES_PER_DEP && !rec.sites.iter().any(same_sites) {
+                    rec.sites.push(DepSites {
+                        site,
+                        held: held.iter().map(|h| h.site).collect(),
+                    });
                 }
                 return;
             }
         }
-        if slots.len() >= MAX_CLOCKS_PER_DEP {
+        if kept >= MAX_CLOCKS_PER_DEP {
             // Replace the newest kept clock: keep the earliest ones and the latest.
-            let last = *slots.last().expect("non-empty");
-            let rec = &mut deps[last as usize];
+            let rec = &mut deps[last.expect("kept > 0") as usize];
             rec.dep.clock = clock.clone();
             rec.count += 1;
             return;
@@ -550,14 +570,17 @@ impl ModelBuilder {
             lock,
             mode,
             how,
-            held: state.held.iter().map(|h| (h.lock, h.mode)).collect(),
+            held: held.iter().map(|h| (h.lock, h.mode)).collect(),
             clock: clock.clone(),
         };
         slots.push(deps.len() as u32);
         deps.push(DepRecord {
             dep,
             count: 1,
-            sites: vec![sites],
+            sites: vec![DepSites {
+                site,
+                held: held.iter().map(|h| h.site).collect(),
+            }],
             pending,
         });
     }
