@@ -135,7 +135,7 @@ enum LevelArg {
 
 #[derive(clap::Args, Debug)]
 struct AnalyzeArgs {
-    /// Trace files, or directories of trace files (*.json, *.jsonl, *.std, *.data).
+    /// Trace files, or directories of trace files (*.json, *.jsonl, *.std, *.data, *.lct).
     #[arg(required = true)]
     traces: Vec<PathBuf>,
     /// Output format.

@@ -330,7 +330,7 @@ impl Iterator for TraceReader {
 }
 
 /// Expands the command line's inputs: files stay, directories become their trace files
-/// (`*.json`, `*.jsonl`, `*.std`, `*.data`, recursively, sorted). Errors name the bad path: a
+/// (`*.json`, `*.jsonl`, `*.std`, `*.data`, `*.lct`, recursively, sorted). Errors name the bad path: a
 /// path that does not exist, or a directory holding no trace file.
 ///
 /// Symbolic links to files are followed; symbolic links to directories inside a directory are
@@ -351,7 +351,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
             return Err(ReadError::new(
                 &name,
                 None,
-                "directory holds no trace files (*.json, *.jsonl, *.std, *.data)",
+                "directory holds no trace files (*.json, *.jsonl, *.std, *.data, *.lct)",
             ));
         }
         found.sort();
