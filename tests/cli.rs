@@ -429,29 +429,57 @@ fn the_largest_corpus_traces_finish_quickly_and_completely() {
 }
 
 #[test]
-fn a_tiny_cycle_bound_says_the_search_is_incomplete() {
+fn a_tiny_step_bound_names_the_limit_and_exits_3() {
+    let run = analyze_json(
+        &[corpus("rapidbin", "DiningPhil.data")],
+        &["--max-steps", "1"],
+    );
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    let r = run.json();
+    assert_eq!(r["summary"]["complete"], false);
+    assert_eq!(r["summary"]["violations"], 0);
+    let w = r["warnings"].as_array().unwrap();
+    assert!(
+        w.iter().any(|w| {
+            let w = w.as_str().unwrap();
+            w.contains("results may be incomplete") && w.contains("--max-steps")
+        }),
+        "{w:?}"
+    );
+    // Opting out: the same warning, exit 0.
+    let run = analyze_json(
+        &[corpus("rapidbin", "DiningPhil.data")],
+        &["--max-steps", "1", "--allow-incomplete"],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let text = lockcheck([
+        "analyze".as_ref(),
+        "--max-steps".as_ref(),
+        "1".as_ref(),
+        corpus("rapidbin", "DiningPhil.data").as_os_str(),
+    ]);
+    assert_eq!(text.code, Some(3));
+    assert!(
+        text.stdout.contains("(search incomplete)"),
+        "{}",
+        text.stdout
+    );
+    // A raised bound completes the search.
+    let run = analyze_json(
+        &[corpus("rapidbin", "DiningPhil.data")],
+        &["--max-steps", "100000000"],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+}
+
+#[test]
+fn a_tiny_listing_bound_never_changes_the_verdict() {
     let run = analyze_json(
         &[corpus("rapidbin", "DiningPhil.data")],
         &["--max-cycles", "0"],
     );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
     let r = run.json();
-    assert_eq!(r["summary"]["complete"], false);
-    let w = r["warnings"].as_array().unwrap();
-    assert!(
-        w.iter()
-            .any(|w| w.as_str().unwrap().contains("results may be incomplete")),
-        "{w:?}"
-    );
-    let text = lockcheck([
-        "analyze".as_ref(),
-        "--max-cycles".as_ref(),
-        "0".as_ref(),
-        corpus("rapidbin", "DiningPhil.data").as_os_str(),
-    ]);
-    assert!(
-        text.stdout
-            .contains("cycle search stopped after 0 candidates"),
-        "{}",
-        text.stdout
-    );
+    assert_eq!(r["summary"]["complete"], true);
+    assert_eq!(violations(&r), 1);
 }

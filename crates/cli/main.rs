@@ -5,7 +5,8 @@
 //! usage. `lockcheck run [OPTIONS] -- <COMMAND>...` runs a command (a test suite) with recording on
 //! and analyzes what it recorded (see `run.rs`). `lockcheck explain`, `completions` and `man` print
 //! help. All logic lives in `lockcheck-analyze`; this file parses arguments, picks the output, and
-//! maps results to exit codes in one place ([`report_exit_code`]).
+//! maps results to exit codes in one place ([`report_exit_code`]): 0 clean, 1 violations, 2 bad input
+//! or usage, 3 no violation found but a search limit was hit (`--allow-incomplete`: 0).
 
 mod run;
 
@@ -33,9 +34,14 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the `analyze` variant (all its flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Replay traces and report lock-order violations, a lock hierarchy and timeouts.
+    #[command(
+        after_help = "Exit codes:\n  0  no violation (and the search was complete)\n  1  a violation not in the baseline was found\n  2  bad input or usage\n  3  no violation found, but a search limit was hit (the warning names it and the flag that\n     raises it); CI should treat it as a failure, or pass --allow-incomplete to accept it"
+    )]
     Analyze(AnalyzeArgs),
     /// Run a command (a test suite) with lock tracing on, then analyze every trace it wrote.
     #[command(after_help = run::EXIT_CODES_HELP)]
@@ -45,6 +51,24 @@ enum Command {
         /// A rule id (lockcheck/lock-order-inversion), filter (gate-lock) or flag (livelock-risk);
         /// without one, list them all.
         rule: Option<String>,
+    },
+    /// Convert a trace between formats: to lockcheck's binary `.lct` or to JSON Lines (by the
+    /// output's extension, or --to). Any input format is read (JSON Lines, .lct, STD, RAPID
+    /// binary). Exit 0, or 2 on bad input.
+    Convert {
+        /// The trace to read.
+        input: PathBuf,
+        /// The file to write.
+        output: PathBuf,
+        /// Input format (default: by extension).
+        #[arg(long, value_enum)]
+        input_format: Option<InputFormatArg>,
+        /// Output format (default: `lct` for a `.lct` output, else `json`).
+        #[arg(long, value_enum)]
+        to: Option<ConvertTo>,
+        /// Convert the complete events of a trace whose last event is cut off.
+        #[arg(long)]
+        allow_truncated: bool,
     },
     /// Print a shell completion script to stdout.
     Completions {
@@ -74,6 +98,15 @@ enum Format {
     Html,
 }
 
+/// Output format of `convert`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ConvertTo {
+    /// lockcheck JSON Lines.
+    Json,
+    /// lockcheck's binary format.
+    Lct,
+}
+
 /// When to color text output.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum ColorArg {
@@ -94,6 +127,8 @@ enum InputFormatArg {
     Std,
     /// RAPID binary.
     RapidBin,
+    /// lockcheck's binary format (.lct).
+    Lct,
 }
 
 /// Levels of the lock graph to search.
@@ -109,7 +144,7 @@ enum LevelArg {
 
 #[derive(clap::Args, Debug)]
 struct AnalyzeArgs {
-    /// Trace files, or directories of trace files (*.json, *.jsonl, *.std, *.data).
+    /// Trace files, or directories of trace files (*.json, *.jsonl, *.std, *.data, *.lct).
     #[arg(required = true)]
     traces: Vec<PathBuf>,
     /// Output format.
@@ -147,9 +182,35 @@ struct AnalysisArgs {
     /// Levels of the lock graph to search.
     #[arg(long, value_enum, default_value_t = LevelArg::Both)]
     level: LevelArg,
-    /// Stop the cycle search of a component after this many candidates.
-    #[arg(long, default_value_t = 10_000)]
+    /// Candidates listed per component by the enumeration of filtered cycles (a listing bound:
+    /// it never changes a verdict).
+    #[arg(long, default_value_t = SearchLimits::default().max_cycles, value_name = "N")]
     max_cycles: u64,
+    /// Extension steps of the search for a valid cycle through one root-cause edge. When hit,
+    /// the search is incomplete: named in the warnings, exit code 3 if nothing was found.
+    #[arg(long, default_value_t = SearchLimits::default().max_steps, value_name = "N")]
+    max_steps: u64,
+    /// Work of all root-cause searches of one level together (steps and graph traversal). When
+    /// hit, the search is incomplete, as for --max-steps.
+    #[arg(long, default_value_t = SearchLimits::default().max_total_steps, value_name = "N")]
+    max_total_steps: u64,
+    /// Extension steps of the listing of filtered candidates per component (a listing bound).
+    #[arg(long, default_value_t = SearchLimits::default().max_filtered_steps, value_name = "N")]
+    max_filtered_steps: u64,
+    /// Filtered candidates listed per level (a listing bound).
+    #[arg(long, default_value_t = SearchLimits::default().max_listed, value_name = "N")]
+    max_listed: u64,
+    /// Further example cycles shown per root cause (`--verbose`, JSON).
+    #[arg(long, default_value_t = SearchLimits::default().max_examples, value_name = "N")]
+    max_examples: u64,
+    /// Extension steps spent per root cause on further examples (only the count of cycles it
+    /// closes depends on it).
+    #[arg(long, default_value_t = SearchLimits::default().max_example_steps, value_name = "N")]
+    max_example_steps: u64,
+    /// Exit 0 instead of 3 when nothing was found but a search limit was hit (the warning is
+    /// still printed).
+    #[arg(long)]
+    allow_incomplete: bool,
     /// Make absolute source paths relative to this directory in SARIF and HTML (default: the
     /// current directory).
     #[arg(long, value_name = "DIR")]
@@ -302,16 +363,12 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
 }
 
 /// Exit code 2: bad input or usage (also what clap uses for a usage error).
-const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_BAD_INPUT: u8 = lockcheck_analyze::report::EXIT_BAD_INPUT;
 
-/// The exit code of an analysis that read its input: 1 when a violation not in the baseline was
-/// found, else 0. The one place that maps a report to an exit code; `run` uses it too.
-fn report_exit_code(report: &Report) -> u8 {
-    if report.has_violations() {
-        1
-    } else {
-        0
-    }
+/// The exit code of an analysis that read its input (see [`lockcheck_analyze::report::exit_code`]:
+/// 1 violations, 3 incomplete unless `allow_incomplete`, else 0). `run` uses it too.
+fn report_exit_code(report: &Report, allow_incomplete: bool) -> u8 {
+    lockcheck_analyze::report::exit_code(report, allow_incomplete)
 }
 
 /// The analysis options from the flags (reads `lockcheck.toml` and the baseline).
@@ -339,12 +396,18 @@ fn load_options(
         },
         limits: SearchLimits {
             max_cycles: a.max_cycles,
-            ..SearchLimits::default()
+            max_steps: a.max_steps,
+            max_total_steps: a.max_total_steps,
+            max_filtered_steps: a.max_filtered_steps,
+            max_listed: a.max_listed,
+            max_examples: a.max_examples,
+            max_example_steps: a.max_example_steps,
         },
         input_format: input_format.map(|f| match f {
             InputFormatArg::Json => InputFormat::Json,
             InputFormatArg::Std => InputFormat::Std,
             InputFormatArg::RapidBin => InputFormat::RapidBin,
+            InputFormatArg::Lct => InputFormat::Lct,
         }),
         allow_truncated,
         config,
@@ -353,10 +416,18 @@ fn load_options(
 }
 
 /// Reads and analyzes `paths`, with a progress bar on a terminal.
-fn analyze_paths(paths: &[PathBuf], opts: &Options, quiet: bool) -> Result<Analysis, String> {
-    let mut progress = ProgressDisplay::new(quiet);
+fn analyze_paths(paths: &[PathBuf], opts: &Options, a: &AnalysisArgs) -> Result<Analysis, String> {
+    let started = std::time::Instant::now();
+    let mut progress = ProgressDisplay::new(a.quiet);
     let result = analyze_with(paths, opts, &mut |p| progress.update(p));
     progress.finish();
+    if a.verbose {
+        eprintln!(
+            "lockcheck: analyzed in {:.2} s, peak memory {}",
+            started.elapsed().as_secs_f64(),
+            lockcheck_analyze::peak_rss().unwrap_or_else(|| "unknown".into())
+        );
+    }
     result.map_err(|e| e.to_string())
 }
 
@@ -443,7 +514,7 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
-    let mut analysis = match analyze_paths(&args.traces, &opts, args.common.quiet) {
+    let mut analysis = match analyze_paths(&args.traces, &opts, &args.common) {
         Ok(a) => a,
         Err(e) => return fail(e),
     };
@@ -495,7 +566,7 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
             }
         }
     }
-    ExitCode::from(report_exit_code(report))
+    ExitCode::from(report_exit_code(report, args.common.allow_incomplete))
 }
 
 fn run_explain(rule: Option<String>) -> ExitCode {
@@ -555,5 +626,75 @@ fn main() -> ExitCode {
             print_stdout(&buf)
         }
         Command::Man { command } => run_man(command),
+        Command::Convert {
+            input,
+            output,
+            input_format,
+            to,
+            allow_truncated,
+        } => run_convert(&input, &output, input_format, to, allow_truncated),
     }
+}
+
+fn input_format(f: InputFormatArg) -> InputFormat {
+    match f {
+        InputFormatArg::Json => InputFormat::Json,
+        InputFormatArg::Std => InputFormat::Std,
+        InputFormatArg::RapidBin => InputFormat::RapidBin,
+        InputFormatArg::Lct => InputFormat::Lct,
+    }
+}
+
+fn run_convert(
+    input: &Path,
+    output: &Path,
+    format: Option<InputFormatArg>,
+    to: Option<ConvertTo>,
+    allow_truncated: bool,
+) -> ExitCode {
+    use lockcheck_analyze::read::TraceReader;
+    let to = to.unwrap_or(
+        if output
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("lct"))
+        {
+            ConvertTo::Lct
+        } else {
+            ConvertTo::Json
+        },
+    );
+    let reader = match TraceReader::open(input, format.map(input_format)) {
+        Ok(r) => r.allow_truncated(allow_truncated),
+        Err(e) => return fail(e),
+    };
+    let file = match std::fs::File::create(output) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("{}: {e}", output.display())),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    if to == ConvertTo::Lct {
+        buf.extend_from_slice(&lockcheck_core::lct::MAGIC);
+    }
+    let write_err = |e: std::io::Error| fail(format!("{}: {e}", output.display()));
+    for ev in reader {
+        let ev = match ev {
+            Ok(e) => e,
+            Err(e) => return fail(e),
+        };
+        match to {
+            ConvertTo::Lct => lockcheck_core::lct::encode(&ev, &mut buf),
+            ConvertTo::Json => ev.write_line(&mut buf),
+        }
+        if buf.len() >= 1 << 16 {
+            if let Err(e) = out.write_all(&buf) {
+                return write_err(e);
+            }
+            buf.clear();
+        }
+    }
+    if let Err(e) = out.write_all(&buf).and_then(|_| out.flush()) {
+        return write_err(e);
+    }
+    ExitCode::SUCCESS
 }

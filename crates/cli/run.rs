@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus};
 
 /// Exit code when the command succeeded but no process wrote a lock event: the gate checked
-/// nothing. (Distinct from `analyze`'s codes, which a later version may extend from 3.)
+/// nothing. (Distinct from `analyze`'s codes 0 to 3.)
 pub(crate) const EXIT_NO_TRACE: u8 = 4;
 
 /// The exit code table, in `lockcheck run --help` (and docs/ci.md).
@@ -34,6 +34,9 @@ Exit codes:
   1  the command succeeded and the analysis found a violation not in the baseline
   2  bad usage or configuration, the command could not be started, or a trace
      could not be read
+  3  the command succeeded and found no violation, but a search limit was hit, so
+     one may be missing (the warning names the limit and its flag;
+     --allow-incomplete: 0)
   4  the command succeeded but no process recorded a lock event (the command
      does not use lockcheck, or its instrumentation is compiled out: release
      builds need lockcheck's `instrument` feature)
@@ -267,7 +270,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
             }
         );
     }
-    let analysis = match analyze_paths(std::slice::from_ref(&dir.path), &opts, quiet) {
+    let analysis = match analyze_paths(std::slice::from_ref(&dir.path), &opts, &args.common) {
         Ok(a) => a,
         Err(e) => {
             error(e);
@@ -313,7 +316,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         // `--quiet` prints the findings only; the gate's verdict still needs one line.
         eprintln!("{}", summary_line(report));
     }
-    finish(report_exit_code(report))
+    finish(report_exit_code(report, args.common.allow_incomplete))
 }
 
 /// Running the command with signals forwarded.

@@ -90,32 +90,65 @@ impl OrderGraph {
                 .key
                 .clone()
         };
-        // name -> (kind, class)
-        let mut nodes: BTreeMap<String, (String, String)> = BTreeMap::new();
-        let mut edges: BTreeMap<(String, String), (BTreeSet<String>, u64)> = BTreeMap::new();
+        // Aggregate by name index and site id (a few machine words per dependency): names and
+        // locations are strings, built once per lock and per distinct edge, not per dependency.
+        let mut name_index: HashMap<String, u32> = HashMap::new();
+        let mut name_list: Vec<(String, u32)> = Vec::new();
+        let lock_name_idx: Vec<u32> = (0..model.locks.len() as u32)
+            .map(|l| {
+                let name = name_of(l);
+                *name_index.entry(name.clone()).or_insert_with(|| {
+                    name_list.push((name, l));
+                    name_list.len() as u32 - 1
+                })
+            })
+            .collect();
+        let mut by_id: HashMap<(u32, u32), (HashSet<u32>, u64)> = HashMap::new();
+        let mut used = vec![false; name_list.len()];
+        let mut froms: Vec<u32> = Vec::new();
         for rec in &model.deps {
-            let to = name_of(rec.dep.lock);
-            nodes
-                .entry(to.clone())
-                .or_insert_with(|| (kind_of(rec.dep.lock), class_of_lock(rec.dep.lock)));
-            let mut froms: Vec<String> = Vec::new();
+            let to = lock_name_idx[rec.dep.lock as usize];
+            used[to as usize] = true;
+            froms.clear();
             for &(h, _) in &rec.dep.held {
-                let from = name_of(h);
+                let from = lock_name_idx[h as usize];
                 if froms.contains(&from) {
                     continue;
                 }
-                nodes
-                    .entry(from.clone())
-                    .or_insert_with(|| (kind_of(h), class_of_lock(h)));
-                froms.push(from.clone());
-                let e = edges.entry((from, to.clone())).or_default();
+                froms.push(from);
+                used[from as usize] = true;
+                let e = by_id.entry((from, to)).or_default();
                 e.1 += 1;
                 for ds in &rec.sites {
                     if let Some(s) = ds.site {
-                        e.0.insert(file_line(model.site_loc(s)));
+                        e.0.insert(s);
                     }
                 }
             }
+        }
+        // name -> (kind, class)
+        let mut nodes: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for (i, (name, l)) in name_list.iter().enumerate() {
+            if used[i] {
+                nodes.insert(name.clone(), (kind_of(*l), class_of_lock(*l)));
+            }
+        }
+        let mut edges: BTreeMap<(String, String), (BTreeSet<String>, u64)> = BTreeMap::new();
+        for ((from, to), (sites, n)) in by_id {
+            let key = (
+                name_list[from as usize].0.clone(),
+                name_list[to as usize].0.clone(),
+            );
+            edges.insert(
+                key,
+                (
+                    sites
+                        .into_iter()
+                        .map(|s| file_line(model.site_loc(s)))
+                        .collect(),
+                    n,
+                ),
+            );
         }
         // Edges of violations, by node names.
         let mut red: HashSet<(String, String)> = HashSet::new();

@@ -28,6 +28,14 @@ pub struct Hierarchy {
     pub removed_edges: Vec<RemovedEdge>,
     /// The levels as a Rust module to paste into a repository.
     pub rust: String,
+    /// Components where the local search for the smallest change set stopped at
+    /// [`MAX_LOCAL_SEARCH_PASSES`] (`removed_edges` may then be larger than needed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub local_search_stopped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One class and its level.
@@ -50,8 +58,11 @@ pub struct RemovedEdge {
     pub from: String,
     /// Class acquired while holding `from`.
     pub to: String,
-    /// Number of distinct dependencies on the edge (its weight).
+    /// Number of distinct dependencies on the edge.
     pub dependencies: u64,
+    /// How many acquisitions made the edge (its weight: the rare order is the one to change).
+    #[serde(default)]
+    pub occurrences: u64,
     /// `file:line` of the acquisitions of `to` that made it (at most
     /// [`MAX_SITES_PER_REMOVED_EDGE`]).
     pub sites: Vec<String>,
@@ -171,11 +182,160 @@ pub fn eades_lin_smyth(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
     s1
 }
 
-/// Computes the hierarchy. `violating` holds the class edges of reported violations.
+/// Components up to this many nodes get an exact minimum feedback arc set (dynamic programming
+/// over subsets: `2^n * n` work); larger ones get Eades–Lin–Smyth improved by local search.
+pub const EXACT_FAS_MAX_NODES: usize = 14;
+
+/// Passes of the local search over every node of a large component. Each pass that moves a node
+/// strictly lowers the weight of the backward edges, so the search ends on its own; this only
+/// bounds the time on hostile inputs, and hitting it is reported by [`min_fas_order`].
+pub const MAX_LOCAL_SEARCH_PASSES: usize = 100;
+
+/// Total weight of the edges that go backward in `order` (a permutation of `0..n`).
+pub fn backward_weight(n: usize, edges: &[(usize, usize, u64)], order: &[usize]) -> u64 {
+    let mut pos = vec![0usize; n];
+    for (p, &v) in order.iter().enumerate() {
+        pos[v] = p;
+    }
+    edges
+        .iter()
+        .filter(|&&(a, b, _)| a != b && pos[a] > pos[b])
+        .map(|&(_, _, w)| w)
+        .sum()
+}
+
+/// A vertex order of `0..n` whose backward edges (`(from, to, weight)` with `from` after `to`)
+/// have a small total weight: a weighted feedback arc set. Exact for at most
+/// [`EXACT_FAS_MAX_NODES`] nodes; otherwise Eades–Lin–Smyth then local search (take one node out
+/// and re-insert it at its best position, until no move helps). The flag is false when the local
+/// search stopped at [`MAX_LOCAL_SEARCH_PASSES`] while moves still helped.
+pub fn min_fas_order(n: usize, edges: &[(usize, usize, u64)]) -> (Vec<usize>, bool) {
+    if n <= 1 {
+        return ((0..n).collect(), true);
+    }
+    if n <= EXACT_FAS_MAX_NODES {
+        return (exact_fas_order(n, edges), true);
+    }
+    let mut order = eades_lin_smyth(n, edges);
+    let converged = local_search(n, edges, &mut order);
+    (order, converged)
+}
+
+/// Minimum weighted feedback arc set by dynamic programming over the sets of nodes placed first.
+/// Ties go to the order that places smaller node indices first.
+fn exact_fas_order(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
+    // out[v]: (bitmask of targets, weight) per edge leaving v.
+    let mut out: Vec<Vec<(u32, u64)>> = vec![Vec::new(); n];
+    for &(a, b, w) in edges {
+        if a != b {
+            out[a].push((1u32 << b, w));
+        }
+    }
+    let full = (1usize << n) - 1;
+    let mut best = vec![u64::MAX; full + 1];
+    let mut choice = vec![0u8; full + 1];
+    best[0] = 0;
+    for set in 0..full {
+        let base = best[set];
+        if base == u64::MAX {
+            continue;
+        }
+        for (v, out_v) in out.iter().enumerate() {
+            if set & (1 << v) != 0 {
+                continue;
+            }
+            // Placing v after `set`: its edges into `set` go backward.
+            let cost: u64 = out_v
+                .iter()
+                .filter(|&&(m, _)| set as u32 & m != 0)
+                .map(|&(_, w)| w)
+                .sum();
+            let next = set | (1 << v);
+            if base + cost < best[next] {
+                best[next] = base + cost;
+                choice[next] = v as u8;
+            }
+        }
+    }
+    let mut order = Vec::with_capacity(n);
+    let mut set = full;
+    while set != 0 {
+        let v = choice[set] as usize;
+        order.push(v);
+        set &= !(1 << v);
+    }
+    order.reverse();
+    order
+}
+
+/// Re-insertion local search; returns false if it stopped at [`MAX_LOCAL_SEARCH_PASSES`].
+fn local_search(n: usize, edges: &[(usize, usize, u64)], order: &mut Vec<usize>) -> bool {
+    let mut out: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
+    let mut inc: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
+    for &(a, b, w) in edges {
+        if a != b {
+            out[a].push((b, w));
+            inc[b].push((a, w));
+        }
+    }
+    // w_out[x] = weight of v -> x, w_in[x] = weight of x -> v, for the node v being moved.
+    let mut w_out = vec![0u64; n];
+    let mut w_in = vec![0u64; n];
+    for _ in 0..MAX_LOCAL_SEARCH_PASSES {
+        let mut improved = false;
+        for v in 0..n {
+            let cur = order.iter().position(|&x| x == v).expect("a permutation");
+            for &(x, w) in &out[v] {
+                w_out[x] += w;
+            }
+            for &(x, w) in &inc[v] {
+                w_in[x] += w;
+            }
+            // Cost of v at insertion point p of the order without v: edges v -> x with x before
+            // p, plus edges x -> v with x at or after p. Scan p from 0 up.
+            let rest: Vec<usize> = order.iter().copied().filter(|&x| x != v).collect();
+            let mut cost: i128 = inc[v].iter().map(|&(_, w)| w as i128).sum();
+            let mut best = (cost, 0usize);
+            let mut cur_cost = if cur == 0 { cost } else { i128::MAX };
+            for (i, &x) in rest.iter().enumerate() {
+                cost += w_out[x] as i128 - w_in[x] as i128;
+                if i + 1 == cur {
+                    cur_cost = cost;
+                }
+                if cost < best.0 {
+                    best = (cost, i + 1);
+                }
+            }
+            for &(x, _) in &out[v] {
+                w_out[x] = 0;
+            }
+            for &(x, _) in &inc[v] {
+                w_in[x] = 0;
+            }
+            if best.0 < cur_cost {
+                let mut next = rest;
+                next.insert(best.1, v);
+                *order = next;
+                improved = true;
+            }
+        }
+        if !improved {
+            return true;
+        }
+    }
+    false
+}
+
+/// Computes the hierarchy. `violating` holds the class edges of reported violations. Edges are
+/// weighted by how often they occur; the change set is a small weighted feedback arc set per
+/// strongly connected component ([`min_fas_order`]).
 pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierarchy {
     // Class edges with their dependency count and acquisition sites.
-    let mut weight: HashMap<(ClassId, ClassId), u64> = HashMap::new();
-    let mut sites: HashMap<(ClassId, ClassId), BTreeSet<String>> = HashMap::new();
+    type Fast<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+    let mut weight: Fast<(ClassId, ClassId), u64> = Fast::default();
+    let mut occurrences: Fast<(ClassId, ClassId), u64> = Fast::default();
+    // Site ids per edge; turned into locations only for the removed edges.
+    let mut sites: Fast<(ClassId, ClassId), HashSet<crate::model::SiteId>> = Fast::default();
     let mut froms = Vec::new();
     for rec in &model.deps {
         if rec.dep.how == How::Try {
@@ -190,21 +350,26 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
             }
             froms.push(from);
             *weight.entry((from, to)).or_default() += 1;
+            *occurrences.entry((from, to)).or_default() += rec.count;
             let s = sites.entry((from, to)).or_default();
             for ds in &rec.sites {
                 if let Some(site) = ds.site {
-                    s.insert(file_line(model.site_loc(site)));
+                    s.insert(site);
                 }
             }
         }
     }
     let mut graph: DiGraphMap<ClassId, u64> = DiGraphMap::new();
-    for (&(a, b), &w) in &weight {
+    for (&(a, b), &w) in &occurrences {
         graph.add_edge(a, b, w);
     }
     let mut removed: BTreeSet<(ClassId, ClassId)> = BTreeSet::new();
+    let mut not_converged = 0usize;
+    // Ties are broken by class key, not by id (ids follow the order of first appearance, which
+    // the interleaving of threads decides).
+    let ranks = crate::cycles::canonical_ranks(model, crate::cycles::GraphLevel::Class);
     for mut scc in tarjan_scc(&graph).into_iter().filter(|s| s.len() > 1) {
-        scc.sort_unstable();
+        scc.sort_unstable_by_key(|&c| ranks[c as usize]);
         let index: HashMap<ClassId, usize> = scc.iter().enumerate().map(|(i, &c)| (c, i)).collect();
         let mut es: Vec<(usize, usize, u64)> = Vec::new();
         for &c in &scc {
@@ -215,7 +380,10 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
             }
         }
         es.sort_unstable();
-        let order = eades_lin_smyth(scc.len(), &es);
+        let (order, converged) = min_fas_order(scc.len(), &es);
+        if !converged {
+            not_converged += 1;
+        }
         let mut pos = vec![0usize; scc.len()];
         for (p, &v) in order.iter().enumerate() {
             pos[v] = p;
@@ -281,10 +449,13 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
             from: model.classes[a as usize].key.clone(),
             to: model.classes[b as usize].key.clone(),
             dependencies: weight[&(a, b)],
+            occurrences: occurrences[&(a, b)],
             sites: sites[&(a, b)]
                 .iter()
+                .map(|&s| file_line(model.site_loc(s)))
+                .collect::<BTreeSet<String>>()
+                .into_iter()
                 .take(MAX_SITES_PER_REMOVED_EDGE)
-                .cloned()
                 .collect(),
             in_violation: violating.contains(&(a, b)),
         })
@@ -294,6 +465,7 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
         levels,
         removed_edges,
         rust,
+        local_search_stopped: not_converged as u64,
     }
 }
 
@@ -419,6 +591,7 @@ pub fn check_declared(
                 class_cycle: None,
                 combinations: count,
                 baselined: false,
+                root_cause: None,
             }
         })
         .collect();
@@ -436,6 +609,65 @@ mod tests {
         assert_eq!(order, vec![0, 1]);
         let order = eades_lin_smyth(2, &[(0, 1, 1), (1, 0, 5)]);
         assert_eq!(order, vec![1, 0]);
+    }
+
+    fn brute_force_min(n: usize, edges: &[(usize, usize, u64)]) -> u64 {
+        fn perms(rest: &mut Vec<usize>, cur: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+            if rest.is_empty() {
+                out.push(cur.clone());
+                return;
+            }
+            for i in 0..rest.len() {
+                let v = rest.remove(i);
+                cur.push(v);
+                perms(rest, cur, out);
+                cur.pop();
+                rest.insert(i, v);
+            }
+        }
+        let mut all = Vec::new();
+        perms(&mut (0..n).collect(), &mut Vec::new(), &mut all);
+        all.iter()
+            .map(|o| backward_weight(n, edges, o))
+            .min()
+            .unwrap()
+    }
+
+    #[test]
+    fn exact_fas_matches_brute_force_and_local_search_never_loses() {
+        let mut x: u64 = 0x1234_5678;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..200 {
+            let n = 2 + (next() % 6) as usize;
+            let m = next() % 16;
+            let edges: Vec<(usize, usize, u64)> = (0..m)
+                .map(|_| {
+                    (
+                        (next() % n as u64) as usize,
+                        (next() % n as u64) as usize,
+                        1 + next() % 9,
+                    )
+                })
+                .filter(|e| e.0 != e.1)
+                .collect();
+            let (order, done) = min_fas_order(n, &edges);
+            assert!(done);
+            assert_eq!(
+                backward_weight(n, &edges, &order),
+                brute_force_min(n, &edges),
+                "{edges:?}"
+            );
+            // Local search from Eades–Lin–Smyth is never worse than Eades–Lin–Smyth.
+            let els = eades_lin_smyth(n, &edges);
+            let mut improved = els.clone();
+            assert!(local_search(n, &edges, &mut improved));
+            assert!(backward_weight(n, &edges, &improved) <= backward_weight(n, &edges, &els));
+        }
     }
 
     #[test]

@@ -5,13 +5,15 @@
 //!
 //! ```text
 //! read (TraceReader per file) -> model (ModelBuilder: per-thread held sets, vector clocks over
-//! fork/join, distinct dependencies) -> cycles (SCCs, bounded search with the iGoodLock filters, at
-//! instance and class level) -> hierarchy (Eades–Lin–Smyth) + timeouts -> report (JSON or text)
+//! fork/join, distinct dependencies) -> cycles (per level: the smallest weighted change set, then
+//! per changed edge the shortest cycle passing the iGoodLock filters = one root cause; a bounded
+//! enumeration lists the filtered cycles) -> hierarchy (weighted feedback arc set: exact, or
+//! Eades–Lin–Smyth plus local search) + timeouts -> report (JSON, text, SARIF, DOT, HTML)
 //! ```
 //!
 //! - [`read`]: the trace readers.
 //! - [`model`]: replays events into a [`model::Model`].
-//! - [`cycles`]: finds candidates and violations.
+//! - [`cycles`]: finds root causes (violations) and filtered candidates.
 //! - [`hierarchy`]: the suggested lock levels and the acquisitions to change.
 //! - [`timeouts`]: wait/hold distributions and suggested timeouts.
 //! - [`self_deadlock`]: requests of a lock the thread already holds.
@@ -197,6 +199,14 @@ pub fn analyze_with(
     Ok(Analysis { report, graph })
 }
 
+/// The peak resident set size of this process (`VmHWM` of `/proc/self/status`, e.g.
+/// `"544396 kB"`), where the platform has it.
+pub fn peak_rss() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.trim_start_matches("VmHWM:").trim().to_string())
+}
+
 /// With `LOCKCHECK_REPORT_RSS` set, prints the peak resident set size (VmHWM) to stderr.
 fn report_rss() {
     if std::env::var_os("LOCKCHECK_REPORT_RSS").is_none() {
@@ -230,91 +240,123 @@ fn class_set(model: &Model, c: &Candidate) -> Vec<ClassId> {
 pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     let mut warnings = model.anomalies.warnings();
     warnings.extend(model.approximations.warnings());
-    let run = |level: GraphLevel| {
-        let r = cycles::find_cycles(model, level, &opts.limits);
-        (r.candidates, r.warnings, r.notes)
+    // Violations: one per root cause, decided per edge of the smallest change set (every cycle
+    // crosses one). The enumeration below only lists the filtered candidates, so its bounds
+    // limit that listing, never a verdict.
+    let listing = SearchLimits {
+        max_steps: opts.limits.max_steps.min(opts.limits.max_filtered_steps),
+        ..opts.limits
     };
-    let (inst, inst_w, inst_n) = match opts.levels {
+    let run = |level: GraphLevel| {
+        let edges = cycles::edges(model, level);
+        let r = cycles::find_cycles_on(model, level, &edges, &listing);
+        let rc = cycles::find_root_causes_on(model, level, &edges, &opts.limits);
+        let mut notes = r.notes;
+        notes.extend(r.warnings.into_iter().map(|w| {
+            w.replace(
+                "; results may be incomplete (raise --max-cycles)",
+                " (only the listing of filtered candidates is affected; raise --max-cycles or --max-filtered-steps)",
+            )
+        }));
+        notes.extend(rc.notes);
+        (r.candidates, rc.root_causes, rc.warnings, notes, edges)
+    };
+    let (inst, inst_rc, inst_w, inst_n, inst_edges) = match opts.levels {
         Levels::Class => Default::default(),
         _ => run(GraphLevel::Instance),
     };
-    let (class, class_w, class_n) = match opts.levels {
+    // When no class has two instances, the class graph is the instance graph renamed: its
+    // findings would all be instance findings again, so only their class cycle is kept.
+    let one_instance_per_class = model.classes.iter().all(|c| c.instances <= 1);
+    let (class, class_rc, class_w, class_n, class_edges) = match opts.levels {
         Levels::Instance => Default::default(),
+        Levels::Both if one_instance_per_class => Default::default(),
         _ => run(GraphLevel::Class),
     };
-    let complete = inst_w.is_empty() && class_w.is_empty();
+    let complete = inst_w.is_empty() && class_w.is_empty() && model.anomalies.held_overflow == 0;
     warnings.extend(inst_w);
     warnings.extend(class_w);
     warnings.extend(inst_n);
     warnings.extend(class_n);
 
-    // One bug, one finding: a class cycle over the classes of an instance violation is that
-    // violation (mentioned there); a filtered class cycle over the classes of any instance
-    // candidate says nothing new.
-    let inst_violation_sets: HashMap<Vec<ClassId>, usize> = inst
+    // One bug, one finding: a class root cause whose edge is the class edge of an instance root
+    // cause, or whose cycle is over the classes of an instance violation, is that violation
+    // (mentioned there); a filtered class cycle over the classes of any instance candidate says
+    // nothing new.
+    let cls = |l: u32| model.locks[l as usize].class;
+    let mut violations: Vec<report::Violation> = inst_rc
         .iter()
-        .filter(|c| c.filter.is_none())
-        .enumerate()
-        .map(|(i, c)| (class_set(model, c), i))
+        .map(|rc| {
+            let mut v = report::root_cause_violation(model, rc, &inst_edges);
+            if opts.levels == Levels::Both && one_instance_per_class {
+                v.class_cycle = Some(
+                    rc.representative
+                        .nodes
+                        .iter()
+                        .map(|&l| model.classes[cls(l) as usize].key.clone())
+                        .collect(),
+                );
+            }
+            v
+        })
         .collect();
+    let mut inst_violation_sets: HashMap<Vec<ClassId>, usize> = HashMap::new();
+    let mut inst_change_edges: HashMap<(ClassId, ClassId), usize> = HashMap::new();
+    for (i, rc) in inst_rc.iter().enumerate() {
+        inst_violation_sets
+            .entry(class_set(model, &rc.representative))
+            .or_insert(i);
+        for &(a, b) in &rc.edges {
+            inst_change_edges.entry((cls(a), cls(b))).or_insert(i);
+        }
+    }
     let inst_sets: HashSet<Vec<ClassId>> = inst.iter().map(|c| class_set(model, c)).collect();
-    // The ids hash the sites of every dependency on a cycle's edges: see `violation_on_edges`.
-    let has_violation = |v: &[Candidate]| v.iter().any(|c| c.filter.is_none());
-    let inst_edges = if has_violation(&inst) {
-        cycles::edges(model, GraphLevel::Instance)
-    } else {
-        HashMap::new()
-    };
-    let class_edges = if has_violation(&class) {
-        cycles::edges(model, GraphLevel::Class)
-    } else {
-        HashMap::new()
-    };
-    let mut violations: Vec<report::Violation> = inst
-        .iter()
-        .filter(|c| c.filter.is_none())
-        .map(|c| report::violation_on_edges(model, c, &inst_edges))
-        .collect();
     let mut filtered: Vec<report::Filtered> = inst
         .iter()
         .filter(|c| c.filter.is_some())
         .map(|c| report::filtered(model, c))
         .collect();
-    for c in &class {
-        let set = class_set(model, c);
-        match c.filter {
-            None => match inst_violation_sets.get(&set) {
-                Some(&i) => {
-                    violations[i].class_cycle = Some(
-                        c.nodes
-                            .iter()
-                            .map(|&n| model.classes[n as usize].key.clone())
-                            .collect(),
-                    );
-                }
-                None => violations.push(report::violation_on_edges(model, c, &class_edges)),
-            },
-            Some(_) => {
-                if !inst_sets.contains(&set) {
-                    filtered.push(report::filtered(model, c));
-                }
+    for rc in &class_rc {
+        let same = rc
+            .edges
+            .iter()
+            .find_map(|e| inst_change_edges.get(e))
+            .or_else(|| inst_violation_sets.get(&class_set(model, &rc.representative)));
+        match same {
+            Some(&i) => {
+                violations[i].class_cycle = Some(
+                    rc.representative
+                        .nodes
+                        .iter()
+                        .map(|&n| model.classes[n as usize].key.clone())
+                        .collect(),
+                );
             }
+            None => violations.push(report::root_cause_violation(model, rc, &class_edges)),
+        }
+    }
+    for c in class.iter().filter(|c| c.filter.is_some()) {
+        if !inst_sets.contains(&class_set(model, c)) {
+            filtered.push(report::filtered(model, c));
         }
     }
 
     // Class edges of violations, for the hierarchy.
     let mut violating: HashSet<(ClassId, ClassId)> = HashSet::new();
-    for c in inst.iter().chain(&class).filter(|c| c.filter.is_none()) {
-        let cls: Vec<ClassId> = match c.level {
-            GraphLevel::Instance => c
-                .nodes
-                .iter()
-                .map(|&l| model.locks[l as usize].class)
-                .collect(),
+    for rc in inst_rc.iter().chain(&class_rc) {
+        let c = &rc.representative;
+        let nodes: Vec<ClassId> = match c.level {
+            GraphLevel::Instance => c.nodes.iter().map(|&l| cls(l)).collect(),
             GraphLevel::Class => c.nodes.clone(),
         };
-        for i in 0..cls.len() {
-            violating.insert((cls[i], cls[(i + 1) % cls.len()]));
+        for i in 0..nodes.len() {
+            violating.insert((nodes[i], nodes[(i + 1) % nodes.len()]));
+        }
+        for &(a, b) in &rc.edges {
+            violating.insert(match c.level {
+                GraphLevel::Instance => (cls(a), cls(b)),
+                GraphLevel::Class => (a, b),
+            });
         }
     }
     // One bug, one finding: the same cycle in several processes (two test binaries running the
@@ -345,6 +387,13 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     }
 
     let hierarchy = hierarchy::suggest(model, &violating);
+    if hierarchy.local_search_stopped > 0 {
+        warnings.push(format!(
+            "the suggested change set is not proven minimal in {} component(s): the local search stopped after {} passes",
+            hierarchy.local_search_stopped,
+            hierarchy::MAX_LOCAL_SEARCH_PASSES
+        ));
+    }
     let timeouts = timeouts::suggest(model);
 
     let filtered_by: Vec<FilterCount> = FILTER_ORDER

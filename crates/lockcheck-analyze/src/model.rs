@@ -44,6 +44,11 @@ pub const MAX_CLOCKS_PER_DEP: usize = 256;
 /// acquisitions to change. Distinct combinations are code paths, so a program rarely comes near
 /// it; those beyond it are counted in [`DepRecord::sites_dropped`] and warned about.
 pub const MAX_SITES_PER_DEP: usize = 64;
+/// The most locks one thread is taken to hold at once. A real program never comes near it; a
+/// trace that does has lost its releases, and a held set that grows without bound would make
+/// every later acquisition a dependency on thousands of locks. Beyond it the oldest held lock is
+/// forgotten, counted in [`Anomalies::held_overflow`] (a warning, and an incomplete analysis).
+pub const MAX_HELD: usize = 64;
 
 /// A thread of some trace.
 #[derive(Debug, Clone)]
@@ -263,6 +268,8 @@ pub struct Anomalies {
     pub convert_not_held: u64,
     /// Events after the first that were a second header, or events before any header.
     pub misplaced_header: u64,
+    /// Acquisitions by a thread already holding [`MAX_HELD`] locks (its oldest was forgotten).
+    pub held_overflow: u64,
 }
 
 impl Anomalies {
@@ -296,6 +303,12 @@ impl Anomalies {
             "mode conversion(s) of a lock that was not held",
         );
         add(self.misplaced_header, "misplaced header(s)");
+        if self.held_overflow > 0 {
+            w.push(format!(
+                "{} acquisition(s) by a thread already holding {MAX_HELD} locks, beyond any real program (releases missing?): the oldest held lock was forgotten each time, so dependencies on it may be missing; results may be incomplete",
+                self.held_overflow
+            ));
+        }
         w
     }
 }
@@ -425,15 +438,6 @@ struct TraceMaps {
     header_seen: bool,
 }
 
-#[derive(Hash, PartialEq, Eq, Debug)]
-struct DepKey {
-    thread: ThreadId,
-    lock: LockId,
-    mode: Mode,
-    how: How,
-    held: Vec<(LockId, Mode)>,
-}
-
 /// Builds a [`Model`] from events, one trace after the other.
 ///
 /// ```
@@ -454,7 +458,9 @@ pub struct ModelBuilder {
     model: Model,
     class_by_key: HashMap<String, ClassId>,
     site_by_loc: HashMap<String, SiteId>,
-    dep_index: HashMap<DepKey, Vec<u32>>,
+    /// Hash of a dependency identity -> the dependencies with that hash (see `add_dep`).
+    dep_index: HashMap<u64, Vec<u32>, foldhash::fast::RandomState>,
+    dep_hash: foldhash::fast::RandomState,
     self_index: HashMap<(SelfKind, LockId, Option<SiteId>, Option<SiteId>), u32>,
     threads: Vec<ThreadState>,
     maps: TraceMaps,
@@ -632,16 +638,38 @@ impl ModelBuilder {
         if state.held.is_empty() {
             return;
         }
-        let key = DepKey {
-            thread: t,
-            lock,
-            mode,
-            how,
-            held: state.held.iter().map(|h| (h.lock, h.mode)).collect(),
+        let held = &state.held;
+        // The identity (thread, lock, mode, how, held set with modes) is hashed in place and
+        // compared against the stored dependencies: no allocation per acquisition, and the held
+        // set is stored once (in the dependency), not again in an index key.
+        let key = {
+            use std::hash::{BuildHasher, Hash, Hasher};
+            let mut h = self.dep_hash.build_hasher();
+            (t, lock, mode, how, held.len()).hash(&mut h);
+            for x in held {
+                (x.lock, x.mode).hash(&mut h);
+            }
+            h.finish()
         };
-        let sites = DepSites {
+        let same_identity = |d: &Dependency<LockId>| {
+            d.thread == t as u64
+                && d.lock == lock
+                && d.mode == mode
+                && d.how == how
+                && d.held.len() == held.len()
+                && d.held
+                    .iter()
+                    .zip(held)
+                    .all(|(a, b)| a.0 == b.lock && a.1 == b.mode)
+        };
+        let same_sites = |s: &DepSites| {
+            s.site == site
+                && s.held.len() == held.len()
+                && s.held.iter().zip(held).all(|(a, b)| *a == b.site)
+        };
+        let new_sites = || DepSites {
             site,
-            held: state.held.iter().map(|h| h.site).collect(),
+            held: held.iter().map(|h| h.site).collect(),
         };
         let clock = &state.clock;
         let deps = &mut self.model.deps;
@@ -650,9 +678,9 @@ impl ModelBuilder {
         let bump = |rec: &mut DepRecord, approx: &mut Approximations| {
             rec.count += 1;
             rec.pending &= pending;
-            if !rec.sites.contains(&sites) {
+            if !rec.sites.iter().any(same_sites) {
                 if rec.sites.len() < MAX_SITES_PER_DEP {
-                    rec.sites.push(sites.clone());
+                    rec.sites.push(new_sites());
                 } else {
                     if rec.sites_dropped == 0 {
                         approx.deps_with_dropped_sites += 1;
@@ -661,22 +689,28 @@ impl ModelBuilder {
                 }
             }
         };
-        if let Some(&i) = slots
-            .iter()
-            .find(|&&i| deps[i as usize].dep.clock == *clock)
-        {
-            bump(&mut deps[i as usize], approx);
-            return;
+        // The same identity with this clock, and how many clocks the identity keeps.
+        let mut kept = 0usize;
+        for &i in slots.iter() {
+            let rec = &mut deps[i as usize];
+            if !same_identity(&rec.dep) {
+                continue;
+            }
+            if rec.dep.clock == *clock {
+                bump(rec, approx);
+                return;
+            }
+            kept += 1;
         }
         let unordered = VectorClock::new();
-        let clock = if slots.len() >= MAX_CLOCKS_PER_DEP {
+        let clock = if kept >= MAX_CLOCKS_PER_DEP {
             // Not exact any more: merge into the one occurrence without ordering, which no
             // fork/join argument can remove from a cycle.
             approx.unordered_occurrences += 1;
-            if let Some(&i) = slots
-                .iter()
-                .find(|&&i| deps[i as usize].dep.clock == unordered)
-            {
+            if let Some(&i) = slots.iter().find(|&&i| {
+                let d = &deps[i as usize].dep;
+                same_identity(d) && d.clock == unordered
+            }) {
                 bump(&mut deps[i as usize], approx);
                 return;
             }
@@ -690,14 +724,14 @@ impl ModelBuilder {
             lock,
             mode,
             how,
-            held: state.held.iter().map(|h| (h.lock, h.mode)).collect(),
+            held: held.iter().map(|h| (h.lock, h.mode)).collect(),
             clock,
         };
         slots.push(deps.len() as u32);
         deps.push(DepRecord {
             dep,
             count: 1,
-            sites: vec![sites],
+            sites: vec![new_sites()],
             sites_dropped: 0,
             pending,
         });
@@ -888,6 +922,10 @@ impl ModelBuilder {
                     }
                 }
                 self.add_dep(t, l, *m, *how, site, false);
+                if self.threads[t as usize].held.len() >= MAX_HELD {
+                    self.model.anomalies.held_overflow += 1;
+                    self.threads[t as usize].held.remove(0);
+                }
                 self.threads[t as usize].held.push(Held {
                     lock: l,
                     mode: *m,

@@ -197,6 +197,51 @@ pub struct Violation {
     /// The id is in the baseline given with `--baseline`: reported, but not failing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub baselined: bool,
+    /// For a lock-order inversion: its root cause, the edge(s) to change. `locks` and `edges`
+    /// show the shortest valid cycle they close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_cause: Option<RootCauseReport>,
+}
+
+/// The root cause of a lock-order inversion: the dependency edge(s) that the smallest change set
+/// (the suggested hierarchy) says to change, and the cycles they close.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RootCauseReport {
+    /// The edges to change: acquire `to` while holding `from` no more (or the other way round
+    /// everywhere else). Two edges when nothing tells them apart (a symmetric 2-cycle).
+    pub change: Vec<ChangeEdge>,
+    /// Distinct valid lock cycles found through these edges (the shown one included).
+    pub cycles: u64,
+    /// Whether `cycles` counts every such cycle (else it is a lower bound).
+    pub cycles_exhaustive: bool,
+    /// Further valid cycles through these edges, shortest first (`--verbose` shows them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<CycleReport>,
+}
+
+/// A dependency edge to change.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ChangeEdge {
+    /// The lock (or class) held.
+    pub from: String,
+    /// The lock (or class) acquired while holding `from`.
+    pub to: String,
+    /// How many acquisitions made the edge.
+    pub occurrences: u64,
+    /// Acquisition sites of `to` on this edge (as the trace gives them; at most
+    /// [`crate::hierarchy::MAX_SITES_PER_REMOVED_EDGE`]).
+    pub sites: Vec<String>,
+    /// Threads that made the edge (at most [`crate::hierarchy::MAX_SITES_PER_REMOVED_EDGE`]).
+    pub threads: Vec<String>,
+}
+
+/// One cycle: its locks and a witness chain.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct CycleReport {
+    /// The locks of the cycle, in cycle order.
+    pub locks: Vec<LockRef>,
+    /// One edge per lock, as in [`Violation::edges`].
+    pub edges: Vec<EdgeReport>,
 }
 
 /// A cycle removed by a filter.
@@ -214,6 +259,63 @@ pub struct Filtered {
     pub edges: Vec<EdgeReport>,
     /// Number of dependency combinations removed by this filter over these locks.
     pub combinations: u64,
+}
+
+/// Exit status: no violation, and the search was complete.
+pub const EXIT_CLEAN: u8 = 0;
+/// Exit status: a violation not in the baseline was found.
+pub const EXIT_VIOLATIONS: u8 = 1;
+/// Exit status: bad input or usage.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status: no violation found, but a search limit was hit, so one may be missing.
+pub const EXIT_INCOMPLETE: u8 = 3;
+
+/// The exit status of an analysis: [`EXIT_VIOLATIONS`] when a violation not in the baseline was
+/// found, else [`EXIT_INCOMPLETE`] when a limit was hit (unless `allow_incomplete`), else
+/// [`EXIT_CLEAN`]. The one place where results map to exit codes.
+pub fn exit_code(report: &Report, allow_incomplete: bool) -> u8 {
+    if report.has_violations() {
+        EXIT_VIOLATIONS
+    } else if !report.summary.complete && !allow_incomplete {
+        EXIT_INCOMPLETE
+    } else {
+        EXIT_CLEAN
+    }
+}
+
+impl Violation {
+    /// For a lock-order inversion, its root cause in one line: the acquisition(s) to change,
+    /// with their sites, and how many cycles they close (for renderers such as the HTML page).
+    pub fn root_cause_summary(&self) -> Option<String> {
+        let rc = self.root_cause.as_ref()?;
+        let edges: Vec<String> = rc
+            .change
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} acquired while holding {} ({}x at {})",
+                    c.to,
+                    c.from,
+                    c.occurrences,
+                    if c.sites.is_empty() {
+                        "an unknown site".to_string()
+                    } else {
+                        c.sites.join(", ")
+                    }
+                )
+            })
+            .collect();
+        Some(format!(
+            "change {}; closes {}{} cycle(s)",
+            edges.join(" or "),
+            if rc.cycles_exhaustive {
+                ""
+            } else {
+                "at least "
+            },
+            rc.cycles
+        ))
+    }
 }
 
 impl Report {
@@ -344,7 +446,69 @@ pub fn violation(model: &Model, c: &Candidate) -> Violation {
         combinations: c.combinations,
         declared_levels: None,
         baselined: false,
+        root_cause: None,
     }
+}
+
+/// Builds the violation of a root cause: its shortest valid cycle (id as in
+/// [`violation_on_edges`]), the edges to change and the further examples.
+pub fn root_cause_violation(
+    model: &Model,
+    rc: &crate::cycles::RootCause,
+    edge_deps: &crate::cycles::EdgeMap,
+) -> Violation {
+    let mut v = violation_on_edges(model, &rc.representative, edge_deps);
+    v.combinations = rc.representative.combinations;
+    let change = rc
+        .edges
+        .iter()
+        .map(|&(a, b)| {
+            let deps = edge_deps.get(&(a, b)).map(Vec::as_slice).unwrap_or(&[]);
+            let mut sites = std::collections::BTreeSet::new();
+            let mut threads = std::collections::BTreeSet::new();
+            let mut occurrences = 0;
+            for &d in deps {
+                let rec = &model.deps[d as usize];
+                if rec.dep.how == How::Try {
+                    continue;
+                }
+                occurrences += rec.count;
+                threads.insert(rec.dep.thread);
+                for ds in &rec.sites {
+                    if let Some(s) = ds.site {
+                        sites.insert(model.site_loc(s).to_string());
+                    }
+                }
+            }
+            let max = crate::hierarchy::MAX_SITES_PER_REMOVED_EDGE;
+            ChangeEdge {
+                from: crate::cycles::node_name(model, rc.level, a),
+                to: crate::cycles::node_name(model, rc.level, b),
+                occurrences,
+                sites: sites.into_iter().take(max).collect(),
+                threads: threads
+                    .into_iter()
+                    .take(max)
+                    .map(|t| model.thread_name(t as u32))
+                    .collect(),
+            }
+        })
+        .collect();
+    let examples = rc
+        .examples
+        .iter()
+        .map(|c| {
+            let (locks, edges) = describe_candidate(model, c);
+            CycleReport { locks, edges }
+        })
+        .collect();
+    v.root_cause = Some(RootCauseReport {
+        change,
+        cycles: rc.cycles,
+        cycles_exhaustive: rc.cycles_exhaustive,
+        examples,
+    });
+    v
 }
 
 /// Builds a violation from a candidate without a filter, with an id that does not depend on
@@ -355,7 +519,7 @@ pub fn violation(model: &Model, c: &Candidate) -> Violation {
 pub fn violation_on_edges(
     model: &Model,
     c: &Candidate,
-    edge_deps: &std::collections::HashMap<(u32, u32), Vec<u32>>,
+    edge_deps: &crate::cycles::EdgeMap,
 ) -> Violation {
     let mut v = violation(model, c);
     let n = c.nodes.len();
@@ -585,11 +749,60 @@ pub fn title(v: &Violation) -> String {
 /// One finding as text: its title line, the scenario (inversions) and the edges.
 pub fn render_violation(v: &Violation, index: usize, total: usize, color: bool) -> String {
     let mut out = String::new();
-    violation_text(&mut out, v, index, total, Style { on: color });
+    violation_text(&mut out, v, index, total, Style { on: color }, false);
     out
 }
 
-fn violation_text(out: &mut String, v: &Violation, index: usize, total: usize, st: Style) {
+/// The root-cause lines of a violation: the edge(s) to change and how many cycles they close.
+fn root_cause_text(out: &mut String, rc: &RootCauseReport, st: Style) {
+    for (i, c) in rc.change.iter().enumerate() {
+        let lead = if i == 0 { "root cause:" } else { "        or:" };
+        let _ = writeln!(
+            out,
+            "   {} {} acquired while holding {} ({} time{}, by {}, at {})",
+            st.bold(lead),
+            c.to,
+            c.from,
+            c.occurrences,
+            if c.occurrences == 1 { "" } else { "s" },
+            if c.threads.is_empty() {
+                "?".to_string()
+            } else {
+                c.threads.join(", ")
+            },
+            if c.sites.is_empty() {
+                "an unknown site".to_string()
+            } else {
+                c.sites.join(", ")
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "   change {}: it closes {}{} cycle{}; the shortest is shown",
+        if rc.change.len() == 1 {
+            "this acquisition"
+        } else {
+            "one of these acquisitions"
+        },
+        if rc.cycles_exhaustive {
+            ""
+        } else {
+            "at least "
+        },
+        rc.cycles,
+        if rc.cycles == 1 { "" } else { "s" }
+    );
+}
+
+fn violation_text(
+    out: &mut String,
+    v: &Violation,
+    index: usize,
+    total: usize,
+    st: Style,
+    verbose: bool,
+) {
     let _ = writeln!(
         out,
         "{} {} of {}: {} [{}]",
@@ -599,6 +812,9 @@ fn violation_text(out: &mut String, v: &Violation, index: usize, total: usize, s
         title(v),
         v.id
     );
+    if let Some(rc) = &v.root_cause {
+        root_cause_text(out, rc, st);
+    }
     if let Some(cc) = &v.class_cycle {
         let _ = writeln!(out, "   also a cycle of lock classes: {}", cc.join(" -> "));
     }
@@ -620,19 +836,31 @@ fn violation_text(out: &mut String, v: &Violation, index: usize, total: usize, s
             v.combinations
         );
     }
+    if let Some(rc) = v.root_cause.as_ref().filter(|_| verbose) {
+        for (i, ex) in rc.examples.iter().enumerate() {
+            let names: Vec<&str> = ex.locks.iter().map(|l| l.name.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "\n   Further cycle {} through the same root cause: {}\n",
+                i + 1,
+                names.join(" -> ")
+            );
+            scenario(out, &ex.edges, st);
+        }
+    }
     let _ = writeln!(out);
 }
 
 /// The findings that fail the run (not in the baseline), as text: what `--quiet` prints.
 pub fn render_violations(r: &Report, color: bool) -> String {
-    render_violations_styled(r, Style { on: color })
+    render_violations_styled(r, Style { on: color }, false)
 }
 
-fn render_violations_styled(r: &Report, st: Style) -> String {
+fn render_violations_styled(r: &Report, st: Style, verbose: bool) -> String {
     let mut out = String::new();
     let total = r.new_violations().count();
     for (i, v) in r.new_violations().enumerate() {
-        violation_text(&mut out, v, i, total, st);
+        violation_text(&mut out, v, i, total, st, verbose);
     }
     out
 }
@@ -686,7 +914,7 @@ pub fn summary_line(r: &Report) -> String {
 /// the filtered candidates, the hierarchy, the timeouts, the warnings and the summary line.
 pub fn render_text(r: &Report, opts: TextOptions) -> String {
     let st = Style { on: opts.color };
-    let mut out = render_violations_styled(r, st);
+    let mut out = render_violations_styled(r, st, opts.verbose);
     let baselined: Vec<&Violation> = r.violations.iter().filter(|v| v.baselined).collect();
     if !baselined.is_empty() {
         let _ = writeln!(

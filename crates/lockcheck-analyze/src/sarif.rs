@@ -223,6 +223,28 @@ pub fn message(v: &Violation) -> String {
             v.level
         )
     };
+    if let Some(rc) = &v.root_cause {
+        let edges: Vec<String> = rc
+            .change
+            .iter()
+            .map(|c| format!("`{}` acquired while holding `{}`", c.to, c.from))
+            .collect();
+        m.push_str(&format!(
+            " Root cause: {} (change {}); it closes {}{} cycle(s), the shortest is shown.",
+            edges.join(" or "),
+            if rc.change.len() == 1 {
+                "it"
+            } else {
+                "one of them"
+            },
+            if rc.cycles_exhaustive {
+                ""
+            } else {
+                "at least "
+            },
+            rc.cycles
+        ));
+    }
     for e in &v.edges {
         m.push_str(&format!(
             " Thread `{}` acquires `{}` at {} while holding {}.",
@@ -262,6 +284,25 @@ fn result(v: &Violation, suppression: Option<&str>, opts: &SarifOptions) -> Valu
             );
             loc["id"] = json!(related.len());
             related.push(loc);
+        }
+    }
+    // The root cause's other sites (the places to change), after the cycle's own locations.
+    if let Some(rc) = &v.root_cause {
+        let shown: std::collections::HashSet<&str> =
+            v.edges.iter().filter_map(|e| e.site.as_deref()).collect();
+        for c in &rc.change {
+            for site in c.sites.iter().filter(|s| !shown.contains(s.as_str())) {
+                let mut loc = location(
+                    Some(site),
+                    Some(format!(
+                        "root cause: `{}` acquired while holding `{}`",
+                        c.to, c.from
+                    )),
+                    opts,
+                );
+                loc["id"] = json!(related.len());
+                related.push(loc);
+            }
         }
     }
     let thread_flows: Vec<Value> = v

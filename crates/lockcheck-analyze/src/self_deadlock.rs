@@ -69,6 +69,7 @@ fn violation(model: &Model, f: &SelfDeadlock) -> Violation {
         }],
         edges: vec![edge],
         class_cycle: None,
+        root_cause: None,
         combinations: f.count,
         declared_levels: None,
         baselined: false,

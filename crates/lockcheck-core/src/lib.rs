@@ -29,5 +29,6 @@
 
 pub mod deps;
 mod json;
+pub mod lct;
 pub mod order;
 pub mod trace;

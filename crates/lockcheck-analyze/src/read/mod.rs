@@ -35,6 +35,7 @@
 //! ```
 
 mod json;
+mod lct;
 mod lines;
 mod rapidbin;
 mod std_text;
@@ -53,7 +54,7 @@ use std::path::{Path, PathBuf};
 pub const MAX_LINE_LEN: usize = 64 << 20;
 
 /// File extensions that [`expand_inputs`] picks up inside a directory.
-pub const TRACE_EXTENSIONS: &[&str] = &["json", "jsonl", "std", "data"];
+pub const TRACE_EXTENSIONS: &[&str] = &["json", "jsonl", "std", "data", "lct"];
 
 /// Which trace format a file is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,8 @@ pub enum InputFormat {
     Std,
     /// RAPID's binary format (`.data`, `.bin`, `.rapidbin`).
     RapidBin,
+    /// lockcheck's binary format (`.lct`, see [`lockcheck_core::lct`]).
+    Lct,
 }
 
 impl InputFormat {
@@ -76,6 +79,7 @@ impl InputFormat {
         match ext.as_deref() {
             Some("std") => InputFormat::Std,
             Some("data" | "bin" | "rapidbin") => InputFormat::RapidBin,
+            Some("lct") => InputFormat::Lct,
             _ => InputFormat::Json,
         }
     }
@@ -86,6 +90,7 @@ impl InputFormat {
             "json" => Some(InputFormat::Json),
             "std" => Some(InputFormat::Std),
             "rapid-bin" | "rapidbin" => Some(InputFormat::RapidBin),
+            "lct" => Some(InputFormat::Lct),
             _ => None,
         }
     }
@@ -170,6 +175,7 @@ enum Decoder {
     Json(json::JsonDecoder),
     Std(std_text::StdDecoder),
     RapidBin(rapidbin::BinDecoder),
+    Lct(lct::LctDecoder),
 }
 
 /// A streaming reader of one trace file, yielding events in file order.
@@ -253,6 +259,7 @@ impl TraceReader {
                 program,
             )),
             InputFormat::RapidBin => Decoder::RapidBin(rapidbin::BinDecoder::new(input, program)),
+            InputFormat::Lct => Decoder::Lct(lct::LctDecoder::new(input)),
         };
         TraceReader {
             name: name.to_owned(),
@@ -297,6 +304,7 @@ impl Iterator for TraceReader {
             Decoder::Json(d) => d.next(&self.name),
             Decoder::Std(d) => d.next(&self.name),
             Decoder::RapidBin(d) => d.next(&self.name),
+            Decoder::Lct(d) => d.next(&self.name),
         };
         match step {
             Ok(Some(event)) => Some(Ok(event)),
@@ -322,7 +330,7 @@ impl Iterator for TraceReader {
 }
 
 /// Expands the command line's inputs: files stay, directories become their trace files
-/// (`*.json`, `*.jsonl`, `*.std`, `*.data`, recursively, sorted). Errors name the bad path: a
+/// (`*.json`, `*.jsonl`, `*.std`, `*.data`, `*.lct`, recursively, sorted). Errors name the bad path: a
 /// path that does not exist, or a directory holding no trace file.
 ///
 /// Symbolic links to files are followed; symbolic links to directories inside a directory are
@@ -343,7 +351,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
             return Err(ReadError::new(
                 &name,
                 None,
-                "directory holds no trace files (*.json, *.jsonl, *.std, *.data)",
+                "directory holds no trace files (*.json, *.jsonl, *.std, *.data, *.lct)",
             ));
         }
         found.sort();

@@ -1,0 +1,662 @@
+//! `.lct`: lockcheck's compact binary trace format (version 1), the binary twin of the JSON Lines
+//! trace ([`crate::trace`]): the same events, field for field, in a fraction of the bytes and
+//! without any parsing of text.
+//!
+//! ```text
+//! file    = magic record*
+//! magic   = "LCT" version            (4 bytes; version = 1)
+//! record  = len:varint body          (len = number of bytes of body)
+//! body    = tag:u8 field*            (fields of the event, in the order of `crate::trace::Event`)
+//! varint  = unsigned LEB128 (7 bits per byte, low first, at most 10 bytes)
+//! string  = len:varint UTF-8 bytes
+//! option  = 0 | 1 value
+//! ```
+//!
+//! Streamable: records are self-delimiting and written whole, so a reader can stop at any record
+//! boundary, and a file cut by a crash is readable up to its last complete record
+//! ([`DecodeError::Truncated`] tells a cut record from a malformed one). A reader meets an unknown
+//! `tag` only in a newer version, whose magic differs. No dependency beyond `std`: the runtime's
+//! recorder can use the encoder as is. The format is documented in `docs/trace-format.md`.
+
+use crate::trace::{ClassStats, Event, Frame, How, LockKind, Mode};
+
+/// The first four bytes of a version-1 `.lct` file.
+pub const MAGIC: [u8; 4] = *b"LCT\x01";
+
+/// Why a record could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The bytes end inside a record (a file cut by a crash, or more input to come).
+    Truncated,
+    /// The bytes are not a valid record; the message says why.
+    Invalid(String),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Truncated => f.write_str("the record is cut off"),
+            DecodeError::Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Checks the magic at the start of a file: `Ok(())`, or why it is not a version-1 `.lct` file.
+pub fn check_magic(head: &[u8]) -> Result<(), DecodeError> {
+    if head.len() < MAGIC.len() {
+        if MAGIC.starts_with(head) {
+            return Err(DecodeError::Truncated);
+        }
+    } else if head[..4] == MAGIC {
+        return Ok(());
+    } else if head[..3] == MAGIC[..3] {
+        return Err(DecodeError::Invalid(format!(
+            "unsupported .lct version {} (this reader knows version 1)",
+            head[3]
+        )));
+    }
+    Err(DecodeError::Invalid(
+        "not a .lct trace (the file does not start with \"LCT\")".into(),
+    ))
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_opt<T>(out: &mut Vec<u8>, v: &Option<T>, f: impl FnOnce(&mut Vec<u8>, &T)) {
+    match v {
+        None => out.push(0),
+        Some(x) => {
+            out.push(1);
+            f(out, x);
+        }
+    }
+}
+
+fn mode_code(m: Mode) -> u8 {
+    match m {
+        Mode::Exclusive => 0,
+        Mode::Shared => 1,
+        Mode::SharedRecursive => 2,
+        Mode::Upgradable => 3,
+        Mode::Permit => 4,
+    }
+}
+
+fn how_code(h: How) -> u8 {
+    match h {
+        How::Blocking => 0,
+        How::Try => 1,
+        How::Timed => 2,
+    }
+}
+
+fn kind_code(k: LockKind) -> u8 {
+    match k {
+        LockKind::Mutex => 0,
+        LockKind::Rwlock => 1,
+        LockKind::Semaphore => 2,
+        LockKind::Condvar => 3,
+        LockKind::Unknown => 4,
+    }
+}
+
+/// Appends the record of `event` to `out` (the magic is written once, before the first record).
+pub fn encode(event: &Event, out: &mut Vec<u8>) {
+    let mut body: Vec<u8> = Vec::with_capacity(24);
+    let b = &mut body;
+    match event {
+        Event::Header {
+            version,
+            pid,
+            program,
+            start_unix_ms,
+        } => {
+            b.push(0);
+            put_varint(b, *version as u64);
+            put_varint(b, *pid as u64);
+            put_str(b, program);
+            put_varint(b, *start_unix_ms);
+        }
+        Event::Thread { t, name } => {
+            b.push(1);
+            put_varint(b, *t);
+            put_opt(b, name, |b, n| put_str(b, n));
+        }
+        Event::Class { c, key, kind } => {
+            b.push(2);
+            put_varint(b, *c as u64);
+            put_str(b, key);
+            b.push(kind_code(*kind));
+        }
+        Event::Site { s, loc, frames } => {
+            b.push(3);
+            put_varint(b, *s as u64);
+            put_str(b, loc);
+            put_varint(b, frames.len() as u64);
+            for f in frames {
+                put_opt(b, &f.function, |b, x| put_str(b, x));
+                put_opt(b, &f.file, |b, x| put_str(b, x));
+                put_opt(b, &f.line, |b, x| put_varint(b, *x as u64));
+            }
+        }
+        Event::Lock { l, c, permits } => {
+            b.push(4);
+            put_varint(b, *l);
+            put_varint(b, *c as u64);
+            put_opt(b, permits, |b, x| put_varint(b, *x));
+        }
+        Event::Request { t, l, m, s } => {
+            b.push(5);
+            put_varint(b, *t);
+            put_varint(b, *l);
+            b.push(mode_code(*m));
+            put_opt(b, s, |b, x| put_varint(b, *x as u64));
+        }
+        Event::Acquire {
+            t,
+            l,
+            m,
+            how,
+            s,
+            wait_ns,
+        } => {
+            b.push(6);
+            put_varint(b, *t);
+            put_varint(b, *l);
+            b.push(mode_code(*m));
+            b.push(how_code(*how));
+            put_opt(b, s, |b, x| put_varint(b, *x as u64));
+            put_varint(b, *wait_ns);
+        }
+        Event::Fail {
+            t,
+            l,
+            m,
+            how,
+            s,
+            wait_ns,
+        } => {
+            b.push(7);
+            put_varint(b, *t);
+            put_varint(b, *l);
+            b.push(mode_code(*m));
+            b.push(how_code(*how));
+            put_opt(b, s, |b, x| put_varint(b, *x as u64));
+            put_varint(b, *wait_ns);
+        }
+        Event::Release { t, l, hold_ns } => {
+            b.push(8);
+            put_varint(b, *t);
+            put_varint(b, *l);
+            put_varint(b, *hold_ns);
+        }
+        Event::Convert { t, l, m } => {
+            b.push(9);
+            put_varint(b, *t);
+            put_varint(b, *l);
+            b.push(mode_code(*m));
+        }
+        Event::CondWait { t, cv, l } => {
+            b.push(10);
+            put_varint(b, *t);
+            put_varint(b, *cv);
+            put_varint(b, *l);
+        }
+        Event::Fork { t, child } => {
+            b.push(11);
+            put_varint(b, *t);
+            put_varint(b, *child);
+        }
+        Event::Join { t, child } => {
+            b.push(12);
+            put_varint(b, *t);
+            put_varint(b, *child);
+        }
+        Event::Drop { l } => {
+            b.push(13);
+            put_varint(b, *l);
+        }
+        Event::Stats { c, stats } => {
+            b.push(14);
+            put_varint(b, *c as u64);
+            for v in [
+                stats.acquisitions,
+                stats.contended,
+                stats.wait_total_ns,
+                stats.wait_max_ns,
+                stats.hold_total_ns,
+                stats.hold_max_ns,
+            ] {
+                put_varint(b, v);
+            }
+        }
+    }
+    put_varint(out, body.len() as u64);
+    out.extend_from_slice(&body);
+}
+
+/// A cursor over one record's body.
+struct Body<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Body<'a> {
+    fn invalid(&self, what: &str) -> DecodeError {
+        DecodeError::Invalid(format!("{what} at byte {} of the record", self.pos))
+    }
+
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| self.invalid("record ends early"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        match read_varint(&self.buf[self.pos..]) {
+            Ok((v, n)) => {
+                self.pos += n;
+                Ok(v)
+            }
+            Err(DecodeError::Truncated) => Err(self.invalid("record ends inside a number")),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let v = self.varint()?;
+        u32::try_from(v).map_err(|_| self.invalid("number out of range"))
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        let n = self.varint()? as usize;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| self.invalid("record ends inside a string"))?;
+        let s = std::str::from_utf8(&self.buf[self.pos..end])
+            .map_err(|_| self.invalid("invalid UTF-8 in a string"))?
+            .to_owned();
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn opt<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, DecodeError> {
+        match self.byte()? {
+            0 => Ok(None),
+            1 => f(self).map(Some),
+            _ => Err(self.invalid("bad option flag")),
+        }
+    }
+
+    fn mode(&mut self) -> Result<Mode, DecodeError> {
+        Ok(match self.byte()? {
+            0 => Mode::Exclusive,
+            1 => Mode::Shared,
+            2 => Mode::SharedRecursive,
+            3 => Mode::Upgradable,
+            4 => Mode::Permit,
+            _ => return Err(self.invalid("unknown mode")),
+        })
+    }
+
+    fn how(&mut self) -> Result<How, DecodeError> {
+        Ok(match self.byte()? {
+            0 => How::Blocking,
+            1 => How::Try,
+            2 => How::Timed,
+            _ => return Err(self.invalid("unknown acquisition kind")),
+        })
+    }
+
+    fn kind(&mut self) -> Result<LockKind, DecodeError> {
+        Ok(match self.byte()? {
+            0 => LockKind::Mutex,
+            1 => LockKind::Rwlock,
+            2 => LockKind::Semaphore,
+            3 => LockKind::Condvar,
+            4 => LockKind::Unknown,
+            _ => return Err(self.invalid("unknown lock kind")),
+        })
+    }
+}
+
+/// Reads one LEB128 varint: the value and the bytes it took.
+pub fn read_varint(buf: &[u8]) -> Result<(u64, usize), DecodeError> {
+    let mut v: u64 = 0;
+    for (i, &b) in buf.iter().enumerate() {
+        if i == 9 && b > 1 {
+            return Err(DecodeError::Invalid("number longer than 64 bits".into()));
+        }
+        v |= ((b & 0x7f) as u64) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok((v, i + 1));
+        }
+    }
+    if buf.len() >= 10 {
+        return Err(DecodeError::Invalid("number longer than 64 bits".into()));
+    }
+    Err(DecodeError::Truncated)
+}
+
+/// The most bytes one record may take (a guard against a corrupt length allocating without
+/// bound; real records are tens of bytes, a site with a deep backtrace a few kilobytes).
+pub const MAX_RECORD_LEN: u64 = 16 << 20;
+
+/// Decodes the record at the start of `buf` (after the magic): the event and the bytes it took,
+/// or `Ok(None)` when `buf` is empty. [`DecodeError::Truncated`] when `buf` ends inside the record.
+pub fn decode(buf: &[u8]) -> Result<Option<(Event, usize)>, DecodeError> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let (len, n) = read_varint(buf)?;
+    if len == 0 || len > MAX_RECORD_LEN {
+        return Err(DecodeError::Invalid(format!("bad record length {len}")));
+    }
+    let end = n + len as usize;
+    if buf.len() < end {
+        return Err(DecodeError::Truncated);
+    }
+    let mut b = Body {
+        buf: &buf[n..end],
+        pos: 0,
+    };
+    let tag = b.byte()?;
+    let event = match tag {
+        0 => Event::Header {
+            version: b.u32()?,
+            pid: b.u32()?,
+            program: b.string()?,
+            start_unix_ms: b.varint()?,
+        },
+        1 => Event::Thread {
+            t: b.varint()?,
+            name: b.opt(|b| b.string())?,
+        },
+        2 => Event::Class {
+            c: b.u32()?,
+            key: b.string()?,
+            kind: b.kind()?,
+        },
+        3 => {
+            let s = b.u32()?;
+            let loc = b.string()?;
+            let count = b.varint()?;
+            // Each frame takes at least 3 bytes: a count beyond that is corrupt.
+            if count > (b.buf.len() as u64) / 3 {
+                return Err(b.invalid("frame count larger than the record"));
+            }
+            let mut frames = Vec::with_capacity(count as usize);
+            for _ in 0..count {
+                frames.push(Frame {
+                    function: b.opt(|b| b.string())?,
+                    file: b.opt(|b| b.string())?,
+                    line: b.opt(|b| b.u32())?,
+                });
+            }
+            Event::Site { s, loc, frames }
+        }
+        4 => Event::Lock {
+            l: b.varint()?,
+            c: b.u32()?,
+            permits: b.opt(|b| b.varint())?,
+        },
+        5 => Event::Request {
+            t: b.varint()?,
+            l: b.varint()?,
+            m: b.mode()?,
+            s: b.opt(|b| b.u32())?,
+        },
+        6 | 7 => {
+            let (t, l, m, how) = (b.varint()?, b.varint()?, b.mode()?, b.how()?);
+            let (s, wait_ns) = (b.opt(|b| b.u32())?, b.varint()?);
+            if tag == 6 {
+                Event::Acquire {
+                    t,
+                    l,
+                    m,
+                    how,
+                    s,
+                    wait_ns,
+                }
+            } else {
+                Event::Fail {
+                    t,
+                    l,
+                    m,
+                    how,
+                    s,
+                    wait_ns,
+                }
+            }
+        }
+        8 => Event::Release {
+            t: b.varint()?,
+            l: b.varint()?,
+            hold_ns: b.varint()?,
+        },
+        9 => Event::Convert {
+            t: b.varint()?,
+            l: b.varint()?,
+            m: b.mode()?,
+        },
+        10 => Event::CondWait {
+            t: b.varint()?,
+            cv: b.varint()?,
+            l: b.varint()?,
+        },
+        11 => Event::Fork {
+            t: b.varint()?,
+            child: b.varint()?,
+        },
+        12 => Event::Join {
+            t: b.varint()?,
+            child: b.varint()?,
+        },
+        13 => Event::Drop { l: b.varint()? },
+        14 => Event::Stats {
+            c: b.u32()?,
+            stats: ClassStats {
+                acquisitions: b.varint()?,
+                contended: b.varint()?,
+                wait_total_ns: b.varint()?,
+                wait_max_ns: b.varint()?,
+                hold_total_ns: b.varint()?,
+                hold_max_ns: b.varint()?,
+            },
+        },
+        t => return Err(DecodeError::Invalid(format!("unknown record tag {t}"))),
+    };
+    if b.pos != b.buf.len() {
+        return Err(b.invalid("extra bytes after the event"));
+    }
+    Ok(Some((event, end)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_events() -> Vec<Event> {
+        vec![
+            Event::Header {
+                version: 1,
+                pid: 42,
+                program: "prög".into(),
+                start_unix_ms: 1_732_540_800_000,
+            },
+            Event::Thread {
+                t: 1,
+                name: Some("main".into()),
+            },
+            Event::Thread { t: 2, name: None },
+            Event::Class {
+                c: 1,
+                key: "accounts".into(),
+                kind: LockKind::Rwlock,
+            },
+            Event::Site {
+                s: 3,
+                loc: "src/a.rs:1:2".into(),
+                frames: vec![
+                    Frame {
+                        function: Some("f".into()),
+                        file: Some("src/a.rs".into()),
+                        line: Some(1),
+                    },
+                    Frame {
+                        function: None,
+                        file: None,
+                        line: None,
+                    },
+                ],
+            },
+            Event::Lock {
+                l: u64::MAX,
+                c: 1,
+                permits: Some(u64::MAX),
+            },
+            Event::Request {
+                t: 1,
+                l: 2,
+                m: Mode::Upgradable,
+                s: Some(3),
+            },
+            Event::Acquire {
+                t: 1,
+                l: 2,
+                m: Mode::Shared,
+                how: How::Timed,
+                s: None,
+                wait_ns: 12_345,
+            },
+            Event::Fail {
+                t: 1,
+                l: 2,
+                m: Mode::Permit,
+                how: How::Try,
+                s: Some(u32::MAX),
+                wait_ns: 0,
+            },
+            Event::Release {
+                t: 1,
+                l: 2,
+                hold_ns: 99,
+            },
+            Event::Convert {
+                t: 1,
+                l: 2,
+                m: Mode::SharedRecursive,
+            },
+            Event::CondWait { t: 1, cv: 5, l: 2 },
+            Event::Fork { t: 1, child: 2 },
+            Event::Join { t: 1, child: 2 },
+            Event::Drop { l: 2 },
+            Event::Stats {
+                c: 1,
+                stats: ClassStats {
+                    acquisitions: 1,
+                    contended: 2,
+                    wait_total_ns: 3,
+                    wait_max_ns: 4,
+                    hold_total_ns: 5,
+                    hold_max_ns: u64::MAX,
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn every_event_round_trips() {
+        let events = all_events();
+        let mut buf = MAGIC.to_vec();
+        for e in &events {
+            encode(e, &mut buf);
+        }
+        check_magic(&buf).unwrap();
+        let mut pos = 4;
+        let mut back = Vec::new();
+        while let Some((e, n)) = decode(&buf[pos..]).unwrap() {
+            back.push(e);
+            pos += n;
+        }
+        assert_eq!(back, events);
+    }
+
+    #[test]
+    fn every_cut_is_truncated_at_a_record_boundary() {
+        let mut buf = Vec::new();
+        let mut ends = vec![0];
+        for e in all_events() {
+            encode(&e, &mut buf);
+            ends.push(buf.len());
+        }
+        for cut in 0..buf.len() {
+            let mut pos = 0;
+            let mut n_events = 0;
+            let err = loop {
+                match decode(&buf[pos..cut]) {
+                    Ok(Some((_, n))) => {
+                        pos += n;
+                        n_events += 1;
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            // Everything up to the last complete record is read, and only a cut inside a
+            // record is reported (as truncated, not invalid).
+            assert_eq!(ends[n_events], pos);
+            assert_eq!(err.is_some(), !ends.contains(&cut), "cut at {cut}");
+            if let Some(e) = err {
+                assert_eq!(e, DecodeError::Truncated, "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_input_is_invalid_not_a_panic() {
+        assert!(matches!(
+            check_magic(b"LCT\x02"),
+            Err(DecodeError::Invalid(_))
+        ));
+        assert!(matches!(
+            check_magic(b"{\"e\""),
+            Err(DecodeError::Invalid(_))
+        ));
+        assert_eq!(check_magic(b"LC"), Err(DecodeError::Truncated));
+        for bytes in [
+            &[0u8][..],
+            &[2, 99, 0],
+            &[0xff; 11],
+            &[3, 6, 1, 1],
+            &[5, 3, 0, 5, 1, 0],
+            &[2, 8, 1, 2],
+        ] {
+            assert!(
+                matches!(decode(bytes), Err(DecodeError::Invalid(_))),
+                "{bytes:?}"
+            );
+        }
+    }
+}
