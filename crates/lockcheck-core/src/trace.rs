@@ -359,7 +359,7 @@ impl Event {
     /// Encodes the event as one JSON line (with the trailing newline) onto `out`, exactly as the
     /// `serde` feature's `Serialize` would (field order, omitted defaults, escapes).
     ///
-    /// Hand-written (see [`crate::json`]) so that the runtime, which records traces, needs no
+    /// Hand-written (see the private `json` module) so that the runtime, which records traces, needs no
     /// serde: the runtime must not change its users' dependency graph.
     pub fn write_line(&self, out: &mut Vec<u8>) {
         crate::json::write_event(self, out);
