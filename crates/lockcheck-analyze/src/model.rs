@@ -1067,11 +1067,12 @@ impl ModelBuilder {
                 let s = self.model.classes[id as usize]
                     .stats
                     .get_or_insert_with(Default::default);
-                s.acquisitions += stats.acquisitions;
-                s.contended += stats.contended;
-                s.wait_total_ns += stats.wait_total_ns;
+                // Saturating: the figures come from the trace, which may be hostile.
+                s.acquisitions = s.acquisitions.saturating_add(stats.acquisitions);
+                s.contended = s.contended.saturating_add(stats.contended);
+                s.wait_total_ns = s.wait_total_ns.saturating_add(stats.wait_total_ns);
                 s.wait_max_ns = s.wait_max_ns.max(stats.wait_max_ns);
-                s.hold_total_ns += stats.hold_total_ns;
+                s.hold_total_ns = s.hold_total_ns.saturating_add(stats.hold_total_ns);
                 s.hold_max_ns = s.hold_max_ns.max(stats.hold_max_ns);
             }
         }
@@ -1193,6 +1194,35 @@ pub(crate) mod tests {
         assert_eq!(m.anomalies.convert_not_held, 1);
         assert!(m.anomalies.unknown_lock >= 3);
         assert!(!m.anomalies.warnings().is_empty());
+    }
+
+    /// Found by the fuzz smoke: statistics lines whose totals overflow when added up.
+    #[test]
+    fn huge_statistics_saturate() {
+        let mut b = ModelBuilder::new();
+        b.event(&Event::Class {
+            c: 1,
+            key: "A".into(),
+            kind: LockKind::Mutex,
+        });
+        let stats = ClassStats {
+            acquisitions: u64::MAX,
+            contended: u64::MAX,
+            wait_total_ns: u64::MAX,
+            wait_max_ns: u64::MAX,
+            hold_total_ns: u64::MAX,
+            hold_max_ns: u64::MAX,
+        };
+        for _ in 0..2 {
+            b.event(&Event::Stats {
+                c: 1,
+                stats: stats.clone(),
+            });
+        }
+        let m = b.finish();
+        let s = m.classes[0].stats.as_ref().expect("stats kept");
+        assert_eq!(s.acquisitions, u64::MAX);
+        assert_eq!(s.hold_total_ns, u64::MAX);
     }
 
     #[test]
