@@ -568,7 +568,8 @@ fn self_conflict(kind: LockKind, req: Mode, held: Mode) -> Option<ViolationKind>
     use Mode::*;
     match kind {
         LockKind::Semaphore | LockKind::Condvar => None,
-        LockKind::Mutex | LockKind::Unknown => Some(ViolationKind::SelfDeadlock),
+        // A `Once` is taken exclusively by its initializer: re-entering it waits for itself.
+        LockKind::Mutex | LockKind::Once | LockKind::Unknown => Some(ViolationKind::SelfDeadlock),
         LockKind::Rwlock => match (req, held) {
             (Exclusive, _) | (_, Exclusive) => Some(ViolationKind::SelfDeadlock),
             (Upgradable, Upgradable) => Some(ViolationKind::SelfDeadlock),
