@@ -49,7 +49,10 @@ fn relock_after_foreign_release_is_silent_after_many_other_foreign_releases() {
             unsafe { m.force_unlock() };
         }
         go_tx.send(()).unwrap();
-        holder.join().map_err(|_| "the relock was reported").unwrap();
+        holder
+            .join()
+            .map_err(|_| "the relock was reported")
+            .unwrap();
         assert_eq!(*x.lock(), 1);
         // Each released lock can be taken again on this thread.
         for m in &others {
@@ -77,4 +80,3 @@ fn relock_of_a_really_held_lock_is_still_reported_after_foreign_releases() {
     assert!(msg.contains("self-deadlock"), "{msg}");
     assert_eq!(found("fr.held").len(), 1);
 }
-

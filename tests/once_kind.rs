@@ -83,8 +83,7 @@ fn a_recorded_once_is_kind_once_in_the_trace_and_the_analyzer() {
             .any(|l| l.contains("\"key\":\"ok.rec.once\"") && l.contains("\"kind\":\"once\"")),
         "{text}"
     );
-    let report =
-        lockcheck_analyze::analyze(&[written.to_path_buf()], &Default::default()).unwrap();
+    let report = lockcheck_analyze::analyze(&[written.to_path_buf()], &Default::default()).unwrap();
     let v = report
         .violations
         .iter()
