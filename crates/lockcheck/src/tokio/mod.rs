@@ -32,9 +32,11 @@
 //! **Owned guards** (`lock_owned`, `read_owned`, `write_owned`, `acquire_owned`, ...) are
 //! `'static + Send`, made to move into another task, and lockcheck cannot see a move. Acquiring
 //! one is checked as usual (against what the task holds), and its hold ends wherever it is
-//! dropped; but since it may have moved, it never counts as held by the task that took it: no
-//! self-deadlock, wait-for or ordering edge comes from holding it. A cycle that needs an owned
-//! guard on the holding side goes unreported online.
+//! dropped. What the task that took it acquires meanwhile waits for that drop: in the same task,
+//! the guard was held all along, and those dependencies join the lock graph (a cycle they close
+//! is reported then, without the action: it runs in a drop, after the fact); in another task, it
+//! may have left before them, and they are forgotten. An owned guard makes no self-deadlock or
+//! wait-for edge.
 //!
 //! Unlike the sync locks, these are always instrumented when the feature is on, whatever the
 //! build profile: the feature is the switch.

@@ -145,10 +145,10 @@ struct Entry {
 
 impl Entry {
     /// Whether the entry certainly still belongs to its holder. An owned guard may have moved to
-    /// another task (its hold ends wherever it is dropped), so it never counts as held by the
-    /// task that took it: no self-deadlock, no wait-for edge, no ordering edge from it (a task
-    /// that hands a guard to a worker and goes on taking locks is the common case, and would
-    /// otherwise make false inversions).
+    /// another task (its hold ends wherever it is dropped), so it does not count as held by the
+    /// task that took it: no self-deadlock, no wait-for edge, and its ordering edges wait for its
+    /// drop ([`Pending`]) (a task that hands a guard to a worker and goes on taking locks is the
+    /// common case, and would otherwise make false inversions).
     fn certain(&self) -> bool {
         !self.owned
     }
@@ -197,6 +197,29 @@ struct Shard {
     next_token: u64,
     /// Keys of (holder, held set, lock, mode) already checked against the graph.
     checked: HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>,
+    /// Dependencies from an owned guard of a holder that may still have it (by the guard's
+    /// token): confirmed when the guard is dropped in that holder, dropped otherwise.
+    pending: HashMap<u64, Pending, std::hash::BuildHasherDefault<IdHasher>>,
+}
+
+/// What a holder acquired while it had taken an owned guard not yet dropped. The guard may have
+/// moved to another task (lockcheck cannot see a move), so these dependencies wait for its drop:
+/// dropped by the same holder, it was held all along (they go to the graph); dropped elsewhere,
+/// it may have left before them (they are forgotten). Distinct dependencies only (lock, mode,
+/// held set), so a task looping under one owned guard keeps one entry per distinct acquisition.
+#[derive(Default)]
+struct Pending {
+    seen: HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>,
+    deps: Vec<PendingDep>,
+}
+
+struct PendingDep {
+    inst: u64,
+    class: u32,
+    mode: Mode,
+    site: &'static Location<'static>,
+    /// The other locks held then (sync guards of the task and certain async holds).
+    held: Vec<Held>,
 }
 
 static HOLDS: [ShardLock; SHARDS] = [const { ShardLock::new() }; SHARDS];
@@ -248,6 +271,7 @@ impl ShardLock {
             emptied: 0,
             next_token: 0,
             checked: HashSet::default(),
+            pending: HashMap::default(),
         }))
     }
 }
@@ -315,6 +339,11 @@ impl Hold {
             let list = s.by_holder.get_mut(&self.holder)?;
             let i = list.iter().rposition(|e| e.token == token)?;
             let e = list.remove(i);
+            let pending = if e.owned {
+                s.pending.remove(&token)
+            } else {
+                None
+            };
             let last = list.is_empty();
             if last {
                 s.emptied += 1;
@@ -323,11 +352,16 @@ impl Hold {
                     s.emptied = 0;
                 }
             }
-            Some((e, last))
+            Some((e, last, pending))
         });
-        if let Some((e, last)) = gone {
+        if let Some((e, last, pending)) = gone {
             if let Some(since) = e.since {
                 rec_release(self.holder, e, since, last);
+            }
+            if let Some(p) = pending {
+                if holder() == self.holder {
+                    confirm_owned(self.holder, &e, p);
+                }
             }
         }
     }
@@ -583,14 +617,22 @@ fn held_hash(inst: u64, mode: Mode) -> u64 {
 struct Scan {
     /// An entry of the same lock this holder certainly holds.
     conflict: Option<Entry>,
+    /// Owned guards this holder took and has not dropped (they may have moved): the tokens.
+    owned: Vec<u64>,
     /// The dependency is new for this holder: it goes to the graph (the key, to undo).
     new_key: Option<u64>,
 }
 
 fn scan(s: &mut Shard, ctx: &Ctx, r: &Req<'_>, sync: &SyncScan) -> Scan {
     let mut conflict = None;
+    let mut owned = Vec::new();
     let (mut set, mut n) = (sync.set, sync.n);
     if let Some(list) = s.by_holder.get(&ctx.holder) {
+        owned.extend(
+            list.iter()
+                .filter(|e| e.owned && e.inst != ctx.ids.inst)
+                .map(|e| e.token),
+        );
         for e in list.iter().filter(|e| e.certain()) {
             if e.inst == ctx.ids.inst {
                 conflict.get_or_insert(*e);
@@ -614,7 +656,11 @@ fn scan(s: &mut Shard, ctx: &Ctx, r: &Req<'_>, sync: &SyncScan) -> Scan {
             new_key = Some(key);
         }
     }
-    Scan { conflict, new_key }
+    Scan {
+        conflict,
+        owned,
+        new_key,
+    }
 }
 
 /// The reports of one acquisition: a sync guard of a suspended task on this thread, a
@@ -638,24 +684,11 @@ fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan) -> Option<Verdict>
             }
         }
     }
+    if !scan.owned.is_empty() && flags() & flag::ORDER != 0 {
+        note_pending(ctx, r, &scan.owned);
+    }
     let key = scan.new_key?;
-    let mut held: Vec<Held> = STATE
-        .try_with(|s| {
-            s.held
-                .try_borrow()
-                .map(|h| h.iter().filter(|h| h.task == ctx.tag).copied().collect())
-                .unwrap_or_default()
-        })
-        .unwrap_or_default();
-    with_shard(ctx.holder, |s| {
-        if let Some(list) = s.by_holder.get(&ctx.holder) {
-            held.extend(
-                list.iter()
-                    .filter(|e| e.certain() && e.inst != ids.inst)
-                    .map(Entry::held),
-            );
-        }
-    });
+    let held = held_now(ctx);
     r.meta.mark_in_graph();
     let found = as_busy(|_| {
         let found = graph::add_dependency(graph::Request {
@@ -684,6 +717,85 @@ fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan) -> Option<Verdict>
             None
         }
     }
+}
+
+/// The held set of `ctx`'s holder (its sync guards, then its certain async holds), without the
+/// requested lock.
+fn held_now(ctx: &Ctx) -> Vec<Held> {
+    let mut held: Vec<Held> = STATE
+        .try_with(|s| {
+            s.held
+                .try_borrow()
+                .map(|h| h.iter().filter(|h| h.task == ctx.tag).copied().collect())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    with_shard(ctx.holder, |s| {
+        if let Some(list) = s.by_holder.get(&ctx.holder) {
+            held.extend(
+                list.iter()
+                    .filter(|e| e.certain() && e.inst != ctx.ids.inst)
+                    .map(Entry::held),
+            );
+        }
+    });
+    held
+}
+
+/// An acquisition while the holder has owned guards it may still have: one pending dependency
+/// per guard (see [`Pending`]).
+#[cold]
+fn note_pending(ctx: &Ctx, r: &Req<'_>, owned: &[u64]) {
+    let held = held_now(ctx);
+    let set = held
+        .iter()
+        .fold(0u64, |acc, h| acc.wrapping_add(held_hash(h.inst, h.mode)));
+    let key = mix(set ^ ctx.ids.inst.rotate_left(29) ^ ((r.mode as u64) << 56));
+    // Its node must leave the graph when the lock is dropped, if the dependency gets there.
+    r.meta.mark_in_graph();
+    with_shard(ctx.holder, |s| {
+        for &token in owned {
+            let p = s.pending.entry(token).or_default();
+            if p.seen.insert(key) {
+                p.deps.push(PendingDep {
+                    inst: ctx.ids.inst,
+                    class: ctx.ids.class,
+                    mode: r.mode,
+                    site: r.site,
+                    held: held.clone(),
+                });
+            }
+        }
+    });
+}
+
+/// An owned guard dropped by the holder that took it: it was held all along, so what the holder
+/// acquired meanwhile depended on it. Those dependencies go to the graph now; a cycle they close
+/// is reported (published; no action: this runs in a guard's drop, after the fact).
+#[cold]
+fn confirm_owned(holder: u64, owned: &Entry, p: Pending) {
+    let _ = as_busy(|_| {
+        for d in p.deps {
+            let mut held = Vec::with_capacity(d.held.len() + 1);
+            held.push(owned.held());
+            held.extend(d.held.into_iter().filter(|h| h.inst != owned.inst));
+            let (found, limits) = graph::add_dependency(graph::Request {
+                thread: holder,
+                inst: d.inst,
+                class: d.class,
+                mode: d.mode,
+                site: d.site,
+                held: &held,
+                clock: VectorClock::new(),
+            });
+            for v in limits {
+                publish(v);
+            }
+            if let Some(v) = found {
+                publish(v);
+            }
+        }
+    });
 }
 
 /// Dependencies a shard remembers as checked; past it the cache is emptied (re-checks only).
@@ -744,6 +856,9 @@ fn rec_release(holder: u64, e: Entry, since: Instant, last: bool) {
 fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
     if !r.owned {
         let _ = ASYNC_HOLDER.try_with(|c| c.set(ctx.holder));
+    } else if ctx.check && flags() & flag::ORDER != 0 {
+        // Dependencies from it may reach the graph when it is dropped (see `Pending`).
+        r.meta.mark_in_graph();
     }
     s.next_token += 1;
     let token = s.next_token;
