@@ -123,7 +123,7 @@ pub struct LockRef {
     pub name: String,
     /// Class key.
     pub class: String,
-    /// Kind (`mutex`, `rwlock`, `semaphore`, `condvar`, `unknown`).
+    /// Kind (`mutex`, `rwlock`, `semaphore`, `condvar`, `once`, `unknown`).
     pub kind: String,
 }
 

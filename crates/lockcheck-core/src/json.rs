@@ -211,6 +211,7 @@ fn kind_tag(k: LockKind) -> &'static str {
         LockKind::Semaphore => "semaphore",
         LockKind::Condvar => "condvar",
         LockKind::Unknown => "unknown",
+        LockKind::Once => "once",
     }
 }
 
@@ -337,6 +338,7 @@ mod tests {
             LockKind::Semaphore,
             LockKind::Condvar,
             LockKind::Unknown,
+            LockKind::Once,
         ];
         let mut v = Vec::new();
         for (i, s) in nasty.iter().enumerate() {

@@ -39,6 +39,10 @@ pub enum LockKind {
     Condvar,
     /// A lock of a foreign trace format whose kind is unknown.
     Unknown,
+    /// One-time initialization (`Once`, `OnceLock`, `LazyLock`): held by the initializing thread
+    /// while its initializer runs, requested by every caller that finds it not done. Exclusive,
+    /// as a mutex: an initializer that re-enters it is a self-deadlock. Serialized `once`.
+    Once,
 }
 
 /// The mode in which a lock is requested or held.

@@ -25,7 +25,9 @@ pub fn start(path: impl AsRef<Path>) -> io::Result<()> {
 }
 
 /// Stops recording: flushes all threads' events, writes per-class statistics and closes the file.
-/// Returns the path written, or `None` if nothing was being recorded.
+/// Returns the path written, or `None` if nothing was being recorded; an error if a write failed
+/// (disk full, ...) at any point: events were lost from then on, so the trace is incomplete (also
+/// said on stderr when it happens).
 pub fn stop() -> io::Result<Option<PathBuf>> {
     crate::checked::recorder::stop()
 }

@@ -34,7 +34,25 @@ static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
 /// A fresh instance number (for objects that are not locks but appear in traces: condvars).
 pub(crate) fn new_instance_id() -> u64 {
-    NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed) & INST_MASK
+    let (inst, wrapped) = next_instance();
+    if wrapped {
+        report_limit(
+            ClassSrc::Anonymous,
+            LockKind::Condvar,
+            inst,
+            "instances",
+            INST_MASK + 1,
+        );
+    }
+    inst
+}
+
+/// A fresh instance number, and whether numbering just wrapped around (2^40 instances: the first
+/// time only). Past that point a new lock may share its number with a live one, so findings
+/// about either may be wrong or missing: reported as `Incomplete` (limit `instances`).
+fn next_instance() -> (u64, bool) {
+    let raw = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
+    (raw & INST_MASK, raw == INST_MASK + 1)
 }
 
 /// Per-lock bookkeeping embedded in every instrumented raw lock.
@@ -72,8 +90,14 @@ impl Meta {
 
     #[cold]
     fn assign(&self, kind: LockKind) -> Ids {
-        let inst = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed) & INST_MASK;
-        let class = intern(self.src, kind);
+        let (inst, wrapped) = next_instance();
+        let (class, full) = intern(self.src, kind);
+        if full {
+            report_limit(self.src, kind, inst, "classes", u64::from(CLASS_LIMIT));
+        }
+        if wrapped {
+            report_limit(self.src, kind, inst, "instances", INST_MASK + 1);
+        }
         let packed = inst | (u64::from(class) << INST_BITS);
         match self
             .ids
@@ -131,6 +155,8 @@ pub(crate) struct ClassInfo {
 struct ClassTable {
     by_key: HashMap<(String, u8), u32>,
     info: Vec<ClassInfo>,
+    /// [`CLASS_LIMIT`] was hit (and reported).
+    full: bool,
 }
 
 static CLASSES: PlMutex<Option<ClassTable>> = PlMutex::new(None);
@@ -139,28 +165,88 @@ fn kind_tag(kind: LockKind) -> u8 {
     kind as u8
 }
 
-fn intern(src: ClassSrc, kind: LockKind) -> u32 {
+/// Classes the table can number: class ids have [`CLASS_BITS`] bits, and the last one means
+/// "no class".
+const CLASS_LIMIT: u32 = NO_CLASS;
+
+/// The class of a lock built from `src`, and whether this call found the table full for the
+/// first time (the caller reports it, outside the table's lock: rendering a report reads it).
+fn intern(src: ClassSrc, kind: LockKind) -> (u32, bool) {
     let key = match src {
         ClassSrc::Site(loc) => format!("{}:{}:{}", loc.file(), loc.line(), loc.column()),
         ClassSrc::Named(name) => name.to_owned(),
-        ClassSrc::Anonymous => return NO_CLASS,
+        ClassSrc::Anonymous => return (NO_CLASS, false),
     };
     let mut guard = CLASSES.lock();
-    let table = guard.get_or_insert_with(ClassTable::default);
-    if let Some(&c) = table.by_key.get(&(key.clone(), kind_tag(kind))) {
-        return c;
+    guard
+        .get_or_insert_with(ClassTable::default)
+        .intern(key, kind, CLASS_LIMIT)
+}
+
+impl ClassTable {
+    /// Past `limit` classes the rest are anonymous (checked at instance level only); the first
+    /// time that happens returns `true`.
+    fn intern(&mut self, key: String, kind: LockKind, limit: u32) -> (u32, bool) {
+        if let Some(&c) = self.by_key.get(&(key.clone(), kind_tag(kind))) {
+            return (c, false);
+        }
+        let c = self.info.len() as u32;
+        if c >= limit {
+            return (NO_CLASS, !std::mem::replace(&mut self.full, true));
+        }
+        self.info.push(ClassInfo {
+            key: key.clone(),
+            kind,
+        });
+        self.by_key.insert((key, kind_tag(kind)), c);
+        (c, false)
     }
-    let c = table.info.len() as u32;
-    if c >= NO_CLASS {
-        // More than four million distinct construction sites: treat the rest as anonymous.
-        return NO_CLASS;
-    }
-    table.info.push(ClassInfo {
-        key: key.clone(),
-        kind,
+}
+
+/// A limit of lock identity was hit with the lock `inst` (built from `src`), reported once by
+/// the caller's logic (`ViolationKind::Incomplete`): `classes` (the class table is full: this
+/// lock and every later one of a new site or name is checked at instance level only, so
+/// class-level inversions through them may go unreported) or `instances` (instance numbers
+/// wrapped). Not a violation to act on.
+#[cold]
+#[inline(never)]
+fn report_limit(src: ClassSrc, kind: LockKind, inst: u64, limit: &'static str, bound: u64) {
+    use super::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
+    let site = match src {
+        ClassSrc::Site(loc) => loc.to_string(),
+        ClassSrc::Named(name) => name.to_owned(),
+        ClassSrc::Anonymous => String::new(),
+    };
+    let published = super::state::as_busy(|s| {
+        let thread = s.id();
+        let lock = LockRef {
+            kind,
+            ..LockRef::new(inst, NO_CLASS)
+        };
+        let edge = EdgeInfo {
+            thread: super::state::thread_name(thread),
+            thread_id: thread,
+            held: lock.clone(),
+            held_mode: lockcheck_core::trace::Mode::Exclusive,
+            held_site: site.clone(),
+            acquired: lock,
+            mode: lockcheck_core::trace::Mode::Exclusive,
+            site,
+            other_held: Vec::new(),
+            backtrace: None,
+        };
+        publish(Violation::inversion(
+            ViolationKind::Incomplete { limit, bound },
+            vec![edge],
+        ))
     });
-    table.by_key.insert((key, kind_tag(kind)), c);
-    c
+    if published.is_none() && limit == "classes" {
+        // This thread is inside lockcheck's own work (or exiting): the next lock of a new class
+        // reports it instead.
+        if let Some(t) = CLASSES.lock().as_mut() {
+            t.full = false;
+        }
+    }
 }
 
 /// Information about a class (a placeholder for [`NO_CLASS`]).
@@ -173,4 +259,46 @@ pub(crate) fn class_info(c: u32) -> ClassInfo {
             key: "<anonymous>".into(),
             kind: LockKind::Unknown,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_table_makes_new_classes_anonymous_and_says_so_once() {
+        let mut t = ClassTable::default();
+        assert_eq!(t.intern("a".into(), LockKind::Mutex, 2), (0, false));
+        assert_eq!(t.intern("b".into(), LockKind::Mutex, 2), (1, false));
+        // Known classes still resolve when the table is full.
+        assert_eq!(t.intern("a".into(), LockKind::Mutex, 2), (0, false));
+        assert_eq!(t.intern("c".into(), LockKind::Mutex, 2), (NO_CLASS, true));
+        assert_eq!(t.intern("d".into(), LockKind::Mutex, 2), (NO_CLASS, false));
+        assert_eq!(t.intern("b".into(), LockKind::Mutex, 2), (1, false));
+    }
+
+    #[test]
+    fn hitting_the_class_limit_is_an_incomplete_finding() {
+        let loc = Location::caller();
+        report_limit(
+            ClassSrc::Site(loc),
+            LockKind::Mutex,
+            7,
+            "classes",
+            u64::from(CLASS_LIMIT),
+        );
+        let v = crate::violations();
+        let v = v
+            .iter()
+            .find(|v| {
+                v.kind
+                    == crate::ViolationKind::Incomplete {
+                        limit: "classes",
+                        bound: u64::from(CLASS_LIMIT),
+                    }
+            })
+            .expect("reported");
+        assert!(v.message.contains("class"), "{}", v.message);
+        assert_eq!(v.edges[0].site, loc.to_string());
+    }
 }

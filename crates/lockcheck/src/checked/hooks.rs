@@ -25,6 +25,7 @@ use crate::config::{action, flag, flags, Action};
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::collections::HashSet;
 use std::panic::Location;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// What the first (and usually only) thread-local access of an acquisition decided.
@@ -567,7 +568,8 @@ fn self_conflict(kind: LockKind, req: Mode, held: Mode) -> Option<ViolationKind>
     use Mode::*;
     match kind {
         LockKind::Semaphore | LockKind::Condvar => None,
-        LockKind::Mutex | LockKind::Unknown => Some(ViolationKind::SelfDeadlock),
+        // A `Once` is taken exclusively by its initializer: re-entering it waits for itself.
+        LockKind::Mutex | LockKind::Once | LockKind::Unknown => Some(ViolationKind::SelfDeadlock),
         LockKind::Rwlock => match (req, held) {
             (Exclusive, _) | (_, Exclusive) => Some(ViolationKind::SelfDeadlock),
             (Upgradable, Upgradable) => Some(ViolationKind::SelfDeadlock),
@@ -732,31 +734,46 @@ pub(crate) fn check_permits(
 }
 
 /// Locks released by a thread that did not hold them (a guard forgotten on one thread and
-/// `force_unlock`ed on another): the holder's entry is stale. Bounded; only this rare path and the
-/// self-deadlock check, which is rare too, touch it.
-static FOREIGN_RELEASES: parking_lot::Mutex<Vec<u64>> = parking_lot::Mutex::new(Vec::new());
+/// `force_unlock`ed on another): the holder's entry is stale. Exact, with no bound: one entry per
+/// instance, which leaves when the stale entry is forgotten ([`take_foreign_release`]) or the lock
+/// is dropped ([`forget_foreign_release`]), so the set never outgrows the live locks. Only this
+/// rare path, the self-deadlock check (rare too) and the drop of a lock while the set is not
+/// empty touch the mutex.
+static FOREIGN_RELEASES: parking_lot::Mutex<Option<HashSet<u64>>> = parking_lot::Mutex::new(None);
+/// The size of [`FOREIGN_RELEASES`], read without its lock so that dropping a lock costs one
+/// atomic load while no foreign release is pending.
+static FOREIGN_PENDING: AtomicUsize = AtomicUsize::new(0);
 
 #[cold]
 fn note_foreign_release(inst: u64) {
     if flags() & flag::CHECK == 0 {
         return;
     }
-    let mut v = FOREIGN_RELEASES.lock();
-    if v.len() >= 1024 {
-        v.drain(..512);
-    }
-    if !v.contains(&inst) {
-        v.push(inst);
-    }
+    let mut set = FOREIGN_RELEASES.lock();
+    let set = set.get_or_insert_with(HashSet::new);
+    set.insert(inst);
+    FOREIGN_PENDING.store(set.len(), Ordering::Relaxed);
 }
 
 fn take_foreign_release(inst: u64) -> bool {
-    let mut v = FOREIGN_RELEASES.lock();
-    match v.iter().position(|&x| x == inst) {
-        Some(i) => {
-            v.swap_remove(i);
-            true
-        }
-        None => false,
+    if FOREIGN_PENDING.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let mut set = FOREIGN_RELEASES.lock();
+    let Some(set) = set.as_mut() else {
+        return false;
+    };
+    let found = set.remove(&inst);
+    FOREIGN_PENDING.store(set.len(), Ordering::Relaxed);
+    found
+}
+
+/// A lock instance is gone: a pending foreign release of it can no longer excuse anything (and
+/// instance ids are never reused), so its entry leaves with it.
+pub(crate) fn forget_foreign_release(inst: u64) {
+    // A release (which notes) happens-before the drop of the lock, so a pending entry of this
+    // instance is seen here.
+    if FOREIGN_PENDING.load(Ordering::Relaxed) != 0 {
+        take_foreign_release(inst);
     }
 }

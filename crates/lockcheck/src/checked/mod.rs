@@ -76,8 +76,9 @@ pub(crate) fn forget(meta: &Meta) {
         // Dropping a lock inside lockcheck's own work (or at thread exit) must not re-enter.
         let _ = state::as_busy(|_| graph::forget_instance(inst));
     }
-    if recorder::recording() {
-        if let Some(ids) = meta.assigned() {
+    if let Some(ids) = meta.assigned() {
+        hooks::forget_foreign_release(ids.inst);
+        if recorder::recording() {
             recorder::on_drop(ids);
         }
     }

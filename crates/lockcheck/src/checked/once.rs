@@ -13,6 +13,7 @@
 use super::class::ClassSrc;
 use super::raw::RawMutex;
 use lock_api::RawMutex as _;
+use lockcheck_core::trace::LockKind;
 use std::panic::Location;
 
 pub use parking_lot::OnceState;
@@ -38,6 +39,9 @@ impl InitGate {
     #[track_caller]
     #[inline]
     pub(crate) fn enter(&self) -> GateGuard<'_> {
+        // The identity is assigned on first use, with the kind of that use: name the gate's
+        // class a `Once` before the mutex inside it is taken (which would say `Mutex`).
+        let _ = self.0.meta.ids(LockKind::Once);
         self.0.lock();
         GateGuard(&self.0)
     }

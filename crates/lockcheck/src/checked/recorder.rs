@@ -232,6 +232,7 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
         line: Vec::with_capacity(256),
         deferred_drops: Vec::new(),
         ready_drops: Vec::new(),
+        failed: None,
     };
     let program = std::env::args().next().unwrap_or_default();
     let start_unix_ms = std::time::SystemTime::now()
@@ -282,7 +283,17 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
     for (c, s) in stats {
         w.emit(&Event::Stats { c, stats: s });
     }
-    w.out.flush()?;
+    let r = w.out.flush();
+    w.note_error(r);
+    if let Some(e) = w.failed {
+        return Err(io::Error::new(
+            e.kind(),
+            format!(
+                "writing the trace {} failed ({e}): it is incomplete",
+                w.path.display()
+            ),
+        ));
+    }
     Ok(Some(w.path))
 }
 
@@ -311,7 +322,8 @@ pub(crate) fn flush_all() {
     }
     w.end_pass();
     drop(pending);
-    let _ = w.out.flush();
+    let r = w.out.flush();
+    w.note_error(r);
 }
 
 fn background(generation: u64) {
@@ -586,6 +598,9 @@ struct Writer {
     deferred_drops: Vec<u64>,
     /// Drops of the previous pass, written at the end of this one.
     ready_drops: Vec<u64>,
+    /// The first write error (disk full, ...): from then on events are lost, which is said on
+    /// stderr at once and returned by [`stop`], never silent.
+    failed: Option<io::Error>,
 }
 
 impl Writer {
@@ -608,8 +623,25 @@ impl Writer {
         if !write_hot(e, &mut self.line) {
             e.write_line(&mut self.line);
         }
-        // An I/O error (disk full) drops events; the trace stays line-complete.
-        let _ = self.out.write_all(&self.line);
+        // After an I/O error (disk full) events are dropped, said once (see `failed`).
+        if self.failed.is_none() {
+            let r = self.out.write_all(&self.line);
+            self.note_error(r);
+        }
+    }
+
+    /// Records the first write error and says so on stderr: the trace is incomplete, so an
+    /// analysis of it may miss what the run did.
+    #[cold]
+    fn note_error(&mut self, r: io::Result<()>) {
+        if let (Err(e), None) = (r, &self.failed) {
+            eprintln!(
+                "lockcheck: incomplete trace: writing {} failed ({e}); later events are lost, so \
+                 `lockcheck analyze` on it may miss findings",
+                self.path.display()
+            );
+            self.failed = Some(e);
+        }
     }
 
     fn drain(&mut self, b: &ThreadBuf) {

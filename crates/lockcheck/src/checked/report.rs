@@ -52,7 +52,10 @@ pub enum ViolationKind {
         /// Which limit: `search-steps` (a cycle search stopped after `bound` steps, so cycles
         /// through that dependency may be unreported), `edge-variants` (an edge already kept
         /// `bound` distinct dependencies, and a new one was dropped), `dependencies` (the graph
-        /// keeps `bound` dependencies in all, and a new one was dropped) or `kept-findings`
+        /// keeps `bound` dependencies in all, and a new one was dropped), `classes` (the class
+        /// table holds `bound` classes: locks of new sites or names are checked at instance level
+        /// only; the edge names the first such lock and its construction site), `instances`
+        /// (instance numbers wrapped after `bound` locks) or `kept-findings`
         /// ([`violations`] is full: later findings are only printed).
         limit: &'static str,
         /// The limit's value.
@@ -91,7 +94,7 @@ impl ViolationKind {
 pub struct LockRef {
     /// The class: the user-given name, or the construction site `file:line:col`.
     pub class: String,
-    /// Mutex, RwLock, Semaphore.
+    /// Mutex, RwLock, Semaphore, Once (also `OnceLock`, `LazyLock`).
     pub kind: LockKind,
     /// The instance number (unique in the process, never reused).
     pub instance: u64,
@@ -114,6 +117,7 @@ impl LockRef {
             LockKind::Semaphore => "Semaphore",
             LockKind::Condvar => "Condvar",
             LockKind::Unknown => "lock",
+            LockKind::Once => "Once",
         }
     }
 }
@@ -446,14 +450,32 @@ impl Violation {
                         "`lockcheck::violations()` keeps {bound} findings: later ones are only \
                          printed (stderr, tracing), starting with this one"
                     ),
+                    "classes" => format!(
+                        "the class table keeps {bound} lock classes: locks constructed at a new \
+                         site or with a new name from this one on are checked at instance level \
+                         only, so class-level inversions through them may be unreported"
+                    ),
+                    "instances" => format!(
+                        "lock instance numbers wrapped around after {bound} locks: a new lock may \
+                         share its number with a live one, so findings about either may be wrong \
+                         or missing"
+                    ),
                     other => format!("limit `{other}` ({bound}) hit"),
                 };
                 let _ = writeln!(s, "lockcheck: incomplete: {what}");
-                let _ = writeln!(
-                    s,
-                    "  thread `{}` acquiring {} at {} while holding {}",
-                    e0.thread, e0.acquired, e0.site, e0.held
-                );
+                if matches!(limit, "classes" | "instances") {
+                    let _ = writeln!(
+                        s,
+                        "  first such lock: {} of `{}`, first used by thread `{}`",
+                        e0.acquired, e0.site, e0.thread
+                    );
+                } else {
+                    let _ = writeln!(
+                        s,
+                        "  thread `{}` acquiring {} at {} while holding {}",
+                        e0.thread, e0.acquired, e0.site, e0.held
+                    );
+                }
                 let _ = writeln!(s, "  (reported once; run `lockcheck analyze` on a trace (LOCKCHECK_TRACE) for a full search)");
             }
             ViolationKind::LockOrderInversion | ViolationKind::ClassInversion => {

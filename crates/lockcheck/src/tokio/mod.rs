@@ -21,7 +21,10 @@
 //!
 //! Reports go where the sync locks' go ([`violations`](crate::violations), stderr, `tracing`),
 //! and `LOCKCHECK=panic|warn|off` applies: under `panic` the acquiring task panics before it
-//! waits (its `JoinHandle` returns the panic), so its guards drop and the others go on.
+//! waits (its `JoinHandle` returns the panic), so its guards drop and the others go on. The
+//! checks that need no wait run in the `#[track_caller]` method that returns the future, so that
+//! panic points at the user's line; those that need the wait (the wait-for graph, a sync guard
+//! held across it) panic inside the future, with the user's line in the message.
 //!
 //! Tasks are named `task #N` in reports (tokio's task id); start them with [`spawn`] instead of
 //! `tokio::spawn` to get `task #N (spawned at file:line:col)`.
@@ -29,9 +32,11 @@
 //! **Owned guards** (`lock_owned`, `read_owned`, `write_owned`, `acquire_owned`, ...) are
 //! `'static + Send`, made to move into another task, and lockcheck cannot see a move. Acquiring
 //! one is checked as usual (against what the task holds), and its hold ends wherever it is
-//! dropped; but since it may have moved, it never counts as held by the task that took it: no
-//! self-deadlock, wait-for or ordering edge comes from holding it. A cycle that needs an owned
-//! guard on the holding side goes unreported online.
+//! dropped. What the task that took it acquires meanwhile waits for that drop: in the same task,
+//! the guard was held all along, and those dependencies join the lock graph (a cycle they close
+//! is reported then, without the action: it runs in a drop, after the fact); in another task, it
+//! may have left before them, and they are forgotten. An owned guard makes no self-deadlock or
+//! wait-for edge.
 //!
 //! Unlike the sync locks, these are always instrumented when the feature is on, whatever the
 //! build profile: the feature is the switch.
@@ -53,7 +58,7 @@ use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake};
-use track::{Hold, Req};
+use track::{Hold, Pre, Req};
 
 /// `tokio::spawn`, remembering the spawn site so that reports name the task
 /// `task #N (spawned at file:line:col)`.
@@ -94,21 +99,35 @@ impl Drop for SpawnSite {
 /// The semaphore under every lock here, as under tokio's own.
 type Sem = ::tokio::sync::Semaphore;
 
-/// The checked acquisition of `r.permits` permits: the fast try (checked and recorded at once),
-/// else the checks before any wait, the wait-for graph, the wait, then the hold.
-async fn acquire(sem: &Sem, r: Req<'_>) -> Result<Hold, AcquireError> {
+/// The checks of an acquisition that need no wait, run in the `#[track_caller]` entry point
+/// that returns the future (or blocks): a violation under `panic` is raised there, so the
+/// panic's location is the user's line, and before any hang. Returns what the future then does
+/// not check again.
+#[track_caller]
+fn precheck(sem: &Sem, r: &Req<'_>) -> Pre {
+    let unavailable = sem.available_permits() < r.permits as usize && !sem.is_closed();
+    let (pre, verdict) = track::precheck(r, unavailable);
+    if let Some(v) = verdict {
+        v.raise();
+    }
+    pre
+}
+
+/// The checked acquisition of `r.permits` permits: the fast try, else the checks that
+/// [`precheck`] did not do, the wait-for graph, the wait, then the hold.
+async fn acquire(sem: &Sem, r: Req<'_>, pre: Pre) -> Result<Hold, AcquireError> {
     if let Ok(p) = sem.try_acquire_many(r.permits) {
-        // Checked after the fact (it did not wait): if the action panics, `p` gives the
-        // permits back as it unwinds.
-        let hold = track::acquired_now(&r);
+        // Checked after the fact (it did not wait) when not checked before: if the action
+        // panics, `p` gives the permits back as it unwinds.
+        let hold = track::acquired_now(&r, pre);
         p.forget();
         return Ok(hold);
     }
-    let ctx = track::before(&r);
+    let ctx = track::before(&r, pre);
     let wait = if sem.is_closed() {
         None
     } else {
-        track::must_wait(&ctx, &r)
+        track::must_wait(&ctx, &r, pre)
     };
     let start = std::time::Instant::now();
     let p = sem.acquire_many(r.permits).await;

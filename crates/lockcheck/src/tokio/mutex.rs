@@ -3,7 +3,7 @@
 //! its hold without wrapping tokio's guard types.
 
 use super::track::{Hold, Req};
-use super::{acquire, block_on, try_acquire, try_lock_error, Sem, TryLockError};
+use super::{acquire, block_on, precheck, try_acquire, try_lock_error, Sem, TryLockError};
 use crate::checked::class::{ClassSrc, Meta};
 use lockcheck_core::trace::{LockKind, Mode};
 use std::cell::UnsafeCell;
@@ -136,8 +136,9 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     pub fn lock(&self) -> impl Future<Output = MutexGuard<'_, T>> {
         let site = Location::caller();
+        let pre = precheck(&self.s, &self.req(site, false));
         async move {
-            let hold = acquire(&self.s, self.req(site, false))
+            let hold = acquire(&self.s, self.req(site, false), pre)
                 .await
                 .expect("the semaphore of a Mutex is never closed");
             MutexGuard { lock: self, hold }
@@ -148,8 +149,9 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     pub fn blocking_lock(&self) -> MutexGuard<'_, T> {
         let site = Location::caller();
+        let pre = precheck(&self.s, &self.req(site, false));
         block_on(async move {
-            let hold = acquire(&self.s, self.req(site, false))
+            let hold = acquire(&self.s, self.req(site, false), pre)
                 .await
                 .expect("the semaphore of a Mutex is never closed");
             MutexGuard { lock: self, hold }
@@ -160,8 +162,9 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     pub fn blocking_lock_owned(self: Arc<Self>) -> OwnedMutexGuard<T> {
         let site = Location::caller();
+        let pre = precheck(&self.s, &self.req(site, true));
         block_on(async move {
-            let hold = acquire(&self.s, self.req(site, true))
+            let hold = acquire(&self.s, self.req(site, true), pre)
                 .await
                 .expect("the semaphore of a Mutex is never closed");
             OwnedMutexGuard { lock: self, hold }
@@ -172,8 +175,9 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     pub fn lock_owned(self: Arc<Self>) -> impl Future<Output = OwnedMutexGuard<T>> {
         let site = Location::caller();
+        let pre = precheck(&self.s, &self.req(site, true));
         async move {
-            let hold = acquire(&self.s, self.req(site, true))
+            let hold = acquire(&self.s, self.req(site, true), pre)
                 .await
                 .expect("the semaphore of a Mutex is never closed");
             OwnedMutexGuard { lock: self, hold }

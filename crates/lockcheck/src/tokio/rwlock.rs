@@ -2,8 +2,8 @@
 //! read takes one, a write takes all; a writer that queues blocks every later reader.
 
 use super::mutex::fmt_via_deref;
-use super::track::{Hold, Req};
-use super::{acquire, block_on, try_acquire, try_lock_error, Sem, TryLockError};
+use super::track::{Hold, Pre, Req};
+use super::{acquire, block_on, precheck, try_acquire, try_lock_error, Sem, TryLockError};
 use crate::checked::class::{ClassSrc, Meta};
 use lockcheck_core::trace::{LockKind, Mode};
 use std::cell::UnsafeCell;
@@ -232,8 +232,9 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn read(&self) -> impl Future<Output = RwLockReadGuard<'_, T>> {
         let site = Location::caller();
+        let pre = precheck(&self.s, &self.req(false, site, false));
         async move {
-            let hold = acquire(&self.s, self.req(false, site, false))
+            let hold = acquire(&self.s, self.req(false, site, false), pre)
                 .await
                 .expect("the semaphore of a RwLock is never closed");
             self.read_guard(hold)
@@ -244,18 +245,23 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn blocking_read(&self) -> RwLockReadGuard<'_, T> {
         let site = Location::caller();
-        block_on(self.read_at(site))
+        let pre = precheck(&self.s, &self.req(false, site, false));
+        block_on(self.read_at(site, pre))
     }
 
-    async fn read_at(&self, site: &'static Location<'static>) -> RwLockReadGuard<'_, T> {
-        let hold = acquire(&self.s, self.req(false, site, false))
+    async fn read_at(&self, site: &'static Location<'static>, pre: Pre) -> RwLockReadGuard<'_, T> {
+        let hold = acquire(&self.s, self.req(false, site, false), pre)
             .await
             .expect("the semaphore of a RwLock is never closed");
         self.read_guard(hold)
     }
 
-    async fn write_at(&self, site: &'static Location<'static>) -> RwLockWriteGuard<'_, T> {
-        let hold = acquire(&self.s, self.req(true, site, false))
+    async fn write_at(
+        &self,
+        site: &'static Location<'static>,
+        pre: Pre,
+    ) -> RwLockWriteGuard<'_, T> {
+        let hold = acquire(&self.s, self.req(true, site, false), pre)
             .await
             .expect("the semaphore of a RwLock is never closed");
         self.write_guard(hold)
@@ -265,8 +271,9 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn read_owned(self: Arc<Self>) -> impl Future<Output = OwnedRwLockReadGuard<T>> {
         let site = Location::caller();
+        let pre = precheck(&self.s, &self.req(false, site, true));
         async move {
-            let hold = acquire(&self.s, self.req(false, site, true))
+            let hold = acquire(&self.s, self.req(false, site, true), pre)
                 .await
                 .expect("the semaphore of a RwLock is never closed");
             let data = self.c.get() as *const T;
@@ -307,22 +314,25 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn write(&self) -> impl Future<Output = RwLockWriteGuard<'_, T>> {
         let site = Location::caller();
-        self.write_at(site)
+        let pre = precheck(&self.s, &self.req(true, site, false));
+        self.write_at(site, pre)
     }
 
     /// Write-locks, blocking the current thread (not for async contexts).
     #[track_caller]
     pub fn blocking_write(&self) -> RwLockWriteGuard<'_, T> {
         let site = Location::caller();
-        block_on(self.write_at(site))
+        let pre = precheck(&self.s, &self.req(true, site, false));
+        block_on(self.write_at(site, pre))
     }
 
     /// Write-locks an `Arc`'d lock; the guard is `'static`.
     #[track_caller]
     pub fn write_owned(self: Arc<Self>) -> impl Future<Output = OwnedRwLockWriteGuard<T>> {
         let site = Location::caller();
+        let pre = precheck(&self.s, &self.req(true, site, true));
         async move {
-            let hold = acquire(&self.s, self.req(true, site, true))
+            let hold = acquire(&self.s, self.req(true, site, true), pre)
                 .await
                 .expect("the semaphore of a RwLock is never closed");
             let data = self.c.get();

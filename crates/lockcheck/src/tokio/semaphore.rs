@@ -1,7 +1,7 @@
 //! `tokio::sync::Semaphore`, instrumented: permits are holds of the task that acquired them.
 
-use super::track::{Hold, Req};
-use super::{acquire, block_on, try_acquire, AcquireError, Sem, TryAcquireError};
+use super::track::{Hold, Pre, Req};
+use super::{acquire, block_on, precheck, try_acquire, AcquireError, Sem, TryAcquireError};
 use crate::checked::class::{ClassSrc, Meta};
 use lockcheck_core::trace::{LockKind, Mode};
 use std::fmt;
@@ -92,7 +92,8 @@ impl Semaphore {
     /// Acquires one permit, waiting (fairly) until one is free.
     #[track_caller]
     pub fn acquire(&self) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
-        self.acquire_many_at(1, Location::caller())
+        let pre = self.pre(1, Location::caller(), false);
+        self.acquire_many_at(1, Location::caller(), pre)
     }
 
     /// Acquires `n` permits at once.
@@ -101,15 +102,23 @@ impl Semaphore {
         &self,
         n: u32,
     ) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
-        self.acquire_many_at(n, Location::caller())
+        let pre = self.pre(n, Location::caller(), false);
+        self.acquire_many_at(n, Location::caller(), pre)
+    }
+
+    /// The checks that need no wait, at the user's call (see `tokio::precheck`).
+    #[track_caller]
+    fn pre(&self, n: u32, site: &'static Location<'static>, owned: bool) -> Pre {
+        precheck(&self.s, &self.req(n, site, owned))
     }
 
     async fn acquire_many_at(
         &self,
         n: u32,
         site: &'static Location<'static>,
+        pre: Pre,
     ) -> Result<SemaphorePermit<'_>, AcquireError> {
-        let hold = acquire(&self.s, self.req(n, site, false)).await?;
+        let hold = acquire(&self.s, self.req(n, site, false), pre).await?;
         Ok(SemaphorePermit {
             sem: self,
             permits: n,
@@ -145,13 +154,15 @@ impl Semaphore {
     /// Acquires one permit, blocking the current thread (not for async contexts).
     #[track_caller]
     pub fn blocking_acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
-        block_on(self.acquire_many_at(1, Location::caller()))
+        let pre = self.pre(1, Location::caller(), false);
+        block_on(self.acquire_many_at(1, Location::caller(), pre))
     }
 
     /// Acquires `n` permits, blocking the current thread.
     #[track_caller]
     pub fn blocking_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
-        block_on(self.acquire_many_at(n, Location::caller()))
+        let pre = self.pre(n, Location::caller(), false);
+        block_on(self.acquire_many_at(n, Location::caller(), pre))
     }
 
     /// Acquires one permit of an `Arc`'d semaphore; the permit is `'static`.
@@ -159,7 +170,8 @@ impl Semaphore {
     pub fn acquire_owned(
         self: Arc<Self>,
     ) -> impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
-        Self::acquire_many_owned_at(self, 1, Location::caller())
+        let pre = self.pre(1, Location::caller(), true);
+        Self::acquire_many_owned_at(self, 1, Location::caller(), pre)
     }
 
     /// Acquires `n` permits of an `Arc`'d semaphore; the permit is `'static`.
@@ -168,15 +180,17 @@ impl Semaphore {
         self: Arc<Self>,
         n: u32,
     ) -> impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
-        Self::acquire_many_owned_at(self, n, Location::caller())
+        let pre = self.pre(n, Location::caller(), true);
+        Self::acquire_many_owned_at(self, n, Location::caller(), pre)
     }
 
     async fn acquire_many_owned_at(
         self: Arc<Self>,
         n: u32,
         site: &'static Location<'static>,
+        pre: Pre,
     ) -> Result<OwnedSemaphorePermit, AcquireError> {
-        let hold = acquire(&self.s, self.req(n, site, true)).await?;
+        let hold = acquire(&self.s, self.req(n, site, true), pre).await?;
         Ok(OwnedSemaphorePermit {
             sem: self,
             permits: n,
@@ -215,7 +229,13 @@ impl Semaphore {
     /// Acquires one permit of an `Arc`'d semaphore, blocking the current thread.
     #[track_caller]
     pub fn blocking_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
-        block_on(Self::acquire_many_owned_at(self, 1, Location::caller()))
+        let pre = self.pre(1, Location::caller(), true);
+        block_on(Self::acquire_many_owned_at(
+            self,
+            1,
+            Location::caller(),
+            pre,
+        ))
     }
 
     /// Acquires `n` permits of an `Arc`'d semaphore, blocking the current thread.
@@ -224,7 +244,13 @@ impl Semaphore {
         self: Arc<Self>,
         n: u32,
     ) -> Result<OwnedSemaphorePermit, AcquireError> {
-        block_on(Self::acquire_many_owned_at(self, n, Location::caller()))
+        let pre = self.pre(n, Location::caller(), true);
+        block_on(Self::acquire_many_owned_at(
+            self,
+            n,
+            Location::caller(),
+            pre,
+        ))
     }
 
     /// Closes the semaphore: pending and later acquisitions fail.

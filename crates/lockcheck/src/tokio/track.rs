@@ -12,7 +12,7 @@
 use crate::checked::class::{Ids, Meta};
 use crate::checked::graph;
 use crate::checked::recorder;
-use crate::checked::report::{publish, EdgeInfo, LockRef, Violation, ViolationKind};
+use crate::checked::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
 use crate::checked::state::{as_busy, mix, thread_name, Held, STATE};
 use crate::config::{action, flag, flags, Action};
 use lockcheck_core::deps::VectorClock;
@@ -145,10 +145,10 @@ struct Entry {
 
 impl Entry {
     /// Whether the entry certainly still belongs to its holder. An owned guard may have moved to
-    /// another task (its hold ends wherever it is dropped), so it never counts as held by the
-    /// task that took it: no self-deadlock, no wait-for edge, no ordering edge from it (a task
-    /// that hands a guard to a worker and goes on taking locks is the common case, and would
-    /// otherwise make false inversions).
+    /// another task (its hold ends wherever it is dropped), so it does not count as held by the
+    /// task that took it: no self-deadlock, no wait-for edge, and its ordering edges wait for its
+    /// drop ([`Pending`]) (a task that hands a guard to a worker and goes on taking locks is the
+    /// common case, and would otherwise make false inversions).
     fn certain(&self) -> bool {
         !self.owned
     }
@@ -197,6 +197,29 @@ struct Shard {
     next_token: u64,
     /// Keys of (holder, held set, lock, mode) already checked against the graph.
     checked: HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>,
+    /// Dependencies from an owned guard of a holder that may still have it (by the guard's
+    /// token): confirmed when the guard is dropped in that holder, dropped otherwise.
+    pending: HashMap<u64, Pending, std::hash::BuildHasherDefault<IdHasher>>,
+}
+
+/// What a holder acquired while it had taken an owned guard not yet dropped. The guard may have
+/// moved to another task (lockcheck cannot see a move), so these dependencies wait for its drop:
+/// dropped by the same holder, it was held all along (they go to the graph); dropped elsewhere,
+/// it may have left before them (they are forgotten). Distinct dependencies only (lock, mode,
+/// held set), so a task looping under one owned guard keeps one entry per distinct acquisition.
+#[derive(Default)]
+struct Pending {
+    seen: HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>,
+    deps: Vec<PendingDep>,
+}
+
+struct PendingDep {
+    inst: u64,
+    class: u32,
+    mode: Mode,
+    site: &'static Location<'static>,
+    /// The other locks held then (sync guards of the task and certain async holds).
+    held: Vec<Held>,
 }
 
 static HOLDS: [ShardLock; SHARDS] = [const { ShardLock::new() }; SHARDS];
@@ -248,6 +271,7 @@ impl ShardLock {
             emptied: 0,
             next_token: 0,
             checked: HashSet::default(),
+            pending: HashMap::default(),
         }))
     }
 }
@@ -315,6 +339,11 @@ impl Hold {
             let list = s.by_holder.get_mut(&self.holder)?;
             let i = list.iter().rposition(|e| e.token == token)?;
             let e = list.remove(i);
+            let pending = if e.owned {
+                s.pending.remove(&token)
+            } else {
+                None
+            };
             let last = list.is_empty();
             if last {
                 s.emptied += 1;
@@ -323,11 +352,16 @@ impl Hold {
                     s.emptied = 0;
                 }
             }
-            Some((e, last))
+            Some((e, last, pending))
         });
-        if let Some((e, last)) = gone {
+        if let Some((e, last, pending)) = gone {
             if let Some(since) = e.since {
                 rec_release(self.holder, e, since, last);
+            }
+            if let Some(p) = pending {
+                if holder() == self.holder {
+                    confirm_owned(self.holder, &e, p);
+                }
             }
         }
     }
@@ -490,31 +524,77 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
         .flatten()
 }
 
-/// Checks before a blocking (awaiting) acquisition whose fast try failed: runs before the first
-/// poll of the inner semaphore, so that what it finds is reported before any hang.
-pub(crate) fn before(r: &Req<'_>) -> Option<Ctx> {
-    let (ctx, sync) = prepare(r)?;
+/// The checks of an acquisition that do not depend on its wait, done by [`precheck`] when the
+/// acquisition was requested (the user's call, before the future is returned): which holder they
+/// were done for, so that the future, run by that holder, does not repeat them.
+#[derive(Clone, Copy)]
+pub(crate) struct Pre {
+    /// The holder checked for (None: nothing checked: checking off, lockcheck busy).
+    holder: Option<u64>,
+}
+
+impl Pre {
+    /// Nothing checked ahead: the future checks.
+    pub(crate) const NONE: Pre = Pre { holder: None };
+
+    fn covers(self, ctx: &Ctx) -> bool {
+        self.holder == Some(ctx.holder)
+    }
+}
+
+/// The checks that need no wait, run synchronously where the user asked for the lock (so that a
+/// verdict is raised at the user's line, and before any hang): a sync guard of a suspended task
+/// on this thread, a self-deadlock, the lock order, and, when the semaphore lacks the permits
+/// now (`unavailable`), a task waiting for permits only it holds. Returns the verdict to raise
+/// under `panic`. The future re-checks only if it runs in another holder (it was moved to
+/// another task before its first poll).
+pub(crate) fn precheck(r: &Req<'_>, unavailable: bool) -> (Pre, Option<Verdict>) {
+    let Some((ctx, sync)) = prepare(r) else {
+        return (Pre::NONE, None);
+    };
     if !ctx.check {
+        return (Pre::NONE, None);
+    }
+    let pre = Pre {
+        holder: Some(ctx.holder),
+    };
+    let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
+    if let Some(v) = report(&ctx, r, sync, scan) {
+        return (pre, Some(v));
+    }
+    if unavailable && r.kind == LockKind::Semaphore {
+        return (pre, semaphore_self_deadlock(&ctx, r));
+    }
+    (pre, None)
+}
+
+/// Checks before a blocking (awaiting) acquisition whose fast try failed: runs before the first
+/// poll of the inner semaphore, so that what it finds is reported before any hang. Skipped when
+/// [`precheck`] did them for this holder.
+pub(crate) fn before(r: &Req<'_>, pre: Pre) -> Option<Ctx> {
+    let (ctx, sync) = prepare(r)?;
+    if !ctx.check || pre.covers(&ctx) {
         return Some(ctx);
     }
     let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
-    report(&ctx, r, sync, scan);
+    act(report(&ctx, r, sync, scan));
     Some(ctx)
 }
 
-/// An acquisition whose fast try succeeded: checked and recorded under one lock of the holder's
-/// shard (a panic of the action then drops the hold).
-pub(crate) fn acquired_now(r: &Req<'_>) -> Hold {
+/// An acquisition whose fast try succeeded: held and recorded (checked first unless
+/// [`precheck`] did it for this holder).
+pub(crate) fn acquired_now(r: &Req<'_>, pre: Pre) -> Hold {
     let Some((ctx, sync)) = prepare(r) else {
         return Hold::UNTRACKED;
     };
     let (hold, scan) = with_shard(ctx.holder, |s| {
-        let scan = ctx.check.then(|| scan(s, &ctx, r, &sync));
+        let scan = (ctx.check && !pre.covers(&ctx)).then(|| scan(s, &ctx, r, &sync));
         (push(s, &ctx, r), scan)
     });
     rec_acquire(&ctx, r, How::Blocking, 0);
     if let Some(scan) = scan {
-        report(&ctx, r, sync, scan);
+        // A panic of the action drops `hold` as it unwinds.
+        act(report(&ctx, r, sync, scan));
     }
     hold
 }
@@ -537,14 +617,22 @@ fn held_hash(inst: u64, mode: Mode) -> u64 {
 struct Scan {
     /// An entry of the same lock this holder certainly holds.
     conflict: Option<Entry>,
+    /// Owned guards this holder took and has not dropped (they may have moved): the tokens.
+    owned: Vec<u64>,
     /// The dependency is new for this holder: it goes to the graph (the key, to undo).
     new_key: Option<u64>,
 }
 
 fn scan(s: &mut Shard, ctx: &Ctx, r: &Req<'_>, sync: &SyncScan) -> Scan {
     let mut conflict = None;
+    let mut owned = Vec::new();
     let (mut set, mut n) = (sync.set, sync.n);
     if let Some(list) = s.by_holder.get(&ctx.holder) {
+        owned.extend(
+            list.iter()
+                .filter(|e| e.owned && e.inst != ctx.ids.inst)
+                .map(|e| e.token),
+        );
         for e in list.iter().filter(|e| e.certain()) {
             if e.inst == ctx.ids.inst {
                 conflict.get_or_insert(*e);
@@ -568,15 +656,21 @@ fn scan(s: &mut Shard, ctx: &Ctx, r: &Req<'_>, sync: &SyncScan) -> Scan {
             new_key = Some(key);
         }
     }
-    Scan { conflict, new_key }
+    Scan {
+        conflict,
+        owned,
+        new_key,
+    }
 }
 
 /// The reports of one acquisition: a sync guard of a suspended task on this thread, a
 /// self-deadlock, then, for a dependency new to this holder, the order graph.
-fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan) {
+fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan) -> Option<Verdict> {
     let ids = ctx.ids;
     if let Some(h) = sync.foreign {
-        held_across_await(ctx.holder, ids, r.mode, r.site, h);
+        if let Some(v) = held_across_await(ctx.holder, ids, r.mode, r.site, h) {
+            return Some(v);
+        }
     }
     if let Some(e) = scan.conflict {
         let kind = match (r.kind, r.mode, e.mode) {
@@ -585,27 +679,16 @@ fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan) {
             _ => Some(ViolationKind::SelfDeadlock),
         };
         if let Some(k) = kind {
-            self_violation(ctx.holder, k, ids, r.mode, r.site, &e);
+            if let Some(v) = self_violation(ctx.holder, k, ids, r.mode, r.site, &e) {
+                return Some(v);
+            }
         }
     }
-    let Some(key) = scan.new_key else { return };
-    let mut held: Vec<Held> = STATE
-        .try_with(|s| {
-            s.held
-                .try_borrow()
-                .map(|h| h.iter().filter(|h| h.task == ctx.tag).copied().collect())
-                .unwrap_or_default()
-        })
-        .unwrap_or_default();
-    with_shard(ctx.holder, |s| {
-        if let Some(list) = s.by_holder.get(&ctx.holder) {
-            held.extend(
-                list.iter()
-                    .filter(|e| e.certain() && e.inst != ids.inst)
-                    .map(Entry::held),
-            );
-        }
-    });
+    if !scan.owned.is_empty() && flags() & flag::ORDER != 0 {
+        note_pending(ctx, r, &scan.owned);
+    }
+    let key = scan.new_key?;
+    let held = held_now(ctx);
     r.meta.mark_in_graph();
     let found = as_busy(|_| {
         let found = graph::add_dependency(graph::Request {
@@ -624,13 +707,95 @@ fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan) {
         found.map(publish)
     });
     match found {
-        Some(Some(v)) => act(&v, r.site),
-        Some(None) => {}
+        Some(Some(v)) => verdict(&v, r.site),
+        Some(None) => None,
         // Could not check (re-entered): do not remember the key as checked.
-        None => with_shard(ctx.holder, |s| {
-            s.checked.remove(&key);
-        }),
+        None => {
+            with_shard(ctx.holder, |s| {
+                s.checked.remove(&key);
+            });
+            None
+        }
     }
+}
+
+/// The held set of `ctx`'s holder (its sync guards, then its certain async holds), without the
+/// requested lock.
+fn held_now(ctx: &Ctx) -> Vec<Held> {
+    let mut held: Vec<Held> = STATE
+        .try_with(|s| {
+            s.held
+                .try_borrow()
+                .map(|h| h.iter().filter(|h| h.task == ctx.tag).copied().collect())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    with_shard(ctx.holder, |s| {
+        if let Some(list) = s.by_holder.get(&ctx.holder) {
+            held.extend(
+                list.iter()
+                    .filter(|e| e.certain() && e.inst != ctx.ids.inst)
+                    .map(Entry::held),
+            );
+        }
+    });
+    held
+}
+
+/// An acquisition while the holder has owned guards it may still have: one pending dependency
+/// per guard (see [`Pending`]).
+#[cold]
+fn note_pending(ctx: &Ctx, r: &Req<'_>, owned: &[u64]) {
+    let held = held_now(ctx);
+    let set = held
+        .iter()
+        .fold(0u64, |acc, h| acc.wrapping_add(held_hash(h.inst, h.mode)));
+    let key = mix(set ^ ctx.ids.inst.rotate_left(29) ^ ((r.mode as u64) << 56));
+    // Its node must leave the graph when the lock is dropped, if the dependency gets there.
+    r.meta.mark_in_graph();
+    with_shard(ctx.holder, |s| {
+        for &token in owned {
+            let p = s.pending.entry(token).or_default();
+            if p.seen.insert(key) {
+                p.deps.push(PendingDep {
+                    inst: ctx.ids.inst,
+                    class: ctx.ids.class,
+                    mode: r.mode,
+                    site: r.site,
+                    held: held.clone(),
+                });
+            }
+        }
+    });
+}
+
+/// An owned guard dropped by the holder that took it: it was held all along, so what the holder
+/// acquired meanwhile depended on it. Those dependencies go to the graph now; a cycle they close
+/// is reported (published; no action: this runs in a guard's drop, after the fact).
+#[cold]
+fn confirm_owned(holder: u64, owned: &Entry, p: Pending) {
+    let _ = as_busy(|_| {
+        for d in p.deps {
+            let mut held = Vec::with_capacity(d.held.len() + 1);
+            held.push(owned.held());
+            held.extend(d.held.into_iter().filter(|h| h.inst != owned.inst));
+            let (found, limits) = graph::add_dependency(graph::Request {
+                thread: holder,
+                inst: d.inst,
+                class: d.class,
+                mode: d.mode,
+                site: d.site,
+                held: &held,
+                clock: VectorClock::new(),
+            });
+            for v in limits {
+                publish(v);
+            }
+            if let Some(v) = found {
+                publish(v);
+            }
+        }
+    });
 }
 
 /// Dependencies a shard remembers as checked; past it the cache is emptied (re-checks only).
@@ -691,6 +856,9 @@ fn rec_release(holder: u64, e: Entry, since: Instant, last: bool) {
 fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
     if !r.owned {
         let _ = ASYNC_HOLDER.try_with(|c| c.set(ctx.holder));
+    } else if ctx.check && flags() & flag::ORDER != 0 {
+        // Dependencies from it may reach the graph when it is dropped (see `Pending`).
+        r.meta.mark_in_graph();
     }
     s.next_token += 1;
     let token = s.next_token;
@@ -721,25 +889,10 @@ fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
 /// itself holds, with no other holder to give any back, is a self-deadlock; then the wait joins
 /// the wait-for graph (a cycle is a deadlock, reported now); and a sync guard this task holds
 /// will now be held across the suspension.
-pub(crate) fn must_wait(ctx: &Option<Ctx>, r: &Req<'_>) -> Option<WaitReg> {
+pub(crate) fn must_wait(ctx: &Option<Ctx>, r: &Req<'_>, pre: Pre) -> Option<WaitReg> {
     let ctx = ctx.as_ref().filter(|c| c.check)?;
-    if r.kind == LockKind::Semaphore {
-        let holds = holders_of(ctx.ids.inst);
-        let own = holds
-            .iter()
-            .find(|(h, e)| *h == ctx.holder && e.certain())
-            .map(|(_, e)| *e);
-        let others = holds.iter().any(|(h, e)| *h != ctx.holder || !e.certain());
-        if let (Some(e), false) = (own, others) {
-            self_violation(
-                ctx.holder,
-                ViolationKind::SelfDeadlock,
-                ctx.ids,
-                r.mode,
-                r.site,
-                &e,
-            );
-        }
+    if r.kind == LockKind::Semaphore && !pre.covers(ctx) {
+        act(semaphore_self_deadlock(ctx, r));
     }
     let tag = ctx.tag;
     if tag != 0 {
@@ -753,10 +906,34 @@ pub(crate) fn must_wait(ctx: &Option<Ctx>, r: &Req<'_>) -> Option<WaitReg> {
             .ok()
             .flatten();
         if let Some(h) = mine {
-            held_across_await_self(ctx.holder, ctx.ids, r.mode, r.site, h);
+            act(held_across_await_self(
+                ctx.holder, ctx.ids, r.mode, r.site, h,
+            ));
         }
     }
     Some(begin_wait(ctx, r))
+}
+
+/// A semaphore whose permits this holder alone holds, and which it asks for more of while they
+/// are missing: nobody can give any back.
+fn semaphore_self_deadlock(ctx: &Ctx, r: &Req<'_>) -> Option<Verdict> {
+    let holds = holders_of(ctx.ids.inst);
+    let own = holds
+        .iter()
+        .find(|(h, e)| *h == ctx.holder && e.certain())
+        .map(|(_, e)| *e);
+    let others = holds.iter().any(|(h, e)| *h != ctx.holder || !e.certain());
+    match (own, others) {
+        (Some(e), false) => self_violation(
+            ctx.holder,
+            ViolationKind::SelfDeadlock,
+            ctx.ids,
+            r.mode,
+            r.site,
+            &e,
+        ),
+        _ => None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -883,7 +1060,7 @@ fn register(
             if action() == Action::Panic {
                 // Unregistered first: the panicking task gives up its locks, the others go on.
                 drop(reg);
-                act(&v, site);
+                act(verdict(&v, site));
                 return WaitReg { seq: 0 };
             }
         }
@@ -1074,7 +1251,7 @@ pub(crate) fn sync_acquire_over_suspended(
     };
     let Some(h) = found else { return false };
     let me = holder();
-    held_across_await(me, ids, mode, site, h);
+    act(held_across_await(me, ids, mode, site, h));
     h.inst == ids.inst
 }
 
@@ -1165,7 +1342,7 @@ fn sync_after_async(meta: &Meta, mode: Mode, site: &'static Location<'static>, i
         found.map(publish)
     });
     match found {
-        Some(Some(v)) => act(&v, site),
+        Some(Some(v)) => act(verdict(&v, site)),
         Some(None) => {}
         None => with_shard(holder, |s| {
             s.checked.remove(&key);
@@ -1176,7 +1353,13 @@ fn sync_after_async(meta: &Meta, mode: Mode, site: &'static Location<'static>, i
 /// Reported (guard site, acquisition site) pairs: each once (the action applies every time).
 static AWAIT_REPORTED: PlMutex<Option<HashSet<(String, String)>>> = PlMutex::new(None);
 
-fn held_across_await(me: u64, ids: Ids, mode: Mode, site: &'static Location<'static>, h: Held) {
+fn held_across_await(
+    me: u64,
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+    h: Held,
+) -> Option<Verdict> {
     let owner = if h.task == ROOT_TAG {
         "the runtime's root future (`block_on`)".to_owned()
     } else {
@@ -1207,9 +1390,7 @@ fn held_across_await(me: u64, ids: Ids, mode: Mode, site: &'static Location<'sta
         );
         vec![e0, e1]
     });
-    if let Some(edges) = edges {
-        report_await(edges, site, h.site);
-    }
+    report_await(edges?, site, h.site)
 }
 
 fn held_across_await_self(
@@ -1218,7 +1399,7 @@ fn held_across_await_self(
     mode: Mode,
     site: &'static Location<'static>,
     h: Held,
-) {
+) -> Option<Verdict> {
     let edges = as_busy(|_| {
         let mut e0 = EdgeInfo::on_lock(
             me,
@@ -1233,16 +1414,14 @@ fn held_across_await_self(
         e0.held_site = h.site.to_string();
         vec![e0]
     });
-    if let Some(edges) = edges {
-        report_await(edges, site, h.site);
-    }
+    report_await(edges?, site, h.site)
 }
 
 fn report_await(
     edges: Vec<EdgeInfo>,
     site: &'static Location<'static>,
     held_site: &'static Location<'static>,
-) {
+) -> Option<Verdict> {
     let v = as_busy(|_| {
         let key = (site.to_string(), held_site.to_string());
         let first = AWAIT_REPORTED
@@ -1262,9 +1441,7 @@ fn report_await(
             v
         }
     });
-    if let Some(v) = v {
-        act(&v, site);
-    }
+    verdict(&v?, site)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1280,7 +1457,7 @@ fn self_violation(
     mode: Mode,
     site: &'static Location<'static>,
     e: &Entry,
-) {
+) -> Option<Verdict> {
     let v = as_busy(|_| {
         let key = (site.to_string(), e.site.to_string());
         let first = SELF_REPORTED
@@ -1311,19 +1488,28 @@ fn self_violation(
             v
         }
     });
-    if let Some(v) = v {
-        act(&v, site);
-    }
+    verdict(&v?, site)
 }
 
-/// Applies the configured action: under `panic`, the acquiring task panics before it waits
-/// (its guards drop, so the others can go on); the runtime reports it through the task's
-/// `JoinHandle`.
-fn act(v: &Violation, site: &'static Location<'static>) {
+/// The configured action on a report: under `panic`, a verdict for the acquiring task to raise
+/// before it waits (its guards drop, so the others can go on; the runtime reports the panic
+/// through the task's `JoinHandle`). Raised at the user's line when the check ran in the
+/// `#[track_caller]` entry point ([`precheck`]), else by [`act`].
+fn verdict(v: &Violation, site: &'static Location<'static>) -> Option<Verdict> {
     if action() == Action::Panic && !std::thread::panicking() {
         let first = v.message.lines().next().unwrap_or("lockcheck: violation");
-        std::panic::panic_any(format!(
+        return Some(Verdict::new(format!(
             "{first}, at {site} (report above; LOCKCHECK=warn reports and goes on)"
-        ));
+        )));
+    }
+    None
+}
+
+/// Raises a verdict found where the user's location is not on the call stack (inside the
+/// future, once it waits, or in a sync lock's hooks): the panic's location is here, the user's
+/// line is in its message.
+fn act(v: Option<Verdict>) {
+    if let Some(v) = v {
+        v.raise();
     }
 }
