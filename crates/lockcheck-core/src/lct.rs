@@ -110,6 +110,7 @@ fn kind_code(k: LockKind) -> u8 {
         LockKind::Semaphore => 2,
         LockKind::Condvar => 3,
         LockKind::Unknown => 4,
+        LockKind::Once => 5,
     }
 }
 
@@ -336,6 +337,7 @@ impl<'a> Body<'a> {
             2 => LockKind::Semaphore,
             3 => LockKind::Condvar,
             4 => LockKind::Unknown,
+            5 => LockKind::Once,
             _ => return Err(self.invalid("unknown lock kind")),
         })
     }
@@ -514,6 +516,31 @@ mod tests {
                 c: 1,
                 key: "accounts".into(),
                 kind: LockKind::Rwlock,
+            },
+            Event::Class {
+                c: 2,
+                key: "mutex".into(),
+                kind: LockKind::Mutex,
+            },
+            Event::Class {
+                c: 3,
+                key: "semaphore".into(),
+                kind: LockKind::Semaphore,
+            },
+            Event::Class {
+                c: 4,
+                key: "condvar".into(),
+                kind: LockKind::Condvar,
+            },
+            Event::Class {
+                c: 5,
+                key: "unknown".into(),
+                kind: LockKind::Unknown,
+            },
+            Event::Class {
+                c: 6,
+                key: "once".into(),
+                kind: LockKind::Once,
             },
             Event::Site {
                 s: 3,
