@@ -3,7 +3,7 @@
 //!
 //! Every target takes raw bytes and must return without panicking, in bounded time and memory:
 //!
-//! - [`json`], [`std_text`], [`rapidbin`]: the bytes are a trace file in that format. The reader
+//! - [`json`], [`std_text`], [`rapidbin`], [`lct`]: the bytes are a trace file in that format. The reader
 //!   is drained three ways (strict, `allow_truncated`, and with a tiny line limit), the three
 //!   must agree on the events they accept, and the accepted events are analyzed and rendered.
 //! - [`analyze`]: the bytes drive [`arbitrary`] to build a sequence of [`Op`]s, which become
@@ -42,6 +42,22 @@ pub fn std_text(data: &[u8]) {
 /// The RAPID binary reader, then the analysis of what it accepted.
 pub fn rapidbin(data: &[u8]) {
     reader(data, InputFormat::RapidBin);
+}
+
+/// lockcheck's binary `.lct` reader, then the analysis of what it accepted.
+pub fn lct(data: &[u8]) {
+    reader(data, InputFormat::Lct);
+}
+
+/// A fixture trace (JSON Lines) re-encoded as `.lct`, as a seed for the [`lct`] target.
+pub fn lct_seed(json: &[u8]) -> Vec<u8> {
+    let input = Box::new(Cursor::new(json.to_vec()));
+    let r = TraceReader::from_reader("seed.json", input, InputFormat::Json).allow_truncated(true);
+    let mut out = lockcheck_core::lct::MAGIC.to_vec();
+    for e in r.flatten() {
+        lockcheck_core::lct::encode(&e, &mut out);
+    }
+    out
 }
 
 /// Drains a reader; returns the accepted events, whether it stopped on an error, and where it
@@ -98,7 +114,9 @@ fn reader(data: &[u8], format: InputFormat) {
     }
     // A tiny line limit: every long line is an error, never a panic or a big allocation.
     let (short, _, _) = drain(data, format, false, 24);
-    assert!(short.len() <= strict.len() || format == InputFormat::RapidBin);
+    assert!(
+        short.len() <= strict.len() || matches!(format, InputFormat::RapidBin | InputFormat::Lct)
+    );
 
     let mut b = ModelBuilder::new();
     b.begin_trace("fuzz.trace");
@@ -554,5 +572,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("json", json),
     ("std", std_text),
     ("rapidbin", rapidbin),
+    ("lct", lct),
     ("analyze", analyze),
 ];

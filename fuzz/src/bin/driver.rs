@@ -176,6 +176,8 @@ fn read_seeds(root: &Path, target: &str, max_len: usize) -> Vec<Vec<u8>> {
         "json" => &["json", "jsonl"],
         "std" => &["std"],
         "rapidbin" => &["data"],
+        // JSON fixtures, re-encoded below.
+        "lct" => &["json", "jsonl"],
         _ => &[],
     };
     let mut out = Vec::new();
@@ -198,6 +200,9 @@ fn read_seeds(root: &Path, target: &str, max_len: usize) -> Vec<Vec<u8>> {
             let in_corpus = p.components().any(|c| c.as_os_str() == "corpus");
             if in_corpus || exts.contains(&ext) {
                 if let Ok(mut bytes) = std::fs::read(&p) {
+                    if target == "lct" && !in_corpus {
+                        bytes = lockcheck_fuzz::lct_seed(&bytes);
+                    }
                     // Large fixtures contribute their beginning (a valid header and events).
                     bytes.truncate(max_len);
                     out.push(bytes);
@@ -263,7 +268,7 @@ fn parse_args() -> Args {
             "--timeout-ms" => a.timeout_ms = value().parse().expect("--timeout-ms: a number"),
             "--dump-trace" => a.dump = Some(PathBuf::from(value())),
             _ => {
-                eprintln!("driver: unknown argument {flag}\nusage: driver [--target json|std|rapidbin|analyze]... [--seconds S] [--seed N] [--max-len BYTES] [--replay FILE]...");
+                eprintln!("driver: unknown argument {flag}\nusage: driver [--target json|std|rapidbin|lct|analyze]... [--seconds S] [--seed N] [--max-len BYTES] [--replay FILE]...");
                 std::process::exit(2)
             }
         }
