@@ -622,6 +622,9 @@ fn condvar_inversion() {
     let pair = Arc::new((Mutex::named("cvi.m", false), lockcheck::Condvar::new()));
     let outer = Arc::new(Mutex::named("cvi.outer", ()));
     let (p2, outer2) = (pair.clone(), outer.clone());
+    // The reverse order comes only once the waiter is done (not after a sleep: on a loaded
+    // machine the waiter could still hold `outer` then, and the two would really deadlock).
+    let (done_tx, done_rx) = mpsc::channel::<()>();
     let notifier = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(20));
         let mut ready = p2.0.lock();
@@ -629,7 +632,7 @@ fn condvar_inversion() {
         p2.1.notify_all();
         drop(ready);
         // Later, the reverse order: the mutex, then `outer`.
-        std::thread::sleep(Duration::from_millis(20));
+        let _ = done_rx.recv();
         let _m = p2.0.lock();
         let _o = outer2.lock();
     });
@@ -640,5 +643,6 @@ fn condvar_inversion() {
             pair.1.wait(&mut ready);
         }
     }
+    let _ = done_tx.send(());
     let _ = notifier.join();
 }
