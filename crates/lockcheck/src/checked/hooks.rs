@@ -67,9 +67,7 @@ pub(crate) fn lock_blocking(
     // Holding nothing, there is nothing to check: one thread-local access, the raw try, a push.
     // Everything else is the out-of-line `lock_slow`, which does the same work in full.
     let mut try_raw = Some(try_raw);
-    let eligible = !(mode == Mode::Exclusive && kind == LockKind::Rwlock)
-        && !cfg!(feature = "tokio")
-        && f & flag::TIMED == 0;
+    let eligible = !(mode == Mode::Exclusive && kind == LockKind::Rwlock) && f & flag::TIMED == 0;
     if eligible {
         if let Some(ids) = meta.assigned() {
             let fast = STATE.try_with(|s| {
@@ -88,6 +86,19 @@ pub(crate) fn lock_blocking(
                 let Some(attempt) = try_raw.take() else {
                     return Fast::Other;
                 };
+                // Async locks the running task holds (one thread-local read when it holds none):
+                // the hook may report, so the held stack is not borrowed meanwhile.
+                #[cfg(feature = "tokio")]
+                if f & (flag::CHECK | flag::ORDER) == flag::CHECK | flag::ORDER {
+                    drop(held);
+                    crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
+                    return if attempt() {
+                        push(s, ids, mode, site, f);
+                        Fast::Done
+                    } else {
+                        Fast::Block(ids)
+                    };
+                }
                 if attempt() {
                     held.push(Held {
                         inst: ids.inst,
@@ -97,7 +108,7 @@ pub(crate) fn lock_blocking(
                         since: None,
                         source: false,
                         #[cfg(feature = "tokio")]
-                        task: 0,
+                        task: crate::tokio::track::current_tag(),
                     });
                     Fast::Done
                 } else {
@@ -128,6 +139,12 @@ pub(crate) fn lock_blocking(
 #[inline(always)]
 fn nested_known(s: &ThreadState, held: &[Held], inst: u64, mode: Mode, f: u8) -> bool {
     if f & (flag::CHECK | flag::ORDER) != flag::CHECK | flag::ORDER || held.len() > CACHE_HELD {
+        return false;
+    }
+    // A guard a suspended task left on this thread (`sync_acquire_over_suspended`) is the slow
+    // path's business; plain thread code tags nothing.
+    #[cfg(feature = "tokio")]
+    if held.iter().any(|h| h.task != 0) {
         return false;
     }
     let (key, again) = cache_key(held, inst, mode, s.epoch.get());
