@@ -100,16 +100,19 @@ pub(crate) fn lock_blocking(
                     };
                 }
                 if attempt() {
-                    held.push(Held {
-                        inst: ids.inst,
-                        class: ids.class,
+                    let pushed = held.push_plain(
+                        ids.inst,
+                        ids.class,
                         mode,
                         site,
-                        since: None,
-                        source: false,
                         #[cfg(feature = "tokio")]
-                        task: crate::tokio::track::current_tag(),
-                    });
+                        crate::tokio::track::current_tag(),
+                    );
+                    if !pushed {
+                        // Deeper than the inline array: the general push (it spills).
+                        drop(held);
+                        push(s, ids, mode, site, f);
+                    }
                     Fast::Done
                 } else {
                     Fast::Block(ids)

@@ -119,6 +119,36 @@ impl HeldStack {
         }
     }
 
+    /// The fast path's push: an untimed hold that is no graph source yet, written in place.
+    /// False (nothing pushed) when the inline array is full.
+    #[inline(always)]
+    pub(crate) fn push_plain(
+        &mut self,
+        inst: u64,
+        class: u32,
+        mode: Mode,
+        site: &'static Location<'static>,
+        #[cfg(feature = "tokio")] task: u64,
+    ) -> bool {
+        let n = self.n;
+        if n >= INLINE_HELD {
+            return false;
+        }
+        let e = &mut self.items[n];
+        e.inst = inst;
+        e.class = class;
+        e.mode = mode;
+        e.site = site;
+        e.since = None;
+        e.source = false;
+        #[cfg(feature = "tokio")]
+        {
+            e.task = task;
+        }
+        self.n = n + 1;
+        true
+    }
+
     #[cold]
     #[inline(never)]
     fn push_deep(&mut self, h: Held) {
