@@ -4,7 +4,7 @@
 
 mod support;
 
-use lockcheck::{Mutex, ViolationKind};
+use lockcheck::{Mutex, RwLock, ViolationKind};
 use std::sync::Arc;
 use support::{found, two_threads, watchdog};
 
@@ -109,4 +109,28 @@ fn a_new_held_set_is_checked_even_with_its_lock_cached_under_another() {
     let msg = r2.expect_err("the inversion of b -> c must panic");
     assert!(msg.contains("lock order inversion"), "{msg}");
     assert!(!found("fp.set.b").is_empty());
+}
+
+#[test]
+fn rwlock_writes_and_reads_after_the_first_write_are_still_checked() {
+    let a = Arc::new(Mutex::named("fp.rw.a", 0));
+    let r = Arc::new(RwLock::named("fp.rw.r", 0));
+    let (a2, r2) = (a.clone(), r.clone());
+    let (r1, res2) = two_threads(
+        move || {
+            for _ in 0..1000 {
+                let _a = a.lock();
+                *r.write() += 1; // after the first, on the fast path
+                let _read = r.read();
+            }
+        },
+        move || {
+            let _w = r2.write();
+            let _a = a2.lock(); // inverts a -> r
+        },
+    );
+    assert!(r1.is_ok(), "{r1:?}");
+    let msg = res2.expect_err("the inversion must panic");
+    assert!(msg.contains("lock order inversion"), "{msg}");
+    assert!(!found("fp.rw.r").is_empty());
 }

@@ -67,65 +67,12 @@ pub(crate) fn lock_blocking(
     // Holding nothing, there is nothing to check: one thread-local access, the raw try, a push.
     // Everything else is the out-of-line `lock_slow`, which does the same work in full.
     let mut try_raw = Some(try_raw);
-    let eligible = !(mode == Mode::Exclusive && kind == LockKind::Rwlock) && f & flag::TIMED == 0;
-    if eligible {
-        if let Some(ids) = meta.assigned() {
-            let fast = STATE.try_with(|s| {
-                if s.busy.get() {
-                    return Fast::Other;
-                }
-                let Ok(mut held) = s.held.try_borrow_mut() else {
-                    return Fast::Other;
-                };
-                // Holding locks, the fast path still covers a dependency this thread already
-                // checked (an exact hit of the cache, never a self-conflict); the full check
-                // (`check_held`) marks the cache, so a miss here always reaches the graph.
-                if !held.is_empty() && !nested_known(s, held.as_slice(), ids.inst, mode, f) {
-                    return Fast::Other;
-                }
-                let Some(attempt) = try_raw.take() else {
-                    return Fast::Other;
-                };
-                // Async locks the running task holds (one thread-local read when it holds none):
-                // the hook may report, so the held stack is not borrowed meanwhile.
-                #[cfg(feature = "tokio")]
-                if f & (flag::CHECK | flag::ORDER) == flag::CHECK | flag::ORDER {
-                    drop(held);
-                    crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
-                    return if attempt() {
-                        push(s, ids, mode, site, f);
-                        Fast::Done
-                    } else {
-                        Fast::Block(ids)
-                    };
-                }
-                if attempt() {
-                    let pushed = held.push_plain(
-                        ids.inst,
-                        ids.class,
-                        mode,
-                        site,
-                        #[cfg(feature = "tokio")]
-                        crate::tokio::track::current_tag(),
-                    );
-                    if !pushed {
-                        // Deeper than the inline array: the general push (it spills).
-                        drop(held);
-                        push(s, ids, mode, site, f);
-                    }
-                    Fast::Done
-                } else {
-                    Fast::Block(ids)
-                }
-            });
-            match fast {
-                Ok(Fast::Done) => return Ok(()),
-                Ok(Fast::Block(ids)) => {
-                    return lock_contended(ids, kind, mode, capacity, site, lock_raw, lock_for, f)
-                }
-                Ok(Fast::Other) | Err(_) => {}
-            }
+    match fast_step(meta, kind, mode, site, f, &mut try_raw) {
+        Fast::Done => return Ok(()),
+        Fast::Block(ids) => {
+            return lock_contended(ids, kind, mode, capacity, site, lock_raw, lock_for, f)
         }
+        Fast::Other => {}
     }
     match try_raw {
         Some(try_raw) => lock_slow(
@@ -152,6 +99,100 @@ fn nested_known(s: &ThreadState, held: &[Held], inst: u64, mode: Mode, f: u8) ->
     }
     let (key, again) = cache_key(held, inst, mode, s.epoch.get());
     !again && s.cache_contains(&key)
+}
+
+/// The fast path, inlined: nothing held (or a dependency already in the exact cache), identity
+/// assigned, untimed (no recording, statistics or watchdog), not an RwLock's first write (which
+/// may decide a report). Holding nothing, there is nothing to check: one thread-local access, the
+/// raw try, a push. `Other`: not tried, nothing changed.
+#[inline(always)]
+fn fast_step(
+    meta: &Meta,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+    f: u8,
+    try_raw: &mut Option<impl FnOnce() -> bool>,
+) -> Fast {
+    let eligible = f & flag::TIMED == 0
+        && (mode != Mode::Exclusive || kind != LockKind::Rwlock || meta.was_written());
+    if eligible {
+        if let Some(ids) = meta.assigned() {
+            return STATE
+                .try_with(|s| {
+                    if s.busy.get() {
+                        return Fast::Other;
+                    }
+                    let Ok(mut held) = s.held.try_borrow_mut() else {
+                        return Fast::Other;
+                    };
+                    // Holding locks, the fast path still covers a dependency this thread already
+                    // checked (an exact hit of the cache, never a self-conflict); the full check
+                    // (`check_held`) marks the cache, so a miss here always reaches the graph.
+                    if !held.is_empty() && !nested_known(s, held.as_slice(), ids.inst, mode, f) {
+                        return Fast::Other;
+                    }
+                    let Some(attempt) = try_raw.take() else {
+                        return Fast::Other;
+                    };
+                    // Async locks the running task holds (one thread-local read when it holds none):
+                    // the hook may report, so the held stack is not borrowed meanwhile.
+                    #[cfg(feature = "tokio")]
+                    if f & (flag::CHECK | flag::ORDER) == flag::CHECK | flag::ORDER {
+                        drop(held);
+                        crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
+                        return if attempt() {
+                            push(s, ids, mode, site, f);
+                            Fast::Done
+                        } else {
+                            Fast::Block(ids)
+                        };
+                    }
+                    if attempt() {
+                        let pushed = held.push_plain(
+                            ids.inst,
+                            ids.class,
+                            mode,
+                            site,
+                            #[cfg(feature = "tokio")]
+                            crate::tokio::track::current_tag(),
+                        );
+                        if !pushed {
+                            // Deeper than the inline array: the general push (it spills).
+                            drop(held);
+                            push(s, ids, mode, site, f);
+                        }
+                        Fast::Done
+                    } else {
+                        Fast::Block(ids)
+                    }
+                })
+                .unwrap_or(Fast::Other);
+        }
+    }
+    Fast::Other
+}
+
+/// A blocking acquisition's fast path alone, for the hot entry points (`lock`, `read`, `write`):
+/// true when the lock was taken and recorded, false when nothing was done and the caller must
+/// take the full path ([`lock_blocking`], out of line). Keeping the slow call out of the caller's
+/// inlined code keeps its frame small.
+#[inline(always)]
+pub(crate) fn lock_fast(
+    meta: &Meta,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+    try_raw: impl FnOnce() -> bool,
+) -> bool {
+    let f = flags();
+    if f & flag::ACTIVE == 0 {
+        return try_raw();
+    }
+    matches!(
+        fast_step(meta, kind, mode, site, f, &mut Some(try_raw)),
+        Fast::Done
+    )
 }
 
 /// What the inlined fast path of [`lock_blocking`] did.
