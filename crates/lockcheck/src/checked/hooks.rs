@@ -174,25 +174,54 @@ fn fast_step(
 }
 
 /// A blocking acquisition's fast path alone, for the hot entry points (`lock`, `read`, `write`):
-/// true when the lock was taken and recorded, false when nothing was done and the caller must
-/// take the full path ([`lock_blocking`], out of line). Keeping the slow call out of the caller's
-/// inlined code keeps its frame small.
+/// true when the lock was taken and recorded (a failed fast try waits right here, out of line,
+/// and raises a deadlock or timeout verdict at the caller's line), false when nothing was done
+/// and the caller must take the full path ([`lock_blocking`], out of line). Keeping the slow call
+/// out of the caller's inlined code keeps its frame small.
 #[inline(always)]
+#[track_caller]
 pub(crate) fn lock_fast(
     meta: &Meta,
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
     try_raw: impl FnOnce() -> bool,
+    lock_raw: impl FnOnce(),
+    lock_for: impl Fn(Duration) -> bool,
 ) -> bool {
     let f = flags();
     if f & flag::ACTIVE == 0 {
         return try_raw();
     }
-    matches!(
-        fast_step(meta, kind, mode, site, f, &mut Some(try_raw)),
-        Fast::Done
-    )
+    match fast_step(meta, kind, mode, site, f, &mut Some(try_raw)) {
+        Fast::Done => true,
+        // With async tracking, waited for here: the full path would run the fast step's async
+        // hook a second time. Without it the full path simply tries again (cheaper inline code).
+        Fast::Block(ids) if cfg!(feature = "tokio") => {
+            contended_or_raise(ids, kind, mode, site, lock_raw, lock_for, f);
+            true
+        }
+        Fast::Block(_) => false,
+        Fast::Other => false,
+    }
+}
+
+/// [`lock_contended`] for [`lock_fast`]: a verdict (deadlock, wait timeout) is raised here, at
+/// the caller's line, with the lock not taken.
+#[inline(never)]
+#[track_caller]
+fn contended_or_raise(
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+    lock_raw: impl FnOnce(),
+    lock_for: impl Fn(Duration) -> bool,
+    f: u8,
+) {
+    if let Err(v) = lock_contended(ids, kind, mode, 1, site, lock_raw, lock_for, f) {
+        v.raise();
+    }
 }
 
 /// What the inlined fast path of [`lock_blocking`] did.

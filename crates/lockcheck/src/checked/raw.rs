@@ -240,9 +240,15 @@ unsafe impl lock_api::RawMutex for RawMutex {
         let site = Location::caller();
         handoff::drain();
         // The fast path inline, the rest out of line (see `hooks::lock_fast`).
-        if lock_fast(&self.meta, LockKind::Mutex, Mode::Exclusive, site, || {
-            self.inner.try_lock()
-        }) {
+        if lock_fast(
+            &self.meta,
+            LockKind::Mutex,
+            Mode::Exclusive,
+            site,
+            || self.inner.try_lock(),
+            || self.inner.lock(),
+            |d| self.inner.try_lock_for(d),
+        ) {
             self.owner.acquired();
             return;
         }
@@ -320,12 +326,24 @@ impl RawRwLock {
         handoff::drain();
         let i = &self.inner;
         let done = match mode {
-            Mode::Exclusive => lock_fast(&self.meta, LockKind::Rwlock, mode, site, || {
-                i.try_lock_exclusive()
-            }),
-            _ => lock_fast(&self.meta, LockKind::Rwlock, Mode::Shared, site, || {
-                i.try_lock_shared()
-            }),
+            Mode::Exclusive => lock_fast(
+                &self.meta,
+                LockKind::Rwlock,
+                mode,
+                site,
+                || i.try_lock_exclusive(),
+                || i.lock_exclusive(),
+                |d| i.try_lock_exclusive_for(d),
+            ),
+            _ => lock_fast(
+                &self.meta,
+                LockKind::Rwlock,
+                Mode::Shared,
+                site,
+                || i.try_lock_shared(),
+                || i.lock_shared(),
+                |d| i.try_lock_shared_for(d),
+            ),
         };
         if done {
             if mode == Mode::Exclusive {
