@@ -122,6 +122,13 @@ impl Meta {
             && self.ids.fetch_or(WRITTEN, Ordering::Relaxed) & WRITTEN == 0
     }
 
+    /// Whether the lock was ever write-locked (its first write, which may decide a report, is
+    /// behind it).
+    #[inline]
+    pub(crate) fn was_written(&self) -> bool {
+        self.ids.load(Ordering::Relaxed) & WRITTEN != 0
+    }
+
     /// The instance id if one was ever assigned and the instance is in the graph.
     pub(crate) fn graph_instance(&self) -> Option<u64> {
         let v = self.ids.load(Ordering::Relaxed);

@@ -19,7 +19,7 @@ use super::class::{Ids, Meta};
 use super::graph;
 use super::recorder;
 use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
-use super::state::{as_busy, mix, pack, with_slow, CacheKey, Held, ThreadState, CACHE_HELD, STATE};
+use super::state::{as_busy, cache_key, with_slow, CacheKey, Held, ThreadState, CACHE_HELD, STATE};
 use super::watch;
 use crate::config::{action, flag, flags, Action};
 use lockcheck_core::trace::{How, LockKind, Mode};
@@ -63,6 +63,210 @@ pub(crate) fn lock_blocking(
         lock_raw();
         return Ok(());
     }
+    // The fast path, inlined: nothing held, identity assigned, untimed (no recording, statistics
+    // or watchdog), not an RwLock's write (its first one may decide a report), no async tracking.
+    // Holding nothing, there is nothing to check: one thread-local access, the raw try, a push.
+    // Everything else is the out-of-line `lock_slow`, which does the same work in full.
+    let mut try_raw = Some(try_raw);
+    match fast_step(meta, kind, mode, site, f, &mut try_raw) {
+        Fast::Done => return Ok(()),
+        Fast::Block(ids) => {
+            return lock_contended(ids, kind, mode, capacity, site, lock_raw, lock_for, f)
+        }
+        Fast::Other => {}
+    }
+    match try_raw {
+        Some(try_raw) => lock_slow(
+            meta, kind, mode, capacity, site, try_raw, lock_raw, lock_for, f,
+        ),
+        // Taken by the fast path only when it then returned.
+        None => unreachable!(),
+    }
+}
+
+/// Whether acquiring `inst` in `mode` over `held` needs no check at all: order checking on, a
+/// small held set without `inst` in it (no self-conflict), and the exact dependency in the
+/// cache.
+#[inline(always)]
+fn nested_known(s: &ThreadState, held: &[Held], inst: u64, mode: Mode, f: u8) -> bool {
+    if f & (flag::CHECK | flag::ORDER) != flag::CHECK | flag::ORDER || held.len() > CACHE_HELD {
+        return false;
+    }
+    // A guard a suspended task left on this thread (`sync_acquire_over_suspended`) is the slow
+    // path's business; plain thread code tags nothing.
+    #[cfg(feature = "tokio")]
+    if held.iter().any(|h| h.task != 0) {
+        return false;
+    }
+    let (key, again) = cache_key(held, inst, mode, s.epoch.get());
+    !again && s.cache_contains(&key)
+}
+
+/// The fast path, inlined: nothing held (or a dependency already in the exact cache), identity
+/// assigned, untimed (no recording, statistics or watchdog), not an RwLock's first write (which
+/// may decide a report). Holding nothing, there is nothing to check: one thread-local access, the
+/// raw try, a push. `Other`: not tried, nothing changed.
+#[inline(always)]
+fn fast_step(
+    meta: &Meta,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+    f: u8,
+    try_raw: &mut Option<impl FnOnce() -> bool>,
+) -> Fast {
+    let eligible = f & flag::TIMED == 0
+        && (mode != Mode::Exclusive || kind != LockKind::Rwlock || meta.was_written());
+    if eligible {
+        if let Some(ids) = meta.assigned() {
+            return STATE
+                .try_with(|s| {
+                    if s.busy.get() {
+                        return Fast::Other;
+                    }
+                    let Ok(mut held) = s.held.try_borrow_mut() else {
+                        return Fast::Other;
+                    };
+                    // Holding locks, the fast path still covers a dependency this thread already
+                    // checked (an exact hit of the cache, never a self-conflict); the full check
+                    // (`check_held`) marks the cache, so a miss here always reaches the graph.
+                    if !held.is_empty() && !nested_known(s, held.as_slice(), ids.inst, mode, f) {
+                        return Fast::Other;
+                    }
+                    let Some(attempt) = try_raw.take() else {
+                        return Fast::Other;
+                    };
+                    // Async locks the running task holds (one thread-local read when it holds none):
+                    // the hook may report, so the held stack is not borrowed meanwhile.
+                    #[cfg(feature = "tokio")]
+                    if f & (flag::CHECK | flag::ORDER) == flag::CHECK | flag::ORDER {
+                        drop(held);
+                        crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
+                        return if attempt() {
+                            push(s, ids, mode, site, f);
+                            Fast::Done
+                        } else {
+                            Fast::Block(ids)
+                        };
+                    }
+                    if attempt() {
+                        let pushed = held.push_plain(
+                            ids.inst,
+                            ids.class,
+                            mode,
+                            site,
+                            #[cfg(feature = "tokio")]
+                            crate::tokio::track::current_tag(),
+                        );
+                        if !pushed {
+                            // Deeper than the inline array: the general push (it spills).
+                            drop(held);
+                            push(s, ids, mode, site, f);
+                        }
+                        Fast::Done
+                    } else {
+                        Fast::Block(ids)
+                    }
+                })
+                .unwrap_or(Fast::Other);
+        }
+    }
+    Fast::Other
+}
+
+/// A blocking acquisition's fast path alone, for the hot entry points (`lock`, `read`, `write`):
+/// true when the lock was taken and recorded (a failed fast try waits right here, out of line,
+/// and raises a deadlock or timeout verdict at the caller's line), false when nothing was done
+/// and the caller must take the full path ([`lock_blocking`], out of line). Keeping the slow call
+/// out of the caller's inlined code keeps its frame small.
+#[inline(always)]
+#[track_caller]
+pub(crate) fn lock_fast(
+    meta: &Meta,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+    try_raw: impl FnOnce() -> bool,
+    lock_raw: impl FnOnce(),
+    lock_for: impl Fn(Duration) -> bool,
+) -> bool {
+    let f = flags();
+    if f & flag::ACTIVE == 0 {
+        return try_raw();
+    }
+    match fast_step(meta, kind, mode, site, f, &mut Some(try_raw)) {
+        Fast::Done => true,
+        // With async tracking, waited for here: the full path would run the fast step's async
+        // hook a second time. Without it the full path simply tries again (cheaper inline code).
+        Fast::Block(ids) if cfg!(feature = "tokio") => {
+            contended_or_raise(ids, kind, mode, site, lock_raw, lock_for, f);
+            true
+        }
+        Fast::Block(_) => false,
+        Fast::Other => false,
+    }
+}
+
+/// [`lock_contended`] for [`lock_fast`]: a verdict (deadlock, wait timeout) is raised here, at
+/// the caller's line, with the lock not taken.
+#[inline(never)]
+#[track_caller]
+fn contended_or_raise(
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+    lock_raw: impl FnOnce(),
+    lock_for: impl Fn(Duration) -> bool,
+    f: u8,
+) {
+    if let Err(v) = lock_contended(ids, kind, mode, 1, site, lock_raw, lock_for, f) {
+        v.raise();
+    }
+}
+
+/// What the inlined fast path of [`lock_blocking`] did.
+enum Fast {
+    /// Acquired and pushed.
+    Done,
+    /// The raw try failed with nothing held: block.
+    Block(Ids),
+    /// Not the fast case: the raw lock was not tried.
+    Other,
+}
+
+/// The fast path's try failed: wait (deadlock detection, timeout policy), then push.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn lock_contended(
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    capacity: usize,
+    site: &'static Location<'static>,
+    lock_raw: impl FnOnce(),
+    lock_for: impl Fn(Duration) -> bool,
+    f: u8,
+) -> Result<(), Verdict> {
+    blocked(ids, kind, mode, capacity, site, lock_raw, lock_for)?;
+    let _ = STATE.try_with(|s| push(s, ids, mode, site, f));
+    Ok(())
+}
+
+/// Everything but the fast path: checks against the held locks, recording, timing, async.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn lock_slow(
+    meta: &Meta,
+    kind: LockKind,
+    mode: Mode,
+    capacity: usize,
+    site: &'static Location<'static>,
+    try_raw: impl FnOnce() -> bool,
+    lock_raw: impl FnOnce(),
+    lock_for: impl Fn(Duration) -> bool,
+    f: u8,
+) -> Result<(), Verdict> {
     // One thread-local access: checks, the fast try, the push.
     let step = STATE.try_with(|s| {
         if s.busy.get() {
@@ -311,9 +515,25 @@ fn after_acquire(
 }
 
 /// Bookkeeping of a release (before the raw unlock). `shared` releases match any read mode.
+///
+/// Inlined: the usual release (the lock on top of the held stack, untimed, never a graph source)
+/// is one thread-local access and a pop; anything else goes out of line.
 #[inline(always)]
 pub(crate) fn released(meta: &Meta, mode: Mode) {
     let Some(ids) = meta.assigned() else { return };
+    let popped = STATE.try_with(|s| {
+        s.held
+            .try_borrow_mut()
+            .is_ok_and(|mut held| held.pop_plain_top(ids.inst, mode))
+    });
+    if popped != Ok(true) {
+        released_slow(meta, ids, mode);
+    }
+}
+
+/// The general release: the lock below the top, timed, a graph source, or not found (foreign).
+#[inline(never)]
+fn released_slow(meta: &Meta, ids: Ids, mode: Mode) {
     let h = STATE.try_with(|s| {
         let mut held = s.held.try_borrow_mut().ok()?;
         held.remove_last(|h| h.inst == ids.inst && same_release_mode(h.mode, mode))
@@ -470,31 +690,13 @@ fn check_held(
         if held.is_empty() {
             return None;
         }
-        let mut conflict = None;
-        // The held *set* is what a dependency is about, so the slot is a commutative sum of one
-        // multiply per held lock (independent, so they pipeline), then one mix with the request.
-        // The slot stores the dependency itself, so a hit is exact.
-        let mut set = 0u64;
-        let mut packed = [0u64; CACHE_HELD];
-        for (i, h) in held.iter().enumerate() {
-            if h.inst == ids.inst && conflict.is_none() {
-                conflict = self_conflict(kind, mode, h.mode).map(|k| (k, *h));
-            }
-            let p = pack(h.inst, h.mode);
-            if i < CACHE_HELD {
-                packed[i] = p;
-            }
-            set = set.wrapping_add(p.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        }
-        let len = held.len();
-        let epoch = s.epoch.get();
-        let key = CacheKey {
-            slot: mix(set ^ ids.inst.rotate_left(29) ^ (mode as u64) ^ epoch.rotate_left(45))
-                as usize,
-            lock: pack(ids.inst, mode) | (((len as u64) & 0xf) << 44) | (1 << 63),
-            epoch,
-            held: packed,
-            len,
+        let (key, again) = cache_key(held.as_slice(), ids.inst, mode, s.epoch.get());
+        let conflict = if again {
+            held.iter()
+                .find(|h| h.inst == ids.inst)
+                .and_then(|h| self_conflict(kind, mode, h.mode).map(|k| (k, *h)))
+        } else {
+            None
         };
         (key, conflict)
     };

@@ -3,7 +3,9 @@
 
 use super::class::{ClassSrc, Meta};
 use super::handoff::{self, Owner};
-use super::hooks::{before_upgrade, converted, lock_blocking, lock_nonblocking, released};
+use super::hooks::{
+    before_upgrade, converted, lock_blocking, lock_fast, lock_nonblocking, released,
+};
 use super::report::Verdict;
 #[cfg(not(feature = "send_guard"))]
 use lock_api::GuardNoSend;
@@ -149,6 +151,15 @@ impl RawMutex {
         self.owner.acquired();
     }
 
+    /// `lock` beyond its fast path: the full checks, blocking, raising at the caller's line.
+    #[inline(never)]
+    #[track_caller]
+    fn lock_slow(&self, site: &'static Location<'static>) {
+        if let Err(v) = self.relock_at(site) {
+            v.raise();
+        }
+    }
+
     /// Retakes the mutex after a condvar wait: a blocking acquisition at the `wait` call.
     /// `Err`: the verdict to raise; the mutex is then not held.
     #[inline]
@@ -226,9 +237,22 @@ unsafe impl lock_api::RawMutex for RawMutex {
 
     #[track_caller]
     fn lock(&self) {
-        if let Err(v) = self.relock_at(Location::caller()) {
-            v.raise();
+        let site = Location::caller();
+        handoff::drain();
+        // The fast path inline, the rest out of line (see `hooks::lock_fast`).
+        if lock_fast(
+            &self.meta,
+            LockKind::Mutex,
+            Mode::Exclusive,
+            site,
+            || self.inner.try_lock(),
+            || self.inner.lock(),
+            |d| self.inner.try_lock_for(d),
+        ) {
+            self.owner.acquired();
+            return;
         }
+        self.lock_slow(site);
     }
 
     #[track_caller]
@@ -292,6 +316,48 @@ impl RawRwLock {
             meta: Meta::new(src),
             owner: Owner::new(),
         }
+    }
+
+    /// A shared or exclusive acquisition: the fast path inline (see `hooks::lock_fast`), else
+    /// [`RawRwLock::blocking`] out of line.
+    #[inline(always)]
+    #[track_caller]
+    fn blocking_fast(&self, mode: Mode, site: &'static Location<'static>) {
+        handoff::drain();
+        let i = &self.inner;
+        let done = match mode {
+            Mode::Exclusive => lock_fast(
+                &self.meta,
+                LockKind::Rwlock,
+                mode,
+                site,
+                || i.try_lock_exclusive(),
+                || i.lock_exclusive(),
+                |d| i.try_lock_exclusive_for(d),
+            ),
+            _ => lock_fast(
+                &self.meta,
+                LockKind::Rwlock,
+                Mode::Shared,
+                site,
+                || i.try_lock_shared(),
+                || i.lock_shared(),
+                |d| i.try_lock_shared_for(d),
+            ),
+        };
+        if done {
+            if mode == Mode::Exclusive {
+                self.owner.acquired();
+            }
+            return;
+        }
+        self.blocking_slow(mode, site);
+    }
+
+    #[inline(never)]
+    #[track_caller]
+    fn blocking_slow(&self, mode: Mode, site: &'static Location<'static>) {
+        self.blocking(mode, site);
     }
 
     /// A blocking acquisition in `mode`; raises a verdict at the caller's (the user's) line.
@@ -483,7 +549,7 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     #[track_caller]
     fn lock_shared(&self) {
         let site = Location::caller();
-        self.blocking(Mode::Shared, site);
+        self.blocking_fast(Mode::Shared, site);
     }
 
     #[track_caller]
@@ -502,7 +568,7 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     #[track_caller]
     fn lock_exclusive(&self) {
         let site = Location::caller();
-        self.blocking(Mode::Exclusive, site);
+        self.blocking_fast(Mode::Exclusive, site);
     }
 
     #[track_caller]

@@ -75,11 +75,6 @@ impl HeldStack {
     }
 
     #[inline]
-    pub(crate) fn len(&self) -> usize {
-        self.as_slice().len()
-    }
-
-    #[inline]
     pub(crate) fn as_slice(&self) -> &[Held] {
         if self.n <= INLINE_HELD {
             &self.items[..self.n]
@@ -124,6 +119,36 @@ impl HeldStack {
         }
     }
 
+    /// The fast path's push: an untimed hold that is no graph source yet, written in place.
+    /// False (nothing pushed) when the inline array is full.
+    #[inline(always)]
+    pub(crate) fn push_plain(
+        &mut self,
+        inst: u64,
+        class: u32,
+        mode: Mode,
+        site: &'static Location<'static>,
+        #[cfg(feature = "tokio")] task: u64,
+    ) -> bool {
+        let n = self.n;
+        if n >= INLINE_HELD {
+            return false;
+        }
+        let e = &mut self.items[n];
+        e.inst = inst;
+        e.class = class;
+        e.mode = mode;
+        e.site = site;
+        e.since = None;
+        e.source = false;
+        #[cfg(feature = "tokio")]
+        {
+            e.task = task;
+        }
+        self.n = n + 1;
+        true
+    }
+
     #[cold]
     #[inline(never)]
     fn push_deep(&mut self, h: Held) {
@@ -137,6 +162,23 @@ impl HeldStack {
         }
         // SAFETY: spilled from here on, owned by this stack.
         unsafe { (*self.spill).push(h) };
+    }
+
+    /// The release fast path: pops the top entry if it is `inst` held in exactly `mode` and its
+    /// release needs no bookkeeping (never a graph source, not timed). False: nothing changed,
+    /// take the general path ([`HeldStack::remove_last`]). No closure, no copy of the entry.
+    #[inline(always)]
+    pub(crate) fn pop_plain_top(&mut self, inst: u64, mode: Mode) -> bool {
+        let n = self.n;
+        // 1..=INLINE_HELD in one comparison (0 and SPILLED wrap past it).
+        if n.wrapping_sub(1) < INLINE_HELD {
+            let t = &self.items[n - 1];
+            if t.inst == inst && t.mode == mode && !t.source && t.since.is_none() {
+                self.n = n - 1;
+                return true;
+            }
+        }
+        false
     }
 
     /// Removes the newest entry matching `f` (the top one, usually: a pop).
@@ -218,6 +260,34 @@ pub(crate) struct CacheKey {
     /// Packed `inst | mode << 40` of each held lock (the first [`CACHE_HELD`] only inline).
     pub held: [u64; CACHE_HELD],
     pub len: usize,
+}
+
+/// The cache key of acquiring `inst` in `mode` while holding `held`, and whether `inst` is among
+/// the held locks (a possible self-conflict). The held *set* is what a dependency is about, so
+/// the slot is a commutative sum of one multiply per held lock (independent, so they pipeline),
+/// then one mix with the request. The slot stores the dependency itself, so a hit is exact.
+#[inline(always)]
+pub(crate) fn cache_key(held: &[Held], inst: u64, mode: Mode, epoch: u64) -> (CacheKey, bool) {
+    let mut set = 0u64;
+    let mut packed = [0u64; CACHE_HELD];
+    let mut again = false;
+    for (i, h) in held.iter().enumerate() {
+        again |= h.inst == inst;
+        let p = pack(h.inst, h.mode);
+        if i < CACHE_HELD {
+            packed[i] = p;
+        }
+        set = set.wrapping_add(p.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    }
+    let len = held.len();
+    let key = CacheKey {
+        slot: mix(set ^ inst.rotate_left(29) ^ (mode as u64) ^ epoch.rotate_left(45)) as usize,
+        lock: pack(inst, mode) | (((len as u64) & 0xf) << 44) | (1 << 63),
+        epoch,
+        held: packed,
+        len,
+    };
+    (key, again)
 }
 
 /// Packs an instance (40 bits) and a mode (3 bits) into one word.
@@ -374,6 +444,24 @@ impl ThreadState {
             s.set(*k);
         }
         false
+    }
+
+    /// Whether the dependency `key` (at most [`CACHE_HELD`] held locks) was checked before,
+    /// without marking it: the nested fast path looks, and on a miss leaves the marking to the
+    /// full check, which must then run.
+    #[inline(always)]
+    pub(crate) fn cache_contains(&self, key: &CacheKey) -> bool {
+        debug_assert!(key.len <= CACHE_HELD);
+        let slot = &self.cache[key.slot & (CACHE_SLOTS - 1)];
+        if slot.lock.get() != key.lock || slot.epoch.get() != key.epoch {
+            return false;
+        }
+        let (k, c) = (&key.held, &slot.held);
+        match key.len {
+            1 => c[0].get() == k[0],
+            2 => c[0].get() == k[0] && c[1].get() == k[1],
+            _ => k[..key.len].iter().zip(c).all(|(k, c)| *k == c.get()),
+        }
     }
 
     #[cold]

@@ -1,0 +1,136 @@
+//! The inlined fast path (nothing held, or a dependency already in the thread's exact cache) and
+//! the release's pop of the top entry: speed must never cost a finding. Each scenario warms the
+//! cache first, so that the acquisition under test would take the fast path if it could.
+
+mod support;
+
+use lockcheck::{Mutex, RwLock, ViolationKind};
+use std::sync::Arc;
+use support::{found, two_threads, watchdog};
+
+/// Many acquisitions of `b` while holding `a`: after the first, each is a cache hit.
+fn warm(a: &Mutex<u32>, b: &Mutex<u32>) {
+    for _ in 0..1000 {
+        let _a = a.lock();
+        *b.lock() += 1;
+    }
+}
+
+#[test]
+fn a_warm_cache_stays_silent_and_still_reports_the_inversion() {
+    let a = Arc::new(Mutex::named("fp.inv.a", 0));
+    let b = Arc::new(Mutex::named("fp.inv.b", 0));
+    let (a2, b2) = (a.clone(), b.clone());
+    let (r1, r2) = two_threads(
+        move || warm(&a, &b),
+        move || {
+            warm(&a2, &b2); // the same order from a second thread: a look-alike, silent
+            let _b = b2.lock();
+            let _a = a2.lock(); // the inversion: reported here
+        },
+    );
+    assert!(r1.is_ok(), "{r1:?}");
+    let msg = r2.expect_err("the inversion must panic under LOCKCHECK=panic");
+    assert!(msg.contains("lock order inversion"), "{msg}");
+    let v = found("fp.inv.a");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].kind, ViolationKind::LockOrderInversion);
+}
+
+#[test]
+fn the_same_order_from_two_threads_is_silent() {
+    let a = Arc::new(Mutex::named("fp.same.a", 0));
+    let b = Arc::new(Mutex::named("fp.same.b", 0));
+    let (a2, b2) = (a.clone(), b.clone());
+    let (r1, r2) = two_threads(move || warm(&a, &b), move || warm(&a2, &b2));
+    assert!(r1.is_ok() && r2.is_ok(), "{r1:?} {r2:?}");
+    assert!(found("fp.same.a").is_empty(), "{:#?}", found("fp.same.a"));
+}
+
+#[test]
+fn a_self_deadlock_under_a_cached_held_set_is_reported() {
+    let r = watchdog(20, || {
+        let a = Mutex::named("fp.self.a", 0);
+        let b = Mutex::named("fp.self.b", 0);
+        warm(&a, &b);
+        let _a = a.lock();
+        let _b = b.lock();
+        let _again = a.lock(); // holds {a, b}: must report, not hang
+    });
+    let msg = r.expect_err("a self-deadlock panics");
+    assert!(msg.contains("self-deadlock"), "{msg}");
+    let v = found("fp.self.a");
+    assert!(
+        v.iter().any(|v| v.kind == ViolationKind::SelfDeadlock),
+        "{v:#?}"
+    );
+}
+
+#[test]
+fn releases_out_of_order_leave_nothing_held() {
+    let r = watchdog(20, || {
+        let a = Mutex::named("fp.order.a", 0);
+        let b = Mutex::named("fp.order.b", 0);
+        for _ in 0..100 {
+            let ga = a.lock();
+            let gb = b.lock();
+            drop(ga); // not on top: the general release
+            drop(gb); // on top: the fast pop
+        }
+        // A stale entry of either would make these a false self-deadlock.
+        let _a = a.lock();
+        let _b = b.lock();
+    });
+    assert!(r.is_ok(), "{r:?}");
+    assert!(found("fp.order.a").is_empty(), "{:#?}", found("fp.order.a"));
+}
+
+#[test]
+fn a_new_held_set_is_checked_even_with_its_lock_cached_under_another() {
+    let a = Arc::new(Mutex::named("fp.set.a", 0));
+    let b = Arc::new(Mutex::named("fp.set.b", 0));
+    let c = Arc::new(Mutex::named("fp.set.c", 0));
+    let (a2, b2, c2) = (a.clone(), b.clone(), c.clone());
+    let (r1, r2) = two_threads(
+        move || {
+            // c under {a} cached; then c under {b, a}: a new dependency b -> c.
+            warm(&a, &c);
+            let _b = b.lock();
+            let _a = a.lock();
+            let _c = c.lock();
+        },
+        move || {
+            let _c = c2.lock();
+            let _b = b2.lock(); // inverts b -> c
+            let _ = &a2;
+        },
+    );
+    assert!(r1.is_ok(), "{r1:?}");
+    let msg = r2.expect_err("the inversion of b -> c must panic");
+    assert!(msg.contains("lock order inversion"), "{msg}");
+    assert!(!found("fp.set.b").is_empty());
+}
+
+#[test]
+fn rwlock_writes_and_reads_after_the_first_write_are_still_checked() {
+    let a = Arc::new(Mutex::named("fp.rw.a", 0));
+    let r = Arc::new(RwLock::named("fp.rw.r", 0));
+    let (a2, r2) = (a.clone(), r.clone());
+    let (r1, res2) = two_threads(
+        move || {
+            for _ in 0..1000 {
+                let _a = a.lock();
+                *r.write() += 1; // after the first, on the fast path
+                let _read = r.read();
+            }
+        },
+        move || {
+            let _w = r2.write();
+            let _a = a2.lock(); // inverts a -> r
+        },
+    );
+    assert!(r1.is_ok(), "{r1:?}");
+    let msg = res2.expect_err("the inversion must panic");
+    assert!(msg.contains("lock order inversion"), "{msg}");
+    assert!(!found("fp.rw.r").is_empty());
+}
