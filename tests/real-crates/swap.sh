@@ -8,6 +8,10 @@
 #   tests/real-crates/swap.sh r2d2@0.8.10:parking_lot  # one crate: name@version:what-to-swap
 #   tests/real-crates/swap.sh 'r2d2@0.8.10:parking_lot:--skip events'   # with test-binary arguments
 #
+# `inject/NAME.rs`, when present, is added to the crate's tests: a bug made through the crate's
+# public API that lockcheck must report (for r2d2: two pools whose timeout handlers peek at each
+# other, an AB-BA).
+#
 # Not part of `cargo test` (it downloads crates and builds their dependency trees: minutes);
 # see docs/reliability.md. Needs the crates.io registry. Exit code: the number of crates that failed.
 set -uo pipefail
@@ -63,6 +67,11 @@ for spec in "${crates[@]}"; do
         done
     fi
     changed=$(cd "$dst" && diff -r "$src" . 2>/dev/null | grep -cE '^[<>]' || true)
+    # A crate may come with an injected bug made through its public API only (inject/NAME.rs):
+    # the suite then also checks that lockcheck reports it.
+    if [ -f "$here/inject/$name.rs" ]; then
+        mkdir -p "$dst/tests" && cp "$here/inject/$name.rs" "$dst/tests/lockcheck_inject.rs"
+    fi
     log=$work/$name-$version.log
     echo "== $nv ($what): $changed changed lines; cargo test (log: $log)"
     if (cd "$dst" && LOCKCHECK=panic timeout 1200 cargo test -q -- $args >"$log" 2>&1); then
