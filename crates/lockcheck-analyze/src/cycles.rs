@@ -1054,6 +1054,7 @@ pub fn find_root_causes_on(
     let ranks = canonical_ranks(model, level);
     let rank = |n: u32| ranks.get(n as usize).copied().unwrap_or(u64::MAX);
     let (change, stopped) = change_set_ranked(&weights, &rank);
+    crate::phase("change set");
     let mut result = RootCauseResult {
         change_set: change.clone(),
         ..Default::default()
