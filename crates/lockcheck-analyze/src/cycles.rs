@@ -895,8 +895,8 @@ struct EdgeSearch<'a> {
     adj: &'a HashMap<u32, Vec<(u32, &'a [u32])>>,
     /// The edge's tail: the cycle closes when the path comes back here.
     u: u32,
-    /// Shortest distance (edges) from each node to `u`.
-    dist: HashMap<u32, u32>,
+    /// Shortest distance (edges) from each node to `u` (indexed by node, `u32::MAX`: none).
+    dist: Vec<u32>,
     len: usize,
     path: Vec<u32>,
     chain: Vec<u32>,
@@ -958,9 +958,9 @@ impl EdgeSearch<'_> {
                     continue;
                 }
             } else {
-                match self.dist.get(&y) {
-                    Some(&d) if depth + d as usize <= self.len => {}
-                    _ => continue,
+                let d = self.dist[y as usize];
+                if d == u32::MAX || depth + d as usize > self.len {
+                    continue;
                 }
                 if self.path.contains(&y) {
                     continue;
@@ -1083,6 +1083,12 @@ pub fn find_root_causes_on(
     let mut causes: Vec<RootCause> = Vec::new();
     let mut total: u64 = 0;
     let mut example_pool = limits.max_example_steps.saturating_mul(20);
+    let nodes = match level {
+        GraphLevel::Instance => model.locks.len(),
+        GraphLevel::Class => model.classes.len(),
+    };
+    let mut dist_buf: Vec<u32> = vec![u32::MAX; nodes];
+    let mut reached: Vec<u32> = Vec::new();
     for (k, &(u, v)) in change.iter().enumerate() {
         if total > limits.max_total_steps {
             result.warnings.push(format!(
@@ -1093,9 +1099,14 @@ pub fn find_root_causes_on(
             ));
             break;
         }
-        // Distances to u over the reverse graph.
-        let mut dist: HashMap<u32, u32> = HashMap::new();
-        dist.insert(u, 0);
+        // Distances to u over the reverse graph, in a buffer indexed by node that is reset only
+        // where the previous edge's search reached (thousands of edges on a hostile trace).
+        for &x in &reached {
+            dist_buf[x as usize] = u32::MAX;
+        }
+        reached.clear();
+        dist_buf[u as usize] = 0;
+        reached.push(u);
         let mut frontier = vec![u];
         let mut depth = 0;
         while !frontier.is_empty() {
@@ -1105,24 +1116,26 @@ pub fn find_root_causes_on(
                 let preds = radj.get(&x).map(Vec::as_slice).unwrap_or(&[]);
                 total += preds.len() as u64;
                 for &w in preds {
-                    if let std::collections::hash_map::Entry::Vacant(e) = dist.entry(w) {
-                        e.insert(depth);
+                    if dist_buf[w as usize] == u32::MAX {
+                        dist_buf[w as usize] = depth;
+                        reached.push(w);
                         next.push(w);
                     }
                 }
             }
             frontier = next;
         }
-        let Some(&back) = dist.get(&v) else {
+        let back = dist_buf[v as usize];
+        if back == u32::MAX {
             continue;
-        };
-        let max_len = all_threads.min(dist.len());
+        }
+        let max_len = all_threads.min(reached.len());
         let mut s = EdgeSearch {
             model,
             level,
             adj: &adj,
             u,
-            dist,
+            dist: std::mem::take(&mut dist_buf),
             len: 2,
             path: Vec::new(),
             chain: Vec::new(),
@@ -1176,6 +1189,7 @@ pub fn find_root_causes_on(
                 s.max_found = limits.max_examples + 1;
             }
         }
+        dist_buf = std::mem::take(&mut s.dist);
         result.steps += s.steps;
         total += s.steps;
         if shortest.is_some() {
