@@ -410,9 +410,10 @@ enum ThreadKey {
 /// events that one input record turns into.
 #[derive(Debug, Default)]
 struct Translator {
-    threads: HashMap<ThreadKey, ThreadNo>,
-    locks: HashMap<String, LockNo>,
-    sites: HashMap<String, SiteNo>,
+    // Three look-ups per event of text: a fast hash, not SipHash.
+    threads: HashMap<ThreadKey, ThreadNo, foldhash::fast::RandomState>,
+    locks: HashMap<String, LockNo, foldhash::fast::RandomState>,
+    sites: HashMap<String, SiteNo, foldhash::fast::RandomState>,
     pending: VecDeque<Event>,
 }
 
