@@ -23,7 +23,10 @@
 use crate::model::{LockId, Model};
 use lockcheck_core::deps::{check_blocking, check_link, check_pair, Dependency, Infeasible};
 use petgraph::algo::tarjan_scc;
-use petgraph::graphmap::DiGraphMap;
+/// A directed graph map hashed with foldhash: the lock graphs have up to millions of edges, and
+/// SipHash was most of the time of building them.
+pub(crate) type DiGraphMap<N, E> =
+    petgraph::graphmap::GraphMap<N, E, petgraph::Directed, foldhash::fast::RandomState>;
 use std::collections::HashMap;
 
 /// Which graph to search.
@@ -391,7 +394,7 @@ pub fn find_cycles_on(
     edges: &EdgeMap,
     limits: &SearchLimits,
 ) -> LevelResult {
-    let mut graph: DiGraphMap<u32, ()> = DiGraphMap::new();
+    let mut graph: DiGraphMap<u32, ()> = DiGraphMap::default();
     for &(a, b) in edges.keys() {
         graph.add_edge(a, b, ());
     }
@@ -554,7 +557,7 @@ fn same_thread_cycles(
     let mut truncated = false;
     'threads: for t in threads {
         let te = &per_thread[&t];
-        let mut graph: DiGraphMap<u32, ()> = DiGraphMap::new();
+        let mut graph: DiGraphMap<u32, ()> = DiGraphMap::default();
         for &(a, b) in te.keys() {
             graph.add_edge(a, b, ());
         }
@@ -848,7 +851,7 @@ pub fn change_set_ranked(
     weights: &HashMap<(u32, u32), u64>,
     rank: &dyn Fn(u32) -> u64,
 ) -> (Vec<(u32, u32)>, u64) {
-    let mut graph: DiGraphMap<u32, u64> = DiGraphMap::new();
+    let mut graph: DiGraphMap<u32, u64> = DiGraphMap::default();
     let mut keys: Vec<_> = weights.iter().collect();
     keys.sort_unstable();
     for (&(a, b), &w) in keys {

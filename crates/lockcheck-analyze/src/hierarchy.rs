@@ -9,10 +9,10 @@
 //! a class's level is one more than the highest level of any class held when it is acquired, so
 //! "acquire in increasing level" holds for every remaining edge.
 
+use crate::cycles::DiGraphMap;
 use crate::model::{ClassId, Model};
 use lockcheck_core::trace::How;
 use petgraph::algo::tarjan_scc;
-use petgraph::graphmap::DiGraphMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -355,7 +355,7 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
             *occurrences.entry((from, to)).or_default() += rec.count;
         }
     }
-    let mut graph: DiGraphMap<ClassId, u64> = DiGraphMap::new();
+    let mut graph: DiGraphMap<ClassId, u64> = DiGraphMap::default();
     for (&(a, b), &w) in &occurrences {
         graph.add_edge(a, b, w);
     }
