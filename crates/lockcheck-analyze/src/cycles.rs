@@ -23,6 +23,9 @@
 use crate::model::{LockId, Model};
 use lockcheck_core::deps::{check_blocking, check_link, check_pair, Dependency, Infeasible};
 use petgraph::algo::tarjan_scc;
+/// Maps over nodes and edges of the lock graphs, looked up in the inner loops of the searches.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A directed graph map hashed with foldhash: the lock graphs have up to millions of edges, and
 /// SipHash was most of the time of building them.
 pub(crate) type DiGraphMap<N, E> =
@@ -406,7 +409,7 @@ pub fn find_cycles_on(
     }
     sccs.sort();
     for scc in sccs.iter().filter(|s| s.len() > 1) {
-        let index: HashMap<u32, usize> = scc.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        let index: FastMap<u32, usize> = scc.iter().enumerate().map(|(i, &n)| (n, i)).collect();
         let mut adj: Vec<Vec<(usize, &[u32])>> = vec![Vec::new(); scc.len()];
         let mut radj: Vec<Vec<usize>> = vec![Vec::new(); scc.len()];
         // Distinct threads of the component, as a bitmap over global thread ids.
@@ -571,7 +574,7 @@ fn same_thread_cycles(
         }
         sccs.sort();
         for scc in sccs {
-            let index: HashMap<u32, usize> = scc.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+            let index: FastMap<u32, usize> = scc.iter().enumerate().map(|(i, &n)| (n, i)).collect();
             let mut adj: Vec<Vec<usize>> = vec![Vec::new(); scc.len()];
             let mut radj: Vec<Vec<usize>> = vec![Vec::new(); scc.len()];
             for (i, &n) in scc.iter().enumerate() {
@@ -861,7 +864,7 @@ pub fn change_set_ranked(
     let mut stopped = 0;
     for mut scc in tarjan_scc(&graph).into_iter().filter(|s| s.len() > 1) {
         scc.sort_unstable_by_key(|&n| (rank(n), n));
-        let index: HashMap<u32, usize> = scc.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+        let index: FastMap<u32, usize> = scc.iter().enumerate().map(|(i, &c)| (c, i)).collect();
         let mut es: Vec<(usize, usize, u64)> = Vec::new();
         for &c in &scc {
             for (_, m, &w) in graph.edges(c) {
@@ -895,7 +898,7 @@ struct EdgeSearch<'a> {
     model: &'a Model,
     level: GraphLevel,
     /// Successors with the dependencies on each edge (over the whole level graph).
-    adj: &'a HashMap<u32, Vec<(u32, &'a [u32])>>,
+    adj: &'a FastMap<u32, Vec<(u32, &'a [u32])>>,
     /// The edge's tail: the cycle closes when the path comes back here.
     u: u32,
     /// Shortest distance (edges) from each node to `u` (indexed by node, `u32::MAX`: none).
@@ -1074,8 +1077,8 @@ pub fn find_root_causes_on(
     }
     let mut keys: Vec<&(u32, u32)> = edges.keys().collect();
     keys.sort_unstable();
-    let mut adj: HashMap<u32, Vec<(u32, &[u32])>> = HashMap::new();
-    let mut radj: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut adj: FastMap<u32, Vec<(u32, &[u32])>> = FastMap::default();
+    let mut radj: FastMap<u32, Vec<u32>> = FastMap::default();
     for &&(a, b) in &keys {
         adj.entry(a)
             .or_default()
