@@ -412,6 +412,7 @@ fn load_options(
         allow_truncated,
         config,
         baseline,
+        skip_graph: false,
     })
 }
 
@@ -510,10 +511,11 @@ fn write_stdout(text: &str) -> Result<(), String> {
 }
 
 fn run_analyze(args: AnalyzeArgs) -> ExitCode {
-    let opts = match load_options(&args.common, args.input_format, args.allow_truncated) {
+    let mut opts = match load_options(&args.common, args.input_format, args.allow_truncated) {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
+    opts.skip_graph = !matches!(args.format, Format::Dot | Format::Html);
     let mut analysis = match analyze_paths(&args.traces, &opts, &args.common) {
         Ok(a) => a,
         Err(e) => return fail(e),

@@ -23,7 +23,13 @@
 use crate::model::{LockId, Model};
 use lockcheck_core::deps::{check_blocking, check_link, check_pair, Dependency, Infeasible};
 use petgraph::algo::tarjan_scc;
-use petgraph::graphmap::DiGraphMap;
+/// Maps over nodes and edges of the lock graphs, looked up in the inner loops of the searches.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A directed graph map hashed with foldhash: the lock graphs have up to millions of edges, and
+/// SipHash was most of the time of building them.
+pub(crate) type DiGraphMap<N, E> =
+    petgraph::graphmap::GraphMap<N, E, petgraph::Directed, foldhash::fast::RandomState>;
 use std::collections::HashMap;
 
 /// Which graph to search.
@@ -391,7 +397,7 @@ pub fn find_cycles_on(
     edges: &EdgeMap,
     limits: &SearchLimits,
 ) -> LevelResult {
-    let mut graph: DiGraphMap<u32, ()> = DiGraphMap::new();
+    let mut graph: DiGraphMap<u32, ()> = DiGraphMap::default();
     for &(a, b) in edges.keys() {
         graph.add_edge(a, b, ());
     }
@@ -403,7 +409,7 @@ pub fn find_cycles_on(
     }
     sccs.sort();
     for scc in sccs.iter().filter(|s| s.len() > 1) {
-        let index: HashMap<u32, usize> = scc.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        let index: FastMap<u32, usize> = scc.iter().enumerate().map(|(i, &n)| (n, i)).collect();
         let mut adj: Vec<Vec<(usize, &[u32])>> = vec![Vec::new(); scc.len()];
         let mut radj: Vec<Vec<usize>> = vec![Vec::new(); scc.len()];
         // Distinct threads of the component, as a bitmap over global thread ids.
@@ -554,7 +560,7 @@ fn same_thread_cycles(
     let mut truncated = false;
     'threads: for t in threads {
         let te = &per_thread[&t];
-        let mut graph: DiGraphMap<u32, ()> = DiGraphMap::new();
+        let mut graph: DiGraphMap<u32, ()> = DiGraphMap::default();
         for &(a, b) in te.keys() {
             graph.add_edge(a, b, ());
         }
@@ -568,7 +574,7 @@ fn same_thread_cycles(
         }
         sccs.sort();
         for scc in sccs {
-            let index: HashMap<u32, usize> = scc.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+            let index: FastMap<u32, usize> = scc.iter().enumerate().map(|(i, &n)| (n, i)).collect();
             let mut adj: Vec<Vec<usize>> = vec![Vec::new(); scc.len()];
             let mut radj: Vec<Vec<usize>> = vec![Vec::new(); scc.len()];
             for (i, &n) in scc.iter().enumerate() {
@@ -848,7 +854,7 @@ pub fn change_set_ranked(
     weights: &HashMap<(u32, u32), u64>,
     rank: &dyn Fn(u32) -> u64,
 ) -> (Vec<(u32, u32)>, u64) {
-    let mut graph: DiGraphMap<u32, u64> = DiGraphMap::new();
+    let mut graph: DiGraphMap<u32, u64> = DiGraphMap::default();
     let mut keys: Vec<_> = weights.iter().collect();
     keys.sort_unstable();
     for (&(a, b), &w) in keys {
@@ -858,7 +864,7 @@ pub fn change_set_ranked(
     let mut stopped = 0;
     for mut scc in tarjan_scc(&graph).into_iter().filter(|s| s.len() > 1) {
         scc.sort_unstable_by_key(|&n| (rank(n), n));
-        let index: HashMap<u32, usize> = scc.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+        let index: FastMap<u32, usize> = scc.iter().enumerate().map(|(i, &c)| (c, i)).collect();
         let mut es: Vec<(usize, usize, u64)> = Vec::new();
         for &c in &scc {
             for (_, m, &w) in graph.edges(c) {
@@ -892,11 +898,11 @@ struct EdgeSearch<'a> {
     model: &'a Model,
     level: GraphLevel,
     /// Successors with the dependencies on each edge (over the whole level graph).
-    adj: &'a HashMap<u32, Vec<(u32, &'a [u32])>>,
+    adj: &'a FastMap<u32, Vec<(u32, &'a [u32])>>,
     /// The edge's tail: the cycle closes when the path comes back here.
     u: u32,
-    /// Shortest distance (edges) from each node to `u`.
-    dist: HashMap<u32, u32>,
+    /// Shortest distance (edges) from each node to `u` (indexed by node, `u32::MAX`: none).
+    dist: Vec<u32>,
     len: usize,
     path: Vec<u32>,
     chain: Vec<u32>,
@@ -958,9 +964,9 @@ impl EdgeSearch<'_> {
                     continue;
                 }
             } else {
-                match self.dist.get(&y) {
-                    Some(&d) if depth + d as usize <= self.len => {}
-                    _ => continue,
+                let d = self.dist[y as usize];
+                if d == u32::MAX || depth + d as usize > self.len {
+                    continue;
                 }
                 if self.path.contains(&y) {
                     continue;
@@ -1054,6 +1060,7 @@ pub fn find_root_causes_on(
     let ranks = canonical_ranks(model, level);
     let rank = |n: u32| ranks.get(n as usize).copied().unwrap_or(u64::MAX);
     let (change, stopped) = change_set_ranked(&weights, &rank);
+    crate::phase("change set");
     let mut result = RootCauseResult {
         change_set: change.clone(),
         ..Default::default()
@@ -1070,8 +1077,8 @@ pub fn find_root_causes_on(
     }
     let mut keys: Vec<&(u32, u32)> = edges.keys().collect();
     keys.sort_unstable();
-    let mut adj: HashMap<u32, Vec<(u32, &[u32])>> = HashMap::new();
-    let mut radj: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut adj: FastMap<u32, Vec<(u32, &[u32])>> = FastMap::default();
+    let mut radj: FastMap<u32, Vec<u32>> = FastMap::default();
     for &&(a, b) in &keys {
         adj.entry(a)
             .or_default()
@@ -1082,6 +1089,12 @@ pub fn find_root_causes_on(
     let mut causes: Vec<RootCause> = Vec::new();
     let mut total: u64 = 0;
     let mut example_pool = limits.max_example_steps.saturating_mul(20);
+    let nodes = match level {
+        GraphLevel::Instance => model.locks.len(),
+        GraphLevel::Class => model.classes.len(),
+    };
+    let mut dist_buf: Vec<u32> = vec![u32::MAX; nodes];
+    let mut reached: Vec<u32> = Vec::new();
     for (k, &(u, v)) in change.iter().enumerate() {
         if total > limits.max_total_steps {
             result.warnings.push(format!(
@@ -1092,9 +1105,14 @@ pub fn find_root_causes_on(
             ));
             break;
         }
-        // Distances to u over the reverse graph.
-        let mut dist: HashMap<u32, u32> = HashMap::new();
-        dist.insert(u, 0);
+        // Distances to u over the reverse graph, in a buffer indexed by node that is reset only
+        // where the previous edge's search reached (thousands of edges on a hostile trace).
+        for &x in &reached {
+            dist_buf[x as usize] = u32::MAX;
+        }
+        reached.clear();
+        dist_buf[u as usize] = 0;
+        reached.push(u);
         let mut frontier = vec![u];
         let mut depth = 0;
         while !frontier.is_empty() {
@@ -1104,24 +1122,26 @@ pub fn find_root_causes_on(
                 let preds = radj.get(&x).map(Vec::as_slice).unwrap_or(&[]);
                 total += preds.len() as u64;
                 for &w in preds {
-                    if let std::collections::hash_map::Entry::Vacant(e) = dist.entry(w) {
-                        e.insert(depth);
+                    if dist_buf[w as usize] == u32::MAX {
+                        dist_buf[w as usize] = depth;
+                        reached.push(w);
                         next.push(w);
                     }
                 }
             }
             frontier = next;
         }
-        let Some(&back) = dist.get(&v) else {
+        let back = dist_buf[v as usize];
+        if back == u32::MAX {
             continue;
-        };
-        let max_len = all_threads.min(dist.len());
+        }
+        let max_len = all_threads.min(reached.len());
         let mut s = EdgeSearch {
             model,
             level,
             adj: &adj,
             u,
-            dist,
+            dist: std::mem::take(&mut dist_buf),
             len: 2,
             path: Vec::new(),
             chain: Vec::new(),
@@ -1175,6 +1195,7 @@ pub fn find_root_causes_on(
                 s.max_found = limits.max_examples + 1;
             }
         }
+        dist_buf = std::mem::take(&mut s.dist);
         result.steps += s.steps;
         total += s.steps;
         if shortest.is_some() {

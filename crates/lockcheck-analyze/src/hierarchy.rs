@@ -9,10 +9,10 @@
 //! a class's level is one more than the highest level of any class held when it is acquired, so
 //! "acquire in increasing level" holds for every remaining edge.
 
+use crate::cycles::DiGraphMap;
 use crate::model::{ClassId, Model};
 use lockcheck_core::trace::How;
 use petgraph::algo::tarjan_scc;
-use petgraph::graphmap::DiGraphMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -293,17 +293,22 @@ fn local_search(n: usize, edges: &[(usize, usize, u64)], order: &mut Vec<usize>)
             }
             // Cost of v at insertion point p of the order without v: edges v -> x with x before
             // p, plus edges x -> v with x at or after p. Scan p from 0 up.
-            let rest: Vec<usize> = order.iter().copied().filter(|&x| x != v).collect();
+            // (Scanned in place, skipping v: no copy of the order per node.)
             let mut cost: i128 = inc[v].iter().map(|&(_, w)| w as i128).sum();
             let mut best = (cost, 0usize);
             let mut cur_cost = if cur == 0 { cost } else { i128::MAX };
-            for (i, &x) in rest.iter().enumerate() {
+            let mut i = 0usize;
+            for &x in order.iter() {
+                if x == v {
+                    continue;
+                }
+                i += 1;
                 cost += w_out[x] as i128 - w_in[x] as i128;
-                if i + 1 == cur {
+                if i == cur {
                     cur_cost = cost;
                 }
                 if cost < best.0 {
-                    best = (cost, i + 1);
+                    best = (cost, i);
                 }
             }
             for &(x, _) in &out[v] {
@@ -313,9 +318,8 @@ fn local_search(n: usize, edges: &[(usize, usize, u64)], order: &mut Vec<usize>)
                 w_in[x] = 0;
             }
             if best.0 < cur_cost {
-                let mut next = rest;
-                next.insert(best.1, v);
-                *order = next;
+                order.remove(cur);
+                order.insert(best.1, v);
                 improved = true;
             }
         }
@@ -334,8 +338,6 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
     type Fast<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
     let mut weight: Fast<(ClassId, ClassId), u64> = Fast::default();
     let mut occurrences: Fast<(ClassId, ClassId), u64> = Fast::default();
-    // Site ids per edge; turned into locations only for the removed edges.
-    let mut sites: Fast<(ClassId, ClassId), HashSet<crate::model::SiteId>> = Fast::default();
     let mut froms = Vec::new();
     for rec in &model.deps {
         if rec.dep.how == How::Try {
@@ -351,15 +353,9 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
             froms.push(from);
             *weight.entry((from, to)).or_default() += 1;
             *occurrences.entry((from, to)).or_default() += rec.count;
-            let s = sites.entry((from, to)).or_default();
-            for ds in &rec.sites {
-                if let Some(site) = ds.site {
-                    s.insert(site);
-                }
-            }
         }
     }
-    let mut graph: DiGraphMap<ClassId, u64> = DiGraphMap::new();
+    let mut graph: DiGraphMap<ClassId, u64> = DiGraphMap::default();
     for (&(a, b), &w) in &occurrences {
         graph.add_edge(a, b, w);
     }
@@ -420,6 +416,24 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
             *d -= 1;
             if *d == 0 {
                 queue.push_back(m);
+            }
+        }
+    }
+    // Site ids of the removed edges only: a set per edge of the whole graph would cost more
+    // than the graph on a trace with a million distinct edges.
+    let mut sites: Fast<(ClassId, ClassId), HashSet<crate::model::SiteId>> =
+        removed.iter().map(|&e| (e, HashSet::new())).collect();
+    if !sites.is_empty() {
+        for rec in &model.deps {
+            if rec.dep.how == How::Try {
+                continue;
+            }
+            let to = model.locks[rec.dep.lock as usize].class;
+            for &(h, _) in &rec.dep.held {
+                let from = model.locks[h as usize].class;
+                if let Some(s) = sites.get_mut(&(from, to)) {
+                    s.extend(rec.sites.iter().filter_map(|ds| ds.site));
+                }
             }
         }
     }

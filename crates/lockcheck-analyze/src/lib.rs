@@ -94,6 +94,9 @@ pub struct Options {
     pub config: config::Config,
     /// Accepted findings: violations with these ids are reported but do not fail.
     pub baseline: Option<baseline::Baseline>,
+    /// Leave [`Analysis::graph`] empty: only the DOT and HTML outputs draw it, and on a trace with
+    /// a million distinct edges it costs more time and memory than the analysis.
+    pub skip_graph: bool,
 }
 
 /// What [`analyze_with`] is doing, for a progress display.
@@ -122,7 +125,7 @@ pub enum Progress<'a> {
 pub struct Analysis {
     /// The report.
     pub report: Report,
-    /// The lock-order graph (for `--format dot` and `html`).
+    /// The lock-order graph (for `--format dot` and `html`; empty under [`Options::skip_graph`]).
     pub graph: graph::OrderGraph,
 }
 
@@ -163,6 +166,7 @@ pub fn analyze_with(
         .collect();
     let bytes_total = sizes.iter().sum();
     let mut bytes_done = 0;
+    phase("start");
     let mut b = ModelBuilder::new();
     for (index, f) in files.iter().enumerate() {
         progress(Progress::Reading {
@@ -189,12 +193,18 @@ pub fn analyze_with(
     }
     progress(Progress::Analyzing);
     let model = b.finish();
+    phase("read");
     let report = analyze_model(&model, opts);
     let level = match opts.levels {
         Levels::Instance => GraphLevel::Instance,
         _ => GraphLevel::Class,
     };
-    let graph = graph::OrderGraph::build(&model, level, &report);
+    let graph = if opts.skip_graph {
+        graph::OrderGraph::default()
+    } else {
+        graph::OrderGraph::build(&model, level, &report)
+    };
+    phase("graph");
     report_rss();
     Ok(Analysis { report, graph })
 }
@@ -205,6 +215,23 @@ pub fn peak_rss() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     Some(line.trim_start_matches("VmHWM:").trim().to_string())
+}
+
+/// With `LOCKCHECK_PHASES` set, prints the time since the start of the process and the peak
+/// resident set size at the end of each phase of the analysis to stderr (for profiling).
+pub fn phase(name: &str) {
+    use std::sync::OnceLock;
+    static ON: OnceLock<Option<std::time::Instant>> = OnceLock::new();
+    let Some(start) =
+        ON.get_or_init(|| std::env::var_os("LOCKCHECK_PHASES").map(|_| std::time::Instant::now()))
+    else {
+        return;
+    };
+    eprintln!(
+        "lockcheck: phase {name}: {:.3} s, peak RSS {}",
+        start.elapsed().as_secs_f64(),
+        peak_rss().unwrap_or_default()
+    );
 }
 
 /// With `LOCKCHECK_REPORT_RSS` set, prints the peak resident set size (VmHWM) to stderr.
@@ -249,8 +276,11 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     };
     let run = |level: GraphLevel| {
         let edges = cycles::edges(model, level);
+        phase("edges");
         let r = cycles::find_cycles_on(model, level, &edges, &listing);
+        phase("listing");
         let rc = cycles::find_root_causes_on(model, level, &edges, &opts.limits);
+        phase("root causes");
         let mut notes = r.notes;
         notes.extend(r.warnings.into_iter().map(|w| {
             w.replace(
@@ -386,7 +416,9 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         }
     }
 
+    phase("violations");
     let hierarchy = hierarchy::suggest(model, &violating);
+    phase("hierarchy");
     if hierarchy.local_search_stopped > 0 {
         warnings.push(format!(
             "the suggested change set is not proven minimal in {} component(s): the local search stopped after {} passes",

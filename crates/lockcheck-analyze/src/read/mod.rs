@@ -203,7 +203,8 @@ impl fmt::Debug for TraceReader {
 }
 
 impl TraceReader {
-    /// Opens `path` in `format` (or the one its extension implies).
+    /// Opens `path` in `format` (or the one its extension implies; a file that would be read as
+    /// JSON Lines but begins with the `.lct` magic is read as `.lct`).
     ///
     /// Fails, with a message naming the file and the OS error, if the file is missing, is a
     /// directory, or cannot be read.
@@ -220,12 +221,20 @@ impl TraceReader {
             ));
         }
         let file = fs::File::open(path).map_err(|e| os_error("cannot open trace", e))?;
-        let format = format.unwrap_or_else(|| InputFormat::from_path(path));
-        Ok(TraceReader::from_reader(
-            &name,
-            Box::new(BufReader::with_capacity(256 << 10, file)),
-            format,
-        ))
+        let mut input = BufReader::with_capacity(256 << 10, file);
+        let format = format.unwrap_or_else(|| match InputFormat::from_path(path) {
+            // The recorder writes `.lct` under any name with `LOCKCHECK_TRACE_FORMAT=lct`: its
+            // magic cannot begin a JSON line.
+            InputFormat::Json
+                if input
+                    .fill_buf()
+                    .is_ok_and(|b| b.starts_with(&lockcheck_core::lct::MAGIC[..3])) =>
+            {
+                InputFormat::Lct
+            }
+            f => f,
+        });
+        Ok(TraceReader::from_reader(&name, Box::new(input), format))
     }
 
     /// Reads from any buffered reader; `name` is used in error messages.
@@ -401,9 +410,10 @@ enum ThreadKey {
 /// events that one input record turns into.
 #[derive(Debug, Default)]
 struct Translator {
-    threads: HashMap<ThreadKey, ThreadNo>,
-    locks: HashMap<String, LockNo>,
-    sites: HashMap<String, SiteNo>,
+    // Three look-ups per event of text: a fast hash, not SipHash.
+    threads: HashMap<ThreadKey, ThreadNo, foldhash::fast::RandomState>,
+    locks: HashMap<String, LockNo, foldhash::fast::RandomState>,
+    sites: HashMap<String, SiteNo, foldhash::fast::RandomState>,
     pending: VecDeque<Event>,
 }
 

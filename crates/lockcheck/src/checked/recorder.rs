@@ -200,6 +200,17 @@ fn init_from_env() -> bool {
     }
 }
 
+/// Whether the trace at `path` is written in lockcheck's binary `.lct` format (its extension is
+/// `.lct`, or `LOCKCHECK_TRACE_FORMAT=lct`) rather than JSON Lines.
+fn writes_lct(path: &Path) -> bool {
+    match std::env::var("LOCKCHECK_TRACE_FORMAT") {
+        Ok(f) if !f.is_empty() => f.eq_ignore_ascii_case("lct"),
+        _ => path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("lct")),
+    }
+}
+
 /// Expands `{pid}` in a trace path.
 pub(crate) fn expand_path(path: &Path) -> PathBuf {
     let s = path.to_string_lossy();
@@ -220,8 +231,14 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
         }
     }
     let file = File::create(&path)?;
+    let lct = writes_lct(&path);
+    let mut out = BufWriter::with_capacity(1 << 16, file);
+    if lct {
+        out.write_all(&lockcheck_core::lct::MAGIC)?;
+    }
     let mut w = Writer {
-        out: BufWriter::with_capacity(1 << 16, file),
+        out,
+        lct,
         path,
         classes: HashSet::default(),
         sites: HashMap::default(),
@@ -583,6 +600,8 @@ type FastHash = std::hash::BuildHasherDefault<IntHasher>;
 /// The formatting side: owns the file and what it has defined so far.
 struct Writer {
     out: BufWriter<File>,
+    /// Records in `.lct` ([`lockcheck_core::lct`]) instead of JSON Lines.
+    lct: bool,
     path: PathBuf,
     classes: HashSet<u32, FastHash>,
     sites: HashMap<usize, u32, FastHash>,
@@ -620,10 +639,13 @@ impl Writer {
 
     fn emit(&mut self, e: &Event) {
         self.line.clear();
-        if !write_hot(e, &mut self.line) {
+        if self.lct {
+            lockcheck_core::lct::encode(e, &mut self.line);
+        } else if !write_hot(e, &mut self.line) {
             e.write_line(&mut self.line);
         }
-        // After an I/O error (disk full) events are dropped, said once (see `failed`).
+        // After an I/O error (disk full) events are dropped, said once (see `failed`); the trace
+        // stays line-complete (in `.lct`, the reader stops at a cut record as at a cut line).
         if self.failed.is_none() {
             let r = self.out.write_all(&self.line);
             self.note_error(r);
