@@ -219,7 +219,7 @@ impl EdgeInfo {
     /// The resolved backtrace of the acquisition that first made this edge, user frames first
     /// (lockcheck's, lock_api's and std's own frames skipped), one `function at file:line` each.
     /// Symbols are resolved here, not when the edge was made: the capture keeps raw instruction
-    /// pointers only ([`Trace`]). When the capture hit its depth bound before the thread's entry
+    /// pointers only. When the capture hit its depth bound before the thread's entry
     /// point, the last line says so.
     pub fn backtrace(&self) -> Vec<String> {
         let Some(bt) = &self.backtrace else {
