@@ -168,12 +168,17 @@ static PAIRS: AtomicU64 = AtomicU64::new(0);
 
 impl<M: BenchMutex> Pair<M> {
     fn new() -> Self {
+        Self::with_classes("bench.a", "bench.b")
+    }
+
+    /// A pair whose locks are in the classes `a` and `b` (named where the contender names them).
+    fn with_classes(a: &'static str, b: &'static str) -> Self {
         if M::NAME.starts_with("lockcheck_checked") || M::NAME == "lockcheck_recording" {
             PAIRS.fetch_add(1, Ordering::Relaxed);
         }
         Pair {
-            a: M::new("bench.a"),
-            b: M::new("bench.b"),
+            a: M::new(a),
+            b: M::new(b),
         }
     }
 
@@ -278,7 +283,31 @@ fn new_edge<M: BenchMutex>(g: &mut Group<'_>) {
                 p.nested();
                 p // dropped after the timing
             },
-            BatchSize::SmallInput,
+            // At most 64 pairs alive at once: the row measures one new edge, not a class edge
+            // with thousands of live variants (`SmallInput` kept over 4,096 pairs alive, so each
+            // new edge scanned the class edge's variants, and the edge's variant bound was hit).
+            BatchSize::NumIterations(64),
+        );
+    });
+}
+
+/// 1 thread: like [`new_edge`], but both locks are in one class, so that the edge is new at the
+/// instance level and lockcheck, which records the first acquisition of an edge that is new at
+/// some level, captures a backtrace every time (in `new_edge` only the first pair's class edge
+/// was new: later pairs capture none).
+fn new_edge_bt<M: BenchMutex>(g: &mut Group<'_>) {
+    g.bench_function(format!("{}{}", M::NAME, bt_suffix()), |b| {
+        b.iter_batched(
+            || {
+                let p = Pair::<M>::with_classes("bench.same", "bench.same");
+                p.touch();
+                p
+            },
+            |p| {
+                p.nested();
+                p // dropped after the timing
+            },
+            BatchSize::NumIterations(64),
         );
     });
 }
@@ -339,6 +368,7 @@ fn benches(c: &mut Criterion) {
     row!(c, "nested_own_pair_8t", nested_own_pair, 8);
     row!(c, "nested_shared_pair_8t", nested_shared_pair, 8);
     row!(c, "new_edge", new_edge);
+    row!(c, "new_edge_bt", new_edge_bt);
     row!(c, "drop_nested", drop_nested);
 
     let mut g = group(c, "read_unlock_1t");

@@ -8,9 +8,8 @@
 //! gate lock, not ordered by spawn/join, conflicting modes), pruning as soon as a pair fails.
 
 use super::class::NO_CLASS;
-use super::report::{EdgeInfo, LockRef, Violation, ViolationKind};
+use super::report::{EdgeInfo, LockRef, Trace, Violation, ViolationKind};
 use super::state::Held;
-use backtrace::Backtrace;
 use lockcheck_core::deps::{check_link, Dependency, VectorClock};
 use lockcheck_core::order::{NodeId, OrderGraph};
 use lockcheck_core::trace::{How, Mode};
@@ -42,7 +41,7 @@ pub(crate) struct DepRecord {
     pub held_classes: Box<[u32]>,
     pub site: &'static Location<'static>,
     pub held_sites: Box<[&'static Location<'static>]>,
-    pub backtrace: Option<Backtrace>,
+    pub backtrace: Option<Trace>,
 }
 
 struct Level<K> {
@@ -236,7 +235,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
     if held.is_empty() {
         return (None, Vec::new());
     }
-    // Backtraces are what a new edge costs (a few KiB each, kept as long as the record): capture
+    // Backtraces are what a new edge costs (unwinding, up to 256 bytes kept with the record): capture
     // one only if some edge of this dependency has never been seen: a class edge, or, between
     // locks without a distinct class (same class, anonymous), an instance edge. Locks created in a
     // loop make new instance edges all the time, but their class edges were seen once.
@@ -250,7 +249,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
                 }
             })
         });
-    let backtrace = new_edge.then(Backtrace::new_unresolved);
+    let backtrace = if new_edge { Trace::capture() } else { None };
     let rec = Arc::new(DepRecord {
         dep: Dependency {
             thread: req.thread,

@@ -815,7 +815,7 @@ fn self_violation(
             mode,
             site: site.to_string(),
             other_held: Vec::new(),
-            backtrace: crate::config::backtraces().then(backtrace::Backtrace::new_unresolved),
+            backtrace: super::report::Trace::capture(),
         };
         let v = Violation {
             kind,

@@ -2,7 +2,6 @@
 //! scenario", printed to stderr, emitted as `tracing` events and kept for [`violations`].
 
 use super::class::class_info;
-use backtrace::Backtrace;
 use lockcheck_core::trace::{LockKind, Mode};
 use parking_lot::Mutex as PlMutex;
 use std::fmt::Write as _;
@@ -159,7 +158,7 @@ pub struct EdgeInfo {
     pub site: String,
     /// Other locks held at the time.
     pub other_held: Vec<LockRef>,
-    pub(crate) backtrace: Option<Backtrace>,
+    pub(crate) backtrace: Option<Trace>,
 }
 
 impl std::fmt::Debug for EdgeInfo {
@@ -219,15 +218,21 @@ impl EdgeInfo {
 
     /// The resolved backtrace of the acquisition that first made this edge, user frames first
     /// (lockcheck's, lock_api's and std's own frames skipped), one `function at file:line` each.
+    /// Symbols are resolved here, not when the edge was made: the capture keeps raw instruction
+    /// pointers only. When the capture hit its depth bound before the thread's entry
+    /// point, the last line says so.
     pub fn backtrace(&self) -> Vec<String> {
         let Some(bt) = &self.backtrace else {
             return Vec::new();
         };
-        let mut bt = bt.clone();
-        bt.resolve();
         let mut out = Vec::new();
-        for frame in bt.frames() {
-            for sym in frame.symbols() {
+        let mut done = false;
+        for &ip in bt.ips.iter() {
+            // One instruction pointer can stand for several inlined functions.
+            backtrace::resolve(ip as *mut std::ffi::c_void, |sym| {
+                if done {
+                    return;
+                }
                 let name = sym
                     .name()
                     .map(|n| format!("{n:#}"))
@@ -235,22 +240,82 @@ impl EdgeInfo {
                 if name.contains("__rust_begin_short_backtrace")
                     || name.starts_with("std::rt::lang_start")
                 {
-                    return out;
+                    done = true;
+                    return;
                 }
                 if is_internal(&name) || name.starts_with("__rust") {
-                    continue;
+                    return;
                 }
                 if out.len() >= 16 {
-                    return out;
+                    done = true;
+                    return;
                 }
                 let at = match (sym.filename(), sym.lineno()) {
                     (Some(f), Some(l)) => format!(" at {}:{l}", f.display()),
                     _ => String::new(),
                 };
                 out.push(format!("{name}{at}"));
+            });
+            if done {
+                return out;
             }
         }
+        if bt.truncated {
+            out.push(format!(
+                "... (outer frames not captured: lockcheck keeps the innermost {TRACE_DEPTH})"
+            ));
+        }
         out
+    }
+}
+
+/// Frames a [`Trace`] keeps, innermost first (lockcheck's own few included). A bound so that a
+/// new edge costs a fixed amount of unwinding whatever the depth of the user's stack; a report
+/// whose capture hit it says so on its last backtrace line.
+pub(crate) const TRACE_DEPTH: usize = 32;
+
+/// A call stack captured raw where lockcheck found something (a new edge, a self-deadlock, a
+/// wait): instruction pointers only, at most [`TRACE_DEPTH`], without symbol addresses or names.
+/// Unwinding is the whole cost of a capture; looking up each frame's function (what
+/// `Backtrace::new_unresolved` does per frame) and resolving symbols wait until a report is shown
+/// ([`EdgeInfo::backtrace`]).
+#[derive(Clone)]
+pub(crate) struct Trace {
+    ips: Box<[usize]>,
+    /// The stack went deeper than [`TRACE_DEPTH`].
+    truncated: bool,
+}
+
+impl std::fmt::Debug for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Trace({} frames)", self.ips.len())
+    }
+}
+
+impl Trace {
+    /// Captures the current thread's stack, or `None` when backtraces are off
+    /// (`LOCKCHECK_BACKTRACE=0`). One allocation, of the frames found.
+    #[inline(never)]
+    pub(crate) fn capture() -> Option<Trace> {
+        if !crate::config::backtraces() {
+            return None;
+        }
+        let mut ips = [0usize; TRACE_DEPTH];
+        let mut n = 0;
+        let mut truncated = false;
+        backtrace::trace(|frame| {
+            if n == TRACE_DEPTH {
+                truncated = true;
+                return false;
+            }
+            ips[n] = frame.ip() as usize;
+            n += 1;
+            true
+        });
+        Some(Trace {
+            ips: ips[..n].into(),
+            truncated,
+        })
     }
 }
 
@@ -766,4 +831,80 @@ pub fn violations() -> Vec<Violation> {
 /// Returns and forgets the violations found so far.
 pub fn take_violations() -> Vec<Violation> {
     std::mem::take(&mut *FOUND.lock())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge_with(trace: Option<Trace>) -> EdgeInfo {
+        let mut e = EdgeInfo::on_lock(
+            1,
+            "t".into(),
+            LockRef::new(1, 0),
+            Mode::Exclusive,
+            String::new(),
+            String::new(),
+        );
+        e.backtrace = trace;
+        e
+    }
+
+    #[inline(never)]
+    fn capture_here() -> Option<Trace> {
+        let t = Trace::capture();
+        std::hint::black_box(t)
+    }
+
+    #[inline(never)]
+    fn deep(n: usize) -> Option<Trace> {
+        if n == 0 {
+            return capture_here();
+        }
+        let t = deep(std::hint::black_box(n - 1));
+        std::hint::black_box(t)
+    }
+
+    #[test]
+    fn raw_capture_resolves_to_the_callers_frames_at_report_time() {
+        let Some(t) = capture_here() else {
+            return; // LOCKCHECK_BACKTRACE=0 in the environment
+        };
+        assert!(
+            !t.truncated,
+            "a shallow test stack fits in {TRACE_DEPTH} frames"
+        );
+        let mut names = Vec::new();
+        for &ip in t.ips.iter() {
+            backtrace::resolve(ip as *mut std::ffi::c_void, |s| {
+                names.push(s.name().map(|n| format!("{n:#}")).unwrap_or_default());
+            });
+        }
+        assert!(
+            names.iter().any(|n| n.ends_with("tests::capture_here")),
+            "the raw pointers resolve to the capturing function: {names:?}"
+        );
+        // lockcheck's own frames (this test's included) and backtrace's are left out.
+        let frames = edge_with(Some(t)).backtrace();
+        assert!(
+            frames
+                .iter()
+                .all(|f| !f.starts_with("backtrace::") && !f.starts_with("lockcheck::")),
+            "{frames:?}"
+        );
+    }
+
+    #[test]
+    fn a_capture_cut_at_its_depth_says_so() {
+        let Some(t) = deep(2 * TRACE_DEPTH) else {
+            return;
+        };
+        assert!(t.truncated);
+        assert_eq!(t.ips.len(), TRACE_DEPTH);
+        let frames = edge_with(Some(t)).backtrace();
+        assert!(
+            frames.last().unwrap().contains("outer frames not captured"),
+            "{frames:?}"
+        );
+    }
 }

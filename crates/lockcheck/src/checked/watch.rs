@@ -215,7 +215,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
     let token = WaitToken { thread };
     if let Some(edges) = cycle {
         let v = as_busy(|_| {
-            let bt = crate::config::backtraces().then(backtrace::Backtrace::new_unresolved);
+            let bt = super::report::Trace::capture();
             let mut edges = edges;
             if let Some(e) = edges.iter_mut().find(|e| e.thread_id == thread) {
                 e.backtrace = bt;
@@ -455,7 +455,7 @@ pub(crate) fn timed_out(s: &ThreadState, w: &WaitFor, limit: Duration) -> Option
             w.site.to_string(),
             String::new(),
         );
-        first.backtrace = crate::config::backtraces().then(backtrace::Backtrace::new_unresolved);
+        first.backtrace = super::report::Trace::capture();
         let mut edges = vec![first];
         edges.extend(holders);
         publish(Violation {

@@ -1367,7 +1367,7 @@ fn held_across_await(
     };
     let held = LockRef::new(h.inst, h.class);
     let edges = as_busy(|_| {
-        let bt = crate::config::backtraces().then(backtrace::Backtrace::new_unresolved);
+        let bt = crate::checked::report::Trace::capture();
         let mut e0 = EdgeInfo::on_lock(
             me,
             holder_name(me),
@@ -1474,7 +1474,7 @@ fn self_violation(
             e.site.to_string(),
         );
         edge.held_mode = e.mode;
-        edge.backtrace = crate::config::backtraces().then(backtrace::Backtrace::new_unresolved);
+        edge.backtrace = crate::checked::report::Trace::capture();
         let v = Violation {
             kind,
             edges: vec![edge],
