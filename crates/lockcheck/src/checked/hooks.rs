@@ -2,17 +2,24 @@
 //!
 //! ```text
 //! lock():  no switch on (one atomic byte) ---------------------------------> raw lock
-//!          one thread-local access (destructor-free, so a plain offset):
+//!          fast step, inlined (one thread-local access, destructor-free):
+//!            untimed, identity assigned, not an RwLock's first write, and nothing held or
+//!            the exact (held set, lock, mode, clock epoch) already in the thread's cache
+//!            -> raw try_lock; success: push in place ------------------------> done
+//!          lock_slow (out of line), the same work in full:
 //!            thread busy inside lockcheck (reports, tracing) -------------> raw lock
-//!            nothing held ------------------------------------------------> skip the checks
-//!            already held by this thread? -------------------------------> self-deadlock report
-//!            key(held set, lock, mode, clock epoch) in the thread cache? -> nothing more
-//!            else (cold): global graph, instance and class level; cycle? -> report once, action
-//!            raw try_lock; success: push on the held stack
-//!          failed try (cold): register in the wait-for graph (deadlock?), block (bounded by a
-//!            per-class timeout policy if one is set), push
+//!            first write of an RwLock: re-check cycles excused as read-read
+//!            recording: a `request` event before any check (the trace keeps the deciding event)
+//!            already held by this thread? -------------------------------> self-deadlock verdict
+//!            cache miss (cold): global graph, instance and class level; cycle? -> report once
+//!            raw try_lock; success: push on the held stack (spills to the heap past 32)
+//!          failed try (cold): register in the wait-for graph (deadlock?), wait in 20 ms slices
+//!            (a deadlock may pick this thread to give up; a per-class timeout policy), push
+//!          a verdict is returned, not raised: the `#[track_caller]` entry point panics at the
+//!            user's line with the lock not taken (a condvar relock defers it until it holds
+//!            the mutex again: see `defer_if_relocking`)
 //!          timing, recording, statistics, watchdog: only when switched on (cold)
-//! unlock(): pop from the held stack (search down when not on top), raw unlock
+//! unlock(): pop in place when on top, else search down; raw unlock
 //! ```
 
 use super::class::{Ids, Meta};
