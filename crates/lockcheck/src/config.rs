@@ -145,6 +145,13 @@ pub(crate) fn flags() -> u8 {
     }
 }
 
+/// The switches as they are, in one load, for the acquisition fast path: [`flag::INIT`] is
+/// clear until they were first computed (the fast path then defers to [`flags`]).
+#[inline(always)]
+pub(crate) fn flags_now() -> u8 {
+    FLAGS.load(Ordering::Relaxed)
+}
+
 #[cold]
 fn init_flags() -> u8 {
     refresh_flags()

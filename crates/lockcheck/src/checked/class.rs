@@ -28,7 +28,7 @@ const CLASS_MASK: u64 = ((1 << CLASS_BITS) - 1) << INST_BITS;
 /// The instance has a node in the global graph: dropping it must remove the node.
 const IN_GRAPH: u64 = 1 << 62;
 /// The lock was ever write-locked (for the read-read rule).
-const WRITTEN: u64 = 1 << 63;
+pub(crate) const WRITTEN: u64 = 1 << 63;
 
 static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
@@ -122,17 +122,17 @@ impl Meta {
             && self.ids.fetch_or(WRITTEN, Ordering::Relaxed) & WRITTEN == 0
     }
 
-    /// Whether the lock was ever write-locked (its first write, which may decide a report, is
-    /// behind it).
-    #[inline]
-    pub(crate) fn was_written(&self) -> bool {
-        self.ids.load(Ordering::Relaxed) & WRITTEN != 0
-    }
-
     /// The instance id if one was ever assigned and the instance is in the graph.
     pub(crate) fn graph_instance(&self) -> Option<u64> {
         let v = self.ids.load(Ordering::Relaxed);
         (v & IN_GRAPH != 0).then_some(v & INST_MASK)
+    }
+
+    /// The packed identity word (0 until assigned; see [`Ids::from_word`]): the fast paths'
+    /// one load.
+    #[inline(always)]
+    pub(crate) fn word(&self) -> u64 {
+        self.ids.load(Ordering::Acquire)
     }
 
     /// The instance id, if assigned.
@@ -142,6 +142,21 @@ impl Meta {
     }
 }
 
+impl Ids {
+    /// The identity in a non-zero [`Meta::word`].
+    #[inline(always)]
+    pub(crate) fn from_word(w: u64) -> Ids {
+        unpack(w)
+    }
+
+    /// The packed word of this identity (without [`Meta`]'s flags): `Ids::from_word` inverts it.
+    #[inline]
+    pub(crate) fn word(self) -> u64 {
+        self.inst | (u64::from(self.class) << INST_BITS)
+    }
+}
+
+#[inline(always)]
 fn unpack(v: u64) -> Ids {
     Ids {
         inst: v & INST_MASK,

@@ -162,11 +162,10 @@ mod on {
         };
         STATE
             .try_with(|s| {
-                s.held.try_borrow().is_ok_and(|h| {
-                    h.iter().any(|h| {
-                        h.inst == ids.inst && matches!(h.mode, Mode::Exclusive | Mode::Upgradable)
-                    })
+                s.find_held(|h| {
+                    h.inst == ids.inst && matches!(h.mode, Mode::Exclusive | Mode::Upgradable)
                 })
+                .is_some()
             })
             .unwrap_or(false)
     }

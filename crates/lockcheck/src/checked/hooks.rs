@@ -22,13 +22,13 @@
 //! unlock(): pop in place when on top, else search down; raw unlock
 //! ```
 
-use super::class::{Ids, Meta};
+use super::class::{Ids, Meta, WRITTEN};
 use super::graph;
 use super::recorder;
 use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
-use super::state::{as_busy, cache_key, with_slow, CacheKey, Held, ThreadState, CACHE_HELD, STATE};
+use super::state::{as_busy, pack, with_slow, word, CacheKey, Held, ThreadState, STATE};
 use super::watch;
-use crate::config::{action, flag, flags, Action};
+use crate::config::{action, flag, flags, flags_now, Action};
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::collections::HashSet;
 use std::panic::Location;
@@ -70,10 +70,8 @@ pub(crate) fn lock_blocking(
         lock_raw();
         return Ok(());
     }
-    // The fast path, inlined: nothing held, identity assigned, untimed (no recording, statistics
-    // or watchdog), not an RwLock's write (its first one may decide a report), no async tracking.
-    // Holding nothing, there is nothing to check: one thread-local access, the raw try, a push.
-    // Everything else is the out-of-line `lock_slow`, which does the same work in full.
+    // The fast path (see `fast_step`); everything else is the out-of-line `lock_slow`, which
+    // does the same work in full.
     let mut try_raw = Some(try_raw);
     match fast_step(meta, kind, mode, site, f, &mut try_raw) {
         Fast::Done => return Ok(()),
@@ -91,28 +89,11 @@ pub(crate) fn lock_blocking(
     }
 }
 
-/// Whether acquiring `inst` in `mode` over `held` needs no check at all: order checking on, a
-/// small held set without `inst` in it (no self-conflict), and the exact dependency in the
-/// cache.
-#[inline(always)]
-fn nested_known(s: &ThreadState, held: &[Held], inst: u64, mode: Mode, f: u8) -> bool {
-    if f & (flag::CHECK | flag::ORDER) != flag::CHECK | flag::ORDER || held.len() > CACHE_HELD {
-        return false;
-    }
-    // A guard a suspended task left on this thread (`sync_acquire_over_suspended`) is the slow
-    // path's business; plain thread code tags nothing.
-    #[cfg(feature = "tokio")]
-    if held.iter().any(|h| h.task != 0) {
-        return false;
-    }
-    let (key, again) = cache_key(held, inst, mode, s.epoch.get());
-    !again && s.cache_contains(&key)
-}
-
-/// The fast path, inlined: nothing held (or a dependency already in the exact cache), identity
-/// assigned, untimed (no recording, statistics or watchdog), not an RwLock's first write (which
-/// may decide a report). Holding nothing, there is nothing to check: one thread-local access, the
-/// raw try, a push. `Other`: not tried, nothing changed.
+/// The fast path, inlined: checking on and nothing timed (no recording, statistics or watchdog,
+/// one test of the switches' byte), identity assigned, not an RwLock's first write (which may
+/// decide a report), thread not busy inside lockcheck, and nothing held: there is nothing to
+/// check, so the raw try and a one-word push. Holding locks, [`nested_step`] (out of line).
+/// `Other`: not tried, nothing changed.
 #[inline(always)]
 fn fast_step(
     meta: &Meta,
@@ -122,70 +103,95 @@ fn fast_step(
     f: u8,
     try_raw: &mut Option<impl FnOnce() -> bool>,
 ) -> Fast {
-    let eligible = f & flag::TIMED == 0
-        && (mode != Mode::Exclusive || kind != LockKind::Rwlock || meta.was_written());
-    if eligible {
-        if let Some(ids) = meta.assigned() {
-            return STATE
-                .try_with(|s| {
-                    if s.busy.get() {
-                        return Fast::Other;
-                    }
-                    let Ok(mut held) = s.held.try_borrow_mut() else {
-                        return Fast::Other;
-                    };
-                    // Holding locks, the fast path still covers a dependency this thread already
-                    // checked (an exact hit of the cache, never a self-conflict); the full check
-                    // (`check_held`) marks the cache, so a miss here always reaches the graph.
-                    if !held.is_empty() && !nested_known(s, held.as_slice(), ids.inst, mode, f) {
-                        return Fast::Other;
-                    }
-                    let Some(attempt) = try_raw.take() else {
-                        return Fast::Other;
-                    };
-                    // Async locks the running task holds (one thread-local read when it holds none):
-                    // the hook may report, so the held stack is not borrowed meanwhile.
-                    #[cfg(feature = "tokio")]
-                    if f & (flag::CHECK | flag::ORDER) == flag::CHECK | flag::ORDER {
-                        drop(held);
-                        crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
-                        return if attempt() {
-                            push(s, ids, mode, site, f);
-                            Fast::Done
-                        } else {
-                            Fast::Block(ids)
-                        };
-                    }
-                    if attempt() {
-                        let pushed = held.push_plain(
-                            ids.inst,
-                            ids.class,
-                            mode,
-                            site,
-                            #[cfg(feature = "tokio")]
-                            crate::tokio::track::current_tag(),
-                        );
-                        if !pushed {
-                            // Deeper than the inline array: the general push (it spills).
-                            drop(held);
-                            push(s, ids, mode, site, f);
-                        }
-                        Fast::Done
-                    } else {
-                        Fast::Block(ids)
-                    }
-                })
-                .unwrap_or(Fast::Other);
-        }
+    if f & (flag::INIT | flag::CHECK | flag::TIMED) != flag::INIT | flag::CHECK {
+        return Fast::Other;
     }
-    Fast::Other
+    let w = meta.word();
+    if w == 0 || (mode == Mode::Exclusive && kind == LockKind::Rwlock && w & WRITTEN == 0) {
+        return Fast::Other;
+    }
+    let ids = Ids::from_word(w);
+    STATE
+        .try_with(|s| {
+            if s.busy.get() {
+                return Fast::Other;
+            }
+            if s.holds_any() {
+                return nested_step(s, meta, ids, mode, site, f, try_raw);
+            }
+            // Async locks the running task holds (one thread-local read when it holds none).
+            #[cfg(feature = "tokio")]
+            if f & flag::ORDER != 0 {
+                crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
+            }
+            let Some(attempt) = try_raw.take() else {
+                return Fast::Other;
+            };
+            if !attempt() {
+                return Fast::Block(ids);
+            }
+            #[cfg(feature = "tokio")]
+            push_tagged(s, ids, mode, site);
+            #[cfg(not(feature = "tokio"))]
+            s.push_first(pack(ids.inst, mode), w, site);
+            Fast::Done
+        })
+        .unwrap_or(Fast::Other)
+}
+
+/// The fast path holding locks: the exact dependency (held set, lock, mode, clock epoch) is
+/// already in the thread's cache, with order checking on, at most [`super::state::CACHE_HELD`]
+/// held, none of them the requested lock (a possible self-conflict) nor a guard an async task
+/// left. The cache is only looked at: the full check (`check_held`) marks it, so a miss here
+/// always reaches the graph.
+#[inline(always)]
+fn nested_step(
+    s: &ThreadState,
+    meta: &Meta,
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+    f: u8,
+    try_raw: &mut Option<impl FnOnce() -> bool>,
+) -> Fast {
+    if f & flag::ORDER == 0 || !s.known_dependency(pack(ids.inst, mode)) {
+        return Fast::Other;
+    }
+    #[cfg(feature = "tokio")]
+    crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
+    #[cfg(not(feature = "tokio"))]
+    let _ = meta;
+    let Some(attempt) = try_raw.take() else {
+        return Fast::Other;
+    };
+    if !attempt() {
+        return Fast::Block(ids);
+    }
+    #[cfg(feature = "tokio")]
+    push_tagged(s, ids, mode, site);
+    #[cfg(not(feature = "tokio"))]
+    s.push_plain(pack(ids.inst, mode), meta.word(), site);
+    Fast::Done
+}
+
+/// The fast path's push with async tracking: the entry is tagged with the running task.
+#[cfg(feature = "tokio")]
+#[inline(always)]
+fn push_tagged(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'static>) {
+    let task = crate::tokio::track::current_tag();
+    let tag = if task != 0 { word::TASK } else { 0 };
+    s.push_plain(pack(ids.inst, mode) | tag, ids.word(), site, task);
 }
 
 /// A blocking acquisition's fast path alone, for the hot entry points (`lock`, `read`, `write`):
-/// true when the lock was taken and recorded (a failed fast try waits right here, out of line,
-/// and raises a deadlock or timeout verdict at the caller's line), false when nothing was done
-/// and the caller must take the full path ([`lock_blocking`], out of line). Keeping the slow call
-/// out of the caller's inlined code keeps its frame small.
+/// true when the lock was taken and recorded, false when nothing was done and the caller must
+/// take the full path ([`lock_blocking`], out of line, which also covers a dependency already in
+/// the cache: [`nested_step`]). Only the nothing-held case is here, so that this inlined code
+/// calls nothing and needs no frame: checking on and nothing timed (one test of the switches'
+/// byte, read once), identity assigned, not an RwLock's first write, the thread not busy inside
+/// lockcheck, nothing held; then the raw try and a one-word push. With async tracking, a failed
+/// try waits right here (out of line) and raises a deadlock or timeout verdict at the caller's
+/// line, since the full path would run the async hook a second time.
 #[inline(always)]
 #[track_caller]
 pub(crate) fn lock_fast(
@@ -197,25 +203,59 @@ pub(crate) fn lock_fast(
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
 ) -> bool {
-    let f = flags();
-    if f & flag::ACTIVE == 0 {
-        return try_raw();
+    let f = flags_now();
+    if f & (flag::INIT | flag::CHECK | flag::TIMED) != flag::INIT | flag::CHECK {
+        return false;
     }
-    match fast_step(meta, kind, mode, site, f, &mut Some(try_raw)) {
-        Fast::Done => true,
-        // With async tracking, waited for here: the full path would run the fast step's async
-        // hook a second time. Without it the full path simply tries again (cheaper inline code).
-        Fast::Block(ids) if cfg!(feature = "tokio") => {
-            contended_or_raise(ids, kind, mode, site, lock_raw, lock_for, f);
-            true
+    let w = meta.word();
+    if w == 0 || (mode == Mode::Exclusive && kind == LockKind::Rwlock && w & WRITTEN == 0) {
+        return false;
+    }
+    #[cfg(not(feature = "tokio"))]
+    {
+        let _ = (lock_raw, lock_for);
+        STATE
+            .try_with(|s| {
+                if s.busy.get() || s.holds_any() || !try_raw() {
+                    // Held locks, or contended: the full path (which tries again).
+                    return false;
+                }
+                s.push_first(pack(w & word::INST, mode), w, site);
+                true
+            })
+            .unwrap_or(false)
+    }
+    #[cfg(feature = "tokio")]
+    {
+        let ids = Ids::from_word(w);
+        let step = STATE.try_with(|s| {
+            if s.busy.get() || s.holds_any() {
+                return Fast::Other;
+            }
+            // Async locks the running task holds (one thread-local read when it holds none).
+            if f & flag::ORDER != 0 {
+                crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
+            }
+            if !try_raw() {
+                return Fast::Block(ids);
+            }
+            push_tagged(s, ids, mode, site);
+            Fast::Done
+        });
+        match step {
+            Ok(Fast::Done) => true,
+            Ok(Fast::Block(ids)) => {
+                contended_or_raise(ids, kind, mode, site, lock_raw, lock_for, f);
+                true
+            }
+            _ => false,
         }
-        Fast::Block(_) => false,
-        Fast::Other => false,
     }
 }
 
 /// [`lock_contended`] for [`lock_fast`]: a verdict (deadlock, wait timeout) is raised here, at
 /// the caller's line, with the lock not taken.
+#[cfg(feature = "tokio")]
 #[inline(never)]
 #[track_caller]
 fn contended_or_raise(
@@ -472,18 +512,16 @@ fn first_write(ids: Ids, f: u8) -> Option<Verdict> {
 /// Pushes an acquired lock on the held stack.
 #[inline]
 fn push(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'static>, f: u8) {
-    if let Ok(mut held) = s.held.try_borrow_mut() {
-        held.push(Held {
-            inst: ids.inst,
-            class: ids.class,
-            mode,
-            site,
-            since: (f & flag::TIMED != 0).then(Instant::now),
-            source: false,
-            #[cfg(feature = "tokio")]
-            task: crate::tokio::track::current_tag(),
-        });
-    }
+    s.push(Held {
+        inst: ids.inst,
+        class: ids.class,
+        mode,
+        site,
+        since: (f & flag::TIMED != 0).then(Instant::now),
+        source: false,
+        #[cfg(feature = "tokio")]
+        task: crate::tokio::track::current_tag(),
+    });
 }
 
 /// Recording, statistics and the watchdog's view of an acquisition.
@@ -500,11 +538,7 @@ fn after_acquire(
     if f & (flag::WATCH | flag::STATS) != 0 {
         let _ = STATE.try_with(|s| {
             if f & flag::WATCH != 0 {
-                let top = s
-                    .held
-                    .try_borrow()
-                    .ok()
-                    .and_then(|h| h.iter().rev().find(|h| h.inst == ids.inst).copied());
+                let top = s.rfind_held(|h| h.inst == ids.inst);
                 if let (Some(p), Some(h)) = (watch::published(s), top) {
                     p.held.lock().push(h);
                 }
@@ -527,24 +561,23 @@ fn after_acquire(
 /// is one thread-local access and a pop; anything else goes out of line.
 #[inline(always)]
 pub(crate) fn released(meta: &Meta, mode: Mode) {
-    let Some(ids) = meta.assigned() else { return };
-    let popped = STATE.try_with(|s| {
-        s.held
-            .try_borrow_mut()
-            .is_ok_and(|mut held| held.pop_plain_top(ids.inst, mode))
-    });
+    let w = meta.word();
+    if w == 0 {
+        return;
+    }
+    // The top entry's word is `inst | mode << 40` exactly when it is this hold, untimed and no
+    // graph source: one comparison.
+    let popped = STATE.try_with(|s| s.pop_plain_top(pack(w & word::INST, mode)));
     if popped != Ok(true) {
-        released_slow(meta, ids, mode);
+        released_slow(meta, Ids::from_word(w), mode);
     }
 }
 
 /// The general release: the lock below the top, timed, a graph source, or not found (foreign).
 #[inline(never)]
 fn released_slow(meta: &Meta, ids: Ids, mode: Mode) {
-    let h = STATE.try_with(|s| {
-        let mut held = s.held.try_borrow_mut().ok()?;
-        held.remove_last(|h| h.inst == ids.inst && same_release_mode(h.mode, mode))
-    });
+    let h = STATE
+        .try_with(|s| s.remove_last(|h| h.inst == ids.inst && same_release_mode(h.mode, mode)));
     if let Ok(None) = h {
         note_foreign_release(ids.inst);
     }
@@ -564,8 +597,7 @@ fn released_slow(meta: &Meta, ids: Ids, mode: Mode) {
 #[cfg(feature = "send_guard")]
 pub(crate) fn released_elsewhere(ids: Ids) {
     let h = STATE.try_with(|s| {
-        let mut held = s.held.try_borrow_mut().ok()?;
-        held.remove_last(|h| {
+        s.remove_last(|h| {
             h.inst == ids.inst && matches!(h.mode, Mode::Exclusive | Mode::Upgradable)
         })
     });
@@ -619,17 +651,7 @@ fn same_release_mode(held: Mode, released: Mode) -> bool {
 /// An in-place mode change of a held lock (upgrade, downgrade).
 pub(crate) fn converted(meta: &Meta, from: Mode, to: Mode) {
     let Some(ids) = meta.assigned() else { return };
-    let _ = STATE.try_with(|s| {
-        if let Ok(mut held) = s.held.try_borrow_mut() {
-            if let Some(h) = held
-                .iter_mut()
-                .rev()
-                .find(|h| h.inst == ids.inst && h.mode == from)
-            {
-                h.mode = to;
-            }
-        }
-    });
+    let _ = STATE.try_with(|s| s.convert(ids.inst, from, to));
     if flags() & flag::RECORD != 0 {
         recorder::on_convert(ids, to);
     }
@@ -647,14 +669,9 @@ pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) -> O
             if s.busy.get() {
                 return None;
             }
-            let other = s
-                .held
-                .borrow()
-                .iter()
-                .find(|h| {
-                    h.inst == ids.inst && matches!(h.mode, Mode::Shared | Mode::SharedRecursive)
-                })
-                .copied();
+            let other = s.find_held(|h| {
+                h.inst == ids.inst && matches!(h.mode, Mode::Shared | Mode::SharedRecursive)
+            });
             let h = other?;
             if flags() & flag::RECORD != 0 {
                 recorder::on_request(ids, LockKind::Rwlock, Mode::Exclusive, site, 0);
@@ -690,30 +707,18 @@ fn check_held(
     if crate::tokio::track::sync_acquire_over_suspended(s, ids, mode, site) {
         return None;
     }
-    let (key, conflict) = {
-        let Ok(held) = s.held.try_borrow() else {
-            return None;
-        };
-        if held.is_empty() {
-            return None;
-        }
-        let (key, again) = cache_key(held.as_slice(), ids.inst, mode, s.epoch.get());
-        let conflict = if again {
-            held.iter()
-                .find(|h| h.inst == ids.inst)
-                .and_then(|h| self_conflict(kind, mode, h.mode).map(|k| (k, *h)))
-        } else {
-            None
-        };
-        (key, conflict)
+    let (key, again) = s.cache_key(ids.inst, mode)?;
+    let conflict = if again {
+        s.find_held(|h| h.inst == ids.inst)
+            .and_then(|h| self_conflict(kind, mode, h.mode).map(|k| (k, h)))
+    } else {
+        None
     };
     if let Some((k, h)) = conflict {
         if take_foreign_release(ids.inst) {
             // Released by another thread (`force_unlock` of a forgotten guard): the entry is
             // stale, not a hold. Forget it instead of reporting.
-            if let Ok(mut held) = s.held.try_borrow_mut() {
-                held.remove_last(|x| x.inst == ids.inst);
-            }
+            s.remove_last(|x| x.inst == ids.inst);
         } else if let Some(v) = self_violation(s, k, ids, mode, site, h) {
             return Some(v);
         }
@@ -737,13 +742,8 @@ fn check_graph(
     key: &CacheKey,
 ) -> Option<Verdict> {
     let thread = s.id();
-    let held = {
-        let Ok(mut held) = s.held.try_borrow_mut() else {
-            return None;
-        };
-        held.iter_mut().for_each(|h| h.source = true);
-        held.snapshot()
-    };
+    s.mark_sources();
+    let held = s.held_snapshot();
     let clock = s.clock();
     let found = as_busy(|_| {
         let req = graph::Request {
@@ -922,12 +922,7 @@ pub(crate) fn check_permits(
             if s.busy.get() {
                 return None;
             }
-            let (own, first) = {
-                let held = s.held.borrow();
-                let mut own = held.iter().filter(|h| h.inst == ids.inst);
-                let first = own.next().copied();
-                (first.map_or(0, |_| 1 + own.count()), first)
-            };
+            let (own, first) = s.count_held(|h| h.inst == ids.inst);
             match first {
                 Some(h) if own >= permits => {
                     if flags() & flag::RECORD != 0 {

@@ -1,10 +1,12 @@
 //! Per-thread state: the held stack, the known-dependency cache, the thread's number and vector
 //! clock, and the "inside lockcheck" flag that makes lockcheck's own nested acquisitions plain.
 
+use super::class::Ids;
 use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::Mode;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::HashSet;
+use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,34 +28,78 @@ pub(crate) struct Held {
     pub task: u64,
 }
 
-const PLACEHOLDER: Held = Held {
-    inst: 0,
-    class: 0,
-    mode: Mode::Exclusive,
+/// Bits of a held entry's word ([`HeldStack`]): `inst | mode << 40 | flags`. The release fast
+/// path compares the whole word with `inst | mode << 40`, so any flag sends it the general way.
+pub(crate) mod word {
+    /// The instance number (40 bits, see `class::INST_BITS`).
+    pub const INST: u64 = (1 << 40) - 1;
+    /// Instance and mode: what a dependency (and the cache) is about.
+    pub const KEY: u64 = (1 << 43) - 1;
+    /// A dependency from this lock reached the global graph ([`super::Held::source`]).
+    pub const SOURCE: u64 = 1 << 48;
+    /// The acquisition was timed: the parallel entry's `since` is set.
+    pub const TIMED: u64 = 1 << 49;
+    /// Taken in async code ([`super::Held::task`] is not 0).
+    #[cfg(feature = "tokio")]
+    pub const TASK: u64 = 1 << 50;
+}
+
+/// The mode stored in bits 40..43 of a held word.
+#[inline]
+fn mode_of(w: u64) -> Mode {
+    match (w >> 40) & 7 {
+        0 => Mode::Exclusive,
+        1 => Mode::Shared,
+        2 => Mode::SharedRecursive,
+        3 => Mode::Upgradable,
+        _ => Mode::Permit,
+    }
+}
+
+/// What a held entry keeps besides its word, written only when needed: the site pointer and the
+/// lock's identity word (two stores: the class is read from the identity only when needed), the
+/// time only when timed, the task only in async code.
+#[derive(Clone, Copy)]
+struct Info {
+    site: &'static Location<'static>,
+    /// The lock's [`Meta::word`](super::class::Meta::word) when acquired (its class).
+    ids: u64,
+    since: Option<std::time::Instant>,
+    #[cfg(feature = "tokio")]
+    task: u64,
+}
+
+const NO_INFO: Info = Info {
     site: Location::caller(),
+    ids: 0,
     since: None,
-    source: false,
     #[cfg(feature = "tokio")]
     task: 0,
 };
 
 /// Locks kept inline per thread. Deeper nesting moves the whole stack to the heap (the slow
-/// path); a fixed inline array keeps the thread-local free of destructors, which makes every
+/// path); fixed inline arrays keep the thread-local free of destructors, which makes every
 /// access to it a plain thread-pointer offset instead of a lazily registered slot.
 pub(crate) const INLINE_HELD: usize = 32;
 
 /// The held stack, oldest first: inline while shallow, on the heap ("spilled") while deeper than
 /// [`INLINE_HELD`]. Any depth is tracked: an untracked lock would make its release look foreign,
 /// hide a later self-deadlock on it and unbalance the trace.
+///
+/// Inline, one word per entry (`inst | mode << 40 | flags`, see [`word`]) in `words`, the rest in
+/// the parallel `info`: the fast path's push is one word and a site, its pop one comparison.
+///
+/// Only [`ThreadState`]'s methods touch it, under the single-owner discipline stated there.
 pub(crate) struct HeldStack {
     /// The number of entries while inline (at most [`INLINE_HELD`]); [`SPILLED`] while they
     /// live in `spill`. One word, so the shallow paths test one condition.
     n: usize,
-    items: [Held; INLINE_HELD],
-    /// Every entry while spilled (null while inline). A raw pointer, not a `Box`, so that the
-    /// thread-local keeps no destructor; freed when the stack shrinks back, or at thread exit
-    /// (see [`SlowState`]'s `Drop`).
-    spill: *mut Vec<Held>,
+    words: [u64; INLINE_HELD],
+    info: [Info; INLINE_HELD],
+    /// Every entry while spilled (empty, unallocated while inline). `ManuallyDrop` keeps the
+    /// thread-local free of destructors; the area is given back when the stack shrinks back, or
+    /// at thread exit (see [`SlowState`]'s `Drop`), never while the stack is borrowed.
+    spill: ManuallyDrop<Vec<Held>>,
 }
 
 /// [`HeldStack::n`] while the entries live on the heap.
@@ -63,169 +109,149 @@ impl HeldStack {
     const fn new() -> HeldStack {
         HeldStack {
             n: 0,
-            items: [PLACEHOLDER; INLINE_HELD],
-            spill: std::ptr::null_mut(),
+            words: [0; INLINE_HELD],
+            info: [NO_INFO; INLINE_HELD],
+            spill: ManuallyDrop::new(Vec::new()),
         }
     }
 
-    #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
-        // A spilled stack holds more than `INLINE_HELD / 2` entries (see `remove_deep`).
-        self.n == 0
-    }
-
-    #[inline]
-    pub(crate) fn as_slice(&self) -> &[Held] {
+    fn len(&self) -> usize {
         if self.n <= INLINE_HELD {
-            &self.items[..self.n]
+            self.n
         } else {
-            // SAFETY: while spilled, `spill` is a live `Box<Vec<Held>>` owned by this stack.
-            unsafe { (&*self.spill).as_slice() }
+            self.spill.len()
         }
     }
 
-    #[inline]
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [Held] {
-        if self.n <= INLINE_HELD {
-            &mut self.items[..self.n]
-        } else {
-            // SAFETY: as above; `&mut self` makes the access exclusive.
-            unsafe { (&mut *self.spill).as_mut_slice() }
-        }
-    }
-
-    #[inline]
-    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Held> {
-        self.as_slice().iter()
-    }
-
-    #[inline]
-    pub(crate) fn iter_mut(&mut self) -> std::slice::IterMut<'_, Held> {
-        self.as_mut_slice().iter_mut()
-    }
-
-    pub(crate) fn snapshot(&self) -> Vec<Held> {
-        self.as_slice().to_vec()
-    }
-
-    /// Pushes (always tracked: past [`INLINE_HELD`] the stack moves to the heap).
-    #[inline]
-    pub(crate) fn push(&mut self, h: Held) {
-        if self.n < INLINE_HELD {
-            self.items[self.n] = h;
-            self.n += 1;
-        } else {
-            self.push_deep(h);
-        }
-    }
-
-    /// The fast path's push: an untimed hold that is no graph source yet, written in place.
-    /// False (nothing pushed) when the inline array is full.
-    #[inline(always)]
-    pub(crate) fn push_plain(
-        &mut self,
-        inst: u64,
-        class: u32,
-        mode: Mode,
-        site: &'static Location<'static>,
-        #[cfg(feature = "tokio")] task: u64,
-    ) -> bool {
-        let n = self.n;
-        if n >= INLINE_HELD {
-            return false;
-        }
-        let e = &mut self.items[n];
-        e.inst = inst;
-        e.class = class;
-        e.mode = mode;
-        e.site = site;
-        e.since = None;
-        e.source = false;
-        #[cfg(feature = "tokio")]
-        {
-            e.task = task;
-        }
-        self.n = n + 1;
-        true
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn push_deep(&mut self, h: Held) {
-        if self.n != SPILLED {
-            let mut v = Vec::with_capacity(2 * INLINE_HELD);
-            v.extend_from_slice(&self.items[..self.n]);
-            self.spill = Box::into_raw(Box::new(v));
-            self.n = SPILLED;
-            // The thread's slow state frees the spill area at thread exit.
-            with_slow(|slow| slow.owns_spill = true);
-        }
-        // SAFETY: spilled from here on, owned by this stack.
-        unsafe { (*self.spill).push(h) };
-    }
-
-    /// The release fast path: pops the top entry if it is `inst` held in exactly `mode` and its
-    /// release needs no bookkeeping (never a graph source, not timed). False: nothing changed,
-    /// take the general path ([`HeldStack::remove_last`]). No closure, no copy of the entry.
-    #[inline(always)]
-    pub(crate) fn pop_plain_top(&mut self, inst: u64, mode: Mode) -> bool {
-        let n = self.n;
-        // 1..=INLINE_HELD in one comparison (0 and SPILLED wrap past it).
-        if n.wrapping_sub(1) < INLINE_HELD {
-            let t = &self.items[n - 1];
-            if t.inst == inst && t.mode == mode && !t.source && t.since.is_none() {
-                self.n = n - 1;
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Removes the newest entry matching `f` (the top one, usually: a pop).
-    #[inline]
-    pub(crate) fn remove_last(&mut self, f: impl Fn(&Held) -> bool) -> Option<Held> {
+    /// Entry `i` (< `len()`), expanded.
+    fn get(&self, i: usize) -> Held {
         if self.n > INLINE_HELD {
-            return self.remove_deep(f);
+            return self.spill[i];
         }
-        let top = self.n.checked_sub(1)?;
-        if f(&self.items[top]) {
-            self.n = top;
-            return Some(self.items[top]);
+        let (w, info) = (self.words[i], &self.info[i]);
+        Held {
+            inst: w & word::INST,
+            class: Ids::from_word(info.ids).class,
+            mode: mode_of(w),
+            site: info.site,
+            since: if w & word::TIMED != 0 {
+                info.since
+            } else {
+                None
+            },
+            source: w & word::SOURCE != 0,
+            #[cfg(feature = "tokio")]
+            task: info.task,
         }
-        let i = self.as_slice().iter().rposition(f)?;
-        let h = self.items[i];
-        self.items.copy_within(i + 1..self.n, i);
+    }
+
+    fn set_inline(&mut self, i: usize, h: &Held) {
+        let mut w = pack(h.inst, h.mode);
+        if h.source {
+            w |= word::SOURCE;
+        }
+        if h.since.is_some() {
+            w |= word::TIMED;
+        }
+        #[cfg(feature = "tokio")]
+        if h.task != 0 {
+            w |= word::TASK;
+        }
+        self.words[i] = w;
+        self.info[i] = Info {
+            site: h.site,
+            ids: Ids {
+                inst: h.inst,
+                class: h.class,
+            }
+            .word(),
+            since: h.since,
+            #[cfg(feature = "tokio")]
+            task: h.task,
+        };
+    }
+
+    /// Pushes without allocating: `Err(capacity)` when a (larger) spill area is needed first.
+    fn try_push(&mut self, h: &Held) -> Result<(), usize> {
+        let n = self.n;
+        if n < INLINE_HELD {
+            self.set_inline(n, h);
+            self.n = n + 1;
+            Ok(())
+        } else if n == SPILLED && self.spill.len() < self.spill.capacity() {
+            // Within capacity: `Vec::push` does not allocate.
+            self.spill.push(*h);
+            Ok(())
+        } else if n == SPILLED {
+            Err(2 * self.spill.capacity())
+        } else {
+            Err(4 * INLINE_HELD)
+        }
+    }
+
+    /// Moves the entries into `fresh` if it is what [`HeldStack::try_push`] asked for (the stack
+    /// may have changed since); returns the area to free, or `fresh` unused. Never allocates:
+    /// `fresh` is large enough.
+    fn install_spill(&mut self, mut fresh: Vec<Held>) -> Vec<Held> {
+        let len = self.len();
+        if fresh.capacity() <= len {
+            return fresh;
+        }
+        if self.n == SPILLED {
+            if self.spill.len() < self.spill.capacity() {
+                return fresh;
+            }
+            fresh.extend_from_slice(&self.spill);
+        } else if self.n == INLINE_HELD {
+            for i in 0..len {
+                fresh.push(self.get(i));
+            }
+        } else {
+            return fresh;
+        }
+        self.n = SPILLED;
+        std::mem::replace(&mut *self.spill, fresh)
+    }
+
+    /// Removes the newest entry matching `f` (the top one, usually: a pop), and returns it with
+    /// a spill area to free once the stack is no longer borrowed (empty, unallocated, unless the
+    /// stack just moved back inline).
+    fn remove_last(&mut self, f: impl Fn(&Held) -> bool) -> (Option<Held>, Vec<Held>) {
+        if self.n > INLINE_HELD {
+            let Some(i) = self.spill.iter().rposition(&f) else {
+                return (None, Vec::new());
+            };
+            let h = self.spill.remove(i);
+            // Back inline once comfortably shallow (half, so that nesting around the boundary
+            // does not move the stack back and forth).
+            if self.spill.len() <= INLINE_HELD / 2 {
+                let old = std::mem::take(&mut *self.spill);
+                for (i, e) in old.iter().enumerate() {
+                    self.set_inline(i, e);
+                }
+                self.n = old.len();
+                return (Some(h), old);
+            }
+            return (Some(h), Vec::new());
+        }
+        let Some(i) = (0..self.n).rev().find(|&i| f(&self.get(i))) else {
+            return (None, Vec::new());
+        };
+        let h = self.get(i);
+        self.words.copy_within(i + 1..self.n, i);
+        self.info.copy_within(i + 1..self.n, i);
         self.n -= 1;
-        Some(h)
+        (Some(h), Vec::new())
     }
 
-    #[cold]
-    #[inline(never)]
-    fn remove_deep(&mut self, f: impl Fn(&Held) -> bool) -> Option<Held> {
-        // SAFETY: spilled (checked by the caller), owned by this stack.
-        let v = unsafe { &mut *self.spill };
-        let i = v.iter().rposition(f)?;
-        let h = v.remove(i);
-        // Back inline once comfortably shallow (half, so that nesting around the boundary does
-        // not move the stack back and forth).
-        if v.len() <= INLINE_HELD / 2 {
-            let n = v.len();
-            self.items[..n].copy_from_slice(v);
-            self.free_spill();
-            self.n = n;
+    /// The packed words (`inst | mode << 40`) of the held set, oldest first, for cache keys.
+    fn key_word(&self, i: usize) -> u64 {
+        if self.n > INLINE_HELD {
+            let h = &self.spill[i];
+            pack(h.inst, h.mode)
+        } else {
+            self.words[i] & word::KEY
         }
-        Some(h)
-    }
-
-    /// Frees the spill area and empties the stack (entries still needed must have been copied
-    /// back by the caller, which then sets the count).
-    fn free_spill(&mut self) {
-        if !self.spill.is_null() {
-            // SAFETY: made by `Box::into_raw` in `push_deep`, freed once (nulled right after).
-            drop(unsafe { Box::from_raw(self.spill) });
-            self.spill = std::ptr::null_mut();
-        }
-        self.n = 0;
     }
 }
 
@@ -252,7 +278,7 @@ struct Slot {
 /// The exact identity of a dependency check: the requested lock and mode, the held locks with
 /// their modes, and the clock epoch. Built on the fast path, so inline up to [`CACHE_HELD`].
 pub(crate) struct CacheKey {
-    /// Slot index (a hash of the rest).
+    /// Slot index (a hash of the request and the held set; the epoch is compared, not hashed).
     pub slot: usize,
     /// `inst | mode << 40 | held_len << 44 | 1 << 63`.
     pub lock: u64,
@@ -262,32 +288,24 @@ pub(crate) struct CacheKey {
     pub len: usize,
 }
 
-/// The cache key of acquiring `inst` in `mode` while holding `held`, and whether `inst` is among
-/// the held locks (a possible self-conflict). The held *set* is what a dependency is about, so
-/// the slot is a commutative sum of one multiply per held lock (independent, so they pipeline),
-/// then one mix with the request. The slot stores the dependency itself, so a hit is exact.
+/// The slot word of a request: `pack(inst, mode)` with the held set's length and a never-zero
+/// bit (0 marks an empty slot).
 #[inline(always)]
-pub(crate) fn cache_key(held: &[Held], inst: u64, mode: Mode, epoch: u64) -> (CacheKey, bool) {
-    let mut set = 0u64;
-    let mut packed = [0u64; CACHE_HELD];
-    let mut again = false;
-    for (i, h) in held.iter().enumerate() {
-        again |= h.inst == inst;
-        let p = pack(h.inst, h.mode);
-        if i < CACHE_HELD {
-            packed[i] = p;
-        }
-        set = set.wrapping_add(p.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    }
-    let len = held.len();
-    let key = CacheKey {
-        slot: mix(set ^ inst.rotate_left(29) ^ (mode as u64) ^ epoch.rotate_left(45)) as usize,
-        lock: pack(inst, mode) | (((len as u64) & 0xf) << 44) | (1 << 63),
-        epoch,
-        held: packed,
-        len,
-    };
-    (key, again)
+fn slot_lock(req: u64, len: usize) -> u64 {
+    req | (((len as u64) & 0xf) << 44) | (1 << 63)
+}
+
+/// One term of the held set's hash (a commutative sum of these: independent multiplies that
+/// pipeline).
+#[inline(always)]
+fn set_term(w: u64) -> u64 {
+    w.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// The slot of a request over a held set whose terms sum to `set`: one multiply, the top bits.
+#[inline(always)]
+fn slot_of(set: u64, req: u64) -> usize {
+    ((set ^ req).wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 56) as usize
 }
 
 /// Packs an instance (40 bits) and a mode (3 bits) into one word.
@@ -295,6 +313,7 @@ pub(crate) fn cache_key(held: &[Held], inst: u64, mode: Mode, epoch: u64) -> (Ca
 pub(crate) fn pack(inst: u64, mode: Mode) -> u64 {
     inst | ((mode as u64) << 40)
 }
+
 /// The hot per-thread state. No field has a destructor (see [`INLINE_HELD`]).
 pub(crate) struct ThreadState {
     /// Set while lockcheck itself runs on this thread (reports, tracing, symbol resolution).
@@ -302,7 +321,24 @@ pub(crate) struct ThreadState {
     /// Set while a condvar wait retakes its mutex: a panic then must wait until the mutex is
     /// held again (the caller's guard would otherwise unlock a mutex another thread owns).
     pub relocking: Cell<bool>,
-    pub held: RefCell<HeldStack>,
+    /// The held stack, under a single-owner discipline instead of a `RefCell` (whose flag cost
+    /// the fast path a load, a test and two stores per acquisition and per release):
+    ///
+    /// **The stack is only ever reached through the methods of [`ThreadState`] below, and each
+    /// of them holds its reference for straight-line code that neither allocates, frees, nor
+    /// calls anything outside this module** (no hook, no recorder, no report, no user code, no
+    /// closure that could do any of these: the predicates passed in are field comparisons).
+    ///
+    /// The thread-local is per thread, so only this thread can reach it; within the thread,
+    /// the only ways to re-enter lockcheck are call-outs (a global allocator or a `tracing`
+    /// subscriber taking an instrumented lock, a panic hook, a signal handler running lock code
+    /// is not supported by parking_lot either). With no call-out while a reference is live, no
+    /// second reference can ever exist at the same time: the `&mut` is unique. The two
+    /// allocating operations keep their allocation outside: a push past the inline array asks
+    /// for a spill area, which is allocated with no reference live and then installed
+    /// ([`ThreadState::push`]); a snapshot sizes its vector first and fills it after
+    /// ([`ThreadState::held_snapshot`]); areas given back are freed after the reference ends.
+    held: UnsafeCell<HeldStack>,
     /// (held set, lock, mode, clock epoch) already checked against the global graph, stored
     /// exactly. Direct-mapped: a collision evicts, which only costs a re-check.
     cache: [Slot; CACHE_SLOTS],
@@ -334,13 +370,8 @@ impl Drop for SlowState {
         if self.owns_spill {
             // The thread ends while deeply nested: give the entries up (a later release of one of
             // them is taken as foreign, which is harmless) and free the heap area.
-            let _ = STATE.try_with(|s| {
-                if let Ok(mut held) = s.held.try_borrow_mut() {
-                    if held.n == SPILLED {
-                        held.free_spill();
-                    }
-                }
-            });
+            let area = STATE.try_with(ThreadState::take_spill);
+            drop(area);
         }
     }
 }
@@ -352,7 +383,7 @@ thread_local! {
         ThreadState {
             busy: Cell::new(false),
             relocking: Cell::new(false),
-            held: RefCell::new(HeldStack::new()),
+            held: UnsafeCell::new(HeldStack::new()),
             cache: [const {
                 Slot {
                     lock: Cell::new(0),
@@ -367,11 +398,301 @@ thread_local! {
     static SLOW: RefCell<SlowState> = RefCell::new(SlowState::default());
 }
 
+// The fast path relies on this: no destructor, so no lazy registration and no state check on
+// access.
+const _: () = assert!(!std::mem::needs_drop::<ThreadState>());
+
 /// Runs `f` on this thread's slow state (None during thread teardown or re-entry).
 pub(crate) fn with_slow<R>(f: impl FnOnce(&mut SlowState) -> R) -> Option<R> {
     SLOW.try_with(|s| s.try_borrow_mut().ok().map(|mut s| f(&mut s)))
         .ok()
         .flatten()
+}
+
+/// The held stack's accessors: the only code that dereferences [`ThreadState::held`]. Each one
+/// holds its reference for straight-line code with no call-out (see the field's invariant).
+impl ThreadState {
+    /// The stack, shared. SAFETY (for callers in this block): no call-out while it is live.
+    #[inline(always)]
+    fn stack(&self) -> &HeldStack {
+        // SAFETY: see `held`'s invariant; no `&mut` is live (none spans a call-out).
+        unsafe { &*self.held.get() }
+    }
+
+    /// The stack, exclusive. SAFETY (for callers in this block): no call-out while it is live.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    fn stack_mut(&self) -> &mut HeldStack {
+        // SAFETY: see `held`'s invariant; no other reference is live (none spans a call-out).
+        unsafe { &mut *self.held.get() }
+    }
+
+    /// Whether this thread holds any tracked lock.
+    #[inline(always)]
+    pub(crate) fn holds_any(&self) -> bool {
+        // A spilled stack holds more than `INLINE_HELD / 2` entries (see `remove_last`).
+        self.stack().n != 0
+    }
+
+    /// The number of locks held.
+    pub(crate) fn held_len(&self) -> usize {
+        self.stack().len()
+    }
+
+    /// The fast path's push onto an empty stack: one word, the site and the identity (`ids`:
+    /// the lock's `Meta::word`). The caller checked [`ThreadState::holds_any`] is false.
+    #[cfg(not(feature = "tokio"))]
+    #[inline(always)]
+    pub(crate) fn push_first(&self, w: u64, ids: u64, site: &'static Location<'static>) {
+        let st = self.stack_mut();
+        st.words[0] = w;
+        st.info[0].site = site;
+        st.info[0].ids = ids;
+        st.n = 1;
+    }
+
+    /// The fast path's push of an untimed entry that is no graph source (`w` is
+    /// `pack(inst, mode)`, plus [`word::TASK`] in async code); the general push past the
+    /// inline array.
+    #[inline(always)]
+    pub(crate) fn push_plain(
+        &self,
+        w: u64,
+        ids: u64,
+        site: &'static Location<'static>,
+        #[cfg(feature = "tokio")] task: u64,
+    ) {
+        let st = self.stack_mut();
+        let n = st.n;
+        if n < INLINE_HELD {
+            st.words[n] = w;
+            let e = &mut st.info[n];
+            e.site = site;
+            e.ids = ids;
+            #[cfg(feature = "tokio")]
+            {
+                e.task = task;
+            }
+            st.n = n + 1;
+            return;
+        }
+        self.push(Held {
+            inst: w & word::INST,
+            class: Ids::from_word(ids).class,
+            mode: mode_of(w),
+            site,
+            since: None,
+            source: false,
+            #[cfg(feature = "tokio")]
+            task,
+        });
+    }
+
+    /// Pushes (always tracked: past [`INLINE_HELD`] the stack moves to the heap). The spill area
+    /// is allocated while the stack is not borrowed, then installed; if the stack changed in
+    /// between (an allocator that took and released a lock), the attempt starts over.
+    pub(crate) fn push(&self, h: Held) {
+        loop {
+            let Err(cap) = self.stack_mut().try_push(&h) else {
+                return;
+            };
+            // Not borrowed here: the allocator may re-enter lockcheck.
+            let fresh: Vec<Held> = Vec::with_capacity(cap);
+            let old = self.stack_mut().install_spill(fresh);
+            drop(old);
+            // The thread's slow state frees the spill area at thread exit.
+            with_slow(|slow| slow.owns_spill = true);
+        }
+    }
+
+    /// The release fast path: pops the top entry if its word is exactly `w`
+    /// (`pack(inst, mode)`: any flag, i.e. a graph source or a timed hold, fails the test).
+    /// False: nothing changed, take the general path ([`ThreadState::remove_last`]).
+    #[inline(always)]
+    pub(crate) fn pop_plain_top(&self, w: u64) -> bool {
+        let st = self.stack_mut();
+        let n = st.n;
+        // Which task took it does not matter to a release.
+        #[cfg(feature = "tokio")]
+        let top = |i: usize| st.words[i] & !word::TASK;
+        #[cfg(not(feature = "tokio"))]
+        let top = |i: usize| st.words[i];
+        // 1..=INLINE_HELD in one comparison (0 and SPILLED wrap past it).
+        if n.wrapping_sub(1) < INLINE_HELD && top(n - 1) == w {
+            st.n = n - 1;
+            return true;
+        }
+        false
+    }
+
+    /// Removes the newest entry matching `f` (a field comparison: it runs while the stack is
+    /// borrowed); a spill area given back is freed after.
+    pub(crate) fn remove_last(&self, f: impl Fn(&Held) -> bool) -> Option<Held> {
+        let (h, area) = self.stack_mut().remove_last(f);
+        drop(area);
+        h
+    }
+
+    /// The oldest entry matching `f` (a field comparison), copied out.
+    pub(crate) fn find_held(&self, f: impl Fn(&Held) -> bool) -> Option<Held> {
+        let st = self.stack();
+        (0..st.len()).map(|i| st.get(i)).find(|h| f(h))
+    }
+
+    /// The newest entry matching `f` (a field comparison), copied out.
+    pub(crate) fn rfind_held(&self, f: impl Fn(&Held) -> bool) -> Option<Held> {
+        let st = self.stack();
+        (0..st.len()).rev().map(|i| st.get(i)).find(|h| f(h))
+    }
+
+    /// How many entries match `f` (a field comparison), and the oldest of them.
+    pub(crate) fn count_held(&self, f: impl Fn(&Held) -> bool) -> (usize, Option<Held>) {
+        let st = self.stack();
+        let mut first = None;
+        let mut count = 0;
+        for h in (0..st.len()).map(|i| st.get(i)).filter(|h| f(h)) {
+            first.get_or_insert(h);
+            count += 1;
+        }
+        (count, first)
+    }
+
+    /// Changes the mode of the newest entry of `inst` held in `from` (upgrade, downgrade).
+    pub(crate) fn convert(&self, inst: u64, from: Mode, to: Mode) {
+        let st = self.stack_mut();
+        if st.n > INLINE_HELD {
+            if let Some(h) = st
+                .spill
+                .iter_mut()
+                .rev()
+                .find(|h| h.inst == inst && h.mode == from)
+            {
+                h.mode = to;
+            }
+        } else if let Some(w) = st.words[..st.n]
+            .iter_mut()
+            .rev()
+            .find(|w| **w & word::KEY == pack(inst, from))
+        {
+            *w = (*w & !word::KEY) | pack(inst, to);
+        }
+    }
+
+    /// Marks every held entry as a graph source (their release must let dropping the lock
+    /// remove its node).
+    pub(crate) fn mark_sources(&self) {
+        let st = self.stack_mut();
+        if st.n > INLINE_HELD {
+            st.spill.iter_mut().for_each(|h| h.source = true);
+        } else {
+            let n = st.n;
+            st.words[..n].iter_mut().for_each(|w| *w |= word::SOURCE);
+        }
+    }
+
+    /// A copy of the held stack, oldest first. The vector is allocated with nothing borrowed,
+    /// then filled (again, larger, if the stack grew in between).
+    pub(crate) fn held_snapshot(&self) -> Vec<Held> {
+        let mut want = self.held_len();
+        loop {
+            if want == 0 {
+                return Vec::new();
+            }
+            let mut v = Vec::with_capacity(want);
+            let st = self.stack();
+            let len = st.len();
+            if len <= v.capacity() {
+                // Within capacity: no allocation while borrowed.
+                v.extend((0..len).map(|i| st.get(i)));
+                return v;
+            }
+            want = len;
+        }
+    }
+
+    /// Gives up a spilled stack (thread exit): the area, to be freed by the caller.
+    fn take_spill(&self) -> Vec<Held> {
+        let st = self.stack_mut();
+        if st.n != SPILLED {
+            return Vec::new();
+        }
+        st.n = 0;
+        std::mem::take(&mut *st.spill)
+    }
+
+    /// The cache key of acquiring `inst` in `mode` over the held set, and whether `inst` is
+    /// among the held locks (a possible self-conflict). `None` when nothing is held.
+    pub(crate) fn cache_key(&self, inst: u64, mode: Mode) -> Option<(CacheKey, bool)> {
+        let st = self.stack();
+        let len = st.len();
+        if len == 0 {
+            return None;
+        }
+        let req = pack(inst, mode);
+        let mut set = 0u64;
+        let mut held = [0u64; CACHE_HELD];
+        let mut again = false;
+        for i in 0..len {
+            let w = st.key_word(i);
+            again |= w & word::INST == inst;
+            if i < CACHE_HELD {
+                held[i] = w;
+            }
+            set = set.wrapping_add(set_term(w));
+        }
+        let key = CacheKey {
+            slot: slot_of(set, req),
+            lock: slot_lock(req, len),
+            epoch: self.epoch.get(),
+            held,
+            len,
+        };
+        Some((key, again))
+    }
+
+    /// The nested fast path's look-up: whether acquiring `req` (`pack(inst, mode)`) over the
+    /// current held set (1 to [`CACHE_HELD`] entries, none of them `inst`, none tagged by an
+    /// async task) is a dependency this thread already checked. Looks without marking: on a
+    /// miss the full check runs and marks it. Exact, like [`ThreadState::cache_hit`].
+    #[inline(always)]
+    pub(crate) fn known_dependency(&self, req: u64) -> bool {
+        let st = self.stack();
+        let n = st.n;
+        if n.wrapping_sub(1) >= CACHE_HELD {
+            return false;
+        }
+        let inst = req & word::INST;
+        let w0 = st.words[0];
+        #[cfg(feature = "tokio")]
+        let tagged = |w: u64| w & word::TASK != 0;
+        #[cfg(not(feature = "tokio"))]
+        let tagged = |_: u64| false;
+        if n == 1 {
+            // The common case, unrolled: a few compares.
+            let k0 = w0 & word::KEY;
+            if k0 & word::INST == inst || tagged(w0) {
+                return false;
+            }
+            let slot = &self.cache[slot_of(set_term(k0), req)];
+            return slot.lock.get() == slot_lock(req, 1)
+                && slot.held[0].get() == k0
+                && slot.epoch.get() == self.epoch.get();
+        }
+        let mut set = 0u64;
+        for &w in &st.words[..n] {
+            if w & word::INST == inst || tagged(w) {
+                return false;
+            }
+            set = set.wrapping_add(set_term(w & word::KEY));
+        }
+        let slot = &self.cache[slot_of(set, req)];
+        slot.lock.get() == slot_lock(req, n)
+            && slot.epoch.get() == self.epoch.get()
+            && st.words[..n]
+                .iter()
+                .zip(&slot.held)
+                .all(|(w, c)| *w & word::KEY == c.get())
+    }
 }
 
 impl ThreadState {
@@ -409,12 +730,6 @@ impl ThreadState {
         self.epoch.set(self.epoch.get() + 1);
     }
 
-    /// Whether this thread holds any tracked lock.
-    #[inline]
-    pub(crate) fn holds_any(&self) -> bool {
-        self.held.try_borrow().is_ok_and(|h| !h.is_empty())
-    }
-
     /// Whether the dependency `key` was checked before; marks it checked. Exact: a hit means
     /// the very same (lock, mode, held set, epoch), never a hash collision.
     #[inline]
@@ -424,19 +739,12 @@ impl ThreadState {
         }
         let slot = &self.cache[key.slot & (CACHE_SLOTS - 1)];
         let held = &key.held[..key.len];
-        // The length is part of `key.lock`: equal words mean equal lengths. Unrolled: this is the
-        // hit path of every nested acquisition.
-        if slot.lock.get() == key.lock && slot.epoch.get() == key.epoch {
-            let (k, c) = (&key.held, &slot.held);
-            let same = match key.len {
-                1 => c[0].get() == k[0],
-                2 => c[0].get() == k[0] && c[1].get() == k[1],
-                3 => c[0].get() == k[0] && c[1].get() == k[1] && c[2].get() == k[2],
-                _ => held.iter().zip(c).all(|(k, c)| *k == c.get()),
-            };
-            if same {
-                return true;
-            }
+        // The length is part of `key.lock`: equal words mean equal lengths.
+        if slot.lock.get() == key.lock
+            && slot.epoch.get() == key.epoch
+            && held.iter().zip(&slot.held).all(|(k, c)| *k == c.get())
+        {
+            return true;
         }
         slot.lock.set(key.lock);
         slot.epoch.set(key.epoch);
@@ -446,30 +754,10 @@ impl ThreadState {
         false
     }
 
-    /// Whether the dependency `key` (at most [`CACHE_HELD`] held locks) was checked before,
-    /// without marking it: the nested fast path looks, and on a miss leaves the marking to the
-    /// full check, which must then run.
-    #[inline(always)]
-    pub(crate) fn cache_contains(&self, key: &CacheKey) -> bool {
-        debug_assert!(key.len <= CACHE_HELD);
-        let slot = &self.cache[key.slot & (CACHE_SLOTS - 1)];
-        if slot.lock.get() != key.lock || slot.epoch.get() != key.epoch {
-            return false;
-        }
-        let (k, c) = (&key.held, &slot.held);
-        match key.len {
-            1 => c[0].get() == k[0],
-            2 => c[0].get() == k[0] && c[1].get() == k[1],
-            _ => k[..key.len].iter().zip(c).all(|(k, c)| *k == c.get()),
-        }
-    }
-
     #[cold]
     #[inline(never)]
     fn deep_hit(&self, key: &CacheKey) -> bool {
-        let Ok(held) = self.held.try_borrow() else {
-            return false;
-        };
+        let held = self.held_snapshot();
         let entry = (
             key.lock,
             key.epoch,
@@ -477,7 +765,6 @@ impl ThreadState {
                 .map(|h| pack(h.inst, h.mode))
                 .collect::<Vec<u64>>(),
         );
-        drop(held);
         with_slow(|slow| {
             if slow.deep_checked.contains(&entry) {
                 return true;
@@ -531,7 +818,8 @@ pub(crate) fn as_busy<R>(f: impl FnOnce(&ThreadState) -> R) -> Option<R> {
 }
 
 /// A cheap 64-bit mixer (splitmix64's finalizer). Written by hand: a hash crate would add a
-/// dependency for four lines, and the std hasher (SipHash) is too slow for the fast path.
+/// dependency for four lines, and the std hasher (SipHash) is too slow for the async paths.
+#[cfg(feature = "tokio")]
 #[inline]
 pub(crate) fn mix(mut x: u64) -> u64 {
     x ^= x >> 30;

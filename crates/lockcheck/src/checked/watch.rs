@@ -185,7 +185,7 @@ pub(crate) struct WaitFor {
 /// report.
 pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdict> {
     let thread = s.id();
-    let held = s.held.borrow().snapshot();
+    let held = s.held_snapshot();
     let name = thread_name(thread);
     let relocking = s.relocking.get();
     let cycle = {
@@ -786,12 +786,7 @@ pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>) {
         return;
     }
     let held: Vec<u64> = STATE
-        .try_with(|s| {
-            s.held
-                .try_borrow()
-                .map(|h| h.iter().map(|h| h.inst).collect())
-                .unwrap_or_default()
-        })
+        .try_with(|s| s.held_snapshot().iter().map(|h| h.inst).collect())
         .unwrap_or_default();
     let mut n = notifiers.lock();
     for inst in held {
@@ -827,13 +822,8 @@ pub(crate) fn check_condvar_wait(
         }
         let known = notifiers.lock().clone();
         let any = known.is_empty() || known.contains(&OVERFLOW);
-        let risky: Vec<Held> = s
-            .held
-            .borrow()
-            .iter()
-            .filter(|h| h.inst != m.inst && (any || known.contains(&h.inst)))
-            .copied()
-            .collect();
+        let mut risky: Vec<Held> = s.held_snapshot();
+        risky.retain(|h| h.inst != m.inst && (any || known.contains(&h.inst)));
         let Some(h) = risky.first().copied() else {
             return;
         };

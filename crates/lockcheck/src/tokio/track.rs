@@ -500,14 +500,12 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
                     sync,
                 ));
             }
-            if let Ok(h) = s.held.try_borrow() {
-                for h in h.iter() {
-                    if h.task == tag {
-                        sync.set = sync.set.wrapping_add(held_hash(h.inst, h.mode));
-                        sync.n += 1;
-                    } else if h.task != 0 && sync.foreign.is_none() {
-                        sync.foreign = Some(*h);
-                    }
+            for h in s.held_snapshot() {
+                if h.task == tag {
+                    sync.set = sync.set.wrapping_add(held_hash(h.inst, h.mode));
+                    sync.n += 1;
+                } else if h.task != 0 && sync.foreign.is_none() {
+                    sync.foreign = Some(h);
                 }
             }
             Some((
@@ -724,10 +722,9 @@ fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan) -> Option<Verdict>
 fn held_now(ctx: &Ctx) -> Vec<Held> {
     let mut held: Vec<Held> = STATE
         .try_with(|s| {
-            s.held
-                .try_borrow()
-                .map(|h| h.iter().filter(|h| h.task == ctx.tag).copied().collect())
-                .unwrap_or_default()
+            let mut held = s.held_snapshot();
+            held.retain(|h| h.task == ctx.tag);
+            held
         })
         .unwrap_or_default();
     with_shard(ctx.holder, |s| {
@@ -897,12 +894,7 @@ pub(crate) fn must_wait(ctx: &Option<Ctx>, r: &Req<'_>, pre: Pre) -> Option<Wait
     let tag = ctx.tag;
     if tag != 0 {
         let mine = STATE
-            .try_with(|s| {
-                s.held
-                    .try_borrow()
-                    .ok()
-                    .and_then(|h| h.iter().find(|h| h.task == tag).copied())
-            })
+            .try_with(|s| s.find_held(|h| h.task == tag))
             .ok()
             .flatten();
         if let Some(h) = mine {
@@ -1008,10 +1000,9 @@ fn register(
 ) -> WaitReg {
     let sync_held: Vec<Held> = STATE
         .try_with(|s| {
-            s.held
-                .try_borrow()
-                .map(|h| h.iter().filter(|h| h.task == tag).copied().collect())
-                .unwrap_or_default()
+            let mut held = s.held_snapshot();
+            held.retain(|h| h.task == tag);
+            held
         })
         .unwrap_or_default();
     let seq = NEXT_WAIT.fetch_add(1, Ordering::Relaxed);
@@ -1230,24 +1221,14 @@ pub(crate) fn sync_acquire_over_suspended(
     site: &'static Location<'static>,
 ) -> bool {
     // Plain thread code (no runtime) tags nothing: the common case costs one scan.
-    if !s
-        .held
-        .try_borrow()
-        .is_ok_and(|h| h.iter().any(|h| h.task != 0))
-    {
+    if s.find_held(|h| h.task != 0).is_none() {
         return false;
     }
     let tag = current_tag();
     let found = {
-        let Ok(held) = s.held.try_borrow() else {
-            return false;
-        };
-        let foreign = |h: &&Held| h.task != 0 && h.task != tag;
-        held.iter()
-            .filter(foreign)
-            .find(|h| h.inst == ids.inst)
-            .or_else(|| held.iter().find(foreign))
-            .copied()
+        let foreign = |h: &Held| h.task != 0 && h.task != tag;
+        s.find_held(|h| foreign(h) && h.inst == ids.inst)
+            .or_else(|| s.find_held(foreign))
     };
     let Some(h) = found else { return false };
     let me = holder();
@@ -1316,13 +1297,11 @@ fn sync_after_async(meta: &Meta, mode: Mode, site: &'static Location<'static>, i
     }
     let Some(key) = key else { return };
     let _ = STATE.try_with(|s| {
-        if let Ok(h) = s.held.try_borrow() {
-            held.extend(
-                h.iter()
-                    .filter(|h| h.task == holder && h.inst != ids.inst)
-                    .copied(),
-            );
-        }
+        held.extend(
+            s.held_snapshot()
+                .into_iter()
+                .filter(|h| h.task == holder && h.inst != ids.inst),
+        );
     });
     meta.mark_in_graph();
     let found = as_busy(|_| {
