@@ -78,7 +78,7 @@ pub(crate) fn lock_blocking(
         Fast::Block(ids) => {
             return lock_contended(ids, kind, mode, capacity, site, lock_raw, lock_for, f)
         }
-        Fast::Other => {}
+        Fast::Nested | Fast::Other => {}
     }
     match try_raw {
         Some(try_raw) => lock_slow(
@@ -183,15 +183,25 @@ fn push_tagged(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'s
     s.push_plain(pack(ids.inst, mode) | tag, ids.word(), site, task);
 }
 
-/// A blocking acquisition's fast path alone, for the hot entry points (`lock`, `read`, `write`):
-/// true when the lock was taken and recorded, false when nothing was done and the caller must
-/// take the full path ([`lock_blocking`], out of line, which also covers a dependency already in
-/// the cache: [`nested_step`]). Only the nothing-held case is here, so that this inlined code
-/// calls nothing and needs no frame: checking on and nothing timed (one test of the switches'
-/// byte, read once), identity assigned, not an RwLock's first write, the thread not busy inside
-/// lockcheck, nothing held; then the raw try and a one-word push. With async tracking, a failed
-/// try waits right here (out of line) and raises a deadlock or timeout verdict at the caller's
-/// line, since the full path would run the async hook a second time.
+/// What [`lock_fast`] did.
+pub(crate) enum Taken {
+    /// Taken and recorded.
+    Yes,
+    /// Nothing done: this thread holds locks, so [`lock_known`] may still take the fast way
+    /// (out of line).
+    Nested,
+    /// Nothing done: the full path.
+    No,
+}
+
+/// A blocking acquisition's fast path alone, for the hot entry points (`lock`, `read`, `write`),
+/// inlined there: only the nothing-held case, so that it calls nothing and needs no frame (its
+/// other outcomes are tail calls of the caller). Checking on and nothing timed (one test of the
+/// switches' byte, read once), identity assigned, not an RwLock's first write, the thread not
+/// busy inside lockcheck, nothing held; then the raw try and a one-word push. A failed try goes
+/// the full way ([`lock_blocking`], which tries again); with async tracking it waits right here
+/// (out of line) and raises a deadlock or timeout verdict at the caller's line, since the full
+/// path would run the async hook a second time.
 #[inline(always)]
 #[track_caller]
 pub(crate) fn lock_fast(
@@ -202,53 +212,103 @@ pub(crate) fn lock_fast(
     try_raw: impl FnOnce() -> bool,
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
-) -> bool {
+) -> Taken {
     let f = flags_now();
     if f & (flag::INIT | flag::CHECK | flag::TIMED) != flag::INIT | flag::CHECK {
-        return false;
+        return Taken::No;
     }
     let w = meta.word();
     if w == 0 || (mode == Mode::Exclusive && kind == LockKind::Rwlock && w & WRITTEN == 0) {
-        return false;
+        return Taken::No;
     }
-    #[cfg(not(feature = "tokio"))]
-    {
-        let _ = (lock_raw, lock_for);
-        STATE
-            .try_with(|s| {
-                if s.busy.get() || s.holds_any() || !try_raw() {
-                    // Held locks, or contended: the full path (which tries again).
-                    return false;
-                }
-                s.push_first(pack(w & word::INST, mode), w, site);
-                true
-            })
-            .unwrap_or(false)
-    }
-    #[cfg(feature = "tokio")]
-    {
-        let ids = Ids::from_word(w);
-        let step = STATE.try_with(|s| {
-            if s.busy.get() || s.holds_any() {
-                return Fast::Other;
-            }
-            // Async locks the running task holds (one thread-local read when it holds none).
-            if f & flag::ORDER != 0 {
-                crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
-            }
-            if !try_raw() {
-                return Fast::Block(ids);
-            }
-            push_tagged(s, ids, mode, site);
-            Fast::Done
-        });
-        match step {
-            Ok(Fast::Done) => true,
-            Ok(Fast::Block(ids)) => {
-                contended_or_raise(ids, kind, mode, site, lock_raw, lock_for, f);
-                true
-            }
-            _ => false,
+    let step = STATE.try_with(|s| {
+        if s.busy.get() {
+            return Fast::Other;
+        }
+        if s.holds_any() {
+            return Fast::Nested;
+        }
+        // Async locks the running task holds (one thread-local read when it holds none).
+        #[cfg(feature = "tokio")]
+        if f & flag::ORDER != 0 {
+            crate::tokio::track::sync_acquire_in_task(meta, mode, site, Ids::from_word(w));
+        }
+        if !try_raw() {
+            return Fast::Block(Ids::from_word(w));
+        }
+        #[cfg(feature = "tokio")]
+        push_tagged(s, Ids::from_word(w), mode, site);
+        #[cfg(not(feature = "tokio"))]
+        s.push_first(pack(w & word::INST, mode), w, site);
+        Fast::Done
+    });
+    finish(step, kind, mode, site, lock_raw, lock_for, f)
+}
+
+/// [`lock_fast`]'s sequel when it returned [`Taken::Nested`] (so its tests passed, with order
+/// checking on, and the thread holds locks), out of line: the exact dependency (held set, lock,
+/// mode, clock epoch) is already in the thread's cache (a few compares: see
+/// [`ThreadState::known_dependency`]), at most [`super::state::CACHE_HELD`] held, none of them
+/// the requested lock (a possible self-conflict) nor a guard an async task left: the raw try and
+/// a one-word push. `No`: nothing done, the full path (which checks, and marks the cache).
+#[inline(always)]
+#[track_caller]
+pub(crate) fn lock_known(
+    meta: &Meta,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+    try_raw: impl FnOnce() -> bool,
+    lock_raw: impl FnOnce(),
+    lock_for: impl Fn(Duration) -> bool,
+) -> Taken {
+    // The switches, the identity and the busy flag were tested by `lock_fast` just before,
+    // with nothing in between that could change them on this thread (a switch flipped by another
+    // thread meanwhile is as if flipped a moment later).
+    let f = flags_now();
+    let w = meta.word();
+    let step = STATE.try_with(|s| {
+        // Without order checking there is no cache to look at.
+        if f & flag::ORDER == 0 || !s.known_dependency(pack(w & word::INST, mode)) {
+            return Fast::Other;
+        }
+        #[cfg(feature = "tokio")]
+        crate::tokio::track::sync_acquire_in_task(meta, mode, site, Ids::from_word(w));
+        if !try_raw() {
+            return Fast::Block(Ids::from_word(w));
+        }
+        #[cfg(feature = "tokio")]
+        push_tagged(s, Ids::from_word(w), mode, site);
+        #[cfg(not(feature = "tokio"))]
+        s.push_plain(pack(w & word::INST, mode), w, site);
+        Fast::Done
+    });
+    finish(step, kind, mode, site, lock_raw, lock_for, f)
+}
+
+/// The outcome of a fast step for the entry points.
+#[inline(always)]
+#[track_caller]
+fn finish(
+    step: Result<Fast, std::thread::AccessError>,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+    lock_raw: impl FnOnce(),
+    lock_for: impl Fn(Duration) -> bool,
+    f: u8,
+) -> Taken {
+    match step {
+        Ok(Fast::Done) => Taken::Yes,
+        Ok(Fast::Nested) => Taken::Nested,
+        #[cfg(feature = "tokio")]
+        Ok(Fast::Block(ids)) => {
+            contended_or_raise(ids, kind, mode, site, lock_raw, lock_for, f);
+            Taken::Yes
+        }
+        _ => {
+            let _ = (kind, mode, site, lock_raw, lock_for, f);
+            Taken::No
         }
     }
 }
@@ -272,10 +332,12 @@ fn contended_or_raise(
     }
 }
 
-/// What the inlined fast path of [`lock_blocking`] did.
+/// What an inlined fast step did.
 enum Fast {
     /// Acquired and pushed.
     Done,
+    /// Not tried: locks are held (see [`Taken::Nested`]).
+    Nested,
     /// The raw try failed with nothing held: block.
     Block(Ids),
     /// Not the fast case: the raw lock was not tried.
@@ -561,14 +623,28 @@ fn after_acquire(
 /// is one thread-local access and a pop; anything else goes out of line.
 #[inline(always)]
 pub(crate) fn released(meta: &Meta, mode: Mode) {
-    let w = meta.word();
-    if w == 0 {
-        return;
+    if !release_fast(meta, mode) {
+        released_rest(meta, mode);
     }
+}
+
+/// The release's fast path alone: true when its bookkeeping is done (the lock never tracked, or
+/// on top of the held stack, untimed and no graph source: popped); false when nothing changed
+/// and [`released_rest`] must run. For the hot unlocks, which then call the rest out of line
+/// with the raw unlock, as a tail call.
+#[inline(always)]
+pub(crate) fn release_fast(meta: &Meta, mode: Mode) -> bool {
+    let w = meta.word();
     // The top entry's word is `inst | mode << 40` exactly when it is this hold, untimed and no
     // graph source: one comparison.
-    let popped = STATE.try_with(|s| s.pop_plain_top(pack(w & word::INST, mode)));
-    if popped != Ok(true) {
+    w == 0 || STATE.try_with(|s| s.pop_plain_top(pack(w & word::INST, mode))) == Ok(true)
+}
+
+/// The release's bookkeeping beyond [`release_fast`].
+#[inline(always)]
+pub(crate) fn released_rest(meta: &Meta, mode: Mode) {
+    let w = meta.word();
+    if w != 0 {
         released_slow(meta, Ids::from_word(w), mode);
     }
 }

@@ -4,7 +4,8 @@
 use super::class::{ClassSrc, Meta};
 use super::handoff::{self, Owner};
 use super::hooks::{
-    before_upgrade, converted, lock_blocking, lock_fast, lock_nonblocking, released,
+    before_upgrade, converted, lock_blocking, lock_fast, lock_known, lock_nonblocking,
+    release_fast, released, released_rest, Taken,
 };
 use super::report::Verdict;
 #[cfg(not(feature = "send_guard"))]
@@ -63,6 +64,10 @@ impl Drop for Rehold<'_> {
 }
 
 /// An instrumented raw mutex: `parking_lot::RawMutex` plus lockcheck's identity and hooks.
+///
+/// `repr(C)` with the raw lock first: `&self.inner` is `self`, so the inlined lock and unlock
+/// pass one pointer to every call they make (no register to save for it).
+#[repr(C)]
 pub struct RawMutex {
     inner: parking_lot::RawMutex,
     pub(crate) meta: Meta,
@@ -149,6 +154,34 @@ impl RawMutex {
         }
         still_held.disarm();
         self.owner.acquired();
+    }
+
+    /// `lock` while holding locks: the cached dependency's fast way, else the full path.
+    #[inline(never)]
+    #[track_caller]
+    fn lock_nested(&self, site: &'static Location<'static>) {
+        match lock_known(
+            &self.meta,
+            LockKind::Mutex,
+            Mode::Exclusive,
+            site,
+            || self.inner.try_lock(),
+            || self.inner.lock(),
+            |d| self.inner.try_lock_for(d),
+        ) {
+            Taken::Yes => self.owner.acquired(),
+            Taken::Nested | Taken::No => self.lock_slow(site),
+        }
+    }
+
+    /// `unlock` beyond its fast path.
+    ///
+    /// # Safety
+    /// As `unlock`.
+    #[inline(never)]
+    unsafe fn unlock_rest(&self) {
+        released_rest(&self.meta, Mode::Exclusive);
+        self.inner.unlock();
     }
 
     /// `lock` beyond its fast path: the full checks, blocking, raising at the caller's line.
@@ -240,7 +273,7 @@ unsafe impl lock_api::RawMutex for RawMutex {
         let site = Location::caller();
         handoff::drain();
         // The fast path inline, the rest out of line (see `hooks::lock_fast`).
-        if lock_fast(
+        match lock_fast(
             &self.meta,
             LockKind::Mutex,
             Mode::Exclusive,
@@ -249,10 +282,10 @@ unsafe impl lock_api::RawMutex for RawMutex {
             || self.inner.lock(),
             |d| self.inner.try_lock_for(d),
         ) {
-            self.owner.acquired();
-            return;
+            Taken::Yes => self.owner.acquired(),
+            Taken::Nested => self.lock_nested(site),
+            Taken::No => self.lock_slow(site),
         }
-        self.lock_slow(site);
     }
 
     #[track_caller]
@@ -261,7 +294,11 @@ unsafe impl lock_api::RawMutex for RawMutex {
     }
 
     unsafe fn unlock(&self) {
-        self.release();
+        // The usual release (on top of the held stack) inline; the rest and the raw unlock as
+        // one tail call, so that the inlined code needs no frame.
+        if self.owner.released_here(&self.meta) && !release_fast(&self.meta, Mode::Exclusive) {
+            return self.unlock_rest();
+        }
         self.inner.unlock();
     }
 
@@ -302,6 +339,9 @@ unsafe impl lock_api::RawMutexTimed for RawMutex {
 }
 
 /// An instrumented raw reader-writer lock: `parking_lot::RawRwLock` plus lockcheck's hooks.
+///
+/// `repr(C)` with the raw lock first, as [`RawMutex`].
+#[repr(C)]
 pub struct RawRwLock {
     inner: parking_lot::RawRwLock,
     pub(crate) meta: Meta,
@@ -325,7 +365,7 @@ impl RawRwLock {
     fn blocking_fast(&self, mode: Mode, site: &'static Location<'static>) {
         handoff::drain();
         let i = &self.inner;
-        let done = match mode {
+        let taken = match mode {
             Mode::Exclusive => lock_fast(
                 &self.meta,
                 LockKind::Rwlock,
@@ -345,13 +385,51 @@ impl RawRwLock {
                 |d| i.try_lock_shared_for(d),
             ),
         };
-        if done {
-            if mode == Mode::Exclusive {
-                self.owner.acquired();
+        match taken {
+            Taken::Yes => {
+                if mode == Mode::Exclusive {
+                    self.owner.acquired();
+                }
             }
-            return;
+            Taken::Nested => self.blocking_nested(mode, site),
+            Taken::No => self.blocking_slow(mode, site),
         }
-        self.blocking_slow(mode, site);
+    }
+
+    /// A shared or exclusive acquisition while holding locks: the cached dependency's fast way,
+    /// else the full path.
+    #[inline(never)]
+    #[track_caller]
+    fn blocking_nested(&self, mode: Mode, site: &'static Location<'static>) {
+        let i = &self.inner;
+        let taken = match mode {
+            Mode::Exclusive => lock_known(
+                &self.meta,
+                LockKind::Rwlock,
+                mode,
+                site,
+                || i.try_lock_exclusive(),
+                || i.lock_exclusive(),
+                |d| i.try_lock_exclusive_for(d),
+            ),
+            _ => lock_known(
+                &self.meta,
+                LockKind::Rwlock,
+                Mode::Shared,
+                site,
+                || i.try_lock_shared(),
+                || i.lock_shared(),
+                |d| i.try_lock_shared_for(d),
+            ),
+        };
+        match taken {
+            Taken::Yes => {
+                if mode == Mode::Exclusive {
+                    self.owner.acquired();
+                }
+            }
+            Taken::Nested | Taken::No => self.blocking_slow(mode, site),
+        }
     }
 
     #[inline(never)]
@@ -524,6 +602,20 @@ impl RawRwLock {
         ok
     }
 
+    /// A shared or exclusive unlock beyond its fast path.
+    ///
+    /// # Safety
+    /// As `unlock_shared` or `unlock_exclusive` for `mode`.
+    #[inline(never)]
+    unsafe fn unlock_rest(&self, mode: Mode) {
+        released_rest(&self.meta, mode);
+        if mode == Mode::Exclusive {
+            self.inner.unlock_exclusive();
+        } else {
+            self.inner.unlock_shared();
+        }
+    }
+
     /// Bookkeeping of a release in `mode`, by whichever thread releases. Shared holds have no
     /// single owner: a read guard released elsewhere takes `released`'s foreign path.
     #[inline]
@@ -561,7 +653,10 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     }
 
     unsafe fn unlock_shared(&self) {
-        self.release(Mode::Shared);
+        // As `RawMutex::unlock`.
+        if !release_fast(&self.meta, Mode::Shared) {
+            return self.unlock_rest(Mode::Shared);
+        }
         self.inner.unlock_shared();
     }
 
@@ -580,7 +675,10 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     }
 
     unsafe fn unlock_exclusive(&self) {
-        self.release(Mode::Exclusive);
+        // As `RawMutex::unlock`.
+        if self.owner.released_here(&self.meta) && !release_fast(&self.meta, Mode::Exclusive) {
+            return self.unlock_rest(Mode::Exclusive);
+        }
         self.inner.unlock_exclusive();
     }
 

@@ -295,17 +295,12 @@ fn slot_lock(req: u64, len: usize) -> u64 {
     req | (((len as u64) & 0xf) << 44) | (1 << 63)
 }
 
-/// One term of the held set's hash (a commutative sum of these: independent multiplies that
-/// pipeline).
-#[inline(always)]
-fn set_term(w: u64) -> u64 {
-    w.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
-/// The slot of a request over a held set whose terms sum to `set`: one multiply, the top bits.
+/// The slot of a request over a held set whose packed words sum to `set`: one multiply, the top
+/// bits (multiplicative hashing). Sets with equal sums share a slot, which only evicts: the slot
+/// stores the dependency exactly.
 #[inline(always)]
 fn slot_of(set: u64, req: u64) -> usize {
-    ((set ^ req).wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 56) as usize
+    ((set ^ req.rotate_left(21)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize
 }
 
 /// Packs an instance (40 bits) and a mode (3 bits) into one word.
@@ -638,7 +633,7 @@ impl ThreadState {
             if i < CACHE_HELD {
                 held[i] = w;
             }
-            set = set.wrapping_add(set_term(w));
+            set = set.wrapping_add(w);
         }
         let key = CacheKey {
             slot: slot_of(set, req),
@@ -653,45 +648,57 @@ impl ThreadState {
     /// The nested fast path's look-up: whether acquiring `req` (`pack(inst, mode)`) over the
     /// current held set (1 to [`CACHE_HELD`] entries, none of them `inst`, none tagged by an
     /// async task) is a dependency this thread already checked. Looks without marking: on a
-    /// miss the full check runs and marks it. Exact, like [`ThreadState::cache_hit`].
+    /// miss the full check runs and marks it. Exact, like [`ThreadState::cache_hit`]. One held
+    /// lock (the usual nesting) is a few compares inline; more go out of line.
     #[inline(always)]
     pub(crate) fn known_dependency(&self, req: u64) -> bool {
+        let st = self.stack();
+        if st.n != 1 {
+            return self.known_dependency_deep(req);
+        }
+        let w0 = st.words[0];
+        #[cfg(feature = "tokio")]
+        if w0 & word::TASK != 0 {
+            return false;
+        }
+        let k0 = w0 & word::KEY;
+        if (k0 ^ req) & word::INST == 0 {
+            return false;
+        }
+        let slot = &self.cache[slot_of(k0, req)];
+        slot.lock.get() == slot_lock(req, 1)
+            && slot.held[0].get() == k0
+            && slot.epoch.get() == self.epoch.get()
+    }
+
+    /// [`ThreadState::known_dependency`] over 2 to [`CACHE_HELD`] held locks.
+    #[inline(never)]
+    fn known_dependency_deep(&self, req: u64) -> bool {
         let st = self.stack();
         let n = st.n;
         if n.wrapping_sub(1) >= CACHE_HELD {
             return false;
         }
-        let inst = req & word::INST;
-        let w0 = st.words[0];
-        #[cfg(feature = "tokio")]
-        let tagged = |w: u64| w & word::TASK != 0;
-        #[cfg(not(feature = "tokio"))]
-        let tagged = |_: u64| false;
-        if n == 1 {
-            // The common case, unrolled: a few compares.
-            let k0 = w0 & word::KEY;
-            if k0 & word::INST == inst || tagged(w0) {
-                return false;
-            }
-            let slot = &self.cache[slot_of(set_term(k0), req)];
-            return slot.lock.get() == slot_lock(req, 1)
-                && slot.held[0].get() == k0
-                && slot.epoch.get() == self.epoch.get();
-        }
+        let mut keys = [0u64; CACHE_HELD];
         let mut set = 0u64;
-        for &w in &st.words[..n] {
-            if w & word::INST == inst || tagged(w) {
+        for i in 0..n {
+            let w = st.words[i];
+            #[cfg(feature = "tokio")]
+            if w & word::TASK != 0 {
                 return false;
             }
-            set = set.wrapping_add(set_term(w & word::KEY));
+            let k = w & word::KEY;
+            if (k ^ req) & word::INST == 0 {
+                return false;
+            }
+            keys[i] = k;
+            set = set.wrapping_add(k);
         }
         let slot = &self.cache[slot_of(set, req)];
-        slot.lock.get() == slot_lock(req, n)
-            && slot.epoch.get() == self.epoch.get()
-            && st.words[..n]
-                .iter()
-                .zip(&slot.held)
-                .all(|(w, c)| *w & word::KEY == c.get())
+        if slot.lock.get() != slot_lock(req, n) || slot.epoch.get() != self.epoch.get() {
+            return false;
+        }
+        (0..n).all(|i| slot.held[i].get() == keys[i])
     }
 }
 
