@@ -226,7 +226,21 @@ pub(crate) fn lock_fast(
             return Fast::Other;
         }
         if s.holds_any() {
-            return Fast::Nested;
+            // One lock held and the dependency known: a few compares, here; anything else out
+            // of line (`lock_known`, then the full path).
+            if f & flag::ORDER == 0 || !s.known_dependency_one(pack(w & word::INST, mode)) {
+                return Fast::Nested;
+            }
+            #[cfg(feature = "tokio")]
+            crate::tokio::track::sync_acquire_in_task(meta, mode, site, Ids::from_word(w));
+            if !try_raw() {
+                return Fast::Block(Ids::from_word(w));
+            }
+            #[cfg(feature = "tokio")]
+            push_tagged(s, Ids::from_word(w), mode, site);
+            #[cfg(not(feature = "tokio"))]
+            s.push_plain(pack(w & word::INST, mode), w, site);
+            return Fast::Done;
         }
         // Async locks the running task holds (one thread-local read when it holds none).
         #[cfg(feature = "tokio")]

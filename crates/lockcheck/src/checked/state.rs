@@ -471,6 +471,25 @@ impl ThreadState {
             st.n = n + 1;
             return;
         }
+        self.push_deep(
+            w,
+            ids,
+            site,
+            #[cfg(feature = "tokio")]
+            task,
+        );
+    }
+
+    /// [`ThreadState::push_plain`] past the inline array (out of line: it allocates).
+    #[cold]
+    #[inline(never)]
+    fn push_deep(
+        &self,
+        w: u64,
+        ids: u64,
+        site: &'static Location<'static>,
+        #[cfg(feature = "tokio")] task: u64,
+    ) {
         self.push(Held {
             inst: w & word::INST,
             class: Ids::from_word(ids).class,
@@ -627,11 +646,10 @@ impl ThreadState {
         let mut set = 0u64;
         let mut held = [0u64; CACHE_HELD];
         let mut again = false;
-        for i in 0..len {
-            let w = st.key_word(i);
+        for (i, w) in (0..len).map(|i| st.key_word(i)).enumerate() {
             again |= w & word::INST == inst;
-            if i < CACHE_HELD {
-                held[i] = w;
+            if let Some(k) = held.get_mut(i) {
+                *k = w;
             }
             set = set.wrapping_add(w);
         }
@@ -652,9 +670,18 @@ impl ThreadState {
     /// lock (the usual nesting) is a few compares inline; more go out of line.
     #[inline(always)]
     pub(crate) fn known_dependency(&self, req: u64) -> bool {
+        if self.stack().n != 1 {
+            return self.known_dependency_deep(req);
+        }
+        self.known_dependency_one(req)
+    }
+
+    /// [`ThreadState::known_dependency`] when one lock is held; false otherwise.
+    #[inline(always)]
+    pub(crate) fn known_dependency_one(&self, req: u64) -> bool {
         let st = self.stack();
         if st.n != 1 {
-            return self.known_dependency_deep(req);
+            return false;
         }
         let w0 = st.words[0];
         #[cfg(feature = "tokio")]
@@ -681,8 +708,7 @@ impl ThreadState {
         }
         let mut keys = [0u64; CACHE_HELD];
         let mut set = 0u64;
-        for i in 0..n {
-            let w = st.words[i];
+        for (&w, key) in st.words[..n].iter().zip(&mut keys) {
             #[cfg(feature = "tokio")]
             if w & word::TASK != 0 {
                 return false;
@@ -691,14 +717,14 @@ impl ThreadState {
             if (k ^ req) & word::INST == 0 {
                 return false;
             }
-            keys[i] = k;
+            *key = k;
             set = set.wrapping_add(k);
         }
         let slot = &self.cache[slot_of(set, req)];
         if slot.lock.get() != slot_lock(req, n) || slot.epoch.get() != self.epoch.get() {
             return false;
         }
-        (0..n).all(|i| slot.held[i].get() == keys[i])
+        keys[..n].iter().zip(&slot.held).all(|(k, c)| *k == c.get())
     }
 }
 
