@@ -268,6 +268,7 @@ unsafe impl lock_api::RawMutex for RawMutex {
     const INIT: RawMutex = RawMutex::with_class(ClassSrc::Anonymous);
     type GuardMarker = GuardMarker;
 
+    #[inline]
     #[track_caller]
     fn lock(&self) {
         let site = Location::caller();
@@ -293,6 +294,7 @@ unsafe impl lock_api::RawMutex for RawMutex {
         self.try_lock_at(How::Try, Location::caller(), |m| m.try_lock())
     }
 
+    #[inline]
     unsafe fn unlock(&self) {
         // The usual release (on top of the held stack) inline; the rest and the raw unlock as
         // one tail call, so that the inlined code needs no frame.
@@ -638,6 +640,7 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
     const INIT: RawRwLock = RawRwLock::with_class(ClassSrc::Anonymous);
     type GuardMarker = GuardMarker;
 
+    #[inline]
     #[track_caller]
     fn lock_shared(&self) {
         let site = Location::caller();
@@ -652,6 +655,7 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
         })
     }
 
+    #[inline]
     unsafe fn unlock_shared(&self) {
         // As `RawMutex::unlock`.
         if !release_fast(&self.meta, Mode::Shared) {
@@ -660,6 +664,7 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
         self.inner.unlock_shared();
     }
 
+    #[inline]
     #[track_caller]
     fn lock_exclusive(&self) {
         let site = Location::caller();
@@ -674,6 +679,7 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
         })
     }
 
+    #[inline]
     unsafe fn unlock_exclusive(&self) {
         // As `RawMutex::unlock`.
         if self.owner.released_here(&self.meta) && !release_fast(&self.meta, Mode::Exclusive) {
