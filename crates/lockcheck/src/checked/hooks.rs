@@ -1,12 +1,17 @@
 //! The acquisition path: the hottest code in every user's program.
 //!
 //! ```text
-//! lock():  no switch on (one atomic byte) ---------------------------------> raw lock
-//!          fast step, inlined (one thread-local access, destructor-free):
-//!            untimed, identity assigned, not an RwLock's first write, and nothing held or
-//!            the exact (held set, lock, mode, clock epoch) already in the thread's cache
-//!            -> raw try_lock; success: push in place ------------------------> done
+//! lock():  `#[inline]` entry point (`raw.rs`), compiled in the user's crate, where the
+//!          thread-local is one `%fs` offset; `lock_fast`, frameless:
+//!            switches byte: initialised, checking on, nothing timed (one load, one compare)
+//!            identity assigned, not an RwLock's first write, thread not busy in lockcheck
+//!            nothing held -> raw try_lock; success: push one word, site, identity --> done
+//!            one lock held, order checking on, the exact (held set, lock, mode, clock
+//!              epoch) in the thread's cache (a few compares, no self-conflict)
+//!              -> raw try_lock; success: push --------------------------------> done
+//!          else one tail call: `lock_known` (up to 4 held, out of line), then the full path
 //!          lock_slow (out of line), the same work in full:
+//!            no switch on ------------------------------------------------> raw lock
 //!            thread busy inside lockcheck (reports, tracing) -------------> raw lock
 //!            first write of an RwLock: re-check cycles excused as read-read
 //!            recording: a `request` event before any check (the trace keeps the deciding event)
@@ -19,7 +24,14 @@
 //!            user's line with the lock not taken (a condvar relock defers it until it holds
 //!            the mutex again: see `defer_if_relocking`)
 //!          timing, recording, statistics, watchdog: only when switched on (cold)
-//! unlock(): pop in place when on top, else search down; raw unlock
+//! unlock(): `#[inline]`: the top entry's word is `inst | mode` (untimed, no graph source): pop,
+//!          raw unlock; else one tail call: search down, the timed and graph bookkeeping, raw
+//!          unlock
+//! ```
+//!
+//! The held stack is one word per entry (`state::word`) with the site, identity and time in a
+//! parallel array, under a single-owner discipline instead of a `RefCell` (see
+//! `ThreadState::held`): nothing here holds it across a call-out.
 //! ```
 
 use super::class::{Ids, Meta, WRITTEN};
