@@ -322,7 +322,8 @@ pub(crate) struct ThreadState {
     /// **The stack is only ever reached through the methods of [`ThreadState`] below, and each
     /// of them holds its reference for straight-line code that neither allocates, frees, nor
     /// calls anything outside this module** (no hook, no recorder, no report, no user code, no
-    /// closure that could do any of these: the predicates passed in are field comparisons).
+    /// closure that could do any of these: the predicates passed in are field comparisons), and
+    /// that cannot panic (a panic hook is a call-out too: indices are checked before use).
     ///
     /// The thread-local is per thread, so only this thread can reach it; within the thread,
     /// the only ways to re-enter lockcheck are call-outs (a global allocator or a `tracing`
