@@ -32,7 +32,6 @@
 //! The held stack is one word per entry (`state::word`) with the site, identity and time in a
 //! parallel array, under a single-owner discipline instead of a `RefCell` (see
 //! `ThreadState::held`): nothing here holds it across a call-out.
-//! ```
 
 use super::class::{Ids, Meta, WRITTEN};
 use super::graph;
