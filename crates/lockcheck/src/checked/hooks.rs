@@ -206,10 +206,11 @@ pub(crate) enum Taken {
 }
 
 /// A blocking acquisition's fast path alone, for the hot entry points (`lock`, `read`, `write`),
-/// inlined there: only the nothing-held case, so that it calls nothing and needs no frame (its
-/// other outcomes are tail calls of the caller). Checking on and nothing timed (one test of the
-/// switches' byte, read once), identity assigned, not an RwLock's first write, the thread not
-/// busy inside lockcheck, nothing held; then the raw try and a one-word push. A failed try goes
+/// inlined there, calling nothing, so that it needs no frame (its other outcomes are tail calls
+/// of the caller). Checking on and nothing timed (one test of the switches' byte, read once),
+/// identity assigned, not an RwLock's first write, the thread not busy inside lockcheck, and
+/// nothing held, or one lock held with the exact dependency in the thread's cache (see
+/// [`lock_known`] for the rules); then the raw try and a one-word push. A failed try goes
 /// the full way ([`lock_blocking`], which tries again); with async tracking it waits right here
 /// (out of line) and raises a deadlock or timeout verdict at the caller's line, since the full
 /// path would run the async hook a second time.
