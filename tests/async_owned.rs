@@ -8,7 +8,8 @@ mod rt;
 mod support;
 
 use lockcheck::tokio::{Mutex, RwLock, Semaphore};
-use rt::{name, run, Flavor};
+use lockcheck::ViolationKind;
+use rt::{name, run, within, Flavor};
 use std::sync::Arc;
 use std::time::Duration;
 use support::found;
@@ -128,4 +129,172 @@ fn owned_guard_handed_to_another_task_orders_nothing() {
         let v = found(na);
         assert!(v.is_empty(), "{fl:?}: {v:#?}");
     }
+}
+
+/// A task that keeps an owned guard and locks the same lock again waits for itself: reported as
+/// a self-deadlock when the wait is given up (here a timeout) with the guard still unmoved. Both
+/// a Mutex and a Semaphore whose only permit the task holds owned. A macro, so that each flavour
+/// has lines of its own (a report is made once per pair of lines).
+macro_rules! owned_self {
+    ($fl:expr, $sem:expr) => {{
+        let (fl, sem) = ($fl, $sem);
+        let n = name(if sem { "own.self.sem" } else { "own.self.m" }, fl);
+        let r = run(fl, move || async move {
+            tokio::spawn(async move {
+                if sem {
+                    let s = Arc::new(Semaphore::named(n, 1));
+                    let p = s.clone().acquire_owned().await.unwrap();
+                    assert!(within(50, s.acquire()).await.is_none(), "it does block");
+                    drop(p);
+                } else {
+                    let m = Arc::new(Mutex::named(n, 0));
+                    let g = m.clone().lock_owned().await;
+                    assert!(within(50, m.lock()).await.is_none(), "it does block");
+                    drop(g);
+                }
+            })
+            .await
+            .unwrap();
+        });
+        assert!(r.is_ok(), "{r:?}");
+        let v = found(n);
+        assert_eq!(v.len(), 1, "{fl:?} {n}: {v:#?}");
+        assert_eq!(v[0].kind, ViolationKind::SelfDeadlock, "{fl:?}");
+        assert!(
+            v[0].edges[0].thread.starts_with("task #"),
+            "{:?}",
+            v[0].edges
+        );
+    }};
+}
+
+#[test]
+fn owned_guard_kept_and_locked_again_is_a_self_deadlock() {
+    setup();
+    owned_self!(Flavor::CurrentThread, false);
+    owned_self!(Flavor::MultiThread, false);
+    owned_self!(Flavor::CurrentThread, true);
+    owned_self!(Flavor::MultiThread, true);
+}
+
+/// The same wait with no timeout is reported while it hangs, once it has lasted
+/// `OWNED_GRACE` (1 s) with the guard unmoved, not only when it is given up.
+macro_rules! owned_self_hang {
+    ($fl:expr) => {{
+        let fl = $fl;
+        let n = name("own.hang", fl);
+        let r = run(fl, move || async move {
+            let waiter = tokio::spawn(async move {
+                let m = Arc::new(Mutex::named(n, 0));
+                let _g = m.clone().lock_owned().await;
+                let _h = m.lock().await; // hangs for good
+            });
+            let mut seen = false;
+            for _ in 0..200 {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                if !found(n).is_empty() {
+                    seen = true;
+                    break;
+                }
+            }
+            assert!(!waiter.is_finished(), "the wait still hangs");
+            waiter.abort();
+            assert!(seen, "reported while it hangs");
+        });
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(found(n)[0].kind, ViolationKind::SelfDeadlock);
+    }};
+}
+
+#[test]
+fn owned_self_deadlock_is_reported_while_it_hangs() {
+    setup();
+    owned_self_hang!(Flavor::CurrentThread);
+    owned_self_hang!(Flavor::MultiThread);
+}
+
+/// Two tasks, each holding an owned guard the other waits for: a real deadlock, found by the
+/// wait-for graph (the owned guards count as held by the tasks that have them).
+macro_rules! owned_cycle {
+    ($fl:expr) => {{
+        let fl = $fl;
+        let (na, nb) = (name("own.dl.a", fl), name("own.dl.b", fl));
+        let r = run(fl, move || async move {
+            let a = Arc::new(Mutex::named(na, 0));
+            let b = Arc::new(Mutex::named(nb, 0));
+            let barrier = Arc::new(tokio::sync::Barrier::new(2));
+            let (a1, b1, bar1) = (a.clone(), b.clone(), barrier.clone());
+            let t1 = tokio::spawn(async move {
+                let _a = a1.lock_owned().await;
+                bar1.wait().await;
+                within(5000, b1.lock()).await.is_some()
+            });
+            let t2 = tokio::spawn(async move {
+                let _b = b.lock_owned().await;
+                barrier.wait().await;
+                for _ in 0..300 {
+                    if within(50, a.lock()).await.is_some() {
+                        return true;
+                    }
+                    if found(na).iter().any(|v| v.kind == ViolationKind::Deadlock) {
+                        return false;
+                    }
+                }
+                false
+            });
+            let (r1, r2) = (t1.await.unwrap(), t2.await.unwrap());
+            assert!(!(r1 && r2), "a real deadlock: at most one goes on");
+        });
+        assert!(r.is_ok(), "{r:?}");
+        let dl: Vec<_> = found(na)
+            .into_iter()
+            .filter(|v| v.kind == ViolationKind::Deadlock)
+            .collect();
+        assert_eq!(dl.len(), 1, "{fl:?}: {:#?}", found(na));
+        assert!(dl[0].involves(nb));
+    }};
+}
+
+#[test]
+fn a_wait_cycle_through_owned_guards_is_a_deadlock() {
+    setup();
+    owned_cycle!(Flavor::CurrentThread);
+    owned_cycle!(Flavor::MultiThread);
+}
+
+/// An owned guard sent to another task that uses it there: that task is its holder from then
+/// on. Locking the same mutex again there is its own self-deadlock; the task that took the guard
+/// and goes on locking that mutex (after the guard is dropped) is silent.
+macro_rules! moved_holder {
+    ($fl:expr) => {{
+        let fl = $fl;
+        let n = name("own.moved.self", fl);
+        let r = run(fl, move || async move {
+            let m = Arc::new(Mutex::named(n, 0));
+            let g = m.clone().lock_owned().await;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let m2 = m.clone();
+            let other = tokio::spawn(async move {
+                let mut g: lockcheck::tokio::OwnedMutexGuard<i32> = rx.await.unwrap();
+                *g += 1; // used here: this task holds it now
+                let blocked = within(50, m2.lock()).await.is_none();
+                drop(g);
+                blocked
+            });
+            tx.send(g).unwrap();
+            assert!(other.await.unwrap(), "it does block");
+            *m.lock().await += 1; // the guard is gone: free
+        });
+        assert!(r.is_ok(), "{r:?}");
+        let v = found(n);
+        assert_eq!(v.len(), 1, "{fl:?}: {v:#?}");
+        assert_eq!(v[0].kind, ViolationKind::SelfDeadlock);
+    }};
+}
+
+#[test]
+fn an_owned_guard_used_in_another_task_belongs_to_that_task() {
+    setup();
+    moved_holder!(Flavor::CurrentThread);
+    moved_holder!(Flavor::MultiThread);
 }

@@ -3,7 +3,9 @@
 //! its hold without wrapping tokio's guard types.
 
 use super::track::{Hold, Req};
-use super::{acquire, block_on, precheck, try_acquire, try_lock_error, Sem, TryLockError};
+use super::{
+    acquire, block_checked, precheck, try_acquire, try_lock_error, Checked, Sem, TryLockError,
+};
 use crate::checked::class::{ClassSrc, Meta};
 use lockcheck_core::trace::{LockKind, Mode};
 use std::cell::UnsafeCell;
@@ -137,12 +139,12 @@ impl<T: ?Sized> Mutex<T> {
     pub fn lock(&self) -> impl Future<Output = MutexGuard<'_, T>> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(site, false));
-        async move {
+        Checked(async move {
             let hold = acquire(&self.s, self.req(site, false), pre)
-                .await
+                .await?
                 .expect("the semaphore of a Mutex is never closed");
-            MutexGuard { lock: self, hold }
-        }
+            Ok(MutexGuard { lock: self, hold })
+        })
     }
 
     /// Locks, blocking the current thread (not for async contexts).
@@ -150,11 +152,11 @@ impl<T: ?Sized> Mutex<T> {
     pub fn blocking_lock(&self) -> MutexGuard<'_, T> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(site, false));
-        block_on(async move {
+        block_checked(async move {
             let hold = acquire(&self.s, self.req(site, false), pre)
-                .await
+                .await?
                 .expect("the semaphore of a Mutex is never closed");
-            MutexGuard { lock: self, hold }
+            Ok(MutexGuard { lock: self, hold })
         })
     }
 
@@ -163,11 +165,11 @@ impl<T: ?Sized> Mutex<T> {
     pub fn blocking_lock_owned(self: Arc<Self>) -> OwnedMutexGuard<T> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(site, true));
-        block_on(async move {
+        block_checked(async move {
             let hold = acquire(&self.s, self.req(site, true), pre)
-                .await
+                .await?
                 .expect("the semaphore of a Mutex is never closed");
-            OwnedMutexGuard { lock: self, hold }
+            Ok(OwnedMutexGuard { lock: self, hold })
         })
     }
 
@@ -176,12 +178,12 @@ impl<T: ?Sized> Mutex<T> {
     pub fn lock_owned(self: Arc<Self>) -> impl Future<Output = OwnedMutexGuard<T>> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(site, true));
-        async move {
+        Checked(async move {
             let hold = acquire(&self.s, self.req(site, true), pre)
-                .await
+                .await?
                 .expect("the semaphore of a Mutex is never closed");
-            OwnedMutexGuard { lock: self, hold }
-        }
+            Ok(OwnedMutexGuard { lock: self, hold })
+        })
     }
 
     /// Locks if free right now (never an ordering edge: it cannot wait).
@@ -371,6 +373,7 @@ impl<T: ?Sized> Drop for OwnedMutexGuard<T> {
 impl<T: ?Sized> Deref for OwnedMutexGuard<T> {
     type Target = T;
     fn deref(&self) -> &T {
+        self.hold.touch();
         // SAFETY: the guard holds the only permit.
         unsafe { &*self.lock.c.get() }
     }
@@ -378,6 +381,7 @@ impl<T: ?Sized> Deref for OwnedMutexGuard<T> {
 
 impl<T: ?Sized> DerefMut for OwnedMutexGuard<T> {
     fn deref_mut(&mut self) -> &mut T {
+        self.hold.touch();
         // SAFETY: the guard holds the only permit.
         unsafe { &mut *self.lock.c.get() }
     }
@@ -492,6 +496,7 @@ impl<T: ?Sized, U: ?Sized> Drop for OwnedMappedMutexGuard<T, U> {
 impl<T: ?Sized, U: ?Sized> Deref for OwnedMappedMutexGuard<T, U> {
     type Target = U;
     fn deref(&self) -> &U {
+        self.hold.touch();
         // SAFETY: the guard holds the only permit; `data` points into the locked value.
         unsafe { &*self.data }
     }
@@ -499,6 +504,7 @@ impl<T: ?Sized, U: ?Sized> Deref for OwnedMappedMutexGuard<T, U> {
 
 impl<T: ?Sized, U: ?Sized> DerefMut for OwnedMappedMutexGuard<T, U> {
     fn deref_mut(&mut self) -> &mut U {
+        self.hold.touch();
         // SAFETY: as above.
         unsafe { &mut *self.data }
     }

@@ -3,8 +3,11 @@
 
 use super::mutex::fmt_via_deref;
 use super::track::{Hold, Pre, Req};
-use super::{acquire, block_on, precheck, try_acquire, try_lock_error, Sem, TryLockError};
+use super::{
+    acquire, block_checked, precheck, try_acquire, try_lock_error, Checked, Sem, TryLockError,
+};
 use crate::checked::class::{ClassSrc, Meta};
+use crate::checked::report::Verdict;
 use lockcheck_core::trace::{LockKind, Mode};
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -233,12 +236,12 @@ impl<T: ?Sized> RwLock<T> {
     pub fn read(&self) -> impl Future<Output = RwLockReadGuard<'_, T>> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(false, site, false));
-        async move {
+        Checked(async move {
             let hold = acquire(&self.s, self.req(false, site, false), pre)
-                .await
+                .await?
                 .expect("the semaphore of a RwLock is never closed");
-            self.read_guard(hold)
-        }
+            Ok(self.read_guard(hold))
+        })
     }
 
     /// Read-locks, blocking the current thread (not for async contexts).
@@ -246,25 +249,29 @@ impl<T: ?Sized> RwLock<T> {
     pub fn blocking_read(&self) -> RwLockReadGuard<'_, T> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(false, site, false));
-        block_on(self.read_at(site, pre))
+        block_checked(self.read_at(site, pre))
     }
 
-    async fn read_at(&self, site: &'static Location<'static>, pre: Pre) -> RwLockReadGuard<'_, T> {
+    async fn read_at(
+        &self,
+        site: &'static Location<'static>,
+        pre: Pre,
+    ) -> Result<RwLockReadGuard<'_, T>, Verdict> {
         let hold = acquire(&self.s, self.req(false, site, false), pre)
-            .await
+            .await?
             .expect("the semaphore of a RwLock is never closed");
-        self.read_guard(hold)
+        Ok(self.read_guard(hold))
     }
 
     async fn write_at(
         &self,
         site: &'static Location<'static>,
         pre: Pre,
-    ) -> RwLockWriteGuard<'_, T> {
+    ) -> Result<RwLockWriteGuard<'_, T>, Verdict> {
         let hold = acquire(&self.s, self.req(true, site, false), pre)
-            .await
+            .await?
             .expect("the semaphore of a RwLock is never closed");
-        self.write_guard(hold)
+        Ok(self.write_guard(hold))
     }
 
     /// Read-locks an `Arc`'d lock; the guard is `'static` (see the module docs on owned guards).
@@ -272,17 +279,17 @@ impl<T: ?Sized> RwLock<T> {
     pub fn read_owned(self: Arc<Self>) -> impl Future<Output = OwnedRwLockReadGuard<T>> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(false, site, true));
-        async move {
+        Checked(async move {
             let hold = acquire(&self.s, self.req(false, site, true), pre)
-                .await
+                .await?
                 .expect("the semaphore of a RwLock is never closed");
             let data = self.c.get() as *const T;
-            OwnedRwLockReadGuard {
+            Ok(OwnedRwLockReadGuard {
                 lock: self,
                 data,
                 hold,
-            }
-        }
+            })
+        })
     }
 
     /// Read-locks if possible right now.
@@ -315,7 +322,7 @@ impl<T: ?Sized> RwLock<T> {
     pub fn write(&self) -> impl Future<Output = RwLockWriteGuard<'_, T>> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(true, site, false));
-        self.write_at(site, pre)
+        Checked(self.write_at(site, pre))
     }
 
     /// Write-locks, blocking the current thread (not for async contexts).
@@ -323,7 +330,7 @@ impl<T: ?Sized> RwLock<T> {
     pub fn blocking_write(&self) -> RwLockWriteGuard<'_, T> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(true, site, false));
-        block_on(self.write_at(site, pre))
+        block_checked(self.write_at(site, pre))
     }
 
     /// Write-locks an `Arc`'d lock; the guard is `'static`.
@@ -331,17 +338,17 @@ impl<T: ?Sized> RwLock<T> {
     pub fn write_owned(self: Arc<Self>) -> impl Future<Output = OwnedRwLockWriteGuard<T>> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(true, site, true));
-        async move {
+        Checked(async move {
             let hold = acquire(&self.s, self.req(true, site, true), pre)
-                .await
+                .await?
                 .expect("the semaphore of a RwLock is never closed");
             let data = self.c.get();
-            OwnedRwLockWriteGuard {
+            Ok(OwnedRwLockWriteGuard {
                 lock: self,
                 data,
                 hold,
-            }
-        }
+            })
+        })
     }
 
     /// Write-locks if possible right now.
@@ -723,6 +730,7 @@ impl<T: ?Sized, U: ?Sized> Drop for OwnedRwLockReadGuard<T, U> {
 impl<T: ?Sized, U: ?Sized> Deref for OwnedRwLockReadGuard<T, U> {
     type Target = U;
     fn deref(&self) -> &U {
+        self.hold.touch();
         // SAFETY: a read permit excludes writers.
         unsafe { &*self.data }
     }
@@ -827,6 +835,7 @@ impl<T: ?Sized> Drop for OwnedRwLockWriteGuard<T> {
 impl<T: ?Sized> Deref for OwnedRwLockWriteGuard<T> {
     type Target = T;
     fn deref(&self) -> &T {
+        self.hold.touch();
         // SAFETY: the guard holds every permit.
         unsafe { &*self.data }
     }
@@ -834,6 +843,7 @@ impl<T: ?Sized> Deref for OwnedRwLockWriteGuard<T> {
 
 impl<T: ?Sized> DerefMut for OwnedRwLockWriteGuard<T> {
     fn deref_mut(&mut self) -> &mut T {
+        self.hold.touch();
         // SAFETY: the guard holds every permit.
         unsafe { &mut *self.data }
     }
@@ -887,6 +897,7 @@ impl<T: ?Sized, U: ?Sized> Drop for OwnedRwLockMappedWriteGuard<T, U> {
 impl<T: ?Sized, U: ?Sized> Deref for OwnedRwLockMappedWriteGuard<T, U> {
     type Target = U;
     fn deref(&self) -> &U {
+        self.hold.touch();
         // SAFETY: the guard holds every permit.
         unsafe { &*self.data }
     }
@@ -894,6 +905,7 @@ impl<T: ?Sized, U: ?Sized> Deref for OwnedRwLockMappedWriteGuard<T, U> {
 
 impl<T: ?Sized, U: ?Sized> DerefMut for OwnedRwLockMappedWriteGuard<T, U> {
     fn deref_mut(&mut self) -> &mut U {
+        self.hold.touch();
         // SAFETY: the guard holds every permit.
         unsafe { &mut *self.data }
     }

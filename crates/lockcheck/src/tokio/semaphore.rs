@@ -1,8 +1,11 @@
 //! `tokio::sync::Semaphore`, instrumented: permits are holds of the task that acquired them.
 
 use super::track::{Hold, Pre, Req};
-use super::{acquire, block_on, precheck, try_acquire, AcquireError, Sem, TryAcquireError};
+use super::{
+    acquire, block_checked, precheck, try_acquire, AcquireError, Checked, Sem, TryAcquireError,
+};
 use crate::checked::class::{ClassSrc, Meta};
+use crate::checked::report::Verdict;
 use lockcheck_core::trace::{LockKind, Mode};
 use std::fmt;
 use std::future::Future;
@@ -93,7 +96,7 @@ impl Semaphore {
     #[track_caller]
     pub fn acquire(&self) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
         let pre = self.pre(1, Location::caller(), false);
-        self.acquire_many_at(1, Location::caller(), pre)
+        Checked(self.acquire_many_at(1, Location::caller(), pre))
     }
 
     /// Acquires `n` permits at once.
@@ -103,7 +106,7 @@ impl Semaphore {
         n: u32,
     ) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
         let pre = self.pre(n, Location::caller(), false);
-        self.acquire_many_at(n, Location::caller(), pre)
+        Checked(self.acquire_many_at(n, Location::caller(), pre))
     }
 
     /// The checks that need no wait, at the user's call (see `tokio::precheck`).
@@ -117,13 +120,13 @@ impl Semaphore {
         n: u32,
         site: &'static Location<'static>,
         pre: Pre,
-    ) -> Result<SemaphorePermit<'_>, AcquireError> {
+    ) -> Result<Result<SemaphorePermit<'_>, AcquireError>, Verdict> {
         let hold = acquire(&self.s, self.req(n, site, false), pre).await?;
-        Ok(SemaphorePermit {
+        Ok(hold.map(|hold| SemaphorePermit {
             sem: self,
             permits: n,
             hold,
-        })
+        }))
     }
 
     /// Acquires one permit if one is free right now.
@@ -155,14 +158,14 @@ impl Semaphore {
     #[track_caller]
     pub fn blocking_acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
         let pre = self.pre(1, Location::caller(), false);
-        block_on(self.acquire_many_at(1, Location::caller(), pre))
+        block_checked(self.acquire_many_at(1, Location::caller(), pre))
     }
 
     /// Acquires `n` permits, blocking the current thread.
     #[track_caller]
     pub fn blocking_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
         let pre = self.pre(n, Location::caller(), false);
-        block_on(self.acquire_many_at(n, Location::caller(), pre))
+        block_checked(self.acquire_many_at(n, Location::caller(), pre))
     }
 
     /// Acquires one permit of an `Arc`'d semaphore; the permit is `'static`.
@@ -171,7 +174,12 @@ impl Semaphore {
         self: Arc<Self>,
     ) -> impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
         let pre = self.pre(1, Location::caller(), true);
-        Self::acquire_many_owned_at(self, 1, Location::caller(), pre)
+        Checked(Self::acquire_many_owned_at(
+            self,
+            1,
+            Location::caller(),
+            pre,
+        ))
     }
 
     /// Acquires `n` permits of an `Arc`'d semaphore; the permit is `'static`.
@@ -181,7 +189,12 @@ impl Semaphore {
         n: u32,
     ) -> impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
         let pre = self.pre(n, Location::caller(), true);
-        Self::acquire_many_owned_at(self, n, Location::caller(), pre)
+        Checked(Self::acquire_many_owned_at(
+            self,
+            n,
+            Location::caller(),
+            pre,
+        ))
     }
 
     async fn acquire_many_owned_at(
@@ -189,13 +202,13 @@ impl Semaphore {
         n: u32,
         site: &'static Location<'static>,
         pre: Pre,
-    ) -> Result<OwnedSemaphorePermit, AcquireError> {
+    ) -> Result<Result<OwnedSemaphorePermit, AcquireError>, Verdict> {
         let hold = acquire(&self.s, self.req(n, site, true), pre).await?;
-        Ok(OwnedSemaphorePermit {
+        Ok(hold.map(|hold| OwnedSemaphorePermit {
             sem: self,
             permits: n,
             hold,
-        })
+        }))
     }
 
     /// [`try_acquire`](Self::try_acquire) on an `Arc`'d semaphore.
@@ -230,7 +243,7 @@ impl Semaphore {
     #[track_caller]
     pub fn blocking_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
         let pre = self.pre(1, Location::caller(), true);
-        block_on(Self::acquire_many_owned_at(
+        block_checked(Self::acquire_many_owned_at(
             self,
             1,
             Location::caller(),
@@ -245,7 +258,7 @@ impl Semaphore {
         n: u32,
     ) -> Result<OwnedSemaphorePermit, AcquireError> {
         let pre = self.pre(n, Location::caller(), true);
-        block_on(Self::acquire_many_owned_at(
+        block_checked(Self::acquire_many_owned_at(
             self,
             n,
             Location::caller(),
@@ -383,11 +396,13 @@ impl OwnedSemaphorePermit {
 
     /// The semaphore the permits are of.
     pub fn semaphore(&self) -> &Arc<Semaphore> {
+        self.hold.touch();
         &self.sem
     }
 
     /// How many permits this holds.
     pub fn num_permits(&self) -> usize {
+        self.hold.touch();
         self.permits as usize
     }
 }

@@ -22,8 +22,10 @@ use std::cell::{Cell, UnsafeCell};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 /// Holder ids of tasks have this bit; lockcheck's thread numbers never reach it.
 const TASK_BIT: u64 = 1 << 62;
@@ -144,11 +146,13 @@ struct Entry {
 }
 
 impl Entry {
-    /// Whether the entry certainly still belongs to its holder. An owned guard may have moved to
-    /// another task (its hold ends wherever it is dropped), so it does not count as held by the
-    /// task that took it: no self-deadlock, no wait-for edge, and its ordering edges wait for its
-    /// drop ([`Pending`]) (a task that hands a guard to a worker and goes on taking locks is the
-    /// common case, and would otherwise make false inversions).
+    /// Whether the entry certainly still belongs to its holder, for the checks made before any
+    /// wait (order, self-deadlock). An owned guard may have moved into another task that has not
+    /// used it yet (lockcheck sees a move only when the new holder uses or drops the guard): it
+    /// makes no self-deadlock before a wait (a wait it alone keeps is watched instead, see
+    /// [`must_wait`]), and its ordering edges wait for its drop ([`Pending`]) (a task that hands
+    /// a guard to a worker and goes on taking locks is the common case, and would otherwise make
+    /// false inversions). In the wait-for graph it counts as held by its holder on record.
     fn certain(&self) -> bool {
         !self.owned
     }
@@ -193,8 +197,11 @@ struct Shard {
     by_holder: HoldMap,
     /// Lists emptied since the last sweep (an upper bound of the empty lists in the map).
     emptied: usize,
-    /// Hold tokens: a holder always maps to the same shard, so they are unique per holder.
+    /// Hold tokens, made unique across shards with the shard's index in their low bits (an owned
+    /// guard's entry keeps its token when it moves to another holder, and so to another shard).
     next_token: u64,
+    /// This shard's index in [`HOLDS`].
+    idx: u64,
     /// Keys of (holder, held set, lock, mode) already checked against the graph.
     checked: HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>,
     /// Dependencies from an owned guard of a holder that may still have it (by the guard's
@@ -243,8 +250,9 @@ impl ShardLock {
         }
     }
 
-    /// Runs `f` on the shard, exclusively. `f` never takes a shard lock (no nesting).
-    fn with<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+    /// Runs `f` on the shard (number `idx`), exclusively. `f` never takes a shard lock (no
+    /// nesting).
+    fn with<R>(&self, idx: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
         let mut spins = 0u32;
         while self.locked.swap(true, Ordering::Acquire) {
             while self.locked.load(Ordering::Relaxed) {
@@ -270,6 +278,7 @@ impl ShardLock {
             by_holder: HoldMap::default(),
             emptied: 0,
             next_token: 0,
+            idx: idx as u64,
             checked: HashSet::default(),
             pending: HashMap::default(),
         }))
@@ -277,7 +286,16 @@ impl ShardLock {
 }
 
 fn with_shard<R>(holder: u64, f: impl FnOnce(&mut Shard) -> R) -> R {
-    HOLDS[(crate::checked::state::mix(holder) as usize) % SHARDS].with(f)
+    let idx = (crate::checked::state::mix(holder) as usize) % SHARDS;
+    HOLDS[idx].with(idx, f)
+}
+
+impl Shard {
+    /// A token unique across shards.
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        (self.next_token << 5) | self.idx
+    }
 }
 
 /// Integer keys: one multiply instead of SipHash.
@@ -301,8 +319,8 @@ impl Hasher for IdHasher {
 /// Every hold of a lock instance, with its holder (every shard: slow path only).
 fn holders_of(inst: u64) -> Vec<(u64, Entry)> {
     let mut out = Vec::new();
-    for sh in &HOLDS {
-        sh.with(|s| {
+    for (i, sh) in HOLDS.iter().enumerate() {
+        sh.with(i, |s| {
             for (&h, list) in &s.by_holder {
                 out.extend(list.iter().filter(|e| e.inst == inst).map(|e| (h, *e)));
             }
@@ -316,27 +334,89 @@ fn holders_of(inst: u64) -> Vec<(u64, Entry)> {
 #[derive(Debug)]
 pub(crate) struct Hold {
     token: u64,
-    holder: u64,
+    /// The holder whose list has the entry: the acquirer; for an owned guard, then whichever
+    /// holder last used it (dereferenced, mapped, downgraded) or dropped it ([`Hold::touch`]).
+    holder: AtomicU64,
     inst: u64,
+    owned: bool,
 }
 
 impl Hold {
     /// A hold lockcheck does not track (checking off, or lockcheck busy on this thread).
-    pub(crate) const UNTRACKED: Hold = Hold {
-        token: 0,
-        holder: 0,
-        inst: 0,
-    };
+    pub(crate) fn untracked() -> Hold {
+        Hold {
+            token: 0,
+            holder: AtomicU64::new(0),
+            inst: 0,
+            owned: false,
+        }
+    }
+
+    fn holder(&self) -> u64 {
+        self.holder.load(Ordering::Acquire)
+    }
+
+    /// An owned guard used by the current holder: if that is not the holder on record, the guard
+    /// has moved (into another task, which now uses it), and its hold moves with it: what the
+    /// old holder took under it is forgotten (it may have left before), the new holder counts as
+    /// the holder from now on (its self-deadlocks, its waits, its order). One task-id read when
+    /// nothing moved.
+    #[inline]
+    pub(crate) fn touch(&self) {
+        if !self.owned || self.token == 0 {
+            return;
+        }
+        let me = holder();
+        let was = self.holder();
+        if me != was && me != 0 {
+            self.adopt(was, me);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn adopt(&self, from: u64, to: u64) {
+        if self
+            .holder
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return; // another holder adopted it at the same moment
+        }
+        let token = self.token;
+        let moved = with_shard(from, |s| {
+            let list = s.by_holder.get_mut(&from)?;
+            let i = list.iter().rposition(|e| e.token == token)?;
+            let e = list.remove(i);
+            s.pending.remove(&token);
+            let last = list.is_empty();
+            if last {
+                s.emptied += 1;
+            }
+            Some((e, last))
+        });
+        let Some((mut e, last)) = moved else { return };
+        let since = e.since;
+        if since.is_some() {
+            e.since = Some(Instant::now());
+        }
+        with_shard(to, |s| s.by_holder.entry(to).or_default().push(e));
+        if let Some(since) = since {
+            rec_moved(from, to, e, since, last);
+        }
+    }
 
     /// Forgets the hold (guard dropped or permits forgotten). An owned guard dropped in another
-    /// task ends the hold of the task that took it: the entry is found by its token.
+    /// holder moves there first ([`Hold::touch`]), so the release is the dropper's.
     pub(crate) fn release(&mut self) {
+        self.touch();
         let token = std::mem::replace(&mut self.token, 0);
         if token == 0 {
             return;
         }
-        let gone = with_shard(self.holder, |s| {
-            let list = s.by_holder.get_mut(&self.holder)?;
+        let holder = self.holder();
+        let gone = with_shard(holder, |s| {
+            let list = s.by_holder.get_mut(&holder)?;
             let i = list.iter().rposition(|e| e.token == token)?;
             let e = list.remove(i);
             let pending = if e.owned {
@@ -356,12 +436,10 @@ impl Hold {
         });
         if let Some((e, last, pending)) = gone {
             if let Some(since) = e.since {
-                rec_release(self.holder, e, since, last);
+                rec_release(holder, e, since, last);
             }
             if let Some(p) = pending {
-                if holder() == self.holder {
-                    confirm_owned(self.holder, &e, p);
-                }
+                confirm_owned(holder, &e, p);
             }
         }
     }
@@ -371,10 +449,12 @@ impl Hold {
         if self.token == 0 {
             return;
         }
-        with_shard(self.holder, |s| {
+        self.touch();
+        let holder = self.holder();
+        with_shard(holder, |s| {
             if let Some(e) = s
                 .by_holder
-                .get_mut(&self.holder)
+                .get_mut(&holder)
                 .and_then(|l| l.iter_mut().find(|e| e.token == self.token))
             {
                 e.mode = to;
@@ -385,16 +465,17 @@ impl Hold {
     /// Splits `n` permits off a permit's hold into a new hold (`SemaphorePermit::split`).
     pub(crate) fn split(&self, n: u32) -> Hold {
         if self.token == 0 {
-            return Hold::UNTRACKED;
+            return Hold::untracked();
         }
-        with_shard(self.holder, |s| {
-            s.next_token += 1;
-            let token = s.next_token;
-            let Some(list) = s.by_holder.get_mut(&self.holder) else {
-                return Hold::UNTRACKED;
+        self.touch();
+        let holder = self.holder();
+        with_shard(holder, |s| {
+            let token = s.token();
+            let Some(list) = s.by_holder.get_mut(&holder) else {
+                return Hold::untracked();
             };
             let Some(e) = list.iter_mut().find(|e| e.token == self.token) else {
-                return Hold::UNTRACKED;
+                return Hold::untracked();
             };
             e.permits = e.permits.saturating_sub(n);
             let mut new = *e;
@@ -403,8 +484,9 @@ impl Hold {
             list.push(new);
             Hold {
                 token,
-                holder: self.holder,
+                holder: AtomicU64::new(holder),
                 inst: self.inst,
+                owned: self.owned,
             }
         })
     }
@@ -415,10 +497,12 @@ impl Hold {
         if self.token == 0 {
             return;
         }
-        with_shard(self.holder, |s| {
+        self.touch();
+        let holder = self.holder();
+        with_shard(holder, |s| {
             if let Some(e) = s
                 .by_holder
-                .get_mut(&self.holder)
+                .get_mut(&holder)
                 .and_then(|l| l.iter_mut().find(|e| e.token == self.token))
             {
                 e.permits = e.permits.saturating_add(n);
@@ -571,32 +655,36 @@ pub(crate) fn precheck(r: &Req<'_>, unavailable: bool) -> (Pre, Option<Verdict>)
 /// Checks before a blocking (awaiting) acquisition whose fast try failed: runs before the first
 /// poll of the inner semaphore, so that what it finds is reported before any hang. Skipped when
 /// [`precheck`] did them for this holder.
-pub(crate) fn before(r: &Req<'_>, pre: Pre) -> Option<Ctx> {
-    let (ctx, sync) = prepare(r)?;
+/// Returns the verdict to raise under `panic` (at the user's `.await`, see `tokio::Checked`).
+pub(crate) fn before(r: &Req<'_>, pre: Pre) -> Result<Option<Ctx>, Verdict> {
+    let Some((ctx, sync)) = prepare(r) else {
+        return Ok(None);
+    };
     if !ctx.check || pre.covers(&ctx) {
-        return Some(ctx);
+        return Ok(Some(ctx));
     }
     let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
-    act(report(&ctx, r, sync, scan));
-    Some(ctx)
+    match report(&ctx, r, sync, scan) {
+        Some(v) => Err(v),
+        None => Ok(Some(ctx)),
+    }
 }
 
 /// An acquisition whose fast try succeeded: held and recorded (checked first unless
 /// [`precheck`] did it for this holder).
-pub(crate) fn acquired_now(r: &Req<'_>, pre: Pre) -> Hold {
+/// With the verdict to raise under `panic`: the caller drops the hold and gives the permits back
+/// first.
+pub(crate) fn acquired_now(r: &Req<'_>, pre: Pre) -> (Hold, Option<Verdict>) {
     let Some((ctx, sync)) = prepare(r) else {
-        return Hold::UNTRACKED;
+        return (Hold::untracked(), None);
     };
     let (hold, scan) = with_shard(ctx.holder, |s| {
         let scan = (ctx.check && !pre.covers(&ctx)).then(|| scan(s, &ctx, r, &sync));
         (push(s, &ctx, r), scan)
     });
     rec_acquire(&ctx, r, How::Blocking, 0);
-    if let Some(scan) = scan {
-        // A panic of the action drops `hold` as it unwinds.
-        act(report(&ctx, r, sync, scan));
-    }
-    hold
+    let v = scan.and_then(|scan| report(&ctx, r, sync, scan));
+    (hold, v)
 }
 
 /// What this thread's sync held stack says about an async acquisition.
@@ -809,7 +897,7 @@ pub(crate) fn tried(r: &Req<'_>) -> Hold {
             rec_acquire(&ctx, r, How::Try, 0);
             hold
         }
-        None => Hold::UNTRACKED,
+        None => Hold::untracked(),
     }
 }
 
@@ -821,7 +909,7 @@ pub(crate) fn record(ctx: Option<Ctx>, r: &Req<'_>, wait_ns: u64) -> Hold {
             rec_acquire(&ctx, r, How::Blocking, wait_ns);
             hold
         }
-        None => Hold::UNTRACKED,
+        None => Hold::untracked(),
     }
 }
 
@@ -853,6 +941,33 @@ fn rec_release(holder: u64, e: Entry, since: Instant, last: bool) {
     }
 }
 
+/// An owned guard moved from `from` to `to` (the current holder): the trace says so in both
+/// streams, a release in the old holder's and a `try` acquisition (held from now on, no wait, so
+/// no dependency) in the new holder's, so that the analyzer's held sets follow the guard as the
+/// runtime's do and the final release is the new holder's own.
+#[cold]
+fn rec_moved(from: u64, to: u64, e: Entry, since: Instant, last: bool) {
+    if flags() & flag::RECORD == 0 {
+        return;
+    }
+    let ids = Ids {
+        inst: e.inst,
+        class: e.class,
+    };
+    let hold_ns = since.elapsed().as_nanos() as u64;
+    let me = STATE.try_with(|s| s.id()).unwrap_or(0);
+    if is_task(from) || from != me {
+        recorder::on_task_release(from, ids, hold_ns, last);
+    } else {
+        recorder::on_release(ids, hold_ns);
+    }
+    if is_task(to) {
+        recorder::on_task_acquire(to, ids, e.mode, How::Try, e.site, 0);
+    } else {
+        recorder::on_acquire(ids, e.mode, How::Try, e.site, 0);
+    }
+}
+
 fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
     if !r.owned {
         let _ = ASYNC_HOLDER.try_with(|c| c.set(ctx.holder));
@@ -860,8 +975,7 @@ fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
         // Dependencies from it may reach the graph when it is dropped (see `Pending`).
         r.meta.mark_in_graph();
     }
-    s.next_token += 1;
-    let token = s.next_token;
+    let token = s.token();
     let e = Entry {
         token,
         inst: ctx.ids.inst,
@@ -880,8 +994,9 @@ fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
     }
     Hold {
         token,
-        holder: ctx.holder,
+        holder: AtomicU64::new(ctx.holder),
         inst: ctx.ids.inst,
+        owned: r.owned,
     }
 }
 
@@ -889,10 +1004,24 @@ fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
 /// itself holds, with no other holder to give any back, is a self-deadlock; then the wait joins
 /// the wait-for graph (a cycle is a deadlock, reported now); and a sync guard this task holds
 /// will now be held across the suspension.
-pub(crate) fn must_wait(ctx: &Option<Ctx>, r: &Req<'_>, pre: Pre) -> Option<WaitReg> {
-    let ctx = ctx.as_ref().filter(|c| c.check)?;
+///
+/// A wait kept only by an owned guard that this holder has (took, or used last) is suspect: the
+/// guard may have moved into another task that has not used it yet, which lockcheck cannot see.
+/// It is reported as a self-deadlock when it lasts [`OWNED_GRACE`] with the guard still
+/// unmoved, or when the wait is given up (future dropped, e.g. a timeout) with the guard unmoved.
+/// Returns the verdict to raise under `panic`.
+pub(crate) fn must_wait(
+    ctx: &Option<Ctx>,
+    r: &Req<'_>,
+    pre: Pre,
+) -> Result<Option<WaitReg>, Verdict> {
+    let Some(ctx) = ctx.as_ref().filter(|c| c.check) else {
+        return Ok(None);
+    };
     if r.kind == LockKind::Semaphore && !pre.covers(ctx) {
-        act(semaphore_self_deadlock(ctx, r));
+        if let Some(v) = semaphore_self_deadlock(ctx, r) {
+            return Err(v);
+        }
     }
     let tag = ctx.tag;
     if tag != 0 {
@@ -906,12 +1035,170 @@ pub(crate) fn must_wait(ctx: &Option<Ctx>, r: &Req<'_>, pre: Pre) -> Option<Wait
             .ok()
             .flatten();
         if let Some(h) = mine {
-            act(held_across_await_self(
-                ctx.holder, ctx.ids, r.mode, r.site, h,
-            ));
+            if let Some(v) = held_across_await_self(ctx.holder, ctx.ids, r.mode, r.site, h) {
+                return Err(v);
+            }
         }
     }
-    Some(begin_wait(ctx, r))
+    let suspect = owned_self_block(ctx, r).map(|e| {
+        Arc::new(Suspect {
+            holder: ctx.holder,
+            entry: e,
+            ids: ctx.ids,
+            mode: r.mode,
+            site: r.site,
+            start: Instant::now(),
+            state: AtomicU8::new(SUSPECT_WAITING),
+            waker: PlMutex::new(None),
+        })
+    });
+    let watch = suspect.is_some();
+    let reg = register(
+        ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, suspect,
+    )?;
+    if watch {
+        watch_suspects();
+    }
+    Ok(Some(reg))
+}
+
+/// How long a wait kept only by the waiter's own owned guard may last before it is reported as a
+/// self-deadlock (the guard may have moved to a task that has not used it yet: a handed-off guard
+/// is normally used or dropped well within this).
+pub(crate) const OWNED_GRACE: Duration = Duration::from_secs(1);
+
+const SUSPECT_WAITING: u8 = 0;
+const SUSPECT_CONFIRMED: u8 = 1;
+const SUSPECT_REPORTED: u8 = 2;
+
+/// A wait kept only by an owned guard of the waiter itself (see [`must_wait`]).
+pub(crate) struct Suspect {
+    holder: u64,
+    entry: Entry,
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+    start: Instant,
+    state: AtomicU8,
+    waker: PlMutex<Option<Waker>>,
+}
+
+impl Suspect {
+    /// Whether the owned guard is still the waiter's (not moved, not dropped).
+    fn unmoved(&self) -> bool {
+        let (h, token) = (self.holder, self.entry.token);
+        with_shard(h, |s| {
+            s.by_holder
+                .get(&h)
+                .is_some_and(|l| l.iter().any(|e| e.token == token))
+        })
+    }
+
+    fn report(&self) -> Option<Verdict> {
+        self_violation(
+            self.holder,
+            ViolationKind::SelfDeadlock,
+            self.ids,
+            self.mode,
+            self.site,
+            &self.entry,
+        )
+    }
+}
+
+/// The owned hold of this holder that alone keeps `r` from its lock: for a lock, an owned guard
+/// of the holder that excludes the request; for a semaphore, every hold is the holder's and one
+/// of them is owned (all of them certain is [`semaphore_self_deadlock`]'s).
+fn owned_self_block(ctx: &Ctx, r: &Req<'_>) -> Option<Entry> {
+    let holds = holders_of(ctx.ids.inst);
+    if r.kind == LockKind::Semaphore {
+        if holds.iter().any(|(h, _)| *h != ctx.holder) {
+            return None;
+        }
+        return holds.iter().find(|(_, e)| e.owned).map(|(_, e)| *e);
+    }
+    holds
+        .iter()
+        .find(|(h, e)| *h == ctx.holder && e.owned && kept_by(r.mode, e.mode))
+        .map(|(_, e)| *e)
+}
+
+/// Polls the semaphore's acquisition, and raises (returns) the report of a suspect wait (see
+/// [`must_wait`]) once the helper thread has confirmed it.
+pub(crate) async fn waiting<F: std::future::Future>(
+    f: F,
+    reg: Option<&WaitReg>,
+) -> Result<F::Output, Verdict> {
+    let suspect = reg.and_then(|r| r.suspect.clone());
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(move |cx| {
+        if let Some(s) = &suspect {
+            if s.state
+                .compare_exchange(
+                    SUSPECT_CONFIRMED,
+                    SUSPECT_REPORTED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                if let Some(v) = s.report() {
+                    return Poll::Ready(Err(v));
+                }
+            }
+            if s.state.load(Ordering::Acquire) == SUSPECT_WAITING {
+                *s.waker.lock() = Some(cx.waker().clone());
+            }
+        }
+        f.as_mut().poll(cx).map(Ok)
+    })
+    .await
+}
+
+/// Starts (once) and wakes the thread that confirms suspect waits past [`OWNED_GRACE`]. Without
+/// it (the thread could not start) a suspect wait is still reported when given up.
+fn watch_suspects() {
+    static HELPER: std::sync::OnceLock<Option<std::thread::Thread>> = std::sync::OnceLock::new();
+    let t = HELPER.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("lockcheck-async-watch".into())
+            .spawn(|| loop {
+                if confirm_suspects() {
+                    std::thread::park_timeout(OWNED_GRACE / 4);
+                } else {
+                    std::thread::park();
+                }
+            })
+            .ok()
+            .map(|h| h.thread().clone())
+    });
+    if let Some(t) = t {
+        t.unpark();
+    }
+}
+
+/// Confirms the suspect waits that lasted [`OWNED_GRACE`] with their guard unmoved and wakes
+/// them (their future reports). Returns whether any suspect wait is left to watch.
+fn confirm_suspects() -> bool {
+    let list: Vec<Arc<Suspect>> = WAITING
+        .lock()
+        .iter()
+        .filter_map(|w| w.suspect.clone())
+        .collect();
+    let mut left = false;
+    for s in &list {
+        if s.state.load(Ordering::Acquire) != SUSPECT_WAITING {
+            continue;
+        }
+        left = true;
+        if s.start.elapsed() >= OWNED_GRACE && s.unmoved() {
+            s.state.store(SUSPECT_CONFIRMED, Ordering::Release);
+            if let Some(w) = s.waker.lock().take() {
+                w.wake();
+            }
+        }
+    }
+    left
 }
 
 /// A semaphore whose permits this holder alone holds, and which it asks for more of while they
@@ -949,27 +1236,46 @@ struct Waiter {
     /// The sync guards the holder had on its thread when it started waiting (a waiting holder
     /// cannot release them): how the graph sees sync locks held inside a cycle.
     sync_held: Vec<Held>,
+    /// A wait kept only by the waiter's own owned guard (see [`must_wait`]).
+    suspect: Option<Arc<Suspect>>,
 }
 
 static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
 static NEXT_WAIT: AtomicU64 = AtomicU64::new(1);
 
-/// Unregisters a wait when it ends: acquired, or the future dropped (cancelled, timed out).
+/// Unregisters a wait when it ends: acquired ([`WaitReg::done`]), or the future dropped
+/// (cancelled, timed out): a suspect wait given up with its owned guard unmoved is reported then
+/// (published only: this runs in a drop, after the fact).
 pub(crate) struct WaitReg {
     seq: u64,
+    suspect: Option<Arc<Suspect>>,
+    done: bool,
+}
+
+impl WaitReg {
+    /// The wait ended with the acquisition.
+    pub(crate) fn done(mut self) {
+        self.done = true;
+    }
 }
 
 impl Drop for WaitReg {
     fn drop(&mut self) {
-        let mut w = WAITING.lock();
-        if let Some(i) = w.iter().position(|w| w.seq == self.seq) {
-            w.swap_remove(i);
+        {
+            let mut w = WAITING.lock();
+            if let Some(i) = w.iter().position(|w| w.seq == self.seq) {
+                w.swap_remove(i);
+            }
+        }
+        if let Some(s) = self.suspect.take() {
+            if !self.done
+                && s.state.swap(SUSPECT_REPORTED, Ordering::AcqRel) != SUSPECT_REPORTED
+                && s.unmoved()
+            {
+                let _ = s.report();
+            }
         }
     }
-}
-
-fn begin_wait(ctx: &Ctx, r: &Req<'_>) -> WaitReg {
-    register(ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site)
 }
 
 /// Hook of the sync slow path (`hooks::blocked`, a thread about to block on a sync lock): when a
@@ -995,7 +1301,13 @@ pub(crate) fn sync_wait(
             me
         }
     };
-    Some(register(holder, current_tag(), ids, kind, mode, site))
+    match register(holder, current_tag(), ids, kind, mode, site, None) {
+        Ok(reg) => Some(reg),
+        Err(v) => {
+            act(Some(v));
+            None
+        }
+    }
 }
 
 fn register(
@@ -1005,7 +1317,8 @@ fn register(
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
-) -> WaitReg {
+    suspect: Option<Arc<Suspect>>,
+) -> Result<WaitReg, Verdict> {
     let sync_held: Vec<Held> = STATE
         .try_with(|s| {
             s.held
@@ -1025,10 +1338,15 @@ fn register(
             mode,
             site,
             sync_held,
+            suspect: suspect.clone(),
         });
         deadlock_cycle(&waiting, waiting.len() - 1)
     };
-    let reg = WaitReg { seq };
+    let reg = WaitReg {
+        seq,
+        suspect,
+        done: false,
+    };
     if let Some(edges) = edges {
         let v = as_busy(|_| {
             let v = Violation {
@@ -1059,13 +1377,14 @@ fn register(
         if let Some(v) = v {
             if action() == Action::Panic {
                 // Unregistered first: the panicking task gives up its locks, the others go on.
-                drop(reg);
-                act(verdict(&v, site));
-                return WaitReg { seq: 0 };
+                if let Some(v) = verdict(&v, site) {
+                    reg.done();
+                    return Err(v);
+                }
             }
         }
     }
-    reg
+    Ok(reg)
 }
 
 /// Wait cycles already reported (by their wait and hold lines).
@@ -1118,18 +1437,14 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
         let list = &holds[&w.ids.inst];
         let mut out = Vec::new();
         if w.kind == LockKind::Semaphore {
-            if list.is_empty()
-                || list
-                    .iter()
-                    .any(|(h, e)| !e.certain() || !holder_stuck(stuck, *h))
-            {
+            if list.is_empty() || list.iter().any(|(h, _)| !holder_stuck(stuck, *h)) {
                 return Vec::new();
             }
             out.extend(list.iter().map(|(h, e)| (*h, Some(*e))));
             return out;
         }
         for (h, e) in list {
-            if *h != w.holder && e.certain() && kept_by(w.mode, e.mode) && holder_stuck(stuck, *h) {
+            if *h != w.holder && kept_by(w.mode, e.mode) && holder_stuck(stuck, *h) {
                 out.push((*h, Some(*e)));
             }
         }
