@@ -24,7 +24,8 @@
 //! waits (its `JoinHandle` returns the panic), so its guards drop and the others go on. The
 //! checks that need no wait run in the `#[track_caller]` method that returns the future, so that
 //! panic points at the user's line; those that need the wait (the wait-for graph, a sync guard
-//! held across it) panic inside the future, with the user's line in the message.
+//! held across it, a wait only an owned guard of the task itself keeps) are raised by the future's
+//! `#[track_caller]` `poll`, which the user's `.await` calls: the user's line as well.
 //!
 //! Tasks are named `task #N` in reports (tokio's task id); start them with [`spawn`] instead of
 //! `tokio::spawn` to get `task #N (spawned at file:line:col)`.

@@ -1534,8 +1534,9 @@ fn wait_edges(waiting: &[Waiter], cycle: &[(usize, Option<Entry>)]) -> Vec<EdgeI
 
 /// Hook of the sync acquisition path (`hooks::check_held`): a guard on this thread's stack that a
 /// different task (or the runtime's root future) took is held by a task suspended at an
-/// `.await`. Reported; returns true when the request is for that very lock (the thread would
-/// block on itself: the report replaces the self-deadlock one).
+/// `.await`. Reported; returns whether the request is for that very lock (the thread would
+/// block on itself: the report replaces the self-deadlock one), and the verdict for the sync
+/// lock's `#[track_caller]` entry point to raise under `panic` (at the user's line).
 #[cold]
 #[inline(never)]
 pub(crate) fn sync_acquire_over_suspended(
@@ -1543,19 +1544,19 @@ pub(crate) fn sync_acquire_over_suspended(
     ids: Ids,
     mode: Mode,
     site: &'static Location<'static>,
-) -> bool {
+) -> (bool, Option<Verdict>) {
     // Plain thread code (no runtime) tags nothing: the common case costs one scan.
     if !s
         .held
         .try_borrow()
         .is_ok_and(|h| h.iter().any(|h| h.task != 0))
     {
-        return false;
+        return (false, None);
     }
     let tag = current_tag();
     let found = {
         let Ok(held) = s.held.try_borrow() else {
-            return false;
+            return (false, None);
         };
         let foreign = |h: &&Held| h.task != 0 && h.task != tag;
         held.iter()
@@ -1564,10 +1565,12 @@ pub(crate) fn sync_acquire_over_suspended(
             .or_else(|| held.iter().find(foreign))
             .copied()
     };
-    let Some(h) = found else { return false };
+    let Some(h) = found else {
+        return (false, None);
+    };
     let me = holder();
-    act(held_across_await(me, ids, mode, site, h));
-    h.inst == ids.inst
+    let v = held_across_await(me, ids, mode, site, h);
+    (h.inst == ids.inst, v)
 }
 
 thread_local! {
