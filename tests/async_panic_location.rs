@@ -5,6 +5,8 @@
 //! flavours and in the `blocking_*` methods.
 //!
 //! One test function: the panic hook is process-wide.
+// Some scenarios hold sync guards across `.await` on purpose: that is what lockcheck reports.
+#![allow(clippy::await_holding_lock)]
 
 use lockcheck::tokio::{Mutex, RwLock, Semaphore};
 use std::future::Future;

@@ -113,8 +113,9 @@ type Sem = ::tokio::sync::Semaphore;
 /// not check again.
 #[track_caller]
 fn precheck(sem: &Sem, r: &Req<'_>) -> Pre {
-    let unavailable = sem.available_permits() < r.permits as usize && !sem.is_closed();
-    let (pre, verdict) = track::precheck(r, unavailable);
+    let available = sem.available_permits();
+    let unavailable = available < r.permits as usize && !sem.is_closed();
+    let (pre, verdict) = track::precheck(r, unavailable, available);
     if let Some(v) = verdict {
         v.raise();
     }
@@ -137,11 +138,11 @@ async fn acquire(sem: &Sem, r: Req<'_>, pre: Pre) -> Result<Result<Hold, Acquire
         p.forget();
         return Ok(Ok(hold));
     }
-    let ctx = track::before(&r, pre)?;
+    let ctx = track::before(&r, pre, sem.available_permits())?;
     let wait = if sem.is_closed() {
         None
     } else {
-        track::must_wait(&ctx, &r, pre)?
+        track::must_wait(&ctx, &r, pre, sem.available_permits())?
     };
     let start = std::time::Instant::now();
     let p = track::waiting(sem.acquire_many(r.permits), wait.as_ref()).await?;

@@ -136,11 +136,17 @@ struct Entry {
     class: u32,
     mode: Mode,
     site: &'static Location<'static>,
-    /// Semaphore permits (1 for locks).
+    /// Permits (semaphores; for an RwLock's write, all of them; 1 otherwise).
     permits: u32,
+    kind: LockKind,
     /// An owned guard (`lock_owned`, `read_owned`, `acquire_owned`, ...): `'static + Send`, made
     /// to move into another task, which lockcheck cannot see. See [`Entry::certain`].
     owned: bool,
+    /// An owned guard that moved from its taker to another holder.
+    moved: bool,
+    /// The trace shows the hold held by its holder (always, but for owned guards: see
+    /// [`rec_acquire`]), so its release goes to the trace.
+    in_trace: bool,
     /// Acquisition time, when a trace is recorded (hold times).
     since: Option<Instant>,
 }
@@ -166,7 +172,10 @@ impl Entry {
             mode: h.mode,
             site: h.site,
             permits: 1,
+            kind: LockKind::Mutex,
             owned: false,
+            moved: false,
+            in_trace: true,
             since: None,
         }
     }
@@ -395,20 +404,28 @@ impl Hold {
             }
             Some((e, last))
         });
-        let Some((mut e, last)) = moved else { return };
-        let since = e.since;
-        if since.is_some() {
+        let Some((e, last)) = moved else { return };
+        if let Some(since) = e.since {
+            rec_moved(from, e, since, last);
+        }
+        let mut e = e;
+        e.moved = true;
+        e.in_trace = false;
+        if e.since.is_some() {
             e.since = Some(Instant::now());
         }
         with_shard(to, |s| s.by_holder.entry(to).or_default().push(e));
-        if let Some(since) = since {
-            rec_moved(from, to, e, since, last);
-        }
     }
 
     /// Forgets the hold (guard dropped or permits forgotten). An owned guard dropped in another
     /// holder moves there first ([`Hold::touch`]), so the release is the dropper's.
     pub(crate) fn release(&mut self) {
+        self.release_as(true);
+    }
+
+    /// [`release`](Self::release); `record`: write the release to the trace (not when the
+    /// permits stay held, merged into another hold).
+    fn release_as(&mut self, record: bool) {
         self.touch();
         let token = std::mem::replace(&mut self.token, 0);
         if token == 0 {
@@ -434,12 +451,16 @@ impl Hold {
             }
             Some((e, last, pending))
         });
-        if let Some((e, last, pending)) = gone {
-            if let Some(since) = e.since {
-                rec_release(holder, e, since, last);
-            }
+        if let Some((mut e, last, pending)) = gone {
             if let Some(p) = pending {
+                // Before the release in the trace: the guard was held during those requests.
+                if record && e.since.is_some() {
+                    rec_confirmed(holder, &mut e, &p);
+                }
                 confirm_owned(holder, &e, p);
+            }
+            if let Some(since) = e.since.filter(|_| record) {
+                rec_release(holder, e, since, last);
             }
         }
     }
@@ -493,7 +514,8 @@ impl Hold {
 
     /// Merges another hold of the same semaphore into this one.
     pub(crate) fn merge(&self, mut other: Hold, n: u32) {
-        other.release();
+        // Its permits stay held, by this hold: no release in the trace.
+        other.release_as(false);
         if self.token == 0 {
             return;
         }
@@ -632,10 +654,11 @@ impl Pre {
 /// now (`unavailable`), a task waiting for permits only it holds. Returns the verdict to raise
 /// under `panic`. The future re-checks only if it runs in another holder (it was moved to
 /// another task before its first poll).
-pub(crate) fn precheck(r: &Req<'_>, unavailable: bool) -> (Pre, Option<Verdict>) {
+pub(crate) fn precheck(r: &Req<'_>, unavailable: bool, available: usize) -> (Pre, Option<Verdict>) {
     let Some((ctx, sync)) = prepare(r) else {
         return (Pre::NONE, None);
     };
+    rec_request(&ctx, r, available);
     if !ctx.check {
         return (Pre::NONE, None);
     }
@@ -656,11 +679,15 @@ pub(crate) fn precheck(r: &Req<'_>, unavailable: bool) -> (Pre, Option<Verdict>)
 /// poll of the inner semaphore, so that what it finds is reported before any hang. Skipped when
 /// [`precheck`] did them for this holder.
 /// Returns the verdict to raise under `panic` (at the user's `.await`, see `tokio::Checked`).
-pub(crate) fn before(r: &Req<'_>, pre: Pre) -> Result<Option<Ctx>, Verdict> {
+pub(crate) fn before(r: &Req<'_>, pre: Pre, available: usize) -> Result<Option<Ctx>, Verdict> {
     let Some((ctx, sync)) = prepare(r) else {
         return Ok(None);
     };
-    if !ctx.check || pre.covers(&ctx) {
+    if pre.covers(&ctx) {
+        return Ok(Some(ctx));
+    }
+    rec_request(&ctx, r, available);
+    if !ctx.check {
         return Ok(Some(ctx));
     }
     let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
@@ -886,6 +913,39 @@ fn confirm_owned(holder: u64, owned: &Entry, p: Pending) {
     });
 }
 
+/// The trace of a confirmed owned guard (dropped by the holder that had it all along): it shows
+/// the guard held again (a `try` acquisition, no dependency of its own) and, under it, a request
+/// of each lock the holder took meanwhile, so that the analyzer makes the dependencies the runtime
+/// just added (with the locks held at the drop rather than at each acquisition).
+fn rec_confirmed(holder: u64, e: &mut Entry, p: &Pending) {
+    if flags() & flag::RECORD == 0 || p.deps.is_empty() {
+        return;
+    }
+    let ids = Ids {
+        inst: e.inst,
+        class: e.class,
+    };
+    if !e.in_trace {
+        rec_acq(
+            holder,
+            ids,
+            e.mode,
+            How::Try,
+            e.site,
+            0,
+            events_of(e.kind, e.permits),
+        );
+        e.in_trace = true;
+    }
+    for d in &p.deps {
+        let dep = Ids {
+            inst: d.inst,
+            class: d.class,
+        };
+        recorder::on_task_request(holder, dep, LockKind::Mutex, d.mode, d.site, 0);
+    }
+}
+
 /// Dependencies a shard remembers as checked; past it the cache is emptied (re-checks only).
 const CHECKED_MAX: usize = 1 << 14;
 
@@ -915,18 +975,168 @@ pub(crate) fn record(ctx: Option<Ctx>, r: &Req<'_>, wait_ns: u64) -> Hold {
 
 /// A trace event of an async acquisition (when recording): a task's events go to the task's own
 /// stream (its holder id as thread number, named `task #N`), wherever it runs; a thread's to the
-/// thread's.
+/// thread's. An owned guard's hold is not known to stay with its taker (see [`Entry::certain`]),
+/// so the trace shows it released right away; it shows it held again where the runtime
+/// establishes who has it ([`rec_establish`]).
 fn rec_acquire(ctx: &Ctx, r: &Req<'_>, how: How, wait_ns: u64) {
     if flags() & flag::RECORD == 0 {
         return;
     }
-    if is_task(ctx.holder) {
-        recorder::on_task_acquire(ctx.holder, ctx.ids, r.mode, how, r.site, wait_ns);
-    } else {
-        recorder::on_acquire(ctx.ids, r.mode, how, r.site, wait_ns);
+    let n = events_of(r.kind, r.permits);
+    rec_acq(ctx.holder, ctx.ids, r.mode, how, r.site, wait_ns, n);
+    if r.owned {
+        rec_rel(ctx.holder, ctx.ids, 0, n, false);
     }
 }
 
+/// `n` acquisitions in `holder`'s stream.
+fn rec_acq(
+    holder: u64,
+    ids: Ids,
+    mode: Mode,
+    how: How,
+    site: &'static Location<'static>,
+    wait_ns: u64,
+    n: u32,
+) {
+    let here = on_this_thread(holder);
+    for _ in 0..n {
+        if here {
+            recorder::on_acquire(ids, mode, how, site, wait_ns);
+        } else {
+            recorder::on_task_acquire(holder, ids, mode, how, site, wait_ns);
+        }
+    }
+}
+
+/// `n` releases in `holder`'s stream; `last`: the holder holds nothing after them.
+fn rec_rel(holder: u64, ids: Ids, hold_ns: u64, n: u32, last: bool) {
+    let here = on_this_thread(holder);
+    for i in 0..n {
+        if here {
+            recorder::on_release(ids, hold_ns);
+        } else {
+            recorder::on_task_release(holder, ids, hold_ns, last && i + 1 == n);
+        }
+    }
+}
+
+/// Whether `holder` is the current thread (its events go to the thread's own buffer). A task,
+/// or a thread other than this one (an owned guard taken on a thread and used elsewhere), has
+/// its events put in a stream of its own number.
+fn on_this_thread(holder: u64) -> bool {
+    !is_task(holder) && STATE.try_with(|s| s.id()).is_ok_and(|me| me == holder)
+}
+
+/// The runtime established that `holder` has the owned guard `e` (a self-deadlock or a wait
+/// cycle through it): the trace shows it held by `holder` again from here (a `try` acquisition:
+/// no dependency of its own), and the guard's hold is then released in the trace with it.
+fn rec_establish(holder: u64, e: &Entry) {
+    if flags() & flag::RECORD == 0 || !e.owned {
+        return;
+    }
+    let token = e.token;
+    let first = with_shard(holder, |s| {
+        let x = s
+            .by_holder
+            .get_mut(&holder)?
+            .iter_mut()
+            .find(|x| x.token == token)?;
+        Some(!std::mem::replace(&mut x.in_trace, true))
+    });
+    if first == Some(true) {
+        let ids = Ids {
+            inst: e.inst,
+            class: e.class,
+        };
+        rec_acq(
+            holder,
+            ids,
+            e.mode,
+            How::Try,
+            e.site,
+            0,
+            events_of(e.kind, e.permits),
+        );
+    }
+}
+
+/// Trace events of one acquisition or release: one per semaphore permit (an event is one permit,
+/// as the sync `Semaphore` records them, so that the analyzer counts what a holder has), one for
+/// a lock.
+fn events_of(kind: LockKind, permits: u32) -> u32 {
+    if kind == LockKind::Semaphore {
+        permits
+    } else {
+        1
+    }
+}
+
+/// The `request` event of a blocking acquisition, before its checks (so that an acquisition the
+/// runtime stops is in the trace), when the holder holds something (otherwise it can make no
+/// dependency nor wait for itself). A semaphore's capacity, for the analyzer's self-deadlock
+/// rule: what is available plus what every holder has.
+fn rec_request(ctx: &Ctx, r: &Req<'_>, available: usize) {
+    if flags() & flag::RECORD == 0 {
+        return;
+    }
+    let tag = ctx.tag;
+    // The sync guards this holder took: their events are in the thread's stream, so a task's
+    // stream shows them held around the request (a `try` acquisition and a release: no
+    // dependency of their own), for the analyzer's held set to be the runtime's.
+    let sync: Vec<Held> = if tag != 0 && is_task(ctx.holder) {
+        STATE
+            .try_with(|s| {
+                s.held
+                    .try_borrow()
+                    .map(|h| h.iter().filter(|h| h.task == tag).copied().collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let holds_sync = tag != 0
+        && (!sync.is_empty()
+            || STATE
+                .try_with(|s| {
+                    s.held
+                        .try_borrow()
+                        .is_ok_and(|h| h.iter().any(|h| h.task == tag))
+                })
+                .unwrap_or(false));
+    let holder = ctx.holder;
+    let holds_async = with_shard(holder, |s| {
+        s.by_holder.get(&holder).is_some_and(|l| !l.is_empty())
+    });
+    if !holds_sync && !holds_async {
+        return;
+    }
+    let ids_of = |h: &Held| Ids {
+        inst: h.inst,
+        class: h.class,
+    };
+    for h in &sync {
+        rec_acq(holder, ids_of(h), h.mode, How::Try, h.site, 0, 1);
+    }
+    let capacity = if r.kind == LockKind::Semaphore {
+        let held: usize = holders_of(ctx.ids.inst)
+            .iter()
+            .map(|(_, e)| e.permits as usize)
+            .sum();
+        available.saturating_add(held)
+    } else {
+        0
+    };
+    recorder::on_task_request(holder, ctx.ids, r.kind, r.mode, r.site, capacity);
+    for h in sync.iter().rev() {
+        rec_rel(holder, ids_of(h), 0, 1, false);
+    }
+}
+
+/// The release of a hold at its guard's drop: in the trace if the trace shows it held (an owned
+/// guard's only where the runtime established its holder). An owned guard released by another
+/// holder than its taker shows a zero-length hold in the releaser's stream: who released it.
 #[cold]
 fn rec_release(holder: u64, e: Entry, since: Instant, last: bool) {
     let hold_ns = since.elapsed().as_nanos() as u64;
@@ -934,20 +1144,23 @@ fn rec_release(holder: u64, e: Entry, since: Instant, last: bool) {
         inst: e.inst,
         class: e.class,
     };
-    if is_task(holder) {
-        recorder::on_task_release(holder, ids, hold_ns, last);
-    } else {
-        recorder::on_release(ids, hold_ns);
+    let n = events_of(e.kind, e.permits);
+    if !e.in_trace {
+        if e.owned && e.moved {
+            rec_acq(holder, ids, e.mode, How::Try, e.site, 0, n);
+        } else {
+            return;
+        }
     }
+    rec_rel(holder, ids, hold_ns, n, last);
 }
 
-/// An owned guard moved from `from` to `to` (the current holder): the trace says so in both
-/// streams, a release in the old holder's and a `try` acquisition (held from now on, no wait, so
-/// no dependency) in the new holder's, so that the analyzer's held sets follow the guard as the
-/// runtime's do and the final release is the new holder's own.
+/// An owned guard moved from `from` to `to` (the current holder): if the trace showed it held by
+/// `from`, it shows it released there; in `to`'s stream it is not shown held (the guard may move
+/// again) until the runtime establishes it ([`rec_establish`]) or `to` releases it.
 #[cold]
-fn rec_moved(from: u64, to: u64, e: Entry, since: Instant, last: bool) {
-    if flags() & flag::RECORD == 0 {
+fn rec_moved(from: u64, e: Entry, since: Instant, last: bool) {
+    if flags() & flag::RECORD == 0 || !e.in_trace {
         return;
     }
     let ids = Ids {
@@ -955,17 +1168,7 @@ fn rec_moved(from: u64, to: u64, e: Entry, since: Instant, last: bool) {
         class: e.class,
     };
     let hold_ns = since.elapsed().as_nanos() as u64;
-    let me = STATE.try_with(|s| s.id()).unwrap_or(0);
-    if is_task(from) || from != me {
-        recorder::on_task_release(from, ids, hold_ns, last);
-    } else {
-        recorder::on_release(ids, hold_ns);
-    }
-    if is_task(to) {
-        recorder::on_task_acquire(to, ids, e.mode, How::Try, e.site, 0);
-    } else {
-        recorder::on_acquire(ids, e.mode, How::Try, e.site, 0);
-    }
+    rec_rel(from, ids, hold_ns, events_of(e.kind, e.permits), last);
 }
 
 fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
@@ -983,7 +1186,10 @@ fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
         mode: r.mode,
         site: r.site,
         permits: r.permits,
+        kind: r.kind,
         owned: r.owned,
+        moved: false,
+        in_trace: !r.owned,
         since: (flags() & flag::RECORD != 0).then(Instant::now),
     };
     match s.by_holder.get_mut(&ctx.holder) {
@@ -1014,6 +1220,7 @@ pub(crate) fn must_wait(
     ctx: &Option<Ctx>,
     r: &Req<'_>,
     pre: Pre,
+    available: usize,
 ) -> Result<Option<WaitReg>, Verdict> {
     let Some(ctx) = ctx.as_ref().filter(|c| c.check) else {
         return Ok(None);
@@ -1045,6 +1252,16 @@ pub(crate) fn must_wait(
             holder: ctx.holder,
             entry: e,
             ids: ctx.ids,
+            kind: r.kind,
+            capacity: if r.kind == LockKind::Semaphore {
+                let held: usize = holders_of(ctx.ids.inst)
+                    .iter()
+                    .map(|(_, e)| e.permits as usize)
+                    .sum();
+                available.saturating_add(held)
+            } else {
+                0
+            },
             mode: r.mode,
             site: r.site,
             start: Instant::now(),
@@ -1076,6 +1293,9 @@ pub(crate) struct Suspect {
     holder: u64,
     entry: Entry,
     ids: Ids,
+    kind: LockKind,
+    /// A semaphore's permits (available and held), for the trace's `request`.
+    capacity: usize,
     mode: Mode,
     site: &'static Location<'static>,
     start: Instant,
@@ -1095,6 +1315,18 @@ impl Suspect {
     }
 
     fn report(&self) -> Option<Verdict> {
+        // The trace: the guard held by the waiter, and the wait for it.
+        rec_establish(self.holder, &self.entry);
+        if flags() & flag::RECORD != 0 {
+            recorder::on_task_request(
+                self.holder,
+                self.ids,
+                self.kind,
+                self.mode,
+                self.site,
+                self.capacity,
+            );
+        }
         self_violation(
             self.holder,
             ViolationKind::SelfDeadlock,
@@ -1347,7 +1579,13 @@ fn register(
         suspect,
         done: false,
     };
-    if let Some(edges) = edges {
+    if let Some((edges, owned)) = edges {
+        if flags() & flag::RECORD != 0 {
+            for o in &owned {
+                rec_establish(o.holder, &o.entry);
+                recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0);
+            }
+        }
         let v = as_busy(|_| {
             let v = Violation {
                 kind: ViolationKind::Deadlock,
@@ -1400,7 +1638,7 @@ fn kept_by(want: Mode, held: Mode) -> bool {
 /// queued before it, since tokio's RwLock is fair; for a semaphore, every permit held, by holders
 /// in the set, and none by an owned permit that may have moved). A holder is in the set only
 /// while every one of its waits is. Returns the cycle through the newest wait, as report edges.
-fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
+fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<Establish>)> {
     let n = waiting.len();
     let mut holds: HashMap<u64, Vec<(u64, Entry)>> = HashMap::new();
     for w in waiting {
@@ -1490,10 +1728,36 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
             // The first element's hold is what the last one waits for.
             let mut cycle: Vec<(usize, Option<Entry>)> = path[pos..].to_vec();
             cycle[0].1 = entry;
-            return Some(wait_edges(waiting, &cycle));
+            let owned = cycle
+                .iter()
+                .filter_map(|&(wi, e)| {
+                    let e = e.filter(|e| e.owned)?;
+                    let w = &waiting[wi];
+                    Some(Establish {
+                        holder: w.holder,
+                        entry: e,
+                        ids: w.ids,
+                        kind: w.kind,
+                        mode: w.mode,
+                        site: w.site,
+                    })
+                })
+                .collect();
+            return Some((wait_edges(waiting, &cycle), owned));
         }
         path.push((j, entry));
     }
+}
+
+/// An owned guard in a wait cycle, the holder that has it and what that holder waits for: the
+/// trace shows the guard held by it and the wait again under it ([`rec_establish`]).
+struct Establish {
+    holder: u64,
+    entry: Entry,
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
 }
 
 /// Report edges of a wait cycle: element `k` holds (entry) what element `k - 1` waits for.
@@ -1633,6 +1897,11 @@ fn sync_after_async(meta: &Meta, mode: Mode, site: &'static Location<'static>, i
         return;
     }
     let Some(key) = key else { return };
+    if flags() & flag::RECORD != 0 && is_task(holder) {
+        // The sync acquisition is in the thread's stream; the task's stream shows it requested
+        // under the task's async holds, for the analyzer's dependency.
+        recorder::on_task_request(holder, ids, LockKind::Mutex, mode, site, 0);
+    }
     let _ = STATE.try_with(|s| {
         if let Ok(h) = s.held.try_borrow() {
             held.extend(
@@ -1678,6 +1947,7 @@ fn held_across_await(
     site: &'static Location<'static>,
     h: Held,
 ) -> Option<Verdict> {
+    rec_await(me, ids, mode, site, &h);
     let owner = if h.task == ROOT_TAG {
         "the runtime's root future (`block_on`)".to_owned()
     } else {
@@ -1718,6 +1988,7 @@ fn held_across_await_self(
     site: &'static Location<'static>,
     h: Held,
 ) -> Option<Verdict> {
+    rec_await(me, ids, mode, site, &h);
     let edges = as_busy(|_| {
         let mut e0 = EdgeInfo::on_lock(
             me,
@@ -1733,6 +2004,21 @@ fn held_across_await_self(
         vec![e0]
     });
     report_await(edges?, site, h.site)
+}
+
+/// The trace's record of a sync guard `h` held across an `.await` while `me` requests `ids`
+/// (the `held_across_await` event, in `me`'s stream), so that `lockcheck analyze` reports what
+/// the runtime does.
+fn rec_await(me: u64, ids: Ids, mode: Mode, site: &'static Location<'static>, h: &Held) {
+    if flags() & flag::RECORD == 0 {
+        return;
+    }
+    let owner = if h.task == ROOT_TAG { 0 } else { h.task };
+    let held = Ids {
+        inst: h.inst,
+        class: h.class,
+    };
+    recorder::on_held_across_await(me, ids, mode, site, held, owner, h.site);
 }
 
 fn report_await(
