@@ -48,6 +48,7 @@
 //! Unlike the sync locks, these are always instrumented when the feature is on, whatever the
 //! build profile: the feature is the switch.
 
+mod guard;
 mod mutex;
 mod rwlock;
 mod semaphore;

@@ -1,6 +1,7 @@
 //! `tokio::sync::Semaphore`, instrumented: permits are holds of the task that acquired them.
 
-use super::track::{Hold, Pre, Req};
+use super::guard::Grant;
+use super::track::{Pre, Req};
 use super::{
     acquire, block_checked, precheck, try_acquire, AcquireError, Checked, Sem, TryAcquireError,
 };
@@ -9,31 +10,26 @@ use crate::checked::report::Verdict;
 use lockcheck_core::trace::{LockKind, Mode};
 use std::fmt;
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::sync::Arc;
 
 /// A fair counting semaphore with `tokio::sync::Semaphore`'s API, checked by lockcheck.
 pub struct Semaphore {
     meta: Meta,
-    s: Sem,
+    pub(super) s: Sem,
 }
 
 /// Permits of a [`Semaphore`], given back when dropped.
 #[must_use]
 pub struct SemaphorePermit<'a> {
-    sem: &'a Semaphore,
-    permits: u32,
-    hold: Hold,
+    g: Grant<&'a Semaphore>,
 }
 
 /// Permits of an `Arc`'d [`Semaphore`] (`acquire_owned`): `'static`, made to be moved into a
 /// spawned task (see the module docs on owned guards).
 #[must_use]
 pub struct OwnedSemaphorePermit {
-    sem: Arc<Semaphore>,
-    permits: u32,
-    hold: Hold,
+    g: Grant<Arc<Semaphore>>,
 }
 
 impl Semaphore {
@@ -123,9 +119,7 @@ impl Semaphore {
     ) -> Result<Result<SemaphorePermit<'_>, AcquireError>, Verdict> {
         let hold = acquire(&self.s, self.req(n, site, false), pre).await?;
         Ok(hold.map(|hold| SemaphorePermit {
-            sem: self,
-            permits: n,
-            hold,
+            g: Grant::new(self, n, hold),
         }))
     }
 
@@ -148,9 +142,7 @@ impl Semaphore {
     ) -> Result<SemaphorePermit<'_>, TryAcquireError> {
         let hold = try_acquire(&self.s, self.req(n, site, false))?;
         Ok(SemaphorePermit {
-            sem: self,
-            permits: n,
-            hold,
+            g: Grant::new(self, n, hold),
         })
     }
 
@@ -205,9 +197,7 @@ impl Semaphore {
     ) -> Result<Result<OwnedSemaphorePermit, AcquireError>, Verdict> {
         let hold = acquire(&self.s, self.req(n, site, true), pre).await?;
         Ok(hold.map(|hold| OwnedSemaphorePermit {
-            sem: self,
-            permits: n,
-            hold,
+            g: Grant::new(self, n, hold),
         }))
     }
 
@@ -233,9 +223,7 @@ impl Semaphore {
     ) -> Result<OwnedSemaphorePermit, TryAcquireError> {
         let hold = try_acquire(&self.s, self.req(n, site, true))?;
         Ok(OwnedSemaphorePermit {
-            sem: self,
-            permits: n,
-            hold,
+            g: Grant::new(self, n, hold),
         })
     }
 
@@ -293,9 +281,8 @@ impl fmt::Debug for Semaphore {
 
 impl<'a> SemaphorePermit<'a> {
     /// Keeps the permits out of the semaphore for good (they are no longer held).
-    pub fn forget(mut self) {
-        self.hold.release();
-        self.permits = 0;
+    pub fn forget(self) {
+        self.g.forget();
     }
 
     /// Merges another permit of the same semaphore into this one.
@@ -304,63 +291,42 @@ impl<'a> SemaphorePermit<'a> {
     /// If `other` is of another semaphore.
     pub fn merge(&mut self, other: Self) {
         assert!(
-            std::ptr::eq(self.sem, other.sem),
+            std::ptr::eq(self.g.lock, other.g.lock),
             "merging permits from different semaphore instances"
         );
-        let other = ManuallyDrop::new(other);
-        // SAFETY: `other` is never dropped; its hold is read out once.
-        let hold = unsafe { std::ptr::read(&other.hold) };
-        self.hold.merge(hold, other.permits);
-        self.permits += other.permits;
+        self.g.merge(other.g);
     }
 
     /// Splits `n` permits off into a new permit; `None` if this one has fewer.
     pub fn split(&mut self, n: usize) -> Option<Self> {
-        let n = u32::try_from(n).ok()?;
-        if n > self.permits {
-            return None;
-        }
-        self.permits -= n;
         Some(SemaphorePermit {
-            sem: self.sem,
-            permits: n,
-            hold: self.hold.split(n),
+            g: self.g.split(n)?,
         })
     }
 
     /// The semaphore the permits are of.
     pub fn semaphore(&self) -> &'a Semaphore {
-        self.sem
+        self.g.lock
     }
 
     /// How many permits this holds.
     pub fn num_permits(&self) -> usize {
-        self.permits as usize
-    }
-}
-
-impl Drop for SemaphorePermit<'_> {
-    fn drop(&mut self) {
-        self.hold.release();
-        if self.permits > 0 {
-            self.sem.s.add_permits(self.permits as usize);
-        }
+        self.g.permits as usize
     }
 }
 
 impl fmt::Debug for SemaphorePermit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SemaphorePermit")
-            .field("permits", &self.permits)
+            .field("permits", &self.g.permits)
             .finish()
     }
 }
 
 impl OwnedSemaphorePermit {
     /// Keeps the permits out of the semaphore for good (they are no longer held).
-    pub fn forget(mut self) {
-        self.hold.release();
-        self.permits = 0;
+    pub fn forget(self) {
+        self.g.forget();
     }
 
     /// Merges another permit of the same semaphore into this one.
@@ -369,57 +335,34 @@ impl OwnedSemaphorePermit {
     /// If `other` is of another semaphore.
     pub fn merge(&mut self, other: Self) {
         assert!(
-            Arc::ptr_eq(&self.sem, &other.sem),
+            Arc::ptr_eq(&self.g.lock, &other.g.lock),
             "merging permits from different semaphore instances"
         );
-        let other = ManuallyDrop::new(other);
-        // SAFETY: `other` is never dropped; each field is read out once.
-        let (sem, hold) = unsafe { (std::ptr::read(&other.sem), std::ptr::read(&other.hold)) };
-        drop(sem);
-        self.hold.merge(hold, other.permits);
-        self.permits += other.permits;
+        self.g.merge(other.g);
     }
 
     /// Splits `n` permits off into a new permit; `None` if this one has fewer.
     pub fn split(&mut self, n: usize) -> Option<Self> {
-        let n = u32::try_from(n).ok()?;
-        if n > self.permits {
-            return None;
-        }
-        self.permits -= n;
         Some(OwnedSemaphorePermit {
-            sem: Arc::clone(&self.sem),
-            permits: n,
-            hold: self.hold.split(n),
+            g: self.g.split(n)?,
         })
     }
 
     /// The semaphore the permits are of.
     pub fn semaphore(&self) -> &Arc<Semaphore> {
-        self.hold.touch();
-        &self.sem
+        &self.g.touch().lock
     }
 
     /// How many permits this holds.
     pub fn num_permits(&self) -> usize {
-        self.hold.touch();
-        self.permits as usize
-    }
-}
-
-impl Drop for OwnedSemaphorePermit {
-    fn drop(&mut self) {
-        self.hold.release();
-        if self.permits > 0 {
-            self.sem.s.add_permits(self.permits as usize);
-        }
+        self.g.touch().permits as usize
     }
 }
 
 impl fmt::Debug for OwnedSemaphorePermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedSemaphorePermit")
-            .field("permits", &self.permits)
+            .field("permits", &self.g.permits)
             .finish()
     }
 }

@@ -1600,17 +1600,7 @@ fn register(
                 .map(|e| format!("{} {}", e.site, e.held_site))
                 .collect();
             key.sort();
-            let first = DEADLOCK_REPORTED
-                .lock()
-                .get_or_insert_with(HashSet::new)
-                .insert(key);
-            if first {
-                publish(v)
-            } else {
-                let mut v = v;
-                v.message = v.render();
-                v
-            }
+            publish_once(&DEADLOCK_REPORTED, key, v)
         });
         if let Some(v) = v {
             if action() == Action::Panic {
@@ -2028,22 +2018,12 @@ fn report_await(
 ) -> Option<Verdict> {
     let v = as_busy(|_| {
         let key = (site.to_string(), held_site.to_string());
-        let first = AWAIT_REPORTED
-            .lock()
-            .get_or_insert_with(HashSet::new)
-            .insert(key);
         let v = Violation {
             kind: ViolationKind::HeldAcrossAwait,
             edges,
             message: String::new(),
         };
-        if first {
-            publish(v)
-        } else {
-            let mut v = v;
-            v.message = v.render();
-            v
-        }
+        publish_once(&AWAIT_REPORTED, key, v)
     });
     verdict(&v?, site)
 }
@@ -2064,10 +2044,6 @@ fn self_violation(
 ) -> Option<Verdict> {
     let v = as_busy(|_| {
         let key = (site.to_string(), e.site.to_string());
-        let first = SELF_REPORTED
-            .lock()
-            .get_or_insert_with(HashSet::new)
-            .insert(key);
         let lock = LockRef::new(ids.inst, ids.class);
         let mut edge = EdgeInfo::on_lock(
             holder,
@@ -2084,15 +2060,26 @@ fn self_violation(
             edges: vec![edge],
             message: String::new(),
         };
-        if first {
-            publish(v)
-        } else {
-            let mut v = v;
-            v.message = v.render();
-            v
-        }
+        publish_once(&SELF_REPORTED, key, v)
     });
     verdict(&v?, site)
+}
+
+/// Publishes `v` the first time `key` is seen in `reported` (the same bug again is reported once;
+/// the action applies every time, so the message is rendered either way).
+fn publish_once<K: Eq + Hash>(
+    reported: &PlMutex<Option<HashSet<K>>>,
+    key: K,
+    v: Violation,
+) -> Violation {
+    let first = reported.lock().get_or_insert_with(HashSet::new).insert(key);
+    if first {
+        publish(v)
+    } else {
+        let mut v = v;
+        v.message = v.render();
+        v
+    }
 }
 
 /// The configured action on a report: under `panic`, a verdict for the acquiring task to raise
