@@ -139,6 +139,17 @@ async fn acquire(sem: &Sem, r: Req<'_>, pre: Pre) -> Result<Result<Hold, Acquire
         p.forget();
         return Ok(Ok(hold));
     }
+    // Boxed: the waiting path's state (the semaphore's wait, the wait-for registration) would
+    // otherwise make every acquisition's future several times larger, and futures are moved.
+    Box::pin(acquire_slow(sem, r, pre)).await
+}
+
+/// The acquisition that must wait (its fast try failed).
+async fn acquire_slow(
+    sem: &Sem,
+    r: Req<'_>,
+    pre: Pre,
+) -> Result<Result<Hold, AcquireError>, Verdict> {
     let ctx = track::before(&r, pre, sem.available_permits())?;
     let wait = if sem.is_closed() {
         None

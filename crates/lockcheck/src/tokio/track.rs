@@ -211,6 +211,9 @@ struct Shard {
     next_token: u64,
     /// This shard's index in [`HOLDS`].
     idx: u64,
+    /// Holders with a non-empty list, per occupancy bit ([`occupancy_bit`]): the shard's word
+    /// in [`OCCUPIED`] has a bit set while its count is not zero.
+    occupied: [u32; 64],
     /// Keys of (holder, held set, lock, mode) already checked against the graph.
     checked: HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>,
     /// Dependencies from an owned guard of a holder that may still have it (by the guard's
@@ -288,6 +291,7 @@ impl ShardLock {
             emptied: 0,
             next_token: 0,
             idx: idx as u64,
+            occupied: [0; 64],
             checked: HashSet::default(),
             pending: HashMap::default(),
         }))
@@ -299,7 +303,51 @@ fn with_shard<R>(holder: u64, f: impl FnOnce(&mut Shard) -> R) -> R {
     HOLDS[idx].with(idx, f)
 }
 
+/// Per shard, a bit per group of holders (by [`occupancy_bit`]) that is set while one of them
+/// holds something: the check made where the user asks for a lock reads it (one load, no
+/// shard lock) to skip the shard when the task holds nothing, the common case. Written only under
+/// the shard's lock (plain stores). A holder's own list changes only where it runs (or, for an
+/// owned guard it adopts, where it runs too), so the bit is exact for the holder reading it.
+static OCCUPIED: [AtomicU64; SHARDS] = [const { AtomicU64::new(0) }; SHARDS];
+
+fn occupancy_bit(holder: u64) -> u64 {
+    1 << (crate::checked::state::mix(holder) >> 58)
+}
+
+/// Whether `holder` may hold async locks (false: it certainly holds none).
+fn may_hold(holder: u64) -> bool {
+    let idx = (crate::checked::state::mix(holder) as usize) % SHARDS;
+    OCCUPIED[idx].load(Ordering::Acquire) & occupancy_bit(holder) != 0
+}
+
 impl Shard {
+    /// `holder`'s list went from empty to non-empty (`on`) or back.
+    fn occupy(&mut self, holder: u64, on: bool) {
+        let bit = occupancy_bit(holder);
+        let c = &mut self.occupied[bit.trailing_zeros() as usize];
+        let before = *c;
+        *c = if on {
+            before + 1
+        } else {
+            before.saturating_sub(1)
+        };
+        if (before == 0) != (*c == 0) {
+            let word = &OCCUPIED[self.idx as usize];
+            let w = word.load(Ordering::Relaxed);
+            word.store(if on { w | bit } else { w & !bit }, Ordering::Release);
+        }
+    }
+
+    /// Pushes onto `holder`'s list, noting its occupancy.
+    fn push_entry(&mut self, holder: u64, e: Entry) {
+        let list = self.by_holder.entry(holder).or_default();
+        let was_empty = list.is_empty();
+        list.push(e);
+        if was_empty {
+            self.occupy(holder, true);
+        }
+    }
+
     /// A token unique across shards.
     fn token(&mut self) -> u64 {
         self.next_token += 1;
@@ -401,6 +449,7 @@ impl Hold {
             let last = list.is_empty();
             if last {
                 s.emptied += 1;
+                s.occupy(from, false);
             }
             Some((e, last))
         });
@@ -414,7 +463,7 @@ impl Hold {
         if e.since.is_some() {
             e.since = Some(Instant::now());
         }
-        with_shard(to, |s| s.by_holder.entry(to).or_default().push(e));
+        with_shard(to, |s| s.push_entry(to, e));
     }
 
     /// Forgets the hold (guard dropped or permits forgotten). An owned guard dropped in another
@@ -432,26 +481,33 @@ impl Hold {
             return;
         }
         let holder = self.holder();
+        // The common case (a plain guard, not recording) returns nothing from the shard: only
+        // an owned guard's pending dependencies or a recorded hold need the entry afterwards.
         let gone = with_shard(holder, |s| {
             let list = s.by_holder.get_mut(&holder)?;
             let i = list.iter().rposition(|e| e.token == token)?;
             let e = list.remove(i);
-            let pending = if e.owned {
-                s.pending.remove(&token)
-            } else {
-                None
-            };
             let last = list.is_empty();
             if last {
+                s.occupy(holder, false);
                 s.emptied += 1;
                 if s.emptied > MAX_EMPTY {
                     s.by_holder.retain(|_, l| !l.is_empty());
                     s.emptied = 0;
                 }
             }
-            Some((e, last, pending))
+            if !e.owned && e.since.is_none() {
+                return None;
+            }
+            let pending = if e.owned {
+                s.pending.remove(&token)
+            } else {
+                None
+            };
+            Some(Box::new((e, last, pending)))
         });
-        if let Some((mut e, last, pending)) = gone {
+        if let Some(gone) = gone {
+            let (mut e, last, pending) = *gone;
             if let Some(p) = pending {
                 // Before the release in the trace: the guard was held during those requests.
                 if record && e.since.is_some() {
@@ -637,11 +693,19 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
 pub(crate) struct Pre {
     /// The holder checked for (None: nothing checked: checking off, lockcheck busy).
     holder: Option<u64>,
+    /// Its tag and the lock's ids, as [`prepare`] found them: the future's fast path, run by
+    /// the same task, takes them from here instead of preparing again.
+    tag: u64,
+    ids: Ids,
 }
 
 impl Pre {
     /// Nothing checked ahead: the future checks.
-    pub(crate) const NONE: Pre = Pre { holder: None };
+    pub(crate) const NONE: Pre = Pre {
+        holder: None,
+        tag: 0,
+        ids: Ids { inst: 0, class: 0 },
+    };
 
     fn covers(self, ctx: &Ctx) -> bool {
         self.holder == Some(ctx.holder)
@@ -664,10 +728,17 @@ pub(crate) fn precheck(r: &Req<'_>, unavailable: bool, available: usize) -> (Pre
     }
     let pre = Pre {
         holder: Some(ctx.holder),
+        tag: ctx.tag,
+        ids: ctx.ids,
     };
-    let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
-    if let Some(v) = report(&ctx, r, sync, scan) {
-        return (pre, Some(v));
+    // Holding nothing (no sync guard of its own, no async hold, no other task's guard on this
+    // thread): nothing to check against, and no shard to lock.
+    let nothing = sync.n == 0 && sync.foreign.is_none() && !may_hold(ctx.holder);
+    if !nothing {
+        let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
+        if let Some(v) = report(&ctx, r, sync, scan) {
+            return (pre, Some(v));
+        }
     }
     if unavailable && r.kind == LockKind::Semaphore {
         return (pre, semaphore_self_deadlock(&ctx, r));
@@ -702,6 +773,22 @@ pub(crate) fn before(r: &Req<'_>, pre: Pre, available: usize) -> Result<Option<C
 /// With the verdict to raise under `panic`: the caller drops the hold and gives the permits back
 /// first.
 pub(crate) fn acquired_now(r: &Req<'_>, pre: Pre) -> (Hold, Option<Verdict>) {
+    // Checked ahead for the task that runs this future (the common case): nothing to prepare or
+    // check again, only the hold to record.
+    if let Some(h) = pre.holder.filter(|&h| is_task(h)) {
+        let me = ::tokio::task::try_id().map(|id| TASK_BIT | task_number(id));
+        if me == Some(h) && flags() & flag::CHECK != 0 {
+            let ctx = Ctx {
+                holder: h,
+                tag: pre.tag,
+                ids: pre.ids,
+                check: true,
+            };
+            let hold = with_shard(h, |s| push(s, &ctx, r));
+            rec_acquire(&ctx, r, How::Blocking, 0);
+            return (hold, None);
+        }
+    }
     let Some((ctx, sync)) = prepare(r) else {
         return (Hold::untracked(), None);
     };
@@ -1192,12 +1279,7 @@ fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
         in_trace: !r.owned,
         since: (flags() & flag::RECORD != 0).then(Instant::now),
     };
-    match s.by_holder.get_mut(&ctx.holder) {
-        Some(list) => list.push(e),
-        None => {
-            s.by_holder.insert(ctx.holder, vec![e]);
-        }
-    }
+    s.push_entry(ctx.holder, e);
     Hold {
         token,
         holder: AtomicU64::new(ctx.holder),
