@@ -37,13 +37,16 @@
 //! What its holder acquires meanwhile waits for the guard's end: dropped by the same holder, it
 //! was held all along, and those dependencies join the lock graph (a cycle they close is
 //! reported then, without the action: it runs in a drop, after the fact); used or dropped by
-//! another task, it may have left before them, and they are forgotten. In the wait-for graph it
-//! counts as held by its holder, so a cycle through it is a real deadlock. A holder waiting for a
-//! lock that only its own owned guard keeps (the same `Mutex` again, the permits of a
-//! `Semaphore`) may have handed the guard to a task that has not used it yet, so it is not
-//! reported before the wait: it is reported as a self-deadlock when the wait lasts one second
-//! with the guard unmoved (raised in the waiting task under `panic`), or when the wait is given
-//! up (a timeout) with the guard unmoved.
+//! another task, it may have left before them, and they are forgotten. In the wait-for graph an
+//! owned guard counts as held by its holder, so a cycle through it is a real deadlock. A holder
+//! waiting for a lock that only its own owned guard keeps (the same `Mutex` again, a write of an
+//! `RwLock` it read-holds owned) may have handed the guard to a task that has not used it yet, so
+//! it is not reported before the wait: it is reported as a self-deadlock when the wait lasts two
+//! seconds with the guard unmoved (raised in the waiting task under `panic`), or when the wait is
+//! given up (a timeout) with the guard unmoved. Owned semaphore permits are the exception:
+//! handed to workers that give them back when done, without ever using them, they are how
+//! concurrency is bounded, so a task waiting for more permits while its workers hold them is not
+//! reported, and they make no wait-for edge.
 //!
 //! Unlike the sync locks, these are always instrumented when the feature is on, whatever the
 //! build profile: the feature is the switch.

@@ -158,7 +158,8 @@ impl Entry {
     /// makes no self-deadlock before a wait (a wait it alone keeps is watched instead, see
     /// [`must_wait`]), and its ordering edges wait for its drop ([`Pending`]) (a task that hands
     /// a guard to a worker and goes on taking locks is the common case, and would otherwise make
-    /// false inversions). In the wait-for graph it counts as held by its holder on record.
+    /// false inversions). In the wait-for graph a guard counts as held by its holder on record
+    /// (owned semaphore permits do not: see `owned_self_block`).
     fn certain(&self) -> bool {
         !self.owned
     }
@@ -1364,7 +1365,7 @@ pub(crate) fn must_wait(
 /// How long a wait kept only by the waiter's own owned guard may last before it is reported as a
 /// self-deadlock (the guard may have moved to a task that has not used it yet: a handed-off guard
 /// is normally used or dropped well within this).
-pub(crate) const OWNED_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const OWNED_GRACE: Duration = Duration::from_secs(2);
 
 const SUSPECT_WAITING: u8 = 0;
 const SUSPECT_CONFIRMED: u8 = 1;
@@ -1420,17 +1421,15 @@ impl Suspect {
     }
 }
 
-/// The owned hold of this holder that alone keeps `r` from its lock: for a lock, an owned guard
-/// of the holder that excludes the request; for a semaphore, every hold is the holder's and one
-/// of them is owned (all of them certain is [`semaphore_self_deadlock`]'s).
+/// The owned guard of this holder that alone keeps `r` from its lock: one that excludes the
+/// request. Not for semaphores: owned permits handed to spawned workers, which give them back
+/// when done without ever using them, are the common way to bound concurrency, and a task
+/// waiting for more while its workers run is no self-deadlock however long they take.
 fn owned_self_block(ctx: &Ctx, r: &Req<'_>) -> Option<Entry> {
-    let holds = holders_of(ctx.ids.inst);
     if r.kind == LockKind::Semaphore {
-        if holds.iter().any(|(h, _)| *h != ctx.holder) {
-            return None;
-        }
-        return holds.iter().find(|(_, e)| e.owned).map(|(_, e)| *e);
+        return None;
     }
+    let holds = holders_of(ctx.ids.inst);
     holds
         .iter()
         .find(|(h, e)| *h == ctx.holder && e.owned && kept_by(r.mode, e.mode))
@@ -1747,7 +1746,13 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<
         let list = &holds[&w.ids.inst];
         let mut out = Vec::new();
         if w.kind == LockKind::Semaphore {
-            if list.is_empty() || list.iter().any(|(h, _)| !holder_stuck(stuck, *h)) {
+            // Owned permits are not known to be with the task on record (see
+            // `owned_self_block`): a semaphore with one is not known to be stuck.
+            if list.is_empty()
+                || list
+                    .iter()
+                    .any(|(h, e)| e.owned || !holder_stuck(stuck, *h))
+            {
                 return Vec::new();
             }
             out.extend(list.iter().map(|(h, e)| (*h, Some(*e))));
