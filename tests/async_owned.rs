@@ -303,3 +303,58 @@ fn an_owned_guard_used_in_another_task_belongs_to_that_task() {
     moved_holder!(Flavor::CurrentThread);
     moved_holder!(Flavor::MultiThread);
 }
+
+/// An owned guard used in the task it was sent to: what that task takes under it is ordered
+/// after it (the new holder counts as the holder), so the reverse order elsewhere is an
+/// inversion; what the task that took it acquired after sending it is not.
+macro_rules! moved_orders {
+    ($fl:expr) => {{
+        let fl = $fl;
+        let (nm, nx, ny) = (
+            name("own.adopt.m", fl),
+            name("own.adopt.x", fl),
+            name("own.adopt.y", fl),
+        );
+        let r = run(fl, move || async move {
+            let m = Arc::new(Mutex::named(nm, 0));
+            let x = Arc::new(Mutex::named(nx, 0));
+            let y = Arc::new(Mutex::named(ny, 0));
+            let g = m.clone().lock_owned().await;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let x2 = x.clone();
+            let adopter = tokio::spawn(async move {
+                let mut g: lockcheck::tokio::OwnedMutexGuard<i32> = rx.await.unwrap();
+                *g += 1; // this task has it now
+                *x2.lock().await += 1; // ordered after m
+                drop(g);
+            });
+            tx.send(g).unwrap();
+            *y.lock().await += 1; // the taker, after sending it: not ordered after m
+            adopter.await.unwrap();
+            // The reverse orders, in another task.
+            let (m3, x3, y3) = (m.clone(), x.clone(), y.clone());
+            tokio::spawn(async move {
+                let _x = x3.lock().await;
+                let _m = m3.lock().await;
+                drop(_m);
+                drop(_x);
+                let _y = y3.lock().await;
+                let _m = m3.lock().await;
+            })
+            .await
+            .unwrap();
+        });
+        assert!(r.is_ok(), "{r:?}");
+        let v = found(nx);
+        assert_eq!(v.len(), 1, "{fl:?}: {v:#?}");
+        assert!(v[0].involves(nm), "{v:#?}");
+        assert!(found(ny).is_empty(), "{fl:?}: {:#?}", found(ny));
+    }};
+}
+
+#[test]
+fn what_the_new_holder_of_an_owned_guard_takes_under_it_is_ordered() {
+    setup();
+    moved_orders!(Flavor::CurrentThread);
+    moved_orders!(Flavor::MultiThread);
+}
