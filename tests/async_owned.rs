@@ -131,9 +131,8 @@ fn owned_guard_handed_to_another_task_orders_nothing() {
     }
 }
 
-/// A task that keeps an owned guard and locks the same mutex again waits for itself: reported as
-/// a self-deadlock when the wait is given up (here a timeout) with the guard still unmoved. Its
-/// look-alike: owned permits handed to workers that hold them longer than the grace period
+/// A task that keeps an owned guard and locks the same mutex again waits for itself: reported as a self-deadlock when the wait is
+/// given up (here a timeout) with the guard still unmoved. Its look-alike: owned permits handed to workers that hold them longer than the grace period
 /// without using them, while the task waits for another permit (a worker pool): silent. A macro,
 /// so that each flavour has lines of its own (a report is made once per pair of lines).
 macro_rules! owned_self {
@@ -173,6 +172,36 @@ macro_rules! owned_self {
         );
         assert!(found(ns).is_empty(), "{fl:?}: {:#?}", found(ns));
     }};
+}
+
+/// The only permit of a semaphore, taken owned and kept, and another asked for: given up with
+/// the permit still the task's, a self-deadlock (a macro: lines of its own per flavour).
+macro_rules! owned_self_sem {
+    ($fl:expr) => {{
+        let fl = $fl;
+        let n = name("own.self.sem", fl);
+        let r = run(fl, move || async move {
+            tokio::spawn(async move {
+                let k = Arc::new(Semaphore::named(n, 1));
+                let p = k.clone().acquire_owned().await.unwrap();
+                assert!(within(50, k.acquire()).await.is_none(), "it does block");
+                drop(p);
+            })
+            .await
+            .unwrap();
+        });
+        assert!(r.is_ok(), "{r:?}");
+        let v = found(n);
+        assert_eq!(v.len(), 1, "{fl:?} {n}: {v:#?}");
+        assert_eq!(v[0].kind, ViolationKind::SelfDeadlock, "{fl:?}");
+    }};
+}
+
+#[test]
+fn an_owned_permit_kept_while_waiting_for_another_is_a_self_deadlock_when_given_up() {
+    setup();
+    owned_self_sem!(Flavor::CurrentThread);
+    owned_self_sem!(Flavor::MultiThread);
 }
 
 #[test]

@@ -45,8 +45,9 @@
 //! seconds with the guard unmoved (raised in the waiting task under `panic`), or when the wait is
 //! given up (a timeout) with the guard unmoved. Owned semaphore permits are the exception:
 //! handed to workers that give them back when done, without ever using them, they are how
-//! concurrency is bounded, so a task waiting for more permits while its workers hold them is not
-//! reported, and they make no wait-for edge.
+//! concurrency is bounded, so a task waiting for more permits while its workers hold them is
+//! reported only if it gives the wait up with the permits still its own (never for the wait's
+//! length), and they make no wait-for edge.
 //!
 //! Unlike the sync locks, these are always instrumented when the feature is on, whatever the
 //! build profile: the feature is the switch.

@@ -1348,11 +1348,12 @@ pub(crate) fn must_wait(
             mode: r.mode,
             site: r.site,
             start: Instant::now(),
+            grace: r.kind != LockKind::Semaphore,
             state: AtomicU8::new(SUSPECT_WAITING),
             waker: PlMutex::new(None),
         })
     });
-    let watch = suspect.is_some();
+    let watch = suspect.as_ref().is_some_and(|s| s.grace);
     let reg = register(
         ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, suspect,
     )?;
@@ -1382,6 +1383,9 @@ pub(crate) struct Suspect {
     mode: Mode,
     site: &'static Location<'static>,
     start: Instant,
+    /// Confirmed by lasting [`OWNED_GRACE`] (locks), or only when given up (semaphores: see
+    /// [`owned_self_block`]).
+    grace: bool,
     state: AtomicU8,
     waker: PlMutex<Option<Waker>>,
 }
@@ -1422,14 +1426,20 @@ impl Suspect {
 }
 
 /// The owned guard of this holder that alone keeps `r` from its lock: one that excludes the
-/// request. Not for semaphores: owned permits handed to spawned workers, which give them back
-/// when done without ever using them, are the common way to bound concurrency, and a task
-/// waiting for more while its workers run is no self-deadlock however long they take.
+/// request; for a semaphore, every hold is the holder's and one of them is owned (all of them
+/// certain is [`semaphore_self_deadlock`]'s). A semaphore's is confirmed only when the wait is
+/// given up, never by its length ([`Suspect::grace`]): owned permits handed to spawned workers,
+/// which give them back when done without ever using them, are the common way to bound
+/// concurrency, and a task waiting for more while its workers run is no self-deadlock however
+/// long they take.
 fn owned_self_block(ctx: &Ctx, r: &Req<'_>) -> Option<Entry> {
-    if r.kind == LockKind::Semaphore {
-        return None;
-    }
     let holds = holders_of(ctx.ids.inst);
+    if r.kind == LockKind::Semaphore {
+        if holds.iter().any(|(h, _)| *h != ctx.holder) {
+            return None;
+        }
+        return holds.iter().find(|(_, e)| e.owned).map(|(_, e)| *e);
+    }
     holds
         .iter()
         .find(|(h, e)| *h == ctx.holder && e.owned && kept_by(r.mode, e.mode))
@@ -1496,7 +1506,7 @@ fn confirm_suspects() -> bool {
     let list: Vec<Arc<Suspect>> = WAITING
         .lock()
         .iter()
-        .filter_map(|w| w.suspect.clone())
+        .filter_map(|w| w.suspect.clone().filter(|s| s.grace))
         .collect();
     let mut left = false;
     for s in &list {
