@@ -5,6 +5,8 @@
 //! flavours and in the `blocking_*` methods.
 //!
 //! One test function: the panic hook is process-wide.
+// Some scenarios hold sync guards across `.await` on purpose: that is what lockcheck reports.
+#![allow(clippy::await_holding_lock)]
 
 use lockcheck::tokio::{Mutex, RwLock, Semaphore};
 use std::future::Future;
@@ -83,6 +85,22 @@ fn panic_on_thread(f: impl FnOnce() + Send + 'static) -> Seen {
         line,
         message,
     }
+}
+
+/// Runs `f` as the root future of a current-thread runtime (on its own thread, under a timeout):
+/// for scenarios whose future is not `Send` (a sync guard across an `.await`); it must panic.
+fn panic_in_block_on<F, Fut>(f: F) -> Seen
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    panic_on_thread(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(f());
+    })
 }
 
 #[track_caller]
@@ -210,6 +228,98 @@ fn async_violations_panic_at_the_users_line() {
         let _q = s.clone().blocking_acquire_owned().unwrap();
     });
     assert_at(&seen, BLOCKING_SEM_LINE, "self-deadlock");
+
+    // Found once the acquisition waits: a sync guard of the waiting (root) future held across
+    // that wait.
+    const ACROSS_LINE: u32 = line!() + 10;
+    let seen = panic_in_block_on(|| async {
+        let s = lockcheck::Mutex::new(0);
+        let a = Arc::new(Mutex::new(0));
+        let g = a.clone().lock_owned().await;
+        let releaser = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(g);
+        });
+        let _sync = s.lock();
+        let _a = a.lock().await;
+        drop(releaser);
+    });
+    assert_at(&seen, ACROSS_LINE, "held across await");
+
+    // A sync lock taken by another task on the same thread while a suspended task holds a sync
+    // guard: raised by the sync lock's `#[track_caller]` entry point.
+    const SYNC_LINE: u32 = line!() + 12;
+    let seen = panic_in_block_on(|| async {
+        let guard = Arc::new(lockcheck::Mutex::new(0));
+        let other = Arc::new(lockcheck::Mutex::new(0));
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async move {
+                let holder = tokio::task::spawn_local(async move {
+                    let _g = guard.lock();
+                    tokio::task::yield_now().await;
+                });
+                let t = tokio::task::spawn_local(async move {
+                    *other.lock() += 1;
+                });
+                let (r1, r2) = (holder.await, t.await);
+                for r in [r2, r1] {
+                    if let Err(e) = r {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                }
+            })
+            .await;
+    });
+    assert_at(&seen, SYNC_LINE, "held across await");
+
+    for multi in [false, true] {
+        // A wait only the task's own owned guard keeps, confirmed after a second unmoved.
+        const OWNED_WAIT_LINE: u32 = line!() + 4;
+        let seen = panic_in_task(multi, || async {
+            let m = Arc::new(Mutex::new(0));
+            let _g = m.clone().lock_owned().await;
+            let _h = m.lock().await;
+        });
+        assert_at(&seen, OWNED_WAIT_LINE, "self-deadlock");
+    }
+
+    // A real deadlock between two tasks: the wait that closes the cycle panics at its line (order
+    // checking off, so that the inversion does not stop the second task before it waits).
+    lockcheck::set_order_checking(false);
+    for multi in [false, true] {
+        const DL_LINE_1: u32 = line!() + 10;
+        const DL_LINE_2: u32 = line!() + 14;
+        let seen = panic_in_task(multi, || async {
+            let a = Arc::new(Mutex::new(0));
+            let b = Arc::new(Mutex::new(0));
+            let barrier = Arc::new(tokio::sync::Barrier::new(2));
+            let (a1, b1, bar1) = (a.clone(), b.clone(), barrier.clone());
+            let t1 = tokio::spawn(async move {
+                let _a = a1.lock().await;
+                bar1.wait().await;
+                let _b = b1.lock().await;
+            });
+            let t2 = tokio::spawn(async move {
+                let _b = b.lock().await;
+                barrier.wait().await;
+                let _a = a.lock().await;
+            });
+            for r in [t1.await, t2.await] {
+                if let Err(e) = r {
+                    // Passed on without running the hook again: the location is the task's.
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            }
+        });
+        assert!(
+            seen.line == DL_LINE_1 || seen.line == DL_LINE_2,
+            "the panic must point at a waiting line: {seen:?}"
+        );
+        assert_eq!(seen.file, file!());
+        assert!(seen.message.contains("deadlock"), "{seen:?}");
+    }
+    lockcheck::set_order_checking(true);
 
     let _ = std::panic::take_hook();
 }

@@ -58,7 +58,8 @@ fn an_inversion_is_one_valid_result_with_related_locations_for_every_edge() {
             "lockcheck/class-lock-order-inversion",
             "lockcheck/hierarchy-violation",
             "lockcheck/self-deadlock",
-            "lockcheck/recursive-read"
+            "lockcheck/recursive-read",
+            "lockcheck/held-across-await"
         ]
     );
     for r in driver["rules"].as_array().unwrap() {

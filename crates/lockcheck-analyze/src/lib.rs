@@ -48,6 +48,7 @@ pub mod baseline;
 pub mod config;
 pub mod cycles;
 pub mod graph;
+pub mod held_across_await;
 pub mod hierarchy;
 pub mod hist;
 pub mod html;
@@ -395,6 +396,8 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     violations.retain(|v| seen_ids.insert(v.id.clone()));
     // A request of a lock the thread already holds: no cycle needed.
     violations.extend(self_deadlock::violations(model));
+    // A sync guard held across an `.await` (the runtime's `held_across_await` events).
+    violations.extend(held_across_await::violations(model));
     let (declared, declared_warnings) = hierarchy::check_declared(model, &opts.config.hierarchy);
     violations.extend(declared);
     warnings.extend(declared_warnings);

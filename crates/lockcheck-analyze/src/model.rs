@@ -336,6 +336,31 @@ pub struct Model {
     pub self_deadlocks: Vec<SelfDeadlock>,
     /// Instances per (class, trace), to name locks briefly.
     pub instances_per_trace: HashMap<(ClassId, u32), u32>,
+    /// Sync locks seen held across an `.await` (`held_across_await` events), distinct by
+    /// (locks, sites).
+    pub held_across_await: Vec<HeldAcrossAwait>,
+}
+
+/// A sync lock held by a suspended task (or a runtime's root future) while a holder on the same
+/// thread requested a lock: the `held_across_await` event of the lockcheck runtime.
+#[derive(Debug, Clone)]
+pub struct HeldAcrossAwait {
+    /// The requesting thread or task.
+    pub thread: ThreadId,
+    /// The lock it requested.
+    pub lock: LockId,
+    /// The requested mode.
+    pub mode: Mode,
+    /// Where it was requested.
+    pub site: Option<SiteId>,
+    /// The sync lock held across the `.await`.
+    pub held: LockId,
+    /// The suspended holder that took it (`None`: a runtime's root future).
+    pub holder: Option<ThreadId>,
+    /// Where it was taken.
+    pub held_site: Option<SiteId>,
+    /// How many times it was seen.
+    pub count: u64,
 }
 
 impl Model {
@@ -796,6 +821,45 @@ impl ModelBuilder {
         Some(i)
     }
 
+    /// A `held_across_await` event: one finding per distinct (locks, sites). It changes no held
+    /// set: the guard's own `acquire` and `release` are in its thread's stream.
+    #[allow(clippy::too_many_arguments)]
+    fn held_across_await(
+        &mut self,
+        t: u64,
+        l: u64,
+        m: Mode,
+        s: Option<u32>,
+        h: u64,
+        ht: u64,
+        hs: Option<u32>,
+    ) {
+        let thread = self.thread(t);
+        let lock = self.lock(l);
+        let site = self.site(s);
+        let held = self.lock(h);
+        let held_site = self.site(hs);
+        let holder = (ht != 0).then(|| self.thread(ht));
+        let found = self
+            .model
+            .held_across_await
+            .iter_mut()
+            .find(|f| (f.lock, f.held, f.site, f.held_site) == (lock, held, site, held_site));
+        match found {
+            Some(f) => f.count += 1,
+            None => self.model.held_across_await.push(HeldAcrossAwait {
+                thread,
+                lock,
+                mode: m,
+                site,
+                held,
+                holder,
+                held_site,
+                count: 1,
+            }),
+        }
+    }
+
     /// Feeds one event of the current trace.
     pub fn event(&mut self, e: &Event) {
         if let Some(t) = self.model.traces.last_mut() {
@@ -1062,6 +1126,15 @@ impl ModelBuilder {
                 self.threads[c as usize].clock.tick(c as u64);
             }
             Event::Drop { .. } => {}
+            Event::HeldAcrossAwait {
+                t,
+                l,
+                m,
+                s,
+                h,
+                ht,
+                hs,
+            } => self.held_across_await(*t, *l, *m, *s, *h, *ht, *hs),
             Event::Stats { c, stats } => {
                 let Some(&id) = self.maps.classes.get(c) else {
                     self.model.anomalies.unknown_class += 1;

@@ -44,6 +44,8 @@ pub const HIERARCHY_VIOLATION: &str = "lockcheck/hierarchy-violation";
 pub const SELF_DEADLOCK: &str = "lockcheck/self-deadlock";
 /// Rule id of a thread read-locking an RwLock it already read-holds.
 pub const RECURSIVE_READ: &str = "lockcheck/recursive-read";
+/// Rule id of a sync lock held by a task suspended at an `.await`.
+pub const HELD_ACROSS_AWAIT: &str = "lockcheck/held-across-await";
 
 /// The rule id of a finding of `kind` (`lock-order-inversion`, `hierarchy-violation`) at `level`
 /// (`instance`, `class`).
@@ -52,6 +54,7 @@ pub fn rule_id(kind: &str, level: &str) -> &'static str {
         ("hierarchy-violation", _) => HIERARCHY_VIOLATION,
         ("self-deadlock", _) => SELF_DEADLOCK,
         ("recursive-read", _) => RECURSIVE_READ,
+        ("held-across-await", _) => HELD_ACROSS_AWAIT,
         (_, "class") => CLASS_LOCK_ORDER_INVERSION,
         _ => LOCK_ORDER_INVERSION,
     }
@@ -126,6 +129,19 @@ queues between them: the writer waits for the first read, and the second read wa
 writer (parking_lot's and std's RwLocks prefer writers). Then the thread waits for itself.",
         fix: "Drop the first read guard before reading again, pass the guarded data down, or use \
 `read_recursive()`, which does not queue behind writers.",
+        category: Category::Finding,
+    },
+    Rule {
+        id: HELD_ACROSS_AWAIT,
+        name: "HeldAcrossAwait",
+        short: "A sync lock is held by an async task suspended at an `.await`.",
+        what: "A task (or a runtime's root future) took a sync lock (`lockcheck::Mutex`, `RwLock`, \
+`sync::Mutex`) and was suspended at an `.await` with the guard alive. The thread then runs other \
+tasks: one that needs that lock blocks the thread, and the holder, which would run on that same \
+thread, never resumes to release it. The lockcheck runtime (feature `tokio`) saw it when another \
+task on the thread, or the holder itself waiting for an async lock, requested a lock.",
+        fix: "Drop the guard before the `.await` (end its block, or `drop(guard)`), or use an async \
+lock (`lockcheck::tokio::Mutex`) if it must stay held across the `.await`.",
         category: Category::Finding,
     },
     Rule {

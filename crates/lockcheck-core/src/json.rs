@@ -128,6 +128,27 @@ pub(crate) fn write_event(e: &Event, out: &mut Vec<u8>) {
             o.num("child", *child);
         }
         Event::Drop { l } => o.num("l", *l),
+        Event::HeldAcrossAwait {
+            t,
+            l,
+            m,
+            s,
+            h,
+            ht,
+            hs,
+        } => {
+            o.num("t", *t);
+            o.num("l", *l);
+            o.raw_str("m", mode_tag(*m));
+            if let Some(s) = s {
+                o.num("s", u64::from(*s));
+            }
+            o.num("h", *h);
+            o.num("ht", *ht);
+            if let Some(hs) = hs {
+                o.num("hs", u64::from(*hs));
+            }
+        }
         Event::Stats { c, stats } => {
             o.num("c", u64::from(*c));
             let ClassStats {
@@ -181,6 +202,7 @@ fn event_tag(e: &Event) -> &'static str {
         Event::Fork { .. } => "fork",
         Event::Join { .. } => "join",
         Event::Drop { .. } => "drop",
+        Event::HeldAcrossAwait { .. } => "held_across_await",
         Event::Stats { .. } => "stats",
     }
 }
@@ -391,6 +413,15 @@ mod tests {
                             wait_ns: n,
                         });
                         v.push(Event::Request { t: n, l: 1, m, s });
+                        v.push(Event::HeldAcrossAwait {
+                            t: n,
+                            l: 2,
+                            m,
+                            s,
+                            h: n / 7,
+                            ht: n ^ 1,
+                            hs: s.map(|x| x / 2),
+                        });
                     }
                 }
                 v.push(Event::Convert { t: n, l: n, m });

@@ -230,6 +230,24 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) {
             b.push(13);
             put_varint(b, *l);
         }
+        Event::HeldAcrossAwait {
+            t,
+            l,
+            m,
+            s,
+            h,
+            ht,
+            hs,
+        } => {
+            b.push(15);
+            put_varint(b, *t);
+            put_varint(b, *l);
+            b.push(mode_code(*m));
+            put_opt(b, s, |b, x| put_varint(b, *x as u64));
+            put_varint(b, *h);
+            put_varint(b, *ht);
+            put_opt(b, hs, |b, x| put_varint(b, *x as u64));
+        }
         Event::Stats { c, stats } => {
             b.push(14);
             put_varint(b, *c as u64);
@@ -476,6 +494,15 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Event, usize)>, DecodeError> {
             child: b.varint()?,
         },
         13 => Event::Drop { l: b.varint()? },
+        15 => Event::HeldAcrossAwait {
+            t: b.varint()?,
+            l: b.varint()?,
+            m: b.mode()?,
+            s: b.opt(|b| b.u32())?,
+            h: b.varint()?,
+            ht: b.varint()?,
+            hs: b.opt(|b| b.u32())?,
+        },
         14 => Event::Stats {
             c: b.u32()?,
             stats: ClassStats {
@@ -599,6 +626,15 @@ mod tests {
             Event::Fork { t: 1, child: 2 },
             Event::Join { t: 1, child: 2 },
             Event::Drop { l: 2 },
+            Event::HeldAcrossAwait {
+                t: 1 << 62 | 7,
+                l: 2,
+                m: Mode::Exclusive,
+                s: Some(3),
+                h: 4,
+                ht: 1 << 62 | 9,
+                hs: None,
+            },
             Event::Stats {
                 c: 1,
                 stats: ClassStats {

@@ -339,6 +339,36 @@ pub enum Event {
         /// Lock.
         l: LockNo,
     },
+    /// A sync lock held across an `.await` (feature `tokio`): `h`, taken by holder `ht` at `hs`,
+    /// was still held while that holder was suspended at an `.await`, seen when holder `t` (another
+    /// task on the same thread, or `ht` itself waiting for an async lock) requested `l` in mode
+    /// `m` at `s`. A thread blocked by a guard whose holder cannot resume. Added within version
+    /// 1: older readers refuse it.
+    HeldAcrossAwait {
+        /// The requesting holder (a thread, or a task: bit 62 set).
+        t: ThreadNo,
+        /// The lock it requested.
+        l: LockNo,
+        /// The requested mode.
+        m: Mode,
+        /// Where it was requested.
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Option::is_none")
+        )]
+        s: Option<SiteNo>,
+        /// The sync lock held across the `.await`.
+        h: LockNo,
+        /// The holder that took `h` and is suspended (a task; 0: a runtime's root future).
+        #[cfg_attr(feature = "serde", serde(default))]
+        ht: ThreadNo,
+        /// Where `h` was taken.
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Option::is_none")
+        )]
+        hs: Option<SiteNo>,
+    },
     /// Statistics of one class, written at the end of a trace.
     Stats {
         /// Class.

@@ -624,6 +624,7 @@ fn tag(e: &Event) -> &'static str {
         Event::Fork { .. } => "fork",
         Event::Join { .. } => "join",
         Event::Drop { .. } => "drop",
+        Event::HeldAcrossAwait { .. } => "held_across_await",
         Event::Stats { .. } => "stats",
     }
 }

@@ -806,8 +806,10 @@ fn check_held(
 ) -> Option<Verdict> {
     // A guard another task left on this thread's stack while suspended at an `.await`.
     #[cfg(feature = "tokio")]
-    if crate::tokio::track::sync_acquire_over_suspended(s, ids, mode, site) {
-        return None;
+    match crate::tokio::track::sync_acquire_over_suspended(s, ids, mode, site) {
+        (_, Some(v)) => return Some(v),
+        (true, None) => return None,
+        (false, None) => {}
     }
     let (key, again) = s.cache_key(ids.inst, mode)?;
     let conflict = if again {

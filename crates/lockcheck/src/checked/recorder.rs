@@ -88,6 +88,18 @@ enum Rec {
     Drop {
         l: u64,
     },
+    /// A sync guard held across an `.await` (feature `tokio`, see `Event::HeldAcrossAwait`).
+    #[cfg(feature = "tokio")]
+    HeldAcrossAwait {
+        l: u64,
+        c: u32,
+        m: Mode,
+        site: Site,
+        h: u64,
+        hc: u32,
+        ht: u64,
+        hsite: Site,
+    },
 }
 
 /// A thread's buffer for one recording generation.
@@ -831,6 +843,31 @@ impl Writer {
             }
             Rec::Fork { child } => Event::Fork { t, child },
             Rec::Join { child } => Event::Join { t, child },
+            #[cfg(feature = "tokio")]
+            Rec::HeldAcrossAwait {
+                l,
+                c,
+                m,
+                site,
+                h,
+                hc,
+                ht,
+                hsite,
+            } => {
+                let l = self.lock(l, c);
+                let h = self.lock(h, hc);
+                let s = Some(self.site(site));
+                let hs = Some(self.site(hsite));
+                Event::HeldAcrossAwait {
+                    t,
+                    l,
+                    m,
+                    s,
+                    h,
+                    ht,
+                    hs,
+                }
+            }
             Rec::Drop { l } => {
                 if self.locks.contains(&l) {
                     self.deferred_drops.push(l);
@@ -1022,6 +1059,79 @@ pub(crate) fn on_task_acquire(
         },
         false,
     );
+}
+
+/// A blocking acquisition by an async task (or a thread in `blocking_*`: `holder` is then this
+/// thread), about to be checked: the `request` event, in the holder's stream.
+#[cfg(feature = "tokio")]
+pub(crate) fn on_task_request(
+    holder: u64,
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    site: Site,
+    capacity: usize,
+) {
+    let here = !crate::tokio::track::is_task(holder)
+        && STATE.try_with(|s| s.id()).is_ok_and(|me| me == holder);
+    if here {
+        return on_request(ids, kind, mode, site, capacity);
+    }
+    if !site_seen_locally(site) {
+        note_site(site);
+    }
+    push_task(
+        holder,
+        Rec::Request {
+            l: ids.inst,
+            c: ids.class,
+            m: mode,
+            site,
+            permits: if kind == LockKind::Semaphore {
+                capacity as u64
+            } else {
+                0
+            },
+        },
+        false,
+    );
+}
+
+/// A sync guard (`held`, taken by `owner` at `held_site`) seen held across an `.await` while
+/// `holder` requests `ids` at `site`: in the requester's stream.
+#[cfg(feature = "tokio")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn on_held_across_await(
+    holder: u64,
+    ids: Ids,
+    mode: Mode,
+    site: Site,
+    held: Ids,
+    owner: u64,
+    held_site: Site,
+) {
+    for s in [site, held_site] {
+        if !site_seen_locally(s) {
+            note_site(s);
+        }
+    }
+    let rec = Rec::HeldAcrossAwait {
+        l: ids.inst,
+        c: ids.class,
+        m: mode,
+        site,
+        h: held.inst,
+        hc: held.class,
+        ht: owner,
+        hsite: held_site,
+    };
+    let here = !crate::tokio::track::is_task(holder)
+        && STATE.try_with(|s| s.id()).is_ok_and(|me| me == holder);
+    if here {
+        push(rec);
+    } else {
+        push_task(holder, rec, false);
+    }
 }
 
 /// A release by an async task; `last`: it holds nothing any more.

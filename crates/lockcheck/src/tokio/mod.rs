@@ -24,23 +24,35 @@
 //! waits (its `JoinHandle` returns the panic), so its guards drop and the others go on. The
 //! checks that need no wait run in the `#[track_caller]` method that returns the future, so that
 //! panic points at the user's line; those that need the wait (the wait-for graph, a sync guard
-//! held across it) panic inside the future, with the user's line in the message.
+//! held across it, a wait only an owned guard of the task itself keeps) are raised by the future's
+//! `#[track_caller]` `poll`, which the user's `.await` calls: the user's line as well.
 //!
 //! Tasks are named `task #N` in reports (tokio's task id); start them with [`spawn`] instead of
 //! `tokio::spawn` to get `task #N (spawned at file:line:col)`.
 //!
 //! **Owned guards** (`lock_owned`, `read_owned`, `write_owned`, `acquire_owned`, ...) are
-//! `'static + Send`, made to move into another task, and lockcheck cannot see a move. Acquiring
-//! one is checked as usual (against what the task holds), and its hold ends wherever it is
-//! dropped. What the task that took it acquires meanwhile waits for that drop: in the same task,
-//! the guard was held all along, and those dependencies join the lock graph (a cycle they close
-//! is reported then, without the action: it runs in a drop, after the fact); in another task, it
-//! may have left before them, and they are forgotten. An owned guard makes no self-deadlock or
-//! wait-for edge.
+//! `'static + Send`, made to move into another task, and no code runs when a value moves: an
+//! owned guard belongs to the task that took it until another task uses it (dereferences, maps,
+//! downgrades, splits) or drops it, and then to that task. Its acquisition is checked as usual.
+//! What its holder acquires meanwhile waits for the guard's end: dropped by the same holder, it
+//! was held all along, and those dependencies join the lock graph (a cycle they close is
+//! reported then, without the action: it runs in a drop, after the fact); used or dropped by
+//! another task, it may have left before them, and they are forgotten. In the wait-for graph an
+//! owned guard counts as held by its holder, so a cycle through it is a real deadlock. A holder
+//! waiting for a lock that only its own owned guard keeps (the same `Mutex` again, a write of an
+//! `RwLock` it read-holds owned) may have handed the guard to a task that has not used it yet, so
+//! it is not reported before the wait: it is reported as a self-deadlock when the wait lasts two
+//! seconds with the guard unmoved (raised in the waiting task under `panic`), or when the wait is
+//! given up (a timeout) with the guard unmoved. Owned semaphore permits are the exception:
+//! handed to workers that give them back when done, without ever using them, they are how
+//! concurrency is bounded, so a task waiting for more permits while its workers hold them is
+//! reported only if it gives the wait up with the permits still its own (never for the wait's
+//! length), and they make no wait-for edge.
 //!
 //! Unlike the sync locks, these are always instrumented when the feature is on, whatever the
 //! build profile: the feature is the switch.
 
+mod guard;
 mod mutex;
 mod rwlock;
 mod semaphore;
@@ -54,6 +66,7 @@ pub use rwlock::{
 };
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
+use crate::checked::report::Verdict;
 use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
@@ -105,8 +118,9 @@ type Sem = ::tokio::sync::Semaphore;
 /// not check again.
 #[track_caller]
 fn precheck(sem: &Sem, r: &Req<'_>) -> Pre {
-    let unavailable = sem.available_permits() < r.permits as usize && !sem.is_closed();
-    let (pre, verdict) = track::precheck(r, unavailable);
+    let available = sem.available_permits();
+    let unavailable = available < r.permits as usize && !sem.is_closed();
+    let (pre, verdict) = track::precheck(r, unavailable, available);
     if let Some(v) = verdict {
         v.raise();
     }
@@ -114,26 +128,85 @@ fn precheck(sem: &Sem, r: &Req<'_>) -> Pre {
 }
 
 /// The checked acquisition of `r.permits` permits: the fast try, else the checks that
-/// [`precheck`] did not do, the wait-for graph, the wait, then the hold.
-async fn acquire(sem: &Sem, r: Req<'_>, pre: Pre) -> Result<Hold, AcquireError> {
+/// [`precheck`] did not do, the wait-for graph, the wait, then the hold. A violation to raise
+/// under `panic` comes back as `Err`, for [`Checked`] to raise at the user's `.await`.
+async fn acquire(sem: &Sem, r: Req<'_>, pre: Pre) -> Result<Result<Hold, AcquireError>, Verdict> {
     if let Ok(p) = sem.try_acquire_many(r.permits) {
-        // Checked after the fact (it did not wait) when not checked before: if the action
-        // panics, `p` gives the permits back as it unwinds.
-        let hold = track::acquired_now(&r, pre);
+        // Checked after the fact (it did not wait) when not checked before.
+        let (hold, v) = track::acquired_now(&r, pre);
+        if let Some(v) = v {
+            // Given back before the panic, so that the other tasks go on.
+            drop(hold);
+            drop(p);
+            return Err(v);
+        }
         p.forget();
-        return Ok(hold);
+        return Ok(Ok(hold));
     }
-    let ctx = track::before(&r, pre);
+    // Boxed: the waiting path's state (the semaphore's wait, the wait-for registration) would
+    // otherwise make every acquisition's future several times larger, and futures are moved.
+    Box::pin(acquire_slow(sem, r, pre)).await
+}
+
+/// The acquisition that must wait (its fast try failed).
+async fn acquire_slow(
+    sem: &Sem,
+    r: Req<'_>,
+    pre: Pre,
+) -> Result<Result<Hold, AcquireError>, Verdict> {
+    let ctx = track::before(&r, pre, sem.available_permits())?;
     let wait = if sem.is_closed() {
         None
     } else {
-        track::must_wait(&ctx, &r, pre)
+        track::must_wait(&ctx, &r, pre, sem.available_permits())?
     };
     let start = std::time::Instant::now();
-    let p = sem.acquire_many(r.permits).await;
-    drop(wait);
-    p?.forget();
-    Ok(track::record(ctx, &r, start.elapsed().as_nanos() as u64))
+    let p = track::waiting(sem.acquire_many(r.permits), wait.as_ref()).await?;
+    if let Some(w) = wait {
+        w.done();
+    }
+    match p {
+        Ok(p) => {
+            p.forget();
+            Ok(Ok(track::record(
+                ctx,
+                &r,
+                start.elapsed().as_nanos() as u64,
+            )))
+        }
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// The future of an acquisition: `F` yields the guard, or the verdict of a violation found while
+/// it ran (the wait-for cycle it closed, a sync guard held across its wait, a suspect wait
+/// confirmed), raised here under `panic`. `poll` is `#[track_caller]`, and the `.await` in the
+/// user's code calls it, so the panic's location is the user's line.
+pub(crate) struct Checked<F>(F);
+
+impl<T, F: Future<Output = Result<T, Verdict>>> Future for Checked<F> {
+    type Output = T;
+
+    #[track_caller]
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        // SAFETY: structural pinning of the only field: `F` is never moved out of `self`.
+        let f = unsafe { self.map_unchecked_mut(|s| &mut s.0) };
+        match f.poll(cx) {
+            Poll::Ready(Ok(v)) => Poll::Ready(v),
+            Poll::Ready(Err(v)) => v.raise(),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Runs a `blocking_*` acquisition on this thread; a verdict is raised at the `#[track_caller]`
+/// caller's location (the user's line).
+#[track_caller]
+fn block_checked<T>(f: impl Future<Output = Result<T, Verdict>>) -> T {
+    match block_on(f) {
+        Ok(v) => v,
+        Err(v) => v.raise(),
+    }
 }
 
 /// A `try_*` acquisition: never blocks, so no check; a success is held.

@@ -2,16 +2,16 @@
 //! semaphore and an `UnsafeCell`), so that every guard, owned and mapped ones included, carries
 //! its hold without wrapping tokio's guard types.
 
+use super::guard::{guard_deref, lock_common, Grant, Lock, LockSem};
 use super::track::{Hold, Req};
-use super::{acquire, block_on, precheck, try_acquire, try_lock_error, Sem, TryLockError};
+use super::{
+    acquire, block_checked, precheck, try_acquire, try_lock_error, Checked, Sem, TryLockError,
+};
 use crate::checked::class::{ClassSrc, Meta};
 use lockcheck_core::trace::{LockKind, Mode};
 use std::cell::UnsafeCell;
-use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
-use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use std::sync::Arc;
 /// Its class is its construction site, or the name given to [`Mutex::named`].
 pub struct Mutex<T: ?Sized> {
     meta: Meta,
-    s: Sem,
+    pub(super) s: Sem,
     c: UnsafeCell<T>,
 }
 
@@ -28,6 +28,11 @@ pub struct Mutex<T: ?Sized> {
 unsafe impl<T> Send for Mutex<T> where T: ?Sized + Send {}
 // SAFETY: as tokio's.
 unsafe impl<T> Sync for Mutex<T> where T: ?Sized + Send {}
+// SAFETY: as tokio's (whose guards hold a reference or an `Arc` to the mutex): the guard's
+// permit gives exclusive access to `T`, which may move to another thread with it.
+unsafe impl<T> Send for MutexGuard<'_, T> where T: ?Sized + Send {}
+// SAFETY: as above.
+unsafe impl<T> Send for OwnedMutexGuard<T> where T: ?Sized + Send {}
 // SAFETY: as tokio's: a shared guard only hands out `&T`.
 unsafe impl<T> Sync for MutexGuard<'_, T> where T: ?Sized + Send + Sync {}
 // SAFETY: as tokio's.
@@ -54,32 +59,30 @@ where
 /// A held [`Mutex`]; unlocks when dropped.
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct MutexGuard<'a, T: ?Sized> {
-    lock: &'a Mutex<T>,
-    hold: Hold,
+    g: Grant<&'a Mutex<T>>,
+    data: *mut T,
 }
 
 /// A held [`Mutex`] behind an `Arc` (`lock_owned`): `'static`, movable to another task.
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct OwnedMutexGuard<T: ?Sized> {
-    lock: Arc<Mutex<T>>,
-    hold: Hold,
+    g: Grant<Arc<Mutex<T>>>,
+    data: *mut T,
 }
 
 /// A held [`Mutex`] narrowed to a part of its value ([`MutexGuard::map`]).
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct MappedMutexGuard<'a, T: ?Sized> {
-    s: &'a Sem,
+    g: Grant<&'a Sem>,
     data: *mut T,
-    hold: Hold,
     marker: PhantomData<&'a mut T>,
 }
 
 /// An owned guard narrowed to a part of its value ([`OwnedMutexGuard::map`]).
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct OwnedMappedMutexGuard<T: ?Sized, U: ?Sized = T> {
+    g: Grant<Arc<Mutex<T>>>,
     data: *mut U,
-    lock: Arc<Mutex<T>>,
-    hold: Hold,
 }
 
 impl<T: ?Sized> Mutex<T> {
@@ -131,18 +134,33 @@ impl<T: ?Sized> Mutex<T> {
         }
     }
 
+    fn guard(&self, hold: Hold) -> MutexGuard<'_, T> {
+        MutexGuard {
+            g: Grant::new(self, 1, hold),
+            data: self.c.get(),
+        }
+    }
+
+    fn owned_guard(this: Arc<Self>, hold: Hold) -> OwnedMutexGuard<T> {
+        let data = this.c.get();
+        OwnedMutexGuard {
+            g: Grant::new(this, 1, hold),
+            data,
+        }
+    }
+
     /// Locks, waiting asynchronously (fairly: FIFO) while another task holds it. Checked before
     /// the first wait: self-deadlock, lock order, deadlock.
     #[track_caller]
     pub fn lock(&self) -> impl Future<Output = MutexGuard<'_, T>> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(site, false));
-        async move {
+        Checked(async move {
             let hold = acquire(&self.s, self.req(site, false), pre)
-                .await
+                .await?
                 .expect("the semaphore of a Mutex is never closed");
-            MutexGuard { lock: self, hold }
-        }
+            Ok(self.guard(hold))
+        })
     }
 
     /// Locks, blocking the current thread (not for async contexts).
@@ -150,11 +168,11 @@ impl<T: ?Sized> Mutex<T> {
     pub fn blocking_lock(&self) -> MutexGuard<'_, T> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(site, false));
-        block_on(async move {
+        block_checked(async move {
             let hold = acquire(&self.s, self.req(site, false), pre)
-                .await
+                .await?
                 .expect("the semaphore of a Mutex is never closed");
-            MutexGuard { lock: self, hold }
+            Ok(self.guard(hold))
         })
     }
 
@@ -163,11 +181,11 @@ impl<T: ?Sized> Mutex<T> {
     pub fn blocking_lock_owned(self: Arc<Self>) -> OwnedMutexGuard<T> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(site, true));
-        block_on(async move {
+        block_checked(async move {
             let hold = acquire(&self.s, self.req(site, true), pre)
-                .await
+                .await?
                 .expect("the semaphore of a Mutex is never closed");
-            OwnedMutexGuard { lock: self, hold }
+            Ok(Self::owned_guard(self, hold))
         })
     }
 
@@ -176,19 +194,19 @@ impl<T: ?Sized> Mutex<T> {
     pub fn lock_owned(self: Arc<Self>) -> impl Future<Output = OwnedMutexGuard<T>> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(site, true));
-        async move {
+        Checked(async move {
             let hold = acquire(&self.s, self.req(site, true), pre)
-                .await
+                .await?
                 .expect("the semaphore of a Mutex is never closed");
-            OwnedMutexGuard { lock: self, hold }
-        }
+            Ok(Self::owned_guard(self, hold))
+        })
     }
 
     /// Locks if free right now (never an ordering edge: it cannot wait).
     #[track_caller]
     pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, TryLockError> {
         match try_acquire(&self.s, self.req(Location::caller(), false)) {
-            Ok(hold) => Ok(MutexGuard { lock: self, hold }),
+            Ok(hold) => Ok(self.guard(hold)),
             Err(_) => Err(try_lock_error()),
         }
     }
@@ -197,85 +215,23 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     pub fn try_lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, TryLockError> {
         match try_acquire(&self.s, self.req(Location::caller(), true)) {
-            Ok(hold) => Ok(OwnedMutexGuard { lock: self, hold }),
+            Ok(hold) => Ok(Self::owned_guard(self, hold)),
             Err(_) => Err(try_lock_error()),
         }
     }
-
-    /// The value, through a unique borrow (no locking needed).
-    pub fn get_mut(&mut self) -> &mut T {
-        self.c.get_mut()
-    }
-
-    /// Consumes the mutex and returns its value.
-    pub fn into_inner(self) -> T
-    where
-        T: Sized,
-    {
-        let mut this = ManuallyDrop::new(self);
-        crate::checked::forget(&this.meta);
-        // SAFETY: `this` is never used or dropped again; the semaphore is dropped in place and
-        // the value read out, each exactly once (`meta` needs no drop).
-        unsafe {
-            std::ptr::drop_in_place(&mut this.s);
-            std::ptr::read(&this.c).into_inner()
-        }
-    }
 }
 
-impl<T: ?Sized> Drop for Mutex<T> {
-    fn drop(&mut self) {
-        crate::checked::forget(&self.meta);
-    }
-}
-
-impl<T> From<T> for Mutex<T> {
-    #[track_caller]
-    fn from(s: T) -> Self {
-        Self::new(s)
-    }
-}
-
-impl<T: Default> Default for Mutex<T> {
-    #[track_caller]
-    fn default() -> Self {
-        Self::new(T::default())
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Mutex");
-        match self.s.try_acquire() {
-            Ok(_permit) => {
-                // SAFETY: the permit excludes every other access while it lives.
-                d.field("data", &unsafe { &*self.c.get() })
-            }
-            Err(_) => d.field("data", &format_args!("<locked>")),
-        };
-        d.finish()
-    }
-}
+lock_common!(Mutex, "Mutex");
 
 impl<'a, T: ?Sized> MutexGuard<'a, T> {
-    fn into_parts(this: Self) -> (&'a Mutex<T>, Hold) {
-        let this = ManuallyDrop::new(this);
-        // SAFETY: read out once, `this` is not dropped.
-        (this.lock, unsafe { std::ptr::read(&this.hold) })
-    }
-
     /// Narrows the guard to a part of the value.
-    pub fn map<U: ?Sized, F>(mut this: Self, f: F) -> MappedMutexGuard<'a, U>
+    pub fn map<U: ?Sized, F>(this: Self, f: F) -> MappedMutexGuard<'a, U>
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        let data = f(&mut *this) as *mut U;
-        let (lock, hold) = Self::into_parts(this);
-        MappedMutexGuard {
-            s: &lock.s,
-            data,
-            hold,
-            marker: PhantomData,
+        match Self::try_map(this, |v| Some(f(v))) {
+            Ok(g) => g,
+            Err(_) => unreachable!("`f` always narrows"),
         }
     }
 
@@ -284,62 +240,66 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        let data = match f(&mut *this) {
-            Some(d) => d as *mut U,
-            None => return Err(this),
-        };
-        let (lock, hold) = Self::into_parts(this);
-        Ok(MappedMutexGuard {
-            s: &lock.s,
-            data,
-            hold,
-            marker: PhantomData,
-        })
+        match f(&mut *this) {
+            Some(d) => {
+                let data = d as *mut U;
+                Ok(MappedMutexGuard::new(this.g, data))
+            }
+            None => Err(this),
+        }
     }
 
     /// The mutex this guard holds.
     pub fn mutex(this: &Self) -> &'a Mutex<T> {
-        this.lock
+        this.g.lock
     }
 }
 
-impl<T: ?Sized> Drop for MutexGuard<'_, T> {
-    fn drop(&mut self) {
-        self.hold.release();
-        self.lock.s.add_permits(1);
+impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
+    fn new<L: Lock + LockSem<'a>>(g: Grant<L>, data: *mut T) -> Self {
+        MappedMutexGuard {
+            g: g.map(L::into_sem),
+            data,
+            marker: PhantomData,
+        }
     }
-}
 
-impl<T: ?Sized> Deref for MutexGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: the guard holds the only permit.
-        unsafe { &*self.lock.c.get() }
+    /// Narrows the guard further.
+    pub fn map<U: ?Sized, F>(this: Self, f: F) -> MappedMutexGuard<'a, U>
+    where
+        F: FnOnce(&mut T) -> &mut U,
+    {
+        match Self::try_map(this, |v| Some(f(v))) {
+            Ok(g) => g,
+            Err(_) => unreachable!("`f` always narrows"),
+        }
     }
-}
 
-impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the guard holds the only permit.
-        unsafe { &mut *self.lock.c.get() }
+    /// Narrows the guard further if `f` returns `Some`; gives it back otherwise.
+    pub fn try_map<U: ?Sized, F>(mut this: Self, f: F) -> Result<MappedMutexGuard<'a, U>, Self>
+    where
+        F: FnOnce(&mut T) -> Option<&mut U>,
+    {
+        match f(&mut *this) {
+            Some(d) => {
+                let data = d as *mut U;
+                Ok(MappedMutexGuard::new(this.g, data))
+            }
+            None => Err(this),
+        }
     }
 }
 
 impl<T: ?Sized> OwnedMutexGuard<T> {
-    fn into_parts(this: Self) -> (Arc<Mutex<T>>, Hold) {
-        let this = ManuallyDrop::new(this);
-        // SAFETY: each field read out once, `this` is not dropped.
-        unsafe { (std::ptr::read(&this.lock), std::ptr::read(&this.hold)) }
-    }
-
     /// Narrows the guard to a part of the value.
-    pub fn map<U: ?Sized, F>(mut this: Self, f: F) -> OwnedMappedMutexGuard<T, U>
+    pub fn map<U: ?Sized, F>(this: Self, f: F) -> OwnedMappedMutexGuard<T, U>
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        let data = f(&mut *this) as *mut U;
-        let (lock, hold) = Self::into_parts(this);
-        OwnedMappedMutexGuard { data, lock, hold }
+        match Self::try_map(this, |v| Some(f(v))) {
+            Ok(g) => g,
+            Err(_) => unreachable!("`f` always narrows"),
+        }
     }
 
     /// Narrows the guard if `f` returns `Some`; gives it back otherwise.
@@ -347,120 +307,31 @@ impl<T: ?Sized> OwnedMutexGuard<T> {
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        let data = match f(&mut *this) {
-            Some(d) => d as *mut U,
-            None => return Err(this),
-        };
-        let (lock, hold) = Self::into_parts(this);
-        Ok(OwnedMappedMutexGuard { data, lock, hold })
+        match f(&mut *this) {
+            Some(d) => {
+                let data = d as *mut U;
+                Ok(OwnedMappedMutexGuard { g: this.g, data })
+            }
+            None => Err(this),
+        }
     }
 
     /// The mutex this guard holds.
     pub fn mutex(this: &Self) -> &Arc<Mutex<T>> {
-        &this.lock
-    }
-}
-
-impl<T: ?Sized> Drop for OwnedMutexGuard<T> {
-    fn drop(&mut self) {
-        self.hold.release();
-        self.lock.s.add_permits(1);
-    }
-}
-
-impl<T: ?Sized> Deref for OwnedMutexGuard<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: the guard holds the only permit.
-        unsafe { &*self.lock.c.get() }
-    }
-}
-
-impl<T: ?Sized> DerefMut for OwnedMutexGuard<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the guard holds the only permit.
-        unsafe { &mut *self.lock.c.get() }
-    }
-}
-
-impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
-    fn into_parts(this: Self) -> (&'a Sem, Hold) {
-        let this = ManuallyDrop::new(this);
-        // SAFETY: read out once, `this` is not dropped.
-        (this.s, unsafe { std::ptr::read(&this.hold) })
-    }
-
-    /// Narrows the guard further.
-    pub fn map<U: ?Sized, F>(mut this: Self, f: F) -> MappedMutexGuard<'a, U>
-    where
-        F: FnOnce(&mut T) -> &mut U,
-    {
-        let data = f(&mut *this) as *mut U;
-        let (s, hold) = Self::into_parts(this);
-        MappedMutexGuard {
-            s,
-            data,
-            hold,
-            marker: PhantomData,
-        }
-    }
-
-    /// Narrows the guard further if `f` returns `Some`; gives it back otherwise.
-    pub fn try_map<U: ?Sized, F>(mut this: Self, f: F) -> Result<MappedMutexGuard<'a, U>, Self>
-    where
-        F: FnOnce(&mut T) -> Option<&mut U>,
-    {
-        let data = match f(&mut *this) {
-            Some(d) => d as *mut U,
-            None => return Err(this),
-        };
-        let (s, hold) = Self::into_parts(this);
-        Ok(MappedMutexGuard {
-            s,
-            data,
-            hold,
-            marker: PhantomData,
-        })
-    }
-}
-
-impl<T: ?Sized> Drop for MappedMutexGuard<'_, T> {
-    fn drop(&mut self) {
-        self.hold.release();
-        self.s.add_permits(1);
-    }
-}
-
-impl<T: ?Sized> Deref for MappedMutexGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: the guard holds the only permit; `data` points into the locked value.
-        unsafe { &*self.data }
-    }
-}
-
-impl<T: ?Sized> DerefMut for MappedMutexGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as above.
-        unsafe { &mut *self.data }
+        &this.g.lock
     }
 }
 
 impl<T: ?Sized, U: ?Sized> OwnedMappedMutexGuard<T, U> {
-    fn into_parts(this: Self) -> (Arc<Mutex<T>>, Hold) {
-        let this = ManuallyDrop::new(this);
-        // SAFETY: each field read out once, `this` is not dropped.
-        unsafe { (std::ptr::read(&this.lock), std::ptr::read(&this.hold)) }
-    }
-
     /// Narrows the guard further.
-    pub fn map<S: ?Sized, F>(mut this: Self, f: F) -> OwnedMappedMutexGuard<T, S>
+    pub fn map<S: ?Sized, F>(this: Self, f: F) -> OwnedMappedMutexGuard<T, S>
     where
         F: FnOnce(&mut U) -> &mut S,
     {
-        let data = f(&mut *this) as *mut S;
-        let (lock, hold) = Self::into_parts(this);
-        OwnedMappedMutexGuard { data, lock, hold }
+        match Self::try_map(this, |v| Some(f(v))) {
+            Ok(g) => g,
+            Err(_) => unreachable!("`f` always narrows"),
+        }
     }
 
     /// Narrows the guard further if `f` returns `Some`; gives it back otherwise.
@@ -468,62 +339,26 @@ impl<T: ?Sized, U: ?Sized> OwnedMappedMutexGuard<T, U> {
     where
         F: FnOnce(&mut U) -> Option<&mut S>,
     {
-        let data = match f(&mut *this) {
-            Some(d) => d as *mut S,
-            None => return Err(this),
-        };
-        let (lock, hold) = Self::into_parts(this);
-        Ok(OwnedMappedMutexGuard { data, lock, hold })
+        match f(&mut *this) {
+            Some(d) => {
+                let data = d as *mut S;
+                Ok(OwnedMappedMutexGuard { g: this.g, data })
+            }
+            None => Err(this),
+        }
     }
 
     /// The mutex this guard holds.
     pub fn mutex(this: &Self) -> &Arc<Mutex<T>> {
-        &this.lock
+        &this.g.lock
     }
 }
 
-impl<T: ?Sized, U: ?Sized> Drop for OwnedMappedMutexGuard<T, U> {
-    fn drop(&mut self) {
-        self.hold.release();
-        self.lock.s.add_permits(1);
-    }
-}
-
-impl<T: ?Sized, U: ?Sized> Deref for OwnedMappedMutexGuard<T, U> {
-    type Target = U;
-    fn deref(&self) -> &U {
-        // SAFETY: the guard holds the only permit; `data` points into the locked value.
-        unsafe { &*self.data }
-    }
-}
-
-impl<T: ?Sized, U: ?Sized> DerefMut for OwnedMappedMutexGuard<T, U> {
-    fn deref_mut(&mut self) -> &mut U {
-        // SAFETY: as above.
-        unsafe { &mut *self.data }
-    }
-}
-
-/// `Debug` and `Display` of a guard: those of the value it derefs to (as tokio's).
-macro_rules! fmt_via_deref {
-    ($($ty:ty => $tgt:ident [$($gen:tt)*]),* $(,)?) => {$(
-        impl<$($gen)*> fmt::Debug for $ty where $tgt: fmt::Debug {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&**self, f)
-            }
-        }
-        impl<$($gen)*> fmt::Display for $ty where $tgt: fmt::Display {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Display::fmt(&**self, f)
-            }
-        }
-    )*};
-}
-pub(super) use fmt_via_deref;
-
-fmt_via_deref!(
-    MutexGuard<'_, T> => T [T: ?Sized],
-    OwnedMutexGuard<T> => T [T: ?Sized],
-    MappedMutexGuard<'_, T> => T [T: ?Sized],
-    OwnedMappedMutexGuard<T, U> => U [T: ?Sized, U: ?Sized],
+// SAFETY (every `deref` below): the guard's grant holds the mutex's only permit, and `data`
+// points into the locked value.
+guard_deref!(
+    MutexGuard<'_, T> => T [T: ?Sized] mut borrowed,
+    MappedMutexGuard<'_, T> => T [T: ?Sized] mut borrowed,
+    OwnedMutexGuard<T> => T [T: ?Sized] mut owned,
+    OwnedMappedMutexGuard<T, U> => U [T: ?Sized, U: ?Sized] mut owned,
 );

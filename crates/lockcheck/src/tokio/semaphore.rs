@@ -1,36 +1,35 @@
 //! `tokio::sync::Semaphore`, instrumented: permits are holds of the task that acquired them.
 
-use super::track::{Hold, Pre, Req};
-use super::{acquire, block_on, precheck, try_acquire, AcquireError, Sem, TryAcquireError};
+use super::guard::Grant;
+use super::track::{Pre, Req};
+use super::{
+    acquire, block_checked, precheck, try_acquire, AcquireError, Checked, Sem, TryAcquireError,
+};
 use crate::checked::class::{ClassSrc, Meta};
+use crate::checked::report::Verdict;
 use lockcheck_core::trace::{LockKind, Mode};
 use std::fmt;
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::sync::Arc;
 
 /// A fair counting semaphore with `tokio::sync::Semaphore`'s API, checked by lockcheck.
 pub struct Semaphore {
     meta: Meta,
-    s: Sem,
+    pub(super) s: Sem,
 }
 
 /// Permits of a [`Semaphore`], given back when dropped.
 #[must_use]
 pub struct SemaphorePermit<'a> {
-    sem: &'a Semaphore,
-    permits: u32,
-    hold: Hold,
+    g: Grant<&'a Semaphore>,
 }
 
 /// Permits of an `Arc`'d [`Semaphore`] (`acquire_owned`): `'static`, made to be moved into a
 /// spawned task (see the module docs on owned guards).
 #[must_use]
 pub struct OwnedSemaphorePermit {
-    sem: Arc<Semaphore>,
-    permits: u32,
-    hold: Hold,
+    g: Grant<Arc<Semaphore>>,
 }
 
 impl Semaphore {
@@ -93,7 +92,7 @@ impl Semaphore {
     #[track_caller]
     pub fn acquire(&self) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
         let pre = self.pre(1, Location::caller(), false);
-        self.acquire_many_at(1, Location::caller(), pre)
+        Checked(self.acquire_many_at(1, Location::caller(), pre))
     }
 
     /// Acquires `n` permits at once.
@@ -103,7 +102,7 @@ impl Semaphore {
         n: u32,
     ) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
         let pre = self.pre(n, Location::caller(), false);
-        self.acquire_many_at(n, Location::caller(), pre)
+        Checked(self.acquire_many_at(n, Location::caller(), pre))
     }
 
     /// The checks that need no wait, at the user's call (see `tokio::precheck`).
@@ -117,13 +116,11 @@ impl Semaphore {
         n: u32,
         site: &'static Location<'static>,
         pre: Pre,
-    ) -> Result<SemaphorePermit<'_>, AcquireError> {
+    ) -> Result<Result<SemaphorePermit<'_>, AcquireError>, Verdict> {
         let hold = acquire(&self.s, self.req(n, site, false), pre).await?;
-        Ok(SemaphorePermit {
-            sem: self,
-            permits: n,
-            hold,
-        })
+        Ok(hold.map(|hold| SemaphorePermit {
+            g: Grant::new(self, n, hold),
+        }))
     }
 
     /// Acquires one permit if one is free right now.
@@ -145,9 +142,7 @@ impl Semaphore {
     ) -> Result<SemaphorePermit<'_>, TryAcquireError> {
         let hold = try_acquire(&self.s, self.req(n, site, false))?;
         Ok(SemaphorePermit {
-            sem: self,
-            permits: n,
-            hold,
+            g: Grant::new(self, n, hold),
         })
     }
 
@@ -155,14 +150,14 @@ impl Semaphore {
     #[track_caller]
     pub fn blocking_acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
         let pre = self.pre(1, Location::caller(), false);
-        block_on(self.acquire_many_at(1, Location::caller(), pre))
+        block_checked(self.acquire_many_at(1, Location::caller(), pre))
     }
 
     /// Acquires `n` permits, blocking the current thread.
     #[track_caller]
     pub fn blocking_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
         let pre = self.pre(n, Location::caller(), false);
-        block_on(self.acquire_many_at(n, Location::caller(), pre))
+        block_checked(self.acquire_many_at(n, Location::caller(), pre))
     }
 
     /// Acquires one permit of an `Arc`'d semaphore; the permit is `'static`.
@@ -171,7 +166,12 @@ impl Semaphore {
         self: Arc<Self>,
     ) -> impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
         let pre = self.pre(1, Location::caller(), true);
-        Self::acquire_many_owned_at(self, 1, Location::caller(), pre)
+        Checked(Self::acquire_many_owned_at(
+            self,
+            1,
+            Location::caller(),
+            pre,
+        ))
     }
 
     /// Acquires `n` permits of an `Arc`'d semaphore; the permit is `'static`.
@@ -181,7 +181,12 @@ impl Semaphore {
         n: u32,
     ) -> impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
         let pre = self.pre(n, Location::caller(), true);
-        Self::acquire_many_owned_at(self, n, Location::caller(), pre)
+        Checked(Self::acquire_many_owned_at(
+            self,
+            n,
+            Location::caller(),
+            pre,
+        ))
     }
 
     async fn acquire_many_owned_at(
@@ -189,13 +194,11 @@ impl Semaphore {
         n: u32,
         site: &'static Location<'static>,
         pre: Pre,
-    ) -> Result<OwnedSemaphorePermit, AcquireError> {
+    ) -> Result<Result<OwnedSemaphorePermit, AcquireError>, Verdict> {
         let hold = acquire(&self.s, self.req(n, site, true), pre).await?;
-        Ok(OwnedSemaphorePermit {
-            sem: self,
-            permits: n,
-            hold,
-        })
+        Ok(hold.map(|hold| OwnedSemaphorePermit {
+            g: Grant::new(self, n, hold),
+        }))
     }
 
     /// [`try_acquire`](Self::try_acquire) on an `Arc`'d semaphore.
@@ -220,9 +223,7 @@ impl Semaphore {
     ) -> Result<OwnedSemaphorePermit, TryAcquireError> {
         let hold = try_acquire(&self.s, self.req(n, site, true))?;
         Ok(OwnedSemaphorePermit {
-            sem: self,
-            permits: n,
-            hold,
+            g: Grant::new(self, n, hold),
         })
     }
 
@@ -230,7 +231,7 @@ impl Semaphore {
     #[track_caller]
     pub fn blocking_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
         let pre = self.pre(1, Location::caller(), true);
-        block_on(Self::acquire_many_owned_at(
+        block_checked(Self::acquire_many_owned_at(
             self,
             1,
             Location::caller(),
@@ -245,7 +246,7 @@ impl Semaphore {
         n: u32,
     ) -> Result<OwnedSemaphorePermit, AcquireError> {
         let pre = self.pre(n, Location::caller(), true);
-        block_on(Self::acquire_many_owned_at(
+        block_checked(Self::acquire_many_owned_at(
             self,
             n,
             Location::caller(),
@@ -280,9 +281,8 @@ impl fmt::Debug for Semaphore {
 
 impl<'a> SemaphorePermit<'a> {
     /// Keeps the permits out of the semaphore for good (they are no longer held).
-    pub fn forget(mut self) {
-        self.hold.release();
-        self.permits = 0;
+    pub fn forget(self) {
+        self.g.forget();
     }
 
     /// Merges another permit of the same semaphore into this one.
@@ -291,63 +291,42 @@ impl<'a> SemaphorePermit<'a> {
     /// If `other` is of another semaphore.
     pub fn merge(&mut self, other: Self) {
         assert!(
-            std::ptr::eq(self.sem, other.sem),
+            std::ptr::eq(self.g.lock, other.g.lock),
             "merging permits from different semaphore instances"
         );
-        let other = ManuallyDrop::new(other);
-        // SAFETY: `other` is never dropped; its hold is read out once.
-        let hold = unsafe { std::ptr::read(&other.hold) };
-        self.hold.merge(hold, other.permits);
-        self.permits += other.permits;
+        self.g.merge(other.g);
     }
 
     /// Splits `n` permits off into a new permit; `None` if this one has fewer.
     pub fn split(&mut self, n: usize) -> Option<Self> {
-        let n = u32::try_from(n).ok()?;
-        if n > self.permits {
-            return None;
-        }
-        self.permits -= n;
         Some(SemaphorePermit {
-            sem: self.sem,
-            permits: n,
-            hold: self.hold.split(n),
+            g: self.g.split(n)?,
         })
     }
 
     /// The semaphore the permits are of.
     pub fn semaphore(&self) -> &'a Semaphore {
-        self.sem
+        self.g.lock
     }
 
     /// How many permits this holds.
     pub fn num_permits(&self) -> usize {
-        self.permits as usize
-    }
-}
-
-impl Drop for SemaphorePermit<'_> {
-    fn drop(&mut self) {
-        self.hold.release();
-        if self.permits > 0 {
-            self.sem.s.add_permits(self.permits as usize);
-        }
+        self.g.permits as usize
     }
 }
 
 impl fmt::Debug for SemaphorePermit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SemaphorePermit")
-            .field("permits", &self.permits)
+            .field("permits", &self.g.permits)
             .finish()
     }
 }
 
 impl OwnedSemaphorePermit {
     /// Keeps the permits out of the semaphore for good (they are no longer held).
-    pub fn forget(mut self) {
-        self.hold.release();
-        self.permits = 0;
+    pub fn forget(self) {
+        self.g.forget();
     }
 
     /// Merges another permit of the same semaphore into this one.
@@ -356,55 +335,34 @@ impl OwnedSemaphorePermit {
     /// If `other` is of another semaphore.
     pub fn merge(&mut self, other: Self) {
         assert!(
-            Arc::ptr_eq(&self.sem, &other.sem),
+            Arc::ptr_eq(&self.g.lock, &other.g.lock),
             "merging permits from different semaphore instances"
         );
-        let other = ManuallyDrop::new(other);
-        // SAFETY: `other` is never dropped; each field is read out once.
-        let (sem, hold) = unsafe { (std::ptr::read(&other.sem), std::ptr::read(&other.hold)) };
-        drop(sem);
-        self.hold.merge(hold, other.permits);
-        self.permits += other.permits;
+        self.g.merge(other.g);
     }
 
     /// Splits `n` permits off into a new permit; `None` if this one has fewer.
     pub fn split(&mut self, n: usize) -> Option<Self> {
-        let n = u32::try_from(n).ok()?;
-        if n > self.permits {
-            return None;
-        }
-        self.permits -= n;
         Some(OwnedSemaphorePermit {
-            sem: Arc::clone(&self.sem),
-            permits: n,
-            hold: self.hold.split(n),
+            g: self.g.split(n)?,
         })
     }
 
     /// The semaphore the permits are of.
     pub fn semaphore(&self) -> &Arc<Semaphore> {
-        &self.sem
+        &self.g.touch().lock
     }
 
     /// How many permits this holds.
     pub fn num_permits(&self) -> usize {
-        self.permits as usize
-    }
-}
-
-impl Drop for OwnedSemaphorePermit {
-    fn drop(&mut self) {
-        self.hold.release();
-        if self.permits > 0 {
-            self.sem.s.add_permits(self.permits as usize);
-        }
+        self.g.touch().permits as usize
     }
 }
 
 impl fmt::Debug for OwnedSemaphorePermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedSemaphorePermit")
-            .field("permits", &self.permits)
+            .field("permits", &self.g.permits)
             .finish()
     }
 }

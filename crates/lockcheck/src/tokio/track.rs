@@ -22,8 +22,10 @@ use std::cell::{Cell, UnsafeCell};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 /// Holder ids of tasks have this bit; lockcheck's thread numbers never reach it.
 const TASK_BIT: u64 = 1 << 62;
@@ -134,21 +136,30 @@ struct Entry {
     class: u32,
     mode: Mode,
     site: &'static Location<'static>,
-    /// Semaphore permits (1 for locks).
+    /// Permits (semaphores; for an RwLock's write, all of them; 1 otherwise).
     permits: u32,
+    kind: LockKind,
     /// An owned guard (`lock_owned`, `read_owned`, `acquire_owned`, ...): `'static + Send`, made
     /// to move into another task, which lockcheck cannot see. See [`Entry::certain`].
     owned: bool,
+    /// An owned guard that moved from its taker to another holder.
+    moved: bool,
+    /// The trace shows the hold held by its holder (always, but for owned guards: see
+    /// [`rec_acquire`]), so its release goes to the trace.
+    in_trace: bool,
     /// Acquisition time, when a trace is recorded (hold times).
     since: Option<Instant>,
 }
 
 impl Entry {
-    /// Whether the entry certainly still belongs to its holder. An owned guard may have moved to
-    /// another task (its hold ends wherever it is dropped), so it does not count as held by the
-    /// task that took it: no self-deadlock, no wait-for edge, and its ordering edges wait for its
-    /// drop ([`Pending`]) (a task that hands a guard to a worker and goes on taking locks is the
-    /// common case, and would otherwise make false inversions).
+    /// Whether the entry certainly still belongs to its holder, for the checks made before any
+    /// wait (order, self-deadlock). An owned guard may have moved into another task that has not
+    /// used it yet (lockcheck sees a move only when the new holder uses or drops the guard): it
+    /// makes no self-deadlock before a wait (a wait it alone keeps is watched instead, see
+    /// [`must_wait`]), and its ordering edges wait for its drop ([`Pending`]) (a task that hands
+    /// a guard to a worker and goes on taking locks is the common case, and would otherwise make
+    /// false inversions). In the wait-for graph a guard counts as held by its holder on record
+    /// (owned semaphore permits do not: see `owned_self_block`).
     fn certain(&self) -> bool {
         !self.owned
     }
@@ -162,7 +173,10 @@ impl Entry {
             mode: h.mode,
             site: h.site,
             permits: 1,
+            kind: LockKind::Mutex,
             owned: false,
+            moved: false,
+            in_trace: true,
             since: None,
         }
     }
@@ -193,8 +207,14 @@ struct Shard {
     by_holder: HoldMap,
     /// Lists emptied since the last sweep (an upper bound of the empty lists in the map).
     emptied: usize,
-    /// Hold tokens: a holder always maps to the same shard, so they are unique per holder.
+    /// Hold tokens, made unique across shards with the shard's index in their low bits (an owned
+    /// guard's entry keeps its token when it moves to another holder, and so to another shard).
     next_token: u64,
+    /// This shard's index in [`HOLDS`].
+    idx: u64,
+    /// Holders with a non-empty list, per occupancy bit ([`occupancy_bit`]): the shard's word
+    /// in [`OCCUPIED`] has a bit set while its count is not zero.
+    occupied: [u32; 64],
     /// Keys of (holder, held set, lock, mode) already checked against the graph.
     checked: HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>,
     /// Dependencies from an owned guard of a holder that may still have it (by the guard's
@@ -243,8 +263,9 @@ impl ShardLock {
         }
     }
 
-    /// Runs `f` on the shard, exclusively. `f` never takes a shard lock (no nesting).
-    fn with<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+    /// Runs `f` on the shard (number `idx`), exclusively. `f` never takes a shard lock (no
+    /// nesting).
+    fn with<R>(&self, idx: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
         let mut spins = 0u32;
         while self.locked.swap(true, Ordering::Acquire) {
             while self.locked.load(Ordering::Relaxed) {
@@ -270,6 +291,8 @@ impl ShardLock {
             by_holder: HoldMap::default(),
             emptied: 0,
             next_token: 0,
+            idx: idx as u64,
+            occupied: [0; 64],
             checked: HashSet::default(),
             pending: HashMap::default(),
         }))
@@ -277,7 +300,60 @@ impl ShardLock {
 }
 
 fn with_shard<R>(holder: u64, f: impl FnOnce(&mut Shard) -> R) -> R {
-    HOLDS[(crate::checked::state::mix(holder) as usize) % SHARDS].with(f)
+    let idx = (crate::checked::state::mix(holder) as usize) % SHARDS;
+    HOLDS[idx].with(idx, f)
+}
+
+/// Per shard, a bit per group of holders (by [`occupancy_bit`]) that is set while one of them
+/// holds something: the check made where the user asks for a lock reads it (one load, no
+/// shard lock) to skip the shard when the task holds nothing, the common case. Written only under
+/// the shard's lock (plain stores). A holder's own list changes only where it runs (or, for an
+/// owned guard it adopts, where it runs too), so the bit is exact for the holder reading it.
+static OCCUPIED: [AtomicU64; SHARDS] = [const { AtomicU64::new(0) }; SHARDS];
+
+fn occupancy_bit(holder: u64) -> u64 {
+    1 << (crate::checked::state::mix(holder) >> 58)
+}
+
+/// Whether `holder` may hold async locks (false: it certainly holds none).
+fn may_hold(holder: u64) -> bool {
+    let idx = (crate::checked::state::mix(holder) as usize) % SHARDS;
+    OCCUPIED[idx].load(Ordering::Acquire) & occupancy_bit(holder) != 0
+}
+
+impl Shard {
+    /// `holder`'s list went from empty to non-empty (`on`) or back.
+    fn occupy(&mut self, holder: u64, on: bool) {
+        let bit = occupancy_bit(holder);
+        let c = &mut self.occupied[bit.trailing_zeros() as usize];
+        let before = *c;
+        *c = if on {
+            before + 1
+        } else {
+            before.saturating_sub(1)
+        };
+        if (before == 0) != (*c == 0) {
+            let word = &OCCUPIED[self.idx as usize];
+            let w = word.load(Ordering::Relaxed);
+            word.store(if on { w | bit } else { w & !bit }, Ordering::Release);
+        }
+    }
+
+    /// Pushes onto `holder`'s list, noting its occupancy.
+    fn push_entry(&mut self, holder: u64, e: Entry) {
+        let list = self.by_holder.entry(holder).or_default();
+        let was_empty = list.is_empty();
+        list.push(e);
+        if was_empty {
+            self.occupy(holder, true);
+        }
+    }
+
+    /// A token unique across shards.
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        (self.next_token << 5) | self.idx
+    }
 }
 
 /// Integer keys: one multiply instead of SipHash.
@@ -301,8 +377,8 @@ impl Hasher for IdHasher {
 /// Every hold of a lock instance, with its holder (every shard: slow path only).
 fn holders_of(inst: u64) -> Vec<(u64, Entry)> {
     let mut out = Vec::new();
-    for sh in &HOLDS {
-        sh.with(|s| {
+    for (i, sh) in HOLDS.iter().enumerate() {
+        sh.with(i, |s| {
             for (&h, list) in &s.by_holder {
                 out.extend(list.iter().filter(|e| e.inst == inst).map(|e| (h, *e)));
             }
@@ -316,52 +392,132 @@ fn holders_of(inst: u64) -> Vec<(u64, Entry)> {
 #[derive(Debug)]
 pub(crate) struct Hold {
     token: u64,
-    holder: u64,
+    /// The holder whose list has the entry: the acquirer; for an owned guard, then whichever
+    /// holder last used it (dereferenced, mapped, downgraded) or dropped it ([`Hold::touch`]).
+    holder: AtomicU64,
     inst: u64,
+    owned: bool,
 }
 
 impl Hold {
     /// A hold lockcheck does not track (checking off, or lockcheck busy on this thread).
-    pub(crate) const UNTRACKED: Hold = Hold {
-        token: 0,
-        holder: 0,
-        inst: 0,
-    };
+    pub(crate) fn untracked() -> Hold {
+        Hold {
+            token: 0,
+            holder: AtomicU64::new(0),
+            inst: 0,
+            owned: false,
+        }
+    }
+
+    fn holder(&self) -> u64 {
+        self.holder.load(Ordering::Acquire)
+    }
+
+    /// An owned guard used by the current holder: if that is not the holder on record, the guard
+    /// has moved (into another task, which now uses it), and its hold moves with it: what the
+    /// old holder took under it is forgotten (it may have left before), the new holder counts as
+    /// the holder from now on (its self-deadlocks, its waits, its order). One task-id read when
+    /// nothing moved.
+    #[inline]
+    pub(crate) fn touch(&self) {
+        if !self.owned || self.token == 0 {
+            return;
+        }
+        let me = holder();
+        let was = self.holder();
+        if me != was && me != 0 {
+            self.adopt(was, me);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn adopt(&self, from: u64, to: u64) {
+        if self
+            .holder
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return; // another holder adopted it at the same moment
+        }
+        let token = self.token;
+        let moved = with_shard(from, |s| {
+            let list = s.by_holder.get_mut(&from)?;
+            let i = list.iter().rposition(|e| e.token == token)?;
+            let e = list.remove(i);
+            s.pending.remove(&token);
+            let last = list.is_empty();
+            if last {
+                s.emptied += 1;
+                s.occupy(from, false);
+            }
+            Some((e, last))
+        });
+        let Some((e, last)) = moved else { return };
+        if let Some(since) = e.since {
+            rec_moved(from, e, since, last);
+        }
+        let mut e = e;
+        e.moved = true;
+        e.in_trace = false;
+        if e.since.is_some() {
+            e.since = Some(Instant::now());
+        }
+        with_shard(to, |s| s.push_entry(to, e));
+    }
 
     /// Forgets the hold (guard dropped or permits forgotten). An owned guard dropped in another
-    /// task ends the hold of the task that took it: the entry is found by its token.
+    /// holder moves there first ([`Hold::touch`]), so the release is the dropper's.
     pub(crate) fn release(&mut self) {
+        self.release_as(true);
+    }
+
+    /// [`release`](Self::release); `record`: write the release to the trace (not when the
+    /// permits stay held, merged into another hold).
+    fn release_as(&mut self, record: bool) {
+        self.touch();
         let token = std::mem::replace(&mut self.token, 0);
         if token == 0 {
             return;
         }
-        let gone = with_shard(self.holder, |s| {
-            let list = s.by_holder.get_mut(&self.holder)?;
+        let holder = self.holder();
+        // The common case (a plain guard, not recording) returns nothing from the shard: only
+        // an owned guard's pending dependencies or a recorded hold need the entry afterwards.
+        let gone = with_shard(holder, |s| {
+            let list = s.by_holder.get_mut(&holder)?;
             let i = list.iter().rposition(|e| e.token == token)?;
             let e = list.remove(i);
-            let pending = if e.owned {
-                s.pending.remove(&token)
-            } else {
-                None
-            };
             let last = list.is_empty();
             if last {
+                s.occupy(holder, false);
                 s.emptied += 1;
                 if s.emptied > MAX_EMPTY {
                     s.by_holder.retain(|_, l| !l.is_empty());
                     s.emptied = 0;
                 }
             }
-            Some((e, last, pending))
-        });
-        if let Some((e, last, pending)) = gone {
-            if let Some(since) = e.since {
-                rec_release(self.holder, e, since, last);
+            if !e.owned && e.since.is_none() {
+                return None;
             }
+            let pending = if e.owned {
+                s.pending.remove(&token)
+            } else {
+                None
+            };
+            Some(Box::new((e, last, pending)))
+        });
+        if let Some(gone) = gone {
+            let (mut e, last, pending) = *gone;
             if let Some(p) = pending {
-                if holder() == self.holder {
-                    confirm_owned(self.holder, &e, p);
+                // Before the release in the trace: the guard was held during those requests.
+                if record && e.since.is_some() {
+                    rec_confirmed(holder, &mut e, &p);
                 }
+                confirm_owned(holder, &e, p);
+            }
+            if let Some(since) = e.since.filter(|_| record) {
+                rec_release(holder, e, since, last);
             }
         }
     }
@@ -371,10 +527,12 @@ impl Hold {
         if self.token == 0 {
             return;
         }
-        with_shard(self.holder, |s| {
+        self.touch();
+        let holder = self.holder();
+        with_shard(holder, |s| {
             if let Some(e) = s
                 .by_holder
-                .get_mut(&self.holder)
+                .get_mut(&holder)
                 .and_then(|l| l.iter_mut().find(|e| e.token == self.token))
             {
                 e.mode = to;
@@ -385,16 +543,17 @@ impl Hold {
     /// Splits `n` permits off a permit's hold into a new hold (`SemaphorePermit::split`).
     pub(crate) fn split(&self, n: u32) -> Hold {
         if self.token == 0 {
-            return Hold::UNTRACKED;
+            return Hold::untracked();
         }
-        with_shard(self.holder, |s| {
-            s.next_token += 1;
-            let token = s.next_token;
-            let Some(list) = s.by_holder.get_mut(&self.holder) else {
-                return Hold::UNTRACKED;
+        self.touch();
+        let holder = self.holder();
+        with_shard(holder, |s| {
+            let token = s.token();
+            let Some(list) = s.by_holder.get_mut(&holder) else {
+                return Hold::untracked();
             };
             let Some(e) = list.iter_mut().find(|e| e.token == self.token) else {
-                return Hold::UNTRACKED;
+                return Hold::untracked();
             };
             e.permits = e.permits.saturating_sub(n);
             let mut new = *e;
@@ -403,22 +562,26 @@ impl Hold {
             list.push(new);
             Hold {
                 token,
-                holder: self.holder,
+                holder: AtomicU64::new(holder),
                 inst: self.inst,
+                owned: self.owned,
             }
         })
     }
 
     /// Merges another hold of the same semaphore into this one.
     pub(crate) fn merge(&self, mut other: Hold, n: u32) {
-        other.release();
+        // Its permits stay held, by this hold: no release in the trace.
+        other.release_as(false);
         if self.token == 0 {
             return;
         }
-        with_shard(self.holder, |s| {
+        self.touch();
+        let holder = self.holder();
+        with_shard(holder, |s| {
             if let Some(e) = s
                 .by_holder
-                .get_mut(&self.holder)
+                .get_mut(&holder)
                 .and_then(|l| l.iter_mut().find(|e| e.token == self.token))
             {
                 e.permits = e.permits.saturating_add(n);
@@ -529,11 +692,19 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
 pub(crate) struct Pre {
     /// The holder checked for (None: nothing checked: checking off, lockcheck busy).
     holder: Option<u64>,
+    /// Its tag and the lock's ids, as [`prepare`] found them: the future's fast path, run by
+    /// the same task, takes them from here instead of preparing again.
+    tag: u64,
+    ids: Ids,
 }
 
 impl Pre {
     /// Nothing checked ahead: the future checks.
-    pub(crate) const NONE: Pre = Pre { holder: None };
+    pub(crate) const NONE: Pre = Pre {
+        holder: None,
+        tag: 0,
+        ids: Ids { inst: 0, class: 0 },
+    };
 
     fn covers(self, ctx: &Ctx) -> bool {
         self.holder == Some(ctx.holder)
@@ -546,19 +717,27 @@ impl Pre {
 /// now (`unavailable`), a task waiting for permits only it holds. Returns the verdict to raise
 /// under `panic`. The future re-checks only if it runs in another holder (it was moved to
 /// another task before its first poll).
-pub(crate) fn precheck(r: &Req<'_>, unavailable: bool) -> (Pre, Option<Verdict>) {
+pub(crate) fn precheck(r: &Req<'_>, unavailable: bool, available: usize) -> (Pre, Option<Verdict>) {
     let Some((ctx, sync)) = prepare(r) else {
         return (Pre::NONE, None);
     };
+    rec_request(&ctx, r, available);
     if !ctx.check {
         return (Pre::NONE, None);
     }
     let pre = Pre {
         holder: Some(ctx.holder),
+        tag: ctx.tag,
+        ids: ctx.ids,
     };
-    let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
-    if let Some(v) = report(&ctx, r, sync, scan) {
-        return (pre, Some(v));
+    // Holding nothing (no sync guard of its own, no async hold, no other task's guard on this
+    // thread): nothing to check against, and no shard to lock.
+    let nothing = sync.n == 0 && sync.foreign.is_none() && !may_hold(ctx.holder);
+    if !nothing {
+        let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
+        if let Some(v) = report(&ctx, r, sync, scan) {
+            return (pre, Some(v));
+        }
     }
     if unavailable && r.kind == LockKind::Semaphore {
         return (pre, semaphore_self_deadlock(&ctx, r));
@@ -569,32 +748,56 @@ pub(crate) fn precheck(r: &Req<'_>, unavailable: bool) -> (Pre, Option<Verdict>)
 /// Checks before a blocking (awaiting) acquisition whose fast try failed: runs before the first
 /// poll of the inner semaphore, so that what it finds is reported before any hang. Skipped when
 /// [`precheck`] did them for this holder.
-pub(crate) fn before(r: &Req<'_>, pre: Pre) -> Option<Ctx> {
-    let (ctx, sync) = prepare(r)?;
-    if !ctx.check || pre.covers(&ctx) {
-        return Some(ctx);
+/// Returns the verdict to raise under `panic` (at the user's `.await`, see `tokio::Checked`).
+pub(crate) fn before(r: &Req<'_>, pre: Pre, available: usize) -> Result<Option<Ctx>, Verdict> {
+    let Some((ctx, sync)) = prepare(r) else {
+        return Ok(None);
+    };
+    if pre.covers(&ctx) {
+        return Ok(Some(ctx));
+    }
+    rec_request(&ctx, r, available);
+    if !ctx.check {
+        return Ok(Some(ctx));
     }
     let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
-    act(report(&ctx, r, sync, scan));
-    Some(ctx)
+    match report(&ctx, r, sync, scan) {
+        Some(v) => Err(v),
+        None => Ok(Some(ctx)),
+    }
 }
 
 /// An acquisition whose fast try succeeded: held and recorded (checked first unless
 /// [`precheck`] did it for this holder).
-pub(crate) fn acquired_now(r: &Req<'_>, pre: Pre) -> Hold {
+/// With the verdict to raise under `panic`: the caller drops the hold and gives the permits back
+/// first.
+pub(crate) fn acquired_now(r: &Req<'_>, pre: Pre) -> (Hold, Option<Verdict>) {
+    // Checked ahead for the task that runs this future (the common case): nothing to prepare or
+    // check again, only the hold to record.
+    if let Some(h) = pre.holder.filter(|&h| is_task(h)) {
+        let me = ::tokio::task::try_id().map(|id| TASK_BIT | task_number(id));
+        if me == Some(h) && flags() & flag::CHECK != 0 {
+            let ctx = Ctx {
+                holder: h,
+                tag: pre.tag,
+                ids: pre.ids,
+                check: true,
+            };
+            let hold = with_shard(h, |s| push(s, &ctx, r));
+            rec_acquire(&ctx, r, How::Blocking, 0);
+            return (hold, None);
+        }
+    }
     let Some((ctx, sync)) = prepare(r) else {
-        return Hold::UNTRACKED;
+        return (Hold::untracked(), None);
     };
     let (hold, scan) = with_shard(ctx.holder, |s| {
         let scan = (ctx.check && !pre.covers(&ctx)).then(|| scan(s, &ctx, r, &sync));
         (push(s, &ctx, r), scan)
     });
     rec_acquire(&ctx, r, How::Blocking, 0);
-    if let Some(scan) = scan {
-        // A panic of the action drops `hold` as it unwinds.
-        act(report(&ctx, r, sync, scan));
-    }
-    hold
+    let v = scan.and_then(|scan| report(&ctx, r, sync, scan));
+    (hold, v)
 }
 
 /// What this thread's sync held stack says about an async acquisition.
@@ -795,6 +998,39 @@ fn confirm_owned(holder: u64, owned: &Entry, p: Pending) {
     });
 }
 
+/// The trace of a confirmed owned guard (dropped by the holder that had it all along): it shows
+/// the guard held again (a `try` acquisition, no dependency of its own) and, under it, a request
+/// of each lock the holder took meanwhile, so that the analyzer makes the dependencies the runtime
+/// just added (with the locks held at the drop rather than at each acquisition).
+fn rec_confirmed(holder: u64, e: &mut Entry, p: &Pending) {
+    if flags() & flag::RECORD == 0 || p.deps.is_empty() {
+        return;
+    }
+    let ids = Ids {
+        inst: e.inst,
+        class: e.class,
+    };
+    if !e.in_trace {
+        rec_acq(
+            holder,
+            ids,
+            e.mode,
+            How::Try,
+            e.site,
+            0,
+            events_of(e.kind, e.permits),
+        );
+        e.in_trace = true;
+    }
+    for d in &p.deps {
+        let dep = Ids {
+            inst: d.inst,
+            class: d.class,
+        };
+        recorder::on_task_request(holder, dep, LockKind::Mutex, d.mode, d.site, 0);
+    }
+}
+
 /// Dependencies a shard remembers as checked; past it the cache is emptied (re-checks only).
 const CHECKED_MAX: usize = 1 << 14;
 
@@ -806,7 +1042,7 @@ pub(crate) fn tried(r: &Req<'_>) -> Hold {
             rec_acquire(&ctx, r, How::Try, 0);
             hold
         }
-        None => Hold::UNTRACKED,
+        None => Hold::untracked(),
     }
 }
 
@@ -818,24 +1054,169 @@ pub(crate) fn record(ctx: Option<Ctx>, r: &Req<'_>, wait_ns: u64) -> Hold {
             rec_acquire(&ctx, r, How::Blocking, wait_ns);
             hold
         }
-        None => Hold::UNTRACKED,
+        None => Hold::untracked(),
     }
 }
 
 /// A trace event of an async acquisition (when recording): a task's events go to the task's own
 /// stream (its holder id as thread number, named `task #N`), wherever it runs; a thread's to the
-/// thread's.
+/// thread's. An owned guard's hold is not known to stay with its taker (see [`Entry::certain`]),
+/// so the trace shows it released right away; it shows it held again where the runtime
+/// establishes who has it ([`rec_establish`]).
 fn rec_acquire(ctx: &Ctx, r: &Req<'_>, how: How, wait_ns: u64) {
     if flags() & flag::RECORD == 0 {
         return;
     }
-    if is_task(ctx.holder) {
-        recorder::on_task_acquire(ctx.holder, ctx.ids, r.mode, how, r.site, wait_ns);
-    } else {
-        recorder::on_acquire(ctx.ids, r.mode, how, r.site, wait_ns);
+    let n = events_of(r.kind, r.permits);
+    rec_acq(ctx.holder, ctx.ids, r.mode, how, r.site, wait_ns, n);
+    if r.owned {
+        rec_rel(ctx.holder, ctx.ids, 0, n, false);
     }
 }
 
+/// `n` acquisitions in `holder`'s stream.
+fn rec_acq(
+    holder: u64,
+    ids: Ids,
+    mode: Mode,
+    how: How,
+    site: &'static Location<'static>,
+    wait_ns: u64,
+    n: u32,
+) {
+    let here = on_this_thread(holder);
+    for _ in 0..n {
+        if here {
+            recorder::on_acquire(ids, mode, how, site, wait_ns);
+        } else {
+            recorder::on_task_acquire(holder, ids, mode, how, site, wait_ns);
+        }
+    }
+}
+
+/// `n` releases in `holder`'s stream; `last`: the holder holds nothing after them.
+fn rec_rel(holder: u64, ids: Ids, hold_ns: u64, n: u32, last: bool) {
+    let here = on_this_thread(holder);
+    for i in 0..n {
+        if here {
+            recorder::on_release(ids, hold_ns);
+        } else {
+            recorder::on_task_release(holder, ids, hold_ns, last && i + 1 == n);
+        }
+    }
+}
+
+/// Whether `holder` is the current thread (its events go to the thread's own buffer). A task,
+/// or a thread other than this one (an owned guard taken on a thread and used elsewhere), has
+/// its events put in a stream of its own number.
+fn on_this_thread(holder: u64) -> bool {
+    !is_task(holder) && STATE.try_with(|s| s.id()).is_ok_and(|me| me == holder)
+}
+
+/// The runtime established that `holder` has the owned guard `e` (a self-deadlock or a wait
+/// cycle through it): the trace shows it held by `holder` again from here (a `try` acquisition:
+/// no dependency of its own), and the guard's hold is then released in the trace with it.
+fn rec_establish(holder: u64, e: &Entry) {
+    if flags() & flag::RECORD == 0 || !e.owned {
+        return;
+    }
+    let token = e.token;
+    let first = with_shard(holder, |s| {
+        let x = s
+            .by_holder
+            .get_mut(&holder)?
+            .iter_mut()
+            .find(|x| x.token == token)?;
+        Some(!std::mem::replace(&mut x.in_trace, true))
+    });
+    if first == Some(true) {
+        let ids = Ids {
+            inst: e.inst,
+            class: e.class,
+        };
+        rec_acq(
+            holder,
+            ids,
+            e.mode,
+            How::Try,
+            e.site,
+            0,
+            events_of(e.kind, e.permits),
+        );
+    }
+}
+
+/// Trace events of one acquisition or release: one per semaphore permit (an event is one permit,
+/// as the sync `Semaphore` records them, so that the analyzer counts what a holder has), one for
+/// a lock.
+fn events_of(kind: LockKind, permits: u32) -> u32 {
+    if kind == LockKind::Semaphore {
+        permits
+    } else {
+        1
+    }
+}
+
+/// The `request` event of a blocking acquisition, before its checks (so that an acquisition the
+/// runtime stops is in the trace), when the holder holds something (otherwise it can make no
+/// dependency nor wait for itself). A semaphore's capacity, for the analyzer's self-deadlock
+/// rule: what is available plus what every holder has.
+fn rec_request(ctx: &Ctx, r: &Req<'_>, available: usize) {
+    if flags() & flag::RECORD == 0 {
+        return;
+    }
+    let tag = ctx.tag;
+    // The sync guards this holder took: their events are in the thread's stream, so a task's
+    // stream shows them held around the request (a `try` acquisition and a release: no
+    // dependency of their own), for the analyzer's held set to be the runtime's.
+    let sync: Vec<Held> = if tag != 0 && is_task(ctx.holder) {
+        STATE
+            .try_with(|s| {
+                let mut held = s.held_snapshot();
+                held.retain(|h| h.task == tag);
+                held
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let holds_sync = tag != 0
+        && (!sync.is_empty()
+            || STATE
+                .try_with(|s| s.find_held(|h| h.task == tag).is_some())
+                .unwrap_or(false));
+    let holder = ctx.holder;
+    let holds_async = with_shard(holder, |s| {
+        s.by_holder.get(&holder).is_some_and(|l| !l.is_empty())
+    });
+    if !holds_sync && !holds_async {
+        return;
+    }
+    let ids_of = |h: &Held| Ids {
+        inst: h.inst,
+        class: h.class,
+    };
+    for h in &sync {
+        rec_acq(holder, ids_of(h), h.mode, How::Try, h.site, 0, 1);
+    }
+    let capacity = if r.kind == LockKind::Semaphore {
+        let held: usize = holders_of(ctx.ids.inst)
+            .iter()
+            .map(|(_, e)| e.permits as usize)
+            .sum();
+        available.saturating_add(held)
+    } else {
+        0
+    };
+    recorder::on_task_request(holder, ctx.ids, r.kind, r.mode, r.site, capacity);
+    for h in sync.iter().rev() {
+        rec_rel(holder, ids_of(h), 0, 1, false);
+    }
+}
+
+/// The release of a hold at its guard's drop: in the trace if the trace shows it held (an owned
+/// guard's only where the runtime established its holder). An owned guard released by another
+/// holder than its taker shows a zero-length hold in the releaser's stream: who released it.
 #[cold]
 fn rec_release(holder: u64, e: Entry, since: Instant, last: bool) {
     let hold_ns = since.elapsed().as_nanos() as u64;
@@ -843,11 +1224,31 @@ fn rec_release(holder: u64, e: Entry, since: Instant, last: bool) {
         inst: e.inst,
         class: e.class,
     };
-    if is_task(holder) {
-        recorder::on_task_release(holder, ids, hold_ns, last);
-    } else {
-        recorder::on_release(ids, hold_ns);
+    let n = events_of(e.kind, e.permits);
+    if !e.in_trace {
+        if e.owned && e.moved {
+            rec_acq(holder, ids, e.mode, How::Try, e.site, 0, n);
+        } else {
+            return;
+        }
     }
+    rec_rel(holder, ids, hold_ns, n, last);
+}
+
+/// An owned guard moved from `from` to `to` (the current holder): if the trace showed it held by
+/// `from`, it shows it released there; in `to`'s stream it is not shown held (the guard may move
+/// again) until the runtime establishes it ([`rec_establish`]) or `to` releases it.
+#[cold]
+fn rec_moved(from: u64, e: Entry, since: Instant, last: bool) {
+    if flags() & flag::RECORD == 0 || !e.in_trace {
+        return;
+    }
+    let ids = Ids {
+        inst: e.inst,
+        class: e.class,
+    };
+    let hold_ns = since.elapsed().as_nanos() as u64;
+    rec_rel(from, ids, hold_ns, events_of(e.kind, e.permits), last);
 }
 
 fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
@@ -857,8 +1258,7 @@ fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
         // Dependencies from it may reach the graph when it is dropped (see `Pending`).
         r.meta.mark_in_graph();
     }
-    s.next_token += 1;
-    let token = s.next_token;
+    let token = s.token();
     let e = Entry {
         token,
         inst: ctx.ids.inst,
@@ -866,19 +1266,18 @@ fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
         mode: r.mode,
         site: r.site,
         permits: r.permits,
+        kind: r.kind,
         owned: r.owned,
+        moved: false,
+        in_trace: !r.owned,
         since: (flags() & flag::RECORD != 0).then(Instant::now),
     };
-    match s.by_holder.get_mut(&ctx.holder) {
-        Some(list) => list.push(e),
-        None => {
-            s.by_holder.insert(ctx.holder, vec![e]);
-        }
-    }
+    s.push_entry(ctx.holder, e);
     Hold {
         token,
-        holder: ctx.holder,
+        holder: AtomicU64::new(ctx.holder),
         inst: ctx.ids.inst,
+        owned: r.owned,
     }
 }
 
@@ -886,10 +1285,25 @@ fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
 /// itself holds, with no other holder to give any back, is a self-deadlock; then the wait joins
 /// the wait-for graph (a cycle is a deadlock, reported now); and a sync guard this task holds
 /// will now be held across the suspension.
-pub(crate) fn must_wait(ctx: &Option<Ctx>, r: &Req<'_>, pre: Pre) -> Option<WaitReg> {
-    let ctx = ctx.as_ref().filter(|c| c.check)?;
+///
+/// A wait kept only by an owned guard that this holder has (took, or used last) is suspect: the
+/// guard may have moved into another task that has not used it yet, which lockcheck cannot see.
+/// It is reported as a self-deadlock when it lasts [`OWNED_GRACE`] with the guard still
+/// unmoved, or when the wait is given up (future dropped, e.g. a timeout) with the guard unmoved.
+/// Returns the verdict to raise under `panic`.
+pub(crate) fn must_wait(
+    ctx: &Option<Ctx>,
+    r: &Req<'_>,
+    pre: Pre,
+    available: usize,
+) -> Result<Option<WaitReg>, Verdict> {
+    let Some(ctx) = ctx.as_ref().filter(|c| c.check) else {
+        return Ok(None);
+    };
     if r.kind == LockKind::Semaphore && !pre.covers(ctx) {
-        act(semaphore_self_deadlock(ctx, r));
+        if let Some(v) = semaphore_self_deadlock(ctx, r) {
+            return Err(v);
+        }
     }
     let tag = ctx.tag;
     if tag != 0 {
@@ -898,12 +1312,203 @@ pub(crate) fn must_wait(ctx: &Option<Ctx>, r: &Req<'_>, pre: Pre) -> Option<Wait
             .ok()
             .flatten();
         if let Some(h) = mine {
-            act(held_across_await_self(
-                ctx.holder, ctx.ids, r.mode, r.site, h,
-            ));
+            if let Some(v) = held_across_await_self(ctx.holder, ctx.ids, r.mode, r.site, h) {
+                return Err(v);
+            }
         }
     }
-    Some(begin_wait(ctx, r))
+    let suspect = owned_self_block(ctx, r).map(|e| {
+        Arc::new(Suspect {
+            holder: ctx.holder,
+            entry: e,
+            ids: ctx.ids,
+            kind: r.kind,
+            capacity: if r.kind == LockKind::Semaphore {
+                let held: usize = holders_of(ctx.ids.inst)
+                    .iter()
+                    .map(|(_, e)| e.permits as usize)
+                    .sum();
+                available.saturating_add(held)
+            } else {
+                0
+            },
+            mode: r.mode,
+            site: r.site,
+            start: Instant::now(),
+            grace: r.kind != LockKind::Semaphore,
+            state: AtomicU8::new(SUSPECT_WAITING),
+            waker: PlMutex::new(None),
+        })
+    });
+    let watch = suspect.as_ref().is_some_and(|s| s.grace);
+    let reg = register(
+        ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, suspect,
+    )?;
+    if watch {
+        watch_suspects();
+    }
+    Ok(Some(reg))
+}
+
+/// How long a wait kept only by the waiter's own owned guard may last before it is reported as a
+/// self-deadlock (the guard may have moved to a task that has not used it yet: a handed-off guard
+/// is normally used or dropped well within this).
+pub(crate) const OWNED_GRACE: Duration = Duration::from_secs(2);
+
+const SUSPECT_WAITING: u8 = 0;
+const SUSPECT_CONFIRMED: u8 = 1;
+const SUSPECT_REPORTED: u8 = 2;
+
+/// A wait kept only by an owned guard of the waiter itself (see [`must_wait`]).
+pub(crate) struct Suspect {
+    holder: u64,
+    entry: Entry,
+    ids: Ids,
+    kind: LockKind,
+    /// A semaphore's permits (available and held), for the trace's `request`.
+    capacity: usize,
+    mode: Mode,
+    site: &'static Location<'static>,
+    start: Instant,
+    /// Confirmed by lasting [`OWNED_GRACE`] (locks), or only when given up (semaphores: see
+    /// [`owned_self_block`]).
+    grace: bool,
+    state: AtomicU8,
+    waker: PlMutex<Option<Waker>>,
+}
+
+impl Suspect {
+    /// Whether the owned guard is still the waiter's (not moved, not dropped).
+    fn unmoved(&self) -> bool {
+        let (h, token) = (self.holder, self.entry.token);
+        with_shard(h, |s| {
+            s.by_holder
+                .get(&h)
+                .is_some_and(|l| l.iter().any(|e| e.token == token))
+        })
+    }
+
+    fn report(&self) -> Option<Verdict> {
+        // The trace: the guard held by the waiter, and the wait for it.
+        rec_establish(self.holder, &self.entry);
+        if flags() & flag::RECORD != 0 {
+            recorder::on_task_request(
+                self.holder,
+                self.ids,
+                self.kind,
+                self.mode,
+                self.site,
+                self.capacity,
+            );
+        }
+        self_violation(
+            self.holder,
+            ViolationKind::SelfDeadlock,
+            self.ids,
+            self.mode,
+            self.site,
+            &self.entry,
+        )
+    }
+}
+
+/// The owned guard of this holder that alone keeps `r` from its lock: one that excludes the
+/// request; for a semaphore, every hold is the holder's and one of them is owned (all of them
+/// certain is [`semaphore_self_deadlock`]'s). A semaphore's is confirmed only when the wait is
+/// given up, never by its length ([`Suspect::grace`]): owned permits handed to spawned workers,
+/// which give them back when done without ever using them, are the common way to bound
+/// concurrency, and a task waiting for more while its workers run is no self-deadlock however
+/// long they take.
+fn owned_self_block(ctx: &Ctx, r: &Req<'_>) -> Option<Entry> {
+    let holds = holders_of(ctx.ids.inst);
+    if r.kind == LockKind::Semaphore {
+        if holds.iter().any(|(h, _)| *h != ctx.holder) {
+            return None;
+        }
+        return holds.iter().find(|(_, e)| e.owned).map(|(_, e)| *e);
+    }
+    holds
+        .iter()
+        .find(|(h, e)| *h == ctx.holder && e.owned && kept_by(r.mode, e.mode))
+        .map(|(_, e)| *e)
+}
+
+/// Polls the semaphore's acquisition, and raises (returns) the report of a suspect wait (see
+/// [`must_wait`]) once the helper thread has confirmed it.
+pub(crate) async fn waiting<F: std::future::Future>(
+    f: F,
+    reg: Option<&WaitReg>,
+) -> Result<F::Output, Verdict> {
+    let suspect = reg.and_then(|r| r.suspect.clone());
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(move |cx| {
+        if let Some(s) = &suspect {
+            if s.state
+                .compare_exchange(
+                    SUSPECT_CONFIRMED,
+                    SUSPECT_REPORTED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                if let Some(v) = s.report() {
+                    return Poll::Ready(Err(v));
+                }
+            }
+            if s.state.load(Ordering::Acquire) == SUSPECT_WAITING {
+                *s.waker.lock() = Some(cx.waker().clone());
+            }
+        }
+        f.as_mut().poll(cx).map(Ok)
+    })
+    .await
+}
+
+/// Starts (once) and wakes the thread that confirms suspect waits past [`OWNED_GRACE`]. Without
+/// it (the thread could not start) a suspect wait is still reported when given up.
+fn watch_suspects() {
+    static HELPER: std::sync::OnceLock<Option<std::thread::Thread>> = std::sync::OnceLock::new();
+    let t = HELPER.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("lockcheck-async-watch".into())
+            .spawn(|| loop {
+                if confirm_suspects() {
+                    std::thread::park_timeout(OWNED_GRACE / 4);
+                } else {
+                    std::thread::park();
+                }
+            })
+            .ok()
+            .map(|h| h.thread().clone())
+    });
+    if let Some(t) = t {
+        t.unpark();
+    }
+}
+
+/// Confirms the suspect waits that lasted [`OWNED_GRACE`] with their guard unmoved and wakes
+/// them (their future reports). Returns whether any suspect wait is left to watch.
+fn confirm_suspects() -> bool {
+    let list: Vec<Arc<Suspect>> = WAITING
+        .lock()
+        .iter()
+        .filter_map(|w| w.suspect.clone().filter(|s| s.grace))
+        .collect();
+    let mut left = false;
+    for s in &list {
+        if s.state.load(Ordering::Acquire) != SUSPECT_WAITING {
+            continue;
+        }
+        left = true;
+        if s.start.elapsed() >= OWNED_GRACE && s.unmoved() {
+            s.state.store(SUSPECT_CONFIRMED, Ordering::Release);
+            if let Some(w) = s.waker.lock().take() {
+                w.wake();
+            }
+        }
+    }
+    left
 }
 
 /// A semaphore whose permits this holder alone holds, and which it asks for more of while they
@@ -941,27 +1546,46 @@ struct Waiter {
     /// The sync guards the holder had on its thread when it started waiting (a waiting holder
     /// cannot release them): how the graph sees sync locks held inside a cycle.
     sync_held: Vec<Held>,
+    /// A wait kept only by the waiter's own owned guard (see [`must_wait`]).
+    suspect: Option<Arc<Suspect>>,
 }
 
 static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
 static NEXT_WAIT: AtomicU64 = AtomicU64::new(1);
 
-/// Unregisters a wait when it ends: acquired, or the future dropped (cancelled, timed out).
+/// Unregisters a wait when it ends: acquired ([`WaitReg::done`]), or the future dropped
+/// (cancelled, timed out): a suspect wait given up with its owned guard unmoved is reported then
+/// (published only: this runs in a drop, after the fact).
 pub(crate) struct WaitReg {
     seq: u64,
+    suspect: Option<Arc<Suspect>>,
+    done: bool,
+}
+
+impl WaitReg {
+    /// The wait ended with the acquisition.
+    pub(crate) fn done(mut self) {
+        self.done = true;
+    }
 }
 
 impl Drop for WaitReg {
     fn drop(&mut self) {
-        let mut w = WAITING.lock();
-        if let Some(i) = w.iter().position(|w| w.seq == self.seq) {
-            w.swap_remove(i);
+        {
+            let mut w = WAITING.lock();
+            if let Some(i) = w.iter().position(|w| w.seq == self.seq) {
+                w.swap_remove(i);
+            }
+        }
+        if let Some(s) = self.suspect.take() {
+            if !self.done
+                && s.state.swap(SUSPECT_REPORTED, Ordering::AcqRel) != SUSPECT_REPORTED
+                && s.unmoved()
+            {
+                let _ = s.report();
+            }
         }
     }
-}
-
-fn begin_wait(ctx: &Ctx, r: &Req<'_>) -> WaitReg {
-    register(ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site)
 }
 
 /// Hook of the sync slow path (`hooks::blocked`, a thread about to block on a sync lock): when a
@@ -987,7 +1611,13 @@ pub(crate) fn sync_wait(
             me
         }
     };
-    Some(register(holder, current_tag(), ids, kind, mode, site))
+    match register(holder, current_tag(), ids, kind, mode, site, None) {
+        Ok(reg) => Some(reg),
+        Err(v) => {
+            act(Some(v));
+            None
+        }
+    }
 }
 
 fn register(
@@ -997,7 +1627,8 @@ fn register(
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
-) -> WaitReg {
+    suspect: Option<Arc<Suspect>>,
+) -> Result<WaitReg, Verdict> {
     let sync_held: Vec<Held> = STATE
         .try_with(|s| {
             let mut held = s.held_snapshot();
@@ -1016,11 +1647,22 @@ fn register(
             mode,
             site,
             sync_held,
+            suspect: suspect.clone(),
         });
         deadlock_cycle(&waiting, waiting.len() - 1)
     };
-    let reg = WaitReg { seq };
-    if let Some(edges) = edges {
+    let reg = WaitReg {
+        seq,
+        suspect,
+        done: false,
+    };
+    if let Some((edges, owned)) = edges {
+        if flags() & flag::RECORD != 0 {
+            for o in &owned {
+                rec_establish(o.holder, &o.entry);
+                recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0);
+            }
+        }
         let v = as_busy(|_| {
             let v = Violation {
                 kind: ViolationKind::Deadlock,
@@ -1035,28 +1677,19 @@ fn register(
                 .map(|e| format!("{} {}", e.site, e.held_site))
                 .collect();
             key.sort();
-            let first = DEADLOCK_REPORTED
-                .lock()
-                .get_or_insert_with(HashSet::new)
-                .insert(key);
-            if first {
-                publish(v)
-            } else {
-                let mut v = v;
-                v.message = v.render();
-                v
-            }
+            publish_once(&DEADLOCK_REPORTED, key, v)
         });
         if let Some(v) = v {
             if action() == Action::Panic {
                 // Unregistered first: the panicking task gives up its locks, the others go on.
-                drop(reg);
-                act(verdict(&v, site));
-                return WaitReg { seq: 0 };
+                if let Some(v) = verdict(&v, site) {
+                    reg.done();
+                    return Err(v);
+                }
             }
         }
     }
-    reg
+    Ok(reg)
 }
 
 /// Wait cycles already reported (by their wait and hold lines).
@@ -1072,7 +1705,7 @@ fn kept_by(want: Mode, held: Mode) -> bool {
 /// queued before it, since tokio's RwLock is fair; for a semaphore, every permit held, by holders
 /// in the set, and none by an owned permit that may have moved). A holder is in the set only
 /// while every one of its waits is. Returns the cycle through the newest wait, as report edges.
-fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
+fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<Establish>)> {
     let n = waiting.len();
     let mut holds: HashMap<u64, Vec<(u64, Entry)>> = HashMap::new();
     for w in waiting {
@@ -1109,10 +1742,12 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
         let list = &holds[&w.ids.inst];
         let mut out = Vec::new();
         if w.kind == LockKind::Semaphore {
+            // Owned permits are not known to be with the task on record (see
+            // `owned_self_block`): a semaphore with one is not known to be stuck.
             if list.is_empty()
                 || list
                     .iter()
-                    .any(|(h, e)| !e.certain() || !holder_stuck(stuck, *h))
+                    .any(|(h, e)| e.owned || !holder_stuck(stuck, *h))
             {
                 return Vec::new();
             }
@@ -1120,7 +1755,7 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
             return out;
         }
         for (h, e) in list {
-            if *h != w.holder && e.certain() && kept_by(w.mode, e.mode) && holder_stuck(stuck, *h) {
+            if *h != w.holder && kept_by(w.mode, e.mode) && holder_stuck(stuck, *h) {
                 out.push((*h, Some(*e)));
             }
         }
@@ -1166,10 +1801,36 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
             // The first element's hold is what the last one waits for.
             let mut cycle: Vec<(usize, Option<Entry>)> = path[pos..].to_vec();
             cycle[0].1 = entry;
-            return Some(wait_edges(waiting, &cycle));
+            let owned = cycle
+                .iter()
+                .filter_map(|&(wi, e)| {
+                    let e = e.filter(|e| e.owned)?;
+                    let w = &waiting[wi];
+                    Some(Establish {
+                        holder: w.holder,
+                        entry: e,
+                        ids: w.ids,
+                        kind: w.kind,
+                        mode: w.mode,
+                        site: w.site,
+                    })
+                })
+                .collect();
+            return Some((wait_edges(waiting, &cycle), owned));
         }
         path.push((j, entry));
     }
+}
+
+/// An owned guard in a wait cycle, the holder that has it and what that holder waits for: the
+/// trace shows the guard held by it and the wait again under it ([`rec_establish`]).
+struct Establish {
+    holder: u64,
+    entry: Entry,
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
 }
 
 /// Report edges of a wait cycle: element `k` holds (entry) what element `k - 1` waits for.
@@ -1210,8 +1871,9 @@ fn wait_edges(waiting: &[Waiter], cycle: &[(usize, Option<Entry>)]) -> Vec<EdgeI
 
 /// Hook of the sync acquisition path (`hooks::check_held`): a guard on this thread's stack that a
 /// different task (or the runtime's root future) took is held by a task suspended at an
-/// `.await`. Reported; returns true when the request is for that very lock (the thread would
-/// block on itself: the report replaces the self-deadlock one).
+/// `.await`. Reported; returns whether the request is for that very lock (the thread would
+/// block on itself: the report replaces the self-deadlock one), and the verdict for the sync
+/// lock's `#[track_caller]` entry point to raise under `panic` (at the user's line).
 #[cold]
 #[inline(never)]
 pub(crate) fn sync_acquire_over_suspended(
@@ -1219,10 +1881,10 @@ pub(crate) fn sync_acquire_over_suspended(
     ids: Ids,
     mode: Mode,
     site: &'static Location<'static>,
-) -> bool {
+) -> (bool, Option<Verdict>) {
     // Plain thread code (no runtime) tags nothing: the common case costs one scan.
     if s.find_held(|h| h.task != 0).is_none() {
-        return false;
+        return (false, None);
     }
     let tag = current_tag();
     let found = {
@@ -1230,10 +1892,12 @@ pub(crate) fn sync_acquire_over_suspended(
         s.find_held(|h| foreign(h) && h.inst == ids.inst)
             .or_else(|| s.find_held(foreign))
     };
-    let Some(h) = found else { return false };
+    let Some(h) = found else {
+        return (false, None);
+    };
     let me = holder();
-    act(held_across_await(me, ids, mode, site, h));
-    h.inst == ids.inst
+    let v = held_across_await(me, ids, mode, site, h);
+    (h.inst == ids.inst, v)
 }
 
 thread_local! {
@@ -1296,6 +1960,11 @@ fn sync_after_async(meta: &Meta, mode: Mode, site: &'static Location<'static>, i
         return;
     }
     let Some(key) = key else { return };
+    if flags() & flag::RECORD != 0 && is_task(holder) {
+        // The sync acquisition is in the thread's stream; the task's stream shows it requested
+        // under the task's async holds, for the analyzer's dependency.
+        recorder::on_task_request(holder, ids, LockKind::Mutex, mode, site, 0);
+    }
     let _ = STATE.try_with(|s| {
         held.extend(
             s.held_snapshot()
@@ -1339,6 +2008,7 @@ fn held_across_await(
     site: &'static Location<'static>,
     h: Held,
 ) -> Option<Verdict> {
+    rec_await(me, ids, mode, site, &h);
     let owner = if h.task == ROOT_TAG {
         "the runtime's root future (`block_on`)".to_owned()
     } else {
@@ -1379,6 +2049,7 @@ fn held_across_await_self(
     site: &'static Location<'static>,
     h: Held,
 ) -> Option<Verdict> {
+    rec_await(me, ids, mode, site, &h);
     let edges = as_busy(|_| {
         let mut e0 = EdgeInfo::on_lock(
             me,
@@ -1396,6 +2067,21 @@ fn held_across_await_self(
     report_await(edges?, site, h.site)
 }
 
+/// The trace's record of a sync guard `h` held across an `.await` while `me` requests `ids`
+/// (the `held_across_await` event, in `me`'s stream), so that `lockcheck analyze` reports what
+/// the runtime does.
+fn rec_await(me: u64, ids: Ids, mode: Mode, site: &'static Location<'static>, h: &Held) {
+    if flags() & flag::RECORD == 0 {
+        return;
+    }
+    let owner = if h.task == ROOT_TAG { 0 } else { h.task };
+    let held = Ids {
+        inst: h.inst,
+        class: h.class,
+    };
+    recorder::on_held_across_await(me, ids, mode, site, held, owner, h.site);
+}
+
 fn report_await(
     edges: Vec<EdgeInfo>,
     site: &'static Location<'static>,
@@ -1403,22 +2089,12 @@ fn report_await(
 ) -> Option<Verdict> {
     let v = as_busy(|_| {
         let key = (site.to_string(), held_site.to_string());
-        let first = AWAIT_REPORTED
-            .lock()
-            .get_or_insert_with(HashSet::new)
-            .insert(key);
         let v = Violation {
             kind: ViolationKind::HeldAcrossAwait,
             edges,
             message: String::new(),
         };
-        if first {
-            publish(v)
-        } else {
-            let mut v = v;
-            v.message = v.render();
-            v
-        }
+        publish_once(&AWAIT_REPORTED, key, v)
     });
     verdict(&v?, site)
 }
@@ -1439,10 +2115,6 @@ fn self_violation(
 ) -> Option<Verdict> {
     let v = as_busy(|_| {
         let key = (site.to_string(), e.site.to_string());
-        let first = SELF_REPORTED
-            .lock()
-            .get_or_insert_with(HashSet::new)
-            .insert(key);
         let lock = LockRef::new(ids.inst, ids.class);
         let mut edge = EdgeInfo::on_lock(
             holder,
@@ -1459,15 +2131,26 @@ fn self_violation(
             edges: vec![edge],
             message: String::new(),
         };
-        if first {
-            publish(v)
-        } else {
-            let mut v = v;
-            v.message = v.render();
-            v
-        }
+        publish_once(&SELF_REPORTED, key, v)
     });
     verdict(&v?, site)
+}
+
+/// Publishes `v` the first time `key` is seen in `reported` (the same bug again is reported once;
+/// the action applies every time, so the message is rendered either way).
+fn publish_once<K: Eq + Hash>(
+    reported: &PlMutex<Option<HashSet<K>>>,
+    key: K,
+    v: Violation,
+) -> Violation {
+    let first = reported.lock().get_or_insert_with(HashSet::new).insert(key);
+    if first {
+        publish(v)
+    } else {
+        let mut v = v;
+        v.message = v.render();
+        v
+    }
 }
 
 /// The configured action on a report: under `panic`, a verdict for the acquiring task to raise

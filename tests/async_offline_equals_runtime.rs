@@ -1,0 +1,568 @@
+//! Offline equals runtime, for `lockcheck::tokio`: every async scenario runs as a child process
+//! (this test binary again, selecting the scenario by environment) with `LOCKCHECK_TRACE` set,
+//! under `LOCKCHECK=panic` and `LOCKCHECK=warn`, on both runtime flavours; each finding the
+//! runtime reports on stderr (inversions between tasks, async self-deadlocks, real deadlocks, sync
+//! guards held across `.await`, owned guards) must be reported by `lockcheck analyze` on the trace
+//! of that very run, and each look-alike must stay silent on both sides.
+// The scenarios hold sync guards across `.await` on purpose: that is what lockcheck reports.
+#![allow(clippy::await_holding_lock)]
+
+use lockcheck::tokio::{Mutex, RwLock, Semaphore};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A finding: its kind as the analyzer's rule names it, and the class keys of its locks.
+type Finding = (String, BTreeSet<String>);
+
+/// Gives up on an acquisition after `ms` (under `warn` a reported one would wait forever).
+async fn within<T>(ms: u64, f: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(Duration::from_millis(ms), f)
+        .await
+        .ok()
+}
+
+/// Joins a task; a panic in it (the action `panic` stopping it) is expected.
+async fn join<T>(h: tokio::task::JoinHandle<T>) {
+    let _ = h.await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scenarios (each names its locks `oer.<scenario>.*`).
+
+async fn inversion() {
+    let a = Arc::new(Mutex::named("oer.inv.a", 0));
+    let b = Arc::new(Mutex::named("oer.inv.b", 0));
+    let (a1, b1) = (a.clone(), b.clone());
+    join(tokio::spawn(async move {
+        let _a = a1.lock().await;
+        tokio::task::yield_now().await;
+        let _b = b1.lock().await;
+    }))
+    .await;
+    join(tokio::spawn(async move {
+        let _b = b.lock().await;
+        let _a = a.lock().await;
+    }))
+    .await;
+}
+
+async fn self_deadlock() {
+    join(tokio::spawn(async move {
+        let m = Mutex::named("oer.self.m", 0);
+        let _g = m.lock().await;
+        let _ = within(50, m.lock()).await;
+    }))
+    .await;
+}
+
+async fn recursive_read() {
+    join(tokio::spawn(async move {
+        let rw = RwLock::named("oer.rr", 0);
+        let _r1 = rw.read().await;
+        let _r2 = rw.read().await;
+    }))
+    .await;
+}
+
+async fn semaphore_self() {
+    join(tokio::spawn(async move {
+        let s = Semaphore::named("oer.sem", 2);
+        let _p = s.acquire_many(2).await;
+        let _ = within(50, s.acquire()).await;
+    }))
+    .await;
+}
+
+async fn owned_self() {
+    join(tokio::spawn(async move {
+        let m = Arc::new(Mutex::named("oer.own.self", 0));
+        let _g = m.clone().lock_owned().await;
+        let _ = within(50, m.lock()).await;
+    }))
+    .await;
+}
+
+async fn owned_kept() {
+    let a = Arc::new(Mutex::named("oer.kept.a", 0));
+    let b = Arc::new(Mutex::named("oer.kept.b", 0));
+    let (a1, b1) = (a.clone(), b.clone());
+    join(tokio::spawn(async move {
+        let ga = a1.lock_owned().await;
+        *b1.lock().await += 1;
+        drop(ga);
+    }))
+    .await;
+    join(tokio::spawn(async move {
+        let _b = b.lock().await;
+        let _a = a.lock().await;
+    }))
+    .await;
+}
+
+async fn real_deadlock() {
+    let a = Arc::new(Mutex::named("oer.dl.a", 0));
+    let b = Arc::new(Mutex::named("oer.dl.b", 0));
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let (a1, b1, bar1) = (a.clone(), b.clone(), barrier.clone());
+    let t1 = tokio::spawn(async move {
+        let _a = a1.lock_owned().await;
+        bar1.wait().await;
+        let _ = within(1500, b1.lock()).await;
+    });
+    let t2 = tokio::spawn(async move {
+        let _b = b.lock().await;
+        barrier.wait().await;
+        let _ = within(1000, a.lock()).await;
+    });
+    join(t1).await;
+    join(t2).await;
+}
+
+async fn across_await_other_task() {
+    let guard = Arc::new(lockcheck::Mutex::named("oer.await.guard", 0));
+    let other = Arc::new(lockcheck::Mutex::named("oer.await.other", 0));
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async move {
+            let holder = tokio::task::spawn_local(async move {
+                let _g = guard.lock();
+                tokio::task::yield_now().await;
+            });
+            let t = tokio::task::spawn_local(async move {
+                *other.lock() += 1;
+            });
+            join(holder).await;
+            join(t).await;
+        })
+        .await;
+}
+
+async fn across_await_self() {
+    let s = Arc::new(lockcheck::Mutex::named("oer.await.self.sync", 0));
+    let a = Arc::new(Mutex::named("oer.await.self.async", 0));
+    let g = a.clone().lock_owned().await;
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(g);
+    });
+    {
+        let _sync = s.lock();
+        let _a = a.lock().await;
+    }
+    join(releaser).await;
+}
+
+async fn mixed_sync_async() {
+    let m = Arc::new(Mutex::named("oer.mix.async", 0));
+    let s = Arc::new(lockcheck::Mutex::named("oer.mix.sync", 0));
+    let (m1, s1) = (m.clone(), s.clone());
+    join(tokio::spawn(async move {
+        let _m = m1.lock().await;
+        *s1.lock() += 1;
+    }))
+    .await;
+    join(tokio::spawn(async move {
+        let _s = s.lock();
+        let _ = m.try_lock(); // no order: a try
+        drop(_s);
+        let _m = m.lock().await;
+    }))
+    .await;
+    let local = tokio::task::LocalSet::new();
+    let (m2, s2) = (
+        Arc::new(Mutex::named("oer.mix2.async", 0)),
+        Arc::new(lockcheck::Mutex::named("oer.mix2.sync", 0)),
+    );
+    let (m3, s3) = (m2.clone(), s2.clone());
+    join(tokio::spawn(async move {
+        let _m = m3.lock().await;
+        *s3.lock() += 1;
+    }))
+    .await;
+    local
+        .run_until(async move {
+            join(tokio::task::spawn_local(async move {
+                let _s = s2.lock();
+                *m2.lock().await += 1;
+            }))
+            .await;
+        })
+        .await;
+}
+
+async fn consistent_order() {
+    let a = Arc::new(Mutex::named("oer.ok.order.a", 0));
+    let b = Arc::new(Mutex::named("oer.ok.order.b", 0));
+    let mut ts = Vec::new();
+    for _ in 0..4 {
+        let (a, b) = (a.clone(), b.clone());
+        ts.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                let _x = a.lock().await;
+                tokio::task::yield_now().await;
+                let _y = b.lock().await;
+            }
+        }));
+    }
+    for t in ts {
+        join(t).await;
+    }
+}
+
+async fn dropped_before_await_and_brief_std() {
+    let m = Arc::new(lockcheck::Mutex::named("oer.ok.dropped", 0));
+    let s = Arc::new(lockcheck::sync::Mutex::new(0));
+    let other = Arc::new(Mutex::named("oer.ok.dropped.async", 0));
+    let mut ts = Vec::new();
+    for _ in 0..4 {
+        let (m, s, other) = (m.clone(), s.clone(), other.clone());
+        ts.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                {
+                    *m.lock() += 1;
+                }
+                tokio::task::yield_now().await;
+                *s.lock().unwrap() += 1;
+                *other.lock().await += 1;
+            }
+        }));
+    }
+    for t in ts {
+        join(t).await;
+    }
+}
+
+async fn read_read() {
+    let a = Arc::new(RwLock::named("oer.ok.rr.a", 0));
+    let b = Arc::new(RwLock::named("oer.ok.rr.b", 0));
+    let (a1, b1) = (a.clone(), b.clone());
+    let t1 = tokio::spawn(async move {
+        let _a = a1.read().await;
+        tokio::task::yield_now().await;
+        let _b = b1.read().await;
+    });
+    let t2 = tokio::spawn(async move {
+        let _b = b.read().await;
+        tokio::task::yield_now().await;
+        let _a = a.read().await;
+    });
+    join(t1).await;
+    join(t2).await;
+}
+
+async fn owned_moved() {
+    let m = Arc::new(Mutex::named("oer.ok.moved.m", 0));
+    let b = Arc::new(Mutex::named("oer.ok.moved.b", 0));
+    let g = m.clone().lock_owned().await;
+    let handoff = tokio::spawn(async move {
+        let mut g = g;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        *g += 1;
+    });
+    {
+        let _b = b.lock().await;
+        *m.lock().await += 1;
+    }
+    join(handoff).await;
+    // Owned permits handed to workers, which take b then m.
+    let sem = Arc::new(Semaphore::named("oer.ok.moved.sem", 2));
+    let mut ts = Vec::new();
+    for _ in 0..6 {
+        let p = sem.clone().acquire_owned().await.unwrap();
+        let (m, b) = (m.clone(), b.clone());
+        ts.push(tokio::spawn(async move {
+            let _b = b.lock().await;
+            *m.lock().await += 1;
+            drop(p);
+        }));
+    }
+    for t in ts {
+        join(t).await;
+    }
+}
+
+async fn try_reverse() {
+    let a = Arc::new(Mutex::named("oer.ok.try.a", 0));
+    let b = Arc::new(Mutex::named("oer.ok.try.b", 0));
+    let (a1, b1) = (a.clone(), b.clone());
+    join(tokio::spawn(async move {
+        let _a = a1.lock().await;
+        let _b = b1.lock().await;
+    }))
+    .await;
+    join(tokio::spawn(async move {
+        let _b = b.lock().await;
+        let _a = a.try_lock();
+    }))
+    .await;
+}
+
+/// (name, what the runtime must report: a runtime kind, or `-` for a look-alike).
+const SCENARIOS: &[(&str, &str)] = &[
+    ("inversion", "lock-order-inversion"),
+    ("self_deadlock", "self-deadlock"),
+    ("recursive_read", "recursive-read"),
+    ("semaphore_self", "self-deadlock"),
+    ("owned_self", "self-deadlock"),
+    ("owned_kept", "lock-order-inversion"),
+    ("real_deadlock", "lock-order-inversion"),
+    ("across_await_other_task", "held-across-await"),
+    ("across_await_self", "held-across-await"),
+    ("mixed_sync_async", "lock-order-inversion"),
+    ("consistent_order", "-"),
+    ("dropped_before_await_and_brief_std", "-"),
+    ("read_read", "-"),
+    ("owned_moved", "-"),
+    ("try_reverse", "-"),
+];
+
+async fn scenario(name: &str) {
+    match name {
+        "inversion" => inversion().await,
+        "self_deadlock" => self_deadlock().await,
+        "recursive_read" => recursive_read().await,
+        "semaphore_self" => semaphore_self().await,
+        "owned_self" => owned_self().await,
+        "owned_kept" => owned_kept().await,
+        "real_deadlock" => real_deadlock().await,
+        "across_await_other_task" => across_await_other_task().await,
+        "across_await_self" => across_await_self().await,
+        "mixed_sync_async" => mixed_sync_async().await,
+        "consistent_order" => consistent_order().await,
+        "dropped_before_await_and_brief_std" => dropped_before_await_and_brief_std().await,
+        "read_read" => read_read().await,
+        "owned_moved" => owned_moved().await,
+        "try_reverse" => try_reverse().await,
+        other => panic!("no scenario {other}"),
+    }
+}
+
+/// The child: runs the scenario named by `OER_ASYNC_SCENARIO` on the flavour `OER_ASYNC_FLAVOR`
+/// (nothing when run as a plain test).
+#[test]
+fn child() {
+    let Ok(name) = std::env::var("OER_ASYNC_SCENARIO") else {
+        return;
+    };
+    let multi = std::env::var("OER_ASYNC_FLAVOR").is_ok_and(|f| f == "multi");
+    let rt = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+    }
+    .unwrap();
+    rt.block_on(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(20), scenario(&name)).await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The comparison.
+
+/// The runtime's findings, from its reports on stderr, with the analyzer's kind names (a real
+/// deadlock is an instance-level cycle to the analyzer).
+fn runtime_findings(stderr: &str) -> BTreeSet<Finding> {
+    let mut out = BTreeSet::new();
+    let mut lines = stderr.lines().peekable();
+    while let Some(line) = lines.next() {
+        if !line.starts_with("lockcheck: ") || line.contains("(report above") {
+            continue;
+        }
+        let rest = &line["lockcheck: ".len()..];
+        let kind = if rest.starts_with("self-deadlock:") {
+            "self-deadlock"
+        } else if rest.starts_with("possible self-deadlock (recursive read lock)") {
+            "recursive-read"
+        } else if rest.starts_with("deadlock:") {
+            "lock-order-inversion"
+        } else if rest.starts_with("held across await:") {
+            "held-across-await"
+        } else if rest.starts_with("lock order inversion between lock classes") {
+            "class-lock-order-inversion"
+        } else if rest.starts_with("lock order inversion") {
+            "lock-order-inversion"
+        } else {
+            continue;
+        };
+        let mut classes: BTreeSet<String> = lock_classes(line).into_iter().collect();
+        while let Some(next) = lines.peek() {
+            if !(next.is_empty() || next.starts_with(' ')) {
+                break;
+            }
+            classes.extend(lock_classes(next));
+            lines.next();
+        }
+        out.insert((kind.to_string(), classes));
+    }
+    out
+}
+
+/// The class keys named as ``Kind `class` #n`` in a report line.
+fn lock_classes(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    while let Some(open) = rest.find('`') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('`') else { break };
+        let name = &after[..close];
+        let tail = &after[close + 1..];
+        if tail.starts_with(" #") && tail[2..].starts_with(|c: char| c.is_ascii_digit()) {
+            out.push(name.to_string());
+        }
+        rest = tail;
+    }
+    out
+}
+
+fn offline_findings(trace: &Path) -> (BTreeSet<Finding>, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lockcheck"))
+        .args([
+            "analyze",
+            "--format",
+            "json",
+            "--allow-truncated",
+            "--no-config",
+        ])
+        .arg(trace)
+        .output()
+        .expect("lockcheck runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "{}: no JSON report ({e}): {}",
+            trace.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let found = report["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let classes = v["locks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["class"].as_str().unwrap().to_string())
+                .collect();
+            let rule = v["rule"].as_str().unwrap();
+            (rule.trim_start_matches("lockcheck/").to_string(), classes)
+        })
+        .collect();
+    (found, report)
+}
+
+/// Runs one scenario as a child under a timeout; returns its stderr.
+fn run_child(name: &str, multi: bool, mode: &str, trace: &Path) -> String {
+    let _ = std::fs::remove_file(trace);
+    let err_path = trace.with_extension("stderr");
+    let err = std::fs::File::create(&err_path).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["child", "--exact", "--nocapture", "--test-threads=1"])
+        .env("OER_ASYNC_SCENARIO", name)
+        .env("OER_ASYNC_FLAVOR", if multi { "multi" } else { "current" })
+        .env("LOCKCHECK", mode)
+        .env("LOCKCHECK_TRACE", trace)
+        .env_remove("LOCKCHECK_ORDER")
+        .env("LOCKCHECK_BACKTRACE", "0")
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("the test binary runs");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::read_to_string(&err_path).unwrap()
+}
+
+#[test]
+fn every_async_scenario_reports_the_same_findings_offline() {
+    if std::env::var_os("OER_ASYNC_SCENARIO").is_some() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("lockcheck-async-oer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut jobs = Vec::new();
+    for &(name, expect) in SCENARIOS {
+        for multi in [false, true] {
+            for mode in ["panic", "warn"] {
+                jobs.push((name, expect, multi, mode));
+            }
+        }
+    }
+    let queue = std::sync::Mutex::new(jobs);
+    let failures = std::sync::Mutex::new(Vec::<String>::new());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| loop {
+                let Some((name, expect, multi, mode)) = queue.lock().unwrap().pop() else {
+                    return;
+                };
+                let fl = if multi { "multi" } else { "current" };
+                let trace = dir.join(format!("{name}-{fl}-{mode}.json"));
+                let stderr = run_child(name, multi, mode, &trace);
+                let what = format!("{name} ({fl}, LOCKCHECK={mode})");
+                if !trace.exists() {
+                    failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("{what}: no trace; stderr:\n{stderr}"));
+                    continue;
+                }
+                let runtime = runtime_findings(&stderr);
+                let (offline, report) = offline_findings(&trace);
+                let explain = format!(
+                    "{what}:\n  runtime: {runtime:?}\n  offline: {offline:?}\n  warnings: {}\n--- stderr:\n{stderr}",
+                    report["warnings"]
+                );
+                let warnings = report["warnings"].to_string();
+                let mut bad = Vec::new();
+                if warnings.contains("not held") || warnings.contains("another thread") {
+                    bad.push("unbalanced trace");
+                }
+                if expect == "-" {
+                    if !runtime.is_empty() || !offline.is_empty() {
+                        bad.push("look-alike reported");
+                    }
+                } else {
+                    if !runtime.iter().any(|(k, _)| k == expect) {
+                        bad.push("the runtime missed it");
+                    }
+                    if runtime.iter().any(|f| !offline.contains(f)) {
+                        bad.push("missed offline");
+                    }
+                }
+                if !bad.is_empty() {
+                    failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("{}: {explain}", bad.join(", ")));
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
