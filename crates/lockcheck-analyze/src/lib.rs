@@ -171,7 +171,14 @@ pub fn analyze_with(
     parse_only(&files, opts);
     phase("start");
     let mut b = ModelBuilder::new();
-    read_into(&files, opts, &sizes, progress, &mut b)?;
+    read_into(
+        &files,
+        opts,
+        &sizes,
+        read_threads(files.len()),
+        progress,
+        &mut b,
+    )?;
     progress(Progress::Analyzing);
     let model = b.finish();
     phase("read");
@@ -270,7 +277,7 @@ fn read_file(
 
 /// Reads every file into `b`, in file order.
 ///
-/// The files are parsed in parallel on a rayon pool of [`read_threads`] threads while this thread
+/// The files are parsed in parallel on a rayon pool of `threads` threads while this thread
 /// replays them: each file's events go through a bounded channel of its own and are replayed file
 /// after file, each in file order, exactly as a sequential read would: the model, and so the
 /// report, do not depend on the number of threads. A reading thread takes the files in order, so
@@ -281,10 +288,11 @@ fn read_into(
     files: &[PathBuf],
     opts: &Options,
     sizes: &[u64],
+    threads: usize,
     progress: &mut dyn FnMut(Progress<'_>),
     b: &mut ModelBuilder,
 ) -> Result<(), ReadError> {
-    let threads = read_threads(files.len());
+    let threads = threads.clamp(1, files.len().max(1));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("lockcheck-read-{i}"))
@@ -387,7 +395,8 @@ fn parse_only(files: &[PathBuf], opts: &Options) {
     if std::env::var_os("LOCKCHECK_PHASES").is_none_or(|v| v != "parse") {
         return;
     }
-    for f in files {
+    // Regular files only: a pipe read here would be empty for the analysis.
+    for f in files.iter().filter(|f| f.is_file()) {
         let start = std::time::Instant::now();
         let cpu = thread_cpu_seconds();
         let Ok(reader) = TraceReader::open(f, opts.input_format) else {
@@ -696,5 +705,159 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         timeouts,
         warnings,
         suppressed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockcheck_core::trace::Event;
+
+    /// A fresh directory under the system's temporary one, removed at the end.
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Several traces of different formats and sizes (one cut off mid-line), so that reading
+    /// threads run ahead and batches cross file boundaries.
+    fn traces(tag: &str) -> (TempDir, Vec<PathBuf>) {
+        let dir =
+            std::env::temp_dir().join(format!("lockcheck-read-par-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir(dir);
+        let mut files = Vec::new();
+        for (i, events) in [30_000u64, 500, 20_000, 1, 9_000].into_iter().enumerate() {
+            let mut bytes = Vec::new();
+            for e in synth::Synth::new(synth::SynthConfig {
+                events,
+                seed: i as u64 + 1,
+                inversion_every: 50,
+                ..Default::default()
+            }) {
+                e.write_line(&mut bytes);
+            }
+            if i == 2 {
+                // Cut inside the last line: read up to it under `allow_truncated`.
+                bytes.truncate(bytes.len() - 5);
+            }
+            let path = dir.0.join(format!("t{i}.jsonl"));
+            std::fs::write(&path, bytes).unwrap();
+            files.push(path);
+        }
+        let std_path = dir.0.join("t5.std");
+        let mut text = String::new();
+        for k in 0..3000 {
+            text.push_str(&format!(
+                "T1|acq(L{a})|1\nT1|acq(L{b})|2\nT1|rel(L{b})|3\nT1|rel(L{a})|4\nT2|acq(L{b})|5\nT2|acq(L{a})|6\nT2|rel(L{a})|7\nT2|rel(L{b})|8\n",
+                a = k % 7,
+                b = (k % 7) + 1
+            ));
+        }
+        std::fs::write(&std_path, text).unwrap();
+        files.push(std_path);
+        (dir, files)
+    }
+
+    fn report_with(files: &[PathBuf], opts: &Options, threads: usize) -> Result<String, ReadError> {
+        let sizes: Vec<u64> = files
+            .iter()
+            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+            .collect();
+        let mut b = ModelBuilder::new();
+        let mut order = Vec::new();
+        read_into(
+            files,
+            opts,
+            &sizes,
+            threads,
+            &mut |p| {
+                if let Progress::Reading { index, .. } = p {
+                    order.push(index);
+                }
+            },
+            &mut b,
+        )?;
+        assert_eq!(
+            order,
+            (0..order.len()).collect::<Vec<_>>(),
+            "files replayed out of order"
+        );
+        let report = analyze_model(&b.finish(), opts);
+        Ok(serde_json::to_string(&report).unwrap())
+    }
+
+    /// The same files read one after the other with the plain reader: what the parallel read
+    /// must reproduce.
+    fn report_sequential(files: &[PathBuf], opts: &Options) -> String {
+        let mut b = ModelBuilder::new();
+        for f in files {
+            let mut reader = TraceReader::open(f, None)
+                .unwrap()
+                .allow_truncated(opts.allow_truncated);
+            b.begin_trace(reader.name());
+            for e in &mut reader {
+                let e: Event = e.unwrap();
+                b.event(&e);
+            }
+            if let Some(p) = reader.truncated() {
+                b.set_truncated(fmt_position(&p));
+            }
+            b.add_bytes(std::fs::metadata(f).unwrap().len());
+            b.end_trace();
+        }
+        serde_json::to_string(&analyze_model(&b.finish(), opts)).unwrap()
+    }
+
+    #[test]
+    fn the_report_does_not_depend_on_the_number_of_reading_threads() {
+        let (_dir, files) = traces("same");
+        let opts = Options {
+            allow_truncated: true,
+            ..Options::default()
+        };
+        let reference = report_sequential(&files, &opts);
+        assert!(reference.contains("truncated at"), "{reference}");
+        for threads in [1, 2, 3, 8] {
+            assert_eq!(
+                report_with(&files, &opts, threads).unwrap(),
+                reference,
+                "{threads} threads"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_bad_file_in_order_is_the_error_whatever_the_threads() {
+        let (dir, mut files) = traces("bad");
+        let bad = dir.0.join("bad.std");
+        std::fs::write(&bad, "T1|acq(L1)|1\nT1|oops(L1)|2\n").unwrap();
+        files.insert(3, bad);
+        files.insert(5, dir.0.join("missing.jsonl"));
+        // Without `allow_truncated` the cut file (index 2) is the first error.
+        let strict = Options::default();
+        let errors: Vec<String> = [1, 2, 8]
+            .iter()
+            .map(|&t| report_with(&files, &strict, t).unwrap_err().to_string())
+            .collect();
+        assert!(
+            errors[0].contains("t2.jsonl") && errors[0].contains("--allow-truncated"),
+            "{errors:?}"
+        );
+        assert!(errors.iter().all(|e| e == &errors[0]), "{errors:?}");
+        // With it, the malformed STD line.
+        let lenient = Options {
+            allow_truncated: true,
+            ..Options::default()
+        };
+        let errors: Vec<String> = [1, 2, 8]
+            .iter()
+            .map(|&t| report_with(&files, &lenient, t).unwrap_err().to_string())
+            .collect();
+        assert!(errors[0].contains("bad.std:2:"), "{errors:?}");
+        assert!(errors.iter().all(|e| e == &errors[0]), "{errors:?}");
     }
 }
