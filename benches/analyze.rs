@@ -6,7 +6,6 @@
 //! readers on them.
 
 #[path = "../tests/support/planted.rs"]
-#[allow(dead_code)]
 mod planted;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

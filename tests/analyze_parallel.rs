@@ -3,7 +3,6 @@
 //! every output format, and a bad file among good ones must give the same error and exit code.
 
 #[path = "support/planted.rs"]
-#[allow(dead_code)]
 mod planted;
 
 use std::path::{Path, PathBuf};
