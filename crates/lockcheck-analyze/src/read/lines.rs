@@ -23,9 +23,9 @@ pub(super) enum LineError {
     Io { line: u64, error: io::Error },
 }
 
-/// Splits a reader into lines, holding at most one line of at most `max` bytes beyond the read
-/// buffer: a file with no newline is an error once the line passes `max`, not an allocation of
-/// the whole file.
+/// Splits a reader into lines borrowed from the read buffer, which grows only to hold a line of
+/// up to `max` bytes: a file with no newline is an error once the line passes `max`, not an
+/// allocation of the whole file.
 pub(super) struct Lines {
     input: Chunks,
     line_no: u64,
