@@ -1190,3 +1190,131 @@ mod fast_paths {
         }
     }
 }
+
+/// A reader that hands out a few bytes at a time (1 to 13, varying), so that lines and records
+/// are cut by the reads at every possible place.
+struct Trickle {
+    data: Cursor<Vec<u8>>,
+    step: usize,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.step = self.step % 13 + 1;
+        let n = buf.len().min(self.step);
+        self.data.read(&mut buf[..n])
+    }
+}
+
+/// Traces larger than one read buffer in every format, with the offset of a place inside a
+/// record past the middle (where a cut leaves a truncated last record).
+fn large_traces() -> Vec<(InputFormat, Vec<u8>, usize)> {
+    let events: Vec<Event> = crate::synth::Synth::new(crate::synth::SynthConfig {
+        events: 45_000,
+        ..Default::default()
+    })
+    .collect();
+    let mut json = Vec::new();
+    for e in &events {
+        e.write_line(&mut json);
+    }
+    let mut lct = lockcheck_core::lct::MAGIC.to_vec();
+    let mut lct_mid = 0;
+    for e in &events {
+        if lct_mid == 0 && lct.len() > 200_000 {
+            lct_mid = lct.len() + 1;
+        }
+        lockcheck_core::lct::encode(e, &mut lct);
+    }
+    let mut std = String::new();
+    for i in 0..40_000u32 {
+        std.push_str(&format!(
+            "T{}|acq(L{})|{}\nT{}|rel(L{})\n",
+            i % 7,
+            i % 13,
+            i % 17,
+            i % 7,
+            i % 13
+        ));
+    }
+    let n = 60_000u64;
+    let mut rapid = Vec::new();
+    rapid.extend_from_slice(&8i16.to_be_bytes());
+    rapid.extend_from_slice(&16i32.to_be_bytes());
+    rapid.extend_from_slice(&0i32.to_be_bytes());
+    rapid.extend_from_slice(&(n as i64).to_be_bytes());
+    for i in 0..n {
+        let (t, lock, loc) = (i % 8, (i / 2) % 16, i % 100);
+        let op = i % 2; // acq, rel
+        rapid.extend_from_slice(&(t | (op << 10) | (lock << 14) | (loc << 48)).to_be_bytes());
+    }
+    let line_mid =
+        |b: &[u8]| b[b.len() / 2..].iter().position(|&c| c == b'\n').unwrap() + b.len() / 2 + 3;
+    vec![
+        (InputFormat::Json, json.clone(), line_mid(&json)),
+        (
+            InputFormat::Std,
+            std.clone().into_bytes(),
+            line_mid(std.as_bytes()),
+        ),
+        (InputFormat::RapidBin, rapid.clone(), rapid.len() / 2 + 3),
+        (InputFormat::Lct, lct, lct_mid),
+    ]
+}
+
+#[test]
+fn records_cut_by_the_reads_decode_as_whole_ones_and_cuts_end_cleanly() {
+    for (format, bytes, mid) in large_traces() {
+        let (items, _) = read_bytes(&bytes, format, false);
+        let whole: Vec<Event> = items
+            .into_iter()
+            .map(|e| e.unwrap_or_else(|e| panic!("{format:?}: {e}")))
+            .collect();
+        assert!(
+            bytes.len() > 300_000 && whole.len() > 20_000,
+            "{format:?}: {} bytes, {} events",
+            bytes.len(),
+            whole.len()
+        );
+        // Read a few bytes at a time: the same events.
+        let trickle = Trickle {
+            data: Cursor::new(bytes.clone()),
+            step: 0,
+        };
+        let trickled: Vec<Event> = TraceReader::from_reader(
+            "mem",
+            Box::new(BufReader::with_capacity(5, trickle)),
+            format,
+        )
+        .map(|e| e.unwrap_or_else(|e| panic!("{format:?}: {e}")))
+        .collect();
+        if let Some(i) = (0..whole.len().min(trickled.len())).find(|&i| whole[i] != trickled[i]) {
+            panic!(
+                "{format:?}: trickled reads differ at event {i}: {:?} vs {:?}",
+                &whole[i.saturating_sub(2)..(i + 2).min(whole.len())],
+                &trickled[i.saturating_sub(2)..(i + 2).min(trickled.len())]
+            );
+        }
+        assert_eq!(trickled.len(), whole.len(), "{format:?}");
+        // Cut inside a record past the middle, and two bytes before the end (a line without
+        // its newline alone would be complete): the complete events before the cut, then a
+        // clean end saying where (an error without the flag).
+        for cut in [mid, bytes.len() - 2] {
+            let (items, reader) = read_bytes(&bytes[..cut], format, true);
+            let got: Vec<Event> = items.into_iter().map(|e| e.unwrap()).collect();
+            assert!(reader.truncated().is_some(), "{format:?} cut at {cut}");
+            assert!(got.len() > 10_000, "{format:?} cut at {cut}: {}", got.len());
+            assert!(
+                got[..] == whole[..got.len()],
+                "{format:?} cut at {cut}: not a prefix"
+            );
+            let (strict, _) = read_bytes(&bytes[..cut], format, false);
+            let err = only_error(&strict);
+            assert!(
+                err.message.contains("--allow-truncated"),
+                "{format:?}: {err}"
+            );
+            assert_eq!(strict.len() - 1, got.len(), "{format:?} cut at {cut}");
+        }
+    }
+}
