@@ -62,11 +62,15 @@ pub mod synth;
 pub mod timeouts;
 
 use cycles::{Candidate, GraphLevel, SearchLimits};
+use lockcheck_core::trace::Event;
 use model::{ClassId, Model, ModelBuilder};
 use read::{expand_inputs, InputFormat, Position, ReadError, TraceReader};
 use report::{FilterCount, Report, Summary, FILTER_ORDER, REPORT_VERSION};
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Mutex;
 
 /// Which levels of the lock graph to search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -165,33 +169,17 @@ pub fn analyze_with(
         .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .collect();
-    let bytes_total = sizes.iter().sum();
-    let mut bytes_done = 0;
+    parse_only(&files, opts);
     phase("start");
     let mut b = ModelBuilder::new();
-    for (index, f) in files.iter().enumerate() {
-        progress(Progress::Reading {
-            file: f,
-            index,
-            files: files.len(),
-            bytes_done,
-            bytes_total,
-        });
-        let mut reader =
-            TraceReader::open(f, opts.input_format)?.allow_truncated(opts.allow_truncated);
-        b.begin_trace(reader.name());
-        for ev in &mut reader {
-            b.event(&ev?);
-        }
-        if let Some(p) = reader.truncated() {
-            b.set_truncated(fmt_position(&p));
-        }
-        if let Ok(meta) = std::fs::metadata(f) {
-            b.add_bytes(meta.len());
-        }
-        b.end_trace();
-        bytes_done += sizes[index];
-    }
+    read_into(
+        &files,
+        opts,
+        &sizes,
+        read_threads(files.len()),
+        progress,
+        &mut b,
+    )?;
     progress(Progress::Analyzing);
     let model = b.finish();
     phase("read");
@@ -210,6 +198,247 @@ pub fn analyze_with(
     Ok(Analysis { report, graph })
 }
 
+/// Events a reading thread hands to the replay at a time.
+const READ_BATCH: usize = 8192;
+/// Batches one file's reading thread may run ahead of the replay (bounds memory: at most this
+/// many batches per reading thread wait in memory, whatever the size of the trace).
+const READ_AHEAD: usize = 4;
+
+/// What a reading thread sends about its file, in file order.
+enum Chunk {
+    /// The next events.
+    Events(Vec<Event>),
+    /// The file is read; `truncated` tells where it was cut, under `--allow-truncated`.
+    Done { truncated: Option<Position> },
+    /// The file could not be read; nothing follows.
+    Failed(ReadError),
+}
+
+/// How many threads read trace files: `RAYON_NUM_THREADS` if set, else one per core, never more
+/// than there are files.
+fn read_threads(files: usize) -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .min(files)
+        .max(1)
+}
+
+/// Reads one file on a reading thread, sending its events in batches; stops early when the
+/// replay has hung up (it stopped at an earlier error).
+fn read_file(
+    path: &Path,
+    format: Option<InputFormat>,
+    allow_truncated: bool,
+    tx: &SyncSender<Chunk>,
+    spare: &Mutex<Vec<Vec<Event>>>,
+) {
+    let fresh = || {
+        spare
+            .lock()
+            .ok()
+            .and_then(|mut s| s.pop())
+            .unwrap_or_else(|| Vec::with_capacity(READ_BATCH))
+    };
+    let mut reader = match TraceReader::open(path, format) {
+        Ok(r) => r.allow_truncated(allow_truncated),
+        Err(e) => {
+            let _ = tx.send(Chunk::Failed(e));
+            return;
+        }
+    };
+    let mut batch = fresh();
+    for ev in &mut reader {
+        match ev {
+            Ok(e) => {
+                batch.push(e);
+                if batch.len() == READ_BATCH {
+                    if tx.send(Chunk::Events(batch)).is_err() {
+                        return;
+                    }
+                    batch = fresh();
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Chunk::Events(batch));
+                let _ = tx.send(Chunk::Failed(e));
+                return;
+            }
+        }
+    }
+    if !batch.is_empty() && tx.send(Chunk::Events(batch)).is_err() {
+        return;
+    }
+    let _ = tx.send(Chunk::Done {
+        truncated: reader.truncated(),
+    });
+}
+
+/// Reads every file into `b`, in file order.
+///
+/// The files are parsed in parallel on a rayon pool of `threads` threads while this thread
+/// replays them: each file's events go through a bounded channel of its own and are replayed file
+/// after file, each in file order, exactly as a sequential read would: the model, and so the
+/// report, do not depend on the number of threads. A reading thread takes the files in order, so
+/// the file the replay waits for is always being read (or is the next one taken): no thread
+/// waits for another forever. The first error in file order is the one returned, as in a
+/// sequential read.
+fn read_into(
+    files: &[PathBuf],
+    opts: &Options,
+    sizes: &[u64],
+    threads: usize,
+    progress: &mut dyn FnMut(Progress<'_>),
+    b: &mut ModelBuilder,
+) -> Result<(), ReadError> {
+    let threads = threads.clamp(1, files.len().max(1));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("lockcheck-read-{i}"))
+        .build()
+        .map_err(|e| {
+            ReadError::new(
+                "lockcheck",
+                None,
+                format!("cannot start reading threads: {e}"),
+            )
+        })?;
+    let (format, allow_truncated) = (opts.input_format, opts.allow_truncated);
+    let mut senders = Vec::with_capacity(files.len());
+    let mut receivers = Vec::with_capacity(files.len());
+    for _ in files {
+        let (tx, rx) = sync_channel::<Chunk>(READ_AHEAD);
+        senders.push(Mutex::new(Some(tx)));
+        receivers.push(rx);
+    }
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let spare: Mutex<Vec<Vec<Event>>> = Mutex::new(Vec::new());
+    let bytes_total = sizes.iter().sum();
+    pool.in_place_scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|_| loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = files.get(i) else { break };
+                let tx = senders[i].lock().ok().and_then(|mut s| s.take());
+                if let Some(tx) = tx {
+                    read_file(path, format, allow_truncated, &tx, &spare);
+                }
+            });
+        }
+        // The receivers are dropped when this returns, before the scope waits for the reading
+        // threads: a thread blocked on a full channel then fails its send and ends.
+        let mut bytes_done = 0;
+        for (index, rx) in receivers.into_iter().enumerate() {
+            let f = &files[index];
+            progress(Progress::Reading {
+                file: f,
+                index,
+                files: files.len(),
+                bytes_done,
+                bytes_total,
+            });
+            let name = f.display().to_string();
+            let mut begun = false;
+            loop {
+                let chunk = rx.recv().unwrap_or_else(|_| {
+                    Chunk::Failed(ReadError::new(
+                        &name,
+                        None,
+                        "the thread reading this trace stopped unexpectedly",
+                    ))
+                });
+                if !begun && !matches!(chunk, Chunk::Failed(_)) {
+                    b.begin_trace(&name);
+                    begun = true;
+                }
+                match chunk {
+                    Chunk::Events(mut events) => {
+                        for e in &events {
+                            b.event(e);
+                        }
+                        events.clear();
+                        if let Ok(mut s) = spare.lock() {
+                            s.push(events);
+                        }
+                    }
+                    Chunk::Done { truncated } => {
+                        if let Some(p) = truncated {
+                            b.set_truncated(fmt_position(&p));
+                        }
+                        if let Ok(meta) = std::fs::metadata(f) {
+                            b.add_bytes(meta.len());
+                        }
+                        b.end_trace();
+                        break;
+                    }
+                    Chunk::Failed(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+            }
+            bytes_done += sizes[index];
+        }
+        Ok(())
+    })
+}
+
+/// With `LOCKCHECK_PHASES=parse`, reads every file once without replaying it, on this thread,
+/// and prints the events, bytes, time and throughput of that parse to stderr: the readers' own
+/// speed, apart from the model's.
+fn parse_only(files: &[PathBuf], opts: &Options) {
+    if std::env::var_os("LOCKCHECK_PHASES").is_none_or(|v| v != "parse") {
+        return;
+    }
+    // Regular files only: a pipe read here would be empty for the analysis.
+    for f in files.iter().filter(|f| f.is_file()) {
+        let start = std::time::Instant::now();
+        let cpu = thread_cpu_seconds();
+        let Ok(reader) = TraceReader::open(f, opts.input_format) else {
+            continue;
+        };
+        let reader = reader.allow_truncated(opts.allow_truncated);
+        let mut events = 0u64;
+        for e in reader {
+            if e.is_err() {
+                break;
+            }
+            std::hint::black_box(e.ok());
+            events += 1;
+        }
+        let wall = start.elapsed().as_secs_f64();
+        let cpu = thread_cpu_seconds().zip(cpu).map(|(b, a)| b - a);
+        let bytes = std::fs::metadata(f).map_or(0, |m| m.len());
+        let secs = cpu.filter(|&c| c > 0.0).unwrap_or(wall);
+        eprintln!(
+            "lockcheck: parse only: {}: {events} events, {bytes} bytes in {wall:.3} s wall, {} s CPU: {:.2}M events/s, {:.0} MB/s of CPU",
+            f.display(),
+            cpu.map_or("?".into(), |c| format!("{c:.3}")),
+            events as f64 / secs / 1e6,
+            bytes as f64 / secs / 1e6,
+        );
+    }
+}
+
+/// CPU time of the calling thread (user and system), from `/proc/thread-self/stat`, where the
+/// platform has it.
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name (which may hold blanks) start after its closing `)`.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    // Clock ticks: 100 per second on every Linux configuration in use.
+    Some((utime + stime) / 100.0)
+}
+
 /// The peak resident set size of this process (`VmHWM` of `/proc/self/status`, e.g.
 /// `"544396 kB"`), where the platform has it.
 pub fn peak_rss() -> Option<String> {
@@ -219,7 +448,9 @@ pub fn peak_rss() -> Option<String> {
 }
 
 /// With `LOCKCHECK_PHASES` set, prints the time since the start of the process and the peak
-/// resident set size at the end of each phase of the analysis to stderr (for profiling).
+/// resident set size at the end of each phase of the analysis to stderr (for profiling). With
+/// `LOCKCHECK_PHASES=parse`, the traces are first parsed once more without being replayed, and
+/// the readers' own throughput is printed per file.
 pub fn phase(name: &str) {
     use std::sync::OnceLock;
     static ON: OnceLock<Option<std::time::Instant>> = OnceLock::new();
@@ -477,5 +708,159 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         timeouts,
         warnings,
         suppressed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockcheck_core::trace::Event;
+
+    /// A fresh directory under the system's temporary one, removed at the end.
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Several traces of different formats and sizes (one cut off mid-line), so that reading
+    /// threads run ahead and batches cross file boundaries.
+    fn traces(tag: &str) -> (TempDir, Vec<PathBuf>) {
+        let dir =
+            std::env::temp_dir().join(format!("lockcheck-read-par-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir(dir);
+        let mut files = Vec::new();
+        for (i, events) in [30_000u64, 500, 20_000, 1, 9_000].into_iter().enumerate() {
+            let mut bytes = Vec::new();
+            for e in synth::Synth::new(synth::SynthConfig {
+                events,
+                seed: i as u64 + 1,
+                inversion_every: 50,
+                ..Default::default()
+            }) {
+                e.write_line(&mut bytes);
+            }
+            if i == 2 {
+                // Cut inside the last line: read up to it under `allow_truncated`.
+                bytes.truncate(bytes.len() - 5);
+            }
+            let path = dir.0.join(format!("t{i}.jsonl"));
+            std::fs::write(&path, bytes).unwrap();
+            files.push(path);
+        }
+        let std_path = dir.0.join("t5.std");
+        let mut text = String::new();
+        for k in 0..3000 {
+            text.push_str(&format!(
+                "T1|acq(L{a})|1\nT1|acq(L{b})|2\nT1|rel(L{b})|3\nT1|rel(L{a})|4\nT2|acq(L{b})|5\nT2|acq(L{a})|6\nT2|rel(L{a})|7\nT2|rel(L{b})|8\n",
+                a = k % 7,
+                b = (k % 7) + 1
+            ));
+        }
+        std::fs::write(&std_path, text).unwrap();
+        files.push(std_path);
+        (dir, files)
+    }
+
+    fn report_with(files: &[PathBuf], opts: &Options, threads: usize) -> Result<String, ReadError> {
+        let sizes: Vec<u64> = files
+            .iter()
+            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+            .collect();
+        let mut b = ModelBuilder::new();
+        let mut order = Vec::new();
+        read_into(
+            files,
+            opts,
+            &sizes,
+            threads,
+            &mut |p| {
+                if let Progress::Reading { index, .. } = p {
+                    order.push(index);
+                }
+            },
+            &mut b,
+        )?;
+        assert_eq!(
+            order,
+            (0..order.len()).collect::<Vec<_>>(),
+            "files replayed out of order"
+        );
+        let report = analyze_model(&b.finish(), opts);
+        Ok(serde_json::to_string(&report).unwrap())
+    }
+
+    /// The same files read one after the other with the plain reader: what the parallel read
+    /// must reproduce.
+    fn report_sequential(files: &[PathBuf], opts: &Options) -> String {
+        let mut b = ModelBuilder::new();
+        for f in files {
+            let mut reader = TraceReader::open(f, None)
+                .unwrap()
+                .allow_truncated(opts.allow_truncated);
+            b.begin_trace(reader.name());
+            for e in &mut reader {
+                let e: Event = e.unwrap();
+                b.event(&e);
+            }
+            if let Some(p) = reader.truncated() {
+                b.set_truncated(fmt_position(&p));
+            }
+            b.add_bytes(std::fs::metadata(f).unwrap().len());
+            b.end_trace();
+        }
+        serde_json::to_string(&analyze_model(&b.finish(), opts)).unwrap()
+    }
+
+    #[test]
+    fn the_report_does_not_depend_on_the_number_of_reading_threads() {
+        let (_dir, files) = traces("same");
+        let opts = Options {
+            allow_truncated: true,
+            ..Options::default()
+        };
+        let reference = report_sequential(&files, &opts);
+        assert!(reference.contains("truncated at"), "{reference}");
+        for threads in [1, 2, 3, 8] {
+            assert_eq!(
+                report_with(&files, &opts, threads).unwrap(),
+                reference,
+                "{threads} threads"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_bad_file_in_order_is_the_error_whatever_the_threads() {
+        let (dir, mut files) = traces("bad");
+        let bad = dir.0.join("bad.std");
+        std::fs::write(&bad, "T1|acq(L1)|1\nT1|oops(L1)|2\n").unwrap();
+        files.insert(3, bad);
+        files.insert(5, dir.0.join("missing.jsonl"));
+        // Without `allow_truncated` the cut file (index 2) is the first error.
+        let strict = Options::default();
+        let errors: Vec<String> = [1, 2, 8]
+            .iter()
+            .map(|&t| report_with(&files, &strict, t).unwrap_err().to_string())
+            .collect();
+        assert!(
+            errors[0].contains("t2.jsonl") && errors[0].contains("--allow-truncated"),
+            "{errors:?}"
+        );
+        assert!(errors.iter().all(|e| e == &errors[0]), "{errors:?}");
+        // With it, the malformed STD line.
+        let lenient = Options {
+            allow_truncated: true,
+            ..Options::default()
+        };
+        let errors: Vec<String> = [1, 2, 8]
+            .iter()
+            .map(|&t| report_with(&files, &lenient, t).unwrap_err().to_string())
+            .collect();
+        assert!(errors[0].contains("bad.std:2:"), "{errors:?}");
+        assert!(errors.iter().all(|e| e == &errors[0]), "{errors:?}");
     }
 }

@@ -1,8 +1,11 @@
 //! lockcheck's own JSON Lines trace.
 
 use super::lines::{Line, LineError, Lines};
-use super::{Fault, Position, ReadError, TRUNCATED_HINT};
+use super::{Fault, Position, ReadError, BATCH, TRUNCATED_HINT};
 use lockcheck_core::trace::{Event, FORMAT_VERSION};
+use std::collections::VecDeque;
+
+pub(super) mod fast;
 
 /// Decodes one JSON event per line, checking that the first is a header of our version.
 pub(super) struct JsonDecoder {
@@ -18,20 +21,28 @@ impl JsonDecoder {
         }
     }
 
-    pub(super) fn next(&mut self, name: &str) -> Result<Option<Event>, Fault> {
-        loop {
+    /// Decodes up to a batch of lines into `out`; `Ok(false)` at the end of the input.
+    pub(super) fn fill(&mut self, name: &str, out: &mut VecDeque<Event>) -> Result<bool, Fault> {
+        while out.len() < BATCH {
             let line = match self.lines.next_line() {
                 Ok(Some(line)) => line,
-                Ok(None) if self.seen_header => return Ok(None),
+                Ok(None) if self.seen_header => return Ok(false),
                 Ok(None) => {
                     let pos = Position::LineCol {
-                        line: self.lines_read() + 1,
+                        line: self.lines.lines_read() + 1,
                         col: 1,
                     };
                     return Err(error(name, pos, "empty trace (no header)"));
                 }
                 Err(e) => return Err(line_error(name, e)),
             };
+            // The header is always read by the full parser, so the fast path never sees it.
+            if self.seen_header {
+                if let Some(event) = fast::event(line.bytes) {
+                    out.push_back(event);
+                    continue;
+                }
+            }
             if line.bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -51,12 +62,9 @@ impl JsonDecoder {
                 }
             }
             self.seen_header = true;
-            return Ok(Some(event));
+            out.push_back(event);
         }
-    }
-
-    fn lines_read(&self) -> u64 {
-        self.lines.lines_read()
+        Ok(true)
     }
 }
 

@@ -1,84 +1,128 @@
 //! lockcheck's binary format (`.lct`, see [`lockcheck_core::lct`]): self-delimiting records after
-//! a 4-byte magic, decoded from a buffer refilled in large chunks.
+//! a 4-byte magic, decoded a batch at a time straight out of the read buffer.
+//!
+//! The records of lock operations (numbers only) are decoded here by [`decode_numeric`], which
+//! allocates nothing; any other record, and any record that [`decode_numeric`] finds anything
+//! unusual in, goes to [`lct::decode`], the format's reference decoder, which decides whether it is
+//! valid and says why not.
 
-use super::{Fault, Position, ReadError, TRUNCATED_HINT};
+use super::chunks::Chunks;
+use super::{Fault, Position, ReadError, BATCH, TRUNCATED_HINT};
 use lockcheck_core::lct::{self, DecodeError};
-use lockcheck_core::trace::Event;
+use lockcheck_core::trace::{Event, How, Mode};
+use std::collections::VecDeque;
 use std::io::BufRead;
 
 /// Decodes `.lct` records into core events.
 pub(super) struct LctDecoder {
-    input: Box<dyn BufRead + Send>,
-    buf: Vec<u8>,
-    /// Index in `buf` of the next record.
-    pos: usize,
-    /// File offset of `buf[0]`.
-    base: u64,
+    input: Chunks,
     started: bool,
-    eof: bool,
 }
 
 impl LctDecoder {
     pub(super) fn new(input: Box<dyn BufRead + Send>) -> LctDecoder {
         LctDecoder {
-            input,
-            buf: Vec::new(),
-            pos: 0,
-            base: 0,
+            input: Chunks::new(input),
             started: false,
-            eof: false,
         }
     }
 
-    /// Appends the next chunk of input to `buf`, first dropping what was decoded.
-    fn refill(&mut self, name: &str) -> Result<(), Fault> {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.base += self.pos as u64;
-            self.pos = 0;
-        }
-        let chunk = self.input.fill_buf().map_err(|e| {
-            Fault::Error(ReadError::new(
-                name,
-                Some(Position::Byte(self.base + self.buf.len() as u64)),
-                format!("read error: {e}"),
-            ))
-        })?;
-        if chunk.is_empty() {
-            self.eof = true;
-        } else {
-            let n = chunk.len();
-            self.buf.extend_from_slice(chunk);
-            self.input.consume(n);
-        }
-        Ok(())
+    /// Reads more input; `Ok(false)` once it has ended.
+    fn refill(&mut self, name: &str) -> Result<bool, Fault> {
+        let at = self.input.offset() + self.input.data().len() as u64;
+        let n = self
+            .input
+            .refill(lct::MAX_RECORD_LEN as usize + 16)
+            .map_err(|e| {
+                Fault::Error(ReadError::new(
+                    name,
+                    Some(Position::Byte(at)),
+                    format!("read error: {e}"),
+                ))
+            })?;
+        Ok(n > 0)
     }
 
-    pub(super) fn next(&mut self, name: &str) -> Result<Option<Event>, Fault> {
-        loop {
-            let at = Position::Byte(self.base + self.pos as u64);
-            let step = if self.started {
-                lct::decode(&self.buf[self.pos..]).map(|r| r.map(|(e, n)| (Some(e), n)))
-            } else {
-                lct::check_magic(&self.buf).map(|()| Some((None, lct::MAGIC.len())))
-            };
-            match step {
-                Ok(Some((event, n))) => {
-                    self.pos += n;
-                    self.started = true;
-                    if let Some(e) = event {
-                        return Ok(Some(e));
+    /// Decodes up to a batch of records into `out`; `Ok(false)` at the end of the input.
+    pub(super) fn fill(&mut self, name: &str, out: &mut VecDeque<Event>) -> Result<bool, Fault> {
+        if !self.started {
+            loop {
+                match lct::check_magic(self.input.data()) {
+                    Ok(()) => break,
+                    Err(DecodeError::Truncated) if !self.input.eof() => {
+                        self.refill(name)?;
                     }
-                }
-                Ok(None) if self.eof => return Ok(None),
-                Err(DecodeError::Truncated) if self.eof => {
-                    if !self.started && self.buf.is_empty() {
+                    Err(DecodeError::Truncated) => {
+                        let at = Some(Position::Byte(self.input.offset()));
+                        if self.input.data().is_empty() {
+                            return Err(Fault::Error(ReadError::new(
+                                name,
+                                at,
+                                "empty trace (no .lct magic)",
+                            )));
+                        }
+                        return Err(Fault::Truncated {
+                            pos: Position::Byte(0),
+                            error: ReadError::new(
+                                name,
+                                at,
+                                format!("the last record is incomplete: {TRUNCATED_HINT}"),
+                            ),
+                        });
+                    }
+                    Err(DecodeError::Invalid(m)) => {
                         return Err(Fault::Error(ReadError::new(
                             name,
-                            Some(at),
-                            "empty trace (no .lct magic)",
-                        )));
+                            Some(Position::Byte(self.input.offset())),
+                            m,
+                        )))
                     }
+                }
+            }
+            self.input.consume(lct::MAGIC.len());
+            self.started = true;
+        }
+        let start = out.len();
+        loop {
+            let data = self.input.data();
+            let mut pos = 0;
+            let mut stop = None;
+            while out.len() - start < BATCH {
+                let rest = &data[pos..];
+                if let Some((event, n)) = decode_numeric(rest) {
+                    out.push_back(event);
+                    pos += n;
+                    continue;
+                }
+                match lct::decode(rest) {
+                    Ok(Some((event, n))) => {
+                        out.push_back(event);
+                        pos += n;
+                    }
+                    Ok(None) => {
+                        stop = Some(None);
+                        break;
+                    }
+                    Err(e) => {
+                        stop = Some(Some(e));
+                        break;
+                    }
+                }
+            }
+            self.input.consume(pos);
+            let at = Position::Byte(self.input.offset());
+            match stop {
+                // A full batch.
+                None => return Ok(true),
+                // Buffer used up: more input, or the end.
+                Some(None) | Some(Some(DecodeError::Truncated)) if !self.input.eof() => {
+                    if out.len() > start {
+                        return Ok(true);
+                    }
+                    self.refill(name)?;
+                }
+                Some(None) => return Ok(false),
+                Some(Some(DecodeError::Truncated)) => {
                     return Err(Fault::Truncated {
                         pos: at,
                         error: ReadError::new(
@@ -86,13 +130,185 @@ impl LctDecoder {
                             Some(at),
                             format!("the last record is incomplete: {TRUNCATED_HINT}"),
                         ),
-                    });
+                    })
                 }
-                Ok(None) | Err(DecodeError::Truncated) => self.refill(name)?,
-                Err(DecodeError::Invalid(m)) => {
+                Some(Some(DecodeError::Invalid(m))) => {
                     return Err(Fault::Error(ReadError::new(name, Some(at), m)))
                 }
             }
         }
     }
+}
+
+/// A cursor for [`decode_numeric`]: every read returns `None` on anything unusual.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    #[inline]
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.buf.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    #[inline]
+    fn varint(&mut self) -> Option<u64> {
+        let first = self.byte()?;
+        if first < 0x80 {
+            return Some(u64::from(first));
+        }
+        let mut v = u64::from(first & 0x7f);
+        let mut shift = 7;
+        loop {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return None;
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+            shift += 7;
+            if shift > 63 {
+                return None;
+            }
+        }
+    }
+
+    #[inline]
+    fn u32(&mut self) -> Option<u32> {
+        u32::try_from(self.varint()?).ok()
+    }
+
+    #[inline]
+    fn opt_u32(&mut self) -> Option<Option<u32>> {
+        match self.byte()? {
+            0 => Some(None),
+            1 => Some(Some(self.u32()?)),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn opt_varint(&mut self) -> Option<Option<u64>> {
+        match self.byte()? {
+            0 => Some(None),
+            1 => Some(Some(self.varint()?)),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn mode(&mut self) -> Option<Mode> {
+        Some(match self.byte()? {
+            0 => Mode::Exclusive,
+            1 => Mode::Shared,
+            2 => Mode::SharedRecursive,
+            3 => Mode::Upgradable,
+            4 => Mode::Permit,
+            _ => return None,
+        })
+    }
+
+    #[inline]
+    fn how(&mut self) -> Option<How> {
+        Some(match self.byte()? {
+            0 => How::Blocking,
+            1 => How::Try,
+            2 => How::Timed,
+            _ => return None,
+        })
+    }
+}
+
+/// Decodes a well-formed record of a lock operation (`lock`, `request`, `acquire`, `fail`,
+/// `release`, `convert`, `cond_wait`, `fork`, `join`, `drop`) at the start of `buf`: the event and
+/// the bytes it took. `None` for any other record and for anything unusual (a cut, a bad field),
+/// which [`lct::decode`] then decodes or rejects: both give the same event for every record this
+/// accepts (tested in `read/tests.rs`).
+#[inline]
+fn decode_numeric(buf: &[u8]) -> Option<(Event, usize)> {
+    let mut c = Cursor { buf, pos: 0 };
+    let len = c.varint()?;
+    if len == 0 || len > 64 {
+        return None;
+    }
+    let end = c.pos + len as usize;
+    if buf.len() < end {
+        return None;
+    }
+    let mut b = Cursor {
+        buf: &buf[c.pos..end],
+        pos: 0,
+    };
+    let event = match b.byte()? {
+        4 => Event::Lock {
+            l: b.varint()?,
+            c: b.u32()?,
+            permits: b.opt_varint()?,
+        },
+        5 => Event::Request {
+            t: b.varint()?,
+            l: b.varint()?,
+            m: b.mode()?,
+            s: b.opt_u32()?,
+        },
+        tag @ (6 | 7) => {
+            let (t, l, m, how) = (b.varint()?, b.varint()?, b.mode()?, b.how()?);
+            let (s, wait_ns) = (b.opt_u32()?, b.varint()?);
+            if tag == 6 {
+                Event::Acquire {
+                    t,
+                    l,
+                    m,
+                    how,
+                    s,
+                    wait_ns,
+                }
+            } else {
+                Event::Fail {
+                    t,
+                    l,
+                    m,
+                    how,
+                    s,
+                    wait_ns,
+                }
+            }
+        }
+        8 => Event::Release {
+            t: b.varint()?,
+            l: b.varint()?,
+            hold_ns: b.varint()?,
+        },
+        9 => Event::Convert {
+            t: b.varint()?,
+            l: b.varint()?,
+            m: b.mode()?,
+        },
+        10 => Event::CondWait {
+            t: b.varint()?,
+            cv: b.varint()?,
+            l: b.varint()?,
+        },
+        11 => Event::Fork {
+            t: b.varint()?,
+            child: b.varint()?,
+        },
+        12 => Event::Join {
+            t: b.varint()?,
+            child: b.varint()?,
+        },
+        13 => Event::Drop { l: b.varint()? },
+        _ => return None,
+    };
+    (b.pos == b.buf.len()).then_some((event, end))
+}
+
+#[cfg(test)]
+pub(super) fn decode_numeric_for_tests(buf: &[u8]) -> Option<(Event, usize)> {
+    decode_numeric(buf)
 }

@@ -1,5 +1,6 @@
-//! Bounded line splitting for the text formats.
+//! Bounded line splitting for the text formats, borrowing each line from the read buffer.
 
+use super::chunks::Chunks;
 use std::io::{self, BufRead};
 
 /// One line, without its `\n` (and without a `\r` before it).
@@ -22,28 +23,24 @@ pub(super) enum LineError {
     Io { line: u64, error: io::Error },
 }
 
-/// Splits a reader into lines, holding at most one line of at most `max` bytes in memory.
-///
-/// `BufRead::read_line` would grow its buffer without bound on a file with no newline; this reads
-/// chunk by chunk from `fill_buf` and gives up as soon as the line passes `max`.
+/// Splits a reader into lines borrowed from the read buffer, which grows only to hold a line of
+/// up to `max` bytes: a file with no newline is an error once the line passes `max`, not an
+/// allocation of the whole file.
 pub(super) struct Lines {
-    input: Box<dyn BufRead + Send>,
-    buf: Vec<u8>,
+    input: Chunks,
     line_no: u64,
     max: usize,
+    /// Bytes of the line last returned (with its newline), consumed at the next call.
+    returned: usize,
 }
-
-/// A buffer that grew for one long line is given back afterwards, so one large event does not pin
-/// its memory for the rest of the trace.
-const KEEP_CAPACITY: usize = 1 << 20;
 
 impl Lines {
     pub(super) fn new(input: Box<dyn BufRead + Send>, max: usize) -> Lines {
         Lines {
-            input,
-            buf: Vec::new(),
+            input: Chunks::new(input),
             line_no: 0,
             max,
+            returned: 0,
         }
     }
 
@@ -53,63 +50,54 @@ impl Lines {
     }
 
     /// The next line, or `None` at the end of the input.
+    #[inline]
     pub(super) fn next_line(&mut self) -> Result<Option<Line<'_>>, LineError> {
-        if self.buf.capacity() > KEEP_CAPACITY {
-            self.buf = Vec::new();
-        }
-        self.buf.clear();
+        // The previous line stays borrowed from the buffer until this call: consume it now.
+        self.input.consume(std::mem::take(&mut self.returned));
         let line = self.line_no + 1;
-        let terminated = loop {
-            let chunk = match self.input.fill_buf() {
-                Ok(c) => c,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(LineError::Io { line, error }),
-            };
-            if chunk.is_empty() {
-                if self.buf.is_empty() {
-                    return Ok(None);
+        let (len, terminated) = loop {
+            let data = self.input.data();
+            match memchr::memchr(b'\n', data) {
+                Some(i) if i <= self.max => break (i, true),
+                Some(_) => {
+                    return Err(LineError::TooLong {
+                        line,
+                        max: self.max,
+                    })
                 }
-                break false;
-            }
-            let (take, found) = match chunk.iter().position(|&b| b == b'\n') {
-                Some(i) => (i, true),
-                None => (chunk.len(), false),
-            };
-            if self.buf.len() + take > self.max {
-                return Err(LineError::TooLong {
-                    line,
-                    max: self.max,
-                });
-            }
-            grow(&mut self.buf, take, self.max);
-            self.buf.extend_from_slice(&chunk[..take]);
-            self.input.consume(if found { take + 1 } else { take });
-            if found {
-                break true;
+                None if data.len() > self.max => {
+                    return Err(LineError::TooLong {
+                        line,
+                        max: self.max,
+                    })
+                }
+                None if self.input.eof() => {
+                    if data.is_empty() {
+                        return Ok(None);
+                    }
+                    break (data.len(), false);
+                }
+                None => {
+                    if let Err(error) = self.input.refill(self.max) {
+                        return Err(LineError::Io { line, error });
+                    }
+                }
             }
         };
         self.line_no = line;
+        self.returned = len + usize::from(terminated);
+        let mut bytes = &self.input.data()[..len];
         // Editors on some systems start a UTF-8 file with a byte-order mark; it is not content.
-        if line == 1 && self.buf.starts_with(b"\xEF\xBB\xBF") {
-            self.buf.drain(..3);
+        if line == 1 && bytes.starts_with(b"\xEF\xBB\xBF") {
+            bytes = &bytes[3..];
         }
-        if self.buf.last() == Some(&b'\r') {
-            self.buf.pop();
+        if let [rest @ .., b'\r'] = bytes {
+            bytes = rest;
         }
         Ok(Some(Line {
-            bytes: &self.buf,
+            bytes,
             no: line,
             terminated,
         }))
-    }
-}
-
-/// Reserves room for `extra` more bytes without letting the capacity pass `max` (plain doubling
-/// would reserve up to twice the limit).
-fn grow(buf: &mut Vec<u8>, extra: usize, max: usize) {
-    let needed = buf.len() + extra;
-    if needed > buf.capacity() {
-        let target = (buf.capacity() * 2).max(needed).min(max.max(needed));
-        buf.reserve_exact(target - buf.len());
     }
 }

@@ -12,9 +12,11 @@
 //! class per lock (key = the lock's name, kind [`LockKind::Unknown`](lockcheck_core::trace::LockKind)),
 //! and a site `loc <location>` per location. Numbers are dense from 1 in order of first appearance.
 //!
-//! A [`TraceReader`] streams: it holds one line (or one record) at a time, so memory does not grow
-//! with the length of a trace, and a single line longer than [`MAX_LINE_LEN`] is an error rather than
-//! an allocation of that size. After the first error the iterator ends.
+//! A [`TraceReader`] streams: it reads the file in large chunks and decodes a batch of events at a
+//! time straight out of its read buffer (no copy and no allocation per event), so memory does not
+//! grow with the length of a trace, and a single line longer than [`MAX_LINE_LEN`] is an error
+//! rather than an allocation of that size. After the first error the iterator ends; the events
+//! before the error are all yielded first.
 //!
 //! A trace whose last line has no newline and does not parse (or, in binary, whose last record is
 //! partial or missing) is *truncated*: the traced process was probably killed while writing. By
@@ -34,6 +36,7 @@
 //! # Ok::<(), lockcheck_analyze::read::ReadError>(())
 //! ```
 
+mod chunks;
 mod json;
 mod lct;
 mod lines;
@@ -185,6 +188,12 @@ pub struct TraceReader {
     name: String,
     format: InputFormat,
     decoder: Decoder,
+    /// Decoded events not yet returned (a decoder fills it a batch at a time).
+    pending: VecDeque<Event>,
+    /// How the decoder stopped, reported once `pending` is drained.
+    fault: Option<Fault>,
+    /// The decoder has nothing more to give.
+    ended: bool,
     allow_truncated: bool,
     truncated: Option<Position>,
     done: bool,
@@ -221,7 +230,9 @@ impl TraceReader {
             ));
         }
         let file = fs::File::open(path).map_err(|e| os_error("cannot open trace", e))?;
-        let mut input = BufReader::with_capacity(256 << 10, file);
+        // Small: the decoders read in large chunks of their own, which bypass this buffer once the
+        // format sniffing below has been served from it.
+        let mut input = BufReader::with_capacity(8 << 10, file);
         let format = format.unwrap_or_else(|| match InputFormat::from_path(path) {
             // The recorder writes `.lct` under any name with `LOCKCHECK_TRACE_FORMAT=lct`: its
             // magic cannot begin a JSON line.
@@ -274,6 +285,9 @@ impl TraceReader {
             name: name.to_owned(),
             format,
             decoder,
+            pending: VecDeque::with_capacity(BATCH),
+            fault: None,
+            ended: false,
             allow_truncated: false,
             truncated: None,
             done: false,
@@ -305,34 +319,43 @@ impl TraceReader {
 impl Iterator for TraceReader {
     type Item = Result<Event, ReadError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let step = match &mut self.decoder {
-            Decoder::Json(d) => d.next(&self.name),
-            Decoder::Std(d) => d.next(&self.name),
-            Decoder::RapidBin(d) => d.next(&self.name),
-            Decoder::Lct(d) => d.next(&self.name),
-        };
-        match step {
-            Ok(Some(event)) => Some(Ok(event)),
-            Ok(None) => {
-                self.done = true;
-                None
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(Ok(event));
             }
-            Err(Fault::Error(e)) => {
-                self.done = true;
-                Some(Err(e))
+            if self.done {
+                return None;
             }
-            Err(Fault::Truncated { pos, error }) => {
+            if let Some(fault) = self.fault.take() {
                 self.done = true;
-                if self.allow_truncated {
-                    self.truncated = Some(pos);
-                    None
-                } else {
-                    Some(Err(error))
-                }
+                return match fault {
+                    Fault::Error(e) => Some(Err(e)),
+                    Fault::Truncated { pos, error } => {
+                        if self.allow_truncated {
+                            self.truncated = Some(pos);
+                            None
+                        } else {
+                            Some(Err(error))
+                        }
+                    }
+                };
+            }
+            if self.ended {
+                self.done = true;
+                return None;
+            }
+            let step = match &mut self.decoder {
+                Decoder::Json(d) => d.fill(&self.name, &mut self.pending),
+                Decoder::Std(d) => d.fill(&self.name, &mut self.pending),
+                Decoder::RapidBin(d) => d.fill(&self.name, &mut self.pending),
+                Decoder::Lct(d) => d.fill(&self.name, &mut self.pending),
+            };
+            match step {
+                Ok(true) => {}
+                Ok(false) => self.ended = true,
+                Err(fault) => self.fault = Some(fault),
             }
         }
     }
@@ -397,29 +420,47 @@ fn is_trace_file(path: &Path) -> bool {
         .is_some_and(|e| TRACE_EXTENSIONS.iter().any(|t| e.eq_ignore_ascii_case(t)))
 }
 
-/// A thread of a research trace: `T9` and a bare `9` are the same thread.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum ThreadKey {
-    /// `T<n>` or `<n>`.
-    Num(u64),
-    /// Any other token, kept as written.
-    Name(String),
-}
+/// How many events a decoder queues per call, at most (a record may add a few declarations more).
+const BATCH: usize = 1024;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Thread numbers below this are looked up in a table rather than a hash map.
+const SMALL_THREADS: u64 = 1 << 12;
+/// Numeric lock operands (RAPID binary) below this are looked up in a table.
+const SMALL_LOCKS: u64 = 1 << 18;
+/// Numeric locations (RAPID binary, 15 bits) are always looked up in a table.
+const SMALL_SITES: u64 = 1 << 15;
 
 /// Invents the declarations that the research formats lack (see the module docs) and queues the
 /// events that one input record turns into.
+///
+/// Every look-up on the hot path is by borrowed bytes or by number: nothing is allocated unless a
+/// thread, lock or location is seen for the first time.
 #[derive(Debug, Default)]
 struct Translator {
-    // Three look-ups per event of text: a fast hash, not SipHash.
-    threads: HashMap<ThreadKey, ThreadNo, foldhash::fast::RandomState>,
-    locks: HashMap<String, LockNo, foldhash::fast::RandomState>,
-    sites: HashMap<String, SiteNo, foldhash::fast::RandomState>,
-    pending: VecDeque<Event>,
+    /// `T<n>` / `<n>` threads with a small `n`: index `n`, 0 = not seen.
+    thread_table: Vec<ThreadNo>,
+    /// `T<n>` threads with a large `n`.
+    thread_nums: FastMap<u64, ThreadNo>,
+    /// Threads with any other name.
+    thread_names: FastMap<Box<[u8]>, ThreadNo>,
+    n_threads: u64,
+    /// Locks by name (text formats).
+    lock_names: FastMap<Box<[u8]>, LockNo>,
+    /// Locks by number (binary format): table for small numbers, 0 = not seen, map beyond.
+    lock_table: Vec<LockNo>,
+    lock_nums: FastMap<u64, LockNo>,
+    n_locks: u64,
+    /// Sites by location token (text) or number (binary).
+    site_names: FastMap<Box<[u8]>, SiteNo>,
+    site_table: Vec<SiteNo>,
+    n_sites: u32,
 }
 
 impl Translator {
-    fn header(&mut self, program: &str) {
-        self.pending.push_back(Event::Header {
+    fn header(&mut self, program: &str, out: &mut VecDeque<Event>) {
+        out.push_back(Event::Header {
             version: FORMAT_VERSION,
             pid: 0,
             program: program.to_owned(),
@@ -427,40 +468,72 @@ impl Translator {
         });
     }
 
-    /// The number of thread `key`, declaring it on first sight.
-    fn thread(&mut self, key: ThreadKey) -> ThreadNo {
-        if let Some(&t) = self.threads.get(&key) {
-            return t;
-        }
-        let t = self.threads.len() as ThreadNo + 1;
-        let name = match &key {
-            ThreadKey::Num(n) => format!("T{n}"),
-            ThreadKey::Name(s) => s.clone(),
-        };
-        self.threads.insert(key, t);
-        self.pending.push_back(Event::Thread {
+    fn new_thread(&mut self, name: String, out: &mut VecDeque<Event>) -> ThreadNo {
+        self.n_threads += 1;
+        let t = self.n_threads;
+        out.push_back(Event::Thread {
             t,
             name: Some(name),
         });
         t
     }
 
-    /// The number of lock `key`, declaring its class and the lock on first sight.
-    fn lock(&mut self, key: &str) -> LockNo {
-        if let Some(&l) = self.locks.get(key) {
-            return l;
+    /// The number of thread `T<n>`, declaring it on first sight.
+    #[inline]
+    fn thread_num(&mut self, n: u64, out: &mut VecDeque<Event>) -> ThreadNo {
+        if n < SMALL_THREADS {
+            let i = n as usize;
+            if let Some(&t) = self.thread_table.get(i) {
+                if t != 0 {
+                    return t;
+                }
+            }
+            if self.thread_table.len() <= i {
+                self.thread_table.resize(i + 1, 0);
+            }
+            let t = self.new_thread(format!("T{n}"), out);
+            self.thread_table[i] = t;
+            return t;
         }
-        let l = self.locks.len() as LockNo + 1;
+        if let Some(&t) = self.thread_nums.get(&n) {
+            return t;
+        }
+        let t = self.new_thread(format!("T{n}"), out);
+        self.thread_nums.insert(n, t);
+        t
+    }
+
+    /// The number of the thread written `token` in a text trace: `T9`, `t9` and `9` are thread 9;
+    /// any other token is a thread of that name.
+    #[inline]
+    fn thread_token(&mut self, token: &[u8], out: &mut VecDeque<Event>) -> ThreadNo {
+        let digits = match token {
+            [b'T' | b't', rest @ ..] => rest,
+            _ => token,
+        };
+        if let Some(n) = parse_digits(digits) {
+            return self.thread_num(n, out);
+        }
+        if let Some(&t) = self.thread_names.get(token) {
+            return t;
+        }
+        let t = self.new_thread(String::from_utf8_lossy(token).into_owned(), out);
+        self.thread_names.insert(token.into(), t);
+        t
+    }
+
+    fn new_lock(&mut self, key: String, out: &mut VecDeque<Event>) -> LockNo {
+        self.n_locks += 1;
+        let l = self.n_locks;
         // One class per lock, numbered like the lock. A trace with more than 2^32 distinct locks
         // would not fit in memory long before the numbers wrapped.
         let c = l as ClassNo;
-        self.locks.insert(key.to_owned(), l);
-        self.pending.push_back(Event::Class {
+        out.push_back(Event::Class {
             c,
-            key: key.to_owned(),
+            key,
             kind: LockKind::Unknown,
         });
-        self.pending.push_back(Event::Lock {
+        out.push_back(Event::Lock {
             l,
             c,
             permits: None,
@@ -468,26 +541,97 @@ impl Translator {
         l
     }
 
-    /// The site of location `loc`, declaring it as `loc <loc>` on first sight.
-    fn site(&mut self, loc: &str) -> SiteNo {
-        if let Some(&s) = self.sites.get(loc) {
-            return s;
+    /// The number of the lock named `key`, declaring its class and the lock on first sight.
+    #[inline]
+    fn lock_name(&mut self, key: &[u8], out: &mut VecDeque<Event>) -> LockNo {
+        if let Some(&l) = self.lock_names.get(key) {
+            return l;
         }
-        let s = self.sites.len() as SiteNo + 1;
-        self.sites.insert(loc.to_owned(), s);
-        self.pending.push_back(Event::Site {
+        let l = self.new_lock(String::from_utf8_lossy(key).into_owned(), out);
+        self.lock_names.insert(key.into(), l);
+        l
+    }
+
+    /// The number of lock `L<n>` of a binary trace, declaring it on first sight.
+    #[inline]
+    fn lock_num(&mut self, n: u64, out: &mut VecDeque<Event>) -> LockNo {
+        if n < SMALL_LOCKS {
+            let i = n as usize;
+            if let Some(&l) = self.lock_table.get(i) {
+                if l != 0 {
+                    return l;
+                }
+            }
+            if self.lock_table.len() <= i {
+                self.lock_table.resize(i + 1, 0);
+            }
+            let l = self.new_lock(format!("L{n}"), out);
+            self.lock_table[i] = l;
+            return l;
+        }
+        if let Some(&l) = self.lock_nums.get(&n) {
+            return l;
+        }
+        let l = self.new_lock(format!("L{n}"), out);
+        self.lock_nums.insert(n, l);
+        l
+    }
+
+    fn new_site(&mut self, loc: String, out: &mut VecDeque<Event>) -> SiteNo {
+        self.n_sites += 1;
+        let s = self.n_sites;
+        out.push_back(Event::Site {
             s,
-            loc: format!("loc {loc}"),
+            loc,
             frames: Vec::new(),
         });
         s
     }
 
-    fn push(&mut self, event: Event) {
-        self.pending.push_back(event);
+    /// The site of location token `loc`, declaring it as `loc <loc>` on first sight.
+    #[inline]
+    fn site_name(&mut self, loc: &[u8], out: &mut VecDeque<Event>) -> SiteNo {
+        if let Some(&s) = self.site_names.get(loc) {
+            return s;
+        }
+        let s = self.new_site(format!("loc {}", String::from_utf8_lossy(loc)), out);
+        self.site_names.insert(loc.into(), s);
+        s
     }
 
-    fn pop(&mut self) -> Option<Event> {
-        self.pending.pop_front()
+    /// The site of numeric location `n` (below [`SMALL_SITES`]), declared as `loc <n>`.
+    #[inline]
+    fn site_num(&mut self, n: u64, out: &mut VecDeque<Event>) -> SiteNo {
+        debug_assert!(n < SMALL_SITES);
+        let i = n as usize;
+        if let Some(&s) = self.site_table.get(i) {
+            if s != 0 {
+                return s;
+            }
+        }
+        if self.site_table.len() <= i {
+            self.site_table.resize(i + 1, 0);
+        }
+        let s = self.new_site(format!("loc {n}"), out);
+        self.site_table[i] = s;
+        s
     }
+}
+
+/// A non-empty run of ASCII digits as a number (leading zeros allowed), or `None` (not digits, or
+/// beyond `u64`).
+#[inline]
+fn parse_digits(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+    }
+    Some(n)
 }

@@ -4,9 +4,11 @@
 //! big-endian `i64` per event: thread in bits 0-9, operation in bits 10-13, operand in bits 14-47,
 //! location in bits 48-62.
 
-use super::{Fault, Position, ReadError, ThreadKey, Translator, TRUNCATED_HINT};
+use super::chunks::Chunks;
+use super::{Fault, Position, ReadError, Translator, BATCH, TRUNCATED_HINT};
 use lockcheck_core::trace::{Event, How, Mode};
-use std::io::{self, BufRead, Read};
+use std::collections::VecDeque;
+use std::io::{self, BufRead};
 
 const HEADER_LEN: u64 = 18;
 const RECORD_LEN: u64 = 8;
@@ -23,13 +25,12 @@ struct Header {
     events: u64,
 }
 
-/// Decodes RAPID binary records into core events.
+/// Decodes RAPID binary records into core events, a batch of records at a time straight out of
+/// the read buffer.
 pub(super) struct BinDecoder {
-    input: Box<dyn BufRead + Send>,
+    input: Chunks,
     program: String,
     header: Option<Header>,
-    /// Byte offset of the next unread byte.
-    offset: u64,
     /// Records read so far.
     pub(super) records: u64,
     tr: Translator,
@@ -58,81 +59,118 @@ impl Record {
 impl BinDecoder {
     pub(super) fn new(input: Box<dyn BufRead + Send>, program: String) -> BinDecoder {
         BinDecoder {
-            input,
+            input: Chunks::new(input),
             program,
             header: None,
-            offset: 0,
             records: 0,
             tr: Translator::default(),
         }
     }
 
-    pub(super) fn next(&mut self, name: &str) -> Result<Option<Event>, Fault> {
-        loop {
-            if let Some(event) = self.tr.pop() {
-                return Ok(Some(event));
+    /// Fills the buffer until it holds `n` bytes or the input ends; the bytes it holds.
+    fn want(&mut self, name: &str, n: usize) -> Result<usize, Fault> {
+        while self.input.data().len() < n {
+            let at = self.input.offset() + self.input.data().len() as u64;
+            if self.input.refill(n).map_err(|e| io_error(name, at, e))? == 0 {
+                break;
             }
-            let header = match self.header {
-                Some(h) => h,
-                None => {
-                    let h = self.read_header(name)?;
-                    self.header = Some(h);
-                    self.tr.header(&self.program);
-                    continue;
+        }
+        Ok(self.input.data().len())
+    }
+
+    /// Decodes up to a batch of records into `out`; `Ok(false)` at the end of the input.
+    pub(super) fn fill(&mut self, name: &str, out: &mut VecDeque<Event>) -> Result<bool, Fault> {
+        let header = match self.header {
+            Some(h) => h,
+            None => {
+                let h = self.read_header(name)?;
+                self.header = Some(h);
+                self.tr.header(&self.program, out);
+                h
+            }
+        };
+        let at = self.input.offset();
+        if self.records == header.events {
+            let got = self.want(name, 1)?;
+            if got == 0 {
+                return Ok(false);
+            }
+            let mut extra = got as u64;
+            self.input.consume(got);
+            loop {
+                let n = self.want(name, 1)?;
+                if n == 0 {
+                    break;
                 }
+                extra += n as u64;
+                self.input.consume(n);
+            }
+            return Err(error(
+                name,
+                at,
+                format!(
+                    "{extra} bytes after the {} events that the header declares",
+                    header.events
+                ),
+            ));
+        }
+        let got = self.want(name, RECORD_LEN as usize)?;
+        if got < RECORD_LEN as usize {
+            let what = if got == 0 {
+                format!(
+                    "the header declares {} events but the file holds {}",
+                    header.events, self.records
+                )
+            } else {
+                format!(
+                    "record {} is partial ({got} of {RECORD_LEN} bytes; the header declares {} events)",
+                    self.records + 1,
+                    header.events
+                )
             };
-            let at = self.offset;
-            let mut word = [0u8; RECORD_LEN as usize];
-            let got = self.fill(&mut word).map_err(|e| io_error(name, at, e))?;
-            if self.records == header.events {
-                if got == 0 {
-                    return Ok(None);
-                }
-                let extra = got as u64 + self.skip_rest().map_err(|e| io_error(name, at, e))?;
-                return Err(error(
+            return Err(Fault::Truncated {
+                pos: Position::Byte(at),
+                error: ReadError::new(
                     name,
-                    at,
-                    format!(
-                        "{extra} bytes after the {} events that the header declares",
-                        header.events
-                    ),
-                ));
+                    Some(Position::Byte(at)),
+                    format!("{what}: {TRUNCATED_HINT}"),
+                ),
+            });
+        }
+        // Every whole record in the buffer, up to a batch and to the declared count.
+        let data = self.input.data();
+        let whole = (data.len() / RECORD_LEN as usize).min(BATCH).min(
+            (header.events - self.records)
+                .try_into()
+                .unwrap_or(usize::MAX),
+        );
+        let mut done = 0;
+        let mut fault = None;
+        for word in data[..whole * RECORD_LEN as usize].chunks_exact(RECORD_LEN as usize) {
+            let record = Record::decode(u64::from_be_bytes(word.try_into().expect("8 bytes")));
+            let before = out.len();
+            if let Err(m) = translate(&mut self.tr, &header, record, out) {
+                // The declarations queued for the bad record go with it.
+                out.truncate(before);
+                fault = Some(error(name, at + done as u64 * RECORD_LEN, m));
+                break;
             }
-            if got < word.len() {
-                let what = if got == 0 {
-                    format!(
-                        "the header declares {} events but the file holds {}",
-                        header.events, self.records
-                    )
-                } else {
-                    format!(
-                        "record {} is partial ({got} of {RECORD_LEN} bytes; the header declares {} events)",
-                        self.records + 1,
-                        header.events
-                    )
-                };
-                return Err(Fault::Truncated {
-                    pos: Position::Byte(at),
-                    error: ReadError::new(
-                        name,
-                        Some(Position::Byte(at)),
-                        format!("{what}: {TRUNCATED_HINT}"),
-                    ),
-                });
-            }
-            self.records += 1;
-            let record = Record::decode(u64::from_be_bytes(word));
-            translate(&mut self.tr, &header, record).map_err(|m| error(name, at, m))?;
+            done += 1;
+        }
+        self.records += done as u64;
+        self.input.consume(done * RECORD_LEN as usize);
+        match fault {
+            Some(f) => Err(f),
+            None => Ok(true),
         }
     }
 
     fn read_header(&mut self, name: &str) -> Result<Header, Fault> {
-        let mut raw = [0u8; HEADER_LEN as usize];
-        let got = self.fill(&mut raw).map_err(|e| io_error(name, 0, e))?;
+        let got = self.want(name, HEADER_LEN as usize)?;
         if got == 0 {
             return Err(error(name, 0, "empty trace (no header)"));
         }
-        if got < raw.len() {
+        if got < HEADER_LEN as usize {
             return Err(error(
                 name,
                 0,
@@ -141,6 +179,10 @@ impl BinDecoder {
                 ),
             ));
         }
+        let raw: [u8; HEADER_LEN as usize] = self.input.data()[..HEADER_LEN as usize]
+            .try_into()
+            .expect("header bytes");
+        self.input.consume(HEADER_LEN as usize);
         let threads = i16::from_be_bytes([raw[0], raw[1]]);
         let locks = i32::from_be_bytes([raw[2], raw[3], raw[4], raw[5]]);
         let variables = i32::from_be_bytes([raw[6], raw[7], raw[8], raw[9]]);
@@ -166,26 +208,6 @@ impl BinDecoder {
             events: events as u64,
         })
     }
-
-    /// Reads until `buf` is full or the input ends; returns how many bytes were read.
-    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut got = 0;
-        while got < buf.len() {
-            match self.input.read(&mut buf[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.offset += got as u64;
-        Ok(got)
-    }
-
-    /// Counts the remaining bytes without keeping them.
-    fn skip_rest(&mut self) -> io::Result<u64> {
-        io::copy(&mut self.input, &mut io::sink())
-    }
 }
 
 fn error(name: &str, at: u64, message: impl Into<String>) -> Fault {
@@ -197,7 +219,13 @@ fn io_error(name: &str, at: u64, e: io::Error) -> Fault {
 }
 
 /// Queues the events of one record, checking its numbers against the header.
-fn translate(tr: &mut Translator, header: &Header, r: Record) -> Result<(), String> {
+#[inline]
+fn translate(
+    tr: &mut Translator,
+    header: &Header,
+    r: Record,
+    out: &mut VecDeque<Event>,
+) -> Result<(), String> {
     let Some(&op_name) = OP_NAMES.get(r.op as usize) else {
         return Err(format!(
             "unknown operation code {} (RAPID binary uses 0-9)",
@@ -210,30 +238,27 @@ fn translate(tr: &mut Translator, header: &Header, r: Record) -> Result<(), Stri
             r.thread, header.threads
         ));
     }
-    let t = tr.thread(ThreadKey::Num(r.thread));
-    let lock = |tr: &mut Translator| {
-        if r.operand >= header.locks {
-            return Err(format!(
-                "`{op_name}` of lock {} out of range: the header declares {} locks",
-                r.operand, header.locks
-            ));
-        }
-        Ok(tr.lock(&format!("L{}", r.operand)))
+    let t = tr.thread_num(r.thread, out);
+    let lock_range = || {
+        format!(
+            "`{op_name}` of lock {} out of range: the header declares {} locks",
+            r.operand, header.locks
+        )
     };
-    let child = |tr: &mut Translator| {
-        if r.operand >= header.threads {
-            return Err(format!(
-                "`{op_name}` of thread {} out of range: the header declares {} threads",
-                r.operand, header.threads
-            ));
-        }
-        Ok(tr.thread(ThreadKey::Num(r.operand)))
+    let child_range = || {
+        format!(
+            "`{op_name}` of thread {} out of range: the header declares {} threads",
+            r.operand, header.threads
+        )
     };
     match r.op {
         0 | 8 => {
-            let l = lock(tr)?;
-            let s = Some(tr.site(&r.location.to_string()));
-            tr.push(if r.op == 0 {
+            if r.operand >= header.locks {
+                return Err(lock_range());
+            }
+            let l = tr.lock_num(r.operand, out);
+            let s = Some(tr.site_num(r.location, out));
+            out.push_back(if r.op == 0 {
                 Event::Acquire {
                     t,
                     l,
@@ -252,16 +277,22 @@ fn translate(tr: &mut Translator, header: &Header, r: Record) -> Result<(), Stri
             });
         }
         1 => {
-            let l = lock(tr)?;
-            tr.push(Event::Release { t, l, hold_ns: 0 });
+            if r.operand >= header.locks {
+                return Err(lock_range());
+            }
+            let l = tr.lock_num(r.operand, out);
+            out.push_back(Event::Release { t, l, hold_ns: 0 });
         }
-        4 => {
-            let child = child(tr)?;
-            tr.push(Event::Fork { t, child });
-        }
-        5 => {
-            let child = child(tr)?;
-            tr.push(Event::Join { t, child });
+        4 | 5 => {
+            if r.operand >= header.threads {
+                return Err(child_range());
+            }
+            let child = tr.thread_num(r.operand, out);
+            out.push_back(if r.op == 4 {
+                Event::Fork { t, child }
+            } else {
+                Event::Join { t, child }
+            });
         }
         // r, w, begin, end, branch: not lock events.
         _ => {}

@@ -2,8 +2,9 @@
 
 use super::json::line_error;
 use super::lines::Lines;
-use super::{Fault, Position, ReadError, ThreadKey, Translator, TRUNCATED_HINT};
+use super::{Fault, Position, ReadError, Translator, BATCH, TRUNCATED_HINT};
 use lockcheck_core::trace::{Event, How, Mode};
+use std::collections::VecDeque;
 
 /// The operations of the STD format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,17 +25,22 @@ const OPS: &str = "acq, rel, req, r, w, fork, join, begin, end, branch";
 
 impl Op {
     fn from_name(name: &str) -> Option<Op> {
+        Op::from_bytes(name.as_bytes())
+    }
+
+    #[inline]
+    fn from_bytes(name: &[u8]) -> Option<Op> {
         Some(match name {
-            "acq" => Op::Acq,
-            "rel" => Op::Rel,
-            "req" => Op::Req,
-            "r" => Op::Read,
-            "w" => Op::Write,
-            "fork" => Op::Fork,
-            "join" => Op::Join,
-            "begin" => Op::Begin,
-            "end" => Op::End,
-            "branch" => Op::Branch,
+            b"acq" => Op::Acq,
+            b"rel" => Op::Rel,
+            b"req" => Op::Req,
+            b"r" => Op::Read,
+            b"w" => Op::Write,
+            b"fork" => Op::Fork,
+            b"join" => Op::Join,
+            b"begin" => Op::Begin,
+            b"end" => Op::End,
+            b"branch" => Op::Branch,
             _ => return None,
         })
     }
@@ -57,10 +63,10 @@ impl Op {
 /// One parsed line, borrowing from it.
 #[derive(Debug)]
 struct StdLine<'a> {
-    thread: &'a str,
+    thread: &'a [u8],
     op: Op,
-    arg: Option<&'a str>,
-    loc: Option<&'a str>,
+    arg: Option<&'a [u8]>,
+    loc: Option<&'a [u8]>,
 }
 
 /// A problem at a 1-based column.
@@ -84,14 +90,12 @@ impl StdDecoder {
         }
     }
 
-    pub(super) fn next(&mut self, name: &str) -> Result<Option<Event>, Fault> {
-        loop {
-            if let Some(event) = self.tr.pop() {
-                return Ok(Some(event));
-            }
+    /// Decodes up to a batch of lines into `out`; `Ok(false)` at the end of the input.
+    pub(super) fn fill(&mut self, name: &str, out: &mut VecDeque<Event>) -> Result<bool, Fault> {
+        while out.len() < BATCH {
             let line = match self.lines.next_line() {
                 Ok(Some(line)) => line,
-                Ok(None) if self.started => return Ok(None),
+                Ok(None) if self.started => return Ok(false),
                 Ok(None) => {
                     let pos = Position::LineCol {
                         line: self.lines.lines_read() + 1,
@@ -105,6 +109,14 @@ impl StdDecoder {
                 }
                 Err(e) => return Err(line_error(name, e)),
             };
+            if let Some(p) = parse_plain(line.bytes) {
+                if !self.started {
+                    self.tr.header(&self.program, out);
+                    self.started = true;
+                }
+                translate(&mut self.tr, &p, out);
+                continue;
+            }
             if line.bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -132,24 +144,26 @@ impl StdDecoder {
                 }
             };
             if !self.started {
-                self.tr.header(&self.program);
+                self.tr.header(&self.program, out);
                 self.started = true;
             }
-            translate(&mut self.tr, &parsed);
+            translate(&mut self.tr, &parsed, out);
         }
+        Ok(true)
     }
 }
 
 /// Queues the events of one line.
-fn translate(tr: &mut Translator, p: &StdLine<'_>) {
-    let t = tr.thread(thread_key(p.thread));
-    // `needs_arg` operations always have one after `parse`.
-    let arg = p.arg.unwrap_or("");
+#[inline]
+fn translate(tr: &mut Translator, p: &StdLine<'_>, out: &mut VecDeque<Event>) {
+    let t = tr.thread_token(p.thread, out);
+    // `needs_arg` operations always have one after parsing.
+    let arg = p.arg.unwrap_or(b"");
     match p.op {
         Op::Acq | Op::Req => {
-            let l = tr.lock(arg);
-            let s = p.loc.map(|loc| tr.site(loc));
-            tr.push(if p.op == Op::Acq {
+            let l = tr.lock_name(arg, out);
+            let s = p.loc.map(|loc| tr.site_name(loc, out));
+            out.push_back(if p.op == Op::Acq {
                 Event::Acquire {
                     t,
                     l,
@@ -168,12 +182,12 @@ fn translate(tr: &mut Translator, p: &StdLine<'_>) {
             });
         }
         Op::Rel => {
-            let l = tr.lock(arg);
-            tr.push(Event::Release { t, l, hold_ns: 0 });
+            let l = tr.lock_name(arg, out);
+            out.push_back(Event::Release { t, l, hold_ns: 0 });
         }
         Op::Fork | Op::Join => {
-            let child = tr.thread(thread_key(arg));
-            tr.push(if p.op == Op::Fork {
+            let child = tr.thread_token(arg, out);
+            out.push_back(if p.op == Op::Fork {
                 Event::Fork { t, child }
             } else {
                 Event::Join { t, child }
@@ -183,15 +197,73 @@ fn translate(tr: &mut Translator, p: &StdLine<'_>) {
     }
 }
 
-/// `T9`, `t9` and `9` are thread 9; any other token is a thread of that name.
-fn thread_key(token: &str) -> ThreadKey {
-    let digits = token.strip_prefix(['T', 't']).unwrap_or(token);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(n) = digits.parse() {
-            return ThreadKey::Num(n);
-        }
+/// Whether `b` may appear in a token on the fast path: printable ASCII other than `|`, `(`, `)`.
+/// Anything else (blanks, control bytes, non-ASCII) sends the line to [`parse`], which trims,
+/// validates UTF-8 and reports errors with their column.
+#[inline]
+fn plain(b: u8) -> bool {
+    b > b' ' && b < 0x7f && b != b'|' && b != b'(' && b != b')'
+}
+
+/// The fast path of [`parse`]: a line of plain tokens without blanks, `T1|acq(L3)|42`, parsed at
+/// the byte level. `None` for anything else, which [`parse`] then accepts or rejects exactly as
+/// before (so both paths accept the same lines with the same meaning).
+#[inline]
+fn parse_plain(b: &[u8]) -> Option<StdLine<'_>> {
+    let n = b.len();
+    let mut i = 0;
+    while i < n && plain(b[i]) {
+        i += 1;
     }
-    ThreadKey::Name(token.to_owned())
+    if i == 0 || i == n || b[i] != b'|' {
+        return None;
+    }
+    let thread = &b[..i];
+    i += 1;
+    let os = i;
+    while i < n && b[i].is_ascii_lowercase() {
+        i += 1;
+    }
+    let op = Op::from_bytes(&b[os..i])?;
+    let mut arg = None;
+    if i < n && b[i] == b'(' {
+        i += 1;
+        let start = i;
+        while i < n && plain(b[i]) {
+            i += 1;
+        }
+        if i == n || b[i] != b')' {
+            return None;
+        }
+        if i > start {
+            arg = Some(&b[start..i]);
+        }
+        i += 1;
+    }
+    if arg.is_none() && op.needs_arg() {
+        return None;
+    }
+    let loc = if i == n {
+        None
+    } else if b[i] == b'|' {
+        i += 1;
+        let start = i;
+        while i < n && plain(b[i]) {
+            i += 1;
+        }
+        if i != n || i == start {
+            return None;
+        }
+        Some(&b[start..])
+    } else {
+        return None;
+    };
+    Some(StdLine {
+        thread,
+        op,
+        arg,
+        loc,
+    })
 }
 
 /// Parses `thread|op(arg)|location` (the location may be missing: `thread|op(arg)`).
@@ -279,10 +351,10 @@ fn parse(text: &str) -> Result<StdLine<'_>, Problem> {
         None
     };
     Ok(StdLine {
-        thread,
+        thread: thread.as_bytes(),
         op,
-        arg,
-        loc,
+        arg: arg.map(str::as_bytes),
+        loc: loc.map(str::as_bytes),
     })
 }
 
@@ -307,4 +379,16 @@ fn token(tok: &str, col: u64, what: &str) -> Result<(), Problem> {
         )),
         None => Ok(()),
     }
+}
+
+/// [`parse_plain`]'s reading of a line, for tests.
+#[cfg(test)]
+pub(super) fn parse_plain_for_tests(b: &[u8]) -> Option<String> {
+    parse_plain(b).map(|p| format!("{p:?}"))
+}
+
+/// [`parse`]'s reading of a line, for tests.
+#[cfg(test)]
+pub(super) fn parse_for_tests(text: &str) -> Option<String> {
+    parse(text).ok().map(|p| format!("{p:?}"))
 }

@@ -949,3 +949,373 @@ mod never_panic {
         }
     }
 }
+
+/// The fast paths of the readers against the full parsers they stand in for: wherever a fast path
+/// accepts its input, the full parser gives the same event (and so the same stream, errors and
+/// all, since everything the fast path declines goes to the full parser).
+mod fast_paths {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// JSON: the fast path's event, when it has one, is serde's.
+    fn check_json(line: &str) {
+        if let Some(fast) = json::fast::event(line.as_bytes()) {
+            let full: Result<Event, _> = serde_json::from_str(line);
+            assert_eq!(full.as_ref().ok(), Some(&fast), "{line}: {full:?}");
+        }
+    }
+
+    #[test]
+    fn json_lines_of_every_lock_operation_take_the_fast_path() {
+        for e in every_event() {
+            let mut line = Vec::new();
+            e.write_line(&mut line);
+            let line = std::str::from_utf8(&line).unwrap().trim_end();
+            let fast = json::fast::event(line.as_bytes());
+            let numeric = !matches!(
+                e,
+                Event::Header { .. }
+                    | Event::Thread { .. }
+                    | Event::Class { .. }
+                    | Event::Site { .. }
+                    | Event::Stats { .. }
+            );
+            assert_eq!(fast.is_some(), numeric, "{line}");
+            check_json(line);
+        }
+    }
+
+    #[test]
+    fn json_fast_path_declines_what_serde_rejects_or_reads_otherwise() {
+        for line in [
+            r#"{"e":"acquire","t":1,"l":2,"m":"w"}"#,
+            r#" { "l" : 2 , "m":"r", "e" :"acquire","t":1 } "#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w","t":1}"#,
+            r#"{"e":"acquire","t":1,"l":2}"#,
+            r#"{"e":"acquire","t":01,"l":2,"m":"w"}"#,
+            r#"{"e":"acquire","t":1.0,"l":2,"m":"w"}"#,
+            r#"{"e":"acquire","t":1e2,"l":2,"m":"w"}"#,
+            r#"{"e":"acquire","t":-1,"l":2,"m":"w"}"#,
+            r#"{"e":"acquire","t":18446744073709551616,"l":2,"m":"w"}"#,
+            r#"{"e":"acquire","t":18446744073709551615,"l":2,"m":"w"}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w","s":4294967296}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w","s":4294967295}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w","s":null}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"x"}"#,
+            r#"{"e":"acq\u0075ire","t":1,"l":2,"m":"w"}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w"} x"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w"},"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w",}"#,
+            r#"{"e":"release","t":1,"l":2,"s":99999999999}"#,
+            r#"{"e":"release","t":1,"l":2,"m":"w"}"#,
+            r#"{"e":"fail","t":1,"l":2,"m":"w"}"#,
+            r#"{"e":"fail","t":1,"l":2,"m":"w","how":"try"}"#,
+            r#"{"e":"lock","l":1,"c":4294967296}"#,
+            r#"{"e":"lock","l":1,"c":3,"permits":0}"#,
+            r#"{"e":"drop","l":1,"unknown":1}"#,
+            r#"{"e":"header","version":1,"pid":1}"#,
+            r#"{}"#,
+            r#"{"t":1}"#,
+            "",
+            "{",
+        ] {
+            check_json(line);
+        }
+        assert!(json::fast::event(br#"{"e":"acquire","t":1,"l":2,"m":"w","t":1}"#).is_none());
+        assert!(json::fast::event(br#"{"e":"acquire","t":1,"l":2,"m":"w","s":null}"#).is_none());
+    }
+
+    fn json_piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(r#""e":"acquire""#.to_owned()),
+            Just(r#""e":"release""#.to_owned()),
+            Just(r#""e":"request""#.to_owned()),
+            Just(r#""e":"fail""#.to_owned()),
+            Just(r#""e":"lock""#.to_owned()),
+            Just(r#""e":"fork""#.to_owned()),
+            Just(r#""e":"drop""#.to_owned()),
+            Just(r#""e":"cond_wait""#.to_owned()),
+            Just(r#""m":"w""#.to_owned()),
+            Just(r#""m":"rr""#.to_owned()),
+            Just(r#""how":"try""#.to_owned()),
+            Just(r#""how":"blocking""#.to_owned()),
+            (
+                prop_oneof![
+                    Just("t"),
+                    Just("l"),
+                    Just("s"),
+                    Just("c"),
+                    Just("cv"),
+                    Just("child"),
+                    Just("permits"),
+                    Just("wait_ns"),
+                    Just("hold_ns")
+                ],
+                prop_oneof![
+                    any::<u64>().prop_map(|n| n.to_string()),
+                    (0u64..10).prop_map(|n| n.to_string()),
+                    Just("0".to_owned()),
+                    Just("00".to_owned()),
+                    Just("null".to_owned()),
+                    Just("1.5".to_owned()),
+                    Just("\"1\"".to_owned()),
+                    Just("4294967296".to_owned()),
+                ]
+            )
+                .prop_map(|(k, v)| format!("\"{k}\":{v}")),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        #[test]
+        fn json_fast_path_agrees_with_serde(
+            pieces in proptest::collection::vec(json_piece(), 0..7),
+            blanks in proptest::collection::vec(prop_oneof![Just(""), Just(" "), Just("\t")], 8),
+        ) {
+            let mut line = format!("{}{{", blanks[0]);
+            for (i, p) in pieces.iter().enumerate() {
+                if i > 0 {
+                    line.push_str(blanks[i % 8]);
+                    line.push(',');
+                }
+                line.push_str(p);
+            }
+            line.push('}');
+            line.push_str(blanks[7]);
+            check_json(&line);
+        }
+
+        #[test]
+        fn json_fast_path_agrees_with_serde_on_cut_and_mutated_lines(
+            cut in 0usize..60,
+            flip in 0usize..60,
+            byte in any::<u8>(),
+        ) {
+            let mut line = br#"{"e":"acquire","t":12,"l":345,"m":"w","how":"try","s":6,"wait_ns":7}"#.to_vec();
+            let flip = flip % line.len();
+            line[flip] = byte;
+            line.truncate(line.len() - cut.min(line.len()));
+            if let Ok(text) = std::str::from_utf8(&line) {
+                check_json(text);
+            } else {
+                prop_assert!(json::fast::event(&line).is_none());
+            }
+        }
+
+        #[test]
+        fn lct_fast_path_agrees_with_the_reference_decoder(
+            bytes in proptest::collection::vec(any::<u8>(), 0..24),
+            event in 0usize..21,
+            cut in 0usize..24,
+        ) {
+            // Arbitrary bytes, and real records cut short.
+            if let Some((e, n)) = lct::decode_numeric_for_tests(&bytes) {
+                let full = lockcheck_core::lct::decode(&bytes);
+                prop_assert_eq!(full, Ok(Some((e, n))));
+            }
+            let all = every_event();
+            let mut rec = Vec::new();
+            lockcheck_core::lct::encode(&all[event % all.len()], &mut rec);
+            rec.truncate(rec.len() - cut.min(rec.len()));
+            if let Some((e, n)) = lct::decode_numeric_for_tests(&rec) {
+                prop_assert_eq!(lockcheck_core::lct::decode(&rec), Ok(Some((e, n))));
+            }
+        }
+    }
+
+    #[test]
+    fn lct_records_of_every_lock_operation_take_the_fast_path() {
+        for e in every_event() {
+            let mut rec = Vec::new();
+            lockcheck_core::lct::encode(&e, &mut rec);
+            if let Some((fast, n)) = lct::decode_numeric_for_tests(&rec) {
+                assert_eq!((fast, n), (e, rec.len()));
+            } else {
+                assert!(
+                    matches!(
+                        e,
+                        Event::Header { .. }
+                            | Event::Thread { .. }
+                            | Event::Class { .. }
+                            | Event::Site { .. }
+                            | Event::Stats { .. }
+                    ),
+                    "{e:?}"
+                );
+            }
+        }
+    }
+
+    /// STD: a trace read through the fast path (plain lines) and the same trace with blanks that
+    /// send every line to the full parser give the same events.
+    #[test]
+    fn std_fast_and_full_parsers_give_the_same_events() {
+        let plain = "T1|acq(L1)|10\nT1|req(L2)|11\nT1|acq(L2)|11\nt1|rel(L2)\n1|rel(L1)|12\nT1|fork(T2)|3\nT2|acq(lock_b)|4\nT2|rel(lock_b)|5\nmain|acq(L1)|6\nmain|rel(L1)|7\nT1|join(2)|8\nT1|begin()|9\nT1|end\nT1|r(V1)|1\nT1|w(V1)|1\nT1|branch|1\nT99999999999999999999999|acq(L1)|1\n";
+        let blanked: String = plain
+            .lines()
+            .map(|l| format!(" {} \n", l.replace('|', " | ")))
+            .collect();
+        let read = |text: &str| -> Vec<Event> {
+            TraceReader::from_reader(
+                "x.std",
+                Box::new(Cursor::new(text.as_bytes().to_vec())),
+                InputFormat::Std,
+            )
+            .map(|e| e.unwrap())
+            .collect()
+        };
+        let fast = read(plain);
+        assert_eq!(fast, read(&blanked));
+        assert!(fast.len() > 20);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        /// Any line the fast path parses, the full parser parses the same way.
+        #[test]
+        fn std_fast_path_agrees_with_the_full_parser(
+            pieces in proptest::collection::vec(prop_oneof![
+                Just("T1"), Just("t2"), Just("7"), Just("|"), Just("acq"), Just("rel"), Just("req"),
+                Just("fork"), Just("begin"), Just("("), Just(")"), Just("L3"), Just(" "), Just("42"),
+                Just("é"), Just("\t"), Just("x"),
+            ], 0..10),
+        ) {
+            let line = pieces.concat();
+            if let Some(fast) = std_text::parse_plain_for_tests(line.as_bytes()) {
+                let full = std_text::parse_for_tests(&line);
+                prop_assert_eq!(Some(fast), full, "{}", line);
+            }
+        }
+    }
+}
+
+/// A reader that hands out a few bytes at a time (1 to 13, varying), so that lines and records
+/// are cut by the reads at every possible place.
+struct Trickle {
+    data: Cursor<Vec<u8>>,
+    step: usize,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.step = self.step % 13 + 1;
+        let n = buf.len().min(self.step);
+        self.data.read(&mut buf[..n])
+    }
+}
+
+/// Traces larger than one read buffer in every format, with the offset of a place inside a
+/// record past the middle (where a cut leaves a truncated last record).
+fn large_traces() -> Vec<(InputFormat, Vec<u8>, usize)> {
+    let events: Vec<Event> = crate::synth::Synth::new(crate::synth::SynthConfig {
+        events: 45_000,
+        ..Default::default()
+    })
+    .collect();
+    let mut json = Vec::new();
+    for e in &events {
+        e.write_line(&mut json);
+    }
+    let mut lct = lockcheck_core::lct::MAGIC.to_vec();
+    let mut lct_mid = 0;
+    for e in &events {
+        if lct_mid == 0 && lct.len() > 200_000 {
+            lct_mid = lct.len() + 1;
+        }
+        lockcheck_core::lct::encode(e, &mut lct);
+    }
+    let mut std = String::new();
+    for i in 0..40_000u32 {
+        std.push_str(&format!(
+            "T{}|acq(L{})|{}\nT{}|rel(L{})\n",
+            i % 7,
+            i % 13,
+            i % 17,
+            i % 7,
+            i % 13
+        ));
+    }
+    let n = 60_000u64;
+    let mut rapid = Vec::new();
+    rapid.extend_from_slice(&8i16.to_be_bytes());
+    rapid.extend_from_slice(&16i32.to_be_bytes());
+    rapid.extend_from_slice(&0i32.to_be_bytes());
+    rapid.extend_from_slice(&(n as i64).to_be_bytes());
+    for i in 0..n {
+        let (t, lock, loc) = (i % 8, (i / 2) % 16, i % 100);
+        let op = i % 2; // acq, rel
+        rapid.extend_from_slice(&(t | (op << 10) | (lock << 14) | (loc << 48)).to_be_bytes());
+    }
+    let line_mid =
+        |b: &[u8]| b[b.len() / 2..].iter().position(|&c| c == b'\n').unwrap() + b.len() / 2 + 3;
+    vec![
+        (InputFormat::Json, json.clone(), line_mid(&json)),
+        (
+            InputFormat::Std,
+            std.clone().into_bytes(),
+            line_mid(std.as_bytes()),
+        ),
+        (InputFormat::RapidBin, rapid.clone(), rapid.len() / 2 + 3),
+        (InputFormat::Lct, lct, lct_mid),
+    ]
+}
+
+#[test]
+fn records_cut_by_the_reads_decode_as_whole_ones_and_cuts_end_cleanly() {
+    for (format, bytes, mid) in large_traces() {
+        let (items, _) = read_bytes(&bytes, format, false);
+        let whole: Vec<Event> = items
+            .into_iter()
+            .map(|e| e.unwrap_or_else(|e| panic!("{format:?}: {e}")))
+            .collect();
+        assert!(
+            bytes.len() > 300_000 && whole.len() > 20_000,
+            "{format:?}: {} bytes, {} events",
+            bytes.len(),
+            whole.len()
+        );
+        // Read a few bytes at a time: the same events.
+        let trickle = Trickle {
+            data: Cursor::new(bytes.clone()),
+            step: 0,
+        };
+        let trickled: Vec<Event> = TraceReader::from_reader(
+            "mem",
+            Box::new(BufReader::with_capacity(5, trickle)),
+            format,
+        )
+        .map(|e| e.unwrap_or_else(|e| panic!("{format:?}: {e}")))
+        .collect();
+        if let Some(i) = (0..whole.len().min(trickled.len())).find(|&i| whole[i] != trickled[i]) {
+            panic!(
+                "{format:?}: trickled reads differ at event {i}: {:?} vs {:?}",
+                &whole[i.saturating_sub(2)..(i + 2).min(whole.len())],
+                &trickled[i.saturating_sub(2)..(i + 2).min(trickled.len())]
+            );
+        }
+        assert_eq!(trickled.len(), whole.len(), "{format:?}");
+        // Cut inside a record past the middle, and two bytes before the end (a line without
+        // its newline alone would be complete): the complete events before the cut, then a
+        // clean end saying where (an error without the flag).
+        for cut in [mid, bytes.len() - 2] {
+            let (items, reader) = read_bytes(&bytes[..cut], format, true);
+            let got: Vec<Event> = items.into_iter().map(|e| e.unwrap()).collect();
+            assert!(reader.truncated().is_some(), "{format:?} cut at {cut}");
+            assert!(got.len() > 10_000, "{format:?} cut at {cut}: {}", got.len());
+            assert!(
+                got[..] == whole[..got.len()],
+                "{format:?} cut at {cut}: not a prefix"
+            );
+            let (strict, _) = read_bytes(&bytes[..cut], format, false);
+            let err = only_error(&strict);
+            assert!(
+                err.message.contains("--allow-truncated"),
+                "{format:?}: {err}"
+            );
+            assert_eq!(strict.len() - 1, got.len(), "{format:?} cut at {cut}");
+        }
+    }
+}
