@@ -115,9 +115,15 @@ fn kind_code(k: LockKind) -> u8 {
 }
 
 /// Appends the record of `event` to `out` (the magic is written once, before the first record).
+///
+/// Writes straight into `out`, without a buffer of its own: nothing is allocated beyond what
+/// `out` needs to grow, so a writer that reuses its buffer encodes without allocating. The body
+/// goes after a one-byte length, which is widened in place in the rare case of a body of 128
+/// bytes or more (a site with frames, a long class key).
 pub fn encode(event: &Event, out: &mut Vec<u8>) {
-    let mut body: Vec<u8> = Vec::with_capacity(24);
-    let b = &mut body;
+    let start = out.len();
+    out.push(0);
+    let b = &mut *out;
     match event {
         Event::Header {
             version,
@@ -245,8 +251,25 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) {
             }
         }
     }
-    put_varint(out, body.len() as u64);
-    out.extend_from_slice(&body);
+    let body_len = out.len() - start - 1;
+    if body_len < 0x80 {
+        out[start] = body_len as u8;
+        return;
+    }
+    let mut len = [0u8; 10];
+    let mut n = 0;
+    let mut v = body_len as u64;
+    while v >= 0x80 {
+        len[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    len[n] = v as u8;
+    n += 1;
+    let end = out.len();
+    out.resize(end + n - 1, 0);
+    out.copy_within(start + 1..end, start + n);
+    out[start..start + n].copy_from_slice(&len[..n]);
 }
 
 /// A cursor over one record's body.
@@ -627,6 +650,31 @@ mod tests {
             back.push(e);
             pos += n;
         }
+        assert_eq!(back, events);
+    }
+
+    #[test]
+    fn long_bodies_widen_their_length_in_place() {
+        // Bodies around each width of the length varint (1, 2 and 3 bytes), after other bytes.
+        let mut buf = MAGIC.to_vec();
+        let mut events = Vec::new();
+        for n in [0, 100, 118, 119, 120, 200, 16_370, 16_380, 16_400, 70_000] {
+            events.push(Event::Class {
+                c: 1,
+                key: "k".repeat(n),
+                kind: LockKind::Mutex,
+            });
+        }
+        for e in &events {
+            encode(e, &mut buf);
+        }
+        let mut pos = 4;
+        let mut back = Vec::new();
+        while let Some((e, n)) = decode(&buf[pos..]).unwrap() {
+            back.push(e);
+            pos += n;
+        }
+        assert_eq!(pos, buf.len());
         assert_eq!(back, events);
     }
 

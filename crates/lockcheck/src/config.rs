@@ -127,8 +127,12 @@ pub(crate) mod flag {
     pub const WATCH: u8 = 16;
     /// Any of the above: bookkeeping is needed at all.
     pub const ACTIVE: u8 = CHECK | RECORD | STATS | WATCH;
-    /// Acquisitions are timed (hold and wait times).
-    pub const TIMED: u8 = RECORD | STATS | WATCH;
+    /// Acquisitions are timed with `Instant` in the hooks (hold and wait times for statistics
+    /// and the watchdog). Recording is not among them: it stamps its records with its own cheaper
+    /// clock (`checked::recorder`).
+    pub const TIMED: u8 = STATS | WATCH;
+    /// Anything that takes the full path: recording, statistics, the watchdog.
+    pub const SLOW: u8 = RECORD | STATS | WATCH;
     pub(crate) const INIT: u8 = 128;
 }
 

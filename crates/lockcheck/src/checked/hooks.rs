@@ -122,7 +122,7 @@ fn fast_step(
     f: u8,
     try_raw: &mut Option<impl FnOnce() -> bool>,
 ) -> Fast {
-    let eligible = f & flag::TIMED == 0
+    let eligible = f & flag::SLOW == 0
         && (mode != Mode::Exclusive || kind != LockKind::Rwlock || meta.was_written());
     if eligible {
         if let Some(ids) = meta.assigned() {
@@ -318,7 +318,7 @@ fn lock_slow(
     });
     match step {
         Ok(Step::Done(ids)) => {
-            if f & flag::TIMED != 0 {
+            if f & flag::SLOW != 0 {
                 after_acquire(ids, mode, How::Blocking, site, 0, f);
             }
         }
@@ -327,7 +327,7 @@ fn lock_slow(
             blocked(ids, kind, mode, capacity, site, lock_raw, lock_for)?;
             let wait_ns = start.elapsed().as_nanos() as u64;
             let _ = STATE.try_with(|s| push(s, ids, mode, site, f));
-            if f & flag::TIMED != 0 {
+            if f & flag::SLOW != 0 {
                 after_acquire(ids, mode, How::Blocking, site, wait_ns, f);
             }
         }
@@ -443,7 +443,7 @@ pub(crate) fn lock_nonblocking(
         Some(ids)
     });
     if let Ok(Some(ids)) = ids {
-        if ok && f & flag::TIMED != 0 {
+        if ok && f & flag::SLOW != 0 {
             after_acquire(ids, mode, how, site, wait_ns, f);
         } else if !ok && f & flag::RECORD != 0 {
             recorder::on_fail(ids, mode, how, site, wait_ns);
@@ -535,6 +535,8 @@ pub(crate) fn released(meta: &Meta, mode: Mode) {
     });
     if popped != Ok(true) {
         released_slow(meta, ids, mode);
+    } else if flags() & flag::RECORD != 0 {
+        recorder::on_release(ids, 0);
     }
 }
 
@@ -554,6 +556,8 @@ fn released_slow(meta: &Meta, ids: Ids, mode: Mode) {
         }
         if let Some(since) = h.since {
             after_release(ids, since, mode);
+        } else if flags() & flag::RECORD != 0 {
+            recorder::on_release(ids, 0);
         }
     }
 }
@@ -569,13 +573,14 @@ pub(crate) fn released_elsewhere(ids: Ids) {
             h.inst == ids.inst && matches!(h.mode, Mode::Exclusive | Mode::Upgradable)
         })
     });
-    if let Ok(Some(Held {
-        since: Some(since),
-        mode,
-        ..
-    })) = h
-    {
-        after_release(ids, since, mode);
+    match h {
+        Ok(Some(Held {
+            since: Some(since),
+            mode,
+            ..
+        })) => after_release(ids, since, mode),
+        Ok(Some(_)) if flags() & flag::RECORD != 0 => recorder::on_release(ids, 0),
+        _ => {}
     }
 }
 
