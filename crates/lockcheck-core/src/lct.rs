@@ -114,6 +114,103 @@ fn kind_code(k: LockKind) -> u8 {
     }
 }
 
+/// A record of the hot kinds (`request`, `acquire`, `fail`, `release`), whose body is always
+/// under 128 bytes (so its length is one byte, patched at the end), pushed byte by byte into
+/// room reserved once: no copy through a buffer of its own.
+struct Small<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl<'a> Small<'a> {
+    #[inline(always)]
+    fn new(out: &'a mut Vec<u8>, tag: u8) -> Small<'a> {
+        // At most 1 + 1 + 10 + 10 + 1 + 1 + 6 + 10 = 40 bytes.
+        out.reserve(40);
+        let start = out.len();
+        out.push(0);
+        out.push(tag);
+        Small { out, start }
+    }
+
+    #[inline(always)]
+    fn byte(&mut self, v: u8) {
+        self.out.push(v);
+    }
+
+    #[inline(always)]
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    #[inline(always)]
+    fn opt_varint(&mut self, v: Option<u32>) {
+        match v {
+            None => self.byte(0),
+            Some(x) => {
+                self.byte(1);
+                self.varint(u64::from(x));
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn finish(self) {
+        let len = self.out.len() - self.start - 1;
+        self.out[self.start] = len as u8;
+    }
+}
+
+/// Appends an `acquire` record (`fail: true`: a `fail` record), the bytes [`encode`] writes for
+/// the same event, without building an [`Event`]: for writers that hold the fields already (the
+/// runtime's recorder).
+#[inline]
+#[allow(clippy::too_many_arguments)]
+pub fn encode_acquire(
+    out: &mut Vec<u8>,
+    fail: bool,
+    t: u64,
+    l: u64,
+    m: Mode,
+    how: How,
+    s: Option<u32>,
+    wait_ns: u64,
+) {
+    let mut r = Small::new(out, if fail { 7 } else { 6 });
+    r.varint(t);
+    r.varint(l);
+    r.byte(mode_code(m));
+    r.byte(how_code(how));
+    r.opt_varint(s);
+    r.varint(wait_ns);
+    r.finish();
+}
+
+/// Appends a `request` record, as [`encode`] writes it.
+#[inline]
+pub fn encode_request(out: &mut Vec<u8>, t: u64, l: u64, m: Mode, s: Option<u32>) {
+    let mut r = Small::new(out, 5);
+    r.varint(t);
+    r.varint(l);
+    r.byte(mode_code(m));
+    r.opt_varint(s);
+    r.finish();
+}
+
+/// Appends a `release` record, as [`encode`] writes it.
+#[inline]
+pub fn encode_release(out: &mut Vec<u8>, t: u64, l: u64, hold_ns: u64) {
+    let mut r = Small::new(out, 8);
+    r.varint(t);
+    r.varint(l);
+    r.varint(hold_ns);
+    r.finish();
+}
+
 /// Appends the record of `event` to `out` (the magic is written once, before the first record).
 ///
 /// Writes straight into `out`, without a buffer of its own: nothing is allocated beyond what
@@ -121,6 +218,32 @@ fn kind_code(k: LockKind) -> u8 {
 /// goes after a one-byte length, which is widened in place in the rare case of a body of 128
 /// bytes or more (a site with frames, a long class key).
 pub fn encode(event: &Event, out: &mut Vec<u8>) {
+    match *event {
+        Event::Request { t, l, m, s } => return encode_request(out, t, l, m, s),
+        Event::Acquire {
+            t,
+            l,
+            m,
+            how,
+            s,
+            wait_ns,
+        } => return encode_acquire(out, false, t, l, m, how, s, wait_ns),
+        Event::Fail {
+            t,
+            l,
+            m,
+            how,
+            s,
+            wait_ns,
+        } => return encode_acquire(out, true, t, l, m, how, s, wait_ns),
+        Event::Release { t, l, hold_ns } => return encode_release(out, t, l, hold_ns),
+        _ => {}
+    }
+    encode_general(event, out);
+}
+
+/// Every event the general way: the body after a one-byte length, widened when needed.
+fn encode_general(event: &Event, out: &mut Vec<u8>) {
     let start = out.len();
     out.push(0);
     let b = &mut *out;
@@ -651,6 +774,52 @@ mod tests {
             pos += n;
         }
         assert_eq!(back, events);
+    }
+
+    #[test]
+    fn hot_records_are_the_general_encoding() {
+        let nums = [0u64, 1, 127, 128, 300, 1 << 35, u64::MAX];
+        let modes = [Mode::Exclusive, Mode::Shared, Mode::Permit];
+        let hows = [How::Blocking, How::Try, How::Timed];
+        for &n in &nums {
+            for &m in &modes {
+                for &how in &hows {
+                    for s in [None, Some(0u32), Some(200), Some(u32::MAX)] {
+                        let events = [
+                            Event::Request { t: n, l: !n, m, s },
+                            Event::Acquire {
+                                t: n,
+                                l: n / 3,
+                                m,
+                                how,
+                                s,
+                                wait_ns: n,
+                            },
+                            Event::Fail {
+                                t: 1,
+                                l: n,
+                                m,
+                                how,
+                                s,
+                                wait_ns: !n,
+                            },
+                            Event::Release {
+                                t: n,
+                                l: 7,
+                                hold_ns: n,
+                            },
+                        ];
+                        for e in &events {
+                            let (mut a, mut b) = (vec![9u8], vec![9u8]);
+                            encode(e, &mut a);
+                            encode_general(e, &mut b);
+                            assert_eq!(a, b, "{e:?}");
+                            assert_eq!(decode(&a[1..]).unwrap().unwrap().0, *e);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

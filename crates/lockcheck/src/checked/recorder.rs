@@ -212,13 +212,28 @@ struct ThreadBuf {
     chain: PlMutex<VecDeque<Box<Block>>>,
     /// The writer's side of the stream, used under [`WRITER`]'s lock only.
     side: PlMutex<Side>,
+    /// Records of the chain's front block already written (written by the writer, read by
+    /// [`ThreadBuf::pending`] without the writer's locks).
+    consumed: AtomicUsize,
+}
+
+/// Blocks still in the chain go back to the pool, and the full ones stop counting as waiting
+/// (a stream of an ended recording whose last handoff came after the final drain).
+impl Drop for ThreadBuf {
+    fn drop(&mut self) {
+        let chain = self.chain.get_mut();
+        if chain.len() > 1 {
+            FULL.fetch_sub(chain.len() - 1, Ordering::AcqRel);
+        }
+        for b in chain.drain(..) {
+            return_block(b);
+        }
+    }
 }
 
 /// What the writer keeps per stream.
 #[derive(Default)]
 struct Side {
-    /// Records of the chain's front block already written.
-    consumed: usize,
     /// The `thread` event was written.
     declared: bool,
     /// Held locks with the clock reading of their acquisition, innermost last: the hold time of
@@ -240,6 +255,7 @@ impl ThreadBuf {
             generation,
             chain: PlMutex::new(chain),
             side: PlMutex::new(Side::default()),
+            consumed: AtomicUsize::new(0),
         })
     }
 
@@ -247,9 +263,9 @@ impl ThreadBuf {
     fn pending(&self) -> bool {
         let chain = self.chain.lock();
         chain.len() > 1
-            || chain
-                .front()
-                .is_some_and(|b| b.committed.load(Ordering::Acquire) > self.side.lock().consumed)
+            || chain.front().is_some_and(|b| {
+                b.committed.load(Ordering::Acquire) > self.consumed.load(Ordering::Acquire)
+            })
     }
 
     /// Appends under the chain lock: for streams written by several threads (async tasks).
@@ -515,6 +531,7 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
         streams: Vec::new(),
         lock_cache: vec![0; LOCK_CACHE].into_boxed_slice(),
         site_cache: vec![(0, 0); SITE_CACHE].into_boxed_slice(),
+        records: 0,
     };
     if lct {
         w.out.extend_from_slice(&lockcheck_core::lct::MAGIC);
@@ -596,10 +613,11 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
     Ok(Some(w.path))
 }
 
-/// Flushes every thread's records to the file now.
-pub(crate) fn flush_all() {
+/// Flushes every thread's records to the file now. Returns the number of records written.
+pub(crate) fn flush_all() -> usize {
     let mut guard = WRITER.lock();
-    let Some(w) = guard.as_mut() else { return };
+    let Some(w) = guard.as_mut() else { return 0 };
+    let before = w.records;
     w.scale.calibrate();
     let mut streams = std::mem::take(&mut w.streams);
     streams.extend(BUFFERS.lock().iter().cloned());
@@ -620,6 +638,7 @@ pub(crate) fn flush_all() {
     w.write_out();
     let r = w.file.flush();
     w.note_error(r);
+    w.records - before
 }
 
 /// Flushes one stream (a thread that ends, or forks).
@@ -636,15 +655,17 @@ fn flush_stream(b: &ThreadBuf) {
 fn background(generation: u64) {
     // Everything this thread does is lockcheck's own work.
     let _ = STATE.try_with(|s| s.busy.set(true));
+    let mut idle = true;
     while GENERATION.load(Ordering::Acquire) == generation {
-        // Woken by a handoff, or every 50 ms for the partial blocks (the crash guarantee).
-        if FULL.load(Ordering::Acquire) == 0 {
+        // Woken by a handoff, or every 50 ms for the partial blocks (the crash guarantee); at
+        // once while full blocks wait and the last pass found work.
+        if idle || FULL.load(Ordering::Acquire) == 0 {
             std::thread::park_timeout(Duration::from_millis(50));
         }
         if GENERATION.load(Ordering::Acquire) != generation {
             break;
         }
-        flush_all();
+        idle = flush_all() == 0;
     }
 }
 
@@ -906,6 +927,7 @@ impl<T> ByClass<T> {
         }
     }
 
+    #[inline(always)]
     fn entry(&mut self, c: u32, make: impl FnOnce() -> T) -> &mut T {
         if c < DENSE_CLASSES {
             let i = c as usize;
@@ -964,6 +986,8 @@ struct Writer {
     lock_cache: Box<[u64]>,
     /// Site words and their numbers, by [`cache_slot`].
     site_cache: Box<[(u64, u32)]>,
+    /// Records written so far.
+    records: usize,
 }
 
 impl Writer {
@@ -1023,38 +1047,41 @@ impl Writer {
     /// Writes a stream's records, front block to back, and recycles the blocks drained.
     fn drain(&mut self, b: &ThreadBuf) {
         let mut side = b.side.lock();
+        let mut consumed = b.consumed.load(Ordering::Relaxed);
         loop {
             let (blk, last) = {
                 let chain = b.chain.lock();
-                let Some(front) = chain.front() else { return };
+                let Some(front) = chain.front() else { break };
                 (&**front as *const Block, chain.len() == 1)
             };
             // SAFETY: only the writer (under `WRITER`'s lock, held here) removes blocks from a
             // chain, and `b` keeps the chain alive.
             let blk = unsafe { &*blk };
             let n = blk.committed.load(Ordering::Acquire);
-            if n > side.consumed && !side.declared {
+            if n > consumed && !side.declared {
                 side.declared = true;
                 self.emit(&Event::Thread {
                     t: b.thread,
                     name: b.name.clone(),
                 });
             }
-            for i in side.consumed..n {
+            for i in consumed..n {
                 self.format(b.thread, &mut side, blk.get(i));
             }
-            side.consumed = n;
+            self.records += n.saturating_sub(consumed);
+            consumed = n;
             if last {
-                return;
+                break;
             }
             // Full and written: recycle it (the producer moved on to a later block).
             let front = b.chain.lock().pop_front();
-            side.consumed = 0;
+            consumed = 0;
             if let Some(front) = front {
                 FULL.fetch_sub(1, Ordering::AcqRel);
                 return_block(front);
             }
         }
+        b.consumed.store(consumed, Ordering::Release);
     }
 
     fn class(&mut self, c: u32) -> u32 {
@@ -1072,12 +1099,17 @@ impl Writer {
 
     /// Declares lock `l` (and its class) unless it was: a direct-mapped cache in front of the
     /// set, since every record asks.
-    #[inline]
+    #[inline(always)]
     fn lock(&mut self, l: u64, c: u32) -> u64 {
         let slot = cache_slot(l, LOCK_CACHE);
         if self.lock_cache[slot] == l.wrapping_add(1) {
             return l;
         }
+        self.lock_miss(l, c, slot)
+    }
+
+    #[inline(never)]
+    fn lock_miss(&mut self, l: u64, c: u32, slot: usize) -> u64 {
         if !self.locks.contains(&l) {
             self.class(c);
             self.locks.insert(l);
@@ -1120,7 +1152,7 @@ impl Writer {
     }
 
     /// The number of a site, declared (with its symbolized backtrace) on first use.
-    #[inline]
+    #[inline(always)]
     fn site(&mut self, word: u64) -> u32 {
         let slot = cache_slot(word, SITE_CACHE);
         let (k, s) = self.site_cache[slot];
@@ -1150,18 +1182,56 @@ impl Writer {
         s
     }
 
-    /// Writes one event of the hot kinds: straight from the record's fields in JSON, through
-    /// [`Event`] in `.lct`.
+    /// Writes an `acquire` (or `fail`) straight from the record's fields, in either format.
     #[inline(always)]
-    fn hot(&mut self, e: Event) {
-        if self.failed.is_some() {
-            return;
+    #[allow(clippy::too_many_arguments)]
+    fn put_acquire(
+        &mut self,
+        fail: bool,
+        t: u64,
+        l: u64,
+        m: Mode,
+        how: How,
+        s: Option<u32>,
+        wait_ns: u64,
+    ) {
+        if self.failed.is_none() {
+            if self.lct {
+                lockcheck_core::lct::encode_acquire(&mut self.out, fail, t, l, m, how, s, wait_ns);
+            } else {
+                json_acquire(&mut self.out, fail, t, l, m, how, s, wait_ns);
+            }
+            self.chunk();
         }
-        if self.lct {
-            lockcheck_core::lct::encode(&e, &mut self.out);
-        } else {
-            write_hot(&e, &mut self.out);
+    }
+
+    #[inline(always)]
+    fn put_request(&mut self, t: u64, l: u64, m: Mode, s: Option<u32>) {
+        if self.failed.is_none() {
+            if self.lct {
+                lockcheck_core::lct::encode_request(&mut self.out, t, l, m, s);
+            } else {
+                json_request(&mut self.out, t, l, m, s);
+            }
+            self.chunk();
         }
+    }
+
+    #[inline(always)]
+    fn put_release(&mut self, t: u64, l: u64, hold_ns: u64) {
+        if self.failed.is_none() {
+            if self.lct {
+                lockcheck_core::lct::encode_release(&mut self.out, t, l, hold_ns);
+            } else {
+                json_release(&mut self.out, t, l, hold_ns);
+            }
+            self.chunk();
+        }
+    }
+
+    /// Writes the output to the file once a chunk is gathered.
+    #[inline(always)]
+    fn chunk(&mut self) {
         if self.out.len() >= OUT_CHUNK {
             self.write_out();
         }
@@ -1173,12 +1243,7 @@ impl Writer {
             K_REQUEST => {
                 let l = self.lock_permits(r.a, c, r.x);
                 let s = Some(self.site(r.b));
-                self.hot(Event::Request {
-                    t,
-                    l,
-                    m: mode_of(r.head),
-                    s,
-                });
+                self.put_request(t, l, mode_of(r.head), s);
             }
             K_ACQUIRE => {
                 let l = self.lock(r.a, c);
@@ -1195,26 +1260,12 @@ impl Writer {
                     side.held.remove(0);
                 }
                 side.held.push((l, r.ts));
-                self.hot(Event::Acquire {
-                    t,
-                    l,
-                    m: mode_of(r.head),
-                    how: how_of(r.head),
-                    s,
-                    wait_ns,
-                });
+                self.put_acquire(false, t, l, mode_of(r.head), how_of(r.head), s, wait_ns);
             }
             K_FAIL => {
                 let l = self.lock(r.a, c);
                 let s = Some(self.site(r.b));
-                self.hot(Event::Fail {
-                    t,
-                    l,
-                    m: mode_of(r.head),
-                    how: how_of(r.head),
-                    s,
-                    wait_ns: r.x,
-                });
+                self.put_acquire(true, t, l, mode_of(r.head), how_of(r.head), s, r.x);
             }
             K_RELEASE => {
                 let l = self.lock(r.a, c);
@@ -1237,7 +1288,7 @@ impl Writer {
                 let st = self.stats.entry(c, ClassStats::default);
                 st.hold_total_ns += hold_ns;
                 st.hold_max_ns = st.hold_max_ns.max(hold_ns);
-                self.hot(Event::Release { t, l, hold_ns });
+                self.put_release(t, l, hold_ns);
             }
             K_CONVERT => {
                 let l = self.lock(r.a, c);
