@@ -19,6 +19,7 @@
 //! recorder can use the encoder as is. The format is documented in `docs/trace-format.md`.
 
 use crate::trace::{ClassStats, Event, Frame, How, LockKind, Mode};
+use std::mem::MaybeUninit;
 
 /// The first four bytes of a version-1 `.lct` file.
 pub const MAGIC: [u8; 4] = *b"LCT\x01";
@@ -114,28 +115,23 @@ fn kind_code(k: LockKind) -> u8 {
     }
 }
 
-/// A record of the hot kinds (`request`, `acquire`, `fail`, `release`), whose body is always
-/// under 128 bytes (so its length is one byte, patched at the end), pushed byte by byte into
-/// room reserved once: no copy through a buffer of its own.
+/// Bytes a record of the hot kinds (`request`, `acquire`, `fail`, `release`) takes at most:
+/// length 1, tag 1, two varints of 10, mode, how, an optional site of 6, a varint of 10.
+const SMALL_MAX: usize = 40;
+
+/// A record of the hot kinds, whose body is always under 128 bytes (so its length is one byte,
+/// set at the end), written straight into the output's spare capacity: no buffer of its own, no
+/// per-byte length update.
 struct Small<'a> {
-    out: &'a mut Vec<u8>,
-    start: usize,
+    b: &'a mut [MaybeUninit<u8>],
+    n: usize,
 }
 
-impl<'a> Small<'a> {
-    #[inline(always)]
-    fn new(out: &'a mut Vec<u8>, tag: u8) -> Small<'a> {
-        // At most 1 + 1 + 10 + 10 + 1 + 1 + 6 + 10 = 40 bytes.
-        out.reserve(40);
-        let start = out.len();
-        out.push(0);
-        out.push(tag);
-        Small { out, start }
-    }
-
+impl Small<'_> {
     #[inline(always)]
     fn byte(&mut self, v: u8) {
-        self.out.push(v);
+        self.b[self.n].write(v);
+        self.n += 1;
     }
 
     #[inline(always)]
@@ -157,18 +153,33 @@ impl<'a> Small<'a> {
             }
         }
     }
+}
 
-    #[inline(always)]
-    fn finish(self) {
-        let len = self.out.len() - self.start - 1;
-        self.out[self.start] = len as u8;
-    }
+/// Appends a hot record: `body` writes its fields after the tag.
+#[inline(always)]
+fn small(out: &mut Vec<u8>, tag: u8, body: impl FnOnce(&mut Small<'_>)) {
+    out.reserve(SMALL_MAX);
+    let len = out.len();
+    let n = {
+        let mut r = Small {
+            b: &mut out.spare_capacity_mut()[..SMALL_MAX],
+            n: 1,
+        };
+        r.byte(tag);
+        body(&mut r);
+        let n = r.n;
+        r.b[0].write((n - 1) as u8);
+        n
+    };
+    // SAFETY: `Small` wrote every byte it counted, from the first spare one on, within the
+    // capacity reserved above.
+    unsafe { out.set_len(len + n) };
 }
 
 /// Appends an `acquire` record (`fail: true`: a `fail` record), the bytes [`encode`] writes for
 /// the same event, without building an [`Event`]: for writers that hold the fields already (the
 /// runtime's recorder).
-#[inline]
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn encode_acquire(
     out: &mut Vec<u8>,
@@ -180,35 +191,35 @@ pub fn encode_acquire(
     s: Option<u32>,
     wait_ns: u64,
 ) {
-    let mut r = Small::new(out, if fail { 7 } else { 6 });
-    r.varint(t);
-    r.varint(l);
-    r.byte(mode_code(m));
-    r.byte(how_code(how));
-    r.opt_varint(s);
-    r.varint(wait_ns);
-    r.finish();
+    small(out, if fail { 7 } else { 6 }, |r| {
+        r.varint(t);
+        r.varint(l);
+        r.byte(mode_code(m));
+        r.byte(how_code(how));
+        r.opt_varint(s);
+        r.varint(wait_ns);
+    });
 }
 
 /// Appends a `request` record, as [`encode`] writes it.
-#[inline]
+#[inline(always)]
 pub fn encode_request(out: &mut Vec<u8>, t: u64, l: u64, m: Mode, s: Option<u32>) {
-    let mut r = Small::new(out, 5);
-    r.varint(t);
-    r.varint(l);
-    r.byte(mode_code(m));
-    r.opt_varint(s);
-    r.finish();
+    small(out, 5, |r| {
+        r.varint(t);
+        r.varint(l);
+        r.byte(mode_code(m));
+        r.opt_varint(s);
+    });
 }
 
 /// Appends a `release` record, as [`encode`] writes it.
-#[inline]
+#[inline(always)]
 pub fn encode_release(out: &mut Vec<u8>, t: u64, l: u64, hold_ns: u64) {
-    let mut r = Small::new(out, 8);
-    r.varint(t);
-    r.varint(l);
-    r.varint(hold_ns);
-    r.finish();
+    small(out, 8, |r| {
+        r.varint(t);
+        r.varint(l);
+        r.varint(hold_ns);
+    });
 }
 
 /// Appends the record of `event` to `out` (the magic is written once, before the first record).

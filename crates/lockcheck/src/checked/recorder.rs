@@ -1237,6 +1237,7 @@ impl Writer {
         }
     }
 
+    #[inline(always)]
     fn format(&mut self, t: u64, side: &mut Side, r: Rec) {
         let c = (r.head >> 32) as u32;
         match r.head as u8 {
