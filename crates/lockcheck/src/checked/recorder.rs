@@ -14,9 +14,10 @@
 //! **Bounded memory, nothing dropped.** A thread owns one block ([`BLOCK_RECS`] records) while it
 //! records; full blocks waiting for the writer are at most [`MAX_FULL`] in the whole process.
 //! When a thread fills a block while that many wait (the program makes events faster than the
-//! writer turns them into text), it drains them itself before going on: the program is slowed to
-//! the writer's pace, never an event lost. The writer is woken at each handoff, and otherwise
-//! every 50 ms.
+//! writer turns them into text), it waits until the writer has caught up by half, or does the
+//! writer's work itself if the writer makes no progress ([`wait_for_writer`]): the program is
+//! slowed to the writer's pace, never an event lost. The writer is woken at each handoff, and
+//! otherwise every 50 ms.
 //!
 //! **Crashes.** Every 50 ms the writer flushes all blocks (full and partial) to the file, so a
 //! process killed mid-run (or hung in a deadlock and killed by CI) leaves a trace that analyzes up
@@ -145,8 +146,8 @@ fn site_of(word: u64) -> Site {
 /// Records per block: 40 KiB, the memory a recording thread holds, and the number of records
 /// between two handoffs (one lock and one wake-up of the writer each).
 const BLOCK_RECS: usize = 1024;
-/// Full blocks waiting for the writer, process-wide, before a thread that fills one more drains
-/// them itself (2.5 MiB).
+/// Full blocks waiting for the writer, process-wide, before a thread that fills one more waits
+/// for the writer (2.5 MiB; see [`wait_for_writer`]).
 const MAX_FULL: usize = 64;
 /// Drained blocks kept for reuse (a fresh one costs page faults).
 const MAX_SPARE: usize = 32;
@@ -385,13 +386,19 @@ fn push_cold(p: &Producer, rec: Rec) {
         return;
     }
     p.cold.set(true);
-    struct Reset<'a>(&'a Cell<bool>);
+    // Lockcheck's own work from here on: a lock taken inside (an allocator's, say) is neither
+    // checked nor recorded, rather than checked but missing from the trace.
+    let was_busy = STATE.try_with(|s| s.busy.replace(true)).unwrap_or(true);
+    struct Reset<'a>(&'a Cell<bool>, bool);
     impl Drop for Reset<'_> {
         fn drop(&mut self) {
             self.0.set(false);
+            if !self.1 {
+                let _ = STATE.try_with(|s| s.busy.set(false));
+            }
         }
     }
-    let _reset = Reset(&p.cold);
+    let _reset = Reset(&p.cold, was_busy);
     let generation = GENERATION.load(Ordering::Acquire);
     // SAFETY: `buf` is only touched here and in the destructor, and `cold` keeps this from
     // running inside itself; the destructor cannot run while the thread runs this.
@@ -428,11 +435,36 @@ fn push_cold(p: &Producer, rec: Rec) {
         p.len.set(1);
     }
     if drain {
-        // The writer is too far behind: this thread does its work, so that memory stays bounded
-        // and no event is dropped.
-        flush_all();
+        wait_for_writer();
     }
 }
+
+/// The writer is [`MAX_FULL`] blocks behind: wait until it is down to half of that, so that
+/// memory stays bounded and no event is dropped, while the writer works on the other core (the
+/// program is slowed to the writer's pace, not stopped). The wait is bounded: if the writer
+/// makes no progress for [`HELP_AFTER`] (descheduled on a loaded machine, or gone at exit),
+/// this thread writes the backlog itself.
+#[cold]
+fn wait_for_writer() {
+    let start = std::time::Instant::now();
+    let mut last = FULL.load(Ordering::Acquire);
+    let mut since = start;
+    while FULL.load(Ordering::Acquire) >= MAX_FULL / 2 && STATE_FLAG.load(Ordering::Relaxed) == ON {
+        wake_writer();
+        std::thread::park_timeout(Duration::from_micros(200));
+        let now = FULL.load(Ordering::Acquire);
+        if now < last {
+            last = now;
+            since = std::time::Instant::now();
+        } else if since.elapsed() >= HELP_AFTER {
+            flush_all();
+            return;
+        }
+    }
+}
+
+/// How long a thread waits for a writer that makes no progress before doing its work.
+const HELP_AFTER: Duration = Duration::from_millis(20);
 
 fn wake_writer() {
     if let Some(t) = WRITER_THREAD.lock().as_ref() {
@@ -1603,7 +1635,7 @@ fn push_task(holder: u64, rec: Rec, last: bool) {
         let backlog = FULL.fetch_add(1, Ordering::AcqRel) + 1;
         wake_writer();
         if backlog >= MAX_FULL {
-            flush_all();
+            wait_for_writer();
         }
     }
 }
