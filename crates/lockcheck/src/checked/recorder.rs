@@ -181,6 +181,8 @@ impl Block {
     }
 }
 
+// Boxed: a block must not move while in use, the producer keeps a pointer to its `committed`.
+#[allow(clippy::vec_box)]
 static SPARE: PlMutex<Vec<Box<Block>>> = PlMutex::new(Vec::new());
 /// Full blocks in chains, not drained yet.
 static FULL: AtomicUsize = AtomicUsize::new(0);
@@ -1337,12 +1339,8 @@ impl Writer {
             }
             K_FORK => self.emit(&Event::Fork { t, child: r.a }),
             K_JOIN => self.emit(&Event::Join { t, child: r.a }),
-            K_DROP => {
-                if self.locks.contains(&r.a) {
-                    // Written by `end_pass`.
-                    self.deferred_drops.push(r.a);
-                }
-            }
+            // Written by `end_pass`.
+            K_DROP if self.locks.contains(&r.a) => self.deferred_drops.push(r.a),
             _ => {}
         }
     }
