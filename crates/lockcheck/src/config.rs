@@ -149,6 +149,13 @@ pub(crate) fn flags() -> u8 {
     }
 }
 
+/// The switches as last computed, without reading the environment: for testing a switch that
+/// is off until a refresh turns it on (recording's start refreshes), on the release path.
+#[inline(always)]
+pub(crate) fn flags_now() -> u8 {
+    FLAGS.load(Ordering::Relaxed)
+}
+
 #[cold]
 fn init_flags() -> u8 {
     refresh_flags()

@@ -535,7 +535,16 @@ pub(crate) fn released(meta: &Meta, mode: Mode) {
     });
     if popped != Ok(true) {
         released_slow(meta, ids, mode);
-    } else if flags() & flag::RECORD != 0 {
+    } else if crate::config::flags_now() & flag::RECORD != 0 {
+        released_recorded(meta);
+    }
+}
+
+/// A plain release while a trace is recorded (the recorder times the hold itself).
+#[cold]
+#[inline(never)]
+fn released_recorded(meta: &Meta) {
+    if let Some(ids) = meta.assigned() {
         recorder::on_release(ids, 0);
     }
 }
