@@ -1684,6 +1684,58 @@ pub(crate) fn on_task_release(holder: u64, ids: Ids, hold_ns: u64, last: bool) {
 mod tests {
     use super::*;
 
+    /// A thread that outruns a stalled writer stops at the backlog bound (memory stays bounded)
+    /// instead of dropping events, and once the writer can run again every record is written, in
+    /// order.
+    #[test]
+    fn a_thread_that_outruns_the_writer_waits_and_loses_nothing() {
+        let path =
+            std::env::temp_dir().join(format!("lockcheck-unit-backlog-{}.lct", std::process::id()));
+        start(&path).unwrap();
+        const BASE: u64 = 1 << 40;
+        let n = (MAX_FULL + 8) * BLOCK_RECS;
+        let site = Location::caller();
+        // Stall the writer (and any thread that would do its work) by holding its lock.
+        let stall = WRITER.lock();
+        let producer = std::thread::spawn(move || {
+            for i in 0..n as u64 {
+                let ids = Ids {
+                    inst: BASE + i,
+                    class: 0,
+                };
+                on_acquire(ids, Mode::Exclusive, How::Try, site, 0);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !producer.is_finished(),
+            "the producer must wait for the writer"
+        );
+        let backlog = FULL.load(Ordering::Acquire);
+        assert!(
+            (MAX_FULL..=MAX_FULL + 1).contains(&backlog),
+            "{backlog} full blocks: bounded"
+        );
+        drop(stall);
+        producer.join().unwrap();
+        stop().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        lockcheck_core::lct::check_magic(&bytes).unwrap();
+        let mut pos = lockcheck_core::lct::MAGIC.len();
+        let mut next = BASE;
+        while let Some((e, len)) = lockcheck_core::lct::decode(&bytes[pos..]).unwrap() {
+            pos += len;
+            if let Event::Acquire { l, .. } = e {
+                if l >= BASE {
+                    assert_eq!(l, next, "in order, none missing");
+                    next += 1;
+                }
+            }
+        }
+        assert_eq!(next, BASE + n as u64, "every record written");
+        let _ = std::fs::remove_file(&path);
+    }
+
     #[test]
     fn hot_events_are_written_exactly_as_serde_writes_them() {
         let modes = [
