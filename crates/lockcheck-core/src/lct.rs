@@ -155,25 +155,34 @@ impl Small<'_> {
     }
 }
 
-/// Appends a hot record: `body` writes its fields after the tag.
-#[inline(always)]
-fn small(out: &mut Vec<u8>, tag: u8, body: impl FnOnce(&mut Small<'_>)) {
-    out.reserve(SMALL_MAX);
-    let len = out.len();
-    let n = {
+impl<'a> Small<'a> {
+    /// Starts a record with `tag` in `out`'s spare capacity (at least [`SMALL_MAX`] bytes,
+    /// reserved by the caller).
+    #[inline(always)]
+    fn start(out: &'a mut Vec<u8>, tag: u8) -> Small<'a> {
         let mut r = Small {
             b: &mut out.spare_capacity_mut()[..SMALL_MAX],
             n: 1,
         };
         r.byte(tag);
-        body(&mut r);
-        let n = r.n;
-        r.b[0].write((n - 1) as u8);
-        n
-    };
+        r
+    }
+
+    /// Sets the length byte; returns the record's size.
+    #[inline(always)]
+    fn end(self) -> usize {
+        self.b[0].write((self.n - 1) as u8);
+        self.n
+    }
+}
+
+/// Makes the `n` bytes a [`Small`] wrote part of `out`.
+#[inline(always)]
+fn commit(out: &mut Vec<u8>, n: usize) {
+    debug_assert!(n <= SMALL_MAX);
     // SAFETY: `Small` wrote every byte it counted, from the first spare one on, within the
-    // capacity reserved above.
-    unsafe { out.set_len(len + n) };
+    // capacity the caller reserved.
+    unsafe { out.set_len(out.len() + n) };
 }
 
 /// Appends an `acquire` record (`fail: true`: a `fail` record), the bytes [`encode`] writes for
@@ -191,35 +200,41 @@ pub fn encode_acquire(
     s: Option<u32>,
     wait_ns: u64,
 ) {
-    small(out, if fail { 7 } else { 6 }, |r| {
-        r.varint(t);
-        r.varint(l);
-        r.byte(mode_code(m));
-        r.byte(how_code(how));
-        r.opt_varint(s);
-        r.varint(wait_ns);
-    });
+    out.reserve(SMALL_MAX);
+    let mut r = Small::start(out, if fail { 7 } else { 6 });
+    r.varint(t);
+    r.varint(l);
+    r.byte(mode_code(m));
+    r.byte(how_code(how));
+    r.opt_varint(s);
+    r.varint(wait_ns);
+    let n = r.end();
+    commit(out, n);
 }
 
 /// Appends a `request` record, as [`encode`] writes it.
 #[inline(always)]
 pub fn encode_request(out: &mut Vec<u8>, t: u64, l: u64, m: Mode, s: Option<u32>) {
-    small(out, 5, |r| {
-        r.varint(t);
-        r.varint(l);
-        r.byte(mode_code(m));
-        r.opt_varint(s);
-    });
+    out.reserve(SMALL_MAX);
+    let mut r = Small::start(out, 5);
+    r.varint(t);
+    r.varint(l);
+    r.byte(mode_code(m));
+    r.opt_varint(s);
+    let n = r.end();
+    commit(out, n);
 }
 
 /// Appends a `release` record, as [`encode`] writes it.
 #[inline(always)]
 pub fn encode_release(out: &mut Vec<u8>, t: u64, l: u64, hold_ns: u64) {
-    small(out, 8, |r| {
-        r.varint(t);
-        r.varint(l);
-        r.varint(hold_ns);
-    });
+    out.reserve(SMALL_MAX);
+    let mut r = Small::start(out, 8);
+    r.varint(t);
+    r.varint(l);
+    r.varint(hold_ns);
+    let n = r.end();
+    commit(out, n);
 }
 
 /// Appends the record of `event` to `out` (the magic is written once, before the first record).
