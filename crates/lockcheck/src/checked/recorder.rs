@@ -173,12 +173,6 @@ impl Block {
                 .collect(),
         })
     }
-
-    /// Record `i`, which must be below an acquire load of `committed`.
-    fn get(&self, i: usize) -> Rec {
-        // SAFETY: see the type: record `i` was published by the producer's release store.
-        unsafe { (*self.recs[i].get()).assume_init() }
-    }
 }
 
 // Boxed: a block must not move while in use, the producer keeps a pointer to its `committed`.
@@ -1099,8 +1093,10 @@ impl Writer {
                     name: b.name.clone(),
                 });
             }
-            for i in consumed..n {
-                self.format(b.thread, &mut side, blk.get(i));
+            for slot in &blk.recs[consumed.min(n)..n] {
+                // SAFETY: below `committed` (see `Block`).
+                let r = unsafe { (*slot.get()).assume_init() };
+                self.format(b.thread, &mut side, r);
             }
             self.records += n.saturating_sub(consumed);
             consumed = n;
