@@ -19,6 +19,7 @@
 //! recorder can use the encoder as is. The format is documented in `docs/trace-format.md`.
 
 use crate::trace::{ClassStats, Event, Frame, How, LockKind, Mode};
+use std::mem::MaybeUninit;
 
 /// The first four bytes of a version-1 `.lct` file.
 pub const MAGIC: [u8; 4] = *b"LCT\x01";
@@ -114,10 +115,164 @@ fn kind_code(k: LockKind) -> u8 {
     }
 }
 
+/// Bytes a record of the hot kinds (`request`, `acquire`, `fail`, `release`) takes at most:
+/// length 1, tag 1, two varints of 10, mode, how, an optional site of 6, a varint of 10.
+const SMALL_MAX: usize = 40;
+
+/// A record of the hot kinds, whose body is always under 128 bytes (so its length is one byte,
+/// set at the end), written straight into the output's spare capacity: no buffer of its own, no
+/// per-byte length update.
+struct Small<'a> {
+    b: &'a mut [MaybeUninit<u8>],
+    n: usize,
+}
+
+impl Small<'_> {
+    #[inline(always)]
+    fn byte(&mut self, v: u8) {
+        self.b[self.n].write(v);
+        self.n += 1;
+    }
+
+    #[inline(always)]
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    #[inline(always)]
+    fn opt_varint(&mut self, v: Option<u32>) {
+        match v {
+            None => self.byte(0),
+            Some(x) => {
+                self.byte(1);
+                self.varint(u64::from(x));
+            }
+        }
+    }
+}
+
+impl<'a> Small<'a> {
+    /// Starts a record with `tag` in `out`'s spare capacity (at least [`SMALL_MAX`] bytes,
+    /// reserved by the caller).
+    #[inline(always)]
+    fn start(out: &'a mut Vec<u8>, tag: u8) -> Small<'a> {
+        let mut r = Small {
+            b: &mut out.spare_capacity_mut()[..SMALL_MAX],
+            n: 1,
+        };
+        r.byte(tag);
+        r
+    }
+
+    /// Sets the length byte; returns the record's size.
+    #[inline(always)]
+    fn end(self) -> usize {
+        self.b[0].write((self.n - 1) as u8);
+        self.n
+    }
+}
+
+/// Makes the `n` bytes a [`Small`] wrote part of `out`.
+#[inline(always)]
+fn commit(out: &mut Vec<u8>, n: usize) {
+    debug_assert!(n <= SMALL_MAX);
+    // SAFETY: `Small` wrote every byte it counted, from the first spare one on, within the
+    // capacity the caller reserved.
+    unsafe { out.set_len(out.len() + n) };
+}
+
+/// Appends an `acquire` record (`fail: true`: a `fail` record), the bytes [`encode`] writes for
+/// the same event, without building an [`Event`]: for writers that hold the fields already (the
+/// runtime's recorder).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn encode_acquire(
+    out: &mut Vec<u8>,
+    fail: bool,
+    t: u64,
+    l: u64,
+    m: Mode,
+    how: How,
+    s: Option<u32>,
+    wait_ns: u64,
+) {
+    out.reserve(SMALL_MAX);
+    let mut r = Small::start(out, if fail { 7 } else { 6 });
+    r.varint(t);
+    r.varint(l);
+    r.byte(mode_code(m));
+    r.byte(how_code(how));
+    r.opt_varint(s);
+    r.varint(wait_ns);
+    let n = r.end();
+    commit(out, n);
+}
+
+/// Appends a `request` record, as [`encode`] writes it.
+#[inline(always)]
+pub fn encode_request(out: &mut Vec<u8>, t: u64, l: u64, m: Mode, s: Option<u32>) {
+    out.reserve(SMALL_MAX);
+    let mut r = Small::start(out, 5);
+    r.varint(t);
+    r.varint(l);
+    r.byte(mode_code(m));
+    r.opt_varint(s);
+    let n = r.end();
+    commit(out, n);
+}
+
+/// Appends a `release` record, as [`encode`] writes it.
+#[inline(always)]
+pub fn encode_release(out: &mut Vec<u8>, t: u64, l: u64, hold_ns: u64) {
+    out.reserve(SMALL_MAX);
+    let mut r = Small::start(out, 8);
+    r.varint(t);
+    r.varint(l);
+    r.varint(hold_ns);
+    let n = r.end();
+    commit(out, n);
+}
+
 /// Appends the record of `event` to `out` (the magic is written once, before the first record).
+///
+/// Writes straight into `out`, without a buffer of its own: nothing is allocated beyond what
+/// `out` needs to grow, so a writer that reuses its buffer encodes without allocating. The body
+/// goes after a one-byte length, which is widened in place in the rare case of a body of 128
+/// bytes or more (a site with frames, a long class key).
 pub fn encode(event: &Event, out: &mut Vec<u8>) {
-    let mut body: Vec<u8> = Vec::with_capacity(24);
-    let b = &mut body;
+    match *event {
+        Event::Request { t, l, m, s } => return encode_request(out, t, l, m, s),
+        Event::Acquire {
+            t,
+            l,
+            m,
+            how,
+            s,
+            wait_ns,
+        } => return encode_acquire(out, false, t, l, m, how, s, wait_ns),
+        Event::Fail {
+            t,
+            l,
+            m,
+            how,
+            s,
+            wait_ns,
+        } => return encode_acquire(out, true, t, l, m, how, s, wait_ns),
+        Event::Release { t, l, hold_ns } => return encode_release(out, t, l, hold_ns),
+        _ => {}
+    }
+    encode_general(event, out);
+}
+
+/// Every event the general way: the body after a one-byte length, widened when needed.
+fn encode_general(event: &Event, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.push(0);
+    let b = &mut *out;
     match event {
         Event::Header {
             version,
@@ -263,8 +418,25 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) {
             }
         }
     }
-    put_varint(out, body.len() as u64);
-    out.extend_from_slice(&body);
+    let body_len = out.len() - start - 1;
+    if body_len < 0x80 {
+        out[start] = body_len as u8;
+        return;
+    }
+    let mut len = [0u8; 10];
+    let mut n = 0;
+    let mut v = body_len as u64;
+    while v >= 0x80 {
+        len[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    len[n] = v as u8;
+    n += 1;
+    let end = out.len();
+    out.resize(end + n - 1, 0);
+    out.copy_within(start + 1..end, start + n);
+    out[start..start + n].copy_from_slice(&len[..n]);
 }
 
 /// A cursor over one record's body.
@@ -663,6 +835,77 @@ mod tests {
             back.push(e);
             pos += n;
         }
+        assert_eq!(back, events);
+    }
+
+    #[test]
+    fn hot_records_are_the_general_encoding() {
+        let nums = [0u64, 1, 127, 128, 300, 1 << 35, u64::MAX];
+        let modes = [Mode::Exclusive, Mode::Shared, Mode::Permit];
+        let hows = [How::Blocking, How::Try, How::Timed];
+        for &n in &nums {
+            for &m in &modes {
+                for &how in &hows {
+                    for s in [None, Some(0u32), Some(200), Some(u32::MAX)] {
+                        let events = [
+                            Event::Request { t: n, l: !n, m, s },
+                            Event::Acquire {
+                                t: n,
+                                l: n / 3,
+                                m,
+                                how,
+                                s,
+                                wait_ns: n,
+                            },
+                            Event::Fail {
+                                t: 1,
+                                l: n,
+                                m,
+                                how,
+                                s,
+                                wait_ns: !n,
+                            },
+                            Event::Release {
+                                t: n,
+                                l: 7,
+                                hold_ns: n,
+                            },
+                        ];
+                        for e in &events {
+                            let (mut a, mut b) = (vec![9u8], vec![9u8]);
+                            encode(e, &mut a);
+                            encode_general(e, &mut b);
+                            assert_eq!(a, b, "{e:?}");
+                            assert_eq!(decode(&a[1..]).unwrap().unwrap().0, *e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_bodies_widen_their_length_in_place() {
+        // Bodies around each width of the length varint (1, 2 and 3 bytes), after other bytes.
+        let mut buf = MAGIC.to_vec();
+        let mut events = Vec::new();
+        for n in [0, 100, 118, 119, 120, 200, 16_370, 16_380, 16_400, 70_000] {
+            events.push(Event::Class {
+                c: 1,
+                key: "k".repeat(n),
+                kind: LockKind::Mutex,
+            });
+        }
+        for e in &events {
+            encode(e, &mut buf);
+        }
+        let mut pos = 4;
+        let mut back = Vec::new();
+        while let Some((e, n)) = decode(&buf[pos..]).unwrap() {
+            back.push(e);
+            pos += n;
+        }
+        assert_eq!(pos, buf.len());
         assert_eq!(back, events);
     }
 

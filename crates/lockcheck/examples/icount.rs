@@ -23,6 +23,7 @@ const SCENARIOS: &[&str] = &[
     "parking_lot/read",
     "checked/read",
     "checked_recording/pair",
+    "checked_recording_lct/pair",
 ];
 
 fn lock_loop<M>(new: impl Fn() -> M, lock: impl Fn(&M), iters: u64) {
@@ -72,7 +73,11 @@ fn main() {
             },
             n,
         ),
-        "checked/pair" | "checked_recording/pair" => {
+        "checked/pair" | "checked_recording/pair" | "checked_recording_lct/pair" => {
+            if scenario == "checked_recording_lct/pair" {
+                // The binary format, still to /dev/null (which has no `.lct` extension).
+                std::env::set_var("LOCKCHECK_TRACE_FORMAT", "lct");
+            }
             if scenario.starts_with("checked_recording") {
                 lockcheck::record::start("/dev/null").expect("recording to /dev/null");
             }

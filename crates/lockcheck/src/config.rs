@@ -127,8 +127,12 @@ pub(crate) mod flag {
     pub const WATCH: u8 = 16;
     /// Any of the above: bookkeeping is needed at all.
     pub const ACTIVE: u8 = CHECK | RECORD | STATS | WATCH;
-    /// Acquisitions are timed (hold and wait times).
-    pub const TIMED: u8 = RECORD | STATS | WATCH;
+    /// Acquisitions are timed with `Instant` in the hooks (hold and wait times for statistics
+    /// and the watchdog). Recording is not among them: it stamps its records with its own cheaper
+    /// clock (`checked::recorder`).
+    pub const TIMED: u8 = STATS | WATCH;
+    /// Anything that takes the full path: recording, statistics, the watchdog.
+    pub const SLOW: u8 = RECORD | STATS | WATCH;
     pub(crate) const INIT: u8 = 128;
 }
 
@@ -147,6 +151,8 @@ pub(crate) fn flags() -> u8 {
 
 /// The switches as they are, in one load, for the acquisition fast path: [`flag::INIT`] is
 /// clear until they were first computed (the fast path then defers to [`flags`]).
+/// Also used on the release path, to test a switch that is off until a refresh turns it on
+/// (recording's start refreshes).
 #[inline(always)]
 pub(crate) fn flags_now() -> u8 {
     FLAGS.load(Ordering::Relaxed)

@@ -114,7 +114,7 @@ fn fast_step(
     f: u8,
     try_raw: &mut Option<impl FnOnce() -> bool>,
 ) -> Fast {
-    if f & (flag::INIT | flag::CHECK | flag::TIMED) != flag::INIT | flag::CHECK {
+    if f & (flag::INIT | flag::CHECK | flag::SLOW) != flag::INIT | flag::CHECK {
         return Fast::Other;
     }
     let w = meta.word();
@@ -226,7 +226,7 @@ pub(crate) fn lock_fast(
     lock_for: impl Fn(Duration) -> bool,
 ) -> Taken {
     let f = flags_now();
-    if f & (flag::INIT | flag::CHECK | flag::TIMED) != flag::INIT | flag::CHECK {
+    if f & (flag::INIT | flag::CHECK | flag::SLOW) != flag::INIT | flag::CHECK {
         return Taken::No;
     }
     let w = meta.word();
@@ -446,7 +446,7 @@ fn lock_slow(
     });
     match step {
         Ok(Step::Done(ids)) => {
-            if f & flag::TIMED != 0 {
+            if f & flag::SLOW != 0 {
                 after_acquire(ids, mode, How::Blocking, site, 0, f);
             }
         }
@@ -455,7 +455,7 @@ fn lock_slow(
             blocked(ids, kind, mode, capacity, site, lock_raw, lock_for)?;
             let wait_ns = start.elapsed().as_nanos() as u64;
             let _ = STATE.try_with(|s| push(s, ids, mode, site, f));
-            if f & flag::TIMED != 0 {
+            if f & flag::SLOW != 0 {
                 after_acquire(ids, mode, How::Blocking, site, wait_ns, f);
             }
         }
@@ -571,7 +571,7 @@ pub(crate) fn lock_nonblocking(
         Some(ids)
     });
     if let Ok(Some(ids)) = ids {
-        if ok && f & flag::TIMED != 0 {
+        if ok && f & flag::SLOW != 0 {
             after_acquire(ids, mode, how, site, wait_ns, f);
         } else if !ok && f & flag::RECORD != 0 {
             recorder::on_fail(ids, mode, how, site, wait_ns);
@@ -663,7 +663,28 @@ pub(crate) fn release_fast(meta: &Meta, mode: Mode) -> bool {
     let w = meta.word();
     // The top entry's word is `inst | mode << 40` exactly when it is this hold, untimed and no
     // graph source: one comparison.
-    w == 0 || STATE.try_with(|s| s.pop_plain_top(pack(w & word::INST, mode))) == Ok(true)
+    if w == 0 {
+        return true;
+    }
+    if STATE.try_with(|s| s.pop_plain_top(pack(w & word::INST, mode))) != Ok(true) {
+        return false;
+    }
+    // Recording does not time holds here (the recorder stamps its records with its own clock),
+    // so a recorded hold is a plain entry: its release is recorded out of line.
+    if crate::config::flags_now() & flag::RECORD != 0 {
+        released_recorded(meta);
+    }
+    true
+}
+
+/// A plain release while a trace is recorded (the recorder times the hold itself).
+#[cold]
+#[inline(never)]
+fn released_recorded(meta: &Meta) {
+    let w = meta.word();
+    if w != 0 {
+        recorder::on_release(Ids::from_word(w), 0);
+    }
 }
 
 /// The release's bookkeeping beyond [`release_fast`].
@@ -689,6 +710,8 @@ fn released_slow(meta: &Meta, ids: Ids, mode: Mode) {
         }
         if let Some(since) = h.since {
             after_release(ids, since, mode);
+        } else if flags() & flag::RECORD != 0 {
+            recorder::on_release(ids, 0);
         }
     }
 }
@@ -703,13 +726,14 @@ pub(crate) fn released_elsewhere(ids: Ids) {
             h.inst == ids.inst && matches!(h.mode, Mode::Exclusive | Mode::Upgradable)
         })
     });
-    if let Ok(Some(Held {
-        since: Some(since),
-        mode,
-        ..
-    })) = h
-    {
-        after_release(ids, since, mode);
+    match h {
+        Ok(Some(Held {
+            since: Some(since),
+            mode,
+            ..
+        })) => after_release(ids, since, mode),
+        Ok(Some(_)) if flags() & flag::RECORD != 0 => recorder::on_release(ids, 0),
+        _ => {}
     }
 }
 

@@ -1,176 +1,484 @@
 //! Trace recording: `LOCKCHECK_TRACE=path` (or [`crate::record::start`]) writes every lock event
-//! as JSON Lines (`docs/trace-format.md`).
+//! as JSON Lines, or as `.lct` when asked (`docs/trace-format.md`).
 //!
-//! Recording must not serialize the threads it observes: each thread appends compact records to
-//! its own buffer (a mutex only the background writer ever contends on), and the writer formats
-//! them. Definitions (threads, classes, sites with their backtraces, lock instances) are emitted
-//! lazily by the writer the first time a record uses them, so they always precede their uses and a
-//! restarted recording is complete on its own. Every 50 ms the writer flushes all buffers to the
-//! file, so a process killed mid-run (or hung in a deadlock and killed by CI) leaves a trace that
-//! analyzes up to its last complete line. Fork and join flush the parent's or the child's buffer
-//! synchronously, so that the file orders a `fork` before the child's events and the child's events
-//! before the `join`.
+//! **The acquiring thread only stores.** Each thread appends fixed-size records (five words:
+//! kind, mode and class; lock; site; one extra number; a [`clock`] reading) to a preallocated
+//! block of its own, then publishes the new length with one release store: no lock, no
+//! formatting, no allocation, no system call. A full block is handed to the background writer
+//! (appended to the thread's chain under a lock the thread takes once per block) and a fresh
+//! block comes from a pool. The writer turns records into events: it declares threads, classes,
+//! sites (symbolizing their backtraces) and locks lazily, the first time a record uses them, so
+//! that definitions always precede their uses and a restarted recording is complete on its own;
+//! it computes hold times from the clock readings; it formats and writes.
+//!
+//! **Bounded memory, nothing dropped.** A thread owns one block ([`BLOCK_RECS`] records) while it
+//! records; full blocks waiting for the writer are at most [`MAX_FULL`] in the whole process.
+//! When a thread fills a block while that many wait (the program makes events faster than the
+//! writer turns them into text), it waits until the writer has caught up by half, or does the
+//! writer's work itself if the writer makes no progress ([`wait_for_writer`]): the program is
+//! slowed to the writer's pace, never an event lost. The writer is woken at each handoff, and
+//! otherwise every 50 ms.
+//!
+//! **Crashes.** Every 50 ms the writer flushes all blocks (full and partial) to the file, so a
+//! process killed mid-run (or hung in a deadlock and killed by CI) leaves a trace that analyzes up
+//! to its last complete event. Events of one thread stay in order (a thread's blocks form one
+//! chain, drained front to back); across threads the file order only has to respect fork and
+//! join, which the analyzer turns into happens-before: a fork flushes the parent's records before
+//! the child exists, a thread's records are flushed when it ends, before a join can return.
 //!
 //! The deciding event is never lost: a blocking acquisition made while holding a lock is recorded
 //! as a `request` before the detector checks it ([`on_request`]), so an acquisition the detector
 //! stops with a panic is in the trace; a report flushes every buffer, a thread's buffer is written
 //! when the thread ends (also unwound by a panic), and the process's at exit (also when `main`
 //! panics). `panic = "abort"` skips the exit handler: what the report's flush wrote is kept.
+//!
+//! **New sites.** The first acquisition at a source location anywhere in the process captures a
+//! raw backtrace on the acquiring thread ([`Trace`]: at most 32 instruction pointers, a few
+//! microseconds of unwinding, once per site); the writer symbolizes it.
+
+mod clock;
 
 use super::class::{class_info, Ids};
-use super::report::Violation;
+use super::report::{Trace, Violation};
 use super::state::STATE;
-use backtrace::Backtrace;
 use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode, FORMAT_VERSION};
 use parking_lot::Mutex as PlMutex;
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::cell::{Cell, UnsafeCell};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
+use std::mem::MaybeUninit;
 use std::panic::Location;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 type Site = &'static Location<'static>;
 
-/// One event as the observed thread records it: plain data, no formatting.
+// ---------------------------------------------------------------------------------------------
+// Records: what the acquiring thread stores.
+
+/// One event as the observed thread stores it: five plain words, no formatting. `head` packs the
+/// kind (bits 0-7), the mode (8-15), the how (16-23) and the class (32-63); the other words
+/// depend on the kind:
+///
+/// | kind | `a` | `b` | `x` |
+/// |---|---|---|---|
+/// | request | lock | site | semaphore permits (0 for other locks) |
+/// | acquire, fail | lock | site | wait, ns |
+/// | release | lock | - | hold, ns, when the hooks measured it (0: from the clock readings) |
+/// | convert | lock | - | - |
+/// | cond_wait | lock | condvar | - |
+/// | fork, join | child | - | - |
+/// | drop | lock | - | - |
 #[derive(Clone, Copy)]
-enum Rec {
-    /// A blocking acquisition about to be checked (and maybe stopped by a report).
-    Request {
-        l: u64,
-        c: u32,
-        m: Mode,
-        site: Site,
-        /// A semaphore's permits (0 for other locks): a self-deadlock on a semaphore is holding
-        /// all of them, which the analyzer can only see if it knows how many there are.
-        permits: u64,
-    },
-    Acquire {
-        l: u64,
-        c: u32,
-        m: Mode,
-        how: How,
-        site: Site,
-        wait_ns: u64,
-    },
-    Fail {
-        l: u64,
-        c: u32,
-        m: Mode,
-        how: How,
-        site: Site,
-        wait_ns: u64,
-    },
-    Release {
-        l: u64,
-        c: u32,
-        hold_ns: u64,
-    },
-    Convert {
-        l: u64,
-        c: u32,
-        m: Mode,
-    },
-    CondWait {
-        cv: u64,
-        l: u64,
-        c: u32,
-    },
-    Fork {
-        child: u64,
-    },
-    Join {
-        child: u64,
-    },
-    Drop {
-        l: u64,
-    },
-    /// A sync guard held across an `.await` (feature `tokio`, see `Event::HeldAcrossAwait`).
-    #[cfg(feature = "tokio")]
-    HeldAcrossAwait {
-        l: u64,
-        c: u32,
-        m: Mode,
-        site: Site,
-        h: u64,
-        hc: u32,
-        ht: u64,
-        hsite: Site,
-    },
+#[repr(C)]
+struct Rec {
+    head: u64,
+    a: u64,
+    b: u64,
+    x: u64,
+    /// A [`clock::now`] reading (0 where no duration is derived from it).
+    ts: u64,
 }
 
-/// A thread's buffer for one recording generation.
+const K_REQUEST: u8 = 1;
+const K_ACQUIRE: u8 = 2;
+const K_FAIL: u8 = 3;
+const K_RELEASE: u8 = 4;
+const K_CONVERT: u8 = 5;
+const K_COND_WAIT: u8 = 6;
+const K_FORK: u8 = 7;
+const K_JOIN: u8 = 8;
+const K_DROP: u8 = 9;
+/// A sync guard held across an `.await` (feature `tokio`): `a` the requested lock, `b` the
+/// request's site, `x` the index of the rest in [`HELD_ACROSS`]. Rare (each is a finding), so its
+/// details live in a side table rather than widening every record.
+#[cfg(feature = "tokio")]
+const K_HELD_ACROSS_AWAIT: u8 = 10;
+
+/// What a [`K_HELD_ACROSS_AWAIT`] record does not hold: the held guard's lock, class, holder and
+/// site. Entries are taken (left empty) by the writer; the table is cleared when a recording stops.
+#[cfg(feature = "tokio")]
+static HELD_ACROSS: PlMutex<Vec<Option<(Ids, u64, Site)>>> = PlMutex::new(Vec::new());
+
+#[inline(always)]
+fn head(kind: u8, mode: Mode, how: How, class: u32) -> u64 {
+    let m = match mode {
+        Mode::Exclusive => 0u64,
+        Mode::Shared => 1,
+        Mode::SharedRecursive => 2,
+        Mode::Upgradable => 3,
+        Mode::Permit => 4,
+    };
+    let h = match how {
+        How::Blocking => 0u64,
+        How::Try => 1,
+        How::Timed => 2,
+    };
+    u64::from(kind) | m << 8 | h << 16 | u64::from(class) << 32
+}
+
+fn mode_of(head: u64) -> Mode {
+    match (head >> 8) as u8 {
+        0 => Mode::Exclusive,
+        1 => Mode::Shared,
+        2 => Mode::SharedRecursive,
+        3 => Mode::Upgradable,
+        _ => Mode::Permit,
+    }
+}
+
+fn how_of(head: u64) -> How {
+    match (head >> 16) as u8 {
+        0 => How::Blocking,
+        1 => How::Try,
+        _ => How::Timed,
+    }
+}
+
+#[inline(always)]
+fn site_word(site: Site) -> u64 {
+    site as *const Location<'static> as usize as u64
+}
+
+/// The site a record's `b` word holds.
+fn site_of(word: u64) -> Site {
+    // SAFETY: `b` of a request, acquire or fail record was made by `site_word` from a
+    // `&'static Location`, which lives for the whole program.
+    unsafe { &*(word as usize as *const Location<'static>) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blocks and chains.
+
+/// Records per block: 40 KiB, the memory a recording thread holds, and the number of records
+/// between two handoffs (one lock and one wake-up of the writer each).
+const BLOCK_RECS: usize = 1024;
+/// Full blocks waiting for the writer, process-wide, before a thread that fills one more waits
+/// for the writer (2.5 MiB; see [`wait_for_writer`]).
+const MAX_FULL: usize = 64;
+/// Drained blocks kept for reuse (a fresh one costs page faults).
+const MAX_SPARE: usize = 32;
+
+/// A preallocated run of records. Records below `committed` are written once and never again
+/// until the block is recycled; only the chain's producer writes, at index `committed`.
+struct Block {
+    committed: AtomicUsize,
+    recs: Box<[UnsafeCell<MaybeUninit<Rec>>]>,
+}
+
+// SAFETY: a record slot is written by one producer (a thread's own block, or a task's under its
+// chain lock) before `committed` covers it with a release store, and read by the writer only once
+// an acquire load of `committed` covers it; a block is recycled only after it left every chain.
+unsafe impl Sync for Block {}
+
+impl Block {
+    fn new() -> Box<Block> {
+        Box::new(Block {
+            committed: AtomicUsize::new(0),
+            recs: (0..BLOCK_RECS)
+                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .collect(),
+        })
+    }
+}
+
+// Boxed: a block must not move while in use, the producer keeps a pointer to its `committed`.
+#[allow(clippy::vec_box)]
+static SPARE: PlMutex<Vec<Box<Block>>> = PlMutex::new(Vec::new());
+/// Full blocks in chains, not drained yet.
+static FULL: AtomicUsize = AtomicUsize::new(0);
+
+fn take_block() -> Box<Block> {
+    match SPARE.lock().pop() {
+        Some(b) => {
+            b.committed.store(0, Ordering::Relaxed);
+            b
+        }
+        None => Block::new(),
+    }
+}
+
+fn return_block(b: Box<Block>) {
+    let mut spare = SPARE.lock();
+    if spare.len() < MAX_SPARE {
+        spare.push(b);
+    }
+}
+
+/// One stream of events (a thread's, or an async task's) for one recording generation.
 struct ThreadBuf {
     thread: u64,
     name: Option<String>,
     generation: u64,
-    recs: PlMutex<Vec<Rec>>,
+    /// The stream's blocks in order: every block but the last is full; the producer writes only
+    /// into the last. The producer locks it once per block (handoff), the writer once per block
+    /// it drains; records are read outside it (see [`Block`]).
+    chain: PlMutex<VecDeque<Box<Block>>>,
+    /// The writer's side of the stream, used under [`WRITER`]'s lock only.
+    side: PlMutex<Side>,
+    /// Records of the chain's front block already written (written by the writer, read by
+    /// [`ThreadBuf::pending`] without the writer's locks).
+    consumed: AtomicUsize,
 }
 
-/// Records per buffer before the thread flushes it itself.
-const FLUSH_AT: usize = 8192;
+/// Blocks still in the chain go back to the pool, and the full ones stop counting as waiting
+/// (a stream of an ended recording whose last handoff came after the final drain).
+impl Drop for ThreadBuf {
+    fn drop(&mut self) {
+        let chain = self.chain.get_mut();
+        if chain.len() > 1 {
+            FULL.fetch_sub(chain.len() - 1, Ordering::AcqRel);
+        }
+        for b in chain.drain(..) {
+            return_block(b);
+        }
+    }
+}
+
+/// What the writer keeps per stream.
+#[derive(Default)]
+struct Side {
+    /// The `thread` event was written.
+    declared: bool,
+    /// Held locks with the clock reading of their acquisition, innermost last: the hold time of
+    /// a release. Bounded by [`HELD_TIMES`]: a lock released by another thread (a guard sent
+    /// away) would otherwise stay forever; beyond it the oldest entries go, and their releases
+    /// show no hold time (0 means unmeasured in the format).
+    held: Vec<(u64, u64)>,
+}
+
+const HELD_TIMES: usize = 64;
+
+impl ThreadBuf {
+    fn new(thread: u64, name: Option<String>, generation: u64) -> Arc<ThreadBuf> {
+        let mut chain = VecDeque::with_capacity(4);
+        chain.push_back(take_block());
+        Arc::new(ThreadBuf {
+            thread,
+            name,
+            generation,
+            chain: PlMutex::new(chain),
+            side: PlMutex::new(Side::default()),
+            consumed: AtomicUsize::new(0),
+        })
+    }
+
+    /// Whether the writer has records of this stream to write.
+    fn pending(&self) -> bool {
+        let chain = self.chain.lock();
+        chain.len() > 1
+            || chain.front().is_some_and(|b| {
+                b.committed.load(Ordering::Acquire) > self.consumed.load(Ordering::Acquire)
+            })
+    }
+
+    /// Appends under the chain lock: for streams written by several threads (async tasks).
+    /// Returns whether a block was handed over.
+    #[cfg(feature = "tokio")]
+    fn push_locked(&self, rec: Rec) -> bool {
+        let mut chain = self.chain.lock();
+        let mut full = false;
+        if chain
+            .back()
+            .is_none_or(|b| b.committed.load(Ordering::Relaxed) == BLOCK_RECS)
+        {
+            full = !chain.is_empty();
+            chain.push_back(take_block());
+        }
+        let b = chain.back().expect("just ensured");
+        let n = b.committed.load(Ordering::Relaxed);
+        // SAFETY: slot `n` is not published yet, and the chain lock makes this the only producer.
+        unsafe { (*b.recs[n].get()).write(rec) };
+        b.committed.store(n + 1, Ordering::Release);
+        full
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Global state.
 
 const UNINIT: u8 = 0;
 const OFF: u8 = 1;
 const ON: u8 = 2;
+/// `LOCKCHECK_TRACE` is being read and the recording started by one thread: the others wait
+/// for the outcome (see [`init_from_env`]).
+const STARTING: u8 = 3;
 static STATE_FLAG: AtomicU8 = AtomicU8::new(UNINIT);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static BUFFERS: PlMutex<Vec<Arc<ThreadBuf>>> = PlMutex::new(Vec::new());
+/// Lock order: `WRITER`, then `BUFFERS` or a stream's `side`, then its `chain`, then `SPARE`.
 static WRITER: PlMutex<Option<Writer>> = PlMutex::new(None);
-/// Full buffers handed to the writer, oldest first. Lock order: `WRITER`, then `PENDING`, then a
-/// thread's `recs`.
-static PENDING: PlMutex<Vec<(Arc<ThreadBuf>, Vec<Rec>)>> = PlMutex::new(Vec::new());
-/// Full buffers waiting before the observed thread formats them itself (bounds memory when the
-/// program produces events faster than the writer can format them).
-const MAX_PENDING: usize = 16;
-/// Drained buffers kept for reuse: a fresh 8192-record buffer per batch costs page faults.
-static SPARE: PlMutex<Vec<Vec<Rec>>> = PlMutex::new(Vec::new());
-
-fn spare_buffer() -> Vec<Rec> {
-    SPARE
-        .lock()
-        .pop()
-        .unwrap_or_else(|| Vec::with_capacity(FLUSH_AT))
-}
-
-fn return_buffer(mut v: Vec<Rec>) {
-    v.clear();
-    let mut spare = SPARE.lock();
-    if spare.len() < MAX_PENDING + 2 && v.capacity() >= FLUSH_AT {
-        spare.push(v);
-    }
-}
-/// Backtraces of new acquisition sites, captured by the acquiring thread, resolved by the writer.
-static SITE_TRACES: PlMutex<Option<HashMap<usize, Backtrace>>> = PlMutex::new(None);
+/// The background writer, woken when a block is handed over.
+static WRITER_THREAD: PlMutex<Option<std::thread::Thread>> = PlMutex::new(None);
+/// Raw backtraces of new acquisition sites, captured by the acquiring thread, symbolized by the
+/// writer when it declares the site.
+static SITE_TRACES: PlMutex<Option<HashMap<usize, Trace>>> = PlMutex::new(None);
 static SEEN_SITES: PlMutex<Option<HashSet<usize>>> = PlMutex::new(None);
 
-/// A thread's buffer slot. When the thread ends, normally or unwound by a panic (a report under
-/// `LOCKCHECK=panic` stops the thread at the acquisition it recorded last), its last records are
-/// written at once rather than at the writer's next pass, so that a process that dies right after
-/// (killed, or aborting) still has them. The main thread's are written by the exit handler.
-struct Slot(RefCell<Option<Arc<ThreadBuf>>>);
+// ---------------------------------------------------------------------------------------------
+// The producer: a thread's end of its stream.
 
-impl Drop for Slot {
+/// A thread's producer state. The hot path reads and writes `Cell`s only; the stream itself (an
+/// `Arc`) is touched in the cold paths, which never run inside each other (`cold`).
+struct Producer {
+    /// The recording generation `buf` belongs to (0: none).
+    generation: Cell<u64>,
+    /// The block being filled: its records and its published length.
+    base: Cell<*mut Rec>,
+    committed: Cell<*const AtomicUsize>,
+    /// Records in the block (`BLOCK_RECS` when there is none, so that the next push goes cold).
+    len: Cell<usize>,
+    /// A cold path is running: a record made inside it (lockcheck's own locks) is not recorded.
+    cold: Cell<bool>,
+    /// The stream, held while this thread records into it.
+    buf: UnsafeCell<Option<Arc<ThreadBuf>>>,
+}
+
+/// When the thread ends, normally or unwound by a panic (a report under `LOCKCHECK=panic` stops
+/// the thread at the acquisition it recorded last), its last records are written at once rather
+/// than at the writer's next pass, so that a process that dies right after (killed, or aborting)
+/// still has them. The main thread's are written by the exit handler.
+impl Drop for Producer {
     fn drop(&mut self) {
         if STATE_FLAG.load(Ordering::Relaxed) != ON {
             return;
         }
-        let pending = self
-            .0
-            .get_mut()
-            .as_ref()
-            .is_some_and(|b| !b.recs.lock().is_empty());
-        if pending {
-            flush_all();
+        if let Some(b) = self.buf.get_mut().take() {
+            if b.generation == GENERATION.load(Ordering::Acquire) && b.pending() {
+                flush_stream(&b);
+            }
         }
     }
 }
 
 thread_local! {
-    static BUF: Slot = const { Slot(RefCell::new(None)) };
+    static BUF: Producer = const {
+        Producer {
+            generation: Cell::new(0),
+            base: Cell::new(std::ptr::null_mut()),
+            committed: Cell::new(std::ptr::null()),
+            len: Cell::new(BLOCK_RECS),
+            cold: Cell::new(false),
+            buf: UnsafeCell::new(None),
+        }
+    };
+}
+
+/// Appends a record to the calling thread's block: a few stores and one release store.
+#[inline(always)]
+fn push(rec: Rec) {
+    let _ = BUF.try_with(|p| {
+        let i = p.len.get();
+        if i < BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed) {
+            // SAFETY: `base` and `committed` point into the block this thread's stream holds
+            // (kept alive by `buf`), whose slot `i` is not published yet: only this thread writes
+            // it, and the release store publishes it to the writer.
+            unsafe {
+                p.base.get().add(i).write(rec);
+                (*p.committed.get()).store(i + 1, Ordering::Release);
+            }
+            p.len.set(i + 1);
+        } else {
+            push_cold(p, rec);
+        }
+    });
+}
+
+/// The first record of a generation (a new stream), or a full block (handoff).
+#[cold]
+#[inline(never)]
+fn push_cold(p: &Producer, rec: Rec) {
+    if p.cold.get() || STATE_FLAG.load(Ordering::Relaxed) != ON {
+        return;
+    }
+    p.cold.set(true);
+    // Lockcheck's own work from here on: a lock taken inside (an allocator's, say) is neither
+    // checked nor recorded, rather than checked but missing from the trace.
+    let was_busy = STATE.try_with(|s| s.busy.replace(true)).unwrap_or(true);
+    struct Reset<'a>(&'a Cell<bool>, bool);
+    impl Drop for Reset<'_> {
+        fn drop(&mut self) {
+            self.0.set(false);
+            if !self.1 {
+                let _ = STATE.try_with(|s| s.busy.set(false));
+            }
+        }
+    }
+    let _reset = Reset(&p.cold, was_busy);
+    let generation = GENERATION.load(Ordering::Acquire);
+    // SAFETY: `buf` is only touched here and in the destructor, and `cold` keeps this from
+    // running inside itself; the destructor cannot run while the thread runs this.
+    let slot = unsafe { &mut *p.buf.get() };
+    let mut drain = false;
+    let stream = match slot {
+        Some(b) if b.generation == generation => {
+            let fresh = take_block();
+            b.chain.lock().push_back(fresh);
+            drain = FULL.fetch_add(1, Ordering::AcqRel) + 1 >= MAX_FULL;
+            wake_writer();
+            Arc::clone(b)
+        }
+        _ => {
+            // The thread's first record of this recording: its stream (the old one, of an
+            // earlier recording, is let go).
+            let thread = STATE.try_with(|s| s.id()).unwrap_or(0);
+            let name = std::thread::current().name().map(str::to_owned);
+            let b = ThreadBuf::new(thread, name, generation);
+            BUFFERS.lock().push(Arc::clone(&b));
+            *slot = Some(Arc::clone(&b));
+            p.generation.set(generation);
+            b
+        }
+    };
+    {
+        let chain = stream.chain.lock();
+        let blk = chain.back().expect("a stream has a block");
+        p.base.set(blk.recs.as_ptr() as *mut Rec);
+        p.committed.set(&blk.committed);
+        // SAFETY: the block is fresh (nothing published) and this thread is its only producer.
+        unsafe { (*blk.recs[0].get()).write(rec) };
+        blk.committed.store(1, Ordering::Release);
+        p.len.set(1);
+    }
+    if drain {
+        wait_for_writer();
+    }
+}
+
+/// The writer is [`MAX_FULL`] blocks behind: wait until it is down to half of that, so that
+/// memory stays bounded and no event is dropped, while the writer works on the other core (the
+/// program is slowed to the writer's pace, not stopped). The wait is bounded: if the writer
+/// makes no progress for [`HELP_AFTER`] (descheduled on a loaded machine, or gone at exit),
+/// this thread writes the backlog itself.
+#[cold]
+fn wait_for_writer() {
+    let start = std::time::Instant::now();
+    let mut last = FULL.load(Ordering::Acquire);
+    let mut since = start;
+    while FULL.load(Ordering::Acquire) >= MAX_FULL / 2 && STATE_FLAG.load(Ordering::Relaxed) == ON {
+        wake_writer();
+        std::thread::park_timeout(Duration::from_micros(200));
+        let now = FULL.load(Ordering::Acquire);
+        if now < last {
+            last = now;
+            since = std::time::Instant::now();
+        } else if since.elapsed() >= HELP_AFTER {
+            flush_all();
+            return;
+        }
+    }
+}
+
+/// How long a thread waits for a writer that makes no progress before doing its work.
+const HELP_AFTER: Duration = Duration::from_millis(20);
+
+fn wake_writer() {
+    if let Some(t) = WRITER_THREAD.lock().as_ref() {
+        t.unpark();
+    }
 }
 
 /// Whether events are being recorded (reads `LOCKCHECK_TRACE` on first use).
@@ -190,14 +498,28 @@ pub(crate) fn recording_now() -> bool {
 
 #[cold]
 fn init_from_env() -> bool {
+    thread_local! {
+        static STARTER: Cell<bool> = const { Cell::new(false) };
+    }
     // Claim the initialization so that concurrent first uses do not start two recordings.
-    if STATE_FLAG
-        .compare_exchange(UNINIT, OFF, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
+    if let Err(seen) =
+        STATE_FLAG.compare_exchange(UNINIT, STARTING, Ordering::AcqRel, Ordering::Acquire)
     {
+        if seen != STARTING || STARTER.try_with(Cell::get).unwrap_or(true) {
+            // Decided; or this thread is the one starting (an allocation or a hook inside
+            // `start` came back here): it records from when `start` is done.
+            return seen == ON;
+        }
+        // Another thread is starting the recording: an acquisition that went on unrecorded
+        // meanwhile would be missing from the trace (and its release with it), so a finding of
+        // the runtime could be invisible offline. Starting takes a file creation, so wait.
+        while STATE_FLAG.load(Ordering::Acquire) == STARTING {
+            std::thread::yield_now();
+        }
         return STATE_FLAG.load(Ordering::Relaxed) == ON;
     }
-    match std::env::var_os("LOCKCHECK_TRACE") {
+    let _ = STARTER.try_with(|s| s.set(true));
+    let on = match std::env::var_os("LOCKCHECK_TRACE") {
         Some(p) if !p.is_empty() => match start(Path::new(&p)) {
             Ok(()) => true,
             Err(e) => {
@@ -209,7 +531,12 @@ fn init_from_env() -> bool {
             }
         },
         _ => false,
+    };
+    if !on {
+        let _ = STATE_FLAG.compare_exchange(STARTING, OFF, Ordering::AcqRel, Ordering::Acquire);
     }
+    let _ = STARTER.try_with(|s| s.set(false));
+    on
 }
 
 /// Whether the trace at `path` is written in lockcheck's binary `.lct` format (its extension is
@@ -233,6 +560,9 @@ pub(crate) fn expand_path(path: &Path) -> PathBuf {
     }
 }
 
+/// Bytes of output gathered before a write to the file.
+const OUT_CHUNK: usize = 1 << 16;
+
 /// Starts recording to `path` (`{pid}` replaced), ending any recording in progress.
 pub(crate) fn start(path: &Path) -> io::Result<()> {
     let _ = stop();
@@ -244,25 +574,28 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
     }
     let file = File::create(&path)?;
     let lct = writes_lct(&path);
-    let mut out = BufWriter::with_capacity(1 << 16, file);
-    if lct {
-        out.write_all(&lockcheck_core::lct::MAGIC)?;
-    }
     let mut w = Writer {
-        out,
+        file,
+        out: Vec::with_capacity(OUT_CHUNK + 4096),
         lct,
         path,
-        classes: HashSet::default(),
+        classes: ByClass::new(),
         sites: HashMap::default(),
         locks: HashSet::default(),
         permits_known: HashSet::default(),
-        threads: HashSet::default(),
-        stats: HashMap::default(),
-        line: Vec::with_capacity(256),
+        stats: ByClass::new(),
         deferred_drops: Vec::new(),
         ready_drops: Vec::new(),
         failed: None,
+        scale: clock::Scale::new(),
+        streams: Vec::new(),
+        lock_cache: vec![0; LOCK_CACHE].into_boxed_slice(),
+        site_cache: vec![(0, 0); SITE_CACHE].into_boxed_slice(),
+        records: 0,
     };
+    if lct {
+        w.out.extend_from_slice(&lockcheck_core::lct::MAGIC);
+    }
     let program = std::env::args().next().unwrap_or_default();
     let start_unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -273,15 +606,19 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
         program,
         start_unix_ms,
     });
-    w.out.flush()?;
+    w.write_out();
+    if let Some(e) = w.failed.take() {
+        return Err(e);
+    }
     let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
     *WRITER.lock() = Some(w);
     STATE_FLAG.store(ON, Ordering::Release);
     crate::config::refresh_flags();
     register_exit_flush();
-    std::thread::Builder::new()
+    let t = std::thread::Builder::new()
         .name("lockcheck-writer".into())
         .spawn(move || background(generation))?;
+    *WRITER_THREAD.lock() = Some(t.thread().clone());
     Ok(())
 }
 
@@ -293,27 +630,39 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
         crate::config::refresh_flags();
     }
     GENERATION.fetch_add(1, Ordering::AcqRel);
+    if let Some(t) = WRITER_THREAD.lock().take() {
+        t.unpark();
+    }
     let mut guard = WRITER.lock();
     let Some(mut w) = guard.take() else {
         return Ok(None);
     };
-    for (b, recs) in std::mem::take(&mut *PENDING.lock()) {
-        w.drain_recs(&b, recs);
-    }
     let buffers = std::mem::take(&mut *BUFFERS.lock());
+    w.scale.calibrate();
     for b in &buffers {
         w.drain(b);
     }
     // Every buffer is drained and no thread records any more: write all the drops.
     w.end_pass();
     w.end_pass();
-    let mut stats: Vec<_> = w.stats.drain().collect();
-    stats.sort_by_key(|(c, _)| *c);
-    for (c, s) in stats {
+    for (c, s) in w.stats.drain() {
         w.emit(&Event::Stats { c, stats: s });
     }
-    let r = w.out.flush();
+    w.write_out();
+    let r = w.file.flush();
     w.note_error(r);
+    #[cfg(feature = "tokio")]
+    HELD_ACROSS.lock().clear();
+    // The drained streams' blocks go back to the pool: the threads keep only their current one.
+    for b in buffers {
+        let mut chain = b.chain.lock();
+        while chain.len() > 1 {
+            if let Some(blk) = chain.pop_front() {
+                FULL.fetch_sub(1, Ordering::AcqRel);
+                return_block(blk);
+            }
+        }
+    }
     if let Some(e) = w.failed {
         return Err(io::Error::new(
             e.kind(),
@@ -326,44 +675,59 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
     Ok(Some(w.path))
 }
 
-/// Flushes every thread's buffer to the file now.
-pub(crate) fn flush_all() {
+/// Flushes every thread's records to the file now. Returns the number of records written.
+pub(crate) fn flush_all() -> usize {
     let mut guard = WRITER.lock();
-    let Some(w) = guard.as_mut() else { return };
-    // Holding `PENDING` while the threads' buffers are drained keeps each thread's batches in
-    // order: no full buffer can be handed over between the two steps.
-    let mut pending = PENDING.lock();
-    for (b, recs) in std::mem::take(&mut *pending) {
-        w.drain_recs(&b, recs);
-    }
-    let buffers: Vec<Arc<ThreadBuf>> = {
-        let mut list = BUFFERS.lock();
-        // Threads that ended (only the list holds their buffer) leave once drained.
-        let current = GENERATION.load(Ordering::Acquire);
-        let out = list.clone();
-        list.retain(|b| {
-            b.generation == current && (Arc::strong_count(b) > 2 || !b.recs.lock().is_empty())
-        });
-        out
-    };
-    for b in &buffers {
+    let Some(w) = guard.as_mut() else { return 0 };
+    let before = w.records;
+    w.scale.calibrate();
+    let mut streams = std::mem::take(&mut w.streams);
+    streams.extend(BUFFERS.lock().iter().cloned());
+    for b in &streams {
         w.drain(b);
     }
+    streams.clear();
+    w.streams = streams;
+    {
+        // Streams of threads that ended (only the list holds them) leave once drained; so do
+        // those of earlier recordings.
+        let current = GENERATION.load(Ordering::Acquire);
+        BUFFERS
+            .lock()
+            .retain(|b| b.generation == current && (Arc::strong_count(b) > 1 || b.pending()));
+    }
     w.end_pass();
-    drop(pending);
-    let r = w.out.flush();
+    w.write_out();
+    let r = w.file.flush();
+    w.note_error(r);
+    w.records - before
+}
+
+/// Flushes one stream (a thread that ends, or forks).
+fn flush_stream(b: &ThreadBuf) {
+    let mut guard = WRITER.lock();
+    let Some(w) = guard.as_mut() else { return };
+    w.scale.calibrate();
+    w.drain(b);
+    w.write_out();
+    let r = w.file.flush();
     w.note_error(r);
 }
 
 fn background(generation: u64) {
     // Everything this thread does is lockcheck's own work.
     let _ = STATE.try_with(|s| s.busy.set(true));
+    let mut idle = true;
     while GENERATION.load(Ordering::Acquire) == generation {
-        std::thread::sleep(Duration::from_millis(50));
+        // Woken by a handoff, or every 50 ms for the partial blocks (the crash guarantee); at
+        // once while full blocks wait and the last pass found work.
+        if idle || FULL.load(Ordering::Acquire) == 0 {
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
         if GENERATION.load(Ordering::Acquire) != generation {
             break;
         }
-        flush_all();
+        idle = flush_all() == 0;
     }
 }
 
@@ -384,62 +748,26 @@ fn register_exit_flush() {
     });
 }
 
-fn push(rec: Rec) {
-    let _ = BUF.try_with(|cell| {
-        let Ok(mut slot) = cell.0.try_borrow_mut() else {
-            return;
-        };
-        let generation = GENERATION.load(Ordering::Acquire);
-        if slot.as_ref().is_none_or(|b| b.generation != generation) {
-            let thread = STATE.try_with(|s| s.id()).unwrap_or(0);
-            let b = Arc::new(ThreadBuf {
-                thread,
-                name: std::thread::current().name().map(str::to_owned),
-                generation,
-                recs: PlMutex::new(spare_buffer()),
-            });
-            BUFFERS.lock().push(Arc::clone(&b));
-            *slot = Some(b);
-        }
-        let b = slot.as_ref().expect("just set");
-        let full = {
-            let mut recs = b.recs.lock();
-            recs.push(rec);
-            recs.len() >= FLUSH_AT
-        };
-        if full {
-            // Hand the full buffer to the background writer: the observed thread does not
-            // format, unless the writer is too far behind.
-            let backlog = {
-                let mut pending = PENDING.lock();
-                let recs = std::mem::replace(&mut *b.recs.lock(), spare_buffer());
-                pending.push((Arc::clone(b), recs));
-                pending.len()
-            };
-            drop(slot);
-            if backlog >= MAX_PENDING {
-                flush_all();
-            }
-        }
-    });
-}
-
-fn flush_one(_b: &ThreadBuf) {
-    // The thread's earlier batches may be pending: flush everything, in order.
-    flush_all();
-}
-
-/// Flushes the calling thread's buffer (at thread end, before a join can return).
+/// Flushes the calling thread's records (at thread end, before a join can return; at a fork,
+/// before the child exists).
 pub(crate) fn flush_thread() {
     if STATE_FLAG.load(Ordering::Relaxed) != ON {
         return;
     }
     let b = BUF
-        .try_with(|cell| cell.0.try_borrow().ok().and_then(|s| s.clone()))
+        .try_with(|p| {
+            if p.cold.get() {
+                return None;
+            }
+            // SAFETY: not inside a cold path (checked above), which is the only other user.
+            unsafe { (*p.buf.get()).clone() }
+        })
         .ok()
         .flatten();
     if let Some(b) = b {
-        flush_one(&b);
+        if b.generation == GENERATION.load(Ordering::Acquire) {
+            flush_stream(&b);
+        }
     }
 }
 
@@ -449,31 +777,31 @@ fn note_site(site: Site) {
         .lock()
         .get_or_insert_with(HashSet::new)
         .insert(key);
-    if new && crate::config::backtraces() {
-        let bt = Backtrace::new_unresolved();
-        SITE_TRACES
-            .lock()
-            .get_or_insert_with(HashMap::new)
-            .insert(key, bt);
+    if new {
+        // Bounded: at most 32 frames unwound, nothing symbolized here (the writer does it).
+        if let Some(bt) = Trace::capture() {
+            SITE_TRACES
+                .lock()
+                .get_or_insert_with(HashMap::new)
+                .insert(key, bt);
+        }
     }
 }
 
 /// Per-thread cache of sites already announced, so that the global set is touched once per site
 /// and thread. Direct-mapped by address; a collision only costs a global lookup.
+#[inline(always)]
 fn site_seen_locally(site: Site) -> bool {
     thread_local! {
-        static SEEN: RefCell<[usize; 64]> = const { RefCell::new([0; 64]) };
+        static SEEN: [Cell<usize>; 64] = const { [const { Cell::new(0) }; 64] };
     }
     let key = site as *const Location<'static> as usize;
     SEEN.try_with(|s| {
-        let Ok(mut s) = s.try_borrow_mut() else {
-            return true;
-        };
-        let slot = &mut s[(key >> 4) & 63];
-        if *slot == key {
+        let slot = &s[(key >> 4) & 63];
+        if slot.get() == key {
             true
         } else {
-            *slot = key;
+            slot.set(key);
             false
         }
     })
@@ -483,93 +811,119 @@ fn site_seen_locally(site: Site) -> bool {
 /// A blocking acquisition is about to be checked. Called before the checks, so that an
 /// acquisition the detector stops with a panic still reaches the trace (the analyzer then finds the
 /// same violation); the report's flush (`on_violation`) or the thread's exit writes it out.
-#[cold]
 #[inline(never)]
 pub(crate) fn on_request(ids: Ids, kind: LockKind, mode: Mode, site: Site, capacity: usize) {
     if !site_seen_locally(site) {
         note_site(site);
     }
-    push(Rec::Request {
-        l: ids.inst,
-        c: ids.class,
-        m: mode,
-        site,
-        permits: if kind == LockKind::Semaphore {
+    push(Rec {
+        head: head(K_REQUEST, mode, How::Blocking, ids.class),
+        a: ids.inst,
+        b: site_word(site),
+        x: if kind == LockKind::Semaphore {
             capacity as u64
         } else {
             0
         },
+        ts: 0,
     });
 }
 
+/// An acquisition (the hold time of its release is measured from its clock reading).
+#[inline(never)]
 pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) {
     if !site_seen_locally(site) {
         note_site(site);
     }
-    push(Rec::Acquire {
-        l: ids.inst,
-        c: ids.class,
-        m: mode,
-        how,
-        site,
-        wait_ns,
+    push(Rec {
+        head: head(K_ACQUIRE, mode, how, ids.class),
+        a: ids.inst,
+        b: site_word(site),
+        x: wait_ns,
+        ts: clock::now(),
     });
 }
 
+/// A failed `try_*` or timed acquisition.
 pub(crate) fn on_fail(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) {
     if !site_seen_locally(site) {
         note_site(site);
     }
-    push(Rec::Fail {
-        l: ids.inst,
-        c: ids.class,
-        m: mode,
-        how,
-        site,
-        wait_ns,
+    push(Rec {
+        head: head(K_FAIL, mode, how, ids.class),
+        a: ids.inst,
+        b: site_word(site),
+        x: wait_ns,
+        ts: 0,
     });
 }
 
+/// A release; `hold_ns` 0: measured by the writer from the clock readings.
+#[inline(never)]
 pub(crate) fn on_release(ids: Ids, hold_ns: u64) {
-    push(Rec::Release {
-        l: ids.inst,
-        c: ids.class,
-        hold_ns,
+    push(Rec {
+        head: head(K_RELEASE, Mode::Exclusive, How::Blocking, ids.class),
+        a: ids.inst,
+        b: 0,
+        x: hold_ns,
+        ts: clock::now(),
     });
 }
 
 pub(crate) fn on_convert(ids: Ids, to: Mode) {
-    push(Rec::Convert {
-        l: ids.inst,
-        c: ids.class,
-        m: to,
+    push(Rec {
+        head: head(K_CONVERT, to, How::Blocking, ids.class),
+        a: ids.inst,
+        b: 0,
+        x: 0,
+        ts: 0,
     });
 }
 
 pub(crate) fn on_drop(ids: Ids) {
-    push(Rec::Drop { l: ids.inst });
+    push(Rec {
+        head: head(K_DROP, Mode::Exclusive, How::Blocking, ids.class),
+        a: ids.inst,
+        b: 0,
+        x: 0,
+        ts: 0,
+    });
 }
 
 pub(crate) fn on_cond_wait(cv: u64, mutex: Ids) {
     if recording() {
-        push(Rec::CondWait {
-            cv,
-            l: mutex.inst,
-            c: mutex.class,
+        push(Rec {
+            head: head(K_COND_WAIT, Mode::Exclusive, How::Blocking, mutex.class),
+            a: mutex.inst,
+            b: cv,
+            x: 0,
+            ts: 0,
         });
     }
 }
 
 pub(crate) fn on_fork(_parent: u64, child: u64) {
     if recording() {
-        push(Rec::Fork { child });
+        push(Rec {
+            head: u64::from(K_FORK),
+            a: child,
+            b: 0,
+            x: 0,
+            ts: 0,
+        });
         flush_thread();
     }
 }
 
 pub(crate) fn on_join(_parent: u64, child: u64) {
     if recording() {
-        push(Rec::Join { child });
+        push(Rec {
+            head: u64::from(K_JOIN),
+            a: child,
+            b: 0,
+            x: 0,
+            ts: 0,
+        });
     }
 }
 
@@ -609,20 +963,74 @@ impl std::hash::Hasher for IntHasher {
 
 type FastHash = std::hash::BuildHasherDefault<IntHasher>;
 
+/// Per-class values, dense for the usual small class numbers (a vector index, no hashing: the
+/// writer looks one up per event) and hashed for the rest (up to 2^22 classes).
+struct ByClass<T> {
+    dense: Vec<Option<T>>,
+    far: HashMap<u32, T, FastHash>,
+}
+
+/// Classes below this are kept in a vector.
+const DENSE_CLASSES: u32 = 1 << 14;
+
+impl<T> ByClass<T> {
+    fn new() -> ByClass<T> {
+        ByClass {
+            dense: Vec::new(),
+            far: HashMap::default(),
+        }
+    }
+
+    fn get(&self, c: u32) -> Option<&T> {
+        if c < DENSE_CLASSES {
+            self.dense.get(c as usize).and_then(Option::as_ref)
+        } else {
+            self.far.get(&c)
+        }
+    }
+
+    #[inline(always)]
+    fn entry(&mut self, c: u32, make: impl FnOnce() -> T) -> &mut T {
+        if c < DENSE_CLASSES {
+            let i = c as usize;
+            if self.dense.len() <= i {
+                self.dense.resize_with(i + 1, || None);
+            }
+            self.dense[i].get_or_insert_with(make)
+        } else {
+            self.far.entry(c).or_insert_with(make)
+        }
+    }
+
+    fn drain(&mut self) -> Vec<(u32, T)> {
+        let mut out: Vec<(u32, T)> = std::mem::take(&mut self.dense)
+            .into_iter()
+            .enumerate()
+            .filter_map(|(c, v)| v.map(|v| (c as u32, v)))
+            .collect();
+        let mut far: Vec<(u32, T)> = self.far.drain().collect();
+        far.sort_by_key(|(c, _)| *c);
+        out.extend(far);
+        out
+    }
+}
+
 /// The formatting side: owns the file and what it has defined so far.
 struct Writer {
-    out: BufWriter<File>,
+    file: File,
+    /// Output not yet written to the file (whole events only), written in chunks of
+    /// [`OUT_CHUNK`] and at the end of every pass.
+    out: Vec<u8>,
     /// Records in `.lct` ([`lockcheck_core::lct`]) instead of JSON Lines.
     lct: bool,
     path: PathBuf,
-    classes: HashSet<u32, FastHash>,
+    /// Classes declared.
+    classes: ByClass<()>,
     sites: HashMap<usize, u32, FastHash>,
     locks: HashSet<u64, FastHash>,
     /// Semaphores whose `lock` event carried their permits.
     permits_known: HashSet<u64, FastHash>,
-    threads: HashSet<u64, FastHash>,
-    stats: HashMap<u32, ClassStats, FastHash>,
-    line: Vec<u8>,
+    stats: ByClass<ClassStats>,
     /// Drops seen in this pass, written at the end of the next one: other threads' earlier uses
     /// of the lock may still sit in buffers drained before they were pushed, or after the
     /// dropping thread's; one more full pass has written them all.
@@ -632,6 +1040,16 @@ struct Writer {
     /// The first write error (disk full, ...): from then on events are lost, which is said on
     /// stderr at once and returned by [`stop`], never silent.
     failed: Option<io::Error>,
+    /// Clock readings to nanoseconds.
+    scale: clock::Scale,
+    /// The streams of the pass under way (kept to reuse its allocation).
+    streams: Vec<Arc<ThreadBuf>>,
+    /// `l + 1` of locks known declared, by [`cache_slot`] (0: empty).
+    lock_cache: Box<[u64]>,
+    /// Site words and their numbers, by [`cache_slot`].
+    site_cache: Box<[(u64, u32)]>,
+    /// Records written so far.
+    records: usize,
 }
 
 impl Writer {
@@ -642,26 +1060,36 @@ impl Writer {
             std::mem::take(&mut self.deferred_drops),
         );
         for l in ready {
-            if self.locks.remove(&l) {
-                self.permits_known.remove(&l);
+            if self.locks.contains(&l) {
+                self.forget_lock(l);
                 self.emit(&Event::Drop { l });
             }
         }
     }
 
     fn emit(&mut self, e: &Event) {
-        self.line.clear();
-        if self.lct {
-            lockcheck_core::lct::encode(e, &mut self.line);
-        } else if !write_hot(e, &mut self.line) {
-            e.write_line(&mut self.line);
-        }
         // After an I/O error (disk full) events are dropped, said once (see `failed`); the trace
         // stays line-complete (in `.lct`, the reader stops at a cut record as at a cut line).
-        if self.failed.is_none() {
-            let r = self.out.write_all(&self.line);
+        if self.failed.is_some() {
+            return;
+        }
+        if self.lct {
+            lockcheck_core::lct::encode(e, &mut self.out);
+        } else if !write_hot(e, &mut self.out) {
+            e.write_line(&mut self.out);
+        }
+        if self.out.len() >= OUT_CHUNK {
+            self.write_out();
+        }
+    }
+
+    /// Writes the gathered output to the file.
+    fn write_out(&mut self) {
+        if !self.out.is_empty() && self.failed.is_none() {
+            let r = self.file.write_all(&self.out);
             self.note_error(r);
         }
+        self.out.clear();
     }
 
     /// Records the first write error and says so on stderr: the trace is incomplete, so an
@@ -678,38 +1106,51 @@ impl Writer {
         }
     }
 
+    /// Writes a stream's records, front block to back, and recycles the blocks drained.
     fn drain(&mut self, b: &ThreadBuf) {
-        let recs = {
-            let mut recs = b.recs.lock();
-            if recs.is_empty() {
-                return;
+        let mut side = b.side.lock();
+        let mut consumed = b.consumed.load(Ordering::Relaxed);
+        loop {
+            let (blk, last) = {
+                let chain = b.chain.lock();
+                let Some(front) = chain.front() else { break };
+                (&**front as *const Block, chain.len() == 1)
+            };
+            // SAFETY: only the writer (under `WRITER`'s lock, held here) removes blocks from a
+            // chain, and `b` keeps the chain alive.
+            let blk = unsafe { &*blk };
+            let n = blk.committed.load(Ordering::Acquire);
+            if n > consumed && !side.declared {
+                side.declared = true;
+                self.emit(&Event::Thread {
+                    t: b.thread,
+                    name: b.name.clone(),
+                });
             }
-            // Swap in a spare so that the thread keeps a buffer with capacity.
-            std::mem::replace(&mut *recs, spare_buffer())
-        };
-        self.drain_recs(b, recs);
-    }
-
-    fn drain_recs(&mut self, b: &ThreadBuf, recs: Vec<Rec>) {
-        if recs.is_empty() {
-            return_buffer(recs);
-            return;
+            for slot in &blk.recs[consumed.min(n)..n] {
+                // SAFETY: below `committed` (see `Block`).
+                let r = unsafe { (*slot.get()).assume_init() };
+                self.format(b.thread, &mut side, r);
+            }
+            self.records += n.saturating_sub(consumed);
+            consumed = n;
+            if last {
+                break;
+            }
+            // Full and written: recycle it (the producer moved on to a later block).
+            let front = b.chain.lock().pop_front();
+            consumed = 0;
+            if let Some(front) = front {
+                FULL.fetch_sub(1, Ordering::AcqRel);
+                return_block(front);
+            }
         }
-        if self.threads.insert(b.thread) {
-            self.emit(&Event::Thread {
-                t: b.thread,
-                name: b.name.clone(),
-            });
-        }
-        let mut recs = recs;
-        for r in recs.drain(..) {
-            self.format(b.thread, r);
-        }
-        return_buffer(recs);
+        b.consumed.store(consumed, Ordering::Release);
     }
 
     fn class(&mut self, c: u32) -> u32 {
-        if self.classes.insert(c) {
+        if self.classes.get(c).is_none() {
+            self.classes.entry(c, || ());
             let info = class_info(c);
             self.emit(&Event::Class {
                 c,
@@ -720,7 +1161,19 @@ impl Writer {
         c
     }
 
+    /// Declares lock `l` (and its class) unless it was: a direct-mapped cache in front of the
+    /// set, since every record asks.
+    #[inline(always)]
     fn lock(&mut self, l: u64, c: u32) -> u64 {
+        let slot = cache_slot(l, LOCK_CACHE);
+        if self.lock_cache[slot] == l.wrapping_add(1) {
+            return l;
+        }
+        self.lock_miss(l, c, slot)
+    }
+
+    #[inline(never)]
+    fn lock_miss(&mut self, l: u64, c: u32, slot: usize) -> u64 {
         if !self.locks.contains(&l) {
             self.class(c);
             self.locks.insert(l);
@@ -730,7 +1183,18 @@ impl Writer {
                 permits: None,
             });
         }
+        self.lock_cache[slot] = l.wrapping_add(1);
         l
+    }
+
+    /// Forgets lock `l` (its drop was written).
+    fn forget_lock(&mut self, l: u64) {
+        self.locks.remove(&l);
+        self.permits_known.remove(&l);
+        let slot = cache_slot(l, LOCK_CACHE);
+        if self.lock_cache[slot] == l.wrapping_add(1) {
+            self.lock_cache[slot] = 0;
+        }
     }
 
     /// Declares a semaphore with its permits: with the first use, or (the lock was declared by an
@@ -751,7 +1215,21 @@ impl Writer {
         l
     }
 
-    fn site(&mut self, site: Site) -> u32 {
+    /// The number of a site, declared (with its symbolized backtrace) on first use.
+    #[inline(always)]
+    fn site(&mut self, word: u64) -> u32 {
+        let slot = cache_slot(word, SITE_CACHE);
+        let (k, s) = self.site_cache[slot];
+        if k == word {
+            return s;
+        }
+        let s = self.site_slow(site_of(word));
+        self.site_cache[slot] = (word, s);
+        s
+    }
+
+    #[inline(never)]
+    fn site_slow(&mut self, site: Site) -> u32 {
         let key = site as *const Location<'static> as usize;
         if let Some(&s) = self.sites.get(&key) {
             return s;
@@ -759,7 +1237,7 @@ impl Writer {
         let s = self.sites.len() as u32 + 1;
         self.sites.insert(key, s);
         let bt = SITE_TRACES.lock().as_mut().and_then(|m| m.remove(&key));
-        let frames = bt.map(frames_of).unwrap_or_default();
+        let frames = bt.map(|t| frames_of(&t)).unwrap_or_default();
         self.emit(&Event::Site {
             s,
             loc: site.to_string(),
@@ -768,145 +1246,381 @@ impl Writer {
         s
     }
 
-    fn format(&mut self, t: u64, r: Rec) {
-        let e = match r {
-            Rec::Request {
-                l,
-                c,
-                m,
-                site,
-                permits,
-            } => {
-                let l = self.lock_permits(l, c, permits);
-                let s = Some(self.site(site));
-                Event::Request { t, l, m, s }
+    /// Writes an `acquire` (or `fail`) straight from the record's fields, in either format.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn put_acquire(
+        &mut self,
+        fail: bool,
+        t: u64,
+        l: u64,
+        m: Mode,
+        how: How,
+        s: Option<u32>,
+        wait_ns: u64,
+    ) {
+        if self.failed.is_none() {
+            if self.lct {
+                lockcheck_core::lct::encode_acquire(&mut self.out, fail, t, l, m, how, s, wait_ns);
+            } else {
+                json_acquire(&mut self.out, fail, t, l, m, how, s, wait_ns);
             }
-            Rec::Acquire {
-                l,
-                c,
-                m,
-                how,
-                site,
-                wait_ns,
-            } => {
-                let l = self.lock(l, c);
-                let s = Some(self.site(site));
-                let st = self.stats.entry(c).or_default();
+            self.chunk();
+        }
+    }
+
+    #[inline(always)]
+    fn put_request(&mut self, t: u64, l: u64, m: Mode, s: Option<u32>) {
+        if self.failed.is_none() {
+            if self.lct {
+                lockcheck_core::lct::encode_request(&mut self.out, t, l, m, s);
+            } else {
+                json_request(&mut self.out, t, l, m, s);
+            }
+            self.chunk();
+        }
+    }
+
+    #[inline(always)]
+    fn put_release(&mut self, t: u64, l: u64, hold_ns: u64) {
+        if self.failed.is_none() {
+            if self.lct {
+                lockcheck_core::lct::encode_release(&mut self.out, t, l, hold_ns);
+            } else {
+                json_release(&mut self.out, t, l, hold_ns);
+            }
+            self.chunk();
+        }
+    }
+
+    /// Writes the output to the file once a chunk is gathered.
+    #[inline(always)]
+    fn chunk(&mut self) {
+        if self.out.len() >= OUT_CHUNK {
+            self.write_out();
+        }
+    }
+
+    #[inline(always)]
+    fn format(&mut self, t: u64, side: &mut Side, r: Rec) {
+        let c = (r.head >> 32) as u32;
+        match r.head as u8 {
+            K_REQUEST => {
+                let l = self.lock_permits(r.a, c, r.x);
+                let s = Some(self.site(r.b));
+                self.put_request(t, l, mode_of(r.head), s);
+            }
+            K_ACQUIRE => {
+                let l = self.lock(r.a, c);
+                let s = Some(self.site(r.b));
+                let wait_ns = r.x;
+                let st = self.stats.entry(c, ClassStats::default);
                 st.acquisitions += 1;
                 if wait_ns > 0 {
                     st.contended += 1;
                     st.wait_total_ns += wait_ns;
                     st.wait_max_ns = st.wait_max_ns.max(wait_ns);
                 }
-                Event::Acquire {
-                    t,
-                    l,
-                    m,
-                    how,
-                    s,
-                    wait_ns,
+                if side.held.len() == HELD_TIMES {
+                    side.held.remove(0);
                 }
+                side.held.push((l, r.ts));
+                self.put_acquire(false, t, l, mode_of(r.head), how_of(r.head), s, wait_ns);
             }
-            Rec::Fail {
-                l,
-                c,
-                m,
-                how,
-                site,
-                wait_ns,
-            } => {
-                let l = self.lock(l, c);
-                let s = Some(self.site(site));
-                Event::Fail {
-                    t,
-                    l,
-                    m,
-                    how,
-                    s,
-                    wait_ns,
-                }
+            K_FAIL => {
+                let l = self.lock(r.a, c);
+                let s = Some(self.site(r.b));
+                self.put_acquire(true, t, l, mode_of(r.head), how_of(r.head), s, r.x);
             }
-            Rec::Release { l, c, hold_ns } => {
-                let l = self.lock(l, c);
-                let st = self.stats.entry(c).or_default();
+            K_RELEASE => {
+                let l = self.lock(r.a, c);
+                let since = match side.held.last() {
+                    Some(&(h, since)) if h == l => {
+                        side.held.pop();
+                        Some(since)
+                    }
+                    _ => side
+                        .held
+                        .iter()
+                        .rposition(|&(h, _)| h == l)
+                        .map(|i| side.held.remove(i).1),
+                };
+                let hold_ns = match since {
+                    _ if r.x != 0 => r.x,
+                    Some(since) => self.scale.ns(since, r.ts),
+                    None => 0,
+                };
+                let st = self.stats.entry(c, ClassStats::default);
                 st.hold_total_ns += hold_ns;
                 st.hold_max_ns = st.hold_max_ns.max(hold_ns);
-                Event::Release { t, l, hold_ns }
+                self.put_release(t, l, hold_ns);
             }
-            Rec::Convert { l, c, m } => {
-                let l = self.lock(l, c);
-                Event::Convert { t, l, m }
-            }
-            Rec::CondWait { cv, l, c } => {
-                let l = self.lock(l, c);
-                Event::CondWait { t, cv, l }
-            }
-            Rec::Fork { child } => Event::Fork { t, child },
-            Rec::Join { child } => Event::Join { t, child },
-            #[cfg(feature = "tokio")]
-            Rec::HeldAcrossAwait {
-                l,
-                c,
-                m,
-                site,
-                h,
-                hc,
-                ht,
-                hsite,
-            } => {
-                let l = self.lock(l, c);
-                let h = self.lock(h, hc);
-                let s = Some(self.site(site));
-                let hs = Some(self.site(hsite));
-                Event::HeldAcrossAwait {
+            K_CONVERT => {
+                let l = self.lock(r.a, c);
+                self.emit(&Event::Convert {
                     t,
                     l,
-                    m,
-                    s,
-                    h,
-                    ht,
-                    hs,
+                    m: mode_of(r.head),
+                });
+            }
+            K_COND_WAIT => {
+                let l = self.lock(r.a, c);
+                self.emit(&Event::CondWait { t, cv: r.b, l });
+            }
+            K_FORK => self.emit(&Event::Fork { t, child: r.a }),
+            K_JOIN => self.emit(&Event::Join { t, child: r.a }),
+            #[cfg(feature = "tokio")]
+            K_HELD_ACROSS_AWAIT => {
+                let rest = HELD_ACROSS
+                    .lock()
+                    .get_mut(r.x as usize)
+                    .and_then(Option::take);
+                if let Some((held, ht, hsite)) = rest {
+                    let l = self.lock(r.a, c);
+                    let h = self.lock(held.inst, held.class);
+                    let s = Some(self.site(r.b));
+                    let hs = Some(self.site(site_word(hsite)));
+                    self.emit(&Event::HeldAcrossAwait {
+                        t,
+                        l,
+                        m: mode_of(r.head),
+                        s,
+                        h,
+                        ht,
+                        hs,
+                    });
                 }
             }
-            Rec::Drop { l } => {
-                if self.locks.contains(&l) {
-                    self.deferred_drops.push(l);
-                }
-                return; // written by `end_pass`
-            }
-        };
-        self.emit(&e);
+            // Written by `end_pass`.
+            K_DROP if self.locks.contains(&r.a) => self.deferred_drops.push(r.a),
+            _ => {}
+        }
     }
 }
 
-/// The user frames of a site's backtrace (lockcheck's and std's own frames skipped).
-fn frames_of(mut bt: Backtrace) -> Vec<Frame> {
-    bt.resolve();
+/// Entries of the writer's direct-mapped caches (powers of two).
+const LOCK_CACHE: usize = 4096;
+const SITE_CACHE: usize = 1024;
+
+#[inline(always)]
+fn cache_slot(key: u64, size: usize) -> usize {
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize & (size - 1)
+}
+
+/// The user frames of a site's raw backtrace, symbolized now (lockcheck's and std's own frames
+/// skipped, at most 16).
+fn frames_of(bt: &Trace) -> Vec<Frame> {
     let mut out = Vec::new();
-    for frame in bt.frames() {
-        for sym in frame.symbols() {
+    let mut done = false;
+    for &ip in bt.ips() {
+        // One instruction pointer can stand for several inlined functions.
+        backtrace::resolve(ip as *mut std::ffi::c_void, |sym| {
+            if done {
+                return;
+            }
             let name = sym.name().map(|n| format!("{n:#}"));
             let n = name.as_deref().unwrap_or("?");
             if n.contains("__rust_begin_short_backtrace") || n.starts_with("std::rt::lang_start") {
-                return out;
+                done = true;
+                return;
             }
-            if super::report::is_internal(n) || n.starts_with("__rust") || out.len() >= 16 {
-                continue;
+            if super::report::is_internal(n) || n.starts_with("__rust") {
+                return;
+            }
+            if out.len() >= 16 {
+                done = true;
+                return;
             }
             out.push(Frame {
                 function: name,
                 file: sym.filename().map(|f| f.display().to_string()),
                 line: sym.lineno(),
             });
+        });
+        if done {
+            break;
         }
     }
     out
 }
 
-/// Writes the two most frequent events (`acquire`, `release`) without going through [`Event`]'s
-/// general writer: they are most of a trace, and formatting them is most of the writer's work.
-/// Returns false for every other event. Nothing here uses serde (the runtime does not depend on
-/// it); the test below checks the bytes against serde_json's, with the analyzer's model.
+/// A JSON line written straight into the output's spare capacity: constant pieces are copied by
+/// a few moves each, numbers are written digit pair by digit pair in place.
+struct Line<'a> {
+    out: &'a mut Vec<u8>,
+    p: *mut u8,
+}
+
+/// Longest hot line: `{"e":"acquire","t":` + 20 digits + `,"l":` + 20 + `,"m":"rr"` +
+/// `,"how":"blocking"` + `,"s":` + 10 + `,"wait_ns":` + 20 + `}\n`, rounded up.
+const LINE_MAX: usize = 160;
+
+/// `"00"` to `"99"`: two digits per division.
+const DIGITS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
+impl<'a> Line<'a> {
+    #[inline(always)]
+    fn new(out: &'a mut Vec<u8>) -> Line<'a> {
+        out.reserve(LINE_MAX);
+        // SAFETY: in bounds of the capacity just reserved.
+        let p = unsafe { out.as_mut_ptr().add(out.len()) };
+        Line { out, p }
+    }
+
+    #[inline(always)]
+    fn lit(&mut self, s: &[u8]) {
+        // SAFETY: a line is at most `LINE_MAX` bytes, reserved by `new`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(s.as_ptr(), self.p, s.len());
+            self.p = self.p.add(s.len());
+        }
+    }
+
+    /// Decimal digits of `v` (what `itoa` does; a few lines do not justify a dependency).
+    #[inline(always)]
+    fn num(&mut self, mut v: u64) {
+        // Most numbers of a trace (threads, locks, sites) are small.
+        if v < 100 {
+            // SAFETY: at most 2 bytes within the reserved line; `DIGITS` reads stay below 200.
+            unsafe {
+                if v < 10 {
+                    *self.p = b'0' + v as u8;
+                    self.p = self.p.add(1);
+                } else {
+                    std::ptr::copy_nonoverlapping(DIGITS.as_ptr().add(v as usize * 2), self.p, 2);
+                    self.p = self.p.add(2);
+                }
+            }
+            return;
+        }
+        let n = v.ilog10() as usize + 1;
+        // SAFETY: `n` bytes within the reserved line; `DIGITS` reads stay below 200.
+        unsafe {
+            let mut q = self.p.add(n);
+            while v >= 100 {
+                let d = (v % 100) as usize * 2;
+                v /= 100;
+                q = q.sub(2);
+                std::ptr::copy_nonoverlapping(DIGITS.as_ptr().add(d), q, 2);
+            }
+            if v >= 10 {
+                q = q.sub(2);
+                std::ptr::copy_nonoverlapping(DIGITS.as_ptr().add(v as usize * 2), q, 2);
+            } else {
+                *q.sub(1) = b'0' + v as u8;
+            }
+            self.p = self.p.add(n);
+        }
+    }
+
+    #[inline(always)]
+    fn mode(&mut self, m: Mode) {
+        match m {
+            Mode::Exclusive => self.lit(b"\"w\""),
+            Mode::Shared => self.lit(b"\"r\""),
+            Mode::SharedRecursive => self.lit(b"\"rr\""),
+            Mode::Upgradable => self.lit(b"\"u\""),
+            Mode::Permit => self.lit(b"\"p\""),
+        }
+    }
+
+    #[inline(always)]
+    fn end(mut self) {
+        self.lit(b"}\n");
+        // SAFETY: every byte up to `p` was written, within the reserved capacity.
+        unsafe {
+            let len = self.p.offset_from(self.out.as_ptr()) as usize;
+            self.out.set_len(len);
+        }
+    }
+}
+
+/// `acquire` or `fail` (`fail`: `how` always written, as serde writes it).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn json_acquire(
+    out: &mut Vec<u8>,
+    fail: bool,
+    t: u64,
+    l: u64,
+    m: Mode,
+    how: How,
+    s: Option<u32>,
+    wait_ns: u64,
+) {
+    let mut line = Line::new(out);
+    if fail {
+        line.lit(b"{\"e\":\"fail\",\"t\":");
+    } else {
+        line.lit(b"{\"e\":\"acquire\",\"t\":");
+    }
+    line.num(t);
+    line.lit(b",\"l\":");
+    line.num(l);
+    line.lit(b",\"m\":");
+    line.mode(m);
+    match how {
+        How::Blocking if fail => line.lit(b",\"how\":\"blocking\""),
+        How::Blocking => {}
+        How::Try => line.lit(b",\"how\":\"try\""),
+        How::Timed => line.lit(b",\"how\":\"timed\""),
+    }
+    if let Some(s) = s {
+        line.lit(b",\"s\":");
+        line.num(u64::from(s));
+    }
+    if wait_ns != 0 {
+        line.lit(b",\"wait_ns\":");
+        line.num(wait_ns);
+    }
+    line.end();
+}
+
+#[inline(always)]
+fn json_request(out: &mut Vec<u8>, t: u64, l: u64, m: Mode, s: Option<u32>) {
+    let mut line = Line::new(out);
+    line.lit(b"{\"e\":\"request\",\"t\":");
+    line.num(t);
+    line.lit(b",\"l\":");
+    line.num(l);
+    line.lit(b",\"m\":");
+    line.mode(m);
+    if let Some(s) = s {
+        line.lit(b",\"s\":");
+        line.num(u64::from(s));
+    }
+    line.end();
+}
+
+#[inline(always)]
+fn json_release(out: &mut Vec<u8>, t: u64, l: u64, hold_ns: u64) {
+    let mut line = Line::new(out);
+    line.lit(b"{\"e\":\"release\",\"t\":");
+    line.num(t);
+    line.lit(b",\"l\":");
+    line.num(l);
+    if hold_ns != 0 {
+        line.lit(b",\"hold_ns\":");
+        line.num(hold_ns);
+    }
+    line.end();
+}
+
+/// Writes the most frequent events (`acquire`, `release`, `request`, `fail`) without going
+/// through [`Event`]'s general writer: they are most of a trace, and formatting them is most of
+/// the writer's work. Returns false for every other event. Nothing here uses serde (the runtime
+/// does not depend on it); the test below checks the bytes against serde_json's, with the
+/// analyzer's model.
+#[inline(always)]
 pub(crate) fn write_hot(e: &Event, out: &mut Vec<u8>) -> bool {
     match *e {
         Event::Acquire {
@@ -916,83 +1630,39 @@ pub(crate) fn write_hot(e: &Event, out: &mut Vec<u8>) -> bool {
             how,
             s,
             wait_ns,
-        } => {
-            out.extend_from_slice(b"{\"e\":\"acquire\",\"t\":");
-            put_u64(out, t);
-            out.extend_from_slice(b",\"l\":");
-            put_u64(out, l);
-            out.extend_from_slice(b",\"m\":\"");
-            out.extend_from_slice(mode_tag(m));
-            out.push(b'"');
-            match how {
-                How::Blocking => {}
-                How::Try => out.extend_from_slice(b",\"how\":\"try\""),
-                How::Timed => out.extend_from_slice(b",\"how\":\"timed\""),
-            }
-            if let Some(s) = s {
-                out.extend_from_slice(b",\"s\":");
-                put_u64(out, u64::from(s));
-            }
-            if wait_ns != 0 {
-                out.extend_from_slice(b",\"wait_ns\":");
-                put_u64(out, wait_ns);
-            }
-            out.extend_from_slice(b"}\n");
-            true
-        }
-        Event::Release { t, l, hold_ns } => {
-            out.extend_from_slice(b"{\"e\":\"release\",\"t\":");
-            put_u64(out, t);
-            out.extend_from_slice(b",\"l\":");
-            put_u64(out, l);
-            if hold_ns != 0 {
-                out.extend_from_slice(b",\"hold_ns\":");
-                put_u64(out, hold_ns);
-            }
-            out.extend_from_slice(b"}\n");
-            true
-        }
-        _ => false,
+        } => json_acquire(out, false, t, l, m, how, s, wait_ns),
+        Event::Fail {
+            t,
+            l,
+            m,
+            how,
+            s,
+            wait_ns,
+        } => json_acquire(out, true, t, l, m, how, s, wait_ns),
+        Event::Request { t, l, m, s } => json_request(out, t, l, m, s),
+        Event::Release { t, l, hold_ns } => json_release(out, t, l, hold_ns),
+        _ => return false,
     }
-}
-
-fn mode_tag(m: Mode) -> &'static [u8] {
-    match m {
-        Mode::Exclusive => b"w",
-        Mode::Shared => b"r",
-        Mode::SharedRecursive => b"rr",
-        Mode::Upgradable => b"u",
-        Mode::Permit => b"p",
-    }
-}
-
-/// Decimal digits of `n` (what `itoa` does; four lines do not justify a dependency).
-fn put_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+    true
 }
 
 // ---------------------------------------------------------------------------------------------
 // Async tasks (feature `tokio`): a task's lock events form its own stream, with the task's holder
 // number (bit 62 set) as thread number and `task #N` as name, wherever the task runs, so that the
 // analyzer treats tasks as threads. Streams of tasks that hold nothing any more leave the map (and
-// the buffer list once drained): memory follows the tasks holding async locks.
+// the buffer list once drained): memory follows the tasks holding async locks. A task's stream
+// may be appended to from several worker threads over its life, so it is appended to under its
+// chain lock (`ThreadBuf::push_locked`).
 
 #[cfg(feature = "tokio")]
 static TASK_BUFS: PlMutex<Option<HashMap<u64, Arc<ThreadBuf>>>> = PlMutex::new(None);
 
-/// Lock order: `TASK_BUFS`, then `BUFFERS`; a full buffer is handed over as in `push`.
+/// Lock order: `TASK_BUFS`, then `BUFFERS`; a full block is handed over as in `push`.
 #[cfg(feature = "tokio")]
 fn push_task(holder: u64, rec: Rec, last: bool) {
+    if STATE_FLAG.load(Ordering::Relaxed) != ON {
+        return;
+    }
     let generation = GENERATION.load(Ordering::Acquire);
     let b = {
         let mut map = TASK_BUFS.lock();
@@ -1000,12 +1670,7 @@ fn push_task(holder: u64, rec: Rec, last: bool) {
         let b = match map.get(&holder) {
             Some(b) if b.generation == generation => Arc::clone(b),
             _ => {
-                let b = Arc::new(ThreadBuf {
-                    thread: holder,
-                    name: Some(super::state::thread_name(holder)),
-                    generation,
-                    recs: PlMutex::new(Vec::new()),
-                });
+                let b = ThreadBuf::new(holder, Some(super::state::thread_name(holder)), generation);
                 BUFFERS.lock().push(Arc::clone(&b));
                 map.insert(holder, Arc::clone(&b));
                 b
@@ -1016,20 +1681,11 @@ fn push_task(holder: u64, rec: Rec, last: bool) {
         }
         b
     };
-    let full = {
-        let mut recs = b.recs.lock();
-        recs.push(rec);
-        recs.len() >= FLUSH_AT
-    };
-    if full {
-        let backlog = {
-            let mut pending = PENDING.lock();
-            let recs = std::mem::take(&mut *b.recs.lock());
-            pending.push((Arc::clone(&b), recs));
-            pending.len()
-        };
-        if backlog >= MAX_PENDING {
-            flush_all();
+    if b.push_locked(rec) {
+        let backlog = FULL.fetch_add(1, Ordering::AcqRel) + 1;
+        wake_writer();
+        if backlog >= MAX_FULL {
+            wait_for_writer();
         }
     }
 }
@@ -1049,13 +1705,12 @@ pub(crate) fn on_task_acquire(
     }
     push_task(
         holder,
-        Rec::Acquire {
-            l: ids.inst,
-            c: ids.class,
-            m: mode,
-            how,
-            site,
-            wait_ns,
+        Rec {
+            head: head(K_ACQUIRE, mode, how, ids.class),
+            a: ids.inst,
+            b: site_word(site),
+            x: wait_ns,
+            ts: clock::now(),
         },
         false,
     );
@@ -1082,16 +1737,16 @@ pub(crate) fn on_task_request(
     }
     push_task(
         holder,
-        Rec::Request {
-            l: ids.inst,
-            c: ids.class,
-            m: mode,
-            site,
-            permits: if kind == LockKind::Semaphore {
+        Rec {
+            head: head(K_REQUEST, mode, How::Blocking, ids.class),
+            a: ids.inst,
+            b: site_word(site),
+            x: if kind == LockKind::Semaphore {
                 capacity as u64
             } else {
                 0
             },
+            ts: 0,
         },
         false,
     );
@@ -1110,20 +1765,25 @@ pub(crate) fn on_held_across_await(
     owner: u64,
     held_site: Site,
 ) {
+    if STATE_FLAG.load(Ordering::Relaxed) != ON {
+        return;
+    }
     for s in [site, held_site] {
         if !site_seen_locally(s) {
             note_site(s);
         }
     }
-    let rec = Rec::HeldAcrossAwait {
-        l: ids.inst,
-        c: ids.class,
-        m: mode,
-        site,
-        h: held.inst,
-        hc: held.class,
-        ht: owner,
-        hsite: held_site,
+    let index = {
+        let mut table = HELD_ACROSS.lock();
+        table.push(Some((held, owner, held_site)));
+        table.len() - 1
+    };
+    let rec = Rec {
+        head: head(K_HELD_ACROSS_AWAIT, mode, How::Blocking, ids.class),
+        a: ids.inst,
+        b: site_word(site),
+        x: index as u64,
+        ts: 0,
     };
     let here = !crate::tokio::track::is_task(holder)
         && STATE.try_with(|s| s.id()).is_ok_and(|me| me == holder);
@@ -1139,10 +1799,12 @@ pub(crate) fn on_held_across_await(
 pub(crate) fn on_task_release(holder: u64, ids: Ids, hold_ns: u64, last: bool) {
     push_task(
         holder,
-        Rec::Release {
-            l: ids.inst,
-            c: ids.class,
-            hold_ns,
+        Rec {
+            head: head(K_RELEASE, Mode::Exclusive, How::Blocking, ids.class),
+            a: ids.inst,
+            b: 0,
+            x: hold_ns,
+            ts: clock::now(),
         },
         last,
     );
@@ -1151,6 +1813,58 @@ pub(crate) fn on_task_release(holder: u64, ids: Ids, hold_ns: u64, last: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A thread that outruns a stalled writer stops at the backlog bound (memory stays bounded)
+    /// instead of dropping events, and once the writer can run again every record is written, in
+    /// order.
+    #[test]
+    fn a_thread_that_outruns_the_writer_waits_and_loses_nothing() {
+        let path =
+            std::env::temp_dir().join(format!("lockcheck-unit-backlog-{}.lct", std::process::id()));
+        start(&path).unwrap();
+        const BASE: u64 = 1 << 40;
+        let n = (MAX_FULL + 8) * BLOCK_RECS;
+        let site = Location::caller();
+        // Stall the writer (and any thread that would do its work) by holding its lock.
+        let stall = WRITER.lock();
+        let producer = std::thread::spawn(move || {
+            for i in 0..n as u64 {
+                let ids = Ids {
+                    inst: BASE + i,
+                    class: 0,
+                };
+                on_acquire(ids, Mode::Exclusive, How::Try, site, 0);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !producer.is_finished(),
+            "the producer must wait for the writer"
+        );
+        let backlog = FULL.load(Ordering::Acquire);
+        assert!(
+            (MAX_FULL..=MAX_FULL + 1).contains(&backlog),
+            "{backlog} full blocks: bounded"
+        );
+        drop(stall);
+        producer.join().unwrap();
+        stop().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        lockcheck_core::lct::check_magic(&bytes).unwrap();
+        let mut pos = lockcheck_core::lct::MAGIC.len();
+        let mut next = BASE;
+        while let Some((e, len)) = lockcheck_core::lct::decode(&bytes[pos..]).unwrap() {
+            pos += len;
+            if let Event::Acquire { l, .. } = e {
+                if l >= BASE {
+                    assert_eq!(l, next, "in order, none missing");
+                    next += 1;
+                }
+            }
+        }
+        assert_eq!(next, BASE + n as u64, "every record written");
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn hot_events_are_written_exactly_as_serde_writes_them() {
@@ -1162,7 +1876,7 @@ mod tests {
             Mode::Permit,
         ];
         let hows = [How::Blocking, How::Try, How::Timed];
-        let nums = [0u64, 1, 9, 10, 12345, u64::MAX];
+        let nums = [0u64, 1, 9, 10, 99, 100, 101, 12345, 1 << 40, u64::MAX];
         for &m in &modes {
             for &how in &hows {
                 for &n in &nums {
@@ -1175,10 +1889,26 @@ mod tests {
                             s,
                             wait_ns: n,
                         };
-                        let mut a = Vec::new();
-                        assert!(write_hot(&e, &mut a));
-                        let b = serde_json::to_string(&e).unwrap() + "\n";
-                        assert_eq!(String::from_utf8(a).unwrap(), b);
+                        let f = Event::Fail {
+                            t: n,
+                            l: n ^ 5,
+                            m,
+                            how,
+                            s,
+                            wait_ns: n,
+                        };
+                        let r = Event::Request {
+                            t: n,
+                            l: n ^ 5,
+                            m,
+                            s,
+                        };
+                        for e in [e, f, r] {
+                            let mut a = Vec::new();
+                            assert!(write_hot(&e, &mut a));
+                            let b = serde_json::to_string(&e).unwrap() + "\n";
+                            assert_eq!(String::from_utf8(a).unwrap(), b);
+                        }
                     }
                 }
             }

@@ -317,6 +317,12 @@ impl Trace {
             truncated,
         })
     }
+
+    /// The captured instruction pointers, innermost first (for the trace recorder, which
+    /// symbolizes a new site's capture on its writer thread).
+    pub(crate) fn ips(&self) -> &[usize] {
+        &self.ips
+    }
 }
 
 pub(crate) fn is_internal(name: &str) -> bool {
