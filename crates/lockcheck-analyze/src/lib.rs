@@ -303,7 +303,7 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         Levels::Both if one_instance_per_class => Default::default(),
         _ => run(GraphLevel::Class),
     };
-    let complete = inst_w.is_empty() && class_w.is_empty() && model.anomalies.held_overflow == 0;
+    let complete = inst_w.is_empty() && class_w.is_empty();
     warnings.extend(inst_w);
     warnings.extend(class_w);
     warnings.extend(inst_n);
