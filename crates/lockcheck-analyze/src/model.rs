@@ -8,10 +8,11 @@
 //! Memory grows with distinct dependencies, not with events: a dependency is identified by
 //! (thread, lock, mode, how, held set with modes) and the distinct vector clocks it was made at
 //! (see [`MAX_CLOCKS_PER_DEP`]). A [`DepRecord`] is a few machine words: held sets are interned
-//! in a prefix tree of (lock, mode) ([`Model::held_sets`]; a thread's held stack is a node of it,
-//! so an acquisition is one step down and a dependency stores the node), the sites of the held
-//! locks likewise ([`Model::held_sites`]), and vector clocks, which change only at fork and join,
-//! in a table by index ([`Model::clocks`]). [`Model::dep`] gives the view of a dependency that the
+//! in a prefix tree of (lock, mode) per thread ([`Model::held_sets`]; a thread's held stack is a
+//! node of it, so an acquisition is one step down, a dependency stores the node and is found at
+//! the node of its held set extended by its request), the sites of the held locks likewise
+//! ([`Model::held_sites`]), and vector clocks, which change only at fork and join, in a table by
+//! index ([`Model::clocks`]). [`Model::dep`] gives the view of a dependency that the
 //! rules of [`lockcheck_core::deps`] check.
 //!
 //! A `request` (a blocking acquisition about to be checked) is a dependency too: the runtime may
@@ -161,6 +162,9 @@ pub struct DepRecord {
     pub first_sites: DepSites,
     /// Index into the further site combinations, `u32::MAX` when there are none.
     more_sites: u32,
+    /// The next dependency with the same request node (another clock or `how`), `u32::MAX`
+    /// for none.
+    next: u32,
 }
 
 /// The site combinations of a dependency beyond its first.
@@ -174,20 +178,30 @@ struct MoreSites {
 
 /// A table of interned lists, as a prefix tree: a node is a list, its parent the list without
 /// its last item. Lists that share a prefix share its nodes, and extending a list by one item is
-/// one lookup.
+/// one lookup. Node [`EMPTY`] is the empty list; further empty lists ([`Trie::new_root`]) start
+/// trees of their own.
 #[derive(Debug, Clone)]
 pub struct Trie<T> {
-    /// `(parent, last item)` per node; node [`EMPTY`] is the empty list (its item is a filler).
+    /// `(parent, last item)` per node; a root's parent is `ROOT` and its item a filler.
     nodes: Vec<(u32, T)>,
     index: FastMap<(u32, T), u32>,
 }
 
+const ROOT: u32 = u32::MAX;
+
 impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
     fn new(filler: T) -> Self {
         Trie {
-            nodes: vec![(EMPTY, filler)],
+            nodes: vec![(ROOT, filler)],
             index: FastMap::default(),
         }
+    }
+
+    /// A new empty list, distinct from every other node.
+    fn new_root(&mut self) -> u32 {
+        let filler = self.nodes[0].1;
+        self.nodes.push((ROOT, filler));
+        self.nodes.len() as u32 - 1
     }
 
     /// The node of list `parent` extended by `item`.
@@ -200,24 +214,29 @@ impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
         id
     }
 
-    /// How many distinct lists (nodes, the empty one included).
+    /// How many distinct lists (nodes, the empty ones included).
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
 
-    /// Whether only the empty list is stored.
+    /// Whether only the empty list [`EMPTY`] is stored.
     pub fn is_empty(&self) -> bool {
         self.nodes.len() <= 1
+    }
+
+    /// Whether `node` is an empty list.
+    pub fn is_root(&self, node: u32) -> bool {
+        self.nodes.get(node as usize).is_none_or(|n| n.0 == ROOT)
     }
 
     /// The items of list `node`, newest (last) first, without allocating.
     pub fn rev_iter(&self, node: u32) -> impl Iterator<Item = T> + '_ {
         let mut n = node;
         std::iter::from_fn(move || {
-            if n == EMPTY {
+            let (parent, item) = *self.nodes.get(n as usize)?;
+            if parent == ROOT {
                 return None;
             }
-            let (parent, item) = *self.nodes.get(n as usize)?;
             n = parent;
             Some(item)
         })
@@ -529,7 +548,9 @@ pub struct Model {
     pub sites: Vec<SiteInfo>,
     /// Distinct dependencies.
     pub deps: Vec<DepRecord>,
-    /// The distinct held sets of the dependencies, with the mode of each hold.
+    /// The distinct held sets of the dependencies, with the mode of each hold: one tree per
+    /// thread (a node is a thread's held stack, so a dependency is found at the node of its
+    /// held set extended by its request, without a lookup of its own).
     pub held_sets: Trie<(LockId, Mode)>,
     /// The distinct lists of sites where the held locks were acquired.
     pub held_sites: Trie<Option<SiteId>>,
@@ -704,10 +725,8 @@ struct ThreadState {
     clock: VectorClock,
     /// `clock` interned, `NO_CLOCK` until a dependency needs it after a change.
     clock_id: ClockId,
-    /// The first clock the thread made dependencies at, and how many distinct ones it made them
-    /// at: while that is one, no identity of it has several clocks (see `ModelBuilder::add_dep`).
-    first_clock: ClockId,
-    clocks_seen: u32,
+    /// The thread's empty held set (the root of its tree in `Model::held_sets`).
+    root: HeldId,
     pending: Option<Pending>,
     /// The mutex a `cond_wait` just released: the lockcheck runtime also writes the raw unlock
     /// as a `release` right after, which is the same release, not an anomaly.
@@ -719,19 +738,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 const NO_CLOCK: ClockId = u32::MAX;
 const NO_MORE_SITES: u32 = u32::MAX;
-
-/// A dependency's identity and clock, packed: (the held set extended by the request, thread),
-/// (clock, how). The held set and the requested lock and mode are one trie node.
-type DepKey = (u64, u64);
-
-fn dep_key(req: HeldId, t: ThreadId, clock: ClockId, how: How) -> DepKey {
-    let how = match how {
-        How::Blocking => 0,
-        How::Try => 1,
-        How::Timed => 2,
-    };
-    ((req as u64) << 32 | t as u64, (clock as u64) << 2 | how)
-}
+const NO_DEP: u32 = u32::MAX;
 
 #[derive(Debug, Default)]
 struct TraceMaps {
@@ -762,11 +769,9 @@ pub struct ModelBuilder {
     model: Model,
     class_by_key: HashMap<String, ClassId>,
     site_by_loc: HashMap<String, SiteId>,
-    /// A dependency's identity and clock -> its index in `model.deps`.
-    dep_index: FastMap<DepKey, u32>,
-    /// Identity (clock [`EMPTY`]) -> how many clocks it has dependencies at, for the threads that
-    /// made dependencies at more than one clock (see `add_dep`).
-    clocks_per_identity: FastMap<DepKey, u32>,
+    /// Per node of `model.held_sets`: the latest dependency whose held set extended by its
+    /// request is that node (the others chain by `DepRecord::next`).
+    dep_at: Vec<u32>,
     /// Interned clocks: hash -> first id with that hash; `clock_next` chains the others.
     clock_index: FastMap<u64, ClockId>,
     clock_next: Vec<ClockId>,
@@ -849,12 +854,12 @@ impl ModelBuilder {
         });
         let mut clock = VectorClock::new();
         clock.set(id as u64, 1);
+        let root = self.model.held_sets.new_root();
         self.threads.push(ThreadState {
             held: Vec::new(),
             clock,
             clock_id: NO_CLOCK,
-            first_clock: NO_CLOCK,
-            clocks_seen: 0,
+            root,
             pending: None,
             cond_released: None,
         });
@@ -964,13 +969,6 @@ impl ModelBuilder {
                 self.clock_next[first as usize] = id;
             }
         }
-        if state.first_clock == NO_CLOCK {
-            state.first_clock = id;
-            state.clocks_seen = 1;
-        } else if id != state.first_clock {
-            // Clocks only grow, so a re-interned clock is a new one for this thread.
-            state.clocks_seen = state.clocks_seen.saturating_add(1);
-        }
         state.clock_id = id;
         id
     }
@@ -997,56 +995,63 @@ impl ModelBuilder {
             site,
             held: held_sites,
         };
-        let key = dep_key(req, t, clock, how);
-        let i = match self.dep_index.get(&key) {
-            Some(&i) => i,
-            None => {
-                let state = &self.threads[t as usize];
-                let mut clock = clock;
-                if state.clocks_seen > 1 {
-                    // The identity may have dependencies at other clocks: keep at most
-                    // MAX_CLOCKS_PER_DEP of them exactly. Those made at the thread's first clock
-                    // were made before counting began.
-                    let first = state.first_clock;
-                    let ident = dep_key(req, t, EMPTY, how);
-                    let index = &self.dep_index;
-                    let n = self
-                        .clocks_per_identity
-                        .entry(ident)
-                        .or_insert_with(|| index.contains_key(&dep_key(req, t, first, how)) as u32);
-                    if *n as usize >= MAX_CLOCKS_PER_DEP {
-                        // Not exact any more: merge into the one occurrence without ordering,
-                        // which no fork/join argument can remove from a cycle.
-                        self.model.approximations.unordered_occurrences += 1;
-                        clock = EMPTY;
-                    } else {
-                        *n += 1;
-                    }
+        if self.dep_at.len() <= req as usize {
+            self.dep_at.resize(self.model.held_sets.len(), NO_DEP);
+        }
+        // The node is the thread's held set and request: what tells its dependencies apart is
+        // the clock and `how`. The latest is first, and a thread's clock changes only at fork
+        // and join, so this is almost always one step.
+        let head = self.dep_at[req as usize];
+        let mut found = NO_DEP;
+        let mut unordered = NO_DEP;
+        let mut kept = 0usize;
+        let mut j = head;
+        while j != NO_DEP {
+            let d = &self.model.deps[j as usize];
+            if d.how == how {
+                if d.clock == clock {
+                    found = j;
+                    break;
                 }
-                let key = dep_key(req, t, clock, how);
-                match self.dep_index.get(&key) {
-                    Some(&i) => i,
-                    None => {
-                        if clock == EMPTY {
-                            self.model.approximations.unordered_deps += 1;
-                        }
-                        let i = self.model.deps.len() as u32;
-                        self.dep_index.insert(key, i);
-                        self.model.deps.push(DepRecord {
-                            thread: t,
-                            lock,
-                            mode,
-                            how,
-                            pending,
-                            held,
-                            clock,
-                            count: 1,
-                            first_sites: combo,
-                            more_sites: NO_MORE_SITES,
-                        });
-                        return Some(req);
-                    }
+                if d.clock == EMPTY {
+                    unordered = j;
                 }
+                kept += 1;
+            }
+            j = d.next;
+        }
+        let i = if found != NO_DEP {
+            found
+        } else {
+            let mut clock = clock;
+            if kept >= MAX_CLOCKS_PER_DEP {
+                // Not exact any more: merge into the one occurrence without ordering, which no
+                // fork/join argument can remove from a cycle.
+                self.model.approximations.unordered_occurrences += 1;
+                clock = EMPTY;
+            }
+            if clock == EMPTY && unordered != NO_DEP {
+                unordered
+            } else {
+                if clock == EMPTY {
+                    self.model.approximations.unordered_deps += 1;
+                }
+                let i = self.model.deps.len() as u32;
+                self.dep_at[req as usize] = i;
+                self.model.deps.push(DepRecord {
+                    thread: t,
+                    lock,
+                    mode,
+                    how,
+                    pending,
+                    held,
+                    clock,
+                    count: 1,
+                    first_sites: combo,
+                    more_sites: NO_MORE_SITES,
+                    next: head,
+                });
+                return Some(req);
             }
         };
         let rec = &mut self.model.deps[i as usize];
@@ -1091,7 +1096,7 @@ impl ModelBuilder {
         let (parent, parent_sites) = state
             .held
             .last()
-            .map_or((EMPTY, EMPTY), |h| (h.node, h.sites));
+            .map_or((state.root, EMPTY), |h| (h.node, h.sites));
         if state.held.len() >= DEEP_HELD {
             self.model.anomalies.deep_held += 1;
         }
@@ -1109,10 +1114,11 @@ impl ModelBuilder {
     /// Recomputes the interned nodes of thread `t`'s holds from position `from` on, after a hold
     /// below the top was removed or changed mode.
     fn reintern(&mut self, t: ThreadId, from: usize) {
-        let held = &mut self.threads[t as usize].held;
+        let state = &mut self.threads[t as usize];
+        let held = &mut state.held;
         let (mut node, mut sites) = match from.checked_sub(1) {
             Some(i) => (held[i].node, held[i].sites),
-            None => (EMPTY, EMPTY),
+            None => (state.root, EMPTY),
         };
         for h in &mut held[from..] {
             node = self.model.held_sets.child(node, (h.lock, h.mode));
@@ -1951,7 +1957,7 @@ mod request_tests {
         let n = 20_000u64;
         let m = model_of(&[("t", &nested(1, 1..=n))]);
         assert_eq!(m.deps.len() as u64, n - 1);
-        assert!(m.held_sets.len() as u64 <= n + 1, "{}", m.held_sets.len());
+        assert!(m.held_sets.len() as u64 <= n + 2, "{}", m.held_sets.len());
         assert_eq!(m.clocks.len(), 2, "the empty clock and thread 1's");
         assert_eq!(m.anomalies.deep_held, n - DEEP_HELD as u64);
         let last = m.dep(n as u32 - 2);
@@ -1976,8 +1982,8 @@ mod request_tests {
 "#,
         );
         let held = |i: u32| m.dep(i).held().collect::<Vec<_>>();
-        // Thread 1's and thread 2's `a -> b` are two dependencies with one held set.
-        assert_eq!(m.deps[0].held, m.deps[1].held);
+        // Thread 1's and thread 2's `a -> b` are two dependencies with equal held sets.
+        assert_eq!(held(0), held(1));
         assert_ne!(m.deps[0].thread, m.deps[1].thread);
         use Mode::*;
         let last = m.deps.len() as u32 - 1;
