@@ -727,6 +727,12 @@ struct ThreadState {
     clock_id: ClockId,
     /// The thread's empty held set (the root of its tree in `Model::held_sets`).
     root: HeldId,
+    /// How many of the bottom holds have their interned nodes up to date: a release or
+    /// conversion below the top invalidates those above it, which are interned again only when
+    /// a dependency or a push needs the top (so releases between two acquisitions cost no nodes).
+    valid: usize,
+    /// Likewise for the sites of the holds, which only a dependency needs (not a push).
+    sites_valid: usize,
     pending: Option<Pending>,
     /// The mutex a `cond_wait` just released: the lockcheck runtime also writes the raw unlock
     /// as a `release` right after, which is the same release, not an anomaly.
@@ -811,7 +817,10 @@ impl ModelBuilder {
         let tids: Vec<ThreadId> = self.maps.threads.values().copied().collect();
         for t in tids {
             self.settle(t);
-            self.threads[t as usize].held.clear();
+            let state = &mut self.threads[t as usize];
+            state.held.clear();
+            state.valid = 0;
+            state.sites_valid = 0;
         }
     }
 
@@ -860,6 +869,8 @@ impl ModelBuilder {
             clock,
             clock_id: NO_CLOCK,
             root,
+            valid: 0,
+            sites_valid: 0,
             pending: None,
             cond_released: None,
         });
@@ -985,10 +996,11 @@ impl ModelBuilder {
         site: Option<SiteId>,
         pending: bool,
     ) -> Option<HeldId> {
-        let (held, held_sites) = {
-            let top = self.threads[t as usize].held.last()?;
-            (top.node, top.sites)
-        };
+        if self.threads[t as usize].held.is_empty() {
+            return None;
+        }
+        let held = self.top(t);
+        let held_sites = self.top_sites(t);
         let req = self.model.held_sets.child(held, (lock, mode));
         let clock = self.clock_id(t);
         let combo = DepSites {
@@ -1092,49 +1104,63 @@ impl ModelBuilder {
         site: Option<SiteId>,
         node: Option<HeldId>,
     ) {
+        let parent = self.top(t);
         let state = &mut self.threads[t as usize];
-        let (parent, parent_sites) = state
-            .held
-            .last()
-            .map_or((state.root, EMPTY), |h| (h.node, h.sites));
         if state.held.len() >= DEEP_HELD {
             self.model.anomalies.deep_held += 1;
         }
         let node = node.unwrap_or_else(|| self.model.held_sets.child(parent, (lock, mode)));
-        let sites = self.model.held_sites.child(parent_sites, site);
         state.held.push(Held {
             lock,
             mode,
             site,
             node,
-            sites,
+            sites: EMPTY,
         });
+        state.valid = state.held.len();
     }
 
-    /// Recomputes the interned nodes of thread `t`'s holds from position `from` on, after a hold
-    /// below the top was removed or changed mode.
-    fn reintern(&mut self, t: ThreadId, from: usize) {
+    /// The interned held set of thread `t`, interning again the holds above a release or
+    /// conversion below the top.
+    fn top(&mut self, t: ThreadId) -> HeldId {
         let state = &mut self.threads[t as usize];
+        let from = state.valid;
         let held = &mut state.held;
-        let (mut node, mut sites) = match from.checked_sub(1) {
-            Some(i) => (held[i].node, held[i].sites),
-            None => (state.root, EMPTY),
+        let mut node = match from.checked_sub(1) {
+            Some(i) => held[i].node,
+            None => state.root,
         };
-        for h in &mut held[from..] {
+        for h in held.iter_mut().skip(from) {
             node = self.model.held_sets.child(node, (h.lock, h.mode));
-            sites = self.model.held_sites.child(sites, h.site);
             h.node = node;
+        }
+        state.valid = held.len();
+        node
+    }
+
+    /// The interned sites of thread `t`'s holds (as [`ModelBuilder::top`]).
+    fn top_sites(&mut self, t: ThreadId) -> HeldSitesId {
+        let state = &mut self.threads[t as usize];
+        let from = state.sites_valid;
+        let held = &mut state.held;
+        let mut sites = match from.checked_sub(1) {
+            Some(i) => held[i].sites,
+            None => EMPTY,
+        };
+        for h in held.iter_mut().skip(from) {
+            sites = self.model.held_sites.child(sites, h.site);
             h.sites = sites;
         }
+        state.sites_valid = held.len();
+        sites
     }
 
     /// Removes hold `i` of thread `t`.
     fn remove_held(&mut self, t: ThreadId, i: usize) {
-        let held = &mut self.threads[t as usize].held;
-        held.remove(i);
-        if i < held.len() {
-            self.reintern(t, i);
-        }
+        let state = &mut self.threads[t as usize];
+        state.held.remove(i);
+        state.valid = state.valid.min(i);
+        state.sites_valid = state.sites_valid.min(i);
     }
 
     /// Turns thread `t`'s request that is still waiting into a dependency that was never granted.
@@ -1410,8 +1436,9 @@ impl ModelBuilder {
                     let site = self.threads[t as usize].held[i].site;
                     self.add_dep(t, l, *m, How::Blocking, site, false);
                 }
-                self.threads[t as usize].held[i].mode = *m;
-                self.reintern(t, i);
+                let state = &mut self.threads[t as usize];
+                state.held[i].mode = *m;
+                state.valid = state.valid.min(i);
             }
             Event::CondWait { t, cv: _, l } => {
                 let t = self.thread(*t);
@@ -1963,6 +1990,27 @@ mod request_tests {
         let last = m.dep(n as u32 - 2);
         assert_eq!(last.held().len() as u64, n - 1);
         assert_eq!(last.held().next(), Some((0, Mode::Exclusive)));
+    }
+
+    /// A hostile trace releasing from the bottom of a deep stack: interning the held set again
+    /// after each release would cost a node per hold above it, quadratic in the depth.
+    #[test]
+    fn releases_below_the_top_cost_no_nodes_until_the_next_acquisition() {
+        let n = 3000u64;
+        let mut s = nested(1, 1..=n);
+        for l in 1..n {
+            s += &format!("{{\"e\":\"release\",\"t\":1,\"l\":{l}}}\n");
+        }
+        s += &nested(1, [n + 1]);
+        let m = model_of(&[("t", &s)]);
+        assert!(m.held_sets.len() as u64 <= n + 4, "{}", m.held_sets.len());
+        let last = m.dep(m.deps.len() as u32 - 1);
+        assert_eq!(
+            last.held().collect::<Vec<_>>(),
+            [((n - 1) as u32, Mode::Exclusive)]
+        );
+        assert_eq!(last.rec().lock, n as u32);
+        assert_eq!(m.anomalies.release_not_held, 0);
     }
 
     #[test]
