@@ -316,7 +316,7 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         Levels::Both if one_instance_per_class => Default::default(),
         _ => run(GraphLevel::Class),
     };
-    let complete = inst_w.is_empty() && class_w.is_empty();
+    let complete = inst_w.is_empty() && class_w.is_empty() && model.anomalies.over_budget == 0;
     warnings.extend(inst_w);
     warnings.extend(class_w);
     warnings.extend(inst_n);
