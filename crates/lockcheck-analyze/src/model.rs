@@ -231,11 +231,6 @@ impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
         self.nodes.len() <= 1
     }
 
-    /// Whether `node` is an empty list.
-    pub fn is_root(&self, node: u32) -> bool {
-        self.nodes.get(node as usize).is_none_or(|n| n.0 == ROOT)
-    }
-
     /// The items of list `node`, newest (last) first, without allocating.
     pub fn rev_iter(&self, node: u32) -> impl Iterator<Item = T> + '_ {
         let mut n = node;
