@@ -20,8 +20,8 @@
 //! Deduplication: one candidate per (set of nodes, filter), counting the dependency combinations it
 //! stands for; violations are the candidates without a filter.
 
-use crate::model::{LockId, Model};
-use lockcheck_core::deps::{check_blocking, check_link, check_pair, Dependency, Infeasible};
+use crate::model::{Dep, LockId, Model};
+use lockcheck_core::deps::{check_blocking, check_link, check_pair, DepView, Infeasible};
 use petgraph::algo::tarjan_scc;
 /// Maps over nodes and edges of the lock graphs, looked up in the inner loops of the searches.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -154,9 +154,9 @@ pub fn edges(model: &Model, level: GraphLevel) -> EdgeMap {
     let mut edges: EdgeMap = EdgeMap::default();
     let mut froms: Vec<u32> = Vec::new();
     for (i, rec) in model.deps.iter().enumerate() {
-        let to = node_of(model, level, rec.dep.lock);
+        let to = node_of(model, level, rec.lock);
         froms.clear();
-        for &(h, _) in &rec.dep.held {
+        for (h, _) in model.held(rec.held) {
             let from = node_of(model, level, h);
             if from != to && !froms.contains(&from) {
                 froms.push(from);
@@ -195,32 +195,28 @@ struct Search<'a> {
 }
 
 impl Search<'_> {
-    fn dep(&self, i: u32) -> &Dependency<LockId> {
-        &self.model.deps[i as usize].dep
+    fn dep(&self, i: u32) -> Dep<'_> {
+        self.model.dep(i)
     }
 
-    fn link(
-        &self,
-        d: &Dependency<LockId>,
-        next: &Dependency<LockId>,
-    ) -> Result<(), Infeasible<LockId>> {
+    fn link(&self, d: &Dep<'_>, next: &Dep<'_>) -> Result<(), Infeasible<LockId>> {
         match self.level {
             GraphLevel::Instance => {
-                check_link(d, next, self.model.locks[d.lock as usize].ever_written)
+                check_link(d, next, self.model.locks[d.lock() as usize].ever_written)
             }
             GraphLevel::Class => {
                 // `next` holds some instance of the class `d` requests; at class level that
                 // instance stands for `d.lock`, so the mode rule is the same as check_link's.
-                let c = self.model.locks[d.lock as usize].class;
+                let c = self.model.locks[d.lock() as usize].class;
                 let ever_written = self.model.classes[c as usize].ever_written;
-                let conflicts = next.held.iter().any(|&(h, m)| {
+                let conflicts = next.held().any(|(h, m)| {
                     self.model.locks[h as usize].class == c
-                        && d.mode.conflicts_with(m, ever_written)
+                        && d.mode().conflicts_with(m, ever_written)
                 });
                 if conflicts {
                     Ok(())
                 } else {
-                    Err(Infeasible::ReadRead { lock: d.lock })
+                    Err(Infeasible::ReadRead { lock: d.lock() })
                 }
             }
         }
@@ -250,26 +246,30 @@ impl Search<'_> {
                     return;
                 }
                 let d = self.dep(di);
-                if self.chain.iter().any(|&c| self.dep(c).thread == d.thread) {
+                if self
+                    .chain
+                    .iter()
+                    .any(|&c| self.dep(c).thread() == d.thread())
+                {
                     continue;
                 }
                 let mut f = failure.clone();
-                if let Err(e) = check_blocking(d) {
+                if let Err(e) = check_blocking(&d) {
                     f = worse(f, e);
                 }
                 for &c in &self.chain {
-                    if let Err(e) = check_pair(self.dep(c), d) {
+                    if let Err(e) = check_pair(&self.dep(c), &d) {
                         f = worse(f, e);
                     }
                 }
                 if let Some(&last) = self.chain.last() {
-                    if let Err(e) = self.link(self.dep(last), d) {
+                    if let Err(e) = self.link(&self.dep(last), &d) {
                         f = worse(f, e);
                     }
                 }
                 if v == self.start {
                     let first = self.chain[0];
-                    if let Err(e) = self.link(d, self.dep(first)) {
+                    if let Err(e) = self.link(&d, &self.dep(first)) {
                         f = worse(f, e);
                     }
                     self.record(di, f);
@@ -424,7 +424,7 @@ pub fn find_cycles_on(
             for m in succ {
                 let deps = edges[&(n, m)].as_slice();
                 for &d in deps {
-                    let t = model.deps[d as usize].dep.thread as usize;
+                    let t = model.deps[d as usize].thread as usize;
                     if let Some(seen) = seen_thread.get_mut(t) {
                         if !*seen {
                             *seen = true;
@@ -550,7 +550,7 @@ fn same_thread_cycles(
     let mut per_thread: Fast<u64, Fast<(u32, u32), u32>> = Fast::default();
     for (&(a, b), deps) in edges {
         for &d in deps {
-            let t = model.deps[d as usize].dep.thread;
+            let t = model.deps[d as usize].thread as u64;
             per_thread.entry(t).or_default().entry((a, b)).or_insert(d);
         }
     }
@@ -832,7 +832,7 @@ pub fn edge_weights(model: &Model, edges: &EdgeMap) -> HashMap<(u32, u32), u64> 
             let w: u64 = deps
                 .iter()
                 .map(|&d| &model.deps[d as usize])
-                .filter(|r| r.dep.how != lockcheck_core::trace::How::Try)
+                .filter(|r| r.how != lockcheck_core::trace::How::Try)
                 .map(|r| r.count)
                 .sum();
             (w > 0).then_some((e, w))
@@ -916,39 +916,39 @@ struct EdgeSearch<'a> {
 }
 
 impl EdgeSearch<'_> {
-    fn dep(&self, i: u32) -> &Dependency<LockId> {
-        &self.model.deps[i as usize].dep
+    fn dep(&self, i: u32) -> Dep<'_> {
+        self.model.dep(i)
     }
 
-    fn link_ok(&self, d: &Dependency<LockId>, next: &Dependency<LockId>) -> bool {
+    fn link_ok(&self, d: &Dep<'_>, next: &Dep<'_>) -> bool {
         match self.level {
             GraphLevel::Instance => {
-                check_link(d, next, self.model.locks[d.lock as usize].ever_written).is_ok()
+                check_link(d, next, self.model.locks[d.lock() as usize].ever_written).is_ok()
             }
             GraphLevel::Class => {
-                let c = self.model.locks[d.lock as usize].class;
+                let c = self.model.locks[d.lock() as usize].class;
                 let ever_written = self.model.classes[c as usize].ever_written;
-                next.held.iter().any(|&(h, m)| {
+                next.held().any(|(h, m)| {
                     self.model.locks[h as usize].class == c
-                        && d.mode.conflicts_with(m, ever_written)
+                        && d.mode().conflicts_with(m, ever_written)
                 })
             }
         }
     }
 
     /// Whether `d` can extend the chain (everything but the closing link).
-    fn fits(&self, d: &Dependency<LockId>) -> bool {
+    fn fits(&self, d: &Dep<'_>) -> bool {
         if check_blocking(d).is_err() {
             return false;
         }
         for &c in &self.chain {
             let c = self.dep(c);
-            if c.thread == d.thread || check_pair(c, d).is_err() {
+            if c.thread() == d.thread() || check_pair(&c, d).is_err() {
                 return false;
             }
         }
         match self.chain.last() {
-            Some(&last) => self.link_ok(self.dep(last), d),
+            Some(&last) => self.link_ok(&self.dep(last), d),
             None => true,
         }
     }
@@ -982,11 +982,11 @@ impl EdgeSearch<'_> {
                     return;
                 }
                 let d = self.dep(di);
-                if !self.fits(d) {
+                if !self.fits(&d) {
                     continue;
                 }
                 if y == self.u {
-                    if !self.link_ok(d, self.dep(self.chain[0])) {
+                    if !self.link_ok(&d, &self.dep(self.chain[0])) {
                         continue;
                     }
                     self.record(di);
@@ -1162,7 +1162,7 @@ pub fn find_root_causes_on(
                 if s.stopped {
                     break;
                 }
-                if check_blocking(s.dep(d0)).is_err() {
+                if check_blocking(&s.dep(d0)).is_err() {
                     continue;
                 }
                 s.path = vec![u, v];

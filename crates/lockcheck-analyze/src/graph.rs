@@ -107,10 +107,10 @@ impl OrderGraph {
         let mut used = vec![false; name_list.len()];
         let mut froms: Vec<u32> = Vec::new();
         for rec in &model.deps {
-            let to = lock_name_idx[rec.dep.lock as usize];
+            let to = lock_name_idx[rec.lock as usize];
             used[to as usize] = true;
             froms.clear();
-            for &(h, _) in &rec.dep.held {
+            for (h, _) in model.held(rec.held) {
                 let from = lock_name_idx[h as usize];
                 if froms.contains(&from) {
                     continue;
@@ -119,7 +119,7 @@ impl OrderGraph {
                 used[from as usize] = true;
                 let e = by_id.entry((from, to)).or_default();
                 e.1 += 1;
-                for ds in &rec.sites {
+                for ds in model.sites_of(rec) {
                     if let Some(s) = ds.site {
                         e.0.insert(s);
                     }

@@ -340,12 +340,12 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
     let mut occurrences: Fast<(ClassId, ClassId), u64> = Fast::default();
     let mut froms = Vec::new();
     for rec in &model.deps {
-        if rec.dep.how == How::Try {
+        if rec.how == How::Try {
             continue;
         }
-        let to = model.locks[rec.dep.lock as usize].class;
+        let to = model.locks[rec.lock as usize].class;
         froms.clear();
-        for &(h, _) in &rec.dep.held {
+        for (h, _) in model.held(rec.held) {
             let from = model.locks[h as usize].class;
             if from == to || froms.contains(&from) {
                 continue;
@@ -425,14 +425,14 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
         removed.iter().map(|&e| (e, HashSet::new())).collect();
     if !sites.is_empty() {
         for rec in &model.deps {
-            if rec.dep.how == How::Try {
+            if rec.how == How::Try {
                 continue;
             }
-            let to = model.locks[rec.dep.lock as usize].class;
-            for &(h, _) in &rec.dep.held {
+            let to = model.locks[rec.lock as usize].class;
+            for (h, _) in model.held(rec.held) {
                 let from = model.locks[h as usize].class;
                 if let Some(s) = sites.get_mut(&(from, to)) {
-                    s.extend(rec.sites.iter().filter_map(|ds| ds.site));
+                    s.extend(model.sites_of(rec).filter_map(|ds| ds.site));
                 }
             }
         }
@@ -538,14 +538,14 @@ pub fn check_declared(
     let mut found: std::collections::BTreeMap<Key, (u32, crate::model::LockId, usize, u64)> =
         std::collections::BTreeMap::new();
     for (d, rec) in model.deps.iter().enumerate() {
-        if rec.dep.how == How::Try {
+        if rec.how == How::Try {
             continue;
         }
-        let to = model.locks[rec.dep.lock as usize].class;
+        let to = model.locks[rec.lock as usize].class;
         let Some(la) = level_of[to as usize] else {
             continue;
         };
-        for &(h, _) in &rec.dep.held {
+        for (h, _) in model.held(rec.held) {
             let from = model.locks[h as usize].class;
             if from == to {
                 continue;
@@ -556,11 +556,11 @@ pub fn check_declared(
             if la > lh {
                 continue;
             }
-            let n = rec.sites.len().max(1);
+            let n = model.site_combinations(rec).max(1);
             for which in 0..n {
-                let site = rec
-                    .sites
-                    .get(which)
+                let site = model
+                    .sites_of(rec)
+                    .nth(which)
                     .and_then(|s| s.site)
                     .map(|s| model.site_loc(s).to_string());
                 let e = found

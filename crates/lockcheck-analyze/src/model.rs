@@ -7,7 +7,13 @@
 //!
 //! Memory grows with distinct dependencies, not with events: a dependency is identified by
 //! (thread, lock, mode, how, held set with modes) and the distinct vector clocks it was made at
-//! (see [`MAX_CLOCKS_PER_DEP`]).
+//! (see [`MAX_CLOCKS_PER_DEP`]). A [`DepRecord`] is a few machine words: held sets are interned
+//! in a prefix tree of (lock, mode) per thread ([`Model::held_sets`]; a thread's held stack is a
+//! node of it, so an acquisition is one step down, a dependency stores the node and is found at
+//! the node of its held set extended by its request), the sites of the held locks likewise
+//! ([`Model::held_sites`]), and vector clocks, which change only at fork and join, in a table by
+//! index ([`Model::clocks`]). [`Model::dep`] gives the view of a dependency that the
+//! rules of [`lockcheck_core::deps`] check.
 //!
 //! A `request` (a blocking acquisition about to be checked) is a dependency too: the runtime may
 //! stop the thread there with a report, and the trace must then still show what it found. A
@@ -15,9 +21,10 @@
 //! [`SelfDeadlock`].
 
 use crate::hist::Histogram;
-use lockcheck_core::deps::{Dependency, VectorClock};
+use lockcheck_core::deps::{DepView, VectorClock};
 use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode};
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 /// Global thread id (index into [`Model::threads`]).
 pub type ThreadId = u32;
@@ -27,6 +34,16 @@ pub type LockId = u32;
 pub type ClassId = u32;
 /// Global site id (index into [`Model::sites`]).
 pub type SiteId = u32;
+/// An interned held set (a node of [`Model::held_sets`]; [`EMPTY`] is the empty set).
+pub type HeldId = u32;
+/// An interned list of the sites where held locks were acquired (a node of
+/// [`Model::held_sites`], parallel to a [`HeldId`]).
+pub type HeldSitesId = u32;
+/// An interned vector clock (index into [`Model::clocks`]; [`EMPTY`] is the clock that knows
+/// nothing).
+pub type ClockId = u32;
+/// The root of a [`Trie`] (the empty list) and the empty clock of [`Model::clocks`].
+pub const EMPTY: u32 = 0;
 
 /// How many distinct vector clocks a dependency identity keeps exactly.
 ///
@@ -44,11 +61,19 @@ pub const MAX_CLOCKS_PER_DEP: usize = 256;
 /// acquisitions to change. Distinct combinations are code paths, so a program rarely comes near
 /// it; those beyond it are counted in [`DepRecord::sites_dropped`] and warned about.
 pub const MAX_SITES_PER_DEP: usize = 64;
-/// The most locks one thread is taken to hold at once. A real program never comes near it; a
-/// trace that does has lost its releases, and a held set that grows without bound would make
-/// every later acquisition a dependency on thousands of locks. Beyond it the oldest held lock is
-/// forgotten, counted in [`Anomalies::held_overflow`] (a warning, and an incomplete analysis).
-pub const MAX_HELD: usize = 64;
+/// How many locks held at once are beyond any real program (lockdep allows 48): a trace that
+/// comes there has most likely lost its releases. Nothing is forgotten: held sets are interned,
+/// so a deeper one costs one node per acquisition, and the model stays exact; acquisitions at
+/// this depth or deeper are counted in [`Anomalies::deep_held`] and warned about, because every
+/// dependency made there names that many held locks and the lock graph grows with them.
+pub const DEEP_HELD: usize = 256;
+/// The budget of the model's held sets: at most this many held-lock entries over all distinct
+/// dependencies (what the lock graph is built from) and this many interned held-set nodes. A
+/// real trace stays far below it (the planted 5M-event trace: 2.3M entries, 1.3M nodes); held
+/// sets that grow without bound would make both quadratic in the trace. Beyond it, new
+/// dependencies are not recorded, counted in [`Anomalies::over_budget`] (a warning, and an
+/// incomplete analysis).
+pub const MAX_HELD_ENTRIES: usize = 1 << 23;
 
 /// A thread of some trace.
 #[derive(Debug, Clone)]
@@ -108,29 +133,226 @@ pub struct SiteInfo {
     pub frames: Vec<Frame>,
 }
 
-/// The sites of one occurrence of a dependency.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The sites of one occurrence of a dependency (a site combination).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DepSites {
     /// Where the lock was requested.
     pub site: Option<SiteId>,
-    /// Where each held lock was acquired, in the order of [`Dependency::held`].
-    pub held: Vec<Option<SiteId>>,
+    /// Where each held lock was acquired, in the order of the held set: a node of
+    /// [`Model::held_sites`] (see [`Model::held_sites_of`]).
+    pub held: HeldSitesId,
 }
 
-/// One distinct dependency with what reports need about it.
+/// One distinct dependency with what reports need about it, in a few machine words: the held
+/// set, clock and further site combinations are indices into the [`Model`]'s tables (see
+/// [`Model::dep`] for the view the rules check).
 #[derive(Debug, Clone)]
 pub struct DepRecord {
-    /// The dependency (thread ids are [`ThreadId`]s, locks [`LockId`]s).
-    pub dep: Dependency<LockId>,
-    /// How many acquisitions made it.
-    pub count: u64,
-    /// Up to [`MAX_SITES_PER_DEP`] distinct site combinations, first seen first.
-    pub sites: Vec<DepSites>,
-    /// Occurrences whose site combination was new but not listed ([`MAX_SITES_PER_DEP`]).
-    pub sites_dropped: u64,
+    /// The requesting thread.
+    pub thread: ThreadId,
+    /// The requested lock.
+    pub lock: LockId,
+    /// The requested mode.
+    pub mode: Mode,
+    /// Whether the request could block forever.
+    pub how: How,
     /// Whether it comes from a request that was never granted (the trace ended while waiting,
     /// or the runtime stopped the thread there with a report).
     pub pending: bool,
+    /// The locks held at the request (see [`Model::held`]).
+    pub held: HeldId,
+    /// The thread's vector clock at the request ([`Model::clocks`]).
+    pub clock: ClockId,
+    /// How many acquisitions made it.
+    pub count: u64,
+    /// The first site combination seen (see [`Model::sites_of`] for all of them).
+    pub first_sites: DepSites,
+    /// Index into the further site combinations, `u32::MAX` when there are none.
+    more_sites: u32,
+    /// The next dependency with the same request node (another clock or `how`), `u32::MAX`
+    /// for none.
+    next: u32,
+}
+
+/// The site combinations of a dependency beyond its first.
+#[derive(Debug, Clone, Default)]
+struct MoreSites {
+    /// Up to [`MAX_SITES_PER_DEP`] - 1 further distinct combinations, first seen first.
+    list: Vec<DepSites>,
+    /// Occurrences whose combination was new but not listed ([`MAX_SITES_PER_DEP`]).
+    dropped: u64,
+}
+
+/// A table of interned lists, as a prefix tree: a node is a list, its parent the list without
+/// its last item. Lists that share a prefix share its nodes, and extending a list by one item is
+/// one lookup. Node [`EMPTY`] is the empty list; further empty lists ([`Trie::new_root`]) start
+/// trees of their own.
+#[derive(Debug, Clone)]
+pub struct Trie<T> {
+    /// `(parent, last item)` per node; a root's parent is `ROOT` and its item a filler.
+    nodes: Vec<(u32, T)>,
+    index: FastMap<(u32, T), u32>,
+}
+
+const ROOT: u32 = u32::MAX;
+
+impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
+    fn new(filler: T) -> Self {
+        Trie {
+            nodes: vec![(ROOT, filler)],
+            index: FastMap::default(),
+        }
+    }
+
+    /// A new empty list, distinct from every other node.
+    fn new_root(&mut self) -> u32 {
+        let filler = self.nodes[0].1;
+        self.nodes.push((ROOT, filler));
+        self.nodes.len() as u32 - 1
+    }
+
+    /// The node of list `parent` extended by `item`.
+    fn child(&mut self, parent: u32, item: T) -> u32 {
+        let next = self.nodes.len() as u32;
+        let id = *self.index.entry((parent, item)).or_insert(next);
+        if id == next {
+            self.nodes.push((parent, item));
+        }
+        id
+    }
+
+    /// How many distinct lists (nodes, the empty ones included).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether only the empty list [`EMPTY`] is stored.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.len() <= 1
+    }
+
+    /// The items of list `node`, newest (last) first, without allocating.
+    pub fn rev_iter(&self, node: u32) -> impl Iterator<Item = T> + '_ {
+        let mut n = node;
+        std::iter::from_fn(move || {
+            let (parent, item) = *self.nodes.get(n as usize)?;
+            if parent == ROOT {
+                return None;
+            }
+            n = parent;
+            Some(item)
+        })
+    }
+
+    /// The items of list `node`, first first (allocates only for lists longer than 8).
+    pub fn iter(&self, node: u32) -> Path<T> {
+        let filler = self.nodes[0].1;
+        let mut p = Path {
+            inline: [filler; PATH_INLINE],
+            heap: Vec::new(),
+            len: 0,
+        };
+        for item in self.rev_iter(node) {
+            if p.len < PATH_INLINE {
+                p.inline[p.len] = item;
+            } else {
+                if p.heap.is_empty() {
+                    p.heap.extend_from_slice(&p.inline);
+                }
+                p.heap.push(item);
+            }
+            p.len += 1;
+        }
+        p
+    }
+
+    /// The items of list `node`, first first.
+    pub fn to_vec(&self, node: u32) -> Vec<T> {
+        self.iter(node).collect()
+    }
+}
+
+const PATH_INLINE: usize = 8;
+
+/// The items of one list of a [`Trie`], first first (see [`Trie::iter`]).
+#[derive(Debug, Clone)]
+pub struct Path<T> {
+    inline: [T; PATH_INLINE],
+    heap: Vec<T>,
+    /// Items not yet yielded (they are stored newest first).
+    len: usize,
+}
+
+impl<T: Copy> Iterator for Path<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        Some(if self.heap.is_empty() {
+            self.inline[self.len]
+        } else {
+            self.heap[self.len]
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len, Some(self.len))
+    }
+}
+
+impl<T: Copy> ExactSizeIterator for Path<T> {}
+
+/// A dependency as the rules see it: its record and the tables it points into.
+#[derive(Debug, Clone, Copy)]
+pub struct Dep<'a> {
+    model: &'a Model,
+    rec: &'a DepRecord,
+}
+
+impl<'a> Dep<'a> {
+    /// The stored record.
+    pub fn rec(&self) -> &'a DepRecord {
+        self.rec
+    }
+
+    /// The held locks with their modes, oldest first.
+    pub fn held(&self) -> Path<(LockId, Mode)> {
+        self.model.held(self.rec.held)
+    }
+}
+
+impl DepView for Dep<'_> {
+    type Lock = LockId;
+    fn thread(&self) -> u64 {
+        self.rec.thread as u64
+    }
+    fn lock(&self) -> LockId {
+        self.rec.lock
+    }
+    fn mode(&self) -> Mode {
+        self.rec.mode
+    }
+    fn how(&self) -> How {
+        self.rec.how
+    }
+    fn clock(&self) -> &VectorClock {
+        &self.model.clocks[self.rec.clock as usize]
+    }
+    fn held_iter(&self) -> impl Iterator<Item = (LockId, Mode)> + '_ {
+        self.held()
+    }
+    fn held_mode(&self, lock: LockId) -> Option<Mode> {
+        // The oldest hold, as `Dependency::held_mode`: walk up without collecting.
+        let mut found = None;
+        for (l, m) in self.model.held_sets.rev_iter(self.rec.held) {
+            if l == lock {
+                found = Some(m);
+            }
+        }
+        found
+    }
 }
 
 /// What kind of self-deadlock a [`SelfDeadlock`] is, named as the runtime names it.
@@ -268,8 +490,11 @@ pub struct Anomalies {
     pub convert_not_held: u64,
     /// Events after the first that were a second header, or events before any header.
     pub misplaced_header: u64,
-    /// Acquisitions by a thread already holding [`MAX_HELD`] locks (its oldest was forgotten).
-    pub held_overflow: u64,
+    /// Acquisitions by a thread already holding [`DEEP_HELD`] locks or more (kept exactly).
+    pub deep_held: u64,
+    /// Dependencies (and site lists of held locks) not recorded because the held sets exceed
+    /// [`MAX_HELD_ENTRIES`].
+    pub over_budget: u64,
 }
 
 impl Anomalies {
@@ -303,10 +528,17 @@ impl Anomalies {
             "mode conversion(s) of a lock that was not held",
         );
         add(self.misplaced_header, "misplaced header(s)");
-        if self.held_overflow > 0 {
+        if self.deep_held > 0 {
             w.push(format!(
-                "{} acquisition(s) by a thread already holding {MAX_HELD} locks, beyond any real program (releases missing?): the oldest held lock was forgotten each time, so dependencies on it may be missing; results may be incomplete",
-                self.held_overflow
+                "{} acquisition(s) by a thread already holding {DEEP_HELD} or more locks, beyond any real program (releases missing?): kept exactly, but each such dependency names every held lock, which makes the lock graph large",
+                self.deep_held
+            ));
+        }
+        if self.over_budget > 0 {
+            w.push(format!(
+                "{} dependenc{} or site list(s) not recorded: the held sets of this trace exceed the budget of {MAX_HELD_ENTRIES} held-lock entries (held sets growing without bound: releases missing?); results may be incomplete",
+                self.over_budget,
+                if self.over_budget == 1 { "y" } else { "ies" },
             ));
         }
         w
@@ -314,7 +546,7 @@ impl Anomalies {
 }
 
 /// Everything the analyses need, built by [`ModelBuilder`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Model {
     /// The input traces, in order.
     pub traces: Vec<TraceInfo>,
@@ -328,6 +560,16 @@ pub struct Model {
     pub sites: Vec<SiteInfo>,
     /// Distinct dependencies.
     pub deps: Vec<DepRecord>,
+    /// The distinct held sets of the dependencies, with the mode of each hold: one tree per
+    /// thread (a node is a thread's held stack, so a dependency is found at the node of its
+    /// held set extended by its request, without a lookup of its own).
+    pub held_sets: Trie<(LockId, Mode)>,
+    /// The distinct lists of sites where the held locks were acquired.
+    pub held_sites: Trie<Option<SiteId>>,
+    /// The distinct vector clocks of the dependencies; [`EMPTY`] is the empty clock.
+    pub clocks: Vec<VectorClock>,
+    /// Further site combinations of dependencies (see [`DepRecord::first_sites`]).
+    more_sites: Vec<MoreSites>,
     /// Survivable nonsense seen.
     pub anomalies: Anomalies,
     /// Where the model is less than exact.
@@ -363,7 +605,74 @@ pub struct HeldAcrossAwait {
     pub count: u64,
 }
 
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            traces: Vec::new(),
+            threads: Vec::new(),
+            locks: Vec::new(),
+            classes: Vec::new(),
+            sites: Vec::new(),
+            deps: Vec::new(),
+            held_sets: Trie::new((0, Mode::Exclusive)),
+            held_sites: Trie::new(None),
+            clocks: vec![VectorClock::new()],
+            more_sites: Vec::new(),
+            anomalies: Anomalies::default(),
+            approximations: Approximations::default(),
+            self_deadlocks: Vec::new(),
+            instances_per_trace: HashMap::new(),
+            held_across_await: Vec::new(),
+        }
+    }
+}
+
 impl Model {
+    /// The view of dependency `i` (an index into [`Model::deps`]) that the rules check.
+    pub fn dep(&self, i: u32) -> Dep<'_> {
+        Dep {
+            model: self,
+            rec: &self.deps[i as usize],
+        }
+    }
+
+    /// The locks of held set `h` with their modes, oldest first.
+    pub fn held(&self, h: HeldId) -> Path<(LockId, Mode)> {
+        self.held_sets.iter(h)
+    }
+
+    /// Where each lock of a held set was acquired, oldest first (see [`DepSites::held`]).
+    pub fn held_sites_of(&self, s: HeldSitesId) -> Vec<Option<SiteId>> {
+        self.held_sites.to_vec(s)
+    }
+
+    /// The distinct site combinations of a dependency, first seen first (at most
+    /// [`MAX_SITES_PER_DEP`]).
+    pub fn sites_of<'a>(&'a self, rec: &'a DepRecord) -> impl Iterator<Item = DepSites> + 'a {
+        let more = self
+            .more_sites
+            .get(rec.more_sites as usize)
+            .map(|m| m.list.as_slice())
+            .unwrap_or(&[]);
+        std::iter::once(rec.first_sites).chain(more.iter().copied())
+    }
+
+    /// How many distinct site combinations of a dependency are listed by [`Model::sites_of`].
+    pub fn site_combinations(&self, rec: &DepRecord) -> usize {
+        1 + self
+            .more_sites
+            .get(rec.more_sites as usize)
+            .map_or(0, |m| m.list.len())
+    }
+
+    /// Occurrences of a dependency whose site combination was new but not listed
+    /// ([`MAX_SITES_PER_DEP`]).
+    pub fn sites_dropped(&self, rec: &DepRecord) -> u64 {
+        self.more_sites
+            .get(rec.more_sites as usize)
+            .map_or(0, |m| m.dropped)
+    }
+
     /// Total events over all traces.
     pub fn events(&self) -> u64 {
         self.traces.iter().map(|t| t.events).sum()
@@ -430,6 +739,10 @@ struct Held {
     lock: LockId,
     mode: Mode,
     site: Option<SiteId>,
+    /// The held set up to and including this hold.
+    node: HeldId,
+    /// The sites of the held set up to and including this hold.
+    sites: HeldSitesId,
 }
 
 /// A request not yet granted: it becomes a dependency when an `acquire` grants it, and a pending
@@ -444,10 +757,20 @@ struct Pending {
     found: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct ThreadState {
     held: Vec<Held>,
     clock: VectorClock,
+    /// `clock` interned, `NO_CLOCK` until a dependency needs it after a change.
+    clock_id: ClockId,
+    /// The thread's empty held set (the root of its tree in `Model::held_sets`).
+    root: HeldId,
+    /// How many of the bottom holds have their interned nodes up to date: a release or
+    /// conversion below the top invalidates those above it, which are interned again only when
+    /// a dependency or a push needs the top (so releases between two acquisitions cost no nodes).
+    valid: usize,
+    /// Likewise for the sites of the holds, which only a dependency needs (not a push).
+    sites_valid: usize,
     pending: Option<Pending>,
     /// The mutex a `cond_wait` just released: the lockcheck runtime also writes the raw unlock
     /// as a `release` right after, which is the same release, not an anomaly.
@@ -456,6 +779,10 @@ struct ThreadState {
 
 /// Looked up once or twice per event: a fast hash, not SipHash (a quarter of the replay's time).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+const NO_CLOCK: ClockId = u32::MAX;
+const NO_MORE_SITES: u32 = u32::MAX;
+const NO_DEP: u32 = u32::MAX;
 
 #[derive(Debug, Default)]
 struct TraceMaps {
@@ -486,9 +813,15 @@ pub struct ModelBuilder {
     model: Model,
     class_by_key: HashMap<String, ClassId>,
     site_by_loc: HashMap<String, SiteId>,
-    /// Hash of a dependency identity -> the dependencies with that hash (see `add_dep`).
-    dep_index: HashMap<u64, Vec<u32>, foldhash::fast::RandomState>,
-    dep_hash: foldhash::fast::RandomState,
+    /// Held-lock entries over all distinct dependencies (see [`MAX_HELD_ENTRIES`]).
+    held_entries: usize,
+    /// Per node of `model.held_sets`: the latest dependency whose held set extended by its
+    /// request is that node (the others chain by `DepRecord::next`).
+    dep_at: Vec<u32>,
+    /// Interned clocks: hash -> first id with that hash; `clock_next` chains the others.
+    clock_index: FastMap<u64, ClockId>,
+    clock_next: Vec<ClockId>,
+    clock_hash: foldhash::fast::RandomState,
     self_index: FastMap<(SelfKind, LockId, Option<SiteId>, Option<SiteId>), u32>,
     threads: Vec<ThreadState>,
     maps: TraceMaps,
@@ -524,7 +857,10 @@ impl ModelBuilder {
         let tids: Vec<ThreadId> = self.maps.threads.values().copied().collect();
         for t in tids {
             self.settle(t);
-            self.threads[t as usize].held.clear();
+            let state = &mut self.threads[t as usize];
+            state.held.clear();
+            state.valid = 0;
+            state.sites_valid = 0;
         }
     }
 
@@ -567,9 +903,16 @@ impl ModelBuilder {
         });
         let mut clock = VectorClock::new();
         clock.set(id as u64, 1);
+        let root = self.model.held_sets.new_root();
         self.threads.push(ThreadState {
+            held: Vec::new(),
             clock,
-            ..Default::default()
+            clock_id: NO_CLOCK,
+            root,
+            valid: 0,
+            sites_valid: 0,
+            pending: None,
+            cond_released: None,
         });
         self.maps.threads.insert(t, id);
         id
@@ -653,6 +996,37 @@ impl ModelBuilder {
         }
     }
 
+    /// The id of thread `t`'s current clock, interned on first use after a change.
+    fn clock_id(&mut self, t: ThreadId) -> ClockId {
+        let state = &mut self.threads[t as usize];
+        if state.clock_id != NO_CLOCK {
+            return state.clock_id;
+        }
+        let clocks = &mut self.model.clocks;
+        let hash = self.clock_hash.hash_one(&state.clock);
+        let mut id = self.clock_index.get(&hash).copied().unwrap_or(NO_CLOCK);
+        while id != NO_CLOCK && clocks[id as usize] != state.clock {
+            id = self.clock_next[id as usize];
+        }
+        if id == NO_CLOCK {
+            id = clocks.len() as ClockId;
+            clocks.push(state.clock.clone());
+            // Chain behind the first one with this hash (the empty clock, id 0, is never
+            // looked up: a thread's clock always knows the thread itself).
+            self.clock_next.resize(clocks.len(), NO_CLOCK);
+            let first = *self.clock_index.entry(hash).or_insert(id);
+            if first != id {
+                self.clock_next[id as usize] = self.clock_next[first as usize];
+                self.clock_next[first as usize] = id;
+            }
+        }
+        state.clock_id = id;
+        id
+    }
+
+    /// Records that thread `t` requests `lock` in `mode` (`how`, at `site`) while holding what it
+    /// holds; returns the node of its held set extended by the request (what an acquisition
+    /// pushes), or `None` when it holds nothing (no dependency).
     fn add_dep(
         &mut self,
         t: ThreadId,
@@ -661,108 +1035,193 @@ impl ModelBuilder {
         how: How,
         site: Option<SiteId>,
         pending: bool,
-    ) {
-        let state = &self.threads[t as usize];
-        if state.held.is_empty() {
-            return;
+    ) -> Option<HeldId> {
+        let depth = self.threads[t as usize].held.len();
+        if depth == 0 {
+            return None;
         }
-        let held = &state.held;
-        // The identity (thread, lock, mode, how, held set with modes) is hashed in place and
-        // compared against the stored dependencies: no allocation per acquisition, and the held
-        // set is stored once (in the dependency), not again in an index key.
-        let key = {
-            use std::hash::{BuildHasher, Hash, Hasher};
-            let mut h = self.dep_hash.build_hasher();
-            (t, lock, mode, how, held.len()).hash(&mut h);
-            for x in held {
-                (x.lock, x.mode).hash(&mut h);
-            }
-            h.finish()
+        let Some(held) = self.top(t) else {
+            self.model.anomalies.over_budget += 1;
+            return None;
         };
-        let same_identity = |d: &Dependency<LockId>| {
-            d.thread == t as u64
-                && d.lock == lock
-                && d.mode == mode
-                && d.how == how
-                && d.held.len() == held.len()
-                && d.held
-                    .iter()
-                    .zip(held)
-                    .all(|(a, b)| a.0 == b.lock && a.1 == b.mode)
-        };
-        let same_sites = |s: &DepSites| {
-            s.site == site
-                && s.held.len() == held.len()
-                && s.held.iter().zip(held).all(|(a, b)| *a == b.site)
-        };
-        let new_sites = || DepSites {
+        let held_sites = self.top_sites(t);
+        let req = self.model.held_sets.child(held, (lock, mode));
+        let clock = self.clock_id(t);
+        let combo = DepSites {
             site,
-            held: held.iter().map(|h| h.site).collect(),
+            held: held_sites,
         };
-        let clock = &state.clock;
-        let deps = &mut self.model.deps;
-        let approx = &mut self.model.approximations;
-        let slots = self.dep_index.entry(key).or_default();
-        let bump = |rec: &mut DepRecord, approx: &mut Approximations| {
-            rec.count += 1;
-            rec.pending &= pending;
-            if !rec.sites.iter().any(same_sites) {
-                if rec.sites.len() < MAX_SITES_PER_DEP {
-                    rec.sites.push(new_sites());
-                } else {
-                    if rec.sites_dropped == 0 {
-                        approx.deps_with_dropped_sites += 1;
+        if self.dep_at.len() <= req as usize {
+            self.dep_at.resize(self.model.held_sets.len(), NO_DEP);
+        }
+        // The node is the thread's held set and request: what tells its dependencies apart is
+        // the clock and `how`. The latest is first, and a thread's clock changes only at fork
+        // and join, so this is almost always one step.
+        let head = self.dep_at[req as usize];
+        let mut found = NO_DEP;
+        let mut unordered = NO_DEP;
+        let mut kept = 0usize;
+        let mut j = head;
+        while j != NO_DEP {
+            let d = &self.model.deps[j as usize];
+            if d.how == how {
+                if d.clock == clock {
+                    found = j;
+                    break;
+                }
+                if d.clock == EMPTY {
+                    unordered = j;
+                }
+                kept += 1;
+            }
+            j = d.next;
+        }
+        let i = if found != NO_DEP {
+            found
+        } else {
+            let mut clock = clock;
+            if kept >= MAX_CLOCKS_PER_DEP {
+                // Not exact any more: merge into the one occurrence without ordering, which no
+                // fork/join argument can remove from a cycle.
+                self.model.approximations.unordered_occurrences += 1;
+                clock = EMPTY;
+            }
+            if clock == EMPTY && unordered != NO_DEP {
+                unordered
+            } else if self.held_entries + depth > MAX_HELD_ENTRIES {
+                self.model.anomalies.over_budget += 1;
+                return Some(req);
+            } else {
+                self.held_entries += depth;
+                if clock == EMPTY {
+                    self.model.approximations.unordered_deps += 1;
+                }
+                let i = self.model.deps.len() as u32;
+                self.dep_at[req as usize] = i;
+                self.model.deps.push(DepRecord {
+                    thread: t,
+                    lock,
+                    mode,
+                    how,
+                    pending,
+                    held,
+                    clock,
+                    count: 1,
+                    first_sites: combo,
+                    more_sites: NO_MORE_SITES,
+                    next: head,
+                });
+                return Some(req);
+            }
+        };
+        let rec = &mut self.model.deps[i as usize];
+        rec.count += 1;
+        rec.pending &= pending;
+        if rec.first_sites != combo {
+            if rec.more_sites == NO_MORE_SITES {
+                if MAX_SITES_PER_DEP > 1 {
+                    rec.more_sites = self.model.more_sites.len() as u32;
+                    self.model.more_sites.push(MoreSites {
+                        list: vec![combo],
+                        dropped: 0,
+                    });
+                }
+            } else {
+                let more = &mut self.model.more_sites[rec.more_sites as usize];
+                if !more.list.contains(&combo) {
+                    if more.list.len() + 1 < MAX_SITES_PER_DEP {
+                        more.list.push(combo);
+                    } else {
+                        if more.dropped == 0 {
+                            self.model.approximations.deps_with_dropped_sites += 1;
+                        }
+                        more.dropped += 1;
                     }
-                    rec.sites_dropped += 1;
                 }
             }
-        };
-        // The same identity with this clock, and how many clocks the identity keeps.
-        let mut kept = 0usize;
-        for &i in slots.iter() {
-            let rec = &mut deps[i as usize];
-            if !same_identity(&rec.dep) {
-                continue;
-            }
-            if rec.dep.clock == *clock {
-                bump(rec, approx);
-                return;
-            }
-            kept += 1;
         }
-        let unordered = VectorClock::new();
-        let clock = if kept >= MAX_CLOCKS_PER_DEP {
-            // Not exact any more: merge into the one occurrence without ordering, which no
-            // fork/join argument can remove from a cycle.
-            approx.unordered_occurrences += 1;
-            if let Some(&i) = slots.iter().find(|&&i| {
-                let d = &deps[i as usize].dep;
-                same_identity(d) && d.clock == unordered
-            }) {
-                bump(&mut deps[i as usize], approx);
-                return;
-            }
-            approx.unordered_deps += 1;
-            unordered
-        } else {
-            clock.clone()
+        Some(req)
+    }
+
+    /// Pushes a hold on thread `t`'s held stack; `node` is its held set extended by it, if known.
+    fn push_held(
+        &mut self,
+        t: ThreadId,
+        lock: LockId,
+        mode: Mode,
+        site: Option<SiteId>,
+        node: Option<HeldId>,
+    ) {
+        let node = match node {
+            Some(n) => Some(n),
+            None => self
+                .top(t)
+                .map(|parent| self.model.held_sets.child(parent, (lock, mode))),
         };
-        let dep = Dependency {
-            thread: t as u64,
+        let state = &mut self.threads[t as usize];
+        if state.held.len() >= DEEP_HELD {
+            self.model.anomalies.deep_held += 1;
+        }
+        state.held.push(Held {
             lock,
             mode,
-            how,
-            held: held.iter().map(|h| (h.lock, h.mode)).collect(),
-            clock,
-        };
-        slots.push(deps.len() as u32);
-        deps.push(DepRecord {
-            dep,
-            count: 1,
-            sites: vec![new_sites()],
-            sites_dropped: 0,
-            pending,
+            site,
+            node: node.unwrap_or(EMPTY),
+            sites: EMPTY,
         });
+        if node.is_some() {
+            state.valid = state.held.len();
+        }
+    }
+
+    /// The interned held set of thread `t`, interning again the holds above a release or
+    /// conversion below the top; `None` when that would exceed [`MAX_HELD_ENTRIES`] nodes.
+    fn top(&mut self, t: ThreadId) -> Option<HeldId> {
+        let state = &mut self.threads[t as usize];
+        let from = state.valid;
+        if self.model.held_sets.len() + (state.held.len() - from) > MAX_HELD_ENTRIES {
+            return None;
+        }
+        let held = &mut state.held;
+        let mut node = match from.checked_sub(1) {
+            Some(i) => held[i].node,
+            None => state.root,
+        };
+        for h in held.iter_mut().skip(from) {
+            node = self.model.held_sets.child(node, (h.lock, h.mode));
+            h.node = node;
+        }
+        state.valid = held.len();
+        Some(node)
+    }
+
+    /// The interned sites of thread `t`'s holds (as [`ModelBuilder::top`]).
+    fn top_sites(&mut self, t: ThreadId) -> HeldSitesId {
+        let state = &mut self.threads[t as usize];
+        let from = state.sites_valid;
+        if self.model.held_sites.len() + (state.held.len() - from) > MAX_HELD_ENTRIES {
+            self.model.anomalies.over_budget += 1;
+            return EMPTY;
+        }
+        let held = &mut state.held;
+        let mut sites = match from.checked_sub(1) {
+            Some(i) => held[i].sites,
+            None => EMPTY,
+        };
+        for h in held.iter_mut().skip(from) {
+            sites = self.model.held_sites.child(sites, h.site);
+            h.sites = sites;
+        }
+        state.sites_valid = held.len();
+        sites
+    }
+
+    /// Removes hold `i` of thread `t`.
+    fn remove_held(&mut self, t: ThreadId, i: usize) {
+        let state = &mut self.threads[t as usize];
+        state.held.remove(i);
+        state.valid = state.valid.min(i);
+        state.sites_valid = state.sites_valid.min(i);
     }
 
     /// Turns thread `t`'s request that is still waiting into a dependency that was never granted.
@@ -988,16 +1447,8 @@ impl ModelBuilder {
                         }
                     }
                 }
-                self.add_dep(t, l, *m, *how, site, false);
-                if self.threads[t as usize].held.len() >= MAX_HELD {
-                    self.model.anomalies.held_overflow += 1;
-                    self.threads[t as usize].held.remove(0);
-                }
-                self.threads[t as usize].held.push(Held {
-                    lock: l,
-                    mode: *m,
-                    site,
-                });
+                let node = self.add_dep(t, l, *m, *how, site, false);
+                self.push_held(t, l, *m, site, node);
                 let c = self.model.locks[l as usize].class;
                 self.model.classes[c as usize].wait.record(*wait_ns);
             }
@@ -1036,9 +1487,9 @@ impl ModelBuilder {
                 let l = self.lock(*l);
                 self.settle(t);
                 let cond_released = self.threads[t as usize].cond_released.take();
-                let held = &mut self.threads[t as usize].held;
+                let held = &self.threads[t as usize].held;
                 if let Some(i) = held.iter().rposition(|h| h.lock == l) {
-                    held.remove(i);
+                    self.remove_held(t, i);
                 } else if cond_released == Some(l) {
                     // The wait's release, written twice.
                 } else {
@@ -1051,9 +1502,9 @@ impl ModelBuilder {
                         .find(|&o| self.threads[o as usize].held.iter().any(|h| h.lock == l));
                     match holder {
                         Some(o) => {
-                            let h = &mut self.threads[o as usize].held;
+                            let h = &self.threads[o as usize].held;
                             let i = h.iter().rposition(|h| h.lock == l).expect("found above");
-                            h.remove(i);
+                            self.remove_held(o, i);
                             let c = self.model.locks[l as usize].class;
                             if self.model.classes[c as usize].kind != LockKind::Semaphore {
                                 self.model.anomalies.release_by_other_thread += 1;
@@ -1085,16 +1536,18 @@ impl ModelBuilder {
                     let site = self.threads[t as usize].held[i].site;
                     self.add_dep(t, l, *m, How::Blocking, site, false);
                 }
-                self.threads[t as usize].held[i].mode = *m;
+                let state = &mut self.threads[t as usize];
+                state.held[i].mode = *m;
+                state.valid = state.valid.min(i);
             }
             Event::CondWait { t, cv: _, l } => {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
                 self.settle(t);
-                let held = &mut self.threads[t as usize].held;
+                let held = &self.threads[t as usize].held;
                 match held.iter().rposition(|h| h.lock == l) {
                     Some(i) => {
-                        held.remove(i);
+                        self.remove_held(t, i);
                         self.threads[t as usize].cond_released = Some(l);
                     }
                     None => self.model.anomalies.release_not_held += 1,
@@ -1111,7 +1564,10 @@ impl ModelBuilder {
                 let cs = &mut self.threads[c as usize];
                 cs.clock.join(&parent_clock);
                 cs.clock.tick(c as u64);
-                self.threads[p as usize].clock.tick(p as u64);
+                cs.clock_id = NO_CLOCK;
+                let ps = &mut self.threads[p as usize];
+                ps.clock.tick(p as u64);
+                ps.clock_id = NO_CLOCK;
             }
             Event::Join { t, child } => {
                 let p = self.thread(*t);
@@ -1121,9 +1577,13 @@ impl ModelBuilder {
                 }
                 self.settle(p);
                 let child_clock = self.threads[c as usize].clock.clone();
-                self.threads[p as usize].clock.join(&child_clock);
+                let ps = &mut self.threads[p as usize];
+                ps.clock.join(&child_clock);
+                ps.clock_id = NO_CLOCK;
                 // Anything the child still does (a bad trace) is not before the join.
-                self.threads[c as usize].clock.tick(c as u64);
+                let cs = &mut self.threads[c as usize];
+                cs.clock.tick(c as u64);
+                cs.clock_id = NO_CLOCK;
             }
             Event::Drop { .. } => {}
             Event::HeldAcrossAwait {
@@ -1322,9 +1782,9 @@ pub(crate) mod tests {
 "#,
         )]);
         assert_eq!(m.deps.len(), 3);
-        let (a, b, c) = (&m.deps[0].dep, &m.deps[1].dep, &m.deps[2].dep);
-        assert!(a.clock.happens_before(a.thread, &b.clock));
-        assert!(b.clock.happens_before(b.thread, &c.clock));
+        let (a, b, c) = (m.dep(0), m.dep(1), m.dep(2));
+        assert!(a.clock().happens_before(a.thread(), b.clock()));
+        assert!(b.clock().happens_before(b.thread(), c.clock()));
     }
 
     #[test]
@@ -1514,8 +1974,11 @@ mod request_tests {
         );
         let stopped: Vec<_> = m.deps.iter().filter(|d| d.pending).collect();
         assert_eq!(stopped.len(), 1, "{:?}", m.deps);
-        assert_eq!(stopped[0].dep.lock, 4);
-        assert_eq!(stopped[0].dep.held, [(3, Mode::Exclusive)]);
+        assert_eq!(stopped[0].lock, 4);
+        assert_eq!(
+            m.held(stopped[0].held).collect::<Vec<_>>(),
+            [(3, Mode::Exclusive)]
+        );
     }
 
     /// Rounds of spawn and join by thread 1, which nests `a -> b` in every round; in round
@@ -1586,6 +2049,127 @@ mod request_tests {
         assert!(w.iter().any(|w| w.contains("without ordering")), "{w:?}");
     }
 
+    fn nested(t: u64, locks: impl IntoIterator<Item = u64>) -> String {
+        locks
+            .into_iter()
+            .map(|l| format!("{{\"e\":\"acquire\",\"t\":{t},\"l\":{l},\"m\":\"w\"}}\n"))
+            .collect()
+    }
+
+    /// Failed with the former cap of 64 held locks: the oldest was forgotten, and with it the
+    /// edge of the inversion.
+    #[test]
+    fn a_held_set_deeper_than_any_real_program_is_kept_exactly_and_warned() {
+        let depth = DEEP_HELD as u64 + 44;
+        let mut s = nested(1, 1..=depth);
+        s += &nested(2, [depth, 1]);
+        let m = model_of(&[("t", &s)]);
+        assert_eq!(m.anomalies.deep_held, 44);
+        let r = crate::analyze_model(&m, &crate::Options::default());
+        let inversions: Vec<_> = r
+            .violations
+            .iter()
+            .filter(|v| v.kind == "lock-order-inversion")
+            .collect();
+        assert_eq!(inversions.len(), 1, "{:?}", r.warnings);
+        assert!(r.summary.complete, "{:?}", r.warnings);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("beyond any real program")),
+            "{:?}",
+            r.warnings
+        );
+        // The look-alike: the same nesting in one order only is silent.
+        let mut s = nested(1, 1..=depth);
+        s += &nested(2, [1, depth]);
+        let m = model_of(&[("t", &s)]);
+        let r = crate::analyze_model(&m, &crate::Options::default());
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+    }
+
+    /// Held sets that grow without bound: one node per acquisition, and the dependencies'
+    /// held-lock entries (quadratic here) stop at the budget, loudly.
+    #[test]
+    fn a_held_set_without_bound_costs_one_node_per_acquisition_and_stops_at_the_budget() {
+        let n = 20_000u64;
+        let m = model_of(&[("t", &nested(1, 1..=n))]);
+        assert!(m.held_sets.len() as u64 <= n + 2, "{}", m.held_sets.len());
+        assert_eq!(m.clocks.len(), 2, "the empty clock and thread 1's");
+        assert_eq!(m.anomalies.deep_held, n - DEEP_HELD as u64);
+        let recorded = m.deps.len() as u64;
+        let entries: u64 = (1..=recorded).sum();
+        assert!(entries <= MAX_HELD_ENTRIES as u64, "{entries}");
+        assert!(
+            entries + recorded + 1 > MAX_HELD_ENTRIES as u64,
+            "{entries}"
+        );
+        assert_eq!(m.anomalies.over_budget, n - 1 - recorded);
+        let w = m.anomalies.warnings();
+        assert!(w.iter().any(|w| w.contains("budget")), "{w:?}");
+        let last = m.dep(recorded as u32 - 1);
+        assert_eq!(last.held().len() as u64, recorded);
+        assert_eq!(last.held().next(), Some((0, Mode::Exclusive)));
+    }
+
+    /// A hostile trace releasing from the bottom of a deep stack: interning the held set again
+    /// after each release would cost a node per hold above it, quadratic in the depth.
+    #[test]
+    fn releases_below_the_top_cost_no_nodes_until_the_next_acquisition() {
+        let n = 3000u64;
+        let mut s = nested(1, 1..=n);
+        for l in 1..n {
+            s += &format!("{{\"e\":\"release\",\"t\":1,\"l\":{l}}}\n");
+        }
+        s += &nested(1, [n + 1]);
+        let m = model_of(&[("t", &s)]);
+        assert!(m.held_sets.len() as u64 <= n + 4, "{}", m.held_sets.len());
+        let last = m.dep(m.deps.len() as u32 - 1);
+        assert_eq!(
+            last.held().collect::<Vec<_>>(),
+            [((n - 1) as u32, Mode::Exclusive)]
+        );
+        assert_eq!(last.rec().lock, n as u32);
+        assert_eq!(m.anomalies.release_not_held, 0);
+    }
+
+    #[test]
+    fn held_sets_are_shared_and_follow_releases_and_conversions() {
+        let m = with_locks(
+            r#"{"e":"acquire","t":1,"l":4,"m":"w"}
+{"e":"acquire","t":1,"l":5,"m":"w"}
+{"e":"release","t":1,"l":5}
+{"e":"release","t":1,"l":4}
+{"e":"acquire","t":2,"l":4,"m":"w"}
+{"e":"acquire","t":2,"l":5,"m":"w"}
+{"e":"acquire","t":2,"l":2,"m":"r"}
+{"e":"acquire","t":2,"l":1,"m":"w"}
+{"e":"release","t":2,"l":5}
+{"e":"convert","t":2,"l":2,"m":"w"}
+{"e":"acquire","t":2,"l":3,"m":"p"}
+"#,
+        );
+        let held = |i: u32| m.dep(i).held().collect::<Vec<_>>();
+        // Thread 1's and thread 2's `a -> b` are two dependencies with equal held sets.
+        assert_eq!(held(0), held(1));
+        assert_ne!(m.deps[0].thread, m.deps[1].thread);
+        use Mode::*;
+        let last = m.deps.len() as u32 - 1;
+        // The release of `b` below the top, then the upgrade of `rw`: held {a, rw (w)}.
+        assert_eq!(held(last), [(3, Exclusive), (1, Exclusive), (0, Exclusive)]);
+        assert_eq!(m.dep(last).rec().lock, 2);
+        let upgrade = m
+            .deps
+            .iter()
+            .position(|d| d.lock == 1 && d.mode == Exclusive);
+        let upgrade = upgrade.expect("the upgrade is a dependency") as u32;
+        assert_eq!(held(upgrade), [(3, Exclusive), (1, Shared), (0, Exclusive)]);
+        assert_eq!(
+            m.held_sites_of(m.deps[last as usize].first_sites.held),
+            [None, None, None]
+        );
+    }
+
     #[test]
     fn dropped_site_combinations_are_counted_and_warned() {
         let mut s = String::from(LOCKS);
@@ -1600,8 +2184,9 @@ mod request_tests {
         }
         let m = model_of(&[("t", &s)]);
         assert_eq!(m.deps.len(), 1);
-        assert_eq!(m.deps[0].sites.len(), MAX_SITES_PER_DEP);
-        assert_eq!(m.deps[0].sites_dropped, 3);
+        assert_eq!(m.site_combinations(&m.deps[0]), MAX_SITES_PER_DEP);
+        assert_eq!(m.sites_of(&m.deps[0]).count(), MAX_SITES_PER_DEP);
+        assert_eq!(m.sites_dropped(&m.deps[0]), 3);
         let w = m.approximations.warnings();
         assert!(w.len() == 1 && w[0].contains("site combinations"), "{w:?}");
     }

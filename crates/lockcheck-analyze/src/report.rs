@@ -378,12 +378,10 @@ pub fn describe_candidate(model: &Model, c: &Candidate) -> (Vec<LockRef>, Vec<Ed
         .map(|(i, &d)| {
             let rec = &model.deps[d as usize];
             let from_node = c.nodes[i];
-            let from = rec
-                .dep
-                .held
-                .iter()
-                .find(|&&(h, _)| crate::cycles::node_of(model, c.level, h) == from_node)
-                .map(|&(h, _)| h);
+            let from = model
+                .held(rec.held)
+                .find(|&(h, _)| crate::cycles::node_of(model, c.level, h) == from_node)
+                .map(|(h, _)| h);
             dependency_edge(model, d, from, 0)
         })
         .collect();
@@ -399,25 +397,28 @@ pub fn dependency_edge(
     which: usize,
 ) -> EdgeReport {
     let rec = &model.deps[d as usize];
-    let dep = &rec.dep;
-    let sites = rec.sites.get(which.min(rec.sites.len().saturating_sub(1)));
+    let dep = rec;
+    let sites = model
+        .sites_of(rec)
+        .nth(which.min(model.site_combinations(rec).saturating_sub(1)));
+    let held_sites = sites.map(|s| model.held_sites_of(s.held));
     let site = sites.and_then(|s| s.site);
     EdgeReport {
-        thread: model.thread_name(dep.thread as u32),
+        thread: model.thread_name(dep.thread),
         from: from.map(|h| model.lock_name(h)).unwrap_or_default(),
         acquired: model.lock_name(dep.lock),
         mode: dep.mode.name().to_string(),
         how: dep.how,
         site: site.map(|s| model.site_loc(s).to_string()),
-        held: dep
-            .held
-            .iter()
+        held: model
+            .held(dep.held)
             .enumerate()
-            .map(|(j, &(h, m))| HeldRef {
+            .map(|(j, (h, m))| HeldRef {
                 lock: model.lock_name(h),
                 mode: m.name().to_string(),
-                site: sites
-                    .and_then(|s| s.held.get(j).copied().flatten())
+                site: held_sites
+                    .as_ref()
+                    .and_then(|s| s.get(j).copied().flatten())
                     .map(|s| model.site_loc(s).to_string()),
             })
             .collect(),
@@ -469,12 +470,12 @@ pub fn root_cause_violation(
             let mut occurrences = 0;
             for &d in deps {
                 let rec = &model.deps[d as usize];
-                if rec.dep.how == How::Try {
+                if rec.how == How::Try {
                     continue;
                 }
                 occurrences += rec.count;
-                threads.insert(rec.dep.thread);
-                for ds in &rec.sites {
+                threads.insert(rec.thread as u64);
+                for ds in model.sites_of(rec) {
                     if let Some(s) = ds.site {
                         sites.insert(model.site_loc(s).to_string());
                     }
@@ -530,7 +531,7 @@ pub fn violation_on_edges(
         let key = (c.nodes[i], c.nodes[(i + 1) % n]);
         let mut on_edge = std::collections::BTreeSet::new();
         for &d in edge_deps.get(&key).map(Vec::as_slice).unwrap_or(&[]) {
-            for ds in &model.deps[d as usize].sites {
+            for ds in model.sites_of(&model.deps[d as usize]) {
                 if let Some(s) = ds.site {
                     on_edge.insert(model.site_loc(s));
                 }

@@ -24,7 +24,7 @@ use std::fmt;
 /// Lock release/acquire pairs deliberately do not order events here: two critical sections that
 /// happened to run one after the other under a lock could as well have overlapped, and that overlap
 /// is exactly the deadlock a predictive detector must find.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct VectorClock {
     // Sorted by thread; absent entries are 0. Most programs fork few threads, so a sorted vector
     // beats a map in both space and speed.
@@ -159,9 +159,61 @@ impl<L: fmt::Debug> fmt::Display for Infeasible<L> {
     }
 }
 
+/// What the rules need to know about a dependency, without fixing how it is stored.
+///
+/// [`Dependency`] stores its held set and clock inline, which suits the runtime (a few live
+/// dependencies per lock pair). The offline analyzer keeps millions of distinct dependencies and
+/// stores each as a few indices into shared tables of held sets and clocks; both implement this
+/// view, so both are checked by the same rules.
+pub trait DepView {
+    /// The lock identifier.
+    type Lock: Copy + Eq;
+    /// The requesting thread.
+    fn thread(&self) -> u64;
+    /// The requested lock.
+    fn lock(&self) -> Self::Lock;
+    /// The requested mode.
+    fn mode(&self) -> Mode;
+    /// Whether the request could block forever.
+    fn how(&self) -> How;
+    /// The thread's vector clock at the request.
+    fn clock(&self) -> &VectorClock;
+    /// The locks held at the request with their modes, oldest first.
+    fn held_iter(&self) -> impl Iterator<Item = (Self::Lock, Mode)> + '_;
+    /// The mode of the oldest hold of `lock` at the request, if it was held.
+    fn held_mode(&self, lock: Self::Lock) -> Option<Mode> {
+        self.held_iter().find(|h| h.0 == lock).map(|h| h.1)
+    }
+}
+
+impl<L: Copy + Eq> DepView for Dependency<L> {
+    type Lock = L;
+    fn thread(&self) -> u64 {
+        self.thread
+    }
+    fn lock(&self) -> L {
+        self.lock
+    }
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+    fn how(&self) -> How {
+        self.how
+    }
+    fn clock(&self) -> &VectorClock {
+        &self.clock
+    }
+    fn held_iter(&self) -> impl Iterator<Item = (L, Mode)> + '_ {
+        self.held.iter().copied()
+    }
+    fn held_mode(&self, lock: L) -> Option<Mode> {
+        Dependency::held_mode(self, lock)
+    }
+}
+
 /// Checks one dependency on its own: can it block forever?
-pub fn check_blocking<L>(d: &Dependency<L>) -> Result<(), Infeasible<L>> {
-    match d.how {
+pub fn check_blocking<D: DepView + ?Sized>(d: &D) -> Result<(), Infeasible<D::Lock>> {
+    match d.how() {
         How::Blocking => Ok(()),
         How::Try => Err(Infeasible::NonBlocking { timed: false }),
         How::Timed => Err(Infeasible::NonBlocking { timed: true }),
@@ -170,18 +222,24 @@ pub fn check_blocking<L>(d: &Dependency<L>) -> Result<(), Infeasible<L>> {
 
 /// Checks two dependencies of one candidate cycle against each other: distinct threads, no gate
 /// lock, concurrent. Used to prune a cycle search as soon as a pair fails.
-pub fn check_pair<L: Copy + Eq>(a: &Dependency<L>, b: &Dependency<L>) -> Result<(), Infeasible<L>> {
-    if a.thread == b.thread {
-        return Err(Infeasible::SameThread { thread: a.thread });
+pub fn check_pair<A, B>(a: &A, b: &B) -> Result<(), Infeasible<A::Lock>>
+where
+    A: DepView + ?Sized,
+    B: DepView<Lock = A::Lock> + ?Sized,
+{
+    if a.thread() == b.thread() {
+        return Err(Infeasible::SameThread { thread: a.thread() });
     }
-    for &(la, ma) in &a.held {
+    for (la, ma) in a.held_iter() {
         if let Some(mb) = b.held_mode(la) {
             if ma.excludes(mb) || mb.excludes(ma) {
                 return Err(Infeasible::GateLock { gate: la });
             }
         }
     }
-    if a.clock.happens_before(a.thread, &b.clock) || b.clock.happens_before(b.thread, &a.clock) {
+    if a.clock().happens_before(a.thread(), b.clock())
+        || b.clock().happens_before(b.thread(), a.clock())
+    {
         return Err(Infeasible::HappensBefore);
     }
     Ok(())
@@ -189,36 +247,36 @@ pub fn check_pair<L: Copy + Eq>(a: &Dependency<L>, b: &Dependency<L>) -> Result<
 
 /// Checks the link from `d` to `next` in a cycle: `d` requests `d.lock`, which `next` holds; the
 /// request must conflict with that hold. `ever_written` says whether the lock is ever write-locked.
-pub fn check_link<L: Copy + Eq>(
-    d: &Dependency<L>,
-    next: &Dependency<L>,
-    ever_written: bool,
-) -> Result<(), Infeasible<L>> {
-    match next.held_mode(d.lock) {
-        Some(held) if d.mode.conflicts_with(held, ever_written) => Ok(()),
-        Some(_) => Err(Infeasible::ReadRead { lock: d.lock }),
+pub fn check_link<A, B>(d: &A, next: &B, ever_written: bool) -> Result<(), Infeasible<A::Lock>>
+where
+    A: DepView + ?Sized,
+    B: DepView<Lock = A::Lock> + ?Sized,
+{
+    match next.held_mode(d.lock()) {
+        Some(held) if d.mode().conflicts_with(held, ever_written) => Ok(()),
+        Some(_) => Err(Infeasible::ReadRead { lock: d.lock() }),
         // `next` does not hold the lock: not a cycle link at all; callers never build such cycles.
-        None => Err(Infeasible::ReadRead { lock: d.lock }),
+        None => Err(Infeasible::ReadRead { lock: d.lock() }),
     }
 }
 
 /// Checks a whole candidate cycle `deps[0] -> deps[1] -> ...`, where `deps[i+1]` holds the lock
 /// that `deps[i]` requests (and `deps[0]` holds what the last one requests).
-pub fn check_cycle<L: Copy + Eq>(
-    deps: &[&Dependency<L>],
-    ever_written: impl Fn(L) -> bool,
-) -> Result<(), Infeasible<L>> {
+pub fn check_cycle<D: DepView>(
+    deps: &[&D],
+    ever_written: impl Fn(D::Lock) -> bool,
+) -> Result<(), Infeasible<D::Lock>> {
     for d in deps {
-        check_blocking(d)?;
+        check_blocking(*d)?;
     }
     for (i, a) in deps.iter().enumerate() {
         for b in &deps[i + 1..] {
-            check_pair(a, b)?;
+            check_pair(*a, *b)?;
         }
     }
     for (i, d) in deps.iter().enumerate() {
         let next = deps[(i + 1) % deps.len()];
-        check_link(d, next, ever_written(d.lock))?;
+        check_link(*d, next, ever_written(d.lock()))?;
     }
     Ok(())
 }
@@ -287,6 +345,64 @@ mod tests {
         a.held[0].1 = Mode::Shared;
         b.held[0].1 = Mode::Shared;
         assert_eq!(check_cycle(&[&a, &b], |_| true), Ok(()));
+    }
+
+    /// A dependency stored another way (held set newest first, as a prefix tree walks it): the
+    /// rules see the same thing through the view, gate locks named oldest first.
+    struct Reversed<'a> {
+        dep: &'a Dependency<u32>,
+        newest_first: Vec<(u32, Mode)>,
+    }
+
+    #[allow(non_snake_case)]
+    fn Reversed(dep: &Dependency<u32>) -> Reversed<'_> {
+        Reversed {
+            dep,
+            newest_first: dep.held.iter().rev().copied().collect(),
+        }
+    }
+
+    impl DepView for Reversed<'_> {
+        type Lock = u32;
+        fn thread(&self) -> u64 {
+            self.dep.thread
+        }
+        fn lock(&self) -> u32 {
+            self.dep.lock
+        }
+        fn mode(&self) -> Mode {
+            self.dep.mode
+        }
+        fn how(&self) -> How {
+            self.dep.how
+        }
+        fn clock(&self) -> &VectorClock {
+            &self.dep.clock
+        }
+        fn held_iter(&self) -> impl Iterator<Item = (u32, Mode)> + '_ {
+            self.newest_first.iter().rev().copied()
+        }
+    }
+
+    #[test]
+    fn the_rules_judge_any_view_alike() {
+        let cases = [
+            (dep(1, 2, &[1]), dep(2, 1, &[2])),
+            (dep(1, 2, &[1]), dep(1, 1, &[2])),
+            (dep(1, 2, &[9, 8, 1]), dep(2, 1, &[8, 9, 2])),
+        ];
+        for (a, b) in &cases {
+            let (va, vb) = (Reversed(a), Reversed(b));
+            assert_eq!(check_pair(&va, &vb), check_pair(a, b));
+            assert_eq!(check_pair(&va, b), check_pair(a, b));
+            assert_eq!(check_link(&va, &vb, true), check_link(a, b, true));
+            assert_eq!(check_blocking(&va), check_blocking(a));
+        }
+        assert_eq!(
+            check_pair(&Reversed(&cases[2].0), &Reversed(&cases[2].1)),
+            Err(Infeasible::GateLock { gate: 9 }),
+            "the oldest common hold of the first is the gate named"
+        );
     }
 
     #[test]
