@@ -1042,13 +1042,16 @@ const ALL_MODES: [Mode; 5] = [
 /// Whether two dependencies of one chain can wait at the same time (distinct threads, not
 /// ordered by fork/join, no gate lock): [`check_pair`] with the cheap tests first, as most
 /// candidates of a hostile trace fail on the clocks before their held sets need comparing.
-#[cfg(test)]
 fn compatible(a: &Dependency<LockId>, b: &Dependency<LockId>) -> bool {
     a.thread != b.thread
         && !a.clock.happens_before(a.thread, &b.clock)
         && !b.clock.happens_before(b.thread, &a.clock)
         && check_pair(a, b).is_ok()
 }
+
+/// Steps of the exploration of one dependency ([`EdgeSearch::closers_of`]); beyond, its edges
+/// are searched without it (an exploration that stops only costs time, never a result).
+const MAX_EXPLORE_STEPS: u64 = 20_000;
 
 /// The most (edge, dependency) pairs [`Successors`] keeps; beyond, lists are computed again
 /// at each use (time instead of memory on a graph where everything is compatible).
@@ -1077,12 +1080,31 @@ struct Successors<'a> {
     holders: HashMap<u32, Holders>,
     memo: HashMap<u32, std::rc::Rc<[(u32, u32)]>>,
     memo_entries: usize,
+    /// Own epoch of each dependency (`clock.get(thread)`), by dependency index.
+    own: Vec<u32>,
+    /// The held locks of the dependency whose list is being computed, counted per mode.
+    marks: Vec<[u32; 5]>,
+}
+
+/// Whether `d` holds a lock marked in `marks` in a mode that excludes, or is excluded by, a
+/// marked mode: [`check_pair`]'s gate rule (it reads the first hold of each lock in `d`) in one
+/// pass over `d`'s held set.
+fn meets_gate(marks: &[[u32; 5]], d: &Dependency<LockId>) -> bool {
+    for (i, &(h, m)) in d.held.iter().enumerate() {
+        let counts = &marks[h as usize];
+        let gate = ALL_MODES
+            .iter()
+            .any(|&o| counts[o as usize] > 0 && (o.excludes(m) || m.excludes(o)));
+        if gate && !d.held[..i].iter().any(|x| x.0 == h) {
+            return true;
+        }
+    }
+    false
 }
 
 impl<'a> Successors<'a> {
     fn own(&self, d: u32) -> u32 {
-        let d = &self.model.deps[d as usize].dep;
-        d.clock.get(d.thread)
+        self.own[d as usize]
     }
 
     fn holders(&mut self, v: u32) -> &Holders {
@@ -1128,15 +1150,24 @@ impl<'a> Successors<'a> {
         let level = self.level;
         let a = &model.deps[d0 as usize].dep;
         let v = node_of(model, level, a.lock);
-        let own0 = a.clock.get(a.thread);
+        let own0 = self.own[d0 as usize];
         let mut out: Vec<(u32, u32)> = Vec::new();
+        self.holders(v);
+        for &(l, m) in &a.held {
+            self.marks[l as usize][m as usize] += 1;
+        }
+        let (own, marks) = (&self.own, &self.marks);
+        // check_pair(a, b) with its cheap tests first and the gate read from the marks.
         let ok = |d1: u32| {
             let b = &model.deps[d1 as usize].dep;
+            let own1 = own[d1 as usize];
             b.thread != a.thread
+                && !(own0 != 0 && own0 <= b.clock.get(a.thread))
+                && !(own1 != 0 && own1 <= a.clock.get(b.thread))
                 && link_rule(model, level, a, b).is_ok()
-                && check_pair(a, b).is_ok()
+                && !meets_gate(marks, b)
         };
-        let h = self.holders(v);
+        let h = &self.holders[&v];
         for &(t, start, end) in &h.ordered {
             if t == a.thread {
                 continue;
@@ -1144,10 +1175,7 @@ impl<'a> Successors<'a> {
             let run = &h.items[start as usize..end as usize];
             // Those that happen before d0 (own epoch known to d0) come first...
             let known = a.clock.get(t);
-            let lo = run.partition_point(|&(d1, _)| {
-                let b = &model.deps[d1 as usize].dep;
-                b.clock.get(b.thread) <= known
-            });
+            let lo = run.partition_point(|&(d1, _)| own[d1 as usize] <= known);
             for &(d1, e) in &run[lo..] {
                 // ...and those that d0 happens before come last.
                 if own0 != 0 && own0 <= model.deps[d1 as usize].dep.clock.get(a.thread) {
@@ -1162,6 +1190,9 @@ impl<'a> Successors<'a> {
             if ok(d1) {
                 out.push((e, d1));
             }
+        }
+        for &(l, m) in &a.held {
+            self.marks[l as usize][m as usize] -= 1;
         }
         out.sort_unstable();
         let r: std::rc::Rc<[(u32, u32)]> = out.into();
@@ -1202,9 +1233,43 @@ struct EdgeSearch<'a, 's> {
     found: HashMap<Vec<u32>, Candidate>,
     order: Vec<Vec<u32>>,
     max_found: u64,
+    /// Exploration mode ([`EdgeSearch::closers_of`]): no target and no length, every valid
+    /// chain from the first dependency, collecting the nodes where one could close.
+    explore: bool,
+    closers: Vec<u32>,
 }
 
 impl EdgeSearch<'_, '_> {
+    /// The nodes `u` through which a valid cycle `u -> v -> ... -> u` starting with `d0`
+    /// could close, sorted, or `None` if the exploration stopped at its budget. Every valid
+    /// chain from `d0` is followed once, whatever `u`, so the searches of all the edges `d0`
+    /// lies on (as many as the locks it held) share one exploration; a node missing from the
+    /// result closes no valid cycle through `d0`, and its edge's search skips `d0`.
+    fn closers_of(&mut self, d0: u32, budget: u64) -> Option<Vec<u32>> {
+        let v = node_of(self.model, self.level, self.dep(d0).lock);
+        self.explore = true;
+        self.u = u32::MAX;
+        self.len = usize::MAX;
+        self.budget = self.steps + budget;
+        self.stopped = false;
+        self.closers.clear();
+        self.path = vec![v];
+        self.on_path[v as usize] = true;
+        self.chain = vec![d0];
+        self.mark(d0, true);
+        self.dfs();
+        self.mark(d0, false);
+        self.on_path[v as usize] = false;
+        self.explore = false;
+        if self.stopped {
+            return None;
+        }
+        let mut c = std::mem::take(&mut self.closers);
+        c.sort_unstable();
+        c.dedup();
+        Some(c)
+    }
+
     fn dep(&self, i: u32) -> &Dependency<LockId> {
         &self.model.deps[i as usize].dep
     }
@@ -1240,28 +1305,61 @@ impl EdgeSearch<'_, '_> {
                 return false;
             }
         }
-        // A gate: a lock held by a chain dependency and by `d` (its first hold of it, as
-        // check_pair reads it) in modes that exclude each other.
-        for (i, &(h, m)) in d.held.iter().enumerate() {
-            let counts = &self.marks[h as usize];
-            let gate = ALL_MODES
-                .iter()
-                .any(|&o| counts[o as usize] > 0 && (o.excludes(m) || m.excludes(o)));
-            if gate && !d.held[..i].iter().any(|x| x.0 == h) {
-                return false;
+        // A gate: a lock held by a chain dependency and by `d` in modes that exclude each other.
+        !meets_gate(&self.marks, d)
+    }
+
+    /// The closing step of a round: the dependencies of the edge back to `u` that can follow
+    /// the chain (looked up, not scanned: the last dependency needs no successor list).
+    fn close(&mut self) {
+        let graph = self.graph;
+        let x = *self.path.last().expect("the path holds the edge");
+        let Some(e) = graph.find(x, self.u) else {
+            return;
+        };
+        let last = *self.chain.last().expect("a chain starts with its edge");
+        for &di in graph.deps(e) {
+            if self.stopped {
+                return;
+            }
+            self.steps += 1;
+            if self.steps > self.budget {
+                self.stopped = true;
+                return;
+            }
+            let (l, d) = (self.dep(last), self.dep(di));
+            if check_blocking(d).is_err()
+                || !self.link_ok(l, d)
+                || !compatible(l, d)
+                || !self.fits_rest(di)
+                || !self.link_ok(d, self.dep(self.chain[0]))
+            {
+                continue;
+            }
+            self.record(di);
+            if self.found.len() as u64 >= self.max_found {
+                self.stopped = true;
+                return;
             }
         }
-        true
     }
 
     fn dfs(&mut self) {
         let graph = self.graph;
         let depth = self.chain.len() + 1;
+        if !self.explore && depth == self.len {
+            self.close();
+            return;
+        }
         let last = *self.chain.last().expect("a chain starts with its edge");
         let succ = self.succ.of(last);
         for &(e, di) in succ.iter() {
             let y = graph.target(e);
-            if depth == self.len {
+            if self.explore {
+                if self.on_path[y as usize] {
+                    continue;
+                }
+            } else if depth == self.len {
                 if y != self.u {
                     continue;
                 }
@@ -1281,7 +1379,11 @@ impl EdgeSearch<'_, '_> {
                 continue;
             }
             let d = self.dep(di);
-            if y == self.u {
+            if self.explore {
+                if self.link_ok(d, self.dep(self.chain[0])) {
+                    self.closers.push(y);
+                }
+            } else if y == self.u {
                 if !self.link_ok(d, self.dep(self.chain[0])) {
                     continue;
                 }
@@ -1292,7 +1394,7 @@ impl EdgeSearch<'_, '_> {
                 }
                 continue;
             }
-            if depth + 1 == self.len {
+            if !self.explore && depth + 1 == self.len {
                 self.deep = true;
                 // The next step must close the cycle: only nodes with an edge to `u`.
                 if graph.find(y, self.u).is_none() {
@@ -1400,6 +1502,15 @@ pub fn find_root_causes_on(
         .iter()
         .map(|r| r.dep.clock.get(r.dep.thread))
         .collect();
+    let mut closers: HashMap<u32, Option<Vec<u32>>> = HashMap::new();
+    // How many changed edges each dependency lies on (one per lock it held, at most).
+    let mut shared: HashMap<u32, u32> = HashMap::new();
+    for &(u, v) in &change.edges {
+        for &d in graph.edge_deps(u, v) {
+            *shared.entry(d).or_default() += 1;
+        }
+    }
+    let mut explore_steps = 0u64;
     let mut succ = Successors {
         model,
         level,
@@ -1407,6 +1518,8 @@ pub fn find_root_causes_on(
         holders: HashMap::new(),
         memo: HashMap::new(),
         memo_entries: 0,
+        own: own.clone(),
+        marks: vec![[0; 5]; model.locks.len()],
     };
     for (k, &(u, v)) in change.edges.iter().enumerate() {
         if total > limits.max_total_steps {
@@ -1418,7 +1531,6 @@ pub fn find_root_causes_on(
             ));
             break;
         }
-        let d0s: &[u32] = graph.edge_deps(u, v);
         let max_len = all_threads.min(graph.nodes());
         let mut s = EdgeSearch {
             model,
@@ -1439,19 +1551,52 @@ pub fn find_root_causes_on(
             found: HashMap::new(),
             order: Vec::new(),
             max_found: u64::MAX,
+            explore: false,
+            closers: Vec::new(),
         };
+        // Only the dependencies that can close a valid cycle through u (explored once each).
+        let mut d0s: Vec<u32> = Vec::new();
+        for &d0 in graph.edge_deps(u, v) {
+            if check_blocking(s.dep(d0)).is_err() {
+                continue;
+            }
+            if shared.get(&d0).copied().unwrap_or(0) < 2 {
+                // On one changed edge only: nothing to share, its own search decides.
+                d0s.push(d0);
+                continue;
+            }
+            let c = match closers.get(&d0) {
+                Some(c) => c,
+                None => {
+                    let c = s.closers_of(d0, MAX_EXPLORE_STEPS);
+                    closers.entry(d0).or_insert(c)
+                }
+            };
+            if c.as_ref().is_none_or(|c| c.binary_search(&u).is_ok()) {
+                d0s.push(d0);
+            }
+        }
+        explore_steps += s.steps;
+        total += s.steps;
+        s.steps = 0;
+        s.stopped = false;
+        s.budget = limits.max_steps;
+        s.u = u;
+        s.len = 2;
+        if d0s.is_empty() {
+            on_path = std::mem::take(&mut s.on_path);
+            marks = std::mem::take(&mut s.marks);
+            continue;
+        }
         let mut shortest: Option<usize> = None;
         let mut exhaustive = true;
         let mut steps_at_shortest = 0;
         for len in 2..=max_len {
             s.len = len;
             s.deep = false;
-            for &d0 in d0s {
+            for &d0 in &d0s {
                 if s.stopped {
                     break;
-                }
-                if check_blocking(s.dep(d0)).is_err() {
-                    continue;
                 }
                 s.path = vec![u, v];
                 s.on_path[u as usize] = true;
@@ -1578,11 +1723,14 @@ pub fn find_root_causes_on(
     });
     if std::env::var_os("LOCKCHECK_PHASES").is_some() {
         eprintln!(
-            "lockcheck: {} root causes: successor lists of {} dependencies ({} entries), holders of {} nodes, {} root causes, {} steps",
+            "lockcheck: {} root causes: successor lists of {} dependencies ({} entries), holders of {} nodes, {} explored ({} steps, {} stopped), {} root causes, {} steps",
             level.name(),
             succ.memo.len(),
             succ.memo_entries,
             succ.holders.len(),
+            closers.len(),
+            explore_steps,
+            closers.values().filter(|c| c.is_none()).count(),
             merged.len(),
             result.steps
         );
