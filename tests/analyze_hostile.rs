@@ -12,7 +12,7 @@ use lockcheck_analyze::model::{Model, ModelBuilder};
 use lockcheck_analyze::read::TraceReader;
 use lockcheck_analyze::{analyze, Options};
 use lockcheck_core::deps::check_cycle;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ fn random_trace(seed: u64, events: u64, threads: u32, locks: u32) -> PathBuf {
     path
 }
 
-fn model_of(path: &PathBuf) -> Model {
+fn model_of(path: &Path) -> Model {
     let mut b = ModelBuilder::new();
     let mut reader = TraceReader::open(path, None).unwrap();
     b.begin_trace(reader.name());
