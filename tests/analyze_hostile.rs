@@ -88,7 +88,9 @@ fn root_causes_agree_with_exhaustive_enumeration_on_small_hostile_traces() {
     };
     let mut with_violation = 0;
     for seed in 1..=40 {
-        let path = random_trace(seed, 300, 4, 7);
+        // From traces too short for a cycle to ones with many.
+        let events = 40 + 20 * (seed % 14);
+        let path = random_trace(seed, events, 3 + (seed % 3) as u32, 5 + (seed % 4) as u32);
         let m = model_of(&path);
         std::fs::remove_file(&path).ok();
         for level in [GraphLevel::Instance, GraphLevel::Class] {
@@ -128,5 +130,5 @@ fn root_causes_agree_with_exhaustive_enumeration_on_small_hostile_traces() {
     }
     // Both sides are exercised: traces with and without a valid cycle.
     assert!(with_violation > 0);
-    assert!(with_violation < 80);
+    assert!(with_violation < 80, "{with_violation}");
 }

@@ -26,6 +26,9 @@ use lockcheck_core::deps::{check_blocking, check_link, check_pair, Dependency, I
 use lockcheck_core::trace::Mode;
 use std::collections::HashMap;
 
+/// Maps looked up in the inner loops of the root-cause search (by dependency or node index).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Which graph to search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GraphLevel {
@@ -1077,8 +1080,8 @@ struct Successors<'a> {
     model: &'a Model,
     level: GraphLevel,
     graph: &'a LockGraph,
-    holders: HashMap<u32, Holders>,
-    memo: HashMap<u32, std::rc::Rc<[(u32, u32)]>>,
+    holders: FastMap<u32, Holders>,
+    memo: FastMap<u32, std::rc::Rc<[(u32, u32)]>>,
     memo_entries: usize,
     /// Own epoch of each dependency (`clock.get(thread)`), by dependency index.
     own: Vec<u32>,
@@ -1502,12 +1505,12 @@ pub fn find_root_causes_on(
         .iter()
         .map(|r| r.dep.clock.get(r.dep.thread))
         .collect();
-    let mut closers: HashMap<u32, Option<Vec<u32>>> = HashMap::new();
+    let mut closers: FastMap<u32, Option<Vec<u32>>> = FastMap::default();
     // How many changed edges each dependency lies on (one per lock it held, at most).
-    let mut shared: HashMap<u32, u32> = HashMap::new();
+    let mut shared: Vec<u32> = vec![0; model.deps.len()];
     for &(u, v) in &change.edges {
         for &d in graph.edge_deps(u, v) {
-            *shared.entry(d).or_default() += 1;
+            shared[d as usize] += 1;
         }
     }
     let mut explore_steps = 0u64;
@@ -1515,8 +1518,8 @@ pub fn find_root_causes_on(
         model,
         level,
         graph,
-        holders: HashMap::new(),
-        memo: HashMap::new(),
+        holders: FastMap::default(),
+        memo: FastMap::default(),
         memo_entries: 0,
         own: own.clone(),
         marks: vec![[0; 5]; model.locks.len()],
@@ -1560,7 +1563,7 @@ pub fn find_root_causes_on(
             if check_blocking(s.dep(d0)).is_err() {
                 continue;
             }
-            if shared.get(&d0).copied().unwrap_or(0) < 2 {
+            if shared[d0 as usize] < 2 {
                 // On one changed edge only: nothing to share, its own search decides.
                 d0s.push(d0);
                 continue;
