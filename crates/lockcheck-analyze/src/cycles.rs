@@ -2,7 +2,8 @@
 //! during the search.
 //!
 //! The graph has one node per lock (or class) and an edge `h -> l` labelled by every dependency
-//! that requested `l` while holding `h`. Strongly connected components (Tarjan, petgraph) bound the
+//! that requested `l` while holding `h` ([`LockGraph`], shared by every analysis of the level).
+//! Strongly connected components (Tarjan) bound the
 //! search; inside each, a Johnson-style search (each cycle is found from its smallest node only)
 //! builds *dependency chains*: one dependency per edge, from pairwise distinct threads (so a chain is
 //! never longer than the number of threads).
@@ -20,17 +21,14 @@
 //! Deduplication: one candidate per (set of nodes, filter), counting the dependency combinations it
 //! stands for; violations are the candidates without a filter.
 
-use crate::model::{Dep, LockId, Model};
+use crate::model::Dep;
+use crate::model::{LockId, Model};
 use lockcheck_core::deps::{check_blocking, check_link, check_pair, DepView, Infeasible};
-use petgraph::algo::tarjan_scc;
-/// Maps over nodes and edges of the lock graphs, looked up in the inner loops of the searches.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
-/// A directed graph map hashed with foldhash: the lock graphs have up to millions of edges, and
-/// SipHash was most of the time of building them.
-pub(crate) type DiGraphMap<N, E> =
-    petgraph::graphmap::GraphMap<N, E, petgraph::Directed, foldhash::fast::RandomState>;
+use lockcheck_core::trace::Mode;
 use std::collections::HashMap;
+
+/// Maps looked up in the inner loops of the root-cause search (by dependency or node index).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Which graph to search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,43 +143,27 @@ pub fn node_of(model: &Model, level: GraphLevel, lock: LockId) -> u32 {
     }
 }
 
-/// The lock graph of one level: `(held node, acquired node)` -> indices of the dependencies
-/// making the edge (see [`edges`]).
-pub type EdgeMap = HashMap<(u32, u32), Vec<u32>, foldhash::fast::RandomState>;
-
-/// The lock graph of one level: edges labelled by dependency indices.
-pub fn edges(model: &Model, level: GraphLevel) -> EdgeMap {
-    let mut edges: EdgeMap = EdgeMap::default();
-    let mut froms: Vec<u32> = Vec::new();
-    for (i, rec) in model.deps.iter().enumerate() {
-        let to = node_of(model, level, rec.lock);
-        froms.clear();
-        for (h, _) in model.held(rec.held) {
-            let from = node_of(model, level, h);
-            if from != to && !froms.contains(&from) {
-                froms.push(from);
-                edges.entry((from, to)).or_default().push(i as u32);
-            }
-        }
-    }
-    edges
-}
+pub use crate::graph::LockGraph;
 
 type Key = (Vec<u32>, Option<&'static str>);
 
+/// Johnson-style enumeration inside one component, on the shared [`LockGraph`]: nodes are the
+/// graph's own ids, and a node belongs to the component when `comp[node] == comp_id`.
 struct Search<'a> {
     model: &'a Model,
     level: GraphLevel,
-    nodes: Vec<u32>,
-    adj: Vec<Vec<(usize, &'a [u32])>>,
-    radj: Vec<Vec<usize>>,
-    start: usize,
+    graph: &'a LockGraph,
+    comp: &'a [u32],
+    comp_id: u32,
+    start: u32,
     /// Cycle length (edges) searched in this round of the iterative deepening.
     len: usize,
-    /// Shortest distance from each node to `start` (over nodes >= start), `u32::MAX` if none.
+    /// Shortest distance from each node to `start` (over nodes >= start), `u32::MAX` if none;
+    /// indexed by node, reset only where the last search reached.
     dist: Vec<u32>,
+    reached: Vec<u32>,
     on_path: Vec<bool>,
-    path: Vec<usize>,
+    path: Vec<u32>,
     chain: Vec<u32>,
     limits: SearchLimits,
     steps: u64,
@@ -200,39 +182,25 @@ impl Search<'_> {
     }
 
     fn link(&self, d: &Dep<'_>, next: &Dep<'_>) -> Result<(), Infeasible<LockId>> {
-        match self.level {
-            GraphLevel::Instance => {
-                check_link(d, next, self.model.locks[d.lock() as usize].ever_written)
-            }
-            GraphLevel::Class => {
-                // `next` holds some instance of the class `d` requests; at class level that
-                // instance stands for `d.lock`, so the mode rule is the same as check_link's.
-                let c = self.model.locks[d.lock() as usize].class;
-                let ever_written = self.model.classes[c as usize].ever_written;
-                let conflicts = next.held().any(|(h, m)| {
-                    self.model.locks[h as usize].class == c
-                        && d.mode().conflicts_with(m, ever_written)
-                });
-                if conflicts {
-                    Ok(())
-                } else {
-                    Err(Infeasible::ReadRead { lock: d.lock() })
-                }
-            }
-        }
+        link_rule(self.model, self.level, d, next)
     }
 
-    fn dfs(&mut self, node: usize, failure: Option<Infeasible<LockId>>) {
-        for k in 0..self.adj[node].len() {
-            let (v, deps) = self.adj[node][k];
+    fn dfs(&mut self, node: u32, failure: Option<Infeasible<LockId>>) {
+        let graph = self.graph;
+        for e in graph.out_edges(node) {
+            let v = graph.target(e);
+            if self.comp[v as usize] != self.comp_id {
+                continue;
+            }
+            let deps = graph.deps(e);
             let depth = self.chain.len() + 1;
             if v == self.start {
                 if depth != self.len {
                     continue;
                 }
             } else if v < self.start
-                || self.on_path[v]
-                || depth as u64 + self.dist[v] as u64 > self.len as u64
+                || self.on_path[v as usize]
+                || depth as u64 + self.dist[v as usize] as u64 > self.len as u64
             {
                 continue;
             }
@@ -282,30 +250,39 @@ impl Search<'_> {
                         continue;
                     }
                 }
-                self.on_path[v] = true;
+                self.on_path[v as usize] = true;
                 self.path.push(v);
                 self.chain.push(di);
                 self.dfs(v, f);
                 self.chain.pop();
                 self.path.pop();
-                self.on_path[v] = false;
+                self.on_path[v as usize] = false;
             }
         }
     }
 
-    /// Reverse BFS from `start` over nodes `>= start`, at most `self.len` deep.
+    /// Reverse BFS from `start` over nodes `> start` of the component, at most `self.len` deep.
     fn distances(&mut self) {
-        self.dist.iter_mut().for_each(|d| *d = u32::MAX);
-        self.dist[self.start] = 0;
+        for &x in &self.reached {
+            self.dist[x as usize] = u32::MAX;
+        }
+        self.reached.clear();
+        self.dist[self.start as usize] = 0;
+        self.reached.push(self.start);
         let mut frontier = vec![self.start];
         let mut depth = 0u32;
         while !frontier.is_empty() && (depth as usize) < self.len {
             depth += 1;
             let mut next = Vec::new();
             for &u in &frontier {
-                for &w in &self.radj[u] {
-                    if w > self.start && self.dist[w] == u32::MAX {
-                        self.dist[w] = depth;
+                for &e in self.graph.in_edges(u) {
+                    let w = self.graph.source(e);
+                    if w > self.start
+                        && self.comp[w as usize] == self.comp_id
+                        && self.dist[w as usize] == u32::MAX
+                    {
+                        self.dist[w as usize] = depth;
+                        self.reached.push(w);
                         next.push(w);
                     }
                 }
@@ -315,7 +292,7 @@ impl Search<'_> {
     }
 
     fn record(&mut self, last: u32, f: Option<Infeasible<LockId>>) {
-        let mut nodes: Vec<u32> = self.path.iter().map(|&p| self.nodes[p]).collect();
+        let mut nodes: Vec<u32> = self.path.clone();
         let mut set = nodes.clone();
         set.sort_unstable();
         let filter = f.as_ref().map(|e| e.filter_name());
@@ -385,45 +362,64 @@ pub fn describe(model: &Model, e: &Infeasible<LockId>) -> String {
     }
 }
 
-/// Finds the candidates of one level.
-pub fn find_cycles(model: &Model, level: GraphLevel, limits: &SearchLimits) -> LevelResult {
-    find_cycles_on(model, level, &edges(model, level), limits)
-}
-
-/// [`find_cycles`] on the level's graph computed once by the caller ([`edges`]).
-pub fn find_cycles_on(
+/// The mode rule of the link from `d` to `next` at `level`: `next` holds (an instance of) what
+/// `d` requests, in a mode the request conflicts with.
+fn link_rule(
     model: &Model,
     level: GraphLevel,
-    edges: &EdgeMap,
-    limits: &SearchLimits,
-) -> LevelResult {
-    let mut graph: DiGraphMap<u32, ()> = DiGraphMap::default();
-    for &(a, b) in edges.keys() {
-        graph.add_edge(a, b, ());
+    d: &Dep<'_>,
+    next: &Dep<'_>,
+) -> Result<(), Infeasible<LockId>> {
+    match level {
+        GraphLevel::Instance => check_link(d, next, model.locks[d.lock() as usize].ever_written),
+        GraphLevel::Class => {
+            // `next` holds some instance of the class `d` requests; at class level that
+            // instance stands for `d.lock`, so the mode rule is the same as check_link's.
+            let c = model.locks[d.lock() as usize].class;
+            let ever_written = model.classes[c as usize].ever_written;
+            let conflicts = next.held().any(|(h, m)| {
+                model.locks[h as usize].class == c && d.mode().conflicts_with(m, ever_written)
+            });
+            if conflicts {
+                Ok(())
+            } else {
+                Err(Infeasible::ReadRead { lock: d.lock() })
+            }
+        }
     }
+}
+
+/// Finds the candidates of one level.
+pub fn find_cycles(model: &Model, level: GraphLevel, limits: &SearchLimits) -> LevelResult {
+    find_cycles_on(model, &LockGraph::build(model, level), limits)
+}
+
+/// [`find_cycles`] on the level's graph built once by the caller ([`LockGraph::build`]).
+pub fn find_cycles_on(model: &Model, graph: &LockGraph, limits: &SearchLimits) -> LevelResult {
+    let level = graph.level().unwrap_or(GraphLevel::Instance);
     let mut out: HashMap<Key, Candidate> = HashMap::new();
     let mut result = LevelResult::default();
-    let mut sccs = tarjan_scc(&graph);
-    for scc in &mut sccs {
-        scc.sort_unstable();
+    let sccs = graph.sccs(&|_| true);
+    let n = graph.nodes();
+    let mut comp = vec![u32::MAX; n];
+    for (i, scc) in sccs.iter().enumerate() {
+        for &x in scc {
+            comp[x as usize] = i as u32;
+        }
     }
-    sccs.sort();
-    for scc in sccs.iter().filter(|s| s.len() > 1) {
-        let index: FastMap<u32, usize> = scc.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-        let mut adj: Vec<Vec<(usize, &[u32])>> = vec![Vec::new(); scc.len()];
-        let mut radj: Vec<Vec<usize>> = vec![Vec::new(); scc.len()];
-        // Distinct threads of the component, as a bitmap over global thread ids.
-        let mut seen_thread = vec![false; model.threads.len()];
+    let mut dist = vec![u32::MAX; n];
+    let mut on_path = vec![false; n];
+    let mut seen_thread = vec![false; model.threads.len()];
+    for (ci, scc) in sccs.iter().enumerate() {
+        // Distinct threads of the component.
+        seen_thread.iter_mut().for_each(|s| *s = false);
         let mut threads = 0usize;
-        for (i, &n) in scc.iter().enumerate() {
-            let mut succ: Vec<u32> = graph
-                .neighbors(n)
-                .filter(|m| index.contains_key(m))
-                .collect();
-            succ.sort_unstable();
-            for m in succ {
-                let deps = edges[&(n, m)].as_slice();
-                for &d in deps {
+        for &x in scc {
+            for e in graph.out_edges(x) {
+                if comp[graph.target(e) as usize] != ci as u32 {
+                    continue;
+                }
+                for &d in graph.deps(e) {
                     let t = model.deps[d as usize].thread as usize;
                     if let Some(seen) = seen_thread.get_mut(t) {
                         if !*seen {
@@ -432,22 +428,22 @@ pub fn find_cycles_on(
                         }
                     }
                 }
-                adj[i].push((index[&m], deps));
-                radj[index[&m]].push(i);
             }
         }
         // A chain has one dependency per distinct thread: no cycle is longer than that.
         let max_len = threads.min(scc.len());
+        let listed = out.keys().filter(|k| k.1.is_some()).count() as u64;
         let mut s = Search {
             model,
             level,
-            nodes: scc.clone(),
-            adj,
-            radj,
+            graph,
+            comp: &comp,
+            comp_id: ci as u32,
             start: 0,
             len: 2,
-            dist: vec![u32::MAX; scc.len()],
-            on_path: vec![false; scc.len()],
+            dist: std::mem::take(&mut dist),
+            reached: Vec::new(),
+            on_path: std::mem::take(&mut on_path),
             path: Vec::new(),
             chain: Vec::new(),
             limits: *limits,
@@ -456,26 +452,31 @@ pub fn find_cycles_on(
             found: 0,
             stopped: false,
             filtered_truncated: false,
-            listed: out.keys().filter(|k| k.1.is_some()).count() as u64,
+            listed,
             out: &mut out,
         };
         // Iterative deepening: all cycles of 2 locks first, then 3, ... so that when a bound
         // is hit, the short cycles (the common bugs) are complete.
         'lengths: for len in 2..=max_len {
             s.len = len;
-            for start in 0..scc.len() {
+            for &start in scc {
                 s.start = start;
                 s.distances();
-                s.on_path[start] = true;
+                s.on_path[start as usize] = true;
                 s.path.push(start);
                 s.dfs(start, None);
                 s.path.pop();
-                s.on_path[start] = false;
+                s.on_path[start as usize] = false;
                 if s.stopped {
                     break 'lengths;
                 }
             }
         }
+        for &x in &s.reached {
+            s.dist[x as usize] = u32::MAX;
+        }
+        dist = std::mem::take(&mut s.dist);
+        on_path = std::mem::take(&mut s.on_path);
         result.steps += s.steps;
         if s.stopped {
             let complete = if s.len > 2 {
@@ -504,7 +505,7 @@ pub fn find_cycles_on(
             ));
         }
     }
-    same_thread_cycles(model, level, edges, limits, &mut out, &mut result);
+    same_thread_cycles(model, graph, limits, &mut out, &mut result);
     let mut cands: Vec<Candidate> = out.into_values().collect();
     cands.sort_by(|a, b| {
         let order = |f: Option<&str>| {
@@ -537,60 +538,105 @@ pub const MAX_SAME_THREAD_LEN: usize = 4;
 /// `same-thread` (up to [`MAX_SAME_THREAD_LEN`] locks) unless their node set is already a candidate.
 fn same_thread_cycles(
     model: &Model,
-    level: GraphLevel,
-    edges: &EdgeMap,
+    graph: &LockGraph,
     limits: &SearchLimits,
     out: &mut HashMap<Key, Candidate>,
     result: &mut LevelResult,
 ) {
+    let level = graph.level().unwrap_or(GraphLevel::Instance);
     let covered: std::collections::HashSet<Vec<u32>> = out.keys().map(|k| k.0.clone()).collect();
     let mut listed = out.keys().filter(|k| k.1.is_some()).count() as u64;
-    // Per thread: its own edges, each with one witness dependency.
-    type Fast<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-    let mut per_thread: Fast<u64, Fast<(u32, u32), u32>> = Fast::default();
-    for (&(a, b), deps) in edges {
-        for &d in deps {
-            let t = model.deps[d as usize].thread as u64;
-            per_thread.entry(t).or_default().entry((a, b)).or_insert(d);
+    // Each thread's own edges, each with its smallest dependency as the witness, built one
+    // thread at a time from the thread's dependencies (no map of every thread's edges).
+    let threads = model.threads.len();
+    let mut first = vec![0u32; threads + 1];
+    for rec in &model.deps {
+        if let Some(c) = first.get_mut(rec.thread as usize + 1) {
+            *c += 1;
         }
     }
-    let mut threads: Vec<u64> = per_thread.keys().copied().collect();
-    threads.sort_unstable();
+    for t in 0..threads {
+        first[t + 1] += first[t];
+    }
+    let mut by_thread = vec![0u32; first[threads] as usize];
+    let mut fill = first.clone();
+    for (i, rec) in model.deps.iter().enumerate() {
+        let t = rec.thread as usize;
+        if t < threads {
+            by_thread[fill[t] as usize] = i as u32;
+            fill[t] += 1;
+        }
+    }
+    drop(fill);
     let budget = limits.max_filtered_steps;
     let mut truncated = false;
-    'threads: for t in threads {
-        let te = &per_thread[&t];
-        let mut graph: DiGraphMap<u32, ()> = DiGraphMap::default();
-        for &(a, b) in te.keys() {
-            graph.add_edge(a, b, ());
+    let n = graph.nodes();
+    let mut local = vec![u32::MAX; n];
+    let mut own: Vec<(u32, u32, u32)> = Vec::new();
+    let mut froms: Vec<u32> = Vec::new();
+    for t in 0..threads {
+        own.clear();
+        for &d in &by_thread[first[t] as usize..first[t + 1] as usize] {
+            let to = node_of(model, level, crate::graph::dep_lock(model, d));
+            froms.clear();
+            for (h, _) in crate::graph::dep_held(model, d) {
+                let from = node_of(model, level, h);
+                if from != to && !froms.contains(&from) {
+                    froms.push(from);
+                    own.push((from, to, d));
+                }
+            }
         }
+        if own.is_empty() {
+            continue;
+        }
+        own.sort_unstable();
+        own.dedup_by_key(|x| (x.0, x.1));
+        let t = t as u64;
+        let mut nodes: Vec<u32> = Vec::new();
+        for &(a, b, _) in &own {
+            nodes.push(a);
+            nodes.push(b);
+        }
+        nodes.sort_unstable();
+        nodes.dedup();
+        for (i, &x) in nodes.iter().enumerate() {
+            local[x as usize] = i as u32;
+        }
+        let m = nodes.len();
+        // Local adjacency: (target, witness) by source, targets ascending.
+        let mut adj_all: Vec<Vec<(u32, u32)>> = vec![Vec::new(); m];
+        for &(a, b, d) in &own {
+            adj_all[local[a as usize] as usize].push((local[b as usize], d));
+        }
+        for &x in &nodes {
+            local[x as usize] = u32::MAX;
+        }
+        let sccs = small_sccs(&adj_all);
         let mut steps = 0u64;
-        let mut sccs: Vec<Vec<u32>> = tarjan_scc(&graph)
-            .into_iter()
-            .filter(|s| s.len() > 1)
-            .collect();
-        for scc in &mut sccs {
-            scc.sort_unstable();
+        let mut comp = vec![u32::MAX; m];
+        for (ci, scc) in sccs.iter().enumerate() {
+            for &x in scc {
+                comp[x] = ci as u32;
+            }
         }
-        sccs.sort();
-        for scc in sccs {
-            let index: FastMap<u32, usize> = scc.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-            let mut adj: Vec<Vec<usize>> = vec![Vec::new(); scc.len()];
-            let mut radj: Vec<Vec<usize>> = vec![Vec::new(); scc.len()];
-            for (i, &n) in scc.iter().enumerate() {
-                for m in graph.neighbors(n) {
-                    if let Some(&j) = index.get(&m) {
-                        adj[i].push(j);
-                        radj[j].push(i);
+        'sccs: for (ci, scc) in sccs.iter().enumerate() {
+            let ci = ci as u32;
+            let mut radj: Vec<Vec<usize>> = vec![Vec::new(); m];
+            for &u in scc {
+                for &(v, _) in &adj_all[u] {
+                    if comp[v as usize] == ci {
+                        radj[v as usize].push(u);
                     }
                 }
-                adj[i].sort_unstable();
             }
-            let mut dist = vec![u32::MAX; scc.len()];
-            let mut on_path = vec![false; scc.len()];
-            for start in 0..scc.len() {
+            let mut dist = vec![u32::MAX; m];
+            let mut on_path = vec![false; m];
+            for &start in scc {
                 // Distances to `start` over nodes above it, for pruning.
-                dist.iter_mut().for_each(|d| *d = u32::MAX);
+                for &x in scc {
+                    dist[x] = u32::MAX;
+                }
                 dist[start] = 0;
                 let mut frontier = vec![start];
                 for depth in 1..MAX_SAME_THREAD_LEN as u32 {
@@ -606,17 +652,25 @@ fn same_thread_cycles(
                     frontier = next;
                 }
                 let mut path = vec![start];
+                let mut wit: Vec<u32> = Vec::new();
                 on_path[start] = true;
                 // Iterative DFS: (node, next successor index).
                 let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
                 while let Some(&mut (u, ref mut k)) = stack.last_mut() {
-                    if *k >= adj[u].len() {
+                    let succ: &[(u32, u32)] = &adj_all[u];
+                    // Skip successors outside the component.
+                    while *k < succ.len() && comp[succ[*k].0 as usize] != ci {
+                        *k += 1;
+                    }
+                    if *k >= succ.len() {
                         stack.pop();
                         path.pop();
+                        wit.pop();
                         on_path[u] = false;
                         continue;
                     }
-                    let v = adj[u][*k];
+                    let (v, d) = succ[*k];
+                    let v = v as usize;
                     *k += 1;
                     steps += 1;
                     if steps > budget {
@@ -624,11 +678,11 @@ fn same_thread_cycles(
                         for &p in &path {
                             on_path[p] = false;
                         }
-                        continue 'threads;
+                        break 'sccs;
                     }
                     if v == start {
-                        let nodes: Vec<u32> = path.iter().map(|&p| scc[p]).collect();
-                        let set = sorted(&nodes);
+                        let nodes_of: Vec<u32> = path.iter().map(|&p| nodes[p]).collect();
+                        let set = sorted(&nodes_of);
                         if covered.contains(&set) {
                             continue;
                         }
@@ -642,15 +696,14 @@ fn same_thread_cycles(
                             continue;
                         }
                         listed += 1;
-                        let deps: Vec<u32> = (0..nodes.len())
-                            .map(|i| te[&(nodes[i], nodes[(i + 1) % nodes.len()])])
-                            .collect();
+                        let mut deps = wit.clone();
+                        deps.push(d);
                         let reason = describe(model, &Infeasible::SameThread { thread: t });
                         out.insert(
                             key,
                             Candidate {
                                 level,
-                                nodes,
+                                nodes: nodes_of,
                                 deps,
                                 filter: Some("same-thread"),
                                 reason,
@@ -663,6 +716,7 @@ fn same_thread_cycles(
                     {
                         on_path[v] = true;
                         path.push(v);
+                        wit.push(d);
                         stack.push((v, 0));
                     }
                 }
@@ -677,6 +731,69 @@ fn same_thread_cycles(
             budget
         ));
     }
+}
+
+/// Strongly connected components of more than one node of a small graph given by adjacency
+/// lists (`(target, _)`), each sorted, the components sorted (iterative Tarjan).
+fn small_sccs(adj: &[Vec<(u32, u32)>]) -> Vec<Vec<usize>> {
+    let n = adj.len();
+    const NONE: u32 = u32::MAX;
+    let mut index = vec![NONE; n];
+    let mut low = vec![0u32; n];
+    let mut on_stack = vec![false; n];
+    let mut stack: Vec<usize> = Vec::new();
+    let mut next = 0u32;
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut call: Vec<(usize, usize)> = Vec::new();
+    for root in 0..n {
+        if index[root] != NONE {
+            continue;
+        }
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        call.push((root, 0));
+        while let Some(&mut (v, ref mut k)) = call.last_mut() {
+            if *k < adj[v].len() {
+                let w = adj[v][*k].0 as usize;
+                *k += 1;
+                if index[w] == NONE {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    call.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            call.pop();
+            if let Some(&(p, _)) = call.last() {
+                low[p] = low[p].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut comp = Vec::new();
+                loop {
+                    let w = stack.pop().expect("v is on the stack");
+                    on_stack[w] = false;
+                    comp.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                if comp.len() > 1 {
+                    comp.sort_unstable();
+                    out.push(comp);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 #[cfg(test)]
@@ -823,20 +940,16 @@ pub struct RootCauseResult {
     pub steps: u64,
 }
 
-/// The edge weights used to pick the change set: how many blocking or timed acquisitions made
-/// each edge (`try_*` acquisitions cannot wait, so they need no order).
-pub fn edge_weights(model: &Model, edges: &EdgeMap) -> HashMap<(u32, u32), u64> {
-    edges
-        .iter()
-        .filter_map(|(&e, deps)| {
-            let w: u64 = deps
-                .iter()
-                .map(|&d| &model.deps[d as usize])
-                .filter(|r| r.how != lockcheck_core::trace::How::Try)
-                .map(|r| r.count)
-                .sum();
-            (w > 0).then_some((e, w))
-        })
+/// The edge weights used to pick the change set, by `(held node, acquired node)`: how many
+/// blocking or timed acquisitions made each edge (`try_*` acquisitions cannot wait, so they need
+/// no order). Edges of `try_*` acquisitions only are left out.
+pub fn edge_weights(model: &Model, graph: &LockGraph) -> HashMap<(u32, u32), u64> {
+    graph
+        .weights(model)
+        .into_iter()
+        .enumerate()
+        .filter(|&(_, w)| w > 0)
+        .map(|(e, w)| (graph.endpoints(e as u32), w))
         .collect()
 }
 
@@ -854,29 +967,55 @@ pub fn change_set_ranked(
     weights: &HashMap<(u32, u32), u64>,
     rank: &dyn Fn(u32) -> u64,
 ) -> (Vec<(u32, u32)>, u64) {
-    let mut graph: DiGraphMap<u32, u64> = DiGraphMap::default();
-    let mut keys: Vec<_> = weights.iter().collect();
+    // A graph of the weighted edges alone, in the shared representation.
+    let nodes = weights
+        .keys()
+        .map(|&(a, b)| a.max(b) as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut keys: Vec<((u32, u32), u64)> = weights.iter().map(|(&e, &w)| (e, w)).collect();
     keys.sort_unstable();
-    for (&(a, b), &w) in keys {
-        graph.add_edge(a, b, w);
-    }
-    let mut out = Vec::new();
-    let mut stopped = 0;
-    for mut scc in tarjan_scc(&graph).into_iter().filter(|s| s.len() > 1) {
+    let graph = LockGraph::from_edges(nodes, keys.iter().map(|&(e, _)| e));
+    let w: Vec<u64> = keys.iter().map(|&(_, w)| w).collect();
+    let c = change_set_on(&graph, &w, rank);
+    (c.edges, c.stopped)
+}
+
+/// The change set of a level: the edges to change so that an order exists.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeSet {
+    /// The edges, `(held node, acquired node)`, sorted.
+    pub edges: Vec<(u32, u32)>,
+    /// Components where the local search stopped at
+    /// [`crate::hierarchy::MAX_LOCAL_SEARCH_PASSES`] before converging.
+    pub stopped: u64,
+}
+
+/// The smallest weighted change set of `graph` with edge weights `weights` (by edge id; an
+/// edge of weight 0 needs no order), ties broken by `rank`: per strongly connected component of
+/// the weighted edges, the backward edges of [`crate::hierarchy::min_fas_order`].
+pub fn change_set_on(graph: &LockGraph, weights: &[u64], rank: &dyn Fn(u32) -> u64) -> ChangeSet {
+    let mut out = ChangeSet::default();
+    let mut index = vec![u32::MAX; graph.nodes()];
+    for mut scc in graph.sccs(&|e| weights[e as usize] > 0) {
         scc.sort_unstable_by_key(|&n| (rank(n), n));
-        let index: FastMap<u32, usize> = scc.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+        for (i, &c) in scc.iter().enumerate() {
+            index[c as usize] = i as u32;
+        }
         let mut es: Vec<(usize, usize, u64)> = Vec::new();
         for &c in &scc {
-            for (_, m, &w) in graph.edges(c) {
-                if let Some(&j) = index.get(&m) {
-                    es.push((index[&c], j, w));
+            for e in graph.out_edges(c) {
+                let j = index[graph.target(e) as usize];
+                let w = weights[e as usize];
+                if j != u32::MAX && w > 0 {
+                    es.push((index[c as usize] as usize, j as usize, w));
                 }
             }
         }
         es.sort_unstable();
         let (order, converged) = crate::hierarchy::min_fas_order(scc.len(), &es);
         if !converged {
-            stopped += 1;
+            out.stopped += 1;
         }
         let mut pos = vec![0usize; scc.len()];
         for (p, &v) in order.iter().enumerate() {
@@ -884,28 +1023,213 @@ pub fn change_set_ranked(
         }
         for &(a, b, _) in &es {
             if pos[a] > pos[b] {
-                out.push((scc[a], scc[b]));
+                out.edges.push((scc[a], scc[b]));
             }
         }
+        for &c in &scc {
+            index[c as usize] = u32::MAX;
+        }
     }
-    out.sort_unstable();
-    (out, stopped)
+    out.edges.sort_unstable();
+    out
+}
+
+/// Every mode, for the gate marks of [`EdgeSearch`].
+const ALL_MODES: [Mode; 5] = [
+    Mode::Exclusive,
+    Mode::Shared,
+    Mode::SharedRecursive,
+    Mode::Upgradable,
+    Mode::Permit,
+];
+
+/// Whether two dependencies of one chain can wait at the same time (distinct threads, not
+/// ordered by fork/join, no gate lock): [`check_pair`] with the cheap tests first, as most
+/// candidates of a hostile trace fail on the clocks before their held sets need comparing.
+fn compatible(a: &Dep<'_>, b: &Dep<'_>) -> bool {
+    a.thread() != b.thread()
+        && !a.clock().happens_before(a.thread(), b.clock())
+        && !b.clock().happens_before(b.thread(), a.clock())
+        && check_pair(a, b).is_ok()
+}
+
+/// Steps of the exploration of one dependency ([`EdgeSearch::closers_of`]); beyond, its edges
+/// are searched without it (an exploration that stops only costs time, never a result).
+const MAX_EXPLORE_STEPS: u64 = 20_000;
+
+/// The most (edge, dependency) pairs [`Successors`] keeps; beyond, lists are computed again
+/// at each use (time instead of memory on a graph where everything is compatible).
+const MAX_MEMO_ENTRIES: usize = 4 << 20;
+
+/// The blocking dependencies holding one node, grouped by thread in the thread's own order.
+struct Holders {
+    /// `(dependency, edge)`, sorted by (thread, dependency index).
+    items: Vec<(u32, u32)>,
+    /// `(thread, start, end)` of each thread's run in `items` whose own epochs are positive and
+    /// never decrease (the thread's clock only grows, so its knowledge of others does too).
+    ordered: Vec<(u64, u32, u32)>,
+    /// Runs without that order (dependencies merged without a clock): scanned in full.
+    unordered: Vec<(u32, u32)>,
+}
+
+/// Per dependency `d`, the dependencies that can follow it in a chain: they hold (an instance
+/// of) the node `d` requests, block, come from another thread, are concurrent with `d`, share
+/// no gate with it, and their hold conflicts with `d`'s request. Computed once per dependency
+/// and shared by the searches of every edge it lies on; the fork/join order narrows the scan to
+/// the concurrent run of each thread by binary search.
+struct Successors<'a> {
+    model: &'a Model,
+    level: GraphLevel,
+    graph: &'a LockGraph,
+    holders: FastMap<u32, Holders>,
+    memo: FastMap<u32, std::rc::Rc<[(u32, u32)]>>,
+    memo_entries: usize,
+    /// Own epoch of each dependency (`clock.get(thread)`), by dependency index.
+    own: Vec<u32>,
+    /// The held locks of the dependency whose list is being computed, counted per mode.
+    marks: Vec<[u32; 5]>,
+}
+
+/// Whether `d` holds a lock marked in `marks` in a mode that excludes, or is excluded by, a
+/// marked mode: [`check_pair`]'s gate rule (it reads the first hold of each lock in `d`) in one
+/// pass over `d`'s held set.
+fn meets_gate(marks: &[[u32; 5]], d: &Dep<'_>) -> bool {
+    for (i, (h, m)) in d.held().enumerate() {
+        let counts = &marks[h as usize];
+        let gate = ALL_MODES
+            .iter()
+            .any(|&o| counts[o as usize] > 0 && (o.excludes(m) || m.excludes(o)));
+        if gate && !d.held().take(i).any(|x| x.0 == h) {
+            return true;
+        }
+    }
+    false
+}
+
+impl<'a> Successors<'a> {
+    fn own(&self, d: u32) -> u32 {
+        self.own[d as usize]
+    }
+
+    fn holders(&mut self, v: u32) -> &Holders {
+        if !self.holders.contains_key(&v) {
+            let mut items: Vec<(u32, u32)> = Vec::new();
+            for e in self.graph.out_edges(v) {
+                for &d in self.graph.deps(e) {
+                    if check_blocking(&self.model.dep(d)).is_ok() {
+                        items.push((d, e));
+                    }
+                }
+            }
+            let thread = |d: u32| u64::from(self.model.deps[d as usize].thread);
+            items.sort_unstable_by_key(|&(d, _)| (thread(d), d));
+            let mut h = Holders {
+                items: Vec::new(),
+                ordered: Vec::new(),
+                unordered: Vec::new(),
+            };
+            for run in items.chunk_by(|a, b| thread(a.0) == thread(b.0)) {
+                let monotone = run.windows(2).all(|w| self.own(w[0].0) <= self.own(w[1].0));
+                if monotone && self.own(run[0].0) > 0 {
+                    let start = h.items.len() as u32;
+                    h.items.extend_from_slice(run);
+                    h.ordered
+                        .push((thread(run[0].0), start, h.items.len() as u32));
+                } else {
+                    h.unordered.extend_from_slice(run);
+                }
+            }
+            self.holders.insert(v, h);
+        }
+        &self.holders[&v]
+    }
+
+    /// The successors of `d0` as `(edge, dependency)`, by edge then dependency (the order of a
+    /// scan of the graph).
+    fn of(&mut self, d0: u32) -> std::rc::Rc<[(u32, u32)]> {
+        if let Some(r) = self.memo.get(&d0) {
+            return r.clone();
+        }
+        let model = self.model;
+        let level = self.level;
+        let a = &model.dep(d0);
+        let v = node_of(model, level, a.lock());
+        let own0 = self.own[d0 as usize];
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        self.holders(v);
+        for (l, m) in a.held() {
+            self.marks[l as usize][m as usize] += 1;
+        }
+        let (own, marks) = (&self.own, &self.marks);
+        // check_pair(a, b) with its cheap tests first and the gate read from the marks.
+        let ok = |d1: u32| {
+            let b = &model.dep(d1);
+            let own1 = own[d1 as usize];
+            b.thread() != a.thread()
+                && !(own0 != 0 && own0 <= b.clock().get(a.thread()))
+                && !(own1 != 0 && own1 <= a.clock().get(b.thread()))
+                && link_rule(model, level, a, b).is_ok()
+                && !meets_gate(marks, b)
+        };
+        let h = &self.holders[&v];
+        for &(t, start, end) in &h.ordered {
+            if t == a.thread() {
+                continue;
+            }
+            let run = &h.items[start as usize..end as usize];
+            // Those that happen before d0 (own epoch known to d0) come first...
+            let known = a.clock().get(t);
+            let lo = run.partition_point(|&(d1, _)| own[d1 as usize] <= known);
+            for &(d1, e) in &run[lo..] {
+                // ...and those that d0 happens before come last.
+                if own0 != 0 && own0 <= model.dep(d1).clock().get(a.thread()) {
+                    break;
+                }
+                if ok(d1) {
+                    out.push((e, d1));
+                }
+            }
+        }
+        for &(d1, e) in &h.unordered {
+            if ok(d1) {
+                out.push((e, d1));
+            }
+        }
+        for (l, m) in a.held() {
+            self.marks[l as usize][m as usize] -= 1;
+        }
+        out.sort_unstable();
+        let r: std::rc::Rc<[(u32, u32)]> = out.into();
+        if self.memo_entries + r.len() <= MAX_MEMO_ENTRIES {
+            self.memo_entries += r.len();
+            self.memo.insert(d0, r.clone());
+        }
+        r
+    }
 }
 
 /// Depth-first search for valid cycles through one edge `u -> v`: chains of dependencies from
-/// pairwise distinct threads that pass every feasibility rule, by increasing length.
-struct EdgeSearch<'a> {
+/// pairwise distinct threads that pass every feasibility rule, of one length per round.
+struct EdgeSearch<'a, 's> {
     model: &'a Model,
     level: GraphLevel,
-    /// Successors with the dependencies on each edge (over the whole level graph).
-    adj: &'a FastMap<u32, Vec<(u32, &'a [u32])>>,
+    graph: &'a LockGraph,
+    succ: &'s mut Successors<'a>,
     /// The edge's tail: the cycle closes when the path comes back here.
     u: u32,
-    /// Shortest distance (edges) from each node to `u` (indexed by node, `u32::MAX`: none).
-    dist: Vec<u32>,
     len: usize,
     path: Vec<u32>,
+    /// Whether each node is on `path` (indexed by node; cleared after each search).
+    on_path: Vec<bool>,
     chain: Vec<u32>,
+    /// Per lock, how many dependencies of `chain` hold it in each mode (by `Mode as usize`): a
+    /// candidate meets a gate lock of the chain in one pass over its own held set.
+    marks: Vec<[u32; 5]>,
+    /// Own epoch of each dependency (`clock.get(thread)`), by dependency index.
+    own: &'s [u32],
+    /// Whether some valid chain of `len - 1` dependencies was built in this round: if not, no
+    /// chain is long enough for any longer cycle either, and the search is over.
+    deep: bool,
     steps: u64,
     budget: u64,
     stopped: bool,
@@ -913,95 +1237,183 @@ struct EdgeSearch<'a> {
     found: HashMap<Vec<u32>, Candidate>,
     order: Vec<Vec<u32>>,
     max_found: u64,
+    /// Exploration mode ([`EdgeSearch::closers_of`]): no target and no length, every valid
+    /// chain from the first dependency, collecting the nodes where one could close.
+    explore: bool,
+    closers: Vec<u32>,
 }
 
-impl EdgeSearch<'_> {
+impl EdgeSearch<'_, '_> {
+    /// The nodes `u` through which a valid cycle `u -> v -> ... -> u` starting with `d0`
+    /// could close, sorted, or `None` if the exploration stopped at its budget. Every valid
+    /// chain from `d0` is followed once, whatever `u`, so the searches of all the edges `d0`
+    /// lies on (as many as the locks it held) share one exploration; a node missing from the
+    /// result closes no valid cycle through `d0`, and its edge's search skips `d0`.
+    fn closers_of(&mut self, d0: u32, budget: u64) -> Option<Vec<u32>> {
+        let v = node_of(self.model, self.level, self.dep(d0).lock());
+        self.explore = true;
+        self.u = u32::MAX;
+        self.len = usize::MAX;
+        self.budget = self.steps + budget;
+        self.stopped = false;
+        self.closers.clear();
+        self.path = vec![v];
+        self.on_path[v as usize] = true;
+        self.chain = vec![d0];
+        self.mark(d0, true);
+        self.dfs();
+        self.mark(d0, false);
+        self.on_path[v as usize] = false;
+        self.explore = false;
+        if self.stopped {
+            return None;
+        }
+        let mut c = std::mem::take(&mut self.closers);
+        c.sort_unstable();
+        c.dedup();
+        Some(c)
+    }
+
     fn dep(&self, i: u32) -> Dep<'_> {
         self.model.dep(i)
     }
 
     fn link_ok(&self, d: &Dep<'_>, next: &Dep<'_>) -> bool {
-        match self.level {
-            GraphLevel::Instance => {
-                check_link(d, next, self.model.locks[d.lock() as usize].ever_written).is_ok()
-            }
-            GraphLevel::Class => {
-                let c = self.model.locks[d.lock() as usize].class;
-                let ever_written = self.model.classes[c as usize].ever_written;
-                next.held().any(|(h, m)| {
-                    self.model.locks[h as usize].class == c
-                        && d.mode().conflicts_with(m, ever_written)
-                })
+        link_rule(self.model, self.level, d, next).is_ok()
+    }
+
+    fn mark(&mut self, di: u32, add: bool) {
+        for (h, m) in crate::graph::dep_held(self.model, di) {
+            let c = &mut self.marks[h as usize][m as usize];
+            if add {
+                *c += 1;
+            } else {
+                *c -= 1;
             }
         }
     }
 
-    /// Whether `d` can extend the chain (everything but the closing link).
-    fn fits(&self, d: &Dep<'_>) -> bool {
-        if check_blocking(d).is_err() {
-            return false;
-        }
-        for &c in &self.chain {
-            let c = self.dep(c);
-            if c.thread() == d.thread() || check_pair(&c, d).is_err() {
+    /// [`compatible`] of `d` with every dependency of the chain but the last (which the
+    /// successor list checked): threads, fork/join order, then the gate locks of the marks.
+    fn fits_rest(&self, di: u32) -> bool {
+        let d = self.dep(di);
+        let own_d = self.own[di as usize];
+        let rest = &self.chain[..self.chain.len() - 1];
+        for &c in rest {
+            let cd = self.dep(c);
+            let own_c = self.own[c as usize];
+            if cd.thread() == d.thread()
+                || (own_c != 0 && own_c <= d.clock().get(cd.thread()))
+                || (own_d != 0 && own_d <= cd.clock().get(d.thread()))
+            {
                 return false;
             }
         }
-        match self.chain.last() {
-            Some(&last) => self.link_ok(&self.dep(last), d),
-            None => true,
+        // A gate: a lock held by a chain dependency and by `d` in modes that exclude each other.
+        !meets_gate(&self.marks, &d)
+    }
+
+    /// The closing step of a round: the dependencies of the edge back to `u` that can follow
+    /// the chain (looked up, not scanned: the last dependency needs no successor list).
+    fn close(&mut self) {
+        let graph = self.graph;
+        let x = *self.path.last().expect("the path holds the edge");
+        let Some(e) = graph.find(x, self.u) else {
+            return;
+        };
+        let last = *self.chain.last().expect("a chain starts with its edge");
+        for &di in graph.deps(e) {
+            if self.stopped {
+                return;
+            }
+            self.steps += 1;
+            if self.steps > self.budget {
+                self.stopped = true;
+                return;
+            }
+            let (l, d) = (self.dep(last), self.dep(di));
+            if check_blocking(&d).is_err()
+                || !self.link_ok(&l, &d)
+                || !compatible(&l, &d)
+                || !self.fits_rest(di)
+                || !self.link_ok(&d, &self.dep(self.chain[0]))
+            {
+                continue;
+            }
+            self.record(di);
+            if self.found.len() as u64 >= self.max_found {
+                self.stopped = true;
+                return;
+            }
         }
     }
 
-    fn dfs(&mut self, x: u32) {
-        let Some(succ) = self.adj.get(&x) else {
+    fn dfs(&mut self) {
+        let graph = self.graph;
+        let depth = self.chain.len() + 1;
+        if !self.explore && depth == self.len {
+            self.close();
             return;
-        };
-        for &(y, deps) in succ {
-            let depth = self.chain.len() + 1;
-            if y == self.u {
-                if depth != self.len {
+        }
+        let last = *self.chain.last().expect("a chain starts with its edge");
+        let succ = self.succ.of(last);
+        for &(e, di) in succ.iter() {
+            let y = graph.target(e);
+            if self.explore {
+                if self.on_path[y as usize] {
                     continue;
                 }
-            } else {
-                let d = self.dist[y as usize];
-                if d == u32::MAX || depth + d as usize > self.len {
+            } else if depth == self.len {
+                if y != self.u {
                     continue;
                 }
-                if self.path.contains(&y) {
-                    continue;
-                }
+            } else if y == self.u || self.on_path[y as usize] {
+                continue;
             }
-            for &di in deps {
-                if self.stopped {
-                    return;
+            if self.stopped {
+                return;
+            }
+            self.steps += 1;
+            if self.steps > self.budget {
+                self.stopped = true;
+                return;
+            }
+            // The successor list checked `di` against the last dependency; the others now.
+            if !self.fits_rest(di) {
+                continue;
+            }
+            let d = self.dep(di);
+            if self.explore {
+                if self.link_ok(&d, &self.dep(self.chain[0])) {
+                    self.closers.push(y);
                 }
-                self.steps += 1;
-                if self.steps > self.budget {
+            } else if y == self.u {
+                if !self.link_ok(&d, &self.dep(self.chain[0])) {
+                    continue;
+                }
+                self.record(di);
+                if self.found.len() as u64 >= self.max_found {
                     self.stopped = true;
                     return;
                 }
-                let d = self.dep(di);
-                if !self.fits(&d) {
-                    continue;
-                }
-                if y == self.u {
-                    if !self.link_ok(&d, &self.dep(self.chain[0])) {
-                        continue;
-                    }
-                    self.record(di);
-                    if self.found.len() as u64 >= self.max_found {
-                        self.stopped = true;
-                        return;
-                    }
-                    continue;
-                }
-                self.path.push(y);
-                self.chain.push(di);
-                self.dfs(y);
-                self.chain.pop();
-                self.path.pop();
+                continue;
             }
+            if !self.explore && depth + 1 == self.len {
+                self.deep = true;
+                // The next step must close the cycle: only nodes with an edge to `u`.
+                if graph.find(y, self.u).is_none() {
+                    continue;
+                }
+            }
+            self.on_path[y as usize] = true;
+            self.path.push(y);
+            self.chain.push(di);
+            self.mark(di, true);
+            self.dfs();
+            self.mark(di, false);
+            self.chain.pop();
+            self.path.pop();
+            self.on_path[y as usize] = false;
         }
     }
 
@@ -1046,128 +1458,163 @@ pub fn find_root_causes(
     level: GraphLevel,
     limits: &SearchLimits,
 ) -> RootCauseResult {
-    find_root_causes_on(model, level, &edges(model, level), limits)
+    let graph = LockGraph::build(model, level);
+    let weights = graph.weights(model);
+    let ranks = canonical_ranks(model, level);
+    let change = change_set_on(&graph, &weights, &|n| {
+        ranks.get(n as usize).copied().unwrap_or(u64::MAX)
+    });
+    find_root_causes_on(model, &graph, &weights, &change, limits)
 }
 
-/// [`find_root_causes`] on the level's graph computed once by the caller ([`edges`]).
+/// [`find_root_causes`] on the level's graph, edge weights and change set computed once by the
+/// caller ([`LockGraph::build`], [`LockGraph::weights`], [`change_set_on`] with
+/// [`canonical_ranks`]).
 pub fn find_root_causes_on(
     model: &Model,
-    level: GraphLevel,
-    edges: &EdgeMap,
+    graph: &LockGraph,
+    weights: &[u64],
+    change: &ChangeSet,
     limits: &SearchLimits,
 ) -> RootCauseResult {
-    let weights = edge_weights(model, edges);
+    let level = graph.level().unwrap_or(GraphLevel::Instance);
     let ranks = canonical_ranks(model, level);
     let rank = |n: u32| ranks.get(n as usize).copied().unwrap_or(u64::MAX);
-    let (change, stopped) = change_set_ranked(&weights, &rank);
-    crate::phase("change set");
     let mut result = RootCauseResult {
-        change_set: change.clone(),
+        change_set: change.edges.clone(),
         ..Default::default()
     };
-    if stopped > 0 {
+    if change.stopped > 0 {
         result.notes.push(format!(
-            "the {} change set is not proven minimal in {stopped} component(s): the local search stopped after {} passes",
+            "the {} change set is not proven minimal in {} component(s): the local search stopped after {} passes",
             level.name(),
+            change.stopped,
             crate::hierarchy::MAX_LOCAL_SEARCH_PASSES
         ));
     }
-    if change.is_empty() {
+    if change.edges.is_empty() {
         return result;
-    }
-    let mut keys: Vec<&(u32, u32)> = edges.keys().collect();
-    keys.sort_unstable();
-    let mut adj: FastMap<u32, Vec<(u32, &[u32])>> = FastMap::default();
-    let mut radj: FastMap<u32, Vec<u32>> = FastMap::default();
-    for &&(a, b) in &keys {
-        adj.entry(a)
-            .or_default()
-            .push((b, edges[&(a, b)].as_slice()));
-        radj.entry(b).or_default().push(a);
     }
     let all_threads: usize = model.threads.len();
     let mut causes: Vec<RootCause> = Vec::new();
     let mut total: u64 = 0;
     let mut example_pool = limits.max_example_steps.saturating_mul(20);
-    let nodes = match level {
-        GraphLevel::Instance => model.locks.len(),
-        GraphLevel::Class => model.classes.len(),
+    let mut on_path = vec![false; graph.nodes()];
+    let mut marks: Vec<[u32; 5]> = vec![[0; 5]; model.locks.len()];
+    let own: Vec<u32> = model
+        .deps
+        .iter()
+        .map(|r| model.clocks[r.clock as usize].get(r.thread as u64))
+        .collect();
+    let mut closers: FastMap<u32, Option<Vec<u32>>> = FastMap::default();
+    // How many changed edges each dependency lies on (one per lock it held, at most).
+    let mut shared: Vec<u32> = vec![0; model.deps.len()];
+    for &(u, v) in &change.edges {
+        for &d in graph.edge_deps(u, v) {
+            shared[d as usize] += 1;
+        }
+    }
+    let mut explore_steps = 0u64;
+    let mut succ = Successors {
+        model,
+        level,
+        graph,
+        holders: FastMap::default(),
+        memo: FastMap::default(),
+        memo_entries: 0,
+        own: own.clone(),
+        marks: vec![[0; 5]; model.locks.len()],
     };
-    let mut dist_buf: Vec<u32> = vec![u32::MAX; nodes];
-    let mut reached: Vec<u32> = Vec::new();
-    for (k, &(u, v)) in change.iter().enumerate() {
+    for (k, &(u, v)) in change.edges.iter().enumerate() {
         if total > limits.max_total_steps {
             result.warnings.push(format!(
                 "{} root-cause search stopped after {total} steps in all (--max-total-steps) with {} of {} changed edges not searched; results may be incomplete",
                 level.name(),
-                change.len() - k,
-                change.len()
+                change.edges.len() - k,
+                change.edges.len()
             ));
             break;
         }
-        // Distances to u over the reverse graph, in a buffer indexed by node that is reset only
-        // where the previous edge's search reached (thousands of edges on a hostile trace).
-        for &x in &reached {
-            dist_buf[x as usize] = u32::MAX;
-        }
-        reached.clear();
-        dist_buf[u as usize] = 0;
-        reached.push(u);
-        let mut frontier = vec![u];
-        let mut depth = 0;
-        while !frontier.is_empty() {
-            depth += 1;
-            let mut next = Vec::new();
-            for &x in &frontier {
-                let preds = radj.get(&x).map(Vec::as_slice).unwrap_or(&[]);
-                total += preds.len() as u64;
-                for &w in preds {
-                    if dist_buf[w as usize] == u32::MAX {
-                        dist_buf[w as usize] = depth;
-                        reached.push(w);
-                        next.push(w);
-                    }
-                }
-            }
-            frontier = next;
-        }
-        let back = dist_buf[v as usize];
-        if back == u32::MAX {
-            continue;
-        }
-        let max_len = all_threads.min(reached.len());
+        let max_len = all_threads.min(graph.nodes());
         let mut s = EdgeSearch {
             model,
             level,
-            adj: &adj,
+            graph,
+            succ: &mut succ,
             u,
-            dist: std::mem::take(&mut dist_buf),
             len: 2,
             path: Vec::new(),
+            on_path: std::mem::take(&mut on_path),
             chain: Vec::new(),
+            marks: std::mem::take(&mut marks),
+            own: &own,
+            deep: false,
             steps: 0,
             budget: limits.max_steps,
             stopped: false,
             found: HashMap::new(),
             order: Vec::new(),
             max_found: u64::MAX,
+            explore: false,
+            closers: Vec::new(),
         };
-        let d0s: &[u32] = edges[&(u, v)].as_slice();
+        // Only the dependencies that can close a valid cycle through u (explored once each).
+        let mut d0s: Vec<u32> = Vec::new();
+        for &d0 in graph.edge_deps(u, v) {
+            if check_blocking(&s.dep(d0)).is_err() {
+                continue;
+            }
+            if shared[d0 as usize] < 2 {
+                // On one changed edge only: nothing to share, its own search decides.
+                d0s.push(d0);
+                continue;
+            }
+            let c = match closers.get(&d0) {
+                Some(c) => c,
+                None => {
+                    let c = s.closers_of(d0, MAX_EXPLORE_STEPS);
+                    closers.entry(d0).or_insert(c)
+                }
+            };
+            if c.as_ref().is_none_or(|c| c.binary_search(&u).is_ok()) {
+                d0s.push(d0);
+            }
+        }
+        explore_steps += s.steps;
+        total += s.steps;
+        s.steps = 0;
+        s.stopped = false;
+        s.budget = limits.max_steps;
+        s.u = u;
+        s.len = 2;
+        if d0s.is_empty() {
+            on_path = std::mem::take(&mut s.on_path);
+            marks = std::mem::take(&mut s.marks);
+            continue;
+        }
         let mut shortest: Option<usize> = None;
         let mut exhaustive = true;
         let mut steps_at_shortest = 0;
-        for len in (back as usize + 1).max(2)..=max_len {
+        for len in 2..=max_len {
             s.len = len;
-            for &d0 in d0s {
+            s.deep = false;
+            for &d0 in &d0s {
                 if s.stopped {
                     break;
                 }
-                if check_blocking(&s.dep(d0)).is_err() {
-                    continue;
-                }
                 s.path = vec![u, v];
+                s.on_path[u as usize] = true;
+                s.on_path[v as usize] = true;
                 s.chain = vec![d0];
-                s.dfs(v);
+                if len == 2 {
+                    // The chain of one dependency is there: deeper rounds may follow.
+                    s.deep = true;
+                }
+                s.mark(d0, true);
+                s.dfs();
+                s.mark(d0, false);
+                s.on_path[u as usize] = false;
+                s.on_path[v as usize] = false;
             }
             if s.stopped {
                 if shortest.is_none() {
@@ -1194,10 +1641,18 @@ pub fn find_root_causes_on(
                 s.budget = s.steps + limits.max_example_steps.min(example_pool);
                 s.max_found = limits.max_examples + 1;
             }
+            if !s.deep {
+                // No valid chain of len - 1 dependencies: no longer cycle exists.
+                break;
+            }
         }
-        dist_buf = std::mem::take(&mut s.dist);
+        for &x in &s.path {
+            s.on_path[x as usize] = false;
+        }
+        on_path = std::mem::take(&mut s.on_path);
+        marks = std::mem::take(&mut s.marks);
         result.steps += s.steps;
-        total += s.steps;
+        total += s.steps + 1;
         if shortest.is_some() {
             example_pool = example_pool.saturating_sub(s.steps - steps_at_shortest);
         }
@@ -1226,28 +1681,36 @@ pub fn find_root_causes_on(
             cycles_exhaustive: exhaustive,
         });
     }
-    // One root cause per representative cycle; a symmetric 2-cycle names both edges.
+    // One root cause per representative cycle (grouped by its set of nodes); a symmetric
+    // 2-cycle names both edges.
     let mut merged: Vec<RootCause> = Vec::new();
+    let mut by_set: HashMap<Vec<u32>, usize> = HashMap::new();
     for c in causes {
         let set = sorted(&c.representative.nodes);
-        match merged
-            .iter_mut()
-            .find(|m| sorted(&m.representative.nodes) == set)
-        {
-            Some(m) => {
+        match by_set.get(&set) {
+            Some(&i) => {
+                let m = &mut merged[i];
                 m.edges.extend(c.edges);
                 m.cycles = m.cycles.max(c.cycles);
                 m.cycles_exhaustive &= c.cycles_exhaustive;
             }
-            None => merged.push(c),
+            None => {
+                by_set.insert(set, merged.len());
+                merged.push(c);
+            }
         }
     }
+    let weight = |a: u32, b: u32| {
+        graph
+            .find(a, b)
+            .map(|e| weights[e as usize])
+            .filter(|&w| w > 0)
+    };
     for m in &mut merged {
         let n = &m.representative.nodes;
         if n.len() == 2 {
             let (a, b) = (n[0], n[1]);
-            let (wab, wba) = (weights.get(&(a, b)), weights.get(&(b, a)));
-            if wab == wba {
+            if weight(a, b) == weight(b, a) {
                 for e in [(a, b), (b, a)] {
                     if !m.edges.contains(&e) {
                         m.edges.push(e);
@@ -1262,6 +1725,20 @@ pub fn find_root_causes_on(
         k.sort_unstable();
         k
     });
+    if std::env::var_os("LOCKCHECK_PHASES").is_some() {
+        eprintln!(
+            "lockcheck: {} root causes: successor lists of {} dependencies ({} entries), holders of {} nodes, {} explored ({} steps, {} stopped), {} root causes, {} steps",
+            level.name(),
+            succ.memo.len(),
+            succ.memo_entries,
+            succ.holders.len(),
+            closers.len(),
+            explore_steps,
+            closers.values().filter(|c| c.is_none()).count(),
+            merged.len(),
+            result.steps
+        );
+    }
     result.root_causes = merged;
     result
 }

@@ -11,13 +11,331 @@
 //! The SVG (in the HTML report) is drawn by [`crate::html`] with its own layered layout
 //! ([`crate::html::layout`]): the same nodes and edges as the DOT text, in the levels of the
 //! suggested hierarchy.
+//!
+//! [`LockGraph`] is the graph the analyses work on (listing, change set, root causes,
+//! hierarchy): built once per level, in adjacency arrays indexed by dense node and edge ids.
 
 use crate::cycles::GraphLevel;
 use crate::hierarchy::file_line;
-use crate::model::Model;
+use crate::model::{LockId, Model};
 use crate::report::Report;
+use lockcheck_core::trace::{How, Mode};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
+
+/// The locks a dependency held at its request (`model.deps[i]`), with their modes. Every read of
+/// a dependency's fields by the graph analyses goes through these helpers, so that a change of
+/// how the model stores a dependency touches one place.
+pub(crate) fn dep_held(model: &Model, i: u32) -> crate::model::Path<(LockId, Mode)> {
+    model.held(model.deps[i as usize].held)
+}
+
+/// The lock a dependency requested.
+pub(crate) fn dep_lock(model: &Model, i: u32) -> LockId {
+    model.deps[i as usize].lock
+}
+
+/// Whether a dependency was a `try_*` acquisition (it cannot wait, so it needs no order).
+pub(crate) fn dep_is_try(model: &Model, i: u32) -> bool {
+    model.deps[i as usize].how == How::Try
+}
+
+/// How many acquisitions made a dependency.
+pub(crate) fn dep_count(model: &Model, i: u32) -> u64 {
+    model.deps[i as usize].count
+}
+
+/// The lock graph of one level in compressed adjacency arrays: node `n` (a lock id or a class
+/// id) has the edges `out_start[n]..out_start[n + 1]` (edge ids, sorted by target), each edge
+/// the dependency indices `dep_start[e]..dep_start[e + 1]` of `dep_list` (ascending). An edge
+/// `a -> b` says some dependency requested a `b` while holding an `a` (`a != b`).
+///
+/// Built once per level and shared by every analysis: a few machine words per edge and one per
+/// (dependency, distinct held node), where hash maps of edges cost ten times that.
+#[derive(Debug, Clone, Default)]
+pub struct LockGraph {
+    level: Option<GraphLevel>,
+    out_start: Vec<u32>,
+    to: Vec<u32>,
+    from: Vec<u32>,
+    dep_start: Vec<u32>,
+    dep_list: Vec<u32>,
+    in_start: Vec<u32>,
+    in_edges: Vec<u32>,
+}
+
+impl LockGraph {
+    /// The lock graph of `model` at `level`.
+    pub fn build(model: &Model, level: GraphLevel) -> LockGraph {
+        let nodes = match level {
+            GraphLevel::Instance => model.locks.len(),
+            GraphLevel::Class => model.classes.len(),
+        };
+        let node = |l: LockId| crate::cycles::node_of(model, level, l);
+        // Two passes over the dependencies: count the entries per held node, then place
+        // (target, dependency) pairs into each node's bucket; sorting a bucket groups its edges.
+        let mut count = vec![0u32; nodes + 1];
+        let mut froms: Vec<u32> = Vec::new();
+        let distinct_froms = |i: u32, froms: &mut Vec<u32>| -> u32 {
+            let to = node(dep_lock(model, i));
+            froms.clear();
+            for (h, _) in dep_held(model, i) {
+                let from = node(h);
+                if from != to && !froms.contains(&from) {
+                    froms.push(from);
+                }
+            }
+            to
+        };
+        for i in 0..model.deps.len() as u32 {
+            distinct_froms(i, &mut froms);
+            for &f in &froms {
+                count[f as usize] += 1;
+            }
+        }
+        let mut start = vec![0usize; nodes + 1];
+        for n in 0..nodes {
+            start[n + 1] = start[n] + count[n] as usize;
+        }
+        let total = start[nodes];
+        let mut bucket: Vec<u64> = vec![0; total];
+        let mut fill = start.clone();
+        for i in 0..model.deps.len() as u32 {
+            let to = distinct_froms(i, &mut froms);
+            for &f in &froms {
+                bucket[fill[f as usize]] = (u64::from(to) << 32) | u64::from(i);
+                fill[f as usize] += 1;
+            }
+        }
+        drop(fill);
+        let mut g = LockGraph {
+            level: Some(level),
+            out_start: Vec::with_capacity(nodes + 1),
+            dep_list: Vec::with_capacity(total),
+            ..LockGraph::default()
+        };
+        g.out_start.push(0);
+        for n in 0..nodes {
+            let b = &mut bucket[start[n]..start[n + 1]];
+            b.sort_unstable();
+            let mut last = u32::MAX;
+            for &x in b.iter() {
+                let to = (x >> 32) as u32;
+                if to != last {
+                    g.to.push(to);
+                    g.from.push(n as u32);
+                    g.dep_start.push(g.dep_list.len() as u32);
+                    last = to;
+                }
+                g.dep_list.push(x as u32);
+            }
+            g.out_start.push(g.to.len() as u32);
+        }
+        drop(bucket);
+        g.dep_start.push(g.dep_list.len() as u32);
+        g.to.shrink_to_fit();
+        g.from.shrink_to_fit();
+        g.dep_start.shrink_to_fit();
+        // Reverse adjacency: edge ids by target (then source, as edge ids are by source).
+        g.index_targets(nodes);
+        g
+    }
+
+    /// A graph of bare edges `(source, target)` over nodes `0..nodes`, given sorted and
+    /// distinct, without dependencies (for weighted graphs that come from elsewhere).
+    pub fn from_edges(nodes: usize, edges: impl Iterator<Item = (u32, u32)>) -> LockGraph {
+        let mut g = LockGraph {
+            out_start: vec![0; nodes + 1],
+            ..LockGraph::default()
+        };
+        for (a, b) in edges {
+            g.from.push(a);
+            g.to.push(b);
+            g.out_start[a as usize + 1] += 1;
+        }
+        for n in 0..nodes {
+            g.out_start[n + 1] += g.out_start[n];
+        }
+        g.dep_start = vec![0; g.to.len() + 1];
+        g.index_targets(nodes);
+        g
+    }
+
+    fn index_targets(&mut self, nodes: usize) {
+        let mut in_count = vec![0u32; nodes + 1];
+        for &t in &self.to {
+            in_count[t as usize + 1] += 1;
+        }
+        for n in 0..nodes {
+            in_count[n + 1] += in_count[n];
+        }
+        let mut fill: Vec<u32> = in_count[..nodes].to_vec();
+        self.in_edges = vec![0; self.to.len()];
+        for (e, &t) in self.to.iter().enumerate() {
+            self.in_edges[fill[t as usize] as usize] = e as u32;
+            fill[t as usize] += 1;
+        }
+        self.in_start = in_count;
+    }
+
+    /// The level it was built at (`None` for an empty default graph).
+    pub fn level(&self) -> Option<GraphLevel> {
+        self.level
+    }
+
+    /// Number of nodes (locks or classes of the model, whether or not they have edges).
+    pub fn nodes(&self) -> usize {
+        self.out_start.len().saturating_sub(1)
+    }
+
+    /// Number of edges.
+    pub fn edge_count(&self) -> usize {
+        self.to.len()
+    }
+
+    /// The edge ids leaving `n`, by increasing target.
+    pub fn out_edges(&self, n: u32) -> std::ops::Range<u32> {
+        match self.out_start.get(n as usize..n as usize + 2) {
+            Some(r) => r[0]..r[1],
+            None => 0..0,
+        }
+    }
+
+    /// The edge ids entering `n`, by increasing source.
+    pub fn in_edges(&self, n: u32) -> &[u32] {
+        match self.in_start.get(n as usize..n as usize + 2) {
+            Some(r) => &self.in_edges[r[0] as usize..r[1] as usize],
+            None => &[],
+        }
+    }
+
+    /// The held node of edge `e`.
+    pub fn source(&self, e: u32) -> u32 {
+        self.from[e as usize]
+    }
+
+    /// The acquired node of edge `e`.
+    pub fn target(&self, e: u32) -> u32 {
+        self.to[e as usize]
+    }
+
+    /// `(source, target)` of edge `e`.
+    pub fn endpoints(&self, e: u32) -> (u32, u32) {
+        (self.from[e as usize], self.to[e as usize])
+    }
+
+    /// The dependencies making edge `e` (indices into [`Model::deps`], ascending).
+    pub fn deps(&self, e: u32) -> &[u32] {
+        let (a, b) = (self.dep_start[e as usize], self.dep_start[e as usize + 1]);
+        &self.dep_list[a as usize..b as usize]
+    }
+
+    /// The edge `a -> b`, if there is one.
+    pub fn find(&self, a: u32, b: u32) -> Option<u32> {
+        let r = self.out_edges(a);
+        let targets = &self.to[r.start as usize..r.end as usize];
+        targets.binary_search(&b).ok().map(|i| r.start + i as u32)
+    }
+
+    /// The dependencies making the edge `a -> b` (empty if there is no such edge).
+    pub fn edge_deps(&self, a: u32, b: u32) -> &[u32] {
+        self.find(a, b).map(|e| self.deps(e)).unwrap_or(&[])
+    }
+
+    /// Every edge as `(source, target)`, by source then target.
+    pub fn edges(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.from.iter().copied().zip(self.to.iter().copied())
+    }
+
+    /// The weight of each edge (by edge id): how many blocking or timed acquisitions made it
+    /// (`try_*` acquisitions cannot wait, so they need no order); 0 for an edge of `try_*` only.
+    pub fn weights(&self, model: &Model) -> Vec<u64> {
+        (0..self.edge_count() as u32)
+            .map(|e| {
+                self.deps(e)
+                    .iter()
+                    .filter(|&&d| !dep_is_try(model, d))
+                    .map(|&d| dep_count(model, d))
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// Strongly connected components of more than one node over the edges that `keep`
+    /// accepts (by edge id), each sorted by node id, the components sorted. Iterative Tarjan:
+    /// no recursion, whatever the graph's depth.
+    pub fn sccs(&self, keep: &dyn Fn(u32) -> bool) -> Vec<Vec<u32>> {
+        let n = self.nodes();
+        const NONE: u32 = u32::MAX;
+        let mut index = vec![NONE; n];
+        let mut low = vec![0u32; n];
+        let mut on_stack = vec![false; n];
+        let mut stack: Vec<u32> = Vec::new();
+        let mut next_index = 0u32;
+        let mut out: Vec<Vec<u32>> = Vec::new();
+        // (node, next edge id to look at)
+        let mut call: Vec<(u32, u32)> = Vec::new();
+        for root in 0..n as u32 {
+            if index[root as usize] != NONE || self.out_edges(root).is_empty() {
+                continue;
+            }
+            index[root as usize] = next_index;
+            low[root as usize] = next_index;
+            next_index += 1;
+            stack.push(root);
+            on_stack[root as usize] = true;
+            call.push((root, self.out_edges(root).start));
+            while let Some(&mut (v, ref mut k)) = call.last_mut() {
+                let end = self.out_edges(v).end;
+                let mut descended = false;
+                while *k < end {
+                    let e = *k;
+                    *k += 1;
+                    if !keep(e) {
+                        continue;
+                    }
+                    let w = self.to[e as usize];
+                    if index[w as usize] == NONE {
+                        index[w as usize] = next_index;
+                        low[w as usize] = next_index;
+                        next_index += 1;
+                        stack.push(w);
+                        on_stack[w as usize] = true;
+                        call.push((w, self.out_edges(w).start));
+                        descended = true;
+                        break;
+                    } else if on_stack[w as usize] {
+                        low[v as usize] = low[v as usize].min(index[w as usize]);
+                    }
+                }
+                if descended {
+                    continue;
+                }
+                call.pop();
+                if let Some(&(p, _)) = call.last() {
+                    low[p as usize] = low[p as usize].min(low[v as usize]);
+                }
+                if low[v as usize] == index[v as usize] {
+                    let mut comp = Vec::new();
+                    loop {
+                        let w = stack.pop().expect("v is on the stack");
+                        on_stack[w as usize] = false;
+                        comp.push(w);
+                        if w == v {
+                            break;
+                        }
+                    }
+                    if comp.len() > 1 {
+                        comp.sort_unstable();
+                        out.push(comp);
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
 
 /// Sites listed on one edge label; more are counted.
 pub const SITES_PER_LABEL: usize = 3;

@@ -9,10 +9,10 @@
 //! a class's level is one more than the highest level of any class held when it is acquired, so
 //! "acquire in increasing level" holds for every remaining edge.
 
-use crate::cycles::DiGraphMap;
+use crate::cycles::{canonical_ranks, change_set_on, ChangeSet, GraphLevel};
+use crate::graph::LockGraph;
 use crate::model::{ClassId, Model};
 use lockcheck_core::trace::How;
-use petgraph::algo::tarjan_scc;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -334,106 +334,67 @@ fn local_search(n: usize, edges: &[(usize, usize, u64)], order: &mut Vec<usize>)
 /// weighted by how often they occur; the change set is a small weighted feedback arc set per
 /// strongly connected component ([`min_fas_order`]).
 pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierarchy {
-    // Class edges with their dependency count and acquisition sites.
-    type Fast<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-    let mut weight: Fast<(ClassId, ClassId), u64> = Fast::default();
-    let mut occurrences: Fast<(ClassId, ClassId), u64> = Fast::default();
-    let mut froms = Vec::new();
-    for rec in &model.deps {
-        if rec.how == How::Try {
+    let graph = LockGraph::build(model, GraphLevel::Class);
+    let weights = graph.weights(model);
+    let change = class_change_set(model, &graph, &weights);
+    suggest_on(model, &graph, &weights, &change, violating)
+}
+
+/// The change set of the class graph, ties broken by class key (not by id: ids follow the order
+/// of first appearance, which the interleaving of threads decides). The class-level root-cause
+/// search and [`suggest_on`] share it.
+pub fn class_change_set(model: &Model, graph: &LockGraph, weights: &[u64]) -> ChangeSet {
+    let ranks = canonical_ranks(model, GraphLevel::Class);
+    change_set_on(graph, weights, &|n| {
+        ranks.get(n as usize).copied().unwrap_or(u64::MAX)
+    })
+}
+
+/// [`suggest`] on the class graph, its edge weights ([`LockGraph::weights`]) and its change set
+/// ([`class_change_set`]) computed once by the caller.
+pub fn suggest_on(
+    model: &Model,
+    graph: &LockGraph,
+    weights: &[u64],
+    change: &ChangeSet,
+    violating: &HashSet<(ClassId, ClassId)>,
+) -> Hierarchy {
+    let removed = &change.edges;
+    let is_removed = |a: u32, b: u32| removed.binary_search(&(a, b)).is_ok();
+    // Classes with a blocking or timed nested acquisition, by id.
+    let n = graph.nodes();
+    let mut in_graph = vec![false; n];
+    let mut indeg = vec![0usize; n];
+    for e in 0..graph.edge_count() as u32 {
+        if weights[e as usize] == 0 {
             continue;
         }
-        let to = model.locks[rec.lock as usize].class;
-        froms.clear();
-        for (h, _) in model.held(rec.held) {
-            let from = model.locks[h as usize].class;
-            if from == to || froms.contains(&from) {
-                continue;
-            }
-            froms.push(from);
-            *weight.entry((from, to)).or_default() += 1;
-            *occurrences.entry((from, to)).or_default() += rec.count;
+        let (a, b) = graph.endpoints(e);
+        in_graph[a as usize] = true;
+        in_graph[b as usize] = true;
+        if !is_removed(a, b) {
+            indeg[b as usize] += 1;
         }
     }
-    let mut graph: DiGraphMap<ClassId, u64> = DiGraphMap::default();
-    for (&(a, b), &w) in &occurrences {
-        graph.add_edge(a, b, w);
-    }
-    let mut removed: BTreeSet<(ClassId, ClassId)> = BTreeSet::new();
-    let mut not_converged = 0usize;
-    // Ties are broken by class key, not by id (ids follow the order of first appearance, which
-    // the interleaving of threads decides).
-    let ranks = crate::cycles::canonical_ranks(model, crate::cycles::GraphLevel::Class);
-    for mut scc in tarjan_scc(&graph).into_iter().filter(|s| s.len() > 1) {
-        scc.sort_unstable_by_key(|&c| ranks[c as usize]);
-        let index: HashMap<ClassId, usize> = scc.iter().enumerate().map(|(i, &c)| (c, i)).collect();
-        let mut es: Vec<(usize, usize, u64)> = Vec::new();
-        for &c in &scc {
-            for (_, m, &w) in graph.edges(c) {
-                if let Some(&j) = index.get(&m) {
-                    es.push((index[&c], j, w));
-                }
-            }
-        }
-        es.sort_unstable();
-        let (order, converged) = min_fas_order(scc.len(), &es);
-        if !converged {
-            not_converged += 1;
-        }
-        let mut pos = vec![0usize; scc.len()];
-        for (p, &v) in order.iter().enumerate() {
-            pos[v] = p;
-        }
-        for &(a, b, _) in &es {
-            if pos[a] > pos[b] {
-                removed.insert((scc[a], scc[b]));
-            }
-        }
-    }
+    let nodes: Vec<ClassId> = (0..n as u32).filter(|&c| in_graph[c as usize]).collect();
     // Longest-path layering of the remaining DAG (Kahn order).
-    let mut nodes: Vec<ClassId> = graph.nodes().collect();
-    nodes.sort_unstable();
-    let mut indeg: HashMap<ClassId, usize> = nodes.iter().map(|&c| (c, 0)).collect();
-    for (a, b, _) in graph.all_edges() {
-        if !removed.contains(&(a, b)) {
-            *indeg.get_mut(&b).expect("node") += 1;
-        }
-    }
-    let mut level: HashMap<ClassId, u32> = nodes.iter().map(|&c| (c, 0)).collect();
-    let mut queue: std::collections::VecDeque<ClassId> =
-        nodes.iter().copied().filter(|c| indeg[c] == 0).collect();
+    let mut level = vec![0u32; n];
+    let mut queue: std::collections::VecDeque<ClassId> = nodes
+        .iter()
+        .copied()
+        .filter(|&c| indeg[c as usize] == 0)
+        .collect();
     while let Some(c) = queue.pop_front() {
-        let lc = level[&c];
-        let mut succ: Vec<ClassId> = graph.neighbors(c).collect();
-        succ.sort_unstable();
-        for m in succ {
-            if removed.contains(&(c, m)) {
+        let lc = level[c as usize];
+        for e in graph.out_edges(c) {
+            let m = graph.target(e);
+            if weights[e as usize] == 0 || is_removed(c, m) {
                 continue;
             }
-            let lm = level.get_mut(&m).expect("node");
-            *lm = (*lm).max(lc + 1);
-            let d = indeg.get_mut(&m).expect("node");
-            *d -= 1;
-            if *d == 0 {
+            level[m as usize] = level[m as usize].max(lc + 1);
+            indeg[m as usize] -= 1;
+            if indeg[m as usize] == 0 {
                 queue.push_back(m);
-            }
-        }
-    }
-    // Site ids of the removed edges only: a set per edge of the whole graph would cost more
-    // than the graph on a trace with a million distinct edges.
-    let mut sites: Fast<(ClassId, ClassId), HashSet<crate::model::SiteId>> =
-        removed.iter().map(|&e| (e, HashSet::new())).collect();
-    if !sites.is_empty() {
-        for rec in &model.deps {
-            if rec.how == How::Try {
-                continue;
-            }
-            let to = model.locks[rec.lock as usize].class;
-            for (h, _) in model.held(rec.held) {
-                let from = model.locks[h as usize].class;
-                if let Some(s) = sites.get_mut(&(from, to)) {
-                    s.extend(model.sites_of(rec).filter_map(|ds| ds.site));
-                }
             }
         }
     }
@@ -443,7 +404,7 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
         .map(|&c| {
             let class = &model.classes[c as usize];
             LevelEntry {
-                level: level[&c],
+                level: level[c as usize],
                 class: class.key.clone(),
                 kind: format!("{:?}", class.kind).to_lowercase(),
                 constant: String::new(),
@@ -457,21 +418,35 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
         *n += 1;
         e.constant = if *n == 1 { base } else { format!("{base}_{n}") };
     }
+    // Sites and dependency counts of the removed edges only, from the edges' own dependencies.
     let removed_edges: Vec<RemovedEdge> = removed
         .iter()
-        .map(|&(a, b)| RemovedEdge {
-            from: model.classes[a as usize].key.clone(),
-            to: model.classes[b as usize].key.clone(),
-            dependencies: weight[&(a, b)],
-            occurrences: occurrences[&(a, b)],
-            sites: sites[&(a, b)]
-                .iter()
-                .map(|&s| file_line(model.site_loc(s)))
-                .collect::<BTreeSet<String>>()
-                .into_iter()
-                .take(MAX_SITES_PER_REMOVED_EDGE)
-                .collect(),
-            in_violation: violating.contains(&(a, b)),
+        .filter_map(|&(a, b)| {
+            let e = graph.find(a, b)?;
+            let mut dependencies = 0u64;
+            let mut sites: HashSet<crate::model::SiteId> = HashSet::new();
+            for &d in graph.deps(e) {
+                let rec = &model.deps[d as usize];
+                if rec.how == How::Try {
+                    continue;
+                }
+                dependencies += 1;
+                sites.extend(model.sites_of(rec).filter_map(|ds| ds.site));
+            }
+            Some(RemovedEdge {
+                from: model.classes[a as usize].key.clone(),
+                to: model.classes[b as usize].key.clone(),
+                dependencies,
+                occurrences: weights[e as usize],
+                sites: sites
+                    .iter()
+                    .map(|&s| file_line(model.site_loc(s)))
+                    .collect::<BTreeSet<String>>()
+                    .into_iter()
+                    .take(MAX_SITES_PER_REMOVED_EDGE)
+                    .collect(),
+                in_violation: violating.contains(&(a, b)),
+            })
         })
         .collect();
     let rust = rust_module(&levels, model.deps.len());
@@ -479,7 +454,7 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
         levels,
         removed_edges,
         rust,
-        local_search_stopped: not_converged as u64,
+        local_search_stopped: change.stopped,
     }
 }
 

@@ -62,6 +62,7 @@ pub mod synth;
 pub mod timeouts;
 
 use cycles::{Candidate, GraphLevel, SearchLimits};
+use graph::LockGraph;
 use lockcheck_core::trace::Event;
 use model::{ClassId, Model, ModelBuilder};
 use read::{expand_inputs, InputFormat, Position, ReadError, TraceReader};
@@ -518,12 +519,16 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         max_steps: opts.limits.max_steps.min(opts.limits.max_filtered_steps),
         ..opts.limits
     };
-    let run = |level: GraphLevel| {
-        let edges = cycles::edges(model, level);
-        phase("edges");
-        let r = cycles::find_cycles_on(model, level, &edges, &listing);
+    // Each level's graph is built once and shared by the listing, the change set, the
+    // root-cause search, the reports and (at class level) the hierarchy.
+    let class_graph = LockGraph::build(model, GraphLevel::Class);
+    let class_weights = class_graph.weights(model);
+    let class_change = hierarchy::class_change_set(model, &class_graph, &class_weights);
+    phase("class graph and change set");
+    let run = |graph: &LockGraph, weights: &[u64], change: &cycles::ChangeSet| {
+        let r = cycles::find_cycles_on(model, graph, &listing);
         phase("listing");
-        let rc = cycles::find_root_causes_on(model, level, &edges, &opts.limits);
+        let rc = cycles::find_root_causes_on(model, graph, weights, change, &opts.limits);
         phase("root causes");
         let mut notes = r.notes;
         notes.extend(r.warnings.into_iter().map(|w| {
@@ -533,19 +538,31 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
             )
         }));
         notes.extend(rc.notes);
-        (r.candidates, rc.root_causes, rc.warnings, notes, edges)
+        (r.candidates, rc.root_causes, rc.warnings, notes)
     };
-    let (inst, inst_rc, inst_w, inst_n, inst_edges) = match opts.levels {
+    let inst_graph = match opts.levels {
+        Levels::Class => LockGraph::default(),
+        _ => LockGraph::build(model, GraphLevel::Instance),
+    };
+    let (inst, inst_rc, inst_w, inst_n) = match opts.levels {
         Levels::Class => Default::default(),
-        _ => run(GraphLevel::Instance),
+        _ => {
+            let weights = inst_graph.weights(model);
+            let ranks = cycles::canonical_ranks(model, GraphLevel::Instance);
+            let change = cycles::change_set_on(&inst_graph, &weights, &|n| {
+                ranks.get(n as usize).copied().unwrap_or(u64::MAX)
+            });
+            phase("instance graph and change set");
+            run(&inst_graph, &weights, &change)
+        }
     };
     // When no class has two instances, the class graph is the instance graph renamed: its
     // findings would all be instance findings again, so only their class cycle is kept.
     let one_instance_per_class = model.classes.iter().all(|c| c.instances <= 1);
-    let (class, class_rc, class_w, class_n, class_edges) = match opts.levels {
+    let (class, class_rc, class_w, class_n) = match opts.levels {
         Levels::Instance => Default::default(),
         Levels::Both if one_instance_per_class => Default::default(),
-        _ => run(GraphLevel::Class),
+        _ => run(&class_graph, &class_weights, &class_change),
     };
     let complete = inst_w.is_empty() && class_w.is_empty() && model.anomalies.over_budget == 0;
     warnings.extend(inst_w);
@@ -561,7 +578,7 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     let mut violations: Vec<report::Violation> = inst_rc
         .iter()
         .map(|rc| {
-            let mut v = report::root_cause_violation(model, rc, &inst_edges);
+            let mut v = report::root_cause_violation(model, rc, &inst_graph);
             if opts.levels == Levels::Both && one_instance_per_class {
                 v.class_cycle = Some(
                     rc.representative
@@ -606,7 +623,7 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
                         .collect(),
                 );
             }
-            None => violations.push(report::root_cause_violation(model, rc, &class_edges)),
+            None => violations.push(report::root_cause_violation(model, rc, &class_graph)),
         }
     }
     for c in class.iter().filter(|c| c.filter.is_some()) {
@@ -663,7 +680,13 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     }
 
     phase("violations");
-    let hierarchy = hierarchy::suggest(model, &violating);
+    let hierarchy = hierarchy::suggest_on(
+        model,
+        &class_graph,
+        &class_weights,
+        &class_change,
+        &violating,
+    );
     phase("hierarchy");
     if hierarchy.local_search_stopped > 0 {
         warnings.push(format!(

@@ -456,15 +456,15 @@ pub fn violation(model: &Model, c: &Candidate) -> Violation {
 pub fn root_cause_violation(
     model: &Model,
     rc: &crate::cycles::RootCause,
-    edge_deps: &crate::cycles::EdgeMap,
+    graph: &crate::graph::LockGraph,
 ) -> Violation {
-    let mut v = violation_on_edges(model, &rc.representative, edge_deps);
+    let mut v = violation_on_edges(model, &rc.representative, graph);
     v.combinations = rc.representative.combinations;
     let change = rc
         .edges
         .iter()
         .map(|&(a, b)| {
-            let deps = edge_deps.get(&(a, b)).map(Vec::as_slice).unwrap_or(&[]);
+            let deps = graph.edge_deps(a, b);
             let mut sites = std::collections::BTreeSet::new();
             let mut threads = std::collections::BTreeSet::new();
             let mut occurrences = 0;
@@ -514,13 +514,13 @@ pub fn root_cause_violation(
 
 /// Builds a violation from a candidate without a filter, with an id that does not depend on
 /// which dependency of an edge the search happened to show: it hashes the class keys and the
-/// sites of every dependency on the cycle's edges (`edge_deps`, from [`crate::cycles::edges`]).
+/// sites of every dependency on the cycle's edges (from the level's [`crate::graph::LockGraph`]).
 /// The order in which traces are read (a directory of `{pid}.json` files sorts differently on
 /// every run) then cannot change the id, so baselines and SARIF fingerprints stay stable.
 pub fn violation_on_edges(
     model: &Model,
     c: &Candidate,
-    edge_deps: &crate::cycles::EdgeMap,
+    graph: &crate::graph::LockGraph,
 ) -> Violation {
     let mut v = violation(model, c);
     let n = c.nodes.len();
@@ -530,7 +530,7 @@ pub fn violation_on_edges(
         // all edges' sets together: with one site per edge this is the id of `violation`.
         let key = (c.nodes[i], c.nodes[(i + 1) % n]);
         let mut on_edge = std::collections::BTreeSet::new();
-        for &d in edge_deps.get(&key).map(Vec::as_slice).unwrap_or(&[]) {
+        for &d in graph.edge_deps(key.0, key.1) {
             for ds in model.sites_of(&model.deps[d as usize]) {
                 if let Some(s) = ds.site {
                     on_edge.insert(model.site_loc(s));
