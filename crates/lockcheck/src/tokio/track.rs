@@ -1091,10 +1091,17 @@ pub(crate) fn record(ctx: Option<Ctx>, r: &Req<'_>, wait_ns: u64) -> Hold {
 /// thread's. An owned guard's hold is not known to stay with its taker (see [`Entry::certain`]),
 /// so the trace shows it released right away; it shows it held again where the runtime
 /// establishes who has it ([`rec_establish`]).
+#[inline]
 fn rec_acquire(ctx: &Ctx, r: &Req<'_>, how: How, wait_ns: u64) {
-    if flags() & flag::RECORD == 0 {
-        return;
+    // Inlined test, out-of-line recording: most acquisitions are not recorded.
+    if flags() & flag::RECORD != 0 {
+        rec_acquire_now(ctx, r, how, wait_ns);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn rec_acquire_now(ctx: &Ctx, r: &Req<'_>, how: How, wait_ns: u64) {
     let n = events_of(r.kind, r.permits);
     rec_acq(ctx.holder, ctx.ids, r.mode, how, r.site, wait_ns, n);
     if r.owned {
