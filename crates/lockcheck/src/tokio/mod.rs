@@ -21,11 +21,12 @@
 //!
 //! Reports go where the sync locks' go ([`violations`](crate::violations), stderr, `tracing`),
 //! and `LOCKCHECK=panic|warn|off` applies: under `panic` the acquiring task panics before it
-//! waits (its `JoinHandle` returns the panic), so its guards drop and the others go on. The
-//! checks that need no wait run in the `#[track_caller]` method that returns the future, so that
-//! panic points at the user's line; those that need the wait (the wait-for graph, a sync guard
-//! held across it, a wait only an owned guard of the task itself keeps) are raised by the future's
-//! `#[track_caller]` `poll`, which the user's `.await` calls: the user's line as well.
+//! waits (its `JoinHandle` returns the panic), so its guards drop and the others go on. An
+//! acquisition is checked at its future's first poll, together with its hold when the lock is
+//! free (one step, one visit of the held set), and always before any wait; a violation is raised
+//! by the future's `#[track_caller]` `poll`, which the user's `.await` calls, so the panic points
+//! at the user's line (a wrapper that polls the future itself, such as `tokio::time::timeout`,
+//! takes its place). The `blocking_*` methods check in the `#[track_caller]` call itself.
 //!
 //! Tasks are named `task #N` in reports (tokio's task id); start them with [`spawn`] instead of
 //! `tokio::spawn` to get `task #N (spawned at file:line:col)`.
@@ -112,10 +113,10 @@ impl Drop for SpawnSite {
 /// The semaphore under every lock here, as under tokio's own.
 type Sem = ::tokio::sync::Semaphore;
 
-/// The checks of an acquisition that need no wait, run in the `#[track_caller]` entry point
-/// that returns the future (or blocks): a violation under `panic` is raised there, so the
-/// panic's location is the user's line, and before any hang. Returns what the future then does
-/// not check again.
+/// The checks of a `blocking_*` acquisition that need no wait, run in its `#[track_caller]`
+/// entry point: a violation under `panic` is raised there, so the panic's location is the user's
+/// line, and before any hang. Returns what the acquisition then does not check again. (The
+/// async acquisitions check at their first poll instead, with the hold: see [`acquire`].)
 #[track_caller]
 fn precheck(sem: &Sem, r: &Req<'_>) -> Pre {
     let available = sem.available_permits();
@@ -127,13 +128,16 @@ fn precheck(sem: &Sem, r: &Req<'_>) -> Pre {
     pre
 }
 
-/// The checked acquisition of `r.permits` permits: the fast try, else the checks that
-/// [`precheck`] did not do, the wait-for graph, the wait, then the hold. A violation to raise
+/// The checked acquisition of `r.permits` permits: the fast try (then the checks, unless
+/// [`precheck`] did them, and the hold, in one visit of the holder's list), else the checks, the
+/// wait-for graph, the wait, then the hold. A violation to raise
 /// under `panic` comes back as `Err`, for [`Checked`] to raise at the user's `.await`.
 async fn acquire(sem: &Sem, r: Req<'_>, pre: Pre) -> Result<Result<Hold, AcquireError>, Verdict> {
     if let Ok(p) = sem.try_acquire_many(r.permits) {
-        // Checked after the fact (it did not wait) when not checked before.
-        let (hold, v) = track::acquired_now(&r, pre);
+        // Checked after the fact (it did not wait) when not checked before: the permits
+        // available before the try, for the request's record.
+        let available = sem.available_permits().saturating_add(r.permits as usize);
+        let (hold, v) = track::acquired_now(&r, pre, available);
         if let Some(v) = v {
             // Given back before the panic, so that the other tasks go on.
             drop(hold);

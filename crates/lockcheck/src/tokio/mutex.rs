@@ -3,7 +3,7 @@
 //! its hold without wrapping tokio's guard types.
 
 use super::guard::{guard_deref, lock_common, Grant, Lock, LockSem};
-use super::track::{Hold, Req};
+use super::track::{Hold, Pre, Req};
 use super::{
     acquire, block_checked, precheck, try_acquire, try_lock_error, Checked, Sem, TryLockError,
 };
@@ -154,7 +154,7 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     pub fn lock(&self) -> impl Future<Output = MutexGuard<'_, T>> {
         let site = Location::caller();
-        let pre = precheck(&self.s, &self.req(site, false));
+        let pre = Pre::NONE;
         Checked(async move {
             let hold = acquire(&self.s, self.req(site, false), pre)
                 .await?
@@ -193,7 +193,7 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     pub fn lock_owned(self: Arc<Self>) -> impl Future<Output = OwnedMutexGuard<T>> {
         let site = Location::caller();
-        let pre = precheck(&self.s, &self.req(site, true));
+        let pre = Pre::NONE;
         Checked(async move {
             let hold = acquire(&self.s, self.req(site, true), pre)
                 .await?

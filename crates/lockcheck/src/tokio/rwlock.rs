@@ -237,7 +237,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn read(&self) -> impl Future<Output = RwLockReadGuard<'_, T>> {
         let site = Location::caller();
-        let pre = precheck(&self.s, &self.req(false, site, false));
+        let pre = Pre::NONE;
         Checked(async move {
             let hold = acquire(&self.s, self.req(false, site, false), pre)
                 .await?
@@ -280,7 +280,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn read_owned(self: Arc<Self>) -> impl Future<Output = OwnedRwLockReadGuard<T>> {
         let site = Location::caller();
-        let pre = precheck(&self.s, &self.req(false, site, true));
+        let pre = Pre::NONE;
         Checked(async move {
             let hold = acquire(&self.s, self.req(false, site, true), pre)
                 .await?
@@ -311,7 +311,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn write(&self) -> impl Future<Output = RwLockWriteGuard<'_, T>> {
         let site = Location::caller();
-        let pre = precheck(&self.s, &self.req(true, site, false));
+        let pre = Pre::NONE;
         Checked(self.write_at(site, pre))
     }
 
@@ -327,7 +327,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn write_owned(self: Arc<Self>) -> impl Future<Output = OwnedRwLockWriteGuard<T>> {
         let site = Location::caller();
-        let pre = precheck(&self.s, &self.req(true, site, true));
+        let pre = Pre::NONE;
         Checked(async move {
             let hold = acquire(&self.s, self.req(true, site, true), pre)
                 .await?

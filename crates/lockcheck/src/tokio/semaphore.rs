@@ -91,7 +91,7 @@ impl Semaphore {
     /// Acquires one permit, waiting (fairly) until one is free.
     #[track_caller]
     pub fn acquire(&self) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
-        let pre = self.pre(1, Location::caller(), false);
+        let pre = Pre::NONE;
         Checked(self.acquire_many_at(1, Location::caller(), pre))
     }
 
@@ -101,7 +101,7 @@ impl Semaphore {
         &self,
         n: u32,
     ) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
-        let pre = self.pre(n, Location::caller(), false);
+        let pre = Pre::NONE;
         Checked(self.acquire_many_at(n, Location::caller(), pre))
     }
 
@@ -165,7 +165,7 @@ impl Semaphore {
     pub fn acquire_owned(
         self: Arc<Self>,
     ) -> impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
-        let pre = self.pre(1, Location::caller(), true);
+        let pre = Pre::NONE;
         Checked(Self::acquire_many_owned_at(
             self,
             1,
@@ -180,7 +180,7 @@ impl Semaphore {
         self: Arc<Self>,
         n: u32,
     ) -> impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
-        let pre = self.pre(n, Location::caller(), true);
+        let pre = Pre::NONE;
         Checked(Self::acquire_many_owned_at(
             self,
             n,

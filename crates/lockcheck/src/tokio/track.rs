@@ -685,9 +685,10 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
         .flatten()
 }
 
-/// The checks of an acquisition that do not depend on its wait, done by [`precheck`] when the
-/// acquisition was requested (the user's call, before the future is returned): which holder they
-/// were done for, so that the future, run by that holder, does not repeat them.
+/// The checks of an acquisition that do not depend on its wait, done by [`precheck`] when a
+/// `blocking_*` acquisition was requested (the user's call): which holder they were done for, so
+/// that the acquisition, run by that holder, does not repeat them. The async acquisitions pass
+/// [`Pre::NONE`]: checked at their first poll, with the hold in the same visit of the shard.
 #[derive(Clone, Copy)]
 pub(crate) struct Pre {
     /// The holder checked for (None: nothing checked: checking off, lockcheck busy).
@@ -715,8 +716,8 @@ impl Pre {
 /// verdict is raised at the user's line, and before any hang): a sync guard of a suspended task
 /// on this thread, a self-deadlock, the lock order, and, when the semaphore lacks the permits
 /// now (`unavailable`), a task waiting for permits only it holds. Returns the verdict to raise
-/// under `panic`. The future re-checks only if it runs in another holder (it was moved to
-/// another task before its first poll).
+/// under `panic`. Used by the `blocking_*` acquisitions (the async ones check at their first
+/// poll, see [`acquired_now`]).
 pub(crate) fn precheck(r: &Req<'_>, unavailable: bool, available: usize) -> (Pre, Option<Verdict>) {
     let Some((ctx, sync)) = prepare(r) else {
         return (Pre::NONE, None);
@@ -771,7 +772,7 @@ pub(crate) fn before(r: &Req<'_>, pre: Pre, available: usize) -> Result<Option<C
 /// [`precheck`] did it for this holder).
 /// With the verdict to raise under `panic`: the caller drops the hold and gives the permits back
 /// first.
-pub(crate) fn acquired_now(r: &Req<'_>, pre: Pre) -> (Hold, Option<Verdict>) {
+pub(crate) fn acquired_now(r: &Req<'_>, pre: Pre, available: usize) -> (Hold, Option<Verdict>) {
     // Checked ahead for the task that runs this future (the common case): nothing to prepare or
     // check again, only the hold to record.
     if let Some(h) = pre.holder.filter(|&h| is_task(h)) {
@@ -791,12 +792,20 @@ pub(crate) fn acquired_now(r: &Req<'_>, pre: Pre) -> (Hold, Option<Verdict>) {
     let Some((ctx, sync)) = prepare(r) else {
         return (Hold::untracked(), None);
     };
+    let check = ctx.check && !pre.covers(&ctx);
+    if check && flags() & flag::RECORD != 0 {
+        // Checked here, at the first poll (the async acquisitions): the request goes to the
+        // trace as [`precheck`] would have written it.
+        rec_request(&ctx, r, available);
+    }
     let (hold, scan) = with_shard(ctx.holder, |s| {
-        let scan = (ctx.check && !pre.covers(&ctx)).then(|| scan(s, &ctx, r, &sync));
-        (push(s, &ctx, r), scan)
+        scan_push(s, &ctx, r, check.then_some(&sync))
     });
     rec_acquire(&ctx, r, How::Blocking, 0);
-    let v = scan.and_then(|scan| report(&ctx, r, sync, scan));
+    // Nothing found (the common case): no report to build.
+    let v = scan
+        .filter(|scan| sync.foreign.is_some() || !scan.quiet())
+        .and_then(|scan| report(&ctx, r, sync, scan));
     (hold, v)
 }
 
@@ -824,11 +833,30 @@ struct Scan {
     new_key: Option<u64>,
 }
 
+impl Scan {
+    /// Nothing to report from the holder's list: no conflict, no owned guard, no new edge.
+    fn quiet(&self) -> bool {
+        self.conflict.is_none() && self.owned.is_empty() && self.new_key.is_none()
+    }
+}
+
 fn scan(s: &mut Shard, ctx: &Ctx, r: &Req<'_>, sync: &SyncScan) -> Scan {
+    let list = s.by_holder.get(&ctx.holder).map_or(&[][..], |l| &l[..]);
+    scan_list(list, &mut s.checked, ctx, r, sync)
+}
+
+/// [`scan`] of the holder's list, found by the caller (which may push onto it next).
+fn scan_list(
+    list: &[Entry],
+    checked: &mut HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>,
+    ctx: &Ctx,
+    r: &Req<'_>,
+    sync: &SyncScan,
+) -> Scan {
     let mut conflict = None;
     let mut owned = Vec::new();
     let (mut set, mut n) = (sync.set, sync.n);
-    if let Some(list) = s.by_holder.get(&ctx.holder) {
+    {
         owned.extend(
             list.iter()
                 .filter(|e| e.owned && e.inst != ctx.ids.inst)
@@ -850,10 +878,10 @@ fn scan(s: &mut Shard, ctx: &Ctx, r: &Req<'_>, sync: &SyncScan) -> Scan {
             ^ ctx.ids.inst.rotate_left(29)
             ^ ((r.mode as u64) << 56)
             ^ ctx.holder.rotate_left(17));
-        if s.checked.len() >= CHECKED_MAX {
-            s.checked.clear();
+        if checked.len() >= CHECKED_MAX {
+            checked.clear();
         }
-        if s.checked.insert(key) {
+        if checked.insert(key) {
             new_key = Some(key);
         }
     }
@@ -1063,10 +1091,17 @@ pub(crate) fn record(ctx: Option<Ctx>, r: &Req<'_>, wait_ns: u64) -> Hold {
 /// thread's. An owned guard's hold is not known to stay with its taker (see [`Entry::certain`]),
 /// so the trace shows it released right away; it shows it held again where the runtime
 /// establishes who has it ([`rec_establish`]).
+#[inline]
 fn rec_acquire(ctx: &Ctx, r: &Req<'_>, how: How, wait_ns: u64) {
-    if flags() & flag::RECORD == 0 {
-        return;
+    // Inlined test, out-of-line recording: most acquisitions are not recorded.
+    if flags() & flag::RECORD != 0 {
+        rec_acquire_now(ctx, r, how, wait_ns);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn rec_acquire_now(ctx: &Ctx, r: &Req<'_>, how: How, wait_ns: u64) {
     let n = events_of(r.kind, r.permits);
     rec_acq(ctx.holder, ctx.ids, r.mode, how, r.site, wait_ns, n);
     if r.owned {
@@ -1252,6 +1287,17 @@ fn rec_moved(from: u64, e: Entry, since: Instant, last: bool) {
 }
 
 fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
+    scan_push(s, ctx, r, None).0
+}
+
+/// [`push`], scanning the holder's list first when `sync` is given (an acquisition checked when
+/// it is made): one lookup of the list for both.
+fn scan_push(
+    s: &mut Shard,
+    ctx: &Ctx,
+    r: &Req<'_>,
+    sync: Option<&SyncScan>,
+) -> (Hold, Option<Scan>) {
     if !r.owned {
         let _ = ASYNC_HOLDER.try_with(|c| c.set(ctx.holder));
     } else if ctx.check && flags() & flag::ORDER != 0 {
@@ -1272,13 +1318,20 @@ fn push(s: &mut Shard, ctx: &Ctx, r: &Req<'_>) -> Hold {
         in_trace: !r.owned,
         since: (flags() & flag::RECORD != 0).then(Instant::now),
     };
-    s.push_entry(ctx.holder, e);
-    Hold {
+    let list = s.by_holder.entry(ctx.holder).or_default();
+    let scan = sync.map(|sync| scan_list(list, &mut s.checked, ctx, r, sync));
+    let was_empty = list.is_empty();
+    list.push(e);
+    if was_empty {
+        s.occupy(ctx.holder, true);
+    }
+    let hold = Hold {
         token,
         holder: AtomicU64::new(ctx.holder),
         inst: ctx.ids.inst,
         owned: r.owned,
-    }
+    };
+    (hold, scan)
 }
 
 /// The fast try failed: the acquisition is about to wait. A semaphore whose permits this task
