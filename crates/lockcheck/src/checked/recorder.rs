@@ -370,7 +370,7 @@ thread_local! {
 /// Appends a record to the calling thread's block: a few stores and one release store.
 #[inline(always)]
 fn push(rec: Rec) {
-    let _ = BUF.try_with(|p| {
+    let pushed = BUF.try_with(|p| {
         let i = p.len.get();
         if i < BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed) {
             // SAFETY: `base` and `committed` point into the block this thread's stream holds
@@ -385,6 +385,21 @@ fn push(rec: Rec) {
             push_cold(p, rec);
         }
     });
+    if pushed.is_err() {
+        lost_at_exit();
+    }
+}
+
+/// Records made after their thread's recording state was torn down (a lock taken in another
+/// thread-local's destructor): their stream is gone, so they are counted, and said once when the
+/// recording stops, rather than dropped silently.
+static LOST_AT_EXIT: AtomicU64 = AtomicU64::new(0);
+
+#[cold]
+fn lost_at_exit() {
+    if STATE_FLAG.load(Ordering::Relaxed) == ON {
+        LOST_AT_EXIT.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The first record of a generation (a new stream), or a full block (handoff).
@@ -653,6 +668,14 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
     w.note_error(r);
     #[cfg(feature = "tokio")]
     HELD_ACROSS.lock().clear();
+    let lost = LOST_AT_EXIT.swap(0, Ordering::Relaxed);
+    if lost > 0 {
+        eprintln!(
+            "lockcheck: {lost} trace event(s) are missing from {}: locks used by threads after \
+             their thread-local state was torn down (in other thread-locals' destructors)",
+            w.path.display()
+        );
+    }
     // The drained streams' blocks go back to the pool: the threads keep only their current one.
     for b in buffers {
         let mut chain = b.chain.lock();

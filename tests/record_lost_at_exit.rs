@@ -1,0 +1,71 @@
+//! A lock taken in a thread-local's destructor after the thread's recording state was torn down
+//! cannot reach the trace (its stream is gone): the recorder says how many events are missing
+//! when the recording stops, instead of dropping them silently.
+
+use std::cell::Cell;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+static LOCK: lockcheck::Mutex<u32> = lockcheck::Mutex::new(0);
+
+struct LocksOnDrop(Cell<u32>);
+
+impl Drop for LocksOnDrop {
+    fn drop(&mut self) {
+        *LOCK.lock() += self.0.get();
+    }
+}
+
+thread_local! {
+    static LATE: LocksOnDrop = const { LocksOnDrop(Cell::new(0)) };
+}
+
+/// The child: `LATE`'s destructor is registered before the recorder's thread-local (destructors
+/// run last registered first), so it runs after the recorder's state is gone.
+#[test]
+fn child() {
+    if std::env::var_os("RECORD_LOST_CHILD").is_none() {
+        return;
+    }
+    std::thread::spawn(|| {
+        LATE.with(|l| l.0.set(1));
+        *LOCK.lock() += 1;
+    })
+    .join()
+    .unwrap();
+    // The process exit stops the recording, which says what is missing.
+}
+
+#[test]
+fn events_after_the_recorder_s_thread_teardown_are_counted_not_dropped_silently() {
+    let dir = std::env::temp_dir().join(format!("lockcheck-lost-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("lost.jsonl");
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["child", "--exact", "--test-threads=1"])
+        .env("RECORD_LOST_CHILD", "1")
+        .env("LOCKCHECK_TRACE", &trace)
+        .env("LOCKCHECK_BACKTRACE", "0")
+        .env_remove("LOCKCHECK")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let out = std::thread::spawn(move || child.wait_with_output().unwrap());
+    while !out.is_finished() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the child must not hang"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = out.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("trace event(s) are missing from"),
+        "the loss must be said: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
