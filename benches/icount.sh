@@ -22,7 +22,8 @@ bin=$dir/icount
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
     scenarios=(parking_lot/lock plain/lock checked/lock parking_lot/pair plain/pair checked/pair
-        parking_lot/read checked/read checked_recording/pair)
+        parking_lot/read checked/read checked_recording/pair checked_off/lock checked_off/pair
+        checked_off/read)
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

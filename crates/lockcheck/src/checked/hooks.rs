@@ -227,6 +227,13 @@ pub(crate) fn lock_fast(
 ) -> Taken {
     let f = flags_now();
     if f & (flag::INIT | flag::CHECK | flag::TIMED) != flag::INIT | flag::CHECK {
+        // Nothing switched on (`LOCKCHECK=off`, nothing recorded, counted or watched): the raw
+        // lock, right here, for the price of the switches' test (the full path would cost a call
+        // to find out the same).
+        if f & (flag::INIT | flag::ACTIVE) == flag::INIT {
+            lock_raw();
+            return Taken::Yes;
+        }
         return Taken::No;
     }
     let w = meta.word();
