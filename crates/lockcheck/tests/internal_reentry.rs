@@ -218,7 +218,9 @@ fn a_locking_allocator_never_deadlocks_lockcheck_on_its_own_mutexes() {
     })
     .expect("no violation");
     assert!(
-        lockcheck::stats::stats().iter().any(|c| c.class == "ir.watch.m"),
+        lockcheck::stats::stats()
+            .iter()
+            .any(|c| c.class == "ir.watch.m"),
         "statistics kept"
     );
 
