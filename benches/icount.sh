@@ -6,12 +6,13 @@
 #
 #   benches/icount.sh            # all scenarios, N = 100000, profile `icount` (-O3 + debug assertions)
 #   N=20000 PROFILE=bench benches/icount.sh checked/lock parking_lot/lock
+#   FEATURES=tokio benches/icount.sh checked/lock    # the runtime crate built with features
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-100000}
 PROFILE=${PROFILE:-icount}
 command -v valgrind >/dev/null || { echo "valgrind is required (apt-get install valgrind)" >&2; exit 2; }
-cargo build -q -p lockcheck --example icount --profile "$PROFILE"
+cargo build -q -p lockcheck --example icount --profile "$PROFILE" ${FEATURES:+--features "$FEATURES"}
 case $PROFILE in # cargo's output directory of a profile
     dev | test) out=debug ;;
     release | bench) out=release ;;
@@ -22,7 +23,8 @@ bin=$dir/icount
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
     scenarios=(parking_lot/lock plain/lock checked/lock parking_lot/pair plain/pair checked/pair
-        parking_lot/read checked/read checked_recording/pair checked_recording_lct/pair)
+        parking_lot/read checked/read checked_recording/pair checked_recording_lct/pair
+        checked_off/lock checked_off/pair checked_off/read)
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -31,7 +33,7 @@ total() { # scenario iterations -> instructions of the whole run
         { cat "$tmp/err" >&2; exit 1; }
     sed -n 's/^summary: //p; s/^totals: //p' "$tmp/out" | head -n 1
 }
-printf '%-26s %14s\n' "scenario ($PROFILE, N=$N)" "instr/op"
+printf '%-26s %14s\n' "scenario ($PROFILE${FEATURES:+, features $FEATURES}, N=$N)" "instr/op"
 declare -A per
 for s in "${scenarios[@]}"; do
     a=$(total "$s" "$N")

@@ -24,6 +24,9 @@ const SCENARIOS: &[&str] = &[
     "checked/read",
     "checked_recording/pair",
     "checked_recording_lct/pair",
+    "checked_off/lock",
+    "checked_off/pair",
+    "checked_off/read",
 ];
 
 fn lock_loop<M>(new: impl Fn() -> M, lock: impl Fn(&M), iters: u64) {
@@ -49,6 +52,14 @@ fn main() {
     let iters: u64 = iters.parse().expect("iterations: a number");
     // Warm up once outside the counted difference: identities, the dependency cache, the graph.
     let n = iters.max(1);
+    // `LOCKCHECK=off` switched on at run time: the instrumented locks pay the switches' test only.
+    let scenario = match scenario.strip_prefix("checked_off/") {
+        Some(op) => {
+            lockcheck::set_action(lockcheck::Action::Off);
+            format!("checked/{op}")
+        }
+        None => scenario,
+    };
     match scenario.as_str() {
         "parking_lot/lock" => lock_loop(|| parking_lot::Mutex::new(0u64), |m| *m.lock() += 1, n),
         "plain/lock" => lock_loop(|| lockcheck::plain::Mutex::new(0u64), |m| *m.lock() += 1, n),

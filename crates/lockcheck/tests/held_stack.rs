@@ -16,8 +16,9 @@ use std::time::Duration;
 /// A checked mutex taken by the allocator (not while the allocator itself is running on this
 /// thread, which keeps the recursion to one level).
 static ALLOC_LOCK: Mutex<u64> = Mutex::new(0);
-/// Allocations that went through `ALLOC_LOCK` (it is switched on once the lock has its
-/// identity, so that its first use does not allocate under lockcheck's class table).
+/// Allocations that went through `ALLOC_LOCK` (switched on once the lock has its identity: this
+/// file is about the held stack; a first use under lockcheck's own mutexes is
+/// `internal_reentry.rs`'s subject).
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static LOCKED: AtomicU64 = AtomicU64::new(0);
 

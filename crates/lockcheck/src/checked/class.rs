@@ -1,6 +1,7 @@
 //! Lock identity: instance ids (a global counter, never an address) and classes (construction
 //! site or user-given name), assigned lazily on first use because `const fn new` cannot.
 
+use super::state::internal;
 use lockcheck_core::trace::LockKind;
 use parking_lot::Mutex as PlMutex;
 use std::collections::HashMap;
@@ -199,7 +200,7 @@ fn intern(src: ClassSrc, kind: LockKind) -> (u32, bool) {
         ClassSrc::Named(name) => name.to_owned(),
         ClassSrc::Anonymous => return (NO_CLASS, false),
     };
-    let mut guard = CLASSES.lock();
+    let mut guard = internal(&CLASSES);
     guard
         .get_or_insert_with(ClassTable::default)
         .intern(key, kind, CLASS_LIMIT)
@@ -265,7 +266,7 @@ fn report_limit(src: ClassSrc, kind: LockKind, inst: u64, limit: &'static str, b
     if published.is_none() && limit == "classes" {
         // This thread is inside lockcheck's own work (or exiting): the next lock of a new class
         // reports it instead.
-        if let Some(t) = CLASSES.lock().as_mut() {
+        if let Some(t) = internal(&CLASSES).as_mut() {
             t.full = false;
         }
     }
@@ -273,7 +274,7 @@ fn report_limit(src: ClassSrc, kind: LockKind, inst: u64, limit: &'static str, b
 
 /// Information about a class (a placeholder for [`NO_CLASS`]).
 pub(crate) fn class_info(c: u32) -> ClassInfo {
-    let guard = CLASSES.lock();
+    let guard = internal(&CLASSES);
     guard
         .as_ref()
         .and_then(|t| t.info.get(c as usize).cloned())

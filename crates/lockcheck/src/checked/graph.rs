@@ -9,7 +9,7 @@
 
 use super::class::NO_CLASS;
 use super::report::{EdgeInfo, LockRef, Trace, Violation, ViolationKind};
-use super::state::Held;
+use super::state::{internal, Held};
 use lockcheck_core::deps::{check_link, Dependency, VectorClock};
 use lockcheck_core::order::{NodeId, OrderGraph};
 use lockcheck_core::trace::{How, Mode};
@@ -204,7 +204,7 @@ struct Graph {
 static GRAPH: PlMutex<Option<Graph>> = PlMutex::new(None);
 
 fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
-    let mut g = GRAPH.lock();
+    let mut g = internal(&GRAPH);
     let g = g.get_or_insert_with(|| Graph {
         inst: Level::new(),
         class: Level::new(),

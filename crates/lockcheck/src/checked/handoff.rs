@@ -56,7 +56,7 @@ mod off {
 mod on {
     use crate::checked::class::{Ids, Meta};
     use crate::checked::hooks::released_elsewhere;
-    use crate::checked::state::STATE;
+    use crate::checked::state::{internal, STATE};
     use lockcheck_core::trace::Mode;
     use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -90,14 +90,14 @@ mod on {
     impl ExitHook {
         fn register() -> ExitHook {
             let me = me();
-            MAILBOX.lock().live.insert(me);
+            internal(&MAILBOX).live.insert(me);
             ExitHook(me)
         }
     }
 
     impl Drop for ExitHook {
         fn drop(&mut self) {
-            let mut mailbox = MAILBOX.lock();
+            let mut mailbox = internal(&MAILBOX);
             mailbox.live.remove(&self.0);
             let before = mailbox.entries.len();
             mailbox.entries.retain(|&(owner, _)| owner != self.0);
@@ -140,7 +140,7 @@ mod on {
             }
             // The owner may have made this lock a graph node: let dropping it clean up.
             meta.mark_in_graph();
-            let mut mailbox = MAILBOX.lock();
+            let mut mailbox = internal(&MAILBOX);
             if mailbox.live.contains(&owner) {
                 mailbox.entries.push((owner, ids));
                 PENDING.fetch_add(1, Ordering::Release);
@@ -181,9 +181,14 @@ mod on {
     #[cold]
     #[inline(never)]
     fn drain_slow() {
+        // Busy inside lockcheck (perhaps under `MAILBOX` itself, through an allocator that takes a
+        // checked lock): nothing is checked now, so the holds wait for the next acquisition.
+        if STATE.try_with(|s| s.busy.get()).unwrap_or(true) {
+            return;
+        }
         let me = me();
         let mine: Vec<Ids> = {
-            let mut mailbox = MAILBOX.lock();
+            let mut mailbox = internal(&MAILBOX);
             let before = mailbox.entries.len();
             let mut mine = Vec::new();
             mailbox.entries.retain(|&(owner, ids)| {

@@ -37,7 +37,7 @@ use super::class::{Ids, Meta, WRITTEN};
 use super::graph;
 use super::recorder;
 use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
-use super::state::{as_busy, pack, with_slow, word, CacheKey, Held, ThreadState, STATE};
+use super::state::{as_busy, internal, pack, with_slow, word, CacheKey, Held, ThreadState, STATE};
 use super::watch;
 use crate::config::{action, flag, flags, flags_now, Action};
 use lockcheck_core::trace::{How, LockKind, Mode};
@@ -227,6 +227,13 @@ pub(crate) fn lock_fast(
 ) -> Taken {
     let f = flags_now();
     if f & (flag::INIT | flag::CHECK | flag::SLOW) != flag::INIT | flag::CHECK {
+        // Nothing switched on (`LOCKCHECK=off`, nothing recorded, counted or watched): the raw
+        // lock, right here, for the price of the switches' test (the full path would cost a call
+        // to find out the same).
+        if f & (flag::INIT | flag::ACTIVE) == flag::INIT {
+            lock_raw();
+            return Taken::Yes;
+        }
         return Taken::No;
     }
     let w = meta.word();
@@ -628,7 +635,7 @@ fn after_acquire(
             if f & flag::WATCH != 0 {
                 let top = s.rfind_held(|h| h.inst == ids.inst);
                 if let (Some(p), Some(h)) = (watch::published(s), top) {
-                    p.held.lock().push(h);
+                    internal(&p.held).push(h);
                 }
             }
             if f & flag::STATS != 0 {
@@ -699,12 +706,22 @@ pub(crate) fn released_rest(meta: &Meta, mode: Mode) {
 /// The general release: the lock below the top, timed, a graph source, or not found (foreign).
 #[inline(never)]
 fn released_slow(meta: &Meta, ids: Ids, mode: Mode) {
-    let h = STATE
-        .try_with(|s| s.remove_last(|h| h.inst == ids.inst && same_release_mode(h.mode, mode)));
-    if let Ok(None) = h {
-        note_foreign_release(ids.inst);
-    }
-    if let Ok(Some(h)) = h {
+    let h = STATE.try_with(|s| {
+        let h = s.remove_last(|h| h.inst == ids.inst && same_release_mode(h.mode, mode));
+        (h, s.busy.get())
+    });
+    // Not held and not busy: another thread's hold. Busy (lockcheck's own work, e.g. an
+    // allocation under an internal mutex entering a locking allocator), the lock was taken the
+    // untracked way: nothing to note, and noting would take an internal mutex again.
+    let h = match h {
+        Ok((None, false)) => {
+            note_foreign_release(ids.inst);
+            return;
+        }
+        Ok((h, _)) => h,
+        Err(_) => return,
+    };
+    if let Some(h) = h {
         if h.source {
             meta.mark_in_graph();
         }
@@ -748,7 +765,7 @@ fn after_release(ids: Ids, since: Instant, mode: Mode) {
     let _ = STATE.try_with(|s| {
         if f & flag::WATCH != 0 {
             if let Some(p) = watch::published(s) {
-                let mut list = p.held.lock();
+                let mut list = internal(&p.held);
                 if let Some(j) = list
                     .iter()
                     .rposition(|h| h.inst == ids.inst && same_release_mode(h.mode, mode))
@@ -935,8 +952,7 @@ fn self_violation(
     let thread = s.id();
     let v = as_busy(|_| {
         let key = (site.to_string(), h.site.to_string());
-        let first = SELF_REPORTED
-            .lock()
+        let first = internal(&SELF_REPORTED)
             .get_or_insert_with(HashSet::new)
             .insert(key);
         let lock = LockRef::new(ids.inst, ids.class);
@@ -1081,7 +1097,7 @@ fn note_foreign_release(inst: u64) {
     if flags() & flag::CHECK == 0 {
         return;
     }
-    let mut set = FOREIGN_RELEASES.lock();
+    let mut set = internal(&FOREIGN_RELEASES);
     let set = set.get_or_insert_with(HashSet::new);
     set.insert(inst);
     FOREIGN_PENDING.store(set.len(), Ordering::Relaxed);
@@ -1091,7 +1107,7 @@ fn take_foreign_release(inst: u64) -> bool {
     if FOREIGN_PENDING.load(Ordering::Relaxed) == 0 {
         return false;
     }
-    let mut set = FOREIGN_RELEASES.lock();
+    let mut set = internal(&FOREIGN_RELEASES);
     let Some(set) = set.as_mut() else {
         return false;
     };

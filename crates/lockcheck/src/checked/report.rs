@@ -2,6 +2,7 @@
 //! scenario", printed to stderr, emitted as `tracing` events and kept for [`violations`].
 
 use super::class::class_info;
+use super::state::internal;
 use lockcheck_core::trace::{LockKind, Mode};
 use parking_lot::Mutex as PlMutex;
 use std::fmt::Write as _;
@@ -806,7 +807,7 @@ pub(crate) fn publish(mut v: Violation) -> Violation {
     #[cfg(feature = "tracing")]
     tracing::error!(target: "lockcheck", kind = v.kind.name(), "{}", v.message);
     crate::checked::recorder::on_violation(&v);
-    let mut found = FOUND.lock();
+    let mut found = internal(&FOUND);
     if found.len() < MAX_KEPT {
         found.push(v.clone());
     } else if !found.iter().any(|f| f.kind == KEPT_FULL) {
@@ -831,12 +832,12 @@ const KEPT_FULL: ViolationKind = ViolationKind::Incomplete {
 
 /// Every violation found so far in this process (structured), oldest first.
 pub fn violations() -> Vec<Violation> {
-    FOUND.lock().clone()
+    internal(&FOUND).clone()
 }
 
 /// Returns and forgets the violations found so far.
 pub fn take_violations() -> Vec<Violation> {
-    std::mem::take(&mut *FOUND.lock())
+    std::mem::take(&mut *internal(&FOUND))
 }
 
 #[cfg(test)]

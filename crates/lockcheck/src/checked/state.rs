@@ -887,3 +887,49 @@ pub(crate) fn thread_name(id: u64) -> String {
     let _ = id;
     crate::thread::describe_current()
 }
+
+/// A held guard of one of lockcheck's own mutexes, with the thread marked busy for as long as it
+/// is held (see [`internal`]).
+pub(crate) struct Internal<'a, T> {
+    guard: ManuallyDrop<parking_lot::MutexGuard<'a, T>>,
+    /// The busy flag before: only the outermost guard clears it.
+    was_busy: bool,
+}
+
+/// Takes one of lockcheck's internal mutexes (class table, graph, findings, waiters...), with the
+/// thread marked busy until the guard is dropped: an allocation made while it is held may enter a
+/// global allocator that takes a checked lock, whose hooks then take their untracked way out
+/// (raw lock, no identity, no check, no report) instead of taking this same mutex again, which
+/// would deadlock the thread on itself. Every internal mutex of `checked/*` (but the recorder's,
+/// which marks itself busy) is taken through this (see docs/reliability.md, "Internal locks").
+pub(crate) fn internal<T>(m: &parking_lot::Mutex<T>) -> Internal<'_, T> {
+    // Before the lock: nothing between here and the drop may count as this thread's own work.
+    let was_busy = STATE.try_with(|s| s.busy.replace(true)).unwrap_or(true);
+    Internal {
+        guard: ManuallyDrop::new(m.lock()),
+        was_busy,
+    }
+}
+
+impl<T> std::ops::Deref for Internal<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> std::ops::DerefMut for Internal<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<T> Drop for Internal<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here; the field is not used after.
+        unsafe { ManuallyDrop::drop(&mut self.guard) };
+        if !self.was_busy {
+            let _ = STATE.try_with(|s| s.busy.set(false));
+        }
+    }
+}

@@ -5,7 +5,7 @@
 
 use super::class::{class_info, Ids};
 use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
-use super::state::{as_busy, thread_name, with_slow, Held, ThreadState, STATE};
+use super::state::{as_busy, internal, thread_name, with_slow, Held, ThreadState, STATE};
 use crate::config::{action, Action};
 use lockcheck_core::trace::{ClassStats, LockKind, Mode};
 use parking_lot::Mutex as PlMutex;
@@ -149,7 +149,7 @@ pub(crate) struct WaitToken {
 impl WaitToken {
     /// The panic this waiter must raise if a deadlock chose it to give up its locks.
     pub(crate) fn victim(&self) -> Option<String> {
-        let w = WAITING.lock();
+        let w = internal(&WAITING);
         w.iter()
             .find(|w| w.thread == self.thread)
             .and_then(|w| w.victim.clone())
@@ -158,7 +158,7 @@ impl WaitToken {
 
 impl Drop for WaitToken {
     fn drop(&mut self) {
-        let mut w = WAITING.lock();
+        let mut w = internal(&WAITING);
         if let Some(i) = w.iter().position(|w| w.thread == self.thread) {
             w.swap_remove(i);
         }
@@ -189,7 +189,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
     let name = thread_name(thread);
     let relocking = s.relocking.get();
     let cycle = {
-        let mut waiting = WAITING.lock();
+        let mut waiting = internal(&WAITING);
         waiting.retain(|x| x.thread != thread);
         waiting.push(Waiter {
             thread,
@@ -263,7 +263,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
 /// whether one was found, or the deadlock is gone meanwhile (nothing to break). Checked again
 /// under the lock: a member may have been unblocked since the cycle was found.
 fn choose_victim(me: u64, first: &str, site: &Location<'_>) -> bool {
-    let mut waiting = WAITING.lock();
+    let mut waiting = internal(&WAITING);
     let Some(i) = waiting.iter().position(|w| w.thread == me) else {
         return true;
     };
@@ -404,7 +404,7 @@ struct Policy {
 
 /// Sets the longest a blocking acquisition of `class` (a lock name or `file:line:col`) may wait.
 pub(crate) fn set_wait_timeout(class: &str, timeout: Option<Duration>) {
-    let mut p = POLICY.lock();
+    let mut p = internal(&POLICY);
     let p = p.get_or_insert_with(Policy::default);
     match timeout {
         Some(t) => p.by_key.insert(class.to_owned(), t),
@@ -415,7 +415,7 @@ pub(crate) fn set_wait_timeout(class: &str, timeout: Option<Duration>) {
 
 /// The wait timeout of a class, if a policy sets one.
 pub(crate) fn wait_timeout(class: u32) -> Option<Duration> {
-    let mut guard = POLICY.lock();
+    let mut guard = internal(&POLICY);
     let p = guard.as_mut()?;
     if p.by_key.is_empty() {
         return None;
@@ -503,7 +503,7 @@ pub(crate) fn published(s: &ThreadState) -> Option<Arc<Published>> {
                 name: thread_name(id),
                 held: PlMutex::new(Vec::new()),
             });
-            PUBLISHED.lock().push(Arc::downgrade(&p));
+            internal(&PUBLISHED).push(Arc::downgrade(&p));
             slow.published = Some(p);
         }
         slow.published.clone()
@@ -531,12 +531,12 @@ fn holders_of(inst: u64, except: u64) -> Vec<EdgeInfo> {
             h.site.to_string(),
         ));
     };
-    for p in PUBLISHED.lock().iter().filter_map(Weak::upgrade) {
-        for h in p.held.lock().iter().filter(|h| h.inst == inst) {
+    for p in internal(&PUBLISHED).iter().filter_map(Weak::upgrade) {
+        for h in internal(&p.held).iter().filter(|h| h.inst == inst) {
             push(p.thread, &p.name, h);
         }
     }
-    for w in WAITING.lock().iter() {
+    for w in internal(&WAITING).iter() {
         for h in w.held.iter().filter(|h| h.inst == inst) {
             push(w.thread, &w.name, h);
         }
@@ -573,7 +573,7 @@ fn start_watchdog() {
 
 fn check_waits(limit: Duration) {
     let long: Vec<(u64, String, Ids, Mode, &'static Location<'static>, Duration)> = {
-        let mut waiting = WAITING.lock();
+        let mut waiting = internal(&WAITING);
         waiting
             .iter_mut()
             .filter(|w| !w.warned && w.since.elapsed() > limit)
@@ -612,13 +612,13 @@ fn check_waits(limit: Duration) {
 fn check_holds(limit: Duration, warned: &mut Vec<(u64, u64, Instant)>) {
     let mut long = Vec::new();
     let live: Vec<Arc<Published>> = {
-        let mut list = PUBLISHED.lock();
+        let mut list = internal(&PUBLISHED);
         list.retain(|w| w.strong_count() > 0);
         list.iter().filter_map(Weak::upgrade).collect()
     };
     let mut still = Vec::new();
     for p in &live {
-        for h in p.held.lock().iter() {
+        for h in internal(&p.held).iter() {
             let Some(since) = h.since else { continue };
             let key = (p.thread, h.inst, since);
             if since.elapsed() > limit {
@@ -641,7 +641,7 @@ fn check_holds(limit: Duration, warned: &mut Vec<(u64, u64, Instant)>) {
             h.site.to_string(),
         )];
         // Who is waiting for it.
-        for w in WAITING.lock().iter().filter(|w| w.ids.inst == h.inst) {
+        for w in internal(&WAITING).iter().filter(|w| w.ids.inst == h.inst) {
             let lock = LockRef::new(w.ids.inst, w.ids.class);
             edges.push(EdgeInfo::on_lock(
                 w.thread,
@@ -703,7 +703,7 @@ pub(crate) fn thread_stats(_s: &ThreadState) -> Option<Arc<ThreadStats>> {
             let t = Arc::new(ThreadStats {
                 classes: PlMutex::new(Vec::new()),
             });
-            STATS_REG.lock().push(Arc::clone(&t));
+            internal(&STATS_REG).push(Arc::clone(&t));
             slow.stats = Some(t);
         }
         slow.stats.clone()
@@ -712,7 +712,7 @@ pub(crate) fn thread_stats(_s: &ThreadState) -> Option<Arc<ThreadStats>> {
 }
 
 pub(crate) fn count_acquire(st: &ThreadStats, class: u32, wait_ns: u64) {
-    let mut v = st.classes.lock();
+    let mut v = internal(&st.classes);
     let i = class as usize;
     if v.len() <= i {
         v.resize(i + 1, ClassStats::default());
@@ -727,7 +727,7 @@ pub(crate) fn count_acquire(st: &ThreadStats, class: u32, wait_ns: u64) {
 }
 
 pub(crate) fn count_release(st: &ThreadStats, class: u32, hold_ns: u64) {
-    let mut v = st.classes.lock();
+    let mut v = internal(&st.classes);
     if let Some(c) = v.get_mut(class as usize) {
         c.hold_total_ns += hold_ns;
         c.hold_max_ns = c.hold_max_ns.max(hold_ns);
@@ -737,8 +737,8 @@ pub(crate) fn count_release(st: &ThreadStats, class: u32, hold_ns: u64) {
 /// Sums every thread's statistics, by class number.
 pub(crate) fn collect_stats() -> Vec<(u32, ClassStats)> {
     let mut total: Vec<ClassStats> = Vec::new();
-    for t in STATS_REG.lock().iter() {
-        for (i, c) in t.classes.lock().iter().enumerate() {
+    for t in internal(&STATS_REG).iter() {
+        for (i, c) in internal(&t.classes).iter().enumerate() {
             if total.len() <= i {
                 total.resize(i + 1, ClassStats::default());
             }
@@ -788,7 +788,7 @@ pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>) {
     let held: Vec<u64> = STATE
         .try_with(|s| s.held_snapshot().iter().map(|h| h.inst).collect())
         .unwrap_or_default();
-    let mut n = notifiers.lock();
+    let mut n = internal(notifiers);
     for inst in held {
         if n.contains(&inst) || n.contains(&OVERFLOW) {
             continue;
@@ -820,7 +820,7 @@ pub(crate) fn check_condvar_wait(
         if s.busy.get() {
             return;
         }
-        let known = notifiers.lock().clone();
+        let known = internal(notifiers).clone();
         let any = known.is_empty() || known.contains(&OVERFLOW);
         let mut risky: Vec<Held> = s.held_snapshot();
         risky.retain(|h| h.inst != m.inst && (any || known.contains(&h.inst)));
@@ -830,7 +830,7 @@ pub(crate) fn check_condvar_wait(
         let key = (site.to_string(), h.site.to_string());
         {
             // Deduplication only: past its bound, a hazard may be reported again (never missed).
-            let mut reported = CONDVAR_REPORTED.lock();
+            let mut reported = internal(&CONDVAR_REPORTED);
             if reported.contains(&key) {
                 return;
             }
