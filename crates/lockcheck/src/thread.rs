@@ -40,7 +40,7 @@ static SPAWNERS: parking_lot::Mutex<Option<HashMap<usize, Spawner>>> =
 
 fn note_spawn_site(site: Site) {
     let key = site as *const Location<'static> as usize;
-    let mut spawners = SPAWNERS.lock();
+    let mut spawners = crate::checked::state::internal(&SPAWNERS);
     let map = spawners.get_or_insert_with(HashMap::new);
     map.entry(key).or_insert_with(|| Spawner {
         site,
@@ -73,7 +73,7 @@ pub(crate) fn name_spawner(name: &mut String) {
     let Some(i) = name.find(AT) else { return };
     let site = name[i + AT.len()..].trim_end_matches(')').to_owned();
     let function = {
-        let mut spawners = SPAWNERS.lock();
+        let mut spawners = crate::checked::state::internal(&SPAWNERS);
         let Some(sp) = spawners
             .as_mut()
             .and_then(|m| m.values_mut().find(|s| s.site.to_string() == site))
@@ -306,7 +306,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     }
 
     fn register(&self, id: u64, end: &Arc<End>) {
-        let mut scopes = SCOPES.lock();
+        let mut scopes = crate::checked::state::internal(&SCOPES);
         let key = self.key();
         match scopes.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push((id, Arc::clone(end))),
@@ -373,7 +373,7 @@ where
     impl Drop for Joins {
         fn drop(&mut self) {
             let children = {
-                let mut scopes = SCOPES.lock();
+                let mut scopes = crate::checked::state::internal(&SCOPES);
                 match scopes.iter().position(|(k, _)| *k == self.0) {
                     Some(i) => scopes.swap_remove(i).1,
                     None => Vec::new(),

@@ -13,7 +13,7 @@ use crate::checked::class::{Ids, Meta};
 use crate::checked::graph;
 use crate::checked::recorder;
 use crate::checked::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
-use crate::checked::state::{as_busy, mix, thread_name, Held, STATE};
+use crate::checked::state::{as_busy, internal, mix, thread_name, Held, STATE};
 use crate::config::{action, flag, flags, Action};
 use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::{How, LockKind, Mode};
@@ -95,14 +95,13 @@ pub(crate) fn holder() -> u64 {
 static SPAWN_SITES: PlMutex<Option<HashMap<u64, &'static Location<'static>>>> = PlMutex::new(None);
 
 pub(crate) fn note_spawn(task: u64, site: &'static Location<'static>) {
-    SPAWN_SITES
-        .lock()
+    internal(&SPAWN_SITES)
         .get_or_insert_with(HashMap::new)
         .insert(TASK_BIT | task, site);
 }
 
 pub(crate) fn forget_spawn(task: u64) {
-    if let Some(m) = SPAWN_SITES.lock().as_mut() {
+    if let Some(m) = internal(&SPAWN_SITES).as_mut() {
         m.remove(&(TASK_BIT | task));
     }
 }
@@ -110,8 +109,7 @@ pub(crate) fn forget_spawn(task: u64) {
 /// `task #7` (with `spawned at file:line:col` when spawned through `lockcheck::tokio::spawn`).
 pub(crate) fn task_name(id: u64) -> String {
     let n = id & !TASK_BIT;
-    match SPAWN_SITES
-        .lock()
+    match internal(&SPAWN_SITES)
         .as_ref()
         .and_then(|m| m.get(&id).copied())
     {
@@ -1543,8 +1541,7 @@ fn watch_suspects() {
 /// Confirms the suspect waits that lasted [`OWNED_GRACE`] with their guard unmoved and wakes
 /// them (their future reports). Returns whether any suspect wait is left to watch.
 fn confirm_suspects() -> bool {
-    let list: Vec<Arc<Suspect>> = WAITING
-        .lock()
+    let list: Vec<Arc<Suspect>> = internal(&WAITING)
         .iter()
         .filter_map(|w| w.suspect.clone().filter(|s| s.grace))
         .collect();
@@ -1625,7 +1622,7 @@ impl WaitReg {
 impl Drop for WaitReg {
     fn drop(&mut self) {
         {
-            let mut w = WAITING.lock();
+            let mut w = internal(&WAITING);
             if let Some(i) = w.iter().position(|w| w.seq == self.seq) {
                 w.swap_remove(i);
             }
@@ -1691,7 +1688,7 @@ fn register(
         .unwrap_or_default();
     let seq = NEXT_WAIT.fetch_add(1, Ordering::Relaxed);
     let edges = {
-        let mut waiting = WAITING.lock();
+        let mut waiting = internal(&WAITING);
         waiting.push(Waiter {
             seq,
             holder,
@@ -2196,7 +2193,9 @@ fn publish_once<K: Eq + Hash>(
     key: K,
     v: Violation,
 ) -> Violation {
-    let first = reported.lock().get_or_insert_with(HashSet::new).insert(key);
+    let first = internal(reported)
+        .get_or_insert_with(HashSet::new)
+        .insert(key);
     if first {
         publish(v)
     } else {
