@@ -1688,7 +1688,7 @@ fn push_task(holder: u64, rec: Rec, last: bool) {
     }
     let generation = GENERATION.load(Ordering::Acquire);
     let b = {
-        let mut map = TASK_BUFS.lock();
+        let mut map = super::state::internal(&TASK_BUFS);
         let map = map.get_or_insert_with(HashMap::new);
         let b = match map.get(&holder) {
             Some(b) if b.generation == generation => Arc::clone(b),
@@ -1797,7 +1797,7 @@ pub(crate) fn on_held_across_await(
         }
     }
     let index = {
-        let mut table = HELD_ACROSS.lock();
+        let mut table = super::state::internal(&HELD_ACROSS);
         table.push(Some((held, owner, held_site)));
         table.len() - 1
     };
