@@ -854,7 +854,10 @@ impl ModelBuilder {
             return;
         }
         self.in_trace = false;
-        let tids: Vec<ThreadId> = self.maps.threads.values().copied().collect();
+        let mut tids: Vec<ThreadId> = self.maps.threads.values().copied().collect();
+        // Settling numbers the pending requests' dependencies: in thread order, not the
+        // randomly seeded map's.
+        tids.sort_unstable();
         for t in tids {
             self.settle(t);
             let state = &mut self.threads[t as usize];
@@ -1493,13 +1496,16 @@ impl ModelBuilder {
                 } else if cond_released == Some(l) {
                     // The wait's release, written twice.
                 } else {
-                    // Semaphore permits are legitimately released by other threads.
+                    // Semaphore permits are legitimately released by other threads. Of several
+                    // holders (a shared lock, or a trace that makes no sense), the lowest thread
+                    // id: the map's order is randomly seeded and the choice reaches the report.
                     let holder = self
                         .maps
                         .threads
                         .values()
                         .copied()
-                        .find(|&o| self.threads[o as usize].held.iter().any(|h| h.lock == l));
+                        .filter(|&o| self.threads[o as usize].held.iter().any(|h| h.lock == l))
+                        .min();
                     match holder {
                         Some(o) => {
                             let h = &self.threads[o as usize].held;
