@@ -916,9 +916,9 @@ mod tests {
                         if !filter(e as u32) {
                             continue;
                         }
-                        for v in 0..n as usize {
-                            if reach[v][a as usize] && !reach[v][b as usize] {
-                                reach[v][b as usize] = true;
+                        for r in reach.iter_mut() {
+                            if r[a as usize] && !r[b as usize] {
+                                r[b as usize] = true;
                                 changed = true;
                             }
                         }
