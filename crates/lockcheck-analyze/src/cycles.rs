@@ -573,16 +573,15 @@ fn same_thread_cycles(
     let n = graph.nodes();
     let mut local = vec![u32::MAX; n];
     let mut own: Vec<(u32, u32, u32)> = Vec::new();
-    let mut froms: Vec<u32> = Vec::new();
+    let mut seen = crate::graph::NodeStamps::new(n);
     for t in 0..threads {
         own.clear();
         for &d in &by_thread[first[t] as usize..first[t + 1] as usize] {
             let to = node_of(model, level, crate::graph::dep_lock(model, d));
-            froms.clear();
+            seen.next_round();
             for (h, _) in crate::graph::dep_held(model, d) {
                 let from = node_of(model, level, h);
-                if from != to && !froms.contains(&from) {
-                    froms.push(from);
+                if from != to && seen.first_visit(from) {
                     own.push((from, to, d));
                 }
             }

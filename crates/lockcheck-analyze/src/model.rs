@@ -59,7 +59,7 @@ pub const EMPTY: u32 = 0;
 pub const MAX_CLOCKS_PER_DEP: usize = 256;
 /// How many distinct site combinations a dependency lists for reports and the hierarchy's
 /// acquisitions to change. Distinct combinations are code paths, so a program rarely comes near
-/// it; those beyond it are counted in [`DepRecord::sites_dropped`] and warned about.
+/// it; those beyond it are counted ([`Model::sites_dropped`]) and warned about.
 pub const MAX_SITES_PER_DEP: usize = 64;
 /// How many locks held at once are beyond any real program (lockdep allows 48): a trace that
 /// comes there has most likely lost its releases. Nothing is forgotten: held sets are interned,
@@ -185,7 +185,7 @@ struct MoreSites {
 
 /// A table of interned lists, as a prefix tree: a node is a list, its parent the list without
 /// its last item. Lists that share a prefix share its nodes, and extending a list by one item is
-/// one lookup. Node [`EMPTY`] is the empty list; further empty lists ([`Trie::new_root`]) start
+/// one lookup. Node [`EMPTY`] is the empty list; further empty lists (`Trie::new_root`) start
 /// trees of their own.
 #[derive(Debug, Clone)]
 pub struct Trie<T> {
@@ -854,7 +854,10 @@ impl ModelBuilder {
             return;
         }
         self.in_trace = false;
-        let tids: Vec<ThreadId> = self.maps.threads.values().copied().collect();
+        let mut tids: Vec<ThreadId> = self.maps.threads.values().copied().collect();
+        // Settling numbers the pending requests' dependencies: in thread order, not the
+        // randomly seeded map's.
+        tids.sort_unstable();
         for t in tids {
             self.settle(t);
             let state = &mut self.threads[t as usize];
@@ -1493,13 +1496,16 @@ impl ModelBuilder {
                 } else if cond_released == Some(l) {
                     // The wait's release, written twice.
                 } else {
-                    // Semaphore permits are legitimately released by other threads.
+                    // Semaphore permits are legitimately released by other threads. Of several
+                    // holders (a shared lock, or a trace that makes no sense), the lowest thread
+                    // id: the map's order is randomly seeded and the choice reaches the report.
                     let holder = self
                         .maps
                         .threads
                         .values()
                         .copied()
-                        .find(|&o| self.threads[o as usize].held.iter().any(|h| h.lock == l));
+                        .filter(|&o| self.threads[o as usize].held.iter().any(|h| h.lock == l))
+                        .min();
                     match holder {
                         Some(o) => {
                             let h = &self.threads[o as usize].held;
