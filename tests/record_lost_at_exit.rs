@@ -1,6 +1,7 @@
 //! A lock taken in a thread-local's destructor after the thread's recording state was torn down
 //! cannot reach the trace (its stream is gone): the recorder says how many events are missing
-//! when the recording stops, instead of dropping them silently.
+//! when the recording stops, instead of dropping them silently. Likewise the hold times the
+//! writer cannot measure (more locks held at once than its window).
 
 use std::cell::Cell;
 use std::process::{Command, Stdio};
@@ -66,6 +67,51 @@ fn events_after_the_recorder_s_thread_teardown_are_counted_not_dropped_silently(
     assert!(
         stderr.contains("trace event(s) are missing from"),
         "the loss must be said: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The child of the second test: one thread holds 80 locks at once.
+#[test]
+fn child_deep() {
+    if std::env::var_os("RECORD_DEEP_CHILD").is_none() {
+        return;
+    }
+    let locks: Vec<lockcheck::Mutex<u32>> = (0..80).map(lockcheck::Mutex::new).collect();
+    let guards: Vec<_> = locks.iter().map(|m| m.lock()).collect();
+    drop(guards);
+}
+
+#[test]
+fn hold_times_the_writer_cannot_measure_are_said() {
+    let dir = std::env::temp_dir().join(format!("lockcheck-deep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("deep.jsonl");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["child_deep", "--exact", "--test-threads=1"])
+        .env("RECORD_DEEP_CHILD", "1")
+        .env("LOCKCHECK_TRACE", &trace)
+        .env("LOCKCHECK_BACKTRACE", "0")
+        .env_remove("LOCKCHECK")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let out = std::thread::spawn(move || out.wait_with_output().unwrap());
+    while !out.is_finished() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the child must not hang"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = out.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("hold(s) fell out of the writer's window"),
+        "the unmeasured hold times must be said: {stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -246,7 +246,7 @@ struct Side {
     /// Held locks with the clock reading of their acquisition, innermost last: the hold time of
     /// a release. Bounded by [`HELD_TIMES`]: a lock released by another thread (a guard sent
     /// away) would otherwise stay forever; beyond it the oldest entries go, and their releases
-    /// show no hold time (0 means unmeasured in the format).
+    /// show no hold time (0 means unmeasured in the format; counted and said at the stop).
     held: Vec<(u64, u64)>,
 }
 
@@ -607,6 +607,7 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
         lock_cache: vec![0; LOCK_CACHE].into_boxed_slice(),
         site_cache: vec![(0, 0); SITE_CACHE].into_boxed_slice(),
         records: 0,
+        unmeasured_holds: 0,
     };
     if lct {
         w.out.extend_from_slice(&lockcheck_core::lct::MAGIC);
@@ -668,6 +669,15 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
     w.note_error(r);
     #[cfg(feature = "tokio")]
     HELD_ACROSS.lock().clear();
+    if w.unmeasured_holds > 0 {
+        eprintln!(
+            "lockcheck: {} hold(s) fell out of the writer's window of {HELD_TIMES} per thread (more \
+             locks held at once, or guards released by another thread): their releases in {} have \
+             no hold time, so the hold statistics may be low",
+            w.unmeasured_holds,
+            w.path.display()
+        );
+    }
     let lost = LOST_AT_EXIT.swap(0, Ordering::Relaxed);
     if lost > 0 {
         eprintln!(
@@ -1073,6 +1083,10 @@ struct Writer {
     site_cache: Box<[(u64, u32)]>,
     /// Records written so far.
     records: usize,
+    /// Releases written without a hold time because their acquisition fell out of a stream's
+    /// [`HELD_TIMES`] window: said when the recording stops (the class statistics' hold times
+    /// can be low by them).
+    unmeasured_holds: u64,
 }
 
 impl Writer {
@@ -1346,6 +1360,7 @@ impl Writer {
                 }
                 if side.held.len() == HELD_TIMES {
                     side.held.remove(0);
+                    self.unmeasured_holds += 1;
                 }
                 side.held.push((l, r.ts));
                 self.put_acquire(false, t, l, mode_of(r.head), how_of(r.head), s, wait_ns);
