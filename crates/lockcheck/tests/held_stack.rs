@@ -76,8 +76,14 @@ fn watchdog(f: impl FnOnce() + Send + 'static) -> Result<(), String> {
 }
 
 fn enable() {
-    // Gives the allocator's lock its identity before it is used from inside allocations.
+    // Gives the allocator's lock its identity before it is used from inside allocations. As
+    // inside the allocator, this thread does not re-enter it while it holds the lock: the other
+    // test may have enabled it already, and an allocation made while this thread holds
+    // `ALLOC_LOCK` (lockcheck's wait bookkeeping when the lock was contended) would otherwise
+    // take `ALLOC_LOCK` again on this thread (a hang seen in CI, not a finding of lockcheck's).
+    let _ = IN_ALLOC.try_with(|c| c.set(true));
     drop(ALLOC_LOCK.lock());
+    let _ = IN_ALLOC.try_with(|c| c.set(false));
     ENABLED.store(true, Ordering::Relaxed);
 }
 
