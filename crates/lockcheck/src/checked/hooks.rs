@@ -614,6 +614,7 @@ fn push(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'static>,
         site,
         since: (f & flag::TIMED != 0).then(Instant::now),
         source: false,
+        recorded: f & flag::RECORD != 0,
         #[cfg(feature = "tokio")]
         task: crate::tokio::track::current_tag(),
     });
@@ -670,28 +671,9 @@ pub(crate) fn release_fast(meta: &Meta, mode: Mode) -> bool {
     let w = meta.word();
     // The top entry's word is `inst | mode << 40` exactly when it is this hold, untimed and no
     // graph source: one comparison.
-    if w == 0 {
-        return true;
-    }
-    if STATE.try_with(|s| s.pop_plain_top(pack(w & word::INST, mode))) != Ok(true) {
-        return false;
-    }
-    // Recording does not time holds here (the recorder stamps its records with its own clock),
-    // so a recorded hold is a plain entry: its release is recorded out of line.
-    if crate::config::flags_now() & flag::RECORD != 0 {
-        released_recorded(meta);
-    }
-    true
-}
-
-/// A plain release while a trace is recorded (the recorder times the hold itself).
-#[cold]
-#[inline(never)]
-fn released_recorded(meta: &Meta) {
-    let w = meta.word();
-    if w != 0 {
-        recorder::on_release(Ids::from_word(w), 0);
-    }
+    // A recorded hold carries `word::RECORDED`, so its release takes the general path, which
+    // records it: the fast path tests no switch.
+    w == 0 || STATE.try_with(|s| s.pop_plain_top(pack(w & word::INST, mode))) == Ok(true)
 }
 
 /// The release's bookkeeping beyond [`release_fast`].
@@ -727,7 +709,7 @@ fn released_slow(meta: &Meta, ids: Ids, mode: Mode) {
         }
         if let Some(since) = h.since {
             after_release(ids, since, mode);
-        } else if flags() & flag::RECORD != 0 {
+        } else if h.recorded {
             recorder::on_release(ids, 0);
         }
     }
@@ -749,7 +731,7 @@ pub(crate) fn released_elsewhere(ids: Ids) {
             mode,
             ..
         })) => after_release(ids, since, mode),
-        Ok(Some(_)) if flags() & flag::RECORD != 0 => recorder::on_release(ids, 0),
+        Ok(Some(h)) if h.recorded => recorder::on_release(ids, 0),
         _ => {}
     }
 }

@@ -21,6 +21,9 @@ pub(crate) struct Held {
     pub since: Option<std::time::Instant>,
     /// A dependency from this lock reached the global graph: dropping the lock must remove it.
     pub source: bool,
+    /// Its acquisition went to the trace being recorded: so must its release (the general
+    /// path; the flag keeps the release fast path a single comparison).
+    pub recorded: bool,
     /// Who took it in async code (`crate::tokio::track::current_tag`: a task, a runtime's root
     /// future, or 0 outside any runtime), to tell a guard held across an `.await` by a suspended
     /// task from this thread's own holds.
@@ -39,6 +42,8 @@ pub(crate) mod word {
     pub const SOURCE: u64 = 1 << 48;
     /// The acquisition was timed: the parallel entry's `since` is set.
     pub const TIMED: u64 = 1 << 49;
+    /// The acquisition was recorded ([`super::Held::recorded`]).
+    pub const RECORDED: u64 = 1 << 51;
     /// Taken in async code ([`super::Held::task`] is not 0).
     #[cfg(feature = "tokio")]
     pub const TASK: u64 = 1 << 50;
@@ -140,6 +145,7 @@ impl HeldStack {
                 None
             },
             source: w & word::SOURCE != 0,
+            recorded: w & word::RECORDED != 0,
             #[cfg(feature = "tokio")]
             task: info.task,
         }
@@ -152,6 +158,9 @@ impl HeldStack {
         }
         if h.since.is_some() {
             w |= word::TIMED;
+        }
+        if h.recorded {
+            w |= word::RECORDED;
         }
         #[cfg(feature = "tokio")]
         if h.task != 0 {
@@ -498,6 +507,7 @@ impl ThreadState {
             site,
             since: None,
             source: false,
+            recorded: false,
             #[cfg(feature = "tokio")]
             task,
         });

@@ -367,6 +367,7 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
                     site: prev.site,
                     since: None,
                     source: false,
+                    recorded: false,
                     #[cfg(feature = "tokio")]
                     task: 0,
                 });

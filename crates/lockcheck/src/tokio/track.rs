@@ -187,6 +187,7 @@ impl Entry {
             site: self.site,
             since: None,
             source: false,
+            recorded: false,
             task: 0,
         }
     }
