@@ -663,7 +663,7 @@ pub(crate) fn released(meta: &Meta, mode: Mode) {
 }
 
 /// The release's fast path alone: true when its bookkeeping is done (the lock never tracked, or
-/// on top of the held stack, untimed and no graph source: popped); false when nothing changed
+/// on top of the held stack, untimed, unrecorded and no graph source: popped); false when nothing changed
 /// and [`released_rest`] must run. For the hot unlocks, which then call the rest out of line
 /// with the raw unlock, as a tail call.
 #[inline(always)]

@@ -531,7 +531,8 @@ impl ThreadState {
     }
 
     /// The release fast path: pops the top entry if its word is exactly `w`
-    /// (`pack(inst, mode)`: any flag, i.e. a graph source or a timed hold, fails the test).
+    /// (`pack(inst, mode)`: any flag, i.e. a graph source, a timed or a recorded hold, fails the
+    /// test).
     /// False: nothing changed, take the general path ([`ThreadState::remove_last`]).
     #[inline(always)]
     pub(crate) fn pop_plain_top(&self, w: u64) -> bool {
