@@ -90,8 +90,8 @@ fn a_contended_lock_the_allocator_also_takes_does_not_self_deadlock() {
     let rounds = done_rx.recv_timeout(Duration::from_secs(60));
     // Off before any panic message is formatted: a hung reader holds the allocator's lock.
     ON.store(false, Ordering::Release);
-    let rounds =
-        rounds.expect("must not hang: lockcheck freed its wait bookkeeping while the lock was held");
+    let rounds = rounds
+        .expect("must not hang: lockcheck freed its wait bookkeeping while the lock was held");
     assert_eq!(rounds, 5);
     assert!(
         lockcheck::violations().is_empty(),
