@@ -696,6 +696,10 @@ pub(crate) struct Pre {
     /// the same task, takes them from here instead of preparing again.
     tag: u64,
     ids: Ids,
+    /// A `blocking_*` acquisition: its wait blocks the thread and suspends no task, so a sync
+    /// guard its holder keeps meanwhile is not held across an `.await` (e.g. in
+    /// `spawn_blocking`, where blocking is the point).
+    blocking: bool,
 }
 
 impl Pre {
@@ -704,6 +708,13 @@ impl Pre {
         holder: None,
         tag: 0,
         ids: Ids { inst: 0, class: 0 },
+        blocking: false,
+    };
+
+    /// Nothing checked ahead, for a `blocking_*` acquisition.
+    const BLOCKING: Pre = Pre {
+        blocking: true,
+        ..Pre::NONE
     };
 
     fn covers(self, ctx: &Ctx) -> bool {
@@ -719,16 +730,17 @@ impl Pre {
 /// poll, see [`acquired_now`]).
 pub(crate) fn precheck(r: &Req<'_>, unavailable: bool, available: usize) -> (Pre, Option<Verdict>) {
     let Some((ctx, sync)) = prepare(r) else {
-        return (Pre::NONE, None);
+        return (Pre::BLOCKING, None);
     };
     rec_request(&ctx, r, available);
     if !ctx.check {
-        return (Pre::NONE, None);
+        return (Pre::BLOCKING, None);
     }
     let pre = Pre {
         holder: Some(ctx.holder),
         tag: ctx.tag,
         ids: ctx.ids,
+        blocking: true,
     };
     // Holding nothing (no sync guard of its own, no async hold, no other task's guard on this
     // thread): nothing to check against, and no shard to lock.
@@ -1358,7 +1370,9 @@ pub(crate) fn must_wait(
         }
     }
     let tag = ctx.tag;
-    if tag != 0 {
+    // A `blocking_*` wait suspends nothing: the thread blocks with the guards (the wait-for
+    // graph below sees them held).
+    if tag != 0 && !pre.blocking {
         let mine = STATE
             .try_with(|s| s.find_held(|h| h.task == tag))
             .ok()
@@ -1643,32 +1657,28 @@ impl Drop for WaitReg {
 /// task (or a thread holding async locks) waits for a sync lock, the wait joins this wait-for
 /// graph, so that a cycle through sync and async locks is found. Pure thread cycles are left to
 /// the sync wait-for graph. Semaphores are not joined (their sync holders are not all known).
+/// `Err`: the verdict of a deadlock this wait closes, for the sync lock's `#[track_caller]`
+/// entry point to raise (under `panic`) with the lock not taken; the wait is unregistered.
 pub(crate) fn sync_wait(
     ids: Ids,
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
-) -> Option<WaitReg> {
+) -> Result<Option<WaitReg>, Verdict> {
     if kind == LockKind::Semaphore || action() == Action::Off {
-        return None;
+        return Ok(None);
     }
     let holder = match ::tokio::task::try_id() {
         Some(id) => TASK_BIT | task_number(id),
         None => {
-            let me = STATE.try_with(|s| s.id()).ok()?;
-            if ASYNC_HOLDER.try_with(Cell::get).ok()? != me {
-                return None;
+            let me = STATE.try_with(|s| s.id()).ok();
+            match me {
+                Some(me) if ASYNC_HOLDER.try_with(Cell::get).ok() == Some(me) => me,
+                _ => return Ok(None),
             }
-            me
         }
     };
-    match register(holder, current_tag(), ids, kind, mode, site, None) {
-        Ok(reg) => Some(reg),
-        Err(v) => {
-            act(Some(v));
-            None
-        }
-    }
+    register(holder, current_tag(), ids, kind, mode, site, None).map(Some)
 }
 
 fn register(
@@ -1959,31 +1969,54 @@ thread_local! {
     static ASYNC_HOLDER: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Hook of the sync acquisition path (`hooks::lock_blocking`): the running task holds async
-/// locks, so a blocking sync acquisition makes ordering edges from them (a tokio guard held while
-/// taking a `lockcheck::Mutex`).
+/// Whether the running task (or thread) may hold async locks: one thread-local read. The sync
+/// fast paths (`hooks::lock_fast`, ...) leave such an acquisition to the full path, which checks
+/// it with [`sync_acquire_in_task`] and raises its verdict at the user's line (a verdict raised
+/// from inside a fast path would point into lockcheck, and could not be deferred while a condvar
+/// wait retakes its mutex).
+#[inline(always)]
+pub(crate) fn may_hold_async() -> bool {
+    ASYNC_HOLDER.try_with(Cell::get).unwrap_or(0) != 0
+}
+
+/// Hook of the sync acquisition path (`hooks::lock_slow`): the running task holds async locks,
+/// so a blocking sync acquisition makes ordering edges from them (a tokio guard held while
+/// taking a `lockcheck::Mutex`). Returns the verdict of an inversion it closes, for the sync
+/// lock's `#[track_caller]` entry point to raise (under `panic`), before the lock is taken.
 #[inline]
 pub(crate) fn sync_acquire_in_task(
     meta: &Meta,
     mode: Mode,
     site: &'static Location<'static>,
     ids: Ids,
-) {
-    if ASYNC_HOLDER.try_with(Cell::get).unwrap_or(0) != 0 {
-        sync_after_async(meta, mode, site, ids);
+) -> Option<Verdict> {
+    if may_hold_async() {
+        sync_after_async(meta, mode, site, ids)
+    } else {
+        None
     }
 }
 
 #[cold]
 #[inline(never)]
-fn sync_after_async(meta: &Meta, mode: Mode, site: &'static Location<'static>, ids: Ids) {
+fn sync_after_async(
+    meta: &Meta,
+    mode: Mode,
+    site: &'static Location<'static>,
+    ids: Ids,
+) -> Option<Verdict> {
     let known = ASYNC_HOLDER.try_with(Cell::get).unwrap_or(0);
     let holder = match ::tokio::task::try_id() {
         Some(id) => TASK_BIT | task_number(id),
         None => STATE.try_with(|s| s.id()).unwrap_or(0),
     };
     if holder != known {
-        return;
+        if !may_hold(known) {
+            // The last holder seen here holds nothing now (it released its async locks, or
+            // ended): the sync fast paths need not leave to the full path for it any more.
+            let _ = ASYNC_HOLDER.try_with(|c| c.set(0));
+        }
+        return None;
     }
     let (mut held, key) = with_shard(holder, |s| {
         let held: Vec<Held> = s
@@ -2008,9 +2041,9 @@ fn sync_after_async(meta: &Meta, mode: Mode, site: &'static Location<'static>, i
     });
     if held.is_empty() {
         let _ = ASYNC_HOLDER.try_with(|c| c.set(0));
-        return;
+        return None;
     }
-    let Some(key) = key else { return };
+    let key = key?;
     if flags() & flag::RECORD != 0 && is_task(holder) {
         // The sync acquisition is in the thread's stream; the task's stream shows it requested
         // under the task's async holds, for the analyzer's dependency.
@@ -2041,11 +2074,14 @@ fn sync_after_async(meta: &Meta, mode: Mode, site: &'static Location<'static>, i
         found.map(publish)
     });
     match found {
-        Some(Some(v)) => act(verdict(&v, site)),
-        Some(None) => {}
-        None => with_shard(holder, |s| {
-            s.checked.remove(&key);
-        }),
+        Some(Some(v)) => verdict(&v, site),
+        Some(None) => None,
+        None => {
+            with_shard(holder, |s| {
+                s.checked.remove(&key);
+            });
+            None
+        }
     }
 }
 
@@ -2208,8 +2244,9 @@ fn publish_once<K: Eq + Hash>(
 
 /// The configured action on a report: under `panic`, a verdict for the acquiring task to raise
 /// before it waits (its guards drop, so the others can go on; the runtime reports the panic
-/// through the task's `JoinHandle`). Raised at the user's line when the check ran in the
-/// `#[track_caller]` entry point ([`precheck`]), else by [`act`].
+/// through the task's `JoinHandle`). Always raised at the user's line: by the `#[track_caller]`
+/// entry point of a `blocking_*` method ([`precheck`]) or of a sync lock (the hooks return it),
+/// or by the `#[track_caller]` `poll` of the future the user awaits (`tokio::Checked`).
 fn verdict(v: &Violation, site: &'static Location<'static>) -> Option<Verdict> {
     if action() == Action::Panic && !std::thread::panicking() {
         let first = v.message.lines().next().unwrap_or("lockcheck: violation");
@@ -2218,13 +2255,4 @@ fn verdict(v: &Violation, site: &'static Location<'static>) -> Option<Verdict> {
         )));
     }
     None
-}
-
-/// Raises a verdict found where the user's location is not on the call stack (inside the
-/// future, once it waits, or in a sync lock's hooks): the panic's location is here, the user's
-/// line is in its message.
-fn act(v: Option<Verdict>) {
-    if let Some(v) = v {
-        v.raise();
-    }
 }
