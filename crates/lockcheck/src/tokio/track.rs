@@ -263,8 +263,14 @@ impl ShardLock {
     }
 
     /// Runs `f` on the shard (number `idx`), exclusively. `f` never takes a shard lock (no
-    /// nesting).
+    /// nesting), but it may allocate (a holder's first list, a list or a set that grows), and a
+    /// global allocator may take a checked lock: the thread is marked busy meanwhile, as under
+    /// lockcheck's other internal locks (`state::internal`), so that the hook entered from the
+    /// allocator takes its untracked way instead of asking for this shard again (a sync
+    /// acquisition in a task that holds async locks looks at its shard), which would spin
+    /// forever.
     fn with<R>(&self, idx: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let was_busy = STATE.try_with(|s| s.busy.replace(true)).unwrap_or(true);
         let mut spins = 0u32;
         while self.locked.swap(true, Ordering::Acquire) {
             while self.locked.load(Ordering::Relaxed) {
@@ -277,13 +283,16 @@ impl ShardLock {
                 }
             }
         }
-        struct Unlock<'a>(&'a AtomicBool);
+        struct Unlock<'a>(&'a AtomicBool, bool);
         impl Drop for Unlock<'_> {
             fn drop(&mut self) {
                 self.0.store(false, Ordering::Release);
+                if !self.1 {
+                    let _ = STATE.try_with(|s| s.busy.set(false));
+                }
             }
         }
-        let _unlock = Unlock(&self.locked);
+        let _unlock = Unlock(&self.locked, was_busy);
         // SAFETY: `locked` is held until `_unlock` drops.
         let shard = unsafe { &mut *self.shard.get() };
         f(shard.get_or_insert_with(|| Shard {
