@@ -179,6 +179,24 @@ impl Entry {
         }
     }
 
+    /// The end of a task awaited through its `JoinHandle`, as the wait-for graph sees it: held
+    /// by the task from its spawn site until it finishes (see [`join_wait`]).
+    fn task_end(ids: Ids, spawned: &'static Location<'static>) -> Entry {
+        Entry {
+            token: 0,
+            inst: ids.inst,
+            class: ids.class,
+            mode: Mode::Exclusive,
+            site: spawned,
+            permits: 1,
+            kind: LockKind::Once,
+            owned: false,
+            moved: false,
+            in_trace: true,
+            since: None,
+        }
+    }
+
     fn held(&self) -> Held {
         Held {
             inst: self.inst,
@@ -1417,7 +1435,7 @@ pub(crate) fn must_wait(
     });
     let watch = suspect.as_ref().is_some_and(|s| s.grace);
     let reg = register(
-        ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, suspect,
+        ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, suspect, None,
     )?;
     if watch {
         watch_suspects();
@@ -1622,6 +1640,30 @@ struct Waiter {
     sync_held: Vec<Held>,
     /// A wait kept only by the waiter's own owned guard (see [`must_wait`]).
     suspect: Option<Arc<Suspect>>,
+    /// A wait for a task's end (its `JoinHandle`, see [`join_wait`]).
+    join: Option<JoinWait>,
+}
+
+/// A wait for a task's end: the task awaited (it holds its own end, the waiter's `ids`, a
+/// `Once`, for as long as it runs) and its spawn site.
+struct JoinWait {
+    target: u64,
+    spawned: &'static Location<'static>,
+    /// The joiner's async holds (tokens) when it started waiting. A handle can stop being
+    /// awaited without being dropped (`&mut handle` in a `select!` or a timeout): a joiner
+    /// whose holds changed since has run meanwhile, so it no longer waits there (a stale wait
+    /// counts as not stuck; the handle registers again when it is polled again).
+    holds: Vec<u64>,
+}
+
+/// The tokens of `holder`'s async holds.
+fn hold_tokens(holder: u64) -> Vec<u64> {
+    with_shard(holder, |s| {
+        s.by_holder
+            .get(&holder)
+            .map(|l| l.iter().map(|e| e.token).collect())
+            .unwrap_or_default()
+    })
 }
 
 static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
@@ -1687,9 +1729,53 @@ pub(crate) fn sync_wait(
             }
         }
     };
-    register(holder, current_tag(), ids, kind, mode, site, None).map(Some)
+    register(holder, current_tag(), ids, kind, mode, site, None, None).map(Some)
 }
 
+/// A holder (task, or thread in `block_on`) starts waiting for the end of task `target` (the
+/// `JoinHandle` of [`crate::tokio::spawn`] or [`crate::tokio::spawn_blocking`] is pending at
+/// `site`): the wait joins the wait-for graph, where `target` holds its own end (`end`, a lock
+/// of kind `Once` whose class is its spawn site, `spawned`) until it finishes. A task that waits
+/// for a lock its joiner holds (directly, or through a chain of waits) is a deadlock, reported
+/// when the cycle closes: `Err` is its verdict, for the handle's `#[track_caller]` `poll` to
+/// raise (under `panic`), at the user's `.await`.
+pub(crate) fn join_wait(
+    end: &Meta,
+    target: ::tokio::task::Id,
+    spawned: &'static Location<'static>,
+    site: &'static Location<'static>,
+) -> Result<Option<WaitReg>, Verdict> {
+    if flags() & flag::CHECK == 0 || action() == Action::Off {
+        return Ok(None);
+    }
+    if STATE.try_with(|s| s.busy.get()).unwrap_or(true) {
+        return Ok(None);
+    }
+    let me = holder();
+    let target = TASK_BIT | task_number(target);
+    if me == 0 || me == target {
+        return Ok(None);
+    }
+    let ids = end.ids(LockKind::Once);
+    let join = JoinWait {
+        target,
+        spawned,
+        holds: hold_tokens(me),
+    };
+    register(
+        me,
+        current_tag(),
+        ids,
+        LockKind::Once,
+        Mode::Exclusive,
+        site,
+        None,
+        Some(join),
+    )
+    .map(Some)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn register(
     holder: u64,
     tag: u64,
@@ -1698,6 +1784,7 @@ fn register(
     mode: Mode,
     site: &'static Location<'static>,
     suspect: Option<Arc<Suspect>>,
+    join: Option<JoinWait>,
 ) -> Result<WaitReg, Verdict> {
     let sync_held: Vec<Held> = STATE
         .try_with(|s| {
@@ -1718,6 +1805,7 @@ fn register(
             site,
             sync_held,
             suspect: suspect.clone(),
+            join,
         });
         deadlock_cycle(&waiting, waiting.len() - 1)
     };
@@ -1729,6 +1817,10 @@ fn register(
     if let Some((edges, owned)) = edges {
         if flags() & flag::RECORD != 0 {
             for o in &owned {
+                if let Some((joiner, joiner_site)) = o.joiner {
+                    rec_join(o, joiner, joiner_site);
+                    continue;
+                }
                 rec_establish(o.holder, &o.entry);
                 recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0);
             }
@@ -1790,10 +1882,22 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<
                         .map(|h| (x.holder, Entry::from_held(h))),
                 );
             }
+            // A task awaited holds its own end while it runs.
+            if let Some(j) = &w.join {
+                list.push((j.target, Entry::task_end(w.ids, j.spawned)));
+            }
             list
         });
     }
-    let mut stuck = vec![true; n];
+    // A join wait whose joiner has run since (see `JoinWait::holds`) is not a wait any more.
+    let mut stuck: Vec<bool> = waiting
+        .iter()
+        .enumerate()
+        .map(|(i, w)| match &w.join {
+            Some(j) if i != new => hold_tokens(w.holder) == j.holds,
+            _ => true,
+        })
+        .collect();
     let holder_stuck = |stuck: &[bool], h: u64| {
         let mut any = false;
         for (j, w) in waiting.iter().enumerate() {
@@ -1871,11 +1975,16 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<
             // The first element's hold is what the last one waits for.
             let mut cycle: Vec<(usize, Option<Entry>)> = path[pos..].to_vec();
             cycle[0].1 = entry;
+            let k = cycle.len();
             let owned = cycle
                 .iter()
-                .filter_map(|&(wi, e)| {
-                    let e = e.filter(|e| e.owned)?;
+                .enumerate()
+                .filter_map(|(i, &(wi, e))| {
+                    let e = e.filter(|e| e.owned || e.kind == LockKind::Once)?;
                     let w = &waiting[wi];
+                    // Who waits for this hold: the element before, cyclically.
+                    let prev = &waiting[cycle[(i + k - 1) % k].0];
+                    let joiner = (e.kind == LockKind::Once).then_some((prev.holder, prev.site));
                     Some(Establish {
                         holder: w.holder,
                         entry: e,
@@ -1883,6 +1992,7 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<
                         kind: w.kind,
                         mode: w.mode,
                         site: w.site,
+                        joiner,
                     })
                 })
                 .collect();
@@ -1892,8 +2002,9 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<
     }
 }
 
-/// An owned guard in a wait cycle, the holder that has it and what that holder waits for: the
-/// trace shows the guard held by it and the wait again under it ([`rec_establish`]).
+/// An owned guard (or a task's end, awaited by a joiner) in a wait cycle, the holder that has
+/// it and what that holder waits for: the trace shows the guard held by it and the wait again
+/// under it ([`rec_establish`], [`rec_join`]).
 struct Establish {
     holder: u64,
     entry: Entry,
@@ -1901,6 +2012,25 @@ struct Establish {
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
+    /// A task's end: the holder that awaits it, and where.
+    joiner: Option<(u64, &'static Location<'static>)>,
+}
+
+/// The trace of a join wait in a deadlock the runtime found: the awaited task holds its end
+/// (a `try` acquisition: no dependency of its own) while it requests what it waits for, and the
+/// joiner requests that end under what it holds, so that the analyzer finds the cycle the
+/// runtime reports (an inversion between the lock and the task's end). Written only then: a
+/// joiner that holds a lock the awaited task took earlier, or never takes, is no deadlock, and
+/// the trace shows no dependency on the task's end.
+fn rec_join(o: &Establish, joiner: u64, joiner_site: &'static Location<'static>) {
+    let end = Ids {
+        inst: o.entry.inst,
+        class: o.entry.class,
+    };
+    rec_acq(o.holder, end, Mode::Exclusive, How::Try, o.entry.site, 0, 1);
+    recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0);
+    rec_rel(o.holder, end, 0, 1, false);
+    recorder::on_task_request(joiner, end, LockKind::Once, Mode::Exclusive, joiner_site, 0);
 }
 
 /// Report edges of a wait cycle: element `k` holds (entry) what element `k - 1` waits for.
