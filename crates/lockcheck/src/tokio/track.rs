@@ -513,7 +513,12 @@ impl Hold {
         let gone = with_shard(holder, |s| {
             let list = s.by_holder.get_mut(&holder)?;
             let i = list.iter().rposition(|e| e.token == token)?;
-            let e = list.remove(i);
+            // Usually the newest hold (guards drop in reverse order): a pop.
+            let e = if i + 1 == list.len() {
+                list.pop()?
+            } else {
+                list.remove(i)
+            };
             let last = list.is_empty();
             if last {
                 s.occupy(holder, false);
@@ -689,7 +694,13 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
                     sync,
                 ));
             }
-            for h in s.held_snapshot() {
+            // Nothing held on this thread (the common case): no snapshot to make.
+            let held = if s.holds_any() {
+                s.held_snapshot()
+            } else {
+                Vec::new()
+            };
+            for h in held {
                 if h.task == tag {
                     sync.set = sync.set.wrapping_add(held_hash(h.inst, h.mode));
                     sync.n += 1;
