@@ -119,9 +119,11 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
     }
 }
 
+/// A spawn site: file, line, column.
+type SiteKey = (&'static str, u32, u32);
+
 /// Class names of task ends, one per spawn site (a bounded set: sites are code locations).
-static END_CLASSES: PlMutex<Option<HashMap<(&'static str, u32, u32), &'static str>>> =
-    PlMutex::new(None);
+static END_CLASSES: PlMutex<Option<HashMap<SiteKey, &'static str>>> = PlMutex::new(None);
 
 /// `task spawned at file:line:col`, made once per spawn site.
 fn end_class(site: &'static Location<'static>) -> &'static str {
