@@ -887,3 +887,39 @@ fn joins_that_cannot_deadlock_are_silent() {
         assert!(found(n).is_empty(), "{fl:?}: {n}: {:#?}", found(n));
     }
 }
+
+#[test]
+fn block_on_of_a_task_that_waits_for_the_threads_lock_is_a_deadlock() {
+    setup();
+    let fl = FL;
+    let nm = name("join.blockon.m", fl);
+    run(fl, move || async move {
+        let m = Arc::new(Mutex::named(nm, 0));
+        let handle = tokio::runtime::Handle::current();
+        // A plain thread holds m and blocks on the end of a task that waits for m.
+        let th = std::thread::spawn(move || {
+            let g = m.blocking_lock();
+            let m2 = m.clone();
+            let mut h = {
+                let _in = handle.enter();
+                lockcheck::tokio::spawn(async move {
+                    *m2.lock().await += 1;
+                })
+            };
+            for _ in 0..300 {
+                let ended = handle.block_on(async { within(50, &mut h).await.is_some() });
+                assert!(!ended, "the task cannot end while the thread holds m");
+                if kinds(nm).contains(&ViolationKind::Deadlock) {
+                    break;
+                }
+            }
+            drop(g);
+            handle.block_on(h).unwrap();
+        });
+        tokio::task::spawn_blocking(move || th.join().unwrap())
+            .await
+            .unwrap();
+    })
+    .unwrap();
+    assert_eq!(kinds(nm), [ViolationKind::Deadlock], "{fl:?}: {:#?}", found(nm));
+}
