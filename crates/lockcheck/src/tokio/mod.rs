@@ -208,6 +208,86 @@ async fn acquire_slow(
     }
 }
 
+/// The waiting part of a borrowed acquisition, boxed (see [`Acquire`]).
+type SlowAcquire<'a> = std::pin::Pin<
+    Box<dyn Future<Output = Result<Result<Hold, AcquireError>, Verdict>> + Send + 'a>,
+>;
+
+/// The future of a borrowed acquisition (`lock()`, `read()`, `write()`, `acquire()`), by hand:
+/// its first `poll` tries the semaphore and, when the permits are free (the common case),
+/// checks and holds in one step and is ready, with no `async` state machine around it; else it
+/// goes on as [`acquire`]'s waiting part (boxed). `make` turns the hold into the guard. A
+/// violation is raised by `poll`, which is `#[track_caller]` and called by the user's `.await`,
+/// so the panic's location is the user's line (as [`Checked`]).
+pub(crate) struct Acquire<'a, M> {
+    sem: &'a Sem,
+    r: Req<'a>,
+    make: Option<M>,
+    slow: Option<SlowAcquire<'a>>,
+}
+
+impl<'a, M> Acquire<'a, M> {
+    pub(crate) fn new(sem: &'a Sem, r: Req<'a>, make: M) -> Self {
+        Acquire {
+            sem,
+            r,
+            make: Some(make),
+            slow: None,
+        }
+    }
+}
+
+impl<'a, O, M> Future for Acquire<'a, M>
+where
+    M: FnOnce(Result<Hold, AcquireError>) -> O + Unpin,
+{
+    type Output = O;
+
+    #[track_caller]
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
+        let this = self.get_mut();
+        let slow = match &mut this.slow {
+            Some(slow) => slow,
+            None => {
+                if let Ok(p) = this.sem.try_acquire_many(this.r.permits) {
+                    // As in `acquire`: checked after the fact (it did not wait).
+                    let available = this
+                        .sem
+                        .available_permits()
+                        .saturating_add(this.r.permits as usize);
+                    let (hold, v) = track::acquired_now(&this.r, Pre::NONE, available);
+                    if let Some(v) = v {
+                        // Given back before the panic, so that the other tasks go on.
+                        drop(hold);
+                        drop(p);
+                        v.raise();
+                    }
+                    p.forget();
+                    let make = this
+                        .make
+                        .take()
+                        .expect("an acquisition polled after it ended");
+                    return Poll::Ready(make(Ok(hold)));
+                }
+                this.slow
+                    .insert(Box::pin(acquire_slow(this.sem, this.r, Pre::NONE)))
+            }
+        };
+        match slow.as_mut().poll(cx) {
+            Poll::Ready(Ok(r)) => {
+                this.slow = None;
+                let make = this
+                    .make
+                    .take()
+                    .expect("an acquisition polled after it ended");
+                Poll::Ready(make(r))
+            }
+            Poll::Ready(Err(v)) => v.raise(),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 /// The future of an acquisition: `F` yields the guard, or the verdict of a violation found while
 /// it ran (the wait-for cycle it closed, a sync guard held across its wait, a suspect wait
 /// confirmed), raised here under `panic`. `poll` is `#[track_caller]`, and the `.await` in the
