@@ -9,6 +9,7 @@ use super::state::{as_busy, internal, thread_name, with_slow, Held, ThreadState,
 use crate::config::{action, Action};
 use lockcheck_core::trace::{ClassStats, LockKind, Mode};
 use parking_lot::Mutex as PlMutex;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -158,10 +159,57 @@ impl WaitToken {
 
 impl Drop for WaitToken {
     fn drop(&mut self) {
-        let mut w = internal(&WAITING);
-        if let Some(i) = w.iter().position(|w| w.thread == self.thread) {
-            w.swap_remove(i);
+        let ended = {
+            let mut w = internal(&WAITING);
+            w.iter()
+                .position(|w| w.thread == self.thread)
+                .map(|i| w.swap_remove(i))
+        };
+        if let Some(ended) = ended {
+            park(ended);
         }
+    }
+}
+
+/// Slots for ended waits' records, per thread (see [`park`]).
+const PARKED: usize = 4;
+
+thread_local! {
+    /// The records of this thread's ended waits, whose heap parts (name, held snapshot, victim
+    /// message) are freed at the start of its next wait or at its exit.
+    static ENDED: Cell<[Option<Waiter>; PARKED]> = const { Cell::new([None, None, None, None]) };
+}
+
+/// Keeps an ended wait's record instead of freeing it. Why: a wait usually ends because its lock
+/// was just acquired, and a free there calls the global allocator with that lock held. An
+/// allocator that takes the same lock (a tracking allocator whose statistics sit under a checked
+/// mutex the program also reads elsewhere, without allocating inside) would then deadlock on
+/// itself, where the same program on raw parking_lot never does
+/// (`tests/alloc_lock_contended.rs`). Several slots: a wait can start and end inside another
+/// wait's bookkeeping (the allocator's lock, taken while `begin_wait` allocates). With every slot
+/// taken (waits nested deeper than any allocator re-entry guard allows), the record is freed.
+fn park(ended: Waiter) {
+    let _ = ENDED.try_with(|slots| {
+        let mut all = slots.take();
+        let overflow = match all.iter_mut().find(|s| s.is_none()) {
+            Some(free) => {
+                *free = Some(ended);
+                None
+            }
+            None => Some(ended),
+        };
+        // Replaces the empty array `take` left: nothing is freed here.
+        slots.set(all);
+        drop(overflow);
+    });
+}
+
+/// Frees the records [`park`] kept, before this thread's new wait holds anything more. The
+/// first call also registers the slots' thread-local destructor (which may allocate), so that
+/// [`park`] never does.
+fn free_parked() {
+    if let Ok(all) = ENDED.try_with(Cell::take) {
+        drop(all);
     }
 }
 
@@ -184,6 +232,7 @@ pub(crate) struct WaitFor {
 /// cycle is retaking a condvar's mutex, no panic can be sound: the process aborts after the
 /// report.
 pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdict> {
+    free_parked();
     let thread = s.id();
     let held = s.held_snapshot();
     let name = thread_name(thread);
