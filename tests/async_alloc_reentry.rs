@@ -3,7 +3,9 @@
 //! list that grows) re-enters lockcheck's hooks on the same thread, in a task that holds async
 //! locks, whose sync acquisitions look at that very table. It must neither spin on the table
 //! forever nor lose a finding: the inversion between tasks is still reported, the consistent
-//! order stays silent, on both runtime flavours.
+//! order stays silent, on both runtime flavours. And a task waiting for the checked mutex a
+//! tracking allocator keeps its statistics under comes back with it: lockcheck's wait-for
+//! bookkeeping frees nothing between the acquisition and the caller getting its guard.
 
 #[path = "support/rt.rs"]
 mod rt;
@@ -23,10 +25,15 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 /// Allocations that took a pool lock.
 static TAKEN: AtomicUsize = AtomicUsize::new(0);
 
+/// A tracking allocator's statistics, under a checked mutex.
+static STATS: lockcheck::Mutex<u64> = lockcheck::Mutex::new(0);
+
 thread_local! {
     /// The allocator takes locks on this thread (switched on by the scenario's tasks around
     /// their acquisitions, so that the harness and the runtime are left alone).
     static ON: Cell<bool> = const { Cell::new(false) };
+    /// The allocator counts in `STATS` on this thread.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
     static IN_ALLOC: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -34,6 +41,13 @@ struct LockingAlloc;
 
 impl LockingAlloc {
     fn enter(&self) {
+        if COUNTING.try_with(Cell::get).unwrap_or(false) {
+            if !IN_ALLOC.try_with(|c| c.replace(true)).unwrap_or(true) {
+                *STATS.lock() += 1;
+                let _ = IN_ALLOC.try_with(|c| c.set(false));
+            }
+            return;
+        }
         if !ON.try_with(Cell::get).unwrap_or(false) {
             return;
         }
@@ -179,5 +193,46 @@ fn a_locking_allocator_inside_the_hold_tables_neither_hangs_nor_hides_findings()
             !v.iter().any(|v| v.involves(nc)),
             "{fl:?}: the consistent order is silent: {v:#?}"
         );
+    }
+}
+
+#[test]
+fn a_task_waiting_for_the_allocators_own_lock_gets_it() {
+    lockcheck::set_action(lockcheck::Action::Warn);
+    for fl in [Flavor::CurrentThread, Flavor::MultiThread] {
+        let n = name("alloc.stats.other", fl);
+        run(fl, move || async move {
+            let other = Arc::new(lockcheck::Mutex::named(n, 0));
+            tokio::spawn(async move {
+                for _ in 0..3 {
+                    // A flag, not a channel: the holder must not allocate while it holds the
+                    // allocator's lock (that would deadlock with any mutex).
+                    static HELD: std::sync::atomic::AtomicBool =
+                        std::sync::atomic::AtomicBool::new(false);
+                    HELD.store(false, Ordering::Release);
+                    let holder = std::thread::spawn(|| {
+                        let g = STATS.lock();
+                        HELD.store(true, Ordering::Release);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        drop(g);
+                    });
+                    while !HELD.load(Ordering::Acquire) {
+                        std::thread::yield_now();
+                    }
+                    // A sync guard of the task (its wait record keeps it), then the contended
+                    // statistics' lock, with the allocator counting on this thread.
+                    let _o = other.lock();
+                    COUNTING.with(|c| c.set(true));
+                    let v = *STATS.lock();
+                    COUNTING.with(|c| c.set(false));
+                    let _ = v;
+                    holder.join().unwrap();
+                }
+            })
+            .await
+            .unwrap();
+        })
+        .expect("must not hang: the wait's record was freed while the lock was held");
+        assert!(support::found(n).is_empty(), "{:#?}", support::found(n));
     }
 }

@@ -1698,11 +1698,14 @@ impl WaitReg {
 
 impl Drop for WaitReg {
     fn drop(&mut self) {
-        {
+        let ended = {
             let mut w = internal(&WAITING);
-            if let Some(i) = w.iter().position(|w| w.seq == self.seq) {
-                w.swap_remove(i);
-            }
+            w.iter()
+                .position(|w| w.seq == self.seq)
+                .map(|i| w.swap_remove(i))
+        };
+        if let Some(ended) = ended {
+            park(ended);
         }
         if let Some(s) = self.suspect.take() {
             if !self.done
@@ -1712,6 +1715,44 @@ impl Drop for WaitReg {
                 let _ = s.report();
             }
         }
+    }
+}
+
+/// Slots for ended waits' records, per thread (see [`park`]).
+const PARKED: usize = 4;
+
+thread_local! {
+    /// The records of this thread's ended waits, whose heap parts (the sync guards held, a
+    /// join's holds, a suspect) are freed at the start of its next wait or at its exit.
+    static ENDED: Cell<[Option<Waiter>; PARKED]> = const { Cell::new([None, None, None, None]) };
+}
+
+/// Keeps an ended wait's record instead of freeing it, as the sync wait-for graph does
+/// (`watch::park`): a wait usually ends because its lock was just acquired, and a free there
+/// calls the global allocator with that lock held; an allocator that takes the same lock (a
+/// task waiting for the sync mutex a tracking allocator keeps its statistics under) would then
+/// deadlock on itself (`tests/async_alloc_reentry.rs`). With every slot taken, the record is
+/// freed.
+fn park(ended: Waiter) {
+    let _ = ENDED.try_with(|slots| {
+        let mut all = slots.take();
+        let overflow = match all.iter_mut().find(|s| s.is_none()) {
+            Some(free) => {
+                *free = Some(ended);
+                None
+            }
+            None => Some(ended),
+        };
+        // Replaces the empty array `take` left: nothing is freed here.
+        slots.set(all);
+        drop(overflow);
+    });
+}
+
+/// Frees the records [`park`] kept, before this thread's new wait holds anything more.
+fn free_parked() {
+    if let Ok(all) = ENDED.try_with(Cell::take) {
+        drop(all);
     }
 }
 
@@ -1797,6 +1838,7 @@ fn register(
     suspect: Option<Arc<Suspect>>,
     join: Option<JoinWait>,
 ) -> Result<WaitReg, Verdict> {
+    free_parked();
     let sync_held: Vec<Held> = STATE
         .try_with(|s| {
             let mut held = s.held_snapshot();
