@@ -122,6 +122,54 @@ async fn real_deadlock() {
     join(t2).await;
 }
 
+/// A task awaits (through `lockcheck::tokio::spawn`'s handle) a task that waits for the lock it
+/// holds.
+async fn join_deadlock() {
+    let m = Arc::new(Mutex::named("oer.join.m", 0));
+    join(tokio::spawn(async move {
+        let g = m.lock().await;
+        let m2 = m.clone();
+        let h = lockcheck::tokio::spawn(async move {
+            let _ = within(1000, m2.lock()).await;
+        });
+        let _ = within(1500, h).await;
+        drop(g);
+    }))
+    .await;
+}
+
+/// The joiner gives the join up (the handle stays alive), goes on and releases its lock later;
+/// the task took the other lock before the joiner did.
+async fn join_look_alikes() {
+    let m = Arc::new(Mutex::named("oer.joinok.m", 0));
+    let n = Arc::new(Mutex::named("oer.joinok.n", 0));
+    join(tokio::spawn(async move {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let n2 = n.clone();
+        let h = lockcheck::tokio::spawn(async move {
+            *n2.lock().await += 1;
+            tx.send(()).unwrap();
+        });
+        rx.await.unwrap();
+        let gn = n.lock().await;
+        let _ = h.await;
+        drop(gn);
+
+        let g = m.lock().await;
+        let m2 = m.clone();
+        let mut h = lockcheck::tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            *m2.lock().await += 1;
+        });
+        let _ = within(20, &mut h).await;
+        let _n = n.lock().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(g);
+        let _ = h.await;
+    }))
+    .await;
+}
+
 async fn across_await_other_task() {
     let guard = Arc::new(lockcheck::Mutex::named("oer.await.guard", 0));
     let other = Arc::new(lockcheck::Mutex::named("oer.await.other", 0));
@@ -310,6 +358,7 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("owned_self", "self-deadlock"),
     ("owned_kept", "lock-order-inversion"),
     ("real_deadlock", "lock-order-inversion"),
+    ("join_deadlock", "lock-order-inversion"),
     ("across_await_other_task", "held-across-await"),
     ("across_await_self", "held-across-await"),
     ("mixed_sync_async", "lock-order-inversion"),
@@ -318,6 +367,7 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("read_read", "-"),
     ("owned_moved", "-"),
     ("try_reverse", "-"),
+    ("join_look_alikes", "-"),
 ];
 
 async fn scenario(name: &str) {
@@ -329,6 +379,8 @@ async fn scenario(name: &str) {
         "owned_self" => owned_self().await,
         "owned_kept" => owned_kept().await,
         "real_deadlock" => real_deadlock().await,
+        "join_deadlock" => join_deadlock().await,
+        "join_look_alikes" => join_look_alikes().await,
         "across_await_other_task" => across_await_other_task().await,
         "across_await_self" => across_await_self().await,
         "mixed_sync_async" => mixed_sync_async().await,

@@ -188,3 +188,35 @@ fn root_future_holding_a_std_api_guard_and_a_task_locking_it_panics_the_task() {
     })
     .unwrap();
 }
+
+#[test]
+fn task_awaited_by_the_holder_of_the_lock_it_waits_for_panics_one_side() {
+    setup();
+    for (fl, n) in [
+        (Flavor::CurrentThread, "pjoin.ct"),
+        (Flavor::MultiThread, "pjoin.mt"),
+    ] {
+        run(fl, move || async move {
+            let r = tokio::spawn(async move {
+                let m = Arc::new(Mutex::named(n, 0));
+                let g = m.lock().await;
+                let m2 = m.clone();
+                let h = lockcheck::tokio::spawn(async move {
+                    *m2.lock().await += 1;
+                });
+                let r = h.await;
+                drop(g);
+                r
+            })
+            .await;
+            // The joiner panics at its `.await`, or the task at its `lock().await`.
+            let msg = match r {
+                Err(e) => join_message(Err(e)),
+                Ok(inner) => join_message(inner),
+            };
+            let msg = msg.expect("one side gives up");
+            assert!(msg.contains("deadlock"), "{fl:?}: {msg}");
+        })
+        .unwrap();
+    }
+}

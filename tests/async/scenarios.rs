@@ -758,3 +758,168 @@ fn tasks_spawned_through_lockcheck_name_their_spawn_site() {
         v[0].message
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Waits for a task's end (`lockcheck::tokio::spawn`'s `JoinHandle`).
+
+#[test]
+fn awaiting_a_task_that_waits_for_a_lock_the_joiner_holds_is_a_deadlock() {
+    setup();
+    let fl = FL;
+    let nm = name("join.m", fl);
+    run(fl, move || async move {
+        let m = Arc::new(Mutex::named(nm, 0));
+        let g = m.lock().await;
+        let m2 = m.clone();
+        let mut h = lockcheck::tokio::spawn(async move {
+            *m2.lock().await += 1;
+        });
+        // Reported when the cycle closes; under warn both then wait: the joiner gives up after
+        // a while, releases the lock and joins again.
+        for _ in 0..300 {
+            assert!(
+                within(50, &mut h).await.is_none(),
+                "the task cannot end while its joiner holds m"
+            );
+            if kinds(nm).contains(&ViolationKind::Deadlock) {
+                break;
+            }
+        }
+        drop(g);
+        h.await.unwrap();
+    })
+    .unwrap();
+    let dl: Vec<_> = found(nm)
+        .into_iter()
+        .filter(|v| v.kind == ViolationKind::Deadlock)
+        .collect();
+    assert_eq!(dl.len(), 1, "{fl:?}: {:#?}", found(nm));
+    assert!(first_line(&dl[0]).contains("deadlock"));
+    assert!(
+        dl[0].message.contains("task spawned at") && dl[0].message.contains("scenarios.rs"),
+        "the task's end, named by its spawn site: {}",
+        dl[0].message
+    );
+    // The joiner is the runtime's root future (a thread), the task a task.
+    assert!(dl[0].edges.iter().any(|e| e.thread.starts_with("task #")));
+    assert_eq!(dl[0].edges.len(), 2);
+}
+
+#[test]
+fn awaiting_a_blocking_task_that_waits_for_a_lock_the_joiner_holds_is_a_deadlock() {
+    setup();
+    let fl = FL;
+    let nm = name("join.blocking.m", fl);
+    run(fl, move || async move {
+        let m = Arc::new(Mutex::named(nm, 0));
+        let g = m.lock().await;
+        let m2 = m.clone();
+        let mut h = lockcheck::tokio::spawn_blocking(move || {
+            *m2.blocking_lock() += 1;
+        });
+        for _ in 0..300 {
+            assert!(within(50, &mut h).await.is_none());
+            if kinds(nm).contains(&ViolationKind::Deadlock) {
+                break;
+            }
+        }
+        drop(g);
+        h.await.unwrap();
+    })
+    .unwrap();
+    assert_eq!(kinds(nm), [ViolationKind::Deadlock], "{fl:?}: {:#?}", found(nm));
+}
+
+#[test]
+fn joins_that_cannot_deadlock_are_silent() {
+    setup();
+    let fl = FL;
+    let (n1, n2, n3) = (
+        name("join.ok.before", fl),
+        name("join.ok.other", fl),
+        name("join.ok.gaveup", fl),
+    );
+    run(fl, move || async move {
+        // The task took and released the lock before the joiner took it.
+        let m = Arc::new(Mutex::named(n1, 0));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let m2 = m.clone();
+        let h = lockcheck::tokio::spawn(async move {
+            *m2.lock().await += 1;
+            tx.send(()).unwrap();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        });
+        rx.await.unwrap();
+        let g = m.lock().await;
+        h.await.unwrap();
+        drop(g);
+
+        // The joiner holds a lock the task never takes.
+        let other = Arc::new(Mutex::named(n2, 0));
+        let mine = Mutex::named(n2, 0);
+        let g = mine.lock().await;
+        lockcheck::tokio::spawn(async move {
+            *other.lock().await += 1;
+        })
+        .await
+        .unwrap();
+        drop(g);
+
+        // The joiner gives the join up (the handle stays alive, as in a `select!`), goes on
+        // (takes another lock) and releases its lock later: the task waits for it meanwhile, but
+        // nobody waits for the task.
+        let m = Arc::new(Mutex::named(n3, 0));
+        let n = Mutex::named(n3, 0);
+        let g = m.lock().await;
+        let m2 = m.clone();
+        let mut h = lockcheck::tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            *m2.lock().await += 1;
+        });
+        assert!(within(20, &mut h).await.is_none());
+        let _n = n.lock().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(g);
+        h.await.unwrap();
+    })
+    .unwrap();
+    for n in [n1, n2, n3] {
+        assert!(found(n).is_empty(), "{fl:?}: {n}: {:#?}", found(n));
+    }
+}
+
+#[test]
+fn block_on_of_a_task_that_waits_for_the_threads_lock_is_a_deadlock() {
+    setup();
+    let fl = FL;
+    let nm = name("join.blockon.m", fl);
+    run(fl, move || async move {
+        let m = Arc::new(Mutex::named(nm, 0));
+        let handle = tokio::runtime::Handle::current();
+        // A plain thread holds m and blocks on the end of a task that waits for m.
+        let th = std::thread::spawn(move || {
+            let g = m.blocking_lock();
+            let m2 = m.clone();
+            let mut h = {
+                let _in = handle.enter();
+                lockcheck::tokio::spawn(async move {
+                    *m2.lock().await += 1;
+                })
+            };
+            for _ in 0..300 {
+                let ended = handle.block_on(async { within(50, &mut h).await.is_some() });
+                assert!(!ended, "the task cannot end while the thread holds m");
+                if kinds(nm).contains(&ViolationKind::Deadlock) {
+                    break;
+                }
+            }
+            drop(g);
+            handle.block_on(h).unwrap();
+        });
+        tokio::task::spawn_blocking(move || th.join().unwrap())
+            .await
+            .unwrap();
+    })
+    .unwrap();
+    assert_eq!(kinds(nm), [ViolationKind::Deadlock], "{fl:?}: {:#?}", found(nm));
+}

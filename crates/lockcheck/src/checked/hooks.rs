@@ -130,10 +130,11 @@ fn fast_step(
             if s.holds_any() {
                 return nested_step(s, meta, ids, mode, site, f, try_raw);
             }
-            // Async locks the running task holds (one thread-local read when it holds none).
+            // Async locks the running task holds (one thread-local read when it holds none):
+            // the full path checks them, and raises at the user's line.
             #[cfg(feature = "tokio")]
-            if f & flag::ORDER != 0 {
-                crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
+            if f & flag::ORDER != 0 && crate::tokio::track::may_hold_async() {
+                return Fast::Other;
             }
             let Some(attempt) = try_raw.take() else {
                 return Fast::Other;
@@ -169,8 +170,9 @@ fn nested_step(
         return Fast::Other;
     }
     #[cfg(feature = "tokio")]
-    crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
-    #[cfg(not(feature = "tokio"))]
+    if crate::tokio::track::may_hold_async() {
+        return Fast::Other;
+    }
     let _ = meta;
     let Some(attempt) = try_raw.take() else {
         return Fast::Other;
@@ -212,8 +214,8 @@ pub(crate) enum Taken {
 /// nothing held, or one lock held with the exact dependency in the thread's cache (see
 /// [`lock_known`] for the rules); then the raw try and a one-word push. A failed try goes
 /// the full way ([`lock_blocking`], which tries again); with async tracking it waits right here
-/// (out of line) and raises a deadlock or timeout verdict at the caller's line, since the full
-/// path would run the async hook a second time.
+/// (out of line) and raises a deadlock or timeout verdict at the caller's line. A task that may
+/// hold async locks takes the full path, which checks them (`tokio::track::may_hold_async`).
 #[inline(always)]
 #[track_caller]
 pub(crate) fn lock_fast(
@@ -251,7 +253,9 @@ pub(crate) fn lock_fast(
                 return Fast::Nested;
             }
             #[cfg(feature = "tokio")]
-            crate::tokio::track::sync_acquire_in_task(meta, mode, site, Ids::from_word(w));
+            if crate::tokio::track::may_hold_async() {
+                return Fast::Other;
+            }
             if !try_raw() {
                 return Fast::Block(Ids::from_word(w));
             }
@@ -261,10 +265,11 @@ pub(crate) fn lock_fast(
             s.push_plain(pack(w & word::INST, mode), w, site);
             return Fast::Done;
         }
-        // Async locks the running task holds (one thread-local read when it holds none).
+        // Async locks the running task holds (one thread-local read when it holds none): the
+        // full path checks them, and raises at the user's line.
         #[cfg(feature = "tokio")]
-        if f & flag::ORDER != 0 {
-            crate::tokio::track::sync_acquire_in_task(meta, mode, site, Ids::from_word(w));
+        if f & flag::ORDER != 0 && crate::tokio::track::may_hold_async() {
+            return Fast::Other;
         }
         if !try_raw() {
             return Fast::Block(Ids::from_word(w));
@@ -306,7 +311,9 @@ pub(crate) fn lock_known(
             return Fast::Other;
         }
         #[cfg(feature = "tokio")]
-        crate::tokio::track::sync_acquire_in_task(meta, mode, site, Ids::from_word(w));
+        if crate::tokio::track::may_hold_async() {
+            return Fast::Other;
+        }
         if !try_raw() {
             return Fast::Block(Ids::from_word(w));
         }
@@ -426,10 +433,14 @@ fn lock_slow(
                 return Step::Raise(v);
             }
         }
-        // Async locks the running task holds (one thread-local read when it holds none).
+        // Async locks the running task holds (one thread-local read when it holds none); a
+        // verdict is raised by the entry point, at the user's line, before the lock is taken.
         #[cfg(feature = "tokio")]
         if f & (flag::CHECK | flag::ORDER) == flag::CHECK | flag::ORDER {
-            crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
+            let v = crate::tokio::track::sync_acquire_in_task(meta, mode, site, ids);
+            if let Some(v) = v.and_then(defer_if_relocking) {
+                return Step::Raise(v);
+            }
         }
         // One mask test, as before, on the path that holds nothing.
         if f & (flag::CHECK | flag::RECORD) != 0 && s.holds_any() {
@@ -506,8 +517,16 @@ fn blocked(
         }
     };
     // A task (or a thread holding async locks) waiting for a sync lock: the async wait-for graph.
+    // A deadlock it closes is raised by the entry point (at the user's line), with the lock not
+    // taken; a condvar relock defers it and waits (its caller's guard needs the mutex).
     #[cfg(feature = "tokio")]
-    let _async_wait = crate::tokio::track::sync_wait(ids, kind, mode, site);
+    let _async_wait = match crate::tokio::track::sync_wait(ids, kind, mode, site) {
+        Ok(reg) => reg,
+        Err(v) => match defer_if_relocking(v) {
+            Some(v) => return Err(v),
+            None => None,
+        },
+    };
     let limit = watch::wait_timeout(ids.class);
     let start = Instant::now();
     let mut timed_out = false;

@@ -28,8 +28,13 @@
 //! at the user's line (a wrapper that polls the future itself, such as `tokio::time::timeout`,
 //! takes its place). The `blocking_*` methods check in the `#[track_caller]` call itself.
 //!
-//! Tasks are named `task #N` in reports (tokio's task id); start them with [`spawn`] instead of
-//! `tokio::spawn` to get `task #N (spawned at file:line:col)`.
+//! Tasks are named `task #N` in reports (tokio's task id); start them with [`spawn`] (or
+//! [`spawn_blocking`]) instead of `tokio::spawn` to get `task #N (spawned at file:line:col)`, and
+//! a [`JoinHandle`] whose wait joins the wait-for graph: a task that waits (directly or through
+//! other waits) for a lock held by the task awaiting its end is a deadlock, reported when the
+//! cycle closes. Waits lockcheck does not see (tokio's own `JoinHandle`, channels, `Notify`,
+//! `Barrier`, a `block_on` of a foreign future) are not in the graph: a deadlock through one of
+//! them hangs unreported (README, "Async locks", known limits).
 //!
 //! **Owned guards** (`lock_owned`, `read_owned`, `write_owned`, `acquire_owned`, ...) are
 //! `'static + Send`, made to move into another task, and no code runs when a value moves: an
@@ -57,6 +62,7 @@ mod guard;
 mod mutex;
 mod rwlock;
 mod semaphore;
+mod task;
 pub(crate) mod track;
 
 pub use ::tokio::sync::{AcquireError, TryAcquireError, TryLockError};
@@ -66,6 +72,7 @@ pub use rwlock::{
     RwLockMappedWriteGuard, RwLockReadGuard, RwLockWriteGuard,
 };
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+pub use task::JoinHandle;
 
 use crate::checked::report::Verdict;
 use std::future::Future;
@@ -75,18 +82,37 @@ use std::task::{Context, Poll, Wake};
 use track::{Hold, Pre, Req};
 
 /// `tokio::spawn`, remembering the spawn site so that reports name the task
-/// `task #N (spawned at file:line:col)`.
+/// `task #N (spawned at file:line:col)`, and returning a [`JoinHandle`] whose wait for the task
+/// joins the wait-for graph (a task awaited by a holder of a lock it waits for is a deadlock).
 #[track_caller]
-pub fn spawn<F>(future: F) -> ::tokio::task::JoinHandle<F::Output>
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let site = Location::caller();
-    ::tokio::spawn(async move {
+    let inner = ::tokio::spawn(async move {
         let _named = SpawnSite::note(site);
         future.await
-    })
+    });
+    JoinHandle::new(inner, site)
+}
+
+/// `tokio::task::spawn_blocking`, as [`spawn`]: the closure's task is named by its spawn site,
+/// and awaiting its [`JoinHandle`] is a wait of the wait-for graph (a `blocking_lock` in the
+/// closure of a lock its joiner holds is a deadlock).
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let site = Location::caller();
+    let inner = ::tokio::task::spawn_blocking(move || {
+        let _named = SpawnSite::note(site);
+        f()
+    });
+    JoinHandle::new(inner, site)
 }
 
 /// Keeps a task's spawn site while the task lives.
@@ -179,6 +205,86 @@ async fn acquire_slow(
             )))
         }
         Err(e) => Ok(Err(e)),
+    }
+}
+
+/// The waiting part of a borrowed acquisition, boxed (see [`Acquire`]).
+type SlowAcquire<'a> = std::pin::Pin<
+    Box<dyn Future<Output = Result<Result<Hold, AcquireError>, Verdict>> + Send + 'a>,
+>;
+
+/// The future of a borrowed acquisition (`lock()`, `read()`, `write()`, `acquire()`), by hand:
+/// its first `poll` tries the semaphore and, when the permits are free (the common case),
+/// checks and holds in one step and is ready, with no `async` state machine around it; else it
+/// goes on as [`acquire`]'s waiting part (boxed). `make` turns the hold into the guard. A
+/// violation is raised by `poll`, which is `#[track_caller]` and called by the user's `.await`,
+/// so the panic's location is the user's line (as [`Checked`]).
+pub(crate) struct Acquire<'a, M> {
+    sem: &'a Sem,
+    r: Req<'a>,
+    make: Option<M>,
+    slow: Option<SlowAcquire<'a>>,
+}
+
+impl<'a, M> Acquire<'a, M> {
+    pub(crate) fn new(sem: &'a Sem, r: Req<'a>, make: M) -> Self {
+        Acquire {
+            sem,
+            r,
+            make: Some(make),
+            slow: None,
+        }
+    }
+}
+
+impl<'a, O, M> Future for Acquire<'a, M>
+where
+    M: FnOnce(Result<Hold, AcquireError>) -> O + Unpin,
+{
+    type Output = O;
+
+    #[track_caller]
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
+        let this = self.get_mut();
+        let slow = match &mut this.slow {
+            Some(slow) => slow,
+            None => {
+                if let Ok(p) = this.sem.try_acquire_many(this.r.permits) {
+                    // As in `acquire`: checked after the fact (it did not wait).
+                    let available = this
+                        .sem
+                        .available_permits()
+                        .saturating_add(this.r.permits as usize);
+                    let (hold, v) = track::acquired_now(&this.r, Pre::NONE, available);
+                    if let Some(v) = v {
+                        // Given back before the panic, so that the other tasks go on.
+                        drop(hold);
+                        drop(p);
+                        v.raise();
+                    }
+                    p.forget();
+                    let make = this
+                        .make
+                        .take()
+                        .expect("an acquisition polled after it ended");
+                    return Poll::Ready(make(Ok(hold)));
+                }
+                this.slow
+                    .insert(Box::pin(acquire_slow(this.sem, this.r, Pre::NONE)))
+            }
+        };
+        match slow.as_mut().poll(cx) {
+            Poll::Ready(Ok(r)) => {
+                this.slow = None;
+                let make = this
+                    .make
+                    .take()
+                    .expect("an acquisition polled after it ended");
+                Poll::Ready(make(r))
+            }
+            Poll::Ready(Err(v)) => v.raise(),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

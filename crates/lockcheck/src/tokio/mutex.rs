@@ -5,7 +5,8 @@
 use super::guard::{guard_deref, lock_common, Grant, Lock, LockSem};
 use super::track::{Hold, Pre, Req};
 use super::{
-    acquire, block_checked, precheck, try_acquire, try_lock_error, Checked, Sem, TryLockError,
+    acquire, block_checked, precheck, try_acquire, try_lock_error, Acquire, Checked, Sem,
+    TryLockError,
 };
 use crate::checked::class::{ClassSrc, Meta};
 use lockcheck_core::trace::{LockKind, Mode};
@@ -154,13 +155,13 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     pub fn lock(&self) -> impl Future<Output = MutexGuard<'_, T>> {
         let site = Location::caller();
-        let pre = Pre::NONE;
-        Checked(async move {
-            let hold = acquire(&self.s, self.req(site, false), pre)
-                .await?
-                .expect("the semaphore of a Mutex is never closed");
-            Ok(self.guard(hold))
-        })
+        Acquire::new(
+            &self.s,
+            self.req(site, false),
+            move |hold: Result<Hold, _>| {
+                self.guard(hold.expect("the semaphore of a Mutex is never closed"))
+            },
+        )
     }
 
     /// Locks, blocking the current thread (not for async contexts).

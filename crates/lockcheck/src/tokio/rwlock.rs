@@ -4,7 +4,8 @@
 use super::guard::{guard_deref, lock_common, Grant};
 use super::track::{Hold, Pre, Req};
 use super::{
-    acquire, block_checked, precheck, try_acquire, try_lock_error, Checked, Sem, TryLockError,
+    acquire, block_checked, precheck, try_acquire, try_lock_error, Acquire, Checked, Sem,
+    TryLockError,
 };
 use crate::checked::class::{ClassSrc, Meta};
 use crate::checked::report::Verdict;
@@ -237,13 +238,13 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn read(&self) -> impl Future<Output = RwLockReadGuard<'_, T>> {
         let site = Location::caller();
-        let pre = Pre::NONE;
-        Checked(async move {
-            let hold = acquire(&self.s, self.req(false, site, false), pre)
-                .await?
-                .expect("the semaphore of a RwLock is never closed");
-            Ok(self.read_guard(hold))
-        })
+        Acquire::new(
+            &self.s,
+            self.req(false, site, false),
+            move |hold: Result<Hold, _>| {
+                self.read_guard(hold.expect("the semaphore of a RwLock is never closed"))
+            },
+        )
     }
 
     /// Read-locks, blocking the current thread (not for async contexts).
@@ -311,8 +312,13 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn write(&self) -> impl Future<Output = RwLockWriteGuard<'_, T>> {
         let site = Location::caller();
-        let pre = Pre::NONE;
-        Checked(self.write_at(site, pre))
+        Acquire::new(
+            &self.s,
+            self.req(true, site, false),
+            move |hold: Result<Hold, _>| {
+                self.write_guard(hold.expect("the semaphore of a RwLock is never closed"))
+            },
+        )
     }
 
     /// Write-locks, blocking the current thread (not for async contexts).

@@ -1,9 +1,10 @@
 //! `tokio::sync::Semaphore`, instrumented: permits are holds of the task that acquired them.
 
 use super::guard::Grant;
-use super::track::{Pre, Req};
+use super::track::{Hold, Pre, Req};
 use super::{
-    acquire, block_checked, precheck, try_acquire, AcquireError, Checked, Sem, TryAcquireError,
+    acquire, block_checked, precheck, try_acquire, Acquire, AcquireError, Checked, Sem,
+    TryAcquireError,
 };
 use crate::checked::class::{ClassSrc, Meta};
 use crate::checked::report::Verdict;
@@ -91,8 +92,7 @@ impl Semaphore {
     /// Acquires one permit, waiting (fairly) until one is free.
     #[track_caller]
     pub fn acquire(&self) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
-        let pre = Pre::NONE;
-        Checked(self.acquire_many_at(1, Location::caller(), pre))
+        self.acquire_many_now(1, Location::caller())
     }
 
     /// Acquires `n` permits at once.
@@ -101,8 +101,24 @@ impl Semaphore {
         &self,
         n: u32,
     ) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
-        let pre = Pre::NONE;
-        Checked(self.acquire_many_at(n, Location::caller(), pre))
+        self.acquire_many_now(n, Location::caller())
+    }
+
+    /// The future of `acquire`/`acquire_many` (see `tokio::Acquire`).
+    fn acquire_many_now(
+        &self,
+        n: u32,
+        site: &'static Location<'static>,
+    ) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
+        Acquire::new(
+            &self.s,
+            self.req(n, site, false),
+            move |hold: Result<Hold, _>| {
+                hold.map(|hold| SemaphorePermit {
+                    g: Grant::new(self, n, hold),
+                })
+            },
+        )
     }
 
     /// The checks that need no wait, at the user's call (see `tokio::precheck`).

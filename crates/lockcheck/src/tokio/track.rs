@@ -179,6 +179,24 @@ impl Entry {
         }
     }
 
+    /// The end of a task awaited through its `JoinHandle`, as the wait-for graph sees it: held
+    /// by the task from its spawn site until it finishes (see [`join_wait`]).
+    fn task_end(ids: Ids, spawned: &'static Location<'static>) -> Entry {
+        Entry {
+            token: 0,
+            inst: ids.inst,
+            class: ids.class,
+            mode: Mode::Exclusive,
+            site: spawned,
+            permits: 1,
+            kind: LockKind::Once,
+            owned: false,
+            moved: false,
+            in_trace: true,
+            since: None,
+        }
+    }
+
     fn held(&self) -> Held {
         Held {
             inst: self.inst,
@@ -263,8 +281,14 @@ impl ShardLock {
     }
 
     /// Runs `f` on the shard (number `idx`), exclusively. `f` never takes a shard lock (no
-    /// nesting).
+    /// nesting), but it may allocate (a holder's first list, a list or a set that grows), and a
+    /// global allocator may take a checked lock: the thread is marked busy meanwhile, as under
+    /// lockcheck's other internal locks (`state::internal`), so that the hook entered from the
+    /// allocator takes its untracked way instead of asking for this shard again (a sync
+    /// acquisition in a task that holds async locks looks at its shard), which would spin
+    /// forever.
     fn with<R>(&self, idx: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let was_busy = STATE.try_with(|s| s.busy.replace(true)).unwrap_or(true);
         let mut spins = 0u32;
         while self.locked.swap(true, Ordering::Acquire) {
             while self.locked.load(Ordering::Relaxed) {
@@ -277,13 +301,16 @@ impl ShardLock {
                 }
             }
         }
-        struct Unlock<'a>(&'a AtomicBool);
+        struct Unlock<'a>(&'a AtomicBool, bool);
         impl Drop for Unlock<'_> {
             fn drop(&mut self) {
                 self.0.store(false, Ordering::Release);
+                if !self.1 {
+                    let _ = STATE.try_with(|s| s.busy.set(false));
+                }
             }
         }
-        let _unlock = Unlock(&self.locked);
+        let _unlock = Unlock(&self.locked, was_busy);
         // SAFETY: `locked` is held until `_unlock` drops.
         let shard = unsafe { &mut *self.shard.get() };
         f(shard.get_or_insert_with(|| Shard {
@@ -486,7 +513,12 @@ impl Hold {
         let gone = with_shard(holder, |s| {
             let list = s.by_holder.get_mut(&holder)?;
             let i = list.iter().rposition(|e| e.token == token)?;
-            let e = list.remove(i);
+            // Usually the newest hold (guards drop in reverse order): a pop.
+            let e = if i + 1 == list.len() {
+                list.pop()?
+            } else {
+                list.remove(i)
+            };
             let last = list.is_empty();
             if last {
                 s.occupy(holder, false);
@@ -662,7 +694,13 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
                     sync,
                 ));
             }
-            for h in s.held_snapshot() {
+            // Nothing held on this thread (the common case): no snapshot to make.
+            let held = if s.holds_any() {
+                s.held_snapshot()
+            } else {
+                Vec::new()
+            };
+            for h in held {
                 if h.task == tag {
                     sync.set = sync.set.wrapping_add(held_hash(h.inst, h.mode));
                     sync.n += 1;
@@ -696,6 +734,10 @@ pub(crate) struct Pre {
     /// the same task, takes them from here instead of preparing again.
     tag: u64,
     ids: Ids,
+    /// A `blocking_*` acquisition: its wait blocks the thread and suspends no task, so a sync
+    /// guard its holder keeps meanwhile is not held across an `.await` (e.g. in
+    /// `spawn_blocking`, where blocking is the point).
+    blocking: bool,
 }
 
 impl Pre {
@@ -704,6 +746,13 @@ impl Pre {
         holder: None,
         tag: 0,
         ids: Ids { inst: 0, class: 0 },
+        blocking: false,
+    };
+
+    /// Nothing checked ahead, for a `blocking_*` acquisition.
+    const BLOCKING: Pre = Pre {
+        blocking: true,
+        ..Pre::NONE
     };
 
     fn covers(self, ctx: &Ctx) -> bool {
@@ -719,16 +768,17 @@ impl Pre {
 /// poll, see [`acquired_now`]).
 pub(crate) fn precheck(r: &Req<'_>, unavailable: bool, available: usize) -> (Pre, Option<Verdict>) {
     let Some((ctx, sync)) = prepare(r) else {
-        return (Pre::NONE, None);
+        return (Pre::BLOCKING, None);
     };
     rec_request(&ctx, r, available);
     if !ctx.check {
-        return (Pre::NONE, None);
+        return (Pre::BLOCKING, None);
     }
     let pre = Pre {
         holder: Some(ctx.holder),
         tag: ctx.tag,
         ids: ctx.ids,
+        blocking: true,
     };
     // Holding nothing (no sync guard of its own, no async hold, no other task's guard on this
     // thread): nothing to check against, and no shard to lock.
@@ -1358,7 +1408,9 @@ pub(crate) fn must_wait(
         }
     }
     let tag = ctx.tag;
-    if tag != 0 {
+    // A `blocking_*` wait suspends nothing: the thread blocks with the guards (the wait-for
+    // graph below sees them held).
+    if tag != 0 && !pre.blocking {
         let mine = STATE
             .try_with(|s| s.find_held(|h| h.task == tag))
             .ok()
@@ -1394,7 +1446,7 @@ pub(crate) fn must_wait(
     });
     let watch = suspect.as_ref().is_some_and(|s| s.grace);
     let reg = register(
-        ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, suspect,
+        ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, suspect, None,
     )?;
     if watch {
         watch_suspects();
@@ -1599,6 +1651,30 @@ struct Waiter {
     sync_held: Vec<Held>,
     /// A wait kept only by the waiter's own owned guard (see [`must_wait`]).
     suspect: Option<Arc<Suspect>>,
+    /// A wait for a task's end (its `JoinHandle`, see [`join_wait`]).
+    join: Option<JoinWait>,
+}
+
+/// A wait for a task's end: the task awaited (it holds its own end, the waiter's `ids`, a
+/// `Once`, for as long as it runs) and its spawn site.
+struct JoinWait {
+    target: u64,
+    spawned: &'static Location<'static>,
+    /// The joiner's async holds (tokens) when it started waiting. A handle can stop being
+    /// awaited without being dropped (`&mut handle` in a `select!` or a timeout): a joiner
+    /// whose holds changed since has run meanwhile, so it no longer waits there (a stale wait
+    /// counts as not stuck; the handle registers again when it is polled again).
+    holds: Vec<u64>,
+}
+
+/// The tokens of `holder`'s async holds.
+fn hold_tokens(holder: u64) -> Vec<u64> {
+    with_shard(holder, |s| {
+        s.by_holder
+            .get(&holder)
+            .map(|l| l.iter().map(|e| e.token).collect())
+            .unwrap_or_default()
+    })
 }
 
 static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
@@ -1622,11 +1698,14 @@ impl WaitReg {
 
 impl Drop for WaitReg {
     fn drop(&mut self) {
-        {
+        let ended = {
             let mut w = internal(&WAITING);
-            if let Some(i) = w.iter().position(|w| w.seq == self.seq) {
-                w.swap_remove(i);
-            }
+            w.iter()
+                .position(|w| w.seq == self.seq)
+                .map(|i| w.swap_remove(i))
+        };
+        if let Some(ended) = ended {
+            park(ended);
         }
         if let Some(s) = self.suspect.take() {
             if !self.done
@@ -1639,38 +1718,116 @@ impl Drop for WaitReg {
     }
 }
 
+/// Slots for ended waits' records, per thread (see [`park`]).
+const PARKED: usize = 4;
+
+thread_local! {
+    /// The records of this thread's ended waits, whose heap parts (the sync guards held, a
+    /// join's holds, a suspect) are freed at the start of its next wait or at its exit.
+    static ENDED: Cell<[Option<Waiter>; PARKED]> = const { Cell::new([None, None, None, None]) };
+}
+
+/// Keeps an ended wait's record instead of freeing it, as the sync wait-for graph does
+/// (`watch::park`): a wait usually ends because its lock was just acquired, and a free there
+/// calls the global allocator with that lock held; an allocator that takes the same lock (a
+/// task waiting for the sync mutex a tracking allocator keeps its statistics under) would then
+/// deadlock on itself (`tests/async_alloc_reentry.rs`). With every slot taken, the record is
+/// freed.
+fn park(ended: Waiter) {
+    let _ = ENDED.try_with(|slots| {
+        let mut all = slots.take();
+        let overflow = match all.iter_mut().find(|s| s.is_none()) {
+            Some(free) => {
+                *free = Some(ended);
+                None
+            }
+            None => Some(ended),
+        };
+        // Replaces the empty array `take` left: nothing is freed here.
+        slots.set(all);
+        drop(overflow);
+    });
+}
+
+/// Frees the records [`park`] kept, before this thread's new wait holds anything more.
+fn free_parked() {
+    if let Ok(all) = ENDED.try_with(Cell::take) {
+        drop(all);
+    }
+}
+
 /// Hook of the sync slow path (`hooks::blocked`, a thread about to block on a sync lock): when a
 /// task (or a thread holding async locks) waits for a sync lock, the wait joins this wait-for
 /// graph, so that a cycle through sync and async locks is found. Pure thread cycles are left to
 /// the sync wait-for graph. Semaphores are not joined (their sync holders are not all known).
+/// `Err`: the verdict of a deadlock this wait closes, for the sync lock's `#[track_caller]`
+/// entry point to raise (under `panic`) with the lock not taken; the wait is unregistered.
 pub(crate) fn sync_wait(
     ids: Ids,
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
-) -> Option<WaitReg> {
+) -> Result<Option<WaitReg>, Verdict> {
     if kind == LockKind::Semaphore || action() == Action::Off {
-        return None;
+        return Ok(None);
     }
     let holder = match ::tokio::task::try_id() {
         Some(id) => TASK_BIT | task_number(id),
         None => {
-            let me = STATE.try_with(|s| s.id()).ok()?;
-            if ASYNC_HOLDER.try_with(Cell::get).ok()? != me {
-                return None;
+            let me = STATE.try_with(|s| s.id()).ok();
+            match me {
+                Some(me) if ASYNC_HOLDER.try_with(Cell::get).ok() == Some(me) => me,
+                _ => return Ok(None),
             }
-            me
         }
     };
-    match register(holder, current_tag(), ids, kind, mode, site, None) {
-        Ok(reg) => Some(reg),
-        Err(v) => {
-            act(Some(v));
-            None
-        }
-    }
+    register(holder, current_tag(), ids, kind, mode, site, None, None).map(Some)
 }
 
+/// A holder (task, or thread in `block_on`) starts waiting for the end of task `target` (the
+/// `JoinHandle` of [`crate::tokio::spawn`] or [`crate::tokio::spawn_blocking`] is pending at
+/// `site`): the wait joins the wait-for graph, where `target` holds its own end (`end`, a lock
+/// of kind `Once` whose class is its spawn site, `spawned`) until it finishes. A task that waits
+/// for a lock its joiner holds (directly, or through a chain of waits) is a deadlock, reported
+/// when the cycle closes: `Err` is its verdict, for the handle's `#[track_caller]` `poll` to
+/// raise (under `panic`), at the user's `.await`.
+pub(crate) fn join_wait(
+    end: &Meta,
+    target: ::tokio::task::Id,
+    spawned: &'static Location<'static>,
+    site: &'static Location<'static>,
+) -> Result<Option<WaitReg>, Verdict> {
+    if flags() & flag::CHECK == 0 || action() == Action::Off {
+        return Ok(None);
+    }
+    if STATE.try_with(|s| s.busy.get()).unwrap_or(true) {
+        return Ok(None);
+    }
+    let me = holder();
+    let target = TASK_BIT | task_number(target);
+    if me == 0 || me == target {
+        return Ok(None);
+    }
+    let ids = end.ids(LockKind::Once);
+    let join = JoinWait {
+        target,
+        spawned,
+        holds: hold_tokens(me),
+    };
+    register(
+        me,
+        current_tag(),
+        ids,
+        LockKind::Once,
+        Mode::Exclusive,
+        site,
+        None,
+        Some(join),
+    )
+    .map(Some)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn register(
     holder: u64,
     tag: u64,
@@ -1679,7 +1836,9 @@ fn register(
     mode: Mode,
     site: &'static Location<'static>,
     suspect: Option<Arc<Suspect>>,
+    join: Option<JoinWait>,
 ) -> Result<WaitReg, Verdict> {
+    free_parked();
     let sync_held: Vec<Held> = STATE
         .try_with(|s| {
             let mut held = s.held_snapshot();
@@ -1699,6 +1858,7 @@ fn register(
             site,
             sync_held,
             suspect: suspect.clone(),
+            join,
         });
         deadlock_cycle(&waiting, waiting.len() - 1)
     };
@@ -1710,6 +1870,10 @@ fn register(
     if let Some((edges, owned)) = edges {
         if flags() & flag::RECORD != 0 {
             for o in &owned {
+                if let Some((joiner, joiner_site)) = o.joiner {
+                    rec_join(o, joiner, joiner_site);
+                    continue;
+                }
                 rec_establish(o.holder, &o.entry);
                 recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0);
             }
@@ -1771,10 +1935,22 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<
                         .map(|h| (x.holder, Entry::from_held(h))),
                 );
             }
+            // A task awaited holds its own end while it runs.
+            if let Some(j) = &w.join {
+                list.push((j.target, Entry::task_end(w.ids, j.spawned)));
+            }
             list
         });
     }
-    let mut stuck = vec![true; n];
+    // A join wait whose joiner has run since (see `JoinWait::holds`) is not a wait any more.
+    let mut stuck: Vec<bool> = waiting
+        .iter()
+        .enumerate()
+        .map(|(i, w)| match &w.join {
+            Some(j) if i != new => hold_tokens(w.holder) == j.holds,
+            _ => true,
+        })
+        .collect();
     let holder_stuck = |stuck: &[bool], h: u64| {
         let mut any = false;
         for (j, w) in waiting.iter().enumerate() {
@@ -1852,11 +2028,16 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<
             // The first element's hold is what the last one waits for.
             let mut cycle: Vec<(usize, Option<Entry>)> = path[pos..].to_vec();
             cycle[0].1 = entry;
+            let k = cycle.len();
             let owned = cycle
                 .iter()
-                .filter_map(|&(wi, e)| {
-                    let e = e.filter(|e| e.owned)?;
+                .enumerate()
+                .filter_map(|(i, &(wi, e))| {
+                    let e = e.filter(|e| e.owned || e.kind == LockKind::Once)?;
                     let w = &waiting[wi];
+                    // Who waits for this hold: the element before, cyclically.
+                    let prev = &waiting[cycle[(i + k - 1) % k].0];
+                    let joiner = (e.kind == LockKind::Once).then_some((prev.holder, prev.site));
                     Some(Establish {
                         holder: w.holder,
                         entry: e,
@@ -1864,6 +2045,7 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<
                         kind: w.kind,
                         mode: w.mode,
                         site: w.site,
+                        joiner,
                     })
                 })
                 .collect();
@@ -1873,8 +2055,9 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<
     }
 }
 
-/// An owned guard in a wait cycle, the holder that has it and what that holder waits for: the
-/// trace shows the guard held by it and the wait again under it ([`rec_establish`]).
+/// An owned guard (or a task's end, awaited by a joiner) in a wait cycle, the holder that has
+/// it and what that holder waits for: the trace shows the guard held by it and the wait again
+/// under it ([`rec_establish`], [`rec_join`]).
 struct Establish {
     holder: u64,
     entry: Entry,
@@ -1882,6 +2065,25 @@ struct Establish {
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
+    /// A task's end: the holder that awaits it, and where.
+    joiner: Option<(u64, &'static Location<'static>)>,
+}
+
+/// The trace of a join wait in a deadlock the runtime found: the awaited task holds its end
+/// (a `try` acquisition: no dependency of its own) while it requests what it waits for, and the
+/// joiner requests that end under what it holds, so that the analyzer finds the cycle the
+/// runtime reports (an inversion between the lock and the task's end). Written only then: a
+/// joiner that holds a lock the awaited task took earlier, or never takes, is no deadlock, and
+/// the trace shows no dependency on the task's end.
+fn rec_join(o: &Establish, joiner: u64, joiner_site: &'static Location<'static>) {
+    let end = Ids {
+        inst: o.entry.inst,
+        class: o.entry.class,
+    };
+    rec_acq(o.holder, end, Mode::Exclusive, How::Try, o.entry.site, 0, 1);
+    recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0);
+    rec_rel(o.holder, end, 0, 1, false);
+    recorder::on_task_request(joiner, end, LockKind::Once, Mode::Exclusive, joiner_site, 0);
 }
 
 /// Report edges of a wait cycle: element `k` holds (entry) what element `k - 1` waits for.
@@ -1959,31 +2161,54 @@ thread_local! {
     static ASYNC_HOLDER: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Hook of the sync acquisition path (`hooks::lock_blocking`): the running task holds async
-/// locks, so a blocking sync acquisition makes ordering edges from them (a tokio guard held while
-/// taking a `lockcheck::Mutex`).
+/// Whether the running task (or thread) may hold async locks: one thread-local read. The sync
+/// fast paths (`hooks::lock_fast`, ...) leave such an acquisition to the full path, which checks
+/// it with [`sync_acquire_in_task`] and raises its verdict at the user's line (a verdict raised
+/// from inside a fast path would point into lockcheck, and could not be deferred while a condvar
+/// wait retakes its mutex).
+#[inline(always)]
+pub(crate) fn may_hold_async() -> bool {
+    ASYNC_HOLDER.try_with(Cell::get).unwrap_or(0) != 0
+}
+
+/// Hook of the sync acquisition path (`hooks::lock_slow`): the running task holds async locks,
+/// so a blocking sync acquisition makes ordering edges from them (a tokio guard held while
+/// taking a `lockcheck::Mutex`). Returns the verdict of an inversion it closes, for the sync
+/// lock's `#[track_caller]` entry point to raise (under `panic`), before the lock is taken.
 #[inline]
 pub(crate) fn sync_acquire_in_task(
     meta: &Meta,
     mode: Mode,
     site: &'static Location<'static>,
     ids: Ids,
-) {
-    if ASYNC_HOLDER.try_with(Cell::get).unwrap_or(0) != 0 {
-        sync_after_async(meta, mode, site, ids);
+) -> Option<Verdict> {
+    if may_hold_async() {
+        sync_after_async(meta, mode, site, ids)
+    } else {
+        None
     }
 }
 
 #[cold]
 #[inline(never)]
-fn sync_after_async(meta: &Meta, mode: Mode, site: &'static Location<'static>, ids: Ids) {
+fn sync_after_async(
+    meta: &Meta,
+    mode: Mode,
+    site: &'static Location<'static>,
+    ids: Ids,
+) -> Option<Verdict> {
     let known = ASYNC_HOLDER.try_with(Cell::get).unwrap_or(0);
     let holder = match ::tokio::task::try_id() {
         Some(id) => TASK_BIT | task_number(id),
         None => STATE.try_with(|s| s.id()).unwrap_or(0),
     };
     if holder != known {
-        return;
+        if !may_hold(known) {
+            // The last holder seen here holds nothing now (it released its async locks, or
+            // ended): the sync fast paths need not leave to the full path for it any more.
+            let _ = ASYNC_HOLDER.try_with(|c| c.set(0));
+        }
+        return None;
     }
     let (mut held, key) = with_shard(holder, |s| {
         let held: Vec<Held> = s
@@ -2008,9 +2233,9 @@ fn sync_after_async(meta: &Meta, mode: Mode, site: &'static Location<'static>, i
     });
     if held.is_empty() {
         let _ = ASYNC_HOLDER.try_with(|c| c.set(0));
-        return;
+        return None;
     }
-    let Some(key) = key else { return };
+    let key = key?;
     if flags() & flag::RECORD != 0 && is_task(holder) {
         // The sync acquisition is in the thread's stream; the task's stream shows it requested
         // under the task's async holds, for the analyzer's dependency.
@@ -2041,11 +2266,14 @@ fn sync_after_async(meta: &Meta, mode: Mode, site: &'static Location<'static>, i
         found.map(publish)
     });
     match found {
-        Some(Some(v)) => act(verdict(&v, site)),
-        Some(None) => {}
-        None => with_shard(holder, |s| {
-            s.checked.remove(&key);
-        }),
+        Some(Some(v)) => verdict(&v, site),
+        Some(None) => None,
+        None => {
+            with_shard(holder, |s| {
+                s.checked.remove(&key);
+            });
+            None
+        }
     }
 }
 
@@ -2208,8 +2436,9 @@ fn publish_once<K: Eq + Hash>(
 
 /// The configured action on a report: under `panic`, a verdict for the acquiring task to raise
 /// before it waits (its guards drop, so the others can go on; the runtime reports the panic
-/// through the task's `JoinHandle`). Raised at the user's line when the check ran in the
-/// `#[track_caller]` entry point ([`precheck`]), else by [`act`].
+/// through the task's `JoinHandle`). Always raised at the user's line: by the `#[track_caller]`
+/// entry point of a `blocking_*` method ([`precheck`]) or of a sync lock (the hooks return it),
+/// or by the `#[track_caller]` `poll` of the future the user awaits (`tokio::Checked`).
 fn verdict(v: &Violation, site: &'static Location<'static>) -> Option<Verdict> {
     if action() == Action::Panic && !std::thread::panicking() {
         let first = v.message.lines().next().unwrap_or("lockcheck: violation");
@@ -2218,13 +2447,4 @@ fn verdict(v: &Violation, site: &'static Location<'static>) -> Option<Verdict> {
         )));
     }
     None
-}
-
-/// Raises a verdict found where the user's location is not on the call stack (inside the
-/// future, once it waits, or in a sync lock's hooks): the panic's location is here, the user's
-/// line is in its message.
-fn act(v: Option<Verdict>) {
-    if let Some(v) = v {
-        v.raise();
-    }
 }
