@@ -304,7 +304,7 @@ impl Trace {
         let mut ips = [0usize; TRACE_DEPTH];
         let mut n = 0;
         let mut truncated = false;
-        backtrace::trace(|frame| {
+        let mut keep = |frame: &backtrace::Frame| {
             if n == TRACE_DEPTH {
                 truncated = true;
                 return false;
@@ -312,7 +312,20 @@ impl Trace {
             ips[n] = frame.ip() as usize;
             n += 1;
             true
-        });
+        };
+        // `backtrace::trace` takes the crate's process-wide lock, which symbolization holds too
+        // (for milliseconds when it first loads debug information): a capture on one thread would
+        // wait for a report being printed, or for the recorder's writer declaring a site, on
+        // another. The lock is there for Windows' dbghelp; the unwinders elsewhere
+        // (libgcc/libunwind's `_Unwind_Backtrace`) are thread-safe, so no lock there.
+        #[cfg(not(windows))]
+        // SAFETY: `trace_unsynchronized` is `trace` without the lock; on these platforms the
+        // unwinder it calls is safe to run on several threads at once, and `keep` never panics.
+        unsafe {
+            backtrace::trace_unsynchronized(&mut keep)
+        };
+        #[cfg(windows)]
+        backtrace::trace(&mut keep);
         Some(Trace {
             ips: ips[..n].into(),
             truncated,
@@ -870,6 +883,41 @@ mod tests {
         }
         let t = deep(std::hint::black_box(n - 1));
         std::hint::black_box(t)
+    }
+
+    /// A capture (a never-seen edge) must not wait for another thread that holds the
+    /// `backtrace` crate's lock, as symbolizing a report or a recorded site does, for
+    /// milliseconds when debug information is first loaded: that would serialize threads. The
+    /// other thread holds the lock until this one's capture is done, or 10 s.
+    #[cfg(not(windows))]
+    #[test]
+    fn a_capture_does_not_wait_for_another_threads_symbolization() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let (holding_tx, holding_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let mut released_by_capture = false;
+            // `trace` takes the crate's lock for the whole walk, as `resolve` does.
+            backtrace::trace(|_| {
+                holding_tx.send(()).expect("test alive");
+                released_by_capture = done_rx.recv_timeout(Duration::from_secs(10)).is_ok();
+                false
+            });
+            released_by_capture
+        });
+        holding_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the holder takes the lock");
+        let t = capture_here();
+        done_tx.send(()).expect("holder waits");
+        assert!(
+            holder.join().expect("holder"),
+            "the capture waited for the other thread's backtrace lock"
+        );
+        if crate::config::backtraces() {
+            assert!(t.is_some_and(|t| !t.ips.is_empty()));
+        }
     }
 
     #[test]
