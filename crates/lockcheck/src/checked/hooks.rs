@@ -39,7 +39,7 @@ use super::recorder;
 use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
 use super::state::{as_busy, internal, pack, with_slow, word, CacheKey, Held, ThreadState, STATE};
 use super::watch;
-use crate::config::{action, flag, flags, flags_now, Action};
+use crate::config::{action, fast, fast_now, flag, flags, flags_now, Action};
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::collections::HashSet;
 use std::panic::Location;
@@ -225,12 +225,13 @@ pub(crate) fn lock_fast(
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
 ) -> Taken {
-    let f = flags_now();
-    if f & (flag::INIT | flag::CHECK | flag::SLOW) != flag::INIT | flag::CHECK {
+    if fast_now() != fast::CHECKED {
         // Nothing switched on (`LOCKCHECK=off`, nothing recorded, counted or watched): the raw
         // lock, right here, for the price of the switches' test (the full path would cost a call
-        // to find out the same).
-        if f & (flag::INIT | flag::ACTIVE) == flag::INIT {
+        // to find out the same). A second load (an atomic load is not merged with the first):
+        // one value tested twice becomes a switch, which the compiler ordered with this case
+        // first (three more instructions on the checked path).
+        if fast_now() == fast::RAW {
             lock_raw();
             return Taken::Yes;
         }
@@ -245,9 +246,9 @@ pub(crate) fn lock_fast(
             return Fast::Other;
         }
         if s.holds_any() {
-            // One lock held and the dependency known: a few compares, here; anything else out
-            // of line (`lock_known`, then the full path).
-            if f & flag::ORDER == 0 || !s.known_dependency_one(pack(w & word::INST, mode)) {
+            // One lock held and this very dependency checked over it before (the memo: two
+            // compares), here; anything else out of line (`lock_known`, then the full path).
+            if !s.known_top(pack(w & word::INST, mode)) {
                 return Fast::Nested;
             }
             #[cfg(feature = "tokio")]
@@ -258,12 +259,12 @@ pub(crate) fn lock_fast(
             #[cfg(feature = "tokio")]
             push_tagged(s, Ids::from_word(w), mode, site);
             #[cfg(not(feature = "tokio"))]
-            s.push_plain(pack(w & word::INST, mode), w, site);
+            s.push_second(pack(w & word::INST, mode), w, site);
             return Fast::Done;
         }
         // Async locks the running task holds (one thread-local read when it holds none).
         #[cfg(feature = "tokio")]
-        if f & flag::ORDER != 0 {
+        if flags_now() & flag::ORDER != 0 {
             crate::tokio::track::sync_acquire_in_task(meta, mode, site, Ids::from_word(w));
         }
         if !try_raw() {
@@ -275,7 +276,7 @@ pub(crate) fn lock_fast(
         s.push_first(pack(w & word::INST, mode), w, site);
         Fast::Done
     });
-    finish(step, kind, mode, site, lock_raw, lock_for, f)
+    finish(step, kind, mode, site, lock_raw, lock_for)
 }
 
 /// [`lock_fast`]'s sequel when it returned [`Taken::Nested`] (so its tests passed, with order
@@ -301,10 +302,13 @@ pub(crate) fn lock_known(
     let f = flags_now();
     let w = meta.word();
     let step = STATE.try_with(|s| {
+        let req = pack(w & word::INST, mode);
         // Without order checking there is no cache to look at.
-        if f & flag::ORDER == 0 || !s.known_dependency(pack(w & word::INST, mode)) {
+        if f & flag::ORDER == 0 || !s.known_dependency(req) {
             return Fast::Other;
         }
+        // Checked before: the inline memo answers next time.
+        s.remember_top(req);
         #[cfg(feature = "tokio")]
         crate::tokio::track::sync_acquire_in_task(meta, mode, site, Ids::from_word(w));
         if !try_raw() {
@@ -316,7 +320,7 @@ pub(crate) fn lock_known(
         s.push_plain(pack(w & word::INST, mode), w, site);
         Fast::Done
     });
-    finish(step, kind, mode, site, lock_raw, lock_for, f)
+    finish(step, kind, mode, site, lock_raw, lock_for)
 }
 
 /// The outcome of a fast step for the entry points.
@@ -329,18 +333,17 @@ fn finish(
     site: &'static Location<'static>,
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
-    f: u8,
 ) -> Taken {
     match step {
         Ok(Fast::Done) => Taken::Yes,
         Ok(Fast::Nested) => Taken::Nested,
         #[cfg(feature = "tokio")]
         Ok(Fast::Block(ids)) => {
-            contended_or_raise(ids, kind, mode, site, lock_raw, lock_for, f);
+            contended_or_raise(ids, kind, mode, site, lock_raw, lock_for);
             Taken::Yes
         }
         _ => {
-            let _ = (kind, mode, site, lock_raw, lock_for, f);
+            let _ = (kind, mode, site, lock_raw, lock_for);
             Taken::No
         }
     }
@@ -358,8 +361,9 @@ fn contended_or_raise(
     site: &'static Location<'static>,
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
-    f: u8,
 ) {
+    // The switches as the fast path saw them (`fast::CHECKED`): nothing timed or recorded.
+    let f = flag::INIT | flag::CHECK;
     if let Err(v) = lock_contended(ids, kind, mode, 1, site, lock_raw, lock_for, f) {
         v.raise();
     }
@@ -850,10 +854,15 @@ fn check_held(
             return Some(v);
         }
     }
-    if f & flag::ORDER != 0 && !s.cache_hit(&key) {
-        // The lock becomes a node of the instance graph: dropping it must remove the node.
-        meta.mark_in_graph();
-        return check_graph(s, ids, mode, site, &key);
+    if f & flag::ORDER != 0 {
+        if !s.cache_hit(&key) {
+            // The lock becomes a node of the instance graph: dropping it must remove the node.
+            meta.mark_in_graph();
+            return check_graph(s, ids, mode, site, &key);
+        }
+        // Checked before: the fast path's memo answers next time (it refuses a held set that
+        // contains the lock, so a self-conflict still comes here).
+        s.remember_checked(&key);
     }
     None
 }
@@ -889,8 +898,18 @@ fn check_graph(
         found.map(publish)
     });
     match found {
-        Some(Some(v)) => act(v),
-        Some(None) => None,
+        Some(Some(v)) => {
+            let raised = act(v);
+            if raised.is_none() {
+                // Reported and going on (`warn`): checked, as the cache says.
+                s.remember_checked(key);
+            }
+            raised
+        }
+        Some(None) => {
+            s.remember_checked(key);
+            None
+        }
         // Could not check (re-entered): do not remember the key as checked.
         None => {
             s.cache_forget(key);

@@ -100,6 +100,14 @@ pub(crate) struct HeldStack {
     /// live in `spill`. One word, so the shallow paths test one condition.
     n: usize,
     words: [u64; INLINE_HELD],
+    /// The nested fast path's memo for one held lock: `known_req` (a packed request,
+    /// `inst | mode << 40`) was checked against the graph over exactly one held entry whose word
+    /// was `known_base`, in the current clock epoch, that instance not being the held one and the
+    /// entry not tagged by an async task; 0 when none. Nothing else keeps it current: a hit
+    /// compares the live entry with `known_base` (see [`ThreadState::known_top`]), so a push, a
+    /// removal or a mode change of the entry makes it miss by itself; an epoch bump clears it.
+    known_base: u64,
+    known_req: u64,
     info: [Info; INLINE_HELD],
     /// Every entry while spilled (empty, unallocated while inline). `ManuallyDrop` keeps the
     /// thread-local free of destructors; the area is given back when the stack shrinks back, or
@@ -115,6 +123,8 @@ impl HeldStack {
         HeldStack {
             n: 0,
             words: [0; INLINE_HELD],
+            known_base: 0,
+            known_req: 0,
             info: [NO_INFO; INLINE_HELD],
             spill: ManuallyDrop::new(Vec::new()),
         }
@@ -348,8 +358,9 @@ pub(crate) struct ThreadState {
     /// exactly. Direct-mapped: a collision evicts, which only costs a re-check.
     cache: [Slot; CACHE_SLOTS],
     id: Cell<u64>,
-    /// Bumped whenever the vector clock changes (spawn/join), so cached keys stay exact.
-    pub epoch: Cell<u64>,
+    /// Bumped whenever the vector clock changes (spawn/join), so cached keys stay exact; only
+    /// through [`ThreadState::bump_epoch`], which also clears the held stack's memo.
+    epoch: Cell<u64>,
 }
 
 /// The per-thread state only slow paths touch (it has destructors).
@@ -456,6 +467,20 @@ impl ThreadState {
         st.n = 1;
     }
 
+    /// The fast path's push over one held lock ([`ThreadState::known_top`] held): as
+    /// [`ThreadState::push_first`], one entry up.
+    #[cfg(not(feature = "tokio"))]
+    #[inline(always)]
+    pub(crate) fn push_second(&self, w: u64, ids: u64, site: &'static Location<'static>) {
+        let st = self.stack_mut();
+        // Not in `push_first`'s order: the compiler would merge the two into one sequence of
+        // stores through computed offsets (five more instructions on both).
+        st.n = 2;
+        st.info[1].ids = ids;
+        st.info[1].site = site;
+        st.words[1] = w;
+    }
+
     /// The fast path's push of an untimed entry that is no graph source (`w` is
     /// `pack(inst, mode)`, plus [`word::TASK`] in async code); the general push past the
     /// inline array.
@@ -549,6 +574,51 @@ impl ThreadState {
             return true;
         }
         false
+    }
+
+    /// The nested fast path's look-up with one lock held: whether acquiring `req`
+    /// (`pack(inst, mode)`, `inst` assigned) over it was checked already (the memo, see
+    /// [`HeldStack::known_req`]): two comparisons. A hit means the full path would find nothing:
+    /// the graph knows the dependency in this epoch and `inst` is not the held lock (no
+    /// self-conflict), whatever the order switch is now.
+    #[inline(always)]
+    pub(crate) fn known_top(&self, req: u64) -> bool {
+        let st = self.stack();
+        st.known_req == req && st.words[0] == st.known_base && st.n == 1
+    }
+
+    /// Notes in the memo that acquiring `req` (`pack(inst, mode)`, `inst` assigned) over the
+    /// held set as it is now was checked against the graph in this epoch: the check completed,
+    /// its dependency is marked in the cache, and it raised nothing. Only with one lock held
+    /// that is not `inst` (a self-conflict must reach the full path each time) and not tagged by
+    /// an async task (which task runs decides there).
+    pub(crate) fn remember_top(&self, req: u64) {
+        let st = self.stack_mut();
+        if st.n != 1 {
+            return;
+        }
+        let w = st.words[0];
+        #[cfg(feature = "tokio")]
+        if w & word::TASK != 0 {
+            return;
+        }
+        if (w ^ req) & word::INST != 0 {
+            st.known_base = w;
+            st.known_req = req;
+        }
+    }
+
+    /// [`ThreadState::remember_top`] after the full check of `key`, if the held set and the
+    /// epoch are still the ones it checked.
+    pub(crate) fn remember_checked(&self, key: &CacheKey) {
+        let st = self.stack();
+        if key.len == 1
+            && st.n == 1
+            && st.words[0] & word::KEY == key.held[0]
+            && key.epoch == self.epoch.get()
+        {
+            self.remember_top(key.lock & word::KEY);
+        }
     }
 
     /// Removes the newest entry matching `f` (a field comparison: it runs while the stack is
@@ -772,7 +842,16 @@ impl ThreadState {
         self.id.set(id);
         clock.set(id, 1);
         with_slow(|slow| slow.clock = clock);
+        self.bump_epoch();
+    }
+
+    /// The vector clock changed (spawn, join): every dependency is checked again, with the new
+    /// clock (the cache compares the epoch; the held stack's memo is cleared).
+    pub(crate) fn bump_epoch(&self) {
         self.epoch.set(self.epoch.get() + 1);
+        let st = self.stack_mut();
+        st.known_base = 0;
+        st.known_req = 0;
     }
 
     /// Whether the dependency `key` was checked before; marks it checked. Exact: a hit means
