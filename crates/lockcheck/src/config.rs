@@ -150,9 +150,11 @@ pub(crate) mod fast {
     /// 0: the test is one `test` of the byte.
     pub const CHECKED: u8 = 0;
     /// Every switch off (`LOCKCHECK=off` and nothing recorded, counted or watched): the raw lock.
-    pub const RAW: u8 = 1;
+    /// The sign bit: tested as a sign, not as a value (two values compared would become a
+    /// switch, which the compiler ordered with this case first, on the checked path).
+    pub const RAW: u8 = 0x80;
     /// The full path: not computed yet, or recording, statistics or the watchdog on.
-    pub const FULL: u8 = 2;
+    pub const FULL: u8 = 1;
 }
 
 /// The fast path's byte (see [`fast`]): one load, no initialisation test ([`fast::FULL`] until

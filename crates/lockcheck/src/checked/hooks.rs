@@ -225,13 +225,12 @@ pub(crate) fn lock_fast(
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
 ) -> Taken {
-    if fast_now() != fast::CHECKED {
+    let fast = fast_now();
+    if fast != fast::CHECKED {
         // Nothing switched on (`LOCKCHECK=off`, nothing recorded, counted or watched): the raw
         // lock, right here, for the price of the switches' test (the full path would cost a call
-        // to find out the same). A second load (an atomic load is not merged with the first):
-        // one value tested twice becomes a switch, which the compiler ordered with this case
-        // first (three more instructions on the checked path).
-        if fast_now() == fast::RAW {
+        // to find out the same).
+        if fast & fast::RAW != 0 {
             lock_raw();
             return Taken::Yes;
         }
