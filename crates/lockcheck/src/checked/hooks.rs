@@ -241,13 +241,13 @@ pub(crate) fn lock_fast(
         return Taken::No;
     }
     let step = STATE.try_with(|s| {
-        if s.busy.get() {
-            return Fast::Other;
-        }
-        if s.holds_any() {
-            // One lock held and this very dependency checked over it before (the memo: two
-            // compares), here; anything else out of line (`lock_known`, then the full path).
-            if !s.known_top(pack(w & word::INST, mode)) {
+        // Busy inside lockcheck and the depth in one word (see `state::BusyDepth`).
+        let d = s.busy_depth();
+        if d != 0 {
+            // One lock held, not busy, and this very dependency checked over it before (the
+            // memo: two compares), here; anything else out of line (`lock_known`, then the full
+            // path).
+            if !s.known_top(pack(w & word::INST, mode), d) {
                 return Fast::Nested;
             }
             #[cfg(feature = "tokio")]
@@ -295,15 +295,16 @@ pub(crate) fn lock_known(
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
 ) -> Taken {
-    // The switches, the identity and the busy flag were tested by `lock_fast` just before,
+    // The switches and the identity were tested by `lock_fast` just before,
     // with nothing in between that could change them on this thread (a switch flipped by another
     // thread meanwhile is as if flipped a moment later).
     let f = flags_now();
     let w = meta.word();
     let step = STATE.try_with(|s| {
         let req = pack(w & word::INST, mode);
-        // Without order checking there is no cache to look at.
-        if f & flag::ORDER == 0 || !s.known_dependency(req) {
+        // Without order checking there is no cache to look at. `lock_fast` did not tell a busy
+        // thread from a deeper stack.
+        if f & flag::ORDER == 0 || s.busy.get() || !s.known_dependency(req) {
             return Fast::Other;
         }
         // Checked before: the inline memo answers next time.
