@@ -3,13 +3,16 @@
 //! ```text
 //! lock():  `#[inline]` entry point (`raw.rs`), compiled in the user's crate, where the
 //!          thread-local is one `%fs` offset; `lock_fast`, frameless:
-//!            switches byte: initialised, checking on, nothing timed (one load, one compare)
-//!            identity assigned, not an RwLock's first write, thread not busy in lockcheck
-//!            nothing held -> raw try_lock; success: push one word, site, identity --> done
-//!            one lock held, order checking on, the exact (held set, lock, mode, clock
-//!              epoch) in the thread's cache (a few compares, no self-conflict)
+//!            fast switch byte (`config::fast_now`): checking on, nothing recorded, counted or
+//!              watched (one load, one test; `LOCKCHECK=off`: the raw lock right here)
+//!            identity assigned, not an RwLock's first write
+//!            busy flag and depth in one word (`state::BusyDepth`):
+//!            0 (not busy, nothing held) -> raw try_lock; success: push one word, site, identity
+//!            1 (not busy, one lock held) and the memo says this very request was checked over
+//!              this very held entry in this epoch (two compares: `ThreadState::known_top`)
 //!              -> raw try_lock; success: push --------------------------------> done
-//!          else one tail call: `lock_known` (up to 4 held, out of line), then the full path
+//!          else one tail call: `lock_known` (the exact cache, up to 4 held, out of line; a hit
+//!            refreshes the memo), then the full path
 //!          lock_slow (out of line), the same work in full:
 //!            no switch on ------------------------------------------------> raw lock
 //!            thread busy inside lockcheck (reports, tracing) -------------> raw lock
