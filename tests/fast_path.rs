@@ -6,7 +6,7 @@ mod support;
 
 use lockcheck::{Mutex, RwLock, ViolationKind};
 use std::sync::Arc;
-use support::{found, two_threads, watchdog};
+use support::{found, panic_message, two_threads, watchdog};
 
 /// Many acquisitions of `b` while holding `a`: after the first, each is a cache hit.
 fn warm(a: &Mutex<u32>, b: &Mutex<u32>) {
@@ -133,4 +133,87 @@ fn rwlock_writes_and_reads_after_the_first_write_are_still_checked() {
     let msg = res2.expect_err("the inversion must panic");
     assert!(msg.contains("lock order inversion"), "{msg}");
     assert!(!found("fp.rw.r").is_empty());
+}
+
+/// The nested fast path's memo (one held lock, the last dependency checked over it) survives
+/// the release and re-acquisition of that lock, but not a spawn: the parent's order after the
+/// spawn is concurrent with the child's and must reach the graph again.
+#[test]
+fn a_warm_memo_does_not_outlive_a_spawn() {
+    let a = Arc::new(Mutex::named("fp.memo.spawn.a", 0));
+    let b = Arc::new(Mutex::named("fp.memo.spawn.b", 0));
+    warm(&a, &b);
+    let (a2, b2) = (a.clone(), b.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let child = lockcheck::thread::spawn(move || {
+        let _b = b2.lock();
+        let _a = a2.lock();
+        tx.send(()).unwrap();
+    });
+    rx.recv().unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _a = a.lock();
+        let _b = b.lock(); // the memo says "known": only for the clock before the spawn
+    }));
+    child.join().unwrap();
+    let msg = panic_message(&*r.expect_err("the inversion must panic"));
+    assert!(msg.contains("lock order inversion"), "{msg}");
+    assert_eq!(found("fp.memo.spawn.a").len(), 1);
+}
+
+/// The look-alike: the child's reversed order before the join, the parent's warm order after
+/// it (and before the spawn): ordered, silent, and the memo path is taken again afterwards.
+#[test]
+fn a_warm_memo_after_a_join_stays_silent() {
+    let a = Arc::new(Mutex::named("fp.memo.join.a", 0));
+    let b = Arc::new(Mutex::named("fp.memo.join.b", 0));
+    warm(&a, &b);
+    let (a2, b2) = (a.clone(), b.clone());
+    lockcheck::thread::spawn(move || {
+        let _b = b2.lock();
+        let _a = a2.lock();
+    })
+    .join()
+    .expect("the child's order comes after the parent's: no report");
+    warm(&a, &b);
+    assert!(
+        found("fp.memo.join.a").is_empty(),
+        "{:#?}",
+        found("fp.memo.join.a")
+    );
+}
+
+/// The memo is for the held lock in the mode it was held: an upgrade makes the same lock
+/// under it a new dependency. A recursive read of X under B waits for no upgradable holder of
+/// X (the other thread's order, X upgradable then B, is silent), but for a writer it does.
+#[test]
+fn an_upgraded_hold_is_checked_again_under_a_warm_memo() {
+    let x = Arc::new(RwLock::named("fp.memo.up.x", 0));
+    let b = Arc::new(Mutex::named("fp.memo.up.b", 0));
+    let (x2, b2) = (x.clone(), b.clone());
+    let (r1, r2) = two_threads(
+        move || {
+            let _b = b2.lock();
+            let _x = x2.read_recursive();
+        },
+        move || {
+            let _ = *x.write(); // the first write is behind us
+            for _ in 0..1000 {
+                let _x = x.upgradable_read();
+                *b.lock() += 1; // silent
+            }
+            assert!(
+                found("fp.memo.up.x").is_empty(),
+                "{:#?}",
+                found("fp.memo.up.x")
+            );
+            let up = x.upgradable_read();
+            let _w = lockcheck::RwLockUpgradableReadGuard::upgrade(up);
+            *b.lock() += 1; // X written, then B: inverts B -> recursive read of X
+        },
+    );
+    assert!(r1.is_ok(), "{r1:?}");
+    let msg = r2.expect_err("the inversion must panic");
+    assert!(msg.contains("lock order inversion"), "{msg}");
+    assert!(!found("fp.memo.up.x").is_empty());
 }

@@ -138,6 +138,44 @@ pub(crate) mod flag {
 
 static FLAGS: AtomicU8 = AtomicU8::new(0);
 
+/// What the acquisition fast path may do, decided once per switch change ([`refresh_flags`]) so
+/// that an acquisition tests one byte: [`fast::CHECKED`], [`fast::RAW`] or [`fast::FULL`] (also
+/// before the switches were first computed).
+static FAST: AtomicU8 = AtomicU8::new(fast::FULL);
+
+/// Values of [`fast_now`].
+pub(crate) mod fast {
+    /// Checking on, nothing recorded, counted or watched (the order switch does not matter:
+    /// the fast path checks only what it can answer without the graph, see `hooks::lock_fast`).
+    /// 0: the test is one `test` of the byte.
+    pub const CHECKED: u8 = 0;
+    /// Every switch off (`LOCKCHECK=off` and nothing recorded, counted or watched): the raw lock.
+    /// The sign bit: tested as a sign, not as a value (two values compared would become a
+    /// switch, which the compiler ordered with this case first, on the checked path).
+    pub const RAW: u8 = 0x80;
+    /// The full path: not computed yet, or recording, statistics or the watchdog on.
+    pub const FULL: u8 = 1;
+}
+
+/// The fast path's byte (see [`fast`]): one load, no initialisation test ([`fast::FULL`] until
+/// the switches were first computed, which sends the acquisition the full way, where [`flags`]
+/// computes them).
+#[inline(always)]
+pub(crate) fn fast_now() -> u8 {
+    FAST.load(Ordering::Relaxed)
+}
+
+/// The [`fast`] value of a switches byte.
+fn fast_of(f: u8) -> u8 {
+    if f & (flag::INIT | flag::CHECK | flag::SLOW) == flag::INIT | flag::CHECK {
+        fast::CHECKED
+    } else if f & (flag::INIT | flag::ACTIVE) == flag::INIT {
+        fast::RAW
+    } else {
+        fast::FULL
+    }
+}
+
 /// The switches (reads the environment on first use).
 #[inline]
 pub(crate) fn flags() -> u8 {
@@ -183,6 +221,7 @@ pub(crate) fn refresh_flags() -> u8 {
         std::thread::sleep(std::time::Duration::from_nanos(delay));
     }
     FLAGS.store(f, Ordering::Relaxed);
+    FAST.store(fast_of(f), Ordering::Relaxed);
     f
 }
 
@@ -199,7 +238,8 @@ pub fn delay_next_refresh(d: std::time::Duration) {
 #[doc(hidden)]
 pub fn flags_match_switches() -> bool {
     let _serial = REFRESH.lock();
-    FLAGS.load(Ordering::Relaxed) == compute_flags()
+    let f = compute_flags();
+    FLAGS.load(Ordering::Relaxed) == f && FAST.load(Ordering::Relaxed) == fast_of(f)
 }
 
 fn compute_flags() -> u8 {

@@ -114,7 +114,7 @@ fn fork() -> (u64, VectorClock) {
             let child = crate::checked::state::new_thread_id();
             let start = s.clock();
             crate::checked::state::with_slow(|slow| slow.clock.tick(parent));
-            s.epoch.set(s.epoch.get() + 1);
+            s.bump_epoch();
             crate::checked::recorder::on_fork(parent, child);
             (child, start)
         })
@@ -151,7 +151,7 @@ fn joined(child: u64, end: &End) {
             slow.clock.join(&clock);
             slow.clock.tick(parent);
         });
-        s.epoch.set(s.epoch.get() + 1);
+        s.bump_epoch();
         crate::checked::recorder::on_join(parent, child);
     });
 }

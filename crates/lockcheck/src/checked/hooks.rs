@@ -3,13 +3,16 @@
 //! ```text
 //! lock():  `#[inline]` entry point (`raw.rs`), compiled in the user's crate, where the
 //!          thread-local is one `%fs` offset; `lock_fast`, frameless:
-//!            switches byte: initialised, checking on, nothing timed (one load, one compare)
-//!            identity assigned, not an RwLock's first write, thread not busy in lockcheck
-//!            nothing held -> raw try_lock; success: push one word, site, identity --> done
-//!            one lock held, order checking on, the exact (held set, lock, mode, clock
-//!              epoch) in the thread's cache (a few compares, no self-conflict)
+//!            fast switch byte (`config::fast_now`): checking on, nothing recorded, counted or
+//!              watched (one load, one test; `LOCKCHECK=off`: the raw lock right here)
+//!            identity assigned, not an RwLock's first write
+//!            busy flag and depth in one word (`state::BusyDepth`):
+//!            0 (not busy, nothing held) -> raw try_lock; success: push one word, site, identity
+//!            1 (not busy, one lock held) and the memo says this very request was checked over
+//!              this very held entry in this epoch (two compares: `ThreadState::known_top`)
 //!              -> raw try_lock; success: push --------------------------------> done
-//!          else one tail call: `lock_known` (up to 4 held, out of line), then the full path
+//!          else one tail call: `lock_known` (the exact cache, up to 4 held, out of line; a hit
+//!            refreshes the memo), then the full path
 //!          lock_slow (out of line), the same work in full:
 //!            no switch on ------------------------------------------------> raw lock
 //!            thread busy inside lockcheck (reports, tracing) -------------> raw lock
@@ -39,7 +42,7 @@ use super::recorder;
 use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
 use super::state::{as_busy, internal, pack, with_slow, word, CacheKey, Held, ThreadState, STATE};
 use super::watch;
-use crate::config::{action, flag, flags, flags_now, Action};
+use crate::config::{action, fast, fast_now, flag, flags, flags_now, Action};
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::collections::HashSet;
 use std::panic::Location;
@@ -227,12 +230,12 @@ pub(crate) fn lock_fast(
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
 ) -> Taken {
-    let f = flags_now();
-    if f & (flag::INIT | flag::CHECK | flag::SLOW) != flag::INIT | flag::CHECK {
+    let fast = fast_now();
+    if fast != fast::CHECKED {
         // Nothing switched on (`LOCKCHECK=off`, nothing recorded, counted or watched): the raw
         // lock, right here, for the price of the switches' test (the full path would cost a call
         // to find out the same).
-        if f & (flag::INIT | flag::ACTIVE) == flag::INIT {
+        if fast & fast::RAW != 0 {
             lock_raw();
             return Taken::Yes;
         }
@@ -243,13 +246,13 @@ pub(crate) fn lock_fast(
         return Taken::No;
     }
     let step = STATE.try_with(|s| {
-        if s.busy.get() {
-            return Fast::Other;
-        }
-        if s.holds_any() {
-            // One lock held and the dependency known: a few compares, here; anything else out
-            // of line (`lock_known`, then the full path).
-            if f & flag::ORDER == 0 || !s.known_dependency_one(pack(w & word::INST, mode)) {
+        // Busy inside lockcheck and the depth in one word (see `state::BusyDepth`).
+        let d = s.busy_depth();
+        if d != 0 {
+            // One lock held, not busy, and this very dependency checked over it before (the
+            // memo: two compares), here; anything else out of line (`lock_known`, then the full
+            // path).
+            if !s.known_top(pack(w & word::INST, mode), d) {
                 return Fast::Nested;
             }
             #[cfg(feature = "tokio")]
@@ -262,13 +265,13 @@ pub(crate) fn lock_fast(
             #[cfg(feature = "tokio")]
             push_tagged(s, Ids::from_word(w), mode, site);
             #[cfg(not(feature = "tokio"))]
-            s.push_plain(pack(w & word::INST, mode), w, site);
+            s.push_second(pack(w & word::INST, mode), w, site);
             return Fast::Done;
         }
         // Async locks the running task holds (one thread-local read when it holds none): the
         // full path checks them, and raises at the user's line.
         #[cfg(feature = "tokio")]
-        if f & flag::ORDER != 0 && crate::tokio::track::may_hold_async() {
+        if flags_now() & flag::ORDER != 0 && crate::tokio::track::may_hold_async() {
             return Fast::Other;
         }
         if !try_raw() {
@@ -280,7 +283,7 @@ pub(crate) fn lock_fast(
         s.push_first(pack(w & word::INST, mode), w, site);
         Fast::Done
     });
-    finish(step, kind, mode, site, lock_raw, lock_for, f)
+    finish(step, kind, mode, site, lock_raw, lock_for)
 }
 
 /// [`lock_fast`]'s sequel when it returned [`Taken::Nested`] (so its tests passed, with order
@@ -300,16 +303,20 @@ pub(crate) fn lock_known(
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
 ) -> Taken {
-    // The switches, the identity and the busy flag were tested by `lock_fast` just before,
+    // The switches and the identity were tested by `lock_fast` just before,
     // with nothing in between that could change them on this thread (a switch flipped by another
     // thread meanwhile is as if flipped a moment later).
     let f = flags_now();
     let w = meta.word();
     let step = STATE.try_with(|s| {
-        // Without order checking there is no cache to look at.
-        if f & flag::ORDER == 0 || !s.known_dependency(pack(w & word::INST, mode)) {
+        let req = pack(w & word::INST, mode);
+        // Without order checking there is no cache to look at. `lock_fast` did not tell a busy
+        // thread from a deeper stack.
+        if f & flag::ORDER == 0 || s.busy.get() || !s.known_dependency(req) {
             return Fast::Other;
         }
+        // Checked before: the inline memo answers next time.
+        s.remember_top(req);
         #[cfg(feature = "tokio")]
         if crate::tokio::track::may_hold_async() {
             return Fast::Other;
@@ -323,7 +330,7 @@ pub(crate) fn lock_known(
         s.push_plain(pack(w & word::INST, mode), w, site);
         Fast::Done
     });
-    finish(step, kind, mode, site, lock_raw, lock_for, f)
+    finish(step, kind, mode, site, lock_raw, lock_for)
 }
 
 /// The outcome of a fast step for the entry points.
@@ -336,18 +343,17 @@ fn finish(
     site: &'static Location<'static>,
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
-    f: u8,
 ) -> Taken {
     match step {
         Ok(Fast::Done) => Taken::Yes,
         Ok(Fast::Nested) => Taken::Nested,
         #[cfg(feature = "tokio")]
         Ok(Fast::Block(ids)) => {
-            contended_or_raise(ids, kind, mode, site, lock_raw, lock_for, f);
+            contended_or_raise(ids, kind, mode, site, lock_raw, lock_for);
             Taken::Yes
         }
         _ => {
-            let _ = (kind, mode, site, lock_raw, lock_for, f);
+            let _ = (kind, mode, site, lock_raw, lock_for);
             Taken::No
         }
     }
@@ -365,8 +371,9 @@ fn contended_or_raise(
     site: &'static Location<'static>,
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
-    f: u8,
 ) {
+    // The switches as the fast path saw them (`fast::CHECKED`): nothing timed or recorded.
+    let f = flag::INIT | flag::CHECK;
     if let Err(v) = lock_contended(ids, kind, mode, 1, site, lock_raw, lock_for, f) {
         v.raise();
     }
@@ -876,10 +883,15 @@ fn check_held(
             return Some(v);
         }
     }
-    if f & flag::ORDER != 0 && !s.cache_hit(&key) {
-        // The lock becomes a node of the instance graph: dropping it must remove the node.
-        meta.mark_in_graph();
-        return check_graph(s, ids, mode, site, &key);
+    if f & flag::ORDER != 0 {
+        if !s.cache_hit(&key) {
+            // The lock becomes a node of the instance graph: dropping it must remove the node.
+            meta.mark_in_graph();
+            return check_graph(s, ids, mode, site, &key);
+        }
+        // Checked before: the fast path's memo answers next time (it refuses a held set that
+        // contains the lock, so a self-conflict still comes here).
+        s.remember_checked(&key);
     }
     None
 }
@@ -915,8 +927,18 @@ fn check_graph(
         found.map(publish)
     });
     match found {
-        Some(Some(v)) => act(v),
-        Some(None) => None,
+        Some(Some(v)) => {
+            let raised = act(v);
+            if raised.is_none() {
+                // Reported and going on (`warn`): checked, as the cache says.
+                s.remember_checked(key);
+            }
+            raised
+        }
+        Some(None) => {
+            s.remember_checked(key);
+            None
+        }
         // Could not check (re-entered): do not remember the key as checked.
         None => {
             s.cache_forget(key);

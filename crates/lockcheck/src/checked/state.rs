@@ -96,10 +96,15 @@ pub(crate) const INLINE_HELD: usize = 32;
 ///
 /// Only [`ThreadState`]'s methods touch it, under the single-owner discipline stated there.
 pub(crate) struct HeldStack {
-    /// The number of entries while inline (at most [`INLINE_HELD`]); [`SPILLED`] while they
-    /// live in `spill`. One word, so the shallow paths test one condition.
-    n: usize,
     words: [u64; INLINE_HELD],
+    /// The nested fast path's memo for one held lock: `known_req` (a packed request,
+    /// `inst | mode << 40`) was checked against the graph over exactly one held entry whose word
+    /// was `known_base`, in the current clock epoch, that instance not being the held one and the
+    /// entry not tagged by an async task; 0 when none. Nothing else keeps it current: a hit
+    /// compares the live entry with `known_base` (see [`ThreadState::known_top`]), so a push, a
+    /// removal or a mode change of the entry makes it miss by itself; an epoch bump clears it.
+    known_base: u64,
+    known_req: u64,
     info: [Info; INLINE_HELD],
     /// Every entry while spilled (empty, unallocated while inline). `ManuallyDrop` keeps the
     /// thread-local free of destructors; the area is given back when the stack shrinks back, or
@@ -107,30 +112,88 @@ pub(crate) struct HeldStack {
     spill: ManuallyDrop<Vec<Held>>,
 }
 
-/// [`HeldStack::n`] while the entries live on the heap.
-const SPILLED: usize = usize::MAX;
+/// The depth ([`BusyDepth::n`]) while the entries live on the heap.
+const SPILLED: usize = u32::MAX as usize;
+
+/// The thread's "busy inside lockcheck" flag and the held stack's depth, in one word:
+/// `n | BUSY`, so that the fast path tests "not busy and nothing held" (the word is 0) or "not
+/// busy and one lock held" (the word is 1) in one comparison. `n` is the number of entries while
+/// inline (at most [`INLINE_HELD`]), [`SPILLED`] while they live in the spill area.
+///
+/// The flag's API is `Cell<bool>`'s (`get`, `set`, `replace`), for the code that marks the thread
+/// busy; the depth is the held stack's, reached only through [`ThreadState`]'s accessors.
+pub(crate) struct BusyDepth(Cell<u64>);
+
+/// The busy flag's bit in [`BusyDepth`] (above any depth, [`SPILLED`] included).
+const BUSY: u64 = 1 << 32;
+
+impl BusyDepth {
+    const fn new() -> BusyDepth {
+        BusyDepth(Cell::new(0))
+    }
+
+    /// Whether lockcheck itself runs on this thread.
+    #[inline(always)]
+    pub(crate) fn get(&self) -> bool {
+        self.0.get() & BUSY != 0
+    }
+
+    /// Marks this thread busy inside lockcheck, or not.
+    #[inline(always)]
+    pub(crate) fn set(&self, busy: bool) {
+        let w = self.0.get() & !BUSY;
+        self.0.set(if busy { w | BUSY } else { w });
+    }
+
+    /// [`BusyDepth::set`], returning the flag before.
+    #[inline(always)]
+    pub(crate) fn replace(&self, busy: bool) -> bool {
+        let was = self.get();
+        self.set(busy);
+        was
+    }
+
+    /// The held stack's depth.
+    #[inline(always)]
+    fn n(&self) -> usize {
+        (self.0.get() & (BUSY - 1)) as usize
+    }
+
+    #[inline(always)]
+    fn set_n(&self, n: usize) {
+        self.0.set((self.0.get() & BUSY) | n as u64);
+    }
+
+    /// The whole word: 0 when not busy with nothing held, 1 when not busy with one lock held.
+    #[inline(always)]
+    fn word(&self) -> u64 {
+        self.0.get()
+    }
+}
 
 impl HeldStack {
     const fn new() -> HeldStack {
         HeldStack {
-            n: 0,
             words: [0; INLINE_HELD],
+            known_base: 0,
+            known_req: 0,
             info: [NO_INFO; INLINE_HELD],
             spill: ManuallyDrop::new(Vec::new()),
         }
     }
 
-    fn len(&self) -> usize {
-        if self.n <= INLINE_HELD {
-            self.n
+    fn len(&self, d: &BusyDepth) -> usize {
+        let n = d.n();
+        if n <= INLINE_HELD {
+            n
         } else {
             self.spill.len()
         }
     }
 
     /// Entry `i` (< `len()`), expanded.
-    fn get(&self, i: usize) -> Held {
-        if self.n > INLINE_HELD {
+    fn get(&self, d: &BusyDepth, i: usize) -> Held {
+        if d.n() > INLINE_HELD {
             return self.spill[i];
         }
         let (w, info) = (self.words[i], &self.info[i]);
@@ -181,11 +244,11 @@ impl HeldStack {
     }
 
     /// Pushes without allocating: `Err(capacity)` when a (larger) spill area is needed first.
-    fn try_push(&mut self, h: &Held) -> Result<(), usize> {
-        let n = self.n;
+    fn try_push(&mut self, d: &BusyDepth, h: &Held) -> Result<(), usize> {
+        let n = d.n();
         if n < INLINE_HELD {
             self.set_inline(n, h);
-            self.n = n + 1;
+            d.set_n(n + 1);
             Ok(())
         } else if n == SPILLED && self.spill.len() < self.spill.capacity() {
             // Within capacity: `Vec::push` does not allocate.
@@ -201,32 +264,36 @@ impl HeldStack {
     /// Moves the entries into `fresh` if it is what [`HeldStack::try_push`] asked for (the stack
     /// may have changed since); returns the area to free, or `fresh` unused. Never allocates:
     /// `fresh` is large enough.
-    fn install_spill(&mut self, mut fresh: Vec<Held>) -> Vec<Held> {
-        let len = self.len();
+    fn install_spill(&mut self, d: &BusyDepth, mut fresh: Vec<Held>) -> Vec<Held> {
+        let len = self.len(d);
         if fresh.capacity() <= len {
             return fresh;
         }
-        if self.n == SPILLED {
+        if d.n() == SPILLED {
             if self.spill.len() < self.spill.capacity() {
                 return fresh;
             }
             fresh.extend_from_slice(&self.spill);
-        } else if self.n == INLINE_HELD {
+        } else if d.n() == INLINE_HELD {
             for i in 0..len {
-                fresh.push(self.get(i));
+                fresh.push(self.get(d, i));
             }
         } else {
             return fresh;
         }
-        self.n = SPILLED;
+        d.set_n(SPILLED);
         std::mem::replace(&mut *self.spill, fresh)
     }
 
     /// Removes the newest entry matching `f` (the top one, usually: a pop), and returns it with
     /// a spill area to free once the stack is no longer borrowed (empty, unallocated, unless the
     /// stack just moved back inline).
-    fn remove_last(&mut self, f: impl Fn(&Held) -> bool) -> (Option<Held>, Vec<Held>) {
-        if self.n > INLINE_HELD {
+    fn remove_last(
+        &mut self,
+        d: &BusyDepth,
+        f: impl Fn(&Held) -> bool,
+    ) -> (Option<Held>, Vec<Held>) {
+        if d.n() > INLINE_HELD {
             let Some(i) = self.spill.iter().rposition(&f) else {
                 return (None, Vec::new());
             };
@@ -238,24 +305,25 @@ impl HeldStack {
                 for (i, e) in old.iter().enumerate() {
                     self.set_inline(i, e);
                 }
-                self.n = old.len();
+                d.set_n(old.len());
                 return (Some(h), old);
             }
             return (Some(h), Vec::new());
         }
-        let Some(i) = (0..self.n).rev().find(|&i| f(&self.get(i))) else {
+        let n = d.n();
+        let Some(i) = (0..n).rev().find(|&i| f(&self.get(d, i))) else {
             return (None, Vec::new());
         };
-        let h = self.get(i);
-        self.words.copy_within(i + 1..self.n, i);
-        self.info.copy_within(i + 1..self.n, i);
-        self.n -= 1;
+        let h = self.get(d, i);
+        self.words.copy_within(i + 1..n, i);
+        self.info.copy_within(i + 1..n, i);
+        d.set_n(n - 1);
         (Some(h), Vec::new())
     }
 
     /// The packed words (`inst | mode << 40`) of the held set, oldest first, for cache keys.
-    fn key_word(&self, i: usize) -> u64 {
-        if self.n > INLINE_HELD {
+    fn key_word(&self, d: &BusyDepth, i: usize) -> u64 {
+        if d.n() > INLINE_HELD {
             let h = &self.spill[i];
             pack(h.inst, h.mode)
         } else {
@@ -320,8 +388,9 @@ pub(crate) fn pack(inst: u64, mode: Mode) -> u64 {
 
 /// The hot per-thread state. No field has a destructor (see [`INLINE_HELD`]).
 pub(crate) struct ThreadState {
-    /// Set while lockcheck itself runs on this thread (reports, tracing, symbol resolution).
-    pub busy: Cell<bool>,
+    /// Set while lockcheck itself runs on this thread (reports, tracing, symbol resolution);
+    /// shares its word with the held stack's depth (see [`BusyDepth`]).
+    pub busy: BusyDepth,
     /// Set while a condvar wait retakes its mutex: a panic then must wait until the mutex is
     /// held again (the caller's guard would otherwise unlock a mutex another thread owns).
     pub relocking: Cell<bool>,
@@ -348,8 +417,9 @@ pub(crate) struct ThreadState {
     /// exactly. Direct-mapped: a collision evicts, which only costs a re-check.
     cache: [Slot; CACHE_SLOTS],
     id: Cell<u64>,
-    /// Bumped whenever the vector clock changes (spawn/join), so cached keys stay exact.
-    pub epoch: Cell<u64>,
+    /// Bumped whenever the vector clock changes (spawn/join), so cached keys stay exact; only
+    /// through [`ThreadState::bump_epoch`], which also clears the held stack's memo.
+    epoch: Cell<u64>,
 }
 
 /// The per-thread state only slow paths touch (it has destructors).
@@ -386,7 +456,7 @@ static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     pub(crate) static STATE: ThreadState = const {
         ThreadState {
-            busy: Cell::new(false),
+            busy: BusyDepth::new(),
             relocking: Cell::new(false),
             held: UnsafeCell::new(HeldStack::new()),
             cache: [const {
@@ -436,16 +506,23 @@ impl ThreadState {
     #[inline(always)]
     pub(crate) fn holds_any(&self) -> bool {
         // A spilled stack holds more than `INLINE_HELD / 2` entries (see `remove_last`).
-        self.stack().n != 0
+        self.busy.n() != 0
+    }
+
+    /// The fast path's one test: 0 when this thread is not busy inside lockcheck and holds
+    /// nothing, 1 when it is not busy and holds one lock, anything else otherwise.
+    #[inline(always)]
+    pub(crate) fn busy_depth(&self) -> u64 {
+        self.busy.word()
     }
 
     /// The number of locks held.
     pub(crate) fn held_len(&self) -> usize {
-        self.stack().len()
+        self.stack().len(&self.busy)
     }
 
     /// The fast path's push onto an empty stack: one word, the site and the identity (`ids`:
-    /// the lock's `Meta::word`). The caller checked [`ThreadState::holds_any`] is false.
+    /// the lock's `Meta::word`). The caller saw [`ThreadState::busy_depth`] 0.
     #[cfg(not(feature = "tokio"))]
     #[inline(always)]
     pub(crate) fn push_first(&self, w: u64, ids: u64, site: &'static Location<'static>) {
@@ -453,7 +530,21 @@ impl ThreadState {
         st.words[0] = w;
         st.info[0].site = site;
         st.info[0].ids = ids;
-        st.n = 1;
+        self.busy.0.set(1);
+    }
+
+    /// The fast path's push over one held lock (the caller saw [`ThreadState::busy_depth`] 1):
+    /// as [`ThreadState::push_first`], one entry up.
+    #[cfg(not(feature = "tokio"))]
+    #[inline(always)]
+    pub(crate) fn push_second(&self, w: u64, ids: u64, site: &'static Location<'static>) {
+        let st = self.stack_mut();
+        // Not in `push_first`'s order: the compiler would merge the two into one sequence of
+        // stores through computed offsets (five more instructions on both).
+        self.busy.0.set(2);
+        st.info[1].ids = ids;
+        st.info[1].site = site;
+        st.words[1] = w;
     }
 
     /// The fast path's push of an untimed entry that is no graph source (`w` is
@@ -468,7 +559,7 @@ impl ThreadState {
         #[cfg(feature = "tokio")] task: u64,
     ) {
         let st = self.stack_mut();
-        let n = st.n;
+        let n = self.busy.n();
         if n < INLINE_HELD {
             st.words[n] = w;
             let e = &mut st.info[n];
@@ -478,7 +569,8 @@ impl ThreadState {
             {
                 e.task = task;
             }
-            st.n = n + 1;
+            // The depth is below the busy bit: one increment, the flag kept.
+            self.busy.0.set(self.busy.0.get() + 1);
             return;
         }
         self.push_deep(
@@ -518,12 +610,12 @@ impl ThreadState {
     /// between (an allocator that took and released a lock), the attempt starts over.
     pub(crate) fn push(&self, h: Held) {
         loop {
-            let Err(cap) = self.stack_mut().try_push(&h) else {
+            let Err(cap) = self.stack_mut().try_push(&self.busy, &h) else {
                 return;
             };
             // Not borrowed here: the allocator may re-enter lockcheck.
             let fresh: Vec<Held> = Vec::with_capacity(cap);
-            let old = self.stack_mut().install_spill(fresh);
+            let old = self.stack_mut().install_spill(&self.busy, fresh);
             drop(old);
             // The thread's slow state frees the spill area at thread exit.
             with_slow(|slow| slow.owns_spill = true);
@@ -536,47 +628,96 @@ impl ThreadState {
     /// False: nothing changed, take the general path ([`ThreadState::remove_last`]).
     #[inline(always)]
     pub(crate) fn pop_plain_top(&self, w: u64) -> bool {
-        let st = self.stack_mut();
-        let n = st.n;
+        let st = self.stack();
+        // The whole word: a release while busy inside lockcheck (rare) takes the general path.
+        let d = self.busy.word();
         // Which task took it does not matter to a release.
         #[cfg(feature = "tokio")]
         let top = |i: usize| st.words[i] & !word::TASK;
         #[cfg(not(feature = "tokio"))]
         let top = |i: usize| st.words[i];
-        // 1..=INLINE_HELD in one comparison (0 and SPILLED wrap past it).
-        if n.wrapping_sub(1) < INLINE_HELD && top(n - 1) == w {
-            st.n = n - 1;
+        // 1..=INLINE_HELD in one comparison (0, SPILLED and the busy bit wrap past it).
+        if d.wrapping_sub(1) < INLINE_HELD as u64 && top(d as usize - 1) == w {
+            self.busy.0.set(d - 1);
             return true;
         }
         false
     }
 
+    /// The nested fast path's look-up with one lock held (`d`, the caller's
+    /// [`ThreadState::busy_depth`], is 1: not busy, one entry): whether acquiring `req`
+    /// (`pack(inst, mode)`, `inst` assigned) over it was checked already (the memo, see
+    /// [`HeldStack::known_req`]): two comparisons. A hit means the full path would find nothing:
+    /// the graph knows the dependency in this epoch and `inst` is not the held lock (no
+    /// self-conflict), whatever the order switch is now.
+    #[inline(always)]
+    pub(crate) fn known_top(&self, req: u64, d: u64) -> bool {
+        let st = self.stack();
+        // The word's test last: before the memo's, the compiler merged it with the caller's
+        // `d == 0` into a switch that tests this case first, on the path that holds nothing.
+        st.known_req == req && st.words[0] == st.known_base && d == 1
+    }
+
+    /// Notes in the memo that acquiring `req` (`pack(inst, mode)`, `inst` assigned) over the
+    /// held set as it is now was checked against the graph in this epoch: the check completed,
+    /// its dependency is marked in the cache, and it raised nothing. Only with one lock held
+    /// that is not `inst` (a self-conflict must reach the full path each time) and not tagged by
+    /// an async task (which task runs decides there).
+    pub(crate) fn remember_top(&self, req: u64) {
+        let st = self.stack_mut();
+        if self.busy.n() != 1 {
+            return;
+        }
+        let w = st.words[0];
+        #[cfg(feature = "tokio")]
+        if w & word::TASK != 0 {
+            return;
+        }
+        if (w ^ req) & word::INST != 0 {
+            st.known_base = w;
+            st.known_req = req;
+        }
+    }
+
+    /// [`ThreadState::remember_top`] after the full check of `key`, if the held set and the
+    /// epoch are still the ones it checked.
+    pub(crate) fn remember_checked(&self, key: &CacheKey) {
+        let st = self.stack();
+        if key.len == 1
+            && self.busy.n() == 1
+            && st.words[0] & word::KEY == key.held[0]
+            && key.epoch == self.epoch.get()
+        {
+            self.remember_top(key.lock & word::KEY);
+        }
+    }
+
     /// Removes the newest entry matching `f` (a field comparison: it runs while the stack is
     /// borrowed); a spill area given back is freed after.
     pub(crate) fn remove_last(&self, f: impl Fn(&Held) -> bool) -> Option<Held> {
-        let (h, area) = self.stack_mut().remove_last(f);
+        let (h, area) = self.stack_mut().remove_last(&self.busy, f);
         drop(area);
         h
     }
 
     /// The oldest entry matching `f` (a field comparison), copied out.
     pub(crate) fn find_held(&self, f: impl Fn(&Held) -> bool) -> Option<Held> {
-        let st = self.stack();
-        (0..st.len()).map(|i| st.get(i)).find(|h| f(h))
+        let (st, d) = (self.stack(), &self.busy);
+        (0..st.len(d)).map(|i| st.get(d, i)).find(|h| f(h))
     }
 
     /// The newest entry matching `f` (a field comparison), copied out.
     pub(crate) fn rfind_held(&self, f: impl Fn(&Held) -> bool) -> Option<Held> {
-        let st = self.stack();
-        (0..st.len()).rev().map(|i| st.get(i)).find(|h| f(h))
+        let (st, d) = (self.stack(), &self.busy);
+        (0..st.len(d)).rev().map(|i| st.get(d, i)).find(|h| f(h))
     }
 
     /// How many entries match `f` (a field comparison), and the oldest of them.
     pub(crate) fn count_held(&self, f: impl Fn(&Held) -> bool) -> (usize, Option<Held>) {
-        let st = self.stack();
+        let (st, d) = (self.stack(), &self.busy);
         let mut first = None;
         let mut count = 0;
-        for h in (0..st.len()).map(|i| st.get(i)).filter(|h| f(h)) {
+        for h in (0..st.len(d)).map(|i| st.get(d, i)).filter(|h| f(h)) {
             first.get_or_insert(h);
             count += 1;
         }
@@ -586,7 +727,8 @@ impl ThreadState {
     /// Changes the mode of the newest entry of `inst` held in `from` (upgrade, downgrade).
     pub(crate) fn convert(&self, inst: u64, from: Mode, to: Mode) {
         let st = self.stack_mut();
-        if st.n > INLINE_HELD {
+        let n = self.busy.n();
+        if n > INLINE_HELD {
             if let Some(h) = st
                 .spill
                 .iter_mut()
@@ -595,7 +737,7 @@ impl ThreadState {
             {
                 h.mode = to;
             }
-        } else if let Some(w) = st.words[..st.n]
+        } else if let Some(w) = st.words[..n]
             .iter_mut()
             .rev()
             .find(|w| **w & word::KEY == pack(inst, from))
@@ -608,10 +750,10 @@ impl ThreadState {
     /// remove its node).
     pub(crate) fn mark_sources(&self) {
         let st = self.stack_mut();
-        if st.n > INLINE_HELD {
+        let n = self.busy.n();
+        if n > INLINE_HELD {
             st.spill.iter_mut().for_each(|h| h.source = true);
         } else {
-            let n = st.n;
             st.words[..n].iter_mut().for_each(|w| *w |= word::SOURCE);
         }
     }
@@ -625,11 +767,11 @@ impl ThreadState {
                 return Vec::new();
             }
             let mut v = Vec::with_capacity(want);
-            let st = self.stack();
-            let len = st.len();
+            let (st, d) = (self.stack(), &self.busy);
+            let len = st.len(d);
             if len <= v.capacity() {
                 // Within capacity: no allocation while borrowed.
-                v.extend((0..len).map(|i| st.get(i)));
+                v.extend((0..len).map(|i| st.get(d, i)));
                 return v;
             }
             want = len;
@@ -639,18 +781,18 @@ impl ThreadState {
     /// Gives up a spilled stack (thread exit): the area, to be freed by the caller.
     fn take_spill(&self) -> Vec<Held> {
         let st = self.stack_mut();
-        if st.n != SPILLED {
+        if self.busy.n() != SPILLED {
             return Vec::new();
         }
-        st.n = 0;
+        self.busy.set_n(0);
         std::mem::take(&mut *st.spill)
     }
 
     /// The cache key of acquiring `inst` in `mode` over the held set, and whether `inst` is
     /// among the held locks (a possible self-conflict). `None` when nothing is held.
     pub(crate) fn cache_key(&self, inst: u64, mode: Mode) -> Option<(CacheKey, bool)> {
-        let st = self.stack();
-        let len = st.len();
+        let (st, d) = (self.stack(), &self.busy);
+        let len = st.len(d);
         if len == 0 {
             return None;
         }
@@ -658,7 +800,7 @@ impl ThreadState {
         let mut set = 0u64;
         let mut held = [0u64; CACHE_HELD];
         let mut again = false;
-        for (i, w) in (0..len).map(|i| st.key_word(i)).enumerate() {
+        for (i, w) in (0..len).map(|i| st.key_word(d, i)).enumerate() {
             again |= w & word::INST == inst;
             if let Some(k) = held.get_mut(i) {
                 *k = w;
@@ -682,7 +824,7 @@ impl ThreadState {
     /// lock (the usual nesting) is a few compares inline; more go out of line.
     #[inline(always)]
     pub(crate) fn known_dependency(&self, req: u64) -> bool {
-        if self.stack().n != 1 {
+        if self.busy.n() != 1 {
             return self.known_dependency_deep(req);
         }
         self.known_dependency_one(req)
@@ -692,7 +834,7 @@ impl ThreadState {
     #[inline(always)]
     pub(crate) fn known_dependency_one(&self, req: u64) -> bool {
         let st = self.stack();
-        if st.n != 1 {
+        if self.busy.n() != 1 {
             return false;
         }
         let w0 = st.words[0];
@@ -714,7 +856,7 @@ impl ThreadState {
     #[inline(never)]
     fn known_dependency_deep(&self, req: u64) -> bool {
         let st = self.stack();
-        let n = st.n;
+        let n = self.busy.n();
         if n.wrapping_sub(1) >= CACHE_HELD {
             return false;
         }
@@ -772,7 +914,16 @@ impl ThreadState {
         self.id.set(id);
         clock.set(id, 1);
         with_slow(|slow| slow.clock = clock);
+        self.bump_epoch();
+    }
+
+    /// The vector clock changed (spawn, join): every dependency is checked again, with the new
+    /// clock (the cache compares the epoch; the held stack's memo is cleared).
+    pub(crate) fn bump_epoch(&self) {
         self.epoch.set(self.epoch.get() + 1);
+        let st = self.stack_mut();
+        st.known_base = 0;
+        st.known_req = 0;
     }
 
     /// Whether the dependency `key` was checked before; marks it checked. Exact: a hit means
@@ -849,7 +1000,7 @@ pub(crate) fn as_busy<R>(f: impl FnOnce(&ThreadState) -> R) -> Option<R> {
             if s.busy.replace(true) {
                 return None;
             }
-            struct Reset<'a>(&'a Cell<bool>);
+            struct Reset<'a>(&'a BusyDepth);
             impl Drop for Reset<'_> {
                 fn drop(&mut self) {
                     self.0.set(false);
