@@ -187,12 +187,29 @@ struct MoreSites {
 /// its last item. Lists that share a prefix share its nodes, and extending a list by one item is
 /// one lookup. Node [`EMPTY`] is the empty list; further empty lists (`Trie::new_root`) start
 /// trees of their own.
+///
+/// The first child of a node is kept beside the node (`first`), and only the further children
+/// go into the hash index: extending a list that was never extended (most of them, in a trace
+/// of many distinct held sets) or extending it the same way again touches only the entry of
+/// the list being extended, which the replay has just used, where a probe of the index would
+/// be a cache miss or two into a table as large as the trace's distinct held sets.
 #[derive(Debug, Clone)]
 pub struct Trie<T> {
     /// `(parent, last item)` per node; a root's parent is `ROOT` and its item a filler.
     nodes: Vec<(u32, T)>,
+    /// Per node: its first child and that child's item (`ROOT` when it has none).
+    first: Vec<(u32, T)>,
+    /// The children after the first, by `(parent, item)`.
     index: FastMap<(u32, T), u32>,
+    /// A direct-mapped cache of `index`: `(parent, item, child)` by the hash of `(parent,
+    /// item)`. The lists extended over and over (a thread's first lock, the common nestings)
+    /// are found here, in a table that stays in cache, instead of in an index as large as the
+    /// trace's distinct held sets.
+    cache: Vec<(u32, T, u32)>,
 }
+
+/// Entries of a [`Trie`]'s direct-mapped cache (a power of two: 128 KiB of 16-byte entries).
+const TRIE_CACHE: usize = 1 << 13;
 
 const ROOT: u32 = u32::MAX;
 
@@ -200,7 +217,9 @@ impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
     fn new(filler: T) -> Self {
         Trie {
             nodes: vec![(ROOT, filler)],
+            first: vec![(ROOT, filler)],
             index: FastMap::default(),
+            cache: vec![(ROOT, filler, ROOT); TRIE_CACHE],
         }
     }
 
@@ -208,17 +227,35 @@ impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
     fn new_root(&mut self) -> u32 {
         let filler = self.nodes[0].1;
         self.nodes.push((ROOT, filler));
+        self.first.push((ROOT, filler));
         self.nodes.len() as u32 - 1
     }
 
     /// The node of list `parent` extended by `item`.
+    #[inline]
     fn child(&mut self, parent: u32, item: T) -> u32 {
         let next = self.nodes.len() as u32;
-        let id = *self.index.entry((parent, item)).or_insert(next);
-        if id == next {
-            self.nodes.push((parent, item));
+        let (first, first_item) = self.first[parent as usize];
+        if first == ROOT {
+            self.first[parent as usize] = (next, item);
+        } else if first_item == item {
+            return first;
+        } else {
+            let slot = self.index.hasher().hash_one((parent, item)) as usize & (TRIE_CACHE - 1);
+            let (p, i, c) = self.cache[slot];
+            if p == parent && i == item {
+                return c;
+            }
+            let id = *self.index.entry((parent, item)).or_insert(next);
+            self.cache[slot] = (parent, item, id);
+            if id != next {
+                return id;
+            }
         }
-        id
+        let filler = self.nodes[0].1;
+        self.nodes.push((parent, item));
+        self.first.push((ROOT, filler));
+        next
     }
 
     /// How many distinct lists (nodes, the empty ones included).
@@ -786,11 +823,60 @@ const NO_DEP: u32 = u32::MAX;
 
 #[derive(Debug, Default)]
 struct TraceMaps {
-    threads: FastMap<u64, ThreadId>,
-    locks: FastMap<u64, LockId>,
-    classes: FastMap<u32, ClassId>,
-    sites: FastMap<u32, SiteId>,
+    threads: IdMap,
+    locks: IdMap,
+    classes: IdMap,
+    sites: IdMap,
     header_seen: bool,
+}
+
+/// A trace's numbers below this are mapped to global ids by a table, not a hash map.
+const DENSE_IDS: u64 = 1 << 20;
+const NO_ID: u32 = u32::MAX;
+
+/// A trace's thread, lock, class or site numbers mapped to global ids: looked up for every
+/// event, so the numbers that writers give out densely from 1 (lockcheck's recorder, the
+/// research readers) index a table, and only numbers beyond [`DENSE_IDS`] are hashed. The table
+/// is at most 4 MiB, whatever the trace says.
+#[derive(Debug, Default)]
+struct IdMap {
+    table: Vec<u32>,
+    sparse: FastMap<u64, u32>,
+}
+
+impl IdMap {
+    #[inline]
+    fn get(&self, n: u64) -> Option<u32> {
+        if n < DENSE_IDS {
+            match self.table.get(n as usize) {
+                Some(&id) if id != NO_ID => Some(id),
+                _ => None,
+            }
+        } else {
+            self.sparse.get(&n).copied()
+        }
+    }
+
+    fn insert(&mut self, n: u64, id: u32) {
+        if n < DENSE_IDS {
+            let i = n as usize;
+            if self.table.len() <= i {
+                self.table.resize(i + 1, NO_ID);
+            }
+            self.table[i] = id;
+        } else {
+            self.sparse.insert(n, id);
+        }
+    }
+
+    /// Every id mapped to, in no particular order.
+    fn values(&self) -> impl Iterator<Item = u32> + '_ {
+        self.table
+            .iter()
+            .copied()
+            .filter(|&id| id != NO_ID)
+            .chain(self.sparse.values().copied())
+    }
 }
 
 /// Builds a [`Model`] from events, one trace after the other.
@@ -854,7 +940,7 @@ impl ModelBuilder {
             return;
         }
         self.in_trace = false;
-        let mut tids: Vec<ThreadId> = self.maps.threads.values().copied().collect();
+        let mut tids: Vec<ThreadId> = self.maps.threads.values().collect();
         // Settling numbers the pending requests' dependencies: in thread order, not the
         // randomly seeded map's.
         tids.sort_unstable();
@@ -895,7 +981,7 @@ impl ModelBuilder {
     }
 
     fn thread(&mut self, t: u64) -> ThreadId {
-        if let Some(&id) = self.maps.threads.get(&t) {
+        if let Some(id) = self.maps.threads.get(t) {
             return id;
         }
         let trace = self.trace_idx();
@@ -967,7 +1053,7 @@ impl ModelBuilder {
     }
 
     fn lock(&mut self, l: u64) -> LockId {
-        if let Some(&id) = self.maps.locks.get(&l) {
+        if let Some(id) = self.maps.locks.get(l) {
             return id;
         }
         // Undeclared lock: give it a class of its own, unique to this trace so it merges with
@@ -981,8 +1067,8 @@ impl ModelBuilder {
 
     fn site(&mut self, s: Option<u32>) -> Option<SiteId> {
         let s = s?;
-        match self.maps.sites.get(&s) {
-            Some(&id) => Some(id),
+        match self.maps.sites.get(u64::from(s)) {
+            Some(id) => Some(id),
             None => {
                 self.model.anomalies.unknown_site += 1;
                 None
@@ -1345,7 +1431,7 @@ impl ModelBuilder {
             }
             Event::Class { c, key, kind } => {
                 let id = self.class_for_key(key, *kind);
-                self.maps.classes.insert(*c, id);
+                self.maps.classes.insert(u64::from(*c), id);
             }
             Event::Site { s, loc, frames } => {
                 let id = match self.site_by_loc.get(loc.as_str()) {
@@ -1364,24 +1450,24 @@ impl ModelBuilder {
                 if info.frames.is_empty() && !frames.is_empty() {
                     info.frames = frames.clone();
                 }
-                self.maps.sites.insert(*s, id);
+                self.maps.sites.insert(u64::from(*s), id);
             }
             Event::Lock { l, c, permits } => {
-                let class = match self.maps.classes.get(c) {
-                    Some(&id) => id,
+                let class = match self.maps.classes.get(u64::from(*c)) {
+                    Some(id) => id,
                     None => {
                         self.model.anomalies.unknown_class += 1;
                         let trace = self.trace_idx();
                         let key = format!("<undeclared class {c} of trace {}>", trace + 1);
                         let id = self.class_for_key(&key, LockKind::Unknown);
-                        self.maps.classes.insert(*c, id);
+                        self.maps.classes.insert(u64::from(*c), id);
                         id
                     }
                 };
-                match self.maps.locks.get(l) {
+                match self.maps.locks.get(*l) {
                     // A repeated declaration: keep the first, but learn the permits (the
                     // runtime declares a semaphore's permits at its first blocking request).
-                    Some(&id) => {
+                    Some(id) => {
                         let lock = &mut self.model.locks[id as usize];
                         if lock.permits.is_none() {
                             lock.permits = *permits;
@@ -1503,7 +1589,6 @@ impl ModelBuilder {
                         .maps
                         .threads
                         .values()
-                        .copied()
                         .filter(|&o| self.threads[o as usize].held.iter().any(|h| h.lock == l))
                         .min();
                     match holder {
@@ -1602,7 +1687,7 @@ impl ModelBuilder {
                 hs,
             } => self.held_across_await(*t, *l, *m, *s, *h, *ht, *hs),
             Event::Stats { c, stats } => {
-                let Some(&id) = self.maps.classes.get(c) else {
+                let Some(id) = self.maps.classes.get(u64::from(*c)) else {
                     self.model.anomalies.unknown_class += 1;
                     return;
                 };
