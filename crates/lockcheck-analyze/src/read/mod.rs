@@ -314,6 +314,26 @@ impl TraceReader {
     pub fn format(&self) -> InputFormat {
         self.format
     }
+
+    /// Moves the next events into `out` until it holds `max` (the events as the iterator
+    /// yields them, a decoded batch at a time rather than one by one). `Ok(false)` when the
+    /// stream has ended, with the last events moved; the error that ends the stream comes after
+    /// every event before it has been moved.
+    pub fn read_batch(&mut self, out: &mut Vec<Event>, max: usize) -> Result<bool, ReadError> {
+        while out.len() < max {
+            if !self.pending.is_empty() {
+                let n = (max - out.len()).min(self.pending.len());
+                out.extend(self.pending.drain(..n));
+                continue;
+            }
+            match self.next() {
+                Some(Ok(e)) => out.push(e),
+                Some(Err(e)) => return Err(e),
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
 }
 
 impl Iterator for TraceReader {
