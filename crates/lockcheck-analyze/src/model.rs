@@ -200,12 +200,71 @@ pub struct Trie<T> {
     /// Per node: its first child and that child's item (`ROOT` when it has none).
     first: Vec<(u32, T)>,
     /// The children after the first, by `(parent, item)`.
-    index: FastMap<(u32, T), u32>,
+    index: ChildIndex<T>,
     /// A direct-mapped cache of `index`: `(parent, item, child)` by the hash of `(parent,
     /// item)`. The lists extended over and over (a thread's first lock, the common nestings)
     /// are found here, in a table that stays in cache, instead of in an index as large as the
     /// trace's distinct held sets.
     cache: Vec<(u32, T, u32)>,
+}
+
+/// The index of a [`Trie`]'s further children: open addressing with linear probing, key and
+/// value in one 16-byte slot, so a probe is one cache line where a `HashMap` reads its control
+/// bytes and its entries in two places (the index is as large as the trace's distinct held
+/// sets, so both are cache misses). At most three quarters full.
+#[derive(Debug, Clone)]
+struct ChildIndex<T> {
+    /// `(parent, item, child)`; `child == ROOT` marks a free slot.
+    slots: Vec<(u32, T, u32)>,
+    len: usize,
+    filler: T,
+    hash: foldhash::fast::RandomState,
+}
+
+impl<T: Copy + Eq + std::hash::Hash> ChildIndex<T> {
+    fn new(filler: T) -> Self {
+        ChildIndex {
+            slots: Vec::new(),
+            len: 0,
+            filler,
+            hash: Default::default(),
+        }
+    }
+
+    /// The child stored for `(parent, item)` (whose hash is `hash`), or `next` after storing it.
+    #[inline]
+    fn find_or_insert(&mut self, hash: u64, parent: u32, item: T, next: u32) -> u32 {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let (p, it, c) = self.slots[i];
+            if c == ROOT {
+                self.slots[i] = (parent, item, next);
+                self.len += 1;
+                return next;
+            }
+            if p == parent && it == item {
+                return c;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(1024);
+        let old = std::mem::replace(&mut self.slots, vec![(ROOT, self.filler, ROOT); size]);
+        let mask = size - 1;
+        for (p, it, c) in old.into_iter().filter(|s| s.2 != ROOT) {
+            let mut i = self.hash.hash_one((p, it)) as usize & mask;
+            while self.slots[i].2 != ROOT {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = (p, it, c);
+        }
+    }
 }
 
 /// Entries of a [`Trie`]'s direct-mapped cache (a power of two: 128 KiB of 16-byte entries).
@@ -218,7 +277,7 @@ impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
         Trie {
             nodes: vec![(ROOT, filler)],
             first: vec![(ROOT, filler)],
-            index: FastMap::default(),
+            index: ChildIndex::new(filler),
             cache: vec![(ROOT, filler, ROOT); TRIE_CACHE],
         }
     }
@@ -241,12 +300,13 @@ impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
         } else if first_item == item {
             return first;
         } else {
-            let slot = self.index.hasher().hash_one((parent, item)) as usize & (TRIE_CACHE - 1);
+            let hash = self.index.hash.hash_one((parent, item));
+            let slot = (hash >> 32) as usize & (TRIE_CACHE - 1);
             let (p, i, c) = self.cache[slot];
             if p == parent && i == item {
                 return c;
             }
-            let id = *self.index.entry((parent, item)).or_insert(next);
+            let id = self.index.find_or_insert(hash, parent, item, next);
             self.cache[slot] = (parent, item, id);
             if id != next {
                 return id;
@@ -1739,6 +1799,43 @@ pub(crate) mod tests {
             s: None,
             wait_ns: 0,
         }
+    }
+
+    /// The first child beside its node, the direct-mapped cache and the open-addressing index
+    /// (through its growth) find every child again, and new nodes are numbered in order.
+    #[test]
+    fn trie_children_are_found_again_whichever_way_they_are_stored() {
+        let mut t: Trie<(u32, Mode)> = Trie::new((0, Mode::Exclusive));
+        let mut reference: HashMap<(u32, (u32, Mode)), u32> = HashMap::new();
+        let roots: Vec<u32> = (0..4).map(|_| t.new_root()).collect();
+        let mut state = 7u64;
+        let mut rand = move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let z = (state ^ (state >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z ^ (z >> 29)
+        };
+        for _ in 0..300_000 {
+            let r = rand();
+            // Parents: the roots often (many children each), any node otherwise.
+            let parent = if r % 3 == 0 {
+                roots[(r >> 8) as usize % roots.len()]
+            } else {
+                (r >> 8) as u32 % t.len() as u32
+            };
+            let mode = if r >> 60 == 0 {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            };
+            let item = ((r >> 40) as u32 % 600, mode);
+            let before = t.len() as u32;
+            let c = t.child(parent, item);
+            let want = *reference.entry((parent, item)).or_insert(before);
+            assert_eq!(c, want, "child of {parent} by {item:?}");
+            assert_eq!(t.len() as u32, before + u32::from(c == before));
+            assert_eq!(t.nodes[c as usize], (parent, item));
+        }
+        assert!(t.len() > 100_000, "{}", t.len());
     }
 
     #[test]
