@@ -125,11 +125,16 @@ impl LockGraph {
             }
             to
         };
+        // The distinct held nodes of every dependency, each list ended by `u32::MAX`, walked
+        // once: walking the held sets again to place the entries cost as much as this pass.
+        let mut flat: Vec<u32> = Vec::new();
         for i in 0..model.deps.len() as u32 {
             distinct_froms(i, &mut froms);
             for &f in &froms {
                 count[f as usize] += 1;
             }
+            flat.extend_from_slice(&froms);
+            flat.push(u32::MAX);
         }
         let mut start = vec![0usize; nodes + 1];
         for n in 0..nodes {
@@ -138,14 +143,19 @@ impl LockGraph {
         let total = start[nodes];
         let mut bucket: Vec<u64> = vec![0; total];
         let mut fill = start.clone();
+        let mut at = 0;
         for i in 0..model.deps.len() as u32 {
-            let to = distinct_froms(i, &mut froms);
-            for &f in &froms {
-                bucket[fill[f as usize]] = (u64::from(to) << 32) | u64::from(i);
-                fill[f as usize] += 1;
+            let to = node(dep_lock(model, i));
+            while flat[at] != u32::MAX {
+                let f = flat[at] as usize;
+                bucket[fill[f]] = (u64::from(to) << 32) | u64::from(i);
+                fill[f] += 1;
+                at += 1;
             }
+            at += 1;
         }
         drop(fill);
+        drop(flat);
         let mut g = LockGraph {
             level: Some(level),
             out_start: Vec::with_capacity(nodes + 1),
@@ -177,6 +187,24 @@ impl LockGraph {
         // Reverse adjacency: edge ids by target (then source, as edge ids are by source).
         g.index_targets(nodes);
         g
+    }
+
+    /// This class-level graph as the instance-level graph, when the two are the same graph:
+    /// every class has one lock and class `i` is lock `i` (the research formats declare one
+    /// class per lock, in order), so the nodes, edges and dependencies of both levels are the
+    /// same. `None` otherwise (build the instance level then).
+    pub fn as_instance_graph(&self, model: &Model) -> Option<LockGraph> {
+        let same = self.level == Some(GraphLevel::Class)
+            && model.classes.len() == model.locks.len()
+            && model
+                .locks
+                .iter()
+                .enumerate()
+                .all(|(i, l)| l.class as usize == i);
+        same.then(|| LockGraph {
+            level: Some(GraphLevel::Instance),
+            ..self.clone()
+        })
     }
 
     /// A graph of bare edges `(source, target)` over nodes `0..nodes`, given sorted and

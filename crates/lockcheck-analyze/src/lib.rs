@@ -250,16 +250,15 @@ fn read_file(
             return;
         }
     };
-    let mut batch = fresh();
-    for ev in &mut reader {
-        match ev {
-            Ok(e) => {
-                batch.push(e);
-                if batch.len() == READ_BATCH {
-                    if tx.send(Chunk::Events(batch)).is_err() {
-                        return;
-                    }
-                    batch = fresh();
+    loop {
+        let mut batch = fresh();
+        match reader.read_batch(&mut batch, READ_BATCH) {
+            Ok(more) => {
+                if !batch.is_empty() && tx.send(Chunk::Events(batch)).is_err() {
+                    return;
+                }
+                if !more {
+                    break;
                 }
             }
             Err(e) => {
@@ -268,9 +267,6 @@ fn read_file(
                 return;
             }
         }
-    }
-    if !batch.is_empty() && tx.send(Chunk::Events(batch)).is_err() {
-        return;
     }
     let _ = tx.send(Chunk::Done {
         truncated: reader.truncated(),
@@ -542,7 +538,9 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     };
     let inst_graph = match opts.levels {
         Levels::Class => LockGraph::default(),
-        _ => LockGraph::build(model, GraphLevel::Instance),
+        _ => class_graph
+            .as_instance_graph(model)
+            .unwrap_or_else(|| LockGraph::build(model, GraphLevel::Instance)),
     };
     let (inst, inst_rc, inst_w, inst_n) = match opts.levels {
         Levels::Class => Default::default(),

@@ -187,12 +187,88 @@ struct MoreSites {
 /// its last item. Lists that share a prefix share its nodes, and extending a list by one item is
 /// one lookup. Node [`EMPTY`] is the empty list; further empty lists (`Trie::new_root`) start
 /// trees of their own.
+///
+/// The first child of a node is kept beside the node (`first`), and only the further children
+/// go into the hash index: extending a list that was never extended (most of them, in a trace
+/// of many distinct held sets) or extending it the same way again touches only the entry of
+/// the list being extended, which the replay has just used, where a probe of the index would
+/// be a cache miss or two into a table as large as the trace's distinct held sets.
 #[derive(Debug, Clone)]
 pub struct Trie<T> {
     /// `(parent, last item)` per node; a root's parent is `ROOT` and its item a filler.
     nodes: Vec<(u32, T)>,
-    index: FastMap<(u32, T), u32>,
+    /// Per node: its first child and that child's item (`ROOT` when it has none).
+    first: Vec<(u32, T)>,
+    /// The children after the first, by `(parent, item)`.
+    index: ChildIndex<T>,
+    /// A direct-mapped cache of `index`: `(parent, item, child)` by the hash of `(parent,
+    /// item)`. The lists extended over and over (a thread's first lock, the common nestings)
+    /// are found here, in a table that stays in cache, instead of in an index as large as the
+    /// trace's distinct held sets.
+    cache: Vec<(u32, T, u32)>,
 }
+
+/// The index of a [`Trie`]'s further children: open addressing with linear probing, key and
+/// value in one 16-byte slot, so a probe is one cache line where a `HashMap` reads its control
+/// bytes and its entries in two places (the index is as large as the trace's distinct held
+/// sets, so both are cache misses). At most three quarters full.
+#[derive(Debug, Clone)]
+struct ChildIndex<T> {
+    /// `(parent, item, child)`; `child == ROOT` marks a free slot.
+    slots: Vec<(u32, T, u32)>,
+    len: usize,
+    filler: T,
+    hash: foldhash::fast::RandomState,
+}
+
+impl<T: Copy + Eq + std::hash::Hash> ChildIndex<T> {
+    fn new(filler: T) -> Self {
+        ChildIndex {
+            slots: Vec::new(),
+            len: 0,
+            filler,
+            hash: Default::default(),
+        }
+    }
+
+    /// The child stored for `(parent, item)` (whose hash is `hash`), or `next` after storing it.
+    #[inline]
+    fn find_or_insert(&mut self, hash: u64, parent: u32, item: T, next: u32) -> u32 {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let (p, it, c) = self.slots[i];
+            if c == ROOT {
+                self.slots[i] = (parent, item, next);
+                self.len += 1;
+                return next;
+            }
+            if p == parent && it == item {
+                return c;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(1024);
+        let old = std::mem::replace(&mut self.slots, vec![(ROOT, self.filler, ROOT); size]);
+        let mask = size - 1;
+        for (p, it, c) in old.into_iter().filter(|s| s.2 != ROOT) {
+            let mut i = self.hash.hash_one((p, it)) as usize & mask;
+            while self.slots[i].2 != ROOT {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = (p, it, c);
+        }
+    }
+}
+
+/// Entries of a [`Trie`]'s direct-mapped cache (a power of two: 128 KiB of 16-byte entries).
+const TRIE_CACHE: usize = 1 << 13;
 
 const ROOT: u32 = u32::MAX;
 
@@ -200,7 +276,9 @@ impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
     fn new(filler: T) -> Self {
         Trie {
             nodes: vec![(ROOT, filler)],
-            index: FastMap::default(),
+            first: vec![(ROOT, filler)],
+            index: ChildIndex::new(filler),
+            cache: vec![(ROOT, filler, ROOT); TRIE_CACHE],
         }
     }
 
@@ -208,17 +286,36 @@ impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
     fn new_root(&mut self) -> u32 {
         let filler = self.nodes[0].1;
         self.nodes.push((ROOT, filler));
+        self.first.push((ROOT, filler));
         self.nodes.len() as u32 - 1
     }
 
     /// The node of list `parent` extended by `item`.
+    #[inline]
     fn child(&mut self, parent: u32, item: T) -> u32 {
         let next = self.nodes.len() as u32;
-        let id = *self.index.entry((parent, item)).or_insert(next);
-        if id == next {
-            self.nodes.push((parent, item));
+        let (first, first_item) = self.first[parent as usize];
+        if first == ROOT {
+            self.first[parent as usize] = (next, item);
+        } else if first_item == item {
+            return first;
+        } else {
+            let hash = self.index.hash.hash_one((parent, item));
+            let slot = (hash >> 32) as usize & (TRIE_CACHE - 1);
+            let (p, i, c) = self.cache[slot];
+            if p == parent && i == item {
+                return c;
+            }
+            let id = self.index.find_or_insert(hash, parent, item, next);
+            self.cache[slot] = (parent, item, id);
+            if id != next {
+                return id;
+            }
         }
-        id
+        let filler = self.nodes[0].1;
+        self.nodes.push((parent, item));
+        self.first.push((ROOT, filler));
+        next
     }
 
     /// How many distinct lists (nodes, the empty ones included).
@@ -786,11 +883,60 @@ const NO_DEP: u32 = u32::MAX;
 
 #[derive(Debug, Default)]
 struct TraceMaps {
-    threads: FastMap<u64, ThreadId>,
-    locks: FastMap<u64, LockId>,
-    classes: FastMap<u32, ClassId>,
-    sites: FastMap<u32, SiteId>,
+    threads: IdMap,
+    locks: IdMap,
+    classes: IdMap,
+    sites: IdMap,
     header_seen: bool,
+}
+
+/// A trace's numbers below this are mapped to global ids by a table, not a hash map.
+const DENSE_IDS: u64 = 1 << 20;
+const NO_ID: u32 = u32::MAX;
+
+/// A trace's thread, lock, class or site numbers mapped to global ids: looked up for every
+/// event, so the numbers that writers give out densely from 1 (lockcheck's recorder, the
+/// research readers) index a table, and only numbers beyond [`DENSE_IDS`] are hashed. The table
+/// is at most 4 MiB, whatever the trace says.
+#[derive(Debug, Default)]
+struct IdMap {
+    table: Vec<u32>,
+    sparse: FastMap<u64, u32>,
+}
+
+impl IdMap {
+    #[inline]
+    fn get(&self, n: u64) -> Option<u32> {
+        if n < DENSE_IDS {
+            match self.table.get(n as usize) {
+                Some(&id) if id != NO_ID => Some(id),
+                _ => None,
+            }
+        } else {
+            self.sparse.get(&n).copied()
+        }
+    }
+
+    fn insert(&mut self, n: u64, id: u32) {
+        if n < DENSE_IDS {
+            let i = n as usize;
+            if self.table.len() <= i {
+                self.table.resize(i + 1, NO_ID);
+            }
+            self.table[i] = id;
+        } else {
+            self.sparse.insert(n, id);
+        }
+    }
+
+    /// Every id mapped to, in no particular order.
+    fn values(&self) -> impl Iterator<Item = u32> + '_ {
+        self.table
+            .iter()
+            .copied()
+            .filter(|&id| id != NO_ID)
+            .chain(self.sparse.values().copied())
+    }
 }
 
 /// Builds a [`Model`] from events, one trace after the other.
@@ -854,7 +1000,7 @@ impl ModelBuilder {
             return;
         }
         self.in_trace = false;
-        let mut tids: Vec<ThreadId> = self.maps.threads.values().copied().collect();
+        let mut tids: Vec<ThreadId> = self.maps.threads.values().collect();
         // Settling numbers the pending requests' dependencies: in thread order, not the
         // randomly seeded map's.
         tids.sort_unstable();
@@ -895,7 +1041,7 @@ impl ModelBuilder {
     }
 
     fn thread(&mut self, t: u64) -> ThreadId {
-        if let Some(&id) = self.maps.threads.get(&t) {
+        if let Some(id) = self.maps.threads.get(t) {
             return id;
         }
         let trace = self.trace_idx();
@@ -967,7 +1113,7 @@ impl ModelBuilder {
     }
 
     fn lock(&mut self, l: u64) -> LockId {
-        if let Some(&id) = self.maps.locks.get(&l) {
+        if let Some(id) = self.maps.locks.get(l) {
             return id;
         }
         // Undeclared lock: give it a class of its own, unique to this trace so it merges with
@@ -981,8 +1127,8 @@ impl ModelBuilder {
 
     fn site(&mut self, s: Option<u32>) -> Option<SiteId> {
         let s = s?;
-        match self.maps.sites.get(&s) {
-            Some(&id) => Some(id),
+        match self.maps.sites.get(u64::from(s)) {
+            Some(id) => Some(id),
             None => {
                 self.model.anomalies.unknown_site += 1;
                 None
@@ -1345,7 +1491,7 @@ impl ModelBuilder {
             }
             Event::Class { c, key, kind } => {
                 let id = self.class_for_key(key, *kind);
-                self.maps.classes.insert(*c, id);
+                self.maps.classes.insert(u64::from(*c), id);
             }
             Event::Site { s, loc, frames } => {
                 let id = match self.site_by_loc.get(loc.as_str()) {
@@ -1364,24 +1510,24 @@ impl ModelBuilder {
                 if info.frames.is_empty() && !frames.is_empty() {
                     info.frames = frames.clone();
                 }
-                self.maps.sites.insert(*s, id);
+                self.maps.sites.insert(u64::from(*s), id);
             }
             Event::Lock { l, c, permits } => {
-                let class = match self.maps.classes.get(c) {
-                    Some(&id) => id,
+                let class = match self.maps.classes.get(u64::from(*c)) {
+                    Some(id) => id,
                     None => {
                         self.model.anomalies.unknown_class += 1;
                         let trace = self.trace_idx();
                         let key = format!("<undeclared class {c} of trace {}>", trace + 1);
                         let id = self.class_for_key(&key, LockKind::Unknown);
-                        self.maps.classes.insert(*c, id);
+                        self.maps.classes.insert(u64::from(*c), id);
                         id
                     }
                 };
-                match self.maps.locks.get(l) {
+                match self.maps.locks.get(*l) {
                     // A repeated declaration: keep the first, but learn the permits (the
                     // runtime declares a semaphore's permits at its first blocking request).
-                    Some(&id) => {
+                    Some(id) => {
                         let lock = &mut self.model.locks[id as usize];
                         if lock.permits.is_none() {
                             lock.permits = *permits;
@@ -1503,7 +1649,6 @@ impl ModelBuilder {
                         .maps
                         .threads
                         .values()
-                        .copied()
                         .filter(|&o| self.threads[o as usize].held.iter().any(|h| h.lock == l))
                         .min();
                     match holder {
@@ -1602,7 +1747,7 @@ impl ModelBuilder {
                 hs,
             } => self.held_across_await(*t, *l, *m, *s, *h, *ht, *hs),
             Event::Stats { c, stats } => {
-                let Some(&id) = self.maps.classes.get(c) else {
+                let Some(id) = self.maps.classes.get(u64::from(*c)) else {
                     self.model.anomalies.unknown_class += 1;
                     return;
                 };
@@ -1654,6 +1799,43 @@ pub(crate) mod tests {
             s: None,
             wait_ns: 0,
         }
+    }
+
+    /// The first child beside its node, the direct-mapped cache and the open-addressing index
+    /// (through its growth) find every child again, and new nodes are numbered in order.
+    #[test]
+    fn trie_children_are_found_again_whichever_way_they_are_stored() {
+        let mut t: Trie<(u32, Mode)> = Trie::new((0, Mode::Exclusive));
+        let mut reference: HashMap<(u32, (u32, Mode)), u32> = HashMap::new();
+        let roots: Vec<u32> = (0..4).map(|_| t.new_root()).collect();
+        let mut state = 7u64;
+        let mut rand = move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let z = (state ^ (state >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z ^ (z >> 29)
+        };
+        for _ in 0..300_000 {
+            let r = rand();
+            // Parents: the roots often (many children each), any node otherwise.
+            let parent = if r % 3 == 0 {
+                roots[(r >> 8) as usize % roots.len()]
+            } else {
+                (r >> 8) as u32 % t.len() as u32
+            };
+            let mode = if r >> 60 == 0 {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            };
+            let item = ((r >> 40) as u32 % 600, mode);
+            let before = t.len() as u32;
+            let c = t.child(parent, item);
+            let want = *reference.entry((parent, item)).or_insert(before);
+            assert_eq!(c, want, "child of {parent} by {item:?}");
+            assert_eq!(t.len() as u32, before + u32::from(c == before));
+            assert_eq!(t.nodes[c as usize], (parent, item));
+        }
+        assert!(t.len() > 100_000, "{}", t.len());
     }
 
     #[test]

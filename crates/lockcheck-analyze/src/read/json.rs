@@ -3,7 +3,6 @@
 use super::lines::{Line, LineError, Lines};
 use super::{Fault, Position, ReadError, BATCH, TRUNCATED_HINT};
 use lockcheck_core::trace::{Event, FORMAT_VERSION};
-use std::collections::VecDeque;
 
 pub(super) mod fast;
 
@@ -22,8 +21,9 @@ impl JsonDecoder {
     }
 
     /// Decodes up to a batch of lines into `out`; `Ok(false)` at the end of the input.
-    pub(super) fn fill(&mut self, name: &str, out: &mut VecDeque<Event>) -> Result<bool, Fault> {
-        while out.len() < BATCH {
+    pub(super) fn fill(&mut self, name: &str, out: &mut Vec<Event>) -> Result<bool, Fault> {
+        let start = out.len();
+        while out.len() - start < BATCH {
             let line = match self.lines.next_line() {
                 Ok(Some(line)) => line,
                 Ok(None) if self.seen_header => return Ok(false),
@@ -39,7 +39,7 @@ impl JsonDecoder {
             // The header is always read by the full parser, so the fast path never sees it.
             if self.seen_header {
                 if let Some(event) = fast::event(line.bytes) {
-                    out.push_back(event);
+                    out.push(event);
                     continue;
                 }
             }
@@ -62,7 +62,7 @@ impl JsonDecoder {
                 }
             }
             self.seen_header = true;
-            out.push_back(event);
+            out.push(event);
         }
         Ok(true)
     }

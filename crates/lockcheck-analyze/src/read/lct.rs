@@ -14,7 +14,6 @@ use super::chunks::Chunks;
 use super::{Fault, Position, ReadError, BATCH, TRUNCATED_HINT};
 use lockcheck_core::lct::{self, DecodeError};
 use lockcheck_core::trace::{Event, How, Mode};
-use std::collections::VecDeque;
 use std::io::BufRead;
 
 /// Decodes `.lct` records into core events.
@@ -48,7 +47,7 @@ impl LctDecoder {
     }
 
     /// Decodes up to a batch of records into `out`; `Ok(false)` at the end of the input.
-    pub(super) fn fill(&mut self, name: &str, out: &mut VecDeque<Event>) -> Result<bool, Fault> {
+    pub(super) fn fill(&mut self, name: &str, out: &mut Vec<Event>) -> Result<bool, Fault> {
         if !self.started {
             loop {
                 match lct::check_magic(self.input.data()) {
@@ -94,13 +93,13 @@ impl LctDecoder {
             while out.len() - start < BATCH {
                 let rest = &data[pos..];
                 if let Some((event, n)) = decode_numeric(rest) {
-                    out.push_back(event);
+                    out.push(event);
                     pos += n;
                     continue;
                 }
                 match lct::decode(rest) {
                     Ok(Some((event, n))) => {
-                        out.push_back(event);
+                        out.push(event);
                         pos += n;
                     }
                     Ok(None) => {

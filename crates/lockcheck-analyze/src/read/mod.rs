@@ -46,7 +46,7 @@ mod std_text;
 mod tests;
 
 use lockcheck_core::trace::{ClassNo, Event, LockKind, LockNo, SiteNo, ThreadNo, FORMAT_VERSION};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -188,8 +188,9 @@ pub struct TraceReader {
     name: String,
     format: InputFormat,
     decoder: Decoder,
-    /// Decoded events not yet returned (a decoder fills it a batch at a time).
-    pending: VecDeque<Event>,
+    /// Decoded events not yet returned by the iterator (a decoder fills a batch at a time;
+    /// [`TraceReader::read_batch`] has the decoder fill the caller's batch instead).
+    pending: std::vec::IntoIter<Event>,
     /// How the decoder stopped, reported once `pending` is drained.
     fault: Option<Fault>,
     /// The decoder has nothing more to give.
@@ -285,7 +286,7 @@ impl TraceReader {
             name: name.to_owned(),
             format,
             decoder,
-            pending: VecDeque::with_capacity(BATCH),
+            pending: Vec::new().into_iter(),
             fault: None,
             ended: false,
             allow_truncated: false,
@@ -314,6 +315,60 @@ impl TraceReader {
     pub fn format(&self) -> InputFormat {
         self.format
     }
+
+    /// Moves the next events into `out` until it holds `max` or more (the events as the
+    /// iterator yields them, but decoded straight into `out`, a batch at a time, rather than
+    /// returned one by one). `Ok(false)` when the stream has ended, with the last events moved;
+    /// the error that ends the stream comes after every event before it has been moved.
+    pub fn read_batch(&mut self, out: &mut Vec<Event>, max: usize) -> Result<bool, ReadError> {
+        out.extend(self.pending.by_ref());
+        while out.len() < max {
+            match self.step(out) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Has the decoder append its next batch to `out`: `None` once the stream has ended,
+    /// the error that ends it once (after the events before it were appended).
+    fn step(&mut self, out: &mut Vec<Event>) -> Option<Result<(), ReadError>> {
+        if self.done {
+            return None;
+        }
+        if let Some(fault) = self.fault.take() {
+            self.done = true;
+            return match fault {
+                Fault::Error(e) => Some(Err(e)),
+                Fault::Truncated { pos, error } => {
+                    if self.allow_truncated {
+                        self.truncated = Some(pos);
+                        None
+                    } else {
+                        Some(Err(error))
+                    }
+                }
+            };
+        }
+        if self.ended {
+            self.done = true;
+            return None;
+        }
+        let step = match &mut self.decoder {
+            Decoder::Json(d) => d.fill(&self.name, out),
+            Decoder::Std(d) => d.fill(&self.name, out),
+            Decoder::RapidBin(d) => d.fill(&self.name, out),
+            Decoder::Lct(d) => d.fill(&self.name, out),
+        };
+        match step {
+            Ok(true) => {}
+            Ok(false) => self.ended = true,
+            Err(fault) => self.fault = Some(fault),
+        }
+        Some(Ok(()))
+    }
 }
 
 impl Iterator for TraceReader {
@@ -322,40 +377,13 @@ impl Iterator for TraceReader {
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(event) = self.pending.pop_front() {
+            if let Some(event) = self.pending.next() {
                 return Some(Ok(event));
             }
-            if self.done {
-                return None;
-            }
-            if let Some(fault) = self.fault.take() {
-                self.done = true;
-                return match fault {
-                    Fault::Error(e) => Some(Err(e)),
-                    Fault::Truncated { pos, error } => {
-                        if self.allow_truncated {
-                            self.truncated = Some(pos);
-                            None
-                        } else {
-                            Some(Err(error))
-                        }
-                    }
-                };
-            }
-            if self.ended {
-                self.done = true;
-                return None;
-            }
-            let step = match &mut self.decoder {
-                Decoder::Json(d) => d.fill(&self.name, &mut self.pending),
-                Decoder::Std(d) => d.fill(&self.name, &mut self.pending),
-                Decoder::RapidBin(d) => d.fill(&self.name, &mut self.pending),
-                Decoder::Lct(d) => d.fill(&self.name, &mut self.pending),
-            };
-            match step {
-                Ok(true) => {}
-                Ok(false) => self.ended = true,
-                Err(fault) => self.fault = Some(fault),
+            let mut batch = Vec::with_capacity(BATCH);
+            match self.step(&mut batch)? {
+                Ok(()) => self.pending = batch.into_iter(),
+                Err(e) => return Some(Err(e)),
             }
         }
     }
@@ -459,8 +487,8 @@ struct Translator {
 }
 
 impl Translator {
-    fn header(&mut self, program: &str, out: &mut VecDeque<Event>) {
-        out.push_back(Event::Header {
+    fn header(&mut self, program: &str, out: &mut Vec<Event>) {
+        out.push(Event::Header {
             version: FORMAT_VERSION,
             pid: 0,
             program: program.to_owned(),
@@ -468,10 +496,10 @@ impl Translator {
         });
     }
 
-    fn new_thread(&mut self, name: String, out: &mut VecDeque<Event>) -> ThreadNo {
+    fn new_thread(&mut self, name: String, out: &mut Vec<Event>) -> ThreadNo {
         self.n_threads += 1;
         let t = self.n_threads;
-        out.push_back(Event::Thread {
+        out.push(Event::Thread {
             t,
             name: Some(name),
         });
@@ -480,7 +508,7 @@ impl Translator {
 
     /// The number of thread `T<n>`, declaring it on first sight.
     #[inline]
-    fn thread_num(&mut self, n: u64, out: &mut VecDeque<Event>) -> ThreadNo {
+    fn thread_num(&mut self, n: u64, out: &mut Vec<Event>) -> ThreadNo {
         if n < SMALL_THREADS {
             let i = n as usize;
             if let Some(&t) = self.thread_table.get(i) {
@@ -506,7 +534,7 @@ impl Translator {
     /// The number of the thread written `token` in a text trace: `T9`, `t9` and `9` are thread 9;
     /// any other token is a thread of that name.
     #[inline]
-    fn thread_token(&mut self, token: &[u8], out: &mut VecDeque<Event>) -> ThreadNo {
+    fn thread_token(&mut self, token: &[u8], out: &mut Vec<Event>) -> ThreadNo {
         let digits = match token {
             [b'T' | b't', rest @ ..] => rest,
             _ => token,
@@ -522,18 +550,18 @@ impl Translator {
         t
     }
 
-    fn new_lock(&mut self, key: String, out: &mut VecDeque<Event>) -> LockNo {
+    fn new_lock(&mut self, key: String, out: &mut Vec<Event>) -> LockNo {
         self.n_locks += 1;
         let l = self.n_locks;
         // One class per lock, numbered like the lock. A trace with more than 2^32 distinct locks
         // would not fit in memory long before the numbers wrapped.
         let c = l as ClassNo;
-        out.push_back(Event::Class {
+        out.push(Event::Class {
             c,
             key,
             kind: LockKind::Unknown,
         });
-        out.push_back(Event::Lock {
+        out.push(Event::Lock {
             l,
             c,
             permits: None,
@@ -543,7 +571,7 @@ impl Translator {
 
     /// The number of the lock named `key`, declaring its class and the lock on first sight.
     #[inline]
-    fn lock_name(&mut self, key: &[u8], out: &mut VecDeque<Event>) -> LockNo {
+    fn lock_name(&mut self, key: &[u8], out: &mut Vec<Event>) -> LockNo {
         if let Some(&l) = self.lock_names.get(key) {
             return l;
         }
@@ -554,7 +582,7 @@ impl Translator {
 
     /// The number of lock `L<n>` of a binary trace, declaring it on first sight.
     #[inline]
-    fn lock_num(&mut self, n: u64, out: &mut VecDeque<Event>) -> LockNo {
+    fn lock_num(&mut self, n: u64, out: &mut Vec<Event>) -> LockNo {
         if n < SMALL_LOCKS {
             let i = n as usize;
             if let Some(&l) = self.lock_table.get(i) {
@@ -577,10 +605,10 @@ impl Translator {
         l
     }
 
-    fn new_site(&mut self, loc: String, out: &mut VecDeque<Event>) -> SiteNo {
+    fn new_site(&mut self, loc: String, out: &mut Vec<Event>) -> SiteNo {
         self.n_sites += 1;
         let s = self.n_sites;
-        out.push_back(Event::Site {
+        out.push(Event::Site {
             s,
             loc,
             frames: Vec::new(),
@@ -590,7 +618,7 @@ impl Translator {
 
     /// The site of location token `loc`, declaring it as `loc <loc>` on first sight.
     #[inline]
-    fn site_name(&mut self, loc: &[u8], out: &mut VecDeque<Event>) -> SiteNo {
+    fn site_name(&mut self, loc: &[u8], out: &mut Vec<Event>) -> SiteNo {
         if let Some(&s) = self.site_names.get(loc) {
             return s;
         }
@@ -601,7 +629,7 @@ impl Translator {
 
     /// The site of numeric location `n` (below [`SMALL_SITES`]), declared as `loc <n>`.
     #[inline]
-    fn site_num(&mut self, n: u64, out: &mut VecDeque<Event>) -> SiteNo {
+    fn site_num(&mut self, n: u64, out: &mut Vec<Event>) -> SiteNo {
         debug_assert!(n < SMALL_SITES);
         let i = n as usize;
         if let Some(&s) = self.site_table.get(i) {

@@ -7,7 +7,6 @@
 use super::chunks::Chunks;
 use super::{Fault, Position, ReadError, Translator, BATCH, TRUNCATED_HINT};
 use lockcheck_core::trace::{Event, How, Mode};
-use std::collections::VecDeque;
 use std::io::{self, BufRead};
 
 const HEADER_LEN: u64 = 18;
@@ -79,7 +78,7 @@ impl BinDecoder {
     }
 
     /// Decodes up to a batch of records into `out`; `Ok(false)` at the end of the input.
-    pub(super) fn fill(&mut self, name: &str, out: &mut VecDeque<Event>) -> Result<bool, Fault> {
+    pub(super) fn fill(&mut self, name: &str, out: &mut Vec<Event>) -> Result<bool, Fault> {
         let header = match self.header {
             Some(h) => h,
             None => {
@@ -224,7 +223,7 @@ fn translate(
     tr: &mut Translator,
     header: &Header,
     r: Record,
-    out: &mut VecDeque<Event>,
+    out: &mut Vec<Event>,
 ) -> Result<(), String> {
     let Some(&op_name) = OP_NAMES.get(r.op as usize) else {
         return Err(format!(
@@ -258,7 +257,7 @@ fn translate(
             }
             let l = tr.lock_num(r.operand, out);
             let s = Some(tr.site_num(r.location, out));
-            out.push_back(if r.op == 0 {
+            out.push(if r.op == 0 {
                 Event::Acquire {
                     t,
                     l,
@@ -281,14 +280,14 @@ fn translate(
                 return Err(lock_range());
             }
             let l = tr.lock_num(r.operand, out);
-            out.push_back(Event::Release { t, l, hold_ns: 0 });
+            out.push(Event::Release { t, l, hold_ns: 0 });
         }
         4 | 5 => {
             if r.operand >= header.threads {
                 return Err(child_range());
             }
             let child = tr.thread_num(r.operand, out);
-            out.push_back(if r.op == 4 {
+            out.push(if r.op == 4 {
                 Event::Fork { t, child }
             } else {
                 Event::Join { t, child }

@@ -4,7 +4,6 @@ use super::json::line_error;
 use super::lines::Lines;
 use super::{Fault, Position, ReadError, Translator, BATCH, TRUNCATED_HINT};
 use lockcheck_core::trace::{Event, How, Mode};
-use std::collections::VecDeque;
 
 /// The operations of the STD format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +90,9 @@ impl StdDecoder {
     }
 
     /// Decodes up to a batch of lines into `out`; `Ok(false)` at the end of the input.
-    pub(super) fn fill(&mut self, name: &str, out: &mut VecDeque<Event>) -> Result<bool, Fault> {
-        while out.len() < BATCH {
+    pub(super) fn fill(&mut self, name: &str, out: &mut Vec<Event>) -> Result<bool, Fault> {
+        let start = out.len();
+        while out.len() - start < BATCH {
             let line = match self.lines.next_line() {
                 Ok(Some(line)) => line,
                 Ok(None) if self.started => return Ok(false),
@@ -155,7 +155,7 @@ impl StdDecoder {
 
 /// Queues the events of one line.
 #[inline]
-fn translate(tr: &mut Translator, p: &StdLine<'_>, out: &mut VecDeque<Event>) {
+fn translate(tr: &mut Translator, p: &StdLine<'_>, out: &mut Vec<Event>) {
     let t = tr.thread_token(p.thread, out);
     // `needs_arg` operations always have one after parsing.
     let arg = p.arg.unwrap_or(b"");
@@ -163,7 +163,7 @@ fn translate(tr: &mut Translator, p: &StdLine<'_>, out: &mut VecDeque<Event>) {
         Op::Acq | Op::Req => {
             let l = tr.lock_name(arg, out);
             let s = p.loc.map(|loc| tr.site_name(loc, out));
-            out.push_back(if p.op == Op::Acq {
+            out.push(if p.op == Op::Acq {
                 Event::Acquire {
                     t,
                     l,
@@ -183,11 +183,11 @@ fn translate(tr: &mut Translator, p: &StdLine<'_>, out: &mut VecDeque<Event>) {
         }
         Op::Rel => {
             let l = tr.lock_name(arg, out);
-            out.push_back(Event::Release { t, l, hold_ns: 0 });
+            out.push(Event::Release { t, l, hold_ns: 0 });
         }
         Op::Fork | Op::Join => {
             let child = tr.thread_token(arg, out);
-            out.push_back(if p.op == Op::Fork {
+            out.push(if p.op == Op::Fork {
                 Event::Fork { t, child }
             } else {
                 Event::Join { t, child }

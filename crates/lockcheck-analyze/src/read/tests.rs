@@ -1319,3 +1319,66 @@ fn records_cut_by_the_reads_decode_as_whole_ones_and_cuts_end_cleanly() {
         }
     }
 }
+
+/// Everything [`TraceReader::read_batch`] gives, as the iterator's items: the events, then the
+/// error that ends the stream, if any. One event is taken by the iterator first, so that
+/// batches follow a partly used one.
+fn read_in_batches(
+    bytes: &[u8],
+    format: InputFormat,
+    allow_truncated: bool,
+    max: usize,
+) -> (Vec<Result<Event, ReadError>>, Option<Position>) {
+    let mut reader = TraceReader::from_reader("mem", Box::new(Cursor::new(bytes.to_vec())), format)
+        .allow_truncated(allow_truncated);
+    let mut items: Vec<Result<Event, ReadError>> = reader.next().into_iter().collect();
+    if items.iter().any(|i| i.is_err()) {
+        return (items, reader.truncated());
+    }
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        assert!(calls <= bytes.len() + 2, "read_batch does not end");
+        let mut batch = Vec::new();
+        let r = reader.read_batch(&mut batch, max);
+        let full = batch.len() >= max;
+        items.extend(batch.into_iter().map(Ok));
+        match r {
+            Ok(true) => assert!(full, "{format:?}: a batch cut short without an end"),
+            Ok(false) => break,
+            Err(e) => {
+                items.push(Err(e));
+                break;
+            }
+        }
+    }
+    (items, reader.truncated())
+}
+
+#[test]
+fn batches_give_what_the_iterator_gives_errors_and_truncation_included() {
+    for (format, bytes, mid) in large_traces() {
+        let mut corrupt = bytes.clone();
+        // A bad byte past the middle: an error there (or, in JSON and STD, a line the parser
+        // rejects), after every event before it.
+        corrupt[mid] = if format == InputFormat::RapidBin {
+            0xff
+        } else {
+            b'('
+        };
+        let inputs = [
+            (&bytes[..], false),
+            (&bytes[..mid], true),
+            (&bytes[..mid], false),
+            (&corrupt[..], false),
+        ];
+        for (input, allow) in inputs {
+            let (want, reader) = read_bytes(input, format, allow);
+            for max in [1, 7, 1000, 8192] {
+                let (got, truncated) = read_in_batches(input, format, allow, max);
+                assert_eq!(got, want, "{format:?}, {} bytes, max {max}", input.len());
+                assert_eq!(truncated, reader.truncated(), "{format:?}, max {max}");
+            }
+        }
+    }
+}
