@@ -23,11 +23,12 @@ use lockcheck_core::trace::{How, Mode};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
-/// The locks a dependency held at its request (`model.deps[i]`), with their modes. Every read of
-/// a dependency's fields by the graph analyses goes through these helpers, so that a change of
-/// how the model stores a dependency touches one place.
-pub(crate) fn dep_held(model: &Model, i: u32) -> crate::model::Path<(LockId, Mode)> {
-    model.held(model.deps[i as usize].held)
+/// The locks a dependency held at its request (`model.deps[i]`), with their modes, newest first
+/// and without allocating (a held set of a hostile trace has hundreds of locks; every use here
+/// is indifferent to the order). Every read of a dependency's fields by the graph analyses goes
+/// through these helpers, so that a change of how the model stores a dependency touches one place.
+pub(crate) fn dep_held_rev(model: &Model, i: u32) -> impl Iterator<Item = (LockId, Mode)> + '_ {
+    model.held_sets.rev_iter(model.deps[i as usize].held)
 }
 
 /// The lock a dependency requested.
@@ -117,7 +118,7 @@ impl LockGraph {
             let to = node(dep_lock(model, i));
             froms.clear();
             seen.next_round();
-            for (h, _) in dep_held(model, i) {
+            for (h, _) in dep_held_rev(model, i) {
                 let from = node(h);
                 if from != to && seen.first_visit(from) {
                     froms.push(from);
@@ -136,12 +137,15 @@ impl LockGraph {
             start[n + 1] = start[n] + count[n] as usize;
         }
         let total = start[nodes];
-        let mut bucket: Vec<u64> = vec![0; total];
+        // The buckets hold dependency ids only (in ascending order, as they are placed in
+        // dependency order) and become `dep_list` in place once each is sorted by target: no
+        // second array of the size of the graph (on a hostile trace, 8M entries).
+        let mut bucket: Vec<u32> = vec![0; total];
         let mut fill = start.clone();
         for i in 0..model.deps.len() as u32 {
-            let to = distinct_froms(i, &mut froms);
+            distinct_froms(i, &mut froms);
             for &f in &froms {
-                bucket[fill[f as usize]] = (u64::from(to) << 32) | u64::from(i);
+                bucket[fill[f as usize]] = i;
                 fill[f as usize] += 1;
             }
         }
@@ -149,27 +153,32 @@ impl LockGraph {
         let mut g = LockGraph {
             level: Some(level),
             out_start: Vec::with_capacity(nodes + 1),
-            dep_list: Vec::with_capacity(total),
             ..LockGraph::default()
         };
         g.out_start.push(0);
+        let mut keyed: Vec<u64> = Vec::new();
         for n in 0..nodes {
             let b = &mut bucket[start[n]..start[n + 1]];
-            b.sort_unstable();
+            keyed.clear();
+            keyed.extend(
+                b.iter()
+                    .map(|&d| (u64::from(node(dep_lock(model, d))) << 32) | u64::from(d)),
+            );
+            keyed.sort_unstable();
             let mut last = u32::MAX;
-            for &x in b.iter() {
+            for (k, (slot, &x)) in b.iter_mut().zip(&keyed).enumerate() {
                 let to = (x >> 32) as u32;
                 if to != last {
                     g.to.push(to);
                     g.from.push(n as u32);
-                    g.dep_start.push(g.dep_list.len() as u32);
+                    g.dep_start.push((start[n] + k) as u32);
                     last = to;
                 }
-                g.dep_list.push(x as u32);
+                *slot = x as u32;
             }
             g.out_start.push(g.to.len() as u32);
         }
-        drop(bucket);
+        g.dep_list = bucket;
         g.dep_start.push(g.dep_list.len() as u32);
         g.to.shrink_to_fit();
         g.from.shrink_to_fit();
