@@ -1205,14 +1205,16 @@ impl<'a> Successors<'a> {
         // (write, permit) links to it whatever its hold: the mode rule needs no walk of the
         // candidate's held set then.
         let links_any = matches!(a.mode(), Mode::Exclusive | Mode::Permit);
+        let rules = |b: &Dep<'_>| {
+            (links_any || link_rule(model, level, a, b).is_ok()) && !meets_gate(model, marks, b)
+        };
         let ok = |d1: u32| {
             let b = &model.dep(d1);
             let own1 = own[d1 as usize];
             b.thread() != a.thread()
                 && !(own0 != 0 && own0 <= b.clock().get(a.thread()))
                 && !(own1 != 0 && own1 <= a.clock().get(b.thread()))
-                && (links_any || link_rule(model, level, a, b).is_ok())
-                && !meets_gate(model, marks, b)
+                && rules(b)
         };
         let h = &self.holders[&v];
         for &(t, start, end) in &h.ordered {
@@ -1225,10 +1227,13 @@ impl<'a> Successors<'a> {
             let lo = run.partition_point(|&(d1, _)| own[d1 as usize] <= known);
             for &(d1, e) in &run[lo..] {
                 // ...and those that d0 happens before come last.
-                if own0 != 0 && own0 <= model.dep(d1).clock().get(a.thread()) {
+                let b = model.dep(d1);
+                if own0 != 0 && own0 <= b.clock().get(a.thread()) {
                     break;
                 }
-                if ok(d1) {
+                // Another thread, concurrent both ways (the partition and the test above are
+                // `ok`'s tests of the clocks): the rules of the held sets remain.
+                if rules(&b) {
                     out.push((e, d1));
                 }
             }
