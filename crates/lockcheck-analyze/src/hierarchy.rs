@@ -527,6 +527,25 @@ pub fn suggest_on(
     change: &ChangeSet,
     violating: &HashSet<(ClassId, ClassId)>,
 ) -> Hierarchy {
+    suggest_listing(
+        model,
+        graph,
+        weights,
+        change,
+        violating,
+        MAX_REMOVED_EDGES_LISTED,
+    )
+}
+
+/// [`suggest_on`] listing at most `max_listed` edges to change.
+fn suggest_listing(
+    model: &Model,
+    graph: &LockGraph,
+    weights: &[u64],
+    change: &ChangeSet,
+    violating: &HashSet<(ClassId, ClassId)>,
+    max_listed: usize,
+) -> Hierarchy {
     let removed = &change.edges;
     // By edge id, in one merge of the two sorted lists (a binary search per edge cost 0.4 s on
     // the hostile trace's 3M edges).
@@ -599,11 +618,11 @@ pub fn suggest_on(
     }
     // Sites and dependency counts of the removed edges only, from the edges' own dependencies.
     // Those of violations first when not all are listed, each kept in the change set's order.
-    let listed: Vec<(ClassId, ClassId)> = if removed.len() <= MAX_REMOVED_EDGES_LISTED {
+    let listed: Vec<(ClassId, ClassId)> = if removed.len() <= max_listed {
         removed.clone()
     } else {
         let in_violation = removed.iter().filter(|e| violating.contains(e)).count();
-        let mut others = MAX_REMOVED_EDGES_LISTED.saturating_sub(in_violation);
+        let mut others = max_listed.saturating_sub(in_violation);
         removed
             .iter()
             .copied()
@@ -615,7 +634,7 @@ pub fn suggest_on(
                 others = others.saturating_sub(1);
                 keep
             })
-            .take(MAX_REMOVED_EDGES_LISTED)
+            .take(max_listed)
             .collect()
     };
     let removed_edges_unlisted = (removed.len() - listed.len()) as u64;
@@ -791,6 +810,84 @@ pub fn check_declared(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The compact copy of a component ([`CompactLists`]) gives the order of the lists it copies,
+    /// and a weight beyond 32 bits falls back to reading the lists in place with the same result.
+    #[test]
+    fn the_compact_copy_orders_as_the_lists_it_copies() {
+        let mut seed = 7u64;
+        let mut rnd = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for round in 0..30 {
+            let n = 15 + rnd(40) as usize;
+            let mut edges: Vec<(usize, usize, u64)> = Vec::new();
+            for a in 0..n {
+                for b in 0..n {
+                    if a != b && rnd(3) == 0 {
+                        let big = if round % 5 == 0 && rnd(50) == 0 {
+                            1 << 33
+                        } else {
+                            0
+                        };
+                        edges.push((a, b, 1 + rnd(9) + big));
+                    }
+                }
+            }
+            let lists = EdgeLists::new(n, &edges);
+            let mut plain = eades_lin_smyth_on(&lists);
+            let converged = local_search_on(&lists, &mut plain);
+            assert_eq!(
+                min_fas_order(n, &edges),
+                (plain, converged),
+                "round {round}"
+            );
+        }
+    }
+
+    /// A change set larger than the listing bound lists the edges of violations first, counts
+    /// the rest, and keeps the change set's order; a smaller one is listed whole.
+    #[test]
+    fn the_listing_of_edges_to_change_is_bounded_and_counted() {
+        // Five locks, each pair nested both ways by two threads: every pair is a 2-cycle.
+        let mut t = String::new();
+        for l in 1..=5 {
+            t.push_str(&format!(
+                "{{\"e\":\"class\",\"c\":{l},\"key\":\"K{l}\",\"kind\":\"mutex\"}}\n{{\"e\":\"lock\",\"l\":{l},\"c\":{l}}}\n"
+            ));
+        }
+        let nest = |t: &mut String, th: u32, a: u32, b: u32| {
+            t.push_str(&format!(
+                "{{\"e\":\"acquire\",\"t\":{th},\"l\":{a},\"m\":\"w\"}}\n{{\"e\":\"acquire\",\"t\":{th},\"l\":{b},\"m\":\"w\"}}\n{{\"e\":\"release\",\"t\":{th},\"l\":{b}}}\n{{\"e\":\"release\",\"t\":{th},\"l\":{a}}}\n"
+            ));
+        };
+        for a in 1..=5 {
+            for b in (a + 1)..=5 {
+                nest(&mut t, 1, a, b);
+                nest(&mut t, 2, b, a);
+            }
+        }
+        let m = crate::model::tests::model_of(&[("t", &t)]);
+        let graph = LockGraph::build(&m, GraphLevel::Class);
+        let weights = graph.weights(&m);
+        let change = class_change_set(&m, &graph, &weights);
+        assert_eq!(change.edges.len(), 10, "{:?}", change.edges);
+        let last = *change.edges.last().unwrap();
+        let violating: HashSet<(ClassId, ClassId)> = [last].into_iter().collect();
+        let all = suggest_listing(&m, &graph, &weights, &change, &violating, 10);
+        assert_eq!(all.removed_edges.len(), 10);
+        assert_eq!(all.removed_edges_unlisted, 0);
+        let few = suggest_listing(&m, &graph, &weights, &change, &violating, 3);
+        assert_eq!(few.removed_edges.len(), 3);
+        assert_eq!(few.removed_edges_unlisted, 7);
+        assert_eq!(few.removed_edges[..2], all.removed_edges[..2]);
+        assert_eq!(few.removed_edges[2], all.removed_edges[9]);
+        assert!(few.removed_edges[2].in_violation);
+        assert_eq!(few.levels, all.levels);
+    }
 
     #[test]
     fn els_cuts_the_cheap_side() {
