@@ -223,8 +223,9 @@ impl LockGraph {
         g.out_start.push(0);
         for n in 0..nodes {
             let mut last = u32::MAX;
-            for k in start[n]..start[n + 1] {
-                let to = node(dep_lock(model, bucket[k]));
+            let r = start[n]..start[n + 1];
+            for (k, &d) in r.clone().zip(&bucket[r]) {
+                let to = node(dep_lock(model, d));
                 if to != last {
                     g.to.push(to);
                     g.from.push(n as u32);

@@ -549,17 +549,19 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     let (inst, inst_rc, inst_w, inst_n) = match opts.levels {
         Levels::Class => Default::default(),
         _ => {
-            let weights = if same_graph {
-                class_weights.clone()
+            let own_weights;
+            let weights: &[u64] = if same_graph {
+                &class_weights
             } else {
-                inst_graph.weights(model)
+                own_weights = inst_graph.weights(model);
+                &own_weights
             };
             let ranks = cycles::canonical_ranks(model, GraphLevel::Instance);
-            let change = cycles::change_set_on(&inst_graph, &weights, &|n| {
+            let change = cycles::change_set_on(&inst_graph, weights, &|n| {
                 ranks.get(n as usize).copied().unwrap_or(u64::MAX)
             });
             phase("instance graph and change set");
-            run(&inst_graph, &weights, &change)
+            run(&inst_graph, weights, &change)
         }
     };
     // When no class has two instances, the class graph is the instance graph renamed: its
