@@ -1094,6 +1094,9 @@ const MAX_EXPLORE_STEPS: u64 = 20_000;
 /// at each use (time instead of memory on a graph where everything is compatible).
 const MAX_MEMO_ENTRIES: usize = 4 << 20;
 
+/// Slots of the cache of rule verdicts by held set in [`Successors::of`].
+const RULES_CACHE: usize = 256;
+
 /// The blocking dependencies holding one node, grouped by thread in the thread's own order.
 struct Holders {
     /// `(dependency, edge)`, sorted by (thread, dependency index).
@@ -1205,8 +1208,24 @@ impl<'a> Successors<'a> {
         // (write, permit) links to it whatever its hold: the mode rule needs no walk of the
         // candidate's held set then.
         let links_any = matches!(a.mode(), Mode::Exclusive | Mode::Permit);
+        // Both rules read the candidate's held set and nothing else of it, and a thread that
+        // comes back to a held set (after releasing what it took since) makes another
+        // dependency with the same interned set: their verdicts are remembered by set (the
+        // hostile random trace has 47,012 distinct held sets for 78,135 dependencies).
+        let seen: std::cell::RefCell<[(u32, bool); RULES_CACHE]> =
+            std::cell::RefCell::new([(u32::MAX, false); RULES_CACHE]);
         let rules = |b: &Dep<'_>| {
-            (links_any || link_rule(model, level, a, b).is_ok()) && !meets_gate(model, marks, b)
+            let held = b.rec().held;
+            let slot = held as usize % RULES_CACHE;
+            if let Some(&(h, verdict)) = seen.borrow().get(slot) {
+                if h == held {
+                    return verdict;
+                }
+            }
+            let verdict = (links_any || link_rule(model, level, a, b).is_ok())
+                && !meets_gate(model, marks, b);
+            seen.borrow_mut()[slot] = (held, verdict);
+            verdict
         };
         let ok = |d1: u32| {
             let b = &model.dep(d1);
