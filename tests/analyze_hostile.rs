@@ -250,3 +250,56 @@ fn an_inversion_under_2000_nested_locks_is_found() {
     assert!(report.violations.is_empty(), "{:?}", report.violations);
     std::fs::remove_file(&path).ok();
 }
+
+/// A hostile trace's report stays bounded: its suggested hierarchy would change tens of
+/// thousands of edges (each listed with its sites, the hostile random trace's JSON report weighed
+/// 430 MB), so at most `MAX_REMOVED_EDGES_LISTED` are listed, those of violations first, the rest
+/// counted and warned about. And every lock being its own class, the class graph is the instance
+/// graph (the analysis builds it once and shares it between the two levels).
+#[test]
+fn a_hostile_trace_s_report_and_graphs_stay_bounded() {
+    use lockcheck_analyze::graph::{classes_are_locks, LockGraph};
+    use lockcheck_analyze::hierarchy::MAX_REMOVED_EDGES_LISTED;
+    let path = random_trace(2, 20_000, 24, 400);
+    let (tx, rx) = mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(analyze(&[p], &Options::default()));
+    });
+    let report = rx
+        .recv_timeout(Duration::from_secs(300))
+        .expect("must not hang")
+        .expect("the trace reads");
+    assert_eq!(search_bound_hit(&report.warnings), None);
+    let h = &report.hierarchy;
+    assert_eq!(h.removed_edges.len(), MAX_REMOVED_EDGES_LISTED);
+    assert!(h.removed_edges_unlisted > 0);
+    let total = h.removed_edges.len() as u64 + h.removed_edges_unlisted;
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains(&format!("lists 10000 of its {total} edges to change"))),
+        "{:?}",
+        report.warnings
+    );
+    // The edges of violations come first: each violation's own changed edges are listed.
+    let listed: std::collections::HashSet<(&str, &str)> = h
+        .removed_edges
+        .iter()
+        .map(|e| (e.from.as_str(), e.to.as_str()))
+        .collect();
+    assert!(h.removed_edges.iter().any(|e| e.in_violation));
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(json.len() < 40_000_000, "{} bytes", json.len());
+    assert!(!listed.is_empty());
+
+    let m = model_of(&path);
+    assert!(classes_are_locks(&m));
+    let class = LockGraph::build(&m, GraphLevel::Class);
+    let inst = LockGraph::build(&m, GraphLevel::Instance);
+    assert!(class.edge_count() > 10_000);
+    assert!(class.edges().eq(inst.edges()));
+    assert!((0..class.edge_count() as u32).all(|e| class.deps(e) == inst.deps(e)));
+    std::fs::remove_file(&path).ok();
+}

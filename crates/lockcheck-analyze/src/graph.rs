@@ -23,11 +23,24 @@ use lockcheck_core::trace::{How, Mode};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
-/// The locks a dependency held at its request (`model.deps[i]`), with their modes. Every read of
-/// a dependency's fields by the graph analyses goes through these helpers, so that a change of
-/// how the model stores a dependency touches one place.
-pub(crate) fn dep_held(model: &Model, i: u32) -> crate::model::Path<(LockId, Mode)> {
-    model.held(model.deps[i as usize].held)
+/// The locks a dependency held at its request (`model.deps[i]`), with their modes, newest first
+/// and without allocating (a held set of a hostile trace has hundreds of locks; every use here
+/// is indifferent to the order). Every read of a dependency's fields by the graph analyses goes
+/// through these helpers, so that a change of how the model stores a dependency touches one place.
+pub(crate) fn dep_held_rev(model: &Model, i: u32) -> impl Iterator<Item = (LockId, Mode)> + '_ {
+    model.held_sets.rev_iter(model.deps[i as usize].held)
+}
+
+/// Whether every lock is its own class and lock `i` is class `i`: then the class graph and the
+/// instance graph are the same graph ([`LockGraph::as_level`]). So it is on traces without
+/// classes (RAPID's formats, where a lock is its own class, declared with it).
+pub fn classes_are_locks(model: &Model) -> bool {
+    model.classes.len() == model.locks.len()
+        && model
+            .locks
+            .iter()
+            .enumerate()
+            .all(|(i, l)| l.class as usize == i)
 }
 
 /// The lock a dependency requested.
@@ -88,9 +101,18 @@ impl NodeStamps {
 ///
 /// Built once per level and shared by every analysis: a few machine words per edge and one per
 /// (dependency, distinct held node), where hash maps of edges cost ten times that.
+///
+/// The arrays are shared ([`LockGraph::as_level`]): when every lock is its own class with the
+/// same id, the class graph and the instance graph are one graph, stored once.
 #[derive(Debug, Clone, Default)]
 pub struct LockGraph {
     level: Option<GraphLevel>,
+    d: std::sync::Arc<Arrays>,
+}
+
+/// The adjacency arrays of a [`LockGraph`].
+#[derive(Debug, Clone, Default)]
+struct Arrays {
     out_start: Vec<u32>,
     to: Vec<u32>,
     from: Vec<u32>,
@@ -98,6 +120,25 @@ pub struct LockGraph {
     dep_list: Vec<u32>,
     in_start: Vec<u32>,
     in_edges: Vec<u32>,
+}
+
+impl Arrays {
+    fn index_targets(&mut self, nodes: usize) {
+        let mut in_count = vec![0u32; nodes + 1];
+        for &t in &self.to {
+            in_count[t as usize + 1] += 1;
+        }
+        for n in 0..nodes {
+            in_count[n + 1] += in_count[n];
+        }
+        let mut fill: Vec<u32> = in_count[..nodes].to_vec();
+        self.in_edges = vec![0; self.to.len()];
+        for (e, &t) in self.to.iter().enumerate() {
+            self.in_edges[fill[t as usize] as usize] = e as u32;
+            fill[t as usize] += 1;
+        }
+        self.in_start = in_count;
+    }
 }
 
 impl LockGraph {
@@ -117,7 +158,7 @@ impl LockGraph {
             let to = node(dep_lock(model, i));
             froms.clear();
             seen.next_round();
-            for (h, _) in dep_held(model, i) {
+            for (h, _) in dep_held_rev(model, i) {
                 let from = node(h);
                 if from != to && seen.first_visit(from) {
                     froms.push(from);
@@ -141,14 +182,16 @@ impl LockGraph {
             start[n + 1] = start[n] + count[n] as usize;
         }
         let total = start[nodes];
-        let mut bucket: Vec<u64> = vec![0; total];
+        // The buckets hold dependency ids only (in ascending order, as they are placed in
+        // dependency order) and become `dep_list` in place once each is sorted by target: no
+        // second array of the size of the graph (on a hostile trace, 8M entries).
+        let mut bucket: Vec<u32> = vec![0; total];
         let mut fill = start.clone();
         let mut at = 0;
         for i in 0..model.deps.len() as u32 {
-            let to = node(dep_lock(model, i));
             while flat[at] != u32::MAX {
                 let f = flat[at] as usize;
-                bucket[fill[f]] = (u64::from(to) << 32) | u64::from(i);
+                bucket[fill[f]] = i;
                 fill[f] += 1;
                 at += 1;
             }
@@ -156,63 +199,67 @@ impl LockGraph {
         }
         drop(fill);
         drop(flat);
-        let mut g = LockGraph {
-            level: Some(level),
+        // Sort each bucket by target (dependencies ascending within a target) and count the
+        // edges, so that the edge arrays are allocated at their size, not grown.
+        let mut edges = 0usize;
+        let mut keyed: Vec<u64> = Vec::new();
+        for n in 0..nodes {
+            let b = &mut bucket[start[n]..start[n + 1]];
+            keyed.clear();
+            keyed.extend(
+                b.iter()
+                    .map(|&d| (u64::from(node(dep_lock(model, d))) << 32) | u64::from(d)),
+            );
+            keyed.sort_unstable();
+            let mut last = u32::MAX;
+            for (slot, &x) in b.iter_mut().zip(&keyed) {
+                let to = (x >> 32) as u32;
+                if to != last {
+                    edges += 1;
+                    last = to;
+                }
+                *slot = x as u32;
+            }
+        }
+        drop(keyed);
+        let mut g = Arrays {
             out_start: Vec::with_capacity(nodes + 1),
-            dep_list: Vec::with_capacity(total),
-            ..LockGraph::default()
+            to: Vec::with_capacity(edges),
+            from: Vec::with_capacity(edges),
+            dep_start: Vec::with_capacity(edges + 1),
+            ..Arrays::default()
         };
         g.out_start.push(0);
         for n in 0..nodes {
-            let b = &mut bucket[start[n]..start[n + 1]];
-            b.sort_unstable();
             let mut last = u32::MAX;
-            for &x in b.iter() {
-                let to = (x >> 32) as u32;
+            let r = start[n]..start[n + 1];
+            for (k, &d) in r.clone().zip(&bucket[r]) {
+                let to = node(dep_lock(model, d));
                 if to != last {
                     g.to.push(to);
                     g.from.push(n as u32);
-                    g.dep_start.push(g.dep_list.len() as u32);
+                    g.dep_start.push(k as u32);
                     last = to;
                 }
-                g.dep_list.push(x as u32);
             }
             g.out_start.push(g.to.len() as u32);
         }
-        drop(bucket);
+        g.dep_list = bucket;
         g.dep_start.push(g.dep_list.len() as u32);
-        g.to.shrink_to_fit();
-        g.from.shrink_to_fit();
-        g.dep_start.shrink_to_fit();
         // Reverse adjacency: edge ids by target (then source, as edge ids are by source).
         g.index_targets(nodes);
-        g
-    }
-
-    /// This class-level graph as the instance-level graph, when the two are the same graph:
-    /// every class has one lock and class `i` is lock `i` (the research formats declare one
-    /// class per lock, in order), so the nodes, edges and dependencies of both levels are the
-    /// same. `None` otherwise (build the instance level then).
-    pub fn as_instance_graph(&self, model: &Model) -> Option<LockGraph> {
-        let same = self.level == Some(GraphLevel::Class)
-            && model.classes.len() == model.locks.len()
-            && model
-                .locks
-                .iter()
-                .enumerate()
-                .all(|(i, l)| l.class as usize == i);
-        same.then(|| LockGraph {
-            level: Some(GraphLevel::Instance),
-            ..self.clone()
-        })
+        LockGraph {
+            level: Some(level),
+            d: std::sync::Arc::new(g),
+        }
     }
 
     /// A graph of bare edges `(source, target)` over nodes `0..nodes`, given sorted and
     /// distinct, without dependencies (for weighted graphs that come from elsewhere).
     pub fn from_edges(nodes: usize, edges: impl Iterator<Item = (u32, u32)>) -> LockGraph {
-        let mut g = LockGraph {
+        let mut g = Arrays {
             out_start: vec![0; nodes + 1],
-            ..LockGraph::default()
+            ..Arrays::default()
         };
         for (a, b) in edges {
             g.from.push(a);
@@ -224,24 +271,21 @@ impl LockGraph {
         }
         g.dep_start = vec![0; g.to.len() + 1];
         g.index_targets(nodes);
-        g
+        LockGraph {
+            level: None,
+            d: std::sync::Arc::new(g),
+        }
     }
 
-    fn index_targets(&mut self, nodes: usize) {
-        let mut in_count = vec![0u32; nodes + 1];
-        for &t in &self.to {
-            in_count[t as usize + 1] += 1;
+    /// The same graph read as a graph of `level`, sharing its arrays: when every lock is its
+    /// own class and lock `i` is class `i` ([`classes_are_locks`]), the class graph is
+    /// the instance graph, and building it twice cost twice the time and memory (on the
+    /// hostile random trace, 80 MB and 0.5 s).
+    pub fn as_level(&self, level: GraphLevel) -> LockGraph {
+        LockGraph {
+            level: Some(level),
+            d: self.d.clone(),
         }
-        for n in 0..nodes {
-            in_count[n + 1] += in_count[n];
-        }
-        let mut fill: Vec<u32> = in_count[..nodes].to_vec();
-        self.in_edges = vec![0; self.to.len()];
-        for (e, &t) in self.to.iter().enumerate() {
-            self.in_edges[fill[t as usize] as usize] = e as u32;
-            fill[t as usize] += 1;
-        }
-        self.in_start = in_count;
     }
 
     /// The level it was built at (`None` for an empty default graph).
@@ -251,17 +295,17 @@ impl LockGraph {
 
     /// Number of nodes (locks or classes of the model, whether or not they have edges).
     pub fn nodes(&self) -> usize {
-        self.out_start.len().saturating_sub(1)
+        self.d.out_start.len().saturating_sub(1)
     }
 
     /// Number of edges.
     pub fn edge_count(&self) -> usize {
-        self.to.len()
+        self.d.to.len()
     }
 
     /// The edge ids leaving `n`, by increasing target.
     pub fn out_edges(&self, n: u32) -> std::ops::Range<u32> {
-        match self.out_start.get(n as usize..n as usize + 2) {
+        match self.d.out_start.get(n as usize..n as usize + 2) {
             Some(r) => r[0]..r[1],
             None => 0..0,
         }
@@ -269,37 +313,40 @@ impl LockGraph {
 
     /// The edge ids entering `n`, by increasing source.
     pub fn in_edges(&self, n: u32) -> &[u32] {
-        match self.in_start.get(n as usize..n as usize + 2) {
-            Some(r) => &self.in_edges[r[0] as usize..r[1] as usize],
+        match self.d.in_start.get(n as usize..n as usize + 2) {
+            Some(r) => &self.d.in_edges[r[0] as usize..r[1] as usize],
             None => &[],
         }
     }
 
     /// The held node of edge `e`.
     pub fn source(&self, e: u32) -> u32 {
-        self.from[e as usize]
+        self.d.from[e as usize]
     }
 
     /// The acquired node of edge `e`.
     pub fn target(&self, e: u32) -> u32 {
-        self.to[e as usize]
+        self.d.to[e as usize]
     }
 
     /// `(source, target)` of edge `e`.
     pub fn endpoints(&self, e: u32) -> (u32, u32) {
-        (self.from[e as usize], self.to[e as usize])
+        (self.d.from[e as usize], self.d.to[e as usize])
     }
 
     /// The dependencies making edge `e` (indices into [`Model::deps`], ascending).
     pub fn deps(&self, e: u32) -> &[u32] {
-        let (a, b) = (self.dep_start[e as usize], self.dep_start[e as usize + 1]);
-        &self.dep_list[a as usize..b as usize]
+        let (a, b) = (
+            self.d.dep_start[e as usize],
+            self.d.dep_start[e as usize + 1],
+        );
+        &self.d.dep_list[a as usize..b as usize]
     }
 
     /// The edge `a -> b`, if there is one.
     pub fn find(&self, a: u32, b: u32) -> Option<u32> {
         let r = self.out_edges(a);
-        let targets = &self.to[r.start as usize..r.end as usize];
+        let targets = &self.d.to[r.start as usize..r.end as usize];
         targets.binary_search(&b).ok().map(|i| r.start + i as u32)
     }
 
@@ -310,7 +357,7 @@ impl LockGraph {
 
     /// Every edge as `(source, target)`, by source then target.
     pub fn edges(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        self.from.iter().copied().zip(self.to.iter().copied())
+        self.d.from.iter().copied().zip(self.d.to.iter().copied())
     }
 
     /// The weight of each edge (by edge id): how many blocking or timed acquisitions made it
@@ -391,15 +438,15 @@ impl Iterator for FilteredNeighbors<'_> {
         let g = self.g.graph;
         for i in self.at.by_ref() {
             let e = if self.incoming {
-                g.in_edges[i as usize]
+                g.d.in_edges[i as usize]
             } else {
                 i
             };
             if (self.g.keep)(e) {
                 return Some(if self.incoming {
-                    g.from[e as usize]
+                    g.d.from[e as usize]
                 } else {
-                    g.to[e as usize]
+                    g.d.to[e as usize]
                 });
             }
         }
@@ -452,7 +499,7 @@ impl<'a> petgraph::visit::IntoNeighborsDirected for FilteredGraph<'a> {
             petgraph::Direction::Outgoing => petgraph::visit::IntoNeighbors::neighbors(self, n),
             petgraph::Direction::Incoming => FilteredNeighbors {
                 g: self,
-                at: match self.graph.in_start.get(n as usize..n as usize + 2) {
+                at: match self.graph.d.in_start.get(n as usize..n as usize + 2) {
                     Some(r) => r[0]..r[1],
                     None => 0..0,
                 },

@@ -16,6 +16,13 @@ use lockcheck_core::trace::How;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+/// How many edges to change [`Hierarchy::removed_edges`] lists, those of violations first. A
+/// program's hierarchy needs a handful; the hostile random trace's change set has 1.8M edges,
+/// whose listing (a few hundred bytes each, with their sites) weighed 360 MB in memory and
+/// 430 MB of JSON. The rest are counted in [`Hierarchy::removed_edges_unlisted`] and warned
+/// about.
+pub const MAX_REMOVED_EDGES_LISTED: usize = 10_000;
+
 /// How many acquisition sites a removed edge lists.
 pub const MAX_SITES_PER_REMOVED_EDGE: usize = 10;
 
@@ -32,6 +39,10 @@ pub struct Hierarchy {
     /// [`MAX_LOCAL_SEARCH_PASSES`] (`removed_edges` may then be larger than needed).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub local_search_stopped: u64,
+    /// Edges to change beyond [`MAX_REMOVED_EDGES_LISTED`], not in `removed_edges` (a warning
+    /// of the report says so): only a trace whose lock graph makes no sense comes there.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub removed_edges_unlisted: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -107,23 +118,94 @@ pub fn constant_name(key: &str) -> String {
     s
 }
 
+/// A weighted graph over nodes `0..n` as the feedback arc set heuristics read it: the edges
+/// leaving and entering a node, with their weights (no self-loops). Implemented by an edge list
+/// ([`EdgeLists`]) and by a component of the shared lock graph seen in place
+/// ([`crate::cycles::change_set_on`]), so that a component of millions of edges is not copied
+/// into adjacency lists of its own (on the hostile random trace: 3M edges, twice).
+pub(crate) trait FasGraph {
+    /// Number of nodes.
+    fn n(&self) -> usize;
+    /// Calls `f(target, weight)` for each edge leaving `v`.
+    fn for_out(&self, v: usize, f: impl FnMut(usize, u64));
+    /// Calls `f(source, weight)` for each edge entering `v`.
+    fn for_in(&self, v: usize, f: impl FnMut(usize, u64));
+}
+
+/// Compressed adjacency arrays of an edge list `(from, to, weight)` (self-loops left out).
+pub(crate) struct EdgeLists {
+    out_start: Vec<u32>,
+    out: Vec<(u32, u64)>,
+    in_start: Vec<u32>,
+    inc: Vec<(u32, u64)>,
+}
+
+impl EdgeLists {
+    pub(crate) fn new(n: usize, edges: &[(usize, usize, u64)]) -> Self {
+        let mut out_start = vec![0u32; n + 1];
+        let mut in_start = vec![0u32; n + 1];
+        for &(a, b, _) in edges.iter().filter(|e| e.0 != e.1) {
+            out_start[a + 1] += 1;
+            in_start[b + 1] += 1;
+        }
+        for v in 0..n {
+            out_start[v + 1] += out_start[v];
+            in_start[v + 1] += in_start[v];
+        }
+        let m = out_start[n] as usize;
+        let (mut out, mut inc) = (vec![(0u32, 0u64); m], vec![(0u32, 0u64); m]);
+        let (mut fo, mut fi) = (out_start.clone(), in_start.clone());
+        for &(a, b, w) in edges.iter().filter(|e| e.0 != e.1) {
+            out[fo[a] as usize] = (b as u32, w);
+            fo[a] += 1;
+            inc[fi[b] as usize] = (a as u32, w);
+            fi[b] += 1;
+        }
+        EdgeLists {
+            out_start,
+            out,
+            in_start,
+            inc,
+        }
+    }
+}
+
+impl FasGraph for EdgeLists {
+    fn n(&self) -> usize {
+        self.out_start.len() - 1
+    }
+    fn for_out(&self, v: usize, mut f: impl FnMut(usize, u64)) {
+        let r = self.out_start[v] as usize..self.out_start[v + 1] as usize;
+        for &(x, w) in &self.out[r] {
+            f(x as usize, w);
+        }
+    }
+    fn for_in(&self, v: usize, mut f: impl FnMut(usize, u64)) {
+        let r = self.in_start[v] as usize..self.in_start[v + 1] as usize;
+        for &(x, w) in &self.inc[r] {
+            f(x as usize, w);
+        }
+    }
+}
+
 /// Eades–Lin–Smyth on one weighted graph: a vertex sequence whose backward edges are a small
 /// feedback arc set. `edges` are `(from, to, weight)` over nodes `0..n`.
 pub fn eades_lin_smyth(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
-    let mut out: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
-    let mut inc: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
+    eades_lin_smyth_on(&EdgeLists::new(n, edges))
+}
+
+/// [`eades_lin_smyth`] on any [`FasGraph`].
+pub(crate) fn eades_lin_smyth_on(g: &impl FasGraph) -> Vec<usize> {
+    let n = g.n();
     let (mut outw, mut inw) = (vec![0u64; n], vec![0u64; n]);
     let (mut outd, mut ind) = (vec![0usize; n], vec![0usize; n]);
-    for &(a, b, w) in edges {
-        if a == b {
-            continue;
-        }
-        out[a].push((b, w));
-        inc[b].push((a, w));
-        outw[a] += w;
-        inw[b] += w;
-        outd[a] += 1;
-        ind[b] += 1;
+    for a in 0..n {
+        g.for_out(a, |b, w| {
+            outw[a] += w;
+            inw[b] += w;
+            outd[a] += 1;
+            ind[b] += 1;
+        });
     }
     let mut alive = vec![true; n];
     let mut left = n;
@@ -135,18 +217,18 @@ pub fn eades_lin_smyth(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
                   outd: &mut Vec<usize>,
                   ind: &mut Vec<usize>| {
         alive[v] = false;
-        for &(b, w) in &out[v] {
+        g.for_out(v, |b, w| {
             if alive[b] {
                 inw[b] -= w;
                 ind[b] -= 1;
             }
-        }
-        for &(a, w) in &inc[v] {
+        });
+        g.for_in(v, |a, w| {
             if alive[a] {
                 outw[a] -= w;
                 outd[a] -= 1;
             }
-        }
+        });
     };
     while left > 0 {
         let mut changed = true;
@@ -216,9 +298,100 @@ pub fn min_fas_order(n: usize, edges: &[(usize, usize, u64)]) -> (Vec<usize>, bo
     if n <= EXACT_FAS_MAX_NODES {
         return (exact_fas_order(n, edges), true);
     }
-    let mut order = eades_lin_smyth(n, edges);
-    let converged = local_search(n, edges, &mut order);
-    (order, converged)
+    min_fas_order_on(&EdgeLists::new(n, edges))
+}
+
+/// [`min_fas_order`] on any [`FasGraph`]: the same order as on the graph's edge list.
+pub(crate) fn min_fas_order_on(g: &impl FasGraph) -> (Vec<usize>, bool) {
+    let n = g.n();
+    if n <= 1 {
+        return ((0..n).collect(), true);
+    }
+    if n <= EXACT_FAS_MAX_NODES {
+        let mut edges = Vec::new();
+        for a in 0..n {
+            g.for_out(a, |b, w| edges.push((a, b, w)));
+        }
+        edges.sort_unstable();
+        return (exact_fas_order(n, &edges), true);
+    }
+    // The heuristics read every edge of the component once per pass: read through the lock
+    // graph (an index and a weight looked up per edge) that cost 1.7 s per level on the hostile
+    // random trace. A compact copy (8 bytes per edge and direction) when the weights fit in 32
+    // bits, as they do on any trace of fewer than 4 billion acquisitions; else in place.
+    match CompactLists::of(g) {
+        Some(c) => {
+            let mut order = eades_lin_smyth_on(&c);
+            let converged = local_search_on(&c, &mut order);
+            (order, converged)
+        }
+        None => {
+            let mut order = eades_lin_smyth_on(g);
+            let converged = local_search_on(g, &mut order);
+            (order, converged)
+        }
+    }
+}
+
+/// A [`FasGraph`] copied into adjacency arrays of `(node, weight)` in 32 bits each.
+struct CompactLists {
+    out_start: Vec<u32>,
+    out: Vec<(u32, u32)>,
+    in_start: Vec<u32>,
+    inc: Vec<(u32, u32)>,
+}
+
+impl CompactLists {
+    /// The copy, or `None` if a weight does not fit in 32 bits or the graph has 2^32 edges.
+    fn of(g: &impl FasGraph) -> Option<Self> {
+        let n = g.n();
+        // Counted first: arrays grown by doubling would peak at twice their size.
+        let mut m = 0usize;
+        for v in 0..n {
+            g.for_out(v, |_, _| m += 1);
+        }
+        let mut c = CompactLists {
+            out_start: Vec::with_capacity(n + 1),
+            out: Vec::with_capacity(m),
+            in_start: Vec::with_capacity(n + 1),
+            inc: Vec::with_capacity(m),
+        };
+        let mut fits = true;
+        c.out_start.push(0);
+        c.in_start.push(0);
+        for v in 0..n {
+            g.for_out(v, |x, w| {
+                fits &= w <= u64::from(u32::MAX);
+                c.out.push((x as u32, w as u32));
+            });
+            g.for_in(v, |x, w| c.inc.push((x as u32, w as u32)));
+            fits &= c.out.len() < u32::MAX as usize && c.inc.len() < u32::MAX as usize;
+            if !fits {
+                return None;
+            }
+            c.out_start.push(c.out.len() as u32);
+            c.in_start.push(c.inc.len() as u32);
+        }
+        Some(c)
+    }
+}
+
+impl FasGraph for CompactLists {
+    fn n(&self) -> usize {
+        self.out_start.len() - 1
+    }
+    fn for_out(&self, v: usize, mut f: impl FnMut(usize, u64)) {
+        let r = self.out_start[v] as usize..self.out_start[v + 1] as usize;
+        for &(x, w) in &self.out[r] {
+            f(x as usize, u64::from(w));
+        }
+    }
+    fn for_in(&self, v: usize, mut f: impl FnMut(usize, u64)) {
+        let r = self.in_start[v] as usize..self.in_start[v + 1] as usize;
+        for &(x, w) in &self.inc[r] {
+            f(x as usize, u64::from(w));
+        }
+    }
 }
 
 /// Minimum weighted feedback arc set by dynamic programming over the sets of nodes placed first.
@@ -269,32 +442,31 @@ fn exact_fas_order(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
 }
 
 /// Re-insertion local search; returns false if it stopped at [`MAX_LOCAL_SEARCH_PASSES`].
+#[cfg(test)]
 fn local_search(n: usize, edges: &[(usize, usize, u64)], order: &mut Vec<usize>) -> bool {
-    let mut out: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
-    let mut inc: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
-    for &(a, b, w) in edges {
-        if a != b {
-            out[a].push((b, w));
-            inc[b].push((a, w));
-        }
-    }
-    // w_out[x] = weight of v -> x, w_in[x] = weight of x -> v, for the node v being moved.
-    let mut w_out = vec![0u64; n];
-    let mut w_in = vec![0u64; n];
+    local_search_on(&EdgeLists::new(n, edges), order)
+}
+
+/// [`local_search`] on any [`FasGraph`].
+fn local_search_on(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
+    let n = g.n();
+    // diff[x] = weight of v -> x minus weight of x -> v, for the node v being moved: moving the
+    // insertion point of v past x changes its cost by exactly that.
+    let mut diff = vec![0i128; n];
     for _ in 0..MAX_LOCAL_SEARCH_PASSES {
         let mut improved = false;
         for v in 0..n {
             let cur = order.iter().position(|&x| x == v).expect("a permutation");
-            for &(x, w) in &out[v] {
-                w_out[x] += w;
-            }
-            for &(x, w) in &inc[v] {
-                w_in[x] += w;
-            }
+            g.for_out(v, |x, w| diff[x] += w as i128);
+            let mut in_total: i128 = 0;
+            g.for_in(v, |x, w| {
+                diff[x] -= w as i128;
+                in_total += w as i128;
+            });
             // Cost of v at insertion point p of the order without v: edges v -> x with x before
             // p, plus edges x -> v with x at or after p. Scan p from 0 up.
             // (Scanned in place, skipping v: no copy of the order per node.)
-            let mut cost: i128 = inc[v].iter().map(|&(_, w)| w as i128).sum();
+            let mut cost: i128 = in_total;
             let mut best = (cost, 0usize);
             let mut cur_cost = if cur == 0 { cost } else { i128::MAX };
             let mut i = 0usize;
@@ -303,7 +475,7 @@ fn local_search(n: usize, edges: &[(usize, usize, u64)], order: &mut Vec<usize>)
                     continue;
                 }
                 i += 1;
-                cost += w_out[x] as i128 - w_in[x] as i128;
+                cost += diff[x];
                 if i == cur {
                     cur_cost = cost;
                 }
@@ -311,12 +483,8 @@ fn local_search(n: usize, edges: &[(usize, usize, u64)], order: &mut Vec<usize>)
                     best = (cost, i);
                 }
             }
-            for &(x, _) in &out[v] {
-                w_out[x] = 0;
-            }
-            for &(x, _) in &inc[v] {
-                w_in[x] = 0;
-            }
+            g.for_out(v, |x, _| diff[x] = 0);
+            g.for_in(v, |x, _| diff[x] = 0);
             if best.0 < cur_cost {
                 order.remove(cur);
                 order.insert(best.1, v);
@@ -359,8 +527,38 @@ pub fn suggest_on(
     change: &ChangeSet,
     violating: &HashSet<(ClassId, ClassId)>,
 ) -> Hierarchy {
+    suggest_listing(
+        model,
+        graph,
+        weights,
+        change,
+        violating,
+        MAX_REMOVED_EDGES_LISTED,
+    )
+}
+
+/// [`suggest_on`] listing at most `max_listed` edges to change.
+fn suggest_listing(
+    model: &Model,
+    graph: &LockGraph,
+    weights: &[u64],
+    change: &ChangeSet,
+    violating: &HashSet<(ClassId, ClassId)>,
+    max_listed: usize,
+) -> Hierarchy {
     let removed = &change.edges;
-    let is_removed = |a: u32, b: u32| removed.binary_search(&(a, b)).is_ok();
+    // By edge id, in one merge of the two sorted lists (a binary search per edge cost 0.4 s on
+    // the hostile trace's 3M edges).
+    let mut removed_e = vec![false; graph.edge_count()];
+    let mut r = removed.iter().peekable();
+    for e in 0..graph.edge_count() as u32 {
+        let ab = graph.endpoints(e);
+        while r.next_if(|&&x| x < ab).is_some() {}
+        if r.peek() == Some(&&ab) {
+            removed_e[e as usize] = true;
+        }
+    }
+    let is_removed = |e: u32| removed_e[e as usize];
     // Classes with a blocking or timed nested acquisition, by id.
     let n = graph.nodes();
     let mut in_graph = vec![false; n];
@@ -372,7 +570,7 @@ pub fn suggest_on(
         let (a, b) = graph.endpoints(e);
         in_graph[a as usize] = true;
         in_graph[b as usize] = true;
-        if !is_removed(a, b) {
+        if !is_removed(e) {
             indeg[b as usize] += 1;
         }
     }
@@ -388,7 +586,7 @@ pub fn suggest_on(
         let lc = level[c as usize];
         for e in graph.out_edges(c) {
             let m = graph.target(e);
-            if weights[e as usize] == 0 || is_removed(c, m) {
+            if weights[e as usize] == 0 || is_removed(e) {
                 continue;
             }
             level[m as usize] = level[m as usize].max(lc + 1);
@@ -419,7 +617,28 @@ pub fn suggest_on(
         e.constant = if *n == 1 { base } else { format!("{base}_{n}") };
     }
     // Sites and dependency counts of the removed edges only, from the edges' own dependencies.
-    let removed_edges: Vec<RemovedEdge> = removed
+    // Those of violations first when not all are listed, each kept in the change set's order.
+    let listed: Vec<(ClassId, ClassId)> = if removed.len() <= max_listed {
+        removed.clone()
+    } else {
+        let in_violation = removed.iter().filter(|e| violating.contains(e)).count();
+        let mut others = max_listed.saturating_sub(in_violation);
+        removed
+            .iter()
+            .copied()
+            .filter(|e| {
+                if violating.contains(e) {
+                    return true;
+                }
+                let keep = others > 0;
+                others = others.saturating_sub(1);
+                keep
+            })
+            .take(max_listed)
+            .collect()
+    };
+    let removed_edges_unlisted = (removed.len() - listed.len()) as u64;
+    let removed_edges: Vec<RemovedEdge> = listed
         .iter()
         .filter_map(|&(a, b)| {
             let e = graph.find(a, b)?;
@@ -455,6 +674,7 @@ pub fn suggest_on(
         removed_edges,
         rust,
         local_search_stopped: change.stopped,
+        removed_edges_unlisted,
     }
 }
 
@@ -590,6 +810,84 @@ pub fn check_declared(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The compact copy of a component ([`CompactLists`]) gives the order of the lists it copies,
+    /// and a weight beyond 32 bits falls back to reading the lists in place with the same result.
+    #[test]
+    fn the_compact_copy_orders_as_the_lists_it_copies() {
+        let mut seed = 7u64;
+        let mut rnd = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for round in 0..30 {
+            let n = 15 + rnd(40) as usize;
+            let mut edges: Vec<(usize, usize, u64)> = Vec::new();
+            for a in 0..n {
+                for b in 0..n {
+                    if a != b && rnd(3) == 0 {
+                        let big = if round % 5 == 0 && rnd(50) == 0 {
+                            1 << 33
+                        } else {
+                            0
+                        };
+                        edges.push((a, b, 1 + rnd(9) + big));
+                    }
+                }
+            }
+            let lists = EdgeLists::new(n, &edges);
+            let mut plain = eades_lin_smyth_on(&lists);
+            let converged = local_search_on(&lists, &mut plain);
+            assert_eq!(
+                min_fas_order(n, &edges),
+                (plain, converged),
+                "round {round}"
+            );
+        }
+    }
+
+    /// A change set larger than the listing bound lists the edges of violations first, counts
+    /// the rest, and keeps the change set's order; a smaller one is listed whole.
+    #[test]
+    fn the_listing_of_edges_to_change_is_bounded_and_counted() {
+        // Five locks, each pair nested both ways by two threads: every pair is a 2-cycle.
+        let mut t = String::new();
+        for l in 1..=5 {
+            t.push_str(&format!(
+                "{{\"e\":\"class\",\"c\":{l},\"key\":\"K{l}\",\"kind\":\"mutex\"}}\n{{\"e\":\"lock\",\"l\":{l},\"c\":{l}}}\n"
+            ));
+        }
+        let nest = |t: &mut String, th: u32, a: u32, b: u32| {
+            t.push_str(&format!(
+                "{{\"e\":\"acquire\",\"t\":{th},\"l\":{a},\"m\":\"w\"}}\n{{\"e\":\"acquire\",\"t\":{th},\"l\":{b},\"m\":\"w\"}}\n{{\"e\":\"release\",\"t\":{th},\"l\":{b}}}\n{{\"e\":\"release\",\"t\":{th},\"l\":{a}}}\n"
+            ));
+        };
+        for a in 1..=5 {
+            for b in (a + 1)..=5 {
+                nest(&mut t, 1, a, b);
+                nest(&mut t, 2, b, a);
+            }
+        }
+        let m = crate::model::tests::model_of(&[("t", &t)]);
+        let graph = LockGraph::build(&m, GraphLevel::Class);
+        let weights = graph.weights(&m);
+        let change = class_change_set(&m, &graph, &weights);
+        assert_eq!(change.edges.len(), 10, "{:?}", change.edges);
+        let last = *change.edges.last().unwrap();
+        let violating: HashSet<(ClassId, ClassId)> = [last].into_iter().collect();
+        let all = suggest_listing(&m, &graph, &weights, &change, &violating, 10);
+        assert_eq!(all.removed_edges.len(), 10);
+        assert_eq!(all.removed_edges_unlisted, 0);
+        let few = suggest_listing(&m, &graph, &weights, &change, &violating, 3);
+        assert_eq!(few.removed_edges.len(), 3);
+        assert_eq!(few.removed_edges_unlisted, 7);
+        assert_eq!(few.removed_edges[..2], all.removed_edges[..2]);
+        assert_eq!(few.removed_edges[2], all.removed_edges[9]);
+        assert!(few.removed_edges[2].in_violation);
+        assert_eq!(few.levels, all.levels);
+    }
 
     #[test]
     fn els_cuts_the_cheap_side() {

@@ -536,22 +536,28 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         notes.extend(rc.notes);
         (r.candidates, rc.root_causes, rc.warnings, notes)
     };
+    let same_graph = graph::classes_are_locks(model);
     let inst_graph = match opts.levels {
         Levels::Class => LockGraph::default(),
-        _ => class_graph
-            .as_instance_graph(model)
-            .unwrap_or_else(|| LockGraph::build(model, GraphLevel::Instance)),
+        _ if same_graph => class_graph.as_level(GraphLevel::Instance),
+        _ => LockGraph::build(model, GraphLevel::Instance),
     };
     let (inst, inst_rc, inst_w, inst_n) = match opts.levels {
         Levels::Class => Default::default(),
         _ => {
-            let weights = inst_graph.weights(model);
+            let own_weights;
+            let weights: &[u64] = if same_graph {
+                &class_weights
+            } else {
+                own_weights = inst_graph.weights(model);
+                &own_weights
+            };
             let ranks = cycles::canonical_ranks(model, GraphLevel::Instance);
-            let change = cycles::change_set_on(&inst_graph, &weights, &|n| {
+            let change = cycles::change_set_on(&inst_graph, weights, &|n| {
                 ranks.get(n as usize).copied().unwrap_or(u64::MAX)
             });
             phase("instance graph and change set");
-            run(&inst_graph, &weights, &change)
+            run(&inst_graph, weights, &change)
         }
     };
     // When no class has two instances, the class graph is the instance graph renamed: its
@@ -691,6 +697,14 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
             "the suggested change set is not proven minimal in {} component(s): the local search stopped after {} passes",
             hierarchy.local_search_stopped,
             hierarchy::MAX_LOCAL_SEARCH_PASSES
+        ));
+    }
+    if hierarchy.removed_edges_unlisted > 0 {
+        warnings.push(format!(
+            "the suggested hierarchy lists {} of its {} edges to change (those of violations first; at most {}): the lock graph of this trace is beyond any real program",
+            hierarchy.removed_edges.len(),
+            hierarchy.removed_edges.len() as u64 + hierarchy.removed_edges_unlisted,
+            hierarchy::MAX_REMOVED_EDGES_LISTED
         ));
     }
     let timeouts = timeouts::suggest(model);

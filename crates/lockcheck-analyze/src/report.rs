@@ -1041,8 +1041,9 @@ fn render_hierarchy(out: &mut String, h: &Hierarchy, opts: TextOptions, st: Styl
                 sites
             );
         }
-        if shown < h.removed_edges.len() {
-            let _ = writeln!(out, "   ... and {} more", h.removed_edges.len() - shown);
+        let more = (h.removed_edges.len() - shown) as u64 + h.removed_edges_unlisted;
+        if more > 0 {
+            let _ = writeln!(out, "   ... and {more} more");
         }
     }
     let _ = writeln!(out);
