@@ -15,11 +15,13 @@ use std::time::Duration;
 
 /// The allocator's statistics, under a checked mutex (as a user's tracking allocator would).
 static STATS: Mutex<u64> = Mutex::new(0);
-/// The allocator takes `STATS` only while a scenario runs (the harness's threads are left alone
-/// before it starts).
-static ON: AtomicBool = AtomicBool::new(false);
+/// The scenario's threads are done (the churners stop).
+static STOP: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
+    /// The allocator takes `STATS` on this thread (the scenario's threads only: the test's own
+    /// thread must be able to time out and report even if they hang).
+    static ON: Cell<bool> = const { Cell::new(false) };
     /// The allocator's own re-entry guard (its lock's hooks may allocate).
     static IN_ALLOC: Cell<bool> = const { Cell::new(false) };
 }
@@ -28,7 +30,7 @@ struct StatsAlloc;
 
 impl StatsAlloc {
     fn count(&self) {
-        if !ON.load(Ordering::Acquire) {
+        if !ON.try_with(Cell::get).unwrap_or(false) {
             return;
         }
         if IN_ALLOC.try_with(|c| c.replace(true)).unwrap_or(true) {
@@ -58,22 +60,40 @@ static GLOBAL: StatsAlloc = StatsAlloc;
 
 /// A reader that waits for the statistics' lock while another thread holds it: its wait goes
 /// through the wait-for graph, and it must come back with the lock instead of hanging on it.
+/// Two more threads allocate all along, so that the lock is often contended inside the
+/// allocator too, while lockcheck's wait bookkeeping (which allocates) runs on other threads.
 #[test]
-fn a_contended_lock_the_allocator_also_takes_does_not_self_deadlock() {
-    ON.store(true, Ordering::Release);
+fn a_contended_lock_the_allocator_also_takes_does_not_deadlock() {
+    const ROUNDS: usize = 100;
+    let churners: Vec<_> = (0..2)
+        .map(|i| {
+            std::thread::spawn(move || {
+                ON.with(|c| c.set(true));
+                let mut n = 0u64;
+                while !STOP.load(Ordering::Acquire) {
+                    let v: Vec<u64> = (0..8 + i).collect();
+                    n += v.len() as u64;
+                    std::thread::yield_now();
+                }
+                n
+            })
+        })
+        .collect();
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
+        ON.with(|c| c.set(true));
         let mut rounds = 0;
-        for _ in 0..5 {
+        for _ in 0..ROUNDS {
             // A flag, not a channel: a send allocates, and the holder must not allocate while
             // it holds the allocator's lock (that would deadlock with any mutex).
             static HELD: AtomicBool = AtomicBool::new(false);
             HELD.store(false, Ordering::Release);
             let holder = std::thread::spawn(move || {
+                ON.with(|c| c.set(true));
                 let g = STATS.lock();
                 HELD.store(true, Ordering::Release);
                 // Long enough for the reader to block on the lock (and register as waiting).
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(3));
                 drop(g);
             });
             while !HELD.load(Ordering::Acquire) {
@@ -87,12 +107,14 @@ fn a_contended_lock_the_allocator_also_takes_does_not_self_deadlock() {
         }
         let _ = done_tx.send(rounds);
     });
-    let rounds = done_rx.recv_timeout(Duration::from_secs(60));
-    // Off before any panic message is formatted: a hung reader holds the allocator's lock.
-    ON.store(false, Ordering::Release);
-    let rounds = rounds
-        .expect("must not hang: lockcheck freed its wait bookkeeping while the lock was held");
-    assert_eq!(rounds, 5);
+    let rounds = done_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("must not hang: lockcheck's wait bookkeeping deadlocked with the allocator's lock");
+    assert_eq!(rounds, ROUNDS);
+    STOP.store(true, Ordering::Release);
+    for c in churners {
+        assert!(c.join().unwrap() > 0);
+    }
     assert!(
         lockcheck::violations().is_empty(),
         "nothing to report: {:?}",

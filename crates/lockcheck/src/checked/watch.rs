@@ -12,7 +12,7 @@ use parking_lot::Mutex as PlMutex;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -138,57 +138,70 @@ struct Waiter {
     panicking: bool,
     /// Chosen to break a deadlock it is part of: the panic message it must raise.
     victim: Option<String>,
+    /// Set, without the list's mutex, when the wait ended (see [`WaitToken`]): the entry no
+    /// longer counts and is removed by the next wait to start.
+    ended: Arc<AtomicBool>,
+}
+
+impl Waiter {
+    /// Still waiting.
+    fn live(&self) -> bool {
+        !self.ended.load(Ordering::Acquire)
+    }
 }
 
 static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
 
 /// Unregisters a waiter when its wait ends (also when it panics).
+///
+/// The end of a wait takes no lock and frees nothing: it sets the entry's `ended` flag and
+/// keeps its own reference to that flag (see [`park`]). Why: a wait usually ends because its
+/// lock was just acquired, and whatever runs then runs with that lock held. Taking the waiters'
+/// mutex there deadlocked with a thread that held that mutex while allocating, when the global
+/// allocator takes the lock just acquired (a tracking allocator whose statistics sit under a
+/// checked mutex the program also reads elsewhere); freeing there made the allocator take the
+/// same lock again on the same thread. The same program on raw parking_lot never deadlocks
+/// (`tests/alloc_lock_contended.rs`).
 pub(crate) struct WaitToken {
-    thread: u64,
+    ended: Option<Arc<AtomicBool>>,
 }
 
 impl WaitToken {
     /// The panic this waiter must raise if a deadlock chose it to give up its locks.
     pub(crate) fn victim(&self) -> Option<String> {
+        let mine = self.ended.as_ref()?;
         let w = internal(&WAITING);
         w.iter()
-            .find(|w| w.thread == self.thread)
+            .find(|w| Arc::ptr_eq(&w.ended, mine))
             .and_then(|w| w.victim.clone())
     }
 }
 
 impl Drop for WaitToken {
     fn drop(&mut self) {
-        let ended = {
-            let mut w = internal(&WAITING);
-            w.iter()
-                .position(|w| w.thread == self.thread)
-                .map(|i| w.swap_remove(i))
-        };
-        if let Some(ended) = ended {
+        if let Some(ended) = self.ended.take() {
+            ended.store(true, Ordering::Release);
             park(ended);
         }
     }
 }
 
-/// Slots for ended waits' records, per thread (see [`park`]).
+/// Slots for ended waits' flags, per thread (see [`park`]).
 const PARKED: usize = 4;
 
 thread_local! {
-    /// The records of this thread's ended waits, whose heap parts (name, held snapshot, victim
-    /// message) are freed at the start of its next wait or at its exit.
-    static ENDED: Cell<[Option<Waiter>; PARKED]> = const { Cell::new([None, None, None, None]) };
+    /// This thread's ended waits' flags, freed at the start of its next wait or at its exit.
+    static ENDED: Cell<[Option<Arc<AtomicBool>>; PARKED]> =
+        const { Cell::new([None, None, None, None]) };
 }
 
-/// Keeps an ended wait's record instead of freeing it. Why: a wait usually ends because its lock
-/// was just acquired, and a free there calls the global allocator with that lock held. An
-/// allocator that takes the same lock (a tracking allocator whose statistics sit under a checked
-/// mutex the program also reads elsewhere, without allocating inside) would then deadlock on
-/// itself, where the same program on raw parking_lot never does
-/// (`tests/alloc_lock_contended.rs`). Several slots: a wait can start and end inside another
-/// wait's bookkeeping (the allocator's lock, taken while `begin_wait` allocates). With every slot
-/// taken (waits nested deeper than any allocator re-entry guard allows), the record is freed.
-fn park(ended: Waiter) {
+/// Keeps an ended wait's reference to its flag instead of dropping it: the entry may already be
+/// gone (removed by another thread's new wait), and then this drop would free the flag with the
+/// lock just acquired held (see [`WaitToken`]). Several slots: a wait can start and end inside
+/// another wait's bookkeeping (the allocator's lock, taken while `begin_wait` allocates). With
+/// every slot taken (waits nested deeper than any allocator re-entry guard allows), it is
+/// dropped.
+fn park(ended: Arc<AtomicBool>) {
     let _ = ENDED.try_with(|slots| {
         let mut all = slots.take();
         let overflow = match all.iter_mut().find(|s| s.is_none()) {
@@ -204,12 +217,26 @@ fn park(ended: Waiter) {
     });
 }
 
-/// Frees the records [`park`] kept, before this thread's new wait holds anything more. The
-/// first call also registers the slots' thread-local destructor (which may allocate), so that
-/// [`park`] never does.
-fn free_parked() {
+/// Frees the flags [`park`] kept, and removes ended entries (this thread's own older entry
+/// too), before this thread's new wait holds anything more. Each entry is dropped after the
+/// mutex is released: its heap parts go back to the allocator, which may take checked locks.
+/// The first call also registers the slots' thread-local destructor (which may allocate), so
+/// that [`park`] never does.
+fn free_ended(thread: u64) {
     if let Ok(all) = ENDED.try_with(Cell::take) {
         drop(all);
+    }
+    loop {
+        let gone = {
+            let mut w = internal(&WAITING);
+            w.iter()
+                .position(|x| !x.live() || x.thread == thread)
+                .map(|i| w.swap_remove(i))
+        };
+        match gone {
+            Some(entry) => drop(entry),
+            None => break,
+        }
     }
 }
 
@@ -232,14 +259,14 @@ pub(crate) struct WaitFor {
 /// cycle is retaking a condvar's mutex, no panic can be sound: the process aborts after the
 /// report.
 pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdict> {
-    free_parked();
     let thread = s.id();
+    free_ended(thread);
     let held = s.held_snapshot();
     let name = thread_name(thread);
     let relocking = s.relocking.get();
+    let ended = Arc::new(AtomicBool::new(false));
     let cycle = {
         let mut waiting = internal(&WAITING);
-        waiting.retain(|x| x.thread != thread);
         waiting.push(Waiter {
             thread,
             name,
@@ -254,6 +281,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
             relocking,
             panicking: std::thread::panicking(),
             victim: None,
+            ended: Arc::clone(&ended),
         });
         if action() == Action::Off {
             None
@@ -261,7 +289,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
             deadlock_cycle(&waiting, waiting.len() - 1)
         }
     };
-    let token = WaitToken { thread };
+    let token = WaitToken { ended: Some(ended) };
     if let Some(edges) = cycle {
         let v = as_busy(|_| {
             let bt = super::report::Trace::capture();
@@ -313,17 +341,16 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
 /// under the lock: a member may have been unblocked since the cycle was found.
 fn choose_victim(me: u64, first: &str, site: &Location<'_>) -> bool {
     let mut waiting = internal(&WAITING);
-    let Some(i) = waiting.iter().position(|w| w.thread == me) else {
+    let Some(i) = waiting.iter().position(|w| w.thread == me && w.live()) else {
         return true;
     };
     let Some(edges) = deadlock_cycle(&waiting, i) else {
         return true;
     };
     let members: Vec<u64> = edges.iter().map(|e| e.thread_id).collect();
-    let Some(v) = waiting
-        .iter_mut()
-        .find(|x| x.thread != me && members.contains(&x.thread) && !x.relocking && !x.panicking)
-    else {
+    let Some(v) = waiting.iter_mut().find(|x| {
+        x.thread != me && x.live() && members.contains(&x.thread) && !x.relocking && !x.panicking
+    }) else {
         return false;
     };
     v.victim = Some(format!(
@@ -343,7 +370,8 @@ fn blocks(w: &Waiter, h: &Held) -> bool {
 /// semaphore). Returns the cycle through waiter `new` (or the one it is stuck behind), as edges.
 fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
     let n = waiting.len();
-    let mut stuck = vec![true; n];
+    // An ended wait (its thread has the lock, or gave up) blocks nobody and waits for nothing.
+    let mut stuck: Vec<bool> = waiting.iter().map(Waiter::live).collect();
     loop {
         let mut changed = false;
         for i in 0..n {
@@ -586,7 +614,7 @@ fn holders_of(inst: u64, except: u64) -> Vec<EdgeInfo> {
             push(p.thread, &p.name, h);
         }
     }
-    for w in internal(&WAITING).iter() {
+    for w in internal(&WAITING).iter().filter(|w| w.live()) {
         for h in w.held.iter().filter(|h| h.inst == inst) {
             push(w.thread, &w.name, h);
         }
@@ -626,7 +654,7 @@ fn check_waits(limit: Duration) {
         let mut waiting = internal(&WAITING);
         waiting
             .iter_mut()
-            .filter(|w| !w.warned && w.since.elapsed() > limit)
+            .filter(|w| w.live() && !w.warned && w.since.elapsed() > limit)
             .map(|w| {
                 w.warned = true;
                 (
@@ -691,7 +719,10 @@ fn check_holds(limit: Duration, warned: &mut Vec<(u64, u64, Instant)>) {
             h.site.to_string(),
         )];
         // Who is waiting for it.
-        for w in internal(&WAITING).iter().filter(|w| w.ids.inst == h.inst) {
+        for w in internal(&WAITING)
+            .iter()
+            .filter(|w| w.live() && w.ids.inst == h.inst)
+        {
             let lock = LockRef::new(w.ids.inst, w.ids.class);
             edges.push(EdgeInfo::on_lock(
                 w.thread,
