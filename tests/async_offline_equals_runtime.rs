@@ -7,16 +7,15 @@
 // The scenarios hold sync guards across `.await` on purpose: that is what lockcheck reports.
 #![allow(clippy::await_holding_lock)]
 
+#[path = "support/oer.rs"]
+mod oer;
+
 use lockcheck::tokio::{Mutex, RwLock, Semaphore};
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// A finding: its kind as the analyzer's rule names it, and the class keys of its locks.
-type Finding = (String, BTreeSet<String>);
+use std::time::Duration;
 
 /// Gives up on an acquisition after `ms` (under `warn` a reported one would wait forever).
 async fn within<T>(ms: u64, f: impl Future<Output = T>) -> Option<T> {
@@ -420,127 +419,13 @@ fn child() {
 // ---------------------------------------------------------------------------------------------
 // The comparison.
 
-/// The runtime's findings, from its reports on stderr, with the analyzer's kind names (a real
-/// deadlock is an instance-level cycle to the analyzer).
-fn runtime_findings(stderr: &str) -> BTreeSet<Finding> {
-    let mut out = BTreeSet::new();
-    let mut lines = stderr.lines().peekable();
-    while let Some(line) = lines.next() {
-        if !line.starts_with("lockcheck: ") || line.contains("(report above") {
-            continue;
-        }
-        let rest = &line["lockcheck: ".len()..];
-        let kind = if rest.starts_with("self-deadlock:") {
-            "self-deadlock"
-        } else if rest.starts_with("possible self-deadlock (recursive read lock)") {
-            "recursive-read"
-        } else if rest.starts_with("deadlock:") {
-            "lock-order-inversion"
-        } else if rest.starts_with("held across await:") {
-            "held-across-await"
-        } else if rest.starts_with("lock order inversion between lock classes") {
-            "class-lock-order-inversion"
-        } else if rest.starts_with("lock order inversion") {
-            "lock-order-inversion"
-        } else {
-            continue;
-        };
-        let mut classes: BTreeSet<String> = lock_classes(line).into_iter().collect();
-        while let Some(next) = lines.peek() {
-            if !(next.is_empty() || next.starts_with(' ')) {
-                break;
-            }
-            classes.extend(lock_classes(next));
-            lines.next();
-        }
-        out.insert((kind.to_string(), classes));
-    }
-    out
-}
-
-/// The class keys named as ``Kind `class` #n`` in a report line.
-fn lock_classes(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = line;
-    while let Some(open) = rest.find('`') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('`') else { break };
-        let name = &after[..close];
-        let tail = &after[close + 1..];
-        if tail.starts_with(" #") && tail[2..].starts_with(|c: char| c.is_ascii_digit()) {
-            out.push(name.to_string());
-        }
-        rest = tail;
-    }
-    out
-}
-
-fn offline_findings(trace: &Path) -> (BTreeSet<Finding>, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lockcheck"))
-        .args([
-            "analyze",
-            "--format",
-            "json",
-            "--allow-truncated",
-            "--no-config",
-        ])
-        .arg(trace)
-        .output()
-        .expect("lockcheck runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!(
-            "{}: no JSON report ({e}): {}",
-            trace.display(),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let found = report["violations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            let classes = v["locks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| l["class"].as_str().unwrap().to_string())
-                .collect();
-            let rule = v["rule"].as_str().unwrap();
-            (rule.trim_start_matches("lockcheck/").to_string(), classes)
-        })
-        .collect();
-    (found, report)
-}
-
 /// Runs one scenario as a child under a timeout; returns its stderr.
 fn run_child(name: &str, multi: bool, mode: &str, trace: &Path) -> String {
-    let _ = std::fs::remove_file(trace);
-    let err_path = trace.with_extension("stderr");
-    let err = std::fs::File::create(&err_path).unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["child", "--exact", "--nocapture", "--test-threads=1"])
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
         .env("OER_ASYNC_SCENARIO", name)
-        .env("OER_ASYNC_FLAVOR", if multi { "multi" } else { "current" })
-        .env("LOCKCHECK", mode)
-        .env("LOCKCHECK_TRACE", trace)
-        .env_remove("LOCKCHECK_ORDER")
-        .env("LOCKCHECK_BACKTRACE", "0")
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("the test binary runs");
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::fs::read_to_string(&err_path).unwrap()
+        .env("OER_ASYNC_FLAVOR", if multi { "multi" } else { "current" });
+    oer::run_traced(cmd, mode, false, trace, Duration::from_secs(60), None)
 }
 
 #[test]
@@ -577,8 +462,9 @@ fn every_async_scenario_reports_the_same_findings_offline() {
                         .push(format!("{what}: no trace; stderr:\n{stderr}"));
                     continue;
                 }
-                let runtime = runtime_findings(&stderr);
-                let (offline, report) = offline_findings(&trace);
+                // With the analyzer's kind names.
+                let runtime = oer::as_offline(&oer::runtime_findings(&stderr));
+                let (offline, report) = oer::offline_findings(&trace, &["--no-config"]);
                 let explain = format!(
                     "{what}:\n  runtime: {runtime:?}\n  offline: {offline:?}\n  warnings: {}\n--- stderr:\n{stderr}",
                     report["warnings"]

@@ -10,16 +10,15 @@
 //!
 //! The examples are built by `cargo build --examples`, run here once.
 
+#[path = "support/oer.rs"]
+mod oer;
+
+use oer::{offline_findings, runtime_findings, Finding};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
-/// One finding: the kind as the analyzer's rule names it (`lock-order-inversion`,
-/// `class-lock-order-inversion`, `self-deadlock`, `recursive-read`), and the class keys of its
-/// locks.
-type Finding = (String, BTreeSet<String>);
+use std::time::Duration;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -49,153 +48,6 @@ fn examples_dir() -> &'static Path {
     })
 }
 
-/// Runs `exe args` with the mode and a trace path, killed after `limit`; returns its stderr.
-fn run_child(
-    exe: &Path,
-    args: &[&str],
-    mode: &str,
-    backtraces: bool,
-    trace: &Path,
-    limit: Duration,
-) -> String {
-    let _ = std::fs::remove_file(trace);
-    let err_path = trace.with_extension("stderr");
-    let err = std::fs::File::create(&err_path).unwrap();
-    let mut child = Command::new(exe)
-        .args(args)
-        .env("LOCKCHECK", mode)
-        .env("LOCKCHECK_TRACE", trace)
-        .env_remove("LOCKCHECK_ORDER")
-        .env("LOCKCHECK_BACKTRACE", if backtraces { "1" } else { "0" })
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("the example runs");
-    let start = Instant::now();
-    let mut reported_at: Option<Instant> = None;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if reported_at.is_none()
-            && std::fs::read_to_string(&err_path).is_ok_and(|e| e.contains("lockcheck: "))
-        {
-            reported_at = Some(Instant::now());
-        }
-        // A program still running well after its report hangs for real (a real deadlock or a
-        // self-deadlock under `warn` blocks after the report): the trace's periodic flush has
-        // written what it recorded.
-        // (Generous: the report's own flush, resolving backtraces, can take seconds on a busy
-        // machine, and the scenarios give up by themselves 2 s after a report.)
-        let hung = reported_at.is_some_and(|t| t.elapsed() > Duration::from_secs(10));
-        if hung || start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::fs::read_to_string(&err_path).unwrap()
-}
-
-/// The runtime's findings, from its reports on stderr (`lockcheck: <kind>: ...` and the indented
-/// lines after it, which name the locks as ``Kind `class` #n``), with the runtime's kind names.
-fn runtime_findings(stderr: &str) -> BTreeSet<Finding> {
-    let mut out = BTreeSet::new();
-    let mut lines = stderr.lines().peekable();
-    while let Some(line) = lines.next() {
-        if !line.starts_with("lockcheck: ") || line.contains("(report above") {
-            continue;
-        }
-        let rest = &line["lockcheck: ".len()..];
-        let kind = if rest.starts_with("self-deadlock:") {
-            "self-deadlock"
-        } else if rest.starts_with("possible self-deadlock (recursive read lock)") {
-            "recursive-read"
-        } else if rest.starts_with("deadlock:") {
-            "deadlock"
-        } else if rest.starts_with("lock order inversion between lock classes") {
-            "class-lock-order-inversion"
-        } else if rest.starts_with("lock order inversion") {
-            "lock-order-inversion"
-        } else {
-            continue;
-        };
-        let mut classes = BTreeSet::new();
-        while let Some(next) = lines.peek() {
-            if !(next.is_empty() || next.starts_with(' ')) {
-                break;
-            }
-            classes.extend(lock_classes(next));
-            lines.next();
-        }
-        out.insert((kind.to_string(), classes));
-    }
-    out
-}
-
-/// The analyzer's name for a runtime kind (the analyzer's findings are named by their rule, which
-/// tells instance from class level): a real deadlock is a cycle of lock instances to the analyzer,
-/// which reports the cycle whether or not this run happened to block on it.
-fn offline_kind(runtime_kind: &str) -> &str {
-    match runtime_kind {
-        "deadlock" => "lock-order-inversion",
-        k => k,
-    }
-}
-
-/// The class keys named as ``Kind `class` #n`` in a report line.
-fn lock_classes(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = line;
-    while let Some(open) = rest.find('`') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('`') else { break };
-        let name = &after[..close];
-        let tail = &after[close + 1..];
-        if tail.starts_with(" #") && tail[2..].starts_with(|c: char| c.is_ascii_digit()) {
-            out.push(name.to_string());
-        }
-        rest = tail;
-    }
-    out
-}
-
-/// The analyzer's findings on `trace`.
-fn offline_findings(trace: &Path) -> (BTreeSet<Finding>, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lockcheck"))
-        // A killed child may have been cut in the middle of a line.
-        .args(["analyze", "--format", "json", "--allow-truncated"])
-        .arg(trace)
-        .output()
-        .expect("lockcheck runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!(
-            "{}: no JSON report ({e}): {}",
-            trace.display(),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let found = report["violations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            let classes = v["locks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| l["class"].as_str().unwrap().to_string())
-                .collect();
-            let rule = v["rule"].as_str().unwrap();
-            (rule.trim_start_matches("lockcheck/").to_string(), classes)
-        })
-        .collect();
-    (found, report)
-}
-
 /// One program run: what each side found.
 struct Outcome {
     what: String,
@@ -223,26 +75,27 @@ fn run(exe: &Path, args: &[&str], mode: &str, tag: &str, backtraces: bool) -> Ou
     let dir = std::env::temp_dir().join(format!("lockcheck-oer-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let trace = dir.join(format!("{tag}-{mode}.json"));
-    let stderr = run_child(
-        exe,
-        args,
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    // (Generous: the report's own flush, resolving backtraces, can take seconds on a busy
+    // machine, and the scenarios give up by themselves 2 s after a report.)
+    let stderr = oer::run_traced(
+        cmd,
         mode,
         backtraces,
         &trace,
         Duration::from_secs(120),
+        Some(Duration::from_secs(10)),
     );
     assert!(
         trace.exists(),
         "{tag} ({mode}) left no trace; stderr:\n{stderr}"
     );
-    let (offline, report) = offline_findings(&trace);
+    let (offline, report) = offline_findings(&trace, &[]);
     let runtime_raw = runtime_findings(&stderr);
     Outcome {
         what: format!("{tag} under LOCKCHECK={mode}"),
-        runtime: runtime_raw
-            .iter()
-            .map(|(k, c)| (offline_kind(k).to_string(), c.clone()))
-            .collect(),
+        runtime: oer::as_offline(&runtime_raw),
         runtime_raw,
         offline,
         stderr,
@@ -419,10 +272,7 @@ fn every_example_reports_the_same_findings_offline_in_both_modes() {
 #[test]
 fn report_parsing_reads_kind_and_classes() {
     let stderr = "lockcheck: self-deadlock: thread `w` acquires a lock it already holds\n  acquiring Mutex `m.x` #3 (exclusive) at a.rs:1:1\n  already held (exclusive) since a.rs:1:2\n\nthread 'w' panicked at a.rs:1:1:\nlockcheck: self-deadlock: thread `w` acquires a lock it already holds, at a.rs:1:1 (report above; LOCKCHECK=warn reports and goes on)\nlockcheck: lock order inversion (possible deadlock): 2 locks, 2 threads\n  L1 = Mutex `a` #1\n  L2 = RwLock `b` #2\n\n  thread `t` is acquiring L2 (RwLock `b` #2) at x\n";
-    let f: BTreeSet<Finding> = runtime_findings(stderr)
-        .into_iter()
-        .map(|(k, c)| (offline_kind(&k).to_string(), c))
-        .collect();
+    let f = oer::as_offline(&runtime_findings(stderr));
     let want: BTreeSet<Finding> = [
         ("self-deadlock".to_string(), ["m.x".to_string()].into()),
         (

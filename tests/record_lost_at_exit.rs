@@ -37,14 +37,15 @@ fn child() {
     // The process exit stops the recording, which says what is missing.
 }
 
-#[test]
-fn events_after_the_recorder_s_thread_teardown_are_counted_not_dropped_silently() {
-    let dir = std::env::temp_dir().join(format!("lockcheck-lost-{}", std::process::id()));
+/// Runs this binary's test `child` alone, with `env` set and a trace under a directory named after
+/// `tag`, failing if it hangs or fails; returns its stderr.
+fn run_child(child: &str, env: &str, tag: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("lockcheck-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let trace = dir.join("lost.jsonl");
+    let trace = dir.join(format!("{tag}.jsonl"));
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["child", "--exact", "--test-threads=1"])
-        .env("RECORD_LOST_CHILD", "1")
+        .args([child, "--exact", "--test-threads=1"])
+        .env(env, "1")
         .env("LOCKCHECK_TRACE", &trace)
         .env("LOCKCHECK_BACKTRACE", "0")
         .env_remove("LOCKCHECK")
@@ -62,13 +63,19 @@ fn events_after_the_recorder_s_thread_teardown_are_counted_not_dropped_silently(
         std::thread::sleep(Duration::from_millis(10));
     }
     let out = out.join().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+    stderr
+}
+
+#[test]
+fn events_after_the_recorder_s_thread_teardown_are_counted_not_dropped_silently() {
+    let stderr = run_child("child", "RECORD_LOST_CHILD", "lost");
     assert!(
         stderr.contains("trace event(s) are missing from"),
         "the loss must be said: {stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The child of the second test: one thread holds 80 locks at once.
@@ -84,34 +91,9 @@ fn child_deep() {
 
 #[test]
 fn hold_times_the_writer_cannot_measure_are_said() {
-    let dir = std::env::temp_dir().join(format!("lockcheck-deep-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let trace = dir.join("deep.jsonl");
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["child_deep", "--exact", "--test-threads=1"])
-        .env("RECORD_DEEP_CHILD", "1")
-        .env("LOCKCHECK_TRACE", &trace)
-        .env("LOCKCHECK_BACKTRACE", "0")
-        .env_remove("LOCKCHECK")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let out = std::thread::spawn(move || out.wait_with_output().unwrap());
-    while !out.is_finished() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the child must not hang"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = out.join().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = run_child("child_deep", "RECORD_DEEP_CHILD", "deep");
     assert!(
         stderr.contains("hold(s) fell out of the writer's window"),
         "the unmeasured hold times must be said: {stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -21,9 +21,10 @@ fn inversions(class: &str) -> Vec<lockcheck::Violation> {
         .collect()
 }
 
-fn names(prefix: &str, n: usize) -> Vec<&'static str> {
+/// `n` mutexes named `prefix.0` to `prefix.{n-1}`.
+fn mutexes(prefix: &str, n: usize) -> Vec<Mutex<()>> {
     (0..n)
-        .map(|i| &*Box::leak(format!("{prefix}.{i}").into_boxed_str()))
+        .map(|i| Mutex::named(Box::leak(format!("{prefix}.{i}").into_boxed_str()), ()))
         .collect()
 }
 
@@ -34,10 +35,7 @@ fn names(prefix: &str, n: usize) -> Vec<&'static str> {
 #[test]
 fn self_deadlock_at_depth_40_is_reported() {
     let r = watchdog(20, || {
-        let locks: Vec<Mutex<()>> = names("deep.sd", 40)
-            .into_iter()
-            .map(|n| Mutex::named(n, ()))
-            .collect();
+        let locks = mutexes("deep.sd", 40);
         let _guards: Vec<_> = locks.iter().map(|m| m.lock()).collect();
         let _again = locks[34].lock();
     });
@@ -52,10 +50,7 @@ fn self_deadlock_at_depth_40_is_reported() {
 #[test]
 fn deep_nesting_released_and_retaken_is_silent() {
     watchdog(20, || {
-        let locks: Vec<Mutex<()>> = names("deep.ok", 40)
-            .into_iter()
-            .map(|n| Mutex::named(n, ()))
-            .collect();
+        let locks = mutexes("deep.ok", 40);
         for _ in 0..3 {
             let mut guards: Vec<_> = locks.iter().map(|m| m.lock()).collect();
             // Out of order: every other one first, then the rest from the top.
@@ -76,8 +71,7 @@ fn deep_nesting_released_and_retaken_is_silent() {
 /// Deep locks make edges too: an inversion between the 38th and 39th lock of a deep nest.
 #[test]
 fn inversion_below_depth_32_is_reported() {
-    let ns = names("deep.inv", 40);
-    let locks: Arc<Vec<Mutex<()>>> = Arc::new(ns.iter().map(|n| Mutex::named(n, ())).collect());
+    let locks = Arc::new(mutexes("deep.inv", 40));
     let l2 = locks.clone();
     let (r1, r2) = two_threads(
         move || {
@@ -108,12 +102,7 @@ fn ungated_variant_after_many_gated_ones_is_kept() {
     let gate = Arc::new(Mutex::named("var.gate", ()));
     let a = Arc::new(Mutex::named("var.a", ()));
     let b = Arc::new(Mutex::named("var.b", ()));
-    let extras: Arc<Vec<Mutex<()>>> = Arc::new(
-        names("var.x", 20)
-            .into_iter()
-            .map(|n| Mutex::named(n, ()))
-            .collect(),
-    );
+    let extras = Arc::new(mutexes("var.x", 20));
     let (g2, a2, b2) = (gate.clone(), a.clone(), b.clone());
     let (r1, r2) = two_threads(
         move || {
@@ -145,12 +134,7 @@ fn many_gated_variants_alone_are_silent() {
     let gate = Arc::new(Mutex::named("varok.gate", ()));
     let a = Arc::new(Mutex::named("varok.a", ()));
     let b = Arc::new(Mutex::named("varok.b", ()));
-    let extras: Arc<Vec<Mutex<()>>> = Arc::new(
-        names("varok.x", 20)
-            .into_iter()
-            .map(|n| Mutex::named(n, ()))
-            .collect(),
-    );
+    let extras = Arc::new(mutexes("varok.x", 20));
     let (g2, a2, b2) = (gate.clone(), a.clone(), b.clone());
     let (r1, r2) = two_threads(
         move || {
@@ -214,12 +198,7 @@ fn variants_of_many_threads_are_kept() {
 #[test]
 fn ring_of_20_locks_is_reported() {
     let n = 20;
-    let locks: Arc<Vec<Mutex<()>>> = Arc::new(
-        names("ring20", n)
-            .into_iter()
-            .map(|s| Mutex::named(s, ()))
-            .collect(),
-    );
+    let locks = Arc::new(mutexes("ring20", n));
     // All threads alive together (so concurrent for lockcheck), each takes its pair in turn.
     let start = Arc::new(Barrier::new(n));
     let handles: Vec<_> = (0..n)
@@ -248,12 +227,7 @@ fn ring_of_20_locks_is_reported() {
 #[test]
 fn open_chain_of_20_locks_is_silent() {
     let n = 20;
-    let locks: Arc<Vec<Mutex<()>>> = Arc::new(
-        names("chain20", n)
-            .into_iter()
-            .map(|s| Mutex::named(s, ()))
-            .collect(),
-    );
+    let locks = Arc::new(mutexes("chain20", n));
     let start = Arc::new(Barrier::new(n - 1));
     let handles: Vec<_> = (0..n - 1)
         .map(|i| {
@@ -319,15 +293,15 @@ fn cache_does_not_confuse_mode_and_epoch() {
 // ---------------------------------------------------------------------------------------------
 // Excuses whose premise changes later.
 
-/// Thread 1 takes read(X) then Y, thread 2 takes Y then read(X): harmless while X is never
-/// written. A third thread then write-locks X: a queued writer makes the second reader wait,
-/// so the cycle is a deadlock now, and it is reported then.
-#[test]
-fn late_writer_reports_the_read_read_cycle() {
-    let x = Arc::new(RwLock::named("late.x", 0));
-    let y = Arc::new(Mutex::named("late.y", ()));
-    let (x2, y2) = (x.clone(), y.clone());
-    let (x, x_keep) = (x.clone(), x);
+/// How a thread of [`two_threads`] ended: its panic message if it panicked.
+type Ran = Result<(), String>;
+
+/// Thread 1 takes read(X) then Y, thread 2 takes Y then read(X), with an `RwLock` X and a `Mutex`
+/// Y of these names: X (to write-lock it later, or not) and each thread's result.
+fn read_read_cycle(x: &'static str, y: &'static str) -> (Arc<RwLock<i32>>, Ran, Ran) {
+    let x = Arc::new(RwLock::named(x, 0));
+    let y = Arc::new(Mutex::named(y, ()));
+    let (x2, y2, x_keep) = (x.clone(), y.clone(), x.clone());
     let (r1, r2) = two_threads(
         move || {
             let _x = x2.read();
@@ -338,6 +312,15 @@ fn late_writer_reports_the_read_read_cycle() {
             let _x = x.read();
         },
     );
+    (x_keep, r1, r2)
+}
+
+/// Thread 1 takes read(X) then Y, thread 2 takes Y then read(X): harmless while X is never
+/// written. A third thread then write-locks X: a queued writer makes the second reader wait,
+/// so the cycle is a deadlock now, and it is reported then.
+#[test]
+fn late_writer_reports_the_read_read_cycle() {
+    let (x_keep, r1, r2) = read_read_cycle("late.x", "late.y");
     assert!(r1.is_ok() && r2.is_ok(), "read-read: silent so far");
     assert!(found("late.x").is_empty(), "never written: silent");
     let x3 = x_keep.clone();
@@ -354,20 +337,7 @@ fn late_writer_reports_the_read_read_cycle() {
 /// The look-alike: the same read-read cycle with no writer, ever: silent.
 #[test]
 fn read_read_cycle_without_writer_is_silent() {
-    let x = Arc::new(RwLock::named("rr.x", 0));
-    let y = Arc::new(Mutex::named("rr.y", ()));
-    let (x2, y2) = (x.clone(), y.clone());
-    let (x, x_keep) = (x.clone(), x);
-    let (r1, r2) = two_threads(
-        move || {
-            let _x = x2.read();
-            let _y = y2.lock();
-        },
-        move || {
-            let _y = y.lock();
-            let _x = x.read();
-        },
-    );
+    let (x_keep, r1, r2) = read_read_cycle("rr.x", "rr.y");
     assert!(r1.is_ok() && r2.is_ok());
     let _ = *x_keep.read();
     assert!(found("rr.x").is_empty());

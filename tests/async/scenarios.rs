@@ -16,6 +16,11 @@ fn setup() {
     lockcheck::set_action(Action::Warn);
 }
 
+/// Runs `f` as a task of its own, to its end (a panic in it fails the scenario).
+async fn in_task(f: impl std::future::Future<Output = ()> + Send + 'static) {
+    tokio::spawn(f).await.unwrap()
+}
+
 fn kinds(class: &str) -> Vec<ViolationKind> {
     found(class).into_iter().map(|v| v.kind).collect()
 }
@@ -29,20 +34,18 @@ fn first_line(v: &lockcheck::Violation) -> &str {
 
 async fn ab_ba(a: Arc<Mutex<u32>>, b: Arc<Mutex<u32>>) {
     let (a1, b1) = (a.clone(), b.clone());
-    tokio::spawn(async move {
+    in_task(async move {
         let _a = a1.lock().await;
         tokio::task::yield_now().await;
         let _b = b1.lock().await;
     })
-    .await
-    .unwrap();
-    tokio::spawn(async move {
+    .await;
+    in_task(async move {
         let _b = b.lock().await;
         tokio::task::yield_now().await;
         let _a = a.lock().await;
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[test]
@@ -81,18 +84,16 @@ fn rwlock_and_semaphore_inversions_between_tasks() {
             let rw = Arc::new(RwLock::named(nr, 0));
             let sem = Arc::new(Semaphore::named(ns, 1));
             let (rw1, sem1) = (rw.clone(), sem.clone());
-            tokio::spawn(async move {
+            in_task(async move {
                 let _w = rw1.write().await;
                 let _p = sem1.acquire().await.unwrap();
             })
-            .await
-            .unwrap();
-            tokio::spawn(async move {
+            .await;
+            in_task(async move {
                 let _p = sem.acquire().await.unwrap();
                 let _r = rw.read().await;
             })
-            .await
-            .unwrap();
+            .await;
         })
         .unwrap();
         assert_eq!(kinds(nr), [ViolationKind::LockOrderInversion], "{fl:?}");
@@ -109,18 +110,16 @@ fn class_level_inversion_between_tasks_on_different_instances() {
             // Two pairs of the same two classes: a1 then b1 in one task, b2 then a2 in another.
             let (a1, b1) = (Mutex::named(na, 0), Mutex::named(nb, 0));
             let (a2, b2) = (Mutex::named(na, 0), Mutex::named(nb, 0));
-            tokio::spawn(async move {
+            in_task(async move {
                 let _a = a1.lock().await;
                 let _b = b1.lock().await;
             })
-            .await
-            .unwrap();
-            tokio::spawn(async move {
+            .await;
+            in_task(async move {
                 let _b = b2.lock().await;
                 let _a = a2.lock().await;
             })
-            .await
-            .unwrap();
+            .await;
         })
         .unwrap();
         assert_eq!(kinds(na), [ViolationKind::ClassInversion], "{fl:?}");
@@ -137,12 +136,11 @@ fn inversion_between_an_async_and_a_sync_lock_across_tasks() {
             let m = Arc::new(Mutex::named(na, 0));
             let s = Arc::new(lockcheck::Mutex::named(ns, 0));
             let (m1, s1) = (m.clone(), s.clone());
-            tokio::spawn(async move {
+            in_task(async move {
                 let _m = m1.lock().await;
                 *s1.lock() += 1; // sync lock inside the async critical section
             })
-            .await
-            .unwrap();
+            .await;
             let local = tokio::task::LocalSet::new();
             local
                 .run_until(async move {
@@ -202,19 +200,17 @@ fn try_lock_in_reverse_order_is_silent() {
             let a = Arc::new(Mutex::named(na, 0));
             let b = Arc::new(Mutex::named(nb, 0));
             let (a1, b1) = (a.clone(), b.clone());
-            tokio::spawn(async move {
+            in_task(async move {
                 let _a = a1.lock().await;
                 let _b = b1.lock().await;
             })
-            .await
-            .unwrap();
-            tokio::spawn(async move {
+            .await;
+            in_task(async move {
                 let _b = b.lock().await;
                 let got = a.try_lock();
                 assert!(got.is_ok());
             })
-            .await
-            .unwrap();
+            .await;
         })
         .unwrap();
         assert!(found(na).is_empty(), "{fl:?}: {:#?}", found(na));
@@ -259,13 +255,12 @@ fn task_locking_a_mutex_it_holds_is_a_self_deadlock() {
         let fl = FL;
         let n = name("self.m", fl);
         run(fl, move || async move {
-            tokio::spawn(async move {
+            in_task(async move {
                 let m = Mutex::named(n, 0);
                 let _g = m.lock().await;
                 assert!(within(50, m.lock()).await.is_none(), "it does block");
             })
-            .await
-            .unwrap();
+            .await;
         })
         .unwrap();
         let v = found(n);
@@ -283,13 +278,12 @@ fn second_read_in_the_same_task_is_a_hazard_even_without_a_writer() {
         let fl = FL;
         let n = name("self.rr", fl);
         run(fl, move || async move {
-            tokio::spawn(async move {
+            in_task(async move {
                 let rw = RwLock::named(n, 0);
                 let _r1 = rw.read().await;
                 let _r2 = rw.read().await; // no writer queued: it succeeds, and is reported
             })
-            .await
-            .unwrap();
+            .await;
         })
         .unwrap();
         let v = found(n);
@@ -617,11 +611,10 @@ fn root_future_holding_a_std_api_guard_across_await_on_the_current_thread_runtim
         let other = Arc::new(Mutex::named("await.root.other", 0));
         let g = s.lock().unwrap();
         // The spawned task runs on this thread while the root future waits for it.
-        tokio::spawn(async move {
+        in_task(async move {
             *other.lock().await += 1;
         })
-        .await
-        .unwrap();
+        .await;
         drop(g);
     })
     .unwrap();

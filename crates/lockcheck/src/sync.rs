@@ -89,6 +89,102 @@ mod checked_std {
         }
     }
 
+    /// What `Mutex` and `RwLock` share besides locking: `into_inner`, the poison flag, `get_mut`
+    /// (the last two std-poisoned as the lock is), `Default`, `From`, and `Debug` (the value
+    /// through `$peek`, or `<locked>`). The three doc lines are those of `into_inner`,
+    /// `is_poisoned` and `get_mut`.
+    macro_rules! lock_common {
+        ($lock:ident, $name:literal, $peek:ident,
+         #[doc = $into_doc:literal] #[doc = $poisoned_doc:literal] #[doc = $get_mut_doc:literal] $(,)?) => {
+            impl<T> $lock<T> {
+                #[doc = $into_doc]
+                pub fn into_inner(self) -> LockResult<T> {
+                    let poisoned = self.poison.get();
+                    poisoned_if(poisoned, self.inner.into_inner())
+                }
+            }
+
+            impl<T: ?Sized> $lock<T> {
+                #[doc = $poisoned_doc]
+                pub fn is_poisoned(&self) -> bool {
+                    self.poison.get()
+                }
+
+                /// Clears the poisoned state.
+                pub fn clear_poison(&self) {
+                    self.poison.flag.store(false, Ordering::Relaxed);
+                }
+
+                #[doc = $get_mut_doc]
+                pub fn get_mut(&mut self) -> LockResult<&mut T> {
+                    let poisoned = self.poison.get();
+                    poisoned_if(poisoned, self.inner.get_mut())
+                }
+            }
+
+            impl<T: Default> Default for $lock<T> {
+                #[track_caller]
+                fn default() -> $lock<T> {
+                    $lock::new(T::default())
+                }
+            }
+
+            impl<T> From<T> for $lock<T> {
+                #[track_caller]
+                fn from(t: T) -> $lock<T> {
+                    $lock::new(t)
+                }
+            }
+
+            impl<T: ?Sized + fmt::Debug> fmt::Debug for $lock<T> {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    let mut d = f.debug_struct($name);
+                    match self.inner.$peek() {
+                        Some(g) => d.field("data", &&*g),
+                        None => d.field("data", &format_args!("<locked>")),
+                    };
+                    d.field("poisoned", &self.poison.get())
+                        .finish_non_exhaustive()
+                }
+            }
+        };
+    }
+
+    /// `Deref` (and `DerefMut` for `mut` guards) to the inner guard's value, and `Debug` and
+    /// `Display` of that value, as std's guards.
+    macro_rules! guard_deref {
+        (@mut mut, $guard:ident) => {
+            impl<T: ?Sized> DerefMut for $guard<'_, T> {
+                fn deref_mut(&mut self) -> &mut T {
+                    &mut self.guard
+                }
+            }
+        };
+        (@mut ro, $guard:ident) => {};
+        ($($guard:ident $m:ident),* $(,)?) => {$(
+            impl<T: ?Sized> Deref for $guard<'_, T> {
+                type Target = T;
+                fn deref(&self) -> &T {
+                    &self.guard
+                }
+            }
+
+            guard_deref!(@mut $m, $guard);
+
+            impl<T: ?Sized + fmt::Debug> fmt::Debug for $guard<'_, T> {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    fmt::Debug::fmt(&**self, f)
+                }
+            }
+
+            impl<T: ?Sized + fmt::Display> fmt::Display for $guard<'_, T> {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    fmt::Display::fmt(&**self, f)
+                }
+            }
+        )*};
+    }
+
     /// std's `Mutex` API over lockcheck's instrumented mutex.
     pub struct Mutex<T: ?Sized> {
         poison: Poison,
@@ -112,23 +208,13 @@ mod checked_std {
                 inner: checked::Mutex::new(t),
             }
         }
-
-        /// Consumes the mutex, returning the data (an error if poisoned).
-        pub fn into_inner(self) -> LockResult<T> {
-            let poisoned = self.poison.get();
-            poisoned_if(poisoned, self.inner.into_inner())
-        }
     }
 
     impl<T: ?Sized> Mutex<T> {
         /// Acquires the mutex, blocking; an error if another holder panicked.
         #[track_caller]
         pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-            let guard = self.inner.lock();
-            self.poison.result(MutexGuard {
-                mark: PoisonOnPanic::new(&self.poison),
-                guard,
-            })
+            self.held(self.inner.lock())
         }
 
         /// Attempts to acquire the mutex without blocking.
@@ -136,29 +222,28 @@ mod checked_std {
         pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
             match self.inner.try_lock() {
                 None => Err(TryLockError::WouldBlock),
-                Some(guard) => Ok(self.poison.result(MutexGuard {
-                    mark: PoisonOnPanic::new(&self.poison),
-                    guard,
-                })?),
+                Some(guard) => Ok(self.held(guard)?),
             }
         }
 
-        /// Whether a holder panicked.
-        pub fn is_poisoned(&self) -> bool {
-            self.poison.get()
-        }
-
-        /// Clears the poisoned state.
-        pub fn clear_poison(&self) {
-            self.poison.flag.store(false, Ordering::Relaxed);
-        }
-
-        /// A mutable reference to the data (no locking needed).
-        pub fn get_mut(&mut self) -> LockResult<&mut T> {
-            let poisoned = self.poison.get();
-            poisoned_if(poisoned, self.inner.get_mut())
+        /// The guard of `guard`, marked poisoned by a panic from here on; an error if already
+        /// poisoned.
+        fn held<'a>(&'a self, guard: checked::MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
+            self.poison.result(MutexGuard {
+                mark: PoisonOnPanic::new(&self.poison),
+                guard,
+            })
         }
     }
+
+    lock_common!(
+        Mutex,
+        "Mutex",
+        try_lock,
+        /// Consumes the mutex, returning the data (an error if poisoned).
+        /// Whether a holder panicked.
+        /// A mutable reference to the data (no locking needed).
+    );
 
     // As std: poisoning makes a lock observable after a panic, so it is unwind safe.
     impl<T: ?Sized> std::panic::UnwindSafe for Mutex<T> {}
@@ -166,56 +251,7 @@ mod checked_std {
     impl<T: ?Sized> std::panic::UnwindSafe for RwLock<T> {}
     impl<T: ?Sized> std::panic::RefUnwindSafe for RwLock<T> {}
 
-    impl<T: Default> Default for Mutex<T> {
-        #[track_caller]
-        fn default() -> Mutex<T> {
-            Mutex::new(T::default())
-        }
-    }
-
-    impl<T> From<T> for Mutex<T> {
-        #[track_caller]
-        fn from(t: T) -> Mutex<T> {
-            Mutex::new(t)
-        }
-    }
-
-    impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            let mut d = f.debug_struct("Mutex");
-            match self.inner.try_lock() {
-                Some(g) => d.field("data", &&*g),
-                None => d.field("data", &format_args!("<locked>")),
-            };
-            d.field("poisoned", &self.poison.get())
-                .finish_non_exhaustive()
-        }
-    }
-
-    impl<T: ?Sized> Deref for MutexGuard<'_, T> {
-        type Target = T;
-        fn deref(&self) -> &T {
-            &self.guard
-        }
-    }
-
-    impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
-        fn deref_mut(&mut self) -> &mut T {
-            &mut self.guard
-        }
-    }
-
-    impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Debug::fmt(&**self, f)
-        }
-    }
-
-    impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&**self, f)
-        }
-    }
+    guard_deref!(MutexGuard mut, RwLockReadGuard ro, RwLockWriteGuard mut);
 
     /// std's `RwLock` API over lockcheck's instrumented reader-writer lock.
     pub struct RwLock<T: ?Sized> {
@@ -245,12 +281,6 @@ mod checked_std {
                 inner: checked::RwLock::new(t),
             }
         }
-
-        /// Consumes the lock, returning the data (an error if poisoned).
-        pub fn into_inner(self) -> LockResult<T> {
-            let poisoned = self.poison.get();
-            poisoned_if(poisoned, self.inner.into_inner())
-        }
     }
 
     impl<T: ?Sized> RwLock<T> {
@@ -273,11 +303,7 @@ mod checked_std {
         /// Acquires the exclusive write lock, blocking.
         #[track_caller]
         pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
-            let guard = self.inner.write();
-            self.poison.result(RwLockWriteGuard {
-                _mark: PoisonOnPanic::new(&self.poison),
-                guard,
-            })
+            self.written(self.inner.write())
         }
 
         /// Attempts the write lock without blocking.
@@ -285,99 +311,31 @@ mod checked_std {
         pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
             match self.inner.try_write() {
                 None => Err(TryLockError::WouldBlock),
-                Some(guard) => Ok(self.poison.result(RwLockWriteGuard {
-                    _mark: PoisonOnPanic::new(&self.poison),
-                    guard,
-                })?),
+                Some(guard) => Ok(self.written(guard)?),
             }
         }
 
+        /// The write guard of `guard`, marked poisoned by a panic from here on; an error if
+        /// already poisoned.
+        fn written<'a>(
+            &'a self,
+            guard: checked::RwLockWriteGuard<'a, T>,
+        ) -> LockResult<RwLockWriteGuard<'a, T>> {
+            self.poison.result(RwLockWriteGuard {
+                _mark: PoisonOnPanic::new(&self.poison),
+                guard,
+            })
+        }
+    }
+
+    lock_common!(
+        RwLock,
+        "RwLock",
+        try_read,
+        /// Consumes the lock, returning the data (an error if poisoned).
         /// Whether a writer panicked.
-        pub fn is_poisoned(&self) -> bool {
-            self.poison.get()
-        }
-
-        /// Clears the poisoned state.
-        pub fn clear_poison(&self) {
-            self.poison.flag.store(false, Ordering::Relaxed);
-        }
-
         /// A mutable reference to the data.
-        pub fn get_mut(&mut self) -> LockResult<&mut T> {
-            let poisoned = self.poison.get();
-            poisoned_if(poisoned, self.inner.get_mut())
-        }
-    }
-
-    impl<T: Default> Default for RwLock<T> {
-        #[track_caller]
-        fn default() -> RwLock<T> {
-            RwLock::new(T::default())
-        }
-    }
-
-    impl<T> From<T> for RwLock<T> {
-        #[track_caller]
-        fn from(t: T) -> RwLock<T> {
-            RwLock::new(t)
-        }
-    }
-
-    impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            let mut d = f.debug_struct("RwLock");
-            match self.inner.try_read() {
-                Some(g) => d.field("data", &&*g),
-                None => d.field("data", &format_args!("<locked>")),
-            };
-            d.field("poisoned", &self.poison.get())
-                .finish_non_exhaustive()
-        }
-    }
-
-    impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
-        type Target = T;
-        fn deref(&self) -> &T {
-            &self.guard
-        }
-    }
-
-    impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
-        type Target = T;
-        fn deref(&self) -> &T {
-            &self.guard
-        }
-    }
-
-    impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
-        fn deref_mut(&mut self) -> &mut T {
-            &mut self.guard
-        }
-    }
-
-    impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Debug::fmt(&**self, f)
-        }
-    }
-
-    impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Debug::fmt(&**self, f)
-        }
-    }
-
-    impl<T: ?Sized + fmt::Display> fmt::Display for RwLockReadGuard<'_, T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&**self, f)
-        }
-    }
-
-    impl<T: ?Sized + fmt::Display> fmt::Display for RwLockWriteGuard<'_, T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&**self, f)
-        }
-    }
+    );
 
     /// std's `Condvar` API for [`Mutex`].
     #[derive(Debug, Default)]

@@ -267,3 +267,45 @@ macro_rules! lock_common {
     };
 }
 pub(super) use lock_common;
+
+/// A guard narrowed to the part of its value that `f` picks, built by `build` from the guard and
+/// a pointer to that part; the guard back when `f` picks nothing. The pointer is taken before
+/// `build` moves the guard (its grant) into the new one.
+pub(super) fn narrow<G, U, R>(
+    this: G,
+    f: impl FnOnce(&G::Target) -> Option<&U>,
+    build: impl FnOnce(G, *const U) -> R,
+) -> Result<R, G>
+where
+    G: std::ops::Deref,
+    U: ?Sized,
+{
+    match f(&*this).map(|d| d as *const U) {
+        Some(data) => Ok(build(this, data)),
+        None => Err(this),
+    }
+}
+
+/// [`narrow`] through a unique borrow (a write or mutex guard).
+pub(super) fn narrow_mut<G, U, R>(
+    mut this: G,
+    f: impl FnOnce(&mut G::Target) -> Option<&mut U>,
+    build: impl FnOnce(G, *mut U) -> R,
+) -> Result<R, G>
+where
+    G: std::ops::DerefMut,
+    U: ?Sized,
+{
+    match f(&mut *this).map(|d| d as *mut U) {
+        Some(data) => Ok(build(this, data)),
+        None => Err(this),
+    }
+}
+
+/// The guard a `try_map` whose `f` always narrows gives (`map` is `try_map` of `Some(f(v))`).
+pub(super) fn narrowed<G, S>(r: Result<G, S>) -> G {
+    match r {
+        Ok(g) => g,
+        Err(_) => unreachable!("`f` always narrows"),
+    }
+}

@@ -2,19 +2,23 @@
 //! semaphore and an `UnsafeCell`), so that every guard, owned and mapped ones included, carries
 //! its hold without wrapping tokio's guard types.
 
-use super::guard::{guard_deref, lock_common, Grant, Lock, LockSem};
+use super::guard::{guard_deref, lock_common, narrow_mut, narrowed, Grant, Lock, LockSem};
 use super::track::{Hold, Pre, Req};
 use super::{
     acquire, block_checked, precheck, try_acquire, try_lock_error, Acquire, Checked, Sem,
     TryLockError,
 };
 use crate::checked::class::{ClassSrc, Meta};
+use crate::checked::report::Verdict;
 use lockcheck_core::trace::{LockKind, Mode};
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
+
+/// Why a mutex's semaphore never fails an acquire: it is closed by no one.
+const NEVER_CLOSED: &str = "the semaphore of a Mutex is never closed";
 
 /// An asynchronous mutex with `tokio::sync::Mutex`'s API, checked by lockcheck.
 ///
@@ -135,6 +139,18 @@ impl<T: ?Sized> Mutex<T> {
         }
     }
 
+    /// Waits for the permit (checked: `pre` is the check already made before the first wait).
+    async fn acquire(
+        &self,
+        site: &'static Location<'static>,
+        owned: bool,
+        pre: Pre,
+    ) -> Result<Hold, Verdict> {
+        Ok(acquire(&self.s, self.req(site, owned), pre)
+            .await?
+            .expect(NEVER_CLOSED))
+    }
+
     fn guard(&self, hold: Hold) -> MutexGuard<'_, T> {
         MutexGuard {
             g: Grant::new(self, 1, hold),
@@ -158,9 +174,7 @@ impl<T: ?Sized> Mutex<T> {
         Acquire::new(
             &self.s,
             self.req(site, false),
-            move |hold: Result<Hold, _>| {
-                self.guard(hold.expect("the semaphore of a Mutex is never closed"))
-            },
+            move |hold: Result<Hold, _>| self.guard(hold.expect(NEVER_CLOSED)),
         )
     }
 
@@ -170,9 +184,7 @@ impl<T: ?Sized> Mutex<T> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(site, false));
         block_checked(async move {
-            let hold = acquire(&self.s, self.req(site, false), pre)
-                .await?
-                .expect("the semaphore of a Mutex is never closed");
+            let hold = self.acquire(site, false, pre).await?;
             Ok(self.guard(hold))
         })
     }
@@ -183,9 +195,7 @@ impl<T: ?Sized> Mutex<T> {
         let site = Location::caller();
         let pre = precheck(&self.s, &self.req(site, true));
         block_checked(async move {
-            let hold = acquire(&self.s, self.req(site, true), pre)
-                .await?
-                .expect("the semaphore of a Mutex is never closed");
+            let hold = self.acquire(site, true, pre).await?;
             Ok(Self::owned_guard(self, hold))
         })
     }
@@ -196,9 +206,7 @@ impl<T: ?Sized> Mutex<T> {
         let site = Location::caller();
         let pre = Pre::NONE;
         Checked(async move {
-            let hold = acquire(&self.s, self.req(site, true), pre)
-                .await?
-                .expect("the semaphore of a Mutex is never closed");
+            let hold = self.acquire(site, true, pre).await?;
             Ok(Self::owned_guard(self, hold))
         })
     }
@@ -206,19 +214,17 @@ impl<T: ?Sized> Mutex<T> {
     /// Locks if free right now (never an ordering edge: it cannot wait).
     #[track_caller]
     pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, TryLockError> {
-        match try_acquire(&self.s, self.req(Location::caller(), false)) {
-            Ok(hold) => Ok(self.guard(hold)),
-            Err(_) => Err(try_lock_error()),
-        }
+        try_acquire(&self.s, self.req(Location::caller(), false))
+            .map(|hold| self.guard(hold))
+            .map_err(|_| try_lock_error())
     }
 
     /// [`try_lock`](Self::try_lock) on an `Arc`'d mutex.
     #[track_caller]
     pub fn try_lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, TryLockError> {
-        match try_acquire(&self.s, self.req(Location::caller(), true)) {
-            Ok(hold) => Ok(Self::owned_guard(self, hold)),
-            Err(_) => Err(try_lock_error()),
-        }
+        try_acquire(&self.s, self.req(Location::caller(), true))
+            .map(|hold| Self::owned_guard(self, hold))
+            .map_err(|_| try_lock_error())
     }
 }
 
@@ -230,24 +236,15 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        match Self::try_map(this, |v| Some(f(v))) {
-            Ok(g) => g,
-            Err(_) => unreachable!("`f` always narrows"),
-        }
+        narrowed(Self::try_map(this, |v| Some(f(v))))
     }
 
     /// Narrows the guard if `f` returns `Some`; gives it back otherwise.
-    pub fn try_map<U: ?Sized, F>(mut this: Self, f: F) -> Result<MappedMutexGuard<'a, U>, Self>
+    pub fn try_map<U: ?Sized, F>(this: Self, f: F) -> Result<MappedMutexGuard<'a, U>, Self>
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        match f(&mut *this) {
-            Some(d) => {
-                let data = d as *mut U;
-                Ok(MappedMutexGuard::new(this.g, data))
-            }
-            None => Err(this),
-        }
+        narrow_mut(this, f, |this, data| MappedMutexGuard::new(this.g, data))
     }
 
     /// The mutex this guard holds.
@@ -270,24 +267,15 @@ impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        match Self::try_map(this, |v| Some(f(v))) {
-            Ok(g) => g,
-            Err(_) => unreachable!("`f` always narrows"),
-        }
+        narrowed(Self::try_map(this, |v| Some(f(v))))
     }
 
     /// Narrows the guard further if `f` returns `Some`; gives it back otherwise.
-    pub fn try_map<U: ?Sized, F>(mut this: Self, f: F) -> Result<MappedMutexGuard<'a, U>, Self>
+    pub fn try_map<U: ?Sized, F>(this: Self, f: F) -> Result<MappedMutexGuard<'a, U>, Self>
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        match f(&mut *this) {
-            Some(d) => {
-                let data = d as *mut U;
-                Ok(MappedMutexGuard::new(this.g, data))
-            }
-            None => Err(this),
-        }
+        narrow_mut(this, f, |this, data| MappedMutexGuard::new(this.g, data))
     }
 }
 
@@ -297,24 +285,18 @@ impl<T: ?Sized> OwnedMutexGuard<T> {
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        match Self::try_map(this, |v| Some(f(v))) {
-            Ok(g) => g,
-            Err(_) => unreachable!("`f` always narrows"),
-        }
+        narrowed(Self::try_map(this, |v| Some(f(v))))
     }
 
     /// Narrows the guard if `f` returns `Some`; gives it back otherwise.
-    pub fn try_map<U: ?Sized, F>(mut this: Self, f: F) -> Result<OwnedMappedMutexGuard<T, U>, Self>
+    pub fn try_map<U: ?Sized, F>(this: Self, f: F) -> Result<OwnedMappedMutexGuard<T, U>, Self>
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        match f(&mut *this) {
-            Some(d) => {
-                let data = d as *mut U;
-                Ok(OwnedMappedMutexGuard { g: this.g, data })
-            }
-            None => Err(this),
-        }
+        narrow_mut(this, f, |this, data| OwnedMappedMutexGuard {
+            g: this.g,
+            data,
+        })
     }
 
     /// The mutex this guard holds.
@@ -329,24 +311,18 @@ impl<T: ?Sized, U: ?Sized> OwnedMappedMutexGuard<T, U> {
     where
         F: FnOnce(&mut U) -> &mut S,
     {
-        match Self::try_map(this, |v| Some(f(v))) {
-            Ok(g) => g,
-            Err(_) => unreachable!("`f` always narrows"),
-        }
+        narrowed(Self::try_map(this, |v| Some(f(v))))
     }
 
     /// Narrows the guard further if `f` returns `Some`; gives it back otherwise.
-    pub fn try_map<S: ?Sized, F>(mut this: Self, f: F) -> Result<OwnedMappedMutexGuard<T, S>, Self>
+    pub fn try_map<S: ?Sized, F>(this: Self, f: F) -> Result<OwnedMappedMutexGuard<T, S>, Self>
     where
         F: FnOnce(&mut U) -> Option<&mut S>,
     {
-        match f(&mut *this) {
-            Some(d) => {
-                let data = d as *mut S;
-                Ok(OwnedMappedMutexGuard { g: this.g, data })
-            }
-            None => Err(this),
-        }
+        narrow_mut(this, f, |this, data| OwnedMappedMutexGuard {
+            g: this.g,
+            data,
+        })
     }
 
     /// The mutex this guard holds.

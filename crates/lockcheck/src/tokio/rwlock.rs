@@ -1,7 +1,7 @@
 //! `tokio::sync::RwLock`, instrumented. As tokio's: a fair semaphore of `max_readers` permits, a
 //! read takes one, a write takes all; a writer that queues blocks every later reader.
 
-use super::guard::{guard_deref, lock_common, Grant};
+use super::guard::{guard_deref, lock_common, narrow, narrow_mut, narrowed, Grant};
 use super::track::{Hold, Pre, Req};
 use super::{
     acquire, block_checked, precheck, try_acquire, try_lock_error, Acquire, Checked, Sem,
@@ -15,6 +15,9 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
+
+/// Why a lock's semaphore never fails an acquire: it is closed by no one.
+const NEVER_CLOSED: &str = "the semaphore of a RwLock is never closed";
 
 /// tokio's default and largest number of concurrent readers.
 const MAX_READS: u32 = u32::MAX >> 3;
@@ -202,6 +205,19 @@ impl<T: ?Sized> RwLock<T> {
         }
     }
 
+    /// Waits for the permits (checked: `pre` is the check already made before the first wait).
+    async fn acquire(
+        &self,
+        write: bool,
+        site: &'static Location<'static>,
+        owned: bool,
+        pre: Pre,
+    ) -> Result<Hold, Verdict> {
+        Ok(acquire(&self.s, self.req(write, site, owned), pre)
+            .await?
+            .expect(NEVER_CLOSED))
+    }
+
     fn read_guard(&self, hold: Hold) -> RwLockReadGuard<'_, T> {
         RwLockReadGuard {
             g: Grant::new(&self.s, 1, hold),
@@ -241,9 +257,7 @@ impl<T: ?Sized> RwLock<T> {
         Acquire::new(
             &self.s,
             self.req(false, site, false),
-            move |hold: Result<Hold, _>| {
-                self.read_guard(hold.expect("the semaphore of a RwLock is never closed"))
-            },
+            move |hold: Result<Hold, _>| self.read_guard(hold.expect(NEVER_CLOSED)),
         )
     }
 
@@ -260,9 +274,7 @@ impl<T: ?Sized> RwLock<T> {
         site: &'static Location<'static>,
         pre: Pre,
     ) -> Result<RwLockReadGuard<'_, T>, Verdict> {
-        let hold = acquire(&self.s, self.req(false, site, false), pre)
-            .await?
-            .expect("the semaphore of a RwLock is never closed");
+        let hold = self.acquire(false, site, false, pre).await?;
         Ok(self.read_guard(hold))
     }
 
@@ -271,9 +283,7 @@ impl<T: ?Sized> RwLock<T> {
         site: &'static Location<'static>,
         pre: Pre,
     ) -> Result<RwLockWriteGuard<'_, T>, Verdict> {
-        let hold = acquire(&self.s, self.req(true, site, false), pre)
-            .await?
-            .expect("the semaphore of a RwLock is never closed");
+        let hold = self.acquire(true, site, false, pre).await?;
         Ok(self.write_guard(hold))
     }
 
@@ -283,9 +293,7 @@ impl<T: ?Sized> RwLock<T> {
         let site = Location::caller();
         let pre = Pre::NONE;
         Checked(async move {
-            let hold = acquire(&self.s, self.req(false, site, true), pre)
-                .await?
-                .expect("the semaphore of a RwLock is never closed");
+            let hold = self.acquire(false, site, true, pre).await?;
             Ok(Self::owned_read(self, hold))
         })
     }
@@ -293,19 +301,17 @@ impl<T: ?Sized> RwLock<T> {
     /// Read-locks if possible right now.
     #[track_caller]
     pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, TryLockError> {
-        match try_acquire(&self.s, self.req(false, Location::caller(), false)) {
-            Ok(hold) => Ok(self.read_guard(hold)),
-            Err(_) => Err(try_lock_error()),
-        }
+        try_acquire(&self.s, self.req(false, Location::caller(), false))
+            .map(|hold| self.read_guard(hold))
+            .map_err(|_| try_lock_error())
     }
 
     /// [`try_read`](Self::try_read) on an `Arc`'d lock.
     #[track_caller]
     pub fn try_read_owned(self: Arc<Self>) -> Result<OwnedRwLockReadGuard<T>, TryLockError> {
-        match try_acquire(&self.s, self.req(false, Location::caller(), true)) {
-            Ok(hold) => Ok(Self::owned_read(self, hold)),
-            Err(_) => Err(try_lock_error()),
-        }
+        try_acquire(&self.s, self.req(false, Location::caller(), true))
+            .map(|hold| Self::owned_read(self, hold))
+            .map_err(|_| try_lock_error())
     }
 
     /// Write-locks, waiting for every reader and writer to leave.
@@ -315,9 +321,7 @@ impl<T: ?Sized> RwLock<T> {
         Acquire::new(
             &self.s,
             self.req(true, site, false),
-            move |hold: Result<Hold, _>| {
-                self.write_guard(hold.expect("the semaphore of a RwLock is never closed"))
-            },
+            move |hold: Result<Hold, _>| self.write_guard(hold.expect(NEVER_CLOSED)),
         )
     }
 
@@ -335,9 +339,7 @@ impl<T: ?Sized> RwLock<T> {
         let site = Location::caller();
         let pre = Pre::NONE;
         Checked(async move {
-            let hold = acquire(&self.s, self.req(true, site, true), pre)
-                .await?
-                .expect("the semaphore of a RwLock is never closed");
+            let hold = self.acquire(true, site, true, pre).await?;
             Ok(Self::owned_write(self, hold))
         })
     }
@@ -345,19 +347,17 @@ impl<T: ?Sized> RwLock<T> {
     /// Write-locks if possible right now.
     #[track_caller]
     pub fn try_write(&self) -> Result<RwLockWriteGuard<'_, T>, TryLockError> {
-        match try_acquire(&self.s, self.req(true, Location::caller(), false)) {
-            Ok(hold) => Ok(self.write_guard(hold)),
-            Err(_) => Err(try_lock_error()),
-        }
+        try_acquire(&self.s, self.req(true, Location::caller(), false))
+            .map(|hold| self.write_guard(hold))
+            .map_err(|_| try_lock_error())
     }
 
     /// [`try_write`](Self::try_write) on an `Arc`'d lock.
     #[track_caller]
     pub fn try_write_owned(self: Arc<Self>) -> Result<OwnedRwLockWriteGuard<T>, TryLockError> {
-        match try_acquire(&self.s, self.req(true, Location::caller(), true)) {
-            Ok(hold) => Ok(Self::owned_write(self, hold)),
-            Err(_) => Err(try_lock_error()),
-        }
+        try_acquire(&self.s, self.req(true, Location::caller(), true))
+            .map(|hold| Self::owned_write(self, hold))
+            .map_err(|_| try_lock_error())
     }
 }
 
@@ -369,10 +369,7 @@ impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
     where
         F: FnOnce(&T) -> &U,
     {
-        match Self::try_map(this, |v| Some(f(v))) {
-            Ok(g) => g,
-            Err(_) => unreachable!("`f` always narrows"),
-        }
+        narrowed(Self::try_map(this, |v| Some(f(v))))
     }
 
     /// Narrows the guard if `f` returns `Some`; gives it back otherwise.
@@ -380,17 +377,11 @@ impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
     where
         F: FnOnce(&T) -> Option<&U>,
     {
-        match f(&*this) {
-            Some(d) => {
-                let data = d as *const U;
-                Ok(RwLockReadGuard {
-                    g: this.g,
-                    data,
-                    marker: PhantomData,
-                })
-            }
-            None => Err(this),
-        }
+        narrow(this, f, |this, data| RwLockReadGuard {
+            g: this.g,
+            data,
+            marker: PhantomData,
+        })
     }
 }
 
@@ -400,31 +391,19 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        match Self::try_map(this, |v| Some(f(v))) {
-            Ok(g) => g,
-            Err(_) => unreachable!("`f` always narrows"),
-        }
+        narrowed(Self::try_map(this, |v| Some(f(v))))
     }
 
     /// Narrows the guard if `f` returns `Some`; gives it back otherwise.
-    pub fn try_map<F, U: ?Sized>(
-        mut this: Self,
-        f: F,
-    ) -> Result<RwLockMappedWriteGuard<'a, U>, Self>
+    pub fn try_map<F, U: ?Sized>(this: Self, f: F) -> Result<RwLockMappedWriteGuard<'a, U>, Self>
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        match f(&mut *this) {
-            Some(d) => {
-                let data = d as *mut U;
-                Ok(RwLockMappedWriteGuard {
-                    g: this.g,
-                    data,
-                    marker: PhantomData,
-                })
-            }
-            None => Err(this),
-        }
+        narrow_mut(this, f, |this, data| RwLockMappedWriteGuard {
+            g: this.g,
+            data,
+            marker: PhantomData,
+        })
     }
 
     /// Downgrades to a read hold of a part of the value, without letting a writer in between.
@@ -441,13 +420,8 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     where
         F: FnOnce(&T) -> Option<&U>,
     {
-        let data = match f(&*this) {
-            Some(d) => d as *const U,
-            None => return Err(this),
-        };
-        let r = this.downgrade();
-        Ok(RwLockReadGuard {
-            g: r.g,
+        narrow(this, f, |this, data| RwLockReadGuard {
+            g: this.downgrade().g,
             data,
             marker: PhantomData,
         })
@@ -476,31 +450,19 @@ impl<'a, T: ?Sized> RwLockMappedWriteGuard<'a, T> {
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        match Self::try_map(this, |v| Some(f(v))) {
-            Ok(g) => g,
-            Err(_) => unreachable!("`f` always narrows"),
-        }
+        narrowed(Self::try_map(this, |v| Some(f(v))))
     }
 
     /// Narrows the guard further if `f` returns `Some`; gives it back otherwise.
-    pub fn try_map<F, U: ?Sized>(
-        mut this: Self,
-        f: F,
-    ) -> Result<RwLockMappedWriteGuard<'a, U>, Self>
+    pub fn try_map<F, U: ?Sized>(this: Self, f: F) -> Result<RwLockMappedWriteGuard<'a, U>, Self>
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        match f(&mut *this) {
-            Some(d) => {
-                let data = d as *mut U;
-                Ok(RwLockMappedWriteGuard {
-                    g: this.g,
-                    data,
-                    marker: PhantomData,
-                })
-            }
-            None => Err(this),
-        }
+        narrow_mut(this, f, |this, data| RwLockMappedWriteGuard {
+            g: this.g,
+            data,
+            marker: PhantomData,
+        })
     }
 }
 
@@ -510,10 +472,7 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockReadGuard<T, U> {
     where
         F: FnOnce(&U) -> &V,
     {
-        match Self::try_map(this, |v| Some(f(v))) {
-            Ok(g) => g,
-            Err(_) => unreachable!("`f` always narrows"),
-        }
+        narrowed(Self::try_map(this, |v| Some(f(v))))
     }
 
     /// Narrows the guard if `f` returns `Some`; gives it back otherwise.
@@ -521,13 +480,10 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockReadGuard<T, U> {
     where
         F: FnOnce(&U) -> Option<&V>,
     {
-        match f(&*this) {
-            Some(d) => {
-                let data = d as *const V;
-                Ok(OwnedRwLockReadGuard { g: this.g, data })
-            }
-            None => Err(this),
-        }
+        narrow(this, f, |this, data| OwnedRwLockReadGuard {
+            g: this.g,
+            data,
+        })
     }
 
     /// The lock this guard holds.
@@ -542,27 +498,21 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
     where
         F: FnOnce(&mut T) -> &mut U,
     {
-        match Self::try_map(this, |v| Some(f(v))) {
-            Ok(g) => g,
-            Err(_) => unreachable!("`f` always narrows"),
-        }
+        narrowed(Self::try_map(this, |v| Some(f(v))))
     }
 
     /// Narrows the guard if `f` returns `Some`; gives it back otherwise.
     pub fn try_map<F, U: ?Sized>(
-        mut this: Self,
+        this: Self,
         f: F,
     ) -> Result<OwnedRwLockMappedWriteGuard<T, U>, Self>
     where
         F: FnOnce(&mut T) -> Option<&mut U>,
     {
-        match f(&mut *this) {
-            Some(d) => {
-                let data = d as *mut U;
-                Ok(OwnedRwLockMappedWriteGuard { g: this.g, data })
-            }
-            None => Err(this),
-        }
+        narrow_mut(this, f, |this, data| OwnedRwLockMappedWriteGuard {
+            g: this.g,
+            data,
+        })
     }
 
     /// Downgrades to a read hold of a part of the value, without letting a writer in between.
@@ -582,12 +532,10 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
     where
         F: FnOnce(&T) -> Option<&U>,
     {
-        let data = match f(&*this) {
-            Some(d) => d as *const U,
-            None => return Err(this),
-        };
-        let r = this.downgrade();
-        Ok(OwnedRwLockReadGuard { g: r.g, data })
+        narrow(this, f, |this, data| OwnedRwLockReadGuard {
+            g: this.downgrade().g,
+            data,
+        })
     }
 
     /// The guard as a mapped one (of the whole value).
@@ -614,27 +562,21 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockMappedWriteGuard<T, U> {
     where
         F: FnOnce(&mut U) -> &mut V,
     {
-        match Self::try_map(this, |v| Some(f(v))) {
-            Ok(g) => g,
-            Err(_) => unreachable!("`f` always narrows"),
-        }
+        narrowed(Self::try_map(this, |v| Some(f(v))))
     }
 
     /// Narrows the guard further if `f` returns `Some`; gives it back otherwise.
     pub fn try_map<F, V: ?Sized>(
-        mut this: Self,
+        this: Self,
         f: F,
     ) -> Result<OwnedRwLockMappedWriteGuard<T, V>, Self>
     where
         F: FnOnce(&mut U) -> Option<&mut V>,
     {
-        match f(&mut *this) {
-            Some(d) => {
-                let data = d as *mut V;
-                Ok(OwnedRwLockMappedWriteGuard { g: this.g, data })
-            }
-            None => Err(this),
-        }
+        narrow_mut(this, f, |this, data| OwnedRwLockMappedWriteGuard {
+            g: this.g,
+            data,
+        })
     }
 
     /// The lock this guard holds.
