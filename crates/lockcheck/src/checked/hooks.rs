@@ -344,7 +344,7 @@ pub(crate) fn lock_known(
 }
 
 /// The fast way while a trace is recorded ([`fast::RECORDING`]: checking on, nothing counted or
-/// watched), out of line: the cases [`lock_fast`] and [`lock_known`] take without recording
+/// watched), in [`lock_known`] (out of line): the cases [`lock_fast`] and [`lock_known`] take without recording
 /// (identity assigned, not an RwLock's first write, the thread not busy inside lockcheck;
 /// nothing held, or the exact dependency in the thread's cache with order checking on, nor a
 /// task that may hold async locks), then the raw try and a one-word push marked
@@ -353,7 +353,7 @@ pub(crate) fn lock_known(
 /// writes it before its checks, which find nothing here; a request carries no time), then the
 /// `acquire` with no wait. A failed try changes nothing and writes nothing: `No`, the full path
 /// (which tries again, and records the request before it blocks).
-#[inline(never)]
+#[inline(always)]
 #[track_caller]
 fn lock_recorded(
     meta: &Meta,
@@ -402,9 +402,10 @@ fn lock_recorded(
     };
     let ids = Ids::from_word(w);
     if nested {
-        recorder::on_request(ids, kind, mode, site, 1);
+        recorder::on_request_acquire(ids, kind, mode, site, 1);
+    } else {
+        recorder::on_acquire(ids, mode, How::Blocking, site, 0);
     }
-    recorder::on_acquire(ids, mode, How::Blocking, site, 0);
     Taken::Yes
 }
 
