@@ -13,6 +13,8 @@
 //!              -> raw try_lock; success: push --------------------------------> done
 //!          else one tail call: `lock_known` (the exact cache, up to 4 held, out of line; a hit
 //!            refreshes the memo), then the full path
+//!          recording and nothing else slow (`fast::RECORDING`): `lock_known`'s
+//!            `lock_recorded`, the same cases, a push marked recorded and the full path's records
 //!          lock_slow (out of line), the same work in full:
 //!            no switch on ------------------------------------------------> raw lock
 //!            thread busy inside lockcheck (reports, tracing) -------------> raw lock
