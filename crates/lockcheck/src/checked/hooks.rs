@@ -319,6 +319,10 @@ pub(crate) fn lock_known(
         // started since: `lock_recorded` tests everything again).
         return lock_recorded(meta, kind, mode, site, try_raw);
     }
+    // Recording may also have stopped since `lock_fast` sent an acquisition here without its
+    // identity and first-write tests: the cache answers for those too (an unassigned identity
+    // is in no dependency, and the full check that marks an RwLock's write dependency runs
+    // after its first write was noted).
     let w = meta.word();
     let step = STATE.try_with(|s| {
         let req = pack(w & word::INST, mode);
