@@ -139,8 +139,8 @@ pub(crate) mod flag {
 static FLAGS: AtomicU8 = AtomicU8::new(0);
 
 /// What the acquisition fast path may do, decided once per switch change ([`refresh_flags`]) so
-/// that an acquisition tests one byte: [`fast::CHECKED`], [`fast::RAW`] or [`fast::FULL`] (also
-/// before the switches were first computed).
+/// that an acquisition tests one byte: [`fast::CHECKED`], [`fast::RAW`], [`fast::RECORDING`] or
+/// [`fast::FULL`] (also before the switches were first computed).
 static FAST: AtomicU8 = AtomicU8::new(fast::FULL);
 
 /// Values of [`fast_now`].
@@ -153,8 +153,13 @@ pub(crate) mod fast {
     /// The sign bit: tested as a sign, not as a value (two values compared would become a
     /// switch, which the compiler ordered with this case first, on the checked path).
     pub const RAW: u8 = 0x80;
-    /// The full path: not computed yet, or recording, statistics or the watchdog on.
+    /// The full path: not computed yet, statistics or the watchdog on, or recording with
+    /// checking off.
     pub const FULL: u8 = 1;
+    /// Checking on and a trace recorded, nothing counted or watched: the fast cases (nothing
+    /// held; the exact dependency known) still take a fast way, out of line, which writes the
+    /// same records as the full path (`hooks::lock_recorded`).
+    pub const RECORDING: u8 = 2;
 }
 
 /// The fast path's byte (see [`fast`]): one load, no initialisation test ([`fast::FULL`] until
@@ -167,8 +172,11 @@ pub(crate) fn fast_now() -> u8 {
 
 /// The [`fast`] value of a switches byte.
 fn fast_of(f: u8) -> u8 {
-    if f & (flag::INIT | flag::CHECK | flag::SLOW) == flag::INIT | flag::CHECK {
+    let slow = f & (flag::INIT | flag::CHECK | flag::SLOW);
+    if slow == flag::INIT | flag::CHECK {
         fast::CHECKED
+    } else if slow == flag::INIT | flag::CHECK | flag::RECORD {
+        fast::RECORDING
     } else if f & (flag::INIT | flag::ACTIVE) == flag::INIT {
         fast::RAW
     } else {

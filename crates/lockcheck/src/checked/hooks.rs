@@ -13,6 +13,8 @@
 //!              -> raw try_lock; success: push --------------------------------> done
 //!          else one tail call: `lock_known` (the exact cache, up to 4 held, out of line; a hit
 //!            refreshes the memo), then the full path
+//!          recording and nothing else slow (`fast::RECORDING`): `lock_known`'s
+//!            `lock_recorded`, the same cases, a push marked recorded and the full path's records
 //!          lock_slow (out of line), the same work in full:
 //!            no switch on ------------------------------------------------> raw lock
 //!            thread busy inside lockcheck (reports, tracing) -------------> raw lock
@@ -239,6 +241,11 @@ pub(crate) fn lock_fast(
             lock_raw();
             return Taken::Yes;
         }
+        // Recording, nothing else of the full path's: the out-of-line sequel (`lock_known`)
+        // takes the recorded fast way, which writes the records.
+        if fast == fast::RECORDING {
+            return Taken::Nested;
+        }
         return Taken::No;
     }
     let w = meta.word();
@@ -307,6 +314,15 @@ pub(crate) fn lock_known(
     // with nothing in between that could change them on this thread (a switch flipped by another
     // thread meanwhile is as if flipped a moment later).
     let f = flags_now();
+    if f & flag::RECORD != 0 {
+        // `lock_fast` sent a recorded acquisition here, holding locks or not (or recording
+        // started since: `lock_recorded` tests everything again).
+        return lock_recorded(meta, kind, mode, site, try_raw);
+    }
+    // Recording may also have stopped since `lock_fast` sent an acquisition here without its
+    // identity and first-write tests: the cache answers for those too (an unassigned identity
+    // is in no dependency, and the full check that marks an RwLock's write dependency runs
+    // after its first write was noted).
     let w = meta.word();
     let step = STATE.try_with(|s| {
         let req = pack(w & word::INST, mode);
@@ -331,6 +347,72 @@ pub(crate) fn lock_known(
         Fast::Done
     });
     finish(step, kind, mode, site, lock_raw, lock_for)
+}
+
+/// The fast way while a trace is recorded ([`fast::RECORDING`]: checking on, nothing counted or
+/// watched), in [`lock_known`] (out of line): the cases [`lock_fast`] and [`lock_known`] take without recording
+/// (identity assigned, not an RwLock's first write, the thread not busy inside lockcheck;
+/// nothing held, or the exact dependency in the thread's cache with order checking on, nor a
+/// task that may hold async locks), then the raw try and a one-word push marked
+/// [`word::RECORDED`] (so that its release records too, see [`released_slow`]), then the records
+/// the full path writes for them, in its order: a `request` when locks are held (the full path
+/// writes it before its checks, which find nothing here; a request carries no time), then the
+/// `acquire` with no wait. A failed try changes nothing and writes nothing: `No`, the full path
+/// (which tries again, and records the request before it blocks).
+#[inline(always)]
+#[track_caller]
+fn lock_recorded(
+    meta: &Meta,
+    kind: LockKind,
+    mode: Mode,
+    site: &'static Location<'static>,
+    try_raw: impl FnOnce() -> bool,
+) -> Taken {
+    let f = flags_now();
+    if f & (flag::INIT | flag::CHECK | flag::SLOW) != flag::INIT | flag::CHECK | flag::RECORD {
+        return Taken::No;
+    }
+    let w = meta.word();
+    if w == 0 || (mode == Mode::Exclusive && kind == LockKind::Rwlock && w & WRITTEN == 0) {
+        return Taken::No;
+    }
+    let req = pack(w & word::INST, mode);
+    let step = STATE.try_with(|s| {
+        if s.busy.get() {
+            return None;
+        }
+        let nested = s.holds_any();
+        if nested && (f & flag::ORDER == 0 || !s.known_dependency(req)) {
+            return None;
+        }
+        // Async locks the running task holds: the full path checks them.
+        #[cfg(feature = "tokio")]
+        if (nested || f & flag::ORDER != 0) && crate::tokio::track::may_hold_async() {
+            return None;
+        }
+        if !try_raw() {
+            return None;
+        }
+        #[cfg(feature = "tokio")]
+        {
+            let task = crate::tokio::track::current_tag();
+            let tag = if task != 0 { word::TASK } else { 0 };
+            s.push_plain(req | word::RECORDED | tag, w, site, task);
+        }
+        #[cfg(not(feature = "tokio"))]
+        s.push_plain(req | word::RECORDED, w, site);
+        Some(nested)
+    });
+    let Ok(Some(nested)) = step else {
+        return Taken::No;
+    };
+    let ids = Ids::from_word(w);
+    if nested {
+        recorder::on_request_acquire(ids, kind, mode, site, 1);
+    } else {
+        recorder::on_acquire(ids, mode, How::Blocking, site, 0);
+    }
+    Taken::Yes
 }
 
 /// The outcome of a fast step for the entry points.

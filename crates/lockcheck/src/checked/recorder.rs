@@ -396,6 +396,40 @@ fn push(rec: Rec) {
     }
 }
 
+/// Appends two records at once ([`on_request_acquire`]): one thread-local access and one
+/// release store when both fit in the block, else one after the other.
+#[inline(always)]
+fn push2(first: Rec, second: Rec) {
+    let pushed = BUF.try_with(|p| {
+        let i = p.len.get();
+        if i + 1 < BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed) {
+            // SAFETY: as in `push`, for the slots `i` and `i + 1`, both in the block (tested
+            // above) and neither published yet.
+            unsafe {
+                let base = p.base.get();
+                base.add(i).write(first);
+                base.add(i + 1).write(second);
+                (*p.committed.get()).store(i + 2, Ordering::Release);
+            }
+            p.len.set(i + 2);
+            true
+        } else {
+            false
+        }
+    });
+    match pushed {
+        Ok(true) => {}
+        Ok(false) => {
+            push(first);
+            push(second);
+        }
+        Err(_) => {
+            lost_at_exit();
+            lost_at_exit();
+        }
+    }
+}
+
 /// Records made after their thread's recording state was torn down (a lock taken in another
 /// thread-local's destructor): their stream is gone, so they are counted, and said once when the
 /// recording stops, rather than dropped silently.
@@ -884,6 +918,42 @@ pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u6
         x: wait_ns,
         ts: clock::now(),
     });
+}
+
+/// [`on_request`] then [`on_acquire`] (no wait), as one call: what the recorded fast path
+/// writes for a nested acquisition whose dependency is known (`hooks::lock_recorded`), the
+/// same two records as the full path's, with one look-up of the site and of the buffer.
+#[inline(never)]
+pub(crate) fn on_request_acquire(
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    site: Site,
+    capacity: usize,
+) {
+    if !site_seen_locally(site) {
+        note_site(site);
+    }
+    push2(
+        Rec {
+            head: head(K_REQUEST, mode, How::Blocking, ids.class),
+            a: ids.inst,
+            b: site_word(site),
+            x: if kind == LockKind::Semaphore {
+                capacity as u64
+            } else {
+                0
+            },
+            ts: 0,
+        },
+        Rec {
+            head: head(K_ACQUIRE, mode, How::Blocking, ids.class),
+            a: ids.inst,
+            b: site_word(site),
+            x: 0,
+            ts: clock::now(),
+        },
+    );
 }
 
 /// A failed `try_*` or timed acquisition.

@@ -548,8 +548,8 @@ impl ThreadState {
     }
 
     /// The fast path's push of an untimed entry that is no graph source (`w` is
-    /// `pack(inst, mode)`, plus [`word::TASK`] in async code); the general push past the
-    /// inline array.
+    /// `pack(inst, mode)`, plus [`word::TASK`] in async code and [`word::RECORDED`] when
+    /// recorded); the general push past the inline array.
     #[inline(always)]
     pub(crate) fn push_plain(
         &self,
@@ -599,7 +599,8 @@ impl ThreadState {
             site,
             since: None,
             source: false,
-            recorded: false,
+            // The recorded fast path pushes this way too (`hooks::lock_recorded`).
+            recorded: w & word::RECORDED != 0,
             #[cfg(feature = "tokio")]
             task,
         });
