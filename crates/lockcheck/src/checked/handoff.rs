@@ -58,6 +58,7 @@ mod on {
     use crate::checked::hooks::released_elsewhere;
     use crate::checked::state::{internal, STATE};
     use lockcheck_core::trace::Mode;
+    use std::cell::Cell;
     use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::time::Duration;
@@ -107,6 +108,26 @@ mod on {
 
     thread_local! {
         static EXIT: ExitHook = ExitHook::register();
+        /// [`EXIT`] is registered (or being registered) on this thread.
+        static REGISTERED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Registers this thread as a possible owner, before its first acquisition. Why before:
+    /// registering numbers the thread and inserts it into the mailbox, which allocates, and
+    /// after the acquisition that would call the global allocator with the lock just taken
+    /// held; an allocator that takes that lock (a tracking allocator whose statistics sit under
+    /// a checked mutex, taken first on a fresh thread) deadlocked on itself
+    /// (`tests/alloc_lock_contended.rs` with `send_guard`). Not while busy inside lockcheck
+    /// (perhaps under `MAILBOX` itself): the next acquisition registers.
+    #[cold]
+    #[inline(never)]
+    fn register_owner() {
+        if STATE.try_with(|s| s.busy.get()).unwrap_or(true) {
+            return;
+        }
+        // Set first: the registration's own allocations may take checked locks.
+        let _ = REGISTERED.try_with(|r| r.set(true));
+        let _ = EXIT.try_with(|_| ());
     }
 
     fn me() -> u64 {
@@ -121,8 +142,7 @@ mod on {
         /// The calling thread now holds the lock exclusively (or upgradably).
         #[inline]
         pub(crate) fn acquired(&self) {
-            // Registers this thread as a possible owner (once), with its exit hook.
-            let _ = EXIT.try_with(|_| ());
+            // The thread registered as a possible owner before the acquisition (`drain`).
             self.0.store(me(), Ordering::Relaxed);
         }
 
@@ -170,9 +190,13 @@ mod on {
             .unwrap_or(false)
     }
 
-    /// Drops this thread's holds that other threads released (call before any check).
+    /// Registers this thread as a possible owner at its first acquisition, then drops its holds
+    /// that other threads released (call before any check, and before the raw acquisition).
     #[inline]
     pub(crate) fn drain() {
+        if !REGISTERED.try_with(Cell::get).unwrap_or(true) {
+            register_owner();
+        }
         if PENDING.load(Ordering::Acquire) != 0 {
             drain_slow();
         }
