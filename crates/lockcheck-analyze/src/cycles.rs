@@ -262,7 +262,10 @@ impl Search<'_> {
         }
     }
 
-    /// Reverse BFS from `start` over nodes `> start` of the component, at most `self.len` deep.
+    /// Reverse BFS from `start` over nodes `> start` of the component, at most `self.len - 1`
+    /// deep: a node `len` steps away is pruned like an unreached one (the path to it has an
+    /// edge already), and that last level was the widest (on a dense component, every in-edge
+    /// of every node one step away, for each start).
     fn distances(&mut self) {
         for &x in &self.reached {
             self.dist[x as usize] = u32::MAX;
@@ -272,7 +275,7 @@ impl Search<'_> {
         self.reached.push(self.start);
         let mut frontier = vec![self.start];
         let mut depth = 0u32;
-        while !frontier.is_empty() && (depth as usize) < self.len {
+        while !frontier.is_empty() && (depth as usize) + 1 < self.len {
             depth += 1;
             let mut next = Vec::new();
             for &u in &frontier {
@@ -411,6 +414,10 @@ pub fn find_cycles_on(model: &Model, graph: &LockGraph, limits: &SearchLimits) -
     let mut dist = vec![u32::MAX; n];
     let mut on_path = vec![false; n];
     let mut seen_thread = vec![false; model.threads.len()];
+    // The thread of every dependency, read once per (dependency, edge) entry of a component
+    // here and in the same-thread listing: a compact copy is read from cache where the
+    // records' field missed it (a third of the count's time on the hostile random trace).
+    let thread_of: Vec<u32> = model.deps.iter().map(|r| r.thread).collect();
     for (ci, scc) in sccs.iter().enumerate() {
         // Distinct threads of the component.
         seen_thread.iter_mut().for_each(|s| *s = false);
@@ -421,7 +428,7 @@ pub fn find_cycles_on(model: &Model, graph: &LockGraph, limits: &SearchLimits) -
                     continue;
                 }
                 for &d in graph.deps(e) {
-                    let t = model.deps[d as usize].thread as usize;
+                    let t = thread_of[d as usize] as usize;
                     if let Some(seen) = seen_thread.get_mut(t) {
                         if !*seen {
                             *seen = true;
@@ -506,7 +513,15 @@ pub fn find_cycles_on(model: &Model, graph: &LockGraph, limits: &SearchLimits) -
             ));
         }
     }
-    same_thread_cycles(model, graph, &comp, limits, &mut out, &mut result);
+    same_thread_cycles(
+        model,
+        graph,
+        &comp,
+        &thread_of,
+        limits,
+        &mut out,
+        &mut result,
+    );
     let mut cands: Vec<Candidate> = out.into_values().collect();
     cands.sort_by(|a, b| {
         let order = |f: Option<&str>| {
@@ -546,6 +561,7 @@ fn same_thread_cycles(
     model: &Model,
     graph: &LockGraph,
     comp: &[u32],
+    thread_of: &[u32],
     limits: &SearchLimits,
     out: &mut HashMap<Key, Candidate>,
     result: &mut LevelResult,
@@ -560,10 +576,6 @@ fn same_thread_cycles(
     };
     // Each thread's edges inside a component, by edge id (so by source, then target), one entry
     // per (thread, edge): counted, then placed.
-    // The thread of every dependency, read twice per (dependency, edge) entry below: a compact
-    // copy is read from cache where the records' field missed it (a quarter of this listing's
-    // time on the hostile random trace).
-    let thread_of: Vec<u32> = model.deps.iter().map(|r| r.thread).collect();
     let mut first = vec![0u32; threads + 1];
     let mut stamp = vec![u32::MAX; threads];
     for e in 0..graph.edge_count() as u32 {
@@ -627,13 +639,24 @@ fn same_thread_cycles(
             continue;
         }
         nodes.clear();
-        for &e in own {
-            let (a, b) = graph.endpoints(e);
-            nodes.push(a);
-            nodes.push(b);
+        if own.len() >= n / 16 {
+            // Many edges for the graph's nodes: marked, then collected in order, in time linear
+            // in the nodes (sorting twice the edges' endpoints cost more on a dense graph).
+            for &e in own {
+                let (a, b) = graph.endpoints(e);
+                local[a as usize] = 0;
+                local[b as usize] = 0;
+            }
+            nodes.extend((0..n as u32).filter(|&x| local[x as usize] != u32::MAX));
+        } else {
+            for &e in own {
+                let (a, b) = graph.endpoints(e);
+                nodes.push(a);
+                nodes.push(b);
+            }
+            nodes.sort_unstable();
+            nodes.dedup();
         }
-        nodes.sort_unstable();
-        nodes.dedup();
         for (i, &x) in nodes.iter().enumerate() {
             local[x as usize] = i as u32;
         }
