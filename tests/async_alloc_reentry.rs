@@ -236,3 +236,44 @@ fn a_task_waiting_for_the_allocators_own_lock_gets_it() {
         assert!(support::found(n).is_empty(), "{:#?}", support::found(n));
     }
 }
+
+/// Tasks on two workers wait for the allocator's own lock at the same time, while a thread
+/// keeps taking it: each wait joins the async wait-for graph, whose registration allocates under
+/// the graph's mutex (counted by the allocator, so it takes the lock). A wait that ended with the
+/// lock acquired must not take that mutex again: it would wait for a thread that waits for the
+/// lock it holds.
+#[test]
+fn tasks_waiting_together_for_the_allocators_own_lock_get_it() {
+    lockcheck::set_action(lockcheck::Action::Warn);
+    static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    STOP.store(false, Ordering::Release);
+    let holder = std::thread::spawn(|| {
+        while !STOP.load(Ordering::Acquire) {
+            let g = STATS.lock();
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            drop(g);
+            std::thread::yield_now();
+        }
+    });
+    let r = run(Flavor::MultiThread, || async {
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                tokio::spawn(async {
+                    for _ in 0..300 {
+                        COUNTING.with(|c| c.set(true));
+                        let v = *STATS.lock();
+                        COUNTING.with(|c| c.set(false));
+                        let _ = v;
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    STOP.store(true, Ordering::Release);
+    holder.join().unwrap();
+    r.expect("must not hang: an ended wait took the wait-for graph's mutex with the lock held");
+}

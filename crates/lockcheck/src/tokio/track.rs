@@ -1596,6 +1596,7 @@ fn watch_suspects() {
 fn confirm_suspects() -> bool {
     let list: Vec<Arc<Suspect>> = internal(&WAITING)
         .iter()
+        .filter(|w| !w.ended.load(Ordering::Acquire))
         .filter_map(|w| w.suspect.clone().filter(|s| s.grace))
         .collect();
     let mut left = false;
@@ -1653,6 +1654,9 @@ struct Waiter {
     suspect: Option<Arc<Suspect>>,
     /// A wait for a task's end (its `JoinHandle`, see [`join_wait`]).
     join: Option<JoinWait>,
+    /// Set, without the list's mutex, when the wait ended (see [`WaitReg`]): the entry no
+    /// longer counts and is removed by the next wait to register.
+    ended: Arc<AtomicBool>,
 }
 
 /// A wait for a task's end: the task awaited (it holds its own end, the waiter's `ids`, a
@@ -1683,9 +1687,14 @@ static NEXT_WAIT: AtomicU64 = AtomicU64::new(1);
 /// Unregisters a wait when it ends: acquired ([`WaitReg::done`]), or the future dropped
 /// (cancelled, timed out): a suspect wait given up with its owned guard unmoved is reported then
 /// (published only: this runs in a drop, after the fact).
+///
+/// The end of a wait takes no lock: it sets the entry's `ended` flag, as the sync wait-for graph
+/// does (`watch::WaitToken`). Why: a wait usually ends because its lock was just acquired, and
+/// taking the waiters' mutex there deadlocks with a thread that holds that mutex while
+/// allocating, when the global allocator takes the lock just acquired.
 pub(crate) struct WaitReg {
-    seq: u64,
     suspect: Option<Arc<Suspect>>,
+    ended: Option<Arc<AtomicBool>>,
     done: bool,
 }
 
@@ -1698,16 +1707,10 @@ impl WaitReg {
 
 impl Drop for WaitReg {
     fn drop(&mut self) {
-        let ended = {
-            let mut w = internal(&WAITING);
-            w.iter()
-                .position(|w| w.seq == self.seq)
-                .map(|i| w.swap_remove(i))
-        };
-        if let Some(ended) = ended {
-            park(ended);
+        if let Some(ended) = &self.ended {
+            ended.store(true, Ordering::Release);
         }
-        if let Some(s) = self.suspect.take() {
+        if let Some(s) = &self.suspect {
             if !self.done
                 && s.state.swap(SUSPECT_REPORTED, Ordering::AcqRel) != SUSPECT_REPORTED
                 && s.unmoved()
@@ -1715,25 +1718,36 @@ impl Drop for WaitReg {
                 let _ = s.report();
             }
         }
+        park(Parked {
+            _ended: self.ended.take(),
+            _suspect: self.suspect.take(),
+        });
     }
+}
+
+/// What an ended wait keeps of its entry (the flag and the suspect it shares with it): the
+/// entry may already be gone, and a drop here would free them with the lock just acquired held.
+struct Parked {
+    _ended: Option<Arc<AtomicBool>>,
+    _suspect: Option<Arc<Suspect>>,
 }
 
 /// Slots for ended waits' records, per thread (see [`park`]).
 const PARKED: usize = 4;
 
 thread_local! {
-    /// The records of this thread's ended waits, whose heap parts (the sync guards held, a
-    /// join's holds, a suspect) are freed at the start of its next wait or at its exit.
-    static ENDED: Cell<[Option<Waiter>; PARKED]> = const { Cell::new([None, None, None, None]) };
+    /// What this thread's ended waits kept (see [`Parked`]), freed at the start of its next
+    /// wait or at its exit.
+    static ENDED: Cell<[Option<Parked>; PARKED]> = const { Cell::new([None, None, None, None]) };
 }
 
-/// Keeps an ended wait's record instead of freeing it, as the sync wait-for graph does
-/// (`watch::park`): a wait usually ends because its lock was just acquired, and a free there
-/// calls the global allocator with that lock held; an allocator that takes the same lock (a
-/// task waiting for the sync mutex a tracking allocator keeps its statistics under) would then
-/// deadlock on itself (`tests/async_alloc_reentry.rs`). With every slot taken, the record is
+/// Keeps what an ended wait holds of its entry instead of freeing it, as the sync wait-for
+/// graph does (`watch::park`): a wait usually ends because its lock was just acquired, and a
+/// free there calls the global allocator with that lock held; an allocator that takes the same
+/// lock (a task waiting for the sync mutex a tracking allocator keeps its statistics under)
+/// would then deadlock on itself (`tests/async_alloc_reentry.rs`). With every slot taken, it is
 /// freed.
-fn park(ended: Waiter) {
+fn park(ended: Parked) {
     let _ = ENDED.try_with(|slots| {
         let mut all = slots.take();
         let overflow = match all.iter_mut().find(|s| s.is_none()) {
@@ -1847,8 +1861,11 @@ fn register(
         })
         .unwrap_or_default();
     let seq = NEXT_WAIT.fetch_add(1, Ordering::Relaxed);
+    let ended = Arc::new(AtomicBool::new(false));
     let edges = {
         let mut waiting = internal(&WAITING);
+        // Ended waits are removed here (this thread holds no lock it is acquiring yet).
+        waiting.retain(|w| !w.ended.load(Ordering::Acquire));
         waiting.push(Waiter {
             seq,
             holder,
@@ -1859,12 +1876,13 @@ fn register(
             sync_held,
             suspect: suspect.clone(),
             join,
+            ended: Arc::clone(&ended),
         });
         deadlock_cycle(&waiting, waiting.len() - 1)
     };
     let reg = WaitReg {
-        seq,
         suspect,
+        ended: Some(ended),
         done: false,
     };
     if let Some((edges, owned)) = edges {
