@@ -37,6 +37,18 @@ fn model_of(path: &Path) -> Model {
     b.finish()
 }
 
+/// `analyze` on one trace in a thread of its own, failing instead of hanging.
+fn analyze_in_time(path: &Path, opts: Options) -> lockcheck_analyze::report::Report {
+    let (tx, rx) = mpsc::channel();
+    let p = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(analyze(&[p], &opts));
+    });
+    rx.recv_timeout(Duration::from_secs(300))
+        .expect("must not hang")
+        .expect("the trace reads")
+}
+
 fn search_bound_hit(warnings: &[String]) -> Option<&String> {
     warnings
         .iter()
@@ -50,15 +62,7 @@ fn search_bound_hit(warnings: &[String]) -> Option<&String> {
 #[test]
 fn a_hostile_random_trace_is_analyzed_completely() {
     let path = random_trace(1, 40_000, 32, 600);
-    let (tx, rx) = mpsc::channel();
-    let p = path.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(analyze(&[p], &Options::default()));
-    });
-    let report = rx
-        .recv_timeout(Duration::from_secs(300))
-        .expect("must not hang")
-        .expect("the trace reads");
+    let report = analyze_in_time(&path, Options::default());
     assert_eq!(search_bound_hit(&report.warnings), None);
     assert!(
         report.warnings.iter().any(|w| w.contains("not held")),
@@ -203,19 +207,11 @@ fn an_inversion_under_2000_nested_locks_is_found() {
     }
     text.push_str(&format!("T2|acq(L{})|0\nT2|acq(L0)|0\n", depth - 1));
     std::fs::write(&path, text).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let p = path.clone();
-    std::thread::spawn(move || {
-        let opts = Options {
-            skip_graph: true,
-            ..Options::default()
-        };
-        let _ = tx.send(analyze(&[p], &opts));
-    });
-    let report = rx
-        .recv_timeout(Duration::from_secs(300))
-        .expect("must not hang")
-        .expect("the trace reads");
+    let skip_graph = Options {
+        skip_graph: true,
+        ..Options::default()
+    };
+    let report = analyze_in_time(&path, skip_graph);
     assert_eq!(report.violations.len(), 1, "{:?}", report.violations);
     let mut locks: Vec<String> = report.violations[0]
         .locks
@@ -234,19 +230,11 @@ fn an_inversion_under_2000_nested_locks_is_found() {
     }
     text.push_str(&format!("T2|acq(L0)|0\nT2|acq(L{})|0\n", depth - 1));
     std::fs::write(&path, text).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let p = path.clone();
-    std::thread::spawn(move || {
-        let opts = Options {
-            skip_graph: true,
-            ..Options::default()
-        };
-        let _ = tx.send(analyze(&[p], &opts));
-    });
-    let report = rx
-        .recv_timeout(Duration::from_secs(300))
-        .expect("must not hang")
-        .expect("the trace reads");
+    let skip_graph = Options {
+        skip_graph: true,
+        ..Options::default()
+    };
+    let report = analyze_in_time(&path, skip_graph);
     assert!(report.violations.is_empty(), "{:?}", report.violations);
     std::fs::remove_file(&path).ok();
 }
@@ -261,15 +249,7 @@ fn a_hostile_trace_s_report_and_graphs_stay_bounded() {
     use lockcheck_analyze::graph::{classes_are_locks, LockGraph};
     use lockcheck_analyze::hierarchy::MAX_REMOVED_EDGES_LISTED;
     let path = random_trace(2, 20_000, 24, 400);
-    let (tx, rx) = mpsc::channel();
-    let p = path.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(analyze(&[p], &Options::default()));
-    });
-    let report = rx
-        .recv_timeout(Duration::from_secs(300))
-        .expect("must not hang")
-        .expect("the trace reads");
+    let report = analyze_in_time(&path, Options::default());
     assert_eq!(search_bound_hit(&report.warnings), None);
     let h = &report.hierarchy;
     assert_eq!(h.removed_edges.len(), MAX_REMOVED_EDGES_LISTED);
