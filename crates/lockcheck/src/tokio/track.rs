@@ -948,6 +948,14 @@ fn scan_list(
     r: &Req<'_>,
     sync: &SyncScan,
 ) -> Scan {
+    if list.is_empty() && sync.n == 0 {
+        // Holding nothing (the common case): no conflict, no owned guard, no dependency.
+        return Scan {
+            conflict: None,
+            owned: Vec::new(),
+            new_key: None,
+        };
+    }
     let mut conflict = None;
     let mut owned = Vec::new();
     let (mut set, mut n) = (sync.set, sync.n);
