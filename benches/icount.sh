@@ -7,6 +7,7 @@
 #   benches/icount.sh            # all scenarios, N = 100000, profile `icount` (-O3 + debug assertions)
 #   N=20000 PROFILE=bench benches/icount.sh checked/lock parking_lot/lock
 #   FEATURES=tokio benches/icount.sh checked/lock    # the runtime crate built with features
+#   FEATURES=tokio benches/icount.sh raw_tokio/lock tokio/lock tokio/pair   # async locks in a task
 #   benches/icount_hot.py checked/pair               # then: the hot path instruction by instruction
 set -euo pipefail
 cd "$(dirname "$0")/.."

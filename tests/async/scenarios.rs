@@ -624,6 +624,51 @@ fn root_future_holding_a_std_api_guard_across_await_on_the_current_thread_runtim
     assert!(v[0].message.contains("root future"), "{}", v[0].message);
 }
 
+/// The root future's guard is tagged 0 like plain thread code's (no runtime test on the
+/// acquisition path): a task that acquires over it, on the same thread, must still leave the sync
+/// fast paths, even when the root itself took the same lock under the guard before (the
+/// dependency then sits in the thread's cache, which a nested fast path would have used).
+#[test]
+fn root_future_guard_over_a_cached_dependency_is_held_across_await_for_a_task() {
+    setup();
+    // The task started with `tokio::spawn`, then with `lockcheck::tokio::spawn`: the same report.
+    for (ng, nl, by_lockcheck) in [
+        ("await.root.cached.g", "await.root.cached.l", false),
+        ("await.root.cached.g2", "await.root.cached.l2", true),
+    ] {
+        run(Flavor::CurrentThread, move || async move {
+            let g = Arc::new(lockcheck::Mutex::named(ng, 0));
+            let l = Arc::new(lockcheck::Mutex::named(nl, 0));
+            let guard = g.lock();
+            // The root's own nested acquisitions: g then l, checked once, then from the cache.
+            for _ in 0..3 {
+                *l.lock() += 1;
+            }
+            let l2 = l.clone();
+            if by_lockcheck {
+                lockcheck::tokio::spawn(async move {
+                    *l2.lock() += 1;
+                })
+                .await
+                .unwrap();
+            } else {
+                in_task(async move {
+                    *l2.lock() += 1;
+                })
+                .await;
+            }
+            drop(guard);
+        })
+        .unwrap();
+        // Reported by the task, never by the root's own nesting.
+        let v = found(ng);
+        assert_eq!(v.len(), 1, "{by_lockcheck}: {v:#?}");
+        assert_eq!(v[0].kind, ViolationKind::HeldAcrossAwait);
+        assert!(v[0].edges[0].thread.starts_with("task #"), "{v:#?}");
+        assert!(v[0].message.contains("root future"), "{}", v[0].message);
+    }
+}
+
 #[test]
 fn std_api_guard_held_across_await_in_local_tasks() {
     setup();

@@ -27,6 +27,15 @@ const SCENARIOS: &[&str] = &[
     "checked_off/lock",
     "checked_off/pair",
     "checked_off/read",
+    // Feature `tokio` only: one task of a current-thread runtime, locking in a loop; `raw_tokio`
+    // is `tokio::sync::Mutex`, `tokio` is `lockcheck::tokio::Mutex` in a task started with
+    // `tokio::spawn`, `tokio_spawned` the same in a task started with `lockcheck::tokio::spawn`.
+    "raw_tokio/lock",
+    "tokio/lock",
+    "tokio_spawned/lock",
+    "raw_tokio/pair",
+    "tokio/pair",
+    "tokio_spawned/pair",
 ];
 
 fn lock_loop<M>(new: impl Fn() -> M, lock: impl Fn(&M), iters: u64) {
@@ -118,9 +127,62 @@ fn main() {
             },
             n,
         ),
+        #[cfg(feature = "tokio")]
+        s if s.starts_with("raw_tokio/") || s.starts_with("tokio") => tokio_scenario(s, n),
         other => {
             eprintln!("unknown scenario {other:?}; scenarios: {SCENARIOS:?}");
             std::process::exit(2);
         }
     }
+}
+
+/// The async scenarios: one task of a current-thread runtime, `iters` operations in a loop.
+#[cfg(feature = "tokio")]
+fn tokio_scenario(scenario: &str, iters: u64) {
+    use std::sync::Arc;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let (who, op) = scenario.split_once('/').expect("who/op");
+    let pair = op == "pair";
+    rt.block_on(async move {
+        if who == "raw_tokio" {
+            let (a, b) = (
+                Arc::new(tokio::sync::Mutex::new(0u64)),
+                Arc::new(tokio::sync::Mutex::new(0u64)),
+            );
+            tokio::spawn(async move {
+                for _ in 0..iters {
+                    if pair {
+                        let _a = black_box(&a).lock().await;
+                        *black_box(&b).lock().await += 1;
+                    } else {
+                        *black_box(&a).lock().await += 1;
+                    }
+                }
+            })
+            .await
+            .expect("the task");
+            return;
+        }
+        let (a, b) = (
+            Arc::new(lockcheck::tokio::Mutex::new(0u64)),
+            Arc::new(lockcheck::tokio::Mutex::new(0u64)),
+        );
+        let body = async move {
+            for _ in 0..iters {
+                if pair {
+                    let _a = black_box(&a).lock().await;
+                    *black_box(&b).lock().await += 1;
+                } else {
+                    *black_box(&a).lock().await += 1;
+                }
+            }
+        };
+        if who == "tokio_spawned" {
+            lockcheck::tokio::spawn(body).await.expect("the task");
+        } else {
+            tokio::spawn(body).await.expect("the task");
+        }
+    });
 }

@@ -175,7 +175,7 @@ fn nested_step(
         return Fast::Other;
     }
     #[cfg(feature = "tokio")]
-    if crate::tokio::track::may_hold_async() {
+    if in_task_or_may_hold_async() {
         return Fast::Other;
     }
     let _ = meta;
@@ -185,20 +185,35 @@ fn nested_step(
     if !attempt() {
         return Fast::Block(ids);
     }
-    #[cfg(feature = "tokio")]
-    push_tagged(s, ids, mode, site);
-    #[cfg(not(feature = "tokio"))]
-    s.push_plain(pack(ids.inst, mode), meta.word(), site);
+    s.push_plain(
+        pack(ids.inst, mode),
+        meta.word(),
+        site,
+        #[cfg(feature = "tokio")]
+        0,
+    );
     Fast::Done
 }
 
-/// The fast path's push with async tracking: the entry is tagged with the running task.
+/// Whether a nested sync acquisition must leave the fast paths: the running task may hold
+/// async locks (the full path checks them), or a task runs at all. A task's own guards are
+/// tagged and never in the dependency cache, but a guard tagged 0 (the thread's own code, the
+/// runtime's root future) may be, and a task acquiring over it must reach the full path, which
+/// reports the guard held across an `.await`. Outside any task the push's tag is 0.
+#[cfg(feature = "tokio")]
+#[inline(always)]
+fn in_task_or_may_hold_async() -> bool {
+    crate::tokio::track::may_hold_async() || crate::tokio::track::current_tag() != 0
+}
+
+/// The fast path's push onto an empty stack with async tracking: the entry is tagged with the
+/// running task.
 #[cfg(feature = "tokio")]
 #[inline(always)]
 fn push_tagged(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'static>) {
     let task = crate::tokio::track::current_tag();
     let tag = if task != 0 { word::TASK } else { 0 };
-    s.push_plain(pack(ids.inst, mode) | tag, ids.word(), site, task);
+    s.push_first(pack(ids.inst, mode) | tag, ids.word(), site, task);
 }
 
 /// What [`lock_fast`] did.
@@ -263,15 +278,12 @@ pub(crate) fn lock_fast(
                 return Fast::Nested;
             }
             #[cfg(feature = "tokio")]
-            if crate::tokio::track::may_hold_async() {
+            if in_task_or_may_hold_async() {
                 return Fast::Other;
             }
             if !try_raw() {
                 return Fast::Block(Ids::from_word(w));
             }
-            #[cfg(feature = "tokio")]
-            push_tagged(s, Ids::from_word(w), mode, site);
-            #[cfg(not(feature = "tokio"))]
             s.push_second(pack(w & word::INST, mode), w, site);
             return Fast::Done;
         }
@@ -334,16 +346,19 @@ pub(crate) fn lock_known(
         // Checked before: the inline memo answers next time.
         s.remember_top(req);
         #[cfg(feature = "tokio")]
-        if crate::tokio::track::may_hold_async() {
+        if in_task_or_may_hold_async() {
             return Fast::Other;
         }
         if !try_raw() {
             return Fast::Block(Ids::from_word(w));
         }
-        #[cfg(feature = "tokio")]
-        push_tagged(s, Ids::from_word(w), mode, site);
-        #[cfg(not(feature = "tokio"))]
-        s.push_plain(pack(w & word::INST, mode), w, site);
+        s.push_plain(
+            pack(w & word::INST, mode),
+            w,
+            site,
+            #[cfg(feature = "tokio")]
+            0,
+        );
         Fast::Done
     });
     finish(step, kind, mode, site, lock_raw, lock_for)
@@ -385,9 +400,14 @@ fn lock_recorded(
         if nested && (f & flag::ORDER == 0 || !s.known_dependency(req)) {
             return None;
         }
-        // Async locks the running task holds: the full path checks them.
+        // Async locks the running task holds: the full path checks them; so it does a task's
+        // nested acquisition (see `in_task_or_may_hold_async`).
         #[cfg(feature = "tokio")]
-        if (nested || f & flag::ORDER != 0) && crate::tokio::track::may_hold_async() {
+        let task = crate::tokio::track::current_tag();
+        #[cfg(feature = "tokio")]
+        if (nested || f & flag::ORDER != 0) && crate::tokio::track::may_hold_async()
+            || nested && task != 0
+        {
             return None;
         }
         if !try_raw() {
@@ -395,7 +415,6 @@ fn lock_recorded(
         }
         #[cfg(feature = "tokio")]
         {
-            let task = crate::tokio::track::current_tag();
             let tag = if task != 0 { word::TASK } else { 0 };
             s.push_plain(req | word::RECORDED | tag, w, site, task);
         }

@@ -523,19 +523,30 @@ impl ThreadState {
 
     /// The fast path's push onto an empty stack: one word, the site and the identity (`ids`:
     /// the lock's `Meta::word`). The caller saw [`ThreadState::busy_depth`] 0.
-    #[cfg(not(feature = "tokio"))]
+    /// With async tracking, `task` is the entry's tag (see [`Held::task`]).
     #[inline(always)]
-    pub(crate) fn push_first(&self, w: u64, ids: u64, site: &'static Location<'static>) {
+    pub(crate) fn push_first(
+        &self,
+        w: u64,
+        ids: u64,
+        site: &'static Location<'static>,
+        #[cfg(feature = "tokio")] task: u64,
+    ) {
         let st = self.stack_mut();
         st.words[0] = w;
         st.info[0].site = site;
         st.info[0].ids = ids;
+        #[cfg(feature = "tokio")]
+        {
+            st.info[0].task = task;
+        }
         self.busy.0.set(1);
     }
 
     /// The fast path's push over one held lock (the caller saw [`ThreadState::busy_depth`] 1):
     /// as [`ThreadState::push_first`], one entry up.
-    #[cfg(not(feature = "tokio"))]
+    /// With async tracking, the entry's tag is 0 (a task's nested acquisitions take the full
+    /// path).
     #[inline(always)]
     pub(crate) fn push_second(&self, w: u64, ids: u64, site: &'static Location<'static>) {
         let st = self.stack_mut();
@@ -544,6 +555,10 @@ impl ThreadState {
         self.busy.0.set(2);
         st.info[1].ids = ids;
         st.info[1].site = site;
+        #[cfg(feature = "tokio")]
+        {
+            st.info[1].task = 0;
+        }
         st.words[1] = w;
     }
 

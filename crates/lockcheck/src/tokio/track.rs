@@ -29,12 +29,10 @@ use std::time::{Duration, Instant};
 
 /// Holder ids of tasks have this bit; lockcheck's thread numbers never reach it.
 const TASK_BIT: u64 = 1 << 62;
-/// Tag of a sync guard taken by a runtime's root future (`block_on`), which has no task id.
-const ROOT_TAG: u64 = u64::MAX;
 
 /// Whether a holder id (as found in reports' `thread_id`) is a task.
 pub(crate) fn is_task(id: u64) -> bool {
-    id & TASK_BIT != 0 && id != ROOT_TAG
+    id & TASK_BIT != 0
 }
 
 /// The tokio task id as a number. `task::Id` has no accessor, but its `Hash` writes exactly the
@@ -64,20 +62,28 @@ pub(crate) fn holder_task_number(id: ::tokio::task::Id) -> u64 {
     task_number(id)
 }
 
-/// The tag stored in a sync held entry: the current task, the root future of a runtime, or 0
-/// outside any runtime (plain thread code, never reported).
+/// The tag stored in a sync held entry: the current task, or 0 outside any task (the thread's
+/// own code: plain thread code, or a runtime's root future in `block_on`). One call of
+/// `tokio::task::try_id` (a thread-local read): whether the thread is inside a runtime at all
+/// (`Handle::try_current`, three times the cost) is not asked on the acquisition path. It is
+/// not needed: a guard tagged 0 is foreign only to a task that runs on this thread while the
+/// guard is held, and a task runs on a thread only inside a runtime (its `block_on`, a worker),
+/// so the guard's holder is the runtime's root future or the code around `block_on`, suspended
+/// while the task runs.
 #[inline]
 pub(crate) fn current_tag() -> u64 {
     match ::tokio::task::try_id() {
         Some(id) => TASK_BIT | task_number(id),
-        None => {
-            if ::tokio::runtime::Handle::try_current().is_ok() {
-                ROOT_TAG
-            } else {
-                0
-            }
-        }
+        None => 0,
     }
+}
+
+/// Whether code whose tag is `tag` ([`current_tag`], run now) may be suspended at an `.await`
+/// while other code runs on its thread: a task, or (tag 0) a runtime's root future, as opposed
+/// to plain thread code. Asks whether the thread is inside a runtime, which the acquisition path
+/// does not: only for waits and recording.
+fn suspendable(tag: u64) -> bool {
+    tag != 0 || ::tokio::runtime::Handle::try_current().is_ok()
 }
 
 /// Who holds: the current task, else the current thread.
@@ -237,6 +243,13 @@ struct Shard {
     /// Dependencies from an owned guard of a holder that may still have it (by the guard's
     /// token): confirmed when the guard is dropped in that holder, dropped otherwise.
     pending: HashMap<u64, Pending, std::hash::BuildHasherDefault<IdHasher>>,
+    /// The list of the holder last looked up through [`Shard::list_ptr`] (`last_list` null:
+    /// none): a task that locks and unlocks in a row finds its list without hashing (the two
+    /// lookups were a tenth of an async lock+unlock). The pointer is into `by_holder`'s entry, so
+    /// it is valid until the map gains or loses a key: keys are added only by `list_ptr`
+    /// (which sets it again) and removed only by [`Shard::sweep`] (which clears it).
+    last_holder: u64,
+    last_list: *mut Vec<Entry>,
 }
 
 /// What a holder acquired while it had taken an owned guard not yet dropped. The guard may have
@@ -321,6 +334,8 @@ impl ShardLock {
             occupied: [0; 64],
             checked: HashSet::default(),
             pending: HashMap::default(),
+            last_holder: 0,
+            last_list: std::ptr::null_mut(),
         }))
     }
 }
@@ -365,9 +380,49 @@ impl Shard {
         }
     }
 
+    /// `holder`'s list, made empty if it has none (see `last_list`). The pointer is valid while
+    /// the shard is locked and no other key is added or removed.
+    #[inline]
+    fn list_ptr(&mut self, holder: u64) -> *mut Vec<Entry> {
+        if self.last_holder == holder && !self.last_list.is_null() {
+            return self.last_list;
+        }
+        let list: *mut Vec<Entry> = self.by_holder.entry(holder).or_default();
+        self.last_holder = holder;
+        self.last_list = list;
+        list
+    }
+
+    /// `holder`'s list, if it has one (see `last_list`).
+    #[inline]
+    fn list_get_mut(&mut self, holder: u64) -> Option<&mut Vec<Entry>> {
+        if self.last_holder == holder && !self.last_list.is_null() {
+            // SAFETY: as `list_mut`.
+            return Some(unsafe { &mut *self.last_list });
+        }
+        let list: &mut Vec<Entry> = self.by_holder.get_mut(&holder)?;
+        self.last_holder = holder;
+        self.last_list = list;
+        Some(list)
+    }
+
+    /// `holder`'s list, made empty if it has none.
+    #[inline]
+    fn list_mut(&mut self, holder: u64) -> &mut Vec<Entry> {
+        // SAFETY: valid until the map changes its keys, which needs `&mut self` again.
+        unsafe { &mut *self.list_ptr(holder) }
+    }
+
+    /// Removes the empty lists (finished tasks), and the cached pointer with them.
+    fn sweep(&mut self) {
+        self.by_holder.retain(|_, l| !l.is_empty());
+        self.emptied = 0;
+        self.last_list = std::ptr::null_mut();
+    }
+
     /// Pushes onto `holder`'s list, noting its occupancy.
     fn push_entry(&mut self, holder: u64, e: Entry) {
-        let list = self.by_holder.entry(holder).or_default();
+        let list = self.list_mut(holder);
         let was_empty = list.is_empty();
         list.push(e);
         if was_empty {
@@ -511,7 +566,7 @@ impl Hold {
         // The common case (a plain guard, not recording) returns nothing from the shard: only
         // an owned guard's pending dependencies or a recorded hold need the entry afterwards.
         let gone = with_shard(holder, |s| {
-            let list = s.by_holder.get_mut(&holder)?;
+            let list = s.list_get_mut(holder)?;
             let i = list.iter().rposition(|e| e.token == token)?;
             // Usually the newest hold (guards drop in reverse order): a pop.
             let e = if i + 1 == list.len() {
@@ -524,8 +579,7 @@ impl Hold {
                 s.occupy(holder, false);
                 s.emptied += 1;
                 if s.emptied > MAX_EMPTY {
-                    s.by_holder.retain(|_, l| !l.is_empty());
-                    s.emptied = 0;
+                    s.sweep();
                 }
             }
             if !e.owned && e.since.is_none() {
@@ -672,14 +726,7 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
             }
             let (holder, tag) = match task {
                 Some(h) => (h, h),
-                None => (
-                    s.id(),
-                    if ::tokio::runtime::Handle::try_current().is_ok() {
-                        ROOT_TAG
-                    } else {
-                        0
-                    },
-                ),
+                None => (s.id(), 0),
             };
             let mut sync = SyncScan::default();
             if !check {
@@ -694,18 +741,17 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
                     sync,
                 ));
             }
-            // Nothing held on this thread (the common case): no snapshot to make.
-            let held = if s.holds_any() {
-                s.held_snapshot()
-            } else {
-                Vec::new()
-            };
-            for h in held {
-                if h.task == tag {
-                    sync.set = sync.set.wrapping_add(held_hash(h.inst, h.mode));
-                    sync.n += 1;
-                } else if h.task != 0 && sync.foreign.is_none() {
-                    sync.foreign = Some(h);
+            // Nothing held on this thread (the common case): no snapshot to make, nor to drop.
+            if s.holds_any() {
+                for h in s.held_snapshot() {
+                    if h.task == tag {
+                        sync.set = sync.set.wrapping_add(held_hash(h.inst, h.mode));
+                        sync.n += 1;
+                    } else if sync.foreign.is_none() {
+                        // Another task's guard, or (tag 0) the thread's own code's while this
+                        // task runs on it: either way its holder is suspended.
+                        sync.foreign = Some(h);
+                    }
                 }
             }
             Some((
@@ -902,6 +948,14 @@ fn scan_list(
     r: &Req<'_>,
     sync: &SyncScan,
 ) -> Scan {
+    if list.is_empty() && sync.n == 0 {
+        // Holding nothing (the common case): no conflict, no owned guard, no dependency.
+        return Scan {
+            conflict: None,
+            owned: Vec::new(),
+            new_key: None,
+        };
+    }
     let mut conflict = None;
     let mut owned = Vec::new();
     let (mut set, mut n) = (sync.set, sync.n);
@@ -1264,7 +1318,7 @@ fn rec_request(ctx: &Ctx, r: &Req<'_>, available: usize) {
     } else {
         Vec::new()
     };
-    let holds_sync = tag != 0
+    let holds_sync = suspendable(tag)
         && (!sync.is_empty()
             || STATE
                 .try_with(|s| s.find_held(|h| h.task == tag).is_some())
@@ -1367,7 +1421,9 @@ fn scan_push(
         in_trace: !r.owned,
         since: (flags() & flag::RECORD != 0).then(Instant::now),
     };
-    let list = s.by_holder.entry(ctx.holder).or_default();
+    // SAFETY: the list stays valid below: no key of `by_holder` is added or removed until the
+    // last use of `list` (`checked` is another field; `occupy` comes after).
+    let list = unsafe { &mut *s.list_ptr(ctx.holder) };
     let scan = sync.map(|sync| scan_list(list, &mut s.checked, ctx, r, sync));
     let was_empty = list.is_empty();
     list.push(e);
@@ -1410,7 +1466,7 @@ pub(crate) fn must_wait(
     let tag = ctx.tag;
     // A `blocking_*` wait suspends nothing: the thread blocks with the guards (the wait-for
     // graph below sees them held).
-    if tag != 0 && !pre.blocking {
+    if !pre.blocking && suspendable(tag) {
         let mine = STATE
             .try_with(|s| s.find_held(|h| h.task == tag))
             .ok()
@@ -2153,13 +2209,15 @@ pub(crate) fn sync_acquire_over_suspended(
     mode: Mode,
     site: &'static Location<'static>,
 ) -> (bool, Option<Verdict>) {
-    // Plain thread code (no runtime) tags nothing: the common case costs one scan.
-    if s.find_held(|h| h.task != 0).is_none() {
+    // Plain thread code tags nothing and runs no task: the common case costs one scan and one
+    // task-id read.
+    let tag = current_tag();
+    if tag == 0 && s.find_held(|h| h.task != 0).is_none() {
         return (false, None);
     }
-    let tag = current_tag();
     let found = {
-        let foreign = |h: &Held| h.task != 0 && h.task != tag;
+        // Another task's guard, or (tag 0) the thread's own code's while a task runs on it.
+        let foreign = |h: &Held| h.task != tag;
         s.find_held(|h| foreign(h) && h.inst == ids.inst)
             .or_else(|| s.find_held(foreign))
     };
@@ -2306,8 +2364,8 @@ fn held_across_await(
     h: Held,
 ) -> Option<Verdict> {
     rec_await(me, ids, mode, site, &h);
-    let owner = if h.task == ROOT_TAG {
-        "the runtime's root future (`block_on`)".to_owned()
+    let owner = if h.task == 0 {
+        "the runtime's root future (`block_on`, or this thread's code around it)".to_owned()
     } else {
         holder_name(h.task)
     };
@@ -2327,7 +2385,7 @@ fn held_across_await(
         e0.held_site = h.site.to_string();
         e0.backtrace = bt;
         let e1 = EdgeInfo::on_lock(
-            if h.task == ROOT_TAG { 0 } else { h.task },
+            h.task,
             owner,
             held,
             h.mode,
@@ -2371,7 +2429,7 @@ fn rec_await(me: u64, ids: Ids, mode: Mode, site: &'static Location<'static>, h:
     if flags() & flag::RECORD == 0 {
         return;
     }
-    let owner = if h.task == ROOT_TAG { 0 } else { h.task };
+    let owner = h.task;
     let held = Ids {
         inst: h.inst,
         class: h.class,
