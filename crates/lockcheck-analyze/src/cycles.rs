@@ -1211,11 +1211,92 @@ const ALL_MODES: [Mode; 5] = [
 /// Whether two dependencies of one chain can wait at the same time (distinct threads, not
 /// ordered by fork/join, no gate lock): [`check_pair`] with the cheap tests first, as most
 /// candidates of a hostile trace fail on the clocks before their held sets need comparing.
-fn compatible(a: &Dep<'_>, b: &Dep<'_>) -> bool {
+fn compatible(ep: &Epochs<'_>, a: &Dep<'_>, b: &Dep<'_>) -> bool {
     a.thread() != b.thread()
-        && !a.clock().happens_before(a.thread(), b.clock())
-        && !b.clock().happens_before(b.thread(), a.clock())
+        && !ep.happens_before(a, b)
+        && !ep.happens_before(b, a)
         && check_pair(a, b).is_ok()
+}
+
+/// The most entries (clocks times threads) of the table of [`Epochs`]: 8 MB of 16-bit
+/// epochs, 16 MB of 32-bit ones.
+const MAX_EPOCH_TABLE: usize = 4 << 20;
+
+/// The epoch of each thread in each interned clock of the model, read by the root-cause search
+/// for every candidate pair (its clock tests): one load from a table of `clocks x threads`
+/// where [`VectorClock::get`] is a binary search behind a pointer (about a quarter of the search's
+/// time on the hostile random trace, 64 threads). Epochs in 16 bits when every epoch fits
+/// (a thread's epoch counts its forks and joins). Without the table (more entries than
+/// [`MAX_EPOCH_TABLE`]) the clocks themselves are read: the same answers.
+///
+/// [`VectorClock::get`]: lockcheck_core::deps::VectorClock::get
+struct Epochs<'a> {
+    model: &'a Model,
+    threads: usize,
+    table: EpochTable,
+}
+
+/// The table of [`Epochs`], by `clock * threads + thread`.
+enum EpochTable {
+    Absent,
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+impl<'a> Epochs<'a> {
+    fn new(model: &'a Model) -> Epochs<'a> {
+        let threads = model.threads.len();
+        let size = model.clocks.len().saturating_mul(threads);
+        let entries = || {
+            model
+                .clocks
+                .iter()
+                .flat_map(move |c| (0..threads as u64).map(move |t| c.get(t)))
+        };
+        let table = if size > MAX_EPOCH_TABLE || size == 0 {
+            EpochTable::Absent
+        } else if entries().all(|e| e <= u32::from(u16::MAX)) {
+            let mut t = Vec::with_capacity(size);
+            t.extend(entries().map(|e| e as u16));
+            EpochTable::Narrow(t)
+        } else {
+            let mut t = Vec::with_capacity(size);
+            t.extend(entries());
+            EpochTable::Wide(t)
+        };
+        Epochs {
+            model,
+            threads,
+            table,
+        }
+    }
+
+    /// The epoch of `thread` known to clock `clock` of the model.
+    #[inline]
+    fn get(&self, clock: u32, thread: u64) -> u32 {
+        let at = clock as usize * self.threads + thread as usize;
+        match &self.table {
+            _ if thread as usize >= self.threads => self.model.clocks[clock as usize].get(thread),
+            EpochTable::Narrow(t) => u32::from(t[at]),
+            EpochTable::Wide(t) => t[at],
+            EpochTable::Absent => self.model.clocks[clock as usize].get(thread),
+        }
+    }
+
+    /// The epoch of `thread` known to dependency `d`'s clock.
+    #[inline]
+    fn of(&self, d: &Dep<'_>, thread: u64) -> u32 {
+        self.get(d.rec().clock, thread)
+    }
+
+    /// Whether `a` happens before `b` ([`VectorClock::happens_before`] of their clocks).
+    ///
+    /// [`VectorClock::happens_before`]: lockcheck_core::deps::VectorClock::happens_before
+    #[inline]
+    fn happens_before(&self, a: &Dep<'_>, b: &Dep<'_>) -> bool {
+        let own = self.of(a, a.thread());
+        own != 0 && own <= self.of(b, a.thread())
+    }
 }
 
 /// Steps of the exploration of one dependency ([`EdgeSearch::closers_of`]); beyond, its edges
@@ -1231,13 +1312,16 @@ const RULES_CACHE: usize = 256;
 
 /// The blocking dependencies holding one node, grouped by thread in the thread's own order.
 struct Holders {
-    /// `(dependency, edge)`, sorted by (thread, dependency index).
-    items: Vec<(u32, u32)>,
+    /// The dependencies, sorted by (thread, dependency index). Their edge (from the node to
+    /// what each requests) is looked up for the few that pass the rules, not stored: these
+    /// lists hold every blocking (dependency, held node) pair of the graph (8M on the hostile
+    /// random trace).
+    items: Vec<u32>,
     /// `(thread, start, end)` of each thread's run in `items` whose own epochs are positive and
     /// never decrease (the thread's clock only grows, so its knowledge of others does too).
     ordered: Vec<(u64, u32, u32)>,
     /// Runs without that order (dependencies merged without a clock): scanned in full.
-    unordered: Vec<(u32, u32)>,
+    unordered: Vec<u32>,
 }
 
 /// Per dependency `d`, the dependencies that can follow it in a chain: they hold (an instance
@@ -1256,6 +1340,8 @@ struct Successors<'a> {
     own: Vec<u32>,
     /// The held locks of the dependency whose list is being computed, counted per mode.
     marks: Vec<[u32; 5]>,
+    /// The clocks' epochs, also read by [`EdgeSearch`].
+    epochs: Epochs<'a>,
 }
 
 /// Whether `d` holds a lock marked in `marks` in a mode that excludes, or is excluded by, a
@@ -1287,32 +1373,34 @@ impl<'a> Successors<'a> {
 
     fn holders(&mut self, v: u32) -> &Holders {
         if !self.holders.contains_key(&v) {
-            let mut items: Vec<(u32, u32)> = Vec::new();
+            let mut items: Vec<u32> = Vec::new();
             for e in self.graph.out_edges(v) {
                 for &d in self.graph.deps(e) {
                     if check_blocking(&self.model.dep(d)).is_ok() {
-                        items.push((d, e));
+                        items.push(d);
                     }
                 }
             }
             let thread = |d: u32| u64::from(self.model.deps[d as usize].thread);
-            items.sort_unstable_by_key(|&(d, _)| (thread(d), d));
+            items.sort_unstable_by_key(|&d| (thread(d), d));
             let mut h = Holders {
                 items: Vec::new(),
                 ordered: Vec::new(),
                 unordered: Vec::new(),
             };
-            for run in items.chunk_by(|a, b| thread(a.0) == thread(b.0)) {
-                let monotone = run.windows(2).all(|w| self.own(w[0].0) <= self.own(w[1].0));
-                if monotone && self.own(run[0].0) > 0 {
+            for run in items.chunk_by(|&a, &b| thread(a) == thread(b)) {
+                let monotone = run.windows(2).all(|w| self.own(w[0]) <= self.own(w[1]));
+                if monotone && self.own(run[0]) > 0 {
                     let start = h.items.len() as u32;
                     h.items.extend_from_slice(run);
                     h.ordered
-                        .push((thread(run[0].0), start, h.items.len() as u32));
+                        .push((thread(run[0]), start, h.items.len() as u32));
                 } else {
                     h.unordered.extend_from_slice(run);
                 }
             }
+            h.items.shrink_to_fit();
+            h.unordered.shrink_to_fit();
             self.holders.insert(v, h);
         }
         &self.holders[&v]
@@ -1334,7 +1422,7 @@ impl<'a> Successors<'a> {
         for (l, m) in crate::graph::dep_held_rev(model, d0) {
             self.marks[l as usize][m as usize] += 1;
         }
-        let (own, marks) = (&self.own, &self.marks);
+        let (own, marks, ep) = (&self.own, &self.marks, &self.epochs);
         // check_pair(a, b) with its cheap tests first and the gate read from the marks.
         // Every candidate holds (an instance of) `v`, so a request that excludes every mode
         // (write, permit) links to it whatever its hold: the mode rule needs no walk of the
@@ -1363,9 +1451,17 @@ impl<'a> Successors<'a> {
             let b = &model.dep(d1);
             let own1 = own[d1 as usize];
             b.thread() != a.thread()
-                && !(own0 != 0 && own0 <= b.clock().get(a.thread()))
-                && !(own1 != 0 && own1 <= a.clock().get(b.thread()))
+                && !(own0 != 0 && own0 <= ep.of(b, a.thread()))
+                && !(own1 != 0 && own1 <= ep.of(a, b.thread()))
                 && rules(b)
+        };
+        let graph = self.graph;
+        // The edge from `v` to what a holder requests (there is one: it is how the holder
+        // came to be listed under `v`).
+        let edge = |d1: u32| {
+            graph
+                .find(v, node_of(model, level, model.deps[d1 as usize].lock))
+                .expect("a holder of v lies on an edge from v")
         };
         let h = &self.holders[&v];
         for &(t, start, end) in &h.ordered {
@@ -1374,24 +1470,24 @@ impl<'a> Successors<'a> {
             }
             let run = &h.items[start as usize..end as usize];
             // Those that happen before d0 (own epoch known to d0) come first...
-            let known = a.clock().get(t);
-            let lo = run.partition_point(|&(d1, _)| own[d1 as usize] <= known);
-            for &(d1, e) in &run[lo..] {
+            let known = ep.of(a, t);
+            let lo = run.partition_point(|&d1| own[d1 as usize] <= known);
+            for &d1 in &run[lo..] {
                 // ...and those that d0 happens before come last.
                 let b = model.dep(d1);
-                if own0 != 0 && own0 <= b.clock().get(a.thread()) {
+                if own0 != 0 && own0 <= ep.of(&b, a.thread()) {
                     break;
                 }
                 // Another thread, concurrent both ways (the partition and the test above are
                 // `ok`'s tests of the clocks): the rules of the held sets remain.
                 if rules(&b) {
-                    out.push((e, d1));
+                    out.push((edge(d1), d1));
                 }
             }
         }
-        for &(d1, e) in &h.unordered {
+        for &d1 in &h.unordered {
             if ok(d1) {
-                out.push((e, d1));
+                out.push((edge(d1), d1));
             }
         }
         for (l, m) in crate::graph::dep_held_rev(model, d0) {
@@ -1495,15 +1591,23 @@ impl EdgeSearch<'_, '_> {
     /// [`compatible`] of `d` with every dependency of the chain but the last (which the
     /// successor list checked): threads, fork/join order, then the gate locks of the marks.
     fn fits_rest(&self, di: u32) -> bool {
+        if self.chain.len() == 1 {
+            // Nothing but the last, whose marks are the only ones: the gate test below would
+            // repeat the successor list's (or `close`'s) test against it. Most calls on a
+            // hostile trace, where chains rarely grow: each test walks a held set of about a
+            // hundred locks up the interned tree.
+            return true;
+        }
         let d = self.dep(di);
         let own_d = self.own[di as usize];
+        let ep = &self.succ.epochs;
         let rest = &self.chain[..self.chain.len() - 1];
         for &c in rest {
             let cd = self.dep(c);
             let own_c = self.own[c as usize];
             if cd.thread() == d.thread()
-                || (own_c != 0 && own_c <= d.clock().get(cd.thread()))
-                || (own_d != 0 && own_d <= cd.clock().get(d.thread()))
+                || (own_c != 0 && own_c <= ep.of(&d, cd.thread()))
+                || (own_d != 0 && own_d <= ep.of(&cd, d.thread()))
             {
                 return false;
             }
@@ -1533,7 +1637,7 @@ impl EdgeSearch<'_, '_> {
             let (l, d) = (self.dep(last), self.dep(di));
             if check_blocking(&d).is_err()
                 || !self.link_ok(&l, &d)
-                || !compatible(&l, &d)
+                || !compatible(&self.succ.epochs, &l, &d)
                 || !self.fits_rest(di)
                 || !self.link_ok(&d, &self.dep(self.chain[0]))
             {
@@ -1723,6 +1827,7 @@ pub fn find_root_causes_on(
         memo_entries: 0,
         own: own.clone(),
         marks: vec![[0; 5]; model.locks.len()],
+        epochs: Epochs::new(model),
     };
     for (k, &(u, v)) in change.edges.iter().enumerate() {
         if total > limits.max_total_steps {

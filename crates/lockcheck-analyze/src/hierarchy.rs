@@ -447,47 +447,90 @@ fn local_search(n: usize, edges: &[(usize, usize, u64)], order: &mut Vec<usize>)
     local_search_on(&EdgeLists::new(n, edges), order)
 }
 
+/// A signed sum of edge weights in [`local_search_on`]: `i64` when the component's total
+/// weight fits (every cost and difference it adds up is within the total), else `i128`.
+trait Cost: Copy + Ord + std::ops::AddAssign + std::ops::SubAssign {
+    const ZERO: Self;
+    fn of(w: u64) -> Self;
+}
+
+impl Cost for i64 {
+    const ZERO: Self = 0;
+    fn of(w: u64) -> Self {
+        w as i64
+    }
+}
+
+impl Cost for i128 {
+    const ZERO: Self = 0;
+    fn of(w: u64) -> Self {
+        w as i128
+    }
+}
+
 /// [`local_search`] on any [`FasGraph`].
 fn local_search_on(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
+    let mut total: u128 = 0;
+    for v in 0..g.n() {
+        g.for_out(v, |_, w| total += u128::from(w));
+    }
+    if total <= i64::MAX as u128 {
+        local_search_in::<i64>(g, order)
+    } else {
+        local_search_in::<i128>(g, order)
+    }
+}
+
+/// [`local_search_on`] summing in `C`.
+fn local_search_in<C: Cost>(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
     let n = g.n();
-    // diff[x] = weight of v -> x minus weight of x -> v, for the node v being moved: moving the
-    // insertion point of v past x changes its cost by exactly that.
-    let mut diff = vec![0i128; n];
+    // pos[x]: the position of node x in `order`.
+    let mut pos = vec![0usize; n];
+    for (p, &x) in order.iter().enumerate() {
+        pos[x] = p;
+    }
+    // diff[p] = weight of v -> x minus weight of x -> v for the node x at position p, for the
+    // node v being moved: moving the insertion point of v past x changes its cost by exactly
+    // that. Indexed by position, so that the scan below reads it in order.
+    let mut diff = vec![C::ZERO; n];
     for _ in 0..MAX_LOCAL_SEARCH_PASSES {
         let mut improved = false;
         for v in 0..n {
-            let cur = order.iter().position(|&x| x == v).expect("a permutation");
-            g.for_out(v, |x, w| diff[x] += w as i128);
-            let mut in_total: i128 = 0;
+            let cur = pos[v];
+            g.for_out(v, |x, w| diff[pos[x]] += C::of(w));
+            let mut in_total = C::ZERO;
             g.for_in(v, |x, w| {
-                diff[x] -= w as i128;
-                in_total += w as i128;
+                diff[pos[x]] -= C::of(w);
+                in_total += C::of(w);
             });
             // Cost of v at insertion point p of the order without v: edges v -> x with x before
-            // p, plus edges x -> v with x at or after p. Scan p from 0 up.
-            // (Scanned in place, skipping v: no copy of the order per node.)
-            let mut cost: i128 = in_total;
+            // p, plus edges x -> v with x at or after p. Scan p from 0 up: the positions before
+            // v's are insertion points 1..=cur, those after it cur+1.. (v's own slot, which
+            // holds 0 as v has no edge to itself, is skipped).
+            let mut cost = in_total;
             let mut best = (cost, 0usize);
-            let mut cur_cost = if cur == 0 { cost } else { i128::MAX };
-            let mut i = 0usize;
-            for &x in order.iter() {
-                if x == v {
-                    continue;
-                }
-                i += 1;
-                cost += diff[x];
-                if i == cur {
-                    cur_cost = cost;
-                }
+            for (i, &d) in diff[..cur].iter().enumerate() {
+                cost += d;
                 if cost < best.0 {
-                    best = (cost, i);
+                    best = (cost, i + 1);
                 }
             }
-            g.for_out(v, |x, _| diff[x] = 0);
-            g.for_in(v, |x, _| diff[x] = 0);
+            let cur_cost = cost;
+            for (i, &d) in diff[cur + 1..].iter().enumerate() {
+                cost += d;
+                if cost < best.0 {
+                    best = (cost, cur + 1 + i);
+                }
+            }
+            g.for_out(v, |x, _| diff[pos[x]] = C::ZERO);
+            g.for_in(v, |x, _| diff[pos[x]] = C::ZERO);
             if best.0 < cur_cost {
                 order.remove(cur);
                 order.insert(best.1, v);
+                let (lo, hi) = (cur.min(best.1), cur.max(best.1));
+                for (p, &x) in order.iter().enumerate().take(hi + 1).skip(lo) {
+                    pos[x] = p;
+                }
                 improved = true;
             }
         }
