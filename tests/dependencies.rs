@@ -1,8 +1,11 @@
 //! The runtime crate stays light: what `lockcheck` adds to a user's dependency graph is held to an
 //! allowlist, and a crate that depends on lockcheck type-checks as it would without it.
 //!
-//! Both run cargo itself, offline (every crate involved is in the workspace's lock file, so a
-//! build of the workspace has fetched them).
+//! Both run cargo itself with the workspace's lock file. The dependency tree covers every target
+//! (`--target all`), so it needs crates a host build never fetched (redox's, windows'): cargo may
+//! download them from the registry (`--locked`: the versions of the lock file, nothing resolved
+//! anew). The type check builds for the host only, which the workspace's build has fetched, so it
+//! runs offline.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -72,7 +75,7 @@ fn normal_deps(extra: &[&str]) -> Vec<String> {
     let out = cargo()
         .args([
             "tree",
-            "--offline",
+            "--locked",
             "-p",
             "lockcheck",
             "-e",
