@@ -410,6 +410,9 @@ fn lock_recorded(
         {
             return None;
         }
+        // Room for the records written after the acquisition, before it (see
+        // `before_acquire`): the request, the acquisition and the release.
+        recorder::reserve(site, 3);
         if !try_raw() {
             return None;
         }
@@ -429,7 +432,7 @@ fn lock_recorded(
     if nested {
         recorder::on_request_acquire(ids, kind, mode, site, 1);
     } else {
-        recorder::on_acquire(ids, mode, How::Blocking, site, 0);
+        recorder::on_acquire_reserved(ids, mode, site);
     }
     Taken::Yes
 }
@@ -505,9 +508,44 @@ fn lock_contended(
     lock_for: impl Fn(Duration) -> bool,
     f: u8,
 ) -> Result<(), Verdict> {
-    blocked(ids, kind, mode, capacity, site, lock_raw, lock_for)?;
+    blocked(ids, kind, mode, capacity, site, lock_raw, lock_for, f)?;
     let _ = STATE.try_with(|s| push(s, ids, mode, site, f));
     Ok(())
+}
+
+/// Right before a raw acquisition (a try, or a wait's slice): makes room for what follows it
+/// until the caller gets its guard, so that nothing there allocates. A global allocator that
+/// takes the lock being acquired (a tracking allocator whose statistics sit under a checked
+/// mutex the program also takes) would otherwise take it again on this thread, a deadlock
+/// lockcheck made: the held stack's push past its inline entries, the statistics' table, the
+/// watchdog's published list, the recorder's block (the acquisition and its release). Shallow
+/// and with nothing timed or recorded, one test and one test of the switches.
+#[inline]
+fn before_acquire(s: &ThreadState, ids: Ids, site: &'static Location<'static>, f: u8) {
+    s.reserve_push();
+    if f & flag::SLOW != 0 {
+        before_acquire_slow(s, ids, site, f);
+    }
+}
+
+/// [`before_acquire`] with recording, statistics or the watchdog on.
+#[cold]
+#[inline(never)]
+fn before_acquire_slow(s: &ThreadState, ids: Ids, site: &'static Location<'static>, f: u8) {
+    if f & flag::WATCH != 0 {
+        if let Some(p) = watch::published(s) {
+            internal(&p.held).reserve(1);
+        }
+    }
+    if f & flag::STATS != 0 {
+        if let Some(st) = watch::thread_stats(s) {
+            watch::reserve_class(&st, ids.class);
+        }
+    }
+    if f & flag::RECORD != 0 {
+        // The acquisition's record and its release's (which runs before the raw unlock).
+        recorder::reserve(site, 2);
+    }
 }
 
 /// Everything but the fast path: checks against the held locks, recording, timing, async.
@@ -563,6 +601,9 @@ fn lock_slow(
                 }
             }
         }
+        // Nothing may allocate between the raw acquisition and the caller's guard: an allocator
+        // that takes this very lock would take it again on this thread.
+        before_acquire(s, ids, site, f);
         if try_raw() {
             push(s, ids, mode, site, f);
             Step::Done(ids)
@@ -578,7 +619,7 @@ fn lock_slow(
         }
         Ok(Step::Block(ids)) => {
             let start = Instant::now();
-            blocked(ids, kind, mode, capacity, site, lock_raw, lock_for)?;
+            blocked(ids, kind, mode, capacity, site, lock_raw, lock_for, f)?;
             let wait_ns = start.elapsed().as_nanos() as u64;
             let _ = STATE.try_with(|s| push(s, ids, mode, site, f));
             if f & flag::SLOW != 0 {
@@ -594,11 +635,15 @@ fn lock_slow(
 /// How long a blocked thread waits at a time before it looks whether a deadlock chose it to give
 /// up its locks (see `watch::begin_wait`): parking_lot's waits cannot be interrupted otherwise.
 const SLICE: Duration = Duration::from_millis(20);
+/// The slice of a wait whose registration in the wait-for graph is pending (see
+/// `watch::WaitToken`).
+const PENDING_SLICE: Duration = Duration::from_millis(1);
 
 /// The slow path: the fast try failed and the thread is about to block. `Err`: a deadlock or a
 /// wait timeout to panic on; the lock is not taken.
 #[cold]
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 fn blocked(
     ids: Ids,
     kind: LockKind,
@@ -607,6 +652,7 @@ fn blocked(
     site: &'static Location<'static>,
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
+    f: u8,
 ) -> Result<(), Verdict> {
     let w = watch::WaitFor {
         ids,
@@ -616,7 +662,7 @@ fn blocked(
         site,
     };
     let token = STATE.try_with(|s| (!s.busy.get()).then(|| watch::begin_wait(s, w)));
-    let token = match token {
+    let mut token = match token {
         Ok(Some(Ok(token))) => token,
         Ok(Some(Err(v))) => return Err(v),
         Ok(None) | Err(_) => {
@@ -639,13 +685,21 @@ fn blocked(
     let start = Instant::now();
     let mut timed_out = false;
     loop {
-        let slice = match limit {
+        let mut slice = match limit {
             Some(l) if !timed_out => l.saturating_sub(start.elapsed()).min(SLICE),
             _ => SLICE,
         };
+        if token.pending() {
+            // Not registered yet (the waiters' mutex was busy): soon again.
+            slice = slice.min(PENDING_SLICE);
+        }
+        // Again before each slice: the bookkeeping of the wait (and an allocator's locks taken
+        // inside it) may have used what an earlier reservation made room for.
+        let _ = STATE.try_with(|s| before_acquire(s, ids, site, f));
         if lock_for(slice) {
             return Ok(());
         }
+        token.register(&w)?;
         if let Some(msg) = token.victim() {
             drop(token);
             return Err(Verdict::new(msg));
@@ -686,6 +740,13 @@ pub(crate) fn lock_nonblocking(
     if f & flag::ACTIVE == 0 {
         return attempt();
     }
+    // What follows a successful attempt must not allocate (see `before_acquire`): the identity
+    // (a lock's first use takes the class table) and the room for the push and the records.
+    let _ = STATE.try_with(|s| {
+        if !s.busy.get() {
+            before_acquire(s, meta.ids(kind), site, f);
+        }
+    });
     let start = (how == How::Timed).then(Instant::now);
     let ok = attempt();
     let wait_ns = start.map_or(0, |s| s.elapsed().as_nanos() as u64);
@@ -824,17 +885,18 @@ fn released_slow(meta: &Meta, ids: Ids, mode: Mode) {
     }
     let h = STATE.try_with(|s| {
         let h = s.remove_last(|h| h.inst == ids.inst && same_release_mode(h.mode, mode));
-        (h, s.busy.get())
+        (h, s.busy.get(), thread_key(s))
     });
-    // Not held and not busy: another thread's hold. Busy (lockcheck's own work, e.g. an
+    // Not held and not busy: another thread's hold, or this thread's own taken untracked while
+    // checking was off (see `note_foreign_release`). Busy (lockcheck's own work, e.g. an
     // allocation under an internal mutex entering a locking allocator), the lock was taken the
     // untracked way: nothing to note, and noting would take an internal mutex again.
     let h = match h {
-        Ok((None, false)) => {
-            note_foreign_release(ids.inst);
+        Ok((None, false, me)) => {
+            note_foreign_release(ids.inst, me);
             return;
         }
-        Ok((h, _)) => h,
+        Ok((h, _, _)) => h,
         Err(_) => return,
     };
     if let Some(h) = h {
@@ -976,7 +1038,7 @@ fn check_held(
         None
     };
     if let Some((k, h)) = conflict {
-        if take_foreign_release(ids.inst) {
+        if take_foreign_release(ids.inst, thread_key(s)) {
             // Released by another thread (`force_unlock` of a forgotten guard): the entry is
             // stale, not a hold. Forget it instead of reporting.
             s.remove_last(|x| x.inst == ids.inst);
@@ -1214,35 +1276,101 @@ pub(crate) fn check_permits(
 
 /// Locks released by a thread that did not hold them (a guard forgotten on one thread and
 /// `force_unlock`ed on another): the holder's entry is stale. Exact, with no bound: one entry per
-/// instance, which leaves when the stale entry is forgotten ([`take_foreign_release`]) or the lock
-/// is dropped ([`forget_foreign_release`]), so the set never outgrows the live locks. Only this
-/// rare path, the self-deadlock check (rare too) and the drop of a lock while the set is not
-/// empty touch the mutex.
-static FOREIGN_RELEASES: parking_lot::Mutex<Option<HashSet<u64>>> = parking_lot::Mutex::new(None);
-/// The size of [`FOREIGN_RELEASES`], read without its lock so that dropping a lock costs one
-/// atomic load while no foreign release is pending.
+/// instance (with the thread that released it), which leaves when the stale entry is forgotten
+/// ([`take_foreign_release`]) or the lock is dropped ([`forget_foreign_release`]), so the set
+/// never outgrows the live locks. Only this rare path, the self-deadlock check (rare too) and the
+/// drop of a lock while the set is not empty touch the mutex.
+///
+/// A note is made by a release, before its raw unlock, so it must not allocate (a global
+/// allocator that takes the lock being released would deadlock on it): the first
+/// [`FOREIGN_SLOTS`] notes live in a fixed array; only past that many pending at once does the
+/// overflow map allocate.
+static FOREIGN_RELEASES: parking_lot::Mutex<Foreign> = parking_lot::Mutex::new(Foreign {
+    slots: [(0, 0); FOREIGN_SLOTS],
+    more: None,
+});
+/// The number of notes in [`FOREIGN_RELEASES`], read without its lock so that dropping a lock
+/// costs one atomic load while no foreign release is pending.
 static FOREIGN_PENDING: AtomicUsize = AtomicUsize::new(0);
+/// Notes kept without allocating.
+const FOREIGN_SLOTS: usize = 64;
 
+/// Pending foreign releases: `(instance, releasing thread)`, instance 0 for a free slot.
+struct Foreign {
+    slots: [(u64, usize); FOREIGN_SLOTS],
+    more: Option<std::collections::HashMap<u64, usize>>,
+}
+
+impl Foreign {
+    fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.0 != 0).count() + self.more.as_ref().map_or(0, |m| m.len())
+    }
+
+    /// Notes `inst` released by `thread` (the latest releaser wins).
+    fn insert(&mut self, inst: u64, thread: usize) {
+        if let Some(s) = self.slots.iter_mut().find(|s| s.0 == inst) {
+            s.1 = thread;
+        } else if let Some(s) = self.slots.iter_mut().find(|s| s.0 == 0) {
+            *s = (inst, thread);
+        } else {
+            self.more
+                .get_or_insert_with(Default::default)
+                .insert(inst, thread);
+        }
+    }
+
+    /// Removes the note of `inst`; returns the releasing thread.
+    fn remove(&mut self, inst: u64) -> Option<usize> {
+        if let Some(s) = self.slots.iter_mut().find(|s| s.0 == inst) {
+            let t = s.1;
+            *s = (0, 0);
+            return Some(t);
+        }
+        self.more.as_mut()?.remove(&inst)
+    }
+}
+
+/// This thread's identity for foreign releases: the address of its state (unique among the
+/// threads alive together, and read without allocating, unlike its number on first use).
+fn thread_key(s: &ThreadState) -> usize {
+    s as *const ThreadState as usize
+}
+
+/// A release found no entry of its lock on this thread's held stack. Either another thread's
+/// hold (a forgotten guard), whose stale entry the holder forgets at its next acquisition of
+/// the lock, or this thread's own hold taken while checking was off (switched on since, with
+/// `set_action`: the fast path read the switches just before), which is on no stack. Both are
+/// noted with this thread: a note excuses a self-conflict of *another* thread only, since a
+/// thread's own forgotten guard released by itself finds its entry. So the untracked hold's
+/// release never excuses a later real self-deadlock of this thread. Not told apart: this thread
+/// releasing a hold taken before checking was switched on, then another thread locking that
+/// lock twice (its second acquisition is taken as a stale entry's, see docs/reliability.md).
 #[cold]
-fn note_foreign_release(inst: u64) {
+fn note_foreign_release(inst: u64, thread: usize) {
     if flags() & flag::CHECK == 0 {
         return;
     }
     let mut set = internal(&FOREIGN_RELEASES);
-    let set = set.get_or_insert_with(HashSet::new);
-    set.insert(inst);
+    set.insert(inst, thread);
     FOREIGN_PENDING.store(set.len(), Ordering::Relaxed);
 }
 
-fn take_foreign_release(inst: u64) -> bool {
+/// Whether a self-conflict of thread `me` on `inst` is a stale entry left by a release on
+/// another thread (the note is then consumed). A note by `me` itself stays: its own untracked
+/// hold (see [`note_foreign_release`]).
+fn take_foreign_release(inst: u64, me: usize) -> bool {
     if FOREIGN_PENDING.load(Ordering::Relaxed) == 0 {
         return false;
     }
     let mut set = internal(&FOREIGN_RELEASES);
-    let Some(set) = set.as_mut() else {
-        return false;
+    let found = match set.remove(inst) {
+        Some(t) if t == me => {
+            set.insert(inst, t);
+            false
+        }
+        Some(_) => true,
+        None => false,
     };
-    let found = set.remove(&inst);
     FOREIGN_PENDING.store(set.len(), Ordering::Relaxed);
     found
 }
@@ -1253,6 +1381,8 @@ pub(crate) fn forget_foreign_release(inst: u64) {
     // A release (which notes) happens-before the drop of the lock, so a pending entry of this
     // instance is seen here.
     if FOREIGN_PENDING.load(Ordering::Relaxed) != 0 {
-        take_foreign_release(inst);
+        let mut set = internal(&FOREIGN_RELEASES);
+        set.remove(inst);
+        FOREIGN_PENDING.store(set.len(), Ordering::Relaxed);
     }
 }

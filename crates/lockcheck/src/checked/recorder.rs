@@ -40,7 +40,7 @@ mod clock;
 
 use super::class::{class_info, Ids};
 use super::report::{Trace, Violation};
-use super::state::STATE;
+use super::state::{internal, STATE};
 use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode, FORMAT_VERSION};
 use parking_lot::Mutex as PlMutex;
 use std::cell::{Cell, UnsafeCell};
@@ -442,12 +442,58 @@ fn lost_at_exit() {
     }
 }
 
+/// Makes sure the next `n` records of this thread fit in its block and their site is
+/// announced, before a lock is taken: the records written after the acquisition (and by its
+/// release, which runs before the raw unlock) then neither allocate nor take a lock. A global
+/// allocator that takes the lock being acquired would otherwise take it again on this thread
+/// (a new stream or block allocates; a new site's backtrace too). A block with too little room
+/// left is handed to the writer early (the writer reads a block up to its published length).
+#[inline(always)]
+pub(crate) fn reserve(site: Site, n: usize) {
+    if !site_seen_locally(site) {
+        note_site(site);
+    }
+    let room = BUF
+        .try_with(|p| {
+            p.len.get() + n <= BLOCK_RECS
+                && p.generation.get() == GENERATION.load(Ordering::Relaxed)
+        })
+        .unwrap_or(true);
+    if !room {
+        reserve_cold();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn reserve_cold() {
+    let _ = BUF.try_with(next_block);
+}
+
 /// The first record of a generation (a new stream), or a full block (handoff).
 #[cold]
 #[inline(never)]
 fn push_cold(p: &Producer, rec: Rec) {
-    if p.cold.get() || STATE_FLAG.load(Ordering::Relaxed) != ON {
+    if !next_block(p) {
         return;
+    }
+    let i = p.len.get();
+    // SAFETY: as in `push`: the block `next_block` installed has room (it is fresh), and only
+    // this thread writes its unpublished slots.
+    unsafe {
+        p.base.get().add(i).write(rec);
+        (*p.committed.get()).store(i + 1, Ordering::Release);
+    }
+    p.len.set(i + 1);
+}
+
+/// Gives this thread a fresh block (and its stream, on the first record of a generation),
+/// handing the current one to the writer; false when not recording (or already inside).
+#[cold]
+#[inline(never)]
+fn next_block(p: &Producer) -> bool {
+    if p.cold.get() || STATE_FLAG.load(Ordering::Relaxed) != ON {
+        return false;
     }
     p.cold.set(true);
     // Lockcheck's own work from here on: a lock taken inside (an allocator's, say) is neither
@@ -496,14 +542,12 @@ fn push_cold(p: &Producer, rec: Rec) {
         let blk = chain.back().expect("a stream has a block");
         p.base.set(blk.recs.as_ptr() as *mut Rec);
         p.committed.set(&blk.committed);
-        // SAFETY: the block is fresh (nothing published) and this thread is its only producer.
-        unsafe { (*blk.recs[0].get()).write(rec) };
-        blk.committed.store(1, Ordering::Release);
-        p.len.set(1);
+        p.len.set(0);
     }
     if drain {
         wait_for_writer();
     }
+    true
 }
 
 /// The writer is [`MAX_FULL`] blocks behind: wait until it is down to half of that, so that
@@ -847,17 +891,19 @@ pub(crate) fn flush_thread() {
     }
 }
 
+/// The first use of a site in the process: its backtrace, for the writer. Both sets are taken
+/// with the thread marked busy (`state::internal`): they allocate while held, and an allocator
+/// that takes a checked lock must not come back here for that lock's own new site.
+#[cold]
 fn note_site(site: Site) {
     let key = site as *const Location<'static> as usize;
-    let new = SEEN_SITES
-        .lock()
+    let new = internal(&SEEN_SITES)
         .get_or_insert_with(HashSet::new)
         .insert(key);
     if new {
         // Bounded: at most 32 frames unwound, nothing symbolized here (the writer does it).
         if let Some(bt) = Trace::capture() {
-            SITE_TRACES
-                .lock()
+            internal(&SITE_TRACES)
                 .get_or_insert_with(HashMap::new)
                 .insert(key, bt);
         }
@@ -920,9 +966,23 @@ pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u6
     });
 }
 
+/// [`on_acquire`] of a blocking acquisition with no wait, whose site [`reserve`] announced
+/// before the acquisition (`hooks::lock_recorded`).
+#[inline(never)]
+pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site) {
+    push(Rec {
+        head: head(K_ACQUIRE, mode, How::Blocking, ids.class),
+        a: ids.inst,
+        b: site_word(site),
+        x: 0,
+        ts: clock::now(),
+    });
+}
+
 /// [`on_request`] then [`on_acquire`] (no wait), as one call: what the recorded fast path
 /// writes for a nested acquisition whose dependency is known (`hooks::lock_recorded`), the
-/// same two records as the full path's, with one look-up of the site and of the buffer.
+/// same two records as the full path's, with one look-up of the buffer. The site was announced
+/// by [`reserve`], before the acquisition.
 #[inline(never)]
 pub(crate) fn on_request_acquire(
     ids: Ids,
@@ -931,9 +991,6 @@ pub(crate) fn on_request_acquire(
     site: Site,
     capacity: usize,
 ) {
-    if !site_seen_locally(site) {
-        note_site(site);
-    }
     push2(
         Rec {
             head: head(K_REQUEST, mode, How::Blocking, ids.class),

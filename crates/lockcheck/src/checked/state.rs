@@ -106,7 +106,8 @@ pub(crate) struct HeldStack {
     known_base: u64,
     known_req: u64,
     info: [Info; INLINE_HELD],
-    /// Every entry while spilled (empty, unallocated while inline). `ManuallyDrop` keeps the
+    /// Every entry while spilled (empty while inline; unallocated until the first spill, then
+    /// kept for the thread's life so that no release ever frees it). `ManuallyDrop` keeps the
     /// thread-local free of destructors; the area is given back when the stack shrinks back, or
     /// at thread exit (see [`SlowState`]'s `Drop`), never while the stack is borrowed.
     spill: ManuallyDrop<Vec<Held>>,
@@ -249,10 +250,33 @@ impl HeldStack {
         if n < INLINE_HELD {
             self.set_inline(n, h);
             d.set_n(n + 1);
-            Ok(())
-        } else if n == SPILLED && self.spill.len() < self.spill.capacity() {
-            // Within capacity: `Vec::push` does not allocate.
-            self.spill.push(*h);
+            return Ok(());
+        }
+        self.room_for_one(d)?;
+        if d.n() == INLINE_HELD {
+            // The area kept from an earlier spill is large enough: move there, no allocation.
+            for i in 0..INLINE_HELD {
+                let e = self.get(d, i);
+                self.spill.push(e);
+            }
+            d.set_n(SPILLED);
+        }
+        // Within capacity: `Vec::push` does not allocate.
+        self.spill.push(*h);
+        Ok(())
+    }
+
+    /// Whether one more entry can be pushed without allocating; `Err(capacity)`: the spill area
+    /// it needs first.
+    fn room_for_one(&self, d: &BusyDepth) -> Result<(), usize> {
+        let n = d.n();
+        let room = if n == SPILLED {
+            self.spill.len() < self.spill.capacity()
+        } else {
+            // Inline: not full, or full with the (empty) area of an earlier spill kept.
+            n < INLINE_HELD || self.spill.capacity() > INLINE_HELD
+        };
+        if room {
             Ok(())
         } else if n == SPILLED {
             Err(2 * self.spill.capacity())
@@ -275,6 +299,9 @@ impl HeldStack {
             }
             fresh.extend_from_slice(&self.spill);
         } else if d.n() == INLINE_HELD {
+            if self.spill.capacity() > INLINE_HELD {
+                return fresh;
+            }
             for i in 0..len {
                 fresh.push(self.get(d, i));
             }
@@ -285,40 +312,34 @@ impl HeldStack {
         std::mem::replace(&mut *self.spill, fresh)
     }
 
-    /// Removes the newest entry matching `f` (the top one, usually: a pop), and returns it with
-    /// a spill area to free once the stack is no longer borrowed (empty, unallocated, unless the
-    /// stack just moved back inline).
-    fn remove_last(
-        &mut self,
-        d: &BusyDepth,
-        f: impl Fn(&Held) -> bool,
-    ) -> (Option<Held>, Vec<Held>) {
+    /// Removes the newest entry matching `f` (the top one, usually: a pop), and returns it.
+    /// Never frees: a release runs before its raw unlock, and an allocator that takes the lock
+    /// being released would deadlock on it. Back inline, the spill area is kept (empty) for the
+    /// next deep nesting, and freed at thread exit.
+    fn remove_last(&mut self, d: &BusyDepth, f: impl Fn(&Held) -> bool) -> Option<Held> {
         if d.n() > INLINE_HELD {
-            let Some(i) = self.spill.iter().rposition(&f) else {
-                return (None, Vec::new());
-            };
+            let i = self.spill.iter().rposition(&f)?;
             let h = self.spill.remove(i);
             // Back inline once comfortably shallow (half, so that nesting around the boundary
             // does not move the stack back and forth).
             if self.spill.len() <= INLINE_HELD / 2 {
-                let old = std::mem::take(&mut *self.spill);
-                for (i, e) in old.iter().enumerate() {
-                    self.set_inline(i, e);
+                let len = self.spill.len();
+                for i in 0..len {
+                    let e = self.spill[i];
+                    self.set_inline(i, &e);
                 }
-                d.set_n(old.len());
-                return (Some(h), old);
+                self.spill.clear();
+                d.set_n(len);
             }
-            return (Some(h), Vec::new());
+            return Some(h);
         }
         let n = d.n();
-        let Some(i) = (0..n).rev().find(|&i| f(&self.get(d, i))) else {
-            return (None, Vec::new());
-        };
+        let i = (0..n).rev().find(|&i| f(&self.get(d, i)))?;
         let h = self.get(d, i);
         self.words.copy_within(i + 1..n, i);
         self.info.copy_within(i + 1..n, i);
         d.set_n(n - 1);
-        (Some(h), Vec::new())
+        Some(h)
     }
 
     /// The packed words (`inst | mode << 40`) of the held set, oldest first, for cache keys.
@@ -434,7 +455,8 @@ pub(crate) struct SlowState {
     pub deferred: Option<super::report::Verdict>,
     /// Checked dependencies with more than [`CACHE_HELD`] held locks, exactly (bounded).
     pub deep_checked: HashSet<(u64, u64, Vec<u64>)>,
-    /// The held stack spilled to the heap: free it at thread exit.
+    /// The held stack spilled to the heap (its area is kept once back inline): free it at
+    /// thread exit.
     pub owns_spill: bool,
     /// This thread's name for dependency records (by thread number).
     pub name: Option<(u64, std::sync::Arc<str>)>,
@@ -623,19 +645,47 @@ impl ThreadState {
 
     /// Pushes (always tracked: past [`INLINE_HELD`] the stack moves to the heap). The spill area
     /// is allocated while the stack is not borrowed, then installed; if the stack changed in
-    /// between (an allocator that took and released a lock), the attempt starts over.
+    /// between (an allocator that took and released a lock), the attempt starts over. An
+    /// acquisition calls [`ThreadState::reserve_push`] before taking its lock, so that this
+    /// push, right after, does not allocate.
     pub(crate) fn push(&self, h: Held) {
         loop {
             let Err(cap) = self.stack_mut().try_push(&self.busy, &h) else {
                 return;
             };
-            // Not borrowed here: the allocator may re-enter lockcheck.
-            let fresh: Vec<Held> = Vec::with_capacity(cap);
-            let old = self.stack_mut().install_spill(&self.busy, fresh);
-            drop(old);
-            // The thread's slow state frees the spill area at thread exit.
-            with_slow(|slow| slow.owns_spill = true);
+            self.grow_spill(cap);
         }
+    }
+
+    /// Makes room for one more entry before a lock is taken (the slow paths, which may nest
+    /// deeper than [`INLINE_HELD`]): the push that follows the acquisition then never allocates.
+    /// An allocator that takes the lock being acquired would otherwise take it again on this
+    /// thread, right after the acquisition (a self-deadlock lockcheck made). One test while
+    /// shallow.
+    #[inline]
+    pub(crate) fn reserve_push(&self) {
+        if self.busy.n() >= INLINE_HELD {
+            self.reserve_deep();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reserve_deep(&self) {
+        while let Err(cap) = self.stack().room_for_one(&self.busy) {
+            self.grow_spill(cap);
+        }
+    }
+
+    /// Allocates a spill area of `cap` entries with the stack not borrowed (the allocator may
+    /// re-enter lockcheck), then installs it if it is still needed.
+    fn grow_spill(&self, cap: usize) {
+        // The thread's slow state frees the spill area at thread exit (first, as it may register
+        // that thread-local's destructor, which allocates).
+        with_slow(|slow| slow.owns_spill = true);
+        let fresh: Vec<Held> = Vec::with_capacity(cap);
+        let old = self.stack_mut().install_spill(&self.busy, fresh);
+        drop(old);
     }
 
     /// The release fast path: pops the top entry if its word is exactly `w`
@@ -711,9 +761,7 @@ impl ThreadState {
     /// Removes the newest entry matching `f` (a field comparison: it runs while the stack is
     /// borrowed); a spill area given back is freed after.
     pub(crate) fn remove_last(&self, f: impl Fn(&Held) -> bool) -> Option<Held> {
-        let (h, area) = self.stack_mut().remove_last(&self.busy, f);
-        drop(area);
-        h
+        self.stack_mut().remove_last(&self.busy, f)
     }
 
     /// The oldest entry matching `f` (a field comparison), copied out.
@@ -794,13 +842,13 @@ impl ThreadState {
         }
     }
 
-    /// Gives up a spilled stack (thread exit): the area, to be freed by the caller.
+    /// Gives up the spill area (thread exit): the area, to be freed by the caller. A spilled
+    /// stack's entries go with it; an inline stack keeps its entries.
     fn take_spill(&self) -> Vec<Held> {
         let st = self.stack_mut();
-        if self.busy.n() != SPILLED {
-            return Vec::new();
+        if self.busy.n() == SPILLED {
+            self.busy.set_n(0);
         }
-        self.busy.set_n(0);
         std::mem::take(&mut *st.spill)
     }
 
@@ -1086,6 +1134,25 @@ pub(crate) fn internal<T>(m: &parking_lot::Mutex<T>) -> Internal<'_, T> {
     Internal {
         guard: ManuallyDrop::new(m.lock()),
         was_busy,
+    }
+}
+
+/// [`internal`] without waiting: `None` when another thread holds the mutex (the thread's busy
+/// flag is as before). For a thread that may hold a lock a global allocator takes, and must not
+/// wait for a mutex under which another thread allocates (see `watch::begin_wait`).
+pub(crate) fn try_internal<T>(m: &parking_lot::Mutex<T>) -> Option<Internal<'_, T>> {
+    let was_busy = STATE.try_with(|s| s.busy.replace(true)).unwrap_or(true);
+    match m.try_lock() {
+        Some(guard) => Some(Internal {
+            guard: ManuallyDrop::new(guard),
+            was_busy,
+        }),
+        None => {
+            if !was_busy {
+                let _ = STATE.try_with(|s| s.busy.set(false));
+            }
+            None
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 
 use super::class::{class_info, Ids};
 use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
-use super::state::{as_busy, internal, thread_name, with_slow, Held, ThreadState, STATE};
+use super::state::{
+    as_busy, internal, thread_name, try_internal, with_slow, Held, ThreadState, STATE,
+};
 use crate::config::{action, Action};
 use lockcheck_core::trace::{ClassStats, LockKind, Mode};
 use parking_lot::Mutex as PlMutex;
@@ -162,18 +164,51 @@ static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
 /// checked mutex the program also reads elsewhere); freeing there made the allocator take the
 /// same lock again on the same thread. The same program on raw parking_lot never deadlocks
 /// (`tests/alloc_lock_contended.rs`).
+///
+/// A waiting thread never waits for the waiters' mutex either: it may hold a lock that a global
+/// allocator takes (the allocator's own lock, while the allocator blocks on a second one), and
+/// another thread may hold the mutex while it allocates (registering, searching for a cycle) and
+/// so wait for that lock. The registration is tried (briefly) and otherwise left pending, tried
+/// again after each slice of the wait ([`WaitToken::register`]); the victim test is skipped for a
+/// slice while the mutex is busy.
 pub(crate) struct WaitToken {
     ended: Option<Arc<AtomicBool>>,
+    /// Made but not registered yet: the mutex was busy.
+    pending: Option<Waiter>,
 }
 
 impl WaitToken {
-    /// The panic this waiter must raise if a deadlock chose it to give up its locks.
+    /// The panic this waiter must raise if a deadlock chose it to give up its locks (`None`
+    /// too while the waiters' mutex is busy: asked again after the next slice).
     pub(crate) fn victim(&self) -> Option<String> {
         let mine = self.ended.as_ref()?;
-        let w = internal(&WAITING);
+        let w = try_internal(&WAITING)?;
         w.iter()
             .find(|w| Arc::ptr_eq(&w.ended, mine))
             .and_then(|w| w.victim.clone())
+    }
+
+    /// Whether the registration is still pending (the waiters' mutex was busy).
+    pub(crate) fn pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Tries the pending registration again; `Err`: the deadlock it closed, to raise (as
+    /// [`begin_wait`]).
+    pub(crate) fn register(&mut self, w: &WaitFor) -> Result<(), Verdict> {
+        let Some(waiter) = self.pending.take() else {
+            return Ok(());
+        };
+        match try_register(waiter) {
+            Ok(cycle) => match cycle {
+                Some(edges) => deadlock_found(self, w, edges),
+                None => Ok(()),
+            },
+            Err(waiter) => {
+                self.pending = Some(waiter);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -183,7 +218,26 @@ impl Drop for WaitToken {
             ended.store(true, Ordering::Release);
             park(ended);
         }
+        if let Some(waiter) = self.pending.take() {
+            // Never registered: kept, not freed, until this thread's next wait (see `park`).
+            ended_unregistered(waiter);
+        }
     }
+}
+
+thread_local! {
+    /// A waiter that was never registered (its wait ended while the mutex was busy), freed at
+    /// the start of this thread's next wait.
+    static UNREGISTERED: Cell<Option<Waiter>> = const { Cell::new(None) };
+}
+
+fn ended_unregistered(waiter: Waiter) {
+    let _ = UNREGISTERED.try_with(|slot| {
+        // An occupied slot (a wait inside another wait's end) is freed here: as with `park`'s
+        // overflow, only deeper than any allocator re-entry guard allows.
+        let old = slot.replace(Some(waiter));
+        drop(old);
+    });
 }
 
 /// Slots for ended waits' flags, per thread (see [`park`]).
@@ -226,9 +280,15 @@ fn free_ended(thread: u64) {
     if let Ok(all) = ENDED.try_with(Cell::take) {
         drop(all);
     }
+    if let Ok(old) = UNREGISTERED.try_with(Cell::take) {
+        drop(old);
+    }
     loop {
+        // Not waited for (see `WaitToken`): ended entries left now are removed by a later wait.
         let gone = {
-            let mut w = internal(&WAITING);
+            let Some(mut w) = try_internal(&WAITING) else {
+                break;
+            };
             w.iter()
                 .position(|x| !x.live() || x.thread == thread)
                 .map(|i| w.swap_remove(i))
@@ -240,7 +300,32 @@ fn free_ended(thread: u64) {
     }
 }
 
+/// Tries a few times for the waiters' mutex: `Ok` with the deadlock the registration closed (if
+/// any), `Err` with the waiter when the mutex stayed busy.
+// The waiter goes back by value on this rare path: boxing it would cost every wait an
+// allocation.
+#[allow(clippy::result_large_err)]
+fn try_register(waiter: Waiter) -> Result<Option<Vec<EdgeInfo>>, Waiter> {
+    for attempt in 0..64 {
+        if let Some(mut waiting) = try_internal(&WAITING) {
+            waiting.push(waiter);
+            return Ok(if action() == Action::Off {
+                None
+            } else {
+                deadlock_cycle(&waiting, waiting.len() - 1)
+            });
+        }
+        if attempt < 32 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    Err(waiter)
+}
+
 /// What a blocked acquisition needs to know about its lock.
+#[derive(Clone, Copy)]
 pub(crate) struct WaitFor {
     pub ids: Ids,
     pub kind: LockKind,
@@ -265,32 +350,41 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
     let name = thread_name(thread);
     let relocking = s.relocking.get();
     let ended = Arc::new(AtomicBool::new(false));
-    let cycle = {
-        let mut waiting = internal(&WAITING);
-        waiting.push(Waiter {
-            thread,
-            name,
-            ids: w.ids,
-            kind: w.kind,
-            mode: w.mode,
-            capacity: w.capacity,
-            site: w.site,
-            held,
-            since: Instant::now(),
-            warned: false,
-            relocking,
-            panicking: std::thread::panicking(),
-            victim: None,
-            ended: Arc::clone(&ended),
-        });
-        if action() == Action::Off {
-            None
-        } else {
-            deadlock_cycle(&waiting, waiting.len() - 1)
-        }
+    let waiter = Waiter {
+        thread,
+        name,
+        ids: w.ids,
+        kind: w.kind,
+        mode: w.mode,
+        capacity: w.capacity,
+        site: w.site,
+        held,
+        since: Instant::now(),
+        warned: false,
+        relocking,
+        panicking: std::thread::panicking(),
+        victim: None,
+        ended: Arc::clone(&ended),
     };
-    let token = WaitToken { ended: Some(ended) };
-    if let Some(edges) = cycle {
+    let mut token = WaitToken {
+        ended: Some(ended),
+        pending: None,
+    };
+    match try_register(waiter) {
+        Ok(Some(edges)) => deadlock_found(&mut token, &w, edges)?,
+        Ok(None) => {}
+        Err(waiter) => token.pending = Some(waiter),
+    }
+    Ok(token)
+}
+
+/// A deadlock closed by this thread's registration: report it and decide who gives up its
+/// locks (see [`begin_wait`]). `Err`: this thread, with the verdict to raise (its registration
+/// is ended).
+fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> Result<(), Verdict> {
+    let thread = STATE.try_with(|s| s.id()).unwrap_or(0);
+    let relocking = STATE.try_with(|s| s.relocking.get()).unwrap_or(false);
+    {
         let v = as_busy(|_| {
             let bt = super::report::Trace::capture();
             let mut edges = edges;
@@ -311,7 +405,10 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
                 .unwrap_or("lockcheck: deadlock")
                 .to_owned();
             if !relocking && !std::thread::panicking() {
-                drop(token);
+                if let Some(ended) = token.ended.take() {
+                    ended.store(true, Ordering::Release);
+                    park(ended);
+                }
                 return Err(Verdict::new(format!(
                     "{first}, at {} (report above; this thread gives up its locks so the others can go on)",
                     w.site
@@ -333,7 +430,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
             )));
         }
     }
-    Ok(token)
+    Ok(())
 }
 
 /// Picks a thread of the deadlock (not this one) that can panic soundly and marks it; returns
@@ -790,6 +887,17 @@ pub(crate) fn thread_stats(_s: &ThreadState) -> Option<Arc<ThreadStats>> {
         slow.stats.clone()
     })
     .flatten()
+}
+
+/// Makes room for `class` in this thread's table before a lock of it is taken, so that
+/// [`count_acquire`], right after the acquisition, does not allocate (see
+/// `hooks::before_acquire`). Rows of no acquisition are not reported.
+pub(crate) fn reserve_class(st: &ThreadStats, class: u32) {
+    let mut v = internal(&st.classes);
+    let i = class as usize;
+    if v.len() <= i {
+        v.resize(i + 1, ClassStats::default());
+    }
 }
 
 pub(crate) fn count_acquire(st: &ThreadStats, class: u32, wait_ns: u64) {
