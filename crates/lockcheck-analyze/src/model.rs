@@ -194,11 +194,14 @@ struct MoreSites {
 /// the list being extended, which the replay has just used, where a probe of the index would
 /// be a cache miss or two into a table as large as the trace's distinct held sets.
 #[derive(Debug, Clone)]
-pub struct Trie<T> {
+pub struct Trie<T, M = ()> {
     /// `(parent, last item)` per node; a root's parent is `ROOT` and its item a filler.
     nodes: Vec<(u32, T)>,
-    /// Per node: its first child and that child's item (`ROOT` when it has none).
-    first: Vec<(u32, T)>,
+    /// Per node: its first child and that child's item (`ROOT` when it has none), and the
+    /// node's mark (see [`Trie::mark`]). The mark of a node is read when the list is made (an
+    /// acquisition finds its dependency there) and the first child when the list is next
+    /// extended (the next nested acquisition): one cache line for both.
+    first: Vec<First<T, M>>,
     /// The children after the first, by `(parent, item)`.
     index: ChildIndex<T>,
     /// A direct-mapped cache of `index`: `(parent, item, child)` by the hash of `(parent,
@@ -207,6 +210,42 @@ pub struct Trie<T> {
     /// trace's distinct held sets.
     cache: Vec<(u32, T, u32)>,
 }
+
+/// A [`Trie`] node's first child with its item, and the node's mark.
+#[derive(Debug, Clone, Copy)]
+struct First<T, M> {
+    child: u32,
+    item: T,
+    mark: M,
+}
+
+impl<T, M: Mark> First<T, M> {
+    fn none(filler: T) -> Self {
+        First {
+            child: ROOT,
+            item: filler,
+            mark: M::NONE,
+        }
+    }
+}
+
+/// What a [`Trie`] keeps per node for its user beside the node's first child: nothing (`()`,
+/// no memory), or a `u32` ([`Trie::mark`]).
+pub trait Mark: Copy + std::fmt::Debug {
+    /// The mark of a node never marked.
+    const NONE: Self;
+}
+
+impl Mark for () {
+    const NONE: Self = ();
+}
+
+impl Mark for u32 {
+    const NONE: Self = NO_MARK;
+}
+
+/// The mark of a [`Trie`] node that was never marked.
+pub const NO_MARK: u32 = u32::MAX;
 
 /// The index of a [`Trie`]'s further children: open addressing with linear probing, key and
 /// value in one 16-byte slot, so a probe is one cache line where a `HashMap` reads its control
@@ -272,11 +311,11 @@ const TRIE_CACHE: usize = 1 << 13;
 
 const ROOT: u32 = u32::MAX;
 
-impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
+impl<T: Copy + Eq + std::hash::Hash, M: Mark> Trie<T, M> {
     fn new(filler: T) -> Self {
         Trie {
             nodes: vec![(ROOT, filler)],
-            first: vec![(ROOT, filler)],
+            first: vec![First::none(filler)],
             index: ChildIndex::new(filler),
             cache: vec![(ROOT, filler, ROOT); TRIE_CACHE],
         }
@@ -286,7 +325,7 @@ impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
     fn new_root(&mut self) -> u32 {
         let filler = self.nodes[0].1;
         self.nodes.push((ROOT, filler));
-        self.first.push((ROOT, filler));
+        self.first.push(First::none(filler));
         self.nodes.len() as u32 - 1
     }
 
@@ -294,9 +333,11 @@ impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
     #[inline]
     fn child(&mut self, parent: u32, item: T) -> u32 {
         let next = self.nodes.len() as u32;
-        let (first, first_item) = self.first[parent as usize];
+        let entry = &mut self.first[parent as usize];
+        let (first, first_item) = (entry.child, entry.item);
         if first == ROOT {
-            self.first[parent as usize] = (next, item);
+            entry.child = next;
+            entry.item = item;
         } else if first_item == item {
             return first;
         } else {
@@ -314,8 +355,19 @@ impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
         }
         let filler = self.nodes[0].1;
         self.nodes.push((parent, item));
-        self.first.push((ROOT, filler));
+        self.first.push(First::none(filler));
         next
+    }
+
+    /// Frees what only extending lists needs (the first children, the index and its cache),
+    /// once the lists are all made: the model's tries are read-only after the replay, and
+    /// these are a third to a half of their memory.
+    fn seal(&mut self) {
+        self.first = Vec::new();
+        self.index.slots = Vec::new();
+        self.index.len = 0;
+        self.cache = Vec::new();
+        self.nodes.shrink_to_fit();
     }
 
     /// How many distinct lists (nodes, the empty ones included).
@@ -366,6 +418,22 @@ impl<T: Copy + Eq + std::hash::Hash> Trie<T> {
     /// The items of list `node`, first first.
     pub fn to_vec(&self, node: u32) -> Vec<T> {
         self.iter(node).collect()
+    }
+}
+
+impl<T> Trie<T, u32> {
+    /// A number kept with node `node` for its user while lists are made ([`NO_MARK`] until
+    /// set): the model keeps there the latest dependency made at a held-set node, beside the
+    /// node's first child.
+    #[inline]
+    fn mark(&self, node: u32) -> u32 {
+        self.first.get(node as usize).map_or(NO_MARK, |f| f.mark)
+    }
+
+    /// Sets the mark of node `node` (see [`Trie::mark`]).
+    #[inline]
+    fn set_mark(&mut self, node: u32, mark: u32) {
+        self.first[node as usize].mark = mark;
     }
 }
 
@@ -660,7 +728,7 @@ pub struct Model {
     /// The distinct held sets of the dependencies, with the mode of each hold: one tree per
     /// thread (a node is a thread's held stack, so a dependency is found at the node of its
     /// held set extended by its request, without a lookup of its own).
-    pub held_sets: Trie<(LockId, Mode)>,
+    pub held_sets: Trie<(LockId, Mode), u32>,
     /// The distinct lists of sites where the held locks were acquired.
     pub held_sites: Trie<Option<SiteId>>,
     /// The distinct vector clocks of the dependencies; [`EMPTY`] is the empty clock.
@@ -961,9 +1029,6 @@ pub struct ModelBuilder {
     site_by_loc: HashMap<String, SiteId>,
     /// Held-lock entries over all distinct dependencies (see [`MAX_HELD_ENTRIES`]).
     held_entries: usize,
-    /// Per node of `model.held_sets`: the latest dependency whose held set extended by its
-    /// request is that node (the others chain by `DepRecord::next`).
-    dep_at: Vec<u32>,
     /// Interned clocks: hash -> first id with that hash; `clock_next` chains the others.
     clock_index: FastMap<u64, ClockId>,
     clock_next: Vec<ClockId>,
@@ -1030,6 +1095,8 @@ impl ModelBuilder {
     /// Finishes the last trace and returns the model.
     pub fn finish(mut self) -> Model {
         self.end_trace();
+        self.model.held_sets.seal();
+        self.model.held_sites.seal();
         self.model
     }
 
@@ -1137,7 +1204,9 @@ impl ModelBuilder {
     }
 
     fn mark_written(&mut self, l: LockId, m: Mode) {
-        if m == Mode::Exclusive {
+        // Read before writing: the lock is almost always marked already, and a write would
+        // dirty its line (and its class's) at every acquisition.
+        if m == Mode::Exclusive && !self.model.locks[l as usize].ever_written {
             let lock = &mut self.model.locks[l as usize];
             lock.ever_written = true;
             let c = lock.class;
@@ -1200,13 +1269,10 @@ impl ModelBuilder {
             site,
             held: held_sites,
         };
-        if self.dep_at.len() <= req as usize {
-            self.dep_at.resize(self.model.held_sets.len(), NO_DEP);
-        }
         // The node is the thread's held set and request: what tells its dependencies apart is
         // the clock and `how`. The latest is first, and a thread's clock changes only at fork
         // and join, so this is almost always one step.
-        let head = self.dep_at[req as usize];
+        let head = self.model.held_sets.mark(req);
         let mut found = NO_DEP;
         let mut unordered = NO_DEP;
         let mut kept = 0usize;
@@ -1246,7 +1312,7 @@ impl ModelBuilder {
                     self.model.approximations.unordered_deps += 1;
                 }
                 let i = self.model.deps.len() as u32;
-                self.dep_at[req as usize] = i;
+                self.model.held_sets.set_mark(req, i);
                 self.model.deps.push(DepRecord {
                     thread: t,
                     lock,
@@ -1390,9 +1456,12 @@ impl ModelBuilder {
         site: Option<SiteId>,
         pending: bool,
     ) -> Option<u32> {
+        let held = &self.threads[t as usize].held;
+        if held.is_empty() {
+            return None;
+        }
         let info = &self.model.locks[lock as usize];
         let kind = self.model.classes[info.class as usize].kind;
-        let held = &self.threads[t as usize].held;
         let mut own = held.iter().filter(|h| h.lock == lock);
         let (k, h) = if kind == LockKind::Semaphore {
             // Waits for a permit only when the thread holds all of them.
@@ -1805,7 +1874,7 @@ pub(crate) mod tests {
     /// (through its growth) find every child again, and new nodes are numbered in order.
     #[test]
     fn trie_children_are_found_again_whichever_way_they_are_stored() {
-        let mut t: Trie<(u32, Mode)> = Trie::new((0, Mode::Exclusive));
+        let mut t: Trie<(u32, Mode), u32> = Trie::new((0, Mode::Exclusive));
         let mut reference: HashMap<(u32, (u32, Mode)), u32> = HashMap::new();
         let roots: Vec<u32> = (0..4).map(|_| t.new_root()).collect();
         let mut state = 7u64;

@@ -455,9 +455,11 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Thread numbers below this are looked up in a table rather than a hash map.
 const SMALL_THREADS: u64 = 1 << 12;
-/// Numeric lock operands (RAPID binary) below this are looked up in a table.
+/// Numeric lock operands (RAPID binary), and STD lock names `L<n>`, below this are looked up in a
+/// table.
 const SMALL_LOCKS: u64 = 1 << 18;
-/// Numeric locations (RAPID binary, 15 bits) are always looked up in a table.
+/// Numeric locations (RAPID binary, 15 bits) are always looked up in a table, and STD location
+/// tokens that are numbers below this too.
 const SMALL_SITES: u64 = 1 << 15;
 
 /// Invents the declarations that the research formats lack (see the module docs) and queues the
@@ -474,13 +476,13 @@ struct Translator {
     /// Threads with any other name.
     thread_names: FastMap<Box<[u8]>, ThreadNo>,
     n_threads: u64,
-    /// Locks by name (text formats).
+    /// Locks by name (text formats), other than the `L<n>` of `lock_table`.
     lock_names: FastMap<Box<[u8]>, LockNo>,
     /// Locks by number (binary format): table for small numbers, 0 = not seen, map beyond.
     lock_table: Vec<LockNo>,
     lock_nums: FastMap<u64, LockNo>,
     n_locks: u64,
-    /// Sites by location token (text) or number (binary).
+    /// Sites by location token (text), other than numbers (`site_table`).
     site_names: FastMap<Box<[u8]>, SiteNo>,
     site_table: Vec<SiteNo>,
     n_sites: u32,
@@ -572,6 +574,14 @@ impl Translator {
     /// The number of the lock named `key`, declaring its class and the lock on first sight.
     #[inline]
     fn lock_name(&mut self, key: &[u8], out: &mut Vec<Event>) -> LockNo {
+        // `L<n>` as `lock_num` would name lock `n`: a table, not a hash of the name. The two
+        // never name one lock twice: `lock_num` names `L<n>` exactly so, and any other
+        // spelling (`L07`) is a different name, which goes to the map.
+        if let [b'L', digits @ ..] = key {
+            if let Some(n) = canonical_number(digits).filter(|&n| n < SMALL_LOCKS) {
+                return self.lock_num(n, out);
+            }
+        }
         if let Some(&l) = self.lock_names.get(key) {
             return l;
         }
@@ -619,6 +629,10 @@ impl Translator {
     /// The site of location token `loc`, declaring it as `loc <loc>` on first sight.
     #[inline]
     fn site_name(&mut self, loc: &[u8], out: &mut Vec<Event>) -> SiteNo {
+        // A number as `site_num` names it (`loc <n>`): a table, not a hash of the token.
+        if let Some(n) = canonical_number(loc).filter(|&n| n < SMALL_SITES) {
+            return self.site_num(n, out);
+        }
         if let Some(&s) = self.site_names.get(loc) {
             return s;
         }
@@ -643,6 +657,17 @@ impl Translator {
         let s = self.new_site(format!("loc {n}"), out);
         self.site_table[i] = s;
         s
+    }
+}
+
+/// A number written as `format!("{n}")` writes it (digits, no leading zero, at most 18 of
+/// them), or `None`: the tokens that name what a number names.
+#[inline]
+fn canonical_number(digits: &[u8]) -> Option<u64> {
+    match digits {
+        [] | [b'0', _, ..] => None,
+        _ if digits.len() > 18 => None,
+        _ => parse_digits(digits),
     }
 }
 

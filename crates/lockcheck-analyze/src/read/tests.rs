@@ -382,6 +382,53 @@ fn std_lines_accept_variants_of_the_syntax() {
     }));
 }
 
+/// `L<n>` lock names and numeric locations are looked up in tables: every other spelling
+/// (`L07`, `L`, `007`) is still a name of its own, and numbers are given in order of first sight.
+#[test]
+fn std_numeric_names_keep_their_spelling_and_order() {
+    let text = "T1|acq(L7)|42\nT1|acq(L07)|042\nT1|acq(L)|x\nT1|acq(l7)|42\nT1|rel(L7)|0\nT1|acq(L300000)|7\n";
+    let (items, _) = read_bytes(text.as_bytes(), InputFormat::Std, false);
+    let events: Vec<Event> = items.into_iter().map(|e| e.unwrap()).collect();
+    let classes: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Class { key, .. } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(classes, ["L7", "L07", "L", "l7", "L300000"]);
+    let sites: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Site { loc, .. } => Some(loc.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sites, ["loc 42", "loc 042", "loc x", "loc 7"]);
+    let acquired: Vec<(u64, Option<u32>)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Acquire { l, s, .. } => Some((*l, *s)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        acquired,
+        [
+            (1, Some(1)),
+            (2, Some(2)),
+            (3, Some(3)),
+            (4, Some(1)),
+            (5, Some(4))
+        ]
+    );
+    assert!(events.contains(&Event::Release {
+        t: 1,
+        l: 1,
+        hold_ns: 0
+    }));
+}
+
 #[test]
 fn a_byte_order_mark_is_skipped() {
     let (items, _) = read_bytes(b"\xEF\xBB\xBFT1|acq(L1)|1\n", InputFormat::Std, false);
