@@ -27,7 +27,11 @@
 //! a new one finds no free slot it is unwound by the system unwinder every time (the same frames,
 //! slower), and this is said once on stderr. Rules are tagged with the number of objects the
 //! dynamic loader has unloaded so far, so that code loaded at the address of an unloaded library
-//! never uses the old library's rules.
+//! never uses the old library's rules. That count is read with `dl_iterate_phdr` (one call per
+//! capture, stopped at the first object), which takes the loader's lock as libgcc's own FDE
+//! lookup did before glibc 2.35's `_dl_find_object`: a program that takes an instrumented lock
+//! inside a `dl_iterate_phdr` callback, while another thread makes a new edge under that lock,
+//! could wait there, as it could with an older libgcc.
 //!
 //! Why not a crate: `framehop` (samply's unwinder, with a cache) and `unwinding` (a pure-Rust
 //! libgcc) would add crates to every user's build and still need the glue to the loaded objects
