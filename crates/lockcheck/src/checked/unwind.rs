@@ -146,7 +146,7 @@ fn reference(here: usize, frames: &mut Frames) {
 #[cfg(test)]
 pub(crate) fn table_was_full() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
-    return fast::FULL.load(std::sync::atomic::Ordering::Relaxed);
+    return fast::table_was_full();
     #[cfg(not(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64")))]
     false
 }
@@ -237,56 +237,89 @@ mod fast {
         pc: AtomicUsize::new(0),
         rule: AtomicU64::new(0),
     };
-    static TABLE: [Slot; SLOTS] = [FREE; SLOTS];
+
+    /// Rules for at most `N` return addresses (a power of two), open addressing.
+    pub(super) struct Table<const N: usize> {
+        slots: [Slot; N],
+        /// A return address found no slot (said once on stderr).
+        full: AtomicBool,
+    }
+
+    static TABLE: Table<SLOTS> = Table::new();
     /// Slots probed from an address's home slot before the table counts as full for it.
     const PROBES: usize = 16;
-    pub(super) static FULL: AtomicBool = AtomicBool::new(false);
     /// Steps taken from an rbp-based CFA (tests: the rule is exercised).
     #[cfg(test)]
     pub(super) static BP_STEPS: AtomicUsize = AtomicUsize::new(0);
 
-    fn home(pc: usize) -> usize {
-        (pc as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize >> (64 - SLOTS.trailing_zeros())
+    /// Whether the process-wide table was ever full.
+    #[cfg(test)]
+    pub(super) fn table_was_full() -> bool {
+        TABLE.was_full()
     }
 
-    /// The rule for `pc` of this generation, computing and storing it if needed; `None` when
-    /// the table has no slot for it.
-    #[inline]
-    fn rule_for(pc: usize, gen: u64) -> Option<u64> {
-        let h = home(pc);
-        for i in 0..PROBES {
-            let slot = &TABLE[(h + i) & (SLOTS - 1)];
-            let mut key = slot.pc.load(Ordering::Acquire);
-            if key == 0 {
-                key = match slot
-                    .pc
-                    .compare_exchange(0, pc, Ordering::AcqRel, Ordering::Acquire)
-                {
-                    Ok(_) => pc,
-                    Err(other) => other,
-                };
+    impl<const N: usize> Table<N> {
+        pub(super) const fn new() -> Self {
+            Table {
+                slots: [FREE; N],
+                full: AtomicBool::new(false),
             }
-            if key != pc {
-                continue;
-            }
-            let rule = slot.rule.load(Ordering::Acquire);
-            if rule != 0 && (rule >> GEN_SHIFT) & GEN_MASK == gen & GEN_MASK {
+        }
+
+        #[cfg(test)]
+        pub(super) fn was_full(&self) -> bool {
+            self.full.load(Ordering::Relaxed)
+        }
+
+        fn home(pc: usize) -> usize {
+            (pc as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize >> (64 - N.trailing_zeros())
+        }
+
+        /// The rule for `pc` of this generation, computing and storing it if needed; `None`
+        /// when the table has no slot for it.
+        #[inline]
+        pub(super) fn rule_for(&self, pc: usize, gen: u64) -> Option<u64> {
+            let h = Self::home(pc);
+            for i in 0..PROBES.min(N) {
+                let slot = &self.slots[(h + i) & (N - 1)];
+                let mut key = slot.pc.load(Ordering::Acquire);
+                if key == 0 {
+                    key = match slot
+                        .pc
+                        .compare_exchange(0, pc, Ordering::AcqRel, Ordering::Acquire)
+                    {
+                        Ok(_) => pc,
+                        Err(other) => other,
+                    };
+                }
+                if key != pc {
+                    continue;
+                }
+                let rule = slot.rule.load(Ordering::Acquire);
+                if rule != 0 && (rule >> GEN_SHIFT) & GEN_MASK == gen & GEN_MASK {
+                    return Some(rule);
+                }
+                let rule = compute(pc, gen);
+                slot.rule.store(rule, Ordering::Release);
                 return Some(rule);
             }
-            let rule = compute(pc, gen);
-            slot.rule.store(rule, Ordering::Release);
-            return Some(rule);
+            if !self.full.swap(true, Ordering::Relaxed) {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "lockcheck: the unwind cache is full ({N} return addresses): backtraces \
+                     through new call paths are now taken by the system unwinder (the same \
+                     frames, slower)"
+                );
+            }
+            None
         }
-        if !FULL.swap(true, Ordering::Relaxed) {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "lockcheck: the unwind cache is full ({SLOTS} return addresses): backtraces \
-                 through new call paths are now taken by the system unwinder (the same frames, \
-                 slower)"
-            );
-        }
-        None
+    }
+
+    /// The generation a rule was computed for (tests).
+    #[cfg(test)]
+    pub(super) fn generation(rule: u64) -> u64 {
+        (rule >> GEN_SHIFT) & GEN_MASK
     }
 
     /// `_Unwind_Find_FDE`'s `struct dwarf_eh_bases`.
@@ -474,7 +507,7 @@ mod fast {
                 frames.push(0);
                 return true;
             }
-            let Some(rule) = rule_for(pc, gen) else {
+            let Some(rule) = TABLE.rule_for(pc, gen) else {
                 return false;
             };
             let kind = rule & KIND;
@@ -649,6 +682,31 @@ mod tests {
             fast::BP_STEPS.load(std::sync::atomic::Ordering::Relaxed) > 0,
             "no frame with an rbp-based CFA was walked (the realigned frames)"
         );
+    }
+
+    /// A full table refuses new addresses (their captures go to the system unwinder), says so,
+    /// and keeps answering for the addresses it holds; a new generation recomputes in place.
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+    #[test]
+    fn a_full_table_says_so_and_keeps_its_rules() {
+        let t = fast::Table::<16>::new();
+        let (mut held, mut refused) = (Vec::new(), 0);
+        // Addresses in no loaded object: no FDE, so "use the system unwinder" rules.
+        for i in 1..=64usize {
+            let pc = i * 4096 + 1;
+            match t.rule_for(pc, 7) {
+                Some(rule) => held.push((pc, rule)),
+                None => refused += 1,
+            }
+        }
+        assert_eq!((held.len(), refused), (16, 48));
+        assert!(t.was_full());
+        for &(pc, rule) in &held {
+            assert_eq!(t.rule_for(pc, 7), Some(rule));
+            assert_eq!(fast::generation(rule), 7);
+            let again = t.rule_for(pc, 8).expect("its slot is still its own");
+            assert_eq!(fast::generation(again), 8);
+        }
     }
 
     /// The captured frames start at the capturing function's caller.
