@@ -120,8 +120,10 @@ pub(crate) fn capture(method: Method) -> Option<Frames> {
 fn reference(here: usize, frames: &mut Frames) {
     let mut keep = |frame: &backtrace::Frame| {
         // `sp` is the frame's stack pointer (libgcc's CFA of its callee): at or below `here`
-        // for the capturing frame and the unwinder's own.
-        if frames.n == 0 && frame.sp() as usize <= here {
+        // for the capturing frame and the unwinder's own. An unwinder that gives no stack
+        // pointer (0) keeps them all, as before.
+        let sp = frame.sp() as usize;
+        if frames.n == 0 && sp != 0 && sp <= here {
             return true;
         }
         frames.push(frame.ip() as usize)
