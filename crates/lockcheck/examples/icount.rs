@@ -36,6 +36,8 @@ const SCENARIOS: &[&str] = &[
     "raw_tokio/pair",
     "tokio/pair",
     "tokio_spawned/pair",
+    "checked/new_edge_bt",
+    "checked_nobt/new_edge_bt",
 ];
 
 fn lock_loop<M>(new: impl Fn() -> M, lock: impl Fn(&M), iters: u64) {
@@ -52,6 +54,26 @@ fn pair_loop<M>(new: impl Fn() -> M, pair: impl Fn(&M, &M), iters: u64) {
     }
 }
 
+/// One never-seen edge per iteration, as the bench's `new_edge_bt` row: a fresh pair in one class
+/// (so the edge is new at the instance level and a backtrace is captured every time), each lock
+/// used alone once, then nested; the pair is dropped after (its instances leave the graph, so
+/// the graph stays the same size). `checked_nobt/new_edge_bt` is the same with
+/// `LOCKCHECK_BACKTRACE=0`: the difference of the two is the capture.
+#[inline(never)]
+fn new_edge_loop(iters: u64) {
+    for _ in 0..iters {
+        let a = lockcheck::checked::Mutex::named("icount.same", 0u64);
+        let b = lockcheck::checked::Mutex::named("icount.same", 0u64);
+        *a.lock() += 1;
+        *b.lock() += 1;
+        {
+            let _a = black_box(&a).lock();
+            *black_box(&b).lock() += 1;
+        }
+        black_box((a, b));
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(scenario), Some(iters)) = (args.next(), args.next()) else {
@@ -62,6 +84,11 @@ fn main() {
     // Warm up once outside the counted difference: identities, the dependency cache, the graph.
     let n = iters.max(1);
     // `LOCKCHECK=off` switched on at run time: the instrumented locks pay the switches' test only.
+    if scenario == "checked_nobt/new_edge_bt" {
+        // Read once, at the first capture: set before any lock is used.
+        std::env::set_var("LOCKCHECK_BACKTRACE", "0");
+        return new_edge_loop(n);
+    }
     let scenario = match scenario.strip_prefix("checked_off/") {
         Some(op) => {
             lockcheck::set_action(lockcheck::Action::Off);
@@ -113,6 +140,7 @@ fn main() {
                 let _ = lockcheck::record::stop();
             }
         }
+        "checked/new_edge_bt" => new_edge_loop(n),
         "parking_lot/read" => lock_loop(
             || parking_lot::RwLock::new(0u64),
             |m| {

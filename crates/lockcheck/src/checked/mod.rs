@@ -17,6 +17,7 @@ pub(crate) mod recorder;
 mod reentrant;
 pub(crate) mod report;
 pub(crate) mod state;
+pub(crate) mod unwind;
 pub(crate) mod watch;
 
 pub use condvar::{Condvar, WaitTimeoutResult};

@@ -294,41 +294,19 @@ impl std::fmt::Debug for Trace {
 }
 
 impl Trace {
-    /// Captures the current thread's stack, or `None` when backtraces are off
-    /// (`LOCKCHECK_BACKTRACE=0`). One allocation, of the frames found.
+    /// Captures the current thread's stack from the caller of this function, or `None` when
+    /// backtraces are off (`LOCKCHECK_BACKTRACE=0`). One allocation, of the frames found. The
+    /// frames are the system unwinder's, taken with cached unwind rules where it can
+    /// ([`super::unwind`]).
     #[inline(never)]
     pub(crate) fn capture() -> Option<Trace> {
         if !crate::config::backtraces() {
             return None;
         }
-        let mut ips = [0usize; TRACE_DEPTH];
-        let mut n = 0;
-        let mut truncated = false;
-        let mut keep = |frame: &backtrace::Frame| {
-            if n == TRACE_DEPTH {
-                truncated = true;
-                return false;
-            }
-            ips[n] = frame.ip() as usize;
-            n += 1;
-            true
-        };
-        // `backtrace::trace` takes the crate's process-wide lock, which symbolization holds too
-        // (for milliseconds when it first loads debug information): a capture on one thread would
-        // wait for a report being printed, or for the recorder's writer declaring a site, on
-        // another. The lock is there for Windows' dbghelp; the unwinders elsewhere
-        // (libgcc/libunwind's `_Unwind_Backtrace`) are thread-safe, so no lock there.
-        #[cfg(not(windows))]
-        // SAFETY: `trace_unsynchronized` is `trace` without the lock; on these platforms the
-        // unwinder it calls is safe to run on several threads at once, and `keep` never panics.
-        unsafe {
-            backtrace::trace_unsynchronized(&mut keep)
-        };
-        #[cfg(windows)]
-        backtrace::trace(&mut keep);
+        let f = super::unwind::capture(super::unwind::Method::Fast)?;
         Some(Trace {
-            ips: ips[..n].into(),
-            truncated,
+            ips: f.as_slice().into(),
+            truncated: f.truncated,
         })
     }
 
