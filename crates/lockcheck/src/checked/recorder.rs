@@ -388,7 +388,9 @@ fn push(rec: Rec) {
             }
             p.len.set(i + 1);
         } else {
-            push_cold(p, rec);
+            // The words in registers, not a `Rec` in memory: a `Rec` argument made every push
+            // build the record on the stack first, taken cold or not.
+            push_cold(p, rec.head, rec.a, rec.b, rec.x, rec.ts);
         }
     });
     if pushed.is_err() {
@@ -445,7 +447,8 @@ fn lost_at_exit() {
 /// The first record of a generation (a new stream), or a full block (handoff).
 #[cold]
 #[inline(never)]
-fn push_cold(p: &Producer, rec: Rec) {
+fn push_cold(p: &Producer, head: u64, a: u64, b: u64, x: u64, ts: u64) {
+    let rec = Rec { head, a, b, x, ts };
     if p.cold.get() || STATE_FLAG.load(Ordering::Relaxed) != ON {
         return;
     }
