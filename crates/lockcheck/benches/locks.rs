@@ -9,7 +9,9 @@
 //! - `tracing_mutex`: `tracing_mutex::parkinglot::tracing` (always tracing, whatever the profile);
 //! - `parking_lot_dd`: parking_lot 0.11 with `deadlock_detection` (a separate semver version so
 //!   that the feature does not unify into the 0.12 baseline; see the dev-dependencies);
-//! - `lockcheck_recording`: `lockcheck::checked` with trace recording on (to `/dev/null`).
+//! - `lockcheck_recording`: `lockcheck::checked` with trace recording on (to `/dev/null`), in JSON
+//!   Lines (the default format);
+//! - `lockcheck_recording_lct`: the same, in the binary `.lct` format (`LOCKCHECK_TRACE_FORMAT=lct`).
 //!
 //! Multi-thread rows use `iter_custom`: the threads are spawned once per sample, start together
 //! at a barrier, each runs `iters` operations, and the time reported per operation is the wall
@@ -122,11 +124,36 @@ impl BenchMutex for Recorded {
     }
 }
 
-/// Runs `f` with trace recording on. The trace goes to `/dev/null`: the rows measure what the
-/// locking threads pay (buffering, and the background writer's formatting competing for the two
-/// cores), not the disk, and a multi-gigabyte trace per row would fill it.
+/// [`Recorded`], with the trace written in the binary `.lct` format (see [`recording_lct`]).
+struct RecordedLct(lockcheck::checked::Mutex<u64>);
+
+impl BenchMutex for RecordedLct {
+    const NAME: &'static str = "lockcheck_recording_lct";
+    fn new(class: &'static str) -> Self {
+        RecordedLct(lockcheck::checked::Mutex::named(class, 0))
+    }
+    #[inline]
+    fn with<R>(&self, f: impl FnOnce(&mut u64) -> R) -> R {
+        f(&mut self.0.lock())
+    }
+}
+
+/// Runs `f` with trace recording on, in JSON Lines. The trace goes to `/dev/null`: the rows
+/// measure what the locking threads pay (buffering, and the background writer's formatting
+/// competing for the two cores), not the disk, and a multi-gigabyte trace per row would fill it.
 fn recording(f: impl FnOnce()) {
     lockcheck::record::start("/dev/null").expect("start recording");
+    f();
+    lockcheck::record::stop().expect("stop recording");
+}
+
+/// [`recording`] in the binary `.lct` format: `/dev/null` has no `.lct` extension, so the format
+/// is asked for by `LOCKCHECK_TRACE_FORMAT` (read when the recording starts).
+fn recording_lct(f: impl FnOnce()) {
+    std::env::set_var("LOCKCHECK_TRACE_FORMAT", "lct");
+    let started = lockcheck::record::start("/dev/null");
+    std::env::remove_var("LOCKCHECK_TRACE_FORMAT");
+    started.expect("start recording");
     f();
     lockcheck::record::stop().expect("stop recording");
 }
@@ -173,7 +200,7 @@ impl<M: BenchMutex> Pair<M> {
 
     /// A pair whose locks are in the classes `a` and `b` (named where the contender names them).
     fn with_classes(a: &'static str, b: &'static str) -> Self {
-        if M::NAME.starts_with("lockcheck_checked") || M::NAME == "lockcheck_recording" {
+        if M::NAME.starts_with("lockcheck_checked") || M::NAME.starts_with("lockcheck_recording") {
             PAIRS.fetch_add(1, Ordering::Relaxed);
         }
         Pair {
@@ -356,6 +383,7 @@ macro_rules! row {
         $f::<tracing_mutex::parkinglot::tracing::Mutex<u64>>(&mut g $(, $arg)?);
         $f::<parking_lot_dd::Mutex<u64>>(&mut g $(, $arg)?);
         recording(|| $f::<Recorded>(&mut g $(, $arg)?));
+        recording_lct(|| $f::<RecordedLct>(&mut g $(, $arg)?));
         g.finish();
     }};
 }

@@ -27,6 +27,7 @@ CONTENDERS = [
     "lockcheck_checked",
     "lockcheck_checked_nobt",
     "lockcheck_recording",
+    "lockcheck_recording_lct",
     "tracing_mutex",
     "parking_lot_dd",
 ]

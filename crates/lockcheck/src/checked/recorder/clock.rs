@@ -8,6 +8,12 @@
 //! every user's build for two instructions). Elsewhere, and on a TSC that may drift, a read is
 //! `Instant::now` in nanoseconds since the recording's anchor.
 //!
+//! `LOCKCHECK_TRACE_HOLD_TIMES=0` (read when a recording starts) turns the readings off: a read
+//! is then 0, releases carry no hold time (`hold_ns` 0, "unmeasured" in the format) and the
+//! per-class hold statistics stay 0. It exists because a read is not cheap in time even as one
+//! instruction: `rdtsc` is microcoded, about 9 to 17 ns of CPU per read on this project's AMD
+//! machine (BENCHMARKS.md, "Round 6: recording"), and a recorded nested pair takes four.
+//!
 //! The conversion is calibrated by the writer, not at start: it pairs an `Instant` with a tick
 //! count when recording starts and again at each pass, and scales by the ratio over the whole
 //! recording so far. Only durations (hold times) are converted, so the ratio is all it needs,
@@ -18,10 +24,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-/// 0: not decided yet, 1: the TSC, 2: `Instant`.
+/// 0: not decided yet, 1: the TSC, 2: `Instant`, 3: no readings (`LOCKCHECK_TRACE_HOLD_TIMES=0`).
 static SOURCE: AtomicU8 = AtomicU8::new(0);
 const TSC: u8 = 1;
 const INSTANT: u8 = 2;
+const NONE: u8 = 3;
 
 /// The origin of the `Instant` fallback's readings.
 fn anchor() -> Instant {
@@ -29,15 +36,20 @@ fn anchor() -> Instant {
     *ANCHOR.get_or_init(Instant::now)
 }
 
-/// Chooses the source once (called when recording starts, before any record is taken).
+/// Chooses the source (called when a recording starts, before any record is taken): the
+/// hardware's answer is looked up once, `LOCKCHECK_TRACE_HOLD_TIMES` at every start.
 pub(super) fn init() {
-    if SOURCE.load(Ordering::Relaxed) == 0 {
+    static HARDWARE: OnceLock<u8> = OnceLock::new();
+    let hardware = *HARDWARE.get_or_init(|| {
         anchor();
-        SOURCE.store(
-            if tsc_invariant() { TSC } else { INSTANT },
-            Ordering::Relaxed,
-        );
-    }
+        if tsc_invariant() {
+            TSC
+        } else {
+            INSTANT
+        }
+    });
+    let off = std::env::var_os("LOCKCHECK_TRACE_HOLD_TIMES").is_some_and(|v| v == "0");
+    SOURCE.store(if off { NONE } else { hardware }, Ordering::Relaxed);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -64,11 +76,14 @@ pub(super) fn now() -> u64 {
         // SAFETY: `rdtsc` exists on every x86_64 processor and only reads the counter.
         return unsafe { core::arch::x86_64::_rdtsc() };
     }
-    now_instant()
+    now_other()
 }
 
 #[cold]
-fn now_instant() -> u64 {
+fn now_other() -> u64 {
+    if SOURCE.load(Ordering::Relaxed) == NONE {
+        return 0;
+    }
     anchor().elapsed().as_nanos() as u64
 }
 
