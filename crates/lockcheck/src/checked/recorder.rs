@@ -716,11 +716,16 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
         STATE_FLAG.store(OFF, Ordering::Release);
         crate::config::refresh_flags();
     }
+    // The writer's lock first, then the new generation: a background pass under way when the
+    // generation moved on would see every stream as an ended recording's and drop it from
+    // `BUFFERS`, pending records of live threads included, before this drain could reach them
+    // (test `tests/record_stop_live_threads.rs`). Holding the lock, no pass runs until the
+    // streams are taken; the pass that waited for it finds no writer and the thread ends.
+    let mut guard = WRITER.lock();
     GENERATION.fetch_add(1, Ordering::AcqRel);
     if let Some(t) = WRITER_THREAD.lock().take() {
         t.unpark();
     }
-    let mut guard = WRITER.lock();
     let Some(mut w) = guard.take() else {
         return Ok(None);
     };
