@@ -69,7 +69,7 @@ fn inversions_after_switch(
     let found = lockcheck::violations()
         .into_iter()
         .filter(|v| v.kind == ViolationKind::LockOrderInversion)
-        .filter(|v| v.classes().iter().any(|c| *c == a))
+        .filter(|v| v.classes().contains(&a))
         .count();
     (found, lockcheck::__private::flags_match_switches())
 }
