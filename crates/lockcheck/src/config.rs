@@ -1,6 +1,7 @@
 //! What happens on a violation: `LOCKCHECK=panic|warn|off`, or [`set_action`] from code.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 /// What lockcheck does when it finds a violation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +144,7 @@ static FLAGS: AtomicU8 = AtomicU8::new(0);
 /// [`fast::FULL`] (also before the switches were first computed).
 static FAST: AtomicU8 = AtomicU8::new(fast::FULL);
 
-/// Values of [`fast_now`].
+/// Values of [`FAST`] and of each thread's copy ([`ThreadSwitch`]).
 pub(crate) mod fast {
     /// Checking on, nothing recorded, counted or watched (the order switch does not matter:
     /// the fast path checks only what it can answer without the graph, see `hooks::lock_fast`).
@@ -160,14 +161,140 @@ pub(crate) mod fast {
     /// held; the exact dependency known) still take a fast way, out of line, which writes the
     /// same records as the full path (`hooks::lock_recorded`).
     pub const RECORDING: u8 = 2;
+    /// A thread's copy before the thread registered it ([`super::ThreadSwitch`]): the full path,
+    /// which registers it (`hooks::lock_blocking`).
+    pub const UNREGISTERED: u8 = 3;
 }
 
-/// The fast path's byte (see [`fast`]): one load, no initialisation test ([`fast::FULL`] until
-/// the switches were first computed, which sends the acquisition the full way, where [`flags`]
-/// computes them).
-#[inline(always)]
-pub(crate) fn fast_now() -> u8 {
-    FAST.load(Ordering::Relaxed)
+/// A thread's copy of the fast path's byte ([`FAST`]), in its thread-local state, so that an
+/// acquisition reads its switch and its held stack through one thread-local access (the global
+/// byte costs a load through the GOT in every user crate: two instructions more).
+///
+/// It is kept current by [`refresh_flags`], which stores the new byte into every registered
+/// copy after the global one, under the registry's lock; a thread registers its copy on its
+/// first full-path acquisition ([`fast::UNREGISTERED`] until then) and unregisters it at thread
+/// exit (the thread's slow state's destructor). So a copy is never staler than the global byte
+/// is: a refresh has stored both before it returns, and a copy registered meanwhile reads the
+/// global byte under the lock, after the refresh stored it or before the refresh walks the list.
+pub(crate) struct ThreadSwitch {
+    fast: AtomicU8,
+    /// The next registered copy (the list is only read or changed under [`THREADS`]' lock).
+    next: AtomicPtr<ThreadSwitch>,
+}
+
+/// The registered copies: a list through [`ThreadSwitch::next`] (no allocation, so that a
+/// locking allocator cannot re-enter while the lock is held).
+static THREADS: parking_lot::Mutex<SwitchList> = parking_lot::Mutex::new(SwitchList(ptr::null()));
+
+struct SwitchList(*const ThreadSwitch);
+
+// SAFETY: the pointers are only followed under `THREADS`' lock, and each points to a
+// `ThreadSwitch` (atomics only) that stays valid while it is on the list (see
+// `ThreadSwitch::register`).
+unsafe impl Send for SwitchList {}
+
+impl ThreadSwitch {
+    /// A copy not registered yet.
+    pub(crate) const fn new() -> ThreadSwitch {
+        ThreadSwitch {
+            fast: AtomicU8::new(fast::UNREGISTERED),
+            next: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// The fast path's byte as this thread's copy has it (see [`FAST`]).
+    #[inline(always)]
+    pub(crate) fn now(&self) -> u8 {
+        self.fast.load(Ordering::Relaxed)
+    }
+
+    /// Whether [`ThreadSwitch::register`] was not called yet.
+    #[inline(always)]
+    pub(crate) fn unregistered(&self) -> bool {
+        self.now() == fast::UNREGISTERED
+    }
+
+    /// Puts this copy on the list that [`refresh_flags`] updates, and sets it from the global
+    /// byte. No allocation, no call-out: the caller may hold other state.
+    ///
+    /// # Safety
+    /// `self` stays valid (a thread-local of the calling thread, without destructor) until
+    /// [`ThreadSwitch::unregister`] has returned, which the caller guarantees to call before
+    /// the memory goes away (the thread's slow state's destructor, at thread exit).
+    pub(crate) unsafe fn register(&self) {
+        let mut list = THREADS.lock();
+        if !self.unregistered() {
+            return;
+        }
+        self.next.store(list.0.cast_mut(), Ordering::Relaxed);
+        list.0 = self;
+        self.fast
+            .store(FAST.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Takes this copy off the list (if on it); it then sends every acquisition the full way
+    /// ([`fast::FULL`]: at thread exit, after the slow state is gone).
+    pub(crate) fn unregister(&self) {
+        let mut list = THREADS.lock();
+        let me: *const ThreadSwitch = self;
+        let after = self.next.load(Ordering::Relaxed);
+        if list.0 == me {
+            list.0 = after;
+        } else {
+            let mut p = list.0;
+            while !p.is_null() {
+                // SAFETY: on the list, hence valid (see `register`); under the lock.
+                let node = unsafe { &*p };
+                let next = node.next.load(Ordering::Relaxed);
+                if next.cast_const() == me {
+                    node.next.store(after, Ordering::Relaxed);
+                    break;
+                }
+                p = next;
+            }
+        }
+        self.fast.store(fast::FULL, Ordering::Relaxed);
+    }
+}
+
+/// Stores the fast byte into every registered thread's copy (under [`REFRESH`]'s lock).
+fn store_fast(b: u8) {
+    FAST.store(b, Ordering::Relaxed);
+    let list = THREADS.lock();
+    let mut p = list.0;
+    while !p.is_null() {
+        // SAFETY: on the list, hence valid (see `ThreadSwitch::register`); under the lock.
+        let node = unsafe { &*p };
+        node.fast.store(b, Ordering::Relaxed);
+        p = node.next.load(Ordering::Relaxed);
+    }
+}
+
+/// How many threads' copies are registered (for tests: a thread that ended is not).
+pub(crate) fn registered_switches() -> usize {
+    let list = THREADS.lock();
+    let (mut p, mut n) = (list.0, 0);
+    while !p.is_null() {
+        // SAFETY: as in `store_fast`.
+        p = unsafe { &*p }.next.load(Ordering::Relaxed);
+        n += 1;
+    }
+    n
+}
+
+/// Whether every registered thread's copy agrees with the global byte (for tests).
+fn copies_match(b: u8) -> bool {
+    let list = THREADS.lock();
+    let mut p = list.0;
+    while !p.is_null() {
+        // SAFETY: as in `store_fast`.
+        let node = unsafe { &*p };
+        if node.now() != b {
+            return false;
+        }
+        p = node.next.load(Ordering::Relaxed);
+    }
+    true
 }
 
 /// The [`fast`] value of a switches byte.
@@ -229,7 +356,7 @@ pub(crate) fn refresh_flags() -> u8 {
         std::thread::sleep(std::time::Duration::from_nanos(delay));
     }
     FLAGS.store(f, Ordering::Relaxed);
-    FAST.store(fast_of(f), Ordering::Relaxed);
+    store_fast(fast_of(f));
     f
 }
 
@@ -242,12 +369,15 @@ pub fn delay_next_refresh(d: std::time::Duration) {
     REFRESH_DELAY_NS.store(d.as_nanos().max(1) as u64, Ordering::Relaxed);
 }
 
-/// Whether the fast path's byte agrees with the switches (for tests).
+/// Whether the fast path's byte, and every thread's copy of it, agree with the switches (for
+/// tests).
 #[doc(hidden)]
 pub fn flags_match_switches() -> bool {
     let _serial = REFRESH.lock();
     let f = compute_flags();
-    FLAGS.load(Ordering::Relaxed) == f && FAST.load(Ordering::Relaxed) == fast_of(f)
+    FLAGS.load(Ordering::Relaxed) == f
+        && FAST.load(Ordering::Relaxed) == fast_of(f)
+        && copies_match(fast_of(f))
 }
 
 fn compute_flags() -> u8 {

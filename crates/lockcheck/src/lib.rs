@@ -137,9 +137,15 @@ pub mod __private {
         crate::checked::policy::wait_timeouts(text)
     }
 
-    /// Whether the fast path's switch byte agrees with the switches, for tests.
+    /// Whether the fast path's switch byte, and every thread's copy of it, agree with the
+    /// switches, for tests.
     pub fn flags_match_switches() -> bool {
         crate::config::flags_match_switches()
+    }
+
+    /// How many threads' copies of the switch byte are registered, for tests.
+    pub fn registered_switches() -> usize {
+        crate::config::registered_switches()
     }
 
     /// Makes the next switch refresh pause between computing and storing, for tests.

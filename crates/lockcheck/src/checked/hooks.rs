@@ -3,11 +3,14 @@
 //! ```text
 //! lock():  `#[inline]` entry point (`raw.rs`), compiled in the user's crate, where the
 //!          thread-local is one `%fs` offset; `lock_fast`, frameless:
-//!            fast switch byte (`config::fast_now`): checking on, nothing recorded, counted or
-//!              watched (one load, one test; `LOCKCHECK=off`: the raw lock right here)
+//!            fast switch byte, this thread's copy (`config::ThreadSwitch`, in the same
+//!              thread-local access as the held stack): checking on, nothing recorded, counted
+//!              or watched (one load, one test; `LOCKCHECK=off`: the raw lock right here;
+//!              not registered yet: the full path, which registers it)
 //!            identity assigned, not an RwLock's first write
 //!            busy flag and depth in one word (`state::BusyDepth`):
-//!            0 (not busy, nothing held) -> raw try_lock; success: push one word, site, identity
+//!            0 (not busy, nothing held) -> raw try_lock; success: push one word (the identity
+//!              word itself for an exclusive hold: `state::entry`), site, identity
 //!            1 (not busy, one lock held) and the memo says this very request was checked over
 //!              this very held entry in this epoch (two compares: `ThreadState::known_top`)
 //!              -> raw try_lock; success: push --------------------------------> done
@@ -29,12 +32,13 @@
 //!            user's line with the lock not taken (a condvar relock defers it until it holds
 //!            the mutex again: see `defer_if_relocking`)
 //!          timing, recording, statistics, watchdog: only when switched on (cold)
-//! unlock(): `#[inline]`: the top entry's word is `inst | mode` (untimed, no graph source): pop,
+//! unlock(): `#[inline]`: the top entry's word is `state::entry(identity, mode)` (untimed, no
+//!          graph source; for an exclusive hold, the identity word unmasked): pop,
 //!          raw unlock; else one tail call: search down, the timed and graph bookkeeping, raw
 //!          unlock
 //! ```
 //!
-//! The held stack is one word per entry (`state::word`) with the site, identity and time in a
+//! The held stack is one word per entry (`state::entry`) with the site, identity and time in a
 //! parallel array, under a single-owner discipline instead of a `RefCell` (see
 //! `ThreadState::held`): nothing here holds it across a call-out.
 
@@ -42,9 +46,12 @@ use super::class::{Ids, Meta, WRITTEN};
 use super::graph;
 use super::recorder;
 use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
-use super::state::{as_busy, internal, pack, with_slow, word, CacheKey, Held, ThreadState, STATE};
+use super::state::{
+    as_busy, entry, internal, pack, register_switch, with_slow, word, CacheKey, Held, ThreadState,
+    STATE,
+};
 use super::watch;
-use crate::config::{action, fast, fast_now, flag, flags, flags_now, Action};
+use crate::config::{action, fast, flag, flags, flags_now, Action};
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::collections::HashSet;
 use std::panic::Location;
@@ -81,6 +88,11 @@ pub(crate) fn lock_blocking(
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
 ) -> Result<(), Verdict> {
+    // The fast path reads this thread's copy of the switches' byte: registered here, on the
+    // thread's first acquisition (which the copy sends here), before any switch is looked at.
+    if STATE.try_with(|s| s.switch.unregistered()) == Ok(true) {
+        register_switch();
+    }
     let f = flags();
     if f & flag::ACTIVE == 0 {
         lock_raw();
@@ -148,9 +160,9 @@ fn fast_step(
                 return Fast::Block(ids);
             }
             #[cfg(feature = "tokio")]
-            push_tagged(s, ids, mode, site);
+            push_tagged(s, w, mode, site);
             #[cfg(not(feature = "tokio"))]
-            s.push_first(pack(ids.inst, mode), w, site);
+            s.push_first(entry(w, mode), w, site);
             Fast::Done
         })
         .unwrap_or(Fast::Other)
@@ -178,16 +190,16 @@ fn nested_step(
     if in_task_or_may_hold_async() {
         return Fast::Other;
     }
-    let _ = meta;
     let Some(attempt) = try_raw.take() else {
         return Fast::Other;
     };
     if !attempt() {
         return Fast::Block(ids);
     }
+    let w = meta.word();
     s.push_plain(
-        pack(ids.inst, mode),
-        meta.word(),
+        entry(w, mode),
+        w,
         site,
         #[cfg(feature = "tokio")]
         0,
@@ -210,10 +222,10 @@ fn in_task_or_may_hold_async() -> bool {
 /// running task.
 #[cfg(feature = "tokio")]
 #[inline(always)]
-fn push_tagged(s: &ThreadState, ids: Ids, mode: Mode, site: &'static Location<'static>) {
+fn push_tagged(s: &ThreadState, w: u64, mode: Mode, site: &'static Location<'static>) {
     let task = crate::tokio::track::current_tag();
     let tag = if task != 0 { word::TASK } else { 0 };
-    s.push_first(pack(ids.inst, mode) | tag, ids.word(), site, task);
+    s.push_first(entry(w, mode) ^ tag, w, site, task);
 }
 
 /// What [`lock_fast`] did.
@@ -247,7 +259,11 @@ pub(crate) fn lock_fast(
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
 ) -> Taken {
-    let fast = fast_now();
+    // This thread's copy of the switches' byte (see `config::ThreadSwitch`): the same
+    // thread-local access as the held stack's below.
+    let Ok(fast) = STATE.try_with(|s| s.switch.now()) else {
+        return Taken::No;
+    };
     if fast != fast::CHECKED {
         // Nothing switched on (`LOCKCHECK=off`, nothing recorded, counted or watched): the raw
         // lock, right here, for the price of the switches' test (the full path would cost a call
@@ -274,7 +290,7 @@ pub(crate) fn lock_fast(
             // One lock held, not busy, and this very dependency checked over it before (the
             // memo: two compares), here; anything else out of line (`lock_known`, then the full
             // path).
-            if !s.known_top(pack(w & word::INST, mode), d) {
+            if !s.known_top(entry(w, mode), d) {
                 return Fast::Nested;
             }
             #[cfg(feature = "tokio")]
@@ -284,7 +300,7 @@ pub(crate) fn lock_fast(
             if !try_raw() {
                 return Fast::Block(Ids::from_word(w));
             }
-            s.push_second(pack(w & word::INST, mode), w, site);
+            s.push_second(entry(w, mode), w, site);
             return Fast::Done;
         }
         // Async locks the running task holds (one thread-local read when it holds none): the
@@ -297,9 +313,9 @@ pub(crate) fn lock_fast(
             return Fast::Block(Ids::from_word(w));
         }
         #[cfg(feature = "tokio")]
-        push_tagged(s, Ids::from_word(w), mode, site);
+        push_tagged(s, w, mode, site);
         #[cfg(not(feature = "tokio"))]
-        s.push_first(pack(w & word::INST, mode), w, site);
+        s.push_first(entry(w, mode), w, site);
         Fast::Done
     });
     finish(step, kind, mode, site, lock_raw, lock_for)
@@ -344,7 +360,7 @@ pub(crate) fn lock_known(
             return Fast::Other;
         }
         // Checked before: the inline memo answers next time.
-        s.remember_top(req);
+        s.remember_top(entry(w, mode));
         #[cfg(feature = "tokio")]
         if in_task_or_may_hold_async() {
             return Fast::Other;
@@ -353,7 +369,7 @@ pub(crate) fn lock_known(
             return Fast::Block(Ids::from_word(w));
         }
         s.push_plain(
-            pack(w & word::INST, mode),
+            entry(w, mode),
             w,
             site,
             #[cfg(feature = "tokio")]
@@ -419,10 +435,10 @@ fn lock_recorded(
         #[cfg(feature = "tokio")]
         {
             let tag = if task != 0 { word::TASK } else { 0 };
-            s.push_plain(req | word::RECORDED | tag, w, site, task);
+            s.push_plain(entry(w, mode) ^ word::RECORDED ^ tag, w, site, task);
         }
         #[cfg(not(feature = "tokio"))]
-        s.push_plain(req | word::RECORDED, w, site);
+        s.push_plain(entry(w, mode) ^ word::RECORDED, w, site);
         Some(nested)
     });
     let Ok(Some(nested)) = step else {
@@ -857,11 +873,11 @@ pub(crate) fn released(meta: &Meta, mode: Mode) {
 #[inline(always)]
 pub(crate) fn release_fast(meta: &Meta, mode: Mode) -> bool {
     let w = meta.word();
-    // The top entry's word is `inst | mode << 40` exactly when it is this hold, untimed and no
-    // graph source: one comparison.
+    // The top entry's stored word is `entry(w, mode)` exactly when it is this hold, untimed and
+    // no graph source (and pushed with the identity as it is now): one comparison.
     // A recorded hold carries `word::RECORDED`, so its release takes the general path, which
     // records it: the fast path tests no switch.
-    w == 0 || STATE.try_with(|s| s.pop_plain_top(pack(w & word::INST, mode))) == Ok(true)
+    w == 0 || STATE.try_with(|s| s.pop_plain_top(entry(w, mode))) == Ok(true)
 }
 
 /// The release's bookkeeping beyond [`release_fast`].
@@ -879,8 +895,23 @@ fn released_slow(meta: &Meta, ids: Ids, mode: Mode) {
     // The usual recorded release: the hold on top, recorded and nothing else. One comparison
     // and a tail call, not the search below (which expands every entry it looks at and
     // returns a whole `Held`: about 170 instructions more per release).
-    if STATE.try_with(|s| s.pop_plain_top(pack(ids.inst, mode) | word::RECORDED)) == Ok(true) {
+    let recorded = entry(meta.word(), mode) ^ word::RECORDED;
+    if STATE.try_with(|s| s.pop_plain_top(recorded)) == Ok(true) {
         recorder::on_release(ids, 0);
+        return;
+    }
+    // The same, or a plain hold, pushed before the identity gained a flag bit (see
+    // `state::entry`): one comparison of the top's logical word. Which task took it does not
+    // matter to a release.
+    #[cfg(feature = "tokio")]
+    let ignored = word::RECORDED | word::TASK;
+    #[cfg(not(feature = "tokio"))]
+    let ignored = word::RECORDED;
+    let key = pack(ids.inst, mode);
+    if let Ok(Some(l)) = STATE.try_with(|s| s.pop_top_if(|l| l & !ignored == key)) {
+        if l & word::RECORDED != 0 {
+            recorder::on_release(ids, 0);
+        }
         return;
     }
     let h = STATE.try_with(|s| {
@@ -1050,11 +1081,11 @@ fn check_held(
         if !s.cache_hit(&key) {
             // The lock becomes a node of the instance graph: dropping it must remove the node.
             meta.mark_in_graph();
-            return check_graph(s, ids, mode, site, &key);
+            return check_graph(s, meta, ids, mode, site, &key);
         }
         // Checked before: the fast path's memo answers next time (it refuses a held set that
         // contains the lock, so a self-conflict still comes here).
-        s.remember_checked(&key);
+        s.remember_checked(&key, meta.word());
     }
     None
 }
@@ -1064,6 +1095,7 @@ fn check_held(
 #[inline(never)]
 fn check_graph(
     s: &ThreadState,
+    meta: &Meta,
     ids: Ids,
     mode: Mode,
     site: &'static Location<'static>,
@@ -1094,12 +1126,12 @@ fn check_graph(
             let raised = act(v);
             if raised.is_none() {
                 // Reported and going on (`warn`): checked, as the cache says.
-                s.remember_checked(key);
+                s.remember_checked(key, meta.word());
             }
             raised
         }
         Some(None) => {
-            s.remember_checked(key);
+            s.remember_checked(key, meta.word());
             None
         }
         // Could not check (re-entered): do not remember the key as checked.

@@ -2,6 +2,7 @@
 //! clock, and the "inside lockcheck" flag that makes lockcheck's own nested acquisitions plain.
 
 use super::class::Ids;
+use crate::config::ThreadSwitch;
 use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::Mode;
 use std::cell::{Cell, RefCell, UnsafeCell};
@@ -31,8 +32,9 @@ pub(crate) struct Held {
     pub task: u64,
 }
 
-/// Bits of a held entry's word ([`HeldStack`]): `inst | mode << 40 | flags`. The release fast
-/// path compares the whole word with `inst | mode << 40`, so any flag sends it the general way.
+/// Bits of a held entry's logical word: `inst | mode << 40 | flags`. [`HeldStack`] stores it
+/// combined with the lock's identity word (see [`entry`]); the release fast path compares the
+/// whole stored word with [`entry`]`(identity, mode)`, so any flag sends it the general way.
 pub(crate) mod word {
     /// The instance number (40 bits, see `class::INST_BITS`).
     pub const INST: u64 = (1 << 40) - 1;
@@ -47,6 +49,20 @@ pub(crate) mod word {
     /// Taken in async code ([`super::Held::task`] is not 0).
     #[cfg(feature = "tokio")]
     pub const TASK: u64 = 1 << 50;
+}
+
+/// The word [`HeldStack`] stores for an entry of logical word `inst | mode << 40 | flags` whose
+/// lock has the identity word `ids` (`Meta::word`, `inst` in its low bits): the identity with the
+/// mode and flags flipped in, `ids ^ (mode << 40 | flags)`. For an exclusive entry without flags
+/// that is the identity word itself: the fast path pushes it and the release compares it
+/// without masking the instance out (the logical word is `stored ^ (ids & !word::INST)`, with
+/// `ids` kept in the parallel [`Info`]). Flags are flipped in the same way (`entry(..) ^ flag`).
+/// A lock's identity gains a flag bit of its own at most twice (`class::IN_GRAPH`, `WRITTEN`):
+/// an entry pushed before that no longer equals `entry(ids_now, mode)`, which only sends its
+/// release the general way (which compares logical words).
+#[inline(always)]
+pub(crate) fn entry(ids: u64, mode: Mode) -> u64 {
+    ids ^ ((mode as u64) << 40)
 }
 
 /// The mode stored in bits 40..43 of a held word.
@@ -91,8 +107,8 @@ pub(crate) const INLINE_HELD: usize = 32;
 /// [`INLINE_HELD`]. Any depth is tracked: an untracked lock would make its release look foreign,
 /// hide a later self-deadlock on it and unbalance the trace.
 ///
-/// Inline, one word per entry (`inst | mode << 40 | flags`, see [`word`]) in `words`, the rest in
-/// the parallel `info`: the fast path's push is one word and a site, its pop one comparison.
+/// Inline, one word per entry (see [`entry`]) in `words`, the rest in the parallel `info`: the
+/// fast path's push is one word, a site and the identity, its pop one comparison.
 ///
 /// Only [`ThreadState`]'s methods touch it, under the single-owner discipline stated there.
 pub(crate) struct HeldStack {
@@ -197,7 +213,7 @@ impl HeldStack {
         if d.n() > INLINE_HELD {
             return self.spill[i];
         }
-        let (w, info) = (self.words[i], &self.info[i]);
+        let (w, info) = (self.logical(i), &self.info[i]);
         Held {
             inst: w & word::INST,
             class: Ids::from_word(info.ids).class,
@@ -230,18 +246,30 @@ impl HeldStack {
         if h.task != 0 {
             w |= word::TASK;
         }
-        self.words[i] = w;
+        let ids = Ids {
+            inst: h.inst,
+            class: h.class,
+        }
+        .word();
         self.info[i] = Info {
             site: h.site,
-            ids: Ids {
-                inst: h.inst,
-                class: h.class,
-            }
-            .word(),
+            ids,
             since: h.since,
             #[cfg(feature = "tokio")]
             task: h.task,
         };
+        self.words[i] = w ^ (ids & !word::INST);
+    }
+
+    /// Entry `i`'s logical word (`inst | mode << 40 | flags`, see [`entry`]), inline entries only.
+    #[inline(always)]
+    fn logical(&self, i: usize) -> u64 {
+        self.words[i] ^ (self.info[i].ids & !word::INST)
+    }
+
+    /// Sets entry `i`'s logical word, its identity (`info[i].ids`) unchanged.
+    fn set_logical(&mut self, i: usize, l: u64) {
+        self.words[i] = l ^ (self.info[i].ids & !word::INST);
     }
 
     /// Pushes without allocating: `Err(capacity)` when a (larger) spill area is needed first.
@@ -348,7 +376,7 @@ impl HeldStack {
             let h = &self.spill[i];
             pack(h.inst, h.mode)
         } else {
-            self.words[i] & word::KEY
+            self.logical(i) & word::KEY
         }
     }
 }
@@ -409,6 +437,9 @@ pub(crate) fn pack(inst: u64, mode: Mode) -> u64 {
 
 /// The hot per-thread state. No field has a destructor (see [`INLINE_HELD`]).
 pub(crate) struct ThreadState {
+    /// This thread's copy of the fast path's switch byte (see [`ThreadSwitch`]): read in the
+    /// same thread-local access as the held stack. Registered by [`register_switch`].
+    pub switch: ThreadSwitch,
     /// Set while lockcheck itself runs on this thread (reports, tracing, symbol resolution);
     /// shares its word with the held stack's depth (see [`BusyDepth`]).
     pub busy: BusyDepth,
@@ -460,10 +491,16 @@ pub(crate) struct SlowState {
     pub owns_spill: bool,
     /// This thread's name for dependency records (by thread number).
     pub name: Option<(u64, std::sync::Arc<str>)>,
+    /// [`ThreadState::switch`] is registered: unregister it at thread exit.
+    pub switch_registered: bool,
 }
 
 impl Drop for SlowState {
     fn drop(&mut self) {
+        if self.switch_registered {
+            // Before the thread's memory goes away: no refresh writes to it after this.
+            let _ = STATE.try_with(|s| s.switch.unregister());
+        }
         if self.owns_spill {
             // The thread ends while deeply nested: give the entries up (a later release of one of
             // them is taken as foreign, which is harmless) and free the heap area.
@@ -478,6 +515,7 @@ static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     pub(crate) static STATE: ThreadState = const {
         ThreadState {
+            switch: ThreadSwitch::new(),
             busy: BusyDepth::new(),
             relocking: Cell::new(false),
             held: UnsafeCell::new(HeldStack::new()),
@@ -498,6 +536,28 @@ thread_local! {
 // The fast path relies on this: no destructor, so no lazy registration and no state check on
 // access.
 const _: () = assert!(!std::mem::needs_drop::<ThreadState>());
+
+/// Registers this thread's copy of the switch byte ([`ThreadState::switch`]) so that switch
+/// changes reach it; until then it sends every acquisition the full way, which calls this.
+/// Once per thread; skipped while busy inside lockcheck or while the slow state is borrowed or
+/// gone (a later full-path acquisition tries again, or, at thread exit, never: the full path).
+#[cold]
+#[inline(never)]
+pub(crate) fn register_switch() {
+    // Busy: an acquisition made meanwhile (a locking allocator under the slow state's first
+    // use) is plain and does not come back here.
+    let _ = as_busy(|s| {
+        with_slow(|slow| {
+            if !slow.switch_registered {
+                // SAFETY: `s.switch` lives in this thread's `STATE`, which has no destructor and
+                // stays valid until the thread is gone; the slow state's destructor, which runs
+                // before that, unregisters it.
+                unsafe { s.switch.register() };
+                slow.switch_registered = true;
+            }
+        })
+    });
+}
 
 /// Runs `f` on this thread's slow state (None during thread teardown or re-entry).
 pub(crate) fn with_slow<R>(f: impl FnOnce(&mut SlowState) -> R) -> Option<R> {
@@ -543,9 +603,10 @@ impl ThreadState {
         self.stack().len(&self.busy)
     }
 
-    /// The fast path's push onto an empty stack: one word, the site and the identity (`ids`:
-    /// the lock's `Meta::word`). The caller saw [`ThreadState::busy_depth`] 0.
-    /// With async tracking, `task` is the entry's tag (see [`Held::task`]).
+    /// The fast path's push onto an empty stack: one word (`w`: [`entry`]`(ids, mode)`), the
+    /// site and the identity (`ids`: the lock's `Meta::word`). The caller saw
+    /// [`ThreadState::busy_depth`] 0. With async tracking, `task` is the entry's tag (see
+    /// [`Held::task`]).
     #[inline(always)]
     pub(crate) fn push_first(
         &self,
@@ -585,8 +646,8 @@ impl ThreadState {
     }
 
     /// The fast path's push of an untimed entry that is no graph source (`w` is
-    /// `pack(inst, mode)`, plus [`word::TASK`] in async code and [`word::RECORDED`] when
-    /// recorded); the general push past the inline array.
+    /// [`entry`]`(ids, mode)`, with [`word::TASK`] flipped in in async code and
+    /// [`word::RECORDED`] when recorded); the general push past the inline array.
     #[inline(always)]
     pub(crate) fn push_plain(
         &self,
@@ -629,15 +690,16 @@ impl ThreadState {
         site: &'static Location<'static>,
         #[cfg(feature = "tokio")] task: u64,
     ) {
+        let l = w ^ (ids & !word::INST);
         self.push(Held {
-            inst: w & word::INST,
+            inst: l & word::INST,
             class: Ids::from_word(ids).class,
-            mode: mode_of(w),
+            mode: mode_of(l),
             site,
             since: None,
             source: false,
             // The recorded fast path pushes this way too (`hooks::lock_recorded`).
-            recorded: w & word::RECORDED != 0,
+            recorded: l & word::RECORDED != 0,
             #[cfg(feature = "tokio")]
             task,
         });
@@ -688,10 +750,11 @@ impl ThreadState {
         drop(old);
     }
 
-    /// The release fast path: pops the top entry if its word is exactly `w`
-    /// (`pack(inst, mode)`: any flag, i.e. a graph source, a timed or a recorded hold, fails the
-    /// test).
-    /// False: nothing changed, take the general path ([`ThreadState::remove_last`]).
+    /// The release fast path: pops the top entry if its stored word is exactly `w`
+    /// ([`entry`]`(ids, mode)` with the lock's identity now: any flag, i.e. a graph source, a
+    /// timed or a recorded hold, fails the test, and so does an entry pushed before the identity
+    /// gained a flag bit). False: nothing changed, take the general path
+    /// ([`ThreadState::pop_top_if`], [`ThreadState::remove_last`]).
     #[inline(always)]
     pub(crate) fn pop_plain_top(&self, w: u64) -> bool {
         let st = self.stack();
@@ -699,20 +762,38 @@ impl ThreadState {
         let d = self.busy.word();
         // Which task took it does not matter to a release.
         #[cfg(feature = "tokio")]
-        let top = |i: usize| st.words[i] & !word::TASK;
+        let same = |i: usize| (st.words[i] ^ w) & !word::TASK == 0;
         #[cfg(not(feature = "tokio"))]
-        let top = |i: usize| st.words[i];
+        let same = |i: usize| st.words[i] == w;
         // 1..=INLINE_HELD in one comparison (0, SPILLED and the busy bit wrap past it).
-        if d.wrapping_sub(1) < INLINE_HELD as u64 && top(d as usize - 1) == w {
+        if d.wrapping_sub(1) < INLINE_HELD as u64 && same(d as usize - 1) {
             self.busy.0.set(d - 1);
             return true;
         }
         false
     }
 
+    /// The general release's first test: pops the top entry (inline, this thread not busy) if
+    /// its logical word (`inst | mode << 40 | flags`) passes `f` (a bit test), and returns that
+    /// word. For the holds [`ThreadState::pop_plain_top`] leaves: recorded, or pushed before
+    /// the lock's identity gained a flag bit.
+    pub(crate) fn pop_top_if(&self, f: impl Fn(u64) -> bool) -> Option<u64> {
+        let st = self.stack();
+        let d = self.busy.word();
+        if d.wrapping_sub(1) >= INLINE_HELD as u64 {
+            return None;
+        }
+        let l = st.logical(d as usize - 1);
+        if !f(l) {
+            return None;
+        }
+        self.busy.0.set(d - 1);
+        Some(l)
+    }
+
     /// The nested fast path's look-up with one lock held (`d`, the caller's
     /// [`ThreadState::busy_depth`], is 1: not busy, one entry): whether acquiring `req`
-    /// (`pack(inst, mode)`, `inst` assigned) over it was checked already (the memo, see
+    /// ([`entry`]`(ids, mode)`, the identity assigned) over it was checked already (the memo, see
     /// [`HeldStack::known_req`]): two comparisons. A hit means the full path would find nothing:
     /// the graph knows the dependency in this epoch and `inst` is not the held lock (no
     /// self-conflict), whatever the order switch is now.
@@ -724,7 +805,7 @@ impl ThreadState {
         st.known_req == req && st.words[0] == st.known_base && d == 1
     }
 
-    /// Notes in the memo that acquiring `req` (`pack(inst, mode)`, `inst` assigned) over the
+    /// Notes in the memo that acquiring `req` ([`entry`]`(ids, mode)`) over the
     /// held set as it is now was checked against the graph in this epoch: the check completed,
     /// its dependency is marked in the cache, and it raised nothing. Only with one lock held
     /// that is not `inst` (a self-conflict must reach the full path each time) and not tagged by
@@ -736,9 +817,10 @@ impl ThreadState {
         }
         let w = st.words[0];
         #[cfg(feature = "tokio")]
-        if w & word::TASK != 0 {
+        if st.logical(0) & word::TASK != 0 {
             return;
         }
+        // The low bits of a stored word are the instance (see `entry`).
         if (w ^ req) & word::INST != 0 {
             st.known_base = w;
             st.known_req = req;
@@ -746,15 +828,17 @@ impl ThreadState {
     }
 
     /// [`ThreadState::remember_top`] after the full check of `key`, if the held set and the
-    /// epoch are still the ones it checked.
-    pub(crate) fn remember_checked(&self, key: &CacheKey) {
+    /// epoch are still the ones it checked; `ids` is the requested lock's identity word now.
+    pub(crate) fn remember_checked(&self, key: &CacheKey, ids: u64) {
         let st = self.stack();
         if key.len == 1
             && self.busy.n() == 1
-            && st.words[0] & word::KEY == key.held[0]
+            && st.logical(0) & word::KEY == key.held[0]
             && key.epoch == self.epoch.get()
+            && ids & word::INST == key.lock & word::INST
         {
-            self.remember_top(key.lock & word::KEY);
+            // `key.lock`'s mode bits, flipped into the identity: `entry(ids, mode)`.
+            self.remember_top(ids ^ (key.lock & word::KEY & !word::INST));
         }
     }
 
@@ -801,12 +885,12 @@ impl ThreadState {
             {
                 h.mode = to;
             }
-        } else if let Some(w) = st.words[..n]
-            .iter_mut()
+        } else if let Some(i) = (0..n)
             .rev()
-            .find(|w| **w & word::KEY == pack(inst, from))
+            .find(|&i| st.logical(i) & word::KEY == pack(inst, from))
         {
-            *w = (*w & !word::KEY) | pack(inst, to);
+            let l = st.logical(i);
+            st.set_logical(i, (l & !word::KEY) | pack(inst, to));
         }
     }
 
@@ -818,7 +902,10 @@ impl ThreadState {
         if n > INLINE_HELD {
             st.spill.iter_mut().for_each(|h| h.source = true);
         } else {
-            st.words[..n].iter_mut().for_each(|w| *w |= word::SOURCE);
+            for i in 0..n {
+                let l = st.logical(i);
+                st.set_logical(i, l | word::SOURCE);
+            }
         }
     }
 
@@ -901,7 +988,7 @@ impl ThreadState {
         if self.busy.n() != 1 {
             return false;
         }
-        let w0 = st.words[0];
+        let w0 = st.logical(0);
         #[cfg(feature = "tokio")]
         if w0 & word::TASK != 0 {
             return false;
@@ -926,7 +1013,7 @@ impl ThreadState {
         }
         let mut keys = [0u64; CACHE_HELD];
         let mut set = 0u64;
-        for (&w, key) in st.words[..n].iter().zip(&mut keys) {
+        for (w, key) in (0..n).map(|i| st.logical(i)).zip(&mut keys) {
             #[cfg(feature = "tokio")]
             if w & word::TASK != 0 {
                 return false;

@@ -1,0 +1,131 @@
+//! Each thread's copy of the fast path's switch byte (`config::ThreadSwitch`) follows a switch
+//! changed at run time by another thread: a stale copy would take a checked thread's locks the
+//! raw way (a missed inversion) or keep checking after `LOCKCHECK=off`. Its own binary: it flips
+//! the process-wide action.
+
+use lockcheck::{Action, Mutex, ViolationKind};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The tests of this binary change process-wide switches: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A thread that takes one lock right away (registering its copy of the switch byte under the
+/// switches of the moment), then, once told, `first` then `second`, and reports back.
+fn worker(
+    warm: Arc<Mutex<u32>>,
+    first: Arc<Mutex<u32>>,
+    second: Arc<Mutex<u32>>,
+) -> (Sender<()>, Receiver<()>, std::thread::JoinHandle<()>) {
+    let (go_tx, go_rx) = channel::<()>();
+    let (done_tx, done_rx) = channel::<()>();
+    let h = std::thread::spawn(move || {
+        *warm.lock() += 1;
+        done_tx.send(()).unwrap();
+        go_rx.recv_timeout(WAIT).expect("must not hang");
+        {
+            let _a = first.lock();
+            *second.lock() += 1;
+        }
+        done_tx.send(()).unwrap();
+        // Stay alive until told: both orders are then taken by concurrent threads.
+        go_rx.recv_timeout(WAIT).expect("must not hang");
+    });
+    done_rx.recv_timeout(WAIT).expect("must not hang");
+    (go_tx, done_rx, h)
+}
+
+/// Two threads started under `before` take `a` then `b` and `b` then `a`, one after the other,
+/// after the action became `after`: the inversions found on `a`'s and `b`'s classes, and whether
+/// every thread's copy of the switch byte then agreed with the switches.
+fn inversions_after_switch(
+    before: Action,
+    after: Action,
+    a: &'static str,
+    b: &'static str,
+) -> (usize, bool) {
+    lockcheck::set_action(before);
+    let warm = Arc::new(Mutex::named("switch_copies.warm", 0));
+    let la = Arc::new(Mutex::named(a, 0));
+    let lb = Arc::new(Mutex::named(b, 0));
+    let (go1, done1, h1) = worker(warm.clone(), la.clone(), lb.clone());
+    let (go2, done2, h2) = worker(warm, lb, la);
+    lockcheck::set_action(after);
+    go1.send(()).unwrap();
+    done1.recv_timeout(WAIT).expect("must not hang");
+    go2.send(()).unwrap();
+    done2.recv_timeout(WAIT).expect("must not hang");
+    go1.send(()).unwrap();
+    go2.send(()).unwrap();
+    h1.join().unwrap();
+    h2.join().unwrap();
+    let found = lockcheck::violations()
+        .into_iter()
+        .filter(|v| v.kind == ViolationKind::LockOrderInversion)
+        .filter(|v| v.classes().contains(&a))
+        .count();
+    (found, lockcheck::__private::flags_match_switches())
+}
+
+#[test]
+fn threads_started_with_checking_off_check_once_it_is_switched_on() {
+    let _serial = serial();
+    let found = inversions_after_switch(
+        Action::Off,
+        Action::Warn,
+        "switch_copies.on.a",
+        "switch_copies.on.b",
+    );
+    assert_eq!(
+        found.0, 1,
+        "the inversion taken after checking was switched on"
+    );
+    assert!(found.1, "a thread's copy of the switch byte is stale");
+}
+
+#[test]
+fn threads_started_checked_stop_checking_once_it_is_switched_off() {
+    let _serial = serial();
+    let found = inversions_after_switch(
+        Action::Warn,
+        Action::Off,
+        "switch_copies.off.a",
+        "switch_copies.off.b",
+    );
+    lockcheck::set_action(Action::Warn);
+    assert_eq!(found.0, 0, "no checking after LOCKCHECK=off");
+    assert!(found.1, "a thread's copy of the switch byte is stale");
+}
+
+#[test]
+fn an_ended_thread_leaves_the_registry() {
+    let _serial = serial();
+    lockcheck::set_action(Action::Warn);
+    let m = Arc::new(Mutex::named("switch_copies.ended", 0));
+    // This thread's own copy first, so that the count below is only the workers'.
+    *m.lock() += 1;
+    let before = lockcheck::__private::registered_switches();
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let m = m.clone();
+            std::thread::spawn(move || *m.lock() += 1)
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Joined: every worker's thread-local destructors ran, the slow state's unregistered it.
+    assert_eq!(lockcheck::__private::registered_switches(), before);
+    // A refresh after they ended writes only to live copies, and they all agree.
+    lockcheck::set_order_checking(false);
+    lockcheck::set_order_checking(true);
+    assert!(lockcheck::__private::flags_match_switches());
+    assert_eq!(*m.lock(), 17);
+}
