@@ -814,3 +814,104 @@ fn a_task_polling_two_acquisitions_of_a_busy_lock_together_is_silent() {
 /// Longer than the two seconds a wait kept by the waiter itself is watched before it is
 /// reported, and two checks of the watch (half a second apart).
 const OWNED_GRACE_PAST: Duration = Duration::from_millis(3200);
+
+// ---------------------------------------------------------------------------------------------
+// 10. "Upgrading" a tokio RwLock read guard by write-locking while it is still alive: a shadowed
+//     read guard lives to the end of its block, so the task waits for its own read; two tasks
+//     doing it at once wait for each other's read.
+//     Sources: tokio-rs/tokio#2733 (its motivation: forgetting to drop a read guard before a
+//     write, "particularly tricky and non-obvious when shadowing the name of the old read
+//     guard"), tokio-rs/tokio#7282 (an `upgrade` deadlocks as soon as two tasks upgrade at
+//     once). Look-alike: the read guard dropped (or a temporary) before the write.
+
+async fn check_then_apply(state: &RwLock<Vec<u32>>, shadow: bool) -> usize {
+    let st = state.read().await; // UPGRADE_READ_LINE
+    let delta = st.len();
+    if !shadow {
+        drop(st);
+    }
+    tokio::task::yield_now().await;
+    let mut st = state.write().await; // UPGRADE_WRITE_LINE
+    st.push(delta as u32);
+    st.len()
+}
+
+#[test]
+fn write_locking_while_a_shadowed_read_guard_lives_is_a_self_deadlock() {
+    setup();
+    {
+        let fl = FL;
+        let n = name("real.upgrade", fl);
+        run(fl, move || async move {
+            let state = Arc::new(RwLock::named(n, vec![1]));
+            let msg = panicked(tokio::spawn(async move {
+                within(200, check_then_apply(&state, true)).await
+            }))
+            .await;
+            assert!(msg.contains("self-deadlock"), "{fl:?}: {msg}");
+        })
+        .unwrap();
+        let v = found(n);
+        assert_eq!(kinds(n), [ViolationKind::SelfDeadlock], "{fl:?}: {v:#?}");
+        let e = &v[0].edges[0];
+        assert!(e.held_site.contains(&at(line_of("UPGRADE_READ_LINE"))), "{e:#?}");
+        assert!(e.site.contains(&at(line_of("UPGRADE_WRITE_LINE"))), "{e:#?}");
+    }
+}
+
+#[test]
+fn two_tasks_upgrading_at_once_are_a_deadlock() {
+    setup();
+    {
+        let fl = FL;
+        let n = name("real.upgrade2", fl);
+        run(fl, move || async move {
+            let state = Arc::new(RwLock::named(n, vec![1]));
+            let barrier = Arc::new(tokio::sync::Barrier::new(2));
+            let mut ts = Vec::new();
+            for _ in 0..2 {
+                let (s, b) = (state.clone(), barrier.clone());
+                ts.push(tokio::spawn(async move {
+                    // Each reads, then (both reads held) asks to write: the self-deadlock of
+                    // each is reported first, at the write.
+                    let st = s.read().await;
+                    b.wait().await;
+                    let w = within(300, s.write()).await.is_some();
+                    drop(st);
+                    w
+                }));
+            }
+            for t in ts {
+                let msg = panicked(t).await;
+                assert!(msg.contains("self-deadlock"), "{fl:?}: {msg}");
+            }
+        })
+        .unwrap();
+        assert!(kinds(n).contains(&ViolationKind::SelfDeadlock), "{fl:?}: {:#?}", found(n));
+    }
+}
+
+#[test]
+fn a_read_guard_dropped_before_the_write_is_silent() {
+    setup();
+    {
+        let fl = FL;
+        let n = name("real.upgrade.ok", fl);
+        run(fl, move || async move {
+            let state = Arc::new(RwLock::named(n, vec![1]));
+            let mut ts = Vec::new();
+            for _ in 0..4 {
+                let s = state.clone();
+                ts.push(tokio::spawn(async move { check_then_apply(&s, false).await }));
+            }
+            for t in ts {
+                t.await.unwrap();
+            }
+            // A temporary read guard ends with its statement.
+            let len = state.read().await.len();
+            state.write().await.push(len as u32);
+        })
+        .unwrap();
+        assert!(found(n).is_empty(), "{fl:?}: {:#?}", found(n));
+    }
+}
