@@ -391,6 +391,46 @@ async fn futurelock_look_alike() {
     join(holder).await;
 }
 
+/// A pool of two connections (a semaphore): two tasks each hold one and ask for another, so
+/// each waits for the other's (a wait cycle through one semaphore: a `deadlock`). Under `panic`
+/// the request that closes the cycle is stopped and the other one gets its connection.
+async fn semaphore_cycle() {
+    let pool = Arc::new(Semaphore::named("oer.semcycle", 2));
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let mut ts = Vec::new();
+    for ms in [1000, 1500] {
+        let (p, b) = (pool.clone(), barrier.clone());
+        ts.push(tokio::spawn(async move {
+            let _first = p.acquire().await.unwrap();
+            b.wait().await;
+            let _ = within(ms, p.acquire()).await;
+        }));
+    }
+    for t in ts {
+        join(t).await;
+    }
+}
+
+/// The same pool, but the other task does not ask for a second connection: it returns its own
+/// a little later, and the waiting task gets it.
+async fn semaphore_cycle_look_alike() {
+    let pool = Arc::new(Semaphore::named("oer.ok.semcycle", 2));
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let (p, b) = (pool.clone(), barrier.clone());
+    let t1 = tokio::spawn(async move {
+        let _first = p.acquire().await.unwrap();
+        b.wait().await;
+        let _ = within(1500, p.acquire()).await;
+    });
+    let t2 = tokio::spawn(async move {
+        let _first = pool.acquire().await.unwrap();
+        barrier.wait().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    });
+    join(t1).await;
+    join(t2).await;
+}
+
 /// (name, what the runtime must report: a runtime kind, or `-` for a look-alike).
 const SCENARIOS: &[(&str, &str)] = &[
     ("inversion", "lock-order-inversion"),
@@ -412,6 +452,8 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("join_look_alikes", "-"),
     ("futurelock", "self-deadlock"),
     ("futurelock_look_alike", "-"),
+    ("semaphore_cycle", "lock-order-inversion"),
+    ("semaphore_cycle_look_alike", "-"),
 ];
 
 async fn scenario(name: &str) {
@@ -435,6 +477,8 @@ async fn scenario(name: &str) {
         "try_reverse" => try_reverse().await,
         "futurelock" => futurelock().await,
         "futurelock_look_alike" => futurelock_look_alike().await,
+        "semaphore_cycle" => semaphore_cycle().await,
+        "semaphore_cycle_look_alike" => semaphore_cycle_look_alike().await,
         other => panic!("no scenario {other}"),
     }
 }
