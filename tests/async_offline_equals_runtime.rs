@@ -431,6 +431,31 @@ async fn semaphore_cycle_look_alike() {
     join(t2).await;
 }
 
+/// A pool whose permits grow (`add_permits`) after the trace learnt them: two tasks each hold
+/// one and ask for another while two are free, so neither waits (the trace gives the new count).
+async fn semaphore_added_look_alike() {
+    let pool = Arc::new(Semaphore::named("oer.ok.semadded", 2));
+    {
+        let _a = pool.acquire().await.unwrap();
+        let _b = pool.acquire().await.unwrap();
+    }
+    pool.add_permits(2);
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let mut ts = Vec::new();
+    for _ in 0..2 {
+        let (p, b) = (pool.clone(), barrier.clone());
+        ts.push(tokio::spawn(async move {
+            let _first = p.acquire().await.unwrap();
+            b.wait().await;
+            let _ = within(1000, p.acquire()).await;
+            b.wait().await;
+        }));
+    }
+    for t in ts {
+        join(t).await;
+    }
+}
+
 /// (name, what the runtime must report: a runtime kind, or `-` for a look-alike).
 const SCENARIOS: &[(&str, &str)] = &[
     ("inversion", "lock-order-inversion"),
@@ -454,6 +479,7 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("futurelock_look_alike", "-"),
     ("semaphore_cycle", "lock-order-inversion"),
     ("semaphore_cycle_look_alike", "-"),
+    ("semaphore_added_look_alike", "-"),
 ];
 
 async fn scenario(name: &str) {
@@ -479,6 +505,7 @@ async fn scenario(name: &str) {
         "futurelock_look_alike" => futurelock_look_alike().await,
         "semaphore_cycle" => semaphore_cycle().await,
         "semaphore_cycle_look_alike" => semaphore_cycle_look_alike().await,
+        "semaphore_added_look_alike" => semaphore_added_look_alike().await,
         other => panic!("no scenario {other}"),
     }
 }

@@ -95,7 +95,7 @@ pub struct LockInfo {
     pub local: u64,
     /// Whether it was ever requested or held in exclusive mode.
     pub ever_written: bool,
-    /// Semaphore permits, if known.
+    /// Semaphore permits, if known (the most its `lock` events gave).
     pub permits: Option<u64>,
 }
 
@@ -1717,12 +1717,13 @@ impl ModelBuilder {
                 };
                 match self.maps.locks.get(*l) {
                     // A repeated declaration: keep the first, but learn the permits (the
-                    // runtime declares a semaphore's permits at its first blocking request).
+                    // runtime declares a semaphore's permits at its first blocking request, and
+                    // again when it sees more: tokio's `add_permits`). The most given: a count
+                    // taken while a permit moves is low, and too few would make a semaphore
+                    // look exhausted (a wait cycle) when it is not.
                     Some(id) => {
                         let lock = &mut self.model.locks[id as usize];
-                        if lock.permits.is_none() {
-                            lock.permits = *permits;
-                        }
+                        lock.permits = lock.permits.max(*permits);
                     }
                     None => {
                         self.new_lock(*l, class, *permits);
@@ -2283,6 +2284,34 @@ mod request_tests {
         );
         assert_eq!(kinds(&m), [("self-deadlock", "sem".to_string())]);
         assert_eq!(m.self_deadlocks[0].count, 1, "a repeated request is one");
+    }
+
+    #[test]
+    fn a_semaphore_has_the_most_permits_its_lock_events_give() {
+        // Added permits (tokio's `add_permits`) are written again; a lower count (taken while a
+        // permit moved) does not lower them.
+        let m = with_locks(
+            r#"{"e":"lock","l":3,"c":3,"permits":2}
+{"e":"lock","l":3,"c":3,"permits":1}
+{"e":"lock","l":3,"c":3}
+"#,
+        );
+        assert_eq!(m.locks[2].permits, Some(2));
+        let m = with_locks(
+            r#"{"e":"lock","l":3,"c":3,"permits":2}
+{"e":"acquire","t":1,"l":3,"m":"p"}
+{"e":"acquire","t":2,"l":3,"m":"p"}
+{"e":"lock","l":3,"c":3,"permits":4}
+{"e":"request","t":1,"l":3,"m":"p"}
+{"e":"request","t":2,"l":3,"m":"p"}
+"#,
+        );
+        assert_eq!(m.locks[2].permits, Some(4));
+        assert!(
+            m.wait_cycles.is_empty(),
+            "two permits free: {:?}",
+            m.wait_cycles
+        );
     }
 
     /// Two tasks of a pool of two permits (a semaphore) each hold one and request another: the
