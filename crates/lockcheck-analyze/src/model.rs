@@ -1563,7 +1563,9 @@ impl ModelBuilder {
             return;
         };
         // Follow "waits for what is held by" from the new wait until a holder repeats.
-        let mut path: Vec<(usize, Option<(Mode, Option<SiteId>)>)> = vec![(new, None)];
+        // (waiter, the mode and site of its hold that the previous one waits for)
+        type Step = (usize, Option<(Mode, Option<SiteId>)>);
+        let mut path: Vec<Step> = vec![(new, None)];
         let cycle = loop {
             let (i, _) = *path.last().expect("non-empty");
             let Some((h, m, s)) = blockers(&stuck, i)
