@@ -570,7 +570,10 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         Levels::Both if one_instance_per_class => Default::default(),
         _ => run(&class_graph, &class_weights, &class_change),
     };
-    let complete = inst_w.is_empty() && class_w.is_empty() && model.anomalies.over_budget == 0;
+    let complete = inst_w.is_empty()
+        && class_w.is_empty()
+        && model.anomalies.over_budget == 0
+        && model.anomalies.wait_cycles_unchecked == 0;
     warnings.extend(inst_w);
     warnings.extend(class_w);
     warnings.extend(inst_n);

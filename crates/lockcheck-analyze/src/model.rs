@@ -624,6 +624,9 @@ pub struct Anomalies {
     /// Dependencies (and site lists of held locks) not recorded because the held sets exceed
     /// [`MAX_HELD_ENTRIES`].
     pub over_budget: u64,
+    /// Requests of an exhausted semaphore whose holders all waited, not checked for a wait
+    /// cycle because more than [`MAX_WAIT_CYCLE_WAITERS`] threads were waiting at once.
+    pub wait_cycles_unchecked: u64,
 }
 
 impl Anomalies {
@@ -663,6 +666,12 @@ impl Anomalies {
                 self.deep_held
             ));
         }
+        if self.wait_cycles_unchecked > 0 {
+            w.push(format!(
+                "{} request(s) of a semaphore whose permits were all held by waiting threads, made while more than {MAX_WAIT_CYCLE_WAITERS} threads were waiting at once, beyond any real program: not checked for a wait cycle; results may be incomplete",
+                self.wait_cycles_unchecked
+            ));
+        }
         if self.over_budget > 0 {
             w.push(format!(
                 "{} dependenc{} or site list(s) not recorded: the held sets of this trace exceed the budget of {MAX_HELD_ENTRIES} held-lock entries (held sets growing without bound: releases missing?); results may be incomplete",
@@ -673,6 +682,11 @@ impl Anomalies {
         w
     }
 }
+
+/// The most requests waiting at once that a semaphore request is checked with for a wait cycle
+/// ([`WaitCycle`]): the check is quadratic in them, and a real program has far fewer threads
+/// waiting together. Beyond, the request is counted in [`Anomalies::wait_cycles_unchecked`].
+pub const MAX_WAIT_CYCLE_WAITERS: usize = 4096;
 
 /// Everything the analyses need, built by [`ModelBuilder`].
 #[derive(Debug, Clone)]
@@ -1492,12 +1506,30 @@ impl ModelBuilder {
     /// it, the cycle reached from `t`'s wait (following the first such holder) is recorded if it
     /// goes through a semaphore (a cycle of other locks alone is the lock-order graph's).
     fn wait_cycle(&mut self, t: ThreadId) {
+        // The request is stuck only if every holder of the semaphore waits too (what most
+        // requests of a busy pool fail at once).
+        let l = self.threads[t as usize]
+            .pending
+            .as_ref()
+            .expect("requested")
+            .lock;
+        let free_holder = self.maps.threads.values().any(|o| {
+            let s = &self.threads[o as usize];
+            s.pending.is_none() && s.held.iter().any(|h| h.lock == l)
+        });
+        if free_holder {
+            return;
+        }
         let mut waiters: Vec<ThreadId> = self
             .maps
             .threads
             .values()
             .filter(|&o| self.threads[o as usize].pending.is_some())
             .collect();
+        if waiters.len() > MAX_WAIT_CYCLE_WAITERS {
+            self.model.anomalies.wait_cycles_unchecked += 1;
+            return;
+        }
         waiters.sort_unstable();
         let pend = |o: ThreadId| self.threads[o as usize].pending.as_ref().expect("a waiter");
         // Holders of each waiter's lock: (thread, mode, site), in thread order.
@@ -2417,6 +2449,33 @@ mod request_tests {
 "#,
         );
         assert!(m.wait_cycles.is_empty(), "{:?}", m.wait_cycles);
+    }
+
+    #[test]
+    fn too_many_waiters_for_the_wait_cycle_check_are_counted_not_checked() {
+        let n = MAX_WAIT_CYCLE_WAITERS + 1;
+        let mut body = String::from("{\"e\":\"lock\",\"l\":3,\"c\":3,\"permits\":2}\n");
+        for t in 1..=n {
+            body.push_str(&format!(
+                "{{\"e\":\"acquire\",\"t\":{t},\"l\":3,\"m\":\"p\"}}\n"
+            ));
+        }
+        for t in 1..=n {
+            body.push_str(&format!(
+                "{{\"e\":\"request\",\"t\":{t},\"l\":3,\"m\":\"p\"}}\n"
+            ));
+        }
+        let m = with_locks(&body);
+        assert!(m.wait_cycles.is_empty());
+        assert_eq!(
+            m.anomalies.wait_cycles_unchecked, 1,
+            "only the last request finds every holder waiting"
+        );
+        assert!(m
+            .anomalies
+            .warnings()
+            .iter()
+            .any(|w| w.contains("not checked for a wait cycle")));
     }
 
     #[test]
