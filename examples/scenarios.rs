@@ -73,6 +73,12 @@ const SCENARIOS: &[Scenario] = &[
     ("dining-ordered", "-", dining_ordered),
     ("real-deadlock", "deadlock", real_deadlock),
     ("real-deadlock-mixed", "deadlock", real_deadlock_mixed),
+    ("semaphore-cycle", "deadlock", semaphore_cycle),
+    (
+        "semaphore-cycle-free-holder",
+        "-",
+        semaphore_cycle_free_holder,
+    ),
     ("contention", "-", contention),
     ("condvar", "-", condvar),
     (
@@ -580,6 +586,43 @@ fn real_deadlock_mixed() {
             let _p = s3.acquire();
             b3.wait();
             let _m = m3.lock();
+        }),
+    ]);
+}
+
+/// A pool of two permits: two threads each hold one and ask for another, each waiting for the
+/// other's (a wait cycle through one semaphore).
+fn semaphore_cycle() {
+    let s = Arc::new(Semaphore::named("semcycle.pool", 2));
+    let b = Arc::new(Barrier::new(2));
+    let bodies: Vec<Box<dyn FnOnce() + Send>> = (0..2)
+        .map(|_| {
+            let (s, b) = (s.clone(), b.clone());
+            Box::new(move || {
+                let _first = s.acquire();
+                b.wait();
+                let _second = s.acquire();
+            }) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
+    run_all(bodies);
+}
+
+/// The same pool, but the other holder asks for nothing more: it gives its permit back.
+fn semaphore_cycle_free_holder() {
+    let s = Arc::new(Semaphore::named("semcycleok.pool", 2));
+    let b = Arc::new(Barrier::new(2));
+    let (s2, b2) = (s.clone(), b.clone());
+    run_all(vec![
+        Box::new(move || {
+            let _first = s.acquire();
+            b.wait();
+            let _second = s.acquire();
+        }),
+        Box::new(move || {
+            let _first = s2.acquire();
+            b2.wait();
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }),
     ]);
 }

@@ -348,6 +348,114 @@ async fn try_reverse() {
     .await;
 }
 
+/// A futurelock (Oxide RFD 609): a task keeps a lock future a `select!` polled once (queued) and
+/// waits for the lock again in the other branch.
+async fn futurelock() {
+    let m = Arc::new(Mutex::named("oer.futurelock", 0));
+    let m1 = m.clone();
+    let holder = tokio::spawn(async move {
+        let _g = m1.lock().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    join(tokio::spawn(async move {
+        let mut first = Some(Box::pin(m.lock()));
+        tokio::select! {
+            _ = first.as_mut().unwrap() => {}
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                let _ = within(3500, m.lock()).await;
+            }
+        }
+        drop(first);
+    }))
+    .await;
+    join(holder).await;
+}
+
+/// Two acquisitions of one task polled together (`join!`) while another task holds the lock past
+/// the watch's grace: the first completes when handed the lock, then the second.
+async fn futurelock_look_alike() {
+    let m = Arc::new(Mutex::named("oer.ok.futurelock", 0));
+    let m1 = m.clone();
+    let holder = tokio::spawn(async move {
+        let _g = m1.lock().await;
+        tokio::time::sleep(Duration::from_millis(3200)).await;
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    join(tokio::spawn(async move {
+        tokio::join!(async { *m.lock().await += 1 }, async {
+            *m.lock().await += 1
+        });
+    }))
+    .await;
+    join(holder).await;
+}
+
+/// A pool of two connections (a semaphore): two tasks each hold one and ask for another, so
+/// each waits for the other's (a wait cycle through one semaphore: a `deadlock`). Under `panic`
+/// the request that closes the cycle is stopped and the other one gets its connection.
+async fn semaphore_cycle() {
+    let pool = Arc::new(Semaphore::named("oer.semcycle", 2));
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let mut ts = Vec::new();
+    for ms in [1000, 1500] {
+        let (p, b) = (pool.clone(), barrier.clone());
+        ts.push(tokio::spawn(async move {
+            let _first = p.acquire().await.unwrap();
+            b.wait().await;
+            let _ = within(ms, p.acquire()).await;
+        }));
+    }
+    for t in ts {
+        join(t).await;
+    }
+}
+
+/// The same pool, but the other task does not ask for a second connection: it returns its own
+/// a little later, and the waiting task gets it.
+async fn semaphore_cycle_look_alike() {
+    let pool = Arc::new(Semaphore::named("oer.ok.semcycle", 2));
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let (p, b) = (pool.clone(), barrier.clone());
+    let t1 = tokio::spawn(async move {
+        let _first = p.acquire().await.unwrap();
+        b.wait().await;
+        let _ = within(1500, p.acquire()).await;
+    });
+    let t2 = tokio::spawn(async move {
+        let _first = pool.acquire().await.unwrap();
+        barrier.wait().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    });
+    join(t1).await;
+    join(t2).await;
+}
+
+/// A pool whose permits grow (`add_permits`) after the trace learnt them: two tasks each hold
+/// one and ask for another while two are free, so neither waits (the trace gives the new count).
+async fn semaphore_added_look_alike() {
+    let pool = Arc::new(Semaphore::named("oer.ok.semadded", 2));
+    {
+        let _a = pool.acquire().await.unwrap();
+        let _b = pool.acquire().await.unwrap();
+    }
+    pool.add_permits(2);
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let mut ts = Vec::new();
+    for _ in 0..2 {
+        let (p, b) = (pool.clone(), barrier.clone());
+        ts.push(tokio::spawn(async move {
+            let _first = p.acquire().await.unwrap();
+            b.wait().await;
+            let _ = within(1000, p.acquire()).await;
+            b.wait().await;
+        }));
+    }
+    for t in ts {
+        join(t).await;
+    }
+}
+
 /// (name, what the runtime must report: a runtime kind, or `-` for a look-alike).
 const SCENARIOS: &[(&str, &str)] = &[
     ("inversion", "lock-order-inversion"),
@@ -367,6 +475,11 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("owned_moved", "-"),
     ("try_reverse", "-"),
     ("join_look_alikes", "-"),
+    ("futurelock", "self-deadlock"),
+    ("futurelock_look_alike", "-"),
+    ("semaphore_cycle", "lock-order-inversion"),
+    ("semaphore_cycle_look_alike", "-"),
+    ("semaphore_added_look_alike", "-"),
 ];
 
 async fn scenario(name: &str) {
@@ -388,6 +501,11 @@ async fn scenario(name: &str) {
         "read_read" => read_read().await,
         "owned_moved" => owned_moved().await,
         "try_reverse" => try_reverse().await,
+        "futurelock" => futurelock().await,
+        "futurelock_look_alike" => futurelock_look_alike().await,
+        "semaphore_cycle" => semaphore_cycle().await,
+        "semaphore_cycle_look_alike" => semaphore_cycle_look_alike().await,
+        "semaphore_added_look_alike" => semaphore_added_look_alike().await,
         other => panic!("no scenario {other}"),
     }
 }
@@ -435,8 +553,16 @@ fn every_async_scenario_reports_the_same_findings_offline() {
     }
     let dir = std::env::temp_dir().join(format!("lockcheck-async-oer-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // `OER_ASYNC_ONLY=a,b` runs only those scenarios (when working on them).
+    let only = std::env::var("OER_ASYNC_ONLY").ok();
     let mut jobs = Vec::new();
     for &(name, expect) in SCENARIOS {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.split(',').any(|x| x == name))
+        {
+            continue;
+        }
         for multi in [false, true] {
             for mode in ["panic", "warn"] {
                 jobs.push((name, expect, multi, mode));

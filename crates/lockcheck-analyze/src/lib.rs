@@ -17,6 +17,7 @@
 //! - [`hierarchy`]: the suggested lock levels and the acquisitions to change.
 //! - [`timeouts`]: wait/hold distributions and suggested timeouts.
 //! - [`self_deadlock`]: requests of a lock the thread already holds.
+//! - [`wait_cycle`]: wait cycles through a semaphore seen in the run.
 //! - [`report`]: the report's JSON schema and its text renderer.
 //! - [`synth`]: synthetic traces for benchmarks.
 //! - [`config`]: `lockcheck.toml` (suppressions, declared hierarchy); [`baseline`]: accepted
@@ -60,6 +61,7 @@ pub mod sarif;
 pub mod self_deadlock;
 pub mod synth;
 pub mod timeouts;
+pub mod wait_cycle;
 
 use cycles::{Candidate, GraphLevel, SearchLimits};
 use graph::LockGraph;
@@ -568,7 +570,10 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         Levels::Both if one_instance_per_class => Default::default(),
         _ => run(&class_graph, &class_weights, &class_change),
     };
-    let complete = inst_w.is_empty() && class_w.is_empty() && model.anomalies.over_budget == 0;
+    let complete = inst_w.is_empty()
+        && class_w.is_empty()
+        && model.anomalies.over_budget == 0
+        && model.anomalies.wait_cycles_unchecked == 0;
     warnings.extend(inst_w);
     warnings.extend(class_w);
     warnings.extend(inst_n);
@@ -660,6 +665,9 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     violations.retain(|v| seen_ids.insert(v.id.clone()));
     // A request of a lock the thread already holds: no cycle needed.
     violations.extend(self_deadlock::violations(model));
+    // A wait cycle through a semaphore the run was seen in (the runtime's `deadlock`).
+    let cycles = wait_cycle::violations(model, &violations);
+    violations.extend(cycles);
     // A sync guard held across an `.await` (the runtime's `held_across_await` events).
     violations.extend(held_across_await::violations(model));
     let (declared, declared_warnings) = hierarchy::check_declared(model, &opts.config.hierarchy);

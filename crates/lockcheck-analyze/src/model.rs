@@ -95,7 +95,7 @@ pub struct LockInfo {
     pub local: u64,
     /// Whether it was ever requested or held in exclusive mode.
     pub ever_written: bool,
-    /// Semaphore permits, if known.
+    /// Semaphore permits, if known (the most its `lock` events gave).
     pub permits: Option<u64>,
 }
 
@@ -582,6 +582,38 @@ pub struct SelfDeadlock {
     pub pending: bool,
 }
 
+/// A wait cycle through a semaphore, found as the runtime's wait-for graph finds it: when a
+/// thread requests a permit the semaphore lacks (its holds, counted over every thread, reach the
+/// permits its `lock` event gave), the requests still waiting are checked together, and a
+/// semaphore request whose every holder waits for something kept by waiters is stuck. The
+/// lock-order graph cannot show it: every request of the cycle may be of the same semaphore.
+#[derive(Debug, Clone)]
+pub struct WaitCycle {
+    /// The waits, each kept by the hold of the next (cyclically).
+    pub waits: Vec<CycleWait>,
+    /// How many times it was seen (same locks and sites).
+    pub count: u64,
+}
+
+/// One wait of a [`WaitCycle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CycleWait {
+    /// The waiting thread.
+    pub thread: ThreadId,
+    /// The lock it waits for.
+    pub lock: LockId,
+    /// The requested mode.
+    pub mode: Mode,
+    /// Where it was requested.
+    pub site: Option<SiteId>,
+    /// What it holds that the previous wait of the cycle waits for: the lock,
+    pub held: LockId,
+    /// the mode of that hold,
+    pub held_mode: Mode,
+    /// and where it was acquired.
+    pub held_site: Option<SiteId>,
+}
+
 /// Where the model is not exact, each becomes one warning: what was kept less precisely, and
 /// what that can cost (a false alarm, or a shorter list), never a missed finding.
 #[derive(Debug, Clone, Default)]
@@ -660,6 +692,9 @@ pub struct Anomalies {
     /// Dependencies (and site lists of held locks) not recorded because the held sets exceed
     /// [`MAX_HELD_ENTRIES`].
     pub over_budget: u64,
+    /// Requests of an exhausted semaphore whose holders all waited, not checked for a wait
+    /// cycle because more than [`MAX_WAIT_CYCLE_WAITERS`] threads were waiting at once.
+    pub wait_cycles_unchecked: u64,
 }
 
 impl Anomalies {
@@ -699,6 +734,12 @@ impl Anomalies {
                 self.deep_held
             ));
         }
+        if self.wait_cycles_unchecked > 0 {
+            w.push(format!(
+                "{} request(s) of a semaphore whose permits were all held by waiting threads, made while more than {MAX_WAIT_CYCLE_WAITERS} threads were waiting at once, beyond any real program: not checked for a wait cycle; results may be incomplete",
+                self.wait_cycles_unchecked
+            ));
+        }
         if self.over_budget > 0 {
             w.push(format!(
                 "{} dependenc{} or site list(s) not recorded: the held sets of this trace exceed the budget of {MAX_HELD_ENTRIES} held-lock entries (held sets growing without bound: releases missing?); results may be incomplete",
@@ -709,6 +750,11 @@ impl Anomalies {
         w
     }
 }
+
+/// The most requests waiting at once that a semaphore request is checked with for a wait cycle
+/// ([`WaitCycle`]): the check is quadratic in them, and a real program has far fewer threads
+/// waiting together. Beyond, the request is counted in [`Anomalies::wait_cycles_unchecked`].
+pub const MAX_WAIT_CYCLE_WAITERS: usize = 4096;
 
 /// Everything the analyses need, built by [`ModelBuilder`].
 #[derive(Debug, Clone)]
@@ -746,6 +792,8 @@ pub struct Model {
     /// Sync locks seen held across an `.await` (`held_across_await` events), distinct by
     /// (locks, sites).
     pub held_across_await: Vec<HeldAcrossAwait>,
+    /// Wait cycles through a semaphore, distinct by (locks, sites).
+    pub wait_cycles: Vec<WaitCycle>,
 }
 
 /// A sync lock held by a suspended task (or a runtime's root future) while a holder on the same
@@ -788,6 +836,7 @@ impl Default for Model {
             self_deadlocks: Vec::new(),
             instances_per_trace: HashMap::new(),
             held_across_await: Vec::new(),
+            wait_cycles: Vec::new(),
         }
     }
 }
@@ -1037,6 +1086,8 @@ pub struct ModelBuilder {
     threads: Vec<ThreadState>,
     maps: TraceMaps,
     in_trace: bool,
+    /// Per lock, how many holds the threads have of it (a semaphore's permits held).
+    held_count: Vec<u32>,
 }
 
 impl ModelBuilder {
@@ -1072,6 +1123,9 @@ impl ModelBuilder {
         for t in tids {
             self.settle(t);
             let state = &mut self.threads[t as usize];
+            for h in &state.held {
+                self.held_count[h.lock as usize] -= 1;
+            }
             state.held.clear();
             state.valid = 0;
             state.sites_valid = 0;
@@ -1377,6 +1431,11 @@ impl ModelBuilder {
         if state.held.len() >= DEEP_HELD {
             self.model.anomalies.deep_held += 1;
         }
+        if self.held_count.len() <= lock as usize {
+            self.held_count
+                .resize(self.model.locks.len().max(lock as usize + 1), 0);
+        }
+        self.held_count[lock as usize] += 1;
         state.held.push(Held {
             lock,
             mode,
@@ -1434,7 +1493,8 @@ impl ModelBuilder {
     /// Removes hold `i` of thread `t`.
     fn remove_held(&mut self, t: ThreadId, i: usize) {
         let state = &mut self.threads[t as usize];
-        state.held.remove(i);
+        let h = state.held.remove(i);
+        self.held_count[h.lock as usize] -= 1;
         state.valid = state.valid.min(i);
         state.sites_valid = state.sites_valid.min(i);
     }
@@ -1496,6 +1556,171 @@ impl ModelBuilder {
         });
         self.self_index.insert(key, i);
         Some(i)
+    }
+
+    /// Whether `l` is a semaphore whose permits are all held (as its `lock` event gave them).
+    fn exhausted(&self, l: LockId) -> bool {
+        let info = &self.model.locks[l as usize];
+        self.model.classes[info.class as usize].kind == LockKind::Semaphore
+            && info.permits.is_some_and(|p| {
+                u64::from(self.held_count.get(l as usize).copied().unwrap_or(0)) >= p
+            })
+    }
+
+    /// Thread `t` has just requested a permit of a semaphore that lacks one: the wait-for graph
+    /// of the requests still waiting, as the runtime's (`deadlock_cycle` of the tokio tracking):
+    /// the greatest set of waiters none of which can go on, where a semaphore request stays in
+    /// it while the semaphore lacks a permit and every holder of its permits is in it, and
+    /// another request while some other holder in a mode that excludes it is. When `t` is in
+    /// it, the cycle reached from `t`'s wait (following the first such holder) is recorded if it
+    /// goes through a semaphore (a cycle of other locks alone is the lock-order graph's).
+    fn wait_cycle(&mut self, t: ThreadId) {
+        // The request is stuck only if every holder of the semaphore waits too (what most
+        // requests of a busy pool fail at once).
+        let l = self.threads[t as usize]
+            .pending
+            .as_ref()
+            .expect("requested")
+            .lock;
+        let free_holder = self.maps.threads.values().any(|o| {
+            let s = &self.threads[o as usize];
+            s.pending.is_none() && s.held.iter().any(|h| h.lock == l)
+        });
+        if free_holder {
+            return;
+        }
+        let mut waiters: Vec<ThreadId> = self
+            .maps
+            .threads
+            .values()
+            .filter(|&o| self.threads[o as usize].pending.is_some())
+            .collect();
+        if waiters.len() > MAX_WAIT_CYCLE_WAITERS {
+            self.model.anomalies.wait_cycles_unchecked += 1;
+            return;
+        }
+        waiters.sort_unstable();
+        let pend = |o: ThreadId| self.threads[o as usize].pending.as_ref().expect("a waiter");
+        // Holders of each waiter's lock: (thread, mode, site), in thread order.
+        let mut all: Vec<ThreadId> = self.maps.threads.values().collect();
+        all.sort_unstable();
+        let holders: Vec<Vec<(ThreadId, Mode, Option<SiteId>)>> = waiters
+            .iter()
+            .map(|&w| {
+                let l = pend(w).lock;
+                all.iter()
+                    .flat_map(|&o| {
+                        self.threads[o as usize]
+                            .held
+                            .iter()
+                            .filter(move |h| h.lock == l)
+                            .map(move |h| (o, h.mode, h.site))
+                    })
+                    .collect()
+            })
+            .collect();
+        let index = |o: ThreadId| waiters.binary_search(&o).ok();
+        let semaphore = |l: LockId| {
+            let c = self.model.locks[l as usize].class;
+            self.model.classes[c as usize].kind == LockKind::Semaphore
+        };
+        // Who keeps waiter `i` from its lock, among the stuck.
+        let blockers = |stuck: &[bool], i: usize| -> Vec<(ThreadId, Mode, Option<SiteId>)> {
+            let w = waiters[i];
+            let p = pend(w);
+            let stuck_holder = |o: ThreadId| index(o).is_some_and(|j| stuck[j]);
+            if semaphore(p.lock) {
+                if !self.exhausted(p.lock)
+                    || holders[i].is_empty()
+                    || holders[i].iter().any(|&(o, _, _)| !stuck_holder(o))
+                {
+                    return Vec::new();
+                }
+                return holders[i].clone();
+            }
+            holders[i]
+                .iter()
+                .filter(|&&(o, m, _)| {
+                    o != w && (p.mode.excludes(m) || m.excludes(p.mode)) && stuck_holder(o)
+                })
+                .copied()
+                .collect()
+        };
+        let n = waiters.len();
+        let mut stuck = vec![true; n];
+        loop {
+            let mut changed = false;
+            for i in 0..n {
+                if stuck[i] && blockers(&stuck, i).is_empty() {
+                    stuck[i] = false;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let Some(new) = index(t).filter(|&i| stuck[i]) else {
+            return;
+        };
+        // Follow "waits for what is held by" from the new wait until a holder repeats.
+        // (waiter, the mode and site of its hold that the previous one waits for)
+        type Step = (usize, Option<(Mode, Option<SiteId>)>);
+        let mut path: Vec<Step> = vec![(new, None)];
+        let cycle = loop {
+            let (i, _) = *path.last().expect("non-empty");
+            let Some((h, m, s)) = blockers(&stuck, i)
+                .into_iter()
+                .find(|&(h, _, _)| h != waiters[i])
+            else {
+                return;
+            };
+            let Some(j) = index(h).filter(|&j| stuck[j]) else {
+                return;
+            };
+            if let Some(pos) = path.iter().position(|&(p, _)| waiters[p] == h) {
+                let mut cycle = path[pos..].to_vec();
+                cycle[0].1 = Some((m, s));
+                break cycle;
+            }
+            path.push((j, Some((m, s))));
+        };
+        let k = cycle.len();
+        let waits: Vec<CycleWait> = (0..k)
+            .map(|x| {
+                let (i, held) = cycle[x];
+                let prev = pend(waiters[cycle[(x + k - 1) % k].0]).lock;
+                let (held_mode, held_site) = held.expect("every element of a cycle holds");
+                let p = pend(waiters[i]);
+                CycleWait {
+                    thread: waiters[i],
+                    lock: p.lock,
+                    mode: p.mode,
+                    site: p.site,
+                    held: prev,
+                    held_mode,
+                    held_site,
+                }
+            })
+            .collect();
+        if !waits.iter().any(|w| semaphore(w.lock)) {
+            return;
+        }
+        let key = |ws: &[CycleWait]| {
+            let mut v: Vec<_> = ws.iter().map(|w| (w.lock, w.site, w.held_site)).collect();
+            v.sort_unstable();
+            v
+        };
+        let mine = key(&waits);
+        match self
+            .model
+            .wait_cycles
+            .iter_mut()
+            .find(|c| key(&c.waits) == mine)
+        {
+            Some(c) => c.count += 1,
+            None => self.model.wait_cycles.push(WaitCycle { waits, count: 1 }),
+        }
     }
 
     /// A `held_across_await` event: one finding per distinct (locks, sites). It changes no held
@@ -1595,12 +1820,13 @@ impl ModelBuilder {
                 };
                 match self.maps.locks.get(*l) {
                     // A repeated declaration: keep the first, but learn the permits (the
-                    // runtime declares a semaphore's permits at its first blocking request).
+                    // runtime declares a semaphore's permits at its first blocking request, and
+                    // again when it sees more: tokio's `add_permits`). The most given: a count
+                    // taken while a permit moves is low, and too few would make a semaphore
+                    // look exhausted (a wait cycle) when it is not.
                     Some(id) => {
                         let lock = &mut self.model.locks[id as usize];
-                        if lock.permits.is_none() {
-                            lock.permits = *permits;
-                        }
+                        lock.permits = lock.permits.max(*permits);
                     }
                     None => {
                         self.new_lock(*l, class, *permits);
@@ -1630,6 +1856,9 @@ impl ModelBuilder {
                     site,
                     found,
                 });
+                if found.is_none() && self.exhausted(l) {
+                    self.wait_cycle(t);
+                }
             }
             Event::Acquire {
                 t,
@@ -2158,6 +2387,188 @@ mod request_tests {
         );
         assert_eq!(kinds(&m), [("self-deadlock", "sem".to_string())]);
         assert_eq!(m.self_deadlocks[0].count, 1, "a repeated request is one");
+    }
+
+    #[test]
+    fn a_semaphore_has_the_most_permits_its_lock_events_give() {
+        // Added permits (tokio's `add_permits`) are written again; a lower count (taken while a
+        // permit moved) does not lower them.
+        let m = with_locks(
+            r#"{"e":"lock","l":3,"c":3,"permits":2}
+{"e":"lock","l":3,"c":3,"permits":1}
+{"e":"lock","l":3,"c":3}
+"#,
+        );
+        assert_eq!(m.locks[2].permits, Some(2));
+        let m = with_locks(
+            r#"{"e":"lock","l":3,"c":3,"permits":2}
+{"e":"acquire","t":1,"l":3,"m":"p"}
+{"e":"acquire","t":2,"l":3,"m":"p"}
+{"e":"lock","l":3,"c":3,"permits":4}
+{"e":"request","t":1,"l":3,"m":"p"}
+{"e":"request","t":2,"l":3,"m":"p"}
+"#,
+        );
+        assert_eq!(m.locks[2].permits, Some(4));
+        assert!(
+            m.wait_cycles.is_empty(),
+            "two permits free: {:?}",
+            m.wait_cycles
+        );
+    }
+
+    /// Two tasks of a pool of two permits (a semaphore) each hold one and request another: the
+    /// second request closes the wait cycle (whether it is then granted, after the runtime
+    /// stopped the other, or not).
+    const POOL_CYCLE: &str = r#"{"e":"acquire","t":1,"l":3,"m":"p","s":1}
+{"e":"lock","l":3,"c":3,"permits":2}
+{"e":"request","t":1,"l":3,"m":"p","s":2}
+{"e":"acquire","t":2,"l":3,"m":"p","s":1}
+{"e":"request","t":2,"l":3,"m":"p","s":2}
+{"e":"release","t":1,"l":3}
+{"e":"acquire","t":2,"l":3,"m":"p","s":2}
+{"e":"release","t":2,"l":3}
+{"e":"release","t":2,"l":3}
+"#;
+
+    #[test]
+    fn a_wait_cycle_through_one_semaphore_is_found_when_it_closes() {
+        let m = with_locks(POOL_CYCLE);
+        assert_eq!(m.wait_cycles.len(), 1, "{:?}", m.wait_cycles);
+        let c = &m.wait_cycles[0];
+        assert_eq!(c.waits.len(), 2);
+        let threads: Vec<_> = c.waits.iter().map(|w| m.thread_name(w.thread)).collect();
+        assert_eq!(threads, ["T2", "T1"], "from the wait that closes it");
+        for w in &c.waits {
+            assert_eq!(
+                (m.lock_name(w.lock), m.lock_name(w.held)),
+                ("sem".into(), "sem".into())
+            );
+        }
+        assert!(m.self_deadlocks.is_empty(), "{:?}", m.self_deadlocks);
+        // The same cycle again (a second process) counts, as one.
+        let m = model_of(&[
+            ("a", &format!("{LOCKS}{POOL_CYCLE}")),
+            ("b", &format!("{LOCKS}{POOL_CYCLE}")),
+        ]);
+        assert_eq!(m.wait_cycles.len(), 2, "two traces: two lock instances");
+        // Three tasks of a pool of three: one cycle of three.
+        let m = with_locks(
+            r#"{"e":"lock","l":3,"c":3,"permits":3}
+{"e":"acquire","t":1,"l":3,"m":"p"}
+{"e":"acquire","t":2,"l":3,"m":"p"}
+{"e":"acquire","t":3,"l":3,"m":"p"}
+{"e":"request","t":1,"l":3,"m":"p"}
+{"e":"request","t":2,"l":3,"m":"p"}
+{"e":"request","t":3,"l":3,"m":"p"}
+"#,
+        );
+        assert_eq!(m.wait_cycles.len(), 1);
+        assert_eq!(
+            m.wait_cycles[0].waits.len(),
+            2,
+            "the first holder kept: T3, T1"
+        );
+    }
+
+    #[test]
+    fn a_semaphore_wait_with_a_holder_free_to_release_is_no_cycle() {
+        // T2 holds the other permit and waits for nothing: it will give it back.
+        let m = with_locks(
+            r#"{"e":"lock","l":3,"c":3,"permits":2}
+{"e":"acquire","t":1,"l":3,"m":"p"}
+{"e":"acquire","t":2,"l":3,"m":"p"}
+{"e":"request","t":1,"l":3,"m":"p"}
+{"e":"release","t":2,"l":3}
+{"e":"acquire","t":1,"l":3,"m":"p"}
+"#,
+        );
+        assert!(m.wait_cycles.is_empty(), "{:?}", m.wait_cycles);
+        // Both request another, but the pool still had a free permit at the first request
+        // (three permits), and the second request is granted at once.
+        let m = with_locks(
+            r#"{"e":"lock","l":3,"c":3,"permits":3}
+{"e":"acquire","t":1,"l":3,"m":"p"}
+{"e":"acquire","t":2,"l":3,"m":"p"}
+{"e":"request","t":1,"l":3,"m":"p"}
+{"e":"acquire","t":1,"l":3,"m":"p"}
+{"e":"release","t":1,"l":3}
+{"e":"request","t":2,"l":3,"m":"p"}
+{"e":"acquire","t":2,"l":3,"m":"p"}
+"#,
+        );
+        assert!(m.wait_cycles.is_empty(), "{:?}", m.wait_cycles);
+        // The permits unknown (an old trace that never declared them): nothing is assumed.
+        let m = with_locks(
+            r#"{"e":"acquire","t":1,"l":3,"m":"p"}
+{"e":"acquire","t":2,"l":3,"m":"p"}
+{"e":"request","t":1,"l":3,"m":"p"}
+{"e":"request","t":2,"l":3,"m":"p"}
+"#,
+        );
+        assert!(m.wait_cycles.is_empty(), "{:?}", m.wait_cycles);
+        // One holder waits for a mutex whose holder is free: no cycle.
+        let m = with_locks(
+            r#"{"e":"lock","l":3,"c":3,"permits":2}
+{"e":"acquire","t":3,"l":1,"m":"w"}
+{"e":"acquire","t":1,"l":3,"m":"p"}
+{"e":"acquire","t":2,"l":3,"m":"p"}
+{"e":"request","t":2,"l":1,"m":"w"}
+{"e":"request","t":1,"l":3,"m":"p"}
+"#,
+        );
+        assert!(m.wait_cycles.is_empty(), "{:?}", m.wait_cycles);
+    }
+
+    #[test]
+    fn too_many_waiters_for_the_wait_cycle_check_are_counted_not_checked() {
+        let n = MAX_WAIT_CYCLE_WAITERS + 1;
+        let mut body = String::from("{\"e\":\"lock\",\"l\":3,\"c\":3,\"permits\":2}\n");
+        for t in 1..=n {
+            body.push_str(&format!(
+                "{{\"e\":\"acquire\",\"t\":{t},\"l\":3,\"m\":\"p\"}}\n"
+            ));
+        }
+        for t in 1..=n {
+            body.push_str(&format!(
+                "{{\"e\":\"request\",\"t\":{t},\"l\":3,\"m\":\"p\"}}\n"
+            ));
+        }
+        let m = with_locks(&body);
+        assert!(m.wait_cycles.is_empty());
+        assert_eq!(
+            m.anomalies.wait_cycles_unchecked, 1,
+            "only the last request finds every holder waiting"
+        );
+        assert!(m
+            .anomalies
+            .warnings()
+            .iter()
+            .any(|w| w.contains("not checked for a wait cycle")));
+    }
+
+    #[test]
+    fn a_semaphore_wait_cycle_through_a_mutex_is_found() {
+        // T2 holds the other permit and waits for the mutex T3 holds, which waits for a permit.
+        let m = with_locks(
+            r#"{"e":"lock","l":3,"c":3,"permits":2}
+{"e":"acquire","t":3,"l":1,"m":"w"}
+{"e":"acquire","t":1,"l":3,"m":"p"}
+{"e":"acquire","t":2,"l":3,"m":"p"}
+{"e":"request","t":2,"l":1,"m":"w"}
+{"e":"request","t":1,"l":3,"m":"p"}
+{"e":"request","t":3,"l":3,"m":"p"}
+"#,
+        );
+        assert_eq!(m.wait_cycles.len(), 1, "{:?}", m.wait_cycles);
+        let locks: Vec<_> = m.wait_cycles[0]
+            .waits
+            .iter()
+            .map(|w| m.lock_name(w.lock))
+            .collect();
+        // As the runtime follows it: from T3's wait to the first other holder (T1), whose wait
+        // goes on to T2, which waits for T3's mutex.
+        assert_eq!(locks, ["sem", "sem", "m"]);
     }
 
     #[test]

@@ -1186,8 +1186,8 @@ struct Writer {
     classes: ByClass<()>,
     sites: HashMap<usize, u32, FastHash>,
     locks: HashSet<u64, FastHash>,
-    /// Semaphores whose `lock` event carried their permits.
-    permits_known: HashSet<u64, FastHash>,
+    /// Semaphores whose `lock` event carried their permits, with the most permits written.
+    permits_known: HashMap<u64, u64, FastHash>,
     stats: ByClass<ClassStats>,
     /// Drops seen in this pass, written at the end of the next one: other threads' earlier uses
     /// of the lock may still sit in buffers drained before they were pushed, or after the
@@ -1231,7 +1231,7 @@ impl Writer {
             classes: ByClass::new(),
             sites: HashMap::default(),
             locks: HashSet::default(),
-            permits_known: HashSet::default(),
+            permits_known: HashMap::default(),
             stats: ByClass::new(),
             deferred_drops: Vec::new(),
             ready_drops: Vec::new(),
@@ -1404,15 +1404,17 @@ impl Writer {
     }
 
     /// Declares a semaphore with its permits: with the first use, or (the lock was declared by an
-    /// earlier use that did not know them) by a repeated `lock` event, which readers accept to
-    /// learn the permits.
+    /// earlier use that did not know them, or with fewer permits) by a repeated `lock` event,
+    /// which readers accept to learn the permits. Only more permits are written again: tokio's
+    /// `add_permits` adds some, and a tokio semaphore's count (free plus held) is low while a
+    /// permit is between the semaphore and its holder's record, never high.
     fn lock_permits(&mut self, l: u64, c: u32, permits: u64) -> u64 {
-        if permits == 0 || self.permits_known.contains(&l) {
+        if permits <= self.permits_known.get(&l).copied().unwrap_or(0) {
             return self.lock(l, c);
         }
         self.class(c);
         self.locks.insert(l);
-        self.permits_known.insert(l);
+        self.permits_known.insert(l, permits);
         self.emit(&Event::Lock {
             l,
             c,

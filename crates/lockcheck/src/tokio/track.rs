@@ -1477,29 +1477,34 @@ pub(crate) fn must_wait(
             }
         }
     }
-    let suspect = owned_self_block(ctx, r).map(|e| {
-        Arc::new(Suspect {
-            holder: ctx.holder,
-            entry: e,
-            ids: ctx.ids,
-            kind: r.kind,
-            capacity: if r.kind == LockKind::Semaphore {
-                let held: usize = holders_of(ctx.ids.inst)
-                    .iter()
-                    .map(|(_, e)| e.permits as usize)
-                    .sum();
-                available.saturating_add(held)
-            } else {
-                0
-            },
-            mode: r.mode,
-            site: r.site,
-            start: Instant::now(),
-            grace: r.kind != LockKind::Semaphore,
-            state: AtomicU8::new(SUSPECT_WAITING),
-            waker: PlMutex::new(None),
-        })
-    });
+    let suspect = owned_self_block(ctx, r)
+        .map(|e| (e, None))
+        .or_else(|| queued_self_block(ctx, r))
+        .map(|(e, queued)| {
+            Arc::new(Suspect {
+                holder: ctx.holder,
+                entry: e,
+                ids: ctx.ids,
+                kind: r.kind,
+                capacity: if r.kind == LockKind::Semaphore {
+                    let held: usize = holders_of(ctx.ids.inst)
+                        .iter()
+                        .map(|(_, e)| e.permits as usize)
+                        .sum();
+                    available.saturating_add(held)
+                } else {
+                    0
+                },
+                mode: r.mode,
+                site: r.site,
+                start: Instant::now(),
+                grace: r.kind != LockKind::Semaphore || queued.is_some(),
+                queued,
+                strikes: AtomicU8::new(0),
+                state: AtomicU8::new(SUSPECT_WAITING),
+                waker: PlMutex::new(None),
+            })
+        });
     let watch = suspect.as_ref().is_some_and(|s| s.grace);
     let reg = register(
         ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, suspect, None,
@@ -1519,9 +1524,11 @@ const SUSPECT_WAITING: u8 = 0;
 const SUSPECT_CONFIRMED: u8 = 1;
 const SUSPECT_REPORTED: u8 = 2;
 
-/// A wait kept only by an owned guard of the waiter itself (see [`must_wait`]).
+/// A wait kept only by the waiter itself (see [`must_wait`]): by an owned guard of its own, or
+/// by an earlier acquisition of its own still pending ([`queued_self_block`]).
 pub(crate) struct Suspect {
     holder: u64,
+    /// The owned guard; or the earlier pending acquisition, as a hold at its site.
     entry: Entry,
     ids: Ids,
     kind: LockKind,
@@ -1533,6 +1540,11 @@ pub(crate) struct Suspect {
     /// Confirmed by lasting [`OWNED_GRACE`] (locks), or only when given up (semaphores: see
     /// [`owned_self_block`]).
     grace: bool,
+    /// The `ended` flag of the earlier pending acquisition (see [`queued_self_block`]).
+    queued: Option<Arc<AtomicBool>>,
+    /// Consecutive checks of the watch thread that found a queued suspect still kept (see
+    /// [`Suspect::kept`]).
+    strikes: AtomicU8,
     state: AtomicU8,
     waker: PlMutex<Option<Waker>>,
 }
@@ -1548,9 +1560,34 @@ impl Suspect {
         })
     }
 
+    /// Whether the wait is still kept by the waiter alone: its owned guard unmoved; or its
+    /// earlier acquisition still pending while nobody holds the lock (tokio handed the lock to
+    /// that acquisition, which its task does not poll).
+    fn kept(&self) -> bool {
+        match &self.queued {
+            None => self.unmoved(),
+            Some(ended) => !ended.load(Ordering::Acquire) && holders_of(self.ids.inst).is_empty(),
+        }
+    }
+
     fn report(&self) -> Option<Verdict> {
-        // The trace: the guard held by the waiter, and the wait for it.
-        rec_establish(self.holder, &self.entry);
+        // The trace: the guard held by the waiter (or the lock handed to its earlier
+        // acquisition), and the wait for it.
+        if self.queued.is_some() {
+            if flags() & flag::RECORD != 0 {
+                rec_acq(
+                    self.holder,
+                    self.ids,
+                    self.entry.mode,
+                    How::Try,
+                    self.entry.site,
+                    0,
+                    events_of(self.kind, self.entry.permits),
+                );
+            }
+        } else {
+            rec_establish(self.holder, &self.entry);
+        }
         if flags() & flag::RECORD != 0 {
             recorder::on_task_request(
                 self.holder,
@@ -1561,13 +1598,20 @@ impl Suspect {
                 self.capacity,
             );
         }
-        self_violation(
+        let note = if self.queued.is_some() {
+            " (by an acquisition of this task still pending there: the lock was handed to it \
+             and the task no longer polls it; drop that future before locking again)"
+        } else {
+            ""
+        };
+        self_violation_noted(
             self.holder,
             ViolationKind::SelfDeadlock,
             self.ids,
             self.mode,
             self.site,
             &self.entry,
+            note,
         )
     }
 }
@@ -1591,6 +1635,43 @@ fn owned_self_block(ctx: &Ctx, r: &Req<'_>) -> Option<Entry> {
         .iter()
         .find(|(h, e)| *h == ctx.holder && e.owned && kept_by(r.mode, e.mode))
         .map(|(_, e)| *e)
+}
+
+/// An earlier acquisition of the same lock by this holder, still pending (its future alive, not
+/// given up) while the holder starts another wait for the lock: tokio's locks are fair, so the
+/// new wait is served after the earlier one, which only its task's polls can complete. A task
+/// that keeps such a future without polling it (a `select!` branch that lost, kept in a
+/// variable: a "futurelock") then waits for itself once the lock is handed to the earlier one.
+/// Watched, not reported now: polled concurrently (`join!` of two short critical sections), the
+/// earlier one completes when handed the lock and the later one goes on; reported once the wait
+/// has lasted [`OWNED_GRACE`] while the earlier acquisition is still pending and nobody holds
+/// the lock (at two consecutive checks of the watch thread, see [`confirm_suspects`]).
+fn queued_self_block(ctx: &Ctx, r: &Req<'_>) -> Option<(Entry, Option<Arc<AtomicBool>>)> {
+    let waiting = internal(&WAITING);
+    let w = waiting
+        .iter()
+        .filter(|w| {
+            !w.ended.load(Ordering::Acquire)
+                && w.holder == ctx.holder
+                && w.ids.inst == ctx.ids.inst
+                && w.join.is_none()
+                && (r.kind == LockKind::Semaphore || kept_by(r.mode, w.mode))
+        })
+        .min_by_key(|w| w.seq)?;
+    let e = Entry {
+        token: 0,
+        inst: w.ids.inst,
+        class: w.ids.class,
+        mode: w.mode,
+        site: w.site,
+        permits: 1,
+        kind: w.kind,
+        owned: false,
+        moved: false,
+        in_trace: true,
+        since: None,
+    };
+    Some((e, Some(Arc::clone(&w.ended))))
 }
 
 /// Polls the semaphore's acquisition, and raises (returns) the report of a suspect wait (see
@@ -1661,7 +1742,18 @@ fn confirm_suspects() -> bool {
             continue;
         }
         left = true;
-        if s.start.elapsed() >= OWNED_GRACE && s.unmoved() {
+        if s.start.elapsed() < OWNED_GRACE {
+            continue;
+        }
+        let confirmed = if !s.kept() {
+            s.strikes.store(0, Ordering::Relaxed);
+            false
+        } else {
+            // A lock is free for an instant between a release and the next waiter's poll: a
+            // queued suspect must be found kept twice in a row.
+            s.queued.is_none() || s.strikes.fetch_add(1, Ordering::Relaxed) >= 1
+        };
+        if confirmed {
             s.state.store(SUSPECT_CONFIRMED, Ordering::Release);
             if let Some(w) = s.waker.lock().take() {
                 w.wake();
@@ -1767,7 +1859,10 @@ impl Drop for WaitReg {
             ended.store(true, Ordering::Release);
         }
         if let Some(s) = &self.suspect {
+            // A queued suspect given up is not reported: its task may poll the earlier
+            // acquisition next (a stall, not a deadlock).
             if !self.done
+                && s.queued.is_none()
                 && s.state.swap(SUSPECT_REPORTED, Ordering::AcqRel) != SUSPECT_REPORTED
                 && s.unmoved()
             {
@@ -2468,6 +2563,19 @@ fn self_violation(
     site: &'static Location<'static>,
     e: &Entry,
 ) -> Option<Verdict> {
+    self_violation_noted(holder, kind, ids, mode, site, e, "")
+}
+
+/// [`self_violation`], with `note` after the held site (what "held" means there).
+fn self_violation_noted(
+    holder: u64,
+    kind: ViolationKind,
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+    e: &Entry,
+    note: &str,
+) -> Option<Verdict> {
     let v = as_busy(|_| {
         let key = (site.to_string(), e.site.to_string());
         let lock = LockRef::new(ids.inst, ids.class);
@@ -2477,7 +2585,7 @@ fn self_violation(
             lock,
             mode,
             site.to_string(),
-            e.site.to_string(),
+            format!("{}{note}", e.site),
         );
         edge.held_mode = e.mode;
         edge.backtrace = crate::checked::report::Trace::capture();
