@@ -225,18 +225,31 @@ impl Drop for WaitToken {
     }
 }
 
+/// Slots for never-registered waiters, per thread (see [`ended_unregistered`]).
+const UNREGISTERED_SLOTS: usize = 4;
+
 thread_local! {
-    /// A waiter that was never registered (its wait ended while the mutex was busy), freed at
-    /// the start of this thread's next wait.
-    static UNREGISTERED: Cell<Option<Waiter>> = const { Cell::new(None) };
+    /// Waiters that were never registered (their wait ended while the mutex was busy), freed at
+    /// the start of this thread's next wait. Several: a wait can start and end inside another
+    /// one (its registration allocates, and a locking allocator waits for its own lock), so the
+    /// outer wait's end may find a slot taken.
+    static UNREGISTERED: Cell<[Option<Waiter>; UNREGISTERED_SLOTS]> =
+        const { Cell::new([None, None, None, None]) };
 }
 
+/// Keeps a never-registered waiter until this thread's next wait. Never frees here: the wait
+/// ended with the lock acquired, and a free would make a locking allocator take that lock again
+/// on this thread (a self-deadlock, `tests/async_alloc_reentry.rs`). With every slot taken
+/// (waits nested deeper than any allocator re-entry allows) the waiter is leaked, a few hundred
+/// bytes, rather than freed under the lock.
 fn ended_unregistered(waiter: Waiter) {
-    let _ = UNREGISTERED.try_with(|slot| {
-        // An occupied slot (a wait inside another wait's end) is freed here: as with `park`'s
-        // overflow, only deeper than any allocator re-entry guard allows.
-        let old = slot.replace(Some(waiter));
-        drop(old);
+    let _ = UNREGISTERED.try_with(|slots| {
+        let mut all = slots.take();
+        match all.iter_mut().find(|s| s.is_none()) {
+            Some(free) => *free = Some(waiter),
+            None => std::mem::forget(waiter),
+        }
+        slots.set(all);
     });
 }
 
@@ -280,7 +293,7 @@ fn free_ended(thread: u64) {
     if let Ok(all) = ENDED.try_with(Cell::take) {
         drop(all);
     }
-    if let Ok(old) = UNREGISTERED.try_with(Cell::take) {
+    if let Ok(old) = UNREGISTERED.try_with(|slots| slots.take()) {
         drop(old);
     }
     loop {
