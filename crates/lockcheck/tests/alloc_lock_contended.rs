@@ -6,57 +6,15 @@
 //! again on the same thread: a self-deadlock made by lockcheck. The bookkeeping must not free
 //! anything between the acquisition and the caller getting its guard.
 
-use lockcheck::Mutex;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "support/stats_alloc.rs"]
+mod stats_alloc;
+
+use stats_alloc::{on, STATS};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// The allocator's statistics, under a checked mutex (as a user's tracking allocator would).
-static STATS: Mutex<u64> = Mutex::new(0);
-/// The scenario's threads are done (the churners stop).
 static STOP: AtomicBool = AtomicBool::new(false);
-
-thread_local! {
-    /// The allocator takes `STATS` on this thread (the scenario's threads only: the test's own
-    /// thread must be able to time out and report even if they hang).
-    static ON: Cell<bool> = const { Cell::new(false) };
-    /// The allocator's own re-entry guard (its lock's hooks may allocate).
-    static IN_ALLOC: Cell<bool> = const { Cell::new(false) };
-}
-
-struct StatsAlloc;
-
-impl StatsAlloc {
-    fn count(&self) {
-        if !ON.try_with(Cell::get).unwrap_or(false) {
-            return;
-        }
-        if IN_ALLOC.try_with(|c| c.replace(true)).unwrap_or(true) {
-            return;
-        }
-        *STATS.lock() += 1;
-        let _ = IN_ALLOC.try_with(|c| c.set(false));
-    }
-}
-
-// SAFETY: forwards to the system allocator; the lock taken around it never re-enters the
-// allocator on this thread (`IN_ALLOC`).
-unsafe impl GlobalAlloc for StatsAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.count();
-        System.alloc(layout)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        self.count();
-        System.dealloc(ptr, layout)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: StatsAlloc = StatsAlloc;
 
 /// A reader that waits for the statistics' lock while another thread holds it: its wait goes
 /// through the wait-for graph, and it must come back with the lock instead of hanging on it.
@@ -68,7 +26,7 @@ fn a_contended_lock_the_allocator_also_takes_does_not_deadlock() {
     let churners: Vec<_> = (0..2)
         .map(|i| {
             std::thread::spawn(move || {
-                ON.with(|c| c.set(true));
+                on();
                 let mut n = 0u64;
                 while !STOP.load(Ordering::Acquire) {
                     let v: Vec<u64> = (0..8 + i).collect();
@@ -81,7 +39,7 @@ fn a_contended_lock_the_allocator_also_takes_does_not_deadlock() {
         .collect();
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
-        ON.with(|c| c.set(true));
+        on();
         let mut rounds = 0;
         for _ in 0..ROUNDS {
             // A flag, not a channel: a send allocates, and the holder must not allocate while
@@ -89,7 +47,7 @@ fn a_contended_lock_the_allocator_also_takes_does_not_deadlock() {
             static HELD: AtomicBool = AtomicBool::new(false);
             HELD.store(false, Ordering::Release);
             let holder = std::thread::spawn(move || {
-                ON.with(|c| c.set(true));
+                on();
                 let g = STATS.lock();
                 HELD.store(true, Ordering::Release);
                 // Long enough for the reader to block on the lock (and register as waiting).
