@@ -1337,15 +1337,7 @@ fn rec_request(ctx: &Ctx, r: &Req<'_>, available: usize) {
     for h in &sync {
         rec_acq(holder, ids_of(h), h.mode, How::Try, h.site, 0, 1);
     }
-    let capacity = if r.kind == LockKind::Semaphore {
-        let held: usize = holders_of(ctx.ids.inst)
-            .iter()
-            .map(|(_, e)| e.permits as usize)
-            .sum();
-        available.saturating_add(held)
-    } else {
-        0
-    };
+    let capacity = capacity_of(ctx, r, available);
     recorder::on_task_request(holder, ctx.ids, r.kind, r.mode, r.site, capacity);
     for h in sync.iter().rev() {
         rec_rel(holder, ids_of(h), 0, 1, false);
@@ -1439,6 +1431,19 @@ fn scan_push(
     (hold, scan)
 }
 
+/// A semaphore's permits as the waiter sees them: those `available` plus every holder's; 0 for
+/// other locks.
+fn capacity_of(ctx: &Ctx, r: &Req<'_>, available: usize) -> usize {
+    if r.kind != LockKind::Semaphore {
+        return 0;
+    }
+    let held: usize = holders_of(ctx.ids.inst)
+        .iter()
+        .map(|(_, e)| e.permits as usize)
+        .sum();
+    available.saturating_add(held)
+}
+
 /// The fast try failed: the acquisition is about to wait. A semaphore whose permits this task
 /// itself holds, with no other holder to give any back, is a self-deadlock; then the wait joins
 /// the wait-for graph (a cycle is a deadlock, reported now); and a sync guard this task holds
@@ -1486,15 +1491,7 @@ pub(crate) fn must_wait(
                 entry: e,
                 ids: ctx.ids,
                 kind: r.kind,
-                capacity: if r.kind == LockKind::Semaphore {
-                    let held: usize = holders_of(ctx.ids.inst)
-                        .iter()
-                        .map(|(_, e)| e.permits as usize)
-                        .sum();
-                    available.saturating_add(held)
-                } else {
-                    0
-                },
+                capacity: capacity_of(ctx, r, available),
                 mode: r.mode,
                 site: r.site,
                 start: Instant::now(),
