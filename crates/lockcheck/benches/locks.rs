@@ -416,9 +416,11 @@ fn benches(c: &mut Criterion) {
          {class_edges} class edges",
         PAIRS.load(Ordering::Relaxed)
     );
+    let violations = lockcheck::violations();
     assert!(
-        lockcheck::violations().is_empty(),
-        "no violation may happen"
+        violations.is_empty(),
+        "no violation may happen, got {}:\n{violations:#?}",
+        violations.len()
     );
 }
 
