@@ -324,7 +324,8 @@ impl<T, F: Future<Output = Result<T, Verdict>>> Future for Checked<F> {
 /// `tokio::sync` calls first, and exposes no public equivalent (`Handle::try_current` differs:
 /// a `spawn_blocking` thread has a handle and may block). So this delegates to the cheapest
 /// public caller of that `block_on`, `blocking_lock` of a fresh, free `tokio::sync::Mutex`:
-/// the check, then one poll of a future that is ready at once. Every frame from here to tokio's
+/// the check, then one poll of a future that is ready at once (tokio makes the check only with
+/// its `rt` feature, which lockcheck's `tokio` feature enables). Every frame from here to tokio's
 /// `expect` is `#[track_caller]`, so the location is the user's call. It runs before any of
 /// lockcheck's bookkeeping, so the panic leaves nothing behind.
 #[track_caller]
