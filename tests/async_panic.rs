@@ -8,7 +8,7 @@
 mod rt;
 mod support;
 
-use lockcheck::tokio::Mutex;
+use lockcheck::tokio::{Mutex, RwLock, Semaphore};
 use lockcheck::ViolationKind;
 use rt::{run, Flavor};
 use std::sync::Arc;
@@ -216,6 +216,165 @@ fn task_awaited_by_the_holder_of_the_lock_it_waits_for_panics_one_side() {
             };
             let msg = msg.expect("one side gives up");
             assert!(msg.contains("deadlock"), "{fl:?}: {msg}");
+        })
+        .unwrap();
+    }
+}
+
+/// The panic message of `f` run in a task (it must panic).
+async fn panic_in_task(f: Box<dyn FnOnce() + Send>) -> String {
+    join_message(tokio::spawn(async move { f() }).await).expect("the call must panic")
+}
+
+/// tokio's `blocking_*` methods panic when called from within an asynchronous execution context,
+/// where blocking would stall the runtime's thread; lockcheck's, a drop-in replacement, panic
+/// alike, with tokio's message, and leave nothing behind (the lock is free, nothing reported).
+#[test]
+fn blocking_methods_in_a_task_panic_as_tokios_do() {
+    setup();
+    for (fl, n) in [
+        (Flavor::CurrentThread, "pblockrt.ct"),
+        (Flavor::MultiThread, "pblockrt.mt"),
+    ] {
+        run(fl, move || async move {
+            let m = Arc::new(Mutex::named(n, 0));
+            let rw = Arc::new(RwLock::new(0));
+            let s = Arc::new(Semaphore::new(3));
+            let tm = Arc::new(tokio::sync::Mutex::new(0));
+            let trw = Arc::new(tokio::sync::RwLock::new(0));
+            let ts = Arc::new(tokio::sync::Semaphore::new(3));
+            type Call = Box<dyn FnOnce() + Send>;
+            let (m1, m2, tm1, tm2) = (m.clone(), m.clone(), tm.clone(), tm.clone());
+            let (rw1, rw2, trw1, trw2) = (rw.clone(), rw.clone(), trw.clone(), trw.clone());
+            let (s1, s2, s3, s4) = (s.clone(), s.clone(), s.clone(), s.clone());
+            let (ts1, ts2, ts3, ts4) = (ts.clone(), ts.clone(), ts.clone(), ts.clone());
+            let cases: [(&str, Call, Call); 8] = [
+                (
+                    "blocking_lock",
+                    Box::new(move || drop(m1.blocking_lock())),
+                    Box::new(move || drop(tm1.blocking_lock())),
+                ),
+                (
+                    "blocking_lock_owned",
+                    Box::new(move || drop(m2.blocking_lock_owned())),
+                    Box::new(move || drop(tm2.blocking_lock_owned())),
+                ),
+                (
+                    "blocking_read",
+                    Box::new(move || drop(rw1.blocking_read())),
+                    Box::new(move || drop(trw1.blocking_read())),
+                ),
+                (
+                    "blocking_write",
+                    Box::new(move || drop(rw2.blocking_write())),
+                    Box::new(move || drop(trw2.blocking_write())),
+                ),
+                (
+                    "blocking_acquire",
+                    Box::new(move || drop(s1.blocking_acquire())),
+                    Box::new(move || drop(ts1.blocking_acquire())),
+                ),
+                (
+                    "blocking_acquire_many",
+                    Box::new(move || drop(s2.blocking_acquire_many(2))),
+                    Box::new(move || drop(ts2.blocking_acquire_many(2))),
+                ),
+                (
+                    "blocking_acquire_owned",
+                    Box::new(move || drop(s3.blocking_acquire_owned())),
+                    Box::new(move || drop(ts3.blocking_acquire_owned())),
+                ),
+                (
+                    "blocking_acquire_many_owned",
+                    Box::new(move || drop(s4.blocking_acquire_many_owned(2))),
+                    Box::new(move || drop(ts4.blocking_acquire_many_owned(2))),
+                ),
+            ];
+            for (what, ours, theirs) in cases {
+                let ours = panic_in_task(ours).await;
+                let theirs = panic_in_task(theirs).await;
+                assert!(
+                    theirs.starts_with("Cannot block the current thread from within a runtime"),
+                    "{fl:?} {what}: {theirs}"
+                );
+                assert_eq!(ours, theirs, "{fl:?} {what}: tokio's panic, word for word");
+            }
+            // Nothing left behind: every lock free, no report.
+            assert!(m.try_lock().is_ok(), "{fl:?}");
+            assert!(rw.try_write().is_ok(), "{fl:?}");
+            assert_eq!(s.available_permits(), 3, "{fl:?}");
+            assert!(found(n).is_empty(), "{fl:?}: {:?}", found(n));
+        })
+        .unwrap();
+
+        // The runtime's root future is an asynchronous context too.
+        let ours = run(fl, || async { drop(Mutex::new(0).blocking_lock()) }).unwrap_err();
+        let theirs = run(fl, || async {
+            drop(tokio::sync::Mutex::new(0).blocking_lock())
+        })
+        .unwrap_err();
+        assert!(
+            theirs.starts_with("Cannot block the current thread"),
+            "{theirs}"
+        );
+        assert_eq!(ours, theirs, "{fl:?}: in block_on");
+    }
+}
+
+/// Where tokio lets a thread block, lockcheck's `blocking_*` methods work: in `spawn_blocking`
+/// (tokio's and lockcheck's), in `block_in_place` (multi-thread runtime), on a plain thread
+/// started from a task; and they wait there for an async holder to release.
+#[test]
+fn blocking_methods_work_in_spawn_blocking_block_in_place_and_plain_threads() {
+    setup();
+    for (fl, n) in [
+        (Flavor::CurrentThread, "pblockok.ct"),
+        (Flavor::MultiThread, "pblockok.mt"),
+    ] {
+        run(fl, move || async move {
+            let m = Arc::new(Mutex::named(n, 0));
+            let rw = Arc::new(RwLock::new(0));
+            let s = Arc::new(Semaphore::new(2));
+            let all = |m: Arc<Mutex<i32>>, rw: Arc<RwLock<i32>>, s: Arc<Semaphore>| {
+                *m.blocking_lock() += 1;
+                *m.clone().blocking_lock_owned() += 1;
+                drop(rw.blocking_read());
+                *rw.blocking_write() += 1;
+                drop(s.blocking_acquire().unwrap());
+                drop(s.blocking_acquire_many(2).unwrap());
+                drop(s.clone().blocking_acquire_owned().unwrap());
+                drop(s.blocking_acquire_many_owned(2).unwrap());
+            };
+            // Held by a task while the blocking side starts: it waits, then gets the lock.
+            let g = m.clone().lock_owned().await;
+            let (m1, rw1, s1) = (m.clone(), rw.clone(), s.clone());
+            let h = tokio::task::spawn_blocking(move || all(m1, rw1, s1));
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            drop(g);
+            h.await.expect("in tokio's spawn_blocking");
+            let (m1, rw1, s1) = (m.clone(), rw.clone(), s.clone());
+            lockcheck::tokio::spawn_blocking(move || all(m1, rw1, s1))
+                .await
+                .expect("in lockcheck's spawn_blocking");
+            let (m1, rw1, s1) = (m.clone(), rw.clone(), s.clone());
+            let th = std::thread::spawn(move || all(m1, rw1, s1));
+            tokio::task::spawn_blocking(move || th.join())
+                .await
+                .unwrap()
+                .expect("on a plain thread");
+            if fl == Flavor::MultiThread {
+                let (m1, rw1, s1) = (m.clone(), rw.clone(), s.clone());
+                tokio::spawn(async move {
+                    tokio::task::block_in_place(move || all(m1, rw1, s1));
+                })
+                .await
+                .expect("in block_in_place");
+            }
+            let rounds = if fl == Flavor::MultiThread { 4 } else { 3 };
+            assert_eq!(*m.lock().await, 2 * rounds, "{fl:?}");
+            assert_eq!(*rw.read().await, rounds, "{fl:?}");
+            assert_eq!(s.available_permits(), 2, "{fl:?}");
+            assert!(found(n).is_empty(), "{fl:?}: {:?}", found(n));
         })
         .unwrap();
     }

@@ -136,6 +136,19 @@ fn async_violations_panic_at_the_users_line() {
         });
         assert_at(&seen, MUTEX_LINE, "self-deadlock");
 
+        // A `blocking_*` method inside a task: tokio's refusal to block a runtime thread, with
+        // tokio's message, at the user's line (as `tokio::sync::Mutex::blocking_lock`'s).
+        const BLOCKING_IN_TASK_LINE: u32 = line!() + 3;
+        let seen = panic_in_task(multi, || async {
+            let m = Mutex::new(0);
+            let _g = m.blocking_lock();
+        });
+        assert_at(
+            &seen,
+            BLOCKING_IN_TASK_LINE,
+            "Cannot block the current thread from within a runtime",
+        );
+
         // `lock_owned` of a Mutex the task holds through a plain guard.
         const OWNED_LINE: u32 = line!() + 4;
         let seen = panic_in_task(multi, || async {

@@ -3,27 +3,17 @@
 //! anywhere is readable up to its last complete record.
 
 mod common;
+#[path = "support/trace_file.rs"]
+mod trace_file;
 
 use common::{analyze_json, corpus, fixture, lockcheck, root};
 use lockcheck_analyze::read::TraceReader;
 use std::path::{Path, PathBuf};
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lockcheck-convert-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use trace_file::{events, tmp};
 
 fn convert(input: &Path, output: &Path) {
     let run = lockcheck(["convert".as_ref(), input.as_os_str(), output.as_os_str()]);
     assert_eq!(run.code, Some(0), "{}: {}", input.display(), run.stderr);
-}
-
-fn events(path: &Path) -> Vec<lockcheck_core::trace::Event> {
-    TraceReader::open(path, None)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .collect()
 }
 
 /// The report without what depends on the file itself (its name and size).

@@ -7,18 +7,13 @@ use lockcheck::{Mutex, RwLock, Semaphore, ViolationKind};
 use std::sync::Arc;
 use support::{found, two_threads, watchdog};
 
-fn pair(
-    prefix: &'static str,
-    a: &'static str,
-    b: &'static str,
-) -> (Arc<Mutex<u32>>, Arc<Mutex<u32>>) {
-    let _ = prefix;
+fn pair(a: &'static str, b: &'static str) -> (Arc<Mutex<u32>>, Arc<Mutex<u32>>) {
     (Arc::new(Mutex::named(a, 0)), Arc::new(Mutex::named(b, 0)))
 }
 
 #[test]
 fn ab_ba_on_two_threads_is_reported_with_both_sites() {
-    let (a, b) = pair("abba", "abba.a", "abba.b");
+    let (a, b) = pair("abba.a", "abba.b");
     let (a2, b2) = (a.clone(), b.clone());
     let (r1, r2) = two_threads(
         move || {
@@ -59,7 +54,7 @@ fn ab_ba_on_two_threads_is_reported_with_both_sites() {
 
 #[test]
 fn the_same_inversion_is_reported_once() {
-    let (a, b) = pair("once", "once.a", "once.b");
+    let (a, b) = pair("once.a", "once.b");
     for _ in 0..3 {
         let (a1, b1, a2, b2) = (a.clone(), b.clone(), a.clone(), b.clone());
         let _ = two_threads(
@@ -106,7 +101,7 @@ fn three_thread_cycle_is_reported() {
 
 #[test]
 fn one_thread_both_orders_is_silent_until_another_thread_joins_in() {
-    let (a, b) = pair("solo", "solo.a", "solo.b");
+    let (a, b) = pair("solo.a", "solo.b");
     {
         let _a = a.lock();
         let _b = b.lock();
@@ -135,7 +130,7 @@ fn one_thread_both_orders_is_silent_until_another_thread_joins_in() {
 #[test]
 fn a_common_gate_lock_makes_it_silent() {
     let gate = Arc::new(Mutex::named("gate.g", ()));
-    let (a, b) = pair("gate", "gate.a", "gate.b");
+    let (a, b) = pair("gate.a", "gate.b");
     let (g2, a2, b2) = (gate.clone(), a.clone(), b.clone());
     let (r1, r2) = two_threads(
         move || {
@@ -156,7 +151,7 @@ fn a_common_gate_lock_makes_it_silent() {
 #[test]
 fn a_shared_gate_does_not_protect() {
     let gate = Arc::new(RwLock::named("sgate.g", ()));
-    let (a, b) = pair("sgate", "sgate.a", "sgate.b");
+    let (a, b) = pair("sgate.a", "sgate.b");
     let (g2, a2, b2) = (gate.clone(), a.clone(), b.clone());
     let (_, r2) = two_threads(
         move || {
@@ -214,7 +209,7 @@ fn read_write_cycle_is_reported() {
 
 #[test]
 fn try_lock_closing_the_cycle_is_silent() {
-    let (a, b) = pair("try", "try.a", "try.b");
+    let (a, b) = pair("try.a", "try.b");
     let (a2, b2) = (a.clone(), b.clone());
     let (r1, r2) = two_threads(
         move || {
@@ -233,7 +228,7 @@ fn try_lock_closing_the_cycle_is_silent() {
 
 #[test]
 fn fork_join_ordered_orders_are_silent() {
-    let (a, b) = pair("fj", "fj.a", "fj.b");
+    let (a, b) = pair("fj.a", "fj.b");
     {
         let _a = a.lock();
         let _b = b.lock();
@@ -259,7 +254,7 @@ fn fork_join_ordered_orders_are_silent() {
 
 #[test]
 fn spawned_child_concurrent_with_its_parent_is_reported() {
-    let (a, b) = pair("fjc", "fjc.a", "fjc.b");
+    let (a, b) = pair("fjc.a", "fjc.b");
     let (a2, b2) = (a.clone(), b.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let child = lockcheck::thread::spawn(move || {

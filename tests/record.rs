@@ -2,24 +2,13 @@
 //! fork/join in order, statistics at the end; a crashed process leaves an analyzable trace.
 
 mod support;
+#[path = "support/trace_file.rs"]
+mod trace_file;
 
 use lockcheck::Mutex;
 use lockcheck_core::trace::Event;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-fn events(path: &Path) -> Vec<Event> {
-    lockcheck_analyze::read::TraceReader::open(path, None)
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lockcheck-record-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use trace_file::{events, tmp};
 
 /// One recording at a time in this process: the tests below run in sequence inside one test.
 #[test]

@@ -4,26 +4,16 @@
 //! recorder's own clock, and a restarted recording is complete on its own. Both formats.
 
 mod support;
+#[path = "support/trace_file.rs"]
+mod trace_file;
 
 use lockcheck::checked::Mutex;
 use lockcheck_core::trace::Event;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn events(path: &Path) -> Vec<Event> {
-    lockcheck_analyze::read::TraceReader::open(path, None)
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lockcheck-blocks-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use trace_file::{events, tmp};
 
 /// What a thread's stream says, in order, for the locks given: `a`/`b` acquired (`+`), requested
 /// (`?`) or released (`-`).

@@ -2,23 +2,12 @@
 //! way while a trace is recorded (nothing held, or a dependency the thread already checked) write
 //! the same records as the full path, in its order, and a warm cache still reports an inversion.
 
+#[path = "support/trace_file.rs"]
+mod trace_file;
 use lockcheck::Mutex;
 use lockcheck_core::trace::Event;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-fn events(path: &Path) -> Vec<Event> {
-    lockcheck_analyze::read::TraceReader::open(path, None)
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lockcheck-record-fast-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use trace_file::{events, tmp};
 
 /// The lock number of the one lock of class `key`.
 fn lock_of(ev: &[Event], key: &str) -> u64 {

@@ -2,15 +2,12 @@
 //! time, and the trace is otherwise the same (the same events, the same findings; only the
 //! timeout advice, which uses hold times, has less to go on). By default hold times are measured.
 
+#[path = "support/trace_file.rs"]
+mod trace_file;
 use lockcheck::Mutex;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lockcheck-hold-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use trace_file::tmp;
 
 /// Records a nested pair held for 2 ms, ten times, into `path`.
 fn record(path: &Path) {

@@ -3,16 +3,13 @@
 //! crashed process leaves an `.lct` trace readable up to its last complete record.
 
 mod support;
+#[path = "support/trace_file.rs"]
+mod trace_file;
 
 use lockcheck::Mutex;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lockcheck-lct-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use trace_file::tmp;
 
 /// An AB-BA inversion between two threads (reported) and two locks always taken in one order by
 /// two threads (silent).

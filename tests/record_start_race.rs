@@ -3,20 +3,16 @@
 //! acquisition missing from the trace (with its release) can hide offline a finding the runtime
 //! made, which broke "offline equals runtime" for two tokio tasks on two workers.
 
+#[path = "support/trace_file.rs"]
+mod trace_file;
+
 use lockcheck_core::trace::Event;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+use trace_file::events;
 
 const THREADS: usize = 8;
-
-fn events(path: &Path) -> Vec<Event> {
-    lockcheck_analyze::read::TraceReader::open(path, None)
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// The child: no lock used before the threads start together, each takes its own lock once.
 #[test]

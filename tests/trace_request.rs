@@ -2,23 +2,12 @@
 //! the detector's checks, and a thread that the detector stops with a panic still gets its request
 //! into the file by the time it is joined (without any report's flush, nor the exit's).
 
+#[path = "support/trace_file.rs"]
+mod trace_file;
 use lockcheck::Mutex;
 
 use lockcheck_core::trace::Event;
-use std::path::{Path, PathBuf};
-
-fn events(path: &Path) -> Vec<Event> {
-    lockcheck_analyze::read::TraceReader::open(path, None)
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lockcheck-trace-request-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use trace_file::{events, tmp};
 
 fn lock_twice(m: &Mutex<u32>) {
     let _g = m.lock();

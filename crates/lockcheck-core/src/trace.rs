@@ -165,6 +165,40 @@ pub struct ClassStats {
 ///
 /// Field names are short because a trace holds millions of them; `docs/trace-format.md` spells
 /// them out. Unknown fields are ignored by readers, so minor versions can add fields.
+///
+/// **Exhaustive on purpose** (not `#[non_exhaustive]`, and so [`LockKind`], [`Mode`] and
+/// [`How`]): a consumer must not skip an event it does not know, since a skipped `acquire` or
+/// `release` falsifies every held set after it. The format makes the same choice (a reader
+/// refuses an unknown `e`: `docs/trace-format.md`, "Versioning"), and here a consumer that
+/// matches every kind stops compiling when a kind is added, instead of going on without it.
+/// Adding one is therefore a breaking change of this crate, made deliberately.
+///
+/// ```
+/// use lockcheck_core::trace::Event;
+///
+/// /// Whether an event changes what a thread holds: every kind is decided, no `_` arm.
+/// fn moves_a_hold(e: &Event) -> bool {
+///     match e {
+///         Event::Acquire { .. }
+///         | Event::Release { .. }
+///         | Event::Convert { .. }
+///         | Event::CondWait { .. } => true,
+///         Event::Header { .. }
+///         | Event::Thread { .. }
+///         | Event::Class { .. }
+///         | Event::Site { .. }
+///         | Event::Lock { .. }
+///         | Event::Request { .. }
+///         | Event::Fail { .. }
+///         | Event::Fork { .. }
+///         | Event::Join { .. }
+///         | Event::Drop { .. }
+///         | Event::HeldAcrossAwait { .. }
+///         | Event::Stats { .. } => false,
+///     }
+/// }
+/// assert!(moves_a_hold(&Event::Release { t: 1, l: 2, hold_ns: 0 }));
+/// ```
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", serde(tag = "e", rename_all = "snake_case"))]

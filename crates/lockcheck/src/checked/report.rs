@@ -8,7 +8,47 @@ use parking_lot::Mutex as PlMutex;
 use std::fmt::Write as _;
 
 /// The kind of a finding.
+///
+/// Kinds are added as lockcheck learns to find more (`held-across-await` came that way), so the
+/// enum is `#[non_exhaustive]`: a `match` on it needs a `_` arm, and a new kind does not break
+/// the code of a user who matches on the ones they handle. [`name`](Self::name) is a stable
+/// text for every kind.
+///
+/// ```
+/// use lockcheck::ViolationKind;
+///
+/// fn hangs(k: ViolationKind) -> bool {
+///     match k {
+///         ViolationKind::Deadlock | ViolationKind::SelfDeadlock => true,
+///         _ => false,
+///     }
+/// }
+/// assert!(hangs(ViolationKind::Deadlock));
+/// ```
+///
+/// Outside lockcheck, a `match` that names every kind of today is still not exhaustive:
+///
+/// ```compile_fail,E0004
+/// use lockcheck::ViolationKind as K;
+///
+/// fn name(k: K) -> &'static str {
+///     match k {
+///         K::LockOrderInversion => "lock-order-inversion",
+///         K::ClassInversion => "class-lock-order-inversion",
+///         K::SelfDeadlock => "self-deadlock",
+///         K::RecursiveRead => "recursive-read",
+///         K::Deadlock => "deadlock",
+///         K::WaitTimeout { .. } => "wait-timeout",
+///         K::LongWait { .. } => "long-wait",
+///         K::LongHold { .. } => "long-hold",
+///         K::CondvarWait { .. } => "condvar-wait-holding-lock",
+///         K::Incomplete { .. } => "incomplete",
+///         K::HeldAcrossAwait => "held-across-await",
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ViolationKind {
     /// Two (or more) locks were taken in opposite orders by different threads.
     LockOrderInversion,

@@ -26,7 +26,9 @@
 //! free (one step, one visit of the held set), and always before any wait; a violation is raised
 //! by the future's `#[track_caller]` `poll`, which the user's `.await` calls, so the panic points
 //! at the user's line (a wrapper that polls the future itself, such as `tokio::time::timeout`,
-//! takes its place). The `blocking_*` methods check in the `#[track_caller]` call itself.
+//! takes its place). The `blocking_*` methods check in the `#[track_caller]` call itself; like
+//! tokio's, they panic when called from within an asynchronous execution context (a task, a
+//! runtime's `block_on`; `spawn_blocking` and `block_in_place` are fine), with tokio's message.
 //!
 //! Tasks are named `task #N` in reports (tokio's task id); start them with [`spawn`] (or
 //! [`spawn_blocking`]) instead of `tokio::spawn` to get `task #N (spawned at file:line:col)`, and
@@ -143,8 +145,10 @@ type Sem = ::tokio::sync::Semaphore;
 /// entry point: a violation under `panic` is raised there, so the panic's location is the user's
 /// line, and before any hang. Returns what the acquisition then does not check again. (The
 /// async acquisitions check at their first poll instead, with the hold: see [`acquire`].)
+/// First of all, tokio's own refusal to block a runtime thread ([`refuse_in_runtime`]).
 #[track_caller]
 fn precheck(sem: &Sem, r: &Req<'_>) -> Pre {
+    refuse_in_runtime();
     let available = sem.available_permits();
     let unavailable = available < r.permits as usize && !sem.is_closed();
     let (pre, verdict) = track::precheck(r, unavailable, available);
@@ -307,6 +311,26 @@ impl<T, F: Future<Output = Result<T, Verdict>>> Future for Checked<F> {
             Poll::Pending => Poll::Pending,
         }
     }
+}
+
+/// Panics, as tokio's `blocking_*` methods do, when called from within an asynchronous
+/// execution context (a task, a runtime's `block_on`), where blocking would stall the tasks that
+/// thread drives: with tokio's message ("Cannot block the current thread from within a
+/// runtime. ..."), at the user's line. Inside `spawn_blocking`, `block_in_place` and on plain
+/// threads it passes.
+///
+/// The check is tokio's own, not a copy: tokio makes it in its internal `block_on` (the
+/// thread's runtime context must not be "entered"), which every `blocking_*` method of
+/// `tokio::sync` calls first, and exposes no public equivalent (`Handle::try_current` differs:
+/// a `spawn_blocking` thread has a handle and may block). So this delegates to the cheapest
+/// public caller of that `block_on`, `blocking_lock` of a fresh, free `tokio::sync::Mutex`:
+/// the check, then one poll of a future that is ready at once (tokio makes the check only with
+/// its `rt` feature, which lockcheck's `tokio` feature enables). Every frame from here to tokio's
+/// `expect` is `#[track_caller]`, so the location is the user's call. It runs before any of
+/// lockcheck's bookkeeping, so the panic leaves nothing behind.
+#[track_caller]
+fn refuse_in_runtime() {
+    drop(::tokio::sync::Mutex::const_new(()).blocking_lock());
 }
 
 /// Runs a `blocking_*` acquisition on this thread; a verdict is raised at the `#[track_caller]`

@@ -179,6 +179,11 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     /// Locks, blocking the current thread (not for async contexts).
+    ///
+    /// # Panics
+    ///
+    /// Within an asynchronous execution context, as tokio's; on a violation under
+    /// `LOCKCHECK=panic` (see [`crate::tokio`]).
     #[track_caller]
     pub fn blocking_lock(&self) -> MutexGuard<'_, T> {
         let site = Location::caller();
@@ -190,6 +195,11 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     /// Locks an `Arc`'d mutex, blocking the current thread; the guard is `'static`.
+    ///
+    /// # Panics
+    ///
+    /// Within an asynchronous execution context, as tokio's; on a violation under
+    /// `LOCKCHECK=panic` (see [`crate::tokio`]).
     #[track_caller]
     pub fn blocking_lock_owned(self: Arc<Self>) -> OwnedMutexGuard<T> {
         let site = Location::caller();

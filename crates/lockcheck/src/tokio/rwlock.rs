@@ -262,6 +262,11 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Read-locks, blocking the current thread (not for async contexts).
+    ///
+    /// # Panics
+    ///
+    /// Within an asynchronous execution context, as tokio's; on a violation under
+    /// `LOCKCHECK=panic` (see [`crate::tokio`]).
     #[track_caller]
     pub fn blocking_read(&self) -> RwLockReadGuard<'_, T> {
         let site = Location::caller();
@@ -326,6 +331,11 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Write-locks, blocking the current thread (not for async contexts).
+    ///
+    /// # Panics
+    ///
+    /// Within an asynchronous execution context, as tokio's; on a violation under
+    /// `LOCKCHECK=panic` (see [`crate::tokio`]).
     #[track_caller]
     pub fn blocking_write(&self) -> RwLockWriteGuard<'_, T> {
         let site = Location::caller();

@@ -163,6 +163,11 @@ impl Semaphore {
     }
 
     /// Acquires one permit, blocking the current thread (not for async contexts).
+    ///
+    /// # Panics
+    ///
+    /// Within an asynchronous execution context, as tokio's; on a violation under
+    /// `LOCKCHECK=panic` (see [`crate::tokio`]).
     #[track_caller]
     pub fn blocking_acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
         let pre = self.pre(1, Location::caller(), false);
@@ -170,6 +175,11 @@ impl Semaphore {
     }
 
     /// Acquires `n` permits, blocking the current thread.
+    ///
+    /// # Panics
+    ///
+    /// Within an asynchronous execution context, as tokio's; on a violation under
+    /// `LOCKCHECK=panic` (see [`crate::tokio`]).
     #[track_caller]
     pub fn blocking_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
         let pre = self.pre(n, Location::caller(), false);
@@ -244,6 +254,11 @@ impl Semaphore {
     }
 
     /// Acquires one permit of an `Arc`'d semaphore, blocking the current thread.
+    ///
+    /// # Panics
+    ///
+    /// Within an asynchronous execution context, as tokio's; on a violation under
+    /// `LOCKCHECK=panic` (see [`crate::tokio`]).
     #[track_caller]
     pub fn blocking_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
         let pre = self.pre(1, Location::caller(), true);
@@ -256,6 +271,11 @@ impl Semaphore {
     }
 
     /// Acquires `n` permits of an `Arc`'d semaphore, blocking the current thread.
+    ///
+    /// # Panics
+    ///
+    /// Within an asynchronous execution context, as tokio's; on a violation under
+    /// `LOCKCHECK=panic` (see [`crate::tokio`]).
     #[track_caller]
     pub fn blocking_acquire_many_owned(
         self: Arc<Self>,

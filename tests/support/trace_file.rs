@@ -1,0 +1,24 @@
+//! Trace files of the recording tests: a scratch path, and a trace read back with the analyzer's
+//! reader (whatever format the file is in). One copy for every test binary that records.
+#![allow(dead_code)]
+
+use lockcheck_core::trace::Event;
+use std::path::{Path, PathBuf};
+
+/// `name` in this test process's scratch directory (`lockcheck-<test binary>-<pid>` in the
+/// system's temp directory, created): distinct per binary and run.
+pub fn tmp(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe.file_stem().unwrap().to_string_lossy().into_owned();
+    let dir = std::env::temp_dir().join(format!("lockcheck-{binary}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Every event of the trace at `path`; panics with the reader's error if it does not read.
+pub fn events(path: &Path) -> Vec<Event> {
+    lockcheck_analyze::read::TraceReader::open(path, None)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
