@@ -1,6 +1,7 @@
 //! Raw locks that record: parking_lot's raw locks plus a [`Meta`], implementing `lock_api`'s raw
 //! traits so that the whole guard API (map, upgrade, downgrade, arc guards...) comes for free.
 
+use super::byte_mutex::ByteMutex;
 use super::class::{ClassSrc, Meta};
 use super::handoff::{self, Owner};
 use super::hooks::{
@@ -11,9 +12,8 @@ use super::report::Verdict;
 #[cfg(not(feature = "send_guard"))]
 use lock_api::GuardNoSend;
 use lock_api::{
-    RawMutex as _, RawMutexFair as _, RawMutexTimed as _, RawRwLock as _, RawRwLockRecursive as _,
-    RawRwLockRecursiveTimed as _, RawRwLockTimed as _, RawRwLockUpgrade as _,
-    RawRwLockUpgradeTimed as _,
+    RawRwLock as _, RawRwLockRecursive as _, RawRwLockRecursiveTimed as _, RawRwLockTimed as _,
+    RawRwLockUpgrade as _, RawRwLockUpgradeTimed as _,
 };
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::panic::Location;
@@ -69,7 +69,7 @@ impl Drop for Rehold<'_> {
 /// pass one pointer to every call they make (no register to save for it).
 #[repr(C)]
 pub struct RawMutex {
-    inner: parking_lot::RawMutex,
+    inner: ByteMutex,
     pub(crate) meta: Meta,
     /// The holder (`send_guard` only).
     owner: Owner,
@@ -78,7 +78,7 @@ pub struct RawMutex {
 impl RawMutex {
     pub(crate) const fn with_class(src: ClassSrc) -> RawMutex {
         RawMutex {
-            inner: <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
+            inner: ByteMutex::new(),
             meta: Meta::new(src),
             owner: Owner::new(),
         }
@@ -93,7 +93,7 @@ impl RawMutex {
         &self,
         how: How,
         site: &'static Location<'static>,
-        attempt: impl FnOnce(&parking_lot::RawMutex) -> bool,
+        attempt: impl FnOnce(&ByteMutex) -> bool,
     ) -> bool {
         handoff::drain();
         let ok = lock_nonblocking(
@@ -165,7 +165,8 @@ impl RawMutex {
             LockKind::Mutex,
             Mode::Exclusive,
             site,
-            || self.inner.try_lock(),
+            // One exchange: a failure for any reason goes the full way, which tries again.
+            || self.inner.try_lock_once(),
             || self.inner.lock(),
             |d| self.inner.try_lock_for(d),
         ) {
@@ -279,7 +280,8 @@ unsafe impl lock_api::RawMutex for RawMutex {
             LockKind::Mutex,
             Mode::Exclusive,
             site,
-            || self.inner.try_lock(),
+            // One exchange: a failure for any reason goes the full way, which tries again.
+            || self.inner.try_lock_once(),
             || self.inner.lock(),
             |d| self.inner.try_lock_for(d),
         ) {
