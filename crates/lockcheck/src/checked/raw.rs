@@ -63,7 +63,8 @@ impl Drop for Rehold<'_> {
     }
 }
 
-/// An instrumented raw mutex: `parking_lot::RawMutex` plus lockcheck's identity and hooks.
+/// An instrumented raw mutex: a raw lock with parking_lot's semantics (`checked::byte_mutex`:
+/// eventual fairness, fair unlock, timed locks, `bump`) plus lockcheck's identity and hooks.
 ///
 /// `repr(C)` with the raw lock first: `&self.inner` is `self`, so the inlined lock and unlock
 /// pass one pointer to every call they make (no register to save for it).
@@ -262,8 +263,8 @@ impl Drop for RawMutex {
     }
 }
 
-// SAFETY: every operation is forwarded to parking_lot's raw mutex, which upholds the contract;
-// the bookkeeping around it never touches the lock state.
+// SAFETY: every operation is forwarded to the byte mutex, which upholds the contract (see its
+// tests); the bookkeeping around it never touches the lock state.
 unsafe impl lock_api::RawMutex for RawMutex {
     #[allow(clippy::declare_interior_mutable_const)]
     const INIT: RawMutex = RawMutex::with_class(ClassSrc::Anonymous);
