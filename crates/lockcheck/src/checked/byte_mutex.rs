@@ -221,23 +221,33 @@ impl ByteMutex {
     fn unlock_slow(&self, fair: bool) {
         let key = self as *const ByteMutex as usize;
         let hand_over = |r: UnparkResult| {
-            if r.unparked_threads != 0 && (fair || r.be_fair) {
-                // Still held, now by the woken thread.
-                if !r.have_more_threads {
-                    self.state.store(LOCKED, Ordering::Relaxed);
-                }
-                return TOKEN_HANDOFF;
+            let (state, token) = after_wake(r, fair);
+            if let Some(state) = state {
+                self.state.store(state, Ordering::Release);
             }
-            // Freed; `PARKED` stays while others sleep.
-            let rest = if r.have_more_threads { PARKED } else { 0 };
-            self.state.store(rest, Ordering::Release);
-            TOKEN_NORMAL
+            token
         };
         // SAFETY: as in `lock_slow`; the callback neither panics nor parks.
         unsafe {
             parking_lot_core::unpark_one(key, hand_over);
         }
     }
+}
+
+/// What a release that woke `r` leaves: the state byte to store (`None`: unchanged) and the
+/// woken thread's token. Handed over (still held, now by the woken thread) on request (`fair`)
+/// or when `parking_lot_core` says it is time; else freed. `PARKED` stays while others sleep.
+fn after_wake(r: UnparkResult, fair: bool) -> (Option<u8>, UnparkToken) {
+    if r.unparked_threads != 0 && (fair || r.be_fair) {
+        let state = if r.have_more_threads {
+            None
+        } else {
+            Some(LOCKED)
+        };
+        return (state, TOKEN_HANDOFF);
+    }
+    let rest = if r.have_more_threads { PARKED } else { 0 };
+    (Some(rest), TOKEN_NORMAL)
 }
 
 impl std::fmt::Debug for ByteMutex {
@@ -250,7 +260,8 @@ impl std::fmt::Debug for ByteMutex {
 
 #[cfg(test)]
 mod tests {
-    use super::{ByteMutex, LOCKED, PARKED};
+    use super::{after_wake, ByteMutex, LOCKED, PARKED, TOKEN_HANDOFF, TOKEN_NORMAL};
+    use parking_lot_core::UnparkResult;
     use std::cell::UnsafeCell;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Arc};
@@ -269,11 +280,14 @@ mod tests {
         t.join().unwrap();
     }
 
-    /// Waits until some thread sleeps on `m`.
+    /// Waits until some thread sleeps on `m`: its announcement, then time to be queued (it
+    /// announces itself first; a release in between finds nobody to wake, and the thread
+    /// takes the lock when it sees the release instead of sleeping).
     fn until_parked(m: &ByteMutex) {
         while m.state.load(Ordering::Relaxed) & PARKED == 0 {
             thread::yield_now();
         }
+        thread::sleep(Duration::from_millis(50));
     }
 
     struct Counted {
@@ -416,6 +430,45 @@ mod tests {
             // SAFETY: held.
             unsafe { m.unlock() };
         });
+    }
+
+    #[test]
+    fn a_release_hands_over_when_asked_or_when_due_and_else_frees() {
+        let woke = |more: bool, be_fair: bool| {
+            let mut r = UnparkResult::default();
+            r.unparked_threads = 1;
+            r.have_more_threads = more;
+            r.be_fair = be_fair;
+            r
+        };
+        // Asked (`unlock_fair`, `bump`) or due: handed over, `PARKED` cleared with nobody left.
+        for due in [false, true] {
+            assert_eq!(
+                after_wake(woke(false, due), true),
+                (Some(LOCKED), TOKEN_HANDOFF)
+            );
+            assert_eq!(after_wake(woke(true, due), true), (None, TOKEN_HANDOFF));
+        }
+        assert_eq!(
+            after_wake(woke(false, true), false),
+            (Some(LOCKED), TOKEN_HANDOFF)
+        );
+        // Neither: freed, the announcement kept while others sleep.
+        assert_eq!(
+            after_wake(woke(false, false), false),
+            (Some(0), TOKEN_NORMAL)
+        );
+        assert_eq!(
+            after_wake(woke(true, false), false),
+            (Some(PARKED), TOKEN_NORMAL)
+        );
+        // Nobody woken (the sleeper not queued yet, or timed out): freed, fair or not.
+        for fair in [false, true] {
+            assert_eq!(
+                after_wake(UnparkResult::default(), fair),
+                (Some(0), TOKEN_NORMAL)
+            );
+        }
     }
 
     #[test]
