@@ -4,6 +4,7 @@
 //! parking_lot's plain locks otherwise. Use this module directly to force checking in one place
 //! of a release build, or to compare both in one benchmark.
 
+mod byte_mutex;
 pub(crate) mod class;
 mod condvar;
 mod fair;

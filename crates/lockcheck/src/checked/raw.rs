@@ -1,6 +1,7 @@
 //! Raw locks that record: parking_lot's raw locks plus a [`Meta`], implementing `lock_api`'s raw
 //! traits so that the whole guard API (map, upgrade, downgrade, arc guards...) comes for free.
 
+use super::byte_mutex::ByteMutex;
 use super::class::{ClassSrc, Meta};
 use super::handoff::{self, Owner};
 use super::hooks::{
@@ -11,9 +12,8 @@ use super::report::Verdict;
 #[cfg(not(feature = "send_guard"))]
 use lock_api::GuardNoSend;
 use lock_api::{
-    RawMutex as _, RawMutexFair as _, RawMutexTimed as _, RawRwLock as _, RawRwLockRecursive as _,
-    RawRwLockRecursiveTimed as _, RawRwLockTimed as _, RawRwLockUpgrade as _,
-    RawRwLockUpgradeTimed as _,
+    RawRwLock as _, RawRwLockRecursive as _, RawRwLockRecursiveTimed as _, RawRwLockTimed as _,
+    RawRwLockUpgrade as _, RawRwLockUpgradeTimed as _,
 };
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::panic::Location;
@@ -63,13 +63,14 @@ impl Drop for Rehold<'_> {
     }
 }
 
-/// An instrumented raw mutex: `parking_lot::RawMutex` plus lockcheck's identity and hooks.
+/// An instrumented raw mutex: a raw lock with parking_lot's semantics (`checked::byte_mutex`:
+/// eventual fairness, fair unlock, timed locks, `bump`) plus lockcheck's identity and hooks.
 ///
 /// `repr(C)` with the raw lock first: `&self.inner` is `self`, so the inlined lock and unlock
 /// pass one pointer to every call they make (no register to save for it).
 #[repr(C)]
 pub struct RawMutex {
-    inner: parking_lot::RawMutex,
+    inner: ByteMutex,
     pub(crate) meta: Meta,
     /// The holder (`send_guard` only).
     owner: Owner,
@@ -78,7 +79,7 @@ pub struct RawMutex {
 impl RawMutex {
     pub(crate) const fn with_class(src: ClassSrc) -> RawMutex {
         RawMutex {
-            inner: <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
+            inner: ByteMutex::new(),
             meta: Meta::new(src),
             owner: Owner::new(),
         }
@@ -93,7 +94,7 @@ impl RawMutex {
         &self,
         how: How,
         site: &'static Location<'static>,
-        attempt: impl FnOnce(&parking_lot::RawMutex) -> bool,
+        attempt: impl FnOnce(&ByteMutex) -> bool,
     ) -> bool {
         handoff::drain();
         let ok = lock_nonblocking(
@@ -165,7 +166,8 @@ impl RawMutex {
             LockKind::Mutex,
             Mode::Exclusive,
             site,
-            || self.inner.try_lock(),
+            // One exchange: a failure for any reason goes the full way, which tries again.
+            || self.inner.try_lock_once(),
             || self.inner.lock(),
             |d| self.inner.try_lock_for(d),
         ) {
@@ -261,8 +263,8 @@ impl Drop for RawMutex {
     }
 }
 
-// SAFETY: every operation is forwarded to parking_lot's raw mutex, which upholds the contract;
-// the bookkeeping around it never touches the lock state.
+// SAFETY: every operation is forwarded to the byte mutex, which upholds the contract (see its
+// tests); the bookkeeping around it never touches the lock state.
 unsafe impl lock_api::RawMutex for RawMutex {
     #[allow(clippy::declare_interior_mutable_const)]
     const INIT: RawMutex = RawMutex::with_class(ClassSrc::Anonymous);
@@ -279,7 +281,8 @@ unsafe impl lock_api::RawMutex for RawMutex {
             LockKind::Mutex,
             Mode::Exclusive,
             site,
-            || self.inner.try_lock(),
+            // One exchange: a failure for any reason goes the full way, which tries again.
+            || self.inner.try_lock_once(),
             || self.inner.lock(),
             |d| self.inner.try_lock_for(d),
         ) {

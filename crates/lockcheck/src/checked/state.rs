@@ -103,6 +103,15 @@ const NO_INFO: Info = Info {
 /// access to it a plain thread-pointer offset instead of a lazily registered slot.
 pub(crate) const INLINE_HELD: usize = 32;
 
+/// The slots of [`HeldStack`]'s `words`: entry `i` in slot `i + 1`, slot 0 and the slots past
+/// [`INLINE_HELD`] always 0, which no held word is (its instance bits are not). One slot per
+/// value of the depth word's low byte: the release reads the slot of that byte and compares,
+/// with no range test (an empty or spilled stack meets a 0, [`SPILLED`]'s low byte too, and
+/// the busy flag lies above it). 2 KB per thread, for one instruction per release (a 64-slot
+/// array takes a mask, which costs the instruction back).
+const WORD_SLOTS: usize = 256;
+const _: () = assert!(INLINE_HELD < WORD_SLOTS - 1 && SPILLED as u8 as usize > INLINE_HELD);
+
 /// The held stack, oldest first: inline while shallow, on the heap ("spilled") while deeper than
 /// [`INLINE_HELD`]. Any depth is tracked: an untracked lock would make its release look foreign,
 /// hide a later self-deadlock on it and unbalance the trace.
@@ -112,7 +121,7 @@ pub(crate) const INLINE_HELD: usize = 32;
 ///
 /// Only [`ThreadState`]'s methods touch it, under the single-owner discipline stated there.
 pub(crate) struct HeldStack {
-    words: [u64; INLINE_HELD],
+    words: [u64; WORD_SLOTS],
     /// The nested fast path's memo for one held lock: `known_req` (a packed request,
     /// `inst | mode << 40`) was checked against the graph over exactly one held entry whose word
     /// was `known_base`, in the current clock epoch, that instance not being the held one and the
@@ -191,7 +200,7 @@ impl BusyDepth {
 impl HeldStack {
     const fn new() -> HeldStack {
         HeldStack {
-            words: [0; INLINE_HELD],
+            words: [0; WORD_SLOTS],
             known_base: 0,
             known_req: 0,
             info: [NO_INFO; INLINE_HELD],
@@ -258,18 +267,18 @@ impl HeldStack {
             #[cfg(feature = "tokio")]
             task: h.task,
         };
-        self.words[i] = w ^ (ids & !word::INST);
+        self.words[i + 1] = w ^ (ids & !word::INST);
     }
 
     /// Entry `i`'s logical word (`inst | mode << 40 | flags`, see [`entry`]), inline entries only.
     #[inline(always)]
     fn logical(&self, i: usize) -> u64 {
-        self.words[i] ^ (self.info[i].ids & !word::INST)
+        self.words[i + 1] ^ (self.info[i].ids & !word::INST)
     }
 
     /// Sets entry `i`'s logical word, its identity (`info[i].ids`) unchanged.
     fn set_logical(&mut self, i: usize, l: u64) {
-        self.words[i] = l ^ (self.info[i].ids & !word::INST);
+        self.words[i + 1] = l ^ (self.info[i].ids & !word::INST);
     }
 
     /// Pushes without allocating: `Err(capacity)` when a (larger) spill area is needed first.
@@ -364,7 +373,7 @@ impl HeldStack {
         let n = d.n();
         let i = (0..n).rev().find(|&i| f(&self.get(d, i)))?;
         let h = self.get(d, i);
-        self.words.copy_within(i + 1..n, i);
+        self.words.copy_within(i + 2..n + 1, i + 1);
         self.info.copy_within(i + 1..n, i);
         d.set_n(n - 1);
         Some(h)
@@ -616,7 +625,7 @@ impl ThreadState {
         #[cfg(feature = "tokio")] task: u64,
     ) {
         let st = self.stack_mut();
-        st.words[0] = w;
+        st.words[1] = w;
         st.info[0].site = site;
         st.info[0].ids = ids;
         #[cfg(feature = "tokio")]
@@ -642,7 +651,7 @@ impl ThreadState {
         {
             st.info[1].task = 0;
         }
-        st.words[1] = w;
+        st.words[2] = w;
     }
 
     /// The fast path's push of an untimed entry that is no graph source (`w` is
@@ -659,7 +668,7 @@ impl ThreadState {
         let st = self.stack_mut();
         let n = self.busy.n();
         if n < INLINE_HELD {
-            st.words[n] = w;
+            st.words[n + 1] = w;
             let e = &mut st.info[n];
             e.site = site;
             e.ids = ids;
@@ -758,15 +767,16 @@ impl ThreadState {
     #[inline(always)]
     pub(crate) fn pop_plain_top(&self, w: u64) -> bool {
         let st = self.stack();
-        // The whole word: a release while busy inside lockcheck (rare) takes the general path.
+        // The whole word; busy inside lockcheck or not, the top entry is the one the general
+        // path would pop.
         let d = self.busy.word();
         // Which task took it does not matter to a release.
         #[cfg(feature = "tokio")]
         let same = |i: usize| (st.words[i] ^ w) & !word::TASK == 0;
         #[cfg(not(feature = "tokio"))]
         let same = |i: usize| st.words[i] == w;
-        // 1..=INLINE_HELD in one comparison (0, SPILLED and the busy bit wrap past it).
-        if d.wrapping_sub(1) < INLINE_HELD as u64 && same(d as usize - 1) {
+        // The top's slot, or a 0 when the stack is empty or spilled (see `WORD_SLOTS`).
+        if same(d as u8 as usize) {
             self.busy.0.set(d - 1);
             return true;
         }
@@ -802,7 +812,7 @@ impl ThreadState {
         let st = self.stack();
         // The word's test last: before the memo's, the compiler merged it with the caller's
         // `d == 0` into a switch that tests this case first, on the path that holds nothing.
-        st.known_req == req && st.words[0] == st.known_base && d == 1
+        st.known_req == req && st.words[1] == st.known_base && d == 1
     }
 
     /// Notes in the memo that acquiring `req` ([`entry`]`(ids, mode)`) over the
@@ -815,7 +825,7 @@ impl ThreadState {
         if self.busy.n() != 1 {
             return;
         }
-        let w = st.words[0];
+        let w = st.words[1];
         #[cfg(feature = "tokio")]
         if st.logical(0) & word::TASK != 0 {
             return;
