@@ -183,8 +183,9 @@ pub(super) fn now() -> u64 {
     let source = SOURCE.load(Ordering::Relaxed);
     #[cfg(target_os = "linux")]
     if source == COARSE {
-        // 0 on failure, which `clock_getres` ruled out when the source was chosen: a hold that
-        // reads 0 at its release is written as 0 ("unmeasured"), never as garbage.
+        // 0 on failure, which `clock_getres` and a first reading ruled out when the source was
+        // chosen; a hold with a reading of 0 at either end is written as 0 ("unmeasured", see
+        // `Scale::ns`), never as garbage.
         return coarse_now().unwrap_or(0);
     }
     #[cfg(target_arch = "x86_64")]
@@ -239,8 +240,12 @@ impl Scale {
         }
     }
 
-    /// Nanoseconds between two readings (0 if `later` is not later).
+    /// Nanoseconds between two readings (0 if `later` is not later, or if `earlier` is 0: no
+    /// reading, see [`now`]).
     pub(super) fn ns(&self, earlier: u64, later: u64) -> u64 {
+        if earlier == 0 {
+            return 0;
+        }
         let d = later.saturating_sub(earlier);
         ((u128::from(d) * u128::from(self.ns_per_tick)) >> 32) as u64
     }
@@ -264,6 +269,11 @@ mod tests {
             "{ns} ns for a 20 ms sleep (resolution {step} ns)"
         );
         assert_eq!(s.ns(t1, t0), 0, "never negative");
+        assert_eq!(
+            s.ns(0, t1),
+            0,
+            "no reading at the start: unmeasured, not garbage"
+        );
     }
 
     #[cfg(target_os = "linux")]
