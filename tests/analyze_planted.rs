@@ -171,6 +171,7 @@ fn events_of(locks: u64, sections: &[(u64, Vec<u64>)]) -> Vec<Event> {
         pid: 1,
         program: "fas".into(),
         start_unix_ms: 0,
+        hold_resolution_ns: 0,
     }];
     for l in 0..locks {
         out.push(Event::Class {

@@ -60,6 +60,7 @@ fn declarations(locks: u64, class_of: fn(u64) -> u64, kind: LockKind) -> Vec<Eve
         pid: 1,
         program: "props".into(),
         start_unix_ms: 0,
+        hold_resolution_ns: 0,
     }];
     let mut classes: Vec<u64> = (1..=locks).map(class_of).collect();
     classes.sort_unstable();

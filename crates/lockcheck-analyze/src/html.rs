@@ -1272,7 +1272,12 @@ The other {} locks ({} edges, {} separate part{}, no violation) are folded below
     if !report.timeouts.is_empty() {
         let _ = writeln!(
             h,
-            "<h2 id=\"timeouts\">Timeouts (per class)</h2>\n<table>\n<tr><th>class</th><th>acquired</th><th>wait p50</th><th>p99</th><th>max</th><th>hold p50</th><th>p99</th><th>max</th><th>suggested timeout</th><th>reasoning and flags</th></tr>"
+            "<h2 id=\"timeouts\">Timeouts (per class)</h2>\n{}<table>\n<tr><th>class</th><th>acquired</th><th>wait p50</th><th>p99</th><th>max</th><th>hold p50</th><th>p99</th><th>max</th><th>suggested timeout</th><th>reasoning and flags</th></tr>",
+            report
+                .summary
+                .hold_times
+                .as_deref()
+                .map_or(String::new(), |n| format!("<p>{}</p>\n", escape(n)))
         );
         for t in &report.timeouts {
             let flags: String = t

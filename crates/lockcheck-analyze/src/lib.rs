@@ -741,6 +741,8 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         complete,
         suppressed: suppressed.len() as u64,
         baselined: violations.iter().filter(|v| v.baselined).count() as u64,
+        hold_resolution_ns: model.hold_resolution_ns,
+        hold_times: timeouts::hold_times_note(model.hold_resolution_ns),
         truncated: model
             .traces
             .iter()

@@ -794,6 +794,9 @@ pub struct Model {
     pub held_across_await: Vec<HeldAcrossAwait>,
     /// Wait cycles through a semaphore, distinct by (locks, sites).
     pub wait_cycles: Vec<WaitCycle>,
+    /// The coarsest resolution of hold times among the traces' headers, in nanoseconds (0: every
+    /// trace's hold times are precise). See [`Event::Header`].
+    pub hold_resolution_ns: u64,
 }
 
 /// A sync lock held by a suspended task (or a runtime's root future) while a holder on the same
@@ -837,6 +840,7 @@ impl Default for Model {
             instances_per_trace: HashMap::new(),
             held_across_await: Vec::new(),
             wait_cycles: Vec::new(),
+            hold_resolution_ns: 0,
         }
     }
 }
@@ -1771,11 +1775,15 @@ impl ModelBuilder {
             self.model.traces[0].events = 1;
         }
         match e {
-            Event::Header { .. } => {
+            Event::Header {
+                hold_resolution_ns, ..
+            } => {
                 if self.maps.header_seen {
                     self.model.anomalies.misplaced_header += 1;
                 }
                 self.maps.header_seen = true;
+                self.model.hold_resolution_ns =
+                    self.model.hold_resolution_ns.max(*hold_resolution_ns);
             }
             Event::Thread { t, name } => {
                 let id = self.thread(*t);

@@ -104,6 +104,17 @@ pub struct Summary {
     /// Violations whose id is in the baseline (counted in `violations`, but not failing).
     #[serde(default)]
     pub baselined: u64,
+    /// The resolution of the traces' hold times in nanoseconds (the coarsest of them): 0 when
+    /// they are precise. The runtime records hold times from a coarse clock by default.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hold_resolution_ns: u64,
+    /// The same said for humans ("hold times at 4.0ms resolution"), when not precise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_times: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How many candidates one filter removed.
@@ -962,7 +973,7 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
         let _ = writeln!(out);
     }
     render_hierarchy(&mut out, &r.hierarchy, opts, st);
-    render_timeouts(&mut out, &r.timeouts, st);
+    render_timeouts(&mut out, &r.timeouts, r.summary.hold_times.as_deref(), st);
     if !r.warnings.is_empty() {
         for w in &r.warnings {
             let _ = writeln!(out, "{} {w}", st.yellow("warning:"));
@@ -1049,11 +1060,14 @@ fn render_hierarchy(out: &mut String, h: &Hierarchy, opts: TextOptions, st: Styl
     let _ = writeln!(out);
 }
 
-fn render_timeouts(out: &mut String, rows: &[TimeoutRow], st: Style) {
+fn render_timeouts(out: &mut String, rows: &[TimeoutRow], hold_times: Option<&str>, st: Style) {
     if rows.is_empty() {
         return;
     }
     let _ = writeln!(out, "{}", st.bold("Timeouts (per class):"));
+    if let Some(h) = hold_times {
+        let _ = writeln!(out, "   {}", st.dim(h));
+    }
     let w = rows
         .iter()
         .map(|r| r.class.chars().count())

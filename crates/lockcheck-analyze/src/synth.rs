@@ -82,6 +82,7 @@ impl Synth {
             pid: 1,
             program: "synth".into(),
             start_unix_ms: 0,
+            hold_resolution_ns: 0,
         });
         self.queue.push_back(Event::Thread {
             t: 0,

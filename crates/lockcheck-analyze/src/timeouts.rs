@@ -12,6 +12,11 @@
 //!   say nothing about that, the holds do;
 //! - 10 ms floor: below that, scheduler noise (a preempted holder) alone can fire it.
 //!
+//! When the trace's hold times come from a coarse clock (the header's `hold_resolution_ns` R > 0,
+//! the runtime's default), a hold is known to within R only, so the hold term becomes
+//! `2 × (max hold + R)`: never below what a hold written as 0 may have been, and so never below
+//! 2 × R. The report says the resolution ([`hold_times_note`]).
+//!
 //! Flags (each tested on both sides of its threshold):
 //! - `long-hold` / `long-wait`: the class's p99 hold (wait) is above [`LONG_NS`] (100 ms), or more
 //!   than 10× the median of the timed classes' p99 (with at least 3 timed classes);
@@ -72,6 +77,18 @@ pub fn fmt_ns(ns: u64) -> String {
     }
 }
 
+/// What the report says of hold times of resolution `ns` (`None` when precise): "hold times at
+/// 4.0ms resolution ...".
+pub fn hold_times_note(ns: u64) -> Option<String> {
+    (ns > 0).then(|| {
+        format!(
+            "hold times at {} resolution (a coarse clock: each hold within {} of the truth, their sums right on average; wait times are precise); suggested timeouts allow for it",
+            fmt_ns(ns),
+            fmt_ns(ns)
+        )
+    })
+}
+
 fn median(mut v: Vec<u64>) -> u64 {
     if v.is_empty() {
         return 0;
@@ -95,6 +112,12 @@ pub fn suggest(model: &Model) -> Vec<TimeoutRow> {
         .collect();
     let med_wait = median(timed.iter().map(|c| c.wait.quantile(0.99)).collect());
     let med_hold = median(timed.iter().map(|c| c.hold.quantile(0.99)).collect());
+    let resolution = model.hold_resolution_ns;
+    let hold_term = if resolution > 0 {
+        "2 × (max hold + resolution)"
+    } else {
+        "2 × max hold"
+    };
     let mut rows: Vec<TimeoutRow> = timed
         .iter()
         .map(|c| {
@@ -111,7 +134,10 @@ pub fn suggest(model: &Model) -> Vec<TimeoutRow> {
             let terms = [
                 ("10 × p99 wait", wait.p99_ns.saturating_mul(10)),
                 ("2 × max wait", wait.max_ns.saturating_mul(2)),
-                ("2 × max hold", hold.max_ns.saturating_mul(2)),
+                (
+                    hold_term,
+                    hold.max_ns.saturating_add(resolution).saturating_mul(2),
+                ),
             ];
             let (chosen, raw) = terms
                 .iter()
@@ -124,7 +150,7 @@ pub fn suggest(model: &Model) -> Vec<TimeoutRow> {
                 });
             let suggested = raw.div_ceil(1_000_000).saturating_mul(1_000_000);
             let reasoning = format!(
-                "max(10 × p99 wait = {}, 2 × max wait = {}, 2 × max hold = {}, floor {}) = {} ({chosen}), rounded up to {}",
+                "max(10 × p99 wait = {}, 2 × max wait = {}, {hold_term} = {}, floor {}) = {} ({chosen}), rounded up to {}",
                 fmt_ns(terms[0].1),
                 fmt_ns(terms[1].1),
                 fmt_ns(terms[2].1),
@@ -152,13 +178,15 @@ pub fn suggest(model: &Model) -> Vec<TimeoutRow> {
             };
             long("long-hold", "hold", hold.p99_ns, med_hold);
             long("long-wait", "wait", wait.p99_ns, med_wait);
+            // A coarse hold's p99 may be a step below the truth (short holds read as 0): the tail
+            // is measured against what the p99 may have been.
             let tail = match chosen {
-                "2 × max wait" => Some(("wait", wait)),
-                "2 × max hold" => Some(("hold", hold)),
+                "2 × max wait" => Some(("wait", wait, 0)),
+                _ if chosen == hold_term => Some(("hold", hold, resolution)),
                 _ => None,
             };
-            if let Some((what, d)) = tail {
-                if d.max_ns > d.p99_ns.saturating_mul(TAIL_RATIO) {
+            if let Some((what, d, step)) = tail {
+                if d.max_ns > d.p99_ns.saturating_add(step).saturating_mul(TAIL_RATIO) {
                     flags.push(Flag {
                         kind: "livelock-risk".into(),
                         message: format!(
@@ -204,7 +232,7 @@ pub fn to_toml(rows: &[TimeoutRow], traces: u64) -> String {
         if traces == 1 { "" } else { "s" }
     ));
     s.push_str(
-        "# timeout = ceil_to_ms(max(10 x p99 wait, 2 x max wait, 2 x max hold, 10 ms)); see docs/analyze.md.\n",
+        "# timeout = ceil_to_ms(max(10 x p99 wait, 2 x max wait, 2 x max hold, 10 ms)); see docs/analyze.md\n# (2 x (max hold + resolution) when the trace's hold times come from a coarse clock).\n",
     );
     s.push_str(
         "# With LOCKCHECK_POLICY=<this file>, a blocking lock() of such a class waits at most\n",
@@ -382,6 +410,67 @@ mod tests {
         assert!(rows[0].reasoning.contains("(2 × max hold)"));
         assert!(!flags(&rows[1]).contains(&"livelock-risk"), "{:?}", rows[1]);
         assert!(flags(&rows[0]).contains(&"livelock-risk"), "{:?}", rows[0]);
+    }
+
+    /// [`classes`] for a trace whose header declares hold times of resolution `step`.
+    fn coarse_classes(step: u64, spec: &[ClassSpec<'_>]) -> (Model, Vec<TimeoutRow>) {
+        let mut text =
+            format!("{{\"e\":\"header\",\"version\":1,\"pid\":1,\"hold_resolution_ns\":{step}}}\n");
+        for (i, (key, samples, _)) in spec.iter().enumerate() {
+            let c = i + 1;
+            text += &format!("{{\"e\":\"class\",\"c\":{c},\"key\":\"{key}\",\"kind\":\"mutex\"}}\n{{\"e\":\"lock\",\"l\":{c},\"c\":{c}}}\n");
+            for &(w, h) in samples {
+                text += &format!("{{\"e\":\"acquire\",\"t\":1,\"l\":{c},\"m\":\"w\",\"wait_ns\":{w}}}\n{{\"e\":\"release\",\"t\":1,\"l\":{c},\"hold_ns\":{h}}}\n");
+            }
+        }
+        let m = model_of(&[("t", &text)]);
+        let rows = suggest(&m);
+        (m, rows)
+    }
+
+    #[test]
+    fn coarse_hold_times_never_bring_a_timeout_below_what_their_resolution_supports() {
+        // Short holds at a 4 ms step: most read 0, one in a while covers a tick and reads 4 ms.
+        let holds = dist((1000, 0), (1000, 4 * MS));
+        let (m, rows) = coarse_classes(4 * MS, &[("short", holds.clone(), 0)]);
+        assert_eq!(m.hold_resolution_ns, 4 * MS);
+        // The 4 ms hold may have been up to 8 ms: 2 × (4 + 4) = 16 ms, not 2 × 4 = 8 (the floor).
+        assert_eq!(
+            rows[0].suggested_timeout_ns,
+            16 * MS,
+            "{}",
+            rows[0].reasoning
+        );
+        assert!(
+            rows[0].reasoning.contains("(2 × (max hold + resolution))"),
+            "{}",
+            rows[0].reasoning
+        );
+        // A p99 of 0 is a step's uncertainty, not a heavy tail.
+        assert_eq!(flags(&rows[0]), Vec::<&str>::new(), "{:?}", rows[0].flags);
+        // The same holds, precise: the floor, and the old wording.
+        let precise = classes(&[("short", holds, 0)]);
+        assert_eq!(precise[0].suggested_timeout_ns, FLOOR_NS);
+        assert!(!precise[0].reasoning.contains("resolution"));
+        // Every hold read as 0 at a 10 ms step (HZ=100): never below 2 steps, above the floor.
+        let (_, rows) = coarse_classes(10 * MS, &[("zero", dist((1000, 0), (1000, 0)), 0)]);
+        assert_eq!(
+            rows[0].suggested_timeout_ns,
+            20 * MS,
+            "{}",
+            rows[0].reasoning
+        );
+        // A heavy tail is still one when it is far beyond the step.
+        let (_, rows) = coarse_classes(4 * MS, &[("tail", dist((0, 4 * MS), (0, 400 * MS)), 0)]);
+        assert!(flags(&rows[0]).contains(&"livelock-risk"), "{:?}", rows[0]);
+        assert_eq!(rows[0].suggested_timeout_ns, 808 * MS);
+    }
+
+    #[test]
+    fn the_resolution_is_stated_only_when_hold_times_are_coarse() {
+        let note = hold_times_note(4 * MS).unwrap();
+        assert!(note.starts_with("hold times at 4.0ms resolution"), "{note}");
+        assert_eq!(hold_times_note(0), None);
     }
 
     #[test]

@@ -19,11 +19,15 @@ pub(crate) fn write_event(e: &Event, out: &mut Vec<u8>) {
             pid,
             program,
             start_unix_ms,
+            hold_resolution_ns,
         } => {
             o.num("version", u64::from(*version));
             o.num("pid", u64::from(*pid));
             o.str("program", program);
             o.num("start_unix_ms", *start_unix_ms);
+            if *hold_resolution_ns != 0 {
+                o.num("hold_resolution_ns", *hold_resolution_ns);
+            }
         }
         Event::Thread { t, name } => {
             o.num("t", *t);
@@ -370,6 +374,7 @@ mod tests {
                 pid: n as u32,
                 program: s.to_string(),
                 start_unix_ms: n,
+                hold_resolution_ns: if i % 2 == 0 { 0 } else { n },
             });
             v.push(Event::Thread {
                 t: n,

@@ -1,10 +1,14 @@
-//! `.lct`: lockcheck's compact binary trace format (version 1), the binary twin of the JSON Lines
+//! `.lct`: lockcheck's compact binary trace format (version 2), the binary twin of the JSON Lines
 //! trace ([`crate::trace`]): the same events, field for field, in a fraction of the bytes and
 //! without any parsing of text.
 //!
+//! Version 2 added one field, the header's `hold_resolution_ns` (after `start_unix_ms`); a version-1
+//! header ends before it, and reads as 0 (precise hold times). The version moved so that a reader
+//! of version 1 refuses the new header with "unsupported .lct version 2" rather than as corrupt.
+//!
 //! ```text
 //! file    = magic record*
-//! magic   = "LCT" version            (4 bytes; version = 1)
+//! magic   = "LCT" version            (4 bytes; version = 2, or 1: read too)
 //! record  = len:varint body          (len = number of bytes of body)
 //! body    = tag:u8 field*            (fields of the event, in the order of `crate::trace::Event`)
 //! varint  = unsigned LEB128 (7 bits per byte, low first, at most 10 bytes)
@@ -21,8 +25,12 @@
 use crate::trace::{ClassStats, Event, Frame, How, LockKind, Mode};
 use std::mem::MaybeUninit;
 
-/// The first four bytes of a version-1 `.lct` file.
-pub const MAGIC: [u8; 4] = *b"LCT\x01";
+/// The first four bytes of a `.lct` file as this crate writes it (version 2).
+pub const MAGIC: [u8; 4] = *b"LCT\x02";
+
+/// The first four bytes of a version-1 `.lct` file (no `hold_resolution_ns` in the header), which
+/// readers still accept.
+pub const MAGIC_V1: [u8; 4] = *b"LCT\x01";
 
 /// Why a record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,17 +52,18 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Checks the magic at the start of a file: `Ok(())`, or why it is not a version-1 `.lct` file.
+/// Checks the magic at the start of a file: `Ok(())`, or why it is not a `.lct` file of version 1
+/// or 2.
 pub fn check_magic(head: &[u8]) -> Result<(), DecodeError> {
     if head.len() < MAGIC.len() {
         if MAGIC.starts_with(head) {
             return Err(DecodeError::Truncated);
         }
-    } else if head[..4] == MAGIC {
+    } else if head[..4] == MAGIC || head[..4] == MAGIC_V1 {
         return Ok(());
     } else if head[..3] == MAGIC[..3] {
         return Err(DecodeError::Invalid(format!(
-            "unsupported .lct version {} (this reader knows version 1)",
+            "unsupported .lct version {} (this reader knows versions 1 and 2)",
             head[3]
         )));
     }
@@ -279,12 +288,14 @@ fn encode_general(event: &Event, out: &mut Vec<u8>) {
             pid,
             program,
             start_unix_ms,
+            hold_resolution_ns,
         } => {
             b.push(0);
             put_varint(b, *version as u64);
             put_varint(b, *pid as u64);
             put_str(b, program);
             put_varint(b, *start_unix_ms);
+            put_varint(b, *hold_resolution_ns);
         }
         Event::Thread { t, name } => {
             b.push(1);
@@ -580,6 +591,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Event, usize)>, DecodeError> {
             pid: b.u32()?,
             program: b.string()?,
             start_unix_ms: b.varint()?,
+            // Version 2; a version-1 header ends here (precise hold times).
+            hold_resolution_ns: if b.pos < b.buf.len() { b.varint()? } else { 0 },
         },
         1 => Event::Thread {
             t: b.varint()?,
@@ -705,6 +718,7 @@ mod tests {
                 pid: 42,
                 program: "prög".into(),
                 start_unix_ms: 1_732_540_800_000,
+                hold_resolution_ns: 4_000_000,
             },
             Event::Thread {
                 t: 1,
@@ -941,9 +955,33 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_header_reads_as_precise_hold_times() {
+        check_magic(&MAGIC_V1).unwrap();
+        // Version 1's header: tag, version, pid, program, start_unix_ms, and no resolution.
+        let mut body = vec![0u8, 1, 42];
+        put_str(&mut body, "p");
+        put_varint(&mut body, 7);
+        let mut rec = Vec::new();
+        put_varint(&mut rec, body.len() as u64);
+        rec.extend_from_slice(&body);
+        let (e, n) = decode(&rec).unwrap().unwrap();
+        assert_eq!(n, rec.len());
+        assert_eq!(
+            e,
+            Event::Header {
+                version: 1,
+                pid: 42,
+                program: "p".into(),
+                start_unix_ms: 7,
+                hold_resolution_ns: 0,
+            }
+        );
+    }
+
+    #[test]
     fn bad_input_is_invalid_not_a_panic() {
         assert!(matches!(
-            check_magic(b"LCT\x02"),
+            check_magic(b"LCT\x03"),
             Err(DecodeError::Invalid(_))
         ));
         assert!(matches!(

@@ -215,6 +215,12 @@ pub enum Event {
         /// Wall-clock start, milliseconds since the Unix epoch.
         #[cfg_attr(feature = "serde", serde(default))]
         start_unix_ms: u64,
+        /// The resolution of the `hold_ns` of releases, in nanoseconds: 0 (the default, and what
+        /// traces written before the field mean) when hold times are precise, else the step of
+        /// the coarse clock they come from (each hold is then within one step of the truth, and
+        /// their sum right on average). Wait times are always precise.
+        #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
+        hold_resolution_ns: u64,
     },
     /// A thread was first seen.
     Thread {
@@ -448,6 +454,14 @@ mod tests {
                 pid: 7,
                 program: "p".into(),
                 start_unix_ms: 1,
+                hold_resolution_ns: 0,
+            },
+            Event::Header {
+                version: FORMAT_VERSION,
+                pid: 7,
+                program: "p".into(),
+                start_unix_ms: 1,
+                hold_resolution_ns: 4_000_000,
             },
             Event::Class {
                 c: 1,

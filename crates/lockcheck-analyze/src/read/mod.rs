@@ -495,6 +495,7 @@ impl Translator {
             pid: 0,
             program: program.to_owned(),
             start_unix_ms: 0,
+            hold_resolution_ns: 0,
         });
     }
 

@@ -689,12 +689,14 @@ fn every_event() -> Vec<Event> {
             pid: 1,
             program: String::new(),
             start_unix_ms: 0,
+            hold_resolution_ns: 0,
         },
         Event::Header {
             version: 1,
             pid: u32::MAX,
             program: "p".into(),
             start_unix_ms: u64::MAX,
+            hold_resolution_ns: u64::MAX,
         },
         Event::Thread { t: 1, name: None },
         Event::Thread {

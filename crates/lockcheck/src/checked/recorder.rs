@@ -692,6 +692,8 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
         pid: std::process::id(),
         program,
         start_unix_ms,
+        // Chosen by `Writer::new` (the clock's `init`), before any record is taken.
+        hold_resolution_ns: clock::hold_resolution_ns(),
     });
     w.write_out();
     if let Some(e) = w.failed.take() {

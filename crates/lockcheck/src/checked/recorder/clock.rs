@@ -1,34 +1,58 @@
-//! The recorder's clock: one cheap read per record on the acquiring thread, converted to
-//! nanoseconds by the writer thread.
+//! The recorder's clock: one cheap read per acquisition and per release on the acquiring thread,
+//! turned into hold times by the writer thread.
 //!
-//! On x86_64 with an invariant TSC (constant rate, running in every power state: CPUID leaf
-//! 0x8000_0007, EDX bit 8) a read is one `rdtsc`: no system call, no vDSO page, about 10 ns,
-//! against 20 to 25 ns for `Instant::now` and twice that where the kernel's clock source is not the
-//! TSC. The intrinsic is in `core`, so no crate is needed (a clock crate would add a dependency to
-//! every user's build for two instructions). Elsewhere, and on a TSC that may drift, a read is
-//! `Instant::now` in nanoseconds since the recording's anchor.
+//! Three sources, chosen by `LOCKCHECK_TRACE_HOLD_TIMES` when a recording starts:
 //!
-//! `LOCKCHECK_TRACE_HOLD_TIMES=0` (read when a recording starts) turns the readings off: a read
-//! is then 0, releases carry no hold time (`hold_ns` 0, "unmeasured" in the format) and the
-//! per-class hold statistics stay 0. It exists because a read is not cheap in time even as one
-//! instruction: `rdtsc` is microcoded, about 9 to 17 ns of CPU per read on this project's AMD
-//! machine (BENCHMARKS.md, "Round 6: recording"), and a recorded nested pair takes four.
+//! - **coarse** (the default, on Linux): `CLOCK_MONOTONIC_COARSE` through the vDSO, the time of the
+//!   kernel's last tick: no system call, no `rdtsc`, a few loads of the vDSO page. Its step is the
+//!   tick (`clock_getres`: 4 ms at `HZ=250`), declared in the trace's header
+//!   (`hold_resolution_ns`), so a hold is known to within one step: a hold shorter than a step is
+//!   written as 0 or one step, a long one to within a step, and the sum of many holds is right on
+//!   average (a hold of H ns covers a tick with probability H / step). Hold times feed the
+//!   analyzer's timeout advice, which matters for long holds, and the analyzer says the resolution
+//!   and never suggests a timeout below what it supports. The kernel advances this clock from its
+//!   timer interrupt whatever lockcheck's threads are doing, so it is never stale by more than a
+//!   tick (a tick word advanced by lockcheck's own writer thread would be as cheap to read but
+//!   stale for as long as that thread is descheduled: BENCHMARKS.md "Round 7: recording").
+//! - **precise** (`precise`, and where there is no coarse clock): on x86_64 with an invariant TSC
+//!   (constant rate, running in every power state: CPUID leaf 0x8000_0007, EDX bit 8) one `rdtsc`
+//!   (`core`, no crate), else `Instant` in nanoseconds since the recording's anchor. `rdtsc` is one
+//!   instruction but microcoded on AMD processors: about 9 ns quiet (17 to 22 ns under load) on
+//!   this project's machine, against about 3 ns (8 to 10 ns under load) for the coarse clock, and a
+//!   recorded nested pair takes four readings.
+//! - **none** (`0`): no readings; releases carry `hold_ns` 0 ("unmeasured") and the per-class hold
+//!   statistics stay 0.
 //!
-//! The conversion is calibrated by the writer, not at start: it pairs an `Instant` with a tick
+//! Wait times do not come from here: the hooks measure them with `Instant`, and only on the
+//! contended path, so they are always precise.
+//!
+//! The TSC's conversion is calibrated by the writer, not at start: it pairs an `Instant` with a tick
 //! count when recording starts and again at each pass, and scales by the ratio over the whole
 //! recording so far. Only durations (hold times) are converted, so the ratio is all it needs,
 //! and its error shrinks as the recording runs (the two reads of a pair are a few nanoseconds apart,
-//! over an interval of milliseconds at least once the first pass ran).
+//! over an interval of milliseconds at least once the first pass ran). The other sources read
+//! nanoseconds already.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-/// 0: not decided yet, 1: the TSC, 2: `Instant`, 3: no readings (`LOCKCHECK_TRACE_HOLD_TIMES=0`).
+/// 0: not decided yet, else one of the sources below.
 static SOURCE: AtomicU8 = AtomicU8::new(0);
-const TSC: u8 = 1;
-const INSTANT: u8 = 2;
-const NONE: u8 = 3;
+/// `CLOCK_MONOTONIC_COARSE`, in nanoseconds.
+const COARSE: u8 = 1;
+/// The TSC, in ticks.
+const TSC: u8 = 2;
+/// `Instant` since [`anchor`], in nanoseconds.
+const INSTANT: u8 = 3;
+/// No readings (`LOCKCHECK_TRACE_HOLD_TIMES=0`).
+const NONE: u8 = 4;
+
+/// The coarse clock's step in nanoseconds, when it is the source (0 otherwise).
+static RESOLUTION_NS: AtomicU64 = AtomicU64::new(0);
+
+/// A coarse clock whose step is above this (100 ms) is not used: hold times would say too little.
+const MAX_RESOLUTION_NS: u64 = 100_000_000;
 
 /// The origin of the `Instant` fallback's readings.
 fn anchor() -> Instant {
@@ -36,11 +60,38 @@ fn anchor() -> Instant {
     *ANCHOR.get_or_init(Instant::now)
 }
 
+/// What `LOCKCHECK_TRACE_HOLD_TIMES` asks for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Wanted {
+    Coarse,
+    Precise,
+    None,
+}
+
+fn wanted() -> Wanted {
+    match std::env::var("LOCKCHECK_TRACE_HOLD_TIMES") {
+        Err(_) => Wanted::Coarse,
+        Ok(v) => match v.trim() {
+            "" | "coarse" | "1" => Wanted::Coarse,
+            "precise" => Wanted::Precise,
+            "0" | "off" => Wanted::None,
+            other => {
+                eprintln!(
+                    "lockcheck: LOCKCHECK_TRACE_HOLD_TIMES={other:?} is not one of coarse, precise, 0: \
+                     recording hold times from the coarse clock (the default)"
+                );
+                Wanted::Coarse
+            }
+        },
+    }
+}
+
 /// Chooses the source (called when a recording starts, before any record is taken): the
-/// hardware's answer is looked up once, `LOCKCHECK_TRACE_HOLD_TIMES` at every start.
+/// hardware's answers are looked up once, `LOCKCHECK_TRACE_HOLD_TIMES` at every start.
 pub(super) fn init() {
-    static HARDWARE: OnceLock<u8> = OnceLock::new();
-    let hardware = *HARDWARE.get_or_init(|| {
+    static PRECISE: OnceLock<u8> = OnceLock::new();
+    static COARSE_STEP: OnceLock<u64> = OnceLock::new();
+    let precise = *PRECISE.get_or_init(|| {
         anchor();
         if tsc_invariant() {
             TSC
@@ -48,8 +99,20 @@ pub(super) fn init() {
             INSTANT
         }
     });
-    let off = std::env::var_os("LOCKCHECK_TRACE_HOLD_TIMES").is_some_and(|v| v == "0");
-    SOURCE.store(if off { NONE } else { hardware }, Ordering::Relaxed);
+    let step = *COARSE_STEP.get_or_init(coarse_resolution_ns);
+    let (source, resolution) = match wanted() {
+        Wanted::None => (NONE, 0),
+        Wanted::Coarse if step > 0 => (COARSE, step),
+        Wanted::Coarse | Wanted::Precise => (precise, 0),
+    };
+    RESOLUTION_NS.store(resolution, Ordering::Relaxed);
+    SOURCE.store(source, Ordering::Relaxed);
+}
+
+/// The resolution of the hold times being recorded, in nanoseconds: the coarse clock's step, or 0
+/// when they are precise (or not measured). Written in the trace's header.
+pub(super) fn hold_resolution_ns() -> u64 {
+    RESOLUTION_NS.load(Ordering::Relaxed)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -68,23 +131,78 @@ fn tsc_invariant() -> bool {
     false
 }
 
-/// A reading, in ticks of the chosen source.
+/// The coarse clock's step in nanoseconds, 0 where there is no usable one.
+#[cfg(target_os = "linux")]
+fn coarse_resolution_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_getres` writes the `timespec` it is given.
+    if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) } != 0 {
+        return 0;
+    }
+    let ns = (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64);
+    // A reading must work too (it is not checked per read).
+    if ns == 0 || ns > MAX_RESOLUTION_NS || coarse_now().is_none() {
+        return 0;
+    }
+    ns
+}
+
+#[cfg(not(target_os = "linux"))]
+fn coarse_resolution_ns() -> u64 {
+    0
+}
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds.
+#[cfg(target_os = "linux")]
+#[inline(always)]
+fn coarse_now() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes the `timespec` it is given; with a clock the kernel has (checked
+    // by `clock_getres` before the source is chosen) it goes through the vDSO, no system call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) } != 0 {
+        return None;
+    }
+    Some(
+        (ts.tv_sec as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(ts.tv_nsec as u64),
+    )
+}
+
+/// A reading, in ticks of the chosen source (nanoseconds but for the TSC).
 #[inline(always)]
 pub(super) fn now() -> u64 {
+    let source = SOURCE.load(Ordering::Relaxed);
+    #[cfg(target_os = "linux")]
+    if source == COARSE {
+        // 0 on failure, which `clock_getres` and a first reading ruled out when the source was
+        // chosen; a hold with a reading of 0 at either end is written as 0 ("unmeasured", see
+        // `Scale::ns`), never as garbage.
+        return coarse_now().unwrap_or(0);
+    }
     #[cfg(target_arch = "x86_64")]
-    if SOURCE.load(Ordering::Relaxed) == TSC {
+    if source == TSC {
         // SAFETY: `rdtsc` exists on every x86_64 processor and only reads the counter.
         return unsafe { core::arch::x86_64::_rdtsc() };
     }
-    now_other()
+    now_other(source)
 }
 
 #[cold]
-fn now_other() -> u64 {
-    if SOURCE.load(Ordering::Relaxed) == NONE {
-        return 0;
+fn now_other(source: u8) -> u64 {
+    if source == INSTANT {
+        anchor().elapsed().as_nanos() as u64
+    } else {
+        0
     }
-    anchor().elapsed().as_nanos() as u64
 }
 
 /// Converts tick differences to nanoseconds: the writer's calibration.
@@ -103,8 +221,8 @@ impl Scale {
         Scale {
             start_ticks: now(),
             start: Instant::now(),
-            // Until the first pass: 1 ns per tick for `Instant`, and a 3 GHz guess for the TSC
-            // (replaced as soon as any time has passed).
+            // Until the first pass: 1 ns per tick for the sources in nanoseconds, and a 3 GHz
+            // guess for the TSC (replaced as soon as any time has passed).
             ns_per_tick: if tsc { (1u64 << 32) / 3 } else { 1 << 32 },
         }
     }
@@ -122,8 +240,12 @@ impl Scale {
         }
     }
 
-    /// Nanoseconds between two readings (0 if `later` is not later).
+    /// Nanoseconds between two readings (0 if `later` is not later, or if `earlier` is 0: no
+    /// reading, see [`now`]).
     pub(super) fn ns(&self, earlier: u64, later: u64) -> u64 {
+        if earlier == 0 {
+            return 0;
+        }
         let d = later.saturating_sub(earlier);
         ((u128::from(d) * u128::from(self.ns_per_tick)) >> 32) as u64
     }
@@ -141,10 +263,32 @@ mod tests {
         let t1 = now();
         s.calibrate();
         let ns = s.ns(t0, t1);
+        let step = hold_resolution_ns();
         assert!(
-            (15_000_000..200_000_000).contains(&ns),
-            "{ns} ns for a 20 ms sleep"
+            (15_000_000u64.saturating_sub(step)..200_000_000 + step).contains(&ns),
+            "{ns} ns for a 20 ms sleep (resolution {step} ns)"
         );
         assert_eq!(s.ns(t1, t0), 0, "never negative");
+        assert_eq!(
+            s.ns(0, t1),
+            0,
+            "no reading at the start: unmeasured, not garbage"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_coarse_clock_steps_by_its_declared_resolution() {
+        let step = coarse_resolution_ns();
+        assert!(step > 0 && step <= MAX_RESOLUTION_NS, "{step}");
+        // Two readings a sleep of 5 steps apart differ by 4 to 6 steps (the sleep may overrun:
+        // bounded above loosely).
+        let a = coarse_now().unwrap();
+        std::thread::sleep(std::time::Duration::from_nanos(5 * step));
+        let b = coarse_now().unwrap();
+        assert!(
+            b - a >= 4 * step && b - a < 50 * step,
+            "{a} -> {b}, step {step}"
+        );
     }
 }
