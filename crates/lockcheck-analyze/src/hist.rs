@@ -50,14 +50,21 @@ impl Histogram {
     }
 
     /// Records one value.
+    #[inline]
     pub fn record(&mut self, v: u64) {
         self.count += 1;
-        self.sum += v as u128;
-        self.max = self.max.max(v);
         if v == 0 {
+            // Every event of the formats without timings: no sum, max or bucket to touch.
             self.zeros += 1;
             return;
         }
+        self.record_nonzero(v);
+    }
+
+    /// The rest of [`Histogram::record`] for a value above 0 (`count` already counts it).
+    fn record_nonzero(&mut self, v: u64) {
+        self.sum += v as u128;
+        self.max = self.max.max(v);
         if self.buckets.is_empty() {
             self.buckets = vec![0; BUCKETS];
         }

@@ -1165,10 +1165,19 @@ impl ModelBuilder {
         (self.model.traces.len() - 1) as u32
     }
 
+    #[inline]
     fn thread(&mut self, t: u64) -> ThreadId {
-        if let Some(id) = self.maps.threads.get(t) {
-            return id;
+        match self.maps.threads.get(t) {
+            Some(id) => id,
+            None => self.new_thread(t),
         }
+    }
+
+    /// [`ModelBuilder::thread`] on first sight of `t`: apart and cold, so that the lookup of
+    /// every event inlines without this path's stack frame.
+    #[cold]
+    #[inline(never)]
+    fn new_thread(&mut self, t: u64) -> ThreadId {
         let trace = self.trace_idx();
         let id = self.model.threads.len() as ThreadId;
         self.model.threads.push(ThreadInfo {
@@ -1237,10 +1246,18 @@ impl ModelBuilder {
         id
     }
 
+    #[inline]
     fn lock(&mut self, l: u64) -> LockId {
-        if let Some(id) = self.maps.locks.get(l) {
-            return id;
+        match self.maps.locks.get(l) {
+            Some(id) => id,
+            None => self.undeclared_lock(l),
         }
+    }
+
+    /// [`ModelBuilder::lock`] of a lock never declared (see [`ModelBuilder::new_thread`]).
+    #[cold]
+    #[inline(never)]
+    fn undeclared_lock(&mut self, l: u64) -> LockId {
         // Undeclared lock: give it a class of its own, unique to this trace so it merges with
         // nothing across processes.
         self.model.anomalies.unknown_lock += 1;
@@ -1495,9 +1512,16 @@ impl ModelBuilder {
     }
 
     /// Removes hold `i` of thread `t`.
+    #[inline]
     fn remove_held(&mut self, t: ThreadId, i: usize) {
         let state = &mut self.threads[t as usize];
-        let h = state.held.remove(i);
+        // Almost always the top (locks are released in reverse order): a pop, not the call
+        // to `memmove` that `Vec::remove` makes even for the last item.
+        let h = if i + 1 == state.held.len() {
+            state.held.pop().expect("hold i exists")
+        } else {
+            state.held.remove(i)
+        };
         self.held_count[h.lock as usize] -= 1;
         state.valid = state.valid.min(i);
         state.sites_valid = state.sites_valid.min(i);
@@ -1881,12 +1905,15 @@ impl ModelBuilder {
                 let site = self.site(*s);
                 self.mark_written(l, *m);
                 self.threads[t as usize].cond_released = None;
-                let granted = match self.threads[t as usize].pending.take() {
-                    Some(p) if p.lock == l && p.mode == *m => Some(p),
-                    other => {
-                        self.threads[t as usize].pending = other;
-                        None
-                    }
+                let state = &mut self.threads[t as usize];
+                let granted = if state
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| p.lock == l && p.mode == *m)
+                {
+                    state.pending.take()
+                } else {
+                    None
                 };
                 match granted {
                     Some(p) => {

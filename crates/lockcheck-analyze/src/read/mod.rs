@@ -512,13 +512,21 @@ impl Translator {
     /// The number of thread `T<n>`, declaring it on first sight.
     #[inline]
     fn thread_num(&mut self, n: u64, out: &mut Vec<Event>) -> ThreadNo {
+        if let Some(&t) = self.thread_table.get(n as usize) {
+            if t != 0 {
+                return t;
+            }
+        }
+        self.thread_num_first(n, out)
+    }
+
+    /// [`Translator::thread_num`] for a number not in the table: apart, so that the lookup
+    /// inlines into the decoders without this path's stack frame (a third of its cost).
+    #[cold]
+    #[inline(never)]
+    fn thread_num_first(&mut self, n: u64, out: &mut Vec<Event>) -> ThreadNo {
         if n < SMALL_THREADS {
             let i = n as usize;
-            if let Some(&t) = self.thread_table.get(i) {
-                if t != 0 {
-                    return t;
-                }
-            }
             if self.thread_table.len() <= i {
                 self.thread_table.resize(i + 1, 0);
             }
@@ -594,13 +602,21 @@ impl Translator {
     /// The number of lock `L<n>` of a binary trace, declaring it on first sight.
     #[inline]
     fn lock_num(&mut self, n: u64, out: &mut Vec<Event>) -> LockNo {
+        if let Some(&l) = self.lock_table.get(n as usize) {
+            if l != 0 {
+                return l;
+            }
+        }
+        self.lock_num_first(n, out)
+    }
+
+    /// [`Translator::lock_num`] for a number not in the table (see
+    /// [`Translator::thread_num_first`]).
+    #[cold]
+    #[inline(never)]
+    fn lock_num_first(&mut self, n: u64, out: &mut Vec<Event>) -> LockNo {
         if n < SMALL_LOCKS {
             let i = n as usize;
-            if let Some(&l) = self.lock_table.get(i) {
-                if l != 0 {
-                    return l;
-                }
-            }
             if self.lock_table.len() <= i {
                 self.lock_table.resize(i + 1, 0);
             }
@@ -646,12 +662,20 @@ impl Translator {
     #[inline]
     fn site_num(&mut self, n: u64, out: &mut Vec<Event>) -> SiteNo {
         debug_assert!(n < SMALL_SITES);
-        let i = n as usize;
-        if let Some(&s) = self.site_table.get(i) {
+        if let Some(&s) = self.site_table.get(n as usize) {
             if s != 0 {
                 return s;
             }
         }
+        self.site_num_first(n, out)
+    }
+
+    /// [`Translator::site_num`] for a number not in the table (see
+    /// [`Translator::thread_num_first`]).
+    #[cold]
+    #[inline(never)]
+    fn site_num_first(&mut self, n: u64, out: &mut Vec<Event>) -> SiteNo {
+        let i = n as usize;
         if self.site_table.len() <= i {
             self.site_table.resize(i + 1, 0);
         }
