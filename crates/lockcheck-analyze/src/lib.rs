@@ -521,8 +521,9 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     // root-cause search, the reports and (at class level) the hierarchy.
     let class_graph = LockGraph::build(model, GraphLevel::Class);
     let class_weights = class_graph.weights(model);
+    phase("class graph");
     let class_change = hierarchy::class_change_set(model, &class_graph, &class_weights);
-    phase("class graph and change set");
+    phase("class change set");
     let run = |graph: &LockGraph, weights: &[u64], change: &cycles::ChangeSet| {
         let r = cycles::find_cycles_on(model, graph, &listing);
         phase("listing");
