@@ -363,15 +363,22 @@ impl ShardLock {
     }
 }
 
+/// The shard of a holder. Task ids and lockcheck's thread numbers are handed out in sequence,
+/// so their low bits spread them evenly without hashing.
+#[inline(always)]
+fn shard_of(holder: u64) -> usize {
+    holder as usize % SHARDS
+}
+
 fn with_shard<R>(holder: u64, f: impl FnOnce(&mut Shard) -> R) -> R {
-    let idx = (crate::checked::state::mix(holder) as usize) % SHARDS;
+    let idx = shard_of(holder);
     HOLDS[idx].with(idx, f)
 }
 
 /// [`with_shard`] for an `f` that neither allocates nor frees (see [`ShardLock::with_quiet`]).
 #[inline(always)]
 fn with_shard_quiet<R>(holder: u64, f: impl FnOnce(&mut Shard) -> R) -> R {
-    let idx = (crate::checked::state::mix(holder) as usize) % SHARDS;
+    let idx = shard_of(holder);
     HOLDS[idx].with_quiet(idx, f)
 }
 
@@ -524,6 +531,7 @@ impl Hold {
         }
     }
 
+    #[inline]
     fn holder(&self) -> u64 {
         self.holder.load(Ordering::Acquire)
     }
@@ -766,7 +774,21 @@ impl Hold {
 
 impl Drop for Hold {
     /// A hold dropped without its guard (the action panicked right after the acquisition).
+    /// Inlined: after a guard's release (the common case) it is a test of the token.
+    #[inline(always)]
     fn drop(&mut self) {
+        if self.token != 0 {
+            self.release_dropped();
+        }
+    }
+}
+
+impl Hold {
+    /// [`Hold::release`] from the hold's own drop: out of line, so that the drop after a guard's
+    /// release stays a test.
+    #[cold]
+    #[inline(never)]
+    fn release_dropped(&mut self) {
         self.release();
     }
 }
@@ -951,14 +973,20 @@ pub(crate) fn before(r: &Req<'_>, pre: Pre, available: usize) -> Result<Option<C
 /// [`precheck`] did it for this holder).
 /// With the verdict to raise under `panic`: the caller drops the hold and gives the permits back
 /// first.
+/// `available`: the permits the semaphore had before the try, asked only when the request is
+/// recorded.
 #[inline]
-pub(crate) fn acquired_now(r: &Req<'_>, pre: Pre, available: usize) -> (Hold, Option<Verdict>) {
+pub(crate) fn acquired_now(
+    r: &Req<'_>,
+    pre: Pre,
+    available: impl FnOnce() -> usize,
+) -> (Hold, Option<Verdict>) {
     if pre.holder.is_none() {
         if let Some(hold) = acquired_quiet(r) {
             return (hold, None);
         }
     }
-    acquired_full(r, pre, available)
+    acquired_full(r, pre, available())
 }
 
 /// [`acquired_now`] in the common case, where there is nothing to check: a task that holds
