@@ -158,6 +158,80 @@ fn inversion_between_an_async_and_a_sync_lock_across_tasks() {
     }
 }
 
+/// Round 7's quiet paths: a task that holds nothing pushes and pops its hold without the full
+/// scan. After hundreds of those (past the 64 emptyings at which lists used to be swept), what
+/// the task takes under a held lock is still checked: the inversion and the self-deadlock are
+/// reported, and the same loops in a consistent order stay silent.
+#[test]
+fn findings_after_many_quiet_acquisitions_are_still_reported() {
+    setup();
+    {
+        let fl = FL;
+        let (na, nb) = (name("quiet.a", fl), name("quiet.b", fl));
+        let ns = name("quiet.self", fl);
+        run(fl, move || async move {
+            let a = Arc::new(Mutex::named(na, 0));
+            let b = Arc::new(Mutex::named(nb, 0));
+            let (a1, b1) = (a.clone(), b.clone());
+            in_task(async move {
+                for _ in 0..300 {
+                    *a1.lock().await += 1;
+                }
+                let _a = a1.lock().await;
+                let _b = b1.lock().await;
+            })
+            .await;
+            in_task(async move {
+                for _ in 0..300 {
+                    *b.lock().await += 1;
+                }
+                let _b = b.lock().await;
+                let _a = a.lock().await;
+            })
+            .await;
+            in_task(async move {
+                let m = Mutex::named(ns, 0);
+                for _ in 0..300 {
+                    *m.lock().await += 1;
+                }
+                let _g = m.lock().await;
+                assert!(within(50, m.lock()).await.is_none(), "it does block");
+            })
+            .await;
+        })
+        .unwrap();
+        assert!(
+            kinds(na).contains(&ViolationKind::LockOrderInversion),
+            "{fl:?}: {:#?}",
+            found(na)
+        );
+        assert_eq!(kinds(ns), vec![ViolationKind::SelfDeadlock], "{fl:?}");
+    }
+    {
+        let fl = FL;
+        let (na, nb) = (name("quiet.cons.a", fl), name("quiet.cons.b", fl));
+        run(fl, move || async move {
+            let a = Arc::new(Mutex::named(na, 0));
+            let b = Arc::new(Mutex::named(nb, 0));
+            for _ in 0..2 {
+                let (a, b) = (a.clone(), b.clone());
+                in_task(async move {
+                    for _ in 0..300 {
+                        *a.lock().await += 1;
+                        *b.lock().await += 1;
+                    }
+                    let _a = a.lock().await;
+                    let _b = b.lock().await;
+                })
+                .await;
+            }
+        })
+        .unwrap();
+        assert!(found(na).is_empty(), "{fl:?}: {:#?}", found(na));
+        assert!(found(nb).is_empty(), "{fl:?}: {:#?}", found(nb));
+    }
+}
+
 #[test]
 fn consistent_order_across_tasks_is_silent() {
     setup();

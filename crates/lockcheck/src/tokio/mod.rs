@@ -166,7 +166,7 @@ async fn acquire(sem: &Sem, r: Req<'_>, pre: Pre) -> Result<Result<Hold, Acquire
     if let Ok(p) = sem.try_acquire_many(r.permits) {
         // Checked after the fact (it did not wait) when not checked before: the permits
         // available before the try, for the request's record.
-        let available = sem.available_permits().saturating_add(r.permits as usize);
+        let available = || sem.available_permits().saturating_add(r.permits as usize);
         let (hold, v) = track::acquired_now(&r, pre, available);
         if let Some(v) = v {
             // Given back before the panic, so that the other tasks go on.
@@ -255,10 +255,8 @@ where
             None => {
                 if let Ok(p) = this.sem.try_acquire_many(this.r.permits) {
                     // As in `acquire`: checked after the fact (it did not wait).
-                    let available = this
-                        .sem
-                        .available_permits()
-                        .saturating_add(this.r.permits as usize);
+                    let (sem, permits) = (this.sem, this.r.permits as usize);
+                    let available = || sem.available_permits().saturating_add(permits);
                     let (hold, v) = track::acquired_now(&this.r, Pre::NONE, available);
                     if let Some(v) = v {
                         // Given back before the panic, so that the other tasks go on.

@@ -235,9 +235,6 @@ struct Shard {
     next_token: u64,
     /// This shard's index in [`HOLDS`].
     idx: u64,
-    /// Holders with a non-empty list, per occupancy bit ([`occupancy_bit`]): the shard's word
-    /// in [`OCCUPIED`] has a bit set while its count is not zero.
-    occupied: [u32; 64],
     /// Keys of (holder, held set, lock, mode) already checked against the graph.
     checked: HashSet<u64, std::hash::BuildHasherDefault<IdHasher>>,
     /// Dependencies from an owned guard of a holder that may still have it (by the guard's
@@ -302,20 +299,26 @@ impl ShardLock {
     /// forever.
     fn with<R>(&self, idx: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
         let was_busy = STATE.try_with(|s| s.busy.replace(true)).unwrap_or(true);
-        let mut spins = 0u32;
-        while self.locked.swap(true, Ordering::Acquire) {
-            while self.locked.load(Ordering::Relaxed) {
-                spins += 1;
-                if spins < 100 {
-                    std::hint::spin_loop();
-                } else {
-                    // The holder was descheduled: let it run.
-                    std::thread::yield_now();
-                }
-            }
+        self.locked(idx, was_busy, f)
+    }
+
+    /// [`with`](Self::with) for an `f` that neither allocates nor frees: the thread is not
+    /// marked busy (two thread-local writes less), since nothing can enter lockcheck from
+    /// inside `f`.
+    #[inline(always)]
+    fn with_quiet<R>(&self, idx: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
+        self.locked(idx, true, f)
+    }
+
+    /// Runs `f` under the spin lock; unmarks the thread busy at the end unless `was_busy`.
+    #[inline(always)]
+    fn locked<R>(&self, idx: usize, was_busy: bool, f: impl FnOnce(&mut Shard) -> R) -> R {
+        if self.locked.swap(true, Ordering::Acquire) {
+            self.contended();
         }
         struct Unlock<'a>(&'a AtomicBool, bool);
         impl Drop for Unlock<'_> {
+            #[inline(always)]
             fn drop(&mut self) {
                 self.0.store(false, Ordering::Release);
                 if !self.1 {
@@ -331,55 +334,62 @@ impl ShardLock {
             emptied: 0,
             next_token: 0,
             idx: idx as u64,
-            occupied: [0; 64],
             checked: HashSet::default(),
             pending: HashMap::default(),
             last_holder: 0,
             last_list: std::ptr::null_mut(),
         }))
     }
+
+    /// The spin lock was taken: waits until this thread has it.
+    #[cold]
+    #[inline(never)]
+    fn contended(&self) {
+        let mut spins = 0u32;
+        loop {
+            while self.locked.load(Ordering::Relaxed) {
+                spins += 1;
+                if spins < 100 {
+                    std::hint::spin_loop();
+                } else {
+                    // The holder was descheduled: let it run.
+                    std::thread::yield_now();
+                }
+            }
+            if !self.locked.swap(true, Ordering::Acquire) {
+                return;
+            }
+        }
+    }
+}
+
+/// The shard of a holder. Task ids and lockcheck's thread numbers are handed out in sequence,
+/// so their low bits spread them evenly without hashing.
+#[inline(always)]
+fn shard_of(holder: u64) -> usize {
+    holder as usize % SHARDS
 }
 
 fn with_shard<R>(holder: u64, f: impl FnOnce(&mut Shard) -> R) -> R {
-    let idx = (crate::checked::state::mix(holder) as usize) % SHARDS;
+    let idx = shard_of(holder);
     HOLDS[idx].with(idx, f)
 }
 
-/// Per shard, a bit per group of holders (by [`occupancy_bit`]) that is set while one of them
-/// holds something: the check made where the user asks for a lock reads it (one load, no
-/// shard lock) to skip the shard when the task holds nothing, the common case. Written only under
-/// the shard's lock (plain stores). A holder's own list changes only where it runs (or, for an
-/// owned guard it adopts, where it runs too), so the bit is exact for the holder reading it.
-static OCCUPIED: [AtomicU64; SHARDS] = [const { AtomicU64::new(0) }; SHARDS];
-
-fn occupancy_bit(holder: u64) -> u64 {
-    1 << (crate::checked::state::mix(holder) >> 58)
+/// [`with_shard`] for an `f` that neither allocates nor frees (see [`ShardLock::with_quiet`]).
+#[inline(always)]
+fn with_shard_quiet<R>(holder: u64, f: impl FnOnce(&mut Shard) -> R) -> R {
+    let idx = shard_of(holder);
+    HOLDS[idx].with_quiet(idx, f)
 }
 
-/// Whether `holder` may hold async locks (false: it certainly holds none).
-fn may_hold(holder: u64) -> bool {
-    let idx = (crate::checked::state::mix(holder) as usize) % SHARDS;
-    OCCUPIED[idx].load(Ordering::Acquire) & occupancy_bit(holder) != 0
+/// Whether `holder` holds async locks now (a shard visit: slow paths only).
+fn holds_async(holder: u64) -> bool {
+    with_shard(holder, |s| {
+        s.by_holder.get(&holder).is_some_and(|l| !l.is_empty())
+    })
 }
 
 impl Shard {
-    /// `holder`'s list went from empty to non-empty (`on`) or back.
-    fn occupy(&mut self, holder: u64, on: bool) {
-        let bit = occupancy_bit(holder);
-        let c = &mut self.occupied[bit.trailing_zeros() as usize];
-        let before = *c;
-        *c = if on {
-            before + 1
-        } else {
-            before.saturating_sub(1)
-        };
-        if (before == 0) != (*c == 0) {
-            let word = &OCCUPIED[self.idx as usize];
-            let w = word.load(Ordering::Relaxed);
-            word.store(if on { w | bit } else { w & !bit }, Ordering::Release);
-        }
-    }
-
     /// `holder`'s list, made empty if it has none (see `last_list`). The pointer is valid while
     /// the shard is locked and no other key is added or removed.
     #[inline]
@@ -413,6 +423,15 @@ impl Shard {
         unsafe { &mut *self.list_ptr(holder) }
     }
 
+    /// Whether to [`sweep`](Self::sweep): more than [`MAX_EMPTY`] lists emptied since the last
+    /// sweep and more than [`MAX_EMPTY`] lists in all (a few tasks that lock in a loop keep
+    /// their lists, instead of losing them every [`MAX_EMPTY`] releases and allocating them
+    /// again).
+    #[inline]
+    fn must_sweep(&self) -> bool {
+        self.emptied > MAX_EMPTY && self.by_holder.len() > MAX_EMPTY
+    }
+
     /// Removes the empty lists (finished tasks), and the cached pointer with them.
     fn sweep(&mut self) {
         self.by_holder.retain(|_, l| !l.is_empty());
@@ -420,14 +439,9 @@ impl Shard {
         self.last_list = std::ptr::null_mut();
     }
 
-    /// Pushes onto `holder`'s list, noting its occupancy.
+    /// Pushes onto `holder`'s list.
     fn push_entry(&mut self, holder: u64, e: Entry) {
-        let list = self.list_mut(holder);
-        let was_empty = list.is_empty();
-        list.push(e);
-        if was_empty {
-            self.occupy(holder, true);
-        }
+        self.list_mut(holder).push(e);
     }
 
     /// A token unique across shards.
@@ -453,6 +467,32 @@ impl Hasher for IdHasher {
     fn write_u64(&mut self, n: u64) {
         self.0 = (n ^ (n >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
+}
+
+/// What a release took from its holder's list.
+enum Gone {
+    /// No such hold (released already, or its list swept).
+    Missing,
+    /// A plain hold, not recorded: nothing more to do but, if `sweep`, [`sweep_shard`].
+    Quiet { sweep: bool },
+    /// The entry, whether it was its holder's last, the owned guard's pending dependencies.
+    Entry {
+        e: Entry,
+        last: bool,
+        pending: Option<Pending>,
+        sweep: bool,
+    },
+}
+
+/// Sweeps the empty lists of `holder`'s shard, if there are still too many (see [`Shard`]). A
+/// visit of its own, marked busy: the lists freed may reach a locking global allocator.
+#[cold]
+fn sweep_shard(holder: u64) {
+    with_shard(holder, |s| {
+        if s.must_sweep() {
+            s.sweep();
+        }
+    });
 }
 
 /// Every hold of a lock instance, with its holder (every shard: slow path only).
@@ -491,6 +531,7 @@ impl Hold {
         }
     }
 
+    #[inline]
     fn holder(&self) -> u64 {
         self.holder.load(Ordering::Acquire)
     }
@@ -531,7 +572,6 @@ impl Hold {
             let last = list.is_empty();
             if last {
                 s.emptied += 1;
-                s.occupy(from, false);
             }
             Some((e, last))
         });
@@ -550,8 +590,45 @@ impl Hold {
 
     /// Forgets the hold (guard dropped or permits forgotten). An owned guard dropped in another
     /// holder moves there first ([`Hold::touch`]), so the release is the dropper's.
+    #[inline]
     pub(crate) fn release(&mut self) {
-        self.release_as(true);
+        // Released already (a guard's release, then the hold's own drop): no call.
+        if self.token != 0 && !self.release_quiet() {
+            self.release_as(true);
+        }
+    }
+
+    /// The release of the common case, in a small frame: a plain guard (not owned, so its
+    /// holder is the one on record), not recorded, the newest hold of its holder (guards drop in
+    /// reverse order). Dropped in place: nothing allocated or freed, nothing to take out.
+    /// False: not that case, nothing done ([`release_as`](Self::release_as) does it).
+    #[inline]
+    fn release_quiet(&mut self) -> bool {
+        if self.owned || flags() & flag::RECORD != 0 {
+            return false;
+        }
+        let (holder, token) = (self.holder(), self.token);
+        let (done, sweep) = with_shard_quiet(holder, |s| {
+            let Some(list) = s.list_get_mut(holder) else {
+                return (false, false);
+            };
+            match list.last() {
+                Some(top) if top.token == token && top.since.is_none() => {}
+                _ => return (false, false),
+            }
+            list.truncate(list.len() - 1);
+            if list.is_empty() {
+                s.emptied += 1;
+            }
+            (true, s.must_sweep())
+        });
+        if done {
+            self.token = 0;
+            if sweep {
+                sweep_shard(holder);
+            }
+        }
+        done
     }
 
     /// [`release`](Self::release); `record`: write the release to the trace (not when the
@@ -563,46 +640,66 @@ impl Hold {
             return;
         }
         let holder = self.holder();
-        // The common case (a plain guard, not recording) returns nothing from the shard: only
-        // an owned guard's pending dependencies or a recorded hold need the entry afterwards.
-        let gone = with_shard(holder, |s| {
-            let list = s.list_get_mut(holder)?;
-            let i = list.iter().rposition(|e| e.token == token)?;
+        // The common case (a plain guard, not recording) takes nothing from the shard: only an
+        // owned guard's pending dependencies or a recorded hold need the entry afterwards. The
+        // visit allocates and frees nothing (the sweep of empty lists, which frees them, is a
+        // visit of its own), so the thread need not be marked busy during it.
+        let gone = with_shard_quiet(holder, |s| {
+            let Some(list) = s.list_get_mut(holder) else {
+                return Gone::Missing;
+            };
+            let Some(i) = list.iter().rposition(|e| e.token == token) else {
+                return Gone::Missing;
+            };
             // Usually the newest hold (guards drop in reverse order): a pop.
             let e = if i + 1 == list.len() {
-                list.pop()?
+                list.pop()
+                    .expect("a list holding its entry `i` is not empty")
             } else {
                 list.remove(i)
             };
             let last = list.is_empty();
             if last {
-                s.occupy(holder, false);
                 s.emptied += 1;
-                if s.emptied > MAX_EMPTY {
-                    s.sweep();
-                }
             }
+            let sweep = s.must_sweep();
             if !e.owned && e.since.is_none() {
-                return None;
+                return Gone::Quiet { sweep };
             }
             let pending = if e.owned {
                 s.pending.remove(&token)
             } else {
                 None
             };
-            Some(Box::new((e, last, pending)))
-        });
-        if let Some(gone) = gone {
-            let (mut e, last, pending) = *gone;
-            if let Some(p) = pending {
-                // Before the release in the trace: the guard was held during those requests.
-                if record && e.since.is_some() {
-                    rec_confirmed(holder, &mut e, &p);
-                }
-                confirm_owned(holder, &e, p);
+            Gone::Entry {
+                e,
+                last,
+                pending,
+                sweep,
             }
-            if let Some(since) = e.since.filter(|_| record) {
-                rec_release(holder, e, since, last);
+        });
+        match gone {
+            Gone::Missing | Gone::Quiet { sweep: false } => {}
+            Gone::Quiet { sweep: true } => sweep_shard(holder),
+            Gone::Entry {
+                mut e,
+                last,
+                pending,
+                sweep,
+            } => {
+                if sweep {
+                    sweep_shard(holder);
+                }
+                if let Some(p) = pending {
+                    // Before the release in the trace: the guard was held during those requests.
+                    if record && e.since.is_some() {
+                        rec_confirmed(holder, &mut e, &p);
+                    }
+                    confirm_owned(holder, &e, p);
+                }
+                if let Some(since) = e.since.filter(|_| record) {
+                    rec_release(holder, e, since, last);
+                }
             }
         }
     }
@@ -677,7 +774,21 @@ impl Hold {
 
 impl Drop for Hold {
     /// A hold dropped without its guard (the action panicked right after the acquisition).
+    /// Inlined: after a guard's release (the common case) it is a test of the token.
+    #[inline(always)]
     fn drop(&mut self) {
+        if self.token != 0 {
+            self.release_dropped();
+        }
+    }
+}
+
+impl Hold {
+    /// [`Hold::release`] from the hold's own drop: out of line, so that the drop after a guard's
+    /// release stays a test.
+    #[cold]
+    #[inline(never)]
+    fn release_dropped(&mut self) {
         self.release();
     }
 }
@@ -826,14 +937,9 @@ pub(crate) fn precheck(r: &Req<'_>, unavailable: bool, available: usize) -> (Pre
         ids: ctx.ids,
         blocking: true,
     };
-    // Holding nothing (no sync guard of its own, no async hold, no other task's guard on this
-    // thread): nothing to check against, and no shard to lock.
-    let nothing = sync.n == 0 && sync.foreign.is_none() && !may_hold(ctx.holder);
-    if !nothing {
-        let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
-        if let Some(v) = report(&ctx, r, sync, scan) {
-            return (pre, Some(v));
-        }
+    let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
+    if let Some(v) = report(&ctx, r, sync, scan) {
+        return (pre, Some(v));
     }
     if unavailable && r.kind == LockKind::Semaphore {
         return (pre, semaphore_self_deadlock(&ctx, r));
@@ -867,7 +973,76 @@ pub(crate) fn before(r: &Req<'_>, pre: Pre, available: usize) -> Result<Option<C
 /// [`precheck`] did it for this holder).
 /// With the verdict to raise under `panic`: the caller drops the hold and gives the permits back
 /// first.
-pub(crate) fn acquired_now(r: &Req<'_>, pre: Pre, available: usize) -> (Hold, Option<Verdict>) {
+/// `available`: the permits the semaphore had before the try, asked only when the request is
+/// recorded.
+#[inline]
+pub(crate) fn acquired_now(
+    r: &Req<'_>,
+    pre: Pre,
+    available: impl FnOnce() -> usize,
+) -> (Hold, Option<Verdict>) {
+    if pre.holder.is_none() {
+        if let Some(hold) = acquired_quiet(r) {
+            return (hold, None);
+        }
+    }
+    acquired_full(r, pre, available())
+}
+
+/// [`acquired_now`] in the common case, where there is nothing to check: a task that holds
+/// nothing (no async hold in its list, no sync guard on this thread, its own or a suspended
+/// task's), checking on, not recording, a guard that is not owned. The full path would scan an
+/// empty held set (no conflict, no dependency, no report) and push the entry: this pushes it
+/// alone, into the list the task kept from its previous holds, when it has room (so that the
+/// visit allocates nothing and the thread need not be marked busy). None: take the full path.
+#[inline]
+fn acquired_quiet(r: &Req<'_>) -> Option<Hold> {
+    if flags() & (flag::CHECK | flag::RECORD) != flag::CHECK || r.owned {
+        return None;
+    }
+    let holder = TASK_BIT | task_number(::tokio::task::try_id()?);
+    let quiet = STATE
+        .try_with(|s| !s.busy.get() && !s.holds_any())
+        .unwrap_or(false);
+    if !quiet {
+        return None;
+    }
+    let ids = r.meta.ids(r.kind);
+    if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
+        graph::note_written(ids.inst, ids.class);
+    }
+    let token = with_shard_quiet(holder, |s| {
+        let token = s.token();
+        let list = s.list_get_mut(holder)?;
+        if !list.is_empty() || list.len() == list.capacity() {
+            return None;
+        }
+        list.push(Entry {
+            token,
+            inst: ids.inst,
+            class: ids.class,
+            mode: r.mode,
+            site: r.site,
+            permits: r.permits,
+            kind: r.kind,
+            owned: false,
+            moved: false,
+            in_trace: true,
+            since: None,
+        });
+        Some(token)
+    })?;
+    let _ = ASYNC_HOLDER.try_with(|c| c.set(holder));
+    Some(Hold {
+        token,
+        holder: AtomicU64::new(holder),
+        inst: ids.inst,
+        owned: false,
+    })
+}
+
+/// [`acquired_now`]'s full path.
+fn acquired_full(r: &Req<'_>, pre: Pre, available: usize) -> (Hold, Option<Verdict>) {
     // Checked ahead for the task that runs this future (the common case): nothing to prepare or
     // check again, only the hold to record.
     if let Some(h) = pre.holder.filter(|&h| is_task(h)) {
@@ -1414,14 +1589,10 @@ fn scan_push(
         since: (flags() & flag::RECORD != 0).then(Instant::now),
     };
     // SAFETY: the list stays valid below: no key of `by_holder` is added or removed until the
-    // last use of `list` (`checked` is another field; `occupy` comes after).
+    // last use of `list` (`checked` is another field).
     let list = unsafe { &mut *s.list_ptr(ctx.holder) };
     let scan = sync.map(|sync| scan_list(list, &mut s.checked, ctx, r, sync));
-    let was_empty = list.is_empty();
     list.push(e);
-    if was_empty {
-        s.occupy(ctx.holder, true);
-    }
     let hold = Hold {
         token,
         holder: AtomicU64::new(ctx.holder),
@@ -2371,7 +2542,7 @@ fn sync_after_async(
         None => STATE.try_with(|s| s.id()).unwrap_or(0),
     };
     if holder != known {
-        if !may_hold(known) {
+        if !holds_async(known) {
             // The last holder seen here holds nothing now (it released its async locks, or
             // ended): the sync fast paths need not leave to the full path for it any more.
             let _ = ASYNC_HOLDER.try_with(|c| c.set(0));
