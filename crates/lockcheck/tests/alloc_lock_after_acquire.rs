@@ -11,6 +11,11 @@ mod stats_alloc;
 use lockcheck::Mutex;
 use stats_alloc::{guarded, read, use_lock};
 
+/// The tests of this binary one at a time: [`use_lock`] makes every allocation of the process take
+/// the given lock, so another test allocating at that moment holds it, and a first `try_lock`
+/// (which must find it free to test what it tests) would fail. A plain std mutex, not checked.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Locks to nest, leaked (allocated before the scenario holds anything).
 fn many(n: usize) -> &'static [Mutex<u32>] {
     Box::leak(
@@ -26,6 +31,7 @@ fn many(n: usize) -> &'static [Mutex<u32>] {
 /// entry of a heap stack (it moves back inline), on fresh threads each time.
 #[test]
 fn the_allocators_lock_taken_and_released_at_any_depth_does_not_deadlock() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let ls = many(200);
     for depth in [32usize, 128, 40] {
         guarded(60, move || {
@@ -68,6 +74,7 @@ fn the_allocators_lock_taken_and_released_at_any_depth_does_not_deadlock() {
 /// before the attempt, not once the lock is held.
 #[test]
 fn a_first_use_by_try_lock_of_the_allocators_lock_does_not_deadlock() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     for round in 0..3 {
         let m: &'static Mutex<u64> = Box::leak(Box::new(Mutex::named(
             Box::leak(format!("alloc.try.{round}").into_boxed_str()),
