@@ -14,9 +14,11 @@ use lockcheck_core::deps::{check_link, Dependency, VectorClock};
 use lockcheck_core::order::{NodeId, OrderGraph};
 use lockcheck_core::trace::{How, Mode};
 use parking_lot::Mutex as PlMutex;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 /// Dependency variants kept per edge, a memory bound only: a variant is dropped silently only when
@@ -42,6 +44,67 @@ pub(crate) struct DepRecord {
     pub site: &'static Location<'static>,
     pub held_sites: Box<[&'static Location<'static>]>,
     pub backtrace: Option<Trace>,
+    /// The requesting OS thread's end, shared by its records (`None` for a task's dependency,
+    /// or a thread already ending: never merged).
+    pub end: Option<Arc<ThreadEnd>>,
+}
+
+/// The end of one OS thread that recorded dependencies, as the graph sees it: shared by the
+/// thread's records, so that a variant knows whether its thread can still add any.
+#[derive(Debug, Default)]
+pub(crate) struct ThreadEnd {
+    /// Set when the thread ended while never ordered by fork/join: its clock stayed
+    /// `{itself: 1}` (not started, never forking or joining, through [`crate::thread`]), so no
+    /// clock ever knows it. Each of its variants is then concurrent with every dependency of
+    /// another thread, past and future: two such variants differ only by their thread.
+    unordered: AtomicBool,
+    /// Variants of the thread pushed on each level (instance, class), never decremented: 1 means
+    /// the one variant it has on that level, so no cycle can hold it twice (see [`merge_ended`]).
+    pushed: [AtomicU32; 2],
+}
+
+/// The calling thread's [`ThreadEnd`], created by its first dependency; its destructor (a thread
+/// local's, run at thread exit) marks the end.
+struct ThisThread(RefCell<Option<(u64, Arc<ThreadEnd>)>>);
+
+impl Drop for ThisThread {
+    fn drop(&mut self) {
+        let Some((id, end)) = self.0.get_mut().take() else {
+            return;
+        };
+        let mut alone = VectorClock::new();
+        alone.set(id, 1);
+        // The thread's clock, if its state is still there (else: not known, never merged).
+        if super::state::with_slow(|slow| slow.clock == alone) == Some(true) {
+            end.unordered.store(true, Ordering::Release);
+        }
+    }
+}
+
+thread_local! {
+    static THIS_THREAD: ThisThread = const { ThisThread(RefCell::new(None)) };
+}
+
+/// The [`ThreadEnd`] of the calling OS thread if `thread` is its number, else `None` (a task, or
+/// the thread's exit already under way: a late dependency is noted, see [`Graph::late`]).
+fn this_thread_end(thread: u64) -> Option<Arc<ThreadEnd>> {
+    let own = super::state::STATE
+        .try_with(|s| s.id() == thread)
+        .unwrap_or(false);
+    if !own {
+        return None;
+    }
+    let end = THIS_THREAD.try_with(|t| {
+        Arc::clone(
+            &t.0.borrow_mut()
+                .get_or_insert_with(|| (thread, Arc::default()))
+                .1,
+        )
+    });
+    if end.is_err() {
+        with_graph(|g| g.late.insert(thread));
+    }
+    end.ok()
 }
 
 struct Level<K> {
@@ -55,10 +118,12 @@ struct Level<K> {
     back: HashSet<(NodeId, NodeId)>,
     /// Variants kept over all edges (see [`LEVEL_LIMIT`]).
     kept: usize,
+    /// 0 for the instance level, 1 for the class level (the index of [`ThreadEnd::pushed`]).
+    index: usize,
 }
 
 impl<K: Copy + Eq + Hash> Level<K> {
-    fn new() -> Self {
+    fn new(index: usize) -> Self {
         Level {
             node_of: HashMap::new(),
             key_of: Vec::new(),
@@ -68,6 +133,7 @@ impl<K: Copy + Eq + Hash> Level<K> {
             order: OrderGraph::new(),
             back: HashSet::new(),
             kept: 0,
+            index,
         }
     }
 
@@ -140,6 +206,9 @@ impl<K: Copy + Eq + Hash> Level<K> {
         }
         variants.push(Arc::clone(dep));
         self.kept += 1;
+        if let Some(end) = &dep.end {
+            end.pushed[self.index].fetch_add(1, Ordering::Relaxed);
+        }
         Added::New
     }
 
@@ -199,6 +268,9 @@ struct Graph {
     reported_classes: HashSet<Vec<u32>>,
     /// Limits already reported (each once).
     limits_reported: HashSet<&'static str>,
+    /// Threads that added a dependency while exiting (after their [`ThisThread`] was gone): their
+    /// end mark may be set too early, so their variants are never merged. Normally empty.
+    late: HashSet<u64>,
 }
 
 static GRAPH: PlMutex<Option<Graph>> = PlMutex::new(None);
@@ -206,13 +278,14 @@ static GRAPH: PlMutex<Option<Graph>> = PlMutex::new(None);
 fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
     let mut g = internal(&GRAPH);
     let g = g.get_or_insert_with(|| Graph {
-        inst: Level::new(),
-        class: Level::new(),
+        inst: Level::new(0),
+        class: Level::new(1),
         written_inst: HashSet::new(),
         written_class: HashSet::new(),
         reported_sites: HashSet::new(),
         reported_classes: HashSet::new(),
         limits_reported: HashSet::new(),
+        late: HashSet::new(),
     });
     f(g)
 }
@@ -250,6 +323,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
             })
         });
     let backtrace = if new_edge { Trace::capture() } else { None };
+    let end = this_thread_end(req.thread);
     let rec = Arc::new(DepRecord {
         dep: Dependency {
             thread: req.thread,
@@ -265,6 +339,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
         site: req.site,
         held_sites: held.iter().map(|h| h.site).collect(),
         backtrace,
+        end,
     });
     with_graph(|g| {
         let mut limits = Vec::new();
@@ -316,7 +391,8 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
 }
 
 impl Graph {
-    /// Compacts an edge (see [`compact`]) each time its list doubles past 32 variants.
+    /// Compacts an edge (see [`compact`], then [`merge_ended`]) each time its list doubles past
+    /// 32 variants.
     fn compact_due(&mut self, class_level: bool, key: (NodeId, NodeId)) {
         let list = if class_level {
             self.class.edges.get(&key)
@@ -334,14 +410,26 @@ impl Graph {
             .flat_map(|v| v.dep.held.iter().map(|h| h.0))
             .filter(|&h| h & DEAD == 0 && !self.inst.node_of.contains_key(&h))
             .collect();
-        if dead.is_empty() {
-            return;
+        let late = &self.late;
+        let ended = list.iter().any(|v| ended(v, late));
+        fn tidy<K: Copy + Eq + Hash>(
+            level: &mut Level<K>,
+            key: (NodeId, NodeId),
+            dead: &HashSet<u64>,
+            ended: bool,
+            late: &HashSet<u64>,
+        ) {
+            if !dead.is_empty() {
+                compact(level, key, &|h| !dead.contains(&h));
+            }
+            if ended {
+                merge_ended(level, key, late);
+            }
         }
-        let alive = |h: u64| !dead.contains(&h);
         if class_level {
-            compact(&mut self.class, key, &alive);
+            tidy(&mut self.class, key, &dead, ended, late);
         } else {
-            compact(&mut self.inst, key, &alive);
+            tidy(&mut self.inst, key, &dead, ended, late);
         }
     }
 
@@ -589,6 +677,59 @@ fn compact<K: Copy + Eq + Hash>(
     *variants = rest;
 }
 
+/// Whether `v`'s thread ended unordered (see [`ThreadEnd::unordered`]): it adds no variant any
+/// more, and `v` is concurrent with every other thread's dependency, forever.
+fn ended(v: &DepRecord, late: &HashSet<u64>) -> bool {
+    v.end
+        .as_ref()
+        .is_some_and(|e| e.unordered.load(Ordering::Acquire))
+        && !late.contains(&v.dep.thread)
+}
+
+/// Drops the variants of edge `key` whose threads ended unordered when a kept one of another such
+/// thread stands for them, so that an edge that every short-lived thread repeats (each test of
+/// a suite on its own thread, a pool respawned per job) keeps one variant, not one per thread.
+///
+/// `r` stands for `v` when both threads ended unordered (both concurrent with every dependency
+/// of any other thread, forever), same mode, `r` holds a subset of `v`'s locks in the same modes
+/// (no gate `v` avoids; the links of the edge are the same), and `r`'s thread has no other
+/// variant on this level (`pushed == 1`). Then any feasible cycle through `v` stays feasible with
+/// `r` in its place: the other dependencies are on other edges, so none is of `r`'s thread.
+/// Exact: nothing found before is lost, and the pairwise rules are unchanged (no report added).
+/// A thread with variants on several edges stays as it is (its variants are kept, up to the
+/// reported bounds).
+fn merge_ended<K>(level: &mut Level<K>, key: (NodeId, NodeId), late: &HashSet<u64>) {
+    let Some(variants) = level.edges.get_mut(&key) else {
+        return;
+    };
+    let idx = level.index;
+    let alone = |r: &DepRecord| {
+        r.end
+            .as_ref()
+            .is_some_and(|e| e.pushed[idx].load(Ordering::Relaxed) == 1)
+    };
+    let stands_for = |r: &DepRecord, v: &DepRecord| {
+        r.dep.thread != v.dep.thread
+            && r.dep.mode == v.dep.mode
+            && r.dep.held.iter().all(|h| v.dep.held.contains(h))
+    };
+    let before = variants.len();
+    let mut reps: Vec<Arc<DepRecord>> = Vec::new();
+    variants.retain(|v| {
+        if !ended(v, late) {
+            return true;
+        }
+        if reps.iter().any(|r| stands_for(r, v)) {
+            return false;
+        }
+        if alone(v) {
+            reps.push(Arc::clone(v));
+        }
+        true
+    });
+    level.kept -= before - variants.len();
+}
+
 /// Which nodes have a path to `a` (`a` included), by a walk over incoming edges.
 fn ancestors<K>(level: &Level<K>, a: NodeId) -> Vec<bool> {
     let mut seen = vec![false; level.inn.len()];
@@ -743,6 +884,14 @@ pub(crate) fn forget_instance(inst: u64) {
         g.inst.remove(inst);
         g.written_inst.remove(&inst);
     });
+}
+
+/// The most variants kept on one edge of each level (instance, class), for tests.
+pub(crate) fn most_variants() -> (usize, usize) {
+    let most = |edges: &HashMap<(NodeId, NodeId), Vec<Arc<DepRecord>>>| {
+        edges.values().map(Vec::len).max().unwrap_or(0)
+    };
+    with_graph(|g| (most(&g.inst.edges), most(&g.class.edges)))
 }
 
 /// Sizes of the graphs (instance nodes, instance edges, class nodes, class edges), for tests.
