@@ -16,7 +16,7 @@ use lockcheck_core::trace::{How, Mode};
 use parking_lot::Mutex as PlMutex;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -33,10 +33,50 @@ const LEVEL_LIMIT: usize = 1 << 19;
 /// Steps of one cycle search before it gives up (reported as `ViolationKind::Incomplete`).
 const SEARCH_BUDGET: usize = 200_000;
 
+/// A hasher for the graph's keys (node, instance and class numbers, pairs of them): a multiply
+/// per word. The keys are lockcheck's own counters, not chosen by an adversary, so SipHash's
+/// protection buys nothing here; it was about 3,000 instructions of a never-seen edge.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // The product's high bits are the well-mixed ones: fold them into the low ones too.
+        self.0 ^ (self.0 >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(23) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
+
+/// A 64-bit summary of a held set (one bit per lock): `a`'s locks can be a subset of `b`'s only
+/// if `sig(a) & !sig(b) == 0`, which rejects most candidates of [`subsumes`] in one instruction.
+fn held_sig(held: &[(u64, Mode)]) -> u64 {
+    held.iter().fold(0, |s, h| {
+        s | 1 << (h.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
+    })
+}
+
 /// One observed dependency with what a report needs.
 #[derive(Debug, Clone)]
 pub(crate) struct DepRecord {
     pub dep: Dependency<u64>,
+    /// [`held_sig`] of `dep.held`.
+    pub held_sig: u64,
     /// Shared by every record of the thread.
     pub thread_name: Arc<str>,
     pub lock_class: u32,
@@ -108,14 +148,14 @@ fn this_thread_end(thread: u64) -> Option<Arc<ThreadEnd>> {
 }
 
 struct Level<K> {
-    node_of: HashMap<K, NodeId>,
+    node_of: IdMap<K, NodeId>,
     key_of: Vec<Option<K>>,
     out: Vec<Vec<NodeId>>,
     inn: Vec<Vec<NodeId>>,
-    edges: HashMap<(NodeId, NodeId), Vec<Arc<DepRecord>>>,
+    edges: IdMap<(NodeId, NodeId), Vec<Arc<DepRecord>>>,
     order: OrderGraph,
     /// Edges refused by the order because they close a cycle.
-    back: HashSet<(NodeId, NodeId)>,
+    back: IdSet<(NodeId, NodeId)>,
     /// Variants kept over all edges (see [`LEVEL_LIMIT`]).
     kept: usize,
     /// 0 for the instance level, 1 for the class level (the index of [`ThreadEnd::pushed`]).
@@ -125,13 +165,13 @@ struct Level<K> {
 impl<K: Copy + Eq + Hash> Level<K> {
     fn new(index: usize) -> Self {
         Level {
-            node_of: HashMap::new(),
+            node_of: IdMap::default(),
             key_of: Vec::new(),
             out: Vec::new(),
             inn: Vec::new(),
-            edges: HashMap::new(),
+            edges: IdMap::default(),
             order: OrderGraph::new(),
-            back: HashSet::new(),
+            back: IdSet::default(),
             kept: 0,
             index,
         }
@@ -191,13 +231,25 @@ impl<K: Copy + Eq + Hash> Level<K> {
                 self.back.insert((a, b));
             }
         }
-        if variants.iter().any(|v| subsumes(v, dep)) {
+        // One pass: the new variant may make older ones redundant (keep the list an antichain),
+        // or be redundant itself. Both cannot happen with an antichain (subsumption is
+        // transitive), and if it did, what was dropped was redundant with the kept one anyway.
+        let before = variants.len();
+        let mut redundant = false;
+        variants.retain(|v| {
+            if redundant {
+                return true;
+            }
+            if subsumes(v, dep) {
+                redundant = true;
+                return true;
+            }
+            !subsumes(dep, v)
+        });
+        self.kept -= before - variants.len();
+        if redundant {
             return Added::Redundant;
         }
-        // The new variant may make older ones redundant: keep the list an antichain.
-        let before = variants.len();
-        variants.retain(|v| !subsumes(dep, v));
-        self.kept -= before - variants.len();
         if variants.len() >= VARIANT_LIMIT {
             return Added::Dropped("edge-variants");
         }
@@ -239,6 +291,7 @@ fn subsumes(old: &DepRecord, new: &DepRecord) -> bool {
     let t = new.dep.thread;
     old.dep.thread == t
         && old.dep.mode == new.dep.mode
+        && old.held_sig & !new.held_sig == 0
         && old.dep.held.iter().all(|h| new.dep.held.contains(h))
         && at_most_as_ordered(&old.dep.clock, &new.dep.clock, t)
 }
@@ -249,14 +302,7 @@ fn at_most_as_ordered(old: &VectorClock, new: &VectorClock, t: u64) -> bool {
     // `old` happens before `e` iff old[t] != 0 && old[t] <= e[t]: that must imply the same of
     // `new`. `e` happens before `old` iff e[u] <= old[u] (u: e's thread): so old[u] <= new[u].
     let (o, n) = (old.get(t), new.get(t));
-    if !(o == n || (n != 0 && n <= o)) {
-        return false;
-    }
-    let mut others = old.clone();
-    others.set(t, n);
-    let mut max = new.clone();
-    max.join(&others);
-    max == *new
+    (o == n || (n != 0 && n <= o)) && old.others_at_most(new, t)
 }
 
 struct Graph {
@@ -324,13 +370,15 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
         });
     let backtrace = if new_edge { Trace::capture() } else { None };
     let end = this_thread_end(req.thread);
+    let held_modes: Vec<(u64, Mode)> = held.iter().map(|h| (h.inst, h.mode)).collect();
     let rec = Arc::new(DepRecord {
+        held_sig: held_sig(&held_modes),
         dep: Dependency {
             thread: req.thread,
             lock: req.inst,
             mode: req.mode,
             how: How::Blocking,
-            held: held.iter().map(|h| (h.inst, h.mode)).collect(),
+            held: held_modes,
             clock: req.clock,
         },
         thread_name: super::state::shared_thread_name(req.thread),
@@ -405,7 +453,7 @@ impl Graph {
         }
         // A held lock is alive while it is a node of the instance graph (it became one when its
         // dependency was added, and leaves when it is dropped).
-        let dead: HashSet<u64> = list
+        let dead: IdSet<u64> = list
             .iter()
             .flat_map(|v| v.dep.held.iter().map(|h| h.0))
             .filter(|&h| h & DEAD == 0 && !self.inst.node_of.contains_key(&h))
@@ -415,7 +463,7 @@ impl Graph {
         fn tidy<K: Copy + Eq + Hash>(
             level: &mut Level<K>,
             key: (NodeId, NodeId),
-            dead: &HashSet<u64>,
+            dead: &IdSet<u64>,
             ended: bool,
             late: &HashSet<u64>,
         ) {
@@ -666,6 +714,7 @@ fn compact<K: Copy + Eq + Hash>(
                 h.0 = DEAD | u64::from(*c);
             }
         }
+        r.held_sig = held_sig(&r.dep.held);
         let v = Arc::new(r);
         if rest.iter().any(|k| subsumes(k, &v)) {
             continue;
@@ -711,6 +760,7 @@ fn merge_ended<K>(level: &mut Level<K>, key: (NodeId, NodeId), late: &HashSet<u6
     let stands_for = |r: &DepRecord, v: &DepRecord| {
         r.dep.thread != v.dep.thread
             && r.dep.mode == v.dep.mode
+            && r.held_sig & !v.held_sig == 0
             && r.dep.held.iter().all(|h| v.dep.held.contains(h))
     };
     let before = variants.len();
@@ -888,7 +938,7 @@ pub(crate) fn forget_instance(inst: u64) {
 
 /// The most variants kept on one edge of each level (instance, class), for tests.
 pub(crate) fn most_variants() -> (usize, usize) {
-    let most = |edges: &HashMap<(NodeId, NodeId), Vec<Arc<DepRecord>>>| {
+    let most = |edges: &IdMap<(NodeId, NodeId), Vec<Arc<DepRecord>>>| {
         edges.values().map(Vec::len).max().unwrap_or(0)
     };
     with_graph(|g| (most(&g.inst.edges), most(&g.class.edges)))
