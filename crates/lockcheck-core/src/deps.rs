@@ -70,6 +70,19 @@ impl VectorClock {
         }
     }
 
+    /// Whether every entry of `self` but `except`'s is at most `other`'s. A walk over both
+    /// sorted lists, allocating nothing.
+    pub fn others_at_most(&self, other: &VectorClock, except: u64) -> bool {
+        let mut theirs = other.entries.iter().peekable();
+        self.entries.iter().all(|&(t, e)| {
+            if t == except || e == 0 {
+                return true;
+            }
+            while theirs.next_if(|o| o.0 < t).is_some() {}
+            theirs.peek().is_some_and(|o| o.0 == t && e <= o.1)
+        })
+    }
+
     /// Whether an event of `thread` at clock `self` happened before an event at clock `later`.
     pub fn happens_before(&self, thread: u64, later: &VectorClock) -> bool {
         let own = self.get(thread);
@@ -294,6 +307,23 @@ mod tests {
             held: held.iter().map(|&h| (h, Mode::Exclusive)).collect(),
             clock: VectorClock::new(),
         }
+    }
+
+    #[test]
+    fn others_at_most_skips_the_excepted_thread_and_treats_absent_as_zero() {
+        let clock = |e: &[(u64, u32)]| {
+            let mut c = VectorClock::new();
+            for &(t, v) in e {
+                c.set(t, v);
+            }
+            c
+        };
+        let old = clock(&[(1, 5), (2, 3), (4, 1)]);
+        assert!(old.others_at_most(&clock(&[(1, 1), (2, 3), (4, 2)]), 1));
+        assert!(!old.others_at_most(&clock(&[(1, 9), (2, 2), (4, 2)]), 1));
+        assert!(!old.others_at_most(&clock(&[(2, 3)]), 1), "4 absent: 0 < 1");
+        assert!(old.others_at_most(&clock(&[(2, 3), (3, 7), (4, 1)]), 1));
+        assert!(VectorClock::new().others_at_most(&VectorClock::new(), 1));
     }
 
     #[test]

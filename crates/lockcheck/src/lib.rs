@@ -131,6 +131,11 @@ pub mod __private {
         crate::checked::graph::sizes()
     }
 
+    /// The most dependency variants kept on one edge (instance level, class level), for tests.
+    pub fn most_edge_variants() -> (usize, usize) {
+        crate::checked::graph::most_variants()
+    }
+
     /// The `wait_timeout` entries a policy file's text sets (as `LOCKCHECK_POLICY` reads it),
     /// for tests that hold the runtime's reader to a real TOML parser.
     pub fn policy_entries(text: &str) -> Result<Vec<(String, std::time::Duration)>, String> {

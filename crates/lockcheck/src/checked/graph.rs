@@ -14,9 +14,11 @@ use lockcheck_core::deps::{check_link, Dependency, VectorClock};
 use lockcheck_core::order::{NodeId, OrderGraph};
 use lockcheck_core::trace::{How, Mode};
 use parking_lot::Mutex as PlMutex;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 /// Dependency variants kept per edge, a memory bound only: a variant is dropped silently only when
@@ -31,10 +33,50 @@ const LEVEL_LIMIT: usize = 1 << 19;
 /// Steps of one cycle search before it gives up (reported as `ViolationKind::Incomplete`).
 const SEARCH_BUDGET: usize = 200_000;
 
+/// A hasher for the graph's keys (node, instance and class numbers, pairs of them): a multiply
+/// per word. The keys are lockcheck's own counters, not chosen by an adversary, so SipHash's
+/// protection buys nothing here; it was about 3,000 instructions of a never-seen edge.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // The product's high bits are the well-mixed ones: fold them into the low ones too.
+        self.0 ^ (self.0 >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(23) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
+
+/// A 64-bit summary of a held set (one bit per lock): `a`'s locks can be a subset of `b`'s only
+/// if `sig(a) & !sig(b) == 0`, which rejects most candidates of [`subsumes`] in one instruction.
+fn held_sig(held: &[(u64, Mode)]) -> u64 {
+    held.iter().fold(0, |s, h| {
+        s | 1 << (h.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
+    })
+}
+
 /// One observed dependency with what a report needs.
 #[derive(Debug, Clone)]
 pub(crate) struct DepRecord {
     pub dep: Dependency<u64>,
+    /// [`held_sig`] of `dep.held`.
+    pub held_sig: u64,
     /// Shared by every record of the thread.
     pub thread_name: Arc<str>,
     pub lock_class: u32,
@@ -42,32 +84,96 @@ pub(crate) struct DepRecord {
     pub site: &'static Location<'static>,
     pub held_sites: Box<[&'static Location<'static>]>,
     pub backtrace: Option<Trace>,
+    /// The requesting OS thread's end, shared by its records (`None` for a task's dependency,
+    /// or a thread already ending: never merged).
+    pub end: Option<Arc<ThreadEnd>>,
+}
+
+/// The end of one OS thread that recorded dependencies, as the graph sees it: shared by the
+/// thread's records, so that a variant knows whether its thread can still add any.
+#[derive(Debug, Default)]
+pub(crate) struct ThreadEnd {
+    /// Set when the thread ended while never ordered by fork/join: its clock stayed
+    /// `{itself: 1}` (not started, never forking or joining, through [`crate::thread`]), so no
+    /// clock ever knows it. Each of its variants is then concurrent with every dependency of
+    /// another thread, past and future: two such variants differ only by their thread.
+    unordered: AtomicBool,
+    /// Variants of the thread pushed on each level (instance, class), never decremented: 1 means
+    /// the one variant it has on that level, so no cycle can hold it twice (see [`merge_ended`]).
+    pushed: [AtomicU32; 2],
+}
+
+/// The calling thread's [`ThreadEnd`], created by its first dependency; its destructor (a thread
+/// local's, run at thread exit) marks the end.
+struct ThisThread(RefCell<Option<(u64, Arc<ThreadEnd>)>>);
+
+impl Drop for ThisThread {
+    fn drop(&mut self) {
+        let Some((id, end)) = self.0.get_mut().take() else {
+            return;
+        };
+        let mut alone = VectorClock::new();
+        alone.set(id, 1);
+        // The thread's clock, if its state is still there (else: not known, never merged).
+        if super::state::with_slow(|slow| slow.clock == alone) == Some(true) {
+            end.unordered.store(true, Ordering::Release);
+        }
+    }
+}
+
+thread_local! {
+    static THIS_THREAD: ThisThread = const { ThisThread(RefCell::new(None)) };
+}
+
+/// The [`ThreadEnd`] of the calling OS thread if `thread` is its number, else `None` (a task, or
+/// the thread's exit already under way: a late dependency is noted, see [`Graph::late`]).
+fn this_thread_end(thread: u64) -> Option<Arc<ThreadEnd>> {
+    let own = super::state::STATE
+        .try_with(|s| s.id() == thread)
+        .unwrap_or(false);
+    if !own {
+        return None;
+    }
+    let end = THIS_THREAD.try_with(|t| {
+        Arc::clone(
+            &t.0.borrow_mut()
+                .get_or_insert_with(|| (thread, Arc::default()))
+                .1,
+        )
+    });
+    if end.is_err() {
+        with_graph(|g| g.late.insert(thread));
+    }
+    end.ok()
 }
 
 struct Level<K> {
-    node_of: HashMap<K, NodeId>,
+    node_of: IdMap<K, NodeId>,
     key_of: Vec<Option<K>>,
     out: Vec<Vec<NodeId>>,
     inn: Vec<Vec<NodeId>>,
-    edges: HashMap<(NodeId, NodeId), Vec<Arc<DepRecord>>>,
+    edges: IdMap<(NodeId, NodeId), Vec<Arc<DepRecord>>>,
     order: OrderGraph,
     /// Edges refused by the order because they close a cycle.
-    back: HashSet<(NodeId, NodeId)>,
+    back: IdSet<(NodeId, NodeId)>,
     /// Variants kept over all edges (see [`LEVEL_LIMIT`]).
     kept: usize,
+    /// 0 for the instance level, 1 for the class level (the index of [`ThreadEnd::pushed`]).
+    index: usize,
 }
 
 impl<K: Copy + Eq + Hash> Level<K> {
-    fn new() -> Self {
+    fn new(index: usize) -> Self {
         Level {
-            node_of: HashMap::new(),
+            node_of: IdMap::default(),
             key_of: Vec::new(),
             out: Vec::new(),
             inn: Vec::new(),
-            edges: HashMap::new(),
+            edges: IdMap::default(),
             order: OrderGraph::new(),
-            back: HashSet::new(),
+            back: IdSet::default(),
             kept: 0,
+            index,
         }
     }
 
@@ -125,13 +231,25 @@ impl<K: Copy + Eq + Hash> Level<K> {
                 self.back.insert((a, b));
             }
         }
-        if variants.iter().any(|v| subsumes(v, dep)) {
+        // One pass: the new variant may make older ones redundant (keep the list an antichain),
+        // or be redundant itself. Both cannot happen with an antichain (subsumption is
+        // transitive), and if it did, what was dropped was redundant with the kept one anyway.
+        let before = variants.len();
+        let mut redundant = false;
+        variants.retain(|v| {
+            if redundant {
+                return true;
+            }
+            if subsumes(v, dep) {
+                redundant = true;
+                return true;
+            }
+            !subsumes(dep, v)
+        });
+        self.kept -= before - variants.len();
+        if redundant {
             return Added::Redundant;
         }
-        // The new variant may make older ones redundant: keep the list an antichain.
-        let before = variants.len();
-        variants.retain(|v| !subsumes(dep, v));
-        self.kept -= before - variants.len();
         if variants.len() >= VARIANT_LIMIT {
             return Added::Dropped("edge-variants");
         }
@@ -140,6 +258,9 @@ impl<K: Copy + Eq + Hash> Level<K> {
         }
         variants.push(Arc::clone(dep));
         self.kept += 1;
+        if let Some(end) = &dep.end {
+            end.pushed[self.index].fetch_add(1, Ordering::Relaxed);
+        }
         Added::New
     }
 
@@ -170,6 +291,7 @@ fn subsumes(old: &DepRecord, new: &DepRecord) -> bool {
     let t = new.dep.thread;
     old.dep.thread == t
         && old.dep.mode == new.dep.mode
+        && old.held_sig & !new.held_sig == 0
         && old.dep.held.iter().all(|h| new.dep.held.contains(h))
         && at_most_as_ordered(&old.dep.clock, &new.dep.clock, t)
 }
@@ -180,14 +302,7 @@ fn at_most_as_ordered(old: &VectorClock, new: &VectorClock, t: u64) -> bool {
     // `old` happens before `e` iff old[t] != 0 && old[t] <= e[t]: that must imply the same of
     // `new`. `e` happens before `old` iff e[u] <= old[u] (u: e's thread): so old[u] <= new[u].
     let (o, n) = (old.get(t), new.get(t));
-    if !(o == n || (n != 0 && n <= o)) {
-        return false;
-    }
-    let mut others = old.clone();
-    others.set(t, n);
-    let mut max = new.clone();
-    max.join(&others);
-    max == *new
+    (o == n || (n != 0 && n <= o)) && old.others_at_most(new, t)
 }
 
 struct Graph {
@@ -199,6 +314,9 @@ struct Graph {
     reported_classes: HashSet<Vec<u32>>,
     /// Limits already reported (each once).
     limits_reported: HashSet<&'static str>,
+    /// Threads that added a dependency while exiting (after their [`ThisThread`] was gone): their
+    /// end mark may be set too early, so their variants are never merged. Normally empty.
+    late: HashSet<u64>,
 }
 
 static GRAPH: PlMutex<Option<Graph>> = PlMutex::new(None);
@@ -206,13 +324,14 @@ static GRAPH: PlMutex<Option<Graph>> = PlMutex::new(None);
 fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
     let mut g = internal(&GRAPH);
     let g = g.get_or_insert_with(|| Graph {
-        inst: Level::new(),
-        class: Level::new(),
+        inst: Level::new(0),
+        class: Level::new(1),
         written_inst: HashSet::new(),
         written_class: HashSet::new(),
         reported_sites: HashSet::new(),
         reported_classes: HashSet::new(),
         limits_reported: HashSet::new(),
+        late: HashSet::new(),
     });
     f(g)
 }
@@ -250,13 +369,16 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
             })
         });
     let backtrace = if new_edge { Trace::capture() } else { None };
+    let end = this_thread_end(req.thread);
+    let held_modes: Vec<(u64, Mode)> = held.iter().map(|h| (h.inst, h.mode)).collect();
     let rec = Arc::new(DepRecord {
+        held_sig: held_sig(&held_modes),
         dep: Dependency {
             thread: req.thread,
             lock: req.inst,
             mode: req.mode,
             how: How::Blocking,
-            held: held.iter().map(|h| (h.inst, h.mode)).collect(),
+            held: held_modes,
             clock: req.clock,
         },
         thread_name: super::state::shared_thread_name(req.thread),
@@ -265,6 +387,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
         site: req.site,
         held_sites: held.iter().map(|h| h.site).collect(),
         backtrace,
+        end,
     });
     with_graph(|g| {
         let mut limits = Vec::new();
@@ -316,7 +439,8 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
 }
 
 impl Graph {
-    /// Compacts an edge (see [`compact`]) each time its list doubles past 32 variants.
+    /// Compacts an edge (see [`compact`], then [`merge_ended`]) each time its list doubles past
+    /// 32 variants.
     fn compact_due(&mut self, class_level: bool, key: (NodeId, NodeId)) {
         let list = if class_level {
             self.class.edges.get(&key)
@@ -329,19 +453,31 @@ impl Graph {
         }
         // A held lock is alive while it is a node of the instance graph (it became one when its
         // dependency was added, and leaves when it is dropped).
-        let dead: HashSet<u64> = list
+        let dead: IdSet<u64> = list
             .iter()
             .flat_map(|v| v.dep.held.iter().map(|h| h.0))
             .filter(|&h| h & DEAD == 0 && !self.inst.node_of.contains_key(&h))
             .collect();
-        if dead.is_empty() {
-            return;
+        let late = &self.late;
+        let ended = list.iter().any(|v| ended(v, late));
+        fn tidy<K: Copy + Eq + Hash>(
+            level: &mut Level<K>,
+            key: (NodeId, NodeId),
+            dead: &IdSet<u64>,
+            ended: bool,
+            late: &HashSet<u64>,
+        ) {
+            if !dead.is_empty() {
+                compact(level, key, &|h| !dead.contains(&h));
+            }
+            if ended {
+                merge_ended(level, key, late);
+            }
         }
-        let alive = |h: u64| !dead.contains(&h);
         if class_level {
-            compact(&mut self.class, key, &alive);
+            tidy(&mut self.class, key, &dead, ended, late);
         } else {
-            compact(&mut self.inst, key, &alive);
+            tidy(&mut self.inst, key, &dead, ended, late);
         }
     }
 
@@ -578,6 +714,7 @@ fn compact<K: Copy + Eq + Hash>(
                 h.0 = DEAD | u64::from(*c);
             }
         }
+        r.held_sig = held_sig(&r.dep.held);
         let v = Arc::new(r);
         if rest.iter().any(|k| subsumes(k, &v)) {
             continue;
@@ -587,6 +724,60 @@ fn compact<K: Copy + Eq + Hash>(
     }
     level.kept = level.kept + rest.len() - before;
     *variants = rest;
+}
+
+/// Whether `v`'s thread ended unordered (see [`ThreadEnd::unordered`]): it adds no variant any
+/// more, and `v` is concurrent with every other thread's dependency, forever.
+fn ended(v: &DepRecord, late: &HashSet<u64>) -> bool {
+    v.end
+        .as_ref()
+        .is_some_and(|e| e.unordered.load(Ordering::Acquire))
+        && !late.contains(&v.dep.thread)
+}
+
+/// Drops the variants of edge `key` whose threads ended unordered when a kept one of another such
+/// thread stands for them, so that an edge that every short-lived thread repeats (each test of
+/// a suite on its own thread, a pool respawned per job) keeps one variant, not one per thread.
+///
+/// `r` stands for `v` when both threads ended unordered (both concurrent with every dependency
+/// of any other thread, forever), same mode, `r` holds a subset of `v`'s locks in the same modes
+/// (no gate `v` avoids; the links of the edge are the same), and `r`'s thread has no other
+/// variant on this level (`pushed == 1`). Then any feasible cycle through `v` stays feasible with
+/// `r` in its place: the other dependencies are on other edges, so none is of `r`'s thread.
+/// Exact: nothing found before is lost, and the pairwise rules are unchanged (no report added).
+/// A thread with variants on several edges stays as it is (its variants are kept, up to the
+/// reported bounds).
+fn merge_ended<K>(level: &mut Level<K>, key: (NodeId, NodeId), late: &HashSet<u64>) {
+    let Some(variants) = level.edges.get_mut(&key) else {
+        return;
+    };
+    let idx = level.index;
+    let alone = |r: &DepRecord| {
+        r.end
+            .as_ref()
+            .is_some_and(|e| e.pushed[idx].load(Ordering::Relaxed) == 1)
+    };
+    let stands_for = |r: &DepRecord, v: &DepRecord| {
+        r.dep.thread != v.dep.thread
+            && r.dep.mode == v.dep.mode
+            && r.held_sig & !v.held_sig == 0
+            && r.dep.held.iter().all(|h| v.dep.held.contains(h))
+    };
+    let before = variants.len();
+    let mut reps: Vec<Arc<DepRecord>> = Vec::new();
+    variants.retain(|v| {
+        if !ended(v, late) {
+            return true;
+        }
+        if reps.iter().any(|r| stands_for(r, v)) {
+            return false;
+        }
+        if alone(v) {
+            reps.push(Arc::clone(v));
+        }
+        true
+    });
+    level.kept -= before - variants.len();
 }
 
 /// Which nodes have a path to `a` (`a` included), by a walk over incoming edges.
@@ -743,6 +934,14 @@ pub(crate) fn forget_instance(inst: u64) {
         g.inst.remove(inst);
         g.written_inst.remove(&inst);
     });
+}
+
+/// The most variants kept on one edge of each level (instance, class), for tests.
+pub(crate) fn most_variants() -> (usize, usize) {
+    let most = |edges: &IdMap<(NodeId, NodeId), Vec<Arc<DepRecord>>>| {
+        edges.values().map(Vec::len).max().unwrap_or(0)
+    };
+    with_graph(|g| (most(&g.inst.edges), most(&g.class.edges)))
 }
 
 /// Sizes of the graphs (instance nodes, instance edges, class nodes, class edges), for tests.
