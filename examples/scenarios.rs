@@ -646,12 +646,15 @@ fn contention() {
 fn condvar() {
     let pair = Arc::new((Mutex::named("cv.m", false), lockcheck::Condvar::new()));
     let p2 = pair.clone();
+    let (locked_tx, locked_rx) = mpsc::channel::<()>();
     let notifier = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
+        // Only once the waiter holds the mutex: then this lock is granted only by its wait.
+        let _ = locked_rx.recv();
         *p2.0.lock() = true;
         p2.1.notify_all();
     });
     let mut ready = pair.0.lock();
+    let _ = locked_tx.send(());
     while !*ready {
         pair.1.wait(&mut ready);
     }
@@ -668,8 +671,13 @@ fn condvar_inversion() {
     // The reverse order comes only once the waiter is done (not after a sleep: on a loaded
     // machine the waiter could still hold `outer` then, and the two would really deadlock).
     let (done_tx, done_rx) = mpsc::channel::<()>();
+    // Nor does the notice come after a sleep: on a loaded machine the notifier could set `ready`
+    // before the waiter first looks, which then never waits, nor retakes the mutex under
+    // `outer` (no inversion to report). It locks the mutex once the waiter holds it, and so
+    // gets it only when the waiter's wait releases it.
+    let (locked_tx, locked_rx) = mpsc::channel::<()>();
     let notifier = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
+        let _ = locked_rx.recv();
         let mut ready = p2.0.lock();
         *ready = true;
         p2.1.notify_all();
@@ -682,6 +690,7 @@ fn condvar_inversion() {
     {
         let mut ready = pair.0.lock();
         let _o = outer.lock();
+        let _ = locked_tx.send(());
         while !*ready {
             pair.1.wait(&mut ready);
         }

@@ -456,6 +456,60 @@ async fn semaphore_added_look_alike() {
     }
 }
 
+/// Two tasks of a pool of `size` each hold a connection and, together, ask for `more` at once
+/// (`acquire_many`), giving up after 1 s and 1.5 s.
+async fn pool_of(pool: Arc<Semaphore>, more: u32) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let mut ts = Vec::new();
+    for ms in [1000, 1500] {
+        let (p, b) = (pool.clone(), barrier.clone());
+        ts.push(tokio::spawn(async move {
+            let _first = p.acquire().await.unwrap();
+            b.wait().await;
+            let _ = within(ms, p.acquire_many(more)).await;
+        }));
+    }
+    for t in ts {
+        join(t).await;
+    }
+}
+
+/// A pool of 3: each task holds one and asks for 2 more at once; one is free, and neither task
+/// gives its own back (a wait cycle that counting each request as one permit misses).
+async fn semaphore_many_cycle() {
+    pool_of(Arc::new(Semaphore::named("oer.semmany", 3)), 2).await;
+}
+
+/// A pool of 6: the same requests, with enough permits for both (1 + 2 each).
+async fn semaphore_many_look_alike() {
+    pool_of(Arc::new(Semaphore::named("oer.ok.semmany", 6)), 2).await;
+}
+
+/// Uses the pool once, holding a permit while asking for another, so that the trace learns its
+/// permits (a `request` says them), then forgets `n` of them.
+async fn learn_then_forget(pool: &Semaphore, n: usize) {
+    {
+        let _a = pool.acquire().await.unwrap();
+        let _b = pool.acquire().await.unwrap();
+    }
+    assert_eq!(pool.forget_permits(n), n);
+}
+
+/// A pool of 3 after the trace learnt it, of which 1 is forgotten: each task holds one of the
+/// 2 left and asks for another (a wait cycle only with the permits counted after the forget).
+async fn semaphore_forget_cycle() {
+    let pool = Arc::new(Semaphore::named("oer.semforget", 3));
+    learn_then_forget(&pool, 1).await;
+    pool_of(pool, 1).await;
+}
+
+/// A pool of 5 of which 1 is forgotten: the 4 left are enough for both tasks (1 + 1 each).
+async fn semaphore_forget_look_alike() {
+    let pool = Arc::new(Semaphore::named("oer.ok.semforget", 5));
+    learn_then_forget(&pool, 1).await;
+    pool_of(pool, 1).await;
+}
+
 /// (name, what the runtime must report: a runtime kind, or `-` for a look-alike).
 const SCENARIOS: &[(&str, &str)] = &[
     ("inversion", "lock-order-inversion"),
@@ -480,6 +534,10 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("semaphore_cycle", "lock-order-inversion"),
     ("semaphore_cycle_look_alike", "-"),
     ("semaphore_added_look_alike", "-"),
+    ("semaphore_many_cycle", "lock-order-inversion"),
+    ("semaphore_many_look_alike", "-"),
+    ("semaphore_forget_cycle", "lock-order-inversion"),
+    ("semaphore_forget_look_alike", "-"),
 ];
 
 async fn scenario(name: &str) {
@@ -506,6 +564,10 @@ async fn scenario(name: &str) {
         "semaphore_cycle" => semaphore_cycle().await,
         "semaphore_cycle_look_alike" => semaphore_cycle_look_alike().await,
         "semaphore_added_look_alike" => semaphore_added_look_alike().await,
+        "semaphore_many_cycle" => semaphore_many_cycle().await,
+        "semaphore_many_look_alike" => semaphore_many_look_alike().await,
+        "semaphore_forget_cycle" => semaphore_forget_cycle().await,
+        "semaphore_forget_look_alike" => semaphore_forget_look_alike().await,
         other => panic!("no scenario {other}"),
     }
 }

@@ -257,6 +257,8 @@ pub enum Op {
         m: u8,
         /// Site (possibly unknown).
         s: Option<Id>,
+        /// Permits asked for (0 and 1 alike).
+        n: u8,
     },
     /// An acquisition.
     Acquire {
@@ -331,6 +333,13 @@ pub enum Op {
     Drop {
         /// Lock.
         l: Id,
+    },
+    /// Permits of a semaphore forgotten (possibly more than it has, possibly not a semaphore).
+    Forget {
+        /// Lock.
+        l: Id,
+        /// Permits.
+        n: u8,
     },
     /// Class statistics (any figures).
     Stats {
@@ -434,11 +443,12 @@ pub fn events(ops: &[Op]) -> Vec<Vec<Event>> {
                 c: c.u32(),
                 permits: permits.map(u64::from),
             }),
-            Op::Request { t, l, m, s } => out.push(Event::Request {
+            Op::Request { t, l, m, s, n } => out.push(Event::Request {
                 t: t.u64(),
                 l: l.u64(),
                 m: mode(m),
                 s: s.map(Id::u32),
+                n: u32::from(n),
             }),
             Op::Acquire {
                 t,
@@ -493,6 +503,10 @@ pub fn events(ops: &[Op]) -> Vec<Vec<Event>> {
                 child: child.u64(),
             }),
             Op::Drop { l } => out.push(Event::Drop { l: l.u64() }),
+            Op::Forget { l, n } => out.push(Event::Forget {
+                l: l.u64(),
+                n: u64::from(n),
+            }),
             Op::Stats {
                 c,
                 acquisitions,

@@ -95,7 +95,8 @@ pub struct LockInfo {
     pub local: u64,
     /// Whether it was ever requested or held in exclusive mode.
     pub ever_written: bool,
-    /// Semaphore permits, if known (the most its `lock` events gave).
+    /// Semaphore permits, if known: the most its `lock` events gave, less those a `forget`
+    /// event removed since.
     pub permits: Option<u64>,
 }
 
@@ -971,6 +972,8 @@ struct Pending {
     lock: LockId,
     mode: Mode,
     site: Option<SiteId>,
+    /// Permits requested at once (a semaphore's `acquire_many(n)`; 1 otherwise).
+    n: u32,
     /// The self-deadlock finding it made, if any.
     found: Option<u32>,
 }
@@ -1534,8 +1537,8 @@ impl ModelBuilder {
         }
     }
 
-    /// Whether thread `t`'s request of `lock` in `mode` waits for its own hold of it; records the
-    /// finding and returns its index.
+    /// Whether thread `t`'s request of `lock` in `mode` (of `n` permits, for a semaphore) waits
+    /// for its own hold of it; records the finding and returns its index.
     fn self_check(
         &mut self,
         t: ThreadId,
@@ -1543,6 +1546,7 @@ impl ModelBuilder {
         mode: Mode,
         site: Option<SiteId>,
         pending: bool,
+        n: u32,
     ) -> Option<u32> {
         let held = &self.threads[t as usize].held;
         if held.is_empty() {
@@ -1552,10 +1556,11 @@ impl ModelBuilder {
         let kind = self.model.classes[info.class as usize].kind;
         let mut own = held.iter().filter(|h| h.lock == lock);
         let (k, h) = if kind == LockKind::Semaphore {
-            // Waits for a permit only when the thread holds all of them.
+            // Waits for ever when what the thread holds leaves fewer than `n` for it, whatever
+            // the others give back.
             let first = own.next()?;
             let count = 1 + own.count() as u64;
-            if mode != Mode::Permit || count < info.permits? {
+            if mode != Mode::Permit || count + u64::from(n) <= info.permits? {
                 return None;
             }
             (SelfKind::SelfDeadlock, first)
@@ -1586,12 +1591,14 @@ impl ModelBuilder {
         Some(i)
     }
 
-    /// Whether `l` is a semaphore whose permits are all held (as its `lock` event gave them).
-    fn exhausted(&self, l: LockId) -> bool {
+    /// Whether `l` is a semaphore that lacks `n` free permits: those held, plus `n`, exceed its
+    /// permits (as its `lock` and `forget` events gave them).
+    fn exhausted(&self, l: LockId, n: u32) -> bool {
         let info = &self.model.locks[l as usize];
         self.model.classes[info.class as usize].kind == LockKind::Semaphore
             && info.permits.is_some_and(|p| {
-                u64::from(self.held_count.get(l as usize).copied().unwrap_or(0)) >= p
+                let held = u64::from(self.held_count.get(l as usize).copied().unwrap_or(0));
+                held + u64::from(n) > p
             })
     }
 
@@ -1658,7 +1665,7 @@ impl ModelBuilder {
             let p = pend(w);
             let stuck_holder = |o: ThreadId| index(o).is_some_and(|j| stuck[j]);
             if semaphore(p.lock) {
-                if !self.exhausted(p.lock)
+                if !self.exhausted(p.lock, p.n)
                     || holders[i].is_empty()
                     || holders[i].iter().any(|&(o, _, _)| !stuck_holder(o))
                 {
@@ -1865,30 +1872,32 @@ impl ModelBuilder {
                     }
                 }
             }
-            Event::Request { t, l, m, s } => {
+            Event::Request { t, l, m, s, n } => {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
                 let site = self.site(*s);
+                let n = (*n).max(1);
                 self.mark_written(l, *m);
                 // The same request twice in a row is one (the runtime's semaphore check records
                 // it before its permit check, and the acquisition again).
                 let again = self.threads[t as usize]
                     .pending
                     .as_ref()
-                    .is_some_and(|p| p.lock == l && p.mode == *m);
+                    .is_some_and(|p| p.lock == l && p.mode == *m && p.n == n);
                 if again {
                     return;
                 }
                 self.threads[t as usize].cond_released = None;
                 self.settle(t);
-                let found = self.self_check(t, l, *m, site, true);
+                let found = self.self_check(t, l, *m, site, true, n);
                 self.threads[t as usize].pending = Some(Pending {
                     lock: l,
                     mode: *m,
                     site,
+                    n,
                     found,
                 });
-                if found.is_none() && self.exhausted(l) {
+                if found.is_none() && self.exhausted(l, n) {
                     self.wait_cycle(t);
                 }
             }
@@ -1925,7 +1934,7 @@ impl ModelBuilder {
                         self.settle(t);
                         // A trace without requests: the acquisition itself is the request.
                         if how.blocks() {
-                            self.self_check(t, l, *m, site, false);
+                            self.self_check(t, l, *m, site, false, 1);
                         }
                     }
                 }
@@ -2070,6 +2079,13 @@ impl ModelBuilder {
                 cs.clock_id = NO_CLOCK;
             }
             Event::Drop { .. } => {}
+            Event::Forget { l, n } => {
+                // Permits gone for good: fewer to count held against (a later `lock` event
+                // giving more, after `add_permits`, raises them again).
+                let l = self.lock(*l);
+                let lock = &mut self.model.locks[l as usize];
+                lock.permits = lock.permits.map(|p| p.saturating_sub(*n));
+            }
             Event::HeldAcrossAwait {
                 t,
                 l,

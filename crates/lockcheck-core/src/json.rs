@@ -62,13 +62,20 @@ pub(crate) fn write_event(e: &Event, out: &mut Vec<u8>) {
                 o.num("permits", *p);
             }
         }
-        Event::Request { t, l, m, s } => {
+        Event::Request { t, l, m, s, n } => {
             o.num("t", *t);
             o.num("l", *l);
             o.raw_str("m", mode_tag(*m));
             if let Some(s) = s {
                 o.num("s", u64::from(*s));
             }
+            if *n != 1 {
+                o.num("n", u64::from(*n));
+            }
+        }
+        Event::Forget { l, n } => {
+            o.num("l", *l);
+            o.num("n", *n);
         }
         Event::Acquire {
             t,
@@ -206,6 +213,7 @@ fn event_tag(e: &Event) -> &'static str {
         Event::Fork { .. } => "fork",
         Event::Join { .. } => "join",
         Event::Drop { .. } => "drop",
+        Event::Forget { .. } => "forget",
         Event::HeldAcrossAwait { .. } => "held_across_await",
         Event::Stats { .. } => "stats",
     }
@@ -417,7 +425,20 @@ mod tests {
                             s,
                             wait_ns: n,
                         });
-                        v.push(Event::Request { t: n, l: 1, m, s });
+                        v.push(Event::Request {
+                            t: n,
+                            l: 1,
+                            m,
+                            s,
+                            n: 1,
+                        });
+                        v.push(Event::Request {
+                            t: n,
+                            l: 1,
+                            m,
+                            s,
+                            n: (n as u32).max(2),
+                        });
                         v.push(Event::HeldAcrossAwait {
                             t: n,
                             l: 2,
@@ -445,6 +466,7 @@ mod tests {
             v.push(Event::Fork { t: 1, child: n });
             v.push(Event::Join { t: n, child: 2 });
             v.push(Event::Drop { l: n });
+            v.push(Event::Forget { l: n, n: n / 2 });
             v.push(Event::Stats {
                 c: n as u32,
                 stats: ClassStats {

@@ -223,13 +223,19 @@ pub fn encode_acquire(
 
 /// Appends a `request` record, as [`encode`] writes it.
 #[inline(always)]
-pub fn encode_request(out: &mut Vec<u8>, t: u64, l: u64, m: Mode, s: Option<u32>) {
+///
+/// `permits` (a semaphore's `acquire_many(n)`) is written after the site only when it is not 1:
+/// a record without it requests one, so records of older writers read the same.
+pub fn encode_request(out: &mut Vec<u8>, t: u64, l: u64, m: Mode, s: Option<u32>, permits: u32) {
     out.reserve(SMALL_MAX);
     let mut r = Small::start(out, 5);
     r.varint(t);
     r.varint(l);
     r.byte(mode_code(m));
     r.opt_varint(s);
+    if permits != 1 {
+        r.varint(u64::from(permits));
+    }
     let n = r.end();
     commit(out, n);
 }
@@ -254,7 +260,7 @@ pub fn encode_release(out: &mut Vec<u8>, t: u64, l: u64, hold_ns: u64) {
 /// bytes or more (a site with frames, a long class key).
 pub fn encode(event: &Event, out: &mut Vec<u8>) {
     match *event {
-        Event::Request { t, l, m, s } => return encode_request(out, t, l, m, s),
+        Event::Request { t, l, m, s, n } => return encode_request(out, t, l, m, s, n),
         Event::Acquire {
             t,
             l,
@@ -325,12 +331,15 @@ fn encode_general(event: &Event, out: &mut Vec<u8>) {
             put_varint(b, *c as u64);
             put_opt(b, permits, |b, x| put_varint(b, *x));
         }
-        Event::Request { t, l, m, s } => {
+        Event::Request { t, l, m, s, n } => {
             b.push(5);
             put_varint(b, *t);
             put_varint(b, *l);
             b.push(mode_code(*m));
             put_opt(b, s, |b, x| put_varint(b, *x as u64));
+            if *n != 1 {
+                put_varint(b, u64::from(*n));
+            }
         }
         Event::Acquire {
             t,
@@ -395,6 +404,11 @@ fn encode_general(event: &Event, out: &mut Vec<u8>) {
         Event::Drop { l } => {
             b.push(13);
             put_varint(b, *l);
+        }
+        Event::Forget { l, n } => {
+            b.push(16);
+            put_varint(b, *l);
+            put_varint(b, *n);
         }
         Event::HeldAcrossAwait {
             t,
@@ -631,6 +645,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Event, usize)>, DecodeError> {
             l: b.varint()?,
             m: b.mode()?,
             s: b.opt(|b| b.u32())?,
+            // Written only when not 1 (and never by writers older than the field).
+            n: if b.pos == b.buf.len() { 1 } else { b.u32()? },
         },
         6 | 7 => {
             let (t, l, m, how) = (b.varint()?, b.varint()?, b.mode()?, b.how()?);
@@ -679,6 +695,10 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Event, usize)>, DecodeError> {
             child: b.varint()?,
         },
         13 => Event::Drop { l: b.varint()? },
+        16 => Event::Forget {
+            l: b.varint()?,
+            n: b.varint()?,
+        },
         15 => Event::HeldAcrossAwait {
             t: b.varint()?,
             l: b.varint()?,
@@ -781,6 +801,14 @@ mod tests {
                 l: 2,
                 m: Mode::Upgradable,
                 s: Some(3),
+                n: 1,
+            },
+            Event::Request {
+                t: 1,
+                l: 2,
+                m: Mode::Permit,
+                s: None,
+                n: u32::MAX,
             },
             Event::Acquire {
                 t: 1,
@@ -812,6 +840,7 @@ mod tests {
             Event::Fork { t: 1, child: 2 },
             Event::Join { t: 1, child: 2 },
             Event::Drop { l: 2 },
+            Event::Forget { l: 2, n: u64::MAX },
             Event::HeldAcrossAwait {
                 t: 1 << 62 | 7,
                 l: 2,
@@ -862,7 +891,13 @@ mod tests {
                 for &how in &hows {
                     for s in [None, Some(0u32), Some(200), Some(u32::MAX)] {
                         let events = [
-                            Event::Request { t: n, l: !n, m, s },
+                            Event::Request {
+                                t: n,
+                                l: !n,
+                                m,
+                                s,
+                                n: (n as u32).max(1),
+                            },
                             Event::Acquire {
                                 t: n,
                                 l: n / 3,

@@ -257,7 +257,7 @@ pub enum Event {
     },
     /// A lock instance was first used. Repeated for a lock already declared only to give a
     /// semaphore's `permits` (the runtime learns them at its first blocking request); readers keep
-    /// the first class and the first permits given.
+    /// the first class and the most permits given, less those a [`Event::Forget`] removed since.
     Lock {
         /// Lock number.
         l: LockNo,
@@ -290,6 +290,13 @@ pub enum Event {
             serde(default, skip_serializing_if = "Option::is_none")
         )]
         s: Option<SiteNo>,
+        /// Permits requested at once (a semaphore's `acquire_many(n)`); 1 for every other
+        /// request, and when absent (traces written before the field).
+        #[cfg_attr(
+            feature = "serde",
+            serde(default = "one", skip_serializing_if = "is_one")
+        )]
+        n: u32,
     },
     /// A thread acquired a lock.
     Acquire {
@@ -341,6 +348,15 @@ pub enum Event {
         /// Hold time in nanoseconds (0 if unmeasured).
         #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
         hold_ns: u64,
+    },
+    /// `n` permits of semaphore `l` left it for good (tokio's `forget_permits`, a permit's
+    /// `forget`): its permits, as the `lock` events gave them, are `n` fewer from here (until a
+    /// later `lock` event gives more, e.g. after `add_permits`).
+    Forget {
+        /// Lock (a semaphore).
+        l: LockNo,
+        /// Permits removed.
+        n: u64,
     },
     /// A held lock changed mode in place (upgrade or downgrade).
     Convert {
@@ -417,6 +433,16 @@ pub enum Event {
         #[cfg_attr(feature = "serde", serde(flatten))]
         stats: ClassStats,
     },
+}
+
+#[cfg(feature = "serde")]
+fn one() -> u32 {
+    1
+}
+
+#[cfg(feature = "serde")]
+fn is_one(v: &u32) -> bool {
+    *v == 1
 }
 
 #[cfg(feature = "serde")]

@@ -258,6 +258,11 @@ fn decode_numeric(buf: &[u8]) -> Option<(Event, usize)> {
             l: b.varint()?,
             m: b.mode()?,
             s: b.opt_u32()?,
+            n: if b.pos == b.buf.len() {
+                1
+            } else {
+                u32::try_from(b.varint()?).ok()?
+            },
         },
         tag @ (6 | 7) => {
             let (t, l, m, how) = (b.varint()?, b.varint()?, b.mode()?, b.how()?);
@@ -306,6 +311,10 @@ fn decode_numeric(buf: &[u8]) -> Option<(Event, usize)> {
             child: b.varint()?,
         },
         13 => Event::Drop { l: b.varint()? },
+        16 => Event::Forget {
+            l: b.varint()?,
+            n: b.varint()?,
+        },
         _ => return None,
     };
     (b.pos == b.buf.len()).then_some((event, end))

@@ -272,6 +272,7 @@ fn translate(
                     l,
                     m: Mode::Exclusive,
                     s,
+                    n: 1,
                 }
             });
         }

@@ -178,6 +178,7 @@ fn translate(tr: &mut Translator, p: &StdLine<'_>, out: &mut Vec<Event>) {
                     l,
                     m: Mode::Exclusive,
                     s,
+                    n: 1,
                 }
             });
         }

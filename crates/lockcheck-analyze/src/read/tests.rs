@@ -671,6 +671,7 @@ fn tag(e: &Event) -> &'static str {
         Event::Fork { .. } => "fork",
         Event::Join { .. } => "join",
         Event::Drop { .. } => "drop",
+        Event::Forget { .. } => "forget",
         Event::HeldAcrossAwait { .. } => "held_across_await",
         Event::Stats { .. } => "stats",
     }
@@ -760,13 +761,23 @@ fn every_event() -> Vec<Event> {
             l: 1,
             m: Mode::Exclusive,
             s: None,
+            n: 1,
         },
         Event::Request {
             t: 1,
             l: 1,
             m: Mode::Upgradable,
             s: Some(2),
+            n: 1,
         },
+        Event::Request {
+            t: 1,
+            l: 2,
+            m: Mode::Permit,
+            s: Some(2),
+            n: 3,
+        },
+        Event::Forget { l: 2, n: 5 },
         Event::Acquire {
             t: 1,
             l: 1,
@@ -858,7 +869,7 @@ fn every_serialized_event_matches_the_schema() {
     let validator = schema();
     let events = every_event();
     let tags: std::collections::BTreeSet<&str> = events.iter().map(tag).collect();
-    assert_eq!(tags.len(), 15, "every_event must hold every kind");
+    assert_eq!(tags.len(), 16, "every_event must hold every kind");
     for event in &events {
         let mut line = Vec::new();
         event.write_line(&mut line);

@@ -588,7 +588,7 @@ fn lock_slow(
             // The first write of an RwLock can decide a report (read-read cycles stop being
             // harmless): the trace must show it was requested, even holding nothing.
             if f & flag::RECORD != 0 && !s.holds_any() {
-                recorder::on_request(ids, kind, mode, site, capacity);
+                recorder::on_request(ids, kind, mode, site, capacity, 1);
             }
             // Before the lock is taken: raising here leaves nothing locked.
             if let Some(v) = first_write(ids, f) {
@@ -609,7 +609,7 @@ fn lock_slow(
             // Recorded before the checks: a report that stops the thread must leave its deciding
             // acquisition in the trace.
             if f & flag::RECORD != 0 {
-                recorder::on_request(ids, kind, mode, site, capacity);
+                recorder::on_request(ids, kind, mode, site, capacity, 1);
             }
             if f & flag::CHECK != 0 {
                 if let Some(v) = check_held(s, meta, kind, mode, site, ids, f) {
@@ -1026,7 +1026,7 @@ pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) -> O
             });
             let h = other?;
             if flags() & flag::RECORD != 0 {
-                recorder::on_request(ids, LockKind::Rwlock, Mode::Exclusive, site, 0);
+                recorder::on_request(ids, LockKind::Rwlock, Mode::Exclusive, site, 0, 1);
             }
             self_violation(
                 s,
@@ -1295,7 +1295,14 @@ pub(crate) fn check_permits(
             match first {
                 Some(h) if own >= permits => {
                     if flags() & flag::RECORD != 0 {
-                        recorder::on_request(ids, LockKind::Semaphore, Mode::Permit, site, permits);
+                        recorder::on_request(
+                            ids,
+                            LockKind::Semaphore,
+                            Mode::Permit,
+                            site,
+                            permits,
+                            1,
+                        );
                     }
                     self_violation(s, ViolationKind::SelfDeadlock, ids, Mode::Permit, site, h)
                 }

@@ -65,7 +65,7 @@ type Site = &'static Location<'static>;
 ///
 /// | kind | `a` | `b` | `x` |
 /// |---|---|---|---|
-/// | request | lock | site | semaphore permits (0 for other locks) |
+/// | request | lock | site | semaphore permits (0 for other locks); `ts`: permits requested when not 1 (else 0) |
 /// | acquire, fail | lock | site | wait, ns |
 /// | release | lock | - | hold, ns, when the hooks measured it (0: from the clock readings) |
 /// | convert | lock | - | - |
@@ -97,6 +97,8 @@ const K_DROP: u8 = 9;
 /// details live in a side table rather than widening every record.
 #[cfg(feature = "tokio")]
 const K_HELD_ACROSS_AWAIT: u8 = 10;
+/// Permits of a semaphore gone for good: `a` the semaphore, `x` how many.
+const K_FORGET: u8 = 11;
 
 /// What a [`K_HELD_ACROSS_AWAIT`] record does not hold: the held guard's lock, class, holder and
 /// site. Entries are taken (left empty) by the writer; the table is cleared when a recording stops.
@@ -925,19 +927,66 @@ fn site_seen_locally(site: Site) -> bool {
 /// acquisition the detector stops with a panic still reaches the trace (the analyzer then finds the
 /// same violation); the report's flush (`on_violation`) or the thread's exit writes it out.
 #[inline(never)]
-pub(crate) fn on_request(ids: Ids, kind: LockKind, mode: Mode, site: Site, capacity: usize) {
+pub(crate) fn on_request(
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    site: Site,
+    capacity: usize,
+    permits: u32,
+) {
     if !site_seen_locally(site) {
         note_site(site);
     }
-    push(Rec {
+    push(request_rec(ids, kind, mode, site, capacity, permits));
+}
+
+/// The record of a request: a semaphore's with its `capacity` and, when not 1, the `permits`
+/// requested at once (in `ts`, which a request does not use).
+#[inline(always)]
+fn request_rec(
+    ids: Ids,
+    kind: LockKind,
+    mode: Mode,
+    site: Site,
+    capacity: usize,
+    permits: u32,
+) -> Rec {
+    let sem = kind == LockKind::Semaphore;
+    Rec {
         head: head(K_REQUEST, mode, How::Blocking, ids.class),
         a: ids.inst,
         b: site_word(site),
-        x: if kind == LockKind::Semaphore {
-            capacity as u64
+        x: if sem { capacity as u64 } else { 0 },
+        ts: if sem && permits != 1 {
+            u64::from(permits)
         } else {
             0
         },
+    }
+}
+
+/// The permits a request record asks for (see [`request_rec`]).
+#[inline(always)]
+fn permits_of(r: &Rec) -> u32 {
+    if r.ts == 0 {
+        1
+    } else {
+        r.ts as u32
+    }
+}
+
+/// A semaphore lost `n` permits for good (`forget_permits`, a permit's `forget`).
+#[inline(never)]
+pub(crate) fn on_forget(ids: Ids, n: usize) {
+    if n == 0 {
+        return;
+    }
+    push(Rec {
+        head: head(K_FORGET, Mode::Permit, How::Blocking, ids.class),
+        a: ids.inst,
+        b: 0,
+        x: n as u64,
         ts: 0,
     });
 }
@@ -1407,9 +1456,8 @@ impl Writer {
 
     /// Declares a semaphore with its permits: with the first use, or (the lock was declared by an
     /// earlier use that did not know them, or with fewer permits) by a repeated `lock` event,
-    /// which readers accept to learn the permits. Only more permits are written again: tokio's
-    /// `add_permits` adds some, and a tokio semaphore's count (free plus held) is low while a
-    /// permit is between the semaphore and its holder's record, never high.
+    /// which readers accept to learn the permits. Only more permits are written again (tokio's
+    /// `add_permits` adds some; a `forget` lowers what is known, see [`Writer::forgot`]).
     fn lock_permits(&mut self, l: u64, c: u32, permits: u64) -> u64 {
         if permits <= self.permits_known.get(&l).copied().unwrap_or(0) {
             return self.lock(l, c);
@@ -1423,6 +1471,14 @@ impl Writer {
             permits: Some(permits),
         });
         l
+    }
+
+    /// `n` permits of semaphore `l` are gone: a later request seeing as many as before the
+    /// forget has more than the trace now says, and must say so again.
+    fn forgot(&mut self, l: u64, n: u64) {
+        if let Some(p) = self.permits_known.get_mut(&l) {
+            *p = p.saturating_sub(n);
+        }
     }
 
     /// The number of a site, declared (with its symbolized backtrace) on first use.
@@ -1480,12 +1536,12 @@ impl Writer {
     }
 
     #[inline(always)]
-    fn put_request<const LCT: bool>(&mut self, t: u64, l: u64, m: Mode, s: Option<u32>) {
+    fn put_request<const LCT: bool>(&mut self, t: u64, l: u64, m: Mode, s: Option<u32>, n: u32) {
         if self.failed.is_none() {
             if LCT {
-                lockcheck_core::lct::encode_request(&mut self.out, t, l, m, s);
+                lockcheck_core::lct::encode_request(&mut self.out, t, l, m, s, n);
             } else {
-                json_request(&mut self.out, t, l, m, s);
+                json_request(&mut self.out, t, l, m, s, n);
             }
             self.chunk();
         }
@@ -1545,7 +1601,7 @@ impl Writer {
         let mut line = std::mem::take(&mut self.scratch);
         line.clear();
         match kind {
-            K_REQUEST => json_request(&mut line, t, l, mode_of(r.head), s),
+            K_REQUEST => json_request(&mut line, t, l, mode_of(r.head), s, 1),
             K_RELEASE => json_release(&mut line, t, l, 0),
             _ => json_acquire(
                 &mut line,
@@ -1608,7 +1664,7 @@ impl Writer {
         let c = (r.head >> 32) as u32;
         match r.head as u8 {
             // A semaphore's request may have to declare its permits: the long way.
-            K_REQUEST if r.x == 0 => match self.memo(t, &r) {
+            K_REQUEST if r.x == 0 && r.ts == 0 => match self.memo(t, &r) {
                 Some(i) => self.put_memo(i, b"", 0),
                 None => self.format_unmemoized(t, side, r),
             },
@@ -1692,7 +1748,12 @@ impl Writer {
             K_REQUEST => {
                 let l = self.lock_permits(r.a, c, r.x);
                 let s = Some(self.site(r.b));
-                self.put_request::<LCT>(t, l, mode_of(r.head), s);
+                self.put_request::<LCT>(t, l, mode_of(r.head), s, permits_of(&r));
+            }
+            K_FORGET => {
+                let l = self.lock(r.a, c);
+                self.forgot(r.a, r.x);
+                self.emit(&Event::Forget { l, n: r.x });
             }
             K_ACQUIRE => {
                 let l = self.lock(r.a, c);
@@ -2002,7 +2063,7 @@ fn json_acquire(
 }
 
 #[inline(always)]
-fn json_request(out: &mut Vec<u8>, t: u64, l: u64, m: Mode, s: Option<u32>) {
+fn json_request(out: &mut Vec<u8>, t: u64, l: u64, m: Mode, s: Option<u32>, n: u32) {
     let mut line = Line::new(out);
     line.lit(b"{\"e\":\"request\",\"t\":");
     line.num(t);
@@ -2013,6 +2074,10 @@ fn json_request(out: &mut Vec<u8>, t: u64, l: u64, m: Mode, s: Option<u32>) {
     if let Some(s) = s {
         line.lit(b",\"s\":");
         line.num(u64::from(s));
+    }
+    if n != 1 {
+        line.lit(b",\"n\":");
+        line.num(u64::from(n));
     }
     line.end();
 }
@@ -2055,7 +2120,7 @@ pub(crate) fn write_hot(e: &Event, out: &mut Vec<u8>) -> bool {
             s,
             wait_ns,
         } => json_acquire(out, true, t, l, m, how, s, wait_ns),
-        Event::Request { t, l, m, s } => json_request(out, t, l, m, s),
+        Event::Request { t, l, m, s, n } => json_request(out, t, l, m, s, n),
         Event::Release { t, l, hold_ns } => json_release(out, t, l, hold_ns),
         _ => return false,
     }
@@ -2144,28 +2209,19 @@ pub(crate) fn on_task_request(
     mode: Mode,
     site: Site,
     capacity: usize,
+    permits: u32,
 ) {
     let here = !crate::tokio::track::is_task(holder)
         && STATE.try_with(|s| s.id()).is_ok_and(|me| me == holder);
     if here {
-        return on_request(ids, kind, mode, site, capacity);
+        return on_request(ids, kind, mode, site, capacity, permits);
     }
     if !site_seen_locally(site) {
         note_site(site);
     }
     push_task(
         holder,
-        Rec {
-            head: head(K_REQUEST, mode, How::Blocking, ids.class),
-            a: ids.inst,
-            b: site_word(site),
-            x: if kind == LockKind::Semaphore {
-                capacity as u64
-            } else {
-                0
-            },
-            ts: 0,
-        },
+        request_rec(ids, kind, mode, site, capacity, permits),
         false,
     );
 }
@@ -2293,7 +2349,8 @@ mod tests {
             K_REQUEST => {
                 let l = w.lock_permits(r.a, c, r.x);
                 let s = Some(w.site(r.b));
-                Event::Request { t, l, m, s }
+                let n = permits_of(&r);
+                Event::Request { t, l, m, s, n }
             }
             K_ACQUIRE | K_FAIL => {
                 let l = w.lock(r.a, c);
@@ -2500,6 +2557,7 @@ mod tests {
                             l: n ^ 5,
                             m,
                             s,
+                            n: (n as u32).max(1),
                         };
                         for e in [e, f, r] {
                             let mut a = Vec::new();

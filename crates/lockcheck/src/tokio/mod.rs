@@ -149,9 +149,8 @@ type Sem = ::tokio::sync::Semaphore;
 #[track_caller]
 fn precheck(sem: &Sem, r: &Req<'_>) -> Pre {
     refuse_in_runtime();
-    let available = sem.available_permits();
-    let unavailable = available < r.permits as usize && !sem.is_closed();
-    let (pre, verdict) = track::precheck(r, unavailable, available);
+    let unavailable = sem.available_permits() < r.permits as usize && !sem.is_closed();
+    let (pre, verdict) = track::precheck(r, unavailable);
     if let Some(v) = verdict {
         v.raise();
     }
@@ -164,10 +163,8 @@ fn precheck(sem: &Sem, r: &Req<'_>) -> Pre {
 /// under `panic` comes back as `Err`, for [`Checked`] to raise at the user's `.await`.
 async fn acquire(sem: &Sem, r: Req<'_>, pre: Pre) -> Result<Result<Hold, AcquireError>, Verdict> {
     if let Ok(p) = sem.try_acquire_many(r.permits) {
-        // Checked after the fact (it did not wait) when not checked before: the permits
-        // available before the try, for the request's record.
-        let available = || sem.available_permits().saturating_add(r.permits as usize);
-        let (hold, v) = track::acquired_now(&r, pre, available);
+        // Checked after the fact (it did not wait) when not checked before.
+        let (hold, v) = track::acquired_now(&r, pre);
         if let Some(v) = v {
             // Given back before the panic, so that the other tasks go on.
             drop(hold);
@@ -188,11 +185,11 @@ async fn acquire_slow(
     r: Req<'_>,
     pre: Pre,
 ) -> Result<Result<Hold, AcquireError>, Verdict> {
-    let ctx = track::before(&r, pre, sem.available_permits())?;
+    let ctx = track::before(&r, pre)?;
     let wait = if sem.is_closed() {
         None
     } else {
-        track::must_wait(&ctx, &r, pre, sem.available_permits())?
+        track::must_wait(&ctx, &r, pre)?
     };
     let start = std::time::Instant::now();
     let p = track::waiting(sem.acquire_many(r.permits), wait.as_ref()).await?;
@@ -255,9 +252,7 @@ where
             None => {
                 if let Ok(p) = this.sem.try_acquire_many(this.r.permits) {
                     // As in `acquire`: checked after the fact (it did not wait).
-                    let (sem, permits) = (this.sem, this.r.permits as usize);
-                    let available = || sem.available_permits().saturating_add(permits);
-                    let (hold, v) = track::acquired_now(&this.r, Pre::NONE, available);
+                    let (hold, v) = track::acquired_now(&this.r, Pre::NONE);
                     if let Some(v) = v {
                         // Given back before the panic, so that the other tasks go on.
                         drop(hold);

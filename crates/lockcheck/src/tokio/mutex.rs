@@ -135,6 +135,7 @@ impl<T: ?Sized> Mutex<T> {
             mode: Mode::Exclusive,
             site,
             permits: 1,
+            capacity: 0,
             owned,
         }
     }

@@ -201,6 +201,7 @@ impl<T: ?Sized> RwLock<T> {
             mode: if write { Mode::Exclusive } else { Mode::Shared },
             site,
             permits: if write { self.mr } else { 1 },
+            capacity: 0,
             owned,
         }
     }

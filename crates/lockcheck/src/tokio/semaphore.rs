@@ -12,12 +12,18 @@ use lockcheck_core::trace::{LockKind, Mode};
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A fair counting semaphore with `tokio::sync::Semaphore`'s API, checked by lockcheck.
 pub struct Semaphore {
     meta: Meta,
     pub(super) s: Sem,
+    /// Its permits, free and held (and those tokio set aside for a queued `acquire_many`):
+    /// `new`'s, plus `add_permits`', less those forgotten. tokio does not say it, and free plus
+    /// held is too low while permits wait in the queue, which would make a semaphore that has
+    /// enough look exhausted.
+    total: AtomicUsize,
 }
 
 /// Permits of a [`Semaphore`], given back when dropped.
@@ -43,6 +49,7 @@ impl Semaphore {
         Semaphore {
             meta: Meta::new(ClassSrc::Site(Location::caller())),
             s: Sem::new(permits),
+            total: AtomicUsize::new(permits),
         }
     }
 
@@ -52,6 +59,7 @@ impl Semaphore {
         Semaphore {
             meta: Meta::new(ClassSrc::Site(Location::caller())),
             s: Sem::const_new(permits),
+            total: AtomicUsize::new(permits),
         }
     }
 
@@ -60,6 +68,7 @@ impl Semaphore {
         Semaphore {
             meta: Meta::new(ClassSrc::Named(name)),
             s: Sem::const_new(permits),
+            total: AtomicUsize::new(permits),
         }
     }
 
@@ -70,6 +79,7 @@ impl Semaphore {
             mode: Mode::Permit,
             site,
             permits: n,
+            capacity: self.total.load(Ordering::Relaxed),
             owned,
         }
     }
@@ -81,12 +91,22 @@ impl Semaphore {
 
     /// Adds `n` permits.
     pub fn add_permits(&self, n: usize) {
+        self.total.fetch_add(n, Ordering::Relaxed);
         self.s.add_permits(n)
     }
 
-    /// Removes up to `n` available permits; returns how many were removed.
+    /// Removes up to `n` available permits; returns how many were removed (the trace says so:
+    /// the analyzer counts the permits held against what is left).
     pub fn forget_permits(&self, n: usize) -> usize {
-        self.s.forget_permits(n)
+        let gone = self.s.forget_permits(n);
+        self.forgot(gone);
+        gone
+    }
+
+    /// `n` permits left for good: fewer to count, and the trace says so.
+    fn forgot(&self, n: usize) {
+        self.total.fetch_sub(n, Ordering::Relaxed);
+        super::track::forgot(&self.meta, n);
     }
 
     /// Acquires one permit, waiting (fairly) until one is free.
@@ -318,7 +338,9 @@ impl fmt::Debug for Semaphore {
 impl<'a> SemaphorePermit<'a> {
     /// Keeps the permits out of the semaphore for good (they are no longer held).
     pub fn forget(self) {
+        let (sem, n) = (self.g.lock, self.g.permits);
         self.g.forget();
+        sem.forgot(n as usize);
     }
 
     /// Merges another permit of the same semaphore into this one.
@@ -362,7 +384,9 @@ impl fmt::Debug for SemaphorePermit<'_> {
 impl OwnedSemaphorePermit {
     /// Keeps the permits out of the semaphore for good (they are no longer held).
     pub fn forget(self) {
+        let (sem, n) = (Arc::clone(&self.g.lock), self.g.permits);
         self.g.forget();
+        sem.forgot(n as usize);
     }
 
     /// Merges another permit of the same semaphore into this one.

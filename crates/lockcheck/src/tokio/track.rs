@@ -805,6 +805,9 @@ pub(crate) struct Req<'a> {
     pub site: &'static Location<'static>,
     /// Permits requested (semaphores), 1 for locks.
     pub permits: u32,
+    /// A semaphore's permits, free and held, as the semaphore counts them (see
+    /// `Semaphore::total`); 0 for locks.
+    pub capacity: usize,
     pub owned: bool,
 }
 
@@ -923,11 +926,11 @@ impl Pre {
 /// now (`unavailable`), a task waiting for permits only it holds. Returns the verdict to raise
 /// under `panic`. Used by the `blocking_*` acquisitions (the async ones check at their first
 /// poll, see [`acquired_now`]).
-pub(crate) fn precheck(r: &Req<'_>, unavailable: bool, available: usize) -> (Pre, Option<Verdict>) {
+pub(crate) fn precheck(r: &Req<'_>, unavailable: bool) -> (Pre, Option<Verdict>) {
     let Some((ctx, sync)) = prepare(r) else {
         return (Pre::BLOCKING, None);
     };
-    rec_request(&ctx, r, available);
+    rec_request(&ctx, r);
     if !ctx.check {
         return (Pre::BLOCKING, None);
     }
@@ -951,14 +954,14 @@ pub(crate) fn precheck(r: &Req<'_>, unavailable: bool, available: usize) -> (Pre
 /// poll of the inner semaphore, so that what it finds is reported before any hang. Skipped when
 /// [`precheck`] did them for this holder.
 /// Returns the verdict to raise under `panic` (at the user's `.await`, see `tokio::Checked`).
-pub(crate) fn before(r: &Req<'_>, pre: Pre, available: usize) -> Result<Option<Ctx>, Verdict> {
+pub(crate) fn before(r: &Req<'_>, pre: Pre) -> Result<Option<Ctx>, Verdict> {
     let Some((ctx, sync)) = prepare(r) else {
         return Ok(None);
     };
     if pre.covers(&ctx) {
         return Ok(Some(ctx));
     }
-    rec_request(&ctx, r, available);
+    rec_request(&ctx, r);
     if !ctx.check {
         return Ok(Some(ctx));
     }
@@ -973,20 +976,14 @@ pub(crate) fn before(r: &Req<'_>, pre: Pre, available: usize) -> Result<Option<C
 /// [`precheck`] did it for this holder).
 /// With the verdict to raise under `panic`: the caller drops the hold and gives the permits back
 /// first.
-/// `available`: the permits the semaphore had before the try, asked only when the request is
-/// recorded.
 #[inline]
-pub(crate) fn acquired_now(
-    r: &Req<'_>,
-    pre: Pre,
-    available: impl FnOnce() -> usize,
-) -> (Hold, Option<Verdict>) {
+pub(crate) fn acquired_now(r: &Req<'_>, pre: Pre) -> (Hold, Option<Verdict>) {
     if pre.holder.is_none() {
         if let Some(hold) = acquired_quiet(r) {
             return (hold, None);
         }
     }
-    acquired_full(r, pre, available())
+    acquired_full(r, pre)
 }
 
 /// [`acquired_now`] in the common case, where there is nothing to check: a task that holds
@@ -1042,7 +1039,7 @@ fn acquired_quiet(r: &Req<'_>) -> Option<Hold> {
 }
 
 /// [`acquired_now`]'s full path.
-fn acquired_full(r: &Req<'_>, pre: Pre, available: usize) -> (Hold, Option<Verdict>) {
+fn acquired_full(r: &Req<'_>, pre: Pre) -> (Hold, Option<Verdict>) {
     // Checked ahead for the task that runs this future (the common case): nothing to prepare or
     // check again, only the hold to record.
     if let Some(h) = pre.holder.filter(|&h| is_task(h)) {
@@ -1066,7 +1063,7 @@ fn acquired_full(r: &Req<'_>, pre: Pre, available: usize) -> (Hold, Option<Verdi
     if check && flags() & flag::RECORD != 0 {
         // Checked here, at the first poll (the async acquisitions): the request goes to the
         // trace as [`precheck`] would have written it.
-        rec_request(&ctx, r, available);
+        rec_request(&ctx, r);
     }
     let (hold, scan) = with_shard(ctx.holder, |s| {
         scan_push(s, &ctx, r, check.then_some(&sync))
@@ -1333,12 +1330,25 @@ fn rec_confirmed(holder: u64, e: &mut Entry, p: &Pending) {
             inst: d.inst,
             class: d.class,
         };
-        recorder::on_task_request(holder, dep, LockKind::Mutex, d.mode, d.site, 0);
+        recorder::on_task_request(holder, dep, LockKind::Mutex, d.mode, d.site, 0, 1);
     }
 }
 
 /// Dependencies a shard remembers as checked; past it the cache is emptied (re-checks only).
 const CHECKED_MAX: usize = 1 << 14;
+
+/// `n` permits of the semaphore of `meta` left it for good (`forget_permits`, a permit's
+/// `forget`): in the trace, so that the analyzer counts the permits held against what is left.
+/// (The runtime's own checks read the semaphore's count, which already says so.) A semaphore
+/// the trace has not seen yet needs nothing: its first request gives the permits left.
+pub(crate) fn forgot(meta: &Meta, n: usize) {
+    if n == 0 || flags() & flag::RECORD == 0 {
+        return;
+    }
+    if let Some(ids) = meta.assigned() {
+        recorder::on_forget(ids, n);
+    }
+}
 
 /// A `try_*` acquisition: no check and no edge (it cannot block), but a success is held.
 pub(crate) fn tried(r: &Req<'_>) -> Hold {
@@ -1472,9 +1482,9 @@ fn events_of(kind: LockKind, permits: u32) -> u32 {
 
 /// The `request` event of a blocking acquisition, before its checks (so that an acquisition the
 /// runtime stops is in the trace), when the holder holds something (otherwise it can make no
-/// dependency nor wait for itself). A semaphore's capacity, for the analyzer's self-deadlock
-/// rule: what is available plus what every holder has.
-fn rec_request(ctx: &Ctx, r: &Req<'_>, available: usize) {
+/// dependency nor wait for itself). A semaphore's with its permits (`r.capacity`), for the
+/// analyzer's self-deadlock and wait-cycle rules, and the permits it asks for.
+fn rec_request(ctx: &Ctx, r: &Req<'_>) {
     if flags() & flag::RECORD == 0 {
         return;
     }
@@ -1512,8 +1522,9 @@ fn rec_request(ctx: &Ctx, r: &Req<'_>, available: usize) {
     for h in &sync {
         rec_acq(holder, ids_of(h), h.mode, How::Try, h.site, 0, 1);
     }
-    let capacity = capacity_of(ctx, r, available);
-    recorder::on_task_request(holder, ctx.ids, r.kind, r.mode, r.site, capacity);
+    recorder::on_task_request(
+        holder, ctx.ids, r.kind, r.mode, r.site, r.capacity, r.permits,
+    );
     for h in sync.iter().rev() {
         rec_rel(holder, ids_of(h), 0, 1, false);
     }
@@ -1602,19 +1613,6 @@ fn scan_push(
     (hold, scan)
 }
 
-/// A semaphore's permits as the waiter sees them: those `available` plus every holder's; 0 for
-/// other locks.
-fn capacity_of(ctx: &Ctx, r: &Req<'_>, available: usize) -> usize {
-    if r.kind != LockKind::Semaphore {
-        return 0;
-    }
-    let held: usize = holders_of(ctx.ids.inst)
-        .iter()
-        .map(|(_, e)| e.permits as usize)
-        .sum();
-    available.saturating_add(held)
-}
-
 /// The fast try failed: the acquisition is about to wait. A semaphore whose permits this task
 /// itself holds, with no other holder to give any back, is a self-deadlock; then the wait joins
 /// the wait-for graph (a cycle is a deadlock, reported now); and a sync guard this task holds
@@ -1629,7 +1627,6 @@ pub(crate) fn must_wait(
     ctx: &Option<Ctx>,
     r: &Req<'_>,
     pre: Pre,
-    available: usize,
 ) -> Result<Option<WaitReg>, Verdict> {
     let Some(ctx) = ctx.as_ref().filter(|c| c.check) else {
         return Ok(None);
@@ -1662,7 +1659,8 @@ pub(crate) fn must_wait(
                 entry: e,
                 ids: ctx.ids,
                 kind: r.kind,
-                capacity: capacity_of(ctx, r, available),
+                capacity: r.capacity,
+                permits: r.permits,
                 mode: r.mode,
                 site: r.site,
                 start: Instant::now(),
@@ -1700,8 +1698,10 @@ pub(crate) struct Suspect {
     entry: Entry,
     ids: Ids,
     kind: LockKind,
-    /// A semaphore's permits (available and held), for the trace's `request`.
+    /// A semaphore's permits (see `Req::capacity`), for the trace's `request`.
     capacity: usize,
+    /// The permits the wait asks for, for the trace's `request`.
+    permits: u32,
     mode: Mode,
     site: &'static Location<'static>,
     start: Instant,
@@ -1764,6 +1764,7 @@ impl Suspect {
                 self.mode,
                 self.site,
                 self.capacity,
+                self.permits,
             );
         }
         let note = if self.queued.is_some() {
@@ -1931,17 +1932,22 @@ fn confirm_suspects() -> bool {
     left
 }
 
-/// A semaphore whose permits this holder alone holds, and which it asks for more of while they
-/// are missing: nobody can give any back.
+/// A semaphore of which this holder asks for `r.permits` while it holds so many that fewer are
+/// left for it, whatever the others give back: with no other holder, any wait; with others, an
+/// `acquire_many` asking for more than the permits (`r.capacity`) it does not hold itself.
 fn semaphore_self_deadlock(ctx: &Ctx, r: &Req<'_>) -> Option<Verdict> {
     let holds = holders_of(ctx.ids.inst);
-    let own = holds
+    let mine = |h: u64, e: &Entry| h == ctx.holder && e.certain();
+    let own = holds.iter().find(|(h, e)| mine(*h, e)).map(|(_, e)| *e);
+    let others = holds.iter().any(|(h, e)| !mine(*h, e));
+    let own_permits: usize = holds
         .iter()
-        .find(|(h, e)| *h == ctx.holder && e.certain())
-        .map(|(_, e)| *e);
-    let others = holds.iter().any(|(h, e)| *h != ctx.holder || !e.certain());
-    match (own, others) {
-        (Some(e), false) => self_violation(
+        .filter(|(h, e)| mine(*h, e))
+        .map(|(_, e)| e.permits as usize)
+        .sum();
+    let starved = !others || own_permits.saturating_add(r.permits as usize) > r.capacity;
+    match (own, starved) {
+        (Some(e), true) => self_violation(
             ctx.holder,
             ViolationKind::SelfDeadlock,
             ctx.ids,
@@ -2212,7 +2218,7 @@ fn register(
                     continue;
                 }
                 rec_establish(o.holder, &o.entry);
-                recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0);
+                recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0, 1);
             }
         }
         let v = as_busy(|_| {
@@ -2418,9 +2424,17 @@ fn rec_join(o: &Establish, joiner: u64, joiner_site: &'static Location<'static>)
         class: o.entry.class,
     };
     rec_acq(o.holder, end, Mode::Exclusive, How::Try, o.entry.site, 0, 1);
-    recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0);
+    recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0, 1);
     rec_rel(o.holder, end, 0, 1, false);
-    recorder::on_task_request(joiner, end, LockKind::Once, Mode::Exclusive, joiner_site, 0);
+    recorder::on_task_request(
+        joiner,
+        end,
+        LockKind::Once,
+        Mode::Exclusive,
+        joiner_site,
+        0,
+        1,
+    );
 }
 
 /// Report edges of a wait cycle: element `k` holds (entry) what element `k - 1` waits for.
@@ -2578,7 +2592,7 @@ fn sync_after_async(
     if flags() & flag::RECORD != 0 && is_task(holder) {
         // The sync acquisition is in the thread's stream; the task's stream shows it requested
         // under the task's async holds, for the analyzer's dependency.
-        recorder::on_task_request(holder, ids, LockKind::Mutex, mode, site, 0);
+        recorder::on_task_request(holder, ids, LockKind::Mutex, mode, site, 0, 1);
     }
     let _ = STATE.try_with(|s| {
         held.extend(

@@ -23,6 +23,7 @@ enum Kind {
     Fork,
     Join,
     Drop,
+    Forget,
 }
 
 /// The fields seen in one object, by bit: every field at most once.
@@ -39,6 +40,7 @@ struct Fields {
     permits: u64,
     wait_ns: u64,
     hold_ns: u64,
+    n: u64,
     m: Option<Mode>,
     how: Option<How>,
 }
@@ -55,6 +57,7 @@ const WAIT: u32 = 1 << 8;
 const HOLD: u32 = 1 << 9;
 const M: u32 = 1 << 10;
 const HOW: u32 = 1 << 11;
+const N: u32 = 1 << 12;
 
 struct P<'a> {
     b: &'a [u8],
@@ -151,6 +154,7 @@ pub(in crate::read) fn event(line: &[u8]) -> Option<Event> {
                     b"fork" => Kind::Fork,
                     b"join" => Kind::Join,
                     b"drop" => Kind::Drop,
+                    b"forget" => Kind::Forget,
                     _ => return None,
                 });
                 E
@@ -186,6 +190,7 @@ pub(in crate::read) fn event(line: &[u8]) -> Option<Event> {
                     b"permits" => (&mut f.permits, PERMITS),
                     b"wait_ns" => (&mut f.wait_ns, WAIT),
                     b"hold_ns" => (&mut f.hold_ns, HOLD),
+                    b"n" => (&mut f.n, N),
                     _ => return None,
                 };
                 *slot = p.number()?;
@@ -247,6 +252,7 @@ fn build(f: &Fields) -> Option<Event> {
             l: f.l,
             m: f.m?,
             s: site()?,
+            n: if has(N) { u32::try_from(f.n).ok()? } else { 1 },
         },
         Kind::Fail if has(T | L | M | HOW) => Event::Fail {
             t: f.t,
@@ -280,6 +286,7 @@ fn build(f: &Fields) -> Option<Event> {
             child: f.child,
         },
         Kind::Drop if has(L) => Event::Drop { l: f.l },
+        Kind::Forget if has(L | N) => Event::Forget { l: f.l, n: f.n },
         _ => return None,
     })
 }
