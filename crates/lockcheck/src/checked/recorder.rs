@@ -977,6 +977,7 @@ fn permits_of(r: &Rec) -> u32 {
 }
 
 /// A semaphore lost `n` permits for good (`forget_permits`, a permit's `forget`).
+#[cfg(feature = "tokio")]
 #[inline(never)]
 pub(crate) fn on_forget(ids: Ids, n: usize) {
     if n == 0 {
