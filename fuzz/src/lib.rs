@@ -414,6 +414,8 @@ pub fn events(ops: &[Op]) -> Vec<Vec<Event>> {
                 pid: 1,
                 program: "fuzz".into(),
                 start_unix_ms: 0,
+                // Every other trace with coarse hold times (a 4 ms step), the rest precise.
+                hold_resolution_ns: if out.len() % 2 == 0 { 4_000_000 } else { 0 },
             }),
             Op::NewTrace => traces.push(Vec::new()),
             Op::Thread { t, named } => out.push(Event::Thread {
