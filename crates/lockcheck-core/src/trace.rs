@@ -193,6 +193,7 @@ pub struct ClassStats {
 ///         | Event::Fork { .. }
 ///         | Event::Join { .. }
 ///         | Event::Drop { .. }
+///         | Event::Forget { .. }
 ///         | Event::HeldAcrossAwait { .. }
 ///         | Event::Stats { .. } => false,
 ///     }
