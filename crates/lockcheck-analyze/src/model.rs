@@ -231,7 +231,7 @@ impl<T, M: Mark> First<T, M> {
 }
 
 /// What a [`Trie`] keeps per node for its user beside the node's first child: nothing (`()`,
-/// no memory), or a `u32` ([`Trie::mark`]).
+/// no memory), or a `u32` (`Trie::mark`).
 pub trait Mark: Copy + std::fmt::Debug {
     /// The mark of a node never marked.
     const NONE: Self;
