@@ -290,10 +290,17 @@ enum Added {
 fn subsumes(old: &DepRecord, new: &DepRecord) -> bool {
     let t = new.dep.thread;
     old.dep.thread == t
-        && old.dep.mode == new.dep.mode
+        && no_more_held(old, new)
+        && at_most_as_ordered(&old.dep.clock, &new.dep.clock, t)
+}
+
+/// Same mode, and `old` holds a subset of `new`'s locks in the same modes (no gate `new`
+/// avoids, the same link rules): the part of [`subsumes`] and [`merge_ended`] that is not about
+/// threads.
+fn no_more_held(old: &DepRecord, new: &DepRecord) -> bool {
+    old.dep.mode == new.dep.mode
         && old.held_sig & !new.held_sig == 0
         && old.dep.held.iter().all(|h| new.dep.held.contains(h))
-        && at_most_as_ordered(&old.dep.clock, &new.dep.clock, t)
 }
 
 /// Whether every dependency of another thread that is concurrent with one at clock `new` (of
@@ -757,12 +764,8 @@ fn merge_ended<K>(level: &mut Level<K>, key: (NodeId, NodeId), late: &HashSet<u6
             .as_ref()
             .is_some_and(|e| e.pushed[idx].load(Ordering::Relaxed) == 1)
     };
-    let stands_for = |r: &DepRecord, v: &DepRecord| {
-        r.dep.thread != v.dep.thread
-            && r.dep.mode == v.dep.mode
-            && r.held_sig & !v.held_sig == 0
-            && r.dep.held.iter().all(|h| v.dep.held.contains(h))
-    };
+    let stands_for =
+        |r: &DepRecord, v: &DepRecord| r.dep.thread != v.dep.thread && no_more_held(r, v);
     let before = variants.len();
     let mut reps: Vec<Arc<DepRecord>> = Vec::new();
     variants.retain(|v| {
