@@ -8,19 +8,7 @@ mod support;
 
 use lockcheck::{Mutex, ViolationKind};
 use std::sync::Arc;
-use support::{found, two_threads, watchdog};
-
-fn inversions(class: &str) -> Vec<lockcheck::Violation> {
-    found(class)
-        .into_iter()
-        .filter(|v| {
-            matches!(
-                v.kind,
-                ViolationKind::LockOrderInversion | ViolationKind::ClassInversion
-            )
-        })
-        .collect()
-}
+use support::{found, inversions, two_threads, watchdog};
 
 fn incomplete() -> Vec<lockcheck::Violation> {
     lockcheck::violations()

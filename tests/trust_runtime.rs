@@ -7,19 +7,7 @@ mod support;
 
 use lockcheck::{Mutex, RwLock, ViolationKind};
 use std::sync::{Arc, Barrier};
-use support::{found, two_threads, watchdog};
-
-fn inversions(class: &str) -> Vec<lockcheck::Violation> {
-    found(class)
-        .into_iter()
-        .filter(|v| {
-            matches!(
-                v.kind,
-                ViolationKind::LockOrderInversion | ViolationKind::ClassInversion
-            )
-        })
-        .collect()
-}
+use support::{found, inversions, two_threads, watchdog};
 
 /// `n` mutexes named `prefix.0` to `prefix.{n-1}`.
 fn mutexes(prefix: &str, n: usize) -> Vec<Mutex<()>> {

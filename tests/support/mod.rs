@@ -68,3 +68,17 @@ pub fn found(class: &str) -> Vec<lockcheck::Violation> {
         .filter(|v| v.involves(class))
         .collect()
 }
+
+/// The lock-order inversions (instance or class level) among [`found`]`(class)`.
+pub fn inversions(class: &str) -> Vec<lockcheck::Violation> {
+    found(class)
+        .into_iter()
+        .filter(|v| {
+            matches!(
+                v.kind,
+                lockcheck::ViolationKind::LockOrderInversion
+                    | lockcheck::ViolationKind::ClassInversion
+            )
+        })
+        .collect()
+}
