@@ -13,7 +13,10 @@ use support::{found, inversions, watchdog};
 /// Live pairs: 40 per scenario, past the length from which an edge's variants are indexed (16).
 const PAIRS: usize = 40;
 
-fn pairs(a: &'static str, b: &'static str, n: usize) -> Vec<(Arc<Mutex<()>>, Arc<Mutex<()>>)> {
+/// Two locks of the classes of one class edge.
+type Pair = (Arc<Mutex<()>>, Arc<Mutex<()>>);
+
+fn pairs(a: &'static str, b: &'static str, n: usize) -> Vec<Pair> {
     (0..n)
         .map(|_| (Arc::new(Mutex::named(a, ())), Arc::new(Mutex::named(b, ()))))
         .collect()
