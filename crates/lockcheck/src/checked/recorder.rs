@@ -329,10 +329,18 @@ static SEEN_SITES: PlMutex<Option<HashSet<usize>>> = PlMutex::new(None);
 // ---------------------------------------------------------------------------------------------
 // The producer: a thread's end of its stream.
 
-/// A thread's producer state. The hot path reads and writes `Cell`s only; the stream itself (an
-/// `Arc`) is touched in the cold paths, which never run inside each other (`cold`).
+/// A thread's producer state, which every push reads and writes: `Cell`s in a thread-local
+/// without a destructor, reached with one `%fs` offset (a thread-local with a destructor is
+/// tested for being alive at every access, a few instructions per record). The stream itself
+/// (an `Arc`) is in [`STREAM`], touched in the cold paths only, which never run inside each
+/// other (`cold`).
+///
+/// Soundness: `len < BLOCK_RECS` only while `base` and `committed` point into the last block of
+/// the stream `STREAM` holds ([`next_block`] sets them together); `STREAM`'s destructor sets
+/// `len` to `BLOCK_RECS` before it lets the stream go, so a record made after it goes cold,
+/// finds the stream gone and is counted ([`lost_at_exit`]).
 struct Producer {
-    /// The recording generation `buf` belongs to (0: none).
+    /// The recording generation of the stream in [`STREAM`] (0: none).
     generation: Cell<u64>,
     /// The block being filled: its records and its published length.
     base: Cell<*mut Rec>,
@@ -341,7 +349,10 @@ struct Producer {
     len: Cell<usize>,
     /// A cold path is running: a record made inside it (lockcheck's own locks) is not recorded.
     cold: Cell<bool>,
-    /// The stream, held while this thread records into it.
+}
+
+/// The stream a thread records into, held while it records (see [`Producer`]).
+struct Stream {
     buf: UnsafeCell<Option<Arc<ThreadBuf>>>,
 }
 
@@ -349,8 +360,13 @@ struct Producer {
 /// the thread at the acquisition it recorded last), its last records are written at once rather
 /// than at the writer's next pass, so that a process that dies right after (killed, or aborting)
 /// still has them. The main thread's are written by the exit handler.
-impl Drop for Producer {
+impl Drop for Stream {
     fn drop(&mut self) {
+        // From here on every record of this thread goes cold and is counted as lost.
+        PRODUCER.with(|p| {
+            p.len.set(BLOCK_RECS);
+            p.generation.set(0);
+        });
         if STATE_FLAG.load(Ordering::Relaxed) != ON {
             return;
         }
@@ -363,26 +379,36 @@ impl Drop for Producer {
 }
 
 thread_local! {
-    static BUF: Producer = const {
+    static PRODUCER: Producer = const {
         Producer {
             generation: Cell::new(0),
             base: Cell::new(std::ptr::null_mut()),
             committed: Cell::new(std::ptr::null()),
             len: Cell::new(BLOCK_RECS),
             cold: Cell::new(false),
-            buf: UnsafeCell::new(None),
         }
     };
+    static STREAM: Stream = const { Stream { buf: UnsafeCell::new(None) } };
+}
+
+/// This thread's [`Producer`]. (`LocalKey::with` with the work in its closure was not always
+/// inlined: a call per record.)
+#[inline(always)]
+fn producer() -> *const Producer {
+    PRODUCER.with(|p| p as *const Producer)
 }
 
 /// Appends a record to the calling thread's block: a few stores and one release store.
 #[inline(always)]
 fn push(rec: Rec) {
-    let pushed = BUF.try_with(|p| {
+    // SAFETY: `PRODUCER` has no destructor: it lives as long as this thread, which is running
+    // this.
+    let p = unsafe { &*producer() };
+    {
         let i = p.len.get();
         if i < BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed) {
             // SAFETY: `base` and `committed` point into the block this thread's stream holds
-            // (kept alive by `buf`), whose slot `i` is not published yet: only this thread writes
+            // (see `Producer`), whose slot `i` is not published yet: only this thread writes
             // it, and the release store publishes it to the writer.
             unsafe {
                 p.base.get().add(i).write(rec);
@@ -394,17 +420,16 @@ fn push(rec: Rec) {
             // build the record on the stack first, taken cold or not.
             push_cold(p, rec.head, rec.a, rec.b, rec.x, rec.ts);
         }
-    });
-    if pushed.is_err() {
-        lost_at_exit();
     }
 }
 
-/// Appends two records at once ([`on_request_acquire`]): one thread-local access and one
-/// release store when both fit in the block, else one after the other.
+/// Appends two records at once ([`on_request_acquire`]): one release store when both fit in
+/// the block, else one after the other.
 #[inline(always)]
 fn push2(first: Rec, second: Rec) {
-    let pushed = BUF.try_with(|p| {
+    // SAFETY: as in `push`.
+    let p = unsafe { &*producer() };
+    let pushed = {
         let i = p.len.get();
         if i + 1 < BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed) {
             // SAFETY: as in `push`, for the slots `i` and `i + 1`, both in the block (tested
@@ -420,17 +445,10 @@ fn push2(first: Rec, second: Rec) {
         } else {
             false
         }
-    });
-    match pushed {
-        Ok(true) => {}
-        Ok(false) => {
-            push(first);
-            push(second);
-        }
-        Err(_) => {
-            lost_at_exit();
-            lost_at_exit();
-        }
+    };
+    if !pushed {
+        push(first);
+        push(second);
     }
 }
 
@@ -457,12 +475,10 @@ pub(crate) fn reserve(site: Site, n: usize) {
     if !site_seen_locally(site) {
         note_site(site);
     }
-    let room = BUF
-        .try_with(|p| {
-            p.len.get() + n <= BLOCK_RECS
-                && p.generation.get() == GENERATION.load(Ordering::Relaxed)
-        })
-        .unwrap_or(true);
+    // SAFETY: as in `push`.
+    let p = unsafe { &*producer() };
+    let room =
+        p.len.get() + n <= BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed);
     if !room {
         reserve_cold();
     }
@@ -471,7 +487,9 @@ pub(crate) fn reserve(site: Site, n: usize) {
 #[cold]
 #[inline(never)]
 fn reserve_cold() {
-    let _ = BUF.try_with(next_block);
+    PRODUCER.with(|p| {
+        next_block(p);
+    });
 }
 
 /// The first record of a generation (a new stream), or a full block (handoff).
@@ -480,6 +498,11 @@ fn reserve_cold() {
 fn push_cold(p: &Producer, head: u64, a: u64, b: u64, x: u64, ts: u64) {
     let rec = Rec { head, a, b, x, ts };
     if !next_block(p) {
+        // Not recording, or lockcheck's own lock inside a cold path: nothing to record; or the
+        // thread's stream is gone (a lock taken in a thread-local's destructor): counted.
+        if STATE_FLAG.load(Ordering::Relaxed) == ON && !p.cold.get() {
+            lost_at_exit();
+        }
         return;
     }
     let i = p.len.get();
@@ -515,9 +538,14 @@ fn next_block(p: &Producer) -> bool {
     }
     let _reset = Reset(&p.cold, was_busy);
     let generation = GENERATION.load(Ordering::Acquire);
-    // SAFETY: `buf` is only touched here and in the destructor, and `cold` keeps this from
-    // running inside itself; the destructor cannot run while the thread runs this.
-    let slot = unsafe { &mut *p.buf.get() };
+    // The stream is gone (this runs in a thread-local's destructor, after `STREAM`'s).
+    let Ok(slot) = STREAM.try_with(|s| s.buf.get()) else {
+        return false;
+    };
+    // SAFETY: `buf` is only touched here, in `flush_thread` (not inside a cold path) and in the
+    // destructor, and `cold` keeps this from running inside itself; the destructor cannot run
+    // while the thread runs this.
+    let slot = unsafe { &mut *slot };
     let mut drain = false;
     let stream = match slot {
         Some(b) if b.generation == generation => {
@@ -867,14 +895,12 @@ pub(crate) fn flush_thread() {
     if STATE_FLAG.load(Ordering::Relaxed) != ON {
         return;
     }
-    let b = BUF
-        .try_with(|p| {
-            if p.cold.get() {
-                return None;
-            }
-            // SAFETY: not inside a cold path (checked above), which is the only other user.
-            unsafe { (*p.buf.get()).clone() }
-        })
+    if PRODUCER.with(|p| p.cold.get()) {
+        return;
+    }
+    // SAFETY: not inside a cold path (checked above), which is the only other user.
+    let b = STREAM
+        .try_with(|s| unsafe { (*s.buf.get()).clone() })
         .ok()
         .flatten();
     if let Some(b) = b {
@@ -1008,8 +1034,9 @@ pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u6
 }
 
 /// [`on_acquire`] of a blocking acquisition with no wait, whose site [`reserve`] announced
-/// before the acquisition (`hooks::lock_recorded`).
-#[inline(never)]
+/// before the acquisition (`hooks::lock_recorded`). Inlined there: a call of its own cost
+/// about a third of what it does.
+#[inline(always)]
 pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site) {
     push(Rec {
         head: head(K_ACQUIRE, mode, How::Blocking, ids.class),
@@ -1023,8 +1050,8 @@ pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site) {
 /// [`on_request`] then [`on_acquire`] (no wait), as one call: what the recorded fast path
 /// writes for a nested acquisition whose dependency is known (`hooks::lock_recorded`), the
 /// same two records as the full path's, with one look-up of the buffer. The site was announced
-/// by [`reserve`], before the acquisition.
-#[inline(never)]
+/// by [`reserve`], before the acquisition. Inlined there, as [`on_acquire_reserved`].
+#[inline(always)]
 pub(crate) fn on_request_acquire(
     ids: Ids,
     kind: LockKind,
@@ -1071,6 +1098,18 @@ pub(crate) fn on_fail(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) 
 /// A release; `hold_ns` 0: measured by the writer from the clock readings.
 #[inline(never)]
 pub(crate) fn on_release(ids: Ids, hold_ns: u64) {
+    release_rec(ids, hold_ns);
+}
+
+/// [`on_release`] inline, for the usual recorded release (`hooks::released_rest`, itself out
+/// of line): one call fewer per recorded release.
+#[inline(always)]
+pub(crate) fn on_release_inline(ids: Ids) {
+    release_rec(ids, 0);
+}
+
+#[inline(always)]
+fn release_rec(ids: Ids, hold_ns: u64) {
     push(Rec {
         head: head(K_RELEASE, Mode::Exclusive, How::Blocking, ids.class),
         a: ids.inst,
