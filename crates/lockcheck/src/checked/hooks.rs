@@ -385,7 +385,7 @@ pub(crate) fn lock_known(
 /// (identity assigned, not an RwLock's first write, the thread not busy inside lockcheck;
 /// nothing held, or the exact dependency in the thread's cache with order checking on, nor a
 /// task that may hold async locks), then the raw try and a one-word push marked
-/// [`word::RECORDED`] (so that its release records too, see [`released_slow`]), then the records
+/// [`word::RECORDED`] (so that its release records too, see [`released_rest`]), then the records
 /// the full path writes for them, in its order: a `request` when locks are held (the full path
 /// writes it before its checks, which find nothing here; a request carries no time), then the
 /// `acquire` with no wait. A failed try changes nothing and writes nothing: `No`, the full path
