@@ -385,7 +385,7 @@ pub(crate) fn lock_known(
 /// (identity assigned, not an RwLock's first write, the thread not busy inside lockcheck;
 /// nothing held, or the exact dependency in the thread's cache with order checking on, nor a
 /// task that may hold async locks), then the raw try and a one-word push marked
-/// [`word::RECORDED`] (so that its release records too, see [`released_slow`]), then the records
+/// [`word::RECORDED`] (so that its release records too, see [`released_rest`]), then the records
 /// the full path writes for them, in its order: a `request` when locks are held (the full path
 /// writes it before its checks, which find nothing here; a request carries no time), then the
 /// `acquire` with no wait. A failed try changes nothing and writes nothing: `No`, the full path
@@ -885,6 +885,15 @@ pub(crate) fn release_fast(meta: &Meta, mode: Mode) -> bool {
 pub(crate) fn released_rest(meta: &Meta, mode: Mode) {
     let w = meta.word();
     if w != 0 {
+        // The usual recorded release: the hold on top, recorded and nothing else. One
+        // comparison and the record, here in the caller's out-of-line rest, not the search of
+        // `released_slow` (which expands every entry it looks at and returns a whole `Held`:
+        // about 170 instructions more per release) nor two more calls.
+        let recorded = entry(w, mode) ^ word::RECORDED;
+        if STATE.try_with(|s| s.pop_plain_top(recorded)) == Ok(true) {
+            recorder::on_release_inline(Ids::from_word(w));
+            return;
+        }
         released_slow(meta, Ids::from_word(w), mode);
     }
 }
@@ -892,14 +901,6 @@ pub(crate) fn released_rest(meta: &Meta, mode: Mode) {
 /// The general release: the lock below the top, timed, a graph source, or not found (foreign).
 #[inline(never)]
 fn released_slow(meta: &Meta, ids: Ids, mode: Mode) {
-    // The usual recorded release: the hold on top, recorded and nothing else. One comparison
-    // and a tail call, not the search below (which expands every entry it looks at and
-    // returns a whole `Held`: about 170 instructions more per release).
-    let recorded = entry(meta.word(), mode) ^ word::RECORDED;
-    if STATE.try_with(|s| s.pop_plain_top(recorded)) == Ok(true) {
-        recorder::on_release(ids, 0);
-        return;
-    }
     // The same, or a plain hold, pushed before the identity gained a flag bit (see
     // `state::entry`): one comparison of the top's logical word. Which task took it does not
     // matter to a release.
