@@ -157,8 +157,19 @@ impl WordRwLock {
     /// A shared hold is held by the caller (or by whoever the caller releases it for).
     #[inline]
     pub(crate) unsafe fn unlock_shared(&self) {
-        let state = self.state.fetch_sub(ONE_READER, Ordering::Release);
-        if state & (READERS | WRITER_PARKED) == ONE_READER | WRITER_PARKED {
+        // The lone reader of an otherwise empty word: one `lock sub` and a branch on its flags.
+        if self.state.fetch_sub(ONE_READER, Ordering::Release) != ONE_READER {
+            self.unlocked_shared_beside();
+        }
+    }
+
+    /// A reader left a word with more in it: wakes the writer waiting for the readers if none is
+    /// left now. Whoever left, the reader that left last sees no reader and `WRITER_PARKED` here
+    /// (or the writer, before sleeping, sees no reader); a wake-up by another reader as well is
+    /// harmless (the writer looks again, and the flag is cleared under the queue's lock).
+    #[inline(never)]
+    fn unlocked_shared_beside(&self) {
+        if self.state.load(Ordering::Relaxed) & (READERS | WRITER_PARKED) == WRITER_PARKED {
             self.wake_writer();
         }
     }
