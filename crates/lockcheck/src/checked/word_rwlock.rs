@@ -3,13 +3,15 @@
 //! ([`WordRwLock::try_lock_shared_once`]).
 //!
 //! Why not parking_lot's `RawRwLock`: as for the mutex (`checked::byte_mutex`), the checked fast
-//! path needs a shared try that may fail for any reason (a lost race, a writer), because the full
-//! path tries again; parking_lot's `try_lock_shared` is a loop with a retry on spurious failure
-//! and its unlock keeps a deadlock-detection hook, about 16 of the 52 instructions of a checked
-//! read (BENCHMARKS.md, "Round 8"). `lock_api` has no one-shot try and parking_lot's state word is
-//! private, so no crate offers it. This is lockcheck's own, on `parking_lot_core` (which every user
-//! already builds through parking_lot), with parking_lot's semantics, learned from its
-//! `raw_rwlock.rs` and written anew:
+//! path needs a shared try that may fail for any reason (a lost race, other readers, a writer),
+//! because the full path tries again; parking_lot's `try_lock_shared` tests for a writer and for
+//! overflow and retries a spurious failure (11 instructions, against 4 for one exchange from a
+//! free word), and its shared unlock reads the old word back to test it (5, against 2 for a
+//! `lock sub` whose flags say "nothing else in the word"): about 10 of the 52 instructions of a
+//! checked read (BENCHMARKS.md, "Round 8"). `lock_api` has no one-shot try and parking_lot's
+//! state word is private, so no crate offers either. This is lockcheck's own, on
+//! `parking_lot_core` (which every user already builds through parking_lot), with parking_lot's
+//! semantics, learned from its `raw_rwlock.rs` and written anew:
 //!
 //! - the word holds the reader count (above the four flag bits), `WRITER` (a writer holds the
 //!   lock or waits for the readers to leave), `UPGRADABLE` (an upgradable reader holds it, counted
