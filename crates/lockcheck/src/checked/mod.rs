@@ -20,6 +20,7 @@ pub(crate) mod report;
 pub(crate) mod state;
 pub(crate) mod unwind;
 pub(crate) mod watch;
+mod word_rwlock;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use fair::RawFairMutex;
