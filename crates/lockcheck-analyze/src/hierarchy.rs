@@ -10,7 +10,7 @@
 //! "acquire in increasing level" holds for every remaining edge.
 
 use crate::cycles::{canonical_ranks, change_set_on, ChangeSet, GraphLevel};
-use crate::graph::LockGraph;
+use crate::graph::{EdgeWeights, LockGraph};
 use crate::model::{ClassId, Model};
 use lockcheck_core::trace::How;
 use serde::{Deserialize, Serialize};
@@ -592,7 +592,7 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
 /// The change set of the class graph, ties broken by class key (not by id: ids follow the order
 /// of first appearance, which the interleaving of threads decides). The class-level root-cause
 /// search and [`suggest_on`] share it.
-pub fn class_change_set(model: &Model, graph: &LockGraph, weights: &[u64]) -> ChangeSet {
+pub fn class_change_set(model: &Model, graph: &LockGraph, weights: &EdgeWeights) -> ChangeSet {
     let ranks = canonical_ranks(model, GraphLevel::Class);
     change_set_on(graph, weights, &|n| {
         ranks.get(n as usize).copied().unwrap_or(u64::MAX)
@@ -604,7 +604,7 @@ pub fn class_change_set(model: &Model, graph: &LockGraph, weights: &[u64]) -> Ch
 pub fn suggest_on(
     model: &Model,
     graph: &LockGraph,
-    weights: &[u64],
+    weights: &EdgeWeights,
     change: &ChangeSet,
     violating: &HashSet<(ClassId, ClassId)>,
 ) -> Hierarchy {
@@ -622,33 +622,22 @@ pub fn suggest_on(
 fn suggest_listing(
     model: &Model,
     graph: &LockGraph,
-    weights: &[u64],
+    weights: &EdgeWeights,
     change: &ChangeSet,
     violating: &HashSet<(ClassId, ClassId)>,
     max_listed: usize,
 ) -> Hierarchy {
-    let removed = &change.edges;
-    // By edge id, in one merge of the two sorted lists (a binary search per edge cost 0.4 s on
-    // the hostile trace's 3M edges).
-    let mut removed_e = vec![false; graph.edge_count()];
-    let mut r = removed.iter().peekable();
-    for e in 0..graph.edge_count() as u32 {
-        let ab = graph.endpoints(e);
-        while r.next_if(|&&x| x < ab).is_some() {}
-        if r.peek() == Some(&&ab) {
-            removed_e[e as usize] = true;
-        }
-    }
-    let is_removed = |e: u32| removed_e[e as usize];
+    let is_removed = |e: u32| change.contains(e);
     // Classes with a blocking or timed nested acquisition, by id.
     let n = graph.nodes();
     let mut in_graph = vec![false; n];
     let mut indeg = vec![0usize; n];
+    let mut sources = graph.sources();
     for e in 0..graph.edge_count() as u32 {
-        if weights[e as usize] == 0 {
+        if weights.get(e) == 0 {
             continue;
         }
-        let (a, b) = graph.endpoints(e);
+        let (a, b) = (sources.of(e), graph.target(e));
         in_graph[a as usize] = true;
         in_graph[b as usize] = true;
         if !is_removed(e) {
@@ -667,7 +656,7 @@ fn suggest_listing(
         let lc = level[c as usize];
         for e in graph.out_edges(c) {
             let m = graph.target(e);
-            if weights[e as usize] == 0 || is_removed(e) {
+            if weights.get(e) == 0 || is_removed(e) {
                 continue;
             }
             level[m as usize] = level[m as usize].max(lc + 1);
@@ -699,15 +688,14 @@ fn suggest_listing(
     }
     // Sites and dependency counts of the removed edges only, from the edges' own dependencies.
     // Those of violations first when not all are listed, each kept in the change set's order.
-    let listed: Vec<(ClassId, ClassId)> = if removed.len() <= max_listed {
-        removed.clone()
+    let removed = || change.ids().zip(change.edges(graph));
+    let listed: Vec<(u32, (ClassId, ClassId))> = if change.len() <= max_listed {
+        removed().collect()
     } else {
-        let in_violation = removed.iter().filter(|e| violating.contains(e)).count();
+        let in_violation = removed().filter(|(_, ab)| violating.contains(ab)).count();
         let mut others = max_listed.saturating_sub(in_violation);
-        removed
-            .iter()
-            .copied()
-            .filter(|e| {
+        removed()
+            .filter(|(_, e)| {
                 if violating.contains(e) {
                     return true;
                 }
@@ -718,11 +706,10 @@ fn suggest_listing(
             .take(max_listed)
             .collect()
     };
-    let removed_edges_unlisted = (removed.len() - listed.len()) as u64;
+    let removed_edges_unlisted = (change.len() - listed.len()) as u64;
     let removed_edges: Vec<RemovedEdge> = listed
         .iter()
-        .filter_map(|&(a, b)| {
-            let e = graph.find(a, b)?;
+        .map(|&(e, (a, b))| {
             let mut dependencies = 0u64;
             let mut sites: HashSet<crate::model::SiteId> = HashSet::new();
             for &d in graph.deps(e) {
@@ -733,11 +720,11 @@ fn suggest_listing(
                 dependencies += 1;
                 sites.extend(model.sites_of(rec).filter_map(|ds| ds.site));
             }
-            Some(RemovedEdge {
+            RemovedEdge {
                 from: model.classes[a as usize].key.clone(),
                 to: model.classes[b as usize].key.clone(),
                 dependencies,
-                occurrences: weights[e as usize],
+                occurrences: weights.get(e),
                 sites: sites
                     .iter()
                     .map(|&s| file_line(model.site_loc(s)))
@@ -746,7 +733,7 @@ fn suggest_listing(
                     .take(MAX_SITES_PER_REMOVED_EDGE)
                     .collect(),
                 in_violation: violating.contains(&(a, b)),
-            })
+            }
         })
         .collect();
     let rust = rust_module(&levels, model.deps.len());
@@ -957,8 +944,9 @@ mod tests {
         let graph = LockGraph::build(&m, GraphLevel::Class);
         let weights = graph.weights(&m);
         let change = class_change_set(&m, &graph, &weights);
-        assert_eq!(change.edges.len(), 10, "{:?}", change.edges);
-        let last = *change.edges.last().unwrap();
+        let edges: Vec<(u32, u32)> = change.edges(&graph).collect();
+        assert_eq!(change.len(), 10, "{edges:?}");
+        let last = *edges.last().unwrap();
         let violating: HashSet<(ClassId, ClassId)> = [last].into_iter().collect();
         let all = suggest_listing(&m, &graph, &weights, &change, &violating, 10);
         assert_eq!(all.removed_edges.len(), 10);
