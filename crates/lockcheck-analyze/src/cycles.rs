@@ -943,7 +943,7 @@ mod tests {
         let r = find_root_causes(&m, GraphLevel::Instance, &SearchLimits::default());
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         let graph = LockGraph::build(&m, GraphLevel::Instance);
-        assert_eq!(change_set(&edge_weights(&m, &graph)).0, vec![(2, 0)]);
+        assert_eq!(change_set(&edge_weights(&m, &graph)).edges, vec![(2, 0)]);
         assert_eq!(r.root_causes.len(), 1);
         let rc = &r.root_causes[0];
         assert_eq!(rc.edges, vec![(2, 0)]);
@@ -1085,9 +1085,9 @@ pub fn edge_weights(model: &Model, graph: &LockGraph) -> HashMap<(u32, u32), u64
 }
 
 /// The smallest weighted change set of a weighted graph: per strongly connected component,
-/// the backward edges of [`crate::hierarchy::min_fas_order`]. Returns the edges and the number of
-/// components where the local search stopped before converging.
-pub fn change_set(weights: &HashMap<(u32, u32), u64>) -> (Vec<(u32, u32)>, u64) {
+/// the backward edges of [`crate::hierarchy::min_fas_order`], with the number of components
+/// where the search stopped at a bound.
+pub fn change_set(weights: &HashMap<(u32, u32), u64>) -> ChangeSet {
     change_set_ranked(weights, &|n| n as u64)
 }
 
@@ -1097,7 +1097,7 @@ pub fn change_set(weights: &HashMap<(u32, u32), u64>) -> (Vec<(u32, u32)>, u64) 
 pub fn change_set_ranked(
     weights: &HashMap<(u32, u32), u64>,
     rank: &dyn Fn(u32) -> u64,
-) -> (Vec<(u32, u32)>, u64) {
+) -> ChangeSet {
     // A graph of the weighted edges alone, in the shared representation.
     let nodes = weights
         .keys()
@@ -1108,8 +1108,7 @@ pub fn change_set_ranked(
     keys.sort_unstable();
     let graph = LockGraph::from_edges(nodes, keys.iter().map(|&(e, _)| e));
     let w: Vec<u64> = keys.iter().map(|&(_, w)| w).collect();
-    let c = change_set_on(&graph, &w, rank);
-    (c.edges, c.stopped)
+    change_set_on(&graph, &w, rank)
 }
 
 /// The change set of a level: the edges to change so that an order exists.
@@ -1120,6 +1119,10 @@ pub struct ChangeSet {
     /// Components where the local search stopped at
     /// [`crate::hierarchy::MAX_LOCAL_SEARCH_PASSES`] before converging.
     pub stopped: u64,
+    /// Components whose change set is not proven inclusion-minimal (the pass that puts back
+    /// edges closing no cycle was beyond [`crate::hierarchy::MINIMAL_PASS_MAX_BYTES`] or
+    /// [`crate::hierarchy::MINIMAL_PASS_MAX_WORK`]).
+    pub not_minimal: u64,
 }
 
 /// The smallest weighted change set of `graph` with edge weights `weights` (by edge id; an
@@ -1141,12 +1144,11 @@ pub fn change_set_on(graph: &LockGraph, weights: &[u64], rank: &dyn Fn(u32) -> u
             nodes: &scc,
             index: &index,
         };
-        let (order, converged) = crate::hierarchy::min_fas_order_on(&comp);
-        if !converged {
-            out.stopped += 1;
-        }
+        let fas = crate::hierarchy::min_fas_order_on(&comp);
+        out.stopped += u64::from(!fas.converged);
+        out.not_minimal += u64::from(!fas.minimal);
         let mut pos = vec![0usize; scc.len()];
-        for (p, &v) in order.iter().enumerate() {
+        for (p, &v) in fas.order.iter().enumerate() {
             pos[v] = p;
         }
         for a in 0..scc.len() {
@@ -1791,6 +1793,13 @@ pub fn find_root_causes_on(
             level.name(),
             change.stopped,
             crate::hierarchy::MAX_LOCAL_SEARCH_PASSES
+        ));
+    }
+    if change.not_minimal > 0 {
+        result.notes.push(format!(
+            "the {} change set is not proven minimal in {} component(s): the pass that puts back edges closing no cycle was beyond its bounds",
+            level.name(),
+            change.not_minimal,
         ));
     }
     if change.edges.is_empty() {
