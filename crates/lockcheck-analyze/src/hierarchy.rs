@@ -3,7 +3,8 @@
 //!
 //! The class graph (edge `A -> B`: some thread acquired a `B` while holding an `A`, blocking or
 //! timed; `try_*` acquisitions need no order) is made acyclic with the Eades–Lin–Smyth heuristic,
-//! run inside each strongly connected component. Edges are weighted by the number of distinct
+//! run inside each strongly connected component, improved by local search and made
+//! inclusion-minimal ([`min_fas_order`]). Edges are weighted by the number of distinct
 //! dependencies on them, so the side of an inversion made at fewer places is the one cut: those
 //! acquisition sites are the ones to change. Levels are the longest-path layering of what remains:
 //! a class's level is one more than the highest level of any class held when it is acquired, so
@@ -300,7 +301,7 @@ pub struct FasOrder {
     /// helped.
     pub converged: bool,
     /// False when the backward edges are not proven inclusion-minimal: the pass that puts back
-    /// every edge closing no cycle ([`make_minimal`]) was beyond [`MINIMAL_PASS_MAX_BYTES`] or
+    /// every edge closing no cycle (`make_minimal`) was beyond [`MINIMAL_PASS_MAX_BYTES`] or
     /// [`MINIMAL_PASS_MAX_WORK`] and skipped or stopped.
     pub minimal: bool,
 }
@@ -318,8 +319,8 @@ impl FasOrder {
 /// A vertex order of `0..n` whose backward edges (`(from, to, weight)` with `from` after `to`)
 /// have a small total weight: a weighted feedback arc set. Exact for at most
 /// [`EXACT_FAS_MAX_NODES`] nodes; otherwise Eades–Lin–Smyth, then local search (take one node
-/// out and re-insert it at its best position, until no move helps), then [`make_minimal`] (put
-/// back every backward edge that closes no cycle, heaviest first).
+/// out and re-insert it at its best position, until no move helps), then a pass that puts back
+/// every backward edge that closes no cycle, heaviest first (an inclusion-minimal set).
 pub fn min_fas_order(n: usize, edges: &[(usize, usize, u64)]) -> FasOrder {
     if n <= 1 {
         return FasOrder::exact((0..n).collect());
@@ -615,13 +616,14 @@ fn local_search_in<C: Cost>(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
     false
 }
 
-/// The largest reachability table [`make_minimal`] builds (one bit per pair of nodes of a
+/// The largest reachability table of the minimality pass of [`min_fas_order`] (one bit per pair of nodes of a
 /// component): 32 MiB, a component of up to 16,384 nodes. A program's lock classes number in
 /// the hundreds; the hostile random trace's component has 3000 (1.1 MB).
 pub const MINIMAL_PASS_MAX_BYTES: usize = 32 << 20;
 
-/// The most work [`make_minimal`] does on one component, in 64-bit words read or written (about
-/// a second on this project's machine). The hostile random trace's component takes about 2^27.
+/// The most work the minimality pass of [`min_fas_order`] does on one component, in 64-bit words read or written (about
+/// a second on this project's machine). The hostile random trace's component is far within it:
+/// its change set phase takes no measurable CPU time more (BENCHMARKS.md, branch `minfix`).
 pub const MINIMAL_PASS_MAX_WORK: u64 = 1 << 30;
 
 /// Row `src` of the bit matrix `reach` (`words` words a row) or-ed into row `dst` (`dst != src`).
