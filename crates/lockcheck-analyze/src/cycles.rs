@@ -964,7 +964,7 @@ mod tests {
         let r = find_root_causes(&m, GraphLevel::Instance, &SearchLimits::default());
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         let graph = LockGraph::build(&m, GraphLevel::Instance);
-        assert_eq!(change_set(&edge_weights(&m, &graph)).0, vec![(2, 0)]);
+        assert_eq!(change_set(&edge_weights(&m, &graph)).edges, vec![(2, 0)]);
         assert_eq!(r.root_causes.len(), 1);
         let rc = &r.root_causes[0];
         assert_eq!(rc.edges, vec![(2, 0)]);
@@ -1106,9 +1106,9 @@ pub fn edge_weights(model: &Model, graph: &LockGraph) -> HashMap<(u32, u32), u64
 }
 
 /// The smallest weighted change set of a weighted graph: per strongly connected component,
-/// the backward edges of [`crate::hierarchy::min_fas_order`]. Returns the edges and the number of
-/// components where the local search stopped before converging.
-pub fn change_set(weights: &HashMap<(u32, u32), u64>) -> (Vec<(u32, u32)>, u64) {
+/// the backward edges of [`crate::hierarchy::min_fas_order`], with the number of components
+/// where the search stopped at a bound.
+pub fn change_set(weights: &HashMap<(u32, u32), u64>) -> ChangeEdges {
     change_set_ranked(weights, &|n| n as u64)
 }
 
@@ -1118,7 +1118,7 @@ pub fn change_set(weights: &HashMap<(u32, u32), u64>) -> (Vec<(u32, u32)>, u64) 
 pub fn change_set_ranked(
     weights: &HashMap<(u32, u32), u64>,
     rank: &dyn Fn(u32) -> u64,
-) -> (Vec<(u32, u32)>, u64) {
+) -> ChangeEdges {
     // A graph of the weighted edges alone, in the shared representation.
     let nodes = weights
         .keys()
@@ -1130,7 +1130,22 @@ pub fn change_set_ranked(
     let graph = LockGraph::from_edges(nodes, keys.iter().map(|&(e, _)| e));
     let w: EdgeWeights = keys.iter().map(|&(_, w)| w).collect::<Vec<u64>>().into();
     let c = change_set_on(&graph, &w, rank);
-    (c.edges(&graph).collect(), c.stopped)
+    ChangeEdges {
+        edges: c.edges(&graph).collect(),
+        stopped: c.stopped,
+        not_minimal: c.not_minimal,
+    }
+}
+
+/// A change set spelled out as edges, for [`change_set`]'s callers that have no graph of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeEdges {
+    /// The edges to change, `(held, acquired)`, sorted.
+    pub edges: Vec<(u32, u32)>,
+    /// Components where the local search stopped before converging.
+    pub stopped: u64,
+    /// Components whose change set is not proven inclusion-minimal.
+    pub not_minimal: u64,
 }
 
 /// The change set of a level: the edges to change so that an order exists.
@@ -1148,6 +1163,10 @@ pub struct ChangeSet {
     /// Components where the local search stopped at
     /// [`crate::hierarchy::MAX_LOCAL_SEARCH_PASSES`] before converging.
     pub stopped: u64,
+    /// Components whose change set is not proven inclusion-minimal (the pass that puts back
+    /// edges closing no cycle was beyond [`crate::hierarchy::MINIMAL_PASS_MAX_BYTES`] or
+    /// [`crate::hierarchy::MINIMAL_PASS_MAX_WORK`]).
+    pub not_minimal: u64,
 }
 
 impl ChangeSet {
@@ -1157,6 +1176,7 @@ impl ChangeSet {
             bits: vec![0; edges.div_ceil(64)],
             len: 0,
             stopped: 0,
+            not_minimal: 0,
         }
     }
 
@@ -1234,12 +1254,11 @@ pub fn change_set_on(
             nodes: &scc,
             index: &index,
         };
-        let (order, converged) = crate::hierarchy::min_fas_order_on(&comp);
-        if !converged {
-            out.stopped += 1;
-        }
+        let fas = crate::hierarchy::min_fas_order_on(&comp);
+        out.stopped += u64::from(!fas.converged);
+        out.not_minimal += u64::from(!fas.minimal);
         let mut pos = vec![0usize; scc.len()];
-        for (p, &v) in order.iter().enumerate() {
+        for (p, &v) in fas.order.iter().enumerate() {
             pos[v] = p;
         }
         for (a, &n) in scc.iter().enumerate() {
@@ -1929,6 +1948,13 @@ pub fn find_root_causes_on(
             level.name(),
             change.stopped,
             crate::hierarchy::MAX_LOCAL_SEARCH_PASSES
+        ));
+    }
+    if change.not_minimal > 0 {
+        result.notes.push(format!(
+            "the {} change set is not proven minimal in {} component(s): the pass that puts back edges closing no cycle was beyond its bounds",
+            level.name(),
+            change.not_minimal,
         ));
     }
     if change.is_empty() {

@@ -710,6 +710,14 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
             hierarchy::MAX_LOCAL_SEARCH_PASSES
         ));
     }
+    if hierarchy.not_minimal > 0 {
+        warnings.push(format!(
+            "the suggested change set is not proven minimal in {} component(s): the pass that puts back edges closing no cycle was beyond its bounds ({} MiB, {} words of work)",
+            hierarchy.not_minimal,
+            hierarchy::MINIMAL_PASS_MAX_BYTES >> 20,
+            hierarchy::MINIMAL_PASS_MAX_WORK
+        ));
+    }
     if hierarchy.removed_edges_unlisted > 0 {
         warnings.push(format!(
             "the suggested hierarchy lists {} of its {} edges to change (those of violations first; at most {}): the lock graph of this trace is beyond any real program",
