@@ -1672,8 +1672,12 @@ pub(crate) fn must_wait(
             })
         });
     let watch = suspect.as_ref().is_some_and(|s| s.grace);
+    let want = Want {
+        capacity: r.capacity,
+        permits: r.permits,
+    };
     let reg = register(
-        ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, suspect, None,
+        ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, want, suspect, None,
     )?;
     if watch {
         watch_suspects();
@@ -1969,6 +1973,9 @@ struct Waiter {
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
+    /// What a semaphore wait asks for, for the trace's `request` when the wait is written again
+    /// under an owned guard ([`Establish`]).
+    want: Want,
     /// The sync guards the holder had on its thread when it started waiting (a waiting holder
     /// cannot release them): how the graph sees sync locks held inside a cycle.
     sync_held: Vec<Held>,
@@ -1979,6 +1986,22 @@ struct Waiter {
     /// Set, without the list's mutex, when the wait ended (see [`WaitReg`]): the entry no
     /// longer counts and is removed by the next wait to register.
     ended: Arc<AtomicBool>,
+}
+
+/// A semaphore's permits as a wait saw them (see `Req::capacity`) and the permits it asks for
+/// (see `Req::permits`): what its trace `request` says.
+#[derive(Clone, Copy)]
+struct Want {
+    capacity: usize,
+    permits: u32,
+}
+
+impl Want {
+    /// A lock's wait (or a task end's): one, of no semaphore.
+    const ONE: Want = Want {
+        capacity: 0,
+        permits: 1,
+    };
 }
 
 /// A wait for a task's end: the task awaited (it holds its own end, the waiter's `ids`, a
@@ -2120,7 +2143,18 @@ pub(crate) fn sync_wait(
             }
         }
     };
-    register(holder, current_tag(), ids, kind, mode, site, None, None).map(Some)
+    register(
+        holder,
+        current_tag(),
+        ids,
+        kind,
+        mode,
+        site,
+        Want::ONE,
+        None,
+        None,
+    )
+    .map(Some)
 }
 
 /// A holder (task, or thread in `block_on`) starts waiting for the end of task `target` (the
@@ -2160,6 +2194,7 @@ pub(crate) fn join_wait(
         LockKind::Once,
         Mode::Exclusive,
         site,
+        Want::ONE,
         None,
         Some(join),
     )
@@ -2174,6 +2209,7 @@ fn register(
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
+    want: Want,
     suspect: Option<Arc<Suspect>>,
     join: Option<JoinWait>,
 ) -> Result<WaitReg, Verdict> {
@@ -2198,6 +2234,7 @@ fn register(
             kind,
             mode,
             site,
+            want,
             sync_held,
             suspect: suspect.clone(),
             join,
@@ -2218,7 +2255,10 @@ fn register(
                     continue;
                 }
                 rec_establish(o.holder, &o.entry);
-                recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0, 1);
+                let w = o.want;
+                recorder::on_task_request(
+                    o.holder, o.ids, o.kind, o.mode, o.site, w.capacity, w.permits,
+                );
             }
         }
         let v = as_busy(|_| {
@@ -2388,6 +2428,7 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<
                         kind: w.kind,
                         mode: w.mode,
                         site: w.site,
+                        want: w.want,
                         joiner,
                     })
                 })
@@ -2408,6 +2449,8 @@ struct Establish {
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
+    /// What that wait asks for (a semaphore's permits).
+    want: Want,
     /// A task's end: the holder that awaits it, and where.
     joiner: Option<(u64, &'static Location<'static>)>,
 }
@@ -2424,7 +2467,10 @@ fn rec_join(o: &Establish, joiner: u64, joiner_site: &'static Location<'static>)
         class: o.entry.class,
     };
     rec_acq(o.holder, end, Mode::Exclusive, How::Try, o.entry.site, 0, 1);
-    recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0, 1);
+    let w = o.want;
+    recorder::on_task_request(
+        o.holder, o.ids, o.kind, o.mode, o.site, w.capacity, w.permits,
+    );
     rec_rel(o.holder, end, 0, 1, false);
     recorder::on_task_request(
         joiner,
