@@ -2570,6 +2570,51 @@ pub(crate) fn may_hold_async() -> bool {
     ASYNC_HOLDER.try_with(Cell::get).unwrap_or(0) != 0
 }
 
+/// Makes a dependency-cache key of the sync full path (`hooks::check_held`) the running task's
+/// own: the tasks a thread runs share its cache, and a dependency one of them checked is not
+/// another's (see `hooks::check_graph`). Outside a task the key is left as it is. The task is
+/// hashed into the epoch word, with the top bit set, which a thread's epoch (a count) never
+/// has: as exact as the async shards' hashed keys (`sync_after_async`).
+#[inline]
+pub(crate) fn cache_key_of_task(key: &mut crate::checked::state::CacheKey) {
+    let task = current_tag();
+    if task != 0 {
+        key.epoch = mix(key.epoch ^ task.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15) | 1 << 63;
+    }
+}
+
+/// A task's nested sync acquisition checked against the graph as the task's dependency
+/// (`hooks::check_graph`): the sync events are in the stream of the thread that runs the task,
+/// so the task's stream shows the dependency, its sync locks `held` as `try` acquisitions (no
+/// dependency of their own) around the `request`, for the analyzer to find what the runtime
+/// checks, by task. Written once per dependency the task checks, as `sync_after_async` does.
+pub(crate) fn rec_task_dependency(
+    task: u64,
+    held: &[Held],
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+) {
+    if flags() & flag::RECORD == 0 {
+        return;
+    }
+    let held: Vec<&Held> = held.iter().filter(|h| h.inst != ids.inst).collect();
+    if held.is_empty() {
+        return;
+    }
+    let ids_of = |h: &Held| Ids {
+        inst: h.inst,
+        class: h.class,
+    };
+    for h in &held {
+        rec_acq(task, ids_of(h), h.mode, How::Try, h.site, 0, 1);
+    }
+    recorder::on_task_request(task, ids, LockKind::Mutex, mode, site, 0, 1);
+    for h in held.iter().rev() {
+        rec_rel(task, ids_of(h), 0, 1, false);
+    }
+}
+
 /// Hook of the sync acquisition path (`hooks::lock_slow`): the running task holds async locks,
 /// so a blocking sync acquisition makes ordering edges from them (a tokio guard held while
 /// taking a `lockcheck::Mutex`). Returns the verdict of an inversion it closes, for the sync
