@@ -1337,19 +1337,6 @@ fn rec_confirmed(holder: u64, e: &mut Entry, p: &Pending) {
 /// Dependencies a shard remembers as checked; past it the cache is emptied (re-checks only).
 const CHECKED_MAX: usize = 1 << 14;
 
-/// `n` permits of the semaphore of `meta` left it for good (`forget_permits`, a permit's
-/// `forget`): in the trace, so that the analyzer counts the permits held against what is left.
-/// (The runtime's own checks read the semaphore's count, which already says so.) A semaphore
-/// the trace has not seen yet needs nothing: its first request gives the permits left.
-pub(crate) fn forgot(meta: &Meta, n: usize) {
-    if n == 0 || flags() & flag::RECORD == 0 {
-        return;
-    }
-    if let Some(ids) = meta.assigned() {
-        recorder::on_forget(ids, n);
-    }
-}
-
 /// A `try_*` acquisition: no check and no edge (it cannot block), but a success is held.
 pub(crate) fn tried(r: &Req<'_>) -> Hold {
     match prepare(r) {
