@@ -1084,7 +1084,12 @@ fn check_held(
         (true, None) => return None,
         (false, None) => {}
     }
-    let (key, again) = s.cache_key(ids.inst, mode)?;
+    #[cfg_attr(not(feature = "tokio"), allow(unused_mut))]
+    let (mut key, again) = s.cache_key(ids.inst, mode)?;
+    // In a task, the dependency is the task's (see `check_graph`): the thread's cache, which
+    // the tasks it runs share, remembers it per task.
+    #[cfg(feature = "tokio")]
+    crate::tokio::track::cache_key_of_task(&mut key);
     let conflict = if again {
         s.find_held(|h| h.inst == ids.inst)
             .and_then(|h| self_conflict(kind, mode, h.mode).map(|k| (k, h)))
@@ -1126,8 +1131,23 @@ fn check_graph(
 ) -> Option<Verdict> {
     let thread = s.id();
     s.mark_sources();
-    let held = s.held_snapshot();
-    let clock = s.clock();
+    #[cfg_attr(not(feature = "tokio"), allow(unused_mut))]
+    let mut held = s.held_snapshot();
+    #[cfg_attr(not(feature = "tokio"), allow(unused_mut))]
+    let mut clock = s.clock();
+    // In a task, its sync locks make the task's dependency, as its async locks do: two tasks
+    // on one worker thread are two holders (their inversion is a deadlock once they run on two
+    // workers), and one task run by two workers in turn is one.
+    #[cfg(feature = "tokio")]
+    let thread = match crate::tokio::track::current_tag() {
+        0 => thread,
+        task => {
+            held.retain(|h| h.task == task);
+            clock = lockcheck_core::deps::VectorClock::new();
+            crate::tokio::track::rec_task_dependency(task, &held, ids, mode, site);
+            task
+        }
+    };
     let found = as_busy(|_| {
         let req = graph::Request {
             thread,

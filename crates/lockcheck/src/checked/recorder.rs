@@ -97,8 +97,6 @@ const K_DROP: u8 = 9;
 /// details live in a side table rather than widening every record.
 #[cfg(feature = "tokio")]
 const K_HELD_ACROSS_AWAIT: u8 = 10;
-/// Permits of a semaphore gone for good: `a` the semaphore, `x` how many.
-const K_FORGET: u8 = 11;
 
 /// What a [`K_HELD_ACROSS_AWAIT`] record does not hold: the held guard's lock, class, holder and
 /// site. Entries are taken (left empty) by the writer; the table is cleared when a recording stops.
@@ -1053,22 +1051,6 @@ fn permits_of(r: &Rec) -> u32 {
     }
 }
 
-/// A semaphore lost `n` permits for good (`forget_permits`, a permit's `forget`).
-#[cfg(feature = "tokio")]
-#[inline(never)]
-pub(crate) fn on_forget(ids: Ids, n: usize) {
-    if n == 0 {
-        return;
-    }
-    push(Rec {
-        head: head(K_FORGET, Mode::Permit, How::Blocking, ids.class),
-        a: ids.inst,
-        b: 0,
-        x: n as u64,
-        ts: 0,
-    });
-}
-
 /// An acquisition (the hold time of its release is measured from its clock reading).
 #[inline(never)]
 pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) {
@@ -1557,13 +1539,28 @@ impl Writer {
         }
     }
 
-    /// Declares a semaphore with its permits: with the first use, or (the lock was declared by an
-    /// earlier use that did not know them, or with fewer permits) by a repeated `lock` event,
-    /// which readers accept to learn the permits. Only more permits are written again (tokio's
-    /// `add_permits` adds some; a `forget` lowers what is known, see [`Writer::forgot`]).
+    /// Declares lock `l` for a request that saw `permits` (a semaphore's own count; 0 for other
+    /// locks), and makes the trace say exactly those permits before the request, so that readers
+    /// judge every request against the count its thread saw, whatever order the writer drains
+    /// the streams in (a `forget_permits` or `add_permits` on one thread, a request on another):
+    /// more permits than written, by a repeated `lock` event (readers take the most given);
+    /// fewer, by a `forget` event of the difference. A request that saw 0 changes nothing: a
+    /// semaphore with no permits has no holder, so no wait cycle goes through it, and the next
+    /// request that sees some says them (the memoized JSON path, which takes requests whose
+    /// number is 0, need not look).
     fn lock_permits(&mut self, l: u64, c: u32, permits: u64) -> u64 {
-        if permits <= self.permits_known.get(&l).copied().unwrap_or(0) {
+        let known = self.permits_known.get(&l).copied().unwrap_or(0);
+        if permits == known || permits == 0 {
             return self.lock(l, c);
+        }
+        if permits < known {
+            let l = self.lock(l, c);
+            self.permits_known.insert(l, permits);
+            self.emit(&Event::Forget {
+                l,
+                n: known - permits,
+            });
+            return l;
         }
         self.class(c);
         self.locks.insert(l);
@@ -1574,14 +1571,6 @@ impl Writer {
             permits: Some(permits),
         });
         l
-    }
-
-    /// `n` permits of semaphore `l` are gone: a later request seeing as many as before the
-    /// forget has more than the trace now says, and must say so again.
-    fn forgot(&mut self, l: u64, n: u64) {
-        if let Some(p) = self.permits_known.get_mut(&l) {
-            *p = p.saturating_sub(n);
-        }
     }
 
     /// The number of a site, declared (with its symbolized backtrace) on first use.
@@ -1839,11 +1828,6 @@ impl Writer {
                 let l = self.lock_permits(r.a, c, r.x);
                 let s = Some(self.site(r.b));
                 self.put_request::<LCT>(t, l, mode_of(r.head), s, permits_of(r));
-            }
-            K_FORGET => {
-                let l = self.lock(r.a, c);
-                self.forgot(r.a, r.x);
-                self.emit(&Event::Forget { l, n: r.x });
             }
             K_ACQUIRE => {
                 let l = self.lock(r.a, c);
@@ -2642,6 +2626,73 @@ mod tests {
                 assert_eq!(memo.out, long.out, "lct: {lct}, after {t} {:#x}", r.head);
             }
             assert!(memo.out.len() > 1000, "lines written: {}", memo.out.len());
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    /// Requests of one semaphore as the writer may drain them from several streams, so that
+    /// a `forget_permits` or `add_permits` made between them on other threads is out of their
+    /// order: before each request, the trace's permits (as readers count them: the most its
+    /// `lock` events gave, less what `forget` events removed since) are the ones that request
+    /// saw. A request that saw none leaves them (no holder, no cycle through it).
+    #[test]
+    fn each_request_is_judged_against_the_permits_it_saw() {
+        let site = Location::caller();
+        let sem = 21u64;
+        // Seen by: a request (3), one after a forget (2), one from before it drained late (3),
+        // one after an add_permits (4), one of none (0), ones after forgets (1, 1), more (5).
+        let caps = [3u64, 2, 3, 4, 0, 1, 1, 5];
+        let want = [3u64, 2, 3, 4, 4, 1, 1, 5];
+        for lct in [false, true] {
+            let path = std::env::temp_dir().join(format!(
+                "lockcheck-unit-permits-{}-{lct}",
+                std::process::id()
+            ));
+            let mut w = Writer::new(File::create(&path).unwrap(), path.clone(), lct);
+            let mut side = Side::default();
+            for (i, &cap) in caps.iter().enumerate() {
+                let r = Rec {
+                    head: head(K_REQUEST, Mode::Permit, How::Blocking, 0),
+                    a: sem,
+                    b: site_word(site),
+                    x: cap,
+                    ts: if i % 3 == 0 { 2 } else { 0 },
+                };
+                let t = 1 + i as u64 % 3;
+                if lct {
+                    w.format_direct::<true>(t, &mut side, r);
+                } else {
+                    w.format_json(t, &mut side, r);
+                }
+            }
+            let mut events = Vec::new();
+            if lct {
+                let mut pos = 0;
+                while let Some((e, len)) = lockcheck_core::lct::decode(&w.out[pos..]).unwrap() {
+                    pos += len;
+                    events.push(e);
+                }
+            } else {
+                for line in std::str::from_utf8(&w.out).unwrap().lines() {
+                    events.push(serde_json::from_str::<Event>(line).unwrap());
+                }
+            }
+            let mut permits: Option<u64> = None;
+            let mut judged = Vec::new();
+            for e in events {
+                match e {
+                    Event::Lock { l, permits: p, .. } if l == sem => permits = permits.max(p),
+                    Event::Forget { l, n } if l == sem => {
+                        permits = permits.map(|p| p.saturating_sub(n));
+                    }
+                    Event::Request { l, n, .. } if l == sem => {
+                        judged.push(permits.unwrap_or(0));
+                        assert_eq!(n, if judged.len() % 3 == 1 { 2 } else { 1 });
+                    }
+                    _ => {}
+                }
+            }
+            assert_eq!(judged, want, "lct: {lct}");
             let _ = std::fs::remove_file(&path);
         }
     }
