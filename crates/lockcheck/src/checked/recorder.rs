@@ -2660,9 +2660,9 @@ mod tests {
                 };
                 let t = 1 + i as u64 % 3;
                 if lct {
-                    w.format_direct::<true>(t, &mut side, r);
+                    w.format_direct::<true>(t, &mut side, &r);
                 } else {
-                    w.format_json(t, &mut side, r);
+                    w.format_json(t, &mut side, &r);
                 }
             }
             let mut events = Vec::new();
