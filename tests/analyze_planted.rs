@@ -208,7 +208,11 @@ fn events_of(locks: u64, sections: &[(u64, Vec<u64>)]) -> Vec<Event> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    // 48 cases by default; `PROPTEST_CASES=2000` for a deeper run (`with_cases` alone would
+    // ignore the variable).
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(48)
+    ))]
 
     /// A random DAG of nested acquisitions (each section repeated 10 times, on threads 1-4, in
     /// the order of a random permutation) plus K inverted pairs made once each on threads of

@@ -510,6 +510,69 @@ async fn semaphore_forget_look_alike() {
     pool_of(pool, 1).await;
 }
 
+/// Each task of a pool of 3 holds one permit; then another thread (whose trace stream is
+/// younger than the tasks', so the writer drains it after theirs) forgets one of the 2 free, and
+/// stays alive; then each task asks for another. A wait cycle only with the permits counted
+/// after the forget, which the trace must give whatever order the streams are written in.
+async fn forget_elsewhere(pool: Arc<Semaphore>) {
+    learn_then_forget(&pool, 0).await;
+    let held = Arc::new(tokio::sync::Barrier::new(3));
+    let go = Arc::new(tokio::sync::Barrier::new(3));
+    let mut ts = Vec::new();
+    for ms in [1000, 1500] {
+        let (p, h, g) = (pool.clone(), held.clone(), go.clone());
+        ts.push(tokio::spawn(async move {
+            let _first = p.acquire().await.unwrap();
+            h.wait().await;
+            g.wait().await;
+            let _ = within(ms, p.acquire()).await;
+        }));
+    }
+    held.wait().await;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+    let p = pool.clone();
+    let other = std::thread::spawn(move || {
+        done_tx.send(p.forget_permits(1)).unwrap();
+        let _ = end_rx.recv();
+    });
+    assert_eq!(done_rx.recv().unwrap(), 1);
+    go.wait().await;
+    for t in ts {
+        join(t).await;
+    }
+    drop(end_tx);
+    other.join().unwrap();
+}
+
+/// [`forget_elsewhere`] on a pool of 3: a cycle (2 permits left, both held, both asked for).
+async fn semaphore_forget_elsewhere_cycle() {
+    forget_elsewhere(Arc::new(Semaphore::named("oer.semelse", 3))).await;
+}
+
+/// [`forget_elsewhere`] on a pool of 5: 4 left, enough for both.
+async fn semaphore_forget_elsewhere_look_alike() {
+    forget_elsewhere(Arc::new(Semaphore::named("oer.ok.semelse", 5))).await;
+}
+
+/// Two tasks take two sync locks nested in opposite orders, with no `.await` (on the
+/// current-thread runtime, on one worker thread): an inversion between the tasks.
+async fn sync_inversion_between_tasks() {
+    let a = Arc::new(lockcheck::Mutex::named("oer.synctasks.a", 0));
+    let b = Arc::new(lockcheck::Mutex::named("oer.synctasks.b", 0));
+    let (a1, b1) = (a.clone(), b.clone());
+    join(tokio::spawn(async move {
+        let _a = a1.lock();
+        *b1.lock() += 1;
+    }))
+    .await;
+    join(tokio::spawn(async move {
+        let _b = b.lock();
+        *a.lock() += 1;
+    }))
+    .await;
+}
+
 /// (name, what the runtime must report: a runtime kind, or `-` for a look-alike).
 const SCENARIOS: &[(&str, &str)] = &[
     ("inversion", "lock-order-inversion"),
@@ -538,6 +601,9 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("semaphore_many_look_alike", "-"),
     ("semaphore_forget_cycle", "lock-order-inversion"),
     ("semaphore_forget_look_alike", "-"),
+    ("semaphore_forget_elsewhere_cycle", "lock-order-inversion"),
+    ("semaphore_forget_elsewhere_look_alike", "-"),
+    ("sync_inversion_between_tasks", "lock-order-inversion"),
 ];
 
 async fn scenario(name: &str) {
@@ -568,6 +634,9 @@ async fn scenario(name: &str) {
         "semaphore_many_look_alike" => semaphore_many_look_alike().await,
         "semaphore_forget_cycle" => semaphore_forget_cycle().await,
         "semaphore_forget_look_alike" => semaphore_forget_look_alike().await,
+        "semaphore_forget_elsewhere_cycle" => semaphore_forget_elsewhere_cycle().await,
+        "semaphore_forget_elsewhere_look_alike" => semaphore_forget_elsewhere_look_alike().await,
+        "sync_inversion_between_tasks" => sync_inversion_between_tasks().await,
         other => panic!("no scenario {other}"),
     }
 }

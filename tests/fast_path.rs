@@ -217,3 +217,71 @@ fn an_upgraded_hold_is_checked_again_under_a_warm_memo() {
     assert!(msg.contains("lock order inversion"), "{msg}");
     assert!(!found("fp.memo.up.x").is_empty());
 }
+
+/// The fast push of an exclusive hold stores the lock's identity as its word and leaves the
+/// slot's separate identity as an earlier entry wrote it (one store less): here an RwLock's
+/// read. The held lock's class in the report must still be its own.
+#[test]
+fn a_held_lock_keeps_its_class_in_a_slot_a_read_used_before() {
+    let a = Arc::new(Mutex::named("fp.slot.a", 0));
+    let b = Arc::new(Mutex::named("fp.slot.b", 0));
+    let r = Arc::new(RwLock::named("fp.slot.r", 0));
+    let (a2, b2) = (a.clone(), b.clone());
+    let (r1, r2) = two_threads(
+        move || {
+            let _b = b2.lock();
+            let _a = a2.lock();
+        },
+        move || {
+            for _ in 0..3 {
+                drop(r.read()); // the slot's identity: the RwLock's
+            }
+            let _a = a.lock(); // the fast push: the identity left as the read wrote it
+            let _b = b.lock(); // inverts b -> a, with a held
+        },
+    );
+    assert!(r1.is_ok(), "{r1:?}");
+    let msg = r2.expect_err("the inversion must panic");
+    assert!(msg.contains("lock order inversion"), "{msg}");
+    let v = found("fp.slot.a");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(
+        v[0].edges.iter().all(|e| e.held.class != "fp.slot.r"),
+        "{v:#?}"
+    );
+    assert!(found("fp.slot.r").is_empty(), "{:#?}", found("fp.slot.r"));
+}
+
+/// The same with the slot's identity left by an earlier hold of the same lock, before the
+/// lock's identity gained its graph flag: the class is the same and the inversion is found.
+#[test]
+fn a_held_lock_keeps_its_class_in_a_slot_it_used_before_its_graph_flag() {
+    let a = Arc::new(Mutex::named("fp.slot2.a", 0));
+    let b = Arc::new(Mutex::named("fp.slot2.b", 0));
+    let c = Arc::new(Mutex::named("fp.slot2.c", 0));
+    let (a2, c2) = (a.clone(), c.clone());
+    let (r1, r2) = two_threads(
+        move || {
+            let _c = c2.lock();
+            let _a = a2.lock();
+        },
+        move || {
+            drop(a.lock()); // the thread's first: the full path writes the slot's identity
+            {
+                let _a = a.lock();
+                let _b = b.lock(); // a new edge from a: its identity gains the graph flag
+            }
+            let _a = a.lock(); // the fast push, over the identity written before the flag
+            let _c = c.lock(); // inverts c -> a, with a held
+        },
+    );
+    assert!(r1.is_ok(), "{r1:?}");
+    let msg = r2.expect_err("the inversion must panic");
+    assert!(msg.contains("lock order inversion"), "{msg}");
+    let v = found("fp.slot2.c");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(
+        v[0].edges.iter().any(|e| e.held.class == "fp.slot2.a"),
+        "{v:#?}"
+    );
+}

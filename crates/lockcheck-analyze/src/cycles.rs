@@ -144,7 +144,7 @@ pub fn node_of(model: &Model, level: GraphLevel, lock: LockId) -> u32 {
     }
 }
 
-pub use crate::graph::LockGraph;
+pub use crate::graph::{EdgeWeights, LockGraph};
 
 type Key = (Vec<u32>, Option<&'static str>);
 
@@ -279,8 +279,9 @@ impl Search<'_> {
             depth += 1;
             let mut next = Vec::new();
             for &u in &frontier {
+                let mut sources = self.graph.sources();
                 for &e in self.graph.in_edges(u) {
-                    let w = self.graph.source(e);
+                    let w = sources.of(e);
                     if w > self.start
                         && self.comp[w as usize] == self.comp_id
                         && self.dist[w as usize] == u32::MAX
@@ -570,8 +571,9 @@ fn same_thread_cycles(
     let covered: std::collections::HashSet<Vec<u32>> = out.keys().map(|k| k.0.clone()).collect();
     let mut listed = out.keys().filter(|k| k.1.is_some()).count() as u64;
     let threads = model.threads.len();
-    let inside = |e: u32| {
-        let (a, b) = graph.endpoints(e);
+    let mut sources = graph.sources();
+    let mut inside = |e: u32| {
+        let (a, b) = (sources.of(e), graph.target(e));
         comp[a as usize] != u32::MAX && comp[a as usize] == comp[b as usize]
     };
     // Each thread's edges inside a component, by edge id (so by source, then target), one entry
@@ -634,6 +636,7 @@ fn same_thread_cycles(
     let mut on_path: Vec<bool> = Vec::new();
     for t in 0..threads {
         let own = &by_thread[first[t] as usize..first[t + 1] as usize];
+        let mut sources = graph.sources();
         if own.len() < 2 {
             // A cycle needs two edges.
             continue;
@@ -643,14 +646,14 @@ fn same_thread_cycles(
             // Many edges for the graph's nodes: marked, then collected in order, in time linear
             // in the nodes (sorting twice the edges' endpoints cost more on a dense graph).
             for &e in own {
-                let (a, b) = graph.endpoints(e);
+                let (a, b) = (sources.of(e), graph.target(e));
                 local[a as usize] = 0;
                 local[b as usize] = 0;
             }
             nodes.extend((0..n as u32).filter(|&x| local[x as usize] != u32::MAX));
         } else {
             for &e in own {
-                let (a, b) = graph.endpoints(e);
+                let (a, b) = (sources.of(e), graph.target(e));
                 nodes.push(a);
                 nodes.push(b);
             }
@@ -667,7 +670,7 @@ fn same_thread_cycles(
         out_start.resize(m + 1, 0);
         tgt.clear();
         for &e in own {
-            let (a, b) = graph.endpoints(e);
+            let (a, b) = (sources.of(e), graph.target(e));
             out_start[local[a as usize] as usize + 1] += 1;
             tgt.push(local[b as usize]);
         }
@@ -886,6 +889,24 @@ mod tests {
     use super::*;
     use crate::model::tests::model_of;
 
+    /// The change set's bits: inserting twice counts once, ids come back ascending (across
+    /// words), and the edges are the graph's endpoints of those ids, sorted.
+    #[test]
+    fn a_change_set_is_one_bit_per_edge_id() {
+        let edges: Vec<(u32, u32)> = (0..70u32).map(|i| (i / 10, 10 + i % 10)).collect();
+        let g = LockGraph::from_edges(20, edges.iter().copied());
+        let mut c = ChangeSet::new(g.edge_count());
+        assert!(c.is_empty());
+        for e in [65, 3, 64, 3, 0, 63] {
+            c.insert(e);
+        }
+        assert_eq!(c.len(), 5);
+        assert_eq!(c.ids().collect::<Vec<_>>(), vec![0, 3, 63, 64, 65]);
+        assert!(c.contains(63) && c.contains(64) && !c.contains(1) && !c.contains(200));
+        let want: Vec<(u32, u32)> = [0, 3, 63, 64, 65].iter().map(|&e| edges[e]).collect();
+        assert_eq!(c.edges(&g).collect::<Vec<_>>(), want);
+    }
+
     const AB_BA: &str = r#"{"e":"class","c":1,"key":"A","kind":"mutex"}
 {"e":"class","c":2,"key":"B","kind":"mutex"}
 {"e":"lock","l":1,"c":1}
@@ -943,7 +964,7 @@ mod tests {
         let r = find_root_causes(&m, GraphLevel::Instance, &SearchLimits::default());
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         let graph = LockGraph::build(&m, GraphLevel::Instance);
-        assert_eq!(change_set(&edge_weights(&m, &graph)).0, vec![(2, 0)]);
+        assert_eq!(change_set(&edge_weights(&m, &graph)).edges, vec![(2, 0)]);
         assert_eq!(r.root_causes.len(), 1);
         let rc = &r.root_causes[0];
         assert_eq!(rc.edges, vec![(2, 0)]);
@@ -1077,7 +1098,7 @@ pub struct RootCauseResult {
 pub fn edge_weights(model: &Model, graph: &LockGraph) -> HashMap<(u32, u32), u64> {
     graph
         .weights(model)
-        .into_iter()
+        .iter()
         .enumerate()
         .filter(|&(_, w)| w > 0)
         .map(|(e, w)| (graph.endpoints(e as u32), w))
@@ -1085,9 +1106,9 @@ pub fn edge_weights(model: &Model, graph: &LockGraph) -> HashMap<(u32, u32), u64
 }
 
 /// The smallest weighted change set of a weighted graph: per strongly connected component,
-/// the backward edges of [`crate::hierarchy::min_fas_order`]. Returns the edges and the number of
-/// components where the local search stopped before converging.
-pub fn change_set(weights: &HashMap<(u32, u32), u64>) -> (Vec<(u32, u32)>, u64) {
+/// the backward edges of [`crate::hierarchy::min_fas_order`], with the number of components
+/// where the search stopped at a bound.
+pub fn change_set(weights: &HashMap<(u32, u32), u64>) -> ChangeEdges {
     change_set_ranked(weights, &|n| n as u64)
 }
 
@@ -1097,7 +1118,7 @@ pub fn change_set(weights: &HashMap<(u32, u32), u64>) -> (Vec<(u32, u32)>, u64) 
 pub fn change_set_ranked(
     weights: &HashMap<(u32, u32), u64>,
     rank: &dyn Fn(u32) -> u64,
-) -> (Vec<(u32, u32)>, u64) {
+) -> ChangeEdges {
     // A graph of the weighted edges alone, in the shared representation.
     let nodes = weights
         .keys()
@@ -1107,28 +1128,120 @@ pub fn change_set_ranked(
     let mut keys: Vec<((u32, u32), u64)> = weights.iter().map(|(&e, &w)| (e, w)).collect();
     keys.sort_unstable();
     let graph = LockGraph::from_edges(nodes, keys.iter().map(|&(e, _)| e));
-    let w: Vec<u64> = keys.iter().map(|&(_, w)| w).collect();
+    let w: EdgeWeights = keys.iter().map(|&(_, w)| w).collect::<Vec<u64>>().into();
     let c = change_set_on(&graph, &w, rank);
-    (c.edges, c.stopped)
+    ChangeEdges {
+        edges: c.edges(&graph).collect(),
+        stopped: c.stopped,
+        not_minimal: c.not_minimal,
+    }
+}
+
+/// A change set spelled out as edges, for [`change_set`]'s callers that have no graph of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeEdges {
+    /// The edges to change, `(held, acquired)`, sorted.
+    pub edges: Vec<(u32, u32)>,
+    /// Components where the local search stopped before converging.
+    pub stopped: u64,
+    /// Components whose change set is not proven inclusion-minimal.
+    pub not_minimal: u64,
 }
 
 /// The change set of a level: the edges to change so that an order exists.
+///
+/// One bit per edge id of the level's [`LockGraph`] (the graph it was computed on), not a list
+/// of `(held node, acquired node)` pairs: on the hostile random trace the set holds 1.8M of
+/// 4.75M edges, 15 MB as pairs and 0.6 MB as bits. Edge ids are in `(source, target)` order,
+/// so [`ChangeSet::ids`] and [`ChangeSet::edges`] yield the edges sorted.
 #[derive(Debug, Clone, Default)]
 pub struct ChangeSet {
-    /// The edges, `(held node, acquired node)`, sorted.
-    pub edges: Vec<(u32, u32)>,
+    /// Bit `e % 64` of word `e / 64` is set when edge `e` is to change.
+    bits: Vec<u64>,
+    /// How many bits are set.
+    len: usize,
     /// Components where the local search stopped at
     /// [`crate::hierarchy::MAX_LOCAL_SEARCH_PASSES`] before converging.
     pub stopped: u64,
+    /// Components whose change set is not proven inclusion-minimal (the pass that puts back
+    /// edges closing no cycle was beyond [`crate::hierarchy::MINIMAL_PASS_MAX_BYTES`] or
+    /// [`crate::hierarchy::MINIMAL_PASS_MAX_WORK`]).
+    pub not_minimal: u64,
+}
+
+impl ChangeSet {
+    /// An empty change set over the edge ids of a graph of `edges` edges.
+    pub fn new(edges: usize) -> ChangeSet {
+        ChangeSet {
+            bits: vec![0; edges.div_ceil(64)],
+            len: 0,
+            stopped: 0,
+            not_minimal: 0,
+        }
+    }
+
+    /// Adds edge `e` (an edge id of the graph the set belongs to).
+    pub fn insert(&mut self, e: u32) {
+        let (w, b) = (e as usize / 64, e % 64);
+        if self.bits.len() <= w {
+            self.bits.resize(w + 1, 0);
+        }
+        if self.bits[w] & (1 << b) == 0 {
+            self.bits[w] |= 1 << b;
+            self.len += 1;
+        }
+    }
+
+    /// Whether edge `e` is to change.
+    pub fn contains(&self, e: u32) -> bool {
+        self.bits
+            .get(e as usize / 64)
+            .is_some_and(|w| w & (1 << (e % 64)) != 0)
+    }
+
+    /// Number of edges to change.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no edge is to change.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The edge ids to change, ascending.
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.bits.iter().enumerate().flat_map(|(i, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                (w != 0).then(|| {
+                    let b = w.trailing_zeros();
+                    w &= w - 1;
+                    i as u32 * 64 + b
+                })
+            })
+        })
+    }
+
+    /// The edges to change as `(held node, acquired node)` of `graph` (the graph the set was
+    /// computed on), sorted.
+    pub fn edges<'g>(&'g self, graph: &'g LockGraph) -> impl Iterator<Item = (u32, u32)> + 'g {
+        let mut sources = graph.sources();
+        self.ids().map(move |e| (sources.of(e), graph.target(e)))
+    }
 }
 
 /// The smallest weighted change set of `graph` with edge weights `weights` (by edge id; an
 /// edge of weight 0 needs no order), ties broken by `rank`: per strongly connected component of
 /// the weighted edges, the backward edges of [`crate::hierarchy::min_fas_order`].
-pub fn change_set_on(graph: &LockGraph, weights: &[u64], rank: &dyn Fn(u32) -> u64) -> ChangeSet {
-    let mut out = ChangeSet::default();
+pub fn change_set_on(
+    graph: &LockGraph,
+    weights: &EdgeWeights,
+    rank: &dyn Fn(u32) -> u64,
+) -> ChangeSet {
+    let mut out = ChangeSet::new(graph.edge_count());
     let mut index = vec![u32::MAX; graph.nodes()];
-    for mut scc in graph.sccs(&|e| weights[e as usize] > 0) {
+    for mut scc in graph.sccs(&|e| weights.get(e) > 0) {
         scc.sort_unstable_by_key(|&n| (rank(n), n));
         for (i, &c) in scc.iter().enumerate() {
             index[c as usize] = i as u32;
@@ -1141,26 +1254,25 @@ pub fn change_set_on(graph: &LockGraph, weights: &[u64], rank: &dyn Fn(u32) -> u
             nodes: &scc,
             index: &index,
         };
-        let (order, converged) = crate::hierarchy::min_fas_order_on(&comp);
-        if !converged {
-            out.stopped += 1;
-        }
+        let fas = crate::hierarchy::min_fas_order_on(&comp);
+        out.stopped += u64::from(!fas.converged);
+        out.not_minimal += u64::from(!fas.minimal);
         let mut pos = vec![0usize; scc.len()];
-        for (p, &v) in order.iter().enumerate() {
+        for (p, &v) in fas.order.iter().enumerate() {
             pos[v] = p;
         }
-        for a in 0..scc.len() {
-            comp.for_out(a, |b, _| {
-                if pos[a] > pos[b] {
-                    out.edges.push((scc[a], scc[b]));
+        for (a, &n) in scc.iter().enumerate() {
+            for e in graph.out_edges(n) {
+                let b = index[graph.target(e) as usize];
+                if b != u32::MAX && weights.get(e) > 0 && pos[a] > pos[b as usize] {
+                    out.insert(e);
                 }
-            });
+            }
         }
         for &c in &scc {
             index[c as usize] = u32::MAX;
         }
     }
-    out.edges.sort_unstable();
     out
 }
 
@@ -1169,7 +1281,7 @@ pub fn change_set_on(graph: &LockGraph, weights: &[u64], rank: &dyn Fn(u32) -> u
 /// weight inside the component count.
 struct Component<'a> {
     graph: &'a LockGraph,
-    weights: &'a [u64],
+    weights: &'a EdgeWeights,
     nodes: &'a [u32],
     index: &'a [u32],
 }
@@ -1181,16 +1293,17 @@ impl FasGraph for Component<'_> {
     fn for_out(&self, v: usize, mut f: impl FnMut(usize, u64)) {
         for e in self.graph.out_edges(self.nodes[v]) {
             let j = self.index[self.graph.target(e) as usize];
-            let w = self.weights[e as usize];
+            let w = self.weights.get(e);
             if j != u32::MAX && w > 0 {
                 f(j as usize, w);
             }
         }
     }
     fn for_in(&self, v: usize, mut f: impl FnMut(usize, u64)) {
+        let mut sources = self.graph.sources();
         for &e in self.graph.in_edges(self.nodes[v]) {
-            let j = self.index[self.graph.source(e) as usize];
-            let w = self.weights[e as usize];
+            let j = self.index[sources.of(e) as usize];
+            let w = self.weights.get(e);
             if j != u32::MAX && w > 0 {
                 f(j as usize, w);
             }
@@ -1309,18 +1422,47 @@ const MAX_MEMO_ENTRIES: usize = 4 << 20;
 /// Slots of the cache of rule verdicts by held set in [`Successors::of`].
 const RULES_CACHE: usize = 256;
 
-/// The blocking dependencies holding one node, grouped by thread in the thread's own order.
+/// The blocking dependencies holding one node `v`, grouped by thread in the thread's own order.
+///
+/// A dependency is stored as its position in `v`'s slice of the graph's own dependency list
+/// ([`LockGraph::node_deps`]), in 16 bits when that slice is short enough (every node of the
+/// hostile random trace: about 2,700 entries each), not as a copy of its 32-bit index: these
+/// lists hold every blocking (dependency, held node) pair of the graph (8M on that trace, 32 MB
+/// as indices, 16 MB as positions).
 struct Holders {
-    /// The dependencies, sorted by (thread, dependency index). Their edge (from the node to
-    /// what each requests) is looked up for the few that pass the rules, not stored: these
-    /// lists hold every blocking (dependency, held node) pair of the graph (8M on the hostile
-    /// random trace).
-    items: Vec<u32>,
+    /// Positions in `v`'s slice, sorted by (thread, dependency index); the runs of
+    /// `ordered` first, then those of `unordered`. Their edge (from the node to what each
+    /// requests) is looked up for the few that pass the rules, not stored.
+    items: Positions,
     /// `(thread, start, end)` of each thread's run in `items` whose own epochs are positive and
     /// never decrease (the thread's clock only grows, so its knowledge of others does too).
     ordered: Vec<(u64, u32, u32)>,
-    /// Runs without that order (dependencies merged without a clock): scanned in full.
-    unordered: Vec<u32>,
+    /// The items from here on: runs without that order (dependencies merged without a clock),
+    /// scanned in full.
+    unordered: u32,
+}
+
+/// Positions in a slice of dependencies, in 16 bits when the slice has at most 2^16 entries.
+enum Positions {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+impl Positions {
+    #[inline]
+    fn get(&self, i: usize) -> usize {
+        match self {
+            Positions::Narrow(p) => usize::from(p[i]),
+            Positions::Wide(p) => p[i] as usize,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Positions::Narrow(p) => p.len(),
+            Positions::Wide(p) => p.len(),
+        }
+    }
 }
 
 /// Per dependency `d`, the dependencies that can follow it in a chain: they hold (an instance
@@ -1372,34 +1514,40 @@ impl<'a> Successors<'a> {
 
     fn holders(&mut self, v: u32) -> &Holders {
         if !self.holders.contains_key(&v) {
-            let mut items: Vec<u32> = Vec::new();
-            for e in self.graph.out_edges(v) {
-                for &d in self.graph.deps(e) {
-                    if check_blocking(&self.model.dep(d)).is_ok() {
-                        items.push(d);
-                    }
-                }
-            }
-            let thread = |d: u32| u64::from(self.model.deps[d as usize].thread);
-            items.sort_unstable_by_key(|&d| (thread(d), d));
-            let mut h = Holders {
-                items: Vec::new(),
-                ordered: Vec::new(),
-                unordered: Vec::new(),
-            };
+            let base = self.graph.node_deps(v);
+            let mut items: Vec<u32> = (0..base.len() as u32)
+                .filter(|&p| check_blocking(&self.model.dep(base[p as usize])).is_ok())
+                .collect();
+            let thread = |p: u32| u64::from(self.model.deps[base[p as usize] as usize].thread);
+            items.sort_unstable_by_key(|&p| (thread(p), base[p as usize]));
+            let mut ordered = Vec::new();
+            let mut sorted: Vec<u32> = Vec::with_capacity(items.len());
+            let mut rest: Vec<u32> = Vec::new();
+            let own = |p: u32| self.own(base[p as usize]);
             for run in items.chunk_by(|&a, &b| thread(a) == thread(b)) {
-                let monotone = run.windows(2).all(|w| self.own(w[0]) <= self.own(w[1]));
-                if monotone && self.own(run[0]) > 0 {
-                    let start = h.items.len() as u32;
-                    h.items.extend_from_slice(run);
-                    h.ordered
-                        .push((thread(run[0]), start, h.items.len() as u32));
+                let monotone = run.windows(2).all(|w| own(w[0]) <= own(w[1]));
+                if monotone && own(run[0]) > 0 {
+                    let start = sorted.len() as u32;
+                    sorted.extend_from_slice(run);
+                    ordered.push((thread(run[0]), start, sorted.len() as u32));
                 } else {
-                    h.unordered.extend_from_slice(run);
+                    rest.extend_from_slice(run);
                 }
             }
-            h.items.shrink_to_fit();
-            h.unordered.shrink_to_fit();
+            drop(items);
+            let unordered = sorted.len() as u32;
+            sorted.extend_from_slice(&rest);
+            let items = if base.len() <= 1 << 16 {
+                Positions::Narrow(sorted.iter().map(|&p| p as u16).collect())
+            } else {
+                sorted.shrink_to_fit();
+                Positions::Wide(sorted)
+            };
+            let h = Holders {
+                items,
+                ordered,
+                unordered,
+            };
             self.holders.insert(v, h);
         }
         &self.holders[&v]
@@ -1463,15 +1611,24 @@ impl<'a> Successors<'a> {
                 .expect("a holder of v lies on an edge from v")
         };
         let h = &self.holders[&v];
+        let base = graph.node_deps(v);
+        let dep_at = |i: usize| base[h.items.get(i)];
         for &(t, start, end) in &h.ordered {
             if t == a.thread() {
                 continue;
             }
-            let run = &h.items[start as usize..end as usize];
             // Those that happen before d0 (own epoch known to d0) come first...
             let known = ep.of(a, t);
-            let lo = run.partition_point(|&d1| own[d1 as usize] <= known);
-            for &d1 in &run[lo..] {
+            let (mut lo, mut hi) = (start as usize, end as usize);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if own[dep_at(mid) as usize] <= known {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            for d1 in (lo..end as usize).map(dep_at) {
                 // ...and those that d0 happens before come last.
                 let b = model.dep(d1);
                 if own0 != 0 && own0 <= ep.of(&b, a.thread()) {
@@ -1484,7 +1641,7 @@ impl<'a> Successors<'a> {
                 }
             }
         }
-        for &d1 in &h.unordered {
+        for d1 in (h.unordered as usize..h.items.len()).map(dep_at) {
             if ok(d1) {
                 out.push((edge(d1), d1));
             }
@@ -1775,7 +1932,7 @@ pub fn find_root_causes(
 pub fn find_root_causes_on(
     model: &Model,
     graph: &LockGraph,
-    weights: &[u64],
+    weights: &EdgeWeights,
     change: &ChangeSet,
     limits: &SearchLimits,
 ) -> RootCauseResult {
@@ -1793,7 +1950,14 @@ pub fn find_root_causes_on(
             crate::hierarchy::MAX_LOCAL_SEARCH_PASSES
         ));
     }
-    if change.edges.is_empty() {
+    if change.not_minimal > 0 {
+        result.notes.push(format!(
+            "the {} change set is not proven minimal in {} component(s): the pass that puts back edges closing no cycle was beyond its bounds",
+            level.name(),
+            change.not_minimal,
+        ));
+    }
+    if change.is_empty() {
         return result;
     }
     let all_threads: usize = model.threads.len();
@@ -1810,8 +1974,8 @@ pub fn find_root_causes_on(
     let mut closers: FastMap<u32, Option<Vec<u32>>> = FastMap::default();
     // How many changed edges each dependency lies on (one per lock it held, at most).
     let mut shared: Vec<u32> = vec![0; model.deps.len()];
-    for &(u, v) in &change.edges {
-        for &d in graph.edge_deps(u, v) {
+    for e in change.ids() {
+        for &d in graph.deps(e) {
             shared[d as usize] += 1;
         }
     }
@@ -1827,13 +1991,14 @@ pub fn find_root_causes_on(
         marks: vec![[0; 5]; model.locks.len()],
         epochs: Epochs::new(model),
     };
-    for (k, &(u, v)) in change.edges.iter().enumerate() {
+    for (k, e) in change.ids().enumerate() {
+        let (u, v) = graph.endpoints(e);
         if total > limits.max_total_steps {
             result.warnings.push(format!(
                 "{} root-cause search stopped after {total} steps in all (--max-total-steps) with {} of {} changed edges not searched; results may be incomplete",
                 level.name(),
-                change.edges.len() - k,
-                change.edges.len()
+                change.len() - k,
+                change.len()
             ));
             break;
         }
@@ -1862,7 +2027,7 @@ pub fn find_root_causes_on(
         };
         // Only the dependencies that can close a valid cycle through u (explored once each).
         let mut d0s: Vec<u32> = Vec::new();
-        for &d0 in graph.edge_deps(u, v) {
+        for &d0 in graph.deps(e) {
             if check_blocking(&s.dep(d0)).is_err() {
                 continue;
             }
@@ -2002,12 +2167,7 @@ pub fn find_root_causes_on(
             }
         }
     }
-    let weight = |a: u32, b: u32| {
-        graph
-            .find(a, b)
-            .map(|e| weights[e as usize])
-            .filter(|&w| w > 0)
-    };
+    let weight = |a: u32, b: u32| graph.find(a, b).map(|e| weights.get(e)).filter(|&w| w > 0);
     for m in &mut merged {
         let n = &m.representative.nodes;
         if n.len() == 2 {

@@ -3,14 +3,15 @@
 //!
 //! The class graph (edge `A -> B`: some thread acquired a `B` while holding an `A`, blocking or
 //! timed; `try_*` acquisitions need no order) is made acyclic with the Eades–Lin–Smyth heuristic,
-//! run inside each strongly connected component. Edges are weighted by the number of distinct
+//! run inside each strongly connected component, improved by local search and made
+//! inclusion-minimal ([`min_fas_order`]). Edges are weighted by the number of distinct
 //! dependencies on them, so the side of an inversion made at fewer places is the one cut: those
 //! acquisition sites are the ones to change. Levels are the longest-path layering of what remains:
 //! a class's level is one more than the highest level of any class held when it is acquired, so
 //! "acquire in increasing level" holds for every remaining edge.
 
 use crate::cycles::{canonical_ranks, change_set_on, ChangeSet, GraphLevel};
-use crate::graph::LockGraph;
+use crate::graph::{EdgeWeights, LockGraph};
 use crate::model::{ClassId, Model};
 use lockcheck_core::trace::How;
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,11 @@ pub struct Hierarchy {
     /// [`MAX_LOCAL_SEARCH_PASSES`] (`removed_edges` may then be larger than needed).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub local_search_stopped: u64,
+    /// Components whose change set is not proven inclusion-minimal: the pass that puts back
+    /// the edges closing no cycle was beyond its bounds ([`MINIMAL_PASS_MAX_BYTES`],
+    /// [`MINIMAL_PASS_MAX_WORK`]), so `removed_edges` may hold an edge that needs no change.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_minimal: u64,
     /// Edges to change beyond [`MAX_REMOVED_EDGES_LISTED`], not in `removed_edges` (a warning
     /// of the report says so): only a trace whose lock graph makes no sense comes there.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -286,34 +292,60 @@ pub fn backward_weight(n: usize, edges: &[(usize, usize, u64)], order: &[usize])
         .sum()
 }
 
+/// A vertex order found by [`min_fas_order`], and how far its backward edges are proven small.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FasOrder {
+    /// A permutation of `0..n`; its backward edges are the feedback arc set.
+    pub order: Vec<usize>,
+    /// False when the local search stopped at [`MAX_LOCAL_SEARCH_PASSES`] while moves still
+    /// helped.
+    pub converged: bool,
+    /// False when the backward edges are not proven inclusion-minimal: the pass that puts back
+    /// every edge closing no cycle (`make_minimal`) was beyond [`MINIMAL_PASS_MAX_BYTES`] or
+    /// [`MINIMAL_PASS_MAX_WORK`] and skipped or stopped.
+    pub minimal: bool,
+}
+
+impl FasOrder {
+    fn exact(order: Vec<usize>) -> Self {
+        FasOrder {
+            order,
+            converged: true,
+            minimal: true,
+        }
+    }
+}
+
 /// A vertex order of `0..n` whose backward edges (`(from, to, weight)` with `from` after `to`)
 /// have a small total weight: a weighted feedback arc set. Exact for at most
-/// [`EXACT_FAS_MAX_NODES`] nodes; otherwise Eades–Lin–Smyth then local search (take one node out
-/// and re-insert it at its best position, until no move helps). The flag is false when the local
-/// search stopped at [`MAX_LOCAL_SEARCH_PASSES`] while moves still helped.
-pub fn min_fas_order(n: usize, edges: &[(usize, usize, u64)]) -> (Vec<usize>, bool) {
+/// [`EXACT_FAS_MAX_NODES`] nodes; otherwise Eades–Lin–Smyth, then local search (take one node
+/// out and re-insert it at its best position, until no move helps), then a pass that puts back
+/// every backward edge that closes no cycle, heaviest first (an inclusion-minimal set).
+pub fn min_fas_order(n: usize, edges: &[(usize, usize, u64)]) -> FasOrder {
     if n <= 1 {
-        return ((0..n).collect(), true);
+        return FasOrder::exact((0..n).collect());
     }
     if n <= EXACT_FAS_MAX_NODES {
-        return (exact_fas_order(n, edges), true);
+        return FasOrder::exact(exact_fas_order(n, edges));
     }
     min_fas_order_on(&EdgeLists::new(n, edges))
 }
 
 /// [`min_fas_order`] on any [`FasGraph`]: the same order as on the graph's edge list.
-pub(crate) fn min_fas_order_on(g: &impl FasGraph) -> (Vec<usize>, bool) {
+pub(crate) fn min_fas_order_on(g: &impl FasGraph) -> FasOrder {
     let n = g.n();
     if n <= 1 {
-        return ((0..n).collect(), true);
+        return FasOrder::exact((0..n).collect());
     }
     if n <= EXACT_FAS_MAX_NODES {
+        // A minimum feedback arc set of positive weights is inclusion-minimal: putting an edge
+        // back would lower its weight.
         let mut edges = Vec::new();
         for a in 0..n {
             g.for_out(a, |b, w| edges.push((a, b, w)));
         }
         edges.sort_unstable();
-        return (exact_fas_order(n, &edges), true);
+        return FasOrder::exact(exact_fas_order(n, &edges));
     }
     // The heuristics read every edge of the component once per pass: read through the lock
     // graph (an index and a weight looked up per edge) that cost 1.7 s per level on the hostile
@@ -329,10 +361,15 @@ pub(crate) fn min_fas_order_on(g: &impl FasGraph) -> (Vec<usize>, bool) {
             max_w = max_w.max(w);
         });
     }
-    fn run(g: &impl FasGraph) -> (Vec<usize>, bool) {
+    fn run(g: &impl FasGraph) -> FasOrder {
         let mut order = eades_lin_smyth_on(g);
         let converged = local_search_on(g, &mut order);
-        (order, converged)
+        let minimal = make_minimal(g, &mut order);
+        FasOrder {
+            order,
+            converged,
+            minimal,
+        }
     }
     if let Some(c) = CompactLists::<u16>::of(g, m, max_w) {
         run(&c)
@@ -579,6 +616,155 @@ fn local_search_in<C: Cost>(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
     false
 }
 
+/// The largest reachability table of the minimality pass of [`min_fas_order`] (one bit per pair of nodes of a
+/// component): 32 MiB, a component of up to 16,384 nodes. A program's lock classes number in
+/// the hundreds; the hostile random trace's component has 3000 (1.1 MB).
+pub const MINIMAL_PASS_MAX_BYTES: usize = 32 << 20;
+
+/// The most work the minimality pass of [`min_fas_order`] does on one component, in 64-bit words read or written (about
+/// a second on this project's machine). The hostile random trace's component is far within it:
+/// its change set phase takes no measurable CPU time more (BENCHMARKS.md, branch `minfix`).
+pub const MINIMAL_PASS_MAX_WORK: u64 = 1 << 30;
+
+/// Row `src` of the bit matrix `reach` (`words` words a row) or-ed into row `dst` (`dst != src`).
+fn or_row(reach: &mut [u64], words: usize, dst: usize, src: usize) {
+    let (d, s) = if dst < src {
+        let (lo, hi) = reach.split_at_mut(src * words);
+        (&mut lo[dst * words..(dst + 1) * words], &hi[..words])
+    } else {
+        let (lo, hi) = reach.split_at_mut(dst * words);
+        (&mut hi[..words], &lo[src * words..(src + 1) * words])
+    };
+    for (a, b) in d.iter_mut().zip(s) {
+        *a |= *b;
+    }
+}
+
+/// Makes the backward edges of `order` an inclusion-minimal feedback arc set: an edge is put
+/// back (made forward) when it closes no cycle with the edges kept, the heaviest first, ties by
+/// node index. Returns false when the pass was beyond [`MINIMAL_PASS_MAX_BYTES`] (`order` left
+/// as it is) or stopped at [`MINIMAL_PASS_MAX_WORK`] (the edges put back until then are kept).
+///
+/// Why: the local search moves one node at a time, and stops at an order where an edge goes
+/// backward although no path runs the other way in the edges kept; such an edge is a change
+/// the user does not need. (Proptest found one: a consistent edge of weight 10 cut beside the
+/// two planted inversions of weight 1.) Eades–Lin–Smyth and the local search only ever put a
+/// node before or after others, never ask whether a cut edge is needed; this pass asks it of
+/// each cut edge.
+///
+/// How: the edges kept are a DAG, `order` one of its topological orders. A bit matrix holds
+/// its transitive closure (each node's descendants), built in one sweep from the last node to
+/// the first. A backward edge `a -> b` closes a cycle exactly when `a` is a descendant of `b`:
+/// one bit read. Edges that close a cycle keep closing one as edges are put back, so only the
+/// others are candidates (on the traces measured, none or a handful: the cost is the sweep).
+/// Putting `a -> b` back adds `b` and its descendants to `a` and each ancestor of `a`. The
+/// order returned sorts the nodes by their number of descendants, largest first (ties in the
+/// old order): a node has strictly more descendants than any of its descendants, so every edge
+/// kept or put back goes forward, and the edges that still close a cycle go backward in any
+/// topological order. When every backward edge closes a cycle, `order` is untouched.
+///
+/// Considered and not chosen: a depth-first search per backward edge (no table, but the
+/// hostile random trace's component has 1.8M backward edges in a graph of 3M: far too slow);
+/// re-adding the edges that go forward in one other topological order of the kept DAG (one
+/// pass and no table, but which order finds them? not minimal in general).
+fn make_minimal(g: &impl FasGraph, order: &mut [usize]) -> bool {
+    make_minimal_within(g, order, MINIMAL_PASS_MAX_BYTES, MINIMAL_PASS_MAX_WORK)
+}
+
+/// [`make_minimal`] with the bounds as arguments (tests reach them on small graphs).
+fn make_minimal_within(
+    g: &impl FasGraph,
+    order: &mut [usize],
+    max_bytes: usize,
+    max_work: u64,
+) -> bool {
+    let n = g.n();
+    let words = n.div_ceil(64);
+    if n.saturating_mul(words).saturating_mul(8) > max_bytes {
+        return false;
+    }
+    let mut pos = vec![0usize; n];
+    for (p, &v) in order.iter().enumerate() {
+        pos[v] = p;
+    }
+    let bit = |reach: &[u64], row: usize, col: usize| {
+        reach[row * words + col / 64] >> (col % 64) & 1 != 0
+    };
+    let set = |reach: &mut [u64], row: usize, col: usize| {
+        reach[row * words + col / 64] |= 1 << (col % 64)
+    };
+    let mut reach = vec![0u64; n * words];
+    let mut work = 0u64;
+    // The closure of the forward edges, sinks first. A successor already known as a
+    // descendant brings nothing new (its descendants are known too).
+    for &v in order.iter().rev() {
+        g.for_out(v, |x, _| {
+            if pos[x] > pos[v] && !bit(&reach, v, x) {
+                or_row(&mut reach, words, v, x);
+                set(&mut reach, v, x);
+                work += words as u64;
+            }
+        });
+        work += 1;
+        if work > max_work {
+            return false;
+        }
+    }
+    // Backward edges that close no cycle yet, heaviest first.
+    let mut candidates: Vec<(std::cmp::Reverse<u64>, usize, usize)> = Vec::new();
+    for a in 0..n {
+        g.for_out(a, |b, w| {
+            if pos[a] > pos[b] && !bit(&reach, b, a) {
+                candidates.push((std::cmp::Reverse(w), a, b));
+            }
+        });
+    }
+    if candidates.is_empty() {
+        return true;
+    }
+    candidates.sort_unstable();
+    let mut row_b = vec![0u64; words];
+    let mut minimal = true;
+    for &(_, a, b) in &candidates {
+        if bit(&reach, b, a) {
+            continue;
+        }
+        if work > max_work {
+            minimal = false;
+            break;
+        }
+        // Put a -> b back: a and its ancestors reach b and its descendants. b is no ancestor of
+        // a (that would close the cycle), so its row does not change meanwhile.
+        row_b.copy_from_slice(&reach[b * words..(b + 1) * words]);
+        for x in 0..n {
+            if (x == a || bit(&reach, x, a)) && !bit(&reach, x, b) {
+                for (d, s) in reach[x * words..(x + 1) * words].iter_mut().zip(&row_b) {
+                    *d |= *s;
+                }
+                set(&mut reach, x, b);
+                work += words as u64;
+            }
+        }
+        work += n as u64 + words as u64;
+    }
+    let count = |v: usize| -> u32 {
+        reach[v * words..(v + 1) * words]
+            .iter()
+            .map(|w| w.count_ones())
+            .sum()
+    };
+    let mut keyed: Vec<(std::cmp::Reverse<u32>, usize, usize)> = order
+        .iter()
+        .enumerate()
+        .map(|(p, &v)| (std::cmp::Reverse(count(v)), p, v))
+        .collect();
+    keyed.sort_unstable();
+    for (slot, &(_, _, v)) in order.iter_mut().zip(&keyed) {
+        *slot = v;
+    }
+    minimal
+}
+
 /// Computes the hierarchy. `violating` holds the class edges of reported violations. Edges are
 /// weighted by how often they occur; the change set is a small weighted feedback arc set per
 /// strongly connected component ([`min_fas_order`]).
@@ -592,7 +778,7 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
 /// The change set of the class graph, ties broken by class key (not by id: ids follow the order
 /// of first appearance, which the interleaving of threads decides). The class-level root-cause
 /// search and [`suggest_on`] share it.
-pub fn class_change_set(model: &Model, graph: &LockGraph, weights: &[u64]) -> ChangeSet {
+pub fn class_change_set(model: &Model, graph: &LockGraph, weights: &EdgeWeights) -> ChangeSet {
     let ranks = canonical_ranks(model, GraphLevel::Class);
     change_set_on(graph, weights, &|n| {
         ranks.get(n as usize).copied().unwrap_or(u64::MAX)
@@ -604,7 +790,7 @@ pub fn class_change_set(model: &Model, graph: &LockGraph, weights: &[u64]) -> Ch
 pub fn suggest_on(
     model: &Model,
     graph: &LockGraph,
-    weights: &[u64],
+    weights: &EdgeWeights,
     change: &ChangeSet,
     violating: &HashSet<(ClassId, ClassId)>,
 ) -> Hierarchy {
@@ -622,33 +808,22 @@ pub fn suggest_on(
 fn suggest_listing(
     model: &Model,
     graph: &LockGraph,
-    weights: &[u64],
+    weights: &EdgeWeights,
     change: &ChangeSet,
     violating: &HashSet<(ClassId, ClassId)>,
     max_listed: usize,
 ) -> Hierarchy {
-    let removed = &change.edges;
-    // By edge id, in one merge of the two sorted lists (a binary search per edge cost 0.4 s on
-    // the hostile trace's 3M edges).
-    let mut removed_e = vec![false; graph.edge_count()];
-    let mut r = removed.iter().peekable();
-    for e in 0..graph.edge_count() as u32 {
-        let ab = graph.endpoints(e);
-        while r.next_if(|&&x| x < ab).is_some() {}
-        if r.peek() == Some(&&ab) {
-            removed_e[e as usize] = true;
-        }
-    }
-    let is_removed = |e: u32| removed_e[e as usize];
+    let is_removed = |e: u32| change.contains(e);
     // Classes with a blocking or timed nested acquisition, by id.
     let n = graph.nodes();
     let mut in_graph = vec![false; n];
     let mut indeg = vec![0usize; n];
+    let mut sources = graph.sources();
     for e in 0..graph.edge_count() as u32 {
-        if weights[e as usize] == 0 {
+        if weights.get(e) == 0 {
             continue;
         }
-        let (a, b) = graph.endpoints(e);
+        let (a, b) = (sources.of(e), graph.target(e));
         in_graph[a as usize] = true;
         in_graph[b as usize] = true;
         if !is_removed(e) {
@@ -667,7 +842,7 @@ fn suggest_listing(
         let lc = level[c as usize];
         for e in graph.out_edges(c) {
             let m = graph.target(e);
-            if weights[e as usize] == 0 || is_removed(e) {
+            if weights.get(e) == 0 || is_removed(e) {
                 continue;
             }
             level[m as usize] = level[m as usize].max(lc + 1);
@@ -699,15 +874,14 @@ fn suggest_listing(
     }
     // Sites and dependency counts of the removed edges only, from the edges' own dependencies.
     // Those of violations first when not all are listed, each kept in the change set's order.
-    let listed: Vec<(ClassId, ClassId)> = if removed.len() <= max_listed {
-        removed.clone()
+    let removed = || change.ids().zip(change.edges(graph));
+    let listed: Vec<(u32, (ClassId, ClassId))> = if change.len() <= max_listed {
+        removed().collect()
     } else {
-        let in_violation = removed.iter().filter(|e| violating.contains(e)).count();
+        let in_violation = removed().filter(|(_, ab)| violating.contains(ab)).count();
         let mut others = max_listed.saturating_sub(in_violation);
-        removed
-            .iter()
-            .copied()
-            .filter(|e| {
+        removed()
+            .filter(|(_, e)| {
                 if violating.contains(e) {
                     return true;
                 }
@@ -718,11 +892,10 @@ fn suggest_listing(
             .take(max_listed)
             .collect()
     };
-    let removed_edges_unlisted = (removed.len() - listed.len()) as u64;
+    let removed_edges_unlisted = (change.len() - listed.len()) as u64;
     let removed_edges: Vec<RemovedEdge> = listed
         .iter()
-        .filter_map(|&(a, b)| {
-            let e = graph.find(a, b)?;
+        .map(|&(e, (a, b))| {
             let mut dependencies = 0u64;
             let mut sites: HashSet<crate::model::SiteId> = HashSet::new();
             for &d in graph.deps(e) {
@@ -733,11 +906,11 @@ fn suggest_listing(
                 dependencies += 1;
                 sites.extend(model.sites_of(rec).filter_map(|ds| ds.site));
             }
-            Some(RemovedEdge {
+            RemovedEdge {
                 from: model.classes[a as usize].key.clone(),
                 to: model.classes[b as usize].key.clone(),
                 dependencies,
-                occurrences: weights[e as usize],
+                occurrences: weights.get(e),
                 sites: sites
                     .iter()
                     .map(|&s| file_line(model.site_loc(s)))
@@ -746,7 +919,7 @@ fn suggest_listing(
                     .take(MAX_SITES_PER_REMOVED_EDGE)
                     .collect(),
                 in_violation: violating.contains(&(a, b)),
-            })
+            }
         })
         .collect();
     let rust = rust_module(&levels, model.deps.len());
@@ -755,6 +928,7 @@ fn suggest_listing(
         removed_edges,
         rust,
         local_search_stopped: change.stopped,
+        not_minimal: change.not_minimal,
         removed_edges_unlisted,
     }
 }
@@ -923,9 +1097,14 @@ mod tests {
             let lists = EdgeLists::new(n, &edges);
             let mut plain = eades_lin_smyth_on(&lists);
             let converged = local_search_on(&lists, &mut plain);
+            let minimal = make_minimal(&lists, &mut plain);
             assert_eq!(
                 min_fas_order(n, &edges),
-                (plain, converged),
+                FasOrder {
+                    order: plain,
+                    converged,
+                    minimal
+                },
                 "round {round}"
             );
         }
@@ -957,8 +1136,9 @@ mod tests {
         let graph = LockGraph::build(&m, GraphLevel::Class);
         let weights = graph.weights(&m);
         let change = class_change_set(&m, &graph, &weights);
-        assert_eq!(change.edges.len(), 10, "{:?}", change.edges);
-        let last = *change.edges.last().unwrap();
+        let edges: Vec<(u32, u32)> = change.edges(&graph).collect();
+        assert_eq!(change.len(), 10, "{edges:?}");
+        let last = *edges.last().unwrap();
         let violating: HashSet<(ClassId, ClassId)> = [last].into_iter().collect();
         let all = suggest_listing(&m, &graph, &weights, &change, &violating, 10);
         assert_eq!(all.removed_edges.len(), 10);
@@ -1025,10 +1205,10 @@ mod tests {
                 })
                 .filter(|e| e.0 != e.1)
                 .collect();
-            let (order, done) = min_fas_order(n, &edges);
-            assert!(done);
+            let fas = min_fas_order(n, &edges);
+            assert!(fas.converged && fas.minimal);
             assert_eq!(
-                backward_weight(n, &edges, &order),
+                backward_weight(n, &edges, &fas.order),
                 brute_force_min(n, &edges),
                 "{edges:?}"
             );
@@ -1038,6 +1218,80 @@ mod tests {
             assert!(local_search(n, &edges, &mut improved));
             assert!(backward_weight(n, &edges, &improved) <= backward_weight(n, &edges, &els));
         }
+    }
+
+    /// A hand-made graph where Eades–Lin–Smyth and the local search stop at an order with an
+    /// edge cut that closes no cycle: the minimality pass puts it back, and the change set is
+    /// then the smallest one.
+    #[test]
+    fn the_minimality_pass_puts_back_a_cut_edge_that_closes_no_cycle() {
+        // Cycles 0 -> 2 -> 0 and 1 -> 2 -> 1 (2 -> 0 weighs 2, the rest 1), and the path
+        // 0 -> 3 -> 1 beside them. The smallest change set is {0 -> 2, 1 -> 2}.
+        let edges = [
+            (0, 2, 1),
+            (0, 3, 1),
+            (1, 2, 1),
+            (2, 0, 2),
+            (2, 1, 1),
+            (3, 1, 3),
+        ];
+        let lists = EdgeLists::new(4, &edges);
+        let mut order = eades_lin_smyth_on(&lists);
+        assert!(local_search_on(&lists, &mut order));
+        let cut = |order: &[usize]| {
+            let mut pos = [0usize; 4];
+            for (p, &v) in order.iter().enumerate() {
+                pos[v] = p;
+            }
+            edges
+                .iter()
+                .filter(|e| pos[e.0] > pos[e.1])
+                .map(|e| (e.0, e.1))
+                .collect::<Vec<_>>()
+        };
+        // Local search cannot move one node to save 0 -> 3: 3 -> 1 (weight 3) holds 3 before 1.
+        assert_eq!(order, vec![3, 2, 1, 0]);
+        assert_eq!(cut(&order), vec![(0, 2), (0, 3), (1, 2)]);
+        assert!(make_minimal(&lists, &mut order));
+        assert_eq!(cut(&order), vec![(0, 2), (1, 2)]);
+        assert_eq!(
+            backward_weight(4, &edges, &order),
+            brute_force_min(4, &edges)
+        );
+        // An order whose cut edges all close a cycle is left as it is.
+        let before = order.clone();
+        assert!(make_minimal(&lists, &mut order));
+        assert_eq!(order, before);
+    }
+
+    /// The minimality pass's bounds are reported, never silent: beyond the table's size it
+    /// leaves the order alone; stopped by the work bound, it keeps what it put back so far.
+    #[test]
+    fn the_minimality_pass_reports_its_bounds() {
+        // A chain 0 -> 1 -> ... -> 19 (weight 5 each) closed by 19 -> 0 (weight 1). The order
+        // 19, 18, ..., 0 cuts every chain edge, though only 19 -> 0 needs cutting.
+        let mut edges: Vec<(usize, usize, u64)> = (0..19).map(|i| (i, i + 1, 5)).collect();
+        edges.push((19, 0, 1));
+        let reversed: Vec<usize> = (0..20).rev().collect();
+        let lists = EdgeLists::new(20, &edges);
+        let mut order = reversed.clone();
+        assert!(!make_minimal_within(&lists, &mut order, 8, u64::MAX));
+        assert_eq!(order, reversed, "beyond the table's size: untouched");
+        // The table's sweep costs 21 words here, each edge put back 21 or more: the pass stops
+        // after the first one.
+        let mut order = reversed.clone();
+        assert!(!make_minimal_within(&lists, &mut order, usize::MAX, 25));
+        // 0 -> 1 put back; the order 19, 0, 18, 17, ..., 1 (by descendants) cuts the 18
+        // other chain edges, and no longer 19 -> 0.
+        assert_eq!(order[..3], [19, 0, 18]);
+        assert_eq!(backward_weight(20, &edges, &order), 18 * 5);
+        // Unbounded, the pass puts back every chain edge but the last, which closes the cycle
+        // through 19 -> 0. Minimal by inclusion, not by weight: the pass only puts back, it
+        // never cuts an edge kept (weighing one side against another is the local search's).
+        let mut full = reversed.clone();
+        assert!(make_minimal(&lists, &mut full));
+        assert_eq!(full[..3], [19, 0, 1]);
+        assert_eq!(backward_weight(20, &edges, &full), 5);
     }
 
     #[test]

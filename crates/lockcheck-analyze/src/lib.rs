@@ -524,7 +524,7 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     phase("class graph");
     let class_change = hierarchy::class_change_set(model, &class_graph, &class_weights);
     phase("class change set");
-    let run = |graph: &LockGraph, weights: &[u64], change: &cycles::ChangeSet| {
+    let run = |graph: &LockGraph, weights: &graph::EdgeWeights, change: &cycles::ChangeSet| {
         let r = cycles::find_cycles_on(model, graph, &listing);
         phase("listing");
         let rc = cycles::find_root_causes_on(model, graph, weights, change, &opts.limits);
@@ -549,7 +549,7 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         Levels::Class => Default::default(),
         _ => {
             let own_weights;
-            let weights: &[u64] = if same_graph {
+            let weights: &graph::EdgeWeights = if same_graph {
                 &class_weights
             } else {
                 own_weights = inst_graph.weights(model);
@@ -571,6 +571,8 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         Levels::Both if one_instance_per_class => Default::default(),
         _ => run(&class_graph, &class_weights, &class_change),
     };
+    // The searches are over: the report reads the graphs' edges and dependencies only.
+    let (class_graph, inst_graph) = graph::release_in_edges(class_graph, inst_graph);
     let complete = inst_w.is_empty()
         && class_w.is_empty()
         && model.anomalies.over_budget == 0
@@ -706,6 +708,14 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
             "the suggested change set is not proven minimal in {} component(s): the local search stopped after {} passes",
             hierarchy.local_search_stopped,
             hierarchy::MAX_LOCAL_SEARCH_PASSES
+        ));
+    }
+    if hierarchy.not_minimal > 0 {
+        warnings.push(format!(
+            "the suggested change set is not proven minimal in {} component(s): the pass that puts back edges closing no cycle was beyond its bounds ({} MiB, {} words of work)",
+            hierarchy.not_minimal,
+            hierarchy::MINIMAL_PASS_MAX_BYTES >> 20,
+            hierarchy::MINIMAL_PASS_MAX_WORK
         ));
     }
     if hierarchy.removed_edges_unlisted > 0 {

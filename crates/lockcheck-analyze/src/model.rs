@@ -1602,6 +1602,29 @@ impl ModelBuilder {
             })
     }
 
+    /// A permit of semaphore `l` was given back: a request of it still waiting and still short of
+    /// permits is checked again, as if made now. Its check found a holder free to give a permit
+    /// back, but the runtime writes the threads' streams one after another, so a release made
+    /// before the request may reach the file after it; once it is read, the request may have
+    /// only waiting holders left (what the runtime saw). Lowest thread first, as the map's order
+    /// is random.
+    fn recheck_waits(&mut self, l: LockId) {
+        let waiter = self
+            .maps
+            .threads
+            .values()
+            .filter(|&o| {
+                self.threads[o as usize]
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| p.lock == l && self.exhausted(l, p.n))
+            })
+            .min();
+        if let Some(w) = waiter {
+            self.wait_cycle(w);
+        }
+    }
+
     /// Thread `t` has just requested a permit of a semaphore that lacks one: the wait-for graph
     /// of the requests still waiting, as the runtime's (`deadlock_cycle` of the tokio tracking):
     /// the greatest set of waiters none of which can go on, where a semaphore request stays in
@@ -2008,6 +2031,9 @@ impl ModelBuilder {
                 }
                 let c = self.model.locks[l as usize].class;
                 self.model.classes[c as usize].hold.record(*hold_ns);
+                if self.model.classes[c as usize].kind == LockKind::Semaphore {
+                    self.recheck_waits(l);
+                }
             }
             Event::Convert { t, l, m } => {
                 let t = self.thread(*t);
@@ -2520,6 +2546,35 @@ mod request_tests {
             2,
             "the first holder kept: T3, T1"
         );
+    }
+
+    /// Three holders of a pool of three; two ask for two more each, then the third gives its
+    /// permit back: at the runtime the release came first (its stream reached the file last),
+    /// and the two requests wait for each other. Found when the release is read.
+    #[test]
+    fn a_wait_cycle_whose_free_holder_released_first_is_found_at_the_release() {
+        let m = with_locks(
+            r#"{"e":"lock","l":3,"c":3,"permits":3}
+{"e":"acquire","t":1,"l":3,"m":"p"}
+{"e":"acquire","t":2,"l":3,"m":"p"}
+{"e":"acquire","t":3,"l":3,"m":"p"}
+{"e":"request","t":1,"l":3,"m":"p","n":2}
+{"e":"request","t":2,"l":3,"m":"p","n":2}
+{"e":"release","t":3,"l":3}
+"#,
+        );
+        assert_eq!(m.wait_cycles.len(), 1, "{:?}", m.wait_cycles);
+        assert_eq!(m.wait_cycles[0].waits.len(), 2);
+        // The look-alike: the release leaves enough for the first request (two of them).
+        let m = with_locks(
+            r#"{"e":"lock","l":3,"c":3,"permits":3}
+{"e":"acquire","t":1,"l":3,"m":"p"}
+{"e":"acquire","t":3,"l":3,"m":"p"}
+{"e":"request","t":1,"l":3,"m":"p","n":2}
+{"e":"release","t":3,"l":3}
+"#,
+        );
+        assert!(m.wait_cycles.is_empty(), "{:?}", m.wait_cycles);
     }
 
     #[test]

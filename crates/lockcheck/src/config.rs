@@ -155,15 +155,17 @@ pub(crate) mod fast {
     /// switch, which the compiler ordered with this case first, on the checked path).
     pub const RAW: u8 = 0x80;
     /// The full path: not computed yet, statistics or the watchdog on, or recording with
-    /// checking off.
-    pub const FULL: u8 = 1;
+    /// checking off. No value is 1, and none but [`RAW`] has the sign bit: the fast path `or`s
+    /// the byte with the thread's depth byte (`state::BusyDepth`, below the sign), and reads
+    /// "checked, one lock held, not busy" as 1 and "every switch off" as the sign.
+    pub const FULL: u8 = 2;
     /// Checking on and a trace recorded, nothing counted or watched: the fast cases (nothing
     /// held; the exact dependency known) still take a fast way, out of line, which writes the
     /// same records as the full path (`hooks::lock_recorded`).
-    pub const RECORDING: u8 = 2;
+    pub const RECORDING: u8 = 4;
     /// A thread's copy before the thread registered it ([`super::ThreadSwitch`]): the full path,
     /// which registers it (`hooks::lock_blocking`).
-    pub const UNREGISTERED: u8 = 3;
+    pub const UNREGISTERED: u8 = 6;
 }
 
 /// A thread's copy of the fast path's byte ([`FAST`]), in its thread-local state, so that an

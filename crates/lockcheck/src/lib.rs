@@ -136,6 +136,12 @@ pub mod __private {
         crate::checked::graph::most_variants()
     }
 
+    /// Threads remembered as having taken locks while exiting (in thread-local destructors), and
+    /// whether their bound was reached, for tests.
+    pub fn late_threads() -> (usize, bool) {
+        crate::checked::graph::late_threads()
+    }
+
     /// The `wait_timeout` entries a policy file's text sets (as `LOCKCHECK_POLICY` reads it),
     /// for tests that hold the runtime's reader to a real TOML parser.
     pub fn policy_entries(text: &str) -> Result<Vec<(String, std::time::Duration)>, String> {

@@ -33,6 +33,11 @@ const VARIANT_LIMIT: usize = 4096;
 const LEVEL_LIMIT: usize = 1 << 19;
 /// Steps of one cycle search before it gives up (reported as `ViolationKind::Incomplete`).
 const SEARCH_BUDGET: usize = 200_000;
+/// Threads kept in [`Late`]. Past it, no ended thread's variants are merged any more (exact:
+/// merging only saves memory, which the variant bounds above then cap, reported), said once on
+/// stderr. Each entry is a thread that took locks in a thread-local destructor after
+/// lockcheck's own was gone, so only a program that starts this many such threads gets there.
+const LATE_LIMIT: usize = 4096;
 
 /// A hasher for the graph's keys (node, instance and class numbers, pairs of them): a multiply
 /// per word. The keys are lockcheck's own counters, not chosen by an adversary, so SipHash's
@@ -147,7 +152,7 @@ fn this_thread_end(thread: u64) -> Option<Arc<ThreadEnd>> {
         )
     });
     if end.is_err() {
-        with_graph(|g| g.late.insert(thread));
+        with_graph(|g| g.late.note(thread));
     }
     end.ok()
 }
@@ -290,9 +295,43 @@ struct Graph {
     reported_classes: HashSet<Vec<u32>>,
     /// Limits already reported (each once).
     limits_reported: HashSet<&'static str>,
-    /// Threads that added a dependency while exiting (after their [`ThisThread`] was gone): their
-    /// end mark may be set too early, so their variants are never merged. Normally empty.
-    late: HashSet<u64>,
+    /// Threads that added a dependency while exiting (after their [`ThisThread`] was gone).
+    late: Late,
+}
+
+/// Threads that added a dependency while exiting (after their [`ThisThread`] was gone): their
+/// end mark may be set too early, so their variants are never merged. Normally empty; bounded
+/// by [`LATE_LIMIT`].
+#[derive(Default)]
+struct Late {
+    threads: HashSet<u64>,
+    /// [`LATE_LIMIT`] was reached: no thread's end is trusted any more.
+    full: bool,
+}
+
+impl Late {
+    fn note(&mut self, thread: u64) {
+        if self.full || self.threads.contains(&thread) {
+            return;
+        }
+        if self.threads.len() >= LATE_LIMIT {
+            self.full = true;
+            self.threads = HashSet::new();
+            eprintln!(
+                "lockcheck: {LATE_LIMIT} threads took locks while exiting (in thread-local \
+                 destructors), the most remembered: from now on the dependencies of ended threads \
+                 are no longer merged (nothing is missed; the variants of an edge grow toward their \
+                 bound, reported as `incomplete: edge-variants` if reached)"
+            );
+            return;
+        }
+        self.threads.insert(thread);
+    }
+
+    /// Whether `thread`'s end mark must not be trusted.
+    fn excludes(&self, thread: u64) -> bool {
+        self.full || self.threads.contains(&thread)
+    }
 }
 
 static GRAPH: PlMutex<Option<Graph>> = PlMutex::new(None);
@@ -307,7 +346,7 @@ fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
         reported_sites: HashSet::new(),
         reported_classes: HashSet::new(),
         limits_reported: HashSet::new(),
-        late: HashSet::new(),
+        late: Late::default(),
     });
     f(g)
 }
@@ -444,7 +483,7 @@ impl Graph {
             key: (NodeId, NodeId),
             dead: &IdSet<u64>,
             ended: bool,
-            late: &HashSet<u64>,
+            late: &Late,
         ) {
             if !dead.is_empty() {
                 compact(level, key, &|h| !dead.contains(&h));
@@ -722,11 +761,11 @@ fn compact<K: Copy + Eq + Hash>(
 
 /// Whether `v`'s thread ended unordered (see [`ThreadEnd::unordered`]): it adds no variant any
 /// more, and `v` is concurrent with every other thread's dependency, forever.
-fn ended(v: &DepRecord, late: &HashSet<u64>) -> bool {
+fn ended(v: &DepRecord, late: &Late) -> bool {
     v.end
         .as_ref()
         .is_some_and(|e| e.unordered.load(Ordering::Acquire))
-        && !late.contains(&v.dep.thread)
+        && !late.excludes(v.dep.thread)
 }
 
 /// Drops the variants of edge `key` whose threads ended unordered when a kept one of another such
@@ -741,7 +780,7 @@ fn ended(v: &DepRecord, late: &HashSet<u64>) -> bool {
 /// Exact: nothing found before is lost, and the pairwise rules are unchanged (no report added).
 /// A thread with variants on several edges stays as it is (its variants are kept, up to the
 /// reported bounds).
-fn merge_ended<K>(level: &mut Level<K>, key: (NodeId, NodeId), late: &HashSet<u64>) {
+fn merge_ended<K>(level: &mut Level<K>, key: (NodeId, NodeId), late: &Late) {
     let Some(variants) = level.edges.get_mut(&key) else {
         return;
     };
@@ -932,6 +971,12 @@ pub(crate) fn most_variants() -> (usize, usize) {
         edges.values().map(Variants::len).max().unwrap_or(0)
     };
     with_graph(|g| (most(&g.inst.edges), most(&g.class.edges)))
+}
+
+/// Threads remembered as having added a dependency while exiting, and whether [`LATE_LIMIT`]
+/// was reached, for tests.
+pub(crate) fn late_threads() -> (usize, bool) {
+    with_graph(|g| (g.late.threads.len(), g.late.full))
 }
 
 /// Sizes of the graphs (instance nodes, instance edges, class nodes, class edges), for tests.

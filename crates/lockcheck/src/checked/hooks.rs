@@ -4,16 +4,17 @@
 //! lock():  `#[inline]` entry point (`raw.rs`), compiled in the user's crate, where the
 //!          thread-local is one `%fs` offset; `lock_fast`, frameless:
 //!            fast switch byte, this thread's copy (`config::ThreadSwitch`, in the same
-//!              thread-local access as the held stack): checking on, nothing recorded, counted
-//!              or watched (one load, one test; `LOCKCHECK=off`: the raw lock right here;
-//!              not registered yet: the full path, which registers it)
-//!            identity assigned, not an RwLock's first write
-//!            busy flag and depth in one word (`state::BusyDepth`):
-//!            0 (not busy, nothing held) -> raw try_lock; success: push one word (the identity
-//!              word itself for an exclusive hold: `state::entry`), site, identity
-//!            1 (not busy, one lock held) and the memo says this very request was checked over
-//!              this very held entry in this epoch (two compares: `ThreadState::known_top`)
-//!              -> raw try_lock; success: push --------------------------------> done
+//!              thread-local access as the held stack), `or` the busy flag and depth byte
+//!              (`state::BusyDepth`), one load, one `or`, one branch per case:
+//!            0 (checking on, nothing recorded, counted or watched; not busy, nothing held),
+//!              identity assigned -> raw try_lock; success: push one word (the identity word
+//!              itself for an exclusive hold: `state::entry`) and the site (the identity too
+//!              unless it is the word) --------------------------------------> done
+//!            1 (the same, one lock held), not an RwLock's first write, and the memo says this
+//!              very request was checked over this very held entry in this epoch (two
+//!              compares: `ThreadState::known_top`) -> raw try_lock; success: push -> done
+//!            sign (`LOCKCHECK=off`, nothing else on): the raw lock right here
+//!            not registered yet: the full path, which registers it
 //!          else one tail call: `lock_known` (the exact cache, up to 4 held, out of line; a hit
 //!            refreshes the memo), then the full path
 //!          recording and nothing else slow (`fast::RECORDING`): `lock_known`'s
@@ -232,8 +233,8 @@ fn push_tagged(s: &ThreadState, w: u64, mode: Mode, site: &'static Location<'sta
 pub(crate) enum Taken {
     /// Taken and recorded.
     Yes,
-    /// Nothing done: this thread holds locks, so [`lock_known`] may still take the fast way
-    /// (out of line).
+    /// Nothing done: this thread holds locks, or a trace is recorded, so [`lock_known`] may
+    /// still take the fast way (out of line; it sends the rest the full way).
     Nested,
     /// Nothing done: the full path.
     No,
@@ -259,38 +260,42 @@ pub(crate) fn lock_fast(
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
 ) -> Taken {
-    // This thread's copy of the switches' byte (see `config::ThreadSwitch`): the same
-    // thread-local access as the held stack's below.
-    let Ok(fast) = STATE.try_with(|s| s.switch.now()) else {
+    // This thread's copy of the switches' byte (see `config::ThreadSwitch`) `or` its busy flag
+    // and depth (`state::BusyDepth`): one test for "checked, nothing slow switched on, not busy,
+    // nothing held" (0), another for the same with one lock held (1; no switch value is 1), and
+    // the sign for "every switch off" (`fast::RAW`; the depth byte's sign is never set).
+    let Ok(x) = STATE.try_with(|s| s.switch.now() | s.busy_depth()) else {
         return Taken::No;
     };
-    if fast != fast::CHECKED {
+    if x != 0 {
         // Nothing switched on (`LOCKCHECK=off`, nothing recorded, counted or watched): the raw
         // lock, right here, for the price of the switches' test (the full path would cost a call
         // to find out the same).
-        if fast & fast::RAW != 0 {
+        if (x as i8) < 0 {
             lock_raw();
             return Taken::Yes;
         }
-        // Recording, nothing else of the full path's: the out-of-line sequel (`lock_known`)
-        // takes the recorded fast way, which writes the records.
-        if fast == fast::RECORDING {
+        if x != 1 {
+            // Deeper, busy, or another switch (recording, the full path's switches, not
+            // registered): the out-of-line sequel (`lock_known`) tells them apart, takes the
+            // recorded fast way and writes the records, or sends the rest the full way. An
+            // RwLock's first write goes the full way, as below.
+            if rwlock_first_write(meta, kind, mode) {
+                return Taken::No;
+            }
             return Taken::Nested;
         }
+    }
+    if rwlock_first_write(meta, kind, mode) {
         return Taken::No;
     }
     let w = meta.word();
-    if w == 0 || (mode == Mode::Exclusive && kind == LockKind::Rwlock && w & WRITTEN == 0) {
-        return Taken::No;
-    }
     let step = STATE.try_with(|s| {
-        // Busy inside lockcheck and the depth in one word (see `state::BusyDepth`).
-        let d = s.busy_depth();
-        if d != 0 {
+        if x != 0 {
             // One lock held, not busy, and this very dependency checked over it before (the
-            // memo: two compares), here; anything else out of line (`lock_known`, then the full
-            // path).
-            if !s.known_top(entry(w, mode), d) {
+            // memo: two compares; an unassigned identity never matches it), here; anything else
+            // out of line (`lock_known`, then the full path).
+            if !s.known_top(entry(w, mode)) {
                 return Fast::Nested;
             }
             #[cfg(feature = "tokio")]
@@ -302,6 +307,10 @@ pub(crate) fn lock_fast(
             }
             s.push_second(entry(w, mode), w, site);
             return Fast::Done;
+        }
+        // The identity is assigned on the full path.
+        if w == 0 {
+            return Fast::Other;
         }
         // Async locks the running task holds (one thread-local read when it holds none): the
         // full path checks them, and raises at the user's line.
@@ -321,8 +330,17 @@ pub(crate) fn lock_fast(
     finish(step, kind, mode, site, lock_raw, lock_for)
 }
 
-/// [`lock_fast`]'s sequel when it returned [`Taken::Nested`] (so its tests passed, with order
-/// checking on, and the thread holds locks), out of line: the exact dependency (held set, lock,
+/// Whether this is an exclusive acquisition of an RwLock never write-locked before (which may
+/// decide a report: the full path). Known at compile time for everything else.
+#[inline(always)]
+fn rwlock_first_write(meta: &Meta, kind: LockKind, mode: Mode) -> bool {
+    mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.word() & WRITTEN == 0
+}
+
+/// [`lock_fast`]'s sequel when it returned [`Taken::Nested`] (the thread holds locks or is busy,
+/// or a switch other than "checking on" or "off" is set), out of line: recording, the recorded
+/// fast way ([`lock_recorded`]); else, with this thread's switch "checking on", the thread not
+/// busy and order checking on, the exact dependency (held set, lock,
 /// mode, clock epoch) is already in the thread's cache (a few compares: see
 /// [`ThreadState::known_dependency`]), at most [`super::state::CACHE_HELD`] held, none of them
 /// the requested lock (a possible self-conflict) nor a guard an async task left: the raw try and
@@ -338,14 +356,13 @@ pub(crate) fn lock_known(
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
 ) -> Taken {
-    // The switches and the identity were tested by `lock_fast` just before,
-    // with nothing in between that could change them on this thread (a switch flipped by another
-    // thread meanwhile is as if flipped a moment later).
+    // `lock_fast` sent here whatever was neither its fast case nor `LOCKCHECK=off`: the switches
+    // are tested again (recording: `lock_recorded` tests everything; else this thread's copy).
     let f = flags_now();
     if f & flag::RECORD != 0 {
         // `lock_fast` sent a recorded acquisition here, holding locks or not (or recording
         // started since: `lock_recorded` tests everything again).
-        return lock_recorded(meta, kind, mode, site, try_raw);
+        return lock_recorded(meta, kind, mode, site, f, try_raw);
     }
     // Recording may also have stopped since `lock_fast` sent an acquisition here without its
     // identity and first-write tests: the cache answers for those too (an unassigned identity
@@ -355,8 +372,12 @@ pub(crate) fn lock_known(
     let step = STATE.try_with(|s| {
         let req = pack(w & word::INST, mode);
         // Without order checking there is no cache to look at. `lock_fast` did not tell a busy
-        // thread from a deeper stack.
-        if f & flag::ORDER == 0 || s.busy.get() || !s.known_dependency(req) {
+        // thread from a deeper stack, nor checking from the full path's switches.
+        if s.switch.now() != fast::CHECKED
+            || f & flag::ORDER == 0
+            || s.busy.get()
+            || !s.known_dependency(req)
+        {
             return Fast::Other;
         }
         // Checked before: the inline memo answers next time.
@@ -385,11 +406,12 @@ pub(crate) fn lock_known(
 /// (identity assigned, not an RwLock's first write, the thread not busy inside lockcheck;
 /// nothing held, or the exact dependency in the thread's cache with order checking on, nor a
 /// task that may hold async locks), then the raw try and a one-word push marked
-/// [`word::RECORDED`] (so that its release records too, see [`released_slow`]), then the records
+/// [`word::RECORDED`] (so that its release records too, see [`released_rest`]), then the records
 /// the full path writes for them, in its order: a `request` when locks are held (the full path
 /// writes it before its checks, which find nothing here; a request carries no time), then the
 /// `acquire` with no wait. A failed try changes nothing and writes nothing: `No`, the full path
-/// (which tries again, and records the request before it blocks).
+/// (which tries again, and records the request before it blocks). `f`: the switches as
+/// [`lock_known`] read them.
 #[inline(always)]
 #[track_caller]
 fn lock_recorded(
@@ -397,9 +419,9 @@ fn lock_recorded(
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
+    f: u8,
     try_raw: impl FnOnce() -> bool,
 ) -> Taken {
-    let f = flags_now();
     if f & (flag::INIT | flag::CHECK | flag::SLOW) != flag::INIT | flag::CHECK | flag::RECORD {
         return Taken::No;
     }
@@ -885,6 +907,15 @@ pub(crate) fn release_fast(meta: &Meta, mode: Mode) -> bool {
 pub(crate) fn released_rest(meta: &Meta, mode: Mode) {
     let w = meta.word();
     if w != 0 {
+        // The usual recorded release: the hold on top, recorded and nothing else. One
+        // comparison and the record, here in the caller's out-of-line rest, not the search of
+        // `released_slow` (which expands every entry it looks at and returns a whole `Held`:
+        // about 170 instructions more per release) nor two more calls.
+        let recorded = entry(w, mode) ^ word::RECORDED;
+        if STATE.try_with(|s| s.pop_plain_top(recorded)) == Ok(true) {
+            recorder::on_release_inline(Ids::from_word(w));
+            return;
+        }
         released_slow(meta, Ids::from_word(w), mode);
     }
 }
@@ -892,14 +923,6 @@ pub(crate) fn released_rest(meta: &Meta, mode: Mode) {
 /// The general release: the lock below the top, timed, a graph source, or not found (foreign).
 #[inline(never)]
 fn released_slow(meta: &Meta, ids: Ids, mode: Mode) {
-    // The usual recorded release: the hold on top, recorded and nothing else. One comparison
-    // and a tail call, not the search below (which expands every entry it looks at and
-    // returns a whole `Held`: about 170 instructions more per release).
-    let recorded = entry(meta.word(), mode) ^ word::RECORDED;
-    if STATE.try_with(|s| s.pop_plain_top(recorded)) == Ok(true) {
-        recorder::on_release(ids, 0);
-        return;
-    }
     // The same, or a plain hold, pushed before the identity gained a flag bit (see
     // `state::entry`): one comparison of the top's logical word. Which task took it does not
     // matter to a release.
@@ -1061,7 +1084,12 @@ fn check_held(
         (true, None) => return None,
         (false, None) => {}
     }
-    let (key, again) = s.cache_key(ids.inst, mode)?;
+    #[cfg_attr(not(feature = "tokio"), allow(unused_mut))]
+    let (mut key, again) = s.cache_key(ids.inst, mode)?;
+    // In a task, the dependency is the task's (see `check_graph`): the thread's cache, which
+    // the tasks it runs share, remembers it per task.
+    #[cfg(feature = "tokio")]
+    crate::tokio::track::cache_key_of_task(&mut key);
     let conflict = if again {
         s.find_held(|h| h.inst == ids.inst)
             .and_then(|h| self_conflict(kind, mode, h.mode).map(|k| (k, h)))
@@ -1103,8 +1131,23 @@ fn check_graph(
 ) -> Option<Verdict> {
     let thread = s.id();
     s.mark_sources();
-    let held = s.held_snapshot();
-    let clock = s.clock();
+    #[cfg_attr(not(feature = "tokio"), allow(unused_mut))]
+    let mut held = s.held_snapshot();
+    #[cfg_attr(not(feature = "tokio"), allow(unused_mut))]
+    let mut clock = s.clock();
+    // In a task, its sync locks make the task's dependency, as its async locks do: two tasks
+    // on one worker thread are two holders (their inversion is a deadlock once they run on two
+    // workers), and one task run by two workers in turn is one.
+    #[cfg(feature = "tokio")]
+    let thread = match crate::tokio::track::current_tag() {
+        0 => thread,
+        task => {
+            held.retain(|h| h.task == task);
+            clock = lockcheck_core::deps::VectorClock::new();
+            crate::tokio::track::rec_task_dependency(task, &held, ids, mode, site);
+            task
+        }
+    };
     let found = as_busy(|_| {
         let req = graph::Request {
             thread,

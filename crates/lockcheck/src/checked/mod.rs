@@ -21,6 +21,7 @@ pub(crate) mod state;
 pub(crate) mod unwind;
 mod variants;
 pub(crate) mod watch;
+mod word_rwlock;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use fair::RawFairMutex;

@@ -9,12 +9,9 @@ use super::hooks::{
     release_fast, released, released_rest, Taken,
 };
 use super::report::Verdict;
+use super::word_rwlock::WordRwLock;
 #[cfg(not(feature = "send_guard"))]
 use lock_api::GuardNoSend;
-use lock_api::{
-    RawRwLock as _, RawRwLockRecursive as _, RawRwLockRecursiveTimed as _, RawRwLockTimed as _,
-    RawRwLockUpgrade as _, RawRwLockUpgradeTimed as _,
-};
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::panic::Location;
 use std::time::{Duration, Instant};
@@ -343,12 +340,14 @@ unsafe impl lock_api::RawMutexTimed for RawMutex {
     }
 }
 
-/// An instrumented raw reader-writer lock: `parking_lot::RawRwLock` plus lockcheck's hooks.
+/// An instrumented raw reader-writer lock: a raw lock with parking_lot's semantics
+/// (`checked::word_rwlock`: writer preference, upgradable reads, eventual fairness, fair unlocks,
+/// timed locks, `bump_*`) plus lockcheck's identity and hooks.
 ///
 /// `repr(C)` with the raw lock first, as [`RawMutex`].
 #[repr(C)]
 pub struct RawRwLock {
-    inner: parking_lot::RawRwLock,
+    inner: WordRwLock,
     pub(crate) meta: Meta,
     /// The exclusive or upgradable holder (`send_guard` only).
     owner: Owner,
@@ -357,7 +356,7 @@ pub struct RawRwLock {
 impl RawRwLock {
     pub(crate) const fn with_class(src: ClassSrc) -> RawRwLock {
         RawRwLock {
-            inner: <parking_lot::RawRwLock as lock_api::RawRwLock>::INIT,
+            inner: WordRwLock::new(),
             meta: Meta::new(src),
             owner: Owner::new(),
         }
@@ -385,7 +384,8 @@ impl RawRwLock {
                 LockKind::Rwlock,
                 Mode::Shared,
                 site,
-                || i.try_lock_shared(),
+                // One exchange: a failure for any reason goes the full way, which tries again.
+                || i.try_lock_shared_once(),
                 || i.lock_shared(),
                 |d| i.try_lock_shared_for(d),
             ),
@@ -422,7 +422,7 @@ impl RawRwLock {
                 LockKind::Rwlock,
                 Mode::Shared,
                 site,
-                || i.try_lock_shared(),
+                || i.try_lock_shared_once(),
                 || i.lock_shared(),
                 |d| i.try_lock_shared_for(d),
             ),
@@ -637,7 +637,8 @@ impl Drop for RawRwLock {
     }
 }
 
-// SAFETY: every operation is forwarded to parking_lot's raw rwlock.
+// SAFETY: every operation is forwarded to the word lock, which upholds the contract (see its
+// tests); the bookkeeping around it never touches the lock state.
 unsafe impl lock_api::RawRwLock for RawRwLock {
     #[allow(clippy::declare_interior_mutable_const)]
     const INIT: RawRwLock = RawRwLock::with_class(ClassSrc::Anonymous);
@@ -704,7 +705,8 @@ unsafe impl lock_api::RawRwLock for RawRwLock {
 unsafe impl lock_api::RawRwLockFair for RawRwLock {
     unsafe fn unlock_shared_fair(&self) {
         self.release(Mode::Shared);
-        self.inner.unlock_shared_fair();
+        // A reader wakes nobody but the writer waiting for the readers: fair or not alike.
+        self.inner.unlock_shared();
     }
 
     unsafe fn unlock_exclusive_fair(&self) {

@@ -97,8 +97,6 @@ const K_DROP: u8 = 9;
 /// details live in a side table rather than widening every record.
 #[cfg(feature = "tokio")]
 const K_HELD_ACROSS_AWAIT: u8 = 10;
-/// Permits of a semaphore gone for good: `a` the semaphore, `x` how many.
-const K_FORGET: u8 = 11;
 
 /// What a [`K_HELD_ACROSS_AWAIT`] record does not hold: the held guard's lock, class, holder and
 /// site. Entries are taken (left empty) by the writer; the table is cleared when a recording stops.
@@ -251,14 +249,65 @@ impl Drop for ThreadBuf {
 struct Side {
     /// The `thread` event was written.
     declared: bool,
-    /// Held locks with the clock reading of their acquisition, innermost last: the hold time of
-    /// a release. Bounded by [`HELD_TIMES`]: a lock released by another thread (a guard sent
-    /// away) would otherwise stay forever; beyond it the oldest entries go, and their releases
-    /// show no hold time (0 means unmeasured in the format; counted and said at the stop).
-    held: Vec<(u64, u64)>,
+    held: HeldTimes,
 }
 
 const HELD_TIMES: usize = 64;
+
+/// Held locks with the clock reading of their acquisition, innermost last: the hold time of a
+/// release. Bounded by [`HELD_TIMES`]: a lock released by another thread (a guard sent away)
+/// would otherwise stay forever; beyond it the oldest entries go, and their releases show no
+/// hold time (0 means unmeasured in the format; counted and said at the stop). A fixed array:
+/// no capacity test per acquisition, as a `Vec`'s push has.
+struct HeldTimes {
+    len: usize,
+    held: [(u64, u64); HELD_TIMES],
+}
+
+impl Default for HeldTimes {
+    fn default() -> HeldTimes {
+        HeldTimes {
+            len: 0,
+            held: [(0, 0); HELD_TIMES],
+        }
+    }
+}
+
+impl HeldTimes {
+    /// Lock `l` acquired at clock reading `ts`; true when the oldest entry went to make room.
+    #[inline(always)]
+    fn push(&mut self, l: u64, ts: u64) -> bool {
+        let full = self.len >= HELD_TIMES;
+        if full {
+            self.held.copy_within(1.., 0);
+            self.len = HELD_TIMES - 1;
+        }
+        self.held[self.len] = (l, ts);
+        self.len += 1;
+        full
+    }
+
+    /// The clock reading of the innermost hold of `l`, taken off.
+    #[inline(always)]
+    fn take(&mut self, l: u64) -> Option<u64> {
+        match self.len.checked_sub(1) {
+            Some(top) if self.held[top].0 == l => {
+                self.len = top;
+                Some(self.held[top].1)
+            }
+            _ => self.take_below(l),
+        }
+    }
+
+    #[inline(never)]
+    fn take_below(&mut self, l: u64) -> Option<u64> {
+        let i = self.held[..self.len].iter().rposition(|&(h, _)| h == l)?;
+        let since = self.held[i].1;
+        self.held.copy_within(i + 1..self.len, i);
+        self.len -= 1;
+        Some(since)
+    }
+}
 
 impl ThreadBuf {
     fn new(thread: u64, name: Option<String>, generation: u64) -> Arc<ThreadBuf> {
@@ -329,10 +378,18 @@ static SEEN_SITES: PlMutex<Option<HashSet<usize>>> = PlMutex::new(None);
 // ---------------------------------------------------------------------------------------------
 // The producer: a thread's end of its stream.
 
-/// A thread's producer state. The hot path reads and writes `Cell`s only; the stream itself (an
-/// `Arc`) is touched in the cold paths, which never run inside each other (`cold`).
+/// A thread's producer state, which every push reads and writes: `Cell`s in a thread-local
+/// without a destructor, reached with one `%fs` offset (a thread-local with a destructor is
+/// tested for being alive at every access, a few instructions per record). The stream itself
+/// (an `Arc`) is in [`STREAM`], touched in the cold paths only, which never run inside each
+/// other (`cold`).
+///
+/// Soundness: `len < BLOCK_RECS` only while `base` and `committed` point into the last block of
+/// the stream `STREAM` holds ([`next_block`] sets them together); `STREAM`'s destructor sets
+/// `len` to `BLOCK_RECS` before it lets the stream go, so a record made after it goes cold,
+/// finds the stream gone and is counted ([`lost_at_exit`]).
 struct Producer {
-    /// The recording generation `buf` belongs to (0: none).
+    /// The recording generation of the stream in [`STREAM`] (0: none).
     generation: Cell<u64>,
     /// The block being filled: its records and its published length.
     base: Cell<*mut Rec>,
@@ -341,7 +398,10 @@ struct Producer {
     len: Cell<usize>,
     /// A cold path is running: a record made inside it (lockcheck's own locks) is not recorded.
     cold: Cell<bool>,
-    /// The stream, held while this thread records into it.
+}
+
+/// The stream a thread records into, held while it records (see [`Producer`]).
+struct Stream {
     buf: UnsafeCell<Option<Arc<ThreadBuf>>>,
 }
 
@@ -349,8 +409,13 @@ struct Producer {
 /// the thread at the acquisition it recorded last), its last records are written at once rather
 /// than at the writer's next pass, so that a process that dies right after (killed, or aborting)
 /// still has them. The main thread's are written by the exit handler.
-impl Drop for Producer {
+impl Drop for Stream {
     fn drop(&mut self) {
+        // From here on every record of this thread goes cold and is counted as lost.
+        PRODUCER.with(|p| {
+            p.len.set(BLOCK_RECS);
+            p.generation.set(0);
+        });
         if STATE_FLAG.load(Ordering::Relaxed) != ON {
             return;
         }
@@ -363,26 +428,36 @@ impl Drop for Producer {
 }
 
 thread_local! {
-    static BUF: Producer = const {
+    static PRODUCER: Producer = const {
         Producer {
             generation: Cell::new(0),
             base: Cell::new(std::ptr::null_mut()),
             committed: Cell::new(std::ptr::null()),
             len: Cell::new(BLOCK_RECS),
             cold: Cell::new(false),
-            buf: UnsafeCell::new(None),
         }
     };
+    static STREAM: Stream = const { Stream { buf: UnsafeCell::new(None) } };
+}
+
+/// This thread's [`Producer`]. (`LocalKey::with` with the work in its closure was not always
+/// inlined: a call per record.)
+#[inline(always)]
+fn producer() -> *const Producer {
+    PRODUCER.with(|p| p as *const Producer)
 }
 
 /// Appends a record to the calling thread's block: a few stores and one release store.
 #[inline(always)]
 fn push(rec: Rec) {
-    let pushed = BUF.try_with(|p| {
+    // SAFETY: `PRODUCER` has no destructor: it lives as long as this thread, which is running
+    // this.
+    let p = unsafe { &*producer() };
+    {
         let i = p.len.get();
         if i < BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed) {
             // SAFETY: `base` and `committed` point into the block this thread's stream holds
-            // (kept alive by `buf`), whose slot `i` is not published yet: only this thread writes
+            // (see `Producer`), whose slot `i` is not published yet: only this thread writes
             // it, and the release store publishes it to the writer.
             unsafe {
                 p.base.get().add(i).write(rec);
@@ -394,17 +469,16 @@ fn push(rec: Rec) {
             // build the record on the stack first, taken cold or not.
             push_cold(p, rec.head, rec.a, rec.b, rec.x, rec.ts);
         }
-    });
-    if pushed.is_err() {
-        lost_at_exit();
     }
 }
 
-/// Appends two records at once ([`on_request_acquire`]): one thread-local access and one
-/// release store when both fit in the block, else one after the other.
+/// Appends two records at once ([`on_request_acquire`]): one release store when both fit in
+/// the block, else one after the other.
 #[inline(always)]
 fn push2(first: Rec, second: Rec) {
-    let pushed = BUF.try_with(|p| {
+    // SAFETY: as in `push`.
+    let p = unsafe { &*producer() };
+    let pushed = {
         let i = p.len.get();
         if i + 1 < BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed) {
             // SAFETY: as in `push`, for the slots `i` and `i + 1`, both in the block (tested
@@ -420,17 +494,10 @@ fn push2(first: Rec, second: Rec) {
         } else {
             false
         }
-    });
-    match pushed {
-        Ok(true) => {}
-        Ok(false) => {
-            push(first);
-            push(second);
-        }
-        Err(_) => {
-            lost_at_exit();
-            lost_at_exit();
-        }
+    };
+    if !pushed {
+        push(first);
+        push(second);
     }
 }
 
@@ -457,12 +524,10 @@ pub(crate) fn reserve(site: Site, n: usize) {
     if !site_seen_locally(site) {
         note_site(site);
     }
-    let room = BUF
-        .try_with(|p| {
-            p.len.get() + n <= BLOCK_RECS
-                && p.generation.get() == GENERATION.load(Ordering::Relaxed)
-        })
-        .unwrap_or(true);
+    // SAFETY: as in `push`.
+    let p = unsafe { &*producer() };
+    let room =
+        p.len.get() + n <= BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed);
     if !room {
         reserve_cold();
     }
@@ -471,7 +536,9 @@ pub(crate) fn reserve(site: Site, n: usize) {
 #[cold]
 #[inline(never)]
 fn reserve_cold() {
-    let _ = BUF.try_with(next_block);
+    PRODUCER.with(|p| {
+        next_block(p);
+    });
 }
 
 /// The first record of a generation (a new stream), or a full block (handoff).
@@ -480,6 +547,11 @@ fn reserve_cold() {
 fn push_cold(p: &Producer, head: u64, a: u64, b: u64, x: u64, ts: u64) {
     let rec = Rec { head, a, b, x, ts };
     if !next_block(p) {
+        // Not recording, or lockcheck's own lock inside a cold path: nothing to record; or the
+        // thread's stream is gone (a lock taken in a thread-local's destructor): counted.
+        if STATE_FLAG.load(Ordering::Relaxed) == ON && !p.cold.get() {
+            lost_at_exit();
+        }
         return;
     }
     let i = p.len.get();
@@ -515,9 +587,14 @@ fn next_block(p: &Producer) -> bool {
     }
     let _reset = Reset(&p.cold, was_busy);
     let generation = GENERATION.load(Ordering::Acquire);
-    // SAFETY: `buf` is only touched here and in the destructor, and `cold` keeps this from
-    // running inside itself; the destructor cannot run while the thread runs this.
-    let slot = unsafe { &mut *p.buf.get() };
+    // The stream is gone (this runs in a thread-local's destructor, after `STREAM`'s).
+    let Ok(slot) = STREAM.try_with(|s| s.buf.get()) else {
+        return false;
+    };
+    // SAFETY: `buf` is only touched here, in `flush_thread` (not inside a cold path) and in the
+    // destructor, and `cold` keeps this from running inside itself; the destructor cannot run
+    // while the thread runs this.
+    let slot = unsafe { &mut *slot };
     let mut drain = false;
     let stream = match slot {
         Some(b) if b.generation == generation => {
@@ -867,14 +944,12 @@ pub(crate) fn flush_thread() {
     if STATE_FLAG.load(Ordering::Relaxed) != ON {
         return;
     }
-    let b = BUF
-        .try_with(|p| {
-            if p.cold.get() {
-                return None;
-            }
-            // SAFETY: not inside a cold path (checked above), which is the only other user.
-            unsafe { (*p.buf.get()).clone() }
-        })
+    if PRODUCER.with(|p| p.cold.get()) {
+        return;
+    }
+    // SAFETY: not inside a cold path (checked above), which is the only other user.
+    let b = STREAM
+        .try_with(|s| unsafe { (*s.buf.get()).clone() })
         .ok()
         .flatten();
     if let Some(b) = b {
@@ -976,22 +1051,6 @@ fn permits_of(r: &Rec) -> u32 {
     }
 }
 
-/// A semaphore lost `n` permits for good (`forget_permits`, a permit's `forget`).
-#[cfg(feature = "tokio")]
-#[inline(never)]
-pub(crate) fn on_forget(ids: Ids, n: usize) {
-    if n == 0 {
-        return;
-    }
-    push(Rec {
-        head: head(K_FORGET, Mode::Permit, How::Blocking, ids.class),
-        a: ids.inst,
-        b: 0,
-        x: n as u64,
-        ts: 0,
-    });
-}
-
 /// An acquisition (the hold time of its release is measured from its clock reading).
 #[inline(never)]
 pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) {
@@ -1008,8 +1067,9 @@ pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u6
 }
 
 /// [`on_acquire`] of a blocking acquisition with no wait, whose site [`reserve`] announced
-/// before the acquisition (`hooks::lock_recorded`).
-#[inline(never)]
+/// before the acquisition (`hooks::lock_recorded`). Inlined there: a call of its own cost
+/// about a third of what it does.
+#[inline(always)]
 pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site) {
     push(Rec {
         head: head(K_ACQUIRE, mode, How::Blocking, ids.class),
@@ -1023,8 +1083,8 @@ pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site) {
 /// [`on_request`] then [`on_acquire`] (no wait), as one call: what the recorded fast path
 /// writes for a nested acquisition whose dependency is known (`hooks::lock_recorded`), the
 /// same two records as the full path's, with one look-up of the buffer. The site was announced
-/// by [`reserve`], before the acquisition.
-#[inline(never)]
+/// by [`reserve`], before the acquisition. Inlined there, as [`on_acquire_reserved`].
+#[inline(always)]
 pub(crate) fn on_request_acquire(
     ids: Ids,
     kind: LockKind,
@@ -1071,6 +1131,18 @@ pub(crate) fn on_fail(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) 
 /// A release; `hold_ns` 0: measured by the writer from the clock readings.
 #[inline(never)]
 pub(crate) fn on_release(ids: Ids, hold_ns: u64) {
+    release_rec(ids, hold_ns);
+}
+
+/// [`on_release`] inline, for the usual recorded release (`hooks::released_rest`, itself out
+/// of line): one call fewer per recorded release.
+#[inline(always)]
+pub(crate) fn on_release_inline(ids: Ids) {
+    release_rec(ids, 0);
+}
+
+#[inline(always)]
+fn release_rec(ids: Ids, hold_ns: u64) {
     push(Rec {
         head: head(K_RELEASE, Mode::Exclusive, How::Blocking, ids.class),
         a: ids.inst,
@@ -1199,8 +1271,19 @@ impl<T> ByClass<T> {
         }
     }
 
+    /// The entry of class `c`, made if new. Inline only the test for a class already there
+    /// (every record of the writer asks), no growth nor insertion.
     #[inline(always)]
     fn entry(&mut self, c: u32, make: impl FnOnce() -> T) -> &mut T {
+        let i = c as usize;
+        if self.dense.get(i).is_some_and(Option::is_some) {
+            return self.dense[i].as_mut().expect("tested just above");
+        }
+        self.entry_slow(c, make)
+    }
+
+    #[inline(never)]
+    fn entry_slow(&mut self, c: u32, make: impl FnOnce() -> T) -> &mut T {
         if c < DENSE_CLASSES {
             let i = c as usize;
             if self.dense.len() <= i {
@@ -1255,11 +1338,11 @@ struct Writer {
     /// The streams of the pass under way (kept to reuse its allocation).
     streams: Vec<Arc<ThreadBuf>>,
     /// `l + 1` of locks known declared, by [`cache_slot`] (0: empty).
-    lock_cache: Box<[u64]>,
+    lock_cache: Box<[u64; LOCK_CACHE]>,
     /// Site words and their numbers, by [`cache_slot`].
-    site_cache: Box<[(u64, u32)]>,
+    site_cache: Box<[(u64, u32); SITE_CACHE]>,
     /// The encoded lines of recent records, by [`memo_slot`] (see [`Memo`]).
-    memo: Box<[Memo]>,
+    memo: Box<[Memo; MEMO_SLOTS]>,
     /// Bumped when a lock is forgotten (its drop written): every memo made before is stale,
     /// since the lock's next use must declare it again.
     memo_epoch: u64,
@@ -1290,9 +1373,10 @@ impl Writer {
             failed: None,
             scale: clock::Scale::new(),
             streams: Vec::new(),
-            lock_cache: vec![0; LOCK_CACHE].into_boxed_slice(),
-            site_cache: vec![(0, 0); SITE_CACHE].into_boxed_slice(),
-            memo: vec![Memo::EMPTY; MEMO_SLOTS].into_boxed_slice(),
+            // Arrays, not slices: an index masked by the size needs no bounds test.
+            lock_cache: boxed_array(0),
+            site_cache: boxed_array((0, 0)),
+            memo: boxed_array(Memo::EMPTY),
             memo_epoch: 0,
             scratch: Vec::with_capacity(LINE_MAX),
             records: 0,
@@ -1379,13 +1463,13 @@ impl Writer {
             if self.lct {
                 for slot in recs {
                     // SAFETY: below `committed` (see `Block`).
-                    let r = unsafe { (*slot.get()).assume_init() };
+                    let r = unsafe { (*slot.get()).assume_init_ref() };
                     self.format_direct::<true>(b.thread, &mut side, r);
                 }
             } else {
                 for slot in recs {
                     // SAFETY: as above.
-                    let r = unsafe { (*slot.get()).assume_init() };
+                    let r = unsafe { (*slot.get()).assume_init_ref() };
                     self.format_json(b.thread, &mut side, r);
                 }
             }
@@ -1455,13 +1539,28 @@ impl Writer {
         }
     }
 
-    /// Declares a semaphore with its permits: with the first use, or (the lock was declared by an
-    /// earlier use that did not know them, or with fewer permits) by a repeated `lock` event,
-    /// which readers accept to learn the permits. Only more permits are written again (tokio's
-    /// `add_permits` adds some; a `forget` lowers what is known, see [`Writer::forgot`]).
+    /// Declares lock `l` for a request that saw `permits` (a semaphore's own count; 0 for other
+    /// locks), and makes the trace say exactly those permits before the request, so that readers
+    /// judge every request against the count its thread saw, whatever order the writer drains
+    /// the streams in (a `forget_permits` or `add_permits` on one thread, a request on another):
+    /// more permits than written, by a repeated `lock` event (readers take the most given);
+    /// fewer, by a `forget` event of the difference. A request that saw 0 changes nothing: a
+    /// semaphore with no permits has no holder, so no wait cycle goes through it, and the next
+    /// request that sees some says them (the memoized JSON path, which takes requests whose
+    /// number is 0, need not look).
     fn lock_permits(&mut self, l: u64, c: u32, permits: u64) -> u64 {
-        if permits <= self.permits_known.get(&l).copied().unwrap_or(0) {
+        let known = self.permits_known.get(&l).copied().unwrap_or(0);
+        if permits == known || permits == 0 {
             return self.lock(l, c);
+        }
+        if permits < known {
+            let l = self.lock(l, c);
+            self.permits_known.insert(l, permits);
+            self.emit(&Event::Forget {
+                l,
+                n: known - permits,
+            });
+            return l;
         }
         self.class(c);
         self.locks.insert(l);
@@ -1472,14 +1571,6 @@ impl Writer {
             permits: Some(permits),
         });
         l
-    }
-
-    /// `n` permits of semaphore `l` are gone: a later request seeing as many as before the
-    /// forget has more than the trace now says, and must say so again.
-    fn forgot(&mut self, l: u64, n: u64) {
-        if let Some(p) = self.permits_known.get_mut(&l) {
-            *p = p.saturating_sub(n);
-        }
     }
 
     /// The number of a site, declared (with its symbolized backtrace) on first use.
@@ -1634,7 +1725,7 @@ impl Writer {
         if self.failed.is_some() {
             return;
         }
-        let e = &self.memo[i];
+        let e = &self.memo[i & (MEMO_SLOTS - 1)];
         let len = e.len as usize;
         self.out.reserve(MEMO_BYTES);
         let at = self.out.len();
@@ -1661,27 +1752,27 @@ impl Writer {
     /// up and copies, its numbers being varints of a byte or two: measured, 846 instructions
     /// per recorded pair with the memo against 755 without; it takes [`Writer::format_direct`].)
     #[inline(always)]
-    fn format_json(&mut self, t: u64, side: &mut Side, r: Rec) {
+    fn format_json(&mut self, t: u64, side: &mut Side, r: &Rec) {
         let c = (r.head >> 32) as u32;
         match r.head as u8 {
             // A semaphore's request may have to declare its permits: the long way.
-            K_REQUEST if r.x == 0 && r.ts == 0 => match self.memo(t, &r) {
+            K_REQUEST if r.x == 0 && r.ts == 0 => match self.memo(t, r) {
                 Some(i) => self.put_memo(i, b"", 0),
                 None => self.format_unmemoized(t, side, r),
             },
             K_ACQUIRE => {
-                let Some(i) = self.memo(t, &r) else {
+                let Some(i) = self.memo(t, r) else {
                     return self.format_unmemoized(t, side, r);
                 };
                 self.acquired(side, c, r);
                 self.put_memo(i, b",\"wait_ns\":", r.x);
             }
-            K_FAIL => match self.memo(t, &r) {
+            K_FAIL => match self.memo(t, r) {
                 Some(i) => self.put_memo(i, b",\"wait_ns\":", r.x),
                 None => self.format_unmemoized(t, side, r),
             },
             K_RELEASE => {
-                let Some(i) = self.memo(t, &r) else {
+                let Some(i) = self.memo(t, r) else {
                     return self.format_unmemoized(t, side, r);
                 };
                 let hold_ns = self.released(side, c, r);
@@ -1693,7 +1784,7 @@ impl Writer {
 
     /// The statistics and the hold-time stack of an acquisition.
     #[inline(always)]
-    fn acquired(&mut self, side: &mut Side, c: u32, r: Rec) {
+    fn acquired(&mut self, side: &mut Side, c: u32, r: &Rec) {
         let wait_ns = r.x;
         let st = self.stats.entry(c, ClassStats::default);
         st.acquisitions += 1;
@@ -1702,28 +1793,15 @@ impl Writer {
             st.wait_total_ns += wait_ns;
             st.wait_max_ns = st.wait_max_ns.max(wait_ns);
         }
-        if side.held.len() == HELD_TIMES {
-            side.held.remove(0);
+        if side.held.push(r.a, r.ts) {
             self.unmeasured_holds += 1;
         }
-        side.held.push((r.a, r.ts));
     }
 
     /// The hold time of a release (from the hooks, or the clock readings) and its statistics.
     #[inline(always)]
-    fn released(&mut self, side: &mut Side, c: u32, r: Rec) -> u64 {
-        let l = r.a;
-        let since = match side.held.last() {
-            Some(&(h, since)) if h == l => {
-                side.held.pop();
-                Some(since)
-            }
-            _ => side
-                .held
-                .iter()
-                .rposition(|&(h, _)| h == l)
-                .map(|i| side.held.remove(i).1),
-        };
+    fn released(&mut self, side: &mut Side, c: u32, r: &Rec) -> u64 {
+        let since = side.held.take(r.a);
         let hold_ns = match since {
             _ if r.x != 0 => r.x,
             Some(since) => self.scale.ns(since, r.ts),
@@ -1737,24 +1815,19 @@ impl Writer {
 
     /// [`Writer::format_direct`] out of line: JSON records the memo does not take.
     #[inline(never)]
-    fn format_unmemoized(&mut self, t: u64, side: &mut Side, r: Rec) {
+    fn format_unmemoized(&mut self, t: u64, side: &mut Side, r: &Rec) {
         self.format_direct::<false>(t, side, r);
     }
 
     /// Every record the long way: declarations, then the event's encoder.
     #[inline(always)]
-    fn format_direct<const LCT: bool>(&mut self, t: u64, side: &mut Side, r: Rec) {
+    fn format_direct<const LCT: bool>(&mut self, t: u64, side: &mut Side, r: &Rec) {
         let c = (r.head >> 32) as u32;
         match r.head as u8 {
             K_REQUEST => {
                 let l = self.lock_permits(r.a, c, r.x);
                 let s = Some(self.site(r.b));
-                self.put_request::<LCT>(t, l, mode_of(r.head), s, permits_of(&r));
-            }
-            K_FORGET => {
-                let l = self.lock(r.a, c);
-                self.forgot(r.a, r.x);
-                self.emit(&Event::Forget { l, n: r.x });
+                self.put_request::<LCT>(t, l, mode_of(r.head), s, permits_of(r));
             }
             K_ACQUIRE => {
                 let l = self.lock(r.a, c);
@@ -1861,6 +1934,14 @@ fn memo_slot(t: u64, r: &Rec) -> usize {
         r.a ^ r.b.rotate_left(23) ^ r.head.rotate_left(47) ^ t.rotate_left(11),
         MEMO_SLOTS,
     )
+}
+
+/// `[x; N]` on the heap, without building it on the stack first.
+fn boxed_array<T: Clone, const N: usize>(x: T) -> Box<[T; N]> {
+    vec![x; N]
+        .into_boxed_slice()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("a vector of N elements"))
 }
 
 #[inline(always)]
@@ -2289,6 +2370,33 @@ pub(crate) fn on_task_release(holder: u64, ids: Ids, hold_ns: u64, last: bool) {
 mod tests {
     use super::*;
 
+    /// The writer's hold stack: innermost first, a release below the top found, the oldest
+    /// entries dropped (and said) past [`HELD_TIMES`], and their releases unmeasured.
+    #[test]
+    fn hold_times_pair_releases_with_their_acquisitions() {
+        let mut h = HeldTimes::default();
+        assert!(!h.push(1, 10));
+        assert!(!h.push(2, 20));
+        assert!(!h.push(1, 30)); // lock 1 again (a read lock taken twice)
+        assert_eq!(h.take(2), Some(20)); // below the top
+        assert_eq!(h.take(1), Some(30)); // the innermost hold of 1
+        assert_eq!(h.take(1), Some(10));
+        assert_eq!(h.take(1), None);
+        assert_eq!(h.len, 0);
+        let dropped = (0..HELD_TIMES as u64 + 3)
+            .filter(|&l| h.push(100 + l, l))
+            .count();
+        assert_eq!(dropped, 3);
+        assert_eq!(h.len, HELD_TIMES);
+        for l in 0..3 {
+            assert_eq!(h.take(100 + l), None, "lock {l} fell out of the window");
+        }
+        assert_eq!(h.take(103), Some(3)); // the oldest kept, at the bottom
+        let top = 100 + HELD_TIMES as u64 + 2;
+        assert_eq!(h.take(top), Some(HELD_TIMES as u64 + 2));
+        assert_eq!(h.len, HELD_TIMES - 2);
+    }
+
     /// A thread that outruns a stalled writer stops at the backlog bound (memory stays bounded)
     /// instead of dropping events, and once the writer can run again every record is written, in
     /// order.
@@ -2367,7 +2475,7 @@ mod tests {
                         wait_ns,
                     }
                 } else {
-                    w.acquired(side, c, r);
+                    w.acquired(side, c, &r);
                     Event::Acquire {
                         t,
                         l,
@@ -2380,7 +2488,7 @@ mod tests {
             }
             K_RELEASE => {
                 let l = w.lock(r.a, c);
-                let hold_ns = w.released(side, c, r);
+                let hold_ns = w.released(side, c, &r);
                 Event::Release { t, l, hold_ns }
             }
             K_DROP => return w.deferred_drops.push(r.a),
@@ -2503,10 +2611,10 @@ mod tests {
             let (mut side_m, mut side_l) = (Side::default(), Side::default());
             for &(t, r) in &recs {
                 if lct {
-                    memo.format_direct::<true>(t, &mut side_m, r);
+                    memo.format_direct::<true>(t, &mut side_m, &r);
                     emit_record(&mut long, t, &mut side_l, r);
                 } else {
-                    memo.format_json(t, &mut side_m, r);
+                    memo.format_json(t, &mut side_m, &r);
                     emit_record(&mut long, t, &mut side_l, r);
                 }
                 if r.head as u8 == K_DROP {
@@ -2518,6 +2626,73 @@ mod tests {
                 assert_eq!(memo.out, long.out, "lct: {lct}, after {t} {:#x}", r.head);
             }
             assert!(memo.out.len() > 1000, "lines written: {}", memo.out.len());
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    /// Requests of one semaphore as the writer may drain them from several streams, so that
+    /// a `forget_permits` or `add_permits` made between them on other threads is out of their
+    /// order: before each request, the trace's permits (as readers count them: the most its
+    /// `lock` events gave, less what `forget` events removed since) are the ones that request
+    /// saw. A request that saw none leaves them (no holder, no cycle through it).
+    #[test]
+    fn each_request_is_judged_against_the_permits_it_saw() {
+        let site = Location::caller();
+        let sem = 21u64;
+        // Seen by: a request (3), one after a forget (2), one from before it drained late (3),
+        // one after an add_permits (4), one of none (0), ones after forgets (1, 1), more (5).
+        let caps = [3u64, 2, 3, 4, 0, 1, 1, 5];
+        let want = [3u64, 2, 3, 4, 4, 1, 1, 5];
+        for lct in [false, true] {
+            let path = std::env::temp_dir().join(format!(
+                "lockcheck-unit-permits-{}-{lct}",
+                std::process::id()
+            ));
+            let mut w = Writer::new(File::create(&path).unwrap(), path.clone(), lct);
+            let mut side = Side::default();
+            for (i, &cap) in caps.iter().enumerate() {
+                let r = Rec {
+                    head: head(K_REQUEST, Mode::Permit, How::Blocking, 0),
+                    a: sem,
+                    b: site_word(site),
+                    x: cap,
+                    ts: if i % 3 == 0 { 2 } else { 0 },
+                };
+                let t = 1 + i as u64 % 3;
+                if lct {
+                    w.format_direct::<true>(t, &mut side, &r);
+                } else {
+                    w.format_json(t, &mut side, &r);
+                }
+            }
+            let mut events = Vec::new();
+            if lct {
+                let mut pos = 0;
+                while let Some((e, len)) = lockcheck_core::lct::decode(&w.out[pos..]).unwrap() {
+                    pos += len;
+                    events.push(e);
+                }
+            } else {
+                for line in std::str::from_utf8(&w.out).unwrap().lines() {
+                    events.push(serde_json::from_str::<Event>(line).unwrap());
+                }
+            }
+            let mut permits: Option<u64> = None;
+            let mut judged = Vec::new();
+            for e in events {
+                match e {
+                    Event::Lock { l, permits: p, .. } if l == sem => permits = permits.max(p),
+                    Event::Forget { l, n } if l == sem => {
+                        permits = permits.map(|p| p.saturating_sub(n));
+                    }
+                    Event::Request { l, n, .. } if l == sem => {
+                        judged.push(permits.unwrap_or(0));
+                        assert_eq!(n, if judged.len() % 3 == 1 { 2 } else { 1 });
+                    }
+                    _ => {}
+                }
+            }
+            assert_eq!(judged, want, "lct: {lct}");
             let _ = std::fs::remove_file(&path);
         }
     }

@@ -49,6 +49,8 @@ pub(crate) mod word {
     /// Taken in async code ([`super::Held::task`] is not 0).
     #[cfg(feature = "tokio")]
     pub const TASK: u64 = 1 << 50;
+    /// Every bit a logical word may have (none of the identity's own flags, bits 62 and 63).
+    pub const LOGICAL: u64 = (1 << 52) - 1;
 }
 
 /// The word [`HeldStack`] stores for an entry of logical word `inst | mode << 40 | flags` whose
@@ -78,12 +80,14 @@ fn mode_of(w: u64) -> Mode {
 }
 
 /// What a held entry keeps besides its word, written only when needed: the site pointer and the
-/// lock's identity word (two stores: the class is read from the identity only when needed), the
-/// time only when timed, the task only in async code.
+/// lock's identity word (the class is read from the identity only when needed; not written by
+/// the fast exclusive push, see [`HeldStack::ids_of`]), the time only when timed, the task only
+/// in async code.
 #[derive(Clone, Copy)]
 struct Info {
     site: &'static Location<'static>,
-    /// The lock's [`Meta::word`](super::class::Meta::word) when acquired (its class).
+    /// The lock's [`Meta::word`](super::class::Meta::word) when acquired (its class), or what an
+    /// earlier entry left in this slot (see [`HeldStack::ids_of`]).
     ids: u64,
     since: Option<std::time::Instant>,
     #[cfg(feature = "tokio")]
@@ -105,12 +109,12 @@ pub(crate) const INLINE_HELD: usize = 32;
 
 /// The slots of [`HeldStack`]'s `words`: entry `i` in slot `i + 1`, slot 0 and the slots past
 /// [`INLINE_HELD`] always 0, which no held word is (its instance bits are not). One slot per
-/// value of the depth word's low byte: the release reads the slot of that byte and compares,
-/// with no range test (an empty or spilled stack meets a 0, [`SPILLED`]'s low byte too, and
-/// the busy flag lies above it). 2 KB per thread, for one instruction per release (a 64-slot
-/// array takes a mask, which costs the instruction back).
+/// value of the depth byte ([`BusyDepth`]): the release reads the slot of that byte and
+/// compares, with no range test (an empty or spilled stack meets a 0, and so does a busy
+/// thread's byte, which sends its releases the general way). 2 KB per thread: indexed by a
+/// byte, the slot needs neither a mask nor a bounds check.
 const WORD_SLOTS: usize = 256;
-const _: () = assert!(INLINE_HELD < WORD_SLOTS - 1 && SPILLED as u8 as usize > INLINE_HELD);
+const _: () = assert!(INLINE_HELD < SPILLED && SPILLED < BUSY as usize);
 
 /// The held stack, oldest first: inline while shallow, on the heap ("spilled") while deeper than
 /// [`INLINE_HELD`]. Any depth is tracked: an untracked lock would make its release look foreign,
@@ -139,19 +143,22 @@ pub(crate) struct HeldStack {
 }
 
 /// The depth ([`BusyDepth::n`]) while the entries live on the heap.
-const SPILLED: usize = u32::MAX as usize;
+const SPILLED: usize = 0x3f;
 
-/// The thread's "busy inside lockcheck" flag and the held stack's depth, in one word:
-/// `n | BUSY`, so that the fast path tests "not busy and nothing held" (the word is 0) or "not
-/// busy and one lock held" (the word is 1) in one comparison. `n` is the number of entries while
-/// inline (at most [`INLINE_HELD`]), [`SPILLED`] while they live in the spill area.
+/// The thread's "busy inside lockcheck" flag and the held stack's depth, in one byte:
+/// `n | BUSY`, so that the fast path tests "not busy and nothing held" (the byte is 0) or "not
+/// busy and one lock held" (the byte is 1) in one comparison. `n` is the number of entries while
+/// inline (at most [`INLINE_HELD`]), [`SPILLED`] while they live in the spill area. A byte, so
+/// that the release loads it and indexes `words` with it in one instruction; its sign bit is
+/// never set, so that the fast path can `or` it with the switch byte and read
+/// [`fast::RAW`](crate::config::fast::RAW) in the result's sign (see `hooks::lock_fast`).
 ///
 /// The flag's API is `Cell<bool>`'s (`get`, `set`, `replace`), for the code that marks the thread
 /// busy; the depth is the held stack's, reached only through [`ThreadState`]'s accessors.
-pub(crate) struct BusyDepth(Cell<u64>);
+pub(crate) struct BusyDepth(Cell<u8>);
 
-/// The busy flag's bit in [`BusyDepth`] (above any depth, [`SPILLED`] included).
-const BUSY: u64 = 1 << 32;
+/// The busy flag's bit in [`BusyDepth`] (above any depth, [`SPILLED`] included, below the sign).
+const BUSY: u8 = 0x40;
 
 impl BusyDepth {
     const fn new() -> BusyDepth {
@@ -187,12 +194,13 @@ impl BusyDepth {
 
     #[inline(always)]
     fn set_n(&self, n: usize) {
-        self.0.set((self.0.get() & BUSY) | n as u64);
+        debug_assert!(n <= SPILLED);
+        self.0.set((self.0.get() & BUSY) | n as u8);
     }
 
-    /// The whole word: 0 when not busy with nothing held, 1 when not busy with one lock held.
+    /// The whole byte: 0 when not busy with nothing held, 1 when not busy with one lock held.
     #[inline(always)]
-    fn word(&self) -> u64 {
+    fn word(&self) -> u8 {
         self.0.get()
     }
 }
@@ -225,7 +233,7 @@ impl HeldStack {
         let (w, info) = (self.logical(i), &self.info[i]);
         Held {
             inst: w & word::INST,
-            class: Ids::from_word(info.ids).class,
+            class: Ids::from_word(self.ids_of(i)).class,
             mode: mode_of(w),
             site: info.site,
             since: if w & word::TIMED != 0 {
@@ -270,15 +278,35 @@ impl HeldStack {
         self.words[i + 1] = w ^ (ids & !word::INST);
     }
 
+    /// The identity word entry `i`'s stored word was made from (inline entries only). The fast
+    /// push of an exclusive hold without flags stores the identity itself as its word and does
+    /// not write `info[i].ids` (one store less), which then holds what an earlier entry of the
+    /// slot left: another lock's identity (another instance: the stored word is the identity),
+    /// or this lock's own from an earlier push (the same instance, so the same class; its
+    /// flags, bits 62 and 63, may be older, which [`HeldStack::logical`] masks out). Every
+    /// other push writes `info[i].ids`, whose instance is then the stored word's.
+    #[inline(always)]
+    fn ids_of(&self, i: usize) -> u64 {
+        let (w, ids) = (self.words[i + 1], self.info[i].ids);
+        if (w ^ ids) & word::INST == 0 {
+            ids
+        } else {
+            w
+        }
+    }
+
     /// Entry `i`'s logical word (`inst | mode << 40 | flags`, see [`entry`]), inline entries only.
     #[inline(always)]
     fn logical(&self, i: usize) -> u64 {
-        self.words[i + 1] ^ (self.info[i].ids & !word::INST)
+        (self.words[i + 1] ^ (self.ids_of(i) & !word::INST)) & word::LOGICAL
     }
 
-    /// Sets entry `i`'s logical word, its identity (`info[i].ids`) unchanged.
+    /// Sets entry `i`'s logical word, its identity unchanged (written out: see
+    /// [`HeldStack::ids_of`]).
     fn set_logical(&mut self, i: usize, l: u64) {
-        self.words[i + 1] = l ^ (self.info[i].ids & !word::INST);
+        let ids = self.ids_of(i);
+        self.info[i].ids = ids;
+        self.words[i + 1] = l ^ (ids & !word::INST);
     }
 
     /// Pushes without allocating: `Err(capacity)` when a (larger) spill area is needed first.
@@ -603,7 +631,7 @@ impl ThreadState {
     /// The fast path's one test: 0 when this thread is not busy inside lockcheck and holds
     /// nothing, 1 when it is not busy and holds one lock, anything else otherwise.
     #[inline(always)]
-    pub(crate) fn busy_depth(&self) -> u64 {
+    pub(crate) fn busy_depth(&self) -> u8 {
         self.busy.word()
     }
 
@@ -613,9 +641,9 @@ impl ThreadState {
     }
 
     /// The fast path's push onto an empty stack: one word (`w`: [`entry`]`(ids, mode)`), the
-    /// site and the identity (`ids`: the lock's `Meta::word`). The caller saw
-    /// [`ThreadState::busy_depth`] 0. With async tracking, `task` is the entry's tag (see
-    /// [`Held::task`]).
+    /// site and the identity (`ids`: the lock's `Meta::word`; not written when it is the word,
+    /// see [`HeldStack::ids_of`]). The caller saw [`ThreadState::busy_depth`] 0. With async
+    /// tracking, `task` is the entry's tag (see [`Held::task`]).
     #[inline(always)]
     pub(crate) fn push_first(
         &self,
@@ -627,7 +655,11 @@ impl ThreadState {
         let st = self.stack_mut();
         st.words[1] = w;
         st.info[0].site = site;
-        st.info[0].ids = ids;
+        // Known at compile time (an exclusive hold's word is its identity) but in async code,
+        // whose push always writes it.
+        if w != ids || cfg!(feature = "tokio") {
+            st.info[0].ids = ids;
+        }
         #[cfg(feature = "tokio")]
         {
             st.info[0].task = task;
@@ -645,7 +677,10 @@ impl ThreadState {
         // Not in `push_first`'s order: the compiler would merge the two into one sequence of
         // stores through computed offsets (five more instructions on both).
         self.busy.0.set(2);
-        st.info[1].ids = ids;
+        // As in `push_first`.
+        if w != ids || cfg!(feature = "tokio") {
+            st.info[1].ids = ids;
+        }
         st.info[1].site = site;
         #[cfg(feature = "tokio")]
         {
@@ -666,18 +701,19 @@ impl ThreadState {
         #[cfg(feature = "tokio")] task: u64,
     ) {
         let st = self.stack_mut();
-        let n = self.busy.n();
-        if n < INLINE_HELD {
-            st.words[n + 1] = w;
-            let e = &mut st.info[n];
+        // The whole byte: below `INLINE_HELD`, it is the depth and the thread is not busy (a
+        // busy thread, which the callers never are, takes the general push).
+        let n = self.busy.word();
+        if (n as usize) < INLINE_HELD {
+            st.words[n as usize + 1] = w;
+            let e = &mut st.info[n as usize];
             e.site = site;
             e.ids = ids;
             #[cfg(feature = "tokio")]
             {
                 e.task = task;
             }
-            // The depth is below the busy bit: one increment, the flag kept.
-            self.busy.0.set(self.busy.0.get() + 1);
+            self.busy.0.set(n + 1);
             return;
         }
         self.push_deep(
@@ -689,7 +725,8 @@ impl ThreadState {
         );
     }
 
-    /// [`ThreadState::push_plain`] past the inline array (out of line: it allocates).
+    /// [`ThreadState::push_plain`] past the inline array, or while busy (out of line: it
+    /// allocates).
     #[cold]
     #[inline(never)]
     fn push_deep(
@@ -767,8 +804,7 @@ impl ThreadState {
     #[inline(always)]
     pub(crate) fn pop_plain_top(&self, w: u64) -> bool {
         let st = self.stack();
-        // The whole word; busy inside lockcheck or not, the top entry is the one the general
-        // path would pop.
+        // The whole byte: busy inside lockcheck, it indexes a 0 (the general path pops).
         let d = self.busy.word();
         // Which task took it does not matter to a release.
         #[cfg(feature = "tokio")]
@@ -776,7 +812,7 @@ impl ThreadState {
         #[cfg(not(feature = "tokio"))]
         let same = |i: usize| st.words[i] == w;
         // The top's slot, or a 0 when the stack is empty or spilled (see `WORD_SLOTS`).
-        if same(d as u8 as usize) {
+        if same(d as usize) {
             self.busy.0.set(d - 1);
             return true;
         }
@@ -790,7 +826,7 @@ impl ThreadState {
     pub(crate) fn pop_top_if(&self, f: impl Fn(u64) -> bool) -> Option<u64> {
         let st = self.stack();
         let d = self.busy.word();
-        if d.wrapping_sub(1) >= INLINE_HELD as u64 {
+        if d.wrapping_sub(1) >= INLINE_HELD as u8 {
             return None;
         }
         let l = st.logical(d as usize - 1);
@@ -801,18 +837,18 @@ impl ThreadState {
         Some(l)
     }
 
-    /// The nested fast path's look-up with one lock held (`d`, the caller's
-    /// [`ThreadState::busy_depth`], is 1: not busy, one entry): whether acquiring `req`
-    /// ([`entry`]`(ids, mode)`, the identity assigned) over it was checked already (the memo, see
+    /// The nested fast path's look-up with one lock held (the caller saw
+    /// [`ThreadState::busy_depth`] 1: not busy, one entry): whether acquiring `req`
+    /// ([`entry`]`(ids, mode)`) over it was checked already (the memo, see
     /// [`HeldStack::known_req`]): two comparisons. A hit means the full path would find nothing:
     /// the graph knows the dependency in this epoch and `inst` is not the held lock (no
-    /// self-conflict), whatever the order switch is now.
+    /// self-conflict), whatever the order switch is now. An unassigned identity (`req` 0 or a
+    /// mode's bit alone) never hits: the memo is written with an assigned one, and cleared to
+    /// `known_base` 0, which no held word is.
     #[inline(always)]
-    pub(crate) fn known_top(&self, req: u64, d: u64) -> bool {
+    pub(crate) fn known_top(&self, req: u64) -> bool {
         let st = self.stack();
-        // The word's test last: before the memo's, the compiler merged it with the caller's
-        // `d == 0` into a switch that tests this case first, on the path that holds nothing.
-        st.known_req == req && st.words[1] == st.known_base && d == 1
+        st.known_req == req && st.words[1] == st.known_base
     }
 
     /// Notes in the memo that acquiring `req` ([`entry`]`(ids, mode)`) over the

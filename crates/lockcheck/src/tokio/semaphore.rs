@@ -95,18 +95,19 @@ impl Semaphore {
         self.s.add_permits(n)
     }
 
-    /// Removes up to `n` available permits; returns how many were removed (the trace says so:
-    /// the analyzer counts the permits held against what is left).
+    /// Removes up to `n` available permits; returns how many were removed (the trace says so
+    /// before the next request: the analyzer counts the permits held against what is left).
     pub fn forget_permits(&self, n: usize) -> usize {
         let gone = self.s.forget_permits(n);
         self.forgot(gone);
         gone
     }
 
-    /// `n` permits left for good: fewer to count, and the trace says so.
+    /// `n` permits left for good: fewer to count. The trace says so with the count of each later
+    /// request (see `Req::capacity`), not here: this thread's stream may reach the file after a
+    /// request of another thread that already saw the lower count.
     fn forgot(&self, n: usize) {
         self.total.fetch_sub(n, Ordering::Relaxed);
-        super::track::forgot(&self.meta, n);
     }
 
     /// Acquires one permit, waiting (fairly) until one is free.

@@ -1337,19 +1337,6 @@ fn rec_confirmed(holder: u64, e: &mut Entry, p: &Pending) {
 /// Dependencies a shard remembers as checked; past it the cache is emptied (re-checks only).
 const CHECKED_MAX: usize = 1 << 14;
 
-/// `n` permits of the semaphore of `meta` left it for good (`forget_permits`, a permit's
-/// `forget`): in the trace, so that the analyzer counts the permits held against what is left.
-/// (The runtime's own checks read the semaphore's count, which already says so.) A semaphore
-/// the trace has not seen yet needs nothing: its first request gives the permits left.
-pub(crate) fn forgot(meta: &Meta, n: usize) {
-    if n == 0 || flags() & flag::RECORD == 0 {
-        return;
-    }
-    if let Some(ids) = meta.assigned() {
-        recorder::on_forget(ids, n);
-    }
-}
-
 /// A `try_*` acquisition: no check and no edge (it cannot block), but a success is held.
 pub(crate) fn tried(r: &Req<'_>) -> Hold {
     match prepare(r) {
@@ -1672,8 +1659,12 @@ pub(crate) fn must_wait(
             })
         });
     let watch = suspect.as_ref().is_some_and(|s| s.grace);
+    let want = Want {
+        capacity: r.capacity,
+        permits: r.permits,
+    };
     let reg = register(
-        ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, suspect, None,
+        ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, want, suspect, None,
     )?;
     if watch {
         watch_suspects();
@@ -1969,6 +1960,9 @@ struct Waiter {
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
+    /// What a semaphore wait asks for, for the trace's `request` when the wait is written again
+    /// under an owned guard ([`Establish`]).
+    want: Want,
     /// The sync guards the holder had on its thread when it started waiting (a waiting holder
     /// cannot release them): how the graph sees sync locks held inside a cycle.
     sync_held: Vec<Held>,
@@ -1979,6 +1973,22 @@ struct Waiter {
     /// Set, without the list's mutex, when the wait ended (see [`WaitReg`]): the entry no
     /// longer counts and is removed by the next wait to register.
     ended: Arc<AtomicBool>,
+}
+
+/// A semaphore's permits as a wait saw them (see `Req::capacity`) and the permits it asks for
+/// (see `Req::permits`): what its trace `request` says.
+#[derive(Clone, Copy)]
+struct Want {
+    capacity: usize,
+    permits: u32,
+}
+
+impl Want {
+    /// A lock's wait (or a task end's): one, of no semaphore.
+    const ONE: Want = Want {
+        capacity: 0,
+        permits: 1,
+    };
 }
 
 /// A wait for a task's end: the task awaited (it holds its own end, the waiter's `ids`, a
@@ -2120,7 +2130,18 @@ pub(crate) fn sync_wait(
             }
         }
     };
-    register(holder, current_tag(), ids, kind, mode, site, None, None).map(Some)
+    register(
+        holder,
+        current_tag(),
+        ids,
+        kind,
+        mode,
+        site,
+        Want::ONE,
+        None,
+        None,
+    )
+    .map(Some)
 }
 
 /// A holder (task, or thread in `block_on`) starts waiting for the end of task `target` (the
@@ -2160,6 +2181,7 @@ pub(crate) fn join_wait(
         LockKind::Once,
         Mode::Exclusive,
         site,
+        Want::ONE,
         None,
         Some(join),
     )
@@ -2174,6 +2196,7 @@ fn register(
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
+    want: Want,
     suspect: Option<Arc<Suspect>>,
     join: Option<JoinWait>,
 ) -> Result<WaitReg, Verdict> {
@@ -2198,6 +2221,7 @@ fn register(
             kind,
             mode,
             site,
+            want,
             sync_held,
             suspect: suspect.clone(),
             join,
@@ -2218,7 +2242,10 @@ fn register(
                     continue;
                 }
                 rec_establish(o.holder, &o.entry);
-                recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0, 1);
+                let w = o.want;
+                recorder::on_task_request(
+                    o.holder, o.ids, o.kind, o.mode, o.site, w.capacity, w.permits,
+                );
             }
         }
         let v = as_busy(|_| {
@@ -2388,6 +2415,7 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<
                         kind: w.kind,
                         mode: w.mode,
                         site: w.site,
+                        want: w.want,
                         joiner,
                     })
                 })
@@ -2408,6 +2436,8 @@ struct Establish {
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
+    /// What that wait asks for (a semaphore's permits).
+    want: Want,
     /// A task's end: the holder that awaits it, and where.
     joiner: Option<(u64, &'static Location<'static>)>,
 }
@@ -2424,7 +2454,10 @@ fn rec_join(o: &Establish, joiner: u64, joiner_site: &'static Location<'static>)
         class: o.entry.class,
     };
     rec_acq(o.holder, end, Mode::Exclusive, How::Try, o.entry.site, 0, 1);
-    recorder::on_task_request(o.holder, o.ids, o.kind, o.mode, o.site, 0, 1);
+    let w = o.want;
+    recorder::on_task_request(
+        o.holder, o.ids, o.kind, o.mode, o.site, w.capacity, w.permits,
+    );
     rec_rel(o.holder, end, 0, 1, false);
     recorder::on_task_request(
         joiner,
@@ -2522,6 +2555,51 @@ thread_local! {
 #[inline(always)]
 pub(crate) fn may_hold_async() -> bool {
     ASYNC_HOLDER.try_with(Cell::get).unwrap_or(0) != 0
+}
+
+/// Makes a dependency-cache key of the sync full path (`hooks::check_held`) the running task's
+/// own: the tasks a thread runs share its cache, and a dependency one of them checked is not
+/// another's (see `hooks::check_graph`). Outside a task the key is left as it is. The task is
+/// hashed into the epoch word, with the top bit set, which a thread's epoch (a count) never
+/// has: as exact as the async shards' hashed keys (`sync_after_async`).
+#[inline]
+pub(crate) fn cache_key_of_task(key: &mut crate::checked::state::CacheKey) {
+    let task = current_tag();
+    if task != 0 {
+        key.epoch = mix(key.epoch ^ task.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15) | 1 << 63;
+    }
+}
+
+/// A task's nested sync acquisition checked against the graph as the task's dependency
+/// (`hooks::check_graph`): the sync events are in the stream of the thread that runs the task,
+/// so the task's stream shows the dependency, its sync locks `held` as `try` acquisitions (no
+/// dependency of their own) around the `request`, for the analyzer to find what the runtime
+/// checks, by task. Written once per dependency the task checks, as `sync_after_async` does.
+pub(crate) fn rec_task_dependency(
+    task: u64,
+    held: &[Held],
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+) {
+    if flags() & flag::RECORD == 0 {
+        return;
+    }
+    let held: Vec<&Held> = held.iter().filter(|h| h.inst != ids.inst).collect();
+    if held.is_empty() {
+        return;
+    }
+    let ids_of = |h: &Held| Ids {
+        inst: h.inst,
+        class: h.class,
+    };
+    for h in &held {
+        rec_acq(task, ids_of(h), h.mode, How::Try, h.site, 0, 1);
+    }
+    recorder::on_task_request(task, ids, LockKind::Mutex, mode, site, 0, 1);
+    for h in held.iter().rev() {
+        rec_rel(task, ids_of(h), 0, 1, false);
+    }
 }
 
 /// Hook of the sync acquisition path (`hooks::lock_slow`): the running task holds async locks,
