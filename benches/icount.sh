@@ -26,7 +26,8 @@ scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
     scenarios=(parking_lot/lock plain/lock checked/lock parking_lot/pair plain/pair checked/pair
         parking_lot/read checked/read checked_recording/pair checked_recording_lct/pair
-        checked_off/lock checked_off/pair checked_off/read checked/new_edge_bt checked_nobt/new_edge_bt)
+        checked_off/lock checked_off/pair checked_off/read checked/new_edge_bt checked_nobt/new_edge_bt
+        checked_nobt/new_class_edge)
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -57,12 +57,20 @@ impl OrderGraph {
         if !self.alive[i] {
             return;
         }
-        for m in std::mem::take(&mut self.out[i]) {
+        // The lists are emptied, not freed: the index is reused by a later node, which then
+        // allocates nothing for its first edges (locks created and dropped in a loop).
+        let out = std::mem::take(&mut self.out[i]);
+        for &m in &out {
             self.inc[m as usize].retain(|&x| x != n);
         }
-        for m in std::mem::take(&mut self.inc[i]) {
+        self.out[i] = out;
+        self.out[i].clear();
+        let inc = std::mem::take(&mut self.inc[i]);
+        for &m in &inc {
             self.out[m as usize].retain(|&x| x != n);
         }
+        self.inc[i] = inc;
+        self.inc[i].clear();
         self.alive[i] = false;
         self.free.push(n);
     }

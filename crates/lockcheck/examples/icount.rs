@@ -38,6 +38,7 @@ const SCENARIOS: &[&str] = &[
     "tokio_spawned/pair",
     "checked/new_edge_bt",
     "checked_nobt/new_edge_bt",
+    "checked_nobt/new_class_edge",
 ];
 
 fn lock_loop<M>(new: impl Fn() -> M, lock: impl Fn(&M), iters: u64) {
@@ -74,6 +75,36 @@ fn new_edge_loop(iters: u64) {
     }
 }
 
+/// One never-seen instance edge of a known class edge per iteration, as the bench's `new_edge`
+/// row: fresh pairs of classes `icount.a` then `icount.b`, 64 alive at once (the row's batch),
+/// each lock used alone once, then each pair nested once, then the 64 dropped. The class edge is
+/// known after the first pair, so no backtrace is captured (run with `LOCKCHECK_BACKTRACE=0` all
+/// the same); each nesting adds a variant to the class edge, compared with the variants of the
+/// other live pairs. One iteration is one edge; use a multiple of 64.
+#[inline(never)]
+fn new_class_edge_loop(iters: u64) {
+    const BATCH: u64 = 64;
+    let mut done = 0;
+    while done < iters {
+        let n = BATCH.min(iters - done);
+        let pairs: Vec<_> = (0..n)
+            .map(|_| {
+                let a = lockcheck::checked::Mutex::named("icount.a", 0u64);
+                let b = lockcheck::checked::Mutex::named("icount.b", 0u64);
+                *a.lock() += 1;
+                *b.lock() += 1;
+                (a, b)
+            })
+            .collect();
+        for (a, b) in &pairs {
+            let _a = black_box(a).lock();
+            *black_box(b).lock() += 1;
+        }
+        black_box(pairs);
+        done += n;
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(scenario), Some(iters)) = (args.next(), args.next()) else {
@@ -88,6 +119,10 @@ fn main() {
         // Read once, at the first capture: set before any lock is used.
         std::env::set_var("LOCKCHECK_BACKTRACE", "0");
         return new_edge_loop(n);
+    }
+    if scenario == "checked_nobt/new_class_edge" {
+        std::env::set_var("LOCKCHECK_BACKTRACE", "0");
+        return new_class_edge_loop(n);
     }
     let scenario = match scenario.strip_prefix("checked_off/") {
         Some(op) => {

@@ -5,6 +5,7 @@ use super::state::internal;
 use lockcheck_core::trace::LockKind;
 use parking_lot::Mutex as PlMutex;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -177,6 +178,9 @@ pub(crate) struct ClassInfo {
 #[derive(Default)]
 struct ClassTable {
     by_key: HashMap<(String, u8), u32>,
+    /// The same classes by the address of their source (see [`src_addr`]): a lock built at a
+    /// known site or with a known name finds its class without formatting its key.
+    by_src: HashMap<((usize, usize), u8), u32, BuildHasherDefault<AddrHasher>>,
     info: Vec<ClassInfo>,
     /// [`CLASS_LIMIT`] was hit (and reported).
     full: bool,
@@ -192,18 +196,65 @@ fn kind_tag(kind: LockKind) -> u8 {
 /// "no class".
 const CLASS_LIMIT: u32 = NO_CLASS;
 
+/// A class source's address: the `Location`'s (length `usize::MAX`), or the name's pointer and
+/// length. Static data never changes, so one address always means one key; two addresses may
+/// still mean one key (then the key decides).
+fn src_addr(src: ClassSrc) -> Option<(usize, usize)> {
+    match src {
+        ClassSrc::Site(loc) => Some((std::ptr::from_ref(loc) as usize, usize::MAX)),
+        ClassSrc::Named(name) => Some((name.as_ptr() as usize, name.len())),
+        ClassSrc::Anonymous => None,
+    }
+}
+
+/// A hasher for [`src_addr`] keys: a multiply per word (the keys are addresses in the binary,
+/// not chosen by an adversary; SipHash was most of a known class's lookup).
+#[derive(Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(23) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
 /// The class of a lock built from `src`, and whether this call found the table full for the
 /// first time (the caller reports it, outside the table's lock: rendering a report reads it).
 fn intern(src: ClassSrc, kind: LockKind) -> (u32, bool) {
+    let Some(addr) = src_addr(src) else {
+        return (NO_CLASS, false);
+    };
+    let tag = kind_tag(kind);
+    if let Some(&c) = internal(&CLASSES)
+        .as_ref()
+        .and_then(|t| t.by_src.get(&(addr, tag)))
+    {
+        return (c, false);
+    }
+    // Formatted outside the table's lock.
     let key = match src {
         ClassSrc::Site(loc) => format!("{}:{}:{}", loc.file(), loc.line(), loc.column()),
         ClassSrc::Named(name) => name.to_owned(),
         ClassSrc::Anonymous => return (NO_CLASS, false),
     };
     let mut guard = internal(&CLASSES);
-    guard
-        .get_or_insert_with(ClassTable::default)
-        .intern(key, kind, CLASS_LIMIT)
+    let table = guard.get_or_insert_with(ClassTable::default);
+    let found = table.intern(key, kind, CLASS_LIMIT);
+    if found.0 != NO_CLASS {
+        table.by_src.insert((addr, tag), found.0);
+    }
+    found
 }
 
 impl ClassTable {
@@ -298,6 +349,26 @@ mod tests {
         assert_eq!(t.intern("c".into(), LockKind::Mutex, 2), (NO_CLASS, true));
         assert_eq!(t.intern("d".into(), LockKind::Mutex, 2), (NO_CLASS, false));
         assert_eq!(t.intern("b".into(), LockKind::Mutex, 2), (1, false));
+    }
+
+    /// The cache by address answers as the key does: one name at two addresses is one class, a
+    /// name and a site are two, and a site is found again by its `Location`.
+    #[test]
+    fn classes_by_address_agree_with_classes_by_key() {
+        let name = "class.tests.by_addr";
+        let copy: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        assert_ne!(name.as_ptr(), copy.as_ptr());
+        let (a, _) = intern(ClassSrc::Named(name), LockKind::Mutex);
+        assert_eq!(intern(ClassSrc::Named(name), LockKind::Mutex).0, a);
+        assert_eq!(intern(ClassSrc::Named(copy), LockKind::Mutex).0, a);
+        assert_ne!(intern(ClassSrc::Named(name), LockKind::Rwlock).0, a);
+        let loc = Location::caller();
+        let (b, _) = intern(ClassSrc::Site(loc), LockKind::Mutex);
+        assert_ne!(a, b);
+        assert_eq!(intern(ClassSrc::Site(loc), LockKind::Mutex).0, b);
+        let key: &'static str =
+            Box::leak(format!("{}:{}:{}", loc.file(), loc.line(), loc.column()).into_boxed_str());
+        assert_eq!(intern(ClassSrc::Named(key), LockKind::Mutex).0, b);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use super::class::NO_CLASS;
 use super::report::{EdgeInfo, LockRef, Trace, Violation, ViolationKind};
 use super::state::{internal, Held};
+use super::variants::{held_sig, no_more_held, Shape, Variant, Variants};
 use lockcheck_core::deps::{check_link, Dependency, VectorClock};
 use lockcheck_core::order::{NodeId, OrderGraph};
 use lockcheck_core::trace::{How, Mode};
@@ -68,14 +69,6 @@ impl Hasher for IdHasher {
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
-/// A 64-bit summary of a held set (one bit per lock): `a`'s locks can be a subset of `b`'s only
-/// if `sig(a) & !sig(b) == 0`, which rejects most candidates of [`subsumes`] in one instruction.
-fn held_sig(held: &[(u64, Mode)]) -> u64 {
-    held.iter().fold(0, |s, h| {
-        s | 1 << (h.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
-    })
-}
-
 /// One observed dependency with what a report needs.
 #[derive(Debug, Clone)]
 pub(crate) struct DepRecord {
@@ -92,6 +85,18 @@ pub(crate) struct DepRecord {
     /// The requesting OS thread's end, shared by its records (`None` for a task's dependency,
     /// or a thread already ending: never merged).
     pub end: Option<Arc<ThreadEnd>>,
+}
+
+impl Variant for DepRecord {
+    fn shape(&self) -> Shape<'_> {
+        Shape {
+            thread: self.dep.thread,
+            mode: self.dep.mode,
+            held: &self.dep.held,
+            sig: self.held_sig,
+            clock: &self.dep.clock,
+        }
+    }
 }
 
 /// The end of one OS thread that recorded dependencies, as the graph sees it: shared by the
@@ -157,7 +162,7 @@ struct Level<K> {
     key_of: Vec<Option<K>>,
     out: Vec<Vec<NodeId>>,
     inn: Vec<Vec<NodeId>>,
-    edges: IdMap<(NodeId, NodeId), Vec<Arc<DepRecord>>>,
+    edges: IdMap<(NodeId, NodeId), Variants<DepRecord>>,
     order: OrderGraph,
     /// Edges refused by the order because they close a cycle.
     back: IdSet<(NodeId, NodeId)>,
@@ -204,16 +209,23 @@ impl<K: Copy + Eq + Hash> Level<K> {
         let Some(n) = self.node_of.remove(&k) else {
             return;
         };
-        for m in std::mem::take(&mut self.out[n as usize]) {
+        // Emptied, not freed: the node's index is reused (see `OrderGraph::remove_node`).
+        let out = std::mem::take(&mut self.out[n as usize]);
+        for &m in &out {
             self.kept -= self.edges.remove(&(n, m)).map_or(0, |v| v.len());
             self.back.remove(&(n, m));
             self.inn[m as usize].retain(|&x| x != n);
         }
-        for p in std::mem::take(&mut self.inn[n as usize]) {
+        self.out[n as usize] = out;
+        self.out[n as usize].clear();
+        let inn = std::mem::take(&mut self.inn[n as usize]);
+        for &p in &inn {
             self.kept -= self.edges.remove(&(p, n)).map_or(0, |v| v.len());
             self.back.remove(&(p, n));
             self.out[p as usize].retain(|&x| x != n);
         }
+        self.inn[n as usize] = inn;
+        self.inn[n as usize].clear();
         self.order.remove_node(n);
         self.key_of[n as usize] = None;
     }
@@ -236,25 +248,12 @@ impl<K: Copy + Eq + Hash> Level<K> {
                 self.back.insert((a, b));
             }
         }
-        // One pass: the new variant may make older ones redundant (keep the list an antichain),
-        // or be redundant itself. Both cannot happen with an antichain (subsumption is
-        // transitive), and if it did, what was dropped was redundant with the kept one anyway.
-        let before = variants.len();
-        let mut redundant = false;
-        variants.retain(|v| {
-            if redundant {
-                return true;
-            }
-            if subsumes(v, dep) {
-                redundant = true;
-                return true;
-            }
-            !subsumes(dep, v)
-        });
-        self.kept -= before - variants.len();
-        if redundant {
+        // The new variant may be redundant, or make older ones redundant (the list stays an
+        // antichain); not both, as subsumption is transitive.
+        if variants.covers(dep.shape()) {
             return Added::Redundant;
         }
+        self.kept -= variants.drop_covered_by(dep.shape());
         if variants.len() >= VARIANT_LIMIT {
             return Added::Dropped("edge-variants");
         }
@@ -287,41 +286,11 @@ enum Added {
     Dropped(&'static str),
 }
 
-/// Whether a kept variant `old` makes `new` redundant for every cycle `new` could be on: any
-/// dependency that forms a feasible cycle with `new` forms one with `old` too. Same thread and
-/// mode (same pair and link rules), `old` holds a subset of `new`'s locks in the same modes (no
-/// gate `new` avoids), and `old` is ordered by fork/join with no dependency `new` is not ordered
-/// with: its own epoch is not earlier, and it knows no more of other threads.
-fn subsumes(old: &DepRecord, new: &DepRecord) -> bool {
-    let t = new.dep.thread;
-    old.dep.thread == t
-        && no_more_held(old, new)
-        && at_most_as_ordered(&old.dep.clock, &new.dep.clock, t)
-}
-
-/// Same mode, and `old` holds a subset of `new`'s locks in the same modes (no gate `new`
-/// avoids, the same link rules): the part of [`subsumes`] and [`merge_ended`] that is not about
-/// threads.
-fn no_more_held(old: &DepRecord, new: &DepRecord) -> bool {
-    old.dep.mode == new.dep.mode
-        && old.held_sig & !new.held_sig == 0
-        && old.dep.held.iter().all(|h| new.dep.held.contains(h))
-}
-
-/// Whether every dependency of another thread that is concurrent with one at clock `new` (of
-/// thread `t`) is concurrent with one at clock `old` (also of `t`) too.
-fn at_most_as_ordered(old: &VectorClock, new: &VectorClock, t: u64) -> bool {
-    // `old` happens before `e` iff old[t] != 0 && old[t] <= e[t]: that must imply the same of
-    // `new`. `e` happens before `old` iff e[u] <= old[u] (u: e's thread): so old[u] <= new[u].
-    let (o, n) = (old.get(t), new.get(t));
-    (o == n || (n != 0 && n <= o)) && old.others_at_most(new, t)
-}
-
 struct Graph {
     inst: Level<u64>,
     class: Level<u32>,
-    written_inst: HashSet<u64>,
-    written_class: HashSet<u32>,
+    written_inst: IdSet<u64>,
+    written_class: IdSet<u32>,
     reported_sites: HashSet<Vec<(usize, u32, u32)>>,
     reported_classes: HashSet<Vec<u32>>,
     /// Limits already reported (each once).
@@ -372,8 +341,8 @@ fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
     let g = g.get_or_insert_with(|| Graph {
         inst: Level::new(0),
         class: Level::new(1),
-        written_inst: HashSet::new(),
-        written_class: HashSet::new(),
+        written_inst: IdSet::default(),
+        written_class: IdSet::default(),
         reported_sites: HashSet::new(),
         reported_classes: HashSet::new(),
         limits_reported: HashSet::new(),
@@ -396,8 +365,9 @@ pub(crate) struct Request<'a> {
 /// Records a dependency. Returns a violation if it closes a feasible cycle not reported before,
 /// and the limits hit on the way (`Incomplete` violations, each limit once), both unpublished.
 pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violation>) {
-    let held: Vec<&Held> = req.held.iter().filter(|h| h.inst != req.inst).collect();
-    if held.is_empty() {
+    // Iterated, not collected: one allocation fewer per new dependency.
+    let held = || req.held.iter().filter(|h| h.inst != req.inst);
+    if held().next().is_none() {
         return (None, Vec::new());
     }
     // Backtraces are what a new edge costs (unwinding, up to 256 bytes kept with the record): capture
@@ -406,7 +376,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
     // loop make new instance edges all the time, but their class edges were seen once.
     let new_edge = crate::config::backtraces()
         && with_graph(|g| {
-            held.iter().any(|h| {
+            held().any(|h| {
                 if req.class != NO_CLASS && h.class != NO_CLASS && h.class != req.class {
                     !g.class.has_edge(h.class, req.class)
                 } else {
@@ -416,7 +386,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
         });
     let backtrace = if new_edge { Trace::capture() } else { None };
     let end = this_thread_end(req.thread);
-    let held_modes: Vec<(u64, Mode)> = held.iter().map(|h| (h.inst, h.mode)).collect();
+    let held_modes: Vec<(u64, Mode)> = held().map(|h| (h.inst, h.mode)).collect();
     let rec = Arc::new(DepRecord {
         held_sig: held_sig(&held_modes),
         dep: Dependency {
@@ -429,9 +399,9 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
         },
         thread_name: super::state::shared_thread_name(req.thread),
         lock_class: req.class,
-        held_classes: held.iter().map(|h| h.class).collect(),
+        held_classes: held().map(|h| h.class).collect(),
         site: req.site,
-        held_sites: held.iter().map(|h| h.site).collect(),
+        held_sites: held().map(|h| h.site).collect(),
         backtrace,
         end,
     });
@@ -440,7 +410,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
         // Instance level.
         let b = g.inst.node(req.inst);
         let mut found = None;
-        for h in &held {
+        for h in held() {
             let a = g.inst.node(h.inst);
             g.compact_due(false, (a, b));
             match g.inst.add(a, b, &rec) {
@@ -464,7 +434,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
         }
         let b = g.class.node(req.class);
         let mut found = None;
-        for h in &held {
+        for h in held() {
             if h.class == req.class || h.class == NO_CLASS {
                 continue;
             }
@@ -493,7 +463,9 @@ impl Graph {
         } else {
             self.inst.edges.get(&key)
         };
-        let Some(list) = list else { return };
+        let Some(list) = list.map(Variants::list) else {
+            return;
+        };
         if list.len() < 32 || !list.len().is_power_of_two() {
             return;
         }
@@ -607,7 +579,7 @@ impl Graph {
 
 /// At class level, `req` requests some instance of its class; the link holds if `holder` holds an
 /// instance of that class in a mode the request conflicts with.
-fn class_link(req: &DepRecord, holder: &DepRecord, written: &HashSet<u32>) -> bool {
+fn class_link(req: &DepRecord, holder: &DepRecord, written: &IdSet<u32>) -> bool {
     let w = req.dep.mode == Mode::Exclusive || written.contains(&req.lock_class);
     holder
         .held_classes
@@ -667,7 +639,7 @@ fn search<K>(
         } else {
             level.edges.get(&(x, y))
         };
-        let Some(v) = variants.and_then(|vs| vs.get(top.variant)) else {
+        let Some(v) = variants.and_then(|vs| vs.list().get(top.variant)) else {
             top.edge += 1;
             top.variant = 0;
             continue;
@@ -745,31 +717,46 @@ fn compact<K: Copy + Eq + Hash>(
         return;
     };
     let dead = |v: &DepRecord| v.dep.held.iter().any(|h| h.0 & DEAD == 0 && !alive(h.0));
-    if !variants.iter().any(|v| dead(v)) {
+    if !variants.list().iter().any(|v| dead(v)) {
         return;
     }
     let before = variants.len();
     // Only the rewritten variants can newly subsume or be subsumed (the others did not change):
-    // each is checked against the list, O(list) per rewritten one.
-    let (hold, mut rest): (Vec<_>, Vec<_>) =
-        std::mem::take(variants).into_iter().partition(|v| dead(v));
+    // each is checked against the list (through its index). A rewritten form is checked before
+    // the record is cloned: in a loop, most are covered by the first one kept.
+    let (hold, rest): (Vec<_>, Vec<_>) = variants.take().into_iter().partition(|v| dead(v));
+    variants.put(rest);
+    let mut held = Vec::new();
     for v in hold {
-        let mut r = DepRecord::clone(&v);
-        for (h, c) in r.dep.held.iter_mut().zip(r.held_classes.iter()) {
-            if h.0 & DEAD == 0 && !alive(h.0) {
-                h.0 = DEAD | u64::from(*c);
-            }
-        }
-        r.held_sig = held_sig(&r.dep.held);
-        let v = Arc::new(r);
-        if rest.iter().any(|k| subsumes(k, &v)) {
+        held.clear();
+        held.extend(
+            v.dep
+                .held
+                .iter()
+                .zip(v.held_classes.iter())
+                .map(|(&h, &c)| {
+                    if h.0 & DEAD == 0 && !alive(h.0) {
+                        (DEAD | u64::from(c), h.1)
+                    } else {
+                        h
+                    }
+                }),
+        );
+        let shape = Shape {
+            held: &held,
+            sig: held_sig(&held),
+            ..v.shape()
+        };
+        if variants.covers(shape) {
             continue;
         }
-        rest.retain(|k| !subsumes(&v, k));
-        rest.push(v);
+        variants.drop_covered_by(shape);
+        let mut r = DepRecord::clone(&v);
+        r.held_sig = shape.sig;
+        r.dep.held.clone_from(&held);
+        variants.push(Arc::new(r));
     }
-    level.kept = level.kept + rest.len() - before;
-    *variants = rest;
+    level.kept = level.kept + variants.len() - before;
 }
 
 /// Whether `v`'s thread ended unordered (see [`ThreadEnd::unordered`]): it adds no variant any
@@ -803,11 +790,11 @@ fn merge_ended<K>(level: &mut Level<K>, key: (NodeId, NodeId), late: &Late) {
             .as_ref()
             .is_some_and(|e| e.pushed[idx].load(Ordering::Relaxed) == 1)
     };
-    let stands_for =
-        |r: &DepRecord, v: &DepRecord| r.dep.thread != v.dep.thread && no_more_held(r, v);
-    let before = variants.len();
+    let stands_for = |r: &DepRecord, v: &DepRecord| {
+        r.dep.thread != v.dep.thread && no_more_held(r.shape(), v.shape())
+    };
     let mut reps: Vec<Arc<DepRecord>> = Vec::new();
-    variants.retain(|v| {
+    level.kept -= variants.retain(|v| {
         if !ended(v, late) {
             return true;
         }
@@ -819,7 +806,6 @@ fn merge_ended<K>(level: &mut Level<K>, key: (NodeId, NodeId), late: &Late) {
         }
         true
     });
-    level.kept -= before - variants.len();
 }
 
 /// Which nodes have a path to `a` (`a` included), by a walk over incoming edges.
@@ -961,7 +947,8 @@ fn shared_requests<K: Copy + Eq + Hash>(
     for &a in &level.inn[b as usize] {
         if let Some(vs) = level.edges.get(&(a, b)) {
             out.extend(
-                vs.iter()
+                vs.list()
+                    .iter()
                     .filter(|v| v.dep.mode == Mode::Shared)
                     .map(|v| (a, b, Arc::clone(v))),
             );
@@ -980,8 +967,8 @@ pub(crate) fn forget_instance(inst: u64) {
 
 /// The most variants kept on one edge of each level (instance, class), for tests.
 pub(crate) fn most_variants() -> (usize, usize) {
-    let most = |edges: &IdMap<(NodeId, NodeId), Vec<Arc<DepRecord>>>| {
-        edges.values().map(Vec::len).max().unwrap_or(0)
+    let most = |edges: &IdMap<(NodeId, NodeId), Variants<DepRecord>>| {
+        edges.values().map(Variants::len).max().unwrap_or(0)
     };
     with_graph(|g| (most(&g.inst.edges), most(&g.class.edges)))
 }

@@ -19,6 +19,7 @@ mod reentrant;
 pub(crate) mod report;
 pub(crate) mod state;
 pub(crate) mod unwind;
+mod variants;
 pub(crate) mod watch;
 mod word_rwlock;
 
