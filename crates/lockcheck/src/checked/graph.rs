@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 /// Dependency variants kept per edge, a memory bound only: a variant is dropped silently only when
-/// another kept one makes it redundant for every possible cycle ([`subsumes`]); past this bound a
+/// another kept one makes it redundant for every possible cycle ([`subsumes`](super::variants::subsumes)); past this bound a
 /// new variant is dropped and the drop is reported (`ViolationKind::Incomplete`).
 const VARIANT_LIMIT: usize = 4096;
 /// Variants kept on all the edges of one level, a memory bound only (a record is a few hundred

@@ -12,7 +12,7 @@
 //!
 //! The send itself is invisible: until the guard is released, its hold stays with the acquiring
 //! thread. So when that thread takes the lock again while it "holds" it exclusively, the hold
-//! may be a guard it sent away, not a self-deadlock: it first waits up to [`GRACE`] for the lock
+//! may be a guard it sent away, not a self-deadlock: it first waits up to `GRACE` (one second) for the lock
 //! to come free (a sent guard released meanwhile posts its hold before unlocking), and only then
 //! goes the normal way, which reports the self-deadlock.
 //!

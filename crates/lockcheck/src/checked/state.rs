@@ -643,7 +643,7 @@ impl ThreadState {
     /// The fast path's push onto an empty stack: one word (`w`: [`entry`]`(ids, mode)`), the
     /// site and the identity (`ids`: the lock's `Meta::word`; not written when it is the word,
     /// see [`HeldStack::ids_of`]). The caller saw [`ThreadState::busy_depth`] 0. With async
-    /// tracking, `task` is the entry's tag (see [`Held::task`]).
+    /// tracking, `task` is the entry's tag (see `Held::task`).
     #[inline(always)]
     pub(crate) fn push_first(
         &self,
@@ -690,7 +690,7 @@ impl ThreadState {
     }
 
     /// The fast path's push of an untimed entry that is no graph source (`w` is
-    /// [`entry`]`(ids, mode)`, with [`word::TASK`] flipped in in async code and
+    /// [`entry`]`(ids, mode)`, with `word::TASK` flipped in in async code and
     /// [`word::RECORDED`] when recorded); the general push past the inline array.
     #[inline(always)]
     pub(crate) fn push_plain(

@@ -87,7 +87,7 @@ pub(crate) enum Method {
 }
 
 /// Captures the stack of the caller of this function, by `method`. `None` only for
-/// [`Method::FastOnly`] when the fast walk cannot do it.
+/// `Method::FastOnly` (tests) when the fast walk cannot do it.
 #[inline(never)]
 pub(crate) fn capture(method: Method) -> Option<Frames> {
     // A local of this frame: the system unwinder's frames whose stack pointer is at or below it
