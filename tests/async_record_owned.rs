@@ -4,10 +4,13 @@
 #[path = "support/rt.rs"]
 mod rt;
 mod support;
+#[path = "support/trace_file.rs"]
+mod trace_file;
 
 use lockcheck::tokio::Mutex;
 use lockcheck_core::trace::Event;
 use std::sync::Arc;
+use trace_file::lock_of;
 
 /// An owned guard moved to another task and dropped there: the trace says who released it (a
 /// zero-length hold in the releasing task's stream), never shows it held by the task that took
@@ -46,10 +49,7 @@ fn an_owned_guard_released_in_another_task_is_released_there_in_the_trace() {
     })
     .unwrap();
     let written = lockcheck::record::stop().unwrap().expect("was recording");
-    let events: Vec<Event> = lockcheck_analyze::read::TraceReader::open(&written, None)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .collect();
+    let events = trace_file::events(&written);
     let stream = |name: &str| -> u64 {
         events
             .iter()
@@ -59,22 +59,7 @@ fn an_owned_guard_released_in_another_task_is_released_there_in_the_trace() {
             })
             .unwrap_or_else(|| panic!("no stream {name}: {events:#?}"))
     };
-    let lock_of = |key: &str| -> u64 {
-        let c = events
-            .iter()
-            .find_map(|e| match e {
-                Event::Class { c, key: k, .. } if k == key => Some(*c),
-                _ => None,
-            })
-            .unwrap();
-        events
-            .iter()
-            .find_map(|e| match e {
-                Event::Lock { l, c: lc, .. } if *lc == c => Some(*l),
-                _ => None,
-            })
-            .unwrap()
-    };
+    let lock_of = |key: &str| lock_of(&events, key);
     let (taker, releaser) = (
         taker.lock().unwrap().clone().unwrap(),
         releaser.lock().unwrap().clone().unwrap(),

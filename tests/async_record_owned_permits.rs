@@ -6,10 +6,13 @@
 #[path = "support/rt.rs"]
 mod rt;
 mod support;
+#[path = "support/trace_file.rs"]
+mod trace_file;
 
 use lockcheck::tokio::{Mutex, Semaphore};
 use lockcheck_core::trace::{Event, How};
 use std::sync::Arc;
+use trace_file::lock_of;
 
 #[test]
 fn an_owned_guards_holder_waiting_for_two_permits_asks_for_two_in_the_trace() {
@@ -46,26 +49,8 @@ fn an_owned_guards_holder_waiting_for_two_permits_asks_for_two_in_the_trace() {
         .collect();
     assert!(!deadlocks.is_empty(), "{:#?}", lockcheck::violations());
 
-    let events: Vec<Event> = lockcheck_analyze::read::TraceReader::open(&written, None)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .collect();
-    let lock_of = |key: &str| -> u64 {
-        let c = events
-            .iter()
-            .find_map(|e| match e {
-                Event::Class { c, key: k, .. } if k == key => Some(*c),
-                _ => None,
-            })
-            .unwrap();
-        events
-            .iter()
-            .find_map(|e| match e {
-                Event::Lock { l, c: lc, .. } if *lc == c => Some(*l),
-                _ => None,
-            })
-            .unwrap()
-    };
+    let events = trace_file::events(&written);
+    let lock_of = |key: &str| lock_of(&events, key);
     let (m, pool) = (lock_of("arec.ownperm.m"), lock_of("arec.ownperm.pool"));
     // The owned guard's holder shown holding it (a `try`) when the deadlock was reported, and
     // its wait written again right after.

@@ -7,24 +7,7 @@ mod trace_file;
 use lockcheck::Mutex;
 use lockcheck_core::trace::Event;
 use std::sync::Arc;
-use trace_file::{events, tmp};
-
-/// The lock number of the one lock of class `key`.
-fn lock_of(ev: &[Event], key: &str) -> u64 {
-    let c = ev
-        .iter()
-        .find_map(|e| match e {
-            Event::Class { c, key: k, .. } if k == key => Some(*c),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no class {key}"));
-    ev.iter()
-        .find_map(|e| match e {
-            Event::Lock { l, c: lc, .. } if *lc == c => Some(*l),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no lock of {key}"))
-}
+use trace_file::{events, lock_of, tmp};
 
 /// The request, acquire and release events of `locks`, in file order, as (kind, index in locks).
 fn sequence(ev: &[Event], locks: &[u64]) -> Vec<(char, usize)> {

@@ -22,3 +22,21 @@ pub fn events(path: &Path) -> Vec<Event> {
         .collect::<Result<Vec<_>, _>>()
         .unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// The lock number of the first `lock` event of class `key` (its `class` event's number);
+/// panics naming what is missing.
+pub fn lock_of(ev: &[Event], key: &str) -> u64 {
+    let c = ev
+        .iter()
+        .find_map(|e| match e {
+            Event::Class { c, key: k, .. } if k == key => Some(*c),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no class {key}"));
+    ev.iter()
+        .find_map(|e| match e {
+            Event::Lock { l, c: lc, .. } if *lc == c => Some(*l),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no lock of {key}"))
+}
