@@ -259,7 +259,7 @@ impl std::fmt::Debug for ByteMutex {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::{after_wake, ByteMutex, LOCKED, PARKED, TOKEN_HANDOFF, TOKEN_NORMAL};
     use parking_lot_core::UnparkResult;
     use std::cell::UnsafeCell;
@@ -268,8 +268,9 @@ mod tests {
     use std::thread;
     use std::time::{Duration, Instant};
 
-    /// Runs `f` on its own thread; fails the test if it has not finished within a minute.
-    fn within_a_minute(f: impl FnOnce() + Send + 'static) {
+    /// Runs `f` on its own thread; fails the test if it has not finished within a minute (the
+    /// raw locks' tests: also `word_rwlock`'s).
+    pub(in crate::checked) fn within_a_minute(f: impl FnOnce() + Send + 'static) {
         let (tx, rx) = mpsc::channel();
         let t = thread::spawn(move || {
             f();

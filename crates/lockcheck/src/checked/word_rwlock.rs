@@ -816,23 +816,12 @@ mod tests {
         after_release, WordRwLock, ONE_READER, PARKED, READERS, TOKEN_HANDOFF, TOKEN_NORMAL,
         UPGRADABLE, WRITER, WRITER_PARKED,
     };
+    use crate::checked::byte_mutex::tests::within_a_minute;
     use parking_lot_core::UnparkResult;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{mpsc, Arc};
     use std::thread;
     use std::time::{Duration, Instant};
-
-    /// Runs `f` on its own thread; fails the test if it has not finished within a minute.
-    fn within_a_minute(f: impl FnOnce() + Send + 'static) {
-        let (tx, rx) = mpsc::channel();
-        let t = thread::spawn(move || {
-            f();
-            let _ = tx.send(());
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("must not hang");
-        t.join().unwrap();
-    }
 
     fn state(l: &WordRwLock) -> usize {
         l.state.load(Ordering::Relaxed)
