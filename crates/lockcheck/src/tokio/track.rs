@@ -1302,9 +1302,14 @@ fn confirm_owned(holder: u64, owned: &Entry, p: Pending) {
 }
 
 /// The trace of a confirmed owned guard (dropped by the holder that had it all along): it shows
-/// the guard held again (a `try` acquisition, no dependency of its own) and, under it, a request
-/// of each lock the holder took meanwhile, so that the analyzer makes the dependencies the runtime
-/// just added (with the locks held at the drop rather than at each acquisition).
+/// the guard held again (a `try` acquisition, no dependency of its own) and, under it, each lock
+/// the holder took meanwhile as a blocking `acquire` and its `release`, under the other locks it
+/// held then (`try` acquisitions): the dependencies the runtime just added, with their held sets.
+/// What the holder's stream shows held now (locks it took since, still held) is released before
+/// them and taken again (`try`) after: a lock still held would make a restated acquisition of it
+/// a self-deadlock offline, and one taken after a dependency's lock a dependency that never was.
+/// No `request`: the acquisitions were made (and granted) before; a request would be judged
+/// again for permits and self-deadlock as if it waited now.
 fn rec_confirmed(holder: u64, e: &mut Entry, p: &Pending) {
     if flags() & flag::RECORD == 0 || p.deps.is_empty() {
         return;
@@ -1325,12 +1330,52 @@ fn rec_confirmed(holder: u64, e: &mut Entry, p: &Pending) {
         );
         e.in_trace = true;
     }
+    let shown: Vec<Entry> = with_shard(holder, |s| {
+        s.by_holder
+            .get(&holder)
+            .map(|l| l.iter().filter(|x| x.in_trace).copied().collect())
+            .unwrap_or_default()
+    });
+    let entry_ids = |x: &Entry| Ids {
+        inst: x.inst,
+        class: x.class,
+    };
+    for x in shown.iter().rev() {
+        rec_rel(holder, entry_ids(x), 0, events_of(x.kind, x.permits), false);
+    }
+    let held_ids = |h: &Held| Ids {
+        inst: h.inst,
+        class: h.class,
+    };
     for d in &p.deps {
         let dep = Ids {
             inst: d.inst,
             class: d.class,
         };
-        recorder::on_task_request(holder, dep, LockKind::Mutex, d.mode, d.site, 0, 1);
+        let held: Vec<&Held> = d
+            .held
+            .iter()
+            .filter(|h| h.inst != d.inst && h.inst != e.inst)
+            .collect();
+        for h in &held {
+            rec_acq(holder, held_ids(h), h.mode, How::Try, h.site, 0, 1);
+        }
+        rec_acq(holder, dep, d.mode, How::Blocking, d.site, 0, 1);
+        rec_rel(holder, dep, 0, 1, false);
+        for h in held.iter().rev() {
+            rec_rel(holder, held_ids(h), 0, 1, false);
+        }
+    }
+    for x in &shown {
+        rec_acq(
+            holder,
+            entry_ids(x),
+            x.mode,
+            How::Try,
+            x.site,
+            0,
+            events_of(x.kind, x.permits),
+        );
     }
 }
 
