@@ -2636,12 +2636,17 @@ pub(crate) fn rec_sync_in_task(
     site: &'static Location<'static>,
     capacity: usize,
 ) {
-    let mut sync = if s.holds_any() {
-        s.held_snapshot()
-    } else {
-        Vec::new()
-    };
-    sync.retain(|h| h.task == task);
+    // The task's sync holds hashed in place: the held set is copied out only when shown.
+    let (set, holds_sync) = (Cell::new(0u64), Cell::new(false));
+    if s.holds_any() {
+        s.find_held(|h| {
+            if h.task == task {
+                set.set(set.get().wrapping_add(held_hash(h.inst, h.mode)));
+                holds_sync.set(true);
+            }
+            false
+        });
+    }
     let (holds_async, async_set) = if may_hold_async() {
         with_shard(task, |sh| match sh.by_holder.get(&task) {
             Some(l) if !l.is_empty() => (
@@ -2655,21 +2660,20 @@ pub(crate) fn rec_sync_in_task(
     } else {
         (false, 0)
     };
-    if sync.is_empty() && !holds_async {
+    if !holds_sync.get() && !holds_async {
         return;
     }
-    let set = sync
-        .iter()
-        .fold(0u64, |acc, h| acc.wrapping_add(held_hash(h.inst, h.mode)));
     let key = mix(recorder::generation().rotate_left(7)
         ^ task.rotate_left(23)
-        ^ set
+        ^ set.get()
         ^ mix(async_set ^ 0x5bd1_e995)
         ^ ids.inst.rotate_left(41)
         ^ ((mode as u64) << 56));
     if !TASK_DEPS_SHOWN.with(|m| m.first(key)) {
         return;
     }
+    let mut sync = s.held_snapshot();
+    sync.retain(|h| h.task == task);
     let ids_of = |h: &Held| Ids {
         inst: h.inst,
         class: h.class,
