@@ -6,6 +6,8 @@
 //!
 //! Its own process: recording, the action and `violations()` are process-wide, so the tests run
 //! one at a time.
+// A scenario holds a sync guard across `.await` on purpose: that is what lockcheck reports.
+#![allow(clippy::await_holding_lock)]
 
 #[path = "support/rt.rs"]
 mod rt;
