@@ -166,6 +166,20 @@ fn lct_recording_end_to_end() {
         "the reader's statistics"
     );
     cut_anywhere(&lct);
+    // `lockcheck convert` reads version 3: to JSON Lines and to version 2, the same events.
+    let whole = events(&lct);
+    for out in [tmp("converted.json"), tmp("converted.lct")] {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_lockcheck"))
+            .arg("convert")
+            .args([&lct, &out])
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{run:?}");
+        assert_eq!(events(&out), whole, "{}", out.display());
+    }
+    assert!(std::fs::read(tmp("converted.lct"))
+        .unwrap()
+        .starts_with(&lct::MAGIC));
 
     // Version 2 on request, with the same analysis.
     let v2 = tmp("same.v2.lct");

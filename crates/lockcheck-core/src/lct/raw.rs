@@ -352,3 +352,127 @@ impl RawDecoder {
         ((u128::from(d) * u128::from(self.ns_per_tick)) >> 32) as u64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(kind: u8, class: u32, a: u64, b: u64, x: u64, ts: u64) -> Vec<u8> {
+        let head = u64::from(kind) | u64::from(class) << 32;
+        [head, a, b, x, ts]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect()
+    }
+
+    /// A site word, the clock, a block (acquire, release, a drop skipped), the end: the events,
+    /// the hold time from the readings at the declared scale, the statistics.
+    fn file() -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_site_word(&mut out, 0xabc0, 4);
+        encode_clock(&mut out, 2 << 32);
+        let recs = [
+            rec(K_ACQUIRE, 9, 5, 0xabc0, 7, 100),
+            rec(K_DROP, 9, 6, 0, 0, 0),
+            rec(K_RELEASE, 9, 5, 0, 0, 130),
+        ];
+        encode_block_head(&mut out, 3, recs.len());
+        recs.iter().for_each(|r| out.extend_from_slice(r));
+        encode_end(&mut out);
+        out
+    }
+
+    fn decode_all(d: &mut RawDecoder, mut buf: &[u8]) -> Result<Vec<Event>, DecodeError> {
+        let mut out = Vec::new();
+        while let Some(n) = d.decode(buf, &mut out)? {
+            buf = &buf[n..];
+        }
+        assert!(buf.is_empty());
+        Ok(out)
+    }
+
+    #[test]
+    fn a_block_reads_as_its_events_with_hold_times_and_statistics() {
+        let ev = decode_all(&mut RawDecoder::new(), &file()).unwrap();
+        assert_eq!(
+            ev,
+            vec![
+                Event::Acquire {
+                    t: 3,
+                    l: 5,
+                    m: Mode::Exclusive,
+                    how: How::Blocking,
+                    s: Some(4),
+                    wait_ns: 7
+                },
+                Event::Release {
+                    t: 3,
+                    l: 5,
+                    hold_ns: 60
+                },
+                Event::Stats {
+                    c: 9,
+                    stats: ClassStats {
+                        acquisitions: 1,
+                        contended: 1,
+                        wait_total_ns: 7,
+                        wait_max_ns: 7,
+                        hold_total_ns: 60,
+                        hold_max_ns: 60,
+                    }
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cut_block_keeps_its_whole_records_only() {
+        let bytes = file();
+        // The block's head starts after the site word and the clock, its records 3 bytes on.
+        let mut before = Vec::new();
+        encode_site_word(&mut before, 0xabc0, 4);
+        encode_clock(&mut before, 2 << 32);
+        let recs = before.len() + 3;
+        // (cut, events, whole records): the second record, a drop, makes no event.
+        for (cut, want, whole) in [(recs + 39, 0, 0), (recs + 40, 1, 1), (recs + 119, 1, 2)] {
+            let mut d = RawDecoder::new();
+            let mut buf = &bytes[..cut];
+            let mut out = Vec::new();
+            while let Ok(Some(n)) = d.decode(buf, &mut out) {
+                buf = &buf[n..];
+            }
+            assert_eq!(d.decode(buf, &mut out), Err(DecodeError::Truncated));
+            let n = d.salvage(buf, &mut out).unwrap();
+            assert_eq!(out.len(), want, "cut at {cut}");
+            assert_eq!(
+                n,
+                if whole == 0 {
+                    0
+                } else {
+                    3 + whole * RECORD_BYTES
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn an_undeclared_site_or_an_unknown_kind_is_an_error() {
+        for r in [rec(K_ACQUIRE, 1, 5, 0x99, 0, 0), rec(77, 1, 5, 0, 0, 0)] {
+            let mut out = Vec::new();
+            encode_block_head(&mut out, 1, 1);
+            out.extend_from_slice(&r);
+            assert!(matches!(
+                decode_all(&mut RawDecoder::new(), &out),
+                Err(DecodeError::Invalid(_))
+            ));
+        }
+        let mut out = Vec::new();
+        encode_block_head(&mut out, 1, 1);
+        out.extend_from_slice(&rec(K_JOIN, 1, 5, 0, 0, 0)[..39]);
+        out[0] -= 1;
+        assert!(matches!(
+            decode_all(&mut RawDecoder::new(), &out),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+}

@@ -2767,6 +2767,108 @@ mod tests {
         }
     }
 
+    /// `.lct` version 3 says what version 2 says: the same records (those of the memo test,
+    /// with hold times from the readings and a semaphore's permits) written raw and the long way
+    /// read back as the same lock operations, `drop`s and `forget`s in the same order, the same
+    /// declarations, and the same statistics.
+    #[test]
+    fn raw_blocks_read_back_as_the_events_of_version_2() {
+        let site_a = Location::caller();
+        let site_b = Location::caller();
+        let (a, b, sem) = (31u64, 32u64, 33u64);
+        let rec = |kind: u8, mode: Mode, l: u64, site: Option<Site>, x: u64, ts: u64| Rec {
+            head: head(kind, mode, How::Blocking, 7),
+            a: l,
+            b: site.map_or(0, site_word),
+            x,
+            ts,
+        };
+        let mut recs = Vec::new();
+        for i in 0..6u64 {
+            for t in [1u64, 2] {
+                let s = (Some(site_a), Some(site_b));
+                recs.push((t, rec(K_REQUEST, Mode::Exclusive, a, s.0, 0, 0)));
+                recs.push((
+                    t,
+                    rec(K_ACQUIRE, Mode::Exclusive, a, s.0, i * 10, 1_000 + i),
+                ));
+                recs.push((t, rec(K_ACQUIRE, Mode::Shared, b, s.1, 0, 2_000 + i)));
+                recs.push((t, rec(K_FAIL, Mode::Exclusive, sem, s.1, 5, 0)));
+                recs.push((t, rec(K_REQUEST, Mode::Permit, sem, s.0, 3 - i % 3, 2)));
+                recs.push((
+                    t,
+                    rec(K_RELEASE, Mode::Exclusive, b, None, 0, 9_000 * i + 3_000),
+                ));
+                recs.push((t, rec(K_RELEASE, Mode::Exclusive, a, None, i, 20_000)));
+                if i == 3 {
+                    recs.push((t, rec(K_DROP, Mode::Exclusive, b, None, 0, 0)));
+                }
+            }
+        }
+        let path = std::env::temp_dir().join(format!("lockcheck-unit-raw-{}", std::process::id()));
+        let mut v2 = Writer::new(File::create(&path).unwrap(), path.clone(), true);
+        let mut v3 = Writer::new(File::create(&path).unwrap(), path.clone(), true);
+        v3.raw = true;
+        v3.clock_record();
+        let mut sides: HashMap<u64, (Side, Side)> = HashMap::new();
+        let mut i = 0;
+        while i < recs.len() {
+            let t = recs[i].0;
+            let n = recs[i..].iter().take_while(|r| r.0 == t).count();
+            let run: Vec<UnsafeCell<MaybeUninit<Rec>>> = recs[i..i + n]
+                .iter()
+                .map(|r| UnsafeCell::new(MaybeUninit::new(r.1)))
+                .collect();
+            let (s2, s3) = sides.entry(t).or_default();
+            for (_, r) in &recs[i..i + n] {
+                v2.format_direct::<true>(t, s2, r);
+            }
+            v3.drain_raw(t, s3, &run);
+            if recs[i + n - 1].1.head as u8 == K_DROP {
+                for w in [&mut v2, &mut v3] {
+                    w.end_pass();
+                    w.end_pass();
+                }
+            }
+            i += n;
+        }
+        for (c, st) in v2.stats.drain() {
+            v2.emit(&Event::Stats { c, stats: st });
+        }
+        raw::encode_end(&mut v3.out);
+        let _ = std::fs::remove_file(&path);
+        let read = |out: &[u8]| {
+            let mut bytes = lockcheck_core::lct::MAGIC.to_vec();
+            bytes.extend_from_slice(out);
+            let ev = read_lct(&bytes);
+            let declared = |e: &Event| {
+                matches!(
+                    e,
+                    Event::Class { .. } | Event::Lock { .. } | Event::Site { .. }
+                )
+            };
+            let mut decl: Vec<String> = ev
+                .iter()
+                .filter(|e| declared(e))
+                .map(|e| format!("{e:?}"))
+                .collect();
+            decl.sort();
+            let ops: Vec<Event> = ev.into_iter().filter(|e| !declared(e)).collect();
+            (ops, decl)
+        };
+        let (ops2, decl2) = read(&v2.out);
+        let (ops3, decl3) = read(&v3.out);
+        assert!(ops2.len() > 80, "{}", ops2.len());
+        assert!(ops2.iter().any(|e| matches!(e, Event::Forget { .. })));
+        assert!(ops2.iter().any(|e| matches!(e, Event::Drop { .. })));
+        assert!(ops2
+            .iter()
+            .any(|e| matches!(e, Event::Release { hold_ns, .. } if *hold_ns > 1000)));
+        assert!(ops2.iter().any(|e| matches!(e, Event::Stats { .. })));
+        assert_eq!(ops2, ops3);
+        assert_eq!(decl2, decl3);
+    }
+
     /// Requests of one semaphore as the writer may drain them from several streams, so that
     /// a `forget_permits` or `add_permits` made between them on other threads is out of their
     /// order: before each request, the trace's permits (as readers count them: the most its
