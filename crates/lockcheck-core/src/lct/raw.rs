@@ -297,10 +297,11 @@ impl RawDecoder {
                     wait_ns: x,
                 };
                 let st = self.stats.entry(c).or_default();
-                st.acquisitions += 1;
+                // Saturating: the numbers come from the file (the reader must not panic).
+                st.acquisitions = st.acquisitions.saturating_add(1);
                 if x > 0 {
-                    st.contended += 1;
-                    st.wait_total_ns += x;
+                    st.contended = st.contended.saturating_add(1);
+                    st.wait_total_ns = st.wait_total_ns.saturating_add(x);
                     st.wait_max_ns = st.wait_max_ns.max(x);
                 }
                 let held = self.held.entry(t).or_default();
@@ -329,7 +330,7 @@ impl RawDecoder {
                     None => 0,
                 };
                 let st = self.stats.entry(c).or_default();
-                st.hold_total_ns += hold_ns;
+                st.hold_total_ns = st.hold_total_ns.saturating_add(hold_ns);
                 st.hold_max_ns = st.hold_max_ns.max(hold_ns);
                 Event::Release { t, l: a, hold_ns }
             }
@@ -474,5 +475,25 @@ mod tests {
             decode_all(&mut RawDecoder::new(), &out),
             Err(DecodeError::Invalid(_))
         ));
+    }
+
+    /// Any byte changed to any value, and any cut: an error or events, never a panic (the
+    /// numbers are the file's: sums saturate).
+    #[test]
+    fn corrupt_bytes_are_errors_not_panics() {
+        let bytes = file();
+        for i in 0..bytes.len() {
+            for v in [0u8, 1, 0x7f, 0x80, 0xff, TAG_BLOCK, TAG_END] {
+                let mut b = bytes.clone();
+                b[i] = v;
+                let mut d = RawDecoder::new();
+                let mut out = Vec::new();
+                let mut rest = &b[..];
+                while let Ok(Some(n)) = d.decode(rest, &mut out) {
+                    rest = &rest[n..];
+                }
+                let _ = d.salvage(rest, &mut out);
+            }
+        }
     }
 }
