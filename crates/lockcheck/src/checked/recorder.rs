@@ -1532,21 +1532,47 @@ impl Writer {
     /// reader derives hold times and statistics (see [`lockcheck_core::lct::raw`]).
     fn drain_raw(&mut self, t: u64, side: &mut Side, recs: &[UnsafeCell<MaybeUninit<Rec>>]) {
         let mut from = 0;
+        // The lock and site the record before declared: a lock's acquisition, its request and
+        // its release often follow each other, and need no look-up after the first (nothing is
+        // forgotten during a drain: drops are written at the end of a pass).
+        let (mut last_l, mut last_s) = match recs.first() {
+            // SAFETY: as below.
+            Some(slot) => {
+                let r = unsafe { (*slot.get()).assume_init_ref() };
+                (!r.a, !r.b)
+            }
+            None => return,
+        };
         for (i, slot) in recs.iter().enumerate() {
             // SAFETY: below `committed` (see `Block`).
             let r = unsafe { (*slot.get()).assume_init_ref() };
             let c = (r.head >> 32) as u32;
             match r.head as u8 {
                 K_ACQUIRE | K_FAIL => {
-                    self.lock(r.a, c);
-                    self.site(r.b);
+                    if r.a != last_l {
+                        self.lock(r.a, c);
+                        last_l = r.a;
+                    }
+                    if r.b != last_s {
+                        self.site(r.b);
+                        last_s = r.b;
+                    }
                 }
                 K_RELEASE | K_CONVERT | K_COND_WAIT => {
-                    self.lock(r.a, c);
+                    if r.a != last_l {
+                        self.lock(r.a, c);
+                        last_l = r.a;
+                    }
                 }
                 K_REQUEST if r.x == 0 => {
-                    self.lock(r.a, c);
-                    self.site(r.b);
+                    if r.a != last_l {
+                        self.lock(r.a, c);
+                        last_l = r.a;
+                    }
+                    if r.b != last_s {
+                        self.site(r.b);
+                        last_s = r.b;
+                    }
                 }
                 K_REQUEST => {
                     // A semaphore's permits may need a `lock` or `forget` event: at its place.
