@@ -62,11 +62,10 @@ pub const K_HELD_ACROSS_AWAIT: u8 = 10;
 /// The fixed-size head of a `block` record holding `n` raw records of thread `t`: the record's
 /// length, its tag and `t`. The raw records follow, `RECORD_BYTES` each.
 pub fn encode_block_head(out: &mut Vec<u8>, t: u64, n: usize) {
-    let mut tv = Vec::with_capacity(10);
-    super::put_varint(&mut tv, t);
-    super::put_varint(out, (1 + tv.len() + n * RECORD_BYTES) as u64);
+    let t_len = (1..10).find(|&k| t >> (7 * k) == 0).unwrap_or(10);
+    super::put_varint(out, (1 + t_len + n * RECORD_BYTES) as u64);
     out.push(TAG_BLOCK);
-    out.extend_from_slice(&tv);
+    super::put_varint(out, t);
 }
 
 /// A `site_word` record.
@@ -424,6 +423,21 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_block_head_counts_the_thread_number_s_bytes() {
+        for t in [0, 1, 127, 128, 1 << 20, 1 << 62 | 5, u64::MAX] {
+            let mut out = Vec::new();
+            encode_block_head(&mut out, t, 1);
+            out.extend_from_slice(&rec(K_JOIN, 1, 5, 0, 0, 0));
+            let mut got = Vec::new();
+            assert_eq!(
+                RawDecoder::new().decode(&out, &mut got),
+                Ok(Some(out.len()))
+            );
+            assert_eq!(got, vec![Event::Join { t, child: 5 }]);
+        }
     }
 
     #[test]
