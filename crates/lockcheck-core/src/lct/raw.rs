@@ -90,16 +90,18 @@ pub fn encode_end(out: &mut Vec<u8>) {
     out.extend_from_slice(&[1, TAG_END]);
 }
 
-/// Held locks per stream kept for hold times, as the writer of version 2 kept them: beyond it the
-/// oldest go (a guard released by another thread), and their releases read 0.
-const HELD_WINDOW: usize = 64;
-
 /// What a reader of version 3 keeps between records: the site words, the clock's scale, the
-/// locks each stream holds with the reading of their acquisition, the statistics.
+/// holds of each lock (stream and reading of the acquisition), the statistics.
+///
+/// The holds are kept per lock, not per stream, and without a window: a guard released by another
+/// thread (`send_guard`, an owned tokio guard) finds its acquisition, and what is kept is what is
+/// held now (a release removes its entry; a lock's list goes when it is empty). Version 2's writer
+/// kept 64 holds per stream and said so at the stop; here nothing is dropped, so nothing is to say.
 #[derive(Debug)]
 pub struct RawDecoder {
     sites: HashMap<u64, u32>,
     ns_per_tick: u64,
+    /// Per lock: (stream, reading) of each acquisition not yet released, oldest first.
     held: HashMap<u64, Vec<(u64, u64)>>,
     stats: BTreeMap<u32, ClassStats>,
 }
@@ -303,11 +305,7 @@ impl RawDecoder {
                     st.wait_total_ns = st.wait_total_ns.saturating_add(x);
                     st.wait_max_ns = st.wait_max_ns.max(x);
                 }
-                let held = self.held.entry(t).or_default();
-                if held.len() >= HELD_WINDOW {
-                    held.remove(0);
-                }
-                held.push((a, ts));
+                self.held.entry(a).or_default().push((t, ts));
                 e
             }
             K_FAIL => Event::Fail {
@@ -319,10 +317,19 @@ impl RawDecoder {
                 wait_ns: x,
             },
             K_RELEASE => {
-                let since = self.held.get_mut(&t).and_then(|h| {
-                    let i = h.iter().rposition(|&(l, _)| l == a)?;
-                    Some(h.remove(i).1)
-                });
+                let since = match self.held.get_mut(&a) {
+                    Some(h) => {
+                        // This stream's latest hold of the lock, else the latest of any stream
+                        // (a guard sent to another thread).
+                        let i = h.iter().rposition(|&(s, _)| s == t).unwrap_or(h.len() - 1);
+                        let since = h.remove(i).1;
+                        if h.is_empty() {
+                            self.held.remove(&a);
+                        }
+                        Some(since)
+                    }
+                    None => None,
+                };
                 let hold_ns = match since {
                     _ if x != 0 => x,
                     Some(since) => self.ns(since, ts),
@@ -423,6 +430,44 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// The hold times of the releases in `ev`, in order.
+    fn holds(ev: &[Event]) -> Vec<u64> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::Release { hold_ns, .. } => Some(*hold_ns),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_hold_is_measured_however_deep_and_whichever_thread_releases() {
+        let mut out = Vec::new();
+        encode_site_word(&mut out, 0xabc0, 4);
+        encode_clock(&mut out, 1 << 32);
+        // Thread 1 nests 100 locks (more than version 2's writer kept) and releases them all.
+        let mut recs: Vec<_> = (0..100)
+            .map(|l| rec(K_ACQUIRE, 1, 1000 + l, 0xabc0, 0, 10 + l))
+            .collect();
+        recs.extend(
+            (0..100)
+                .rev()
+                .map(|l| rec(K_RELEASE, 1, 1000 + l, 0, 0, 1000)),
+        );
+        // A lock taken by thread 1 and released by thread 2 (a guard sent across).
+        recs.push(rec(K_ACQUIRE, 2, 7, 0xabc0, 0, 2000));
+        encode_block_head(&mut out, 1, recs.len());
+        recs.iter().for_each(|r| out.extend_from_slice(r));
+        encode_block_head(&mut out, 2, 1);
+        out.extend_from_slice(&rec(K_RELEASE, 2, 7, 0, 0, 2500));
+        let mut d = RawDecoder::new();
+        let ev = decode_all(&mut d, &out).unwrap();
+        let mut want: Vec<u64> = (0..100).rev().map(|l| 1000 - (10 + l)).collect();
+        want.push(500);
+        assert_eq!(holds(&ev), want);
+        assert!(d.held.is_empty(), "nothing held is kept: {:?}", d.held);
     }
 
     #[test]
