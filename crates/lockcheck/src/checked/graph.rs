@@ -390,7 +390,17 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
         });
     let backtrace = if new_edge { Trace::capture() } else { None };
     let end = this_thread_end(req.thread);
-    let held_modes: Vec<(u64, Mode)> = held().map(|h| (h.inst, h.mode)).collect();
+    // Collected at their exact length: a filter's length is unknown, and a boxed slice
+    // collected from one is a vector shrunk to fit, a reallocation each.
+    let n = held().count();
+    let mut held_modes = Vec::with_capacity(n);
+    let mut held_classes = Vec::with_capacity(n);
+    let mut held_sites = Vec::with_capacity(n);
+    for h in held() {
+        held_modes.push((h.inst, h.mode));
+        held_classes.push(h.class);
+        held_sites.push(h.site);
+    }
     let rec = Arc::new(DepRecord {
         held_sig: held_sig(&held_modes),
         dep: Dependency {
@@ -403,9 +413,9 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
         },
         thread_name: super::state::shared_thread_name(req.thread),
         lock_class: req.class,
-        held_classes: held().map(|h| h.class).collect(),
+        held_classes: held_classes.into_boxed_slice(),
         site: req.site,
-        held_sites: held().map(|h| h.site).collect(),
+        held_sites: held_sites.into_boxed_slice(),
         backtrace,
         end,
     });
@@ -462,49 +472,42 @@ impl Graph {
     /// Compacts an edge (see [`compact`], then [`merge_ended`]) each time its list doubles past
     /// 32 variants.
     fn compact_due(&mut self, class_level: bool, key: (NodeId, NodeId)) {
-        /// The edge's dropped held locks and whether a variant's thread ended, if the edge is
-        /// due (its variants, groups' members included, reached a power of two from 32).
-        fn due<K, E: Edge<DepRecord>>(
-            level: &Level<K, E>,
-            key: (NodeId, NodeId),
-            inst_nodes: &IdMap<u64, NodeId>,
-            late: &Late,
-        ) -> Option<(IdSet<u64>, bool)> {
-            let e = level.edges.get(&key)?;
+        /// Whether the edge is due: its variants (groups' members included) reached a power of
+        /// two from 32. A held lock is alive while it is a node of the instance graph (it became
+        /// one when its dependency was added, and leaves when it is dropped).
+        fn due<E: Edge<DepRecord>>(e: &E) -> bool {
             let n = e.members();
-            if n < 32 || !n.is_power_of_two() {
-                return None;
-            }
-            // A held lock is alive while it is a node of the instance graph (it became one when
-            // its dependency was added, and leaves when it is dropped).
-            let dead = e
-                .each()
-                .flat_map(|v| v.dep.held.iter().map(|h| h.0))
-                .filter(|&h| h & DEAD == 0 && !inst_nodes.contains_key(&h))
-                .collect();
-            Some((dead, e.each().any(|v| ended(v, late))))
-        }
-        fn tidy<K: Copy + Eq + Hash, E: Edge<DepRecord>>(
-            level: &mut Level<K, E>,
-            key: (NodeId, NodeId),
-            dead: &IdSet<u64>,
-            ended: bool,
-            late: &Late,
-        ) {
-            if !dead.is_empty() {
-                compact(level, key, &|h| !dead.contains(&h));
-            }
-            if ended {
-                merge_ended(level, key, late);
-            }
+            n >= 32 && n.is_power_of_two()
         }
         let late = &self.late;
         if class_level {
-            if let Some((dead, ended)) = due(&self.class, key, &self.inst.node_of, late) {
-                tidy(&mut self.class, key, &dead, ended, late);
+            // The class level asks the instance graph directly (no set of dropped locks to build).
+            let Some(e) = self.class.edges.get(&key).filter(|e| due(*e)) else {
+                return;
+            };
+            let ended = e.each().any(|v| ended(v, late));
+            let inst = &self.inst.node_of;
+            compact(&mut self.class, key, &|h| inst.contains_key(&h));
+            if ended {
+                merge_ended(&mut self.class, key, late);
             }
-        } else if let Some((dead, ended)) = due(&self.inst, key, &self.inst.node_of, late) {
-            tidy(&mut self.inst, key, &dead, ended, late);
+        } else {
+            let Some(e) = self.inst.edges.get(&key).filter(|e| due(*e)) else {
+                return;
+            };
+            let inst = &self.inst.node_of;
+            let dead: IdSet<u64> = e
+                .each()
+                .flat_map(|v| v.dep.held.iter().map(|h| h.0))
+                .filter(|&h| h & DEAD == 0 && !inst.contains_key(&h))
+                .collect();
+            let ended = e.each().any(|v| ended(v, late));
+            if !dead.is_empty() {
+                compact(&mut self.inst, key, &|h| !dead.contains(&h));
+            }
+            if ended {
+                merge_ended(&mut self.inst, key, late);
+            }
         }
     }
 
@@ -802,7 +805,10 @@ fn compact<K: Copy + Eq + Hash, E: Edge<DepRecord>>(
         return;
     }
     let before = variants.members() + hold.len();
-    let mut held = Vec::new();
+    let (mut held, mut prev_held) = (Vec::new(), Vec::new());
+    // The previous rewritten variant (its held set in `prev_held`): a rewrite identical to it is
+    // decided alike, without asking the edge (a loop's dropped pairs all rewrite to one form).
+    let mut prev: Option<Arc<DepRecord>> = None;
     for v in hold {
         held.clear();
         held.extend(
@@ -818,22 +824,33 @@ fn compact<K: Copy + Eq + Hash, E: Edge<DepRecord>>(
                     }
                 }),
         );
+        // Same thread, mode, clock and held set as the previous rewrite: that one was kept, so
+        // it subsumes this one, or was covered by a variant still kept (nothing left since).
+        if prev.as_ref().is_some_and(|p| {
+            held == prev_held
+                && p.dep.thread == v.dep.thread
+                && p.dep.mode == v.dep.mode
+                && p.dep.clock == v.dep.clock
+        }) {
+            continue;
+        }
         let shape = Shape {
             held: &held,
             sig: held_sig(&held),
             ..v.shape()
         };
-        if variants.covers(shape) {
-            continue;
+        if !variants.covers(shape) {
+            variants.drop_covered_by(shape);
+            let mut r = DepRecord::clone(&v);
+            r.held_sig = shape.sig;
+            r.dep.held.clone_from(&held);
+            // A rewrite has the shape of the variant it replaces (same classes): its group
+            // exists or was just emptied, so groups never outnumber what they were.
+            let kept = variants.push_within(Arc::new(r), usize::MAX);
+            debug_assert!(kept);
         }
-        variants.drop_covered_by(shape);
-        let mut r = DepRecord::clone(&v);
-        r.held_sig = shape.sig;
-        r.dep.held.clone_from(&held);
-        // A rewrite has the shape of the variant it replaces (same classes): its group exists
-        // or was just emptied, and groups never outnumber the variants they came from.
-        let kept = variants.push_within(Arc::new(r), usize::MAX);
-        debug_assert!(kept);
+        std::mem::swap(&mut held, &mut prev_held);
+        prev = Some(v);
     }
     level.kept = level.kept + variants.members() - before;
 }

@@ -114,6 +114,10 @@ fn key(lock: u64) -> u64 {
 /// The entries of a sorted index for one held lock.
 fn range(index: &[(u64, u32)], lock: u64) -> &[(u64, u32)] {
     let lock = key(lock);
+    // A new lock, numbered highest so far, is in no kept variant: no search.
+    if index.last().is_none_or(|l| l.0 < lock) {
+        return &[];
+    }
     let start = index.partition_point(|e| e.0 < lock);
     let len = index[start..].partition_point(|e| e.0 == lock);
     &index[start..start + len]
@@ -227,12 +231,6 @@ impl<V: Variant> Variants<V> {
         gone
     }
 
-    /// Replaces the variants with `list` (an antichain, in its order).
-    pub(crate) fn put(&mut self, list: Vec<Arc<V>>) {
-        self.list = list;
-        self.reindex();
-    }
-
     /// Rebuilds the index from the list (or drops it below [`INDEX_FROM`]).
     fn reindex(&mut self) {
         self.holding.clear();
@@ -320,11 +318,15 @@ impl<V: Variant> Edge<V> for Variants<V> {
         Variants::retain(self, keep)
     }
     fn extract(&mut self, mut take: impl FnMut(&Arc<V>) -> bool) -> Vec<Arc<V>> {
-        if !self.list.iter().any(&mut take) {
-            return Vec::new();
-        }
-        let (out, rest) = std::mem::take(&mut self.list).into_iter().partition(take);
-        self.put(rest);
+        let mut out = Vec::new();
+        // In place: the list keeps its memory (a clone of an `Arc` is a count's increment).
+        Variants::retain(self, |v| {
+            let t = take(v);
+            if t {
+                out.push(Arc::clone(v));
+            }
+            !t
+        });
         out
     }
 }
@@ -383,11 +385,13 @@ fn same_group(a: Shape<'_>, b: Shape<'_>) -> bool {
     let n = a.held.len();
     let pair = |s: &Shape<'_>, i: usize| (s.classes[i], s.held[i].1);
     let count = |s: &Shape<'_>, p| (0..n).filter(|&i| pair(s, i) == p).count();
+    // The same pairs in the same order (a loop's nestings) are the same multiset: no counting.
+    let same_order = || a.classes == b.classes && (0..n).all(|i| a.held[i].1 == b.held[i].1);
     a.thread == b.thread
         && a.mode == b.mode
         && n == b.held.len()
         && a.clock == b.clock
-        && (0..n).all(|i| count(&a, pair(&a, i)) == count(&b, pair(&a, i)))
+        && (same_order() || (0..n).all(|i| count(&a, pair(&a, i)) == count(&b, pair(&a, i))))
 }
 
 impl<V: Variant> Groups<V> {
