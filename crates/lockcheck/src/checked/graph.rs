@@ -175,7 +175,13 @@ struct Level<K, E> {
     kept: usize,
     /// 0 for the instance level, 1 for the class level (the index of [`ThreadEnd::pushed`]).
     index: usize,
+    /// Emptied edges of removed nodes, kept for the next new edges (their memory reused: a
+    /// dropped lock's edge gives its list to a new lock's), at most [`SPARE_EDGES`].
+    spare: Vec<E>,
 }
+
+/// Emptied edges a level keeps for reuse (see [`Level::spare`]), each of a few words.
+const SPARE_EDGES: usize = 256;
 
 impl<K: Copy + Eq + Hash, E: Edge<DepRecord>> Level<K, E> {
     fn new(index: usize) -> Self {
@@ -189,6 +195,7 @@ impl<K: Copy + Eq + Hash, E: Edge<DepRecord>> Level<K, E> {
             back: IdSet::default(),
             kept: 0,
             index,
+            spare: Vec::new(),
         }
     }
 
@@ -217,7 +224,7 @@ impl<K: Copy + Eq + Hash, E: Edge<DepRecord>> Level<K, E> {
         // Emptied, not freed: the node's index is reused (see `OrderGraph::remove_node`).
         let out = std::mem::take(&mut self.out[n as usize]);
         for &m in &out {
-            self.kept -= self.edges.remove(&(n, m)).map_or(0, |v| v.members());
+            self.drop_edge((n, m));
             // Usually empty (no edge ever closed a cycle): no hashing then.
             if !self.back.is_empty() {
                 self.back.remove(&(n, m));
@@ -228,7 +235,7 @@ impl<K: Copy + Eq + Hash, E: Edge<DepRecord>> Level<K, E> {
         self.out[n as usize].clear();
         let inn = std::mem::take(&mut self.inn[n as usize]);
         for &p in &inn {
-            self.kept -= self.edges.remove(&(p, n)).map_or(0, |v| v.members());
+            self.drop_edge((p, n));
             if !self.back.is_empty() {
                 self.back.remove(&(p, n));
             }
@@ -238,6 +245,17 @@ impl<K: Copy + Eq + Hash, E: Edge<DepRecord>> Level<K, E> {
         self.inn[n as usize].clear();
         self.order.remove_node(n);
         self.key_of[n as usize] = None;
+    }
+
+    /// Removes an edge's variants, keeping its emptied memory for a new edge if small.
+    fn drop_edge(&mut self, key: (NodeId, NodeId)) {
+        let Some(mut e) = self.edges.remove(&key) else {
+            return;
+        };
+        self.kept -= e.members();
+        if e.clear_small() && self.spare.len() < SPARE_EDGES {
+            self.spare.push(e);
+        }
     }
 
     /// Whether the edge between these keys exists.
@@ -250,7 +268,11 @@ impl<K: Copy + Eq + Hash, E: Edge<DepRecord>> Level<K, E> {
 
     /// Adds `dep` as a variant of `a -> b`.
     fn add(&mut self, a: NodeId, b: NodeId, dep: &Arc<DepRecord>) -> Added {
-        let variants = self.edges.entry((a, b)).or_default();
+        let spare = &mut self.spare;
+        let variants = self
+            .edges
+            .entry((a, b))
+            .or_insert_with(|| spare.pop().unwrap_or_default());
         if variants.members() == 0 {
             self.out[a as usize].push(b);
             self.inn[b as usize].push(a);

@@ -283,6 +283,8 @@ pub(crate) trait Edge<V>: Default {
     fn retain(&mut self, keep: impl FnMut(&Arc<V>) -> bool) -> usize;
     /// Takes out the variants for which `take` is true (in order).
     fn extract(&mut self, take: impl FnMut(&Arc<V>) -> bool) -> Vec<Arc<V>>;
+    /// Empties the edge; returns whether its memory is small enough to keep for reuse.
+    fn clear_small(&mut self) -> bool;
 }
 
 impl<V: Variant> Edge<V> for Variants<V> {
@@ -328,6 +330,13 @@ impl<V: Variant> Edge<V> for Variants<V> {
             !t
         });
         out
+    }
+    fn clear_small(&mut self) -> bool {
+        self.list.clear();
+        self.holding.clear();
+        self.topmost.clear();
+        self.indexed = false;
+        self.list.capacity() <= INDEX_FROM && self.holding.capacity() == 0
     }
 }
 
@@ -482,6 +491,11 @@ impl<V: Variant> Edge<V> for Groups<V> {
             self.members -= out.len();
         }
         out
+    }
+    fn clear_small(&mut self) -> bool {
+        // Class nodes are never removed: no reuse to prepare.
+        *self = Groups::default();
+        false
     }
 }
 
