@@ -7,6 +7,11 @@
 //! no held lock never subsume each other. Locks created in a loop and nested once each (a new
 //! instance pair of a known class edge) share none: once an edge's list is long, an index by held
 //! lock ([`Variants`]) finds the few variants that can take part, instead of comparing with all.
+//!
+//! A class edge keeps its variants in groups of one shape ([`Groups`]): live instance pairs of
+//! the edge are one group however many they are, so the edge's bound counts shapes (threads,
+//! fork/join epochs, held class sets), not the program's live locks. The instance level keeps a
+//! plain [`Variants`] per edge; both are an [`Edge`] to the graph.
 
 use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::Mode;
@@ -359,7 +364,9 @@ impl<V: Variant> Edge<V> for Variants<V> {
 /// holder's held classes and modes). Only the gate test (a common held instance in excluding
 /// modes) depends on the member, and the search tests it per member.
 pub(crate) struct Groups<V> {
+    /// In the order they were made (the cycle search tries them in that order).
     groups: Vec<Group<V>>,
+    /// Variants over all groups.
     members: usize,
 }
 
