@@ -39,6 +39,8 @@ const SCENARIOS: &[&str] = &[
     "checked/new_edge_bt",
     "checked_nobt/new_edge_bt",
     "checked_nobt/new_class_edge",
+    // The same with backtraces on (the default): the class edge is known, so none is captured.
+    "checked/new_class_edge",
 ];
 
 fn lock_loop<M>(new: impl Fn() -> M, lock: impl Fn(&M), iters: u64) {
@@ -182,6 +184,7 @@ fn main() {
             }
         }
         "checked/new_edge_bt" => new_edge_loop(n),
+        "checked/new_class_edge" => new_class_edge_loop(n),
         "parking_lot/read" => lock_loop(
             || parking_lot::RwLock::new(0u64),
             |m| {
