@@ -103,16 +103,16 @@ impl ByteMutex {
 
     /// Releases; wakes one sleeper if any (handing it the lock when it is time to be fair).
     ///
+    /// One `lock sub` and a branch: the lock is free as soon as `LOCKED` is taken off (a
+    /// `compare_exchange(LOCKED, 0)` needs two registers more). With sleepers announced the rest
+    /// runs out of line on a free lock ([`ByteMutex::after_free`]).
+    ///
     /// # Safety
     /// Held by the caller (or by whoever the caller releases it for).
     #[inline]
     pub(crate) unsafe fn unlock(&self) {
-        if self
-            .state
-            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
-            self.unlock_slow(false);
+        if self.state.fetch_sub(LOCKED, Ordering::Release) != LOCKED {
+            self.unlock_slow_freed();
         }
     }
 
@@ -215,7 +215,50 @@ impl ByteMutex {
         }
     }
 
-    /// The release with sleepers: wakes one, and either frees the lock or hands it over.
+    /// [`ByteMutex::unlock`]'s release with sleepers, the lock already freed: wakes one.
+    #[cold]
+    #[inline(never)]
+    fn unlock_slow_freed(&self) {
+        let key = self as *const ByteMutex as usize;
+        // SAFETY: as in `lock_slow`; the callback neither panics nor parks.
+        unsafe {
+            parking_lot_core::unpark_one(key, |r| self.after_free(r));
+        }
+    }
+
+    /// What a release that freed the lock and woke `r` does next (under the queue's lock): when
+    /// `parking_lot_core` says it is time to be fair, it takes the lock back for the woken
+    /// thread and hands it over, unless another thread took it in between (then the woken thread
+    /// competes, and fairness waits for a later release); `PARKED` is cleared with nobody left
+    /// asleep, whoever holds the lock now.
+    fn after_free(&self, r: UnparkResult) -> UnparkToken {
+        if r.unparked_threads != 0 && r.be_fair {
+            let mut state = self.state.load(Ordering::Relaxed);
+            while state & LOCKED == 0 {
+                let rest = if r.have_more_threads {
+                    state
+                } else {
+                    state & !PARKED
+                };
+                match self.state.compare_exchange_weak(
+                    state,
+                    rest | LOCKED,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return TOKEN_HANDOFF,
+                    Err(s) => state = s,
+                }
+            }
+        }
+        if !r.have_more_threads {
+            self.state.fetch_and(!PARKED, Ordering::Relaxed);
+        }
+        TOKEN_NORMAL
+    }
+
+    /// The release with sleepers, the lock still held (`unlock_fair`, `bump`): wakes one, and
+    /// either frees the lock or hands it over.
     #[cold]
     #[inline(never)]
     fn unlock_slow(&self, fair: bool) {
@@ -470,6 +513,43 @@ pub(super) mod tests {
                 (Some(0), TOKEN_NORMAL)
             );
         }
+    }
+
+    #[test]
+    fn a_freed_release_hands_over_when_due_unless_taken_meanwhile() {
+        let woke = |n: u32, more: bool, be_fair: bool| {
+            let mut r = UnparkResult::default();
+            r.unparked_threads = n as usize;
+            r.have_more_threads = more;
+            r.be_fair = be_fair;
+            r
+        };
+        let after = |state: u8, r: UnparkResult| {
+            let m = ByteMutex::new();
+            m.state.store(state, Ordering::Relaxed);
+            let token = m.after_free(r);
+            (m.state.load(Ordering::Relaxed), token)
+        };
+        // Due: taken back for the woken thread, `PARKED` kept only while others sleep.
+        assert_eq!(after(PARKED, woke(1, false, true)), (LOCKED, TOKEN_HANDOFF));
+        assert_eq!(
+            after(PARKED, woke(1, true, true)),
+            (LOCKED | PARKED, TOKEN_HANDOFF)
+        );
+        // Due, but another thread took it since: no hand-over, the woken thread competes.
+        assert_eq!(
+            after(LOCKED | PARKED, woke(1, false, true)),
+            (LOCKED, TOKEN_NORMAL)
+        );
+        assert_eq!(
+            after(LOCKED | PARKED, woke(1, true, true)),
+            (LOCKED | PARKED, TOKEN_NORMAL)
+        );
+        // Not due: stays free.
+        assert_eq!(after(PARKED, woke(1, false, false)), (0, TOKEN_NORMAL));
+        assert_eq!(after(PARKED, woke(1, true, false)), (PARKED, TOKEN_NORMAL));
+        // Nobody woken (not queued yet, or timed out): free, the announcement dropped.
+        assert_eq!(after(PARKED, woke(0, false, true)), (0, TOKEN_NORMAL));
     }
 
     #[test]
