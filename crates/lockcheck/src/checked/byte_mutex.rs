@@ -1,4 +1,4 @@
-//! The raw lock under [`super::RawMutex`]: one byte, parking_lot's protocol, with an uncontended
+//! The raw lock under [`super::RawMutex`]: one word, parking_lot's protocol, with an uncontended
 //! try that is one `compare_exchange` ([`ByteMutex::try_lock_once`]).
 //!
 //! Why not parking_lot's `RawMutex`: its `try_lock` is a loop (load, test, weak exchange, again
@@ -47,7 +47,8 @@ const TOKEN_NORMAL: UnparkToken = UnparkToken(0);
 /// The woken thread owns the lock already (a fair unlock).
 const TOKEN_HANDOFF: UnparkToken = UnparkToken(1);
 
-/// A one-word mutex parked on `parking_lot_core` (see the module's text). A word, not a byte:
+/// A one-word mutex parked on `parking_lot_core` (see the module's text; named for the byte it
+/// was until `FRESH` came, and the module with it, to keep other branches' paths). A word:
 /// `fetch_or` of one bit is a `lock bts` on a word (a loop of `compare_exchange` on a byte),
 /// and the checked mutex's identity after it keeps the size the same.
 pub(crate) struct ByteMutex {
@@ -322,7 +323,7 @@ impl ByteMutex {
     }
 }
 
-/// What a release that woke `r` leaves: the state byte to store (`None`: unchanged) and the
+/// What a release that woke `r` leaves: the state word to store (`None`: unchanged) and the
 /// woken thread's token. Handed over (still held, now by the woken thread) on request (`fair`)
 /// or when `parking_lot_core` says it is time; else freed. `PARKED` stays while others sleep.
 fn after_wake(r: UnparkResult, fair: bool) -> (Option<u32>, UnparkToken) {
