@@ -7,7 +7,8 @@
 //!              thread-local access as the held stack), `or` the busy flag and depth byte
 //!              (`state::BusyDepth`), one load, one `or`, one branch per case:
 //!            0 (checking on, nothing recorded, counted or watched; not busy, nothing held),
-//!              identity assigned -> raw try_lock; success: push one word (the identity word
+//!              identity assigned (the mutex: its try fails until then, `byte_mutex::FRESH`)
+//!              -> raw try_lock; success: push one word (the identity word
 //!              itself for an exclusive hold: `state::entry`) and the site (the identity too
 //!              unless it is the word) --------------------------------------> done
 //!            1 (the same, one lock held), not an RwLock's first write, and the memo says this
