@@ -274,6 +274,11 @@ impl LockGraph {
         let mut count = vec![0u32; nodes + 1];
         let mut froms: Vec<u32> = Vec::new();
         let mut seen = NodeStamps::new(nodes);
+        // The acquired node of every dependency, read in one sequential pass: the passes
+        // below look it up in dependency order within each held node's bucket, which is
+        // random order, and a 4-byte entry per dependency stays in cache where the
+        // dependency's record (48 bytes, the largest table of the model) does not.
+        let mut dep_to: Vec<u32> = Vec::with_capacity(model.deps.len());
         let mut distinct_froms = |i: u32, froms: &mut Vec<u32>| -> u32 {
             let to = node(dep_lock(model, i));
             froms.clear();
@@ -290,7 +295,7 @@ impl LockGraph {
         // once: walking the held sets again to place the entries cost as much as this pass.
         let mut flat: Vec<u32> = Vec::new();
         for i in 0..model.deps.len() as u32 {
-            distinct_froms(i, &mut froms);
+            dep_to.push(distinct_froms(i, &mut froms));
             for &f in &froms {
                 count[f as usize] += 1;
             }
@@ -328,7 +333,7 @@ impl LockGraph {
             keyed.clear();
             keyed.extend(
                 b.iter()
-                    .map(|&d| (u64::from(node(dep_lock(model, d))) << 32) | u64::from(d)),
+                    .map(|&d| (u64::from(dep_to[d as usize]) << 32) | u64::from(d)),
             );
             keyed.sort_unstable();
             let mut last = u32::MAX;
@@ -353,7 +358,7 @@ impl LockGraph {
             let mut last = u32::MAX;
             let r = start[n]..start[n + 1];
             for (k, &d) in r.clone().zip(&bucket[r]) {
-                let to = node(dep_lock(model, d));
+                let to = dep_to[d as usize];
                 if to != last {
                     g.to.push(to);
                     g.dep_start.push(k as u32);
@@ -362,6 +367,7 @@ impl LockGraph {
             }
             g.out_start.push(g.to.len() as u32);
         }
+        drop(dep_to);
         g.dep_list = bucket;
         g.dep_start.push(g.dep_list.len() as u32);
         // Reverse adjacency: edge ids by target (then source, as edge ids are by source).
@@ -516,11 +522,27 @@ impl LockGraph {
     /// The weight of each edge (by edge id): how many blocking or timed acquisitions made it
     /// (`try_*` acquisitions cannot wait, so they need no order); 0 for an edge of `try_*` only.
     pub fn weights(&self, model: &Model) -> EdgeWeights {
+        // Each dependency's weight in one sequential pass over the records: an edge's
+        // dependencies are scattered over the model, and a 4-byte entry per dependency stays
+        // in cache where its 48-byte record does not. A count beyond `u32::MAX - 1` reads its
+        // record again.
+        const WIDE: u32 = u32::MAX;
+        let dep_w: Vec<u32> = (0..model.deps.len() as u32)
+            .map(|d| {
+                if dep_is_try(model, d) {
+                    0
+                } else {
+                    u32::try_from(dep_count(model, d)).unwrap_or(WIDE)
+                }
+            })
+            .collect();
         let weight = |e: u32| -> u64 {
             self.deps(e)
                 .iter()
-                .filter(|&&d| !dep_is_try(model, d))
-                .map(|&d| dep_count(model, d))
+                .map(|&d| match dep_w[d as usize] {
+                    WIDE => dep_count(model, d),
+                    w => u64::from(w),
+                })
                 .sum()
         };
         let mut narrow: Vec<u32> = Vec::with_capacity(self.edge_count());

@@ -1549,7 +1549,9 @@ impl ModelBuilder {
         n: u32,
     ) -> Option<u32> {
         let held = &self.threads[t as usize].held;
-        if held.is_empty() {
+        // Almost every request is of a lock the thread does not hold: decided on its held
+        // stack alone, without reading the lock's class (two loads per acquisition).
+        if !held.iter().any(|h| h.lock == lock) {
             return None;
         }
         let info = &self.model.locks[lock as usize];
