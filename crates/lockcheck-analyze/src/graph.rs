@@ -1177,6 +1177,67 @@ mod tests {
         assert_eq!((wide.len(), wide.get(1)), (3, 1 << 40));
     }
 
+    /// An edge weighs the acquisitions of its blocking dependencies (`try_*` ones weigh
+    /// nothing), read from a per-dependency table, and a count beyond 32 bits, which that
+    /// table does not hold, is read from the record and summed exactly.
+    #[test]
+    fn edge_weights_count_blocking_acquisitions_even_beyond_32_bits() {
+        use lockcheck_core::trace::Event;
+        let acq = |t: u64, l: u64, how: How| Event::Acquire {
+            t,
+            l,
+            m: Mode::Exclusive,
+            how,
+            s: None,
+            wait_ns: 0,
+        };
+        let rel = |t: u64, l: u64| Event::Release { t, l, hold_ns: 0 };
+        let mut b = crate::model::ModelBuilder::new();
+        b.begin_trace("t");
+        // Locks 1 -> 2 twice by thread 1, by `try_lock` once by thread 2; 1 -> 3 once.
+        for (t, second, how) in [
+            (1, 2, How::Blocking),
+            (1, 2, How::Blocking),
+            (2, 2, How::Try),
+            (3, 3, How::Blocking),
+        ] {
+            for e in [acq(t, 1, How::Blocking), acq(t, second, how)] {
+                b.event(&e);
+            }
+            for e in [rel(t, second), rel(t, 1)] {
+                b.event(&e);
+            }
+        }
+        let mut model = b.finish();
+        let weights_of = |model: &Model| {
+            let g = LockGraph::build(model, GraphLevel::Instance);
+            let w = g.weights(model);
+            let named = |e: u32| {
+                let (a, b) = g.endpoints(e);
+                (model.locks[a as usize].local, model.locks[b as usize].local)
+            };
+            (0..g.edge_count() as u32)
+                .map(|e| (named(e), w.get(e)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(weights_of(&model), vec![((1, 2), 2), ((1, 3), 1)]);
+        let blocking = model
+            .deps
+            .iter()
+            .position(|d| d.thread == 0 && d.how == How::Blocking)
+            .expect("thread 1's dependency");
+        model.deps[blocking].count = (1 << 40) + 3;
+        assert_eq!(
+            weights_of(&model),
+            vec![((1, 2), (1 << 40) + 3), ((1, 3), 1)]
+        );
+        model.deps[blocking].count = u64::from(u32::MAX);
+        assert_eq!(
+            weights_of(&model),
+            vec![((1, 2), u64::from(u32::MAX)), ((1, 3), 1)]
+        );
+    }
+
     /// No recursion per node: a chain of 100,000 locks closed into one cycle, and the same
     /// chain open (no component), on a test thread's default stack.
     #[test]
