@@ -814,9 +814,10 @@ fn every_async_scenario_reports_the_same_findings_offline() {
                     return;
                 };
                 let fl = if multi { "multi" } else { "current" };
-                let trace = dir.join(format!("{name}-{fl}-{mode}.json"));
+                let run = format!("{name}-{fl}-{mode}");
+                let trace = dir.join(format!("{run}.{}", oer::trace_ext(&run)));
                 let stderr = run_child(name, multi, mode, &trace);
-                let what = format!("{name} ({fl}, LOCKCHECK={mode})");
+                let what = format!("{name} ({fl}, LOCKCHECK={mode}, {})", trace.display());
                 if !trace.exists() {
                     failures
                         .lock()
