@@ -3,7 +3,7 @@
 //! under `LOCKCHECK=panic` and `LOCKCHECK=warn`, on both runtime flavours; each finding the
 //! runtime reports on stderr (inversions between tasks, async self-deadlocks, real deadlocks, sync
 //! guards held across `.await`, owned guards) must be reported by `lockcheck analyze` on the trace
-//! of that very run, and each look-alike must stay silent on both sides.
+//! of that very run, and nothing else; each look-alike must stay silent on both sides.
 // The scenarios hold sync guards across `.await` on purpose: that is what lockcheck reports.
 #![allow(clippy::await_holding_lock)]
 
@@ -573,6 +573,103 @@ async fn sync_inversion_between_tasks() {
     .await;
 }
 
+/// One task takes two sync locks nested in both orders in turn, with `.await`s between (on the
+/// multi-thread runtime it may run on both workers): one holder, silent.
+async fn sync_one_task_both_orders() {
+    let a = Arc::new(lockcheck::Mutex::named("oer.ok.synconetask.a", 0));
+    let b = Arc::new(lockcheck::Mutex::named("oer.ok.synconetask.b", 0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    join(tokio::spawn(async move {
+        for _ in 0..200 {
+            {
+                let _a = a.lock();
+                *b.lock() += 1;
+            }
+            tokio::task::yield_now().await;
+            {
+                let _b = b.lock();
+                *a.lock() += 1;
+            }
+            tokio::task::yield_now().await;
+        }
+    }))
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in busy {
+        join(t).await;
+    }
+}
+
+/// A task takes a sync lock it holds (nested, no `.await`): a self-deadlock (under `warn` too:
+/// a certain hang), found in the task's stream offline.
+async fn sync_self_in_task() {
+    let a = Arc::new(lockcheck::Mutex::named("oer.syncself.a", 0));
+    let b = Arc::new(lockcheck::Mutex::named("oer.syncself.b", 0));
+    join(tokio::spawn(async move {
+        let _a = a.lock();
+        let _b = b.lock();
+        *a.lock() += 1;
+    }))
+    .await;
+}
+
+/// Under an owned guard a task takes a mutex and every permit of a semaphore, and drops the
+/// guard holding them: the dependencies on the guard are confirmed then, and that is all.
+async fn owned_confirmed_held() {
+    let g = Arc::new(Mutex::named("oer.ok.confheld.guard", 0));
+    let m = Arc::new(Mutex::named("oer.ok.confheld.m", 0));
+    let pool = Arc::new(Semaphore::named("oer.ok.confheld.pool", 2));
+    join(tokio::spawn(async move {
+        let owned = g.clone().lock_owned().await;
+        let held = m.lock().await;
+        let permits = pool.acquire_many(2).await.unwrap();
+        drop(owned);
+        drop(permits);
+        drop(held);
+    }))
+    .await;
+}
+
+/// Under an owned guard a task takes `m` then `p`, and drops the guard holding both (confirmed
+/// `guard -> m`, `guard -> p`); another task takes `m` then `p` (the same order), a third `m`
+/// then the guard's lock: an inversion with the confirmed `guard -> m`, and nothing on `p`.
+async fn owned_confirmed_inversion() {
+    let g = Arc::new(Mutex::named("oer.confinv.guard", 0));
+    let m = Arc::new(Mutex::named("oer.confinv.m", 0));
+    let p = Arc::new(Mutex::named("oer.confinv.p", 0));
+    let (g1, m1, p1) = (g.clone(), m.clone(), p.clone());
+    join(tokio::spawn(async move {
+        let owned = g1.lock_owned().await;
+        let held_m = m1.lock().await;
+        let held_p = p1.lock().await;
+        drop(owned);
+        drop(held_p);
+        drop(held_m);
+    }))
+    .await;
+    let (m2, p2) = (m.clone(), p.clone());
+    join(tokio::spawn(async move {
+        let _m = m2.lock().await;
+        *p2.lock().await += 1;
+    }))
+    .await;
+    join(tokio::spawn(async move {
+        let _m = m.lock().await;
+        let _ = within(1000, g.lock()).await;
+    }))
+    .await;
+}
+
 /// (name, what the runtime must report: a runtime kind, or `-` for a look-alike).
 const SCENARIOS: &[(&str, &str)] = &[
     ("inversion", "lock-order-inversion"),
@@ -604,6 +701,10 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("semaphore_forget_elsewhere_cycle", "lock-order-inversion"),
     ("semaphore_forget_elsewhere_look_alike", "-"),
     ("sync_inversion_between_tasks", "lock-order-inversion"),
+    ("sync_one_task_both_orders", "-"),
+    ("sync_self_in_task", "self-deadlock"),
+    ("owned_confirmed_held", "-"),
+    ("owned_confirmed_inversion", "lock-order-inversion"),
 ];
 
 async fn scenario(name: &str) {
@@ -637,6 +738,10 @@ async fn scenario(name: &str) {
         "semaphore_forget_elsewhere_cycle" => semaphore_forget_elsewhere_cycle().await,
         "semaphore_forget_elsewhere_look_alike" => semaphore_forget_elsewhere_look_alike().await,
         "sync_inversion_between_tasks" => sync_inversion_between_tasks().await,
+        "sync_one_task_both_orders" => sync_one_task_both_orders().await,
+        "sync_self_in_task" => sync_self_in_task().await,
+        "owned_confirmed_held" => owned_confirmed_held().await,
+        "owned_confirmed_inversion" => owned_confirmed_inversion().await,
         other => panic!("no scenario {other}"),
     }
 }
@@ -709,9 +814,10 @@ fn every_async_scenario_reports_the_same_findings_offline() {
                     return;
                 };
                 let fl = if multi { "multi" } else { "current" };
-                let trace = dir.join(format!("{name}-{fl}-{mode}.json"));
+                let run = format!("{name}-{fl}-{mode}");
+                let trace = dir.join(format!("{run}.{}", oer::trace_ext(&run)));
                 let stderr = run_child(name, multi, mode, &trace);
-                let what = format!("{name} ({fl}, LOCKCHECK={mode})");
+                let what = format!("{name} ({fl}, LOCKCHECK={mode}, {})", trace.display());
                 if !trace.exists() {
                     failures
                         .lock()
@@ -741,6 +847,9 @@ fn every_async_scenario_reports_the_same_findings_offline() {
                     }
                     if runtime.iter().any(|f| !offline.contains(f)) {
                         bad.push("missed offline");
+                    }
+                    if offline.iter().any(|f| !runtime.contains(f)) {
+                        bad.push("reported offline only");
                     }
                 }
                 if !bad.is_empty() {

@@ -74,7 +74,8 @@ impl Outcome {
 fn run(exe: &Path, args: &[&str], mode: &str, tag: &str, backtraces: bool) -> Outcome {
     let dir = std::env::temp_dir().join(format!("lockcheck-oer-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let trace = dir.join(format!("{tag}-{mode}.json"));
+    let name = format!("{tag}-{mode}");
+    let trace = dir.join(format!("{name}.{}", oer::trace_ext(&name)));
     let mut cmd = Command::new(exe);
     cmd.args(args);
     // (Generous: the report's own flush, resolving backtraces, can take seconds on a busy
@@ -94,7 +95,10 @@ fn run(exe: &Path, args: &[&str], mode: &str, tag: &str, backtraces: bool) -> Ou
     let (offline, report) = offline_findings(&trace, &[]);
     let runtime_raw = runtime_findings(&stderr);
     Outcome {
-        what: format!("{tag} under LOCKCHECK={mode}"),
+        what: format!(
+            "{tag} under LOCKCHECK={mode}, recorded to {}",
+            trace.display()
+        ),
         runtime: oer::as_offline(&runtime_raw),
         runtime_raw,
         offline,

@@ -13,6 +13,21 @@ use std::time::{Duration, Instant};
 /// and the class keys of its locks.
 pub type Finding = (String, BTreeSet<String>);
 
+/// The trace format a run records in: JSON Lines or `.lct` (version 3, the recorder's raw blocks),
+/// half of the runs each, chosen by a hash of the run's name, so that every scenario and mode
+/// is covered in one format and the suite as a whole covers both without running twice.
+pub fn trace_ext(name: &str) -> &'static str {
+    // FNV-1a: a fixed hash (std's `DefaultHasher` may change between releases).
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    if h & 1 == 0 {
+        "json"
+    } else {
+        "lct"
+    }
+}
+
 /// Runs `cmd` with the mode `mode`, a trace path and backtraces on or off, its stderr to a file
 /// beside the trace, killed after `limit`; returns its stderr. With `hang_after_report`, a
 /// program still running that long after its first report is killed too: a real deadlock or a

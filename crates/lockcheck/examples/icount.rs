@@ -36,6 +36,9 @@ const SCENARIOS: &[&str] = &[
     "raw_tokio/pair",
     "tokio/pair",
     "tokio_spawned/pair",
+    // Feature `tokio` only: `checked/pair` inside one task of a current-thread runtime, recorded
+    // (to /dev/null): a task's nested sync acquisition, shown in the task's stream once.
+    "checked_recording_in_task/pair",
     "checked/new_edge_bt",
     "checked_nobt/new_edge_bt",
     "checked_nobt/new_class_edge",
@@ -199,6 +202,28 @@ fn main() {
             },
             n,
         ),
+        #[cfg(feature = "tokio")]
+        "checked_recording_in_task/pair" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime");
+            lockcheck::record::start("/dev/null").expect("recording to /dev/null");
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    pair_loop(
+                        || lockcheck::checked::Mutex::new(0u64),
+                        |a, b| {
+                            let _a = a.lock();
+                            *b.lock() += 1;
+                        },
+                        n,
+                    )
+                })
+                .await
+                .expect("the task");
+            });
+            let _ = lockcheck::record::stop();
+        }
         #[cfg(feature = "tokio")]
         s if s.starts_with("raw_tokio/") || s.starts_with("tokio") => tokio_scenario(s, n),
         other => {

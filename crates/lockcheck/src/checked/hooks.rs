@@ -458,12 +458,13 @@ fn lock_recorded(
         if nested && (f & flag::ORDER == 0 || !s.known_dependency(req)) {
             return None;
         }
-        // Async locks the running task holds: the full path checks them; so it does a task's
-        // nested acquisition (see `in_task_or_may_hold_async`).
+        // Async locks the running task holds: the full path checks them, and shows a task's
+        // acquisition under them in its stream; so it does a task's nested acquisition (see
+        // `in_task_or_may_hold_async`).
         #[cfg(feature = "tokio")]
         let task = crate::tokio::track::current_tag();
         #[cfg(feature = "tokio")]
-        if (nested || f & flag::ORDER != 0) && crate::tokio::track::may_hold_async()
+        if (nested || task != 0 || f & flag::ORDER != 0) && crate::tokio::track::may_hold_async()
             || nested && task != 0
         {
             return None;
@@ -620,6 +621,8 @@ fn lock_slow(
     lock_for: impl Fn(Duration) -> bool,
     f: u8,
 ) -> Result<(), Verdict> {
+    // How the thread's stream shows the acquisition (a task's nested one: `try`, see below).
+    let mut rec_how = How::Blocking;
     // One thread-local access: checks, the fast try, the push.
     let step = STATE.try_with(|s| {
         if s.busy.get() {
@@ -637,6 +640,22 @@ fn lock_slow(
                 return Step::Raise(v);
             }
         }
+        // In a task, a nested acquisition is the task's dependency, not the thread's: the
+        // task's stream shows it (before any check), and the thread's shows the acquisition as
+        // a `try` (held, no dependency of the thread's) with no request.
+        #[cfg(feature = "tokio")]
+        let in_task_nested = f & flag::RECORD != 0 && {
+            let task = crate::tokio::track::current_tag();
+            if task != 0 {
+                crate::tokio::track::rec_sync_in_task(s, task, ids, kind, mode, site, capacity);
+            }
+            task != 0 && s.holds_any()
+        };
+        #[cfg(not(feature = "tokio"))]
+        let in_task_nested = false;
+        if in_task_nested {
+            rec_how = How::Try;
+        }
         // Async locks the running task holds (one thread-local read when it holds none); a
         // verdict is raised by the entry point, at the user's line, before the lock is taken.
         #[cfg(feature = "tokio")]
@@ -650,7 +669,7 @@ fn lock_slow(
         if f & (flag::CHECK | flag::RECORD) != 0 && s.holds_any() {
             // Recorded before the checks: a report that stops the thread must leave its deciding
             // acquisition in the trace.
-            if f & flag::RECORD != 0 {
+            if f & flag::RECORD != 0 && !in_task_nested {
                 recorder::on_request(ids, kind, mode, site, capacity, 1);
             }
             if f & flag::CHECK != 0 {
@@ -672,7 +691,7 @@ fn lock_slow(
     match step {
         Ok(Step::Done(ids)) => {
             if f & flag::SLOW != 0 {
-                after_acquire(ids, mode, How::Blocking, site, 0, f);
+                after_acquire(ids, mode, rec_how, site, 0, f);
             }
         }
         Ok(Step::Block(ids)) => {
@@ -681,7 +700,7 @@ fn lock_slow(
             let wait_ns = start.elapsed().as_nanos() as u64;
             let _ = STATE.try_with(|s| push(s, ids, mode, site, f));
             if f & flag::SLOW != 0 {
-                after_acquire(ids, mode, How::Blocking, site, wait_ns, f);
+                after_acquire(ids, mode, rec_how, site, wait_ns, f);
             }
         }
         Ok(Step::Raise(v)) => return Err(v),
@@ -1188,7 +1207,6 @@ fn check_graph(
         task => {
             held.retain(|h| h.task == task);
             clock = lockcheck_core::deps::VectorClock::new();
-            crate::tokio::track::rec_task_dependency(task, &held, ids, mode, site);
             task
         }
     };

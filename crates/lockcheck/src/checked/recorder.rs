@@ -2403,6 +2403,13 @@ fn push_task(holder: u64, rec: Rec, last: bool) {
     }
 }
 
+/// The recording's generation (a new one at each start and stop): what a task's stream was
+/// shown once per recording is shown again in the next (`tokio::track::rec_sync_in_task`).
+#[cfg(feature = "tokio")]
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
 /// An acquisition by an async task (its own stream).
 #[cfg(feature = "tokio")]
 pub(crate) fn on_task_acquire(

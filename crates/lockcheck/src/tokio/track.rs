@@ -1302,9 +1302,14 @@ fn confirm_owned(holder: u64, owned: &Entry, p: Pending) {
 }
 
 /// The trace of a confirmed owned guard (dropped by the holder that had it all along): it shows
-/// the guard held again (a `try` acquisition, no dependency of its own) and, under it, a request
-/// of each lock the holder took meanwhile, so that the analyzer makes the dependencies the runtime
-/// just added (with the locks held at the drop rather than at each acquisition).
+/// the guard held again (a `try` acquisition, no dependency of its own) and, under it, each lock
+/// the holder took meanwhile as a blocking `acquire` and its `release`, under the other locks it
+/// held then (`try` acquisitions): the dependencies the runtime just added, with their held sets.
+/// What the holder's stream shows held now (locks it took since, still held) is released before
+/// them and taken again (`try`) after: a lock still held would make a restated acquisition of it
+/// a self-deadlock offline, and one taken after a dependency's lock a dependency that never was.
+/// No `request`: the acquisitions were made (and granted) before; a request would be judged
+/// again for permits and self-deadlock as if it waited now.
 fn rec_confirmed(holder: u64, e: &mut Entry, p: &Pending) {
     if flags() & flag::RECORD == 0 || p.deps.is_empty() {
         return;
@@ -1325,12 +1330,52 @@ fn rec_confirmed(holder: u64, e: &mut Entry, p: &Pending) {
         );
         e.in_trace = true;
     }
+    let shown: Vec<Entry> = with_shard(holder, |s| {
+        s.by_holder
+            .get(&holder)
+            .map(|l| l.iter().filter(|x| x.in_trace).copied().collect())
+            .unwrap_or_default()
+    });
+    let entry_ids = |x: &Entry| Ids {
+        inst: x.inst,
+        class: x.class,
+    };
+    for x in shown.iter().rev() {
+        rec_rel(holder, entry_ids(x), 0, events_of(x.kind, x.permits), false);
+    }
+    let held_ids = |h: &Held| Ids {
+        inst: h.inst,
+        class: h.class,
+    };
     for d in &p.deps {
         let dep = Ids {
             inst: d.inst,
             class: d.class,
         };
-        recorder::on_task_request(holder, dep, LockKind::Mutex, d.mode, d.site, 0, 1);
+        let held: Vec<&Held> = d
+            .held
+            .iter()
+            .filter(|h| h.inst != d.inst && h.inst != e.inst)
+            .collect();
+        for h in &held {
+            rec_acq(holder, held_ids(h), h.mode, How::Try, h.site, 0, 1);
+        }
+        rec_acq(holder, dep, d.mode, How::Blocking, d.site, 0, 1);
+        rec_rel(holder, dep, 0, 1, false);
+        for h in held.iter().rev() {
+            rec_rel(holder, held_ids(h), 0, 1, false);
+        }
+    }
+    for x in &shown {
+        rec_acq(
+            holder,
+            entry_ids(x),
+            x.mode,
+            How::Try,
+            x.site,
+            0,
+            events_of(x.kind, x.permits),
+        );
     }
 }
 
@@ -2570,36 +2615,104 @@ pub(crate) fn cache_key_of_task(key: &mut crate::checked::state::CacheKey) {
     }
 }
 
-/// A task's nested sync acquisition checked against the graph as the task's dependency
-/// (`hooks::check_graph`): the sync events are in the stream of the thread that runs the task,
-/// so the task's stream shows the dependency, its sync locks `held` as `try` acquisitions (no
-/// dependency of their own) around the `request`, for the analyzer to find what the runtime
-/// checks, by task. Written once per dependency the task checks, as `sync_after_async` does.
-pub(crate) fn rec_task_dependency(
+/// The trace of a blocking sync acquisition made by `task` (`hooks::lock_slow`, recording): the
+/// sync events are in the stream of the thread that runs the task, where a nested one is a
+/// `try` (see `lock_slow`): the dependency is the task's, whatever thread runs it, so the
+/// task's stream shows it. When the task holds sync locks on this thread, or async locks, its
+/// stream gets its sync locks as `try` acquisitions (no dependency of their own) around a
+/// `request` and a blocking `acquire` of `ids` (its async holds are in that stream already):
+/// the dependency the runtime checks (`hooks::check_graph`, [`sync_after_async`]), also a
+/// self-deadlock on a lock the task holds. Written before the checks, so that an acquisition the
+/// runtime stops is in the trace; once per recording for each (task, held sets, lock, mode),
+/// whether or not checking is on and whatever the runtime remembered from before the recording
+/// started.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rec_sync_in_task(
+    s: &crate::checked::state::ThreadState,
     task: u64,
-    held: &[Held],
     ids: Ids,
+    kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
+    capacity: usize,
 ) {
-    if flags() & flag::RECORD == 0 {
+    // The task's sync holds hashed in place: the held set is copied out only when shown.
+    let (set, holds_sync) = (Cell::new(0u64), Cell::new(false));
+    if s.holds_any() {
+        s.find_held(|h| {
+            if h.task == task {
+                set.set(set.get().wrapping_add(held_hash(h.inst, h.mode)));
+                holds_sync.set(true);
+            }
+            false
+        });
+    }
+    let (holds_async, async_set) = if may_hold_async() {
+        with_shard(task, |sh| match sh.by_holder.get(&task) {
+            Some(l) if !l.is_empty() => (
+                true,
+                l.iter()
+                    .filter(|e| e.certain())
+                    .fold(0u64, |acc, e| acc.wrapping_add(held_hash(e.inst, e.mode))),
+            ),
+            _ => (false, 0),
+        })
+    } else {
+        (false, 0)
+    };
+    if !holds_sync.get() && !holds_async {
         return;
     }
-    let held: Vec<&Held> = held.iter().filter(|h| h.inst != ids.inst).collect();
-    if held.is_empty() {
+    let key = mix(recorder::generation().rotate_left(7)
+        ^ task.rotate_left(23)
+        ^ set.get()
+        ^ mix(async_set ^ 0x5bd1_e995)
+        ^ ids.inst.rotate_left(41)
+        ^ ((mode as u64) << 56));
+    if !TASK_DEPS_SHOWN.with(|m| m.first(key)) {
         return;
     }
+    let mut sync = s.held_snapshot();
+    sync.retain(|h| h.task == task);
     let ids_of = |h: &Held| Ids {
         inst: h.inst,
         class: h.class,
     };
-    for h in &held {
+    for h in &sync {
         rec_acq(task, ids_of(h), h.mode, How::Try, h.site, 0, 1);
     }
-    recorder::on_task_request(task, ids, LockKind::Mutex, mode, site, 0, 1);
-    for h in held.iter().rev() {
-        rec_rel(task, ids_of(h), 0, 1, false);
+    recorder::on_task_request(task, ids, kind, mode, site, capacity, 1);
+    rec_acq(task, ids, mode, How::Blocking, site, 0, 1);
+    rec_rel(task, ids, 0, 1, false);
+    // The last release of a task that holds nothing else lets its stream go (see
+    // `recorder::push_task`).
+    for (i, h) in sync.iter().enumerate().rev() {
+        rec_rel(task, ids_of(h), 0, 1, i == 0 && !holds_async);
     }
+}
+
+/// The task dependencies a thread showed in tasks' streams ([`rec_sync_in_task`]), by hashed
+/// key (recording generation, task, held sets, lock, mode): a direct-mapped memo, so that a
+/// task taking the same locks in a loop writes them once. A key pushed out is written again
+/// (the analyzer counts it twice: the same dependency); a 64-bit hash collision, which would
+/// skip one, is as unlikely as in the runtime's own hashed keys (`sync_after_async`).
+struct ShownDeps {
+    slots: [Cell<u64>; 256],
+}
+
+impl ShownDeps {
+    /// Whether `key` was not in the memo (it is now).
+    fn first(&self, key: u64) -> bool {
+        let key = key | 1;
+        let slot = &self.slots[(key >> 3) as usize & 255];
+        slot.replace(key) != key
+    }
+}
+
+thread_local! {
+    static TASK_DEPS_SHOWN: ShownDeps = const {
+        ShownDeps { slots: [const { Cell::new(0) }; 256] }
+    };
 }
 
 /// Hook of the sync acquisition path (`hooks::lock_slow`): the running task holds async locks,
@@ -2666,12 +2779,8 @@ fn sync_after_async(
         let _ = ASYNC_HOLDER.try_with(|c| c.set(0));
         return None;
     }
+    // Recorded (the task's stream shows the dependency) by `rec_sync_in_task`, before this.
     let key = key?;
-    if flags() & flag::RECORD != 0 && is_task(holder) {
-        // The sync acquisition is in the thread's stream; the task's stream shows it requested
-        // under the task's async holds, for the analyzer's dependency.
-        recorder::on_task_request(holder, ids, LockKind::Mutex, mode, site, 0, 1);
-    }
     let _ = STATE.try_with(|s| {
         held.extend(
             s.held_snapshot()
