@@ -2126,6 +2126,16 @@ impl EdgeSearch<'_, '_> {
     }
 }
 
+/// What the exploration of one dependency found ([`EdgeSearch::closers_of`]).
+enum Closers {
+    /// Not explored yet.
+    Unknown,
+    /// The exploration stopped at its budget: every edge's search keeps the dependency.
+    Stopped,
+    /// The nodes where a valid cycle through it could close, sorted.
+    Nodes(Box<[u32]>),
+}
+
 /// Finds the root causes of one level: the smallest weighted change set of its lock graph
 /// ([`change_set`]), then for each changed edge the shortest valid cycle through it (every
 /// cycle of the graph crosses a changed edge, so this decides whether any valid cycle exists).
@@ -2190,12 +2200,30 @@ pub fn find_root_causes_on(
         .iter()
         .map(|r| model.clocks[r.clock as usize].get(r.thread as u64))
         .collect();
-    let mut closers: FastMap<u32, Option<Vec<u32>>> = FastMap::default();
-    // How many changed edges each dependency lies on (one per lock it held, at most).
-    let mut shared: Vec<u32> = vec![0; model.deps.len()];
+    // The closers of each dependency explored ([`EdgeSearch::closers_of`]), by dependency
+    // index: read once per changed edge it lies on (millions of reads on the hostile random
+    // trace, where a hash map's probes were a tenth of the phase).
+    let mut closers: Vec<Closers> = Vec::new();
+    closers.resize_with(model.deps.len(), || Closers::Unknown);
+    let (mut explored, mut explore_stopped) = (0usize, 0usize);
+    // How many changed edges each blocking dependency lies on (one per lock it held, at most);
+    // `u32::MAX` for the others, which no search starts from (one load per dependency of a
+    // changed edge instead of two: the dependency's record is far bigger).
+    let mut shared: Vec<u32> = model
+        .deps
+        .iter()
+        .map(|r| {
+            if r.how == lockcheck_core::trace::How::Blocking {
+                0
+            } else {
+                u32::MAX
+            }
+        })
+        .collect();
     for e in change.ids() {
         for &d in graph.deps(e) {
-            shared[d as usize] += 1;
+            let c = &mut shared[d as usize];
+            *c = c.saturating_add(u32::from(*c != u32::MAX));
         }
     }
     let mut explore_steps = 0u64;
@@ -2249,22 +2277,32 @@ pub fn find_root_causes_on(
         // Only the dependencies that can close a valid cycle through u (explored once each).
         let mut d0s: Vec<u32> = Vec::new();
         for &d0 in graph.deps(e) {
-            if check_blocking(&s.dep(d0)).is_err() {
+            let on = shared[d0 as usize];
+            if on == u32::MAX {
+                // Not blocking.
                 continue;
             }
-            if shared[d0 as usize] < 2 {
+            if on < 2 {
                 // On one changed edge only: nothing to share, its own search decides.
                 d0s.push(d0);
                 continue;
             }
-            let c = match closers.get(&d0) {
-                Some(c) => c,
-                None => {
-                    let c = s.closers_of(d0, MAX_EXPLORE_STEPS);
-                    closers.entry(d0).or_insert(c)
-                }
+            let c = &mut closers[d0 as usize];
+            if let Closers::Unknown = c {
+                explored += 1;
+                *c = match s.closers_of(d0, MAX_EXPLORE_STEPS) {
+                    Some(nodes) => Closers::Nodes(nodes.into_boxed_slice()),
+                    None => {
+                        explore_stopped += 1;
+                        Closers::Stopped
+                    }
+                };
+            }
+            let keep = match c {
+                Closers::Nodes(nodes) => nodes.binary_search(&u).is_ok(),
+                _ => true,
             };
-            if c.as_ref().is_none_or(|c| c.binary_search(&u).is_ok()) {
+            if keep {
                 d0s.push(d0);
             }
         }
@@ -2415,9 +2453,9 @@ pub fn find_root_causes_on(
             succ.memo.len(),
             succ.memo_entries,
             succ.holders.len(),
-            closers.len(),
+            explored,
             explore_steps,
-            closers.values().filter(|c| c.is_none()).count(),
+            explore_stopped,
             merged.len(),
             result.steps
         );
