@@ -2548,8 +2548,16 @@ pub fn find_root_causes_on(
     });
     if std::env::var_os("LOCKCHECK_PHASES").is_some() {
         eprintln!(
-            "lockcheck: {} root causes: successor lists of {} dependencies ({} entries), holders of {} nodes, {} explored ({} steps, {} stopped), {} root causes, {} steps",
+            "lockcheck: {} root causes: flat held sets {}, successor lists of {} dependencies ({} entries), holders of {} nodes, {} explored ({} steps, {} stopped), {} root causes, {} steps",
             level.name(),
+            match &succ.flat {
+                Some(f) => format!(
+                    "{} ({} entries)",
+                    f.starts.len() - 1,
+                    f.starts.last().copied().unwrap_or(0)
+                ),
+                None => "none (beyond MAX_FLAT_ENTRIES)".to_string(),
+            },
             succ.memo.len(),
             succ.memo_entries,
             succ.holders.len(),
