@@ -1,15 +1,21 @@
 //! Recording in lockcheck's binary `.lct` format: the same program recorded as JSON Lines and as
 //! `.lct` (by the extension, or `LOCKCHECK_TRACE_FORMAT=lct`) gives the same analysis, and a
-//! crashed process leaves an `.lct` trace readable up to its last complete record.
+//! crashed process leaves an `.lct` trace readable up to its last complete record. The recorder
+//! writes version 3 (raw record blocks, `lockcheck_core::lct::raw`), version 2 when
+//! `LOCKCHECK_TRACE_FORMAT=lct2`.
 
 mod support;
 #[path = "support/trace_file.rs"]
 mod trace_file;
 
 use lockcheck::Mutex;
+use lockcheck_analyze::read::TraceReader;
+use lockcheck_core::lct::{self, raw};
+use lockcheck_core::trace::Event;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use trace_file::tmp;
+use trace_file::{events, tmp};
 
 /// An AB-BA inversion between two threads (reported) and two locks always taken in one order by
 /// two threads (silent).
@@ -68,9 +74,61 @@ fn essence(r: &lockcheck_analyze::report::Report) -> (Vec<(String, Vec<String>)>
 }
 
 fn is_lct(path: &Path) -> bool {
-    std::fs::read(path)
+    std::fs::read(path).unwrap().starts_with(&raw::MAGIC_V3)
+}
+
+/// Acquisitions per class in the trace's `stats` events (in version 3 summed up by the reader).
+fn acquisitions(ev: &[Event]) -> BTreeMap<u32, u64> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::Stats { c, stats } => Some((*c, stats.acquisitions)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The events of `path` cut after `k` bytes, read with truncation allowed.
+fn events_cut(path: &Path, bytes: &[u8], k: usize) -> Vec<Event> {
+    std::fs::write(path, &bytes[..k]).unwrap();
+    TraceReader::open(path, None)
         .unwrap()
-        .starts_with(&lockcheck_core::lct::MAGIC)
+        .allow_truncated(true)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| panic!("cut at {k}: {e}"))
+}
+
+/// A version-3 trace cut anywhere reads as a prefix of its events, and a cut inside a `block`
+/// keeps the block's complete raw records.
+fn cut_anywhere(whole_path: &Path) {
+    let bytes = std::fs::read(whole_path).unwrap();
+    let whole = events(whole_path);
+    let cut = tmp("cut-v3.lct");
+    for k in 4..bytes.len() {
+        let got = events_cut(&cut, &bytes, k);
+        assert_eq!(&whole[..got.len()], &got[..], "cut at {k}");
+    }
+    // The first block of at least two raw records, cut inside its second record.
+    let mut pos = 4;
+    let block = loop {
+        let (len, n) = lct::read_varint(&bytes[pos..]).unwrap();
+        let (len, body) = (len as usize, pos + n);
+        if bytes[body] == raw::TAG_BLOCK {
+            let (_, tn) = lct::read_varint(&bytes[body + 1..]).unwrap();
+            let recs = body + 1 + tn;
+            if body + len - recs >= 2 * raw::RECORD_BYTES {
+                break (pos, recs);
+            }
+        }
+        pos = body + len;
+        assert!(pos < bytes.len(), "a block of two records");
+    };
+    let before = events_cut(&cut, &bytes, block.0).len();
+    let inside = events_cut(&cut, &bytes, block.1 + raw::RECORD_BYTES + 20).len();
+    assert_eq!(
+        inside,
+        before + 1,
+        "the block's first record, not its cut second"
+    );
 }
 
 /// One recording at a time in this process: the steps run in sequence inside one test.
@@ -100,6 +158,39 @@ fn lct_recording_end_to_end() {
     let (rj, rl) = (report(&json, false), report(&lct, false));
     assert_eq!(rj.violations.len(), 1, "{rj:#?}");
     assert_eq!(essence(&rj), essence(&rl));
+    let stats = acquisitions(&events(&json));
+    assert!(!stats.is_empty());
+    assert_eq!(
+        stats,
+        acquisitions(&events(&lct)),
+        "the reader's statistics"
+    );
+    cut_anywhere(&lct);
+    // `lockcheck convert` reads version 3: to JSON Lines and to version 2, the same events.
+    let whole = events(&lct);
+    for out in [tmp("converted.json"), tmp("converted.lct")] {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_lockcheck"))
+            .arg("convert")
+            .args([&lct, &out])
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{run:?}");
+        assert_eq!(events(&out), whole, "{}", out.display());
+    }
+    assert!(std::fs::read(tmp("converted.lct"))
+        .unwrap()
+        .starts_with(&lct::MAGIC));
+
+    // Version 2 on request, with the same analysis.
+    let v2 = tmp("same.v2.lct");
+    std::env::set_var("LOCKCHECK_TRACE_FORMAT", "lct2");
+    lockcheck::record::start(&v2).unwrap();
+    std::env::remove_var("LOCKCHECK_TRACE_FORMAT");
+    program("same");
+    lockcheck::record::stop().unwrap().expect("was recording");
+    assert!(std::fs::read(&v2).unwrap().starts_with(&lct::MAGIC));
+    assert_eq!(essence(&rj), essence(&report(&v2, false)));
+    assert_eq!(stats, acquisitions(&events(&v2)));
 
     // The switch, whatever the extension, in a process recording from the environment.
     let switched = tmp("switched.trace");

@@ -129,3 +129,65 @@ fn an_ended_thread_leaves_the_registry() {
     assert!(lockcheck::__private::flags_match_switches());
     assert_eq!(*m.lock(), 17);
 }
+
+/// A checked mutex used only while checking was off has no identity yet, and its raw lock's
+/// one-shot try keeps failing (`byte_mutex::FRESH`) until the full path gave it one: once
+/// checking is switched on, its first acquisition goes the full way, later ones the fast way,
+/// and an inversion on it is found (a fast path that took it without its identity would push
+/// an unnamed hold and miss it).
+#[test]
+fn locks_used_only_while_off_are_checked_once_it_is_switched_on() {
+    let _serial = serial();
+    let inversions = || {
+        lockcheck::violations()
+            .into_iter()
+            .filter(|v| v.kind == ViolationKind::LockOrderInversion)
+            .filter(|v| v.classes().contains(&"switch_copies.fresh.a"))
+            .count()
+    };
+    lockcheck::set_action(Action::Off);
+    let a = Arc::new(Mutex::named("switch_copies.fresh.a", 0));
+    let b = Arc::new(Mutex::named("switch_copies.fresh.b", 0));
+    for _ in 0..3 {
+        *a.lock() += 1;
+        *b.lock() += 1;
+        {
+            let _a = a.lock();
+            *b.lock() += 1;
+        }
+        let _b = b.lock();
+        *a.lock() += 1;
+    }
+    lockcheck::set_action(Action::Warn);
+    assert_eq!(inversions(), 0, "nothing checked while off");
+    for _ in 0..3 {
+        *a.lock() += 1;
+        *b.lock() += 1;
+    }
+    // Both orders on two threads alive together (their own lines: a report is made once per
+    // pair of sites, and `worker`'s are the other tests').
+    let (tx, rx) = channel::<()>();
+    let (a1, b1) = (a.clone(), b.clone());
+    let h = std::thread::spawn(move || {
+        {
+            let _a = a1.lock();
+            *b1.lock() += 1;
+        }
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(WAIT).expect("must not hang");
+    assert_eq!(inversions(), 0, "one order only");
+    {
+        let _b = b.lock();
+        *a.lock() += 1;
+    }
+    h.join().unwrap();
+    let n = *a.lock();
+    assert_eq!(n + *b.lock(), 20);
+    assert_eq!(
+        inversions(),
+        1,
+        "the inversion taken after checking was switched on"
+    );
+    assert!(lockcheck::__private::flags_match_switches());
+}

@@ -70,16 +70,26 @@ fn search_budget_is_reported_as_incomplete() {
     assert_eq!(v[0].kind.name(), "incomplete");
 }
 
-/// One class edge made 4100 ways by one thread, each time from another live lock: each is a
-/// distinct dependency (no held set is a subset of another, and the locks live on, so no marker
-/// merges them) and the 4097th is past the bound: dropped, and reported. (Threads that repeat an
-/// edge and end are merged instead: `tests/ended_threads.rs`.)
+/// One class edge made 4100 ways by one thread, each time under a lock of another class: each is
+/// a distinct shape of the class edge (its held classes differ), and distinct dependencies (no
+/// held set is a subset of another, the locks live on): the 4097th shape is past the bound:
+/// dropped, and reported. (Live instance pairs of one shape, however many, make one group:
+/// `tests/many_pairs_of_one_class_edge.rs`; threads that repeat an edge and end are merged:
+/// `tests/ended_threads.rs`.)
 #[test]
 fn variant_bound_is_reported_as_incomplete() {
-    let b = Mutex::named("vb.b", ());
-    let holds: Vec<Mutex<()>> = (0..4100).map(|_| Mutex::named("vb.x", ())).collect();
-    for (i, x) in holds.iter().enumerate() {
+    let held: Vec<[Mutex<()>; 3]> = (0..4100)
+        .map(|i| {
+            [
+                named("vb.x", i, 0),
+                Mutex::named("vb.a", ()),
+                Mutex::named("vb.b", ()),
+            ]
+        })
+        .collect();
+    for (i, [x, a, b]) in held.iter().enumerate() {
         let _x = x.lock();
+        let _a = a.lock();
         let _b = b.lock();
         if i == 4000 {
             assert!(incomplete("edge-variants").is_empty());
@@ -88,4 +98,5 @@ fn variant_bound_is_reported_as_incomplete() {
     let v = incomplete("edge-variants");
     assert_eq!(v.len(), 1, "{v:#?}");
     assert!(v[0].involves("vb.b"));
+    assert_eq!(lockcheck::__private::most_class_edge_groups(), 4096);
 }

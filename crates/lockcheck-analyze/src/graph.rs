@@ -274,6 +274,11 @@ impl LockGraph {
         let mut count = vec![0u32; nodes + 1];
         let mut froms: Vec<u32> = Vec::new();
         let mut seen = NodeStamps::new(nodes);
+        // The acquired node of every dependency, read in one sequential pass: the passes
+        // below look it up in dependency order within each held node's bucket, which is
+        // random order, and a 4-byte entry per dependency stays in cache where the
+        // dependency's record (48 bytes, the largest table of the model) does not.
+        let mut dep_to: Vec<u32> = Vec::with_capacity(model.deps.len());
         let mut distinct_froms = |i: u32, froms: &mut Vec<u32>| -> u32 {
             let to = node(dep_lock(model, i));
             froms.clear();
@@ -290,7 +295,7 @@ impl LockGraph {
         // once: walking the held sets again to place the entries cost as much as this pass.
         let mut flat: Vec<u32> = Vec::new();
         for i in 0..model.deps.len() as u32 {
-            distinct_froms(i, &mut froms);
+            dep_to.push(distinct_froms(i, &mut froms));
             for &f in &froms {
                 count[f as usize] += 1;
             }
@@ -328,7 +333,7 @@ impl LockGraph {
             keyed.clear();
             keyed.extend(
                 b.iter()
-                    .map(|&d| (u64::from(node(dep_lock(model, d))) << 32) | u64::from(d)),
+                    .map(|&d| (u64::from(dep_to[d as usize]) << 32) | u64::from(d)),
             );
             keyed.sort_unstable();
             let mut last = u32::MAX;
@@ -353,7 +358,7 @@ impl LockGraph {
             let mut last = u32::MAX;
             let r = start[n]..start[n + 1];
             for (k, &d) in r.clone().zip(&bucket[r]) {
-                let to = node(dep_lock(model, d));
+                let to = dep_to[d as usize];
                 if to != last {
                     g.to.push(to);
                     g.dep_start.push(k as u32);
@@ -362,6 +367,7 @@ impl LockGraph {
             }
             g.out_start.push(g.to.len() as u32);
         }
+        drop(dep_to);
         g.dep_list = bucket;
         g.dep_start.push(g.dep_list.len() as u32);
         // Reverse adjacency: edge ids by target (then source, as edge ids are by source).
@@ -516,11 +522,27 @@ impl LockGraph {
     /// The weight of each edge (by edge id): how many blocking or timed acquisitions made it
     /// (`try_*` acquisitions cannot wait, so they need no order); 0 for an edge of `try_*` only.
     pub fn weights(&self, model: &Model) -> EdgeWeights {
+        // Each dependency's weight in one sequential pass over the records: an edge's
+        // dependencies are scattered over the model, and a 4-byte entry per dependency stays
+        // in cache where its 48-byte record does not. A count beyond `u32::MAX - 1` reads its
+        // record again.
+        const WIDE: u32 = u32::MAX;
+        let dep_w: Vec<u32> = (0..model.deps.len() as u32)
+            .map(|d| {
+                if dep_is_try(model, d) {
+                    0
+                } else {
+                    u32::try_from(dep_count(model, d)).unwrap_or(WIDE)
+                }
+            })
+            .collect();
         let weight = |e: u32| -> u64 {
             self.deps(e)
                 .iter()
-                .filter(|&&d| !dep_is_try(model, d))
-                .map(|&d| dep_count(model, d))
+                .map(|&d| match dep_w[d as usize] {
+                    WIDE => dep_count(model, d),
+                    w => u64::from(w),
+                })
                 .sum()
         };
         let mut narrow: Vec<u32> = Vec::with_capacity(self.edge_count());
@@ -1153,6 +1175,67 @@ mod tests {
         assert!(matches!(wide, EdgeWeights::Wide(_)));
         assert_eq!(wide.iter().collect::<Vec<_>>(), vec![0, 1 << 40, 7]);
         assert_eq!((wide.len(), wide.get(1)), (3, 1 << 40));
+    }
+
+    /// An edge weighs the acquisitions of its blocking dependencies (`try_*` ones weigh
+    /// nothing), read from a per-dependency table, and a count beyond 32 bits, which that
+    /// table does not hold, is read from the record and summed exactly.
+    #[test]
+    fn edge_weights_count_blocking_acquisitions_even_beyond_32_bits() {
+        use lockcheck_core::trace::Event;
+        let acq = |t: u64, l: u64, how: How| Event::Acquire {
+            t,
+            l,
+            m: Mode::Exclusive,
+            how,
+            s: None,
+            wait_ns: 0,
+        };
+        let rel = |t: u64, l: u64| Event::Release { t, l, hold_ns: 0 };
+        let mut b = crate::model::ModelBuilder::new();
+        b.begin_trace("t");
+        // Locks 1 -> 2 twice by thread 1, by `try_lock` once by thread 2; 1 -> 3 once.
+        for (t, second, how) in [
+            (1, 2, How::Blocking),
+            (1, 2, How::Blocking),
+            (2, 2, How::Try),
+            (3, 3, How::Blocking),
+        ] {
+            for e in [acq(t, 1, How::Blocking), acq(t, second, how)] {
+                b.event(&e);
+            }
+            for e in [rel(t, second), rel(t, 1)] {
+                b.event(&e);
+            }
+        }
+        let mut model = b.finish();
+        let weights_of = |model: &Model| {
+            let g = LockGraph::build(model, GraphLevel::Instance);
+            let w = g.weights(model);
+            let named = |e: u32| {
+                let (a, b) = g.endpoints(e);
+                (model.locks[a as usize].local, model.locks[b as usize].local)
+            };
+            (0..g.edge_count() as u32)
+                .map(|e| (named(e), w.get(e)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(weights_of(&model), vec![((1, 2), 2), ((1, 3), 1)]);
+        let blocking = model
+            .deps
+            .iter()
+            .position(|d| d.thread == 0 && d.how == How::Blocking)
+            .expect("thread 1's dependency");
+        model.deps[blocking].count = (1 << 40) + 3;
+        assert_eq!(
+            weights_of(&model),
+            vec![((1, 2), (1 << 40) + 3), ((1, 3), 1)]
+        );
+        model.deps[blocking].count = u64::from(u32::MAX);
+        assert_eq!(
+            weights_of(&model),
+            vec![((1, 2), u64::from(u32::MAX)), ((1, 3), 1)]
+        );
     }
 
     /// No recursion per node: a chain of 100,000 locks closed into one cycle, and the same

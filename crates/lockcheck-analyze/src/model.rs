@@ -1537,6 +1537,12 @@ impl ModelBuilder {
         }
     }
 
+    /// Whether thread `t` holds `lock`.
+    #[inline]
+    fn holds(&self, t: ThreadId, lock: LockId) -> bool {
+        self.threads[t as usize].held.iter().any(|h| h.lock == lock)
+    }
+
     /// Whether thread `t`'s request of `lock` in `mode` (of `n` permits, for a semaphore) waits
     /// for its own hold of it; records the finding and returns its index.
     fn self_check(
@@ -1548,10 +1554,12 @@ impl ModelBuilder {
         pending: bool,
         n: u32,
     ) -> Option<u32> {
-        let held = &self.threads[t as usize].held;
-        if held.is_empty() {
+        // Almost every request is of a lock the thread does not hold: decided on its held
+        // stack alone, without reading the lock's class (two loads per acquisition).
+        if !self.holds(t, lock) {
             return None;
         }
+        let held = &self.threads[t as usize].held;
         let info = &self.model.locks[lock as usize];
         let kind = self.model.classes[info.class as usize].kind;
         let mut own = held.iter().filter(|h| h.lock == lock);
@@ -1955,13 +1963,25 @@ impl ModelBuilder {
                     }
                     None => {
                         self.settle(t);
-                        // A trace without requests: the acquisition itself is the request.
-                        if how.blocks() {
+                        // A trace without requests: the acquisition itself is the request
+                        // (only a lock the thread holds can wait for itself: the test is
+                        // made here, where the held stack is at hand, not after a call).
+                        if how.blocks() && self.holds(t, l) {
                             self.self_check(t, l, *m, site, false, 1);
                         }
                     }
                 }
-                let node = self.add_dep(t, l, *m, *how, site, false);
+                // A thread holding nothing makes no dependency: its hold is the child of its
+                // root (what `add_dep` and `push_held` would find, without their calls).
+                let state = &self.threads[t as usize];
+                let node = if !state.held.is_empty() {
+                    self.add_dep(t, l, *m, *how, site, false)
+                } else if self.model.held_sets.len() > MAX_HELD_ENTRIES {
+                    None
+                } else {
+                    let root = state.root;
+                    Some(self.model.held_sets.child(root, (l, *m)))
+                };
                 self.push_held(t, l, *m, site, node);
                 let c = self.model.locks[l as usize].class;
                 self.model.classes[c as usize].wait.record(*wait_ns);

@@ -1,4 +1,5 @@
-//! `.lct`: lockcheck's compact binary trace format (version 2), the binary twin of the JSON Lines
+//! `.lct`: lockcheck's compact binary trace format (version 2, and the recorder's version 3 in
+//! [`raw`]), the binary twin of the JSON Lines
 //! trace ([`crate::trace`]): the same events, field for field, in a fraction of the bytes and
 //! without any parsing of text.
 //!
@@ -24,6 +25,8 @@
 
 use crate::trace::{ClassStats, Event, Frame, How, LockKind, Mode};
 use std::mem::MaybeUninit;
+
+pub mod raw;
 
 /// The first four bytes of a `.lct` file as this crate writes it (version 2).
 pub const MAGIC: [u8; 4] = *b"LCT\x02";
@@ -52,18 +55,18 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Checks the magic at the start of a file: `Ok(())`, or why it is not a `.lct` file of version 1
-/// or 2.
-pub fn check_magic(head: &[u8]) -> Result<(), DecodeError> {
+/// Checks the magic at the start of a file: `Ok(version)`, or why it is not a `.lct` file of
+/// version 1, 2 or 3 ([`raw`]).
+pub fn check_magic(head: &[u8]) -> Result<u8, DecodeError> {
     if head.len() < MAGIC.len() {
         if MAGIC.starts_with(head) {
             return Err(DecodeError::Truncated);
         }
-    } else if head[..4] == MAGIC || head[..4] == MAGIC_V1 {
-        return Ok(());
+    } else if head[..4] == MAGIC || head[..4] == MAGIC_V1 || head[..4] == raw::MAGIC_V3 {
+        return Ok(head[3]);
     } else if head[..3] == MAGIC[..3] {
         return Err(DecodeError::Invalid(format!(
-            "unsupported .lct version {} (this reader knows versions 1 and 2)",
+            "unsupported .lct version {} (this reader knows versions 1 to 3)",
             head[3]
         )));
     }
@@ -1016,7 +1019,7 @@ mod tests {
     #[test]
     fn bad_input_is_invalid_not_a_panic() {
         assert!(matches!(
-            check_magic(b"LCT\x03"),
+            check_magic(b"LCT\x04"),
             Err(DecodeError::Invalid(_))
         ));
         assert!(matches!(

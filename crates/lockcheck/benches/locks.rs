@@ -343,8 +343,9 @@ fn new_edge_bt<M: BenchMutex>(g: &mut Group<'_>) {
 ///
 /// Batches of 64 pairs, as in `new_edge`: with criterion's `SmallInput` a batch is a tenth of a
 /// sample's iterations, and once a nested pair cost under about 1 us that was more than 4,096
-/// pairs alive at once, each its own variant of the class edge `bench.a -> bench.b`: the
-/// reported `edge-variants` bound, not the cost of a drop.
+/// pairs alive at once, each its own variant of the class edge `bench.a -> bench.b`: before
+/// round 9 the reported `edge-variants` bound (now one group of the class edge), and in any case
+/// not the cost of a drop.
 fn drop_nested<M: BenchMutex>(g: &mut Group<'_>) {
     g.bench_function(format!("{}{}", M::NAME, bt_suffix()), |b| {
         b.iter_batched(

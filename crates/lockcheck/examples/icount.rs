@@ -39,6 +39,8 @@ const SCENARIOS: &[&str] = &[
     "checked/new_edge_bt",
     "checked_nobt/new_edge_bt",
     "checked_nobt/new_class_edge",
+    // The same with backtraces on (the default): the class edge is known, so none is captured.
+    "checked/new_class_edge",
 ];
 
 fn lock_loop<M>(new: impl Fn() -> M, lock: impl Fn(&M), iters: u64) {
@@ -156,8 +158,11 @@ fn main() {
             n,
         ),
         "checked/pair" | "checked_recording/pair" | "checked_recording_lct/pair" => {
-            if scenario == "checked_recording_lct/pair" {
-                // The binary format, still to /dev/null (which has no `.lct` extension).
+            if scenario == "checked_recording_lct/pair"
+                && std::env::var_os("LOCKCHECK_TRACE_FORMAT").is_none()
+            {
+                // The binary format, still to /dev/null (which has no `.lct` extension); version 2
+                // with `LOCKCHECK_TRACE_FORMAT=lct2` set.
                 std::env::set_var("LOCKCHECK_TRACE_FORMAT", "lct");
             }
             if scenario.starts_with("checked_recording") {
@@ -171,11 +176,15 @@ fn main() {
                 },
                 n,
             );
+            if std::env::var_os("ICOUNT_THREAD_CPU").is_some() {
+                thread_cpu("acquiring thread");
+            }
             if scenario.starts_with("checked_recording") {
                 let _ = lockcheck::record::stop();
             }
         }
         "checked/new_edge_bt" => new_edge_loop(n),
+        "checked/new_class_edge" => new_class_edge_loop(n),
         "parking_lot/read" => lock_loop(
             || parking_lot::RwLock::new(0u64),
             |m| {
@@ -248,4 +257,23 @@ fn tokio_scenario(scenario: &str, iters: u64) {
             tokio::spawn(body).await.expect("the task");
         }
     });
+}
+
+/// With `ICOUNT_THREAD_CPU` set: the CPU time of the calling thread so far, on stderr (the
+/// rest of `perf stat`'s task-clock is the other threads': the trace writer).
+fn thread_cpu(what: &str) {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `clock_gettime` writes the `timespec` it is given.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+            let ms = ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6;
+            eprintln!("{what}: {ms:.1} ms CPU");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = what;
 }

@@ -136,6 +136,12 @@ pub mod __private {
         crate::checked::graph::most_variants()
     }
 
+    /// The most groups of dependency variants kept on one class edge (what the `edge-variants`
+    /// bound counts there: one per thread, mode, fork/join clock and held class set), for tests.
+    pub fn most_class_edge_groups() -> usize {
+        crate::checked::graph::most_class_groups()
+    }
+
     /// Threads remembered as having taken locks while exiting (in thread-local destructors), and
     /// whether their bound was reached, for tests.
     pub fn late_threads() -> (usize, bool) {

@@ -199,13 +199,21 @@ fn read_seeds(root: &Path, target: &str, max_len: usize) -> Vec<Vec<u8>> {
             let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
             let in_corpus = p.components().any(|c| c.as_os_str() == "corpus");
             if in_corpus || exts.contains(&ext) {
-                if let Ok(mut bytes) = std::fs::read(&p) {
-                    if target == "lct" && !in_corpus {
-                        bytes = lockcheck_fuzz::lct_seed(&bytes);
+                if let Ok(bytes) = std::fs::read(&p) {
+                    // A fixture seeds the `.lct` target in versions 2 and 3.
+                    let seeds = if target == "lct" && !in_corpus {
+                        vec![
+                            lockcheck_fuzz::lct_seed(&bytes),
+                            lockcheck_fuzz::lct_seed_v3(&bytes),
+                        ]
+                    } else {
+                        vec![bytes]
+                    };
+                    for mut bytes in seeds {
+                        // Large fixtures contribute their beginning (a valid header and events).
+                        bytes.truncate(max_len);
+                        out.push(bytes);
                     }
-                    // Large fixtures contribute their beginning (a valid header and events).
-                    bytes.truncate(max_len);
-                    out.push(bytes);
                 }
             }
         }

@@ -20,6 +20,8 @@ use std::io::BufRead;
 pub(super) struct LctDecoder {
     input: Chunks,
     started: bool,
+    /// Version 3 (the recorder's raw records): what its own records need kept between records.
+    raw: Option<lct::raw::RawDecoder>,
 }
 
 impl LctDecoder {
@@ -27,6 +29,7 @@ impl LctDecoder {
         LctDecoder {
             input: Chunks::new(input),
             started: false,
+            raw: None,
         }
     }
 
@@ -51,7 +54,12 @@ impl LctDecoder {
         if !self.started {
             loop {
                 match lct::check_magic(self.input.data()) {
-                    Ok(()) => break,
+                    Ok(version) => {
+                        if version == 3 {
+                            self.raw = Some(lct::raw::RawDecoder::new());
+                        }
+                        break;
+                    }
                     Err(DecodeError::Truncated) if !self.input.eof() => {
                         self.refill(name)?;
                     }
@@ -97,6 +105,19 @@ impl LctDecoder {
                     pos += n;
                     continue;
                 }
+                if let Some(raw) = &mut self.raw {
+                    match raw.decode(rest, out) {
+                        Ok(Some(n)) => {
+                            pos += n;
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            stop = Some(Some(e));
+                            break;
+                        }
+                    }
+                }
                 match lct::decode(rest) {
                     Ok(Some((event, n))) => {
                         out.push(event);
@@ -126,6 +147,18 @@ impl LctDecoder {
                 }
                 Some(None) => return Ok(false),
                 Some(Some(DecodeError::Truncated)) => {
+                    // A block cut by a crash: its complete raw records are events.
+                    if let Some(raw) = &mut self.raw {
+                        let data = self.input.data();
+                        match raw.salvage(data, out) {
+                            Ok(n) => self.input.consume(n),
+                            Err(DecodeError::Invalid(m)) => {
+                                return Err(Fault::Error(ReadError::new(name, Some(at), m)))
+                            }
+                            Err(DecodeError::Truncated) => {}
+                        }
+                    }
+                    let at = Position::Byte(self.input.offset());
                     return Err(Fault::Truncated {
                         pos: at,
                         error: ReadError::new(
@@ -133,7 +166,7 @@ impl LctDecoder {
                             Some(at),
                             format!("the last record is incomplete: {TRUNCATED_HINT}"),
                         ),
-                    })
+                    });
                 }
                 Some(Some(DecodeError::Invalid(m))) => {
                     return Err(Fault::Error(ReadError::new(name, Some(at), m)))

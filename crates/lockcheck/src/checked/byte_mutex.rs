@@ -1,4 +1,4 @@
-//! The raw lock under [`super::RawMutex`]: one byte, parking_lot's protocol, with an uncontended
+//! The raw lock under [`super::RawMutex`]: one word, parking_lot's protocol, with an uncontended
 //! try that is one `compare_exchange` ([`ByteMutex::try_lock_once`]).
 //!
 //! Why not parking_lot's `RawMutex`: its `try_lock` is a loop (load, test, weak exchange, again
@@ -11,8 +11,8 @@
 //! `parking_lot_core` (which every user already builds through parking_lot), with parking_lot's
 //! semantics, learned from its `raw_mutex.rs` and written anew:
 //!
-//! - the state byte holds `LOCKED` and `PARKED` (some thread sleeps, or is about to, on the
-//!   lock's address in `parking_lot_core`'s table);
+//! - the state word holds `LOCKED` and `PARKED` (some thread sleeps, or is about to, on the
+//!   lock's address in `parking_lot_core`'s table), and `FRESH` (see below);
 //! - `lock` spins a little while nobody is parked, then parks; `unlock` is one exchange when
 //!   nobody is parked, else it wakes one thread;
 //! - eventual fairness: when `parking_lot_core` says so (about every 0.5 ms per lock), and always
@@ -20,40 +20,72 @@
 //!   thread that re-locks in a loop cannot starve a sleeper;
 //! - timed locks give up at their deadline, clearing `PARKED` when they were the last sleeper.
 //!
+//! `FRESH` is lockcheck's: set by [`ByteMutex::fresh`] (the checked mutex's `const fn new`), it
+//! fails the one-shot try and nothing else (every other operation keeps it as it is, so a lock
+//! still `FRESH` works as any other, only its plain `unlock` leaves the inline path), until
+//! [`ByteMutex::clear_fresh`]. The checked mutex clears it once it has given the lock its
+//! identity, so that a successful one-shot try means "identity assigned" and the fast path
+//! needs no test of its own for it.
+//!
 //! Not carried over: parking_lot's `deadlock_detection` bookkeeping (its detector does not see
 //! lockcheck's checked mutexes, which lockcheck itself checks) and hardware lock elision (which
 //! parking_lot's mutex does not use either).
 
 use parking_lot_core::{ParkResult, SpinWait, UnparkResult, UnparkToken, DEFAULT_PARK_TOKEN};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Held.
-const LOCKED: u8 = 1;
+const LOCKED: u32 = 1;
 /// Threads may be parked on the lock's address.
-const PARKED: u8 = 2;
+const PARKED: u32 = 2;
+/// Never named by its owner (see the module's text): the one-shot try fails.
+const FRESH: u32 = 4;
 
 /// The woken thread was not given the lock: it competes for it.
 const TOKEN_NORMAL: UnparkToken = UnparkToken(0);
 /// The woken thread owns the lock already (a fair unlock).
 const TOKEN_HANDOFF: UnparkToken = UnparkToken(1);
 
-/// A one-byte mutex parked on `parking_lot_core` (see the module's text).
+/// A one-word mutex parked on `parking_lot_core` (see the module's text; named for the byte it
+/// was until `FRESH` came, and the module with it, to keep other branches' paths). A word:
+/// `fetch_or` of one bit is a `lock bts` on a word (a loop of `compare_exchange` on a byte),
+/// and the checked mutex's identity after it keeps the size the same.
 pub(crate) struct ByteMutex {
-    state: AtomicU8,
+    state: AtomicU32,
 }
 
 impl ByteMutex {
-    /// Unlocked.
+    /// Unlocked (the raw lock's own tests: the checked mutex starts [`ByteMutex::fresh`]).
+    #[cfg(test)]
     pub(crate) const fn new() -> ByteMutex {
         ByteMutex {
-            state: AtomicU8::new(0),
+            state: AtomicU32::new(0),
         }
     }
 
-    /// One attempt, no retry: `true` when the lock was free and nobody was parked on it and
-    /// this thread took it. `false` also on a lost race or while threads sleep on it (the caller
-    /// then takes its general path, which tries again).
+    /// Unlocked and [`FRESH`]: the one-shot try fails until [`ByteMutex::clear_fresh`].
+    pub(crate) const fn fresh() -> ByteMutex {
+        ByteMutex {
+            state: AtomicU32::new(FRESH),
+        }
+    }
+
+    /// Whether [`ByteMutex::clear_fresh`] has not run yet.
+    #[inline(always)]
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & FRESH != 0
+    }
+
+    /// Lets the one-shot try succeed from now on. `Release`: whoever's one-shot try succeeds
+    /// afterwards (`Acquire`) sees what the caller did before (the checked mutex's identity).
+    pub(crate) fn clear_fresh(&self) {
+        self.state.fetch_and(!FRESH, Ordering::Release);
+    }
+
+    /// One attempt, no retry: `true` when the lock was free, nobody was parked on it, it is not
+    /// [`FRESH`], and this thread took it. `false` also on a lost race or while threads sleep on
+    /// it (the caller then takes its general path, which tries again).
     #[inline(always)]
     pub(crate) fn try_lock_once(&self) -> bool {
         self.state
@@ -61,14 +93,11 @@ impl ByteMutex {
             .is_ok()
     }
 
-    /// Acquires, blocking.
+    /// Acquires, blocking. Inline, one `lock bts` and a branch: free with sleepers announced
+    /// or [`FRESH`], the lock is taken here too (as `lock_slow` would).
     #[inline]
     pub(crate) fn lock(&self) {
-        if self
-            .state
-            .compare_exchange_weak(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        if self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED != 0 {
             self.lock_slow(None);
         }
     }
@@ -103,16 +132,29 @@ impl ByteMutex {
 
     /// Releases; wakes one sleeper if any (handing it the lock when it is time to be fair).
     ///
+    /// One `lock sub` and a branch: the lock is free as soon as `LOCKED` is taken off (a
+    /// `compare_exchange(LOCKED, 0)` needs two registers more). With sleepers announced the rest
+    /// runs out of line on a free lock ([`ByteMutex::after_free`]).
+    ///
     /// # Safety
     /// Held by the caller (or by whoever the caller releases it for).
     #[inline]
     pub(crate) unsafe fn unlock(&self) {
-        if self
-            .state
-            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
-            self.unlock_slow(false);
+        if self.state.fetch_sub(LOCKED, Ordering::Release) != LOCKED {
+            self.unlock_slow_freed();
+        }
+    }
+
+    /// [`ByteMutex::unlock`] for a lock that may be [`FRESH`] (never named: the checked mutex's
+    /// untracked holds), still inline: one `lock xadd` and a test of `PARKED` (with `FRESH`
+    /// set, the plain `unlock` would leave the inline path every time).
+    ///
+    /// # Safety
+    /// As [`ByteMutex::unlock`].
+    #[inline]
+    pub(crate) unsafe fn unlock_any(&self) {
+        if self.state.fetch_sub(LOCKED, Ordering::Release) & PARKED != 0 {
+            self.unlock_slow_freed();
         }
     }
 
@@ -194,7 +236,7 @@ impl ByteMutex {
                     key,
                     // Sleep only if the state is still "held, sleepers announced": a release in
                     // between would otherwise be missed.
-                    || self.state.load(Ordering::Relaxed) == LOCKED | PARKED,
+                    || self.state.load(Ordering::Relaxed) & !FRESH == LOCKED | PARKED,
                     || {},
                     |_, last| {
                         if last {
@@ -215,7 +257,50 @@ impl ByteMutex {
         }
     }
 
-    /// The release with sleepers: wakes one, and either frees the lock or hands it over.
+    /// [`ByteMutex::unlock`]'s release with sleepers, the lock already freed: wakes one.
+    #[cold]
+    #[inline(never)]
+    fn unlock_slow_freed(&self) {
+        let key = self as *const ByteMutex as usize;
+        // SAFETY: as in `lock_slow`; the callback neither panics nor parks.
+        unsafe {
+            parking_lot_core::unpark_one(key, |r| self.after_free(r));
+        }
+    }
+
+    /// What a release that freed the lock and woke `r` does next (under the queue's lock): when
+    /// `parking_lot_core` says it is time to be fair, it takes the lock back for the woken
+    /// thread and hands it over, unless another thread took it in between (then the woken thread
+    /// competes, and fairness waits for a later release); `PARKED` is cleared with nobody left
+    /// asleep, whoever holds the lock now.
+    fn after_free(&self, r: UnparkResult) -> UnparkToken {
+        if r.unparked_threads != 0 && r.be_fair {
+            let mut state = self.state.load(Ordering::Relaxed);
+            while state & LOCKED == 0 {
+                let rest = if r.have_more_threads {
+                    state
+                } else {
+                    state & !PARKED
+                };
+                match self.state.compare_exchange_weak(
+                    state,
+                    rest | LOCKED,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return TOKEN_HANDOFF,
+                    Err(s) => state = s,
+                }
+            }
+        }
+        if !r.have_more_threads {
+            self.state.fetch_and(!PARKED, Ordering::Relaxed);
+        }
+        TOKEN_NORMAL
+    }
+
+    /// The release with sleepers, the lock still held (`unlock_fair`, `bump`): wakes one, and
+    /// either frees the lock or hands it over.
     #[cold]
     #[inline(never)]
     fn unlock_slow(&self, fair: bool) {
@@ -223,7 +308,11 @@ impl ByteMutex {
         let hand_over = |r: UnparkResult| {
             let (state, token) = after_wake(r, fair);
             if let Some(state) = state {
-                self.state.store(state, Ordering::Release);
+                // `FRESH` as it is. A `clear_fresh` between the load and the store is undone:
+                // the next acquisitions then go the checked mutex's full way, which clears it
+                // again.
+                let fresh = self.state.load(Ordering::Relaxed) & FRESH;
+                self.state.store(state | fresh, Ordering::Release);
             }
             token
         };
@@ -234,10 +323,10 @@ impl ByteMutex {
     }
 }
 
-/// What a release that woke `r` leaves: the state byte to store (`None`: unchanged) and the
+/// What a release that woke `r` leaves: the state word to store (`None`: unchanged) and the
 /// woken thread's token. Handed over (still held, now by the woken thread) on request (`fair`)
 /// or when `parking_lot_core` says it is time; else freed. `PARKED` stays while others sleep.
-fn after_wake(r: UnparkResult, fair: bool) -> (Option<u8>, UnparkToken) {
+fn after_wake(r: UnparkResult, fair: bool) -> (Option<u32>, UnparkToken) {
     if r.unparked_threads != 0 && (fair || r.be_fair) {
         let state = if r.have_more_threads {
             None
@@ -260,7 +349,7 @@ impl std::fmt::Debug for ByteMutex {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::{after_wake, ByteMutex, LOCKED, PARKED, TOKEN_HANDOFF, TOKEN_NORMAL};
+    use super::{after_wake, ByteMutex, FRESH, LOCKED, PARKED, TOKEN_HANDOFF, TOKEN_NORMAL};
     use parking_lot_core::UnparkResult;
     use std::cell::UnsafeCell;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -300,9 +389,20 @@ pub(super) mod tests {
 
     #[test]
     fn contended_increments_are_all_kept() {
-        within_a_minute(|| {
+        contended_increments(ByteMutex::new(), 0);
+    }
+
+    #[test]
+    fn contended_increments_on_a_fresh_lock_are_all_kept_and_it_stays_fresh() {
+        contended_increments(ByteMutex::fresh(), FRESH);
+    }
+
+    /// 4 threads × 20,000 increments under `m`, every way in and out mixed; `m`'s state word is
+    /// `end` at the end.
+    fn contended_increments(m: ByteMutex, end: u32) {
+        within_a_minute(move || {
             let c = Arc::new(Counted {
-                m: ByteMutex::new(),
+                m,
                 n: UnsafeCell::new(0),
             });
             let threads: Vec<_> = (0..4)
@@ -323,10 +423,10 @@ pub(super) mod tests {
                             // SAFETY: held.
                             unsafe {
                                 *c.n.get() += 1;
-                                if k % 2 == 0 {
-                                    c.m.unlock()
-                                } else {
-                                    c.m.unlock_fair()
+                                match k % 4 {
+                                    0 => c.m.unlock(),
+                                    1 => c.m.unlock_any(),
+                                    _ => c.m.unlock_fair(),
                                 }
                             }
                         }
@@ -341,9 +441,54 @@ pub(super) mod tests {
             assert_eq!(unsafe { *c.n.get() }, 80_000);
             assert_eq!(
                 c.m.state.load(Ordering::Relaxed),
-                0,
-                "no sleeper left announced"
+                end,
+                "no sleeper left announced, `FRESH` as it was"
             );
+        });
+    }
+
+    #[test]
+    fn a_fresh_lock_fails_the_one_shot_try_alone_until_cleared() {
+        let m = ByteMutex::fresh();
+        assert!(m.is_fresh());
+        assert!(!m.try_lock_once(), "fresh");
+        // Every other way in and out works, and keeps `FRESH`.
+        m.lock();
+        assert!(m.is_locked() && !m.try_lock() && !m.try_lock_once());
+        // SAFETY (each unlock): held.
+        unsafe { m.unlock_any() };
+        assert_eq!(m.state.load(Ordering::Relaxed), FRESH);
+        assert!(m.try_lock());
+        unsafe { m.unlock() };
+        assert_eq!(m.state.load(Ordering::Relaxed), FRESH);
+        assert!(m.try_lock_for(Duration::ZERO));
+        unsafe { m.unlock_fair() };
+        assert_eq!(m.state.load(Ordering::Relaxed), FRESH);
+        assert!(!m.try_lock_once(), "still fresh");
+        m.clear_fresh();
+        assert!(!m.is_fresh());
+        assert!(m.try_lock_once());
+        unsafe { m.unlock() };
+        assert_eq!(m.state.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_fresh_lock_parks_and_wakes() {
+        within_a_minute(|| {
+            let m = Arc::new(ByteMutex::fresh());
+            m.lock();
+            let m2 = m.clone();
+            let t = thread::spawn(move || {
+                m2.lock();
+                // SAFETY: held.
+                unsafe { m2.unlock_any() };
+            });
+            until_parked(&m);
+            assert_eq!(m.state.load(Ordering::Relaxed), LOCKED | PARKED | FRESH);
+            // SAFETY: held by this thread.
+            unsafe { m.unlock_any() };
+            t.join().unwrap();
+            assert_eq!(m.state.load(Ordering::Relaxed), FRESH);
         });
     }
 
@@ -470,6 +615,43 @@ pub(super) mod tests {
                 (Some(0), TOKEN_NORMAL)
             );
         }
+    }
+
+    #[test]
+    fn a_freed_release_hands_over_when_due_unless_taken_meanwhile() {
+        let woke = |n: u32, more: bool, be_fair: bool| {
+            let mut r = UnparkResult::default();
+            r.unparked_threads = n as usize;
+            r.have_more_threads = more;
+            r.be_fair = be_fair;
+            r
+        };
+        let after = |state: u32, r: UnparkResult| {
+            let m = ByteMutex::new();
+            m.state.store(state, Ordering::Relaxed);
+            let token = m.after_free(r);
+            (m.state.load(Ordering::Relaxed), token)
+        };
+        // Due: taken back for the woken thread, `PARKED` kept only while others sleep.
+        assert_eq!(after(PARKED, woke(1, false, true)), (LOCKED, TOKEN_HANDOFF));
+        assert_eq!(
+            after(PARKED, woke(1, true, true)),
+            (LOCKED | PARKED, TOKEN_HANDOFF)
+        );
+        // Due, but another thread took it since: no hand-over, the woken thread competes.
+        assert_eq!(
+            after(LOCKED | PARKED, woke(1, false, true)),
+            (LOCKED, TOKEN_NORMAL)
+        );
+        assert_eq!(
+            after(LOCKED | PARKED, woke(1, true, true)),
+            (LOCKED | PARKED, TOKEN_NORMAL)
+        );
+        // Not due: stays free.
+        assert_eq!(after(PARKED, woke(1, false, false)), (0, TOKEN_NORMAL));
+        assert_eq!(after(PARKED, woke(1, true, false)), (PARKED, TOKEN_NORMAL));
+        // Nobody woken (not queued yet, or timed out): free, the announcement dropped.
+        assert_eq!(after(PARKED, woke(0, false, true)), (0, TOKEN_NORMAL));
     }
 
     #[test]

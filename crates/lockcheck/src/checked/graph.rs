@@ -10,7 +10,7 @@
 use super::class::NO_CLASS;
 use super::report::{EdgeInfo, LockRef, Trace, Violation, ViolationKind};
 use super::state::{internal, Held};
-use super::variants::{held_sig, no_more_held, Shape, Variant, Variants};
+use super::variants::{held_sig, no_more_held, Edge, Groups, Shape, Variant, Variants};
 use lockcheck_core::deps::{check_link, Dependency, VectorClock};
 use lockcheck_core::order::{NodeId, OrderGraph};
 use lockcheck_core::trace::{How, Mode};
@@ -22,9 +22,13 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
-/// Dependency variants kept per edge, a memory bound only: a variant is dropped silently only when
-/// another kept one makes it redundant for every possible cycle ([`subsumes`](super::variants::subsumes)); past this bound a
-/// new variant is dropped and the drop is reported (`ViolationKind::Incomplete`).
+/// Groups of dependency variants kept per edge, a memory bound only: a variant is dropped silently
+/// only when another kept one makes it redundant for every possible cycle
+/// ([`subsumes`](super::variants::subsumes)); past this bound a new variant that needs a new
+/// group is dropped and the drop is reported (`ViolationKind::Incomplete`). At instance level
+/// each variant is its own group; at class level a group is a shape ([`Groups`]: thread, mode,
+/// fork/join clock, held classes and modes), so live instance pairs of one class edge, however
+/// many, do not count towards it: only threads, epochs and held class sets do.
 const VARIANT_LIMIT: usize = 4096;
 /// Variants kept on all the edges of one level, a memory bound only (a record is a few hundred
 /// bytes, shared by the edges of one dependency): past it, a new variant is dropped and the drop
@@ -93,6 +97,7 @@ impl Variant for DepRecord {
             thread: self.dep.thread,
             mode: self.dep.mode,
             held: &self.dep.held,
+            classes: &self.held_classes,
             sig: self.held_sig,
             clock: &self.dep.clock,
         }
@@ -157,12 +162,12 @@ fn this_thread_end(thread: u64) -> Option<Arc<ThreadEnd>> {
     end.ok()
 }
 
-struct Level<K> {
+struct Level<K, E> {
     node_of: IdMap<K, NodeId>,
     key_of: Vec<Option<K>>,
     out: Vec<Vec<NodeId>>,
     inn: Vec<Vec<NodeId>>,
-    edges: IdMap<(NodeId, NodeId), Variants<DepRecord>>,
+    edges: IdMap<(NodeId, NodeId), E>,
     order: OrderGraph,
     /// Edges refused by the order because they close a cycle.
     back: IdSet<(NodeId, NodeId)>,
@@ -170,9 +175,15 @@ struct Level<K> {
     kept: usize,
     /// 0 for the instance level, 1 for the class level (the index of [`ThreadEnd::pushed`]).
     index: usize,
+    /// Emptied edges of removed nodes, kept for the next new edges (their memory reused: a
+    /// dropped lock's edge gives its list to a new lock's), at most [`SPARE_EDGES`].
+    spare: Vec<E>,
 }
 
-impl<K: Copy + Eq + Hash> Level<K> {
+/// Emptied edges a level keeps for reuse (see [`Level::spare`]), each of a few words.
+const SPARE_EDGES: usize = 256;
+
+impl<K: Copy + Eq + Hash, E: Edge<DepRecord>> Level<K, E> {
     fn new(index: usize) -> Self {
         Level {
             node_of: IdMap::default(),
@@ -184,6 +195,7 @@ impl<K: Copy + Eq + Hash> Level<K> {
             back: IdSet::default(),
             kept: 0,
             index,
+            spare: Vec::new(),
         }
     }
 
@@ -212,22 +224,38 @@ impl<K: Copy + Eq + Hash> Level<K> {
         // Emptied, not freed: the node's index is reused (see `OrderGraph::remove_node`).
         let out = std::mem::take(&mut self.out[n as usize]);
         for &m in &out {
-            self.kept -= self.edges.remove(&(n, m)).map_or(0, |v| v.len());
-            self.back.remove(&(n, m));
+            self.drop_edge((n, m));
+            // Usually empty (no edge ever closed a cycle): no hashing then.
+            if !self.back.is_empty() {
+                self.back.remove(&(n, m));
+            }
             self.inn[m as usize].retain(|&x| x != n);
         }
         self.out[n as usize] = out;
         self.out[n as usize].clear();
         let inn = std::mem::take(&mut self.inn[n as usize]);
         for &p in &inn {
-            self.kept -= self.edges.remove(&(p, n)).map_or(0, |v| v.len());
-            self.back.remove(&(p, n));
+            self.drop_edge((p, n));
+            if !self.back.is_empty() {
+                self.back.remove(&(p, n));
+            }
             self.out[p as usize].retain(|&x| x != n);
         }
         self.inn[n as usize] = inn;
         self.inn[n as usize].clear();
         self.order.remove_node(n);
         self.key_of[n as usize] = None;
+    }
+
+    /// Removes an edge's variants, keeping its emptied memory for a new edge if small.
+    fn drop_edge(&mut self, key: (NodeId, NodeId)) {
+        let Some(mut e) = self.edges.remove(&key) else {
+            return;
+        };
+        self.kept -= e.members();
+        if e.clear_small() && self.spare.len() < SPARE_EDGES {
+            self.spare.push(e);
+        }
     }
 
     /// Whether the edge between these keys exists.
@@ -240,8 +268,12 @@ impl<K: Copy + Eq + Hash> Level<K> {
 
     /// Adds `dep` as a variant of `a -> b`.
     fn add(&mut self, a: NodeId, b: NodeId, dep: &Arc<DepRecord>) -> Added {
-        let variants = self.edges.entry((a, b)).or_default();
-        if variants.is_empty() {
+        let spare = &mut self.spare;
+        let variants = self
+            .edges
+            .entry((a, b))
+            .or_insert_with(|| spare.pop().unwrap_or_default());
+        if variants.members() == 0 {
             self.out[a as usize].push(b);
             self.inn[b as usize].push(a);
             if self.order.add_edge(a, b).is_some() {
@@ -254,13 +286,12 @@ impl<K: Copy + Eq + Hash> Level<K> {
             return Added::Redundant;
         }
         self.kept -= variants.drop_covered_by(dep.shape());
-        if variants.len() >= VARIANT_LIMIT {
-            return Added::Dropped("edge-variants");
-        }
         if self.kept >= LEVEL_LIMIT {
             return Added::Dropped("dependencies");
         }
-        variants.push(Arc::clone(dep));
+        if !variants.push_within(Arc::clone(dep), VARIANT_LIMIT) {
+            return Added::Dropped("edge-variants");
+        }
         self.kept += 1;
         if let Some(end) = &dep.end {
             end.pushed[self.index].fetch_add(1, Ordering::Relaxed);
@@ -287,8 +318,8 @@ enum Added {
 }
 
 struct Graph {
-    inst: Level<u64>,
-    class: Level<u32>,
+    inst: Level<u64, Variants<DepRecord>>,
+    class: Level<u32, Groups<DepRecord>>,
     written_inst: IdSet<u64>,
     written_class: IdSet<u32>,
     reported_sites: HashSet<Vec<(usize, u32, u32)>>,
@@ -386,7 +417,17 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
         });
     let backtrace = if new_edge { Trace::capture() } else { None };
     let end = this_thread_end(req.thread);
-    let held_modes: Vec<(u64, Mode)> = held().map(|h| (h.inst, h.mode)).collect();
+    // Collected at their exact length: a filter's length is unknown, and a boxed slice
+    // collected from one is a vector shrunk to fit, a reallocation each.
+    let n = held().count();
+    let mut held_modes = Vec::with_capacity(n);
+    let mut held_classes = Vec::with_capacity(n);
+    let mut held_sites = Vec::with_capacity(n);
+    for h in held() {
+        held_modes.push((h.inst, h.mode));
+        held_classes.push(h.class);
+        held_sites.push(h.site);
+    }
     let rec = Arc::new(DepRecord {
         held_sig: held_sig(&held_modes),
         dep: Dependency {
@@ -399,9 +440,9 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
         },
         thread_name: super::state::shared_thread_name(req.thread),
         lock_class: req.class,
-        held_classes: held().map(|h| h.class).collect(),
+        held_classes: held_classes.into_boxed_slice(),
         site: req.site,
-        held_sites: held().map(|h| h.site).collect(),
+        held_sites: held_sites.into_boxed_slice(),
         backtrace,
         end,
     });
@@ -416,7 +457,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
             match g.inst.add(a, b, &rec) {
                 Added::New => {
                     if g.inst.maybe_cyclic() && found.is_none() {
-                        found = g.search_inst(a, b, &rec, &mut limits);
+                        found = g.search_inst(a, b, std::slice::from_ref(&rec), &mut limits);
                     }
                 }
                 Added::Redundant => {}
@@ -443,7 +484,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
             match g.class.add(a, b, &rec) {
                 Added::New => {
                     if g.class.maybe_cyclic() && found.is_none() {
-                        found = g.search_class(a, b, &rec, &mut limits);
+                        found = g.search_class(a, b, std::slice::from_ref(&rec), &mut limits);
                     }
                 }
                 Added::Redundant => {}
@@ -458,53 +499,52 @@ impl Graph {
     /// Compacts an edge (see [`compact`], then [`merge_ended`]) each time its list doubles past
     /// 32 variants.
     fn compact_due(&mut self, class_level: bool, key: (NodeId, NodeId)) {
-        let list = if class_level {
-            self.class.edges.get(&key)
-        } else {
-            self.inst.edges.get(&key)
-        };
-        let Some(list) = list.map(Variants::list) else {
-            return;
-        };
-        if list.len() < 32 || !list.len().is_power_of_two() {
-            return;
+        /// Whether the edge is due: its variants (groups' members included) reached a power of
+        /// two from 32. A held lock is alive while it is a node of the instance graph (it became
+        /// one when its dependency was added, and leaves when it is dropped).
+        fn due<E: Edge<DepRecord>>(e: &E) -> bool {
+            let n = e.members();
+            n >= 32 && n.is_power_of_two()
         }
-        // A held lock is alive while it is a node of the instance graph (it became one when its
-        // dependency was added, and leaves when it is dropped).
-        let dead: IdSet<u64> = list
-            .iter()
-            .flat_map(|v| v.dep.held.iter().map(|h| h.0))
-            .filter(|&h| h & DEAD == 0 && !self.inst.node_of.contains_key(&h))
-            .collect();
         let late = &self.late;
-        let ended = list.iter().any(|v| ended(v, late));
-        fn tidy<K: Copy + Eq + Hash>(
-            level: &mut Level<K>,
-            key: (NodeId, NodeId),
-            dead: &IdSet<u64>,
-            ended: bool,
-            late: &Late,
-        ) {
+        if class_level {
+            // The class level asks the instance graph directly (no set of dropped locks to build).
+            let Some(e) = self.class.edges.get(&key).filter(|e| due(*e)) else {
+                return;
+            };
+            let ended = e.each().any(|v| ended(v, late));
+            let inst = &self.inst.node_of;
+            compact(&mut self.class, key, &|h| inst.contains_key(&h));
+            if ended {
+                merge_ended(&mut self.class, key, late);
+            }
+        } else {
+            let Some(e) = self.inst.edges.get(&key).filter(|e| due(*e)) else {
+                return;
+            };
+            let inst = &self.inst.node_of;
+            let dead: IdSet<u64> = e
+                .each()
+                .flat_map(|v| v.dep.held.iter().map(|h| h.0))
+                .filter(|&h| h & DEAD == 0 && !inst.contains_key(&h))
+                .collect();
+            let ended = e.each().any(|v| ended(v, late));
             if !dead.is_empty() {
-                compact(level, key, &|h| !dead.contains(&h));
+                compact(&mut self.inst, key, &|h| !dead.contains(&h));
             }
             if ended {
-                merge_ended(level, key, late);
+                merge_ended(&mut self.inst, key, late);
             }
-        }
-        if class_level {
-            tidy(&mut self.class, key, &dead, ended, late);
-        } else {
-            tidy(&mut self.inst, key, &dead, ended, late);
         }
     }
 
-    /// A cycle through variant `rec` of instance edge `a -> b`, if one is feasible.
+    /// A cycle through a variant of instance edge `a -> b`, one of `firsts` (members of one
+    /// group, see [`search`]), if one is feasible.
     fn search_inst(
         &mut self,
         a: NodeId,
         b: NodeId,
-        rec: &Arc<DepRecord>,
+        firsts: &[Arc<DepRecord>],
         limits: &mut Vec<Violation>,
     ) -> Option<Vec<Arc<DepRecord>>> {
         let written = &self.written_inst;
@@ -512,26 +552,27 @@ impl Graph {
             let w = req.dep.mode == Mode::Exclusive || written.contains(&req.dep.lock);
             check_link(&req.dep, &holder.dep, w).is_ok()
         };
-        let (cycle, exhausted) = search(&self.inst, a, b, rec, &link);
+        let (cycle, exhausted) = search(&self.inst, a, b, firsts, &link);
         if exhausted {
-            self.limit_hit("search-steps", rec, limits);
+            self.limit_hit("search-steps", &firsts[0], limits);
         }
         cycle
     }
 
-    /// A cycle through variant `rec` of class edge `a -> b`, if one is feasible.
+    /// A cycle through a variant of class edge `a -> b`, one of `firsts` (members of one
+    /// group, see [`search`]), if one is feasible.
     fn search_class(
         &mut self,
         a: NodeId,
         b: NodeId,
-        rec: &Arc<DepRecord>,
+        firsts: &[Arc<DepRecord>],
         limits: &mut Vec<Violation>,
     ) -> Option<Vec<Arc<DepRecord>>> {
         let written = &self.written_class;
         let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, written);
-        let (cycle, exhausted) = search(&self.class, a, b, rec, &link);
+        let (cycle, exhausted) = search(&self.class, a, b, firsts, &link);
         if exhausted {
-            self.limit_hit("search-steps", rec, limits);
+            self.limit_hit("search-steps", &firsts[0], limits);
         }
         cycle
     }
@@ -590,85 +631,150 @@ fn class_link(req: &DepRecord, holder: &DepRecord, written: &IdSet<u32>) -> bool
 
 type Link<'a> = dyn Fn(&DepRecord, &DepRecord) -> bool + 'a;
 
-/// Looks for a feasible cycle through the new variant `first` of edge `a -> b`: a path from `b`
-/// back to `a`, of any length. Returns the cycle's dependencies in order (`first` first) and
+/// Looks for a feasible cycle through a variant of edge `a -> b`, one of `firsts` (members of
+/// one group: the new variant alone, or the group a first write re-checks): a path from `b` back
+/// to `a`, of any length. Returns the cycle's dependencies in order (the first one first) and
 /// whether the step budget ran out. Iterative (an explicit stack), so a long path cannot
 /// overflow the thread's stack.
-fn search<K>(
-    level: &Level<K>,
+///
+/// Each edge's variants come in groups ([`Edge::group`]) whose members answer every test alike
+/// except the gate test (a common held instance): the other tests (the link, distinct threads,
+/// fork/join order) run once per group, on its first member, and a group that fails them is
+/// skipped whole. Then members are tried in order, each against the chosen dependencies' gates.
+/// A member whose subtree failed without ever failing a gate test against it ("not blamed")
+/// ends its group: every test of that subtree that involved it passed, and another member of its
+/// group differs from it only by gates, so it can only fail more tests, and its subtree finds no
+/// more (conflict-directed backjumping: a failure is blamed on the chosen members whose gates
+/// caused it, and only a blamed choice is worth changing). Exact: the search finds a cycle iff
+/// trying every member of every group would, with at most as many steps.
+fn search<K, E: Edge<DepRecord>>(
+    level: &Level<K, E>,
     a: NodeId,
     b: NodeId,
-    first: &Arc<DepRecord>,
+    firsts: &[Arc<DepRecord>],
     link: &Link<'_>,
 ) -> (Option<Vec<Arc<DepRecord>>>, bool) {
-    // One frame per node on the path: the node, the index of its next out-edge to try, and the
-    // index of the next variant of that edge.
-    struct Frame {
-        x: NodeId,
-        edge: usize,
-        variant: usize,
-    }
     // Only nodes that can reach `a` can be on a cycle through `a -> b`: a reverse walk from `a`
     // first, so that a search from a node that cannot get back costs nothing.
     let reaches = ancestors(level, a);
     if !reaches[b as usize] {
         return (None, false);
     }
+    let mut steps = 0usize;
+    for first in firsts {
+        let (cycle, exhausted, blamed) =
+            search_from(level, a, b, first, link, &reaches, &mut steps);
+        if cycle.is_some() || exhausted || !blamed {
+            return (cycle, exhausted);
+        }
+    }
+    (None, false)
+}
+
+/// [`search`] from one first variant; also returns whether a gate test failed against it.
+fn search_from<K, E: Edge<DepRecord>>(
+    level: &Level<K, E>,
+    a: NodeId,
+    b: NodeId,
+    first: &Arc<DepRecord>,
+    link: &Link<'_>,
+    reaches: &[bool],
+    steps: &mut usize,
+) -> (Option<Vec<Arc<DepRecord>>>, bool, bool) {
+    // One frame per node on the path: the node, the index of its next out-edge to try, and,
+    // on that edge, the group being tried and the index of its next member (0: the group's
+    // shared tests not run yet; `usize::MAX`: the group is done).
+    struct Frame {
+        x: NodeId,
+        edge: usize,
+        group: usize,
+        member: usize,
+    }
+    // `blamed[i]`: a gate test failed against `chosen[i]` since it was chosen.
     let mut chosen = vec![Arc::clone(first)];
+    let mut blamed = vec![false];
     let mut on_path = vec![a, b];
     let mut stack = vec![Frame {
         x: b,
         edge: 0,
-        variant: 0,
+        group: 0,
+        member: 0,
     }];
-    let mut steps = 0usize;
     while let Some(top) = stack.last_mut() {
         let x = top.x;
         let outs = &level.out[x as usize];
         let Some(&y) = outs.get(top.edge) else {
-            // Every edge out of `x` tried: backtrack.
+            // Every edge out of `x` tried: backtrack, and end the group of the member that led
+            // here unless it was blamed.
             stack.pop();
             on_path.pop();
-            if !stack.is_empty() {
+            if let Some(parent) = stack.last_mut() {
                 chosen.pop();
+                if blamed.pop() == Some(false) {
+                    parent.member = usize::MAX;
+                }
             }
             continue;
         };
-        let variants = if y != a && (!reaches[y as usize] || on_path.contains(&y)) {
+        let group = if y != a && (!reaches[y as usize] || on_path.contains(&y)) {
             None
         } else {
-            level.edges.get(&(x, y))
+            level.edges.get(&(x, y)).and_then(|e| e.group(top.group))
         };
-        let Some(v) = variants.and_then(|vs| vs.list().get(top.variant)) else {
+        let Some(members) = group else {
             top.edge += 1;
-            top.variant = 0;
+            top.group = 0;
+            top.member = 0;
             continue;
         };
-        top.variant += 1;
-        steps += 1;
-        if steps >= SEARCH_BUDGET {
-            return (None, true);
+        let next_group = |top: &mut Frame| {
+            top.group += 1;
+            top.member = 0;
+        };
+        if top.member == 0 {
+            // The tests every member answers alike, on the first one.
+            let rep = &members[0];
+            let prev = chosen.last().expect("chosen starts non-empty");
+            if !link(prev, rep)
+                || chosen.iter().any(|c| !ordered_apart(&c.dep, &rep.dep))
+                || (y == a && !link(rep, &chosen[0]))
+            {
+                *steps += 1;
+                if *steps >= SEARCH_BUDGET {
+                    return (None, true, false);
+                }
+                next_group(top);
+                continue;
+            }
         }
-        let prev = chosen.last().expect("chosen starts non-empty");
-        if !link(prev, v) || chosen.iter().any(|c| !pair_ok(&c.dep, &v.dep)) {
+        let Some(v) = members.get(top.member) else {
+            next_group(top);
+            continue;
+        };
+        top.member += 1;
+        *steps += 1;
+        if *steps >= SEARCH_BUDGET {
+            return (None, true, false);
+        }
+        if let Some(i) = chosen.iter().position(|c| gated(&c.dep, &v.dep)) {
+            blamed[i] = true;
             continue;
         }
         if y == a {
-            if link(v, &chosen[0]) {
-                chosen.push(Arc::clone(v));
-                return (Some(chosen), false);
-            }
-            continue;
+            chosen.push(Arc::clone(v));
+            return (Some(chosen), false, false);
         }
         chosen.push(Arc::clone(v));
+        blamed.push(false);
         on_path.push(y);
         stack.push(Frame {
             x: y,
             edge: 0,
-            variant: 0,
+            group: 0,
+            member: 0,
         });
     }
-    (None, false)
+    (None, false, blamed[0])
 }
 
 /// Marks a held entry whose lock was dropped: `DEAD | class`. Instance numbers have 40 bits.
@@ -682,34 +788,35 @@ fn shown(inst: u64) -> u64 {
     }
 }
 
-/// iGoodLock's pairwise rules (`lockcheck_core::deps::check_pair`), except that a dropped lock is
-/// never a gate: no dependency can hold it any more, and merging every dropped lock of a class
-/// into one marker (so that variants that differ only by dropped locks merge, see
+/// iGoodLock's pairwise rules (`lockcheck_core::deps::check_pair`) are [`ordered_apart`] and not
+/// [`gated`]. Split so that the cycle search can test the first once per group of variants.
+///
+/// The part that does not depend on instances: distinct threads, not ordered by fork/join.
+fn ordered_apart(a: &Dependency<u64>, b: &Dependency<u64>) -> bool {
+    a.thread != b.thread
+        && !(a.clock.happens_before(a.thread, &b.clock)
+            || b.clock.happens_before(b.thread, &a.clock))
+}
+
+/// The gate rule: `a` and `b` hold a common lock in modes that exclude each other, except that a
+/// dropped lock is never a gate: no dependency can hold it any more, and merging every dropped
+/// lock of a class into one marker (so that variants that differ only by dropped locks merge, see
 /// [`forget_instance`]) must not make them gate each other. Never gating only risks a report,
 /// never a miss.
-fn pair_ok(a: &Dependency<u64>, b: &Dependency<u64>) -> bool {
-    if a.thread == b.thread {
-        return false;
-    }
-    for &(la, ma) in &a.held {
-        if la & DEAD != 0 {
-            continue;
-        }
-        if let Some(mb) = b.held_mode(la) {
-            if ma.excludes(mb) || mb.excludes(ma) {
-                return false;
-            }
-        }
-    }
-    !(a.clock.happens_before(a.thread, &b.clock) || b.clock.happens_before(b.thread, &a.clock))
+fn gated(a: &Dependency<u64>, b: &Dependency<u64>) -> bool {
+    a.held.iter().any(|&(la, ma)| {
+        la & DEAD == 0
+            && b.held_mode(la)
+                .is_some_and(|mb| ma.excludes(mb) || mb.excludes(ma))
+    })
 }
 
 /// Rewrites the variants of edge `key` that hold dropped locks (`alive` false) with their class
 /// marker in place, and merges those that become redundant, so that locks created and dropped in
 /// a loop do not pile up variants on the edges that outlive them. Lazy: run when an edge's list
 /// doubles (see [`Level::add`]'s callers), so its cost is amortized over the additions.
-fn compact<K: Copy + Eq + Hash>(
-    level: &mut Level<K>,
+fn compact<K: Copy + Eq + Hash, E: Edge<DepRecord>>(
+    level: &mut Level<K, E>,
     key: (NodeId, NodeId),
     alive: &dyn Fn(u64) -> bool,
 ) {
@@ -717,16 +824,18 @@ fn compact<K: Copy + Eq + Hash>(
         return;
     };
     let dead = |v: &DepRecord| v.dep.held.iter().any(|h| h.0 & DEAD == 0 && !alive(h.0));
-    if !variants.list().iter().any(|v| dead(v)) {
+    // Only the rewritten variants can newly subsume or be subsumed (the others did not change):
+    // each is checked against the rest (through the index). A rewritten form is checked before
+    // the record is cloned: in a loop, most are covered by the first one kept.
+    let hold = variants.extract(|v| dead(v));
+    if hold.is_empty() {
         return;
     }
-    let before = variants.len();
-    // Only the rewritten variants can newly subsume or be subsumed (the others did not change):
-    // each is checked against the list (through its index). A rewritten form is checked before
-    // the record is cloned: in a loop, most are covered by the first one kept.
-    let (hold, rest): (Vec<_>, Vec<_>) = variants.take().into_iter().partition(|v| dead(v));
-    variants.put(rest);
-    let mut held = Vec::new();
+    let before = variants.members() + hold.len();
+    let (mut held, mut prev_held) = (Vec::new(), Vec::new());
+    // The previous rewritten variant (its held set in `prev_held`): a rewrite identical to it is
+    // decided alike, without asking the edge (a loop's dropped pairs all rewrite to one form).
+    let mut prev: Option<Arc<DepRecord>> = None;
     for v in hold {
         held.clear();
         held.extend(
@@ -742,21 +851,35 @@ fn compact<K: Copy + Eq + Hash>(
                     }
                 }),
         );
+        // Same thread, mode, clock and held set as the previous rewrite: that one was kept, so
+        // it subsumes this one, or was covered by a variant still kept (nothing left since).
+        if prev.as_ref().is_some_and(|p| {
+            held == prev_held
+                && p.dep.thread == v.dep.thread
+                && p.dep.mode == v.dep.mode
+                && p.dep.clock == v.dep.clock
+        }) {
+            continue;
+        }
         let shape = Shape {
             held: &held,
             sig: held_sig(&held),
             ..v.shape()
         };
-        if variants.covers(shape) {
-            continue;
+        if !variants.covers(shape) {
+            variants.drop_covered_by(shape);
+            let mut r = DepRecord::clone(&v);
+            r.held_sig = shape.sig;
+            r.dep.held.clone_from(&held);
+            // A rewrite has the shape of the variant it replaces (same classes): its group
+            // exists or was just emptied, so groups never outnumber what they were.
+            let kept = variants.push_within(Arc::new(r), usize::MAX);
+            debug_assert!(kept);
         }
-        variants.drop_covered_by(shape);
-        let mut r = DepRecord::clone(&v);
-        r.held_sig = shape.sig;
-        r.dep.held.clone_from(&held);
-        variants.push(Arc::new(r));
+        std::mem::swap(&mut held, &mut prev_held);
+        prev = Some(v);
     }
-    level.kept = level.kept + variants.len() - before;
+    level.kept = level.kept + variants.members() - before;
 }
 
 /// Whether `v`'s thread ended unordered (see [`ThreadEnd::unordered`]): it adds no variant any
@@ -780,7 +903,7 @@ fn ended(v: &DepRecord, late: &Late) -> bool {
 /// Exact: nothing found before is lost, and the pairwise rules are unchanged (no report added).
 /// A thread with variants on several edges stays as it is (its variants are kept, up to the
 /// reported bounds).
-fn merge_ended<K>(level: &mut Level<K>, key: (NodeId, NodeId), late: &Late) {
+fn merge_ended<K, E: Edge<DepRecord>>(level: &mut Level<K, E>, key: (NodeId, NodeId), late: &Late) {
     let Some(variants) = level.edges.get_mut(&key) else {
         return;
     };
@@ -809,7 +932,7 @@ fn merge_ended<K>(level: &mut Level<K>, key: (NodeId, NodeId), late: &Late) {
 }
 
 /// Which nodes have a path to `a` (`a` included), by a walk over incoming edges.
-fn ancestors<K>(level: &Level<K>, a: NodeId) -> Vec<bool> {
+fn ancestors<K, E>(level: &Level<K, E>, a: NodeId) -> Vec<bool> {
     let mut seen = vec![false; level.inn.len()];
     let mut todo = vec![a];
     seen[a as usize] = true;
@@ -913,8 +1036,8 @@ pub(crate) fn note_written(inst: u64, class: u32) -> (Option<Violation>, Vec<Vio
         let new_inst = g.written_inst.insert(inst);
         let new_class = class != NO_CLASS && g.written_class.insert(class);
         if new_inst && g.inst.maybe_cyclic() {
-            for (a, b, rec) in shared_requests(&g.inst, inst) {
-                if let Some(cycle) = g.search_inst(a, b, &rec, &mut limits) {
+            for (a, b, firsts) in shared_requests(&g.inst, inst) {
+                if let Some(cycle) = g.search_inst(a, b, &firsts, &mut limits) {
                     if let Some(v) = g.violation(cycle, false) {
                         return (Some(v), limits);
                     }
@@ -922,8 +1045,8 @@ pub(crate) fn note_written(inst: u64, class: u32) -> (Option<Violation>, Vec<Vio
             }
         }
         if new_class && g.class.maybe_cyclic() {
-            for (a, b, rec) in shared_requests(&g.class, class) {
-                if let Some(cycle) = g.search_class(a, b, &rec, &mut limits) {
+            for (a, b, firsts) in shared_requests(&g.class, class) {
+                if let Some(cycle) = g.search_class(a, b, &firsts, &mut limits) {
                     if let Some(v) = g.violation(cycle, true) {
                         return (Some(v), limits);
                     }
@@ -934,23 +1057,24 @@ pub(crate) fn note_written(inst: u64, class: u32) -> (Option<Violation>, Vec<Vio
     })
 }
 
-/// The kept variants that request `key` in a plain shared mode (the only requests whose links
-/// a first write changes), with their edges.
-fn shared_requests<K: Copy + Eq + Hash>(
-    level: &Level<K>,
+/// The groups of kept variants (see [`Edge::group`]) that request `key` in a plain shared mode
+/// (the only requests whose links a first write changes), with their edges.
+fn shared_requests<K: Copy + Eq + Hash, E: Edge<DepRecord>>(
+    level: &Level<K, E>,
     key: K,
-) -> Vec<(NodeId, NodeId, Arc<DepRecord>)> {
+) -> Vec<(NodeId, NodeId, Vec<Arc<DepRecord>>)> {
     let Some(&b) = level.node_of.get(&key) else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for &a in &level.inn[b as usize] {
-        if let Some(vs) = level.edges.get(&(a, b)) {
+        if let Some(e) = level.edges.get(&(a, b)) {
+            // The mode is the group's (every member has it).
             out.extend(
-                vs.list()
-                    .iter()
-                    .filter(|v| v.dep.mode == Mode::Shared)
-                    .map(|v| (a, b, Arc::clone(v))),
+                (0..)
+                    .map_while(|i| e.group(i))
+                    .filter(|g| g[0].dep.mode == Mode::Shared)
+                    .map(|g| (a, b, g.to_vec())),
             );
         }
     }
@@ -961,16 +1085,23 @@ fn shared_requests<K: Copy + Eq + Hash>(
 pub(crate) fn forget_instance(inst: u64) {
     with_graph(|g| {
         g.inst.remove(inst);
-        g.written_inst.remove(&inst);
+        if !g.written_inst.is_empty() {
+            g.written_inst.remove(&inst);
+        }
     });
 }
 
 /// The most variants kept on one edge of each level (instance, class), for tests.
 pub(crate) fn most_variants() -> (usize, usize) {
-    let most = |edges: &IdMap<(NodeId, NodeId), Variants<DepRecord>>| {
-        edges.values().map(Variants::len).max().unwrap_or(0)
-    };
+    fn most<E: Edge<DepRecord>>(edges: &IdMap<(NodeId, NodeId), E>) -> usize {
+        edges.values().map(Edge::members).max().unwrap_or(0)
+    }
     with_graph(|g| (most(&g.inst.edges), most(&g.class.edges)))
+}
+
+/// The most groups kept on one class edge (what its bound counts, see [`Groups`]), for tests.
+pub(crate) fn most_class_groups() -> usize {
+    with_graph(|g| g.class.edges.values().map(Edge::groups).max().unwrap_or(0))
 }
 
 /// Threads remembered as having added a dependency while exiting, and whether [`LATE_LIMIT`]
@@ -989,4 +1120,157 @@ pub(crate) fn sizes() -> (usize, usize, usize, usize) {
             g.class.edges.len(),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A class-level record: `thread` (at `epoch`) requests instance `lock` of class `class`
+    /// holding `held` (instance, class, mode).
+    fn rec(
+        thread: u64,
+        epoch: u32,
+        lock: u64,
+        class: u32,
+        mode: Mode,
+        held: &[(u64, u32, Mode)],
+    ) -> Arc<DepRecord> {
+        let mut clock = VectorClock::new();
+        clock.set(thread, epoch);
+        let held_modes: Vec<(u64, Mode)> = held.iter().map(|h| (h.0, h.2)).collect();
+        Arc::new(DepRecord {
+            held_sig: held_sig(&held_modes),
+            dep: Dependency {
+                thread,
+                lock,
+                mode,
+                how: How::Blocking,
+                held: held_modes,
+                clock,
+            },
+            thread_name: Arc::from("t"),
+            lock_class: class,
+            held_classes: held.iter().map(|h| h.1).collect(),
+            site: Location::caller(),
+            held_sites: held.iter().map(|_| Location::caller()).collect(),
+            backtrace: None,
+            end: None,
+        })
+    }
+
+    /// Adds `r` to every class edge it makes, as `add_dependency` does.
+    fn add<E: Edge<DepRecord>>(level: &mut Level<u32, E>, r: &Arc<DepRecord>) {
+        let b = level.node(r.lock_class);
+        for &c in r.held_classes.iter() {
+            if c != r.lock_class {
+                let a = level.node(c);
+                level.add(a, b, r);
+            }
+        }
+    }
+
+    /// Whether some feasible cycle goes through `r` on each of its class edges.
+    fn cycles<E: Edge<DepRecord>>(level: &Level<u32, E>, r: &Arc<DepRecord>) -> Vec<bool> {
+        let written = IdSet::default();
+        let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, &written);
+        let b = level.node_of[&r.lock_class];
+        r.held_classes
+            .iter()
+            .filter(|&&c| c != r.lock_class)
+            .map(|c| {
+                let a = level.node_of[c];
+                let (cycle, exhausted) = search(level, a, b, std::slice::from_ref(r), &link);
+                assert!(!exhausted);
+                if let Some(cycle) = &cycle {
+                    // The cycle passes every rule, pairwise and link by link.
+                    for (i, x) in cycle.iter().enumerate() {
+                        assert!(link(x, &cycle[(i + 1) % cycle.len()]));
+                        for y in &cycle[..i] {
+                            assert!(ordered_apart(&x.dep, &y.dep) && !gated(&x.dep, &y.dep));
+                        }
+                    }
+                }
+                cycle.is_some()
+            })
+            .collect()
+    }
+
+    /// The class level's groups (members tried per group, with backjumping) keep the same
+    /// variants as one flat list and find a cycle exactly when the flat search (every variant on
+    /// its own, as before groups) does, on random programs with few classes and instances, so
+    /// that gates are common and groups have several members.
+    #[test]
+    fn grouped_search_agrees_with_the_flat_one() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        // Dependencies per program, how many in 4 hold a gate, and the gates (class 0): sparse
+        // enough that a cycle has few ways to close, so that a wrong skip shows (ending a group
+        // after any failure, or testing a group's gates on its first member only, both fail
+        // this test).
+        const RECS: usize = 20;
+        const GATED: u64 = 3;
+        const GATES: u64 = 2;
+        let (mut found, mut missed, mut shared) = (0, 0, 0);
+        for _ in 0..2000 {
+            let mut flat: Level<u32, Variants<DepRecord>> = Level::new(1);
+            let mut grouped: Level<u32, Groups<DepRecord>> = Level::new(1);
+            let mut recs = Vec::new();
+            for _ in 0..RECS {
+                // Classes 1 to 3 of 4 instances each (instance = 10 * class + i), the gates of
+                // class 0 (held first, never requested), 3 threads, 2 epochs.
+                let class = 1 + next(3) as u32;
+                let lock = u64::from(class) * 10 + next(4);
+                let mode = if next(8) == 0 {
+                    Mode::Shared
+                } else {
+                    Mode::Exclusive
+                };
+                let mut held: Vec<(u64, u32, Mode)> = Vec::new();
+                if next(4) < GATED {
+                    held.push((next(GATES), 0, Mode::Exclusive));
+                }
+                let c = 1 + next(3) as u32;
+                let h = u64::from(c) * 10 + next(4);
+                if c == class {
+                    continue;
+                }
+                let m = if next(8) == 0 {
+                    Mode::Shared
+                } else {
+                    Mode::Exclusive
+                };
+                held.push((h, c, m));
+                let epoch = 1 + u32::from(next(6) == 0);
+                let r = rec(1 + next(3), epoch, lock, class, mode, &held);
+                add(&mut flat, &r);
+                add(&mut grouped, &r);
+                recs.push(r);
+            }
+            for (key, e) in &flat.edges {
+                let g = &grouped.edges[key];
+                let mut a: Vec<_> = e.each().map(Arc::as_ptr).collect();
+                let mut b: Vec<_> = g.each().map(Arc::as_ptr).collect();
+                a.sort_unstable();
+                b.sort_unstable();
+                assert_eq!(a, b, "the same variants kept");
+                shared += g.members() - g.groups();
+            }
+            for r in &recs {
+                let (f, g) = (cycles(&flat, r), cycles(&grouped, r));
+                assert_eq!(f, g);
+                found += f.iter().filter(|&&x| x).count();
+                missed += f.iter().filter(|&&x| !x).count();
+            }
+        }
+        assert!(
+            found > 1000 && missed > 1000 && shared > 1000,
+            "found {found}, not found {missed}, members beyond their group's first {shared}"
+        );
+    }
 }

@@ -7,7 +7,8 @@
 //!              thread-local access as the held stack), `or` the busy flag and depth byte
 //!              (`state::BusyDepth`), one load, one `or`, one branch per case:
 //!            0 (checking on, nothing recorded, counted or watched; not busy, nothing held),
-//!              identity assigned -> raw try_lock; success: push one word (the identity word
+//!              identity assigned (the mutex: its try fails until then, `byte_mutex::FRESH`)
+//!              -> raw try_lock; success: push one word (the identity word
 //!              itself for an exclusive hold: `state::entry`) and the site (the identity too
 //!              unless it is the word) --------------------------------------> done
 //!            1 (the same, one lock held), not an RwLock's first write, and the memo says this
@@ -249,9 +250,13 @@ pub(crate) enum Taken {
 /// the full way ([`lock_blocking`], which tries again); with async tracking it waits right here
 /// (out of line) and raises a deadlock or timeout verdict at the caller's line. A task that may
 /// hold async locks takes the full path, which checks them (`tokio::track::may_hold_async`).
+///
+/// `TRY_NAMES`: `try_raw` fails on a lock whose identity is not assigned yet (the checked
+/// mutex's `byte_mutex::FRESH`), so with nothing held the identity needs no test of its own:
+/// it is read after a successful try (which synchronizes with the assignment).
 #[inline(always)]
 #[track_caller]
-pub(crate) fn lock_fast(
+pub(crate) fn lock_fast<const TRY_NAMES: bool>(
     meta: &Meta,
     kind: LockKind,
     mode: Mode,
@@ -289,9 +294,9 @@ pub(crate) fn lock_fast(
     if rwlock_first_write(meta, kind, mode) {
         return Taken::No;
     }
-    let w = meta.word();
     let step = STATE.try_with(|s| {
         if x != 0 {
+            let w = meta.word();
             // One lock held, not busy, and this very dependency checked over it before (the
             // memo: two compares; an unassigned identity never matches it), here; anything else
             // out of line (`lock_known`, then the full path).
@@ -308,8 +313,9 @@ pub(crate) fn lock_fast(
             s.push_second(entry(w, mode), w, site);
             return Fast::Done;
         }
-        // The identity is assigned on the full path.
-        if w == 0 {
+        // The identity is assigned on the full path (`TRY_NAMES`: the try fails without it).
+        let before = if TRY_NAMES { 0 } else { meta.word() };
+        if !TRY_NAMES && before == 0 {
             return Fast::Other;
         }
         // Async locks the running task holds (one thread-local read when it holds none): the
@@ -319,8 +325,11 @@ pub(crate) fn lock_fast(
             return Fast::Other;
         }
         if !try_raw() {
-            return Fast::Block(Ids::from_word(w));
+            return try_failed(meta.word());
         }
+        // Read again after the try: a fresh lock's try succeeds only once the identity is
+        // assigned.
+        let w = if TRY_NAMES { meta.word() } else { before };
         #[cfg(feature = "tokio")]
         push_tagged(s, w, mode, site);
         #[cfg(not(feature = "tokio"))]
@@ -328,6 +337,17 @@ pub(crate) fn lock_fast(
         Fast::Done
     });
     finish(step, kind, mode, site, lock_raw, lock_for)
+}
+
+/// The nothing-held fast try failed on a lock whose identity word is now `w`: block, or go the
+/// full way when it has none yet (the full path assigns it).
+#[inline(always)]
+fn try_failed(w: u64) -> Fast {
+    if w == 0 {
+        Fast::Other
+    } else {
+        Fast::Block(Ids::from_word(w))
+    }
 }
 
 /// Whether this is an exclusive acquisition of an RwLock never write-locked before (which may
@@ -894,12 +914,36 @@ pub(crate) fn released(meta: &Meta, mode: Mode) {
 /// with the raw unlock, as a tail call.
 #[inline(always)]
 pub(crate) fn release_fast(meta: &Meta, mode: Mode) -> bool {
+    !matches!(release_kind(meta, mode), Released::Rest)
+}
+
+/// What [`release_kind`] found.
+pub(crate) enum Released {
+    /// The lock has no identity: never tracked, nothing to do.
+    Untracked,
+    /// On top of the held stack, untimed, unrecorded and no graph source: popped.
+    Popped,
+    /// Nothing changed: [`released_rest`] must run.
+    Rest,
+}
+
+/// [`release_fast`], telling an untracked lock from a popped hold (the checked mutex's
+/// untracked holds may be of a lock still `byte_mutex::FRESH`, which its raw unlock tells).
+#[inline(always)]
+pub(crate) fn release_kind(meta: &Meta, mode: Mode) -> Released {
     let w = meta.word();
+    if w == 0 {
+        return Released::Untracked;
+    }
     // The top entry's stored word is `entry(w, mode)` exactly when it is this hold, untimed and
     // no graph source (and pushed with the identity as it is now): one comparison.
     // A recorded hold carries `word::RECORDED`, so its release takes the general path, which
     // records it: the fast path tests no switch.
-    w == 0 || STATE.try_with(|s| s.pop_plain_top(entry(w, mode))) == Ok(true)
+    if STATE.try_with(|s| s.pop_plain_top(entry(w, mode))) == Ok(true) {
+        Released::Popped
+    } else {
+        Released::Rest
+    }
 }
 
 /// The release's bookkeeping beyond [`release_fast`].

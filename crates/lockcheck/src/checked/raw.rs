@@ -6,7 +6,7 @@ use super::class::{ClassSrc, Meta};
 use super::handoff::{self, Owner};
 use super::hooks::{
     before_upgrade, converted, lock_blocking, lock_fast, lock_known, lock_nonblocking,
-    release_fast, released, released_rest, Taken,
+    release_fast, release_kind, released, released_rest, Released, Taken,
 };
 use super::report::Verdict;
 use super::word_rwlock::WordRwLock;
@@ -76,7 +76,8 @@ pub struct RawMutex {
 impl RawMutex {
     pub(crate) const fn with_class(src: ClassSrc) -> RawMutex {
         RawMutex {
-            inner: ByteMutex::new(),
+            // The one-shot try fails until the identity is assigned (`RawMutex::named`).
+            inner: ByteMutex::fresh(),
             meta: Meta::new(src),
             owner: Owner::new(),
         }
@@ -104,8 +105,32 @@ impl RawMutex {
         );
         if ok {
             self.owner.acquired();
+            self.named();
         }
         ok
+    }
+
+    /// After an acquisition beyond the fast path: once the lock has its identity, lets the raw
+    /// lock's one-shot try succeed (`byte_mutex::FRESH`), so that the fast path
+    /// (`hooks::lock_fast`), which takes a lock only through that try, needs no test of its
+    /// own for the identity. The full path assigns the identity when it checks; under
+    /// `LOCKCHECK=off` it does not, and the lock stays fresh (its raw lock and untracked release
+    /// take a fresh lock inline as any other), so that its release still finds no identity and
+    /// stays inline too. Clears the flag once per lock (again only if a fair release undid it:
+    /// see `ByteMutex::unlock_slow`).
+    #[inline]
+    fn named(&self) {
+        if self.inner.is_fresh() {
+            self.name();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn name(&self) {
+        if self.meta.word() != 0 {
+            self.inner.clear_fresh();
+        }
     }
 
     /// Bookkeeping of a release, by whichever thread releases.
@@ -221,6 +246,7 @@ impl RawMutex {
                 return checked;
             }
             self.owner.acquired();
+            self.named();
             return Ok(());
         }
         lock_blocking(
@@ -234,6 +260,7 @@ impl RawMutex {
             |d| self.inner.try_lock_for(d),
         )?;
         self.owner.acquired();
+        self.named();
         Ok(())
     }
 }
@@ -273,7 +300,7 @@ unsafe impl lock_api::RawMutex for RawMutex {
         let site = Location::caller();
         handoff::drain();
         // The fast path inline, the rest out of line (see `hooks::lock_fast`).
-        match lock_fast(
+        match lock_fast::<true>(
             &self.meta,
             LockKind::Mutex,
             Mode::Exclusive,
@@ -298,10 +325,15 @@ unsafe impl lock_api::RawMutex for RawMutex {
     unsafe fn unlock(&self) {
         // The usual release (on top of the held stack) inline; the rest and the raw unlock as
         // one tail call, so that the inlined code needs no frame.
-        if self.owner.released_here(&self.meta) && !release_fast(&self.meta, Mode::Exclusive) {
-            return self.unlock_rest();
+        if self.owner.released_here(&self.meta) {
+            match release_kind(&self.meta, Mode::Exclusive) {
+                // Never tracked, and perhaps still fresh: the raw unlock that stays inline then.
+                Released::Untracked => return self.inner.unlock_any(),
+                Released::Popped => return self.inner.unlock(),
+                Released::Rest => return self.unlock_rest(),
+            }
         }
-        self.inner.unlock();
+        self.inner.unlock_any();
     }
 
     fn is_locked(&self) -> bool {
@@ -370,7 +402,7 @@ impl RawRwLock {
         handoff::drain();
         let i = &self.inner;
         let taken = match mode {
-            Mode::Exclusive => lock_fast(
+            Mode::Exclusive => lock_fast::<false>(
                 &self.meta,
                 LockKind::Rwlock,
                 mode,
@@ -379,7 +411,7 @@ impl RawRwLock {
                 || i.lock_exclusive(),
                 |d| i.try_lock_exclusive_for(d),
             ),
-            _ => lock_fast(
+            _ => lock_fast::<false>(
                 &self.meta,
                 LockKind::Rwlock,
                 Mode::Shared,
@@ -910,5 +942,39 @@ unsafe impl lock_api::RawRwLockUpgradeTimed for RawRwLock {
             converted(&self.meta, Mode::Upgradable, Mode::Exclusive);
         }
         ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::state::STATE;
+    use super::{ClassSrc, RawMutex};
+    use lock_api::RawMutex as _;
+
+    fn depth() -> u8 {
+        STATE.with(|s| s.busy_depth())
+    }
+
+    #[test]
+    fn a_fresh_mutex_is_named_once_it_has_its_identity_and_then_taken_the_fast_way() {
+        let m = RawMutex::with_class(ClassSrc::Named("raw.fresh"));
+        assert!(m.inner.is_fresh());
+        // No identity yet (`LOCKCHECK=off` leaves it so): the flag stays, and the fast try,
+        // which would push the hold under identity 0, keeps failing.
+        m.named();
+        assert!(m.inner.is_fresh() && m.meta.word() == 0);
+        assert!(!m.inner.try_lock_once());
+        // The first acquisition goes the full way, which assigns the identity; then named.
+        m.lock();
+        assert_ne!(m.meta.word(), 0);
+        assert!(!m.inner.is_fresh());
+        assert_eq!(depth(), 1);
+        // SAFETY (both): held by this thread.
+        unsafe { m.unlock() };
+        assert_eq!(depth(), 0);
+        m.lock();
+        assert_eq!(depth(), 1);
+        unsafe { m.unlock() };
+        assert_eq!(depth(), 0);
     }
 }

@@ -41,6 +41,7 @@ mod clock;
 use super::class::{class_info, Ids};
 use super::report::{Trace, Violation};
 use super::state::{internal, STATE};
+use lockcheck_core::lct::raw;
 use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode, FORMAT_VERSION};
 use parking_lot::Mutex as PlMutex;
 use std::cell::{Cell, UnsafeCell};
@@ -83,20 +84,21 @@ struct Rec {
     ts: u64,
 }
 
-const K_REQUEST: u8 = 1;
-const K_ACQUIRE: u8 = 2;
-const K_FAIL: u8 = 3;
-const K_RELEASE: u8 = 4;
-const K_CONVERT: u8 = 5;
-const K_COND_WAIT: u8 = 6;
-const K_FORK: u8 = 7;
-const K_JOIN: u8 = 8;
-const K_DROP: u8 = 9;
+// The kinds are those of `.lct` version 3's raw records, which copy `Rec` as it is.
+const K_REQUEST: u8 = raw::K_REQUEST;
+const K_ACQUIRE: u8 = raw::K_ACQUIRE;
+const K_FAIL: u8 = raw::K_FAIL;
+const K_RELEASE: u8 = raw::K_RELEASE;
+const K_CONVERT: u8 = raw::K_CONVERT;
+const K_COND_WAIT: u8 = raw::K_COND_WAIT;
+const K_FORK: u8 = raw::K_FORK;
+const K_JOIN: u8 = raw::K_JOIN;
+const K_DROP: u8 = raw::K_DROP;
 /// A sync guard held across an `.await` (feature `tokio`): `a` the requested lock, `b` the
 /// request's site, `x` the index of the rest in [`HELD_ACROSS`]. Rare (each is a finding), so its
 /// details live in a side table rather than widening every record.
 #[cfg(feature = "tokio")]
-const K_HELD_ACROSS_AWAIT: u8 = 10;
+const K_HELD_ACROSS_AWAIT: u8 = raw::K_HELD_ACROSS_AWAIT;
 
 /// What a [`K_HELD_ACROSS_AWAIT`] record does not hold: the held guard's lock, class, holder and
 /// site. Entries are taken (left empty) by the writer; the table is cleared when a recording stops.
@@ -723,14 +725,30 @@ fn init_from_env() -> bool {
     on
 }
 
-/// Whether the trace at `path` is written in lockcheck's binary `.lct` format (its extension is
-/// `.lct`, or `LOCKCHECK_TRACE_FORMAT=lct`) rather than JSON Lines.
-fn writes_lct(path: &Path) -> bool {
+/// The format a trace is written in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Format {
+    Json,
+    /// `.lct` version 2: every record turned into its event.
+    Lct2,
+    /// `.lct` version 3 ([`lockcheck_core::lct::raw`]): the records copied out as they are.
+    Lct3,
+}
+
+/// The format of the trace at `path`: lockcheck's binary `.lct` (its extension is `.lct`, or
+/// `LOCKCHECK_TRACE_FORMAT=lct`; version 2 with `LOCKCHECK_TRACE_FORMAT=lct2`), else JSON Lines.
+fn format_of(path: &Path) -> Format {
     match std::env::var("LOCKCHECK_TRACE_FORMAT") {
-        Ok(f) if !f.is_empty() => f.eq_ignore_ascii_case("lct"),
-        _ => path
+        Ok(f) if f.eq_ignore_ascii_case("lct") => Format::Lct3,
+        Ok(f) if f.eq_ignore_ascii_case("lct2") => Format::Lct2,
+        Ok(f) if !f.is_empty() => Format::Json,
+        _ if path
             .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("lct")),
+            .is_some_and(|e| e.eq_ignore_ascii_case("lct")) =>
+        {
+            Format::Lct3
+        }
+        _ => Format::Json,
     }
 }
 
@@ -757,10 +775,13 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
         }
     }
     let file = File::create(&path)?;
-    let lct = writes_lct(&path);
-    let mut w = Writer::new(file, path, lct);
-    if lct {
-        w.out.extend_from_slice(&lockcheck_core::lct::MAGIC);
+    let format = format_of(&path);
+    let mut w = Writer::new(file, path, format != Format::Json);
+    w.raw = format == Format::Lct3;
+    match format {
+        Format::Json => {}
+        Format::Lct2 => w.out.extend_from_slice(&lockcheck_core::lct::MAGIC),
+        Format::Lct3 => w.out.extend_from_slice(&raw::MAGIC_V3),
     }
     let program = std::env::args().next().unwrap_or_default();
     let start_unix_ms = std::time::SystemTime::now()
@@ -774,6 +795,7 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
         // Chosen by `Writer::new` (the clock's `init`), before any record is taken.
         hold_resolution_ns: clock::hold_resolution_ns(),
     });
+    w.clock_record();
     w.write_out();
     if let Some(e) = w.failed.take() {
         return Err(e);
@@ -818,6 +840,12 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
     // Every buffer is drained and no thread records any more: write all the drops.
     w.end_pass();
     w.end_pass();
+    if w.raw {
+        // The reader sums the statistics up from the records.
+        if w.failed.is_none() {
+            raw::encode_end(&mut w.out);
+        }
+    }
     for (c, s) in w.stats.drain() {
         w.emit(&Event::Stats { c, stats: s });
     }
@@ -1316,6 +1344,10 @@ struct Writer {
     out: Vec<u8>,
     /// Records in `.lct` ([`lockcheck_core::lct`]) instead of JSON Lines.
     lct: bool,
+    /// `.lct` version 3: the records of lock operations copied out raw ([`Writer::drain_raw`]).
+    raw: bool,
+    /// The clock scale the last `clock` record said (version 3).
+    clock_written: u64,
     path: PathBuf,
     /// Classes declared.
     classes: ByClass<()>,
@@ -1362,6 +1394,8 @@ impl Writer {
             file,
             out: Vec::with_capacity(OUT_CHUNK + 4096),
             lct,
+            raw: false,
+            clock_written: 0,
             path,
             classes: ByClass::new(),
             sites: HashMap::default(),
@@ -1460,7 +1494,10 @@ impl Writer {
             }
             // One loop per format, so that neither tests the format per record.
             let recs = &blk.recs[consumed.min(n)..n];
-            if self.lct {
+            if self.raw {
+                self.clock_record();
+                self.drain_raw(b.thread, &mut side, recs);
+            } else if self.lct {
                 for slot in recs {
                     // SAFETY: below `committed` (see `Block`).
                     let r = unsafe { (*slot.get()).assume_init_ref() };
@@ -1487,6 +1524,114 @@ impl Writer {
             }
         }
         b.consumed.store(consumed, Ordering::Release);
+    }
+
+    /// Version 3: declares what the records use (locks, classes, sites, permits; drops and
+    /// tasks' held-across-await findings as in version 2), then copies the records out in
+    /// `block`s. Per record a kind test and the two declaration caches, no formatting: the
+    /// reader derives hold times and statistics (see [`lockcheck_core::lct::raw`]).
+    fn drain_raw(&mut self, t: u64, side: &mut Side, recs: &[UnsafeCell<MaybeUninit<Rec>>]) {
+        let mut from = 0;
+        // The lock and site the record before declared: a lock's acquisition, its request and
+        // its release often follow each other, and need no look-up after the first (nothing is
+        // forgotten during a drain: drops are written at the end of a pass).
+        let (mut last_l, mut last_s) = match recs.first() {
+            // SAFETY: as below.
+            Some(slot) => {
+                let r = unsafe { (*slot.get()).assume_init_ref() };
+                (!r.a, !r.b)
+            }
+            None => return,
+        };
+        for (i, slot) in recs.iter().enumerate() {
+            // SAFETY: below `committed` (see `Block`).
+            let r = unsafe { (*slot.get()).assume_init_ref() };
+            let c = (r.head >> 32) as u32;
+            match r.head as u8 {
+                K_ACQUIRE | K_FAIL => {
+                    if r.a != last_l {
+                        self.lock(r.a, c);
+                        last_l = r.a;
+                    }
+                    if r.b != last_s {
+                        self.site(r.b);
+                        last_s = r.b;
+                    }
+                }
+                K_RELEASE | K_CONVERT | K_COND_WAIT => {
+                    if r.a != last_l {
+                        self.lock(r.a, c);
+                        last_l = r.a;
+                    }
+                }
+                K_REQUEST if r.x == 0 => {
+                    if r.a != last_l {
+                        self.lock(r.a, c);
+                        last_l = r.a;
+                    }
+                    if r.b != last_s {
+                        self.site(r.b);
+                        last_s = r.b;
+                    }
+                }
+                K_REQUEST => {
+                    // A semaphore's permits may need a `lock` or `forget` event: at its place.
+                    self.put_raw(t, &recs[from..i]);
+                    from = i;
+                    self.lock_permits(r.a, c, r.x);
+                    self.site(r.b);
+                }
+                K_FORK | K_JOIN => {}
+                // Written by `end_pass`; the record itself is skipped by readers.
+                K_DROP => {
+                    if self.locks.contains(&r.a) {
+                        self.deferred_drops.push(r.a);
+                    }
+                }
+                // Anything else is written as its event, at its place.
+                _ => {
+                    self.put_raw(t, &recs[from..i]);
+                    from = i + 1;
+                    self.format_direct::<true>(t, side, r);
+                }
+            }
+        }
+        self.put_raw(t, &recs[from..]);
+    }
+
+    /// A `block` record of `recs`, byte for byte (little-endian words).
+    fn put_raw(&mut self, t: u64, recs: &[UnsafeCell<MaybeUninit<Rec>>]) {
+        if recs.is_empty() || self.failed.is_some() {
+            return;
+        }
+        raw::encode_block_head(&mut self.out, t, recs.len());
+        #[cfg(target_endian = "little")]
+        {
+            // SAFETY: the records are initialized (below `committed`), and a `Rec` is five
+            // `u64` without padding (`repr(C)`; `UnsafeCell` and `MaybeUninit` are transparent).
+            let bytes = unsafe {
+                std::slice::from_raw_parts(recs.as_ptr() as *const u8, std::mem::size_of_val(recs))
+            };
+            self.out.extend_from_slice(bytes);
+        }
+        #[cfg(not(target_endian = "little"))]
+        for slot in recs {
+            // SAFETY: as above.
+            let r = unsafe { (*slot.get()).assume_init_ref() };
+            for w in [r.head, r.a, r.b, r.x, r.ts] {
+                self.out.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        self.chunk();
+    }
+
+    /// Version 3: a `clock` record when the scale changed since the last.
+    fn clock_record(&mut self) {
+        let k = self.scale.ns_per_tick();
+        if self.raw && k != self.clock_written && self.failed.is_none() {
+            self.clock_written = k;
+            raw::encode_clock(&mut self.out, k);
+        }
     }
 
     fn class(&mut self, c: u32) -> u32 {
@@ -1601,6 +1746,9 @@ impl Writer {
             loc: site.to_string(),
             frames,
         });
+        if self.raw && self.failed.is_none() {
+            raw::encode_site_word(&mut self.out, key as u64, s);
+        }
         s
     }
 
@@ -2433,11 +2581,9 @@ mod tests {
         producer.join().unwrap();
         stop().unwrap();
         let bytes = std::fs::read(&path).unwrap();
-        lockcheck_core::lct::check_magic(&bytes).unwrap();
-        let mut pos = lockcheck_core::lct::MAGIC.len();
+        assert_eq!(lockcheck_core::lct::check_magic(&bytes), Ok(3));
         let mut next = BASE;
-        while let Some((e, len)) = lockcheck_core::lct::decode(&bytes[pos..]).unwrap() {
-            pos += len;
+        for e in read_lct(&bytes) {
             if let Event::Acquire { l, .. } = e {
                 if l >= BASE {
                     assert_eq!(l, next, "in order, none missing");
@@ -2447,6 +2593,23 @@ mod tests {
         }
         assert_eq!(next, BASE + n as u64, "every record written");
         let _ = std::fs::remove_file(&path);
+    }
+
+    /// Every event of a `.lct` file of version 2 or 3.
+    fn read_lct(bytes: &[u8]) -> Vec<Event> {
+        let mut raw = raw::RawDecoder::new();
+        let mut out = Vec::new();
+        let mut pos = lockcheck_core::lct::MAGIC.len();
+        loop {
+            if let Some(n) = raw.decode(&bytes[pos..], &mut out).unwrap() {
+                pos += n;
+            } else if let Some((e, n)) = lockcheck_core::lct::decode(&bytes[pos..]).unwrap() {
+                out.push(e);
+                pos += n;
+            } else {
+                return out;
+            }
+        }
     }
 
     /// A record written the general way: declarations, then the [`Event`] through
@@ -2628,6 +2791,108 @@ mod tests {
             assert!(memo.out.len() > 1000, "lines written: {}", memo.out.len());
             let _ = std::fs::remove_file(&path);
         }
+    }
+
+    /// `.lct` version 3 says what version 2 says: the same records (those of the memo test,
+    /// with hold times from the readings and a semaphore's permits) written raw and the long way
+    /// read back as the same lock operations, `drop`s and `forget`s in the same order, the same
+    /// declarations, and the same statistics.
+    #[test]
+    fn raw_blocks_read_back_as_the_events_of_version_2() {
+        let site_a = Location::caller();
+        let site_b = Location::caller();
+        let (a, b, sem) = (31u64, 32u64, 33u64);
+        let rec = |kind: u8, mode: Mode, l: u64, site: Option<Site>, x: u64, ts: u64| Rec {
+            head: head(kind, mode, How::Blocking, 7),
+            a: l,
+            b: site.map_or(0, site_word),
+            x,
+            ts,
+        };
+        let mut recs = Vec::new();
+        for i in 0..6u64 {
+            for t in [1u64, 2] {
+                let s = (Some(site_a), Some(site_b));
+                recs.push((t, rec(K_REQUEST, Mode::Exclusive, a, s.0, 0, 0)));
+                recs.push((
+                    t,
+                    rec(K_ACQUIRE, Mode::Exclusive, a, s.0, i * 10, 1_000 + i),
+                ));
+                recs.push((t, rec(K_ACQUIRE, Mode::Shared, b, s.1, 0, 2_000 + i)));
+                recs.push((t, rec(K_FAIL, Mode::Exclusive, sem, s.1, 5, 0)));
+                recs.push((t, rec(K_REQUEST, Mode::Permit, sem, s.0, 3 - i % 3, 2)));
+                recs.push((
+                    t,
+                    rec(K_RELEASE, Mode::Exclusive, b, None, 0, 9_000 * i + 3_000),
+                ));
+                recs.push((t, rec(K_RELEASE, Mode::Exclusive, a, None, i, 20_000)));
+                if i == 3 {
+                    recs.push((t, rec(K_DROP, Mode::Exclusive, b, None, 0, 0)));
+                }
+            }
+        }
+        let path = std::env::temp_dir().join(format!("lockcheck-unit-raw-{}", std::process::id()));
+        let mut v2 = Writer::new(File::create(&path).unwrap(), path.clone(), true);
+        let mut v3 = Writer::new(File::create(&path).unwrap(), path.clone(), true);
+        v3.raw = true;
+        v3.clock_record();
+        let mut sides: HashMap<u64, (Side, Side)> = HashMap::new();
+        let mut i = 0;
+        while i < recs.len() {
+            let t = recs[i].0;
+            let n = recs[i..].iter().take_while(|r| r.0 == t).count();
+            let run: Vec<UnsafeCell<MaybeUninit<Rec>>> = recs[i..i + n]
+                .iter()
+                .map(|r| UnsafeCell::new(MaybeUninit::new(r.1)))
+                .collect();
+            let (s2, s3) = sides.entry(t).or_default();
+            for (_, r) in &recs[i..i + n] {
+                v2.format_direct::<true>(t, s2, r);
+            }
+            v3.drain_raw(t, s3, &run);
+            if recs[i + n - 1].1.head as u8 == K_DROP {
+                for w in [&mut v2, &mut v3] {
+                    w.end_pass();
+                    w.end_pass();
+                }
+            }
+            i += n;
+        }
+        for (c, st) in v2.stats.drain() {
+            v2.emit(&Event::Stats { c, stats: st });
+        }
+        raw::encode_end(&mut v3.out);
+        let _ = std::fs::remove_file(&path);
+        let read = |out: &[u8]| {
+            let mut bytes = lockcheck_core::lct::MAGIC.to_vec();
+            bytes.extend_from_slice(out);
+            let ev = read_lct(&bytes);
+            let declared = |e: &Event| {
+                matches!(
+                    e,
+                    Event::Class { .. } | Event::Lock { .. } | Event::Site { .. }
+                )
+            };
+            let mut decl: Vec<String> = ev
+                .iter()
+                .filter(|e| declared(e))
+                .map(|e| format!("{e:?}"))
+                .collect();
+            decl.sort();
+            let ops: Vec<Event> = ev.into_iter().filter(|e| !declared(e)).collect();
+            (ops, decl)
+        };
+        let (ops2, decl2) = read(&v2.out);
+        let (ops3, decl3) = read(&v3.out);
+        assert!(ops2.len() > 80, "{}", ops2.len());
+        assert!(ops2.iter().any(|e| matches!(e, Event::Forget { .. })));
+        assert!(ops2.iter().any(|e| matches!(e, Event::Drop { .. })));
+        assert!(ops2
+            .iter()
+            .any(|e| matches!(e, Event::Release { hold_ns, .. } if *hold_ns > 1000)));
+        assert!(ops2.iter().any(|e| matches!(e, Event::Stats { .. })));
+        assert_eq!(ops2, ops3);
+        assert_eq!(decl2, decl3);
     }
 
     /// Requests of one semaphore as the writer may drain them from several streams, so that

@@ -91,10 +91,11 @@ pub enum ViolationKind {
     Incomplete {
         /// Which limit: `search-steps` (a cycle search stopped after `bound` steps, so cycles
         /// through that dependency may be unreported), `edge-variants` (an edge already kept
-        /// `bound` distinct dependencies, and a new one was dropped), `dependencies` (the graph
-        /// keeps `bound` dependencies in all, and a new one was dropped), `classes` (the class
-        /// table holds `bound` classes: locks of new sites or names are checked at instance level
-        /// only; the edge names the first such lock and its construction site), `instances`
+        /// `bound` groups of distinct dependencies, and a new one needing another was dropped: a
+        /// group is one dependency at instance level, one shape at class level), `dependencies`
+        /// (the graph keeps `bound` dependencies in all, and a new one was dropped), `classes` (the
+        /// class table holds `bound` classes: locks of new sites or names are checked at instance
+        /// level only; the edge names the first such lock and its construction site), `instances`
         /// (instance numbers wrapped after `bound` locks) or `kept-findings`
         /// ([`violations`] is full: later findings are only printed).
         limit: &'static str,
@@ -542,8 +543,10 @@ impl Violation {
                          dependency (and later ones that hit the limit) may be unreported"
                     ),
                     "edge-variants" => format!(
-                        "an edge already keeps {bound} distinct dependencies: new ones of it \
-                         are dropped and cycles through them may be unreported"
+                        "an edge already keeps {bound} groups of distinct dependencies (at \
+                         class level one per thread, mode, fork/join clock and held classes): \
+                         new ones of it that need another group are dropped and cycles through \
+                         them may be unreported"
                     ),
                     "dependencies" => format!(
                         "the lock graph keeps {bound} dependencies: new ones are dropped and \

@@ -7,6 +7,11 @@
 //! no held lock never subsume each other. Locks created in a loop and nested once each (a new
 //! instance pair of a known class edge) share none: once an edge's list is long, an index by held
 //! lock ([`Variants`]) finds the few variants that can take part, instead of comparing with all.
+//!
+//! A class edge keeps its variants in groups of one shape ([`Groups`]): live instance pairs of
+//! the edge are one group however many they are, so the edge's bound counts shapes (threads,
+//! fork/join epochs, held class sets), not the program's live locks. The instance level keeps a
+//! plain [`Variants`] per edge; both are an [`Edge`] to the graph.
 
 use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::Mode;
@@ -24,6 +29,8 @@ pub(crate) struct Shape<'a> {
     pub mode: Mode,
     /// The held locks (instance numbers, or a dropped lock's marker) with their modes.
     pub held: &'a [(u64, Mode)],
+    /// The class of each held lock (as `held`, in order).
+    pub classes: &'a [u32],
     /// [`held_sig`] of `held`.
     pub sig: u64,
     pub clock: &'a VectorClock,
@@ -112,6 +119,10 @@ fn key(lock: u64) -> u64 {
 /// The entries of a sorted index for one held lock.
 fn range(index: &[(u64, u32)], lock: u64) -> &[(u64, u32)] {
     let lock = key(lock);
+    // A new lock, numbered highest so far, is in no kept variant: no search.
+    if index.last().is_none_or(|l| l.0 < lock) {
+        return &[];
+    }
     let start = index.partition_point(|e| e.0 < lock);
     let len = index[start..].partition_point(|e| e.0 == lock);
     &index[start..start + len]
@@ -225,19 +236,6 @@ impl<V: Variant> Variants<V> {
         gone
     }
 
-    /// Takes every variant out (the edge is left empty).
-    pub(crate) fn take(&mut self) -> Vec<Arc<V>> {
-        let list = std::mem::take(&mut self.list);
-        self.reindex();
-        list
-    }
-
-    /// Replaces the variants with `list` (an antichain, in its order).
-    pub(crate) fn put(&mut self, list: Vec<Arc<V>>) {
-        self.list = list;
-        self.reindex();
-    }
-
     /// Rebuilds the index from the list (or drops it below [`INDEX_FROM`]).
     fn reindex(&mut self) {
         self.holding.clear();
@@ -264,6 +262,250 @@ impl<V: Variant> Variants<V> {
     }
 }
 
+/// What the graph keeps on one edge: [`Variants`] at instance level (each variant is its own
+/// group), [`Groups`] at class level.
+pub(crate) trait Edge<V>: Default {
+    /// Variants kept (what a level's memory bound counts).
+    fn members(&self) -> usize;
+    /// Groups kept (what the per-edge bound counts).
+    fn groups(&self) -> usize;
+    /// Whether a kept variant subsumes `new` (see [`subsumes`]).
+    fn covers(&self, new: Shape<'_>) -> bool;
+    /// Drops the kept variants that `new` subsumes; returns how many.
+    fn drop_covered_by(&mut self, new: Shape<'_>) -> usize;
+    /// Keeps `v` (the caller checked it against the others), unless that would make more than
+    /// `limit` groups: then returns false and keeps nothing.
+    fn push_within(&mut self, v: Arc<V>, limit: usize) -> bool;
+    /// The members of group `i` (groups in the order they were made, members in the order kept):
+    /// variants that differ only by the instances they hold and request, so that the cycle
+    /// search may test what does not depend on instances once per group (see `graph::search`).
+    fn group(&self, i: usize) -> Option<&[Arc<V>]>;
+    /// Every kept variant, group by group.
+    fn each<'a>(&'a self) -> impl Iterator<Item = &'a Arc<V>>
+    where
+        V: 'a;
+    /// Keeps the variants for which `keep` is true (in order); returns how many left.
+    fn retain(&mut self, keep: impl FnMut(&Arc<V>) -> bool) -> usize;
+    /// Takes out the variants for which `take` is true (in order).
+    fn extract(&mut self, take: impl FnMut(&Arc<V>) -> bool) -> Vec<Arc<V>>;
+    /// Empties the edge; returns whether its memory is small enough to keep for reuse.
+    fn clear_small(&mut self) -> bool;
+}
+
+impl<V: Variant> Edge<V> for Variants<V> {
+    fn members(&self) -> usize {
+        self.len()
+    }
+    fn groups(&self) -> usize {
+        self.len()
+    }
+    fn covers(&self, new: Shape<'_>) -> bool {
+        Variants::covers(self, new)
+    }
+    fn drop_covered_by(&mut self, new: Shape<'_>) -> usize {
+        Variants::drop_covered_by(self, new)
+    }
+    fn push_within(&mut self, v: Arc<V>, limit: usize) -> bool {
+        if self.len() >= limit {
+            return false;
+        }
+        self.push(v);
+        true
+    }
+    fn group(&self, i: usize) -> Option<&[Arc<V>]> {
+        self.list.get(i).map(std::slice::from_ref)
+    }
+    fn each<'a>(&'a self) -> impl Iterator<Item = &'a Arc<V>>
+    where
+        V: 'a,
+    {
+        self.list.iter()
+    }
+    fn retain(&mut self, keep: impl FnMut(&Arc<V>) -> bool) -> usize {
+        Variants::retain(self, keep)
+    }
+    fn extract(&mut self, mut take: impl FnMut(&Arc<V>) -> bool) -> Vec<Arc<V>> {
+        let mut out = Vec::new();
+        // In place: the list keeps its memory (a clone of an `Arc` is a count's increment).
+        Variants::retain(self, |v| {
+            let t = take(v);
+            if t {
+                out.push(Arc::clone(v));
+            }
+            !t
+        });
+        out
+    }
+    fn clear_small(&mut self) -> bool {
+        self.list.clear();
+        self.holding.clear();
+        self.topmost.clear();
+        self.indexed = false;
+        self.list.capacity() <= INDEX_FROM && self.holding.capacity() == 0
+    }
+}
+
+/// The variants of one class edge, grouped by shape: same thread, mode and fork/join clock, and
+/// the same held (class, mode) pairs, counted with multiplicity. Members of a group differ only by
+/// the instances they hold and request.
+///
+/// Why groups: locks created in a loop and kept alive (a server's sessions, each nested once)
+/// make one variant per live pair, and none stands for another, because a held instance can be
+/// another dependency's gate. Their number grows with the program's live locks; the number of
+/// groups does not (it grows with threads, fork/join epochs and held class sets), so the edge's
+/// bound counts groups, and the members of a group cost one pointer each (the record is shared
+/// with the instance edge).
+///
+/// Why that is sound: a variant is still dropped only when [`subsumes`] says so (each group is a
+/// [`Variants`], and the prefilters below only skip groups that cannot hold a subsuming
+/// variant), and the cycle search still considers every member; it only tests once per group what
+/// every member answers alike. At class level that is everything but gates: distinct threads,
+/// fork/join order (thread and clock), and the link rules (the requester's mode and class, the
+/// holder's held classes and modes). Only the gate test (a common held instance in excluding
+/// modes) depends on the member, and the search tests it per member.
+pub(crate) struct Groups<V> {
+    /// In the order they were made (the cycle search tries them in that order).
+    groups: Vec<Group<V>>,
+    /// Variants over all groups.
+    members: usize,
+}
+
+/// One group of [`Groups`]: never empty.
+struct Group<V> {
+    /// [`class_sig`] of the members' held classes and modes.
+    sig: u64,
+    members: Variants<V>,
+}
+
+impl<V> Default for Groups<V> {
+    fn default() -> Self {
+        Groups {
+            groups: Vec::new(),
+            members: 0,
+        }
+    }
+}
+
+/// A 64-bit summary of a shape's held (class, mode) pairs: a variant can subsume another only if
+/// its summary is within the other's (its held locks are among the other's, and a lock's class
+/// never changes, a dropped lock's marker keeping it).
+fn class_sig(s: Shape<'_>) -> u64 {
+    s.classes.iter().zip(s.held).fold(0, |acc, (&c, &(_, m))| {
+        let k = u64::from(c) << 3 | m as u64;
+        acc | 1 << (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
+    })
+}
+
+/// Whether two shapes belong to one group of [`Groups`].
+fn same_group(a: Shape<'_>, b: Shape<'_>) -> bool {
+    let n = a.held.len();
+    let pair = |s: &Shape<'_>, i: usize| (s.classes[i], s.held[i].1);
+    let count = |s: &Shape<'_>, p| (0..n).filter(|&i| pair(s, i) == p).count();
+    // The same pairs in the same order (a loop's nestings) are the same multiset: no counting.
+    let same_order = || a.classes == b.classes && (0..n).all(|i| a.held[i].1 == b.held[i].1);
+    a.thread == b.thread
+        && a.mode == b.mode
+        && n == b.held.len()
+        && a.clock == b.clock
+        && (same_order() || (0..n).all(|i| count(&a, pair(&a, i)) == count(&b, pair(&a, i))))
+}
+
+impl<V: Variant> Groups<V> {
+    /// The group `s` belongs to (searched from the newest: a thread repeating an edge adds to
+    /// its last group).
+    fn group_of(&self, s: Shape<'_>, sig: u64) -> Option<usize> {
+        self.groups
+            .iter()
+            .rposition(|g| g.sig == sig && same_group(g.members.list()[0].shape(), s))
+    }
+}
+
+impl<V: Variant> Edge<V> for Groups<V> {
+    fn members(&self) -> usize {
+        self.members
+    }
+    fn groups(&self) -> usize {
+        self.groups.len()
+    }
+    fn covers(&self, new: Shape<'_>) -> bool {
+        // A subsuming variant has `new`'s thread and mode, and held pairs within `new`'s.
+        let sig = class_sig(new);
+        self.groups.iter().any(|g| {
+            let s = g.members.list()[0].shape();
+            s.thread == new.thread
+                && s.mode == new.mode
+                && g.sig & !sig == 0
+                && g.members.covers(new)
+        })
+    }
+    fn drop_covered_by(&mut self, new: Shape<'_>) -> usize {
+        let sig = class_sig(new);
+        let mut gone = 0;
+        for g in &mut self.groups {
+            let s = g.members.list()[0].shape();
+            if s.thread == new.thread && s.mode == new.mode && sig & !g.sig == 0 {
+                gone += g.members.drop_covered_by(new);
+            }
+        }
+        if gone != 0 {
+            self.groups.retain(|g| !g.members.is_empty());
+            self.members -= gone;
+        }
+        gone
+    }
+    fn push_within(&mut self, v: Arc<V>, limit: usize) -> bool {
+        let (s, sig) = (v.shape(), class_sig(v.shape()));
+        match self.group_of(s, sig) {
+            Some(i) => self.groups[i].members.push(v),
+            None if self.groups.len() >= limit => return false,
+            None => {
+                let mut members = Variants::default();
+                members.push(v);
+                self.groups.push(Group { sig, members });
+            }
+        }
+        self.members += 1;
+        true
+    }
+    fn group(&self, i: usize) -> Option<&[Arc<V>]> {
+        self.groups.get(i).map(|g| g.members.list())
+    }
+    fn each<'a>(&'a self) -> impl Iterator<Item = &'a Arc<V>>
+    where
+        V: 'a,
+    {
+        self.groups.iter().flat_map(|g| g.members.list())
+    }
+    fn retain(&mut self, mut keep: impl FnMut(&Arc<V>) -> bool) -> usize {
+        let gone: usize = self
+            .groups
+            .iter_mut()
+            .map(|g| g.members.retain(&mut keep))
+            .sum();
+        if gone != 0 {
+            self.groups.retain(|g| !g.members.is_empty());
+            self.members -= gone;
+        }
+        gone
+    }
+    fn extract(&mut self, mut take: impl FnMut(&Arc<V>) -> bool) -> Vec<Arc<V>> {
+        let mut out = Vec::new();
+        for g in &mut self.groups {
+            out.extend(Edge::extract(&mut g.members, &mut take));
+        }
+        if !out.is_empty() {
+            self.groups.retain(|g| !g.members.is_empty());
+            self.members -= out.len();
+        }
+        out
+    }
+    fn clear_small(&mut self) -> bool {
+        // Class nodes are never removed: no reuse to prepare.
+        *self = Groups::default();
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +515,7 @@ mod tests {
         thread: u64,
         mode: Mode,
         held: Vec<(u64, Mode)>,
+        classes: Vec<u32>,
         sig: u64,
         clock: VectorClock,
     }
@@ -283,6 +526,7 @@ mod tests {
                 thread: self.thread,
                 mode: self.mode,
                 held: &self.held,
+                classes: &self.classes,
                 sig: self.sig,
                 clock: &self.clock,
             }
@@ -297,6 +541,7 @@ mod tests {
             thread,
             mode: Mode::Exclusive,
             sig: held_sig(&held),
+            classes: held.iter().map(|&(l, _)| (l % 5) as u32).collect(),
             held,
             clock,
         })

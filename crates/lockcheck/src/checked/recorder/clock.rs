@@ -240,6 +240,11 @@ impl Scale {
         }
     }
 
+    /// Nanoseconds per tick, in 32.32 fixed point (`.lct` version 3's `clock` record).
+    pub(super) fn ns_per_tick(&self) -> u64 {
+        self.ns_per_tick
+    }
+
     /// Nanoseconds between two readings (0 if `later` is not later, or if `earlier` is 0: no
     /// reading, see [`now`]).
     pub(super) fn ns(&self, earlier: u64, later: u64) -> u64 {
