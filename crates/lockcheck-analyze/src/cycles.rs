@@ -907,6 +907,98 @@ mod tests {
         assert_eq!(c.edges(&g).collect::<Vec<_>>(), want);
     }
 
+    /// The flat copy of the held sets answers as the walks of the interned tree: the marks it
+    /// adds, and the gate test of every pair of blocking dependencies, which is also
+    /// [`check_pair`]'s gate rule. Over mutexes, RwLocks held in every mode (a read beside a
+    /// read or an upgradable read: sets that hold one lock twice, whose marks are walked and
+    /// whose gate reads the oldest hold) and a semaphore.
+    #[test]
+    fn the_flat_held_sets_answer_as_the_walks() {
+        let mut t = String::from(
+            r#"{"e":"class","c":1,"key":"m","kind":"mutex"}
+{"e":"class","c":2,"key":"rw","kind":"rwlock"}
+{"e":"class","c":3,"key":"sem","kind":"semaphore"}
+{"e":"lock","l":1,"c":1}
+{"e":"lock","l":2,"c":2}
+{"e":"lock","l":3,"c":3}
+{"e":"lock","l":4,"c":1}
+{"e":"lock","l":5,"c":2}
+"#,
+        );
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut held: Vec<Vec<(u64, &str)>> = vec![Vec::new(); 4];
+        for _ in 0..600 {
+            let th = next(4) as usize;
+            let h = &mut held[th];
+            if !h.is_empty() && next(3) == 0 {
+                let (l, _) = h.remove(next(h.len() as u64) as usize);
+                t.push_str(&format!("{{\"e\":\"release\",\"t\":{th},\"l\":{l}}}\n"));
+                continue;
+            }
+            let l = 1 + next(5);
+            let m = match l {
+                2 | 5 => ["r", "rr", "u", "w"][next(4) as usize],
+                3 => "p",
+                _ => "w",
+            };
+            // A second hold only as a read beside a read or an upgradable read (then the
+            // oldest hold is not the newest's mode: the gate reads the oldest).
+            if let Some(&(_, old)) = h.iter().find(|x| x.0 == l) {
+                if old == "w" || old == "p" || (m != "r" && m != "rr") {
+                    continue;
+                }
+            }
+            h.push((l, m));
+            t.push_str(&format!(
+                "{{\"e\":\"acquire\",\"t\":{th},\"l\":{l},\"m\":\"{m}\"}}\n"
+            ));
+        }
+        let m = model_of(&[("t", &t)]);
+        let flat = FlatHeld::new(&m).expect("a small model has its copy");
+        assert!(
+            flat.repeats.iter().any(|&r| r),
+            "some set holds a lock twice"
+        );
+        let conflict = conflict_masks();
+        let blocking: Vec<u32> = (0..m.deps.len() as u32)
+            .filter(|&d| check_blocking(&m.dep(d)).is_ok())
+            .collect();
+        assert!(blocking.len() > 50, "{} dependencies", blocking.len());
+        let (mut gates, mut pairs) = (0, 0);
+        for &a in &blocking {
+            let mut by_flat = Marks::new(m.locks.len());
+            let mut by_walk = Marks::new(m.locks.len());
+            by_flat.dep(&m, Some(&flat), a, true);
+            by_walk.dep(&m, None, a, true);
+            assert_eq!(by_flat.counts, by_walk.counts);
+            assert_eq!(by_flat.modes, by_walk.modes);
+            for &b in &blocking {
+                let walked = meets_gate(&m, &by_walk, &conflict, &m.dep(b));
+                assert_eq!(flat.gate(&by_flat, b), Some(walked), "{a} {b}");
+                if m.deps[a as usize].thread != m.deps[b as usize].thread {
+                    let rule = matches!(
+                        check_pair(&m.dep(a), &m.dep(b)),
+                        Err(Infeasible::GateLock { .. })
+                    );
+                    assert_eq!(rule, walked, "{a} {b}");
+                }
+                pairs += 1;
+                gates += usize::from(walked);
+            }
+            by_flat.dep(&m, Some(&flat), a, false);
+            assert!(by_flat.modes.iter().all(|&x| x == 0));
+            assert!(by_flat.counts.iter().all(|c| c == &[0; 5]));
+        }
+        // Both answers occur.
+        assert!(gates > 0 && gates < pairs, "{gates} gates in {pairs} pairs");
+    }
+
     const AB_BA: &str = r#"{"e":"class","c":1,"key":"A","kind":"mutex"}
 {"e":"class","c":2,"key":"B","kind":"mutex"}
 {"e":"lock","l":1,"c":1}
@@ -1480,31 +1572,254 @@ struct Successors<'a> {
     /// Own epoch of each dependency (`clock.get(thread)`), by dependency index.
     own: Vec<u32>,
     /// The held locks of the dependency whose list is being computed, counted per mode.
-    marks: Vec<[u32; 5]>,
+    marks: Marks,
     /// The clocks' epochs, also read by [`EdgeSearch`].
     epochs: Epochs<'a>,
+    /// The held sets as flat lists for the gate tests, also read by [`EdgeSearch`]; `None`
+    /// beyond [`MAX_FLAT_ENTRIES`].
+    flat: Option<FlatHeld>,
+    /// [`conflict_masks`].
+    conflict: [u8; 5],
+}
+
+/// The holds of the dependencies of a chain (or of the one whose successor list is being
+/// computed), per lock: how many in each mode (by `Mode as usize`), and the modes with a positive
+/// count as one bit each, which the gate test reads (one byte per lock instead of five counts).
+#[derive(Default)]
+struct Marks {
+    counts: Vec<[u32; 5]>,
+    modes: Vec<u8>,
+}
+
+impl Marks {
+    fn new(locks: usize) -> Marks {
+        Marks {
+            counts: vec![[0; 5]; locks],
+            modes: vec![0; locks],
+        }
+    }
+
+    /// Adds (or, with `add` false, removes) every hold of dependency `d`, read from its flat
+    /// copy when it has one where each lock is held once.
+    fn dep(&mut self, model: &Model, flat: Option<&FlatHeld>, d: u32, add: bool) {
+        match flat.and_then(|f| f.holds(d)) {
+            Some(FlatSlice::Narrow(v)) => {
+                for &x in v {
+                    self.hold(u32::from(x), add);
+                }
+            }
+            Some(FlatSlice::Wide(v)) => {
+                for &x in v {
+                    self.hold(x, add);
+                }
+            }
+            None => {
+                for (l, m) in crate::graph::dep_held_rev(model, d) {
+                    self.hold(l << 3 | m as u32, add);
+                }
+            }
+        }
+    }
+
+    /// Adds or removes one hold, as `lock << 3 | mode`.
+    #[inline]
+    fn hold(&mut self, code: u32, add: bool) {
+        let (l, m) = ((code >> 3) as usize, code & 7);
+        {
+            let c = &mut self.counts[l][m as usize];
+            if add {
+                *c += 1;
+            } else {
+                *c -= 1;
+            }
+            let bit = 1u8 << m;
+            if *c > 0 {
+                self.modes[l] |= bit;
+            } else {
+                self.modes[l] &= !bit;
+            }
+        }
+    }
+}
+
+/// Per mode `m` (bit `Mode as usize`), the modes `o` such that a hold in `o` and a hold in `m`
+/// of one lock exclude each other ([`check_pair`]'s gate rule).
+fn conflict_masks() -> [u8; 5] {
+    let mut t = [0u8; 5];
+    for m in ALL_MODES {
+        for o in ALL_MODES {
+            if o.excludes(m) || m.excludes(o) {
+                t[m as usize] |= 1 << (o as u8);
+            }
+        }
+    }
+    t
 }
 
 /// Whether `d` holds a lock marked in `marks` in a mode that excludes, or is excluded by, a
 /// marked mode: [`check_pair`]'s gate rule (it reads the first hold of each lock in `d`) in one
-/// pass over `d`'s held set.
-fn meets_gate(model: &Model, marks: &[[u32; 5]], d: &Dep<'_>) -> bool {
+/// pass over `d`'s held set up the interned tree. [`FlatHeld::gate`] answers the same from a flat
+/// copy; this walk is for a model without one.
+fn meets_gate(model: &Model, marks: &Marks, conflict: &[u8; 5], d: &Dep<'_>) -> bool {
     // Newest first, without collecting the held set (hundreds of locks on a hostile trace): a
     // hold counts if no older hold of the same lock follows it in this order.
     let held = || model.held_sets.rev_iter(d.rec().held);
     for (i, (h, m)) in held().enumerate() {
-        let counts = &marks[h as usize];
-        if counts == &[0; 5] {
-            continue;
-        }
-        let gate = ALL_MODES
-            .iter()
-            .any(|&o| counts[o as usize] > 0 && (o.excludes(m) || m.excludes(o)));
-        if gate && !held().skip(i + 1).any(|x| x.0 == h) {
+        if marks.modes[h as usize] & conflict[m as usize] != 0
+            && !held().skip(i + 1).any(|x| x.0 == h)
+        {
             return true;
         }
     }
     false
+}
+
+/// The most entries of a [`FlatHeld`] copy (32 MiB at 4 bytes each, 16 MiB at 2 bytes); a model
+/// with more distinct (held set, lock) pairs among its blocking dependencies is searched with walks
+/// of the interned tree instead: the same answers, slower.
+const MAX_FLAT_ENTRIES: usize = 8 << 20;
+
+/// The held set of every blocking dependency as a flat list of its distinct locks, sorted, each
+/// with the mode of its oldest hold (the one [`check_pair`]'s gate rule reads): one copy per
+/// distinct interned set, freed with the root-cause search. A gate test reads one short run of
+/// memory instead of walking up the interned tree, where each step is a dependent load in a tree
+/// of millions of nodes (on the hostile random trace: 47,012 distinct sets of about a hundred
+/// locks, walked 2.4M times).
+struct FlatHeld {
+    /// Per dependency, the index of its set, or `u32::MAX` (not a blocking dependency).
+    set_of: Vec<u32>,
+    /// Where each set begins in `entries`; one more entry at the end.
+    starts: Vec<u32>,
+    /// Whether each set holds some lock more than once (its entries keep the oldest hold only:
+    /// the gate test reads them, the marks walk the interned set instead).
+    repeats: Vec<bool>,
+    /// `lock << 3 | mode` per lock of each set.
+    entries: FlatEntries,
+    /// [`conflict_masks`].
+    conflict: [u8; 5],
+}
+
+/// The entries of [`FlatHeld`], in 16 bits when every lock id is below 2^13.
+enum FlatEntries {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+/// The entries of one set of a [`FlatHeld`].
+enum FlatSlice<'a> {
+    Narrow(&'a [u16]),
+    Wide(&'a [u32]),
+}
+
+impl FlatHeld {
+    /// The copy of `model`'s blocking dependencies' held sets, or `None` when it would exceed
+    /// [`MAX_FLAT_ENTRIES`] (or a lock id does not fit beside its mode in 32 bits).
+    fn new(model: &Model) -> Option<FlatHeld> {
+        let locks = model.locks.len();
+        if locks > 1 << 29 {
+            return None;
+        }
+        let mut entries = if locks <= 1 << 13 {
+            FlatEntries::Narrow(Vec::new())
+        } else {
+            FlatEntries::Wide(Vec::new())
+        };
+        let mut set_of = vec![u32::MAX; model.deps.len()];
+        let mut index: FastMap<u32, u32> = FastMap::default();
+        let mut starts = vec![0u32];
+        let mut repeats = Vec::new();
+        let mut buf: Vec<(LockId, Mode)> = Vec::new();
+        for (i, r) in model.deps.iter().enumerate() {
+            if r.how != lockcheck_core::trace::How::Blocking {
+                continue;
+            }
+            let next = starts.len() as u32 - 1;
+            let k = *index.entry(r.held).or_insert(next);
+            if k == next {
+                buf.clear();
+                buf.extend(model.held_sets.rev_iter(r.held));
+                // Oldest first, then a stable sort: the first entry of each lock is its oldest hold.
+                buf.reverse();
+                buf.sort_by_key(|e| e.0);
+                let holds = buf.len();
+                buf.dedup_by_key(|e| e.0);
+                repeats.push(buf.len() < holds);
+                let end = *starts.last().expect("starts at 0") as usize + buf.len();
+                if end > MAX_FLAT_ENTRIES {
+                    return None;
+                }
+                let code = |&(l, m): &(LockId, Mode)| l << 3 | m as u32;
+                match &mut entries {
+                    FlatEntries::Narrow(v) => v.extend(buf.iter().map(|e| code(e) as u16)),
+                    FlatEntries::Wide(v) => v.extend(buf.iter().map(code)),
+                }
+                starts.push(end as u32);
+            }
+            set_of[i] = k;
+        }
+        match &mut entries {
+            FlatEntries::Narrow(v) => v.shrink_to_fit(),
+            FlatEntries::Wide(v) => v.shrink_to_fit(),
+        }
+        Some(FlatHeld {
+            set_of,
+            starts,
+            repeats,
+            entries,
+            conflict: conflict_masks(),
+        })
+    }
+
+    /// The set of dependency `d` and its entries, or `None` if it has none.
+    #[inline]
+    fn set(&self, d: u32) -> Option<(usize, FlatSlice<'_>)> {
+        let k = *self.set_of.get(d as usize)? as usize;
+        if k == u32::MAX as usize {
+            return None;
+        }
+        let (s, e) = (self.starts[k] as usize, self.starts[k + 1] as usize);
+        Some((
+            k,
+            match &self.entries {
+                FlatEntries::Narrow(v) => FlatSlice::Narrow(&v[s..e]),
+                FlatEntries::Wide(v) => FlatSlice::Wide(&v[s..e]),
+            },
+        ))
+    }
+
+    /// Every hold of dependency `d` (`lock << 3 | mode`), if it has a flat copy where each lock
+    /// is held once.
+    #[inline]
+    fn holds(&self, d: u32) -> Option<FlatSlice<'_>> {
+        self.set(d)
+            .filter(|&(k, _)| !self.repeats[k])
+            .map(|(_, s)| s)
+    }
+
+    /// [`meets_gate`] of dependency `d` from its flat copy, or `None` if it has none.
+    #[inline]
+    fn gate(&self, marks: &Marks, d: u32) -> Option<bool> {
+        let hit = |x: u32| marks.modes[(x >> 3) as usize] & self.conflict[(x & 7) as usize] != 0;
+        Some(match self.set(d)?.1 {
+            FlatSlice::Narrow(v) => v.iter().any(|&x| hit(u32::from(x))),
+            FlatSlice::Wide(v) => v.iter().any(|&x| hit(x)),
+        })
+    }
+}
+
+/// [`meets_gate`] of dependency `di`, from the flat copy when there is one.
+#[inline]
+fn gate(
+    model: &Model,
+    flat: Option<&FlatHeld>,
+    marks: &Marks,
+    conflict: &[u8; 5],
+    di: u32,
+) -> bool {
+    match flat.and_then(|f| f.gate(marks, di)) {
+        Some(g) => g,
+        None => meets_gate(model, marks, conflict, &model.dep(di)),
+    }
 }
 
 impl<'a> Successors<'a> {
@@ -1515,26 +1830,34 @@ impl<'a> Successors<'a> {
     fn holders(&mut self, v: u32) -> &Holders {
         if !self.holders.contains_key(&v) {
             let base = self.graph.node_deps(v);
-            let mut items: Vec<u32> = (0..base.len() as u32)
-                .filter(|&p| check_blocking(&self.model.dep(base[p as usize])).is_ok())
+            // Sorted by (thread, dependency index) packed in one key, read from each
+            // dependency's record once: a comparison that read two records (a cache miss each
+            // on the hostile random trace) was most of the sort's time.
+            let mut keyed: Vec<(u64, u32)> = (0..base.len() as u32)
+                .filter_map(|p| {
+                    let d = base[p as usize];
+                    let r = &self.model.deps[d as usize];
+                    (r.how == lockcheck_core::trace::How::Blocking)
+                        .then(|| (u64::from(r.thread) << 32 | u64::from(d), p))
+                })
                 .collect();
-            let thread = |p: u32| u64::from(self.model.deps[base[p as usize] as usize].thread);
-            items.sort_unstable_by_key(|&p| (thread(p), base[p as usize]));
+            keyed.sort_unstable();
+            let thread = |k: &(u64, u32)| k.0 >> 32;
             let mut ordered = Vec::new();
-            let mut sorted: Vec<u32> = Vec::with_capacity(items.len());
+            let mut sorted: Vec<u32> = Vec::with_capacity(keyed.len());
             let mut rest: Vec<u32> = Vec::new();
-            let own = |p: u32| self.own(base[p as usize]);
-            for run in items.chunk_by(|&a, &b| thread(a) == thread(b)) {
-                let monotone = run.windows(2).all(|w| own(w[0]) <= own(w[1]));
-                if monotone && own(run[0]) > 0 {
+            let own = |k: &(u64, u32)| self.own(k.0 as u32);
+            for run in keyed.chunk_by(|a, b| thread(a) == thread(b)) {
+                let monotone = run.windows(2).all(|w| own(&w[0]) <= own(&w[1]));
+                if monotone && own(&run[0]) > 0 {
                     let start = sorted.len() as u32;
-                    sorted.extend_from_slice(run);
-                    ordered.push((thread(run[0]), start, sorted.len() as u32));
+                    sorted.extend(run.iter().map(|k| k.1));
+                    ordered.push((thread(&run[0]), start, sorted.len() as u32));
                 } else {
-                    rest.extend_from_slice(run);
+                    rest.extend(run.iter().map(|k| k.1));
                 }
             }
-            drop(items);
+            drop(keyed);
             let unordered = sorted.len() as u32;
             sorted.extend_from_slice(&rest);
             let items = if base.len() <= 1 << 16 {
@@ -1566,10 +1889,9 @@ impl<'a> Successors<'a> {
         let own0 = self.own[d0 as usize];
         let mut out: Vec<(u32, u32)> = Vec::new();
         self.holders(v);
-        for (l, m) in crate::graph::dep_held_rev(model, d0) {
-            self.marks[l as usize][m as usize] += 1;
-        }
+        self.marks.dep(model, self.flat.as_ref(), d0, true);
         let (own, marks, ep) = (&self.own, &self.marks, &self.epochs);
+        let (flat, conflict) = (self.flat.as_ref(), &self.conflict);
         // check_pair(a, b) with its cheap tests first and the gate read from the marks.
         // Every candidate holds (an instance of) `v`, so a request that excludes every mode
         // (write, permit) links to it whatever its hold: the mode rule needs no walk of the
@@ -1581,7 +1903,7 @@ impl<'a> Successors<'a> {
         // hostile random trace has 47,012 distinct held sets for 78,135 dependencies).
         let seen: std::cell::RefCell<[(u32, bool); RULES_CACHE]> =
             std::cell::RefCell::new([(u32::MAX, false); RULES_CACHE]);
-        let rules = |b: &Dep<'_>| {
+        let rules = |b: &Dep<'_>, d1: u32| {
             let held = b.rec().held;
             let slot = held as usize % RULES_CACHE;
             if let Some(&(h, verdict)) = seen.borrow().get(slot) {
@@ -1590,7 +1912,7 @@ impl<'a> Successors<'a> {
                 }
             }
             let verdict = (links_any || link_rule(model, level, a, b).is_ok())
-                && !meets_gate(model, marks, b);
+                && !gate(model, flat, marks, conflict, d1);
             seen.borrow_mut()[slot] = (held, verdict);
             verdict
         };
@@ -1600,7 +1922,7 @@ impl<'a> Successors<'a> {
             b.thread() != a.thread()
                 && !(own0 != 0 && own0 <= ep.of(b, a.thread()))
                 && !(own1 != 0 && own1 <= ep.of(a, b.thread()))
-                && rules(b)
+                && rules(b, d1)
         };
         let graph = self.graph;
         // The edge from `v` to what a holder requests (there is one: it is how the holder
@@ -1636,7 +1958,7 @@ impl<'a> Successors<'a> {
                 }
                 // Another thread, concurrent both ways (the partition and the test above are
                 // `ok`'s tests of the clocks): the rules of the held sets remain.
-                if rules(&b) {
+                if rules(&b, d1) {
                     out.push((edge(d1), d1));
                 }
             }
@@ -1646,9 +1968,7 @@ impl<'a> Successors<'a> {
                 out.push((edge(d1), d1));
             }
         }
-        for (l, m) in crate::graph::dep_held_rev(model, d0) {
-            self.marks[l as usize][m as usize] -= 1;
-        }
+        self.marks.dep(model, self.flat.as_ref(), d0, false);
         out.sort_unstable();
         let r: std::rc::Rc<[(u32, u32)]> = out.into();
         if self.memo_entries + r.len() <= MAX_MEMO_ENTRIES {
@@ -1673,9 +1993,9 @@ struct EdgeSearch<'a, 's> {
     /// Whether each node is on `path` (indexed by node; cleared after each search).
     on_path: Vec<bool>,
     chain: Vec<u32>,
-    /// Per lock, how many dependencies of `chain` hold it in each mode (by `Mode as usize`): a
-    /// candidate meets a gate lock of the chain in one pass over its own held set.
-    marks: Vec<[u32; 5]>,
+    /// The holds of the dependencies of `chain`: a candidate meets a gate lock of the chain in
+    /// one pass over its own held set.
+    marks: Marks,
     /// Own epoch of each dependency (`clock.get(thread)`), by dependency index.
     own: &'s [u32],
     /// Whether some valid chain of `len - 1` dependencies was built in this round: if not, no
@@ -1734,14 +2054,7 @@ impl EdgeSearch<'_, '_> {
     }
 
     fn mark(&mut self, di: u32, add: bool) {
-        for (h, m) in crate::graph::dep_held_rev(self.model, di) {
-            let c = &mut self.marks[h as usize][m as usize];
-            if add {
-                *c += 1;
-            } else {
-                *c -= 1;
-            }
-        }
+        self.marks.dep(self.model, self.succ.flat.as_ref(), di, add);
     }
 
     /// [`compatible`] of `d` with every dependency of the chain but the last (which the
@@ -1769,7 +2082,13 @@ impl EdgeSearch<'_, '_> {
             }
         }
         // A gate: a lock held by a chain dependency and by `d` in modes that exclude each other.
-        !meets_gate(self.model, &self.marks, &d)
+        !gate(
+            self.model,
+            self.succ.flat.as_ref(),
+            &self.marks,
+            &self.succ.conflict,
+            di,
+        )
     }
 
     /// The closing step of a round: the dependencies of the edge back to `u` that can follow
@@ -1907,6 +2226,16 @@ impl EdgeSearch<'_, '_> {
     }
 }
 
+/// What the exploration of one dependency found ([`EdgeSearch::closers_of`]).
+enum Closers {
+    /// Not explored yet.
+    Unknown,
+    /// The exploration stopped at its budget: every edge's search keeps the dependency.
+    Stopped,
+    /// The nodes where a valid cycle through it could close, sorted.
+    Nodes(Box<[u32]>),
+}
+
 /// Finds the root causes of one level: the smallest weighted change set of its lock graph
 /// ([`change_set`]), then for each changed edge the shortest valid cycle through it (every
 /// cycle of the graph crosses a changed edge, so this decides whether any valid cycle exists).
@@ -1965,18 +2294,36 @@ pub fn find_root_causes_on(
     let mut total: u64 = 0;
     let mut example_pool = limits.max_example_steps.saturating_mul(20);
     let mut on_path = vec![false; graph.nodes()];
-    let mut marks: Vec<[u32; 5]> = vec![[0; 5]; model.locks.len()];
+    let mut marks = Marks::new(model.locks.len());
     let own: Vec<u32> = model
         .deps
         .iter()
         .map(|r| model.clocks[r.clock as usize].get(r.thread as u64))
         .collect();
-    let mut closers: FastMap<u32, Option<Vec<u32>>> = FastMap::default();
-    // How many changed edges each dependency lies on (one per lock it held, at most).
-    let mut shared: Vec<u32> = vec![0; model.deps.len()];
+    // The closers of each dependency explored ([`EdgeSearch::closers_of`]), by dependency
+    // index: read once per changed edge it lies on (millions of reads on the hostile random
+    // trace, where a hash map's probes were a tenth of the phase).
+    let mut closers: Vec<Closers> = Vec::new();
+    closers.resize_with(model.deps.len(), || Closers::Unknown);
+    let (mut explored, mut explore_stopped) = (0usize, 0usize);
+    // How many changed edges each blocking dependency lies on (one per lock it held, at most);
+    // `u32::MAX` for the others, which no search starts from (one load per dependency of a
+    // changed edge instead of two: the dependency's record is far bigger).
+    let mut shared: Vec<u32> = model
+        .deps
+        .iter()
+        .map(|r| {
+            if r.how == lockcheck_core::trace::How::Blocking {
+                0
+            } else {
+                u32::MAX
+            }
+        })
+        .collect();
     for e in change.ids() {
         for &d in graph.deps(e) {
-            shared[d as usize] += 1;
+            let c = &mut shared[d as usize];
+            *c = c.saturating_add(u32::from(*c != u32::MAX));
         }
     }
     let mut explore_steps = 0u64;
@@ -1988,8 +2335,10 @@ pub fn find_root_causes_on(
         memo: FastMap::default(),
         memo_entries: 0,
         own: own.clone(),
-        marks: vec![[0; 5]; model.locks.len()],
+        marks: Marks::new(model.locks.len()),
         epochs: Epochs::new(model),
+        flat: FlatHeld::new(model),
+        conflict: conflict_masks(),
     };
     for (k, e) in change.ids().enumerate() {
         let (u, v) = graph.endpoints(e);
@@ -2028,22 +2377,32 @@ pub fn find_root_causes_on(
         // Only the dependencies that can close a valid cycle through u (explored once each).
         let mut d0s: Vec<u32> = Vec::new();
         for &d0 in graph.deps(e) {
-            if check_blocking(&s.dep(d0)).is_err() {
+            let on = shared[d0 as usize];
+            if on == u32::MAX {
+                // Not blocking.
                 continue;
             }
-            if shared[d0 as usize] < 2 {
+            if on < 2 {
                 // On one changed edge only: nothing to share, its own search decides.
                 d0s.push(d0);
                 continue;
             }
-            let c = match closers.get(&d0) {
-                Some(c) => c,
-                None => {
-                    let c = s.closers_of(d0, MAX_EXPLORE_STEPS);
-                    closers.entry(d0).or_insert(c)
-                }
+            let c = &mut closers[d0 as usize];
+            if let Closers::Unknown = c {
+                explored += 1;
+                *c = match s.closers_of(d0, MAX_EXPLORE_STEPS) {
+                    Some(nodes) => Closers::Nodes(nodes.into_boxed_slice()),
+                    None => {
+                        explore_stopped += 1;
+                        Closers::Stopped
+                    }
+                };
+            }
+            let keep = match c {
+                Closers::Nodes(nodes) => nodes.binary_search(&u).is_ok(),
+                _ => true,
             };
-            if c.as_ref().is_none_or(|c| c.binary_search(&u).is_ok()) {
+            if keep {
                 d0s.push(d0);
             }
         }
@@ -2189,14 +2548,22 @@ pub fn find_root_causes_on(
     });
     if std::env::var_os("LOCKCHECK_PHASES").is_some() {
         eprintln!(
-            "lockcheck: {} root causes: successor lists of {} dependencies ({} entries), holders of {} nodes, {} explored ({} steps, {} stopped), {} root causes, {} steps",
+            "lockcheck: {} root causes: flat held sets {}, successor lists of {} dependencies ({} entries), holders of {} nodes, {} explored ({} steps, {} stopped), {} root causes, {} steps",
             level.name(),
+            match &succ.flat {
+                Some(f) => format!(
+                    "{} ({} entries)",
+                    f.starts.len() - 1,
+                    f.starts.last().copied().unwrap_or(0)
+                ),
+                None => "none (beyond MAX_FLAT_ENTRIES)".to_string(),
+            },
             succ.memo.len(),
             succ.memo_entries,
             succ.holders.len(),
-            closers.len(),
+            explored,
             explore_steps,
-            closers.values().filter(|c| c.is_none()).count(),
+            explore_stopped,
             merged.len(),
             result.steps
         );

@@ -529,6 +529,13 @@ trait Cost: Copy + Ord + std::ops::AddAssign + std::ops::SubAssign {
     fn of(w: u64) -> Self;
 }
 
+impl Cost for i32 {
+    const ZERO: Self = 0;
+    fn of(w: u64) -> Self {
+        w as i32
+    }
+}
+
 impl Cost for i64 {
     const ZERO: Self = 0;
     fn of(w: u64) -> Self {
@@ -549,7 +556,11 @@ fn local_search_on(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
     for v in 0..g.n() {
         g.for_out(v, |_, w| total += u128::from(w));
     }
-    if total <= i64::MAX as u128 {
+    // Every sum of the search lies within the component's total weight: the narrowest type
+    // that holds it (the hostile random trace fits in 32 bits, its difference array in L1).
+    if total <= i32::MAX as u128 {
+        local_search_in::<i32>(g, order)
+    } else if total <= i64::MAX as u128 {
         local_search_in::<i64>(g, order)
     } else {
         local_search_in::<i128>(g, order)
@@ -559,10 +570,10 @@ fn local_search_on(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
 /// [`local_search_on`] summing in `C`.
 fn local_search_in<C: Cost>(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
     let n = g.n();
-    // pos[x]: the position of node x in `order`.
-    let mut pos = vec![0usize; n];
+    // pos[x]: the position of node x in `order` (`u32`: half the cache of `usize`).
+    let mut pos = vec![0u32; n];
     for (p, &x) in order.iter().enumerate() {
-        pos[x] = p;
+        pos[x] = p as u32;
     }
     // diff[p] = weight of v -> x minus weight of x -> v for the node x at position p, for the
     // node v being moved: moving the insertion point of v past x changes its cost by exactly
@@ -571,40 +582,42 @@ fn local_search_in<C: Cost>(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
     for _ in 0..MAX_LOCAL_SEARCH_PASSES {
         let mut improved = false;
         for v in 0..n {
-            let cur = pos[v];
-            g.for_out(v, |x, w| diff[pos[x]] += C::of(w));
+            let cur = pos[v] as usize;
+            g.for_out(v, |x, w| diff[pos[x] as usize] += C::of(w));
             let mut in_total = C::ZERO;
             g.for_in(v, |x, w| {
-                diff[pos[x]] -= C::of(w);
+                diff[pos[x] as usize] -= C::of(w);
                 in_total += C::of(w);
             });
             // Cost of v at insertion point p of the order without v: edges v -> x with x before
             // p, plus edges x -> v with x at or after p. Scan p from 0 up: the positions before
             // v's are insertion points 1..=cur, those after it cur+1.. (v's own slot, which
-            // holds 0 as v has no edge to itself, is skipped).
+            // holds 0 as v has no edge to itself, is skipped). The scan clears what it read,
+            // for the next node: cheaper than a second pass over v's edges.
             let mut cost = in_total;
             let mut best = (cost, 0usize);
-            for (i, &d) in diff[..cur].iter().enumerate() {
-                cost += d;
+            for (i, d) in diff[..cur].iter_mut().enumerate() {
+                cost += *d;
+                *d = C::ZERO;
                 if cost < best.0 {
                     best = (cost, i + 1);
                 }
             }
             let cur_cost = cost;
-            for (i, &d) in diff[cur + 1..].iter().enumerate() {
-                cost += d;
+            diff[cur] = C::ZERO;
+            for (i, d) in diff[cur + 1..].iter_mut().enumerate() {
+                cost += *d;
+                *d = C::ZERO;
                 if cost < best.0 {
                     best = (cost, cur + 1 + i);
                 }
             }
-            g.for_out(v, |x, _| diff[pos[x]] = C::ZERO);
-            g.for_in(v, |x, _| diff[pos[x]] = C::ZERO);
             if best.0 < cur_cost {
                 order.remove(cur);
                 order.insert(best.1, v);
                 let (lo, hi) = (cur.min(best.1), cur.max(best.1));
                 for (p, &x) in order.iter().enumerate().take(hi + 1).skip(lo) {
-                    pos[x] = p;
+                    pos[x] = p as u32;
                 }
                 improved = true;
             }
