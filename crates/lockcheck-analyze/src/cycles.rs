@@ -1576,8 +1576,11 @@ struct Successors<'a> {
     /// The clocks' epochs, also read by [`EdgeSearch`].
     epochs: Epochs<'a>,
     /// The held sets as flat lists for the gate tests, also read by [`EdgeSearch`]; `None`
-    /// beyond [`MAX_FLAT_ENTRIES`].
+    /// until [`Successors::flat_due`], and beyond [`MAX_FLAT_ENTRIES`].
     flat: Option<FlatHeld>,
+    /// The flat copy's state: how many gate tests walked the interned tree so far (while it is
+    /// not built), or `u64::MAX` once it was built or found too large.
+    walks: u64,
     /// [`conflict_masks`].
     conflict: [u8; 5],
 }
@@ -1827,6 +1830,19 @@ impl<'a> Successors<'a> {
         self.own[d as usize]
     }
 
+    /// Builds the flat copy of the held sets once the gate tests have walked the interned tree
+    /// as many times as there are dependencies (about what building the copy costs: it walks
+    /// each distinct set once). A search that tests few gates (a trace with a few root causes:
+    /// the planted one tests about 14,000 against 1.3M dependencies) never pays for a copy it
+    /// would hardly read; one that tests millions (the hostile trace) builds it early. Either way
+    /// the answers are the same (`the_flat_held_sets_answer_as_the_walks`).
+    fn flat_due(&mut self) {
+        if self.walks != u64::MAX && self.walks >= self.model.deps.len() as u64 {
+            self.flat = FlatHeld::new(self.model);
+            self.walks = u64::MAX;
+        }
+    }
+
     fn holders(&mut self, v: u32) -> &Holders {
         if !self.holders.contains_key(&v) {
             let base = self.graph.node_deps(v);
@@ -1889,9 +1905,11 @@ impl<'a> Successors<'a> {
         let own0 = self.own[d0 as usize];
         let mut out: Vec<(u32, u32)> = Vec::new();
         self.holders(v);
+        self.flat_due();
         self.marks.dep(model, self.flat.as_ref(), d0, true);
         let (own, marks, ep) = (&self.own, &self.marks, &self.epochs);
         let (flat, conflict) = (self.flat.as_ref(), &self.conflict);
+        let walks = std::cell::Cell::new(0u64);
         // check_pair(a, b) with its cheap tests first and the gate read from the marks.
         // Every candidate holds (an instance of) `v`, so a request that excludes every mode
         // (write, permit) links to it whatever its hold: the mode rule needs no walk of the
@@ -1911,8 +1929,10 @@ impl<'a> Successors<'a> {
                     return verdict;
                 }
             }
-            let verdict = (links_any || link_rule(model, level, a, b).is_ok())
-                && !gate(model, flat, marks, conflict, d1);
+            let verdict = (links_any || link_rule(model, level, a, b).is_ok()) && {
+                walks.set(walks.get() + u64::from(flat.is_none()));
+                !gate(model, flat, marks, conflict, d1)
+            };
             seen.borrow_mut()[slot] = (held, verdict);
             verdict
         };
@@ -1969,6 +1989,7 @@ impl<'a> Successors<'a> {
             }
         }
         self.marks.dep(model, self.flat.as_ref(), d0, false);
+        self.walks = self.walks.saturating_add(walks.get());
         out.sort_unstable();
         let r: std::rc::Rc<[(u32, u32)]> = out.into();
         if self.memo_entries + r.len() <= MAX_MEMO_ENTRIES {
@@ -2337,7 +2358,8 @@ pub fn find_root_causes_on(
         own: own.clone(),
         marks: Marks::new(model.locks.len()),
         epochs: Epochs::new(model),
-        flat: FlatHeld::new(model),
+        flat: None,
+        walks: 0,
         conflict: conflict_masks(),
     };
     for (k, e) in change.ids().enumerate() {
@@ -2556,7 +2578,8 @@ pub fn find_root_causes_on(
                     f.starts.len() - 1,
                     f.starts.last().copied().unwrap_or(0)
                 ),
-                None => "none (beyond MAX_FLAT_ENTRIES)".to_string(),
+                None if succ.walks == u64::MAX => "none (beyond MAX_FLAT_ENTRIES)".to_string(),
+                None => format!("not built ({} walks)", succ.walks),
             },
             succ.memo.len(),
             succ.memo_entries,
