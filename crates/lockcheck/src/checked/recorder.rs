@@ -906,6 +906,8 @@ pub(crate) fn flush_all() -> usize {
     }
     streams.clear();
     w.streams = streams;
+    #[cfg(feature = "tokio")]
+    evict_idle_tasks();
     {
         // Streams of threads that ended (only the list holds them) leave once drained; so do
         // those of earlier recordings.
@@ -2360,13 +2362,41 @@ pub(crate) fn write_hot(e: &Event, out: &mut Vec<u8>) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Async tasks (feature `tokio`): a task's lock events form its own stream, with the task's holder
 // number (bit 62 set) as thread number and `task #N` as name, wherever the task runs, so that the
-// analyzer treats tasks as threads. Streams of tasks that hold nothing any more leave the map (and
-// the buffer list once drained): memory follows the tasks holding async locks. A task's stream
+// analyzer treats tasks as threads. Streams of tasks that hold nothing any more leave the map at the
+// writer's next pass once drained (and then the buffer list): memory follows the tasks holding
+// async locks, and a task locking in a loop keeps one stream. A task's stream
 // may be appended to from several worker threads over its life, so it is appended to under its
 // chain lock (`ThreadBuf::push_locked`).
 
+/// The task streams, by holder. Each entry also says whether its task held nothing after its last record (`idle`): such a
+/// stream stays in the map, so a task that takes and releases a lock in a loop keeps writing into
+/// one stream, until a writer pass finds it drained and idle and lets it go
+/// ([`evict_idle_tasks`]); a task that ends holding nothing thus leaves the map within a pass.
 #[cfg(feature = "tokio")]
-static TASK_BUFS: PlMutex<Option<HashMap<u64, Arc<ThreadBuf>>>> = PlMutex::new(None);
+static TASK_BUFS: PlMutex<Option<HashMap<u64, TaskStream>>> = PlMutex::new(None);
+
+/// A task's stream in [`TASK_BUFS`], and whether the task held nothing after its last record.
+#[cfg(feature = "tokio")]
+struct TaskStream {
+    buf: Arc<ThreadBuf>,
+    idle: bool,
+}
+
+/// Lets go of the task streams that are drained and whose task held nothing after its last
+/// record, and of those of an earlier recording: called by the writer after a pass, before the
+/// list of streams drops the drained ones. A task that comes back gets a new stream, which
+/// [`BUFFERS`] lists after the old one, so the writer still reads the two in order.
+///
+/// Lock order: the writer's lock, then `TASK_BUFS` (nothing takes the writer's lock under it).
+#[cfg(feature = "tokio")]
+fn evict_idle_tasks() {
+    let generation = GENERATION.load(Ordering::Acquire);
+    let mut map = super::state::internal(&TASK_BUFS);
+    if let Some(map) = map.as_mut() {
+        // Kept: this recording's streams whose task holds something, or with records to drain.
+        map.retain(|_, s| s.buf.generation == generation && (!s.idle || s.buf.pending()));
+    }
+}
 
 /// Lock order: `TASK_BUFS`, then `BUFFERS`; a full block is handed over as in `push`.
 #[cfg(feature = "tokio")]
@@ -2378,18 +2408,26 @@ fn push_task(holder: u64, rec: Rec, last: bool) {
     let b = {
         let mut map = super::state::internal(&TASK_BUFS);
         let map = map.get_or_insert_with(HashMap::new);
-        let b = match map.get(&holder) {
-            Some(b) if b.generation == generation => Arc::clone(b),
+        let b = match map.get_mut(&holder) {
+            Some(s) if s.buf.generation == generation => {
+                s.idle = last;
+                Arc::clone(&s.buf)
+            }
             _ => {
                 let b = ThreadBuf::new(holder, Some(super::state::thread_name(holder)), generation);
                 BUFFERS.lock().push(Arc::clone(&b));
-                map.insert(holder, Arc::clone(&b));
+                map.insert(
+                    holder,
+                    TaskStream {
+                        buf: Arc::clone(&b),
+                        idle: last,
+                    },
+                );
                 b
             }
         };
-        if last {
-            map.remove(&holder);
-        }
+        // (`b` is held until the record is in: a stream the writer lets go meanwhile stays
+        // listed while this clone lives, and is drained before a newer stream of the task.)
         b
     };
     if b.push_locked(rec) {
