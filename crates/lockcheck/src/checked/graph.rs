@@ -269,11 +269,14 @@ impl<K: Copy + Eq + Hash, E: Edge<DepRecord>> Level<K, E> {
     /// Adds `dep` as a variant of `a -> b`.
     fn add(&mut self, a: NodeId, b: NodeId, dep: &Arc<DepRecord>) -> Added {
         let spare = &mut self.spare;
-        let variants = self
-            .edges
-            .entry((a, b))
-            .or_insert_with(|| spare.pop().unwrap_or_default());
-        if variants.members() == 0 {
+        let mut inserted = false;
+        let variants = self.edges.entry((a, b)).or_insert_with(|| {
+            inserted = true;
+            spare.pop().unwrap_or_default()
+        });
+        // Once per edge: an edge can stay with no member (its only variant dropped at a limit),
+        // and its adjacency must not be pushed again then.
+        if inserted {
             self.out[a as usize].push(b);
             self.inn[b as usize].push(a);
             if self.order.add_edge(a, b).is_some() {
@@ -1200,6 +1203,24 @@ mod tests {
     /// variants as one flat list and find a cycle exactly when the flat search (every variant on
     /// its own, as before groups) does, on random programs with few classes and instances, so
     /// that gates are common and groups have several members.
+    /// An edge whose variant was dropped at the level's limit stays with no member; the next
+    /// variant of that edge must not list the edge in the adjacency again (a duplicate made every
+    /// search step through it twice).
+    #[test]
+    fn an_edge_left_empty_at_a_limit_is_listed_once() {
+        let mut level: Level<u32, Variants<DepRecord>> = Level::new(1);
+        let r1 = rec(1, 1, 20, 2, Mode::Exclusive, &[(10, 1, Mode::Exclusive)]);
+        let r2 = rec(2, 1, 21, 2, Mode::Exclusive, &[(11, 1, Mode::Exclusive)]);
+        let (a, b) = (level.node(1), level.node(2));
+        level.kept = LEVEL_LIMIT;
+        assert!(level.add(a, b, &r1) == Added::Dropped("dependencies"));
+        assert_eq!(level.edges[&(a, b)].members(), 0);
+        level.kept = 0;
+        assert!(level.add(a, b, &r2) == Added::New);
+        assert_eq!(level.out[a as usize], vec![b]);
+        assert_eq!(level.inn[b as usize], vec![a]);
+    }
+
     #[test]
     fn grouped_search_agrees_with_the_flat_one() {
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
