@@ -352,12 +352,20 @@ impl RawDecoder {
     /// Nanoseconds between two readings, as the recorder's writer converts them (0 when the
     /// earlier is 0: no reading).
     fn ns(&self, earlier: u64, later: u64) -> u64 {
-        if earlier == 0 {
-            return 0;
-        }
-        let d = later.saturating_sub(earlier);
-        ((u128::from(d) * u128::from(self.ns_per_tick)) >> 32) as u64
+        ticks_to_ns(self.ns_per_tick, earlier, later)
     }
+}
+
+/// Nanoseconds between two clock readings at `ns_per_tick` (32.32 fixed point): 0 if `later` is
+/// not later, or if `earlier` is 0 (no reading). The recorder's writer and this reader convert
+/// with this one function, so that version 3's hold times are version 2's.
+#[inline]
+pub fn ticks_to_ns(ns_per_tick: u64, earlier: u64, later: u64) -> u64 {
+    if earlier == 0 {
+        return 0;
+    }
+    let d = later.saturating_sub(earlier);
+    ((u128::from(d) * u128::from(ns_per_tick)) >> 32) as u64
 }
 
 #[cfg(test)]

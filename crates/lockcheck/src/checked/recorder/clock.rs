@@ -248,11 +248,7 @@ impl Scale {
     /// Nanoseconds between two readings (0 if `later` is not later, or if `earlier` is 0: no
     /// reading, see [`now`]).
     pub(super) fn ns(&self, earlier: u64, later: u64) -> u64 {
-        if earlier == 0 {
-            return 0;
-        }
-        let d = later.saturating_sub(earlier);
-        ((u128::from(d) * u128::from(self.ns_per_tick)) >> 32) as u64
+        lockcheck_core::lct::raw::ticks_to_ns(self.ns_per_tick, earlier, later)
     }
 }
 
