@@ -5,7 +5,7 @@ use super::state::internal;
 use lockcheck_core::trace::LockKind;
 use parking_lot::Mutex as PlMutex;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -180,7 +180,7 @@ struct ClassTable {
     by_key: HashMap<(String, u8), u32>,
     /// The same classes by the address of their source (see [`src_addr`]): a lock built at a
     /// known site or with a known name finds its class without formatting its key.
-    by_src: HashMap<((usize, usize), u8), u32, BuildHasherDefault<AddrHasher>>,
+    by_src: HashMap<((usize, usize), u8), u32, BuildHasherDefault<super::graph::IdHasher>>,
     info: Vec<ClassInfo>,
     /// [`CLASS_LIMIT`] was hit (and reported).
     full: bool,
@@ -204,28 +204,6 @@ fn src_addr(src: ClassSrc) -> Option<(usize, usize)> {
         ClassSrc::Site(loc) => Some((std::ptr::from_ref(loc) as usize, usize::MAX)),
         ClassSrc::Named(name) => Some((name.as_ptr() as usize, name.len())),
         ClassSrc::Anonymous => None,
-    }
-}
-
-/// A hasher for [`src_addr`] keys: a multiply per word (the keys are addresses in the binary,
-/// not chosen by an adversary; SipHash was most of a known class's lookup).
-#[derive(Default, Clone, Copy)]
-struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 29)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(23) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
     }
 }
 

@@ -45,9 +45,10 @@ const LATE_LIMIT: usize = 4096;
 
 /// A hasher for the graph's keys (node, instance and class numbers, pairs of them): a multiply
 /// per word. The keys are lockcheck's own counters, not chosen by an adversary, so SipHash's
-/// protection buys nothing here; it was about 3,000 instructions of a never-seen edge.
+/// protection buys nothing here; it was about 3,000 instructions of a never-seen edge. Also the
+/// hasher of [`super::class`]'s table by source address (addresses in the binary).
 #[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
+pub(super) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
