@@ -7,19 +7,24 @@
 #[path = "support/planted.rs"]
 mod planted;
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use lockcheck_analyze::cycles::{self, GraphLevel, SearchLimits};
 use lockcheck_analyze::model::{Model, ModelBuilder};
 use lockcheck_analyze::read::TraceReader;
 use lockcheck_analyze::{analyze, Options};
 use lockcheck_core::deps::check_cycle;
-use std::path::{Path, PathBuf};
+use scratch::{Scratch, ScratchFile};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn random_trace(seed: u64, events: u64, threads: u32, locks: u32) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lockcheck-hostile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("random-{seed}-{events}-{threads}-{locks}.std"));
+fn random_trace(seed: u64, events: u64, threads: u32, locks: u32) -> ScratchFile {
+    let path = ScratchFile::new(
+        "hostile",
+        &format!("random-{seed}-{events}-{threads}-{locks}.std"),
+    );
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     planted::write_random_std(seed, events, threads, locks, &mut f).unwrap();
     drop(f);
@@ -197,8 +202,7 @@ fn the_report_on_a_hostile_trace_is_the_same_in_every_run() {
 /// search of the ones seen so far: cubic in the depth, 22 s for 3000 locks).
 #[test]
 fn an_inversion_under_2000_nested_locks_is_found() {
-    let dir = std::env::temp_dir().join(format!("lockcheck-hostile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("hostile");
     let path = dir.join("deep.std");
     let depth = 2000;
     let mut text = String::new();

@@ -5,16 +5,17 @@
 #[path = "support/planted.rs"]
 mod planted;
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
+use scratch::Scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lockcheck");
 
-fn dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lockcheck-parallel-{tag}-{}", std::process::id()));
-    std::fs::remove_dir_all(&d).ok();
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn dir(tag: &str) -> Scratch {
+    Scratch::new(&format!("parallel-{tag}"))
 }
 
 /// Planted traces in every format, with different seeds and sizes, so that the files have

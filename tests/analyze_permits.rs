@@ -6,7 +6,11 @@
 
 mod common;
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use common::{analyze_json, fixture};
+use scratch::Scratch;
 
 /// The kinds of the violations `analyze` reports on `name`.
 fn kinds(path: std::path::PathBuf) -> Vec<String> {
@@ -62,8 +66,7 @@ fn traces_of_older_writers_still_read_one_permit_per_request() {
             .map(|l| l.replace(r#","n":2"#, "") + "\n")
             .collect();
         assert_ne!(old, text);
-        let dir = std::env::temp_dir().join(format!("lockcheck-permits-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = Scratch::new("permits");
         let path = dir.join(name);
         std::fs::write(&path, old).unwrap();
         assert!(kinds(path).is_empty(), "{name}");

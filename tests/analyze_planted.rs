@@ -8,23 +8,23 @@ mod common;
 #[path = "support/planted.rs"]
 mod planted;
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use common::{analyze_json, lockcheck};
 use lockcheck_analyze::model::ModelBuilder;
 use lockcheck_analyze::{analyze_model, Options};
 use lockcheck_core::trace::{Event, How, LockKind, Mode, FORMAT_VERSION};
 use planted::{Format, PlantedConfig};
 use proptest::prelude::*;
+use scratch::{Scratch, ScratchFile};
 use std::collections::BTreeSet;
 
-fn write_planted(cfg: &PlantedConfig, format: Format, ext: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "lockcheck-planted-{}-{}-{}",
-        std::process::id(),
-        cfg.seed,
-        cfg.inversions
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("planted.{ext}"));
+fn write_planted(cfg: &PlantedConfig, format: Format, ext: &str) -> ScratchFile {
+    let path = ScratchFile::new(
+        &format!("planted-{}-{}", cfg.seed, cfg.inversions),
+        &format!("planted.{ext}"),
+    );
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     planted::write(cfg, format, &mut f).unwrap();
     path
@@ -45,7 +45,7 @@ fn check_planted(cfg: PlantedConfig) {
         (Format::Jsonl, "jsonl"),
     ] {
         let path = write_planted(&cfg, format, ext);
-        let run = analyze_json(std::slice::from_ref(&path), &[]);
+        let run = analyze_json(&[path.to_path_buf()], &[]);
         assert_eq!(run.code, Some(1), "{ext}: {}", run.stderr);
         let r = run.json();
         assert_eq!(r["summary"]["complete"], true, "{ext}: {:?}", r["warnings"]);
@@ -112,7 +112,7 @@ fn no_planted_inversion_is_clean_and_complete() {
         ..Default::default()
     };
     let path = write_planted(&cfg, Format::Std, "std");
-    let run = analyze_json(std::slice::from_ref(&path), &[]);
+    let run = analyze_json(&[path.to_path_buf()], &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let r = run.json();
     assert_eq!(r["summary"]["complete"], true);
@@ -122,15 +122,14 @@ fn no_planted_inversion_is_clean_and_complete() {
 
 #[test]
 fn a_symmetric_two_cycle_is_one_violation_naming_both_edges() {
-    let dir = std::env::temp_dir().join(format!("lockcheck-sym-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("sym");
     let path = dir.join("sym.std");
     std::fs::write(
         &path,
         "T1|acq(A)|1\nT1|acq(B)|2\nT1|rel(B)|3\nT1|rel(A)|4\nT2|acq(B)|5\nT2|acq(A)|6\nT2|rel(A)|7\nT2|rel(B)|8\n",
     )
     .unwrap();
-    let run = analyze_json(std::slice::from_ref(&path), &[]);
+    let run = analyze_json(&[path.to_path_buf()], &[]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     let r = run.json();
     let vs = r["violations"].as_array().unwrap();
@@ -147,7 +146,7 @@ fn a_symmetric_two_cycle_is_one_violation_naming_both_edges() {
         "T1|acq(A)|1\nT1|acq(B)|2\nT1|rel(B)|3\nT1|rel(A)|4\nT1|acq(B)|5\nT1|acq(A)|6\nT1|rel(A)|7\nT1|rel(B)|8\n",
     )
     .unwrap();
-    let run = analyze_json(std::slice::from_ref(&path), &[]);
+    let run = analyze_json(&[path.to_path_buf()], &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     std::fs::remove_dir_all(&dir).ok();
 }

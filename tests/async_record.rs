@@ -4,17 +4,19 @@
 
 #[path = "support/rt.rs"]
 mod rt;
+#[path = "support/scratch.rs"]
+mod scratch;
 mod support;
 
 use lockcheck::tokio::Mutex;
 use lockcheck_core::trace::Event;
+use scratch::Scratch;
 use std::sync::Arc;
 
 #[test]
 fn an_inversion_between_tasks_is_found_offline() {
     lockcheck::set_action(lockcheck::Action::Off);
-    let dir = std::env::temp_dir().join(format!("lockcheck-async-rec-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("async-rec");
     let path = dir.join("tasks.json");
     lockcheck::record::start(&path).unwrap();
     rt::run(rt::Flavor::MultiThread, || async {

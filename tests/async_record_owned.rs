@@ -11,6 +11,7 @@ use lockcheck::tokio::Mutex;
 use lockcheck_core::trace::Event;
 use std::sync::Arc;
 use trace_file::lock_of;
+use trace_file::Scratch;
 
 /// An owned guard moved to another task and dropped there: the trace says who released it (a
 /// zero-length hold in the releasing task's stream), never shows it held by the task that took
@@ -18,8 +19,7 @@ use trace_file::lock_of;
 #[test]
 fn an_owned_guard_released_in_another_task_is_released_there_in_the_trace() {
     lockcheck::set_action(lockcheck::Action::Warn);
-    let dir = std::env::temp_dir().join(format!("lockcheck-async-own-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("async-own");
     let path = dir.join("owned.json");
     let taker = Arc::new(std::sync::Mutex::new(None::<String>));
     let releaser = Arc::new(std::sync::Mutex::new(None::<String>));

@@ -13,12 +13,12 @@ use lockcheck::tokio::{Mutex, Semaphore};
 use lockcheck_core::trace::{Event, How};
 use std::sync::Arc;
 use trace_file::lock_of;
+use trace_file::Scratch;
 
 #[test]
 fn an_owned_guards_holder_waiting_for_two_permits_asks_for_two_in_the_trace() {
     lockcheck::set_action(lockcheck::Action::Warn);
-    let dir = std::env::temp_dir().join(format!("lockcheck-async-ownperm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("async-ownperm");
     let path = dir.join("owned-permits.json");
     lockcheck::record::start(&path).unwrap();
     rt::run(rt::Flavor::CurrentThread, || async {

@@ -121,7 +121,7 @@ fn an_inversion_first_checked_before_the_recording_started_is_found_offline() {
     let _serial = serial();
     lockcheck::set_action(Action::Warn);
     let path = trace_file::tmp("checked-before-start.json");
-    let recording = path.clone();
+    let recording = path.to_path_buf();
     rt::run(Flavor::CurrentThread, move || async move {
         let a = Arc::new(Mutex::named("arec.synctask.late.a", 0));
         let b = Arc::new(Mutex::named("arec.synctask.late.b", 0));
@@ -190,7 +190,7 @@ fn a_sync_lock_under_an_async_one_first_checked_before_the_recording_started_is_
     let _serial = serial();
     lockcheck::set_action(Action::Warn);
     let path = trace_file::tmp("async-then-sync-before-start.json");
-    let recording = path.clone();
+    let recording = path.to_path_buf();
     rt::run(Flavor::CurrentThread, move || async move {
         let x = Arc::new(lockcheck::tokio::Mutex::named("arec.synctask.mixed.x", 0));
         let s = Arc::new(Mutex::named("arec.synctask.mixed.s", 0));

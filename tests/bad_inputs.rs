@@ -5,45 +5,19 @@
 //! `LOCKCHECK_LONG_TESTS=1` adds the expensive forms: a 1 GiB line (a sparse file), a 200 MB
 //! valid trace, and the command-line binary at every truncation offset of every format.
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use lockcheck_analyze::read::MAX_LINE_LEN;
 use lockcheck_analyze::{analyze, Options};
+use scratch::Scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lockcheck");
 
 fn long_tests() -> bool {
     std::env::var_os("LOCKCHECK_LONG_TESTS").is_some_and(|v| v == "1")
-}
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "lockcheck-bad-inputs-{}-{}-{name}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create scratch dir");
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, bytes).expect("write scratch file");
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn run(args: &[&str]) -> Output {
@@ -126,12 +100,12 @@ fn every_bad_fixture_is_refused_with_its_file_and_position() {
 #[test]
 fn missing_file_empty_directory_and_zero_byte_files_are_refused() {
     let s = Scratch::new("missing");
-    let missing = s.0.join("no-such-trace.json");
+    let missing = s.join("no-such-trace.json");
     let missing = missing.to_str().unwrap();
     let err = assert_refused(&run(&[missing]), missing, None);
     assert!(err.contains("No such file"), "{err}");
 
-    let empty_dir = s.0.join("empty-dir");
+    let empty_dir = s.join("empty-dir");
     std::fs::create_dir_all(empty_dir.join("nested")).unwrap();
     std::fs::write(empty_dir.join("notes.txt"), "not a trace").unwrap();
     let d = empty_dir.to_str().unwrap();
@@ -168,15 +142,15 @@ fn a_bad_file_among_good_ones_is_named() {
 #[test]
 fn a_directory_named_like_a_trace_is_descended_not_read() {
     let s = Scratch::new("dirtrace");
-    let d = s.0.join("looks-like.json");
+    let d = s.join("looks-like.json");
     std::fs::create_dir_all(&d).unwrap();
     std::fs::copy("fixtures/json/abba.jsonl", d.join("inner.jsonl")).unwrap();
-    let o = run(&[s.0.to_str().unwrap()]);
+    let o = run(&[s.to_str().unwrap()]);
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("1 trace"), "{out}");
     // Named directly, a directory without traces is refused with its name.
-    let e = s.0.join("empty.json");
+    let e = s.join("empty.json");
     std::fs::create_dir_all(&e).unwrap();
     assert_refused(&run(&[e.to_str().unwrap()]), "empty.json", None);
 }
@@ -517,7 +491,7 @@ fn a_line_longer_than_the_limit_is_refused_in_bounded_memory() {
         );
     }
     // A long line in the STD format is refused the same way.
-    let std_path = s.0.join("long.std");
+    let std_path = s.join("long.std");
     let f = std::fs::File::create(&std_path).unwrap();
     f.set_len(MAX_LINE_LEN as u64 + 1).unwrap();
     let sp = std_path.to_str().unwrap();

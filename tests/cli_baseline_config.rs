@@ -3,14 +3,16 @@
 
 mod common;
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use common::{analyze_json, fixture, lockcheck, root, violations, Run};
-use std::path::{Path, PathBuf};
+use scratch::Scratch;
+use std::path::Path;
 use std::process::Command;
 
-fn tmpdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lockcheck-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tmpdir(name: &str) -> Scratch {
+    Scratch::new(name)
 }
 
 fn config(name: &str) -> String {
@@ -276,7 +278,7 @@ fn an_inversion_of_two_processes_is_reported_once() {
     let dir = tmpdir("dedup");
     std::fs::copy(fixture("ab-ba.json"), dir.join("1.json")).unwrap();
     std::fs::copy(fixture("ab-ba.json"), dir.join("2.json")).unwrap();
-    let run = analyze_json(std::slice::from_ref(&dir), &[]);
+    let run = analyze_json(&[dir.to_path_buf()], &[]);
     assert_eq!(run.code, Some(1));
     let one = analyze_json(&[fixture("ab-ba.json")], &[]).json();
     let r = run.json();

@@ -41,7 +41,7 @@ fn every_fixture_analyzes_the_same_as_lct() {
         let lct = tmp(&format!("{stem}.lct"));
         convert(input, &lct);
         let a = analyze_json(std::slice::from_ref(input), &[]);
-        let b = analyze_json(std::slice::from_ref(&lct), &[]);
+        let b = analyze_json(&[lct.to_path_buf()], &[]);
         assert_eq!(a.code, b.code, "{stem}: {}", b.stderr);
         let (ja, jb) = (comparable(a.json()), comparable(b.json()));
         assert_eq!(ja["violations"], jb["violations"], "{stem}");

@@ -3,8 +3,12 @@
 
 mod common;
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use common::{fixture, lockcheck};
 use lockcheck_analyze::report::FILTER_ORDER;
+use scratch::{Scratch, ScratchFile};
 use std::path::Path;
 use std::process::Command;
 
@@ -117,7 +121,7 @@ fn quiet_prints_only_the_failing_findings() {
     assert_eq!(run.code, Some(0));
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     // With -o, no summary on stderr either.
-    let out = std::env::temp_dir().join(format!("lockcheck-quiet-{}.json", std::process::id()));
+    let out = ScratchFile::new("quiet", "report.json");
     let run = lockcheck([
         "analyze".as_ref(),
         "-q".as_ref(),
@@ -182,8 +186,7 @@ fn on_a_terminal_colors_follow_no_color() {
 #[test]
 fn no_progress_bar_when_stderr_is_not_a_terminal() {
     // 60 traces: enough files for a bar on a terminal.
-    let dir = std::env::temp_dir().join(format!("lockcheck-progress-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("progress");
     for i in 0..60 {
         std::fs::copy(fixture("clean.json"), dir.join(format!("{i}.json"))).unwrap();
     }

@@ -7,8 +7,12 @@
 
 mod common;
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use common::lockcheck;
 use lockcheck::Mutex;
+use scratch::Scratch;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,13 +34,12 @@ fn child_takes_one_order() {
     }
 }
 
-fn trace_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join(format!("lockcheck-merge-{name}-{}", std::process::id()))
-        .join("target/lockcheck");
-    std::fs::remove_dir_all(&dir).ok();
+/// `target/lockcheck` in a new scratch directory, which goes when the returned guard is dropped.
+fn trace_dir(name: &str) -> (Scratch, PathBuf) {
+    let root = Scratch::new(&format!("merge-{name}"));
+    let dir = root.join("target/lockcheck");
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    (root, dir)
 }
 
 fn run_child(program: &Path, args: &[&str], env: &[(&str, &str)], dir: &Path) -> String {
@@ -102,7 +105,7 @@ fn assert_only_the_merge_finds_it(dir: &Path) {
 
 #[test]
 fn two_test_processes_each_with_one_order_are_an_inversion_only_together() {
-    let dir = trace_dir("tests");
+    let (_scratch, dir) = trace_dir("tests");
     let me = std::env::current_exe().unwrap();
     for order in ["ab", "ba"] {
         run_child(
@@ -131,7 +134,7 @@ fn two_runs_of_the_ci_order_example_are_an_inversion_only_together() {
         );
         return;
     }
-    let dir = trace_dir("example");
+    let (_scratch, dir) = trace_dir("example");
     run_child(&example, &["ab"], &[], &dir);
     run_child(&example, &["ba"], &[], &dir);
     assert_only_the_merge_finds_it(&dir);
@@ -139,7 +142,7 @@ fn two_runs_of_the_ci_order_example_are_an_inversion_only_together() {
 
 #[test]
 fn suggested_timeouts_are_a_policy_file_the_runtime_loads() {
-    let dir = trace_dir("policy");
+    let (_scratch, dir) = trace_dir("policy");
     let me = std::env::current_exe().unwrap();
     for order in ["ab", "ba"] {
         run_child(
@@ -188,7 +191,7 @@ fn suggested_timeouts_are_a_policy_file_the_runtime_loads() {
             ("LOCKCHECK_CI_ORDER", "ab"),
             ("LOCKCHECK_POLICY", policy.to_str().unwrap()),
         ],
-        &trace_dir("policy-check"),
+        &trace_dir("policy-check").1,
     );
     assert!(!stderr.contains("LOCKCHECK_POLICY"), "{stderr}");
 }

@@ -11,7 +11,11 @@
 
 mod common;
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use common::root;
+use scratch::Scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -83,11 +87,8 @@ fn fixture_target() -> PathBuf {
     base.join("lockcheck-run-fixture")
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lockcheck-run-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tmpdir(name: &str) -> Scratch {
+    Scratch::new(&format!("run-{name}"))
 }
 
 /// A copy of `fixtures/run-crate` beside the shared target directory, depending on this

@@ -4,7 +4,11 @@
 
 mod common;
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use common::{corpus, fixture, lockcheck, root, Run};
+use scratch::Scratch;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -145,7 +149,7 @@ fn rapid_locations_are_logical() {
 
 #[test]
 fn absolute_paths_are_made_relative_to_the_repo_root() {
-    let dir = std::env::temp_dir().join(format!("lockcheck-sarif-{}", std::process::id()));
+    let dir = Scratch::new("sarif");
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     let text = std::fs::read_to_string(fixture("ab-ba.json"))
@@ -241,8 +245,7 @@ fn a_hierarchy_violation_and_a_suppressed_finding_in_sarif() {
 
 #[test]
 fn sarif_goes_to_a_file_with_dash_o() {
-    let dir = std::env::temp_dir().join(format!("lockcheck-sarif-o-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("sarif-o");
     let out = dir.join("lockcheck.sarif");
     let run = lockcheck([
         "analyze".as_ref(),

@@ -13,7 +13,11 @@
 #[path = "support/oer.rs"]
 mod oer;
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use oer::{offline_findings, runtime_findings, Finding};
+use scratch::Scratch;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -58,6 +62,8 @@ struct Outcome {
     offline: BTreeSet<Finding>,
     stderr: String,
     report: serde_json::Value,
+    /// The run's trace, kept (with its path printed) if the test fails while it is alive.
+    _scratch: Scratch,
 }
 
 impl Outcome {
@@ -72,8 +78,7 @@ impl Outcome {
 /// Runs one program; `backtraces` off saves seconds of symbol resolution per report (the examples
 /// keep them on, so that path is covered too).
 fn run(exe: &Path, args: &[&str], mode: &str, tag: &str, backtraces: bool) -> Outcome {
-    let dir = std::env::temp_dir().join(format!("lockcheck-oer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("oer");
     let name = format!("{tag}-{mode}");
     let trace = dir.join(format!("{name}.{}", oer::trace_ext(&name)));
     let mut cmd = Command::new(exe);
@@ -104,6 +109,7 @@ fn run(exe: &Path, args: &[&str], mode: &str, tag: &str, backtraces: bool) -> Ou
         offline,
         stderr,
         report,
+        _scratch: dir,
     }
 }
 

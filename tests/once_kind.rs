@@ -1,9 +1,12 @@
 //! `Once`, `OnceLock` and `LazyLock` are a lock kind of their own in reports and traces (`Once`,
 //! trace kind `once`), not a `Mutex`, and still self-deadlock like one.
 
+#[path = "support/scratch.rs"]
+mod scratch;
 mod support;
 
 use lockcheck::LockKind;
+use scratch::Scratch;
 use std::sync::Arc;
 use support::{found, watchdog};
 
@@ -61,8 +64,7 @@ fn a_mutex_is_still_reported_as_a_mutex() {
 
 #[test]
 fn a_recorded_once_is_kind_once_in_the_trace_and_the_analyzer() {
-    let dir = std::env::temp_dir().join(format!("lockcheck-once-kind-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("once-kind");
     let path = dir.join("once.json");
     lockcheck::record::start(&path).unwrap();
     // Checking is on: the class-level inversion (an initializer taking L, L held around another

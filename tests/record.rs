@@ -135,7 +135,7 @@ fn a_killed_process_leaves_an_analyzable_trace() {
         allow_truncated: true,
         ..Default::default()
     };
-    let report = lockcheck_analyze::analyze(std::slice::from_ref(&path), &opts).unwrap();
+    let report = lockcheck_analyze::analyze(&[path.to_path_buf()], &opts).unwrap();
     assert_eq!(
         report.violations.len(),
         1,

@@ -2,9 +2,12 @@
 //! against a lock, of a `bump` under another lock, and of a reentrant mutex is analyzed to the
 //! same findings the runtime reports (and to nothing for the re-entry).
 
+#[path = "support/scratch.rs"]
+mod scratch;
 mod support;
 
 use lockcheck::{Mutex, MutexGuard, Once, ReentrantMutex};
+use scratch::Scratch;
 use std::sync::Arc;
 
 fn classes_of(written: &std::path::Path) -> Vec<Vec<String>> {
@@ -27,8 +30,7 @@ fn classes_of(written: &std::path::Path) -> Vec<Vec<String>> {
 fn recorded_once_bump_and_reentry_analyze_as_at_runtime() {
     // Checking off: only the trace sees the scenarios.
     lockcheck::set_action(lockcheck::Action::Off);
-    let dir = std::env::temp_dir().join(format!("lockcheck-dropin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("dropin");
     lockcheck::record::start(dir.join("dropin.json")).unwrap();
 
     // A Once initialized under no lock that takes L, and a lock L held around another Once of

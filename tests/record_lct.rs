@@ -168,16 +168,17 @@ fn lct_recording_end_to_end() {
     cut_anywhere(&lct);
     // `lockcheck convert` reads version 3: to JSON Lines and to version 2, the same events.
     let whole = events(&lct);
-    for out in [tmp("converted.json"), tmp("converted.lct")] {
+    let converted = [tmp("converted.json"), tmp("converted.lct")];
+    for out in &converted {
         let run = std::process::Command::new(env!("CARGO_BIN_EXE_lockcheck"))
             .arg("convert")
-            .args([&lct, &out])
+            .args([&*lct, &**out])
             .output()
             .unwrap();
         assert!(run.status.success(), "{run:?}");
-        assert_eq!(events(&out), whole, "{}", out.display());
+        assert_eq!(events(out), whole, "{}", out.display());
     }
-    assert!(std::fs::read(tmp("converted.lct"))
+    assert!(std::fs::read(&*converted[1])
         .unwrap()
         .starts_with(&lct::MAGIC));
 

@@ -3,6 +3,10 @@
 //! when the recording stops, instead of dropping them silently. Likewise the hold times the
 //! writer cannot measure (more locks held at once than its window).
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
+use scratch::Scratch;
 use std::cell::Cell;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,8 +44,7 @@ fn child() {
 /// Runs this binary's test `child` alone, with `env` set and a trace under a directory named after
 /// `tag`, failing if it hangs or fails; returns its stderr.
 fn run_child(child: &str, env: &str, tag: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("lockcheck-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new(tag);
     let trace = dir.join(format!("{tag}.jsonl"));
     let child = Command::new(std::env::current_exe().unwrap())
         .args([child, "--exact", "--test-threads=1"])

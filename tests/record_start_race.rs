@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 use trace_file::events;
+use trace_file::Scratch;
 
 const THREADS: usize = 8;
 
@@ -38,8 +39,7 @@ fn child() {
 
 #[test]
 fn first_acquisitions_racing_with_the_start_of_the_recording_are_all_recorded() {
-    let dir = std::env::temp_dir().join(format!("lockcheck-start-race-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("start-race");
     for round in 0..6 {
         let trace = dir.join(format!("race{round}.jsonl"));
         let _ = std::fs::remove_file(&trace);

@@ -4,7 +4,11 @@
 //! at that moment discarded live threads' pending records and `stop` found nothing to drain: a
 //! third of the acquisitions could be missing, silently.
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use lockcheck_core::trace::Event;
+use scratch::Scratch;
 use std::sync::{Arc, Barrier};
 
 const THREADS: usize = 3;
@@ -12,8 +16,7 @@ const ROUNDS: usize = 3000;
 
 #[test]
 fn stop_writes_what_live_threads_recorded_before_it() {
-    let dir = std::env::temp_dir().join(format!("lockcheck-stop-live-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("stop-live");
     for round in 0..20 {
         let path = dir.join(format!("stop{round}.jsonl"));
         lockcheck::record::start(&path).unwrap();

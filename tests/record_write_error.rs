@@ -2,14 +2,18 @@
 //! incomplete: `record::stop` returns the error (and stderr said so when it happened); a trace
 //! written in full stops clean.
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
+use scratch::Scratch;
+
 #[cfg(target_os = "linux")]
 #[test]
 fn a_failed_trace_write_is_reported_by_stop() {
     // /dev/full fails at once: `start` says so.
     assert!(lockcheck::record::start("/dev/full").is_err());
 
-    let dir = std::env::temp_dir().join(format!("lockcheck-rwe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("rwe");
     let a = lockcheck::Mutex::named("rwe.a", 0u32);
     let b = lockcheck::Mutex::named("rwe.b", 0u32);
 

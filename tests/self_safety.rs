@@ -6,9 +6,12 @@
 //! This binary installs a global `tracing` subscriber and a panic hook that both lock lockcheck
 //! mutexes. Its tests share them and lockcheck's global action, so they run one at a time.
 
+#[path = "support/scratch.rs"]
+mod scratch;
 mod support;
 
 use lockcheck::{Action, Mutex, RwLock};
+use scratch::Scratch;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, OnceLock};
 use std::time::Duration;
@@ -368,9 +371,7 @@ fn locks_in_tls_destructors_and_at_exit_end_cleanly_with_recording_on() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("lockcheck-self-safety-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("self-safety");
     let trace = dir.join("child.json");
     let exe = std::env::current_exe().unwrap();
     let trace2 = trace.clone();

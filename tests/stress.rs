@@ -11,9 +11,12 @@
 //! The tests of this file share lockcheck's global state (graph sizes, the violation list), so
 //! they run one at a time.
 
+#[path = "support/scratch.rs"]
+mod scratch;
 mod support;
 
 use lockcheck::{Action, Mutex, RwLock, Semaphore};
+use scratch::Scratch;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -409,8 +412,7 @@ fn creating_and_dropping_locks_in_a_loop_does_not_grow_the_graph() {
 /// number and the racers per round.
 fn id_race_trace(name: &str) -> (Vec<lockcheck_core::trace::Event>, u32) {
     use lockcheck_core::trace::Event;
-    let dir = std::env::temp_dir().join(format!("lockcheck-idrace-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new(&format!("idrace-{name}"));
     let path = dir.join("race.json");
     lockcheck::record::start(&path).expect("start recording");
     let r = watchdog(60, || {

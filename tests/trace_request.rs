@@ -96,7 +96,7 @@ fn requests_are_recorded_before_the_checks_and_reach_the_file() {
     assert_eq!(requests_of(&ev, &locks_of(&ev, "tr.write")), 1, "{ev:#?}");
 
     lockcheck::record::stop().unwrap();
-    let report = lockcheck_analyze::analyze(&[path], &Default::default()).unwrap();
+    let report = lockcheck_analyze::analyze(&[path.to_path_buf()], &Default::default()).unwrap();
     let kinds: Vec<(&str, &str)> = report
         .violations
         .iter()

@@ -2,15 +2,18 @@
 //! recorded with its release (the 33rd lock used to be untracked: its release was lost, and the
 //! analyzer then saw the lock held forever and reported a false inversion).
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use lockcheck::Mutex;
 use lockcheck_core::trace::Event;
+use scratch::Scratch;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 #[test]
 fn deep_nesting_trace_is_balanced_and_analyzes_clean() {
-    let dir = std::env::temp_dir().join(format!("lockcheck-trust-depth-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("trust-depth");
     let path = dir.join("deep-{pid}.json");
     lockcheck::record::start(&path).unwrap();
     let locks: Arc<Vec<Mutex<()>>> = Arc::new(

@@ -1,8 +1,11 @@
 //! The watchdog (long waits and holds), per-class timeout policies and statistics.
 
+#[path = "support/scratch.rs"]
+mod scratch;
 mod support;
 
 use lockcheck::{Mutex, ViolationKind};
+use scratch::ScratchFile;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,7 +100,7 @@ fn a_per_class_timeout_fires() {
 
 #[test]
 fn a_policy_file_sets_timeouts() {
-    let path = std::env::temp_dir().join(format!("lockcheck-policy-{}.toml", std::process::id()));
+    let path = ScratchFile::new("policy", "policy.toml");
     std::fs::write(
         &path,
         "[wait_timeout]\n\"pf.m\" = \"40ms\"\n\"pf.n\" = 2000\n",

@@ -3,16 +3,22 @@
 #![allow(dead_code)]
 
 use lockcheck_core::trace::Event;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// `name` in this test process's scratch directory (`lockcheck-<test binary>-<pid>` in the
-/// system's temp directory, created): distinct per binary and run.
-pub fn tmp(name: &str) -> PathBuf {
+#[path = "scratch.rs"]
+mod scratch;
+#[allow(unused_imports)]
+pub use scratch::{Scratch, ScratchFile};
+
+/// `name` in a scratch directory of its own (`lockcheck-<test binary>-XXXXXX` in the system's
+/// temp directory), removed with everything in it when the returned path is dropped (kept if the
+/// test fails: [`ScratchFile`]).
+pub fn tmp(name: &str) -> ScratchFile {
     let exe = std::env::current_exe().unwrap();
     let binary = exe.file_stem().unwrap().to_string_lossy().into_owned();
-    let dir = std::env::temp_dir().join(format!("lockcheck-{binary}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    // (The binary's name without cargo's hash suffix.)
+    let tag = binary.rsplit_once('-').map_or(binary.as_str(), |(b, _)| b);
+    ScratchFile::new(tag, name)
 }
 
 /// Every event of the trace at `path`; panics with the reader's error if it does not read.
