@@ -3,7 +3,11 @@
 
 mod common;
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use common::{analyze_json, corpus, filters, fixture, lockcheck, root, violations};
+use scratch::Scratch;
 
 #[test]
 fn ab_ba_on_two_threads_is_one_violation() {
@@ -24,6 +28,49 @@ fn ab_ba_on_two_threads_is_one_violation() {
     assert!(v["id"].as_str().unwrap().len() == 16);
     assert_eq!(r["summary"]["violations"], 1);
     assert_eq!(r["summary"]["complete"], true);
+}
+
+/// A sync lock held across `.await` by one task (its holder, never declared in the trace: its
+/// acquisition is in the worker thread's stream) while another task of the thread acquires it:
+/// the text report's title says what it is, and the holder is named as the runtime names it.
+#[test]
+fn a_lock_held_across_await_is_titled_as_such_with_its_holder_task_named() {
+    let run = analyze_json(&[fixture("held-across-await.json")], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let r = run.json();
+    assert_eq!(violations(&r), 1);
+    let v = &r["violations"][0];
+    assert_eq!(v["kind"], "held-across-await");
+    assert_eq!(v["edges"][0]["thread"], "task #2");
+    assert_eq!(
+        v["edges"][0]["held"][0]["lock"],
+        "app.state (held by task #1, suspended at an .await)"
+    );
+    let text = lockcheck([
+        "analyze",
+        "--no-config",
+        fixture("held-across-await.json").to_str().unwrap(),
+    ]);
+    assert_eq!(text.code, Some(1));
+    let title = text
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("VIOLATION"))
+        .expect("a title line");
+    assert!(
+        title.contains("held across await: app.state, held by a suspended task, acquired again by task #2 at src/app.rs:18:20"),
+        "{title}"
+    );
+    assert!(
+        !text.stdout.contains("lock-order inversion"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        !text.stdout.contains("T4611686018427387905"),
+        "{}",
+        text.stdout
+    );
 }
 
 #[test]
@@ -285,8 +332,7 @@ fn verbose_lists_filtered_candidates_with_their_filter() {
 
 #[test]
 fn output_and_hierarchy_files_are_written() {
-    let dir = std::env::temp_dir().join(format!("lockcheck-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("cli");
     let out = dir.join("report.json");
     let rust = dir.join("levels.rs");
     let run = lockcheck([
@@ -391,8 +437,7 @@ fn dining_philosophers_is_a_five_lock_cycle() {
 
 #[test]
 fn the_input_format_can_be_forced() {
-    let dir = std::env::temp_dir().join(format!("lockcheck-cli-fmt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("cli-fmt");
     let copy = dir.join("bensalem.trace");
     std::fs::copy(corpus("std", "Bensalem.std"), &copy).unwrap();
     let run = analyze_json(std::slice::from_ref(&copy), &["--input-format", "std"]);

@@ -1183,10 +1183,15 @@ impl ModelBuilder {
     fn new_thread(&mut self, t: u64) -> ThreadId {
         let trace = self.trace_idx();
         let id = self.model.threads.len() as ThreadId;
-        self.model.threads.push(ThreadInfo {
-            name: format!("T{t}"),
-            trace,
-        });
+        // A task's number has bit 62 set (docs/trace-format.md); one never declared (a task
+        // named only as the holder of a `held_across_await`) is named as the runtime names it.
+        const TASK_BIT: u64 = 1 << 62;
+        let name = if t & TASK_BIT != 0 {
+            format!("task #{}", t & !TASK_BIT)
+        } else {
+            format!("T{t}")
+        };
+        self.model.threads.push(ThreadInfo { name, trace });
         let mut clock = VectorClock::new();
         clock.set(id as u64, 1);
         let root = self.model.held_sets.new_root();

@@ -749,6 +749,20 @@ pub fn title(v: &Violation) -> String {
                 .and_then(|e| e.site.as_deref())
                 .unwrap_or("an unknown site")
         )
+    } else if v.kind == crate::held_across_await::KIND {
+        // The held lock first, then the one acquired (absent when it is the same lock).
+        let held = names.first().copied().unwrap_or("?");
+        let edge = v.edges.first();
+        format!(
+            "held across await: {held}, held by a suspended task, acquired{} by {} at {}",
+            match names.get(1) {
+                Some(other) => format!(" ({other})"),
+                None => " again".to_string(),
+            },
+            edge.map_or("?", |e| e.thread.as_str()),
+            edge.and_then(|e| e.site.as_deref())
+                .unwrap_or("an unknown site")
+        )
     } else {
         format!(
             "lock-order inversion between {} ({} level)",
