@@ -10,7 +10,11 @@
 #[path = "support/oer.rs"]
 mod oer;
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use lockcheck::tokio::{Mutex, RwLock, Semaphore};
+use scratch::Scratch;
 use std::future::Future;
 use std::path::Path;
 use std::process::Command;
@@ -623,6 +627,32 @@ async fn sync_self_in_task() {
     .await;
 }
 
+/// A task holds a sync mutex across `.await` while another task of the same thread blocks on it
+/// (local tasks: a sync guard is not `Send`): a real deadlock, since the blocked task holds the
+/// thread, so the holder never resumes. The program hangs after the report, as it would without
+/// lockcheck, and is killed then (`run_child`'s `hang_after_report`); the trace written until
+/// then must give the same finding.
+async fn sync_held_across_await_blocks_another_task() {
+    let m = Arc::new(lockcheck::Mutex::named("oer.syncawait.m", 0));
+    let m1 = m.clone();
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async move {
+            let holder = tokio::task::spawn_local(async move {
+                let g = m1.lock();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                drop(g);
+            });
+            let blocker = tokio::task::spawn_local(async move {
+                tokio::task::yield_now().await;
+                *m.lock() += 1;
+            });
+            join(holder).await;
+            join(blocker).await;
+        })
+        .await;
+}
+
 /// Under an owned guard a task takes a mutex and every permit of a semaphore, and drops the
 /// guard holding them: the dependencies on the guard are confirmed then, and that is all.
 async fn owned_confirmed_held() {
@@ -705,6 +735,10 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("sync_self_in_task", "self-deadlock"),
     ("owned_confirmed_held", "-"),
     ("owned_confirmed_inversion", "lock-order-inversion"),
+    (
+        "sync_held_across_await_blocks_another_task",
+        "held-across-await",
+    ),
 ];
 
 async fn scenario(name: &str) {
@@ -742,6 +776,9 @@ async fn scenario(name: &str) {
         "sync_self_in_task" => sync_self_in_task().await,
         "owned_confirmed_held" => owned_confirmed_held().await,
         "owned_confirmed_inversion" => owned_confirmed_inversion().await,
+        "sync_held_across_await_blocks_another_task" => {
+            sync_held_across_await_blocks_another_task().await
+        }
         other => panic!("no scenario {other}"),
     }
 }
@@ -779,7 +816,16 @@ fn run_child(name: &str, multi: bool, mode: &str, trace: &Path) -> String {
     cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
         .env("OER_ASYNC_SCENARIO", name)
         .env("OER_ASYNC_FLAVOR", if multi { "multi" } else { "current" });
-    oer::run_traced(cmd, mode, false, trace, Duration::from_secs(60), None)
+    // A scenario that deadlocks for real (a sync lock held across `.await` on the current-thread
+    // runtime) hangs after its report: killed 10 s after it, with the trace flushed by then.
+    oer::run_traced(
+        cmd,
+        mode,
+        false,
+        trace,
+        Duration::from_secs(60),
+        Some(Duration::from_secs(10)),
+    )
 }
 
 #[test]
@@ -787,8 +833,7 @@ fn every_async_scenario_reports_the_same_findings_offline() {
     if std::env::var_os("OER_ASYNC_SCENARIO").is_some() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("lockcheck-async-oer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("async-oer");
     // `OER_ASYNC_ONLY=a,b` runs only those scenarios (when working on them).
     let only = std::env::var("OER_ASYNC_ONLY").ok();
     let mut jobs = Vec::new();
