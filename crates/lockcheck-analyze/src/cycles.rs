@@ -146,7 +146,29 @@ pub fn node_of(model: &Model, level: GraphLevel, lock: LockId) -> u32 {
 
 pub use crate::graph::{EdgeWeights, LockGraph};
 
-type Key = (Vec<u32>, Option<&'static str>);
+/// A candidate's key in the listing: its node set sorted, then its filter's code
+/// ([`filter_code`]), in one vector, so that a key built in a reused buffer looks a candidate up
+/// as a slice (a hit, the common case, allocates nothing).
+type Key = Vec<u32>;
+
+/// The listing's cache of [`check_pair`] answers has `2^PAIR_CACHE_BITS` slots.
+const PAIR_CACHE_BITS: u32 = 13;
+
+/// A candidate's filter in its key: 0 for none (a violation), else 1 + the filter's position in
+/// [`crate::report::FILTER_ORDER`].
+fn filter_code(filter: Option<&str>) -> u32 {
+    filter.map_or(0, |f| {
+        1 + crate::report::FILTER_ORDER
+            .iter()
+            .position(|&x| x == f)
+            .expect("every filter is in FILTER_ORDER") as u32
+    })
+}
+
+/// Whether a key ([`Key`]) is a filtered candidate's.
+fn is_filtered(k: &Key) -> bool {
+    k.last().is_some_and(|&c| c != 0)
+}
 
 /// Johnson-style enumeration inside one component, on the shared [`LockGraph`]: nodes are the
 /// graph's own ids, and a node belongs to the component when `comp[node] == comp_id`.
@@ -166,6 +188,10 @@ struct Search<'a> {
     on_path: Vec<bool>,
     path: Vec<u32>,
     chain: Vec<u32>,
+    /// Per depth of the path, the out-edges of the node there that the pruning keeps (see
+    /// [`Search::keep_edges`]): they depend on the path alone, not on the dependencies chosen
+    /// along it, so they are computed once per path and shared by every chain over it.
+    edges: Vec<Vec<u32>>,
     limits: SearchLimits,
     steps: u64,
     filtered_steps: u64,
@@ -174,7 +200,11 @@ struct Search<'a> {
     filtered_truncated: bool,
     /// Filtered candidates listed so far at this level.
     listed: u64,
-    out: &'a mut HashMap<Key, Candidate>,
+    out: &'a mut FastMap<Key, Candidate>,
+    /// The key of the cycle being recorded (a buffer reused).
+    key: Vec<u32>,
+    /// The latest [`check_pair`] answers, direct-mapped by the pair (see [`Search::pair`]).
+    pairs: Vec<(u64, Result<(), Infeasible<LockId>>)>,
 }
 
 impl Search<'_> {
@@ -182,39 +212,91 @@ impl Search<'_> {
         self.model.dep(i)
     }
 
+    /// [`check_pair`] of dependencies `a` and `b`, remembered: a chain's earlier dependencies
+    /// meet the dependencies of an edge again for every choice of the ones between them.
+    fn pair(&mut self, a: u32, b: u32) -> Result<(), Infeasible<LockId>> {
+        let key = (a as u64) << 32 | b as u64;
+        let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - PAIR_CACHE_BITS)) as usize;
+        if self.pairs[slot].0 == key {
+            return self.pairs[slot].1.clone();
+        }
+        let r = check_pair(&self.dep(a), &self.dep(b));
+        self.pairs[slot] = (key, r.clone());
+        r
+    }
+
     fn link(&self, d: &Dep<'_>, next: &Dep<'_>) -> Result<(), Infeasible<LockId>> {
         link_rule(self.model, self.level, d, next)
     }
 
-    fn dfs(&mut self, node: u32, failure: Option<Infeasible<LockId>>) {
+    /// The out-edges of `node`, the last node of the path, that a chain over the path may
+    /// extend by: inside the component, back to `start` only at the searched length, else to
+    /// a node above `start`, off the path, close enough to `start` (into `self.edges[level]`).
+    fn keep_edges(&mut self, node: u32, level: usize) {
         let graph = self.graph;
-        for e in graph.out_edges(node) {
-            let v = graph.target(e);
-            if self.comp[v as usize] != self.comp_id {
-                continue;
+        let mut kept = std::mem::take(&mut self.edges[level]);
+        kept.clear();
+        let depth = level + 1;
+        let r = graph.out_edges(node);
+        if depth == self.len {
+            // Only the edge back to `start` is short enough: any other node is at least one
+            // edge away from it (most paths end here, so this is a search, not a scan).
+            if let Some(e) = graph.find(node, self.start) {
+                kept.push(e);
             }
-            let deps = graph.deps(e);
-            let depth = self.chain.len() + 1;
-            if v == self.start {
-                if depth != self.len {
+            debug_assert!(r
+                .filter(|&e| graph.target(e) != self.start)
+                .all(|e| self.dist[graph.target(e) as usize] >= 1));
+        } else {
+            // The edges leave `node` by increasing target: skip those to `start` and below.
+            let (mut lo, mut hi) = (r.start, r.end);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if graph.target(mid) <= self.start {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            for e in lo..r.end {
+                let v = graph.target(e);
+                if self.comp[v as usize] != self.comp_id
+                    || self.on_path[v as usize]
+                    || depth as u64 + self.dist[v as usize] as u64 > self.len as u64
+                {
                     continue;
                 }
-            } else if v < self.start
-                || self.on_path[v as usize]
-                || depth as u64 + self.dist[v as usize] as u64 > self.len as u64
-            {
-                continue;
+                kept.push(e);
             }
+        }
+        self.edges[level] = kept;
+    }
+
+    /// Extends the chain (of `level` dependencies, over the path) by every dependency of the
+    /// edges in `self.edges[level]`, which [`Search::keep_edges`] filled for the path's last
+    /// node.
+    fn dfs(&mut self, level: usize, failure: Option<Infeasible<LockId>>) {
+        let graph = self.graph;
+        if self.edges.len() <= level + 1 {
+            self.edges.resize_with(level + 2, Vec::new);
+        }
+        let edges = std::mem::take(&mut self.edges[level]);
+        'edges: for &e in &edges {
+            let v = graph.target(e);
+            let deps = graph.deps(e);
+            // The next level's edges, computed at the first dependency that extends to `v`.
+            let mut next_kept = false;
             for &di in deps {
                 if self.stopped {
-                    return;
+                    break 'edges;
                 }
                 self.steps += 1;
                 if self.steps > self.limits.max_steps {
                     self.stopped = true;
-                    return;
+                    break 'edges;
                 }
-                let d = self.dep(di);
+                let model = self.model;
+                let d = model.dep(di);
                 if self
                     .chain
                     .iter()
@@ -226,8 +308,8 @@ impl Search<'_> {
                 if let Err(e) = check_blocking(&d) {
                     f = worse(f, e);
                 }
-                for &c in &self.chain {
-                    if let Err(e) = check_pair(&self.dep(c), &d) {
+                for i in 0..self.chain.len() {
+                    if let Err(e) = self.pair(self.chain[i], di) {
                         f = worse(f, e);
                     }
                 }
@@ -254,12 +336,17 @@ impl Search<'_> {
                 self.on_path[v as usize] = true;
                 self.path.push(v);
                 self.chain.push(di);
-                self.dfs(v, f);
+                if !next_kept {
+                    self.keep_edges(v, level + 1);
+                    next_kept = true;
+                }
+                self.dfs(level + 1, f);
                 self.chain.pop();
                 self.path.pop();
                 self.on_path[v as usize] = false;
             }
         }
+        self.edges[level] = edges;
     }
 
     /// Reverse BFS from `start` over nodes `> start` of the component, at most `self.len - 1`
@@ -297,48 +384,47 @@ impl Search<'_> {
     }
 
     fn record(&mut self, last: u32, f: Option<Infeasible<LockId>>) {
-        let mut nodes: Vec<u32> = self.path.clone();
-        let mut set = nodes.clone();
-        set.sort_unstable();
         let filter = f.as_ref().map(|e| e.filter_name());
-        let key = (set, filter);
-        if let Some(c) = self.out.get_mut(&key) {
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        key.extend_from_slice(&self.path);
+        key.sort_unstable();
+        key.push(filter_code(filter));
+        if let Some(c) = self.out.get_mut(key.as_slice()) {
             // Another dependency combination of a known candidate: counted, costs only steps.
             c.combinations += 1;
+            self.key = key;
             return;
         }
         if self.found >= self.limits.max_cycles {
             self.stopped = true;
+            self.key = key;
             return;
         }
         self.found += 1;
         if filter.is_some() {
             if self.listed >= self.limits.max_listed {
                 self.filtered_truncated = true;
+                self.key = key;
                 return;
             }
             self.listed += 1;
         }
-        let entry = self.out.entry(key);
-        entry
-            .and_modify(|c| c.combinations += 1)
-            .or_insert_with(|| {
-                let mut deps = self.chain.clone();
-                deps.push(last);
-                nodes.truncate(deps.len());
-                let reason = match &f {
-                    Some(e) => describe(self.model, e),
-                    None => String::new(),
-                };
-                Candidate {
-                    level: self.level,
-                    nodes,
-                    deps,
-                    filter,
-                    reason,
-                    combinations: 1,
-                }
-            });
+        let mut deps = self.chain.clone();
+        deps.push(last);
+        let reason = match &f {
+            Some(e) => describe(self.model, e),
+            None => String::new(),
+        };
+        let candidate = Candidate {
+            level: self.level,
+            nodes: self.path.clone(),
+            deps,
+            filter,
+            reason,
+            combinations: 1,
+        };
+        self.out.insert(key, candidate);
     }
 }
 
@@ -402,7 +488,7 @@ pub fn find_cycles(model: &Model, level: GraphLevel, limits: &SearchLimits) -> L
 /// [`find_cycles`] on the level's graph built once by the caller ([`LockGraph::build`]).
 pub fn find_cycles_on(model: &Model, graph: &LockGraph, limits: &SearchLimits) -> LevelResult {
     let level = graph.level().unwrap_or(GraphLevel::Instance);
-    let mut out: HashMap<Key, Candidate> = HashMap::new();
+    let mut out: FastMap<Key, Candidate> = FastMap::default();
     let mut result = LevelResult::default();
     let sccs = graph.sccs(&|_| true);
     let n = graph.nodes();
@@ -414,6 +500,8 @@ pub fn find_cycles_on(model: &Model, graph: &LockGraph, limits: &SearchLimits) -
     }
     let mut dist = vec![u32::MAX; n];
     let mut on_path = vec![false; n];
+    // No dependency pair is `u64::MAX` (the ids are below `u32::MAX`): an empty slot.
+    let mut pairs = vec![(u64::MAX, Ok(())); 1 << PAIR_CACHE_BITS];
     let mut seen_thread = vec![false; model.threads.len()];
     // The thread of every dependency, read once per (dependency, edge) entry of a component
     // here and in the same-thread listing: a compact copy is read from cache where the
@@ -441,7 +529,7 @@ pub fn find_cycles_on(model: &Model, graph: &LockGraph, limits: &SearchLimits) -
         }
         // A chain has one dependency per distinct thread: no cycle is longer than that.
         let max_len = threads.min(scc.len());
-        let listed = out.keys().filter(|k| k.1.is_some()).count() as u64;
+        let listed = out.keys().filter(|k| is_filtered(k)).count() as u64;
         let mut s = Search {
             model,
             level,
@@ -455,6 +543,9 @@ pub fn find_cycles_on(model: &Model, graph: &LockGraph, limits: &SearchLimits) -
             on_path: std::mem::take(&mut on_path),
             path: Vec::new(),
             chain: Vec::new(),
+            edges: vec![Vec::new(); 2],
+            key: Vec::new(),
+            pairs: std::mem::take(&mut pairs),
             limits: *limits,
             steps: 0,
             filtered_steps: 0,
@@ -473,7 +564,8 @@ pub fn find_cycles_on(model: &Model, graph: &LockGraph, limits: &SearchLimits) -
                 s.distances();
                 s.on_path[start as usize] = true;
                 s.path.push(start);
-                s.dfs(start, None);
+                s.keep_edges(start, 0);
+                s.dfs(0, None);
                 s.path.pop();
                 s.on_path[start as usize] = false;
                 if s.stopped {
@@ -485,6 +577,7 @@ pub fn find_cycles_on(model: &Model, graph: &LockGraph, limits: &SearchLimits) -
             s.dist[x as usize] = u32::MAX;
         }
         dist = std::mem::take(&mut s.dist);
+        pairs = std::mem::take(&mut s.pairs);
         on_path = std::mem::take(&mut s.on_path);
         result.steps += s.steps;
         if s.stopped {
@@ -524,19 +617,9 @@ pub fn find_cycles_on(model: &Model, graph: &LockGraph, limits: &SearchLimits) -
         &mut result,
     );
     let mut cands: Vec<Candidate> = out.into_values().collect();
-    cands.sort_by(|a, b| {
-        let order = |f: Option<&str>| {
-            f.map_or(0, |f| {
-                1 + crate::report::FILTER_ORDER
-                    .iter()
-                    .position(|&x| x == f)
-                    .unwrap_or(9)
-            })
-        };
-        let ka = (order(a.filter), sorted(&a.nodes));
-        let kb = (order(b.filter), sorted(&b.nodes));
-        ka.cmp(&kb)
-    });
+    // Violations first, then by filter and node set: one key per candidate (a candidate is
+    // one per node set and filter, so no two keys are equal), computed once.
+    cands.sort_by_cached_key(|c| (filter_code(c.filter), sorted(&c.nodes)));
     result.candidates = cands;
     result
 }
@@ -564,12 +647,13 @@ fn same_thread_cycles(
     comp: &[u32],
     thread_of: &[u32],
     limits: &SearchLimits,
-    out: &mut HashMap<Key, Candidate>,
+    out: &mut FastMap<Key, Candidate>,
     result: &mut LevelResult,
 ) {
     let level = graph.level().unwrap_or(GraphLevel::Instance);
-    let covered: std::collections::HashSet<Vec<u32>> = out.keys().map(|k| k.0.clone()).collect();
-    let mut listed = out.keys().filter(|k| k.1.is_some()).count() as u64;
+    let covered: std::collections::HashSet<Vec<u32>> =
+        out.keys().map(|k| k[..k.len() - 1].to_vec()).collect();
+    let mut listed = out.keys().filter(|k| is_filtered(k)).count() as u64;
     let threads = model.threads.len();
     let mut sources = graph.sources();
     let mut inside = |e: u32| {
@@ -766,7 +850,8 @@ fn same_thread_cycles(
                         if covered.contains(&set) {
                             continue;
                         }
-                        let key = (set, Some("same-thread"));
+                        let mut key = set;
+                        key.push(filter_code(Some("same-thread")));
                         if let Some(c) = out.get_mut(&key) {
                             c.combinations += 1;
                             continue;
