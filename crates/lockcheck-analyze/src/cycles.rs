@@ -185,6 +185,9 @@ struct Search<'a> {
     /// indexed by node, reset only where the last search reached.
     dist: Vec<u32>,
     reached: Vec<u32>,
+    /// The nodes of `reached` other than `start`, ascending: the only targets a path's edge
+    /// can have before the last one (see [`Search::keep_edges`]).
+    near: Vec<u32>,
     on_path: Vec<bool>,
     path: Vec<u32>,
     chain: Vec<u32>,
@@ -208,6 +211,9 @@ struct Search<'a> {
     /// Tests only: every path's edges by a scan of all its out-edges, every pair checked anew
     /// (the listing as it was before its shortcuts, to compare them against).
     reference: bool,
+    /// The near nodes' edges are searched for when `near.len() * near_factor` is below the
+    /// edges to scan ([`NEAR_FACTOR`]; tests vary it).
+    near_factor: usize,
 }
 
 impl Search<'_> {
@@ -270,14 +276,36 @@ impl Search<'_> {
                 .all(|e| self.dist[graph.target(e) as usize] >= 1));
         } else {
             // The edges leave `node` by increasing target: skip those to `start` and below.
-            let (mut lo, mut hi) = (r.start, r.end);
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                if graph.target(mid) <= self.start {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
+            let first_above = |mut lo: u32, v: u32| {
+                let mut hi = r.end;
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if graph.target(mid) <= v {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
                 }
+                lo
+            };
+            let lo = first_above(r.start, self.start);
+            if self.near.len().saturating_mul(self.near_factor) < (r.end - lo) as usize {
+                // Few nodes are near `start`, many edges leave `node`: each near node's edge
+                // is searched for (ascending, as a scan would find them) instead.
+                let mut from = lo;
+                for &v in &self.near {
+                    if self.on_path[v as usize]
+                        || depth as u64 + self.dist[v as usize] as u64 > self.len as u64
+                    {
+                        continue;
+                    }
+                    from = first_above(from, v - 1);
+                    if from < r.end && graph.target(from) == v {
+                        kept.push(from);
+                    }
+                }
+                self.edges[level] = kept;
+                return;
             }
             for e in lo..r.end {
                 let v = graph.target(e);
@@ -508,15 +536,20 @@ pub fn find_cycles(model: &Model, level: GraphLevel, limits: &SearchLimits) -> L
 
 /// [`find_cycles`] on the level's graph built once by the caller ([`LockGraph::build`]).
 pub fn find_cycles_on(model: &Model, graph: &LockGraph, limits: &SearchLimits) -> LevelResult {
-    list_cycles(model, graph, limits, false)
+    list_cycles(model, graph, limits, false, NEAR_FACTOR)
 }
 
-/// [`find_cycles_on`], or with `reference` its search without shortcuts (tests compare them).
+/// A search for an edge costs about as much as scanning this many edges.
+const NEAR_FACTOR: usize = 8;
+
+/// [`find_cycles_on`], or with `reference` its search without shortcuts (tests compare them, and
+/// vary `near_factor`, see [`Search::near_factor`]).
 fn list_cycles(
     model: &Model,
     graph: &LockGraph,
     limits: &SearchLimits,
     reference: bool,
+    near_factor: usize,
 ) -> LevelResult {
     let level = graph.level().unwrap_or(GraphLevel::Instance);
     let mut out: FastMap<Key, Candidate> = FastMap::default();
@@ -571,6 +604,7 @@ fn list_cycles(
             len: 2,
             dist: std::mem::take(&mut dist),
             reached: Vec::new(),
+            near: Vec::new(),
             on_path: std::mem::take(&mut on_path),
             path: Vec::new(),
             chain: Vec::new(),
@@ -578,6 +612,7 @@ fn list_cycles(
             key: Vec::new(),
             pairs: std::mem::take(&mut pairs),
             reference,
+            near_factor,
             limits: *limits,
             steps: 0,
             filtered_steps: 0,
@@ -594,6 +629,10 @@ fn list_cycles(
             for &start in scc {
                 s.start = start;
                 s.distances();
+                s.near.clear();
+                s.near
+                    .extend(s.reached.iter().copied().filter(|&x| x != start));
+                s.near.sort_unstable();
                 s.on_path[start as usize] = true;
                 s.path.push(start);
                 s.keep_edges(start, 0);
@@ -1293,7 +1332,8 @@ mod tests {
     }
 
     /// The listing's shortcuts (each path's edges found once and shared by its chains, a search
-    /// for the edge back to the start at the last level, the cache of pair checks) change
+    /// for the edge back to the start at the last level, searches for the edges to the nodes
+    /// near the start, always, sometimes or never, the cache of pair checks) change
     /// nothing: the same candidates, witnesses, combination counts, warnings and steps as the
     /// search without them, complete or stopped by any bound.
     #[test]
@@ -1311,8 +1351,7 @@ mod tests {
                         max_listed: listed,
                         ..Default::default()
                     };
-                    let fast = list_cycles(&m, &graph, &limits, false);
-                    let slow = list_cycles(&m, &graph, &limits, true);
+                    let slow = list_cycles(&m, &graph, &limits, true, NEAR_FACTOR);
                     let view = |r: &LevelResult| {
                         let c: Vec<_> = r
                             .candidates
@@ -1329,12 +1368,15 @@ mod tests {
                             .collect();
                         (c, r.warnings.clone(), r.notes.clone(), r.steps)
                     };
-                    assert_eq!(
-                        view(&fast),
-                        view(&slow),
-                        "seed {seed}, {level:?}, {steps} steps"
-                    );
-                    stopped += usize::from(!fast.warnings.is_empty());
+                    for near_factor in [NEAR_FACTOR, 0, usize::MAX] {
+                        let fast = list_cycles(&m, &graph, &limits, false, near_factor);
+                        assert_eq!(
+                            view(&fast),
+                            view(&slow),
+                            "seed {seed}, {level:?}, {steps} steps, near factor {near_factor}"
+                        );
+                    }
+                    stopped += usize::from(!slow.warnings.is_empty());
                 }
             }
         }
