@@ -1290,6 +1290,28 @@ mod tests {
         assert!(r.warnings.is_empty());
     }
 
+    /// Every filter has its own code in a candidate's key (two filters sharing one would merge
+    /// their candidates).
+    #[test]
+    fn every_filter_has_its_own_key_code() {
+        let all: [Infeasible<LockId>; 6] = [
+            Infeasible::NonBlocking { timed: false },
+            Infeasible::NonBlocking { timed: true },
+            Infeasible::SameThread { thread: 1 },
+            Infeasible::GateLock { gate: 2 },
+            Infeasible::HappensBefore,
+            Infeasible::ReadRead { lock: 3 },
+        ];
+        let mut codes: Vec<u32> = all
+            .iter()
+            .map(|e| filter_code(Some(e.filter_name())))
+            .collect();
+        codes.push(filter_code(None));
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes, (0..=6).collect::<Vec<u32>>());
+    }
+
     /// A trace of random nested acquisitions over few locks and threads (try-locks, reads and
     /// forks among them), so that the listing meets every filter, long cycles, many
     /// dependencies per edge and, at small step bounds, its bound in the middle of a chain.
