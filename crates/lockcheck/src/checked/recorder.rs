@@ -524,8 +524,13 @@ fn lost_at_exit() {
 /// allocator that takes the lock being acquired would otherwise take it again on this thread
 /// (a new stream or block allocates; a new site's backtrace too). A block with too little room
 /// left is handed to the writer early (the writer reads a block up to its published length).
+///
+/// True: the room is there, in the current recording's stream; the acquisition's records may
+/// then be written with [`push2_reserved`] or [`push_reserved`], which test nothing again.
+/// False: no room (not recording any more, or the stream is gone): the records go the tested
+/// way, which counts what it cannot keep.
 #[inline(always)]
-pub(crate) fn reserve(site: Site, n: usize) {
+pub(crate) fn reserve(site: Site, n: usize) -> bool {
     if !site_seen_locally(site) {
         note_site(site);
     }
@@ -533,17 +538,54 @@ pub(crate) fn reserve(site: Site, n: usize) {
     let p = unsafe { &*producer() };
     let room =
         p.len.get() + n <= BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed);
-    if !room {
-        reserve_cold();
-    }
+    room || reserve_cold(n)
 }
 
 #[cold]
 #[inline(never)]
-fn reserve_cold() {
-    PRODUCER.with(|p| {
-        next_block(p);
-    });
+fn reserve_cold(n: usize) -> bool {
+    PRODUCER.with(|p| next_block(p) && p.len.get() + n <= BLOCK_RECS)
+}
+
+/// [`push`] into the room [`reserve`] made (`room`: what it returned), without testing the
+/// room and the generation again. The block is the one `reserve` found or installed: only
+/// this thread's cold paths replace it, and none ran since (the caller made no record in
+/// between). A recording stopped meanwhile (by another thread, between the reservation and
+/// the acquisition) gets the records in its stream's last block, which the thread keeps
+/// (`stop` recycles the others), as a record whose generation test passed just before the stop
+/// does: an acquisition that raced with the stop.
+#[inline(always)]
+fn push_reserved(room: bool, rec: Rec) {
+    if !room {
+        return push(rec);
+    }
+    // SAFETY: as in `push`; `reserve` found room for this record (and the caller wrote none
+    // since).
+    let p = unsafe { &*producer() };
+    let i = p.len.get();
+    unsafe {
+        p.base.get().add(i).write(rec);
+        p.committed.get().as_ref().store(i + 1, Ordering::Release);
+    }
+    p.len.set(i + 1);
+}
+
+/// [`push2`] into the room [`reserve`] made, as [`push_reserved`].
+#[inline(always)]
+fn push2_reserved(room: bool, first: Rec, second: Rec) {
+    if !room {
+        return push2(first, second);
+    }
+    // SAFETY: as in `push_reserved`, for two records.
+    let p = unsafe { &*producer() };
+    let i = p.len.get();
+    unsafe {
+        let base = p.base.get();
+        base.add(i).write(first);
+        base.add(i + 1).write(second);
+        p.committed.get().as_ref().store(i + 2, Ordering::Release);
+    }
+    p.len.set(i + 2);
 }
 
 /// The first record of a generation (a new stream), or a full block (handoff).
@@ -1103,14 +1145,17 @@ pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u6
 /// before the acquisition (`hooks::lock_recorded`). Inlined there: a call of its own cost
 /// about a third of what it does.
 #[inline(always)]
-pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site) {
-    push(Rec {
-        head: head(K_ACQUIRE, mode, How::Blocking, ids.class),
-        a: ids.inst,
-        b: site_word(site),
-        x: 0,
-        ts: clock::now(),
-    });
+pub(crate) fn on_acquire_reserved(room: bool, ids: Ids, mode: Mode, site: Site) {
+    push_reserved(
+        room,
+        Rec {
+            head: head(K_ACQUIRE, mode, How::Blocking, ids.class),
+            a: ids.inst,
+            b: site_word(site),
+            x: 0,
+            ts: clock::now(),
+        },
+    );
 }
 
 /// [`on_request`] then [`on_acquire`] (no wait), as one call: what the recorded fast path
@@ -1119,13 +1164,15 @@ pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site) {
 /// by [`reserve`], before the acquisition. Inlined there, as [`on_acquire_reserved`].
 #[inline(always)]
 pub(crate) fn on_request_acquire(
+    room: bool,
     ids: Ids,
     kind: LockKind,
     mode: Mode,
     site: Site,
     capacity: usize,
 ) {
-    push2(
+    push2_reserved(
+        room,
         Rec {
             head: head(K_REQUEST, mode, How::Blocking, ids.class),
             a: ids.inst,
