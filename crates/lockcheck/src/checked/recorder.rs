@@ -1217,8 +1217,18 @@ pub(crate) fn on_release(ids: Ids, hold_ns: u64) {
 /// [`on_release`] inline, for the usual recorded release (`hooks::released_rest`, itself out
 /// of line): one call fewer per recorded release.
 #[inline(always)]
-pub(crate) fn on_release_inline(ids: Ids) {
-    release_rec(ids, 0);
+pub(crate) fn on_release_inline(w: u64) {
+    // The reading first, the record's words from the identity word after it: fewer values
+    // live across the clock's call (each one a register saved and restored by the caller).
+    let ts = clock::now();
+    let ids = Ids::from_word(w);
+    push(Rec {
+        head: head(K_RELEASE, Mode::Exclusive, How::Blocking, ids.class),
+        a: ids.inst,
+        b: 0,
+        x: 0,
+        ts,
+    });
 }
 
 #[inline(always)]
