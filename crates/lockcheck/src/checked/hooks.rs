@@ -479,9 +479,10 @@ fn lock_recorded(
             return None;
         }
         // Room for the records written after the acquisition, before it (see
-        // `before_acquire`): the request, the acquisition and the release.
-        let room = recorder::reserve(site, 3);
-        if !try_raw() {
+        // `before_acquire`): the request, the acquisition and the release. Without it (not
+        // recording any more, or this thread's stream gone), the full path, which records the
+        // tested way.
+        if !recorder::reserve(site, 3) || !try_raw() {
             return None;
         }
         #[cfg(feature = "tokio")]
@@ -491,16 +492,16 @@ fn lock_recorded(
         }
         #[cfg(not(feature = "tokio"))]
         s.push_plain(entry(w, mode) ^ word::RECORDED, w, site);
-        Some((nested, room))
+        Some(nested)
     });
-    let Ok(Some((nested, room))) = step else {
+    let Ok(Some(nested)) = step else {
         return Taken::No;
     };
     let ids = Ids::from_word(w);
     if nested {
-        recorder::on_request_acquire(room, ids, kind, mode, site, 1);
+        recorder::on_request_acquire(ids, kind, mode, site, 1);
     } else {
-        recorder::on_acquire_reserved(room, ids, mode, site);
+        recorder::on_acquire_reserved(ids, mode, site);
     }
     Taken::Yes
 }

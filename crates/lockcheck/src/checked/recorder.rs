@@ -477,35 +477,6 @@ fn push(rec: Rec) {
     }
 }
 
-/// Appends two records at once ([`on_request_acquire`]): one release store when both fit in
-/// the block, else one after the other.
-#[inline(always)]
-fn push2(first: Rec, second: Rec) {
-    // SAFETY: as in `push`.
-    let p = unsafe { &*producer() };
-    let pushed = {
-        let i = p.len.get();
-        if i + 1 < BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed) {
-            // SAFETY: as in `push`, for the slots `i` and `i + 1`, both in the block (tested
-            // above) and neither published yet.
-            unsafe {
-                let base = p.base.get();
-                base.add(i).write(first);
-                base.add(i + 1).write(second);
-                p.committed.get().as_ref().store(i + 2, Ordering::Release);
-            }
-            p.len.set(i + 2);
-            true
-        } else {
-            false
-        }
-    };
-    if !pushed {
-        push(first);
-        push(second);
-    }
-}
-
 /// Records made after their thread's recording state was torn down (a lock taken in another
 /// thread-local's destructor): their stream is gone, so they are counted, and said once when the
 /// recording stops, rather than dropped silently.
@@ -526,9 +497,10 @@ fn lost_at_exit() {
 /// left is handed to the writer early (the writer reads a block up to its published length).
 ///
 /// True: the room is there, in the current recording's stream; the acquisition's records may
-/// then be written with [`push2_reserved`] or [`push_reserved`], which test nothing again.
-/// False: no room (not recording any more, or the stream is gone): the records go the tested
-/// way, which counts what it cannot keep.
+/// then be written with [`on_acquire_reserved`] or [`on_request_acquire`], which test nothing
+/// again. False: no room (not recording any more, or the stream is gone): the caller records
+/// the tested way (`hooks::lock_recorded` leaves the acquisition to the full path), which
+/// counts what it cannot keep.
 #[inline(always)]
 pub(crate) fn reserve(site: Site, n: usize) -> bool {
     if !site_seen_locally(site) {
@@ -547,18 +519,15 @@ fn reserve_cold(n: usize) -> bool {
     PRODUCER.with(|p| next_block(p) && p.len.get() + n <= BLOCK_RECS)
 }
 
-/// [`push`] into the room [`reserve`] made (`room`: what it returned), without testing the
-/// room and the generation again. The block is the one `reserve` found or installed: only
-/// this thread's cold paths replace it, and none ran since (the caller made no record in
-/// between). A recording stopped meanwhile (by another thread, between the reservation and
-/// the acquisition) gets the records in its stream's last block, which the thread keeps
-/// (`stop` recycles the others), as a record whose generation test passed just before the stop
-/// does: an acquisition that raced with the stop.
+/// [`push`] into the room [`reserve`] made (it returned true), without testing the room and
+/// the generation again. The block is the one `reserve` found or installed: only this thread's
+/// cold paths replace it, and none ran since (the caller made no record in between). A
+/// recording stopped meanwhile (by another thread, between the reservation and the acquisition)
+/// gets the records in its stream's last block, which the thread keeps (`stop` recycles the
+/// others), as a record whose generation test passed just before the stop does: an acquisition
+/// that raced with the stop.
 #[inline(always)]
-fn push_reserved(room: bool, rec: Rec) {
-    if !room {
-        return push(rec);
-    }
+fn push_reserved(rec: Rec) {
     // SAFETY: as in `push`; `reserve` found room for this record (and the caller wrote none
     // since).
     let p = unsafe { &*producer() };
@@ -570,12 +539,9 @@ fn push_reserved(room: bool, rec: Rec) {
     p.len.set(i + 1);
 }
 
-/// [`push2`] into the room [`reserve`] made, as [`push_reserved`].
+/// Two records into the room [`reserve`] made, with one release store, as [`push_reserved`].
 #[inline(always)]
-fn push2_reserved(room: bool, first: Rec, second: Rec) {
-    if !room {
-        return push2(first, second);
-    }
+fn push2_reserved(first: Rec, second: Rec) {
     // SAFETY: as in `push_reserved`, for two records.
     let p = unsafe { &*producer() };
     let i = p.len.get();
@@ -1145,17 +1111,14 @@ pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u6
 /// before the acquisition (`hooks::lock_recorded`). Inlined there: a call of its own cost
 /// about a third of what it does.
 #[inline(always)]
-pub(crate) fn on_acquire_reserved(room: bool, ids: Ids, mode: Mode, site: Site) {
-    push_reserved(
-        room,
-        Rec {
-            head: head(K_ACQUIRE, mode, How::Blocking, ids.class),
-            a: ids.inst,
-            b: site_word(site),
-            x: 0,
-            ts: clock::now(),
-        },
-    );
+pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site) {
+    push_reserved(Rec {
+        head: head(K_ACQUIRE, mode, How::Blocking, ids.class),
+        a: ids.inst,
+        b: site_word(site),
+        x: 0,
+        ts: clock::now(),
+    });
 }
 
 /// [`on_request`] then [`on_acquire`] (no wait), as one call: what the recorded fast path
@@ -1164,7 +1127,6 @@ pub(crate) fn on_acquire_reserved(room: bool, ids: Ids, mode: Mode, site: Site) 
 /// by [`reserve`], before the acquisition. Inlined there, as [`on_acquire_reserved`].
 #[inline(always)]
 pub(crate) fn on_request_acquire(
-    room: bool,
     ids: Ids,
     kind: LockKind,
     mode: Mode,
@@ -1172,7 +1134,6 @@ pub(crate) fn on_request_acquire(
     capacity: usize,
 ) {
     push2_reserved(
-        room,
         Rec {
             head: head(K_REQUEST, mode, How::Blocking, ids.class),
             a: ids.inst,
