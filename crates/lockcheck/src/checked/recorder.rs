@@ -521,7 +521,10 @@ fn reserve_cold(n: usize) -> bool {
 
 /// [`push`] into the room [`reserve`] made (it returned true), without testing the room and
 /// the generation again. The block is the one `reserve` found or installed: only this thread's
-/// cold paths replace it, and none ran since (the caller made no record in between). A
+/// cold paths replace it, and none ran since. The caller makes sure that nothing between the
+/// reservation and this write records, allocates or takes a lock (`hooks::lock_recorded`: the
+/// raw try, the memo and cache look-ups, and the held stack's push within its inline array,
+/// which the recorded fast way never leaves: at most `CACHE_HELD` locks are held there). A
 /// recording stopped meanwhile (by another thread, between the reservation and the acquisition)
 /// gets the records in its stream's last block, which the thread keeps (`stop` recycles the
 /// others), as a record whose generation test passed just before the stop does: an acquisition
