@@ -1558,14 +1558,17 @@ impl Writer {
     /// reader derives hold times and statistics (see [`lockcheck_core::lct::raw`]).
     fn drain_raw(&mut self, t: u64, side: &mut Side, recs: &[UnsafeCell<MaybeUninit<Rec>>]) {
         let mut from = 0;
-        // The lock and site the record before declared: a lock's acquisition, its request and
-        // its release often follow each other, and need no look-up after the first (nothing is
-        // forgotten during a drain: drops are written at the end of a pass).
-        let (mut last_l, mut last_s) = match recs.first() {
+        // The last two locks and sites declared: a lock's acquisition, its request and its
+        // release often follow each other, and a nested pair alternates between two locks and
+        // two sites, so they need no look-up after the first (nothing is forgotten during a
+        // drain: drops are written at the end of a pass). Replaced first in, first out; a hit
+        // changes nothing.
+        let (mut ls, mut ss) = match recs.first() {
             // SAFETY: as below.
             Some(slot) => {
                 let r = unsafe { (*slot.get()).assume_init_ref() };
-                (!r.a, !r.b)
+                // No lock or site: instances are below 2^40, sites are user-space addresses.
+                ([!r.a; 2], [!r.b; 2])
             }
             None => return,
         };
@@ -1575,29 +1578,29 @@ impl Writer {
             let c = (r.head >> 32) as u32;
             match r.head as u8 {
                 K_ACQUIRE | K_FAIL => {
-                    if r.a != last_l {
+                    if r.a != ls[0] && r.a != ls[1] {
                         self.lock(r.a, c);
-                        last_l = r.a;
+                        ls = [r.a, ls[0]];
                     }
-                    if r.b != last_s {
+                    if r.b != ss[0] && r.b != ss[1] {
                         self.site(r.b);
-                        last_s = r.b;
+                        ss = [r.b, ss[0]];
                     }
                 }
                 K_RELEASE | K_CONVERT | K_COND_WAIT => {
-                    if r.a != last_l {
+                    if r.a != ls[0] && r.a != ls[1] {
                         self.lock(r.a, c);
-                        last_l = r.a;
+                        ls = [r.a, ls[0]];
                     }
                 }
                 K_REQUEST if r.x == 0 => {
-                    if r.a != last_l {
+                    if r.a != ls[0] && r.a != ls[1] {
                         self.lock(r.a, c);
-                        last_l = r.a;
+                        ls = [r.a, ls[0]];
                     }
-                    if r.b != last_s {
+                    if r.b != ss[0] && r.b != ss[1] {
                         self.site(r.b);
-                        last_s = r.b;
+                        ss = [r.b, ss[0]];
                     }
                 }
                 K_REQUEST => {
