@@ -455,7 +455,16 @@ fn lock_recorded(
             return None;
         }
         let nested = s.holds_any();
-        if nested && (f & flag::ORDER == 0 || !s.known_dependency(req)) {
+        // One lock held: the memo first (two compares, as `lock_fast`'s), then the cache, whose
+        // hit refreshes the memo (as `lock_known`'s does).
+        if nested
+            && (f & flag::ORDER == 0
+                || !(s.busy_depth() == 1 && s.known_top(entry(w, mode))
+                    || s.known_dependency(req) && {
+                        s.remember_top(entry(w, mode));
+                        true
+                    }))
+        {
             return None;
         }
         // Async locks the running task holds: the full path checks them, and shows a task's
@@ -470,9 +479,10 @@ fn lock_recorded(
             return None;
         }
         // Room for the records written after the acquisition, before it (see
-        // `before_acquire`): the request, the acquisition and the release.
-        recorder::reserve(site, 3);
-        if !try_raw() {
+        // `before_acquire`): the request, the acquisition and the release. Without it (not
+        // recording any more, or this thread's stream gone), the full path, which records the
+        // tested way.
+        if !recorder::reserve(site, 3) || !try_raw() {
             return None;
         }
         #[cfg(feature = "tokio")]
@@ -602,8 +612,9 @@ fn before_acquire_slow(s: &ThreadState, ids: Ids, site: &'static Location<'stati
         }
     }
     if f & flag::RECORD != 0 {
-        // The acquisition's record and its release's (which runs before the raw unlock).
-        recorder::reserve(site, 2);
+        // The acquisition's record and its release's (which runs before the raw unlock). The
+        // full path's records go the tested way (it may record a request or a wait in between).
+        let _ = recorder::reserve(site, 2);
     }
 }
 
@@ -976,7 +987,7 @@ pub(crate) fn released_rest(meta: &Meta, mode: Mode) {
         // about 170 instructions more per release) nor two more calls.
         let recorded = entry(w, mode) ^ word::RECORDED;
         if STATE.try_with(|s| s.pop_plain_top(recorded)) == Ok(true) {
-            recorder::on_release_inline(Ids::from_word(w));
+            recorder::on_release_inline(w);
             return;
         }
         released_slow(meta, Ids::from_word(w), mode);
