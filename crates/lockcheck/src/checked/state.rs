@@ -51,20 +51,69 @@ pub(crate) mod word {
     pub const TASK: u64 = 1 << 50;
     /// Every bit a logical word may have (none of the identity's own flags, bits 62 and 63).
     pub const LOGICAL: u64 = (1 << 52) - 1;
+    /// Set in a shared entry's stored word, the complement of the identity (see
+    /// [`super::entry`]), and in no other stored word: an identity never has it
+    /// (`class::NEVER_SET`), and no mode or flag bit is it.
+    pub const FLIPPED: u64 = crate::checked::class::NEVER_SET;
+    const _: () = assert!(FLIPPED & LOGICAL == 0);
 }
 
 /// The word [`HeldStack`] stores for an entry of logical word `inst | mode << 40 | flags` whose
 /// lock has the identity word `ids` (`Meta::word`, `inst` in its low bits): the identity with the
-/// mode and flags flipped in, `ids ^ (mode << 40 | flags)`. For an exclusive entry without flags
-/// that is the identity word itself: the fast path pushes it and the release compares it
-/// without masking the instance out (the logical word is `stored ^ (ids & !word::INST)`, with
-/// `ids` kept in the parallel [`Info`]). Flags are flipped in the same way (`entry(..) ^ flag`).
-/// A lock's identity gains a flag bit of its own at most twice (`class::IN_GRAPH`, `WRITTEN`):
-/// an entry pushed before that no longer equals `entry(ids_now, mode)`, which only sends its
-/// release the general way (which compares logical words).
+/// mode and flags flipped in, `ids ^ (mode << 40 | flags)`, except that a shared entry stores the
+/// complement, `!ids ^ flags` (one `not`, where `1 << 40` is a 64-bit constant to load: one
+/// instruction less on the push and on the release; [`word::FLIPPED`] tells it apart, an
+/// identity never has that bit). For an exclusive or shared entry without flags that is the
+/// identity word itself or its complement: the fast path pushes it and the release compares it
+/// without masking the instance out, and neither writes the identity beside it (see
+/// [`HeldStack::ids_of`]). Flags are flipped in the same way (`entry(..) ^ flag`); the logical
+/// word is [`logical_of`]. A lock's identity gains a flag bit of its own at most twice
+/// (`class::IN_GRAPH`, `WRITTEN`): an entry pushed before that no longer equals
+/// `entry(ids_now, mode)`, which only sends its release the general way (which compares logical
+/// words).
 #[inline(always)]
 pub(crate) fn entry(ids: u64, mode: Mode) -> u64 {
-    ids ^ ((mode as u64) << 40)
+    if mode == Mode::Shared {
+        !ids
+    } else {
+        ids ^ ((mode as u64) << 40)
+    }
+}
+
+/// A stored word in [`entry`]'s first form, `ids ^ (mode << 40 | flags)` (a shared entry's
+/// complement undone): its low bits are the instance.
+#[inline(always)]
+fn unflipped(w: u64) -> u64 {
+    if w & word::FLIPPED != 0 {
+        !w ^ ((Mode::Shared as u64) << 40)
+    } else {
+        w
+    }
+}
+
+/// The logical word (`inst | mode << 40 | flags`) of the stored word `w` of a lock whose identity
+/// word is `ids` (its flags, bits 62 and 63, may be older than the entry's: masked out).
+#[inline(always)]
+fn logical_of(w: u64, ids: u64) -> u64 {
+    (unflipped(w) ^ (ids & !word::INST)) & word::LOGICAL
+}
+
+/// The stored word of logical word `l` for a lock whose identity word is `ids`: [`entry`]
+/// with the flags of `l` flipped in.
+#[inline]
+fn stored_of(l: u64, ids: u64) -> u64 {
+    let w = l ^ (ids & !word::INST);
+    if mode_of(l) == Mode::Shared {
+        !(w ^ ((Mode::Shared as u64) << 40))
+    } else {
+        w
+    }
+}
+
+/// Whether the stored words (or requests, see [`entry`]) `a` and `b` are about one instance.
+#[inline]
+fn same_instance(a: u64, b: u64) -> bool {
+    (unflipped(a) ^ unflipped(b)) & word::INST == 0
 }
 
 /// The mode stored in bits 40..43 of a held word.
@@ -108,9 +157,9 @@ const NO_INFO: Info = Info {
 pub(crate) const INLINE_HELD: usize = 32;
 
 /// The slots of [`HeldStack`]'s `words`: entry `i` in slot `i + 1`, slot 0 and the slots past
-/// [`INLINE_HELD`] always 0, which no held word is (its instance bits are not). One slot per
-/// value of the depth byte ([`BusyDepth`]): the release reads the slot of that byte and
-/// compares, with no range test (an empty or spilled stack meets a 0, and so does a busy
+/// [`INLINE_HELD`] always 0, which no held word is (an exclusive one's instance bits are not, a
+/// shared one has [`word::FLIPPED`]). One slot per value of the depth byte ([`BusyDepth`]): the
+/// release reads the slot of that byte and compares, with no range test (an empty or spilled stack meets a 0, and so does a busy
 /// thread's byte, which sends its releases the general way). 2 KB per thread: indexed by a
 /// byte, the slot needs neither a mask nor a bounds check.
 const WORD_SLOTS: usize = 256;
@@ -126,8 +175,8 @@ const _: () = assert!(INLINE_HELD < SPILLED && SPILLED < BUSY as usize);
 /// Only [`ThreadState`]'s methods touch it, under the single-owner discipline stated there.
 pub(crate) struct HeldStack {
     words: [u64; WORD_SLOTS],
-    /// The nested fast path's memo for one held lock: `known_req` (a packed request,
-    /// `inst | mode << 40`) was checked against the graph over exactly one held entry whose word
+    /// The nested fast path's memo for one held lock: `known_req` (a request,
+    /// [`entry`]`(ids, mode)`) was checked against the graph over exactly one held entry whose word
     /// was `known_base`, in the current clock epoch, that instance not being the held one and the
     /// entry not tagged by an async task; 0 when none. Nothing else keeps it current: a hit
     /// compares the live entry with `known_base` (see [`ThreadState::known_top`]), so a push, a
@@ -275,30 +324,33 @@ impl HeldStack {
             #[cfg(feature = "tokio")]
             task: h.task,
         };
-        self.words[i + 1] = w ^ (ids & !word::INST);
+        self.words[i + 1] = stored_of(w, ids);
     }
 
     /// The identity word entry `i`'s stored word was made from (inline entries only). The fast
-    /// push of an exclusive hold without flags stores the identity itself as its word and does
-    /// not write `info[i].ids` (one store less), which then holds what an earlier entry of the
-    /// slot left: another lock's identity (another instance: the stored word is the identity),
-    /// or this lock's own from an earlier push (the same instance, so the same class; its
-    /// flags, bits 62 and 63, may be older, which [`HeldStack::logical`] masks out). Every
-    /// other push writes `info[i].ids`, whose instance is then the stored word's.
+    /// push of an exclusive or shared hold without flags stores the identity or its complement as
+    /// its word (see [`entry`]) and does not write `info[i].ids` (one store less), which then
+    /// holds what an earlier entry of the slot left: another lock's identity (another instance:
+    /// the stored word, complemented back if [`word::FLIPPED`], is the identity), or this lock's
+    /// own from an earlier push (the same instance, so the same class; its flags, bits 62 and
+    /// 63, may be older, which [`HeldStack::logical`] masks out). Every other push writes
+    /// `info[i].ids`, whose instance is then the stored word's.
     #[inline(always)]
     fn ids_of(&self, i: usize) -> u64 {
         let (w, ids) = (self.words[i + 1], self.info[i].ids);
-        if (w ^ ids) & word::INST == 0 {
+        // The identity if a fast push stored it; else its instance is the entry's all the same.
+        let pushed = if w & word::FLIPPED != 0 { !w } else { w };
+        if (pushed ^ ids) & word::INST == 0 {
             ids
         } else {
-            w
+            pushed
         }
     }
 
     /// Entry `i`'s logical word (`inst | mode << 40 | flags`, see [`entry`]), inline entries only.
     #[inline(always)]
     fn logical(&self, i: usize) -> u64 {
-        (self.words[i + 1] ^ (self.ids_of(i) & !word::INST)) & word::LOGICAL
+        logical_of(self.words[i + 1], self.ids_of(i))
     }
 
     /// Sets entry `i`'s logical word, its identity unchanged (written out: see
@@ -306,7 +358,7 @@ impl HeldStack {
     fn set_logical(&mut self, i: usize, l: u64) {
         let ids = self.ids_of(i);
         self.info[i].ids = ids;
-        self.words[i + 1] = l ^ (ids & !word::INST);
+        self.words[i + 1] = stored_of(l, ids);
     }
 
     /// Pushes without allocating: `Err(capacity)` when a (larger) spill area is needed first.
@@ -655,9 +707,9 @@ impl ThreadState {
         let st = self.stack_mut();
         st.words[1] = w;
         st.info[0].site = site;
-        // Known at compile time (an exclusive hold's word is its identity) but in async code,
-        // whose push always writes it.
-        if w != ids || cfg!(feature = "tokio") {
+        // Known at compile time (an exclusive hold's word is its identity, a shared hold's its
+        // complement) but in async code, whose push always writes it.
+        if (w != ids && w != !ids) || cfg!(feature = "tokio") {
             st.info[0].ids = ids;
         }
         #[cfg(feature = "tokio")]
@@ -678,7 +730,7 @@ impl ThreadState {
         // stores through computed offsets (five more instructions on both).
         self.busy.0.set(2);
         // As in `push_first`.
-        if w != ids || cfg!(feature = "tokio") {
+        if (w != ids && w != !ids) || cfg!(feature = "tokio") {
             st.info[1].ids = ids;
         }
         st.info[1].site = site;
@@ -736,7 +788,7 @@ impl ThreadState {
         site: &'static Location<'static>,
         #[cfg(feature = "tokio")] task: u64,
     ) {
-        let l = w ^ (ids & !word::INST);
+        let l = logical_of(w, ids);
         self.push(Held {
             inst: l & word::INST,
             class: Ids::from_word(ids).class,
@@ -842,8 +894,8 @@ impl ThreadState {
     /// ([`entry`]`(ids, mode)`) over it was checked already (the memo, see
     /// [`HeldStack::known_req`]): two comparisons. A hit means the full path would find nothing:
     /// the graph knows the dependency in this epoch and `inst` is not the held lock (no
-    /// self-conflict), whatever the order switch is now. An unassigned identity (`req` 0 or a
-    /// mode's bit alone) never hits: the memo is written with an assigned one, and cleared to
+    /// self-conflict), whatever the order switch is now. An unassigned identity (`req`
+    /// [`entry`]`(0, mode)`) never hits: the memo is written with an assigned one, and cleared to
     /// `known_base` 0, which no held word is.
     #[inline(always)]
     pub(crate) fn known_top(&self, req: u64) -> bool {
@@ -866,8 +918,7 @@ impl ThreadState {
         if st.logical(0) & word::TASK != 0 {
             return;
         }
-        // The low bits of a stored word are the instance (see `entry`).
-        if (w ^ req) & word::INST != 0 {
+        if !same_instance(w, req) {
             st.known_base = w;
             st.known_req = req;
         }
@@ -883,8 +934,7 @@ impl ThreadState {
             && key.epoch == self.epoch.get()
             && ids & word::INST == key.lock & word::INST
         {
-            // `key.lock`'s mode bits, flipped into the identity: `entry(ids, mode)`.
-            self.remember_top(ids ^ (key.lock & word::KEY & !word::INST));
+            self.remember_top(entry(ids, mode_of(key.lock)));
         }
     }
 
@@ -1309,5 +1359,137 @@ impl<T> Drop for Internal<'_, T> {
         if !self.was_busy {
             let _ = STATE.try_with(|s| s.busy.set(false));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> &'static Location<'static> {
+        Location::caller()
+    }
+
+    /// Identity words near the layout's edges: the largest class, instances with their high
+    /// bits set or clear, the identity's own flags (bits 62 and 63) set.
+    fn identities() -> [u64; 4] {
+        let big = Ids {
+            inst: (1 << 40) - 2,
+            class: (1 << 21) - 2,
+        };
+        let small = Ids { inst: 3, class: 0 };
+        [
+            big.word(),
+            small.word(),
+            big.word() | 1 << 62 | 1 << 63,
+            Ids {
+                inst: 0x55_5555_5555,
+                class: 0x0a_aaaa,
+            }
+            .word()
+                | 1 << 63,
+        ]
+    }
+
+    /// A fast push writes no identity beside an exclusive or shared word; whatever an earlier
+    /// entry left in the slot (another lock's identity, or none), the entry reads back as
+    /// pushed, and only a shared entry's word has `word::FLIPPED`.
+    #[test]
+    fn fast_pushed_entries_decode_whatever_the_slot_held_before() {
+        STATE.with(|s| {
+            for &stale in &identities() {
+                for &ids in &identities() {
+                    for mode in [Mode::Exclusive, Mode::Shared] {
+                        s.stack_mut().info[0].ids = stale;
+                        s.stack_mut().info[1].ids = stale;
+                        s.push_first(entry(ids, mode), ids, site());
+                        s.push_second(entry(ids ^ 1, mode), ids ^ 1, site());
+                        let held = s.held_snapshot();
+                        for (h, ids) in held.iter().zip([ids, ids ^ 1]) {
+                            assert_eq!(
+                                (h.inst, h.class),
+                                (ids & word::INST, Ids::from_word(ids).class)
+                            );
+                            assert_eq!(h.mode, mode);
+                            assert!(!h.source && !h.recorded && h.since.is_none());
+                        }
+                        let w = s.stack().words[2];
+                        assert_eq!(w & word::FLIPPED != 0, mode == Mode::Shared, "{w:#x}");
+                        assert!(s.pop_plain_top(entry(ids ^ 1, mode)));
+                        assert!(s.pop_plain_top(entry(ids, mode)));
+                        assert_eq!(s.held_len(), 0);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Flags and mode changes on every mode's entries: the stored word follows (a shared entry's
+    /// complement included), the identity stays, and the release's exact test fails on a
+    /// flagged entry and passes once the flag is gone.
+    #[test]
+    fn flags_and_mode_changes_keep_the_identity_of_every_mode() {
+        STATE.with(|s| {
+            let modes = [
+                Mode::Exclusive,
+                Mode::Shared,
+                Mode::SharedRecursive,
+                Mode::Upgradable,
+                Mode::Permit,
+            ];
+            for &ids in &identities() {
+                for mode in modes {
+                    s.stack_mut().info[0].ids = identities()[0] ^ 7;
+                    s.push_plain(entry(ids, mode) ^ word::RECORDED, ids, site());
+                    let h = s.held_snapshot()[0];
+                    assert_eq!((h.inst, h.mode, h.recorded), (ids & word::INST, mode, true));
+                    assert!(!s.pop_plain_top(entry(ids, mode)));
+                    s.mark_sources();
+                    let h = s.held_snapshot()[0];
+                    assert_eq!(
+                        (h.class, h.mode, h.source),
+                        (Ids::from_word(ids).class, mode, true)
+                    );
+                    for to in modes {
+                        s.convert(ids & word::INST, h.mode, to);
+                        let now = s.held_snapshot()[0];
+                        assert_eq!(
+                            (now.inst, now.mode, now.source),
+                            (ids & word::INST, to, true)
+                        );
+                        let w = s.stack().words[1];
+                        assert_eq!(w & word::FLIPPED != 0, to == Mode::Shared, "{w:#x}");
+                        s.convert(ids & word::INST, to, mode);
+                    }
+                    let key = pack(ids & word::INST, mode);
+                    let popped = s.pop_top_if(|l| l & word::KEY == key).expect("popped");
+                    assert_eq!(popped & !word::KEY, word::SOURCE | word::RECORDED);
+                    assert_eq!(s.held_len(), 0);
+                }
+            }
+        });
+    }
+
+    /// The memo never remembers a request for the held instance, in any pair of modes (a
+    /// shared request's word is complemented: its low bits are not the instance), and does
+    /// remember one for another instance.
+    #[test]
+    fn the_memo_refuses_the_held_instance_in_every_mode() {
+        STATE.with(|s| {
+            for &ids in &identities() {
+                for held in [Mode::Exclusive, Mode::Shared] {
+                    for req in [Mode::Exclusive, Mode::Shared, Mode::Upgradable] {
+                        s.push_first(entry(ids, held), ids, site());
+                        s.remember_top(entry(ids, req));
+                        assert!(!s.known_top(entry(ids, req)), "{held:?} then {req:?}");
+                        let other = ids ^ 0x10;
+                        s.remember_top(entry(other, req));
+                        assert!(s.known_top(entry(other, req)), "{held:?} then {req:?}");
+                        s.bump_epoch();
+                        assert!(s.pop_plain_top(entry(ids, held)));
+                    }
+                }
+            }
+        });
     }
 }
