@@ -183,6 +183,14 @@ pub(crate) struct HeldStack {
     /// removal or a mode change of the entry makes it miss by itself; an epoch bump clears it.
     known_base: u64,
     known_req: u64,
+    /// The same for the look-up in the dependency cache over one held entry
+    /// ([`ThreadState::known_dependency_one`], the recorded way's): `key_req` (packed,
+    /// `inst | mode << 40`, as the cache keys it) was found in the cache over the entry whose
+    /// word was `key_base`, in this epoch (or remembered by [`ThreadState::remember_top`]);
+    /// 0 when none. Kept apart from `known_req`, which a cache hit cannot write (it needs the
+    /// requested lock's identity word).
+    key_base: u64,
+    key_req: u64,
     info: [Info; INLINE_HELD],
     /// Every entry while spilled (empty while inline; unallocated until the first spill, then
     /// kept for the thread's life so that no release ever frees it). `ManuallyDrop` keeps the
@@ -260,6 +268,8 @@ impl HeldStack {
             words: [0; WORD_SLOTS],
             known_base: 0,
             known_req: 0,
+            key_base: 0,
+            key_req: 0,
             info: [NO_INFO; INLINE_HELD],
             spill: ManuallyDrop::new(Vec::new()),
         }
@@ -903,12 +913,13 @@ impl ThreadState {
         st.known_req == req && st.words[1] == st.known_base
     }
 
-    /// Notes in the memo that acquiring `req` ([`entry`]`(ids, mode)`) over the
+    /// Notes in the memo that acquiring the lock of identity word `ids` in `mode` over the
     /// held set as it is now was checked against the graph in this epoch: the check completed,
     /// its dependency is marked in the cache, and it raised nothing. Only with one lock held
     /// that is not `inst` (a self-conflict must reach the full path each time) and not tagged by
     /// an async task (which task runs decides there).
-    pub(crate) fn remember_top(&self, req: u64) {
+    pub(crate) fn remember_top(&self, ids: u64, mode: Mode) {
+        let req = entry(ids, mode);
         let st = self.stack_mut();
         if self.busy.n() != 1 {
             return;
@@ -921,6 +932,8 @@ impl ThreadState {
         if !same_instance(w, req) {
             st.known_base = w;
             st.known_req = req;
+            st.key_base = w;
+            st.key_req = pack(ids & word::INST, mode);
         }
     }
 
@@ -934,7 +947,7 @@ impl ThreadState {
             && key.epoch == self.epoch.get()
             && ids & word::INST == key.lock & word::INST
         {
-            self.remember_top(entry(ids, mode_of(key.lock)));
+            self.remember_top(ids, mode_of(key.lock));
         }
     }
 
@@ -1084,6 +1097,11 @@ impl ThreadState {
         if self.busy.n() != 1 {
             return false;
         }
+        // The memo (see `HeldStack::key_req`): two compares, no decoding, no probe.
+        let top = st.words[1];
+        if st.key_req == req && top == st.key_base {
+            return true;
+        }
         let w0 = st.logical(0);
         #[cfg(feature = "tokio")]
         if w0 & word::TASK != 0 {
@@ -1094,9 +1112,15 @@ impl ThreadState {
             return false;
         }
         let slot = &self.cache[slot_of(k0, req)];
-        slot.lock.get() == slot_lock(req, 1)
+        let hit = slot.lock.get() == slot_lock(req, 1)
             && slot.held[0].get() == k0
-            && slot.epoch.get() == self.epoch.get()
+            && slot.epoch.get() == self.epoch.get();
+        if hit {
+            let st = self.stack_mut();
+            st.key_base = top;
+            st.key_req = req;
+        }
+        hit
     }
 
     /// [`ThreadState::known_dependency`] over 2 to [`CACHE_HELD`] held locks.
@@ -1171,6 +1195,8 @@ impl ThreadState {
         let st = self.stack_mut();
         st.known_base = 0;
         st.known_req = 0;
+        st.key_base = 0;
+        st.key_req = 0;
     }
 
     /// Whether the dependency `key` was checked before; marks it checked. Exact: a hit means
@@ -1480,16 +1506,46 @@ mod tests {
                 for held in [Mode::Exclusive, Mode::Shared] {
                     for req in [Mode::Exclusive, Mode::Shared, Mode::Upgradable] {
                         s.push_first(entry(ids, held), ids, site());
-                        s.remember_top(entry(ids, req));
+                        s.remember_top(ids, req);
                         assert!(!s.known_top(entry(ids, req)), "{held:?} then {req:?}");
                         let other = ids ^ 0x10;
-                        s.remember_top(entry(other, req));
+                        s.remember_top(other, req);
                         assert!(s.known_top(entry(other, req)), "{held:?} then {req:?}");
                         s.bump_epoch();
                         assert!(s.pop_plain_top(entry(ids, held)));
                     }
                 }
             }
+        });
+    }
+
+    /// The cache look-up's memo (written on a hit over one held entry): answers for that entry
+    /// and request only, and not past an epoch bump; the held instance is never "known".
+    #[test]
+    fn the_look_up_memo_holds_for_its_entry_request_and_epoch_only() {
+        STATE.with(|s| {
+            let [a, b, ..] = identities();
+            let (ia, ib) = (a & word::INST, b & word::INST);
+            s.push_first(entry(a, Mode::Shared), a, site());
+            let req = pack(ib, Mode::Exclusive);
+            assert!(!s.known_dependency(req));
+            let (key, again) = s.cache_key(ib, Mode::Exclusive).expect("one held");
+            assert!(!again);
+            assert!(!s.cache_hit(&key), "marks it");
+            assert!(s.known_dependency(req), "the probe");
+            assert!(s.known_dependency(req), "the memo");
+            assert!(!s.known_dependency(pack(ib, Mode::Shared)));
+            assert!(!s.known_dependency(pack(ia, Mode::Exclusive)));
+            // The same lock held in another mode: another entry.
+            assert!(s.pop_plain_top(entry(a, Mode::Shared)));
+            s.push_first(entry(a, Mode::Exclusive), a, site());
+            assert!(!s.known_dependency(req));
+            assert!(s.pop_plain_top(entry(a, Mode::Exclusive)));
+            s.push_first(entry(a, Mode::Shared), a, site());
+            assert!(s.known_dependency(req));
+            s.bump_epoch();
+            assert!(!s.known_dependency(req), "a new epoch checks again");
+            assert!(s.pop_plain_top(entry(a, Mode::Shared)));
         });
     }
 }
