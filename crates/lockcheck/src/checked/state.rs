@@ -1404,6 +1404,17 @@ mod tests {
         Location::caller()
     }
 
+    /// [`ThreadState::push_first`], untagged.
+    fn first(s: &ThreadState, w: u64, ids: u64) {
+        s.push_first(
+            w,
+            ids,
+            site(),
+            #[cfg(feature = "tokio")]
+            0,
+        );
+    }
+
     /// Identity words near the layout's edges: the largest class, instances with their high
     /// bits set or clear, the identity's own flags (bits 62 and 63) set.
     fn identities() -> [u64; 4] {
@@ -1436,7 +1447,7 @@ mod tests {
                     for mode in [Mode::Exclusive, Mode::Shared] {
                         s.stack_mut().info[0].ids = stale;
                         s.stack_mut().info[1].ids = stale;
-                        s.push_first(entry(ids, mode), ids, site());
+                        first(s, entry(ids, mode), ids);
                         s.push_second(entry(ids ^ 1, mode), ids ^ 1, site());
                         let held = s.held_snapshot();
                         for (h, ids) in held.iter().zip([ids, ids ^ 1]) {
@@ -1478,7 +1489,13 @@ mod tests {
             for &ids in &identities() {
                 for mode in modes {
                     s.stack_mut().info[0].ids = identities()[0] ^ 7;
-                    s.push_plain(entry(ids, mode) ^ word::RECORDED, ids, site());
+                    s.push_plain(
+                        entry(ids, mode) ^ word::RECORDED,
+                        ids,
+                        site(),
+                        #[cfg(feature = "tokio")]
+                        0,
+                    );
                     let h = s.held_snapshot()[0];
                     assert_eq!((h.inst, h.mode, h.recorded), (ids & word::INST, mode, true));
                     assert!(!s.pop_plain_top(entry(ids, mode)));
@@ -1521,7 +1538,7 @@ mod tests {
             for &ids in &identities() {
                 for held in [Mode::Exclusive, Mode::Shared] {
                     for req in [Mode::Exclusive, Mode::Shared, Mode::Upgradable] {
-                        s.push_first(entry(ids, held), ids, site());
+                        first(s, entry(ids, held), ids);
                         s.remember_top(ids, req);
                         assert!(!s.known_top(entry(ids, req)), "{held:?} then {req:?}");
                         let other = ids ^ 0x10;
@@ -1542,7 +1559,7 @@ mod tests {
         STATE.with(|s| {
             let [a, b, ..] = identities();
             let (ia, ib) = (a & word::INST, b & word::INST);
-            s.push_first(entry(a, Mode::Shared), a, site());
+            first(s, entry(a, Mode::Shared), a);
             let req = pack(ib, Mode::Exclusive);
             assert!(!s.known_dependency(req));
             let (key, again) = s.cache_key(ib, Mode::Exclusive).expect("one held");
@@ -1554,10 +1571,10 @@ mod tests {
             assert!(!s.known_dependency(pack(ia, Mode::Exclusive)));
             // The same lock held in another mode: another entry.
             assert!(s.pop_plain_top(entry(a, Mode::Shared)));
-            s.push_first(entry(a, Mode::Exclusive), a, site());
+            first(s, entry(a, Mode::Exclusive), a);
             assert!(!s.known_dependency(req));
             assert!(s.pop_plain_top(entry(a, Mode::Exclusive)));
-            s.push_first(entry(a, Mode::Shared), a, site());
+            first(s, entry(a, Mode::Shared), a);
             assert!(s.known_dependency(req));
             s.bump_epoch();
             assert!(!s.known_dependency(req), "a new epoch checks again");
