@@ -401,7 +401,7 @@ pub(crate) fn lock_known(
             return Fast::Other;
         }
         // Checked before: the inline memo answers next time.
-        s.remember_top(entry(w, mode));
+        s.remember_top(w, mode);
         #[cfg(feature = "tokio")]
         if in_task_or_may_hold_async() {
             return Fast::Other;
