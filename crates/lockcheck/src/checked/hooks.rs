@@ -455,16 +455,9 @@ fn lock_recorded(
             return None;
         }
         let nested = s.holds_any();
-        // One lock held: the memo first (two compares, as `lock_fast`'s), then the cache, whose
-        // hit refreshes the memo (as `lock_known`'s does).
-        if nested
-            && (f & flag::ORDER == 0
-                || !(s.busy_depth() == 1 && s.known_top(entry(w, mode))
-                    || s.known_dependency(req) && {
-                        s.remember_top(entry(w, mode));
-                        true
-                    }))
-        {
+        // (One lock held: `known_dependency` answers from its look-up memo first, two compares,
+        // and a cache hit refreshes it.)
+        if nested && (f & flag::ORDER == 0 || !s.known_dependency(req)) {
             return None;
         }
         // Async locks the running task holds: the full path checks them, and shows a task's
