@@ -24,9 +24,15 @@ pub(crate) enum ClassSrc {
 pub(crate) const NO_CLASS: u32 = (1 << CLASS_BITS) - 1;
 
 const INST_BITS: u32 = 40;
-const CLASS_BITS: u32 = 22;
+/// 21 bits: the identity word's bit 61 stays clear, for the held stack's shared entries
+/// (`state::word::FLIPPED`).
+const CLASS_BITS: u32 = 21;
 const INST_MASK: u64 = (1 << INST_BITS) - 1;
 const CLASS_MASK: u64 = ((1 << CLASS_BITS) - 1) << INST_BITS;
+/// The one bit an identity word never has: a held shared entry stores the identity's
+/// complement, which has it (see `state::entry`).
+pub(crate) const NEVER_SET: u64 = 1 << 61;
+const _: () = assert!(NEVER_SET & (INST_MASK | CLASS_MASK | IN_GRAPH | WRITTEN) == 0);
 /// The instance has a node in the global graph: dropping it must remove the node.
 const IN_GRAPH: u64 = 1 << 62;
 /// The lock was ever write-locked (for the read-read rule).
@@ -60,7 +66,8 @@ fn next_instance() -> (u64, bool) {
 /// Per-lock bookkeeping embedded in every instrumented raw lock.
 #[derive(Debug)]
 pub(crate) struct Meta {
-    /// 0 until first use; then instance id | class id << 40 | flags.
+    /// 0 until first use; then instance id | class id << 40 | flags (bits 62 and 63; bit 61,
+    /// [`NEVER_SET`], stays clear).
     ids: AtomicU64,
     src: ClassSrc,
 }

@@ -401,7 +401,7 @@ pub(crate) fn lock_known(
             return Fast::Other;
         }
         // Checked before: the inline memo answers next time.
-        s.remember_top(entry(w, mode));
+        s.remember_top(w, mode);
         #[cfg(feature = "tokio")]
         if in_task_or_may_hold_async() {
             return Fast::Other;
@@ -455,6 +455,8 @@ fn lock_recorded(
             return None;
         }
         let nested = s.holds_any();
+        // (One lock held: `known_dependency` answers from its look-up memo first, two compares,
+        // and a cache hit refreshes it.)
         if nested && (f & flag::ORDER == 0 || !s.known_dependency(req)) {
             return None;
         }
@@ -470,9 +472,10 @@ fn lock_recorded(
             return None;
         }
         // Room for the records written after the acquisition, before it (see
-        // `before_acquire`): the request, the acquisition and the release.
-        recorder::reserve(site, 3);
-        if !try_raw() {
+        // `before_acquire`): the request, the acquisition and the release. Without it (not
+        // recording any more, or this thread's stream gone), the full path, which records the
+        // tested way.
+        if !recorder::reserve(site, 3) || !try_raw() {
             return None;
         }
         #[cfg(feature = "tokio")]
@@ -602,8 +605,9 @@ fn before_acquire_slow(s: &ThreadState, ids: Ids, site: &'static Location<'stati
         }
     }
     if f & flag::RECORD != 0 {
-        // The acquisition's record and its release's (which runs before the raw unlock).
-        recorder::reserve(site, 2);
+        // The acquisition's record and its release's (which runs before the raw unlock). The
+        // full path's records go the tested way (it may record a request or a wait in between).
+        let _ = recorder::reserve(site, 2);
     }
 }
 
@@ -976,7 +980,7 @@ pub(crate) fn released_rest(meta: &Meta, mode: Mode) {
         // about 170 instructions more per release) nor two more calls.
         let recorded = entry(w, mode) ^ word::RECORDED;
         if STATE.try_with(|s| s.pop_plain_top(recorded)) == Ok(true) {
-            recorder::on_release_inline(Ids::from_word(w));
+            recorder::on_release_inline(w);
             return;
         }
         released_slow(meta, Ids::from_word(w), mode);

@@ -51,6 +51,7 @@ use std::io::{self, Write};
 use std::mem::MaybeUninit;
 use std::panic::Location;
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -395,7 +396,9 @@ struct Producer {
     generation: Cell<u64>,
     /// The block being filled: its records and its published length.
     base: Cell<*mut Rec>,
-    committed: Cell<*const AtomicUsize>,
+    /// (Not a raw pointer: a raw pointer's dereference is tested for alignment and null in a
+    /// build with debug assertions, four instructions per record; `NonNull::as_ref` is not.)
+    committed: Cell<NonNull<AtomicUsize>>,
     /// Records in the block (`BLOCK_RECS` when there is none, so that the next push goes cold).
     len: Cell<usize>,
     /// A cold path is running: a record made inside it (lockcheck's own locks) is not recorded.
@@ -434,7 +437,7 @@ thread_local! {
         Producer {
             generation: Cell::new(0),
             base: Cell::new(std::ptr::null_mut()),
-            committed: Cell::new(std::ptr::null()),
+            committed: Cell::new(NonNull::dangling()),
             len: Cell::new(BLOCK_RECS),
             cold: Cell::new(false),
         }
@@ -463,7 +466,7 @@ fn push(rec: Rec) {
             // it, and the release store publishes it to the writer.
             unsafe {
                 p.base.get().add(i).write(rec);
-                (*p.committed.get()).store(i + 1, Ordering::Release);
+                p.committed.get().as_ref().store(i + 1, Ordering::Release);
             }
             p.len.set(i + 1);
         } else {
@@ -471,35 +474,6 @@ fn push(rec: Rec) {
             // build the record on the stack first, taken cold or not.
             push_cold(p, rec.head, rec.a, rec.b, rec.x, rec.ts);
         }
-    }
-}
-
-/// Appends two records at once ([`on_request_acquire`]): one release store when both fit in
-/// the block, else one after the other.
-#[inline(always)]
-fn push2(first: Rec, second: Rec) {
-    // SAFETY: as in `push`.
-    let p = unsafe { &*producer() };
-    let pushed = {
-        let i = p.len.get();
-        if i + 1 < BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed) {
-            // SAFETY: as in `push`, for the slots `i` and `i + 1`, both in the block (tested
-            // above) and neither published yet.
-            unsafe {
-                let base = p.base.get();
-                base.add(i).write(first);
-                base.add(i + 1).write(second);
-                (*p.committed.get()).store(i + 2, Ordering::Release);
-            }
-            p.len.set(i + 2);
-            true
-        } else {
-            false
-        }
-    };
-    if !pushed {
-        push(first);
-        push(second);
     }
 }
 
@@ -521,8 +495,14 @@ fn lost_at_exit() {
 /// allocator that takes the lock being acquired would otherwise take it again on this thread
 /// (a new stream or block allocates; a new site's backtrace too). A block with too little room
 /// left is handed to the writer early (the writer reads a block up to its published length).
+///
+/// True: the room is there, in the current recording's stream; the acquisition's records may
+/// then be written with [`on_acquire_reserved`] or [`on_request_acquire`], which test nothing
+/// again. False: no room (not recording any more, or the stream is gone): the caller records
+/// the tested way (`hooks::lock_recorded` leaves the acquisition to the full path), which
+/// counts what it cannot keep.
 #[inline(always)]
-pub(crate) fn reserve(site: Site, n: usize) {
+pub(crate) fn reserve(site: Site, n: usize) -> bool {
     if !site_seen_locally(site) {
         note_site(site);
     }
@@ -530,17 +510,51 @@ pub(crate) fn reserve(site: Site, n: usize) {
     let p = unsafe { &*producer() };
     let room =
         p.len.get() + n <= BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed);
-    if !room {
-        reserve_cold();
-    }
+    room || reserve_cold(n)
 }
 
 #[cold]
 #[inline(never)]
-fn reserve_cold() {
-    PRODUCER.with(|p| {
-        next_block(p);
-    });
+fn reserve_cold(n: usize) -> bool {
+    PRODUCER.with(|p| next_block(p) && p.len.get() + n <= BLOCK_RECS)
+}
+
+/// [`push`] into the room [`reserve`] made (it returned true), without testing the room and
+/// the generation again. The block is the one `reserve` found or installed: only this thread's
+/// cold paths replace it, and none ran since. The caller makes sure that nothing between the
+/// reservation and this write records, allocates or takes a lock (`hooks::lock_recorded`: the
+/// raw try, the memo and cache look-ups, and the held stack's push within its inline array,
+/// which the recorded fast way never leaves: at most `CACHE_HELD` locks are held there). A
+/// recording stopped meanwhile (by another thread, between the reservation and the acquisition)
+/// gets the records in its stream's last block, which the thread keeps (`stop` recycles the
+/// others), as a record whose generation test passed just before the stop does: an acquisition
+/// that raced with the stop.
+#[inline(always)]
+fn push_reserved(rec: Rec) {
+    // SAFETY: as in `push`; `reserve` found room for this record (and the caller wrote none
+    // since).
+    let p = unsafe { &*producer() };
+    let i = p.len.get();
+    unsafe {
+        p.base.get().add(i).write(rec);
+        p.committed.get().as_ref().store(i + 1, Ordering::Release);
+    }
+    p.len.set(i + 1);
+}
+
+/// Two records into the room [`reserve`] made, with one release store, as [`push_reserved`].
+#[inline(always)]
+fn push2_reserved(first: Rec, second: Rec) {
+    // SAFETY: as in `push_reserved`, for two records.
+    let p = unsafe { &*producer() };
+    let i = p.len.get();
+    unsafe {
+        let base = p.base.get();
+        base.add(i).write(first);
+        base.add(i + 1).write(second);
+        p.committed.get().as_ref().store(i + 2, Ordering::Release);
+    }
+    p.len.set(i + 2);
 }
 
 /// The first record of a generation (a new stream), or a full block (handoff).
@@ -561,7 +575,7 @@ fn push_cold(p: &Producer, head: u64, a: u64, b: u64, x: u64, ts: u64) {
     // this thread writes its unpublished slots.
     unsafe {
         p.base.get().add(i).write(rec);
-        (*p.committed.get()).store(i + 1, Ordering::Release);
+        p.committed.get().as_ref().store(i + 1, Ordering::Release);
     }
     p.len.set(i + 1);
 }
@@ -625,7 +639,7 @@ fn next_block(p: &Producer) -> bool {
         let chain = stream.chain.lock();
         let blk = chain.back().expect("a stream has a block");
         p.base.set(blk.recs.as_ptr() as *mut Rec);
-        p.committed.set(&blk.committed);
+        p.committed.set(NonNull::from(&blk.committed));
         p.len.set(0);
     }
     if drain {
@@ -1101,7 +1115,7 @@ pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u6
 /// about a third of what it does.
 #[inline(always)]
 pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site) {
-    push(Rec {
+    push_reserved(Rec {
         head: head(K_ACQUIRE, mode, How::Blocking, ids.class),
         a: ids.inst,
         b: site_word(site),
@@ -1122,7 +1136,7 @@ pub(crate) fn on_request_acquire(
     site: Site,
     capacity: usize,
 ) {
-    push2(
+    push2_reserved(
         Rec {
             head: head(K_REQUEST, mode, How::Blocking, ids.class),
             a: ids.inst,
@@ -1167,8 +1181,18 @@ pub(crate) fn on_release(ids: Ids, hold_ns: u64) {
 /// [`on_release`] inline, for the usual recorded release (`hooks::released_rest`, itself out
 /// of line): one call fewer per recorded release.
 #[inline(always)]
-pub(crate) fn on_release_inline(ids: Ids) {
-    release_rec(ids, 0);
+pub(crate) fn on_release_inline(w: u64) {
+    // The reading first, the record's words from the identity word after it: fewer values
+    // live across the clock's call (each one a register saved and restored by the caller).
+    let ts = clock::now();
+    let ids = Ids::from_word(w);
+    push(Rec {
+        head: head(K_RELEASE, Mode::Exclusive, How::Blocking, ids.class),
+        a: ids.inst,
+        b: 0,
+        x: 0,
+        ts,
+    });
 }
 
 #[inline(always)]
@@ -1534,14 +1558,17 @@ impl Writer {
     /// reader derives hold times and statistics (see [`lockcheck_core::lct::raw`]).
     fn drain_raw(&mut self, t: u64, side: &mut Side, recs: &[UnsafeCell<MaybeUninit<Rec>>]) {
         let mut from = 0;
-        // The lock and site the record before declared: a lock's acquisition, its request and
-        // its release often follow each other, and need no look-up after the first (nothing is
-        // forgotten during a drain: drops are written at the end of a pass).
-        let (mut last_l, mut last_s) = match recs.first() {
+        // The last two locks and sites declared: a lock's acquisition, its request and its
+        // release often follow each other, and a nested pair alternates between two locks and
+        // two sites, so they need no look-up after the first (nothing is forgotten during a
+        // drain: drops are written at the end of a pass). Replaced first in, first out; a hit
+        // changes nothing.
+        let (mut ls, mut ss) = match recs.first() {
             // SAFETY: as below.
             Some(slot) => {
                 let r = unsafe { (*slot.get()).assume_init_ref() };
-                (!r.a, !r.b)
+                // No lock or site: instances are below 2^40, sites are user-space addresses.
+                ([!r.a; 2], [!r.b; 2])
             }
             None => return,
         };
@@ -1551,29 +1578,29 @@ impl Writer {
             let c = (r.head >> 32) as u32;
             match r.head as u8 {
                 K_ACQUIRE | K_FAIL => {
-                    if r.a != last_l {
+                    if r.a != ls[0] && r.a != ls[1] {
                         self.lock(r.a, c);
-                        last_l = r.a;
+                        ls = [r.a, ls[0]];
                     }
-                    if r.b != last_s {
+                    if r.b != ss[0] && r.b != ss[1] {
                         self.site(r.b);
-                        last_s = r.b;
+                        ss = [r.b, ss[0]];
                     }
                 }
                 K_RELEASE | K_CONVERT | K_COND_WAIT => {
-                    if r.a != last_l {
+                    if r.a != ls[0] && r.a != ls[1] {
                         self.lock(r.a, c);
-                        last_l = r.a;
+                        ls = [r.a, ls[0]];
                     }
                 }
                 K_REQUEST if r.x == 0 => {
-                    if r.a != last_l {
+                    if r.a != ls[0] && r.a != ls[1] {
                         self.lock(r.a, c);
-                        last_l = r.a;
+                        ls = [r.a, ls[0]];
                     }
-                    if r.b != last_s {
+                    if r.b != ss[0] && r.b != ss[1] {
                         self.site(r.b);
-                        last_s = r.b;
+                        ss = [r.b, ss[0]];
                     }
                 }
                 K_REQUEST => {

@@ -51,20 +51,77 @@ pub(crate) mod word {
     pub const TASK: u64 = 1 << 50;
     /// Every bit a logical word may have (none of the identity's own flags, bits 62 and 63).
     pub const LOGICAL: u64 = (1 << 52) - 1;
+    /// Set in a shared entry's stored word, the complement of the identity (see
+    /// [`super::entry`]), and in no other stored word: an identity never has it
+    /// (`class::NEVER_SET`), and no mode or flag bit is it.
+    pub const FLIPPED: u64 = crate::checked::class::NEVER_SET;
+    const _: () = assert!(FLIPPED & LOGICAL == 0);
 }
 
 /// The word [`HeldStack`] stores for an entry of logical word `inst | mode << 40 | flags` whose
 /// lock has the identity word `ids` (`Meta::word`, `inst` in its low bits): the identity with the
-/// mode and flags flipped in, `ids ^ (mode << 40 | flags)`. For an exclusive entry without flags
-/// that is the identity word itself: the fast path pushes it and the release compares it
-/// without masking the instance out (the logical word is `stored ^ (ids & !word::INST)`, with
-/// `ids` kept in the parallel [`Info`]). Flags are flipped in the same way (`entry(..) ^ flag`).
-/// A lock's identity gains a flag bit of its own at most twice (`class::IN_GRAPH`, `WRITTEN`):
-/// an entry pushed before that no longer equals `entry(ids_now, mode)`, which only sends its
-/// release the general way (which compares logical words).
+/// mode and flags flipped in, `ids ^ (mode << 40 | flags)`, except that a shared entry stores the
+/// complement, `!ids ^ flags` (one `not`, where `1 << 40` is a 64-bit constant to load: one
+/// instruction less on the push and on the release; [`word::FLIPPED`] tells it apart, an
+/// identity never has that bit). For an exclusive or shared entry without flags that is the
+/// identity word itself or its complement: the fast path pushes it and the release compares it
+/// without masking the instance out, and neither writes the identity beside it (see
+/// [`HeldStack::ids_of`]). Flags are flipped in the same way (`entry(..) ^ flag`); the logical
+/// word is [`logical_of`]. A lock's identity gains a flag bit of its own at most twice
+/// (`class::IN_GRAPH`, `WRITTEN`): an entry pushed before that no longer equals
+/// `entry(ids_now, mode)`, which only sends its release the general way (which compares logical
+/// words).
+///
+/// With async tracking (feature `tokio`) a shared entry keeps the first form: its fast push
+/// flips the task's tag in by a select, which LLVM turns into a mask of `sbb` and `or` over the
+/// complement (2 instructions more than the release's saving; measured). The decoders read both
+/// forms ([`word::FLIPPED`] is never set then).
 #[inline(always)]
 pub(crate) fn entry(ids: u64, mode: Mode) -> u64 {
-    ids ^ ((mode as u64) << 40)
+    if mode == Mode::Shared && SHARED_COMPLEMENT {
+        !ids
+    } else {
+        ids ^ ((mode as u64) << 40)
+    }
+}
+
+/// Whether a shared entry stores the identity's complement (see [`entry`]).
+const SHARED_COMPLEMENT: bool = !cfg!(feature = "tokio");
+
+/// A stored word in [`entry`]'s first form, `ids ^ (mode << 40 | flags)` (a shared entry's
+/// complement undone): its low bits are the instance.
+#[inline(always)]
+fn unflipped(w: u64) -> u64 {
+    if w & word::FLIPPED != 0 {
+        !w ^ ((Mode::Shared as u64) << 40)
+    } else {
+        w
+    }
+}
+
+/// The logical word (`inst | mode << 40 | flags`) of the stored word `w` of a lock whose identity
+/// word is `ids` (its flags, bits 62 and 63, may be older than the entry's: masked out).
+#[inline(always)]
+fn logical_of(w: u64, ids: u64) -> u64 {
+    (unflipped(w) ^ (ids & !word::INST)) & word::LOGICAL
+}
+
+/// The stored word of logical word `l` for a lock whose identity word is `ids`: [`entry`]
+/// with the flags of `l` flipped in.
+#[inline]
+fn stored_of(l: u64, ids: u64) -> u64 {
+    let w = l ^ (ids & !word::INST);
+    if mode_of(l) == Mode::Shared && SHARED_COMPLEMENT {
+        !(w ^ ((Mode::Shared as u64) << 40))
+    } else {
+        w
+    }
+}
+
+/// Whether the stored words (or requests, see [`entry`]) `a` and `b` are about one instance.
+#[inline]
+fn same_instance(a: u64, b: u64) -> bool {
+    (unflipped(a) ^ unflipped(b)) & word::INST == 0
 }
 
 /// The mode stored in bits 40..43 of a held word.
@@ -108,9 +165,9 @@ const NO_INFO: Info = Info {
 pub(crate) const INLINE_HELD: usize = 32;
 
 /// The slots of [`HeldStack`]'s `words`: entry `i` in slot `i + 1`, slot 0 and the slots past
-/// [`INLINE_HELD`] always 0, which no held word is (its instance bits are not). One slot per
-/// value of the depth byte ([`BusyDepth`]): the release reads the slot of that byte and
-/// compares, with no range test (an empty or spilled stack meets a 0, and so does a busy
+/// [`INLINE_HELD`] always 0, which no held word is (an exclusive one's instance bits are not, a
+/// shared one has [`word::FLIPPED`]). One slot per value of the depth byte ([`BusyDepth`]): the
+/// release reads the slot of that byte and compares, with no range test (an empty or spilled stack meets a 0, and so does a busy
 /// thread's byte, which sends its releases the general way). 2 KB per thread: indexed by a
 /// byte, the slot needs neither a mask nor a bounds check.
 const WORD_SLOTS: usize = 256;
@@ -126,14 +183,22 @@ const _: () = assert!(INLINE_HELD < SPILLED && SPILLED < BUSY as usize);
 /// Only [`ThreadState`]'s methods touch it, under the single-owner discipline stated there.
 pub(crate) struct HeldStack {
     words: [u64; WORD_SLOTS],
-    /// The nested fast path's memo for one held lock: `known_req` (a packed request,
-    /// `inst | mode << 40`) was checked against the graph over exactly one held entry whose word
+    /// The nested fast path's memo for one held lock: `known_req` (a request,
+    /// [`entry`]`(ids, mode)`) was checked against the graph over exactly one held entry whose word
     /// was `known_base`, in the current clock epoch, that instance not being the held one and the
     /// entry not tagged by an async task; 0 when none. Nothing else keeps it current: a hit
     /// compares the live entry with `known_base` (see [`ThreadState::known_top`]), so a push, a
     /// removal or a mode change of the entry makes it miss by itself; an epoch bump clears it.
     known_base: u64,
     known_req: u64,
+    /// The same for the look-up in the dependency cache over one held entry
+    /// ([`ThreadState::known_dependency_one`], the recorded way's): `key_req` (packed,
+    /// `inst | mode << 40`, as the cache keys it) was found in the cache over the entry whose
+    /// word was `key_base`, in this epoch (or remembered by [`ThreadState::remember_top`]);
+    /// 0 when none. Kept apart from `known_req`, which a cache hit cannot write (it needs the
+    /// requested lock's identity word).
+    key_base: u64,
+    key_req: u64,
     info: [Info; INLINE_HELD],
     /// Every entry while spilled (empty while inline; unallocated until the first spill, then
     /// kept for the thread's life so that no release ever frees it). `ManuallyDrop` keeps the
@@ -211,6 +276,8 @@ impl HeldStack {
             words: [0; WORD_SLOTS],
             known_base: 0,
             known_req: 0,
+            key_base: 0,
+            key_req: 0,
             info: [NO_INFO; INLINE_HELD],
             spill: ManuallyDrop::new(Vec::new()),
         }
@@ -275,30 +342,33 @@ impl HeldStack {
             #[cfg(feature = "tokio")]
             task: h.task,
         };
-        self.words[i + 1] = w ^ (ids & !word::INST);
+        self.words[i + 1] = stored_of(w, ids);
     }
 
     /// The identity word entry `i`'s stored word was made from (inline entries only). The fast
-    /// push of an exclusive hold without flags stores the identity itself as its word and does
-    /// not write `info[i].ids` (one store less), which then holds what an earlier entry of the
-    /// slot left: another lock's identity (another instance: the stored word is the identity),
-    /// or this lock's own from an earlier push (the same instance, so the same class; its
-    /// flags, bits 62 and 63, may be older, which [`HeldStack::logical`] masks out). Every
-    /// other push writes `info[i].ids`, whose instance is then the stored word's.
+    /// push of an exclusive or shared hold without flags stores the identity or its complement as
+    /// its word (see [`entry`]) and does not write `info[i].ids` (one store less), which then
+    /// holds what an earlier entry of the slot left: another lock's identity (another instance:
+    /// the stored word, complemented back if [`word::FLIPPED`], is the identity), or this lock's
+    /// own from an earlier push (the same instance, so the same class; its flags, bits 62 and
+    /// 63, may be older, which [`HeldStack::logical`] masks out). Every other push writes
+    /// `info[i].ids`, whose instance is then the stored word's.
     #[inline(always)]
     fn ids_of(&self, i: usize) -> u64 {
         let (w, ids) = (self.words[i + 1], self.info[i].ids);
-        if (w ^ ids) & word::INST == 0 {
+        // The identity if a fast push stored it; else its instance is the entry's all the same.
+        let pushed = if w & word::FLIPPED != 0 { !w } else { w };
+        if (pushed ^ ids) & word::INST == 0 {
             ids
         } else {
-            w
+            pushed
         }
     }
 
     /// Entry `i`'s logical word (`inst | mode << 40 | flags`, see [`entry`]), inline entries only.
     #[inline(always)]
     fn logical(&self, i: usize) -> u64 {
-        (self.words[i + 1] ^ (self.ids_of(i) & !word::INST)) & word::LOGICAL
+        logical_of(self.words[i + 1], self.ids_of(i))
     }
 
     /// Sets entry `i`'s logical word, its identity unchanged (written out: see
@@ -306,7 +376,7 @@ impl HeldStack {
     fn set_logical(&mut self, i: usize, l: u64) {
         let ids = self.ids_of(i);
         self.info[i].ids = ids;
-        self.words[i + 1] = l ^ (ids & !word::INST);
+        self.words[i + 1] = stored_of(l, ids);
     }
 
     /// Pushes without allocating: `Err(capacity)` when a (larger) spill area is needed first.
@@ -655,9 +725,9 @@ impl ThreadState {
         let st = self.stack_mut();
         st.words[1] = w;
         st.info[0].site = site;
-        // Known at compile time (an exclusive hold's word is its identity) but in async code,
-        // whose push always writes it.
-        if w != ids || cfg!(feature = "tokio") {
+        // Known at compile time (an exclusive hold's word is its identity, a shared hold's its
+        // complement) but in async code, whose push always writes it.
+        if (w != ids && w != !ids) || cfg!(feature = "tokio") {
             st.info[0].ids = ids;
         }
         #[cfg(feature = "tokio")]
@@ -678,7 +748,7 @@ impl ThreadState {
         // stores through computed offsets (five more instructions on both).
         self.busy.0.set(2);
         // As in `push_first`.
-        if w != ids || cfg!(feature = "tokio") {
+        if (w != ids && w != !ids) || cfg!(feature = "tokio") {
             st.info[1].ids = ids;
         }
         st.info[1].site = site;
@@ -736,7 +806,7 @@ impl ThreadState {
         site: &'static Location<'static>,
         #[cfg(feature = "tokio")] task: u64,
     ) {
-        let l = w ^ (ids & !word::INST);
+        let l = logical_of(w, ids);
         self.push(Held {
             inst: l & word::INST,
             class: Ids::from_word(ids).class,
@@ -842,8 +912,8 @@ impl ThreadState {
     /// ([`entry`]`(ids, mode)`) over it was checked already (the memo, see
     /// [`HeldStack::known_req`]): two comparisons. A hit means the full path would find nothing:
     /// the graph knows the dependency in this epoch and `inst` is not the held lock (no
-    /// self-conflict), whatever the order switch is now. An unassigned identity (`req` 0 or a
-    /// mode's bit alone) never hits: the memo is written with an assigned one, and cleared to
+    /// self-conflict), whatever the order switch is now. An unassigned identity (`req`
+    /// [`entry`]`(0, mode)`) never hits: the memo is written with an assigned one, and cleared to
     /// `known_base` 0, which no held word is.
     #[inline(always)]
     pub(crate) fn known_top(&self, req: u64) -> bool {
@@ -851,12 +921,13 @@ impl ThreadState {
         st.known_req == req && st.words[1] == st.known_base
     }
 
-    /// Notes in the memo that acquiring `req` ([`entry`]`(ids, mode)`) over the
+    /// Notes in the memo that acquiring the lock of identity word `ids` in `mode` over the
     /// held set as it is now was checked against the graph in this epoch: the check completed,
     /// its dependency is marked in the cache, and it raised nothing. Only with one lock held
     /// that is not `inst` (a self-conflict must reach the full path each time) and not tagged by
     /// an async task (which task runs decides there).
-    pub(crate) fn remember_top(&self, req: u64) {
+    pub(crate) fn remember_top(&self, ids: u64, mode: Mode) {
+        let req = entry(ids, mode);
         let st = self.stack_mut();
         if self.busy.n() != 1 {
             return;
@@ -866,10 +937,11 @@ impl ThreadState {
         if st.logical(0) & word::TASK != 0 {
             return;
         }
-        // The low bits of a stored word are the instance (see `entry`).
-        if (w ^ req) & word::INST != 0 {
+        if !same_instance(w, req) {
             st.known_base = w;
             st.known_req = req;
+            st.key_base = w;
+            st.key_req = pack(ids & word::INST, mode);
         }
     }
 
@@ -883,8 +955,7 @@ impl ThreadState {
             && key.epoch == self.epoch.get()
             && ids & word::INST == key.lock & word::INST
         {
-            // `key.lock`'s mode bits, flipped into the identity: `entry(ids, mode)`.
-            self.remember_top(ids ^ (key.lock & word::KEY & !word::INST));
+            self.remember_top(ids, mode_of(key.lock));
         }
     }
 
@@ -1034,6 +1105,11 @@ impl ThreadState {
         if self.busy.n() != 1 {
             return false;
         }
+        // The memo (see `HeldStack::key_req`): two compares, no decoding, no probe.
+        let top = st.words[1];
+        if st.key_req == req && top == st.key_base {
+            return true;
+        }
         let w0 = st.logical(0);
         #[cfg(feature = "tokio")]
         if w0 & word::TASK != 0 {
@@ -1044,9 +1120,15 @@ impl ThreadState {
             return false;
         }
         let slot = &self.cache[slot_of(k0, req)];
-        slot.lock.get() == slot_lock(req, 1)
+        let hit = slot.lock.get() == slot_lock(req, 1)
             && slot.held[0].get() == k0
-            && slot.epoch.get() == self.epoch.get()
+            && slot.epoch.get() == self.epoch.get();
+        if hit {
+            let st = self.stack_mut();
+            st.key_base = top;
+            st.key_req = req;
+        }
+        hit
     }
 
     /// [`ThreadState::known_dependency`] over 2 to [`CACHE_HELD`] held locks.
@@ -1121,6 +1203,8 @@ impl ThreadState {
         let st = self.stack_mut();
         st.known_base = 0;
         st.known_req = 0;
+        st.key_base = 0;
+        st.key_req = 0;
     }
 
     /// Whether the dependency `key` was checked before; marks it checked. Exact: a hit means
@@ -1309,5 +1393,192 @@ impl<T> Drop for Internal<'_, T> {
         if !self.was_busy {
             let _ = STATE.try_with(|s| s.busy.set(false));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> &'static Location<'static> {
+        Location::caller()
+    }
+
+    /// [`ThreadState::push_first`], untagged.
+    fn first(s: &ThreadState, w: u64, ids: u64) {
+        s.push_first(
+            w,
+            ids,
+            site(),
+            #[cfg(feature = "tokio")]
+            0,
+        );
+    }
+
+    /// Identity words near the layout's edges: the largest class, instances with their high
+    /// bits set or clear, the identity's own flags (bits 62 and 63) set.
+    fn identities() -> [u64; 4] {
+        let big = Ids {
+            inst: (1 << 40) - 2,
+            class: (1 << 21) - 2,
+        };
+        let small = Ids { inst: 3, class: 0 };
+        [
+            big.word(),
+            small.word(),
+            big.word() | 1 << 62 | 1 << 63,
+            Ids {
+                inst: 0x55_5555_5555,
+                class: 0x0a_aaaa,
+            }
+            .word()
+                | 1 << 63,
+        ]
+    }
+
+    /// A fast push writes no identity beside an exclusive or shared word; whatever an earlier
+    /// entry left in the slot (another lock's identity, or none), the entry reads back as
+    /// pushed, and only a shared entry's word has `word::FLIPPED`.
+    #[test]
+    fn fast_pushed_entries_decode_whatever_the_slot_held_before() {
+        STATE.with(|s| {
+            for &stale in &identities() {
+                for &ids in &identities() {
+                    for mode in [Mode::Exclusive, Mode::Shared] {
+                        s.stack_mut().info[0].ids = stale;
+                        s.stack_mut().info[1].ids = stale;
+                        first(s, entry(ids, mode), ids);
+                        s.push_second(entry(ids ^ 1, mode), ids ^ 1, site());
+                        let held = s.held_snapshot();
+                        for (h, ids) in held.iter().zip([ids, ids ^ 1]) {
+                            assert_eq!(
+                                (h.inst, h.class),
+                                (ids & word::INST, Ids::from_word(ids).class)
+                            );
+                            assert_eq!(h.mode, mode);
+                            assert!(!h.source && !h.recorded && h.since.is_none());
+                        }
+                        let w = s.stack().words[2];
+                        assert_eq!(
+                            w & word::FLIPPED != 0,
+                            mode == Mode::Shared && SHARED_COMPLEMENT,
+                            "{w:#x}"
+                        );
+                        assert!(s.pop_plain_top(entry(ids ^ 1, mode)));
+                        assert!(s.pop_plain_top(entry(ids, mode)));
+                        assert_eq!(s.held_len(), 0);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Flags and mode changes on every mode's entries: the stored word follows (a shared entry's
+    /// complement included), the identity stays, and the release's exact test fails on a
+    /// flagged entry and passes once the flag is gone.
+    #[test]
+    fn flags_and_mode_changes_keep_the_identity_of_every_mode() {
+        STATE.with(|s| {
+            let modes = [
+                Mode::Exclusive,
+                Mode::Shared,
+                Mode::SharedRecursive,
+                Mode::Upgradable,
+                Mode::Permit,
+            ];
+            for &ids in &identities() {
+                for mode in modes {
+                    s.stack_mut().info[0].ids = identities()[0] ^ 7;
+                    s.push_plain(
+                        entry(ids, mode) ^ word::RECORDED,
+                        ids,
+                        site(),
+                        #[cfg(feature = "tokio")]
+                        0,
+                    );
+                    let h = s.held_snapshot()[0];
+                    assert_eq!((h.inst, h.mode, h.recorded), (ids & word::INST, mode, true));
+                    assert!(!s.pop_plain_top(entry(ids, mode)));
+                    s.mark_sources();
+                    let h = s.held_snapshot()[0];
+                    assert_eq!(
+                        (h.class, h.mode, h.source),
+                        (Ids::from_word(ids).class, mode, true)
+                    );
+                    for to in modes {
+                        s.convert(ids & word::INST, h.mode, to);
+                        let now = s.held_snapshot()[0];
+                        assert_eq!(
+                            (now.inst, now.mode, now.source),
+                            (ids & word::INST, to, true)
+                        );
+                        let w = s.stack().words[1];
+                        assert_eq!(
+                            w & word::FLIPPED != 0,
+                            to == Mode::Shared && SHARED_COMPLEMENT,
+                            "{w:#x}"
+                        );
+                        s.convert(ids & word::INST, to, mode);
+                    }
+                    let key = pack(ids & word::INST, mode);
+                    let popped = s.pop_top_if(|l| l & word::KEY == key).expect("popped");
+                    assert_eq!(popped & !word::KEY, word::SOURCE | word::RECORDED);
+                    assert_eq!(s.held_len(), 0);
+                }
+            }
+        });
+    }
+
+    /// The memo never remembers a request for the held instance, in any pair of modes (a
+    /// shared request's word is complemented: its low bits are not the instance), and does
+    /// remember one for another instance.
+    #[test]
+    fn the_memo_refuses_the_held_instance_in_every_mode() {
+        STATE.with(|s| {
+            for &ids in &identities() {
+                for held in [Mode::Exclusive, Mode::Shared] {
+                    for req in [Mode::Exclusive, Mode::Shared, Mode::Upgradable] {
+                        first(s, entry(ids, held), ids);
+                        s.remember_top(ids, req);
+                        assert!(!s.known_top(entry(ids, req)), "{held:?} then {req:?}");
+                        let other = ids ^ 0x10;
+                        s.remember_top(other, req);
+                        assert!(s.known_top(entry(other, req)), "{held:?} then {req:?}");
+                        s.bump_epoch();
+                        assert!(s.pop_plain_top(entry(ids, held)));
+                    }
+                }
+            }
+        });
+    }
+
+    /// The cache look-up's memo (written on a hit over one held entry): answers for that entry
+    /// and request only, and not past an epoch bump; the held instance is never "known".
+    #[test]
+    fn the_look_up_memo_holds_for_its_entry_request_and_epoch_only() {
+        STATE.with(|s| {
+            let [a, b, ..] = identities();
+            let (ia, ib) = (a & word::INST, b & word::INST);
+            first(s, entry(a, Mode::Shared), a);
+            let req = pack(ib, Mode::Exclusive);
+            assert!(!s.known_dependency(req));
+            let (key, again) = s.cache_key(ib, Mode::Exclusive).expect("one held");
+            assert!(!again);
+            assert!(!s.cache_hit(&key), "marks it");
+            assert!(s.known_dependency(req), "the probe");
+            assert!(s.known_dependency(req), "the memo");
+            assert!(!s.known_dependency(pack(ib, Mode::Shared)));
+            assert!(!s.known_dependency(pack(ia, Mode::Exclusive)));
+            // The same lock held in another mode: another entry.
+            assert!(s.pop_plain_top(entry(a, Mode::Shared)));
+            first(s, entry(a, Mode::Exclusive), a);
+            assert!(!s.known_dependency(req));
+            assert!(s.pop_plain_top(entry(a, Mode::Exclusive)));
+            first(s, entry(a, Mode::Shared), a);
+            assert!(s.known_dependency(req));
+            s.bump_epoch();
+            assert!(!s.known_dependency(req), "a new epoch checks again");
+            assert!(s.pop_plain_top(entry(a, Mode::Shared)));
+        });
     }
 }
