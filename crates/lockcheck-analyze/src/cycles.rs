@@ -914,11 +914,30 @@ mod tests {
     /// whose gate reads the oldest hold) and a semaphore.
     #[test]
     fn the_flat_held_sets_answer_as_the_walks() {
+        flat_held_sets_answer_as_the_walks(0);
+    }
+
+    /// [`the_flat_held_sets_answer_as_the_walks`] with lock ids beyond 2^13 (8,192 unused
+    /// locks declared first): the copy's entries are 32 bits wide then, and answer the same.
+    #[test]
+    fn the_wide_flat_held_sets_answer_as_the_walks() {
+        flat_held_sets_answer_as_the_walks(1 << 13);
+    }
+
+    /// The flat copy against the walks on a random trace whose five used locks come after
+    /// `unused` declared locks (so their ids are at least `unused`).
+    fn flat_held_sets_answer_as_the_walks(unused: u64) {
         let mut t = String::from(
             r#"{"e":"class","c":1,"key":"m","kind":"mutex"}
 {"e":"class","c":2,"key":"rw","kind":"rwlock"}
 {"e":"class","c":3,"key":"sem","kind":"semaphore"}
-{"e":"lock","l":1,"c":1}
+"#,
+        );
+        for i in 0..unused {
+            t.push_str(&format!("{{\"e\":\"lock\",\"l\":{},\"c\":1}}\n", 100 + i));
+        }
+        t.push_str(
+            r#"{"e":"lock","l":1,"c":1}
 {"e":"lock","l":2,"c":2}
 {"e":"lock","l":3,"c":3}
 {"e":"lock","l":4,"c":1}
@@ -961,6 +980,13 @@ mod tests {
         }
         let m = model_of(&[("t", &t)]);
         let flat = FlatHeld::new(&m).expect("a small model has its copy");
+        let wide = matches!(flat.entries, FlatEntries::Wide(_));
+        assert_eq!(wide, m.locks.len() > 1 << 13, "{} locks", m.locks.len());
+        if unused > 0 {
+            assert!(wide, "the 32-bit form is the one under test");
+            // The used locks' codes need more than 16 bits (`lock << 3` at 2^13 and above).
+            assert!(m.deps.iter().all(|r| u64::from(r.lock) >= unused));
+        }
         assert!(
             flat.repeats.iter().any(|&r| r),
             "some set holds a lock twice"
