@@ -2295,7 +2295,7 @@ pub fn find_root_causes(
 ) -> RootCauseResult {
     let graph = LockGraph::build(model, level);
     let weights = graph.weights(model);
-    let ranks = canonical_ranks(model, level);
+    let ranks = change_set_ranks(model, level);
     let change = change_set_on(&graph, &weights, &|n| {
         ranks.get(n as usize).copied().unwrap_or(u64::MAX)
     });
@@ -2304,7 +2304,7 @@ pub fn find_root_causes(
 
 /// [`find_root_causes`] on the level's graph, edge weights and change set computed once by the
 /// caller ([`LockGraph::build`], [`LockGraph::weights`], [`change_set_on`] with
-/// [`canonical_ranks`]).
+/// [`change_set_ranks`]).
 pub fn find_root_causes_on(
     model: &Model,
     graph: &LockGraph,
@@ -2619,6 +2619,21 @@ pub fn find_root_causes_on(
     }
     result.root_causes = merged;
     result
+}
+
+/// The ranks by which [`change_set_on`] breaks ties at `level`: [`canonical_ranks`] of the
+/// classes when every lock is its own class ([`crate::graph::classes_are_locks`]: the two levels
+/// are one graph, so they get one change set, computed once), else those of `level`.
+///
+/// The class ranks (by key) are the ones for the shared change set: on a trace where a lock is
+/// its own class (RAPID's formats, STD text) the instances are numbered in order of first sight,
+/// so their ranks depend on how the threads interleave, and the keys (the locks' names) do not.
+pub fn change_set_ranks(model: &Model, level: GraphLevel) -> Vec<u64> {
+    if crate::graph::classes_are_locks(model) {
+        canonical_ranks(model, GraphLevel::Class)
+    } else {
+        canonical_ranks(model, level)
+    }
 }
 
 /// A rank per node of `level` (index: lock id or class id) that does not depend on the order of
