@@ -1070,11 +1070,30 @@ mod tests {
     /// whose gate reads the oldest hold) and a semaphore.
     #[test]
     fn the_flat_held_sets_answer_as_the_walks() {
+        flat_held_sets_answer_as_the_walks(0);
+    }
+
+    /// [`the_flat_held_sets_answer_as_the_walks`] with lock ids beyond 2^13 (8,192 unused
+    /// locks declared first): the copy's entries are 32 bits wide then, and answer the same.
+    #[test]
+    fn the_wide_flat_held_sets_answer_as_the_walks() {
+        flat_held_sets_answer_as_the_walks(1 << 13);
+    }
+
+    /// The flat copy against the walks on a random trace whose five used locks come after
+    /// `unused` declared locks (so their ids are at least `unused`).
+    fn flat_held_sets_answer_as_the_walks(unused: u64) {
         let mut t = String::from(
             r#"{"e":"class","c":1,"key":"m","kind":"mutex"}
 {"e":"class","c":2,"key":"rw","kind":"rwlock"}
 {"e":"class","c":3,"key":"sem","kind":"semaphore"}
-{"e":"lock","l":1,"c":1}
+"#,
+        );
+        for i in 0..unused {
+            t.push_str(&format!("{{\"e\":\"lock\",\"l\":{},\"c\":1}}\n", 100 + i));
+        }
+        t.push_str(
+            r#"{"e":"lock","l":1,"c":1}
 {"e":"lock","l":2,"c":2}
 {"e":"lock","l":3,"c":3}
 {"e":"lock","l":4,"c":1}
@@ -1117,6 +1136,13 @@ mod tests {
         }
         let m = model_of(&[("t", &t)]);
         let flat = FlatHeld::new(&m).expect("a small model has its copy");
+        let wide = matches!(flat.entries, FlatEntries::Wide(_));
+        assert_eq!(wide, m.locks.len() > 1 << 13, "{} locks", m.locks.len());
+        if unused > 0 {
+            assert!(wide, "the 32-bit form is the one under test");
+            // The used locks' codes need more than 16 bits (`lock << 3` at 2^13 and above).
+            assert!(m.deps.iter().all(|r| u64::from(r.lock) >= unused));
+        }
         assert!(
             flat.repeats.iter().any(|&r| r),
             "some set holds a lock twice"
@@ -1126,7 +1152,7 @@ mod tests {
             .filter(|&d| check_blocking(&m.dep(d)).is_ok())
             .collect();
         assert!(blocking.len() > 50, "{} dependencies", blocking.len());
-        let (mut gates, mut pairs) = (0, 0);
+        let (mut gates, mut pairs, mut merges) = (0, 0, 0);
         for &a in &blocking {
             let mut by_flat = Marks::new(m.locks.len());
             let mut by_walk = Marks::new(m.locks.len());
@@ -1143,6 +1169,10 @@ mod tests {
                         Err(Infeasible::GateLock { .. })
                     );
                     assert_eq!(rule, walked, "{a} {b}");
+                    if let Some(merged) = flat.pair_gate(a, b) {
+                        assert_eq!(merged, walked, "{a} {b}");
+                        merges += 1;
+                    }
                 }
                 pairs += 1;
                 gates += usize::from(walked);
@@ -1151,8 +1181,9 @@ mod tests {
             assert!(by_flat.modes.iter().all(|&x| x == 0));
             assert!(by_flat.counts.iter().all(|c| c == &[0; 5]));
         }
-        // Both answers occur.
+        // Both answers occur, and the merge answered for most pairs.
         assert!(gates > 0 && gates < pairs, "{gates} gates in {pairs} pairs");
+        assert!(merges > pairs / 4, "{merges} merges in {pairs} pairs");
     }
 
     const AB_BA: &str = r#"{"e":"class","c":1,"key":"A","kind":"mutex"}
@@ -1683,14 +1714,30 @@ const ALL_MODES: [Mode; 5] = [
     Mode::Permit,
 ];
 
-/// Whether two dependencies of one chain can wait at the same time (distinct threads, not
-/// ordered by fork/join, no gate lock): [`check_pair`] with the cheap tests first, as most
-/// candidates of a hostile trace fail on the clocks before their held sets need comparing.
-fn compatible(ep: &Epochs<'_>, a: &Dep<'_>, b: &Dep<'_>) -> bool {
-    a.thread() != b.thread()
-        && !ep.happens_before(a, b)
-        && !ep.happens_before(b, a)
-        && check_pair(a, b).is_ok()
+/// Whether two dependencies `a` (index `ai`) and `b` (index `bi`) of one chain can wait at the
+/// same time (distinct threads, not ordered by fork/join, no gate lock): [`check_pair`] with the
+/// cheap tests first, as most candidates of a hostile trace fail on the clocks before their held
+/// sets need comparing. The gate rule is one merge of the two sorted flat copies when there are
+/// copies ([`FlatHeld::pair_gate`]), instead of a walk of `b`'s held set up the interned tree for
+/// each lock `a` holds.
+fn compatible(
+    ep: &Epochs<'_>,
+    flat: Option<&FlatHeld>,
+    (a, ai): (&Dep<'_>, u32),
+    (b, bi): (&Dep<'_>, u32),
+) -> bool {
+    if a.thread() == b.thread() || ep.happens_before(a, b) || ep.happens_before(b, a) {
+        return false;
+    }
+    match flat.and_then(|f| f.pair_gate(ai, bi)) {
+        // check_pair's own clock test after its gate rule.
+        Some(gate) => {
+            !gate
+                && !a.clock().happens_before(a.thread(), b.clock())
+                && !b.clock().happens_before(b.thread(), a.clock())
+        }
+        None => check_pair(a, b).is_ok(),
+    }
 }
 
 /// The most entries (clocks times threads) of the table of [`Epochs`]: 8 MB of 16-bit
@@ -2070,6 +2117,42 @@ impl FlatHeld {
             .map(|(_, s)| s)
     }
 
+    /// [`check_pair`]'s gate rule between dependencies `a` and `b` (a lock that both hold in
+    /// modes that exclude each other: every hold of `a`, the oldest of `b`) by one merge of their
+    /// sorted copies, or `None` if either has no copy or `a` holds a lock twice (its copy keeps
+    /// one hold per lock).
+    fn pair_gate(&self, a: u32, b: u32) -> Option<bool> {
+        let (ka, sa) = self.set(a)?;
+        if self.repeats[ka] {
+            return None;
+        }
+        let (_, sb) = self.set(b)?;
+        let conflict = &self.conflict;
+        fn merge(x: &[impl Copy + Into<u32>], y: &[impl Copy + Into<u32>], c: &[u8; 5]) -> bool {
+            let (mut i, mut j) = (0, 0);
+            while i < x.len() && j < y.len() {
+                let (p, q): (u32, u32) = (x[i].into(), y[j].into());
+                match (p >> 3).cmp(&(q >> 3)) {
+                    std::cmp::Ordering::Less => i += 1,
+                    std::cmp::Ordering::Greater => j += 1,
+                    std::cmp::Ordering::Equal => {
+                        if c[(q & 7) as usize] & (1 << (p & 7)) != 0 {
+                            return true;
+                        }
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+            false
+        }
+        Some(match (sa, sb) {
+            (FlatSlice::Narrow(x), FlatSlice::Narrow(y)) => merge(x, y, conflict),
+            (FlatSlice::Wide(x), FlatSlice::Wide(y)) => merge(x, y, conflict),
+            _ => unreachable!("one copy has one width"),
+        })
+    }
+
     /// [`meets_gate`] of dependency `d` from its flat copy, or `None` if it has none.
     #[inline]
     fn gate(&self, marks: &Marks, d: u32) -> Option<bool> {
@@ -2304,6 +2387,13 @@ struct EdgeSearch<'a, 's> {
     /// chain from the first dependency, collecting the nodes where one could close.
     explore: bool,
     closers: Vec<u32>,
+    /// Whether the chain's first dependency is in `marks`. Its holds are read only once the
+    /// chain has two dependencies (a chain of one has nothing to test beyond its successor list
+    /// and `close`, which test the pair themselves), so they are added at the first extension,
+    /// not at the start: most searches of a hostile trace never extend (the first dependency
+    /// has no successor), and its holds (about a hundred locks) were added and removed for
+    /// nothing once per dependency, changed edge and cycle length.
+    root_marked: bool,
 }
 
 impl EdgeSearch<'_, '_> {
@@ -2323,9 +2413,8 @@ impl EdgeSearch<'_, '_> {
         self.path = vec![v];
         self.on_path[v as usize] = true;
         self.chain = vec![d0];
-        self.mark(d0, true);
         self.dfs();
-        self.mark(d0, false);
+        self.unmark_root();
         self.on_path[v as usize] = false;
         self.explore = false;
         if self.stopped {
@@ -2347,6 +2436,14 @@ impl EdgeSearch<'_, '_> {
 
     fn mark(&mut self, di: u32, add: bool) {
         self.marks.dep(self.model, self.succ.flat.as_ref(), di, add);
+    }
+
+    /// Removes the first dependency's holds from `marks` if an extension added them.
+    fn unmark_root(&mut self) {
+        if self.root_marked {
+            self.root_marked = false;
+            self.mark(self.chain[0], false);
+        }
     }
 
     /// [`compatible`] of `d` with every dependency of the chain but the last (which the
@@ -2404,7 +2501,12 @@ impl EdgeSearch<'_, '_> {
             let (l, d) = (self.dep(last), self.dep(di));
             if check_blocking(&d).is_err()
                 || !self.link_ok(&l, &d)
-                || !compatible(&self.succ.epochs, &l, &d)
+                || !compatible(
+                    &self.succ.epochs,
+                    self.succ.flat.as_ref(),
+                    (&l, last),
+                    (&d, di),
+                )
                 || !self.fits_rest(di)
                 || !self.link_ok(&d, &self.dep(self.chain[0]))
             {
@@ -2475,6 +2577,12 @@ impl EdgeSearch<'_, '_> {
                     continue;
                 }
             }
+            if !self.root_marked {
+                // The chain grows to two dependencies: from here on the gate tests read the
+                // first one's holds too (see `root_marked`).
+                self.root_marked = true;
+                self.mark(self.chain[0], true);
+            }
             self.on_path[y as usize] = true;
             self.path.push(y);
             self.chain.push(di);
@@ -2540,7 +2648,7 @@ pub fn find_root_causes(
 ) -> RootCauseResult {
     let graph = LockGraph::build(model, level);
     let weights = graph.weights(model);
-    let ranks = canonical_ranks(model, level);
+    let ranks = change_set_ranks(model, level);
     let change = change_set_on(&graph, &weights, &|n| {
         ranks.get(n as usize).copied().unwrap_or(u64::MAX)
     });
@@ -2549,7 +2657,7 @@ pub fn find_root_causes(
 
 /// [`find_root_causes`] on the level's graph, edge weights and change set computed once by the
 /// caller ([`LockGraph::build`], [`LockGraph::weights`], [`change_set_on`] with
-/// [`canonical_ranks`]).
+/// [`change_set_ranks`]).
 pub fn find_root_causes_on(
     model: &Model,
     graph: &LockGraph,
@@ -2666,6 +2774,7 @@ pub fn find_root_causes_on(
             max_found: u64::MAX,
             explore: false,
             closers: Vec::new(),
+            root_marked: false,
         };
         // Only the dependencies that can close a valid cycle through u (explored once each).
         let mut d0s: Vec<u32> = Vec::new();
@@ -2729,9 +2838,8 @@ pub fn find_root_causes_on(
                     // The chain of one dependency is there: deeper rounds may follow.
                     s.deep = true;
                 }
-                s.mark(d0, true);
                 s.dfs();
-                s.mark(d0, false);
+                s.unmark_root();
                 s.on_path[u as usize] = false;
                 s.on_path[v as usize] = false;
             }
@@ -2864,6 +2972,21 @@ pub fn find_root_causes_on(
     }
     result.root_causes = merged;
     result
+}
+
+/// The ranks by which [`change_set_on`] breaks ties at `level`: [`canonical_ranks`] of the
+/// classes when every lock is its own class ([`crate::graph::classes_are_locks`]: the two levels
+/// are one graph, so they get one change set, computed once), else those of `level`.
+///
+/// The class ranks (by key) are the ones for the shared change set: on a trace where a lock is
+/// its own class (RAPID's formats, STD text) the instances are numbered in order of first sight,
+/// so their ranks depend on how the threads interleave, and the keys (the locks' names) do not.
+pub fn change_set_ranks(model: &Model, level: GraphLevel) -> Vec<u64> {
+    if crate::graph::classes_are_locks(model) {
+        canonical_ranks(model, GraphLevel::Class)
+    } else {
+        canonical_ranks(model, level)
+    }
 }
 
 /// A rank per node of `level` (index: lock id or class id) that does not depend on the order of

@@ -10,7 +10,7 @@
 //! a class's level is one more than the highest level of any class held when it is acquired, so
 //! "acquire in increasing level" holds for every remaining edge.
 
-use crate::cycles::{canonical_ranks, change_set_on, ChangeSet, GraphLevel};
+use crate::cycles::{change_set_on, change_set_ranks, ChangeSet, GraphLevel};
 use crate::graph::{EdgeWeights, LockGraph};
 use crate::model::{ClassId, Model};
 use lockcheck_core::trace::How;
@@ -792,7 +792,7 @@ pub fn suggest(model: &Model, violating: &HashSet<(ClassId, ClassId)>) -> Hierar
 /// of first appearance, which the interleaving of threads decides). The class-level root-cause
 /// search and [`suggest_on`] share it.
 pub fn class_change_set(model: &Model, graph: &LockGraph, weights: &EdgeWeights) -> ChangeSet {
-    let ranks = canonical_ranks(model, GraphLevel::Class);
+    let ranks = change_set_ranks(model, GraphLevel::Class);
     change_set_on(graph, weights, &|n| {
         ranks.get(n as usize).copied().unwrap_or(u64::MAX)
     })

@@ -557,12 +557,20 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
                 own_weights = inst_graph.weights(model);
                 &own_weights
             };
-            let ranks = cycles::canonical_ranks(model, GraphLevel::Instance);
-            let change = cycles::change_set_on(&inst_graph, weights, &|n| {
-                ranks.get(n as usize).copied().unwrap_or(u64::MAX)
-            });
+            // One graph, one change set: the class one, whose ties are broken by the same
+            // ranks (`cycles::change_set_ranks`), is not computed again.
+            let own_change;
+            let change: &cycles::ChangeSet = if same_graph {
+                &class_change
+            } else {
+                let ranks = cycles::change_set_ranks(model, GraphLevel::Instance);
+                own_change = cycles::change_set_on(&inst_graph, weights, &|n| {
+                    ranks.get(n as usize).copied().unwrap_or(u64::MAX)
+                });
+                &own_change
+            };
             phase("instance graph and change set");
-            run(&inst_graph, weights, &change)
+            run(&inst_graph, weights, change)
         }
     };
     // When no class has two instances, the class graph is the instance graph renamed: its
