@@ -1501,6 +1501,42 @@ fn rec_establish(holder: u64, e: &Entry) {
     }
 }
 
+/// The async holds of `holder` the trace shows held ([`Entry::in_trace`]), for the start of its
+/// stream in a recording (`recorder::show_held`, `recorder::push_task`): (lock, mode, site, events)
+/// into `out`; their releases are then recorded. `acquiring`: a lock whose acquisition is being recorded, already in the list: its
+/// newest entry is left out (its own record shows it).
+pub(crate) fn held_in_trace(
+    holder: u64,
+    acquiring: Option<u64>,
+    out: &mut Vec<(Ids, Mode, &'static Location<'static>, u32)>,
+) {
+    // A hold taken before any recording has no start time, and so no release in the trace
+    // (see `release`): it gets one now, as the shown acquisition's.
+    let now = Instant::now();
+    let held: Vec<Entry> = with_shard(holder, |s| {
+        let Some(l) = s.by_holder.get_mut(&holder) else {
+            return Vec::new();
+        };
+        l.iter_mut()
+            .filter(|e| e.in_trace)
+            .map(|e| {
+                e.since.get_or_insert(now);
+                *e
+            })
+            .collect()
+    });
+    let skip = acquiring.and_then(|l| held.iter().rposition(|e| e.inst == l));
+    for (i, e) in held.iter().enumerate() {
+        if Some(i) != skip {
+            let ids = Ids {
+                inst: e.inst,
+                class: e.class,
+            };
+            out.push((ids, e.mode, e.site, events_of(e.kind, e.permits)));
+        }
+    }
+}
+
 /// Trace events of one acquisition or release: one per semaphore permit (an event is one permit,
 /// as the sync `Semaphore` records them, so that the analyzer counts what a holder has), one for
 /// a lock.
