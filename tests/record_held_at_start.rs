@@ -257,3 +257,59 @@ fn a_tokio_lock_held_when_the_recording_started_and_released_before_is_silent_of
         assert!(found.is_empty(), "{ext}: offline: {found:?}");
     }
 }
+
+/// More locks held at the start than a recording block holds (1,024 records): all shown, in
+/// order, across the blocks, then the lock taken under them and every release; the trace reads
+/// and the analyzer finds nothing (one thread, one order). Checking is off for `last` (the
+/// runtime's check of one acquisition under 1,100 held locks takes seconds in a debug build).
+#[test]
+fn more_held_locks_than_a_block_holds_are_all_shown() {
+    use lockcheck_core::trace::{Event, How};
+    let _serial = serial();
+    lockcheck::set_action(Action::Warn);
+    const HELD: usize = 1_100;
+    let path = trace_file::tmp("many.lct");
+    let locks: Vec<Mutex<u32>> = (0..HELD)
+        .map(|_| Mutex::named("held_at_start.many.held", 0))
+        .collect();
+    let last = Mutex::named("held_at_start.many.last", 0);
+    let recording = path.clone();
+    let r = std::thread::spawn(move || {
+        // Taken by `try_lock`: held (checking is on), with no dependency to check.
+        let mut guards: Vec<_> = locks.iter().map(|m| m.try_lock().unwrap()).collect();
+        lockcheck::set_action(Action::Off);
+        lockcheck::record::start(&recording).unwrap();
+        *last.lock() += 1;
+        while let Some(g) = guards.pop() {
+            drop(g);
+        }
+    })
+    .join();
+    lockcheck::set_action(Action::Warn);
+    r.unwrap();
+    let written = lockcheck::record::stop().unwrap().expect("was recording");
+    let ev = trace_file::events(&written);
+    let held = trace_file::lock_of(&ev, "held_at_start.many.held");
+    let last = trace_file::lock_of(&ev, "held_at_start.many.last");
+    // The thread's events, in order: the shown locks, then `last`'s request and acquisition.
+    let mut tries = Vec::new();
+    let mut releases = 0;
+    let mut last_at = None;
+    for (i, e) in ev.iter().enumerate() {
+        match e {
+            Event::Acquire { l, how, .. } if *how == How::Try => tries.push((i, *l)),
+            Event::Acquire { l, .. } if *l == last => last_at = Some(i),
+            Event::Release { .. } => releases += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(tries.len(), HELD, "every held lock shown once");
+    assert_eq!(tries[0].1, held, "the first shown is the oldest hold");
+    let last_at = last_at.expect("`last` acquired in the trace");
+    assert!(
+        tries.iter().all(|&(i, _)| i < last_at),
+        "shown before `last`"
+    );
+    assert_eq!(releases, HELD + 1, "every shown hold released, and `last`");
+    assert!(offline(&written, "held_at_start.many.held").is_empty());
+}
