@@ -516,7 +516,7 @@ pub(crate) fn reserve(site: Site, n: usize) -> bool {
 #[cold]
 #[inline(never)]
 fn reserve_cold(n: usize) -> bool {
-    PRODUCER.with(|p| next_block(p) && p.len.get() + n <= BLOCK_RECS)
+    PRODUCER.with(|p| next_block(p, None) && p.len.get() + n <= BLOCK_RECS)
 }
 
 /// [`push`] into the room [`reserve`] made (it returned true), without testing the room and
@@ -562,7 +562,9 @@ fn push2_reserved(first: Rec, second: Rec) {
 #[inline(never)]
 fn push_cold(p: &Producer, head: u64, a: u64, b: u64, x: u64, ts: u64) {
     let rec = Rec { head, a, b, x, ts };
-    if !next_block(p) {
+    // An acquisition's own hold is on the held stack already: not shown held before it.
+    let acquiring = (head as u8 == K_ACQUIRE).then_some(a);
+    if !next_block(p, acquiring) {
         // Not recording, or lockcheck's own lock inside a cold path: nothing to record; or the
         // thread's stream is gone (a lock taken in a thread-local's destructor): counted.
         if STATE_FLAG.load(Ordering::Relaxed) == ON && !p.cold.get() {
@@ -570,9 +572,19 @@ fn push_cold(p: &Producer, head: u64, a: u64, b: u64, x: u64, ts: u64) {
         }
         return;
     }
+    // SAFETY: the block `next_block` installed has room (see `next_block`).
+    unsafe { put(p, rec) };
+}
+
+/// Appends `rec` to the block being filled.
+///
+/// # Safety
+/// The block must have room (`p.len < BLOCK_RECS`) and be the one the thread's stream holds
+/// (see [`Producer`]).
+#[inline(always)]
+unsafe fn put(p: &Producer, rec: Rec) {
     let i = p.len.get();
-    // SAFETY: as in `push`: the block `next_block` installed has room (it is fresh), and only
-    // this thread writes its unpublished slots.
+    // SAFETY: as in `push`: only this thread writes the block's unpublished slots.
     unsafe {
         p.base.get().add(i).write(rec);
         p.committed.get().as_ref().store(i + 1, Ordering::Release);
@@ -581,10 +593,16 @@ fn push_cold(p: &Producer, head: u64, a: u64, b: u64, x: u64, ts: u64) {
 }
 
 /// Gives this thread a fresh block (and its stream, on the first record of a generation),
-/// handing the current one to the writer; false when not recording (or already inside).
+/// handing the current one to the writer; false when not recording (or already inside). The
+/// block has room for [`ROOM_AFTER_SHOWN`] records at least.
+///
+/// A new stream first shows the locks the thread holds already ([`show_held`]): taken before
+/// the recording started (or in an earlier one), they are not in it otherwise, and neither is
+/// a dependency from them. `acquiring`: the lock whose acquisition is being recorded, held
+/// already, shown by its own record.
 #[cold]
 #[inline(never)]
-fn next_block(p: &Producer) -> bool {
+fn next_block(p: &Producer, acquiring: Option<u64>) -> bool {
     if p.cold.get() || STATE_FLAG.load(Ordering::Relaxed) != ON {
         return false;
     }
@@ -612,16 +630,10 @@ fn next_block(p: &Producer) -> bool {
     // while the thread runs this.
     let slot = unsafe { &mut *slot };
     let mut drain = false;
-    let stream = match slot {
+    let (stream, new) = match slot {
         Some(b) if b.generation == generation => {
-            let fresh = take_block();
-            b.chain.lock().push_back(fresh);
-            let backlog = FULL.fetch_add(1, Ordering::AcqRel) + 1;
-            drain = backlog >= MAX_FULL;
-            if backlog >= WAKE_AFTER {
-                wake_writer();
-            }
-            Arc::clone(b)
+            drain = hand_over(b);
+            (Arc::clone(b), false)
         }
         _ => {
             // The thread's first record of this recording: its stream (the old one, of an
@@ -632,20 +644,101 @@ fn next_block(p: &Producer) -> bool {
             BUFFERS.lock().push(Arc::clone(&b));
             *slot = Some(Arc::clone(&b));
             p.generation.set(generation);
-            b
+            (b, true)
         }
     };
-    {
-        let chain = stream.chain.lock();
-        let blk = chain.back().expect("a stream has a block");
-        p.base.set(blk.recs.as_ptr() as *mut Rec);
-        p.committed.set(NonNull::from(&blk.committed));
-        p.len.set(0);
+    install(p, &stream);
+    if new {
+        drain |= show_held(p, &stream, acquiring);
     }
     if drain {
         wait_for_writer();
     }
     true
+}
+
+/// Room a block has at least once [`next_block`] returns (a [`reserve`] asks for 3 at most).
+const ROOM_AFTER_SHOWN: usize = 8;
+
+/// Appends a fresh block to `b`'s chain, handing the last one to the writer; whether the writer
+/// is so far behind that the thread must wait for it ([`wait_for_writer`]).
+fn hand_over(b: &ThreadBuf) -> bool {
+    let fresh = take_block();
+    b.chain.lock().push_back(fresh);
+    let backlog = FULL.fetch_add(1, Ordering::AcqRel) + 1;
+    if backlog >= WAKE_AFTER {
+        wake_writer();
+    }
+    backlog >= MAX_FULL
+}
+
+/// Makes the last block of `stream` the one this thread fills.
+fn install(p: &Producer, stream: &ThreadBuf) {
+    let chain = stream.chain.lock();
+    let blk = chain.back().expect("a stream has a block");
+    p.base.set(blk.recs.as_ptr() as *mut Rec);
+    p.committed.set(NonNull::from(&blk.committed));
+    p.len.set(0);
+}
+
+/// At the start of this thread's stream in a recording: the locks it holds already, each as a
+/// `try` acquisition (held, no dependency of its own) at its site, so that the analyzer's held
+/// set is the runtime's and a lock taken under one of them makes its dependency offline too.
+/// Their releases are then recorded (`mark_recorded`): a lock shown held must be shown released.
+/// Also the async locks the thread itself holds (feature `tokio`: a runtime's root future).
+/// The hold time of a release counts from here. `acquiring`: see [`next_block`]. Whether the
+/// writer is far behind (see [`hand_over`]).
+#[cold]
+fn show_held(p: &Producer, stream: &ThreadBuf, acquiring: Option<u64>) -> bool {
+    let mut shown: Vec<(Ids, Mode, Site, u32)> = Vec::new();
+    let mut skip = acquiring;
+    let thread = STATE
+        .try_with(|s| {
+            if s.holds_any() {
+                let held = s.held_snapshot();
+                // The newest hold of the lock being acquired is that acquisition.
+                let skip_at = skip.and_then(|l| held.iter().rposition(|h| h.inst == l));
+                if skip_at.is_some() {
+                    skip = None;
+                }
+                for (i, h) in held.iter().enumerate() {
+                    if Some(i) != skip_at {
+                        let ids = Ids {
+                            inst: h.inst,
+                            class: h.class,
+                        };
+                        shown.push((ids, h.mode, h.site, 1));
+                    }
+                }
+                s.mark_recorded();
+            }
+            s.id()
+        })
+        .unwrap_or(0);
+    #[cfg(feature = "tokio")]
+    if thread != 0 {
+        crate::tokio::track::held_in_trace(thread, skip, &mut shown);
+    }
+    let _ = thread;
+    let mut drain = false;
+    for (ids, mode, site, n) in shown {
+        for _ in 0..n {
+            if p.len.get() + ROOM_AFTER_SHOWN >= BLOCK_RECS {
+                drain |= hand_over(stream);
+                install(p, stream);
+            }
+            let rec = Rec {
+                head: head(K_ACQUIRE, mode, How::Try, ids.class),
+                a: ids.inst,
+                b: site_word(site),
+                x: 0,
+                ts: clock::now(),
+            };
+            // SAFETY: the block has room (tested above) and is the stream's last (`install`).
+            unsafe { put(p, rec) };
+        }
+    }
+    drain
 }
 
 /// The writer is [`MAX_FULL`] blocks behind: wait until it is down to half of that, so that
@@ -2432,13 +2525,13 @@ fn push_task(holder: u64, rec: Rec, last: bool) {
         return;
     }
     let generation = GENERATION.load(Ordering::Acquire);
-    let b = {
+    let (b, new) = {
         let mut map = super::state::internal(&TASK_BUFS);
         let map = map.get_or_insert_with(HashMap::new);
         let b = match map.get_mut(&holder) {
             Some(s) if s.buf.generation == generation => {
                 s.idle = last;
-                Arc::clone(&s.buf)
+                (Arc::clone(&s.buf), false)
             }
             _ => {
                 let b = ThreadBuf::new(holder, Some(super::state::thread_name(holder)), generation);
@@ -2450,22 +2543,44 @@ fn push_task(holder: u64, rec: Rec, last: bool) {
                         idle: last,
                     },
                 );
-                b
+                (b, true)
             }
         };
         // (`b` is held until the record is in: a stream the writer lets go meanwhile stays
         // listed while this clone lives, and is drained before a newer stream of the task.)
         b
     };
-    if b.push_locked(rec) {
-        let backlog = FULL.fetch_add(1, Ordering::AcqRel) + 1;
-        if backlog >= WAKE_AFTER {
-            wake_writer();
+    let push = |rec: Rec| {
+        if b.push_locked(rec) {
+            let backlog = FULL.fetch_add(1, Ordering::AcqRel) + 1;
+            if backlog >= WAKE_AFTER {
+                wake_writer();
+            }
+            if backlog >= MAX_FULL {
+                wait_for_writer();
+            }
         }
-        if backlog >= MAX_FULL {
-            wait_for_writer();
+    };
+    if new {
+        // The task's first record of this recording (or since its stream was let go, holding
+        // nothing): the locks it holds already, as in a thread's stream (`show_held`), outside
+        // `TASK_BUFS` (the holds are read under their shard's lock).
+        let mut shown = Vec::new();
+        let acquiring = (rec.head as u8 == K_ACQUIRE).then_some(rec.a);
+        crate::tokio::track::held_in_trace(holder, acquiring, &mut shown);
+        for (ids, mode, site, n) in shown {
+            for _ in 0..n {
+                push(Rec {
+                    head: head(K_ACQUIRE, mode, How::Try, ids.class),
+                    a: ids.inst,
+                    b: site_word(site),
+                    x: 0,
+                    ts: clock::now(),
+                });
+            }
         }
     }
+    push(rec);
 }
 
 /// The recording's generation (a new one at each start and stop): what a task's stream was

@@ -307,6 +307,13 @@ impl EdgeInfo {
                 "... (outer frames not captured: lockcheck keeps the innermost {TRACE_DEPTH})"
             ));
         }
+        if let Some(left) = bt.short_stack {
+            out.push(format!(
+                "... (outer frames not captured: the thread had {} KiB of stack left, too little \
+                 to unwind them safely)",
+                left >> 10
+            ));
+        }
         out
     }
 }
@@ -326,6 +333,9 @@ pub(crate) struct Trace {
     ips: Box<[usize]>,
     /// The stack went deeper than [`TRACE_DEPTH`].
     truncated: bool,
+    /// The capture stopped early for want of stack: the bytes the thread had left (see
+    /// [`super::unwind::capture`]).
+    short_stack: Option<usize>,
 }
 
 impl std::fmt::Debug for Trace {
@@ -348,6 +358,7 @@ impl Trace {
         Some(Trace {
             ips: f.as_slice().into(),
             truncated: f.truncated,
+            short_stack: f.short_stack,
         })
     }
 
@@ -836,7 +847,7 @@ pub(crate) fn publish(mut v: Violation) -> Violation {
     for e in &mut v.edges {
         crate::thread::name_spawner(&mut e.thread);
     }
-    v.message = v.render();
+    v.message = render_with_room(&v);
     eprintln!("{}", v.message);
     #[cfg(feature = "tracing")]
     tracing::error!(target: "lockcheck", kind = v.kind.name(), "{}", v.message);
@@ -856,6 +867,49 @@ pub(crate) fn publish(mut v: Violation) -> Violation {
         found.push(full);
     }
     v
+}
+
+/// Stack left below which a report is rendered on a thread of its own: symbolizing its
+/// backtraces parses the program's debug information the first time, which takes more than
+/// 64 KiB of stack in a debug build, and a thread with a small stack
+/// (`thread::Builder::stack_size`) would overflow it.
+const RENDER_STACK: usize = 512 << 10;
+
+/// [`Violation::render`], on this thread if it has [`RENDER_STACK`] left (or its bounds are not
+/// known), else on a thread started for it (the caller waits: reports are rare). Should no thread
+/// start, the report is rendered here without its backtraces, and says so.
+fn render_with_room(v: &Violation) -> String {
+    let left = super::unwind::stack_left();
+    let Some(left) = left.filter(|&l| l < RENDER_STACK) else {
+        return v.render();
+    };
+    let aside = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("lockcheck-report".into())
+            // Busy, as the thread it renders for is: a lock taken while rendering (a global
+            // allocator's instrumented lock, say) is neither checked nor waited for in the
+            // wait-for graph, whose lock the waiting caller may hold.
+            .spawn_scoped(s, || {
+                super::state::as_busy(|_| v.render()).unwrap_or_else(|| v.render())
+            })
+            .ok()
+            .map(|h| h.join())
+    });
+    if let Some(Ok(message)) = aside {
+        return message;
+    }
+    let mut bare = v.clone();
+    for e in &mut bare.edges {
+        e.backtrace = None;
+    }
+    let mut message = bare.render();
+    let _ = write!(
+        message,
+        "\n(backtraces left out: the thread had {} KiB of stack left, too little to symbolize \
+         them, and no thread could be started to do it)",
+        left >> 10
+    );
+    message
 }
 
 /// The finding that says [`violations`] is full.

@@ -1026,6 +1026,21 @@ impl ThreadState {
         }
     }
 
+    /// Marks every held entry as recorded (their release goes to the trace): the recorder shows
+    /// them held at the start of the thread's stream (`recorder::show_held`).
+    pub(crate) fn mark_recorded(&self) {
+        let st = self.stack_mut();
+        let n = self.busy.n();
+        if n > INLINE_HELD {
+            st.spill.iter_mut().for_each(|h| h.recorded = true);
+        } else {
+            for i in 0..n {
+                let l = st.logical(i);
+                st.set_logical(i, l | word::RECORDED);
+            }
+        }
+    }
+
     /// A copy of the held stack, oldest first. The vector is allocated with nothing borrowed,
     /// then filled (again, larger, if the stack grew in between).
     pub(crate) fn held_snapshot(&self) -> Vec<Held> {

@@ -46,6 +46,9 @@ pub(crate) struct Frames {
     pub(crate) n: usize,
     /// The stack went deeper than [`TRACE_DEPTH`].
     pub(crate) truncated: bool,
+    /// The capture stopped early (the frames are its innermost ones): the thread had this many
+    /// bytes of stack left, too few for the unwinder ([`REFERENCE_STACK`]).
+    pub(crate) short_stack: Option<usize>,
 }
 
 impl Frames {
@@ -54,6 +57,7 @@ impl Frames {
             ips: [0; TRACE_DEPTH],
             n: 0,
             truncated: false,
+            short_stack: None,
         }
     }
 
@@ -86,8 +90,27 @@ pub(crate) enum Method {
     FastOnly,
 }
 
+/// Stack a capture may use below its own frame to compute a new unwind rule (gimli's CFA
+/// evaluation, its context on the stack so that nothing is allocated), with a margin: a capture
+/// with less room left uses the rules already in the table and the system unwinder for the rest.
+/// Measured in a debug build, whose frames are the largest (about 26 KiB there:
+/// `tests::the_stack_a_capture_needs_is_within_its_bounds`); the same bound in any build.
+pub(crate) const RULE_STACK: usize = 64 << 10;
+
+/// Stack the system unwinder (libgcc's `_Unwind_Backtrace` through `backtrace`) may use below a
+/// capture's frame, with a margin (about 7 KiB measured in a debug build): a capture with less
+/// room left keeps the frames the table's rules reach and stops there, saying so
+/// ([`Frames::short_stack`]).
+pub(crate) const REFERENCE_STACK: usize = 16 << 10;
+
 /// Captures the stack of the caller of this function, by `method`. `None` only for
 /// `Method::FastOnly` (tests) when the fast walk cannot do it.
+///
+/// A thread whose stack is nearly used up (x86_64 Linux with glibc, where its bounds are known)
+/// must not overflow it here: with less than [`RULE_STACK`] left no new rule is computed (the
+/// system unwinder takes a path the table does not know), and with less than
+/// [`REFERENCE_STACK`] left the capture keeps the frames the table knows and stops, marked
+/// [`Frames::short_stack`] and said once on stderr.
 #[inline(never)]
 pub(crate) fn capture(method: Method) -> Option<Frames> {
     // A local of this frame: the system unwinder's frames whose stack pointer is at or below it
@@ -98,9 +121,17 @@ pub(crate) fn capture(method: Method) -> Option<Frames> {
     #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
     if method != Method::Reference {
         let regs = fast::registers();
+        let room = fast::headroom(regs.sp);
+        let compute = room.is_none_or(|r| r >= RULE_STACK);
         // SAFETY: `regs` are this function's registers, read by the instruction at `regs.pc`;
         // this frame is live during the walk.
-        if unsafe { fast::walk(regs, &mut frames) } {
+        if unsafe { fast::walk(regs, &mut frames, compute) } {
+            return Some(frames);
+        }
+        if let Some(left) = room.filter(|&r| r < REFERENCE_STACK) {
+            // The frames pushed so far are the walk's, each checked: the innermost ones.
+            frames.short_stack = Some(left);
+            said_short(left);
             return Some(frames);
         }
         frames = Frames::new();
@@ -112,6 +143,37 @@ pub(crate) fn capture(method: Method) -> Option<Frames> {
     let _ = method;
     reference(here, &mut frames);
     Some(frames)
+}
+
+/// The stack left below the caller's frame on this thread, where its bounds are known (x86_64
+/// Linux with glibc; `None` elsewhere, or on a stack that is not the thread's own).
+#[inline(never)]
+pub(crate) fn stack_left() -> Option<usize> {
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+    {
+        let marker = 0u8;
+        fast::headroom(std::hint::black_box(std::ptr::addr_of!(marker)) as usize)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64")))]
+    None
+}
+
+/// Says once on stderr that a capture was cut short for want of stack.
+#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+#[cold]
+fn said_short(left: usize) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "lockcheck: a backtrace was cut short on a thread with {} KiB of stack left (the \
+             unwinder may need {} KiB): its reports and recorded sites show the innermost frames \
+             only; give the thread a larger stack (thread::Builder::stack_size) for whole ones",
+            left >> 10,
+            REFERENCE_STACK >> 10
+        );
+    }
 }
 
 /// The system unwinder's frames above the frame whose locals include `here` (that frame
@@ -165,7 +227,7 @@ mod fast {
     /// The registers a walk starts from.
     pub(super) struct Registers {
         pc: usize,
-        sp: usize,
+        pub(super) sp: usize,
         bp: usize,
     }
 
@@ -277,10 +339,10 @@ mod fast {
             (pc as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize >> (64 - N.trailing_zeros())
         }
 
-        /// The rule for `pc` of this generation, computing and storing it if needed; `None`
-        /// when the table has no slot for it.
+        /// The rule for `pc` of this generation, computing and storing it if needed and
+        /// `may_compute` (else 0: not known yet); `None` when the table has no slot for it.
         #[inline]
-        pub(super) fn rule_for(&self, pc: usize, gen: u64) -> Option<u64> {
+        pub(super) fn rule_for(&self, pc: usize, gen: u64, may_compute: bool) -> Option<u64> {
             let h = Self::home(pc);
             for i in 0..PROBES.min(N) {
                 let slot = &self.slots[(h + i) & (N - 1)];
@@ -300,6 +362,9 @@ mod fast {
                 let rule = slot.rule.load(Ordering::Acquire);
                 if rule != 0 && (rule >> GEN_SHIFT) & GEN_MASK == gen & GEN_MASK {
                     return Some(rule);
+                }
+                if !may_compute {
+                    return Some(0);
                 }
                 let rule = compute(pc, gen);
                 slot.rule.store(rule, Ordering::Release);
@@ -355,7 +420,7 @@ mod fast {
     /// libgcc does for every frame but a signal frame's caller, which never gets here).
     #[cold]
     #[inline(never)]
-    fn compute(pc: usize, gen: u64) -> u64 {
+    pub(super) fn compute(pc: usize, gen: u64) -> u64 {
         let complex = COMPLEX | (gen & GEN_MASK) << GEN_SHIFT;
         let mut bases = EhBases {
             tbase: 0,
@@ -435,7 +500,13 @@ mod fast {
         static STACK: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
     }
 
-    fn stack_bounds() -> (usize, usize) {
+    /// The stack left below `sp` on this thread (`None` if `sp` is not within its known stack).
+    pub(super) fn headroom(sp: usize) -> Option<usize> {
+        let (low, high) = stack_bounds();
+        (low <= sp && sp < high).then(|| sp - low)
+    }
+
+    pub(super) fn stack_bounds() -> (usize, usize) {
         let known = STACK.with(Cell::get);
         if known != (0, 0) {
             return known;
@@ -461,7 +532,7 @@ mod fast {
     }
 
     /// Objects the dynamic loader has unloaded so far (`dlpi_subs`).
-    fn unloaded() -> u64 {
+    pub(super) fn unloaded() -> u64 {
         unsafe extern "C" fn first(
             info: *mut libc::dl_phdr_info,
             size: libc::size_t,
@@ -481,13 +552,14 @@ mod fast {
     }
 
     /// Walks the stack from `regs` (the capturing function's frame, not kept) with the cached
-    /// rules into `frames`, exactly as the reference capture would. False when the walk needs the
-    /// system unwinder (`frames` then holds garbage).
+    /// rules into `frames`, exactly as the reference capture would; a rule not in the table is
+    /// computed if `compute`. False when the walk needs the system unwinder (`frames` then holds
+    /// the frames walked so far, the reference capture's first ones).
     ///
     /// # Safety
     /// `regs` must be the registers of a frame that is live for the whole call, read at
     /// `regs.pc`, on the current thread's stack.
-    pub(super) unsafe fn walk(regs: Registers, frames: &mut Frames) -> bool {
+    pub(super) unsafe fn walk(regs: Registers, frames: &mut Frames, compute: bool) -> bool {
         let (low, high) = stack_bounds();
         let start = regs.sp;
         if start < low || start >= high {
@@ -509,11 +581,11 @@ mod fast {
                 frames.push(0);
                 return true;
             }
-            let Some(rule) = TABLE.rule_for(pc, gen) else {
+            let Some(rule) = TABLE.rule_for(pc, gen, compute) else {
                 return false;
             };
             let kind = rule & KIND;
-            if kind == COMPLEX {
+            if kind == COMPLEX || rule == 0 {
                 return false;
             }
             if !own && !frames.push(pc) {
@@ -671,10 +743,9 @@ mod tests {
                     s.spawn(move || check("scoped thread", generic(i, i)));
                 }
             });
-            // A small stack, though not the smallest: computing a new unwind rule evaluates the
-            // FDE with gimli's context on the stack (`fast::OnStack`, no allocation), tens of KiB in
-            // a debug build; a 64 KiB thread overflowed once in 26 loaded runs (when its rules
-            // were computed there rather than found in the table). See docs/reliability.md.
+            // A small stack, with room for computing rules (`RULE_STACK`): the fast walk is
+            // exercised there. A smaller one takes the system unwinder for new paths
+            // (`tests/small_stack_capture.rs`).
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
                 .spawn(|| check("small stack", realigned(2)))
@@ -690,6 +761,81 @@ mod tests {
         );
     }
 
+    /// Fills this thread's free stack (below this function's frame, down to a page above the
+    /// stack's low end) with a pattern, for [`stack_used`].
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+    #[inline(never)]
+    fn paint() {
+        let (low, _) = fast::stack_bounds();
+        let sp = fast::registers().sp;
+        let mut at = low + 4096;
+        while at < sp - 1024 {
+            // SAFETY: free stack of this thread, below every live frame (and the red zone).
+            unsafe { (at as *mut u64).write_volatile(PAINT) };
+            at += 8;
+        }
+    }
+
+    const PAINT: u64 = 0xa5a5_5a5a_a5a5_5a5a;
+
+    /// The bytes of stack `f` used below this function's frame, by [`paint`]'s pattern.
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+    #[inline(never)]
+    fn stack_used(f: &mut dyn FnMut()) -> usize {
+        let marker = 0u8;
+        let here = black_box(std::ptr::addr_of!(marker)) as usize;
+        paint();
+        f();
+        let (low, _) = fast::stack_bounds();
+        let mut at = low + 4096;
+        // SAFETY: this thread's stack, below this frame.
+        while at < here && unsafe { (at as *const u64).read_volatile() } == PAINT {
+            at += 8;
+        }
+        here - at
+    }
+
+    /// What a capture uses of the stack below its frame stays within the bounds it checks
+    /// before using it: computing a new rule within [`RULE_STACK`] (the rule computed alone,
+    /// added to a capture through known rules), the system unwinder within [`REFERENCE_STACK`].
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+    #[test]
+    fn the_stack_a_capture_needs_is_within_its_bounds() {
+        std::thread::Builder::new()
+            .stack_size(4 << 20)
+            .spawn(|| {
+                let mut known = || {
+                    black_box(capture(Method::Fast));
+                };
+                // Twice from one call site: the second time every rule is in the table.
+                let mut warm = 0;
+                for _ in 0..2 {
+                    warm = stack_used(&mut known);
+                }
+                // An address in a function of this binary, after its prologue: a rule to compute.
+                let pc = the_stack_a_capture_needs_is_within_its_bounds as *const () as usize + 64;
+                let rule = stack_used(&mut || {
+                    black_box(fast::compute(black_box(pc), 0));
+                });
+                let reference = stack_used(&mut || {
+                    black_box(capture(Method::Reference));
+                });
+                eprintln!(
+                    "capture through known rules {warm} B, a rule computed {rule} B, the system \
+                     unwinder {reference} B; bounds {RULE_STACK} B and {REFERENCE_STACK} B"
+                );
+                assert!(rule > 1024, "the measure saw the computation ({rule} B)");
+                assert!(warm + rule <= RULE_STACK, "{warm} + {rule} > {RULE_STACK}");
+                assert!(
+                    reference <= REFERENCE_STACK,
+                    "{reference} > {REFERENCE_STACK}"
+                );
+            })
+            .unwrap()
+            .join()
+            .expect("thread");
+    }
+
     /// A full table refuses new addresses (their captures go to the system unwinder), says so,
     /// and keeps answering for the addresses it holds; a new generation recomputes in place.
     #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
@@ -700,7 +846,7 @@ mod tests {
         // Addresses in no loaded object: no FDE, so "use the system unwinder" rules.
         for i in 1..=64usize {
             let pc = i * 4096 + 1;
-            match t.rule_for(pc, 7) {
+            match t.rule_for(pc, 7, true) {
                 Some(rule) => held.push((pc, rule)),
                 None => refused += 1,
             }
@@ -708,9 +854,9 @@ mod tests {
         assert_eq!((held.len(), refused), (16, 48));
         assert!(t.was_full());
         for &(pc, rule) in &held {
-            assert_eq!(t.rule_for(pc, 7), Some(rule));
+            assert_eq!(t.rule_for(pc, 7, true), Some(rule));
             assert_eq!(fast::generation(rule), 7);
-            let again = t.rule_for(pc, 8).expect("its slot is still its own");
+            let again = t.rule_for(pc, 8, true).expect("its slot is still its own");
             assert_eq!(fast::generation(again), 8);
         }
     }

@@ -1501,6 +1501,42 @@ fn rec_establish(holder: u64, e: &Entry) {
     }
 }
 
+/// The async holds of `holder` the trace shows held ([`Entry::in_trace`]), for the start of its
+/// stream in a recording (`recorder::show_held`, `recorder::push_task`): (lock, mode, site, events)
+/// into `out`; their releases are then recorded. `acquiring`: a lock whose acquisition is being recorded, already in the list: its
+/// newest entry is left out (its own record shows it).
+pub(crate) fn held_in_trace(
+    holder: u64,
+    acquiring: Option<u64>,
+    out: &mut Vec<(Ids, Mode, &'static Location<'static>, u32)>,
+) {
+    // A hold taken before any recording has no start time, and so no release in the trace
+    // (see `release`): it gets one now, as the shown acquisition's.
+    let now = Instant::now();
+    let held: Vec<Entry> = with_shard(holder, |s| {
+        let Some(l) = s.by_holder.get_mut(&holder) else {
+            return Vec::new();
+        };
+        l.iter_mut()
+            .filter(|e| e.in_trace)
+            .map(|e| {
+                e.since.get_or_insert(now);
+                *e
+            })
+            .collect()
+    });
+    let skip = acquiring.and_then(|l| held.iter().rposition(|e| e.inst == l));
+    for (i, e) in held.iter().enumerate() {
+        if Some(i) != skip {
+            let ids = Ids {
+                inst: e.inst,
+                class: e.class,
+            };
+            out.push((ids, e.mode, e.site, events_of(e.kind, e.permits)));
+        }
+    }
+}
+
 /// Trace events of one acquisition or release: one per semaphore permit (an event is one permit,
 /// as the sync `Semaphore` records them, so that the analyzer counts what a holder has), one for
 /// a lock.
@@ -2636,42 +2672,21 @@ pub(crate) fn rec_sync_in_task(
     site: &'static Location<'static>,
     capacity: usize,
 ) {
-    // The task's sync holds hashed in place: the held set is copied out only when shown.
-    let (set, holds_sync) = (Cell::new(0u64), Cell::new(false));
-    if s.holds_any() {
-        s.find_held(|h| {
-            if h.task == task {
-                set.set(set.get().wrapping_add(held_hash(h.inst, h.mode)));
-                holds_sync.set(true);
-            }
-            false
-        });
-    }
-    let (holds_async, async_set) = if may_hold_async() {
-        with_shard(task, |sh| match sh.by_holder.get(&task) {
-            Some(l) if !l.is_empty() => (
-                true,
-                l.iter()
-                    .filter(|e| e.certain())
-                    .fold(0u64, |acc, e| acc.wrapping_add(held_hash(e.inst, e.mode))),
-            ),
-            _ => (false, 0),
-        })
-    } else {
-        (false, 0)
+    // Whether to show it: the task holds something, and the memo has not seen this very key
+    // (built in a thread-local buffer: no allocation once warm). A memo that is gone (the
+    // thread's locals torn down) or busy shows it again.
+    let shown = TASK_DEPS_SHOWN.try_with(|m| match m.scratch.try_borrow_mut() {
+        Ok(mut key) => {
+            let (hash, holds_async) = task_dep_key(s, task, ids, mode, &mut key)?;
+            m.first(hash, &key).then_some(holds_async)
+        }
+        Err(_) => task_dep_key(s, task, ids, mode, &mut Vec::new()).map(|(_, a)| a),
+    });
+    let shown =
+        shown.unwrap_or_else(|_| task_dep_key(s, task, ids, mode, &mut Vec::new()).map(|(_, a)| a));
+    let Some(holds_async) = shown else {
+        return;
     };
-    if !holds_sync.get() && !holds_async {
-        return;
-    }
-    let key = mix(recorder::generation().rotate_left(7)
-        ^ task.rotate_left(23)
-        ^ set.get()
-        ^ mix(async_set ^ 0x5bd1_e995)
-        ^ ids.inst.rotate_left(41)
-        ^ ((mode as u64) << 56));
-    if !TASK_DEPS_SHOWN.with(|m| m.first(key)) {
-        return;
-    }
     let mut sync = s.held_snapshot();
     sync.retain(|h| h.task == task);
     let ids_of = |h: &Held| Ids {
@@ -2691,28 +2706,104 @@ pub(crate) fn rec_sync_in_task(
     }
 }
 
-/// The task dependencies a thread showed in tasks' streams ([`rec_sync_in_task`]), by hashed
-/// key (recording generation, task, held sets, lock, mode): a direct-mapped memo, so that a
-/// task taking the same locks in a loop writes them once. A key pushed out is written again
-/// (the analyzer counts it twice: the same dependency); a 64-bit hash collision, which would
-/// skip one, is as unlikely as in the runtime's own hashed keys (`sync_after_async`).
-struct ShownDeps {
-    slots: [Cell<u64>; 256],
+/// The key of a task's sync acquisition for [`ShownDeps`]: written into `key` in full
+/// (recording generation, task, lock, mode, the number of sync holds, then the task's sync holds
+/// and its certain async holds as (lock, mode) pairs, in held order), and returned hashed, with
+/// whether the task holds async locks. `None` when the task holds nothing (nothing to show).
+fn task_dep_key(
+    s: &crate::checked::state::ThreadState,
+    task: u64,
+    ids: Ids,
+    mode: Mode,
+    key: &mut Vec<u64>,
+) -> Option<(u64, bool)> {
+    key.clear();
+    key.extend([recorder::generation(), task, ids.inst, mode as u64, 0]);
+    let (set, n_sync) = (Cell::new(0u64), Cell::new(0u64));
+    if s.holds_any() {
+        let key = std::cell::RefCell::new(&mut *key);
+        s.find_held(|h| {
+            if h.task == task {
+                set.set(set.get().wrapping_add(held_hash(h.inst, h.mode)));
+                n_sync.set(n_sync.get() + 1);
+                key.borrow_mut().extend([h.inst, h.mode as u64]);
+            }
+            false
+        });
+    }
+    key[4] = n_sync.get();
+    let (holds_async, async_set) = if may_hold_async() {
+        with_shard(task, |sh| match sh.by_holder.get(&task) {
+            Some(l) if !l.is_empty() => (
+                true,
+                l.iter().filter(|e| e.certain()).fold(0u64, |acc, e| {
+                    key.extend([e.inst, e.mode as u64]);
+                    acc.wrapping_add(held_hash(e.inst, e.mode))
+                }),
+            ),
+            _ => (false, 0),
+        })
+    } else {
+        (false, 0)
+    };
+    if n_sync.get() == 0 && !holds_async {
+        return None;
+    }
+    let hash = mix(key[0].rotate_left(7)
+        ^ task.rotate_left(23)
+        ^ set.get()
+        ^ mix(async_set ^ 0x5bd1_e995)
+        ^ ids.inst.rotate_left(41)
+        ^ ((mode as u64) << 56));
+    Some((hash, holds_async))
 }
 
+/// The task dependencies a thread showed in tasks' streams ([`rec_sync_in_task`]), by key
+/// (recording generation, task, held sets, lock, mode: [`task_dep_key`]): a direct-mapped memo,
+/// so that a task taking the same locks in a loop writes them once. Exact: a slot keeps its key
+/// in full and a hit is confirmed by comparing it, so two keys with one hash are two entries (the
+/// second pushes the first out); a key pushed out is written again (the analyzer counts it twice:
+/// the same dependency), and so is one whose held locks are listed in another order.
+struct ShownDeps {
+    /// Per slot: the key's hash (0: free) and the key, allocated at the thread's first use.
+    slots: std::cell::RefCell<Vec<(u64, Vec<u64>)>>,
+    /// The key being built ([`task_dep_key`]), kept to reuse its allocation.
+    scratch: std::cell::RefCell<Vec<u64>>,
+}
+
+/// Slots of a thread's [`ShownDeps`].
+const SHOWN_SLOTS: usize = 256;
+
 impl ShownDeps {
-    /// Whether `key` was not in the memo (it is now).
-    fn first(&self, key: u64) -> bool {
-        let key = key | 1;
-        let slot = &self.slots[(key >> 3) as usize & 255];
-        slot.replace(key) != key
+    const fn new() -> ShownDeps {
+        ShownDeps {
+            slots: std::cell::RefCell::new(Vec::new()),
+            scratch: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Whether `key` (hashed: `hash`) was not in the memo (it is now).
+    fn first(&self, hash: u64, key: &[u64]) -> bool {
+        let Ok(mut slots) = self.slots.try_borrow_mut() else {
+            return true;
+        };
+        if slots.is_empty() {
+            slots.resize_with(SHOWN_SLOTS, Default::default);
+        }
+        let hash = hash | 1;
+        let slot = &mut slots[(hash >> 3) as usize & (SHOWN_SLOTS - 1)];
+        if slot.0 == hash && slot.1 == key {
+            return false;
+        }
+        slot.0 = hash;
+        slot.1.clear();
+        slot.1.extend_from_slice(key);
+        true
     }
 }
 
 thread_local! {
-    static TASK_DEPS_SHOWN: ShownDeps = const {
-        ShownDeps { slots: [const { Cell::new(0) }; 256] }
-    };
+    static TASK_DEPS_SHOWN: ShownDeps = const { ShownDeps::new() };
 }
 
 /// Hook of the sync acquisition path (`hooks::lock_slow`): the running task holds async locks,
@@ -3000,4 +3091,27 @@ fn verdict(v: &Violation, site: &'static Location<'static>) -> Option<Verdict> {
         )));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ShownDeps;
+
+    /// Two keys with one hash (a collision, forced here) are two dependencies: the second is
+    /// shown, not skipped as the first's repeat; a repeat of either is recognised by its key.
+    #[test]
+    fn shown_deps_confirms_a_hash_hit_by_its_key() {
+        let m = ShownDeps::new();
+        let (a, b) = ([1u64, 7, 42, 0, 1, 10, 0], [1u64, 7, 43, 0, 1, 10, 0]);
+        assert!(m.first(0xdead_beef, &a), "a new key");
+        assert!(!m.first(0xdead_beef, &a), "its repeat");
+        assert!(m.first(0xdead_beef, &b), "another key with the same hash");
+        assert!(!m.first(0xdead_beef, &b), "its repeat");
+        // `b` pushed `a` out of their slot: `a` is shown again (a repeat in the trace, never
+        // a miss).
+        assert!(m.first(0xdead_beef, &a));
+        // A different hash in another slot leaves that one alone.
+        assert!(m.first(0xdead_beef ^ 0x100, &b));
+        assert!(!m.first(0xdead_beef, &a));
+    }
 }
