@@ -18,7 +18,7 @@ mod trace_file;
 
 use lockcheck::{Action, Mutex};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{mpsc, Arc};
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -52,7 +52,7 @@ fn name(base: &str, ext: &str) -> &'static str {
 /// Thread 1 takes `a`; while it holds it the recording starts (`path`); then, with `a` still
 /// held (`nested`) or after releasing it, it takes `c` and then `b`; thread 2 (concurrent for
 /// lockcheck) takes `b` then `a`. Returns the trace written, and the names of `a`.
-fn sync_scenario(base: &str, ext: &str, nested: bool) -> (PathBuf, &'static str) {
+fn sync_scenario(base: &str, ext: &str, nested: bool) -> (trace_file::ScratchFile, &'static str) {
     lockcheck::set_action(Action::Warn);
     let path = trace_file::tmp(&format!("{base}.{ext}"));
     let (na, nb, nc) = (
@@ -97,7 +97,8 @@ fn sync_scenario(base: &str, ext: &str, nested: bool) -> (PathBuf, &'static str)
     r1.unwrap();
     r2.unwrap();
     let written = lockcheck::record::stop().unwrap().expect("was recording");
-    (written, na)
+    assert_eq!(written, *path);
+    (path, na)
 }
 
 /// `a -> b` taken with `a` held since before the recording started, `b -> a` after: the runtime
@@ -147,10 +148,11 @@ fn a_lock_held_across_a_restarted_recording_is_in_the_new_trace() {
     lockcheck::record::start(&first).unwrap();
     let (held_tx, held_rx) = mpsc::channel::<()>();
     let (go_tx, go_rx) = mpsc::channel::<()>();
+    let restart = second.to_path_buf();
     let starter = std::thread::spawn(move || {
         held_rx.recv().unwrap();
         lockcheck::record::stop().unwrap();
-        lockcheck::record::start(&second).unwrap();
+        lockcheck::record::start(&restart).unwrap();
         go_tx.send(()).unwrap();
     });
     let (r1, r2) = support::two_threads(
@@ -181,7 +183,7 @@ fn a_lock_held_across_a_restarted_recording_is_in_the_new_trace() {
 /// Task 1 holds the tokio lock `x` when the recording starts, then takes `z` and `y` under it
 /// (`nested`) or after releasing it; task 2 then takes `y` and `x`. Returns the trace and `x`'s
 /// name.
-fn async_scenario(base: &str, ext: &str, nested: bool) -> (PathBuf, &'static str) {
+fn async_scenario(base: &str, ext: &str, nested: bool) -> (trace_file::ScratchFile, &'static str) {
     lockcheck::set_action(Action::Warn);
     let path = trace_file::tmp(&format!("{base}.{ext}"));
     let (nx, ny, nz) = (
@@ -223,7 +225,8 @@ fn async_scenario(base: &str, ext: &str, nested: bool) -> (PathBuf, &'static str
     })
     .unwrap();
     let written = lockcheck::record::stop().unwrap().expect("was recording");
-    (written, nx)
+    assert_eq!(written, *path);
+    (path, nx)
 }
 
 /// A task holding a tokio lock when the recording starts, taking another under it: the runtime
