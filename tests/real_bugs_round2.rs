@@ -524,51 +524,97 @@ struct ServiceInner {
     handle: Option<lockcheck::thread::JoinHandle<()>>,
 }
 
-fn service(name: &'static str, fixed: bool) {
-    let sp = Arc::new(RwLock::named(name, ServiceInner {
-        active: true,
-        handle: None,
-    }));
+/// `worker_first`: the worker blocks on the guard before the join starts (else the join waits
+/// first, and the worker's read closes the cycle).
+fn service(name: &'static str, fixed: bool, worker_first: bool) {
+    let sp = Arc::new(RwLock::named(
+        name,
+        ServiceInner {
+            active: true,
+            handle: None,
+        },
+    ));
     let worker = sp.clone();
     let (ready_tx, ready_rx) = mpsc::channel();
     let handle = lockcheck::thread::spawn(move || {
+        // SERVICE_SPAWN
         let _ = ready_tx.send(());
-        while worker.read().active { // SERVICE_ACTIVE
-            std::thread::sleep(Duration::from_millis(5));
+        while worker.read().active {
+            // SERVICE_ACTIVE
+            std::thread::sleep(Duration::from_millis(20));
         }
     });
     sp.write().handle = Some(handle);
     let _ = ready_rx.recv();
-    std::thread::sleep(Duration::from_millis(50));
     if fixed {
         let h = {
             let mut s = sp.write();
             s.active = false;
             s.handle.take()
         };
-        h.map(lockcheck::thread::JoinHandle::join);
+        if let Some(h) = h {
+            h.join().unwrap();
+        }
     } else {
+        // rustdesk's `self.0.write().handle.take().map(JoinHandle::join)`, with the join called
+        // directly (through `map`, a function pointer, `#[track_caller]` reports the line of
+        // core's `FnOnce` shim instead of this one).
         let mut s = sp.write(); // SERVICE_STOP
         s.active = false;
-        std::thread::sleep(Duration::from_millis(50)); // the worker now waits for `s`
-        s.handle.take().map(lockcheck::thread::JoinHandle::join); // SERVICE_JOIN
+        if worker_first {
+            std::thread::sleep(Duration::from_millis(100)); // the worker now waits for `s`
+        }
+        if let Some(h) = s.handle.take() {
+            let _ = h.join(); // SERVICE_JOIN
+        }
     }
 }
 
+fn assert_join_deadlock(name: &str, closer: &str) {
+    let v = found(name);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].kind, ViolationKind::Deadlock);
+    let mut classes = v[0].classes();
+    classes.sort();
+    let spawned = format!("thread spawned at tests/{}", &at("SERVICE_SPAWN"));
+    assert_eq!(classes[0], name);
+    assert!(classes[1].starts_with(&spawned), "{classes:?}");
+    let sites = v[0].sites();
+    assert!(
+        sites.iter().any(|s| s.contains(&at("SERVICE_JOIN")))
+            && sites.iter().any(|s| s.contains(&at("SERVICE_ACTIVE"))),
+        "{sites:?}"
+    );
+    assert!(
+        v[0].message.contains(&at(closer)) || v[0].edges[0].site.contains(&at(closer)),
+        "{}",
+        v[0].message
+    );
+}
+
 #[test]
-#[ignore = "gap: a join is not a wait lockcheck sees (see the report)"]
-fn joining_a_worker_while_holding_the_lock_it_reads_is_reported() {
+fn joining_a_worker_blocked_on_the_joiners_lock_is_a_deadlock() {
     setup();
-    let r = watchdog(10, || service("rustdesk.service", false));
+    // The joiner closes the cycle: it panics at the join, its guard unwinds, the worker ends.
+    let r = watchdog(10, || service("rustdesk.service", false, true));
     let msg = r.expect_err("reported before it hangs");
     assert!(msg.contains("deadlock"), "{msg}");
-    assert!(!found("rustdesk.service").is_empty());
+    assert!(msg.contains(&at("SERVICE_JOIN")), "{msg}");
+    assert_join_deadlock("rustdesk.service", "SERVICE_JOIN");
+}
+
+#[test]
+fn a_worker_blocking_on_the_lock_of_its_waiting_joiner_is_a_deadlock() {
+    setup();
+    // The worker closes the cycle: it panics at its read and ends; the join returns its panic.
+    watchdog(10, || service("rustdesk.service.late", false, false)).unwrap();
+    assert_join_deadlock("rustdesk.service.late", "SERVICE_ACTIVE");
 }
 
 #[test]
 fn joining_after_the_guard_is_dropped_is_silent() {
     setup();
-    watchdog(20, || service("rustdesk.fixed", true)).unwrap();
+    watchdog(20, || service("rustdesk.fixed", true, false)).unwrap();
     assert!(found("rustdesk.fixed").is_empty());
 }
 
@@ -586,7 +632,10 @@ fn a_condvar_wait_holding_the_notifiers_lock_is_reported_and_its_look_alike_is_n
     lockcheck::watchdog::set_condvar_check(true);
     watchdog(20, || {
         let client = Arc::new(Mutex::named("parity.client", ()));
-        let queue = Arc::new((Mutex::named("parity.queue", false), lockcheck::Condvar::new()));
+        let queue = Arc::new((
+            Mutex::named("parity.queue", false),
+            lockcheck::Condvar::new(),
+        ));
         let notify = |client: &Mutex<()>, queue: &(Mutex<bool>, lockcheck::Condvar)| {
             let _c = client.lock();
             *queue.0.lock() = true;
@@ -605,7 +654,12 @@ fn a_condvar_wait_holding_the_notifiers_lock_is_reported_and_its_look_alike_is_n
             let _c = client.lock(); // PARITY_CLIENT
             let mut ready = queue.0.lock();
             while !*ready {
-                if queue.1.wait_for(&mut ready, Duration::from_millis(200)).timed_out() { // PARITY_WAIT
+                if queue
+                    .1
+                    .wait_for(&mut ready, Duration::from_millis(200))
+                    .timed_out()
+                {
+                    // PARITY_WAIT
                     break;
                 }
             }
@@ -618,11 +672,18 @@ fn a_condvar_wait_holding_the_notifiers_lock_is_reported_and_its_look_alike_is_n
         .filter(|v| matches!(v.kind, ViolationKind::CondvarWait { .. }))
         .collect();
     assert_eq!(v.len(), 1, "{v:#?}");
-    assert!(v[0].message.contains(&at("PARITY_WAIT")), "{}", v[0].message);
+    assert!(
+        v[0].message.contains(&at("PARITY_WAIT")),
+        "{}",
+        v[0].message
+    );
 
     // The look-alike.
     watchdog(20, || {
-        let queue = Arc::new((Mutex::named("parity.fixed.queue", false), lockcheck::Condvar::new()));
+        let queue = Arc::new((
+            Mutex::named("parity.fixed.queue", false),
+            lockcheck::Condvar::new(),
+        ));
         let q2 = queue.clone();
         let notifier = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
@@ -675,7 +736,12 @@ fn locks_in_a_thread_local_destructor_work() {
         // The thread-local is set before the thread's first lock: its destructor runs after
         // lockcheck's own per-thread state is gone, if destructors run in reverse order.
         std::thread::spawn(move || {
-            REGISTRY.with(|t| *t.borrow_mut() = Some(Registry { exit: e, registry: r }));
+            REGISTRY.with(|t| {
+                *t.borrow_mut() = Some(Registry {
+                    exit: e,
+                    registry: r,
+                })
+            });
         })
         .join()
         .expect("the thread (and its thread-local destructors) ends without a panic");
@@ -684,7 +750,12 @@ fn locks_in_a_thread_local_destructor_work() {
         let (e, r) = (exit.clone(), registry.clone());
         std::thread::spawn(move || {
             drop(e.lock());
-            REGISTRY.with(|t| *t.borrow_mut() = Some(Registry { exit: e, registry: r }));
+            REGISTRY.with(|t| {
+                *t.borrow_mut() = Some(Registry {
+                    exit: e,
+                    registry: r,
+                })
+            });
         })
         .join()
         .expect("the thread (and its thread-local destructors) ends without a panic");

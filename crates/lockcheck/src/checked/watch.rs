@@ -359,7 +359,22 @@ pub(crate) struct WaitFor {
 pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdict> {
     let thread = s.id();
     free_ended(thread);
-    let held = s.held_snapshot();
+    let mut held = s.held_snapshot();
+    if let Ok(Some((end, spawned))) = THREAD_END.try_with(Cell::get) {
+        // A thread started through `lockcheck::thread` holds its own end until it finishes:
+        // a joiner waits for it (see [`join_wait`]).
+        held.push(Held {
+            inst: end.inst,
+            class: end.class,
+            mode: Mode::Exclusive,
+            site: spawned,
+            since: None,
+            source: false,
+            recorded: false,
+            #[cfg(feature = "tokio")]
+            task: 0,
+        });
+    }
     let name = thread_name(thread);
     let relocking = s.relocking.get();
     let ended = Arc::new(AtomicBool::new(false));
@@ -389,6 +404,43 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
         Err(waiter) => token.pending = Some(waiter),
     }
     Ok(token)
+}
+
+thread_local! {
+    /// This thread's end as a lock of the wait-for graph, and where the thread was spawned: set
+    /// for threads started through `lockcheck::thread`, whose `join` is a wait lockcheck sees.
+    static THREAD_END: Cell<Option<(Ids, &'static Location<'static>)>> = const { Cell::new(None) };
+}
+
+/// Marks the calling thread (just started by `lockcheck::thread`) as holding its end `end`
+/// until it finishes.
+pub(crate) fn set_thread_end(end: Ids, spawned: &'static Location<'static>) {
+    let _ = THREAD_END.try_with(|e| e.set(Some((end, spawned))));
+}
+
+/// A join of the thread whose end is `end` (see [`set_thread_end`]) by a thread that holds
+/// locks: registered as a wait for the end, held by the joined thread, so that a joined thread
+/// blocked on a lock its joiner holds (directly or through other waits) is a deadlock, reported
+/// by whichever of the two closes the cycle. `None`: nothing to register (nothing held, checks
+/// off, or inside lockcheck's own work); `Err`: the deadlock this join closes, to raise.
+pub(crate) fn join_wait(
+    end: Ids,
+    site: &'static Location<'static>,
+) -> Option<Result<(WaitToken, WaitFor), Verdict>> {
+    if action() == Action::Off {
+        return None;
+    }
+    let w = WaitFor {
+        ids: end,
+        kind: LockKind::Once,
+        mode: Mode::Exclusive,
+        capacity: 1,
+        site,
+    };
+    STATE
+        .try_with(|s| (!s.busy.get() && s.held_len() > 0).then(|| begin_wait(s, w).map(|t| (t, w))))
+        .ok()
+        .flatten()
 }
 
 /// A deadlock closed by this thread's registration: report it and decide who gives up its
