@@ -536,14 +536,15 @@ fn service(name: &'static str, fixed: bool, worker_first: bool) {
     ));
     let worker = sp.clone();
     let (ready_tx, ready_rx) = mpsc::channel();
-    let handle = lockcheck::thread::spawn(move || {
-        // SERVICE_SPAWN
+    let body = move || loop {
         let _ = ready_tx.send(());
-        while worker.read().active {
-            // SERVICE_ACTIVE
-            std::thread::sleep(Duration::from_millis(20));
+        let active = worker.read().active; // SERVICE_ACTIVE
+        if !active {
+            break;
         }
-    });
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let handle = lockcheck::thread::spawn(body); // SERVICE_SPAWN
     sp.write().handle = Some(handle);
     let _ = ready_rx.recv();
     if fixed {
@@ -653,13 +654,10 @@ fn a_condvar_wait_holding_the_notifiers_lock_is_reported_and_its_look_alike_is_n
         {
             let _c = client.lock(); // PARITY_CLIENT
             let mut ready = queue.0.lock();
+            let limit = Duration::from_millis(200);
             while !*ready {
-                if queue
-                    .1
-                    .wait_for(&mut ready, Duration::from_millis(200))
-                    .timed_out()
-                {
-                    // PARITY_WAIT
+                let r = queue.1.wait_for(&mut ready, limit); // PARITY_WAIT
+                if r.timed_out() {
                     break;
                 }
             }
@@ -713,12 +711,20 @@ fn a_condvar_wait_holding_the_notifiers_lock_is_reported_and_its_look_alike_is_n
 struct Registry {
     exit: Arc<Mutex<u32>>,
     registry: Arc<Mutex<u32>>,
+    /// Which copy of the code runs: a cycle through the same lines is one bug, reported once
+    /// (not again for other locks), so each case has lines of its own.
+    late: bool,
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _e = self.exit.lock(); // TLS_EXIT
-        *self.registry.lock() += 1; // TLS_REGISTRY
+        if self.late {
+            let _e = self.exit.lock();
+            *self.registry.lock() += 1; // TLS_LATE_REGISTRY
+        } else {
+            let _e = self.exit.lock();
+            *self.registry.lock() += 1; // TLS_EARLY_REGISTRY
+        }
     }
 }
 
@@ -726,40 +732,91 @@ thread_local! {
     static REGISTRY: std::cell::RefCell<Option<Registry>> = const { std::cell::RefCell::new(None) };
 }
 
+/// Runs a thread whose thread-local `Registry` takes `exit` then `registry` at thread exit; with
+/// `lock_first`, the thread takes a lock before setting the thread-local (so lockcheck's own
+/// per-thread state is made first; destructors run in reverse order of registration). Then the
+/// main side takes them in the other order: an inversion, if the destructor's order was seen.
+fn tls_dtor(prefix: (&'static str, &'static str), lock_first: bool) -> Result<(), String> {
+    let exit = Arc::new(Mutex::named(prefix.0, 0));
+    let registry = Arc::new(Mutex::named(prefix.1, 0));
+    let (e, r) = (exit.clone(), registry.clone());
+    std::thread::spawn(move || {
+        if lock_first {
+            drop(e.lock());
+        }
+        REGISTRY.with(|t| {
+            *t.borrow_mut() = Some(Registry {
+                exit: e,
+                registry: r,
+                late: lock_first,
+            })
+        });
+    })
+    .join()
+    .expect("the thread (and its thread-local destructors) ends without a panic");
+    assert_eq!(*registry.lock(), 1);
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _r = registry.lock();
+        if lock_first {
+            let _e = exit.lock(); // TLS_LATE_REVERSE
+        } else {
+            let _e = exit.lock(); // TLS_EARLY_REVERSE
+        }
+    }))
+    .map_err(|e| support::panic_message(&*e))
+}
+
+fn assert_tls_inversion(name: &str, case: &str) {
+    let v = found(name);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].kind, ViolationKind::LockOrderInversion);
+    let sites = v[0].sites();
+    assert!(
+        sites
+            .iter()
+            .any(|s| s.contains(&at(&format!("TLS_{case}_REGISTRY"))))
+            && sites
+                .iter()
+                .any(|s| s.contains(&at(&format!("TLS_{case}_REVERSE")))),
+        "{sites:?}"
+    );
+}
+
 #[test]
-fn locks_in_a_thread_local_destructor_work() {
+fn an_inversion_made_in_a_thread_local_destructor_is_reported() {
     setup();
     watchdog(20, || {
-        let exit = Arc::new(Mutex::named("tls.exit", 0));
-        let registry = Arc::new(Mutex::named("tls.registry", 0));
-        let (e, r) = (exit.clone(), registry.clone());
-        // The thread-local is set before the thread's first lock: its destructor runs after
-        // lockcheck's own per-thread state is gone, if destructors run in reverse order.
-        std::thread::spawn(move || {
-            REGISTRY.with(|t| {
-                *t.borrow_mut() = Some(Registry {
-                    exit: e,
-                    registry: r,
-                })
-            });
-        })
-        .join()
-        .expect("the thread (and its thread-local destructors) ends without a panic");
-        assert_eq!(*registry.lock(), 1);
-        // And when lockcheck's state was made first.
-        let (e, r) = (exit.clone(), registry.clone());
-        std::thread::spawn(move || {
-            drop(e.lock());
-            REGISTRY.with(|t| {
-                *t.borrow_mut() = Some(Registry {
-                    exit: e,
-                    registry: r,
-                })
-            });
-        })
-        .join()
-        .expect("the thread (and its thread-local destructors) ends without a panic");
-        assert_eq!(*registry.lock(), 2);
+        let r = tls_dtor(("tls.early.exit", "tls.early.registry"), false);
+        assert!(r.is_err(), "the reverse order must be refused (early)");
+        let r = tls_dtor(("tls.late.exit", "tls.late.registry"), true);
+        assert!(r.is_err(), "the reverse order must be refused (late)");
     })
     .unwrap();
+    assert_tls_inversion("tls.late.exit", "LATE");
+    assert_tls_inversion("tls.early.exit", "EARLY");
+}
+
+#[test]
+fn one_order_in_a_thread_local_destructor_and_elsewhere_is_silent() {
+    setup();
+    watchdog(20, || {
+        let exit = Arc::new(Mutex::named("tls.same.exit", 0));
+        let registry = Arc::new(Mutex::named("tls.same.registry", 0));
+        let (e, r) = (exit.clone(), registry.clone());
+        std::thread::spawn(move || {
+            REGISTRY.with(|t| {
+                *t.borrow_mut() = Some(Registry {
+                    exit: e,
+                    registry: r,
+                    late: false,
+                })
+            });
+        })
+        .join()
+        .unwrap();
+        let _e = exit.lock();
+        let _r = registry.lock();
+    })
+    .unwrap();
+    assert!(found("tls.same.exit").is_empty());
 }
