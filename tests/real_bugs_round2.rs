@@ -820,3 +820,30 @@ fn one_order_in_a_thread_local_destructor_and_elsewhere_is_silent() {
     .unwrap();
     assert!(found("tls.same.exit").is_empty());
 }
+
+/// The look-alike most programs are: a lock held while joining workers that never wait for
+/// it. Silent, and each join ends when its thread does (woken by the thread's end, not by the
+/// wait-for graph's 10 ms look).
+#[test]
+fn joining_many_workers_while_holding_a_lock_they_never_take_is_silent_and_prompt() {
+    setup();
+    watchdog(60, || {
+        let state = Mutex::named("join.many.state", 0u32);
+        let other = Arc::new(Mutex::named("join.many.other", 0u32));
+        let _g = state.lock();
+        let start = std::time::Instant::now();
+        for _ in 0..200 {
+            let o = other.clone();
+            lockcheck::thread::spawn(move || *o.lock() += 1)
+                .join()
+                .unwrap();
+        }
+        let took = start.elapsed();
+        // Polling alone would take at least 200 x 10 ms.
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+        assert_eq!(*other.lock(), 200);
+    })
+    .unwrap();
+    assert!(found("join.many.state").is_empty());
+    assert!(found("join.many.other").is_empty());
+}

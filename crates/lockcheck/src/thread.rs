@@ -111,6 +111,10 @@ fn spawning_function(mut bt: backtrace::Backtrace) -> Option<String> {
 struct End {
     clock: parking_lot::Mutex<Option<VectorClock>>,
     lock: Option<Ids>,
+    /// The thread's closure has returned (set by [`Finish`]).
+    done: std::sync::atomic::AtomicBool,
+    /// A joiner polling for the end (see [`wait_for_end`]), woken by [`Finish`].
+    joiner: parking_lot::Mutex<Option<Thread>>,
 }
 
 /// Called in the parent at spawn: returns the child's number and starting clock.
@@ -164,6 +168,12 @@ impl Drop for Finish {
         let clock = STATE.try_with(|s| s.clock()).ok();
         *self.0.clock.lock() = clock;
         crate::checked::recorder::flush_thread();
+        self.0
+            .done
+            .store(true, std::sync::atomic::Ordering::Release);
+        if let Some(joiner) = self.0.joiner.lock().take() {
+            joiner.unpark();
+        }
     }
 }
 
@@ -198,7 +208,9 @@ fn wait_for_end(is_finished: impl Fn() -> bool, end: &End, site: Site) {
         Some(Err(v)) => v.raise(),
         Some(Ok(t)) => t,
     };
-    while !is_finished() {
+    *end.joiner.lock() = Some(std::thread::current());
+    // Until the closure returns: what is left after it (thread-local destructors) takes no part.
+    while !end.done.load(std::sync::atomic::Ordering::Acquire) && !is_finished() {
         if let Err(v) = token.register(&w) {
             v.raise();
         }
@@ -206,12 +218,10 @@ fn wait_for_end(is_finished: impl Fn() -> bool, end: &End, site: Site) {
             drop(token);
             crate::checked::report::Verdict::new(msg).raise();
         }
-        std::thread::sleep(std::time::Duration::from_millis(if token.pending() {
-            1
-        } else {
-            10
-        }));
+        let slice = if token.pending() { 1 } else { 10 };
+        std::thread::park_timeout(std::time::Duration::from_millis(slice));
     }
+    end.joiner.lock().take();
 }
 
 #[track_caller]
@@ -224,8 +234,8 @@ where
     let (id, clock) = fork();
     let lock = end_lock(site);
     let end = Arc::new(End {
-        clock: Default::default(),
         lock,
+        ..End::default()
     });
     let end2 = Arc::clone(&end);
     let body = move || {
