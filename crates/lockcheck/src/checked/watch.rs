@@ -138,6 +138,9 @@ struct Waiter {
     relocking: bool,
     /// Already unwinding: a second panic would abort.
     panicking: bool,
+    /// The instance of this thread's own end, among `held` (see [`set_thread_end`]); 0: none.
+    /// Only a joiner waits for it: reports do not list it among the other locks held.
+    end: u64,
     /// Chosen to break a deadlock it is part of: the panic message it must raise.
     victim: Option<String>,
     /// Set, without the list's mutex, when the wait ended (see [`WaitToken`]): the entry no
@@ -360,7 +363,9 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
     let thread = s.id();
     free_ended(thread);
     let mut held = s.held_snapshot();
+    let mut own_end = 0;
     if let Ok(Some((end, spawned))) = THREAD_END.try_with(Cell::get) {
+        own_end = end.inst;
         // A thread started through `lockcheck::thread` holds its own end until it finishes:
         // a joiner waits for it (see [`join_wait`]).
         held.push(Held {
@@ -391,6 +396,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
         warned: false,
         relocking,
         panicking: std::thread::panicking(),
+        end: own_end,
         victim: None,
         ended: Arc::clone(&ended),
     };
@@ -622,7 +628,7 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
                 other_held: w
                     .held
                     .iter()
-                    .filter(|x| x.inst != h.inst)
+                    .filter(|x| x.inst != h.inst && x.inst != w.end)
                     .map(|x| LockRef::new(x.inst, x.class))
                     .collect(),
                 backtrace: None,
