@@ -53,6 +53,20 @@ const SCENARIOS: &[Scenario] = &[
         upgrade_holding_read,
     ),
     ("upgrade", "-", upgrade),
+    (
+        "upgrade-under-read",
+        "lock-order-inversion",
+        upgrade_under_read,
+    ),
+    ("upgrade-after-read", "-", upgrade_after_read),
+    (
+        "callback-under-lock",
+        "lock-order-inversion",
+        callback_under_lock,
+    ),
+    ("callback-after-lock", "-", callback_after_lock),
+    ("drop-under-lock", "self-deadlock", drop_under_lock),
+    ("drop-after-lock", "-", drop_after_lock),
     ("std-self-mutex", "self-deadlock", std_self_mutex),
     ("std-ab-ba", "lock-order-inversion", std_ab_ba),
     ("read-recursive", "-", read_recursive),
@@ -442,6 +456,103 @@ fn upgrade() {
     let l = RwLock::named("self.upgrade-alone", 0);
     let u = l.upgradable_read();
     let _w = lockcheck::RwLockUpgradableReadGuard::upgrade(u);
+}
+
+/// An upgrade waits for readers as a write does: ordered after the read share of another lock
+/// (`tests/real_bugs_round2.rs`: the salsa pattern). The look-alike upgrades after dropping it.
+fn upgrade_vs_writer(prefix: (&'static str, &'static str), release_first: bool) {
+    let memo = Arc::new(RwLock::named(prefix.0, 0));
+    let deps = Arc::new(RwLock::named(prefix.1, 0));
+    let (m2, d2) = (memo.clone(), deps.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let d = deps.read();
+            let u = memo.upgradable_read();
+            if release_first {
+                drop(d);
+            }
+            let _w = lockcheck::RwLockUpgradableReadGuard::upgrade(u);
+        }),
+        Box::new(move || {
+            let _m = m2.read();
+            let _d = d2.write();
+        }),
+    ]);
+}
+
+fn upgrade_under_read() {
+    upgrade_vs_writer(("upgrade-read.memo", "upgrade-read.deps"), false);
+}
+
+fn upgrade_after_read() {
+    upgrade_vs_writer(("upgrade-after.memo", "upgrade-after.deps"), true);
+}
+
+/// A callback (`Arc<dyn Fn>`) run under a library's lock takes a user lock, whose holder calls
+/// into the library (eclipse-zenoh/zenoh#1092). The look-alike calls it after the release.
+fn callbacks(prefix: (&'static str, &'static str), after: bool) {
+    type Callback = Arc<dyn Fn() + Send + Sync>;
+    let tables: Arc<Mutex<Vec<Callback>>> = Arc::new(Mutex::named(prefix.0, Vec::new()));
+    let user = Arc::new(Mutex::named(prefix.1, 0));
+    let u = user.clone();
+    tables.lock().push(Arc::new(move || *u.lock() += 1));
+    let t2 = tables.clone();
+    one_by_one(vec![
+        Box::new(move || {
+            if after {
+                let cbs = tables.lock().clone();
+                cbs.iter().for_each(|cb| cb());
+            } else {
+                tables.lock().iter().for_each(|cb| cb());
+            }
+        }),
+        Box::new(move || {
+            let _u = user.lock();
+            let _t = t2.lock();
+        }),
+    ]);
+}
+
+fn callback_under_lock() {
+    callbacks(("callback.tables", "callback.user"), false);
+}
+
+fn callback_after_lock() {
+    callbacks(("callback-after.tables", "callback-after.user"), true);
+}
+
+/// A value dropped under a `std` mutex's guard whose `Drop` takes that mutex
+/// (rust-lang-nursery/lazy-static.rs#56: `or_insert(vec![..])` drops its unused argument). The
+/// look-alike drops it after the guard.
+struct ReturnsToPool(Arc<lockcheck::sync::Mutex<Vec<u32>>>);
+
+impl Drop for ReturnsToPool {
+    fn drop(&mut self) {
+        if let Ok(mut free) = self.0.lock() {
+            free.push(1);
+        }
+    }
+}
+
+fn pool_drop(after: bool) {
+    let pool = Arc::new(lockcheck::sync::Mutex::new(Vec::new()));
+    let spare = ReturnsToPool(pool.clone());
+    let guard = pool.lock();
+    if after {
+        drop(guard);
+        drop(spare);
+    } else {
+        drop(spare);
+        drop(guard);
+    }
+}
+
+fn drop_under_lock() {
+    pool_drop(false);
+}
+
+fn drop_after_lock() {
+    pool_drop(true);
 }
 
 /// std's API (`lockcheck::sync`), whose classes are construction sites, not names.

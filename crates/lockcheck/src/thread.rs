@@ -12,8 +12,10 @@ pub use std::thread::{
     LocalKey, Result, Thread, ThreadId,
 };
 
+use crate::checked::class::{ClassSrc, Ids, Meta};
 use crate::checked::state::STATE;
 use lockcheck_core::deps::VectorClock;
+use lockcheck_core::trace::LockKind;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::Location;
@@ -30,6 +32,8 @@ thread_local! {
 /// backtraces are on) and, once a report needed it, the spawning function's name. Bounded by the
 /// number of `spawn` calls in the program's source, not by the number of threads.
 struct Spawner {
+    /// `thread spawned at file:line:col`: the class of the ends of threads spawned here.
+    end_class: Option<&'static str>,
     site: Site,
     trace: Option<backtrace::Backtrace>,
     function: Option<Option<String>>,
@@ -43,6 +47,7 @@ fn note_spawn_site(site: Site) {
     let mut spawners = crate::checked::state::internal(&SPAWNERS);
     let map = spawners.get_or_insert_with(HashMap::new);
     map.entry(key).or_insert_with(|| Spawner {
+        end_class: None,
         site,
         // Only the instruction pointers now (cheap); symbols only if a report names the thread.
         trace: crate::config::backtraces().then(backtrace::Backtrace::new_unresolved),
@@ -100,10 +105,16 @@ fn spawning_function(mut bt: backtrace::Backtrace) -> Option<String> {
         .find(|n| !crate::checked::report::is_internal(n) && !n.starts_with("__rust"))
 }
 
-/// The child's side of a fork: its vector clock at the end, for the join.
+/// The child's side of a fork: its vector clock at the end, for the join; and its end as a
+/// lock of the wait-for graph (`None`: checks were off at the spawn).
 #[derive(Default)]
 struct End {
     clock: parking_lot::Mutex<Option<VectorClock>>,
+    lock: Option<Ids>,
+    /// The thread's closure has returned (set by [`Finish`]).
+    done: std::sync::atomic::AtomicBool,
+    /// A joiner polling for the end (see [`wait_for_end`]), woken by [`Finish`].
+    joiner: parking_lot::Mutex<Option<Thread>>,
 }
 
 /// Called in the parent at spawn: returns the child's number and starting clock.
@@ -121,9 +132,29 @@ fn fork() -> (u64, VectorClock) {
         .unwrap_or_default()
 }
 
+/// The end of a thread spawned at `site`, as a lock of the wait-for graph: a `Once` of class
+/// `thread spawned at file:line:col` (one class per spawn site), held by the thread until it
+/// finishes.
+fn end_lock(site: Site) -> Option<Ids> {
+    if crate::config::action() == crate::config::Action::Off {
+        return None;
+    }
+    let key = site as *const Location<'static> as usize;
+    let class = {
+        let mut spawners = crate::checked::state::internal(&SPAWNERS);
+        let s = spawners.as_mut()?.get_mut(&key)?;
+        *s.end_class
+            .get_or_insert_with(|| Box::leak(format!("thread spawned at {site}").into_boxed_str()))
+    };
+    Some(Meta::new(ClassSrc::Named(class)).ids(LockKind::Once))
+}
+
 /// Runs in the child before its closure.
-fn start(id: u64, clock: VectorClock, site: Site) {
+fn start(id: u64, clock: VectorClock, site: Site, end: Option<Ids>) {
     let _ = SPAWNED_AT.try_with(|s| s.set(Some(site)));
+    if let Some(end) = end {
+        crate::checked::watch::set_thread_end(end, site);
+    }
     if id != 0 {
         let _ = STATE.try_with(|s| s.adopt(id, clock));
     }
@@ -137,6 +168,12 @@ impl Drop for Finish {
         let clock = STATE.try_with(|s| s.clock()).ok();
         *self.0.clock.lock() = clock;
         crate::checked::recorder::flush_thread();
+        self.0
+            .done
+            .store(true, std::sync::atomic::Ordering::Release);
+        if let Some(joiner) = self.0.joiner.lock().take() {
+            joiner.unpark();
+        }
     }
 }
 
@@ -156,6 +193,37 @@ fn joined(child: u64, end: &End) {
     });
 }
 
+/// Before a join: while the thread runs, a joiner that holds locks is registered as waiting for
+/// its end (see `watch::join_wait`) and polls for the end, so that a deadlock this wait is part
+/// of, reported by the joined thread's own wait or chosen to be broken here, ends the join with
+/// a panic instead of a hang (at the caller's line).
+#[track_caller]
+fn wait_for_end(is_finished: impl Fn() -> bool, end: &End, site: Site) {
+    let Some(lock) = end.lock else { return };
+    if is_finished() {
+        return;
+    }
+    let (mut token, w) = match crate::checked::watch::join_wait(lock, site) {
+        None => return,
+        Some(Err(v)) => v.raise(),
+        Some(Ok(t)) => t,
+    };
+    *end.joiner.lock() = Some(std::thread::current());
+    // Until the closure returns: what is left after it (thread-local destructors) takes no part.
+    while !end.done.load(std::sync::atomic::Ordering::Acquire) && !is_finished() {
+        if let Err(v) = token.register(&w) {
+            v.raise();
+        }
+        if let Some(msg) = token.victim() {
+            drop(token);
+            crate::checked::report::Verdict::new(msg).raise();
+        }
+        let slice = if token.pending() { 1 } else { 10 };
+        std::thread::park_timeout(std::time::Duration::from_millis(slice));
+    }
+    end.joiner.lock().take();
+}
+
 #[track_caller]
 fn wrap<F, T>(f: F) -> (impl FnOnce() -> T, u64, Arc<End>)
 where
@@ -164,10 +232,14 @@ where
     let site = Location::caller();
     note_spawn_site(site);
     let (id, clock) = fork();
-    let end = Arc::new(End::default());
+    let lock = end_lock(site);
+    let end = Arc::new(End {
+        lock,
+        ..End::default()
+    });
     let end2 = Arc::clone(&end);
     let body = move || {
-        start(id, clock, site);
+        start(id, clock, site, lock);
         let _finish = Finish(end2);
         f()
     };
@@ -190,7 +262,14 @@ impl std::fmt::Debug for End {
 
 impl<T> JoinHandle<T> {
     /// Waits for the thread to finish; what it did now happens before what follows.
+    ///
+    /// A join made while holding locks is a wait lockcheck sees: if the thread waits (directly or
+    /// through other threads) for a lock the joiner holds, the deadlock is reported and the side
+    /// that closes it panics (under `LOCKCHECK=panic` and `warn` alike), at this line when it is
+    /// the joiner.
+    #[track_caller]
     pub fn join(self) -> Result<T> {
+        wait_for_end(|| self.inner.is_finished(), &self.end, Location::caller());
         let r = self.inner.join();
         joined(self.id, &self.end);
         r
@@ -342,8 +421,11 @@ pub struct ScopedJoinHandle<'scope, T> {
 }
 
 impl<T> ScopedJoinHandle<'_, T> {
-    /// Waits for the thread to finish.
+    /// Waits for the thread to finish; a join made while holding locks is a wait lockcheck sees
+    /// (as [`JoinHandle::join`]).
+    #[track_caller]
     pub fn join(self) -> Result<T> {
+        wait_for_end(|| self.inner.is_finished(), &self.end, Location::caller());
         let r = self.inner.join();
         joined(self.id, &self.end);
         r

@@ -1114,7 +1114,9 @@ pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) -> O
             let other = s.find_held(|h| {
                 h.inst == ids.inst && matches!(h.mode, Mode::Shared | Mode::SharedRecursive)
             });
-            let h = other?;
+            let Some(h) = other else {
+                return upgrade_order(s, meta, ids, site);
+            };
             if flags() & flag::RECORD != 0 {
                 recorder::on_request(ids, LockKind::Rwlock, Mode::Exclusive, site, 0, 1);
             }
@@ -1129,6 +1131,31 @@ pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) -> O
         })
         .ok()
         .flatten()
+}
+
+/// The lock order of an upgrade: it waits for every reader to leave, as a write acquisition
+/// does, so it is ordered after the other locks the thread holds (a read share of `A` held
+/// while upgrading `B`, against a thread that holds a read share of `B` and writes `A`, is a
+/// deadlock no upgradable acquisition shows: upgradable and read shares do not exclude each
+/// other). The graph leaves out the lock's own upgradable hold. `Some`: a violation to raise.
+fn upgrade_order(
+    s: &ThreadState,
+    meta: &Meta,
+    ids: Ids,
+    site: &'static Location<'static>,
+) -> Option<Verdict> {
+    if flags() & flag::ORDER == 0 {
+        return None;
+    }
+    #[cfg_attr(not(feature = "tokio"), allow(unused_mut))]
+    let (mut key, _) = s.cache_key(ids.inst, Mode::Exclusive)?;
+    #[cfg(feature = "tokio")]
+    crate::tokio::track::cache_key_of_task(&mut key);
+    if s.cache_hit(&key) {
+        return None;
+    }
+    meta.mark_in_graph();
+    check_graph(s, meta, ids, Mode::Exclusive, site, &key)
 }
 
 /// The checks against what this thread holds: self-deadlock, then the dependency cache, and on

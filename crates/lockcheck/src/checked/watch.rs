@@ -138,6 +138,9 @@ struct Waiter {
     relocking: bool,
     /// Already unwinding: a second panic would abort.
     panicking: bool,
+    /// The instance of this thread's own end, among `held` (see [`set_thread_end`]); 0: none.
+    /// Only a joiner waits for it: reports do not list it among the other locks held.
+    end: u64,
     /// Chosen to break a deadlock it is part of: the panic message it must raise.
     victim: Option<String>,
     /// Set, without the list's mutex, when the wait ended (see [`WaitToken`]): the entry no
@@ -359,7 +362,24 @@ pub(crate) struct WaitFor {
 pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdict> {
     let thread = s.id();
     free_ended(thread);
-    let held = s.held_snapshot();
+    let mut held = s.held_snapshot();
+    let mut own_end = 0;
+    if let Ok(Some((end, spawned))) = THREAD_END.try_with(Cell::get) {
+        own_end = end.inst;
+        // A thread started through `lockcheck::thread` holds its own end until it finishes:
+        // a joiner waits for it (see [`join_wait`]).
+        held.push(Held {
+            inst: end.inst,
+            class: end.class,
+            mode: Mode::Exclusive,
+            site: spawned,
+            since: None,
+            source: false,
+            recorded: false,
+            #[cfg(feature = "tokio")]
+            task: 0,
+        });
+    }
     let name = thread_name(thread);
     let relocking = s.relocking.get();
     let ended = Arc::new(AtomicBool::new(false));
@@ -376,6 +396,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
         warned: false,
         relocking,
         panicking: std::thread::panicking(),
+        end: own_end,
         victim: None,
         ended: Arc::clone(&ended),
     };
@@ -389,6 +410,43 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
         Err(waiter) => token.pending = Some(waiter),
     }
     Ok(token)
+}
+
+thread_local! {
+    /// This thread's end as a lock of the wait-for graph, and where the thread was spawned: set
+    /// for threads started through `lockcheck::thread`, whose `join` is a wait lockcheck sees.
+    static THREAD_END: Cell<Option<(Ids, &'static Location<'static>)>> = const { Cell::new(None) };
+}
+
+/// Marks the calling thread (just started by `lockcheck::thread`) as holding its end `end`
+/// until it finishes.
+pub(crate) fn set_thread_end(end: Ids, spawned: &'static Location<'static>) {
+    let _ = THREAD_END.try_with(|e| e.set(Some((end, spawned))));
+}
+
+/// A join of the thread whose end is `end` (see [`set_thread_end`]) by a thread that holds
+/// locks: registered as a wait for the end, held by the joined thread, so that a joined thread
+/// blocked on a lock its joiner holds (directly or through other waits) is a deadlock, reported
+/// by whichever of the two closes the cycle. `None`: nothing to register (nothing held, checks
+/// off, or inside lockcheck's own work); `Err`: the deadlock this join closes, to raise.
+pub(crate) fn join_wait(
+    end: Ids,
+    site: &'static Location<'static>,
+) -> Option<Result<(WaitToken, WaitFor), Verdict>> {
+    if action() == Action::Off {
+        return None;
+    }
+    let w = WaitFor {
+        ids: end,
+        kind: LockKind::Once,
+        mode: Mode::Exclusive,
+        capacity: 1,
+        site,
+    };
+    STATE
+        .try_with(|s| (!s.busy.get() && s.held_len() > 0).then(|| begin_wait(s, w).map(|t| (t, w))))
+        .ok()
+        .flatten()
 }
 
 /// A deadlock closed by this thread's registration: report it and decide who gives up its
@@ -570,7 +628,7 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
                 other_held: w
                     .held
                     .iter()
-                    .filter(|x| x.inst != h.inst)
+                    .filter(|x| x.inst != h.inst && x.inst != w.end)
                     .map(|x| LockRef::new(x.inst, x.class))
                     .collect(),
                 backtrace: None,
