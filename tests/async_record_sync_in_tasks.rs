@@ -17,10 +17,10 @@ mod trace_file;
 
 use lockcheck::{Action, Mutex};
 use rt::Flavor;
-use std::collections::{BTreeSet, HashSet};
-use std::path::Path;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::thread::ThreadId;
+use trace_file::findings_involving as offline;
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -34,20 +34,6 @@ fn nested(first: &Mutex<u32>, second: &Mutex<u32>) {
     let mut y = second.lock();
     *x += 1;
     *y += 1;
-}
-
-/// The class keys of each violation `lockcheck analyze` finds in `trace` that involves `class`.
-fn offline(trace: &Path, class: &str) -> Vec<(String, BTreeSet<String>)> {
-    let report = lockcheck_analyze::analyze(&[trace.to_path_buf()], &Default::default()).unwrap();
-    report
-        .violations
-        .iter()
-        .map(|v| {
-            let classes: BTreeSet<String> = v.locks.iter().map(|l| l.class.clone()).collect();
-            (v.kind.clone(), classes)
-        })
-        .filter(|(_, classes)| classes.contains(class))
-        .collect()
 }
 
 /// A task alternates `a -> b` and `b -> a` with `.await`s between, on a two-worker runtime kept

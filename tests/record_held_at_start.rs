@@ -17,9 +17,8 @@ mod support;
 mod trace_file;
 
 use lockcheck::{Action, Mutex};
-use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::{mpsc, Arc};
+use trace_file::findings_involving as offline;
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -29,21 +28,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// The trace formats, by the file's extension.
 const FORMATS: [&str; 2] = ["json", "lct"];
-
-/// The kinds and classes of each violation `lockcheck analyze` finds in `trace` that involves
-/// `class`.
-fn offline(trace: &Path, class: &str) -> Vec<(String, BTreeSet<String>)> {
-    let report = lockcheck_analyze::analyze(&[trace.to_path_buf()], &Default::default()).unwrap();
-    report
-        .violations
-        .iter()
-        .map(|v| {
-            let classes: BTreeSet<String> = v.locks.iter().map(|l| l.class.clone()).collect();
-            (v.kind.clone(), classes)
-        })
-        .filter(|(_, classes)| classes.contains(class))
-        .collect()
-}
 
 fn name(base: &str, ext: &str) -> &'static str {
     Box::leak(format!("held_at_start.{base}.{ext}").into_boxed_str())

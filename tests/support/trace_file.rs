@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use lockcheck_core::trace::Event;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 #[path = "scratch.rs"]
@@ -45,4 +46,19 @@ pub fn lock_of(ev: &[Event], key: &str) -> u64 {
             _ => None,
         })
         .unwrap_or_else(|| panic!("no lock of {key}"))
+}
+
+/// The kind and class keys of each violation `lockcheck analyze` finds in `trace` that involves
+/// `class`.
+pub fn findings_involving(trace: &Path, class: &str) -> Vec<(String, BTreeSet<String>)> {
+    let report = lockcheck_analyze::analyze(&[trace.to_path_buf()], &Default::default()).unwrap();
+    report
+        .violations
+        .iter()
+        .map(|v| {
+            let classes: BTreeSet<String> = v.locks.iter().map(|l| l.class.clone()).collect();
+            (v.kind.clone(), classes)
+        })
+        .filter(|(_, classes)| classes.contains(class))
+        .collect()
 }
