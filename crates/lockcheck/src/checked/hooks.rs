@@ -1147,15 +1147,24 @@ fn upgrade_order(
     if flags() & flag::ORDER == 0 {
         return None;
     }
-    #[cfg_attr(not(feature = "tokio"), allow(unused_mut))]
-    let (mut key, _) = s.cache_key(ids.inst, Mode::Exclusive)?;
-    #[cfg(feature = "tokio")]
-    crate::tokio::track::cache_key_of_task(&mut key);
+    let (key, _) = dependency_key(s, ids.inst, Mode::Exclusive)?;
     if s.cache_hit(&key) {
         return None;
     }
     meta.mark_in_graph();
     check_graph(s, meta, ids, Mode::Exclusive, site, &key)
+}
+
+/// The dependency cache's key of acquiring `inst` in `mode` over the held set, and whether
+/// `inst` is held already ([`ThreadState::cache_key`]). In a task the dependency is the task's
+/// (see `check_graph`): the thread's cache, which the tasks it runs share, remembers it per task.
+#[inline(always)]
+fn dependency_key(s: &ThreadState, inst: u64, mode: Mode) -> Option<(CacheKey, bool)> {
+    #[cfg_attr(not(feature = "tokio"), allow(unused_mut))]
+    let (mut key, again) = s.cache_key(inst, mode)?;
+    #[cfg(feature = "tokio")]
+    crate::tokio::track::cache_key_of_task(&mut key);
+    Some((key, again))
 }
 
 /// The checks against what this thread holds: self-deadlock, then the dependency cache, and on
@@ -1178,12 +1187,7 @@ fn check_held(
         (true, None) => return None,
         (false, None) => {}
     }
-    #[cfg_attr(not(feature = "tokio"), allow(unused_mut))]
-    let (mut key, again) = s.cache_key(ids.inst, mode)?;
-    // In a task, the dependency is the task's (see `check_graph`): the thread's cache, which
-    // the tasks it runs share, remembers it per task.
-    #[cfg(feature = "tokio")]
-    crate::tokio::track::cache_key_of_task(&mut key);
+    let (key, again) = dependency_key(s, ids.inst, mode)?;
     let conflict = if again {
         s.find_held(|h| h.inst == ids.inst)
             .and_then(|h| self_conflict(kind, mode, h.mode).map(|k| (k, h)))

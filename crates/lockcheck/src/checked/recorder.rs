@@ -1507,6 +1507,18 @@ struct Writer {
     unmeasured_holds: u64,
 }
 
+/// Whether `x` is neither of the two values last seen in `recent` (the writer's caches of the
+/// last two locks and sites declared, see [`Writer::drain_raw`]); if so, it becomes the latest and
+/// the oldest is forgotten.
+#[inline(always)]
+fn not_recent(recent: &mut [u64; 2], x: u64) -> bool {
+    let new = x != recent[0] && x != recent[1];
+    if new {
+        *recent = [x, recent[0]];
+    }
+    new
+}
+
 impl Writer {
     fn new(file: File, path: PathBuf, lct: bool) -> Writer {
         Writer {
@@ -1671,29 +1683,24 @@ impl Writer {
             let c = (r.head >> 32) as u32;
             match r.head as u8 {
                 K_ACQUIRE | K_FAIL => {
-                    if r.a != ls[0] && r.a != ls[1] {
+                    if not_recent(&mut ls, r.a) {
                         self.lock(r.a, c);
-                        ls = [r.a, ls[0]];
                     }
-                    if r.b != ss[0] && r.b != ss[1] {
+                    if not_recent(&mut ss, r.b) {
                         self.site(r.b);
-                        ss = [r.b, ss[0]];
                     }
                 }
                 K_RELEASE | K_CONVERT | K_COND_WAIT => {
-                    if r.a != ls[0] && r.a != ls[1] {
+                    if not_recent(&mut ls, r.a) {
                         self.lock(r.a, c);
-                        ls = [r.a, ls[0]];
                     }
                 }
                 K_REQUEST if r.x == 0 => {
-                    if r.a != ls[0] && r.a != ls[1] {
+                    if not_recent(&mut ls, r.a) {
                         self.lock(r.a, c);
-                        ls = [r.a, ls[0]];
                     }
-                    if r.b != ss[0] && r.b != ss[1] {
+                    if not_recent(&mut ss, r.b) {
                         self.site(r.b);
-                        ss = [r.b, ss[0]];
                     }
                 }
                 K_REQUEST => {

@@ -88,6 +88,14 @@ pub(crate) fn entry(ids: u64, mode: Mode) -> u64 {
 /// Whether a shared entry stores the identity's complement (see [`entry`]).
 const SHARED_COMPLEMENT: bool = !cfg!(feature = "tokio");
 
+/// Whether a fast push of the stored word `w` for the identity `ids` must also store `ids`
+/// ([`HeldStack::ids_of`] recovers it otherwise): known at compile time (an exclusive hold's word
+/// is its identity, a shared hold's its complement) but in async code, whose push always writes it.
+#[inline(always)]
+fn word_lacks_ids(w: u64, ids: u64) -> bool {
+    (w != ids && w != !ids) || cfg!(feature = "tokio")
+}
+
 /// A stored word in [`entry`]'s first form, `ids ^ (mode << 40 | flags)` (a shared entry's
 /// complement undone): its low bits are the instance.
 #[inline(always)]
@@ -725,9 +733,7 @@ impl ThreadState {
         let st = self.stack_mut();
         st.words[1] = w;
         st.info[0].site = site;
-        // Known at compile time (an exclusive hold's word is its identity, a shared hold's its
-        // complement) but in async code, whose push always writes it.
-        if (w != ids && w != !ids) || cfg!(feature = "tokio") {
+        if word_lacks_ids(w, ids) {
             st.info[0].ids = ids;
         }
         #[cfg(feature = "tokio")]
@@ -747,8 +753,7 @@ impl ThreadState {
         // Not in `push_first`'s order: the compiler would merge the two into one sequence of
         // stores through computed offsets (five more instructions on both).
         self.busy.0.set(2);
-        // As in `push_first`.
-        if (w != ids && w != !ids) || cfg!(feature = "tokio") {
+        if word_lacks_ids(w, ids) {
             st.info[1].ids = ids;
         }
         st.info[1].site = site;
