@@ -131,9 +131,12 @@ fn check_known_holds(path: &Path, step: u64) {
     // The recorder's readings bracket the test's (the acquisition's before `Instant::now`, the
     // release's after the test's last one), so the recorded hold may exceed the truth by the
     // few instructions between them, plus a step, plus a preemption on a busy machine: 5 ms of
-    // slack above; none below.
+    // slack above. Below, only the time-stamp counter's conversion error: its ratio to
+    // nanoseconds is calibrated against `Instant` while the recording runs (`recorder::clock`),
+    // so a precise hold may read short by a few parts in 10^5 (1.3 us of 50 ms seen): 0.1 %.
+    let calibration = if step == 0 { truth / 1000 } else { 0 };
     assert!(
-        recorded + step >= truth && recorded <= truth + step + 5_000_000,
+        recorded + step + calibration >= truth && recorded <= truth + step + 5_000_000,
         "a hold of {truth} ns recorded as {recorded} ns, resolution {step} ns"
     );
     assert_eq!(long_stats, recorded, "the class statistics agree");
