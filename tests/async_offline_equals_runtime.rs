@@ -160,11 +160,16 @@ async fn join_look_alikes() {
 
         let g = m.lock().await;
         let m2 = m.clone();
+        // The task asks for the lock only once the joiner has given the join up (a signal, not a
+        // sleep: under load a 20 ms give-up could come after a 100 ms sleep, and the join would
+        // then be a real deadlock).
+        let (go, gone) = tokio::sync::oneshot::channel::<()>();
         let mut h = lockcheck::tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            gone.await.unwrap();
             *m2.lock().await += 1;
         });
         let _ = within(20, &mut h).await;
+        go.send(()).unwrap();
         let _n = n.lock().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         drop(g);
