@@ -563,6 +563,11 @@ fn service(name: &'static str, fixed: bool, worker_first: bool) {
         let mut s = sp.write(); // SERVICE_STOP
         s.active = false;
         if worker_first {
+            // A `ready` sent after the write lock was taken: the worker's next step is its read,
+            // which waits for `s` (without this, a worker still in its 20 ms sleep under load
+            // could come to the read after the join, and close the cycle itself).
+            while ready_rx.try_recv().is_ok() {}
+            let _ = ready_rx.recv();
             std::thread::sleep(Duration::from_millis(100)); // the worker now waits for `s`
         }
         if let Some(h) = s.handle.take() {
