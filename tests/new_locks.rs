@@ -228,17 +228,21 @@ fn the_real_once_and_lock_deadlock_is_reported_not_hung() {
         let once = Arc::new(Once::named("once.real"));
         let l = Arc::new(Mutex::named("once.real.l", ()));
         let (held_tx, held_rx) = mpsc::channel::<()>();
+        // The initializer has started (a signal, not a sleep: under load the caller could
+        // otherwise run the Once first, and there would be no deadlock to find).
+        let (started_tx, started_rx) = mpsc::channel::<()>();
         let (o2, l2) = (once.clone(), l.clone());
         let init = std::thread::spawn(move || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 o2.call_once(|| {
+                    started_tx.send(()).unwrap();
                     held_rx.recv().unwrap();
                     std::thread::sleep(Duration::from_millis(100));
                     drop(l2.lock());
                 })
             }))
         });
-        std::thread::sleep(Duration::from_millis(100));
+        started_rx.recv().unwrap();
         let caller = std::thread::spawn(move || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let _l = l.lock();
