@@ -59,8 +59,18 @@ pub(crate) fn new_instance_id() -> u64 {
 /// time only). Past that point a new lock may share its number with a live one, so findings
 /// about either may be wrong or missing: reported as `Incomplete` (limit `instances`).
 fn next_instance() -> (u64, bool) {
-    let raw = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
-    (raw & INST_MASK, raw == INST_MASK + 1)
+    next_from(&NEXT_INSTANCE)
+}
+
+/// [`next_instance`] on a given counter. Never 0: with class 0 it would make the identity word
+/// 0, which reads as "not assigned yet" (the number after a wrap is taken instead).
+fn next_from(counter: &AtomicU64) -> (u64, bool) {
+    let raw = counter.fetch_add(1, Ordering::Relaxed);
+    if raw & INST_MASK != 0 {
+        return (raw & INST_MASK, false);
+    }
+    let next = counter.fetch_add(1, Ordering::Relaxed);
+    (next & INST_MASK, raw == INST_MASK + 1)
 }
 
 /// Per-lock bookkeeping embedded in every instrumented raw lock.
@@ -379,5 +389,18 @@ mod tests {
             .expect("reported");
         assert!(v.message.contains("class"), "{}", v.message);
         assert_eq!(v.edges[0].site, loc.to_string());
+    }
+
+    #[test]
+    fn instance_numbers_wrap_once_reported_and_never_give_0() {
+        let counter = AtomicU64::new(INST_MASK - 1);
+        assert_eq!(next_from(&counter), (INST_MASK - 1, false));
+        assert_eq!(next_from(&counter), (INST_MASK, false));
+        // 2^40: the wrap, reported, and 0 (unassigned) skipped.
+        assert_eq!(next_from(&counter), (1, true));
+        assert_eq!(next_from(&counter), (2, false));
+        // A second wrap is not reported again (the first said numbers may be shared), nor 0 given.
+        counter.store(2 * (INST_MASK + 1), Ordering::Relaxed);
+        assert_eq!(next_from(&counter), (1, false));
     }
 }
