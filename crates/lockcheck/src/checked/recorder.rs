@@ -1728,6 +1728,15 @@ impl Writer {
             let bytes = unsafe {
                 std::slice::from_raw_parts(recs.as_ptr() as *const u8, std::mem::size_of_val(recs))
             };
+            if bytes.len() >= DIRECT_BYTES {
+                // Written from the block itself, behind what is gathered, in one vectored write:
+                // no copy into `out` (a full block is 40 KiB; copying it was about half the
+                // writer's instructions). The same bytes in the same order as the copy.
+                let r = write_both(&mut self.file, &self.out, bytes);
+                self.out.clear();
+                self.note_error(r);
+                return;
+            }
             self.out.extend_from_slice(bytes);
         }
         #[cfg(not(target_endian = "little"))]
@@ -2165,6 +2174,27 @@ impl Writer {
             _ => {}
         }
     }
+}
+
+/// Raw records of at least this many bytes (about a hundred records) go from their block to the
+/// file without a copy ([`Writer::put_raw`]); fewer are gathered with the rest of the output.
+const DIRECT_BYTES: usize = 4096;
+
+/// Writes `a` then `b` to `file`, in as few vectored writes as the file takes (`Write`'s
+/// `write_all_vectored` is not stable).
+fn write_both(file: &mut File, a: &[u8], b: &[u8]) -> io::Result<()> {
+    let mut slices = [io::IoSlice::new(a), io::IoSlice::new(b)];
+    let mut rest = &mut slices[..];
+    io::IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Entries of the writer's direct-mapped caches (powers of two).
@@ -2993,6 +3023,52 @@ mod tests {
             assert!(memo.out.len() > 1000, "lines written: {}", memo.out.len());
             let _ = std::fs::remove_file(&path);
         }
+    }
+
+    /// A run of raw records long enough to go from its block to the file without a copy lands
+    /// behind what was gathered before it, byte for byte what the copy would have written; a
+    /// short run is gathered.
+    #[test]
+    fn a_long_run_of_raw_records_is_written_in_place_in_order() {
+        let path =
+            std::env::temp_dir().join(format!("lockcheck-unit-direct-{}", std::process::id()));
+        let mut w = Writer::new(File::create(&path).unwrap(), path.clone(), true);
+        w.raw = true;
+        let rec = |i: u64| Rec {
+            head: head(K_RELEASE, Mode::Exclusive, How::Blocking, 3),
+            a: i,
+            b: 0,
+            x: 0,
+            ts: 1000 + i,
+        };
+        let cells = |n: u64| -> Vec<UnsafeCell<MaybeUninit<Rec>>> {
+            (0..n)
+                .map(|i| UnsafeCell::new(MaybeUninit::new(rec(i))))
+                .collect()
+        };
+        let bytes_of = |n: u64, t: u64| {
+            let mut out = Vec::new();
+            raw::encode_block_head(&mut out, t, n as usize);
+            for i in 0..n {
+                let r = rec(i);
+                for x in [r.head, r.a, r.b, r.x, r.ts] {
+                    out.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            out
+        };
+        w.out.extend_from_slice(b"before");
+        let (long, short) = (DIRECT_BYTES as u64 / 40 + 1, 3);
+        w.put_raw(7, &cells(long));
+        assert!(w.out.is_empty(), "the long run went to the file");
+        w.put_raw(8, &cells(short));
+        assert!(!w.out.is_empty(), "the short run is gathered");
+        w.write_out();
+        let mut want = b"before".to_vec();
+        want.extend(bytes_of(long, 7));
+        want.extend(bytes_of(short, 8));
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+        let _ = std::fs::remove_file(&path);
     }
 
     /// `.lct` version 4 says what version 2 says: the same records (those of the memo test,
