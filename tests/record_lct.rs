@@ -229,20 +229,23 @@ fn lct_recording_end_to_end() {
     assert_eq!(requests.count(), 3, "{ev:#?}");
     assert_eq!(events(&v3), ev);
     // `lockcheck convert` reads version 4: to JSON Lines and to version 2, the same events.
-    let whole = events(&lct);
-    let converted = [tmp("converted.json"), tmp("converted.lct")];
-    for out in &converted {
-        let run = std::process::Command::new(env!("CARGO_BIN_EXE_lockcheck"))
-            .arg("convert")
-            .args([&*lct, &**out])
-            .output()
-            .unwrap();
-        assert!(run.status.success(), "{run:?}");
-        assert_eq!(events(out), whole, "{}", out.display());
+    // (`nested`: with folded requests.)
+    for (from, tag) in [(&lct, "converted"), (&nested, "nested.converted")] {
+        let whole = events(from);
+        let converted = [tmp(&format!("{tag}.json")), tmp(&format!("{tag}.lct"))];
+        for out in &converted {
+            let run = std::process::Command::new(env!("CARGO_BIN_EXE_lockcheck"))
+                .arg("convert")
+                .args([&**from, &**out])
+                .output()
+                .unwrap();
+            assert!(run.status.success(), "{run:?}");
+            assert_eq!(events(out), whole, "{}", out.display());
+        }
+        assert!(std::fs::read(&*converted[1])
+            .unwrap()
+            .starts_with(&lct::MAGIC));
     }
-    assert!(std::fs::read(&*converted[1])
-        .unwrap()
-        .starts_with(&lct::MAGIC));
 
     // Version 2 on request, with the same analysis.
     let v2 = tmp("same.v2.lct");

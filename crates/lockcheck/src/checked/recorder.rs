@@ -1450,9 +1450,9 @@ struct Writer {
     out: Vec<u8>,
     /// Records in `.lct` ([`lockcheck_core::lct`]) instead of JSON Lines.
     lct: bool,
-    /// `.lct` version 3: the records of lock operations copied out raw ([`Writer::drain_raw`]).
+    /// `.lct` version 4: the records of lock operations written out raw ([`Writer::drain_raw`]).
     raw: bool,
-    /// The clock scale the last `clock` record said (version 3).
+    /// The clock scale the last `clock` record said (version 4).
     clock_written: u64,
     path: PathBuf,
     /// Classes declared.
@@ -1644,9 +1644,9 @@ impl Writer {
         b.consumed.store(consumed, Ordering::Release);
     }
 
-    /// Version 3: declares what the records use (locks, classes, sites, permits; drops and
-    /// tasks' held-across-await findings as in version 2), then copies the records out in
-    /// `block`s. Per record a kind test and the two declaration caches, no formatting: the
+    /// Version 4: declares what the records use (locks, classes, sites, permits; drops and
+    /// tasks' held-across-await findings as in version 2), then writes the records out in
+    /// `block`s ([`Writer::put_raw`]). Per record a kind test and the two declaration caches, no formatting: the
     /// reader derives hold times and statistics (see [`lockcheck_core::lct::raw`]).
     fn drain_raw(&mut self, t: u64, side: &mut Side, recs: &[UnsafeCell<MaybeUninit<Rec>>]) {
         let mut from = 0;
@@ -1750,7 +1750,7 @@ impl Writer {
         self.chunk();
     }
 
-    /// Version 3: a `clock` record when the scale changed since the last.
+    /// Version 4: a `clock` record when the scale changed since the last.
     fn clock_record(&mut self) {
         let k = self.scale.ns_per_tick();
         if self.raw && k != self.clock_written && self.failed.is_none() {
