@@ -1494,6 +1494,37 @@ struct Writer {
     unmeasured_holds: u64,
 }
 
+/// The index of the first record of `recs` from `i` on that [`Writer::drain_raw`] must do
+/// something for (declare a lock or site that is not among the last two, `ls` and `ss`, or
+/// anything beyond), `recs.len()` if none: the usual records of a loop of lock operations change
+/// nothing there (a hit in the last two changes nothing), and this loop makes no call.
+#[inline(always)]
+fn first_miss(
+    recs: &[UnsafeCell<MaybeUninit<Rec>>],
+    mut i: usize,
+    ls: [u64; 2],
+    ss: [u64; 2],
+) -> usize {
+    while let Some(slot) = recs.get(i) {
+        // SAFETY: below `committed` (see `Block`).
+        let r = unsafe { (*slot.get()).assume_init_ref() };
+        let lock = r.a == ls[0] || r.a == ls[1];
+        let site = r.b == ss[0] || r.b == ss[1];
+        let nothing = match r.head as u8 {
+            K_ACQUIRE | K_FAIL => lock && site,
+            K_RELEASE | K_CONVERT | K_COND_WAIT => lock,
+            K_REQUEST => r.x == 0 && lock && site,
+            K_FORK | K_JOIN => true,
+            _ => false,
+        };
+        if !nothing {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
 /// Whether `x` is neither of the two values last seen in `recent` (the writer's caches of the
 /// last two locks and sites declared, see [`Writer::drain_raw`]); if so, it becomes the latest and
 /// the oldest is forgotten.
@@ -1664,7 +1695,12 @@ impl Writer {
             }
             None => return,
         };
-        for (i, slot) in recs.iter().enumerate() {
+        let mut i = 0;
+        loop {
+            // The records that need nothing (their lock and site among the last two) in a loop
+            // without calls, which keeps the four in registers; then the one that needs more.
+            i = first_miss(recs, i, ls, ss);
+            let Some(slot) = recs.get(i) else { break };
             // SAFETY: below `committed` (see `Block`).
             let r = unsafe { (*slot.get()).assume_init_ref() };
             let c = (r.head >> 32) as u32;
@@ -1711,6 +1747,7 @@ impl Writer {
                     self.format_direct::<true>(t, side, r);
                 }
             }
+            i += 1;
         }
         self.put_raw(t, &recs[from..]);
     }
