@@ -1,7 +1,7 @@
 //! Recording in lockcheck's binary `.lct` format: the same program recorded as JSON Lines and as
 //! `.lct` (by the extension, or `LOCKCHECK_TRACE_FORMAT=lct`) gives the same analysis, and a
 //! crashed process leaves an `.lct` trace readable up to its last complete record. The recorder
-//! writes version 3 (raw record blocks, `lockcheck_core::lct::raw`), version 2 when
+//! writes version 4 (raw record blocks, `lockcheck_core::lct::raw`), version 2 when
 //! `LOCKCHECK_TRACE_FORMAT=lct2`.
 
 mod support;
@@ -74,10 +74,50 @@ fn essence(r: &lockcheck_analyze::report::Report) -> (Vec<(String, Vec<String>)>
 }
 
 fn is_lct(path: &Path) -> bool {
-    std::fs::read(path).unwrap().starts_with(&raw::MAGIC_V3)
+    std::fs::read(path).unwrap().starts_with(&raw::MAGIC_V4)
 }
 
-/// Acquisitions per class in the trace's `stats` events (in version 3 summed up by the reader).
+/// A version-4 trace as version 3 wrote it: every acquisition with its request folded in
+/// (`raw::REQUESTED`) as the request's own raw record, then the acquisition's; and how many.
+fn as_version_3(v4: &[u8]) -> (Vec<u8>, usize) {
+    assert!(v4.starts_with(&raw::MAGIC_V4));
+    let mut out = raw::MAGIC_V3.to_vec();
+    let (mut at, mut folded) = (4, 0);
+    while at < v4.len() {
+        let (len, n) = lct::read_varint(&v4[at..]).unwrap();
+        let end = at + n + len as usize;
+        let body = &v4[at + n..end];
+        if body[0] != raw::TAG_BLOCK {
+            out.extend_from_slice(&v4[at..end]);
+        } else {
+            let (t, tn) = lct::read_varint(&body[1..]).unwrap();
+            let mut recs = Vec::new();
+            for r in body[1 + tn..].chunks_exact(raw::RECORD_BYTES) {
+                let head = u64::from_le_bytes(r[..8].try_into().unwrap());
+                if head as u8 == raw::K_ACQUIRE && head & raw::REQUESTED != 0 {
+                    folded += 1;
+                    // The request: kind, the same mode and class, blocking; lock and site; no
+                    // permits count, no reading.
+                    let request =
+                        head & !(raw::REQUESTED | 0xff | 0xff << 16) | u64::from(raw::K_REQUEST);
+                    recs.extend_from_slice(&request.to_le_bytes());
+                    recs.extend_from_slice(&r[8..24]);
+                    recs.extend_from_slice(&[0; 16]);
+                    recs.extend_from_slice(&(head & !raw::REQUESTED).to_le_bytes());
+                    recs.extend_from_slice(&r[8..]);
+                } else {
+                    recs.extend_from_slice(r);
+                }
+            }
+            raw::encode_block_head(&mut out, t, recs.len() / raw::RECORD_BYTES);
+            out.extend(recs);
+        }
+        at = end;
+    }
+    (out, folded)
+}
+
+/// Acquisitions per class in the trace's `stats` events (in versions 3 and 4 summed up by the reader).
 fn acquisitions(ev: &[Event]) -> BTreeMap<u32, u64> {
     ev.iter()
         .filter_map(|e| match e {
@@ -166,21 +206,46 @@ fn lct_recording_end_to_end() {
         "the reader's statistics"
     );
     cut_anywhere(&lct);
-    // `lockcheck convert` reads version 3: to JSON Lines and to version 2, the same events.
-    let whole = events(&lct);
-    let converted = [tmp("converted.json"), tmp("converted.lct")];
-    for out in &converted {
-        let run = std::process::Command::new(env!("CARGO_BIN_EXE_lockcheck"))
-            .arg("convert")
-            .args([&*lct, &**out])
-            .output()
-            .unwrap();
-        assert!(run.status.success(), "{run:?}");
-        assert_eq!(events(out), whole, "{}", out.display());
+    // A nested acquisition of a known dependency is recorded as one raw record with its request
+    // folded in (version 4); version 3 wrote the request as its own record and still reads: the
+    // same recording rewritten that way reads as the same events.
+    let nested = tmp("nested.lct");
+    // (Checking on: the recorded fast way is the checked one.)
+    lockcheck::set_action(lockcheck::Action::Panic);
+    lockcheck::record::start(&nested).unwrap();
+    let (a, b) = (Mutex::named("v3.a", 0), Mutex::named("v3.b", 0));
+    for _ in 0..3 {
+        let _a = a.lock();
+        *b.lock() += 1;
     }
-    assert!(std::fs::read(&*converted[1])
-        .unwrap()
-        .starts_with(&lct::MAGIC));
+    lockcheck::record::stop().unwrap().expect("was recording");
+    lockcheck::set_action(lockcheck::Action::Off);
+    let (v3_bytes, folded) = as_version_3(&std::fs::read(&nested).unwrap());
+    assert!(folded > 0, "a known nested acquisition's request is folded");
+    let v3 = tmp("nested.v3.lct");
+    std::fs::write(&*v3, v3_bytes).unwrap();
+    let ev = events(&nested);
+    let requests = ev.iter().filter(|e| matches!(e, Event::Request { .. }));
+    assert_eq!(requests.count(), 3, "{ev:#?}");
+    assert_eq!(events(&v3), ev);
+    // `lockcheck convert` reads version 4: to JSON Lines and to version 2, the same events.
+    // (`nested`: with folded requests.)
+    for (from, tag) in [(&lct, "converted"), (&nested, "nested.converted")] {
+        let whole = events(from);
+        let converted = [tmp(&format!("{tag}.json")), tmp(&format!("{tag}.lct"))];
+        for out in &converted {
+            let run = std::process::Command::new(env!("CARGO_BIN_EXE_lockcheck"))
+                .arg("convert")
+                .args([&**from, &**out])
+                .output()
+                .unwrap();
+            assert!(run.status.success(), "{run:?}");
+            assert_eq!(events(out), whole, "{}", out.display());
+        }
+        assert!(std::fs::read(&*converted[1])
+            .unwrap()
+            .starts_with(&lct::MAGIC));
+    }
 
     // Version 2 on request, with the same analysis.
     let v2 = tmp("same.v2.lct");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// and the class keys of its locks.
 pub type Finding = (String, BTreeSet<String>);
 
-/// The trace format a run records in: JSON Lines or `.lct` (version 3, the recorder's raw blocks),
+/// The trace format a run records in: JSON Lines or `.lct` (version 4, the recorder's raw blocks),
 /// half of the runs each, chosen by a hash of the run's name, so that every scenario and mode
 /// is covered in one format and the suite as a whole covers both without running twice.
 pub fn trace_ext(name: &str) -> &'static str {

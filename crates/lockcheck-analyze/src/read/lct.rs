@@ -20,7 +20,8 @@ use std::io::BufRead;
 pub(super) struct LctDecoder {
     input: Chunks,
     started: bool,
-    /// Version 3 (the recorder's raw records): what its own records need kept between records.
+    /// Versions 3 and 4 (the recorder's raw records): what their own records need kept between
+    /// records.
     raw: Option<lct::raw::RawDecoder>,
 }
 
@@ -55,7 +56,7 @@ impl LctDecoder {
             loop {
                 match lct::check_magic(self.input.data()) {
                     Ok(version) => {
-                        if version == 3 {
+                        if version >= 3 {
                             self.raw = Some(lct::raw::RawDecoder::new());
                         }
                         break;

@@ -1,4 +1,4 @@
-//! `.lct` version 3: the recorder's records copied out as they are.
+//! `.lct` versions 3 and 4: the recorder's records copied out as they are.
 //!
 //! A version-2 writer turns every record of a lock operation into an event (declarations,
 //! hold times, per-class statistics, the encoding), about 130 instructions per record on the
@@ -18,6 +18,11 @@
 //! The reader, not the writer, derives hold times (from the clock readings `ts`, per thread)
 //! and the `stats` events (at `end`), as version 2's writer did. A file cut inside a `block`
 //! is readable up to the block's last complete raw record ([`RawDecoder::salvage`]).
+//!
+//! Version 4 differs in one bit: an `acquire` record with [`REQUESTED`] in its head stands for
+//! the `request` event just before it too (same thread, lock, mode and site, one permit), so that
+//! an acquisition the recorder saw requested and then taken without a wait takes one raw record
+//! instead of two. A version-3 writer never sets the bit, so one decoder reads both versions.
 
 use super::{read_varint, DecodeError, MAX_RECORD_LEN};
 use crate::trace::{ClassStats, Event, How, Mode};
@@ -25,6 +30,15 @@ use std::collections::{BTreeMap, HashMap};
 
 /// The first four bytes of a version-3 `.lct` file.
 pub const MAGIC_V3: [u8; 4] = *b"LCT\x03";
+
+/// The first four bytes of a version-4 `.lct` file: version 3 plus [`REQUESTED`].
+pub const MAGIC_V4: [u8; 4] = *b"LCT\x04";
+
+/// Bit of an `acquire` record's `head` (version 4): a `request` of the same lock, mode and site
+/// (one permit) came just before it, with nothing of the thread's in between, and the reader makes
+/// its event (the recorder folds a request into an acquisition that did not wait). Bits 24-31 of
+/// `head` were unused in version 3.
+pub const REQUESTED: u64 = 1 << 24;
 
 /// Tag of a `block` record: a stream's raw records.
 pub const TAG_BLOCK: u8 = 17;
@@ -221,7 +235,19 @@ impl RawDecoder {
             let w =
                 |i: usize| u64::from_le_bytes(rec[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
             let (head, a, b, x, ts) = (w(0), w(1), w(2), w(3), w(4));
-            if let Some(e) = self.record(t, head, a, b, x, ts)? {
+            if head & REQUESTED != 0 && head as u8 == K_ACQUIRE {
+                // Version 4's folded request: its event first, from the acquisition's fields
+                // (checked by the acquisition's own decoding, before anything is appended).
+                let acquire = self.record(t, head, a, b, x, ts)?;
+                out.push(Event::Request {
+                    t,
+                    l: a,
+                    m: mode_of(head)?,
+                    s: self.site(b)?,
+                    n: 1,
+                });
+                out.extend(acquire);
+            } else if let Some(e) = self.record(t, head, a, b, x, ts)? {
                 out.push(e);
             }
         }
@@ -248,20 +274,7 @@ impl RawDecoder {
     ) -> Result<Option<Event>, DecodeError> {
         let kind = head as u8;
         let c = (head >> 32) as u32;
-        let m = || -> Result<Mode, DecodeError> {
-            Ok(match (head >> 8) as u8 {
-                0 => Mode::Exclusive,
-                1 => Mode::Shared,
-                2 => Mode::SharedRecursive,
-                3 => Mode::Upgradable,
-                4 => Mode::Permit,
-                v => {
-                    return Err(DecodeError::Invalid(format!(
-                        "unknown mode {v} in a raw record"
-                    )))
-                }
-            })
-        };
+        let m = || mode_of(head);
         let how = || -> Result<How, DecodeError> {
             Ok(match (head >> 16) as u8 {
                 0 => How::Blocking,
@@ -354,6 +367,22 @@ impl RawDecoder {
     fn ns(&self, earlier: u64, later: u64) -> u64 {
         ticks_to_ns(self.ns_per_tick, earlier, later)
     }
+}
+
+/// The mode of a raw record's `head` (bits 8-15).
+fn mode_of(head: u64) -> Result<Mode, DecodeError> {
+    Ok(match (head >> 8) as u8 {
+        0 => Mode::Exclusive,
+        1 => Mode::Shared,
+        2 => Mode::SharedRecursive,
+        3 => Mode::Upgradable,
+        4 => Mode::Permit,
+        v => {
+            return Err(DecodeError::Invalid(format!(
+                "unknown mode {v} in a raw record"
+            )))
+        }
+    })
 }
 
 /// Nanoseconds between two clock readings at `ns_per_tick` (32.32 fixed point): 0 if `later` is
@@ -476,6 +505,45 @@ mod tests {
         want.push(500);
         assert_eq!(holds(&ev), want);
         assert!(d.held.is_empty(), "nothing held is kept: {:?}", d.held);
+    }
+
+    /// Version 4: an acquisition with [`REQUESTED`] reads as its request then itself, exactly as
+    /// the two records of version 3 do (same events, same statistics and hold times).
+    #[test]
+    fn a_requested_acquisition_reads_as_the_request_and_the_acquisition() {
+        let read = |recs: &[Vec<u8>]| {
+            let mut out = Vec::new();
+            encode_site_word(&mut out, 0xabc0, 4);
+            encode_clock(&mut out, 1 << 32);
+            encode_block_head(&mut out, 3, recs.len());
+            recs.iter().for_each(|r| out.extend_from_slice(r));
+            encode_end(&mut out);
+            decode_all(&mut RawDecoder::new(), &out).unwrap()
+        };
+        let shared = 1 << 8;
+        let mut folded = rec(K_ACQUIRE, 9, 5, 0xabc0, 0, 100);
+        let head = u64::from(K_ACQUIRE) | shared | REQUESTED | 9 << 32;
+        folded[..8].copy_from_slice(&head.to_le_bytes());
+        let mut request = rec(K_REQUEST, 9, 5, 0xabc0, 0, 0);
+        request[1] = 1;
+        let mut acquire = rec(K_ACQUIRE, 9, 5, 0xabc0, 0, 100);
+        acquire[1] = 1;
+        let release = rec(K_RELEASE, 9, 5, 0, 0, 150);
+        let two = read(&[request, acquire, release.clone()]);
+        assert_eq!(read(&[folded, release]), two);
+        assert!(matches!(
+            two[..2],
+            [
+                Event::Request {
+                    t: 3,
+                    l: 5,
+                    m: Mode::Shared,
+                    s: Some(4),
+                    n: 1
+                },
+                Event::Acquire { .. }
+            ]
+        ));
     }
 
     #[test]

@@ -429,7 +429,8 @@ pub(crate) fn lock_known(
 /// [`word::RECORDED`] (so that its release records too, see [`released_rest`]), then the records
 /// the full path writes for them, in its order: a `request` when locks are held (the full path
 /// writes it before its checks, which find nothing here; a request carries no time), then the
-/// `acquire` with no wait. A failed try changes nothing and writes nothing: `No`, the full path
+/// `acquire` with no wait; with locks held, both as one record (an acquisition with the request
+/// folded in, `recorder::on_request_acquire`, which the writers turn into the two events). A failed try changes nothing and writes nothing: `No`, the full path
 /// (which tries again, and records the request before it blocks). `f`: the switches as
 /// [`lock_known`] read them.
 #[inline(always)]
@@ -492,7 +493,7 @@ fn lock_recorded(
     };
     let ids = Ids::from_word(w);
     if nested {
-        recorder::on_request_acquire(ids, kind, mode, site, 1);
+        recorder::on_request_acquire(ids, mode, site);
     } else {
         recorder::on_acquire_reserved(ids, mode, site);
     }
