@@ -47,6 +47,7 @@
 
 pub mod baseline;
 pub mod config;
+pub mod clocks;
 pub mod cycles;
 pub mod graph;
 pub mod held_across_await;
