@@ -173,7 +173,13 @@ impl ClockArena {
                 }
                 *c = r;
             }
-            (Clock::Tree { height, root }, &Clock::Tree { height: hb, root: rb }) => {
+            (
+                Clock::Tree { height, root },
+                &Clock::Tree {
+                    height: hb,
+                    root: rb,
+                },
+            ) => {
                 let h = (*height).max(hb);
                 let ra = self.lift(*root, *height, h);
                 let lifted = hb < h;
@@ -211,9 +217,13 @@ impl ClockArena {
     pub fn eq(&self, a: &Clock, b: &Clock) -> bool {
         match (a, b) {
             (Clock::Flat(x), Clock::Flat(y)) => x == y,
-            (&Clock::Tree { height, root }, &Clock::Tree { height: hb, root: rb }) => {
-                height == hb && self.nodes_eq(root, rb, u32::from(height) - 1)
-            }
+            (
+                &Clock::Tree { height, root },
+                &Clock::Tree {
+                    height: hb,
+                    root: rb,
+                },
+            ) => height == hb && self.nodes_eq(root, rb, u32::from(height) - 1),
             _ => false,
         }
     }
@@ -335,9 +345,10 @@ impl ClockArena {
     /// Recomputes the hash of an inner node from its children's hashes.
     fn rehash_inner(&mut self, n: u32) {
         let kids = self.kids[n as usize];
-        let h = kids.iter().fold(0x6a09_e667_f3bc_c909, |h, &k| {
-            mix(h ^ self.hash[k as usize])
-        });
+        let h = kids.iter().fold(
+            0x6a09_e667_f3bc_c909,
+            |h, &k| mix(h ^ self.hash[k as usize]),
+        );
         self.hash[n as usize] = h;
     }
 
@@ -519,7 +530,11 @@ mod tests {
     /// Every entry of `ours` is `old`'s, over the ids in play and beyond them.
     fn same(arena: &ClockArena, ours: &Clock, old: &VectorClock, ids: &[u32]) {
         for &t in ids.iter().chain(&[1 << 20, u32::MAX]) {
-            assert_eq!(arena.get(ours, u64::from(t)), old.get(u64::from(t)), "thread {t}");
+            assert_eq!(
+                arena.get(ours, u64::from(t)),
+                old.get(u64::from(t)),
+                "thread {t}"
+            );
         }
         assert_eq!(arena.get(ours, 1 << 40), 0);
     }

@@ -1731,9 +1731,7 @@ fn compatible(
     }
     match flat.and_then(|f| f.pair_gate(ai, bi)) {
         // check_pair's own clock test after its gate rule.
-        Some(gate) => {
-            !gate && !a.happens_before(b) && !b.happens_before(a)
-        }
+        Some(gate) => !gate && !a.happens_before(b) && !b.happens_before(a),
         None => check_pair(a, b).is_ok(),
     }
 }

@@ -46,8 +46,8 @@
 #![warn(missing_docs, rust_2018_idioms)]
 
 pub mod baseline;
-pub mod config;
 pub mod clocks;
+pub mod config;
 pub mod cycles;
 pub mod graph;
 pub mod held_across_await;

@@ -20,8 +20,8 @@
 //! request of a lock the thread already holds, in a mode that waits for that hold, is a
 //! [`SelfDeadlock`].
 
-use crate::hist::Histogram;
 use crate::clocks::{Clock, Clocks};
+use crate::hist::Histogram;
 use lockcheck_core::deps::DepView;
 use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode};
 use std::collections::HashMap;
