@@ -404,3 +404,76 @@ fn a_hostile_trace_s_report_and_graphs_stay_bounded() {
     assert!((0..class.edge_count() as u32).all(|e| class.deps(e) == inst.deps(e)));
     std::fs::remove_file(&path).ok();
 }
+
+/// A chain of 30,000 forks (each thread starts the next and a side thread at a few places), the
+/// joins unwinding it, and four inversions: two ordered by the forks or the joins (filtered as
+/// `fork-join`), two between threads that fork/join leaves concurrent (reported). Every clock past
+/// the 16th thread of the chain is a shared trie (`lockcheck_analyze::clocks`): the answers
+/// must be those of full vector clocks, in seconds (before the shared clocks, such a chain took
+/// minutes and gigabytes: the analysis ran into this test's timeout).
+#[test]
+fn fork_join_order_is_exact_along_a_long_chain_of_forks() {
+    let n: u64 = 30_000;
+    let side = |i: u64| 1_000_000 + i;
+    let (a, b, c, d, e, f, g, h) = (1, 2, 3, 4, 5, 6, 7, 8);
+    let mut t = String::new();
+    let pair = |t: &mut String, th: u64, x: u32, y: u32| {
+        *t += &format!("T{th}|acq({x})|1\nT{th}|acq({y})|2\nT{th}|rel({y})|3\nT{th}|rel({x})|4\n");
+    };
+    pair(&mut t, 1, a, b);
+    for i in 1..=n {
+        if [5, n / 2, n - 10].contains(&i) {
+            t += &format!("T{i}|fork({})|5\n", side(i));
+        }
+        if i < n {
+            t += &format!("T{i}|fork({})|6\n", i + 1);
+        }
+    }
+    pair(&mut t, side(5), c, d);
+    pair(&mut t, side(n - 10), d, c);
+    pair(&mut t, side(n / 2), f, e);
+    pair(&mut t, n, b, a);
+    pair(&mut t, n - 5, g, h);
+    for i in (1..n).rev() {
+        t += &format!("T{i}|join({})|7\n", i + 1);
+    }
+    pair(&mut t, 1, e, f);
+    pair(&mut t, 1, h, g);
+    let path = ScratchFile::new("hostile", "fork-chain-orders.std");
+    std::fs::write(&path, t).unwrap();
+    let report = analyze_in_time(&path, Options::default());
+    let threads = |edges: &[lockcheck_analyze::report::EdgeReport]| {
+        let mut v: Vec<String> = edges.iter().map(|e| e.thread.clone()).collect();
+        v.sort();
+        v
+    };
+    let mut reported: Vec<Vec<String>> = report
+        .violations
+        .iter()
+        .map(|v| threads(&v.edges))
+        .collect();
+    // Each lock is its own class here: a cycle may be listed at both levels.
+    reported.sort();
+    reported.dedup();
+    let mut filtered: Vec<(String, Vec<String>)> = report
+        .filtered
+        .iter()
+        .map(|f| (f.filter.clone(), threads(&f.edges)))
+        .collect();
+    filtered.sort();
+    filtered.dedup();
+    let names = |a: u64, b: u64| {
+        let mut v = vec![format!("T{a}"), format!("T{b}")];
+        v.sort();
+        v
+    };
+    let mut want = vec![names(side(5), side(n - 10)), names(1, side(n / 2))];
+    want.sort();
+    assert_eq!(reported, want, "the concurrent inversions, and only they");
+    let mut want: Vec<(String, Vec<String>)> = [names(1, n), names(1, n - 5)]
+        .into_iter()
+        .map(|t| ("fork-join".to_string(), t))
+        .collect();
+    want.sort();
+    assert_eq!(filtered, want, "the inversions ordered by fork or join");
+}

@@ -1731,11 +1731,7 @@ fn compatible(
     }
     match flat.and_then(|f| f.pair_gate(ai, bi)) {
         // check_pair's own clock test after its gate rule.
-        Some(gate) => {
-            !gate
-                && !a.clock().happens_before(a.thread(), b.clock())
-                && !b.clock().happens_before(b.thread(), a.clock())
-        }
+        Some(gate) => !gate && !a.happens_before(b) && !b.happens_before(a),
         None => check_pair(a, b).is_ok(),
     }
 }
@@ -1770,10 +1766,8 @@ impl<'a> Epochs<'a> {
         let threads = model.threads.len();
         let size = model.clocks.len().saturating_mul(threads);
         let entries = || {
-            model
-                .clocks
-                .iter()
-                .flat_map(move |c| (0..threads as u64).map(move |t| c.get(t)))
+            (0..model.clocks.len() as u32)
+                .flat_map(move |c| (0..threads as u64).map(move |t| model.clocks.get(c, t)))
         };
         let table = if size > MAX_EPOCH_TABLE || size == 0 {
             EpochTable::Absent
@@ -1798,10 +1792,10 @@ impl<'a> Epochs<'a> {
     fn get(&self, clock: u32, thread: u64) -> u32 {
         let at = clock as usize * self.threads + thread as usize;
         match &self.table {
-            _ if thread as usize >= self.threads => self.model.clocks[clock as usize].get(thread),
+            _ if thread as usize >= self.threads => self.model.clocks.get(clock, thread),
             EpochTable::Narrow(t) => u32::from(t[at]),
             EpochTable::Wide(t) => t[at],
-            EpochTable::Absent => self.model.clocks[clock as usize].get(thread),
+            EpochTable::Absent => self.model.clocks.get(clock, thread),
         }
     }
 
@@ -2698,7 +2692,7 @@ pub fn find_root_causes_on(
     let own: Vec<u32> = model
         .deps
         .iter()
-        .map(|r| model.clocks[r.clock as usize].get(r.thread as u64))
+        .map(|r| model.clocks.get(r.clock, r.thread as u64))
         .collect();
     // The closers of each dependency explored ([`EdgeSearch::closers_of`]), by dependency
     // index: read once per changed edge it lies on (millions of reads on the hostile random

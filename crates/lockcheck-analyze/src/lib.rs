@@ -46,6 +46,7 @@
 #![warn(missing_docs, rust_2018_idioms)]
 
 pub mod baseline;
+pub mod clocks;
 pub mod config;
 pub mod cycles;
 pub mod graph;

@@ -20,8 +20,9 @@
 //! request of a lock the thread already holds, in a mode that waits for that hold, is a
 //! [`SelfDeadlock`].
 
+use crate::clocks::{Clock, Clocks};
 use crate::hist::Histogram;
-use lockcheck_core::deps::{DepView, VectorClock};
+use lockcheck_core::deps::DepView;
 use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -503,8 +504,8 @@ impl DepView for Dep<'_> {
     fn how(&self) -> How {
         self.rec.how
     }
-    fn clock(&self) -> &VectorClock {
-        &self.model.clocks[self.rec.clock as usize]
+    fn epoch(&self, thread: u64) -> u32 {
+        self.model.clocks.get(self.rec.clock, thread)
     }
     fn held_iter(&self) -> impl Iterator<Item = (LockId, Mode)> + '_ {
         self.held()
@@ -778,8 +779,9 @@ pub struct Model {
     pub held_sets: Trie<(LockId, Mode), u32>,
     /// The distinct lists of sites where the held locks were acquired.
     pub held_sites: Trie<Option<SiteId>>,
-    /// The distinct vector clocks of the dependencies; [`EMPTY`] is the empty clock.
-    pub clocks: Vec<VectorClock>,
+    /// The distinct vector clocks of the dependencies; [`EMPTY`] is the empty clock. They share
+    /// their nodes with each other (a chain of forks costs linear memory, see [`crate::clocks`]).
+    pub clocks: Clocks,
     /// Further site combinations of dependencies (see [`DepRecord::first_sites`]).
     more_sites: Vec<MoreSites>,
     /// Survivable nonsense seen.
@@ -833,7 +835,7 @@ impl Default for Model {
             deps: Vec::new(),
             held_sets: Trie::new((0, Mode::Exclusive)),
             held_sites: Trie::new(None),
-            clocks: vec![VectorClock::new()],
+            clocks: Clocks::default(),
             more_sites: Vec::new(),
             anomalies: Anomalies::default(),
             approximations: Approximations::default(),
@@ -978,10 +980,11 @@ struct Pending {
     found: Option<u32>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct ThreadState {
     held: Vec<Held>,
-    clock: VectorClock,
+    /// A clock of the model's [`Clocks`] arena.
+    clock: Clock,
     /// `clock` interned, `NO_CLOCK` until a dependency needs it after a change.
     clock_id: ClockId,
     /// The thread's empty held set (the root of its tree in `Model::held_sets`).
@@ -1088,7 +1091,6 @@ pub struct ModelBuilder {
     /// Interned clocks: hash -> first id with that hash; `clock_next` chains the others.
     clock_index: FastMap<u64, ClockId>,
     clock_next: Vec<ClockId>,
-    clock_hash: foldhash::fast::RandomState,
     self_index: FastMap<(SelfKind, LockId, Option<SiteId>, Option<SiteId>), u32>,
     threads: Vec<ThreadState>,
     maps: TraceMaps,
@@ -1192,8 +1194,7 @@ impl ModelBuilder {
             format!("T{t}")
         };
         self.model.threads.push(ThreadInfo { name, trace });
-        let mut clock = VectorClock::new();
-        clock.set(id as u64, 1);
+        let clock = Clock::new_thread(id);
         let root = self.model.held_sets.new_root();
         self.threads.push(ThreadState {
             held: Vec::new(),
@@ -1304,14 +1305,13 @@ impl ModelBuilder {
             return state.clock_id;
         }
         let clocks = &mut self.model.clocks;
-        let hash = self.clock_hash.hash_one(&state.clock);
+        let hash = clocks.arena().hash(&state.clock);
         let mut id = self.clock_index.get(&hash).copied().unwrap_or(NO_CLOCK);
-        while id != NO_CLOCK && clocks[id as usize] != state.clock {
+        while id != NO_CLOCK && !clocks.is(id, &state.clock) {
             id = self.clock_next[id as usize];
         }
         if id == NO_CLOCK {
-            id = clocks.len() as ClockId;
-            clocks.push(state.clock.clone());
+            id = clocks.push(&state.clock);
             // Chain behind the first one with this hash (the empty clock, id 0, is never
             // looked up: a thread's clock always knows the thread itself).
             self.clock_next.resize(clocks.len(), NO_CLOCK);
@@ -2104,13 +2104,15 @@ impl ModelBuilder {
                     return;
                 }
                 self.settle(p);
-                let parent_clock = self.threads[p as usize].clock.clone();
+                let arena = self.model.clocks.arena();
+                let parent_clock = arena.clone_clock(&self.threads[p as usize].clock);
                 let cs = &mut self.threads[c as usize];
-                cs.clock.join(&parent_clock);
-                cs.clock.tick(c as u64);
+                arena.join(&mut cs.clock, &parent_clock);
+                arena.release(parent_clock);
+                arena.tick(&mut cs.clock, c);
                 cs.clock_id = NO_CLOCK;
                 let ps = &mut self.threads[p as usize];
-                ps.clock.tick(p as u64);
+                arena.tick(&mut ps.clock, p);
                 ps.clock_id = NO_CLOCK;
             }
             Event::Join { t, child } => {
@@ -2120,13 +2122,15 @@ impl ModelBuilder {
                     return;
                 }
                 self.settle(p);
-                let child_clock = self.threads[c as usize].clock.clone();
+                let arena = self.model.clocks.arena();
+                let child_clock = arena.clone_clock(&self.threads[c as usize].clock);
                 let ps = &mut self.threads[p as usize];
-                ps.clock.join(&child_clock);
+                arena.join(&mut ps.clock, &child_clock);
+                arena.release(child_clock);
                 ps.clock_id = NO_CLOCK;
                 // Anything the child still does (a bad trace) is not before the join.
                 let cs = &mut self.threads[c as usize];
-                cs.clock.tick(c as u64);
+                arena.tick(&mut cs.clock, c);
                 cs.clock_id = NO_CLOCK;
             }
             Event::Drop { .. } => {}
@@ -2371,8 +2375,8 @@ pub(crate) mod tests {
         )]);
         assert_eq!(m.deps.len(), 3);
         let (a, b, c) = (m.dep(0), m.dep(1), m.dep(2));
-        assert!(a.clock().happens_before(a.thread(), b.clock()));
-        assert!(b.clock().happens_before(b.thread(), c.clock()));
+        assert!(a.happens_before(&b));
+        assert!(b.happens_before(&c));
     }
 
     #[test]

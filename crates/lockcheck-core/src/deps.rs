@@ -189,8 +189,15 @@ pub trait DepView {
     fn mode(&self) -> Mode;
     /// Whether the request could block forever.
     fn how(&self) -> How;
-    /// The thread's vector clock at the request.
-    fn clock(&self) -> &VectorClock;
+    /// The epoch of `thread` known to the thread's vector clock at the request (0: none).
+    /// A view, not the clock itself, so that the analyzer may store its clocks its own way.
+    fn epoch(&self, thread: u64) -> u32;
+    /// Whether this dependency happens before `later` under fork/join (as
+    /// [`VectorClock::happens_before`] of their clocks).
+    fn happens_before<B: DepView + ?Sized>(&self, later: &B) -> bool {
+        let own = self.epoch(self.thread());
+        own != 0 && own <= later.epoch(self.thread())
+    }
     /// The locks held at the request with their modes, oldest first.
     fn held_iter(&self) -> impl Iterator<Item = (Self::Lock, Mode)> + '_;
     /// The mode of the oldest hold of `lock` at the request, if it was held.
@@ -213,8 +220,8 @@ impl<L: Copy + Eq> DepView for Dependency<L> {
     fn how(&self) -> How {
         self.how
     }
-    fn clock(&self) -> &VectorClock {
-        &self.clock
+    fn epoch(&self, thread: u64) -> u32 {
+        self.clock.get(thread)
     }
     fn held_iter(&self) -> impl Iterator<Item = (L, Mode)> + '_ {
         self.held.iter().copied()
@@ -250,9 +257,7 @@ where
             }
         }
     }
-    if a.clock().happens_before(a.thread(), b.clock())
-        || b.clock().happens_before(b.thread(), a.clock())
-    {
+    if a.happens_before(b) || b.happens_before(a) {
         return Err(Infeasible::HappensBefore);
     }
     Ok(())
@@ -406,8 +411,8 @@ mod tests {
         fn how(&self) -> How {
             self.dep.how
         }
-        fn clock(&self) -> &VectorClock {
-            &self.dep.clock
+        fn epoch(&self, thread: u64) -> u32 {
+            self.dep.clock.get(thread)
         }
         fn held_iter(&self) -> impl Iterator<Item = (u32, Mode)> + '_ {
             self.newest_first.iter().rev().copied()

@@ -1,0 +1,675 @@
+//! Vector clocks over fork and join that share their structure, so that a long chain of forks
+//! (each thread starts the next) costs memory and time linear in its length.
+//!
+//! A [`lockcheck_core::deps::VectorClock`] is a sorted list of every thread its owner knows of:
+//! in a chain of `n` forks the `i`-th thread knows its `i` ancestors, and keeping every thread's
+//! clock (and the clocks of the dependencies) is quadratic in `n`. Here a clock with more than
+//! [`FLAT_MAX`] entries is a persistent 4-ary trie keyed by thread id, its nodes shared between
+//! clocks and reference-counted in one [`ClockArena`]: a fork copies one path of the parent's
+//! trie instead of the whole list, a join of two clocks that share subtrees visits only where
+//! they differ, and a tick of a clock that nothing else shares changes it in place. Small clocks
+//! (most programs) stay flat sorted lists, as compact as before.
+//!
+//! The answers are exactly those of `VectorClock` (`get`, `tick`, `join`, equality): the tests
+//! replay random fork/join traces through both. Written here because no crate offers a
+//! persistent, reference-counted integer map with a structural-sharing join and a cheap
+//! content hash in an arena of 32-bit indices (the model keeps millions of clocks).
+
+/// Clocks with at most this many entries are flat sorted lists; beyond, tries. The form is a
+/// function of the content (entries only ever appear, never vanish), so equal clocks have equal
+/// forms.
+pub const FLAT_MAX: usize = 16;
+
+/// Bits of a thread id per trie level (4 children per node).
+const BITS: u32 = 2;
+/// Children per node.
+const FAN: usize = 1 << BITS;
+
+/// One vector clock: its entries, or the root of its trie in a [`ClockArena`].
+///
+/// A trie clock holds one reference to its root: copy it with [`ClockArena::clone_clock`] and
+/// give it back with [`ClockArena::release`] (a clock dropped without that only wastes arena
+/// space, it never changes another clock).
+#[derive(Debug)]
+pub enum Clock {
+    /// At most [`FLAT_MAX`] `(thread, epoch)` entries, sorted by thread, every epoch positive.
+    Flat(Box<[(u32, u32)]>),
+    /// More entries: a trie of `height` levels (capacity `4^height` threads, the smallest that
+    /// holds the largest thread id present) whose root is node `root` of the arena.
+    Tree {
+        /// Levels of the trie; level 0 nodes hold epochs, the others child nodes.
+        height: u8,
+        /// The root node.
+        root: u32,
+    },
+}
+
+impl Clock {
+    /// The clock of a new thread: it knows itself at epoch 1.
+    pub fn new_thread(thread: u32) -> Clock {
+        Clock::Flat(Box::new([(thread, 1)]))
+    }
+
+    /// The clock that knows nothing.
+    pub fn empty() -> Clock {
+        Clock::Flat(Box::new([]))
+    }
+
+    /// A bitwise copy: valid only where the arena is copied along (see [`Clocks`]'s `Clone`).
+    fn shallow(&self) -> Clock {
+        match self {
+            Clock::Flat(v) => Clock::Flat(v.clone()),
+            &Clock::Tree { height, root } => Clock::Tree { height, root },
+        }
+    }
+}
+
+/// The shared nodes of the trie clocks.
+///
+/// Node 0 is the empty subtree at every level (all epochs 0), never counted nor freed. A node at
+/// level 0 holds the epochs of 4 consecutive threads; above, the indices of 4 child nodes.
+/// Every node other than 0 has a positive entry below it.
+#[derive(Debug, Clone)]
+pub struct ClockArena {
+    kids: Vec<[u32; FAN]>,
+    /// References to each node (from parents and from clocks).
+    rc: Vec<u32>,
+    /// A hash of each node's content (0 for node 0), equal for equal content at equal levels.
+    hash: Vec<u64>,
+    /// Freed nodes, reused first.
+    free: Vec<u32>,
+}
+
+impl Default for ClockArena {
+    fn default() -> Self {
+        ClockArena::new()
+    }
+}
+
+/// A 64-bit mixer (splitmix64's finalizer).
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The smallest height whose trie holds thread `t`.
+fn height_for(t: u32) -> u8 {
+    let bits = 32 - t.leading_zeros();
+    bits.div_ceil(BITS).max(1) as u8
+}
+
+/// The child of a level-`level` node that leads to thread `t`.
+#[inline]
+fn digit(t: u32, level: u32) -> usize {
+    ((t >> (BITS * level)) as usize) & (FAN - 1)
+}
+
+impl ClockArena {
+    /// An arena with only the empty node.
+    pub fn new() -> Self {
+        ClockArena {
+            kids: vec![[0; FAN]],
+            rc: vec![0],
+            hash: vec![0],
+            free: Vec::new(),
+        }
+    }
+
+    /// Nodes allocated (live or free), for memory accounting.
+    pub fn nodes(&self) -> usize {
+        self.kids.len()
+    }
+
+    /// The epoch of `thread` known to `c` (0: none).
+    pub fn get(&self, c: &Clock, thread: u64) -> u32 {
+        let Ok(t) = u32::try_from(thread) else {
+            return 0;
+        };
+        match c {
+            Clock::Flat(v) => match v.binary_search_by_key(&t, |e| e.0) {
+                Ok(i) => v[i].1,
+                Err(_) => 0,
+            },
+            &Clock::Tree { height, root } => {
+                if height_for(t) > height {
+                    return 0;
+                }
+                let mut n = root;
+                for level in (1..u32::from(height)).rev() {
+                    n = self.kids[n as usize][digit(t, level)];
+                    if n == 0 {
+                        return 0;
+                    }
+                }
+                self.kids[n as usize][digit(t, 0)]
+            }
+        }
+    }
+
+    /// Advances `thread`'s epoch in `c` by one (saturating, as `VectorClock::tick`).
+    pub fn tick(&mut self, c: &mut Clock, thread: u32) {
+        let e = self.get(c, u64::from(thread)).saturating_add(1);
+        self.raise(c, thread, e);
+    }
+
+    /// Pointwise maximum of `c` with `other` (what a join learns).
+    pub fn join(&mut self, c: &mut Clock, other: &Clock) {
+        match (&mut *c, other) {
+            (_, Clock::Flat(ov)) => {
+                for &(t, e) in ov.iter() {
+                    if e > self.get(c, u64::from(t)) {
+                        self.raise(c, t, e);
+                    }
+                }
+            }
+            (Clock::Flat(cv), Clock::Tree { .. }) => {
+                let mine = std::mem::take(cv);
+                let mut r = self.clone_clock(other);
+                for &(t, e) in mine.iter() {
+                    if e > self.get(&r, u64::from(t)) {
+                        self.raise(&mut r, t, e);
+                    }
+                }
+                *c = r;
+            }
+            (
+                Clock::Tree { height, root },
+                &Clock::Tree {
+                    height: hb,
+                    root: rb,
+                },
+            ) => {
+                let h = (*height).max(hb);
+                let ra = self.lift(*root, *height, h);
+                let lifted = hb < h;
+                let rb = if lifted {
+                    self.inc(rb);
+                    self.lift(rb, hb, h)
+                } else {
+                    rb
+                };
+                *root = self.join_nodes(ra, rb, u32::from(h) - 1);
+                *height = h;
+                if lifted {
+                    self.release_node(rb, u32::from(h) - 1);
+                }
+            }
+        }
+    }
+
+    /// Another reference to the same clock.
+    pub fn clone_clock(&mut self, c: &Clock) -> Clock {
+        if let &Clock::Tree { root, .. } = c {
+            self.inc(root);
+        }
+        c.shallow()
+    }
+
+    /// Gives back a clock's reference to its nodes.
+    pub fn release(&mut self, c: Clock) {
+        if let Clock::Tree { height, root } = c {
+            self.release_node(root, u32::from(height) - 1);
+        }
+    }
+
+    /// Whether two clocks have the same entries.
+    pub fn eq(&self, a: &Clock, b: &Clock) -> bool {
+        match (a, b) {
+            (Clock::Flat(x), Clock::Flat(y)) => x == y,
+            (
+                &Clock::Tree { height, root },
+                &Clock::Tree {
+                    height: hb,
+                    root: rb,
+                },
+            ) => height == hb && self.nodes_eq(root, rb, u32::from(height) - 1),
+            _ => false,
+        }
+    }
+
+    /// A hash of a clock's entries: equal clocks ([`ClockArena::eq`]) hash alike.
+    pub fn hash(&self, c: &Clock) -> u64 {
+        match c {
+            Clock::Flat(v) => v.iter().fold(0x5bd1_e995, |h, &(t, e)| {
+                mix(h ^ (u64::from(t) << 32 | u64::from(e)))
+            }),
+            &Clock::Tree { height, root } => mix(self.hash[root as usize] ^ u64::from(height)),
+        }
+    }
+
+    /// Sets `thread`'s epoch in `c` to `e`, which is larger than the one it has.
+    fn raise(&mut self, c: &mut Clock, thread: u32, e: u32) {
+        match c {
+            Clock::Flat(v) => match v.binary_search_by_key(&thread, |x| x.0) {
+                Ok(i) => v[i].1 = e,
+                Err(i) => {
+                    let mut entries = Vec::with_capacity(v.len() + 1);
+                    entries.extend_from_slice(&v[..i]);
+                    entries.push((thread, e));
+                    entries.extend_from_slice(&v[i..]);
+                    *c = if entries.len() <= FLAT_MAX {
+                        Clock::Flat(entries.into_boxed_slice())
+                    } else {
+                        self.build(&entries)
+                    };
+                }
+            },
+            Clock::Tree { height, root } => {
+                let h = (*height).max(height_for(thread));
+                let r = self.lift(*root, *height, h);
+                *root = self.set_node(r, u32::from(h) - 1, thread, e);
+                *height = h;
+            }
+        }
+    }
+
+    /// The trie of sorted `entries` (more than [`FLAT_MAX`]).
+    fn build(&mut self, entries: &[(u32, u32)]) -> Clock {
+        let height = height_for(entries.last().map_or(0, |e| e.0));
+        let mut root = 0;
+        for &(t, e) in entries {
+            root = self.set_node(root, u32::from(height) - 1, t, e);
+        }
+        Clock::Tree { height, root }
+    }
+
+    fn inc(&mut self, n: u32) {
+        if n != 0 {
+            self.rc[n as usize] += 1;
+        }
+    }
+
+    fn alloc(&mut self, kids: [u32; FAN]) -> u32 {
+        match self.free.pop() {
+            Some(n) => {
+                self.kids[n as usize] = kids;
+                self.rc[n as usize] = 1;
+                n
+            }
+            None => {
+                self.kids.push(kids);
+                self.rc.push(1);
+                self.hash.push(0);
+                (self.kids.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Drops one reference to node `n` of level `level`, freeing what nothing else holds.
+    fn release_node(&mut self, n: u32, level: u32) {
+        if n == 0 {
+            return;
+        }
+        let rc = &mut self.rc[n as usize];
+        *rc -= 1;
+        if *rc == 0 {
+            if level > 0 {
+                for k in self.kids[n as usize] {
+                    self.release_node(k, level - 1);
+                }
+            }
+            self.free.push(n);
+        }
+    }
+
+    /// Takes one reference to `n` and gives back a node with its content that only the caller
+    /// holds: `n` itself when nothing else does, else a copy.
+    fn writable(&mut self, n: u32, level: u32) -> u32 {
+        if n == 0 {
+            return self.alloc([0; FAN]);
+        }
+        if self.rc[n as usize] == 1 {
+            return n;
+        }
+        self.rc[n as usize] -= 1;
+        let kids = self.kids[n as usize];
+        if level > 0 {
+            for k in kids {
+                self.inc(k);
+            }
+        }
+        let w = self.alloc(kids);
+        self.hash[w as usize] = self.hash[n as usize];
+        w
+    }
+
+    /// Recomputes the hash of a leaf from its epochs.
+    fn rehash(&mut self, n: u32) {
+        let h = self.kids[n as usize]
+            .iter()
+            .fold(0x2545_f491_4f6c_dd1d, |h, &e| mix(h ^ u64::from(e)));
+        self.hash[n as usize] = h;
+    }
+
+    /// Recomputes the hash of an inner node from its children's hashes.
+    fn rehash_inner(&mut self, n: u32) {
+        let kids = self.kids[n as usize];
+        let h = kids.iter().fold(
+            0x6a09_e667_f3bc_c909,
+            |h, &k| mix(h ^ self.hash[k as usize]),
+        );
+        self.hash[n as usize] = h;
+    }
+
+    /// Takes one reference to the level-`level` node `n` and gives back one to the node with
+    /// `t`'s epoch set to `e`.
+    fn set_node(&mut self, n: u32, level: u32, t: u32, e: u32) -> u32 {
+        let w = self.writable(n, level);
+        let d = digit(t, level);
+        if level == 0 {
+            self.kids[w as usize][d] = e;
+            self.rehash(w);
+        } else {
+            let k = self.kids[w as usize][d];
+            let k = self.set_node(k, level - 1, t, e);
+            self.kids[w as usize][d] = k;
+            self.rehash_inner(w);
+        }
+        w
+    }
+
+    /// Takes the reference to a root of height `from` and gives back one to the same content
+    /// as a root of height `to`.
+    fn lift(&mut self, mut root: u32, from: u8, to: u8) -> u32 {
+        for _ in from..to {
+            if root != 0 {
+                root = self.alloc([root, 0, 0, 0]);
+                self.rehash_inner(root);
+            }
+        }
+        root
+    }
+
+    /// Whether every epoch under `a` is at least the one under `b` (both of level `level`).
+    fn dominates(&self, a: u32, b: u32, level: u32) -> bool {
+        if b == 0 || a == b {
+            return true;
+        }
+        if a == 0 {
+            return false;
+        }
+        let (ka, kb) = (self.kids[a as usize], self.kids[b as usize]);
+        if level == 0 {
+            ka.iter().zip(&kb).all(|(x, y)| x >= y)
+        } else {
+            ka.iter()
+                .zip(&kb)
+                .all(|(&x, &y)| self.dominates(x, y, level - 1))
+        }
+    }
+
+    /// Takes one reference to `a` and gives back one to the pointwise maximum of `a` and `b`
+    /// (both of level `level`), sharing what does not change.
+    fn join_nodes(&mut self, a: u32, b: u32, level: u32) -> u32 {
+        if self.dominates(a, b, level) {
+            return a;
+        }
+        if a == 0 {
+            self.inc(b);
+            return b;
+        }
+        let w = self.writable(a, level);
+        let kb = self.kids[b as usize];
+        if level == 0 {
+            for (x, y) in self.kids[w as usize].iter_mut().zip(kb) {
+                *x = (*x).max(y);
+            }
+            self.rehash(w);
+        } else {
+            for (i, y) in kb.into_iter().enumerate() {
+                let x = self.kids[w as usize][i];
+                let x = self.join_nodes(x, y, level - 1);
+                self.kids[w as usize][i] = x;
+            }
+            self.rehash_inner(w);
+        }
+        w
+    }
+
+    /// Whether the level-`level` nodes `a` and `b` hold the same epochs.
+    fn nodes_eq(&self, a: u32, b: u32, level: u32) -> bool {
+        if a == b {
+            return true;
+        }
+        if a == 0 || b == 0 || self.hash[a as usize] != self.hash[b as usize] {
+            return false;
+        }
+        let (ka, kb) = (self.kids[a as usize], self.kids[b as usize]);
+        if level == 0 {
+            ka == kb
+        } else {
+            ka.iter()
+                .zip(&kb)
+                .all(|(&x, &y)| self.nodes_eq(x, y, level - 1))
+        }
+    }
+}
+
+/// The distinct clocks of a model's dependencies, by id; id 0 is the clock that knows nothing.
+#[derive(Debug)]
+pub struct Clocks {
+    arena: ClockArena,
+    list: Vec<Clock>,
+}
+
+impl Default for Clocks {
+    fn default() -> Self {
+        Clocks {
+            arena: ClockArena::new(),
+            list: vec![Clock::empty()],
+        }
+    }
+}
+
+impl Clone for Clocks {
+    fn clone(&self) -> Self {
+        // The copied list refers to the copied arena, whose counts already include it.
+        Clocks {
+            arena: self.arena.clone(),
+            list: self.list.iter().map(Clock::shallow).collect(),
+        }
+    }
+}
+
+impl Clocks {
+    /// How many distinct clocks there are (the empty one included).
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Never: the empty clock is always there.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The epoch of `thread` known to clock `id` (0: none).
+    pub fn get(&self, id: u32, thread: u64) -> u32 {
+        self.arena.get(&self.list[id as usize], thread)
+    }
+
+    /// Clock `id`.
+    pub fn clock(&self, id: u32) -> &Clock {
+        &self.list[id as usize]
+    }
+
+    /// The arena of the clocks' nodes, where the clocks of a replay's threads live too.
+    pub fn arena(&mut self) -> &mut ClockArena {
+        &mut self.arena
+    }
+
+    /// Whether clock `id` has the entries of `c` (a clock of this arena).
+    pub fn is(&self, id: u32, c: &Clock) -> bool {
+        self.arena.eq(&self.list[id as usize], c)
+    }
+
+    /// Adds a copy of `c` (a clock of this arena) as the next id, which it returns.
+    pub fn push(&mut self, c: &Clock) -> u32 {
+        let c = self.arena.clone_clock(c);
+        self.list.push(c);
+        (self.list.len() - 1) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockcheck_core::deps::VectorClock;
+
+    /// xorshift64*: a seeded stream, so a failure replays.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+        }
+    }
+
+    /// Every entry of `ours` is `old`'s, over the ids in play and beyond them.
+    fn same(arena: &ClockArena, ours: &Clock, old: &VectorClock, ids: &[u32]) {
+        for &t in ids.iter().chain(&[1 << 20, u32::MAX]) {
+            assert_eq!(
+                arena.get(ours, u64::from(t)),
+                old.get(u64::from(t)),
+                "thread {t}"
+            );
+        }
+        assert_eq!(arena.get(ours, 1 << 40), 0);
+    }
+
+    /// Random fork/join/tick traces replayed through both representations, with snapshots
+    /// (the clocks a model interns) taken along the way: every thread's clock and every
+    /// snapshot read alike at every step, equality and hashes agree with the old clocks', and
+    /// a snapshot never changes when the clocks it shares nodes with do.
+    #[test]
+    fn shared_clocks_answer_as_vector_clocks_on_random_fork_join_traces() {
+        for seed in 1..=60u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let threads = 2 + rng.below(60) as usize;
+            // Sparse ids in some runs (tries of several heights), dense in others (chains).
+            let spread = [threads as u64, 300, 70_000][rng.below(3) as usize];
+            let mut ids: Vec<u32> = Vec::new();
+            while ids.len() < threads {
+                let t = rng.below(spread.max(threads as u64)) as u32;
+                if !ids.contains(&t) {
+                    ids.push(t);
+                }
+            }
+            let mut arena = ClockArena::new();
+            let mut ours: Vec<Clock> = ids.iter().map(|&t| Clock::new_thread(t)).collect();
+            let mut old: Vec<VectorClock> = ids
+                .iter()
+                .map(|&t| {
+                    let mut c = VectorClock::new();
+                    c.set(u64::from(t), 1);
+                    c
+                })
+                .collect();
+            let mut snaps: Vec<(Clock, VectorClock)> = Vec::new();
+            let steps = 50 + rng.below(400);
+            for step in 0..steps {
+                let p = rng.below(threads as u64) as usize;
+                // Mostly chains (each thread starts the next), sometimes anything.
+                let c = if rng.below(3) == 0 {
+                    rng.below(threads as u64) as usize
+                } else {
+                    (p + 1) % threads
+                };
+                match rng.below(8) {
+                    0..=3 if p != c => {
+                        // Fork, as the model replays it.
+                        let pc = arena.clone_clock(&ours[p]);
+                        arena.join(&mut ours[c], &pc);
+                        arena.release(pc);
+                        arena.tick(&mut ours[c], ids[c]);
+                        arena.tick(&mut ours[p], ids[p]);
+                        let po = old[p].clone();
+                        old[c].join(&po);
+                        old[c].tick(u64::from(ids[c]));
+                        old[p].tick(u64::from(ids[p]));
+                    }
+                    4..=5 if p != c => {
+                        // Join.
+                        let cc = arena.clone_clock(&ours[c]);
+                        arena.join(&mut ours[p], &cc);
+                        arena.release(cc);
+                        arena.tick(&mut ours[c], ids[c]);
+                        let co = old[c].clone();
+                        old[p].join(&co);
+                        old[c].tick(u64::from(ids[c]));
+                    }
+                    6 => {
+                        snaps.push((arena.clone_clock(&ours[p]), old[p].clone()));
+                    }
+                    _ => {
+                        // A snapshot let go (a clock replaced), to exercise freeing.
+                        if !snaps.is_empty() {
+                            let i = rng.below(snaps.len() as u64) as usize;
+                            let (c, _) = snaps.swap_remove(i);
+                            arena.release(c);
+                        }
+                    }
+                }
+                for (o, v) in ours.iter().zip(&old) {
+                    same(&arena, o, v, &ids);
+                }
+                if step % 16 == 0 || step + 1 == steps {
+                    for (o, v) in &snaps {
+                        same(&arena, o, v, &ids);
+                    }
+                    let all: Vec<(&Clock, &VectorClock)> = ours
+                        .iter()
+                        .zip(&old)
+                        .chain(snaps.iter().map(|(a, b)| (a, b)))
+                        .collect();
+                    for (i, (a, va)) in all.iter().enumerate() {
+                        for (b, vb) in &all[i..] {
+                            let equal = va == vb;
+                            assert_eq!(arena.eq(a, b), equal, "seed {seed} step {step}");
+                            if equal {
+                                assert_eq!(arena.hash(a), arena.hash(b));
+                            }
+                        }
+                    }
+                }
+            }
+            for c in ours.into_iter().chain(snaps.into_iter().map(|s| s.0)) {
+                arena.release(c);
+            }
+            assert_eq!(
+                arena.free.len() + 1,
+                arena.nodes(),
+                "seed {seed}: every node freed once every clock is released"
+            );
+        }
+    }
+
+    /// A chain of forks shares its clocks' nodes: a few paths per fork, not the ancestors.
+    #[test]
+    fn a_chain_of_forks_costs_nodes_linear_in_its_length() {
+        let n = 20_000u32;
+        let mut arena = ClockArena::new();
+        let mut clocks: Vec<Clock> = vec![Clock::new_thread(0)];
+        for c in 1..=n {
+            let p = c - 1;
+            let mut child = Clock::new_thread(c);
+            let pc = arena.clone_clock(&clocks[p as usize]);
+            arena.join(&mut child, &pc);
+            arena.release(pc);
+            arena.tick(&mut child, c);
+            arena.tick(&mut clocks[p as usize], p);
+            clocks.push(child);
+        }
+        assert_eq!(arena.get(&clocks[n as usize], 0), 1);
+        assert_eq!(arena.get(&clocks[n as usize], u64::from(n - 1)), 2);
+        assert_eq!(arena.get(&clocks[n as usize], u64::from(n)), 2);
+        // Height 8 for 20,001 threads: at most 2 new paths per fork.
+        assert!(
+            arena.nodes() < 20 * n as usize,
+            "{} nodes for a chain of {n} forks",
+            arena.nodes()
+        );
+    }
+}
