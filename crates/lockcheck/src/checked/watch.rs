@@ -540,7 +540,7 @@ fn choose_victim(me: u64, first: &str, site: &Location<'_>, join: bool) -> bool 
         "a condvar wait of the cycle can retake its mutex"
     };
     v.victim = Some(format!(
-        "{first} (reported at {site}; this thread gives up its locks so that {why})"
+        "{first} (report above, made at {site}; this thread gives up its locks so that {why})"
     ));
     true
 }
