@@ -107,14 +107,18 @@ fn trace(hold: bool, ordered: bool) -> Vec<Event> {
     e
 }
 
-fn analyze(events: &[Event]) -> report::Report {
+fn model(events: &[Event]) -> lockcheck_analyze::model::Model {
     let mut b = ModelBuilder::new();
     b.begin_trace("t");
     for e in events {
         b.event(e);
     }
     b.end_trace();
-    analyze_model(&b.finish(), &Options::default())
+    b.finish()
+}
+
+fn analyze(events: &[Event]) -> report::Report {
+    analyze_model(&model(events), &Options::default())
 }
 
 #[test]
@@ -143,4 +147,27 @@ fn a_join_whose_thread_took_the_lock_before_by_fork_and_join_is_filtered() {
     assert!(r.violations.is_empty(), "{:#?}", r.violations);
     assert_eq!(r.filtered.len(), 1, "{:#?}", r.filtered);
     assert_eq!(r.filtered[0].filter, "fork-join");
+}
+
+#[test]
+fn a_threads_life_is_no_hold_to_suggest_a_timeout_for() {
+    // The thread lived a second: its end's hold. The lock's own hold gets its row.
+    let events: Vec<Event> = trace(true, false)
+        .into_iter()
+        .map(|e| match e {
+            Event::Release { t, l, .. } => Event::Release {
+                t,
+                l,
+                hold_ns: if (t, l) == (2, 2) {
+                    1_000_000_000
+                } else {
+                    5_000
+                },
+            },
+            e => e,
+        })
+        .collect();
+    let rows = lockcheck_analyze::timeouts::suggest(&model(&events));
+    let classes: Vec<&str> = rows.iter().map(|r| r.class.as_str()).collect();
+    assert_eq!(classes, ["m"], "{rows:#?}");
 }

@@ -159,9 +159,9 @@ fn fork() -> (u64, VectorClock) {
         .unwrap_or_default()
 }
 
-/// The end of a thread spawned at `site`, as a lock of the wait-for graph: a lock of kind `End` and class
-/// `thread spawned at file:line:col` (one class per spawn site), held by the thread until it
-/// finishes.
+/// The end of a thread spawned at `site`, as a lock of the wait-for graph (and of the trace): a
+/// lock of kind `End` and class `thread spawned at file:line:col` (one class per spawn site),
+/// held by the thread until it finishes.
 fn end_lock(site: Site) -> Option<Ids> {
     if crate::config::action() == crate::config::Action::Off {
         return None;
@@ -594,7 +594,8 @@ where
             joins.key = s.key();
             let r = f(s);
             // The implicit joins, watched before std makes them (it joins every thread not joined
-            // yet when this closure returns). Not after a panic of `f`: its guards are gone by then.
+            // yet when this closure returns). Not after a panic of `f`: std's joins are then made
+            // unwatched, as before (README, "Joins in the wait-for graph").
             let unjoined: Vec<(u64, Arc<End>)> = {
                 let scopes = crate::checked::state::internal(&SCOPES);
                 scopes
