@@ -100,6 +100,21 @@ const SCENARIOS: &[Scenario] = &[
         "lock-order-inversion",
         condvar_inversion,
     ),
+    ("join-deadlock", "deadlock", join_deadlock),
+    ("join-deadlock-late", "deadlock", join_deadlock_late),
+    ("join-predicted", "lock-order-inversion?", join_predicted),
+    ("join-after-release", "-", join_after_release),
+    ("join-other-lock", "-", join_other_lock),
+    ("join-read-read", "-", join_read_read),
+    (
+        "join-ordered-by-grandchild",
+        "-",
+        join_ordered_by_grandchild,
+    ),
+    ("scope-deadlock", "deadlock", scope_deadlock),
+    ("scope-deadlock-late", "deadlock", scope_deadlock_late),
+    ("scoped-join-deadlock", "deadlock", scoped_join_deadlock),
+    ("scope-after-release", "-", scope_after_release),
 ];
 
 fn main() {
@@ -808,4 +823,154 @@ fn condvar_inversion() {
     }
     let _ = done_tx.send(());
     let _ = notifier.join();
+}
+
+/// A join made holding the lock the joined thread waits for (the joiner closes the cycle: it
+/// registers its join after the thread blocked). A thread's end is a lock of the trace (kind
+/// `end`): offline sees `m -> end` and `end -> m`.
+fn join_deadlock() {
+    let m = Arc::new(Mutex::named("join.m", 0));
+    let g = m.lock();
+    let m2 = m.clone();
+    let child = lockcheck::thread::spawn(move || *m2.lock() += 1);
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = child.join();
+    drop(g);
+}
+
+/// The same, the joined thread closing the cycle: it blocks after the join started.
+fn join_deadlock_late() {
+    let m = Arc::new(Mutex::named("joinlate.m", 0));
+    let g = m.lock();
+    let m2 = m.clone();
+    let child = lockcheck::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        *m2.lock() += 1;
+    });
+    let _ = child.join();
+    drop(g);
+}
+
+/// The thread took the lock and was done with it before the joiner took it (a channel, which
+/// fork/join does not see, orders them): no deadlock this run, the runtime is silent; in another
+/// run the joiner takes it first and both hang. The analyzer predicts it.
+fn join_predicted() {
+    let m = Arc::new(Mutex::named("joinpred.m", 0));
+    let m2 = m.clone();
+    let (tx, rx) = mpsc::channel::<()>();
+    let child = lockcheck::thread::spawn(move || {
+        *m2.lock() += 1;
+        let _ = tx.send(());
+    });
+    let _ = rx.recv();
+    let g = m.lock();
+    let _ = child.join();
+    drop(g);
+}
+
+/// Look-alike: the joiner releases the lock before it joins.
+fn join_after_release() {
+    let m = Arc::new(Mutex::named("joinrel.m", 0));
+    let g = m.lock();
+    let m2 = m.clone();
+    let child = lockcheck::thread::spawn(move || *m2.lock() += 1);
+    std::thread::sleep(Duration::from_millis(50));
+    drop(g);
+    let _ = child.join();
+}
+
+/// Look-alike: the joined thread never takes the lock the joiner holds.
+fn join_other_lock() {
+    let (m, n) = pair("joinother.m", "joinother.n");
+    let g = m.lock();
+    let child = lockcheck::thread::spawn(move || *n.lock() += 1);
+    let _ = child.join();
+    drop(g);
+}
+
+/// Look-alike: the joiner holds a read lock the joined thread also reads (no writer anywhere).
+fn join_read_read() {
+    let r = Arc::new(RwLock::named("joinrr.r", 0));
+    let g = r.read();
+    let r2 = r.clone();
+    let child = lockcheck::thread::spawn(move || {
+        let _ = *r2.read();
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let _ = child.join();
+    drop(g);
+}
+
+/// Look-alike of `join-predicted`: the thread's use of the lock happens before the joiner takes
+/// it by fork/join: the thread spawns a grandchild after it, and the joiner joins the grandchild
+/// before it takes the lock. No schedule deadlocks.
+fn join_ordered_by_grandchild() {
+    let m = Arc::new(Mutex::named("joinhb.m", 0));
+    let m2 = m.clone();
+    let (tx, rx) = mpsc::channel::<lockcheck::thread::JoinHandle<()>>();
+    let child = lockcheck::thread::spawn(move || {
+        *m2.lock() += 1;
+        let _ = tx.send(lockcheck::thread::spawn(|| {}));
+    });
+    if let Ok(grandchild) = rx.recv() {
+        let _ = grandchild.join();
+    }
+    let g = m.lock();
+    let _ = child.join();
+    drop(g);
+}
+
+/// A scope that ends (its implicit join) holding, from outside it, the lock a scoped thread
+/// waits for: the scope's side closes the cycle; the scoped thread gives up (a panic of the
+/// joiner would hang in std's join of the thread), and the scope panics with the report.
+fn scope_deadlock() {
+    let m = Mutex::named("scope.m", 0);
+    let g = m.lock();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lockcheck::thread::scope(|s| {
+            s.spawn(|| *m.lock() += 1);
+            std::thread::sleep(Duration::from_millis(100));
+        })
+    }));
+    drop(g);
+}
+
+/// The same, the scoped thread closing the cycle (it blocks after the scope's end began).
+fn scope_deadlock_late() {
+    let m = Mutex::named("scopelate.m", 0);
+    let g = m.lock();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lockcheck::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                *m.lock() += 1;
+            });
+        })
+    }));
+    drop(g);
+}
+
+/// An explicit join of a scoped thread, holding (from outside the scope) the lock it waits for.
+fn scoped_join_deadlock() {
+    let m = Mutex::named("scopedjoin.m", 0);
+    let g = m.lock();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lockcheck::thread::scope(|s| {
+            let h = s.spawn(|| *m.lock() += 1);
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = h.join();
+        })
+    }));
+    drop(g);
+}
+
+/// Look-alike: the lock is released before the scope ends.
+fn scope_after_release() {
+    let m = Mutex::named("scoperel.m", 0);
+    lockcheck::thread::scope(|s| {
+        let g = m.lock();
+        s.spawn(|| *m.lock() += 1);
+        std::thread::sleep(Duration::from_millis(50));
+        drop(g);
+    });
 }

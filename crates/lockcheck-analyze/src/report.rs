@@ -763,6 +763,8 @@ pub fn title(v: &Violation) -> String {
             edge.and_then(|e| e.site.as_deref())
                 .unwrap_or("an unknown site")
         )
+    } else if let Some(t) = join_title(v) {
+        t
     } else {
         format!(
             "lock-order inversion between {} ({} level)",
@@ -770,6 +772,35 @@ pub fn title(v: &Violation) -> String {
             v.level
         )
     }
+}
+
+/// The title of a lock-order inversion through a thread's end (a lock of kind `end`, see
+/// `docs/trace-format.md`, "Thread ends and joins"): a join deadlock, named by the join (the
+/// edge that requests the end: joiner, site, the lock it holds) and the joined thread's
+/// acquisition (the edge from the end). The runtime reports the same cycle as a `deadlock` when
+/// it happens. `None` for any other finding.
+fn join_title(v: &Violation) -> Option<String> {
+    if v.kind != "lock-order-inversion" {
+        return None;
+    }
+    let n = v.locks.len();
+    let end = (0..n).find(|&i| v.locks[i].kind == "end")?;
+    // `edges[i]` holds `locks[i]` and acquires `locks[i + 1]`: the join acquires the end.
+    let join = v.edges.get((end + n - 1) % n)?;
+    let joined = v.edges.get(end)?;
+    let site = |e: &EdgeReport| e.site.clone().unwrap_or_else(|| "an unknown site".into());
+    Some(format!(
+        "join deadlock: {} joins {} ({}) at {} while holding {}; {} takes {} at {} ({} level)",
+        join.thread,
+        joined.thread,
+        v.locks[end].name,
+        site(join),
+        join.from,
+        joined.thread,
+        joined.acquired,
+        site(joined),
+        v.level
+    ))
 }
 
 /// One finding as text: its title line, the scenario (inversions) and the edges.

@@ -98,11 +98,13 @@ fn median(mut v: Vec<u64>) -> u64 {
 }
 
 /// Computes the rows, for classes with any timing information (a non-zero wait or hold, a
-/// `stats` event, or a failed timed acquisition), sorted by class key.
+/// `stats` event, or a failed timed acquisition), sorted by class key. Not for thread ends
+/// (kind `end`): their hold is the thread's life, no lock's timeout.
 pub fn suggest(model: &Model) -> Vec<TimeoutRow> {
     let timed: Vec<_> = model
         .classes
         .iter()
+        .filter(|c| c.kind != lockcheck_core::trace::LockKind::End)
         .filter(|c| {
             c.wait.has_nonzero()
                 || c.hold.has_nonzero()

@@ -246,6 +246,7 @@ fn kind_tag(k: LockKind) -> &'static str {
         LockKind::Condvar => "condvar",
         LockKind::Unknown => "unknown",
         LockKind::Once => "once",
+        LockKind::End => "end",
     }
 }
 
@@ -373,6 +374,7 @@ mod tests {
             LockKind::Condvar,
             LockKind::Unknown,
             LockKind::Once,
+            LockKind::End,
         ];
         let mut v = Vec::new();
         for (i, s) in nasty.iter().enumerate() {

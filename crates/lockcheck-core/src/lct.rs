@@ -128,6 +128,7 @@ fn kind_code(k: LockKind) -> u8 {
         LockKind::Condvar => 3,
         LockKind::Unknown => 4,
         LockKind::Once => 5,
+        LockKind::End => 6,
     }
 }
 
@@ -560,6 +561,7 @@ impl<'a> Body<'a> {
             3 => LockKind::Condvar,
             4 => LockKind::Unknown,
             5 => LockKind::Once,
+            6 => LockKind::End,
             _ => return Err(self.invalid("unknown lock kind")),
         })
     }
@@ -781,6 +783,11 @@ mod tests {
                 c: 6,
                 key: "once".into(),
                 kind: LockKind::Once,
+            },
+            Event::Class {
+                c: 7,
+                key: "thread spawned at src/a.rs:1:2".into(),
+                kind: LockKind::End,
             },
             Event::Site {
                 s: 3,

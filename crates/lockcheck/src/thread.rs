@@ -115,6 +115,33 @@ struct End {
     done: std::sync::atomic::AtomicBool,
     /// A joiner polling for the end (see [`wait_for_end`]), woken by [`Finish`].
     joiner: parking_lot::Mutex<Option<Thread>>,
+    /// The recording's generation at the spawn if the end goes into the trace (recording on and
+    /// `lock` set), else 0: the thread then writes its end's acquisition and release, and a join
+    /// holding locks its request (see `docs/trace-format.md`, "Thread ends and joins").
+    recorded: u64,
+    /// Joined explicitly (a scoped thread's handle): the scope's implicit join skips it.
+    joined: std::sync::atomic::AtomicBool,
+}
+
+thread_local! {
+    /// The generation in which this thread's end went into the trace (see [`End::recorded`]).
+    static END_RECORDED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Whether recording is on in generation `generation` (not 0).
+fn same_recording(generation: u64) -> bool {
+    generation != 0
+        && crate::checked::recorder::recording_now()
+        && crate::checked::recorder::generation() == generation
+}
+
+/// Whether the calling thread holds its end in the trace being recorded (it was started by this
+/// module while recording): a blocking wait it makes holding no lock is still recorded as a
+/// request (`watch::begin_wait`), since it holds its end.
+pub(crate) fn end_in_trace() -> bool {
+    END_RECORDED
+        .try_with(|g| same_recording(g.get()))
+        .unwrap_or(false)
 }
 
 /// Called in the parent at spawn: returns the child's number and starting clock.
@@ -132,9 +159,9 @@ fn fork() -> (u64, VectorClock) {
         .unwrap_or_default()
 }
 
-/// The end of a thread spawned at `site`, as a lock of the wait-for graph: a `Once` of class
-/// `thread spawned at file:line:col` (one class per spawn site), held by the thread until it
-/// finishes.
+/// The end of a thread spawned at `site`, as a lock of the wait-for graph (and of the trace): a
+/// lock of kind `End` and class `thread spawned at file:line:col` (one class per spawn site),
+/// held by the thread until it finishes.
 fn end_lock(site: Site) -> Option<Ids> {
     if crate::config::action() == crate::config::Action::Off {
         return None;
@@ -146,17 +173,22 @@ fn end_lock(site: Site) -> Option<Ids> {
         *s.end_class
             .get_or_insert_with(|| Box::leak(format!("thread spawned at {site}").into_boxed_str()))
     };
-    Some(Meta::new(ClassSrc::Named(class)).ids(LockKind::Once))
+    Some(Meta::new(ClassSrc::Named(class)).ids(LockKind::End))
 }
 
 /// Runs in the child before its closure.
-fn start(id: u64, clock: VectorClock, site: Site, end: Option<Ids>) {
+fn start(id: u64, clock: VectorClock, site: Site, end: Option<Ids>, recorded: u64) {
     let _ = SPAWNED_AT.try_with(|s| s.set(Some(site)));
     if let Some(end) = end {
         crate::checked::watch::set_thread_end(end, site);
     }
     if id != 0 {
         let _ = STATE.try_with(|s| s.adopt(id, clock));
+    }
+    // After `adopt`: the record goes into this thread's stream under its own number.
+    if let Some(end) = end.filter(|_| same_recording(recorded)) {
+        let _ = END_RECORDED.try_with(|g| g.set(recorded));
+        crate::checked::recorder::on_thread_start(end, site);
     }
 }
 
@@ -167,6 +199,9 @@ impl Drop for Finish {
     fn drop(&mut self) {
         let clock = STATE.try_with(|s| s.clock()).ok();
         *self.0.clock.lock() = clock;
+        if let Some(end) = self.0.lock.filter(|_| end_in_trace()) {
+            crate::checked::recorder::on_thread_finish(end);
+        }
         crate::checked::recorder::flush_thread();
         self.0
             .done
@@ -175,6 +210,60 @@ impl Drop for Finish {
             joiner.unpark();
         }
     }
+}
+
+/// Before a join (explicit, or a scope's implicit one) at `site`: while the thread's end is in
+/// the trace and the joiner holds locks, the request of the end, before it waits (see
+/// `docs/trace-format.md`, "Thread ends and joins"); then the watched wait ([`wait_for_end`]).
+/// Returns whether the request was written, for [`after_join`].
+///
+/// `scoped`: the joined thread is a scoped thread, which `std::thread::scope` joins before a
+/// panic of the joiner can leave the scope (and unwind a guard taken outside it): a deadlock
+/// this join closes must not be broken by the joiner's panic, which would hang in std's join.
+/// The joiner then waits as a condvar's relocking waiter does (`hooks::Relocking`): another
+/// thread of the cycle gives up its locks, and the joiner's verdict is deferred, for
+/// [`take_verdict`].
+#[track_caller]
+fn before_join(end: &End, site: Site, is_finished: impl Fn() -> bool, scoped: bool) -> bool {
+    let requested = match end.lock {
+        Some(lock) if same_recording(end.recorded) => STATE
+            .try_with(|s| {
+                let ask = !s.busy.get() && s.holds_any();
+                if ask {
+                    crate::checked::recorder::on_join_request(lock, site);
+                }
+                ask
+            })
+            .unwrap_or(false),
+        _ => false,
+    };
+    if scoped {
+        let relocking = crate::checked::hooks::Relocking::enter();
+        wait_for_end(is_finished, end, site);
+        drop(relocking);
+    } else {
+        wait_for_end(is_finished, end, site);
+    }
+    requested
+}
+
+/// The verdict of a deadlock a scoped join closed (see [`before_join`]), to raise once the
+/// joined thread has ended.
+fn take_verdict() -> Option<crate::checked::report::Verdict> {
+    crate::checked::hooks::take_deferred()
+}
+
+/// After a join that [`before_join`] prepared: the grant of the end if its request was written,
+/// and the join's ordering ([`joined`]).
+fn after_join(id: u64, end: &End, site: Site, requested: bool) {
+    if let Some(lock) = end
+        .lock
+        .filter(|_| requested && same_recording(end.recorded))
+    {
+        crate::checked::recorder::on_join_granted(lock, site);
+    }
+    end.joined.store(true, std::sync::atomic::Ordering::Release);
+    joined(id, end);
 }
 
 /// Called in the parent after a successful join.
@@ -233,13 +322,18 @@ where
     note_spawn_site(site);
     let (id, clock) = fork();
     let lock = end_lock(site);
+    let recorded = match lock {
+        Some(_) if crate::checked::recorder::recording() => crate::checked::recorder::generation(),
+        _ => 0,
+    };
     let end = Arc::new(End {
         lock,
+        recorded,
         ..End::default()
     });
     let end2 = Arc::clone(&end);
     let body = move || {
-        start(id, clock, site, lock);
+        start(id, clock, site, lock, recorded);
         let _finish = Finish(end2);
         f()
     };
@@ -269,9 +363,10 @@ impl<T> JoinHandle<T> {
     /// the joiner.
     #[track_caller]
     pub fn join(self) -> Result<T> {
-        wait_for_end(|| self.inner.is_finished(), &self.end, Location::caller());
+        let site = Location::caller();
+        let requested = before_join(&self.end, site, || self.inner.is_finished(), false);
         let r = self.inner.join();
-        joined(self.id, &self.end);
+        after_join(self.id, &self.end, site, requested);
         r
     }
 
@@ -425,9 +520,13 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// (as [`JoinHandle::join`]).
     #[track_caller]
     pub fn join(self) -> Result<T> {
-        wait_for_end(|| self.inner.is_finished(), &self.end, Location::caller());
+        let site = Location::caller();
+        let requested = before_join(&self.end, site, || self.inner.is_finished(), true);
         let r = self.inner.join();
-        joined(self.id, &self.end);
+        after_join(self.id, &self.end, site, requested);
+        if let Some(v) = take_verdict() {
+            v.raise();
+        }
         r
     }
 
@@ -443,6 +542,12 @@ impl<T> ScopedJoinHandle<'_, T> {
 }
 
 /// `std::thread::scope`, recording forks and the implicit joins at the scope's end.
+///
+/// The implicit join of each scoped thread not joined explicitly is a wait lockcheck sees, as
+/// [`JoinHandle::join`]: a scope that ends while holding a lock one of its threads waits for
+/// (directly or through other threads) is a deadlock, reported instead of hanging; when the
+/// scope's side closes it, the panic is raised at this call's line (after `f` returned).
+#[track_caller]
 pub fn scope<'env, F, T>(f: F) -> T
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
@@ -451,27 +556,75 @@ where
     // every thread first): the entry must leave `SCOPES` either way, or its children would stay
     // unjoined for lockcheck (false inversions with what the parent does next) and a later scope
     // at the same address would inherit them.
-    struct Joins(usize);
+    // `requested`: the children whose implicit join wrote the request of their end.
+    struct Joins {
+        key: usize,
+        site: Site,
+        requested: Vec<u64>,
+        /// A deadlock an implicit join closed: raised once std's joins are over.
+        verdict: Option<crate::checked::report::Verdict>,
+    }
     impl Drop for Joins {
         fn drop(&mut self) {
             let children = {
                 let mut scopes = crate::checked::state::internal(&SCOPES);
-                match scopes.iter().position(|(k, _)| *k == self.0) {
+                match scopes.iter().position(|(k, _)| *k == self.key) {
                     Some(i) => scopes.swap_remove(i).1,
                     None => Vec::new(),
                 }
             };
             for (id, end) in children {
-                joined(id, &end);
+                if !end.joined.load(std::sync::atomic::Ordering::Acquire) {
+                    after_join(id, &end, self.site, self.requested.contains(&id));
+                }
             }
         }
     }
-    let mut joins = Joins(0);
-    std::thread::scope(|s| {
-        // SAFETY: `Scope` is a `repr(transparent)` wrapper of `std::thread::Scope`.
-        let s: &Scope<'_, 'env> =
-            unsafe { &*(s as *const std::thread::Scope<'_, 'env> as *const Scope<'_, 'env>) };
-        joins.0 = s.key();
-        f(s)
-    })
+    let mut joins = Joins {
+        key: 0,
+        site: Location::caller(),
+        requested: Vec::new(),
+        verdict: None,
+    };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        std::thread::scope(|s| {
+            // SAFETY: `Scope` is a `repr(transparent)` wrapper of `std::thread::Scope`.
+            let s: &Scope<'_, 'env> =
+                unsafe { &*(s as *const std::thread::Scope<'_, 'env> as *const Scope<'_, 'env>) };
+            joins.key = s.key();
+            let r = f(s);
+            // The implicit joins, watched before std makes them (it joins every thread not joined
+            // yet when this closure returns). Not after a panic of `f`: std's joins are then made
+            // unwatched, as before (README, "Joins in the wait-for graph").
+            let unjoined: Vec<(u64, Arc<End>)> = {
+                let scopes = crate::checked::state::internal(&SCOPES);
+                scopes
+                    .iter()
+                    .find(|(k, _)| *k == joins.key)
+                    .map(|(_, v)| {
+                        v.iter()
+                            .filter(|(_, e)| !e.joined.load(std::sync::atomic::Ordering::Acquire))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            for (id, end) in unjoined {
+                let done = || end.done.load(std::sync::atomic::Ordering::Acquire);
+                if before_join(&end, joins.site, done, true) {
+                    joins.requested.push(id);
+                }
+                if let Some(v) = take_verdict() {
+                    joins.verdict.get_or_insert(v);
+                }
+            }
+            r
+        })
+    }));
+    // The thread that gave up its locks for the implicit join panicked, so std's scope did too
+    // (after joining every thread): the report's verdict replaces its message.
+    if let Some(v) = joins.verdict.take() {
+        v.raise();
+    }
+    r.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }

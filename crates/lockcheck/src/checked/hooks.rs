@@ -1289,7 +1289,9 @@ fn self_conflict(kind: LockKind, req: Mode, held: Mode) -> Option<ViolationKind>
     match kind {
         LockKind::Semaphore | LockKind::Condvar => None,
         // A `Once` is taken exclusively by its initializer: re-entering it waits for itself.
-        LockKind::Mutex | LockKind::Once | LockKind::Unknown => Some(ViolationKind::SelfDeadlock),
+        LockKind::Mutex | LockKind::Once | LockKind::End | LockKind::Unknown => {
+            Some(ViolationKind::SelfDeadlock)
+        }
         LockKind::Rwlock => match (req, held) {
             (Exclusive, _) | (_, Exclusive) => Some(ViolationKind::SelfDeadlock),
             (Upgradable, Upgradable) => Some(ViolationKind::SelfDeadlock),

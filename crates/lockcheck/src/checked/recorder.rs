@@ -1343,6 +1343,30 @@ pub(crate) fn on_join(_parent: u64, child: u64) {
     }
 }
 
+/// A thread started by `lockcheck::thread` holds its end (a lock of kind `End`) from here until
+/// [`on_thread_finish`]: a `try` acquisition at the spawn site, its first record.
+pub(crate) fn on_thread_start(end: Ids, spawned: Site) {
+    on_acquire(end, Mode::Exclusive, How::Try, spawned, 0);
+}
+
+/// A thread started by `lockcheck::thread` finishes: the release of its end.
+pub(crate) fn on_thread_finish(end: Ids) {
+    release_rec(end, 0);
+}
+
+/// A join made while holding locks is about to wait for the thread's end: its request, written
+/// before it blocks (a join the runtime stops with a report stays in the trace as a request).
+pub(crate) fn on_join_request(end: Ids, site: Site) {
+    on_request(end, LockKind::End, Mode::Exclusive, site, 0, 1);
+}
+
+/// The join of [`on_join_request`] returned: the end granted, and released at once (before
+/// [`on_join`]).
+pub(crate) fn on_join_granted(end: Ids, site: Site) {
+    on_acquire(end, Mode::Exclusive, How::Blocking, site, 0);
+    release_rec(end, 0);
+}
+
 pub(crate) fn on_violation(_v: &Violation) {
     // The analyzer finds the violation again from the events; flushing now makes sure a program
     // that panics on it and aborts still leaves them in the trace.
@@ -2660,8 +2684,9 @@ fn push_task(holder: u64, rec: Rec, last: bool) {
 }
 
 /// The recording's generation (a new one at each start and stop): what a task's stream was
-/// shown once per recording is shown again in the next (`tokio::track::rec_sync_in_task`).
-#[cfg(feature = "tokio")]
+/// shown once per recording is shown again in the next (`tokio::track::rec_sync_in_task`); a
+/// thread's end is in the trace if recording was on, in this generation, at its spawn
+/// (`thread::end_in_trace`).
 pub(crate) fn generation() -> u64 {
     GENERATION.load(Ordering::Acquire)
 }

@@ -159,6 +159,7 @@ impl LockRef {
             LockKind::Condvar => "Condvar",
             LockKind::Unknown => "lock",
             LockKind::Once => "Once",
+            LockKind::End => "end of",
         }
     }
 }

@@ -366,6 +366,12 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
     let mut own_end = 0;
     if let Ok(Some((end, spawned))) = THREAD_END.try_with(Cell::get) {
         own_end = end.inst;
+        // Holding nothing else, the acquisition wrote no request (`hooks`), but the thread holds
+        // its end: a wait the runtime stops here must be in the trace, where the end is held
+        // (see `thread::end_in_trace`).
+        if !s.holds_any() && crate::thread::end_in_trace() {
+            super::recorder::on_request(w.ids, w.kind, w.mode, w.site, w.capacity, 1);
+        }
         // A thread started through `lockcheck::thread` holds its own end until it finishes:
         // a joiner waits for it (see [`join_wait`]).
         held.push(Held {
@@ -438,7 +444,7 @@ pub(crate) fn join_wait(
     }
     let w = WaitFor {
         ids: end,
-        kind: LockKind::Once,
+        kind: LockKind::End,
         mode: Mode::Exclusive,
         capacity: 1,
         site,
@@ -485,10 +491,11 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
                     w.site
                 )));
             }
-            if !choose_victim(thread, &first, w.site) {
+            if !choose_victim(thread, &first, w.site, w.kind == LockKind::End) {
                 eprintln!(
                     "lockcheck: every thread of the deadlock above is retaking a condvar's mutex \
-                     (or already unwinding): none can give up its locks soundly; aborting"
+                     (or joining a scoped thread, or already unwinding): none can give up its \
+                     locks soundly; aborting"
                 );
                 std::process::abort();
             }
@@ -496,8 +503,13 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
             // panic comes once the mutex is held again.
             let _ = super::hooks::defer_if_relocking(Verdict::new(format!(
                 "{first}, at {} (report above; another thread of the cycle gave up its locks so \
-                 that this condvar wait could retake its mutex)",
-                w.site
+                 that {})",
+                w.site,
+                if w.kind == LockKind::End {
+                    "this join of a scoped thread could end"
+                } else {
+                    "this condvar wait could retake its mutex"
+                }
             )));
         }
     }
@@ -506,8 +518,9 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
 
 /// Picks a thread of the deadlock (not this one) that can panic soundly and marks it; returns
 /// whether one was found, or the deadlock is gone meanwhile (nothing to break). Checked again
-/// under the lock: a member may have been unblocked since the cycle was found.
-fn choose_victim(me: u64, first: &str, site: &Location<'_>) -> bool {
+/// under the lock: a member may have been unblocked since the cycle was found. `join`: this
+/// thread is joining a scoped thread (`thread::before_join`), not retaking a condvar's mutex.
+fn choose_victim(me: u64, first: &str, site: &Location<'_>, join: bool) -> bool {
     let mut waiting = internal(&WAITING);
     let Some(i) = waiting.iter().position(|w| w.thread == me && w.live()) else {
         return true;
@@ -521,9 +534,13 @@ fn choose_victim(me: u64, first: &str, site: &Location<'_>) -> bool {
     }) else {
         return false;
     };
+    let why = if join {
+        "a join of a scoped thread (which std makes before a panic can leave the scope) can end"
+    } else {
+        "a condvar wait of the cycle can retake its mutex"
+    };
     v.victim = Some(format!(
-        "{first} (reported at {site}; this thread gives up its locks so that a condvar wait of the \
-         cycle can retake its mutex)"
+        "{first} (report above, made at {site}; this thread gives up its locks so that {why})"
     ));
     true
 }

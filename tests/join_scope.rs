@@ -1,0 +1,122 @@
+//! The joins of `lockcheck::thread::scope` are waits the runtime sees, as `spawn`'s `join`: the
+//! implicit join at the scope's end and the explicit join of a scoped thread, made while holding
+//! a lock a scoped thread waits for, are reported as a deadlock instead of hanging, whichever side
+//! closes the cycle. The scoped thread gives up its locks (a panic of the joiner would hang in
+//! std's own join of the scope's threads, with the joiner's guard, taken outside the scope,
+//! still held), and the scope panics with the report. Look-alikes stay silent. Every scenario
+//! runs under a watchdog: a miss hangs, and fails the test instead.
+
+mod support;
+
+use lockcheck::{Action, Mutex, ViolationKind};
+use std::time::Duration;
+use support::{found, watchdog};
+
+fn setup() {
+    lockcheck::set_action(Action::Panic);
+}
+
+/// One deadlock between a scoped thread's end and the lock `class`, reported at `site_line`
+/// (a line of this file) among its sites.
+fn assert_join_deadlock(class: &str, site_line: u32) {
+    let v = found(class);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].kind, ViolationKind::Deadlock);
+    let classes = v[0].classes();
+    assert!(
+        classes
+            .iter()
+            .any(|c| c.starts_with("thread spawned at tests/join_scope.rs:")),
+        "{classes:?}"
+    );
+    let at = format!("tests/join_scope.rs:{site_line}:");
+    assert!(
+        v[0].sites().iter().any(|s| s.contains(&at)),
+        "{at} not in {:?}",
+        v[0].sites()
+    );
+}
+
+fn scope_end(class: &'static str, late: bool) -> (Result<(), String>, u32) {
+    let line = line!() + 4;
+    let r = watchdog(20, move || {
+        let m = Mutex::named(class, 0);
+        let g = m.lock();
+        lockcheck::thread::scope(|s| {
+            s.spawn(|| {
+                if late {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                *m.lock() += 1;
+            });
+            if !late {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        drop(g);
+    });
+    (r, line)
+}
+
+#[test]
+fn a_scope_ending_while_holding_a_lock_its_thread_waits_for_is_a_deadlock() {
+    setup();
+    // The scope's end closes the cycle (its thread blocked first).
+    let (r, line) = scope_end("join_scope.end", false);
+    let msg = r.expect_err("the scope panics with the report");
+    assert!(msg.contains("deadlock"), "{msg}");
+    assert!(msg.contains(&format!("join_scope.rs:{line}:")), "{msg}");
+    assert_join_deadlock("join_scope.end", line);
+}
+
+#[test]
+fn a_scoped_thread_waiting_for_the_lock_of_its_ending_scope_is_a_deadlock() {
+    setup();
+    // The scoped thread closes the cycle (it blocks after the scope's end began).
+    let (r, line) = scope_end("join_scope.end.late", true);
+    r.expect_err("the scope panics: its thread did");
+    assert_join_deadlock("join_scope.end.late", line);
+}
+
+#[test]
+fn joining_a_scoped_thread_while_holding_its_lock_is_a_deadlock() {
+    setup();
+    let line = line!() + 7;
+    let r = watchdog(20, || {
+        let m = Mutex::named("join_scope.explicit", 0);
+        let g = m.lock();
+        lockcheck::thread::scope(|s| {
+            let h = s.spawn(|| *m.lock() += 1);
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = h.join();
+        });
+        drop(g);
+    });
+    let msg = r.expect_err("the join panics with the report");
+    assert!(msg.contains("deadlock"), "{msg}");
+    assert!(msg.contains(&format!("join_scope.rs:{line}:")), "{msg}");
+    assert_join_deadlock("join_scope.explicit", line);
+}
+
+#[test]
+fn a_scope_that_releases_first_or_whose_thread_takes_another_lock_is_silent() {
+    setup();
+    watchdog(20, || {
+        let m = Mutex::named("join_scope.fixed", 0);
+        let n = Mutex::named("join_scope.other", 0);
+        lockcheck::thread::scope(|s| {
+            let g = m.lock();
+            s.spawn(|| *m.lock() += 1);
+            std::thread::sleep(Duration::from_millis(50));
+            drop(g);
+        });
+        let g = m.lock();
+        lockcheck::thread::scope(|s| {
+            s.spawn(|| *n.lock() += 1);
+        });
+        drop(g);
+    })
+    .unwrap();
+    assert!(found("join_scope.fixed").is_empty());
+    assert!(found("join_scope.other").is_empty());
+}
