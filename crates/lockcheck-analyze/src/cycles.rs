@@ -2381,16 +2381,17 @@ struct EdgeSearch<'a, 's> {
     /// chain from the first dependency, collecting the nodes where one could close.
     explore: bool,
     closers: Vec<u32>,
-    /// Whether the chain's first dependency is in `marks`. Its holds are read only once the
-    /// chain has two dependencies (a chain of one has nothing to test beyond its successor list
-    /// and `close`, which test the pair themselves), so they are added at the first extension,
-    /// not at the start: most searches of a hostile trace never extend (the first dependency
-    /// has no successor), and its holds (about a hundred locks) were added and removed for
-    /// nothing once per dependency, changed edge and cycle length.
-    root_marked: bool,
+    /// How many of the chain's first dependencies have their holds in `marks`. The holds of a
+    /// chain dependency are read only by the gate tests of [`EdgeSearch::fits_rest`], once it
+    /// is no longer the last of the chain and a candidate has passed the tests of threads and
+    /// clocks against it, so they are added then, not at each extension: most extensions of a
+    /// hostile trace's searches never get there (the new last dependency has no successor, or
+    /// none concurrent with the rest), and each dependency's holds (hundreds of locks) were added
+    /// and removed for nothing (a seventh of the instructions on the 20k-event random trace).
+    marked: usize,
 }
 
-impl EdgeSearch<'_, '_> {
+impl<'a> EdgeSearch<'a, '_> {
     /// The nodes `u` through which a valid cycle `u -> v -> ... -> u` starting with `d0`
     /// could close, sorted, or `None` if the exploration stopped at its budget. Every valid
     /// chain from `d0` is followed once, whatever `u`, so the searches of all the edges `d0`
@@ -2420,7 +2421,7 @@ impl EdgeSearch<'_, '_> {
         Some(c)
     }
 
-    fn dep(&self, i: u32) -> Dep<'_> {
+    fn dep(&self, i: u32) -> Dep<'a> {
         self.model.dep(i)
     }
 
@@ -2432,17 +2433,22 @@ impl EdgeSearch<'_, '_> {
         self.marks.dep(self.model, self.succ.flat.as_ref(), di, add);
     }
 
-    /// Removes the first dependency's holds from `marks` if an extension added them.
-    fn unmark_root(&mut self) {
-        if self.root_marked {
-            self.root_marked = false;
-            self.mark(self.chain[0], false);
+    /// Removes from `marks` the holds of the chain's dependencies beyond its first `len`.
+    fn unmark_beyond(&mut self, len: usize) {
+        while self.marked > len {
+            self.marked -= 1;
+            self.mark(self.chain[self.marked], false);
         }
+    }
+
+    /// Removes the first dependency's holds from `marks` if a gate test added them.
+    fn unmark_root(&mut self) {
+        self.unmark_beyond(0);
     }
 
     /// [`compatible`] of `d` with every dependency of the chain but the last (which the
     /// successor list checked): threads, fork/join order, then the gate locks of the marks.
-    fn fits_rest(&self, di: u32) -> bool {
+    fn fits_rest(&mut self, di: u32) -> bool {
         if self.chain.len() == 1 {
             // Nothing but the last, whose marks are the only ones: the gate test below would
             // repeat the successor list's (or `close`'s) test against it. Most calls on a
@@ -2464,7 +2470,14 @@ impl EdgeSearch<'_, '_> {
                 return false;
             }
         }
-        // A gate: a lock held by a chain dependency and by `d` in modes that exclude each other.
+        // A gate: a lock held by a chain dependency and by `d` in modes that exclude each other
+        // (the holds of those not marked yet are added first).
+        let rest = self.chain.len() - 1;
+        while self.marked < rest {
+            let c = self.chain[self.marked];
+            self.mark(c, true);
+            self.marked += 1;
+        }
         !gate(
             self.model,
             self.succ.flat.as_ref(),
@@ -2571,18 +2584,13 @@ impl EdgeSearch<'_, '_> {
                     continue;
                 }
             }
-            if !self.root_marked {
-                // The chain grows to two dependencies: from here on the gate tests read the
-                // first one's holds too (see `root_marked`).
-                self.root_marked = true;
-                self.mark(self.chain[0], true);
-            }
             self.on_path[y as usize] = true;
             self.path.push(y);
             self.chain.push(di);
-            self.mark(di, true);
             self.dfs();
-            self.mark(di, false);
+            // The holds of `di` (and of nothing before it: a gate test marks a prefix of the
+            // chain) leave the marks if a test below added them.
+            self.unmark_beyond(self.chain.len() - 1);
             self.chain.pop();
             self.path.pop();
             self.on_path[y as usize] = false;
@@ -2768,7 +2776,7 @@ pub fn find_root_causes_on(
             max_found: u64::MAX,
             explore: false,
             closers: Vec::new(),
-            root_marked: false,
+            marked: 0,
         };
         // Only the dependencies that can close a valid cycle through u (explored once each).
         let mut d0s: Vec<u32> = Vec::new();
