@@ -1341,11 +1341,27 @@ impl ModelBuilder {
         if depth == 0 {
             return None;
         }
-        let Some(held) = self.top(t) else {
-            self.model.anomalies.over_budget += 1;
-            return None;
+        // Every hold interned already (the usual case: holds are interned as they are pushed,
+        // and only a release or conversion below the top leaves some to do): the top's nodes,
+        // without the calls that would find them.
+        let state = &self.threads[t as usize];
+        let top = &state.held[depth - 1];
+        let in_budget = |len: usize| len <= MAX_HELD_ENTRIES;
+        let held = if state.valid == depth && in_budget(self.model.held_sets.len()) {
+            top.node
+        } else {
+            let Some(held) = self.top(t) else {
+                self.model.anomalies.over_budget += 1;
+                return None;
+            };
+            held
         };
-        let held_sites = self.top_sites(t);
+        let state = &self.threads[t as usize];
+        let held_sites = if state.sites_valid == depth && in_budget(self.model.held_sites.len()) {
+            state.held[depth - 1].sites
+        } else {
+            self.top_sites(t)
+        };
         let req = self.model.held_sets.child(held, (lock, mode));
         let clock = self.clock_id(t);
         let combo = DepSites {
@@ -1971,7 +1987,12 @@ impl ModelBuilder {
                         // A trace without requests: the acquisition itself is the request
                         // (only a lock the thread holds can wait for itself: the test is
                         // made here, where the held stack is at hand, not after a call).
-                        if how.blocks() && self.holds(t, l) {
+                        // No thread holds the lock (the count is read first: most
+                        // acquisitions are of a lock nobody holds, and it is one read).
+                        if how.blocks()
+                            && self.held_count.get(l as usize).is_some_and(|&n| n > 0)
+                            && self.holds(t, l)
+                        {
                             self.self_check(t, l, *m, site, false, 1);
                         }
                     }

@@ -1212,7 +1212,7 @@ mod fast_paths {
     /// send every line to the full parser give the same events.
     #[test]
     fn std_fast_and_full_parsers_give_the_same_events() {
-        let plain = "T1|acq(L1)|10\nT1|req(L2)|11\nT1|acq(L2)|11\nt1|rel(L2)\n1|rel(L1)|12\nT1|fork(T2)|3\nT2|acq(lock_b)|4\nT2|rel(lock_b)|5\nmain|acq(L1)|6\nmain|rel(L1)|7\nT1|join(2)|8\nT1|begin()|9\nT1|end\nT1|r(V1)|1\nT1|w(V1)|1\nT1|branch|1\nT99999999999999999999999|acq(L1)|1\n";
+        let plain = "T1|acq(L1)|10\nT1|req(L2)|11\nT1|acq(L2)|11\nt1|rel(L2)\n1|rel(L1)|12\nT1|fork(T2)|3\nT2|acq(lock_b)|4\nT2|rel(lock_b)|5\nmain|acq(L1)|6\nmain|rel(L1)|7\nT1|join(2)|8\nT1|begin()|9\nT1|end\nT1|r(V1)|1\nT1|w(V1)|1\nT1|branch|1\nT99999999999999999999999|acq(L1)|1\nT007|acq(L07)|010\nT3|acq(L262143)|32767\nT3|acq(L262144)|32768\nT3|rel(L262144)|x\nT1234567890|acq(L0)|0\nT3|req(L1234567)\nT3|rel(L262143)|5\n";
         let blanked: String = plain
             .lines()
             .map(|l| format!(" {} \n", l.replace('|', " | ")))
