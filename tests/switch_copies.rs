@@ -122,7 +122,11 @@ fn an_ended_thread_leaves_the_registry() {
         t.join().unwrap();
     }
     // Joined: every worker's thread-local destructors ran, the slow state's unregistered it.
-    assert_eq!(lockcheck::__private::registered_switches(), before);
+    // At most `before`, not equal: the previous test's thread (libtest's, which sent its result
+    // before its own thread-local destructors ran) may unregister meanwhile (CI saw 2 -> 1);
+    // 16 workers left registered would still fail it.
+    let after = lockcheck::__private::registered_switches();
+    assert!(after <= before, "{after} copies registered, {before} before the workers");
     // A refresh after they ended writes only to live copies, and they all agree.
     lockcheck::set_order_checking(false);
     lockcheck::set_order_checking(true);
