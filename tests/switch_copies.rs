@@ -126,7 +126,10 @@ fn an_ended_thread_leaves_the_registry() {
     // before its own thread-local destructors ran) may unregister meanwhile (CI saw 2 -> 1);
     // 16 workers left registered would still fail it.
     let after = lockcheck::__private::registered_switches();
-    assert!(after <= before, "{after} copies registered, {before} before the workers");
+    assert!(
+        after <= before,
+        "{after} copies registered, {before} before the workers"
+    );
     // A refresh after they ended writes only to live copies, and they all agree.
     lockcheck::set_order_checking(false);
     lockcheck::set_order_checking(true);
