@@ -2246,6 +2246,7 @@ const DIRECT_BYTES: usize = 4096;
 fn write_both(file: &mut File, a: &[u8], b: &[u8]) -> io::Result<()> {
     let mut slices = [io::IoSlice::new(a), io::IoSlice::new(b)];
     let mut rest = &mut slices[..];
+    // Drops an empty `a` (nothing gathered), so that a write is never of empty slices only.
     io::IoSlice::advance_slices(&mut rest, 0);
     while !rest.is_empty() {
         match file.write_vectored(rest) {
