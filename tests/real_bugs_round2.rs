@@ -565,9 +565,10 @@ fn service(name: &'static str, fixed: bool, worker_first: bool) {
         if worker_first {
             // A `ready` sent after the write lock was taken: the worker's next step is its read,
             // which waits for `s` (without this, a worker still in its 20 ms sleep under load
-            // could come to the read after the join, and close the cycle itself).
+            // could come to the read after the join, and close the cycle itself). Bounded: the
+            // drained `ready` may have been the one before a read that already waits.
             while ready_rx.try_recv().is_ok() {}
-            let _ = ready_rx.recv();
+            let _ = ready_rx.recv_timeout(Duration::from_secs(2));
             std::thread::sleep(Duration::from_millis(100)); // the worker now waits for `s`
         }
         if let Some(h) = s.handle.take() {
