@@ -141,6 +141,76 @@ async fn join_deadlock() {
     .await;
 }
 
+/// A task awaits a task that takes the lock, holding nothing itself: no join deadlock.
+async fn join_holding_nothing_look_alike() {
+    let m = Arc::new(Mutex::named("oer.ok.joinfree.m", 0));
+    join(tokio::spawn(async move {
+        let m2 = m.clone();
+        let h = lockcheck::tokio::spawn(async move {
+            *m2.lock().await += 1;
+        });
+        let _ = h.await;
+        *m.lock().await += 1;
+    }))
+    .await;
+}
+
+/// A sync `Once` in an async wait cycle: a thread runs its initializer, which waits (in
+/// `block_on`) for the tokio lock a task holds; the task then calls the `Once`. A deadlock
+/// through a `Once`, reported as one (no task's end in it). The initializer gives its wait up
+/// after 1.5 s (a oneshot fired by a plain thread: the current-thread runtime's timer does not
+/// run while the task blocks its only thread).
+async fn sync_once_cycle() {
+    let m = Arc::new(Mutex::named("oer.oncecycle.m", 0));
+    let once = Arc::new(lockcheck::Once::named("oer.oncecycle.once"));
+    let handle = tokio::runtime::Handle::current();
+    join(tokio::spawn(async move {
+        let g = m.lock().await;
+        let (m2, once2) = (m.clone(), once.clone());
+        let (started, wait_started) = std::sync::mpsc::channel::<()>();
+        let initializer = std::thread::spawn(move || {
+            once2.call_once(|| {
+                let (give_up, gave_up) = tokio::sync::oneshot::channel::<()>();
+                let timer = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(1500));
+                    let _ = give_up.send(());
+                });
+                started.send(()).unwrap();
+                handle.block_on(async move {
+                    tokio::select! {
+                        _ = m2.lock() => {}
+                        _ = gave_up => {}
+                    }
+                });
+                timer.join().unwrap();
+            });
+        });
+        wait_started.recv().unwrap();
+        // Let the initializer's wait for m begin first: the task's call closes the cycle.
+        std::thread::sleep(Duration::from_millis(200));
+        once.call_once(|| {});
+        drop(g);
+        initializer.join().unwrap();
+    }))
+    .await;
+}
+
+/// Tasks use a sync `Once` around joins: one initializes it while its joiner holds a lock it
+/// never takes, another finds it done under that lock. No cycle.
+async fn sync_once_look_alike() {
+    let m = Arc::new(Mutex::named("oer.ok.once.m", 0));
+    let once = Arc::new(lockcheck::Once::named("oer.ok.once.once"));
+    join(tokio::spawn(async move {
+        let g = m.lock().await;
+        let o = once.clone();
+        let h = lockcheck::tokio::spawn(async move { o.call_once(|| {}) });
+        let _ = h.await;
+        once.call_once(|| {});
+        drop(g);
+    }))
+    .await;
+}
+
 /// The joiner gives the join up (the handle stays alive), goes on and releases its lock later;
 /// the task took the other lock before the joiner did.
 async fn join_look_alikes() {
@@ -724,6 +794,9 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("owned_moved", "-"),
     ("try_reverse", "-"),
     ("join_look_alikes", "-"),
+    ("join_holding_nothing_look_alike", "-"),
+    ("sync_once_cycle", "lock-order-inversion"),
+    ("sync_once_look_alike", "-"),
     ("futurelock", "self-deadlock"),
     ("futurelock_look_alike", "-"),
     ("semaphore_cycle", "lock-order-inversion"),
@@ -757,6 +830,9 @@ async fn scenario(name: &str) {
         "real_deadlock" => real_deadlock().await,
         "join_deadlock" => join_deadlock().await,
         "join_look_alikes" => join_look_alikes().await,
+        "join_holding_nothing_look_alike" => join_holding_nothing_look_alike().await,
+        "sync_once_cycle" => sync_once_cycle().await,
+        "sync_once_look_alike" => sync_once_look_alike().await,
         "across_await_other_task" => across_await_other_task().await,
         "across_await_self" => across_await_self().await,
         "mixed_sync_async" => mixed_sync_async().await,
@@ -814,6 +890,48 @@ fn child() {
 
 // ---------------------------------------------------------------------------------------------
 // The comparison.
+
+/// What a scenario's reports must say besides their kind and locks: (scenario, a piece of the
+/// runtime's stderr, pieces of one line of `lockcheck analyze`'s text (the finding's title), a
+/// piece neither may contain). A task's end is named as a thread's (`end of task spawned at`),
+/// and a cycle through it is a join deadlock; a sync `Once` stays a `Once`.
+type Wording = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+);
+const WORDING: &[Wording] = &[
+    (
+        "join_deadlock",
+        "`end of task spawned at tests/async_offline_equals_runtime.rs:",
+        &[
+            "join deadlock: ",
+            " (end of task spawned at tests/async_offline_equals_runtime.rs:",
+        ],
+        "Once `",
+    ),
+    (
+        "sync_once_cycle",
+        "Once `oer.oncecycle.once`",
+        &[
+            "lock-order inversion between ",
+            "oer.oncecycle.once",
+            "oer.oncecycle.m",
+        ],
+        "end of task",
+    ),
+];
+
+/// `lockcheck analyze`'s text report on `trace` (titles and all).
+fn offline_text(trace: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_lockcheck"))
+        .args(["analyze", "--no-config", "--allow-truncated"])
+        .arg(trace)
+        .output()
+        .expect("lockcheck runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 /// Runs one scenario as a child under a timeout; returns its stderr.
 fn run_child(name: &str, multi: bool, mode: &str, trace: &Path) -> String {
@@ -902,7 +1020,23 @@ fn every_async_scenario_reports_the_same_findings_offline() {
                         bad.push("reported offline only");
                     }
                 }
+                let text;
+                if let Some(&(_, said, titled, never)) = WORDING.iter().find(|w| w.0 == name) {
+                    text = offline_text(&trace);
+                    if !stderr.contains(said) {
+                        bad.push("the runtime's report is worded otherwise");
+                    }
+                    if !text.lines().any(|l| titled.iter().all(|t| l.contains(t))) {
+                        bad.push("titled otherwise offline");
+                    }
+                    if stderr.contains(never) || text.contains(never) {
+                        bad.push("named as another kind");
+                    }
+                } else {
+                    text = String::new();
+                }
                 if !bad.is_empty() {
+                    let explain = format!("{explain}\n--- analyze:\n{text}");
                     failures
                         .lock()
                         .unwrap()

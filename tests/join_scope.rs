@@ -26,8 +26,16 @@ fn assert_join_deadlock(class: &str, site_line: u32) {
     assert!(
         classes
             .iter()
-            .any(|c| c.starts_with("thread spawned at tests/join_scope.rs:")),
+            .any(|c| c.starts_with("end of thread spawned at tests/join_scope.rs:")),
         "{classes:?}"
+    );
+    // The runtime names the end as the analyzer does: by its class alone, no kind before it.
+    assert!(
+        v[0].message
+            .contains("`end of thread spawned at tests/join_scope.rs:")
+            && !v[0].message.contains("end of `"),
+        "{}",
+        v[0].message
     );
     let at = format!("tests/join_scope.rs:{site_line}:");
     assert!(

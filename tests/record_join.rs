@@ -62,8 +62,9 @@ fn a_join_holding_a_lock_is_a_request_of_the_threads_end() {
                     c,
                     key,
                     kind: LockKind::End,
-                } if key
-                    .starts_with(&format!("thread spawned at tests/record_join.rs:{line}:")) =>
+                } if key.starts_with(&format!(
+                    "end of thread spawned at tests/record_join.rs:{line}:"
+                )) =>
                 {
                     Some(*c)
                 }
@@ -131,7 +132,7 @@ fn a_join_holding_a_lock_is_a_request_of_the_threads_end() {
         found[0]
             .1
             .iter()
-            .any(|c| c.starts_with("thread spawned at tests/record_join.rs:")),
+            .any(|c| c.starts_with("end of thread spawned at tests/record_join.rs:")),
         "{found:?}"
     );
 }

@@ -907,10 +907,21 @@ fn awaiting_a_task_that_waits_for_a_lock_the_joiner_holds_is_a_deadlock() {
         .collect();
     assert_eq!(dl.len(), 1, "{fl:?}: {:#?}", found(nm));
     assert!(first_line(&dl[0]).contains("deadlock"));
+    // Named as a thread's end is (a lock of kind `End`), no more as a `Once`.
     assert!(
-        dl[0].message.contains("task spawned at") && dl[0].message.contains("scenarios.rs"),
+        dl[0].message.contains("`end of task spawned at tests/")
+            && dl[0].message.contains("scenarios.rs")
+            && !dl[0].message.contains("Once `"),
         "the task's end, named by its spawn site: {}",
         dl[0].message
+    );
+    assert!(
+        dl[0]
+            .edges
+            .iter()
+            .any(|e| e.held.kind == lockcheck_core::trace::LockKind::End),
+        "{:#?}",
+        dl[0].edges
     );
     // The joiner is the runtime's root future (a thread), the task a task.
     assert!(dl[0].edges.iter().any(|e| e.thread.starts_with("task #")));

@@ -46,7 +46,7 @@ fn trace(hold: bool, ordered: bool) -> Vec<Event> {
         },
         Event::Class {
             c: 2,
-            key: "thread spawned at a.rs:1:1".into(),
+            key: "end of thread spawned at a.rs:1:1".into(),
             kind: LockKind::End,
         },
         Event::Site {
@@ -107,6 +107,21 @@ fn trace(hold: bool, ordered: bool) -> Vec<Event> {
     e
 }
 
+/// [`trace`] with the end's class renamed `key`, of kind `kind`.
+fn with_end(events: Vec<Event>, key: &str, kind: LockKind) -> Vec<Event> {
+    events
+        .into_iter()
+        .map(|e| match e {
+            Event::Class { c: 2, .. } => Event::Class {
+                c: 2,
+                key: key.into(),
+                kind,
+            },
+            e => e,
+        })
+        .collect()
+}
+
 fn model(events: &[Event]) -> lockcheck_analyze::model::Model {
     let mut b = ModelBuilder::new();
     b.begin_trace("t");
@@ -130,7 +145,7 @@ fn a_join_holding_a_lock_the_joined_thread_takes_is_a_join_deadlock() {
     assert!(v.locks.iter().any(|l| l.kind == "end"), "{:?}", v.locks);
     assert_eq!(
         report::title(v),
-        "join deadlock: main joins T2 (thread spawned at a.rs:1:1) at a.rs:3:3 while holding m; \
+        "join deadlock: main joins T2 (end of thread spawned at a.rs:1:1) at a.rs:3:3 while holding m; \
          T2 takes m at a.rs:2:2 (instance level)"
     );
 }
@@ -170,4 +185,50 @@ fn a_threads_life_is_no_hold_to_suggest_a_timeout_for() {
     let rows = lockcheck_analyze::timeouts::suggest(&model(&events));
     let classes: Vec<&str> = rows.iter().map(|r| r.class.as_str()).collect();
     assert_eq!(classes, ["m"], "{rows:#?}");
+}
+
+#[test]
+fn a_join_of_a_task_is_a_join_deadlock_too() {
+    // What `lockcheck::tokio` writes for a task's end since it is a lock of kind `End`.
+    let events = with_end(
+        trace(true, false),
+        "end of task spawned at a.rs:1:1",
+        LockKind::End,
+    );
+    let r = analyze(&events);
+    assert_eq!(r.violations.len(), 1, "{:#?}", r.violations);
+    assert_eq!(
+        report::title(&r.violations[0]),
+        "join deadlock: main joins T2 (end of task spawned at a.rs:1:1) at a.rs:3:3 while \
+         holding m; T2 takes m at a.rs:2:2 (instance level)"
+    );
+    let rows = lockcheck_analyze::timeouts::suggest(&model(&events));
+    assert!(rows.iter().all(|r| r.class == "m"), "{rows:#?}");
+}
+
+#[test]
+fn an_older_trace_with_a_task_end_written_as_a_once_analyzes_as_before() {
+    // Before a task's end was of kind `End`, lockcheck::tokio wrote it as a `Once` named
+    // `task spawned at ...`: still the same cycle, titled a plain inversion, as it was.
+    let events = with_end(
+        trace(true, false),
+        "task spawned at a.rs:1:1",
+        LockKind::Once,
+    );
+    let r = analyze(&events);
+    assert_eq!(r.violations.len(), 1, "{:#?}", r.violations);
+    let v = &r.violations[0];
+    assert_eq!(v.kind, "lock-order-inversion");
+    assert_eq!(
+        report::title(v),
+        "lock-order inversion between m, task spawned at a.rs:1:1 (instance level)"
+    );
+    // A thread's end under its older name (kind `end`, `thread spawned at ...`): a join deadlock.
+    let old = with_end(
+        trace(true, false),
+        "thread spawned at a.rs:1:1",
+        LockKind::End,
+    );
+    assert!(report::title(&analyze(&old).violations[0])
+        .starts_with("join deadlock: main joins T2 (thread spawned at a.rs:1:1)"));
 }

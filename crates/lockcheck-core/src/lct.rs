@@ -786,7 +786,7 @@ mod tests {
             },
             Event::Class {
                 c: 7,
-                key: "thread spawned at src/a.rs:1:2".into(),
+                key: "end of thread spawned at src/a.rs:1:2".into(),
                 kind: LockKind::End,
             },
             Event::Site {

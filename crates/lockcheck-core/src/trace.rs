@@ -43,8 +43,10 @@ pub enum LockKind {
     /// while its initializer runs, requested by every caller that finds it not done. Exclusive,
     /// as a mutex: an initializer that re-enters it is a self-deadlock. Serialized `once`.
     Once,
-    /// The end of a thread that can be joined (one class per spawn site, key
-    /// `thread spawned at file:line:col`, one instance per thread): held by the thread from its
+    /// The end of a thread (or task) that can be joined (one class per spawn site, key
+    /// `end of thread spawned at file:line:col`, or `end of task ...`; one instance per thread
+    /// or task; traces of lockcheck 0.1 before this key had `thread spawned at ...`, and wrote a
+    /// task's end as a `Once` named `task spawned at ...`): held by the thread from its
     /// start until it finishes, requested by a join (made while holding locks) and granted when
     /// the join returns. A join made holding `L` of a thread that takes `L` is then an ordinary
     /// lock-order cycle `L -> end -> L`: a join deadlock. Serialized `end`; added within version

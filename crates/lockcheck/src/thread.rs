@@ -32,7 +32,7 @@ thread_local! {
 /// backtraces are on) and, once a report needed it, the spawning function's name. Bounded by the
 /// number of `spawn` calls in the program's source, not by the number of threads.
 struct Spawner {
-    /// `thread spawned at file:line:col`: the class of the ends of threads spawned here.
+    /// `end of thread spawned at file:line:col`: the class of the ends of threads spawned here.
     end_class: Option<&'static str>,
     site: Site,
     trace: Option<backtrace::Backtrace>,
@@ -160,8 +160,8 @@ fn fork() -> (u64, VectorClock) {
 }
 
 /// The end of a thread spawned at `site`, as a lock of the wait-for graph (and of the trace): a
-/// lock of kind `End` and class `thread spawned at file:line:col` (one class per spawn site),
-/// held by the thread until it finishes.
+/// lock of kind `End` and class `end of thread spawned at file:line:col` (one class per spawn
+/// site; a task's end is named alike, see `tokio::task`), held by the thread until it finishes.
 fn end_lock(site: Site) -> Option<Ids> {
     if crate::config::action() == crate::config::Action::Off {
         return None;
@@ -170,8 +170,9 @@ fn end_lock(site: Site) -> Option<Ids> {
     let class = {
         let mut spawners = crate::checked::state::internal(&SPAWNERS);
         let s = spawners.as_mut()?.get_mut(&key)?;
-        *s.end_class
-            .get_or_insert_with(|| Box::leak(format!("thread spawned at {site}").into_boxed_str()))
+        *s.end_class.get_or_insert_with(|| {
+            Box::leak(format!("end of thread spawned at {site}").into_boxed_str())
+        })
     };
     Some(Meta::new(ClassSrc::Named(class)).ids(LockKind::End))
 }

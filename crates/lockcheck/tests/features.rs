@@ -40,6 +40,51 @@ fn two_threads(
     (t1.join().expect("first thread"), r2)
 }
 
+/// `assert_not_send!(T)` at compile time: if `T: Send`, both impls apply and the call is
+/// ambiguous (the trick of the `static_assertions` crate).
+#[cfg(not(feature = "send_guard"))]
+macro_rules! assert_not_send {
+    ($t:ty) => {
+        const _: fn() = || {
+            trait AmbiguousIfSend<A> {
+                fn some_item() {}
+            }
+            impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+            #[allow(dead_code)]
+            struct Invalid;
+            impl<T: ?Sized + Send> AmbiguousIfSend<Invalid> for T {}
+            let _item: fn() = <$t as AmbiguousIfSend<_>>::some_item;
+        };
+    };
+}
+
+// Without `send_guard`, guards stay on the thread that locked (as parking_lot's, and std's):
+// lockcheck keeps each thread's held locks in thread-local state, which a guard moved to another
+// thread would make wrong.
+#[cfg(not(feature = "send_guard"))]
+mod guards_stay {
+    assert_not_send!(lockcheck::MutexGuard<'static, u32>);
+    assert_not_send!(lockcheck::RwLockReadGuard<'static, u32>);
+    assert_not_send!(lockcheck::RwLockWriteGuard<'static, u32>);
+    assert_not_send!(lockcheck::RwLockUpgradableReadGuard<'static, u32>);
+    assert_not_send!(lockcheck::sync::MutexGuard<'static, u32>);
+    assert_not_send!(lockcheck::sync::RwLockReadGuard<'static, u32>);
+    assert_not_send!(lockcheck::sync::RwLockWriteGuard<'static, u32>);
+}
+
+// With it they are `Send` (a release on another thread leaves the acquirer's held set).
+#[cfg(feature = "send_guard")]
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<lockcheck::MutexGuard<'static, u32>>();
+    send::<lockcheck::RwLockReadGuard<'static, u32>>();
+    send::<lockcheck::RwLockWriteGuard<'static, u32>>();
+    send::<lockcheck::RwLockUpgradableReadGuard<'static, u32>>();
+    send::<lockcheck::sync::MutexGuard<'static, u32>>();
+    send::<lockcheck::sync::RwLockReadGuard<'static, u32>>();
+    send::<lockcheck::sync::RwLockWriteGuard<'static, u32>>();
+};
+
 #[cfg(feature = "send_guard")]
 mod send_guard {
     use super::*;

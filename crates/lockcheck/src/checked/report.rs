@@ -135,7 +135,8 @@ impl ViolationKind {
 pub struct LockRef {
     /// The class: the user-given name, or the construction site `file:line:col`.
     pub class: String,
-    /// Mutex, RwLock, Semaphore, Once (also `OnceLock`, `LazyLock`).
+    /// Mutex, RwLock, Semaphore, Once (also `OnceLock`, `LazyLock`), or End (a thread's or task's
+    /// end, awaited by a join).
     pub kind: LockKind,
     /// The instance number (unique in the process, never reused).
     pub instance: u64,
@@ -151,28 +152,28 @@ impl LockRef {
         }
     }
 
-    fn kind_name(&self) -> &'static str {
-        match self.kind {
+    /// The kind as reports write it before the class; `None` for a thread's or task's end, whose
+    /// class already says what it is (`end of thread spawned at file:line:col`, the name the
+    /// analyzer shows too).
+    fn kind_name(&self) -> Option<&'static str> {
+        Some(match self.kind {
             LockKind::Mutex => "Mutex",
             LockKind::Rwlock => "RwLock",
             LockKind::Semaphore => "Semaphore",
             LockKind::Condvar => "Condvar",
             LockKind::Unknown => "lock",
             LockKind::Once => "Once",
-            LockKind::End => "end of",
-        }
+            LockKind::End => return None,
+        })
     }
 }
 
 impl std::fmt::Display for LockRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} `{}` #{}",
-            self.kind_name(),
-            self.class,
-            self.instance
-        )
+        if let Some(kind) = self.kind_name() {
+            write!(f, "{kind} ")?;
+        }
+        write!(f, "`{}` #{}", self.class, self.instance)
     }
 }
 

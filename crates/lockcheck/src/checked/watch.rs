@@ -491,6 +491,10 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
                     w.site
                 )));
             }
+            // A relocking wait of kind `End` is a scoped thread's join (`thread::before_join`):
+            // the only `End` waits of this graph are threads' joins ([`join_wait`]). A task's end,
+            // of the same kind, is awaited in the async wait-for graph (`tokio::track`), which
+            // reports and breaks its own cycles and never comes here.
             if !choose_victim(thread, &first, w.site, w.kind == LockKind::End) {
                 eprintln!(
                     "lockcheck: every thread of the deadlock above is retaking a condvar's mutex \

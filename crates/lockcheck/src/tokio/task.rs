@@ -17,10 +17,11 @@ use std::task::{Context, Poll};
 ///
 /// While it is awaited and the task has not finished, the awaiting task (or thread, in
 /// `block_on`) waits for the task in lockcheck's wait-for graph: the task holds its own end
-/// (reported as a `Once` of class `task spawned at file:line:col`) until it finishes. A task that
-/// waits for a lock its joiner holds, directly or through other waits, is a deadlock, reported
-/// when the cycle closes instead of both hanging; under `LOCKCHECK=panic` the side that closes
-/// it panics at its line (the `.await` of this handle, or the task's `lock().await`).
+/// (a lock of kind `End`, as a thread's end, reported as `end of task spawned at file:line:col`)
+/// until it finishes. A task that waits for a lock its joiner holds, directly or through other
+/// waits, is a deadlock, reported when the cycle closes instead of both hanging; under
+/// `LOCKCHECK=panic` the side that closes it panics at its line (the `.await` of this handle, or
+/// the task's `lock().await`).
 ///
 /// Dropping the handle detaches the task, as tokio's.
 pub struct JoinHandle<T> {
@@ -125,10 +126,11 @@ type SiteKey = (&'static str, u32, u32);
 /// Class names of task ends, one per spawn site (a bounded set: sites are code locations).
 static END_CLASSES: PlMutex<Option<HashMap<SiteKey, &'static str>>> = PlMutex::new(None);
 
-/// `task spawned at file:line:col`, made once per spawn site.
+/// `end of task spawned at file:line:col`, made once per spawn site (a thread's end is named
+/// alike: `end of thread spawned at ...`).
 fn end_class(site: &'static Location<'static>) -> &'static str {
     let mut m = internal(&END_CLASSES);
     m.get_or_insert_with(HashMap::new)
         .entry((site.file(), site.line(), site.column()))
-        .or_insert_with(|| Box::leak(format!("task spawned at {site}").into_boxed_str()))
+        .or_insert_with(|| Box::leak(format!("end of task spawned at {site}").into_boxed_str()))
 }

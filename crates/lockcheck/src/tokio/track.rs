@@ -195,7 +195,7 @@ impl Entry {
             mode: Mode::Exclusive,
             site: spawned,
             permits: 1,
-            kind: LockKind::Once,
+            kind: LockKind::End,
             owned: false,
             moved: false,
             in_trace: true,
@@ -2073,7 +2073,7 @@ impl Want {
 }
 
 /// A wait for a task's end: the task awaited (it holds its own end, the waiter's `ids`, a
-/// `Once`, for as long as it runs) and its spawn site.
+/// lock of kind `End`, for as long as it runs) and its spawn site.
 struct JoinWait {
     target: u64,
     spawned: &'static Location<'static>,
@@ -2228,10 +2228,10 @@ pub(crate) fn sync_wait(
 /// A holder (task, or thread in `block_on`) starts waiting for the end of task `target` (the
 /// `JoinHandle` of [`crate::tokio::spawn`] or [`crate::tokio::spawn_blocking`] is pending at
 /// `site`): the wait joins the wait-for graph, where `target` holds its own end (`end`, a lock
-/// of kind `Once` whose class is its spawn site, `spawned`) until it finishes. A task that waits
-/// for a lock its joiner holds (directly, or through a chain of waits) is a deadlock, reported
-/// when the cycle closes: `Err` is its verdict, for the handle's `#[track_caller]` `poll` to
-/// raise (under `panic`), at the user's `.await`.
+/// of kind `End`, as a thread's end, whose class names its spawn site, `spawned`) until it
+/// finishes. A task that waits for a lock its joiner holds (directly, or through a chain of
+/// waits) is a deadlock, reported when the cycle closes: `Err` is its verdict, for the handle's
+/// `#[track_caller]` `poll` to raise (under `panic`), at the user's `.await`.
 pub(crate) fn join_wait(
     end: &Meta,
     target: ::tokio::task::Id,
@@ -2249,7 +2249,7 @@ pub(crate) fn join_wait(
     if me == 0 || me == target {
         return Ok(None);
     }
-    let ids = end.ids(LockKind::Once);
+    let ids = end.ids(LockKind::End);
     let join = JoinWait {
         target,
         spawned,
@@ -2259,7 +2259,7 @@ pub(crate) fn join_wait(
         me,
         current_tag(),
         ids,
-        LockKind::Once,
+        LockKind::End,
         Mode::Exclusive,
         site,
         Want::ONE,
@@ -2484,11 +2484,11 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<(Vec<EdgeInfo>, Vec<
                 .iter()
                 .enumerate()
                 .filter_map(|(i, &(wi, e))| {
-                    let e = e.filter(|e| e.owned || e.kind == LockKind::Once)?;
+                    let e = e.filter(|e| e.owned || e.kind == LockKind::End)?;
                     let w = &waiting[wi];
                     // Who waits for this hold: the element before, cyclically.
                     let prev = &waiting[cycle[(i + k - 1) % k].0];
-                    let joiner = (e.kind == LockKind::Once).then_some((prev.holder, prev.site));
+                    let joiner = (e.kind == LockKind::End).then_some((prev.holder, prev.site));
                     Some(Establish {
                         holder: w.holder,
                         entry: e,
@@ -2543,7 +2543,7 @@ fn rec_join(o: &Establish, joiner: u64, joiner_site: &'static Location<'static>)
     recorder::on_task_request(
         joiner,
         end,
-        LockKind::Once,
+        LockKind::End,
         Mode::Exclusive,
         joiner_site,
         0,
