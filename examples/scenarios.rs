@@ -987,7 +987,8 @@ fn scope_after_release() {
 /// A sharded map's reference into one shard held across an insert into another, while another
 /// thread does the reverse (xacrimon/dashmap#369); the look-alike copies the value out first.
 fn shards(prefix: &'static str, copy_out: bool) {
-    let shards: Arc<Vec<RwLock<u32>>> = Arc::new((0..2).map(|_| RwLock::named(prefix, 0)).collect());
+    let shards: Arc<Vec<RwLock<u32>>> =
+        Arc::new((0..2).map(|_| RwLock::named(prefix, 0)).collect());
     let body = |from: usize, to: usize| -> Box<dyn FnOnce() + Send> {
         let s = shards.clone();
         Box::new(move || {
@@ -1033,7 +1034,14 @@ fn once_log_after() {
 /// A lock held across a work-stealing fork-join whose waiting thread runs a stolen job that
 /// takes it (rayon-rs/rayon#592); the look-alike releases it before the fork-join.
 fn steal(release_first: bool) {
-    let driver = Mutex::named(if release_first { "stealrel.driver" } else { "steal.driver" }, 0);
+    let driver = Mutex::named(
+        if release_first {
+            "stealrel.driver"
+        } else {
+            "steal.driver"
+        },
+        0,
+    );
     let stolen = || *driver.lock() += 1;
     if release_first {
         let n = *driver.lock();
@@ -1071,7 +1079,11 @@ fn panic_hook(after: bool) {
             assert_eq!(top, Some(expected), "Tried to pop guards out of order");
         } else {
             let mut stack = hub.write().unwrap();
-            assert_eq!(stack.last(), Some(&expected), "Tried to pop guards out of order");
+            assert_eq!(
+                stack.last(),
+                Some(&expected),
+                "Tried to pop guards out of order"
+            );
             stack.pop();
         }
     };

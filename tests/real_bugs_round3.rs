@@ -81,7 +81,9 @@ struct ShardedMap {
 impl ShardedMap {
     fn new(class: &'static str) -> ShardedMap {
         ShardedMap {
-            shards: (0..4).map(|_| RwLock::named(class, HashMap::new())).collect(),
+            shards: (0..4)
+                .map(|_| RwLock::named(class, HashMap::new()))
+                .collect(),
         }
     }
 
@@ -125,7 +127,8 @@ fn a_shard_reference_held_across_an_insert_into_another_shard_is_an_inversion() 
     let v = found("dashmap.shard");
     assert!(!v.is_empty(), "the cross-shard inversion must be reported");
     assert!(
-        v.iter().any(|v| v.kind == ViolationKind::LockOrderInversion),
+        v.iter()
+            .any(|v| v.kind == ViolationKind::LockOrderInversion),
         "{v:#?}"
     );
     let inv = v
@@ -233,7 +236,8 @@ impl Config {
     }
 
     fn env(&self) -> &Vec<String> {
-        self.env.get_or_init(|| { // MISE_GET
+        self.env.get_or_init(|| {
+            // MISE_GET
             if self.log_in_init {
                 let line = format!("{self:?}");
                 self.log.lock().unwrap().push(line);
@@ -488,7 +492,10 @@ fn panicking_after_the_guard_is_dropped_is_silent() {
     let panicked = done
         .recv_timeout(Duration::from_secs(20))
         .expect("the fixed scope thread ends");
-    assert!(panicked, "the out-of-order pop still panics, after the guard");
+    assert!(
+        panicked,
+        "the out-of-order pop still panics, after the guard"
+    );
     assert!(found_at("SENTRY_FIXED_HUB").is_empty());
 }
 
@@ -527,7 +534,10 @@ impl TraceLogger {
     }
 }
 
-fn trace_logger(spans: lockcheck::sync::Mutex<HashMap<u64, usize>>, fixed: bool) -> Result<(), String> {
+fn trace_logger(
+    spans: lockcheck::sync::Mutex<HashMap<u64, usize>>,
+    fixed: bool,
+) -> Result<(), String> {
     let logger = TraceLogger { spans, current: 7 };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| logger.record(fixed)))
         .map_err(|e| support::panic_message(&*e))
