@@ -7,7 +7,7 @@
 
 mod support;
 
-use lockcheck::{Action, Mutex, RwLock, ViolationKind};
+use lockcheck::{Action, Mutex, RwLock, Semaphore, ViolationKind};
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -236,14 +236,14 @@ impl Config {
     }
 
     fn env(&self) -> &Vec<String> {
-        self.env.get_or_init(|| {
-            // MISE_GET
+        let init = || {
             if self.log_in_init {
                 let line = format!("{self:?}");
                 self.log.lock().unwrap().push(line);
             }
             vec!["PATH=/bin".to_owned()]
-        })
+        };
+        self.env.get_or_init(init) // MISE_GET
     }
 }
 
@@ -651,4 +651,72 @@ fn dropping_the_receiver_before_the_registry_is_locked_is_silent() {
     setup();
     watchdog(20, || sled("sled.fixed.home", true)).unwrap();
     assert!(found("sled.fixed.home").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Two semaphores of one permit each (distributed semaphores, one per key, capacity 1), taken
+//    in the order their requests arrive: one process gets `B`'s permit then waits for `A`'s,
+//    another gets `A`'s then waits for `B`'s. A permit cycle, no mutex in it.
+//    Source: databendlabs/databend#17986 ("fix(meta-semaphore): deadlock between meta-service
+//    semaphores": a smaller sequence number inserted after a larger one could not be acquired).
+//    Look-alike (the fix): permits are taken in sequence order (the smaller one is always
+//    granted first), one order for everyone.
+
+fn meta_semaphores(
+    prefix: (&'static str, &'static str),
+    in_seq_order: bool,
+) -> Vec<Result<(), String>> {
+    let a = Arc::new(Semaphore::named(prefix.0, 1));
+    let b = Arc::new(Semaphore::named(prefix.1, 1));
+    let (a2, b2) = (a.clone(), b.clone());
+    let (r1, r2) = two_threads(
+        move || {
+            // Received `B` first.
+            if in_seq_order {
+                let _a = a2.acquire(); // DATABEND_FIXED_A
+                let _b = b2.acquire();
+            } else {
+                let _b = b2.acquire(); // DATABEND_B_FIRST
+                let _a = a2.acquire(); // DATABEND_THEN_A
+            }
+        },
+        move || {
+            let _a = a.acquire(); // DATABEND_A_FIRST
+            let _b = b.acquire(); // DATABEND_THEN_B
+        },
+    );
+    vec![r1, r2]
+}
+
+#[test]
+fn two_one_permit_semaphores_taken_in_arrival_order_are_an_inversion() {
+    setup();
+    watchdog(20, || {
+        let r = meta_semaphores(("databend.sem.a", "databend.sem.b"), false);
+        assert!(r[0].is_ok() && r[1].is_err(), "{r:?}");
+    })
+    .unwrap();
+    let v = found("databend.sem.a");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].kind, ViolationKind::LockOrderInversion);
+    assert_sites(
+        &v[0],
+        &[
+            "DATABEND_B_FIRST",
+            "DATABEND_THEN_A",
+            "DATABEND_A_FIRST",
+            "DATABEND_THEN_B",
+        ],
+    );
+}
+
+#[test]
+fn permits_taken_in_sequence_order_are_silent() {
+    setup();
+    watchdog(20, || {
+        let r = meta_semaphores(("databend.fixed.sem.a", "databend.fixed.sem.b"), true);
+        assert!(r.iter().all(Result::is_ok), "{r:?}");
+    })
+    .unwrap();
+    assert!(found("databend.fixed.sem.a").is_empty());
 }
