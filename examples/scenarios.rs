@@ -124,6 +124,18 @@ const SCENARIOS: &[Scenario] = &[
     ("steal-after-release", "-", steal_after_release),
     ("panic-hook-relock", "self-deadlock", panic_hook_relock),
     ("panic-after-release", "-", panic_after_release),
+    (
+        "reread-writer-queued",
+        "recursive-read",
+        reread_writer_queued,
+    ),
+    ("read-once-writer-queued", "-", read_once_writer_queued),
+    (
+        "permits-arrival-order",
+        "lock-order-inversion",
+        permits_arrival_order,
+    ),
+    ("permits-seq-order", "-", permits_seq_order),
 ];
 
 fn main() {
@@ -1097,4 +1109,71 @@ fn panic_hook_relock() {
 
 fn panic_after_release() {
     panic_hook(true);
+}
+
+/// A read guard of a writer-preferring lock held while the same thread reads it again, a writer
+/// queued in between (apollographql/router#7142); the look-alike reads once at a time.
+fn reread(prefix: &'static str, once: bool) {
+    let ext = Arc::new(RwLock::named(prefix, 1u64));
+    let queued = Arc::new(Barrier::new(2));
+    let (e2, q2) = (ext.clone(), queued.clone());
+    let writer = std::thread::spawn(move || {
+        q2.wait();
+        *e2.write() += 1;
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if once {
+            let a = *ext.read();
+            queued.wait();
+            std::thread::sleep(Duration::from_millis(50));
+            a + *ext.read()
+        } else {
+            let a = ext.read();
+            queued.wait();
+            std::thread::sleep(Duration::from_millis(50));
+            let b = ext.read();
+            *a + *b
+        }
+    }));
+    let _ = writer.join();
+    assert!(r.is_ok() || !once);
+}
+
+fn reread_writer_queued() {
+    reread("reread.ext", false);
+}
+
+fn read_once_writer_queued() {
+    reread("readonce.ext", true);
+}
+
+/// Two one-permit semaphores taken in the order requests arrive, opposite in two threads
+/// (databendlabs/databend#17986); the look-alike takes them in sequence order.
+fn permits(prefix: (&'static str, &'static str), seq_order: bool) {
+    let a = Arc::new(Semaphore::named(prefix.0, 1));
+    let b = Arc::new(Semaphore::named(prefix.1, 1));
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _a = a.acquire();
+            let _b = b.acquire();
+        }),
+        Box::new(move || {
+            if seq_order {
+                let _a = a2.acquire();
+                let _b = b2.acquire();
+            } else {
+                let _b = b2.acquire();
+                let _a = a2.acquire();
+            }
+        }),
+    ]);
+}
+
+fn permits_arrival_order() {
+    permits(("permarr.a", "permarr.b"), false);
+}
+
+fn permits_seq_order() {
+    permits(("permseq.a", "permseq.b"), true);
 }
