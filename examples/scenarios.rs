@@ -115,6 +115,27 @@ const SCENARIOS: &[Scenario] = &[
     ("scope-deadlock-late", "deadlock", scope_deadlock_late),
     ("scoped-join-deadlock", "deadlock", scoped_join_deadlock),
     ("scope-after-release", "-", scope_after_release),
+    // Real bugs of `tests/real_bugs_round3.rs`, each with its fix.
+    ("shard-ref-insert", "lock-order-inversion", shard_ref_insert),
+    ("shard-copy-insert", "-", shard_copy_insert),
+    ("once-reentry", "self-deadlock", once_reentry),
+    ("once-log-after", "-", once_log_after),
+    ("steal-under-lock", "self-deadlock", steal_under_lock),
+    ("steal-after-release", "-", steal_after_release),
+    ("panic-hook-relock", "self-deadlock", panic_hook_relock),
+    ("panic-after-release", "-", panic_after_release),
+    (
+        "reread-writer-queued",
+        "recursive-read",
+        reread_writer_queued,
+    ),
+    ("read-once-writer-queued", "-", read_once_writer_queued),
+    (
+        "permits-arrival-order",
+        "lock-order-inversion",
+        permits_arrival_order,
+    ),
+    ("permits-seq-order", "-", permits_seq_order),
 ];
 
 fn main() {
@@ -973,4 +994,186 @@ fn scope_after_release() {
         std::thread::sleep(Duration::from_millis(50));
         drop(g);
     });
+}
+
+/// A sharded map's reference into one shard held across an insert into another, while another
+/// thread does the reverse (xacrimon/dashmap#369); the look-alike copies the value out first.
+fn shards(prefix: &'static str, copy_out: bool) {
+    let shards: Arc<Vec<RwLock<u32>>> =
+        Arc::new((0..2).map(|_| RwLock::named(prefix, 0)).collect());
+    let body = |from: usize, to: usize| -> Box<dyn FnOnce() + Send> {
+        let s = shards.clone();
+        Box::new(move || {
+            if copy_out {
+                let v = *s[from].read();
+                *s[to].write() = v;
+            } else {
+                let r = s[from].read();
+                *s[to].write() = *r;
+            }
+        })
+    };
+    one_by_one(vec![body(0, 1), body(1, 0)]);
+}
+
+fn shard_ref_insert() {
+    shards("shardref.shard", false);
+}
+
+fn shard_copy_insert() {
+    shards("shardcopy.shard", true);
+}
+
+/// A `OnceLock`'s initializer logging the value whose `Debug` asks for the same cell
+/// (jdx/mise#1851); the look-alike logs after the initialization.
+fn once_log(in_init: bool) {
+    let env = lockcheck::sync::OnceLock::new();
+    let get = |log: &dyn Fn() -> usize| *env.get_or_init(|| if in_init { log() + 1 } else { 1 });
+    // `Debug for Config`: reads the cell.
+    let debug = || *env.get_or_init(|| 0);
+    let n = get(&debug);
+    assert!(n > 0 && debug() > 0);
+}
+
+fn once_reentry() {
+    once_log(true);
+}
+
+fn once_log_after() {
+    once_log(false);
+}
+
+/// A lock held across a work-stealing fork-join whose waiting thread runs a stolen job that
+/// takes it (rayon-rs/rayon#592); the look-alike releases it before the fork-join.
+fn steal(release_first: bool) {
+    let driver = Mutex::named(
+        if release_first {
+            "stealrel.driver"
+        } else {
+            "steal.driver"
+        },
+        0,
+    );
+    let stolen = || *driver.lock() += 1;
+    if release_first {
+        let n = *driver.lock();
+        stolen();
+        *driver.lock() += n;
+    } else {
+        let mut g = driver.lock();
+        stolen();
+        *g += 1;
+    }
+}
+
+fn steal_under_lock() {
+    steal(false);
+}
+
+fn steal_after_release() {
+    steal(true);
+}
+
+/// A panic raised under a write guard whose panic hook reads the same lock
+/// (getsentry/sentry-rust#536): reported from inside the hook, then a real hang (the watchdog
+/// ends the run). The look-alike panics after the guard is dropped.
+fn panic_hook(after: bool) {
+    let hub = Arc::new(lockcheck::sync::RwLock::new(vec![1u32, 2]));
+    let h = hub.clone();
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _depth = h.read().map(|s| s.len());
+        prev(info)
+    }));
+    let pop = |expected: u32| {
+        if after {
+            let top = hub.write().unwrap().pop();
+            assert_eq!(top, Some(expected), "Tried to pop guards out of order");
+        } else {
+            let mut stack = hub.write().unwrap();
+            assert_eq!(
+                stack.last(),
+                Some(&expected),
+                "Tried to pop guards out of order"
+            );
+            stack.pop();
+        }
+    };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pop(1)));
+    assert!(r.is_err());
+}
+
+fn panic_hook_relock() {
+    panic_hook(false);
+}
+
+fn panic_after_release() {
+    panic_hook(true);
+}
+
+/// A read guard of a writer-preferring lock held while the same thread reads it again, a writer
+/// queued in between (apollographql/router#7142); the look-alike reads once at a time.
+fn reread(prefix: &'static str, once: bool) {
+    let ext = Arc::new(RwLock::named(prefix, 1u64));
+    let queued = Arc::new(Barrier::new(2));
+    let (e2, q2) = (ext.clone(), queued.clone());
+    let writer = std::thread::spawn(move || {
+        q2.wait();
+        *e2.write() += 1;
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if once {
+            let a = *ext.read();
+            queued.wait();
+            std::thread::sleep(Duration::from_millis(50));
+            a + *ext.read()
+        } else {
+            let a = ext.read();
+            queued.wait();
+            std::thread::sleep(Duration::from_millis(50));
+            let b = ext.read();
+            *a + *b
+        }
+    }));
+    let _ = writer.join();
+    assert!(r.is_ok() || !once);
+}
+
+fn reread_writer_queued() {
+    reread("reread.ext", false);
+}
+
+fn read_once_writer_queued() {
+    reread("readonce.ext", true);
+}
+
+/// Two one-permit semaphores taken in the order requests arrive, opposite in two threads
+/// (databendlabs/databend#17986); the look-alike takes them in sequence order.
+fn permits(prefix: (&'static str, &'static str), seq_order: bool) {
+    let a = Arc::new(Semaphore::named(prefix.0, 1));
+    let b = Arc::new(Semaphore::named(prefix.1, 1));
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _a = a.acquire();
+            let _b = b.acquire();
+        }),
+        Box::new(move || {
+            if seq_order {
+                let _a = a2.acquire();
+                let _b = b2.acquire();
+            } else {
+                let _b = b2.acquire();
+                let _a = a2.acquire();
+            }
+        }),
+    ]);
+}
+
+fn permits_arrival_order() {
+    permits(("permarr.a", "permarr.b"), false);
+}
+
+fn permits_seq_order() {
+    permits(("permseq.a", "permseq.b"), true);
 }

@@ -66,21 +66,17 @@ impl LctDecoder {
                     }
                     Err(DecodeError::Truncated) => {
                         let at = Some(Position::Byte(self.input.offset()));
-                        if self.input.data().is_empty() {
-                            return Err(Fault::Error(ReadError::new(
-                                name,
-                                at,
-                                "empty trace (no .lct magic)",
-                            )));
-                        }
-                        return Err(Fault::Truncated {
-                            pos: Position::Byte(0),
-                            error: ReadError::new(
-                                name,
-                                at,
-                                format!("the last record is incomplete: {TRUNCATED_HINT}"),
+                        // A cut magic leaves nothing to analyze, not even the format: refused
+                        // with or without --allow-truncated, as JSON Lines refuses a cut header
+                        // (read as a truncation, it gave an empty report and exit code 0).
+                        let message = match self.input.data().len() {
+                            0 => "empty trace (no .lct magic)".to_owned(),
+                            n => format!(
+                                "trace truncated inside its .lct magic ({n} of {} bytes)",
+                                lct::MAGIC.len()
                             ),
-                        });
+                        };
+                        return Err(Fault::Error(ReadError::new(name, at, message)));
                     }
                     Err(DecodeError::Invalid(m)) => {
                         return Err(Fault::Error(ReadError::new(
