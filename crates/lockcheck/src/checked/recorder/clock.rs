@@ -23,6 +23,10 @@
 //! - **none** (`0`): no readings; releases carry `hold_ns` 0 ("unmeasured") and the per-class hold
 //!   statistics stay 0.
 //!
+//! On Linux a reading is one call of the source's reader, chosen when the recording starts (libc's
+//! `clock_gettime` itself for the coarse clock; a small function with its signature for the
+//! others, so `rdtsc` is then behind a call too), with no test of the source per reading.
+//!
 //! Wait times do not come from here: the hooks measure them with `Instant`, and only on the
 //! contended path, so they are always precise.
 //!
