@@ -1219,7 +1219,7 @@ pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u6
 #[inline(always)]
 pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site, requested: bool) {
     push_reserved(Rec {
-        head: head(K_ACQUIRE, mode, How::Blocking, ids.class) | REQUESTED * u64::from(requested),
+        head: head(K_ACQUIRE, mode, How::Blocking, ids.class) | (REQUESTED * u64::from(requested)),
         a: ids.inst,
         b: site_word(site),
         x: 0,
