@@ -430,7 +430,7 @@ pub(crate) fn lock_known(
 /// the full path writes for them, in its order: a `request` when locks are held (the full path
 /// writes it before its checks, which find nothing here; a request carries no time), then the
 /// `acquire` with no wait; with locks held, both as one record (an acquisition with the request
-/// folded in, `recorder::on_request_acquire`, which the writers turn into the two events). A failed try changes nothing and writes nothing: `No`, the full path
+/// folded in, `recorder::on_acquire_reserved` with `requested`, which the writers turn into the two events). A failed try changes nothing and writes nothing: `No`, the full path
 /// (which tries again, and records the request before it blocks). `f`: the switches as
 /// [`lock_known`] read them.
 #[inline(always)]
@@ -491,12 +491,8 @@ fn lock_recorded(
     let Ok(Some(nested)) = step else {
         return Taken::No;
     };
-    let ids = Ids::from_word(w);
-    if nested {
-        recorder::on_request_acquire(ids, mode, site);
-    } else {
-        recorder::on_acquire_reserved(ids, mode, site);
-    }
+    // One record either way (its request folded in when nested), with one clock call site.
+    recorder::on_acquire_reserved(Ids::from_word(w), mode, site, nested);
     Taken::Yes
 }
 

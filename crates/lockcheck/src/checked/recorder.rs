@@ -516,7 +516,7 @@ fn lost_at_exit() {
 /// left is handed to the writer early (the writer reads a block up to its published length).
 ///
 /// True: the room is there, in the current recording's stream; the acquisition's records may
-/// then be written with [`on_acquire_reserved`] or [`on_request_acquire`], which test nothing
+/// then be written with [`on_acquire_reserved`], which tests nothing
 /// again. False: no room (not recording any more, or the stream is gone): the caller records
 /// the tested way (`hooks::lock_recorded` leaves the acquisition to the full path), which
 /// counts what it cannot keep.
@@ -1210,27 +1210,16 @@ pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u6
 /// [`on_acquire`] of a blocking acquisition with no wait, whose site [`reserve`] announced
 /// before the acquisition (`hooks::lock_recorded`). Inlined there: a call of its own cost
 /// about a third of what it does.
+///
+/// `requested`: [`on_request`] then [`on_acquire`] as one record, what the recorded fast path
+/// writes for a nested acquisition whose dependency is known: an acquisition with
+/// [`REQUESTED`], which every writer turns into the full path's two events (a request, then the
+/// acquisition). Not for a semaphore (whose request carries its capacity). The flag is set
+/// without a branch, so that the caller has one clock call, not one per case.
 #[inline(always)]
-pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site) {
+pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site, requested: bool) {
     push_reserved(Rec {
-        head: head(K_ACQUIRE, mode, How::Blocking, ids.class),
-        a: ids.inst,
-        b: site_word(site),
-        x: 0,
-        ts: clock::now(),
-    });
-}
-
-/// [`on_request`] then [`on_acquire`] (no wait), as one record: what the recorded fast path
-/// writes for a nested acquisition whose dependency is known (`hooks::lock_recorded`), an
-/// acquisition with [`REQUESTED`], which every writer turns into the full path's two events (a
-/// request, then the acquisition). Not for a semaphore (whose request carries its capacity).
-/// The site was announced by [`reserve`], before the acquisition. Inlined there, as
-/// [`on_acquire_reserved`].
-#[inline(always)]
-pub(crate) fn on_request_acquire(ids: Ids, mode: Mode, site: Site) {
-    push_reserved(Rec {
-        head: head(K_ACQUIRE, mode, How::Blocking, ids.class) | REQUESTED,
+        head: head(K_ACQUIRE, mode, How::Blocking, ids.class) | (REQUESTED * u64::from(requested)),
         a: ids.inst,
         b: site_word(site),
         x: 0,

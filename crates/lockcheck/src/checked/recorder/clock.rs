@@ -23,6 +23,10 @@
 //! - **none** (`0`): no readings; releases carry `hold_ns` 0 ("unmeasured") and the per-class hold
 //!   statistics stay 0.
 //!
+//! On Linux a reading is one call of the source's reader, chosen when the recording starts (libc's
+//! `clock_gettime` itself for the coarse clock; a small function with its signature for the
+//! others, so `rdtsc` is then behind a call too), with no test of the source per reading.
+//!
 //! Wait times do not come from here: the hooks measure them with `Instant`, and only on the
 //! contended path, so they are always precise.
 //!
@@ -33,6 +37,8 @@
 //! over an interval of milliseconds at least once the first pass ran). The other sources read
 //! nanoseconds already.
 
+#[cfg(target_os = "linux")]
+use std::sync::atomic::AtomicPtr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -107,6 +113,8 @@ pub(super) fn init() {
     };
     RESOLUTION_NS.store(resolution, Ordering::Relaxed);
     SOURCE.store(source, Ordering::Relaxed);
+    #[cfg(target_os = "linux")]
+    READ.store(reader_of(source), Ordering::Relaxed);
 }
 
 /// The resolution of the hold times being recorded, in nanoseconds: the coarse clock's step, or 0
@@ -179,33 +187,93 @@ fn coarse_ns(ts: &libc::timespec) -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
-/// [`coarse_now`] for the records, without a test of the result: 0 when the reading fails (the
+/// The reading function of the chosen source, with `clock_gettime`'s signature: libc's own
+/// `clock_gettime` for the coarse clock (called with [`CLOCK_ID`]), else one of the functions
+/// below, which write their ticks as nanoseconds of a zero second. Chosen by [`init`] before any
+/// record is taken, so that a reading calls it without testing the source first (three
+/// instructions per reading, four readings per recorded nested pair). Before the first `init`:
+/// [`read_none`].
+#[cfg(target_os = "linux")]
+static READ: AtomicPtr<()> = AtomicPtr::new(read_none as *mut ());
+
+/// `clock_gettime`'s signature (`libc::clock_gettime` and the readers below).
+#[cfg(target_os = "linux")]
+type ReadFn = unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int;
+
+/// The clock [`READ`] is called with: only `clock_gettime` looks at it.
+#[cfg(target_os = "linux")]
+const CLOCK_ID: libc::clockid_t = libc::CLOCK_MONOTONIC_COARSE;
+
+/// [`READ`] of the TSC: the counter as nanoseconds of a zero second (below 2^63, so
+/// `coarse_ns` gives it back unchanged).
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+unsafe extern "C" fn read_tsc(_: libc::clockid_t, ts: *mut libc::timespec) -> libc::c_int {
+    // SAFETY: `rdtsc` exists on every x86_64 processor and only reads the counter; `ts` is the
+    // caller's `timespec` (see `now`).
+    unsafe {
+        (*ts).tv_nsec = core::arch::x86_64::_rdtsc() as libc::c_long;
+    }
+    0
+}
+
+/// [`READ`] of `Instant` since [`anchor`].
+#[cfg(target_os = "linux")]
+unsafe extern "C" fn read_instant(_: libc::clockid_t, ts: *mut libc::timespec) -> libc::c_int {
+    // SAFETY: `ts` is the caller's `timespec` (see `now`).
+    unsafe {
+        (*ts).tv_nsec = anchor().elapsed().as_nanos() as libc::c_long;
+    }
+    0
+}
+
+/// [`READ`] when no readings are wanted: the `timespec` stays zero, a reading of 0.
+#[cfg(target_os = "linux")]
+unsafe extern "C" fn read_none(_: libc::clockid_t, _: *mut libc::timespec) -> libc::c_int {
+    0
+}
+
+/// [`READ`]'s function for a source.
+#[cfg(target_os = "linux")]
+fn reader_of(source: u8) -> *mut () {
+    let f: ReadFn = match source {
+        COARSE => libc::clock_gettime,
+        #[cfg(target_arch = "x86_64")]
+        TSC => read_tsc,
+        INSTANT => read_instant,
+        _ => read_none,
+    };
+    f as *mut ()
+}
+
+/// A reading, in ticks of the chosen source (nanoseconds but for the TSC): one call of the
+/// chosen reader, without a test of the source nor of the result: 0 when the reading fails (the
 /// `timespec` starts at 0 and a failing `clock_gettime` does not write it), which
-/// `clock_getres` and a first reading ruled out when the source was chosen; a hold with a
+/// `clock_getres` and a first reading ruled out when the coarse clock was chosen; a hold with a
 /// reading of 0 at either end is written as 0 ("unmeasured", see `Scale::ns`), never as
-/// garbage. Two instructions fewer per reading than testing it.
+/// garbage.
 #[cfg(target_os = "linux")]
 #[inline(always)]
-fn coarse_reading() -> u64 {
+pub(super) fn now() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `clock_gettime` writes the `timespec` it is given; with a clock the kernel has
-    // (checked by `clock_getres` before the source is chosen) it goes through the vDSO, no
+    // SAFETY: `READ` only ever holds a `ReadFn` (see `reader_of`, and its initial value); each
+    // writes at most the `timespec` it is given. With the coarse clock (which the kernel has:
+    // checked by `clock_getres` before it is chosen) `clock_gettime` goes through the vDSO, no
     // system call.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    unsafe {
+        let read: ReadFn = std::mem::transmute::<*mut (), ReadFn>(READ.load(Ordering::Relaxed));
+        read(CLOCK_ID, &mut ts);
+    }
     coarse_ns(&ts)
 }
 
 /// A reading, in ticks of the chosen source (nanoseconds but for the TSC).
+#[cfg(not(target_os = "linux"))]
 #[inline(always)]
 pub(super) fn now() -> u64 {
     let source = SOURCE.load(Ordering::Relaxed);
-    #[cfg(target_os = "linux")]
-    if source == COARSE {
-        return coarse_reading();
-    }
     #[cfg(target_arch = "x86_64")]
     if source == TSC {
         // SAFETY: `rdtsc` exists on every x86_64 processor and only reads the counter.
@@ -214,6 +282,7 @@ pub(super) fn now() -> u64 {
     now_other(source)
 }
 
+#[cfg(not(target_os = "linux"))]
 #[cold]
 fn now_other(source: u8) -> u64 {
     if source == INSTANT {
