@@ -1075,8 +1075,9 @@ fn steal_after_release() {
 }
 
 /// A panic raised under a write guard whose panic hook reads the same lock
-/// (getsentry/sentry-rust#536): reported from inside the hook, then a real hang (the watchdog
-/// ends the run). The look-alike panics after the guard is dropped.
+/// (getsentry/sentry-rust#536): reported from inside the hook; the thread is already panicking,
+/// so lockcheck flushes the trace and aborts the process rather than let it hang. The
+/// look-alike panics after the guard is dropped.
 fn panic_hook(after: bool) {
     let hub = Arc::new(lockcheck::sync::RwLock::new(vec![1u32, 2]));
     let h = hub.clone();

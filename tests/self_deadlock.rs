@@ -183,3 +183,90 @@ fn std_api_mutex_locked_twice() {
         .collect();
     assert_eq!(v.len(), 1, "{v:#?}");
 }
+
+/// A value whose `Drop` locks the mutex: run by the unwinding of a panic while a guard of that
+/// mutex is still alive, it is a certain self-deadlock on a thread that cannot panic again.
+struct LockOnDrop<'a>(&'a Mutex<u32>);
+
+impl Drop for LockOnDrop<'_> {
+    fn drop(&mut self) {
+        let _g = self.0.lock();
+    }
+}
+
+/// `held`: the bug (the guard, declared first, is dropped after `LockOnDrop` by the unwinding);
+/// else the look-alike (declared the other way round, the guard is dropped first).
+fn relock_while_unwinding(held: bool) {
+    let m = Mutex::named("sd.unwind", 0);
+    let _r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if held {
+            let _g = m.lock();
+            let _d = LockOnDrop(&m);
+            panic!("unwinding with the guard held");
+        } else {
+            let _d = LockOnDrop(&m);
+            let _g = m.lock();
+            panic!("unwinding, the guard dropped first");
+        }
+    }));
+}
+
+/// Runs `scenario` in a child process (this test binary on one test) and returns its status and
+/// output; the child exits by itself after 20 s if it hangs.
+fn child(test: &str, scenario: &str) -> std::process::Output {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("SELF_DEADLOCK_CHILD", scenario)
+        .env("LOCKCHECK", "panic")
+        .output()
+        .unwrap()
+}
+
+fn child_side() {
+    let Some(s) = std::env::var_os("SELF_DEADLOCK_CHILD") else {
+        return;
+    };
+    let held = s == "held";
+    std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_secs(20));
+        println!("child: hung");
+        std::process::exit(3);
+    });
+    relock_while_unwinding(held);
+    println!("child: finished");
+    std::process::exit(0);
+}
+
+#[test]
+fn a_drop_relocking_during_unwinding_aborts_with_the_report_instead_of_hanging() {
+    child_side();
+    let out = child(
+        "a_drop_relocking_during_unwinding_aborts_with_the_report_instead_of_hanging",
+        "held",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(6), "{stdout}\n{stderr}");
+    }
+    assert!(!stdout.contains("child: hung"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("self-deadlock"), "{stderr}");
+    assert!(stderr.contains("`sd.unwind`"), "{stderr}");
+    assert!(stderr.contains("already panicking"), "{stderr}");
+}
+
+#[test]
+fn a_drop_locking_during_unwinding_after_the_guard_is_gone_is_silent() {
+    child_side();
+    let out = child(
+        "a_drop_locking_during_unwinding_after_the_guard_is_gone_is_silent",
+        "free",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}\n{stdout}\n{stderr}", out.status);
+    assert!(stdout.contains("child: finished"), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("self-deadlock"), "{stderr}");
+}

@@ -1357,6 +1357,9 @@ fn self_violation(
 fn act(v: Violation) -> Option<Verdict> {
     let certain = v.kind == ViolationKind::SelfDeadlock;
     let a = action();
+    if certain && a != Action::Off && std::thread::panicking() {
+        abort_unwinding(&v);
+    }
     if (a == Action::Panic || (certain && a == Action::Warn)) && !std::thread::panicking() {
         let first = v.message.lines().next().unwrap_or("lockcheck: violation");
         let at = v.edges.first().map(|e| e.site.as_str()).unwrap_or("?");
@@ -1370,6 +1373,28 @@ fn act(v: Violation) -> Option<Verdict> {
         )));
     }
     None
+}
+
+/// A certain self-deadlock on a thread that is already unwinding (a lock taken again by a `Drop`
+/// run during a panic, or by a panic hook): no panic can be raised there, and going on would hang
+/// for real. A panic while panicking aborts the process, so this does the same, after the report
+/// (already printed) and with the trace flushed, so that the run's trace still holds the deciding
+/// acquisition (recorded before the checks).
+#[cold]
+#[inline(never)]
+fn abort_unwinding(v: &Violation) -> ! {
+    let first = v
+        .message
+        .lines()
+        .next()
+        .unwrap_or("lockcheck: self-deadlock");
+    let at = v.edges.first().map(|e| e.site.as_str()).unwrap_or("?");
+    eprintln!(
+        "{first}, at {at}: this thread is already panicking, so it cannot unwind out of the \
+         self-deadlock; lockcheck aborts the process instead of letting it hang (report above)"
+    );
+    recorder::flush_all();
+    std::process::abort()
 }
 
 /// Returns the verdict to raise now, unless this thread is retaking a condvar's mutex: then the
