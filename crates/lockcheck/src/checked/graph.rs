@@ -11,9 +11,10 @@ use super::class::NO_CLASS;
 use super::report::{EdgeInfo, LockRef, Trace, Violation, ViolationKind};
 use super::state::{internal, Held};
 use super::variants::{held_sig, no_more_held, Edge, Groups, Shape, Variant, Variants};
-use lockcheck_core::deps::{check_link, Dependency, VectorClock};
+use lockcheck_core::deps::{check_link, DepView, VectorClock};
 use lockcheck_core::order::{NodeId, OrderGraph};
 use lockcheck_core::trace::{How, Mode};
+use std::ops::Deref;
 use parking_lot::Mutex as PlMutex;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -74,18 +75,99 @@ impl Hasher for IdHasher {
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
+/// A few values, stored inline when there is one (a nested pair's held lock): a record's held
+/// locks, their classes and their sites then need no allocation of their own. Written by hand
+/// (two variants and a `Deref`): the runtime crate takes no new dependency for it.
+#[derive(Debug, Clone)]
+pub(crate) enum Few<T> {
+    One([T; 1]),
+    Many(Box<[T]>),
+}
+
+impl<T> Deref for Few<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Few::One(one) => one,
+            Few::Many(many) => many,
+        }
+    }
+}
+
+impl<T: Copy> Few<T> {
+    /// The `n` values of `values` (exactly `n`), inline if one.
+    fn collect(n: usize, mut values: impl Iterator<Item = T>) -> Self {
+        if n == 1 {
+            if let Some(v) = values.next() {
+                return Few::One([v]);
+            }
+        }
+        // At its exact length: a boxed slice from a vector of spare capacity reallocates.
+        let mut v = Vec::with_capacity(n);
+        v.extend(values);
+        Few::Many(v.into_boxed_slice())
+    }
+
+    /// A copy of `values`, inline if one.
+    fn from_slice(values: &[T]) -> Self {
+        Self::collect(values.len(), values.iter().copied())
+    }
+}
+
+/// The dependency of a [`DepRecord`]: `lockcheck_core`'s `Dependency` (always blocking), with
+/// its held set inline when it is one lock and its clock shared by the thread's records of one
+/// fork/join epoch, so that a record is one allocation.
+#[derive(Debug, Clone)]
+pub(crate) struct Dep {
+    pub thread: u64,
+    pub lock: u64,
+    pub mode: Mode,
+    /// The locks held at the request with their modes, oldest first.
+    pub held: Few<(u64, Mode)>,
+    pub clock: Arc<VectorClock>,
+}
+
+impl Dep {
+    /// The mode in which this dependency's thread holds `lock`, if it does.
+    fn held_mode(&self, lock: u64) -> Option<Mode> {
+        self.held.iter().find(|h| h.0 == lock).map(|h| h.1)
+    }
+}
+
+impl DepView for Dep {
+    type Lock = u64;
+    fn thread(&self) -> u64 {
+        self.thread
+    }
+    fn lock(&self) -> u64 {
+        self.lock
+    }
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+    fn how(&self) -> How {
+        How::Blocking
+    }
+    fn epoch(&self, thread: u64) -> u32 {
+        self.clock.get(thread)
+    }
+    fn held_iter(&self) -> impl Iterator<Item = (u64, Mode)> + '_ {
+        self.held.iter().copied()
+    }
+}
+
 /// One observed dependency with what a report needs.
 #[derive(Debug, Clone)]
 pub(crate) struct DepRecord {
-    pub dep: Dependency<u64>,
+    pub dep: Dep,
     /// [`held_sig`] of `dep.held`.
     pub held_sig: u64,
     /// Shared by every record of the thread.
     pub thread_name: Arc<str>,
     pub lock_class: u32,
-    pub held_classes: Box<[u32]>,
+    pub held_classes: Few<u32>,
     pub site: &'static Location<'static>,
-    pub held_sites: Box<[&'static Location<'static>]>,
+    pub held_sites: Few<&'static Location<'static>>,
     pub backtrace: Option<Trace>,
     /// The requesting OS thread's end, shared by its records (`None` for a task's dependency,
     /// or a thread already ending: never merged).
@@ -119,13 +201,15 @@ pub(crate) struct ThreadEnd {
     pushed: [AtomicU32; 2],
 }
 
-/// The calling thread's [`ThreadEnd`], created by its first dependency; its destructor (a thread
-/// local's, run at thread exit) marks the end.
-struct ThisThread(RefCell<Option<(u64, Arc<ThreadEnd>)>>);
+/// The calling thread's [`ThreadEnd`], created by its first dependency, and the clock of its
+/// latest dependency, shared by its records while the clock stays the same (a thread's clock
+/// changes only when it forks or joins); the destructor (a thread local's, run at thread exit)
+/// marks the end.
+struct ThisThread(RefCell<Option<(u64, Arc<ThreadEnd>, Arc<VectorClock>)>>);
 
 impl Drop for ThisThread {
     fn drop(&mut self) {
-        let Some((id, end)) = self.0.get_mut().take() else {
+        let Some((id, end, _)) = self.0.get_mut().take() else {
             return;
         };
         let mut alone = VectorClock::new();
@@ -142,25 +226,41 @@ thread_local! {
 }
 
 /// The [`ThreadEnd`] of the calling OS thread if `thread` is its number, else `None` (a task, or
-/// the thread's exit already under way: a late dependency is noted, see [`Graph::late`]).
-fn this_thread_end(thread: u64) -> Option<Arc<ThreadEnd>> {
+/// the thread's exit already under way: a late dependency is noted, see [`Graph::late`]); and
+/// `clock` shared: the thread's previous record's clock when equal, else a new one.
+fn this_thread(thread: u64, clock: VectorClock) -> (Option<Arc<ThreadEnd>>, Arc<VectorClock>) {
     let own = super::state::STATE
         .try_with(|s| s.id() == thread)
         .unwrap_or(false);
     if !own {
-        return None;
+        return (None, shared_clock(clock));
     }
-    let end = THIS_THREAD.try_with(|t| {
-        Arc::clone(
-            &t.0.borrow_mut()
-                .get_or_insert_with(|| (thread, Arc::default()))
-                .1,
-        )
+    let mut clock = Some(clock);
+    let got = THIS_THREAD.try_with(|t| {
+        let mut t = t.0.borrow_mut();
+        let c = clock.take().expect("taken once");
+        let (_, end, last) = t.get_or_insert_with(|| (thread, Arc::default(), shared_clock(c.clone())));
+        if **last != c {
+            *last = shared_clock(c);
+        }
+        (Arc::clone(end), Arc::clone(last))
     });
-    if end.is_err() {
-        with_graph(|g| g.late.note(thread));
+    match got {
+        Ok((end, clock)) => (Some(end), clock),
+        Err(_) => {
+            with_graph(|g| g.late.note(thread));
+            (None, shared_clock(clock.take().unwrap_or_default()))
+        }
     }
-    end.ok()
+}
+
+/// `clock` in an `Arc`; the empty clock (a task's: fork/join unknown) is one shared `Arc`.
+fn shared_clock(clock: VectorClock) -> Arc<VectorClock> {
+    static EMPTY: std::sync::OnceLock<Arc<VectorClock>> = std::sync::OnceLock::new();
+    if clock == VectorClock::new() {
+        return Arc::clone(EMPTY.get_or_init(|| Arc::new(VectorClock::new())));
+    }
+    Arc::new(clock)
 }
 
 struct Level<K, E> {
@@ -420,33 +520,24 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
             })
         });
     let backtrace = if new_edge { Trace::capture() } else { None };
-    let end = this_thread_end(req.thread);
-    // Collected at their exact length: a filter's length is unknown, and a boxed slice
-    // collected from one is a vector shrunk to fit, a reallocation each.
+    let (end, clock) = this_thread(req.thread, req.clock);
+    // Inline when one lock is held (a nested pair): the record is then its one allocation.
     let n = held().count();
-    let mut held_modes = Vec::with_capacity(n);
-    let mut held_classes = Vec::with_capacity(n);
-    let mut held_sites = Vec::with_capacity(n);
-    for h in held() {
-        held_modes.push((h.inst, h.mode));
-        held_classes.push(h.class);
-        held_sites.push(h.site);
-    }
+    let held_modes = Few::collect(n, held().map(|h| (h.inst, h.mode)));
     let rec = Arc::new(DepRecord {
         held_sig: held_sig(&held_modes),
-        dep: Dependency {
+        dep: Dep {
             thread: req.thread,
             lock: req.inst,
             mode: req.mode,
-            how: How::Blocking,
             held: held_modes,
-            clock: req.clock,
+            clock,
         },
         thread_name: super::state::shared_thread_name(req.thread),
         lock_class: req.class,
-        held_classes: held_classes.into_boxed_slice(),
+        held_classes: Few::collect(n, held().map(|h| h.class)),
         site: req.site,
-        held_sites: held_sites.into_boxed_slice(),
+        held_sites: Few::collect(n, held().map(|h| h.site)),
         backtrace,
         end,
     });
@@ -629,7 +720,7 @@ fn class_link(req: &DepRecord, holder: &DepRecord, written: &IdSet<u32>) -> bool
     holder
         .held_classes
         .iter()
-        .zip(&holder.dep.held)
+        .zip(holder.dep.held.iter())
         .any(|(&c, &(_, m))| c == req.lock_class && req.dep.mode.conflicts_with(m, w))
 }
 
@@ -796,7 +887,7 @@ fn shown(inst: u64) -> u64 {
 /// [`gated`]. Split so that the cycle search can test the first once per group of variants.
 ///
 /// The part that does not depend on instances: distinct threads, not ordered by fork/join.
-fn ordered_apart(a: &Dependency<u64>, b: &Dependency<u64>) -> bool {
+fn ordered_apart(a: &Dep, b: &Dep) -> bool {
     a.thread != b.thread
         && !(a.clock.happens_before(a.thread, &b.clock)
             || b.clock.happens_before(b.thread, &a.clock))
@@ -807,7 +898,7 @@ fn ordered_apart(a: &Dependency<u64>, b: &Dependency<u64>) -> bool {
 /// lock of a class into one marker (so that variants that differ only by dropped locks merge, see
 /// [`forget_instance`]) must not make them gate each other. Never gating only risks a report,
 /// never a miss.
-fn gated(a: &Dependency<u64>, b: &Dependency<u64>) -> bool {
+fn gated(a: &Dep, b: &Dep) -> bool {
     a.held.iter().any(|&(la, ma)| {
         la & DEAD == 0
             && b.held_mode(la)
@@ -874,7 +965,7 @@ fn compact<K: Copy + Eq + Hash, E: Edge<DepRecord>>(
             variants.drop_covered_by(shape);
             let mut r = DepRecord::clone(&v);
             r.held_sig = shape.sig;
-            r.dep.held.clone_from(&held);
+            r.dep.held = Few::from_slice(&held);
             // A rewrite has the shape of the variant it replaces (same classes): its group
             // exists or was just emptied, so groups never outnumber what they were.
             let kept = variants.push_within(Arc::new(r), usize::MAX);
@@ -1145,19 +1236,18 @@ mod tests {
         let held_modes: Vec<(u64, Mode)> = held.iter().map(|h| (h.0, h.2)).collect();
         Arc::new(DepRecord {
             held_sig: held_sig(&held_modes),
-            dep: Dependency {
+            dep: Dep {
                 thread,
                 lock,
                 mode,
-                how: How::Blocking,
-                held: held_modes,
-                clock,
+                held: Few::from_slice(&held_modes),
+                clock: Arc::new(clock),
             },
             thread_name: Arc::from("t"),
             lock_class: class,
-            held_classes: held.iter().map(|h| h.1).collect(),
+            held_classes: Few::collect(held.len(), held.iter().map(|h| h.1)),
             site: Location::caller(),
-            held_sites: held.iter().map(|_| Location::caller()).collect(),
+            held_sites: Few::collect(held.len(), held.iter().map(|_| Location::caller())),
             backtrace: None,
             end: None,
         })
