@@ -201,15 +201,27 @@ pub(crate) struct ThreadEnd {
     pushed: [AtomicU32; 2],
 }
 
-/// The calling thread's [`ThreadEnd`], created by its first dependency, and the clock of its
-/// latest dependency, shared by its records while the clock stays the same (a thread's clock
-/// changes only when it forks or joins); the destructor (a thread local's, run at thread exit)
-/// marks the end.
-struct ThisThread(RefCell<Option<(u64, Arc<ThreadEnd>, Arc<VectorClock>)>>);
+/// The calling thread's [`ThreadEnd`], created by its first dependency; its destructor (a thread
+/// local's, run at thread exit) marks the end.
+struct ThisThread(RefCell<Option<ThisThreadRecords>>);
+
+/// What [`ThisThread`] keeps of the calling thread's records.
+struct ThisThreadRecords {
+    id: u64,
+    end: Arc<ThreadEnd>,
+    /// The clock of the thread's latest record, shared by its records while the clock stays the
+    /// same (a thread's clock changes only when it forks or joins)...
+    clock: Arc<VectorClock>,
+    /// ... and the thread's clock epoch ([`ThreadState::clock_epoch`]) it is the clock of, if
+    /// it was taken from the thread's state (then a request in that epoch reads no clock).
+    ///
+    /// [`ThreadState::clock_epoch`]: super::state::ThreadState::clock_epoch
+    epoch: Option<u64>,
+}
 
 impl Drop for ThisThread {
     fn drop(&mut self) {
-        let Some((id, end, _)) = self.0.get_mut().take() else {
+        let Some(ThisThreadRecords { id, end, .. }) = self.0.get_mut().take() else {
             return;
         };
         let mut alone = VectorClock::new();
@@ -225,31 +237,80 @@ thread_local! {
     static THIS_THREAD: ThisThread = const { ThisThread(RefCell::new(None)) };
 }
 
+/// The fork/join clock of a [`Request`].
+pub(crate) enum ReqClock {
+    /// This clock (a task's, or another thread's).
+    Given(VectorClock),
+    /// The requesting thread's own, the calling thread: read from its state only when its clock
+    /// epoch changed since its previous record (else that record's clock is shared).
+    Own,
+}
+
+impl From<VectorClock> for ReqClock {
+    fn from(c: VectorClock) -> Self {
+        ReqClock::Given(c)
+    }
+}
+
+/// The calling thread's clock (as [`ThreadState::clock`](super::state::ThreadState::clock)).
+fn own_clock(thread: u64) -> VectorClock {
+    super::state::STATE.try_with(|s| s.clock()).unwrap_or_else(|_| {
+        let mut c = VectorClock::new();
+        c.set(thread, 1);
+        c
+    })
+}
+
 /// The [`ThreadEnd`] of the calling OS thread if `thread` is its number, else `None` (a task, or
 /// the thread's exit already under way: a late dependency is noted, see [`Graph::late`]); and
-/// `clock` shared: the thread's previous record's clock when equal, else a new one.
-fn this_thread(thread: u64, clock: VectorClock) -> (Option<Arc<ThreadEnd>>, Arc<VectorClock>) {
+/// the request's clock, shared: the thread's previous record's clock when equal (known equal
+/// without reading it when [`ReqClock::Own`] in the same clock epoch), else a new one.
+fn this_thread(thread: u64, clock: ReqClock) -> (Option<Arc<ThreadEnd>>, Arc<VectorClock>) {
     let own = super::state::STATE
-        .try_with(|s| s.id() == thread)
-        .unwrap_or(false);
-    if !own {
-        return (None, shared_clock(clock));
-    }
+        .try_with(|s| (s.id() == thread).then(|| s.clock_epoch()))
+        .ok()
+        .flatten();
+    let given = |clock: ReqClock| match clock {
+        ReqClock::Given(c) => c,
+        ReqClock::Own => own_clock(thread),
+    };
+    let Some(epoch) = own else {
+        return (None, shared_clock(given(clock)));
+    };
     let mut clock = Some(clock);
     let got = THIS_THREAD.try_with(|t| {
         let mut t = t.0.borrow_mut();
         let c = clock.take().expect("taken once");
-        let (_, end, last) = t.get_or_insert_with(|| (thread, Arc::default(), shared_clock(c.clone())));
-        if **last != c {
-            *last = shared_clock(c);
+        let known = matches!(c, ReqClock::Own)
+            && t.as_ref().is_some_and(|r| r.epoch == Some(epoch));
+        if !known {
+            let own = matches!(c, ReqClock::Own);
+            let c = given(c);
+            match t.as_mut() {
+                Some(r) if *r.clock == c => {}
+                Some(r) => r.clock = shared_clock(c),
+                None => {
+                    *t = Some(ThisThreadRecords {
+                        id: thread,
+                        end: Arc::default(),
+                        clock: shared_clock(c),
+                        epoch: None,
+                    })
+                }
+            }
+            if let Some(r) = t.as_mut() {
+                r.epoch = own.then_some(epoch);
+            }
         }
-        (Arc::clone(end), Arc::clone(last))
+        let r = t.as_ref().expect("set above");
+        (Arc::clone(&r.end), Arc::clone(&r.clock))
     });
     match got {
         Ok((end, clock)) => (Some(end), clock),
         Err(_) => {
             with_graph(|g| g.late.note(thread));
-            (None, shared_clock(clock.take().unwrap_or_default()))
+            let c = clock.take().map_or_else(|| own_clock(thread), given);
+            (None, shared_clock(c))
         }
     }
 }
@@ -487,19 +548,22 @@ fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
 }
 
 /// What the fast path hands over on a cache miss.
-pub(crate) struct Request<'a> {
+pub(crate) struct Request<'a, C = VectorClock> {
     pub thread: u64,
     pub inst: u64,
     pub class: u32,
     pub mode: Mode,
     pub site: &'static Location<'static>,
     pub held: &'a [Held],
-    pub clock: VectorClock,
+    /// A [`VectorClock`], or [`ReqClock::Own`].
+    pub clock: C,
 }
 
 /// Records a dependency. Returns a violation if it closes a feasible cycle not reported before,
 /// and the limits hit on the way (`Incomplete` violations, each limit once), both unpublished.
-pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violation>) {
+pub(crate) fn add_dependency<C: Into<ReqClock>>(
+    req: Request<'_, C>,
+) -> (Option<Violation>, Vec<Violation>) {
     // Iterated, not collected: one allocation fewer per new dependency.
     let held = || req.held.iter().filter(|h| h.inst != req.inst);
     if held().next().is_none() {
@@ -520,7 +584,7 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
             })
         });
     let backtrace = if new_edge { Trace::capture() } else { None };
-    let (end, clock) = this_thread(req.thread, req.clock);
+    let (end, clock) = this_thread(req.thread, req.clock.into());
     // Inline when one lock is held (a nested pair): the record is then its one allocation.
     let n = held().count();
     let held_modes = Few::collect(n, held().map(|h| (h.inst, h.mode)));
