@@ -16,7 +16,7 @@ use lockcheck_core::order::{NodeId, OrderGraph};
 use lockcheck_core::trace::{How, Mode};
 use std::ops::Deref;
 use parking_lot::Mutex as PlMutex;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::panic::Location;
@@ -547,6 +547,12 @@ fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
     f(g)
 }
 
+thread_local! {
+    /// The class edge (held class, requested class) this thread last found in the graph when it
+    /// asked whether a dependency's edges were new (see [`add_dependency`]).
+    static KNOWN_CLASS_EDGE: Cell<(u32, u32)> = const { Cell::new((NO_CLASS, NO_CLASS)) };
+}
+
 /// What the fast path hands over on a cache miss.
 pub(crate) struct Request<'a, C = VectorClock> {
     pub thread: u64,
@@ -573,16 +579,34 @@ pub(crate) fn add_dependency<C: Into<ReqClock>>(
     // one only if some edge of this dependency has never been seen: a class edge, or, between
     // locks without a distinct class (same class, anonymous), an instance edge. Locks created in a
     // loop make new instance edges all the time, but their class edges were seen once.
-    let new_edge = crate::config::backtraces()
-        && with_graph(|g| {
-            held().any(|h| {
-                if req.class != NO_CLASS && h.class != NO_CLASS && h.class != req.class {
-                    !g.class.has_edge(h.class, req.class)
-                } else {
-                    !g.inst.has_edge(h.inst, req.inst)
-                }
-            })
-        });
+    let class_edge = |h: &Held| req.class != NO_CLASS && h.class != NO_CLASS && h.class != req.class;
+    let new_edge = crate::config::backtraces() && {
+        // One held lock of another class, whose class edge this thread found known last time: a
+        // class edge is never removed (class nodes stay), so it still is, without the graph's
+        // lock (a new instance pair of a known class edge, in a loop).
+        let mut hs = held();
+        let one = match (hs.next(), hs.next()) {
+            (Some(h), None) if class_edge(h) => Some((h.class, req.class)),
+            _ => None,
+        };
+        if one.is_some() && KNOWN_CLASS_EDGE.try_with(Cell::get).ok() == one {
+            false
+        } else {
+            let new = with_graph(|g| {
+                held().any(|h| {
+                    if class_edge(h) {
+                        !g.class.has_edge(h.class, req.class)
+                    } else {
+                        !g.inst.has_edge(h.inst, req.inst)
+                    }
+                })
+            });
+            if let (false, Some(e)) = (new, one) {
+                let _ = KNOWN_CLASS_EDGE.try_with(|k| k.set(e));
+            }
+            new
+        }
+    };
     let backtrace = if new_edge { Trace::capture() } else { None };
     let (end, clock) = this_thread(req.thread, req.clock.into());
     // Inline when one lock is held (a nested pair): the record is then its one allocation.
