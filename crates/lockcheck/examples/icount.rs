@@ -124,7 +124,10 @@ fn bench_history() {
             lockcheck::checked::Mutex::named("icount.b", 0u64),
         )
     };
-    let nest = |p: &(lockcheck::checked::Mutex<u64>, lockcheck::checked::Mutex<u64>)| {
+    let nest = |p: &(
+        lockcheck::checked::Mutex<u64>,
+        lockcheck::checked::Mutex<u64>,
+    )| {
         let _a = black_box(&p.0).lock();
         *black_box(&p.1).lock() += 1;
     };

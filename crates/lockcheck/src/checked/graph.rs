@@ -14,11 +14,11 @@ use super::variants::{held_sig, no_more_held, Edge, Groups, Shape, Variant, Vari
 use lockcheck_core::deps::{check_link, DepView, VectorClock};
 use lockcheck_core::order::{NodeId, OrderGraph};
 use lockcheck_core::trace::{How, Mode};
-use std::ops::Deref;
 use parking_lot::Mutex as PlMutex;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::ops::Deref;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -254,11 +254,13 @@ impl From<VectorClock> for ReqClock {
 
 /// The calling thread's clock (as [`ThreadState::clock`](super::state::ThreadState::clock)).
 fn own_clock(thread: u64) -> VectorClock {
-    super::state::STATE.try_with(|s| s.clock()).unwrap_or_else(|_| {
-        let mut c = VectorClock::new();
-        c.set(thread, 1);
-        c
-    })
+    super::state::STATE
+        .try_with(|s| s.clock())
+        .unwrap_or_else(|_| {
+            let mut c = VectorClock::new();
+            c.set(thread, 1);
+            c
+        })
 }
 
 /// The [`ThreadEnd`] of the calling OS thread if `thread` is its number, else `None` (a task, or
@@ -281,8 +283,8 @@ fn this_thread(thread: u64, clock: ReqClock) -> (Option<Arc<ThreadEnd>>, Arc<Vec
     let got = THIS_THREAD.try_with(|t| {
         let mut t = t.0.borrow_mut();
         let c = clock.take().expect("taken once");
-        let known = matches!(c, ReqClock::Own)
-            && t.as_ref().is_some_and(|r| r.epoch == Some(epoch));
+        let known =
+            matches!(c, ReqClock::Own) && t.as_ref().is_some_and(|r| r.epoch == Some(epoch));
         if !known {
             let own = matches!(c, ReqClock::Own);
             let c = given(c);
@@ -579,7 +581,8 @@ pub(crate) fn add_dependency<C: Into<ReqClock>>(
     // one only if some edge of this dependency has never been seen: a class edge, or, between
     // locks without a distinct class (same class, anonymous), an instance edge. Locks created in a
     // loop make new instance edges all the time, but their class edges were seen once.
-    let class_edge = |h: &Held| req.class != NO_CLASS && h.class != NO_CLASS && h.class != req.class;
+    let class_edge =
+        |h: &Held| req.class != NO_CLASS && h.class != NO_CLASS && h.class != req.class;
     let new_edge = crate::config::backtraces() && {
         // One held lock of another class, whose class edge this thread found known last time: a
         // class edge is never removed (class nodes stay), so it still is, without the graph's
