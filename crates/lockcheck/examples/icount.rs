@@ -44,6 +44,9 @@ const SCENARIOS: &[&str] = &[
     "checked_nobt/new_class_edge",
     // The same with backtraces on (the default): the class edge is known, so none is captured.
     "checked/new_class_edge",
+    // The same after the bench's earlier rows on that class edge (threads spawned per sample,
+    // each nesting its own or a shared pair): what the full bench's `new_edge` row meets.
+    "checked/new_class_edge_after_threads",
 ];
 
 fn lock_loop<M>(new: impl Fn() -> M, lock: impl Fn(&M), iters: u64) {
@@ -107,6 +110,56 @@ fn new_class_edge_loop(iters: u64) {
         }
         black_box(pairs);
         done += n;
+    }
+}
+
+/// What the bench's rows before `new_edge` leave on the class edge `icount.a -> icount.b`
+/// (`bench.a -> bench.b` there): the main thread's pair nested in a loop, then 40 samples each of
+/// 2 and 8 threads nesting their own pair and of 8 threads nesting one shared pair (criterion
+/// spawns fresh threads per sample), every thread an ended variant of the edge.
+fn bench_history() {
+    let new = || {
+        (
+            lockcheck::checked::Mutex::named("icount.a", 0u64),
+            lockcheck::checked::Mutex::named("icount.b", 0u64),
+        )
+    };
+    let nest = |p: &(
+        lockcheck::checked::Mutex<u64>,
+        lockcheck::checked::Mutex<u64>,
+    )| {
+        let _a = black_box(&p.0).lock();
+        *black_box(&p.1).lock() += 1;
+    };
+    let known = new();
+    for _ in 0..100 {
+        nest(&known);
+    }
+    drop(known);
+    for (threads, shared) in [(2, false), (8, false), (8, true)] {
+        let pairs: Vec<_> = (0..threads).map(|_| std::sync::Arc::new(new())).collect();
+        for _sample in 0..40 {
+            let handles: Vec<_> = (0..threads)
+                .map(|i| {
+                    let p = std::sync::Arc::clone(&pairs[if shared { 0 } else { i }]);
+                    std::thread::spawn(move || {
+                        for _ in 0..100 {
+                            nest(&p);
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().expect("bench thread");
+            }
+        }
+    }
+    if std::env::var_os("ICOUNT_SIZES").is_some() {
+        eprintln!(
+            "after the history: most variants {:?}, most class groups {}",
+            lockcheck::__private::most_edge_variants(),
+            lockcheck::__private::most_class_edge_groups()
+        );
     }
 }
 
@@ -188,6 +241,17 @@ fn main() {
         }
         "checked/new_edge_bt" => new_edge_loop(n),
         "checked/new_class_edge" => new_class_edge_loop(n),
+        "checked/new_class_edge_after_threads" => {
+            bench_history();
+            new_class_edge_loop(n);
+            if std::env::var_os("ICOUNT_SIZES").is_some() {
+                eprintln!(
+                    "after the loop: most variants {:?}, most class groups {}",
+                    lockcheck::__private::most_edge_variants(),
+                    lockcheck::__private::most_class_edge_groups()
+                );
+            }
+        }
         "parking_lot/read" => lock_loop(
             || parking_lot::RwLock::new(0u64),
             |m| {

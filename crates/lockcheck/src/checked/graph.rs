@@ -11,13 +11,14 @@ use super::class::NO_CLASS;
 use super::report::{EdgeInfo, LockRef, Trace, Violation, ViolationKind};
 use super::state::{internal, Held};
 use super::variants::{held_sig, no_more_held, Edge, Groups, Shape, Variant, Variants};
-use lockcheck_core::deps::{check_link, Dependency, VectorClock};
+use lockcheck_core::deps::{check_link, DepView, VectorClock};
 use lockcheck_core::order::{NodeId, OrderGraph};
 use lockcheck_core::trace::{How, Mode};
 use parking_lot::Mutex as PlMutex;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::ops::Deref;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -74,18 +75,99 @@ impl Hasher for IdHasher {
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
+/// A few values, stored inline when there is one (a nested pair's held lock): a record's held
+/// locks, their classes and their sites then need no allocation of their own. Written by hand
+/// (two variants and a `Deref`): the runtime crate takes no new dependency for it.
+#[derive(Debug, Clone)]
+pub(crate) enum Few<T> {
+    One([T; 1]),
+    Many(Box<[T]>),
+}
+
+impl<T> Deref for Few<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Few::One(one) => one,
+            Few::Many(many) => many,
+        }
+    }
+}
+
+impl<T: Copy> Few<T> {
+    /// The `n` values of `values` (exactly `n`), inline if one.
+    fn collect(n: usize, mut values: impl Iterator<Item = T>) -> Self {
+        if n == 1 {
+            if let Some(v) = values.next() {
+                return Few::One([v]);
+            }
+        }
+        // At its exact length: a boxed slice from a vector of spare capacity reallocates.
+        let mut v = Vec::with_capacity(n);
+        v.extend(values);
+        Few::Many(v.into_boxed_slice())
+    }
+
+    /// A copy of `values`, inline if one.
+    fn from_slice(values: &[T]) -> Self {
+        Self::collect(values.len(), values.iter().copied())
+    }
+}
+
+/// The dependency of a [`DepRecord`]: `lockcheck_core`'s `Dependency` (always blocking), with
+/// its held set inline when it is one lock and its clock shared by the thread's records of one
+/// fork/join epoch, so that a record is one allocation.
+#[derive(Debug, Clone)]
+pub(crate) struct Dep {
+    pub thread: u64,
+    pub lock: u64,
+    pub mode: Mode,
+    /// The locks held at the request with their modes, oldest first.
+    pub held: Few<(u64, Mode)>,
+    pub clock: Arc<VectorClock>,
+}
+
+impl Dep {
+    /// The mode in which this dependency's thread holds `lock`, if it does.
+    fn held_mode(&self, lock: u64) -> Option<Mode> {
+        self.held.iter().find(|h| h.0 == lock).map(|h| h.1)
+    }
+}
+
+impl DepView for Dep {
+    type Lock = u64;
+    fn thread(&self) -> u64 {
+        self.thread
+    }
+    fn lock(&self) -> u64 {
+        self.lock
+    }
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+    fn how(&self) -> How {
+        How::Blocking
+    }
+    fn epoch(&self, thread: u64) -> u32 {
+        self.clock.get(thread)
+    }
+    fn held_iter(&self) -> impl Iterator<Item = (u64, Mode)> + '_ {
+        self.held.iter().copied()
+    }
+}
+
 /// One observed dependency with what a report needs.
 #[derive(Debug, Clone)]
 pub(crate) struct DepRecord {
-    pub dep: Dependency<u64>,
+    pub dep: Dep,
     /// [`held_sig`] of `dep.held`.
     pub held_sig: u64,
     /// Shared by every record of the thread.
     pub thread_name: Arc<str>,
     pub lock_class: u32,
-    pub held_classes: Box<[u32]>,
+    pub held_classes: Few<u32>,
     pub site: &'static Location<'static>,
-    pub held_sites: Box<[&'static Location<'static>]>,
+    pub held_sites: Few<&'static Location<'static>>,
     pub backtrace: Option<Trace>,
     /// The requesting OS thread's end, shared by its records (`None` for a task's dependency,
     /// or a thread already ending: never merged).
@@ -121,11 +203,25 @@ pub(crate) struct ThreadEnd {
 
 /// The calling thread's [`ThreadEnd`], created by its first dependency; its destructor (a thread
 /// local's, run at thread exit) marks the end.
-struct ThisThread(RefCell<Option<(u64, Arc<ThreadEnd>)>>);
+struct ThisThread(RefCell<Option<ThisThreadRecords>>);
+
+/// What [`ThisThread`] keeps of the calling thread's records.
+struct ThisThreadRecords {
+    id: u64,
+    end: Arc<ThreadEnd>,
+    /// The clock of the thread's latest record, shared by its records while the clock stays the
+    /// same (a thread's clock changes only when it forks or joins)...
+    clock: Arc<VectorClock>,
+    /// ... and the thread's clock epoch ([`ThreadState::clock_epoch`]) it is the clock of, if
+    /// it was taken from the thread's state (then a request in that epoch reads no clock).
+    ///
+    /// [`ThreadState::clock_epoch`]: super::state::ThreadState::clock_epoch
+    epoch: Option<u64>,
+}
 
 impl Drop for ThisThread {
     fn drop(&mut self) {
-        let Some((id, end)) = self.0.get_mut().take() else {
+        let Some(ThisThreadRecords { id, end, .. }) = self.0.get_mut().take() else {
             return;
         };
         let mut alone = VectorClock::new();
@@ -141,26 +237,93 @@ thread_local! {
     static THIS_THREAD: ThisThread = const { ThisThread(RefCell::new(None)) };
 }
 
+/// The fork/join clock of a [`Request`].
+pub(crate) enum ReqClock {
+    /// This clock (a task's, or another thread's).
+    Given(VectorClock),
+    /// The requesting thread's own, the calling thread: read from its state only when its clock
+    /// epoch changed since its previous record (else that record's clock is shared).
+    Own,
+}
+
+impl From<VectorClock> for ReqClock {
+    fn from(c: VectorClock) -> Self {
+        ReqClock::Given(c)
+    }
+}
+
+/// The calling thread's clock (as [`ThreadState::clock`](super::state::ThreadState::clock)).
+fn own_clock(thread: u64) -> VectorClock {
+    super::state::STATE
+        .try_with(|s| s.clock())
+        .unwrap_or_else(|_| {
+            let mut c = VectorClock::new();
+            c.set(thread, 1);
+            c
+        })
+}
+
 /// The [`ThreadEnd`] of the calling OS thread if `thread` is its number, else `None` (a task, or
-/// the thread's exit already under way: a late dependency is noted, see [`Graph::late`]).
-fn this_thread_end(thread: u64) -> Option<Arc<ThreadEnd>> {
+/// the thread's exit already under way: a late dependency is noted, see [`Graph::late`]); and
+/// the request's clock, shared: the thread's previous record's clock when equal (known equal
+/// without reading it when [`ReqClock::Own`] in the same clock epoch), else a new one.
+fn this_thread(thread: u64, clock: ReqClock) -> (Option<Arc<ThreadEnd>>, Arc<VectorClock>) {
     let own = super::state::STATE
-        .try_with(|s| s.id() == thread)
-        .unwrap_or(false);
-    if !own {
-        return None;
-    }
-    let end = THIS_THREAD.try_with(|t| {
-        Arc::clone(
-            &t.0.borrow_mut()
-                .get_or_insert_with(|| (thread, Arc::default()))
-                .1,
-        )
+        .try_with(|s| (s.id() == thread).then(|| s.clock_epoch()))
+        .ok()
+        .flatten();
+    let given = |clock: ReqClock| match clock {
+        ReqClock::Given(c) => c,
+        ReqClock::Own => own_clock(thread),
+    };
+    let Some(epoch) = own else {
+        return (None, shared_clock(given(clock)));
+    };
+    let mut clock = Some(clock);
+    let got = THIS_THREAD.try_with(|t| {
+        let mut t = t.0.borrow_mut();
+        let c = clock.take().expect("taken once");
+        let known =
+            matches!(c, ReqClock::Own) && t.as_ref().is_some_and(|r| r.epoch == Some(epoch));
+        if !known {
+            let own = matches!(c, ReqClock::Own);
+            let c = given(c);
+            match t.as_mut() {
+                Some(r) if *r.clock == c => {}
+                Some(r) => r.clock = shared_clock(c),
+                None => {
+                    *t = Some(ThisThreadRecords {
+                        id: thread,
+                        end: Arc::default(),
+                        clock: shared_clock(c),
+                        epoch: None,
+                    })
+                }
+            }
+            if let Some(r) = t.as_mut() {
+                r.epoch = own.then_some(epoch);
+            }
+        }
+        let r = t.as_ref().expect("set above");
+        (Arc::clone(&r.end), Arc::clone(&r.clock))
     });
-    if end.is_err() {
-        with_graph(|g| g.late.note(thread));
+    match got {
+        Ok((end, clock)) => (Some(end), clock),
+        Err(_) => {
+            with_graph(|g| g.late.note(thread));
+            let c = clock.take().map_or_else(|| own_clock(thread), given);
+            (None, shared_clock(c))
+        }
     }
-    end.ok()
+}
+
+/// `clock` in an `Arc`; the empty clock (a task's: fork/join unknown) is one shared `Arc`.
+fn shared_clock(clock: VectorClock) -> Arc<VectorClock> {
+    static EMPTY: std::sync::OnceLock<Arc<VectorClock>> = std::sync::OnceLock::new();
+    if clock == VectorClock::new() {
+        return Arc::clone(EMPTY.get_or_init(|| Arc::new(VectorClock::new())));
+    }
+    Arc::new(clock)
 }
 
 struct Level<K, E> {
@@ -386,20 +549,29 @@ fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
     f(g)
 }
 
+thread_local! {
+    /// The class edge (held class, requested class) this thread last found in the graph when it
+    /// asked whether a dependency's edges were new (see [`add_dependency`]).
+    static KNOWN_CLASS_EDGE: Cell<(u32, u32)> = const { Cell::new((NO_CLASS, NO_CLASS)) };
+}
+
 /// What the fast path hands over on a cache miss.
-pub(crate) struct Request<'a> {
+pub(crate) struct Request<'a, C = VectorClock> {
     pub thread: u64,
     pub inst: u64,
     pub class: u32,
     pub mode: Mode,
     pub site: &'static Location<'static>,
     pub held: &'a [Held],
-    pub clock: VectorClock,
+    /// A [`VectorClock`], or [`ReqClock::Own`].
+    pub clock: C,
 }
 
 /// Records a dependency. Returns a violation if it closes a feasible cycle not reported before,
 /// and the limits hit on the way (`Incomplete` violations, each limit once), both unpublished.
-pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violation>) {
+pub(crate) fn add_dependency<C: Into<ReqClock>>(
+    req: Request<'_, C>,
+) -> (Option<Violation>, Vec<Violation>) {
     // Iterated, not collected: one allocation fewer per new dependency.
     let held = || req.held.iter().filter(|h| h.inst != req.inst);
     if held().next().is_none() {
@@ -409,44 +581,54 @@ pub(crate) fn add_dependency(req: Request<'_>) -> (Option<Violation>, Vec<Violat
     // one only if some edge of this dependency has never been seen: a class edge, or, between
     // locks without a distinct class (same class, anonymous), an instance edge. Locks created in a
     // loop make new instance edges all the time, but their class edges were seen once.
-    let new_edge = crate::config::backtraces()
-        && with_graph(|g| {
-            held().any(|h| {
-                if req.class != NO_CLASS && h.class != NO_CLASS && h.class != req.class {
-                    !g.class.has_edge(h.class, req.class)
-                } else {
-                    !g.inst.has_edge(h.inst, req.inst)
-                }
-            })
-        });
+    let class_edge =
+        |h: &Held| req.class != NO_CLASS && h.class != NO_CLASS && h.class != req.class;
+    let new_edge = crate::config::backtraces() && {
+        // One held lock of another class, whose class edge this thread found known last time: a
+        // class edge is never removed (class nodes stay), so it still is, without the graph's
+        // lock (a new instance pair of a known class edge, in a loop).
+        let mut hs = held();
+        let one = match (hs.next(), hs.next()) {
+            (Some(h), None) if class_edge(h) => Some((h.class, req.class)),
+            _ => None,
+        };
+        if one.is_some() && KNOWN_CLASS_EDGE.try_with(Cell::get).ok() == one {
+            false
+        } else {
+            let new = with_graph(|g| {
+                held().any(|h| {
+                    if class_edge(h) {
+                        !g.class.has_edge(h.class, req.class)
+                    } else {
+                        !g.inst.has_edge(h.inst, req.inst)
+                    }
+                })
+            });
+            if let (false, Some(e)) = (new, one) {
+                let _ = KNOWN_CLASS_EDGE.try_with(|k| k.set(e));
+            }
+            new
+        }
+    };
     let backtrace = if new_edge { Trace::capture() } else { None };
-    let end = this_thread_end(req.thread);
-    // Collected at their exact length: a filter's length is unknown, and a boxed slice
-    // collected from one is a vector shrunk to fit, a reallocation each.
+    let (end, clock) = this_thread(req.thread, req.clock.into());
+    // Inline when one lock is held (a nested pair): the record is then its one allocation.
     let n = held().count();
-    let mut held_modes = Vec::with_capacity(n);
-    let mut held_classes = Vec::with_capacity(n);
-    let mut held_sites = Vec::with_capacity(n);
-    for h in held() {
-        held_modes.push((h.inst, h.mode));
-        held_classes.push(h.class);
-        held_sites.push(h.site);
-    }
+    let held_modes = Few::collect(n, held().map(|h| (h.inst, h.mode)));
     let rec = Arc::new(DepRecord {
         held_sig: held_sig(&held_modes),
-        dep: Dependency {
+        dep: Dep {
             thread: req.thread,
             lock: req.inst,
             mode: req.mode,
-            how: How::Blocking,
             held: held_modes,
-            clock: req.clock,
+            clock,
         },
         thread_name: super::state::shared_thread_name(req.thread),
         lock_class: req.class,
-        held_classes: held_classes.into_boxed_slice(),
+        held_classes: Few::collect(n, held().map(|h| h.class)),
         site: req.site,
-        held_sites: held_sites.into_boxed_slice(),
+        held_sites: Few::collect(n, held().map(|h| h.site)),
         backtrace,
         end,
     });
@@ -629,7 +811,7 @@ fn class_link(req: &DepRecord, holder: &DepRecord, written: &IdSet<u32>) -> bool
     holder
         .held_classes
         .iter()
-        .zip(&holder.dep.held)
+        .zip(holder.dep.held.iter())
         .any(|(&c, &(_, m))| c == req.lock_class && req.dep.mode.conflicts_with(m, w))
 }
 
@@ -796,7 +978,7 @@ fn shown(inst: u64) -> u64 {
 /// [`gated`]. Split so that the cycle search can test the first once per group of variants.
 ///
 /// The part that does not depend on instances: distinct threads, not ordered by fork/join.
-fn ordered_apart(a: &Dependency<u64>, b: &Dependency<u64>) -> bool {
+fn ordered_apart(a: &Dep, b: &Dep) -> bool {
     a.thread != b.thread
         && !(a.clock.happens_before(a.thread, &b.clock)
             || b.clock.happens_before(b.thread, &a.clock))
@@ -807,7 +989,7 @@ fn ordered_apart(a: &Dependency<u64>, b: &Dependency<u64>) -> bool {
 /// lock of a class into one marker (so that variants that differ only by dropped locks merge, see
 /// [`forget_instance`]) must not make them gate each other. Never gating only risks a report,
 /// never a miss.
-fn gated(a: &Dependency<u64>, b: &Dependency<u64>) -> bool {
+fn gated(a: &Dep, b: &Dep) -> bool {
     a.held.iter().any(|&(la, ma)| {
         la & DEAD == 0
             && b.held_mode(la)
@@ -874,7 +1056,7 @@ fn compact<K: Copy + Eq + Hash, E: Edge<DepRecord>>(
             variants.drop_covered_by(shape);
             let mut r = DepRecord::clone(&v);
             r.held_sig = shape.sig;
-            r.dep.held.clone_from(&held);
+            r.dep.held = Few::from_slice(&held);
             // A rewrite has the shape of the variant it replaces (same classes): its group
             // exists or was just emptied, so groups never outnumber what they were.
             let kept = variants.push_within(Arc::new(r), usize::MAX);
@@ -1145,19 +1327,18 @@ mod tests {
         let held_modes: Vec<(u64, Mode)> = held.iter().map(|h| (h.0, h.2)).collect();
         Arc::new(DepRecord {
             held_sig: held_sig(&held_modes),
-            dep: Dependency {
+            dep: Dep {
                 thread,
                 lock,
                 mode,
-                how: How::Blocking,
-                held: held_modes,
-                clock,
+                held: Few::from_slice(&held_modes),
+                clock: Arc::new(clock),
             },
             thread_name: Arc::from("t"),
             lock_class: class,
-            held_classes: held.iter().map(|h| h.1).collect(),
+            held_classes: Few::collect(held.len(), held.iter().map(|h| h.1)),
             site: Location::caller(),
-            held_sites: held.iter().map(|_| Location::caller()).collect(),
+            held_sites: Few::collect(held.len(), held.iter().map(|_| Location::caller())),
             backtrace: None,
             end: None,
         })

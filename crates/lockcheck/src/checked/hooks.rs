@@ -1226,10 +1226,16 @@ fn check_graph(
 ) -> Option<Verdict> {
     let thread = s.id();
     s.mark_sources();
+    // The copy goes into this thread's buffer (taken out while in use: a re-entered check finds
+    // it empty and uses its own), so that a new dependency allocates none.
+    thread_local! {
+        static HELD: std::cell::Cell<Vec<Held>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut held = HELD.try_with(std::cell::Cell::take).unwrap_or_default();
+    s.held_snapshot_into(&mut held);
+    // Read by the graph only when the thread's clock epoch changed since its previous record.
     #[cfg_attr(not(feature = "tokio"), allow(unused_mut))]
-    let mut held = s.held_snapshot();
-    #[cfg_attr(not(feature = "tokio"), allow(unused_mut))]
-    let mut clock = s.clock();
+    let mut clock = graph::ReqClock::Own;
     // In a task, its sync locks make the task's dependency, as its async locks do: two tasks
     // on one worker thread are two holders (their inversion is a deadlock once they run on two
     // workers), and one task run by two workers in turn is one.
@@ -1238,7 +1244,7 @@ fn check_graph(
         0 => thread,
         task => {
             held.retain(|h| h.task == task);
-            clock = lockcheck_core::deps::VectorClock::new();
+            clock = graph::ReqClock::Given(lockcheck_core::deps::VectorClock::new());
             task
         }
     };
@@ -1258,6 +1264,8 @@ fn check_graph(
         }
         found.map(publish)
     });
+    held.clear();
+    let _ = HELD.try_with(|b| b.set(held));
     match found {
         Some(Some(v)) => {
             let raised = act(v);

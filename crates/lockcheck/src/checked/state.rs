@@ -1063,18 +1063,28 @@ impl ThreadState {
     /// A copy of the held stack, oldest first. The vector is allocated with nothing borrowed,
     /// then filled (again, larger, if the stack grew in between).
     pub(crate) fn held_snapshot(&self) -> Vec<Held> {
+        let mut v = Vec::new();
+        self.held_snapshot_into(&mut v);
+        v
+    }
+
+    /// [`ThreadState::held_snapshot`] into `v` (emptied first), within its capacity when it
+    /// suffices: a buffer kept by the caller makes the copy no allocation.
+    pub(crate) fn held_snapshot_into(&self, v: &mut Vec<Held>) {
+        v.clear();
         let mut want = self.held_len();
         loop {
             if want == 0 {
-                return Vec::new();
+                return;
             }
-            let mut v = Vec::with_capacity(want);
+            // Grown with nothing borrowed.
+            v.reserve(want);
             let (st, d) = (self.stack(), &self.busy);
             let len = st.len(d);
             if len <= v.capacity() {
                 // Within capacity: no allocation while borrowed.
                 v.extend((0..len).map(|i| st.get(d, i)));
-                return v;
+                return;
             }
             want = len;
         }
@@ -1223,6 +1233,12 @@ impl ThreadState {
             c.set(id, 1);
             c
         })
+    }
+
+    /// The clock's epoch: it changes whenever the clock does (see [`ThreadState::bump_epoch`]),
+    /// so that a record of the thread may keep the clock it read in this epoch.
+    pub(crate) fn clock_epoch(&self) -> u64 {
+        self.epoch.get()
     }
 
     /// Takes the number and starting clock a parent assigned at spawn.
