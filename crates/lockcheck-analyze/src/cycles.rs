@@ -1736,8 +1736,26 @@ fn compatible(
     }
 }
 
+/// `table` (`rows` rows of `cols` entries) transposed.
+fn transpose<T: Copy>(table: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let Some(&first) = table.first() else {
+        return Vec::new();
+    };
+    let mut out = vec![first; table.len()];
+    // By blocks of rows, so that the rows read stay in the cache while each column is written.
+    for r0 in (0..rows).step_by(256) {
+        let r1 = (r0 + 256).min(rows);
+        for c in 0..cols {
+            for r in r0..r1 {
+                out[c * rows + r] = table[r * cols + c];
+            }
+        }
+    }
+    out
+}
+
 /// The most entries (clocks times threads) of the table of [`Epochs`]: 8 MB of 16-bit
-/// epochs, 16 MB of 32-bit ones.
+/// epochs, 16 MB of 32-bit ones, twice (by clock and by thread).
 const MAX_EPOCH_TABLE: usize = 4 << 20;
 
 /// The epoch of each thread in each interned clock of the model, read by the root-cause search
@@ -1752,6 +1770,9 @@ struct Epochs<'a> {
     model: &'a Model,
     threads: usize,
     table: EpochTable,
+    /// The same epochs by `thread * clocks + clock` ([`Epochs::known_to`]): what one thread's
+    /// epoch is in many clocks, read side by side.
+    columns: EpochTable,
 }
 
 /// The table of [`Epochs`], by `clock * threads + thread`.
@@ -1780,10 +1801,32 @@ impl<'a> Epochs<'a> {
             t.extend(entries());
             EpochTable::Wide(t)
         };
+        let clocks = model.clocks.len();
+        let columns = match &table {
+            EpochTable::Absent => EpochTable::Absent,
+            EpochTable::Narrow(t) => EpochTable::Narrow(transpose(t, clocks, threads)),
+            EpochTable::Wide(t) => EpochTable::Wide(transpose(t, clocks, threads)),
+        };
         Epochs {
             model,
             threads,
             table,
+            columns,
+        }
+    }
+
+    /// The epoch of `thread` known to clock `clock` of the model, as [`Epochs::get`], from the
+    /// table by thread: a successor list reads one thread's epoch (the list's own thread) in
+    /// the clocks of many holders, which by clock are a cache miss each (128 bytes apart on the
+    /// hostile random trace's 64 threads) and by thread lie within one thread's column.
+    #[inline]
+    fn known_to(&self, clock: u32, thread: u64) -> u32 {
+        let at = thread as usize * self.model.clocks.len() + clock as usize;
+        match &self.columns {
+            _ if thread as usize >= self.threads => self.model.clocks.get(clock, thread),
+            EpochTable::Narrow(t) => u32::from(t[at]),
+            EpochTable::Wide(t) => t[at],
+            EpochTable::Absent => self.model.clocks.get(clock, thread),
         }
     }
 
@@ -1828,25 +1871,94 @@ const RULES_CACHE: usize = 256;
 
 /// The blocking dependencies holding one node `v`, grouped by thread in the thread's own order.
 ///
-/// A dependency is stored as its position in `v`'s slice of the graph's own dependency list
-/// ([`LockGraph::node_deps`]), in 16 bits when that slice is short enough (every node of the
-/// hostile random trace: about 2,700 entries each), not as a copy of its 32-bit index: these
-/// lists hold every blocking (dependency, held node) pair of the graph (8M on that trace, 32 MB
-/// as indices, 16 MB as positions).
+/// A dependency of an ordered run is stored as its rank among its thread's blocking
+/// dependencies ([`ThreadDeps`]), in 16 bits when every thread has at most 2^16 of them (every
+/// thread of the hostile random trace: about 1,200 each), not as a copy of its 32-bit index:
+/// these lists hold every blocking (dependency, held node) pair of the graph (8M on that trace,
+/// 32 MB as indices, 16 MB as ranks). A rank reads the thread's own epoch, clock and index of
+/// the dependency from [`ThreadDeps`]' small per-thread arrays, not from the graph's dependency
+/// list and the dependency's record (three dependent cache misses per holder tested before).
 struct Holders {
-    /// Positions in `v`'s slice, sorted by (thread, dependency index); the runs of
-    /// `ordered` first, then those of `unordered`. Their edge (from the node to what each
-    /// requests) is looked up for the few that pass the rules, not stored.
+    /// Ranks, sorted by (thread, rank): the runs of `ordered`.
     items: Positions,
     /// `(thread, start, end)` of each thread's run in `items` whose own epochs are positive and
     /// never decrease (the thread's clock only grows, so its knowledge of others does too).
     ordered: Vec<(u64, u32, u32)>,
-    /// The items from here on: runs without that order (dependencies merged without a clock),
-    /// scanned in full.
-    unordered: u32,
+    /// The dependencies (indices) of the runs without that order (dependencies merged without
+    /// a clock), scanned in full, by (thread, index).
+    rest: Vec<u32>,
 }
 
-/// Positions in a slice of dependencies, in 16 bits when the slice has at most 2^16 entries.
+/// The blocking dependencies of each thread in index order (the thread's own order), with their
+/// own epochs and clocks side by side: what the successor lists read of a holder before its
+/// held set, in arrays of a few hundred kilobytes instead of the dependencies' records.
+struct ThreadDeps {
+    /// Where each thread's dependencies begin in the arrays below; one more entry at the end.
+    start: Vec<u32>,
+    /// Index of each dependency.
+    dep: Vec<u32>,
+    /// Own epoch of each dependency (`clock.get(thread)`).
+    own: Vec<u32>,
+    /// Clock of each dependency.
+    clock: Vec<u32>,
+    /// Interned held set of each dependency (the key of the rules' verdicts in
+    /// [`Successors::of`]).
+    held: Vec<u32>,
+    /// Where each dependency is in the arrays above, by dependency index (`u32::MAX`: not
+    /// blocking): sorting these sorts dependencies by (thread, index).
+    at: Vec<u32>,
+    /// Whether every rank fits in 16 bits.
+    narrow: bool,
+}
+
+impl ThreadDeps {
+    fn new(model: &Model, own: &[u32]) -> ThreadDeps {
+        let blocking = |how| how == lockcheck_core::trace::How::Blocking;
+        let threads = model
+            .deps
+            .iter()
+            .map(|r| r.thread as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut start = vec![0u32; threads + 1];
+        for r in model.deps.iter().filter(|r| blocking(r.how)) {
+            start[r.thread as usize + 1] += 1;
+        }
+        let narrow = start.iter().all(|&n| n <= 1 << 16);
+        for t in 0..threads {
+            start[t + 1] += start[t];
+        }
+        let n = start[threads] as usize;
+        let (mut dep, mut own_of, mut clock) = (vec![0; n], vec![0; n], vec![0; n]);
+        let mut held = vec![0; n];
+        let mut at_of = vec![u32::MAX; model.deps.len()];
+        let mut next = start.clone();
+        for (i, r) in model.deps.iter().enumerate() {
+            if !blocking(r.how) {
+                continue;
+            }
+            let t = r.thread as usize;
+            let at = next[t] as usize;
+            next[t] += 1;
+            dep[at] = i as u32;
+            own_of[at] = own[i];
+            clock[at] = r.clock;
+            held[at] = r.held;
+            at_of[i] = at as u32;
+        }
+        ThreadDeps {
+            start,
+            dep,
+            own: own_of,
+            clock,
+            held,
+            at: at_of,
+            narrow,
+        }
+    }
+}
+
+/// Ranks of [`ThreadDeps`], in 16 bits when every thread has at most 2^16 blocking dependencies.
 enum Positions {
     Narrow(Vec<u16>),
     Wide(Vec<u32>),
@@ -1858,13 +1970,6 @@ impl Positions {
         match self {
             Positions::Narrow(p) => usize::from(p[i]),
             Positions::Wide(p) => p[i] as usize,
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Positions::Narrow(p) => p.len(),
-            Positions::Wide(p) => p.len(),
         }
     }
 }
@@ -1887,6 +1992,8 @@ struct Successors<'a> {
     marks: Marks,
     /// The clocks' epochs, also read by [`EdgeSearch`].
     epochs: Epochs<'a>,
+    /// The blocking dependencies by thread, for [`Successors::holders`].
+    threads: ThreadDeps,
     /// The held sets as flat lists for the gate tests, also read by [`EdgeSearch`]; `None`
     /// until [`Successors::flat_due`], and beyond [`MAX_FLAT_ENTRIES`].
     flat: Option<FlatHeld>,
@@ -2174,10 +2281,6 @@ fn gate(
 }
 
 impl<'a> Successors<'a> {
-    fn own(&self, d: u32) -> u32 {
-        self.own[d as usize]
-    }
-
     /// Builds the flat copy of the held sets once the gate tests have walked the interned tree
     /// as many times as there are dependencies (about what building the copy costs: it walks
     /// each distinct set once). A search that tests few gates (a trace with a few root causes:
@@ -2194,46 +2297,51 @@ impl<'a> Successors<'a> {
     fn holders(&mut self, v: u32) -> &Holders {
         if !self.holders.contains_key(&v) {
             let base = self.graph.node_deps(v);
-            // Sorted by (thread, dependency index) packed in one key, read from each
-            // dependency's record once: a comparison that read two records (a cache miss each
-            // on the hostile random trace) was most of the sort's time.
-            let mut keyed: Vec<(u64, u32)> = (0..base.len() as u32)
-                .filter_map(|p| {
-                    let d = base[p as usize];
-                    let r = &self.model.deps[d as usize];
-                    (r.how == lockcheck_core::trace::How::Blocking)
-                        .then(|| (u64::from(r.thread) << 32 | u64::from(d), p))
-                })
+            let td = &self.threads;
+            // Sorted by (thread, rank) as one key, a dependency's place in `ThreadDeps`: read
+            // from a compact array, not from each dependency's record (a cache miss each on the
+            // hostile random trace).
+            let mut keyed: Vec<u32> = base
+                .iter()
+                .map(|&d| td.at[d as usize])
+                .filter(|&k| k != u32::MAX)
                 .collect();
             keyed.sort_unstable();
-            let thread = |k: &(u64, u32)| k.0 >> 32;
             let mut ordered = Vec::new();
-            let mut sorted: Vec<u32> = Vec::with_capacity(keyed.len());
+            let mut ranks: Vec<u32> = Vec::with_capacity(keyed.len());
             let mut rest: Vec<u32> = Vec::new();
-            let own = |k: &(u64, u32)| self.own(k.0 as u32);
-            for run in keyed.chunk_by(|a, b| thread(a) == thread(b)) {
-                let monotone = run.windows(2).all(|w| own(&w[0]) <= own(&w[1]));
-                if monotone && own(&run[0]) > 0 {
-                    let start = sorted.len() as u32;
-                    sorted.extend(run.iter().map(|k| k.1));
-                    ordered.push((thread(&run[0]), start, sorted.len() as u32));
+            let mut t = 0usize;
+            let mut i = 0usize;
+            while i < keyed.len() {
+                while keyed[i] >= td.start[t + 1] {
+                    t += 1;
+                }
+                let end = td.start[t + 1];
+                let n = keyed[i..].partition_point(|&k| k < end);
+                let run = &keyed[i..i + n];
+                i += n;
+                let own = |k: u32| td.own[k as usize];
+                let monotone = run.windows(2).all(|w| own(w[0]) <= own(w[1]));
+                if monotone && own(run[0]) > 0 {
+                    let start = ranks.len() as u32;
+                    ranks.extend(run.iter().map(|&k| k - td.start[t]));
+                    ordered.push((t as u64, start, ranks.len() as u32));
                 } else {
-                    rest.extend(run.iter().map(|k| k.1));
+                    rest.extend(run.iter().map(|&k| td.dep[k as usize]));
                 }
             }
             drop(keyed);
-            let unordered = sorted.len() as u32;
-            sorted.extend_from_slice(&rest);
-            let items = if base.len() <= 1 << 16 {
-                Positions::Narrow(sorted.iter().map(|&p| p as u16).collect())
+            let items = if td.narrow {
+                Positions::Narrow(ranks.iter().map(|&p| p as u16).collect())
             } else {
-                sorted.shrink_to_fit();
-                Positions::Wide(sorted)
+                ranks.shrink_to_fit();
+                Positions::Wide(ranks)
             };
+            rest.shrink_to_fit();
             let h = Holders {
                 items,
                 ordered,
-                unordered,
+                rest,
             };
             self.holders.insert(v, h);
         }
@@ -2250,12 +2358,17 @@ impl<'a> Successors<'a> {
         let level = self.level;
         let a = &model.dep(d0);
         let v = node_of(model, level, a.lock());
-        let own0 = self.own[d0 as usize];
         let mut out: Vec<(u32, u32)> = Vec::new();
         self.holders(v);
         self.flat_due();
+        // The holders concurrent with d0 (the tests of threads and clocks), in scan order.
+        let cands = self.concurrent(d0, v);
+        if cands.is_empty() {
+            // Nothing to test against d0's held set: its holds need not be marked.
+            return self.keep(d0, Vec::new());
+        }
         self.marks.dep(model, self.flat.as_ref(), d0, true);
-        let (own, marks, ep) = (&self.own, &self.marks, &self.epochs);
+        let marks = &self.marks;
         let (flat, conflict) = (self.flat.as_ref(), &self.conflict);
         let walks = std::cell::Cell::new(0u64);
         // check_pair(a, b) with its cheap tests first and the gate read from the marks.
@@ -2269,28 +2382,19 @@ impl<'a> Successors<'a> {
         // hostile random trace has 47,012 distinct held sets for 78,135 dependencies).
         let seen: std::cell::RefCell<[(u32, bool); RULES_CACHE]> =
             std::cell::RefCell::new([(u32::MAX, false); RULES_CACHE]);
-        let rules = |b: &Dep<'_>, d1: u32| {
-            let held = b.rec().held;
+        let rules = |d1: u32, held: u32| {
             let slot = held as usize % RULES_CACHE;
             if let Some(&(h, verdict)) = seen.borrow().get(slot) {
                 if h == held {
                     return verdict;
                 }
             }
-            let verdict = (links_any || link_rule(model, level, a, b).is_ok()) && {
+            let verdict = (links_any || link_rule(model, level, a, &model.dep(d1)).is_ok()) && {
                 walks.set(walks.get() + u64::from(flat.is_none()));
                 !gate(model, flat, marks, conflict, d1)
             };
             seen.borrow_mut()[slot] = (held, verdict);
             verdict
-        };
-        let ok = |d1: u32| {
-            let b = &model.dep(d1);
-            let own1 = own[d1 as usize];
-            b.thread() != a.thread()
-                && !(own0 != 0 && own0 <= ep.of(b, a.thread()))
-                && !(own1 != 0 && own1 <= ep.of(a, b.thread()))
-                && rules(b, d1)
         };
         let graph = self.graph;
         // The edge from `v` to what a holder requests (there is one: it is how the holder
@@ -2300,44 +2404,68 @@ impl<'a> Successors<'a> {
                 .find(v, node_of(model, level, model.deps[d1 as usize].lock))
                 .expect("a holder of v lies on an edge from v")
         };
-        let h = &self.holders[&v];
-        let base = graph.node_deps(v);
-        let dep_at = |i: usize| base[h.items.get(i)];
-        for &(t, start, end) in &h.ordered {
-            if t == a.thread() {
-                continue;
-            }
-            // Those that happen before d0 (own epoch known to d0) come first...
-            let known = ep.of(a, t);
-            let (mut lo, mut hi) = (start as usize, end as usize);
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                if own[dep_at(mid) as usize] <= known {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            for d1 in (lo..end as usize).map(dep_at) {
-                // ...and those that d0 happens before come last.
-                let b = model.dep(d1);
-                if own0 != 0 && own0 <= ep.of(&b, a.thread()) {
-                    break;
-                }
-                // Another thread, concurrent both ways (the partition and the test above are
-                // `ok`'s tests of the clocks): the rules of the held sets remain.
-                if rules(&b, d1) {
-                    out.push((edge(d1), d1));
-                }
-            }
-        }
-        for d1 in (h.unordered as usize..h.items.len()).map(dep_at) {
-            if ok(d1) {
+        for &(d1, held) in &cands {
+            // Another thread, concurrent both ways: the rules of the held sets remain.
+            if rules(d1, held) {
                 out.push((edge(d1), d1));
             }
         }
         self.marks.dep(model, self.flat.as_ref(), d0, false);
         self.walks = self.walks.saturating_add(walks.get());
+        self.keep(d0, out)
+    }
+
+    /// The holders of `v` (built by [`Successors::holders`]) from another thread than `d0`'s
+    /// and concurrent with it both ways, in the order of a scan of `v`'s holders, each with its
+    /// interned held set: the tests of [`check_pair`] that read no held set.
+    fn concurrent(&self, d0: u32, v: u32) -> Vec<(u32, u32)> {
+        let model = self.model;
+        let (own, ep, td) = (&self.own, &self.epochs, &self.threads);
+        let a = &model.dep(d0);
+        let s = a.thread();
+        let own0 = own[d0 as usize];
+        let mut cands = Vec::new();
+        let h = &self.holders[&v];
+        for &(t, start, end) in &h.ordered {
+            if t == s {
+                continue;
+            }
+            let off = td.start[t as usize] as usize;
+            let at = |i: usize| off + h.items.get(i);
+            // Those that happen before d0 (own epoch known to d0) come first...
+            let known = ep.of(a, t);
+            let (mut lo, mut hi) = (start as usize, end as usize);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if td.own[at(mid)] <= known {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            for k in (lo..end as usize).map(at) {
+                // ...and those that d0 happens before come last.
+                if own0 != 0 && own0 <= ep.known_to(td.clock[k], s) {
+                    break;
+                }
+                cands.push((td.dep[k], td.held[k]));
+            }
+        }
+        for &d1 in &h.rest {
+            let b = &model.dep(d1);
+            let own1 = own[d1 as usize];
+            if b.thread() != s
+                && !(own0 != 0 && own0 <= ep.of(b, s))
+                && !(own1 != 0 && own1 <= ep.of(a, b.thread()))
+            {
+                cands.push((d1, b.rec().held));
+            }
+        }
+        cands
+    }
+
+    /// Sorts `out`, the successors of `d0`, and remembers them while the memo has room.
+    fn keep(&mut self, d0: u32, mut out: Vec<(u32, u32)>) -> std::rc::Rc<[(u32, u32)]> {
         out.sort_unstable();
         let r: std::rc::Rc<[(u32, u32)]> = out.into();
         if self.memo_entries + r.len() <= MAX_MEMO_ENTRIES {
@@ -2628,15 +2756,12 @@ impl<'a> EdgeSearch<'a, '_> {
     }
 }
 
-/// What the exploration of one dependency found ([`EdgeSearch::closers_of`]).
-enum Closers {
-    /// Not explored yet.
-    Unknown,
-    /// The exploration stopped at its budget: every edge's search keeps the dependency.
-    Stopped,
-    /// The nodes where a valid cycle through it could close, sorted.
-    Nodes(Box<[u32]>),
-}
+/// The closers of a dependency not explored yet ([`EdgeSearch::closers_of`]).
+const CLOSERS_UNKNOWN: u32 = u32::MAX;
+/// The exploration of a dependency stopped at its budget: every edge's search keeps it.
+const CLOSERS_STOPPED: u32 = u32::MAX - 1;
+/// The exploration of a dependency found no node where a valid cycle through it closes.
+const CLOSERS_NONE: u32 = u32::MAX - 2;
 
 /// Finds the root causes of one level: the smallest weighted change set of its lock graph
 /// ([`change_set`]), then for each changed edge the shortest valid cycle through it (every
@@ -2702,32 +2827,35 @@ pub fn find_root_causes_on(
         .iter()
         .map(|r| model.clocks.get(r.clock, r.thread as u64))
         .collect();
-    // The closers of each dependency explored ([`EdgeSearch::closers_of`]), by dependency
-    // index: read once per changed edge it lies on (millions of reads on the hostile random
-    // trace, where a hash map's probes were a tenth of the phase).
-    let mut closers: Vec<Closers> = Vec::new();
-    closers.resize_with(model.deps.len(), || Closers::Unknown);
-    let (mut explored, mut explore_stopped) = (0usize, 0usize);
-    // How many changed edges each blocking dependency lies on (one per lock it held, at most);
-    // `u32::MAX` for the others, which no search starts from (one load per dependency of a
-    // changed edge instead of two: the dependency's record is far bigger).
-    let mut shared: Vec<u32> = model
+    // Per dependency index, `[how many changed edges it lies on, its closers]` side by side:
+    // both are read once per (changed edge, dependency) pair, millions of reads at random
+    // dependencies on the hostile random trace, where two arrays (and a boxed list behind the
+    // second) were three cache misses a pair and most of this loop's time.
+    //
+    // The count: one per lock it held, at most; `u32::MAX` for a dependency that does not
+    // block, which no search starts from. The closers ([`EdgeSearch::closers_of`], explored
+    // once): `CLOSERS_UNKNOWN`, `CLOSERS_STOPPED` (the exploration stopped at its budget: every
+    // edge's search keeps the dependency), `CLOSERS_NONE`, or the index of its sorted list of
+    // nodes in `closer_start` / `closer_nodes`.
+    let mut state: Vec<[u32; 2]> = model
         .deps
         .iter()
         .map(|r| {
             if r.how == lockcheck_core::trace::How::Blocking {
-                0
+                [0, CLOSERS_UNKNOWN]
             } else {
-                u32::MAX
+                [u32::MAX, CLOSERS_UNKNOWN]
             }
         })
         .collect();
     for e in change.ids() {
         for &d in graph.deps(e) {
-            let c = &mut shared[d as usize];
+            let c = &mut state[d as usize][0];
             *c = c.saturating_add(u32::from(*c != u32::MAX));
         }
     }
+    let (mut closer_start, mut closer_nodes): (Vec<u32>, Vec<u32>) = (vec![0], Vec::new());
+    let (mut explored, mut explore_stopped) = (0usize, 0usize);
     let mut explore_steps = 0u64;
     let mut succ = Successors {
         model,
@@ -2739,6 +2867,7 @@ pub fn find_root_causes_on(
         own: own.clone(),
         marks: Marks::new(model.locks.len()),
         epochs: Epochs::new(model),
+        threads: ThreadDeps::new(model, &own),
         flat: None,
         walks: 0,
         conflict: conflict_masks(),
@@ -2781,7 +2910,7 @@ pub fn find_root_causes_on(
         // Only the dependencies that can close a valid cycle through u (explored once each).
         let mut d0s: Vec<u32> = Vec::new();
         for &d0 in graph.deps(e) {
-            let on = shared[d0 as usize];
+            let [on, mut c] = state[d0 as usize];
             if on == u32::MAX {
                 // Not blocking.
                 continue;
@@ -2791,20 +2920,31 @@ pub fn find_root_causes_on(
                 d0s.push(d0);
                 continue;
             }
-            let c = &mut closers[d0 as usize];
-            if let Closers::Unknown = c {
+            if c == CLOSERS_UNKNOWN {
                 explored += 1;
-                *c = match s.closers_of(d0, MAX_EXPLORE_STEPS) {
-                    Some(nodes) => Closers::Nodes(nodes.into_boxed_slice()),
+                c = match s.closers_of(d0, MAX_EXPLORE_STEPS) {
+                    Some(nodes) if nodes.is_empty() => CLOSERS_NONE,
+                    Some(nodes) => {
+                        closer_nodes.extend_from_slice(&nodes);
+                        closer_start.push(closer_nodes.len() as u32);
+                        closer_start.len() as u32 - 2
+                    }
                     None => {
                         explore_stopped += 1;
-                        Closers::Stopped
+                        CLOSERS_STOPPED
                     }
                 };
+                state[d0 as usize][1] = c;
             }
             let keep = match c {
-                Closers::Nodes(nodes) => nodes.binary_search(&u).is_ok(),
-                _ => true,
+                CLOSERS_NONE => false,
+                CLOSERS_STOPPED => true,
+                k => {
+                    let (a, b) = (closer_start[k as usize], closer_start[k as usize + 1]);
+                    closer_nodes[a as usize..b as usize]
+                        .binary_search(&u)
+                        .is_ok()
+                }
             };
             if keep {
                 d0s.push(d0);
