@@ -2932,6 +2932,30 @@ mod request_tests {
         assert_eq!(kinds(&m), [("recursive-read", "rw".to_string())]);
     }
 
+    /// The per-lock entry the replay reads ([`LockHot`]) follows the class: a kind learnt after
+    /// the lock was declared (a class first seen as `unknown`, then as a semaphore) makes
+    /// its permits releasable by another thread, as the class's kind says; and the
+    /// zero-duration counts reach the class's histograms at the end.
+    #[test]
+    fn a_semaphore_kind_learnt_late_reaches_its_locks_and_zero_times_are_counted() {
+        let m = model_of(&[(
+            "t.json",
+            r#"{"e":"class","c":1,"key":"S","kind":"unknown"}
+{"e":"lock","l":1,"c":1}
+{"e":"class","c":2,"key":"S","kind":"semaphore"}
+{"e":"acquire","t":1,"l":1,"m":"p"}
+{"e":"release","t":2,"l":1}
+{"e":"acquire","t":1,"l":1,"m":"p","wait_ns":5}
+{"e":"release","t":1,"l":1,"hold_ns":7}
+"#,
+        )]);
+        assert_eq!(m.classes[0].kind, LockKind::Semaphore);
+        assert_eq!(m.anomalies.release_by_other_thread, 0, "{:?}", m.anomalies);
+        let (wait, hold) = (&m.classes[0].wait, &m.classes[0].hold);
+        assert_eq!((wait.count(), wait.max(), wait.quantile(0.5)), (2, 5, 0));
+        assert_eq!((hold.count(), hold.max(), hold.quantile(0.5)), (2, 7, 0));
+    }
+
     #[test]
     fn a_condvar_wait_followed_by_its_release_is_one_release() {
         let m = with_locks(
