@@ -17,7 +17,7 @@
 
 use crate::cycles::GraphLevel;
 use crate::hierarchy::file_line;
-use crate::model::{LockId, Model};
+use crate::model::{LockId, Model, WIDE_WEIGHT};
 use crate::report::Report;
 use lockcheck_core::trace::{How, Mode};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -28,7 +28,7 @@ use std::fmt::Write as _;
 /// is indifferent to the order). Every read of a dependency's fields by the graph analyses goes
 /// through these helpers, so that a change of how the model stores a dependency touches one place.
 pub(crate) fn dep_held_rev(model: &Model, i: u32) -> impl Iterator<Item = (LockId, Mode)> + '_ {
-    model.held_sets.rev_iter(model.deps[i as usize].held)
+    model.held_sets.rev_iter(model.dep_keys[i as usize].held)
 }
 
 /// Whether every lock is its own class and lock `i` is class `i`: then the class graph and the
@@ -45,10 +45,13 @@ pub fn classes_are_locks(model: &Model) -> bool {
 
 /// The lock a dependency requested.
 pub(crate) fn dep_lock(model: &Model, i: u32) -> LockId {
-    model.deps[i as usize].lock
+    model.dep_keys[i as usize].lock
 }
 
 /// Whether a dependency was a `try_*` acquisition (it cannot wait, so it needs no order).
+/// (Not read here since the weights come from [`crate::model::DepKey`]; kept with the other
+/// helpers for the searches.)
+#[allow(dead_code)]
 pub(crate) fn dep_is_try(model: &Model, i: u32) -> bool {
     model.deps[i as usize].how == How::Try
 }
@@ -585,25 +588,16 @@ impl LockGraph {
     /// The weight of each edge (by edge id): how many blocking or timed acquisitions made it
     /// (`try_*` acquisitions cannot wait, so they need no order); 0 for an edge of `try_*` only.
     pub fn weights(&self, model: &Model) -> EdgeWeights {
-        // Each dependency's weight in one sequential pass over the records: an edge's
-        // dependencies are scattered over the model, and a 4-byte entry per dependency stays
-        // in cache where its 48-byte record does not. A count beyond `u32::MAX - 1` reads its
-        // record again.
-        const WIDE: u32 = u32::MAX;
-        let dep_w: Vec<u32> = (0..model.deps.len() as u32)
-            .map(|d| {
-                if dep_is_try(model, d) {
-                    0
-                } else {
-                    u32::try_from(dep_count(model, d)).unwrap_or(WIDE)
-                }
-            })
-            .collect();
+        // Each dependency's weight as the replay kept it beside its key (`DepKey::weight`),
+        // copied in one sequential pass: an edge's dependencies are scattered over the model,
+        // and a 4-byte entry per dependency stays in cache where its 48-byte record (or its
+        // 12-byte key) does not. A count of `u32::MAX` or more reads its record.
+        let dep_w: Vec<u32> = model.dep_keys.iter().map(|k| k.weight).collect();
         let weight = |e: u32| -> u64 {
             self.deps(e)
                 .iter()
                 .map(|&d| match dep_w[d as usize] {
-                    WIDE => dep_count(model, d),
+                    WIDE_WEIGHT => dep_count(model, d),
                     w => u64::from(w),
                 })
                 .sum()
@@ -1324,6 +1318,8 @@ mod tests {
             .iter()
             .position(|d| d.thread == 0 && d.how == How::Blocking)
             .expect("thread 1's dependency");
+        // As the replay keeps the weight of a count beyond 32 bits.
+        model.dep_keys[blocking].weight = WIDE_WEIGHT;
         model.deps[blocking].count = (1 << 40) + 3;
         assert_eq!(
             weights_of(&model),

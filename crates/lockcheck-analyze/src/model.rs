@@ -176,6 +176,22 @@ pub struct DepRecord {
     next: u32,
 }
 
+/// What the lock graph reads of a dependency ([`Model::dep_keys`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DepKey {
+    /// [`DepRecord::lock`].
+    pub(crate) lock: LockId,
+    /// [`DepRecord::held`].
+    pub(crate) held: HeldId,
+    /// The weight of the dependency in the lock graph: 0 for a `try_*` acquisition, else
+    /// [`DepRecord::count`] while it is below `u32::MAX`; [`WIDE_WEIGHT`] when the count
+    /// must be read from the record.
+    pub(crate) weight: u32,
+}
+
+/// A [`DepKey::weight`] that does not fit: the record's count is the weight.
+pub(crate) const WIDE_WEIGHT: u32 = u32::MAX;
+
 /// The site combinations of a dependency beyond its first.
 #[derive(Debug, Clone, Default)]
 struct MoreSites {
@@ -259,16 +275,71 @@ struct ChildIndex<T> {
     slots: Vec<(u32, T, u32)>,
     len: usize,
     filler: T,
-    hash: foldhash::fast::RandomState,
+    hash: ChildHash,
 }
 
-impl<T: Copy + Eq + std::hash::Hash> ChildIndex<T> {
+/// The hash of a `(parent, item)` key of a [`Trie`]'s index and cache: one 64 x 64 -> 128-bit
+/// multiply of the two halves of the key, each mixed with a random seed, folded to 64 bits
+/// (the step that foldhash makes per word, without its per-field writes and finish: a
+/// generic `hash_one` of the tuple was about 20 instructions of every extension of a list
+/// that missed the first child, and the replay makes one or two per acquisition). Randomly
+/// seeded per trie, as foldhash's state was, so that a trace cannot choose colliding keys; the
+/// hash decides only where a key is stored, never a node's number.
+#[derive(Debug, Clone, Copy)]
+struct ChildHash {
+    seeds: [u64; 2],
+}
+
+impl Default for ChildHash {
+    fn default() -> Self {
+        let state = foldhash::fast::RandomState::default();
+        ChildHash {
+            seeds: [state.hash_one(1u64), state.hash_one(2u64)],
+        }
+    }
+}
+
+impl ChildHash {
+    #[inline]
+    fn hash<T: TrieItem>(&self, parent: u32, item: T) -> u64 {
+        let a = u64::from(parent) ^ self.seeds[0];
+        let b = item.bits() ^ self.seeds[1];
+        let m = u128::from(a) * u128::from(b);
+        (m as u64) ^ ((m >> 64) as u64)
+    }
+}
+
+/// An item of a [`Trie`]'s lists, as the 64 bits its index hashes (distinct items, distinct
+/// bits).
+pub trait TrieItem: Copy + Eq {
+    /// The item as 64 bits, one to one.
+    fn bits(self) -> u64;
+}
+
+impl TrieItem for (LockId, Mode) {
+    #[inline]
+    fn bits(self) -> u64 {
+        u64::from(self.0) | (self.1 as u64) << 32
+    }
+}
+
+impl TrieItem for Option<SiteId> {
+    #[inline]
+    fn bits(self) -> u64 {
+        match self {
+            Some(s) => u64::from(s),
+            None => 1 << 32,
+        }
+    }
+}
+
+impl<T: TrieItem> ChildIndex<T> {
     fn new(filler: T) -> Self {
         ChildIndex {
             slots: Vec::new(),
             len: 0,
             filler,
-            hash: Default::default(),
+            hash: ChildHash::default(),
         }
     }
 
@@ -299,7 +370,7 @@ impl<T: Copy + Eq + std::hash::Hash> ChildIndex<T> {
         let old = std::mem::replace(&mut self.slots, vec![(ROOT, self.filler, ROOT); size]);
         let mask = size - 1;
         for (p, it, c) in old.into_iter().filter(|s| s.2 != ROOT) {
-            let mut i = self.hash.hash_one((p, it)) as usize & mask;
+            let mut i = self.hash.hash(p, it) as usize & mask;
             while self.slots[i].2 != ROOT {
                 i = (i + 1) & mask;
             }
@@ -313,7 +384,7 @@ const TRIE_CACHE: usize = 1 << 13;
 
 const ROOT: u32 = u32::MAX;
 
-impl<T: Copy + Eq + std::hash::Hash, M: Mark> Trie<T, M> {
+impl<T: TrieItem, M: Mark> Trie<T, M> {
     fn new(filler: T) -> Self {
         Trie {
             nodes: vec![(ROOT, filler)],
@@ -343,7 +414,7 @@ impl<T: Copy + Eq + std::hash::Hash, M: Mark> Trie<T, M> {
         } else if first_item == item {
             return first;
         } else {
-            let hash = self.index.hash.hash_one((parent, item));
+            let hash = self.index.hash.hash(parent, item);
             let slot = (hash >> 32) as usize & (TRIE_CACHE - 1);
             let (p, i, c) = self.cache[slot];
             if p == parent && i == item {
@@ -773,6 +844,12 @@ pub struct Model {
     pub sites: Vec<SiteInfo>,
     /// Distinct dependencies.
     pub deps: Vec<DepRecord>,
+    /// Per dependency (parallel to [`Model::deps`]): what the lock graph's build and its edge
+    /// weights read of every dependency, 12 bytes each, kept by the replay: the graph reads
+    /// them in sequential passes, where reading them from the 48-byte records fetched four
+    /// times the memory, twice (on the planted 5M-event trace, 61 MB of records: about a
+    /// million cache misses per pass).
+    pub(crate) dep_keys: Vec<DepKey>,
     /// The distinct held sets of the dependencies, with the mode of each hold: one tree per
     /// thread (a node is a thread's held stack, so a dependency is found at the node of its
     /// held set extended by its request, without a lookup of its own).
@@ -833,6 +910,7 @@ impl Default for Model {
             classes: Vec::new(),
             sites: Vec::new(),
             deps: Vec::new(),
+            dep_keys: Vec::new(),
             held_sets: Trie::new((0, Mode::Exclusive)),
             held_sites: Trie::new(None),
             clocks: Clocks::default(),
@@ -1095,8 +1173,29 @@ pub struct ModelBuilder {
     threads: Vec<ThreadState>,
     maps: TraceMaps,
     in_trace: bool,
-    /// Per lock, how many holds the threads have of it (a semaphore's permits held).
-    held_count: Vec<u32>,
+    /// Per lock (by [`LockId`]), what its acquisitions and releases read and count.
+    hot: Vec<LockHot>,
+}
+
+/// What every acquisition and release reads and writes of its lock, in one 20-byte entry per
+/// lock: the lock's [`LockInfo`] (40 bytes) and its class's [`ClassInfo`] (about 250 bytes,
+/// two histograms) were read at every event, and their lines left the first-level cache
+/// between two events of a lock.
+#[derive(Debug, Clone, Copy)]
+struct LockHot {
+    /// The lock's class.
+    class: ClassId,
+    /// How many holds the threads have of it (a semaphore's permits held).
+    held: u32,
+    /// Acquisitions that waited 0 ns and releases of holds of 0 ns (every event of the
+    /// formats without timings) not yet counted in the class's histograms: one add here, the
+    /// histograms get them at the end ([`ModelBuilder::finish`]) or when a counter is full.
+    wait_zeros: u32,
+    hold_zeros: u32,
+    /// Whether the lock is marked written already ([`LockInfo::ever_written`]).
+    written: bool,
+    /// Whether its class is a semaphore (updated when a class's kind is learnt late).
+    semaphore: bool,
 }
 
 impl ModelBuilder {
@@ -1133,7 +1232,7 @@ impl ModelBuilder {
             self.settle(t);
             let state = &mut self.threads[t as usize];
             for h in &state.held {
-                self.held_count[h.lock as usize] -= 1;
+                self.hot[h.lock as usize].held -= 1;
             }
             state.held.clear();
             state.valid = 0;
@@ -1158,6 +1257,9 @@ impl ModelBuilder {
     /// Finishes the last trace and returns the model.
     pub fn finish(mut self) -> Model {
         self.end_trace();
+        for l in 0..self.hot.len() {
+            self.flush_zeros(l as LockId);
+        }
         self.model.held_sets.seal();
         self.model.held_sites.seal();
         self.model
@@ -1215,6 +1317,11 @@ impl ModelBuilder {
             let info = &mut self.model.classes[c as usize];
             if info.kind == LockKind::Unknown {
                 info.kind = kind;
+                if kind == LockKind::Semaphore {
+                    for h in self.hot.iter_mut().filter(|h| h.class == c) {
+                        h.semaphore = true;
+                    }
+                }
             }
             return c;
         }
@@ -1246,6 +1353,14 @@ impl ModelBuilder {
             permits,
         });
         self.model.classes[class as usize].instances += 1;
+        self.hot.push(LockHot {
+            class,
+            held: 0,
+            wait_zeros: 0,
+            hold_zeros: 0,
+            written: false,
+            semaphore: self.model.classes[class as usize].kind == LockKind::Semaphore,
+        });
         *self
             .model
             .instances_per_trace
@@ -1287,10 +1402,12 @@ impl ModelBuilder {
         }
     }
 
+    #[inline]
     fn mark_written(&mut self, l: LockId, m: Mode) {
         // Read before writing: the lock is almost always marked already, and a write would
         // dirty its line (and its class's) at every acquisition.
-        if m == Mode::Exclusive && !self.model.locks[l as usize].ever_written {
+        if m == Mode::Exclusive && !self.hot[l as usize].written {
+            self.hot[l as usize].written = true;
             let lock = &mut self.model.locks[l as usize];
             lock.ever_written = true;
             let c = lock.class;
@@ -1412,6 +1529,11 @@ impl ModelBuilder {
                 }
                 let i = self.model.deps.len() as u32;
                 self.model.held_sets.set_mark(req, i);
+                self.model.dep_keys.push(DepKey {
+                    lock,
+                    held,
+                    weight: u32::from(how != How::Try),
+                });
                 self.model.deps.push(DepRecord {
                     thread: t,
                     lock,
@@ -1431,6 +1553,10 @@ impl ModelBuilder {
         let rec = &mut self.model.deps[i as usize];
         rec.count += 1;
         rec.pending &= pending;
+        if how != How::Try {
+            let key = &mut self.model.dep_keys[i as usize];
+            key.weight = key.weight.saturating_add(1);
+        }
         if rec.first_sites != combo {
             if rec.more_sites == NO_MORE_SITES {
                 if MAX_SITES_PER_DEP > 1 {
@@ -1476,11 +1602,7 @@ impl ModelBuilder {
         if state.held.len() >= DEEP_HELD {
             self.model.anomalies.deep_held += 1;
         }
-        if self.held_count.len() <= lock as usize {
-            self.held_count
-                .resize(self.model.locks.len().max(lock as usize + 1), 0);
-        }
-        self.held_count[lock as usize] += 1;
+        self.hot[lock as usize].held += 1;
         state.held.push(Held {
             lock,
             mode,
@@ -1546,7 +1668,7 @@ impl ModelBuilder {
         } else {
             state.held.remove(i)
         };
-        self.held_count[h.lock as usize] -= 1;
+        self.hot[h.lock as usize].held -= 1;
         state.valid = state.valid.min(i);
         state.sites_valid = state.sites_valid.min(i);
     }
@@ -1623,10 +1745,10 @@ impl ModelBuilder {
     /// Whether `l` is a semaphore that lacks `n` free permits: those held, plus `n`, exceed its
     /// permits (as its `lock` and `forget` events gave them).
     fn exhausted(&self, l: LockId, n: u32) -> bool {
-        let info = &self.model.locks[l as usize];
-        self.model.classes[info.class as usize].kind == LockKind::Semaphore
-            && info.permits.is_some_and(|p| {
-                let held = u64::from(self.held_count.get(l as usize).copied().unwrap_or(0));
+        let hot = &self.hot[l as usize];
+        hot.semaphore
+            && self.model.locks[l as usize].permits.is_some_and(|p| {
+                let held = u64::from(hot.held);
                 held + u64::from(n) > p
             })
     }
@@ -1850,13 +1972,162 @@ impl ModelBuilder {
     }
 
     /// Feeds one event of the current trace.
+    ///
+    /// Acquisitions and releases (all but a few events of a trace) go to functions of their
+    /// own, inlined into the caller's loop: the match over every kind of event made one large
+    /// function whose entry and exit (saving and restoring its registers, a large stack frame)
+    /// cost about 17 instructions per event.
+    #[inline]
     pub fn event(&mut self, e: &Event) {
-        if let Some(t) = self.model.traces.last_mut() {
-            t.events += 1;
-        } else {
-            self.begin_trace("<input>");
-            self.model.traces[0].events = 1;
+        match self.model.traces.last_mut() {
+            Some(t) => t.events += 1,
+            None => self.first_event(),
         }
+        match *e {
+            Event::Acquire {
+                t,
+                l,
+                m,
+                how,
+                s,
+                wait_ns,
+            } => self.acquire(t, l, m, how, s, wait_ns),
+            Event::Release { t, l, hold_ns } => self.release(t, l, hold_ns),
+            _ => self.other_event(e),
+        }
+    }
+
+    /// The first event before any trace began: it begins one (see [`ModelBuilder::event`]).
+    #[cold]
+    #[inline(never)]
+    fn first_event(&mut self) {
+        self.begin_trace("<input>");
+        self.model.traces[0].events = 1;
+    }
+
+    /// An `acquire` event (see [`ModelBuilder::event`]).
+    #[inline]
+    fn acquire(&mut self, t: u64, l: u64, m: Mode, how: How, s: Option<u32>, wait_ns: u64) {
+        let t = self.thread(t);
+        let l = self.lock(l);
+        let site = self.site(s);
+        self.mark_written(l, m);
+        let state = &mut self.threads[t as usize];
+        state.cond_released = None;
+        let granted = if state
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.lock == l && p.mode == m)
+        {
+            state.pending.take()
+        } else {
+            None
+        };
+        match granted {
+            Some(p) => {
+                if let Some(i) = p.found {
+                    self.model.self_deadlocks[i as usize].pending = false;
+                }
+            }
+            None => {
+                self.settle(t);
+                // A trace without requests: the acquisition itself is the request (only a
+                // lock the thread holds can wait for itself: the test is made here, where the
+                // held stack is at hand, not after a call). No thread holds the lock (the count
+                // is read first: most acquisitions are of a lock nobody holds, and it is one
+                // read).
+                if how.blocks() && self.hot[l as usize].held > 0 && self.holds(t, l) {
+                    self.self_check(t, l, m, site, false, 1);
+                }
+            }
+        }
+        // A thread holding nothing makes no dependency: its hold is the child of its root
+        // (what `add_dep` and `push_held` would find, without their calls).
+        let state = &self.threads[t as usize];
+        let node = if !state.held.is_empty() {
+            self.add_dep(t, l, m, how, site, false)
+        } else if self.model.held_sets.len() > MAX_HELD_ENTRIES {
+            None
+        } else {
+            let root = state.root;
+            Some(self.model.held_sets.child(root, (l, m)))
+        };
+        self.push_held(t, l, m, site, node);
+        let hot = &mut self.hot[l as usize];
+        if wait_ns == 0 && hot.wait_zeros < u32::MAX {
+            hot.wait_zeros += 1;
+        } else {
+            let c = hot.class;
+            self.model.classes[c as usize].wait.record(wait_ns);
+        }
+    }
+
+    /// A `release` event (see [`ModelBuilder::event`]).
+    #[inline]
+    fn release(&mut self, t: u64, l: u64, hold_ns: u64) {
+        let t = self.thread(t);
+        let l = self.lock(l);
+        self.settle(t);
+        let cond_released = self.threads[t as usize].cond_released.take();
+        let held = &self.threads[t as usize].held;
+        if let Some(i) = held.iter().rposition(|h| h.lock == l) {
+            self.remove_held(t, i);
+        } else if cond_released == Some(l) {
+            // The wait's release, written twice.
+        } else {
+            self.release_elsewhere(l);
+        }
+        let hot = &mut self.hot[l as usize];
+        if hold_ns == 0 && hot.hold_zeros < u32::MAX {
+            hot.hold_zeros += 1;
+        } else {
+            let c = hot.class;
+            self.model.classes[c as usize].hold.record(hold_ns);
+        }
+        if self.hot[l as usize].semaphore {
+            self.recheck_waits(l);
+        }
+    }
+
+    /// A release of lock `l` that the releasing thread does not hold: a semaphore's permit
+    /// given back by another thread, or an anomaly.
+    #[inline(never)]
+    fn release_elsewhere(&mut self, l: LockId) {
+        // Semaphore permits are legitimately released by other threads. Of several holders (a
+        // shared lock, or a trace that makes no sense), the lowest thread id: the map's order
+        // is randomly seeded and the choice reaches the report.
+        let holder = self
+            .maps
+            .threads
+            .values()
+            .filter(|&o| self.threads[o as usize].held.iter().any(|h| h.lock == l))
+            .min();
+        match holder {
+            Some(o) => {
+                let h = &self.threads[o as usize].held;
+                let i = h.iter().rposition(|h| h.lock == l).expect("found above");
+                self.remove_held(o, i);
+                if !self.hot[l as usize].semaphore {
+                    self.model.anomalies.release_by_other_thread += 1;
+                }
+            }
+            None => self.model.anomalies.release_not_held += 1,
+        }
+    }
+
+    /// Adds the zero durations counted in lock `l`'s [`LockHot`] to its class's histograms.
+    fn flush_zeros(&mut self, l: LockId) {
+        let hot = &mut self.hot[l as usize];
+        let class = &mut self.model.classes[hot.class as usize];
+        class.wait.record_zeros(u64::from(hot.wait_zeros));
+        class.hold.record_zeros(u64::from(hot.hold_zeros));
+        hot.wait_zeros = 0;
+        hot.hold_zeros = 0;
+    }
+
+    /// Every other event (see [`ModelBuilder::event`]).
+    #[inline(never)]
+    fn other_event(&mut self, e: &Event) {
         match e {
             Event::Header {
                 hold_resolution_ns, ..
@@ -1953,65 +2224,14 @@ impl ModelBuilder {
                     self.wait_cycle(t);
                 }
             }
-            Event::Acquire {
+            &Event::Acquire {
                 t,
                 l,
                 m,
                 how,
                 s,
                 wait_ns,
-            } => {
-                let t = self.thread(*t);
-                let l = self.lock(*l);
-                let site = self.site(*s);
-                self.mark_written(l, *m);
-                self.threads[t as usize].cond_released = None;
-                let state = &mut self.threads[t as usize];
-                let granted = if state
-                    .pending
-                    .as_ref()
-                    .is_some_and(|p| p.lock == l && p.mode == *m)
-                {
-                    state.pending.take()
-                } else {
-                    None
-                };
-                match granted {
-                    Some(p) => {
-                        if let Some(i) = p.found {
-                            self.model.self_deadlocks[i as usize].pending = false;
-                        }
-                    }
-                    None => {
-                        self.settle(t);
-                        // A trace without requests: the acquisition itself is the request
-                        // (only a lock the thread holds can wait for itself: the test is
-                        // made here, where the held stack is at hand, not after a call).
-                        // No thread holds the lock (the count is read first: most
-                        // acquisitions are of a lock nobody holds, and it is one read).
-                        if how.blocks()
-                            && self.held_count.get(l as usize).is_some_and(|&n| n > 0)
-                            && self.holds(t, l)
-                        {
-                            self.self_check(t, l, *m, site, false, 1);
-                        }
-                    }
-                }
-                // A thread holding nothing makes no dependency: its hold is the child of its
-                // root (what `add_dep` and `push_held` would find, without their calls).
-                let state = &self.threads[t as usize];
-                let node = if !state.held.is_empty() {
-                    self.add_dep(t, l, *m, *how, site, false)
-                } else if self.model.held_sets.len() > MAX_HELD_ENTRIES {
-                    None
-                } else {
-                    let root = state.root;
-                    Some(self.model.held_sets.child(root, (l, *m)))
-                };
-                self.push_held(t, l, *m, site, node);
-                let c = self.model.locks[l as usize].class;
-                self.model.classes[c as usize].wait.record(*wait_ns);
-            }
+            } => self.acquire(t, l, m, how, s, wait_ns),
             Event::Fail {
                 t,
                 l,
@@ -2042,45 +2262,7 @@ impl ModelBuilder {
                     class.try_failures += 1;
                 }
             }
-            Event::Release { t, l, hold_ns } => {
-                let t = self.thread(*t);
-                let l = self.lock(*l);
-                self.settle(t);
-                let cond_released = self.threads[t as usize].cond_released.take();
-                let held = &self.threads[t as usize].held;
-                if let Some(i) = held.iter().rposition(|h| h.lock == l) {
-                    self.remove_held(t, i);
-                } else if cond_released == Some(l) {
-                    // The wait's release, written twice.
-                } else {
-                    // Semaphore permits are legitimately released by other threads. Of several
-                    // holders (a shared lock, or a trace that makes no sense), the lowest thread
-                    // id: the map's order is randomly seeded and the choice reaches the report.
-                    let holder = self
-                        .maps
-                        .threads
-                        .values()
-                        .filter(|&o| self.threads[o as usize].held.iter().any(|h| h.lock == l))
-                        .min();
-                    match holder {
-                        Some(o) => {
-                            let h = &self.threads[o as usize].held;
-                            let i = h.iter().rposition(|h| h.lock == l).expect("found above");
-                            self.remove_held(o, i);
-                            let c = self.model.locks[l as usize].class;
-                            if self.model.classes[c as usize].kind != LockKind::Semaphore {
-                                self.model.anomalies.release_by_other_thread += 1;
-                            }
-                        }
-                        None => self.model.anomalies.release_not_held += 1,
-                    }
-                }
-                let c = self.model.locks[l as usize].class;
-                self.model.classes[c as usize].hold.record(*hold_ns);
-                if self.model.classes[c as usize].kind == LockKind::Semaphore {
-                    self.recheck_waits(l);
-                }
-            }
+            &Event::Release { t, l, hold_ns } => self.release(t, l, hold_ns),
             Event::Convert { t, l, m } => {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
@@ -2748,6 +2930,30 @@ mod request_tests {
 "#,
         );
         assert_eq!(kinds(&m), [("recursive-read", "rw".to_string())]);
+    }
+
+    /// The per-lock entry the replay reads ([`LockHot`]) follows the class: a kind learnt after
+    /// the lock was declared (a class first seen as `unknown`, then as a semaphore) makes
+    /// its permits releasable by another thread, as the class's kind says; and the
+    /// zero-duration counts reach the class's histograms at the end.
+    #[test]
+    fn a_semaphore_kind_learnt_late_reaches_its_locks_and_zero_times_are_counted() {
+        let m = model_of(&[(
+            "t.json",
+            r#"{"e":"class","c":1,"key":"S","kind":"unknown"}
+{"e":"lock","l":1,"c":1}
+{"e":"class","c":2,"key":"S","kind":"semaphore"}
+{"e":"acquire","t":1,"l":1,"m":"p"}
+{"e":"release","t":2,"l":1}
+{"e":"acquire","t":1,"l":1,"m":"p","wait_ns":5}
+{"e":"release","t":1,"l":1,"hold_ns":7}
+"#,
+        )]);
+        assert_eq!(m.classes[0].kind, LockKind::Semaphore);
+        assert_eq!(m.anomalies.release_by_other_thread, 0, "{:?}", m.anomalies);
+        let (wait, hold) = (&m.classes[0].wait, &m.classes[0].hold);
+        assert_eq!((wait.count(), wait.max(), wait.quantile(0.5)), (2, 5, 0));
+        assert_eq!((hold.count(), hold.max(), hold.quantile(0.5)), (2, 7, 0));
     }
 
     #[test]
