@@ -19,7 +19,7 @@ use crate::cycles::GraphLevel;
 use crate::hierarchy::file_line;
 use crate::model::{LockId, Model, WIDE_WEIGHT};
 use crate::report::Report;
-use lockcheck_core::trace::{How, Mode};
+use lockcheck_core::trace::Mode;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
@@ -46,14 +46,6 @@ pub fn classes_are_locks(model: &Model) -> bool {
 /// The lock a dependency requested.
 pub(crate) fn dep_lock(model: &Model, i: u32) -> LockId {
     model.dep_keys[i as usize].lock
-}
-
-/// Whether a dependency was a `try_*` acquisition (it cannot wait, so it needs no order).
-/// (Not read here since the weights come from [`crate::model::DepKey`]; kept with the other
-/// helpers for the searches.)
-#[allow(dead_code)]
-pub(crate) fn dep_is_try(model: &Model, i: u32) -> bool {
-    model.deps[i as usize].how == How::Try
 }
 
 /// How many acquisitions made a dependency.
@@ -1195,6 +1187,7 @@ fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lockcheck_core::trace::How;
 
     /// The counting sort of a bucket gives what the comparison sort of its keys gives (by
     /// target, then dependency ascending), and counts the distinct targets, on buckets of
