@@ -2,7 +2,7 @@
 //! whole analysis, and the trace readers alone (parse only, per format).
 //!
 //! For the 5-million-event figures (events/s, MB/s, peak RSS) see BENCHMARKS.md, "Analyzer
-//! throughput": `examples/gen_planted.rs` writes the traces, `LOCKCHECK_PHASES=parse` times the
+//! (release build)": `examples/gen_planted.rs` writes the traces, `LOCKCHECK_PHASES=parse` times the
 //! readers on them.
 
 #[path = "../tests/support/planted.rs"]

@@ -655,7 +655,7 @@ pub const MINIMAL_PASS_MAX_BYTES: usize = 32 << 20;
 
 /// The most work the minimality pass of [`min_fas_order`] does on one component, in 64-bit words read or written (about
 /// a second on this project's machine). The hostile random trace's component is far within it:
-/// its change set phase takes no measurable CPU time more (BENCHMARKS.md, branch `minfix`).
+/// its change set phase takes no measurable CPU time more (docs/benchmarks-history.md, branch `minfix`).
 pub const MINIMAL_PASS_MAX_WORK: u64 = 1 << 30;
 
 /// Row `src` of the bit matrix `reach` (`words` words a row) or-ed into row `dst` (`dst != src`).

@@ -4,7 +4,7 @@
 //! Why not parking_lot's `RawMutex`: its `try_lock` is a loop (load, test, weak exchange, again
 //! on a spurious failure), twice the instructions of its `lock`'s single exchange, and the only
 //! single exchange `lock_api` exposes is inside `try_lock_for`, whose failure branch (the clock,
-//! the slow lock) gives every caller a frame (BENCHMARKS.md, "Round 6"). The checked fast path
+//! the slow lock) gives every caller a frame (docs/benchmarks-history.md, "Round 6"). The checked fast path
 //! needs a try that may fail for any reason (the full path tries again), so a lost race or a
 //! spurious failure costs nothing there. No crate offers that try on a parking lot: `lock_api`
 //! has no such method and parking_lot's state byte is private. So this is lockcheck's own, on

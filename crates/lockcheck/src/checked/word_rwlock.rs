@@ -8,7 +8,7 @@
 //! overflow and retries a spurious failure (11 instructions, against 4 for one exchange from a
 //! free word), and its shared unlock reads the old word back to test it (5, against 2 for a
 //! `lock sub` whose flags say "nothing else in the word"): about 10 of the 52 instructions of a
-//! checked read (BENCHMARKS.md, "Round 8"). `lock_api` has no one-shot try and parking_lot's
+//! checked read (docs/benchmarks-history.md, "Round 8"). `lock_api` has no one-shot try and parking_lot's
 //! state word is private, so no crate offers either. This is lockcheck's own, on
 //! `parking_lot_core` (which every user already builds through parking_lot), with parking_lot's
 //! semantics, learned from its `raw_rwlock.rs` and written anew:

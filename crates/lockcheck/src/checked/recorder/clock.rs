@@ -13,7 +13,7 @@
 //!   and never suggests a timeout below what it supports. The kernel advances this clock from its
 //!   timer interrupt whatever lockcheck's threads are doing, so it is never stale by more than a
 //!   tick (a tick word advanced by lockcheck's own writer thread would be as cheap to read but
-//!   stale for as long as that thread is descheduled: BENCHMARKS.md "Round 7: recording").
+//!   stale for as long as that thread is descheduled: docs/benchmarks-history.md "Round 7: recording").
 //! - **precise** (`precise`, and where there is no coarse clock): on x86_64 with an invariant TSC
 //!   (constant rate, running in every power state: CPUID leaf 0x8000_0007, EDX bit 8) one `rdtsc`
 //!   (`core`, no crate), else `Instant` in nanoseconds since the recording's anchor. `rdtsc` is one
