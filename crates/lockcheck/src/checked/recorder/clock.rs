@@ -216,12 +216,15 @@ unsafe extern "C" fn read_tsc(_: libc::clockid_t, ts: *mut libc::timespec) -> li
     0
 }
 
-/// [`READ`] of `Instant` since [`anchor`].
+/// [`READ`] of `Instant` since [`anchor`], as seconds and nanoseconds (a `c_long` of nanoseconds
+/// alone would wrap after about 2 s where it has 32 bits).
 #[cfg(target_os = "linux")]
 unsafe extern "C" fn read_instant(_: libc::clockid_t, ts: *mut libc::timespec) -> libc::c_int {
+    let d = anchor().elapsed();
     // SAFETY: `ts` is the caller's `timespec` (see `now`).
     unsafe {
-        (*ts).tv_nsec = anchor().elapsed().as_nanos() as libc::c_long;
+        (*ts).tv_sec = d.as_secs() as libc::time_t;
+        (*ts).tv_nsec = d.subsec_nanos() as libc::c_long;
     }
     0
 }
