@@ -1045,8 +1045,8 @@ mod fast_paths {
         }
     }
 
-    /// A lock-operation event with field values at the edges of the exact path: numbers of 1, 2,
-    /// 19 and 20 digits, and the ends of the `u32` fields.
+    /// A lock-operation event with field values at the edges of the exact path: numbers of every
+    /// length from 1 to 20 digits, and the ends of the `u32` fields.
     fn lock_operation() -> impl Strategy<Value = Event> {
         let n = || {
             prop_oneof![
@@ -1058,6 +1058,8 @@ mod fast_paths {
                 Just(10_000_000_000_000_000_000),
                 Just(u64::MAX),
                 0u64..1000,
+                // Every count of digits, 1 to 20.
+                (0u32..20, any::<u64>()).prop_map(|(d, x)| x % 10u64.pow(d).max(10)),
                 any::<u64>(),
             ]
         };
