@@ -26,10 +26,8 @@ impl JsonDecoder {
         let start = out.len();
         while out.len() - start < BATCH {
             // The header is always read by the full parser, so the fast paths never see it.
-            if self.seen_header {
-                if self.lines.next_with(|data| exact::push(data, out)) {
-                    continue;
-                }
+            if self.seen_header && self.lines.next_with(|data| exact::push(data, out)) {
+                continue;
             }
             let line = match self.lines.next_line() {
                 Ok(Some(line)) => line,
