@@ -4,6 +4,7 @@ use super::lines::{Line, LineError, Lines};
 use super::{Fault, Position, ReadError, BATCH, TRUNCATED_HINT};
 use lockcheck_core::trace::{Event, FORMAT_VERSION};
 
+pub(super) mod exact;
 pub(super) mod fast;
 
 /// Decodes one JSON event per line, checking that the first is a header of our version.
@@ -24,6 +25,10 @@ impl JsonDecoder {
     pub(super) fn fill(&mut self, name: &str, out: &mut Vec<Event>) -> Result<bool, Fault> {
         let start = out.len();
         while out.len() - start < BATCH {
+            // The header is always read by the full parser, so the fast paths never see it.
+            if self.seen_header && self.lines.next_with(|data| exact::push(data, out)) {
+                continue;
+            }
             let line = match self.lines.next_line() {
                 Ok(Some(line)) => line,
                 Ok(None) if self.seen_header => return Ok(false),
@@ -36,7 +41,6 @@ impl JsonDecoder {
                 }
                 Err(e) => return Err(line_error(name, e)),
             };
-            // The header is always read by the full parser, so the fast path never sees it.
             if self.seen_header {
                 if let Some(event) = fast::event(line.bytes) {
                     out.push(event);

@@ -49,6 +49,30 @@ impl Lines {
         self.line_no
     }
 
+    /// Hands the next line to `parse` straight in the unread input, without looking for its end
+    /// first: `parse` gets the buffered bytes from the start of the line (at most one more than
+    /// the longest line allowed) and returns the length of the line it took, which must be
+    /// followed by a newline there. Only for parsers that accept no newline, no carriage return at
+    /// the end, and not the first line (which may start with a byte-order mark): then the line is
+    /// exactly the one [`next_line`](Lines::next_line) would return. `false` (nothing consumed)
+    /// when `parse` declines, or when the buffer holds no whole line: then `next_line` takes it.
+    #[inline(always)]
+    pub(super) fn next_with(&mut self, parse: impl FnOnce(&[u8]) -> Option<usize>) -> bool {
+        self.input.consume(std::mem::take(&mut self.returned));
+        if self.line_no == 0 {
+            return false;
+        }
+        let data = self.input.data();
+        let data = &data[..data.len().min(self.max.saturating_add(1))];
+        let Some(len) = parse(data) else {
+            return false;
+        };
+        debug_assert_eq!(data.get(len), Some(&b'\n'));
+        self.input.consume(len + 1);
+        self.line_no += 1;
+        true
+    }
+
     /// The next line, or `None` at the end of the input.
     #[inline]
     pub(super) fn next_line(&mut self) -> Result<Option<Line<'_>>, LineError> {

@@ -558,6 +558,23 @@ fn a_huge_line_is_refused_without_reading_it_whole() {
     );
     let items: Vec<_> = reader.collect();
     assert_eq!(only_error(&items).to_string(), "x.std:2:1: line longer than 64 bytes (not a trace line: is this the right file and format?)");
+
+    // And in the JSON reader, whose exact path reads lines without looking for their end first:
+    // a line of the limit's length is read, one byte more is too long.
+    let header = r#"{"e":"header","version":1,"pid":1}"#;
+    let fits = r#"{"e":"acquire","t":1,"l":2,"m":"w","s":12}"#;
+    let over = r#"{"e":"acquire","t":1,"l":2,"m":"w","s":123}"#;
+    let text = format!("{header}\n{fits}\n{over}\n");
+    let reader = TraceReader::with_max_line_len(
+        "x.jsonl",
+        Box::new(Cursor::new(text.into_bytes())),
+        InputFormat::Json,
+        fits.len(),
+    );
+    let items: Vec<_> = reader.collect();
+    assert_eq!(items.len(), 3);
+    assert!(matches!(items[1], Ok(Event::Acquire { s: Some(12), .. })));
+    assert_eq!(only_error(&items).to_string(), format!("x.jsonl:3:1: line longer than {} bytes (not a trace line: is this the right file and format?)", fits.len()));
 }
 
 #[test]
@@ -1017,12 +1034,94 @@ mod fast_paths {
     use super::*;
     use proptest::prelude::*;
 
-    /// JSON: the fast path's event, when it has one, is serde's.
+    /// JSON: the fast paths' event, when they have one, is serde's.
     fn check_json(line: &str) {
+        let full: Result<Event, _> = serde_json::from_str(line);
         if let Some(fast) = json::fast::event(line.as_bytes()) {
-            let full: Result<Event, _> = serde_json::from_str(line);
             assert_eq!(full.as_ref().ok(), Some(&fast), "{line}: {full:?}");
         }
+        if let Some(exact) = json::exact::event(line.as_bytes()) {
+            assert_eq!(full.as_ref().ok(), Some(&exact), "exact: {line}: {full:?}");
+        }
+    }
+
+    /// A lock-operation event with field values at the edges of the exact path: numbers of every
+    /// length from 1 to 20 digits, and the ends of the `u32` fields.
+    fn lock_operation() -> impl Strategy<Value = Event> {
+        let n = || {
+            prop_oneof![
+                Just(0u64),
+                Just(9),
+                Just(10),
+                Just(999_999_999_999_999_999),
+                Just(9_999_999_999_999_999_999),
+                Just(10_000_000_000_000_000_000),
+                Just(u64::MAX),
+                0u64..1000,
+                // Every count of digits, 1 to 20.
+                (0u32..20, any::<u64>()).prop_map(|(d, x)| x % 10u64.pow(d).max(10)),
+                any::<u64>(),
+            ]
+        };
+        let n32 = || prop_oneof![Just(0u32), Just(1), Just(2), Just(u32::MAX), any::<u32>()];
+        let site = || proptest::option::of(n32());
+        let mode = || {
+            prop_oneof![
+                Just(Mode::Exclusive),
+                Just(Mode::Shared),
+                Just(Mode::SharedRecursive),
+                Just(Mode::Upgradable),
+                Just(Mode::Permit),
+            ]
+        };
+        let how = || prop_oneof![Just(How::Blocking), Just(How::Try), Just(How::Timed)];
+        prop_oneof![
+            (n(), n(), mode(), how(), site(), n()).prop_map(|(t, l, m, how, s, wait_ns)| {
+                Event::Acquire {
+                    t,
+                    l,
+                    m,
+                    how,
+                    s,
+                    wait_ns,
+                }
+            }),
+            (n(), n(), n()).prop_map(|(t, l, hold_ns)| Event::Release { t, l, hold_ns }),
+            (n(), n(), mode(), site(), n32()).prop_map(|(t, l, m, s, n)| Event::Request {
+                t,
+                l,
+                m,
+                s,
+                n
+            }),
+            (n(), n(), mode(), how(), site(), n()).prop_map(|(t, l, m, how, s, wait_ns)| {
+                Event::Fail {
+                    t,
+                    l,
+                    m,
+                    how,
+                    s,
+                    wait_ns,
+                }
+            }),
+            (n(), n32(), proptest::option::of(n())).prop_map(|(l, c, permits)| Event::Lock {
+                l,
+                c,
+                permits
+            }),
+            (n(), n(), mode()).prop_map(|(t, l, m)| Event::Convert { t, l, m }),
+            (n(), n(), n()).prop_map(|(t, cv, l)| Event::CondWait { t, cv, l }),
+            (n(), n()).prop_map(|(t, child)| Event::Fork { t, child }),
+            (n(), n()).prop_map(|(t, child)| Event::Join { t, child }),
+            n().prop_map(|l| Event::Drop { l }),
+            (n(), n()).prop_map(|(l, n)| Event::Forget { l, n }),
+        ]
+    }
+
+    /// The numbers of a JSON line, as written.
+    fn numbers(line: &str) -> impl Iterator<Item = &str> {
+        line.split(|c: char| !c.is_ascii_digit())
+            .filter(|d| !d.is_empty())
     }
 
     #[test]
@@ -1041,6 +1140,9 @@ mod fast_paths {
                     | Event::Stats { .. }
             );
             assert_eq!(fast.is_some(), numeric, "{line}");
+            // The recorder's own lines take the exact path too.
+            let exact = json::exact::event(line.as_bytes());
+            assert_eq!(exact.is_some(), numeric, "exact: {line}");
             check_json(line);
         }
     }
@@ -1081,6 +1183,59 @@ mod fast_paths {
         ] {
             check_json(line);
         }
+        // At the edges of the exact path: what it takes, and what it leaves to the others.
+        let exact_takes = [
+            r#"{"e":"acquire","t":0,"l":9,"m":"rr","s":0}"#,
+            r#"{"e":"acquire","t":9999999999999999999,"l":2,"m":"p","how":"blocking"}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"u","how":"timed","wait_ns":0}"#,
+            r#"{"e":"request","t":1,"l":2,"m":"r","s":4294967295,"n":1}"#,
+            r#"{"e":"release","t":1,"l":2,"hold_ns":0}"#,
+            r#"{"e":"lock","l":1,"c":4294967295,"permits":0}"#,
+            r#"{"e":"fail","t":1,"l":2,"m":"w","how":"try"}"#,
+            r#"{"e":"cond_wait","t":1,"cv":2,"l":3}"#,
+        ];
+        let exact_leaves = [
+            r#"{"e":"acquire","t":10000000000000000000,"l":2,"m":"w"}"#,
+            r#"{"e":"acquire","t":18446744073709551615,"l":2,"m":"w"}"#,
+            r#"{"e":"acquire","t":18446744073709551616,"l":2,"m":"w"}"#,
+            r#"{"e":"acquire","t":01,"l":2,"m":"w"}"#,
+            r#"{"e":"acquire","t":1,"l":00,"m":"w"}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w","s":4294967296}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w","s":1.0}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w","s":1e0}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"rw"}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w","how":"never"}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w","s":3,"how":"try"}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w","wait_ns":3,"s":3}"#,
+            r#"{"e":"acquire","l":2,"t":1,"m":"w"}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w"} "#,
+            "{\"e\":\"acquire\",\"t\":1,\"l\":2,\"m\":\"w\"}\r",
+            r#"{"e":"acquire","t":1,"l":2,"m":"w"}}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w","x":1}"#,
+            r#"{"e":"acquire","t":1,"l":2}"#,
+            r#" {"e":"acquire","t":1,"l":2,"m":"w"}"#,
+            r#"{"e": "acquire","t":1,"l":2,"m":"w"}"#,
+            r#"{"e":"release","t":1,"l":2,"hold_ns":1,"hold_ns":1}"#,
+            r#"{"e":"release","t":1,"l":2,"s":1}"#,
+            r#"{"e":"request","t":1,"l":2,"m":"w","n":4294967296}"#,
+            r#"{"e":"lock","l":1,"c":4294967296}"#,
+            r#"{"e":"fail","t":1,"l":2,"m":"w"}"#,
+            r#"{"e":"acquirer","t":1,"l":2,"m":"w"}"#,
+            r#"{"e":"header","version":1,"pid":1}"#,
+            r#"{"e":"acquire""#,
+            r#"{"e":""#,
+            "",
+        ];
+        for line in exact_takes {
+            check_json(line);
+            assert!(json::exact::event(line.as_bytes()).is_some(), "{line}");
+        }
+        for line in exact_leaves {
+            check_json(line);
+            assert!(json::exact::event(line.as_bytes()).is_none(), "{line}");
+        }
+        // Twenty digits that fit a u64 are still read, by the field-order-free fast path.
+        assert!(json::fast::event(exact_leaves[1].as_bytes()).is_some());
         assert!(json::fast::event(br#"{"e":"acquire","t":1,"l":2,"m":"w","t":1}"#).is_none());
         assert!(json::fast::event(br#"{"e":"acquire","t":1,"l":2,"m":"w","s":null}"#).is_none());
     }
@@ -1145,6 +1300,32 @@ mod fast_paths {
             line.push('}');
             line.push_str(blanks[7]);
             check_json(&line);
+        }
+
+        /// The recorder's lines of lock operations take the exact path, unless a number has more
+        /// than 19 digits; cut or with a byte changed, they are read as serde reads them.
+        #[test]
+        fn json_exact_path_takes_the_recorders_lines(
+            e in lock_operation(),
+            cut in 0usize..80,
+            flip in 0usize..80,
+            byte in any::<u8>(),
+        ) {
+            let mut line = Vec::new();
+            e.write_line(&mut line);
+            line.pop();
+            let text = std::str::from_utf8(&line).unwrap();
+            let short = numbers(text).all(|d| d.len() <= 19);
+            prop_assert_eq!(json::exact::event(&line), short.then(|| e.clone()), "{}", text);
+            check_json(text);
+            let flip = flip % line.len();
+            line[flip] = byte;
+            line.truncate(line.len() - cut.min(line.len()));
+            if let Ok(text) = std::str::from_utf8(&line) {
+                check_json(text);
+            } else {
+                prop_assert!(json::exact::event(&line).is_none());
+            }
         }
 
         #[test]
