@@ -41,6 +41,26 @@ fn main() -> std::io::Result<()> {
             "--inversions" => cfg.inversions = val("--inversions").parse().expect("a number"),
             "--random" => random = true,
             "--seed" => cfg.seed = val("--seed").parse().expect("a number"),
+            "-h" | "--help" => {
+                // The usage is the doc comment's first block.
+                println!(
+                    "gen_planted OUT [--format std|rapidbin|jsonl] [--events N] [--threads N] \
+                     [--locks N] [--inversions K] [--seed S] [--random]"
+                );
+                return Ok(());
+            }
+            // Never taken for the output file: a mistyped flag would write a trace named after it.
+            flag if flag.starts_with('-') => {
+                eprintln!("gen_planted: unknown option `{flag}` (--help lists them)");
+                std::process::exit(2);
+            }
+            _ if out.is_some() => {
+                eprintln!(
+                    "gen_planted: one output file only (`{a}` after `{}`)",
+                    out.unwrap()
+                );
+                std::process::exit(2);
+            }
             _ => out = Some(a),
         }
     }
