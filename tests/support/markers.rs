@@ -51,7 +51,10 @@ impl Markers {
     pub fn assert_sites(&self, v: &lockcheck::Violation, markers: &[&str]) {
         let s = sites(v);
         for m in markers {
-            assert!(s.iter().any(|s| s.contains(&self.at(m))), "{m} not in {s:?}");
+            assert!(
+                s.iter().any(|s| s.contains(&self.at(m))),
+                "{m} not in {s:?}"
+            );
         }
     }
 }
