@@ -27,6 +27,24 @@ fn setup() {
     lockcheck::set_action(Action::Panic);
 }
 
+/// Runs a scenario's two threads (see [`two_threads`]) under the watchdog: the first finishes,
+/// the second's closing acquisition is refused (`refused`) or it finishes too.
+fn run_pair<F>(refused: bool, scenario: F)
+where
+    F: FnOnce() -> (Result<(), String>, Result<(), String>) + Send + 'static,
+{
+    watchdog(20, move || {
+        let (first, second) = scenario();
+        first.unwrap();
+        if refused {
+            assert!(second.is_err(), "the closing acquisition must be refused");
+        } else {
+            second.unwrap();
+        }
+    })
+    .unwrap();
+}
+
 /// The one lock-order inversion (instance level) among `found`, with every marker among its
 /// sites.
 #[track_caller]
@@ -95,12 +113,7 @@ fn sled(class: &'static str, into_right: bool) -> (Result<(), String>, Result<()
 #[test]
 fn a_merge_into_the_left_sibling_against_key_ordered_batches_is_an_inversion() {
     setup();
-    watchdog(20, || {
-        let (batch, merge) = sled("sled.page", false);
-        assert!(batch.is_ok());
-        assert!(merge.is_err(), "the descending merge must be refused");
-    })
-    .unwrap();
+    run_pair(true, || sled("sled.page", false));
     one_inversion(
         &found("sled.page"),
         &["SLED_BATCH", "SLED_MERGE_EMPTY", "SLED_MERGE_NEIGHBOUR"],
@@ -110,12 +123,7 @@ fn a_merge_into_the_left_sibling_against_key_ordered_batches_is_an_inversion() {
 #[test]
 fn a_merge_into_the_right_neighbour_keeps_the_key_order_and_is_silent() {
     setup();
-    watchdog(20, || {
-        let (batch, merge) = sled("sled.fixed.page", true);
-        batch.unwrap();
-        merge.unwrap();
-    })
-    .unwrap();
+    run_pair(false, || sled("sled.fixed.page", true));
     assert!(found("sled.fixed.page").is_empty());
 }
 
@@ -183,12 +191,7 @@ fn accounts(prefix: &'static str, drop_first: bool) -> (Result<(), String>, Resu
 #[test]
 fn a_read_guard_alive_across_a_call_that_write_locks_the_other_lock_is_an_inversion() {
     setup();
-    watchdog(20, || {
-        let (sign, unlock) = accounts("accounts", false);
-        assert!(sign.is_ok());
-        assert!(unlock.is_err(), "the opposite order must be refused");
-    })
-    .unwrap();
+    run_pair(true, || accounts("accounts", false));
     one_inversion(
         &found("accounts.secrets"),
         &[
@@ -203,12 +206,7 @@ fn a_read_guard_alive_across_a_call_that_write_locks_the_other_lock_is_an_invers
 #[test]
 fn a_read_guard_dropped_before_the_call_is_silent() {
     setup();
-    watchdog(20, || {
-        let (sign, unlock) = accounts("accounts.fixed", true);
-        sign.unwrap();
-        unlock.unwrap();
-    })
-    .unwrap();
+    run_pair(false, || accounts("accounts.fixed", true));
     assert!(found("accounts.fixed.secrets").is_empty());
     assert!(found("accounts.fixed.unlocked").is_empty());
 }
@@ -270,12 +268,7 @@ fn ouch(prefix: &'static str, fixed: bool) -> (Result<(), String>, Result<(), St
 #[test]
 fn a_reentrant_lock_and_a_mutex_in_opposite_orders_are_an_inversion() {
     setup();
-    watchdog(20, || {
-        let (a, b) = ouch("ouch", false);
-        assert!(a.is_ok());
-        assert!(b.is_err(), "the opposite order must be refused");
-    })
-    .unwrap();
+    run_pair(true, || ouch("ouch", false));
     one_inversion(
         &found("ouch.stderr"),
         &["OUCH_ASK_STDIN", "OUCH_READ_STDIN", "OUCH_READ_STDERR"],
@@ -285,12 +278,7 @@ fn a_reentrant_lock_and_a_mutex_in_opposite_orders_are_an_inversion() {
 #[test]
 fn a_reentrant_lock_re_entered_under_the_mutex_by_its_owner_is_silent() {
     setup();
-    watchdog(20, || {
-        let (a, b) = ouch("ouch.fixed", true);
-        a.unwrap();
-        b.unwrap();
-    })
-    .unwrap();
+    run_pair(false, || ouch("ouch.fixed", true));
     assert!(found("ouch.fixed.stderr").is_empty());
 }
 
@@ -343,12 +331,9 @@ mod sonic {
 #[test]
 fn two_lazy_static_rwlocks_written_in_opposite_orders_are_an_inversion() {
     setup();
-    watchdog(20, || {
-        let (a, b) = two_threads(|| sonic::acquire(false), || sonic::consolidate(false));
-        assert!(a.is_ok());
-        assert!(b.is_err(), "the opposite order must be refused");
-    })
-    .unwrap();
+    run_pair(true, || {
+        two_threads(|| sonic::acquire(false), || sonic::consolidate(false))
+    });
     let v = M.found_at("SONIC_POOL");
     one_inversion(
         &v,
@@ -364,13 +349,10 @@ fn two_lazy_static_rwlocks_written_in_opposite_orders_are_an_inversion() {
 #[test]
 fn lazy_static_rwlocks_written_in_one_order_are_silent() {
     setup();
-    watchdog(20, || {
-        // The consolidation first: its static initializations happen under the other's lock.
-        let (a, b) = two_threads(|| sonic::consolidate(true), || sonic::acquire(true));
-        a.unwrap();
-        b.unwrap();
-    })
-    .unwrap();
+    // The consolidation first: its static initializations happen under the other's lock.
+    run_pair(false, || {
+        two_threads(|| sonic::consolidate(true), || sonic::acquire(true))
+    });
     assert!(M.found_at("SONIC_FIXED_POOL").is_empty());
     assert!(M.found_at("SONIC_FIXED_CONSOLIDATE").is_empty());
 }
@@ -411,12 +393,7 @@ fn limiter(prefix: &'static str, permits: usize) -> (Result<(), String>, Result<
 #[test]
 fn two_jobs_under_a_semaphore_of_several_permits_locking_in_opposite_orders_are_an_inversion() {
     setup();
-    watchdog(20, || {
-        let (a, b) = limiter("limit", 4);
-        assert!(a.is_ok());
-        assert!(b.is_err(), "the permits do not serialize the jobs: refused");
-    })
-    .unwrap();
+    run_pair(true, || limiter("limit", 4));
     one_inversion(
         &found("limit.index"),
         &[
@@ -431,12 +408,7 @@ fn two_jobs_under_a_semaphore_of_several_permits_locking_in_opposite_orders_are_
 #[test]
 fn two_jobs_under_a_semaphore_of_one_permit_are_serialized_and_silent() {
     setup();
-    watchdog(20, || {
-        let (a, b) = limiter("limit.one", 1);
-        a.unwrap();
-        b.unwrap();
-    })
-    .unwrap();
+    run_pair(false, || limiter("limit.one", 1));
     assert!(found("limit.one.index").is_empty());
 }
 
@@ -468,27 +440,14 @@ fn spk(class: &'static str, release_first: bool) -> (Result<(), String>, Result<
 #[ignore = "missed: a permit requested while one of the same semaphore is held, by several threads (see the comment of 6)"]
 fn a_second_permit_requested_holding_one_by_as_many_threads_as_permits_is_reported() {
     setup();
-    watchdog(20, || {
-        let (a, b) = spk("spk.render", false);
-        assert!(a.is_ok());
-        assert!(
-            b.is_err(),
-            "the second thread's nested permit must be refused"
-        );
-    })
-    .unwrap();
+    run_pair(true, || spk("spk.render", false));
     assert!(!found("spk.render").is_empty());
 }
 
 #[test]
 fn a_permit_released_before_the_recursive_call_is_silent() {
     setup();
-    watchdog(20, || {
-        let (a, b) = spk("spk.fixed.render", true);
-        a.unwrap();
-        b.unwrap();
-    })
-    .unwrap();
+    run_pair(false, || spk("spk.fixed.render", true));
     assert!(found("spk.fixed.render").is_empty());
 }
 
@@ -597,12 +556,7 @@ fn wgpu(prefix: &'static str, fixed: bool) -> (Result<(), String>, Result<(), St
 #[test]
 fn storage_read_guards_held_across_the_pending_lock_against_maintain_are_an_inversion() {
     setup();
-    watchdog(20, || {
-        let (a, b) = wgpu("wgpu", false);
-        assert!(a.is_ok());
-        assert!(b.is_err(), "maintain's write must be refused");
-    })
-    .unwrap();
+    run_pair(true, || wgpu("wgpu", false));
     one_inversion(
         &found("wgpu.buffers"),
         &[
@@ -617,12 +571,7 @@ fn storage_read_guards_held_across_the_pending_lock_against_maintain_are_an_inve
 #[test]
 fn storage_guards_dropped_before_the_pending_lock_are_silent() {
     setup();
-    watchdog(20, || {
-        let (a, b) = wgpu("wgpu.fixed", true);
-        a.unwrap();
-        b.unwrap();
-    })
-    .unwrap();
+    run_pair(false, || wgpu("wgpu.fixed", true));
     assert!(found("wgpu.fixed.buffers").is_empty());
 }
 
@@ -660,24 +609,14 @@ fn cala(class: &'static str, sorted: bool) -> (Result<(), String>, Result<(), St
 #[test]
 fn account_locks_taken_in_hash_set_order_are_an_inversion() {
     setup();
-    watchdog(20, || {
-        let (a, b) = cala("cala.account", false);
-        assert!(a.is_ok());
-        assert!(b.is_err(), "the other order must be refused");
-    })
-    .unwrap();
+    run_pair(true, || cala("cala.account", false));
     one_inversion(&found("cala.account"), &["CALA_LOCK"]);
 }
 
 #[test]
 fn account_locks_taken_in_id_order_are_silent() {
     setup();
-    watchdog(20, || {
-        let (a, b) = cala("cala.sorted.account", true);
-        a.unwrap();
-        b.unwrap();
-    })
-    .unwrap();
+    run_pair(false, || cala("cala.sorted.account", true));
     assert!(found("cala.sorted.account").is_empty());
 }
 
@@ -724,24 +663,14 @@ fn upgradable(
 #[test]
 fn an_upgradable_read_against_a_plain_read_in_the_other_order_is_silent() {
     setup();
-    watchdog(20, || {
-        let (a, b) = upgradable("upg", false);
-        a.unwrap();
-        b.unwrap();
-    })
-    .unwrap();
+    run_pair(false, || upgradable("upg", false));
     assert!(found("upg.map").is_empty());
 }
 
 #[test]
 fn two_upgradable_reads_in_opposite_orders_are_an_inversion() {
     setup();
-    watchdog(20, || {
-        let (a, b) = upgradable("upg.two", true);
-        assert!(a.is_ok());
-        assert!(b.is_err());
-    })
-    .unwrap();
+    run_pair(true, || upgradable("upg.two", true));
     one_inversion(&found("upg.two.map"), &["UPG_FIRST", "UPG_SECOND"]);
 }
 
@@ -771,24 +700,14 @@ fn serialized(prefix: &'static str, read_gate: bool) -> (Result<(), String>, Res
 #[test]
 fn opposite_orders_under_an_exclusive_gate_are_silent() {
     setup();
-    watchdog(20, || {
-        let (a, b) = serialized("serial", false);
-        a.unwrap();
-        b.unwrap();
-    })
-    .unwrap();
+    run_pair(false, || serialized("serial", false));
     assert!(found("serial.a").is_empty());
 }
 
 #[test]
 fn opposite_orders_under_a_read_share_are_an_inversion() {
     setup();
-    watchdog(20, || {
-        let (a, b) = serialized("serial.read", true);
-        assert!(a.is_ok());
-        assert!(b.is_err(), "a read share serializes nothing");
-    })
-    .unwrap();
+    run_pair(true, || serialized("serial.read", true));
     one_inversion(&found("serial.read.a"), &["SERIAL_READ_SECOND"]);
 }
 
@@ -859,12 +778,7 @@ fn backoff(prefix: &'static str) -> (Result<(), String>, Result<(), String>) {
 #[test]
 fn a_try_lock_with_back_off_in_the_other_order_is_silent() {
     setup();
-    watchdog(20, || {
-        let (a, b) = backoff("backoff");
-        a.unwrap();
-        b.unwrap();
-    })
-    .unwrap();
+    run_pair(false, || backoff("backoff"));
     assert!(found("backoff.a").is_empty());
 }
 
@@ -900,24 +814,14 @@ fn coupling(class: &'static str, both_ways: bool) -> (Result<(), String>, Result
 #[test]
 fn lock_coupling_in_one_direction_is_silent() {
     setup();
-    watchdog(20, || {
-        let (a, b) = coupling("couple.node", false);
-        a.unwrap();
-        b.unwrap();
-    })
-    .unwrap();
+    run_pair(false, || coupling("couple.node", false));
     assert!(found("couple.node").is_empty());
 }
 
 #[test]
 fn lock_coupling_in_both_directions_is_an_inversion() {
     setup();
-    watchdog(20, || {
-        let (a, b) = coupling("couple.both.node", true);
-        assert!(a.is_ok());
-        assert!(b.is_err());
-    })
-    .unwrap();
+    run_pair(true, || coupling("couple.both.node", true));
     one_inversion(&found("couple.both.node"), &["COUPLE_NEXT"]);
 }
 
