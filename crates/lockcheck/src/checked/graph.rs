@@ -871,6 +871,7 @@ fn search<K, E: Edge<DepRecord>>(
 }
 
 /// [`search`] from one first variant; also returns whether a gate test failed against it.
+#[allow(clippy::too_many_arguments)]
 fn search_from<K, E: Edge<DepRecord>>(
     level: &Level<K, E>,
     a: NodeId,
