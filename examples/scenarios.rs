@@ -136,6 +136,53 @@ const SCENARIOS: &[Scenario] = &[
         permits_arrival_order,
     ),
     ("permits-seq-order", "-", permits_seq_order),
+    // Real bugs of `tests/real_bugs_round4.rs`, each with its fix, and look-alikes.
+    (
+        "merge-left-sibling",
+        "lock-order-inversion",
+        merge_left_sibling,
+    ),
+    ("merge-right-neighbour", "-", merge_right_neighbour),
+    (
+        "read-guard-across-write",
+        "lock-order-inversion",
+        read_guard_across_write,
+    ),
+    ("read-guard-dropped", "-", read_guard_dropped),
+    (
+        "reentrant-inversion",
+        "lock-order-inversion",
+        reentrant_inversion,
+    ),
+    ("reentrant-reentered", "-", reentrant_reentered),
+    (
+        "lazy-statics-inversion",
+        "lock-order-inversion",
+        lazy_statics_inversion,
+    ),
+    ("lazy-statics-ordered", "-", lazy_statics_ordered),
+    ("limiter-permits", "lock-order-inversion", limiter_permits),
+    ("limiter-one-permit", "-", limiter_one_permit),
+    ("scrutinee-reread", "recursive-read", scrutinee_reread),
+    ("let-bound-reread", "-", let_bound_reread),
+    (
+        "storage-read-pending",
+        "lock-order-inversion",
+        storage_read_pending,
+    ),
+    ("storage-dropped-pending", "-", storage_dropped_pending),
+    ("hash-set-order", "lock-order-inversion", hash_set_order),
+    ("id-order", "-", id_order),
+    ("upgradable-vs-read", "-", upgradable_vs_read),
+    ("two-upgradables", "lock-order-inversion", two_upgradables),
+    ("read-share-gate", "lock-order-inversion", read_share_gate),
+    ("try-back-off", "-", try_back_off),
+    ("coupling-one-way", "-", coupling_one_way),
+    (
+        "coupling-both-ways",
+        "lock-order-inversion",
+        coupling_both_ways,
+    ),
 ];
 
 fn main() {
@@ -1177,4 +1224,332 @@ fn permits_arrival_order() {
 
 fn permits_seq_order() {
     permits(("permseq.a", "permseq.b"), true);
+}
+
+/// Two locks of one class (pages), taken in ascending order by one thread and, by a merge into
+/// the left sibling, in descending order by another (spacejam/sled#1520); the look-alike merges
+/// into the right neighbour.
+fn merge_pages(prefix: &'static str, into_right: bool) {
+    let pages: Arc<Vec<Mutex<u32>>> = Arc::new((0..3).map(|_| Mutex::named(prefix, 0)).collect());
+    let p2 = pages.clone();
+    one_by_one(vec![
+        Box::new(move || {
+            let _a = pages[1].lock();
+            let _b = pages[2].lock();
+        }),
+        Box::new(move || {
+            let (empty, other) = if into_right { (1, 2) } else { (2, 1) };
+            let _e = p2[empty].lock();
+            let _n = p2[other].lock();
+        }),
+    ]);
+}
+
+fn merge_left_sibling() {
+    merge_pages("mergeleft.page", false);
+}
+
+fn merge_right_neighbour() {
+    merge_pages("mergeright.page", true);
+}
+
+/// A read guard alive across a call that write-locks another RwLock, against the two written in
+/// the other order (openethereum/openethereum#665); the look-alike drops the guard first.
+fn read_guard_call(prefix: (&'static str, &'static str), drop_first: bool) {
+    let secrets = Arc::new(RwLock::named(prefix.0, 0));
+    let unlocked = Arc::new(RwLock::named(prefix.1, 0));
+    let (s2, u2) = (secrets.clone(), unlocked.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let s = secrets.read();
+            if drop_first {
+                drop(s);
+            }
+            *unlocked.write() += 1;
+        }),
+        Box::new(move || {
+            let _u = u2.write();
+            *s2.write() += 1;
+        }),
+    ]);
+}
+
+fn read_guard_across_write() {
+    read_guard_call(("guardacross.secrets", "guardacross.unlocked"), false);
+}
+
+fn read_guard_dropped() {
+    read_guard_call(("guarddropped.secrets", "guarddropped.unlocked"), true);
+}
+
+/// A re-entrant lock and a mutex in opposite orders (ouch-org/ouch#642); the look-alike takes
+/// the re-entrant lock first everywhere and re-enters it under the mutex.
+fn reentrant_stdio(prefix: (&'static str, &'static str), fixed: bool) {
+    let stderr = Arc::new(lockcheck::ReentrantMutex::named(prefix.0, ()));
+    let stdin = Arc::new(Mutex::named(prefix.1, ()));
+    let ask = |e: &lockcheck::ReentrantMutex<()>, i: &Mutex<()>| {
+        let _e = e.lock();
+        let _i = i.lock();
+        let _again = e.lock();
+    };
+    let (e2, i2) = (stderr.clone(), stdin.clone());
+    one_by_one(vec![
+        Box::new(move || ask(&stderr, &stdin)),
+        Box::new(move || {
+            if fixed {
+                ask(&e2, &i2);
+            } else {
+                let _i = i2.lock();
+                let _e = e2.lock();
+            }
+        }),
+    ]);
+}
+
+fn reentrant_inversion() {
+    reentrant_stdio(("reentinv.stderr", "reentinv.stdin"), false);
+}
+
+fn reentrant_reentered() {
+    reentrant_stdio(("reentok.stderr", "reentok.stdin"), true);
+}
+
+/// Two `LazyLock` statics holding std-style RwLocks, written in opposite orders
+/// (valeriansaliou/sonic#213); the look-alike writes them in one order, the second static
+/// initialized under the first's lock.
+fn lazy_statics(fixed: bool) {
+    use lockcheck::sync::{LazyLock, RwLock as StdRwLock};
+    static POOL: LazyLock<StdRwLock<u32>> = LazyLock::new(|| StdRwLock::new(0));
+    static CONSOLIDATE: LazyLock<StdRwLock<u32>> = LazyLock::new(|| StdRwLock::new(0));
+    one_by_one(vec![
+        Box::new(|| {
+            let _p = POOL.write().unwrap();
+            *CONSOLIDATE.write().unwrap() += 1;
+        }),
+        Box::new(move || {
+            if fixed {
+                let _p = POOL.write().unwrap();
+                *CONSOLIDATE.write().unwrap() += 1;
+            } else {
+                let _c = CONSOLIDATE.write().unwrap();
+                *POOL.write().unwrap() += 1;
+            }
+        }),
+    ]);
+}
+
+fn lazy_statics_inversion() {
+    lazy_statics(false);
+}
+
+fn lazy_statics_ordered() {
+    lazy_statics(true);
+}
+
+/// Two jobs holding a permit each of a semaphore that limits concurrency, locking two mutexes in
+/// opposite orders: a semaphore of several permits is no gate; one of one permit is.
+fn limiter(prefix: (&'static str, &'static str, &'static str), permits: usize) {
+    let jobs = Arc::new(Semaphore::named(prefix.0, permits));
+    let (a, b) = pair(prefix.1, prefix.2);
+    let (j2, a2, b2) = (jobs.clone(), a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _p = jobs.acquire();
+            let _a = a.lock();
+            let _b = b.lock();
+        }),
+        Box::new(move || {
+            let _p = j2.acquire();
+            let _b = b2.lock();
+            let _a = a2.lock();
+        }),
+    ]);
+}
+
+fn limiter_permits() {
+    limiter(("limitn.jobs", "limitn.a", "limitn.b"), 3);
+}
+
+fn limiter_one_permit() {
+    limiter(("limit1.jobs", "limit1.a", "limit1.b"), 1);
+}
+
+/// A read guard kept alive by a `match` scrutinee and read again in an arm (tikv/tikv#16340);
+/// the look-alike binds the check's result with a `let` first (tikv/tikv#16342).
+fn reread_in_match(locks: &RwLock<Vec<u32>>, bound_first: bool) -> usize {
+    if bound_first {
+        let first = locks.read().first().copied();
+        match first {
+            Some(_) => locks.read().len(),
+            None => 0,
+        }
+    } else {
+        match locks.read().first().copied() {
+            Some(_) => locks.read().len(),
+            None => 0,
+        }
+    }
+}
+
+fn scrutinee_reread() {
+    let locks = RwLock::named("scrutinee.locks", vec![1]);
+    reread_in_match(&locks, false);
+}
+
+fn let_bound_reread() {
+    let locks = RwLock::named("letbound.locks", vec![1]);
+    reread_in_match(&locks, true);
+}
+
+/// A storage's read guard held across a mutex, against the mutex then the storage's write lock
+/// (gfx-rs/wgpu#418); the look-alike drops the read guard first.
+fn storage_pending(prefix: (&'static str, &'static str), drop_first: bool) {
+    let buffers = Arc::new(RwLock::named(prefix.0, 1));
+    let pending = Arc::new(Mutex::named(prefix.1, 0));
+    let (b2, p2) = (buffers.clone(), pending.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let b = buffers.read();
+            let id = *b;
+            if drop_first {
+                drop(b);
+            }
+            *pending.lock() += id;
+        }),
+        Box::new(move || {
+            let _p = p2.lock();
+            *b2.write() = 0;
+        }),
+    ]);
+}
+
+fn storage_read_pending() {
+    storage_pending(("storageread.buffers", "storageread.pending"), false);
+}
+
+fn storage_dropped_pending() {
+    storage_pending(("storagedrop.buffers", "storagedrop.pending"), true);
+}
+
+/// Locks of one class taken in the iteration orders of two hash sets (GaloyMoney/cala#532); the
+/// look-alike sorts the ids.
+fn account_order(prefix: &'static str, sorted: bool) {
+    let accounts: Arc<Vec<Mutex<u32>>> =
+        Arc::new((0..3).map(|_| Mutex::named(prefix, 0)).collect());
+    let body = |ids: [usize; 2]| -> Box<dyn FnOnce() + Send> {
+        let a = accounts.clone();
+        Box::new(move || {
+            let mut ids = ids;
+            if sorted {
+                ids.sort_unstable();
+            }
+            let _x = a[ids[0]].lock();
+            let _y = a[ids[1]].lock();
+        })
+    };
+    one_by_one(vec![body([2, 0]), body([0, 2])]);
+}
+
+fn hash_set_order() {
+    account_order("hashorder.account", false);
+}
+
+fn id_order() {
+    account_order("idorder.account", true);
+}
+
+/// An upgradable read then a lock, against the lock then a plain read (no writer: silent), or
+/// then an upgradable read (upgradable reads exclude each other: an inversion).
+fn upgradables(prefix: (&'static str, &'static str), both: bool) {
+    let map = Arc::new(RwLock::named(prefix.0, 0));
+    let log = Arc::new(Mutex::named(prefix.1, 0));
+    let (m2, l2) = (map.clone(), log.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _u = map.upgradable_read();
+            *log.lock() += 1;
+        }),
+        Box::new(move || {
+            let _l = l2.lock();
+            if both {
+                let _u = m2.upgradable_read();
+            } else {
+                let _r = m2.read();
+            }
+        }),
+    ]);
+}
+
+fn upgradable_vs_read() {
+    upgradables(("upgread.map", "upgread.log"), false);
+}
+
+fn two_upgradables() {
+    upgradables(("upgtwo.map", "upgtwo.log"), true);
+}
+
+/// Opposite orders under a read share of an RwLock: a read share serializes nothing (the
+/// exclusive gate's look-alike is the `gate` scenario).
+fn read_share_gate() {
+    let gate = Arc::new(RwLock::named("readgate.gate", ()));
+    let (a, b) = pair("readgate.a", "readgate.b");
+    let (g2, a2, b2) = (gate.clone(), a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _g = gate.read();
+            let _a = a.lock();
+            let _b = b.lock();
+        }),
+        Box::new(move || {
+            let _g = g2.read();
+            let _b = b2.lock();
+            let _a = a2.lock();
+        }),
+    ]);
+}
+
+/// The other order by `try_lock`, backing off (everything released) when it fails.
+fn try_back_off() {
+    let (a, b) = pair("backoff.a", "backoff.b");
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _a = a.lock();
+            let _b = b.lock();
+        }),
+        Box::new(move || loop {
+            let g = b2.lock();
+            if a2.try_lock().is_some() {
+                break;
+            }
+            drop(g);
+            std::thread::sleep(Duration::from_millis(1));
+        }),
+    ]);
+}
+
+/// Lock coupling (hand over hand) down a list: in one direction only, or in both.
+fn coupling(prefix: &'static str, both_ways: bool) {
+    let nodes: Arc<Vec<Mutex<u32>>> = Arc::new((0..3).map(|_| Mutex::named(prefix, 0)).collect());
+    let walk = |path: [usize; 3]| -> Box<dyn FnOnce() + Send> {
+        let n = nodes.clone();
+        Box::new(move || {
+            let mut g = n[path[0]].lock();
+            for &i in &path[1..] {
+                let next = n[i].lock();
+                *g += 1;
+                g = next;
+            }
+        })
+    };
+    let back = if both_ways { [2, 1, 0] } else { [0, 1, 2] };
+    one_by_one(vec![walk([0, 1, 2]), walk(back)]);
+}
+
+fn coupling_one_way() {
+    coupling("couplone.node", false);
+}
+
+fn coupling_both_ways() {
+    coupling("couplboth.node", true);
 }

@@ -72,3 +72,28 @@ fn traces_of_older_writers_still_read_one_permit_per_request() {
         assert!(kinds(path).is_empty(), "{name}");
     }
 }
+
+#[test]
+fn a_semaphore_of_several_permits_is_no_gate() {
+    // Two jobs hold a permit each of a semaphore of 4 and lock two mutexes in opposite orders:
+    // both can be inside at once, so the cycle is a deadlock.
+    assert_eq!(
+        kinds(fixture("semaphore-gate-several.json")),
+        ["lock-order-inversion"]
+    );
+}
+
+#[test]
+fn a_semaphore_of_one_permit_is_a_gate() {
+    // The same under a semaphore of 1: one job at a time, filtered as `gate-lock`.
+    assert!(kinds(fixture("semaphore-gate-one.json")).is_empty());
+    // Permits the trace does not give: a gate, as the runtime's rule (which learns them where
+    // the trace declares them).
+    let text = std::fs::read_to_string(fixture("semaphore-gate-several.json")).unwrap();
+    let unknown = text.replace(r#","permits":4"#, "");
+    assert_ne!(unknown, text);
+    let dir = Scratch::new("permits");
+    let path = dir.join("semaphore-gate-unknown.json");
+    std::fs::write(&path, unknown).unwrap();
+    assert!(kinds(path).is_empty());
+}

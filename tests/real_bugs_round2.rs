@@ -10,43 +10,15 @@ use lockcheck::{Action, Mutex, RwLock, RwLockUpgradableReadGuard, ViolationKind}
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
+use support::markers::Markers;
 use support::{found, two_threads, watchdog};
 
 fn setup() {
     lockcheck::set_action(Action::Panic);
 }
 
-/// The line of this file that ends with the comment `// MARKER`.
-fn line_of(marker: &str) -> u32 {
-    let src = include_str!("real_bugs_round2.rs");
-    let needle = format!("// {marker}");
-    src.lines()
-        .position(|l| l.trim_end().ends_with(&needle) && !l.contains("needle"))
-        .map(|i| i as u32 + 1)
-        .unwrap_or_else(|| panic!("marker {marker}"))
-}
-
-/// `real_bugs_round2.rs:LINE:` (sites are `file:line:col`).
-fn at(marker: &str) -> String {
-    format!("real_bugs_round2.rs:{}:", line_of(marker))
-}
-
-/// The findings one of whose sites (or, for `lockcheck::sync` locks, classes: their
-/// construction sites) is at `marker`'s line.
-fn found_at(marker: &str) -> Vec<lockcheck::Violation> {
-    let at = at(marker);
-    lockcheck::violations()
-        .into_iter()
-        .filter(|v| {
-            v.edges.iter().any(|e| {
-                e.site.contains(&at)
-                    || e.held_site.contains(&at)
-                    || e.held.class.contains(&at)
-                    || e.acquired.class.contains(&at)
-            })
-        })
-        .collect()
-}
+/// This file's marker comments.
+const M: Markers = Markers::new("real_bugs_round2.rs", include_str!("real_bugs_round2.rs"));
 
 // ---------------------------------------------------------------------------------------------
 // 1. User callbacks invoked under a library's internal lock, one of which takes a user lock,
@@ -120,14 +92,14 @@ fn user_callback_under_the_tables_lock_taking_a_user_lock_is_an_inversion() {
         assert_eq!(classes, ["zenoh.tables", "zenoh.user"]);
         let sites = v[0].sites();
         assert!(
-            sites.iter().any(|s| s.contains(&at("ZENOH_CALLBACK")))
-                && sites.iter().any(|s| s.contains(&at("ZENOH_PUT"))),
+            sites.iter().any(|s| s.contains(&M.at("ZENOH_CALLBACK")))
+                && sites.iter().any(|s| s.contains(&M.at("ZENOH_PUT"))),
             "{sites:?}"
         );
         let held: Vec<&str> = v[0].edges.iter().map(|e| e.held_site.as_str()).collect();
         assert!(
-            held.iter().any(|s| s.contains(&at("ZENOH_NOTIFY")))
-                && held.iter().any(|s| s.contains(&at("ZENOH_USER"))),
+            held.iter().any(|s| s.contains(&M.at("ZENOH_NOTIFY")))
+                && held.iter().any(|s| s.contains(&M.at("ZENOH_USER"))),
             "{held:?}"
         );
     })
@@ -203,8 +175,8 @@ fn re_registering_from_a_callback_run_under_the_read_guard_is_a_self_deadlock() 
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].kind, ViolationKind::SelfDeadlock);
     let e = &v[0].edges[0];
-    assert!(e.site.contains(&at("HIROZ_WRITE")), "{e:?}");
-    assert!(e.held_site.contains(&at("HIROZ_READ")), "{e:?}");
+    assert!(e.site.contains(&M.at("HIROZ_WRITE")), "{e:?}");
+    assert!(e.held_site.contains(&M.at("HIROZ_READ")), "{e:?}");
 }
 
 #[test]
@@ -269,19 +241,19 @@ fn a_drop_that_locks_the_pool_inside_the_pools_critical_section_is_a_self_deadlo
     });
     let msg = r.expect_err("reported before it hangs");
     assert!(msg.contains("self-deadlock"), "{msg}");
-    let v = found_at("POOL_DROP");
+    let v = M.found_at("POOL_DROP");
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].kind, ViolationKind::SelfDeadlock);
     let e = &v[0].edges[0];
-    assert!(e.held.class.contains(&at("POOL_NEW")), "{e:?}");
-    assert!(e.site.contains(&at("POOL_DROP")), "{e:?}");
-    assert!(e.held_site.contains(&at("POOL_TAKE")), "{e:?}");
+    assert!(e.held.class.contains(&M.at("POOL_NEW")), "{e:?}");
+    assert!(e.site.contains(&M.at("POOL_DROP")), "{e:?}");
+    assert!(e.held_site.contains(&M.at("POOL_TAKE")), "{e:?}");
 }
 
 #[test]
 fn or_insert_with_builds_nothing_under_the_guard_and_is_silent() {
     setup();
-    let before = found_at("POOL_DROP").len();
+    let before = M.found_at("POOL_DROP").len();
     watchdog(20, || {
         let pool = Arc::new(Pool {
             free: lockcheck::sync::Mutex::new(Default::default()),
@@ -295,7 +267,7 @@ fn or_insert_with_builds_nothing_under_the_guard_and_is_silent() {
         assert!(again.is_some_and(|o| o.pool.is_none()));
     })
     .unwrap();
-    assert_eq!(found_at("POOL_DROP").len(), before);
+    assert_eq!(M.found_at("POOL_DROP").len(), before);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -366,8 +338,8 @@ fn an_initializer_retaking_a_lock_whose_holder_waits_for_it_is_reported() {
     );
     let sites: Vec<&str> = v[0].sites();
     assert!(
-        sites.iter().any(|s| s.contains(&at("GIL_RETAKE")))
-            && sites.iter().any(|s| s.contains(&at("GIL_WAIT"))),
+        sites.iter().any(|s| s.contains(&M.at("GIL_RETAKE")))
+            && sites.iter().any(|s| s.contains(&M.at("GIL_WAIT"))),
         "{sites:?}"
     );
 }
@@ -423,8 +395,8 @@ fn a_second_read_of_a_lock_that_is_upgraded_elsewhere_is_a_recursive_read() {
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].kind, ViolationKind::RecursiveRead);
     let e = &v[0].edges[0];
-    assert!(e.site.contains(&at("REREAD_SECOND")), "{e:?}");
-    assert!(e.held_site.contains(&at("REREAD_FIRST")), "{e:?}");
+    assert!(e.site.contains(&M.at("REREAD_SECOND")), "{e:?}");
+    assert!(e.held_site.contains(&M.at("REREAD_FIRST")), "{e:?}");
 }
 
 #[test]
@@ -495,8 +467,8 @@ fn an_upgrade_under_another_locks_read_share_against_its_writer_is_an_inversion(
     assert_eq!(classes, ["salsa.deps", "salsa.memo"]);
     let sites = v[0].sites();
     assert!(
-        sites.iter().any(|s| s.contains(&at("SALSA_UPGRADE")))
-            && sites.iter().any(|s| s.contains(&at("SALSA_DEPS_WRITE"))),
+        sites.iter().any(|s| s.contains(&M.at("SALSA_UPGRADE")))
+            && sites.iter().any(|s| s.contains(&M.at("SALSA_DEPS_WRITE"))),
         "{sites:?}"
     );
 }
@@ -582,7 +554,7 @@ fn assert_join_deadlock(name: &str, closer: &str) {
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].kind, ViolationKind::Deadlock);
     let classes = v[0].classes();
-    let spawned = format!("end of thread spawned at tests/{}", &at("SERVICE_SPAWN"));
+    let spawned = format!("end of thread spawned at tests/{}", &M.at("SERVICE_SPAWN"));
     assert_eq!(classes.len(), 2, "{classes:?}");
     assert!(classes.contains(&name), "{classes:?}");
     assert!(
@@ -591,12 +563,12 @@ fn assert_join_deadlock(name: &str, closer: &str) {
     );
     let sites = v[0].sites();
     assert!(
-        sites.iter().any(|s| s.contains(&at("SERVICE_JOIN")))
-            && sites.iter().any(|s| s.contains(&at("SERVICE_ACTIVE"))),
+        sites.iter().any(|s| s.contains(&M.at("SERVICE_JOIN")))
+            && sites.iter().any(|s| s.contains(&M.at("SERVICE_ACTIVE"))),
         "{sites:?}"
     );
     assert!(
-        v[0].message.contains(&at(closer)) || v[0].edges[0].site.contains(&at(closer)),
+        v[0].message.contains(&M.at(closer)) || v[0].edges[0].site.contains(&M.at(closer)),
         "{}",
         v[0].message
     );
@@ -616,7 +588,7 @@ fn joining_a_worker_blocked_on_the_joiners_lock_is_a_deadlock() {
     });
     let msg = r.expect_err("reported before it hangs");
     assert!(msg.contains("deadlock"), "{msg}");
-    assert!(msg.contains(&at("SERVICE_JOIN")), "{msg}");
+    assert!(msg.contains(&M.at("SERVICE_JOIN")), "{msg}");
     assert_join_deadlock("rustdesk.service", "SERVICE_JOIN");
     let v = found("rustdesk.service");
     assert!(!v[0].message.contains("also holding"), "{}", v[0].message);
@@ -690,7 +662,7 @@ fn a_condvar_wait_holding_the_notifiers_lock_is_reported_and_its_look_alike_is_n
         .collect();
     assert_eq!(v.len(), 1, "{v:#?}");
     assert!(
-        v[0].message.contains(&at("PARITY_WAIT")),
+        v[0].message.contains(&M.at("PARITY_WAIT")),
         "{}",
         v[0].message
     );
@@ -793,10 +765,10 @@ fn assert_tls_inversion(name: &str, case: &str) {
     assert!(
         sites
             .iter()
-            .any(|s| s.contains(&at(&format!("TLS_{case}_REGISTRY"))))
+            .any(|s| s.contains(&M.at(&format!("TLS_{case}_REGISTRY"))))
             && sites
                 .iter()
-                .any(|s| s.contains(&at(&format!("TLS_{case}_REVERSE")))),
+                .any(|s| s.contains(&M.at(&format!("TLS_{case}_REVERSE")))),
         "{sites:?}"
     );
 }

@@ -11,59 +11,15 @@ use lockcheck::{Action, Mutex, RwLock, Semaphore, ViolationKind};
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
+use support::markers::Markers;
 use support::{found, two_threads, watchdog};
 
 fn setup() {
     lockcheck::set_action(Action::Panic);
 }
 
-/// The line of this file that ends with the comment `// MARKER`.
-fn line_of(marker: &str) -> u32 {
-    let src = include_str!("real_bugs_round3.rs");
-    let needle = format!("// {marker}");
-    src.lines()
-        .position(|l| l.trim_end().ends_with(&needle) && !l.contains("needle"))
-        .map(|i| i as u32 + 1)
-        .unwrap_or_else(|| panic!("marker {marker}"))
-}
-
-/// `real_bugs_round3.rs:LINE:` (sites are `file:line:col`).
-fn at(marker: &str) -> String {
-    format!("real_bugs_round3.rs:{}:", line_of(marker))
-}
-
-/// The findings one of whose sites (or, for unnamed locks, classes: their construction sites)
-/// is at `marker`'s line.
-fn found_at(marker: &str) -> Vec<lockcheck::Violation> {
-    let at = at(marker);
-    lockcheck::violations()
-        .into_iter()
-        .filter(|v| {
-            v.edges.iter().any(|e| {
-                e.site.contains(&at)
-                    || e.held_site.contains(&at)
-                    || e.held.class.contains(&at)
-                    || e.acquired.class.contains(&at)
-            })
-        })
-        .collect()
-}
-
-/// Every site (acquisition and held) of `v`.
-fn sites(v: &lockcheck::Violation) -> Vec<String> {
-    v.edges
-        .iter()
-        .flat_map(|e| [e.site.clone(), e.held_site.clone()])
-        .collect()
-}
-
-#[track_caller]
-fn assert_sites(v: &lockcheck::Violation, markers: &[&str]) {
-    let s = sites(v);
-    for m in markers {
-        assert!(s.iter().any(|s| s.contains(&at(m))), "{m} not in {s:?}");
-    }
-}
+/// This file's marker comments.
+const M: Markers = Markers::new("real_bugs_round3.rs", include_str!("real_bugs_round3.rs"));
 
 // ---------------------------------------------------------------------------------------------
 // 1. A sharded map (one read-write lock per shard, all of one class): a reference into one
@@ -135,7 +91,7 @@ fn a_shard_reference_held_across_an_insert_into_another_shard_is_an_inversion() 
         .iter()
         .find(|v| v.kind == ViolationKind::LockOrderInversion)
         .unwrap();
-    assert_sites(inv, &["DASHMAP_GET", "DASHMAP_INSERT"]);
+    M.assert_sites(inv, &["DASHMAP_GET", "DASHMAP_INSERT"]);
 }
 
 #[test]
@@ -201,7 +157,7 @@ fn a_recursive_read_of_span_extensions_with_a_writer_queued_is_reported() {
     let v = found("router.extensions");
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].kind, ViolationKind::RecursiveRead);
-    assert_sites(&v[0], &["ROUTER_READ", "ROUTER_REREAD"]);
+    M.assert_sites(&v[0], &["ROUTER_READ", "ROUTER_REREAD"]);
 }
 
 #[test]
@@ -262,12 +218,12 @@ fn a_once_lock_re_entered_from_its_initializers_debug_is_a_self_deadlock() {
         assert!(r.is_err(), "the re-entry must be stopped");
     })
     .unwrap();
-    let v = found_at("MISE_ONCE");
+    let v = M.found_at("MISE_ONCE");
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].kind, ViolationKind::SelfDeadlock);
-    assert_sites(&v[0], &["MISE_GET"]);
+    M.assert_sites(&v[0], &["MISE_GET"]);
     // The re-entry goes through `Debug`, which the report's backtrace names.
-    let debug_line = format!("real_bugs_round3.rs:{}", line_of("MISE_DEBUG"));
+    let debug_line = format!("real_bugs_round3.rs:{}", M.line_of("MISE_DEBUG"));
     assert!(
         v[0].message.contains(&debug_line),
         "the re-entering call is named: {}",
@@ -285,7 +241,7 @@ fn logging_the_value_after_its_initialization_is_silent() {
         assert!(line.contains("PATH"));
     })
     .unwrap();
-    assert!(found_at("MISE_FIXED_ONCE").is_empty());
+    assert!(M.found_at("MISE_FIXED_ONCE").is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -348,7 +304,7 @@ fn a_stolen_job_retaking_the_lock_held_across_the_fork_join_is_a_self_deadlock()
     let v = found("rayon.driver");
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].kind, ViolationKind::SelfDeadlock);
-    assert_sites(&v[0], &["RAYON_LOCK"]);
+    M.assert_sites(&v[0], &["RAYON_LOCK"]);
 }
 
 #[test]
@@ -473,7 +429,7 @@ fn a_panic_hook_reading_a_lock_the_panicking_thread_holds_is_a_self_deadlock() {
         .map(|i| &stderr[i..])
         .unwrap_or_else(|| panic!("no self-deadlock report:\n{stderr}"));
     for marker in ["SENTRY_HOOK_READ", "SENTRY_WRITE"] {
-        assert!(report.contains(&at(marker)), "{marker} not in:\n{stderr}");
+        assert!(report.contains(&M.at(marker)), "{marker} not in:\n{stderr}");
     }
     assert!(
         stderr.contains("already panicking") && stderr.contains("aborts the process"),
@@ -505,7 +461,7 @@ fn panicking_after_the_guard_is_dropped_is_silent() {
         panicked,
         "the out-of-order pop still panics, after the guard"
     );
-    assert!(found_at("SENTRY_FIXED_HUB").is_empty());
+    assert!(M.found_at("SENTRY_FIXED_HUB").is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -560,10 +516,10 @@ fn current_id_relocking_the_span_table_is_a_self_deadlock() {
         assert!(trace_logger(spans, false).is_err());
     })
     .unwrap();
-    let v = found_at("TRACING_SPANS");
+    let v = M.found_at("TRACING_SPANS");
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].kind, ViolationKind::SelfDeadlock);
-    assert_sites(&v[0], &["TRACING_CLONE", "TRACING_RECORD"]);
+    M.assert_sites(&v[0], &["TRACING_CLONE", "TRACING_RECORD"]);
 }
 
 #[test]
@@ -574,7 +530,7 @@ fn the_id_looked_up_under_the_one_guard_is_silent() {
         trace_logger(spans, true).unwrap();
     })
     .unwrap();
-    assert!(found_at("TRACING_FIXED_SPANS").is_empty());
+    assert!(M.found_at("TRACING_FIXED_SPANS").is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -708,7 +664,7 @@ fn two_one_permit_semaphores_taken_in_arrival_order_are_an_inversion() {
     let v = found("databend.sem.a");
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].kind, ViolationKind::LockOrderInversion);
-    assert_sites(
+    M.assert_sites(
         &v[0],
         &[
             "DATABEND_B_FIRST",
@@ -822,7 +778,7 @@ fn a_fork_join_waited_on_a_new_latch_holding_the_jobs_lock_is_reported() {
     .unwrap();
     let v = condvar_warnings("pool.new.driver");
     assert_eq!(v.len(), 1, "{v:#?}");
-    assert_sites(&v[0], &["POOL_NEW_HOLD"]);
+    M.assert_sites(&v[0], &["POOL_NEW_HOLD"]);
 }
 
 #[test]

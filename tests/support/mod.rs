@@ -2,6 +2,8 @@
 //! and helpers to run two threads in a fixed order without lockcheck seeing them as ordered.
 #![allow(dead_code)]
 
+pub mod markers;
+
 use std::sync::mpsc;
 use std::time::Duration;
 

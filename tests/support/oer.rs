@@ -110,7 +110,11 @@ pub fn runtime_findings(stderr: &str) -> BTreeSet<Finding> {
             if !(next.is_empty() || next.starts_with(' ')) {
                 break;
             }
-            classes.extend(lock_classes(next));
+            // Locks a thread holds besides the cycle's (`and also holding ...`) are context,
+            // not the finding's locks (the analyzer lists them apart too).
+            if !next.trim_start().starts_with("and also holding") {
+                classes.extend(lock_classes(next));
+            }
             lines.next();
         }
         out.insert((kind.to_string(), classes));

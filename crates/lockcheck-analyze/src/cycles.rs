@@ -2037,7 +2037,9 @@ impl Marks {
             }
             None => {
                 for (l, m) in crate::graph::dep_held_rev(model, d) {
-                    self.hold(l << 3 | m as u32, add);
+                    if model.gates(l, m) {
+                        self.hold(l << 3 | m as u32, add);
+                    }
                 }
             }
         }
@@ -2088,6 +2090,7 @@ fn meets_gate(model: &Model, marks: &Marks, conflict: &[u8; 5], d: &Dep<'_>) -> 
     let held = || model.held_sets.rev_iter(d.rec().held);
     for (i, (h, m)) in held().enumerate() {
         if marks.modes[h as usize] & conflict[m as usize] != 0
+            && model.gates(h, m)
             && !held().skip(i + 1).any(|x| x.0 == h)
         {
             return true;
@@ -2102,11 +2105,11 @@ fn meets_gate(model: &Model, marks: &Marks, conflict: &[u8; 5], d: &Dep<'_>) -> 
 const MAX_FLAT_ENTRIES: usize = 8 << 20;
 
 /// The held set of every blocking dependency as a flat list of its distinct locks, sorted, each
-/// with the mode of its oldest hold (the one [`check_pair`]'s gate rule reads): one copy per
-/// distinct interned set, freed with the root-cause search. A gate test reads one short run of
-/// memory instead of walking up the interned tree, where each step is a dependent load in a tree
-/// of millions of nodes (on the hostile random trace: 47,012 distinct sets of about a hundred
-/// locks, walked 2.4M times).
+/// with the mode of its oldest hold (the one [`check_pair`]'s gate rule reads), less the holds
+/// that are no gate ([`Model::gates`]): one copy per distinct interned set, freed with the
+/// root-cause search. A gate test reads one short run of memory instead of walking up the
+/// interned tree, where each step is a dependent load in a tree of millions of nodes (on the
+/// hostile random trace: 47,012 distinct sets of about a hundred locks, walked 2.4M times).
 struct FlatHeld {
     /// Per dependency, the index of its set, or `u32::MAX` (not a blocking dependency).
     set_of: Vec<u32>,
@@ -2166,6 +2169,8 @@ impl FlatHeld {
                 let holds = buf.len();
                 buf.dedup_by_key(|e| e.0);
                 repeats.push(buf.len() < holds);
+                // Only gate tests read the copy: a hold that is no gate is left out.
+                buf.retain(|&(l, m)| model.gates(l, m));
                 let end = *starts.last().expect("starts at 0") as usize + buf.len();
                 if end > MAX_FLAT_ENTRIES {
                     return None;

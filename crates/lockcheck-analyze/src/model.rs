@@ -581,6 +581,9 @@ impl DepView for Dep<'_> {
     fn held_iter(&self) -> impl Iterator<Item = (LockId, Mode)> + '_ {
         self.held()
     }
+    fn gates(&self, lock: LockId, mode: Mode) -> bool {
+        self.model.gates(lock, mode)
+    }
     fn held_mode(&self, lock: LockId) -> Option<Mode> {
         // The oldest hold, as `Dependency::held_mode`: walk up without collecting.
         let mut found = None;
@@ -933,6 +936,15 @@ impl Model {
             model: self,
             rec: &self.deps[i as usize],
         }
+    }
+
+    /// Whether a hold of lock `l` in mode `m` can be a gate (a lock two dependencies hold in
+    /// modes that exclude each other, so that they cannot both wait at once): not a permit of a
+    /// semaphore known to have several permits (its `lock` events gave more than one), since two
+    /// threads can each hold one of its permits at once. Permits not known: a gate, as the
+    /// runtime's rule (which learns them where the trace declares them).
+    pub fn gates(&self, l: LockId, m: Mode) -> bool {
+        m != Mode::Permit || self.locks[l as usize].permits.is_none_or(|p| p <= 1)
     }
 
     /// The locks of held set `h` with their modes, oldest first.

@@ -49,9 +49,10 @@
 //!   by an `if let` or `match` scrutinee), write after read, and recursive `read` (a hazard: a
 //!   queued writer makes it deadlock; `read_recursive` is fine).
 //! - Not reported, because they cannot deadlock: cycles made by one thread only, cycles whose
-//!   acquisitions all hold a common gate lock, read-read cycles on locks never write-locked,
-//!   edges made by `try_*` or timed acquisitions, and, for threads started through
-//!   [`lockcheck::thread`](thread), orders separated by spawn or join.
+//!   acquisitions all hold a common gate lock (a semaphore's permit only if it has one permit),
+//!   read-read cycles on locks never write-locked, edges made by `try_*` or timed acquisitions,
+//!   and, for threads started through [`lockcheck::thread`](thread), orders separated by spawn
+//!   or join.
 //!
 //! # What happens on a violation
 //! `LOCKCHECK=panic` (default): the report goes to stderr and to `tracing` (target `lockcheck`;

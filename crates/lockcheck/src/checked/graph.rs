@@ -489,6 +489,9 @@ struct Graph {
     class: Level<u32, Groups<DepRecord>>,
     written_inst: IdSet<u64>,
     written_class: IdSet<u32>,
+    /// Semaphores of more than one permit (declared at their first blocking acquisition, when
+    /// the trace declares their permits too): their permits are no gate (see [`gated`]).
+    several_permits: IdSet<u64>,
     reported_sites: HashSet<Vec<(usize, u32, u32)>>,
     reported_classes: HashSet<Vec<u32>>,
     /// Limits already reported (each once).
@@ -541,6 +544,7 @@ fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
         class: Level::new(1),
         written_inst: IdSet::default(),
         written_class: IdSet::default(),
+        several_permits: IdSet::default(),
         reported_sites: HashSet::new(),
         reported_classes: HashSet::new(),
         limits_reported: HashSet::new(),
@@ -738,7 +742,7 @@ impl Graph {
             let w = req.dep.mode == Mode::Exclusive || written.contains(&req.dep.lock);
             check_link(&req.dep, &holder.dep, w).is_ok()
         };
-        let (cycle, exhausted) = search(&self.inst, a, b, firsts, &link);
+        let (cycle, exhausted) = search(&self.inst, a, b, firsts, &link, &self.several_permits);
         if exhausted {
             self.limit_hit("search-steps", &firsts[0], limits);
         }
@@ -756,7 +760,7 @@ impl Graph {
     ) -> Option<Vec<Arc<DepRecord>>> {
         let written = &self.written_class;
         let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, written);
-        let (cycle, exhausted) = search(&self.class, a, b, firsts, &link);
+        let (cycle, exhausted) = search(&self.class, a, b, firsts, &link, &self.several_permits);
         if exhausted {
             self.limit_hit("search-steps", &firsts[0], limits);
         }
@@ -839,6 +843,7 @@ fn search<K, E: Edge<DepRecord>>(
     b: NodeId,
     firsts: &[Arc<DepRecord>],
     link: &Link<'_>,
+    several_permits: &IdSet<u64>,
 ) -> (Option<Vec<Arc<DepRecord>>>, bool) {
     // Only nodes that can reach `a` can be on a cycle through `a -> b`: a reverse walk from `a`
     // first, so that a search from a node that cannot get back costs nothing.
@@ -848,8 +853,16 @@ fn search<K, E: Edge<DepRecord>>(
     }
     let mut steps = 0usize;
     for first in firsts {
-        let (cycle, exhausted, blamed) =
-            search_from(level, a, b, first, link, &reaches, &mut steps);
+        let (cycle, exhausted, blamed) = search_from(
+            level,
+            a,
+            b,
+            first,
+            link,
+            several_permits,
+            &reaches,
+            &mut steps,
+        );
         if cycle.is_some() || exhausted || !blamed {
             return (cycle, exhausted);
         }
@@ -858,12 +871,14 @@ fn search<K, E: Edge<DepRecord>>(
 }
 
 /// [`search`] from one first variant; also returns whether a gate test failed against it.
+#[allow(clippy::too_many_arguments)]
 fn search_from<K, E: Edge<DepRecord>>(
     level: &Level<K, E>,
     a: NodeId,
     b: NodeId,
     first: &Arc<DepRecord>,
     link: &Link<'_>,
+    several_permits: &IdSet<u64>,
     reaches: &[bool],
     steps: &mut usize,
 ) -> (Option<Vec<Arc<DepRecord>>>, bool, bool) {
@@ -942,7 +957,10 @@ fn search_from<K, E: Edge<DepRecord>>(
         if *steps >= SEARCH_BUDGET {
             return (None, true, false);
         }
-        if let Some(i) = chosen.iter().position(|c| gated(&c.dep, &v.dep)) {
+        if let Some(i) = chosen
+            .iter()
+            .position(|c| gated(&c.dep, &v.dep, several_permits))
+        {
             blamed[i] = true;
             continue;
         }
@@ -987,11 +1005,13 @@ fn ordered_apart(a: &Dep, b: &Dep) -> bool {
 /// The gate rule: `a` and `b` hold a common lock in modes that exclude each other, except that a
 /// dropped lock is never a gate: no dependency can hold it any more, and merging every dropped
 /// lock of a class into one marker (so that variants that differ only by dropped locks merge, see
-/// [`forget_instance`]) must not make them gate each other. Never gating only risks a report,
-/// never a miss.
-fn gated(a: &Dep, b: &Dep) -> bool {
+/// [`forget_instance`]) must not make them gate each other. Nor is a permit of a semaphore of
+/// several permits (`several_permits`): two threads can each hold one of its permits at once.
+/// Never gating only risks a report, never a miss.
+fn gated(a: &Dep, b: &Dep, several_permits: &IdSet<u64>) -> bool {
     a.held.iter().any(|&(la, ma)| {
         la & DEAD == 0
+            && !(ma == Mode::Permit && several_permits.contains(&la))
             && b.held_mode(la)
                 .is_some_and(|mb| ma.excludes(mb) || mb.excludes(ma))
     })
@@ -1267,10 +1287,22 @@ fn shared_requests<K: Copy + Eq + Hash, E: Edge<DepRecord>>(
     out
 }
 
+/// Notes that semaphore instance `inst` has several permits: holders of its permits can run side
+/// by side, so its permits are no gate. Called at its first blocking acquisition, when the trace
+/// declares its permits too (the analyzer's gate rule reads them there).
+pub(crate) fn note_several_permits(inst: u64) {
+    with_graph(|g| {
+        g.several_permits.insert(inst);
+    });
+}
+
 /// Removes a dropped instance and its edges from the instance graph.
 pub(crate) fn forget_instance(inst: u64) {
     with_graph(|g| {
         g.inst.remove(inst);
+        if !g.several_permits.is_empty() {
+            g.several_permits.remove(&inst);
+        }
         if !g.written_inst.is_empty() {
             g.written_inst.remove(&inst);
         }
@@ -1365,14 +1397,24 @@ mod tests {
             .filter(|&&c| c != r.lock_class)
             .map(|c| {
                 let a = level.node_of[c];
-                let (cycle, exhausted) = search(level, a, b, std::slice::from_ref(r), &link);
+                let (cycle, exhausted) = search(
+                    level,
+                    a,
+                    b,
+                    std::slice::from_ref(r),
+                    &link,
+                    &IdSet::default(),
+                );
                 assert!(!exhausted);
                 if let Some(cycle) = &cycle {
                     // The cycle passes every rule, pairwise and link by link.
                     for (i, x) in cycle.iter().enumerate() {
                         assert!(link(x, &cycle[(i + 1) % cycle.len()]));
                         for y in &cycle[..i] {
-                            assert!(ordered_apart(&x.dep, &y.dep) && !gated(&x.dep, &y.dep));
+                            assert!(
+                                ordered_apart(&x.dep, &y.dep)
+                                    && !gated(&x.dep, &y.dep, &IdSet::default())
+                            );
                         }
                     }
                 }

@@ -137,7 +137,11 @@ fn fast_step(
         return Fast::Other;
     }
     let w = meta.word();
-    if w == 0 || (mode == Mode::Exclusive && kind == LockKind::Rwlock && w & WRITTEN == 0) {
+    // An RwLock's first write, a semaphore's first acquisition: the full path (`lock_slow`).
+    if w == 0
+        || (mode == Mode::Exclusive && kind == LockKind::Rwlock && w & WRITTEN == 0)
+        || (kind == LockKind::Semaphore && w & WRITTEN == 0)
+    {
         return Fast::Other;
     }
     let ids = Ids::from_word(w);
@@ -640,6 +644,15 @@ fn lock_slow(
             if let Some(v) = first_write(ids, f) {
                 return Step::Raise(v);
             }
+        }
+        // A semaphore's first blocking acquisition (its `WRITTEN` bit: "seen"): one of several
+        // permits is no gate (two threads can each hold one), which the graph learns now and the
+        // trace too (a request declares the permits), even holding nothing.
+        if kind == LockKind::Semaphore && meta.mark_written() && capacity > 1 {
+            if f & flag::RECORD != 0 && !s.holds_any() {
+                recorder::on_request(ids, kind, mode, site, capacity, 1);
+            }
+            let _ = as_busy(|_| graph::note_several_permits(ids.inst));
         }
         // In a task, a nested acquisition is the task's dependency, not the thread's: the
         // task's stream shows it (before any check), and the thread's shows the acquisition as
