@@ -163,6 +163,7 @@ impl LockRef {
             LockKind::Condvar => "Condvar",
             LockKind::Unknown => "lock",
             LockKind::Once => "Once",
+            LockKind::Channel => "channel",
             LockKind::End => return None,
         })
     }
