@@ -656,7 +656,10 @@ fn a_send_into_a_full_channel_under_the_registry_lock_against_its_subscribers_dr
     assert_eq!(v[0].kind, ViolationKind::LockOrderInversion);
     // The channel is named by its creation site.
     let channel = format!("{}", v[0]);
-    let channel = channel.lines().find(|l| l.contains("= channel `")).unwrap_or_default();
+    let channel = channel
+        .lines()
+        .find(|l| l.contains("= channel `"))
+        .unwrap_or_default();
     assert!(channel.contains(&at("SLED_CHANNEL")), "{}", v[0]);
     assert_sites(
         &v[0],

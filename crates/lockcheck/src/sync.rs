@@ -5,8 +5,8 @@
 //! these are std's own types.
 
 pub use std::sync::{
-    atomic, Arc, Barrier, BarrierWaitResult, LockResult, OnceState, PoisonError,
-    TryLockError, TryLockResult, Weak,
+    atomic, Arc, Barrier, BarrierWaitResult, LockResult, OnceState, PoisonError, TryLockError,
+    TryLockResult, Weak,
 };
 
 /// std's channels; in instrumented builds, [`checked::mpsc`](crate::checked::mpsc): a send into a

@@ -287,7 +287,13 @@ fn drain_slow(s: &ThreadState) {
 #[must_use]
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let (tx, rx) = std_mpsc::channel();
-    (tx, Receiver { inner: rx, gate: None })
+    (
+        tx,
+        Receiver {
+            inner: rx,
+            gate: None,
+        },
+    )
 }
 
 /// Creates a bounded channel of `bound` messages (0: every send waits for a receive), a lock of

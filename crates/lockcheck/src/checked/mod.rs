@@ -32,8 +32,8 @@ pub use condvar::{Condvar, WaitTimeoutResult};
 /// owns its [`Receiver`](mpsc::Receiver), as for a lock that thread holds.
 pub mod mpsc {
     pub use super::channel::{
-        channel, sync_channel, IntoIter, Iter, Receiver, RecvError, RecvTimeoutError,
-        SendError, Sender, SyncSender, TryIter, TryRecvError, TrySendError,
+        channel, sync_channel, IntoIter, Iter, Receiver, RecvError, RecvTimeoutError, SendError,
+        Sender, SyncSender, TryIter, TryRecvError, TrySendError,
     };
 }
 pub use fair::RawFairMutex;
