@@ -136,6 +136,18 @@ const SCENARIOS: &[Scenario] = &[
         permits_arrival_order,
     ),
     ("permits-seq-order", "-", permits_seq_order),
+    // A bounded channel is a lock held by its receiver's thread (spacejam/sled#1515).
+    (
+        "channel-send-under-lock",
+        "lock-order-inversion",
+        channel_send_under_lock,
+    ),
+    (
+        "channel-receiver-dropped-first",
+        "-",
+        channel_receiver_dropped_first,
+    ),
+    ("channel-self-send", "self-deadlock", channel_self_send),
 ];
 
 fn main() {
@@ -1177,4 +1189,51 @@ fn permits_arrival_order() {
 
 fn permits_seq_order() {
     permits(("permseq.a", "permseq.b"), true);
+}
+
+/// A rendezvous send made holding a lock that the receiving thread takes before it receives
+/// (the shape of spacejam/sled#1515: the channel waits for its receiver's thread, which waits for
+/// the lock); the look-alike drops the receiver before it takes the lock.
+fn channel_lock(prefix: &'static str, drop_first: bool) {
+    let state = Arc::new(Mutex::named(prefix, 0u32));
+    let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(0);
+    let (ready, wait_ready) = mpsc::channel();
+    let s2 = state.clone();
+    let receiver = std::thread::spawn(move || {
+        let _ = rx.try_recv();
+        if drop_first {
+            drop(rx);
+            *s2.lock() += 1;
+            let _ = ready.send(());
+        } else {
+            *s2.lock() += 1;
+            let _ = ready.send(());
+            // Busy a while: the send waits (a send that finds the receiver waiting is no wait).
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = rx.recv_timeout(Duration::from_secs(2));
+        }
+    });
+    let _ = wait_ready.recv();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let g = state.lock();
+        let _ = tx.send(*g);
+    }));
+    let _ = receiver.join();
+}
+
+fn channel_send_under_lock() {
+    channel_lock("chan.sendlock", false);
+}
+
+fn channel_receiver_dropped_first() {
+    channel_lock("chan.dropfirst", true);
+}
+
+/// The receiving thread sends into its own full channel: it waits for itself.
+fn channel_self_send() {
+    let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(1);
+    let _ = rx.try_recv();
+    let _ = tx.send(1);
+    let _ = tx.send(2);
+    drop(rx);
 }

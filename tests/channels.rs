@@ -119,6 +119,8 @@ fn a_rendezvous_send_under_a_lock_the_receiver_takes_first_is_an_inversion() {
             let _ = rx.try_recv(); // the receiver is this thread's
             *s2.lock() += 1; // RECEIVER_LOCKS
             ready.send(()).unwrap();
+            // Busy a while: the send waits (a send that finds the receiver waiting is no wait).
+            std::thread::sleep(Duration::from_millis(100));
             let _ = rx.recv_timeout(Duration::from_secs(5));
         });
         wait_ready.recv().unwrap();
@@ -134,7 +136,12 @@ fn a_rendezvous_send_under_a_lock_the_receiver_takes_first_is_an_inversion() {
     assert_eq!(v[0].kind, ViolationKind::LockOrderInversion);
     let kinds: Vec<LockKind> = v[0].edges.iter().map(|e| e.acquired.kind).collect();
     assert!(kinds.contains(&LockKind::Channel), "{v:#?}");
-    assert!(v[0].message.contains("channel `"), "{}", v[0].message);
+    assert!(
+        v[0].message
+            .contains("`channel created at tests/channels.rs:"),
+        "{}",
+        v[0].message
+    );
 }
 
 /// The receiving thread sends into its own full channel: it would wait for itself forever.
