@@ -148,6 +148,7 @@ const SCENARIOS: &[Scenario] = &[
         channel_receiver_dropped_first,
     ),
     ("channel-self-send", "self-deadlock", channel_self_send),
+    ("channel-deadlock", "lock-order-inversion", channel_deadlock),
 ];
 
 fn main() {
@@ -1236,4 +1237,34 @@ fn channel_self_send() {
     let _ = tx.send(1);
     let _ = tx.send(2);
     drop(rx);
+}
+
+/// spacejam/sled#1515 as it hangs: the publisher waits in a send into the full channel holding
+/// the registry's read lock, the subscriber write-locks the registry before it drops its
+/// receiver. Under `warn` the inversion is reported and the write waits: a real deadlock, whose
+/// victim gives up (the write panics, which drops the receiver and ends the send).
+fn channel_deadlock() {
+    let registry = Arc::new(RwLock::named("chan.deadlock.registry", 0u32));
+    let rx = {
+        let _w = registry.write();
+        let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(1);
+        let r2 = registry.clone();
+        let (sent, wait_sent) = mpsc::channel();
+        let publisher = std::thread::spawn(move || {
+            let _r = r2.read();
+            let _ = tx.send(1);
+            let _ = sent.send(());
+            let _ = tx.send(2);
+        });
+        drop(_w);
+        let _ = wait_sent.recv();
+        (rx, publisher)
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let (rx, publisher) = rx;
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _rx = rx;
+        *registry.write() += 1;
+    }));
+    let _ = publisher.join();
 }
