@@ -376,7 +376,7 @@ impl<T> SyncSender<T> {
                 Mode::Exclusive,
                 1,
                 site,
-                &attempt,
+                attempt,
                 || {
                     gate.wait(&attempt, None);
                 },
