@@ -480,7 +480,7 @@ impl<T> Drop for Receiver<T> {
             g.let_go();
         }
         // The std receiver is dropped after this (disconnecting): the waiting senders learn it at
-        // their next try, woken by the gate's drop or their next slice.
+        // their next try, within a `POLL`.
     }
 }
 
