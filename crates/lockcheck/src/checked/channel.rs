@@ -102,6 +102,9 @@ impl Gate {
             }
         }
         register_owner();
+        // A hold of this channel posted back to this thread (it owned the receiver before) leaves
+        // first: the new hold must not stand next to a stale one.
+        let _ = STATE.try_with(drain);
         hooks::lock_nonblocking(
             &self.meta,
             LockKind::Channel,
@@ -232,7 +235,8 @@ fn register_owner() {
 /// Posts the hold of channel `ids` to the thread `owner`, which took it before.
 fn post(owner: u64, ids: Ids) {
     let mut m = internal(&MAILBOX);
-    if m.live.contains(&owner) {
+    // At most one entry per thread and channel: a thread holds a channel once.
+    if m.live.contains(&owner) && !m.entries.contains(&(owner, ids)) {
         m.entries.push((owner, ids));
         PENDING.fetch_add(1, Ordering::Release);
     }
