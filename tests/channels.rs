@@ -343,3 +343,37 @@ fn orders_separated_by_spawn_are_silent() {
     .unwrap();
     assert!(found("chan.fork.state").is_empty());
 }
+
+/// The receiver moved to another thread that has not used it yet when the creating thread takes
+/// the lock: lockcheck still counts the creator as the channel's owner, so the creator's lock is
+/// ordered after the channel, and a later send waiting under that lock is reported although the
+/// receiving thread never takes it.
+#[test]
+#[ignore = "known false alarm: a receiver's move is invisible until its new thread uses it (README, Known limits)"]
+fn a_receiver_moved_but_not_yet_used_when_the_creator_takes_the_lock_is_silent() {
+    setup();
+    watchdog(20, || {
+        let state = Arc::new(Mutex::named("chan.unused.state", 0u32));
+        let (tx, rx) = mpsc::sync_channel::<u32>(1);
+        let consumer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            for _ in rx {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        // Before the consumer's first receive.
+        *state.lock() += 1;
+        let s2 = state.clone();
+        let r = std::thread::spawn(move || {
+            for i in 0..10 {
+                let _g = s2.lock();
+                tx.send(i).unwrap();
+            }
+        })
+        .join();
+        consumer.join().unwrap();
+        r.unwrap();
+    })
+    .unwrap();
+    assert!(found("chan.unused.state").is_empty());
+}
