@@ -658,7 +658,7 @@ fn a_send_into_a_full_channel_under_the_registry_lock_against_its_subscribers_dr
     let channel = format!("{}", v[0]);
     let channel = channel
         .lines()
-        .find(|l| l.contains("= channel `"))
+        .find(|l| l.contains("= `channel created at "))
         .unwrap_or_default();
     assert!(channel.contains(&at("SLED_CHANNEL")), "{}", v[0]);
     assert_sites(
