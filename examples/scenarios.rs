@@ -183,6 +183,19 @@ const SCENARIOS: &[Scenario] = &[
         "lock-order-inversion",
         coupling_both_ways,
     ),
+    // A bounded channel is a lock held by its receiver's thread (spacejam/sled#1515).
+    (
+        "channel-send-under-lock",
+        "lock-order-inversion",
+        channel_send_under_lock,
+    ),
+    (
+        "channel-receiver-dropped-first",
+        "-",
+        channel_receiver_dropped_first,
+    ),
+    ("channel-self-send", "self-deadlock", channel_self_send),
+    ("channel-deadlock", "lock-order-inversion", channel_deadlock),
 ];
 
 fn main() {
@@ -1552,4 +1565,81 @@ fn coupling_one_way() {
 
 fn coupling_both_ways() {
     coupling("couplboth.node", true);
+}
+
+/// A rendezvous send made holding a lock that the receiving thread takes before it receives
+/// (the shape of spacejam/sled#1515: the channel waits for its receiver's thread, which waits for
+/// the lock); the look-alike drops the receiver before it takes the lock.
+fn channel_lock(prefix: &'static str, drop_first: bool) {
+    let state = Arc::new(Mutex::named(prefix, 0u32));
+    let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(0);
+    let (ready, wait_ready) = mpsc::channel();
+    let s2 = state.clone();
+    let receiver = std::thread::spawn(move || {
+        let _ = rx.try_recv();
+        if drop_first {
+            drop(rx);
+            *s2.lock() += 1;
+            let _ = ready.send(());
+        } else {
+            *s2.lock() += 1;
+            let _ = ready.send(());
+            // Busy a while: the send waits (a send that finds the receiver waiting is no wait).
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = rx.recv_timeout(Duration::from_secs(2));
+        }
+    });
+    let _ = wait_ready.recv();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let g = state.lock();
+        let _ = tx.send(*g);
+    }));
+    let _ = receiver.join();
+}
+
+fn channel_send_under_lock() {
+    channel_lock("chan.sendlock", false);
+}
+
+fn channel_receiver_dropped_first() {
+    channel_lock("chan.dropfirst", true);
+}
+
+/// The receiving thread sends into its own full channel: it waits for itself.
+fn channel_self_send() {
+    let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(1);
+    let _ = rx.try_recv();
+    let _ = tx.send(1);
+    let _ = tx.send(2);
+    drop(rx);
+}
+
+/// spacejam/sled#1515 as it hangs: the publisher waits in a send into the full channel holding
+/// the registry's read lock, the subscriber write-locks the registry before it drops its
+/// receiver. Under `warn` the inversion is reported and the write waits: a real deadlock, whose
+/// victim gives up (the write panics, which drops the receiver and ends the send).
+fn channel_deadlock() {
+    let registry = Arc::new(RwLock::named("chan.deadlock.registry", 0u32));
+    let rx = {
+        let _w = registry.write();
+        let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(1);
+        let r2 = registry.clone();
+        let (sent, wait_sent) = mpsc::channel();
+        let publisher = std::thread::spawn(move || {
+            let _r = r2.read();
+            let _ = tx.send(1);
+            let _ = sent.send(());
+            let _ = tx.send(2);
+        });
+        drop(_w);
+        let _ = wait_sent.recv();
+        (rx, publisher)
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let (rx, publisher) = rx;
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _rx = rx;
+        *registry.write() += 1;
+    }));
+    let _ = publisher.join();
 }

@@ -62,6 +62,16 @@ fn plain_types_have_parking_lots_size() {
             size_of::<lockcheck::sync::Once>(),
             size_of::<std::sync::Once>()
         );
+        // Compiled out, the channels are std's own types.
+        use std::any::TypeId;
+        assert_eq!(
+            TypeId::of::<lockcheck::sync::mpsc::Receiver<u64>>(),
+            TypeId::of::<std::sync::mpsc::Receiver<u64>>()
+        );
+        assert_eq!(
+            TypeId::of::<lockcheck::sync::mpsc::SyncSender<u64>>(),
+            TypeId::of::<std::sync::mpsc::SyncSender<u64>>()
+        );
     }
 }
 

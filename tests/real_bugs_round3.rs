@@ -542,17 +542,18 @@ fn the_id_looked_up_under_the_one_guard_is_silent() {
 //    (transactions blocked on `Subscribers::reserve`, rust-lang/rust#76220).
 //    Look-alike (the fix of sled#1515): the receiver is dropped before the registry is locked.
 //
-//    MISSED: lockcheck does not see channels. The cycle is one lock (the registry: read by the
-//    sender, written by the subscriber) and one channel (the sender waits for its receiver's
-//    thread); there is no second lock, so neither the order graph nor the wait-for graph holds
-//    it. Finding it needs a drop-in bounded channel whose full `send` is a wait on the threads
-//    owning the receiver (a `lockcheck::sync::mpsc`), beyond this round. The send here gives up
-//    after a second so that the test ends.
+//    Reported through `lockcheck::sync::mpsc`: the bounded channel is a lock held by the thread
+//    that owns its receiver (here the subscriber's, from the channel's creation), and the send
+//    that finds it full requests it. The publisher's `registry -> channel` against the
+//    subscriber's `channel -> registry` is an inversion, reported before the write blocks; the
+//    panic drops the receiver, which lets the send fail and the publisher finish.
+
+type Registry = HashMap<u64, lockcheck::sync::mpsc::SyncSender<u32>>;
 
 struct Subscriber {
     id: u64,
-    home: Arc<RwLock<HashMap<u64, mpsc::SyncSender<u32>>>>,
-    rx: Option<mpsc::Receiver<u32>>,
+    home: Arc<RwLock<Registry>>,
+    rx: Option<lockcheck::sync::mpsc::Receiver<u32>>,
     drop_rx_first: bool,
 }
 
@@ -567,8 +568,14 @@ impl Drop for Subscriber {
 
 fn sled(class: &'static str, drop_rx_first: bool) {
     let home = Arc::new(RwLock::named(class, HashMap::new()));
-    let (tx, rx) = mpsc::sync_channel(1);
-    home.write().insert(1, tx);
+    // As sled's `Subscribers::register`: the channel is made and its sender inserted under the
+    // registry's write guard, and the receiver returned after it is dropped.
+    let rx = {
+        let mut senders = home.write();
+        let (tx, rx) = lockcheck::sync::mpsc::sync_channel(1); // SLED_CHANNEL
+        senders.insert(1, tx);
+        rx
+    };
     let sub = Subscriber {
         id: 1,
         home: home.clone(),
@@ -580,14 +587,9 @@ fn sled(class: &'static str, drop_rx_first: bool) {
         let senders = home.read(); // SLED_PUBLISH_READ
         for (n, tx) in senders.values().enumerate() {
             for i in 0..2 {
-                // A blocking `send`, given up after a second.
-                let deadline = std::time::Instant::now() + Duration::from_secs(1);
-                while let Err(mpsc::TrySendError::Full(_)) = tx.try_send(i) {
-                    if std::time::Instant::now() > deadline {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+                // The second send finds the channel full and waits for its receiver (an error
+                // once the receiver is dropped).
+                let _ = tx.send(i); // SLED_SEND
                 if n == 0 && i == 0 {
                     let _ = sent_one.send(());
                 }
@@ -601,13 +603,23 @@ fn sled(class: &'static str, drop_rx_first: bool) {
 }
 
 #[test]
-#[ignore = "missed: a bounded channel's send is invisible to lockcheck (see the comment of 7)"]
 fn a_send_into_a_full_channel_under_the_registry_lock_against_its_subscribers_drop_is_reported() {
     setup();
-    watchdog(20, || sled("sled.home", false)).unwrap();
-    assert!(
-        !found("sled.home").is_empty(),
-        "the send under the read guard against the drop's write is not reported"
+    let r = watchdog(20, || sled("sled.home", false));
+    assert!(r.is_err(), "the subscriber's write must be stopped: {r:?}");
+    let v = found("sled.home");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].kind, ViolationKind::LockOrderInversion);
+    // The channel is named by its creation site.
+    let channel = format!("{}", v[0]);
+    let channel = channel
+        .lines()
+        .find(|l| l.contains("= `channel created at "))
+        .unwrap_or_default();
+    assert!(channel.contains(&at("SLED_CHANNEL")), "{}", v[0]);
+    assert_sites(
+        &v[0],
+        &["SLED_DROP_WRITE", "SLED_PUBLISH_READ", "SLED_SEND"],
     );
 }
 

@@ -72,6 +72,24 @@ fn the_watchdog_reports_a_long_hold() {
     assert!(v[0].message.contains("long hold"));
 }
 
+/// A bounded channel's receiver kept for long is no long hold (the channel is "held" by the thread
+/// that owns its receiver, see `lockcheck::sync::mpsc`).
+#[test]
+fn a_channel_s_receiver_kept_long_is_no_long_hold() {
+    lockcheck::watchdog::set_hold_warn(Some(Duration::from_millis(150)));
+    let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(1); // WD_CHANNEL
+    tx.send(1).unwrap();
+    assert_eq!(rx.recv(), Ok(1));
+    std::thread::sleep(Duration::from_millis(600));
+    drop(rx);
+    let line = format!("channel created at tests/watchdog.rs:{}:", line!() - 5);
+    let v: Vec<_> = lockcheck::violations()
+        .into_iter()
+        .filter(|v| v.edges.iter().any(|e| e.held.class.starts_with(&line)))
+        .collect();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
 #[test]
 fn a_per_class_timeout_fires() {
     lockcheck::watchdog::set_wait_timeout("to.m", Some(Duration::from_millis(50)));

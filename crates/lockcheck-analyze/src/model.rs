@@ -623,7 +623,9 @@ impl SelfKind {
         use Mode::*;
         match kind {
             LockKind::Semaphore | LockKind::Condvar | LockKind::Unknown => None,
-            LockKind::Mutex | LockKind::Once | LockKind::End => Some(SelfKind::SelfDeadlock),
+            LockKind::Mutex | LockKind::Once | LockKind::End | LockKind::Channel => {
+                Some(SelfKind::SelfDeadlock)
+            }
             LockKind::Rwlock => match (req, held) {
                 (Exclusive, _) | (_, Exclusive) | (Upgradable, Upgradable) => {
                     Some(SelfKind::SelfDeadlock)

@@ -99,12 +99,14 @@ fn median(mut v: Vec<u64>) -> u64 {
 
 /// Computes the rows, for classes with any timing information (a non-zero wait or hold, a
 /// `stats` event, or a failed timed acquisition), sorted by class key. Not for thread ends
-/// (kind `end`): their hold is the thread's life, no lock's timeout.
+/// (kind `end`): their hold is the thread's life, no lock's timeout; nor for channels (kind
+/// `channel`): their hold is the receiver's ownership.
 pub fn suggest(model: &Model) -> Vec<TimeoutRow> {
+    use lockcheck_core::trace::LockKind;
     let timed: Vec<_> = model
         .classes
         .iter()
-        .filter(|c| c.kind != lockcheck_core::trace::LockKind::End)
+        .filter(|c| c.kind != LockKind::End && c.kind != LockKind::Channel)
         .filter(|c| {
             c.wait.has_nonzero()
                 || c.hold.has_nonzero()

@@ -247,6 +247,7 @@ fn kind_tag(k: LockKind) -> &'static str {
         LockKind::Unknown => "unknown",
         LockKind::Once => "once",
         LockKind::End => "end",
+        LockKind::Channel => "channel",
     }
 }
 
@@ -375,6 +376,7 @@ mod tests {
             LockKind::Unknown,
             LockKind::Once,
             LockKind::End,
+            LockKind::Channel,
         ];
         let mut v = Vec::new();
         for (i, s) in nasty.iter().enumerate() {

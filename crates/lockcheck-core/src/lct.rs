@@ -129,6 +129,7 @@ fn kind_code(k: LockKind) -> u8 {
         LockKind::Unknown => 4,
         LockKind::Once => 5,
         LockKind::End => 6,
+        LockKind::Channel => 7,
     }
 }
 
@@ -562,6 +563,7 @@ impl<'a> Body<'a> {
             4 => LockKind::Unknown,
             5 => LockKind::Once,
             6 => LockKind::End,
+            7 => LockKind::Channel,
             _ => return Err(self.invalid("unknown lock kind")),
         })
     }
@@ -788,6 +790,11 @@ mod tests {
                 c: 7,
                 key: "end of thread spawned at src/a.rs:1:2".into(),
                 kind: LockKind::End,
+            },
+            Event::Class {
+                c: 8,
+                key: "src/a.rs:3:4".into(),
+                kind: LockKind::Channel,
             },
             Event::Site {
                 s: 3,

@@ -52,6 +52,14 @@ pub enum LockKind {
     /// lock-order cycle `L -> end -> L`: a join deadlock. Serialized `end`; added within version
     /// 1: older readers refuse it, every older trace still reads.
     End,
+    /// A bounded channel (`lockcheck::sync::mpsc::sync_channel`): held (shared) by the thread
+    /// that owns its receiving end (from the channel's creation, then by the last thread that
+    /// used the `Receiver`, until it is dropped), requested (exclusive) by a send that finds it
+    /// full (or, with no capacity, no receiver waiting), and released as soon as the send is
+    /// done. A send made while holding `L` into a channel whose receiver's thread takes `L` is
+    /// then an ordinary lock-order cycle `L -> channel -> L`. Serialized `channel`; added within
+    /// version 1: older readers refuse it, every older trace still reads.
+    Channel,
 }
 
 /// The mode in which a lock is requested or held.

@@ -1,12 +1,21 @@
 //! std's API, poisoning included: change `use std::sync::{Mutex, RwLock, Condvar}` to
-//! `use lockcheck::sync::{Mutex, RwLock, Condvar}`. Everything else of `std::sync` is re-exported
-//! unchanged, so a glob import keeps working. With instrumentation compiled out these are std's
-//! own types.
+//! `use lockcheck::sync::{Mutex, RwLock, Condvar}`. `mpsc` is std's API with bounded channels
+//! checked (see [`checked::mpsc`](crate::checked::mpsc)). Everything else of `std::sync` is
+//! re-exported unchanged, so a glob import keeps working. With instrumentation compiled out
+//! these are std's own types.
 
 pub use std::sync::{
-    atomic, mpsc, Arc, Barrier, BarrierWaitResult, LockResult, OnceState, PoisonError,
-    TryLockError, TryLockResult, Weak,
+    atomic, Arc, Barrier, BarrierWaitResult, LockResult, OnceState, PoisonError, TryLockError,
+    TryLockResult, Weak,
 };
+
+/// std's channels; in instrumented builds, [`checked::mpsc`](crate::checked::mpsc): a send into a
+/// full bounded channel is checked as a wait for the thread that receives from it.
+#[cfg(not(lockcheck_on))]
+pub use std::sync::mpsc;
+
+#[cfg(lockcheck_on)]
+pub use crate::checked::mpsc;
 
 #[cfg(not(lockcheck_on))]
 #[allow(deprecated)]

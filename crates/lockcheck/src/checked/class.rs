@@ -239,6 +239,13 @@ fn intern(src: ClassSrc, kind: LockKind) -> (u32, bool) {
     }
     // Formatted outside the table's lock.
     let key = match src {
+        // A channel is no lock in the user's eyes: its class says what it is.
+        ClassSrc::Site(loc) if kind == LockKind::Channel => format!(
+            "channel created at {}:{}:{}",
+            loc.file(),
+            loc.line(),
+            loc.column()
+        ),
         ClassSrc::Site(loc) => format!("{}:{}:{}", loc.file(), loc.line(), loc.column()),
         ClassSrc::Named(name) => name.to_owned(),
         ClassSrc::Anonymous => return (NO_CLASS, false),

@@ -633,6 +633,8 @@ fn lock_slow(
         if s.busy.get() {
             return Step::Plain;
         }
+        // Holds of channels whose receiver another thread took over leave first.
+        super::channel::drain(s);
         let ids = meta.ids(kind);
         if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
             // The first write of an RwLock can decide a report (read-read cycles stop being
@@ -1306,9 +1308,12 @@ fn self_conflict(kind: LockKind, req: Mode, held: Mode) -> Option<ViolationKind>
     match kind {
         LockKind::Semaphore | LockKind::Condvar => None,
         // A `Once` is taken exclusively by its initializer: re-entering it waits for itself.
-        LockKind::Mutex | LockKind::Once | LockKind::End | LockKind::Unknown => {
-            Some(ViolationKind::SelfDeadlock)
-        }
+        // A channel's receiving thread sending into it when it is full waits for itself.
+        LockKind::Mutex
+        | LockKind::Once
+        | LockKind::End
+        | LockKind::Channel
+        | LockKind::Unknown => Some(ViolationKind::SelfDeadlock),
         LockKind::Rwlock => match (req, held) {
             (Exclusive, _) | (_, Exclusive) => Some(ViolationKind::SelfDeadlock),
             (Upgradable, Upgradable) => Some(ViolationKind::SelfDeadlock),

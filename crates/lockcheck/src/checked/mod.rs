@@ -5,6 +5,7 @@
 //! of a release build, or to compare both in one benchmark.
 
 mod byte_mutex;
+pub(crate) mod channel;
 pub(crate) mod class;
 mod condvar;
 mod fair;
@@ -24,6 +25,17 @@ pub(crate) mod watch;
 mod word_rwlock;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
+
+/// std's `mpsc` channels with bounded channels in the lock order (what
+/// [`lockcheck::sync::mpsc`](crate::sync::mpsc) is in instrumented builds; see `channel.rs`'s
+/// docs): a send into a full [`sync_channel`](mpsc::sync_channel) waits for the thread that
+/// owns its [`Receiver`](mpsc::Receiver), as for a lock that thread holds.
+pub mod mpsc {
+    pub use super::channel::{
+        channel, sync_channel, IntoIter, Iter, Receiver, RecvError, RecvTimeoutError, SendError,
+        Sender, SyncSender, TryIter, TryRecvError, TrySendError,
+    };
+}
 pub use fair::RawFairMutex;
 pub use once::{Once, OnceState};
 pub use parking_lot::RawThreadId;

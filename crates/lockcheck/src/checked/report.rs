@@ -152,9 +152,9 @@ impl LockRef {
         }
     }
 
-    /// The kind as reports write it before the class; `None` for a thread's or task's end, whose
-    /// class already says what it is (`end of thread spawned at file:line:col`, the name the
-    /// analyzer shows too).
+    /// The kind as reports write it before the class; `None` for a thread's or task's end and a
+    /// channel, whose class already says what it is (`end of thread spawned at file:line:col`,
+    /// `channel created at file:line:col`, the names the analyzer shows too).
     fn kind_name(&self) -> Option<&'static str> {
         Some(match self.kind {
             LockKind::Mutex => "Mutex",
@@ -163,7 +163,8 @@ impl LockRef {
             LockKind::Condvar => "Condvar",
             LockKind::Unknown => "lock",
             LockKind::Once => "Once",
-            LockKind::End => return None,
+            // Its class already says what it is (`channel created at file:line:col`).
+            LockKind::End | LockKind::Channel => return None,
         })
     }
 }

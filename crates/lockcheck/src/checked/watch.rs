@@ -362,6 +362,7 @@ pub(crate) struct WaitFor {
 pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdict> {
     let thread = s.id();
     free_ended(thread);
+    super::channel::drain(s);
     let mut held = s.held_snapshot();
     let mut own_end = 0;
     if let Ok(Some((end, spawned))) = THREAD_END.try_with(Cell::get) {
@@ -887,6 +888,10 @@ fn check_holds(limit: Duration, warned: &mut Vec<(u64, u64, Instant)>) {
     for p in &live {
         for h in internal(&p.held).iter() {
             let Some(since) = h.since else { continue };
+            // A channel's hold is the ownership of its receiver, no lock kept too long.
+            if class_info(h.class).kind == LockKind::Channel {
+                continue;
+            }
             let key = (p.thread, h.inst, since);
             if since.elapsed() > limit {
                 still.push(key);
