@@ -915,6 +915,9 @@ fn after_acquire(
     if f & flag::RECORD != 0 {
         recorder::on_acquire(ids, mode, how, site, wait_ns);
     }
+    if f & flag::CONDVAR != 0 {
+        watch::note_taken(ids.inst);
+    }
 }
 
 /// Bookkeeping of a release (before the raw unlock). `shared` releases match any read mode.
