@@ -127,6 +127,32 @@ fn scenario(name: &str) {
         // `Drop` during its unwinding on the same thread (current-thread runtime): the root
         // future cannot run again while the thread waits.
         "sync_root" => sync_in_runtime(true),
+        // A sync mutex retaken under a tokio guard: on a plain thread, and in a task.
+        "sync_under_async" => {
+            let s = lockcheck::Mutex::named("aa.under.s", 0);
+            unwinding(|| {
+                let _a = m.blocking_lock();
+                let _g = s.lock();
+                let _d = OnDrop::SyncLock(&s);
+                panic!("unwinding with a tokio guard and the sync guard held");
+            })
+        }
+        "sync_in_task" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let task = tokio::spawn(async {
+                    let m = AsyncMutex::named("aa.task.m", 0);
+                    let s = lockcheck::Mutex::named("aa.task.s", 0);
+                    let _a = m.lock().await;
+                    let _g = s.lock();
+                    let _d = OnDrop::SyncLock(&s);
+                    panic!("a task unwinding with a tokio guard and the sync guard held");
+                });
+                assert!(task.await.is_err());
+            });
+        }
         // Look-alikes: another lock, a `try_lock`, a second read (no writer waits), a permit
         // left, a sync lock other than the root future's.
         "other" => unwinding(|| {
@@ -310,6 +336,26 @@ fn a_sync_lock_of_the_suspended_root_future_retaken_by_an_unwinding_task_aborts(
         "a_sync_lock_of_the_suspended_root_future_retaken_by_an_unwinding_task_aborts",
         "sync_root",
         "aa.sync.a",
+    );
+}
+
+/// Regression guards (these went the sync path's way, `hooks::act`, before this file): a sync
+/// mutex retaken under a tokio guard, on a plain thread and in a task.
+#[test]
+fn a_sync_mutex_retaken_under_a_tokio_guard_during_unwinding_aborts() {
+    aborts(
+        "a_sync_mutex_retaken_under_a_tokio_guard_during_unwinding_aborts",
+        "sync_under_async",
+        "aa.under.s",
+    );
+}
+
+#[test]
+fn a_sync_mutex_retaken_in_an_unwinding_task_holding_a_tokio_guard_aborts() {
+    aborts(
+        "a_sync_mutex_retaken_in_an_unwinding_task_holding_a_tokio_guard_aborts",
+        "sync_in_task",
+        "aa.task.s",
     );
 }
 
