@@ -126,14 +126,17 @@ pub(crate) mod flag {
     pub const STATS: u8 = 8;
     /// Held locks are published for the watchdog.
     pub const WATCH: u8 = 16;
+    /// The opt-in condvar rule is on: acquisitions go into their thread's window log
+    /// (`watch::note_taken`).
+    pub const CONDVAR: u8 = 32;
     /// Any of the above: bookkeeping is needed at all.
-    pub const ACTIVE: u8 = CHECK | RECORD | STATS | WATCH;
+    pub const ACTIVE: u8 = CHECK | RECORD | STATS | WATCH | CONDVAR;
     /// Acquisitions are timed with `Instant` in the hooks (hold and wait times for statistics
     /// and the watchdog). Recording is not among them: it stamps its records with its own cheaper
     /// clock (`checked::recorder`).
     pub const TIMED: u8 = STATS | WATCH;
-    /// Anything that takes the full path: recording, statistics, the watchdog.
-    pub const SLOW: u8 = RECORD | STATS | WATCH;
+    /// Anything that takes the full path: recording, statistics, the watchdog, the condvar rule.
+    pub const SLOW: u8 = RECORD | STATS | WATCH | CONDVAR;
     pub(crate) const INIT: u8 = 128;
 }
 
@@ -399,6 +402,9 @@ fn compute_flags() -> u8 {
     }
     if w & crate::checked::watch::WATCH != 0 {
         f |= flag::WATCH;
+    }
+    if w & crate::checked::watch::CONDVAR != 0 {
+        f |= flag::CONDVAR;
     }
     f
 }

@@ -20,10 +20,18 @@
 //!   least ten times the 99th percentile wait and twice the longest wait seen).
 
 //! - **Condvar waits** (opt-in, `LOCKCHECK_CONDVAR=warn` or [`set_condvar_check`]): a thread that
-//!   waits on a condvar while holding another lock that a notifier of that condvar was seen holding
-//!   gets a warning (never a panic): the notifier would block on that lock and never notify.
-//!   Before any notify was seen, any other held lock is reported. This rule is known to be noisy
-//!   in other tools, hence opt-in and a warning.
+//!   waits on a condvar while holding another lock that a notifier of that condvar needed to
+//!   notify gets a warning (never a panic): the notifier would block on that lock and never
+//!   notify. A notifier needed the locks it held when it notified and those it took in its window
+//!   on the condvar: since its last return from a wait on it or its last notify of it (on a
+//!   condvar it has neither for, since its latest such event on any condvar, or its start), so a
+//!   pool's job that takes a lock, releases it and then notifies a latch shared by all jobs
+//!   counts. Before any notify was seen, any other held lock is reported. Each (wait line, held
+//!   line, mutex class, held class) is reported once. The bounds (64 distinct locks per thread's
+//!   window, 16 condvars' window starts per thread, 32 notifier locks per condvar) are reported
+//!   as `incomplete` findings when hit. While on, every acquisition takes the full path. This rule
+//!   is known to be noisy in other tools, hence opt-in and a warning. `lockcheck analyze` does not
+//!   apply it: a trace has no notify event.
 
 use std::path::Path;
 use std::time::Duration;

@@ -22,7 +22,8 @@ pub struct Condvar {
     gate: parking_lot::Mutex<()>,
     /// Number in traces, assigned on first recorded wait (never an address).
     id: std::sync::atomic::AtomicU64,
-    /// Lock instances held by notifiers (only with the opt-in condvar check on; bounded).
+    /// Lock instances its notifiers held or took in their window (only with the opt-in condvar
+    /// check on; bounded, see `watch::note_notifier`).
     notifiers: parking_lot::Mutex<Vec<u64>>,
 }
 
@@ -70,16 +71,23 @@ impl Condvar {
         }
     }
 
+    /// The condvar rule's bookkeeping of a notify (opt-in, see `watch::note_notifier`).
+    fn note_notifier(&self) {
+        if super::watch::features() & super::watch::CONDVAR != 0 {
+            super::watch::note_notifier(&self.notifiers, self.id());
+        }
+    }
+
     /// Wakes one waiter; returns whether one was woken.
     pub fn notify_one(&self) -> bool {
-        super::watch::note_notifier(&self.notifiers);
+        self.note_notifier();
         let _gate = self.gate.lock();
         self.inner.notify_one()
     }
 
     /// Wakes all waiters; returns how many were woken.
     pub fn notify_all(&self) -> usize {
-        super::watch::note_notifier(&self.notifiers);
+        self.note_notifier();
         let _gate = self.gate.lock();
         self.inner.notify_all()
     }
@@ -192,6 +200,11 @@ impl Condvar {
         let relocking = super::hooks::Relocking::enter();
         let relocked = raw.relock_at(site);
         drop(relocking);
+        // The condvar rule: this thread's window on this condvar starts again (see
+        // `watch::note_notifier`).
+        if super::watch::features() & super::watch::CONDVAR != 0 {
+            super::watch::note_woken(self.id());
+        }
         if let Some(v) = relocked.err().or_else(super::hooks::take_deferred) {
             v.raise();
         }

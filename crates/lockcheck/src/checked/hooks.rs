@@ -930,6 +930,9 @@ fn after_acquire(
     if f & flag::RECORD != 0 {
         recorder::on_acquire(ids, mode, how, site, wait_ns);
     }
+    if f & flag::CONDVAR != 0 {
+        watch::note_taken(ids.inst);
+    }
 }
 
 /// Bookkeeping of a release (before the raw unlock). `shared` releases match any read mode.
@@ -1194,7 +1197,7 @@ fn check_held(
 ) -> Option<Verdict> {
     // A guard another task left on this thread's stack while suspended at an `.await`.
     #[cfg(feature = "tokio")]
-    match crate::tokio::track::sync_acquire_over_suspended(s, ids, mode, site) {
+    match crate::tokio::track::sync_acquire_over_suspended(s, ids, kind, mode, site) {
         (_, Some(v)) => return Some(v),
         (true, None) => return None,
         (false, None) => {}
@@ -1303,7 +1306,7 @@ fn check_graph(
 }
 
 /// How an acquisition of a lock conflicts with this thread's own hold of it.
-fn self_conflict(kind: LockKind, req: Mode, held: Mode) -> Option<ViolationKind> {
+pub(crate) fn self_conflict(kind: LockKind, req: Mode, held: Mode) -> Option<ViolationKind> {
     use Mode::*;
     match kind {
         LockKind::Semaphore | LockKind::Condvar => None,
@@ -1408,7 +1411,7 @@ fn act(v: Violation) -> Option<Verdict> {
 /// acquisition (recorded before the checks).
 #[cold]
 #[inline(never)]
-fn abort_unwinding(v: &Violation) -> ! {
+pub(crate) fn abort_unwinding(v: &Violation) -> ! {
     let first = v
         .message
         .lines()

@@ -96,8 +96,13 @@ pub enum ViolationKind {
         /// (the graph keeps `bound` dependencies in all, and a new one was dropped), `classes` (the
         /// class table holds `bound` classes: locks of new sites or names are checked at instance
         /// level only; the edge names the first such lock and its construction site), `instances`
-        /// (instance numbers wrapped after `bound` locks) or `kept-findings`
-        /// ([`violations`] is full: later findings are only printed).
+        /// (instance numbers wrapped after `bound` locks), `kept-findings`
+        /// ([`violations`] is full: later findings are only printed), or one of the opt-in
+        /// condvar rule's: `condvar-window-locks`, `condvar-notifier-locks` (a condvar's
+        /// notifier locks are no longer known in full, so its waits are checked against every
+        /// lock they hold, which may warn falsely) and `condvar-window-condvars` (a thread's
+        /// window start on a condvar was forgotten: a hazard through it may be unreported); the
+        /// edge names the thread only.
         limit: &'static str,
         /// The limit's value.
         bound: u64,
@@ -580,10 +585,30 @@ impl Violation {
                          share its number with a live one, so findings about either may be wrong \
                          or missing"
                     ),
+                    "condvar-window-locks" => format!(
+                        "the condvar rule keeps the latest {bound} distinct locks a thread took, \
+                         and a notify's window (the locks its thread took since its last wait on \
+                         or notify of that condvar) reached past them: that condvar's waits are \
+                         now checked against every lock they hold (warnings may be false)"
+                    ),
+                    "condvar-window-condvars" => format!(
+                        "the condvar rule keeps a thread's window start on its latest {bound} \
+                         condvars, and one was forgotten: a notify of it by that thread has a \
+                         window since the thread's latest condvar event of any kind, which may \
+                         lack a lock it took before (a hazard through it may be unreported)"
+                    ),
+                    "condvar-notifier-locks" => format!(
+                        "the condvar rule keeps {bound} notifier locks per condvar, and a notify \
+                         added more: that condvar's waits are now checked against every lock \
+                         they hold (warnings may be false)"
+                    ),
                     other => format!("limit `{other}` ({bound}) hit"),
                 };
                 let _ = writeln!(s, "lockcheck: incomplete: {what}");
-                if matches!(limit, "classes" | "instances") {
+                if limit.starts_with("condvar-") {
+                    let _ = writeln!(s, "  thread `{}` notifying a condvar", e0.thread);
+                    let _ = writeln!(s, "  (reported once)");
+                } else if matches!(limit, "classes" | "instances") {
                     let _ = writeln!(
                         s,
                         "  first such lock: {} of `{}`, first used by thread `{}`",
@@ -596,7 +621,9 @@ impl Violation {
                         e0.thread, e0.acquired, e0.site, e0.held
                     );
                 }
-                let _ = writeln!(s, "  (reported once; run `lockcheck analyze` on a trace (LOCKCHECK_TRACE) for a full search)");
+                if !limit.starts_with("condvar-") {
+                    let _ = writeln!(s, "  (reported once; run `lockcheck analyze` on a trace (LOCKCHECK_TRACE) for a full search)");
+                }
             }
             ViolationKind::LockOrderInversion | ViolationKind::ClassInversion => {
                 let what = if self.kind == ViolationKind::ClassInversion {

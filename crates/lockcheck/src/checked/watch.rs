@@ -1059,36 +1059,229 @@ pub(crate) fn set_condvar_check(on: bool) {
     crate::config::refresh_flags();
 }
 
-/// Locks remembered per condvar as held by its notifiers.
+/// Locks remembered per condvar as its notifiers' (see [`note_notifier`]).
 const MAX_NOTIFIER_LOCKS: usize = 32;
-/// Marks a notifier list that overflowed: every lock then counts as possibly a notifier's (the
-/// check falls back to its "no notify seen yet" rule instead of missing a lock it forgot).
+/// Marks a notifier list that overflowed, or that got a notify whose window was incomplete
+/// ([`TAKEN_MAX`]): every lock then counts as possibly a notifier's (the check falls back to its
+/// "no notify seen yet" rule instead of missing a lock it forgot). Reported once per process
+/// ([`condvar_limit`]).
 const OVERFLOW: u64 = u64::MAX;
 
-/// At a notify: remembers which locks the notifier holds (at most [`MAX_NOTIFIER_LOCKS`] per
-/// condvar; past it, the list is marked as overflowed).
-pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>) {
-    if features() & CONDVAR == 0 {
-        return;
+/// Distinct locks a thread's window log keeps ([`Taken`]): past it, the lock taken least
+/// recently is forgotten, and a notify whose window needed it is reported as incomplete.
+pub(crate) const TAKEN_MAX: usize = 64;
+/// Condvars whose window start a thread keeps ([`Taken::starts`]): past it, the one used least
+/// recently is forgotten (reported once per process), and a later notify of it by that thread
+/// has the window of a condvar it never used (since its latest condvar event of any kind).
+pub(crate) const STARTS_MAX: usize = 16;
+
+/// What the condvar rule keeps per thread, in fixed arrays (an acquisition's bookkeeping must
+/// not allocate, see `hooks::before_acquire`): the distinct locks the thread took, each with the
+/// number of its latest acquisition (the thread's count, `seq`), and per condvar the count at
+/// the start of the thread's current window on it (its last return from a wait on it, or its
+/// last notify of it). A notify's window is the locks taken since that start (see
+/// [`note_notifier`]).
+struct Taken {
+    /// Acquisitions counted on this thread (0: none yet).
+    seq: u64,
+    /// (lock instance, `seq` of its latest acquisition), the first `len` entries.
+    locks: [(u64, u64); TAKEN_MAX],
+    len: usize,
+    /// The latest `seq` of a lock forgotten to make room (0: none): a window that starts
+    /// before it may lack that lock.
+    lost: u64,
+    /// (condvar id, `seq` at the start of this thread's window on it), the first `n_starts`.
+    starts: [(u64, u64); STARTS_MAX],
+    n_starts: usize,
+    /// The `seq` of this thread's latest condvar event (a return from a wait, a notify) of any
+    /// condvar: the start of the window on a condvar it has no start of its own for.
+    last_any: u64,
+}
+
+impl Taken {
+    const fn new() -> Taken {
+        Taken {
+            seq: 0,
+            locks: [(0, 0); TAKEN_MAX],
+            len: 0,
+            lost: 0,
+            starts: [(0, 0); STARTS_MAX],
+            n_starts: 0,
+            last_any: 0,
+        }
     }
-    let held: Vec<u64> = STATE
-        .try_with(|s| s.held_snapshot().iter().map(|h| h.inst).collect())
-        .unwrap_or_default();
-    let mut n = internal(notifiers);
-    for inst in held {
-        if n.contains(&inst) || n.contains(&OVERFLOW) {
-            continue;
+
+    /// An acquisition of `inst`.
+    fn take(&mut self, inst: u64) {
+        self.seq += 1;
+        let seq = self.seq;
+        if let Some(e) = self.locks[..self.len].iter_mut().find(|e| e.0 == inst) {
+            e.1 = seq;
+            return;
         }
-        if n.len() < MAX_NOTIFIER_LOCKS {
-            n.push(inst);
-        } else {
-            n.push(OVERFLOW);
+        if self.len < TAKEN_MAX {
+            self.locks[self.len] = (inst, seq);
+            self.len += 1;
+            return;
         }
+        let oldest = (0..TAKEN_MAX).min_by_key(|&i| self.locks[i].1).unwrap_or(0);
+        self.lost = self.lost.max(self.locks[oldest].1);
+        self.locks[oldest] = (inst, seq);
+    }
+
+    /// The start of this thread's window on condvar `cv`.
+    fn start(&self, cv: u64) -> u64 {
+        self.starts[..self.n_starts]
+            .iter()
+            .find(|e| e.0 == cv)
+            .map_or(self.last_any, |e| e.1)
+    }
+
+    /// Starts a new window on `cv` (now). Returns whether another condvar's start was forgotten
+    /// to make room.
+    fn restart(&mut self, cv: u64) -> bool {
+        let seq = self.seq;
+        self.last_any = seq;
+        if let Some(e) = self.starts[..self.n_starts].iter_mut().find(|e| e.0 == cv) {
+            e.1 = seq;
+            return false;
+        }
+        if self.n_starts < STARTS_MAX {
+            self.starts[self.n_starts] = (cv, seq);
+            self.n_starts += 1;
+            return false;
+        }
+        let oldest = (0..STARTS_MAX)
+            .min_by_key(|&i| self.starts[i].1)
+            .unwrap_or(0);
+        self.starts[oldest] = (cv, seq);
+        true
     }
 }
 
-/// Reported (wait site, held site) pairs: each hazard once.
-static CONDVAR_REPORTED: PlMutex<Vec<(String, String)>> = PlMutex::new(Vec::new());
+thread_local! {
+    static TAKEN: std::cell::RefCell<Taken> = const { std::cell::RefCell::new(Taken::new()) };
+}
+
+/// An acquisition of lock `inst` with the condvar rule on (`hooks::after_acquire`): into this
+/// thread's window log. No allocation.
+pub(crate) fn note_taken(inst: u64) {
+    let _ = TAKEN.try_with(|t| {
+        if let Ok(mut t) = t.try_borrow_mut() {
+            t.take(inst);
+        }
+    });
+}
+
+/// A return from a wait on condvar `cv` (its mutex held again): this thread's window on `cv`
+/// starts again.
+pub(crate) fn note_woken(cv: u64) {
+    if features() & CONDVAR == 0 {
+        return;
+    }
+    let forgot = TAKEN
+        .try_with(|t| t.try_borrow_mut().is_ok_and(|mut t| t.restart(cv)))
+        .unwrap_or(false);
+    if forgot {
+        condvar_limit("condvar-window-condvars", STARTS_MAX as u64);
+    }
+}
+
+/// At a notify of condvar `cv`: remembers the locks the notifier needed to get there, those it
+/// holds and those it took in its window on `cv` (since its last return from a wait on `cv` or
+/// its last notify of it; on a condvar it has neither for among its latest [`STARTS_MAX`], since
+/// its latest such event on any condvar, or its start): a waiter on `cv` that holds one of them
+/// may keep the notifier from ever notifying again. (A pool's job that takes a lock, releases
+/// it, then notifies a latch shared by all jobs: the lock is in the window.) At most
+/// [`MAX_NOTIFIER_LOCKS`] per condvar; past it, or when the window lacks locks the thread's log
+/// forgot ([`TAKEN_MAX`]), the list is marked as overflowed and the limit reported.
+pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>, cv: u64) {
+    if features() & CONDVAR == 0 {
+        return;
+    }
+    let mut window: Vec<u64> = STATE
+        .try_with(|s| s.held_snapshot().iter().map(|h| h.inst).collect())
+        .unwrap_or_default();
+    let (mut incomplete, mut forgot) = (None, false);
+    let _ = TAKEN.try_with(|t| {
+        if let Ok(mut t) = t.try_borrow_mut() {
+            let start = t.start(cv);
+            window.extend(t.locks[..t.len].iter().filter(|e| e.1 > start).map(|e| e.0));
+            if t.lost > start {
+                incomplete = Some(("condvar-window-locks", TAKEN_MAX as u64));
+            }
+            forgot = t.restart(cv);
+        }
+    });
+    if forgot {
+        condvar_limit("condvar-window-condvars", STARTS_MAX as u64);
+    }
+    let mut overflowed = None;
+    {
+        let mut n = internal(notifiers);
+        if incomplete.is_some() && !n.contains(&OVERFLOW) {
+            n.push(OVERFLOW);
+        }
+        for inst in window {
+            if n.contains(&inst) || n.contains(&OVERFLOW) {
+                continue;
+            }
+            if n.len() < MAX_NOTIFIER_LOCKS {
+                n.push(inst);
+            } else {
+                n.push(OVERFLOW);
+                overflowed = Some(("condvar-notifier-locks", MAX_NOTIFIER_LOCKS as u64));
+            }
+        }
+    }
+    for (limit, bound) in incomplete.into_iter().chain(overflowed) {
+        condvar_limit(limit, bound);
+    }
+}
+
+/// Condvar limits already reported (each once per process).
+static CONDVAR_LIMITS: PlMutex<Vec<&'static str>> = PlMutex::new(Vec::new());
+
+/// Reports, once per process, a limit of the condvar rule that a notify hit (see
+/// [`note_notifier`]): an `incomplete` finding whose edge is the notifying thread's.
+#[cold]
+fn condvar_limit(limit: &'static str, bound: u64) {
+    {
+        let mut seen = internal(&CONDVAR_LIMITS);
+        if seen.contains(&limit) {
+            return;
+        }
+        seen.push(limit);
+    }
+    let _ = STATE.try_with(|s| {
+        if s.busy.get() {
+            return;
+        }
+        let thread = s.id();
+        let _ = as_busy(|_| {
+            let none = LockRef::new(0, 0);
+            let edge = EdgeInfo::on_lock(
+                thread,
+                thread_name(thread),
+                none,
+                Mode::Exclusive,
+                String::new(),
+                String::new(),
+            );
+            publish(Violation {
+                kind: ViolationKind::Incomplete { limit, bound },
+                edges: vec![edge],
+                message: String::new(),
+            })
+        });
+    });
+}
+
+/// Reported hazards, each once: (wait site, held site, the waited mutex's class, the held
+/// lock's class). The classes are part of the key so that two locks of different classes held
+/// at one line (a helper that takes the lock it is given) and waited with at one line are two
+/// hazards, not one hiding the other; new instances of one class are one.
+static CONDVAR_REPORTED: PlMutex<Vec<(String, String, u32, u32)>> = PlMutex::new(Vec::new());
 
 /// At a wait: a thread that keeps another lock while it waits blocks a notifier that needs that
 /// lock, which then never notifies. Reported as a warning (never a panic): with a notifier seen
@@ -1113,7 +1306,7 @@ pub(crate) fn check_condvar_wait(
         let Some(h) = risky.first().copied() else {
             return;
         };
-        let key = (site.to_string(), h.site.to_string());
+        let key = (site.to_string(), h.site.to_string(), m.class, h.class);
         {
             // Deduplication only: past its bound, a hazard may be reported again (never missed).
             let mut reported = internal(&CONDVAR_REPORTED);

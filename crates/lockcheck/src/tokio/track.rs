@@ -941,7 +941,9 @@ pub(crate) fn precheck(r: &Req<'_>, unavailable: bool) -> (Pre, Option<Verdict>)
         blocking: true,
     };
     let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
-    if let Some(v) = report(&ctx, r, sync, scan) {
+    // The permits lacking now, the thread is about to block: a certain self-deadlock found on
+    // a thread already unwinding aborts (see [`verdict_waiting`]).
+    if let Some(v) = report(&ctx, r, sync, scan, unavailable) {
         return (pre, Some(v));
     }
     if unavailable && r.kind == LockKind::Semaphore {
@@ -966,7 +968,8 @@ pub(crate) fn before(r: &Req<'_>, pre: Pre) -> Result<Option<Ctx>, Verdict> {
         return Ok(Some(ctx));
     }
     let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
-    match report(&ctx, r, sync, scan) {
+    // The fast try failed: the acquisition waits next.
+    match report(&ctx, r, sync, scan, true) {
         Some(v) => Err(v),
         None => Ok(Some(ctx)),
     }
@@ -1072,7 +1075,7 @@ fn acquired_full(r: &Req<'_>, pre: Pre) -> (Hold, Option<Verdict>) {
     // Nothing found (the common case): no report to build.
     let v = scan
         .filter(|scan| sync.foreign.is_some() || !scan.quiet())
-        .and_then(|scan| report(&ctx, r, sync, scan));
+        .and_then(|scan| report(&ctx, r, sync, scan, false));
     (hold, v)
 }
 
@@ -1168,11 +1171,12 @@ fn scan_list(
 }
 
 /// The reports of one acquisition: a sync guard of a suspended task on this thread, a
-/// self-deadlock, then, for a dependency new to this holder, the order graph.
-fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan) -> Option<Verdict> {
+/// self-deadlock, then, for a dependency new to this holder, the order graph. `waits`: the
+/// acquisition waits next (its permits are lacking), so a self-deadlock is a certain hang.
+fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan, waits: bool) -> Option<Verdict> {
     let ids = ctx.ids;
     if let Some(h) = sync.foreign {
-        if let Some(v) = held_across_await(ctx.holder, ids, r.mode, r.site, h) {
+        if let Some(v) = held_across_await(ctx.holder, ids, r.mode, r.site, h, false) {
             return Some(v);
         }
     }
@@ -1183,7 +1187,7 @@ fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan) -> Option<Verdict>
             _ => Some(ViolationKind::SelfDeadlock),
         };
         if let Some(k) = kind {
-            if let Some(v) = self_violation(ctx.holder, k, ids, r.mode, r.site, &e) {
+            if let Some(v) = self_violation(ctx.holder, k, ids, r.mode, r.site, &e, waits) {
                 return Some(v);
             }
         }
@@ -1810,7 +1814,9 @@ impl Suspect {
         }
     }
 
-    fn report(&self) -> Option<Verdict> {
+    /// Reports the suspect wait; `waits`: the waiter goes on waiting (its future is polled),
+    /// else the wait was given up.
+    fn report(&self, waits: bool) -> Option<Verdict> {
         // The trace: the guard held by the waiter (or the lock handed to its earlier
         // acquisition), and the wait for it.
         if self.queued.is_some() {
@@ -1853,6 +1859,7 @@ impl Suspect {
             self.site,
             &self.entry,
             note,
+            waits,
         )
     }
 }
@@ -1934,7 +1941,7 @@ pub(crate) async fn waiting<F: std::future::Future>(
                 )
                 .is_ok()
             {
-                if let Some(v) = s.report() {
+                if let Some(v) = s.report(true) {
                     return Poll::Ready(Err(v));
                 }
             }
@@ -2019,6 +2026,7 @@ fn semaphore_self_deadlock(ctx: &Ctx, r: &Req<'_>) -> Option<Verdict> {
         .sum();
     let starved = !others || own_permits.saturating_add(r.permits as usize) > r.capacity;
     match (own, starved) {
+        // Called where the acquisition is about to wait (its permits are lacking).
         (Some(e), true) => self_violation(
             ctx.holder,
             ViolationKind::SelfDeadlock,
@@ -2026,6 +2034,7 @@ fn semaphore_self_deadlock(ctx: &Ctx, r: &Req<'_>) -> Option<Verdict> {
             r.mode,
             r.site,
             &e,
+            true,
         ),
         _ => None,
     }
@@ -2131,7 +2140,7 @@ impl Drop for WaitReg {
                 && s.state.swap(SUSPECT_REPORTED, Ordering::AcqRel) != SUSPECT_REPORTED
                 && s.unmoved()
             {
-                let _ = s.report();
+                let _ = s.report(false);
             }
         }
         park(Parked {
@@ -2346,6 +2355,12 @@ fn register(
             publish_once(&DEADLOCK_REPORTED, key, v)
         });
         if let Some(v) = v {
+            // This waiter closed the cycle and is about to wait in it: on a thread already
+            // unwinding, nothing can break it (no verdict to raise, no other member chosen to
+            // give up its locks, as the sync wait-for graph does), so the process aborts.
+            if std::thread::panicking() && action() != Action::Off {
+                crate::checked::hooks::abort_unwinding(&v);
+            }
             if action() == Action::Panic {
                 // Unregistered first: the panicking task gives up its locks, the others go on.
                 if let Some(v) = verdict(&v, site) {
@@ -2591,12 +2606,15 @@ fn wait_edges(waiting: &[Waiter], cycle: &[(usize, Option<Entry>)]) -> Vec<EdgeI
 /// different task (or the runtime's root future) took is held by a task suspended at an
 /// `.await`. Reported; returns whether the request is for that very lock (the thread would
 /// block on itself: the report replaces the self-deadlock one), and the verdict for the sync
-/// lock's `#[track_caller]` entry point to raise under `panic` (at the user's line).
+/// lock's `#[track_caller]` entry point to raise under `panic` (at the user's line). On a thread
+/// already unwinding, where no verdict can be raised, a request that is certain to wait forever
+/// aborts the process after the report ([`blocks_on_itself`]).
 #[cold]
 #[inline(never)]
 pub(crate) fn sync_acquire_over_suspended(
     s: &crate::checked::state::ThreadState,
     ids: Ids,
+    kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
 ) -> (bool, Option<Verdict>) {
@@ -2616,8 +2634,27 @@ pub(crate) fn sync_acquire_over_suspended(
         return (false, None);
     };
     let me = holder();
-    let v = held_across_await(me, ids, mode, site, h);
-    (h.inst == ids.inst, v)
+    let same = h.inst == ids.inst;
+    let certain = same && std::thread::panicking() && blocks_on_itself(&h, kind, mode);
+    let v = held_across_await(me, ids, mode, site, h, certain);
+    (same, v)
+}
+
+/// Whether a sync acquisition of the lock of `h` (a guard on this thread's stack that a
+/// suspended holder took: another task, or the root future and the thread's code under it)
+/// waits forever: the modes conflict, and the holder can only resume on this thread, which the
+/// wait blocks. The root future of a runtime's `block_on` (and the code that called it) runs on
+/// this thread only; a task, only when the runtime is a current-thread one (a multi-thread
+/// runtime's other workers may steal it and release the guard). A task of a `LocalSet` on a
+/// multi-thread runtime's `block_on` is pinned too, but tokio does not tell: not counted.
+fn blocks_on_itself(h: &Held, kind: LockKind, mode: Mode) -> bool {
+    if crate::checked::hooks::self_conflict(kind, mode, h.mode) != Some(ViolationKind::SelfDeadlock)
+    {
+        return false;
+    }
+    h.task == 0
+        || ::tokio::runtime::Handle::try_current()
+            .is_ok_and(|rt| rt.runtime_flavor() == ::tokio::runtime::RuntimeFlavor::CurrentThread)
 }
 
 thread_local! {
@@ -2911,12 +2948,16 @@ fn sync_after_async(
 /// Reported (guard site, acquisition site) pairs: each once (the action applies every time).
 static AWAIT_REPORTED: PlMutex<Option<HashSet<(String, String)>>> = PlMutex::new(None);
 
+/// Reports `me`'s request of `ids` while `h`, a sync guard another holder keeps across an
+/// `.await`, is on this thread's stack; `certain`: the request waits forever (see
+/// [`verdict_waiting`]).
 fn held_across_await(
     me: u64,
     ids: Ids,
     mode: Mode,
     site: &'static Location<'static>,
     h: Held,
+    certain: bool,
 ) -> Option<Verdict> {
     rec_await(me, ids, mode, site, &h);
     let owner = if h.task == 0 {
@@ -2949,7 +2990,7 @@ fn held_across_await(
         );
         vec![e0, e1]
     });
-    report_await(edges?, site, h.site)
+    report_await(edges?, site, h.site, certain)
 }
 
 fn held_across_await_self(
@@ -2974,7 +3015,7 @@ fn held_across_await_self(
         e0.held_site = h.site.to_string();
         vec![e0]
     });
-    report_await(edges?, site, h.site)
+    report_await(edges?, site, h.site, false)
 }
 
 /// The trace's record of a sync guard `h` held across an `.await` while `me` requests `ids`
@@ -2996,6 +3037,7 @@ fn report_await(
     edges: Vec<EdgeInfo>,
     site: &'static Location<'static>,
     held_site: &'static Location<'static>,
+    certain: bool,
 ) -> Option<Verdict> {
     let v = as_busy(|_| {
         let key = (site.to_string(), held_site.to_string());
@@ -3006,6 +3048,9 @@ fn report_await(
         };
         publish_once(&AWAIT_REPORTED, key, v)
     });
+    if certain {
+        return verdict_waiting(&v?, site);
+    }
     verdict(&v?, site)
 }
 
@@ -3015,6 +3060,9 @@ fn report_await(
 /// Sites of async self-deadlocks already reported (each once; the action applies every time).
 static SELF_REPORTED: PlMutex<Option<HashSet<(String, String)>>> = PlMutex::new(None);
 
+/// Reports `holder`'s acquisition of a lock it holds (`e`); `waits`: the acquisition waits
+/// next, so a [`ViolationKind::SelfDeadlock`] is a certain hang (see [`verdict_waiting`]).
+#[allow(clippy::too_many_arguments)]
 fn self_violation(
     holder: u64,
     kind: ViolationKind,
@@ -3022,11 +3070,13 @@ fn self_violation(
     mode: Mode,
     site: &'static Location<'static>,
     e: &Entry,
+    waits: bool,
 ) -> Option<Verdict> {
-    self_violation_noted(holder, kind, ids, mode, site, e, "")
+    self_violation_noted(holder, kind, ids, mode, site, e, "", waits)
 }
 
 /// [`self_violation`], with `note` after the held site (what "held" means there).
+#[allow(clippy::too_many_arguments)]
 fn self_violation_noted(
     holder: u64,
     kind: ViolationKind,
@@ -3035,6 +3085,7 @@ fn self_violation_noted(
     site: &'static Location<'static>,
     e: &Entry,
     note: &str,
+    waits: bool,
 ) -> Option<Verdict> {
     let v = as_busy(|_| {
         let key = (site.to_string(), e.site.to_string());
@@ -3056,7 +3107,11 @@ fn self_violation_noted(
         };
         publish_once(&SELF_REPORTED, key, v)
     });
-    verdict(&v?, site)
+    let v = v?;
+    if waits && kind == ViolationKind::SelfDeadlock {
+        return verdict_waiting(&v, site);
+    }
+    verdict(&v, site)
 }
 
 /// Publishes `v` the first time `key` is seen in `reported` (the same bug again is reported once;
@@ -3076,6 +3131,18 @@ fn publish_once<K: Eq + Hash>(
         v.message = v.render();
         v
     }
+}
+
+/// [`verdict`] of a certain hang the caller is about to wait in (a self-deadlock, a closed
+/// wait-for cycle through this wait): on a thread that is already panicking (a `Drop` run by
+/// the unwinding, a panic hook) no verdict can be raised and the wait would never end, so the
+/// process aborts after the report, with the trace flushed (`hooks::abort_unwinding`, as the
+/// sync locks do). Otherwise as [`verdict`].
+fn verdict_waiting(v: &Violation, site: &'static Location<'static>) -> Option<Verdict> {
+    if std::thread::panicking() && action() != Action::Off {
+        crate::checked::hooks::abort_unwinding(v);
+    }
+    verdict(v, site)
 }
 
 /// The configured action on a report: under `panic`, a verdict for the acquiring task to raise
