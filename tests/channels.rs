@@ -377,3 +377,38 @@ fn a_receiver_moved_but_not_yet_used_when_the_creator_takes_the_lock_is_silent()
     .unwrap();
     assert!(found("chan.unused.state").is_empty());
 }
+
+/// A one-shot rendezvous hand-over made under a lock that the receiver takes only after it has
+/// received the value: no deadlock in any schedule (the receiver's lock comes after the message
+/// the send waited on). KNOWN FALSE ALARM: the model has the receiver's thread hold the channel
+/// whatever it has received, so `state -> channel` (the send) and `channel -> state` (the lock
+/// after the receive) close a cycle. Telling them apart needs the message the send waited on
+/// (its position k in the channel) against the receives the receiver had made when it took the
+/// lock (r): a cycle only when r <= k, on both sides (runtime graph and trace). Left for a later
+/// round; README "Known limits" says so.
+#[test]
+#[ignore = "known false alarm: a receiver's lock after the very message a send waited on (see the comment)"]
+fn a_one_shot_handover_then_the_receivers_lock_is_silent() {
+    setup();
+    watchdog(20, || {
+        let state = Arc::new(Mutex::named("chan.oneshot.state", 0u32));
+        let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let (ready, wait_ready) = std::sync::mpsc::channel();
+        let s2 = state.clone();
+        let receiver = std::thread::spawn(move || {
+            let _ = rx.try_recv(); // the receiver is this thread's
+            ready.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let v = rx.recv().unwrap();
+            *s2.lock() += v;
+        });
+        wait_ready.recv().unwrap();
+        let g = state.lock();
+        tx.send(*g + 1).unwrap();
+        drop(g);
+        receiver.join().unwrap();
+    })
+    .unwrap();
+    let v = found("chan.oneshot.state");
+    assert!(v.is_empty(), "{v:#?}");
+}
