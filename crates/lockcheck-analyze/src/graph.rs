@@ -229,15 +229,16 @@ impl From<Vec<u64>> for EdgeWeights {
 /// A counting sort of a held node's bucket of dependencies by their target, for the buckets
 /// that are large beside the number of nodes (in the planted trace, thousands of dependencies
 /// per held lock over 400 locks): two linear passes and one over the nodes, where a comparison
-/// sort of the bucket's keys took about 13 comparisons per entry. Stable, and the buckets hold
-/// dependencies in ascending order: the result is the comparison sort's by (target, dependency).
-/// Written here because it is a dozen lines over the graph's own tables (no crate sorts by a
-/// key read from another table this way without building the keyed copy).
+/// sort of the bucket's keys took about 13 comparisons per entry. An entry is the key
+/// `target << 32 | dependency`, and the buckets hold them in ascending order of dependency: the
+/// sort is stable, so the result is the comparison sort's by key (target, then dependency).
+/// Written here because it is a dozen lines over the graph's own tables and also counts the
+/// distinct targets on the way (a radix sort crate would make passes over all 64 bits).
 struct TargetSort {
     /// Per node: entries counted, then where the next entry of that target goes.
     at: Vec<u32>,
     /// The sorted bucket, copied back.
-    out: Vec<u32>,
+    out: Vec<u64>,
 }
 
 impl TargetSort {
@@ -253,10 +254,11 @@ impl TargetSort {
         len >= 64 && self.at.len() <= len * 4
     }
 
-    /// Sorts `bucket` by `dep_to` (then by dependency, as given); returns its distinct targets.
-    fn sort(&mut self, bucket: &mut [u32], dep_to: &[u32]) -> usize {
-        for &d in bucket.iter() {
-            self.at[dep_to[d as usize] as usize] += 1;
+    /// Sorts `bucket` (keys `target << 32 | dependency`, dependencies ascending) by key;
+    /// returns its distinct targets.
+    fn sort(&mut self, bucket: &mut [u64]) -> usize {
+        for &x in bucket.iter() {
+            self.at[(x >> 32) as usize] += 1;
         }
         let mut sum = 0u32;
         let mut distinct = 0;
@@ -268,9 +270,9 @@ impl TargetSort {
         }
         self.out.clear();
         self.out.resize(bucket.len(), 0);
-        for &d in bucket.iter() {
-            let slot = &mut self.at[dep_to[d as usize] as usize];
-            self.out[*slot as usize] = d;
+        for &x in bucket.iter() {
+            let slot = &mut self.at[(x >> 32) as usize];
+            self.out[*slot as usize] = x;
             *slot += 1;
         }
         bucket.copy_from_slice(&self.out);
@@ -318,15 +320,10 @@ impl LockGraph {
         };
         let node = |l: LockId| crate::cycles::node_of(model, level, l);
         // Two passes over the dependencies: count the entries per held node, then place
-        // (target, dependency) pairs into each node's bucket; sorting a bucket groups its edges.
+        // (target, dependency) keys into each node's bucket; sorting a bucket groups its edges.
         let mut count = vec![0u32; nodes + 1];
         let mut froms: Vec<u32> = Vec::new();
         let mut seen = NodeStamps::new(nodes);
-        // The acquired node of every dependency, read in one sequential pass: the passes
-        // below look it up in dependency order within each held node's bucket, which is
-        // random order, and a 4-byte entry per dependency stays in cache where the
-        // dependency's record (48 bytes, the largest table of the model) does not.
-        let mut dep_to: Vec<u32> = Vec::with_capacity(model.deps.len());
         let mut distinct_froms = |i: u32, froms: &mut Vec<u32>| -> u32 {
             let to = node(dep_lock(model, i));
             froms.clear();
@@ -339,11 +336,12 @@ impl LockGraph {
             }
             to
         };
-        // The distinct held nodes of every dependency, each list ended by `u32::MAX`, walked
-        // once: walking the held sets again to place the entries cost as much as this pass.
+        // Per dependency, its target and then its distinct held nodes, ended by `u32::MAX`,
+        // walked once: walking the held sets again to place the entries cost as much as this
+        // pass.
         let mut flat: Vec<u32> = Vec::new();
         for i in 0..model.deps.len() as u32 {
-            dep_to.push(distinct_froms(i, &mut froms));
+            flat.push(distinct_froms(i, &mut froms));
             for &f in &froms {
                 count[f as usize] += 1;
             }
@@ -359,16 +357,20 @@ impl LockGraph {
             start[n + 1] = start[n] + count[n] as usize;
         }
         let total = start[nodes];
-        // The buckets hold dependency ids only (in ascending order, as they are placed in
-        // dependency order) and become `dep_list` in place once each is sorted by target: no
-        // second array of the size of the graph (on a hostile trace, 8M entries).
-        let mut bucket: Vec<u32> = vec![0; total];
+        // The buckets hold keys `target << 32 | dependency`, in ascending order of dependency
+        // as they are placed in dependency order: the sorts and the edges below read a
+        // dependency's target beside it, where a bucket of bare dependency ids read each
+        // target from a table by dependency (a cache miss per entry in a bucket's sweep
+        // through the table, a third of the build's time).
+        let mut bucket: Vec<u64> = vec![0; total];
         let mut fill = start.clone();
         let mut at = 0;
         for i in 0..model.deps.len() as u32 {
+            let key = (u64::from(flat[at]) << 32) | u64::from(i);
+            at += 1;
             while flat[at] != u32::MAX {
                 let f = flat[at] as usize;
-                bucket[fill[f]] = i;
+                bucket[fill[f]] = key;
                 fill[f] += 1;
                 at += 1;
             }
@@ -376,34 +378,26 @@ impl LockGraph {
         }
         drop(fill);
         drop(flat);
-        // Sort each bucket by target (dependencies ascending within a target) and count the
-        // edges, so that the edge arrays are allocated at their size, not grown.
+        // Sort each bucket by key (target, then dependency) and count the edges, so that the
+        // edge arrays are allocated at their size, not grown.
         let mut edges = 0usize;
-        let mut keyed: Vec<u64> = Vec::new();
         let mut sorter = TargetSort::new(nodes);
         for n in 0..nodes {
             let b = &mut bucket[start[n]..start[n + 1]];
             if sorter.fits(b.len()) {
-                edges += sorter.sort(b, &dep_to);
+                edges += sorter.sort(b);
                 continue;
             }
-            keyed.clear();
-            keyed.extend(
-                b.iter()
-                    .map(|&d| (u64::from(dep_to[d as usize]) << 32) | u64::from(d)),
-            );
-            keyed.sort_unstable();
+            b.sort_unstable();
             let mut last = u32::MAX;
-            for (slot, &x) in b.iter_mut().zip(&keyed) {
+            for &x in b.iter() {
                 let to = (x >> 32) as u32;
                 if to != last {
                     edges += 1;
                     last = to;
                 }
-                *slot = x as u32;
             }
         }
-        drop(keyed);
         drop(sorter);
         let mut g = Arrays {
             out_start: Vec::with_capacity(nodes + 1),
@@ -415,8 +409,8 @@ impl LockGraph {
         for n in 0..nodes {
             let mut last = u32::MAX;
             let r = start[n]..start[n + 1];
-            for (k, &d) in r.clone().zip(&bucket[r]) {
-                let to = dep_to[d as usize];
+            for (k, &x) in r.clone().zip(&bucket[r]) {
+                let to = (x >> 32) as u32;
                 if to != last {
                     g.to.push(to);
                     g.dep_start.push(k as u32);
@@ -425,8 +419,8 @@ impl LockGraph {
             }
             g.out_start.push(g.to.len() as u32);
         }
-        drop(dep_to);
-        g.dep_list = bucket;
+        g.dep_list = bucket.iter().map(|&x| x as u32).collect();
+        drop(bucket);
         g.dep_start.push(g.dep_list.len() as u32);
         // Reverse adjacency: edge ids by target (then source, as edge ids are by source).
         g.index_targets(nodes);
@@ -1214,13 +1208,18 @@ mod tests {
             targets.sort_unstable();
             targets.dedup();
             let mut sorter = TargetSort::new(nodes as usize);
+            let keys: Vec<u64> = bucket
+                .iter()
+                .map(|&d| (u64::from(dep_to[d as usize]) << 32) | u64::from(d))
+                .collect();
             for _ in 0..2 {
-                let mut b = bucket.clone();
-                assert_eq!(sorter.sort(&mut b, &dep_to), targets.len());
-                assert_eq!(b, expected, "{nodes} nodes, {} entries", bucket.len());
+                let mut b = keys.clone();
+                assert_eq!(sorter.sort(&mut b), targets.len());
+                let got: Vec<u32> = b.iter().map(|&k| k as u32).collect();
+                assert_eq!(got, expected, "{nodes} nodes, {} entries", bucket.len());
             }
             bucket.clear();
-            assert_eq!(sorter.sort(&mut bucket, &dep_to), 0);
+            assert_eq!(sorter.sort(&mut []), 0);
         }
     }
 

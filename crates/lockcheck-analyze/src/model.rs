@@ -421,8 +421,12 @@ impl<T: TrieItem, M: Mark> Trie<T, M> {
                 return c;
             }
             let id = self.index.find_or_insert(hash, parent, item, next);
-            self.cache[slot] = (parent, item, id);
             if id != next {
+                // Only a child found again is cached: a new one is most often never looked up
+                // again (in the planted trace, 1.27M of the 1.5M nested acquisitions make a
+                // new held set), and caching it evicted the hot entries (a thread's first
+                // locks, extended at every round), whose lookups then went to the index.
+                self.cache[slot] = (parent, item, id);
                 return id;
             }
         }

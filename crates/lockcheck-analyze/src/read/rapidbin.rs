@@ -147,6 +147,10 @@ impl BinDecoder {
         let mut fault = None;
         for word in data[..whole * RECORD_LEN as usize].chunks_exact(RECORD_LEN as usize) {
             let record = Record::decode(u64::from_be_bytes(word.try_into().expect("8 bytes")));
+            if push_known(&self.tr, &header, record, out) {
+                done += 1;
+                continue;
+            }
             let before = out.len();
             if let Err(m) = translate(&mut self.tr, &header, record, out) {
                 // The declarations queued for the bad record go with it.
@@ -215,6 +219,44 @@ fn error(name: &str, at: u64, message: impl Into<String>) -> Fault {
 
 fn io_error(name: &str, at: u64, e: io::Error) -> Fault {
     error(name, at, format!("read error: {e}"))
+}
+
+/// Pushes the event of the usual record, an acquisition or release, in range, by a thread of a
+/// lock (and at a location) already numbered: nothing to declare and no error possible, so it
+/// is made without [`translate`]'s checks and result (about 12 instructions of its 86 per record,
+/// when the event is built in place in the batch: returned as an `Option`, it was copied once
+/// more and saved nothing). Returns `false` for any other record, which goes through
+/// [`translate`].
+#[inline]
+fn push_known(tr: &Translator, header: &Header, r: Record, out: &mut Vec<Event>) -> bool {
+    if r.op > 1 || r.thread >= header.threads || r.operand >= header.locks {
+        return false;
+    }
+    let known = |table: &[u64], n: u64| table.get(n as usize).copied().filter(|&x| x != 0);
+    let (Some(t), Some(l)) = (
+        known(&tr.thread_table, r.thread),
+        known(&tr.lock_table, r.operand),
+    ) else {
+        return false;
+    };
+    if r.op == 1 {
+        out.push(Event::Release { t, l, hold_ns: 0 });
+        return true;
+    }
+    match tr.site_table.get(r.location as usize).copied() {
+        Some(s) if s != 0 => {
+            out.push(Event::Acquire {
+                t,
+                l,
+                m: Mode::Exclusive,
+                how: How::Blocking,
+                s: Some(s),
+                wait_ns: 0,
+            });
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Queues the events of one record, checking its numbers against the header.
@@ -303,6 +345,58 @@ fn translate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whenever the fast path makes an event, `translate` makes that one event and nothing
+    /// else, on random records (every operation code, threads and locks in and out of the
+    /// header's range, locks beyond the table, locations seen and not): the fast path changes
+    /// nothing but the cost. It is taken for most records once their numbers are known.
+    #[test]
+    fn the_fast_path_makes_what_translate_makes() {
+        let header = Header {
+            threads: 12,
+            locks: 300_000,
+            events: 0,
+        };
+        let mut tr = Translator::default();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let (mut fast, mut records) = (0, 0);
+        for _ in 0..50_000 {
+            let operand = if rand(4) == 0 {
+                rand(300_010)
+            } else {
+                rand(50)
+            };
+            let record = Record {
+                thread: rand(14),
+                op: if rand(3) == 0 { rand(11) } else { rand(2) },
+                operand,
+                location: rand(60),
+            };
+            let mut made = Vec::new();
+            let pushed = push_known(&tr, &header, record, &mut made);
+            let mut out = Vec::new();
+            let result = translate(&mut tr, &header, record, &mut out);
+            records += 1;
+            if pushed {
+                fast += 1;
+                assert!(result.is_ok(), "{record:?}");
+                assert_eq!(made.len(), 1, "{record:?}");
+                assert_eq!(out, made, "{record:?}");
+            } else {
+                assert!(made.is_empty(), "{record:?}");
+            }
+        }
+        assert!(
+            fast * 4 > records,
+            "{fast} of {records} records on the fast path"
+        );
+    }
 
     #[test]
     fn record_fields_come_from_their_bits() {
