@@ -943,11 +943,12 @@ pub(crate) fn precheck(r: &Req<'_>, unavailable: bool) -> (Pre, Option<Verdict>)
     let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
     // The permits lacking now, the thread is about to block: a certain self-deadlock found on
     // a thread already unwinding aborts (see [`verdict_waiting`]).
-    if let Some(v) = report(&ctx, r, sync, scan, unavailable) {
+    let waits = if unavailable { Waits::Block } else { Waits::No };
+    if let Some(v) = report(&ctx, r, sync, scan, waits) {
         return (pre, Some(v));
     }
     if unavailable && r.kind == LockKind::Semaphore {
-        return (pre, semaphore_self_deadlock(&ctx, r));
+        return (pre, semaphore_self_deadlock(&ctx, r, Waits::Block));
     }
     (pre, None)
 }
@@ -969,7 +970,7 @@ pub(crate) fn before(r: &Req<'_>, pre: Pre) -> Result<Option<Ctx>, Verdict> {
     }
     let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
     // The fast try failed: the acquisition waits next.
-    match report(&ctx, r, sync, scan, true) {
+    match report(&ctx, r, sync, scan, Waits::Await) {
         Some(v) => Err(v),
         None => Ok(Some(ctx)),
     }
@@ -1075,7 +1076,7 @@ fn acquired_full(r: &Req<'_>, pre: Pre) -> (Hold, Option<Verdict>) {
     // Nothing found (the common case): no report to build.
     let v = scan
         .filter(|scan| sync.foreign.is_some() || !scan.quiet())
-        .and_then(|scan| report(&ctx, r, sync, scan, false));
+        .and_then(|scan| report(&ctx, r, sync, scan, Waits::No));
     (hold, v)
 }
 
@@ -1170,10 +1171,23 @@ fn scan_list(
     }
 }
 
+/// Whether an acquisition found in a self-deadlock waits next, and how: a self-deadlock it
+/// waits in is a certain hang (see [`verdict_waiting`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Waits {
+    /// It does not wait (its fast try succeeded), or gave the wait up.
+    No,
+    /// An awaited acquisition: the future waits, but the caller may give it up (a
+    /// `tokio::time::timeout`, a `select!`), which lockcheck cannot see.
+    Await,
+    /// A `blocking_*` acquisition: the thread blocks, nothing can give the wait up.
+    Block,
+}
+
 /// The reports of one acquisition: a sync guard of a suspended task on this thread, a
-/// self-deadlock, then, for a dependency new to this holder, the order graph. `waits`: the
-/// acquisition waits next (its permits are lacking), so a self-deadlock is a certain hang.
-fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan, waits: bool) -> Option<Verdict> {
+/// self-deadlock, then, for a dependency new to this holder, the order graph. `waits`: whether
+/// the acquisition waits next (its permits are lacking), so a self-deadlock is a certain hang.
+fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan, waits: Waits) -> Option<Verdict> {
     let ids = ctx.ids;
     if let Some(h) = sync.foreign {
         if let Some(v) = held_across_await(ctx.holder, ids, r.mode, r.site, h, false) {
@@ -1704,7 +1718,12 @@ pub(crate) fn must_wait(
         return Ok(None);
     };
     if r.kind == LockKind::Semaphore && !pre.covers(ctx) {
-        if let Some(v) = semaphore_self_deadlock(ctx, r) {
+        let waits = if pre.blocking {
+            Waits::Block
+        } else {
+            Waits::Await
+        };
+        if let Some(v) = semaphore_self_deadlock(ctx, r, waits) {
             return Err(v);
         }
     }
@@ -1859,7 +1878,7 @@ impl Suspect {
             self.site,
             &self.entry,
             note,
-            waits,
+            if waits { Waits::Await } else { Waits::No },
         )
     }
 }
@@ -2014,7 +2033,7 @@ fn confirm_suspects() -> bool {
 /// A semaphore of which this holder asks for `r.permits` while it holds so many that fewer are
 /// left for it, whatever the others give back: with no other holder, any wait; with others, an
 /// `acquire_many` asking for more than the permits (`r.capacity`) it does not hold itself.
-fn semaphore_self_deadlock(ctx: &Ctx, r: &Req<'_>) -> Option<Verdict> {
+fn semaphore_self_deadlock(ctx: &Ctx, r: &Req<'_>, waits: Waits) -> Option<Verdict> {
     let holds = holders_of(ctx.ids.inst);
     let mine = |h: u64, e: &Entry| h == ctx.holder && e.certain();
     let own = holds.iter().find(|(h, e)| mine(*h, e)).map(|(_, e)| *e);
@@ -2034,7 +2053,7 @@ fn semaphore_self_deadlock(ctx: &Ctx, r: &Req<'_>) -> Option<Verdict> {
             r.mode,
             r.site,
             &e,
-            true,
+            waits,
         ),
         _ => None,
     }
@@ -2361,6 +2380,8 @@ fn register(
             if std::thread::panicking() && action() != Action::Off {
                 crate::checked::hooks::abort_unwinding(&v);
             }
+            // Under `warn` a closed cycle goes on, unlike the sync wait-for graph's: a member's
+            // awaited wait may be given up by a timeout lockcheck cannot see.
             if action() == Action::Panic {
                 // Unregistered first: the panicking task gives up its locks, the others go on.
                 if let Some(v) = verdict(&v, site) {
@@ -3049,7 +3070,7 @@ fn report_await(
         publish_once(&AWAIT_REPORTED, key, v)
     });
     if certain {
-        return verdict_waiting(&v?, site);
+        return verdict_waiting(&v?, site, false);
     }
     verdict(&v?, site)
 }
@@ -3070,7 +3091,7 @@ fn self_violation(
     mode: Mode,
     site: &'static Location<'static>,
     e: &Entry,
-    waits: bool,
+    waits: Waits,
 ) -> Option<Verdict> {
     self_violation_noted(holder, kind, ids, mode, site, e, "", waits)
 }
@@ -3085,7 +3106,7 @@ fn self_violation_noted(
     site: &'static Location<'static>,
     e: &Entry,
     note: &str,
-    waits: bool,
+    waits: Waits,
 ) -> Option<Verdict> {
     let v = as_busy(|_| {
         let key = (site.to_string(), e.site.to_string());
@@ -3108,8 +3129,8 @@ fn self_violation_noted(
         publish_once(&SELF_REPORTED, key, v)
     });
     let v = v?;
-    if waits && kind == ViolationKind::SelfDeadlock {
-        return verdict_waiting(&v, site);
+    if waits != Waits::No && kind == ViolationKind::SelfDeadlock {
+        return verdict_waiting(&v, site, waits == Waits::Block);
     }
     verdict(&v, site)
 }
@@ -3137,10 +3158,23 @@ fn publish_once<K: Eq + Hash>(
 /// wait-for cycle through this wait): on a thread that is already panicking (a `Drop` run by
 /// the unwinding, a panic hook) no verdict can be raised and the wait would never end, so the
 /// process aborts after the report, with the trace flushed (`hooks::abort_unwinding`, as the
-/// sync locks do). Otherwise as [`verdict`].
-fn verdict_waiting(v: &Violation, site: &'static Location<'static>) -> Option<Verdict> {
-    if std::thread::panicking() && action() != Action::Off {
+/// sync locks do). A `blocking_*` wait (`blocks`: nothing can give it up) panics under `warn`
+/// too, as the sync locks' self-deadlocks do: `warn` goes on only where going on does not hang.
+/// Otherwise as [`verdict`].
+fn verdict_waiting(
+    v: &Violation,
+    site: &'static Location<'static>,
+    blocks: bool,
+) -> Option<Verdict> {
+    let a = action();
+    if std::thread::panicking() && a != Action::Off {
         crate::checked::hooks::abort_unwinding(v);
+    }
+    if blocks && a == Action::Warn {
+        let first = v.message.lines().next().unwrap_or("lockcheck: violation");
+        return Some(Verdict::new(format!(
+            "{first}, at {site} (report above; a certain hang panics under LOCKCHECK=warn too)"
+        )));
     }
     verdict(v, site)
 }
