@@ -2129,8 +2129,8 @@ fn sort_marked(keys: &mut [u32], bitmap: &mut [u64]) {
         return;
     }
     let mut out = 0;
-    for w in lo..hi {
-        let mut bits = std::mem::take(&mut bitmap[w]);
+    for (w, word) in bitmap.iter_mut().enumerate().take(hi).skip(lo) {
+        let mut bits = std::mem::take(word);
         while bits != 0 {
             keys[out] = (w * 64) as u32 + bits.trailing_zeros();
             out += 1;
@@ -3393,9 +3393,13 @@ pub fn find_root_causes_on(
             level.name(),
             match &succ.flat {
                 Some(f) => format!(
-                    "{} ({} entries)",
+                    "{} ({} entries, {})",
                     f.starts.len() - 1,
-                    f.starts.last().copied().unwrap_or(0)
+                    f.starts.last().copied().unwrap_or(0),
+                    match &f.bits {
+                        Some(b) => format!("bitsets of {} words", b.len()),
+                        None => "no bitsets (beyond MAX_FLAT_BIT_WORDS)".to_string(),
+                    }
                 ),
                 None if succ.walks == u64::MAX => "none (beyond MAX_FLAT_ENTRIES)".to_string(),
                 None => format!("not built ({} walks)", succ.walks),
