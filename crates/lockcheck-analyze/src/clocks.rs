@@ -147,6 +147,43 @@ impl ClockArena {
         }
     }
 
+    /// The epochs of threads `0..out.len()` known to `c`, into `out` (0: none): what
+    /// [`ClockArena::get`] answers for each, in one pass over the clock's entries (a trie is
+    /// walked once, not once per thread).
+    pub fn row(&self, c: &Clock, out: &mut [u32]) {
+        out.fill(0);
+        match c {
+            Clock::Flat(v) => {
+                for &(t, e) in v.iter() {
+                    if let Some(slot) = out.get_mut(t as usize) {
+                        *slot = e;
+                    }
+                }
+            }
+            &Clock::Tree { height, root } => self.row_of(root, u32::from(height) - 1, 0, out),
+        }
+    }
+
+    /// [`ClockArena::row`] below node `n` of level `level`, whose first thread is `base`.
+    fn row_of(&self, n: u32, level: u32, base: usize, out: &mut [u32]) {
+        if n == 0 || base >= out.len() {
+            return;
+        }
+        let kids = &self.kids[n as usize];
+        if level == 0 {
+            for (i, &e) in kids.iter().enumerate() {
+                if let Some(slot) = out.get_mut(base + i) {
+                    *slot = e;
+                }
+            }
+            return;
+        }
+        let span = 1usize << (BITS * level);
+        for (i, &k) in kids.iter().enumerate() {
+            self.row_of(k, level - 1, base + i * span, out);
+        }
+    }
+
     /// Advances `thread`'s epoch in `c` by one (saturating, as `VectorClock::tick`).
     pub fn tick(&mut self, c: &mut Clock, thread: u32) {
         let e = self.get(c, u64::from(thread)).saturating_add(1);
@@ -488,6 +525,12 @@ impl Clocks {
         self.arena.get(&self.list[id as usize], thread)
     }
 
+    /// The epochs of threads `0..out.len()` known to clock `id`, into `out`
+    /// ([`ClockArena::row`]).
+    pub fn row(&self, id: u32, out: &mut [u32]) {
+        self.arena.row(&self.list[id as usize], out)
+    }
+
     /// Clock `id`.
     pub fn clock(&self, id: u32) -> &Clock {
         &self.list[id as usize]
@@ -537,6 +580,24 @@ mod tests {
             );
         }
         assert_eq!(arena.get(ours, 1 << 40), 0);
+    }
+
+    /// [`ClockArena::row`] of `ours` is `old`'s epochs of the first threads (rows of several
+    /// widths, up to past the largest id in play or 4096).
+    fn same_row(arena: &ClockArena, ours: &Clock, old: &VectorClock, ids: &[u32]) {
+        let width = ids
+            .iter()
+            .map(|&t| t as usize + 2)
+            .max()
+            .unwrap_or(0)
+            .min(1 << 12);
+        for w in [0, 1, 5, width] {
+            let mut row = vec![7; w];
+            arena.row(ours, &mut row);
+            for (t, &e) in row.iter().enumerate() {
+                assert_eq!(e, old.get(t as u64), "row entry {t} of {w}");
+            }
+        }
     }
 
     /// Random fork/join/tick traces replayed through both representations, with snapshots
@@ -618,6 +679,10 @@ mod tests {
                 if step % 16 == 0 || step + 1 == steps {
                     for (o, v) in &snaps {
                         same(&arena, o, v, &ids);
+                        same_row(&arena, o, v, &ids);
+                    }
+                    for (o, v) in ours.iter().zip(&old) {
+                        same_row(&arena, o, v, &ids);
                     }
                     let all: Vec<(&Clock, &VectorClock)> = ours
                         .iter()

@@ -529,6 +529,30 @@ fn link_rule(
     }
 }
 
+/// Whether [`link_rule`] from `d` to dependency `next` holds, with `next`'s mode of the lock read
+/// from its flat copy at instance level (a binary search instead of a walk of its held set up the
+/// interned tree). The copy leaves out the holds that are no gate ([`Model::gates`]: the permits
+/// of a semaphore of several permits), so a link on such a semaphore walks the held set.
+fn link_ok(
+    model: &Model,
+    level: GraphLevel,
+    flat: Option<&FlatHeld>,
+    d: &Dep<'_>,
+    next: u32,
+) -> bool {
+    let copied = model.locks[d.lock() as usize]
+        .permits
+        .is_none_or(|p| p <= 1);
+    if level == GraphLevel::Instance && copied {
+        if let Some(held) = flat.and_then(|f| f.held_mode(next, d.lock())) {
+            // check_link on the oldest hold.
+            let ever_written = model.locks[d.lock() as usize].ever_written;
+            return held.is_some_and(|m| d.mode().conflicts_with(m, ever_written));
+        }
+    }
+    link_rule(model, level, d, &model.dep(next)).is_ok()
+}
+
 /// Finds the candidates of one level.
 pub fn find_cycles(model: &Model, level: GraphLevel, limits: &SearchLimits) -> LevelResult {
     find_cycles_on(model, &LockGraph::build(model, level), limits)
@@ -1153,6 +1177,15 @@ mod tests {
             .collect();
         assert!(blocking.len() > 50, "{} dependencies", blocking.len());
         let (mut gates, mut pairs, mut merges) = (0, 0, 0);
+        let mut by_bits = [0usize; 3];
+        // The flat copy's modes are those of `Mode as usize`.
+        assert!(ALL_MODES.iter().enumerate().all(|(i, &x)| x as usize == i));
+        for &b in &blocking {
+            for l in 0..m.locks.len() as u32 {
+                let walked = lockcheck_core::deps::DepView::held_mode(&m.dep(b), l);
+                assert_eq!(flat.held_mode(b, l), Some(walked), "{b} {l}");
+            }
+        }
         for &a in &blocking {
             let mut by_flat = Marks::new(m.locks.len());
             let mut by_walk = Marks::new(m.locks.len());
@@ -1174,6 +1207,13 @@ mod tests {
                         merges += 1;
                     }
                 }
+                match flat.pair_gate_bits(a, b) {
+                    Some(g) => {
+                        assert_eq!(g, walked, "bitsets of {a} {b}");
+                        by_bits[usize::from(g)] += 1;
+                    }
+                    None => by_bits[2] += 1,
+                }
                 pairs += 1;
                 gates += usize::from(walked);
             }
@@ -1184,6 +1224,43 @@ mod tests {
         // Both answers occur, and the merge answered for most pairs.
         assert!(gates > 0 && gates < pairs, "{gates} gates in {pairs} pairs");
         assert!(merges > pairs / 4, "{merges} merges in {pairs} pairs");
+        // The bitsets decide both ways, and leave the pairs of shared modes to the modes.
+        assert!(by_bits.iter().all(|&n| n > 0), "{by_bits:?}");
+    }
+
+    /// [`sort_distinct`] sorts as `sort_unstable`, by its bitmap and by its comparison sort,
+    /// and leaves its bitmap clear.
+    #[test]
+    fn sorting_distinct_keys_by_bitmap_sorts() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut bitmap = vec![0u64; 1 << 10];
+        let mut paths = [0usize; 2];
+        for round in 0..400 {
+            // Dense and sparse key sets, some beyond the bitmap.
+            let range = [64u64, 1000, 1 << 16, 1 << 17][round % 4];
+            let n = next(300) as usize;
+            let mut keys: Vec<u32> = Vec::new();
+            while keys.len() < n.min(range as usize) {
+                let k = next(range) as u32;
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+            let mut want = keys.clone();
+            want.sort_unstable();
+            let fits = keys.iter().all(|&k| (k as usize) < bitmap.len() * 64);
+            sort_distinct(&mut keys, &mut bitmap);
+            assert_eq!(keys, want, "round {round}");
+            assert!(bitmap.iter().all(|&w| w == 0), "round {round}");
+            paths[usize::from(fits)] += 1;
+        }
+        assert!(paths.iter().all(|&p| p > 0), "{paths:?}");
     }
 
     const AB_BA: &str = r#"{"e":"class","c":1,"key":"A","kind":"mutex"}
@@ -1729,7 +1806,7 @@ fn compatible(
     if a.thread() == b.thread() || ep.happens_before(a, b) || ep.happens_before(b, a) {
         return false;
     }
-    match flat.and_then(|f| f.pair_gate(ai, bi)) {
+    match flat.and_then(|f| f.pair_gate_bits(ai, bi).or_else(|| f.pair_gate(ai, bi))) {
         // check_pair's own clock test after its gate rule.
         Some(gate) => !gate && !a.happens_before(b) && !b.happens_before(a),
         None => check_pair(a, b).is_ok(),
@@ -1786,20 +1863,30 @@ impl<'a> Epochs<'a> {
     fn new(model: &'a Model) -> Epochs<'a> {
         let threads = model.threads.len();
         let size = model.clocks.len().saturating_mul(threads);
-        let entries = || {
-            (0..model.clocks.len() as u32)
-                .flat_map(move |c| (0..threads as u64).map(move |t| model.clocks.get(c, t)))
-        };
         let table = if size > MAX_EPOCH_TABLE || size == 0 {
             EpochTable::Absent
-        } else if entries().all(|e| e <= u32::from(u16::MAX)) {
-            let mut t = Vec::with_capacity(size);
-            t.extend(entries().map(|e| e as u16));
-            EpochTable::Narrow(t)
         } else {
-            let mut t = Vec::with_capacity(size);
-            t.extend(entries());
-            EpochTable::Wide(t)
+            // Each clock's row in one pass over its entries (`Clocks::row`), not one lookup
+            // per thread: 3.35M trie walks on the hostile random trace.
+            // Narrow until an epoch does not fit, then wide from there on.
+            let mut row = vec![0u32; threads];
+            let mut t = EpochTable::Narrow(Vec::with_capacity(size));
+            for c in 0..model.clocks.len() as u32 {
+                model.clocks.row(c, &mut row);
+                if let EpochTable::Narrow(v) = &t {
+                    if row.iter().any(|&e| e > u32::from(u16::MAX)) {
+                        let mut w = Vec::with_capacity(size);
+                        w.extend(v.iter().map(|&e| u32::from(e)));
+                        t = EpochTable::Wide(w);
+                    }
+                }
+                match &mut t {
+                    EpochTable::Narrow(v) => v.extend(row.iter().map(|&e| e as u16)),
+                    EpochTable::Wide(v) => v.extend_from_slice(&row),
+                    EpochTable::Absent => unreachable!("the table is being built"),
+                }
+            }
+            t
         };
         let clocks = model.clocks.len();
         let columns = match &table {
@@ -2002,6 +2089,59 @@ struct Successors<'a> {
     walks: u64,
     /// [`conflict_masks`].
     conflict: [u8; 5],
+    /// One bit per blocking dependency ([`ThreadDeps`] place), all clear between uses: the
+    /// scratch of [`sort_distinct`] for [`Successors::holders`].
+    bitmap: Vec<u64>,
+}
+
+/// Sorts `keys`, which are distinct, ascending: through `bitmap` (all clear, one bit per
+/// possible key; left clear) when the keys are dense enough that a scan of its words costs less
+/// than a comparison sort, else by `sort_unstable`. The holders of a node on the hostile random
+/// trace are about 2,700 of 78,000 places (1,221 words): 3000 comparison sorts were an eighth of
+/// the root-cause search's instructions.
+fn sort_distinct(keys: &mut [u32], bitmap: &mut [u64]) {
+    if !keys.iter().all(|&k| (k as usize / 64) < bitmap.len()) {
+        keys.sort_unstable();
+        return;
+    }
+    for &k in keys.iter() {
+        debug_assert!(
+            bitmap[k as usize / 64] & (1 << (k % 64)) == 0,
+            "keys are distinct"
+        );
+        bitmap[k as usize / 64] |= 1 << (k % 64);
+    }
+    sort_marked(keys, bitmap);
+}
+
+/// Sorts `keys`, which are distinct and whose bits are set in `bitmap`, ascending, and clears
+/// their bits: by a scan of the words they lie in, or by `sort_unstable` when those words are
+/// many for the keys (a comparison sort costs about `n log n` steps, the scan one per word and
+/// one per key).
+fn sort_marked(keys: &mut [u32], bitmap: &mut [u64]) {
+    let (mut lo, mut hi) = (usize::MAX, 0usize);
+    for &k in keys.iter() {
+        lo = lo.min(k as usize / 64);
+        hi = hi.max(k as usize / 64 + 1);
+    }
+    let n = keys.len().max(2);
+    if hi.saturating_sub(lo) > n * (usize::BITS - n.leading_zeros()) as usize * 4 {
+        keys.sort_unstable();
+        for &k in keys.iter() {
+            bitmap[k as usize / 64] &= !(1 << (k % 64));
+        }
+        return;
+    }
+    let mut out = 0;
+    for (w, word) in bitmap.iter_mut().enumerate().take(hi).skip(lo) {
+        let mut bits = std::mem::take(word);
+        while bits != 0 {
+            keys[out] = (w * 64) as u32 + bits.trailing_zeros();
+            out += 1;
+            bits &= bits - 1;
+        }
+    }
+    assert_eq!(out, keys.len(), "the keys are distinct");
 }
 
 /// The holds of the dependencies of a chain (or of the one whose successor list is being
@@ -2122,7 +2262,27 @@ struct FlatHeld {
     entries: FlatEntries,
     /// [`conflict_masks`].
     conflict: [u8; 5],
+    /// Each set's locks as a bitset of `words` words (set `k` at `k * words`), when the model
+    /// has at most [`MAX_LOCK_TABLE`] locks and the bitsets at most [`MAX_FLAT_BIT_WORDS`]
+    /// words: [`FlatHeld::pair_gate_bits`].
+    bits: Option<Vec<u64>>,
+    /// Words per set in `bits`.
+    words: usize,
+    /// Whether every hold of each set (repeats included) is exclusive.
+    exclusive: Vec<bool>,
+    /// Whether an exclusive hold conflicts with a hold of every mode ([`conflict_masks`]): then
+    /// a lock that two sets share is a gate as soon as one of them holds only exclusively.
+    exclusive_conflicts_all: bool,
 }
+
+/// The most locks for which [`FlatHeld::new`] finds a set's distinct locks with one bit and one
+/// byte per lock of the model (and keeps [`FlatHeld`]'s bitsets); beyond, it sorts each set.
+const MAX_LOCK_TABLE: usize = 1 << 22;
+
+/// The most words of [`FlatHeld`]'s bitsets (24 MiB); beyond, the gate tests read the sorted
+/// copies only: the same answers, slower. The hostile random trace: 47,012 sets of 47 words
+/// (3000 locks), 2.2M words.
+const MAX_FLAT_BIT_WORDS: usize = 3 << 20;
 
 /// The entries of [`FlatHeld`], in 16 bits when every lock id is below 2^13.
 enum FlatEntries {
@@ -2154,6 +2314,16 @@ impl FlatHeld {
         let mut starts = vec![0u32];
         let mut repeats = Vec::new();
         let mut buf: Vec<(LockId, Mode)> = Vec::new();
+        // The distinct locks of a set and the mode of each one's oldest hold, found with one bit
+        // and one byte per lock of the model (cleared after each set) instead of a stable sort
+        // of the holds (7 % of the root-cause search's instructions on the hostile random
+        // trace); a model of more locks than `MAX_LOCK_TABLE` sorts.
+        let table = locks <= MAX_LOCK_TABLE;
+        let words = locks.div_ceil(64);
+        let mut exclusive: Vec<bool> = Vec::new();
+        let mut bits: Vec<u64> = vec![0; if table { locks.div_ceil(64) } else { 0 }];
+        let mut mode_of: Vec<Mode> = vec![Mode::Exclusive; if table { locks } else { 0 }];
+        let mut distinct: Vec<LockId> = Vec::new();
         for (i, r) in model.deps.iter().enumerate() {
             if r.how != lockcheck_core::trace::How::Blocking {
                 continue;
@@ -2162,13 +2332,35 @@ impl FlatHeld {
             let k = *index.entry(r.held).or_insert(next);
             if k == next {
                 buf.clear();
-                buf.extend(model.held_sets.rev_iter(r.held));
-                // Oldest first, then a stable sort: the first entry of each lock is its oldest hold.
-                buf.reverse();
-                buf.sort_by_key(|e| e.0);
-                let holds = buf.len();
-                buf.dedup_by_key(|e| e.0);
-                repeats.push(buf.len() < holds);
+                if table {
+                    distinct.clear();
+                    let mut holds = 0usize;
+                    let mut only_exclusive = true;
+                    // Newest first: the last mode written for a lock is its oldest hold's.
+                    for (l, m) in model.held_sets.rev_iter(r.held) {
+                        holds += 1;
+                        only_exclusive &= m == Mode::Exclusive;
+                        let (w, b) = (l as usize / 64, l % 64);
+                        if bits[w] & (1 << b) == 0 {
+                            bits[w] |= 1 << b;
+                            distinct.push(l);
+                        }
+                        mode_of[l as usize] = m;
+                    }
+                    exclusive.push(only_exclusive);
+                    sort_marked(&mut distinct, &mut bits);
+                    buf.extend(distinct.iter().map(|&l| (l, mode_of[l as usize])));
+                    repeats.push(distinct.len() < holds);
+                } else {
+                    buf.extend(model.held_sets.rev_iter(r.held));
+                    // Oldest first, then a stable sort: the first entry of each lock is its
+                    // oldest hold.
+                    buf.reverse();
+                    buf.sort_by_key(|e| e.0);
+                    let holds = buf.len();
+                    buf.dedup_by_key(|e| e.0);
+                    repeats.push(buf.len() < holds);
+                }
                 // Only gate tests read the copy: a hold that is no gate is left out.
                 buf.retain(|&(l, m)| model.gates(l, m));
                 let end = *starts.last().expect("starts at 0") as usize + buf.len();
@@ -2188,13 +2380,91 @@ impl FlatHeld {
             FlatEntries::Narrow(v) => v.shrink_to_fit(),
             FlatEntries::Wide(v) => v.shrink_to_fit(),
         }
+        // The bitsets, from the copies, allocated at their size once the sets are known (grown
+        // set by set, the vector's doublings and copies cost 20 MB of peak on the hostile trace).
+        let sets = starts.len() - 1;
+        let set_bits = (table && sets.saturating_mul(words) <= MAX_FLAT_BIT_WORDS).then(|| {
+            let mut b = vec![0u64; sets * words];
+            for k in 0..sets {
+                let (s, e) = (starts[k] as usize, starts[k + 1] as usize);
+                let mut put = |code: u32| {
+                    let l = (code >> 3) as usize;
+                    b[k * words + l / 64] |= 1 << (l % 64);
+                };
+                match &entries {
+                    FlatEntries::Narrow(v) => v[s..e].iter().for_each(|&x| put(u32::from(x))),
+                    FlatEntries::Wide(v) => v[s..e].iter().for_each(|&x| put(x)),
+                }
+            }
+            b
+        });
+        let conflict = conflict_masks();
+        let x = 1u8 << (Mode::Exclusive as u8);
         Some(FlatHeld {
             set_of,
             starts,
             repeats,
             entries,
-            conflict: conflict_masks(),
+            conflict,
+            bits: set_bits,
+            words,
+            exclusive,
+            exclusive_conflicts_all: ALL_MODES.iter().all(|&m| conflict[m as usize] & x != 0),
         })
+    }
+
+    /// [`check_pair`]'s gate rule between dependencies `a` (every hold) and `b` (the oldest
+    /// hold of each lock) when the bitsets decide it: no lock in common (no gate), or one in
+    /// common while one side holds only exclusively (a gate). `None` otherwise (a lock in common
+    /// held in other modes on both sides, or no bitsets): the caller tests the modes.
+    ///
+    /// The gate tests of the hostile random trace's search were a third of its instructions:
+    /// about a hundred marks read per test, and the holds of the list's or the chain's
+    /// dependencies marked first; the bitsets of two sets of 3000 locks are 47 words each.
+    #[inline]
+    fn pair_gate_bits(&self, a: u32, b: u32) -> Option<bool> {
+        let bits = self.bits.as_ref()?;
+        let ka = *self.set_of.get(a as usize)? as usize;
+        let kb = *self.set_of.get(b as usize)? as usize;
+        if ka == u32::MAX as usize || kb == u32::MAX as usize {
+            return None;
+        }
+        let w = self.words;
+        let (x, y) = (&bits[ka * w..ka * w + w], &bits[kb * w..kb * w + w]);
+        // Eight words at a time, one branch each (the common answer, no lock in common, reads
+        // every word).
+        let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+        let tail = xc
+            .remainder()
+            .iter()
+            .zip(yc.remainder())
+            .fold(0, |acc, (p, q)| acc | (p & q));
+        let common = tail != 0
+            || xc
+                .zip(yc)
+                .any(|(p, q)| p.iter().zip(q).fold(0, |acc, (p, q)| acc | (p & q)) != 0);
+        if !common {
+            return Some(false);
+        }
+        (self.exclusive_conflicts_all && (self.exclusive[ka] || self.exclusive[kb])).then_some(true)
+    }
+
+    /// The mode of `d`'s oldest hold of `lock` (`Dep::held_mode`), from its copy: `None` if `d`
+    /// has no copy, `Some(None)` if it does not hold `lock`.
+    #[inline]
+    fn held_mode(&self, d: u32, lock: LockId) -> Option<Option<Mode>> {
+        let (_, s) = self.set(d)?;
+        let code = match s {
+            FlatSlice::Narrow(v) => v
+                .binary_search_by_key(&lock, |&x| u32::from(x) >> 3)
+                .ok()
+                .map(|i| u32::from(v[i])),
+            FlatSlice::Wide(v) => v
+                .binary_search_by_key(&lock, |&x| x >> 3)
+                .ok()
+                .map(|i| v[i]),
+        };
+        Some(code.map(|c| ALL_MODES[(c & 7) as usize]))
     }
 
     /// The set of dependency `d` and its entries, or `None` if it has none.
@@ -2311,7 +2581,7 @@ impl<'a> Successors<'a> {
                 .map(|&d| td.at[d as usize])
                 .filter(|&k| k != u32::MAX)
                 .collect();
-            keyed.sort_unstable();
+            sort_distinct(&mut keyed, &mut self.bitmap);
             let mut ordered = Vec::new();
             let mut ranks: Vec<u32> = Vec::with_capacity(keyed.len());
             let mut rest: Vec<u32> = Vec::new();
@@ -2372,8 +2642,10 @@ impl<'a> Successors<'a> {
             // Nothing to test against d0's held set: its holds need not be marked.
             return self.keep(d0, Vec::new());
         }
-        self.marks.dep(model, self.flat.as_ref(), d0, true);
-        let marks = &self.marks;
+        // d0's holds are marked for the gate tests that the bitsets leave open (none on the
+        // hostile random trace, where every hold is exclusive), at the first such test.
+        let marked = std::cell::Cell::new(false);
+        let marks = std::cell::RefCell::new(&mut self.marks);
         let (flat, conflict) = (self.flat.as_ref(), &self.conflict);
         let walks = std::cell::Cell::new(0u64);
         // check_pair(a, b) with its cheap tests first and the gate read from the marks.
@@ -2394,9 +2666,18 @@ impl<'a> Successors<'a> {
                     return verdict;
                 }
             }
-            let verdict = (links_any || link_rule(model, level, a, &model.dep(d1)).is_ok()) && {
+            let verdict = (links_any || link_ok(model, level, flat, a, d1)) && {
                 walks.set(walks.get() + u64::from(flat.is_none()));
-                !gate(model, flat, marks, conflict, d1)
+                match flat.and_then(|f| f.pair_gate_bits(d0, d1)) {
+                    Some(g) => !g,
+                    None => {
+                        let mut m = marks.borrow_mut();
+                        if !marked.replace(true) {
+                            m.dep(model, flat, d0, true);
+                        }
+                        !gate(model, flat, &m, conflict, d1)
+                    }
+                }
             };
             seen.borrow_mut()[slot] = (held, verdict);
             verdict
@@ -2415,7 +2696,9 @@ impl<'a> Successors<'a> {
                 out.push((edge(d1), d1));
             }
         }
-        self.marks.dep(model, self.flat.as_ref(), d0, false);
+        if marked.get() {
+            self.marks.dep(model, self.flat.as_ref(), d0, false);
+        }
         self.walks = self.walks.saturating_add(walks.get());
         self.keep(d0, out)
     }
@@ -2558,8 +2841,8 @@ impl<'a> EdgeSearch<'a, '_> {
         self.model.dep(i)
     }
 
-    fn link_ok(&self, d: &Dep<'_>, next: &Dep<'_>) -> bool {
-        link_rule(self.model, self.level, d, next).is_ok()
+    fn link_ok(&self, d: &Dep<'_>, next: u32) -> bool {
+        link_ok(self.model, self.level, self.succ.flat.as_ref(), d, next)
     }
 
     fn mark(&mut self, di: u32, add: bool) {
@@ -2603,8 +2886,25 @@ impl<'a> EdgeSearch<'a, '_> {
                 return false;
             }
         }
-        // A gate: a lock held by a chain dependency and by `d` in modes that exclude each other
-        // (the holds of those not marked yet are added first).
+        // A gate: a lock held by a chain dependency and by `d` in modes that exclude each other.
+        // First by the bitsets, pair by pair (the marks are the union of the pairs' holds)...
+        if let Some(f) = self.succ.flat.as_ref() {
+            let mut open = false;
+            for &c in &self.chain[..self.chain.len() - 1] {
+                match f.pair_gate_bits(c, di) {
+                    Some(true) => return false,
+                    Some(false) => {}
+                    None => {
+                        open = true;
+                        break;
+                    }
+                }
+            }
+            if !open {
+                return true;
+            }
+        }
+        // ...else by the marks (the holds of those not marked yet are added first).
         let rest = self.chain.len() - 1;
         while self.marked < rest {
             let c = self.chain[self.marked];
@@ -2640,7 +2940,7 @@ impl<'a> EdgeSearch<'a, '_> {
             }
             let (l, d) = (self.dep(last), self.dep(di));
             if check_blocking(&d).is_err()
-                || !self.link_ok(&l, &d)
+                || !self.link_ok(&l, di)
                 || !compatible(
                     &self.succ.epochs,
                     self.succ.flat.as_ref(),
@@ -2648,7 +2948,7 @@ impl<'a> EdgeSearch<'a, '_> {
                     (&d, di),
                 )
                 || !self.fits_rest(di)
-                || !self.link_ok(&d, &self.dep(self.chain[0]))
+                || !self.link_ok(&d, self.chain[0])
             {
                 continue;
             }
@@ -2696,11 +2996,11 @@ impl<'a> EdgeSearch<'a, '_> {
             }
             let d = self.dep(di);
             if self.explore {
-                if self.link_ok(&d, &self.dep(self.chain[0])) {
+                if self.link_ok(&d, self.chain[0]) {
                     self.closers.push(y);
                 }
             } else if y == self.u {
-                if !self.link_ok(&d, &self.dep(self.chain[0])) {
+                if !self.link_ok(&d, self.chain[0]) {
                     continue;
                 }
                 self.record(di);
@@ -2876,7 +3176,9 @@ pub fn find_root_causes_on(
         flat: None,
         walks: 0,
         conflict: conflict_masks(),
+        bitmap: Vec::new(),
     };
+    succ.bitmap = vec![0; succ.threads.dep.len().div_ceil(64)];
     for (k, e) in change.ids().enumerate() {
         let (u, v) = graph.endpoints(e);
         if total > limits.max_total_steps {
@@ -3100,9 +3402,13 @@ pub fn find_root_causes_on(
             level.name(),
             match &succ.flat {
                 Some(f) => format!(
-                    "{} ({} entries)",
+                    "{} ({} entries, {})",
                     f.starts.len() - 1,
-                    f.starts.last().copied().unwrap_or(0)
+                    f.starts.last().copied().unwrap_or(0),
+                    match &f.bits {
+                        Some(b) => format!("bitsets of {} words", b.len()),
+                        None => "no bitsets (beyond MAX_FLAT_BIT_WORDS)".to_string(),
+                    }
                 ),
                 None if succ.walks == u64::MAX => "none (beyond MAX_FLAT_ENTRIES)".to_string(),
                 None => format!("not built ({} walks)", succ.walks),
