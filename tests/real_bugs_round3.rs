@@ -616,8 +616,8 @@ fn a_send_into_a_full_channel_under_the_registry_lock_against_its_subscribers_dr
         .lines()
         .find(|l| l.contains("= `channel created at "))
         .unwrap_or_default();
-    assert!(channel.contains(&at("SLED_CHANNEL")), "{}", v[0]);
-    assert_sites(
+    assert!(channel.contains(&M.at("SLED_CHANNEL")), "{}", v[0]);
+    M.assert_sites(
         &v[0],
         &["SLED_DROP_WRITE", "SLED_PUBLISH_READ", "SLED_SEND"],
     );
@@ -818,7 +818,7 @@ fn a_fork_join_waited_on_a_shared_latch_holding_the_jobs_lock_is_reported() {
         ),
         "{v:#?}"
     );
-    assert_sites(&v[0], &["POOL_SHARED_HOLD"]);
+    M.assert_sites(&v[0], &["POOL_SHARED_HOLD"]);
 }
 
 #[test]
