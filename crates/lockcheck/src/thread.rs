@@ -593,10 +593,14 @@ where
             let s: &Scope<'_, 'env> =
                 unsafe { &*(s as *const std::thread::Scope<'_, 'env> as *const Scope<'_, 'env>) };
             joins.key = s.key();
-            let r = f(s);
+            // `f`'s panic is held back until the implicit joins are watched: std makes them
+            // either way, and a lock held from outside the scope (a guard, the gate of the
+            // initialization that runs the scope) is still held while they wait, so a thread
+            // waiting for it would hang the unwinding unreported (a report of another thread of
+            // the scope, raised in `f` by a `join().unwrap()`, would end in such a hang).
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(s)));
             // The implicit joins, watched before std makes them (it joins every thread not joined
-            // yet when this closure returns). Not after a panic of `f`: std's joins are then made
-            // unwatched, as before (README, "Joins in the wait-for graph").
+            // yet when this closure returns).
             let unjoined: Vec<(u64, Arc<End>)> = {
                 let scopes = crate::checked::state::internal(&SCOPES);
                 scopes
@@ -619,7 +623,7 @@ where
                     joins.verdict.get_or_insert(v);
                 }
             }
-            r
+            r.unwrap_or_else(|p| std::panic::resume_unwind(p))
         })
     }));
     // The thread that gave up its locks for the implicit join panicked, so std's scope did too
