@@ -225,7 +225,18 @@ const SCENARIOS: &[Scenario] = &[
     ("lazy-cycle", "self-deadlock", lazy_cycle),
     ("lazy-one-way", "-", lazy_one_way),
     ("init-joins-forcers", "deadlock", init_joins_forcers),
+    ("init-joins-two-forcers", "deadlock", init_joins_two_forcers),
     ("init-joins-others", "-", init_joins_others),
+    (
+        "shard-entries-colocated",
+        "self-deadlock",
+        shard_entries_colocated,
+    ),
+    (
+        "shard-entries-one-at-a-time",
+        "-",
+        shard_entries_one_at_a_time,
+    ),
 ];
 
 fn main() {
@@ -1781,7 +1792,9 @@ fn last_arc_after_write() {
 /// A recursive value dropped under its interner's lock (droundy/internment#7); the fix drops
 /// the removed value after the guard.
 fn intern_drop(class: &'static str, fixed: bool) {
-    struct Handle(u32, Arc<(Mutex<Vec<(u32, Option<Handle>)>>, bool)>);
+    /// The interned values (a handle's value holds another handle, or none), and `fixed`.
+    type Table = (Mutex<Vec<(u32, Option<Handle>)>>, bool);
+    struct Handle(u32, Arc<Table>);
     impl Drop for Handle {
         fn drop(&mut self) {
             let (table, fixed) = &*self.1;
@@ -1884,21 +1897,30 @@ fn lazy_one_way() {
     lazy_cells(false);
 }
 
-/// An initializer that joins scoped threads which force the same cell (SauersML/gam#1253).
-fn init_joins(force: bool) {
+/// An initializer that joins scoped threads which force the same cell (SauersML/gam#1253); with
+/// two, the first report's panic (through `join().unwrap()`) leaves the second to the scope's
+/// implicit join, made while the panic unwinds.
+fn init_joins(force: bool, workers: usize) {
     let cell = lockcheck::sync::OnceLock::<Vec<u32>>::new();
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         cell.get_or_init(|| {
             lockcheck::thread::scope(|s| {
-                let h = s.spawn(|| {
-                    if force {
-                        cell.get_or_init(Vec::new).len() as u32
-                    } else {
-                        1
-                    }
-                });
+                let handles: Vec<_> = (0..workers)
+                    .map(|_| {
+                        s.spawn(|| {
+                            if force {
+                                cell.get_or_init(Vec::new).len() as u32
+                            } else {
+                                1
+                            }
+                        })
+                    })
+                    .collect();
                 std::thread::sleep(Duration::from_millis(50));
-                vec![h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))]
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
             })
         })
         .len()
@@ -1906,9 +1928,36 @@ fn init_joins(force: bool) {
 }
 
 fn init_joins_forcers() {
-    init_joins(true);
+    init_joins(true, 1);
+}
+
+fn init_joins_two_forcers() {
+    init_joins(true, 2);
 }
 
 fn init_joins_others() {
-    init_joins(false);
+    init_joins(false, 2);
+}
+
+/// Two entries of a sharded map held at once, their keys in one shard (xacrimon/dashmap#74).
+fn shard_entries(class: &'static str, one_at_a_time: bool) {
+    let shards: Vec<RwLock<Vec<u32>>> = (0..4).map(|_| RwLock::named(class, Vec::new())).collect();
+    let get_mut = |key: usize| shards[key % shards.len()].write();
+    if one_at_a_time {
+        get_mut(1).push(1);
+        get_mut(5).push(5);
+    } else {
+        let mut a = get_mut(1);
+        let mut b = get_mut(5);
+        a.push(1);
+        b.push(5);
+    }
+}
+
+fn shard_entries_colocated() {
+    shard_entries("dashmap.entries", false);
+}
+
+fn shard_entries_one_at_a_time() {
+    shard_entries("dashmap.entries.fixed", true);
 }

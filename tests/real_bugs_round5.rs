@@ -152,18 +152,19 @@ impl MacroCallsite {
             self.once.call_once(|| collector(self)); // TRACING_CALL_ONCE
             return;
         }
-        match self.state.compare_exchange(
-            UNREGISTERED,
-            REGISTERING,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => {
-                collector(self);
-                self.state.store(REGISTERED, Ordering::Release);
-            }
-            // Registering (here, re-entered) or registered: `Interest::sometimes`.
-            Err(_) => {}
+        // Registering (here, re-entered) or registered: `Interest::sometimes`, nothing to do.
+        let first = self
+            .state
+            .compare_exchange(
+                UNREGISTERED,
+                REGISTERING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if first {
+            collector(self);
+            self.state.store(REGISTERED, Ordering::Release);
         }
     }
 }
@@ -390,15 +391,16 @@ fn cached(cache: &RwLock<HashMap<u32, String>>, key: u32, bound_first: bool) -> 
     }
 }
 
-fn sum_of_two(cache: &RwLock<HashMap<u32, String>>) -> Option<usize> {
+/// The sum of the lengths of values 1 and 2, stored as value 3 (0 if one is missing).
+fn sum_of_two(cache: &RwLock<HashMap<u32, String>>) -> usize {
     let Some(a) = cache.read().get(&1).map(String::len) else {
-        return None;
+        return 0;
     };
     let Some(b) = cache.read().get(&2).map(String::len) else {
-        return None;
+        return 0;
     };
     cache.write().insert(3, "x".repeat(a + b));
-    Some(a + b)
+    a + b
 }
 
 #[test]
@@ -429,7 +431,7 @@ fn a_value_bound_before_the_write_and_successive_let_else_reads_are_silent() {
         );
         assert_eq!(cached(&cache, 1, true), "one");
         assert_eq!(cached(&cache, 4, true), "");
-        assert_eq!(sum_of_two(&cache), Some(6));
+        assert_eq!(sum_of_two(&cache), 6);
     })
     .unwrap();
     assert!(found("iflet.fixed.cache").is_empty());
@@ -662,4 +664,76 @@ fn nested_lazy_cells_of_one_class_forced_parent_first_are_silent() {
     })
     .unwrap();
     assert!(M.found_at("TREE_CELL").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Two entries of a sharded map held at once by one thread: `let a = map.get_mut(&x); let b =
+//     map.get_mut(&y);` self-deadlocks when `x` and `y` hash to the same shard (probability
+//     1/shards per pair), and works otherwise.
+//     Source: xacrimon/dashmap#74 ("Document single-threaded deadlock behavior": "if your thread
+//     is holding a `RefMut`, it's not deadlock-safe to do any other operations to the map").
+//     Look-alike: the first reference dropped before the second entry is taken.
+//     Missed when the keys land in different shards (an ignored test): the run shows two locks
+//     of one class (the shards') nested in one thread, which is also what locking by key order
+//     does legitimately (sled's pages, round 4 section 1); no rule tells a lock picked by a hash
+//     from one picked by an order, so nothing predicts the colocated case. Reported at run time
+//     when it happens.
+
+struct Shards {
+    shards: Vec<RwLock<HashMap<u32, u32>>>,
+}
+
+impl Shards {
+    fn new(class: &'static str) -> Shards {
+        Shards {
+            shards: (0..4)
+                .map(|_| RwLock::named(class, HashMap::new()))
+                .collect(), // SHARDS_NEW
+        }
+    }
+
+    /// `get_mut`: the shard's write guard (a `RefMut` holds it).
+    fn get_mut(&self, key: u32) -> lockcheck::RwLockWriteGuard<'_, HashMap<u32, u32>> {
+        self.shards[key as usize % self.shards.len()].write() // SHARDS_GET_MUT
+    }
+
+    /// Adds the entry of `from` to the entry of `to`, both references alive (or not).
+    fn add(&self, from: u32, to: u32, one_at_a_time: bool) {
+        if one_at_a_time {
+            let v = *self.get_mut(from).entry(from).or_default();
+            *self.get_mut(to).entry(to).or_default() += v;
+        } else {
+            let mut a = self.get_mut(from);
+            let mut b = self.get_mut(to);
+            *b.entry(to).or_default() += *a.entry(from).or_default();
+        }
+    }
+}
+
+#[test]
+fn two_entries_of_one_shard_held_at_once_are_a_self_deadlock() {
+    setup();
+    let msg = stopped(|| Shards::new("dashmap74.shard").add(1, 5, false));
+    assert!(msg.contains("self-deadlock"), "{msg}");
+    one_self_deadlock(&found("dashmap74.shard"), &["SHARDS_GET_MUT"]);
+}
+
+#[test]
+fn one_entry_at_a_time_is_silent() {
+    setup();
+    watchdog(20, || {
+        let map = Shards::new("dashmap74.fixed.shard");
+        map.add(1, 5, true);
+        map.add(1, 2, true);
+    })
+    .unwrap();
+    assert!(found("dashmap74.fixed.shard").is_empty());
+}
+
+#[test]
+#[ignore = "missed: two shard guards of one class nested in a run where the keys land in different shards (see the comment of 10)"]
+fn two_entries_of_different_shards_held_at_once_predict_the_colocated_self_deadlock() {
+    setup();
+    watchdog(20, || Shards::new("dashmap74.apart.shard").add(1, 2, false)).unwrap();
+    assert!(!found("dashmap74.apart.shard").is_empty());
 }
