@@ -737,3 +737,35 @@ fn two_entries_of_different_shards_held_at_once_predict_the_colocated_self_deadl
     watchdog(20, || Shards::new("dashmap74.apart.shard").add(1, 2, false)).unwrap();
     assert!(!found("dashmap74.apart.shard").is_empty());
 }
+
+/// The other side of section 8's fix: a scope whose closure panics for its own reasons while its
+/// threads still run (one waiting for a lock held outside the scope, released by a thread not in
+/// the scope) waits for them as std does, reports nothing, and the panic goes on.
+#[test]
+fn a_scope_closure_panicking_while_its_threads_run_is_silent_and_keeps_its_panic() {
+    setup();
+    watchdog(20, || {
+        let m = Arc::new(Mutex::named("scope.panic.m", 0u32));
+        let (tx, rx) = mpsc::channel::<()>();
+        let m2 = m.clone();
+        let releaser = std::thread::spawn(move || {
+            let held = m2.lock();
+            tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(held);
+        });
+        rx.recv().unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lockcheck::thread::scope(|s| {
+                s.spawn(|| *m.lock() += 1);
+                panic!("the closure's own panic");
+            })
+        }));
+        let msg = support::panic_message(&*r.expect_err("the closure's panic goes on"));
+        assert_eq!(msg, "the closure's own panic");
+        releaser.join().unwrap();
+        assert_eq!(*m.lock(), 1);
+    })
+    .unwrap();
+    assert!(found("scope.panic.m").is_empty());
+}
