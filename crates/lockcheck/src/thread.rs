@@ -547,7 +547,10 @@ impl<T> ScopedJoinHandle<'_, T> {
 /// The implicit join of each scoped thread not joined explicitly is a wait lockcheck sees, as
 /// [`JoinHandle::join`]: a scope that ends while holding a lock one of its threads waits for
 /// (directly or through other threads) is a deadlock, reported instead of hanging; when the
-/// scope's side closes it, the panic is raised at this call's line (after `f` returned).
+/// scope's side closes it, the panic is raised at this call's line (after `f` returned). Also
+/// when `f` panics: its panic waits until the implicit joins are watched (std makes them before
+/// the panic can leave the scope), then goes on, replaced by the report if one of them closed a
+/// deadlock.
 #[track_caller]
 pub fn scope<'env, F, T>(f: F) -> T
 where
