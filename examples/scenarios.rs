@@ -196,6 +196,47 @@ const SCENARIOS: &[Scenario] = &[
     ),
     ("channel-self-send", "self-deadlock", channel_self_send),
     ("channel-deadlock", "lock-order-inversion", channel_deadlock),
+    // Round 5 (tests/real_bugs_round5.rs): registries, `Drop`s and temporaries that keep a guard,
+    // one-time initializations.
+    ("registry-relock", "self-deadlock", registry_relock),
+    ("registry-reentry-flag", "-", registry_reentry_flag),
+    (
+        "callsite-once-reentry",
+        "self-deadlock",
+        callsite_once_reentry,
+    ),
+    ("callsite-state-reentry", "-", callsite_state_reentry),
+    (
+        "last-arc-under-write",
+        "self-deadlock",
+        last_arc_under_write,
+    ),
+    ("last-arc-after-write", "-", last_arc_after_write),
+    (
+        "intern-drop-under-lock",
+        "self-deadlock",
+        intern_drop_under_lock,
+    ),
+    ("intern-drop-after-lock", "-", intern_drop_after_lock),
+    ("if-let-else-write", "self-deadlock", if_let_else_write),
+    ("let-else-reads", "-", let_else_reads),
+    ("tail-temporary", "self-deadlock", tail_temporary),
+    ("tail-bound", "-", tail_bound),
+    ("lazy-cycle", "self-deadlock", lazy_cycle),
+    ("lazy-one-way", "-", lazy_one_way),
+    ("init-joins-forcers", "deadlock", init_joins_forcers),
+    ("init-joins-two-forcers", "deadlock", init_joins_two_forcers),
+    ("init-joins-others", "-", init_joins_others),
+    (
+        "shard-entries-colocated",
+        "self-deadlock",
+        shard_entries_colocated,
+    ),
+    (
+        "shard-entries-one-at-a-time",
+        "-",
+        shard_entries_one_at_a_time,
+    ),
 ];
 
 fn main() {
@@ -1642,4 +1683,281 @@ fn channel_deadlock() {
         *registry.write() += 1;
     }));
     let _ = publisher.join();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round 5 (tests/real_bugs_round5.rs, with the sources).
+
+/// A registry locked across a plug-in that registers again (tokio-rs/tracing#2020); the fix
+/// turns the nested registration away with a thread-local flag before the lock.
+fn registry(fixed: bool) {
+    thread_local! {
+        static IN_REGISTER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    fn register(reg: &Mutex<Vec<u32>>, id: u32, fixed: bool, nested: bool) {
+        if fixed && IN_REGISTER.with(|r| r.replace(true)) {
+            return;
+        }
+        let mut g = reg.lock();
+        g.push(id);
+        if nested {
+            register(reg, id + 1, fixed, false);
+        }
+        drop(g);
+        if fixed {
+            IN_REGISTER.with(|r| r.set(false));
+        }
+    }
+    let reg = Mutex::named(
+        if fixed { "registry.fixed" } else { "registry" },
+        Vec::new(),
+    );
+    register(&reg, 1, fixed, true);
+}
+
+fn registry_relock() {
+    registry(false);
+}
+
+fn registry_reentry_flag() {
+    registry(true);
+}
+
+/// A callsite's `Once` re-entered from the collector (tokio-rs/tracing#2634); the fix is an
+/// atomic registration state (no lock at all).
+fn callsite_once_reentry() {
+    let once = lockcheck::sync::Once::new();
+    once.call_once(|| once.call_once(|| {}));
+}
+
+fn callsite_state_reentry() {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    let state = AtomicU8::new(0);
+    let register = |inner: &dyn Fn()| {
+        if state
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            inner();
+            state.store(2, Ordering::Release);
+        }
+    };
+    register(&|| register(&|| {}));
+    // The registry's lock, taken once the registration is over.
+    let reg = Mutex::named("callsite.state.registry", 0);
+    *reg.lock() += 1;
+}
+
+/// The last `Arc` of a layer dropped under the dispatcher list's write lock, its `Drop` reading
+/// the list (tokio-rs/tracing#3269); the fix drops the upgraded `Arc`s after the guard.
+fn last_arc(class: &'static str, fixed: bool) {
+    struct Layer(Arc<RwLock<Vec<std::sync::Weak<Layer>>>>);
+    impl Drop for Layer {
+        fn drop(&mut self) {
+            let _ = self.0.read().len();
+        }
+    }
+    let list = Arc::new(RwLock::named(class, Vec::new()));
+    let layer = Arc::new(Layer(list.clone()));
+    list.write().push(Arc::downgrade(&layer));
+    let (drop_tx, drop_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let other = lockcheck::thread::spawn(move || {
+        drop_rx.recv().unwrap();
+        drop(layer);
+        done_tx.send(()).unwrap();
+    });
+    let g = list.write();
+    let upgraded: Vec<_> = g.iter().filter_map(|w| w.upgrade()).collect();
+    drop_tx.send(()).unwrap();
+    done_rx.recv().unwrap();
+    if fixed {
+        drop(g);
+        drop(upgraded);
+    } else {
+        drop(upgraded);
+        drop(g);
+    }
+    other.join().unwrap();
+}
+
+fn last_arc_under_write() {
+    last_arc("dispatchers", false);
+}
+
+fn last_arc_after_write() {
+    last_arc("dispatchers.fixed", true);
+}
+
+/// A recursive value dropped under its interner's lock (droundy/internment#7); the fix drops
+/// the removed value after the guard.
+fn intern_drop(class: &'static str, fixed: bool) {
+    /// The interned values (a handle's value holds another handle, or none), and `fixed`.
+    type Table = (Mutex<Vec<(u32, Option<Handle>)>>, bool);
+    struct Handle(u32, Arc<Table>);
+    impl Drop for Handle {
+        fn drop(&mut self) {
+            let (table, fixed) = &*self.1;
+            let mut t = table.lock();
+            let removed = t
+                .iter()
+                .position(|(id, _)| *id == self.0)
+                .map(|i| t.swap_remove(i));
+            if *fixed {
+                drop(t);
+            }
+            drop(removed);
+        }
+    }
+    let interner = Arc::new((Mutex::named(class, Vec::new()), fixed));
+    interner.0.lock().push((0, None));
+    let zero = Handle(0, interner.clone());
+    interner.0.lock().push((1, Some(zero)));
+    drop(Handle(1, interner));
+}
+
+fn intern_drop_under_lock() {
+    intern_drop("interner", false);
+}
+
+fn intern_drop_after_lock() {
+    intern_drop("interner.fixed", true);
+}
+
+/// A write in the `else` of an `if let` on a read guard (rust-lang/rust#61228).
+fn if_let_else_write() {
+    let cache = RwLock::named("iflet", vec![1u32]);
+    let n = if let Some(v) = cache.read().get(1) {
+        *v
+    } else {
+        cache.write().push(2);
+        0
+    };
+    assert!(n < 10);
+}
+
+/// Look-alike: successive `let ... else` reads, then the write (rust-lang/rust#87335).
+fn let_else_reads() {
+    let cache = RwLock::named("letelse", vec![1u32, 2]);
+    let Some(a) = cache.read().first().copied() else {
+        return;
+    };
+    let Some(b) = cache.read().last().copied() else {
+        return;
+    };
+    cache.write().push(a + b);
+}
+
+/// A guard temporary of a block's tail expression, alive to the end of the statement
+/// (rust-lang/rust#143224).
+fn tail(class: &'static str, bound: bool) {
+    let lock = Mutex::named(class, Some(1u32));
+    let relock = |v: u32| *lock.lock() = Some(v);
+    if bound {
+        let v = {
+            let mut g = lock.lock();
+            g.take()
+        };
+        relock(v.unwrap());
+    } else {
+        relock({ lock.lock().take() }.unwrap());
+    }
+}
+
+fn tail_temporary() {
+    tail("tail", false);
+}
+
+fn tail_bound() {
+    tail("tail.bound", true);
+}
+
+/// Two lazy cells whose initializers force each other (rust-lang-nursery/lazy-static.rs#37).
+fn lazy_cells(cycle: bool) {
+    let map = lockcheck::sync::OnceLock::<Vec<u32>>::new();
+    let count = lockcheck::sync::OnceLock::<usize>::new();
+    let count_of = || {
+        *count.get_or_init(|| {
+            if cycle {
+                map.get().map_or(0, Vec::len) + map.get_or_init(|| vec![0]).len()
+            } else {
+                1
+            }
+        })
+    };
+    let m = map.get_or_init(|| vec![0, count_of() as u32]);
+    assert_eq!(m.len(), 2);
+}
+
+fn lazy_cycle() {
+    lazy_cells(true);
+}
+
+fn lazy_one_way() {
+    lazy_cells(false);
+}
+
+/// An initializer that joins scoped threads which force the same cell (SauersML/gam#1253); with
+/// two, the first report's panic (through `join().unwrap()`) leaves the second to the scope's
+/// implicit join, made while the panic unwinds.
+fn init_joins(force: bool, workers: usize) {
+    let cell = lockcheck::sync::OnceLock::<Vec<u32>>::new();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cell.get_or_init(|| {
+            lockcheck::thread::scope(|s| {
+                let handles: Vec<_> = (0..workers)
+                    .map(|_| {
+                        s.spawn(|| {
+                            if force {
+                                cell.get_or_init(Vec::new).len() as u32
+                            } else {
+                                1
+                            }
+                        })
+                    })
+                    .collect();
+                std::thread::sleep(Duration::from_millis(50));
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
+        })
+        .len()
+    }));
+}
+
+fn init_joins_forcers() {
+    init_joins(true, 1);
+}
+
+fn init_joins_two_forcers() {
+    init_joins(true, 2);
+}
+
+fn init_joins_others() {
+    init_joins(false, 2);
+}
+
+/// Two entries of a sharded map held at once, their keys in one shard (xacrimon/dashmap#74).
+fn shard_entries(class: &'static str, one_at_a_time: bool) {
+    let shards: Vec<RwLock<Vec<u32>>> = (0..4).map(|_| RwLock::named(class, Vec::new())).collect();
+    let get_mut = |key: usize| shards[key % shards.len()].write();
+    if one_at_a_time {
+        get_mut(1).push(1);
+        get_mut(5).push(5);
+    } else {
+        let mut a = get_mut(1);
+        let mut b = get_mut(5);
+        a.push(1);
+        b.push(5);
+    }
+}
+
+fn shard_entries_colocated() {
+    shard_entries("dashmap.entries", false);
+}
+
+fn shard_entries_one_at_a_time() {
+    shard_entries("dashmap.entries.fixed", true);
 }

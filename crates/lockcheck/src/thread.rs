@@ -547,7 +547,10 @@ impl<T> ScopedJoinHandle<'_, T> {
 /// The implicit join of each scoped thread not joined explicitly is a wait lockcheck sees, as
 /// [`JoinHandle::join`]: a scope that ends while holding a lock one of its threads waits for
 /// (directly or through other threads) is a deadlock, reported instead of hanging; when the
-/// scope's side closes it, the panic is raised at this call's line (after `f` returned).
+/// scope's side closes it, the panic is raised at this call's line (after `f` returned). Also
+/// when `f` panics: its panic waits until the implicit joins are watched (std makes them before
+/// the panic can leave the scope), then goes on, replaced by the report if one of them closed a
+/// deadlock.
 #[track_caller]
 pub fn scope<'env, F, T>(f: F) -> T
 where
@@ -593,10 +596,14 @@ where
             let s: &Scope<'_, 'env> =
                 unsafe { &*(s as *const std::thread::Scope<'_, 'env> as *const Scope<'_, 'env>) };
             joins.key = s.key();
-            let r = f(s);
+            // `f`'s panic is held back until the implicit joins are watched: std makes them
+            // either way, and a lock held from outside the scope (a guard, the gate of the
+            // initialization that runs the scope) is still held while they wait, so a thread
+            // waiting for it would hang the unwinding unreported (a report of another thread of
+            // the scope, raised in `f` by a `join().unwrap()`, would end in such a hang).
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(s)));
             // The implicit joins, watched before std makes them (it joins every thread not joined
-            // yet when this closure returns). Not after a panic of `f`: std's joins are then made
-            // unwatched, as before (README, "Joins in the wait-for graph").
+            // yet when this closure returns).
             let unjoined: Vec<(u64, Arc<End>)> = {
                 let scopes = crate::checked::state::internal(&SCOPES);
                 scopes
@@ -619,7 +626,7 @@ where
                     joins.verdict.get_or_insert(v);
                 }
             }
-            r
+            r.unwrap_or_else(|p| std::panic::resume_unwind(p))
         })
     }));
     // The thread that gave up its locks for the implicit join panicked, so std's scope did too
