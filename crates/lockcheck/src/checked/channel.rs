@@ -21,6 +21,43 @@
 //! owning thread itself first waits up to [`GRACE`] without any check (the receiver may have
 //! moved), and only then is reported as a self-deadlock.
 //!
+//! # Happens-before through the message
+//!
+//! A send that waited under `L` for message `k` (its own, the `k`-th into the channel, counted
+//! from 0) and a receiving thread that takes `L` while it owns the receiver close the cycle
+//! `L -> channel -> L` only if the receiver can take `L` before it has received message `k`:
+//! taken after `r` receives, a deadlock needs `r <= k`. After message `k` is received, the send
+//! is over, and so is its wait under `L`: the receiver's lock is ordered after it. lockcheck
+//! applies this as an order between threads, as a spawn or a join orders them: a send that
+//! waits marks its message with its thread's vector clock, ticks that clock once the value is
+//! in, and the thread that receives the marked message joins the clock. The receiver's
+//! dependencies from then on are ordered after the send's (`a one-shot hand-over under a lock,
+//! then the receiver's lock` is silent), and those it made before, its receive count `r <= k`,
+//! are not (a receiver that takes `L` and keeps it across its receives, or takes it before
+//! receiving the message the send waits on, is still reported: `sled#1515`).
+//!
+//! Exactly:
+//! - only the index of the message carries the order, so it holds only while that index is the
+//!   same in every schedule: the mark is made when one thread is the only one that has sent (or
+//!   begun a send) into the channel, through the only live [`SyncSender`] (a clone, alive, may
+//!   send first in another schedule). A second sending thread makes the channel mixed for good,
+//!   before its first message can be in it, and the marks not received yet join nothing. Several
+//!   senders are therefore reported as before, the hand-over included (a send of the other
+//!   thread may take message `k`'s place, and the receiver's lock come before the waiting
+//!   one's message). Not seen: a `SyncSender` shared by reference (`Arc<SyncSender>`) with a
+//!   thread whose first send comes after the receive that joined;
+//! - every receive that gets a message counts, whatever its kind (`recv`, `try_recv`,
+//!   `recv_timeout`, the iterators' steps); one that gets none (empty, timed out, disconnected)
+//!   does not;
+//! - with a capacity `c > 0`, the send of message `k` waits for the receive of message `k - c`,
+//!   but the order comes with message `k` itself: a receiver that takes `L` between the two
+//!   receives is still reported (a false alarm left, on the safe side);
+//! - a send that never puts its value in (the receiver gone, or a report that stops it) marks
+//!   nothing; a mark waits for its message at most while that message is in the channel, so
+//!   there are at most capacity + 1 marks;
+//! - the trace does not carry the mark yet: `lockcheck analyze` still reports the hand-over
+//!   (offline reports a superset of the runtime's, README "Known limits").
+//!
 //! Another thread's use of the receiver takes the hold off the previous owner's held set the way
 //! a guard released on another thread does (see `handoff`): it is posted to a mailbox, which the
 //! previous owner empties before its next check (`drain`), so no acquisition is checked against
@@ -31,9 +68,10 @@ use super::class::{ClassSrc, Ids, Meta};
 use super::hooks;
 use super::recorder;
 use super::state::{internal, ThreadState, STATE};
+use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::cell::Cell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -63,7 +101,24 @@ struct Gate {
     waiting: AtomicUsize,
     lock: parking_lot::Mutex<()>,
     room: parking_lot::Condvar,
+    /// Messages sent so far (every send that put its value in).
+    sent: AtomicU64,
+    /// Messages received so far (every receive that got one).
+    received: AtomicU64,
+    /// lockcheck's number of the one thread that has sent (or begun a send) so far; 0: none
+    /// yet; [`MIXED`] once a second thread has.
+    sender: AtomicU64,
+    /// Live [`SyncSender`] handles.
+    handles: AtomicUsize,
+    /// The clocks of the sends that waited, by the index of their message, not received yet
+    /// (see [`Gate::mark`]): at most one per message in the channel.
+    marks: parking_lot::Mutex<VecDeque<(u64, VectorClock)>>,
+    /// Entries in `marks`: what a receive looks at.
+    marked: AtomicUsize,
 }
+
+/// [`Gate::sender`] once two threads have sent into the channel.
+const MIXED: u64 = u64::MAX;
 
 impl Gate {
     fn new(site: &'static Location<'static>) -> Gate {
@@ -73,7 +128,116 @@ impl Gate {
             waiting: AtomicUsize::new(0),
             lock: parking_lot::Mutex::new(()),
             room: parking_lot::Condvar::new(),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            sender: AtomicU64::new(0),
+            handles: AtomicUsize::new(1),
+            marks: parking_lot::Mutex::new(VecDeque::new()),
+            marked: AtomicUsize::new(0),
         }
+    }
+
+    /// Before a send by thread `me` puts its value in: notes its sender (a second thread makes
+    /// the channel [`MIXED`] for good, before its first message can be in the channel).
+    #[inline]
+    fn sending(&self, me: u64) {
+        if self.sender.load(Ordering::Relaxed) != me {
+            self.sending_slow(me);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn sending_slow(&self, me: u64) {
+        if me == 0 {
+            self.sender.store(MIXED, Ordering::SeqCst);
+        } else if let Err(other) =
+            self.sender
+                .compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            if other != me {
+                self.sender.store(MIXED, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A send that must wait, by thread `me`, the only sender so far through the only handle:
+    /// its message will be number `sent` (nobody else can put one in first), and the thread
+    /// that receives it then knows everything the sender did before, its wait included (see the
+    /// module docs, "Happens-before through the message"). The sender's clock goes with the
+    /// message's index; the sender ticks its own once the send is done ([`Gate::marked_sent`]).
+    /// `None`: no mark (several senders may be, or no clock).
+    fn mark(&self, me: u64) -> Option<u64> {
+        if me == 0
+            || self.sender.load(Ordering::SeqCst) != me
+            || self.handles.load(Ordering::SeqCst) != 1
+        {
+            return None;
+        }
+        let clock = STATE.try_with(ThreadState::clock).ok()?;
+        let k = self.sent.load(Ordering::SeqCst);
+        let mut marks = self.marks.lock();
+        marks.push_back((k, clock));
+        self.marked.fetch_add(1, Ordering::SeqCst);
+        Some(k)
+    }
+
+    /// The marked send of message `k` is over (`put`: its value went in, else the receiver is
+    /// gone and the mark leaves): the sender's later acts are no longer before that message.
+    fn marked_sent(&self, k: u64, put: bool) {
+        if !put {
+            let mut marks = self.marks.lock();
+            if let Some(i) = marks.iter().position(|m| m.0 == k) {
+                marks.remove(i);
+                self.marked.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _ = STATE.try_with(|s| {
+            let me = s.id();
+            super::state::with_slow(|slow| slow.clock.tick(me));
+            s.bump_epoch();
+        });
+    }
+
+    /// A receive got a message.
+    #[inline]
+    fn received_one(&self) {
+        let m = self.received.fetch_add(1, Ordering::SeqCst);
+        if self.marked.load(Ordering::SeqCst) != 0 {
+            self.join_mark(m);
+        }
+    }
+
+    /// The receive got message `m`: if a waiting send marked it, the receiving thread joins the
+    /// sender's clock (unless a second sender came since: then the order of the messages is one
+    /// schedule's, and nothing is joined).
+    #[cold]
+    #[inline(never)]
+    fn join_mark(&self, m: u64) {
+        let clock = {
+            let mut marks = self.marks.lock();
+            let mut got = None;
+            while let Some(&(k, _)) = marks.front() {
+                if k > m {
+                    break;
+                }
+                let (k, c) = marks.pop_front().expect("front seen");
+                self.marked.fetch_sub(1, Ordering::SeqCst);
+                if k == m {
+                    got = Some(c);
+                }
+            }
+            got
+        };
+        let Some(clock) = clock else { return };
+        if self.sender.load(Ordering::SeqCst) == MIXED {
+            return;
+        }
+        let _ = STATE.try_with(|s| {
+            if super::state::with_slow(|slow| slow.clock.join(&clock)).is_some() {
+                s.bump_epoch();
+            }
+        });
     }
 
     /// The calling thread uses the receiving end: it holds the channel from now on (no edge:
@@ -334,8 +498,13 @@ impl<T> SyncSender<T> {
     /// the receiver is gone.
     #[track_caller]
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
+        self.gate
+            .sending(STATE.try_with(ThreadState::id).unwrap_or(0));
         match self.inner.try_send(t) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.gate.sent.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
             Err(TrySendError::Disconnected(t)) => Err(SendError(t)),
             Err(TrySendError::Full(t)) => self.send_waiting(t, Location::caller()),
         }
@@ -343,7 +512,13 @@ impl<T> SyncSender<T> {
 
     /// Sends `t` if there is room now (with no capacity, if a receiver is waiting); never waits.
     pub fn try_send(&self, t: T) -> Result<(), TrySendError<T>> {
-        self.inner.try_send(t)
+        self.gate
+            .sending(STATE.try_with(ThreadState::id).unwrap_or(0));
+        let r = self.inner.try_send(t);
+        if r.is_ok() {
+            self.gate.sent.fetch_add(1, Ordering::SeqCst);
+        }
+        r
     }
 
     /// The send found the channel full: a request of the channel, released once sent.
@@ -371,6 +546,8 @@ impl<T> SyncSender<T> {
             }
         };
         let me = STATE.try_with(ThreadState::id).unwrap_or(0);
+        // Before the first try: the receiver may take the message at once.
+        let mark = gate.mark(me);
         let own = me != 0 && gate.holder.load(Ordering::Relaxed) == me;
         let done = own && gate.wait(&attempt, Instant::now().checked_add(GRACE));
         if !done {
@@ -387,21 +564,38 @@ impl<T> SyncSender<T> {
                 |d| gate.wait(&attempt, Instant::now().checked_add(d)),
             );
             if let Err(v) = r {
+                if let Some(k) = mark {
+                    gate.marked_sent(k, false);
+                }
                 drop(_waiting);
                 drop(slot);
                 v.raise();
             }
             hooks::released(&gate.meta, Mode::Exclusive);
         }
-        match slot.take() {
-            None => Ok(()),
+        let r = match slot.take() {
+            None => {
+                gate.sent.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
             Some(t) => Err(SendError(t)),
+        };
+        if let Some(k) = mark {
+            gate.marked_sent(k, r.is_ok());
         }
+        r
+    }
+}
+
+impl<T> Drop for SyncSender<T> {
+    fn drop(&mut self) {
+        self.gate.handles.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 impl<T> Clone for SyncSender<T> {
     fn clone(&self) -> SyncSender<T> {
+        self.gate.handles.fetch_add(1, Ordering::SeqCst);
         SyncSender {
             inner: self.inner.clone(),
             gate: self.gate.clone(),
@@ -432,8 +626,11 @@ impl<T> Receiver<T> {
     }
 
     #[inline]
-    fn took<R>(&self, r: R) -> R {
+    fn took<V, E>(&self, r: Result<V, E>) -> Result<V, E> {
         if let Some(g) = &self.gate {
+            if r.is_ok() {
+                g.received_one();
+            }
             g.wake();
         }
         r
