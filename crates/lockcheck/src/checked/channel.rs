@@ -59,19 +59,21 @@
 //!   (offline reports a superset of the runtime's, README "Known limits").
 //!
 //! Another thread's use of the receiver takes the hold off the previous owner's held set the way
-//! a guard released on another thread does (see `handoff`): it is posted to a mailbox, which the
-//! previous owner empties before its next check (`drain`), so no acquisition is checked against
-//! a stale hold. The mailbox is empty unless a receiver changed threads; the fast paths never
-//! look at it.
+//! a guard released on another thread does: it is posted to `handoff`'s mailbox (an entry of
+//! kind `Release::Channel`), which the previous owner empties before its next check
+//! (`handoff::drain_held`), so no acquisition is checked against a stale hold. The mailbox is
+//! empty unless a receiver changed threads (or, with `send_guard`, a guard); the fast paths
+//! never look at it without `send_guard`.
 
 use super::class::{ClassSrc, Ids, Meta};
+use super::handoff::{self, Release};
 use super::hooks;
 use super::recorder;
-use super::state::{internal, ThreadState, STATE};
+use super::state::{ThreadState, STATE};
 use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::cell::Cell;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -262,13 +264,13 @@ impl Gate {
         }
         if old != 0 {
             if let Some(ids) = self.meta.assigned() {
-                post(old, ids);
+                handoff::post(old, ids, Release::Channel);
             }
         }
-        register_owner();
+        handoff::register_owner();
         // A hold of this channel posted back to this thread (it owned the receiver before) leaves
         // first: the new hold must not stand next to a stale one.
-        let _ = STATE.try_with(drain);
+        let _ = STATE.try_with(handoff::drain_held);
         hooks::lock_nonblocking(
             &self.meta,
             LockKind::Channel,
@@ -289,7 +291,7 @@ impl Gate {
         if old == me {
             hooks::released(&self.meta, Mode::Shared);
         } else if let Some(ids) = self.meta.assigned() {
-            post(old, ids);
+            handoff::post(old, ids, Release::Channel);
         }
     }
 
@@ -351,98 +353,16 @@ impl Drop for Waiting<'_> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Holds taken over by another thread (see the module docs).
+// Holds taken over by another thread (see the module docs; the mailbox is `handoff`'s).
 
-/// Threads that may hold a channel (registered when they first do, removed at their exit), and
-/// the holds other threads took from them: (owner, channel).
-struct Mailbox {
-    live: BTreeSet<u64>,
-    entries: Vec<(u64, Ids)>,
-}
-
-static MAILBOX: parking_lot::Mutex<Mailbox> = parking_lot::Mutex::new(Mailbox {
-    live: BTreeSet::new(),
-    entries: Vec::new(),
-});
-/// Entries in the mailbox: what [`drain`] looks at first.
-static PENDING: AtomicUsize = AtomicUsize::new(0);
-
-/// Unregisters the thread at its exit and drops the holds posted to it.
-struct ExitHook(u64);
-
-impl Drop for ExitHook {
-    fn drop(&mut self) {
-        let mut m = internal(&MAILBOX);
-        m.live.remove(&self.0);
-        let before = m.entries.len();
-        m.entries.retain(|&(owner, _)| owner != self.0);
-        PENDING.fetch_sub(before - m.entries.len(), Ordering::Release);
-    }
-}
-
-thread_local! {
-    static EXIT: ExitHook = {
-        let me = STATE.try_with(ThreadState::id).unwrap_or(0);
-        internal(&MAILBOX).live.insert(me);
-        ExitHook(me)
-    };
-}
-
-/// Registers the calling thread as a possible holder.
-fn register_owner() {
-    if STATE.try_with(|s| s.busy.get()).unwrap_or(true) {
-        return;
-    }
-    let _ = EXIT.try_with(|_| ());
-}
-
-/// Posts the hold of channel `ids` to the thread `owner`, which took it before.
-fn post(owner: u64, ids: Ids) {
-    let mut m = internal(&MAILBOX);
-    // At most one entry per thread and channel: a thread holds a channel once.
-    if m.live.contains(&owner) && !m.entries.contains(&(owner, ids)) {
-        m.entries.push((owner, ids));
-        PENDING.fetch_add(1, Ordering::Release);
-    }
-}
-
-/// Drops this thread's holds of channels whose receiver another thread has used since (call
-/// before checking an acquisition against the held set, or taking a snapshot of it).
-#[inline]
-pub(crate) fn drain(s: &ThreadState) {
-    if PENDING.load(Ordering::Acquire) != 0 {
-        drain_slow(s);
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn drain_slow(s: &ThreadState) {
-    if s.busy.get() {
-        return;
-    }
-    let me = s.id();
-    let mine: Vec<Ids> = {
-        let mut m = internal(&MAILBOX);
-        let before = m.entries.len();
-        let mut mine = Vec::new();
-        m.entries.retain(|&(owner, ids)| {
-            let keep = owner != me;
-            if !keep {
-                mine.push(ids);
-            }
-            keep
-        });
-        PENDING.fetch_sub(before - m.entries.len(), Ordering::Release);
-        mine
-    };
-    for ids in mine {
-        let h = s.remove_last(|h| h.inst == ids.inst && h.mode == Mode::Shared);
-        if let Some(h) = h {
-            if h.recorded || (h.since.is_some() && recorder::recording()) {
-                let ns = h.since.map_or(0, |t| t.elapsed().as_nanos() as u64);
-                recorder::on_release(ids, ns);
-            }
+/// Takes this thread's hold of channel `ids` off its held set: another thread used the
+/// receiver since (a `Release::Channel` entry of the mailbox, see `handoff::drain_held`).
+pub(crate) fn drop_hold(s: &ThreadState, ids: Ids) {
+    let h = s.remove_last(|h| h.inst == ids.inst && h.mode == Mode::Shared);
+    if let Some(h) = h {
+        if h.recorded || (h.since.is_some() && recorder::recording()) {
+            let ns = h.since.map_or(0, |t| t.elapsed().as_nanos() as u64);
+            recorder::on_release(ids, ns);
         }
     }
 }
@@ -551,6 +471,8 @@ impl<T> SyncSender<T> {
         let own = me != 0 && gate.holder.load(Ordering::Relaxed) == me;
         let done = own && gate.wait(&attempt, Instant::now().checked_add(GRACE));
         if !done {
+            // With `send_guard` the full path leaves the mailbox to the entry points.
+            handoff::drain();
             let r = hooks::lock_blocking(
                 &gate.meta,
                 LockKind::Channel,

@@ -633,8 +633,10 @@ fn lock_slow(
         if s.busy.get() {
             return Step::Plain;
         }
-        // Holds of channels whose receiver another thread took over leave first.
-        super::channel::drain(s);
+        // Holds other threads took over (channels' receivers; guards with `send_guard`) leave
+        // first. With `send_guard` every entry point drained already (`handoff::drain`).
+        #[cfg(not(feature = "send_guard"))]
+        super::handoff::drain_held(s);
         let ids = meta.ids(kind);
         if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
             // The first write of an RwLock can decide a report (read-read cycles stop being
