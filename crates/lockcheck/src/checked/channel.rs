@@ -17,7 +17,8 @@
 //! that waits for any sender is not modelled (a blocking `recv` under a lock every sender takes
 //! before it sends goes unseen). A receiver moved to another thread (which the type system does
 //! not show) stays with the thread that last used it until the new thread uses it: locks taken
-//! by the old thread meanwhile are seen as taken while holding the channel. A send by the
+//! by the old thread meanwhile are seen as taken while holding the channel, except before the
+//! receiver's first use (next section). A send by the
 //! owning thread itself first waits up to [`GRACE`] without any check (the receiver may have
 //! moved), and only then is reported as a self-deadlock.
 //!
@@ -58,6 +59,24 @@
 //! - the trace does not carry the mark yet: `lockcheck analyze` still reports the hand-over
 //!   (offline reports a superset of the runtime's, README "Known limits").
 //!
+//! # A receiver moved before its first use
+//!
+//! A receiver is usually made to be moved: created by one thread, given to a consumer thread.
+//! Until some thread uses it, lockcheck cannot tell whether the creator still has it, so it
+//! treats it as an owned guard (README, "Owned guards"): the creator's dependencies from the
+//! channel while it is *fresh* (nobody has used the receiver) are kept aside, not in the graph.
+//! If the creator itself then uses the receiver (a receive, or dropping it), it held the channel
+//! all along: they join the graph, and a cycle they close is reported then, without panicking
+//! (the acquisitions are over). If another thread uses it first, the receiver may have left
+//! the creator before them: they are forgotten. Two exceptions, on the reporting side: a
+//! dependency made while a sender waits on the channel goes to the graph at once (the
+//! acquisition may close a deadlock now: sled#1515, where the creator, its receiver never used,
+//! locks what the waiting publisher holds), and past [`DEFERRED_LIMIT`] kept dependencies per
+//! channel (reported once, as an `incomplete` finding) the next go to the graph at once too.
+//! In the wait-for graph the creator holds the channel throughout (a real hang is a real
+//! hang). The trace does not show the deferral: `lockcheck analyze` sees the creator's
+//! dependencies as taken holding the channel (offline reports a superset).
+//!
 //! Another thread's use of the receiver takes the hold off the previous owner's held set the way
 //! a guard released on another thread does: it is posted to `handoff`'s mailbox (an entry of
 //! kind `Release::Channel`), which the previous owner empties before its next check
@@ -66,19 +85,21 @@
 //! never look at it without `send_guard`.
 
 use super::class::{ClassSrc, Ids, Meta};
+use super::graph;
 use super::handoff::{self, Release};
 use super::hooks;
 use super::recorder;
-use super::state::{ThreadState, STATE};
+use super::report::{EdgeInfo, LockRef, Violation, ViolationKind};
+use super::state::{Held, ThreadState, STATE};
 use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::{How, LockKind, Mode};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 pub use std::sync::mpsc::{
@@ -117,7 +138,29 @@ struct Gate {
     marks: parking_lot::Mutex<VecDeque<(u64, VectorClock)>>,
     /// Entries in `marks`: what a receive looks at.
     marked: AtomicUsize,
+    /// Nobody has used the receiver yet: the creating thread's hold is unconfirmed (see the
+    /// module docs, "A receiver moved before its first use").
+    fresh: AtomicBool,
+    /// The creating thread's dependencies on the channel while it is fresh, not in the graph yet.
+    deferred: parking_lot::Mutex<Vec<Deferred>>,
 }
+
+/// A dependency `channel -> lock` (and whatever else was held) of the creating thread while the
+/// channel was fresh, kept out of the graph until that thread uses the receiver itself.
+struct Deferred {
+    thread: u64,
+    inst: u64,
+    class: u32,
+    mode: Mode,
+    site: &'static Location<'static>,
+    held: Vec<Held>,
+    clock: VectorClock,
+}
+
+/// The most dependencies a fresh channel keeps waiting (per channel). Past it, a dependency is
+/// checked at once, as without the deferral (a false alarm possible, never a miss), and the
+/// bound is reported once (`incomplete`, limit `deferred-channel-dependencies`).
+pub const DEFERRED_LIMIT: usize = 4096;
 
 /// [`Gate::sender`] once two threads have sent into the channel.
 const MIXED: u64 = u64::MAX;
@@ -136,6 +179,8 @@ impl Gate {
             handles: AtomicUsize::new(1),
             marks: parking_lot::Mutex::new(VecDeque::new()),
             marked: AtomicUsize::new(0),
+            fresh: AtomicBool::new(true),
+            deferred: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
@@ -250,9 +295,39 @@ impl Gate {
             return;
         };
         if self.holder.load(Ordering::Relaxed) == me {
+            if self.fresh.load(Ordering::Relaxed) {
+                self.settle(true);
+            }
             return;
         }
         self.take_over(me, site);
+    }
+
+    /// The receiver's first use (or drop): the channel is fresh no more. `mine`: by the creating
+    /// thread, which held it all along: its deferred dependencies join the graph, and a cycle
+    /// they close is reported now, without panicking (after the fact). Else they are forgotten:
+    /// the receiver may have left the creating thread before them.
+    #[cold]
+    #[inline(never)]
+    fn settle(&self, mine: bool) {
+        if !self.fresh.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let deferred = std::mem::take(&mut *self.deferred.lock());
+        if !mine {
+            return;
+        }
+        for d in deferred {
+            hooks::add_late_dependency(graph::Request {
+                thread: d.thread,
+                inst: d.inst,
+                class: d.class,
+                mode: d.mode,
+                site: d.site,
+                held: &d.held,
+                clock: d.clock,
+            });
+        }
     }
 
     #[cold]
@@ -261,6 +336,10 @@ impl Gate {
         let old = self.holder.swap(me, Ordering::AcqRel);
         if old == me {
             return;
+        }
+        if old != 0 {
+            // Another thread's first use: the creator's deferred dependencies go.
+            self.settle(false);
         }
         if old != 0 {
             if let Some(ids) = self.meta.assigned() {
@@ -284,6 +363,12 @@ impl Gate {
     /// The receiving end is dropped by the calling thread: nobody holds the channel any more.
     fn let_go(&self) {
         let me = STATE.try_with(ThreadState::id).unwrap_or(0);
+        // Dropped by the thread that holds it: a use, as for an owned guard.
+        if self.holder.load(Ordering::Relaxed) == me {
+            self.settle(true);
+        } else {
+            self.settle(false);
+        }
         let old = self.holder.swap(0, Ordering::AcqRel);
         if old == 0 {
             return;
@@ -368,6 +453,112 @@ pub(crate) fn drop_hold(s: &ThreadState, ids: Ids) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A receiver moved before its first use (see the module docs).
+
+thread_local! {
+    /// The channels this thread created, perhaps still fresh: (instance, gate).
+    static FRESH: RefCell<Vec<(u64, Weak<Gate>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Before a dependency of this thread (`thread`: not a task's) goes to the graph: takes out of
+/// `held` the channels this thread created whose receiver nobody has used yet, and keeps the
+/// dependency over the full held set with each of them until their first use ([`Gate::settle`]).
+/// A channel a sender waits on now stays in: then the acquisition may close a deadlock at once
+/// (sled#1515: the creator drops its unused receiver's owner, locking what the waiting sender
+/// holds), reported as without the deferral.
+pub(crate) fn defer_fresh(
+    s: &ThreadState,
+    thread: u64,
+    inst: u64,
+    class: u32,
+    mode: Mode,
+    site: &'static Location<'static>,
+    held: &mut Vec<Held>,
+) {
+    if thread != s.id() {
+        return;
+    }
+    let Ok(Some(gates)) = FRESH.try_with(|f| {
+        let f = f.try_borrow().ok()?;
+        let gates: Vec<(u64, Arc<Gate>)> = f
+            .iter()
+            .filter(|(i, _)| *i != inst && held.iter().any(|h| h.inst == *i))
+            .filter_map(|(i, g)| Some((*i, g.upgrade()?)))
+            .collect();
+        Some(gates)
+    }) else {
+        return;
+    };
+    if gates.is_empty() {
+        return;
+    }
+    let full = held.clone();
+    let clock = s.clock();
+    for (i, gate) in gates {
+        if !gate.fresh.load(Ordering::SeqCst) || gate.waiting.load(Ordering::SeqCst) != 0 {
+            continue;
+        }
+        {
+            let mut d = gate.deferred.lock();
+            if d.len() >= DEFERRED_LIMIT {
+                drop(d);
+                deferred_limit_hit(thread, inst, class, mode, site, &full, i);
+                continue;
+            }
+            d.push(Deferred {
+                thread,
+                inst,
+                class,
+                mode,
+                site,
+                held: full.clone(),
+                clock: clock.clone(),
+            });
+        }
+        held.retain(|h| h.inst != i);
+    }
+}
+
+/// [`DEFERRED_LIMIT`] reached: reported once per process.
+#[cold]
+fn deferred_limit_hit(
+    thread: u64,
+    inst: u64,
+    class: u32,
+    mode: Mode,
+    site: &'static Location<'static>,
+    held: &[Held],
+    chan: u64,
+) {
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    if REPORTED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let Some(h) = held.iter().find(|h| h.inst == chan) else {
+        return;
+    };
+    let v = Violation::inversion(
+        ViolationKind::Incomplete {
+            limit: "deferred-channel-dependencies",
+            bound: DEFERRED_LIMIT as u64,
+        },
+        vec![EdgeInfo {
+            thread: super::state::shared_thread_name(thread).to_string(),
+            thread_id: thread,
+            held: LockRef::new(h.inst, h.class),
+            held_mode: h.mode,
+            held_site: h.site.to_string(),
+            acquired: LockRef::new(inst, class),
+            mode,
+            site: site.to_string(),
+            other_held: Vec::new(),
+            backtrace: None,
+        }],
+    );
+    super::report::publish(v);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The API.
 
 /// Creates an unbounded channel (std's): its sends never block, so it takes no part in the lock
@@ -394,6 +585,15 @@ pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
     let (tx, rx) = std_mpsc::sync_channel(bound);
     let gate = Arc::new(Gate::new(site));
     gate.hold(site);
+    if let Some(ids) = gate.meta.assigned() {
+        let weak = Arc::downgrade(&gate);
+        let _ = FRESH.try_with(|f| {
+            if let Ok(mut f) = f.try_borrow_mut() {
+                f.retain(|(_, g)| g.upgrade().is_some_and(|g| g.fresh.load(Ordering::Relaxed)));
+                f.push((ids.inst, weak));
+            }
+        });
+    }
     (
         SyncSender {
             inner: tx,

@@ -1268,6 +1268,8 @@ fn check_graph(
             task
         }
     };
+    // Channels this thread created whose receiver nobody used yet: their part waits.
+    super::channel::defer_fresh(s, thread, ids.inst, ids.class, mode, site, &mut held);
     let found = as_busy(|_| {
         let req = graph::Request {
             thread,
@@ -1305,6 +1307,18 @@ fn check_graph(
             None
         }
     }
+}
+
+/// A dependency that joins the graph late (a fresh channel's, see `channel::Gate::settle`): a
+/// cycle it closes is reported, never raised (the acquisitions are over).
+pub(crate) fn add_late_dependency(req: graph::Request<'_>) {
+    let _ = as_busy(|_| {
+        let (found, limits) = graph::add_dependency(req);
+        for v in limits {
+            publish(v);
+        }
+        found.map(publish)
+    });
 }
 
 /// How an acquisition of a lock conflicts with this thread's own hold of it.
