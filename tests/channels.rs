@@ -541,3 +541,33 @@ fn the_creators_lock_before_its_own_first_receive_is_reported_at_that_receive() 
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_eq!(v[0].kind, ViolationKind::LockOrderInversion);
 }
+
+/// The dependencies a fresh channel keeps aside are bounded: past `DEFERRED_LIMIT` the next go to
+/// the graph at once, and the bound is reported once (no silent cap).
+#[test]
+fn the_bound_on_a_fresh_channels_deferred_dependencies_is_reported_once() {
+    setup();
+    watchdog(60, || {
+        let (_tx, rx) = mpsc::sync_channel::<u32>(1);
+        for _ in 0..4096 + 10 {
+            // `DEFERRED_LIMIT` + 10, new locks: each one a new dependency.
+            let m = Mutex::named("chan.bound.lock", ());
+            drop(m.lock());
+        }
+        drop(rx);
+    })
+    .unwrap();
+    let hits: Vec<_> = lockcheck::violations()
+        .into_iter()
+        .filter(|v| {
+            matches!(
+                v.kind,
+                ViolationKind::Incomplete {
+                    limit: "deferred-channel-dependencies",
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+}
