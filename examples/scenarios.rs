@@ -196,6 +196,13 @@ const SCENARIOS: &[Scenario] = &[
     ),
     ("channel-self-send", "self-deadlock", channel_self_send),
     ("channel-deadlock", "lock-order-inversion", channel_deadlock),
+    // The message orders the receiver after the send that waited on it (channel.rs).
+    ("channel-handover", "-", channel_handover),
+    (
+        "channel-lock-before-message",
+        "lock-order-inversion",
+        channel_lock_before_message,
+    ),
 ];
 
 fn main() {
@@ -1642,4 +1649,52 @@ fn channel_deadlock() {
         *registry.write() += 1;
     }));
     let _ = publisher.join();
+}
+
+/// A one-shot rendezvous hand-over made under a lock that the receiver takes only after it has
+/// received that very value: no schedule deadlocks (the message orders the receiver's lock after
+/// the send), on both sides.
+fn channel_handover() {
+    let state = Arc::new(Mutex::named("chan.handover.state", 0u32));
+    let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(0);
+    let (ready, wait_ready) = mpsc::channel();
+    let s2 = state.clone();
+    let receiver = std::thread::spawn(move || {
+        let _ = rx.try_recv();
+        let _ = ready.send(());
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(v) = rx.recv_timeout(Duration::from_secs(2)) {
+            *s2.lock() += v;
+        }
+    });
+    let _ = wait_ready.recv();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let g = state.lock();
+        let _ = tx.send(*g + 1);
+    }));
+    let _ = receiver.join();
+}
+
+/// The receiver takes the lock after message 0 and before message 1, which a send under that
+/// lock then waits on: with the send first, the receiver would wait for the lock and the send for
+/// the receiver. Reported on both sides (the message orders only what follows it).
+fn channel_lock_before_message() {
+    let state = Arc::new(Mutex::named("chan.beforemsg.state", 0u32));
+    let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(0);
+    let (ready, wait_ready) = mpsc::channel();
+    let s2 = state.clone();
+    let receiver = std::thread::spawn(move || {
+        let _ = rx.recv_timeout(Duration::from_secs(2));
+        *s2.lock() += 1;
+        let _ = ready.send(());
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = rx.recv_timeout(Duration::from_secs(2));
+    });
+    let _ = tx.send(0);
+    let _ = wait_ready.recv();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let g = state.lock();
+        let _ = tx.send(*g + 1);
+    }));
+    let _ = receiver.join();
 }

@@ -56,8 +56,13 @@
 //! - a send that never puts its value in (the receiver gone, or a report that stops it) marks
 //!   nothing; a mark waits for its message at most while that message is in the channel, so
 //!   there are at most capacity + 1 marks;
-//! - the trace does not carry the mark yet: `lockcheck analyze` still reports the hand-over
-//!   (offline reports a superset of the runtime's, README "Known limits").
+//! - the receiver joins once the send is over (its bookkeeping done, waited for at most
+//!   [`MARK_WAIT`]; else nothing is joined);
+//! - the trace shows the order with the events of a spawn and a join (no new event): the
+//!   message is a thread number of its own, which does nothing else; the sender writes its
+//!   `fork` once the send is over (its clock then covers the wait's `request`, and ticks), and
+//!   the receiver its `join` before anything it does after the receive. `lockcheck analyze`
+//!   then orders them as the runtime did (docs/trace-format.md, "Channels").
 //!
 //! # A receiver moved before its first use
 //!
@@ -74,8 +79,9 @@
 //! locks what the waiting publisher holds), and past [`DEFERRED_LIMIT`] kept dependencies per
 //! channel (reported once, as an `incomplete` finding) the next go to the graph at once too.
 //! In the wait-for graph the creator holds the channel throughout (a real hang is a real
-//! hang). The trace does not show the deferral: `lockcheck analyze` sees the creator's
-//! dependencies as taken holding the channel (offline reports a superset).
+//! hang). The trace does not show the deferral yet: `lockcheck analyze` sees the creator's
+//! dependencies as taken holding the channel (offline reports a superset: the moved-receiver
+//! look-alike is reported offline).
 //!
 //! Another thread's use of the receiver takes the hold off the previous owner's held set the way
 //! a guard released on another thread does: it is posted to `handoff`'s mailbox (an entry of
@@ -135,7 +141,7 @@ struct Gate {
     handles: AtomicUsize,
     /// The clocks of the sends that waited, by the index of their message, not received yet
     /// (see [`Gate::mark`]): at most one per message in the channel.
-    marks: parking_lot::Mutex<VecDeque<(u64, VectorClock)>>,
+    marks: parking_lot::Mutex<VecDeque<Arc<Mark>>>,
     /// Entries in `marks`: what a receive looks at.
     marked: AtomicUsize,
     /// Nobody has used the receiver yet: the creating thread's hold is unconfirmed (see the
@@ -161,6 +167,19 @@ struct Deferred {
 /// checked at once, as without the deferral (a false alarm possible, never a miss), and the
 /// bound is reported once (`incomplete`, limit `deferred-channel-dependencies`).
 pub const DEFERRED_LIMIT: usize = 4096;
+
+/// A waiting send's mark: its message's index and the sender's clock (see [`Gate::mark`]).
+struct Mark {
+    k: u64,
+    clock: VectorClock,
+    /// `Some` once the send is over: the message's number in the trace (0: none).
+    done: parking_lot::Mutex<Option<u64>>,
+    over: parking_lot::Condvar,
+}
+
+/// How long a receive of a marked message waits for the sender to finish the send's
+/// bookkeeping before it joins nothing (the order is then not applied, on both sides).
+const MARK_WAIT: Duration = Duration::from_secs(1);
 
 /// [`Gate::sender`] once two threads have sent into the channel.
 const MIXED: u64 = u64::MAX;
@@ -211,10 +230,10 @@ impl Gate {
     /// A send that must wait, by thread `me`, the only sender so far through the only handle:
     /// its message will be number `sent` (nobody else can put one in first), and the thread
     /// that receives it then knows everything the sender did before, its wait included (see the
-    /// module docs, "Happens-before through the message"). The sender's clock goes with the
-    /// message's index; the sender ticks its own once the send is done ([`Gate::marked_sent`]).
-    /// `None`: no mark (several senders may be, or no clock).
-    fn mark(&self, me: u64) -> Option<u64> {
+    /// module docs, "Happens-before through the message"). The mark carries the sender's clock;
+    /// the sender ticks its own once the send is done ([`Gate::marked_sent`]). `None`: no mark
+    /// (several senders may be, or no clock).
+    fn mark(&self, me: u64) -> Option<Arc<Mark>> {
         if me == 0
             || self.sender.load(Ordering::SeqCst) != me
             || self.handles.load(Ordering::SeqCst) != 1
@@ -222,28 +241,46 @@ impl Gate {
             return None;
         }
         let clock = STATE.try_with(ThreadState::clock).ok()?;
-        let k = self.sent.load(Ordering::SeqCst);
-        let mut marks = self.marks.lock();
-        marks.push_back((k, clock));
+        let mark = Arc::new(Mark {
+            k: self.sent.load(Ordering::SeqCst),
+            clock,
+            done: parking_lot::Mutex::new(None),
+            over: parking_lot::Condvar::new(),
+        });
+        self.marks.lock().push_back(Arc::clone(&mark));
         self.marked.fetch_add(1, Ordering::SeqCst);
-        Some(k)
+        Some(mark)
     }
 
-    /// The marked send of message `k` is over (`put`: its value went in, else the receiver is
-    /// gone and the mark leaves): the sender's later acts are no longer before that message.
-    fn marked_sent(&self, k: u64, put: bool) {
+    /// The marked send is over (`put`: its value went in, else the receiver is gone or a report
+    /// stopped it, and the mark leaves): the sender's later acts are no longer before that
+    /// message. The trace shows the order as a `fork` of the message (a thread number of its
+    /// own, that does nothing else) by the sender here, and its `join` by the receiver.
+    fn marked_sent(&self, mark: &Mark, put: bool) {
         if !put {
             let mut marks = self.marks.lock();
-            if let Some(i) = marks.iter().position(|m| m.0 == k) {
+            if let Some(i) = marks.iter().position(|m| std::ptr::eq(&**m, mark)) {
                 marks.remove(i);
                 self.marked.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        let _ = STATE.try_with(|s| {
-            let me = s.id();
-            super::state::with_slow(|slow| slow.clock.tick(me));
-            s.bump_epoch();
-        });
+        let message = STATE
+            .try_with(|s| {
+                let me = s.id();
+                let message = if put && recorder::recording() {
+                    let m = super::state::new_thread_id();
+                    recorder::on_fork(me, m);
+                    m
+                } else {
+                    0
+                };
+                super::state::with_slow(|slow| slow.clock.tick(me));
+                s.bump_epoch();
+                message
+            })
+            .unwrap_or(0);
+        *mark.done.lock() = Some(message);
+        mark.over.notify_all();
     }
 
     /// A receive got a message.
@@ -256,33 +293,48 @@ impl Gate {
     }
 
     /// The receive got message `m`: if a waiting send marked it, the receiving thread joins the
-    /// sender's clock (unless a second sender came since: then the order of the messages is one
-    /// schedule's, and nothing is joined).
+    /// sender's clock once that send is over (it is, but for its bookkeeping: waited for at
+    /// most [`MARK_WAIT`], else nothing is joined), unless a second sender came since: then the
+    /// order of the messages is one schedule's, and nothing is joined.
     #[cold]
     #[inline(never)]
     fn join_mark(&self, m: u64) {
-        let clock = {
+        let mark = {
             let mut marks = self.marks.lock();
             let mut got = None;
-            while let Some(&(k, _)) = marks.front() {
+            while let Some(k) = marks.front().map(|f| f.k) {
                 if k > m {
                     break;
                 }
-                let (k, c) = marks.pop_front().expect("front seen");
+                let f = marks.pop_front().expect("front seen");
                 self.marked.fetch_sub(1, Ordering::SeqCst);
                 if k == m {
-                    got = Some(c);
+                    got = Some(f);
                 }
             }
             got
         };
-        let Some(clock) = clock else { return };
+        let Some(mark) = mark else { return };
         if self.sender.load(Ordering::SeqCst) == MIXED {
             return;
         }
+        let message = {
+            let mut done = mark.done.lock();
+            let until = Instant::now() + MARK_WAIT;
+            while done.is_none() {
+                if mark.over.wait_until(&mut done, until).timed_out() {
+                    break;
+                }
+            }
+            *done
+        };
+        let Some(message) = message else { return };
         let _ = STATE.try_with(|s| {
-            if super::state::with_slow(|slow| slow.clock.join(&clock)).is_some() {
+            if super::state::with_slow(|slow| slow.clock.join(&mark.clock)).is_some() {
                 s.bump_epoch();
+                if message != 0 {
+                    recorder::on_join(s.id(), message);
+                }
             }
         });
     }
@@ -686,8 +738,8 @@ impl<T> SyncSender<T> {
                 |d| gate.wait(&attempt, Instant::now().checked_add(d)),
             );
             if let Err(v) = r {
-                if let Some(k) = mark {
-                    gate.marked_sent(k, false);
+                if let Some(mark) = &mark {
+                    gate.marked_sent(mark, false);
                 }
                 drop(_waiting);
                 drop(slot);
@@ -702,8 +754,8 @@ impl<T> SyncSender<T> {
             }
             Some(t) => Err(SendError(t)),
         };
-        if let Some(k) = mark {
-            gate.marked_sent(k, r.is_ok());
+        if let Some(mark) = &mark {
+            gate.marked_sent(mark, r.is_ok());
         }
         r
     }
