@@ -57,7 +57,7 @@
 //!   nothing; a mark waits for its message at most while that message is in the channel, so
 //!   there are at most capacity + 1 marks;
 //! - the receiver joins once the send is over (its bookkeeping done, waited for at most
-//!   [`MARK_WAIT`]; else nothing is joined);
+//!   `MARK_WAIT`, one second; else nothing is joined);
 //! - the trace shows the order with the events of a spawn and a join (no new event): the
 //!   message is a thread number of its own, which does nothing else; the sender writes its
 //!   `fork` once the send is over (its clock then covers the wait's `request`, and ticks), and
