@@ -203,6 +203,11 @@ const SCENARIOS: &[Scenario] = &[
         "lock-order-inversion",
         channel_lock_before_message,
     ),
+    (
+        "channel-handover-two-senders",
+        "lock-order-inversion",
+        channel_handover_two_senders,
+    ),
 ];
 
 fn main() {
@@ -1696,5 +1701,34 @@ fn channel_lock_before_message() {
         let g = state.lock();
         let _ = tx.send(*g + 1);
     }));
+    let _ = receiver.join();
+}
+
+/// The hand-over with a second sender alive (a clone, sending later): in another schedule its
+/// message comes first and the receiver takes the lock while the send under it waits. Reported on
+/// both sides (no order through the message: nothing in the trace either).
+fn channel_handover_two_senders() {
+    let state = Arc::new(Mutex::named("chan.twosenders.state", 0u32));
+    let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(0);
+    let other = tx.clone();
+    let (ready, wait_ready) = mpsc::channel();
+    let s2 = state.clone();
+    let receiver = std::thread::spawn(move || {
+        let _ = rx.try_recv();
+        let _ = ready.send(());
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(v) = rx.recv_timeout(Duration::from_secs(2)) {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                *s2.lock() += v;
+            }));
+        }
+        let _ = rx.recv_timeout(Duration::from_millis(500));
+    });
+    let _ = wait_ready.recv();
+    {
+        let g = state.lock();
+        let _ = tx.send(*g + 1);
+    }
+    let _ = other.send(7);
     let _ = receiver.join();
 }
