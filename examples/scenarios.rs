@@ -237,6 +237,18 @@ const SCENARIOS: &[Scenario] = &[
         "-",
         shard_entries_one_at_a_time,
     ),
+    // The message orders the receiver after the send that waited on it (channel.rs).
+    ("channel-handover", "-", channel_handover),
+    (
+        "channel-lock-before-message",
+        "lock-order-inversion",
+        channel_lock_before_message,
+    ),
+    (
+        "channel-handover-two-senders",
+        "lock-order-inversion",
+        channel_handover_two_senders,
+    ),
 ];
 
 fn main() {
@@ -1960,4 +1972,81 @@ fn shard_entries_colocated() {
 
 fn shard_entries_one_at_a_time() {
     shard_entries("dashmap.entries.fixed", true);
+}
+
+/// A one-shot rendezvous hand-over made under a lock that the receiver takes only after it has
+/// received that very value: no schedule deadlocks (the message orders the receiver's lock after
+/// the send), on both sides.
+fn channel_handover() {
+    let state = Arc::new(Mutex::named("chan.handover.state", 0u32));
+    let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(0);
+    let (ready, wait_ready) = mpsc::channel();
+    let s2 = state.clone();
+    let receiver = std::thread::spawn(move || {
+        let _ = rx.try_recv();
+        let _ = ready.send(());
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(v) = rx.recv_timeout(Duration::from_secs(2)) {
+            *s2.lock() += v;
+        }
+    });
+    let _ = wait_ready.recv();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let g = state.lock();
+        let _ = tx.send(*g + 1);
+    }));
+    let _ = receiver.join();
+}
+
+/// The receiver takes the lock after message 0 and before message 1, which a send under that
+/// lock then waits on: with the send first, the receiver would wait for the lock and the send for
+/// the receiver. Reported on both sides (the message orders only what follows it).
+fn channel_lock_before_message() {
+    let state = Arc::new(Mutex::named("chan.beforemsg.state", 0u32));
+    let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(0);
+    let (ready, wait_ready) = mpsc::channel();
+    let s2 = state.clone();
+    let receiver = std::thread::spawn(move || {
+        let _ = rx.recv_timeout(Duration::from_secs(2));
+        *s2.lock() += 1;
+        let _ = ready.send(());
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = rx.recv_timeout(Duration::from_secs(2));
+    });
+    let _ = tx.send(0);
+    let _ = wait_ready.recv();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let g = state.lock();
+        let _ = tx.send(*g + 1);
+    }));
+    let _ = receiver.join();
+}
+
+/// The hand-over with a second sender alive (a clone, sending later): in another schedule its
+/// message comes first and the receiver takes the lock while the send under it waits. Reported on
+/// both sides (no order through the message: nothing in the trace either).
+fn channel_handover_two_senders() {
+    let state = Arc::new(Mutex::named("chan.twosenders.state", 0u32));
+    let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(0);
+    let other = tx.clone();
+    let (ready, wait_ready) = mpsc::channel();
+    let s2 = state.clone();
+    let receiver = std::thread::spawn(move || {
+        let _ = rx.try_recv();
+        let _ = ready.send(());
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(v) = rx.recv_timeout(Duration::from_secs(2)) {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                *s2.lock() += v;
+            }));
+        }
+        let _ = rx.recv_timeout(Duration::from_millis(500));
+    });
+    let _ = wait_ready.recv();
+    {
+        let g = state.lock();
+        let _ = tx.send(*g + 1);
+    }
+    let _ = other.send(7);
+    let _ = receiver.join();
 }

@@ -349,7 +349,6 @@ fn orders_separated_by_spawn_are_silent() {
 /// ordered after the channel, and a later send waiting under that lock is reported although the
 /// receiving thread never takes it.
 #[test]
-#[ignore = "known false alarm: a receiver's move is invisible until its new thread uses it (README, Known limits)"]
 fn a_receiver_moved_but_not_yet_used_when_the_creator_takes_the_lock_is_silent() {
     setup();
     watchdog(20, || {
@@ -380,14 +379,11 @@ fn a_receiver_moved_but_not_yet_used_when_the_creator_takes_the_lock_is_silent()
 
 /// A one-shot rendezvous hand-over made under a lock that the receiver takes only after it has
 /// received the value: no deadlock in any schedule (the receiver's lock comes after the message
-/// the send waited on). KNOWN FALSE ALARM: the model has the receiver's thread hold the channel
-/// whatever it has received, so `state -> channel` (the send) and `channel -> state` (the lock
-/// after the receive) close a cycle. Telling them apart needs the message the send waited on
-/// (its position k in the channel) against the receives the receiver had made when it took the
-/// lock (r): a cycle only when r <= k, on both sides (runtime graph and trace). Left for a later
-/// round; README "Known limits" says so.
+/// the send waited on). The receiving thread owns the channel throughout, so `state -> channel`
+/// (the send) and `channel -> state` (the lock after the receive) look like a cycle; the message
+/// orders them (channel.rs, "Happens-before through the message"): the receiver took the lock
+/// after 1 receive, the send waited on message 0.
 #[test]
-#[ignore = "known false alarm: a receiver's lock after the very message a send waited on (see the comment)"]
 fn a_one_shot_handover_then_the_receivers_lock_is_silent() {
     setup();
     watchdog(20, || {
@@ -411,4 +407,167 @@ fn a_one_shot_handover_then_the_receivers_lock_is_silent() {
     .unwrap();
     let v = found("chan.oneshot.state");
     assert!(v.is_empty(), "{v:#?}");
+}
+
+/// The same hand-over with a sender that was cloned and whose clone is gone before the send
+/// (one live handle, one sending thread): as silent.
+#[test]
+fn a_one_shot_handover_through_a_clone_whose_original_is_gone_is_silent() {
+    setup();
+    watchdog(20, || {
+        let state = Arc::new(Mutex::named("chan.clone.state", 0u32));
+        let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let tx2 = tx.clone();
+        drop(tx);
+        let (ready, wait_ready) = std::sync::mpsc::channel();
+        let s2 = state.clone();
+        let receiver = std::thread::spawn(move || {
+            let _ = rx.try_recv();
+            ready.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let v = rx.recv().unwrap();
+            *s2.lock() += v;
+        });
+        wait_ready.recv().unwrap();
+        let g = state.lock();
+        tx2.send(*g + 1).unwrap();
+        drop(g);
+        receiver.join().unwrap();
+    })
+    .unwrap();
+    let v = found("chan.clone.state");
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Two senders: one sends under the lock (and waits), the other holding nothing; the receiver
+/// takes the lock after one receive. In this run that receive got the waiting send's value, but
+/// in another the other sender's message comes first and the receiver takes the lock while the
+/// send under it still waits: a deadlock. Reported (the message order is one schedule's).
+#[test]
+fn a_hand_over_with_a_second_sender_is_still_an_inversion() {
+    setup();
+    watchdog(20, || {
+        let state = Arc::new(Mutex::named("chan.two.state", 0u32));
+        let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let other = tx.clone();
+        let (ready, wait_ready) = std::sync::mpsc::channel();
+        let s2 = state.clone();
+        let receiver = std::thread::spawn(move || {
+            let _ = rx.try_recv();
+            ready.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let v = rx.recv().unwrap();
+            *s2.lock() += v; // after one receive
+            let _ = rx.recv_timeout(Duration::from_secs(5));
+        });
+        wait_ready.recv().unwrap();
+        {
+            let g = state.lock();
+            tx.send(*g + 1).unwrap(); // waits for the receive
+        }
+        // The second sender, after the first's send in this run.
+        std::thread::spawn(move || {
+            let _ = other.send(7);
+        })
+        .join()
+        .unwrap();
+        // The receiver's lock is stopped (its thread panics).
+        assert!(receiver.join().is_err());
+    })
+    .unwrap();
+    let v = found("chan.two.state");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].kind, ViolationKind::LockOrderInversion);
+}
+
+/// A receiver that takes the lock after message 0 and before message 1, the one a later send
+/// under the lock waits on (receive count 1 <= 1): reported. No hang in this run (the receiver
+/// took and released the lock before the send), but with the send first the receiver would wait
+/// for the lock while the send waits for the receiver.
+#[test]
+fn a_receiver_that_locks_before_the_awaited_message_is_an_inversion() {
+    setup();
+    let r = watchdog(20, || {
+        let state = Arc::new(Mutex::named("chan.before.state", 0u32));
+        let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let (ready, wait_ready) = std::sync::mpsc::channel();
+        let s2 = state.clone();
+        let receiver = std::thread::spawn(move || {
+            let _ = rx.recv(); // message 0
+            *s2.lock() += 1; // RECEIVER_LOCKS, after 1 receive
+            ready.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = rx.recv_timeout(Duration::from_secs(5)); // message 1
+        });
+        tx.send(0).unwrap();
+        wait_ready.recv().unwrap();
+        let g = state.lock();
+        let _ = tx.send(*g + 1); // message 1: waits for the receive
+        drop(g);
+        receiver.join().unwrap();
+    });
+    let msg = r.expect_err("the send is stopped");
+    assert!(msg.contains("lock order inversion"), "{msg}");
+    let v = found("chan.before.state");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].kind, ViolationKind::LockOrderInversion);
+}
+
+/// The creating thread takes the lock before its first receive, with no sender waiting yet: the
+/// dependency `channel -> lock` waits for the receiver's first use. Here the creator receives
+/// itself, so it held the channel all along: at that receive the dependency joins the graph and
+/// closes the cycle with the send that waited under the lock. Reported then, after the fact,
+/// without panicking anyone (with the lock taken while the send waits, it would deadlock).
+#[test]
+fn the_creators_lock_before_its_own_first_receive_is_reported_at_that_receive() {
+    setup();
+    watchdog(20, || {
+        let state = Arc::new(Mutex::named("chan.late.state", 0u32));
+        let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        *state.lock() += 1; // deferred: nobody used the receiver yet
+        let s2 = state.clone();
+        let sender = std::thread::spawn(move || {
+            let g = s2.lock();
+            let _ = tx.send(*g); // waits for the creator's receive
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(rx.recv(), Ok(1)); // the creator's first use
+        sender
+            .join()
+            .expect("nobody panics: the cycle is found after the fact");
+    })
+    .unwrap();
+    let v = found("chan.late.state");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].kind, ViolationKind::LockOrderInversion);
+}
+
+/// The dependencies a fresh channel keeps aside are bounded: past `DEFERRED_LIMIT` the next go to
+/// the graph at once, and the bound is reported once (no silent cap).
+#[test]
+fn the_bound_on_a_fresh_channels_deferred_dependencies_is_reported_once() {
+    setup();
+    watchdog(60, || {
+        let (_tx, rx) = mpsc::sync_channel::<u32>(1);
+        for _ in 0..4096 + 10 {
+            // `DEFERRED_LIMIT` + 10, new locks: each one a new dependency.
+            let m = Mutex::named("chan.bound.lock", ());
+            drop(m.lock());
+        }
+        drop(rx);
+    })
+    .unwrap();
+    let hits: Vec<_> = lockcheck::violations()
+        .into_iter()
+        .filter(|v| {
+            matches!(
+                v.kind,
+                ViolationKind::Incomplete {
+                    limit: "deferred-channel-dependencies",
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(hits.len(), 1, "{hits:#?}");
 }

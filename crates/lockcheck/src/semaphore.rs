@@ -111,6 +111,8 @@ impl Semaphore {
             if let Some(v) = crate::checked::hooks::check_permits(&self.meta, self.permits, site) {
                 v.raise();
             }
+            // With `send_guard` the full path leaves the mailbox to the entry points.
+            crate::checked::handoff::drain();
             let r = crate::checked::hooks::lock_blocking(
                 &self.meta,
                 LockKind::Semaphore,

@@ -17,28 +17,95 @@
 //! that waits for any sender is not modelled (a blocking `recv` under a lock every sender takes
 //! before it sends goes unseen). A receiver moved to another thread (which the type system does
 //! not show) stays with the thread that last used it until the new thread uses it: locks taken
-//! by the old thread meanwhile are seen as taken while holding the channel. A send by the
+//! by the old thread meanwhile are seen as taken while holding the channel, except before the
+//! receiver's first use (next section). A send by the
 //! owning thread itself first waits up to [`GRACE`] without any check (the receiver may have
 //! moved), and only then is reported as a self-deadlock.
 //!
+//! # Happens-before through the message
+//!
+//! A send that waited under `L` for message `k` (its own, the `k`-th into the channel, counted
+//! from 0) and a receiving thread that takes `L` while it owns the receiver close the cycle
+//! `L -> channel -> L` only if the receiver can take `L` before it has received message `k`:
+//! taken after `r` receives, a deadlock needs `r <= k`. After message `k` is received, the send
+//! is over, and so is its wait under `L`: the receiver's lock is ordered after it. lockcheck
+//! applies this as an order between threads, as a spawn or a join orders them: a send that
+//! waits marks its message with its thread's vector clock, ticks that clock once the value is
+//! in, and the thread that receives the marked message joins the clock. The receiver's
+//! dependencies from then on are ordered after the send's (`a one-shot hand-over under a lock,
+//! then the receiver's lock` is silent), and those it made before, its receive count `r <= k`,
+//! are not (a receiver that takes `L` and keeps it across its receives, or takes it before
+//! receiving the message the send waits on, is still reported: `sled#1515`).
+//!
+//! Exactly:
+//! - only the index of the message carries the order, so it holds only while that index is the
+//!   same in every schedule: the mark is made when one thread is the only one that has sent (or
+//!   begun a send) into the channel, through the only live [`SyncSender`] (a clone, alive, may
+//!   send first in another schedule). A second sending thread makes the channel mixed for good,
+//!   before its first message can be in it, and the marks not received yet join nothing. Several
+//!   senders are therefore reported as before, the hand-over included (a send of the other
+//!   thread may take message `k`'s place, and the receiver's lock come before the waiting
+//!   one's message). Not seen: a `SyncSender` shared by reference (`Arc<SyncSender>`) with a
+//!   thread whose first send comes after the receive that joined;
+//! - every receive that gets a message counts, whatever its kind (`recv`, `try_recv`,
+//!   `recv_timeout`, the iterators' steps); one that gets none (empty, timed out, disconnected)
+//!   does not;
+//! - with a capacity `c > 0`, the send of message `k` waits for the receive of message `k - c`,
+//!   but the order comes with message `k` itself: a receiver that takes `L` between the two
+//!   receives is still reported (a false alarm left, on the safe side);
+//! - a send that never puts its value in (the receiver gone, or a report that stops it) marks
+//!   nothing; a mark waits for its message at most while that message is in the channel, so
+//!   there are at most capacity + 1 marks;
+//! - the receiver joins once the send is over (its bookkeeping done, waited for at most
+//!   `MARK_WAIT`, one second; else nothing is joined);
+//! - the trace shows the order with the events of a spawn and a join (no new event): the
+//!   message is a thread number of its own, which does nothing else; the sender writes its
+//!   `fork` once the send is over (its clock then covers the wait's `request`, and ticks), and
+//!   the receiver its `join` before anything it does after the receive. `lockcheck analyze`
+//!   then orders them as the runtime did (docs/trace-format.md, "Channels").
+//!
+//! # A receiver moved before its first use
+//!
+//! A receiver is usually made to be moved: created by one thread, given to a consumer thread.
+//! Until some thread uses it, lockcheck cannot tell whether the creator still has it, so it
+//! treats it as an owned guard (README, "Owned guards"): the creator's dependencies from the
+//! channel while it is *fresh* (nobody has used the receiver) are kept aside, not in the graph.
+//! If the creator itself then uses the receiver (a receive, or dropping it), it held the channel
+//! all along: they join the graph, and a cycle they close is reported then, without panicking
+//! (the acquisitions are over). If another thread uses it first, the receiver may have left
+//! the creator before them: they are forgotten. Two exceptions, on the reporting side: a
+//! dependency made while a sender waits on the channel goes to the graph at once (the
+//! acquisition may close a deadlock now: sled#1515, where the creator, its receiver never used,
+//! locks what the waiting publisher holds), and past [`DEFERRED_LIMIT`] kept dependencies per
+//! channel (reported once, as an `incomplete` finding) the next go to the graph at once too.
+//! In the wait-for graph the creator holds the channel throughout (a real hang is a real
+//! hang). The trace does not show the deferral yet: `lockcheck analyze` sees the creator's
+//! dependencies as taken holding the channel (offline reports a superset: the moved-receiver
+//! look-alike is reported offline).
+//!
 //! Another thread's use of the receiver takes the hold off the previous owner's held set the way
-//! a guard released on another thread does (see `handoff`): it is posted to a mailbox, which the
-//! previous owner empties before its next check (`drain`), so no acquisition is checked against
-//! a stale hold. The mailbox is empty unless a receiver changed threads; the fast paths never
-//! look at it.
+//! a guard released on another thread does: it is posted to `handoff`'s mailbox (an entry of
+//! kind `Release::Channel`), which the previous owner empties before its next check
+//! (`handoff::drain_held`), so no acquisition is checked against a stale hold. The mailbox is
+//! empty unless a receiver changed threads (or, with `send_guard`, a guard); the fast paths
+//! never look at it without `send_guard`.
 
 use super::class::{ClassSrc, Ids, Meta};
+use super::graph;
+use super::handoff::{self, Release};
 use super::hooks;
 use super::recorder;
-use super::state::{internal, ThreadState, STATE};
+use super::report::{EdgeInfo, LockRef, Violation, ViolationKind};
+use super::state::{Held, ThreadState, STATE};
+use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::{How, LockKind, Mode};
-use std::cell::Cell;
-use std::collections::BTreeSet;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 pub use std::sync::mpsc::{
@@ -63,7 +130,59 @@ struct Gate {
     waiting: AtomicUsize,
     lock: parking_lot::Mutex<()>,
     room: parking_lot::Condvar,
+    /// Messages sent so far (every send that put its value in).
+    sent: AtomicU64,
+    /// Messages received so far (every receive that got one).
+    received: AtomicU64,
+    /// lockcheck's number of the one thread that has sent (or begun a send) so far; 0: none
+    /// yet; [`MIXED`] once a second thread has.
+    sender: AtomicU64,
+    /// Live [`SyncSender`] handles.
+    handles: AtomicUsize,
+    /// The clocks of the sends that waited, by the index of their message, not received yet
+    /// (see [`Gate::mark`]): at most one per message in the channel.
+    marks: parking_lot::Mutex<VecDeque<Arc<Mark>>>,
+    /// Entries in `marks`: what a receive looks at.
+    marked: AtomicUsize,
+    /// Nobody has used the receiver yet: the creating thread's hold is unconfirmed (see the
+    /// module docs, "A receiver moved before its first use").
+    fresh: AtomicBool,
+    /// The creating thread's dependencies on the channel while it is fresh, not in the graph yet.
+    deferred: parking_lot::Mutex<Vec<Deferred>>,
 }
+
+/// A dependency `channel -> lock` (and whatever else was held) of the creating thread while the
+/// channel was fresh, kept out of the graph until that thread uses the receiver itself.
+struct Deferred {
+    thread: u64,
+    inst: u64,
+    class: u32,
+    mode: Mode,
+    site: &'static Location<'static>,
+    held: Vec<Held>,
+    clock: VectorClock,
+}
+
+/// The most dependencies a fresh channel keeps waiting (per channel). Past it, a dependency is
+/// checked at once, as without the deferral (a false alarm possible, never a miss), and the
+/// bound is reported once (`incomplete`, limit `deferred-channel-dependencies`).
+pub const DEFERRED_LIMIT: usize = 4096;
+
+/// A waiting send's mark: its message's index and the sender's clock (see [`Gate::mark`]).
+struct Mark {
+    k: u64,
+    clock: VectorClock,
+    /// `Some` once the send is over: the message's number in the trace (0: none).
+    done: parking_lot::Mutex<Option<u64>>,
+    over: parking_lot::Condvar,
+}
+
+/// How long a receive of a marked message waits for the sender to finish the send's
+/// bookkeeping before it joins nothing (the order is then not applied, on both sides).
+const MARK_WAIT: Duration = Duration::from_secs(1);
+
+/// [`Gate::sender`] once two threads have sent into the channel.
+const MIXED: u64 = u64::MAX;
 
 impl Gate {
     fn new(site: &'static Location<'static>) -> Gate {
@@ -73,7 +192,151 @@ impl Gate {
             waiting: AtomicUsize::new(0),
             lock: parking_lot::Mutex::new(()),
             room: parking_lot::Condvar::new(),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            sender: AtomicU64::new(0),
+            handles: AtomicUsize::new(1),
+            marks: parking_lot::Mutex::new(VecDeque::new()),
+            marked: AtomicUsize::new(0),
+            fresh: AtomicBool::new(true),
+            deferred: parking_lot::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Before a send by thread `me` puts its value in: notes its sender (a second thread makes
+    /// the channel [`MIXED`] for good, before its first message can be in the channel).
+    #[inline]
+    fn sending(&self, me: u64) {
+        if self.sender.load(Ordering::Relaxed) != me {
+            self.sending_slow(me);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn sending_slow(&self, me: u64) {
+        if me == 0 {
+            self.sender.store(MIXED, Ordering::SeqCst);
+        } else if let Err(other) =
+            self.sender
+                .compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            if other != me {
+                self.sender.store(MIXED, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A send that must wait, by thread `me`, the only sender so far through the only handle:
+    /// its message will be number `sent` (nobody else can put one in first), and the thread
+    /// that receives it then knows everything the sender did before, its wait included (see the
+    /// module docs, "Happens-before through the message"). The mark carries the sender's clock;
+    /// the sender ticks its own once the send is done ([`Gate::marked_sent`]). `None`: no mark
+    /// (several senders may be, or no clock).
+    fn mark(&self, me: u64) -> Option<Arc<Mark>> {
+        if me == 0
+            || self.sender.load(Ordering::SeqCst) != me
+            || self.handles.load(Ordering::SeqCst) != 1
+        {
+            return None;
+        }
+        let clock = STATE.try_with(ThreadState::clock).ok()?;
+        let mark = Arc::new(Mark {
+            k: self.sent.load(Ordering::SeqCst),
+            clock,
+            done: parking_lot::Mutex::new(None),
+            over: parking_lot::Condvar::new(),
+        });
+        self.marks.lock().push_back(Arc::clone(&mark));
+        self.marked.fetch_add(1, Ordering::SeqCst);
+        Some(mark)
+    }
+
+    /// The marked send is over (`put`: its value went in, else the receiver is gone or a report
+    /// stopped it, and the mark leaves): the sender's later acts are no longer before that
+    /// message. The trace shows the order as a `fork` of the message (a thread number of its
+    /// own, that does nothing else) by the sender here, and its `join` by the receiver.
+    fn marked_sent(&self, mark: &Mark, put: bool) {
+        if !put {
+            let mut marks = self.marks.lock();
+            if let Some(i) = marks.iter().position(|m| std::ptr::eq(&**m, mark)) {
+                marks.remove(i);
+                self.marked.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let message = STATE
+            .try_with(|s| {
+                let me = s.id();
+                let message = if put && recorder::recording() {
+                    let m = super::state::new_thread_id();
+                    recorder::on_fork(me, m);
+                    m
+                } else {
+                    0
+                };
+                super::state::with_slow(|slow| slow.clock.tick(me));
+                s.bump_epoch();
+                message
+            })
+            .unwrap_or(0);
+        *mark.done.lock() = Some(message);
+        mark.over.notify_all();
+    }
+
+    /// A receive got a message.
+    #[inline]
+    fn received_one(&self) {
+        let m = self.received.fetch_add(1, Ordering::SeqCst);
+        if self.marked.load(Ordering::SeqCst) != 0 {
+            self.join_mark(m);
+        }
+    }
+
+    /// The receive got message `m`: if a waiting send marked it, the receiving thread joins the
+    /// sender's clock once that send is over (it is, but for its bookkeeping: waited for at
+    /// most [`MARK_WAIT`], else nothing is joined), unless a second sender came since: then the
+    /// order of the messages is one schedule's, and nothing is joined.
+    #[cold]
+    #[inline(never)]
+    fn join_mark(&self, m: u64) {
+        let mark = {
+            let mut marks = self.marks.lock();
+            let mut got = None;
+            while let Some(k) = marks.front().map(|f| f.k) {
+                if k > m {
+                    break;
+                }
+                let f = marks.pop_front().expect("front seen");
+                self.marked.fetch_sub(1, Ordering::SeqCst);
+                if k == m {
+                    got = Some(f);
+                }
+            }
+            got
+        };
+        let Some(mark) = mark else { return };
+        if self.sender.load(Ordering::SeqCst) == MIXED {
+            return;
+        }
+        let message = {
+            let mut done = mark.done.lock();
+            let until = Instant::now() + MARK_WAIT;
+            while done.is_none() {
+                if mark.over.wait_until(&mut done, until).timed_out() {
+                    break;
+                }
+            }
+            *done
+        };
+        let Some(message) = message else { return };
+        let _ = STATE.try_with(|s| {
+            if super::state::with_slow(|slow| slow.clock.join(&mark.clock)).is_some() {
+                s.bump_epoch();
+                if message != 0 {
+                    recorder::on_join(s.id(), message);
+                }
+            }
+        });
     }
 
     /// The calling thread uses the receiving end: it holds the channel from now on (no edge:
@@ -84,9 +347,39 @@ impl Gate {
             return;
         };
         if self.holder.load(Ordering::Relaxed) == me {
+            if self.fresh.load(Ordering::Relaxed) {
+                self.settle(true);
+            }
             return;
         }
         self.take_over(me, site);
+    }
+
+    /// The receiver's first use (or drop): the channel is fresh no more. `mine`: by the creating
+    /// thread, which held it all along: its deferred dependencies join the graph, and a cycle
+    /// they close is reported now, without panicking (after the fact). Else they are forgotten:
+    /// the receiver may have left the creating thread before them.
+    #[cold]
+    #[inline(never)]
+    fn settle(&self, mine: bool) {
+        if !self.fresh.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let deferred = std::mem::take(&mut *self.deferred.lock());
+        if !mine {
+            return;
+        }
+        for d in deferred {
+            hooks::add_late_dependency(graph::Request {
+                thread: d.thread,
+                inst: d.inst,
+                class: d.class,
+                mode: d.mode,
+                site: d.site,
+                held: &d.held,
+                clock: d.clock,
+            });
+        }
     }
 
     #[cold]
@@ -97,14 +390,18 @@ impl Gate {
             return;
         }
         if old != 0 {
+            // Another thread's first use: the creator's deferred dependencies go.
+            self.settle(false);
+        }
+        if old != 0 {
             if let Some(ids) = self.meta.assigned() {
-                post(old, ids);
+                handoff::post(old, ids, Release::Channel);
             }
         }
-        register_owner();
+        handoff::register_owner();
         // A hold of this channel posted back to this thread (it owned the receiver before) leaves
         // first: the new hold must not stand next to a stale one.
-        let _ = STATE.try_with(drain);
+        let _ = STATE.try_with(handoff::drain_held);
         hooks::lock_nonblocking(
             &self.meta,
             LockKind::Channel,
@@ -118,6 +415,12 @@ impl Gate {
     /// The receiving end is dropped by the calling thread: nobody holds the channel any more.
     fn let_go(&self) {
         let me = STATE.try_with(ThreadState::id).unwrap_or(0);
+        // Dropped by the thread that holds it: a use, as for an owned guard.
+        if self.holder.load(Ordering::Relaxed) == me {
+            self.settle(true);
+        } else {
+            self.settle(false);
+        }
         let old = self.holder.swap(0, Ordering::AcqRel);
         if old == 0 {
             return;
@@ -125,7 +428,7 @@ impl Gate {
         if old == me {
             hooks::released(&self.meta, Mode::Shared);
         } else if let Some(ids) = self.meta.assigned() {
-            post(old, ids);
+            handoff::post(old, ids, Release::Channel);
         }
     }
 
@@ -187,100 +490,124 @@ impl Drop for Waiting<'_> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Holds taken over by another thread (see the module docs).
+// Holds taken over by another thread (see the module docs; the mailbox is `handoff`'s).
 
-/// Threads that may hold a channel (registered when they first do, removed at their exit), and
-/// the holds other threads took from them: (owner, channel).
-struct Mailbox {
-    live: BTreeSet<u64>,
-    entries: Vec<(u64, Ids)>,
-}
-
-static MAILBOX: parking_lot::Mutex<Mailbox> = parking_lot::Mutex::new(Mailbox {
-    live: BTreeSet::new(),
-    entries: Vec::new(),
-});
-/// Entries in the mailbox: what [`drain`] looks at first.
-static PENDING: AtomicUsize = AtomicUsize::new(0);
-
-/// Unregisters the thread at its exit and drops the holds posted to it.
-struct ExitHook(u64);
-
-impl Drop for ExitHook {
-    fn drop(&mut self) {
-        let mut m = internal(&MAILBOX);
-        m.live.remove(&self.0);
-        let before = m.entries.len();
-        m.entries.retain(|&(owner, _)| owner != self.0);
-        PENDING.fetch_sub(before - m.entries.len(), Ordering::Release);
-    }
-}
-
-thread_local! {
-    static EXIT: ExitHook = {
-        let me = STATE.try_with(ThreadState::id).unwrap_or(0);
-        internal(&MAILBOX).live.insert(me);
-        ExitHook(me)
-    };
-}
-
-/// Registers the calling thread as a possible holder.
-fn register_owner() {
-    if STATE.try_with(|s| s.busy.get()).unwrap_or(true) {
-        return;
-    }
-    let _ = EXIT.try_with(|_| ());
-}
-
-/// Posts the hold of channel `ids` to the thread `owner`, which took it before.
-fn post(owner: u64, ids: Ids) {
-    let mut m = internal(&MAILBOX);
-    // At most one entry per thread and channel: a thread holds a channel once.
-    if m.live.contains(&owner) && !m.entries.contains(&(owner, ids)) {
-        m.entries.push((owner, ids));
-        PENDING.fetch_add(1, Ordering::Release);
-    }
-}
-
-/// Drops this thread's holds of channels whose receiver another thread has used since (call
-/// before checking an acquisition against the held set, or taking a snapshot of it).
-#[inline]
-pub(crate) fn drain(s: &ThreadState) {
-    if PENDING.load(Ordering::Acquire) != 0 {
-        drain_slow(s);
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn drain_slow(s: &ThreadState) {
-    if s.busy.get() {
-        return;
-    }
-    let me = s.id();
-    let mine: Vec<Ids> = {
-        let mut m = internal(&MAILBOX);
-        let before = m.entries.len();
-        let mut mine = Vec::new();
-        m.entries.retain(|&(owner, ids)| {
-            let keep = owner != me;
-            if !keep {
-                mine.push(ids);
-            }
-            keep
-        });
-        PENDING.fetch_sub(before - m.entries.len(), Ordering::Release);
-        mine
-    };
-    for ids in mine {
-        let h = s.remove_last(|h| h.inst == ids.inst && h.mode == Mode::Shared);
-        if let Some(h) = h {
-            if h.recorded || (h.since.is_some() && recorder::recording()) {
-                let ns = h.since.map_or(0, |t| t.elapsed().as_nanos() as u64);
-                recorder::on_release(ids, ns);
-            }
+/// Takes this thread's hold of channel `ids` off its held set: another thread used the
+/// receiver since (a `Release::Channel` entry of the mailbox, see `handoff::drain_held`).
+pub(crate) fn drop_hold(s: &ThreadState, ids: Ids) {
+    let h = s.remove_last(|h| h.inst == ids.inst && h.mode == Mode::Shared);
+    if let Some(h) = h {
+        if h.recorded || (h.since.is_some() && recorder::recording()) {
+            let ns = h.since.map_or(0, |t| t.elapsed().as_nanos() as u64);
+            recorder::on_release(ids, ns);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A receiver moved before its first use (see the module docs).
+
+thread_local! {
+    /// The channels this thread created, perhaps still fresh: (instance, gate).
+    static FRESH: RefCell<Vec<(u64, Weak<Gate>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Before a dependency of this thread (`thread`: not a task's) goes to the graph: takes out of
+/// `held` the channels this thread created whose receiver nobody has used yet, and keeps the
+/// dependency over the full held set with each of them until their first use ([`Gate::settle`]).
+/// A channel a sender waits on now stays in: then the acquisition may close a deadlock at once
+/// (sled#1515: the creator drops its unused receiver's owner, locking what the waiting sender
+/// holds), reported as without the deferral.
+pub(crate) fn defer_fresh(
+    s: &ThreadState,
+    thread: u64,
+    inst: u64,
+    class: u32,
+    mode: Mode,
+    site: &'static Location<'static>,
+    held: &mut Vec<Held>,
+) {
+    if thread != s.id() {
+        return;
+    }
+    let Ok(Some(gates)) = FRESH.try_with(|f| {
+        let f = f.try_borrow().ok()?;
+        let gates: Vec<(u64, Arc<Gate>)> = f
+            .iter()
+            .filter(|(i, _)| *i != inst && held.iter().any(|h| h.inst == *i))
+            .filter_map(|(i, g)| Some((*i, g.upgrade()?)))
+            .collect();
+        Some(gates)
+    }) else {
+        return;
+    };
+    if gates.is_empty() {
+        return;
+    }
+    let full = held.clone();
+    let clock = s.clock();
+    for (i, gate) in gates {
+        if !gate.fresh.load(Ordering::SeqCst) || gate.waiting.load(Ordering::SeqCst) != 0 {
+            continue;
+        }
+        {
+            let mut d = gate.deferred.lock();
+            if d.len() >= DEFERRED_LIMIT {
+                drop(d);
+                deferred_limit_hit(thread, inst, class, mode, site, &full, i);
+                continue;
+            }
+            d.push(Deferred {
+                thread,
+                inst,
+                class,
+                mode,
+                site,
+                held: full.clone(),
+                clock: clock.clone(),
+            });
+        }
+        held.retain(|h| h.inst != i);
+    }
+}
+
+/// [`DEFERRED_LIMIT`] reached: reported once per process.
+#[cold]
+fn deferred_limit_hit(
+    thread: u64,
+    inst: u64,
+    class: u32,
+    mode: Mode,
+    site: &'static Location<'static>,
+    held: &[Held],
+    chan: u64,
+) {
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    if REPORTED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let Some(h) = held.iter().find(|h| h.inst == chan) else {
+        return;
+    };
+    let v = Violation::inversion(
+        ViolationKind::Incomplete {
+            limit: "deferred-channel-dependencies",
+            bound: DEFERRED_LIMIT as u64,
+        },
+        vec![EdgeInfo {
+            thread: super::state::shared_thread_name(thread).to_string(),
+            thread_id: thread,
+            held: LockRef::new(h.inst, h.class),
+            held_mode: h.mode,
+            held_site: h.site.to_string(),
+            acquired: LockRef::new(inst, class),
+            mode,
+            site: site.to_string(),
+            other_held: Vec::new(),
+            backtrace: None,
+        }],
+    );
+    super::report::publish(v);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -310,6 +637,15 @@ pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
     let (tx, rx) = std_mpsc::sync_channel(bound);
     let gate = Arc::new(Gate::new(site));
     gate.hold(site);
+    if let Some(ids) = gate.meta.assigned() {
+        let weak = Arc::downgrade(&gate);
+        let _ = FRESH.try_with(|f| {
+            if let Ok(mut f) = f.try_borrow_mut() {
+                f.retain(|(_, g)| g.upgrade().is_some_and(|g| g.fresh.load(Ordering::Relaxed)));
+                f.push((ids.inst, weak));
+            }
+        });
+    }
     (
         SyncSender {
             inner: tx,
@@ -334,8 +670,13 @@ impl<T> SyncSender<T> {
     /// the receiver is gone.
     #[track_caller]
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
+        self.gate
+            .sending(STATE.try_with(ThreadState::id).unwrap_or(0));
         match self.inner.try_send(t) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.gate.sent.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
             Err(TrySendError::Disconnected(t)) => Err(SendError(t)),
             Err(TrySendError::Full(t)) => self.send_waiting(t, Location::caller()),
         }
@@ -343,7 +684,13 @@ impl<T> SyncSender<T> {
 
     /// Sends `t` if there is room now (with no capacity, if a receiver is waiting); never waits.
     pub fn try_send(&self, t: T) -> Result<(), TrySendError<T>> {
-        self.inner.try_send(t)
+        self.gate
+            .sending(STATE.try_with(ThreadState::id).unwrap_or(0));
+        let r = self.inner.try_send(t);
+        if r.is_ok() {
+            self.gate.sent.fetch_add(1, Ordering::SeqCst);
+        }
+        r
     }
 
     /// The send found the channel full: a request of the channel, released once sent.
@@ -371,9 +718,13 @@ impl<T> SyncSender<T> {
             }
         };
         let me = STATE.try_with(ThreadState::id).unwrap_or(0);
+        // Before the first try: the receiver may take the message at once.
+        let mark = gate.mark(me);
         let own = me != 0 && gate.holder.load(Ordering::Relaxed) == me;
         let done = own && gate.wait(&attempt, Instant::now().checked_add(GRACE));
         if !done {
+            // With `send_guard` the full path leaves the mailbox to the entry points.
+            handoff::drain();
             let r = hooks::lock_blocking(
                 &gate.meta,
                 LockKind::Channel,
@@ -387,21 +738,38 @@ impl<T> SyncSender<T> {
                 |d| gate.wait(&attempt, Instant::now().checked_add(d)),
             );
             if let Err(v) = r {
+                if let Some(mark) = &mark {
+                    gate.marked_sent(mark, false);
+                }
                 drop(_waiting);
                 drop(slot);
                 v.raise();
             }
             hooks::released(&gate.meta, Mode::Exclusive);
         }
-        match slot.take() {
-            None => Ok(()),
+        let r = match slot.take() {
+            None => {
+                gate.sent.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
             Some(t) => Err(SendError(t)),
+        };
+        if let Some(mark) = &mark {
+            gate.marked_sent(mark, r.is_ok());
         }
+        r
+    }
+}
+
+impl<T> Drop for SyncSender<T> {
+    fn drop(&mut self) {
+        self.gate.handles.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 impl<T> Clone for SyncSender<T> {
     fn clone(&self) -> SyncSender<T> {
+        self.gate.handles.fetch_add(1, Ordering::SeqCst);
         SyncSender {
             inner: self.inner.clone(),
             gate: self.gate.clone(),
@@ -432,8 +800,11 @@ impl<T> Receiver<T> {
     }
 
     #[inline]
-    fn took<R>(&self, r: R) -> R {
+    fn took<V, E>(&self, r: Result<V, E>) -> Result<V, E> {
         if let Some(g) = &self.gate {
+            if r.is_ok() {
+                g.received_one();
+            }
             g.wake();
         }
         r

@@ -633,8 +633,10 @@ fn lock_slow(
         if s.busy.get() {
             return Step::Plain;
         }
-        // Holds of channels whose receiver another thread took over leave first.
-        super::channel::drain(s);
+        // Holds other threads took over (channels' receivers; guards with `send_guard`) leave
+        // first. With `send_guard` every entry point drained already (`handoff::drain`).
+        #[cfg(not(feature = "send_guard"))]
+        super::handoff::drain_held(s);
         let ids = meta.ids(kind);
         if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
             // The first write of an RwLock can decide a report (read-read cycles stop being
@@ -1266,6 +1268,8 @@ fn check_graph(
             task
         }
     };
+    // Channels this thread created whose receiver nobody used yet: their part waits.
+    super::channel::defer_fresh(s, thread, ids.inst, ids.class, mode, site, &mut held);
     let found = as_busy(|_| {
         let req = graph::Request {
             thread,
@@ -1303,6 +1307,18 @@ fn check_graph(
             None
         }
     }
+}
+
+/// A dependency that joins the graph late (a fresh channel's, see `channel::Gate::settle`): a
+/// cycle it closes is reported, never raised (the acquisitions are over).
+pub(crate) fn add_late_dependency(req: graph::Request<'_>) {
+    let _ = as_busy(|_| {
+        let (found, limits) = graph::add_dependency(req);
+        for v in limits {
+            publish(v);
+        }
+        found.map(publish)
+    });
 }
 
 /// How an acquisition of a lock conflicts with this thread's own hold of it.

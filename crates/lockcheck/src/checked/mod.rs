@@ -10,7 +10,7 @@ pub(crate) mod class;
 mod condvar;
 mod fair;
 pub(crate) mod graph;
-mod handoff;
+pub(crate) mod handoff;
 pub(crate) mod hooks;
 pub(crate) mod once;
 pub(crate) mod policy;

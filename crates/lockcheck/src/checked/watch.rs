@@ -362,7 +362,7 @@ pub(crate) struct WaitFor {
 pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdict> {
     let thread = s.id();
     free_ended(thread);
-    super::channel::drain(s);
+    super::handoff::drain_held(s);
     let mut held = s.held_snapshot();
     let mut own_end = 0;
     if let Ok(Some((end, spawned))) = THREAD_END.try_with(Cell::get) {
