@@ -1237,6 +1237,8 @@ impl Graph {
 /// edge into the lock (a request of it) is searched again. Returns the first new finding and the
 /// limits hit, unpublished.
 pub(crate) fn note_written(inst: u64, class: u32) -> (Option<Violation>, Vec<Violation>) {
+    // A trace started later must say it too.
+    super::recorder::note_written(inst);
     with_graph(|g| {
         let mut limits = Vec::new();
         let new_inst = g.written_inst.insert(inst);

@@ -654,7 +654,11 @@ fn lock_slow(
             if f & flag::RECORD != 0 && !s.holds_any() {
                 recorder::on_request(ids, kind, mode, site, capacity, 1);
             }
-            let _ = as_busy(|_| graph::note_several_permits(ids.inst));
+            let _ = as_busy(|_| {
+                graph::note_several_permits(ids.inst);
+                // A trace started later declares them too.
+                recorder::note_permits(ids.inst, capacity);
+            });
         }
         // In a task, a nested acquisition is the task's dependency, not the thread's: the
         // task's stream shows it (before any check), and the thread's shows the acquisition as

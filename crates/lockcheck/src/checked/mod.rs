@@ -95,7 +95,10 @@ pub(crate) fn forget(meta: &Meta) {
     if let Some(ids) = meta.assigned() {
         hooks::forget_foreign_release(ids.inst);
         if recorder::recording() {
+            // What the runtime noted of it goes when the writer has written its last use.
             recorder::on_drop(ids);
+        } else {
+            recorder::forget_known(ids.inst);
         }
     }
 }

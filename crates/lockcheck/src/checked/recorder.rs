@@ -1364,6 +1364,66 @@ pub(crate) fn on_violation(_v: &Violation) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// What the runtime knew of a lock before a trace saw it.
+
+/// What the runtime learned of a lock that changes a verdict and that a recording started later
+/// (`record::start` mid-run, a restart) would otherwise not say: a semaphore's permits, noted at
+/// its first blocking acquisition (0: none noted), and an RwLock's first write. The writer
+/// declares them with the lock's first `lock` event of each trace ([`Writer::lock_miss`]), so
+/// that `analyze` applies the rules the runtime applies (the permits gate rule, read-read links).
+#[derive(Clone, Copy, Default)]
+struct Known {
+    permits: u64,
+    written: bool,
+}
+
+/// [`Known`] by lock instance, filled whether or not a recording runs (a trace may start later):
+/// one entry per semaphore of several permits blocking-acquired once and per RwLock written
+/// once, removed with its lock ([`forget_known`]).
+static KNOWN: PlMutex<Option<HashMap<u64, Known, FastHash>>> = PlMutex::new(None);
+/// Entries in [`KNOWN`]: a lock's drop looks there only when some exist.
+static KNOWN_LEN: AtomicUsize = AtomicUsize::new(0);
+
+fn with_known<R>(f: impl FnOnce(&mut HashMap<u64, Known, FastHash>) -> R) -> R {
+    let mut guard = KNOWN.lock();
+    let map = guard.get_or_insert_with(HashMap::default);
+    let r = f(map);
+    KNOWN_LEN.store(map.len(), Ordering::Relaxed);
+    r
+}
+
+/// Semaphore `inst` has `permits` permits, seen at its first blocking acquisition: the runtime
+/// no longer takes it for a gate, so a trace that starts later declares them.
+pub(crate) fn note_permits(inst: u64, permits: usize) {
+    with_known(|m| m.entry(inst).or_default().permits = permits as u64);
+}
+
+/// RwLock `inst` was write-locked for the first time: a trace that starts later says so.
+pub(crate) fn note_written(inst: u64) {
+    with_known(|m| m.entry(inst).or_default().written = true);
+}
+
+/// Lock `inst` is gone: what was noted of it goes too.
+pub(crate) fn forget_known(inst: u64) {
+    if KNOWN_LEN.load(Ordering::Relaxed) != 0 {
+        with_known(|m| m.remove(&inst));
+    }
+}
+
+/// Whether anything is noted of any lock.
+fn known_any() -> bool {
+    KNOWN_LEN.load(Ordering::Relaxed) != 0
+}
+
+/// What was noted of lock `inst` (nothing: the default).
+fn known(inst: u64) -> Known {
+    if KNOWN_LEN.load(Ordering::Relaxed) == 0 {
+        return Known::default();
+    }
+    with_known(|m| m.get(&inst).copied().unwrap_or_default())
+}
+
 /// A hasher for the writer's integer keys (lock numbers, class numbers, site addresses): one
 /// multiply instead of SipHash, which dominated the writer's profile. The keys are not chosen by
 /// an adversary. Written by hand: a hash crate for one function is not worth a dependency.
@@ -1587,6 +1647,7 @@ impl Writer {
             std::mem::take(&mut self.deferred_drops),
         );
         for l in ready {
+            forget_known(l);
             if self.locks.contains(&l) {
                 self.forget_lock(l);
                 self.emit(&Event::Drop { l });
@@ -1749,7 +1810,8 @@ impl Writer {
                 K_FORK | K_JOIN => {}
                 // Written by `end_pass`; the record itself is skipped by readers.
                 K_DROP => {
-                    if self.locks.contains(&r.a) {
+                    // Known ones too: what the runtime noted of the lock goes at the pass's end.
+                    if self.locks.contains(&r.a) || known_any() {
                         self.deferred_drops.push(r.a);
                     }
                 }
@@ -1838,11 +1900,20 @@ impl Writer {
         if !self.locks.contains(&l) {
             self.class(c);
             self.locks.insert(l);
+            // What the runtime already knows of the lock, perhaps from before this trace began
+            // (its permits, its first write), said at its first appearance.
+            let k = known(l);
+            if k.permits > 0 {
+                self.permits_known.insert(l, k.permits);
+            }
             self.emit(&Event::Lock {
                 l,
                 c,
-                permits: None,
+                permits: (k.permits > 0).then_some(k.permits),
             });
+            if k.written {
+                self.emit(&Event::Written { l });
+            }
         }
         self.lock_cache[slot] = l.wrapping_add(1);
         l
@@ -2220,7 +2291,7 @@ impl Writer {
                 }
             }
             // Written by `end_pass`.
-            K_DROP if self.locks.contains(&r.a) => self.deferred_drops.push(r.a),
+            K_DROP if self.locks.contains(&r.a) || known_any() => self.deferred_drops.push(r.a),
             _ => {}
         }
     }
