@@ -820,6 +820,22 @@ pub(crate) struct Ctx {
     check: bool,
 }
 
+/// What an acquisition tells the graph of its lock the first time (the lock's `WRITTEN` bit): an
+/// RwLock's first write (read-read links on it can block from now on), a semaphore seen with
+/// several permits (its permits are no gate: two tasks can each hold one at once; a semaphore of
+/// one permit is noted when it first has more, after `add_permits`). Both are noted for a
+/// recording that starts later too.
+#[inline]
+fn first_sight(r: &Req<'_>, ids: Ids) {
+    if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
+        graph::note_written(ids.inst, ids.class);
+    }
+    if r.kind == LockKind::Semaphore && r.capacity > 1 && r.meta.mark_written() {
+        graph::note_several_permits(ids.inst);
+        recorder::note_permits(ids.inst, r.capacity);
+    }
+}
+
 /// Who acquires what, and what this thread's sync held stack says about it; None when not
 /// tracked (checking off, lockcheck busy on this thread). One thread-local access.
 fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
@@ -835,9 +851,7 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
                 return None;
             }
             let ids = r.meta.ids(r.kind);
-            if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
-                graph::note_written(ids.inst, ids.class);
-            }
+            first_sight(r, ids);
             let (holder, tag) = match task {
                 Some(h) => (h, h),
                 None => (s.id(), 0),
@@ -1009,9 +1023,7 @@ fn acquired_quiet(r: &Req<'_>) -> Option<Hold> {
         return None;
     }
     let ids = r.meta.ids(r.kind);
-    if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
-        graph::note_written(ids.inst, ids.class);
-    }
+    first_sight(r, ids);
     let token = with_shard_quiet(holder, |s| {
         let token = s.token();
         let list = s.list_get_mut(holder)?;
