@@ -484,6 +484,10 @@ enum Added {
     Dropped(&'static str),
 }
 
+/// What tells two reported instance-level cycles apart: the sites of their dependencies (file
+/// address, line, column) and their classes, each sorted.
+type CycleKey = (Vec<(usize, u32, u32)>, Vec<u32>);
+
 struct Graph {
     inst: Level<u64, Variants<DepRecord>>,
     class: Level<u32, Groups<DepRecord>>,
@@ -495,7 +499,7 @@ struct Graph {
     /// Instance-level cycles reported: their sites and their classes (two cycles at the same
     /// lines through locks of other classes, a helper called with other locks, are two bugs; new
     /// instances of the same classes at the same lines are the same one).
-    reported_sites: HashSet<(Vec<(usize, u32, u32)>, Vec<u32>)>,
+    reported_sites: HashSet<CycleKey>,
     reported_classes: HashSet<Vec<u32>>,
     /// Limits already reported (each once).
     limits_reported: HashSet<&'static str>,

@@ -2986,7 +2986,10 @@ fn sync_after_async(
 
 /// Reported (guard site, acquisition site, classes of both locks): each once (the action applies
 /// every time); the same lines with locks of other classes are another finding.
-static AWAIT_REPORTED: PlMutex<Option<HashSet<(String, String, Vec<String>)>>> = PlMutex::new(None);
+static AWAIT_REPORTED: PlMutex<Option<HashSet<AwaitKey>>> = PlMutex::new(None);
+
+/// A held-across-await report's key: guard site, acquisition site, the classes of both locks.
+type AwaitKey = (String, String, Vec<String>);
 
 /// Reports `me`'s request of `ids` while `h`, a sync guard another holder keeps across an
 /// `.await`, is on this thread's stack; `certain`: the request waits forever (see
