@@ -77,7 +77,7 @@ type Site = &'static Location<'static>;
 /// | convert | lock | - | - |
 /// | cond_wait | lock | condvar | - |
 /// | fork, join | child | - | - |
-/// | drop | lock | - | - |
+/// | drop | lock | - | 1: something was noted of the lock for later traces (see [`on_drop`]), else 0 |
 #[derive(Clone, Copy)]
 #[repr(C)]
 struct Rec {
@@ -1285,12 +1285,15 @@ pub(crate) fn on_convert(ids: Ids, to: Mode) {
     });
 }
 
-pub(crate) fn on_drop(ids: Ids) {
+/// A lock's drop; `noted`: something may be noted of it for later traces ([`note_written`],
+/// [`note_permits`]), which the writer forgets once it has written the lock's last use (`x` 1;
+/// readers skip drop records).
+pub(crate) fn on_drop(ids: Ids, noted: bool) {
     push(Rec {
         head: head(K_DROP, Mode::Exclusive, How::Blocking, ids.class),
         a: ids.inst,
         b: 0,
-        x: 0,
+        x: u64::from(noted),
         ts: 0,
     });
 }
@@ -1409,11 +1412,6 @@ pub(crate) fn forget_known(inst: u64) {
     if KNOWN_LEN.load(Ordering::Relaxed) != 0 {
         with_known(|m| m.remove(&inst));
     }
-}
-
-/// Whether anything is noted of any lock.
-fn known_any() -> bool {
-    KNOWN_LEN.load(Ordering::Relaxed) != 0
 }
 
 /// What was noted of lock `inst` (nothing: the default).
@@ -1810,8 +1808,8 @@ impl Writer {
                 K_FORK | K_JOIN => {}
                 // Written by `end_pass`; the record itself is skipped by readers.
                 K_DROP => {
-                    // Known ones too: what the runtime noted of the lock goes at the pass's end.
-                    if self.locks.contains(&r.a) || known_any() {
+                    // Noted ones too: what the runtime noted of the lock goes at the pass's end.
+                    if self.locks.contains(&r.a) || r.x != 0 {
                         self.deferred_drops.push(r.a);
                     }
                 }
@@ -2291,7 +2289,7 @@ impl Writer {
                 }
             }
             // Written by `end_pass`.
-            K_DROP if self.locks.contains(&r.a) || known_any() => self.deferred_drops.push(r.a),
+            K_DROP if self.locks.contains(&r.a) || r.x != 0 => self.deferred_drops.push(r.a),
             _ => {}
         }
     }
@@ -3144,6 +3142,75 @@ mod tests {
                 assert_eq!(memo.out, long.out, "lct: {lct}, after {t} {:#x}", r.head);
             }
             assert!(memo.out.len() > 1000, "lines written: {}", memo.out.len());
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    /// What the runtime noted of a lock before a trace (an RwLock's first write, a semaphore's
+    /// permits) is declared with the lock's first `lock` event, in JSON and `.lct`; a noted lock's
+    /// drop (`x` 1) takes its note away once the writer has written it, an unnoted one's too.
+    #[test]
+    fn what_was_noted_of_a_lock_is_declared_with_it_and_goes_with_its_drop() {
+        // Lock numbers no lock of this process gets (instances are below 2^40).
+        let (rw, sem) = (1u64 << 41, (1u64 << 41) + 1);
+        let site = Location::caller();
+        let acquire = |l: u64| Rec {
+            head: head(K_ACQUIRE, Mode::Shared, How::Blocking, 0),
+            a: l,
+            b: site_word(site),
+            x: 0,
+            ts: 1,
+        };
+        let drop_rec = |l: u64| Rec {
+            head: head(K_DROP, Mode::Exclusive, How::Blocking, 0),
+            a: l,
+            b: 0,
+            x: 1,
+            ts: 0,
+        };
+        for lct in [false, true] {
+            note_written(rw);
+            note_permits(sem, 4);
+            let path = std::env::temp_dir()
+                .join(format!("lockcheck-unit-noted-{}-{lct}", std::process::id()));
+            let mut w = Writer::new(File::create(&path).unwrap(), path.clone(), lct);
+            let mut side = Side::default();
+            let mut put = |w: &mut Writer, r: &Rec| {
+                if lct {
+                    w.format_direct::<true>(1, &mut side, r);
+                } else {
+                    w.format_direct::<false>(1, &mut side, r);
+                }
+            };
+            for l in [rw, sem] {
+                put(&mut w, &acquire(l));
+            }
+            let events = if lct {
+                read_lct(&[&lockcheck_core::lct::MAGIC[..], &w.out].concat())
+            } else {
+                std::str::from_utf8(&w.out)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect()
+            };
+            assert!(events.contains(&Event::Written { l: rw }), "{events:?}");
+            assert!(
+                events.contains(&Event::Lock {
+                    l: sem,
+                    c: 0,
+                    permits: Some(4)
+                }),
+                "{events:?}"
+            );
+            assert!(!events.contains(&Event::Written { l: sem }), "{events:?}");
+            for l in [rw, sem] {
+                put(&mut w, &drop_rec(l));
+            }
+            assert!(known(rw).written, "kept until the drop is written");
+            w.end_pass();
+            w.end_pass();
+            assert!(!known(rw).written && known(sem).permits == 0);
             let _ = std::fs::remove_file(&path);
         }
     }
