@@ -830,7 +830,17 @@ fn first_sight(r: &Req<'_>, ids: Ids) {
     if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
         graph::note_written(ids.inst, ids.class);
     }
-    if r.kind == LockKind::Semaphore && r.capacity > 1 && r.meta.mark_written() {
+    if r.kind == LockKind::Semaphore && r.capacity > 1 {
+        several_permits(r, ids);
+    }
+}
+
+/// [`first_sight`] of a semaphore with several permits (out of line: the locks' path only tests
+/// the kind).
+#[cold]
+#[inline(never)]
+fn several_permits(r: &Req<'_>, ids: Ids) {
+    if r.meta.mark_written() {
         graph::note_several_permits(ids.inst);
         recorder::note_permits(ids.inst, r.capacity);
     }
