@@ -59,6 +59,16 @@ fn unwinding(body: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
 }
 
+/// Takes `held()`, then panics with `why`: the unwinding drops `on_drop` (its lock operation)
+/// with what `held` took still held, and then that.
+fn unwinding_holding<G>(held: impl FnOnce() -> G, on_drop: OnDrop<'_>, why: &str) {
+    unwinding(|| {
+        let _held = held();
+        let _d = on_drop;
+        panic!("{why}");
+    })
+}
+
 /// The scenarios, by name: the bugs first, then their look-alikes.
 fn scenario(name: &str) {
     let m = AsyncMutex::named("aa.m", 0);
@@ -68,29 +78,29 @@ fn scenario(name: &str) {
     let sem2 = Semaphore::named("aa.sem2", 2);
     match name {
         // `blocking_lock` of the tokio mutex this thread holds.
-        "mutex" => unwinding(|| {
-            let _g = m.blocking_lock();
-            let _d = OnDrop::Lock(&m);
-            panic!("unwinding with the guard held");
-        }),
+        "mutex" => unwinding_holding(
+            || m.blocking_lock(),
+            OnDrop::Lock(&m),
+            "unwinding with the guard held",
+        ),
         // `blocking_write` of the rwlock this thread reads.
-        "rwlock" => unwinding(|| {
-            let _g = l.blocking_read();
-            let _d = OnDrop::Write(&l);
-            panic!("unwinding with the read guard held");
-        }),
+        "rwlock" => unwinding_holding(
+            || l.blocking_read(),
+            OnDrop::Write(&l),
+            "unwinding with the read guard held",
+        ),
         // `blocking_acquire` of the only permit, which this thread holds.
-        "semaphore" => unwinding(|| {
-            let _p = sem.blocking_acquire().unwrap();
-            let _d = OnDrop::Acquire(&sem);
-            panic!("unwinding with the permit held");
-        }),
+        "semaphore" => unwinding_holding(
+            || sem.blocking_acquire().unwrap(),
+            OnDrop::Acquire(&sem),
+            "unwinding with the permit held",
+        ),
         // `lock().await` (in a `block_on` of its own) of the tokio mutex this thread holds.
-        "await" => unwinding(|| {
-            let _g = m.blocking_lock();
-            let _d = OnDrop::AwaitLock(&m);
-            panic!("unwinding with the guard held");
-        }),
+        "await" => unwinding_holding(
+            || m.blocking_lock(),
+            OnDrop::AwaitLock(&m),
+            "unwinding with the guard held",
+        ),
         // An owned guard this thread keeps, waited for past the grace of an owned guard
         // (`track::OWNED_GRACE`, 2 s): confirmed while the thread waits.
         "owned" => {
@@ -155,26 +165,26 @@ fn scenario(name: &str) {
         }
         // Look-alikes: another lock, a `try_lock`, a second read (no writer waits), a permit
         // left, a sync lock other than the root future's.
-        "other" => unwinding(|| {
-            let _g = m.blocking_lock();
-            let _d = OnDrop::Lock(&other);
-            panic!("unwinding, another mutex in the Drop");
-        }),
-        "try" => unwinding(|| {
-            let _g = m.blocking_lock();
-            let _d = OnDrop::TryLock(&m);
-            panic!("unwinding, a try in the Drop");
-        }),
-        "read" => unwinding(|| {
-            let _g = l.blocking_read();
-            let _d = OnDrop::Read(&l);
-            panic!("unwinding, a second read in the Drop");
-        }),
-        "permit" => unwinding(|| {
-            let _p = sem2.blocking_acquire().unwrap();
-            let _d = OnDrop::Acquire(&sem2);
-            panic!("unwinding, a permit left for the Drop");
-        }),
+        "other" => unwinding_holding(
+            || m.blocking_lock(),
+            OnDrop::Lock(&other),
+            "unwinding, another mutex in the Drop",
+        ),
+        "try" => unwinding_holding(
+            || m.blocking_lock(),
+            OnDrop::TryLock(&m),
+            "unwinding, a try in the Drop",
+        ),
+        "read" => unwinding_holding(
+            || l.blocking_read(),
+            OnDrop::Read(&l),
+            "unwinding, a second read in the Drop",
+        ),
+        "permit" => unwinding_holding(
+            || sem2.blocking_acquire().unwrap(),
+            OnDrop::Acquire(&sem2),
+            "unwinding, a permit left for the Drop",
+        ),
         "sync_other" => sync_in_runtime(false),
         _ => panic!("no scenario {name}"),
     }

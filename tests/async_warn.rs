@@ -22,48 +22,43 @@ fn self_deadlocks(class: &str) -> usize {
         .count()
 }
 
-fn panics_as_a_certain_hang(r: Result<(), String>) {
-    let msg = r.expect_err("the blocking wait on itself panics under warn");
+/// Runs `body` (a blocking acquisition of what it holds, of a lock of `class`) under `warn` and
+/// the watchdog: it panics as a certain hang, reported once as a self-deadlock.
+fn panics_as_a_certain_hang(class: &str, body: impl FnOnce() + Send + 'static) {
+    setup();
+    let msg = watchdog(20, body).expect_err("the blocking wait on itself panics under warn");
     assert!(
         msg.contains("a certain hang panics under LOCKCHECK=warn too"),
         "{msg}"
     );
+    assert_eq!(self_deadlocks(class), 1);
 }
 
 #[test]
 fn blocking_lock_of_a_held_tokio_mutex_panics_under_warn() {
-    setup();
-    let r = watchdog(20, || {
+    panics_as_a_certain_hang("warn.blocking.m", || {
         let m = Mutex::named("warn.blocking.m", 0);
         let _g = m.blocking_lock();
         let _again = m.blocking_lock();
     });
-    panics_as_a_certain_hang(r);
-    assert_eq!(self_deadlocks("warn.blocking.m"), 1);
 }
 
 #[test]
 fn blocking_write_over_its_own_read_panics_under_warn() {
-    setup();
-    let r = watchdog(20, || {
+    panics_as_a_certain_hang("warn.blocking.rw", || {
         let l = RwLock::named("warn.blocking.rw", 0);
         let _r = l.blocking_read();
         let _w = l.blocking_write();
     });
-    panics_as_a_certain_hang(r);
-    assert_eq!(self_deadlocks("warn.blocking.rw"), 1);
 }
 
 #[test]
 fn blocking_acquire_of_the_only_permit_it_holds_panics_under_warn() {
-    setup();
-    let r = watchdog(20, || {
+    panics_as_a_certain_hang("warn.blocking.sem", || {
         let s = Semaphore::named("warn.blocking.sem", 1);
         let _p = s.blocking_acquire().unwrap();
         let _q = s.blocking_acquire().unwrap();
     });
-    panics_as_a_certain_hang(r);
-    assert_eq!(self_deadlocks("warn.blocking.sem"), 1);
 }
 
 /// The look-alike: an awaited lock of a mutex the task holds, given up by a timeout. Reported

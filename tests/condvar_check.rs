@@ -2,7 +2,7 @@
 
 mod support;
 
-use lockcheck::{Condvar, Mutex, ViolationKind};
+use lockcheck::{Condvar, Mutex};
 use std::time::Duration;
 use support::found;
 
@@ -25,16 +25,9 @@ fn waiting_while_holding_a_lock_the_notifier_takes_is_a_warning() {
         let r = cv.wait_for(&mut g, Duration::from_millis(5));
         assert!(r.timed_out());
     }
-    let v: Vec<_> = found("cvc.config")
+    let v: Vec<_> = support::condvar_warnings("cvc.config")
         .into_iter()
-        .filter(|v| {
-            matches!(
-                v.kind,
-                ViolationKind::CondvarWait {
-                    notifier_seen: true
-                }
-            )
-        })
+        .filter(support::notifier_seen)
         .collect();
     assert_eq!(v.len(), 1, "{v:#?}");
     assert!(v[0].message.contains("warning"), "{}", v[0].message);

@@ -84,3 +84,22 @@ pub fn inversions(class: &str) -> Vec<lockcheck::Violation> {
         })
         .collect()
 }
+
+/// The condvar warnings (the opt-in condvar rule's findings) that involve a lock of `class`.
+pub fn condvar_warnings(class: &str) -> Vec<lockcheck::Violation> {
+    found(class)
+        .into_iter()
+        .filter(|v| matches!(v.kind, lockcheck::ViolationKind::CondvarWait { .. }))
+        .collect()
+}
+
+/// Whether `v` is a condvar warning whose notifier was seen holding the lock (not a warning
+/// given before any notify was seen).
+pub fn notifier_seen(v: &lockcheck::Violation) -> bool {
+    matches!(
+        v.kind,
+        lockcheck::ViolationKind::CondvarWait {
+            notifier_seen: true
+        }
+    )
+}

@@ -2362,6 +2362,11 @@ impl ModelBuilder {
                 let lock = &mut self.model.locks[l as usize];
                 lock.permits = lock.permits.map(|p| p.saturating_sub(*n));
             }
+            Event::Written { l } => {
+                // Written before the trace began: as an exclusive request of it would.
+                let l = self.lock(*l);
+                self.mark_written(l, Mode::Exclusive);
+            }
             Event::HeldAcrossAwait {
                 t,
                 l,

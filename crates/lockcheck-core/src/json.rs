@@ -77,6 +77,7 @@ pub(crate) fn write_event(e: &Event, out: &mut Vec<u8>) {
             o.num("l", *l);
             o.num("n", *n);
         }
+        Event::Written { l } => o.num("l", *l),
         Event::Acquire {
             t,
             l,
@@ -214,6 +215,7 @@ fn event_tag(e: &Event) -> &'static str {
         Event::Join { .. } => "join",
         Event::Drop { .. } => "drop",
         Event::Forget { .. } => "forget",
+        Event::Written { .. } => "written",
         Event::HeldAcrossAwait { .. } => "held_across_await",
         Event::Stats { .. } => "stats",
     }
@@ -471,6 +473,7 @@ mod tests {
             v.push(Event::Join { t: n, child: 2 });
             v.push(Event::Drop { l: n });
             v.push(Event::Forget { l: n, n: n / 2 });
+            v.push(Event::Written { l: n });
             v.push(Event::Stats {
                 c: n as u32,
                 stats: ClassStats {

@@ -419,6 +419,10 @@ fn encode_general(event: &Event, out: &mut Vec<u8>) {
             put_varint(b, *l);
             put_varint(b, *n);
         }
+        Event::Written { l } => {
+            b.push(21);
+            put_varint(b, *l);
+        }
         Event::HeldAcrossAwait {
             t,
             l,
@@ -710,6 +714,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Event, usize)>, DecodeError> {
             l: b.varint()?,
             n: b.varint()?,
         },
+        21 => Event::Written { l: b.varint()? },
         15 => Event::HeldAcrossAwait {
             t: b.varint()?,
             l: b.varint()?,
@@ -862,6 +867,7 @@ mod tests {
             Event::Join { t: 1, child: 2 },
             Event::Drop { l: 2 },
             Event::Forget { l: 2, n: u64::MAX },
+            Event::Written { l: u64::MAX },
             Event::HeldAcrossAwait {
                 t: 1 << 62 | 7,
                 l: 2,

@@ -211,6 +211,7 @@ pub struct ClassStats {
 ///         | Event::Join { .. }
 ///         | Event::Drop { .. }
 ///         | Event::Forget { .. }
+///         | Event::Written { .. }
 ///         | Event::HeldAcrossAwait { .. }
 ///         | Event::Stats { .. } => false,
 ///     }
@@ -375,6 +376,13 @@ pub enum Event {
         l: LockNo,
         /// Permits removed.
         n: u64,
+    },
+    /// RwLock `l` was write-locked before it first appeared in this trace (a recording started
+    /// mid-run, after the runtime saw its first write): readers take it as ever written, as an
+    /// exclusive request in the trace would make it (a read-read link on it can block).
+    Written {
+        /// Lock (an RwLock).
+        l: LockNo,
     },
     /// A held lock changed mode in place (upgrade or downgrade).
     Convert {

@@ -345,6 +345,7 @@ fn decode_numeric(buf: &[u8]) -> Option<(Event, usize)> {
             l: b.varint()?,
             n: b.varint()?,
         },
+        21 => Event::Written { l: b.varint()? },
         _ => return None,
     };
     (b.pos == b.buf.len()).then_some((event, end))

@@ -689,6 +689,7 @@ fn tag(e: &Event) -> &'static str {
         Event::Join { .. } => "join",
         Event::Drop { .. } => "drop",
         Event::Forget { .. } => "forget",
+        Event::Written { .. } => "written",
         Event::HeldAcrossAwait { .. } => "held_across_await",
         Event::Stats { .. } => "stats",
     }
@@ -795,6 +796,7 @@ fn every_event() -> Vec<Event> {
             n: 3,
         },
         Event::Forget { l: 2, n: 5 },
+        Event::Written { l: 2 },
         Event::Acquire {
             t: 1,
             l: 1,
@@ -886,7 +888,7 @@ fn every_serialized_event_matches_the_schema() {
     let validator = schema();
     let events = every_event();
     let tags: std::collections::BTreeSet<&str> = events.iter().map(tag).collect();
-    assert_eq!(tags.len(), 16, "every_event must hold every kind");
+    assert_eq!(tags.len(), 17, "every_event must hold every kind");
     for event in &events {
         let mut line = Vec::new();
         event.write_line(&mut line);
@@ -1115,6 +1117,7 @@ mod fast_paths {
             (n(), n()).prop_map(|(t, child)| Event::Join { t, child }),
             n().prop_map(|l| Event::Drop { l }),
             (n(), n()).prop_map(|(l, n)| Event::Forget { l, n }),
+            n().prop_map(|l| Event::Written { l }),
         ]
     }
 

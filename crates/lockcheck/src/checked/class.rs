@@ -141,6 +141,12 @@ impl Meta {
             && self.ids.fetch_or(WRITTEN, Ordering::Relaxed) & WRITTEN == 0
     }
 
+    /// Whether [`Meta::mark_written`] was called (an RwLock written, a semaphore seen with
+    /// several permits): what the recorder may have noted of the lock for a later trace.
+    pub(crate) fn was_written(&self) -> bool {
+        self.ids.load(Ordering::Relaxed) & WRITTEN != 0
+    }
+
     /// The instance id if one was ever assigned and the instance is in the graph.
     pub(crate) fn graph_instance(&self) -> Option<u64> {
         let v = self.ids.load(Ordering::Relaxed);

@@ -484,6 +484,10 @@ enum Added {
     Dropped(&'static str),
 }
 
+/// What tells two reported instance-level cycles apart: the sites of their dependencies (file
+/// address, line, column) and their classes, each sorted.
+type CycleKey = (Vec<(usize, u32, u32)>, Vec<u32>);
+
 struct Graph {
     inst: Level<u64, Variants<DepRecord>>,
     class: Level<u32, Groups<DepRecord>>,
@@ -492,7 +496,10 @@ struct Graph {
     /// Semaphores of more than one permit (declared at their first blocking acquisition, when
     /// the trace declares their permits too): their permits are no gate (see [`gated`]).
     several_permits: IdSet<u64>,
-    reported_sites: HashSet<Vec<(usize, u32, u32)>>,
+    /// Instance-level cycles reported: their sites and their classes (two cycles at the same
+    /// lines through locks of other classes, a helper called with other locks, are two bugs; new
+    /// instances of the same classes at the same lines are the same one).
+    reported_sites: HashSet<CycleKey>,
     reported_classes: HashSet<Vec<u32>>,
     /// Limits already reported (each once).
     limits_reported: HashSet<&'static str>,
@@ -1170,13 +1177,14 @@ impl Graph {
         let mut classes: Vec<u32> = cycle.iter().map(|d| d.lock_class).collect();
         classes.sort_unstable();
         classes.dedup();
-        if self.reported_sites.contains(&sites)
-            || (class_level && self.reported_classes.contains(&classes))
+        let key = (sites, classes);
+        if self.reported_sites.contains(&key)
+            || (class_level && self.reported_classes.contains(&key.1))
         {
             return None;
         }
-        self.reported_sites.insert(sites);
-        self.reported_classes.insert(classes);
+        self.reported_classes.insert(key.1.clone());
+        self.reported_sites.insert(key);
         // The lock each dependency holds on the cycle is the one the previous dependency requests.
         let n = cycle.len();
         let edges = (0..n)
@@ -1237,6 +1245,8 @@ impl Graph {
 /// edge into the lock (a request of it) is searched again. Returns the first new finding and the
 /// limits hit, unpublished.
 pub(crate) fn note_written(inst: u64, class: u32) -> (Option<Violation>, Vec<Violation>) {
+    // A trace started later must say it too.
+    super::recorder::note_written(inst);
     with_graph(|g| {
         let mut limits = Vec::new();
         let new_inst = g.written_inst.insert(inst);

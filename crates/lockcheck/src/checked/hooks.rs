@@ -656,7 +656,11 @@ fn lock_slow(
             if f & flag::RECORD != 0 && !s.holds_any() {
                 recorder::on_request(ids, kind, mode, site, capacity, 1);
             }
-            let _ = as_busy(|_| graph::note_several_permits(ids.inst));
+            let _ = as_busy(|_| {
+                graph::note_several_permits(ids.inst);
+                // A trace started later declares them too.
+                recorder::note_permits(ids.inst, capacity);
+            });
         }
         // In a task, a nested acquisition is the task's dependency, not the thread's: the
         // task's stream shows it (before any check), and the thread's shows the acquisition as
@@ -1346,8 +1350,9 @@ pub(crate) fn self_conflict(kind: LockKind, req: Mode, held: Mode) -> Option<Vio
     }
 }
 
-/// Sites of self-deadlocks already reported (report once; still act every time).
-static SELF_REPORTED: parking_lot::Mutex<Option<HashSet<(String, String)>>> =
+/// Self-deadlocks already reported, by their two sites and the lock's class (report once; still
+/// act every time): a helper that locks what it is given twice is one bug per class it is given.
+static SELF_REPORTED: parking_lot::Mutex<Option<HashSet<(String, String, u32)>>> =
     parking_lot::Mutex::new(None);
 
 fn self_violation(
@@ -1360,7 +1365,7 @@ fn self_violation(
 ) -> Option<Verdict> {
     let thread = s.id();
     let v = as_busy(|_| {
-        let key = (site.to_string(), h.site.to_string());
+        let key = (site.to_string(), h.site.to_string(), ids.class);
         let first = internal(&SELF_REPORTED)
             .get_or_insert_with(HashSet::new)
             .insert(key);

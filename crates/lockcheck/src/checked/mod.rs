@@ -94,8 +94,13 @@ pub(crate) fn forget(meta: &Meta) {
     }
     if let Some(ids) = meta.assigned() {
         hooks::forget_foreign_release(ids.inst);
+        // What the recorder noted of it for a later trace (only of a lock marked written) goes
+        // when the writer has written its last use, or now when nothing records.
+        let noted = meta.was_written();
         if recorder::recording() {
-            recorder::on_drop(ids);
+            recorder::on_drop(ids, noted);
+        } else if noted {
+            recorder::forget_known(ids.inst);
         }
     }
 }

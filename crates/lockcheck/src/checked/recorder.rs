@@ -77,7 +77,7 @@ type Site = &'static Location<'static>;
 /// | convert | lock | - | - |
 /// | cond_wait | lock | condvar | - |
 /// | fork, join | child | - | - |
-/// | drop | lock | - | - |
+/// | drop | lock | - | 1: something was noted of the lock for later traces (see [`on_drop`]), else 0 |
 #[derive(Clone, Copy)]
 #[repr(C)]
 struct Rec {
@@ -1285,12 +1285,15 @@ pub(crate) fn on_convert(ids: Ids, to: Mode) {
     });
 }
 
-pub(crate) fn on_drop(ids: Ids) {
+/// A lock's drop; `noted`: something may be noted of it for later traces ([`note_written`],
+/// [`note_permits`]), which the writer forgets once it has written the lock's last use (`x` 1;
+/// readers skip drop records).
+pub(crate) fn on_drop(ids: Ids, noted: bool) {
     push(Rec {
         head: head(K_DROP, Mode::Exclusive, How::Blocking, ids.class),
         a: ids.inst,
         b: 0,
-        x: 0,
+        x: u64::from(noted),
         ts: 0,
     });
 }
@@ -1362,6 +1365,61 @@ pub(crate) fn on_violation(_v: &Violation) {
     if STATE_FLAG.load(Ordering::Relaxed) == ON {
         flush_all();
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the runtime knew of a lock before a trace saw it.
+
+/// What the runtime learned of a lock that changes a verdict and that a recording started later
+/// (`record::start` mid-run, a restart) would otherwise not say: a semaphore's permits, noted at
+/// its first blocking acquisition (0: none noted), and an RwLock's first write. The writer
+/// declares them with the lock's first `lock` event of each trace ([`Writer::lock_miss`]), so
+/// that `analyze` applies the rules the runtime applies (the permits gate rule, read-read links).
+#[derive(Clone, Copy, Default)]
+struct Known {
+    permits: u64,
+    written: bool,
+}
+
+/// [`Known`] by lock instance, filled whether or not a recording runs (a trace may start later):
+/// one entry per semaphore of several permits blocking-acquired once and per RwLock written
+/// once, removed with its lock ([`forget_known`]).
+static KNOWN: PlMutex<Option<HashMap<u64, Known, FastHash>>> = PlMutex::new(None);
+/// Entries in [`KNOWN`]: a lock's drop looks there only when some exist.
+static KNOWN_LEN: AtomicUsize = AtomicUsize::new(0);
+
+fn with_known<R>(f: impl FnOnce(&mut HashMap<u64, Known, FastHash>) -> R) -> R {
+    let mut guard = KNOWN.lock();
+    let map = guard.get_or_insert_with(HashMap::default);
+    let r = f(map);
+    KNOWN_LEN.store(map.len(), Ordering::Relaxed);
+    r
+}
+
+/// Semaphore `inst` has `permits` permits, seen at its first blocking acquisition: the runtime
+/// no longer takes it for a gate, so a trace that starts later declares them.
+pub(crate) fn note_permits(inst: u64, permits: usize) {
+    with_known(|m| m.entry(inst).or_default().permits = permits as u64);
+}
+
+/// RwLock `inst` was write-locked for the first time: a trace that starts later says so.
+pub(crate) fn note_written(inst: u64) {
+    with_known(|m| m.entry(inst).or_default().written = true);
+}
+
+/// Lock `inst` is gone: what was noted of it goes too.
+pub(crate) fn forget_known(inst: u64) {
+    if KNOWN_LEN.load(Ordering::Relaxed) != 0 {
+        with_known(|m| m.remove(&inst));
+    }
+}
+
+/// What was noted of lock `inst` (nothing: the default).
+fn known(inst: u64) -> Known {
+    if KNOWN_LEN.load(Ordering::Relaxed) == 0 {
+        return Known::default();
+    }
+    with_known(|m| m.get(&inst).copied().unwrap_or_default())
 }
 
 /// A hasher for the writer's integer keys (lock numbers, class numbers, site addresses): one
@@ -1587,6 +1645,7 @@ impl Writer {
             std::mem::take(&mut self.deferred_drops),
         );
         for l in ready {
+            forget_known(l);
             if self.locks.contains(&l) {
                 self.forget_lock(l);
                 self.emit(&Event::Drop { l });
@@ -1749,7 +1808,8 @@ impl Writer {
                 K_FORK | K_JOIN => {}
                 // Written by `end_pass`; the record itself is skipped by readers.
                 K_DROP => {
-                    if self.locks.contains(&r.a) {
+                    // Noted ones too: what the runtime noted of the lock goes at the pass's end.
+                    if self.locks.contains(&r.a) || r.x != 0 {
                         self.deferred_drops.push(r.a);
                     }
                 }
@@ -1838,11 +1898,20 @@ impl Writer {
         if !self.locks.contains(&l) {
             self.class(c);
             self.locks.insert(l);
+            // What the runtime already knows of the lock, perhaps from before this trace began
+            // (its permits, its first write), said at its first appearance.
+            let k = known(l);
+            if k.permits > 0 {
+                self.permits_known.insert(l, k.permits);
+            }
             self.emit(&Event::Lock {
                 l,
                 c,
-                permits: None,
+                permits: (k.permits > 0).then_some(k.permits),
             });
+            if k.written {
+                self.emit(&Event::Written { l });
+            }
         }
         self.lock_cache[slot] = l.wrapping_add(1);
         l
@@ -2220,7 +2289,7 @@ impl Writer {
                 }
             }
             // Written by `end_pass`.
-            K_DROP if self.locks.contains(&r.a) => self.deferred_drops.push(r.a),
+            K_DROP if self.locks.contains(&r.a) || r.x != 0 => self.deferred_drops.push(r.a),
             _ => {}
         }
     }
@@ -3073,6 +3142,75 @@ mod tests {
                 assert_eq!(memo.out, long.out, "lct: {lct}, after {t} {:#x}", r.head);
             }
             assert!(memo.out.len() > 1000, "lines written: {}", memo.out.len());
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    /// What the runtime noted of a lock before a trace (an RwLock's first write, a semaphore's
+    /// permits) is declared with the lock's first `lock` event, in JSON and `.lct`; a noted lock's
+    /// drop (`x` 1) takes its note away once the writer has written it, an unnoted one's too.
+    #[test]
+    fn what_was_noted_of_a_lock_is_declared_with_it_and_goes_with_its_drop() {
+        // Lock numbers no lock of this process gets (instances are below 2^40).
+        let (rw, sem) = (1u64 << 41, (1u64 << 41) + 1);
+        let site = Location::caller();
+        let acquire = |l: u64| Rec {
+            head: head(K_ACQUIRE, Mode::Shared, How::Blocking, 0),
+            a: l,
+            b: site_word(site),
+            x: 0,
+            ts: 1,
+        };
+        let drop_rec = |l: u64| Rec {
+            head: head(K_DROP, Mode::Exclusive, How::Blocking, 0),
+            a: l,
+            b: 0,
+            x: 1,
+            ts: 0,
+        };
+        for lct in [false, true] {
+            note_written(rw);
+            note_permits(sem, 4);
+            let path = std::env::temp_dir()
+                .join(format!("lockcheck-unit-noted-{}-{lct}", std::process::id()));
+            let mut w = Writer::new(File::create(&path).unwrap(), path.clone(), lct);
+            let mut side = Side::default();
+            let mut put = |w: &mut Writer, r: &Rec| {
+                if lct {
+                    w.format_direct::<true>(1, &mut side, r);
+                } else {
+                    w.format_direct::<false>(1, &mut side, r);
+                }
+            };
+            for l in [rw, sem] {
+                put(&mut w, &acquire(l));
+            }
+            let events = if lct {
+                read_lct(&[&lockcheck_core::lct::MAGIC[..], &w.out].concat())
+            } else {
+                std::str::from_utf8(&w.out)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect()
+            };
+            assert!(events.contains(&Event::Written { l: rw }), "{events:?}");
+            assert!(
+                events.contains(&Event::Lock {
+                    l: sem,
+                    c: 0,
+                    permits: Some(4)
+                }),
+                "{events:?}"
+            );
+            assert!(!events.contains(&Event::Written { l: sem }), "{events:?}");
+            for l in [rw, sem] {
+                put(&mut w, &drop_rec(l));
+            }
+            assert!(known(rw).written, "kept until the drop is written");
+            w.end_pass();
+            w.end_pass();
+            assert!(!known(rw).written && known(sem).permits == 0);
             let _ = std::fs::remove_file(&path);
         }
     }

@@ -820,6 +820,32 @@ pub(crate) struct Ctx {
     check: bool,
 }
 
+/// What an acquisition tells the graph of its lock the first time (the lock's `WRITTEN` bit): an
+/// RwLock's first write (read-read links on it can block from now on), a semaphore seen with
+/// several permits (its permits are no gate: two tasks can each hold one at once; a semaphore of
+/// one permit is noted when it first has more, after `add_permits`). Both are noted for a
+/// recording that starts later too.
+#[inline]
+fn first_sight(r: &Req<'_>, ids: Ids) {
+    if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
+        graph::note_written(ids.inst, ids.class);
+    }
+    if r.kind == LockKind::Semaphore && r.capacity > 1 {
+        several_permits(r, ids);
+    }
+}
+
+/// [`first_sight`] of a semaphore with several permits (out of line: the locks' path only tests
+/// the kind).
+#[cold]
+#[inline(never)]
+fn several_permits(r: &Req<'_>, ids: Ids) {
+    if r.meta.mark_written() {
+        graph::note_several_permits(ids.inst);
+        recorder::note_permits(ids.inst, r.capacity);
+    }
+}
+
 /// Who acquires what, and what this thread's sync held stack says about it; None when not
 /// tracked (checking off, lockcheck busy on this thread). One thread-local access.
 fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
@@ -835,9 +861,7 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
                 return None;
             }
             let ids = r.meta.ids(r.kind);
-            if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
-                graph::note_written(ids.inst, ids.class);
-            }
+            first_sight(r, ids);
             let (holder, tag) = match task {
                 Some(h) => (h, h),
                 None => (s.id(), 0),
@@ -1009,9 +1033,7 @@ fn acquired_quiet(r: &Req<'_>) -> Option<Hold> {
         return None;
     }
     let ids = r.meta.ids(r.kind);
-    if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
-        graph::note_written(ids.inst, ids.class);
-    }
+    first_sight(r, ids);
     let token = with_shard_quiet(holder, |s| {
         let token = s.token();
         let list = s.list_get_mut(holder)?;
@@ -2363,12 +2385,18 @@ fn register(
                 edges,
                 message: String::new(),
             };
-            // The same cycle (same wait and hold lines) again, e.g. a retry after a timeout:
-            // reported once, acted on every time.
+            // The same cycle (same wait and hold lines, same classes) again, e.g. a retry after
+            // a timeout: reported once, acted on every time. Other classes at the same lines (a
+            // helper given other locks) are another cycle.
             let mut key: Vec<String> = v
                 .edges
                 .iter()
-                .map(|e| format!("{} {}", e.site, e.held_site))
+                .map(|e| {
+                    format!(
+                        "{} {} {} {}",
+                        e.site, e.held_site, e.acquired.class, e.held.class
+                    )
+                })
                 .collect();
             key.sort();
             publish_once(&DEADLOCK_REPORTED, key, v)
@@ -2394,7 +2422,7 @@ fn register(
     Ok(reg)
 }
 
-/// Wait cycles already reported (by their wait and hold lines).
+/// Wait cycles already reported (by their wait and hold lines and the classes there).
 static DEADLOCK_REPORTED: PlMutex<Option<HashSet<Vec<String>>>> = PlMutex::new(None);
 
 /// Whether a request in `want` mode is kept from a lock held in `held` mode.
@@ -2966,8 +2994,12 @@ fn sync_after_async(
     }
 }
 
-/// Reported (guard site, acquisition site) pairs: each once (the action applies every time).
-static AWAIT_REPORTED: PlMutex<Option<HashSet<(String, String)>>> = PlMutex::new(None);
+/// Reported (guard site, acquisition site, classes of both locks): each once (the action applies
+/// every time); the same lines with locks of other classes are another finding.
+static AWAIT_REPORTED: PlMutex<Option<HashSet<AwaitKey>>> = PlMutex::new(None);
+
+/// A held-across-await report's key: guard site, acquisition site, the classes of both locks.
+type AwaitKey = (String, String, Vec<String>);
 
 /// Reports `me`'s request of `ids` while `h`, a sync guard another holder keeps across an
 /// `.await`, is on this thread's stack; `certain`: the request waits forever (see
@@ -3061,7 +3093,14 @@ fn report_await(
     certain: bool,
 ) -> Option<Verdict> {
     let v = as_busy(|_| {
-        let key = (site.to_string(), held_site.to_string());
+        // The sites and the classes of the locks (the held guard's, the requested one's).
+        let mut classes: Vec<String> = edges
+            .iter()
+            .flat_map(|e| [e.held.class.clone(), e.acquired.class.clone()])
+            .collect();
+        classes.sort_unstable();
+        classes.dedup();
+        let key = (site.to_string(), held_site.to_string(), classes);
         let v = Violation {
             kind: ViolationKind::HeldAcrossAwait,
             edges,
@@ -3078,8 +3117,9 @@ fn report_await(
 // ---------------------------------------------------------------------------------------------
 // Reports.
 
-/// Sites of async self-deadlocks already reported (each once; the action applies every time).
-static SELF_REPORTED: PlMutex<Option<HashSet<(String, String)>>> = PlMutex::new(None);
+/// Async self-deadlocks already reported, by their two sites and the lock's class (each once;
+/// the action applies every time): a helper given another lock is another finding.
+static SELF_REPORTED: PlMutex<Option<HashSet<(String, String, u32)>>> = PlMutex::new(None);
 
 /// Reports `holder`'s acquisition of a lock it holds (`e`); `waits`: the acquisition waits
 /// next, so a [`ViolationKind::SelfDeadlock`] is a certain hang (see [`verdict_waiting`]).
@@ -3109,7 +3149,7 @@ fn self_violation_noted(
     waits: Waits,
 ) -> Option<Verdict> {
     let v = as_busy(|_| {
-        let key = (site.to_string(), e.site.to_string());
+        let key = (site.to_string(), e.site.to_string(), ids.class);
         let lock = LockRef::new(ids.inst, ids.class);
         let mut edge = EdgeInfo::on_lock(
             holder,

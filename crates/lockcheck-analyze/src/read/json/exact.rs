@@ -279,6 +279,11 @@ fn other(mut x: X<'_>, out: &mut Vec<Event>) -> Option<usize> {
         let len = x.end()?;
         out.push(Event::Forget { l, n });
         Some(len)
+    } else if x.next_is(b"written\",\"l\":") {
+        let l = x.num()?;
+        let len = x.end()?;
+        out.push(Event::Written { l });
+        Some(len)
     } else {
         None
     }

@@ -24,6 +24,7 @@ enum Kind {
     Join,
     Drop,
     Forget,
+    Written,
 }
 
 /// The fields seen in one object, by bit: every field at most once.
@@ -155,6 +156,7 @@ pub(in crate::read) fn event(line: &[u8]) -> Option<Event> {
                     b"join" => Kind::Join,
                     b"drop" => Kind::Drop,
                     b"forget" => Kind::Forget,
+                    b"written" => Kind::Written,
                     _ => return None,
                 });
                 E
@@ -287,6 +289,7 @@ fn build(f: &Fields) -> Option<Event> {
         },
         Kind::Drop if has(L) => Event::Drop { l: f.l },
         Kind::Forget if has(L | N) => Event::Forget { l: f.l, n: f.n },
+        Kind::Written if has(L) => Event::Written { l: f.l },
         _ => return None,
     })
 }
