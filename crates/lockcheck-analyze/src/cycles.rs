@@ -578,7 +578,7 @@ fn list_cycles(
     let level = graph.level().unwrap_or(GraphLevel::Instance);
     let mut out: FastMap<Key, Candidate> = FastMap::default();
     let mut result = LevelResult::default();
-    let sccs = graph.sccs(&|_| true);
+    let sccs = graph.sccs_by(|_| true);
     let n = graph.nodes();
     let mut comp = vec![u32::MAX; n];
     for (i, scc) in sccs.iter().enumerate() {
@@ -746,8 +746,12 @@ fn same_thread_cycles(
     result: &mut LevelResult,
 ) {
     let level = graph.level().unwrap_or(GraphLevel::Instance);
-    let covered: std::collections::HashSet<Vec<u32>> =
+    // Looked up once per cycle closed (millions on the hostile random trace, most of them
+    // covered): hashed fast, and by a slice of a buffer reused, so a lookup allocates nothing.
+    let covered: std::collections::HashSet<Vec<u32>, foldhash::fast::RandomState> =
         out.keys().map(|k| k[..k.len() - 1].to_vec()).collect();
+    let same_thread_code = filter_code(Some("same-thread"));
+    let mut set: Vec<u32> = Vec::with_capacity(MAX_SAME_THREAD_LEN + 1);
     let mut listed = out.keys().filter(|k| is_filtered(k)).count() as u64;
     let threads = model.threads.len();
     let mut sources = graph.sources();
@@ -940,14 +944,14 @@ fn same_thread_cycles(
                         break 'sccs;
                     }
                     if v == start {
-                        let nodes_of: Vec<u32> = path.iter().map(|&p| nodes[p]).collect();
-                        let set = sorted(&nodes_of);
-                        if covered.contains(&set) {
+                        set.clear();
+                        set.extend(path.iter().map(|&p| nodes[p]));
+                        set.sort_unstable();
+                        if covered.contains(set.as_slice()) {
                             continue;
                         }
-                        let mut key = set;
-                        key.push(filter_code(Some("same-thread")));
-                        if let Some(c) = out.get_mut(&key) {
+                        set.push(same_thread_code);
+                        if let Some(c) = out.get_mut(set.as_slice()) {
                             c.combinations += 1;
                             continue;
                         }
@@ -956,6 +960,8 @@ fn same_thread_cycles(
                             continue;
                         }
                         listed += 1;
+                        let nodes_of: Vec<u32> = path.iter().map(|&p| nodes[p]).collect();
+                        let key = set.clone();
                         let deps: Vec<u32> = wit
                             .iter()
                             .map(|&w| w as usize)
@@ -1712,7 +1718,7 @@ pub fn change_set_on(
 ) -> ChangeSet {
     let mut out = ChangeSet::new(graph.edge_count());
     let mut index = vec![u32::MAX; graph.nodes()];
-    for mut scc in graph.sccs(&|e| weights.get(e) > 0) {
+    for mut scc in graph.sccs_by(|e| weights.get(e) > 0) {
         scc.sort_unstable_by_key(|&n| (rank(n), n));
         for (i, &c) in scc.iter().enumerate() {
             index[c as usize] = i as u32;
