@@ -285,7 +285,14 @@ pub(crate) fn eades_lin_smyth_on(g: &impl FasGraph) -> Vec<usize> {
         }
         let (best, _) = best.expect("some vertex is alive");
         s1.push(best);
-        remove(best, &mut alive, &mut delta, &mut outd, &mut ind, &mut pending);
+        remove(
+            best,
+            &mut alive,
+            &mut delta,
+            &mut outd,
+            &mut ind,
+            &mut pending,
+        );
         left -= 1;
     }
     s2.reverse();
@@ -1572,7 +1579,11 @@ mod tests {
             for a in 0..n {
                 for b in 0..n {
                     if a != b && rnd(10) < density {
-                        let big = if round % 7 == 0 && rnd(20) == 0 { 40_000 } else { 0 };
+                        let big = if round % 7 == 0 && rnd(20) == 0 {
+                            40_000
+                        } else {
+                            0
+                        };
                         edges.push((a, b, 1 + rnd(3) + big));
                     }
                 }
