@@ -578,7 +578,7 @@ fn list_cycles(
     let level = graph.level().unwrap_or(GraphLevel::Instance);
     let mut out: FastMap<Key, Candidate> = FastMap::default();
     let mut result = LevelResult::default();
-    let sccs = graph.sccs(&|_| true);
+    let sccs = graph.sccs_by(|_| true);
     let n = graph.nodes();
     let mut comp = vec![u32::MAX; n];
     for (i, scc) in sccs.iter().enumerate() {
@@ -746,28 +746,42 @@ fn same_thread_cycles(
     result: &mut LevelResult,
 ) {
     let level = graph.level().unwrap_or(GraphLevel::Instance);
-    let covered: std::collections::HashSet<Vec<u32>> =
+    // Looked up once per cycle closed (millions on the hostile random trace, most of them
+    // covered): hashed fast, and by a slice of a buffer reused, so a lookup allocates nothing.
+    let covered: std::collections::HashSet<Vec<u32>, foldhash::fast::RandomState> =
         out.keys().map(|k| k[..k.len() - 1].to_vec()).collect();
+    let same_thread_code = filter_code(Some("same-thread"));
+    let mut set: Vec<u32> = Vec::with_capacity(MAX_SAME_THREAD_LEN + 1);
     let mut listed = out.keys().filter(|k| is_filtered(k)).count() as u64;
     let threads = model.threads.len();
-    let mut sources = graph.sources();
-    let mut inside = |e: u32| {
-        let (a, b) = (sources.of(e), graph.target(e));
-        comp[a as usize] != u32::MAX && comp[a as usize] == comp[b as usize]
+    // The edges inside a component, by edge id (so by source, then target): read node by
+    // node, the source known, where a search for each edge's source cost 0.2G instructions on
+    // the hostile random trace.
+    let inside = |a: u32| {
+        let ca = comp[a as usize];
+        let r = if ca == u32::MAX {
+            0..0
+        } else {
+            graph.out_edges(a)
+        };
+        (ca, r)
     };
     // Each thread's edges inside a component, by edge id (so by source, then target), one entry
     // per (thread, edge): counted, then placed.
     let mut first = vec![0u32; threads + 1];
     let mut stamp = vec![u32::MAX; threads];
-    for e in 0..graph.edge_count() as u32 {
-        if !inside(e) {
-            continue;
-        }
-        for &d in graph.deps(e) {
-            let t = thread_of[d as usize] as usize;
-            if t < threads && stamp[t] != e {
-                stamp[t] = e;
-                first[t + 1] += 1;
+    for a in 0..graph.nodes() as u32 {
+        let (ca, r) = inside(a);
+        for e in r {
+            if comp[graph.target(e) as usize] != ca {
+                continue;
+            }
+            for &d in graph.deps(e) {
+                let t = thread_of[d as usize] as usize;
+                if t < threads && stamp[t] != e {
+                    stamp[t] = e;
+                    first[t + 1] += 1;
+                }
             }
         }
     }
@@ -777,16 +791,19 @@ fn same_thread_cycles(
     let mut by_thread = vec![0u32; first[threads] as usize];
     let mut fill = first.clone();
     stamp.iter_mut().for_each(|s| *s = u32::MAX);
-    for e in 0..graph.edge_count() as u32 {
-        if !inside(e) {
-            continue;
-        }
-        for &d in graph.deps(e) {
-            let t = thread_of[d as usize] as usize;
-            if t < threads && stamp[t] != e {
-                stamp[t] = e;
-                by_thread[fill[t] as usize] = e;
-                fill[t] += 1;
+    for a in 0..graph.nodes() as u32 {
+        let (ca, r) = inside(a);
+        for e in r {
+            if comp[graph.target(e) as usize] != ca {
+                continue;
+            }
+            for &d in graph.deps(e) {
+                let t = thread_of[d as usize] as usize;
+                if t < threads && stamp[t] != e {
+                    stamp[t] = e;
+                    by_thread[fill[t] as usize] = e;
+                    fill[t] += 1;
+                }
             }
         }
     }
@@ -810,7 +827,13 @@ fn same_thread_cycles(
     let mut out_start: Vec<u32> = Vec::new();
     let mut tgt: Vec<u32> = Vec::new();
     let mut comp_l: Vec<u32> = Vec::new();
-    let mut radj: Vec<Vec<usize>> = Vec::new();
+    // The reverse adjacency of the component searched, in compressed arrays by the node's rank
+    // in the component (`rank`): `radj[radj_start[i]..radj_start[i + 1]]` are the sources of the
+    // edges entering its `i`-th node, ascending (a vector per node, dropped and grown again for
+    // every thread, cost as much as the search on the hostile random trace).
+    let mut rank: Vec<u32> = Vec::new();
+    let mut radj_start: Vec<u32> = Vec::new();
+    let mut radj: Vec<u32> = Vec::new();
     let mut dist: Vec<u32> = Vec::new();
     let mut on_path: Vec<bool> = Vec::new();
     for t in 0..threads {
@@ -872,18 +895,40 @@ fn same_thread_cycles(
                 comp_l[x] = ci as u32;
             }
         }
-        radj.clear();
-        radj.resize(m, Vec::new());
+        rank.clear();
+        rank.resize(m, u32::MAX);
         dist.clear();
         dist.resize(m, u32::MAX);
         on_path.clear();
         on_path.resize(m, false);
         'sccs: for (ci, scc) in sccs.iter().enumerate() {
             let ci = ci as u32;
+            for (i, &x) in scc.iter().enumerate() {
+                rank[x] = i as u32;
+            }
+            radj_start.clear();
+            radj_start.resize(scc.len() + 1, 0);
             for &u in scc {
                 for &v in &tgt[out_start[u] as usize..out_start[u + 1] as usize] {
                     if comp_l[v as usize] == ci {
-                        radj[v as usize].push(u);
+                        radj_start[rank[v as usize] as usize + 1] += 1;
+                    }
+                }
+            }
+            for i in 0..scc.len() {
+                radj_start[i + 1] += radj_start[i];
+            }
+            radj.clear();
+            radj.resize(radj_start[scc.len()] as usize, 0);
+            {
+                let mut fill: Vec<u32> = radj_start[..scc.len()].to_vec();
+                for &u in scc {
+                    for &v in &tgt[out_start[u] as usize..out_start[u + 1] as usize] {
+                        if comp_l[v as usize] == ci {
+                            let at = &mut fill[rank[v as usize] as usize];
+                            radj[*at as usize] = u as u32;
+                            *at += 1;
+                        }
                     }
                 }
             }
@@ -897,7 +942,10 @@ fn same_thread_cycles(
                 for depth in 1..MAX_SAME_THREAD_LEN as u32 {
                     let mut next = Vec::new();
                     for &u in &frontier {
-                        for &w in &radj[u] {
+                        let i = rank[u] as usize;
+                        let r = radj_start[i] as usize..radj_start[i + 1] as usize;
+                        for &w in &radj[r] {
+                            let w = w as usize;
                             if w > start && dist[w] == u32::MAX {
                                 dist[w] = depth;
                                 next.push(w);
@@ -934,20 +982,17 @@ fn same_thread_cycles(
                         for &p in &path {
                             on_path[p] = false;
                         }
-                        for &x in scc {
-                            radj[x].clear();
-                        }
                         break 'sccs;
                     }
                     if v == start {
-                        let nodes_of: Vec<u32> = path.iter().map(|&p| nodes[p]).collect();
-                        let set = sorted(&nodes_of);
-                        if covered.contains(&set) {
+                        set.clear();
+                        set.extend(path.iter().map(|&p| nodes[p]));
+                        set.sort_unstable();
+                        if covered.contains(set.as_slice()) {
                             continue;
                         }
-                        let mut key = set;
-                        key.push(filter_code(Some("same-thread")));
-                        if let Some(c) = out.get_mut(&key) {
+                        set.push(same_thread_code);
+                        if let Some(c) = out.get_mut(set.as_slice()) {
                             c.combinations += 1;
                             continue;
                         }
@@ -956,6 +1001,8 @@ fn same_thread_cycles(
                             continue;
                         }
                         listed += 1;
+                        let nodes_of: Vec<u32> = path.iter().map(|&p| nodes[p]).collect();
+                        let key = set.clone();
                         let deps: Vec<u32> = wit
                             .iter()
                             .map(|&w| w as usize)
@@ -984,9 +1031,6 @@ fn same_thread_cycles(
                         stack.push((v, out_start[v] as usize));
                     }
                 }
-            }
-            for &x in scc {
-                radj[x].clear();
             }
         }
     }
@@ -1712,7 +1756,7 @@ pub fn change_set_on(
 ) -> ChangeSet {
     let mut out = ChangeSet::new(graph.edge_count());
     let mut index = vec![u32::MAX; graph.nodes()];
-    for mut scc in graph.sccs(&|e| weights.get(e) > 0) {
+    for mut scc in graph.sccs_by(|e| weights.get(e) > 0) {
         scc.sort_unstable_by_key(|&n| (rank(n), n));
         for (i, &c) in scc.iter().enumerate() {
             index[c as usize] = i as u32;
