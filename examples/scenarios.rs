@@ -196,6 +196,24 @@ const SCENARIOS: &[Scenario] = &[
     ),
     ("channel-self-send", "self-deadlock", channel_self_send),
     ("channel-deadlock", "lock-order-inversion", channel_deadlock),
+    // Reads in both orders of RwLocks written only before the readers were spawned (section 11
+    // of `tests/real_bugs_round4.rs`): no write can come between the reads. A writer thread
+    // running meanwhile can: reported. A write after both readers are joined cannot: silent.
+    ("config-before-spawn", "-", config_before_spawn),
+    (
+        "config-writer-thread",
+        "lock-order-inversion",
+        config_writer_thread,
+    ),
+    ("config-write-after-join", "-", config_write_after_join),
+    // Written more often than the writes noted one by one (16) before the spawn: from then on
+    // the locks count as written concurrently with every read (the conservative side, on both
+    // sides alike).
+    (
+        "config-written-often",
+        "lock-order-inversion",
+        config_written_often,
+    ),
 ];
 
 fn main() {
@@ -1642,4 +1660,72 @@ fn channel_deadlock() {
         *registry.write() += 1;
     }));
     let _ = publisher.join();
+}
+
+/// Two RwLocks written `writes` times each before two readers are spawned (through
+/// `lockcheck::thread`), read in both orders; `writer_thread`: a thread spawned before the
+/// readers and joined after them writes both too; `after_join`: written again once both readers
+/// are joined.
+fn config(
+    prefix: (&'static str, &'static str),
+    writes: u32,
+    writer_thread: bool,
+    after_join: bool,
+) {
+    let net = Arc::new(RwLock::named(prefix.0, 0));
+    let disk = Arc::new(RwLock::named(prefix.1, 0));
+    for i in 0..writes {
+        *net.write() = i;
+        *disk.write() = i;
+    }
+    let writer = writer_thread.then(|| {
+        let (n, d) = (net.clone(), disk.clone());
+        let (written, wait_written) = mpsc::channel();
+        let w = lockcheck::thread::spawn(move || {
+            *n.write() += 1;
+            *d.write() += 1;
+            let _ = written.send(());
+        });
+        let _ = wait_written.recv();
+        w
+    });
+    let (n1, d1, n2, d2) = (net.clone(), disk.clone(), net.clone(), disk.clone());
+    let (first_done, wait_first) = mpsc::channel();
+    let r1 = lockcheck::thread::spawn(move || {
+        let _n = n1.read();
+        let _d = d1.read();
+        drop((_n, _d));
+        let _ = first_done.send(());
+        std::thread::sleep(Duration::from_millis(20));
+    });
+    let r2 = lockcheck::thread::spawn(move || {
+        let _ = wait_first.recv();
+        let _d = d2.read();
+        let _n = n2.read();
+    });
+    let _ = r1.join();
+    let _ = r2.join();
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    if after_join {
+        *net.write() += 1;
+        *disk.write() += 1;
+    }
+}
+
+fn config_before_spawn() {
+    config(("cfgbefore.net", "cfgbefore.disk"), 2, false, false);
+}
+
+fn config_writer_thread() {
+    config(("cfgwriter.net", "cfgwriter.disk"), 1, true, false);
+}
+
+fn config_write_after_join() {
+    config(("cfgjoin.net", "cfgjoin.disk"), 1, false, true);
+}
+
+fn config_written_often() {
+    config(("cfgoften.net", "cfgoften.disk"), 20, false, false);
 }

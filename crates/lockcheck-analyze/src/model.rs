@@ -96,9 +96,57 @@ pub struct LockInfo {
     pub local: u64,
     /// Whether it was ever requested or held in exclusive mode.
     pub ever_written: bool,
+    /// Its write locks, for the read-read rule (RwLocks only).
+    pub writes: Writes,
     /// Semaphore permits, if known: the most its `lock` events gave, less those a `forget`
     /// event removed since.
     pub permits: Option<u64>,
+}
+
+/// Write locks of an instance noted one by one, as the runtime notes them (its
+/// `graph::WRITE_NOTES`): past them the instance counts as written concurrently with every read
+/// pair ([`Writes::unordered`]). The runtime bounds its cost so; the analyzer applies the same
+/// bound to the same writes so that it reports what the runtime does (offline equals runtime),
+/// on the conservative side.
+pub const WRITE_NOTES: u32 = 16;
+/// Distinct write clocks kept per class, as the runtime keeps them; past it the class counts as
+/// written concurrently with every read pair.
+pub const WRITE_CLASS_CLOCKS: usize = 64;
+
+/// The write locks of an RwLock instance or class, for the read-read rule: a read-read link of a
+/// cycle counts only if a write can come between the two reads (see
+/// [`lockcheck_core::deps::write_between`]).
+#[derive(Debug, Clone, Default)]
+pub struct Writes {
+    /// The distinct (thread, clock) of the writes noted.
+    pub clocks: Vec<(ThreadId, ClockId)>,
+    /// Writes noted (an instance's: up to [`WRITE_NOTES`]).
+    pub noted: u32,
+    /// Some write is not known one by one (past a bound): counted between every two reads.
+    pub unordered: bool,
+}
+
+impl Writes {
+    /// Notes a write of `thread` at clock `clock`, keeping at most `most_clocks` distinct ones.
+    fn note(&mut self, thread: ThreadId, clock: ClockId, most_clocks: usize) {
+        if self.unordered {
+            return;
+        }
+        self.noted = self.noted.saturating_add(1);
+        if self.clocks.contains(&(thread, clock)) {
+            return;
+        }
+        if self.clocks.len() >= most_clocks {
+            self.set_unordered();
+        } else {
+            self.clocks.push((thread, clock));
+        }
+    }
+
+    fn set_unordered(&mut self) {
+        self.unordered = true;
+        self.clocks = Vec::new();
+    }
 }
 
 /// A lock class, merged across traces by key.
@@ -112,6 +160,8 @@ pub struct ClassInfo {
     pub instances: u32,
     /// Whether any instance was ever requested or held in exclusive mode.
     pub ever_written: bool,
+    /// The write locks of its instances, for the read-read rule (RwLocks only).
+    pub writes: Writes,
     /// Wait times of acquisitions (every acquisition; 0 when uncontended or unmeasured).
     pub wait: Histogram,
     /// Hold times of releases (0 when unmeasured).
@@ -953,6 +1003,35 @@ impl Model {
         m != Mode::Permit || self.locks[l as usize].permits.is_none_or(|p| p <= 1)
     }
 
+    /// The read-read rule's `ever_written` for the link from `d` (which requests `d.lock()`) to
+    /// `next` (which holds it, or at class level an instance of its class): whether a write can
+    /// come between the two reads ([`lockcheck_core::deps::write_between`]). Only a plain shared
+    /// request asks (for any other mode the answer does not matter: it is the lock's
+    /// `ever_written`).
+    pub fn write_between<A, B>(&self, class_level: bool, d: &A, next: &B) -> bool
+    where
+        A: DepView<Lock = LockId> + ?Sized,
+        B: DepView<Lock = LockId> + ?Sized,
+    {
+        let lock = &self.locks[d.lock() as usize];
+        let (ever, writes) = if class_level {
+            let c = &self.classes[lock.class as usize];
+            (c.ever_written, &c.writes)
+        } else {
+            (lock.ever_written, &lock.writes)
+        };
+        if !ever || d.mode() != Mode::Shared {
+            return ever;
+        }
+        // A lock written, but not as an RwLock's write (its kind learnt late): every read pair.
+        if writes.unordered || (writes.noted == 0 && writes.clocks.is_empty()) {
+            return true;
+        }
+        writes.clocks.iter().any(|&(t, c)| {
+            lockcheck_core::deps::write_between(u64::from(t), |x| self.clocks.get(c, x), d, next)
+        })
+    }
+
     /// The locks of held set `h` with their modes, oldest first.
     pub fn held(&self, h: HeldId) -> Path<(LockId, Mode)> {
         self.held_sets.iter(h)
@@ -1212,6 +1291,9 @@ struct LockHot {
     hold_zeros: u32,
     /// Whether the lock is marked written already ([`LockInfo::ever_written`]).
     written: bool,
+    /// Whether its writes are no longer noted one by one ([`LockInfo::writes`]: unordered, or
+    /// not an RwLock).
+    writes_done: bool,
     /// Whether its class is a semaphore (updated when a class's kind is learnt late).
     semaphore: bool,
 }
@@ -1349,6 +1431,7 @@ impl ModelBuilder {
             kind,
             instances: 0,
             ever_written: false,
+            writes: Writes::default(),
             wait: Histogram::new(),
             hold: Histogram::new(),
             try_failures: 0,
@@ -1368,6 +1451,7 @@ impl ModelBuilder {
             trace,
             local: l,
             ever_written: false,
+            writes: Writes::default(),
             permits,
         });
         self.model.classes[class as usize].instances += 1;
@@ -1377,6 +1461,7 @@ impl ModelBuilder {
             wait_zeros: 0,
             hold_zeros: 0,
             written: false,
+            writes_done: false,
             semaphore: self.model.classes[class as usize].kind == LockKind::Semaphore,
         });
         *self
@@ -1430,6 +1515,41 @@ impl ModelBuilder {
             lock.ever_written = true;
             let c = lock.class;
             self.model.classes[c as usize].ever_written = true;
+        }
+    }
+
+    /// A write lock of `l` by thread `t` (an exclusive request, or an acquisition, upgrade
+    /// or conversion that no request announced): noted with `t`'s clock for the read-read rule
+    /// while the lock's writes are noted one by one, as the runtime notes them (at its request,
+    /// or at a `try_*` write's success).
+    #[inline]
+    fn note_write(&mut self, t: ThreadId, l: LockId, m: Mode) {
+        if m == Mode::Exclusive && !self.hot[l as usize].writes_done {
+            self.note_write_slow(t, l);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn note_write_slow(&mut self, t: ThreadId, l: LockId) {
+        let c = self.model.locks[l as usize].class;
+        if self.model.classes[c as usize].kind != LockKind::Rwlock {
+            // Not an RwLock: no read holds, nothing to note (its `ever_written` stands).
+            self.hot[l as usize].writes_done = true;
+            return;
+        }
+        let clock = self.clock_id(t);
+        let w = &mut self.model.locks[l as usize].writes;
+        w.note(t, clock, usize::MAX);
+        if w.noted >= WRITE_NOTES && !w.unordered {
+            w.set_unordered();
+        }
+        let done = w.unordered;
+        self.hot[l as usize].writes_done = done;
+        let cw = &mut self.model.classes[c as usize].writes;
+        cw.note(t, clock, WRITE_CLASS_CLOCKS);
+        if done && !cw.unordered {
+            cw.set_unordered();
         }
     }
 
@@ -2048,6 +2168,7 @@ impl ModelBuilder {
                 }
             }
             None => {
+                self.note_write(t, l, m);
                 self.settle(t);
                 // A trace without requests: the acquisition itself is the request (only a
                 // lock the thread holds can wait for itself: the test is made here, where the
@@ -2228,6 +2349,7 @@ impl ModelBuilder {
                 if again {
                     return;
                 }
+                self.note_write(t, l, *m);
                 self.threads[t as usize].cond_released = None;
                 self.settle(t);
                 let found = self.self_check(t, l, *m, site, true, n);
@@ -2295,6 +2417,9 @@ impl ModelBuilder {
                 };
                 let old = self.threads[t as usize].held[i].mode;
                 self.mark_written(l, *m);
+                if old != Mode::Exclusive {
+                    self.note_write(t, l, *m);
+                }
                 // An upgrade waits for the other readers to leave while this thread holds
                 // everything it holds: a dependency on the lock in its new mode.
                 if *m == Mode::Exclusive && old != Mode::Exclusive {

@@ -487,12 +487,16 @@ enum Added {
 struct Graph {
     inst: Level<u64, Variants<DepRecord>>,
     class: Level<u32, Groups<DepRecord>>,
-    written_inst: IdSet<u64>,
-    written_class: IdSet<u32>,
+    /// The writes of each RwLock instance and class (for the read-read rule).
+    writes_inst: IdMap<u64, Writes>,
+    writes_class: IdMap<u32, Writes>,
     /// Semaphores of more than one permit (declared at their first blocking acquisition, when
     /// the trace declares their permits too): their permits are no gate (see [`gated`]).
     several_permits: IdSet<u64>,
-    reported_sites: HashSet<Vec<(usize, u32, u32)>>,
+    /// The cycles reported, each as its requests' sites with the requested locks' classes, sorted:
+    /// the same code locking locks of other classes is another finding (two tests, or two
+    /// users, sharing a helper), the same locks through the same lines the same one.
+    reported_sites: HashSet<Vec<(usize, u32, u32, u32)>>,
     reported_classes: HashSet<Vec<u32>>,
     /// Limits already reported (each once).
     limits_reported: HashSet<&'static str>,
@@ -542,8 +546,8 @@ fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
     let g = g.get_or_insert_with(|| Graph {
         inst: Level::new(0),
         class: Level::new(1),
-        written_inst: IdSet::default(),
-        written_class: IdSet::default(),
+        writes_inst: IdMap::default(),
+        writes_class: IdMap::default(),
         several_permits: IdSet::default(),
         reported_sites: HashSet::new(),
         reported_classes: HashSet::new(),
@@ -737,9 +741,12 @@ impl Graph {
         firsts: &[Arc<DepRecord>],
         limits: &mut Vec<Violation>,
     ) -> Option<Vec<Arc<DepRecord>>> {
-        let written = &self.written_inst;
+        let writes = &self.writes_inst;
         let link = |req: &DepRecord, holder: &DepRecord| {
-            let w = req.dep.mode == Mode::Exclusive || written.contains(&req.dep.lock);
+            let w = req.dep.mode == Mode::Exclusive
+                || writes
+                    .get(&req.dep.lock)
+                    .is_some_and(|w| w.between(&req.dep, &holder.dep));
             check_link(&req.dep, &holder.dep, w).is_ok()
         };
         let (cycle, exhausted) = search(&self.inst, a, b, firsts, &link, &self.several_permits);
@@ -758,8 +765,8 @@ impl Graph {
         firsts: &[Arc<DepRecord>],
         limits: &mut Vec<Violation>,
     ) -> Option<Vec<Arc<DepRecord>>> {
-        let written = &self.written_class;
-        let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, written);
+        let writes = &self.writes_class;
+        let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, writes);
         let (cycle, exhausted) = search(&self.class, a, b, firsts, &link, &self.several_permits);
         if exhausted {
             self.limit_hit("search-steps", &firsts[0], limits);
@@ -810,8 +817,11 @@ impl Graph {
 
 /// At class level, `req` requests some instance of its class; the link holds if `holder` holds an
 /// instance of that class in a mode the request conflicts with.
-fn class_link(req: &DepRecord, holder: &DepRecord, written: &IdSet<u32>) -> bool {
-    let w = req.dep.mode == Mode::Exclusive || written.contains(&req.lock_class);
+fn class_link(req: &DepRecord, holder: &DepRecord, writes: &IdMap<u32, Writes>) -> bool {
+    let w = req.dep.mode == Mode::Exclusive
+        || writes
+            .get(&req.lock_class)
+            .is_some_and(|w| w.between(&req.dep, &holder.dep));
     holder
         .held_classes
         .iter()
@@ -1156,13 +1166,14 @@ fn ancestors<K, E>(level: &Level<K, E>, a: NodeId) -> Vec<bool> {
 impl Graph {
     /// Turns a feasible cycle into a violation, unless the same bug was reported already.
     fn violation(&mut self, cycle: Vec<Arc<DepRecord>>, class_level: bool) -> Option<Violation> {
-        let mut sites: Vec<(usize, u32, u32)> = cycle
+        let mut sites: Vec<(usize, u32, u32, u32)> = cycle
             .iter()
             .map(|d| {
                 (
                     d.site.file().as_ptr() as usize,
                     d.site.line(),
                     d.site.column(),
+                    d.lock_class,
                 )
             })
             .collect();
@@ -1231,21 +1242,109 @@ impl Graph {
     }
 }
 
-/// Notes that an RwLock instance (and its class) was write-locked for the first time, and
-/// re-checks what that changes: a cycle excused because a link was read-read on a lock never
-/// written can be a deadlock now (a queued writer blocks new readers). Every kept variant of an
-/// edge into the lock (a request of it) is searched again. Returns the first new finding and the
-/// limits hit, unpublished.
-pub(crate) fn note_written(inst: u64, class: u32) -> (Option<Violation>, Vec<Violation>) {
+/// Writes of an instance noted one by one: from then on its [`WRITTEN`] bit is set, its writes
+/// take the fast path unnoted, and it counts as written concurrently with every read pair
+/// ([`Writes::unordered`], the rule before fork/join was looked at). A bound on the cost only (each
+/// noted write takes the full path and this graph's lock), never a miss: the approximation is the
+/// conservative side. The analyzer applies the same bound to the same writes
+/// (`lockcheck-analyze`'s `WRITE_NOTES`), so that it reports what the runtime does.
+///
+/// [`WRITTEN`]: super::class::WRITTEN
+pub(crate) const WRITE_NOTES: u32 = 16;
+/// Distinct write clocks kept per class; past it the class counts as written concurrently with
+/// every read pair (conservative; the analyzer applies the same bound, `WRITE_CLASS_CLOCKS`).
+const WRITE_CLASS_CLOCKS: usize = 64;
+
+/// The writes of an RwLock instance or class, for the read-read rule: a read-read link of a cycle
+/// counts only if a write can come between the two reads ([`write_between`]).
+///
+/// [`write_between`]: lockcheck_core::deps::write_between
+#[derive(Default)]
+struct Writes {
+    /// The distinct (thread, clock) of the writes noted.
+    clocks: Vec<(u64, Arc<VectorClock>)>,
+    /// Writes noted (instances: up to [`WRITE_NOTES`]).
+    noted: u32,
+    /// Some write is not known one by one (past a bound, or a task's): counted between every
+    /// two reads.
+    unordered: bool,
+}
+
+impl Writes {
+    /// Whether a write can come between read request `a` and read hold `b`.
+    fn between(&self, a: &Dep, b: &Dep) -> bool {
+        self.unordered
+            || self
+                .clocks
+                .iter()
+                .any(|(t, c)| lockcheck_core::deps::write_between(*t, |x| c.get(x), a, b))
+    }
+
+    /// Notes a write (`None`: one not known by its clock). Returns whether the read-read rule's
+    /// answers may have changed (a new clock, or unordered now).
+    fn note(&mut self, write: Option<&(u64, Arc<VectorClock>)>, most_clocks: usize) -> bool {
+        if self.unordered {
+            return false;
+        }
+        self.noted = self.noted.saturating_add(1);
+        match write {
+            None => self.unordered = true,
+            Some((t, c)) => {
+                if self.clocks.iter().any(|(u, d)| u == t && d == c) {
+                    return false;
+                }
+                if self.clocks.len() >= most_clocks {
+                    self.unordered = true;
+                    self.clocks = Vec::new();
+                } else {
+                    self.clocks.push((*t, Arc::clone(c)));
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Notes a write lock of an RwLock instance (and its class) by `write`'s thread at its clock
+/// (`None`: not known by its clock, a task's: it counts between every two reads), and re-checks
+/// what that changes: a cycle excused because no write could come between the reads of a
+/// read-read link can be a deadlock now (a queued writer blocks new readers). Every kept variant
+/// of an edge into the lock (a request of it) is searched again. Returns the first new finding,
+/// the limits hit, unpublished, and whether the instance's writes need no more noting (the
+/// caller sets its `WRITTEN` bit: [`WRITE_NOTES`] reached, or unordered).
+pub(crate) fn note_written(
+    inst: u64,
+    class: u32,
+    write: Option<(u64, VectorClock)>,
+) -> (Option<Violation>, Vec<Violation>, bool) {
+    let write = write.map(|(t, c)| (t, shared_clock(c)));
     with_graph(|g| {
         let mut limits = Vec::new();
-        let new_inst = g.written_inst.insert(inst);
-        let new_class = class != NO_CLASS && g.written_class.insert(class);
+        let w = g.writes_inst.entry(inst).or_default();
+        let mut new_inst = w.note(write.as_ref(), usize::MAX);
+        if w.noted >= WRITE_NOTES && !w.unordered {
+            w.unordered = true;
+            w.clocks = Vec::new();
+            new_inst = true;
+        }
+        let done = w.unordered;
+        // The class sees the instance's writes; once the instance's are no longer noted, the
+        // class's cannot be known one by one either.
+        let new_class = class != NO_CLASS && {
+            let c = g.writes_class.entry(class).or_default();
+            let noted = c.note(write.as_ref(), WRITE_CLASS_CLOCKS);
+            let unordered = done && !c.unordered && {
+                c.unordered = true;
+                c.clocks = Vec::new();
+                true
+            };
+            noted || unordered
+        };
         if new_inst && g.inst.maybe_cyclic() {
             for (a, b, firsts) in shared_requests(&g.inst, inst) {
                 if let Some(cycle) = g.search_inst(a, b, &firsts, &mut limits) {
                     if let Some(v) = g.violation(cycle, false) {
-                        return (Some(v), limits);
+                        return (Some(v), limits, done);
                     }
                 }
             }
@@ -1254,12 +1353,12 @@ pub(crate) fn note_written(inst: u64, class: u32) -> (Option<Violation>, Vec<Vio
             for (a, b, firsts) in shared_requests(&g.class, class) {
                 if let Some(cycle) = g.search_class(a, b, &firsts, &mut limits) {
                     if let Some(v) = g.violation(cycle, true) {
-                        return (Some(v), limits);
+                        return (Some(v), limits, done);
                     }
                 }
             }
         }
-        (None, limits)
+        (None, limits, done)
     })
 }
 
@@ -1303,8 +1402,8 @@ pub(crate) fn forget_instance(inst: u64) {
         if !g.several_permits.is_empty() {
             g.several_permits.remove(&inst);
         }
-        if !g.written_inst.is_empty() {
-            g.written_inst.remove(&inst);
+        if !g.writes_inst.is_empty() {
+            g.writes_inst.remove(&inst);
         }
     });
 }
@@ -1389,8 +1488,8 @@ mod tests {
 
     /// Whether some feasible cycle goes through `r` on each of its class edges.
     fn cycles<E: Edge<DepRecord>>(level: &Level<u32, E>, r: &Arc<DepRecord>) -> Vec<bool> {
-        let written = IdSet::default();
-        let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, &written);
+        let writes = IdMap::default();
+        let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, &writes);
         let b = level.node_of[&r.lock_class];
         r.held_classes
             .iter()

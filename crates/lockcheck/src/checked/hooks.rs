@@ -636,14 +636,15 @@ fn lock_slow(
         // Holds of channels whose receiver another thread took over leave first.
         super::channel::drain(s);
         let ids = meta.ids(kind);
-        if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
-            // The first write of an RwLock can decide a report (read-read cycles stop being
-            // harmless): the trace must show it was requested, even holding nothing.
+        if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.word() & WRITTEN == 0 {
+            // A write of an RwLock whose writes are still noted one by one can decide a report
+            // (a read-read cycle it can come between stops being harmless): the trace must show
+            // it was requested, even holding nothing.
             if f & flag::RECORD != 0 && !s.holds_any() {
                 recorder::on_request(ids, kind, mode, site, capacity, 1);
             }
             // Before the lock is taken: raising here leaves nothing locked.
-            if let Some(v) = first_write(ids, f) {
+            if let Some(v) = first_write(meta, s, ids, f) {
                 return Step::Raise(v);
             }
         }
@@ -849,10 +850,10 @@ pub(crate) fn lock_nonblocking(
         }
         let ids = meta.ids(kind);
         if ok {
-            if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
+            if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.word() & WRITTEN == 0 {
                 // Already locked, and no guard exists yet to unlock it while unwinding: report
                 // only, never raise here.
-                let _ = first_write(ids, f);
+                let _ = first_write(meta, s, ids, f);
             }
             push(s, ids, mode, site, f);
         }
@@ -868,13 +869,20 @@ pub(crate) fn lock_nonblocking(
     ok
 }
 
-/// The first write lock of an RwLock: cycles excused as read-read on it are checked again (a
-/// queued writer makes a reader wait behind a reader), and one found now is reported here.
+/// A write lock of an RwLock whose writes are still noted one by one (its `WRITTEN` bit clear,
+/// the first [`graph::WRITE_NOTES`]): noted with the thread's fork/join clock; cycles excused as
+/// read-read on it are checked again (a queued writer makes a reader wait behind a reader, if it
+/// can come between the reads), and one found now is reported here. Once its writes need no
+/// more noting, the bit is set: later writes take the fast path.
 #[cold]
 #[inline(never)]
-fn first_write(ids: Ids, f: u8) -> Option<Verdict> {
+fn first_write(meta: &Meta, s: &ThreadState, ids: Ids, f: u8) -> Option<Verdict> {
+    let write = (s.id(), s.clock());
     let found = as_busy(|_| {
-        let (found, limits) = graph::note_written(ids.inst, ids.class);
+        let (found, limits, done) = graph::note_written(ids.inst, ids.class, Some(write));
+        if done {
+            meta.mark_written();
+        }
         for v in limits {
             publish(v);
         }

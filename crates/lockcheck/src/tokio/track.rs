@@ -9,7 +9,7 @@
 //!
 //! Everything here is slow path: a tokio lock already costs a semaphore operation and a future.
 
-use crate::checked::class::{Ids, Meta};
+use crate::checked::class::{Ids, Meta, WRITTEN};
 use crate::checked::graph;
 use crate::checked::recorder;
 use crate::checked::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
@@ -835,8 +835,15 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
                 return None;
             }
             let ids = r.meta.ids(r.kind);
-            if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
-                graph::note_written(ids.inst, ids.class);
+            if r.mode == Mode::Exclusive
+                && r.kind == LockKind::Rwlock
+                && r.meta.word() & WRITTEN == 0
+            {
+                // A task's write is ordered with nothing (its clock is unknown).
+                let write = task.is_none().then(|| (s.id(), s.clock()));
+                if graph::note_written(ids.inst, ids.class, write).2 {
+                    r.meta.mark_written();
+                }
             }
             let (holder, tag) = match task {
                 Some(h) => (h, h),
@@ -1009,8 +1016,11 @@ fn acquired_quiet(r: &Req<'_>) -> Option<Hold> {
         return None;
     }
     let ids = r.meta.ids(r.kind);
-    if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
-        graph::note_written(ids.inst, ids.class);
+    if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.word() & WRITTEN == 0 {
+        // A task's write: ordered with nothing (its clock is unknown).
+        if graph::note_written(ids.inst, ids.class, None).2 {
+            r.meta.mark_written();
+        }
     }
     let token = with_shard_quiet(holder, |s| {
         let token = s.token();
