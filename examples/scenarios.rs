@@ -214,6 +214,11 @@ const SCENARIOS: &[Scenario] = &[
         "lock-order-inversion",
         config_written_often,
     ),
+    // A permit requested holding one of the same semaphore (spkenv/spk#805), by as many threads
+    // as it has permits; the fix gives the permit back first; fewer threads than permits.
+    ("permit-nest", "lock-order-inversion", permit_nest),
+    ("permit-given-back-first", "-", permit_given_back_first),
+    ("permit-nest-fewer-threads", "-", permit_nest_fewer_threads),
 ];
 
 fn main() {
@@ -1728,4 +1733,35 @@ fn config_write_after_join() {
 
 fn config_written_often() {
     config(("cfgoften.net", "cfgoften.disk"), 20, false, false);
+}
+
+/// `threads` threads (one after the other) each take a permit of a semaphore of `permits`, then
+/// another (`give_back`: after giving the first back).
+fn permit_render(class: &'static str, permits: usize, threads: usize, give_back: bool) {
+    let sem = Arc::new(Semaphore::named(class, permits));
+    let bodies: Vec<Box<dyn FnOnce() + Send>> = (0..threads)
+        .map(|_| {
+            let s = sem.clone();
+            Box::new(move || {
+                let p = s.acquire();
+                if give_back {
+                    drop(p);
+                }
+                let _q = s.acquire();
+            }) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
+    one_by_one(bodies);
+}
+
+fn permit_nest() {
+    permit_render("permitnest.render", 2, 2, false);
+}
+
+fn permit_given_back_first() {
+    permit_render("permitback.render", 2, 2, true);
+}
+
+fn permit_nest_fewer_threads() {
+    permit_render("permitfew.render", 3, 2, false);
 }

@@ -679,6 +679,8 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     violations.retain(|v| seen_ids.insert(v.id.clone()));
     // A request of a lock the thread already holds: no cycle needed.
     violations.extend(self_deadlock::violations(model));
+    // Permits of a semaphore requested holding some of them, by threads that can hold them all.
+    violations.extend(self_deadlock::permit_nest_violations(model));
     // A wait cycle through a semaphore the run was seen in (the runtime's `deadlock`).
     let cycles = wait_cycle::violations(model, &violations);
     violations.extend(cycles);

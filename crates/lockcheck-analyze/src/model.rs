@@ -714,6 +714,28 @@ pub struct SelfDeadlock {
     pub pending: bool,
 }
 
+/// Threads that each requested a permit of one semaphore while holding some of its permits, and
+/// could together hold every permit (spkenv/spk#805), as the runtime's rule finds them
+/// (`graph::note_permit_nest`, which argues the rule): at the first request after which the
+/// threads seen doing so, not ordered with it by fork/join, held at least as many permits at
+/// their requests as the semaphore has. One per semaphore instance, the threads counted then.
+#[derive(Debug, Clone)]
+pub struct PermitNest {
+    /// The semaphore.
+    pub lock: LockId,
+    /// The requests counted, the one that found it first: (thread, permits held, request site,
+    /// site of the oldest permit held).
+    pub requests: Vec<(ThreadId, u32, Option<SiteId>, Option<SiteId>)>,
+}
+
+/// What [`ModelBuilder`] keeps of one semaphore's nested requests: per thread its request that
+/// held the most (thread, held, clock, sites), and whether the semaphore was found (once).
+#[derive(Debug, Default)]
+struct Nests {
+    threads: Vec<(ThreadId, u32, ClockId, Option<SiteId>, Option<SiteId>)>,
+    found: bool,
+}
+
 /// A wait cycle through a semaphore, found as the runtime's wait-for graph finds it: when a
 /// thread requests a permit the semaphore lacks (its holds, counted over every thread, reach the
 /// permits its `lock` event gave), the requests still waiting are checked together, and a
@@ -933,6 +955,9 @@ pub struct Model {
     pub held_across_await: Vec<HeldAcrossAwait>,
     /// Wait cycles through a semaphore, distinct by (locks, sites).
     pub wait_cycles: Vec<WaitCycle>,
+    /// Semaphores whose permits threads requested holding some of them, by enough threads to
+    /// hold them all (see [`PermitNest`]), one per semaphore instance.
+    pub permit_nests: Vec<PermitNest>,
     /// The coarsest resolution of hold times among the traces' headers, in nanoseconds (0: every
     /// trace's hold times are precise). See [`Event::Header`].
     pub hold_resolution_ns: u64,
@@ -980,6 +1005,7 @@ impl Default for Model {
             instances_per_trace: HashMap::new(),
             held_across_await: Vec::new(),
             wait_cycles: Vec::new(),
+            permit_nests: Vec::new(),
             hold_resolution_ns: 0,
         }
     }
@@ -1267,6 +1293,8 @@ pub struct ModelBuilder {
     clock_index: FastMap<u64, ClockId>,
     clock_next: Vec<ClockId>,
     self_index: FastMap<(SelfKind, LockId, Option<SiteId>, Option<SiteId>), u32>,
+    /// Nested permit requests per semaphore (see [`ModelBuilder::permit_nest`]).
+    nests: FastMap<LockId, Nests>,
     threads: Vec<ThreadState>,
     maps: TraceMaps,
     in_trace: bool,
@@ -1880,6 +1908,72 @@ impl ModelBuilder {
         Some(i)
     }
 
+    /// A request of `n` permits of semaphore `l` by thread `t` at `site`: if `t` holds some of
+    /// its permits, but not so many that the request waits for itself (a self-deadlock), noted
+    /// as the runtime notes it (`graph::note_permit_nest`), and a [`PermitNest`] found the first
+    /// time the threads seen doing so, not ordered with this request, held every permit at
+    /// their requests together.
+    fn permit_nest(&mut self, t: ThreadId, l: LockId, site: Option<SiteId>, n: u32) {
+        let Some(permits) = self.model.locks[l as usize].permits else {
+            return;
+        };
+        let held = &self.threads[t as usize].held;
+        let mut own = held.iter().filter(|h| h.lock == l);
+        let Some(first) = own.next() else {
+            return;
+        };
+        let held_site = first.site;
+        let count = 1 + own.count() as u32;
+        if u64::from(count) + u64::from(n) > permits {
+            return;
+        }
+        let known = self
+            .nests
+            .get(&l)
+            .is_some_and(|x| x.found || x.threads.iter().any(|e| e.0 == t && e.1 >= count));
+        if known {
+            return;
+        }
+        let clock = self.clock_id(t);
+        let nests = self.nests.entry(l).or_default();
+        let me = match nests.threads.iter().position(|e| e.0 == t) {
+            Some(i) => {
+                nests.threads[i] = (t, count, clock, site, held_site);
+                i
+            }
+            None => {
+                nests.threads.push((t, count, clock, site, held_site));
+                nests.threads.len() - 1
+            }
+        };
+        let clocks = &self.model.clocks;
+        let hb = |a: (ThreadId, ClockId), b: (ThreadId, ClockId)| {
+            let own = clocks.get(a.1, u64::from(a.0));
+            own != 0 && own <= clocks.get(b.1, u64::from(a.0))
+        };
+        let new = (nests.threads[me].0, nests.threads[me].2);
+        let counted: Vec<usize> = (0..nests.threads.len())
+            .filter(|&i| {
+                let e = (nests.threads[i].0, nests.threads[i].2);
+                i == me || !(hb(e, new) || hb(new, e))
+            })
+            .collect();
+        let total: u64 = counted.iter().map(|&i| u64::from(nests.threads[i].1)).sum();
+        if counted.len() < 2 || total < permits {
+            return;
+        }
+        nests.found = true;
+        let request = |i: usize| {
+            let e = nests.threads[i];
+            (e.0, e.1, e.3, e.4)
+        };
+        let mut requests = vec![request(me)];
+        requests.extend(counted.iter().filter(|&&i| i != me).map(|&i| request(i)));
+        self.model
+            .permit_nests
+            .push(PermitNest { lock: l, requests });
+    }
+
     /// Whether `l` is a semaphore that lacks `n` free permits: those held, plus `n`, exceed its
     /// permits (as its `lock` and `forget` events gave them).
     fn exhausted(&self, l: LockId, n: u32) -> bool {
@@ -2350,6 +2444,9 @@ impl ModelBuilder {
                     return;
                 }
                 self.note_write(t, l, *m);
+                if *m == Mode::Permit && self.hot[l as usize].semaphore {
+                    self.permit_nest(t, l, site, n);
+                }
                 self.threads[t as usize].cond_released = None;
                 self.settle(t);
                 let found = self.self_check(t, l, *m, site, true, n);

@@ -493,6 +493,9 @@ struct Graph {
     /// Semaphores of more than one permit (declared at their first blocking acquisition, when
     /// the trace declares their permits too): their permits are no gate (see [`gated`]).
     several_permits: IdSet<u64>,
+    /// Requests of a semaphore's permit made holding some of its permits, per semaphore
+    /// instance (see [`note_permit_nest`]).
+    permit_nests: IdMap<u64, Nests>,
     /// The cycles reported, each as its requests' sites with the requested locks' classes, sorted:
     /// the same code locking locks of other classes is another finding (two tests, or two
     /// users, sharing a helper), the same locks through the same lines the same one.
@@ -549,6 +552,7 @@ fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
         writes_inst: IdMap::default(),
         writes_class: IdMap::default(),
         several_permits: IdSet::default(),
+        permit_nests: IdMap::default(),
         reported_sites: HashSet::new(),
         reported_classes: HashSet::new(),
         limits_reported: HashSet::new(),
@@ -1386,6 +1390,101 @@ fn shared_requests<K: Copy + Eq + Hash, E: Edge<DepRecord>>(
     out
 }
 
+/// A request of a semaphore's permit by a thread that holds `held` of its permits (fewer than
+/// all: holding all is a self-deadlock of its own), as [`note_permit_nest`] keeps it: the
+/// thread's request that held the most, with its clock and its report's edge.
+pub(crate) struct Nest {
+    pub thread: u64,
+    pub held: usize,
+    pub clock: VectorClock,
+    pub edge: EdgeInfo,
+}
+
+/// The nested requests of one semaphore: the most each thread held at one, and whether the
+/// semaphore was reported (once).
+#[derive(Default)]
+struct Nests {
+    threads: Vec<Nest>,
+    reported: bool,
+}
+
+/// Notes a request of a permit of semaphore `inst` (of `permits` permits) made holding some of
+/// its permits, and returns a finding, unpublished, the first time the threads seen doing so
+/// could together hold every permit (spkenv/spk#805: a recursive call that takes a second
+/// permit).
+///
+/// The rule (lockdep's recursive acquisition, counting): if threads `t1..tk`, pairwise able to
+/// run at once, each requested a permit while holding `h1..hk` of them, and `h1 + ... + hk >=
+/// permits`, then a schedule exists where they hold every permit and all wait: each thread's
+/// holds at its request were acquired one at a time, so it can also stop at any count from 1 to
+/// its `h` (a thread that holds `h` permits at a nested request made the requests holding 1..h-1
+/// on the way), and counts summing to exactly `permits` can be chosen (more threads than
+/// permits: one each). None of them can be given a permit back then: all wait, a deadlock.
+/// "Able to run at once" is judged against the new request only (a thread ordered before or
+/// after it by fork/join is left out): two earlier threads ordered with each other but not with
+/// the new one can both count, which errs on the reporting side. A single thread holding fewer
+/// than all the permits is silent: it cannot wait on itself, others give permits back.
+pub(crate) fn note_permit_nest(inst: u64, permits: usize, nest: Nest) -> Option<Violation> {
+    with_graph(|g| {
+        let nests = g.permit_nests.entry(inst).or_default();
+        if nests.reported {
+            return None;
+        }
+        let me = match nests.threads.iter().position(|n| n.thread == nest.thread) {
+            Some(i) if nests.threads[i].held >= nest.held => i,
+            Some(i) => {
+                nests.threads[i] = nest;
+                i
+            }
+            None => {
+                nests.threads.push(nest);
+                nests.threads.len() - 1
+            }
+        };
+        let new = &nests.threads[me];
+        let ordered = |n: &Nest| {
+            n.clock.happens_before(n.thread, &new.clock)
+                || new.clock.happens_before(new.thread, &n.clock)
+        };
+        let counted: Vec<usize> = (0..nests.threads.len())
+            .filter(|&i| i == me || !ordered(&nests.threads[i]))
+            .collect();
+        let total: usize = counted.iter().map(|&i| nests.threads[i].held).sum();
+        if counted.len() < 2 || total < permits {
+            return None;
+        }
+        nests.reported = true;
+        // The request that found it first, then the others.
+        let mut edges = vec![nests.threads[me].edge.clone()];
+        edges.extend(
+            counted
+                .iter()
+                .filter(|&&i| i != me)
+                .map(|&i| nests.threads[i].edge.clone()),
+        );
+        Some(Violation::inversion(
+            ViolationKind::LockOrderInversion,
+            edges,
+        ))
+    })
+}
+
+/// Whether [`note_permit_nest`] would learn something from a request of semaphore `inst` by
+/// `thread` holding `held` of its permits (not reported yet, and the thread never requested
+/// holding as many): else the caller skips building its edge (a backtrace).
+pub(crate) fn permit_nest_is_new(inst: u64, thread: u64, held: usize) -> bool {
+    with_graph(|g| match g.permit_nests.get(&inst) {
+        None => true,
+        Some(n) => {
+            !n.reported
+                && !n
+                    .threads
+                    .iter()
+                    .any(|x| x.thread == thread && x.held >= held)
+        }
+    })
+}
+
 /// Notes that semaphore instance `inst` has several permits: holders of its permits can run side
 /// by side, so its permits are no gate. Called at its first blocking acquisition, when the trace
 /// declares its permits too (the analyzer's gate rule reads them there).
@@ -1401,6 +1500,9 @@ pub(crate) fn forget_instance(inst: u64) {
         g.inst.remove(inst);
         if !g.several_permits.is_empty() {
             g.several_permits.remove(&inst);
+        }
+        if !g.permit_nests.is_empty() {
+            g.permit_nests.remove(&inst);
         }
         if !g.writes_inst.is_empty() {
             g.writes_inst.remove(&inst);

@@ -1493,25 +1493,70 @@ pub(crate) fn check_permits(
                 return None;
             }
             let (own, first) = s.count_held(|h| h.inst == ids.inst);
+            let record = || {
+                if flags() & flag::RECORD != 0 {
+                    recorder::on_request(ids, LockKind::Semaphore, Mode::Permit, site, permits, 1);
+                }
+            };
             match first {
                 Some(h) if own >= permits => {
-                    if flags() & flag::RECORD != 0 {
-                        recorder::on_request(
-                            ids,
-                            LockKind::Semaphore,
-                            Mode::Permit,
-                            site,
-                            permits,
-                            1,
-                        );
-                    }
+                    record();
                     self_violation(s, ViolationKind::SelfDeadlock, ids, Mode::Permit, site, h)
+                }
+                // Fewer than all: others can give permits back, unless they too wait holding
+                // permits (the graph's rule: `graph::note_permit_nest`).
+                Some(h) if flags() & flag::ORDER != 0 => {
+                    let v = permit_nest(s, ids, own, permits, site, h)?;
+                    record();
+                    act(v)
                 }
                 _ => None,
             }
         })
         .ok()
         .flatten()
+}
+
+/// A blocking request of a permit of semaphore `ids` by a thread that holds `own` of its
+/// `permits` (fewer than all; `h` the oldest hold): noted in the graph, and the finding
+/// published if the threads seen doing so can now hold every permit together.
+#[cold]
+#[inline(never)]
+fn permit_nest(
+    s: &ThreadState,
+    ids: Ids,
+    own: usize,
+    permits: usize,
+    site: &'static Location<'static>,
+    h: Held,
+) -> Option<Violation> {
+    let thread = s.id();
+    as_busy(|_| {
+        if !graph::permit_nest_is_new(ids.inst, thread, own) {
+            return None;
+        }
+        let clock = s.clock();
+        let lock = LockRef::new(ids.inst, ids.class);
+        let edge = EdgeInfo {
+            thread: super::state::thread_name(thread),
+            thread_id: thread,
+            held: lock.clone(),
+            held_mode: h.mode,
+            held_site: h.site.to_string(),
+            acquired: lock,
+            mode: Mode::Permit,
+            site: site.to_string(),
+            other_held: Vec::new(),
+            backtrace: super::report::Trace::capture(),
+        };
+        let nest = graph::Nest {
+            thread,
+            held: own,
+            clock,
+            edge,
+        };
+        graph::note_permit_nest(ids.inst, permits, nest).map(publish)
+    })?
 }
 
 /// Locks released by a thread that did not hold them (a guard forgotten on one thread and
