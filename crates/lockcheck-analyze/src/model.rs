@@ -2939,6 +2939,39 @@ mod request_tests {
     }
 
     #[test]
+    fn permits_requested_holding_permits_are_found_once_concurrent_threads_can_hold_them_all() {
+        let nest = |t: u32| {
+            format!(
+                "{{\"e\":\"acquire\",\"t\":{t},\"l\":3,\"m\":\"p\"}}\n\
+                 {{\"e\":\"request\",\"t\":{t},\"l\":3,\"m\":\"p\"}}\n\
+                 {{\"e\":\"acquire\",\"t\":{t},\"l\":3,\"m\":\"p\"}}\n\
+                 {{\"e\":\"release\",\"t\":{t},\"l\":3}}\n\
+                 {{\"e\":\"release\",\"t\":{t},\"l\":3}}\n"
+            )
+        };
+        let sem = "{\"e\":\"lock\",\"l\":3,\"c\":3,\"permits\":2}\n";
+        // Two threads with no fork/join between them: they can run at once.
+        let m = with_locks(&format!("{sem}{}{}", nest(1), nest(2)));
+        assert_eq!(m.permit_nests.len(), 1, "{:?}", m.permit_nests);
+        assert_eq!(m.permit_nests[0].requests.len(), 2);
+        // One thread (twice): silent.
+        let m = with_locks(&format!("{sem}{}{}", nest(1), nest(1)));
+        assert!(m.permit_nests.is_empty(), "{:?}", m.permit_nests);
+        // The second thread spawned after the first was joined: ordered, silent.
+        let m = with_locks(&format!(
+            "{sem}{{\"e\":\"fork\",\"t\":1,\"child\":2}}\n{}{{\"e\":\"join\",\"t\":1,\"child\":2}}\n\
+             {{\"e\":\"fork\",\"t\":1,\"child\":4}}\n{}",
+            nest(2),
+            nest(4)
+        ));
+        assert!(m.permit_nests.is_empty(), "{:?}", m.permit_nests);
+        // Three permits: two threads holding one each are not enough.
+        let sem3 = "{\"e\":\"lock\",\"l\":3,\"c\":3,\"permits\":3}\n";
+        let m = with_locks(&format!("{sem3}{}{}", nest(1), nest(2)));
+        assert!(m.permit_nests.is_empty(), "{:?}", m.permit_nests);
+    }
+
+    #[test]
     fn a_semaphore_has_the_most_permits_its_lock_events_give() {
         // Added permits (tokio's `add_permits`) are written again; a lower count (taken while a
         // permit moved) does not lower them.
