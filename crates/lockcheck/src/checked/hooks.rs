@@ -1338,8 +1338,9 @@ pub(crate) fn self_conflict(kind: LockKind, req: Mode, held: Mode) -> Option<Vio
     }
 }
 
-/// Sites of self-deadlocks already reported (report once; still act every time).
-static SELF_REPORTED: parking_lot::Mutex<Option<HashSet<(String, String)>>> =
+/// Self-deadlocks already reported, by their sites and the lock's class (report once; still act
+/// every time): the same lines on a lock of another class are another finding.
+static SELF_REPORTED: parking_lot::Mutex<Option<HashSet<(String, String, u32)>>> =
     parking_lot::Mutex::new(None);
 
 fn self_violation(
@@ -1352,7 +1353,7 @@ fn self_violation(
 ) -> Option<Verdict> {
     let thread = s.id();
     let v = as_busy(|_| {
-        let key = (site.to_string(), h.site.to_string());
+        let key = (site.to_string(), h.site.to_string(), ids.class);
         let first = internal(&SELF_REPORTED)
             .get_or_insert_with(HashSet::new)
             .insert(key);

@@ -2373,12 +2373,12 @@ fn register(
                 edges,
                 message: String::new(),
             };
-            // The same cycle (same wait and hold lines) again, e.g. a retry after a timeout:
-            // reported once, acted on every time.
+            // The same cycle (same wait and hold lines, same lock classes) again, e.g. a retry
+            // after a timeout: reported once, acted on every time.
             let mut key: Vec<String> = v
                 .edges
                 .iter()
-                .map(|e| format!("{} {}", e.site, e.held_site))
+                .map(|e| format!("{} {} {}", e.site, e.held_site, e.held.class))
                 .collect();
             key.sort();
             publish_once(&DEADLOCK_REPORTED, key, v)
@@ -2404,7 +2404,7 @@ fn register(
     Ok(reg)
 }
 
-/// Wait cycles already reported (by their wait and hold lines).
+/// Wait cycles already reported (by their wait and hold lines and held classes).
 static DEADLOCK_REPORTED: PlMutex<Option<HashSet<Vec<String>>>> = PlMutex::new(None);
 
 /// Whether a request in `want` mode is kept from a lock held in `held` mode.
@@ -2976,8 +2976,9 @@ fn sync_after_async(
     }
 }
 
-/// Reported (guard site, acquisition site) pairs: each once (the action applies every time).
-static AWAIT_REPORTED: PlMutex<Option<HashSet<(String, String)>>> = PlMutex::new(None);
+/// Reported (guard site, acquisition site, guard's class): each once (the action applies every
+/// time).
+static AWAIT_REPORTED: PlMutex<Option<HashSet<(String, String, String)>>> = PlMutex::new(None);
 
 /// Reports `me`'s request of `ids` while `h`, a sync guard another holder keeps across an
 /// `.await`, is on this thread's stack; `certain`: the request waits forever (see
@@ -3071,7 +3072,10 @@ fn report_await(
     certain: bool,
 ) -> Option<Verdict> {
     let v = as_busy(|_| {
-        let key = (site.to_string(), held_site.to_string());
+        // The guard: edge 1's hold when another task holds it, else edge 0's.
+        let guard = edges.get(1).or(edges.first());
+        let class = guard.map(|e| e.held.class.clone()).unwrap_or_default();
+        let key = (site.to_string(), held_site.to_string(), class);
         let v = Violation {
             kind: ViolationKind::HeldAcrossAwait,
             edges,
@@ -3088,8 +3092,9 @@ fn report_await(
 // ---------------------------------------------------------------------------------------------
 // Reports.
 
-/// Sites of async self-deadlocks already reported (each once; the action applies every time).
-static SELF_REPORTED: PlMutex<Option<HashSet<(String, String)>>> = PlMutex::new(None);
+/// Async self-deadlocks already reported, by their sites and the lock's class (each once; the
+/// action applies every time).
+static SELF_REPORTED: PlMutex<Option<HashSet<(String, String, u32)>>> = PlMutex::new(None);
 
 /// Reports `holder`'s acquisition of a lock it holds (`e`); `waits`: the acquisition waits
 /// next, so a [`ViolationKind::SelfDeadlock`] is a certain hang (see [`verdict_waiting`]).
@@ -3119,7 +3124,7 @@ fn self_violation_noted(
     waits: Waits,
 ) -> Option<Verdict> {
     let v = as_busy(|_| {
-        let key = (site.to_string(), e.site.to_string());
+        let key = (site.to_string(), e.site.to_string(), ids.class);
         let lock = LockRef::new(ids.inst, ids.class);
         let mut edge = EdgeInfo::on_lock(
             holder,
