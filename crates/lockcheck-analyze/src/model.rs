@@ -732,9 +732,13 @@ pub struct PermitNest {
 /// held the most (thread, held, clock, sites), and whether the semaphore was found (once).
 #[derive(Debug, Default)]
 struct Nests {
-    threads: Vec<(ThreadId, u32, ClockId, Option<SiteId>, Option<SiteId>)>,
+    threads: Vec<NestReq>,
     found: bool,
 }
+
+/// One thread's nested permit request: (thread, permits held, clock, request site, site of the
+/// oldest permit held).
+type NestReq = (ThreadId, u32, ClockId, Option<SiteId>, Option<SiteId>);
 
 /// A wait cycle through a semaphore, found as the runtime's wait-for graph finds it: when a
 /// thread requests a permit the semaphore lacks (its holds, counted over every thread, reach the
