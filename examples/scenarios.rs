@@ -206,7 +206,7 @@ const SCENARIOS: &[Scenario] = &[
         config_writer_thread,
     ),
     ("config-write-after-join", "-", config_write_after_join),
-    // Written more often than the writes noted one by one (16) before the spawn: from then on
+    // Written more often than the writes noted one by one (8) before the spawn: from then on
     // the locks count as written concurrently with every read (the conservative side, on both
     // sides alike).
     (

@@ -85,7 +85,7 @@ fn requests_are_recorded_before_the_checks_and_reach_the_file() {
     assert!(req < acq);
     lockcheck::set_action(lockcheck::Action::Panic);
 
-    // The writes of an RwLock noted one by one (the first 16) are requested even holding nothing
+    // The writes of an RwLock noted one by one (the first 8) are requested even holding nothing
     // (each can decide a report: a read-read cycle it can come between stops being harmless);
     // later writes are not (the lock then counts as written between every two reads).
     let w = lockcheck::RwLock::named("tr.write", 0);
@@ -95,7 +95,7 @@ fn requests_are_recorded_before_the_checks_and_reach_the_file() {
     drop(w.read());
     lockcheck::record::flush();
     let ev = events(&path);
-    assert_eq!(requests_of(&ev, &locks_of(&ev, "tr.write")), 16, "{ev:#?}");
+    assert_eq!(requests_of(&ev, &locks_of(&ev, "tr.write")), 8, "{ev:#?}");
 
     lockcheck::record::stop().unwrap();
     let report = lockcheck_analyze::analyze(&[path.to_path_buf()], &Default::default()).unwrap();

@@ -108,7 +108,7 @@ pub struct LockInfo {
 /// pair ([`Writes::unordered`]). The runtime bounds its cost so; the analyzer applies the same
 /// bound to the same writes so that it reports what the runtime does (offline equals runtime),
 /// on the conservative side.
-pub const WRITE_NOTES: u32 = 16;
+pub const WRITE_NOTES: u32 = 8;
 /// Distinct write clocks kept per class, as the runtime keeps them; past it the class counts as
 /// written concurrently with every read pair.
 pub const WRITE_CLASS_CLOCKS: usize = 64;

@@ -1254,7 +1254,7 @@ impl Graph {
 /// (`lockcheck-analyze`'s `WRITE_NOTES`), so that it reports what the runtime does.
 ///
 /// [`WRITTEN`]: super::class::WRITTEN
-pub(crate) const WRITE_NOTES: u32 = 16;
+pub(crate) const WRITE_NOTES: u32 = 8;
 /// Distinct write clocks kept per class; past it the class counts as written concurrently with
 /// every read pair (conservative; the analyzer applies the same bound, `WRITE_CLASS_CLOCKS`).
 const WRITE_CLASS_CLOCKS: usize = 64;
@@ -1294,7 +1294,11 @@ impl Writes {
         match write {
             None => self.unordered = true,
             Some((t, c)) => {
-                if self.clocks.iter().any(|(u, d)| u == t && d == c) {
+                if self
+                    .clocks
+                    .iter()
+                    .any(|(u, d)| u == t && (Arc::ptr_eq(d, c) || d == c))
+                {
                     return false;
                 }
                 if self.clocks.len() >= most_clocks {
@@ -1309,8 +1313,10 @@ impl Writes {
     }
 }
 
-/// Notes a write lock of an RwLock instance (and its class) by `write`'s thread at its clock
-/// (`None`: not known by its clock, a task's: it counts between every two reads), and re-checks
+/// Notes a write lock of an RwLock instance (and its class) by the calling thread `writer`, at its
+/// clock (`None`: not known by its clock, a task's: it counts between every two reads; the
+/// clock is the one its dependencies share in its clock epoch, so a write repeated in one epoch
+/// copies no clock), and re-checks
 /// what that changes: a cycle excused because no write could come between the reads of a
 /// read-read link can be a deadlock now (a queued writer blocks new readers). Every kept variant
 /// of an edge into the lock (a request of it) is searched again. Returns the first new finding,
@@ -1319,9 +1325,9 @@ impl Writes {
 pub(crate) fn note_written(
     inst: u64,
     class: u32,
-    write: Option<(u64, VectorClock)>,
+    writer: Option<u64>,
 ) -> (Option<Violation>, Vec<Violation>, bool) {
-    let write = write.map(|(t, c)| (t, shared_clock(c)));
+    let write = writer.map(|t| (t, this_thread(t, ReqClock::Own).1));
     with_graph(|g| {
         let mut limits = Vec::new();
         let w = g.writes_inst.entry(inst).or_default();

@@ -877,9 +877,11 @@ pub(crate) fn lock_nonblocking(
 #[cold]
 #[inline(never)]
 fn first_write(meta: &Meta, s: &ThreadState, ids: Ids, f: u8) -> Option<Verdict> {
-    let write = (s.id(), s.clock());
+    let writer = s.id();
+    // The graph keeps its writes: dropping the lock must remove them.
+    meta.mark_in_graph();
     let found = as_busy(|_| {
-        let (found, limits, done) = graph::note_written(ids.inst, ids.class, Some(write));
+        let (found, limits, done) = graph::note_written(ids.inst, ids.class, Some(writer));
         if done {
             meta.mark_written();
         }

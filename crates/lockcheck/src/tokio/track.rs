@@ -840,8 +840,10 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
                 && r.meta.word() & WRITTEN == 0
             {
                 // A task's write is ordered with nothing (its clock is unknown).
-                let write = task.is_none().then(|| (s.id(), s.clock()));
-                if graph::note_written(ids.inst, ids.class, write).2 {
+                let writer = task.is_none().then(|| s.id());
+                // The graph keeps its writes: dropping the lock must remove them.
+                r.meta.mark_in_graph();
+                if graph::note_written(ids.inst, ids.class, writer).2 {
                     r.meta.mark_written();
                 }
             }
@@ -1018,6 +1020,7 @@ fn acquired_quiet(r: &Req<'_>) -> Option<Hold> {
     let ids = r.meta.ids(r.kind);
     if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.word() & WRITTEN == 0 {
         // A task's write: ordered with nothing (its clock is unknown).
+        r.meta.mark_in_graph();
         if graph::note_written(ids.inst, ids.class, None).2 {
             r.meta.mark_written();
         }
