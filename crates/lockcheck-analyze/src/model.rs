@@ -1204,6 +1204,8 @@ struct ThreadState {
     /// The mutex a `cond_wait` just released: the lockcheck runtime also writes the raw unlock
     /// as a `release` right after, which is the same release, not an anomaly.
     cond_released: Option<LockId>,
+    /// An async task (its number has bit 62 set), not a thread.
+    task: bool,
 }
 
 /// Looked up once or twice per event: a fast hash, not SipHash (a quarter of the replay's time).
@@ -1438,6 +1440,7 @@ impl ModelBuilder {
             valid: 0,
             sites_valid: 0,
             pending: None,
+            task: t & TASK_BIT != 0,
             cond_released: None,
         });
         self.maps.threads.insert(t, id);
@@ -1921,6 +1924,11 @@ impl ModelBuilder {
         let Some(permits) = self.model.locks[l as usize].permits else {
             return;
         };
+        // As the runtime, which checks the sync `Semaphore`'s threads only (a tokio semaphore's
+        // tasks are not checked by this rule at runtime).
+        if self.threads[t as usize].task {
+            return;
+        }
         let held = &self.threads[t as usize].held;
         let mut own = held.iter().filter(|h| h.lock == l);
         let Some(first) = own.next() else {
