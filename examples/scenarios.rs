@@ -87,7 +87,10 @@ const SCENARIOS: &[Scenario] = &[
     ("dining-ordered", "-", dining_ordered),
     ("real-deadlock", "deadlock", real_deadlock),
     ("real-deadlock-mixed", "deadlock", real_deadlock_mixed),
-    ("semaphore-cycle", "deadlock", semaphore_cycle),
+    // Predicted before it hangs: the second thread requesting a permit holding one, with the
+    // first doing so too, holds the pool's two permits (a permit nest, reported as an inversion
+    // of the semaphore with itself); under `warn` the wait that follows is the `deadlock` too.
+    ("semaphore-cycle", "lock-order-inversion", semaphore_cycle),
     (
         "semaphore-cycle-free-holder",
         "-",
@@ -249,6 +252,29 @@ const SCENARIOS: &[Scenario] = &[
         "lock-order-inversion",
         channel_handover_two_senders,
     ),
+    // Reads in both orders of RwLocks written only before the readers were spawned (section 11
+    // of `tests/real_bugs_round4.rs`): no write can come between the reads. A writer thread
+    // running meanwhile can: reported. A write after both readers are joined cannot: silent.
+    ("config-before-spawn", "-", config_before_spawn),
+    (
+        "config-writer-thread",
+        "lock-order-inversion",
+        config_writer_thread,
+    ),
+    ("config-write-after-join", "-", config_write_after_join),
+    // Written more often than the writes noted one by one (8) before the spawn: from then on
+    // the locks count as written concurrently with every read (the conservative side, on both
+    // sides alike).
+    (
+        "config-written-often",
+        "lock-order-inversion",
+        config_written_often,
+    ),
+    // A permit requested holding one of the same semaphore (spkenv/spk#805), by as many threads
+    // as it has permits; the fix gives the permit back first; fewer threads than permits.
+    ("permit-nest", "lock-order-inversion", permit_nest),
+    ("permit-given-back-first", "-", permit_given_back_first),
+    ("permit-nest-fewer-threads", "-", permit_nest_fewer_threads),
 ];
 
 fn main() {
@@ -2049,4 +2075,103 @@ fn channel_handover_two_senders() {
     }
     let _ = other.send(7);
     let _ = receiver.join();
+}
+
+/// Two RwLocks written `writes` times each before two readers are spawned (through
+/// `lockcheck::thread`), read in both orders; `writer_thread`: a thread spawned before the
+/// readers and joined after them writes both too; `after_join`: written again once both readers
+/// are joined.
+fn config(
+    prefix: (&'static str, &'static str),
+    writes: u32,
+    writer_thread: bool,
+    after_join: bool,
+) {
+    let net = Arc::new(RwLock::named(prefix.0, 0));
+    let disk = Arc::new(RwLock::named(prefix.1, 0));
+    for i in 0..writes {
+        *net.write() = i;
+        *disk.write() = i;
+    }
+    let writer = writer_thread.then(|| {
+        let (n, d) = (net.clone(), disk.clone());
+        let (written, wait_written) = mpsc::channel();
+        let w = lockcheck::thread::spawn(move || {
+            *n.write() += 1;
+            *d.write() += 1;
+            let _ = written.send(());
+        });
+        let _ = wait_written.recv();
+        w
+    });
+    let (n1, d1, n2, d2) = (net.clone(), disk.clone(), net.clone(), disk.clone());
+    let (first_done, wait_first) = mpsc::channel();
+    let r1 = lockcheck::thread::spawn(move || {
+        let _n = n1.read();
+        let _d = d1.read();
+        drop((_n, _d));
+        let _ = first_done.send(());
+        std::thread::sleep(Duration::from_millis(20));
+    });
+    let r2 = lockcheck::thread::spawn(move || {
+        let _ = wait_first.recv();
+        let _d = d2.read();
+        let _n = n2.read();
+    });
+    let _ = r1.join();
+    let _ = r2.join();
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    if after_join {
+        *net.write() += 1;
+        *disk.write() += 1;
+    }
+}
+
+fn config_before_spawn() {
+    config(("cfgbefore.net", "cfgbefore.disk"), 2, false, false);
+}
+
+fn config_writer_thread() {
+    config(("cfgwriter.net", "cfgwriter.disk"), 1, true, false);
+}
+
+fn config_write_after_join() {
+    config(("cfgjoin.net", "cfgjoin.disk"), 1, false, true);
+}
+
+fn config_written_often() {
+    config(("cfgoften.net", "cfgoften.disk"), 20, false, false);
+}
+
+/// `threads` threads (one after the other) each take a permit of a semaphore of `permits`, then
+/// another (`give_back`: after giving the first back).
+fn permit_render(class: &'static str, permits: usize, threads: usize, give_back: bool) {
+    let sem = Arc::new(Semaphore::named(class, permits));
+    let bodies: Vec<Box<dyn FnOnce() + Send>> = (0..threads)
+        .map(|_| {
+            let s = sem.clone();
+            Box::new(move || {
+                let p = s.acquire();
+                if give_back {
+                    drop(p);
+                }
+                let _q = s.acquire();
+            }) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
+    one_by_one(bodies);
+}
+
+fn permit_nest() {
+    permit_render("permitnest.render", 2, 2, false);
+}
+
+fn permit_given_back_first() {
+    permit_render("permitback.render", 2, 2, true);
+}
+
+fn permit_nest_fewer_threads() {
+    permit_render("permitfew.render", 3, 2, false);
 }

@@ -180,3 +180,28 @@ fn rwlocks_never_written_keep_read_read_cycles_silent_offline() {
         assert!(!found, "{ext}: offline is silent");
     }
 }
+
+/// The notes kept for a later trace go with their locks: RwLocks written fewer times than the
+/// graph notes one by one (their `WRITTEN` bit is not set yet) and semaphores of several permits,
+/// created, used and dropped by the thousand while nothing records, leave no note behind (they
+/// were kept forever when an RwLock's drop looked at its `WRITTEN` bit alone).
+#[test]
+fn notes_for_a_later_trace_go_with_their_locks() {
+    let _serial = serial();
+    lockcheck::set_action(Action::Warn);
+    assert!(!lockcheck::record::is_recording(), "no recording");
+    let before = lockcheck::__private::noted_locks();
+    for i in 0..1000u32 {
+        let rw = RwLock::named("late.notes.rw", i);
+        *rw.write() += 1;
+        let _r = rw.read();
+        let sem = Semaphore::named("late.notes.sem", 4);
+        drop(sem.acquire());
+    }
+    let after = lockcheck::__private::noted_locks();
+    // Other tests of this file run one at a time (serial), so nothing else notes meanwhile.
+    assert!(
+        after <= before,
+        "notes kept of dropped locks: {before} before, {after} after"
+    );
+}

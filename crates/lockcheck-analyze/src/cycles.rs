@@ -492,6 +492,13 @@ pub fn describe(model: &Model, e: &Infeasible<LockId>) -> String {
                 model.lock_name(*gate)
             )
         }
+        Infeasible::ReadRead { lock } if model.locks[*lock as usize].ever_written => {
+            format!(
+                "no write of {} can come between its reads (each is ordered before or after both \
+                 by spawn/join): readers do not block readers",
+                model.lock_name(*lock)
+            )
+        }
         Infeasible::ReadRead { lock } => {
             format!(
                 "{} is only ever read-locked: readers do not block readers",
@@ -511,12 +518,12 @@ fn link_rule(
     next: &Dep<'_>,
 ) -> Result<(), Infeasible<LockId>> {
     match level {
-        GraphLevel::Instance => check_link(d, next, model.locks[d.lock() as usize].ever_written),
+        GraphLevel::Instance => check_link(d, next, model.write_between(false, d, next)),
         GraphLevel::Class => {
             // `next` holds some instance of the class `d` requests; at class level that
             // instance stands for `d.lock`, so the mode rule is the same as check_link's.
             let c = model.locks[d.lock() as usize].class;
-            let ever_written = model.classes[c as usize].ever_written;
+            let ever_written = model.write_between(true, d, next);
             let conflicts = model.held_sets.rev_iter(next.rec().held).any(|(h, m)| {
                 model.locks[h as usize].class == c && d.mode().conflicts_with(m, ever_written)
             });
@@ -545,9 +552,12 @@ fn link_ok(
         .is_none_or(|p| p <= 1);
     if level == GraphLevel::Instance && copied {
         if let Some(held) = flat.and_then(|f| f.held_mode(next, d.lock())) {
-            // check_link on the oldest hold.
-            let ever_written = model.locks[d.lock() as usize].ever_written;
-            return held.is_some_and(|m| d.mode().conflicts_with(m, ever_written));
+            // check_link on the oldest hold (whether a write can come between two reads is
+            // asked only of a read behind a read).
+            return held.is_some_and(|m| {
+                d.mode().conflicts_with(m, false)
+                    || (d.mode() == Mode::Shared && model.write_between(false, d, &model.dep(next)))
+            });
         }
     }
     link_rule(model, level, d, &model.dep(next)).is_ok()

@@ -682,6 +682,18 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     // A wait cycle through a semaphore the run was seen in (the runtime's `deadlock`).
     let cycles = wait_cycle::violations(model, &violations);
     violations.extend(cycles);
+    // Permits of a semaphore requested holding some of them, by threads that can hold them all,
+    // unless a finding of the same locks is already reported (a wait cycle through the
+    // semaphore seen in the run: the same bug).
+    let nests: Vec<_> = self_deadlock::permit_nest_violations(model)
+        .into_iter()
+        .filter(|n| {
+            !violations
+                .iter()
+                .any(|v| v.kind == n.kind && v.locks.iter().all(|l| l.class == n.locks[0].class))
+        })
+        .collect();
+    violations.extend(nests);
     // A sync guard held across an `.await` (the runtime's `held_across_await` events).
     violations.extend(held_across_await::violations(model));
     let (declared, declared_warnings) = hierarchy::check_declared(model, &opts.config.hierarchy);

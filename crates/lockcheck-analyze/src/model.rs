@@ -96,9 +96,57 @@ pub struct LockInfo {
     pub local: u64,
     /// Whether it was ever requested or held in exclusive mode.
     pub ever_written: bool,
+    /// Its write locks, for the read-read rule (RwLocks only).
+    pub writes: Writes,
     /// Semaphore permits, if known: the most its `lock` events gave, less those a `forget`
     /// event removed since.
     pub permits: Option<u64>,
+}
+
+/// Write locks of an instance noted one by one, as the runtime notes them (its
+/// `graph::WRITE_NOTES`): past them the instance counts as written concurrently with every read
+/// pair ([`Writes::unordered`]). The runtime bounds its cost so; the analyzer applies the same
+/// bound to the same writes so that it reports what the runtime does (offline equals runtime),
+/// on the conservative side.
+pub const WRITE_NOTES: u32 = 8;
+/// Distinct write clocks kept per class, as the runtime keeps them; past it the class counts as
+/// written concurrently with every read pair.
+pub const WRITE_CLASS_CLOCKS: usize = 64;
+
+/// The write locks of an RwLock instance or class, for the read-read rule: a read-read link of a
+/// cycle counts only if a write can come between the two reads (see
+/// [`lockcheck_core::deps::write_between`]).
+#[derive(Debug, Clone, Default)]
+pub struct Writes {
+    /// The distinct (thread, clock) of the writes noted.
+    pub clocks: Vec<(ThreadId, ClockId)>,
+    /// Writes noted (an instance's: up to [`WRITE_NOTES`]).
+    pub noted: u32,
+    /// Some write is not known one by one (past a bound): counted between every two reads.
+    pub unordered: bool,
+}
+
+impl Writes {
+    /// Notes a write of `thread` at clock `clock`, keeping at most `most_clocks` distinct ones.
+    fn note(&mut self, thread: ThreadId, clock: ClockId, most_clocks: usize) {
+        if self.unordered {
+            return;
+        }
+        self.noted = self.noted.saturating_add(1);
+        if self.clocks.contains(&(thread, clock)) {
+            return;
+        }
+        if self.clocks.len() >= most_clocks {
+            self.set_unordered();
+        } else {
+            self.clocks.push((thread, clock));
+        }
+    }
+
+    fn set_unordered(&mut self) {
+        self.unordered = true;
+        self.clocks = Vec::new();
+    }
 }
 
 /// A lock class, merged across traces by key.
@@ -112,6 +160,8 @@ pub struct ClassInfo {
     pub instances: u32,
     /// Whether any instance was ever requested or held in exclusive mode.
     pub ever_written: bool,
+    /// The write locks of its instances, for the read-read rule (RwLocks only).
+    pub writes: Writes,
     /// Wait times of acquisitions (every acquisition; 0 when uncontended or unmeasured).
     pub wait: Histogram,
     /// Hold times of releases (0 when unmeasured).
@@ -664,6 +714,32 @@ pub struct SelfDeadlock {
     pub pending: bool,
 }
 
+/// Threads that each requested a permit of one semaphore while holding some of its permits, and
+/// could together hold every permit (spkenv/spk#805), as the runtime's rule finds them
+/// (`graph::note_permit_nest`, which argues the rule): at the first request after which the
+/// threads seen doing so, not ordered with it by fork/join, held at least as many permits at
+/// their requests as the semaphore has. One per semaphore instance, the threads counted then.
+#[derive(Debug, Clone)]
+pub struct PermitNest {
+    /// The semaphore.
+    pub lock: LockId,
+    /// The requests counted, the one that found it first: (thread, permits held, request site,
+    /// site of the oldest permit held).
+    pub requests: Vec<(ThreadId, u32, Option<SiteId>, Option<SiteId>)>,
+}
+
+/// What [`ModelBuilder`] keeps of one semaphore's nested requests: per thread its request that
+/// held the most (thread, held, clock, sites), and whether the semaphore was found (once).
+#[derive(Debug, Default)]
+struct Nests {
+    threads: Vec<NestReq>,
+    found: bool,
+}
+
+/// One thread's nested permit request: (thread, permits held, clock, request site, site of the
+/// oldest permit held).
+type NestReq = (ThreadId, u32, ClockId, Option<SiteId>, Option<SiteId>);
+
 /// A wait cycle through a semaphore, found as the runtime's wait-for graph finds it: when a
 /// thread requests a permit the semaphore lacks (its holds, counted over every thread, reach the
 /// permits its `lock` event gave), the requests still waiting are checked together, and a
@@ -883,6 +959,9 @@ pub struct Model {
     pub held_across_await: Vec<HeldAcrossAwait>,
     /// Wait cycles through a semaphore, distinct by (locks, sites).
     pub wait_cycles: Vec<WaitCycle>,
+    /// Semaphores whose permits threads requested holding some of them, by enough threads to
+    /// hold them all (see [`PermitNest`]), one per semaphore instance.
+    pub permit_nests: Vec<PermitNest>,
     /// The coarsest resolution of hold times among the traces' headers, in nanoseconds (0: every
     /// trace's hold times are precise). See [`Event::Header`].
     pub hold_resolution_ns: u64,
@@ -930,6 +1009,7 @@ impl Default for Model {
             instances_per_trace: HashMap::new(),
             held_across_await: Vec::new(),
             wait_cycles: Vec::new(),
+            permit_nests: Vec::new(),
             hold_resolution_ns: 0,
         }
     }
@@ -951,6 +1031,35 @@ impl Model {
     /// runtime's rule (which learns them where the trace declares them).
     pub fn gates(&self, l: LockId, m: Mode) -> bool {
         m != Mode::Permit || self.locks[l as usize].permits.is_none_or(|p| p <= 1)
+    }
+
+    /// The read-read rule's `ever_written` for the link from `d` (which requests `d.lock()`) to
+    /// `next` (which holds it, or at class level an instance of its class): whether a write can
+    /// come between the two reads ([`lockcheck_core::deps::write_between`]). Only a plain shared
+    /// request asks (for any other mode the answer does not matter: it is the lock's
+    /// `ever_written`).
+    pub fn write_between<A, B>(&self, class_level: bool, d: &A, next: &B) -> bool
+    where
+        A: DepView<Lock = LockId> + ?Sized,
+        B: DepView<Lock = LockId> + ?Sized,
+    {
+        let lock = &self.locks[d.lock() as usize];
+        let (ever, writes) = if class_level {
+            let c = &self.classes[lock.class as usize];
+            (c.ever_written, &c.writes)
+        } else {
+            (lock.ever_written, &lock.writes)
+        };
+        if !ever || d.mode() != Mode::Shared {
+            return ever;
+        }
+        // A lock written, but not as an RwLock's write (its kind learnt late): every read pair.
+        if writes.unordered || (writes.noted == 0 && writes.clocks.is_empty()) {
+            return true;
+        }
+        writes.clocks.iter().any(|&(t, c)| {
+            lockcheck_core::deps::write_between(u64::from(t), |x| self.clocks.get(c, x), d, next)
+        })
     }
 
     /// The locks of held set `h` with their modes, oldest first.
@@ -1095,6 +1204,8 @@ struct ThreadState {
     /// The mutex a `cond_wait` just released: the lockcheck runtime also writes the raw unlock
     /// as a `release` right after, which is the same release, not an anomaly.
     cond_released: Option<LockId>,
+    /// An async task (its number has bit 62 set), not a thread.
+    task: bool,
 }
 
 /// Looked up once or twice per event: a fast hash, not SipHash (a quarter of the replay's time).
@@ -1188,6 +1299,8 @@ pub struct ModelBuilder {
     clock_index: FastMap<u64, ClockId>,
     clock_next: Vec<ClockId>,
     self_index: FastMap<(SelfKind, LockId, Option<SiteId>, Option<SiteId>), u32>,
+    /// Nested permit requests per semaphore (see [`ModelBuilder::permit_nest`]).
+    nests: FastMap<LockId, Nests>,
     threads: Vec<ThreadState>,
     maps: TraceMaps,
     in_trace: bool,
@@ -1212,6 +1325,9 @@ struct LockHot {
     hold_zeros: u32,
     /// Whether the lock is marked written already ([`LockInfo::ever_written`]).
     written: bool,
+    /// Whether its writes are no longer noted one by one ([`LockInfo::writes`]: unordered, or
+    /// not an RwLock).
+    writes_done: bool,
     /// Whether its class is a semaphore (updated when a class's kind is learnt late).
     semaphore: bool,
 }
@@ -1324,6 +1440,7 @@ impl ModelBuilder {
             valid: 0,
             sites_valid: 0,
             pending: None,
+            task: t & TASK_BIT != 0,
             cond_released: None,
         });
         self.maps.threads.insert(t, id);
@@ -1349,6 +1466,7 @@ impl ModelBuilder {
             kind,
             instances: 0,
             ever_written: false,
+            writes: Writes::default(),
             wait: Histogram::new(),
             hold: Histogram::new(),
             try_failures: 0,
@@ -1368,6 +1486,7 @@ impl ModelBuilder {
             trace,
             local: l,
             ever_written: false,
+            writes: Writes::default(),
             permits,
         });
         self.model.classes[class as usize].instances += 1;
@@ -1377,6 +1496,7 @@ impl ModelBuilder {
             wait_zeros: 0,
             hold_zeros: 0,
             written: false,
+            writes_done: false,
             semaphore: self.model.classes[class as usize].kind == LockKind::Semaphore,
         });
         *self
@@ -1430,6 +1550,41 @@ impl ModelBuilder {
             lock.ever_written = true;
             let c = lock.class;
             self.model.classes[c as usize].ever_written = true;
+        }
+    }
+
+    /// A write lock of `l` by thread `t` (an exclusive request, or an acquisition, upgrade
+    /// or conversion that no request announced): noted with `t`'s clock for the read-read rule
+    /// while the lock's writes are noted one by one, as the runtime notes them (at its request,
+    /// or at a `try_*` write's success).
+    #[inline]
+    fn note_write(&mut self, t: ThreadId, l: LockId, m: Mode) {
+        if m == Mode::Exclusive && !self.hot[l as usize].writes_done {
+            self.note_write_slow(t, l);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn note_write_slow(&mut self, t: ThreadId, l: LockId) {
+        let c = self.model.locks[l as usize].class;
+        if self.model.classes[c as usize].kind != LockKind::Rwlock {
+            // Not an RwLock: no read holds, nothing to note (its `ever_written` stands).
+            self.hot[l as usize].writes_done = true;
+            return;
+        }
+        let clock = self.clock_id(t);
+        let w = &mut self.model.locks[l as usize].writes;
+        w.note(t, clock, usize::MAX);
+        if w.noted >= WRITE_NOTES && !w.unordered {
+            w.set_unordered();
+        }
+        let done = w.unordered;
+        self.hot[l as usize].writes_done = done;
+        let cw = &mut self.model.classes[c as usize].writes;
+        cw.note(t, clock, WRITE_CLASS_CLOCKS);
+        if done && !cw.unordered {
+            cw.set_unordered();
         }
     }
 
@@ -1760,6 +1915,77 @@ impl ModelBuilder {
         Some(i)
     }
 
+    /// A request of `n` permits of semaphore `l` by thread `t` at `site`: if `t` holds some of
+    /// its permits, but not so many that the request waits for itself (a self-deadlock), noted
+    /// as the runtime notes it (`graph::note_permit_nest`), and a [`PermitNest`] found the first
+    /// time the threads seen doing so, not ordered with this request, held every permit at
+    /// their requests together.
+    fn permit_nest(&mut self, t: ThreadId, l: LockId, site: Option<SiteId>, n: u32) {
+        let Some(permits) = self.model.locks[l as usize].permits else {
+            return;
+        };
+        // As the runtime, which checks the sync `Semaphore`'s threads only (a tokio semaphore's
+        // tasks are not checked by this rule at runtime).
+        if self.threads[t as usize].task {
+            return;
+        }
+        let held = &self.threads[t as usize].held;
+        let mut own = held.iter().filter(|h| h.lock == l);
+        let Some(first) = own.next() else {
+            return;
+        };
+        let held_site = first.site;
+        let count = 1 + own.count() as u32;
+        if u64::from(count) + u64::from(n) > permits {
+            return;
+        }
+        let known = self
+            .nests
+            .get(&l)
+            .is_some_and(|x| x.found || x.threads.iter().any(|e| e.0 == t && e.1 >= count));
+        if known {
+            return;
+        }
+        let clock = self.clock_id(t);
+        let nests = self.nests.entry(l).or_default();
+        let me = match nests.threads.iter().position(|e| e.0 == t) {
+            Some(i) => {
+                nests.threads[i] = (t, count, clock, site, held_site);
+                i
+            }
+            None => {
+                nests.threads.push((t, count, clock, site, held_site));
+                nests.threads.len() - 1
+            }
+        };
+        let clocks = &self.model.clocks;
+        let hb = |a: (ThreadId, ClockId), b: (ThreadId, ClockId)| {
+            let own = clocks.get(a.1, u64::from(a.0));
+            own != 0 && own <= clocks.get(b.1, u64::from(a.0))
+        };
+        let new = (nests.threads[me].0, nests.threads[me].2);
+        let counted: Vec<usize> = (0..nests.threads.len())
+            .filter(|&i| {
+                let e = (nests.threads[i].0, nests.threads[i].2);
+                i == me || !(hb(e, new) || hb(new, e))
+            })
+            .collect();
+        let total: u64 = counted.iter().map(|&i| u64::from(nests.threads[i].1)).sum();
+        if counted.len() < 2 || total < permits {
+            return;
+        }
+        nests.found = true;
+        let request = |i: usize| {
+            let e = nests.threads[i];
+            (e.0, e.1, e.3, e.4)
+        };
+        let mut requests = vec![request(me)];
+        requests.extend(counted.iter().filter(|&&i| i != me).map(|&i| request(i)));
+        self.model
+            .permit_nests
+            .push(PermitNest { lock: l, requests });
+    }
+
     /// Whether `l` is a semaphore that lacks `n` free permits: those held, plus `n`, exceed its
     /// permits (as its `lock` and `forget` events gave them).
     fn exhausted(&self, l: LockId, n: u32) -> bool {
@@ -2048,6 +2274,7 @@ impl ModelBuilder {
                 }
             }
             None => {
+                self.note_write(t, l, m);
                 self.settle(t);
                 // A trace without requests: the acquisition itself is the request (only a
                 // lock the thread holds can wait for itself: the test is made here, where the
@@ -2228,6 +2455,10 @@ impl ModelBuilder {
                 if again {
                     return;
                 }
+                self.note_write(t, l, *m);
+                if *m == Mode::Permit && self.hot[l as usize].semaphore {
+                    self.permit_nest(t, l, site, n);
+                }
                 self.threads[t as usize].cond_released = None;
                 self.settle(t);
                 let found = self.self_check(t, l, *m, site, true, n);
@@ -2295,6 +2526,9 @@ impl ModelBuilder {
                 };
                 let old = self.threads[t as usize].held[i].mode;
                 self.mark_written(l, *m);
+                if old != Mode::Exclusive {
+                    self.note_write(t, l, *m);
+                }
                 // An upgrade waits for the other readers to leave while this thread holds
                 // everything it holds: a dependency on the lock in its new mode.
                 if *m == Mode::Exclusive && old != Mode::Exclusive {
@@ -2363,9 +2597,16 @@ impl ModelBuilder {
                 lock.permits = lock.permits.map(|p| p.saturating_sub(*n));
             }
             Event::Written { l } => {
-                // Written before the trace began: as an exclusive request of it would.
+                // Written before the trace began: as an exclusive request of it would, at a
+                // clock the trace does not show, so (as a task's write at run time) ordered with
+                // nothing: between every two reads, whatever writes the trace notes later.
                 let l = self.lock(*l);
                 self.mark_written(l, Mode::Exclusive);
+                self.hot[l as usize].writes_done = true;
+                let lock = &mut self.model.locks[l as usize];
+                lock.writes.set_unordered();
+                let c = lock.class;
+                self.model.classes[c as usize].writes.set_unordered();
             }
             Event::HeldAcrossAwait {
                 t,
@@ -2719,6 +2960,39 @@ mod request_tests {
         );
         assert_eq!(kinds(&m), [("self-deadlock", "sem".to_string())]);
         assert_eq!(m.self_deadlocks[0].count, 1, "a repeated request is one");
+    }
+
+    #[test]
+    fn permits_requested_holding_permits_are_found_once_concurrent_threads_can_hold_them_all() {
+        let nest = |t: u32| {
+            format!(
+                "{{\"e\":\"acquire\",\"t\":{t},\"l\":3,\"m\":\"p\"}}\n\
+                 {{\"e\":\"request\",\"t\":{t},\"l\":3,\"m\":\"p\"}}\n\
+                 {{\"e\":\"acquire\",\"t\":{t},\"l\":3,\"m\":\"p\"}}\n\
+                 {{\"e\":\"release\",\"t\":{t},\"l\":3}}\n\
+                 {{\"e\":\"release\",\"t\":{t},\"l\":3}}\n"
+            )
+        };
+        let sem = "{\"e\":\"lock\",\"l\":3,\"c\":3,\"permits\":2}\n";
+        // Two threads with no fork/join between them: they can run at once.
+        let m = with_locks(&format!("{sem}{}{}", nest(1), nest(2)));
+        assert_eq!(m.permit_nests.len(), 1, "{:?}", m.permit_nests);
+        assert_eq!(m.permit_nests[0].requests.len(), 2);
+        // One thread (twice): silent.
+        let m = with_locks(&format!("{sem}{}{}", nest(1), nest(1)));
+        assert!(m.permit_nests.is_empty(), "{:?}", m.permit_nests);
+        // The second thread spawned after the first was joined: ordered, silent.
+        let m = with_locks(&format!(
+            "{sem}{{\"e\":\"fork\",\"t\":1,\"child\":2}}\n{}{{\"e\":\"join\",\"t\":1,\"child\":2}}\n\
+             {{\"e\":\"fork\",\"t\":1,\"child\":4}}\n{}",
+            nest(2),
+            nest(4)
+        ));
+        assert!(m.permit_nests.is_empty(), "{:?}", m.permit_nests);
+        // Three permits: two threads holding one each are not enough.
+        let sem3 = "{\"e\":\"lock\",\"l\":3,\"c\":3,\"permits\":3}\n";
+        let m = with_locks(&format!("{sem3}{}{}", nest(1), nest(2)));
+        assert!(m.permit_nests.is_empty(), "{:?}", m.permit_nests);
     }
 
     #[test]

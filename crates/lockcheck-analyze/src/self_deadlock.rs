@@ -75,3 +75,77 @@ fn violation(model: &Model, f: &SelfDeadlock) -> Violation {
         baselined: false,
     }
 }
+
+/// The nested permit requests of [`Model::permit_nests`], named as the runtime names them: a
+/// `lock-order-inversion` whose every edge holds and requests the one semaphore (a cycle of one
+/// lock through as many threads as it takes to hold every permit). One per semaphore class and
+/// sites, as the self-deadlocks.
+pub fn permit_nest_violations(model: &Model) -> Vec<Violation> {
+    let mut out: Vec<Violation> = Vec::new();
+    for f in &model.permit_nests {
+        let v = permit_nest(model, f);
+        match out.iter_mut().find(|o| o.id == v.id) {
+            Some(o) => o.combinations += 1,
+            None => out.push(v),
+        }
+    }
+    out
+}
+
+fn permit_nest(model: &Model, f: &crate::model::PermitNest) -> Violation {
+    let lock = &model.locks[f.lock as usize];
+    let class = &model.classes[lock.class as usize];
+    let name = model.lock_name(f.lock);
+    let loc = |s: Option<u32>| s.map(|s| model.site_loc(s).to_string());
+    let kind = "lock-order-inversion";
+    let mut sites: Vec<String> = f
+        .requests
+        .iter()
+        .flat_map(|r| [loc(r.2).unwrap_or_default(), loc(r.3).unwrap_or_default()])
+        .collect();
+    sites.sort();
+    sites.dedup();
+    let mut parts = vec![kind.to_string(), "permits".to_string(), class.key.clone()];
+    parts.extend(sites);
+    let edges: Vec<EdgeReport> = f
+        .requests
+        .iter()
+        .map(|&(t, _, site, held_site)| EdgeReport {
+            thread: model.thread_name(t),
+            from: name.clone(),
+            acquired: name.clone(),
+            mode: lockcheck_core::trace::Mode::Permit.name().to_string(),
+            how: How::Blocking,
+            site: loc(site),
+            held: vec![HeldRef {
+                lock: name.clone(),
+                mode: lockcheck_core::trace::Mode::Permit.name().to_string(),
+                site: loc(held_site),
+            }],
+            frames: site
+                .map(|s| model.sites[s as usize].frames.clone())
+                .unwrap_or_default(),
+            count: 1,
+            waiting_at_end: false,
+        })
+        .collect();
+    let lock_ref = LockRef {
+        name: name.clone(),
+        class: class.key.clone(),
+        kind: format!("{:?}", class.kind).to_lowercase(),
+    };
+    Violation {
+        id: fnv(&parts),
+        kind: kind.to_string(),
+        rule: crate::rules::rule_id(kind, "instance").to_string(),
+        level: "instance".into(),
+        // One lock per edge, as a cycle's (`edges[i]` holds `locks[i]`): the one semaphore.
+        locks: vec![lock_ref; edges.len()],
+        edges,
+        class_cycle: None,
+        root_cause: None,
+        combinations: 1,
+        declared_levels: None,
+        baselined: false,
+    }
+}

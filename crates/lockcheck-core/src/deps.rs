@@ -285,6 +285,32 @@ where
     }
 }
 
+/// Whether a write-lock of a lock, by `thread` at a vector clock whose entries `epoch` gives, can
+/// come between two reads of it: `a` requests the lock (shared) and `b` holds it (shared) in a
+/// candidate cycle. A reader waits behind a reader only when a writer is queued in between, so a
+/// read-read link counts only if some write can be: the write must not happen before both reads
+/// (written before the readers were spawned: it is over before either reads) nor after both
+/// (written after both readers were joined: it comes after the cycle's waits), under fork/join.
+/// A write whose clock knows nothing (a task's, a thread lockcheck did not spawn) is ordered
+/// with nothing and always counts.
+///
+/// `b`'s clock is the one of its request, taken while it holds the lock: a write that happens
+/// before it but not before `b`'s acquisition of the lock would have to be joined by `b`'s
+/// thread while it read-holds the lock it writes (the join itself then waits for the writer,
+/// which waits for the read hold: a cycle of its own).
+pub fn write_between<A, B>(thread: u64, epoch: impl Fn(u64) -> u32, a: &A, b: &B) -> bool
+where
+    A: DepView + ?Sized,
+    B: DepView<Lock = A::Lock> + ?Sized,
+{
+    let own = epoch(thread);
+    let before_both = own != 0 && own <= a.epoch(thread) && own <= b.epoch(thread);
+    let after = |t: u64, e: u32| e != 0 && e <= epoch(t);
+    let after_both =
+        after(a.thread(), a.epoch(a.thread())) && after(b.thread(), b.epoch(b.thread()));
+    !before_both && !after_both
+}
+
 /// Checks a whole candidate cycle `deps[0] -> deps[1] -> ...`, where `deps[i+1]` holds the lock
 /// that `deps[i]` requests (and `deps[0]` holds what the last one requests).
 pub fn check_cycle<D: DepView>(

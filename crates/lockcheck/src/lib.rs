@@ -166,6 +166,12 @@ pub mod __private {
         crate::config::registered_switches()
     }
 
+    /// How many locks the recorder keeps notes of for a trace started later (an RwLock's first
+    /// write, a semaphore's permits), for tests: a lock's note goes with its drop.
+    pub fn noted_locks() -> usize {
+        crate::checked::recorder::noted_locks()
+    }
+
     /// Makes the next switch refresh pause between computing and storing, for tests.
     pub fn delay_next_refresh(d: std::time::Duration) {
         crate::config::delay_next_refresh(d)

@@ -35,7 +35,9 @@ pub(crate) const NEVER_SET: u64 = 1 << 61;
 const _: () = assert!(NEVER_SET & (INST_MASK | CLASS_MASK | IN_GRAPH | WRITTEN) == 0);
 /// The instance has a node in the global graph: dropping it must remove the node.
 const IN_GRAPH: u64 = 1 << 62;
-/// The lock was ever write-locked (for the read-read rule).
+/// An RwLock's writes need no more noting one by one (for the read-read rule: the graph counts
+/// it as written between every two reads, see `graph::WRITE_NOTES`); until then its writes take
+/// the full path. A semaphore's: it was seen (its permits declared).
 pub(crate) const WRITTEN: u64 = 1 << 63;
 
 static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
@@ -134,7 +136,7 @@ impl Meta {
         }
     }
 
-    /// Marks the lock as write-locked; returns true the first time.
+    /// Sets [`WRITTEN`]; returns true the first time.
     #[inline]
     pub(crate) fn mark_written(&self) -> bool {
         self.ids.load(Ordering::Relaxed) & WRITTEN == 0

@@ -485,17 +485,21 @@ enum Added {
 }
 
 /// What tells two reported instance-level cycles apart: the sites of their dependencies (file
-/// address, line, column) and their classes, each sorted.
-type CycleKey = (Vec<(usize, u32, u32)>, Vec<u32>);
+/// address, line, column, the requested lock's class) and their classes, each sorted.
+type CycleKey = (Vec<(usize, u32, u32, u32)>, Vec<u32>);
 
 struct Graph {
     inst: Level<u64, Variants<DepRecord>>,
     class: Level<u32, Groups<DepRecord>>,
-    written_inst: IdSet<u64>,
-    written_class: IdSet<u32>,
+    /// The writes of each RwLock instance and class (for the read-read rule).
+    writes_inst: IdMap<u64, Writes>,
+    writes_class: IdMap<u32, Writes>,
     /// Semaphores of more than one permit (declared at their first blocking acquisition, when
     /// the trace declares their permits too): their permits are no gate (see [`gated`]).
     several_permits: IdSet<u64>,
+    /// Requests of a semaphore's permit made holding some of its permits, per semaphore
+    /// instance (see [`note_permit_nest`]).
+    permit_nests: IdMap<u64, Nests>,
     /// Instance-level cycles reported: their sites and their classes (two cycles at the same
     /// lines through locks of other classes, a helper called with other locks, are two bugs; new
     /// instances of the same classes at the same lines are the same one).
@@ -549,9 +553,10 @@ fn with_graph<R>(f: impl FnOnce(&mut Graph) -> R) -> R {
     let g = g.get_or_insert_with(|| Graph {
         inst: Level::new(0),
         class: Level::new(1),
-        written_inst: IdSet::default(),
-        written_class: IdSet::default(),
+        writes_inst: IdMap::default(),
+        writes_class: IdMap::default(),
         several_permits: IdSet::default(),
+        permit_nests: IdMap::default(),
         reported_sites: HashSet::new(),
         reported_classes: HashSet::new(),
         limits_reported: HashSet::new(),
@@ -744,9 +749,12 @@ impl Graph {
         firsts: &[Arc<DepRecord>],
         limits: &mut Vec<Violation>,
     ) -> Option<Vec<Arc<DepRecord>>> {
-        let written = &self.written_inst;
+        let writes = &self.writes_inst;
         let link = |req: &DepRecord, holder: &DepRecord| {
-            let w = req.dep.mode == Mode::Exclusive || written.contains(&req.dep.lock);
+            let w = req.dep.mode == Mode::Exclusive
+                || writes
+                    .get(&req.dep.lock)
+                    .is_some_and(|w| w.between(&req.dep, &holder.dep));
             check_link(&req.dep, &holder.dep, w).is_ok()
         };
         let (cycle, exhausted) = search(&self.inst, a, b, firsts, &link, &self.several_permits);
@@ -765,8 +773,8 @@ impl Graph {
         firsts: &[Arc<DepRecord>],
         limits: &mut Vec<Violation>,
     ) -> Option<Vec<Arc<DepRecord>>> {
-        let written = &self.written_class;
-        let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, written);
+        let writes = &self.writes_class;
+        let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, writes);
         let (cycle, exhausted) = search(&self.class, a, b, firsts, &link, &self.several_permits);
         if exhausted {
             self.limit_hit("search-steps", &firsts[0], limits);
@@ -817,8 +825,11 @@ impl Graph {
 
 /// At class level, `req` requests some instance of its class; the link holds if `holder` holds an
 /// instance of that class in a mode the request conflicts with.
-fn class_link(req: &DepRecord, holder: &DepRecord, written: &IdSet<u32>) -> bool {
-    let w = req.dep.mode == Mode::Exclusive || written.contains(&req.lock_class);
+fn class_link(req: &DepRecord, holder: &DepRecord, writes: &IdMap<u32, Writes>) -> bool {
+    let w = req.dep.mode == Mode::Exclusive
+        || writes
+            .get(&req.lock_class)
+            .is_some_and(|w| w.between(&req.dep, &holder.dep));
     holder
         .held_classes
         .iter()
@@ -1163,13 +1174,14 @@ fn ancestors<K, E>(level: &Level<K, E>, a: NodeId) -> Vec<bool> {
 impl Graph {
     /// Turns a feasible cycle into a violation, unless the same bug was reported already.
     fn violation(&mut self, cycle: Vec<Arc<DepRecord>>, class_level: bool) -> Option<Violation> {
-        let mut sites: Vec<(usize, u32, u32)> = cycle
+        let mut sites: Vec<(usize, u32, u32, u32)> = cycle
             .iter()
             .map(|d| {
                 (
                     d.site.file().as_ptr() as usize,
                     d.site.line(),
                     d.site.column(),
+                    d.lock_class,
                 )
             })
             .collect();
@@ -1239,23 +1251,117 @@ impl Graph {
     }
 }
 
-/// Notes that an RwLock instance (and its class) was write-locked for the first time, and
-/// re-checks what that changes: a cycle excused because a link was read-read on a lock never
-/// written can be a deadlock now (a queued writer blocks new readers). Every kept variant of an
-/// edge into the lock (a request of it) is searched again. Returns the first new finding and the
-/// limits hit, unpublished.
-pub(crate) fn note_written(inst: u64, class: u32) -> (Option<Violation>, Vec<Violation>) {
+/// Writes of an instance noted one by one: from then on its [`WRITTEN`] bit is set, its writes
+/// take the fast path unnoted, and it counts as written concurrently with every read pair
+/// ([`Writes::unordered`], the rule before fork/join was looked at). A bound on the cost only (each
+/// noted write takes the full path and this graph's lock), never a miss: the approximation is the
+/// conservative side. The analyzer applies the same bound to the same writes
+/// (`lockcheck-analyze`'s `WRITE_NOTES`), so that it reports what the runtime does.
+///
+/// [`WRITTEN`]: super::class::WRITTEN
+pub(crate) const WRITE_NOTES: u32 = 8;
+/// Distinct write clocks kept per class; past it the class counts as written concurrently with
+/// every read pair (conservative; the analyzer applies the same bound, `WRITE_CLASS_CLOCKS`).
+const WRITE_CLASS_CLOCKS: usize = 64;
+
+/// The writes of an RwLock instance or class, for the read-read rule: a read-read link of a cycle
+/// counts only if a write can come between the two reads ([`write_between`]).
+///
+/// [`write_between`]: lockcheck_core::deps::write_between
+#[derive(Default)]
+struct Writes {
+    /// The distinct (thread, clock) of the writes noted.
+    clocks: Vec<(u64, Arc<VectorClock>)>,
+    /// Writes noted (instances: up to [`WRITE_NOTES`]).
+    noted: u32,
+    /// Some write is not known one by one (past a bound, or a task's): counted between every
+    /// two reads.
+    unordered: bool,
+}
+
+impl Writes {
+    /// Whether a write can come between read request `a` and read hold `b`.
+    fn between(&self, a: &Dep, b: &Dep) -> bool {
+        self.unordered
+            || self
+                .clocks
+                .iter()
+                .any(|(t, c)| lockcheck_core::deps::write_between(*t, |x| c.get(x), a, b))
+    }
+
+    /// Notes a write (`None`: one not known by its clock). Returns whether the read-read rule's
+    /// answers may have changed (a new clock, or unordered now).
+    fn note(&mut self, write: Option<&(u64, Arc<VectorClock>)>, most_clocks: usize) -> bool {
+        if self.unordered {
+            return false;
+        }
+        self.noted = self.noted.saturating_add(1);
+        match write {
+            None => self.unordered = true,
+            Some((t, c)) => {
+                if self
+                    .clocks
+                    .iter()
+                    .any(|(u, d)| u == t && (Arc::ptr_eq(d, c) || d == c))
+                {
+                    return false;
+                }
+                if self.clocks.len() >= most_clocks {
+                    self.unordered = true;
+                    self.clocks = Vec::new();
+                } else {
+                    self.clocks.push((*t, Arc::clone(c)));
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Notes a write lock of an RwLock instance (and its class) by the calling thread `writer`, at its
+/// clock (`None`: not known by its clock, a task's: it counts between every two reads; the
+/// clock is the one its dependencies share in its clock epoch, so a write repeated in one epoch
+/// copies no clock), and re-checks
+/// what that changes: a cycle excused because no write could come between the reads of a
+/// read-read link can be a deadlock now (a queued writer blocks new readers). Every kept variant
+/// of an edge into the lock (a request of it) is searched again. Returns the first new finding,
+/// the limits hit, unpublished, and whether the instance's writes need no more noting (the
+/// caller sets its `WRITTEN` bit: [`WRITE_NOTES`] reached, or unordered).
+pub(crate) fn note_written(
+    inst: u64,
+    class: u32,
+    writer: Option<u64>,
+) -> (Option<Violation>, Vec<Violation>, bool) {
     // A trace started later must say it too.
     super::recorder::note_written(inst);
+    let write = writer.map(|t| (t, this_thread(t, ReqClock::Own).1));
     with_graph(|g| {
         let mut limits = Vec::new();
-        let new_inst = g.written_inst.insert(inst);
-        let new_class = class != NO_CLASS && g.written_class.insert(class);
+        let w = g.writes_inst.entry(inst).or_default();
+        let mut new_inst = w.note(write.as_ref(), usize::MAX);
+        if w.noted >= WRITE_NOTES && !w.unordered {
+            w.unordered = true;
+            w.clocks = Vec::new();
+            new_inst = true;
+        }
+        let done = w.unordered;
+        // The class sees the instance's writes; once the instance's are no longer noted, the
+        // class's cannot be known one by one either.
+        let new_class = class != NO_CLASS && {
+            let c = g.writes_class.entry(class).or_default();
+            let noted = c.note(write.as_ref(), WRITE_CLASS_CLOCKS);
+            let unordered = done && !c.unordered && {
+                c.unordered = true;
+                c.clocks = Vec::new();
+                true
+            };
+            noted || unordered
+        };
         if new_inst && g.inst.maybe_cyclic() {
             for (a, b, firsts) in shared_requests(&g.inst, inst) {
                 if let Some(cycle) = g.search_inst(a, b, &firsts, &mut limits) {
                     if let Some(v) = g.violation(cycle, false) {
-                        return (Some(v), limits);
+                        return (Some(v), limits, done);
                     }
                 }
             }
@@ -1264,12 +1370,12 @@ pub(crate) fn note_written(inst: u64, class: u32) -> (Option<Violation>, Vec<Vio
             for (a, b, firsts) in shared_requests(&g.class, class) {
                 if let Some(cycle) = g.search_class(a, b, &firsts, &mut limits) {
                     if let Some(v) = g.violation(cycle, true) {
-                        return (Some(v), limits);
+                        return (Some(v), limits, done);
                     }
                 }
             }
         }
-        (None, limits)
+        (None, limits, done)
     })
 }
 
@@ -1297,6 +1403,101 @@ fn shared_requests<K: Copy + Eq + Hash, E: Edge<DepRecord>>(
     out
 }
 
+/// A request of a semaphore's permit by a thread that holds `held` of its permits (fewer than
+/// all: holding all is a self-deadlock of its own), as [`note_permit_nest`] keeps it: the
+/// thread's request that held the most, with its clock and its report's edge.
+pub(crate) struct Nest {
+    pub thread: u64,
+    pub held: usize,
+    pub clock: VectorClock,
+    pub edge: EdgeInfo,
+}
+
+/// The nested requests of one semaphore: the most each thread held at one, and whether the
+/// semaphore was reported (once).
+#[derive(Default)]
+struct Nests {
+    threads: Vec<Nest>,
+    reported: bool,
+}
+
+/// Notes a request of a permit of semaphore `inst` (of `permits` permits) made holding some of
+/// its permits, and returns a finding, unpublished, the first time the threads seen doing so
+/// could together hold every permit (spkenv/spk#805: a recursive call that takes a second
+/// permit).
+///
+/// The rule (lockdep's recursive acquisition, counting): if threads `t1..tk`, pairwise able to
+/// run at once, each requested a permit while holding `h1..hk` of them, and `h1 + ... + hk >=
+/// permits`, then a schedule exists where they hold every permit and all wait: each thread's
+/// holds at its request were acquired one at a time, so it can also stop at any count from 1 to
+/// its `h` (a thread that holds `h` permits at a nested request made the requests holding 1..h-1
+/// on the way), and counts summing to exactly `permits` can be chosen (more threads than
+/// permits: one each). None of them can be given a permit back then: all wait, a deadlock.
+/// "Able to run at once" is judged against the new request only (a thread ordered before or
+/// after it by fork/join is left out): two earlier threads ordered with each other but not with
+/// the new one can both count, which errs on the reporting side. A single thread holding fewer
+/// than all the permits is silent: it cannot wait on itself, others give permits back.
+pub(crate) fn note_permit_nest(inst: u64, permits: usize, nest: Nest) -> Option<Violation> {
+    with_graph(|g| {
+        let nests = g.permit_nests.entry(inst).or_default();
+        if nests.reported {
+            return None;
+        }
+        let me = match nests.threads.iter().position(|n| n.thread == nest.thread) {
+            Some(i) if nests.threads[i].held >= nest.held => i,
+            Some(i) => {
+                nests.threads[i] = nest;
+                i
+            }
+            None => {
+                nests.threads.push(nest);
+                nests.threads.len() - 1
+            }
+        };
+        let new = &nests.threads[me];
+        let ordered = |n: &Nest| {
+            n.clock.happens_before(n.thread, &new.clock)
+                || new.clock.happens_before(new.thread, &n.clock)
+        };
+        let counted: Vec<usize> = (0..nests.threads.len())
+            .filter(|&i| i == me || !ordered(&nests.threads[i]))
+            .collect();
+        let total: usize = counted.iter().map(|&i| nests.threads[i].held).sum();
+        if counted.len() < 2 || total < permits {
+            return None;
+        }
+        nests.reported = true;
+        // The request that found it first, then the others.
+        let mut edges = vec![nests.threads[me].edge.clone()];
+        edges.extend(
+            counted
+                .iter()
+                .filter(|&&i| i != me)
+                .map(|&i| nests.threads[i].edge.clone()),
+        );
+        Some(Violation::inversion(
+            ViolationKind::LockOrderInversion,
+            edges,
+        ))
+    })
+}
+
+/// Whether [`note_permit_nest`] would learn something from a request of semaphore `inst` by
+/// `thread` holding `held` of its permits (not reported yet, and the thread never requested
+/// holding as many): else the caller skips building its edge (a backtrace).
+pub(crate) fn permit_nest_is_new(inst: u64, thread: u64, held: usize) -> bool {
+    with_graph(|g| match g.permit_nests.get(&inst) {
+        None => true,
+        Some(n) => {
+            !n.reported
+                && !n
+                    .threads
+                    .iter()
+                    .any(|x| x.thread == thread && x.held >= held)
+        }
+    })
+}
+
 /// Notes that semaphore instance `inst` has several permits: holders of its permits can run side
 /// by side, so its permits are no gate. Called at its first blocking acquisition, when the trace
 /// declares its permits too (the analyzer's gate rule reads them there).
@@ -1313,8 +1514,11 @@ pub(crate) fn forget_instance(inst: u64) {
         if !g.several_permits.is_empty() {
             g.several_permits.remove(&inst);
         }
-        if !g.written_inst.is_empty() {
-            g.written_inst.remove(&inst);
+        if !g.permit_nests.is_empty() {
+            g.permit_nests.remove(&inst);
+        }
+        if !g.writes_inst.is_empty() {
+            g.writes_inst.remove(&inst);
         }
     });
 }
@@ -1399,8 +1603,8 @@ mod tests {
 
     /// Whether some feasible cycle goes through `r` on each of its class edges.
     fn cycles<E: Edge<DepRecord>>(level: &Level<u32, E>, r: &Arc<DepRecord>) -> Vec<bool> {
-        let written = IdSet::default();
-        let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, &written);
+        let writes = IdMap::default();
+        let link = |req: &DepRecord, holder: &DepRecord| class_link(req, holder, &writes);
         let b = level.node_of[&r.lock_class];
         r.held_classes
             .iter()

@@ -638,14 +638,15 @@ fn lock_slow(
         #[cfg(not(feature = "send_guard"))]
         super::handoff::drain_held(s);
         let ids = meta.ids(kind);
-        if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
-            // The first write of an RwLock can decide a report (read-read cycles stop being
-            // harmless): the trace must show it was requested, even holding nothing.
+        if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.word() & WRITTEN == 0 {
+            // A write of an RwLock whose writes are still noted one by one can decide a report
+            // (a read-read cycle it can come between stops being harmless): the trace must show
+            // it was requested, even holding nothing.
             if f & flag::RECORD != 0 && !s.holds_any() {
                 recorder::on_request(ids, kind, mode, site, capacity, 1);
             }
             // Before the lock is taken: raising here leaves nothing locked.
-            if let Some(v) = first_write(ids, f) {
+            if let Some(v) = first_write(meta, s, ids, f) {
                 return Step::Raise(v);
             }
         }
@@ -855,10 +856,10 @@ pub(crate) fn lock_nonblocking(
         }
         let ids = meta.ids(kind);
         if ok {
-            if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.mark_written() {
+            if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.word() & WRITTEN == 0 {
                 // Already locked, and no guard exists yet to unlock it while unwinding: report
                 // only, never raise here.
-                let _ = first_write(ids, f);
+                let _ = first_write(meta, s, ids, f);
             }
             push(s, ids, mode, site, f);
         }
@@ -874,13 +875,22 @@ pub(crate) fn lock_nonblocking(
     ok
 }
 
-/// The first write lock of an RwLock: cycles excused as read-read on it are checked again (a
-/// queued writer makes a reader wait behind a reader), and one found now is reported here.
+/// A write lock of an RwLock whose writes are still noted one by one (its `WRITTEN` bit clear,
+/// the first [`graph::WRITE_NOTES`]): noted with the thread's fork/join clock; cycles excused as
+/// read-read on it are checked again (a queued writer makes a reader wait behind a reader, if it
+/// can come between the reads), and one found now is reported here. Once its writes need no
+/// more noting, the bit is set: later writes take the fast path.
 #[cold]
 #[inline(never)]
-fn first_write(ids: Ids, f: u8) -> Option<Verdict> {
+fn first_write(meta: &Meta, s: &ThreadState, ids: Ids, f: u8) -> Option<Verdict> {
+    let writer = s.id();
+    // The graph keeps its writes: dropping the lock must remove them.
+    meta.mark_in_graph();
     let found = as_busy(|_| {
-        let (found, limits) = graph::note_written(ids.inst, ids.class);
+        let (found, limits, done) = graph::note_written(ids.inst, ids.class, Some(writer));
+        if done {
+            meta.mark_written();
+        }
         for v in limits {
             publish(v);
         }
@@ -1506,25 +1516,70 @@ pub(crate) fn check_permits(
                 return None;
             }
             let (own, first) = s.count_held(|h| h.inst == ids.inst);
+            let record = || {
+                if flags() & flag::RECORD != 0 {
+                    recorder::on_request(ids, LockKind::Semaphore, Mode::Permit, site, permits, 1);
+                }
+            };
             match first {
                 Some(h) if own >= permits => {
-                    if flags() & flag::RECORD != 0 {
-                        recorder::on_request(
-                            ids,
-                            LockKind::Semaphore,
-                            Mode::Permit,
-                            site,
-                            permits,
-                            1,
-                        );
-                    }
+                    record();
                     self_violation(s, ViolationKind::SelfDeadlock, ids, Mode::Permit, site, h)
+                }
+                // Fewer than all: others can give permits back, unless they too wait holding
+                // permits (the graph's rule: `graph::note_permit_nest`).
+                Some(h) if flags() & flag::ORDER != 0 => {
+                    let v = permit_nest(s, ids, own, permits, site, h)?;
+                    record();
+                    act(v)
                 }
                 _ => None,
             }
         })
         .ok()
         .flatten()
+}
+
+/// A blocking request of a permit of semaphore `ids` by a thread that holds `own` of its
+/// `permits` (fewer than all; `h` the oldest hold): noted in the graph, and the finding
+/// published if the threads seen doing so can now hold every permit together.
+#[cold]
+#[inline(never)]
+fn permit_nest(
+    s: &ThreadState,
+    ids: Ids,
+    own: usize,
+    permits: usize,
+    site: &'static Location<'static>,
+    h: Held,
+) -> Option<Violation> {
+    let thread = s.id();
+    as_busy(|_| {
+        if !graph::permit_nest_is_new(ids.inst, thread, own) {
+            return None;
+        }
+        let clock = s.clock();
+        let lock = LockRef::new(ids.inst, ids.class);
+        let edge = EdgeInfo {
+            thread: super::state::thread_name(thread),
+            thread_id: thread,
+            held: lock.clone(),
+            held_mode: h.mode,
+            held_site: h.site.to_string(),
+            acquired: lock,
+            mode: Mode::Permit,
+            site: site.to_string(),
+            other_held: Vec::new(),
+            backtrace: super::report::Trace::capture(),
+        };
+        let nest = graph::Nest {
+            thread,
+            held: own,
+            clock,
+            edge,
+        };
+        graph::note_permit_nest(ids.inst, permits, nest).map(publish)
+    })?
 }
 
 /// Locks released by a thread that did not hold them (a guard forgotten on one thread and

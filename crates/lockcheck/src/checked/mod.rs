@@ -94,9 +94,11 @@ pub(crate) fn forget(meta: &Meta) {
     }
     if let Some(ids) = meta.assigned() {
         hooks::forget_foreign_release(ids.inst);
-        // What the recorder noted of it for a later trace (only of a lock marked written) goes
-        // when the writer has written its last use, or now when nothing records.
-        let noted = meta.was_written();
+        // What the recorder noted of it for a later trace goes when the writer has written its
+        // last use, or now when nothing records. Noted only of a lock marked written (a
+        // semaphore of several permits) or in the graph (an RwLock's first writes are noted in
+        // the graph before its `WRITTEN` bit is set, once they are no longer noted one by one).
+        let noted = meta.was_written() || meta.graph_instance().is_some();
         if recorder::recording() {
             recorder::on_drop(ids, noted);
         } else if noted {

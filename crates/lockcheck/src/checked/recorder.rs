@@ -912,6 +912,7 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
         return Err(e);
     }
     let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
+    w.generation = generation;
     *WRITER.lock() = Some(w);
     STATE_FLAG.store(ON, Ordering::Release);
     crate::config::refresh_flags();
@@ -1378,7 +1379,18 @@ pub(crate) fn on_violation(_v: &Violation) {
 #[derive(Clone, Copy, Default)]
 struct Known {
     permits: u64,
-    written: bool,
+    /// The recording generation ([`GENERATION`]) at the lock's first write noted, plus one (0:
+    /// never written). A trace declares the write only if it came before the trace began: a write
+    /// during the trace is in it already (a request), with its clock, and declared again it would
+    /// read as one ordered with nothing.
+    written: u64,
+}
+
+impl Known {
+    /// Whether the lock's first write came before the recording of generation `generation`.
+    fn written_before(&self, generation: u64) -> bool {
+        self.written != 0 && self.written - 1 < generation
+    }
 }
 
 /// [`Known`] by lock instance, filled whether or not a recording runs (a trace may start later):
@@ -1404,7 +1416,18 @@ pub(crate) fn note_permits(inst: u64, permits: usize) {
 
 /// RwLock `inst` was write-locked for the first time: a trace that starts later says so.
 pub(crate) fn note_written(inst: u64) {
-    with_known(|m| m.entry(inst).or_default().written = true);
+    let stamp = GENERATION.load(Ordering::Acquire) + 1;
+    with_known(|m| {
+        let k = m.entry(inst).or_default();
+        if k.written == 0 {
+            k.written = stamp;
+        }
+    });
+}
+
+/// How many locks have notes (for tests).
+pub(crate) fn noted_locks() -> usize {
+    KNOWN_LEN.load(Ordering::Relaxed)
 }
 
 /// Lock `inst` is gone: what was noted of it goes too.
@@ -1516,6 +1539,9 @@ impl<T> ByClass<T> {
 /// The formatting side: owns the file and what it has defined so far.
 struct Writer {
     file: File,
+    /// The recording generation this writer writes ([`GENERATION`] once `start` published it):
+    /// a lock's write noted before it is declared with the lock ([`Known::written_before`]).
+    generation: u64,
     /// Output not yet written to the file (whole events only), written in chunks of
     /// [`OUT_CHUNK`] and at the end of every pass.
     out: Vec<u8>,
@@ -1612,6 +1638,8 @@ impl Writer {
     fn new(file: File, path: PathBuf, lct: bool) -> Writer {
         Writer {
             file,
+            // The generation `start` is about to publish (it sets the one it did).
+            generation: GENERATION.load(Ordering::Acquire) + 1,
             out: Vec::with_capacity(OUT_CHUNK + 4096),
             lct,
             raw: false,
@@ -1909,7 +1937,7 @@ impl Writer {
                 c,
                 permits: (k.permits > 0).then_some(k.permits),
             });
-            if k.written {
+            if k.written_before(self.generation) {
                 self.emit(&Event::Written { l });
             }
         }
@@ -3207,10 +3235,10 @@ mod tests {
             for l in [rw, sem] {
                 put(&mut w, &drop_rec(l));
             }
-            assert!(known(rw).written, "kept until the drop is written");
+            assert!(known(rw).written != 0, "kept until the drop is written");
             w.end_pass();
             w.end_pass();
-            assert!(!known(rw).written && known(sem).permits == 0);
+            assert!(known(rw).written == 0 && known(sem).permits == 0);
             let _ = std::fs::remove_file(&path);
         }
     }

@@ -625,6 +625,9 @@ impl Violation {
                     let _ = writeln!(s, "  (reported once; run `lockcheck analyze` on a trace (LOCKCHECK_TRACE) for a full search)");
                 }
             }
+            ViolationKind::LockOrderInversion if self.is_permit_nest() => {
+                render_permit_nest(&mut s, &self.edges)
+            }
             ViolationKind::LockOrderInversion | ViolationKind::ClassInversion => {
                 let what = if self.kind == ViolationKind::ClassInversion {
                     "lock order inversion between lock classes (possible deadlock with other instances)"
@@ -721,6 +724,16 @@ impl Violation {
 }
 
 impl Violation {
+    /// Whether this is a semaphore's permits exhausted by nested requests: every edge holds and
+    /// requests the one semaphore (see `graph::note_permit_nest`).
+    fn is_permit_nest(&self) -> bool {
+        self.edges.iter().all(|e| {
+            e.held.instance == e.acquired.instance
+                && e.mode == Mode::Permit
+                && e.held.instance == self.edges[0].held.instance
+        })
+    }
+
     fn render_holders(&self, s: &mut String) {
         if self.edges.len() == 1 {
             let _ = writeln!(s, "  holder: not known to lockcheck (a thread that is running; set LOCKCHECK_WAIT_WARN to track every holder)");
@@ -741,6 +754,34 @@ impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// A semaphore's permits exhausted by nested requests: each edge a thread that requests a
+/// permit while holding some (the last edge found it).
+fn render_permit_nest(s: &mut String, edges: &[EdgeInfo]) {
+    let e0 = &edges[0];
+    let _ = writeln!(
+        s,
+        "lockcheck: lock order inversion (possible deadlock): {} {} request a permit of {} while holding some of its permits",
+        edges.len(),
+        holders_word(edges),
+        e0.held
+    );
+    for e in edges.iter().rev() {
+        let _ = writeln!(s, "  {} requests a permit at {}", who(&e.thread), e.site);
+        let _ = writeln!(s, "      while holding a permit taken at {}", e.held_site);
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "  together they can hold every permit: if they do, each waits for a permit that only \
+         another one of them gives back, and none can go on."
+    );
+    let _ = writeln!(
+        s,
+        "  hint: give the permit back before requesting another (a recursive call), or take all \
+         the permits needed at once"
+    );
 }
 
 /// Edge 0: the acquisition that found it; edge 1 (when another task): the guard's holder.

@@ -9,7 +9,7 @@
 //!
 //! Everything here is slow path: a tokio lock already costs a semaphore operation and a future.
 
-use crate::checked::class::{Ids, Meta};
+use crate::checked::class::{Ids, Meta, WRITTEN};
 use crate::checked::graph;
 use crate::checked::recorder;
 use crate::checked::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
@@ -826,9 +826,15 @@ pub(crate) struct Ctx {
 /// one permit is noted when it first has more, after `add_permits`). Both are noted for a
 /// recording that starts later too.
 #[inline]
-fn first_sight(r: &Req<'_>, ids: Ids) {
-    if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.mark_written() {
-        graph::note_written(ids.inst, ids.class);
+fn first_sight(r: &Req<'_>, ids: Ids, writer: impl FnOnce() -> Option<u64>) {
+    if r.mode == Mode::Exclusive && r.kind == LockKind::Rwlock && r.meta.word() & WRITTEN == 0 {
+        // A task's write is ordered with nothing (its clock is unknown).
+        let writer = writer();
+        // The graph keeps its writes: dropping the lock must remove them.
+        r.meta.mark_in_graph();
+        if graph::note_written(ids.inst, ids.class, writer).2 {
+            r.meta.mark_written();
+        }
     }
     if r.kind == LockKind::Semaphore && r.capacity > 1 {
         several_permits(r, ids);
@@ -861,7 +867,7 @@ fn prepare(r: &Req<'_>) -> Option<(Ctx, SyncScan)> {
                 return None;
             }
             let ids = r.meta.ids(r.kind);
-            first_sight(r, ids);
+            first_sight(r, ids, || task.is_none().then(|| s.id()));
             let (holder, tag) = match task {
                 Some(h) => (h, h),
                 None => (s.id(), 0),
@@ -1033,7 +1039,8 @@ fn acquired_quiet(r: &Req<'_>) -> Option<Hold> {
         return None;
     }
     let ids = r.meta.ids(r.kind);
-    first_sight(r, ids);
+    // A task's write: ordered with nothing (its clock is unknown).
+    first_sight(r, ids, || None);
     let token = with_shard_quiet(holder, |s| {
         let token = s.token();
         let list = s.list_get_mut(holder)?;
