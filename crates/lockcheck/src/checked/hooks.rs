@@ -1283,7 +1283,9 @@ fn check_graph(
         }
     };
     // Channels this thread created whose receiver nobody used yet: their part waits.
-    super::channel::defer_fresh(s, thread, ids.inst, ids.class, mode, site, &mut held);
+    if super::channel::any_fresh() {
+        super::channel::defer_fresh(s, thread, ids.inst, ids.class, mode, site, &mut held);
+    }
     let found = as_busy(|_| {
         let req = graph::Request {
             thread,

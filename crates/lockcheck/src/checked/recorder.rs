@@ -1431,6 +1431,7 @@ pub(crate) fn noted_locks() -> usize {
 }
 
 /// Lock `inst` is gone: what was noted of it goes too.
+#[inline]
 pub(crate) fn forget_known(inst: u64) {
     if KNOWN_LEN.load(Ordering::Relaxed) != 0 {
         with_known(|m| m.remove(&inst));
