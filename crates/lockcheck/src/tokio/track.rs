@@ -832,9 +832,22 @@ fn first_sight(r: &Req<'_>, ids: Ids, writer: impl FnOnce() -> Option<u64>) {
         let writer = writer();
         // The graph keeps its writes: dropping the lock must remove them.
         r.meta.mark_in_graph();
-        if graph::note_written(ids.inst, ids.class, writer).2 {
-            r.meta.mark_written();
-        }
+        // What the write turns into a deadlock (a read-read cycle it can come between), and the
+        // limits hit, are reported as the sync first write reports them (they were dropped here;
+        // `tests/async_first_write.rs`). Reported, not acted on: the acquisition goes on.
+        let _ = as_busy(|_| {
+            let (found, limits, done) = graph::note_written(ids.inst, ids.class, writer);
+            if done {
+                r.meta.mark_written();
+            }
+            for v in limits {
+                publish(v);
+            }
+            let f = flags();
+            if let Some(v) = found.filter(|_| f & flag::CHECK != 0 && f & flag::ORDER != 0) {
+                publish(v);
+            }
+        });
     }
     if r.kind == LockKind::Semaphore && r.capacity > 1 {
         several_permits(r, ids);
