@@ -619,9 +619,10 @@ fn local_search_on(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
     }
 }
 
-/// The largest [`WeightMatrix`] of [`local_search_on`]: 32 MiB, a component of up to 4096
-/// nodes (the hostile random trace's has 3000: 18 MB). Larger components, or weights beyond 16
-/// bits, take the edge lists as before (the same moves, more work).
+/// The largest weight matrix of the local search (`WeightMatrix`, `local_search_on`): 32 MiB,
+/// a component of up to 4096 nodes (the hostile random trace's has 3000: 18 MB). Larger
+/// components, or weights beyond 16 bits, take the edge lists as before (the same moves, more
+/// work).
 pub const LOCAL_SEARCH_MATRIX_MAX_BYTES: usize = 32 << 20;
 
 /// A component's edge weights as a square matrix by node: `w[v * n + x]` is the weight of
