@@ -739,6 +739,40 @@ fn sorted(v: &[u32]) -> Vec<u32> {
 /// between two or three locks; longer ones would only repeat them).
 pub const MAX_SAME_THREAD_LEN: usize = 4;
 
+/// Calls `f(thread, edge)` once for each edge inside a component of the whole graph (`comp`, by
+/// node) and each thread below `threads` among its dependencies' (`thread_of`), in edge id order
+/// (so by source, then target). Read node by node, the source known, where a search for each
+/// edge's source cost 0.2G instructions on the hostile random trace.
+fn each_thread_edge_inside(
+    graph: &LockGraph,
+    comp: &[u32],
+    thread_of: &[u32],
+    threads: usize,
+    mut f: impl FnMut(usize, u32),
+) {
+    // The edge each thread was last counted for: a thread with several dependencies on one edge
+    // counts once.
+    let mut stamp = vec![u32::MAX; threads];
+    for a in 0..graph.nodes() as u32 {
+        let ca = comp[a as usize];
+        if ca == u32::MAX {
+            continue;
+        }
+        for e in graph.out_edges(a) {
+            if comp[graph.target(e) as usize] != ca {
+                continue;
+            }
+            for &d in graph.deps(e) {
+                let t = thread_of[d as usize] as usize;
+                if t < threads && stamp[t] != e {
+                    stamp[t] = e;
+                    f(t, e);
+                }
+            }
+        }
+    }
+}
+
 /// Lock cycles made by one thread alone: never a chain of distinct threads, listed as
 /// `same-thread` (up to [`MAX_SAME_THREAD_LEN`] locks) unless their node set is already a candidate.
 ///
@@ -764,61 +798,20 @@ fn same_thread_cycles(
     let mut set: Vec<u32> = Vec::with_capacity(MAX_SAME_THREAD_LEN + 1);
     let mut listed = out.keys().filter(|k| is_filtered(k)).count() as u64;
     let threads = model.threads.len();
-    // The edges inside a component, by edge id (so by source, then target): read node by
-    // node, the source known, where a search for each edge's source cost 0.2G instructions on
-    // the hostile random trace.
-    let inside = |a: u32| {
-        let ca = comp[a as usize];
-        let r = if ca == u32::MAX {
-            0..0
-        } else {
-            graph.out_edges(a)
-        };
-        (ca, r)
-    };
     // Each thread's edges inside a component, by edge id (so by source, then target), one entry
-    // per (thread, edge): counted, then placed.
+    // per (thread, edge): counted, then placed, by the same walk.
     let mut first = vec![0u32; threads + 1];
-    let mut stamp = vec![u32::MAX; threads];
-    for a in 0..graph.nodes() as u32 {
-        let (ca, r) = inside(a);
-        for e in r {
-            if comp[graph.target(e) as usize] != ca {
-                continue;
-            }
-            for &d in graph.deps(e) {
-                let t = thread_of[d as usize] as usize;
-                if t < threads && stamp[t] != e {
-                    stamp[t] = e;
-                    first[t + 1] += 1;
-                }
-            }
-        }
-    }
+    each_thread_edge_inside(graph, comp, thread_of, threads, |t, _| first[t + 1] += 1);
     for t in 0..threads {
         first[t + 1] += first[t];
     }
     let mut by_thread = vec![0u32; first[threads] as usize];
     let mut fill = first.clone();
-    stamp.iter_mut().for_each(|s| *s = u32::MAX);
-    for a in 0..graph.nodes() as u32 {
-        let (ca, r) = inside(a);
-        for e in r {
-            if comp[graph.target(e) as usize] != ca {
-                continue;
-            }
-            for &d in graph.deps(e) {
-                let t = thread_of[d as usize] as usize;
-                if t < threads && stamp[t] != e {
-                    stamp[t] = e;
-                    by_thread[fill[t] as usize] = e;
-                    fill[t] += 1;
-                }
-            }
-        }
-    }
+    each_thread_edge_inside(graph, comp, thread_of, threads, |t, e| {
+        by_thread[fill[t] as usize] = e;
+        fill[t] += 1;
+    });
     drop(fill);
-    drop(stamp);
     // The witness of a thread's edge: its smallest dependency of that thread (the graph lists
     // them ascending), looked up only for a candidate listed.
     let witness = |e: u32, t: usize| -> u32 {

@@ -619,6 +619,17 @@ fn local_search_on(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
     }
 }
 
+/// A move of the local search: the node at position `from` of `order` re-inserted at `to`, and
+/// the positions (`pos`, by node) of the nodes between the two updated.
+fn move_node(order: &mut Vec<usize>, pos: &mut [u32], from: usize, to: usize) {
+    let v = order.remove(from);
+    order.insert(to, v);
+    let (lo, hi) = (from.min(to), from.max(to));
+    for (p, &x) in order.iter().enumerate().take(hi + 1).skip(lo) {
+        pos[x] = p as u32;
+    }
+}
+
 /// The largest weight matrix of the local search (`WeightMatrix`, `local_search_on`): 32 MiB,
 /// a component of up to 4096 nodes (the hostile random trace's has 3000: 18 MB). Larger
 /// components, or weights beyond 16 bits, take the edge lists as before (the same moves, more
@@ -715,14 +726,9 @@ fn local_search_matrix(m: &WeightMatrix, order: &mut Vec<usize>) -> bool {
                 }
             }
             if best.0 < cur_cost {
-                order.remove(cur);
-                order.insert(best.1, v);
                 seq.remove(cur);
                 seq.insert(best.1, v as u32);
-                let (lo, hi) = (cur.min(best.1), cur.max(best.1));
-                for (p, &x) in order.iter().enumerate().take(hi + 1).skip(lo) {
-                    pos[x] = p as u32;
-                }
+                move_node(order, &mut pos, cur, best.1);
                 improved = true;
             }
         }
@@ -779,12 +785,7 @@ fn local_search_in<C: Cost>(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
                 }
             }
             if best.0 < cur_cost {
-                order.remove(cur);
-                order.insert(best.1, v);
-                let (lo, hi) = (cur.min(best.1), cur.max(best.1));
-                for (p, &x) in order.iter().enumerate().take(hi + 1).skip(lo) {
-                    pos[x] = p as u32;
-                }
+                move_node(order, &mut pos, cur, best.1);
                 improved = true;
             }
         }

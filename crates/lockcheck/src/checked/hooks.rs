@@ -1381,22 +1381,9 @@ fn self_violation(
         let first = internal(&SELF_REPORTED)
             .get_or_insert_with(HashSet::new)
             .insert(key);
-        let lock = LockRef::new(ids.inst, ids.class);
-        let edge = EdgeInfo {
-            thread: super::state::thread_name(thread),
-            thread_id: thread,
-            held: lock.clone(),
-            held_mode: h.mode,
-            held_site: h.site.to_string(),
-            acquired: lock,
-            mode,
-            site: site.to_string(),
-            other_held: Vec::new(),
-            backtrace: super::report::Trace::capture(),
-        };
         let v = Violation {
             kind,
-            edges: vec![edge],
+            edges: vec![own_hold_edge(thread, ids, mode, site, &h)],
             message: String::new(),
         };
         if first {
@@ -1409,6 +1396,30 @@ fn self_violation(
     });
     // A recursive read is a hazard, not a certain hang: under `warn` it goes on.
     act(v?)
+}
+
+/// The report edge of `thread` requesting lock `ids` in `mode` at `site` while it holds the same
+/// lock (`h`): a self-deadlock's, a recursive read's, a permit nest's. The backtrace is taken here.
+fn own_hold_edge(
+    thread: u64,
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+    h: &Held,
+) -> EdgeInfo {
+    let lock = LockRef::new(ids.inst, ids.class);
+    EdgeInfo {
+        thread: super::state::thread_name(thread),
+        thread_id: thread,
+        held: lock.clone(),
+        held_mode: h.mode,
+        held_site: h.site.to_string(),
+        acquired: lock,
+        mode,
+        site: site.to_string(),
+        other_held: Vec::new(),
+        backtrace: super::report::Trace::capture(),
+    }
 }
 
 /// Applies the configured action after a report: the verdict the public entry point raises (a
@@ -1560,25 +1571,11 @@ fn permit_nest(
         if !graph::permit_nest_is_new(ids.inst, thread, own) {
             return None;
         }
-        let clock = s.clock();
-        let lock = LockRef::new(ids.inst, ids.class);
-        let edge = EdgeInfo {
-            thread: super::state::thread_name(thread),
-            thread_id: thread,
-            held: lock.clone(),
-            held_mode: h.mode,
-            held_site: h.site.to_string(),
-            acquired: lock,
-            mode: Mode::Permit,
-            site: site.to_string(),
-            other_held: Vec::new(),
-            backtrace: super::report::Trace::capture(),
-        };
         let nest = graph::Nest {
             thread,
             held: own,
-            clock,
-            edge,
+            clock: s.clock(),
+            edge: own_hold_edge(thread, ids, Mode::Permit, site, &h),
         };
         graph::note_permit_nest(ids.inst, permits, nest).map(publish)
     })?
