@@ -1013,7 +1013,7 @@ pub(crate) fn released_rest(meta: &Meta, mode: Mode) {
         // about 170 instructions more per release) nor two more calls.
         let recorded = entry(w, mode) ^ word::RECORDED;
         if STATE.try_with(|s| s.pop_plain_top(recorded)) == Ok(true) {
-            recorder::on_release_inline(w);
+            recorder::on_release_inline(meta);
             return;
         }
         released_slow(meta, Ids::from_word(w), mode);
