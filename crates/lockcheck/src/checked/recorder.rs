@@ -38,7 +38,7 @@
 
 mod clock;
 
-use super::class::{class_info, Ids};
+use super::class::{class_info, Ids, Meta};
 use super::report::{Trace, Violation};
 use super::state::{internal, STATE};
 use lockcheck_core::lct::raw;
@@ -1251,11 +1251,12 @@ pub(crate) fn on_release(ids: Ids, hold_ns: u64) {
 /// [`on_release`] inline, for the usual recorded release (`hooks::released_rest`, itself out
 /// of line): one call fewer per recorded release.
 #[inline(always)]
-pub(crate) fn on_release_inline(w: u64) {
-    // The reading first, the record's words from the identity word after it: fewer values
-    // live across the clock's call (each one a register saved and restored by the caller).
+pub(crate) fn on_release_inline(meta: &Meta) {
+    // The reading first, the identity word read again after it: only `meta` lives across the
+    // clock's call (each value that does is a register saved and restored by the caller). The
+    // instance and class of a held lock's word do not change (only its flag bits may).
     let ts = clock::now();
-    let ids = Ids::from_word(w);
+    let ids = Ids::from_word(meta.word());
     push(Rec {
         head: head(K_RELEASE, Mode::Exclusive, How::Blocking, ids.class),
         a: ids.inst,

@@ -173,12 +173,24 @@ const NO_INFO: Info = Info {
 pub(crate) const INLINE_HELD: usize = 32;
 
 /// The slots of [`HeldStack`]'s `words`: entry `i` in slot `i + 1`, slot 0 and the slots past
-/// [`INLINE_HELD`] always 0, which no held word is (an exclusive one's instance bits are not, a
-/// shared one has [`word::FLIPPED`]). One slot per value of the depth byte ([`BusyDepth`]): the
-/// release reads the slot of that byte and compares, with no range test (an empty or spilled stack meets a 0, and so does a busy
-/// thread's byte, which sends its releases the general way). 2 KB per thread: indexed by a
-/// byte, the slot needs neither a mask nor a bounds check.
+/// [`INLINE_HELD`] always [`NO_ENTRY`]. One slot per value of the depth byte ([`BusyDepth`]): the
+/// release reads the slot of that byte and compares, with no range test (an empty or spilled
+/// stack meets [`NO_ENTRY`], and so does a busy thread's byte, which sends its releases the
+/// general way). 2 KB per thread: indexed by a byte, the slot needs neither a mask nor a bounds
+/// check.
 const WORD_SLOTS: usize = 256;
+
+/// What [`HeldStack`]'s `words` hold where no entry is (slot 0, the slots past
+/// [`INLINE_HELD`]): a word that neither a held entry nor the release's [`entry`] of a lock
+/// without an identity ever equals, so that the release fast path compares the top's slot
+/// before it tests the identity for 0 (`hooks::release_kind`: two instructions less per checked
+/// release). Instance 0, which no identity has (`class::next_from`), so no exclusive entry (its
+/// identity, flags flipped in) is it; bit 61 clear, which every shared complement has
+/// ([`word::FLIPPED`]); and neither 0 nor `!0` nor `1 << 40` (an unassigned identity's
+/// [`entry`] in the modes), also with [`word::TASK`] masked off as the `tokio` release does.
+const NO_ENTRY: u64 = 1 << 62;
+const _: () = assert!(NO_ENTRY & word::INST == 0 && NO_ENTRY & word::FLIPPED == 0);
+const _: () = assert!(NO_ENTRY & word::LOGICAL == 0 && NO_ENTRY != 0 && NO_ENTRY != !0);
 const _: () = assert!(INLINE_HELD < SPILLED && SPILLED < BUSY as usize);
 
 /// The held stack, oldest first: inline while shallow, on the heap ("spilled") while deeper than
@@ -295,7 +307,7 @@ impl BusyDepth {
 impl HeldStack {
     const fn new() -> HeldStack {
         HeldStack {
-            words: [0; WORD_SLOTS],
+            words: [NO_ENTRY; WORD_SLOTS],
             known_base: 0,
             known_req: 0,
             key_base: 0,
@@ -893,14 +905,14 @@ impl ThreadState {
     #[inline(always)]
     pub(crate) fn pop_plain_top(&self, w: u64) -> bool {
         let st = self.stack();
-        // The whole byte: busy inside lockcheck, it indexes a 0 (the general path pops).
+        // The whole byte: busy inside lockcheck, it indexes `NO_ENTRY` (the general path pops).
         let d = self.busy.word();
         // Which task took it does not matter to a release.
         #[cfg(feature = "tokio")]
         let same = |i: usize| (st.words[i] ^ w) & !word::TASK == 0;
         #[cfg(not(feature = "tokio"))]
         let same = |i: usize| st.words[i] == w;
-        // The top's slot, or a 0 when the stack is empty or spilled (see `WORD_SLOTS`).
+        // The top's slot, or `NO_ENTRY` when the stack is empty or spilled (see `WORD_SLOTS`).
         if same(d as usize) {
             self.busy.pop();
             return true;
@@ -1487,6 +1499,54 @@ mod tests {
             .word()
                 | 1 << 63,
         ]
+    }
+
+    /// The release fast path compares the top's slot before it tests the identity for 0
+    /// (`hooks::release_kind`): an unassigned identity's word, in every mode, never pops,
+    /// whatever the depth byte indexes: slot 0 (nothing held), an entry (1 to [`INLINE_HELD`]
+    /// held), [`SPILLED`]'s slot (deeper), or a busy thread's. Fails with the empty slots 0.
+    #[test]
+    fn no_slot_the_release_reads_pops_an_unassigned_identity() {
+        let modes = [
+            Mode::Exclusive,
+            Mode::Shared,
+            Mode::SharedRecursive,
+            Mode::Upgradable,
+            Mode::Permit,
+        ];
+        let none_pops = |s: &ThreadState, n: usize| {
+            for mode in modes {
+                assert!(!s.pop_plain_top(entry(0, mode)), "{n} held, {mode:?}");
+                assert_eq!(s.held_len(), n, "{mode:?}");
+            }
+        };
+        STATE.with(|s| {
+            let ids = identities();
+            let held = |i: usize| Held {
+                inst: (ids[i % 4] & word::INST) ^ (i as u64 + 1) << 8,
+                class: Ids::from_word(ids[i % 4]).class,
+                mode: modes[i % modes.len()],
+                site: site(),
+                since: None,
+                source: false,
+                recorded: false,
+                #[cfg(feature = "tokio")]
+                task: 0,
+            };
+            none_pops(s, 0);
+            for n in 1..=INLINE_HELD + 3 {
+                s.push(held(n));
+                none_pops(s, n);
+                let was = s.busy.replace(true);
+                none_pops(s, n);
+                s.busy.set(was);
+            }
+            for n in (0..INLINE_HELD + 3).rev() {
+                let h = held(n + 1);
+                assert!(s.remove_last(|x| x.inst == h.inst).is_some());
+                none_pops(s, n);
+            }
+        });
     }
 
     /// A fast push writes no identity beside an exclusive or shared word; whatever an earlier
