@@ -37,8 +37,10 @@ fn the_api_is_std_s() {
     is_clone::<mpsc::Sender<u32>>();
     is_clone::<mpsc::SyncSender<u32>>();
 
-    // The unbounded sender is std's own.
-    let (tx, rx): (std::sync::mpsc::Sender<u32>, mpsc::Receiver<u32>) = mpsc::channel();
+    // The unbounded sender is std's, wrapped: lockcheck notes which thread sends through it
+    // (for a receive that waits, `tests/channel_recv.rs`).
+    assert!(format!("{:?}", mpsc::channel::<u32>().0).contains("Sender"));
+    let (tx, rx): (mpsc::Sender<u32>, mpsc::Receiver<u32>) = mpsc::channel();
     tx.send(1).unwrap();
     tx.clone().send(2).unwrap();
     assert_eq!(rx.recv(), Ok(1));

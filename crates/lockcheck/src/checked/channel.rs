@@ -108,9 +108,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-pub use std::sync::mpsc::{
-    RecvError, RecvTimeoutError, SendError, Sender, TryRecvError, TrySendError,
-};
+pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
 /// How long a thread that owns a channel's receiving end waits in a send into that full channel
 /// before lockcheck takes the send for a self-deadlock: the receiver may have moved to a thread
@@ -631,20 +629,333 @@ fn deferred_limit_hit(
 }
 
 // ---------------------------------------------------------------------------------------------
+// A receive that waits (see the module docs, "A receive that waits for a message").
+
+/// The sending side of a channel, as a receive that waits sees it: a lock of kind `channel`
+/// (class `senders of channel created at file:line:col`) that such a receive requests, and the
+/// live sender handles with the thread that last used each ("placed"), or none yet.
+pub(crate) struct Senders {
+    meta: Meta,
+    /// Live handles: (handle number, lockcheck's number of the thread that last sent through
+    /// it, 0: none yet; where it last sent, else where it was made).
+    slots: parking_lot::Mutex<Vec<(u64, u64, &'static Location<'static>)>>,
+    next: AtomicU64,
+}
+
+/// What a receive's wait is stuck behind, at one moment (see [`Senders::placement`]).
+pub(crate) struct Placement {
+    /// The threads that last sent through a live handle (the receiving thread left out), with
+    /// where.
+    pub owners: Vec<(u64, &'static Location<'static>)>,
+    /// Live handles never used, or last used by the receiving thread itself: where they are
+    /// now is unknown (a handle moves with no trace).
+    pub unplaced: usize,
+    /// Where the first unplaced handle was made (or last used by the receiving thread).
+    pub unplaced_site: Option<&'static Location<'static>>,
+}
+
+/// How long a receive waits, holding locks, before its senders' placement may call it stuck
+/// (see the module docs): a handle may have moved since its last use, or be about to send for
+/// the first time.
+pub const RECV_GRACE: Duration = Duration::from_secs(1);
+
+impl Senders {
+    fn new(site: &'static Location<'static>) -> Arc<Senders> {
+        Arc::new(Senders {
+            meta: Meta::new(ClassSrc::Named(senders_class(site))),
+            slots: parking_lot::Mutex::new(vec![(1, 0, site)]),
+            next: AtomicU64::new(2),
+        })
+    }
+
+    /// A new handle (a clone), with no user yet: its number.
+    fn add(&self, site: &'static Location<'static>) -> u64 {
+        let h = self.next.fetch_add(1, Ordering::Relaxed);
+        self.slots.lock().push((h, 0, site));
+        h
+    }
+
+    fn remove(&self, handle: u64) {
+        self.slots.lock().retain(|&(h, _, _)| h != handle);
+    }
+
+    /// Handle `handle` was used by thread `me` (it sends from there).
+    #[cold]
+    #[inline(never)]
+    fn placed(&self, handle: u64, me: u64, site: &'static Location<'static>) {
+        if let Some(slot) = self.slots.lock().iter_mut().find(|(h, _, _)| *h == handle) {
+            slot.1 = me;
+            slot.2 = site;
+        }
+    }
+
+    /// Where the live handles are, for a receive by thread `receiver`.
+    pub(crate) fn placement(&self, receiver: u64) -> Placement {
+        let slots = self.slots.lock();
+        let mut owners: Vec<(u64, &'static Location<'static>)> = Vec::new();
+        let mut unplaced = 0;
+        let mut unplaced_site = None;
+        for &(_, owner, site) in slots.iter() {
+            if owner == 0 || owner == receiver {
+                unplaced += 1;
+                unplaced_site.get_or_insert(site);
+            } else if !owners.iter().any(|&(o, _)| o == owner) {
+                owners.push((owner, site));
+            }
+        }
+        Placement {
+            owners,
+            unplaced,
+            unplaced_site,
+        }
+    }
+}
+
+impl Drop for Senders {
+    fn drop(&mut self) {
+        super::forget(&self.meta);
+    }
+}
+
+/// The class name of a channel's senders (`senders of channel created at file:line:col`), made
+/// once per creation site and kept for the process (a class name must be `'static`): as many
+/// as there are `channel`/`sync_channel` calls in the program's text.
+fn senders_class(site: &'static Location<'static>) -> &'static str {
+    static NAMES: parking_lot::Mutex<Vec<(usize, &'static str)>> =
+        parking_lot::Mutex::new(Vec::new());
+    let key = std::ptr::from_ref(site) as usize;
+    let mut names = NAMES.lock();
+    if let Some(&(_, n)) = names.iter().find(|(k, _)| *k == key) {
+        return n;
+    }
+    let n: &'static str = Box::leak(
+        format!(
+            "senders of channel created at {}:{}:{}",
+            site.file(),
+            site.line(),
+            site.column()
+        )
+        .into_boxed_str(),
+    );
+    names.push((key, n));
+    n
+}
+
+thread_local! {
+    /// The senders a receive of this thread is waiting for now (see [`receiving`]).
+    static RECEIVING: RefCell<Option<Weak<Senders>>> = const { RefCell::new(None) };
+}
+
+/// The senders of the receive this thread is waiting in, if the lock `inst` is theirs: the
+/// wait-for graph's waiter then waits for any of them (see `watch::deadlock_cycle`).
+pub(crate) fn receiving(inst: u64) -> Option<Weak<Senders>> {
+    RECEIVING
+        .try_with(|r| {
+            let r = r.try_borrow().ok()?;
+            let w = r.as_ref()?;
+            let s = w.upgrade()?;
+            (s.meta.assigned()?.inst == inst).then(|| w.clone())
+        })
+        .ok()
+        .flatten()
+}
+
+/// A sender handle's part: its channel's senders, and its number there.
+struct Handle {
+    senders: Arc<Senders>,
+    id: u64,
+    /// The thread that last used it (0: none yet), a copy of its slot's, read by every send.
+    user: AtomicU64,
+}
+
+impl Handle {
+    fn first(senders: Arc<Senders>) -> Handle {
+        Handle {
+            senders,
+            id: 1,
+            user: AtomicU64::new(0),
+        }
+    }
+
+    fn another(&self, site: &'static Location<'static>) -> Handle {
+        Handle {
+            senders: self.senders.clone(),
+            id: self.senders.add(site),
+            user: AtomicU64::new(0),
+        }
+    }
+
+    /// Before a send by the calling thread: the handle is that thread's from now on.
+    #[inline]
+    fn sending(&self, site: &'static Location<'static>) {
+        let me = STATE.try_with(ThreadState::id).unwrap_or(0);
+        if me != 0 && self.user.load(Ordering::Relaxed) != me {
+            self.user.store(me, Ordering::Relaxed);
+            self.senders.placed(self.id, me, site);
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.senders.remove(self.id);
+    }
+}
+
+/// The outcome of a receive that had to wait.
+enum Got<T> {
+    Msg(T),
+    Gone,
+    TimedOut,
+}
+
+impl<T> Receiver<T> {
+    /// A receive found the channel empty: if the thread holds locks, the wait is a request of
+    /// the channel's senders (see the module docs); else std's wait. `deadline`: a timed
+    /// receive.
+    #[cold]
+    #[inline(never)]
+    fn wait_message(&self, site: &'static Location<'static>, deadline: Option<Instant>) -> Got<T> {
+        let from_std = |r: Result<T, RecvTimeoutError>| match r {
+            Ok(t) => Got::Msg(t),
+            Err(RecvTimeoutError::Disconnected) => Got::Gone,
+            Err(RecvTimeoutError::Timeout) => Got::TimedOut,
+        };
+        let plain = |deadline: Option<Instant>| match deadline {
+            None => match self.inner.recv() {
+                Ok(t) => Got::Msg(t),
+                Err(_) => Got::Gone,
+            },
+            Some(d) => from_std(
+                self.inner
+                    .recv_timeout(d.saturating_duration_since(Instant::now())),
+            ),
+        };
+        let checked = STATE
+            .try_with(|s| !s.busy.get() && s.holds_any())
+            .unwrap_or(false);
+        if !checked || crate::config::flags() & crate::config::flag::CHECK == 0 {
+            return plain(deadline);
+        }
+        let senders = &self.senders;
+        let _ = RECEIVING.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                *r = Some(Arc::downgrade(senders));
+            }
+        });
+        let slot: Cell<Option<Got<T>>> = Cell::new(None);
+        let try_raw = || match self.inner.try_recv() {
+            Ok(t) => {
+                slot.set(Some(Got::Msg(t)));
+                true
+            }
+            Err(TryRecvError::Disconnected) => {
+                slot.set(Some(Got::Gone));
+                true
+            }
+            Err(TryRecvError::Empty) => false,
+        };
+        let r = hooks::lock_blocking(
+            &senders.meta,
+            LockKind::Channel,
+            Mode::Exclusive,
+            1,
+            site,
+            try_raw,
+            || slot.set(Some(plain(deadline))),
+            |d| {
+                let d = match deadline {
+                    Some(end) => {
+                        let left = end.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            slot.set(Some(Got::TimedOut));
+                            return true;
+                        }
+                        d.min(left)
+                    }
+                    None => d,
+                };
+                match self.inner.recv_timeout(d) {
+                    Ok(t) => {
+                        slot.set(Some(Got::Msg(t)));
+                        true
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        slot.set(Some(Got::Gone));
+                        true
+                    }
+                    Err(RecvTimeoutError::Timeout) => false,
+                }
+            },
+        );
+        let _ = RECEIVING.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                *r = None;
+            }
+        });
+        if let Err(v) = r {
+            drop(slot);
+            v.raise();
+        }
+        hooks::released(&senders.meta, Mode::Exclusive);
+        slot.take().unwrap_or(Got::Gone)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The API.
 
-/// Creates an unbounded channel (std's): its sends never block, so it takes no part in the lock
-/// order; the [`Receiver`] is this module's.
+/// Creates an unbounded channel (std's): its sends never block, so they take no part in the lock
+/// order; a receive that waits does (see the module docs).
 #[must_use]
+#[track_caller]
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    let site = Location::caller();
     let (tx, rx) = std_mpsc::channel();
+    let senders = Senders::new(site);
     (
-        tx,
+        Sender {
+            inner: tx,
+            handle: Handle::first(senders.clone()),
+        },
         Receiver {
             inner: rx,
             gate: None,
+            senders,
         },
     )
+}
+
+/// The sending half of an unbounded channel ([`channel`]): std's `Sender`, which never blocks;
+/// lockcheck notes which thread sends through it (see the module docs).
+pub struct Sender<T> {
+    inner: std_mpsc::Sender<T>,
+    handle: Handle,
+}
+
+impl<T> Sender<T> {
+    /// Sends `t` (never waits); an error (with `t`) if the receiver is gone.
+    #[track_caller]
+    pub fn send(&self, t: T) -> Result<(), SendError<T>> {
+        self.handle.sending(Location::caller());
+        self.inner.send(t)
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    #[track_caller]
+    fn clone(&self) -> Sender<T> {
+        Sender {
+            inner: self.inner.clone(),
+            handle: self.handle.another(Location::caller()),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
 }
 
 /// Creates a bounded channel of `bound` messages (0: every send waits for a receive), a lock of
@@ -656,6 +967,7 @@ pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
     let site = Location::caller();
     let (tx, rx) = std_mpsc::sync_channel(bound);
     let gate = Arc::new(Gate::new(site));
+    let senders = Senders::new(site);
     gate.hold(site);
     if let Some(ids) = gate.meta.assigned() {
         let weak = Arc::downgrade(&gate);
@@ -670,10 +982,12 @@ pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
         SyncSender {
             inner: tx,
             gate: gate.clone(),
+            handle: Handle::first(senders.clone()),
         },
         Receiver {
             inner: rx,
             gate: Some(gate),
+            senders,
         },
     )
 }
@@ -683,6 +997,7 @@ pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
 pub struct SyncSender<T> {
     inner: std_mpsc::SyncSender<T>,
     gate: Arc<Gate>,
+    handle: Handle,
 }
 
 impl<T> SyncSender<T> {
@@ -690,6 +1005,7 @@ impl<T> SyncSender<T> {
     /// the receiver is gone.
     #[track_caller]
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
+        self.handle.sending(Location::caller());
         self.gate
             .sending(STATE.try_with(ThreadState::id).unwrap_or(0));
         match self.inner.try_send(t) {
@@ -703,7 +1019,9 @@ impl<T> SyncSender<T> {
     }
 
     /// Sends `t` if there is room now (with no capacity, if a receiver is waiting); never waits.
+    #[track_caller]
     pub fn try_send(&self, t: T) -> Result<(), TrySendError<T>> {
+        self.handle.sending(Location::caller());
         self.gate
             .sending(STATE.try_with(ThreadState::id).unwrap_or(0));
         let r = self.inner.try_send(t);
@@ -788,11 +1106,13 @@ impl<T> Drop for SyncSender<T> {
 }
 
 impl<T> Clone for SyncSender<T> {
+    #[track_caller]
     fn clone(&self) -> SyncSender<T> {
         self.gate.handles.fetch_add(1, Ordering::SeqCst);
         SyncSender {
             inner: self.inner.clone(),
             gate: self.gate.clone(),
+            handle: self.handle.another(Location::caller()),
         }
     }
 }
@@ -809,6 +1129,8 @@ pub struct Receiver<T> {
     inner: std_mpsc::Receiver<T>,
     /// `None` for an unbounded channel.
     gate: Option<Arc<Gate>>,
+    /// Its senders, for a receive that waits.
+    senders: Arc<Senders>,
 }
 
 impl<T> Receiver<T> {
@@ -838,7 +1160,15 @@ impl<T> Receiver<T> {
         if let Some(g) = &self.gate {
             g.wake();
         }
-        self.took(self.inner.recv())
+        let r = match self.inner.try_recv() {
+            Ok(t) => Ok(t),
+            Err(TryRecvError::Disconnected) => Err(RecvError),
+            Err(TryRecvError::Empty) => match self.wait_message(Location::caller(), None) {
+                Got::Msg(t) => Ok(t),
+                Got::Gone | Got::TimedOut => Err(RecvError),
+            },
+        };
+        self.took(r)
     }
 
     /// A message if one is there now.
@@ -855,7 +1185,18 @@ impl<T> Receiver<T> {
         if let Some(g) = &self.gate {
             g.wake();
         }
-        self.took(self.inner.recv_timeout(timeout))
+        let r = match self.inner.try_recv() {
+            Ok(t) => Ok(t),
+            Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) => {
+                match self.wait_message(Location::caller(), Instant::now().checked_add(timeout)) {
+                    Got::Msg(t) => Ok(t),
+                    Got::Gone => Err(RecvTimeoutError::Disconnected),
+                    Got::TimedOut => Err(RecvTimeoutError::Timeout),
+                }
+            }
+        };
+        self.took(r)
     }
 
     /// An iterator that waits for each message, until every sender is gone.
