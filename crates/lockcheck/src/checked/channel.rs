@@ -13,9 +13,10 @@
 //! the run did not hang), and a real hang is a cycle of the wait-for graph (a `deadlock`).
 //!
 //! What is not a wait is not recorded: a send that found room, every send of an unbounded
-//! channel ([`channel`]: std's own [`Sender`], which never blocks), and a receive. A receive
-//! that waits for any sender is not modelled (a blocking `recv` under a lock every sender takes
-//! before it sends goes unseen). A receiver moved to another thread (which the type system does
+//! channel ([`channel`]: std's `Sender`, wrapped, which never blocks), and a receive that finds
+//! a message (or the channel disconnected). A receive that waits for a message while its thread
+//! holds locks is a wait for the channel's senders, any of them (next sections but one: "A
+//! receive that waits for a message"). A receiver moved to another thread (which the type system does
 //! not show) stays with the thread that last used it until the new thread uses it: locks taken
 //! by the old thread meanwhile are seen as taken while holding the channel, except before the
 //! receiver's first use (next section). A send by the
@@ -82,6 +83,79 @@
 //! hang). The trace does not show the deferral yet: `lockcheck analyze` sees the creator's
 //! dependencies as taken holding the channel (offline reports a superset: the moved-receiver
 //! look-alike is reported offline).
+//!
+//! # A receive that waits for a message
+//!
+//! `recv`, an iterator's step and `recv_timeout` (while it waits) that find the channel empty,
+//! made by a thread that holds locks, wait for any sender of the channel (bounded or not) to
+//! send: an OR-wait. lockcheck models it as a request (mode `w`, kind `channel`) of a second
+//! lock of the channel, its *senders* (class `senders of channel created at file:line:col`),
+//! made at the receive's site and given back as soon as the receive returns. The receive is a
+//! waiter of the wait-for graph (`watch.rs`) that is stuck only when **every** live sender
+//! handle is with a thread that is itself stuck (waiting, directly or through other waits, on
+//! something the receiving thread holds); then the hang is reported as a `deadlock` (lock names,
+//! sites, the backtrace of the thread that found it; the configured action), and the receiving
+//! thread gives up its locks (it panics, under `panic` and `warn` alike, as any wait-for cycle's
+//! victim: a sender blocked on the receiver's lock usually holds nothing that would free it).
+//! Which thread a handle is with:
+//! - a handle is **placed** with the thread that last sent through it (each [`Sender`] and
+//!   [`SyncSender`] handle, clones included, is tracked; a send by another thread than the
+//!   last one moves it, one compare per send otherwise);
+//! - a handle never used, or last used by the receiving thread itself, is **unplaced**: it may
+//!   have moved anywhere (a handle moves with no trace: `let (tx, rx) = channel(); spawn(move
+//!   || tx.send(..))` sends for the first time from the thread that blocks). Unplaced handles
+//!   count as stuck only when some stuck thread that no placed handle is with waits for a lock
+//!   the receiving thread holds: they are assumed to be with it (the report says so: `a sender
+//!   handle made there, never used yet: assumed here`);
+//! - and a receive counts as stuck only once it has waited [`RECV_GRACE`] (one second; it is
+//!   checked again then): a placed handle may have moved since its last send, an unplaced one
+//!   may be about to send. The report of a real hang comes a second late.
+//!
+//! What it cannot tell apart, both on the reporting side: an unplaced handle with a thread that
+//! is busy (not blocked) for longer than the grace while another thread, that has no placed
+//! handle, waits for the receiving thread's lock; and a placed handle moved, since its last
+//! send, from a thread now stuck on the receiver's lock to a thread that is busy past the grace.
+//! Both are reported as deadlocks (false alarms); neither is one if the busy thread sends within
+//! the second. A receive that finds the channel empty while its thread holds nothing is std's
+//! own wait (it cannot be the cycle's: nobody can wait for a lock it holds). A `recv_timeout`
+//! shorter than the grace never counts as stuck (repeated in a loop, it is a miss).
+//!
+//! The trace: the receive's request of the senders is an ordinary `request` (with the locks
+//! held, as every request); a sender that the runtime found stuck in such a deadlock writes, once
+//! its own wait ends (the receive gave up its locks), a `try` `acquire` of the channel's senders
+//! (mode `r`, at the handle's site), a `request` of what it waited for and the senders'
+//! `release`: what the runtime saw, so that `lockcheck analyze` finds the cycle `L -> senders ->
+//! L` (docs/trace-format.md, "Channels"). No new event.
+//!
+//! # Predicting a receive's deadlock (opt-in)
+//!
+//! By default only the hang is reported, not the order seen in a run that did not hang: exactly,
+//! the runtime would need at each send the locks the sender took since its previous send (or
+//! since it got the handle), a log of every acquisition, on the fast path. With
+//! `LOCKCHECK_CHANNEL_RECV=on` (or `lockcheck::watchdog::set_channel_recv_check(true)`) a
+//! thread that sends through a handle **holds** the channel's senders (mode `r`, a `try`
+//! acquisition at the send's site, so no edge into them) from that send on, until it drops a
+//! handle it last used, another thread sends through that handle (its hold is posted to it as a
+//! moved receiver's is), or it waits in a receive of that channel itself. Every lock `L` it takes
+//! meanwhile is a dependency `senders -> L`, and a receive that waited holding `L` one
+//! `L -> senders`: the cycle is a lock-order inversion, reported the first time both orders are
+//! seen (even when the run did not hang), with the happens-before of spawns, joins and the
+//! message marks of bounded channels, on both sides (the trace shows the holds with the ordinary
+//! events). Its cost: a sending thread's acquisitions are nested ones (the dependency cache).
+//!
+//! Why opt-in: an OR-wait is no lock, and the lock order reports these correct programs
+//! (`tests/channel_recv.rs` pins them):
+//! - several senders, one of which never takes `L` and keeps sending: the receive is not stuck,
+//!   yet `L -> senders -> L` is a cycle;
+//! - a lock taken after the sender's last send while it still has the handle (it counts until
+//!   the handle is dropped: a receive that waits for the channel's end does wait for it);
+//! - a receiver that takes `L` only after receiving a message sent after the sender's `L`, on
+//!   an unbounded channel or a bounded one whose send did not wait (no message carries an order
+//!   then).
+//!
+//! And it misses a sender's locks before its first send (the handle's first use), which is where
+//! the classic hang is (`spawn(move || { let v = *state.lock(); tx.send(v) })`): the hang itself
+//! is reported, the order in a run that did not hang is not.
 //!
 //! Another thread's use of the receiver takes the hold off the previous owner's held set the way
 //! a guard released on another thread does: it is posted to `handoff`'s mailbox (an entry of
@@ -785,13 +859,21 @@ impl Handle {
         }
     }
 
-    /// Before a send by the calling thread: the handle is that thread's from now on.
+    /// Before a send by the calling thread: the handle is that thread's from now on (and, with
+    /// the opt-in prediction, the thread holds the channel's senders: see [`predicting`]).
     #[inline]
     fn sending(&self, site: &'static Location<'static>) {
         let me = STATE.try_with(ThreadState::id).unwrap_or(0);
-        if me != 0 && self.user.load(Ordering::Relaxed) != me {
+        if me == 0 {
+            return;
+        }
+        let old = self.user.load(Ordering::Relaxed);
+        if old != me {
             self.user.store(me, Ordering::Relaxed);
             self.senders.placed(self.id, me, site);
+        }
+        if predicting() {
+            self.senders.hold(old, me, site);
         }
     }
 }
@@ -799,6 +881,111 @@ impl Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         self.senders.remove(self.id);
+        if predicting() {
+            let me = STATE.try_with(ThreadState::id).unwrap_or(0);
+            if me != 0 && self.user.load(Ordering::Relaxed) == me {
+                self.senders.let_go(me);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The opt-in prediction (see the module docs, "Predicting a receive's deadlock").
+
+/// 0: not read yet; 1: off; 2: on.
+static PREDICT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether a thread that sends through a handle holds the channel's senders from then on
+/// (`LOCKCHECK_CHANNEL_RECV=on`, or [`set_recv_prediction`]).
+#[inline]
+pub(crate) fn predicting() -> bool {
+    match PREDICT.load(Ordering::Relaxed) {
+        0 => predicting_from_env(),
+        v => v == 2,
+    }
+}
+
+#[cold]
+fn predicting_from_env() -> bool {
+    let on = matches!(
+        std::env::var("LOCKCHECK_CHANNEL_RECV").as_deref(),
+        Ok("1") | Ok("on") | Ok("warn") | Ok("true")
+    );
+    let _ = PREDICT.compare_exchange(
+        0,
+        if on { 2 } else { 1 },
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    PREDICT.load(Ordering::Relaxed) == 2
+}
+
+/// Turns the opt-in prediction of receives' deadlocks on or off (see the module docs).
+pub(crate) fn set_recv_prediction(on: bool) {
+    PREDICT.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+}
+
+impl Senders {
+    /// Thread `me` sends through a handle (last used by `old`): it holds the senders (mode
+    /// `r`, a `try`: no wait, no edge) unless it does already; `old`'s hold, if another thread,
+    /// is posted to it (the handle moved), as a receiver's is.
+    #[cold]
+    #[inline(never)]
+    fn hold(&self, old: u64, me: u64, site: &'static Location<'static>) {
+        let ids = self.meta.ids(LockKind::Channel);
+        if old != 0 && old != me {
+            handoff::post(old, ids, Release::Channel);
+        }
+        let held = STATE
+            .try_with(|s| {
+                s.busy.get()
+                    || s.find_held(|h| h.inst == ids.inst && h.mode == Mode::Shared)
+                        .is_some()
+            })
+            .unwrap_or(true);
+        if held {
+            return;
+        }
+        handoff::register_owner();
+        // A hold posted back to this thread (it used a handle of this channel before) first.
+        let _ = STATE.try_with(handoff::drain_held);
+        hooks::lock_nonblocking(
+            &self.meta,
+            LockKind::Channel,
+            Mode::Shared,
+            How::Try,
+            site,
+            || true,
+        );
+    }
+
+    /// Thread `me` drops a handle it last used: it no longer holds the senders (it takes them
+    /// again at its next send through another handle).
+    #[cold]
+    #[inline(never)]
+    fn let_go(&self, me: u64) {
+        let Some(ids) = self.meta.assigned() else {
+            return;
+        };
+        let _ = STATE.try_with(|s| {
+            if s.id() == me && !s.busy.get() {
+                drop_hold(s, ids);
+            }
+        });
+    }
+
+    /// A receive by this thread is about to wait: a hold of its own senders (it sends into its
+    /// own channel too) leaves first, or the request would wait for itself.
+    fn not_held_here(&self) {
+        let Some(ids) = self.meta.assigned() else {
+            return;
+        };
+        let _ = STATE.try_with(|s| {
+            if !s.busy.get() {
+                drop_hold(s, ids);
+            }
+        });
     }
 }
 
@@ -838,6 +1025,7 @@ impl<T> Receiver<T> {
             return plain(deadline);
         }
         let senders = &self.senders;
+        senders.not_held_here();
         let _ = RECEIVING.try_with(|r| {
             if let Ok(mut r) = r.try_borrow_mut() {
                 *r = Some(Arc::downgrade(senders));

@@ -9,12 +9,12 @@ use super::state::{
     as_busy, internal, thread_name, try_internal, with_slow, Held, ThreadState, STATE,
 };
 use crate::config::{action, Action};
-use lockcheck_core::trace::{ClassStats, LockKind, Mode};
+use lockcheck_core::trace::{ClassStats, How, LockKind, Mode};
 use parking_lot::Mutex as PlMutex;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -760,6 +760,98 @@ fn or_wait_next(
         .or_else(|| blocked_on(waiting, stuck, i, &placed))
 }
 
+/// A sender of a stuck receive, in a deadlock found: its thread writes, when its wait ends, what
+/// the trace must show for `lockcheck analyze` to find the cycle (see [`sender_in_trace`]).
+struct SenderInTrace {
+    thread: u64,
+    senders: Ids,
+    handle: &'static Location<'static>,
+    wait: WaitFor,
+}
+
+static SENDERS_IN_TRACE: PlMutex<Vec<SenderInTrace>> = PlMutex::new(Vec::new());
+/// Entries in [`SENDERS_IN_TRACE`]: what the end of a wait looks at.
+static SENDERS_IN_TRACE_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Notes that waiter `w`, in a deadlock found, holds a handle of the channel whose senders are
+/// `senders` (made or last used at `handle`), while recording.
+fn sender_for_trace(w: &Waiter, senders: Ids, handle: &'static Location<'static>) {
+    if !super::recorder::recording() {
+        return;
+    }
+    let mut list = internal(&SENDERS_IN_TRACE);
+    if list
+        .iter()
+        .any(|e| e.thread == w.thread && e.senders == senders)
+    {
+        return;
+    }
+    list.push(SenderInTrace {
+        thread: w.thread,
+        senders,
+        handle,
+        wait: WaitFor {
+            ids: w.ids,
+            kind: w.kind,
+            mode: w.mode,
+            capacity: w.capacity,
+            site: w.site,
+        },
+    });
+    SENDERS_IN_TRACE_LEN.store(list.len(), Ordering::Release);
+}
+
+/// The end of this thread's wait: if a deadlock found took it for a sender of a stuck receive
+/// ([`sender_for_trace`]), its stream shows it now, as the runtime saw it: the channel's senders
+/// held (a `try` `acquire`, mode `r`, at the handle's site) over a `request` of what it waited
+/// for, then released. No event of its own (docs/trace-format.md, "Channels"): the wait itself
+/// was not in the trace when the thread held nothing, and the handle was not either before its
+/// first send. The runtime writes this only for a deadlock it found, as for a task's end.
+#[inline]
+pub(crate) fn sender_in_trace(me: u64) {
+    if SENDERS_IN_TRACE_LEN.load(Ordering::Acquire) != 0 {
+        sender_in_trace_slow(me);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn sender_in_trace_slow(me: u64) {
+    let mine: Vec<SenderInTrace> = {
+        let mut list = internal(&SENDERS_IN_TRACE);
+        let mut mine = Vec::new();
+        let mut i = 0;
+        while i < list.len() {
+            if list[i].thread == me {
+                mine.push(list.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        SENDERS_IN_TRACE_LEN.store(list.len(), Ordering::Release);
+        mine
+    };
+    if !super::recorder::recording() {
+        return;
+    }
+    for e in mine {
+        let w = e.wait;
+        // Holding the senders already (the opt-in prediction): the trace has them.
+        let held = STATE
+            .try_with(|s| {
+                s.find_held(|h| h.inst == e.senders.inst && h.mode == Mode::Shared)
+                    .is_some()
+            })
+            .unwrap_or(false);
+        if held {
+            continue;
+        }
+        super::recorder::on_acquire(e.senders, Mode::Shared, How::Try, e.handle, 0);
+        super::recorder::on_request(w.ids, w.kind, w.mode, w.site, w.capacity, 1);
+        super::recorder::on_release(e.senders, 0);
+    }
+}
+
 fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
     let k = cycle.len();
     (0..k)
@@ -774,13 +866,20 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
                 .map(|s| s.placement(prev.thread))
                 .and_then(|p| {
                     let placed = p.owners.iter().find(|&&(t, _)| t == w.thread);
-                    Some(match placed {
-                        Some((_, site)) => format!("{site} (its sender handle's last send)"),
-                        None => format!(
-                            "{} (a sender handle made there, never used yet: assumed here)",
-                            p.unplaced_site?
-                        ),
-                    })
+                    let (site, text) = match placed {
+                        Some(&(_, site)) => (site, format!("{site} (its sender handle's last send)")),
+                        None => {
+                            let site = p.unplaced_site?;
+                            (
+                                site,
+                                format!(
+                                    "{site} (a sender handle made there, never used yet: assumed here)"
+                                ),
+                            )
+                        }
+                    };
+                    sender_for_trace(w, prev.ids, site);
+                    Some(text)
                 });
             let h = w
                 .held
