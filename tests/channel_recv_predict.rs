@@ -32,7 +32,7 @@ fn reports_naming(before: usize, lock: &str) -> Vec<ViolationKind> {
                 .iter()
                 .any(|e| e.held.class == lock || e.acquired.class == lock)
         })
-        .map(|v| v.kind.clone())
+        .map(|v| v.kind)
         .collect()
 }
 

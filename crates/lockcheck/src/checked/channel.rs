@@ -46,8 +46,13 @@
 //!   before its first message can be in it, and the marks not received yet join nothing. Several
 //!   senders are therefore reported as before, the hand-over included (a send of the other
 //!   thread may take message `k`'s place, and the receiver's lock come before the waiting
-//!   one's message). Not seen: a `SyncSender` shared by reference (`Arc<SyncSender>`) with a
-//!   thread whose first send comes after the receive that joined;
+//!   one's message). Not applied soundly: a `SyncSender` shared by reference
+//!   (`Arc<SyncSender>`) with a thread whose first send comes after the receive that joined (the
+//!   one handle looks like one sender until then). lockcheck sees it at that send (a handle
+//!   used by a second thread) and says so once per process, an `incomplete` finding (limit
+//!   `channel-message-order`: an inversion through the earlier send may be unreported); a
+//!   handle *moved* to another thread after such a join is reported the same way (it cannot be
+//!   told apart);
 //! - every receive that gets a message counts, whatever its kind (`recv`, `try_recv`,
 //!   `recv_timeout`, the iterators' steps); one that gets none (empty, timed out, disconnected)
 //!   does not;
@@ -216,6 +221,8 @@ struct Gate {
     marks: parking_lot::Mutex<VecDeque<Arc<Mark>>>,
     /// Entries in `marks`: what a receive looks at.
     marked: AtomicUsize,
+    /// A receive joined a mark's clock (see [`Gate::moved_after_join`]).
+    joined: AtomicBool,
     /// Nobody has used the receiver yet: the creating thread's hold is unconfirmed (see the
     /// module docs, "A receiver moved before its first use").
     fresh: AtomicBool,
@@ -269,6 +276,7 @@ impl Gate {
             sender: AtomicU64::new(0),
             handles: AtomicUsize::new(1),
             marks: parking_lot::Mutex::new(VecDeque::new()),
+            joined: AtomicBool::new(false),
             marked: AtomicUsize::new(0),
             fresh: {
                 FRESH_LIVE.fetch_add(1, Ordering::Relaxed);
@@ -358,6 +366,46 @@ impl Gate {
         mark.over.notify_all();
     }
 
+    /// A `SyncSender` handle that another thread sent through is used by this thread, at
+    /// `site`: shared by reference (`Arc<SyncSender>`) or moved, which lockcheck cannot tell. If a
+    /// receive already joined a waiting send's clock, that order assumed one sending thread
+    /// (module docs, "Happens-before through the message"): with the handle shared, another
+    /// schedule could have put this thread's message in that place, and an inversion through
+    /// the earlier send may go unreported. Said once per process, as an `incomplete` finding
+    /// (limit `channel-message-order`); the order already applied stays.
+    #[cold]
+    #[inline(never)]
+    fn moved_after_join(&self, site: &'static Location<'static>) {
+        static REPORTED: AtomicBool = AtomicBool::new(false);
+        if !self.joined.load(Ordering::Relaxed) || REPORTED.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Ok(thread) = STATE.try_with(ThreadState::id) else {
+            return;
+        };
+        let ids = self.meta.ids(LockKind::Channel);
+        let chan = LockRef::new(ids.inst, ids.class);
+        let v = Violation::inversion(
+            ViolationKind::Incomplete {
+                limit: "channel-message-order",
+                bound: 1,
+            },
+            vec![EdgeInfo {
+                thread: super::state::shared_thread_name(thread).to_string(),
+                thread_id: thread,
+                held: chan.clone(),
+                held_mode: Mode::Exclusive,
+                held_site: site.to_string(),
+                acquired: chan,
+                mode: Mode::Exclusive,
+                site: site.to_string(),
+                other_held: Vec::new(),
+                backtrace: None,
+            }],
+        );
+        super::report::publish(v);
+    }
+
     /// A receive got a message.
     #[inline]
     fn received_one(&self) {
@@ -405,6 +453,7 @@ impl Gate {
         };
         let Some(message) = message else { return };
         let _ = STATE.try_with(|s| {
+            self.joined.store(true, Ordering::Relaxed);
             if super::state::with_slow(|slow| slow.clock.join(&mark.clock)).is_some() {
                 s.bump_epoch();
                 if message != 0 {
@@ -861,11 +910,13 @@ impl Handle {
 
     /// Before a send by the calling thread: the handle is that thread's from now on (and, with
     /// the opt-in prediction, the thread holds the channel's senders: see [`predicting`]).
+    /// Whether another thread had sent through this very handle (it was moved, or is shared by
+    /// reference).
     #[inline]
-    fn sending(&self, site: &'static Location<'static>) {
+    fn sending(&self, site: &'static Location<'static>) -> bool {
         let me = STATE.try_with(ThreadState::id).unwrap_or(0);
         if me == 0 {
-            return;
+            return false;
         }
         let old = self.user.load(Ordering::Relaxed);
         if old != me {
@@ -875,6 +926,7 @@ impl Handle {
         if predicting() {
             self.senders.hold(old, me, site);
         }
+        old != 0 && old != me
     }
 }
 
@@ -1193,7 +1245,9 @@ impl<T> SyncSender<T> {
     /// the receiver is gone.
     #[track_caller]
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
-        self.handle.sending(Location::caller());
+        if self.handle.sending(Location::caller()) {
+            self.gate.moved_after_join(Location::caller());
+        }
         self.gate
             .sending(STATE.try_with(ThreadState::id).unwrap_or(0));
         match self.inner.try_send(t) {
@@ -1209,7 +1263,9 @@ impl<T> SyncSender<T> {
     /// Sends `t` if there is room now (with no capacity, if a receiver is waiting); never waits.
     #[track_caller]
     pub fn try_send(&self, t: T) -> Result<(), TrySendError<T>> {
-        self.handle.sending(Location::caller());
+        if self.handle.sending(Location::caller()) {
+            self.gate.moved_after_join(Location::caller());
+        }
         self.gate
             .sending(STATE.try_with(ThreadState::id).unwrap_or(0));
         let r = self.inner.try_send(t);
