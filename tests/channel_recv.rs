@@ -273,3 +273,48 @@ fn messages_queued_before_the_receiver_locks_are_silent() {
     .unwrap();
     assert_eq!(lockcheck::violations().len(), before);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A send's wait on a bounded channel (the wait-for graph's side).
+
+/// A receiver moved to a consumer that has not used it yet, while a send under `state` waits on
+/// the channel and the creator then takes `state`. The lock order has the creator's channel ->
+/// `state` (taken while a send waits, at once, as for sled#1515: an inversion, under `warn` a
+/// warning), but no deadlock: the consumer receives and the send ends. The wait-for graph must
+/// not call it one (it did, taking the creator's unconfirmed hold for a real one, and made the
+/// creator give up its locks under `warn`): a fresh channel's creator counts as its holder only
+/// after the send's grace, and the holder is the channel's current one.
+#[test]
+fn a_send_waiting_for_a_moved_receiver_while_the_creator_takes_the_lock_is_no_deadlock() {
+    let _s = serial();
+    lockcheck::set_action(Action::Warn);
+    let before = lockcheck::violations().len();
+    watchdog(20, || {
+        let state = Arc::new(Mutex::named("chan.moved.fresh.state", 0u32));
+        let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let consumer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            rx.recv().unwrap()
+        });
+        let (sending, wait_sending) = std::sync::mpsc::channel();
+        let s2 = state.clone();
+        let sender = std::thread::spawn(move || {
+            let g = s2.lock();
+            sending.send(()).unwrap();
+            tx.send(*g + 1).unwrap(); // waits for the consumer
+        });
+        wait_sending.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        *state.lock() += 1; // waits for the sender
+        sender.join().unwrap();
+        assert_eq!(consumer.join().unwrap(), 1);
+    })
+    .unwrap();
+    let deadlocks: Vec<_> = lockcheck::violations()[before..]
+        .iter()
+        .filter(|v| v.kind == ViolationKind::Deadlock)
+        .cloned()
+        .collect();
+    lockcheck::set_action(Action::Panic);
+    assert!(deadlocks.is_empty(), "{deadlocks:#?}");
+}

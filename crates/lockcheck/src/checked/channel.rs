@@ -84,8 +84,13 @@
 //! acquisition may close a deadlock now: sled#1515, where the creator, its receiver never used,
 //! locks what the waiting publisher holds), and past [`DEFERRED_LIMIT`] kept dependencies per
 //! channel (reported once, as an `incomplete` finding) the next go to the graph at once too.
-//! In the wait-for graph the creator holds the channel throughout (a real hang is a real
-//! hang). The trace does not show the deferral yet: `lockcheck analyze` sees the creator's
+//! In the wait-for graph a send waits for the channel's holder *now* (not for the holds in a
+//! waiter's snapshot: the receiver may have changed threads since that waiter began), and a
+//! fresh channel's creator counts as that holder only once the send has waited [`GRACE`]
+//! (checked again then): before, a creator that waits for the sender's lock after giving its
+//! unused receiver away was a `deadlock`, and under `warn` the creator gave up its locks
+//! (`tests/channel_recv.rs`); a creator that still has the receiver is one a second late (a
+//! real hang is a real hang). The trace does not show the deferral yet: `lockcheck analyze` sees the creator's
 //! dependencies as taken holding the channel (offline reports a superset: the moved-receiver
 //! look-alike is reported offline).
 //!
@@ -199,7 +204,7 @@ pub const GRACE: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(2);
 
 /// The lock a bounded channel is, and the wake-ups of its waiting senders.
-struct Gate {
+pub(crate) struct Gate {
     meta: Meta,
     /// lockcheck's number of the thread that holds the channel (owns the receiver); 0: none.
     holder: AtomicU64,
@@ -865,6 +870,60 @@ fn senders_class(site: &'static Location<'static>) -> &'static str {
 }
 
 thread_local! {
+    /// The channel a send of this thread is waiting on now (see [`sending_on`]).
+    static SENDING: RefCell<Option<Weak<Gate>>> = const { RefCell::new(None) };
+}
+
+/// Notes the channel a send waits on while it lives (see [`sending_on`]).
+struct SendingOn;
+
+impl SendingOn {
+    fn new(gate: &Arc<Gate>) -> SendingOn {
+        let _ = SENDING.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                *r = Some(Arc::downgrade(gate));
+            }
+        });
+        SendingOn
+    }
+}
+
+impl Drop for SendingOn {
+    fn drop(&mut self) {
+        let _ = SENDING.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                *r = None;
+            }
+        });
+    }
+}
+
+/// The channel of the send this thread is waiting in, if the lock `inst` is it: the wait-for
+/// graph's waiter then waits for the channel's current holder (see [`gate_holder`]).
+pub(crate) fn sending_on(inst: u64) -> Option<Weak<Gate>> {
+    SENDING
+        .try_with(|r| {
+            let r = r.try_borrow().ok()?;
+            let w = r.as_ref()?;
+            let g = w.upgrade()?;
+            (g.meta.assigned()?.inst == inst).then(|| w.clone())
+        })
+        .ok()
+        .flatten()
+}
+
+/// The thread that holds a channel now (0: none), and whether its receiver is still fresh (the
+/// creator's hold unconfirmed: the receiver may have moved; module docs, "A receiver moved
+/// before its first use"). `None`: the channel is gone.
+pub(crate) fn gate_holder(gate: &Weak<Gate>) -> Option<(u64, bool)> {
+    let g = gate.upgrade()?;
+    Some((
+        g.holder.load(Ordering::SeqCst),
+        g.fresh.load(Ordering::SeqCst),
+    ))
+}
+
+thread_local! {
     /// The senders a receive of this thread is waiting for now (see [`receiving`]).
     static RECEIVING: RefCell<Option<Weak<Senders>>> = const { RefCell::new(None) };
 }
@@ -1302,6 +1361,7 @@ impl<T> SyncSender<T> {
         let me = STATE.try_with(ThreadState::id).unwrap_or(0);
         // Before the first try: the receiver may take the message at once.
         let mark = gate.mark(me);
+        let _sending = SendingOn::new(&self.gate);
         let own = me != 0 && gate.holder.load(Ordering::Relaxed) == me;
         let done = own && gate.wait(&attempt, Instant::now().checked_add(GRACE));
         if !done {

@@ -149,7 +149,12 @@ struct Waiter {
     /// A receive waiting for a message: it waits for any of these senders, not for the holders
     /// of a lock (see [`or_wait_stuck`]).
     senders: Option<Weak<super::channel::Senders>>,
-    /// A receive's wait checked again once it is [`super::channel::RECV_GRACE`] old.
+    /// A send waiting on a bounded channel: it waits for the channel's holder *now* (not for
+    /// the holds of waiters' snapshots: the receiver may have changed threads since), and for a
+    /// fresh channel only past a grace (see [`gate_wait_stuck`]).
+    gate: Option<Weak<super::channel::Gate>>,
+    /// A receive's (or a send's) wait checked again once it is [`super::channel::RECV_GRACE`]
+    /// old.
     rechecked: bool,
 }
 
@@ -236,7 +241,7 @@ impl WaitToken {
                 return Ok(());
             };
             let x = &mut waiting[i];
-            if x.senders.is_none()
+            if (x.senders.is_none() && x.gate.is_none())
                 || x.rechecked
                 || x.since.elapsed() < super::channel::RECV_GRACE
                 || action() == Action::Off
@@ -449,6 +454,11 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
         } else {
             None
         },
+        gate: if w.kind == LockKind::Channel {
+            super::channel::sending_on(w.ids.inst)
+        } else {
+            None
+        },
         rechecked: false,
     };
     let mut token = WaitToken {
@@ -633,6 +643,11 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
     let n = waiting.len();
     // An ended wait (its thread has the lock, or gave up) blocks nobody and waits for nothing.
     let mut stuck: Vec<bool> = waiting.iter().map(Waiter::live).collect();
+    // The holder of each channel a send waits on (see `gate_wait_stuck`).
+    let gates: Vec<Option<(u64, bool)>> = waiting
+        .iter()
+        .map(|w| super::channel::gate_holder(w.gate.as_ref()?))
+        .collect();
     // Where the senders of each waiting receive are (see `or_wait_stuck`).
     let placements: Vec<Option<super::channel::Placement>> = waiting
         .iter()
@@ -648,7 +663,9 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
                 continue;
             }
             let w = &waiting[i];
-            let ok = if w.senders.is_some() {
+            let ok = if w.gate.is_some() {
+                gates[i].is_some_and(|g| gate_wait_stuck(waiting, &stuck, i, g))
+            } else if w.senders.is_some() {
                 placements[i]
                     .as_ref()
                     .is_some_and(|p| or_wait_stuck(waiting, &stuck, i, p))
@@ -686,6 +703,8 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
         let w = &waiting[i];
         let next = if let Some(p) = &placements[i] {
             or_wait_next(waiting, &stuck, i, p)
+        } else if let Some((holder, _)) = gates[i] {
+            (0..n).find(|&j| j != i && stuck[j] && waiting[j].thread == holder)
         } else {
             None
         };
@@ -704,6 +723,25 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
         }
         path.push(next);
     }
+}
+
+/// Whether send `i`, waiting on a bounded channel held now by thread `holder` (`fresh`: its
+/// receiver unused so far), stays stuck given the waiters still `stuck`: the holder is a stuck
+/// waiter. The holder is the channel's current one, not a waiter's snapshot (the receiver may
+/// have changed threads since that waiter began). A fresh channel's holder is its creator, whose
+/// hold is unconfirmed (the receiver may have moved to a thread that has not used it yet): it
+/// counts only once the send has waited [`super::channel::GRACE`] (checked again then).
+fn gate_wait_stuck(
+    waiting: &[Waiter],
+    stuck: &[bool],
+    i: usize,
+    (holder, fresh): (u64, bool),
+) -> bool {
+    let w = &waiting[i];
+    if holder == 0 || (fresh && w.since.elapsed() < super::channel::GRACE) {
+        return false;
+    }
+    (0..waiting.len()).any(|j| j != i && stuck[j] && waiting[j].thread == holder)
 }
 
 /// Whether waiting receive `i` stays stuck given the waiters still `stuck`: it waits for any
