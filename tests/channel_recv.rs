@@ -136,6 +136,43 @@ fn a_chain_through_another_lock_to_the_receivers_lock_is_a_deadlock() {
     assert_eq!(deadlocks_naming(before, "recv.chain.state"), 1);
 }
 
+/// The receiving thread kept a `Sender` of its own (used, say to clone it for the workers):
+/// that handle cannot send while its thread waits in the receive, so the one worker, stuck on
+/// the receiver's lock, is every sender there is. A deadlock.
+#[test]
+fn a_sender_kept_by_the_receiving_thread_does_not_hide_the_deadlock() {
+    let _s = serial();
+    setup();
+    let before = lockcheck::violations().len();
+    watchdog(30, || {
+        let state = Arc::new(Mutex::named("recv.kept.state", 0u32));
+        let (tx, rx) = mpsc::channel::<u32>();
+        tx.send(0).unwrap();
+        assert_eq!(rx.recv(), Ok(0));
+        let worker_tx = tx.clone();
+        let (go, wait_go) = std::sync::mpsc::channel::<()>();
+        let s2 = state.clone();
+        let worker = std::thread::spawn(move || {
+            worker_tx.send(1).unwrap();
+            wait_go.recv().unwrap();
+            let v = *s2.lock(); // waits for the receiver
+            let _ = worker_tx.send(v);
+        });
+        assert_eq!(rx.recv(), Ok(1));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _g = state.lock();
+            go.send(()).unwrap();
+            rx.recv()
+        }));
+        let msg = support::panic_message(&*r.expect_err("the receive gives up"));
+        assert!(msg.contains("deadlock"), "{msg}");
+        worker.join().unwrap();
+        drop(tx);
+    })
+    .unwrap();
+    assert_eq!(deadlocks_naming(before, "recv.kept.state"), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Silent.
 

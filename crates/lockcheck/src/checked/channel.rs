@@ -110,8 +110,12 @@
 //! Which thread a handle is with:
 //! - a handle is **placed** with the thread that last sent through it (each [`Sender`] and
 //!   [`SyncSender`] handle, clones included, is tracked; a send by another thread than the
-//!   last one moves it, one compare per send otherwise);
-//! - a handle never used, or last used by the receiving thread itself, is **unplaced**: it may
+//!   last one moves it, one compare per send otherwise); one placed with the receiving thread
+//!   itself cannot send while that thread waits here: it counts as stuck (a `tx` the receiving
+//!   thread kept, say to clone it for workers, is the usual one), but alone, with no other
+//!   handle, it makes no deadlock of locks (a thread that waits for itself hangs, as with std,
+//!   unreported);
+//! - a handle never used is **unplaced**: it may
 //!   have moved anywhere (a handle moves with no trace: `let (tx, rx) = channel(); spawn(move
 //!   || tx.send(..))` sends for the first time from the thread that blocks). Unplaced handles
 //!   count as stuck only when some stuck thread that no placed handle is with waits for a lock
@@ -775,10 +779,11 @@ pub(crate) struct Placement {
     /// The threads that last sent through a live handle (the receiving thread left out), with
     /// where.
     pub owners: Vec<(u64, &'static Location<'static>)>,
-    /// Live handles never used, or last used by the receiving thread itself: where they are
-    /// now is unknown (a handle moves with no trace).
+    /// Live handles never used: where they are now is unknown (a handle moves with no trace).
+    /// Those last used by the receiving thread itself are in neither list (they cannot send
+    /// while it waits).
     pub unplaced: usize,
-    /// Where the first unplaced handle was made (or last used by the receiving thread).
+    /// Where the first unplaced handle was made.
     pub unplaced_site: Option<&'static Location<'static>>,
 }
 
@@ -824,7 +829,10 @@ impl Senders {
         let mut unplaced = 0;
         let mut unplaced_site = None;
         for &(_, owner, site) in slots.iter() {
-            if owner == 0 || owner == receiver {
+            if owner == receiver {
+                continue;
+            }
+            if owner == 0 {
                 unplaced += 1;
                 unplaced_site.get_or_insert(site);
             } else if !owners.iter().any(|&(o, _)| o == owner) {

@@ -188,6 +188,8 @@ pub(crate) struct WaitToken {
     ended: Option<Arc<AtomicBool>>,
     /// Made but not registered yet: the mutex was busy.
     pending: Option<Waiter>,
+    /// A channel's wait, to check again once past its grace ([`WaitToken::recheck`]).
+    recheck: bool,
 }
 
 impl WaitToken {
@@ -230,6 +232,9 @@ impl WaitToken {
     /// [`super::channel::RECV_GRACE`] old (see [`or_wait_stuck`]): then the graph is checked
     /// again, once, for the deadlock it may close (`Err`: to raise, as [`begin_wait`]).
     fn recheck(&mut self, w: &WaitFor) -> Result<(), Verdict> {
+        if !self.recheck {
+            return Ok(());
+        }
         let Some(mine) = self.ended.as_ref() else {
             return Ok(());
         };
@@ -249,6 +254,7 @@ impl WaitToken {
                 return Ok(());
             }
             x.rechecked = true;
+            self.recheck = false;
             deadlock_cycle(&waiting, i)
         };
         match cycle {
@@ -464,6 +470,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
     let mut token = WaitToken {
         ended: Some(ended),
         pending: None,
+        recheck: waiter.senders.is_some() || waiter.gate.is_some(),
     };
     match try_register(waiter) {
         Ok(Some(edges)) => deadlock_found(&mut token, &w, edges)?,
@@ -746,8 +753,9 @@ fn gate_wait_stuck(
 
 /// Whether waiting receive `i` stays stuck given the waiters still `stuck`: it waits for any
 /// sender of its channel (an OR-wait), so it is stuck only when every live handle is with a
-/// stuck thread. A handle is with the thread that last sent through it (`placed`); one never
-/// used, or last used by the receiving thread itself, may be anywhere (`unplaced`): it counts as
+/// stuck thread. A handle is with the thread that last sent through it (`placed`; with the
+/// receiving thread itself: stuck, left out of `p`); one never used may be anywhere
+/// (`unplaced`): it counts as
 /// stuck only when some stuck thread, not one a placed handle is with, waits for a lock the
 /// receiving thread holds (the handles assumed to be there). And only once the receive has waited
 /// [`super::channel::RECV_GRACE`]: a handle may have moved since its last use with no trace,
