@@ -158,7 +158,7 @@
 //! events). Its cost: a sending thread's acquisitions are nested ones (the dependency cache).
 //!
 //! Why opt-in: an OR-wait is no lock, and the lock order reports these correct programs
-//! (`tests/channel_recv.rs` pins them):
+//! (`tests/channel_recv_predict.rs` pins the first as a known false alarm):
 //! - several senders, one of which never takes `L` and keeps sending: the receive is not stuck,
 //!   yet `L -> senders -> L` is a cycle;
 //! - a lock taken after the sender's last send while it still has the handle (it counts until
