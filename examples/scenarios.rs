@@ -252,6 +252,36 @@ const SCENARIOS: &[Scenario] = &[
         "lock-order-inversion",
         channel_handover_two_senders,
     ),
+    // A receive that waits holding a lock its only sender needs before it can send (channel.rs,
+    // "A receive that waits for a message"): a hang, reported past the receive's grace; the
+    // look-alikes: another sender free to deliver, a lock no sender needs.
+    (
+        "channel-recv-under-lock",
+        "deadlock",
+        channel_recv_under_lock,
+    ),
+    (
+        "channel-recv-placed-sender",
+        "deadlock",
+        channel_recv_placed_sender,
+    ),
+    ("channel-recv-free-sender", "-", channel_recv_free_sender),
+    (
+        "channel-recv-unneeded-lock",
+        "-",
+        channel_recv_unneeded_lock,
+    ),
+    // The opt-in prediction (`LOCKCHECK_CHANNEL_RECV=on`): a run that does not hang.
+    (
+        "channel-recv-predicted",
+        "lock-order-inversion",
+        channel_recv_predicted,
+    ),
+    (
+        "channel-recv-predicted-lock-after",
+        "-",
+        channel_recv_predicted_lock_after,
+    ),
     // Reads in both orders of RwLocks written only before the readers were spawned (section 11
     // of `tests/real_bugs_round4.rs`): no write can come between the reads. A writer thread
     // running meanwhile can: reported. A write after both readers are joined cannot: silent.
@@ -2174,4 +2204,123 @@ fn permit_given_back_first() {
 
 fn permit_nest_fewer_threads() {
     permit_render("permitfew.render", 3, 2, false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A receive that waits (crates/lockcheck/src/checked/channel.rs).
+
+/// The receiver holds `state` across `recv`; its only sender takes `state` before it sends
+/// (`placed`: after a first send, else the handle's first use). The receive gives up its lock
+/// after the report (under `panic` and `warn` alike), which lets the sender go on.
+fn channel_recv(class: &'static str, placed: bool) {
+    let state = Arc::new(Mutex::named(class, 0u32));
+    let (tx, rx) = lockcheck::sync::mpsc::channel::<u32>();
+    let (go, wait_go) = mpsc::channel::<()>();
+    let s2 = state.clone();
+    let sender = std::thread::spawn(move || {
+        if placed {
+            let _ = tx.send(0);
+        }
+        let _ = wait_go.recv();
+        let v = *s2.lock();
+        let _ = tx.send(v);
+    });
+    if placed {
+        let _ = rx.recv();
+    }
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _g = state.lock();
+        let _ = go.send(());
+        let _ = rx.recv();
+    }));
+    let _ = sender.join();
+}
+
+fn channel_recv_under_lock() {
+    channel_recv("chan.recv.state", false);
+}
+
+fn channel_recv_placed_sender() {
+    channel_recv("chan.recv.placed.state", true);
+}
+
+/// Two senders: one waits for the receiver's lock, the other, free, delivers past the receive's
+/// grace. No deadlock.
+fn channel_recv_free_sender() {
+    let state = Arc::new(Mutex::named("chan.recv.free.state", 0u32));
+    let (tx, rx) = lockcheck::sync::mpsc::channel::<u32>();
+    let tx2 = tx.clone();
+    let (go, wait_go) = mpsc::channel::<()>();
+    let s2 = state.clone();
+    let blocked = std::thread::spawn(move || {
+        let _ = tx.send(1);
+        let _ = wait_go.recv();
+        let v = *s2.lock();
+        let _ = tx.send(v);
+    });
+    let free = std::thread::spawn(move || {
+        let _ = tx2.send(2);
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = tx2.send(3);
+    });
+    let _ = (rx.recv(), rx.recv());
+    {
+        let _g = state.lock();
+        let _ = go.send(());
+        let _ = rx.recv();
+    }
+    let _ = rx.recv();
+    let _ = (blocked.join(), free.join());
+}
+
+/// The receiver holds a lock no sender needs while it waits (past its grace) for a slow sender.
+fn channel_recv_unneeded_lock() {
+    let results = Mutex::named("chan.recv.unneeded.results", Vec::new());
+    let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(0);
+    let worker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = tx.send(7);
+    });
+    {
+        let mut r = results.lock();
+        r.extend(rx.iter());
+    }
+    let _ = worker.join();
+}
+
+/// With the opt-in prediction: a sender takes `state` between two sends; the receiver, later,
+/// waits for the second message holding `state` (`predicted`), or takes `state` only after it.
+fn channel_recv_predict(class: &'static str, under: bool) {
+    lockcheck::watchdog::set_channel_recv_check(true);
+    let state = Arc::new(Mutex::named(class, 0u32));
+    let (tx, rx) = lockcheck::sync::mpsc::channel::<u32>();
+    let (done, wait_done) = mpsc::channel::<()>();
+    let s2 = state.clone();
+    let sender = std::thread::spawn(move || {
+        let _ = tx.send(0);
+        *s2.lock() += 1;
+        let _ = done.send(());
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = tx.send(1);
+    });
+    let _ = rx.recv();
+    let _ = wait_done.recv();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if under {
+            let _g = state.lock();
+            let _ = rx.recv();
+        } else {
+            let _ = rx.recv();
+            *state.lock() += 1;
+        }
+    }));
+    let _ = sender.join();
+}
+
+fn channel_recv_predicted() {
+    channel_recv_predict("chan.recv.predicted.state", true);
+}
+
+fn channel_recv_predicted_lock_after() {
+    channel_recv_predict("chan.recv.predicted.after.state", false);
 }

@@ -37,8 +37,10 @@ fn the_api_is_std_s() {
     is_clone::<mpsc::Sender<u32>>();
     is_clone::<mpsc::SyncSender<u32>>();
 
-    // The unbounded sender is std's own.
-    let (tx, rx): (std::sync::mpsc::Sender<u32>, mpsc::Receiver<u32>) = mpsc::channel();
+    // The unbounded sender is std's, wrapped: lockcheck notes which thread sends through it
+    // (for a receive that waits, `tests/channel_recv.rs`).
+    assert!(format!("{:?}", mpsc::channel::<u32>().0).contains("Sender"));
+    let (tx, rx): (mpsc::Sender<u32>, mpsc::Receiver<u32>) = mpsc::channel();
     tx.send(1).unwrap();
     tx.clone().send(2).unwrap();
     assert_eq!(rx.recv(), Ok(1));
@@ -570,4 +572,56 @@ fn the_bound_on_a_fresh_channels_deferred_dependencies_is_reported_once() {
         })
         .collect();
     assert_eq!(hits.len(), 1, "{hits:#?}");
+}
+
+/// The one-shot hand-over through a `SyncSender` shared by reference (`Arc`): the receive joins
+/// the waiting send's order (one handle, one sending thread so far); a second thread's first
+/// send through that same handle comes after. In another schedule its message could have taken
+/// the waiting one's place: the applied order may hide an inversion, which lockcheck cannot
+/// undo. It says so, once: an `incomplete` finding `channel-message-order`. Without the second
+/// thread's send, nothing (the test above).
+#[test]
+fn a_shared_sync_sender_used_by_a_second_thread_after_the_order_was_applied_is_said() {
+    setup();
+    let before = lockcheck::violations().len();
+    watchdog(20, || {
+        let state = Arc::new(Mutex::named("chan.shared.state", 0u32));
+        let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let tx = Arc::new(tx);
+        let (ready, wait_ready) = std::sync::mpsc::channel();
+        let s2 = state.clone();
+        let receiver = std::thread::spawn(move || {
+            let _ = rx.try_recv();
+            ready.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let v = rx.recv().unwrap();
+            *s2.lock() += v;
+            rx.recv().unwrap()
+        });
+        wait_ready.recv().unwrap();
+        let g = state.lock();
+        tx.send(*g + 1).unwrap();
+        drop(g);
+        std::thread::sleep(Duration::from_millis(100));
+        let tx2 = tx.clone();
+        std::thread::spawn(move || tx2.send(5).unwrap())
+            .join()
+            .unwrap();
+        assert_eq!(receiver.join().unwrap(), 5);
+    })
+    .unwrap();
+    let said: Vec<_> = lockcheck::violations()[before..]
+        .iter()
+        .filter(|v| {
+            v.kind
+                == ViolationKind::Incomplete {
+                    limit: "channel-message-order",
+                    bound: 1,
+                }
+        })
+        .cloned()
+        .collect();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    let v = found("chan.shared.state");
+    assert!(v.is_empty(), "{v:#?}");
 }

@@ -10,7 +10,8 @@ pub use std::sync::{
 };
 
 /// std's channels; in instrumented builds, [`checked::mpsc`](crate::checked::mpsc): a send into a
-/// full bounded channel is checked as a wait for the thread that receives from it.
+/// full bounded channel is checked as a wait for the thread that receives from it, and a receive
+/// that waits holding locks as a wait for any of the channel's senders.
 #[cfg(not(lockcheck_on))]
 pub use std::sync::mpsc;
 

@@ -61,3 +61,12 @@ pub fn load_policy_file(path: impl AsRef<Path>) -> Result<usize, String> {
 pub fn set_condvar_check(on: bool) {
     crate::checked::watch::set_condvar_check(on);
 }
+
+/// Turns the opt-in prediction of receives' deadlocks on or off (`LOCKCHECK_CHANNEL_RECV=on`
+/// does the same): a thread that sends through a handle of a `lockcheck::sync::mpsc` channel
+/// holds the channel's senders from then on, so that a lock it takes before its next send and a
+/// receive that waits holding that lock are an inversion, reported the first time both orders
+/// are seen (crates/lockcheck/src/checked/channel.rs, "Predicting a receive's deadlock").
+pub fn set_channel_recv_check(on: bool) {
+    crate::checked::channel_recv_prediction(on);
+}

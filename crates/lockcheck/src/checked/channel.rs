@@ -13,9 +13,10 @@
 //! the run did not hang), and a real hang is a cycle of the wait-for graph (a `deadlock`).
 //!
 //! What is not a wait is not recorded: a send that found room, every send of an unbounded
-//! channel ([`channel`]: std's own [`Sender`], which never blocks), and a receive. A receive
-//! that waits for any sender is not modelled (a blocking `recv` under a lock every sender takes
-//! before it sends goes unseen). A receiver moved to another thread (which the type system does
+//! channel ([`channel`]: std's `Sender`, wrapped, which never blocks), and a receive that finds
+//! a message (or the channel disconnected). A receive that waits for a message while its thread
+//! holds locks is a wait for the channel's senders, any of them (next sections but one: "A
+//! receive that waits for a message"). A receiver moved to another thread (which the type system does
 //! not show) stays with the thread that last used it until the new thread uses it: locks taken
 //! by the old thread meanwhile are seen as taken while holding the channel, except before the
 //! receiver's first use (next section). A send by the
@@ -45,8 +46,13 @@
 //!   before its first message can be in it, and the marks not received yet join nothing. Several
 //!   senders are therefore reported as before, the hand-over included (a send of the other
 //!   thread may take message `k`'s place, and the receiver's lock come before the waiting
-//!   one's message). Not seen: a `SyncSender` shared by reference (`Arc<SyncSender>`) with a
-//!   thread whose first send comes after the receive that joined;
+//!   one's message). Not applied soundly: a `SyncSender` shared by reference
+//!   (`Arc<SyncSender>`) with a thread whose first send comes after the receive that joined (the
+//!   one handle looks like one sender until then). lockcheck sees it at that send (a handle
+//!   used by a second thread) and says so once per process, an `incomplete` finding (limit
+//!   `channel-message-order`: an inversion through the earlier send may be unreported); a
+//!   handle *moved* to another thread after such a join is reported the same way (it cannot be
+//!   told apart);
 //! - every receive that gets a message counts, whatever its kind (`recv`, `try_recv`,
 //!   `recv_timeout`, the iterators' steps); one that gets none (empty, timed out, disconnected)
 //!   does not;
@@ -78,10 +84,92 @@
 //! acquisition may close a deadlock now: sled#1515, where the creator, its receiver never used,
 //! locks what the waiting publisher holds), and past [`DEFERRED_LIMIT`] kept dependencies per
 //! channel (reported once, as an `incomplete` finding) the next go to the graph at once too.
-//! In the wait-for graph the creator holds the channel throughout (a real hang is a real
-//! hang). The trace does not show the deferral yet: `lockcheck analyze` sees the creator's
+//! In the wait-for graph a send waits for the channel's holder *now* (not for the holds in a
+//! waiter's snapshot: the receiver may have changed threads since that waiter began), and a
+//! fresh channel's creator counts as that holder only once the send has waited [`GRACE`]
+//! (checked again then): before, a creator that waits for the sender's lock after giving its
+//! unused receiver away was a `deadlock`, and under `warn` the creator gave up its locks
+//! (`tests/channel_recv.rs`); a creator that still has the receiver is one a second late (a
+//! real hang is a real hang). The trace does not show the deferral yet: `lockcheck analyze` sees the creator's
 //! dependencies as taken holding the channel (offline reports a superset: the moved-receiver
 //! look-alike is reported offline).
+//!
+//! # A receive that waits for a message
+//!
+//! `recv`, an iterator's step and `recv_timeout` (while it waits) that find the channel empty,
+//! made by a thread that holds locks, wait for any sender of the channel (bounded or not) to
+//! send: an OR-wait. lockcheck models it as a request (mode `w`, kind `channel`) of a second
+//! lock of the channel, its *senders* (class `senders of channel created at file:line:col`),
+//! made at the receive's site and given back as soon as the receive returns. The receive is a
+//! waiter of the wait-for graph (`watch.rs`) that is stuck only when **every** live sender
+//! handle is with a thread that is itself stuck (waiting, directly or through other waits, on
+//! something the receiving thread holds); then the hang is reported as a `deadlock` (lock names,
+//! sites, the backtrace of the thread that found it; the configured action), and the receiving
+//! thread gives up its locks (it panics, under `panic` and `warn` alike, as any wait-for cycle's
+//! victim: a sender blocked on the receiver's lock usually holds nothing that would free it).
+//! Which thread a handle is with:
+//! - a handle is **placed** with the thread that last sent through it (each [`Sender`] and
+//!   [`SyncSender`] handle, clones included, is tracked; a send by another thread than the
+//!   last one moves it, one compare per send otherwise); one placed with the receiving thread
+//!   itself cannot send while that thread waits here: it counts as stuck (a `tx` the receiving
+//!   thread kept, say to clone it for workers, is the usual one), but alone, with no other
+//!   handle, it makes no deadlock of locks (a thread that waits for itself hangs, as with std,
+//!   unreported);
+//! - a handle never used is **unplaced**: it may
+//!   have moved anywhere (a handle moves with no trace: `let (tx, rx) = channel(); spawn(move
+//!   || tx.send(..))` sends for the first time from the thread that blocks). Unplaced handles
+//!   count as stuck only when some stuck thread that no placed handle is with waits for a lock
+//!   the receiving thread holds: they are assumed to be with it (the report says so: `a sender
+//!   handle made there, never used yet: assumed here`);
+//! - and a receive counts as stuck only once it has waited [`RECV_GRACE`] (one second; it is
+//!   checked again then): a placed handle may have moved since its last send, an unplaced one
+//!   may be about to send. The report of a real hang comes a second late.
+//!
+//! What it cannot tell apart, both on the reporting side: an unplaced handle with a thread that
+//! is busy (not blocked) for longer than the grace while another thread, that has no placed
+//! handle, waits for the receiving thread's lock; and a placed handle moved, since its last
+//! send, from a thread now stuck on the receiver's lock to a thread that is busy past the grace.
+//! Both are reported as deadlocks (false alarms); neither is one if the busy thread sends within
+//! the second. A receive that finds the channel empty while its thread holds nothing is std's
+//! own wait (it cannot be the cycle's: nobody can wait for a lock it holds). A `recv_timeout`
+//! shorter than the grace never counts as stuck (repeated in a loop, it is a miss).
+//!
+//! The trace: the receive's request of the senders is an ordinary `request` (with the locks
+//! held, as every request); a sender that the runtime found stuck in such a deadlock writes, once
+//! its own wait ends (the receive gave up its locks), a `try` `acquire` of the channel's senders
+//! (mode `r`, at the handle's site), a `request` of what it waited for and the senders'
+//! `release`: what the runtime saw, so that `lockcheck analyze` finds the cycle `L -> senders ->
+//! L` (docs/trace-format.md, "Channels"). No new event.
+//!
+//! # Predicting a receive's deadlock (opt-in)
+//!
+//! By default only the hang is reported, not the order seen in a run that did not hang: exactly,
+//! the runtime would need at each send the locks the sender took since its previous send (or
+//! since it got the handle), a log of every acquisition, on the fast path. With
+//! `LOCKCHECK_CHANNEL_RECV=on` (or `lockcheck::watchdog::set_channel_recv_check(true)`) a
+//! thread that sends through a handle **holds** the channel's senders (mode `r`, a `try`
+//! acquisition at the send's site, so no edge into them) from that send on, until it drops a
+//! handle it last used, another thread sends through that handle (its hold is posted to it as a
+//! moved receiver's is), or it waits in a receive of that channel itself. Every lock `L` it takes
+//! meanwhile is a dependency `senders -> L`, and a receive that waited holding `L` one
+//! `L -> senders`: the cycle is a lock-order inversion, reported the first time both orders are
+//! seen (even when the run did not hang), with the happens-before of spawns, joins and the
+//! message marks of bounded channels, on both sides (the trace shows the holds with the ordinary
+//! events). Its cost: a sending thread's acquisitions are nested ones (the dependency cache).
+//!
+//! Why opt-in: an OR-wait is no lock, and the lock order reports these correct programs
+//! (`tests/channel_recv_predict.rs` pins the first as a known false alarm):
+//! - several senders, one of which never takes `L` and keeps sending: the receive is not stuck,
+//!   yet `L -> senders -> L` is a cycle;
+//! - a lock taken after the sender's last send while it still has the handle (it counts until
+//!   the handle is dropped: a receive that waits for the channel's end does wait for it);
+//! - a receiver that takes `L` only after receiving a message sent after the sender's `L`, on
+//!   an unbounded channel or a bounded one whose send did not wait (no message carries an order
+//!   then).
+//!
+//! And it misses a sender's locks before its first send (the handle's first use), which is where
+//! the classic hang is (`spawn(move || { let v = *state.lock(); tx.send(v) })`): the hang itself
+//! is reported, the order in a run that did not hang is not.
 //!
 //! Another thread's use of the receiver takes the hold off the previous owner's held set the way
 //! a guard released on another thread does: it is posted to `handoff`'s mailbox (an entry of
@@ -108,9 +196,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-pub use std::sync::mpsc::{
-    RecvError, RecvTimeoutError, SendError, Sender, TryRecvError, TrySendError,
-};
+pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
 /// How long a thread that owns a channel's receiving end waits in a send into that full channel
 /// before lockcheck takes the send for a self-deadlock: the receiver may have moved to a thread
@@ -122,7 +208,7 @@ pub const GRACE: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(2);
 
 /// The lock a bounded channel is, and the wake-ups of its waiting senders.
-struct Gate {
+pub(crate) struct Gate {
     meta: Meta,
     /// lockcheck's number of the thread that holds the channel (owns the receiver); 0: none.
     holder: AtomicU64,
@@ -144,6 +230,8 @@ struct Gate {
     marks: parking_lot::Mutex<VecDeque<Arc<Mark>>>,
     /// Entries in `marks`: what a receive looks at.
     marked: AtomicUsize,
+    /// A receive joined a mark's clock (see [`Gate::moved_after_join`]).
+    joined: AtomicBool,
     /// Nobody has used the receiver yet: the creating thread's hold is unconfirmed (see the
     /// module docs, "A receiver moved before its first use").
     fresh: AtomicBool,
@@ -197,6 +285,7 @@ impl Gate {
             sender: AtomicU64::new(0),
             handles: AtomicUsize::new(1),
             marks: parking_lot::Mutex::new(VecDeque::new()),
+            joined: AtomicBool::new(false),
             marked: AtomicUsize::new(0),
             fresh: {
                 FRESH_LIVE.fetch_add(1, Ordering::Relaxed);
@@ -286,6 +375,46 @@ impl Gate {
         mark.over.notify_all();
     }
 
+    /// A `SyncSender` handle that another thread sent through is used by this thread, at
+    /// `site`: shared by reference (`Arc<SyncSender>`) or moved, which lockcheck cannot tell. If a
+    /// receive already joined a waiting send's clock, that order assumed one sending thread
+    /// (module docs, "Happens-before through the message"): with the handle shared, another
+    /// schedule could have put this thread's message in that place, and an inversion through
+    /// the earlier send may go unreported. Said once per process, as an `incomplete` finding
+    /// (limit `channel-message-order`); the order already applied stays.
+    #[cold]
+    #[inline(never)]
+    fn moved_after_join(&self, site: &'static Location<'static>) {
+        static REPORTED: AtomicBool = AtomicBool::new(false);
+        if !self.joined.load(Ordering::Relaxed) || REPORTED.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Ok(thread) = STATE.try_with(ThreadState::id) else {
+            return;
+        };
+        let ids = self.meta.ids(LockKind::Channel);
+        let chan = LockRef::new(ids.inst, ids.class);
+        let v = Violation::inversion(
+            ViolationKind::Incomplete {
+                limit: "channel-message-order",
+                bound: 1,
+            },
+            vec![EdgeInfo {
+                thread: super::state::shared_thread_name(thread).to_string(),
+                thread_id: thread,
+                held: chan.clone(),
+                held_mode: Mode::Exclusive,
+                held_site: site.to_string(),
+                acquired: chan,
+                mode: Mode::Exclusive,
+                site: site.to_string(),
+                other_held: Vec::new(),
+                backtrace: None,
+            }],
+        );
+        super::report::publish(v);
+    }
+
     /// A receive got a message.
     #[inline]
     fn received_one(&self) {
@@ -333,6 +462,7 @@ impl Gate {
         };
         let Some(message) = message else { return };
         let _ = STATE.try_with(|s| {
+            self.joined.store(true, Ordering::Relaxed);
             if super::state::with_slow(|slow| slow.clock.join(&mark.clock)).is_some() {
                 s.bump_epoch();
                 if message != 0 {
@@ -631,20 +761,508 @@ fn deferred_limit_hit(
 }
 
 // ---------------------------------------------------------------------------------------------
+// A receive that waits (see the module docs, "A receive that waits for a message").
+
+/// The sending side of a channel, as a receive that waits sees it: a lock of kind `channel`
+/// (class `senders of channel created at file:line:col`) that such a receive requests, and the
+/// live sender handles with the thread that last used each ("placed"), or none yet.
+pub(crate) struct Senders {
+    meta: Meta,
+    /// Live handles: (handle number, lockcheck's number of the thread that last sent through
+    /// it, 0: none yet; where it last sent, else where it was made).
+    slots: parking_lot::Mutex<Vec<(u64, u64, &'static Location<'static>)>>,
+    next: AtomicU64,
+}
+
+/// What a receive's wait is stuck behind, at one moment (see [`Senders::placement`]).
+pub(crate) struct Placement {
+    /// The threads that last sent through a live handle (the receiving thread left out), with
+    /// where.
+    pub owners: Vec<(u64, &'static Location<'static>)>,
+    /// Live handles never used: where they are now is unknown (a handle moves with no trace).
+    /// Those last used by the receiving thread itself are in neither list (they cannot send
+    /// while it waits).
+    pub unplaced: usize,
+    /// Where the first unplaced handle was made.
+    pub unplaced_site: Option<&'static Location<'static>>,
+}
+
+/// How long a receive waits, holding locks, before its senders' placement may call it stuck
+/// (see the module docs): a handle may have moved since its last use, or be about to send for
+/// the first time.
+pub const RECV_GRACE: Duration = Duration::from_secs(1);
+
+impl Senders {
+    fn new(site: &'static Location<'static>) -> Arc<Senders> {
+        Arc::new(Senders {
+            meta: Meta::new(ClassSrc::Named(senders_class(site))),
+            slots: parking_lot::Mutex::new(vec![(1, 0, site)]),
+            next: AtomicU64::new(2),
+        })
+    }
+
+    /// A new handle (a clone), with no user yet: its number.
+    fn add(&self, site: &'static Location<'static>) -> u64 {
+        let h = self.next.fetch_add(1, Ordering::Relaxed);
+        self.slots.lock().push((h, 0, site));
+        h
+    }
+
+    fn remove(&self, handle: u64) {
+        self.slots.lock().retain(|&(h, _, _)| h != handle);
+    }
+
+    /// Handle `handle` was used by thread `me` (it sends from there).
+    #[cold]
+    #[inline(never)]
+    fn placed(&self, handle: u64, me: u64, site: &'static Location<'static>) {
+        if let Some(slot) = self.slots.lock().iter_mut().find(|(h, _, _)| *h == handle) {
+            slot.1 = me;
+            slot.2 = site;
+        }
+    }
+
+    /// Where the live handles are, for a receive by thread `receiver`.
+    pub(crate) fn placement(&self, receiver: u64) -> Placement {
+        let slots = self.slots.lock();
+        let mut owners: Vec<(u64, &'static Location<'static>)> = Vec::new();
+        let mut unplaced = 0;
+        let mut unplaced_site = None;
+        for &(_, owner, site) in slots.iter() {
+            if owner == receiver {
+                continue;
+            }
+            if owner == 0 {
+                unplaced += 1;
+                unplaced_site.get_or_insert(site);
+            } else if !owners.iter().any(|&(o, _)| o == owner) {
+                owners.push((owner, site));
+            }
+        }
+        Placement {
+            owners,
+            unplaced,
+            unplaced_site,
+        }
+    }
+}
+
+impl Drop for Senders {
+    fn drop(&mut self) {
+        super::forget(&self.meta);
+    }
+}
+
+/// The class name of a channel's senders (`senders of channel created at file:line:col`), made
+/// once per creation site and kept for the process (a class name must be `'static`): as many
+/// as there are `channel`/`sync_channel` calls in the program's text.
+fn senders_class(site: &'static Location<'static>) -> &'static str {
+    static NAMES: parking_lot::Mutex<Vec<(usize, &'static str)>> =
+        parking_lot::Mutex::new(Vec::new());
+    let key = std::ptr::from_ref(site) as usize;
+    let mut names = NAMES.lock();
+    if let Some(&(_, n)) = names.iter().find(|(k, _)| *k == key) {
+        return n;
+    }
+    let n: &'static str = Box::leak(
+        format!(
+            "senders of channel created at {}:{}:{}",
+            site.file(),
+            site.line(),
+            site.column()
+        )
+        .into_boxed_str(),
+    );
+    names.push((key, n));
+    n
+}
+
+thread_local! {
+    /// The channel a send of this thread is waiting on now (see [`sending_on`]).
+    static SENDING: RefCell<Option<Weak<Gate>>> = const { RefCell::new(None) };
+}
+
+/// Notes the channel a send waits on while it lives (see [`sending_on`]).
+struct SendingOn;
+
+impl SendingOn {
+    fn new(gate: &Arc<Gate>) -> SendingOn {
+        let _ = SENDING.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                *r = Some(Arc::downgrade(gate));
+            }
+        });
+        SendingOn
+    }
+}
+
+impl Drop for SendingOn {
+    fn drop(&mut self) {
+        let _ = SENDING.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                *r = None;
+            }
+        });
+    }
+}
+
+/// The channel of the send this thread is waiting in, if the lock `inst` is it: the wait-for
+/// graph's waiter then waits for the channel's current holder (see [`gate_holder`]).
+pub(crate) fn sending_on(inst: u64) -> Option<Weak<Gate>> {
+    SENDING
+        .try_with(|r| {
+            let r = r.try_borrow().ok()?;
+            let w = r.as_ref()?;
+            let g = w.upgrade()?;
+            (g.meta.assigned()?.inst == inst).then(|| w.clone())
+        })
+        .ok()
+        .flatten()
+}
+
+/// The thread that holds a channel now (0: none), and whether its receiver is still fresh (the
+/// creator's hold unconfirmed: the receiver may have moved; module docs, "A receiver moved
+/// before its first use"). `None`: the channel is gone.
+pub(crate) fn gate_holder(gate: &Weak<Gate>) -> Option<(u64, bool)> {
+    let g = gate.upgrade()?;
+    Some((
+        g.holder.load(Ordering::SeqCst),
+        g.fresh.load(Ordering::SeqCst),
+    ))
+}
+
+thread_local! {
+    /// The senders a receive of this thread is waiting for now (see [`receiving`]).
+    static RECEIVING: RefCell<Option<Weak<Senders>>> = const { RefCell::new(None) };
+}
+
+/// The senders of the receive this thread is waiting in, if the lock `inst` is theirs: the
+/// wait-for graph's waiter then waits for any of them (see `watch::deadlock_cycle`).
+pub(crate) fn receiving(inst: u64) -> Option<Weak<Senders>> {
+    RECEIVING
+        .try_with(|r| {
+            let r = r.try_borrow().ok()?;
+            let w = r.as_ref()?;
+            let s = w.upgrade()?;
+            (s.meta.assigned()?.inst == inst).then(|| w.clone())
+        })
+        .ok()
+        .flatten()
+}
+
+/// A sender handle's part: its channel's senders, and its number there.
+struct Handle {
+    senders: Arc<Senders>,
+    id: u64,
+    /// The thread that last used it (0: none yet), a copy of its slot's, read by every send.
+    user: AtomicU64,
+}
+
+impl Handle {
+    fn first(senders: Arc<Senders>) -> Handle {
+        Handle {
+            senders,
+            id: 1,
+            user: AtomicU64::new(0),
+        }
+    }
+
+    fn another(&self, site: &'static Location<'static>) -> Handle {
+        Handle {
+            senders: self.senders.clone(),
+            id: self.senders.add(site),
+            user: AtomicU64::new(0),
+        }
+    }
+
+    /// Before a send by the calling thread: the handle is that thread's from now on (and, with
+    /// the opt-in prediction, the thread holds the channel's senders: see [`predicting`]).
+    /// Whether another thread had sent through this very handle (it was moved, or is shared by
+    /// reference).
+    #[inline]
+    fn sending(&self, site: &'static Location<'static>) -> bool {
+        let me = STATE.try_with(ThreadState::id).unwrap_or(0);
+        if me == 0 {
+            return false;
+        }
+        let old = self.user.load(Ordering::Relaxed);
+        if old != me {
+            self.user.store(me, Ordering::Relaxed);
+            self.senders.placed(self.id, me, site);
+        }
+        if predicting() {
+            self.senders.hold(old, me, site);
+        }
+        old != 0 && old != me
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.senders.remove(self.id);
+        if predicting() {
+            let me = STATE.try_with(ThreadState::id).unwrap_or(0);
+            if me != 0 && self.user.load(Ordering::Relaxed) == me {
+                self.senders.let_go(me);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The opt-in prediction (see the module docs, "Predicting a receive's deadlock").
+
+/// 0: not read yet; 1: off; 2: on.
+static PREDICT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether a thread that sends through a handle holds the channel's senders from then on
+/// (`LOCKCHECK_CHANNEL_RECV=on`, or [`set_recv_prediction`]).
+#[inline]
+pub(crate) fn predicting() -> bool {
+    match PREDICT.load(Ordering::Relaxed) {
+        0 => predicting_from_env(),
+        v => v == 2,
+    }
+}
+
+#[cold]
+fn predicting_from_env() -> bool {
+    let on = matches!(
+        std::env::var("LOCKCHECK_CHANNEL_RECV").as_deref(),
+        Ok("1") | Ok("on") | Ok("warn") | Ok("true")
+    );
+    let _ = PREDICT.compare_exchange(
+        0,
+        if on { 2 } else { 1 },
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    PREDICT.load(Ordering::Relaxed) == 2
+}
+
+/// Turns the opt-in prediction of receives' deadlocks on or off (see the module docs).
+pub(crate) fn set_recv_prediction(on: bool) {
+    PREDICT.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+}
+
+impl Senders {
+    /// Thread `me` sends through a handle (last used by `old`): it holds the senders (mode
+    /// `r`, a `try`: no wait, no edge) unless it does already; `old`'s hold, if another thread,
+    /// is posted to it (the handle moved), as a receiver's is.
+    #[cold]
+    #[inline(never)]
+    fn hold(&self, old: u64, me: u64, site: &'static Location<'static>) {
+        let ids = self.meta.ids(LockKind::Channel);
+        if old != 0 && old != me {
+            handoff::post(old, ids, Release::Channel);
+        }
+        let held = STATE
+            .try_with(|s| {
+                s.busy.get()
+                    || s.find_held(|h| h.inst == ids.inst && h.mode == Mode::Shared)
+                        .is_some()
+            })
+            .unwrap_or(true);
+        if held {
+            return;
+        }
+        handoff::register_owner();
+        // A hold posted back to this thread (it used a handle of this channel before) first.
+        let _ = STATE.try_with(handoff::drain_held);
+        hooks::lock_nonblocking(
+            &self.meta,
+            LockKind::Channel,
+            Mode::Shared,
+            How::Try,
+            site,
+            || true,
+        );
+    }
+
+    /// Thread `me` drops a handle it last used: it no longer holds the senders (it takes them
+    /// again at its next send through another handle).
+    #[cold]
+    #[inline(never)]
+    fn let_go(&self, me: u64) {
+        let Some(ids) = self.meta.assigned() else {
+            return;
+        };
+        let _ = STATE.try_with(|s| {
+            if s.id() == me && !s.busy.get() {
+                drop_hold(s, ids);
+            }
+        });
+    }
+
+    /// A receive by this thread is about to wait: a hold of its own senders (it sends into its
+    /// own channel too) leaves first, or the request would wait for itself.
+    fn not_held_here(&self) {
+        let Some(ids) = self.meta.assigned() else {
+            return;
+        };
+        let _ = STATE.try_with(|s| {
+            if !s.busy.get() {
+                drop_hold(s, ids);
+            }
+        });
+    }
+}
+
+/// The outcome of a receive that had to wait.
+enum Got<T> {
+    Msg(T),
+    Gone,
+    TimedOut,
+}
+
+impl<T> Receiver<T> {
+    /// A receive found the channel empty: if the thread holds locks, the wait is a request of
+    /// the channel's senders (see the module docs); else std's wait. `deadline`: a timed
+    /// receive.
+    #[cold]
+    #[inline(never)]
+    fn wait_message(&self, site: &'static Location<'static>, deadline: Option<Instant>) -> Got<T> {
+        let from_std = |r: Result<T, RecvTimeoutError>| match r {
+            Ok(t) => Got::Msg(t),
+            Err(RecvTimeoutError::Disconnected) => Got::Gone,
+            Err(RecvTimeoutError::Timeout) => Got::TimedOut,
+        };
+        let plain = |deadline: Option<Instant>| match deadline {
+            None => match self.inner.recv() {
+                Ok(t) => Got::Msg(t),
+                Err(_) => Got::Gone,
+            },
+            Some(d) => from_std(
+                self.inner
+                    .recv_timeout(d.saturating_duration_since(Instant::now())),
+            ),
+        };
+        let checked = STATE
+            .try_with(|s| !s.busy.get() && s.holds_any())
+            .unwrap_or(false);
+        if !checked || crate::config::flags() & crate::config::flag::CHECK == 0 {
+            return plain(deadline);
+        }
+        let senders = &self.senders;
+        senders.not_held_here();
+        let _ = RECEIVING.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                *r = Some(Arc::downgrade(senders));
+            }
+        });
+        let slot: Cell<Option<Got<T>>> = Cell::new(None);
+        let try_raw = || match self.inner.try_recv() {
+            Ok(t) => {
+                slot.set(Some(Got::Msg(t)));
+                true
+            }
+            Err(TryRecvError::Disconnected) => {
+                slot.set(Some(Got::Gone));
+                true
+            }
+            Err(TryRecvError::Empty) => false,
+        };
+        let r = hooks::lock_blocking(
+            &senders.meta,
+            LockKind::Channel,
+            Mode::Exclusive,
+            1,
+            site,
+            try_raw,
+            || slot.set(Some(plain(deadline))),
+            |d| {
+                let d = match deadline {
+                    Some(end) => {
+                        let left = end.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            slot.set(Some(Got::TimedOut));
+                            return true;
+                        }
+                        d.min(left)
+                    }
+                    None => d,
+                };
+                match self.inner.recv_timeout(d) {
+                    Ok(t) => {
+                        slot.set(Some(Got::Msg(t)));
+                        true
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        slot.set(Some(Got::Gone));
+                        true
+                    }
+                    Err(RecvTimeoutError::Timeout) => false,
+                }
+            },
+        );
+        let _ = RECEIVING.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                *r = None;
+            }
+        });
+        if let Err(v) = r {
+            drop(slot);
+            v.raise();
+        }
+        hooks::released(&senders.meta, Mode::Exclusive);
+        slot.take().unwrap_or(Got::Gone)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The API.
 
-/// Creates an unbounded channel (std's): its sends never block, so it takes no part in the lock
-/// order; the [`Receiver`] is this module's.
+/// Creates an unbounded channel (std's): its sends never block, so they take no part in the lock
+/// order; a receive that waits does (see the module docs).
 #[must_use]
+#[track_caller]
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    let site = Location::caller();
     let (tx, rx) = std_mpsc::channel();
+    let senders = Senders::new(site);
     (
-        tx,
+        Sender {
+            inner: tx,
+            handle: Handle::first(senders.clone()),
+        },
         Receiver {
             inner: rx,
             gate: None,
+            senders,
         },
     )
+}
+
+/// The sending half of an unbounded channel ([`channel`]): std's `Sender`, which never blocks;
+/// lockcheck notes which thread sends through it (see the module docs).
+pub struct Sender<T> {
+    inner: std_mpsc::Sender<T>,
+    handle: Handle,
+}
+
+impl<T> Sender<T> {
+    /// Sends `t` (never waits); an error (with `t`) if the receiver is gone.
+    #[track_caller]
+    pub fn send(&self, t: T) -> Result<(), SendError<T>> {
+        self.handle.sending(Location::caller());
+        self.inner.send(t)
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    #[track_caller]
+    fn clone(&self) -> Sender<T> {
+        Sender {
+            inner: self.inner.clone(),
+            handle: self.handle.another(Location::caller()),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
 }
 
 /// Creates a bounded channel of `bound` messages (0: every send waits for a receive), a lock of
@@ -656,6 +1274,7 @@ pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
     let site = Location::caller();
     let (tx, rx) = std_mpsc::sync_channel(bound);
     let gate = Arc::new(Gate::new(site));
+    let senders = Senders::new(site);
     gate.hold(site);
     if let Some(ids) = gate.meta.assigned() {
         let weak = Arc::downgrade(&gate);
@@ -670,10 +1289,12 @@ pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
         SyncSender {
             inner: tx,
             gate: gate.clone(),
+            handle: Handle::first(senders.clone()),
         },
         Receiver {
             inner: rx,
             gate: Some(gate),
+            senders,
         },
     )
 }
@@ -683,6 +1304,7 @@ pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
 pub struct SyncSender<T> {
     inner: std_mpsc::SyncSender<T>,
     gate: Arc<Gate>,
+    handle: Handle,
 }
 
 impl<T> SyncSender<T> {
@@ -690,6 +1312,9 @@ impl<T> SyncSender<T> {
     /// the receiver is gone.
     #[track_caller]
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
+        if self.handle.sending(Location::caller()) {
+            self.gate.moved_after_join(Location::caller());
+        }
         self.gate
             .sending(STATE.try_with(ThreadState::id).unwrap_or(0));
         match self.inner.try_send(t) {
@@ -703,7 +1328,11 @@ impl<T> SyncSender<T> {
     }
 
     /// Sends `t` if there is room now (with no capacity, if a receiver is waiting); never waits.
+    #[track_caller]
     pub fn try_send(&self, t: T) -> Result<(), TrySendError<T>> {
+        if self.handle.sending(Location::caller()) {
+            self.gate.moved_after_join(Location::caller());
+        }
         self.gate
             .sending(STATE.try_with(ThreadState::id).unwrap_or(0));
         let r = self.inner.try_send(t);
@@ -740,6 +1369,7 @@ impl<T> SyncSender<T> {
         let me = STATE.try_with(ThreadState::id).unwrap_or(0);
         // Before the first try: the receiver may take the message at once.
         let mark = gate.mark(me);
+        let _sending = SendingOn::new(&self.gate);
         let own = me != 0 && gate.holder.load(Ordering::Relaxed) == me;
         let done = own && gate.wait(&attempt, Instant::now().checked_add(GRACE));
         if !done {
@@ -788,11 +1418,13 @@ impl<T> Drop for SyncSender<T> {
 }
 
 impl<T> Clone for SyncSender<T> {
+    #[track_caller]
     fn clone(&self) -> SyncSender<T> {
         self.gate.handles.fetch_add(1, Ordering::SeqCst);
         SyncSender {
             inner: self.inner.clone(),
             gate: self.gate.clone(),
+            handle: self.handle.another(Location::caller()),
         }
     }
 }
@@ -809,6 +1441,8 @@ pub struct Receiver<T> {
     inner: std_mpsc::Receiver<T>,
     /// `None` for an unbounded channel.
     gate: Option<Arc<Gate>>,
+    /// Its senders, for a receive that waits.
+    senders: Arc<Senders>,
 }
 
 impl<T> Receiver<T> {
@@ -838,7 +1472,15 @@ impl<T> Receiver<T> {
         if let Some(g) = &self.gate {
             g.wake();
         }
-        self.took(self.inner.recv())
+        let r = match self.inner.try_recv() {
+            Ok(t) => Ok(t),
+            Err(TryRecvError::Disconnected) => Err(RecvError),
+            Err(TryRecvError::Empty) => match self.wait_message(Location::caller(), None) {
+                Got::Msg(t) => Ok(t),
+                Got::Gone | Got::TimedOut => Err(RecvError),
+            },
+        };
+        self.took(r)
     }
 
     /// A message if one is there now.
@@ -855,7 +1497,18 @@ impl<T> Receiver<T> {
         if let Some(g) = &self.gate {
             g.wake();
         }
-        self.took(self.inner.recv_timeout(timeout))
+        let r = match self.inner.try_recv() {
+            Ok(t) => Ok(t),
+            Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) => {
+                match self.wait_message(Location::caller(), Instant::now().checked_add(timeout)) {
+                    Got::Msg(t) => Ok(t),
+                    Got::Gone => Err(RecvTimeoutError::Disconnected),
+                    Got::TimedOut => Err(RecvTimeoutError::Timeout),
+                }
+            }
+        };
+        self.took(r)
     }
 
     /// An iterator that waits for each message, until every sender is gone.

@@ -797,6 +797,8 @@ fn blocked(
         // inside it) may have used what an earlier reservation made room for.
         let _ = STATE.try_with(|s| before_acquire(s, ids, site, f));
         if lock_for(slice) {
+            // A sender of a receive found stuck behind this wait: the trace shows it now.
+            let _ = STATE.try_with(|s| watch::sender_in_trace(s.id()));
             return Ok(());
         }
         token.register(&w)?;

@@ -29,13 +29,21 @@ pub use condvar::{Condvar, WaitTimeoutResult};
 /// std's `mpsc` channels with bounded channels in the lock order (what
 /// [`lockcheck::sync::mpsc`](crate::sync::mpsc) is in instrumented builds; see `channel.rs`'s
 /// docs): a send into a full [`sync_channel`](mpsc::sync_channel) waits for the thread that
-/// owns its [`Receiver`](mpsc::Receiver), as for a lock that thread holds.
+/// owns its [`Receiver`](mpsc::Receiver), as for a lock that thread holds; a receive that waits
+/// while its thread holds locks waits for any sender of the channel, and is reported as a
+/// deadlock when every sender is stuck behind those locks.
 pub mod mpsc {
     pub use super::channel::{
         channel, sync_channel, IntoIter, Iter, Receiver, RecvError, RecvTimeoutError, SendError,
         Sender, SyncSender, TryIter, TryRecvError, TrySendError,
     };
 }
+
+/// The opt-in prediction of receives' deadlocks (`watchdog::set_channel_recv_check`).
+pub(crate) fn channel_recv_prediction(on: bool) {
+    channel::set_recv_prediction(on);
+}
+
 pub use fair::RawFairMutex;
 pub use once::{Once, OnceState};
 pub use parking_lot::RawThreadId;

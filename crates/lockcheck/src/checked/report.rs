@@ -102,7 +102,9 @@ pub enum ViolationKind {
         /// notifier locks are no longer known in full, so its waits are checked against every
         /// lock they hold, which may warn falsely) and `condvar-window-condvars` (a thread's
         /// window start on a condvar was forgotten: a hazard through it may be unreported); the
-        /// edge names the thread only.
+        /// edge names the thread only. And `channel-message-order` (bound 1): a `SyncSender`
+        /// handle used by a second thread after a receive took a waiting send through it as
+        /// ordered (one sending thread assumed); the edge names the channel and the send.
         limit: &'static str,
         /// The limit's value.
         bound: u64,
@@ -602,6 +604,12 @@ impl Violation {
                          added more: that condvar's waits are now checked against every lock \
                          they hold (warnings may be false)"
                     ),
+                    "channel-message-order" => "a `SyncSender` handle is used by a second \
+                         thread after a receive took a waiting send through it as ordered before \
+                         the receiver's later locks (one sender assumed): if the handle is shared \
+                         (`Arc<SyncSender>`), an inversion through that earlier send may be \
+                         unreported"
+                        .to_string(),
                     other => format!("limit `{other}` ({bound}) hit"),
                 };
                 let _ = writeln!(s, "lockcheck: incomplete: {what}");

@@ -9,12 +9,12 @@ use super::state::{
     as_busy, internal, thread_name, try_internal, with_slow, Held, ThreadState, STATE,
 };
 use crate::config::{action, Action};
-use lockcheck_core::trace::{ClassStats, LockKind, Mode};
+use lockcheck_core::trace::{ClassStats, How, LockKind, Mode};
 use parking_lot::Mutex as PlMutex;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -146,6 +146,16 @@ struct Waiter {
     /// Set, without the list's mutex, when the wait ended (see [`WaitToken`]): the entry no
     /// longer counts and is removed by the next wait to start.
     ended: Arc<AtomicBool>,
+    /// A receive waiting for a message: it waits for any of these senders, not for the holders
+    /// of a lock (see [`or_wait_stuck`]).
+    senders: Option<Weak<super::channel::Senders>>,
+    /// A send waiting on a bounded channel: it waits for the channel's holder *now* (not for
+    /// the holds of waiters' snapshots: the receiver may have changed threads since), and for a
+    /// fresh channel only past a grace (see [`gate_wait_stuck`]).
+    gate: Option<Weak<super::channel::Gate>>,
+    /// A receive's (or a send's) wait checked again once it is [`super::channel::RECV_GRACE`]
+    /// old.
+    rechecked: bool,
 }
 
 impl Waiter {
@@ -178,6 +188,8 @@ pub(crate) struct WaitToken {
     ended: Option<Arc<AtomicBool>>,
     /// Made but not registered yet: the mutex was busy.
     pending: Option<Waiter>,
+    /// A channel's wait, to check again once past its grace ([`WaitToken::recheck`]).
+    recheck: bool,
 }
 
 impl WaitToken {
@@ -200,7 +212,7 @@ impl WaitToken {
     /// [`begin_wait`]).
     pub(crate) fn register(&mut self, w: &WaitFor) -> Result<(), Verdict> {
         let Some(waiter) = self.pending.take() else {
-            return Ok(());
+            return self.recheck(w);
         };
         match try_register(waiter) {
             Ok(cycle) => match cycle {
@@ -211,6 +223,43 @@ impl WaitToken {
                 self.pending = Some(waiter);
                 Ok(())
             }
+        }
+    }
+}
+
+impl WaitToken {
+    /// A receive that waits (holding locks) is stuck only once it is
+    /// [`super::channel::RECV_GRACE`] old (see [`or_wait_stuck`]): then the graph is checked
+    /// again, once, for the deadlock it may close (`Err`: to raise, as [`begin_wait`]).
+    fn recheck(&mut self, w: &WaitFor) -> Result<(), Verdict> {
+        if !self.recheck {
+            return Ok(());
+        }
+        let Some(mine) = self.ended.as_ref() else {
+            return Ok(());
+        };
+        let cycle = {
+            let Some(mut waiting) = try_internal(&WAITING) else {
+                return Ok(());
+            };
+            let Some(i) = waiting.iter().position(|x| Arc::ptr_eq(&x.ended, mine)) else {
+                return Ok(());
+            };
+            let x = &mut waiting[i];
+            if (x.senders.is_none() && x.gate.is_none())
+                || x.rechecked
+                || x.since.elapsed() < super::channel::RECV_GRACE
+                || action() == Action::Off
+            {
+                return Ok(());
+            }
+            x.rechecked = true;
+            self.recheck = false;
+            deadlock_cycle(&waiting, i)
+        };
+        match cycle {
+            Some(edges) => deadlock_found(self, w, edges),
+            None => Ok(()),
         }
     }
 }
@@ -406,10 +455,22 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
         end: own_end,
         victim: None,
         ended: Arc::clone(&ended),
+        senders: if w.kind == LockKind::Channel {
+            super::channel::receiving(w.ids.inst)
+        } else {
+            None
+        },
+        gate: if w.kind == LockKind::Channel {
+            super::channel::sending_on(w.ids.inst)
+        } else {
+            None
+        },
+        rechecked: false,
     };
     let mut token = WaitToken {
         ended: Some(ended),
         pending: None,
+        recheck: waiter.senders.is_some() || waiter.gate.is_some(),
     };
     match try_register(waiter) {
         Ok(Some(edges)) => deadlock_found(&mut token, &w, edges)?,
@@ -462,6 +523,7 @@ pub(crate) fn join_wait(
 fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> Result<(), Verdict> {
     let thread = STATE.try_with(|s| s.id()).unwrap_or(0);
     let relocking = STATE.try_with(|s| s.relocking.get()).unwrap_or(false);
+    let members: Vec<u64> = edges.iter().map(|e| e.thread_id).collect();
     {
         let v = as_busy(|_| {
             let bt = super::report::Trace::capture();
@@ -482,6 +544,10 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
                 .next()
                 .unwrap_or("lockcheck: deadlock")
                 .to_owned();
+            if receive_gives_up(thread, &members, &first) {
+                // This thread keeps waiting: the receive's locks free it.
+                return Ok(());
+            }
             if !relocking && !std::thread::panicking() {
                 if let Some(ended) = token.ended.take() {
                     ended.store(true, Ordering::Release);
@@ -519,6 +585,28 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
         }
     }
     Ok(())
+}
+
+/// A deadlock through a waiting receive, closed by another thread (`me`): the receiving thread
+/// gives up its locks rather than this one, whose panic may free nothing (a sender blocked on
+/// the receiver's lock usually holds none). Whether a receive of the cycle was marked.
+fn receive_gives_up(me: u64, members: &[u64], first: &str) -> bool {
+    let mut waiting = internal(&WAITING);
+    let Some(r) = waiting.iter_mut().find(|x| {
+        x.thread != me
+            && x.live()
+            && x.senders.is_some()
+            && members.contains(&x.thread)
+            && !x.relocking
+            && !x.panicking
+    }) else {
+        return false;
+    };
+    r.victim = Some(format!(
+        "{first}, at {} (report above; this receive gives up its locks so the others can go on)",
+        r.site
+    ));
+    true
 }
 
 /// Picks a thread of the deadlock (not this one) that can panic soundly and marks it; returns
@@ -562,6 +650,19 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
     let n = waiting.len();
     // An ended wait (its thread has the lock, or gave up) blocks nobody and waits for nothing.
     let mut stuck: Vec<bool> = waiting.iter().map(Waiter::live).collect();
+    // The holder of each channel a send waits on (see `gate_wait_stuck`).
+    let gates: Vec<Option<(u64, bool)>> = waiting
+        .iter()
+        .map(|w| super::channel::gate_holder(w.gate.as_ref()?))
+        .collect();
+    // Where the senders of each waiting receive are (see `or_wait_stuck`).
+    let placements: Vec<Option<super::channel::Placement>> = waiting
+        .iter()
+        .map(|w| {
+            let s = w.senders.as_ref()?.upgrade()?;
+            Some(s.placement(w.thread))
+        })
+        .collect();
     loop {
         let mut changed = false;
         for i in 0..n {
@@ -569,7 +670,13 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
                 continue;
             }
             let w = &waiting[i];
-            let ok = if w.kind == LockKind::Semaphore {
+            let ok = if w.gate.is_some() {
+                gates[i].is_some_and(|g| gate_wait_stuck(waiting, &stuck, i, g))
+            } else if w.senders.is_some() {
+                placements[i]
+                    .as_ref()
+                    .is_some_and(|p| or_wait_stuck(waiting, &stuck, i, p))
+            } else if w.kind == LockKind::Semaphore {
                 let held: usize = (0..n)
                     .filter(|&j| stuck[j])
                     .map(|j| {
@@ -601,12 +708,21 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
     loop {
         let i = *path.last().expect("non-empty");
         let w = &waiting[i];
-        let next = (0..n).find(|&j| {
-            stuck[j]
-                && j != i
-                && waiting[j].held.iter().any(|h| {
-                    h.inst == w.ids.inst && (blocks(w, h) || w.kind == LockKind::Semaphore)
-                })
+        let next = if let Some(p) = &placements[i] {
+            or_wait_next(waiting, &stuck, i, p)
+        } else if let Some((holder, _)) = gates[i] {
+            (0..n).find(|&j| j != i && stuck[j] && waiting[j].thread == holder)
+        } else {
+            None
+        };
+        let next = next.or_else(|| {
+            (0..n).find(|&j| {
+                stuck[j]
+                    && j != i
+                    && waiting[j].held.iter().any(|h| {
+                        h.inst == w.ids.inst && (blocks(w, h) || w.kind == LockKind::Semaphore)
+                    })
+            })
         })?;
         if let Some(pos) = path.iter().position(|&p| p == next) {
             let cycle = &path[pos..];
@@ -616,12 +732,201 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
     }
 }
 
+/// Whether send `i`, waiting on a bounded channel held now by thread `holder` (`fresh`: its
+/// receiver unused so far), stays stuck given the waiters still `stuck`: the holder is a stuck
+/// waiter. The holder is the channel's current one, not a waiter's snapshot (the receiver may
+/// have changed threads since that waiter began). A fresh channel's holder is its creator, whose
+/// hold is unconfirmed (the receiver may have moved to a thread that has not used it yet): it
+/// counts only once the send has waited [`super::channel::GRACE`] (checked again then).
+fn gate_wait_stuck(
+    waiting: &[Waiter],
+    stuck: &[bool],
+    i: usize,
+    (holder, fresh): (u64, bool),
+) -> bool {
+    let w = &waiting[i];
+    if holder == 0 || (fresh && w.since.elapsed() < super::channel::GRACE) {
+        return false;
+    }
+    (0..waiting.len()).any(|j| j != i && stuck[j] && waiting[j].thread == holder)
+}
+
+/// Whether waiting receive `i` stays stuck given the waiters still `stuck`: it waits for any
+/// sender of its channel (an OR-wait), so it is stuck only when every live handle is with a
+/// stuck thread. A handle is with the thread that last sent through it (`placed`; with the
+/// receiving thread itself: stuck, left out of `p`); one never used may be anywhere
+/// (`unplaced`): it counts as
+/// stuck only when some stuck thread, not one a placed handle is with, waits for a lock the
+/// receiving thread holds (the handles assumed to be there). And only once the receive has waited
+/// [`super::channel::RECV_GRACE`]: a handle may have moved since its last use with no trace,
+/// or be about to send for the first time.
+fn or_wait_stuck(
+    waiting: &[Waiter],
+    stuck: &[bool],
+    i: usize,
+    p: &super::channel::Placement,
+) -> bool {
+    let w = &waiting[i];
+    if w.since.elapsed() < super::channel::RECV_GRACE || (p.owners.is_empty() && p.unplaced == 0) {
+        return false;
+    }
+    let thread_stuck =
+        |t: u64| (0..waiting.len()).any(|j| j != i && stuck[j] && waiting[j].thread == t);
+    let placed: Vec<u64> = p.owners.iter().map(|&(t, _)| t).collect();
+    placed.iter().all(|&t| thread_stuck(t))
+        && (p.unplaced == 0 || blocked_on(waiting, stuck, i, &placed).is_some())
+}
+
+/// A stuck waiter (not `i`, nor of the threads `besides`) that waits for a lock waiter `i`
+/// holds.
+fn blocked_on(waiting: &[Waiter], stuck: &[bool], i: usize, besides: &[u64]) -> Option<usize> {
+    (0..waiting.len()).find(|&j| {
+        j != i
+            && stuck[j]
+            && !besides.contains(&waiting[j].thread)
+            && waiting[i]
+                .held
+                .iter()
+                .any(|h| h.inst != waiting[i].end && blocks(&waiting[j], h))
+    })
+}
+
+/// The thread a stuck receive `i` waits for, in a report: a stuck thread that last sent through
+/// one of its handles, else the one an unplaced handle is assumed to be with.
+fn or_wait_next(
+    waiting: &[Waiter],
+    stuck: &[bool],
+    i: usize,
+    p: &super::channel::Placement,
+) -> Option<usize> {
+    let placed: Vec<u64> = p.owners.iter().map(|&(t, _)| t).collect();
+    placed
+        .iter()
+        .find_map(|&t| (0..waiting.len()).find(|&j| j != i && stuck[j] && waiting[j].thread == t))
+        .or_else(|| blocked_on(waiting, stuck, i, &placed))
+}
+
+/// A sender of a stuck receive, in a deadlock found: its thread writes, when its wait ends, what
+/// the trace must show for `lockcheck analyze` to find the cycle (see [`sender_in_trace`]).
+struct SenderInTrace {
+    thread: u64,
+    senders: Ids,
+    handle: &'static Location<'static>,
+    wait: WaitFor,
+}
+
+static SENDERS_IN_TRACE: PlMutex<Vec<SenderInTrace>> = PlMutex::new(Vec::new());
+/// Entries in [`SENDERS_IN_TRACE`]: what the end of a wait looks at.
+static SENDERS_IN_TRACE_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Notes that waiter `w`, in a deadlock found, holds a handle of the channel whose senders are
+/// `senders` (made or last used at `handle`), while recording.
+fn sender_for_trace(w: &Waiter, senders: Ids, handle: &'static Location<'static>) {
+    if !super::recorder::recording() {
+        return;
+    }
+    let mut list = internal(&SENDERS_IN_TRACE);
+    if list
+        .iter()
+        .any(|e| e.thread == w.thread && e.senders == senders)
+    {
+        return;
+    }
+    list.push(SenderInTrace {
+        thread: w.thread,
+        senders,
+        handle,
+        wait: WaitFor {
+            ids: w.ids,
+            kind: w.kind,
+            mode: w.mode,
+            capacity: w.capacity,
+            site: w.site,
+        },
+    });
+    SENDERS_IN_TRACE_LEN.store(list.len(), Ordering::Release);
+}
+
+/// The end of this thread's wait: if a deadlock found took it for a sender of a stuck receive
+/// ([`sender_for_trace`]), its stream shows it now, as the runtime saw it: the channel's senders
+/// held (a `try` `acquire`, mode `r`, at the handle's site) over a `request` of what it waited
+/// for, then released. No event of its own (docs/trace-format.md, "Channels"): the wait itself
+/// was not in the trace when the thread held nothing, and the handle was not either before its
+/// first send. The runtime writes this only for a deadlock it found, as for a task's end.
+#[inline]
+pub(crate) fn sender_in_trace(me: u64) {
+    if SENDERS_IN_TRACE_LEN.load(Ordering::Acquire) != 0 {
+        sender_in_trace_slow(me);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn sender_in_trace_slow(me: u64) {
+    let mine: Vec<SenderInTrace> = {
+        let mut list = internal(&SENDERS_IN_TRACE);
+        let mut mine = Vec::new();
+        let mut i = 0;
+        while i < list.len() {
+            if list[i].thread == me {
+                mine.push(list.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        SENDERS_IN_TRACE_LEN.store(list.len(), Ordering::Release);
+        mine
+    };
+    if !super::recorder::recording() {
+        return;
+    }
+    for e in mine {
+        let w = e.wait;
+        // Holding the senders already (the opt-in prediction): the trace has them.
+        let held = STATE
+            .try_with(|s| {
+                s.find_held(|h| h.inst == e.senders.inst && h.mode == Mode::Shared)
+                    .is_some()
+            })
+            .unwrap_or(false);
+        if held {
+            continue;
+        }
+        super::recorder::on_acquire(e.senders, Mode::Shared, How::Try, e.handle, 0);
+        super::recorder::on_request(w.ids, w.kind, w.mode, w.site, w.capacity, 1);
+        super::recorder::on_release(e.senders, 0);
+    }
+}
+
 fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
     let k = cycle.len();
     (0..k)
         .map(|i| {
             let w = &waiting[cycle[i]];
             let prev = &waiting[cycle[(i + k - 1) % k]];
+            // The thread a waiting receive waits for "holds" one of its senders' handles.
+            let handle = prev
+                .senders
+                .as_ref()
+                .and_then(Weak::upgrade)
+                .map(|s| s.placement(prev.thread))
+                .and_then(|p| {
+                    let placed = p.owners.iter().find(|&&(t, _)| t == w.thread);
+                    let (site, text) = match placed {
+                        Some(&(_, site)) => (site, format!("{site} (its sender handle's last send)")),
+                        None => {
+                            let site = p.unplaced_site?;
+                            (
+                                site,
+                                format!(
+                                    "{site} (a sender handle made there, never used yet: assumed here)"
+                                ),
+                            )
+                        }
+                    };
+                    sender_for_trace(w, prev.ids, site);
+                    Some(text)
+                });
             let h = w
                 .held
                 .iter()
@@ -642,8 +947,12 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
                 thread: w.name.clone(),
                 thread_id: w.thread,
                 held: LockRef::new(h.inst, h.class),
-                held_mode: h.mode,
-                held_site: h.site.to_string(),
+                held_mode: if handle.is_some() {
+                    Mode::Shared
+                } else {
+                    h.mode
+                },
+                held_site: handle.unwrap_or_else(|| h.site.to_string()),
                 acquired: LockRef::new(w.ids.inst, w.ids.class),
                 mode: w.mode,
                 site: w.site.to_string(),
