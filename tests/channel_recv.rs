@@ -355,3 +355,42 @@ fn a_send_waiting_for_a_moved_receiver_while_the_creator_takes_the_lock_is_no_de
     lockcheck::set_action(Action::Panic);
     assert!(deadlocks.is_empty(), "{deadlocks:#?}");
 }
+
+/// Look-alike of the classic shape: the only sender, its handle never used, is busy (not
+/// blocked) for longer than the one-second grace, while a bystander that has no handle waits for
+/// the receiver's lock. The unplaced handle is not with the bystander, and the sender delivers:
+/// no deadlock. Handles never used are assumed stuck only past `UNPLACED_GRACE` (five seconds),
+/// so a sender busy for 2.5 s is not taken for a stuck one (it was, with the one-second grace).
+#[test]
+fn a_never_used_sender_busy_past_a_second_while_a_bystander_waits_is_no_deadlock() {
+    let _s = serial();
+    setup();
+    let before = lockcheck::violations().len();
+    watchdog(30, || {
+        let state = Arc::new(Mutex::named("recv.busy.state", 0u32));
+        let (tx, rx) = mpsc::channel::<u32>();
+        let (go, wait_go) = std::sync::mpsc::channel::<()>();
+        let (go2, wait_go2) = std::sync::mpsc::channel::<()>();
+        let sender = std::thread::spawn(move || {
+            wait_go.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(2500)); // busy, holding nothing
+            tx.send(7).unwrap();
+        });
+        let s2 = state.clone();
+        let bystander = std::thread::spawn(move || {
+            wait_go2.recv().unwrap();
+            *s2.lock() += 1; // waits for the receiver until it has received
+        });
+        let g = state.lock();
+        go.send(()).unwrap();
+        go2.send(()).unwrap();
+        assert_eq!(rx.recv(), Ok(7));
+        drop(g);
+        sender.join().unwrap();
+        bystander.join().unwrap();
+        assert_eq!(*state.lock(), 1);
+    })
+    .unwrap();
+    assert_eq!(deadlocks_naming(before, "recv.busy.state"), 0);
+    assert!(lockcheck::violations()[before..].is_empty());
+}

@@ -122,15 +122,17 @@
 //!   the receiving thread holds: they are assumed to be with it (the report says so: `a sender
 //!   handle made there, never used yet: assumed here`);
 //! - and a receive counts as stuck only once it has waited [`RECV_GRACE`] (one second; it is
-//!   checked again then): a placed handle may have moved since its last send, an unplaced one
-//!   may be about to send. The report of a real hang comes a second late.
+//!   checked again then): a placed handle may have moved since its last send. When an unplaced
+//!   handle is assumed, only once it has waited [`UNPLACED_GRACE`] (five seconds; checked again
+//!   then too): that handle may be about to send, and the assumption is a guess. The report of
+//!   a real hang comes a second late, or five seconds with a handle never used.
 //!
 //! What it cannot tell apart, both on the reporting side: an unplaced handle with a thread that
-//! is busy (not blocked) for longer than the grace while another thread, that has no placed
-//! handle, waits for the receiving thread's lock; and a placed handle moved, since its last
+//! is busy (not blocked) for longer than [`UNPLACED_GRACE`] while another thread, that has no
+//! placed handle, waits for the receiving thread's lock; and a placed handle moved, since its last
 //! send, from a thread now stuck on the receiver's lock to a thread that is busy past the grace.
 //! Both are reported as deadlocks (false alarms); neither is one if the busy thread sends within
-//! the second. A receive that finds the channel empty while its thread holds nothing is std's
+//! the grace. A receive that finds the channel empty while its thread holds nothing is std's
 //! own wait (it cannot be the cycle's: nobody can wait for a lock it holds). A `recv_timeout`
 //! shorter than the grace never counts as stuck (repeated in a loop, it is a miss).
 //!
@@ -791,6 +793,15 @@ pub(crate) struct Placement {
 /// (see the module docs): a handle may have moved since its last use, or be about to send for
 /// the first time.
 pub const RECV_GRACE: Duration = Duration::from_secs(1);
+
+/// How long a receive waits, holding locks, before a sender handle never used yet may be
+/// assumed to be with a thread stuck behind those locks (see the module docs). Longer than
+/// [`RECV_GRACE`]: the assumption is a guess (the handle may be with a thread busy elsewhere
+/// that sends later, while an unrelated thread waits for the receiver's lock), and a wrong
+/// guess is a deadlock report that gives up the receiver's locks in a correct program; the
+/// longer the whole picture stays still, the less likely that is. A real hang of this shape is
+/// reported this much later.
+pub const UNPLACED_GRACE: Duration = Duration::from_secs(5);
 
 impl Senders {
     fn new(site: &'static Location<'static>) -> Arc<Senders> {

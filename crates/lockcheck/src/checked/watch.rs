@@ -153,9 +153,10 @@ struct Waiter {
     /// the holds of waiters' snapshots: the receiver may have changed threads since), and for a
     /// fresh channel only past a grace (see [`gate_wait_stuck`]).
     gate: Option<Weak<super::channel::Gate>>,
-    /// A receive's (or a send's) wait checked again once it is [`super::channel::RECV_GRACE`]
+    /// How many times a receive's (or a send's) wait was checked again: once it is
+    /// [`super::channel::RECV_GRACE`] old, and once it is [`super::channel::UNPLACED_GRACE`]
     /// old.
-    rechecked: bool,
+    rechecked: u8,
 }
 
 impl Waiter {
@@ -246,15 +247,19 @@ impl WaitToken {
                 return Ok(());
             };
             let x = &mut waiting[i];
+            let due = match x.rechecked {
+                0 => super::channel::RECV_GRACE,
+                1 => super::channel::UNPLACED_GRACE,
+                _ => return Ok(()),
+            };
             if (x.senders.is_none() && x.gate.is_none())
-                || x.rechecked
-                || x.since.elapsed() < super::channel::RECV_GRACE
+                || x.since.elapsed() < due
                 || action() == Action::Off
             {
                 return Ok(());
             }
-            x.rechecked = true;
-            self.recheck = false;
+            x.rechecked += 1;
+            self.recheck = x.rechecked < 2 && x.senders.is_some();
             deadlock_cycle(&waiting, i)
         };
         match cycle {
@@ -465,7 +470,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
         } else {
             None
         },
-        rechecked: false,
+        rechecked: 0,
     };
     let mut token = WaitToken {
         ended: Some(ended),
@@ -758,8 +763,9 @@ fn gate_wait_stuck(
 /// (`unplaced`): it counts as
 /// stuck only when some stuck thread, not one a placed handle is with, waits for a lock the
 /// receiving thread holds (the handles assumed to be there). And only once the receive has waited
-/// [`super::channel::RECV_GRACE`]: a handle may have moved since its last use with no trace,
-/// or be about to send for the first time.
+/// [`super::channel::RECV_GRACE`] (a handle may have moved since its last use with no trace, or
+/// be about to send for the first time), or [`super::channel::UNPLACED_GRACE`] when an unplaced
+/// handle is assumed (a guess: see there).
 fn or_wait_stuck(
     waiting: &[Waiter],
     stuck: &[bool],
@@ -767,7 +773,10 @@ fn or_wait_stuck(
     p: &super::channel::Placement,
 ) -> bool {
     let w = &waiting[i];
-    if w.since.elapsed() < super::channel::RECV_GRACE || (p.owners.is_empty() && p.unplaced == 0) {
+    if w.since.elapsed() < super::channel::RECV_GRACE
+        || (p.owners.is_empty() && p.unplaced == 0)
+        || (p.unplaced > 0 && w.since.elapsed() < super::channel::UNPLACED_GRACE)
+    {
         return false;
     }
     let thread_stuck =
