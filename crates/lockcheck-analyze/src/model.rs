@@ -2759,6 +2759,69 @@ pub(crate) mod tests {
         assert_eq!(m.anomalies.warnings(), Vec::<String>::new());
     }
 
+    /// A lock released by a thread that does not hold it leaves its holder of lowest id among
+    /// the current trace's threads (ids by first sight, not the trace's numbers), and none of
+    /// an earlier trace: the one that keeps it makes the next dependency.
+    #[test]
+    fn a_release_elsewhere_takes_the_hold_of_the_lowest_thread_id() {
+        let mut b = ModelBuilder::new();
+        let class = |b: &mut ModelBuilder| {
+            b.event(&Event::Class {
+                c: 1,
+                key: "A".into(),
+                kind: LockKind::Mutex,
+            });
+            for l in [1, 2] {
+                b.event(&Event::Lock {
+                    l,
+                    c: 1,
+                    permits: None,
+                });
+            }
+        };
+        b.begin_trace("first");
+        class(&mut b);
+        // A hold that ends with its trace.
+        b.event(&acq(1, 1));
+        b.begin_trace("second");
+        class(&mut b);
+        // T7 is seen first: the lower id of the two holders of lock 1, though its number is higher.
+        b.event(&acq(7, 1));
+        b.event(&acq(6, 1));
+        b.event(&Event::Release {
+            t: 5,
+            l: 1,
+            hold_ns: 0,
+        });
+        b.event(&acq(7, 2));
+        b.event(&acq(6, 2));
+        let m = b.finish();
+        assert_eq!(m.anomalies.release_by_other_thread, 1, "{:?}", m.anomalies);
+        assert_eq!(m.anomalies.release_not_held, 0, "{:?}", m.anomalies);
+        let nested: Vec<&str> = m
+            .deps
+            .iter()
+            .filter(|r| m.held(r.held).next().is_some())
+            .map(|r| m.threads[r.thread as usize].name.as_str())
+            .collect();
+        assert_eq!(nested, vec!["T6"]);
+        // The first trace's hold was forgotten with it: a release there finds no holder.
+        let mut b = ModelBuilder::new();
+        b.begin_trace("first");
+        class(&mut b);
+        b.event(&acq(1, 1));
+        b.begin_trace("second");
+        class(&mut b);
+        b.event(&Event::Release {
+            t: 2,
+            l: 1,
+            hold_ns: 0,
+        });
+        let m = b.finish();
+        assert_eq!(m.anomalies.release_not_held, 1, "{:?}", m.anomalies);
+        assert_eq!(m.anomalies.release_by_other_thread, 0, "{:?}", m.anomalies);
+    }
+
     #[test]
     fn nonsense_is_counted_not_fatal() {
         let mut b = ModelBuilder::new();
