@@ -2855,6 +2855,29 @@ struct EdgeSearch<'a, 's> {
 }
 
 impl<'a> EdgeSearch<'a, '_> {
+    /// Makes the search as new for the edge from `u` with a budget of `budget` steps: what a
+    /// search left behind (its found cycles, its counts) is cleared, its buffers kept. `on_path`
+    /// and the marks are clear already (every search clears what it set).
+    fn reset(&mut self, u: u32, budget: u64) {
+        self.u = u;
+        self.len = 2;
+        self.path.clear();
+        self.chain.clear();
+        self.deep = false;
+        self.steps = 0;
+        self.budget = budget;
+        self.stopped = false;
+        if !self.found.is_empty() {
+            // A table cleared when empty would still write every control byte of its capacity.
+            self.found.clear();
+        }
+        self.order.clear();
+        self.max_found = u64::MAX;
+        self.explore = false;
+        self.closers.clear();
+        self.marked = 0;
+    }
+
     /// The nodes `u` through which a valid cycle `u -> v -> ... -> u` starting with `d0`
     /// could close, sorted, or `None` if the exploration stopped at its budget. Every valid
     /// chain from `d0` is followed once, whatever `u`, so the searches of all the edges `d0`
@@ -2868,9 +2891,11 @@ impl<'a> EdgeSearch<'a, '_> {
         self.budget = self.steps + budget;
         self.stopped = false;
         self.closers.clear();
-        self.path = vec![v];
+        self.path.clear();
+        self.path.push(v);
         self.on_path[v as usize] = true;
-        self.chain = vec![d0];
+        self.chain.clear();
+        self.chain.push(d0);
         self.dfs();
         self.unmark_root();
         self.on_path[v as usize] = false;
@@ -3172,8 +3197,6 @@ pub fn find_root_causes_on(
     let mut causes: Vec<RootCause> = Vec::new();
     let mut total: u64 = 0;
     let mut example_pool = limits.max_example_steps.saturating_mul(20);
-    let mut on_path = vec![false; graph.nodes()];
-    let mut marks = Marks::new(model.locks.len());
     let own: Vec<u32> = model
         .deps
         .iter()
@@ -3226,8 +3249,39 @@ pub fn find_root_causes_on(
         bitmap: Vec::new(),
     };
     succ.bitmap = vec![0; succ.threads.dep.len().div_ceil(64)];
+    let max_len = all_threads.min(graph.nodes());
+    // One search for every changed edge, its buffers reused (1.8M changed edges on the hostile
+    // random trace: each a search of its own, with its vectors allocated for each of its first
+    // dependencies and rounds, and dropped): [`EdgeSearch::reset`] before each edge.
+    let mut s = EdgeSearch {
+        model,
+        level,
+        graph,
+        succ: &mut succ,
+        u: 0,
+        len: 2,
+        path: Vec::new(),
+        on_path: vec![false; graph.nodes()],
+        chain: Vec::new(),
+        marks: Marks::new(model.locks.len()),
+        own: &own,
+        deep: false,
+        steps: 0,
+        budget: limits.max_steps,
+        stopped: false,
+        found: HashMap::new(),
+        order: Vec::new(),
+        max_found: u64::MAX,
+        explore: false,
+        closers: Vec::new(),
+        marked: 0,
+    };
+    let mut d0s: Vec<u32> = Vec::new();
+    // The changed edges come in ascending ids: their sources are read by a cursor, where a
+    // binary search over the nodes for each (`LockGraph::endpoints`) cost 12 probes an edge.
+    let mut sources = graph.sources();
     for (k, e) in change.ids().enumerate() {
-        let (u, v) = graph.endpoints(e);
+        let (u, v) = (sources.of(e), graph.target(e));
         if total > limits.max_total_steps {
             result.warnings.push(format!(
                 "{} root-cause search stopped after {total} steps in all (--max-total-steps) with {} of {} changed edges not searched; results may be incomplete",
@@ -3237,32 +3291,9 @@ pub fn find_root_causes_on(
             ));
             break;
         }
-        let max_len = all_threads.min(graph.nodes());
-        let mut s = EdgeSearch {
-            model,
-            level,
-            graph,
-            succ: &mut succ,
-            u,
-            len: 2,
-            path: Vec::new(),
-            on_path: std::mem::take(&mut on_path),
-            chain: Vec::new(),
-            marks: std::mem::take(&mut marks),
-            own: &own,
-            deep: false,
-            steps: 0,
-            budget: limits.max_steps,
-            stopped: false,
-            found: HashMap::new(),
-            order: Vec::new(),
-            max_found: u64::MAX,
-            explore: false,
-            closers: Vec::new(),
-            marked: 0,
-        };
+        s.reset(u, limits.max_steps);
         // Only the dependencies that can close a valid cycle through u (explored once each).
-        let mut d0s: Vec<u32> = Vec::new();
+        d0s.clear();
         for &d0 in graph.deps(e) {
             let [on, mut c] = state[d0 as usize];
             if on == u32::MAX {
@@ -3312,8 +3343,6 @@ pub fn find_root_causes_on(
         s.u = u;
         s.len = 2;
         if d0s.is_empty() {
-            on_path = std::mem::take(&mut s.on_path);
-            marks = std::mem::take(&mut s.marks);
             continue;
         }
         let mut shortest: Option<usize> = None;
@@ -3326,10 +3355,12 @@ pub fn find_root_causes_on(
                 if s.stopped {
                     break;
                 }
-                s.path = vec![u, v];
+                s.path.clear();
+                s.path.extend([u, v]);
                 s.on_path[u as usize] = true;
                 s.on_path[v as usize] = true;
-                s.chain = vec![d0];
+                s.chain.clear();
+                s.chain.push(d0);
                 if len == 2 {
                     // The chain of one dependency is there: deeper rounds may follow.
                     s.deep = true;
@@ -3372,8 +3403,6 @@ pub fn find_root_causes_on(
         for &x in &s.path {
             s.on_path[x as usize] = false;
         }
-        on_path = std::mem::take(&mut s.on_path);
-        marks = std::mem::take(&mut s.marks);
         result.steps += s.steps;
         total += s.steps + 1;
         if shortest.is_some() {
@@ -3404,6 +3433,7 @@ pub fn find_root_causes_on(
             cycles_exhaustive: exhaustive,
         });
     }
+    drop(s);
     // One root cause per representative cycle (grouped by its set of nodes); a symmetric
     // 2-cycle names both edges.
     let mut merged: Vec<RootCause> = Vec::new();
