@@ -342,6 +342,62 @@ fn an_initializer_that_keeps_the_gil_is_silent() {
     assert!(found("pyo3.kept.gil").is_empty());
 }
 
+/// The same bug from a lucky run: the second thread takes the GIL and forces the cell after
+/// the initialization finished (no wait at all). Had it come during the initialization, it
+/// would have waited for it under the GIL, the initializer waiting for the GIL: predicted from
+/// the order of a caller that found the cell done while holding locks (before, such a call
+/// checked nothing and this run was silent).
+#[test]
+fn a_gil_released_inside_the_initializer_is_predicted_from_a_caller_that_came_after() {
+    setup();
+    let gil = Arc::new(Mutex::named("pyo3.late.gil", ()));
+    let api = Arc::new(lockcheck::sync::Once::new());
+    let (gil2, api2) = (gil.clone(), api.clone());
+    let (r1, r2) = watchdog_pair(
+        move || {
+            let mut held = Some(gil.lock());
+            api.call_once(|| {
+                drop(held.take());
+                held = Some(gil.lock()); // PY_LATE_RETAKE
+            });
+        },
+        move || {
+            let _gil = gil2.lock();
+            api2.call_once(|| {}); // PY_LATE_FORCE
+        },
+    );
+    assert!(r1.is_ok(), "{r1:?}");
+    let msg = r2.expect_err("the GIL then the done cell, against the cell then the GIL");
+    assert!(msg.contains("lock order inversion"), "{msg}");
+    let v = inversions("pyo3.late.gil");
+    assert!(!v.is_empty(), "{:#?}", found("pyo3.late.gil"));
+    for v in &v {
+        M.assert_sites(v, &["PY_LATE_RETAKE", "PY_LATE_FORCE"]);
+    }
+}
+
+/// The other side of the prediction: a caller that holds the lock the initializer took, but
+/// runs on a thread spawned (through `lockcheck::thread`) after the initialization, cannot
+/// have come during it: silent.
+#[test]
+fn a_caller_holding_the_initializers_lock_spawned_after_it_is_silent() {
+    setup();
+    watchdog(20, || {
+        let gil = Arc::new(Mutex::named("pyo3.spawned.gil", ()));
+        let api = Arc::new(lockcheck::sync::Once::new());
+        api.call_once(|| drop(gil.lock()));
+        let (gil2, api2) = (gil.clone(), api.clone());
+        lockcheck::thread::spawn(move || {
+            let _gil = gil2.lock();
+            api2.call_once(|| {});
+        })
+        .join()
+        .unwrap();
+    })
+    .unwrap();
+    assert!(found("pyo3.spawned.gil").is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. A `PartialEq` that read-locks both sides, called with one value on both: the second read
 //    of the same `parking_lot::RwLock` waits behind any writer queued since the first (a

@@ -5,7 +5,9 @@
 //! [`Once`](crate::Once) does (see `checked::once`): an initializer that re-enters its own cell is
 //! a self-deadlock, reported instead of hanging, and a lock held while calling into an
 //! initialization whose initializer takes that lock is an order inversion. Once initialized,
-//! reads take std's fast path only.
+//! a read made holding nothing takes std's fast path only; one made holding locks passes the
+//! gate (`InitGate::pass_done`), so that its order after those locks is known as a waiter's
+//! would be.
 
 use crate::checked::once::InitGate;
 use std::fmt;
@@ -48,7 +50,7 @@ impl Once {
     #[inline]
     pub fn call_once<F: FnOnce()>(&self, f: F) {
         if self.inner.is_completed() {
-            return;
+            return self.gate.pass_done();
         }
         let _gate = self.gate.enter();
         self.inner.call_once(f);
@@ -59,7 +61,7 @@ impl Once {
     #[inline]
     pub fn call_once_force<F: FnOnce(&OnceState)>(&self, f: F) {
         if self.inner.is_completed() {
-            return;
+            return self.gate.pass_done();
         }
         let _gate = self.gate.enter();
         self.inner.call_once_force(f);
@@ -113,6 +115,7 @@ impl<T> OnceLock<T> {
     #[inline]
     pub fn set(&self, value: T) -> Result<(), T> {
         if self.inner.get().is_some() {
+            self.gate.pass_done();
             return Err(value);
         }
         let _gate = self.gate.enter();
@@ -124,6 +127,7 @@ impl<T> OnceLock<T> {
     #[inline]
     pub fn get_or_init<F: FnOnce() -> T>(&self, f: F) -> &T {
         if let Some(v) = self.inner.get() {
+            self.gate.pass_done();
             return v;
         }
         let _gate = self.gate.enter();
@@ -209,6 +213,7 @@ impl<T, F: FnOnce() -> T> LazyLock<T, F> {
     #[inline]
     pub fn force(this: &LazyLock<T, F>) -> &T {
         if this.done.load(Ordering::Acquire) {
+            this.gate.pass_done();
             return std::sync::LazyLock::force(&this.inner);
         }
         let _gate = this.gate.enter();

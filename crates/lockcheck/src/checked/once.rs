@@ -7,8 +7,14 @@
 //! caller that finds the initialization not done. So an initializer that re-enters its own
 //! `Once` is a self-deadlock (reported instead of hanging), and a thread that holds a lock `L`
 //! while it calls `call_once`, when the initializer takes `L`, is an order inversion between `L`
-//! and the `Once` (reported even when the schedule was lucky). Once done, calls take a fast
-//! path that touches neither the gate nor the checks.
+//! and the `Once` (reported even when the schedule was lucky). Once done, a call made holding
+//! nothing takes a fast path that touches neither the gate nor the checks; a call made holding
+//! locks takes the gate and gives it back at once ([`InitGate::pass_done`]): had the initializer
+//! still been running, that caller would have waited for it under those locks, so its order
+//! (the locks, then the `Once`) belongs in the graph as much as a waiter's. Without it, an
+//! initializer that takes a lock `L` (or gives up and takes back a lock its caller held, as a
+//! GIL released inside it) and callers that hold `L` when they find it done were never seen as
+//! an inversion, although a caller arriving during the initialization deadlocks.
 
 use super::class::ClassSrc;
 use super::raw::RawMutex;
@@ -44,6 +50,22 @@ impl InitGate {
         let _ = self.0.meta.ids(LockKind::Once);
         self.0.lock();
         GateGuard(&self.0)
+    }
+
+    /// A call that found the initialization done: if this thread holds locks, the gate is taken
+    /// and given back at once (checked as a blocking acquisition, and recorded), so that its
+    /// order after those locks is known (see the module docs). Free by then but for the moment
+    /// a late waiter spends in it, the gate waits for nobody. Holding nothing (or inside
+    /// lockcheck), nothing is done: no order to add, and the call stays one thread-local read.
+    #[track_caller]
+    #[inline]
+    pub(crate) fn pass_done(&self) {
+        let holds = super::state::STATE
+            .try_with(|s| !s.busy.get() && s.holds_any())
+            .unwrap_or(false);
+        if holds {
+            drop(self.enter());
+        }
     }
 }
 
@@ -97,7 +119,7 @@ impl Once {
     #[inline]
     pub fn call_once<F: FnOnce()>(&self, f: F) {
         if self.inner.state().done() {
-            return;
+            return self.gate.pass_done();
         }
         let _gate = self.gate.enter();
         self.inner.call_once(f);
@@ -109,7 +131,7 @@ impl Once {
     #[inline]
     pub fn call_once_force<F: FnOnce(OnceState)>(&self, f: F) {
         if self.inner.state().done() {
-            return;
+            return self.gate.pass_done();
         }
         let _gate = self.gate.enter();
         self.inner.call_once_force(f);
