@@ -53,7 +53,10 @@ impl Once {
             return self.gate.pass_done();
         }
         let _gate = self.gate.enter();
-        self.inner.call_once(f);
+        self.inner.call_once(|| {
+            self.gate.mark_initializer();
+            f()
+        });
     }
 
     /// Like [`call_once`](Self::call_once), but also runs when poisoned.
@@ -64,7 +67,10 @@ impl Once {
             return self.gate.pass_done();
         }
         let _gate = self.gate.enter();
-        self.inner.call_once_force(f);
+        self.inner.call_once_force(|state| {
+            self.gate.mark_initializer();
+            f(state)
+        });
     }
 
     /// Whether an initializer completed.
@@ -119,7 +125,11 @@ impl<T> OnceLock<T> {
             return Err(value);
         }
         let _gate = self.gate.enter();
-        self.inner.set(value)
+        let r = self.inner.set(value);
+        if r.is_ok() {
+            self.gate.mark_initializer();
+        }
+        r
     }
 
     /// The value, initialized by `f` if the cell was empty.
@@ -131,7 +141,10 @@ impl<T> OnceLock<T> {
             return v;
         }
         let _gate = self.gate.enter();
-        self.inner.get_or_init(f)
+        self.inner.get_or_init(|| {
+            self.gate.mark_initializer();
+            f()
+        })
     }
 
     /// Consumes the cell, returning its value if initialized.
@@ -218,7 +231,10 @@ impl<T, F: FnOnce() -> T> LazyLock<T, F> {
         }
         let _gate = this.gate.enter();
         let v = std::sync::LazyLock::force(&this.inner);
-        this.done.store(true, Ordering::Release);
+        // The first to set it ran the initializer: it stores before it gives the gate back.
+        if !this.done.swap(true, Ordering::AcqRel) {
+            this.gate.mark_initializer();
+        }
         v
     }
 }
