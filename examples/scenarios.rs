@@ -300,6 +300,21 @@ const SCENARIOS: &[Scenario] = &[
     ("snatch-read-unwritten", "-", snatch_read_unwritten),
     ("log-under-appender", "self-deadlock", log_under_appender),
     ("log-under-reentrant", "-", log_under_reentrant),
+    // Hand over hand then back (bevyengine/bevy#22017), a task run inline under the lock it takes
+    // (bevyengine/bevy#15807), each with its fix; the task on a thread of its own is silent.
+    (
+        "infos-then-asset-back",
+        "lock-order-inversion",
+        infos_then_asset_back,
+    ),
+    ("asset-after-infos-dropped", "-", asset_after_infos_dropped),
+    (
+        "task-inline-under-lock",
+        "self-deadlock",
+        task_inline_under_lock,
+    ),
+    ("task-inline-after-drop", "-", task_inline_after_drop),
+    ("task-thread-under-lock", "-", task_thread_under_lock),
 ];
 
 fn main() {
@@ -2362,4 +2377,75 @@ fn log_under_appender() {
 
 fn log_under_reentrant() {
     log_appender("logreent.appender", true);
+}
+
+/// bevy's asset processor: `asset_infos` read, an asset's lock taken under it, `asset_infos`
+/// dropped, then (first thread) `asset_infos` written under the asset's lock for a nested asset
+/// (`fixed`: the asset's lock taken after `asset_infos` is dropped).
+fn asset_processor(prefix: (&'static str, &'static str), fixed: bool) {
+    let asset = Arc::new(RwLock::named(prefix.1, 0u32));
+    let infos = Arc::new(RwLock::named(prefix.0, vec![asset]));
+    let process = move |infos: &RwLock<Vec<Arc<RwLock<u32>>>>, nested: bool| {
+        let lock: Arc<RwLock<u32>>;
+        let guard;
+        if fixed {
+            lock = infos.read()[0].clone();
+            guard = lock.write();
+        } else {
+            let i = infos.read();
+            lock = i[0].clone();
+            guard = lock.write();
+            drop(i);
+        }
+        if nested {
+            let n = infos.read()[0].clone();
+            infos.write().push(n);
+        }
+        drop(guard);
+    };
+    let infos2 = infos.clone();
+    one_by_one(vec![
+        Box::new(move || process(&infos, true)),
+        Box::new(move || process(&infos2, false)),
+    ]);
+}
+
+fn infos_then_asset_back() {
+    asset_processor(("infosback.infos", "infosback.asset"), false);
+}
+
+fn asset_after_infos_dropped() {
+    asset_processor(("infosdropped.infos", "infosdropped.asset"), true);
+}
+
+/// A task that takes `infos`, spawned while the spawner holds it: run inline (single-threaded
+/// pool) or on a thread of its own; `dropped_first`: the guard is dropped before the spawn.
+fn task_under_lock(class: &'static str, inline: bool, dropped_first: bool) {
+    let infos = Arc::new(RwLock::named(class, 0u32));
+    let guard = infos.write();
+    let i2 = infos.clone();
+    let task = move || *i2.write() += 1;
+    if dropped_first {
+        drop(guard);
+        task();
+    } else if inline {
+        task();
+        drop(guard);
+    } else {
+        let h = lockcheck::thread::spawn(task);
+        drop(guard);
+        h.join().unwrap();
+    }
+}
+
+fn task_inline_under_lock() {
+    task_under_lock("taskinline.infos", true, false);
+}
+
+fn task_inline_after_drop() {
+    task_under_lock("taskdropped.infos", true, true);
+}
+
+fn task_thread_under_lock() {
+    task_under_lock("taskthread.infos", false, false);
 }

@@ -749,3 +749,159 @@ fn the_snatch_lock_first_everywhere_and_a_snatch_lock_never_written_are_silent()
         found("wgpu.unwritten.snatchable")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. Hand over hand, then back: bevy's asset processor locked `asset_infos`, then one asset's
+//    file-transaction lock, and then dropped `asset_infos`, keeping the asset's lock while it
+//    processed it; loading a nested asset during processing needs `asset_infos` again. One thread
+//    goes `asset_infos` -> transaction, the other transaction -> `asset_infos`.
+//    Source: bevyengine/bevy#22017 ("Release the asset infos lock before acquiring the file
+//    transaction lock": "A classic deadlock!"; bevy's locks are `async_lock` ones, reduced here
+//    to blocking ones).
+//    Look-alike (the fix): the asset's `Arc<RwLock>` cloned out of `asset_infos`, which is
+//    dropped before the asset's lock is taken.
+
+struct Processor {
+    asset_infos: RwLock<HashMap<u32, Arc<RwLock<u32>>>>,
+}
+
+impl Processor {
+    fn new(infos: &'static str, transaction: &'static str) -> Arc<Processor> {
+        Arc::new(Processor {
+            asset_infos: RwLock::named(
+                infos,
+                HashMap::from([(1, Arc::new(RwLock::named(transaction, 0)))]),
+            ),
+        })
+    }
+
+    /// Processes asset `id`; `nested`: it loads a nested asset, registered in `asset_infos`.
+    fn process(&self, id: u32, nested: bool, fixed: bool) {
+        let lock: Arc<RwLock<u32>>;
+        let transaction;
+        if fixed {
+            lock = self.asset_infos.read()[&id].clone();
+            transaction = lock.write();
+        } else {
+            let infos = self.asset_infos.read(); // BEVY_INFOS_READ
+            lock = infos[&id].clone();
+            transaction = lock.write(); // BEVY_TRANSACTION
+            drop(infos);
+        }
+        if nested {
+            let nested_lock = Arc::new(RwLock::named("bevy.nested.transaction", 0));
+            self.asset_infos.write().insert(id + 100, nested_lock); // BEVY_NESTED_INFOS
+        }
+        drop(transaction);
+    }
+}
+
+#[test]
+fn an_asset_lock_taken_under_asset_infos_then_infos_taken_under_it_is_an_inversion() {
+    setup();
+    let p = Processor::new("bevy.asset_infos", "bevy.transaction");
+    let p2 = p.clone();
+    let (r1, r2) = watchdog_pair(
+        move || p.process(1, true, false),
+        move || p2.process(1, false, false),
+    );
+    assert!(r1.is_ok(), "{r1:?}");
+    let msg = r2.expect_err("asset_infos then the transaction, against the reverse");
+    assert!(msg.contains("lock order inversion"), "{msg}");
+    let v = inversions("bevy.asset_infos");
+    assert!(!v.is_empty(), "{:#?}", found("bevy.asset_infos"));
+    for v in &v {
+        assert!(v.involves("bevy.transaction"), "{v:#?}");
+        M.assert_sites(v, &["BEVY_TRANSACTION", "BEVY_NESTED_INFOS"]);
+    }
+}
+
+#[test]
+fn an_asset_lock_taken_after_asset_infos_is_dropped_is_silent() {
+    setup();
+    let p = Processor::new("bevy.fixed.asset_infos", "bevy.fixed.transaction");
+    let p2 = p.clone();
+    let (r1, r2) = watchdog_pair(
+        move || p.process(1, true, true),
+        move || p2.process(1, false, true),
+    );
+    assert!(r1.is_ok() && r2.is_ok(), "{r1:?} {r2:?}");
+    assert!(found("bevy.fixed.asset_infos").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. A task spawned under a lock, which takes the lock: harmless when the task runs on another
+//    thread (it waits until the spawner lets go), a self-deadlock when the task pool runs it on
+//    the spawning thread. bevy's asset server kept its `infos` write guard across spawning the
+//    load task; without the `multi_threaded` feature the task pool runs tasks on the calling
+//    thread, and the load task locks `infos`.
+//    Sources: bevyengine/bevy#15807 ("Possible deadlock in AssetServer in single-threaded
+//    modes": the guard was no longer dropped before the call since bevyengine/bevy#15509),
+//    fixed by bevyengine/bevy#15808 (the guard moved into the function and dropped before the
+//    task is spawned); bevyengine/bevy#15522 (the same, first fix).
+//    Look-alikes: the guard dropped first (the fix); and the multi-threaded pool, whose task
+//    runs on a thread of its own and waits for the guard's release.
+
+/// The task pool: `inline` runs each task on the spawning thread (single-threaded mode).
+fn spawn_task(
+    inline: bool,
+    task: impl FnOnce() + Send + 'static,
+) -> Option<lockcheck::thread::JoinHandle<()>> {
+    if inline {
+        task();
+        None
+    } else {
+        Some(lockcheck::thread::spawn(task))
+    }
+}
+
+fn load_asset(infos_class: &'static str, inline: bool, guard_dropped_first: bool) -> u32 {
+    let infos = Arc::new(RwLock::named(infos_class, 0u32));
+    let mut guard = infos.write(); // BEVY_SERVER_INFOS
+    *guard += 1;
+    let task_infos = infos.clone();
+    let task = move || *task_infos.write() += 1; // BEVY_LOAD_TASK
+    let handle = if guard_dropped_first {
+        drop(guard);
+        spawn_task(inline, task)
+    } else {
+        let h = spawn_task(inline, task);
+        drop(guard);
+        h
+    };
+    if let Some(h) = handle {
+        h.join().unwrap();
+    }
+    let n = *infos.read();
+    n
+}
+
+#[test]
+fn a_load_task_run_inline_under_the_infos_guard_is_a_self_deadlock() {
+    setup();
+    let msg = stopped(|| {
+        load_asset("bevy.server.infos", true, false);
+    });
+    assert!(msg.contains("self-deadlock"), "{msg}");
+    one_of_kind(
+        &found("bevy.server.infos"),
+        ViolationKind::SelfDeadlock,
+        &["BEVY_SERVER_INFOS", "BEVY_LOAD_TASK"],
+    );
+}
+
+#[test]
+fn the_guard_dropped_before_the_task_and_a_task_on_its_own_thread_are_silent() {
+    setup();
+    watchdog(20, || {
+        assert_eq!(load_asset("bevy.fixed.server.infos", true, true), 2);
+        assert_eq!(load_asset("bevy.threaded.server.infos", false, false), 2);
+    })
+    .unwrap();
+    assert!(found("bevy.fixed.server.infos").is_empty());
+    assert!(
+        found("bevy.threaded.server.infos").is_empty(),
+        "{:#?}",
+        found("bevy.threaded.server.infos")
+    );
+}
