@@ -305,6 +305,46 @@ const SCENARIOS: &[Scenario] = &[
     ("permit-nest", "lock-order-inversion", permit_nest),
     ("permit-given-back-first", "-", permit_given_back_first),
     ("permit-nest-fewer-threads", "-", permit_nest_fewer_threads),
+    // Round 6 (tests/real_bugs_round6.rs): a lock given up and taken back inside a one-time
+    // initializer, against a caller that holds it when it finds the initialization done
+    // (rust-lang-nursery/lazy-static.rs#116, pyo3's GIL); `PartialEq` reading both sides
+    // (sigp/lighthouse#1241 against itself, lightningdevkit/rust-lightning#2190 both ways with
+    // a writer); a mutex against the read side of an `RwLock` closed by a writer
+    // (gfx-rs/wgpu#5737); a `Debug` that logs under the appender's lock (estk/log4rs#443).
+    (
+        "gil-retaken-in-init",
+        "lock-order-inversion",
+        gil_retaken_in_init,
+    ),
+    ("gil-kept-in-init", "-", gil_kept_in_init),
+    ("eq-itself", "recursive-read", eq_itself),
+    ("eq-itself-ptr-first", "-", eq_itself_ptr_first),
+    ("eq-both-ways", "lock-order-inversion", eq_both_ways),
+    ("eq-by-address", "-", eq_by_address),
+    (
+        "snatch-read-writer",
+        "lock-order-inversion",
+        snatch_read_writer,
+    ),
+    ("snatch-read-first", "-", snatch_read_first),
+    ("snatch-read-unwritten", "-", snatch_read_unwritten),
+    ("log-under-appender", "self-deadlock", log_under_appender),
+    ("log-under-reentrant", "-", log_under_reentrant),
+    // Hand over hand then back (bevyengine/bevy#22017), a task run inline under the lock it takes
+    // (bevyengine/bevy#15807), each with its fix; the task on a thread of its own is silent.
+    (
+        "infos-then-asset-back",
+        "lock-order-inversion",
+        infos_then_asset_back,
+    ),
+    ("asset-after-infos-dropped", "-", asset_after_infos_dropped),
+    (
+        "task-inline-under-lock",
+        "self-deadlock",
+        task_inline_under_lock,
+    ),
+    ("task-inline-after-drop", "-", task_inline_after_drop),
+    ("task-thread-under-lock", "-", task_thread_under_lock),
 ];
 
 fn main() {
@@ -2323,4 +2363,238 @@ fn channel_recv_predicted() {
 
 fn channel_recv_predicted_lock_after() {
     channel_recv_predict("chan.recv.predicted.after.state", false);
+}
+
+/// A one-time initializer that gives up the lock its caller held and takes it back (the GIL
+/// released by Python code), then, on another thread, a caller holding that lock that finds the
+/// initialization done (`keeps`: the initializer keeps the lock).
+fn gil_in_init(class: &'static str, keeps: bool) {
+    let gil = Arc::new(Mutex::named(class, ()));
+    let api = Arc::new(lockcheck::sync::Once::new());
+    let (gil2, api2) = (gil.clone(), api.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let mut held = Some(gil.lock());
+            api.call_once(|| {
+                if !keeps {
+                    drop(held.take());
+                    held = Some(gil.lock());
+                }
+            });
+        }),
+        Box::new(move || {
+            let _gil = gil2.lock();
+            api2.call_once(|| {});
+        }),
+    ]);
+}
+
+fn gil_retaken_in_init() {
+    gil_in_init("gilretaken.gil", false);
+}
+
+fn gil_kept_in_init() {
+    gil_in_init("gilkept.gil", true);
+}
+
+/// A value compared with itself by a `PartialEq` that read-locks both sides (`ptr_first`: an
+/// identity check first), then with another value of its class.
+fn eq_self(class: &'static str, ptr_first: bool) {
+    let pool = Arc::new(RwLock::named(class, 1u32));
+    let eq = |a: &RwLock<u32>, b: &RwLock<u32>| {
+        if ptr_first && std::ptr::eq(a, b) {
+            return true;
+        }
+        *a.read() == *b.read()
+    };
+    assert!(eq(&pool, &pool.clone()));
+    // And two values compared (one read of each, nested).
+    let other = RwLock::named(class, 1u32);
+    assert!(eq(&pool, &other));
+}
+
+fn eq_itself() {
+    eq_self("eqitself.pool", false);
+}
+
+fn eq_itself_ptr_first() {
+    eq_self("eqptr.pool", true);
+}
+
+/// Two values of one class compared both ways on two threads, read-locking both sides, after a
+/// writer thread (`by_address`: each comparison locks the lower address first).
+fn eq_two(class: &'static str, by_address: bool) {
+    let a = Arc::new(RwLock::named(class, 1u32));
+    let b = Arc::new(RwLock::named(class, 1u32));
+    let (a1, b1) = (a.clone(), b.clone());
+    std::thread::spawn(move || {
+        *a1.write() += 1;
+        *b1.write() += 1;
+    })
+    .join()
+    .unwrap();
+    let eq = move |x: &RwLock<u32>, y: &RwLock<u32>| {
+        let (x, y) = if by_address && (y as *const _) < (x as *const _) {
+            (y, x)
+        } else {
+            (x, y)
+        };
+        let gx = x.read();
+        let gy = y.read();
+        *gx == *gy
+    };
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || assert!(eq(&a, &b))),
+        Box::new(move || assert!(eq(&b2, &a2))),
+    ]);
+}
+
+fn eq_both_ways() {
+    eq_two("eqboth.graph", false);
+}
+
+fn eq_by_address() {
+    eq_two("eqaddr.graph", true);
+}
+
+/// wgpu's snatch lock (an `RwLock`, read by both sides) and trackers (a mutex) in opposite
+/// orders (`fixed`: the snatch lock first on both); `writer`: a resource destroyed (a write).
+fn snatch(prefix: (&'static str, &'static str), fixed: bool, writer: bool) {
+    let snatchable = Arc::new(RwLock::named(prefix.0, ()));
+    let trackers = Arc::new(Mutex::named(prefix.1, 0u32));
+    if writer {
+        let s = snatchable.clone();
+        std::thread::spawn(move || drop(s.write())).join().unwrap();
+    }
+    let (s2, t2) = (snatchable.clone(), trackers.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _s = snatchable.read();
+            *trackers.lock() += 1;
+        }),
+        Box::new(move || {
+            if fixed {
+                let _s = s2.read();
+                *t2.lock() += 1;
+            } else {
+                let mut t = t2.lock();
+                let _s = s2.read();
+                *t += 1;
+            }
+        }),
+    ]);
+}
+
+fn snatch_read_writer() {
+    snatch(("snatchw.snatchable", "snatchw.trackers"), false, true);
+}
+
+fn snatch_read_first() {
+    snatch(("snatchf.snatchable", "snatchf.trackers"), true, true);
+}
+
+fn snatch_read_unwritten() {
+    snatch(("snatchu.snatchable", "snatchu.trackers"), false, false);
+}
+
+/// A record whose `Debug` logs, appended under the appender's mutex (`reentrant`: a re-entrant
+/// lock, the nested record written first).
+fn log_appender(class: &'static str, reentrant: bool) {
+    if reentrant {
+        let w = lockcheck::ReentrantMutex::named(class, std::cell::RefCell::new(0u32));
+        let append = |nested: bool| {
+            let g = w.lock();
+            if nested {
+                let inner = w.lock();
+                *inner.borrow_mut() += 1;
+            }
+            *g.borrow_mut() += 1;
+        };
+        append(true);
+    } else {
+        let w = Mutex::named(class, 0u32);
+        let mut g = w.lock();
+        *w.lock() += 1;
+        *g += 1;
+    }
+}
+
+fn log_under_appender() {
+    log_appender("logplain.appender", false);
+}
+
+fn log_under_reentrant() {
+    log_appender("logreent.appender", true);
+}
+
+/// bevy's asset processor: `asset_infos` read, an asset's lock taken under it, `asset_infos`
+/// dropped, then (first thread) `asset_infos` written under the asset's lock for a nested asset
+/// (`fixed`: the asset's lock taken after `asset_infos` is dropped).
+fn asset_processor(prefix: (&'static str, &'static str), fixed: bool) {
+    let asset = Arc::new(RwLock::named(prefix.1, 0u32));
+    let infos = Arc::new(RwLock::named(prefix.0, vec![asset]));
+    let process = move |infos: &RwLock<Vec<Arc<RwLock<u32>>>>, nested: bool| {
+        let lock: Arc<RwLock<u32>>;
+        let guard;
+        if fixed {
+            lock = infos.read()[0].clone();
+            guard = lock.write();
+        } else {
+            let i = infos.read();
+            lock = i[0].clone();
+            guard = lock.write();
+            drop(i);
+        }
+        if nested {
+            let n = infos.read()[0].clone();
+            infos.write().push(n);
+        }
+        drop(guard);
+    };
+    let infos2 = infos.clone();
+    one_by_one(vec![
+        Box::new(move || process(&infos, true)),
+        Box::new(move || process(&infos2, false)),
+    ]);
+}
+
+fn infos_then_asset_back() {
+    asset_processor(("infosback.infos", "infosback.asset"), false);
+}
+
+fn asset_after_infos_dropped() {
+    asset_processor(("infosdropped.infos", "infosdropped.asset"), true);
+}
+
+/// A task that takes `infos`, spawned while the spawner holds it: run inline (single-threaded
+/// pool) or on a thread of its own; `dropped_first`: the guard is dropped before the spawn.
+fn task_under_lock(class: &'static str, inline: bool, dropped_first: bool) {
+    let infos = Arc::new(RwLock::named(class, 0u32));
+    let guard = infos.write();
+    let i2 = infos.clone();
+    let task = move || *i2.write() += 1;
+    if dropped_first {
+        drop(guard);
+        task();
+    } else if inline {
+        task();
+        drop(guard);
+    } else {
+        let h = lockcheck::thread::spawn(task);
+        drop(guard);
+        h.join().unwrap();
+    }
+}
+
+fn task_inline_under_lock() {
+    task_under_lock("taskinline.infos", true, false);
+}
+
+fn task_inline_after_drop() {
+    task_under_lock("taskdropped.infos", true, true);
+}
+
+fn task_thread_under_lock() {
+    task_under_lock("taskthread.infos", false, false);
 }

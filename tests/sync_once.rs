@@ -120,6 +120,45 @@ fn once_lock_in_a_consistent_order_is_silent() {
     assert!(v.is_empty(), "{v:#?}");
 }
 
+const READ_UNDER_LINE: u32 = line!() + 2;
+fn read_under_cell() -> Arc<OnceLock<u32>> {
+    Arc::new(OnceLock::new())
+}
+
+/// A cell initialized by another thread, found initialized by a thread holding L, is read in the
+/// order L, then the cell, as a wait for it would have been had the initialization still been
+/// running: against its initializer, which took L, an inversion, predicted although the reader
+/// came after the initialization. (Before, a call that found the cell initialized checked
+/// nothing: silent.)
+#[test]
+fn an_initialized_cell_read_under_the_lock_its_initializer_took_is_reported() {
+    let l = Arc::new(Mutex::new(()));
+    let l2 = l.clone();
+    let c = read_under_cell();
+    let c2 = c.clone();
+    let (r1, r2) = two_threads(
+        move || {
+            c.get_or_init(|| {
+                drop(l.lock().unwrap());
+                1
+            });
+        },
+        move || {
+            let _l = l2.lock().unwrap();
+            assert_eq!(c2.get_or_init(|| 7), &1);
+        },
+    );
+    assert!(r1.is_ok(), "{r1:?}");
+    let msg = r2.expect_err("the inversion is reported");
+    assert!(msg.contains("inversion"), "{msg}");
+    let v: Vec<_> = lockcheck::violations()
+        .into_iter()
+        .filter(|v| v.involves(&format!("tests/sync_once.rs:{READ_UNDER_LINE}:14")))
+        .collect();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].kind, ViolationKind::LockOrderInversion);
+}
+
 #[test]
 fn once_lock_and_lazy_lock_keep_std_api() {
     let mut c = OnceLock::from(3);

@@ -132,11 +132,23 @@ pub fn offline_kind(runtime_kind: &str) -> &str {
     }
 }
 
-/// `findings` with the analyzer's kind names ([`offline_kind`]).
+/// `findings` with the analyzer's kind names ([`offline_kind`]). A real deadlock on the locks of
+/// a recursive read the run also reported (a reader waiting behind the writer queued between its
+/// two reads, which waits for the first: the hazard realized) is that recursive read to the
+/// analyzer, whose rule reports it on the trace whether or not the run blocked.
 pub fn as_offline(findings: &BTreeSet<Finding>) -> BTreeSet<Finding> {
     findings
         .iter()
-        .map(|(k, c)| (offline_kind(k).to_string(), c.clone()))
+        .map(|(k, c)| {
+            let realized_reread =
+                k == "deadlock" && findings.contains(&("recursive-read".to_string(), c.clone()));
+            let kind = if realized_reread {
+                "recursive-read"
+            } else {
+                offline_kind(k)
+            };
+            (kind.to_string(), c.clone())
+        })
         .collect()
 }
 

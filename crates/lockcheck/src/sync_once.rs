@@ -5,7 +5,9 @@
 //! [`Once`](crate::Once) does (see `checked::once`): an initializer that re-enters its own cell is
 //! a self-deadlock, reported instead of hanging, and a lock held while calling into an
 //! initialization whose initializer takes that lock is an order inversion. Once initialized,
-//! reads take std's fast path only.
+//! a read made holding nothing takes std's fast path only; one made holding locks passes the
+//! gate (`InitGate::pass_done`), so that its order after those locks is known as a waiter's
+//! would be.
 
 use crate::checked::once::InitGate;
 use std::fmt;
@@ -48,10 +50,13 @@ impl Once {
     #[inline]
     pub fn call_once<F: FnOnce()>(&self, f: F) {
         if self.inner.is_completed() {
-            return;
+            return self.gate.pass_done();
         }
         let _gate = self.gate.enter();
-        self.inner.call_once(f);
+        self.inner.call_once(|| {
+            self.gate.mark_initializer();
+            f()
+        });
     }
 
     /// Like [`call_once`](Self::call_once), but also runs when poisoned.
@@ -59,10 +64,13 @@ impl Once {
     #[inline]
     pub fn call_once_force<F: FnOnce(&OnceState)>(&self, f: F) {
         if self.inner.is_completed() {
-            return;
+            return self.gate.pass_done();
         }
         let _gate = self.gate.enter();
-        self.inner.call_once_force(f);
+        self.inner.call_once_force(|state| {
+            self.gate.mark_initializer();
+            f(state)
+        });
     }
 
     /// Whether an initializer completed.
@@ -113,10 +121,15 @@ impl<T> OnceLock<T> {
     #[inline]
     pub fn set(&self, value: T) -> Result<(), T> {
         if self.inner.get().is_some() {
+            self.gate.pass_done();
             return Err(value);
         }
         let _gate = self.gate.enter();
-        self.inner.set(value)
+        let r = self.inner.set(value);
+        if r.is_ok() {
+            self.gate.mark_initializer();
+        }
+        r
     }
 
     /// The value, initialized by `f` if the cell was empty.
@@ -124,10 +137,14 @@ impl<T> OnceLock<T> {
     #[inline]
     pub fn get_or_init<F: FnOnce() -> T>(&self, f: F) -> &T {
         if let Some(v) = self.inner.get() {
+            self.gate.pass_done();
             return v;
         }
         let _gate = self.gate.enter();
-        self.inner.get_or_init(f)
+        self.inner.get_or_init(|| {
+            self.gate.mark_initializer();
+            f()
+        })
     }
 
     /// Consumes the cell, returning its value if initialized.
@@ -209,11 +226,15 @@ impl<T, F: FnOnce() -> T> LazyLock<T, F> {
     #[inline]
     pub fn force(this: &LazyLock<T, F>) -> &T {
         if this.done.load(Ordering::Acquire) {
+            this.gate.pass_done();
             return std::sync::LazyLock::force(&this.inner);
         }
         let _gate = this.gate.enter();
         let v = std::sync::LazyLock::force(&this.inner);
-        this.done.store(true, Ordering::Release);
+        // The first to set it ran the initializer: it stores before it gives the gate back.
+        if !this.done.swap(true, Ordering::AcqRel) {
+            this.gate.mark_initializer();
+        }
         v
     }
 }

@@ -648,9 +648,32 @@ fn blocks(w: &Waiter, h: &Held) -> bool {
     h.inst == w.ids.inst && (w.mode.excludes(h.mode) || h.mode.excludes(w.mode))
 }
 
+/// Whether waiter `x`, a writer (or an upgrade) waiting on the `RwLock` that waiter `w` reads (or
+/// read-locks upgradably), keeps `w` out: writer preference (`word_rwlock`) makes a waiting writer
+/// set `WRITER` and wait for the readers inside, and new plain and upgradable readers wait for
+/// `WRITER` to go. It sets `WRITER` only once no upgradable reader is inside: one among the stuck
+/// waiters (other than `x`) keeps it from doing so. (A recursive read enters beside the readers
+/// inside; an exclusive holder keeps `w` out by itself, see [`blocks`].)
+fn keeps_out(waiting: &[Waiter], stuck: &[bool], w: &Waiter, x: usize) -> bool {
+    let q = &waiting[x];
+    w.kind == LockKind::Rwlock
+        && matches!(w.mode, Mode::Shared | Mode::Upgradable)
+        && q.ids.inst == w.ids.inst
+        && q.mode == Mode::Exclusive
+        && !(0..waiting.len()).any(|k| {
+            k != x
+                && stuck[k]
+                && waiting[k]
+                    .held
+                    .iter()
+                    .any(|h| h.inst == w.ids.inst && h.mode == Mode::Upgradable)
+        })
+}
+
 /// The greatest set of waiters that can never proceed: a waiter stays in the set while its lock is
-/// kept from it by waiters in the set (one holder for a mutex or rwlock; every permit for a
-/// semaphore). Returns the cycle through waiter `new` (or the one it is stuck behind), as edges.
+/// kept from it by waiters in the set (one holder for a mutex or rwlock, or a writer queued on the
+/// rwlock ahead of a reader, see [`keeps_out`]; every permit for a semaphore). Returns the cycle
+/// through waiter `new` (or the one it is stuck behind), as edges.
 fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
     let n = waiting.len();
     // An ended wait (its thread has the lock, or gave up) blocks nobody and waits for nothing.
@@ -694,7 +717,12 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
                     .sum();
                 held >= w.capacity
             } else {
-                (0..n).any(|j| stuck[j] && j != i && waiting[j].held.iter().any(|h| blocks(w, h)))
+                (0..n).any(|j| {
+                    stuck[j]
+                        && j != i
+                        && (waiting[j].held.iter().any(|h| blocks(w, h))
+                            || keeps_out(waiting, &stuck, w, j))
+                })
             };
             if !ok {
                 stuck[i] = false;
@@ -724,9 +752,9 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
             (0..n).find(|&j| {
                 stuck[j]
                     && j != i
-                    && waiting[j].held.iter().any(|h| {
+                    && (waiting[j].held.iter().any(|h| {
                         h.inst == w.ids.inst && (blocks(w, h) || w.kind == LockKind::Semaphore)
-                    })
+                    }) || keeps_out(waiting, &stuck, w, j))
             })
         })?;
         if let Some(pos) = path.iter().position(|&p| p == next) {
@@ -936,6 +964,9 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
                     sender_for_trace(w, prev.ids, site);
                     Some(text)
                 });
+            // A writer queued ahead of `prev`'s read holds nothing of the lock: it is shown
+            // holding what it requests (its `WRITER` flag), at its own request's site.
+            let queued = w.ids.inst == prev.ids.inst;
             let h = w
                 .held
                 .iter()
@@ -945,7 +976,7 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
                     inst: prev.ids.inst,
                     class: prev.ids.class,
                     mode: Mode::Exclusive,
-                    site: prev.site,
+                    site: if queued { w.site } else { prev.site },
                     since: None,
                     source: false,
                     recorded: false,
