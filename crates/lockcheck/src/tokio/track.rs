@@ -1140,6 +1140,9 @@ fn held_hash(inst: u64, mode: Mode) -> u64 {
 struct Scan {
     /// An entry of the same lock this holder certainly holds.
     conflict: Option<Entry>,
+    /// The permits of that lock this holder certainly holds (all its entries of it: a
+    /// semaphore's, for the permit-nest rule).
+    own_permits: usize,
     /// Owned guards this holder took and has not dropped (they may have moved): the tokens.
     owned: Vec<u64>,
     /// The dependency is new for this holder: it goes to the graph (the key, to undo).
@@ -1170,11 +1173,13 @@ fn scan_list(
         // Holding nothing (the common case): no conflict, no owned guard, no dependency.
         return Scan {
             conflict: None,
+            own_permits: 0,
             owned: Vec::new(),
             new_key: None,
         };
     }
     let mut conflict = None;
+    let mut own_permits = 0usize;
     let mut owned = Vec::new();
     let (mut set, mut n) = (sync.set, sync.n);
     {
@@ -1186,6 +1191,7 @@ fn scan_list(
         for e in list.iter().filter(|e| e.certain()) {
             if e.inst == ctx.ids.inst {
                 conflict.get_or_insert(*e);
+                own_permits += e.permits as usize;
             } else {
                 set = set.wrapping_add(held_hash(e.inst, e.mode));
                 n += 1;
@@ -1208,6 +1214,7 @@ fn scan_list(
     }
     Scan {
         conflict,
+        own_permits,
         owned,
         new_key,
     }
@@ -1244,6 +1251,11 @@ fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan, waits: Waits) -> O
         };
         if let Some(k) = kind {
             if let Some(v) = self_violation(ctx.holder, k, ids, r.mode, r.site, &e, waits) {
+                return Some(v);
+            }
+        }
+        if r.kind == LockKind::Semaphore && flags() & flag::ORDER != 0 {
+            if let Some(v) = permit_nest(ctx, r, &e, scan.own_permits) {
                 return Some(v);
             }
         }
@@ -2070,6 +2082,52 @@ fn confirm_suspects() -> bool {
         }
     }
     left
+}
+
+/// A request of `r.permits` permits of a semaphore by a holder that holds `own` of them (`e` its
+/// oldest hold), awaited or not: noted as the sync `Semaphore`'s threads note theirs
+/// (`graph::note_permit_nest`, spkenv/spk#805), and the finding published the first time the
+/// holders seen doing so could together hold every permit (as the semaphore counts them now,
+/// `r.capacity`: after a `forget_permits` or `add_permits`). A request that cannot be granted
+/// from what the others give back (`own + r.permits` above the permits) is left to the
+/// self-deadlock check. A task's request is ordered with nothing (its clock is unknown); a
+/// thread's (`blocking_*` outside a task) by its clock.
+#[cold]
+#[inline(never)]
+fn permit_nest(ctx: &Ctx, r: &Req<'_>, e: &Entry, own: usize) -> Option<Verdict> {
+    if own == 0 || own.saturating_add(r.permits as usize) > r.capacity {
+        return None;
+    }
+    let found = as_busy(|s| {
+        if !graph::permit_nest_is_new(ctx.ids.inst, ctx.holder, own) {
+            return None;
+        }
+        let clock = if is_task(ctx.holder) {
+            VectorClock::new()
+        } else {
+            s.clock()
+        };
+        let lock = LockRef::new(ctx.ids.inst, ctx.ids.class);
+        let mut edge = EdgeInfo::on_lock(
+            ctx.holder,
+            holder_name(ctx.holder),
+            lock,
+            r.mode,
+            r.site.to_string(),
+            e.site.to_string(),
+        );
+        edge.held_mode = e.mode;
+        edge.backtrace = crate::checked::report::Trace::capture();
+        let nest = graph::Nest {
+            thread: ctx.holder,
+            held: own,
+            clock,
+            edge,
+        };
+        graph::note_permit_nest(ctx.ids.inst, r.capacity, nest).map(publish)
+    })
+    .flatten()?;
+    verdict(&found, r.site)
 }
 
 /// A semaphore of which this holder asks for `r.permits` while it holds so many that fewer are
