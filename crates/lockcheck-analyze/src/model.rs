@@ -2612,6 +2612,20 @@ impl ModelBuilder {
                 let c = lock.class;
                 self.model.classes[c as usize].writes.set_unordered();
             }
+            Event::ClassWritten { c } => {
+                // A class written before the trace began, perhaps only through instances the
+                // trace never shows (the runtime's class-level read-read rule counts their
+                // writes): as `written` does for the class of an instance, a write ordered with
+                // nothing. A class never declared: counted, ignored.
+                match self.maps.classes.get(u64::from(*c)) {
+                    Some(id) => {
+                        let class = &mut self.model.classes[id as usize];
+                        class.ever_written = true;
+                        class.writes.set_unordered();
+                    }
+                    None => self.model.anomalies.unknown_class += 1,
+                }
+            }
             Event::HeldAcrossAwait {
                 t,
                 l,

@@ -1414,8 +1414,9 @@ pub(crate) fn note_permits(inst: u64, permits: usize) {
     with_known(|m| m.entry(inst).or_default().permits = permits as u64);
 }
 
-/// RwLock `inst` was write-locked for the first time: a trace that starts later says so.
-pub(crate) fn note_written(inst: u64) {
+/// RwLock `inst` (of class `class`) was write-locked for the first time: a trace that starts
+/// later says so, of the instance and of its class.
+pub(crate) fn note_written(inst: u64, class: u32) {
     let stamp = GENERATION.load(Ordering::Acquire) + 1;
     with_known(|m| {
         let k = m.entry(inst).or_default();
@@ -1423,6 +1424,39 @@ pub(crate) fn note_written(inst: u64) {
             k.written = stamp;
         }
     });
+    if class != super::class::NO_CLASS {
+        note_class_written(class, stamp);
+    }
+}
+
+/// The recording generation at the first write of an instance of each RwLock class, plus one
+/// (see [`Known::written`]), for a trace that starts later: the class level's read-read rule
+/// counts the writes of every instance, also of those the trace never shows (dropped before it
+/// began, or not used during it), so the trace declares the class written (`class_written`)
+/// with the class. One entry per RwLock class ever written, never removed (the runtime's class
+/// writes are not either): bounded by the classes, which are the program's lock sites and names.
+static KNOWN_CLASSES: PlMutex<Option<HashMap<u32, u64, FastHash>>> = PlMutex::new(None);
+/// Entries in [`KNOWN_CLASSES`]: a class's declaration looks there only when some exist.
+static KNOWN_CLASSES_LEN: AtomicUsize = AtomicUsize::new(0);
+
+fn note_class_written(class: u32, stamp: u64) {
+    let mut guard = KNOWN_CLASSES.lock();
+    let map = guard.get_or_insert_with(HashMap::default);
+    map.entry(class).or_insert(stamp);
+    KNOWN_CLASSES_LEN.store(map.len(), Ordering::Relaxed);
+}
+
+/// Whether an instance of class `class` was written before the recording of generation
+/// `generation` began.
+fn class_written_before(class: u32, generation: u64) -> bool {
+    if KNOWN_CLASSES_LEN.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    KNOWN_CLASSES
+        .lock()
+        .as_ref()
+        .and_then(|m| m.get(&class).copied())
+        .is_some_and(|w| w - 1 < generation)
 }
 
 /// How many locks have notes (for tests).
@@ -1907,6 +1941,10 @@ impl Writer {
                 key: info.key,
                 kind: info.kind,
             });
+            // Written before this trace began, perhaps through instances it never shows.
+            if class_written_before(c, self.generation) {
+                self.emit(&Event::ClassWritten { c });
+            }
         }
         c
     }
@@ -3198,7 +3236,7 @@ mod tests {
             ts: 0,
         };
         for lct in [false, true] {
-            note_written(rw);
+            note_written(rw, super::super::class::NO_CLASS);
             note_permits(sem, 4);
             let path = std::env::temp_dir()
                 .join(format!("lockcheck-unit-noted-{}-{lct}", std::process::id()));
