@@ -87,6 +87,12 @@ where
         .map(|v| v.to_string())
         .collect::<Vec<_>>()
         .join("\n");
+    // What the trace says of the permits' changes (a `forget`), for the test of a shrink.
+    let forgets = trace_file::events(&trace)
+        .iter()
+        .filter(|e| matches!(e, lockcheck_core::trace::Event::Forget { .. }))
+        .count();
+    let message = format!("{message}\n(forget events in the trace: {forgets})");
     (runtime_inversion(s), offline_inversion(&trace, s), message)
 }
 
@@ -191,7 +197,8 @@ fn a_semaphore_grown_by_add_permits_is_judged_by_its_new_permits() {
 }
 
 /// Under a semaphore of four permits, a task locks `index` then `cache`; then three permits are
-/// forgotten; then another task, under the one permit left, locks `cache` then `index`. The
+/// forgotten (and a request says so to the trace); then another task, under the one permit
+/// left, locks `cache` then `index`. The
 /// first dependency was made while the semaphore had several permits: the permit is no gate for
 /// it, on both sides (before, the analyzer took the count left at the trace's end, one, and was
 /// silent where the runtime reports).
@@ -221,6 +228,13 @@ fn a_semaphore_seen_with_several_permits_stays_no_gate_after_a_shrink() {
                 .await
                 .unwrap();
                 assert_eq!(jobs.forget_permits(3), 3);
+                // A request made holding something: the trace learns the count left (1) there
+                // (the runtime gives each request the permits it saw).
+                let other = Mutex::named(name("async.shrunk.other", fl), 0u32);
+                {
+                    let _o = other.lock().await;
+                    drop(jobs.acquire().await.unwrap());
+                }
                 tokio::spawn(async move {
                     let _p = jobs.acquire().await.unwrap();
                     let _c = cache.lock().await;
@@ -231,6 +245,10 @@ fn a_semaphore_seen_with_several_permits_stays_no_gate_after_a_shrink() {
             },
         );
         assert!(runtime, "{fl:?}: the runtime reports it: {message}");
+        assert!(
+            message.contains("forget events in the trace: 1"),
+            "{fl:?}: the trace says the shrink: {message}"
+        );
         assert!(offline, "{fl:?}: offline too");
     }
 }
