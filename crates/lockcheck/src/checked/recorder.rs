@@ -1424,39 +1424,12 @@ pub(crate) fn note_written(inst: u64, class: u32) {
             k.written = stamp;
         }
     });
+    // The class too: its class-level read-read rule counts the writes of every instance, also
+    // of those a later trace never shows (dropped before it began, or not used during it). Kept
+    // with the class (never removed, as the runtime's class writes are not).
     if class != super::class::NO_CLASS {
-        note_class_written(class, stamp);
+        super::class::note_class_written(class, stamp);
     }
-}
-
-/// The recording generation at the first write of an instance of each RwLock class, plus one
-/// (see [`Known::written`]), for a trace that starts later: the class level's read-read rule
-/// counts the writes of every instance, also of those the trace never shows (dropped before it
-/// began, or not used during it), so the trace declares the class written (`class_written`)
-/// with the class. One entry per RwLock class ever written, never removed (the runtime's class
-/// writes are not either): bounded by the classes, which are the program's lock sites and names.
-static KNOWN_CLASSES: PlMutex<Option<HashMap<u32, u64, FastHash>>> = PlMutex::new(None);
-/// Entries in [`KNOWN_CLASSES`]: a class's declaration looks there only when some exist.
-static KNOWN_CLASSES_LEN: AtomicUsize = AtomicUsize::new(0);
-
-fn note_class_written(class: u32, stamp: u64) {
-    let mut guard = KNOWN_CLASSES.lock();
-    let map = guard.get_or_insert_with(HashMap::default);
-    map.entry(class).or_insert(stamp);
-    KNOWN_CLASSES_LEN.store(map.len(), Ordering::Relaxed);
-}
-
-/// Whether an instance of class `class` was written before the recording of generation
-/// `generation` began.
-fn class_written_before(class: u32, generation: u64) -> bool {
-    if KNOWN_CLASSES_LEN.load(Ordering::Relaxed) == 0 {
-        return false;
-    }
-    KNOWN_CLASSES
-        .lock()
-        .as_ref()
-        .and_then(|m| m.get(&class).copied())
-        .is_some_and(|w| w - 1 < generation)
 }
 
 /// How many locks have notes (for tests).
@@ -1942,7 +1915,7 @@ impl Writer {
                 kind: info.kind,
             });
             // Written before this trace began, perhaps through instances it never shows.
-            if class_written_before(c, self.generation) {
+            if info.written != 0 && info.written - 1 < self.generation {
                 self.emit(&Event::ClassWritten { c });
             }
         }
