@@ -1138,11 +1138,9 @@ fn held_hash(inst: u64, mode: Mode) -> u64 {
 
 /// What the holder's list says, computed under its shard's lock.
 struct Scan {
-    /// An entry of the same lock this holder certainly holds.
+    /// An entry of the same lock this holder certainly holds (the oldest), its `permits` those
+    /// of all the holder's certain entries of the lock (a semaphore's, for the permit-nest rule).
     conflict: Option<Entry>,
-    /// The permits of that lock this holder certainly holds (all its entries of it: a
-    /// semaphore's, for the permit-nest rule).
-    own_permits: usize,
     /// Owned guards this holder took and has not dropped (they may have moved): the tokens.
     owned: Vec<u64>,
     /// The dependency is new for this holder: it goes to the graph (the key, to undo).
@@ -1173,13 +1171,11 @@ fn scan_list(
         // Holding nothing (the common case): no conflict, no owned guard, no dependency.
         return Scan {
             conflict: None,
-            own_permits: 0,
             owned: Vec::new(),
             new_key: None,
         };
     }
-    let mut conflict = None;
-    let mut own_permits = 0usize;
+    let mut conflict: Option<Entry> = None;
     let mut owned = Vec::new();
     let (mut set, mut n) = (sync.set, sync.n);
     {
@@ -1190,8 +1186,10 @@ fn scan_list(
         );
         for e in list.iter().filter(|e| e.certain()) {
             if e.inst == ctx.ids.inst {
-                conflict.get_or_insert(*e);
-                own_permits += e.permits as usize;
+                match &mut conflict {
+                    None => conflict = Some(*e),
+                    Some(c) => c.permits = c.permits.saturating_add(e.permits),
+                }
             } else {
                 set = set.wrapping_add(held_hash(e.inst, e.mode));
                 n += 1;
@@ -1214,7 +1212,6 @@ fn scan_list(
     }
     Scan {
         conflict,
-        own_permits,
         owned,
         new_key,
     }
@@ -1255,7 +1252,7 @@ fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan, waits: Waits) -> O
             }
         }
         if r.kind == LockKind::Semaphore && flags() & flag::ORDER != 0 {
-            if let Some(v) = permit_nest(ctx, r, &e, scan.own_permits) {
+            if let Some(v) = permit_nest(ctx, r, &e, e.permits as usize) {
                 return Some(v);
             }
         }
