@@ -345,6 +345,20 @@ const SCENARIOS: &[Scenario] = &[
     ),
     ("task-inline-after-drop", "-", task_inline_after_drop),
     ("task-thread-under-lock", "-", task_thread_under_lock),
+    // Reads of two RwLocks in both orders, the locks then written only through upgrades (an
+    // upgrade is a write: a queued upgrade makes a reader wait behind a reader), blocking or
+    // `try_upgrade`; the look-alike takes upgradable reads and never upgrades them.
+    (
+        "upgrades-write-read-read",
+        "lock-order-inversion",
+        upgrades_write_read_read,
+    ),
+    (
+        "try-upgrades-write-read-read",
+        "lock-order-inversion",
+        try_upgrades_write_read_read,
+    ),
+    ("upgradable-never-upgraded", "-", upgradable_never_upgraded),
 ];
 
 fn main() {
@@ -2597,4 +2611,59 @@ fn task_inline_after_drop() {
 
 fn task_thread_under_lock() {
     task_under_lock("taskthread.infos", false, false);
+}
+
+/// Two threads read two RwLocks in opposite orders; then a third takes an upgradable read of
+/// each and (`how`) upgrades it or not.
+fn read_read_then_upgrades(prefix: (&'static str, &'static str), how: Upgrade) {
+    let a = Arc::new(RwLock::named(prefix.0, 0));
+    let b = Arc::new(RwLock::named(prefix.1, 0));
+    let (a2, b2, a3, b3) = (a.clone(), b.clone(), a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let _x = a.read();
+            let _y = b.read();
+        }),
+        Box::new(move || {
+            let _y = b2.read();
+            let _x = a2.read();
+        }),
+        Box::new(move || {
+            // By reference: the locks live on (a dropped lock leaves the runtime's instance
+            // graph, which would then see the cycle at class level only).
+            for l in [&a3, &b3] {
+                let u = l.upgradable_read();
+                match how {
+                    Upgrade::Blocking => {
+                        let _w = lockcheck::RwLockUpgradableReadGuard::upgrade(u);
+                    }
+                    Upgrade::Try => {
+                        let w = lockcheck::RwLockUpgradableReadGuard::try_upgrade(u);
+                        assert!(w.is_ok(), "no other reader: the upgrade succeeds");
+                    }
+                    Upgrade::Never => drop(u),
+                }
+            }
+        }),
+    ]);
+}
+
+/// How [`read_read_then_upgrades`] upgrades.
+#[derive(Clone, Copy)]
+enum Upgrade {
+    Blocking,
+    Try,
+    Never,
+}
+
+fn upgrades_write_read_read() {
+    read_read_then_upgrades(("upgw.a", "upgw.b"), Upgrade::Blocking);
+}
+
+fn try_upgrades_write_read_read() {
+    read_read_then_upgrades(("tryupgw.a", "tryupgw.b"), Upgrade::Try);
+}
+
+fn upgradable_never_upgraded() {
+    read_read_then_upgrades(("upgnever.a", "upgnever.b"), Upgrade::Never);
 }

@@ -634,6 +634,51 @@ async fn semaphore_forget_elsewhere_look_alike() {
     forget_elsewhere(Arc::new(Semaphore::named("oer.ok.semelse", 5))).await;
 }
 
+/// `tasks` tasks, one after the other (nothing waits), each take a permit of `pool` and request
+/// another holding it (spkenv/spk#805); `give_back`: after giving the first back.
+async fn nest_in_turn(pool: Arc<Semaphore>, tasks: usize, give_back: bool) {
+    for _ in 0..tasks {
+        let p = pool.clone();
+        join(tokio::spawn(async move {
+            let first = p.acquire().await.unwrap();
+            if give_back {
+                drop(first);
+                let _second = p.acquire().await;
+            } else {
+                let _second = p.acquire().await;
+                drop(first);
+            }
+        }))
+        .await;
+    }
+}
+
+/// A pool of 2, two tasks each requesting a permit holding one: together they can hold both and
+/// wait for each other's (the permit-nest rule, predicted: here they run in turn).
+async fn permit_nest_tasks() {
+    nest_in_turn(Arc::new(Semaphore::named("oer.permitnest", 2)), 2, false).await;
+}
+
+/// The same tasks giving their permit back first.
+async fn permit_nest_tasks_look_alike() {
+    nest_in_turn(Arc::new(Semaphore::named("oer.ok.permitnest", 2)), 2, true).await;
+}
+
+/// A pool of 3 of which one permit is forgotten before use: two nesting tasks are as many as the
+/// permits left.
+async fn permit_nest_after_forget() {
+    let pool = Arc::new(Semaphore::named("oer.permitforget", 3));
+    assert_eq!(pool.forget_permits(1), 1);
+    nest_in_turn(pool, 2, false).await;
+}
+
+/// A pool of 2 grown to 3 before use: two nesting tasks are fewer than its permits.
+async fn permit_nest_after_add_look_alike() {
+    let pool = Arc::new(Semaphore::named("oer.ok.permitadd", 2));
+    pool.add_permits(1);
+    nest_in_turn(pool, 2, false).await;
+}
+
 /// Two tasks take two sync locks nested in opposite orders, with no `.await` (on the
 /// current-thread runtime, on one worker thread): an inversion between the tasks.
 async fn sync_inversion_between_tasks() {
@@ -808,6 +853,10 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("semaphore_forget_look_alike", "-"),
     ("semaphore_forget_elsewhere_cycle", "lock-order-inversion"),
     ("semaphore_forget_elsewhere_look_alike", "-"),
+    ("permit_nest_tasks", "lock-order-inversion"),
+    ("permit_nest_tasks_look_alike", "-"),
+    ("permit_nest_after_forget", "lock-order-inversion"),
+    ("permit_nest_after_add_look_alike", "-"),
     ("sync_inversion_between_tasks", "lock-order-inversion"),
     ("sync_one_task_both_orders", "-"),
     ("sync_self_in_task", "self-deadlock"),
@@ -852,6 +901,10 @@ async fn scenario(name: &str) {
         "semaphore_forget_look_alike" => semaphore_forget_look_alike().await,
         "semaphore_forget_elsewhere_cycle" => semaphore_forget_elsewhere_cycle().await,
         "semaphore_forget_elsewhere_look_alike" => semaphore_forget_elsewhere_look_alike().await,
+        "permit_nest_tasks" => permit_nest_tasks().await,
+        "permit_nest_tasks_look_alike" => permit_nest_tasks_look_alike().await,
+        "permit_nest_after_forget" => permit_nest_after_forget().await,
+        "permit_nest_after_add_look_alike" => permit_nest_after_add_look_alike().await,
         "sync_inversion_between_tasks" => sync_inversion_between_tasks().await,
         "sync_one_task_both_orders" => sync_one_task_both_orders().await,
         "sync_self_in_task" => sync_self_in_task().await,
@@ -902,6 +955,17 @@ type Wording = (
     &'static str,
 );
 const WORDING: &[Wording] = &[
+    // One semaphore, its holders each requesting more: named so on both sides, not as a cycle
+    // "between" the semaphore and itself.
+    (
+        "permit_nest_tasks",
+        "2 tasks request a permit of",
+        &[
+            "lock-order inversion (permits): 2 tasks each request permits of ",
+            "oer.permitnest",
+        ],
+        "between ",
+    ),
     (
         "join_deadlock",
         "`end of task spawned at tests/async_offline_equals_runtime.rs:",

@@ -129,6 +129,43 @@ fn read_read(base: &str, ext: &str, written: bool) -> (bool, bool) {
     )
 }
 
+/// Two RwLock classes (by name) whose instances are read-locked in opposite orders by two
+/// threads, each instance fresh (never written); the classes were written before the recording
+/// (`written`), or only read, through other instances, dropped before it began: the class
+/// level's read-read rule counts the writes of every instance of a class. Returns both verdicts
+/// (an inversion involving class `a`, at class level on both sides: no instance cycle).
+fn class_read_read(base: &str, ext: &str, written: bool) -> (bool, bool) {
+    let (na, nb) = (name(base, "a", ext), name(base, "b", ext));
+    verdicts(
+        base,
+        ext,
+        na,
+        move || {
+            let (wa, wb) = (RwLock::named(na, 0), RwLock::named(nb, 0));
+            if written {
+                *wa.write() += 1;
+                *wb.write() += 1;
+            } else {
+                let _ = (*wa.read(), *wb.read());
+            }
+        },
+        move || {
+            let (a1, b1) = (RwLock::named(na, 0), RwLock::named(nb, 0));
+            let (a2, b2) = (RwLock::named(na, 0), RwLock::named(nb, 0));
+            support::two_threads(
+                move || {
+                    let _a = a1.read();
+                    let _ = *b1.read();
+                },
+                move || {
+                    let _b = b2.read();
+                    let _ = *a2.read();
+                },
+            )
+        },
+    )
+}
+
 /// A semaphore of 4 permits first acquired before the recording: the runtime reports the
 /// limiter's inversion, and so does `analyze` of the trace (it took the semaphore for a gate).
 #[test]
@@ -176,6 +213,31 @@ fn rwlocks_never_written_keep_read_read_cycles_silent_offline() {
     let _serial = serial();
     for ext in FORMATS {
         let (runtime, found) = read_read("rr.read", ext, false);
+        assert!(!runtime, "{ext}: the runtime is silent");
+        assert!(!found, "{ext}: offline is silent");
+    }
+}
+
+/// Classes written before the recording only through instances the trace never shows (dropped
+/// before it began): the runtime's class level counts their writes and reports the read-read
+/// cycle of fresh instances; the trace declares the classes written (`class_written`), so
+/// `analyze` reports it too (before, it was silent).
+#[test]
+fn classes_written_before_the_recording_through_unseen_instances_make_class_cycles_offline_too() {
+    let _serial = serial();
+    for ext in FORMATS {
+        let (runtime, found) = class_read_read("cls.written", ext, true);
+        assert!(runtime, "{ext}: the runtime reports the class-level cycle");
+        assert!(found, "{ext}: offline too");
+    }
+}
+
+/// Its look-alike: classes only read before the recording: silent on both sides.
+#[test]
+fn classes_only_read_before_the_recording_keep_class_cycles_silent() {
+    let _serial = serial();
+    for ext in FORMATS {
+        let (runtime, found) = class_read_read("cls.read", ext, false);
         assert!(!runtime, "{ext}: the runtime is silent");
         assert!(!found, "{ext}: offline is silent");
     }

@@ -101,6 +101,9 @@ pub struct LockInfo {
     /// Semaphore permits, if known: the most its `lock` events gave, less those a `forget`
     /// event removed since.
     pub permits: Option<u64>,
+    /// The most permits it ever had (its `lock` events' most, forgets aside): the gate rule's
+    /// count ([`Model::gates`]).
+    pub most_permits: Option<u64>,
 }
 
 /// Write locks of an instance noted one by one, as the runtime notes them (its
@@ -1028,9 +1031,12 @@ impl Model {
     /// modes that exclude each other, so that they cannot both wait at once): not a permit of a
     /// semaphore known to have several permits (its `lock` events gave more than one), since two
     /// threads can each hold one of its permits at once. Permits not known: a gate, as the
-    /// runtime's rule (which learns them where the trace declares them).
+    /// runtime's rule (which learns them where the trace declares them). Several at any time,
+    /// even if `forget` events later left one: the dependencies made meanwhile could overlap
+    /// (the runtime's `several_permits` is kept as long as the semaphore lives); reporting is
+    /// the side to err on.
     pub fn gates(&self, l: LockId, m: Mode) -> bool {
-        m != Mode::Permit || self.locks[l as usize].permits.is_none_or(|p| p <= 1)
+        m != Mode::Permit || self.locks[l as usize].most_permits.is_none_or(|p| p <= 1)
     }
 
     /// The read-read rule's `ever_written` for the link from `d` (which requests `d.lock()`) to
@@ -1204,8 +1210,6 @@ struct ThreadState {
     /// The mutex a `cond_wait` just released: the lockcheck runtime also writes the raw unlock
     /// as a `release` right after, which is the same release, not an anomaly.
     cond_released: Option<LockId>,
-    /// An async task (its number has bit 62 set), not a thread.
-    task: bool,
 }
 
 /// Looked up once or twice per event: a fast hash, not SipHash (a quarter of the replay's time).
@@ -1445,7 +1449,6 @@ impl ModelBuilder {
             valid: 0,
             sites_valid: 0,
             pending: None,
-            task: t & TASK_BIT != 0,
             cond_released: None,
         });
         self.maps.threads.insert(t, id);
@@ -1493,6 +1496,7 @@ impl ModelBuilder {
             ever_written: false,
             writes: Writes::default(),
             permits,
+            most_permits: permits,
         });
         self.model.classes[class as usize].instances += 1;
         self.hot.push(LockHot {
@@ -1929,11 +1933,10 @@ impl ModelBuilder {
         let Some(permits) = self.model.locks[l as usize].permits else {
             return;
         };
-        // As the runtime, which checks the sync `Semaphore`'s threads only (a tokio semaphore's
-        // tasks are not checked by this rule at runtime).
-        if self.threads[t as usize].task {
-            return;
-        }
+        // Threads and tasks alike, as the runtime (a task's clock knows only itself: ordered
+        // with nothing, as the runtime's unknown task clock). `permits`: as the semaphore counts
+        // them at this request (its `lock` and `forget` events so far), the count the runtime
+        // judged it against.
         let held = &self.threads[t as usize].held;
         let mut own = held.iter().filter(|h| h.lock == l);
         let Some(first) = own.next() else {
@@ -2445,6 +2448,7 @@ impl ModelBuilder {
                     Some(id) => {
                         let lock = &mut self.model.locks[id as usize];
                         lock.permits = lock.permits.max(*permits);
+                        lock.most_permits = lock.most_permits.max(*permits);
                     }
                     None => {
                         self.new_lock(*l, class, *permits);
@@ -2618,6 +2622,20 @@ impl ModelBuilder {
                 lock.writes.set_unordered();
                 let c = lock.class;
                 self.model.classes[c as usize].writes.set_unordered();
+            }
+            Event::ClassWritten { c } => {
+                // A class written before the trace began, perhaps only through instances the
+                // trace never shows (the runtime's class-level read-read rule counts their
+                // writes): as `written` does for the class of an instance, a write ordered with
+                // nothing. A class never declared: counted, ignored.
+                match self.maps.classes.get(u64::from(*c)) {
+                    Some(id) => {
+                        let class = &mut self.model.classes[id as usize];
+                        class.ever_written = true;
+                        class.writes.set_unordered();
+                    }
+                    None => self.model.anomalies.unknown_class += 1,
+                }
             }
             Event::HeldAcrossAwait {
                 t,

@@ -765,6 +765,8 @@ pub fn title(v: &Violation) -> String {
         )
     } else if let Some(t) = join_title(v) {
         t
+    } else if let Some(t) = permit_nest_title(v) {
+        t
     } else {
         format!(
             "lock-order inversion between {} ({} level)",
@@ -801,6 +803,46 @@ fn join_title(v: &Violation) -> Option<String> {
         site(joined),
         v.level
     ))
+}
+
+/// The title of a finding through one semaphore only, which every edge holds and requests: a
+/// permit nest (`self_deadlock::permit_nest_violations`: as many holders as it takes to hold
+/// every permit) or a wait cycle of holders of its permits each waiting for more. Named as the
+/// runtime names it, not as a cycle "between" the semaphore and itself. `None` for any other
+/// finding.
+fn permit_nest_title(v: &Violation) -> Option<String> {
+    if !is_permit_nest(v) {
+        return None;
+    }
+    let tasks = v
+        .edges
+        .iter()
+        .filter(|e| e.thread.starts_with("task #"))
+        .count();
+    let who = match tasks {
+        0 => "threads",
+        n if n == v.edges.len() => "tasks",
+        _ => "tasks and threads",
+    };
+    Some(format!(
+        "lock-order inversion (permits): {} {who} each request permits of {} while holding some of its permits: each can wait for permits only the others give back ({} level)",
+        v.edges.len(),
+        v.locks[0].name,
+        v.level
+    ))
+}
+
+/// Whether `v` is a permit nest: an inversion whose every edge holds and requests its one lock,
+/// a semaphore, in permit mode.
+pub(crate) fn is_permit_nest(v: &Violation) -> bool {
+    v.kind == "lock-order-inversion"
+        && !v.locks.is_empty()
+        && v.locks
+            .iter()
+            .all(|l| l.kind == "semaphore" && l.name == v.locks[0].name)
+        && v.edges.iter().all(|e| {
+            e.mode == "permit" && e.from == v.locks[0].name && e.acquired == v.locks[0].name
+        })
 }
 
 /// One finding as text: its title line, the scenario (inversions) and the edges.

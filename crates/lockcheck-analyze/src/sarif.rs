@@ -212,6 +212,13 @@ pub fn message(v: &Violation) -> String {
             v.locks.first().map(|l| l.name.as_str()).unwrap_or("?"),
             levels.first().copied().unwrap_or_default(),
         )
+    } else if crate::report::is_permit_nest(v) {
+        format!(
+            "Lock-order inversion (possible deadlock) through the permits of `{}`: {} holders each request permits while holding some, and each can wait for permits only the others give back ({} level).",
+            v.locks[0].name,
+            v.edges.len(),
+            v.level
+        )
     } else {
         format!(
             "Lock-order inversion (possible deadlock) between {} ({} level).",

@@ -78,6 +78,7 @@ pub(crate) fn write_event(e: &Event, out: &mut Vec<u8>) {
             o.num("n", *n);
         }
         Event::Written { l } => o.num("l", *l),
+        Event::ClassWritten { c } => o.num("c", u64::from(*c)),
         Event::Acquire {
             t,
             l,
@@ -216,6 +217,7 @@ fn event_tag(e: &Event) -> &'static str {
         Event::Drop { .. } => "drop",
         Event::Forget { .. } => "forget",
         Event::Written { .. } => "written",
+        Event::ClassWritten { .. } => "class_written",
         Event::HeldAcrossAwait { .. } => "held_across_await",
         Event::Stats { .. } => "stats",
     }
@@ -474,6 +476,7 @@ mod tests {
             v.push(Event::Drop { l: n });
             v.push(Event::Forget { l: n, n: n / 2 });
             v.push(Event::Written { l: n });
+            v.push(Event::ClassWritten { c: n as u32 });
             v.push(Event::Stats {
                 c: n as u32,
                 stats: ClassStats {

@@ -423,6 +423,10 @@ fn encode_general(event: &Event, out: &mut Vec<u8>) {
             b.push(21);
             put_varint(b, *l);
         }
+        Event::ClassWritten { c } => {
+            b.push(22);
+            put_varint(b, u64::from(*c));
+        }
         Event::HeldAcrossAwait {
             t,
             l,
@@ -715,6 +719,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Event, usize)>, DecodeError> {
             n: b.varint()?,
         },
         21 => Event::Written { l: b.varint()? },
+        22 => Event::ClassWritten { c: b.u32()? },
         15 => Event::HeldAcrossAwait {
             t: b.varint()?,
             l: b.varint()?,
@@ -868,6 +873,7 @@ mod tests {
             Event::Drop { l: 2 },
             Event::Forget { l: 2, n: u64::MAX },
             Event::Written { l: u64::MAX },
+            Event::ClassWritten { c: u32::MAX },
             Event::HeldAcrossAwait {
                 t: 1 << 62 | 7,
                 l: 2,

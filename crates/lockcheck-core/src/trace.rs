@@ -212,6 +212,7 @@ pub struct ClassStats {
 ///         | Event::Drop { .. }
 ///         | Event::Forget { .. }
 ///         | Event::Written { .. }
+///         | Event::ClassWritten { .. }
 ///         | Event::HeldAcrossAwait { .. }
 ///         | Event::Stats { .. } => false,
 ///     }
@@ -383,6 +384,14 @@ pub enum Event {
     Written {
         /// Lock (an RwLock).
         l: LockNo,
+    },
+    /// An RwLock of class `c` was write-locked before the class first appeared in this trace (a
+    /// recording started mid-run), perhaps through an instance the trace never shows: the class
+    /// level's read-read rule takes the class as written by a write ordered with nothing, as
+    /// [`Event::Written`] does for an instance.
+    ClassWritten {
+        /// Class (of RwLocks).
+        c: ClassNo,
     },
     /// A held lock changed mode in place (upgrade or downgrade).
     Convert {

@@ -346,6 +346,7 @@ fn decode_numeric(buf: &[u8]) -> Option<(Event, usize)> {
             n: b.varint()?,
         },
         21 => Event::Written { l: b.varint()? },
+        22 => Event::ClassWritten { c: b.u32()? },
         _ => return None,
     };
     (b.pos == b.buf.len()).then_some((event, end))

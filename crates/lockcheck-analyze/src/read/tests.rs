@@ -690,6 +690,7 @@ fn tag(e: &Event) -> &'static str {
         Event::Drop { .. } => "drop",
         Event::Forget { .. } => "forget",
         Event::Written { .. } => "written",
+        Event::ClassWritten { .. } => "class_written",
         Event::HeldAcrossAwait { .. } => "held_across_await",
         Event::Stats { .. } => "stats",
     }
@@ -797,6 +798,7 @@ fn every_event() -> Vec<Event> {
         },
         Event::Forget { l: 2, n: 5 },
         Event::Written { l: 2 },
+        Event::ClassWritten { c: 1 },
         Event::Acquire {
             t: 1,
             l: 1,
@@ -888,7 +890,7 @@ fn every_serialized_event_matches_the_schema() {
     let validator = schema();
     let events = every_event();
     let tags: std::collections::BTreeSet<&str> = events.iter().map(tag).collect();
-    assert_eq!(tags.len(), 17, "every_event must hold every kind");
+    assert_eq!(tags.len(), 18, "every_event must hold every kind");
     for event in &events {
         let mut line = Vec::new();
         event.write_line(&mut line);
@@ -1118,6 +1120,7 @@ mod fast_paths {
             n().prop_map(|l| Event::Drop { l }),
             (n(), n()).prop_map(|(l, n)| Event::Forget { l, n }),
             n().prop_map(|l| Event::Written { l }),
+            any::<u32>().prop_map(|c| Event::ClassWritten { c }),
         ]
     }
 

@@ -198,6 +198,9 @@ pub(crate) struct ClassInfo {
     pub key: String,
     /// The kind of lock.
     pub kind: LockKind,
+    /// The recording generation at the first write of an RwLock of the class, plus one (0:
+    /// never written): see `recorder::note_written`.
+    pub written: u64,
 }
 
 #[derive(Default)]
@@ -281,6 +284,7 @@ impl ClassTable {
         self.info.push(ClassInfo {
             key: key.clone(),
             kind,
+            written: 0,
         });
         self.by_key.insert((key, kind_tag(kind)), c);
         (c, false)
@@ -334,6 +338,17 @@ fn report_limit(src: ClassSrc, kind: LockKind, inst: u64, limit: &'static str, b
 }
 
 /// Information about a class (a placeholder for [`NO_CLASS`]).
+/// Notes the first write of an RwLock of class `c` (`stamp`: the recording generation, plus
+/// one), kept with the class for a trace that starts later (`class_written`).
+pub(crate) fn note_class_written(c: u32, stamp: u64) {
+    let mut guard = internal(&CLASSES);
+    if let Some(info) = guard.as_mut().and_then(|t| t.info.get_mut(c as usize)) {
+        if info.written == 0 {
+            info.written = stamp;
+        }
+    }
+}
+
 pub(crate) fn class_info(c: u32) -> ClassInfo {
     let guard = internal(&CLASSES);
     guard
@@ -342,6 +357,7 @@ pub(crate) fn class_info(c: u32) -> ClassInfo {
         .unwrap_or(ClassInfo {
             key: "<anonymous>".into(),
             kind: LockKind::Unknown,
+            written: 0,
         })
 }
 

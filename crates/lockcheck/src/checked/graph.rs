@@ -1333,7 +1333,7 @@ pub(crate) fn note_written(
     writer: Option<u64>,
 ) -> (Option<Violation>, Vec<Violation>, bool) {
     // A trace started later must say it too.
-    super::recorder::note_written(inst);
+    super::recorder::note_written(inst, class);
     let write = writer.map(|t| (t, this_thread(t, ReqClock::Own).1));
     with_graph(|g| {
         let mut limits = Vec::new();

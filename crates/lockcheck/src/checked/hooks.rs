@@ -1134,6 +1134,24 @@ pub(crate) fn converted(meta: &Meta, from: Mode, to: Mode) {
     }
 }
 
+/// An upgrade that did not wait (`try_upgrade*` that succeeded): [`converted`], and the write it
+/// is noted as a `write()` notes it ([`first_write`]: an upgrade is a write, which a read-read
+/// cycle on the lock can wait behind), after the fact: reported, never raised (the lock is held
+/// and no guard of the new mode exists yet to unwind it).
+pub(crate) fn upgraded_now(meta: &Meta) {
+    converted(meta, Mode::Upgradable, Mode::Exclusive);
+    let f = flags();
+    if f & flag::ACTIVE == 0 || meta.word() & WRITTEN != 0 {
+        return;
+    }
+    let Some(ids) = meta.assigned() else { return };
+    let _ = STATE.try_with(|s| {
+        if !s.busy.get() {
+            let _ = first_write(meta, s, ids, f);
+        }
+    });
+}
+
 /// Checks before an upgrade (upgradable -> exclusive), which waits for readers to leave: holding
 /// a read share of the same lock makes it wait for itself. `Some`: raise it, do not upgrade.
 pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) -> Option<Verdict> {
@@ -1150,6 +1168,15 @@ pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) -> O
                 h.inst == ids.inst && matches!(h.mode, Mode::Shared | Mode::SharedRecursive)
             });
             let Some(h) = other else {
+                // An upgrade is a write: noted as a `write()` notes it, before the wait (a
+                // read-read cycle it closes is reported before any hang). Reported, not raised:
+                // the trace shows the write only by the upgrade's `convert`, which a raise here
+                // would leave out (a `request` of a write while the thread holds the lock
+                // upgradable reads as a self-deadlock offline).
+                let f = flags();
+                if f & flag::ACTIVE != 0 && meta.word() & WRITTEN == 0 {
+                    let _ = first_write(meta, s, ids, f);
+                }
                 return upgrade_order(s, meta, ids, site);
             };
             if flags() & flag::RECORD != 0 {

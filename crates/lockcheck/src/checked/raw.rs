@@ -6,7 +6,7 @@ use super::class::{ClassSrc, Meta};
 use super::handoff::{self, Owner};
 use super::hooks::{
     before_upgrade, converted, lock_blocking, lock_fast, lock_known, lock_nonblocking,
-    release_fast, release_kind, released, released_rest, Released, Taken,
+    release_fast, release_kind, released, released_rest, upgraded_now, Released, Taken,
 };
 use super::report::Verdict;
 use super::word_rwlock::WordRwLock;
@@ -876,7 +876,7 @@ unsafe impl lock_api::RawRwLockUpgrade for RawRwLock {
     unsafe fn try_upgrade(&self) -> bool {
         let ok = self.inner.try_upgrade();
         if ok {
-            converted(&self.meta, Mode::Upgradable, Mode::Exclusive);
+            upgraded_now(&self.meta);
         }
         ok
     }
@@ -931,7 +931,7 @@ unsafe impl lock_api::RawRwLockUpgradeTimed for RawRwLock {
     unsafe fn try_upgrade_for(&self, timeout: Duration) -> bool {
         let ok = self.inner.try_upgrade_for(timeout);
         if ok {
-            converted(&self.meta, Mode::Upgradable, Mode::Exclusive);
+            upgraded_now(&self.meta);
         }
         ok
     }
@@ -939,7 +939,7 @@ unsafe impl lock_api::RawRwLockUpgradeTimed for RawRwLock {
     unsafe fn try_upgrade_until(&self, timeout: Instant) -> bool {
         let ok = self.inner.try_upgrade_until(timeout);
         if ok {
-            converted(&self.meta, Mode::Upgradable, Mode::Exclusive);
+            upgraded_now(&self.meta);
         }
         ok
     }

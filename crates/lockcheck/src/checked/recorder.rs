@@ -1415,8 +1415,9 @@ pub(crate) fn note_permits(inst: u64, permits: usize) {
     with_known(|m| m.entry(inst).or_default().permits = permits as u64);
 }
 
-/// RwLock `inst` was write-locked for the first time: a trace that starts later says so.
-pub(crate) fn note_written(inst: u64) {
+/// RwLock `inst` (of class `class`) was write-locked for the first time: a trace that starts
+/// later says so, of the instance and of its class.
+pub(crate) fn note_written(inst: u64, class: u32) {
     let stamp = GENERATION.load(Ordering::Acquire) + 1;
     with_known(|m| {
         let k = m.entry(inst).or_default();
@@ -1424,6 +1425,12 @@ pub(crate) fn note_written(inst: u64) {
             k.written = stamp;
         }
     });
+    // The class too: its class-level read-read rule counts the writes of every instance, also
+    // of those a later trace never shows (dropped before it began, or not used during it). Kept
+    // with the class (never removed, as the runtime's class writes are not).
+    if class != super::class::NO_CLASS {
+        super::class::note_class_written(class, stamp);
+    }
 }
 
 /// How many locks have notes (for tests).
@@ -1908,6 +1915,10 @@ impl Writer {
                 key: info.key,
                 kind: info.kind,
             });
+            // Written before this trace began, perhaps through instances it never shows.
+            if info.written != 0 && info.written - 1 < self.generation {
+                self.emit(&Event::ClassWritten { c });
+            }
         }
         c
     }
@@ -3199,7 +3210,7 @@ mod tests {
             ts: 0,
         };
         for lct in [false, true] {
-            note_written(rw);
+            note_written(rw, super::super::class::NO_CLASS);
             note_permits(sem, 4);
             let path = std::env::temp_dir()
                 .join(format!("lockcheck-unit-noted-{}-{lct}", std::process::id()));

@@ -1138,7 +1138,8 @@ fn held_hash(inst: u64, mode: Mode) -> u64 {
 
 /// What the holder's list says, computed under its shard's lock.
 struct Scan {
-    /// An entry of the same lock this holder certainly holds.
+    /// An entry of the same lock this holder certainly holds (the oldest), its `permits` those
+    /// of all the holder's certain entries of the lock (a semaphore's, for the permit-nest rule).
     conflict: Option<Entry>,
     /// Owned guards this holder took and has not dropped (they may have moved): the tokens.
     owned: Vec<u64>,
@@ -1174,7 +1175,7 @@ fn scan_list(
             new_key: None,
         };
     }
-    let mut conflict = None;
+    let mut conflict: Option<Entry> = None;
     let mut owned = Vec::new();
     let (mut set, mut n) = (sync.set, sync.n);
     {
@@ -1185,7 +1186,10 @@ fn scan_list(
         );
         for e in list.iter().filter(|e| e.certain()) {
             if e.inst == ctx.ids.inst {
-                conflict.get_or_insert(*e);
+                match &mut conflict {
+                    None => conflict = Some(*e),
+                    Some(c) => c.permits = c.permits.saturating_add(e.permits),
+                }
             } else {
                 set = set.wrapping_add(held_hash(e.inst, e.mode));
                 n += 1;
@@ -1244,6 +1248,11 @@ fn report(ctx: &Ctx, r: &Req<'_>, sync: SyncScan, scan: Scan, waits: Waits) -> O
         };
         if let Some(k) = kind {
             if let Some(v) = self_violation(ctx.holder, k, ids, r.mode, r.site, &e, waits) {
+                return Some(v);
+            }
+        }
+        if r.kind == LockKind::Semaphore && flags() & flag::ORDER != 0 {
+            if let Some(v) = permit_nest(ctx, r, &e, e.permits as usize) {
                 return Some(v);
             }
         }
@@ -2070,6 +2079,52 @@ fn confirm_suspects() -> bool {
         }
     }
     left
+}
+
+/// A request of `r.permits` permits of a semaphore by a holder that holds `own` of them (`e` its
+/// oldest hold), awaited or not: noted as the sync `Semaphore`'s threads note theirs
+/// (`graph::note_permit_nest`, spkenv/spk#805), and the finding published the first time the
+/// holders seen doing so could together hold every permit (as the semaphore counts them now,
+/// `r.capacity`: after a `forget_permits` or `add_permits`). A request that cannot be granted
+/// from what the others give back (`own + r.permits` above the permits) is left to the
+/// self-deadlock check. A task's request is ordered with nothing (its clock is unknown); a
+/// thread's (`blocking_*` outside a task) by its clock.
+#[cold]
+#[inline(never)]
+fn permit_nest(ctx: &Ctx, r: &Req<'_>, e: &Entry, own: usize) -> Option<Verdict> {
+    if own == 0 || own.saturating_add(r.permits as usize) > r.capacity {
+        return None;
+    }
+    let found = as_busy(|s| {
+        if !graph::permit_nest_is_new(ctx.ids.inst, ctx.holder, own) {
+            return None;
+        }
+        let clock = if is_task(ctx.holder) {
+            VectorClock::new()
+        } else {
+            s.clock()
+        };
+        let lock = LockRef::new(ctx.ids.inst, ctx.ids.class);
+        let mut edge = EdgeInfo::on_lock(
+            ctx.holder,
+            holder_name(ctx.holder),
+            lock,
+            r.mode,
+            r.site.to_string(),
+            e.site.to_string(),
+        );
+        edge.held_mode = e.mode;
+        edge.backtrace = crate::checked::report::Trace::capture();
+        let nest = graph::Nest {
+            thread: ctx.holder,
+            held: own,
+            clock,
+            edge,
+        };
+        graph::note_permit_nest(ctx.ids.inst, r.capacity, nest).map(publish)
+    })
+    .flatten()?;
+    verdict(&found, r.site)
 }
 
 /// A semaphore of which this holder asks for `r.permits` while it holds so many that fewer are

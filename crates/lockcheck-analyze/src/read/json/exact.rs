@@ -284,6 +284,11 @@ fn other(mut x: X<'_>, out: &mut Vec<Event>) -> Option<usize> {
         let len = x.end()?;
         out.push(Event::Written { l });
         Some(len)
+    } else if x.next_is(b"class_written\",\"c\":") {
+        let c = u32::try_from(x.num()?).ok()?;
+        let len = x.end()?;
+        out.push(Event::ClassWritten { c });
+        Some(len)
     } else {
         None
     }

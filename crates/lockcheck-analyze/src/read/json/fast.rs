@@ -25,6 +25,7 @@ enum Kind {
     Drop,
     Forget,
     Written,
+    ClassWritten,
 }
 
 /// The fields seen in one object, by bit: every field at most once.
@@ -157,6 +158,7 @@ pub(in crate::read) fn event(line: &[u8]) -> Option<Event> {
                     b"drop" => Kind::Drop,
                     b"forget" => Kind::Forget,
                     b"written" => Kind::Written,
+                    b"class_written" => Kind::ClassWritten,
                     _ => return None,
                 });
                 E
@@ -290,6 +292,9 @@ fn build(f: &Fields) -> Option<Event> {
         Kind::Drop if has(L) => Event::Drop { l: f.l },
         Kind::Forget if has(L | N) => Event::Forget { l: f.l, n: f.n },
         Kind::Written if has(L) => Event::Written { l: f.l },
+        Kind::ClassWritten if has(C) => Event::ClassWritten {
+            c: u32::try_from(f.c).ok()?,
+        },
         _ => return None,
     })
 }
