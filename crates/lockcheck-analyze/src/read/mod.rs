@@ -166,10 +166,12 @@ fn unprintable(c: char) -> bool {
         || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// `s` with every character that must not be shown raw (see [`unprintable`]) written as Rust
-/// writes it escaped, `\u{1b}`; `s` itself (no copy) when it has none, as names almost always do.
-/// Everything else is kept, so two names differ after it exactly when they differed before,
-/// except a name that spelled such an escape out literally.
+/// `s` with every character that must not be shown raw written as Rust writes it escaped,
+/// `\u{1b}`: control characters (C0, DEL, C1: terminal escapes, NUL, carriage returns and
+/// newlines that would forge report lines) and bidirectional formatting characters. `s` itself
+/// (no copy) when it has none, as names almost always do. Everything else is kept, so two names
+/// differ after it exactly when they differed before, except a name that spelled such an escape
+/// out literally.
 pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     if s.bytes().all(|b| (0x20..0x7f).contains(&b)) || !s.chars().any(unprintable) {
         return std::borrow::Cow::Borrowed(s);
