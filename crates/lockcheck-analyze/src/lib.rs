@@ -255,7 +255,9 @@ fn read_file(
     };
     loop {
         let mut batch = fresh();
-        match reader.read_batch(&mut batch, READ_BATCH) {
+        let read = reader.read_batch(&mut batch, READ_BATCH);
+        read::make_printable(&mut batch);
+        match read {
             Ok(more) => {
                 if !batch.is_empty() && tx.send(Chunk::Events(batch)).is_err() {
                     return;

@@ -146,13 +146,74 @@ impl ReadError {
 }
 
 impl fmt::Display for ReadError {
+    /// The file and the message through [`printable`]: a message may quote a token of the file,
+    /// which must not reach a terminal raw.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (file, message) = (printable(&self.file), printable(&self.message));
         match self.pos {
-            Some(Position::LineCol { line, col }) => {
-                write!(f, "{}:{line}:{col}: {}", self.file, self.message)
+            Some(Position::LineCol { line, col }) => write!(f, "{file}:{line}:{col}: {message}"),
+            Some(Position::Byte(b)) => write!(f, "{file}: byte {b}: {message}"),
+            None => write!(f, "{file}: {message}"),
+        }
+    }
+}
+
+/// Whether `c` must not be shown raw: a control character (C0, DEL, C1: terminal escapes, NUL,
+/// carriage returns and newlines that would forge report lines) or a bidirectional formatting
+/// character (which reorders what a terminal or a browser shows around it).
+fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with every character that must not be shown raw written as Rust writes it escaped,
+/// `\u{1b}`: control characters (C0, DEL, C1: terminal escapes, NUL, carriage returns and
+/// newlines that would forge report lines) and bidirectional formatting characters. `s` itself
+/// (no copy) when it has none, as names almost always do. Everything else is kept, so two names
+/// differ after it exactly when they differed before, except a name that spelled such an escape
+/// out literally.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) || !s.chars().any(unprintable) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unprintable(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Passes every name of `events` (program, thread names, class keys, site locations and frames)
+/// through [`printable`], in place: what the analyzer shows comes from a trace, and a trace may be
+/// hostile (terminal escapes in a lock's name, a newline that forges a line of the report, a
+/// bidirectional override). `lockcheck analyze` applies it to everything it reads, so every output
+/// format (text, JSON, SARIF, DOT, HTML) shows the same escaped names; `lockcheck convert` does
+/// not, since a conversion must keep the names as they were.
+pub fn make_printable(events: &mut [Event]) {
+    fn fix(s: &mut String) {
+        if let std::borrow::Cow::Owned(p) = printable(s) {
+            *s = p;
+        }
+    }
+    for e in events {
+        match e {
+            Event::Header { program, .. } => fix(program),
+            Event::Thread { name: Some(n), .. } => fix(n),
+            Event::Class { key, .. } => fix(key),
+            Event::Site { loc, frames, .. } => {
+                fix(loc);
+                for fr in frames {
+                    fr.function
+                        .iter_mut()
+                        .chain(fr.file.iter_mut())
+                        .for_each(fix);
+                }
             }
-            Some(Position::Byte(b)) => write!(f, "{}: byte {b}: {}", self.file, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
+            _ => {}
         }
     }
 }

@@ -11,6 +11,8 @@ use std::io::{self, BufRead};
 
 const HEADER_LEN: u64 = 18;
 const RECORD_LEN: u64 = 8;
+/// Bytes after the declared events that an error counts before it says "more than" this many.
+const EXTRA_COUNTED: u64 = 1 << 20;
 
 const OP_NAMES: [&str; 10] = [
     "acq", "rel", "r", "w", "fork", "join", "begin", "end", "req", "branch",
@@ -94,9 +96,12 @@ impl BinDecoder {
             if got == 0 {
                 return Ok(false);
             }
+            // The excess is counted up to EXTRA_COUNTED bytes only: an endless input
+            // (`/dev/zero`, a pipe that never closes) after a header of zeros must not be read
+            // forever, nor a large file to its end only to say how much of it is wrong.
             let mut extra = got as u64;
             self.input.consume(got);
-            loop {
+            while extra <= EXTRA_COUNTED {
                 let n = self.want(name, 1)?;
                 if n == 0 {
                     break;
@@ -104,6 +109,11 @@ impl BinDecoder {
                 extra += n as u64;
                 self.input.consume(n);
             }
+            let extra = if extra > EXTRA_COUNTED {
+                format!("more than {EXTRA_COUNTED}")
+            } else {
+                extra.to_string()
+            };
             return Err(error(
                 name,
                 at,

@@ -1629,3 +1629,26 @@ fn batches_give_what_the_iterator_gives_errors_and_truncation_included() {
         }
     }
 }
+
+/// An endless input read as RAPID binary (`/dev/zero`: a header of zeros declares no event,
+/// then zeros forever) is refused after a bounded read, instead of being read forever to count
+/// its excess bytes. Run on a thread of its own with a deadline, so that a regression fails
+/// instead of hanging.
+#[test]
+fn rapidbin_endless_excess_is_refused_after_a_bounded_read() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let input = std::io::BufReader::new(std::io::repeat(0));
+        let reader = TraceReader::from_reader("zero", Box::new(input), InputFormat::RapidBin);
+        let err = reader.filter_map(Result::err).next();
+        let _ = tx.send(err.map(|e| e.to_string()));
+    });
+    let err = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("an endless RAPID binary input was read for a minute without an answer")
+        .expect("an error");
+    assert_eq!(
+        err,
+        "zero: byte 18: more than 1048576 bytes after the 0 events that the header declares"
+    );
+}

@@ -394,12 +394,21 @@ pub fn ticks_to_ns(ns_per_tick: u64, earlier: u64, later: u64) -> u64 {
         return 0;
     }
     let d = later.saturating_sub(earlier);
-    ((u128::from(d) * u128::from(ns_per_tick)) >> 32) as u64
+    // Saturates: a hostile trace's readings and scale (up to 2^64 ticks of 2^32 ns) must not
+    // wrap into a short hold.
+    u64::try_from((u128::from(d) * u128::from(ns_per_tick)) >> 32).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Readings and a scale beyond any clock give the longest hold, not a wrapped short one.
+    #[test]
+    fn ticks_to_ns_saturates() {
+        assert_eq!(ticks_to_ns(u64::MAX, 1, u64::MAX), u64::MAX);
+        assert_eq!(ticks_to_ns(2 << 32, 1, 11), 20);
+    }
 
     fn rec(kind: u8, class: u32, a: u64, b: u64, x: u64, ts: u64) -> Vec<u8> {
         let head = u64::from(kind) | u64::from(class) << 32;
