@@ -856,6 +856,11 @@ pub struct Anomalies {
     /// Requests of an exhausted semaphore whose holders all waited, not checked for a wait
     /// cycle because more than [`MAX_WAIT_CYCLE_WAITERS`] threads were waiting at once.
     pub wait_cycles_unchecked: u64,
+    /// `fork` or `join` events whose thread and child are the same thread.
+    pub self_fork_join: u64,
+    /// `fork` events of a child that an earlier `fork` event already started (each fork still
+    /// orders the child after its parent: the conservative reading keeps both).
+    pub forked_twice: u64,
 }
 
 impl Anomalies {
@@ -889,6 +894,16 @@ impl Anomalies {
             "mode conversion(s) of a lock that was not held",
         );
         add(self.misplaced_header, "misplaced header(s)");
+        add(
+            self.self_fork_join,
+            "`fork` or `join` event(s) of a thread with itself",
+        );
+        if self.forked_twice > 0 {
+            w.push(format!(
+                "{} `fork` event(s) of a thread already forked before (a thread starts once; both forks order it after its parents)",
+                self.forked_twice
+            ));
+        }
         if self.deep_held > 0 {
             w.push(format!(
                 "{} acquisition(s) by a thread already holding {DEEP_HELD} or more locks, beyond any real program (releases missing?): kept exactly, but each such dependency names every held lock, which makes the lock graph large",
@@ -1210,6 +1225,8 @@ struct ThreadState {
     /// The mutex a `cond_wait` just released: the lockcheck runtime also writes the raw unlock
     /// as a `release` right after, which is the same release, not an anomaly.
     cond_released: Option<LockId>,
+    /// A `fork` event named this thread as its child (a second one is an anomaly).
+    forked: bool,
 }
 
 /// Looked up once or twice per event: a fast hash, not SipHash (a quarter of the replay's time).
@@ -1450,6 +1467,7 @@ impl ModelBuilder {
             sites_valid: 0,
             pending: None,
             cond_released: None,
+            forked: false,
         });
         self.maps.threads.insert(t, id);
         id
@@ -2571,8 +2589,14 @@ impl ModelBuilder {
                 let p = self.thread(*t);
                 let c = self.thread(*child);
                 if p == c {
+                    self.model.anomalies.self_fork_join += 1;
                     return;
                 }
+                let cs = &mut self.threads[c as usize];
+                if cs.forked {
+                    self.model.anomalies.forked_twice += 1;
+                }
+                cs.forked = true;
                 self.settle(p);
                 let arena = self.model.clocks.arena();
                 let parent_clock = arena.clone_clock(&self.threads[p as usize].clock);
@@ -2589,6 +2613,7 @@ impl ModelBuilder {
                 let p = self.thread(*t);
                 let c = self.thread(*child);
                 if p == c {
+                    self.model.anomalies.self_fork_join += 1;
                     return;
                 }
                 self.settle(p);
@@ -2838,6 +2863,36 @@ pub(crate) mod tests {
         let m = b.finish();
         assert_eq!(m.anomalies.release_not_held, 1, "{:?}", m.anomalies);
         assert_eq!(m.anomalies.release_by_other_thread, 0, "{:?}", m.anomalies);
+    }
+
+    /// A fork or join of a thread with itself and a thread forked twice are warned about (the
+    /// issue: "with a warning where the trace makes no sense"); a fork, then a join, of another
+    /// thread is not.
+    #[test]
+    fn nonsense_forks_and_joins_are_warned() {
+        let mut b = ModelBuilder::new();
+        b.begin_trace("forks");
+        b.event(&Event::Fork { t: 1, child: 2 });
+        b.event(&Event::Join { t: 1, child: 2 });
+        let m = b.finish();
+        assert_eq!(m.anomalies.self_fork_join, 0);
+        assert_eq!(m.anomalies.forked_twice, 0);
+        assert!(m.anomalies.warnings().is_empty(), "{:?}", m.anomalies);
+
+        let mut b = ModelBuilder::new();
+        b.begin_trace("nonsense");
+        b.event(&Event::Fork { t: 1, child: 1 });
+        b.event(&Event::Join { t: 3, child: 3 });
+        b.event(&Event::Fork { t: 1, child: 2 });
+        b.event(&Event::Fork { t: 4, child: 2 });
+        b.event(&Event::Fork { t: 2, child: 1 });
+        let m = b.finish();
+        assert_eq!(m.anomalies.self_fork_join, 2, "{:?}", m.anomalies);
+        assert_eq!(m.anomalies.forked_twice, 1, "{:?}", m.anomalies);
+        let w = m.anomalies.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w.iter().any(|w| w.contains("with itself")), "{w:?}");
+        assert!(w.iter().any(|w| w.contains("already forked")), "{w:?}");
     }
 
     #[test]
