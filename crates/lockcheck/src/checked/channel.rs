@@ -920,15 +920,24 @@ impl Drop for SendingOn {
 /// The channel of the send this thread is waiting in, if the lock `inst` is it: the wait-for
 /// graph's waiter then waits for the channel's current holder (see [`gate_holder`]).
 pub(crate) fn sending_on(inst: u64) -> Option<Weak<Gate>> {
-    SENDING
-        .try_with(|r| {
-            let r = r.try_borrow().ok()?;
-            let w = r.as_ref()?;
-            let g = w.upgrade()?;
-            (g.meta.assigned()?.inst == inst).then(|| w.clone())
-        })
-        .ok()
-        .flatten()
+    waiting_in(&SENDING, inst, |g| &g.meta)
+}
+
+/// What this thread's wait slot `slot` (a send's gate, a receive's senders) names, if its lock
+/// is `inst`.
+fn waiting_in<T>(
+    slot: &'static std::thread::LocalKey<RefCell<Option<Weak<T>>>>,
+    inst: u64,
+    meta: impl Fn(&T) -> &Meta,
+) -> Option<Weak<T>> {
+    slot.try_with(|r| {
+        let r = r.try_borrow().ok()?;
+        let w = r.as_ref()?;
+        let x = w.upgrade()?;
+        (meta(&x).assigned()?.inst == inst).then(|| w.clone())
+    })
+    .ok()
+    .flatten()
 }
 
 /// The thread that holds a channel now (0: none), and whether its receiver is still fresh (the
@@ -950,15 +959,7 @@ thread_local! {
 /// The senders of the receive this thread is waiting in, if the lock `inst` is theirs: the
 /// wait-for graph's waiter then waits for any of them (see `watch::deadlock_cycle`).
 pub(crate) fn receiving(inst: u64) -> Option<Weak<Senders>> {
-    RECEIVING
-        .try_with(|r| {
-            let r = r.try_borrow().ok()?;
-            let w = r.as_ref()?;
-            let s = w.upgrade()?;
-            (s.meta.assigned()?.inst == inst).then(|| w.clone())
-        })
-        .ok()
-        .flatten()
+    waiting_in(&RECEIVING, inst, |s| &s.meta)
 }
 
 /// A sender handle's part: its channel's senders, and its number there.
