@@ -14,9 +14,9 @@
 //! **Bounded memory, nothing dropped.** A thread owns one block ([`BLOCK_RECS`] records) while it
 //! records; full blocks waiting for the writer are at most [`MAX_FULL`] in the whole process.
 //! When a thread fills a block while that many wait (the program makes events faster than the
-//! writer turns them into text), it waits until the writer has caught up by half, or does the
-//! writer's work itself if the writer makes no progress ([`wait_for_writer`]): the program is
-//! slowed to the writer's pace, never an event lost. The writer is woken by a handoff once
+//! writer turns them into text, or the writer gets no core), it does the writer's work itself
+//! until the backlog is down by half ([`wait_for_writer`]): the program is slowed to the
+//! writer's pace, never an event lost. The writer is woken by a handoff once
 //! [`WAKE_AFTER`] full blocks wait, and otherwise every 50 ms.
 //!
 //! **Crashes.** Every 50 ms the writer flushes all blocks (full and partial) to the file, so a
@@ -745,32 +745,29 @@ fn show_held(p: &Producer, stream: &ThreadBuf, acquiring: Option<u64>) -> bool {
     drain
 }
 
-/// The writer is [`MAX_FULL`] blocks behind: wait until it is down to half of that, so that
-/// memory stays bounded and no event is dropped, while the writer works on the other core (the
-/// program is slowed to the writer's pace, not stopped). The wait is bounded: if the writer
-/// makes no progress for [`HELP_AFTER`] (descheduled on a loaded machine, or gone at exit),
-/// this thread writes the backlog itself.
+/// The writer is [`MAX_FULL`] blocks behind: this thread does the writer's work itself (a pass
+/// over every stream under the writer's lock, after the pass under way if there is one) until
+/// the backlog is below half of that, so that memory stays bounded and no event is dropped (the
+/// program is slowed to the writer's pace, never an event lost).
+///
+/// It used to park in steps of 200 us until the writer had caught up (helping only after 20 ms
+/// without progress). The backlog builds up when the writer gets no core (two recording threads
+/// and the writer on two cores: a woken writer may wait for a time slice while the producers
+/// fill 64 blocks in well under a millisecond), and the parked producers then slept their steps
+/// out after the writer had caught up, a core idle meanwhile: each of two recording threads was
+/// blocked for 26 to 38 ms per 190 ms on a core (docs/benchmarks-history.md, "Recording round
+/// 14"). Doing the work costs the CPU time the writer would have spent, and leaves no core idle;
+/// a producer that finds the writer mid-pass waits for its lock, which the writer hands over.
 #[cold]
 fn wait_for_writer() {
-    let start = std::time::Instant::now();
-    let mut last = FULL.load(Ordering::Acquire);
-    let mut since = start;
     while FULL.load(Ordering::Acquire) >= MAX_FULL / 2 && STATE_FLAG.load(Ordering::Relaxed) == ON {
-        wake_writer();
-        std::thread::park_timeout(Duration::from_micros(200));
-        let now = FULL.load(Ordering::Acquire);
-        if now < last {
-            last = now;
-            since = std::time::Instant::now();
-        } else if since.elapsed() >= HELP_AFTER {
-            flush_all();
+        // Nothing written: what is left is not this recording's to write (blocks of an
+        // ended recording's stream still held by its thread), so no pass can lower it.
+        if flush_all() == 0 {
             return;
         }
     }
 }
-
-/// How long a thread waits for a writer that makes no progress before doing its work.
-const HELP_AFTER: Duration = Duration::from_millis(20);
 
 fn wake_writer() {
     if let Some(t) = WRITER_THREAD.lock().as_ref() {
