@@ -178,8 +178,8 @@ fn site_of(word: u64) -> Site {
 /// Records per block: 40 KiB, the memory a recording thread holds, and the number of records
 /// between two handoffs (one lock each; see [`WAKE_AFTER`] for the writer's wake-ups).
 const BLOCK_RECS: usize = 1024;
-/// Full blocks waiting for the writer, process-wide, before a thread that fills one more waits
-/// for the writer (2.5 MiB; see [`wait_for_writer`]).
+/// Full blocks waiting for the writer, process-wide, before a thread that fills one more does
+/// the writer's work itself (2.5 MiB; see [`wait_for_writer`]).
 const MAX_FULL: usize = 64;
 /// Drained blocks kept for reuse (a fresh one costs page faults).
 const MAX_SPARE: usize = 32;
