@@ -24,6 +24,12 @@ const SCENARIOS: &[&str] = &[
     "checked/read",
     "checked_recording/pair",
     "checked_recording_lct/pair",
+    // Two threads, each nesting its own pair `iterations` times (the bench's
+    // `nested_own_pair_2t`): one iteration is two pairs, one per thread. With
+    // `ICOUNT_THREAD_CPU` set, each thread's CPU time, the process's and the wall time.
+    "parking_lot/pair2t",
+    "checked/pair2t",
+    "checked_recording_lct/pair2t",
     "checked_off/lock",
     "checked_off/pair",
     "checked_off/read",
@@ -239,6 +245,37 @@ fn main() {
                 let _ = lockcheck::record::stop();
             }
         }
+        "parking_lot/pair2t" => two_threads(move || {
+            pair_loop(
+                || parking_lot::Mutex::new(0u64),
+                |a, b| {
+                    let _a = a.lock();
+                    *b.lock() += 1;
+                },
+                n,
+            )
+        }),
+        "checked/pair2t" | "checked_recording_lct/pair2t" => {
+            if scenario.starts_with("checked_recording") {
+                if std::env::var_os("LOCKCHECK_TRACE_FORMAT").is_none() {
+                    std::env::set_var("LOCKCHECK_TRACE_FORMAT", "lct");
+                }
+                lockcheck::record::start("/dev/null").expect("recording to /dev/null");
+            }
+            two_threads(move || {
+                pair_loop(
+                    || lockcheck::checked::Mutex::new(0u64),
+                    |a, b| {
+                        let _a = a.lock();
+                        *b.lock() += 1;
+                    },
+                    n,
+                )
+            });
+            if scenario.starts_with("checked_recording") {
+                let _ = lockcheck::record::stop();
+            }
+        }
         "checked/new_edge_bt" => new_edge_loop(n),
         "checked/new_class_edge" => new_class_edge_loop(n),
         "checked/new_class_edge_after_threads" => {
@@ -348,6 +385,71 @@ fn tokio_scenario(scenario: &str, iters: u64) {
     });
 }
 
+/// Runs `work` on two threads started together; with `ICOUNT_THREAD_CPU` set, says each
+/// thread's CPU time, then the wall time and the whole process's CPU time (user and system,
+/// every thread: the trace writer's is the difference).
+fn two_threads(work: impl Fn() + Send + Sync + Copy + 'static) {
+    let start = std::sync::Arc::new(std::sync::Barrier::new(3));
+    let handles: Vec<_> = (0..2)
+        .map(|i| {
+            let start = std::sync::Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                let (t0, before) = (std::time::Instant::now(), schedstat());
+                work();
+                if std::env::var_os("ICOUNT_THREAD_CPU").is_some() {
+                    let wall = t0.elapsed().as_nanos() as f64 / 1e6;
+                    let [run, queued] = [0, 1].map(|k| (schedstat()[k] - before[k]) as f64 / 1e6);
+                    // Neither running nor waiting for a core: blocked (parked, or waiting for a
+                    // lock held by a thread that is not running).
+                    eprintln!(
+                        "thread {i}: {wall:.1} ms wall, {run:.1} ms running, {queued:.1} ms \
+                         runnable but waiting for a core, {:.1} ms blocked",
+                        wall - run - queued
+                    );
+                    thread_cpu(&format!("thread {i}"));
+                }
+            })
+        })
+        .collect();
+    start.wait();
+    let t0 = std::time::Instant::now();
+    for h in handles {
+        h.join().expect("a pair thread");
+    }
+    if std::env::var_os("ICOUNT_THREAD_CPU").is_some() {
+        eprintln!("wall: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+        process_cpu();
+    }
+}
+
+/// The calling thread's time on a core and time runnable but waiting for one, in nanoseconds
+/// (`/proc/thread-self/schedstat`; zeros where there is none).
+fn schedstat() -> [u64; 2] {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut f = s.split_whitespace().map(|x| x.parse().unwrap_or(0));
+    [f.next().unwrap_or(0), f.next().unwrap_or(0)]
+}
+
+/// With `ICOUNT_THREAD_CPU` set: the whole process's CPU time so far (user, system), on stderr.
+fn process_cpu() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `getrusage` writes the `rusage` it is given; all-zero is a valid `rusage`.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0 {
+            let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+            eprintln!(
+                "process: {:.1} ms user, {:.1} ms system, {} voluntary and {} involuntary context switches",
+                ms(ru.ru_utime),
+                ms(ru.ru_stime),
+                ru.ru_nvcsw,
+                ru.ru_nivcsw
+            );
+        }
+    }
+}
+
 /// With `ICOUNT_THREAD_CPU` set: the CPU time of the calling thread so far, on stderr (the
 /// rest of `perf stat`'s task-clock is the other threads': the trace writer).
 fn thread_cpu(what: &str) {
@@ -360,7 +462,18 @@ fn thread_cpu(what: &str) {
         // SAFETY: `clock_gettime` writes the `timespec` it is given.
         if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
             let ms = ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6;
-            eprintln!("{what}: {ms:.1} ms CPU");
+            // SAFETY: `getrusage` writes the `rusage` it is given; all-zero is a valid `rusage`.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            let switches = if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } == 0 {
+                format!(
+                    ", {} voluntary and {} involuntary context switches",
+                    ru.ru_nvcsw, ru.ru_nivcsw
+                )
+            } else {
+                String::new()
+            };
+            eprintln!("{what}: {ms:.1} ms CPU{switches}");
         }
     }
     #[cfg(not(target_os = "linux"))]

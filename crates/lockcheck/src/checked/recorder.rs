@@ -14,9 +14,9 @@
 //! **Bounded memory, nothing dropped.** A thread owns one block ([`BLOCK_RECS`] records) while it
 //! records; full blocks waiting for the writer are at most [`MAX_FULL`] in the whole process.
 //! When a thread fills a block while that many wait (the program makes events faster than the
-//! writer turns them into text), it waits until the writer has caught up by half, or does the
-//! writer's work itself if the writer makes no progress ([`wait_for_writer`]): the program is
-//! slowed to the writer's pace, never an event lost. The writer is woken by a handoff once
+//! writer turns them into text, or the writer gets no core), it does the writer's work itself
+//! until the backlog is down by half ([`wait_for_writer`]): the program is slowed to the
+//! writer's pace, never an event lost. The writer is woken by a handoff once
 //! [`WAKE_AFTER`] full blocks wait, and otherwise every 50 ms.
 //!
 //! **Crashes.** Every 50 ms the writer flushes all blocks (full and partial) to the file, so a
@@ -178,8 +178,8 @@ fn site_of(word: u64) -> Site {
 /// Records per block: 40 KiB, the memory a recording thread holds, and the number of records
 /// between two handoffs (one lock each; see [`WAKE_AFTER`] for the writer's wake-ups).
 const BLOCK_RECS: usize = 1024;
-/// Full blocks waiting for the writer, process-wide, before a thread that fills one more waits
-/// for the writer (2.5 MiB; see [`wait_for_writer`]).
+/// Full blocks waiting for the writer, process-wide, before a thread that fills one more does
+/// the writer's work itself (2.5 MiB; see [`wait_for_writer`]).
 const MAX_FULL: usize = 64;
 /// Drained blocks kept for reuse (a fresh one costs page faults).
 const MAX_SPARE: usize = 32;
@@ -745,32 +745,29 @@ fn show_held(p: &Producer, stream: &ThreadBuf, acquiring: Option<u64>) -> bool {
     drain
 }
 
-/// The writer is [`MAX_FULL`] blocks behind: wait until it is down to half of that, so that
-/// memory stays bounded and no event is dropped, while the writer works on the other core (the
-/// program is slowed to the writer's pace, not stopped). The wait is bounded: if the writer
-/// makes no progress for [`HELP_AFTER`] (descheduled on a loaded machine, or gone at exit),
-/// this thread writes the backlog itself.
+/// The writer is [`MAX_FULL`] blocks behind: this thread does the writer's work itself (a pass
+/// over every stream under the writer's lock, after the pass under way if there is one) until
+/// the backlog is below half of that, so that memory stays bounded and no event is dropped (the
+/// program is slowed to the writer's pace, never an event lost).
+///
+/// It used to park in steps of 200 us until the writer had caught up (helping only after 20 ms
+/// without progress). The backlog builds up when the writer gets no core (two recording threads
+/// and the writer on two cores: a woken writer may wait for a time slice while the producers
+/// fill 64 blocks in well under a millisecond), and the parked producers then slept their steps
+/// out after the writer had caught up, a core idle meanwhile: each of two recording threads was
+/// blocked for 26 to 38 ms per 190 ms on a core (docs/benchmarks-history.md, "Recording round
+/// 14"). Doing the work costs the CPU time the writer would have spent, and leaves no core idle;
+/// a producer that finds the writer mid-pass waits for its lock, which the writer hands over.
 #[cold]
 fn wait_for_writer() {
-    let start = std::time::Instant::now();
-    let mut last = FULL.load(Ordering::Acquire);
-    let mut since = start;
     while FULL.load(Ordering::Acquire) >= MAX_FULL / 2 && STATE_FLAG.load(Ordering::Relaxed) == ON {
-        wake_writer();
-        std::thread::park_timeout(Duration::from_micros(200));
-        let now = FULL.load(Ordering::Acquire);
-        if now < last {
-            last = now;
-            since = std::time::Instant::now();
-        } else if since.elapsed() >= HELP_AFTER {
-            flush_all();
+        // Nothing written: what is left is not this recording's to write (blocks of an
+        // ended recording's stream still held by its thread), so no pass can lower it.
+        if flush_all() == 0 {
             return;
         }
     }
 }
-
-/// How long a thread waits for a writer that makes no progress before doing its work.
-const HELP_AFTER: Duration = Duration::from_millis(20);
 
 fn wake_writer() {
     if let Some(t) = WRITER_THREAD.lock().as_ref() {
@@ -1581,6 +1578,14 @@ struct Writer {
     scale: clock::Scale,
     /// The streams of the pass under way (kept to reuse its allocation).
     streams: Vec<Arc<ThreadBuf>>,
+    /// Runs of raw records to write from their blocks, in place, by the next
+    /// [`Writer::write_out`] (see [`Writer::put_raw`]): at most [`MAX_PIECES`].
+    pieces: Vec<Piece>,
+    /// Drained full blocks that `pieces` may still point into: recycled by the next
+    /// [`Writer::write_out`], once written (at most [`MAX_PIECES`]). Boxed: a block must not
+    /// move while in use (as in [`SPARE`]).
+    #[allow(clippy::vec_box)]
+    recycle: Vec<Box<Block>>,
     /// `l + 1` of locks known declared, by [`cache_slot`] (0: empty).
     lock_cache: Box<[u64; LOCK_CACHE]>,
     /// Site words and their numbers, by [`cache_slot`].
@@ -1664,6 +1669,8 @@ impl Writer {
             failed: None,
             scale: clock::Scale::new(),
             streams: Vec::new(),
+            pieces: Vec::with_capacity(MAX_PIECES),
+            recycle: Vec::with_capacity(MAX_PIECES),
             // Arrays, not slices: an index masked by the size needs no bounds test.
             lock_cache: boxed_array(0),
             site_cache: boxed_array((0, 0)),
@@ -1706,13 +1713,36 @@ impl Writer {
         }
     }
 
-    /// Writes the gathered output to the file.
+    /// Writes what `out` gathered and the runs of records in `pieces`, in their order, in one
+    /// vectored write; then the blocks drained meanwhile go back to the pool.
     fn write_out(&mut self) {
-        if !self.out.is_empty() && self.failed.is_none() {
-            let r = self.file.write_all(&self.out);
+        if self.failed.is_none() {
+            let r = if !self.pieces.is_empty() {
+                let mut slices = [io::IoSlice::new(&[]); 2 * MAX_PIECES + 1];
+                let mut n = 0;
+                let mut from = 0;
+                for p in &self.pieces {
+                    slices[n] = io::IoSlice::new(&self.out[from..p.at]);
+                    // SAFETY: the records are initialized and stay unchanged until this write
+                    // (see `Piece`).
+                    slices[n + 1] = io::IoSlice::new(unsafe { p.bytes() });
+                    n += 2;
+                    from = p.at;
+                }
+                slices[n] = io::IoSlice::new(&self.out[from..]);
+                write_all_slices(&mut self.file, &mut slices[..n + 1])
+            } else if !self.out.is_empty() {
+                self.file.write_all(&self.out)
+            } else {
+                Ok(())
+            };
             self.note_error(r);
         }
         self.out.clear();
+        self.pieces.clear();
+        for b in self.recycle.drain(..) {
+            return_block(b);
+        }
     }
 
     /// Records the first write error and says so on stderr: the trace is incomplete, so an
@@ -1778,16 +1808,35 @@ impl Writer {
             consumed = 0;
             if let Some(front) = front {
                 FULL.fetch_sub(1, Ordering::AcqRel);
-                return_block(front);
+                if self.pieces.is_empty() {
+                    // Nothing points into it (its records were copied, or formatted).
+                    return_block(front);
+                } else {
+                    // Back to the pool once its records are written (`write_out`).
+                    self.recycle.push(front);
+                    if self.recycle.len() >= MAX_PIECES {
+                        self.write_out();
+                    }
+                }
             }
         }
         b.consumed.store(consumed, Ordering::Release);
+        // The stream's last block, which `pieces` may point into, goes back to the pool when
+        // the stream is let go (a thread that ended): written before this returns.
+        if !self.pieces.is_empty() || !self.recycle.is_empty() {
+            self.write_out();
+        }
     }
 
     /// Version 4: declares what the records use (locks, classes, sites, permits; drops and
     /// tasks' held-across-await findings as in version 2), then writes the records out in
     /// `block`s ([`Writer::put_raw`]). Per record a kind test and the two declaration caches, no formatting: the
     /// reader derives hold times and statistics (see [`lockcheck_core::lct::raw`]).
+    ///
+    /// `recs` must stay unchanged until the next [`Writer::write_out`] (as [`Writer::put_raw`]
+    /// requires): records of a block of a stream being drained, which the writer recycles only
+    /// in `write_out`, and which its stream holds until then ([`Writer::drain`] writes out
+    /// before it returns).
     fn drain_raw(&mut self, t: u64, side: &mut Side, recs: &[UnsafeCell<MaybeUninit<Rec>>]) {
         let mut from = 0;
         // The last two locks and sites declared: a lock's acquisition, its request and its
@@ -1837,7 +1886,8 @@ impl Writer {
                 }
                 K_REQUEST => {
                     // A semaphore's permits may need a `lock` or `forget` event: at its place.
-                    self.put_raw(t, &recs[from..i]);
+                    // SAFETY: see `drain_raw`.
+                    unsafe { self.put_raw(t, &recs[from..i]) };
                     from = i;
                     self.lock_permits(r.a, c, r.x);
                     self.site(r.b);
@@ -1852,18 +1902,24 @@ impl Writer {
                 }
                 // Anything else is written as its event, at its place.
                 _ => {
-                    self.put_raw(t, &recs[from..i]);
+                    // SAFETY: see `drain_raw`.
+                    unsafe { self.put_raw(t, &recs[from..i]) };
                     from = i + 1;
                     self.format_direct::<true>(t, side, r);
                 }
             }
             i += 1;
         }
-        self.put_raw(t, &recs[from..]);
+        // SAFETY: see `drain_raw`.
+        unsafe { self.put_raw(t, &recs[from..]) };
     }
 
     /// A `block` record of `recs`, byte for byte (little-endian words).
-    fn put_raw(&mut self, t: u64, recs: &[UnsafeCell<MaybeUninit<Rec>>]) {
+    ///
+    /// # Safety
+    /// A run of [`DIRECT_BYTES`] or more is written in place by the next [`Writer::write_out`]:
+    /// `recs` must stay alive and unchanged until then.
+    unsafe fn put_raw(&mut self, t: u64, recs: &[UnsafeCell<MaybeUninit<Rec>>]) {
         if recs.is_empty() || self.failed.is_some() {
             return;
         }
@@ -1876,12 +1932,19 @@ impl Writer {
                 std::slice::from_raw_parts(recs.as_ptr() as *const u8, std::mem::size_of_val(recs))
             };
             if bytes.len() >= DIRECT_BYTES {
-                // Written from the block itself, behind what is gathered, in one vectored write:
-                // no copy into `out` (a full block is 40 KiB; copying it was about half the
-                // writer's instructions). The same bytes in the same order as the copy.
-                let r = write_both(&mut self.file, &self.out, bytes);
-                self.out.clear();
-                self.note_error(r);
+                // Written from the block itself, behind what is gathered, by the next
+                // `write_out`: no copy into `out` (a full block is 40 KiB; copying it was about
+                // half the writer's instructions), and one vectored write for the runs of a
+                // stream's pass rather than one per run (7,816 -> 654 writes per 2 million
+                // pairs recorded on two threads). The same bytes in the same order as the copy.
+                self.pieces.push(Piece {
+                    at: self.out.len(),
+                    ptr: bytes.as_ptr(),
+                    len: bytes.len(),
+                });
+                if self.pieces.len() >= MAX_PIECES {
+                    self.write_out();
+                }
                 return;
             }
             self.out.extend_from_slice(bytes);
@@ -2340,12 +2403,12 @@ impl Writer {
 /// file without a copy ([`Writer::put_raw`]); fewer are gathered with the rest of the output.
 const DIRECT_BYTES: usize = 4096;
 
-/// Writes `a` then `b` to `file`, in as few vectored writes as the file takes (`Write`'s
-/// `write_all_vectored` is not stable).
-fn write_both(file: &mut File, a: &[u8], b: &[u8]) -> io::Result<()> {
-    let mut slices = [io::IoSlice::new(a), io::IoSlice::new(b)];
-    let mut rest = &mut slices[..];
-    // Drops an empty `a` (nothing gathered), so that a write is never of empty slices only.
+/// Writes `slices` to `file` in their order, in as few vectored writes as the file takes
+/// (`Write`'s `write_all_vectored` is not stable).
+fn write_all_slices(file: &mut File, slices: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    let mut rest = slices;
+    // Drops empty leading slices (nothing gathered), so that a write is never of empty slices
+    // only.
     io::IoSlice::advance_slices(&mut rest, 0);
     while !rest.is_empty() {
         match file.write_vectored(rest) {
@@ -2357,6 +2420,33 @@ fn write_both(file: &mut File, a: &[u8], b: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Runs of raw records a [`Writer`] holds to write in place before it recycles their blocks.
+const MAX_PIECES: usize = 16;
+
+/// A run of raw records to be written from its block, behind `out[..at]` (see
+/// [`Writer::put_raw`]). Its bytes are records below a block's published length, which no one
+/// writes again until the writer recycles the block, and the writer recycles it only after the
+/// write (`Writer::recycle`); the block of a stream's last run is held by the stream, which
+/// [`Writer::drain`] writes out before it lets go.
+struct Piece {
+    at: usize,
+    ptr: *const u8,
+    len: usize,
+}
+
+impl Piece {
+    /// # Safety
+    /// The run must still be alive and unchanged (see [`Piece`]).
+    unsafe fn bytes(&self) -> &[u8] {
+        // SAFETY: as the caller promises.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+// SAFETY: a `Piece` points into a block's published records, which no thread writes while the
+// writer holds the piece (see `Piece`); the writer uses it under `WRITER`'s lock only.
+unsafe impl Send for Piece {}
 
 /// Entries of the writer's direct-mapped caches (powers of two).
 const LOCK_CACHE: usize = 4096;
@@ -3290,14 +3380,39 @@ mod tests {
         };
         w.out.extend_from_slice(b"before");
         let (long, short) = (DIRECT_BYTES as u64 / 40 + 1, 3);
-        w.put_raw(7, &cells(long));
-        assert!(w.out.is_empty(), "the long run went to the file");
-        w.put_raw(8, &cells(short));
-        assert!(!w.out.is_empty(), "the short run is gathered");
+        let (long_cells, short_cells) = (cells(long), cells(short));
+        // SAFETY: the cells outlive the `write_out` calls below.
+        unsafe { w.put_raw(7, &long_cells) };
+        assert!(w.out.len() < 64, "the long run is not copied");
+        assert_eq!(
+            w.pieces.len(),
+            1,
+            "the long run waits to be written in place"
+        );
+        // SAFETY: as above.
+        unsafe { w.put_raw(8, &short_cells) };
+        assert!(w.out.len() > 3 * 40, "the short run is gathered");
         w.write_out();
         let mut want = b"before".to_vec();
         want.extend(bytes_of(long, 7));
         want.extend(bytes_of(short, 8));
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+        // More long runs than a write holds, each between gathered bytes: the same order.
+        for t in 0..2 * MAX_PIECES as u64 + 3 {
+            w.out.extend_from_slice(&t.to_le_bytes());
+            // SAFETY: as above.
+            unsafe { w.put_raw(t, &long_cells) };
+            want.extend(t.to_le_bytes());
+            want.extend(bytes_of(long, t));
+            assert!(
+                w.pieces.len() < MAX_PIECES,
+                "written once {MAX_PIECES} wait"
+            );
+        }
+        w.out.extend_from_slice(b"after");
+        want.extend(b"after");
+        w.write_out();
+        assert!(w.pieces.is_empty() && w.out.is_empty());
         assert_eq!(std::fs::read(&path).unwrap(), want);
         let _ = std::fs::remove_file(&path);
     }
