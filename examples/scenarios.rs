@@ -359,6 +359,10 @@ const SCENARIOS: &[Scenario] = &[
         try_upgrades_write_read_read,
     ),
     ("upgradable-never-upgraded", "-", upgradable_never_upgraded),
+    // A `try_lock` retried until it succeeds on a lock the thread holds (a spin lock re-entered
+    // by its holder, PyO3/pyo3#916); the look-alike gives up after a few tries.
+    ("spin-on-own-lock", "self-deadlock", spin_on_own_lock),
+    ("bounded-try-of-own-lock", "-", bounded_try_of_own_lock),
 ];
 
 fn main() {
@@ -2666,4 +2670,25 @@ fn try_upgrades_write_read_read() {
 
 fn upgradable_never_upgraded() {
     read_read_then_upgrades(("upgnever.a", "upgnever.b"), Upgrade::Never);
+}
+
+/// A spin lock (a `try_lock` retried until it succeeds) re-entered by the thread that holds it.
+fn spin_on_own_lock() {
+    let m = Mutex::named("spin.own", 0);
+    let _g = m.lock();
+    let _again = loop {
+        if let Some(g) = m.try_lock() {
+            break g;
+        }
+        std::hint::spin_loop();
+    };
+}
+
+/// A try of a held lock that gives up after a few failures: no wait.
+fn bounded_try_of_own_lock() {
+    let m = Mutex::named("spin.bounded", 0);
+    let _g = m.lock();
+    for _ in 0..10 {
+        assert!(m.try_lock().is_none());
+    }
 }

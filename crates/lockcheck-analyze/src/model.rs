@@ -23,7 +23,9 @@
 use crate::clocks::{Clock, Clocks};
 use crate::hist::Histogram;
 use lockcheck_core::deps::DepView;
-use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode};
+use lockcheck_core::trace::{
+    is_peek_site, ClassStats, Event, Frame, How, LockKind, Mode, OWN_TRY_RETRIES,
+};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
@@ -1227,6 +1229,9 @@ struct ThreadState {
     cond_released: Option<LockId>,
     /// A `fork` event named this thread as its child (a second one is an anomaly).
     forked: bool,
+    /// The last failed try of a lock this thread held in a mode that excludes it: (lock, site,
+    /// held set digest) and how many times in a row it failed so ([`ModelBuilder::own_try`]).
+    own_try: Option<((LockId, Option<SiteId>, u64), u32)>,
 }
 
 /// Looked up once or twice per event: a fast hash, not SipHash (a quarter of the replay's time).
@@ -1468,6 +1473,7 @@ impl ModelBuilder {
             pending: None,
             cond_released: None,
             forked: false,
+            own_try: None,
         });
         self.maps.threads.insert(t, id);
         id
@@ -1884,6 +1890,46 @@ impl ModelBuilder {
     #[inline]
     fn holds(&self, t: ThreadId, lock: LockId) -> bool {
         self.threads[t as usize].held.iter().any(|h| h.lock == lock)
+    }
+
+    /// A failed try (or timed acquisition) of `l` in `m` by `t` at `site`, as the runtime counts
+    /// it (`hooks::failed_try_of_own_lock`): when `t` holds `l` in a mode that excludes `m` (the
+    /// try cannot succeed), the retries of this try at this site with the same held set; the
+    /// [`OWN_TRY_RETRIES`]th is a retry loop waiting for itself, a self-deadlock. Tries inside
+    /// a lock's `Debug` impl do not count ([`is_peek_site`]).
+    fn own_try(&mut self, t: ThreadId, l: LockId, m: Mode, site: Option<SiteId>) {
+        if !self.holds(t, l) {
+            return;
+        }
+        let kind = self.model.classes[self.model.locks[l as usize].class as usize].kind;
+        let held = &self.threads[t as usize].held;
+        let excludes = held
+            .iter()
+            .any(|h| h.lock == l && SelfKind::of(kind, m, h.mode) == Some(SelfKind::SelfDeadlock));
+        if !excludes || site.is_some_and(|s| is_peek_site(&self.model.sites[s as usize].loc)) {
+            return;
+        }
+        let digest = held.iter().fold(0xcbf2_9ce4_8422_2325_u64, |x, h| {
+            let site = h.site.map_or(u64::MAX, u64::from);
+            [u64::from(h.lock), h.mode as u64, site]
+                .into_iter()
+                .fold(x, |x, part| (x ^ part).wrapping_mul(0x0100_0000_01b3))
+        });
+        let key = (l, site, digest);
+        let state = &mut self.threads[t as usize];
+        let tries = match &mut state.own_try {
+            Some((k, n)) if *k == key => {
+                *n = n.saturating_add(1);
+                *n
+            }
+            memo => {
+                *memo = Some((key, 1));
+                1
+            }
+        };
+        if tries == OWN_TRY_RETRIES {
+            self.self_check(t, l, m, site, true, 1);
+        }
     }
 
     /// Whether thread `t`'s request of `lock` in `mode` (of `n` permits, for a semaphore) waits
@@ -2519,11 +2565,13 @@ impl ModelBuilder {
                 l,
                 m,
                 how,
-                s: _,
+                s,
                 wait_ns,
             } => {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
+                let site = self.site(*s);
+                self.own_try(t, l, *m, site);
                 self.mark_written(l, *m);
                 // A failed try or timed acquisition withdraws its request: it did not block.
                 let withdrawn = self.threads[t as usize]

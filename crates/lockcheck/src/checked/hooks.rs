@@ -54,7 +54,7 @@ use super::state::{
 };
 use super::watch;
 use crate::config::{action, fast, flag, flags, flags_now, Action};
-use lockcheck_core::trace::{How, LockKind, Mode};
+use lockcheck_core::trace::{is_peek_site, How, LockKind, Mode, OWN_TRY_RETRIES};
 use std::collections::HashSet;
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -873,8 +873,62 @@ pub(crate) fn lock_nonblocking(
         } else if !ok && f & flag::RECORD != 0 {
             recorder::on_fail(ids, mode, how, site, wait_ns);
         }
+        if !ok {
+            if let Some(v) = failed_try_of_own_lock(kind, ids, mode, site) {
+                // Nothing was taken: no guard to unwind.
+                v.raise();
+            }
+        }
     }
     ok
+}
+
+/// A `try_*` or timed acquisition of `ids` failed: if this thread holds it in a mode that
+/// excludes `mode` (a try that cannot succeed), counts the retries of this try at this site
+/// with the same held set; at [`OWN_TRY_RETRIES`], a `self-deadlock` (a certain hang: it is
+/// raised under `warn` too): a spin lock re-entered by its holder (PyO3/pyo3#916), which no
+/// wait ever showed. The `Debug` impls of the locks, which peek with a try, are not counted:
+/// printing a held lock is no wait ([`is_peek_site`]).
+#[cold]
+#[inline(never)]
+fn failed_try_of_own_lock(
+    kind: LockKind,
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+) -> Option<Verdict> {
+    if action() == Action::Off || flags() & flag::CHECK == 0 || is_peek_site(site.file()) {
+        return None;
+    }
+    STATE
+        .try_with(|s| {
+            if s.busy.get() {
+                return None;
+            }
+            let h = s.rfind_held(|h| {
+                h.inst == ids.inst
+                    && self_conflict(kind, mode, h.mode) == Some(ViolationKind::SelfDeadlock)
+            })?;
+            let key = (
+                ids.inst,
+                site as *const Location<'static> as usize,
+                s.held_digest(),
+            );
+            let tries = with_slow(|slow| {
+                if slow.own_try.0 == key {
+                    slow.own_try.1 = slow.own_try.1.saturating_add(1);
+                } else {
+                    slow.own_try = (key, 1);
+                }
+                slow.own_try.1
+            })?;
+            if tries != OWN_TRY_RETRIES {
+                return None;
+            }
+            self_violation(s, ViolationKind::SelfDeadlock, ids, mode, site, h)
+        })
+        .ok()
+        .flatten()
 }
 
 /// A write lock of an RwLock whose writes are still noted one by one (its `WRITTEN` bit clear,

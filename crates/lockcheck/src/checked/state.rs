@@ -634,6 +634,10 @@ pub(crate) struct SlowState {
     pub name: Option<(u64, std::sync::Arc<str>)>,
     /// [`ThreadState::switch`] is registered: unregister it at thread exit.
     pub switch_registered: bool,
+    /// The last failed try of a lock this thread held in a mode that excludes it: (instance,
+    /// site address, held set digest), and how many times in a row it failed so
+    /// (`hooks::failed_try_of_own_lock`).
+    pub own_try: ((u64, usize, u64), u32),
 }
 
 impl Drop for SlowState {
@@ -742,6 +746,21 @@ impl ThreadState {
     /// The number of locks held.
     pub(crate) fn held_len(&self) -> usize {
         self.stack().len(&self.busy)
+    }
+
+    /// A digest of the held set (each entry's instance, mode and site, in order): equal digests
+    /// of two moments tell a retry loop that holds the same locks at the same places (see
+    /// `hooks::failed_try_of_own_lock`). Arithmetic only, no call-out.
+    pub(crate) fn held_digest(&self) -> u64 {
+        let (st, d) = (self.stack(), &self.busy);
+        let mut x: u64 = 0xcbf2_9ce4_8422_2325;
+        for h in (0..st.len(d)).map(|i| st.get(d, i)) {
+            let site = h.site as *const Location<'static> as u64;
+            for part in [h.inst, h.mode as u64, site] {
+                x = (x ^ part).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        x
     }
 
     /// The fast path's push onto an empty stack: one word (`w`: [`entry`]`(ids, mode)`), the
