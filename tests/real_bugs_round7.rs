@@ -72,8 +72,8 @@ impl ReleasePool {
     /// The spin lock: a try retried until it succeeds (`while locked.compare_and_swap(..)`).
     fn spin(&self) -> lockcheck::MutexGuard<'_, Vec<PyObject>> {
         loop {
-            if let Some(g) = self.pending.try_lock() {
-                // PYO3_SPIN
+            let tried = self.pending.try_lock(); // PYO3_SPIN
+            if let Some(g) = tried {
                 return g;
             }
             std::hint::spin_loop();
@@ -206,4 +206,57 @@ fn a_spin_on_a_lock_another_thread_holds_is_silent() {
     })
     .unwrap();
     assert!(found("pyo3.contended").is_empty());
+}
+
+/// Two threads, one spinning on the other's lock while holding its own, the other blocking on
+/// it: a spin waits as `lock` does, so the cycle is found (before, neither the order nor the
+/// wait was seen, and this hung). The thread that closes it panics, which lets the other go on.
+#[test]
+fn a_spin_on_a_lock_whose_holder_waits_for_the_spinners_lock_is_reported() {
+    setup();
+    let a = Arc::new(Mutex::named("spin.live.a", 0u32));
+    let b = Arc::new(Mutex::named("spin.live.b", 0u32));
+    let (a2, b2) = (a.clone(), b.clone());
+    let (tx, rx) = mpsc::channel();
+    watchdog(30, move || {
+        let (held_tx, held_rx) = mpsc::channel();
+        let blocker = std::thread::spawn(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _y = b2.lock();
+                held_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let _x = a2.lock(); // SPIN_LIVE_BLOCK
+            }))
+            .map_err(|e| support::panic_message(&*e))
+        });
+        let spinner = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _x = a.lock();
+            held_rx.recv().unwrap();
+            let _y = loop {
+                let tried = b.try_lock(); // SPIN_LIVE_TRY
+                if let Some(g) = tried {
+                    break g;
+                }
+                std::thread::yield_now();
+            };
+        }))
+        .map_err(|e| support::panic_message(&*e));
+        tx.send((spinner, blocker.join().unwrap())).unwrap();
+    })
+    .unwrap();
+    let (r1, r2) = rx.recv().unwrap();
+    assert!(r1.is_err() || r2.is_err(), "{r1:?} {r2:?}");
+    let v: Vec<_> = found("spin.live.a")
+        .into_iter()
+        .filter(|v| {
+            matches!(
+                v.kind,
+                ViolationKind::LockOrderInversion | ViolationKind::Deadlock
+            )
+        })
+        .collect();
+    assert!(!v.is_empty(), "{:#?}", found("spin.live.a"));
+    for v in &v {
+        M.assert_sites(v, &["SPIN_LIVE_TRY", "SPIN_LIVE_BLOCK"]);
+    }
 }

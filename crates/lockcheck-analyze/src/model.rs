@@ -24,7 +24,7 @@ use crate::clocks::{Clock, Clocks};
 use crate::hist::Histogram;
 use lockcheck_core::deps::DepView;
 use lockcheck_core::trace::{
-    is_peek_site, ClassStats, Event, Frame, How, LockKind, Mode, OWN_TRY_RETRIES,
+    is_peek_site, ClassStats, Event, Frame, How, LockKind, Mode, TRY_RETRIES,
 };
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -1229,9 +1229,9 @@ struct ThreadState {
     cond_released: Option<LockId>,
     /// A `fork` event named this thread as its child (a second one is an anomaly).
     forked: bool,
-    /// The last failed try of a lock this thread held in a mode that excludes it: (lock, site,
-    /// held set digest) and how many times in a row it failed so ([`ModelBuilder::own_try`]).
-    own_try: Option<((LockId, Option<SiteId>, u64), u32)>,
+    /// The last failed try or timed acquisition: (lock, mode, site, held set digest), and how
+    /// many times in a row it failed so ([`ModelBuilder::try_retried`]).
+    try_retried: Option<((LockId, Mode, Option<SiteId>, u64), u32)>,
 }
 
 /// Looked up once or twice per event: a fast hash, not SipHash (a quarter of the replay's time).
@@ -1473,7 +1473,7 @@ impl ModelBuilder {
             pending: None,
             cond_released: None,
             forked: false,
-            own_try: None,
+            try_retried: None,
         });
         self.maps.threads.insert(t, id);
         id
@@ -1893,31 +1893,26 @@ impl ModelBuilder {
     }
 
     /// A failed try (or timed acquisition) of `l` in `m` by `t` at `site`, as the runtime counts
-    /// it (`hooks::failed_try_of_own_lock`): when `t` holds `l` in a mode that excludes `m` (the
-    /// try cannot succeed), the retries of this try at this site with the same held set; the
-    /// [`OWN_TRY_RETRIES`]th is a retry loop waiting for itself, a self-deadlock. Tries inside
-    /// a lock's `Debug` impl do not count ([`is_peek_site`]).
-    fn own_try(&mut self, t: ThreadId, l: LockId, m: Mode, site: Option<SiteId>) {
-        if !self.holds(t, l) {
+    /// it (`hooks::failed_try_retried`): the failures in a row of one try (same lock, mode and
+    /// site, same held set; a successful try or timed acquisition ends the streak, see
+    /// [`ModelBuilder::acquire`]). The [`TRY_RETRIES`]th is a retry loop, which waits as a
+    /// blocking request does: checked as one (a lock the thread holds itself: a self-deadlock;
+    /// otherwise a dependency of the held locks on it). Tries inside a lock's `Debug` impl do
+    /// not count ([`is_peek_site`]).
+    fn try_retried(&mut self, t: ThreadId, l: LockId, m: Mode, site: Option<SiteId>) {
+        if site.is_some_and(|s| is_peek_site(&self.model.sites[s as usize].loc)) {
             return;
         }
-        let kind = self.model.classes[self.model.locks[l as usize].class as usize].kind;
         let held = &self.threads[t as usize].held;
-        let excludes = held
-            .iter()
-            .any(|h| h.lock == l && SelfKind::of(kind, m, h.mode) == Some(SelfKind::SelfDeadlock));
-        if !excludes || site.is_some_and(|s| is_peek_site(&self.model.sites[s as usize].loc)) {
-            return;
-        }
         let digest = held.iter().fold(0xcbf2_9ce4_8422_2325_u64, |x, h| {
             let site = h.site.map_or(u64::MAX, u64::from);
             [u64::from(h.lock), h.mode as u64, site]
                 .into_iter()
                 .fold(x, |x, part| (x ^ part).wrapping_mul(0x0100_0000_01b3))
         });
-        let key = (l, site, digest);
+        let key = (l, m, site, digest);
         let state = &mut self.threads[t as usize];
-        let tries = match &mut state.own_try {
+        let streak = match &mut state.try_retried {
             Some((k, n)) if *k == key => {
                 *n = n.saturating_add(1);
                 *n
@@ -1927,8 +1922,9 @@ impl ModelBuilder {
                 1
             }
         };
-        if tries == OWN_TRY_RETRIES {
+        if streak == TRY_RETRIES && !state.held.is_empty() {
             self.self_check(t, l, m, site, true, 1);
+            self.add_dep(t, l, m, How::Blocking, site, false);
         }
     }
 
@@ -2330,6 +2326,10 @@ impl ModelBuilder {
         self.mark_written(l, m);
         let state = &mut self.threads[t as usize];
         state.cond_released = None;
+        if how != How::Blocking {
+            // A successful try ends a streak of failed ones (`try_retried`).
+            state.try_retried = None;
+        }
         let granted = if state
             .pending
             .as_ref()
@@ -2571,7 +2571,7 @@ impl ModelBuilder {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
                 let site = self.site(*s);
-                self.own_try(t, l, *m, site);
+                self.try_retried(t, l, *m, site);
                 self.mark_written(l, *m);
                 // A failed try or timed acquisition withdraws its request: it did not block.
                 let withdrawn = self.threads[t as usize]

@@ -54,7 +54,7 @@ use super::state::{
 };
 use super::watch;
 use crate::config::{action, fast, flag, flags, flags_now, Action};
-use lockcheck_core::trace::{is_peek_site, How, LockKind, Mode, OWN_TRY_RETRIES};
+use lockcheck_core::trace::{is_peek_site, How, LockKind, Mode, TRY_RETRIES};
 use std::collections::HashSet;
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -858,6 +858,8 @@ pub(crate) fn lock_nonblocking(
         }
         let ids = meta.ids(kind);
         if ok {
+            // A successful try ends a streak of failed ones (see `failed_try_retried`).
+            s.try_streak.set(0);
             if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.word() & WRITTEN == 0 {
                 // Already locked, and no guard exists yet to unlock it while unwinding: report
                 // only, never raise here.
@@ -874,7 +876,7 @@ pub(crate) fn lock_nonblocking(
             recorder::on_fail(ids, mode, how, site, wait_ns);
         }
         if !ok {
-            if let Some(v) = failed_try_of_own_lock(kind, ids, mode, site) {
+            if let Some(v) = failed_try_retried(meta, kind, ids, mode, site, f) {
                 // Nothing was taken: no guard to unwind.
                 v.raise();
             }
@@ -883,21 +885,27 @@ pub(crate) fn lock_nonblocking(
     ok
 }
 
-/// A `try_*` or timed acquisition of `ids` failed: if this thread holds it in a mode that
-/// excludes `mode` (a try that cannot succeed), counts the retries of this try at this site
-/// with the same held set; at [`OWN_TRY_RETRIES`], a `self-deadlock` (a certain hang: it is
-/// raised under `warn` too): a spin lock re-entered by its holder (PyO3/pyo3#916), which no
-/// wait ever showed. The `Debug` impls of the locks, which peek with a try, are not counted:
-/// printing a held lock is no wait ([`is_peek_site`]).
+/// A `try_*` or timed acquisition of `ids` failed: counts the failures in a row of this try (same
+/// lock, mode and site, same held set). At [`TRY_RETRIES`] it is a retry loop, a spin lock's,
+/// which waits for the lock as a blocking acquisition does: checked as one (`check_held`), before
+/// a hang. A lock this thread holds itself in a mode that excludes the request is a
+/// `self-deadlock` (a try that can never succeed: a spin lock re-entered by its holder,
+/// PyO3/pyo3#916), raised under `warn` too; a lock held by another thread orders the held locks
+/// before it, and a cycle it closes is an inversion (two threads spinning on each other's lock,
+/// or one spinning while the other blocks). A loop that gives up sooner waits for nothing and is
+/// not counted as a wait. The `Debug` impls of the locks, which peek with a try, are not counted
+/// ([`is_peek_site`]). The lock's identity is already assigned (`lock_nonblocking`).
 #[cold]
 #[inline(never)]
-fn failed_try_of_own_lock(
+fn failed_try_retried(
+    meta: &Meta,
     kind: LockKind,
     ids: Ids,
     mode: Mode,
     site: &'static Location<'static>,
+    f: u8,
 ) -> Option<Verdict> {
-    if action() == Action::Off || flags() & flag::CHECK == 0 || is_peek_site(site.file()) {
+    if action() == Action::Off || f & flag::CHECK == 0 || is_peek_site(site.file()) {
         return None;
     }
     STATE
@@ -905,27 +913,23 @@ fn failed_try_of_own_lock(
             if s.busy.get() {
                 return None;
             }
-            let h = s.rfind_held(|h| {
-                h.inst == ids.inst
-                    && self_conflict(kind, mode, h.mode) == Some(ViolationKind::SelfDeadlock)
-            })?;
             let key = (
                 ids.inst,
+                mode as u8,
                 site as *const Location<'static> as usize,
                 s.held_digest(),
             );
-            let tries = with_slow(|slow| {
-                if slow.own_try.0 == key {
-                    slow.own_try.1 = slow.own_try.1.saturating_add(1);
-                } else {
-                    slow.own_try = (key, 1);
-                }
-                slow.own_try.1
-            })?;
-            if tries != OWN_TRY_RETRIES {
+            let same = with_slow(|slow| std::mem::replace(&mut slow.try_retried, key) == key)?;
+            let streak = if same {
+                s.try_streak.get().saturating_add(1)
+            } else {
+                1
+            };
+            s.try_streak.set(streak);
+            if streak != TRY_RETRIES || !s.holds_any() {
                 return None;
             }
-            self_violation(s, ViolationKind::SelfDeadlock, ids, mode, site, h)
+            check_held(s, meta, kind, mode, site, ids, f)
         })
         .ok()
         .flatten()

@@ -613,6 +613,10 @@ pub(crate) struct ThreadState {
     /// Bumped whenever the vector clock changes (spawn/join), so cached keys stay exact; only
     /// through [`ThreadState::bump_epoch`], which also clears the held stack's memo.
     epoch: Cell<u64>,
+    /// How many `try_*` or timed acquisitions failed in a row with the key
+    /// [`SlowState::try_retried`] holds (0 after a successful one): see
+    /// `hooks::failed_try_retried`.
+    pub try_streak: Cell<u32>,
 }
 
 /// The per-thread state only slow paths touch (it has destructors).
@@ -634,10 +638,10 @@ pub(crate) struct SlowState {
     pub name: Option<(u64, std::sync::Arc<str>)>,
     /// [`ThreadState::switch`] is registered: unregister it at thread exit.
     pub switch_registered: bool,
-    /// The last failed try of a lock this thread held in a mode that excludes it: (instance,
-    /// site address, held set digest), and how many times in a row it failed so
-    /// (`hooks::failed_try_of_own_lock`).
-    pub own_try: ((u64, usize, u64), u32),
+    /// The last failed `try_*` or timed acquisition: (instance, mode, site address, held set
+    /// digest); [`ThreadState::try_streak`] counts its failures in a row
+    /// (`hooks::failed_try_retried`).
+    pub try_retried: (u64, u8, usize, u64),
 }
 
 impl Drop for SlowState {
@@ -673,6 +677,7 @@ thread_local! {
             }; CACHE_SLOTS],
             id: Cell::new(0),
             epoch: Cell::new(0),
+            try_streak: Cell::new(0),
         }
     };
     static SLOW: RefCell<SlowState> = RefCell::new(SlowState::default());
@@ -750,7 +755,7 @@ impl ThreadState {
 
     /// A digest of the held set (each entry's instance, mode and site, in order): equal digests
     /// of two moments tell a retry loop that holds the same locks at the same places (see
-    /// `hooks::failed_try_of_own_lock`). Arithmetic only, no call-out.
+    /// `hooks::failed_try_retried`). Arithmetic only, no call-out.
     pub(crate) fn held_digest(&self) -> u64 {
         let (st, d) = (self.stack(), &self.busy);
         let mut x: u64 = 0xcbf2_9ce4_8422_2325;
