@@ -260,3 +260,327 @@ fn a_spin_on_a_lock_whose_holder_waits_for_the_spinners_lock_is_reported() {
         M.assert_sites(v, &["SPIN_LIVE_TRY", "SPIN_LIVE_BLOCK"]);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 2. Two read guards of one channel's lock alive in one span's fields: tokio's `watch` channel
+//    keeps its value under an `RwLock`; `borrow()` returns a read guard. zebra's chain tip
+//    receiver was borrowed by two fields of one `#[instrument]` attribute (the span's fields
+//    are recorded while both guards are alive), and the chain tip sender writes: a writer
+//    queued between the two reads makes the second wait behind it, and the writer waits for
+//    the first (a recursive read, a real hang in production: one thread waiting for a first
+//    read, one for a second, one for the write).
+//    Source: ZcashFoundation/zebra#3378 ("Fix deadlock in chain tip watch channel", fixing
+//    #3379; the same hazard is documented on `watch::Receiver::borrow` by tokio-rs/tokio#4360).
+//    Look-alike (the fix): `with_chain_tip_block`, one borrow per scope, whose closure reads
+//    both fields.
+
+#[derive(Clone, Copy, Default)]
+struct ChainTipBlock {
+    height: u32,
+    hash: u64,
+}
+
+/// The `watch` channel's shared value.
+struct ChainTip {
+    shared: RwLock<Option<ChainTipBlock>>,
+}
+
+impl ChainTip {
+    /// `borrow()` of the receiver: a read guard.
+    fn borrow(&self) -> lockcheck::RwLockReadGuard<'_, Option<ChainTipBlock>> {
+        self.shared.read() // ZEBRA_BORROW
+    }
+
+    /// The fix: one borrow, and the block given to a closure.
+    fn with_chain_tip_block<R>(&self, f: impl FnOnce(&ChainTipBlock) -> R) -> Option<R> {
+        self.shared.read().as_ref().map(f) // ZEBRA_WITH_BLOCK
+    }
+
+    /// The sender's `send`: a write.
+    fn send(&self, block: ChainTipBlock) {
+        *self.shared.write() = Some(block);
+    }
+}
+
+/// The span of `#[instrument(fields(height = ?tip.borrow().height, hash = ?tip.borrow().hash))]`:
+/// both fields formatted while both guards live (`fixed`: `with_chain_tip_block`).
+fn instrumented_span(tip: &ChainTip, fixed: bool) -> String {
+    if fixed {
+        tip.with_chain_tip_block(|b| format!("height={} hash={}", b.height, b.hash))
+            .unwrap_or_default()
+    } else {
+        format!(
+            "height={:?} hash={:?}",
+            tip.borrow().map(|b| b.height),
+            tip.borrow().map(|b| b.hash)
+        )
+    }
+}
+
+fn chain_tip_scenario(class: &'static str, fixed: bool) -> Result<(), String> {
+    let tip = Arc::new(ChainTip {
+        shared: RwLock::named(class, None),
+    });
+    // The sender: the chain tip changes as blocks are committed.
+    let sender = {
+        let tip = tip.clone();
+        std::thread::spawn(move || {
+            for height in 0..3 {
+                tip.send(ChainTipBlock {
+                    height,
+                    hash: u64::from(height) * 7,
+                });
+            }
+        })
+    };
+    sender.join().unwrap();
+    let (tx, rx) = mpsc::channel();
+    watchdog(20, move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            instrumented_span(&tip, fixed)
+        }));
+        tx.send(r.map_err(|e| support::panic_message(&*e))).unwrap();
+    })
+    .unwrap();
+    rx.recv()
+        .unwrap()
+        .map(|span| assert!(span.contains("height=")))
+}
+
+#[test]
+fn two_borrows_of_a_watch_channel_in_one_span_are_a_recursive_read() {
+    setup();
+    let msg = chain_tip_scenario("zebra.chain_tip", false).expect_err("a recursive read");
+    assert!(msg.contains("recursive"), "{msg}");
+    one_of_kind(
+        &found("zebra.chain_tip"),
+        ViolationKind::RecursiveRead,
+        &["ZEBRA_BORROW"],
+    );
+}
+
+#[test]
+fn one_borrow_per_scope_is_silent() {
+    setup();
+    chain_tip_scenario("zebra.fixed.chain_tip", true).unwrap();
+    assert!(found("zebra.fixed.chain_tip").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. A cache's eviction listener run under the entry's lock, writing the entry back: moka's
+//    `sync::Cache` delivers eviction notifications (in its default, immediate mode) while it
+//    holds the key's lock, so that notifications and writes of one key stay ordered; a
+//    listener that inserts the evicted (or a modified) entry back into the cache takes that
+//    key's lock again.
+//    Source: moka-rs/moka#298 ("How can i add something to the cache inside the
+//    eviction_listener?": "it may lead to a deadlock"; the maintainer's way: send the evicted
+//    entry through a channel to a thread that inserts it).
+//    Look-alike (that way): the listener sends, a separate thread re-inserts.
+
+type Listener = Box<dyn Fn(&Cache, u32, String) + Send + Sync>;
+
+struct Cache {
+    /// Per-key locks (moka's `KeyLockMap`), made on demand.
+    key_locks: Mutex<HashMap<u32, Arc<Mutex<()>>>>,
+    entries: Mutex<HashMap<u32, String>>,
+    listener: Listener,
+    class: &'static str,
+}
+
+impl Cache {
+    fn key_lock(&self, key: u32) -> Arc<Mutex<()>> {
+        self.key_locks
+            .lock()
+            .entry(key)
+            .or_insert_with(|| Arc::new(Mutex::named(self.class, ())))
+            .clone()
+    }
+
+    /// `insert`: under the key's lock, the old value (if any) is replaced, and the listener is
+    /// told (`RemovalCause::Replaced`) before the lock is released.
+    fn insert(&self, key: u32, value: String) {
+        let lock = self.key_lock(key);
+        let _key = lock.lock(); // MOKA_KEY_LOCK
+        let old = self.entries.lock().insert(key, value);
+        if let Some(old) = old {
+            (self.listener)(self, key, old);
+        }
+    }
+
+    fn get(&self, key: u32) -> Option<String> {
+        self.entries.lock().get(&key).cloned()
+    }
+}
+
+fn cache(class: &'static str, listener: Listener) -> Arc<Cache> {
+    Arc::new(Cache {
+        key_locks: Mutex::new(HashMap::new()),
+        entries: Mutex::new(HashMap::new()),
+        listener,
+        class,
+    })
+}
+
+#[test]
+fn an_eviction_listener_that_inserts_under_the_key_lock_is_a_self_deadlock() {
+    setup();
+    let msg = stopped(|| {
+        let c = cache(
+            "moka.key_lock",
+            Box::new(|cache, key, old| {
+                if !old.ends_with('\'') {
+                    cache.insert(key, format!("{old}'"));
+                }
+            }),
+        );
+        c.insert(1, "one".into());
+        c.insert(1, "uno".into());
+    });
+    assert!(msg.contains("self-deadlock"), "{msg}");
+    one_of_kind(
+        &found("moka.key_lock"),
+        ViolationKind::SelfDeadlock,
+        &["MOKA_KEY_LOCK"],
+    );
+}
+
+#[test]
+fn an_eviction_listener_that_hands_the_entry_to_a_thread_is_silent() {
+    setup();
+    watchdog(20, || {
+        let (tx, rx) = lockcheck::sync::mpsc::channel::<(u32, String)>();
+        let tx = Mutex::new(tx);
+        let c = cache(
+            "moka.fixed.key_lock",
+            Box::new(move |_, key, old| {
+                if !old.ends_with('\'') {
+                    tx.lock().send((key, format!("{old}'"))).unwrap();
+                }
+            }),
+        );
+        let c2 = c.clone();
+        let reinsert = std::thread::spawn(move || {
+            let (key, value) = rx.recv().unwrap();
+            c2.insert(key, value);
+        });
+        c.insert(1, "one".into());
+        c.insert(1, "uno".into());
+        reinsert.join().unwrap();
+        assert_eq!(c.get(1).as_deref(), Some("one'"));
+    })
+    .unwrap();
+    assert!(
+        found("moka.fixed.key_lock").is_empty(),
+        "{:#?}",
+        found("moka.fixed.key_lock")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. A cycle of two channels and no lock: notify's watchers are actors; the watcher thread runs
+//    the user's event handler, which here sends each event into a bounded channel, and
+//    `watch()` / `unwatch()` send a command to the watcher thread and wait for its reply. A
+//    consumer that calls `watch()` in response to an event waits for the reply while the
+//    watcher thread is blocked sending the next event into the full channel that only this
+//    consumer drains. The consumer holds no lock: it owns the event channel's receiving end,
+//    which the full send waits for (a bounded channel is a lock held by its receiving thread),
+//    and its receive of the reply waits for the reply's sender, which travels inside the
+//    command, never used yet (assumed with the blocked watcher thread, after five seconds).
+//    Source: notify-rs/notify#463 ("Watching and Unwatching files can deadlock when consuming
+//    events with an unbounded channel": the event handler fills a bounded channel, the
+//    caller's `watch()` waits for the actor, which waits for the channel).
+//    Look-alike: the events through an unbounded channel (the watcher thread never waits).
+
+/// `watch(path)`'s command, with the channel of its reply.
+enum Command {
+    Watch(lockcheck::sync::mpsc::Sender<()>),
+}
+
+/// The watcher thread: handles commands, then emits events through the handler. `bounded`:
+/// the handler sends into a channel of capacity 1, else an unbounded one.
+fn notify_scenario(bounded: bool) -> Result<usize, String> {
+    use lockcheck::sync::mpsc as lmpsc;
+    let (cmd_tx, cmd_rx) = lmpsc::channel::<Command>();
+    enum Events {
+        Bounded(lmpsc::SyncSender<u32>),
+        Unbounded(lmpsc::Sender<u32>),
+    }
+    let (events, event_rx) = if bounded {
+        let (tx, rx) = lmpsc::sync_channel(1);
+        (Events::Bounded(tx), rx)
+    } else {
+        let (tx, rx) = lmpsc::channel();
+        (Events::Unbounded(tx), rx)
+    };
+    let watcher = std::thread::spawn(move || {
+        let mut watched = 1;
+        for event in 0..4u32 {
+            for cmd in cmd_rx.try_iter() {
+                let Command::Watch(reply) = cmd;
+                watched += 1;
+                let _ = reply.send(());
+            }
+            // The user's event handler.
+            let sent = match &events {
+                Events::Bounded(tx) => tx.send(event), // NOTIFY_EVENT_SEND
+                Events::Unbounded(tx) => tx.send(event),
+            };
+            if sent.is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Late commands still get their reply.
+        while let Ok(Command::Watch(reply)) =
+            cmd_rx.recv_timeout(std::time::Duration::from_millis(200))
+        {
+            watched += 1;
+            let _ = reply.send(());
+        }
+        watched
+    });
+    // The consumer: on the first event, `watch()` another path and wait for the reply.
+    let consumer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let first = event_rx.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let (reply_tx, reply_rx) = lmpsc::channel();
+        assert_eq!(first, 0);
+        cmd_tx.send(Command::Watch(reply_tx)).unwrap();
+        reply_rx.recv().unwrap(); // NOTIFY_WAIT_REPLY
+        let rest: Vec<u32> = event_rx.iter().collect();
+        rest.len()
+    }))
+    .map_err(|e| support::panic_message(&*e));
+    // A consumer stopped by a report gives the channels up: the watcher thread's send fails.
+    drop((cmd_tx, event_rx));
+    let watched = watcher.join().unwrap();
+    consumer.map(|_| watched)
+}
+
+#[test]
+fn a_watch_call_waiting_for_an_actor_blocked_on_its_full_event_channel_is_reported() {
+    setup();
+    let (tx, rx) = mpsc::channel();
+    watchdog(30, move || tx.send(notify_scenario(true)).unwrap()).unwrap();
+    let msg = rx.recv().unwrap().expect_err("a deadlock of two channels");
+    assert!(msg.contains("deadlock"), "{msg}");
+    let v: Vec<_> = lockcheck::violations()
+        .into_iter()
+        .filter(|v| v.kind == ViolationKind::Deadlock)
+        .filter(|v| {
+            support::markers::sites(v)
+                .iter()
+                .any(|s| s.contains(&M.at("NOTIFY_WAIT_REPLY")))
+        })
+        .collect();
+    assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
+    M.assert_sites(&v[0], &["NOTIFY_WAIT_REPLY", "NOTIFY_EVENT_SEND"]);
+}
+
+#[test]
+fn events_through_an_unbounded_channel_are_silent() {
+    setup();
+    let (tx, rx) = mpsc::channel();
+    watchdog(30, move || tx.send(notify_scenario(false)).unwrap()).unwrap();
+    assert_eq!(rx.recv().unwrap(), Ok(2));
+}
