@@ -1231,8 +1231,11 @@ struct ThreadState {
     forked: bool,
     /// The last failed try or timed acquisition: (lock, mode, site, held set digest), and how
     /// many times in a row it failed so ([`ModelBuilder::try_retried`]).
-    try_retried: Option<((LockId, Mode, Option<SiteId>, u64), u32)>,
+    try_retried: Option<(TryKey, u32)>,
 }
+
+/// A failed try as [`ModelBuilder::try_retried`] compares them: lock, mode, site, held set digest.
+type TryKey = (LockId, Mode, Option<SiteId>, u64);
 
 /// Looked up once or twice per event: a fast hash, not SipHash (a quarter of the replay's time).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
