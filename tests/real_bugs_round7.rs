@@ -1,14 +1,18 @@
 //! Real deadlocks from public Rust projects, seventh round: a spin lock re-entered by its holder
 //! (a `try_lock` retried until it succeeds, on a lock the thread holds itself: pyo3's
-//! `ReleasePool`), two read guards of one channel's lock alive in one span's fields while the
-//! sender writes (zebra's chain tip `watch` channel), a cache's eviction listener run under the
-//! entry's lock and writing the entry back (moka), and an agent's per-session lock re-entered
-//! through a tool call it makes while holding it (the same shape through a callee chain). Kinds the first six
-//! rounds (`tests/async/real_bugs.rs`, `tests/real_bugs_round2.rs`..`round6.rs`,
-//! `examples/scenarios.rs`) did not cover. Each is reduced to its locking skeleton (not their
-//! code), cites its source, and is paired with the look-alike the project's fix turned it into,
-//! which must stay silent. Every scenario runs under a watchdog: a miss that really hangs fails
-//! the test instead of hanging CI.
+//! `ReleasePool`; found by a new rule, a try failed `TRY_RETRIES` times in a row is checked as a
+//! blocking request, which also finds a spinner against a thread blocked on its lock), two read
+//! guards of one channel's lock alive in one span's fields while the sender writes (zebra's chain
+//! tip `watch` channel), a cache's eviction listener run under the entry's lock and writing the
+//! entry back (moka), a cycle of two channels and no lock (notify's `watch()` waiting for the
+//! reply of a watcher thread blocked on the full event channel the caller drains), and a
+//! watcher's API called from its own event handler under the poller's lock (notify's
+//! `PollWatcher`). Kinds or projects the first six rounds (`tests/async/real_bugs.rs`,
+//! `tests/real_bugs_round2.rs`..`round6.rs`, `examples/scenarios.rs`) did not cover. Each is
+//! reduced to its locking skeleton (not their code), cites its source, and is paired with the
+//! look-alike the project's fix (or advice) turned it into, which must stay silent. Every
+//! scenario runs under a watchdog: a miss that really hangs fails the test instead of hanging
+//! CI.
 
 mod support;
 
@@ -583,4 +587,104 @@ fn events_through_an_unbounded_channel_are_silent() {
     let (tx, rx) = mpsc::channel();
     watchdog(30, move || tx.send(notify_scenario(false)).unwrap()).unwrap();
     assert_eq!(rx.recv().unwrap(), Ok(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. A watcher's API called from its own event handler: notify's `PollWatcher` thread rescans
+//    the watched paths holding its `watches` and `data_builder` mutexes, and the rescan runs the
+//    user's event handler (through the data builder's emitter). A handler that adds a watch
+//    (`watcher.watch(path)`, on the watcher it was given through an `Arc<Mutex<Option<_>>>`)
+//    takes `data_builder` again on the same thread: the poll thread hangs (std's mutex).
+//    Source: notify-rs/notify#410 ("PollWatcher may deadlock when user try change watch path in
+//    event_handler", with the program). Look-alike: the handler hands the path to another thread,
+//    which calls `watch`.
+
+struct PollWatcher {
+    watches: Mutex<Vec<String>>,
+    data_builder: Mutex<Box<dyn FnMut(&str) + Send>>,
+}
+
+impl PollWatcher {
+    /// `watch(path)`: the initial scan builds the path's data with the data builder.
+    fn watch(&self, path: &str) {
+        let _builder = self.data_builder.lock(); // NOTIFY_WATCH_BUILDER
+        self.watches.lock().push(path.to_owned());
+    }
+
+    /// One round of the poll thread: every watch rescanned, events emitted to the handler.
+    fn poll_once(&self) {
+        let watches = self.watches.lock().clone();
+        let mut handler = self.data_builder.lock(); // NOTIFY_POLL_BUILDER
+        for path in &watches {
+            (*handler)(path);
+        }
+    }
+}
+
+fn poll_watcher(
+    class: &'static str,
+    hand_over: Option<lockcheck::sync::mpsc::Sender<String>>,
+) -> Arc<PollWatcher> {
+    // The user's `Arc<Mutex<Option<PollWatcher>>>`, filled once the watcher exists.
+    let slot: Arc<Mutex<Option<Arc<PollWatcher>>>> = Arc::new(Mutex::new(None));
+    let in_handler = slot.clone();
+    let hand_over = hand_over.map(Mutex::new);
+    let handler = move |path: &str| {
+        if path != "mew.txt" {
+            return;
+        }
+        match &hand_over {
+            Some(tx) => {
+                // Later rounds find the adder gone: nothing more to add.
+                let _ = tx.lock().send("bow.txt".to_owned());
+            }
+            None => {
+                if let Some(w) = in_handler.lock().as_ref() {
+                    w.watch("bow.txt");
+                }
+            }
+        }
+    };
+    let watcher = Arc::new(PollWatcher {
+        watches: Mutex::new(vec!["mew.txt".to_owned()]),
+        data_builder: Mutex::named(class, Box::new(handler)),
+    });
+    *slot.lock() = Some(watcher.clone());
+    watcher
+}
+
+#[test]
+fn a_poll_watcher_watched_from_its_event_handler_is_a_self_deadlock() {
+    setup();
+    let msg = stopped(|| poll_watcher("notify.data_builder", None).poll_once());
+    assert!(msg.contains("self-deadlock"), "{msg}");
+    one_of_kind(
+        &found("notify.data_builder"),
+        ViolationKind::SelfDeadlock,
+        &["NOTIFY_WATCH_BUILDER", "NOTIFY_POLL_BUILDER"],
+    );
+}
+
+#[test]
+fn a_watch_handed_to_another_thread_from_the_event_handler_is_silent() {
+    setup();
+    watchdog(20, || {
+        let (tx, rx) = lockcheck::sync::mpsc::channel();
+        let w = poll_watcher("notify.fixed.data_builder", Some(tx));
+        let w2 = w.clone();
+        let adder = std::thread::spawn(move || {
+            let path = rx.recv().unwrap();
+            w2.watch(&path);
+        });
+        w.poll_once();
+        adder.join().unwrap();
+        w.poll_once();
+        assert_eq!(w.watches.lock().len(), 2);
+    })
+    .unwrap();
+    assert!(
+        found("notify.fixed.data_builder").is_empty(),
+        "{:#?}",
+        found("notify.fixed.data_builder")
+    );
 }
