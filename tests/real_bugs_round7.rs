@@ -162,11 +162,14 @@ fn pending_pointers_taken_out_before_the_decrefs_and_a_try_that_gives_up_are_sil
     watchdog(20, || {
         let m = Mutex::named("pyo3.peeked", 7);
         let sm = lockcheck::sync::Mutex::new(7);
+        let rw = RwLock::named("pyo3.peeked.rw", 7);
         let _g = m.lock();
         let _sg = sm.lock().unwrap();
-        for _ in 0..2 * 1000 {
+        let _w = rw.write();
+        for _ in 0..2 * lockcheck_core::trace::TRY_RETRIES {
             assert!(format!("{m:?}").contains("<locked>"));
             assert!(format!("{sm:?}").contains("<locked>"));
+            assert!(format!("{rw:?}").contains("<locked>"));
         }
         for _ in 0..3 {
             assert!(m.try_lock().is_none());

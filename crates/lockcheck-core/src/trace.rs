@@ -128,7 +128,11 @@ pub const TRY_RETRIES: u32 = 1000;
 /// at the value with a try (lock_api's, or lockcheck's `sync` module): such a try is not the
 /// user's, and printing a held lock is no wait ([`TRY_RETRIES`] does not count it).
 pub fn is_peek_site(site: &str) -> bool {
-    site.contains("lock_api") || (site.contains("lockcheck") && site.contains("src/sync.rs"))
+    let lock_api = (site.contains("lock_api-") || site.contains("lock_api/"))
+        && ["src/mutex.rs", "src/rwlock.rs", "src/remutex.rs"]
+            .iter()
+            .any(|f| site.contains(f));
+    lock_api || (site.contains("lockcheck") && site.contains("src/sync.rs"))
 }
 
 /// How an acquisition waits.
