@@ -602,9 +602,12 @@ fn events_through_an_unbounded_channel_are_silent() {
 //    event_handler", with the program). Look-alike: the handler hands the path to another thread,
 //    which calls `watch`.
 
+/// The user's event handler (the data builder's emitter calls it).
+type EventHandler = Box<dyn FnMut(&str) + Send>;
+
 struct PollWatcher {
     watches: Mutex<Vec<String>>,
-    data_builder: Mutex<Box<dyn FnMut(&str) + Send>>,
+    data_builder: Mutex<EventHandler>,
 }
 
 impl PollWatcher {
