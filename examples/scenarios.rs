@@ -359,6 +359,18 @@ const SCENARIOS: &[Scenario] = &[
         try_upgrades_write_read_read,
     ),
     ("upgradable-never-upgraded", "-", upgradable_never_upgraded),
+    // A `try_lock` retried until it succeeds on a lock the thread holds (a spin lock re-entered
+    // by its holder, PyO3/pyo3#916); the look-alike gives up after a few tries.
+    ("spin-on-own-lock", "self-deadlock", spin_on_own_lock),
+    ("bounded-try-of-own-lock", "-", bounded_try_of_own_lock),
+    // A `try_lock` spun on while another thread holds the lock waits as `lock` does: its held
+    // locks are ordered before it; the look-alike spins holding nothing.
+    (
+        "spin-under-lock-ab-ba",
+        "lock-order-inversion",
+        spin_under_lock_ab_ba,
+    ),
+    ("spin-holding-nothing", "-", spin_holding_nothing),
 ];
 
 fn main() {
@@ -2666,4 +2678,76 @@ fn try_upgrades_write_read_read() {
 
 fn upgradable_never_upgraded() {
     read_read_then_upgrades(("upgnever.a", "upgnever.b"), Upgrade::Never);
+}
+
+/// A spin lock (a `try_lock` retried until it succeeds) re-entered by the thread that holds it.
+fn spin_on_own_lock() {
+    let m = Mutex::named("spin.own", 0);
+    let _g = m.lock();
+    let _again = loop {
+        if let Some(g) = m.try_lock() {
+            break g;
+        }
+        std::hint::spin_loop();
+    };
+}
+
+/// A try of a held lock that gives up after a few failures: no wait.
+fn bounded_try_of_own_lock() {
+    let m = Mutex::named("spin.bounded", 0);
+    let _g = m.lock();
+    for _ in 0..10 {
+        assert!(m.try_lock().is_none());
+    }
+}
+
+/// Holds `b` on another thread for a while, so that a try of it fails many times in a row.
+fn hold_for_a_while(b: Arc<Mutex<u32>>) -> std::thread::JoinHandle<()> {
+    let (held_tx, held_rx) = mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let _g = b.lock();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    held_rx.recv().unwrap();
+    h
+}
+
+/// Spins on `b` (a `try_lock` retried until it succeeds) while another thread holds it.
+fn spin_on(b: &Mutex<u32>) -> lockcheck::MutexGuard<'_, u32> {
+    loop {
+        if let Some(g) = b.try_lock() {
+            return g;
+        }
+        // A tight spin: a thousand failures take a few milliseconds, well within the holder's
+        // 300 (a yield per failure, on a loaded machine, could take longer than that).
+        std::hint::spin_loop();
+    }
+}
+
+/// One thread spins on `b` holding `a` (while a third holds `b`), another takes `b` then `a`.
+fn spin_ab_ba(prefix: (&'static str, &'static str), holding: bool) {
+    let (a, b) = pair(prefix.0, prefix.1);
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let holder = hold_for_a_while(b.clone());
+            let x = holding.then(|| a.lock());
+            let _y = spin_on(&b);
+            drop(x);
+            holder.join().unwrap();
+        }),
+        Box::new(move || {
+            let _y = b2.lock();
+            let _x = a2.lock();
+        }),
+    ]);
+}
+
+fn spin_under_lock_ab_ba() {
+    spin_ab_ba(("spin.a", "spin.b"), true);
+}
+
+fn spin_holding_nothing() {
+    spin_ab_ba(("spinfree.a", "spinfree.b"), false);
 }

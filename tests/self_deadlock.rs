@@ -270,3 +270,57 @@ fn a_drop_locking_during_unwinding_after_the_guard_is_gone_is_silent() {
     assert!(stdout.contains("child: finished"), "{stdout}\n{stderr}");
     assert!(!stderr.contains("self-deadlock"), "{stderr}");
 }
+
+/// A `try_write` retried until it succeeds while the thread holds a read of the same lock (an
+/// upgrade spun for): it can never succeed, and is a self-deadlock once it failed
+/// `TRY_RETRIES` times in a row (one try that gives up is silent: `upgrade`-less code may
+/// probe).
+#[test]
+fn try_write_spun_on_under_a_read_of_the_same_lock() {
+    expect_self_deadlock("sd.spin.rw", ViolationKind::SelfDeadlock, || {
+        let l = RwLock::named("sd.spin.rw", 0);
+        let _r = l.read();
+        while l.try_write().is_none() {
+            std::hint::spin_loop();
+        }
+    });
+}
+
+/// The same through `lockcheck::sync` (std's API: `try_lock` returns `WouldBlock`).
+#[test]
+fn std_try_lock_spun_on_by_its_holder() {
+    let r = watchdog(10, || {
+        let m = lockcheck::sync::Mutex::new(0);
+        let _g = m.lock().unwrap();
+        while m.try_lock().is_err() {
+            std::hint::spin_loop();
+        }
+    });
+    let msg = r.expect_err("must panic instead of spinning for ever");
+    assert!(msg.contains("self-deadlock"), "{msg}");
+    assert!(msg.contains("tests/self_deadlock.rs:"), "{msg}");
+}
+
+/// Fewer failures than `TRY_RETRIES` in a row, or a success in between, are no spin.
+#[test]
+fn tries_that_give_up_or_succeed_in_between_are_silent() {
+    watchdog(10, || {
+        let l = RwLock::named("sd.spin.fewer", 0);
+        // Twice the same failures, at the same site and under the same read: a success in
+        // between ends the first streak (without it, the second would pass the count).
+        for _ in 0..2 {
+            let r = l.read();
+            for _ in 0..lockcheck_core::trace::TRY_RETRIES - 1 {
+                assert!(l.try_write().is_none());
+            }
+            drop(r);
+            drop(l.try_write().expect("free"));
+        }
+    })
+    .unwrap();
+    assert!(
+        found("sd.spin.fewer").is_empty(),
+        "{:#?}",
+        found("sd.spin.fewer")
+    );
+}

@@ -23,7 +23,9 @@
 use crate::clocks::{Clock, Clocks};
 use crate::hist::Histogram;
 use lockcheck_core::deps::DepView;
-use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode};
+use lockcheck_core::trace::{
+    is_peek_site, ClassStats, Event, Frame, How, LockKind, Mode, TRY_RETRIES,
+};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
@@ -1227,7 +1229,13 @@ struct ThreadState {
     cond_released: Option<LockId>,
     /// A `fork` event named this thread as its child (a second one is an anomaly).
     forked: bool,
+    /// The last failed try or timed acquisition: (lock, mode, site, held set digest), and how
+    /// many times in a row it failed so ([`ModelBuilder::try_retried`]).
+    try_retried: Option<(TryKey, u32)>,
 }
+
+/// A failed try as [`ModelBuilder::try_retried`] compares them: lock, mode, site, held set digest.
+type TryKey = (LockId, Mode, Option<SiteId>, u64);
 
 /// Looked up once or twice per event: a fast hash, not SipHash (a quarter of the replay's time).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -1468,6 +1476,7 @@ impl ModelBuilder {
             pending: None,
             cond_released: None,
             forked: false,
+            try_retried: None,
         });
         self.maps.threads.insert(t, id);
         id
@@ -1886,6 +1895,42 @@ impl ModelBuilder {
         self.threads[t as usize].held.iter().any(|h| h.lock == lock)
     }
 
+    /// A failed try (or timed acquisition) of `l` in `m` by `t` at `site`, as the runtime counts
+    /// it (`hooks::failed_try_retried`): the failures in a row of one try (same lock, mode and
+    /// site, same held set; a successful try or timed acquisition ends the streak, see
+    /// [`ModelBuilder::acquire`]). The [`TRY_RETRIES`]th is a retry loop, which waits as a
+    /// blocking request does: checked as one (a lock the thread holds itself: a self-deadlock;
+    /// otherwise a dependency of the held locks on it). Tries inside a lock's `Debug` impl do
+    /// not count ([`is_peek_site`]).
+    fn try_retried(&mut self, t: ThreadId, l: LockId, m: Mode, site: Option<SiteId>) {
+        if site.is_some_and(|s| is_peek_site(&self.model.sites[s as usize].loc)) {
+            return;
+        }
+        let held = &self.threads[t as usize].held;
+        let digest = held.iter().fold(0xcbf2_9ce4_8422_2325_u64, |x, h| {
+            let site = h.site.map_or(u64::MAX, u64::from);
+            [u64::from(h.lock), h.mode as u64, site]
+                .into_iter()
+                .fold(x, |x, part| (x ^ part).wrapping_mul(0x0100_0000_01b3))
+        });
+        let key = (l, m, site, digest);
+        let state = &mut self.threads[t as usize];
+        let streak = match &mut state.try_retried {
+            Some((k, n)) if *k == key => {
+                *n = n.saturating_add(1);
+                *n
+            }
+            memo => {
+                *memo = Some((key, 1));
+                1
+            }
+        };
+        if streak == TRY_RETRIES && !state.held.is_empty() {
+            self.self_check(t, l, m, site, true, 1);
+            self.add_dep(t, l, m, How::Blocking, site, false);
+        }
+    }
+
     /// Whether thread `t`'s request of `lock` in `mode` (of `n` permits, for a semaphore) waits
     /// for its own hold of it; records the finding and returns its index.
     fn self_check(
@@ -2284,6 +2329,10 @@ impl ModelBuilder {
         self.mark_written(l, m);
         let state = &mut self.threads[t as usize];
         state.cond_released = None;
+        if how != How::Blocking {
+            // A successful try ends a streak of failed ones (`try_retried`).
+            state.try_retried = None;
+        }
         let granted = if state
             .pending
             .as_ref()
@@ -2519,11 +2568,13 @@ impl ModelBuilder {
                 l,
                 m,
                 how,
-                s: _,
+                s,
                 wait_ns,
             } => {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
+                let site = self.site(*s);
+                self.try_retried(t, l, *m, site);
                 self.mark_written(l, *m);
                 // A failed try or timed acquisition withdraws its request: it did not block.
                 let withdrawn = self.threads[t as usize]

@@ -115,6 +115,26 @@ impl Mode {
     }
 }
 
+/// How many times in a row a thread may fail one `try_*` or timed acquisition (same lock, mode
+/// and site, holding the same locks) before the runtime and the analyzer take it for a retry loop
+/// (a spin lock's), which waits for the lock as a blocking acquisition does, and check it as one:
+/// on a lock the thread holds itself it can never succeed (a `self-deadlock`: a spin lock
+/// re-entered by its holder, PyO3/pyo3#916); on a lock another thread holds it orders the held
+/// locks before it. A loop that gives up sooner waits for nothing and is not counted as a wait;
+/// a successful try ends the streak.
+pub const TRY_RETRIES: u32 = 1000;
+
+/// Whether a site (`file:line:col`, or its file) is inside a lock's own `Debug` impl, which peeks
+/// at the value with a try (lock_api's, or lockcheck's `sync` module): such a try is not the
+/// user's, and printing a held lock is no wait ([`TRY_RETRIES`] does not count it).
+pub fn is_peek_site(site: &str) -> bool {
+    let lock_api = (site.contains("lock_api-") || site.contains("lock_api/"))
+        && ["src/mutex.rs", "src/rwlock.rs", "src/remutex.rs"]
+            .iter()
+            .any(|f| site.contains(f));
+    lock_api || (site.contains("lockcheck") && site.contains("src/sync.rs"))
+}
+
 /// How an acquisition waits.
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -54,7 +54,7 @@ use super::state::{
 };
 use super::watch;
 use crate::config::{action, fast, flag, flags, flags_now, Action};
-use lockcheck_core::trace::{How, LockKind, Mode};
+use lockcheck_core::trace::{is_peek_site, How, LockKind, Mode, TRY_RETRIES};
 use std::collections::HashSet;
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -858,6 +858,8 @@ pub(crate) fn lock_nonblocking(
         }
         let ids = meta.ids(kind);
         if ok {
+            // A successful try ends a streak of failed ones (see `failed_try_retried`).
+            s.try_streak.set(0);
             if mode == Mode::Exclusive && kind == LockKind::Rwlock && meta.word() & WRITTEN == 0 {
                 // Already locked, and no guard exists yet to unlock it while unwinding: report
                 // only, never raise here.
@@ -873,8 +875,64 @@ pub(crate) fn lock_nonblocking(
         } else if !ok && f & flag::RECORD != 0 {
             recorder::on_fail(ids, mode, how, site, wait_ns);
         }
+        if !ok {
+            if let Some(v) = failed_try_retried(meta, kind, ids, mode, site, f) {
+                // Nothing was taken: no guard to unwind.
+                v.raise();
+            }
+        }
     }
     ok
+}
+
+/// A `try_*` or timed acquisition of `ids` failed: counts the failures in a row of this try (same
+/// lock, mode and site, same held set). At [`TRY_RETRIES`] it is a retry loop, a spin lock's,
+/// which waits for the lock as a blocking acquisition does: checked as one (`check_held`), before
+/// a hang. A lock this thread holds itself in a mode that excludes the request is a
+/// `self-deadlock` (a try that can never succeed: a spin lock re-entered by its holder,
+/// PyO3/pyo3#916), raised under `warn` too; a lock held by another thread orders the held locks
+/// before it, and a cycle it closes is an inversion (two threads spinning on each other's lock,
+/// or one spinning while the other blocks). A loop that gives up sooner waits for nothing and is
+/// not counted as a wait. The `Debug` impls of the locks, which peek with a try, are not counted
+/// ([`is_peek_site`]). The lock's identity is already assigned (`lock_nonblocking`).
+#[cold]
+#[inline(never)]
+fn failed_try_retried(
+    meta: &Meta,
+    kind: LockKind,
+    ids: Ids,
+    mode: Mode,
+    site: &'static Location<'static>,
+    f: u8,
+) -> Option<Verdict> {
+    if action() == Action::Off || f & flag::CHECK == 0 || is_peek_site(site.file()) {
+        return None;
+    }
+    STATE
+        .try_with(|s| {
+            if s.busy.get() {
+                return None;
+            }
+            let key = (
+                ids.inst,
+                mode as u8,
+                site as *const Location<'static> as usize,
+                s.held_digest(),
+            );
+            let same = with_slow(|slow| std::mem::replace(&mut slow.try_retried, key) == key)?;
+            let streak = if same {
+                s.try_streak.get().saturating_add(1)
+            } else {
+                1
+            };
+            s.try_streak.set(streak);
+            if streak != TRY_RETRIES || !s.holds_any() {
+                return None;
+            }
+            check_held(s, meta, kind, mode, site, ids, f)
+        })
+        .ok()
+        .flatten()
 }
 
 /// A write lock of an RwLock whose writes are still noted one by one (its `WRITTEN` bit clear,

@@ -613,6 +613,10 @@ pub(crate) struct ThreadState {
     /// Bumped whenever the vector clock changes (spawn/join), so cached keys stay exact; only
     /// through [`ThreadState::bump_epoch`], which also clears the held stack's memo.
     epoch: Cell<u64>,
+    /// How many `try_*` or timed acquisitions failed in a row with the key
+    /// [`SlowState::try_retried`] holds (0 after a successful one): see
+    /// `hooks::failed_try_retried`.
+    pub try_streak: Cell<u32>,
 }
 
 /// The per-thread state only slow paths touch (it has destructors).
@@ -634,6 +638,10 @@ pub(crate) struct SlowState {
     pub name: Option<(u64, std::sync::Arc<str>)>,
     /// [`ThreadState::switch`] is registered: unregister it at thread exit.
     pub switch_registered: bool,
+    /// The last failed `try_*` or timed acquisition: (instance, mode, site address, held set
+    /// digest); [`ThreadState::try_streak`] counts its failures in a row
+    /// (`hooks::failed_try_retried`).
+    pub try_retried: (u64, u8, usize, u64),
 }
 
 impl Drop for SlowState {
@@ -669,6 +677,7 @@ thread_local! {
             }; CACHE_SLOTS],
             id: Cell::new(0),
             epoch: Cell::new(0),
+            try_streak: Cell::new(0),
         }
     };
     static SLOW: RefCell<SlowState> = RefCell::new(SlowState::default());
@@ -742,6 +751,21 @@ impl ThreadState {
     /// The number of locks held.
     pub(crate) fn held_len(&self) -> usize {
         self.stack().len(&self.busy)
+    }
+
+    /// A digest of the held set (each entry's instance, mode and site, in order): equal digests
+    /// of two moments tell a retry loop that holds the same locks at the same places (see
+    /// `hooks::failed_try_retried`). Arithmetic only, no call-out.
+    pub(crate) fn held_digest(&self) -> u64 {
+        let (st, d) = (self.stack(), &self.busy);
+        let mut x: u64 = 0xcbf2_9ce4_8422_2325;
+        for h in (0..st.len(d)).map(|i| st.get(d, i)) {
+            let site = h.site as *const Location<'static> as u64;
+            for part in [h.inst, h.mode as u64, site] {
+                x = (x ^ part).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        x
     }
 
     /// The fast path's push onto an empty stack: one word (`w`: [`entry`]`(ids, mode)`), the
