@@ -371,6 +371,10 @@ const SCENARIOS: &[Scenario] = &[
         spin_under_lock_ab_ba,
     ),
     ("spin-holding-nothing", "-", spin_holding_nothing),
+    // The textbook back-off: hold A, try B, give A back when it fails and start over. Its tries
+    // fail thousands of times at one site under the same held set, but over a new hold of A
+    // each time: no retry loop, no wait for B while holding A.
+    ("try-back-off-retried", "-", try_back_off_retried),
 ];
 
 fn main() {
@@ -2750,4 +2754,28 @@ fn spin_under_lock_ab_ba() {
 
 fn spin_holding_nothing() {
     spin_ab_ba(("spinfree.a", "spinfree.b"), false);
+}
+
+fn try_back_off_retried() {
+    let (a, b) = pair("backoff2.a", "backoff2.b");
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let holder = hold_for_a_while(b.clone());
+            loop {
+                let x = a.lock();
+                if let Some(y) = b.try_lock() {
+                    drop((y, x));
+                    break;
+                }
+                drop(x);
+                std::hint::spin_loop();
+            }
+            holder.join().unwrap();
+        }),
+        Box::new(move || {
+            let _y = b2.lock();
+            let _x = a2.lock();
+        }),
+    ]);
 }

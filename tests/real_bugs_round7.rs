@@ -183,6 +183,54 @@ fn pending_pointers_taken_out_before_the_decrefs_and_a_try_that_gives_up_are_sil
     );
 }
 
+/// The textbook way out of the cycle below: hold A, *try* B, and when it fails give A back and
+/// start over. This thread never waits for B while holding A, so the other thread taking B then A
+/// (blocking) is no inversion, however many rounds the back-off takes: every round's try fails at
+/// the same site under the same held set, but over a new hold of A each time, so the failures are
+/// no retry loop (a streak counts only while every held lock stays held).
+#[test]
+fn a_try_lock_back_off_that_gives_its_lock_back_between_tries_is_silent() {
+    setup();
+    let retries = lockcheck_core::trace::TRY_RETRIES;
+    watchdog(30, move || {
+        let a = Arc::new(Mutex::named("backoff.a", 0u32));
+        let b = Arc::new(Mutex::named("backoff.b", 0u32));
+        let (a2, b2) = (a.clone(), b.clone());
+        let (held_tx, held_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel();
+        let other = std::thread::spawn(move || {
+            let mut y = b2.lock();
+            held_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            *a2.lock() += 1; // B then A, blocking
+            *y += 1;
+        });
+        held_rx.recv().unwrap();
+        let mut failed = 0u32;
+        loop {
+            let mut x = a.lock();
+            if let Some(mut y) = b.try_lock() {
+                *x += 1;
+                *y += 1;
+                break;
+            }
+            drop(x);
+            failed += 1;
+            if failed == retries + 1 {
+                go_tx.send(()).unwrap();
+            }
+            std::thread::yield_now();
+        }
+        other.join().unwrap();
+        assert!(failed > retries, "{failed}");
+        assert_eq!(*a.lock(), 2);
+        assert_eq!(*b.lock(), 2);
+    })
+    .unwrap();
+    assert!(found("backoff.a").is_empty(), "{:#?}", found("backoff.a"));
+    assert!(found("backoff.b").is_empty(), "{:#?}", found("backoff.b"));
+}
+
 /// The same spin on another thread's lock is a plain wait that ends: silent.
 #[test]
 fn a_spin_on_a_lock_another_thread_holds_is_silent() {

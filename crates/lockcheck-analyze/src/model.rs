@@ -1232,9 +1232,17 @@ struct ThreadState {
     /// The last failed try or timed acquisition: (lock, mode, site, held set digest), and how
     /// many times in a row it failed so ([`ModelBuilder::try_retried`]).
     try_retried: Option<(TryKey, u32)>,
+    /// How many of the bottom holds were held at the last failed try and not released since
+    /// (they form a prefix: a failed try marks every hold, a new one goes on top, a removal
+    /// below the mark shifts the marked ones above it down). The runtime's `word::SPUN` marks.
+    spun: usize,
 }
 
 /// A failed try as [`ModelBuilder::try_retried`] compares them: lock, mode, site, held set digest.
+///
+/// The runtime's inline held stack (`state::INLINE_HELD`): holds beyond it keep no mark of a
+/// failed try, so a streak over more holds is never broken by a hold given back and taken again.
+const RUNTIME_INLINE_HELD: usize = 32;
 type TryKey = (LockId, Mode, Option<SiteId>, u64);
 
 /// Looked up once or twice per event: a fast hash, not SipHash (a quarter of the replay's time).
@@ -1477,6 +1485,7 @@ impl ModelBuilder {
             cond_released: None,
             forked: false,
             try_retried: None,
+            spun: 0,
         });
         self.maps.threads.insert(t, id);
         id
@@ -1878,6 +1887,9 @@ impl ModelBuilder {
             state.held.remove(i)
         };
         self.hot[h.lock as usize].held -= 1;
+        if i < state.spun {
+            state.spun -= 1;
+        }
         state.valid = state.valid.min(i);
         state.sites_valid = state.sites_valid.min(i);
     }
@@ -1897,8 +1909,9 @@ impl ModelBuilder {
 
     /// A failed try (or timed acquisition) of `l` in `m` by `t` at `site`, as the runtime counts
     /// it (`hooks::failed_try_retried`): the failures in a row of one try (same lock, mode and
-    /// site, same held set; a successful try or timed acquisition ends the streak, see
-    /// [`ModelBuilder::acquire`]). The [`TRY_RETRIES`]th is a retry loop, which waits as a
+    /// site, same held set, every hold held without a break since the previous failure: a
+    /// back-off that gives its locks back between tries is no retry loop; a successful try or
+    /// timed acquisition ends the streak, see [`ModelBuilder::acquire`]). The [`TRY_RETRIES`]th is a retry loop, which waits as a
     /// blocking request does: checked as one (a lock the thread holds itself: a self-deadlock;
     /// otherwise a dependency of the held locks on it). Tries inside a lock's `Debug` impl do
     /// not count ([`is_peek_site`]).
@@ -1915,8 +1928,12 @@ impl ModelBuilder {
         });
         let key = (l, m, site, digest);
         let state = &mut self.threads[t as usize];
+        // The runtime's marks (`ThreadState::mark_spun`): every hold marked already, or more
+        // holds than its inline stack keeps marks for (32: the streak goes on).
+        let kept = state.spun == state.held.len() || state.held.len() > RUNTIME_INLINE_HELD;
+        state.spun = state.held.len();
         let streak = match &mut state.try_retried {
-            Some((k, n)) if *k == key => {
+            Some((k, n)) if *k == key && kept => {
                 *n = n.saturating_add(1);
                 *n
             }

@@ -51,8 +51,9 @@
 //! - Not reported, because they cannot deadlock: cycles made by one thread only, cycles whose
 //!   acquisitions all hold a common gate lock (a semaphore's permit only if it has one permit),
 //!   read-read cycles on locks never write-locked, edges made by `try_*` or timed acquisitions
-//!   (unless one is retried 1000 times in a row, a spin lock's loop: then it is checked as a
-//!   blocking acquisition, and on a lock the thread holds itself it is a self-deadlock),
+//!   (unless one is retried 1000 times in a row holding the same locks throughout, a spin
+//!   lock's loop: then it is checked as a blocking acquisition, and on a lock the thread holds
+//!   itself it is a self-deadlock),
 //!   and, for threads started through [`lockcheck::thread`](thread), orders separated by spawn
 //!   or join.
 //!

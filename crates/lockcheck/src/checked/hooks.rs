@@ -886,7 +886,8 @@ pub(crate) fn lock_nonblocking(
 }
 
 /// A `try_*` or timed acquisition of `ids` failed: counts the failures in a row of this try (same
-/// lock, mode and site, same held set). At [`TRY_RETRIES`] it is a retry loop, a spin lock's,
+/// lock, mode and site, same held set, each held lock held without a break since the previous
+/// failure: [`ThreadState::mark_spun`]). At [`TRY_RETRIES`] it is a retry loop, a spin lock's,
 /// which waits for the lock as a blocking acquisition does: checked as one (`check_held`), before
 /// a hang. A lock this thread holds itself in a mode that excludes the request is a
 /// `self-deadlock` (a try that can never succeed: a spin lock re-entered by its holder,
@@ -920,7 +921,11 @@ fn failed_try_retried(
                 s.held_digest(),
             );
             let same = with_slow(|slow| std::mem::replace(&mut slow.try_retried, key) == key)?;
-            let streak = if same {
+            // The same held set is not enough: every hold must have lasted since the previous
+            // failure. A back-off that gives its locks back between tries (hold A, try B, on
+            // failure release A and start over) never waits for B while holding A.
+            let kept = s.mark_spun();
+            let streak = if same && kept {
                 s.try_streak.get().saturating_add(1)
             } else {
                 1

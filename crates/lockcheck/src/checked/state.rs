@@ -46,6 +46,11 @@ pub(crate) mod word {
     pub const TIMED: u64 = 1 << 49;
     /// The acquisition was recorded ([`super::Held::recorded`]).
     pub const RECORDED: u64 = 1 << 51;
+    /// Held through a failed `try_*` of this thread (set by
+    /// [`super::ThreadState::mark_spun`]): a failed try that finds every held entry marked knows
+    /// that none was released (and taken again) since the previous one. Not in [`super::Held`]:
+    /// a push (or any rewrite from a `Held`) clears it, which is the point.
+    pub const SPUN: u64 = 1 << 47;
     /// Taken in async code ([`super::Held::task`] is not 0).
     #[cfg(feature = "tokio")]
     pub const TASK: u64 = 1 << 50;
@@ -170,6 +175,7 @@ const NO_INFO: Info = Info {
 /// Locks kept inline per thread. Deeper nesting moves the whole stack to the heap (the slow
 /// path); fixed inline arrays keep the thread-local free of destructors, which makes every
 /// access to it a plain thread-pointer offset instead of a lazily registered slot.
+/// The analyzer mirrors it for the marks of a failed try (`RUNTIME_INLINE_HELD` in its `model.rs`).
 pub(crate) const INLINE_HELD: usize = 32;
 
 /// The slots of [`HeldStack`]'s `words`: entry `i` in slot `i + 1`, slot 0 and the slots past
@@ -1079,6 +1085,28 @@ impl ThreadState {
                 st.set_logical(i, l | word::SOURCE);
             }
         }
+    }
+
+    /// Marks every held entry [`word::SPUN`] (a failed try of this thread); returns whether every
+    /// one was marked already, i.e. held without a break since the previous failed try that
+    /// marked them (a lock given back and taken again is a new, unmarked entry). Their release
+    /// then takes the general path (the stored word differs), a cost paid only by holds under
+    /// a failed try. Spilled entries keep no mark: true (the streak goes on, the reporting side).
+    pub(crate) fn mark_spun(&self) -> bool {
+        let st = self.stack_mut();
+        let n = self.busy.n();
+        if n > INLINE_HELD {
+            return true;
+        }
+        let mut all = true;
+        for i in 0..n {
+            let l = st.logical(i);
+            if l & word::SPUN == 0 {
+                all = false;
+                st.set_logical(i, l | word::SPUN);
+            }
+        }
+        all
     }
 
     /// Marks every held entry as recorded (their release goes to the trace): the recorder shows
