@@ -1608,7 +1608,11 @@ fn permit_nest(
             clock: s.clock(),
             edge: own_hold_edge(thread, ids, Mode::Permit, site, &h),
         };
-        graph::note_permit_nest(ids.inst, permits, nest).map(publish)
+        let (found, limit) = graph::note_permit_nest(ids.inst, permits, nest);
+        if let Some(l) = limit {
+            publish(l);
+        }
+        found.map(publish)
     })?
 }
 

@@ -2121,7 +2121,11 @@ fn permit_nest(ctx: &Ctx, r: &Req<'_>, e: &Entry, own: usize) -> Option<Verdict>
             clock,
             edge,
         };
-        graph::note_permit_nest(ctx.ids.inst, r.capacity, nest).map(publish)
+        let (found, limit) = graph::note_permit_nest(ctx.ids.inst, r.capacity, nest);
+        if let Some(l) = limit {
+            publish(l);
+        }
+        found.map(publish)
     })
     .flatten()?;
     verdict(&found, r.site)
