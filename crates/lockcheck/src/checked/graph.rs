@@ -1544,17 +1544,19 @@ pub(crate) fn note_permit_nest(
 
 /// Whether [`note_permit_nest`] would learn something from a request of semaphore `inst` by
 /// `thread` holding `held` of its permits (not reported yet, and the thread never requested
-/// holding as many): else the caller skips building its edge (a backtrace).
-pub(crate) fn permit_nest_is_new(inst: u64, thread: u64, held: usize) -> bool {
+/// holding as many): else (`None`) the caller skips building its edge. `Some(true)`: the request
+/// would be kept, with its edge's backtrace; `Some(false)`: past [`NEST_LIMIT`], only counted
+/// (and checked against the kept ones), so its edge needs no backtrace (what a new holder's
+/// request costs past the bound, a tokio semaphore with millions of nesting tasks).
+pub(crate) fn permit_nest_need(inst: u64, thread: u64, held: usize) -> Option<bool> {
     with_graph(|g| match g.permit_nests.get(&inst) {
-        None => true,
-        Some(n) => {
-            !n.reported
-                && !n
-                    .threads
-                    .iter()
-                    .any(|x| x.thread == thread && x.held >= held)
-        }
+        None => Some(true),
+        Some(n) if n.reported => None,
+        Some(n) => match n.threads.iter().find(|x| x.thread == thread) {
+            Some(x) if x.held >= held => None,
+            Some(_) => Some(true),
+            None => Some(n.threads.len() < NEST_LIMIT),
+        },
     })
 }
 
@@ -1833,6 +1835,7 @@ mod tests {
     fn permit_nests_are_bounded() {
         let inst = (1 << 62) | 1;
         let permits = usize::MAX >> 3;
+        assert_eq!(permit_nest_need(inst, 1_000_000, 1), Some(true));
         for t in 0..100_000u64 {
             let (found, limit) = note_permit_nest(inst, permits, nest(1_000_000 + t, 1, &[]));
             assert!(found.is_none() && limit.is_none(), "holder {t}");
@@ -1841,6 +1844,11 @@ mod tests {
             permit_nests(inst),
             (NEST_LIMIT, 100_000usize.saturating_sub(NEST_LIMIT))
         );
+        // A kept holder again, holding no more: nothing new; holding more: kept (a backtrace);
+        // a holder past the bound: only counted (no backtrace to take).
+        assert_eq!(permit_nest_need(inst, 1_000_000, 1), None);
+        assert_eq!(permit_nest_need(inst, 1_000_000, 2), Some(true));
+        assert_eq!(permit_nest_need(inst, 5_000_000, 1), Some(false));
         forget_instance(inst);
         assert_eq!(permit_nests(inst), (0, 0));
     }

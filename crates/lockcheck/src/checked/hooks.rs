@@ -1459,7 +1459,7 @@ fn self_violation(
             .insert(key);
         let v = Violation {
             kind,
-            edges: vec![own_hold_edge(thread, ids, mode, site, &h)],
+            edges: vec![own_hold_edge(thread, ids, mode, site, &h, true)],
             message: String::new(),
         };
         if first {
@@ -1475,13 +1475,15 @@ fn self_violation(
 }
 
 /// The report edge of `thread` requesting lock `ids` in `mode` at `site` while it holds the same
-/// lock (`h`): a self-deadlock's, a recursive read's, a permit nest's. The backtrace is taken here.
+/// lock (`h`): a self-deadlock's, a recursive read's, a permit nest's. The backtrace is taken here
+/// if `backtrace` (a permit nest past the graph's bound is only counted: none).
 fn own_hold_edge(
     thread: u64,
     ids: Ids,
     mode: Mode,
     site: &'static Location<'static>,
     h: &Held,
+    backtrace: bool,
 ) -> EdgeInfo {
     let lock = LockRef::new(ids.inst, ids.class);
     EdgeInfo {
@@ -1494,7 +1496,11 @@ fn own_hold_edge(
         mode,
         site: site.to_string(),
         other_held: Vec::new(),
-        backtrace: super::report::Trace::capture(),
+        backtrace: if backtrace {
+            super::report::Trace::capture()
+        } else {
+            None
+        },
     }
 }
 
@@ -1644,14 +1650,12 @@ fn permit_nest(
 ) -> Option<Violation> {
     let thread = s.id();
     as_busy(|_| {
-        if !graph::permit_nest_is_new(ids.inst, thread, own) {
-            return None;
-        }
+        let keep = graph::permit_nest_need(ids.inst, thread, own)?;
         let nest = graph::Nest {
             thread,
             held: own,
             clock: s.clock(),
-            edge: own_hold_edge(thread, ids, Mode::Permit, site, &h),
+            edge: own_hold_edge(thread, ids, Mode::Permit, site, &h, keep),
         };
         let (found, limit) = graph::note_permit_nest(ids.inst, permits, nest);
         if let Some(l) = limit {
