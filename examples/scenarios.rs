@@ -375,6 +375,19 @@ const SCENARIOS: &[Scenario] = &[
     // fail thousands of times at one site under the same held set, but over a new hold of A
     // each time: no retry loop, no wait for B while holding A.
     ("try-back-off-retried", "-", try_back_off_retried),
+    // A blocking upgrade that closes a cycle while the other thread already waits: reported at
+    // the upgrade, which then hangs (`warn`) or is stopped (`panic`); either way its `convert` is
+    // in the trace (written before the wait). The look-alike's writer lets its read go first.
+    (
+        "upgrade-closes-cycle-and-hangs",
+        "lock-order-inversion",
+        upgrade_closes_cycle_and_hangs,
+    ),
+    (
+        "upgrade-after-writer-let-go",
+        "-",
+        upgrade_after_writer_let_go,
+    ),
 ];
 
 fn main() {
@@ -2778,4 +2791,43 @@ fn try_back_off_retried() {
             let _x = a2.lock();
         }),
     ]);
+}
+
+/// One thread reads `deps` and holds `memo` upgradable; another reads `memo` and then (unless
+/// `let_go`, which releases that read first) waits to write `deps`; then the first upgrades
+/// `memo`, which waits for the other's read of it to leave: with the read kept, both wait for
+/// good. The writer is waiting (it wrote its `request`) before the upgrade starts.
+fn upgrade_while_writer_waits(prefix: (&'static str, &'static str), let_go: bool) {
+    let memo = Arc::new(RwLock::named(prefix.0, 0));
+    let deps = Arc::new(RwLock::named(prefix.1, 0));
+    let (m2, d2) = (memo.clone(), deps.clone());
+    let d = deps.read();
+    let u = memo.upgradable_read();
+    let (read_tx, read_rx) = mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        let m = m2.read();
+        let _ = read_tx.send(());
+        if let_go {
+            drop(m);
+            let _d = d2.write();
+        } else {
+            let _d = d2.write();
+            drop(m);
+        }
+    });
+    read_rx.recv().expect("the writer read");
+    // Long enough for the writer to be waiting for `deps`.
+    std::thread::sleep(Duration::from_millis(200));
+    let w = lockcheck::RwLockUpgradableReadGuard::upgrade(u);
+    drop(w);
+    drop(d);
+    writer.join().expect("the writer finishes");
+}
+
+fn upgrade_closes_cycle_and_hangs() {
+    upgrade_while_writer_waits(("upghang.memo", "upghang.deps"), false);
+}
+
+fn upgrade_after_writer_let_go() {
+    upgrade_while_writer_waits(("upgletgo.memo", "upgletgo.deps"), true);
 }

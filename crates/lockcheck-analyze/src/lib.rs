@@ -158,7 +158,7 @@ pub fn analyze_with(
     opts: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Analysis, ReadError> {
-    let files = expand_inputs(inputs)?;
+    let (files, duplicates) = distinct_files(expand_inputs(inputs)?);
     if files.is_empty() {
         return Err(ReadError {
             file: inputs
@@ -176,6 +176,9 @@ pub fn analyze_with(
     parse_only(&files, opts);
     phase("start");
     let mut b = ModelBuilder::new();
+    for (again, first) in &duplicates {
+        b.note_duplicate_input(again, first);
+    }
     read_into(
         &files,
         opts,
@@ -200,6 +203,62 @@ pub fn analyze_with(
     phase("graph");
     report_rss();
     Ok(Analysis { report, graph })
+}
+
+/// How long the replay waits for the first events of a FIFO input before it says on stderr that
+/// it waits (a FIFO with no writer blocks in `open`, and one whose writer stalls blocks in `read`:
+/// both are legitimate, a writer may come later, so they are waited for, but not silently).
+const FIFO_NOTICE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether `p` is a FIFO (named pipe, or a process substitution's pipe).
+fn is_fifo(p: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(p).is_ok_and(|m| m.file_type().is_fifo())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = p;
+        false
+    }
+}
+
+/// `files` with each file once, in order of first mention: the same device and inode (on
+/// Unix; elsewhere the same canonical path) under a second name, or the same name twice, is read
+/// once, and returned among the duplicates as (that name, the first one's), for a warning: read
+/// twice, one trace would count as two processes, its findings twice.
+fn distinct_files(files: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<(String, String)>) {
+    #[cfg(unix)]
+    fn identity(p: &Path) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    fn identity(p: &Path) -> Option<PathBuf> {
+        std::fs::canonicalize(p).ok()
+    }
+    let mut seen = HashMap::new();
+    let mut out = Vec::with_capacity(files.len());
+    let mut duplicates = Vec::new();
+    for f in files {
+        // A file that cannot be identified is kept: reading it reports the error.
+        let Some(id) = identity(&f) else {
+            out.push(f);
+            continue;
+        };
+        match seen.get(&id) {
+            Some(&i) => {
+                let first: &PathBuf = &out[i];
+                duplicates.push((f.display().to_string(), first.display().to_string()));
+            }
+            None => {
+                seen.insert(id, out.len());
+                out.push(f);
+            }
+        }
+    }
+    (out, duplicates)
 }
 
 /// Events a reading thread hands to the replay at a time.
@@ -347,8 +406,29 @@ fn read_into(
             });
             let name = f.display().to_string();
             let mut begun = false;
+            // A FIFO's open waits for a writer, and its reading for the writer's events: said
+            // on stderr once if nothing came for a while (never a silent hang, see
+            // `FIFO_NOTICE`).
+            let mut notice = is_fifo(f);
             loop {
-                let chunk = rx.recv().unwrap_or_else(|_| {
+                let got = if notice {
+                    notice = false;
+                    match rx.recv_timeout(FIFO_NOTICE) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            eprintln!(
+                                "lockcheck: waiting for `{name}`, a FIFO (named pipe): nothing \
+                                 came from it in {}s; it is read until its writer closes it, \
+                                 and its open waits until some process opens it for writing",
+                                FIFO_NOTICE.as_secs()
+                            );
+                            rx.recv().map_err(|_| ())
+                        }
+                        r => r.map_err(|_| ()),
+                    }
+                } else {
+                    rx.recv().map_err(|_| ())
+                };
+                let chunk = got.unwrap_or_else(|_| {
                     Chunk::Failed(ReadError::new(
                         &name,
                         None,

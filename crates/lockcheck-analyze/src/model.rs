@@ -863,6 +863,16 @@ pub struct Anomalies {
     /// `fork` events of a child that an earlier `fork` event already started (each fork still
     /// orders the child after its parent: the conservative reading keeps both).
     pub forked_twice: u64,
+    /// `fork` events of a thread never joined by one already ordered after it (its own
+    /// descendant, or a thread that joined one of its descendants): a fork cycle, ignored
+    /// (applying it would order each thread after the other's later events, which can hide a
+    /// finding). A thread joined, then forked again, is a reused number (another tool's
+    /// trace): applied, unwarned.
+    pub fork_cycles: u64,
+    /// Input files given more than once (the same device and inode under two names, or
+    /// twice by one name, directly or inside a directory): each read once, the names of the
+    /// later mentions with the first's.
+    pub duplicate_inputs: Vec<(String, String)>,
 }
 
 impl Anomalies {
@@ -905,6 +915,21 @@ impl Anomalies {
                 "{} `fork` event(s) of a thread already forked before (a thread starts once; both forks order it after its parents)",
                 self.forked_twice
             ));
+        }
+        if self.fork_cycles > 0 {
+            w.push(format!(
+                "{} `fork` event(s) of a thread by its own descendant or by a thread already ordered after it (a fork cycle; ignored)",
+                self.fork_cycles
+            ));
+        }
+        for (again, first) in &self.duplicate_inputs {
+            w.push(if again == first {
+                format!("trace file `{again}` given more than once: read once")
+            } else {
+                format!(
+                    "trace file `{again}` is `{first}` (the same device and inode), given twice: read once"
+                )
+            });
         }
         if self.deep_held > 0 {
             w.push(format!(
@@ -1236,6 +1261,9 @@ struct ThreadState {
     /// (they form a prefix: a failed try marks every hold, a new one goes on top, a removal
     /// below the mark shifts the marked ones above it down). The runtime's `word::SPUN` marks.
     spun: usize,
+    /// A `join` event named this thread as its child (a `fork` of it after that is not taken
+    /// for a fork cycle: a reused thread number, in a trace of another tool).
+    joined: bool,
 }
 
 /// A failed try as [`ModelBuilder::try_retried`] compares them: lock, mode, site, held set digest.
@@ -1379,6 +1407,14 @@ impl ModelBuilder {
         Self::default()
     }
 
+    /// Notes that input `again` names the same file as `first`, read once (a warning).
+    pub fn note_duplicate_input(&mut self, again: &str, first: &str) {
+        self.model
+            .anomalies
+            .duplicate_inputs
+            .push((again.to_string(), first.to_string()));
+    }
+
     /// Starts a new trace (a new process: fresh thread, lock, class and site numbers).
     pub fn begin_trace(&mut self, name: &str) {
         if self.in_trace {
@@ -1486,6 +1522,7 @@ impl ModelBuilder {
             forked: false,
             try_retried: None,
             spun: 0,
+            joined: false,
         });
         self.maps.threads.insert(t, id);
         id
@@ -2660,6 +2697,15 @@ impl ModelBuilder {
                     self.model.anomalies.self_fork_join += 1;
                     return;
                 }
+                // The child, never joined, already ordered before the parent (the parent is
+                // its descendant, or joined a descendant of it): a fork cycle.
+                let arena = self.model.clocks.arena();
+                if !self.threads[c as usize].joined
+                    && arena.get(&self.threads[p as usize].clock, u64::from(c)) != 0
+                {
+                    self.model.anomalies.fork_cycles += 1;
+                    return;
+                }
                 let cs = &mut self.threads[c as usize];
                 if cs.forked {
                     self.model.anomalies.forked_twice += 1;
@@ -2693,6 +2739,7 @@ impl ModelBuilder {
                 ps.clock_id = NO_CLOCK;
                 // Anything the child still does (a bad trace) is not before the join.
                 let cs = &mut self.threads[c as usize];
+                cs.joined = true;
                 arena.tick(&mut cs.clock, c);
                 cs.clock_id = NO_CLOCK;
             }
@@ -2957,8 +3004,22 @@ pub(crate) mod tests {
         let m = b.finish();
         assert_eq!(m.anomalies.self_fork_join, 2, "{:?}", m.anomalies);
         assert_eq!(m.anomalies.forked_twice, 1, "{:?}", m.anomalies);
+        // 2 forks 1, its parent: a fork cycle.
+        assert_eq!(m.anomalies.fork_cycles, 1, "{:?}", m.anomalies);
         let w = m.anomalies.warnings();
-        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w.iter().any(|w| w.contains("fork cycle")), "{w:?}");
+
+        // A trace started mid-run joins a thread it never saw start; a thread number joined,
+        // then forked again (reused by another tool's tracer), is no fork cycle.
+        let mut b = ModelBuilder::new();
+        b.begin_trace("mid-run");
+        b.event(&Event::Join { t: 1, child: 5 });
+        b.event(&Event::Fork { t: 1, child: 5 });
+        b.event(&Event::Fork { t: 5, child: 6 });
+        b.event(&Event::Join { t: 1, child: 6 });
+        let m = b.finish();
+        assert!(m.anomalies.warnings().is_empty(), "{:?}", m.anomalies);
         assert!(w.iter().any(|w| w.contains("with itself")), "{w:?}");
         assert!(w.iter().any(|w| w.contains("already forked")), "{w:?}");
     }

@@ -192,18 +192,26 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
 /// hostile (terminal escapes in a lock's name, a newline that forges a line of the report, a
 /// bidirectional override). `lockcheck analyze` applies it to everything it reads, so every output
 /// format (text, JSON, SARIF, DOT, HTML) shows the same escaped names; `lockcheck convert` does
-/// not, since a conversion must keep the names as they were.
+/// not, since a conversion must keep the names as they were. An empty lock (class) or thread
+/// name is shown as `""`, which no format would otherwise show (a blank in the text report).
 pub fn make_printable(events: &mut [Event]) {
     fn fix(s: &mut String) {
         if let std::borrow::Cow::Owned(p) = printable(s) {
             *s = p;
         }
     }
+    fn fix_name(s: &mut String) {
+        if s.is_empty() {
+            s.push_str("\"\"");
+        } else {
+            fix(s);
+        }
+    }
     for e in events {
         match e {
             Event::Header { program, .. } => fix(program),
-            Event::Thread { name: Some(n), .. } => fix(n),
-            Event::Class { key, .. } => fix(key),
+            Event::Thread { name: Some(n), .. } => fix_name(n),
+            Event::Class { key, .. } => fix_name(key),
             Event::Site { loc, frames, .. } => {
                 fix(loc);
                 for fr in frames {

@@ -190,7 +190,7 @@ use super::state::{Held, ThreadState, STATE};
 use lockcheck_core::deps::VectorClock;
 use lockcheck_core::trace::{How, LockKind, Mode};
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -770,10 +770,43 @@ fn deferred_limit_hit(
 /// live sender handles with the thread that last used each ("placed"), or none yet.
 pub(crate) struct Senders {
     meta: Meta,
-    /// Live handles: (handle number, lockcheck's number of the thread that last sent through
-    /// it, 0: none yet; where it last sent, else where it was made).
-    slots: parking_lot::Mutex<Vec<(u64, u64, &'static Location<'static>)>>,
+    /// Live handles, each at its own index (stored in the handle), so that a clone or a drop
+    /// costs O(1) however many handles live (a fan-in of thousands of clones).
+    slots: parking_lot::Mutex<Slots>,
     next: AtomicU64,
+}
+
+/// A slab of live handles: (handle number, lockcheck's number of the thread that last sent
+/// through it, 0: none yet; where it last sent, else where it was made), `None` for a free
+/// index, with the free indices to reuse. Written here rather than taken from a crate: the
+/// runtime crate takes no new dependency, and this is a vector and a free list.
+struct Slots {
+    live: Vec<Option<(u64, u64, &'static Location<'static>)>>,
+    free: Vec<usize>,
+}
+
+impl Slots {
+    /// Stores a new handle's slot: its index.
+    fn add(&mut self, slot: (u64, u64, &'static Location<'static>)) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.live[i] = Some(slot);
+                i
+            }
+            None => {
+                self.live.push(Some(slot));
+                self.live.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, index: usize) {
+        if let Some(s) = self.live.get_mut(index) {
+            if s.take().is_some() {
+                self.free.push(index);
+            }
+        }
+    }
 }
 
 /// What a receive's wait is stuck behind, at one moment (see [`Senders::placement`]).
@@ -807,27 +840,29 @@ impl Senders {
     fn new(site: &'static Location<'static>) -> Arc<Senders> {
         Arc::new(Senders {
             meta: Meta::new(ClassSrc::Named(senders_class(site))),
-            slots: parking_lot::Mutex::new(vec![(1, 0, site)]),
+            slots: parking_lot::Mutex::new(Slots {
+                live: vec![Some((1, 0, site))],
+                free: Vec::new(),
+            }),
             next: AtomicU64::new(2),
         })
     }
 
-    /// A new handle (a clone), with no user yet: its number.
-    fn add(&self, site: &'static Location<'static>) -> u64 {
+    /// A new handle (a clone), with no user yet: its index among the slots.
+    fn add(&self, site: &'static Location<'static>) -> usize {
         let h = self.next.fetch_add(1, Ordering::Relaxed);
-        self.slots.lock().push((h, 0, site));
-        h
+        self.slots.lock().add((h, 0, site))
     }
 
-    fn remove(&self, handle: u64) {
-        self.slots.lock().retain(|&(h, _, _)| h != handle);
+    fn remove(&self, index: usize) {
+        self.slots.lock().remove(index);
     }
 
-    /// Handle `handle` was used by thread `me` (it sends from there).
+    /// The handle at `index` was used by thread `me` (it sends from there).
     #[cold]
     #[inline(never)]
-    fn placed(&self, handle: u64, me: u64, site: &'static Location<'static>) {
-        if let Some(slot) = self.slots.lock().iter_mut().find(|(h, _, _)| *h == handle) {
+    fn placed(&self, index: usize, me: u64, site: &'static Location<'static>) {
+        if let Some(Some(slot)) = self.slots.lock().live.get_mut(index) {
             slot.1 = me;
             slot.2 = site;
         }
@@ -835,18 +870,22 @@ impl Senders {
 
     /// Where the live handles are, for a receive by thread `receiver`.
     pub(crate) fn placement(&self, receiver: u64) -> Placement {
-        let slots = self.slots.lock();
+        // Oldest handle first (an index is reused, a handle number is not), as they were made.
+        let mut slots: Vec<(u64, u64, &'static Location<'static>)> =
+            self.slots.lock().live.iter().flatten().copied().collect();
+        slots.sort_unstable_by_key(|s| s.0);
         let mut owners: Vec<(u64, &'static Location<'static>)> = Vec::new();
+        let mut seen: HashSet<u64> = HashSet::new();
         let mut unplaced = 0;
         let mut unplaced_site = None;
-        for &(_, owner, site) in slots.iter() {
+        for &(_, owner, site) in &slots {
             if owner == receiver {
                 continue;
             }
             if owner == 0 {
                 unplaced += 1;
                 unplaced_site.get_or_insert(site);
-            } else if !owners.iter().any(|&(o, _)| o == owner) {
+            } else if seen.insert(owner) {
                 owners.push((owner, site));
             }
         }
@@ -962,10 +1001,11 @@ pub(crate) fn receiving(inst: u64) -> Option<Weak<Senders>> {
     waiting_in(&RECEIVING, inst, |s| &s.meta)
 }
 
-/// A sender handle's part: its channel's senders, and its number there.
+/// A sender handle's part: its channel's senders, and its index there.
 struct Handle {
     senders: Arc<Senders>,
-    id: u64,
+    /// Its index among the senders' slots.
+    id: usize,
     /// The thread that last used it (0: none yet), a copy of its slot's, read by every send.
     user: AtomicU64,
 }
@@ -974,7 +1014,7 @@ impl Handle {
     fn first(senders: Arc<Senders>) -> Handle {
         Handle {
             senders,
-            id: 1,
+            id: 0,
             user: AtomicU64::new(0),
         }
     }

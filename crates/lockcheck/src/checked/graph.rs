@@ -1413,18 +1413,32 @@ pub(crate) struct Nest {
     pub edge: EdgeInfo,
 }
 
-/// The nested requests of one semaphore: the most each thread held at one, and whether the
-/// semaphore was reported (once).
+/// Holders of one semaphore whose nested requests are kept with their edge (a backtrace) and
+/// clock, a memory bound only: a tokio semaphore of `MAX_PERMITS` permits with millions of tasks
+/// that each request a second permit would otherwise keep an entry per task until a report that
+/// never comes. Past it, the requests of other holders are still checked against the kept ones,
+/// then only counted (see [`Nests::more_held`]); if the count could make up the missing permits,
+/// the limit is reported (`ViolationKind::Incomplete`, `permit-nests`).
+pub(crate) const NEST_LIMIT: usize = 256;
+
+/// The nested requests of one semaphore: the most each thread held at one (the first
+/// [`NEST_LIMIT`] threads), and whether the semaphore was reported (once).
 #[derive(Default)]
 struct Nests {
     threads: Vec<Nest>,
     reported: bool,
+    /// Nested requests of holders not kept (past [`NEST_LIMIT`]), and the permits they held,
+    /// summed: an over-approximation of what those holders could hold together (a holder that
+    /// requests again is counted again, and their fork/join order is not known).
+    more: usize,
+    more_held: usize,
 }
 
 /// Notes a request of a permit of semaphore `inst` (of `permits` permits) made holding some of
 /// its permits, and returns a finding, unpublished, the first time the threads seen doing so
 /// could together hold every permit (spkenv/spk#805: a recursive call that takes a second
-/// permit).
+/// permit), and the limit hit on the way (an `Incomplete` violation, once per process), both
+/// unpublished.
 ///
 /// The rule (lockdep's recursive acquisition, counting): if threads `t1..tk`, pairwise able to
 /// run at once, each requested a permit while holding `h1..hk` of them, and `h1 + ... + hk >=
@@ -1437,64 +1451,123 @@ struct Nests {
 /// after it by fork/join is left out): two earlier threads ordered with each other but not with
 /// the new one can both count, which errs on the reporting side. A single thread holding fewer
 /// than all the permits is silent: it cannot wait on itself, others give permits back.
-pub(crate) fn note_permit_nest(inst: u64, permits: usize, nest: Nest) -> Option<Violation> {
+///
+/// At most [`NEST_LIMIT`] threads are kept per semaphore; a request of another thread is
+/// checked against them, then only counted. When the kept threads able to run with the request
+/// fall short but the counted ones could make up the difference, the rule cannot tell: the
+/// `permit-nests` limit is reported instead of a finding (run `lockcheck analyze` on a trace,
+/// which keeps them all).
+pub(crate) fn note_permit_nest(
+    inst: u64,
+    permits: usize,
+    nest: Nest,
+) -> (Option<Violation>, Option<Violation>) {
     with_graph(|g| {
         let nests = g.permit_nests.entry(inst).or_default();
         if nests.reported {
-            return None;
+            return (None, None);
         }
-        let me = match nests.threads.iter().position(|n| n.thread == nest.thread) {
-            Some(i) if nests.threads[i].held >= nest.held => i,
+        // The new request: kept (its index), or, past the bound, only counted (it is still
+        // checked against the kept ones).
+        let (me, counted_only) = match nests.threads.iter().position(|n| n.thread == nest.thread) {
+            Some(i) if nests.threads[i].held >= nest.held => (Some(i), None),
             Some(i) => {
                 nests.threads[i] = nest;
-                i
+                (Some(i), None)
+            }
+            None if nests.threads.len() < NEST_LIMIT => {
+                nests.threads.push(nest);
+                (Some(nests.threads.len() - 1), None)
             }
             None => {
-                nests.threads.push(nest);
-                nests.threads.len() - 1
+                nests.more = nests.more.saturating_add(1);
+                nests.more_held = nests.more_held.saturating_add(nest.held);
+                (None, Some(nest))
             }
         };
-        let new = &nests.threads[me];
+        let nests = &*nests;
+        let new = match (me, &counted_only) {
+            (Some(i), _) => &nests.threads[i],
+            (None, Some(n)) => n,
+            (None, None) => return (None, None),
+        };
         let ordered = |n: &Nest| {
             n.clock.happens_before(n.thread, &new.clock)
                 || new.clock.happens_before(new.thread, &n.clock)
         };
         let counted: Vec<usize> = (0..nests.threads.len())
-            .filter(|&i| i == me || !ordered(&nests.threads[i]))
+            .filter(|&i| Some(i) != me && !ordered(&nests.threads[i]))
             .collect();
-        let total: usize = counted.iter().map(|&i| nests.threads[i].held).sum();
-        if counted.len() < 2 || total < permits {
-            return None;
+        let others: usize = counted
+            .iter()
+            .fold(0, |t, &i| t.saturating_add(nests.threads[i].held));
+        let total = others.saturating_add(new.held);
+        if counted.is_empty() || total < permits {
+            // Could the holders only counted make up the difference? (They include this request
+            // when it is not kept.)
+            let unkept = if me.is_none() { new.held } else { 0 };
+            let possible = others
+                .saturating_add(new.held)
+                .saturating_add(nests.more_held - unkept);
+            if nests.more == 0 || possible < permits {
+                return (None, None);
+            }
+            let mut edge = new.edge.clone();
+            edge.backtrace = None;
+            if !g.limits_reported.insert("permit-nests") {
+                return (None, None);
+            }
+            return (
+                None,
+                Some(Violation::inversion(
+                    ViolationKind::Incomplete {
+                        limit: "permit-nests",
+                        bound: NEST_LIMIT as u64,
+                    },
+                    vec![edge],
+                )),
+            );
         }
-        nests.reported = true;
         // The request that found it first, then the others.
-        let mut edges = vec![nests.threads[me].edge.clone()];
-        edges.extend(
-            counted
-                .iter()
-                .filter(|&&i| i != me)
-                .map(|&i| nests.threads[i].edge.clone()),
-        );
-        Some(Violation::inversion(
-            ViolationKind::LockOrderInversion,
-            edges,
-        ))
+        let mut edges = vec![new.edge.clone()];
+        edges.extend(counted.iter().map(|&i| nests.threads[i].edge.clone()));
+        g.permit_nests.get_mut(&inst).expect("noted above").reported = true;
+        (
+            Some(Violation::inversion(
+                ViolationKind::LockOrderInversion,
+                edges,
+            )),
+            None,
+        )
     })
 }
 
 /// Whether [`note_permit_nest`] would learn something from a request of semaphore `inst` by
 /// `thread` holding `held` of its permits (not reported yet, and the thread never requested
-/// holding as many): else the caller skips building its edge (a backtrace).
-pub(crate) fn permit_nest_is_new(inst: u64, thread: u64, held: usize) -> bool {
+/// holding as many): else (`None`) the caller skips building its edge. `Some(true)`: the request
+/// would be kept, with its edge's backtrace; `Some(false)`: past [`NEST_LIMIT`], only counted
+/// (and checked against the kept ones), so its edge needs no backtrace (what a new holder's
+/// request costs past the bound, a tokio semaphore with millions of nesting tasks).
+pub(crate) fn permit_nest_need(inst: u64, thread: u64, held: usize) -> Option<bool> {
     with_graph(|g| match g.permit_nests.get(&inst) {
-        None => true,
-        Some(n) => {
-            !n.reported
-                && !n
-                    .threads
-                    .iter()
-                    .any(|x| x.thread == thread && x.held >= held)
-        }
+        None => Some(true),
+        Some(n) if n.reported => None,
+        Some(n) => match n.threads.iter().find(|x| x.thread == thread) {
+            Some(x) if x.held >= held => None,
+            Some(_) => Some(true),
+            None => Some(n.threads.len() < NEST_LIMIT),
+        },
+    })
+}
+
+/// The holders kept with their nested requests of semaphore `inst`, and the requests only
+/// counted (past [`NEST_LIMIT`]), for tests.
+#[cfg(test)]
+pub(crate) fn permit_nests(inst: u64) -> (usize, usize) {
+    with_graph(|g| {
+        g.permit_nests
+            .get(&inst)
+            .map_or((0, 0), |n| (n.threads.len(), n.more))
     })
 }
 
@@ -1731,5 +1804,99 @@ mod tests {
             found > 1000 && missed > 1000 && shared > 1000,
             "found {found}, not found {missed}, members beyond their group's first {shared}"
         );
+    }
+
+    /// A nested permit request of `thread` holding `held`, with clock `clock` (thread, epoch).
+    fn nest(thread: u64, held: usize, clock: &[(u64, u32)]) -> Nest {
+        let mut c = VectorClock::new();
+        for &(t, e) in clock {
+            c.set(t, e);
+        }
+        Nest {
+            thread,
+            held,
+            clock: c,
+            edge: EdgeInfo::on_lock(
+                thread,
+                format!("t{thread}"),
+                LockRef::new(1, 0),
+                Mode::Permit,
+                String::new(),
+                String::new(),
+            ),
+        }
+    }
+
+    /// A semaphore of tokio's `MAX_PERMITS` with 100,000 holders (tasks: ordered with nothing)
+    /// that each request a second permit: at most [`NEST_LIMIT`] are kept, the rest counted, and
+    /// nothing is reported (100,000 permits are far from all). Without the bound all 100,000
+    /// entries (each with an edge) stay until the semaphore is dropped.
+    #[test]
+    fn permit_nests_are_bounded() {
+        let inst = (1 << 62) | 1;
+        let permits = usize::MAX >> 3;
+        assert_eq!(permit_nest_need(inst, 1_000_000, 1), Some(true));
+        for t in 0..100_000u64 {
+            let (found, limit) = note_permit_nest(inst, permits, nest(1_000_000 + t, 1, &[]));
+            assert!(found.is_none() && limit.is_none(), "holder {t}");
+        }
+        assert_eq!(
+            permit_nests(inst),
+            (NEST_LIMIT, 100_000usize.saturating_sub(NEST_LIMIT))
+        );
+        // A kept holder again, holding no more: nothing new; holding more: kept (a backtrace);
+        // a holder past the bound: only counted (no backtrace to take).
+        assert_eq!(permit_nest_need(inst, 1_000_000, 1), None);
+        assert_eq!(permit_nest_need(inst, 1_000_000, 2), Some(true));
+        assert_eq!(permit_nest_need(inst, 5_000_000, 1), Some(false));
+        forget_instance(inst);
+        assert_eq!(permit_nests(inst), (0, 0));
+    }
+
+    /// Past the bound, a request is still checked against the kept holders (a finding with all
+    /// of them), and where only the counted ones could make up the permits the limit is reported
+    /// (`permit-nests`), not a finding: a chain of threads each forked after the previous one's
+    /// join is ordered, so it cannot deadlock, but the counted ones' order is forgotten.
+    #[test]
+    fn permit_nests_past_the_bound_are_checked_or_reported() {
+        // A chain: thread k's clock has every earlier thread's epoch (each joined before it).
+        let chain =
+            |base: u64, k: u64| -> Vec<(u64, u32)> { (0..=k).map(|j| (base + j, 1)).collect() };
+        let ordered = (1 << 62) | 2;
+        let base = 2_000_000;
+        for k in 0..NEST_LIMIT as u64 {
+            let (found, limit) = note_permit_nest(ordered, 2, nest(base + k, 1, &chain(base, k)));
+            assert!(found.is_none() && limit.is_none(), "chained thread {k}");
+        }
+        let k = NEST_LIMIT as u64;
+        let (found, limit) = note_permit_nest(ordered, 2, nest(base + k, 1, &chain(base, k)));
+        assert!(
+            found.is_none() && limit.is_none(),
+            "one counted: 1 permit of 2"
+        );
+        let (found, limit) =
+            note_permit_nest(ordered, 2, nest(base + k + 1, 1, &chain(base, k + 1)));
+        assert!(found.is_none(), "{found:?}");
+        let limit = limit.expect("the limit is reported");
+        assert_eq!(
+            limit.kind,
+            ViolationKind::Incomplete {
+                limit: "permit-nests",
+                bound: NEST_LIMIT as u64
+            }
+        );
+        assert!(
+            limit.render().contains("permit-nest rule keeps"),
+            "{}",
+            limit.render()
+        );
+        assert_eq!(permit_nests(ordered), (NEST_LIMIT, 2));
+        // A thread not kept, ordered with none of them: a finding with every kept one.
+        let (found, _) = note_permit_nest(ordered, 2, nest(base + 10_000, 1, &[]));
+        let found = found.expect("checked against the kept holders");
+        assert_eq!(found.kind, ViolationKind::LockOrderInversion);
+        assert_eq!(found.edges.len(), NEST_LIMIT + 1);
+        assert_eq!(found.edges[0].thread_id, base + 10_000);
+        forget_instance(ordered);
     }
 }

@@ -1215,47 +1215,92 @@ pub(crate) fn upgraded_now(meta: &Meta) {
     });
 }
 
+/// What [`before_upgrade`] decided: a verdict to raise (the upgrade is not made), and whether the
+/// upgrade's `convert` is in the trace already (written before the wait).
+pub(crate) struct UpgradeCheck {
+    pub verdict: Option<Verdict>,
+    pub recorded: bool,
+}
+
 /// Checks before an upgrade (upgradable -> exclusive), which waits for readers to leave: holding
-/// a read share of the same lock makes it wait for itself. `Some`: raise it, do not upgrade.
-pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) -> Option<Verdict> {
-    if action() == Action::Off {
-        return None;
-    }
-    let ids = meta.assigned()?;
-    STATE
-        .try_with(|s| {
-            if s.busy.get() {
-                return None;
-            }
-            let other = s.find_held(|h| {
-                h.inst == ids.inst && matches!(h.mode, Mode::Shared | Mode::SharedRecursive)
-            });
-            let Some(h) = other else {
-                // An upgrade is a write: noted as a `write()` notes it, before the wait (a
-                // read-read cycle it closes is reported before any hang). Reported, not raised:
-                // the trace shows the write only by the upgrade's `convert`, which a raise here
-                // would leave out (a `request` of a write while the thread holds the lock
-                // upgradable reads as a self-deadlock offline).
-                let f = flags();
-                if f & flag::ACTIVE != 0 && meta.word() & WRITTEN == 0 {
-                    let _ = first_write(meta, s, ids, f);
+/// a read share of the same lock makes it wait for itself. A verdict: raise it, do not upgrade
+/// (then [`upgrade_withdrawn`]; else [`upgraded`] once upgraded).
+///
+/// The upgrade's `convert` is written to the trace before the wait, as a blocking acquisition's
+/// `request` is: an upgrade that closes a cycle and then waits forever (`warn`), or is stopped
+/// by a panic, is still in the trace, whose `convert` makes the same dependency and write offline
+/// (a `request` of a write while the thread holds the lock upgradable would read as a
+/// self-deadlock there). A stopped upgrade writes a `convert` back to upgradable.
+pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) -> UpgradeCheck {
+    let mut recorded = false;
+    let verdict = (|| {
+        if action() == Action::Off {
+            return None;
+        }
+        let ids = meta.assigned()?;
+        STATE
+            .try_with(|s| {
+                if s.busy.get() {
+                    return None;
                 }
-                return upgrade_order(s, meta, ids, site);
-            };
-            if flags() & flag::RECORD != 0 {
-                recorder::on_request(ids, LockKind::Rwlock, Mode::Exclusive, site, 0, 1);
-            }
-            self_violation(
-                s,
-                ViolationKind::SelfDeadlock,
-                ids,
-                Mode::Exclusive,
-                site,
-                h,
-            )
-        })
-        .ok()
-        .flatten()
+                let other = s.find_held(|h| {
+                    h.inst == ids.inst && matches!(h.mode, Mode::Shared | Mode::SharedRecursive)
+                });
+                let Some(h) = other else {
+                    if flags() & flag::RECORD != 0 {
+                        recorder::on_convert(ids, Mode::Exclusive);
+                        recorded = true;
+                    }
+                    // An upgrade is a write: noted as a `write()` notes it, before the wait (a
+                    // read-read cycle it closes is reported, and raised under `panic`, before
+                    // any hang). Its lock order is checked too (a second finding, if any, is
+                    // reported; the first is raised).
+                    let f = flags();
+                    let write = if f & flag::ACTIVE != 0 && meta.word() & WRITTEN == 0 {
+                        first_write(meta, s, ids, f)
+                    } else {
+                        None
+                    };
+                    let order = upgrade_order(s, meta, ids, site);
+                    return write.or(order);
+                };
+                if flags() & flag::RECORD != 0 {
+                    recorder::on_request(ids, LockKind::Rwlock, Mode::Exclusive, site, 0, 1);
+                }
+                self_violation(
+                    s,
+                    ViolationKind::SelfDeadlock,
+                    ids,
+                    Mode::Exclusive,
+                    site,
+                    h,
+                )
+            })
+            .ok()
+            .flatten()
+    })();
+    UpgradeCheck { verdict, recorded }
+}
+
+/// A blocking upgrade done ([`before_upgrade`] raised nothing): the held entry becomes
+/// exclusive; the trace's `convert` is written unless it was before the wait (`recorded`).
+pub(crate) fn upgraded(meta: &Meta, recorded: bool) {
+    if !recorded {
+        return converted(meta, Mode::Upgradable, Mode::Exclusive);
+    }
+    let Some(ids) = meta.assigned() else { return };
+    let _ = STATE.try_with(|s| s.convert(ids.inst, Mode::Upgradable, Mode::Exclusive));
+}
+
+/// A blocking upgrade stopped by [`before_upgrade`]'s verdict: the lock stays upgradable, so the
+/// `convert` written before the wait (`recorded`) is undone by one back to upgradable.
+pub(crate) fn upgrade_withdrawn(meta: &Meta, recorded: bool) {
+    if !recorded || flags() & flag::RECORD == 0 {
+        return;
+    }
+    if let Some(ids) = meta.assigned() {
+        recorder::on_convert(ids, Mode::Upgradable);
+    }
 }
 
 /// The lock order of an upgrade: it waits for every reader to leave, as a write acquisition
@@ -1477,7 +1522,7 @@ fn self_violation(
             .insert(key);
         let v = Violation {
             kind,
-            edges: vec![own_hold_edge(thread, ids, mode, site, &h)],
+            edges: vec![own_hold_edge(thread, ids, mode, site, &h, true)],
             message: String::new(),
         };
         if first {
@@ -1493,13 +1538,15 @@ fn self_violation(
 }
 
 /// The report edge of `thread` requesting lock `ids` in `mode` at `site` while it holds the same
-/// lock (`h`): a self-deadlock's, a recursive read's, a permit nest's. The backtrace is taken here.
+/// lock (`h`): a self-deadlock's, a recursive read's, a permit nest's. The backtrace is taken here
+/// if `backtrace` (a permit nest past the graph's bound is only counted: none).
 fn own_hold_edge(
     thread: u64,
     ids: Ids,
     mode: Mode,
     site: &'static Location<'static>,
     h: &Held,
+    backtrace: bool,
 ) -> EdgeInfo {
     let lock = LockRef::new(ids.inst, ids.class);
     EdgeInfo {
@@ -1512,7 +1559,11 @@ fn own_hold_edge(
         mode,
         site: site.to_string(),
         other_held: Vec::new(),
-        backtrace: super::report::Trace::capture(),
+        backtrace: if backtrace {
+            super::report::Trace::capture()
+        } else {
+            None
+        },
     }
 }
 
@@ -1662,16 +1713,18 @@ fn permit_nest(
 ) -> Option<Violation> {
     let thread = s.id();
     as_busy(|_| {
-        if !graph::permit_nest_is_new(ids.inst, thread, own) {
-            return None;
-        }
+        let keep = graph::permit_nest_need(ids.inst, thread, own)?;
         let nest = graph::Nest {
             thread,
             held: own,
             clock: s.clock(),
-            edge: own_hold_edge(thread, ids, Mode::Permit, site, &h),
+            edge: own_hold_edge(thread, ids, Mode::Permit, site, &h, keep),
         };
-        graph::note_permit_nest(ids.inst, permits, nest).map(publish)
+        let (found, limit) = graph::note_permit_nest(ids.inst, permits, nest);
+        if let Some(l) = limit {
+            publish(l);
+        }
+        found.map(publish)
     })?
 }
 

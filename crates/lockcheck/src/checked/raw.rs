@@ -6,7 +6,8 @@ use super::class::{ClassSrc, Meta};
 use super::handoff::{self, Owner};
 use super::hooks::{
     before_upgrade, converted, lock_blocking, lock_fast, lock_known, lock_nonblocking,
-    release_fast, release_kind, released, released_rest, upgraded_now, Released, Taken,
+    release_fast, release_kind, released, released_rest, upgrade_withdrawn, upgraded, upgraded_now,
+    Released, Taken,
 };
 use super::report::Verdict;
 use super::word_rwlock::WordRwLock;
@@ -866,11 +867,13 @@ unsafe impl lock_api::RawRwLockUpgrade for RawRwLock {
 
     #[track_caller]
     unsafe fn upgrade(&self) {
-        if let Some(v) = before_upgrade(&self.meta, Location::caller()) {
+        let check = before_upgrade(&self.meta, Location::caller());
+        if let Some(v) = check.verdict {
+            upgrade_withdrawn(&self.meta, check.recorded);
             v.raise();
         }
         self.inner.upgrade();
-        converted(&self.meta, Mode::Upgradable, Mode::Exclusive);
+        upgraded(&self.meta, check.recorded);
     }
 
     unsafe fn try_upgrade(&self) -> bool {

@@ -104,7 +104,11 @@ pub enum ViolationKind {
         /// window start on a condvar was forgotten: a hazard through it may be unreported); the
         /// edge names the thread only. And `channel-message-order` (bound 1): a `SyncSender`
         /// handle used by a second thread after a receive took a waiting send through it as
-        /// ordered (one sending thread assumed); the edge names the channel and the send.
+        /// ordered (one sending thread assumed); the edge names the channel and the send. And
+        /// `permit-nests`: a semaphore's permits requested by holders of some of them, more
+        /// holders than the `bound` kept with their fork/join order, and the kept ones able to
+        /// run with a request fall short of the permits unless the others (only counted) make up
+        /// the difference; the edge names that request.
         limit: &'static str,
         /// The limit's value.
         bound: u64,
@@ -610,6 +614,13 @@ impl Violation {
                          (`Arc<SyncSender>`), an inversion through that earlier send may be \
                          unreported"
                         .to_string(),
+                    "permit-nests" => format!(
+                        "the permit-nest rule keeps {bound} holders per semaphore that requested \
+                         a permit while holding some, with their fork/join order; later ones are \
+                         only counted, and the holders able to run with this request fall short \
+                         of the permits unless counted ones make up the difference: a deadlock \
+                         through them (each waiting for a permit another holds) may be unreported"
+                    ),
                     other => format!("limit `{other}` ({bound}) hit"),
                 };
                 let _ = writeln!(s, "lockcheck: incomplete: {what}");

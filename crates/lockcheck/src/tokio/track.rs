@@ -2096,9 +2096,7 @@ fn permit_nest(ctx: &Ctx, r: &Req<'_>, e: &Entry, own: usize) -> Option<Verdict>
         return None;
     }
     let found = as_busy(|s| {
-        if !graph::permit_nest_is_new(ctx.ids.inst, ctx.holder, own) {
-            return None;
-        }
+        let keep = graph::permit_nest_need(ctx.ids.inst, ctx.holder, own)?;
         let clock = if is_task(ctx.holder) {
             VectorClock::new()
         } else {
@@ -2114,14 +2112,20 @@ fn permit_nest(ctx: &Ctx, r: &Req<'_>, e: &Entry, own: usize) -> Option<Verdict>
             e.site.to_string(),
         );
         edge.held_mode = e.mode;
-        edge.backtrace = crate::checked::report::Trace::capture();
+        if keep {
+            edge.backtrace = crate::checked::report::Trace::capture();
+        }
         let nest = graph::Nest {
             thread: ctx.holder,
             held: own,
             clock,
             edge,
         };
-        graph::note_permit_nest(ctx.ids.inst, r.capacity, nest).map(publish)
+        let (found, limit) = graph::note_permit_nest(ctx.ids.inst, r.capacity, nest);
+        if let Some(l) = limit {
+            publish(l);
+        }
+        found.map(publish)
     })
     .flatten()?;
     verdict(&found, r.site)

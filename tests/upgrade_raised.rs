@@ -1,0 +1,80 @@
+//! Under `LOCKCHECK=panic`, a blocking upgrade whose write closes a read-read cycle (two threads
+//! read two RwLocks in opposite orders; with both written, a write can come between the reads,
+//! so they can deadlock)
+//! is stopped with a panic before it waits, as a `write()` would be; the lock stays upgradable
+//! (its guard unwinds). Before, the finding was reported and the upgrade went on. A `try_upgrade`
+//! (it never waits) is reported after the fact, not raised (see `hooks::upgraded_now`).
+//!
+//! Its own process: the action is process-wide.
+
+mod support;
+
+use lockcheck::{Action, RwLock, RwLockUpgradableReadGuard};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// Runs the bodies one after the other, each on its own thread, all alive until the last is done
+/// (concurrent as far as fork/join knows), so that nothing hangs.
+fn one_by_one(bodies: Vec<Box<dyn FnOnce() + Send>>) {
+    let (exit_tx, exit_rx) = mpsc::channel::<()>();
+    let exit_rx = Arc::new(std::sync::Mutex::new(exit_rx));
+    let mut handles = Vec::new();
+    for b in bodies {
+        let (tx, rx) = mpsc::channel::<()>();
+        let exit = exit_rx.clone();
+        handles.push(std::thread::spawn(move || {
+            b();
+            let _ = tx.send(());
+            let _ = exit.lock().unwrap().recv_timeout(Duration::from_millis(50));
+        }));
+        rx.recv().expect("the body ran");
+    }
+    drop(exit_tx);
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn an_upgrade_whose_write_closes_a_read_read_cycle_is_raised_under_panic() {
+    lockcheck::set_action(Action::Panic);
+    let (tx, rx) = mpsc::channel::<(bool, bool)>();
+    support::watchdog(30, move || {
+        let a = Arc::new(RwLock::named("upgraised.a", 0));
+        let b = Arc::new(RwLock::named("upgraised.b", 0));
+        let (a2, b2, a3, b3) = (a.clone(), b.clone(), a.clone(), b.clone());
+        one_by_one(vec![
+            Box::new(move || {
+                let _x = a.read();
+                let _y = b.read();
+            }),
+            Box::new(move || {
+                let _y = b2.read();
+                let _x = a2.read();
+            }),
+            Box::new(move || {
+                // `b` first: a write of one lock alone does not make the cycle a deadlock (each
+                // read must be able to wait behind a write). By reference: the locks live on (a
+                // dropped lock leaves the runtime's instance graph).
+                drop(RwLockUpgradableReadGuard::upgrade(b3.upgradable_read()));
+                let u = a3.upgradable_read();
+                let raised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    drop(RwLockUpgradableReadGuard::upgrade(u));
+                }))
+                .is_err();
+                // The upgradable guard unwound: the lock is free.
+                let free = a3.try_write().is_some();
+                let _ = tx.send((raised, free));
+            }),
+        ]);
+    })
+    .unwrap();
+    let (raised, free) = rx.recv().expect("the upgrade ran");
+    let found = support::inversions("upgraised.a");
+    assert!(!found.is_empty(), "the upgrade's write is reported");
+    assert!(raised, "the finding is raised under `panic`: {found:#?}");
+    assert!(
+        free,
+        "the stopped upgrade left the lock upgradable, and its guard released it"
+    );
+}
