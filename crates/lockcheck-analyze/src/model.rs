@@ -2309,8 +2309,18 @@ impl ModelBuilder {
         }
         let state = &mut self.threads[t as usize];
         state.cond_released = None;
-        if state.pending.is_some() {
-            self.acquire_after_request(t, l, m, how, site);
+        if let Some(p) = &state.pending {
+            // A lockcheck trace requests each nested blocking acquisition before it: the grant
+            // inline, anything else apart.
+            if p.lock == l && p.mode == m {
+                let found = p.found;
+                state.pending = None;
+                if let Some(i) = found {
+                    self.model.self_deadlocks[i as usize].pending = false;
+                }
+            } else {
+                self.acquire_not_requested(t, l, m, how, site);
+            }
         } else {
             if m == Mode::Exclusive && !hot.writes_done {
                 self.note_write_slow(t, l);
@@ -2366,11 +2376,10 @@ impl ModelBuilder {
         }
     }
 
-    /// [`ModelBuilder::acquire`] by a thread with a request waiting: the acquisition grants
-    /// it, or the request becomes a dependency never granted and this acquisition is the
-    /// request.
+    /// [`ModelBuilder::acquire`] by a thread with a request waiting for another lock or mode:
+    /// the request becomes a dependency never granted, and this acquisition is the request.
     #[inline(never)]
-    fn acquire_after_request(
+    fn acquire_not_requested(
         &mut self,
         t: ThreadId,
         l: LockId,
@@ -2378,29 +2387,10 @@ impl ModelBuilder {
         how: How,
         site: Option<SiteId>,
     ) {
-        let state = &mut self.threads[t as usize];
-        let granted = if state
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.lock == l && p.mode == m)
-        {
-            state.pending.take()
-        } else {
-            None
-        };
-        match granted {
-            Some(p) => {
-                if let Some(i) = p.found {
-                    self.model.self_deadlocks[i as usize].pending = false;
-                }
-            }
-            None => {
-                self.note_write(t, l, m);
-                self.settle(t);
-                if how.blocks() && self.hot[l as usize].held > 0 && self.holds(t, l) {
-                    self.self_check(t, l, m, site, false, 1);
-                }
-            }
+        self.note_write(t, l, m);
+        self.settle(t);
+        if how.blocks() && self.hot[l as usize].held > 0 && self.holds(t, l) {
+            self.self_check(t, l, m, site, false, 1);
         }
     }
 
