@@ -456,7 +456,7 @@ impl<T: TrieItem, M: Mark> Trie<T, M> {
     }
 
     /// The node of list `parent` extended by `item`.
-    #[inline]
+    #[inline(always)]
     fn child(&mut self, parent: u32, item: T) -> u32 {
         let next = self.nodes.len() as u32;
         let entry = &mut self.first[parent as usize];
@@ -2424,14 +2424,15 @@ impl ModelBuilder {
         } else {
             false
         };
-        if found {
-            self.hot[l as usize].held -= 1;
-        } else if cond_released == Some(l) {
-            // The wait's release, written twice.
-        } else {
-            self.release_elsewhere(l);
+        if !found {
+            if cond_released == Some(l) {
+                // The wait's release, written twice.
+            } else {
+                self.release_elsewhere(l);
+            }
         }
         let hot = &mut self.hot[l as usize];
+        hot.held -= u32::from(found);
         if hold_ns == 0 && hot.hold_zeros < u32::MAX {
             hot.hold_zeros += 1;
         } else {
