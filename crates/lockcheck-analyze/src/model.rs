@@ -1661,6 +1661,7 @@ impl ModelBuilder {
     /// Records that thread `t` requests `lock` in `mode` (`how`, at `site`) while holding what it
     /// holds; returns the node of its held set extended by the request (what an acquisition
     /// pushes), or `None` when it holds nothing (no dependency).
+    #[inline]
     fn add_dep(
         &mut self,
         t: ThreadId,
