@@ -537,13 +537,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// What `translate_common` made of a line: where the line ends in the data, whether it took
+    /// the line, and the events it queued.
+    type Reference = Option<(usize, bool, Vec<Event>)>;
+
     /// What [`translate_at`] makes of `data`, and what [`translate_common`] makes of the line
     /// [`Lines::next_line`] would return at its start (up to the first newline, without a
     /// `\r` before it), each with a translator of its own that has seen `seen` first.
-    fn both(
-        seen: &[u8],
-        data: &[u8],
-    ) -> (Option<usize>, Vec<Event>, Option<(usize, bool, Vec<Event>)>) {
+    fn both(seen: &[u8], data: &[u8]) -> (Option<usize>, Vec<Event>, Reference) {
         let warm = |tr: &mut Translator| {
             let mut sink = Vec::new();
             for line in seen.split(|&b| b == b'\n') {
