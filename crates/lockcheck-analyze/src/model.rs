@@ -458,7 +458,7 @@ impl<T: TrieItem, M: Mark> Trie<T, M> {
     }
 
     /// The node of list `parent` extended by `item`.
-    #[inline]
+    #[inline(always)]
     fn child(&mut self, parent: u32, item: T) -> u32 {
         let next = self.nodes.len() as u32;
         let entry = &mut self.first[parent as usize];
@@ -1306,13 +1306,12 @@ struct IdMap {
 impl IdMap {
     #[inline]
     fn get(&self, n: u64) -> Option<u32> {
-        if n < DENSE_IDS {
-            match self.table.get(n as usize) {
-                Some(&id) if id != NO_ID => Some(id),
-                _ => None,
-            }
-        } else {
-            self.sparse.get(&n).copied()
+        // The table first: it never grows beyond `DENSE_IDS`, so its bounds test is the range
+        // test too (one test less per number, three numbers per acquisition).
+        match usize::try_from(n).ok().and_then(|i| self.table.get(i)) {
+            Some(&id) if id != NO_ID => Some(id),
+            _ if n < DENSE_IDS => None,
+            _ => self.sparse.get(&n).copied(),
         }
     }
 
@@ -1447,6 +1446,7 @@ impl ModelBuilder {
                 self.hot[h.lock as usize].held -= 1;
             }
             state.held.clear();
+            state.spun = 0;
             state.valid = 0;
             state.sites_valid = 0;
         }
@@ -1627,12 +1627,19 @@ impl ModelBuilder {
         // Read before writing: the lock is almost always marked already, and a write would
         // dirty its line (and its class's) at every acquisition.
         if m == Mode::Exclusive && !self.hot[l as usize].written {
-            self.hot[l as usize].written = true;
-            let lock = &mut self.model.locks[l as usize];
-            lock.ever_written = true;
-            let c = lock.class;
-            self.model.classes[c as usize].ever_written = true;
+            self.mark_written_now(l);
         }
+    }
+
+    /// Marks lock `l` written (see [`ModelBuilder::mark_written`]).
+    #[cold]
+    #[inline(never)]
+    fn mark_written_now(&mut self, l: LockId) {
+        self.hot[l as usize].written = true;
+        let lock = &mut self.model.locks[l as usize];
+        lock.ever_written = true;
+        let c = lock.class;
+        self.model.classes[c as usize].ever_written = true;
     }
 
     /// A write lock of `l` by thread `t` (an exclusive request, or an acquisition, upgrade
@@ -1671,11 +1678,20 @@ impl ModelBuilder {
     }
 
     /// The id of thread `t`'s current clock, interned on first use after a change.
+    #[inline]
     fn clock_id(&mut self, t: ThreadId) -> ClockId {
-        let state = &mut self.threads[t as usize];
-        if state.clock_id != NO_CLOCK {
-            return state.clock_id;
+        // Interned already but after a fork or join: the test inline, the interning apart
+        // (a call made for the test was about 25 instructions of every dependency).
+        match self.threads[t as usize].clock_id {
+            NO_CLOCK => self.intern_clock(t),
+            id => id,
         }
+    }
+
+    /// [`ModelBuilder::clock_id`] when thread `t`'s clock changed since it was last interned.
+    #[inline(never)]
+    fn intern_clock(&mut self, t: ThreadId) -> ClockId {
+        let state = &mut self.threads[t as usize];
         let clocks = &mut self.model.clocks;
         let hash = clocks.arena().hash(&state.clock);
         let mut id = self.clock_index.get(&hash).copied().unwrap_or(NO_CLOCK);
@@ -1700,6 +1716,7 @@ impl ModelBuilder {
     /// Records that thread `t` requests `lock` in `mode` (`how`, at `site`) while holding what it
     /// holds; returns the node of its held set extended by the request (what an acquisition
     /// pushes), or `None` when it holds nothing (no dependency).
+    #[inline]
     fn add_dep(
         &mut self,
         t: ThreadId,
@@ -2375,44 +2392,49 @@ impl ModelBuilder {
     }
 
     /// An `acquire` event (see [`ModelBuilder::event`]).
+    ///
+    /// Written for the usual acquisition (no request waiting, the lock marked written already
+    /// or not written, nobody holding it): the lock's [`LockHot`] is read once and written once,
+    /// the thread's state is indexed once before the dependency and once after, where the
+    /// helpers each indexed both again (every index a load of the table, a bounds test and
+    /// the entry's address: about 40 instructions per acquisition on the planted trace).
     #[inline]
     fn acquire(&mut self, t: u64, l: u64, m: Mode, how: How, s: Option<u32>, wait_ns: u64) {
         let t = self.thread(t);
         let l = self.lock(l);
         let site = self.site(s);
-        self.mark_written(l, m);
+        let hot = self.hot[l as usize];
+        if m == Mode::Exclusive && !hot.written {
+            self.mark_written_now(l);
+        }
         let state = &mut self.threads[t as usize];
         state.cond_released = None;
         if how != How::Blocking {
             // A successful try ends a streak of failed ones (`try_retried`).
             state.try_retried = None;
         }
-        let granted = if state
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.lock == l && p.mode == m)
-        {
-            state.pending.take()
-        } else {
-            None
-        };
-        match granted {
-            Some(p) => {
-                if let Some(i) = p.found {
+        if let Some(p) = &state.pending {
+            // A lockcheck trace requests each nested blocking acquisition before it: the grant
+            // inline, anything else apart.
+            if p.lock == l && p.mode == m {
+                let found = p.found;
+                state.pending = None;
+                if let Some(i) = found {
                     self.model.self_deadlocks[i as usize].pending = false;
                 }
+            } else {
+                self.acquire_not_requested(t, l, m, how, site);
             }
-            None => {
-                self.note_write(t, l, m);
-                self.settle(t);
-                // A trace without requests: the acquisition itself is the request (only a
-                // lock the thread holds can wait for itself: the test is made here, where the
-                // held stack is at hand, not after a call). No thread holds the lock (the count
-                // is read first: most acquisitions are of a lock nobody holds, and it is one
-                // read).
-                if how.blocks() && self.hot[l as usize].held > 0 && self.holds(t, l) {
-                    self.self_check(t, l, m, site, false, 1);
-                }
+        } else {
+            if m == Mode::Exclusive && !hot.writes_done {
+                self.note_write_slow(t, l);
+            }
+            // A trace without requests: the acquisition itself is the request (only a lock
+            // the thread holds can wait for itself: the test is made here, where the held
+            // stack is at hand, not after a call). No thread holds the lock (the count is read
+            // first: most acquisitions are of a lock nobody holds, and it is one read).
+            if how.blocks() && hot.held > 0 && self.holds(t, l) {
+                self.self_check(t, l, m, site, false, 1);
             }
         }
         // A thread holding nothing makes no dependency: its hold is the child of its root
@@ -2426,8 +2448,30 @@ impl ModelBuilder {
             let root = state.root;
             Some(self.model.held_sets.child(root, (l, m)))
         };
-        self.push_held(t, l, m, site, node);
+        // `push_held` with the node known, its count of holds added below with the wait.
+        let pushed = match node {
+            Some(node) => {
+                let state = &mut self.threads[t as usize];
+                if state.held.len() >= DEEP_HELD {
+                    self.model.anomalies.deep_held += 1;
+                }
+                state.held.push(Held {
+                    lock: l,
+                    mode: m,
+                    site,
+                    node,
+                    sites: EMPTY,
+                });
+                state.valid = state.held.len();
+                1
+            }
+            None => {
+                self.push_held(t, l, m, site, None);
+                0
+            }
+        };
         let hot = &mut self.hot[l as usize];
+        hot.held += pushed;
         if wait_ns == 0 && hot.wait_zeros < u32::MAX {
             hot.wait_zeros += 1;
         } else {
@@ -2436,29 +2480,75 @@ impl ModelBuilder {
         }
     }
 
+    /// [`ModelBuilder::acquire`] by a thread with a request waiting for another lock or mode:
+    /// the request becomes a dependency never granted, and this acquisition is the request.
+    #[inline(never)]
+    fn acquire_not_requested(
+        &mut self,
+        t: ThreadId,
+        l: LockId,
+        m: Mode,
+        how: How,
+        site: Option<SiteId>,
+    ) {
+        self.note_write(t, l, m);
+        self.settle(t);
+        if how.blocks() && self.hot[l as usize].held > 0 && self.holds(t, l) {
+            self.self_check(t, l, m, site, false, 1);
+        }
+    }
+
     /// A `release` event (see [`ModelBuilder::event`]).
+    ///
+    /// The thread's state and the lock's [`LockHot`] are each indexed once on the usual path
+    /// (the release of the thread's top hold; see [`ModelBuilder::acquire`]).
     #[inline]
     fn release(&mut self, t: u64, l: u64, hold_ns: u64) {
         let t = self.thread(t);
         let l = self.lock(l);
-        self.settle(t);
-        let cond_released = self.threads[t as usize].cond_released.take();
-        let held = &self.threads[t as usize].held;
-        if let Some(i) = held.iter().rposition(|h| h.lock == l) {
-            self.remove_held(t, i);
-        } else if cond_released == Some(l) {
-            // The wait's release, written twice.
+        if self.threads[t as usize].pending.is_some() {
+            self.settle(t);
+        }
+        let state = &mut self.threads[t as usize];
+        let cond_released = state.cond_released.take();
+        let len = state.held.len();
+        let found = if len > 0 && state.held[len - 1].lock == l {
+            // The top (locks are released in reverse order): a pop, not the call to
+            // `memmove` that `Vec::remove` makes even for the last item.
+            state.held.pop();
+            let i = len - 1;
+            // The marks of a failed try form a prefix (see `ThreadState::spun`).
+            state.spun = state.spun.min(i);
+            state.valid = state.valid.min(i);
+            state.sites_valid = state.sites_valid.min(i);
+            true
+        } else if let Some(i) = state.held.iter().rposition(|h| h.lock == l) {
+            state.held.remove(i);
+            if i < state.spun {
+                state.spun -= 1;
+            }
+            state.valid = state.valid.min(i);
+            state.sites_valid = state.sites_valid.min(i);
+            true
         } else {
-            self.release_elsewhere(l);
+            false
+        };
+        if !found {
+            if cond_released == Some(l) {
+                // The wait's release, written twice.
+            } else {
+                self.release_elsewhere(l);
+            }
         }
         let hot = &mut self.hot[l as usize];
+        hot.held -= u32::from(found);
         if hold_ns == 0 && hot.hold_zeros < u32::MAX {
             hot.hold_zeros += 1;
         } else {
             let c = hot.class;
             self.model.classes[c as usize].hold.record(hold_ns);
         }
-        if self.hot[l as usize].semaphore {
+        if hot.semaphore {
             self.recheck_waits(l);
         }
     }
