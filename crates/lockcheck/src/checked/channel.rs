@@ -239,6 +239,11 @@ pub(crate) struct Gate {
     fresh: AtomicBool,
     /// The creating thread's dependencies on the channel while it is fresh, not in the graph yet.
     deferred: parking_lot::Mutex<Vec<Deferred>>,
+    /// The address of this channel's [`Senders`], which a receive waiting on it waits for: a
+    /// send is not kept waiting by a holder that waits to receive from this very channel (see
+    /// [`gate_holder`]). The waiting send's handle keeps the `Senders` alive, so the address
+    /// names no other channel meanwhile.
+    senders: usize,
 }
 
 /// A dependency `channel -> lock` (and whatever else was held) of the creating thread while the
@@ -275,8 +280,9 @@ const MARK_WAIT: Duration = Duration::from_secs(1);
 const MIXED: u64 = u64::MAX;
 
 impl Gate {
-    fn new(site: &'static Location<'static>) -> Gate {
+    fn new(site: &'static Location<'static>, senders: &Arc<Senders>) -> Gate {
         Gate {
+            senders: Arc::as_ptr(senders) as usize,
             meta: Meta::new(ClassSrc::Site(site)),
             holder: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
@@ -979,15 +985,28 @@ fn waiting_in<T>(
     .flatten()
 }
 
-/// The thread that holds a channel now (0: none), and whether its receiver is still fresh (the
+/// The thread that holds a channel now (0: none), whether its receiver is still fresh (the
 /// creator's hold unconfirmed: the receiver may have moved; module docs, "A receiver moved
-/// before its first use"). `None`: the channel is gone.
-pub(crate) fn gate_holder(gate: &Weak<Gate>) -> Option<(u64, bool)> {
+/// before its first use"), and the address of its [`Senders`] (a holder waiting in a receive
+/// of this channel takes the message: it keeps no send waiting). `None`: the channel is gone.
+pub(crate) fn gate_holder(gate: &Weak<Gate>) -> Option<GateHolder> {
     let g = gate.upgrade()?;
-    Some((
-        g.holder.load(Ordering::SeqCst),
-        g.fresh.load(Ordering::SeqCst),
-    ))
+    Some(GateHolder {
+        thread: g.holder.load(Ordering::SeqCst),
+        fresh: g.fresh.load(Ordering::SeqCst),
+        senders: g.senders,
+    })
+}
+
+/// What [`gate_holder`] found.
+#[derive(Clone, Copy)]
+pub(crate) struct GateHolder {
+    /// The holding thread (0: none).
+    pub thread: u64,
+    /// The receiver not used yet.
+    pub fresh: bool,
+    /// The address of the channel's [`Senders`].
+    pub senders: usize,
 }
 
 thread_local! {
@@ -1325,8 +1344,8 @@ impl<T> fmt::Debug for Sender<T> {
 pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
     let site = Location::caller();
     let (tx, rx) = std_mpsc::sync_channel(bound);
-    let gate = Arc::new(Gate::new(site));
     let senders = Senders::new(site);
+    let gate = Arc::new(Gate::new(site, &senders));
     gate.hold(site);
     if let Some(ids) = gate.meta.assigned() {
         let weak = Arc::downgrade(&gate);
@@ -1661,4 +1680,21 @@ impl<T> IntoIterator for Receiver<T> {
     fn into_iter(self) -> IntoIter<T> {
         IntoIter { rx: self }
     }
+}
+
+/// A bounded channel's two locks as the wait-for graph sees them, for its unit tests: held
+/// (its receiver used) by thread `receiver`, its one sender handle placed with thread `sender`.
+#[cfg(test)]
+pub(crate) fn test_channel(receiver: u64, sender: u64) -> (Arc<Gate>, Arc<Senders>) {
+    let site = Location::caller();
+    let senders = Senders::new(site);
+    if let Some(Some(slot)) = senders.slots.lock().live.get_mut(0) {
+        slot.1 = sender;
+    }
+    let gate = Arc::new(Gate::new(site, &senders));
+    gate.holder.store(receiver, Ordering::SeqCst);
+    if gate.fresh.swap(false, Ordering::SeqCst) {
+        FRESH_LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+    (gate, senders)
 }

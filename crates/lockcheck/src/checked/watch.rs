@@ -679,7 +679,7 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
     // An ended wait (its thread has the lock, or gave up) blocks nobody and waits for nothing.
     let mut stuck: Vec<bool> = waiting.iter().map(Waiter::live).collect();
     // The holder of each channel a send waits on (see `gate_wait_stuck`).
-    let gates: Vec<Option<(u64, bool)>> = waiting
+    let gates: Vec<Option<super::channel::GateHolder>> = waiting
         .iter()
         .map(|w| super::channel::gate_holder(w.gate.as_ref()?))
         .collect();
@@ -743,8 +743,8 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
         let w = &waiting[i];
         let next = if let Some(p) = &placements[i] {
             or_wait_next(waiting, &stuck, i, p)
-        } else if let Some((holder, _)) = gates[i] {
-            (0..n).find(|&j| j != i && stuck[j] && waiting[j].thread == holder)
+        } else if let Some(g) = gates[i] {
+            (0..n).find(|&j| j != i && stuck[j] && waiting[j].thread == g.thread)
         } else {
             None
         };
@@ -770,18 +770,28 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
 /// waiter. The holder is the channel's current one, not a waiter's snapshot (the receiver may
 /// have changed threads since that waiter began). A fresh channel's holder is its creator, whose
 /// hold is unconfirmed (the receiver may have moved to a thread that has not used it yet): it
-/// counts only once the send has waited [`super::channel::GRACE`] (checked again then).
+/// counts only once the send has waited [`super::channel::GRACE`] (checked again then). A
+/// holder waiting in a receive of this very channel keeps no send waiting: it takes the message
+/// (a rendezvous channel's send waits until its receiver is inside `recv`; the two meet at the
+/// next try of the send, however long the receive had waited before).
 fn gate_wait_stuck(
     waiting: &[Waiter],
     stuck: &[bool],
     i: usize,
-    (holder, fresh): (u64, bool),
+    g: super::channel::GateHolder,
 ) -> bool {
     let w = &waiting[i];
-    if holder == 0 || (fresh && w.since.elapsed() < super::channel::GRACE) {
+    if g.thread == 0 || (g.fresh && w.since.elapsed() < super::channel::GRACE) {
         return false;
     }
-    (0..waiting.len()).any(|j| j != i && stuck[j] && waiting[j].thread == holder)
+    let receives_here = |j: usize| {
+        waiting[j]
+            .senders
+            .as_ref()
+            .is_some_and(|s| s.as_ptr() as usize == g.senders)
+    };
+    (0..waiting.len())
+        .any(|j| j != i && stuck[j] && waiting[j].thread == g.thread && !receives_here(j))
 }
 
 /// Whether waiting receive `i` stays stuck given the waiters still `stuck`: it waits for any
@@ -1693,4 +1703,71 @@ pub(crate) fn check_condvar_wait(
             })
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::panic::Location;
+
+    /// A waiter of thread `thread` on lock `inst`, holding `held`, waiting since `ago`.
+    fn waiter(thread: u64, inst: u64, held: Vec<Held>, ago: Duration) -> Waiter {
+        Waiter {
+            thread,
+            name: format!("T{thread}"),
+            ids: Ids { inst, class: 1 },
+            kind: LockKind::Channel,
+            mode: Mode::Exclusive,
+            capacity: 1,
+            site: Location::caller(),
+            held,
+            since: Instant::now() - ago,
+            warned: false,
+            relocking: false,
+            panicking: false,
+            end: 0,
+            victim: None,
+            ended: Arc::new(AtomicBool::new(false)),
+            senders: None,
+            gate: None,
+            rechecked: 0,
+        }
+    }
+
+    fn held(inst: u64) -> Held {
+        Held {
+            inst,
+            class: 2,
+            mode: Mode::Exclusive,
+            site: Location::caller(),
+            since: None,
+            source: false,
+            recorded: false,
+            #[cfg(feature = "tokio")]
+            task: 0,
+        }
+    }
+
+    /// A receiver (thread 1) holding a lock no sender needs has waited past the grace; the
+    /// channel's one sender (thread 2) missed it and waits on the rendezvous channel, whose
+    /// holder is that receiver. No deadlock: the receiver takes this very message (a false
+    /// `deadlock` before, seen under load). A send on *another* channel held by the receiver
+    /// does make the cycle.
+    #[test]
+    fn a_send_waiting_on_a_channel_whose_holder_receives_from_it_is_no_deadlock() {
+        let (gate, senders) = super::super::channel::test_channel(1, 2);
+        let mut recv = waiter(1, 100, vec![held(7)], Duration::from_secs(2));
+        recv.senders = Some(Arc::downgrade(&senders));
+        let mut send = waiter(2, 200, Vec::new(), Duration::from_millis(1));
+        send.gate = Some(Arc::downgrade(&gate));
+        assert!(deadlock_cycle(&[recv, send], 1).is_none());
+
+        // The same, the send on another channel the receiving thread holds: stuck both.
+        let (other, _other_senders) = super::super::channel::test_channel(1, 0);
+        let mut recv = waiter(1, 100, vec![held(7)], Duration::from_secs(2));
+        recv.senders = Some(Arc::downgrade(&senders));
+        let mut send = waiter(2, 300, Vec::new(), Duration::from_millis(1));
+        send.gate = Some(Arc::downgrade(&other));
+        assert!(deadlock_cycle(&[recv, send], 1).is_some());
+    }
 }
