@@ -852,10 +852,11 @@ fn same_thread_cycles(
     let mut rev_fill: Vec<u32> = Vec::new();
     let mut rev: Vec<u32> = Vec::new();
     let mut dist: Vec<u32> = Vec::new();
-    let mut on_path: Vec<bool> = Vec::new();
     let mut frontier: Vec<u32> = Vec::new();
     let mut next: Vec<u32> = Vec::new();
     const MAX: usize = MAX_SAME_THREAD_LEN;
+    // The search below is written for paths of at most four nodes.
+    const _: () = assert!(MAX == 4);
     for t in 0..threads {
         let own = &by_thread[first[t] as usize..first[t + 1] as usize];
         if own.len() < 2 {
@@ -864,51 +865,61 @@ fn same_thread_cycles(
         }
         // `own` ascends, so its edges come by source: the source is looked up once per run.
         let mut sources = graph.sources();
-        ends.clear();
         let (mut a, mut a_end) = (0u32, 0u32);
-        for &e in own {
-            if e >= a_end {
-                a = sources.of(e);
-                a_end = graph.out_edges(a).end;
-            }
-            ends.push((a, graph.target(e)));
-        }
         nodes.clear();
+        out_start.clear();
+        tgt.clear();
         if own.len() >= n / 16 {
-            // Many edges for the graph's nodes: marked, then collected in order, in time linear
-            // in the nodes (sorting twice the edges' endpoints cost more on a dense graph).
-            for &(a, b) in &ends {
-                local[a as usize] = 0;
-                local[b as usize] = 0;
+            // Many edges for the graph's nodes: the graph's own ids serve as local ids (the
+            // nodes without an edge of this thread are components of one node, never searched),
+            // and the adjacency is built in one pass, in time linear in the nodes and edges.
+            nodes.extend(0..n as u32);
+            out_start.resize(n + 1, 0);
+            for &e in own {
+                if e >= a_end {
+                    a = sources.of(e);
+                    a_end = graph.out_edges(a).end;
+                }
+                out_start[a as usize + 1] += 1;
+                tgt.push(graph.target(e));
             }
-            nodes.extend((0..n as u32).filter(|&x| local[x as usize] != u32::MAX));
+            for u in 0..n {
+                out_start[u + 1] += out_start[u];
+            }
         } else {
+            ends.clear();
+            for &e in own {
+                if e >= a_end {
+                    a = sources.of(e);
+                    a_end = graph.out_edges(a).end;
+                }
+                ends.push((a, graph.target(e)));
+            }
             for &(a, b) in &ends {
                 nodes.push(a);
                 nodes.push(b);
             }
             nodes.sort_unstable();
             nodes.dedup();
-        }
-        for (i, &x) in nodes.iter().enumerate() {
-            local[x as usize] = i as u32;
+            for (i, &x) in nodes.iter().enumerate() {
+                local[x as usize] = i as u32;
+            }
+            // Local adjacency in compressed arrays: the edges of local node u are
+            // `own[out_start[u]..out_start[u + 1]]`, targets ascending (local ids keep the
+            // order).
+            out_start.resize(nodes.len() + 1, 0);
+            for &(a, b) in &ends {
+                out_start[local[a as usize] as usize + 1] += 1;
+                tgt.push(local[b as usize]);
+            }
+            for u in 0..nodes.len() {
+                out_start[u + 1] += out_start[u];
+            }
+            for &x in &nodes {
+                local[x as usize] = u32::MAX;
+            }
         }
         let m = nodes.len();
-        // Local adjacency in compressed arrays: the edges of local node u are
-        // `own[out_start[u]..out_start[u + 1]]`, targets ascending (local ids keep the order).
-        out_start.clear();
-        out_start.resize(m + 1, 0);
-        tgt.clear();
-        for &(a, b) in &ends {
-            out_start[local[a as usize] as usize + 1] += 1;
-            tgt.push(local[b as usize]);
-        }
-        for u in 0..m {
-            out_start[u + 1] += out_start[u];
-        }
-        for &x in &nodes {
-            local[x as usize] = u32::MAX;
-        }
         let sccs = small_sccs(&out_start, &tgt);
         if sccs.is_empty() {
             continue;
@@ -962,8 +973,6 @@ fn same_thread_cycles(
             }
             dist.clear();
             dist.resize(k, u32::MAX);
-            on_path.clear();
-            on_path.resize(k, false);
             for start in 0..k as u32 {
                 // Distances to `start` over nodes above it, for pruning.
                 dist.iter_mut().for_each(|d| *d = u32::MAX);
@@ -983,85 +992,111 @@ fn same_thread_cycles(
                     }
                     std::mem::swap(&mut frontier, &mut next);
                 }
-                // The path (ranks), the position in `fwd` of the edge into each of its nodes
-                // but the first, and the next and end positions of each node's edges.
-                let mut path = [0u32; MAX];
-                let mut wit = [0u32; MAX];
-                let mut pos = [0u32; MAX];
-                let mut end = [0u32; MAX];
-                let mut depth = 1usize;
-                path[0] = start;
-                pos[0] = fwd_start[start as usize];
-                end[0] = fwd_start[start as usize + 1];
-                on_path[start as usize] = true;
-                while depth > 0 {
-                    let top = depth - 1;
-                    if pos[top] >= end[top] {
-                        on_path[path[top] as usize] = false;
-                        depth -= 1;
-                        continue;
+                // Depth-first, at most four nodes deep (`MAX_SAME_THREAD_LEN`), as four nested
+                // loops: a step per edge read, in the order of the search over a path stack;
+                // `jN` is the position in `fwd` of the edge into the path's node `N`, and the
+                // nodes on the path are `start` and `v1`..: a node joins the path when it is
+                // above `start`, not on it, and at most `MAX - depth` edges from `start`.
+                let range =
+                    |x: u32| fwd_start[x as usize] as usize..fwd_start[x as usize + 1] as usize;
+                let fits = |v: u32, depth: u64| depth + dist[v as usize] as u64 <= MAX as u64;
+                // A cycle closed: listed, counted, or over the listing's bound (`true`).
+                let mut close = |path: &[u32], wits: &[usize]| -> bool {
+                    set.clear();
+                    set.extend(path.iter().map(|&p| nodes[scc[p as usize]]));
+                    set.sort_unstable();
+                    if covered.contains(set.as_slice()) {
+                        return false;
                     }
-                    let j = pos[top];
-                    pos[top] += 1;
-                    let v = fwd[j as usize];
+                    set.push(same_thread_code);
+                    if let Some(c) = out.get_mut(set.as_slice()) {
+                        c.combinations += 1;
+                        return false;
+                    }
+                    if listed >= limits.max_listed {
+                        return true;
+                    }
+                    listed += 1;
+                    let nodes_of: Vec<u32> = path.iter().map(|&p| nodes[scc[p as usize]]).collect();
+                    let deps: Vec<u32> = wits
+                        .iter()
+                        .map(|&w| witness(own[fwd_at[w] as usize], t))
+                        .collect();
+                    let reason = describe(model, &Infeasible::SameThread { thread: t64 });
+                    out.insert(
+                        set.clone(),
+                        Candidate {
+                            level,
+                            nodes: nodes_of,
+                            deps,
+                            filter: Some("same-thread"),
+                            reason,
+                            combinations: 1,
+                        },
+                    );
+                    false
+                };
+                let mut over = false;
+                'search: for j1 in range(start) {
+                    let v1 = fwd[j1];
                     steps += 1;
                     if steps > budget {
-                        truncated = true;
-                        for &p in &path[..depth] {
-                            on_path[p as usize] = false;
-                        }
-                        break 'sccs;
+                        over = true;
+                        break 'search;
                     }
-                    if v == start {
-                        set.clear();
-                        set.extend(path[..depth].iter().map(|&p| nodes[scc[p as usize]]));
-                        set.sort_unstable();
-                        if covered.contains(set.as_slice()) {
-                            continue;
-                        }
-                        set.push(same_thread_code);
-                        if let Some(c) = out.get_mut(set.as_slice()) {
-                            c.combinations += 1;
-                            continue;
-                        }
-                        if listed >= limits.max_listed {
-                            truncated = true;
-                            continue;
-                        }
-                        listed += 1;
-                        let nodes_of: Vec<u32> = path[..depth]
-                            .iter()
-                            .map(|&p| nodes[scc[p as usize]])
-                            .collect();
-                        let key = set.clone();
-                        let deps: Vec<u32> = wit[1..depth]
-                            .iter()
-                            .chain(std::iter::once(&j))
-                            .map(|&w| witness(own[fwd_at[w as usize] as usize], t))
-                            .collect();
-                        let reason = describe(model, &Infeasible::SameThread { thread: t64 });
-                        out.insert(
-                            key,
-                            Candidate {
-                                level,
-                                nodes: nodes_of,
-                                deps,
-                                filter: Some("same-thread"),
-                                reason,
-                                combinations: 1,
-                            },
-                        );
-                    } else if v > start
-                        && !on_path[v as usize]
-                        && depth as u64 + dist[v as usize] as u64 <= MAX as u64
-                    {
-                        on_path[v as usize] = true;
-                        path[depth] = v;
-                        wit[depth] = j;
-                        pos[depth] = fwd_start[v as usize];
-                        end[depth] = fwd_start[v as usize + 1];
-                        depth += 1;
+                    if v1 == start {
+                        truncated |= close(&[start], &[j1]);
+                        continue;
                     }
+                    if !(v1 > start && fits(v1, 1)) {
+                        continue;
+                    }
+                    for j2 in range(v1) {
+                        let v2 = fwd[j2];
+                        steps += 1;
+                        if steps > budget {
+                            over = true;
+                            break 'search;
+                        }
+                        if v2 == start {
+                            truncated |= close(&[start, v1], &[j1, j2]);
+                            continue;
+                        }
+                        if !(v2 > start && v2 != v1 && fits(v2, 2)) {
+                            continue;
+                        }
+                        for j3 in range(v2) {
+                            let v3 = fwd[j3];
+                            steps += 1;
+                            if steps > budget {
+                                over = true;
+                                break 'search;
+                            }
+                            if v3 == start {
+                                truncated |= close(&[start, v1, v2], &[j1, j2, j3]);
+                                continue;
+                            }
+                            if !(v3 > start && v3 != v1 && v3 != v2 && fits(v3, 3)) {
+                                continue;
+                            }
+                            // The last node: only the edge back to `start` closes (every
+                            // other node is more than one edge from it).
+                            for j4 in range(v3) {
+                                steps += 1;
+                                if steps > budget {
+                                    over = true;
+                                    break 'search;
+                                }
+                                if fwd[j4] == start {
+                                    truncated |= close(&[start, v1, v2, v3], &[j1, j2, j3, j4]);
+                                }
+                            }
+                        }
+                    }
+                }
+                if over {
+                    truncated = true;
+                    break 'sccs;
                 }
             }
         }
