@@ -1024,26 +1024,33 @@ fn suggest_listing(
     violating: &HashSet<(ClassId, ClassId)>,
     max_listed: usize,
 ) -> Hierarchy {
-    // Looked up for every edge of the change set, twice when not all are listed (1.8M edges on
-    // the hostile random trace, where SipHash made these lookups 0.9G instructions): a copy with
-    // a fast hash answers the same.
-    let violating: HashSet<(ClassId, ClassId), foldhash::fast::RandomState> =
-        violating.iter().copied().collect();
-    let is_removed = |e: u32| change.contains(e);
-    // Classes with a blocking or timed nested acquisition, by id.
     let n = graph.nodes();
+    // Whether an edge's class pair is a violation's, looked up for every edge of the change set,
+    // twice when not all are listed (1.8M edges on the hostile random trace: SipHash made these
+    // lookups 0.9G instructions, a fast hash 0.15G): one bit per edge, set through the graph's
+    // edge of each pair (a pair without an edge is no edge's either).
+    let mut violating_edge = crate::cycles::ChangeSet::new(graph.edge_count());
+    for &(a, b) in violating {
+        if let Some(e) = ((a as usize) < n).then(|| graph.find(a, b)).flatten() {
+            violating_edge.insert(e);
+        }
+    }
+    let is_removed = |e: u32| change.contains(e);
+    // Classes with a blocking or timed nested acquisition, by id (the edges read node by node,
+    // so each one's source is known).
     let mut in_graph = vec![false; n];
     let mut indeg = vec![0usize; n];
-    let mut sources = graph.sources();
-    for e in 0..graph.edge_count() as u32 {
-        if weights.get(e) == 0 {
-            continue;
-        }
-        let (a, b) = (sources.of(e), graph.target(e));
-        in_graph[a as usize] = true;
-        in_graph[b as usize] = true;
-        if !is_removed(e) {
-            indeg[b as usize] += 1;
+    for a in 0..n as u32 {
+        for e in graph.out_edges(a) {
+            if weights.get(e) == 0 {
+                continue;
+            }
+            let b = graph.target(e);
+            in_graph[a as usize] = true;
+            in_graph[b as usize] = true;
+            if !is_removed(e) {
+                indeg[b as usize] += 1;
+            }
         }
     }
     let nodes: Vec<ClassId> = (0..n as u32).filter(|&c| in_graph[c as usize]).collect();
@@ -1094,11 +1101,11 @@ fn suggest_listing(
     let listed: Vec<(u32, (ClassId, ClassId))> = if change.len() <= max_listed {
         removed().collect()
     } else {
-        let in_violation = removed().filter(|(_, ab)| violating.contains(ab)).count();
+        let in_violation = change.ids().filter(|&e| violating_edge.contains(e)).count();
         let mut others = max_listed.saturating_sub(in_violation);
         removed()
-            .filter(|(_, e)| {
-                if violating.contains(e) {
+            .filter(|&(e, _)| {
+                if violating_edge.contains(e) {
                     return true;
                 }
                 let keep = others > 0;
@@ -1134,7 +1141,7 @@ fn suggest_listing(
                     .into_iter()
                     .take(MAX_SITES_PER_REMOVED_EDGE)
                     .collect(),
-                in_violation: violating.contains(&(a, b)),
+                in_violation: violating_edge.contains(e),
             }
         })
         .collect();
