@@ -946,8 +946,9 @@ fn same_thread_cycles(
             rev_start.resize(k + 1, 0);
             fwd_start.push(0);
             for &u in scc {
-                for at in out_start[u] as usize..out_start[u + 1] as usize {
-                    let v = tgt[at] as usize;
+                let r = out_start[u] as usize..out_start[u + 1] as usize;
+                for (at, &v) in r.clone().zip(&tgt[r]) {
+                    let v = v as usize;
                     if comp_l[v] == ci {
                         let r = rank[v];
                         fwd.push(r);
@@ -1089,7 +1090,7 @@ fn same_thread_cycles(
                             let r = range(v3);
                             let (at, len) = (r.start, r.len() as u64);
                             if let Ok(p) = fwd[r].binary_search(&start) {
-                                if steps + p as u64 + 1 <= budget {
+                                if steps + (p as u64) < budget {
                                     truncated |= close(&[start, v1, v2, v3], &[j1, j2, j3, at + p]);
                                 }
                             }
