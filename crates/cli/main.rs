@@ -452,7 +452,8 @@ fn render(
     let report = &analysis.report;
     match format {
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(report).expect("the report serializes");
+            let mut s =
+                lockcheck_analyze::report::to_json_pretty(report).expect("the report serializes");
             s.push('\n');
             s
         }
@@ -464,7 +465,8 @@ fn render(
                     with_baseline,
                 },
             );
-            let mut s = serde_json::to_string_pretty(&log).expect("the SARIF log serializes");
+            let mut s =
+                lockcheck_analyze::report::to_json_pretty(&log).expect("the SARIF log serializes");
             s.push('\n');
             s
         }

@@ -631,12 +631,15 @@ fn move_node(order: &mut Vec<usize>, pos: &mut [u32], from: usize, to: usize) {
 }
 
 /// The largest weight matrix of the local search (`WeightMatrix`, `local_search_on`): 32 MiB,
-/// a component of up to 4096 nodes (the hostile random trace's has 3000: 18 MB). Larger
-/// components, or weights beyond 16 bits, take the edge lists as before (the same moves, more
-/// work).
+/// a component of up to 4096 nodes (the hostile random trace's has 3000: 24 MB, its rows 4096
+/// wide). Larger components, or weights beyond 16 bits, take the edge lists as before (the same
+/// moves, more work).
 pub const LOCAL_SEARCH_MATRIX_MAX_BYTES: usize = 32 << 20;
 
-/// A component's edge weights as a square matrix by node: `w[v * n + x]` is the weight of
+/// The row widths of a [`WeightMatrix`]: the smallest that holds the component's nodes.
+const MATRIX_STRIDES: [usize; 3] = [256, 1024, 4096];
+
+/// A component's edge weights as a square matrix by node: `w[v * stride + x]` is the weight of
 /// `v -> x` minus that of `x -> v`, in 16 bits; and each node's total in-weight.
 ///
 /// Why: each move of the local search costs the node's edges scattered into a difference array
@@ -644,8 +647,13 @@ pub const LOCAL_SEARCH_MATRIX_MAX_BYTES: usize = 32 << 20;
 /// trace: 3000 nodes, 4.75M edges, 15 passes) the scatter was half of its 3.3G instructions.
 /// With the matrix, the scan reads the node's row in the order's sequence and scatters
 /// nothing: the same sums, so the same moves.
+///
+/// Rows are [`MATRIX_STRIDES`] wide (a power of two at least `n`), so that the scan reads a row
+/// as an array of that constant length by an index masked to it: no bounds check per element
+/// read (the crate has no `unsafe`): 1,475M -> 1,272M instructions on the hostile random trace.
 struct WeightMatrix {
     n: usize,
+    stride: usize,
     w: Vec<i16>,
     in_total: Vec<i32>,
 }
@@ -655,8 +663,15 @@ impl WeightMatrix {
     /// [`LOCAL_SEARCH_MATRIX_MAX_BYTES`], a difference does not fit in 16 bits, or an in-weight
     /// total not in 32 bits (the caller checked that the total weight fits).
     fn of(g: &impl FasGraph) -> Option<WeightMatrix> {
+        let stride = *MATRIX_STRIDES.iter().find(|&&s| s >= g.n())?;
+        Self::with_stride(g, stride)
+    }
+
+    /// [`WeightMatrix::of`] with rows `stride` wide (one of [`MATRIX_STRIDES`], at least `n`).
+    fn with_stride(g: &impl FasGraph, stride: usize) -> Option<WeightMatrix> {
         let n = g.n();
-        if n.checked_mul(n)?.checked_mul(2)? > LOCAL_SEARCH_MATRIX_MAX_BYTES {
+        debug_assert!(MATRIX_STRIDES.contains(&stride) && stride >= n);
+        if n.checked_mul(stride)?.checked_mul(2)? > LOCAL_SEARCH_MATRIX_MAX_BYTES {
             return None;
         }
         let mut max_w = 0u64;
@@ -666,15 +681,18 @@ impl WeightMatrix {
         if max_w > i16::MAX as u64 {
             return None;
         }
-        let mut w = vec![0i16; n * n];
+        let mut w = vec![0i16; n * stride];
         let mut fits = true;
         for a in 0..n {
             g.for_out(a, |b, x| {
                 let x = x as i16;
-                match (w[a * n + b].checked_add(x), w[b * n + a].checked_sub(x)) {
+                match (
+                    w[a * stride + b].checked_add(x),
+                    w[b * stride + a].checked_sub(x),
+                ) {
                     (Some(ab), Some(ba)) => {
-                        w[a * n + b] = ab;
-                        w[b * n + a] = ba;
+                        w[a * stride + b] = ab;
+                        w[b * stride + a] = ba;
                     }
                     _ => fits = false,
                 }
@@ -689,14 +707,29 @@ impl WeightMatrix {
             g.for_in(v, |_, x| sum += x as i64);
             *t = i32::try_from(sum).ok()?;
         }
-        Some(WeightMatrix { n, w, in_total })
+        Some(WeightMatrix {
+            n,
+            stride,
+            w,
+            in_total,
+        })
     }
 }
 
 /// [`local_search_in`] over a [`WeightMatrix`] (sums in `i32`, as the total weight fits): the
 /// same passes, the same costs compared in the same sequence, so the same moves and order.
 fn local_search_matrix(m: &WeightMatrix, order: &mut Vec<usize>) -> bool {
+    match m.stride {
+        256 => local_search_rows::<256>(m, order),
+        1024 => local_search_rows::<1024>(m, order),
+        _ => local_search_rows::<4096>(m, order),
+    }
+}
+
+/// [`local_search_matrix`] with rows `S` wide.
+fn local_search_rows<const S: usize>(m: &WeightMatrix, order: &mut Vec<usize>) -> bool {
     let n = m.n;
+    assert_eq!(m.stride, S, "the matrix's rows are S wide");
     let mut pos = vec![0u32; n];
     // The order as `u32` (read once per position of every scan: half the cache of `usize`).
     let mut seq: Vec<u32> = order.iter().map(|&x| x as u32).collect();
@@ -707,7 +740,7 @@ fn local_search_matrix(m: &WeightMatrix, order: &mut Vec<usize>) -> bool {
         let mut improved = false;
         for v in 0..n {
             let cur = pos[v] as usize;
-            let row = &m.w[v * n..(v + 1) * n];
+            let row: &[i16; S] = m.w[v * S..(v + 1) * S].try_into().expect("a row is S wide");
             // As in local_search_in: the cost at insertion point 0 is v's in-weight; passing
             // node x adds row[x] (its slot in the difference array there).
             let mut cost = m.in_total[v];
@@ -734,17 +767,25 @@ fn local_search_matrix(m: &WeightMatrix, order: &mut Vec<usize>) -> bool {
 /// plus the node's index. Four nodes at a time: the four sums, then their minimum compared once
 /// (the earliest of equal sums, as one by one with a strict comparison), where one comparison
 /// per node was a third of the local search's 12 instructions per node on the hostile random
-/// trace. The same sums in the same order: the same answer.
+/// trace. The same sums in the same order: the same answer. Every node is below `S` (a power of
+/// two), so masking it changes nothing and spares the bounds check.
 #[inline]
-fn scan_row(row: &[i16], seq: &[u32], first: usize, cost: &mut i32, best: &mut (i32, usize)) {
+fn scan_row<const S: usize>(
+    row: &[i16; S],
+    seq: &[u32],
+    first: usize,
+    cost: &mut i32,
+    best: &mut (i32, usize),
+) {
+    let at = |x: u32| i32::from(row[x as usize & (S - 1)]);
     let mut c = *cost;
     let chunks = seq.chunks_exact(4);
     let tail = chunks.remainder();
     for (k, q) in chunks.enumerate() {
-        let s0 = c + i32::from(row[q[0] as usize]);
-        let s1 = s0 + i32::from(row[q[1] as usize]);
-        let s2 = s1 + i32::from(row[q[2] as usize]);
-        let s3 = s2 + i32::from(row[q[3] as usize]);
+        let s0 = c + at(q[0]);
+        let s1 = s0 + at(q[1]);
+        let s2 = s1 + at(q[2]);
+        let s3 = s2 + at(q[3]);
         c = s3;
         let low = s0.min(s1).min(s2.min(s3));
         if low < best.0 {
@@ -762,7 +803,7 @@ fn scan_row(row: &[i16], seq: &[u32], first: usize, cost: &mut i32, best: &mut (
     }
     let base = first + seq.len() - tail.len();
     for (i, &x) in tail.iter().enumerate() {
-        c += i32::from(row[x as usize]);
+        c += at(x);
         if c < best.0 {
             *best = (c, base + i);
         }
@@ -1024,26 +1065,33 @@ fn suggest_listing(
     violating: &HashSet<(ClassId, ClassId)>,
     max_listed: usize,
 ) -> Hierarchy {
-    // Looked up for every edge of the change set, twice when not all are listed (1.8M edges on
-    // the hostile random trace, where SipHash made these lookups 0.9G instructions): a copy with
-    // a fast hash answers the same.
-    let violating: HashSet<(ClassId, ClassId), foldhash::fast::RandomState> =
-        violating.iter().copied().collect();
-    let is_removed = |e: u32| change.contains(e);
-    // Classes with a blocking or timed nested acquisition, by id.
     let n = graph.nodes();
+    // Whether an edge's class pair is a violation's, looked up for every edge of the change set,
+    // twice when not all are listed (1.8M edges on the hostile random trace: SipHash made these
+    // lookups 0.9G instructions, a fast hash 0.15G): one bit per edge, set through the graph's
+    // edge of each pair (a pair without an edge is no edge's either).
+    let mut violating_edge = crate::cycles::ChangeSet::new(graph.edge_count());
+    for &(a, b) in violating {
+        if let Some(e) = ((a as usize) < n).then(|| graph.find(a, b)).flatten() {
+            violating_edge.insert(e);
+        }
+    }
+    let is_removed = |e: u32| change.contains(e);
+    // Classes with a blocking or timed nested acquisition, by id (the edges read node by node,
+    // so each one's source is known).
     let mut in_graph = vec![false; n];
     let mut indeg = vec![0usize; n];
-    let mut sources = graph.sources();
-    for e in 0..graph.edge_count() as u32 {
-        if weights.get(e) == 0 {
-            continue;
-        }
-        let (a, b) = (sources.of(e), graph.target(e));
-        in_graph[a as usize] = true;
-        in_graph[b as usize] = true;
-        if !is_removed(e) {
-            indeg[b as usize] += 1;
+    for a in 0..n as u32 {
+        for e in graph.out_edges(a) {
+            if weights.get(e) == 0 {
+                continue;
+            }
+            let b = graph.target(e);
+            in_graph[a as usize] = true;
+            in_graph[b as usize] = true;
+            if !is_removed(e) {
+                indeg[b as usize] += 1;
+            }
         }
     }
     let nodes: Vec<ClassId> = (0..n as u32).filter(|&c| in_graph[c as usize]).collect();
@@ -1094,11 +1142,11 @@ fn suggest_listing(
     let listed: Vec<(u32, (ClassId, ClassId))> = if change.len() <= max_listed {
         removed().collect()
     } else {
-        let in_violation = removed().filter(|(_, ab)| violating.contains(ab)).count();
+        let in_violation = change.ids().filter(|&e| violating_edge.contains(e)).count();
         let mut others = max_listed.saturating_sub(in_violation);
         removed()
-            .filter(|(_, e)| {
-                if violating.contains(e) {
+            .filter(|&(e, _)| {
+                if violating_edge.contains(e) {
                     return true;
                 }
                 let keep = others > 0;
@@ -1134,7 +1182,7 @@ fn suggest_listing(
                     .into_iter()
                     .take(MAX_SITES_PER_REMOVED_EDGE)
                     .collect(),
-                in_violation: violating.contains(&(a, b)),
+                in_violation: violating_edge.contains(e),
             }
         })
         .collect();
@@ -1636,6 +1684,13 @@ mod tests {
                 let mut by_matrix = els.clone();
                 assert_eq!(local_search_matrix(&m, &mut by_matrix), converged);
                 assert_eq!(by_matrix, by_lists, "round {round}");
+                // Every row width gives the same moves.
+                for stride in MATRIX_STRIDES.into_iter().filter(|&s| s > m.stride) {
+                    let wide = WeightMatrix::with_stride(&lists, stride).expect("it fits");
+                    let mut by_wide = els.clone();
+                    assert_eq!(local_search_matrix(&wide, &mut by_wide), converged);
+                    assert_eq!(by_wide, by_lists, "round {round}, stride {stride}");
+                }
             }
             let mut on = els.clone();
             assert_eq!(local_search_on(&lists, &mut on), converged);

@@ -1159,6 +1159,12 @@ impl Model {
             return format!("?{l}");
         };
         let class = &self.classes[lock.class as usize];
+        if class.instances <= 1 {
+            // Its one instance, in one trace: the key alone, as below, without the look-up of
+            // the count per (class, trace) (a SipHash map: 80M instructions of the hostile
+            // random trace's report, which names a lock for each of its held locks listed).
+            return class.key.clone();
+        }
         let in_trace = self
             .instances_per_trace
             .get(&(lock.class, lock.trace))
