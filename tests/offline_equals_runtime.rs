@@ -202,40 +202,63 @@ fn every_scenario_reports_the_same_findings_offline_in_both_modes() {
         }
     }
     let outcomes = in_parallel(jobs);
-    for (o, (name, expect, _)) in outcomes.iter().zip(runs.iter().flat_map(|r| [r, r])) {
-        assert!(o.what.starts_with(name.as_str()));
-        // The trace is balanced: no release of a lock the trace does not show held.
-        let warnings = o.report["warnings"].to_string();
-        assert!(!warnings.contains("not held"), "{}", o.explain());
-        assert!(!warnings.contains("another thread"), "{}", o.explain());
-        if let Some(kind) = expect.strip_suffix('?') {
-            assert_offline_has_runtime(o);
+    // Each outcome checked on its own: a passing one is dropped at once (its trace removed), a
+    // failing one kept until the end, so that only the failures' traces stay behind (a scratch
+    // directory is kept when dropped during a panic: every scenario's, before, some of them
+    // gigabytes), and every failure is shown, not the first.
+    let mut failed: Vec<(String, Outcome)> = Vec::new();
+    for (o, (name, expect, _)) in outcomes.into_iter().zip(runs.iter().flat_map(|r| [r, r])) {
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let o = &o;
+            assert!(o.what.starts_with(name.as_str()));
+            // The trace is balanced: no release of a lock the trace does not show held.
+            let warnings = o.report["warnings"].to_string();
+            assert!(!warnings.contains("not held"), "{}", o.explain());
+            assert!(!warnings.contains("another thread"), "{}", o.explain());
+            if let Some(kind) = expect.strip_suffix('?') {
+                assert_offline_has_runtime(o);
+                assert!(
+                    o.offline.iter().any(|(k, _)| k == kind),
+                    "expected a {kind} offline: {}",
+                    o.explain()
+                );
+                return;
+            }
+            if expect == "-" {
+                assert!(o.runtime.is_empty(), "look-alike reported: {}", o.explain());
+                assert!(o.offline.is_empty(), "look-alike reported: {}", o.explain());
+                return;
+            }
             assert!(
-                o.offline.iter().any(|(k, _)| k == kind),
-                "expected a {kind} offline: {}",
+                !o.runtime.is_empty(),
+                "the runtime found nothing: {}",
                 o.explain()
             );
-            continue;
+            assert!(
+                o.runtime_raw.iter().any(|(k, _)| k == expect),
+                "expected a {expect} report: {}",
+                o.explain()
+            );
+            assert_offline_has_runtime(o);
+            // Nothing else either: the same bug, the same findings.
+            assert_eq!(o.offline, o.runtime, "{}", o.explain());
+        }));
+        if let Err(e) = checked {
+            let message = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failed.push((message, o));
         }
-        if expect == "-" {
-            assert!(o.runtime.is_empty(), "look-alike reported: {}", o.explain());
-            assert!(o.offline.is_empty(), "look-alike reported: {}", o.explain());
-            continue;
-        }
-        assert!(
-            !o.runtime.is_empty(),
-            "the runtime found nothing: {}",
-            o.explain()
-        );
-        assert!(
-            o.runtime_raw.iter().any(|(k, _)| k == expect),
-            "expected a {expect} report: {}",
-            o.explain()
-        );
-        assert_offline_has_runtime(o);
-        // Nothing else either: the same bug, the same findings.
-        assert_eq!(o.offline, o.runtime, "{}", o.explain());
     }
+    let messages: Vec<&str> = failed.iter().map(|(m, _)| m.as_str()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of the runs failed:\n\n{}",
+        failed.len(),
+        messages.join("\n\n")
+    );
 }
 
 #[test]
