@@ -656,6 +656,10 @@ impl Drop for SlowState {
             // Before the thread's memory goes away: no refresh writes to it after this.
             let _ = STATE.try_with(|s| s.switch.unregister());
         }
+        if let Some(t) = self.stats.take() {
+            // Its statistics go into the sum of ended threads: the registry keeps live ones.
+            super::watch::stats_thread_ended(&t);
+        }
         if self.owns_spill {
             // The thread ends while deeply nested: give the entries up (a later release of one of
             // them is taken as foreign, which is harmless) and free the heap area.

@@ -1324,7 +1324,13 @@ pub(crate) struct ThreadStats {
     pub(crate) classes: PlMutex<Vec<ClassStats>>,
 }
 
+/// The tables of the live threads that counted.
 static STATS_REG: PlMutex<Vec<Arc<ThreadStats>>> = PlMutex::new(Vec::new());
+
+/// The sum of the tables of threads that ended ([`stats_thread_ended`]): their tables leave
+/// [`STATS_REG`], which would otherwise grow with every short-lived thread that took a lock
+/// while statistics were on.
+static STATS_ENDED: PlMutex<Vec<ClassStats>> = PlMutex::new(Vec::new());
 
 pub(crate) fn enable_stats() {
     enable(STATS);
@@ -1379,23 +1385,48 @@ pub(crate) fn count_release(st: &ThreadStats, class: u32, hold_ns: u64) {
     }
 }
 
-/// Sums every thread's statistics, by class number.
-pub(crate) fn collect_stats() -> Vec<(u32, ClassStats)> {
-    let mut total: Vec<ClassStats> = Vec::new();
-    for t in internal(&STATS_REG).iter() {
-        for (i, c) in internal(&t.classes).iter().enumerate() {
-            if total.len() <= i {
-                total.resize(i + 1, ClassStats::default());
-            }
-            let s = &mut total[i];
-            s.acquisitions += c.acquisitions;
-            s.contended += c.contended;
-            s.wait_total_ns += c.wait_total_ns;
-            s.wait_max_ns = s.wait_max_ns.max(c.wait_max_ns);
-            s.hold_total_ns += c.hold_total_ns;
-            s.hold_max_ns = s.hold_max_ns.max(c.hold_max_ns);
+/// Adds a thread's table into `total`, by class number.
+fn add_stats(total: &mut Vec<ClassStats>, classes: &[ClassStats]) {
+    for (i, c) in classes.iter().enumerate() {
+        if total.len() <= i {
+            total.resize(i + 1, ClassStats::default());
         }
+        let s = &mut total[i];
+        s.acquisitions += c.acquisitions;
+        s.contended += c.contended;
+        s.wait_total_ns += c.wait_total_ns;
+        s.wait_max_ns = s.wait_max_ns.max(c.wait_max_ns);
+        s.hold_total_ns += c.hold_total_ns;
+        s.hold_max_ns = s.hold_max_ns.max(c.hold_max_ns);
     }
+}
+
+/// Thread `t`'s table at its end (its slow state dropped): added to [`STATS_ENDED`] and taken
+/// out of [`STATS_REG`], under the registry's lock (taken before the sum's, as in
+/// [`collect_stats`]), so that a sum made meanwhile counts it once.
+pub(crate) fn stats_thread_ended(t: &Arc<ThreadStats>) {
+    let mut reg = internal(&STATS_REG);
+    if let Some(i) = reg.iter().position(|x| Arc::ptr_eq(x, t)) {
+        reg.swap_remove(i);
+        add_stats(&mut internal(&STATS_ENDED), &internal(&t.classes));
+    }
+}
+
+/// Live threads with a statistics table (for tests: it must not grow with ended threads).
+#[cfg(test)]
+pub(crate) fn stats_tables() -> usize {
+    internal(&STATS_REG).len()
+}
+
+/// Sums every thread's statistics, by class number: the live threads' tables and those of the
+/// threads that ended.
+pub(crate) fn collect_stats() -> Vec<(u32, ClassStats)> {
+    let reg = internal(&STATS_REG);
+    let mut total: Vec<ClassStats> = internal(&STATS_ENDED).clone();
+    for t in reg.iter() {
+        add_stats(&mut total, &internal(&t.classes));
+    }
+    drop(reg);
     total
         .into_iter()
         .enumerate()
@@ -1769,5 +1800,39 @@ mod tests {
         let mut send = waiter(2, 300, Vec::new(), Duration::from_millis(1));
         send.gate = Some(Arc::downgrade(&other));
         assert!(deadlock_cycle(&[recv, send], 1).is_some());
+    }
+}
+
+#[cfg(test)]
+mod stats_tests {
+    /// Threads that ended leave the registry of statistics tables, and their counts stay in the
+    /// sum: before, every short-lived thread that took a lock while statistics were on kept its
+    /// table there for the process's life.
+    #[test]
+    fn ended_threads_leave_the_statistics_registry_and_keep_their_counts() {
+        crate::stats::enable();
+        let m = std::sync::Arc::new(crate::Mutex::named("stats.ended.threads", 0u32));
+        let before = super::stats_tables();
+        for _ in 0..64 {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for _ in 0..3 {
+                    *m.lock() += 1;
+                }
+            })
+            .join()
+            .unwrap();
+        }
+        assert!(
+            super::stats_tables() <= before + 1,
+            "{} tables, {before} before",
+            super::stats_tables()
+        );
+        let ours = crate::stats::stats()
+            .into_iter()
+            .find(|s| s.class == "stats.ended.threads")
+            .expect("the class counted");
+        assert_eq!(ours.stats.acquisitions, 64 * 3);
+        assert_eq!(*m.lock(), 192);
     }
 }
