@@ -11,29 +11,6 @@ mod support;
 
 use lockcheck::{Action, RwLock, RwLockUpgradableReadGuard};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
-
-/// Runs the bodies one after the other, each on its own thread, all alive until the last is done
-/// (concurrent as far as fork/join knows), so that nothing hangs.
-fn one_by_one(bodies: Vec<Box<dyn FnOnce() + Send>>) {
-    let (exit_tx, exit_rx) = mpsc::channel::<()>();
-    let exit_rx = Arc::new(std::sync::Mutex::new(exit_rx));
-    let mut handles = Vec::new();
-    for b in bodies {
-        let (tx, rx) = mpsc::channel::<()>();
-        let exit = exit_rx.clone();
-        handles.push(std::thread::spawn(move || {
-            b();
-            let _ = tx.send(());
-            let _ = exit.lock().unwrap().recv_timeout(Duration::from_millis(50));
-        }));
-        rx.recv().expect("the body ran");
-    }
-    drop(exit_tx);
-    for h in handles {
-        h.join().unwrap();
-    }
-}
 
 #[test]
 fn an_upgrade_whose_write_closes_a_read_read_cycle_is_raised_under_panic() {
@@ -43,7 +20,7 @@ fn an_upgrade_whose_write_closes_a_read_read_cycle_is_raised_under_panic() {
         let a = Arc::new(RwLock::named("upgraised.a", 0));
         let b = Arc::new(RwLock::named("upgraised.b", 0));
         let (a2, b2, a3, b3) = (a.clone(), b.clone(), a.clone(), b.clone());
-        one_by_one(vec![
+        support::one_by_one(vec![
             Box::new(move || {
                 let _x = a.read();
                 let _y = b.read();

@@ -103,3 +103,28 @@ pub fn notifier_seen(v: &lockcheck::Violation) -> bool {
         }
     )
 }
+
+/// Runs the bodies one after the other, each on its own thread, all alive until the last is done
+/// (concurrent as far as fork/join knows), so that nothing hangs.
+pub fn one_by_one(bodies: Vec<Box<dyn FnOnce() + Send>>) {
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel::<()>();
+    let exit_rx = std::sync::Arc::new(std::sync::Mutex::new(exit_rx));
+    let mut handles = Vec::new();
+    for b in bodies {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let exit = exit_rx.clone();
+        handles.push(std::thread::spawn(move || {
+            b();
+            let _ = tx.send(());
+            let _ = exit
+                .lock()
+                .unwrap()
+                .recv_timeout(std::time::Duration::from_millis(50));
+        }));
+        rx.recv().expect("the body ran");
+    }
+    drop(exit_tx);
+    for h in handles {
+        h.join().unwrap();
+    }
+}
