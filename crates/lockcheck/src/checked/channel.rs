@@ -540,18 +540,7 @@ impl Gate {
                 handoff::post(old, ids, Release::Channel);
             }
         }
-        handoff::register_owner();
-        // A hold of this channel posted back to this thread (it owned the receiver before) leaves
-        // first: the new hold must not stand next to a stale one.
-        let _ = STATE.try_with(handoff::drain_held);
-        hooks::lock_nonblocking(
-            &self.meta,
-            LockKind::Channel,
-            Mode::Shared,
-            How::Try,
-            site,
-            || true,
-        );
+        hold_here(&self.meta, site);
     }
 
     /// The receiving end is dropped by the calling thread: nobody holds the channel any more.
@@ -1116,6 +1105,23 @@ pub(crate) fn set_recv_prediction(on: bool) {
     PREDICT.store(if on { 2 } else { 1 }, Ordering::Relaxed);
 }
 
+/// This thread holds the channel lock `meta` (a receiver's channel or a channel's senders), in
+/// mode `r` by a `try` (no wait, no edge). A hold of it posted back to this thread (it held it
+/// before, and the handle came back) leaves first: the new hold must not stand next to a stale
+/// one.
+fn hold_here(meta: &Meta, site: &'static Location<'static>) {
+    handoff::register_owner();
+    let _ = STATE.try_with(handoff::drain_held);
+    hooks::lock_nonblocking(
+        meta,
+        LockKind::Channel,
+        Mode::Shared,
+        How::Try,
+        site,
+        || true,
+    );
+}
+
 impl Senders {
     /// Thread `me` sends through a handle (last used by `old`): it holds the senders (mode
     /// `r`, a `try`: no wait, no edge) unless it does already; `old`'s hold, if another thread,
@@ -1137,17 +1143,7 @@ impl Senders {
         if held {
             return;
         }
-        handoff::register_owner();
-        // A hold posted back to this thread (it used a handle of this channel before) first.
-        let _ = STATE.try_with(handoff::drain_held);
-        hooks::lock_nonblocking(
-            &self.meta,
-            LockKind::Channel,
-            Mode::Shared,
-            How::Try,
-            site,
-            || true,
-        );
+        hold_here(&self.meta, site);
     }
 
     /// Thread `me` drops a handle it last used: it no longer holds the senders (it takes them
