@@ -90,7 +90,10 @@
 //! (checked again then): before, a creator that waits for the sender's lock after giving its
 //! unused receiver away was a `deadlock`, and under `warn` the creator gave up its locks
 //! (`tests/channel_recv.rs`); a creator that still has the receiver is one a second late (a
-//! real hang is a real hang). The trace does not show the deferral yet: `lockcheck analyze` sees the creator's
+//! real hang is a real hang). A holder that is itself waiting to receive from this very channel
+//! keeps no send waiting (the two meet at the send's next try: a rendezvous send that missed its
+//! receiver between two of its waits was a false `deadlock` once that receive had waited past
+//! its grace). The trace does not show the deferral yet: `lockcheck analyze` sees the creator's
 //! dependencies as taken holding the channel (offline reports a superset: the moved-receiver
 //! look-alike is reported offline).
 //!
