@@ -23,12 +23,15 @@ fn a_read_waiting_behind_a_queued_writer_closes_a_real_deadlock() {
         let snatch = Arc::new(RwLock::named("hang.snatchable", ()));
         let trackers = Arc::new(Mutex::named("hang.trackers", 0u32));
         let (read_tx, read_rx) = mpsc::channel::<()>();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
         let (s1, t1, r1) = (snatch.clone(), trackers.clone(), r.clone());
         let maintain = std::thread::spawn(move || {
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let _s = s1.read();
                 read_tx.send(()).unwrap();
-                std::thread::sleep(Duration::from_millis(400));
+                // Waits until `write_texture` holds the trackers: then every thread is where
+                // the hang needs it, whatever the machine's load (a sleep was not enough).
+                go_rx.recv().unwrap();
                 *t1.lock() += 1;
             }));
             r1.lock().unwrap().push(out.is_err());
@@ -41,11 +44,16 @@ fn a_read_waiting_behind_a_queued_writer_closes_a_real_deadlock() {
             }));
             r3.lock().unwrap().push(out.is_err());
         });
-        std::thread::sleep(Duration::from_millis(150));
+        // The destroy's write is queued once its bit is in the lock's word (it then waits for
+        // the maintenance thread's read to leave); a read taken before that would pass.
+        while !snatch.is_locked_exclusive() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let (s2, t2, r2) = (snatch.clone(), trackers.clone(), r.clone());
         let write_texture = std::thread::spawn(move || {
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let mut t = t2.lock();
+                go_tx.send(()).unwrap();
                 let _s = s2.read();
                 *t += 1;
             }));
