@@ -258,14 +258,21 @@ pub(crate) enum Taken {
 /// `TRY_NAMES`: `try_raw` fails on a lock whose identity is not assigned yet (the checked
 /// mutex's `byte_mutex::FRESH`), so with nothing held the identity needs no test of its own:
 /// it is read after a successful try (which synchronizes with the assignment).
+///
+/// `try_named`: the try with one lock held and the memo hit, which has read the identity
+/// already (assigned: an unassigned one never hits), so it need not fail on an unassigned
+/// identity; the checked mutex's is one `lock bts` (`ByteMutex::try_lock_named`), two
+/// instructions less than `try_raw`'s exchange.
 #[inline(always)]
 #[track_caller]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn lock_fast<const TRY_NAMES: bool>(
     meta: &Meta,
     kind: LockKind,
     mode: Mode,
     site: &'static Location<'static>,
     try_raw: impl FnOnce() -> bool,
+    try_named: impl FnOnce() -> bool,
     lock_raw: impl FnOnce(),
     lock_for: impl Fn(Duration) -> bool,
 ) -> Taken {
@@ -311,7 +318,7 @@ pub(crate) fn lock_fast<const TRY_NAMES: bool>(
             if in_task_or_may_hold_async() {
                 return Fast::Other;
             }
-            if !try_raw() {
+            if !try_named() {
                 return Fast::Block(Ids::from_word(w));
             }
             s.push_second(entry(w, mode), w, site);

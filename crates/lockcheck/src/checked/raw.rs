@@ -189,8 +189,9 @@ impl RawMutex {
             LockKind::Mutex,
             Mode::Exclusive,
             site,
-            // One exchange: a failure for any reason goes the full way, which tries again.
-            || self.inner.try_lock_once(),
+            // `lock_known` tries only once it has seen the identity assigned: one `lock bts`; a
+            // failure goes the full way, which tries again.
+            || self.inner.try_lock_named(),
             || self.inner.lock(),
             |d| self.inner.try_lock_for(d),
         ) {
@@ -308,6 +309,8 @@ unsafe impl lock_api::RawMutex for RawMutex {
             site,
             // One exchange: a failure for any reason goes the full way, which tries again.
             || self.inner.try_lock_once(),
+            // The identity known assigned (one lock held, the memo hit): one `lock bts`.
+            || self.inner.try_lock_named(),
             || self.inner.lock(),
             |d| self.inner.try_lock_for(d),
         ) {
@@ -409,6 +412,7 @@ impl RawRwLock {
                 mode,
                 site,
                 || i.try_lock_exclusive(),
+                || i.try_lock_exclusive(),
                 || i.lock_exclusive(),
                 |d| i.try_lock_exclusive_for(d),
             ),
@@ -418,6 +422,7 @@ impl RawRwLock {
                 Mode::Shared,
                 site,
                 // One exchange: a failure for any reason goes the full way, which tries again.
+                || i.try_lock_shared_once(),
                 || i.try_lock_shared_once(),
                 || i.lock_shared(),
                 |d| i.try_lock_shared_for(d),
