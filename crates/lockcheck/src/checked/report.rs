@@ -482,6 +482,36 @@ impl Violation {
                     "  hint: use `read_recursive()`, or drop the first guard before reading again"
                 );
             }
+            ViolationKind::Deadlock
+                if self.edges.len() == 1 && e0.held_site == super::fork::GONE =>
+            {
+                let _ = writeln!(
+                    s,
+                    "lockcheck: deadlock: {} waits for {} ({}) at {}",
+                    who(&e0.thread),
+                    e0.acquired,
+                    mode_name(e0.mode),
+                    e0.site
+                );
+                let _ = writeln!(
+                    s,
+                    "      held by {}: the process was forked while another thread held it",
+                    super::fork::GONE
+                );
+                if !e0.other_held.is_empty() {
+                    let names: Vec<String> = e0.other_held.iter().map(|l| l.to_string()).collect();
+                    let _ = writeln!(s, "      (this thread holds {})", names.join(", "));
+                }
+                let _ = writeln!(s);
+                let _ = writeln!(
+                    s,
+                    "  fork() copies only the calling thread: this process has no other thread, and nothing can release the lock."
+                );
+                let _ = writeln!(
+                    s,
+                    "  hint: fork while holding the locks the child needs (or with no other thread running), or exec at once"
+                );
+            }
             ViolationKind::Deadlock => {
                 let _ = writeln!(
                     s,
