@@ -1585,9 +1585,11 @@ pub(crate) fn note_woken(cv: u64) {
 /// it, then notifies a latch shared by all jobs: the lock is in the window.) At most
 /// [`MAX_NOTIFIER_LOCKS`] per condvar; past it, or when the window lacks locks the thread's log
 /// forgot ([`TAKEN_MAX`]), the list is marked as overflowed and the limit reported.
-pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>, cv: u64) {
+/// Returns the window (the locks held and taken in it) when it is complete, for the lost-wakeup
+/// rule ([`lost_wakeup_at_notify`]).
+pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>, cv: u64) -> Option<Vec<u64>> {
     if features() & CONDVAR == 0 {
-        return;
+        return None;
     }
     let mut window: Vec<u64> = STATE
         .try_with(|s| s.held_snapshot().iter().map(|h| h.inst).collect())
@@ -1612,7 +1614,7 @@ pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>, cv: u64) {
         if incomplete.is_some() && !n.contains(&OVERFLOW) {
             n.push(OVERFLOW);
         }
-        for inst in window {
+        for &inst in &window {
             if n.contains(&inst) || n.contains(&OVERFLOW) {
                 continue;
             }
@@ -1624,9 +1626,150 @@ pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>, cv: u64) {
             }
         }
     }
+    let complete = incomplete.is_none();
     for (limit, bound) in incomplete.into_iter().chain(overflowed) {
         condvar_limit(limit, bound);
     }
+    complete.then_some(window)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lost-wakeup rule (with the condvar rule): a notifier must take the waiters' mutex.
+
+/// An untimed wait on a condvar, in progress: the mutex it waits with.
+pub(crate) struct WaitWith {
+    inst: u64,
+    class: u32,
+    thread: u64,
+    site: &'static Location<'static>,
+}
+
+/// A condvar's latest notify whose window was complete: its window, by whom, where.
+pub(crate) struct LastNotify {
+    window: Vec<u64>,
+    thread: u64,
+    site: &'static Location<'static>,
+}
+
+/// Reported lost-wakeup hazards, each once: (notify site, wait site, the mutex's class).
+static LOST_REPORTED: PlMutex<Vec<(String, String, u32)>> = PlMutex::new(Vec::new());
+
+/// At a notify whose window is `window` (None: incomplete, or the rule is off; nothing is
+/// checked then): each untimed wait in progress by another thread whose mutex the notifier did
+/// not take in its window is a possible lost wakeup (its waiter could as well have been between
+/// its check and its wait, and missed this notify). The notify is kept for the next waits
+/// ([`lost_wakeup_at_wait`]).
+pub(crate) fn lost_wakeup_at_notify(
+    waits: &PlMutex<Vec<WaitWith>>,
+    last: &PlMutex<Option<LastNotify>>,
+    window: Option<Vec<u64>>,
+    site: &'static Location<'static>,
+) {
+    let Some(window) = window else { return };
+    let Ok(me) = STATE.try_with(|s| s.id()) else {
+        return;
+    };
+    let missed: Vec<(u64, u32, &'static Location<'static>)> = internal(waits)
+        .iter()
+        .filter(|w| w.thread != me && !window.contains(&w.inst))
+        .map(|w| (w.inst, w.class, w.site))
+        .collect();
+    for (inst, class, wait_site) in missed {
+        report_lost_wakeup(me, site, inst, class, wait_site);
+    }
+    *internal(last) = Some(LastNotify {
+        window,
+        thread: me,
+        site,
+    });
+}
+
+/// At the start of an untimed wait with mutex `mutex`: the condvar's latest notify, by another
+/// thread, had a window without that mutex (a possible lost wakeup: this very wait may be the one
+/// whose notify came between its check and its wait). Registers the wait for the notifies to come
+/// ([`lost_wakeup_at_notify`]); `lost_wakeup_wait_ended` removes it.
+pub(crate) fn lost_wakeup_at_wait(
+    mutex: &super::class::Meta,
+    waits: &PlMutex<Vec<WaitWith>>,
+    last: &PlMutex<Option<LastNotify>>,
+    site: &'static Location<'static>,
+) {
+    if features() & CONDVAR == 0 {
+        return;
+    }
+    let Some(m) = mutex.assigned() else { return };
+    let Ok(me) = STATE.try_with(|s| s.id()) else {
+        return;
+    };
+    let missed = internal(last)
+        .as_ref()
+        .filter(|n| n.thread != me && !n.window.contains(&m.inst))
+        .map(|n| (n.thread, n.site));
+    if let Some((notifier, notify_site)) = missed {
+        report_lost_wakeup(notifier, notify_site, m.inst, m.class, site);
+    }
+    internal(waits).push(WaitWith {
+        inst: m.inst,
+        class: m.class,
+        thread: me,
+        site,
+    });
+}
+
+/// The end of this thread's untimed wait registered by [`lost_wakeup_at_wait`].
+pub(crate) fn lost_wakeup_wait_ended(waits: &PlMutex<Vec<WaitWith>>) {
+    if features() & CONDVAR == 0 {
+        return;
+    }
+    let Ok(me) = STATE.try_with(|s| s.id()) else {
+        return;
+    };
+    let mut w = internal(waits);
+    if let Some(i) = w.iter().position(|w| w.thread == me) {
+        w.swap_remove(i);
+    }
+}
+
+/// Publishes a lost-wakeup warning (never a panic), once per notify site, wait site and mutex
+/// class.
+fn report_lost_wakeup(
+    notifier: u64,
+    notify_site: &'static Location<'static>,
+    inst: u64,
+    class: u32,
+    wait_site: &'static Location<'static>,
+) {
+    let key = (notify_site.to_string(), wait_site.to_string(), class);
+    {
+        // Deduplication only: past its bound, a hazard may be reported again (never missed).
+        let mut reported = internal(&LOST_REPORTED);
+        if reported.contains(&key) {
+            return;
+        }
+        if reported.len() >= 10_000 {
+            reported.clear();
+        }
+        reported.push(key);
+    }
+    let _ = as_busy(|_| {
+        let mutex = LockRef::new(inst, class);
+        publish(Violation {
+            kind: ViolationKind::LostWakeup,
+            edges: vec![EdgeInfo {
+                thread: thread_name(notifier),
+                thread_id: notifier,
+                held: mutex.clone(),
+                held_mode: Mode::Exclusive,
+                held_site: wait_site.to_string(),
+                acquired: mutex,
+                mode: Mode::Exclusive,
+                site: notify_site.to_string(),
+                other_held: Vec::new(),
+                backtrace: None,
+            }],
+            message: String::new(),
+        })
+    });
 }
 
 /// Condvar limits already reported (each once per process).
