@@ -283,3 +283,48 @@ fn the_mutex_taken_between_the_state_change_and_the_notify_is_silent() {
         assert!(v.is_empty(), "{marker}: {v:#?}");
     }
 }
+
+/// The order that hangs (parity#3885's): the verifier has checked the state (`Work`) and not yet
+/// waited when the `Drop` sets `Exit` under the state lock and notifies; the notify is lost, and
+/// the verifier's wait would never end. Reported at that wait: the condvar's latest notify lacked
+/// its mutex. The test then wakes the verifier itself (a notify taking the mutex, from a thread
+/// that sees it waiting), so that nothing hangs.
+#[test]
+fn the_wait_after_a_notify_that_lacked_its_mutex_is_reported_in_the_order_that_hangs() {
+    use lockcheck::sync::{Condvar as StdCondvar, Mutex as StdMutex};
+    setup();
+    watchdog(20, || {
+        let state = Arc::new(StdMutex::new(false)); // UNLUCKY_STATE: exit requested
+        let more = Arc::new((StdMutex::new(()), StdCondvar::new())); // UNLUCKY_MORE
+        let (checked_tx, checked_rx) = mpsc::channel();
+        let (notified_tx, notified_rx) = mpsc::channel::<()>();
+        let (s, m) = (state.clone(), more.clone());
+        let verifier = std::thread::spawn(move || {
+            let guard = m.0.lock().unwrap();
+            let exit = *s.lock().unwrap();
+            assert!(!exit);
+            // Between the check and the wait: the `Drop` runs now.
+            checked_tx.send(()).unwrap();
+            notified_rx.recv().unwrap();
+            drop(m.1.wait(guard).unwrap()); // UNLUCKY_WAIT
+        });
+        checked_rx.recv().unwrap();
+        // The `Drop`: `Exit` under the state lock, then the notify, lost.
+        *state.lock().unwrap() = true;
+        more.1.notify_all(); // UNLUCKY_NOTIFY
+        notified_tx.send(()).unwrap();
+        // The rescue: once the verifier waits (its mutex free), a notify that takes the mutex.
+        let m = more.clone();
+        std::thread::spawn(move || {
+            drop(m.0.lock().unwrap());
+            m.1.notify_all();
+        })
+        .join()
+        .unwrap();
+        verifier.join().unwrap();
+    })
+    .unwrap();
+    let v = lost_wakeups(M.found_at("UNLUCKY_WAIT"));
+    assert_eq!(v.len(), 1, "{v:#?}");
+    M.assert_sites(&v[0], &["UNLUCKY_NOTIFY", "UNLUCKY_WAIT"]);
+}
