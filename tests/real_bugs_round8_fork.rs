@@ -215,6 +215,37 @@ fn a_lock_held_by_another_thread_when_the_process_forks_hangs_the_child_and_is_r
             || false,
         );
         assert_eq!(wait_child(pid), Child::Logged);
+
+        // The same hang through a one-time initialization: a background thread is inside a
+        // `OnceLock`'s initializer (it holds the initialization's gate) when the process forks;
+        // the child's `get_or_init` waits for an initializer that does not exist in it.
+        let cell: &'static lockcheck::sync::OnceLock<u32> =
+            Box::leak(Box::new(lockcheck::sync::OnceLock::new()));
+        let (holding_tx, holding_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let init = std::thread::spawn(move || {
+            cell.get_or_init(|| {
+                holding_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                7
+            });
+        });
+        holding_rx.recv().unwrap();
+        let pid = fork_running(
+            move || {
+                cell.get_or_init(|| 8); // FORK_ONCE
+            },
+            || {
+                let v = M.found_at("FORK_ONCE");
+                v.len() == 1
+                    && v[0].kind == ViolationKind::Deadlock
+                    && v[0].message.contains("fork")
+            },
+        );
+        go_tx.send(()).unwrap();
+        init.join().unwrap();
+        assert_eq!(cell.get(), Some(&7));
+        assert_eq!(wait_child(pid), Child::Reported);
     })
     .unwrap();
     // The parent made no report of any of these.
