@@ -328,3 +328,81 @@ fn the_wait_after_a_notify_that_lacked_its_mutex_is_reported_in_the_order_that_h
     assert_eq!(v.len(), 1, "{v:#?}");
     M.assert_sites(&v[0], &["UNLUCKY_NOTIFY", "UNLUCKY_WAIT"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. An explicit join, holding a lock, of a thread whose thread-local destructor takes that
+//    lock: std's `JoinHandle::join` waits for the joined thread's thread-local destructors (the
+//    native thread's exit), so the destructor blocks on the joiner's lock and the join never
+//    returns. Source: rust-lang/rust#116179 (its reproduction: a `static MTX` held across a
+//    scoped thread's explicit `join` while the thread's thread-local `FOO` has been touched; the
+//    explicit join waits for `FOO`'s destructor, the implicit one of the scope does not),
+//    documented as intended by rust-lang/rust#149482 ("explicit `join` calls ... *will* wait
+//    for TLS destructors"; rust-lang/rust#127571 asks for the guarantee).
+//    Look-alike: the lock released before the join.
+
+/// A thread-local whose destructor takes the registry's lock (a per-thread cache flushed into a
+/// shared registry at thread exit).
+struct Flush(Arc<Mutex<u32>>);
+
+impl Drop for Flush {
+    fn drop(&mut self) {
+        *self.0.lock() += 1; // TLS_JOIN_DTOR
+    }
+}
+
+thread_local! {
+    static CACHE: std::cell::RefCell<Option<Flush>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A worker fills its thread-local cache; the owner joins it holding the registry's lock (or,
+/// `fixed`, after releasing it).
+fn tls_join(class: &'static str, fixed: bool) -> Result<(), String> {
+    let registry = Arc::new(Mutex::named(class, 0));
+    let r = registry.clone();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let worker = lockcheck::thread::spawn(move || {
+        CACHE.with(|c| *c.borrow_mut() = Some(Flush(r)));
+        go_rx.recv().unwrap();
+    });
+    let guard = registry.lock();
+    go_tx.send(()).unwrap();
+    let r = if fixed {
+        drop(guard);
+        worker.join().map_err(|e| support::panic_message(&*e))
+    } else {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            worker.join() // TLS_JOIN
+        }))
+        .map_err(|e| support::panic_message(&*e));
+        drop(guard);
+        r.map(|_| ())
+    };
+    r
+}
+
+#[test]
+fn an_explicit_join_holding_the_lock_a_thread_local_destructor_takes_is_a_deadlock() {
+    setup();
+    let r = watchdog(20, || {
+        let msg = tls_join("tls_join.registry", false).expect_err("the join gives up");
+        assert!(msg.contains("deadlock"), "{msg}");
+    });
+    r.unwrap();
+    let v: Vec<_> = found("tls_join.registry")
+        .into_iter()
+        .filter(|v| v.kind == ViolationKind::Deadlock)
+        .collect();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    M.assert_sites(&v[0], &["TLS_JOIN_DTOR", "TLS_JOIN"]);
+}
+
+#[test]
+fn the_lock_released_before_the_join_is_silent() {
+    setup();
+    watchdog(20, || tls_join("tls_join.fixed.registry", true).unwrap()).unwrap();
+    assert!(
+        found("tls_join.fixed.registry").is_empty(),
+        "{:#?}",
+        found("tls_join.fixed.registry")
+    );
+}

@@ -138,6 +138,9 @@ struct Waiter {
     relocking: bool,
     /// Already unwinding: a second panic would abort.
     panicking: bool,
+    /// Past its closure, in its thread-local destructors (see [`set_tearing_down`]): a panic
+    /// there aborts the process.
+    tearing_down: bool,
     /// The instance of this thread's own end, among `held` (see [`set_thread_end`]); 0: none.
     /// Only a joiner waits for it: reports do not list it among the other locks held.
     end: u64,
@@ -457,6 +460,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
         warned: false,
         relocking,
         panicking: std::thread::panicking(),
+        tearing_down: TEARING_DOWN.try_with(Cell::get).unwrap_or(false),
         end: own_end,
         victim: None,
         ended: Arc::clone(&ended),
@@ -483,6 +487,19 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
         Err(waiter) => token.pending = Some(waiter),
     }
     Ok(token)
+}
+
+thread_local! {
+    /// This thread (started through `lockcheck::thread`) is past its closure: its thread-local
+    /// destructors run (see [`set_tearing_down`]).
+    static TEARING_DOWN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as past its closure (`thread::Finish`): a deadlock its thread-local
+/// destructors close is broken by another thread of the cycle (a joiner), since a panic in a
+/// thread-local destructor aborts the process.
+pub(crate) fn set_tearing_down() {
+    let _ = TEARING_DOWN.try_with(|t| t.set(true));
 }
 
 thread_local! {
@@ -528,6 +545,7 @@ pub(crate) fn join_wait(
 fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> Result<(), Verdict> {
     let thread = STATE.try_with(|s| s.id()).unwrap_or(0);
     let relocking = STATE.try_with(|s| s.relocking.get()).unwrap_or(false);
+    let tearing_down = TEARING_DOWN.try_with(Cell::get).unwrap_or(false);
     let members: Vec<u64> = edges.iter().map(|e| e.thread_id).collect();
     {
         let v = as_busy(|_| {
@@ -553,7 +571,7 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
                 // This thread keeps waiting: the receive's locks free it.
                 return Ok(());
             }
-            if !relocking && !std::thread::panicking() {
+            if !relocking && !tearing_down && !std::thread::panicking() {
                 if let Some(ended) = token.ended.take() {
                     ended.store(true, Ordering::Release);
                     park(ended);
@@ -567,11 +585,18 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
             // the only `End` waits of this graph are threads' joins ([`join_wait`]). A task's end,
             // of the same kind, is awaited in the async wait-for graph (`tokio::track`), which
             // reports and breaks its own cycles and never comes here.
-            if !choose_victim(thread, &first, w.site, w.kind == LockKind::End) {
+            let why = if tearing_down {
+                "a thread's thread-local destructors (which an explicit join waits for) can end"
+            } else if w.kind == LockKind::End {
+                "a join of a scoped thread (which std makes before a panic can leave the scope) can end"
+            } else {
+                "a condvar wait of the cycle can retake its mutex"
+            };
+            if !choose_victim(thread, &first, w.site, why) {
                 eprintln!(
                     "lockcheck: every thread of the deadlock above is retaking a condvar's mutex \
-                     (or joining a scoped thread, or already unwinding): none can give up its \
-                     locks soundly; aborting"
+                     (or joining a scoped thread, running its thread-local destructors, or \
+                     already unwinding): none can give up its locks soundly; aborting"
                 );
                 std::process::abort();
             }
@@ -618,7 +643,7 @@ fn receive_gives_up(me: u64, members: &[u64], first: &str) -> bool {
 /// whether one was found, or the deadlock is gone meanwhile (nothing to break). Checked again
 /// under the lock: a member may have been unblocked since the cycle was found. `join`: this
 /// thread is joining a scoped thread (`thread::before_join`), not retaking a condvar's mutex.
-fn choose_victim(me: u64, first: &str, site: &Location<'_>, join: bool) -> bool {
+fn choose_victim(me: u64, first: &str, site: &Location<'_>, why: &str) -> bool {
     let mut waiting = internal(&WAITING);
     let Some(i) = waiting.iter().position(|w| w.thread == me && w.live()) else {
         return true;
@@ -628,14 +653,14 @@ fn choose_victim(me: u64, first: &str, site: &Location<'_>, join: bool) -> bool 
     };
     let members: Vec<u64> = edges.iter().map(|e| e.thread_id).collect();
     let Some(v) = waiting.iter_mut().find(|x| {
-        x.thread != me && x.live() && members.contains(&x.thread) && !x.relocking && !x.panicking
+        x.thread != me
+            && x.live()
+            && members.contains(&x.thread)
+            && !x.relocking
+            && !x.panicking
+            && !x.tearing_down
     }) else {
         return false;
-    };
-    let why = if join {
-        "a join of a scoped thread (which std makes before a panic can leave the scope) can end"
-    } else {
-        "a condvar wait of the cycle can retake its mutex"
     };
     v.victim = Some(format!(
         "{first} (report above, made at {site}; this thread gives up its locks so that {why})"
@@ -1899,6 +1924,7 @@ mod tests {
             warned: false,
             relocking: false,
             panicking: false,
+            tearing_down: false,
             end: 0,
             victim: None,
             ended: Arc::new(AtomicBool::new(false)),
