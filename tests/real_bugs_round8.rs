@@ -369,7 +369,7 @@ fn tls_join(class: &'static str, fixed: bool) -> Result<(), String> {
     });
     let guard = registry.lock();
     go_tx.send(()).unwrap();
-    let r = if fixed {
+    if fixed {
         drop(guard);
         worker.join().map_err(|e| support::panic_message(&*e))
     } else {
@@ -379,8 +379,7 @@ fn tls_join(class: &'static str, fixed: bool) -> Result<(), String> {
         .map_err(|e| support::panic_message(&*e));
         drop(guard);
         r.map(|_| ())
-    };
-    r
+    }
 }
 
 #[test]
