@@ -405,11 +405,13 @@ mod checked_std {
         }
 
         /// Wakes one waiter.
+        #[track_caller]
         pub fn notify_one(&self) {
             self.inner.notify_one();
         }
 
         /// Wakes all waiters.
+        #[track_caller]
         pub fn notify_all(&self) {
             self.inner.notify_all();
         }

@@ -121,6 +121,51 @@ struct End {
     recorded: u64,
     /// Joined explicitly (a scoped thread's handle): the scope's implicit join skips it.
     joined: std::sync::atomic::AtomicBool,
+    /// The thread registered its [`Teardown`] marker: `torn_down` tells when its thread-local
+    /// destructors are over.
+    marked: std::sync::atomic::AtomicBool,
+    /// The thread's thread-local destructors have run (set by [`Teardown`], the last of them).
+    torn_down: std::sync::atomic::AtomicBool,
+}
+
+/// The last thread-local destructor of a thread started through this module: registered before
+/// its closure runs, so that it runs after every thread-local the closure made (destructors run
+/// in the reverse order of their registration). An explicit join waits for the thread-local
+/// destructors (std joins the native thread; rust-lang/rust#149482 documents it), so a joiner
+/// stays registered as waiting for the end until this runs: a destructor that blocks on a lock
+/// the joiner holds is a deadlock of the wait-for graph (see [`wait_for_end`]).
+struct Teardown(Arc<End>);
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        self.0
+            .torn_down
+            .store(true, std::sync::atomic::Ordering::Release);
+        if let Some(joiner) = self.0.joiner.lock().as_ref() {
+            joiner.unpark();
+        }
+    }
+}
+
+thread_local! {
+    /// This thread's [`Teardown`] marker.
+    static TEARDOWN: std::cell::RefCell<Option<Teardown>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Registers the calling thread's [`Teardown`] marker (before its closure runs).
+fn mark_teardown(end: &Arc<End>) {
+    let registered = TEARDOWN
+        .try_with(|t| {
+            if let Ok(mut t) = t.try_borrow_mut() {
+                *t = Some(Teardown(Arc::clone(end)));
+                true
+            } else {
+                false
+            }
+        })
+        .unwrap_or(false);
+    end.marked
+        .store(registered, std::sync::atomic::Ordering::Release);
 }
 
 thread_local! {
@@ -207,7 +252,10 @@ impl Drop for Finish {
         self.0
             .done
             .store(true, std::sync::atomic::Ordering::Release);
-        if let Some(joiner) = self.0.joiner.lock().take() {
+        // What runs from now on (thread-local destructors) waits as a thread that cannot give
+        // up its locks by panicking (a panic there aborts the process).
+        crate::checked::watch::set_tearing_down();
+        if let Some(joiner) = self.0.joiner.lock().as_ref() {
             joiner.unpark();
         }
     }
@@ -225,7 +273,13 @@ impl Drop for Finish {
 /// thread of the cycle gives up its locks, and the joiner's verdict is deferred, for
 /// [`take_verdict`].
 #[track_caller]
-fn before_join(end: &End, site: Site, is_finished: impl Fn() -> bool, scoped: bool) -> bool {
+fn before_join(
+    end: &End,
+    site: Site,
+    is_finished: impl Fn() -> bool,
+    scoped: bool,
+    explicit: bool,
+) -> bool {
     let requested = match end.lock {
         Some(lock) if same_recording(end.recorded) => STATE
             .try_with(|s| {
@@ -240,10 +294,10 @@ fn before_join(end: &End, site: Site, is_finished: impl Fn() -> bool, scoped: bo
     };
     if scoped {
         let relocking = crate::checked::hooks::Relocking::enter();
-        wait_for_end(is_finished, end, site);
+        wait_for_end(is_finished, end, site, explicit);
         drop(relocking);
     } else {
-        wait_for_end(is_finished, end, site);
+        wait_for_end(is_finished, end, site, explicit);
     }
     requested
 }
@@ -287,10 +341,21 @@ fn joined(child: u64, end: &End) {
 /// its end (see `watch::join_wait`) and polls for the end, so that a deadlock this wait is part
 /// of, reported by the joined thread's own wait or chosen to be broken here, ends the join with
 /// a panic instead of a hang (at the caller's line).
+///
+/// `explicit`: an explicit join, which std makes on the native thread, so it also waits for the
+/// thread's thread-local destructors ([`Teardown`]); a scope's implicit join does not
+/// (rust-lang/rust#116179) and waits only for the closure.
 #[track_caller]
-fn wait_for_end(is_finished: impl Fn() -> bool, end: &End, site: Site) {
+fn wait_for_end(is_finished: impl Fn() -> bool, end: &End, site: Site, explicit: bool) {
     let Some(lock) = end.lock else { return };
-    if is_finished() {
+    let over = || {
+        if explicit && end.marked.load(std::sync::atomic::Ordering::Acquire) {
+            end.torn_down.load(std::sync::atomic::Ordering::Acquire)
+        } else {
+            end.done.load(std::sync::atomic::Ordering::Acquire) || is_finished()
+        }
+    };
+    if over() {
         return;
     }
     let (mut token, w) = match crate::checked::watch::join_wait(lock, site) {
@@ -299,8 +364,9 @@ fn wait_for_end(is_finished: impl Fn() -> bool, end: &End, site: Site) {
         Some(Ok(t)) => t,
     };
     *end.joiner.lock() = Some(std::thread::current());
-    // Until the closure returns: what is left after it (thread-local destructors) takes no part.
-    while !end.done.load(std::sync::atomic::Ordering::Acquire) && !is_finished() {
+    // Until the closure returns, or for an explicit join until the thread-local destructors are
+    // over too.
+    while !over() {
         if let Err(v) = token.register(&w) {
             v.raise();
         }
@@ -335,6 +401,9 @@ where
     let end2 = Arc::clone(&end);
     let body = move || {
         start(id, clock, site, lock, recorded);
+        if lock.is_some() {
+            mark_teardown(&end2);
+        }
         let _finish = Finish(end2);
         f()
     };
@@ -365,7 +434,7 @@ impl<T> JoinHandle<T> {
     #[track_caller]
     pub fn join(self) -> Result<T> {
         let site = Location::caller();
-        let requested = before_join(&self.end, site, || self.inner.is_finished(), false);
+        let requested = before_join(&self.end, site, || self.inner.is_finished(), false, true);
         let r = self.inner.join();
         after_join(self.id, &self.end, site, requested);
         r
@@ -522,7 +591,7 @@ impl<T> ScopedJoinHandle<'_, T> {
     #[track_caller]
     pub fn join(self) -> Result<T> {
         let site = Location::caller();
-        let requested = before_join(&self.end, site, || self.inner.is_finished(), true);
+        let requested = before_join(&self.end, site, || self.inner.is_finished(), true, true);
         let r = self.inner.join();
         after_join(self.id, &self.end, site, requested);
         if let Some(v) = take_verdict() {
@@ -619,7 +688,7 @@ where
             };
             for (id, end) in unjoined {
                 let done = || end.done.load(std::sync::atomic::Ordering::Acquire);
-                if before_join(&end, joins.site, done, true) {
+                if before_join(&end, joins.site, done, true, false) {
                     joins.requested.push(id);
                 }
                 if let Some(v) = take_verdict() {

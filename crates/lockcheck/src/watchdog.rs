@@ -32,6 +32,16 @@
 //!   as `incomplete` findings when hit. While on, every acquisition takes the full path. This rule
 //!   is known to be noisy in other tools, hence opt-in and a warning. `lockcheck analyze` does not
 //!   apply it: a trace has no notify event.
+//! - **Lost wakeups** (with the condvar rule): a waiter checks its condition under the mutex it
+//!   waits with, then waits; a notify that comes between the two is lost unless the notifier
+//!   took that mutex after changing the condition. A notify whose window (as above: the locks
+//!   the notifier held, and took since its last wait on or notify of the condvar) lacks the
+//!   mutex of an untimed wait in progress on another thread, or an untimed wait whose mutex the
+//!   condvar's latest notify (by another thread) lacked, gets a `condvar-lost-wakeup` warning
+//!   (never a panic), once per (notify line, wait line, mutex class). Timed waits end by
+//!   themselves and are not checked; a notify whose window is incomplete (the bounds above) is
+//!   not checked either. It warns about a correct program in one case: the condition changed by
+//!   a thread under the mutex, and the notify sent by another thread that never takes it.
 
 use std::path::Path;
 use std::time::Duration;

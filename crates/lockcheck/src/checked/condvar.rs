@@ -25,6 +25,10 @@ pub struct Condvar {
     /// Lock instances its notifiers held or took in their window (only with the opt-in condvar
     /// check on; bounded, see `watch::note_notifier`).
     notifiers: parking_lot::Mutex<Vec<u64>>,
+    /// Untimed waits in progress and the latest notify, for the lost-wakeup rule (only with the
+    /// opt-in condvar check on; see `watch::lost_wakeup_at_notify`).
+    waits: parking_lot::Mutex<Vec<super::watch::WaitWith>>,
+    last_notify: parking_lot::Mutex<Option<super::watch::LastNotify>>,
 }
 
 /// Whether a timed wait timed out (parking_lot's type has a private constructor).
@@ -52,6 +56,8 @@ impl Condvar {
             gate: parking_lot::Mutex::new(()),
             id: std::sync::atomic::AtomicU64::new(0),
             notifiers: parking_lot::Mutex::new(Vec::new()),
+            waits: parking_lot::Mutex::new(Vec::new()),
+            last_notify: parking_lot::Mutex::new(None),
         }
     }
 
@@ -72,13 +78,21 @@ impl Condvar {
     }
 
     /// The condvar rule's bookkeeping of a notify (opt-in, see `watch::note_notifier`).
+    #[track_caller]
     fn note_notifier(&self) {
         if super::watch::features() & super::watch::CONDVAR != 0 {
-            super::watch::note_notifier(&self.notifiers, self.id());
+            let window = super::watch::note_notifier(&self.notifiers, self.id());
+            super::watch::lost_wakeup_at_notify(
+                &self.waits,
+                &self.last_notify,
+                window,
+                std::panic::Location::caller(),
+            );
         }
     }
 
     /// Wakes one waiter; returns whether one was woken.
+    #[track_caller]
     pub fn notify_one(&self) -> bool {
         self.note_notifier();
         let _gate = self.gate.lock();
@@ -86,6 +100,7 @@ impl Condvar {
     }
 
     /// Wakes all waiters; returns how many were woken.
+    #[track_caller]
     pub fn notify_all(&self) -> usize {
         self.note_notifier();
         let _gate = self.gate.lock();
@@ -176,6 +191,10 @@ impl Condvar {
         let raw: &RawMutex = unsafe { lock_api::MutexGuard::mutex(guard).raw() };
         let site = std::panic::Location::caller();
         super::watch::check_condvar_wait(&raw.meta, &self.notifiers, site);
+        // A timed wait ends by itself: a lost notify only delays it.
+        if deadline.is_none() {
+            super::watch::lost_wakeup_at_wait(&raw.meta, &self.waits, &self.last_notify, site);
+        }
         if super::recorder::recording() {
             if let Some(ids) = raw.meta.assigned() {
                 super::recorder::on_cond_wait(self.id(), ids);
@@ -192,6 +211,9 @@ impl Condvar {
             Some(d) => self.inner.wait_until(&mut gate, d).timed_out(),
         };
         drop(gate);
+        if deadline.is_none() {
+            super::watch::lost_wakeup_wait_ended(&self.waits);
+        }
         // The caller's guard unlocks the mutex when a panic unwinds through it: a verdict of the
         // relock (a report under `panic`, a wait-timeout policy, a deadlock) waits until the
         // mutex is held again (`hooks::defer_if_relocking`), or the guard would unlock a mutex

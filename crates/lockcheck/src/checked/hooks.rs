@@ -761,6 +761,12 @@ fn blocked(
     lock_for: impl Fn(Duration) -> bool,
     f: u8,
 ) -> Result<(), Verdict> {
+    // The lone thread of a forked child, on a lock a thread the fork left behind holds.
+    match super::fork::orphaned(ids, kind, mode, site, &lock_for) {
+        super::fork::Orphan::No => {}
+        super::fork::Orphan::Acquired => return Ok(()),
+        super::fork::Orphan::Hang(v) => return Err(v),
+    }
     let w = watch::WaitFor {
         ids,
         kind,

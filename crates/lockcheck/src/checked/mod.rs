@@ -9,6 +9,7 @@ pub(crate) mod channel;
 pub(crate) mod class;
 mod condvar;
 mod fair;
+pub(crate) mod fork;
 pub(crate) mod graph;
 pub(crate) mod handoff;
 pub(crate) mod hooks;

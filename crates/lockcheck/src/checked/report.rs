@@ -42,6 +42,7 @@ use std::fmt::Write as _;
 ///         K::LongWait { .. } => "long-wait",
 ///         K::LongHold { .. } => "long-hold",
 ///         K::CondvarWait { .. } => "condvar-wait-holding-lock",
+///         K::LostWakeup => "condvar-lost-wakeup",
 ///         K::Incomplete { .. } => "incomplete",
 ///         K::HeldAcrossAwait => "held-across-await",
 ///     }
@@ -78,6 +79,12 @@ pub enum ViolationKind {
         /// Whether a notifier was seen holding that lock (else: no notify seen yet).
         notifier_seen: bool,
     },
+    /// A condvar notified by a thread that took, since its last wait on or notify of it, none of
+    /// the mutex its waiters wait with (opt-in warning, with the condvar rule): a waiter checks
+    /// its condition under that mutex and then waits, and a notify that comes between the two is
+    /// lost, so the wait may never end. The edge's `site` is the notify, its `held_site` the wait,
+    /// `acquired` the mutex the notifier did not take.
+    LostWakeup,
     /// The watchdog saw a lock held longer than `LOCKCHECK_HOLD_WARN`.
     LongHold {
         /// How long it had been held when reported.
@@ -123,7 +130,7 @@ pub enum ViolationKind {
 impl ViolationKind {
     /// Stable name: `lock-order-inversion`, `class-lock-order-inversion`, `self-deadlock`,
     /// `recursive-read`, `deadlock`, `wait-timeout`, `long-wait`, `long-hold`,
-    /// `condvar-wait-holding-lock`, `incomplete`, `held-across-await`.
+    /// `condvar-wait-holding-lock`, `condvar-lost-wakeup`, `incomplete`, `held-across-await`.
     pub fn name(self) -> &'static str {
         match self {
             ViolationKind::LockOrderInversion => "lock-order-inversion",
@@ -135,6 +142,7 @@ impl ViolationKind {
             ViolationKind::LongWait { .. } => "long-wait",
             ViolationKind::LongHold { .. } => "long-hold",
             ViolationKind::CondvarWait { .. } => "condvar-wait-holding-lock",
+            ViolationKind::LostWakeup => "condvar-lost-wakeup",
             ViolationKind::Incomplete { .. } => "incomplete",
             ViolationKind::HeldAcrossAwait => "held-across-await",
         }
@@ -482,6 +490,36 @@ impl Violation {
                     "  hint: use `read_recursive()`, or drop the first guard before reading again"
                 );
             }
+            ViolationKind::Deadlock
+                if self.edges.len() == 1 && e0.held_site == super::fork::GONE =>
+            {
+                let _ = writeln!(
+                    s,
+                    "lockcheck: deadlock: {} waits for {} ({}) at {}",
+                    who(&e0.thread),
+                    e0.acquired,
+                    mode_name(e0.mode),
+                    e0.site
+                );
+                let _ = writeln!(
+                    s,
+                    "      held by {}: the process was forked while another thread held it",
+                    super::fork::GONE
+                );
+                if !e0.other_held.is_empty() {
+                    let names: Vec<String> = e0.other_held.iter().map(|l| l.to_string()).collect();
+                    let _ = writeln!(s, "      (this thread holds {})", names.join(", "));
+                }
+                let _ = writeln!(s);
+                let _ = writeln!(
+                    s,
+                    "  fork() copies only the calling thread: this process has no other thread, and nothing can release the lock."
+                );
+                let _ = writeln!(
+                    s,
+                    "  hint: fork while holding the locks the child needs (or with no other thread running), or exec at once"
+                );
+            }
             ViolationKind::Deadlock => {
                 let _ = writeln!(
                     s,
@@ -548,6 +586,23 @@ impl Violation {
                 let _ = writeln!(
                     s,
                     "  hint: release other locks before waiting, or notify without taking them"
+                );
+            }
+            ViolationKind::LostWakeup => {
+                let _ = writeln!(
+                    s,
+                    "lockcheck: warning: possible lost wakeup: thread `{}` notifies a condvar at {} without taking {}, the mutex its waiters wait with",
+                    e0.thread, e0.site, e0.acquired
+                );
+                let _ = writeln!(
+                    s,
+                    "  a waiter waits on it with {} at {}",
+                    e0.acquired, e0.held_site
+                );
+                let _ = writeln!(s, "  the waiter checks its condition under that mutex, then waits: a notify that comes between the two is lost, and the wait may never end.");
+                let _ = writeln!(
+                    s,
+                    "  hint: change what the waiter checks under that mutex, or take it between the change and the notify"
                 );
             }
             ViolationKind::HeldAcrossAwait => render_held_across_await(&mut s, &self.edges),

@@ -704,6 +704,8 @@ const _: () = assert!(!std::mem::needs_drop::<ThreadState>());
 #[cold]
 #[inline(never)]
 pub(crate) fn register_switch() {
+    // A lock this thread takes may be held across a fork by another thread (`fork`).
+    super::fork::register();
     // Busy: an acquisition made meanwhile (a locking allocator under the slow state's first
     // use) is plain and does not come back here.
     let _ = as_busy(|s| {

@@ -138,6 +138,9 @@ struct Waiter {
     relocking: bool,
     /// Already unwinding: a second panic would abort.
     panicking: bool,
+    /// Past its closure, in its thread-local destructors (see [`set_tearing_down`]): a panic
+    /// there aborts the process.
+    tearing_down: bool,
     /// The instance of this thread's own end, among `held` (see [`set_thread_end`]); 0: none.
     /// Only a joiner waits for it: reports do not list it among the other locks held.
     end: u64,
@@ -457,6 +460,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
         warned: false,
         relocking,
         panicking: std::thread::panicking(),
+        tearing_down: TEARING_DOWN.try_with(Cell::get).unwrap_or(false),
         end: own_end,
         victim: None,
         ended: Arc::clone(&ended),
@@ -483,6 +487,19 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
         Err(waiter) => token.pending = Some(waiter),
     }
     Ok(token)
+}
+
+thread_local! {
+    /// This thread (started through `lockcheck::thread`) is past its closure: its thread-local
+    /// destructors run (see [`set_tearing_down`]).
+    static TEARING_DOWN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as past its closure (`thread::Finish`): a deadlock its thread-local
+/// destructors close is broken by another thread of the cycle (a joiner), since a panic in a
+/// thread-local destructor aborts the process.
+pub(crate) fn set_tearing_down() {
+    let _ = TEARING_DOWN.try_with(|t| t.set(true));
 }
 
 thread_local! {
@@ -528,6 +545,7 @@ pub(crate) fn join_wait(
 fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> Result<(), Verdict> {
     let thread = STATE.try_with(|s| s.id()).unwrap_or(0);
     let relocking = STATE.try_with(|s| s.relocking.get()).unwrap_or(false);
+    let tearing_down = TEARING_DOWN.try_with(Cell::get).unwrap_or(false);
     let members: Vec<u64> = edges.iter().map(|e| e.thread_id).collect();
     {
         let v = as_busy(|_| {
@@ -553,7 +571,7 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
                 // This thread keeps waiting: the receive's locks free it.
                 return Ok(());
             }
-            if !relocking && !std::thread::panicking() {
+            if !relocking && !tearing_down && !std::thread::panicking() {
                 if let Some(ended) = token.ended.take() {
                     ended.store(true, Ordering::Release);
                     park(ended);
@@ -567,11 +585,18 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
             // the only `End` waits of this graph are threads' joins ([`join_wait`]). A task's end,
             // of the same kind, is awaited in the async wait-for graph (`tokio::track`), which
             // reports and breaks its own cycles and never comes here.
-            if !choose_victim(thread, &first, w.site, w.kind == LockKind::End) {
+            let why = if tearing_down {
+                "a thread's thread-local destructors (which an explicit join waits for) can end"
+            } else if w.kind == LockKind::End {
+                "a join of a scoped thread (which std makes before a panic can leave the scope) can end"
+            } else {
+                "a condvar wait of the cycle can retake its mutex"
+            };
+            if !choose_victim(thread, &first, w.site, why) {
                 eprintln!(
                     "lockcheck: every thread of the deadlock above is retaking a condvar's mutex \
-                     (or joining a scoped thread, or already unwinding): none can give up its \
-                     locks soundly; aborting"
+                     (or joining a scoped thread, running its thread-local destructors, or \
+                     already unwinding): none can give up its locks soundly; aborting"
                 );
                 std::process::abort();
             }
@@ -618,7 +643,7 @@ fn receive_gives_up(me: u64, members: &[u64], first: &str) -> bool {
 /// whether one was found, or the deadlock is gone meanwhile (nothing to break). Checked again
 /// under the lock: a member may have been unblocked since the cycle was found. `join`: this
 /// thread is joining a scoped thread (`thread::before_join`), not retaking a condvar's mutex.
-fn choose_victim(me: u64, first: &str, site: &Location<'_>, join: bool) -> bool {
+fn choose_victim(me: u64, first: &str, site: &Location<'_>, why: &str) -> bool {
     let mut waiting = internal(&WAITING);
     let Some(i) = waiting.iter().position(|w| w.thread == me && w.live()) else {
         return true;
@@ -628,14 +653,14 @@ fn choose_victim(me: u64, first: &str, site: &Location<'_>, join: bool) -> bool 
     };
     let members: Vec<u64> = edges.iter().map(|e| e.thread_id).collect();
     let Some(v) = waiting.iter_mut().find(|x| {
-        x.thread != me && x.live() && members.contains(&x.thread) && !x.relocking && !x.panicking
+        x.thread != me
+            && x.live()
+            && members.contains(&x.thread)
+            && !x.relocking
+            && !x.panicking
+            && !x.tearing_down
     }) else {
         return false;
-    };
-    let why = if join {
-        "a join of a scoped thread (which std makes before a panic can leave the scope) can end"
-    } else {
-        "a condvar wait of the cycle can retake its mutex"
     };
     v.victim = Some(format!(
         "{first} (report above, made at {site}; this thread gives up its locks so that {why})"
@@ -1585,9 +1610,11 @@ pub(crate) fn note_woken(cv: u64) {
 /// it, then notifies a latch shared by all jobs: the lock is in the window.) At most
 /// [`MAX_NOTIFIER_LOCKS`] per condvar; past it, or when the window lacks locks the thread's log
 /// forgot ([`TAKEN_MAX`]), the list is marked as overflowed and the limit reported.
-pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>, cv: u64) {
+/// Returns the window (the locks held and taken in it) when it is complete, for the lost-wakeup
+/// rule ([`lost_wakeup_at_notify`]).
+pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>, cv: u64) -> Option<Vec<u64>> {
     if features() & CONDVAR == 0 {
-        return;
+        return None;
     }
     let mut window: Vec<u64> = STATE
         .try_with(|s| s.held_snapshot().iter().map(|h| h.inst).collect())
@@ -1612,7 +1639,7 @@ pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>, cv: u64) {
         if incomplete.is_some() && !n.contains(&OVERFLOW) {
             n.push(OVERFLOW);
         }
-        for inst in window {
+        for &inst in &window {
             if n.contains(&inst) || n.contains(&OVERFLOW) {
                 continue;
             }
@@ -1624,9 +1651,150 @@ pub(crate) fn note_notifier(notifiers: &PlMutex<Vec<u64>>, cv: u64) {
             }
         }
     }
+    let complete = incomplete.is_none();
     for (limit, bound) in incomplete.into_iter().chain(overflowed) {
         condvar_limit(limit, bound);
     }
+    complete.then_some(window)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lost-wakeup rule (with the condvar rule): a notifier must take the waiters' mutex.
+
+/// An untimed wait on a condvar, in progress: the mutex it waits with.
+pub(crate) struct WaitWith {
+    inst: u64,
+    class: u32,
+    thread: u64,
+    site: &'static Location<'static>,
+}
+
+/// A condvar's latest notify whose window was complete: its window, by whom, where.
+pub(crate) struct LastNotify {
+    window: Vec<u64>,
+    thread: u64,
+    site: &'static Location<'static>,
+}
+
+/// Reported lost-wakeup hazards, each once: (notify site, wait site, the mutex's class).
+static LOST_REPORTED: PlMutex<Vec<(String, String, u32)>> = PlMutex::new(Vec::new());
+
+/// At a notify whose window is `window` (None: incomplete, or the rule is off; nothing is
+/// checked then): each untimed wait in progress by another thread whose mutex the notifier did
+/// not take in its window is a possible lost wakeup (its waiter could as well have been between
+/// its check and its wait, and missed this notify). The notify is kept for the next waits
+/// ([`lost_wakeup_at_wait`]).
+pub(crate) fn lost_wakeup_at_notify(
+    waits: &PlMutex<Vec<WaitWith>>,
+    last: &PlMutex<Option<LastNotify>>,
+    window: Option<Vec<u64>>,
+    site: &'static Location<'static>,
+) {
+    let Some(window) = window else { return };
+    let Ok(me) = STATE.try_with(|s| s.id()) else {
+        return;
+    };
+    let missed: Vec<(u64, u32, &'static Location<'static>)> = internal(waits)
+        .iter()
+        .filter(|w| w.thread != me && !window.contains(&w.inst))
+        .map(|w| (w.inst, w.class, w.site))
+        .collect();
+    for (inst, class, wait_site) in missed {
+        report_lost_wakeup(me, site, inst, class, wait_site);
+    }
+    *internal(last) = Some(LastNotify {
+        window,
+        thread: me,
+        site,
+    });
+}
+
+/// At the start of an untimed wait with mutex `mutex`: the condvar's latest notify, by another
+/// thread, had a window without that mutex (a possible lost wakeup: this very wait may be the one
+/// whose notify came between its check and its wait). Registers the wait for the notifies to come
+/// ([`lost_wakeup_at_notify`]); `lost_wakeup_wait_ended` removes it.
+pub(crate) fn lost_wakeup_at_wait(
+    mutex: &super::class::Meta,
+    waits: &PlMutex<Vec<WaitWith>>,
+    last: &PlMutex<Option<LastNotify>>,
+    site: &'static Location<'static>,
+) {
+    if features() & CONDVAR == 0 {
+        return;
+    }
+    let Some(m) = mutex.assigned() else { return };
+    let Ok(me) = STATE.try_with(|s| s.id()) else {
+        return;
+    };
+    let missed = internal(last)
+        .as_ref()
+        .filter(|n| n.thread != me && !n.window.contains(&m.inst))
+        .map(|n| (n.thread, n.site));
+    if let Some((notifier, notify_site)) = missed {
+        report_lost_wakeup(notifier, notify_site, m.inst, m.class, site);
+    }
+    internal(waits).push(WaitWith {
+        inst: m.inst,
+        class: m.class,
+        thread: me,
+        site,
+    });
+}
+
+/// The end of this thread's untimed wait registered by [`lost_wakeup_at_wait`].
+pub(crate) fn lost_wakeup_wait_ended(waits: &PlMutex<Vec<WaitWith>>) {
+    if features() & CONDVAR == 0 {
+        return;
+    }
+    let Ok(me) = STATE.try_with(|s| s.id()) else {
+        return;
+    };
+    let mut w = internal(waits);
+    if let Some(i) = w.iter().position(|w| w.thread == me) {
+        w.swap_remove(i);
+    }
+}
+
+/// Publishes a lost-wakeup warning (never a panic), once per notify site, wait site and mutex
+/// class.
+fn report_lost_wakeup(
+    notifier: u64,
+    notify_site: &'static Location<'static>,
+    inst: u64,
+    class: u32,
+    wait_site: &'static Location<'static>,
+) {
+    let key = (notify_site.to_string(), wait_site.to_string(), class);
+    {
+        // Deduplication only: past its bound, a hazard may be reported again (never missed).
+        let mut reported = internal(&LOST_REPORTED);
+        if reported.contains(&key) {
+            return;
+        }
+        if reported.len() >= 10_000 {
+            reported.clear();
+        }
+        reported.push(key);
+    }
+    let _ = as_busy(|_| {
+        let mutex = LockRef::new(inst, class);
+        publish(Violation {
+            kind: ViolationKind::LostWakeup,
+            edges: vec![EdgeInfo {
+                thread: thread_name(notifier),
+                thread_id: notifier,
+                held: mutex.clone(),
+                held_mode: Mode::Exclusive,
+                held_site: wait_site.to_string(),
+                acquired: mutex,
+                mode: Mode::Exclusive,
+                site: notify_site.to_string(),
+                other_held: Vec::new(),
+                backtrace: None,
+            }],
+            message: String::new(),
+        })
+    });
 }
 
 /// Condvar limits already reported (each once per process).
@@ -1756,6 +1924,7 @@ mod tests {
             warned: false,
             relocking: false,
             panicking: false,
+            tearing_down: false,
             end: 0,
             victim: None,
             ended: Arc::new(AtomicBool::new(false)),
