@@ -1,0 +1,168 @@
+//! A spinning `try_lock` under recording does not flood the trace: failures in a row of one try
+//! (same thread, lock, mode, site, nothing else of the thread in between) are written as a few
+//! `fail` events with a count (`n`), in every format the recorder writes (JSON Lines, `.lct`
+//! version 4, `.lct` version 2), and read back as the failures they stand for, in their place
+//! among the thread's other events.
+
+#[path = "support/trace_file.rs"]
+mod trace_file;
+use lockcheck::Mutex;
+use lockcheck_core::trace::Event;
+use std::sync::mpsc;
+use std::sync::Arc;
+use trace_file::{events, findings_involving, lock_of, tmp};
+
+/// Failures of the long spin.
+const SPIN: u32 = 1_000_000;
+
+/// Holds `m` on another thread until the returned sender is dropped.
+fn hold(m: Arc<Mutex<u32>>) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (held_tx, held_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let h = std::thread::spawn(move || {
+        let _g = m.lock();
+        held_tx.send(()).unwrap();
+        let _ = go_rx.recv();
+    });
+    held_rx.recv().unwrap();
+    (go_tx, h)
+}
+
+/// What the spinning thread does, on its own thread: `SPIN` failed tries of `b` holding `a`,
+/// then `a` released and taken again, 5 more failures, then a success (after the holder let
+/// go), all at one site per loop. Then another thread takes `b` and `a`: the order the spin's
+/// retry rule made (`a` before `b`, at the 1000th failure) makes it an inversion.
+fn program(prefix: &str) {
+    let a = Arc::new(Mutex::named(format!("{prefix}.a").leak(), 0));
+    let b = Arc::new(Mutex::named(format!("{prefix}.b").leak(), 0));
+    let (a2, b2) = (a.clone(), b.clone());
+    let (go, holder) = hold(b.clone());
+    std::thread::spawn(move || {
+        let x = a.lock();
+        for _ in 0..SPIN {
+            assert!(b.try_lock().is_none());
+        }
+        drop(x);
+        let _x = a.lock();
+        for _ in 0..5 {
+            assert!(b.try_lock().is_none());
+        }
+        drop(go);
+        holder.join().unwrap();
+        assert!(b.try_lock().is_some());
+    })
+    .join()
+    .unwrap();
+    std::thread::spawn(move || {
+        let _y = b2.lock();
+        let _x = a2.lock();
+    })
+    .join()
+    .unwrap();
+}
+
+/// The spinning thread's events on `a` and `b`, failures in a row merged: ('f', failures,
+/// records) for a run of `fail` events, ('a' / 'r', lock index, 1) for an acquisition / release.
+fn runs(ev: &[Event], a: u64, b: u64) -> Vec<(char, u64, usize)> {
+    let spinner = ev
+        .iter()
+        .find_map(|e| match e {
+            Event::Fail { t, .. } => Some(*t),
+            _ => None,
+        })
+        .expect("a fail event");
+    let mut out: Vec<(char, u64, usize)> = Vec::new();
+    for e in ev {
+        match *e {
+            Event::Fail { t, l, n, .. } if t == spinner && l == b => match out.last_mut() {
+                Some(('f', count, records)) => {
+                    *count += u64::from(n);
+                    *records += 1;
+                }
+                _ => out.push(('f', u64::from(n), 1)),
+            },
+            Event::Acquire { t, l, .. } if t == spinner && (l == a || l == b) => {
+                out.push(('a', u64::from(l == b), 1))
+            }
+            Event::Release { t, l, .. } if t == spinner && (l == a || l == b) => {
+                out.push(('r', u64::from(l == b), 1))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn check(path: &std::path::Path, prefix: &str) {
+    let size = std::fs::metadata(path).unwrap().len();
+    let ev = events(path);
+    let (a, b) = (
+        lock_of(&ev, &format!("{prefix}.a")),
+        lock_of(&ev, &format!("{prefix}.b")),
+    );
+    let runs = runs(&ev, a, b);
+    let shape: Vec<(char, u64)> = runs.iter().map(|&(k, x, _)| (k, x)).collect();
+    assert_eq!(
+        shape,
+        [
+            ('a', 0),
+            ('f', u64::from(SPIN)),
+            ('r', 0),
+            ('a', 0),
+            ('f', 5),
+            ('a', 1),
+            ('r', 1),
+            ('r', 0),
+        ],
+        "{}",
+        path.display()
+    );
+    // A few records for a million failures (about a dozen: the first, the one that reaches
+    // the retry rule's count, then one each time the streak doubles, and the last).
+    let records = runs[1].2;
+    assert!(
+        records <= 20,
+        "{records} fail records for {SPIN} failures in {}",
+        path.display()
+    );
+    assert!(size < 64 << 10, "{} is {size} bytes", path.display());
+}
+
+/// One recording per format, in sequence (one process).
+#[test]
+fn a_spin_of_a_million_failures_writes_a_few_records() {
+    lockcheck::set_action(lockcheck::Action::Warn);
+    let json = tmp("spin.json");
+    lockcheck::record::start(&json).unwrap();
+    program("spinj");
+    lockcheck::record::stop().unwrap().expect("was recording");
+    check(&json, "spinj");
+
+    let lct = tmp("spin.lct");
+    lockcheck::record::start(&lct).unwrap();
+    program("spinl");
+    lockcheck::record::stop().unwrap().expect("was recording");
+    assert!(std::fs::read(&lct).unwrap().starts_with(b"LCT\x04"));
+    check(&lct, "spinl");
+
+    let v2 = tmp("spin.v2.lct");
+    std::env::set_var("LOCKCHECK_TRACE_FORMAT", "lct2");
+    lockcheck::record::start(&v2).unwrap();
+    std::env::remove_var("LOCKCHECK_TRACE_FORMAT");
+    program("spin2");
+    lockcheck::record::stop().unwrap().expect("was recording");
+    assert!(std::fs::read(&v2).unwrap().starts_with(b"LCT\x02"));
+    check(&v2, "spin2");
+
+    // The streak reached the retry rule: the analyzer orders `a` before `b` from the trace as
+    // the runtime did (at the 1000th failure holding `a`), so `b` then `a` is an inversion,
+    // for each format.
+    for (path, prefix) in [(&json, "spinj"), (&lct, "spinl"), (&v2, "spin2")] {
+        let found = findings_involving(path, &format!("{prefix}.a"));
+        assert!(
+            found.iter().any(|(kind, _)| kind == "lock-order-inversion"),
+            "{found:?} in {}",
+            path.display()
+        );
+    }
+}
