@@ -120,6 +120,7 @@ fn check(path: &std::path::Path, prefix: &str) {
     // A few records for a million failures (about a dozen: the first, the one that reaches
     // the retry rule's count, then one each time the streak doubles, and the last).
     let records = runs[1].2;
+    eprintln!("{}: {records} fail records, {size} bytes", path.display());
     assert!(
         records <= 20,
         "{records} fail records for {SPIN} failures in {}",
@@ -165,4 +166,70 @@ fn a_spin_of_a_million_failures_writes_a_few_records() {
             path.display()
         );
     }
+}
+
+/// A process that dies in a spin (here it aborts while a thread is still failing, with no
+/// report and no other event of that thread to publish its streak) leaves the streak's failures
+/// up to the retry rule's in the trace, so that the analysis of the trace still orders the held
+/// lock before the spun one.
+#[test]
+fn a_spin_cut_by_an_abort_keeps_its_first_thousand_failures() {
+    const FAILS: u32 = 5000;
+    if std::env::var_os("LOCKCHECK_SPIN_CHILD").is_some() {
+        let a = Arc::new(Mutex::named("crash.a", 0));
+        let b = Arc::new(Mutex::named("crash.b", 0));
+        let (_go, _holder) = hold(b.clone());
+        let (spun_tx, spun_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _x = a.lock();
+            for _ in 0..FAILS {
+                assert!(b.try_lock().is_none());
+            }
+            spun_tx.send(()).unwrap();
+            // Still in the streak (no other event of this thread) when the process dies.
+            std::thread::park();
+        });
+        spun_rx.recv().unwrap();
+        // The writer's periodic flush (every 50 ms) writes what was published: wait until the
+        // trace has a counted `fail` (the first pass symbolizes the sites' backtraces, which
+        // takes a while in a debug build), and for a few more passes.
+        let path = std::env::var_os("LOCKCHECK_TRACE").unwrap();
+        let start = std::time::Instant::now();
+        while !std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .contains(",\"n\":")
+            && start.elapsed() < std::time::Duration::from_secs(30)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::process::abort();
+    }
+    let trace = tmp("crash.json");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_spin_cut_by_an_abort_keeps_its_first_thousand_failures",
+            "--test-threads=1",
+        ])
+        .env("LOCKCHECK_SPIN_CHILD", "1")
+        .env("LOCKCHECK_TRACE", &*trace)
+        .env("LOCKCHECK", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the child aborts: {out:?}");
+    let ev = events(&trace);
+    let b = lock_of(&ev, "crash.b");
+    let failures: u64 = ev
+        .iter()
+        .map(|e| match *e {
+            Event::Fail { l, n, .. } if l == b => u64::from(n),
+            _ => 0,
+        })
+        .sum();
+    assert!(
+        (u64::from(lockcheck_core::trace::TRY_RETRIES)..=u64::from(FAILS)).contains(&failures),
+        "{failures} failures of {FAILS} in {}",
+        trace.display()
+    );
 }

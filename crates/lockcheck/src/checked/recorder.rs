@@ -1268,8 +1268,8 @@ pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site, requested: b
 /// thread's report) leaves at least the failures up to the rule's in the trace, and at least
 /// half of the rest; a spin of a million failures takes about a dozen records.
 ///
-/// `wait_ns` of a [`K_FAILS`] record is the longest wait of its failures (timed acquisitions
-/// holding nothing, which write no request between their failures).
+/// `wait_ns` of a [`K_FAILS`] record is the longest wait of its failures (timed acquisitions:
+/// the analyzer reports their count and longest wait per class).
 pub(crate) fn on_fail(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) {
     if !site_seen_locally(site) {
         note_site(site);
