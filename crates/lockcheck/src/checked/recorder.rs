@@ -1281,14 +1281,14 @@ pub(crate) fn on_fail(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) 
         x: wait_ns,
         ts: 0,
     };
-    PRODUCER.with(|p| {
-        if !streak_goes_on(p, &rec) {
-            push(rec);
-            p.fail_total.set(1);
-            p.fail_next.set(u64::from(TRY_RETRIES));
-            p.fail_at.set(last_slot(p));
-        }
-    });
+    // SAFETY: as in `push`.
+    let p = unsafe { &*producer() };
+    if !streak_goes_on(p, &rec) {
+        push(rec);
+        p.fail_total.set(1);
+        p.fail_next.set(u64::from(TRY_RETRIES));
+        p.fail_at.set(last_slot(p));
+    }
 }
 
 /// The block's last record (null when the thread has no block of the current recording).
@@ -1312,11 +1312,14 @@ fn streak_goes_on(p: &Producer, rec: &Rec) -> bool {
     // SAFETY: `at` is the last record of the block this thread fills in the current recording
     // (`last_slot`: a full one is still the stream's last until the next record hands it over),
     // written by this thread, and read here only (the writer may read it too once published).
-    let last = unsafe { at.read() };
-    let kind = last.head as u8;
+    let (head, a, b, x, ts) = unsafe {
+        let last = &*at;
+        (last.head, last.a, last.b, last.x, last.ts)
+    };
+    let kind = head as u8;
     if !(kind == K_FAIL || kind == K_FAILS)
-        || last.head & !0xff != rec.head & !0xff
-        || (last.a, last.b) != (rec.a, rec.b)
+        || head & !0xff != rec.head & !0xff
+        || (a, b) != (rec.a, rec.b)
     {
         return false;
     }
@@ -1329,14 +1332,15 @@ fn streak_goes_on(p: &Producer, rec: &Rec) -> bool {
         if committed.load(Ordering::Relaxed) < i {
             // The open record: not published, so the writer does not read it; only this thread
             // writes it.
-            let open = Rec {
-                x: last.x.max(rec.x),
-                ts: last.ts + 1,
-                ..last
-            };
             // SAFETY: as above: slot `i - 1`, this thread's, unpublished.
-            unsafe { (at as *mut Rec).write(open) };
-            if total >= p.fail_next.get() || open.ts >= u64::from(u32::MAX) {
+            unsafe {
+                let open = &mut *(at as *mut Rec);
+                open.ts = ts + 1;
+                if rec.x > x {
+                    open.x = rec.x;
+                }
+            }
+            if total >= p.fail_next.get() || ts + 1 >= u64::from(u32::MAX) {
                 p.fail_next.set(total.saturating_mul(2));
                 committed.store(i, Ordering::Release);
             }
