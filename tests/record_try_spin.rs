@@ -155,6 +155,28 @@ fn a_spin_of_a_million_failures_writes_a_few_records() {
     assert!(std::fs::read(&v2).unwrap().starts_with(b"LCT\x02"));
     check(&v2, "spin2");
 
+    // A streak still open when its own thread stops the recording is written whole.
+    let stopped = tmp("stop.json");
+    lockcheck::record::start(&stopped).unwrap();
+    let m = Arc::new(Mutex::named("spins.m", 0));
+    let (go, holder) = hold(m.clone());
+    for _ in 0..3000 {
+        assert!(m.try_lock().is_none());
+    }
+    lockcheck::record::stop().unwrap().expect("was recording");
+    drop(go);
+    holder.join().unwrap();
+    let ev = events(&stopped);
+    let l = lock_of(&ev, "spins.m");
+    let failures: u64 = ev
+        .iter()
+        .map(|e| match *e {
+            Event::Fail { l: fl, n, .. } if fl == l => u64::from(n),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(failures, 3000, "{}", stopped.display());
+
     // The streak reached the retry rule: the analyzer orders `a` before `b` from the trace as
     // the runtime did (at the 1000th failure holding `a`), so `b` then `a` is an inversion,
     // for each format.

@@ -946,6 +946,9 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
 /// Stops recording: flushes every buffer, writes the per-class statistics, closes the file.
 /// Returns the path written, if a recording was in progress.
 pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
+    // The calling thread's open streak of failures (`on_fail`) goes with the rest (the main
+    // thread's, at exit); other threads' are published up to their last publication.
+    let _ = PRODUCER.try_with(publish_open);
     if STATE_FLAG.load(Ordering::Acquire) == ON {
         STATE_FLAG.store(OFF, Ordering::Release);
         crate::config::refresh_flags();
