@@ -371,6 +371,15 @@ const SCENARIOS: &[Scenario] = &[
         spin_under_lock_ab_ba,
     ),
     ("spin-holding-nothing", "-", spin_holding_nothing),
+    // A million failed tries in a row holding a lock: the recorder writes the streak as a few
+    // `fail` records with counts, which the analyzer counts as the failures they stand for (the
+    // retry rule fires at the 1000th, as the runtime's); the look-alike's streaks stop at 999.
+    (
+        "spin-million-under-lock-ab-ba",
+        "lock-order-inversion",
+        spin_million_under_lock_ab_ba,
+    ),
+    ("spin-999-under-lock", "-", spin_999_under_lock),
     // The textbook back-off: hold A, try B, give A back when it fails and start over. Its tries
     // fail thousands of times at one site under the same held set, but over a new hold of A
     // each time: no retry loop, no wait for B while holding A.
@@ -2767,6 +2776,55 @@ fn spin_under_lock_ab_ba() {
 
 fn spin_holding_nothing() {
     spin_ab_ba(("spinfree.a", "spinfree.b"), false);
+}
+
+/// Holds `b` on another thread until told to let go (the returned sender, dropped or sent to).
+fn hold_until_told(b: Arc<Mutex<u32>>) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (held_tx, held_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let h = std::thread::spawn(move || {
+        let _g = b.lock();
+        held_tx.send(()).unwrap();
+        let _ = go_rx.recv();
+    });
+    held_rx.recv().unwrap();
+    (go_tx, h)
+}
+
+/// One thread holds `a` and fails `tries` tries of `b` in a row (held by a third thread), in
+/// `streaks` streaks (`a` released and taken again between two); another takes `b` then `a`.
+fn tries_ab_ba(prefix: (&'static str, &'static str), streaks: u32, tries: u32) {
+    let (a, b) = pair(prefix.0, prefix.1);
+    let (a2, b2) = (a.clone(), b.clone());
+    one_by_one(vec![
+        Box::new(move || {
+            let (go, holder) = hold_until_told(b.clone());
+            for _ in 0..streaks {
+                let _x = a.lock();
+                for _ in 0..tries {
+                    assert!(b.try_lock().is_none());
+                }
+            }
+            drop(go);
+            holder.join().unwrap();
+        }),
+        Box::new(move || {
+            let _y = b2.lock();
+            let _x = a2.lock();
+        }),
+    ]);
+}
+
+fn spin_million_under_lock_ab_ba() {
+    tries_ab_ba(("spinm.a", "spinm.b"), 1, 1_000_000);
+}
+
+fn spin_999_under_lock() {
+    tries_ab_ba(
+        ("spin999.a", "spin999.b"),
+        3,
+        lockcheck_core::trace::TRY_RETRIES - 1,
+    );
 }
 
 fn try_back_off_retried() {

@@ -98,7 +98,7 @@ pub fn lct_seed_v3(json: &[u8]) -> Vec<u8> {
                 wait_ns,
                 ts,
             )),
-            Event::Fail { t, l, m, how: h, s: Some(s), wait_ns } => Some((
+            Event::Fail { t, l, m, how: h, s: Some(s), wait_ns, n: 1 } => Some((
                 t,
                 u64::from(raw::K_FAIL) | mode(m) << 8 | how(h) << 16 | c(l),
                 l,
@@ -564,6 +564,7 @@ pub fn events(ops: &[Op]) -> Vec<Vec<Event>> {
                 how: if timed { How::Timed } else { How::Try },
                 s: None,
                 wait_ns,
+                n: 1,
             }),
             Op::Release { t, l, hold_ns } => out.push(Event::Release {
                 t: t.u64(),

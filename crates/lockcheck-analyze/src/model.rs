@@ -1974,8 +1974,10 @@ impl ModelBuilder {
     /// timed acquisition ends the streak, see [`ModelBuilder::acquire`]). The [`TRY_RETRIES`]th is a retry loop, which waits as a
     /// blocking request does: checked as one (a lock the thread holds itself: a self-deadlock;
     /// otherwise a dependency of the held locks on it). Tries inside a lock's `Debug` impl do
-    /// not count ([`is_peek_site`]).
-    fn try_retried(&mut self, t: ThreadId, l: LockId, m: Mode, site: Option<SiteId>) {
+    /// not count ([`is_peek_site`]). `n`: the failures in a row one event stands for (a streak
+    /// the runtime wrote as one `fail`, the first of them counted as above, the others in the
+    /// same streak): the rule fires where the streak reaches [`TRY_RETRIES`], once.
+    fn try_retried(&mut self, t: ThreadId, l: LockId, m: Mode, site: Option<SiteId>, n: u32) {
         if site.is_some_and(|s| is_peek_site(&self.model.sites[s as usize].loc)) {
             return;
         }
@@ -1992,17 +1994,18 @@ impl ModelBuilder {
         // holds than its inline stack keeps marks for (32: the streak goes on).
         let kept = state.spun == state.held.len() || state.held.len() > RUNTIME_INLINE_HELD;
         state.spun = state.held.len();
-        let streak = match &mut state.try_retried {
-            Some((k, n)) if *k == key && kept => {
-                *n = n.saturating_add(1);
-                *n
+        let (before, streak) = match &mut state.try_retried {
+            Some((k, count)) if *k == key && kept => {
+                let before = *count;
+                *count = count.saturating_add(n);
+                (before, *count)
             }
             memo => {
-                *memo = Some((key, 1));
-                1
+                *memo = Some((key, n));
+                (0, n)
             }
         };
-        if streak == TRY_RETRIES && !state.held.is_empty() {
+        if before < TRY_RETRIES && TRY_RETRIES <= streak && !state.held.is_empty() {
             self.self_check(t, l, m, site, true, 1);
             self.add_dep(t, l, m, How::Blocking, site, false);
         }
@@ -2720,11 +2723,14 @@ impl ModelBuilder {
                 how,
                 s,
                 wait_ns,
+                n,
             } => {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
                 let site = self.site(*s);
-                self.try_retried(t, l, *m, site);
+                // A streak written as one event counts as its `n` failures (0 reads as 1).
+                let n = (*n).max(1);
+                self.try_retried(t, l, *m, site, n);
                 self.mark_written(l, *m);
                 // A failed try or timed acquisition withdraws its request: it did not block.
                 let withdrawn = self.threads[t as usize]
@@ -2739,10 +2745,10 @@ impl ModelBuilder {
                 let c = self.model.locks[l as usize].class;
                 let class = &mut self.model.classes[c as usize];
                 if *how == How::Timed {
-                    class.timed_failures += 1;
+                    class.timed_failures += u64::from(n);
                     class.timed_failure_wait_max_ns = class.timed_failure_wait_max_ns.max(*wait_ns);
                 } else {
-                    class.try_failures += 1;
+                    class.try_failures += u64::from(n);
                 }
             }
             &Event::Release { t, l, hold_ns } => self.release(t, l, hold_ns),
@@ -3259,6 +3265,48 @@ mod request_tests {
             .iter()
             .map(|f| (f.kind.name(), m.lock_name(f.lock)))
             .collect()
+    }
+
+    /// A `fail` with a count `n` (a streak the runtime wrote as one event) counts as `n`
+    /// failures in a row: the retry rule fires where the streak reaches `TRY_RETRIES`, across
+    /// events, once; a streak broken (a hold not kept) starts over.
+    #[test]
+    fn a_counted_fail_is_that_many_failures_in_a_row() {
+        let spin = |fails: &str| {
+            with_locks(&format!(
+                r#"{{"e":"acquire","t":1,"l":1,"m":"w"}}
+{fails}{{"e":"release","t":1,"l":1}}
+"#
+            ))
+        };
+        let fail = |n: u32| {
+            format!("{{\"e\":\"fail\",\"t\":1,\"l\":1,\"m\":\"w\",\"how\":\"try\",\"n\":{n}}}\n")
+        };
+        let one = "{\"e\":\"fail\",\"t\":1,\"l\":1,\"m\":\"w\",\"how\":\"try\"}\n";
+        let fires = |m: &Model| kinds(m) == [("self-deadlock", "m".to_string())];
+        // 1 + 998 + 1, 1 + 999, one event of a million, 1 + 999 + 1000.
+        for fails in [
+            format!("{one}{}{one}", fail(998)),
+            format!("{one}{}", fail(TRY_RETRIES - 1)),
+            fail(1_000_000),
+            format!("{one}{}{}", fail(999), fail(1000)),
+        ] {
+            let m = spin(&fails);
+            assert!(fires(&m), "{fails}: {:?}", kinds(&m));
+            assert_eq!(m.self_deadlocks[0].count, 1, "{fails}");
+        }
+        // 1 + 998, and two streaks of 999 split by a new hold of the lock (the hold not kept).
+        for fails in [
+            format!("{one}{}", fail(998)),
+            format!(
+                "{}{{\"e\":\"release\",\"t\":1,\"l\":1}}\n{{\"e\":\"acquire\",\"t\":1,\"l\":1,\"m\":\"w\"}}\n{}",
+                fail(999),
+                fail(999)
+            ),
+        ] {
+            let m = spin(&fails);
+            assert!(kinds(&m).is_empty(), "{fails}: {:?}", kinds(&m));
+        }
     }
 
     #[test]

@@ -107,6 +107,7 @@ pub(crate) fn write_event(e: &Event, out: &mut Vec<u8>) {
             how,
             s,
             wait_ns,
+            n,
         } => {
             o.num("t", *t);
             o.num("l", *l);
@@ -117,6 +118,9 @@ pub(crate) fn write_event(e: &Event, out: &mut Vec<u8>) {
             }
             if *wait_ns != 0 {
                 o.num("wait_ns", *wait_ns);
+            }
+            if *n != 1 {
+                o.num("n", u64::from(*n));
             }
         }
         Event::Release { t, l, hold_ns } => {
@@ -432,6 +436,16 @@ mod tests {
                             how,
                             s,
                             wait_ns: n,
+                            n: 1,
+                        });
+                        v.push(Event::Fail {
+                            t: n,
+                            l: n / 3,
+                            m,
+                            how,
+                            s,
+                            wait_ns: n,
+                            n: (n as u32).max(2),
                         });
                         v.push(Event::Request {
                             t: n,

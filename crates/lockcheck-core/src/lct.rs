@@ -285,6 +285,7 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) {
             how,
             s,
             wait_ns,
+            n: 1,
         } => return encode_acquire(out, true, t, l, m, how, s, wait_ns),
         Event::Release { t, l, hold_ns } => return encode_release(out, t, l, hold_ns),
         _ => {}
@@ -373,6 +374,7 @@ fn encode_general(event: &Event, out: &mut Vec<u8>) {
             how,
             s,
             wait_ns,
+            n,
         } => {
             b.push(7);
             put_varint(b, *t);
@@ -381,6 +383,9 @@ fn encode_general(event: &Event, out: &mut Vec<u8>) {
             b.push(how_code(*how));
             put_opt(b, s, |b, x| put_varint(b, *x as u64));
             put_varint(b, *wait_ns);
+            if *n != 1 {
+                put_varint(b, u64::from(*n));
+            }
         }
         Event::Release { t, l, hold_ns } => {
             b.push(8);
@@ -687,6 +692,9 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Event, usize)>, DecodeError> {
                     how,
                     s,
                     wait_ns,
+                    // A streak's count, written only when not 1 (and never by writers older
+                    // than the field, whose readers refuse a record that has it).
+                    n: if b.pos == b.buf.len() { 1 } else { b.u32()? },
                 }
             }
         }
@@ -856,6 +864,16 @@ mod tests {
                 how: How::Try,
                 s: Some(u32::MAX),
                 wait_ns: 0,
+                n: 1,
+            },
+            Event::Fail {
+                t: 1,
+                l: 2,
+                m: Mode::Exclusive,
+                how: How::Try,
+                s: Some(3),
+                wait_ns: 0,
+                n: 999_000,
             },
             Event::Release {
                 t: 1,
@@ -946,6 +964,7 @@ mod tests {
                                 how,
                                 s,
                                 wait_ns: !n,
+                                n: 1,
                             },
                             Event::Release {
                                 t: n,

@@ -375,9 +375,19 @@ pub enum Event {
             serde(default, skip_serializing_if = "Option::is_none")
         )]
         s: Option<SiteNo>,
-        /// Time waited before giving up, in nanoseconds.
+        /// Time waited before giving up, in nanoseconds (of a streak of `n`: the longest).
         #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_zero"))]
         wait_ns: u64,
+        /// Failures this event stands for: a streak of identical failures in a row (same
+        /// thread, lock, mode, how and site, nothing else of the thread in between: the held
+        /// set unchanged), written as one event by the lockcheck runtime so that a spinning
+        /// `try_lock` does not flood the trace. 1 when absent (traces written before the field).
+        /// Readers count it as `n` failures ([`TRY_RETRIES`]).
+        #[cfg_attr(
+            feature = "serde",
+            serde(default = "one", skip_serializing_if = "is_one")
+        )]
+        n: u32,
     },
     /// A thread released a lock (or one permit, or one read share).
     Release {

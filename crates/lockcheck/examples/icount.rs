@@ -24,6 +24,10 @@ const SCENARIOS: &[&str] = &[
     "checked/read",
     "checked_recording/pair",
     "checked_recording_lct/pair",
+    // A `try_lock` that fails (another thread holds the lock), recorded: a spin's cost per
+    // failure (a streak is one record, counted in place: recording round 15).
+    "checked_recording/try_spin",
+    "checked_recording_lct/try_spin",
     // Two threads, each nesting its own pair `iterations` times (the bench's
     // `nested_own_pair_2t`): one iteration is two pairs, one per thread. With
     // `ICOUNT_THREAD_CPU` set, each thread's CPU time, the process's and the wall time.
@@ -244,6 +248,30 @@ fn main() {
             if scenario.starts_with("checked_recording") {
                 let _ = lockcheck::record::stop();
             }
+        }
+        "checked_recording/try_spin" | "checked_recording_lct/try_spin" => {
+            if scenario == "checked_recording_lct/try_spin" {
+                std::env::set_var("LOCKCHECK_TRACE_FORMAT", "lct");
+            }
+            lockcheck::record::start("/dev/null").expect("recording to /dev/null");
+            let m = std::sync::Arc::new(lockcheck::checked::Mutex::named("icount.spun", 0u64));
+            let (held_tx, held_rx) = std::sync::mpsc::channel();
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let holder = {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    let _g = m.lock();
+                    held_tx.send(()).expect("main waits");
+                    let _ = go_rx.recv();
+                })
+            };
+            held_rx.recv().expect("the holder holds");
+            for _ in 0..n {
+                assert!(black_box(&*m).try_lock().is_none());
+            }
+            drop(go_tx);
+            holder.join().expect("holder");
+            let _ = lockcheck::record::stop();
         }
         "parking_lot/pair2t" => two_threads(move || {
             pair_loop(

@@ -314,6 +314,11 @@ fn decode_numeric(buf: &[u8]) -> Option<(Event, usize)> {
                     how,
                     s,
                     wait_ns,
+                    n: if b.pos == b.buf.len() {
+                        1
+                    } else {
+                        u32::try_from(b.varint()?).ok()?
+                    },
                 }
             }
         }

@@ -830,6 +830,16 @@ fn every_event() -> Vec<Event> {
             how: How::Try,
             s: None,
             wait_ns: 0,
+            n: 1,
+        },
+        Event::Fail {
+            t: 1,
+            l: 1,
+            m: Mode::Exclusive,
+            how: How::Try,
+            s: Some(1),
+            wait_ns: 0,
+            n: 1_000_000,
         },
         Event::Fail {
             t: 1,
@@ -838,6 +848,7 @@ fn every_event() -> Vec<Event> {
             how: How::Timed,
             s: Some(1),
             wait_ns: 9,
+            n: 1,
         },
         Event::Release {
             t: 1,
@@ -1098,16 +1109,17 @@ mod fast_paths {
                 s,
                 n
             }),
-            (n(), n(), mode(), how(), site(), n()).prop_map(|(t, l, m, how, s, wait_ns)| {
-                Event::Fail {
+            (n(), n(), mode(), how(), site(), n(), n32()).prop_map(
+                |(t, l, m, how, s, wait_ns, n)| Event::Fail {
                     t,
                     l,
                     m,
                     how,
                     s,
                     wait_ns,
+                    n,
                 }
-            }),
+            ),
             (n(), n32(), proptest::option::of(n())).prop_map(|(l, c, permits)| Event::Lock {
                 l,
                 c,

@@ -321,6 +321,8 @@ impl RawDecoder {
                 self.held.entry(a).or_default().push((t, ts));
                 e
             }
+            // One failure: the recorder writes a streak's further ones as a `fail` record of
+            // version 2 with its count, not as a raw record.
             K_FAIL => Event::Fail {
                 t,
                 l: a,
@@ -328,6 +330,7 @@ impl RawDecoder {
                 how: how()?,
                 s: self.site(b)?,
                 wait_ns: x,
+                n: 1,
             },
             K_RELEASE => {
                 let since = match self.held.get_mut(&a) {

@@ -42,7 +42,9 @@ use super::class::{class_info, Ids, Meta};
 use super::report::{Trace, Violation};
 use super::state::{internal, STATE};
 use lockcheck_core::lct::raw;
-use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode, FORMAT_VERSION};
+use lockcheck_core::trace::{
+    ClassStats, Event, Frame, How, LockKind, Mode, FORMAT_VERSION, TRY_RETRIES,
+};
 use parking_lot::Mutex as PlMutex;
 use std::cell::{Cell, UnsafeCell};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -99,6 +101,12 @@ const K_COND_WAIT: u8 = raw::K_COND_WAIT;
 const K_FORK: u8 = raw::K_FORK;
 const K_JOIN: u8 = raw::K_JOIN;
 const K_DROP: u8 = raw::K_DROP;
+/// A streak of failed tries after its first (which is a [`K_FAIL`] record): `a`, `b` and the
+/// mode and how of `head` as the failures', `x` the longest wait, `ts` the failures it counts.
+/// The recorder's own kind, no raw record of the format: the writer writes it as a `fail` event
+/// with its count `n`, in `.lct` version 4 too (as a record of version 2: one per streak, rare),
+/// so that a spinning `try_lock` does not flood the trace (see [`on_fail`]).
+const K_FAILS: u8 = 0x80;
 /// An acquire record's flag: the request before it folded in (see [`Rec`]).
 const REQUESTED: u64 = raw::REQUESTED;
 /// A sync guard held across an `.await` (feature `tokio`): `a` the requested lock, `b` the
@@ -422,6 +430,13 @@ struct Producer {
     len: Cell<usize>,
     /// A cold path is running: a record made inside it (lockcheck's own locks) is not recorded.
     cold: Cell<bool>,
+    /// The slot of the last failure record [`on_fail`] wrote (a [`K_FAIL`], or a [`K_FAILS`]
+    /// it opened): the streak goes on while it is the block's last record (nothing of this
+    /// thread's since) and is the same failure. Touched by the failure paths only.
+    fail_at: Cell<*const Rec>,
+    /// Failures of the streak so far, and the count at which its open record is published next.
+    fail_total: Cell<u64>,
+    fail_next: Cell<u64>,
 }
 
 /// The stream a thread records into, held while it records (see [`Producer`]).
@@ -437,6 +452,8 @@ impl Drop for Stream {
     fn drop(&mut self) {
         // From here on every record of this thread goes cold and is counted as lost.
         PRODUCER.with(|p| {
+            // A streak of failures still open is written with the rest.
+            publish_open(p);
             p.len.set(BLOCK_RECS);
             p.generation.set(0);
         });
@@ -459,6 +476,9 @@ thread_local! {
             committed: Cell::new(NonNull::dangling()),
             len: Cell::new(BLOCK_RECS),
             cold: Cell::new(false),
+            fail_at: Cell::new(std::ptr::null()),
+            fail_total: Cell::new(0),
+            fail_next: Cell::new(0),
         }
     };
     static STREAM: Stream = const { Stream { buf: UnsafeCell::new(None) } };
@@ -607,6 +627,8 @@ unsafe fn put(p: &Producer, rec: Rec) {
 #[cold]
 #[inline(never)]
 fn next_block(p: &Producer, acquiring: Option<u64>) -> bool {
+    // The block handed over (or left, a new stream) keeps no record unpublished.
+    publish_open(p);
     if p.cold.get() || STATE_FLAG.load(Ordering::Relaxed) != ON {
         return false;
     }
@@ -924,6 +946,9 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
 /// Stops recording: flushes every buffer, writes the per-class statistics, closes the file.
 /// Returns the path written, if a recording was in progress.
 pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
+    // The calling thread's open streak of failures (`on_fail`) goes with the rest (the main
+    // thread's, at exit); other threads' are published up to their last publication.
+    let _ = PRODUCER.try_with(publish_open);
     if STATE_FLAG.load(Ordering::Acquire) == ON {
         STATE_FLAG.store(OFF, Ordering::Release);
         crate::config::refresh_flags();
@@ -1003,7 +1028,10 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
 }
 
 /// Flushes every thread's records to the file now. Returns the number of records written.
+/// The calling thread's open streak of failures is published first (other threads' are
+/// published by their next record, at the latest at [`TRY_RETRIES`] failures: see [`on_fail`]).
 pub(crate) fn flush_all() -> usize {
+    let _ = PRODUCER.try_with(publish_open);
     let mut guard = WRITER.lock();
     let Some(w) = guard.as_mut() else { return 0 };
     let before = w.records;
@@ -1086,6 +1114,7 @@ pub(crate) fn flush_thread() {
     if PRODUCER.with(|p| p.cold.get()) {
         return;
     }
+    PRODUCER.with(publish_open);
     // SAFETY: not inside a cold path (checked above), which is the only other user.
     let b = STREAM
         .try_with(|s| unsafe { (*s.buf.get()).clone() })
@@ -1226,17 +1255,133 @@ pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site, requested: b
 }
 
 /// A failed `try_*` or timed acquisition.
+///
+/// **A streak is one record.** A `try_lock` spun until it succeeds fails thousands of times a
+/// second, each an event of the trace (a stuck spin wrote 2.2 GB in 60 s). Failures in a row of
+/// the same try (same lock, mode, how, site, and nothing else of this thread in between: the held
+/// set the same, every hold kept, as `hooks::failed_try_retried` counts a streak) are written as
+/// the first's [`K_FAIL`] record and one [`K_FAILS`] record with the count of the others, which
+/// readers count as that many failures: the same events. The [`K_FAILS`] record is written into
+/// the block, not published (the writer reads a block up to its published length), and counted
+/// up in place while the streak lasts; the thread's next record publishes it with itself, as
+/// do its end, a flush of its own (a report, `flush_thread`) and a block handed over. It is
+/// also published when the streak reaches [`TRY_RETRIES`] failures (the one where the runtime's
+/// retry rule fires, before its report) and each time the streak doubles since, the next
+/// failure opening a new one: a process that dies in a spin (killed, or aborting on another
+/// thread's report) leaves at least the failures up to the rule's in the trace, and at least
+/// half of the rest; a spin of a million failures takes about a dozen records.
+///
+/// `wait_ns` of a [`K_FAILS`] record is the longest wait of its failures (timed acquisitions:
+/// the analyzer reports their count and longest wait per class).
 pub(crate) fn on_fail(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) {
     if !site_seen_locally(site) {
         note_site(site);
     }
-    push(Rec {
+    let rec = Rec {
         head: head(K_FAIL, mode, how, ids.class),
         a: ids.inst,
         b: site_word(site),
         x: wait_ns,
         ts: 0,
-    });
+    };
+    // SAFETY: as in `push`.
+    let p = unsafe { &*producer() };
+    if !streak_goes_on(p, &rec) {
+        push(rec);
+        p.fail_total.set(1);
+        p.fail_next.set(u64::from(TRY_RETRIES));
+        p.fail_at.set(last_slot(p));
+    }
+}
+
+/// The block's last record (null when the thread has no block of the current recording).
+fn last_slot(p: &Producer) -> *const Rec {
+    let i = p.len.get();
+    if i == 0 || i > BLOCK_RECS || p.generation.get() != GENERATION.load(Ordering::Relaxed) {
+        return std::ptr::null();
+    }
+    // In bounds: `i - 1 < BLOCK_RECS` slots of the block (a pointer is only compared).
+    p.base.get().wrapping_add(i - 1)
+}
+
+/// Whether `rec` (a [`K_FAIL`]) continues the streak whose record is the block's last: then it
+/// is counted there (see [`on_fail`]) or in a new [`K_FAILS`] record opened after it.
+fn streak_goes_on(p: &Producer, rec: &Rec) -> bool {
+    let at = p.fail_at.get();
+    let i = p.len.get();
+    if at.is_null() || last_slot(p) != at {
+        return false;
+    }
+    // SAFETY: `at` is the last record of the block this thread fills in the current recording
+    // (`last_slot`: a full one is still the stream's last until the next record hands it over),
+    // written by this thread, and read here only (the writer may read it too once published).
+    let (head, a, b, x, ts) = unsafe {
+        let last = &*at;
+        (last.head, last.a, last.b, last.x, last.ts)
+    };
+    let kind = head as u8;
+    if !(kind == K_FAIL || kind == K_FAILS)
+        || head & !0xff != rec.head & !0xff
+        || (a, b) != (rec.a, rec.b)
+    {
+        return false;
+    }
+    let total = p.fail_total.get().saturating_add(1);
+    p.fail_total.set(total);
+    if i < BLOCK_RECS {
+        // SAFETY: `committed` points into the block being filled (`i < BLOCK_RECS`, see
+        // `Producer`).
+        let committed = unsafe { p.committed.get().as_ref() };
+        if committed.load(Ordering::Relaxed) < i {
+            // The open record: not published, so the writer does not read it; only this thread
+            // writes it.
+            // SAFETY: as above: slot `i - 1`, this thread's, unpublished.
+            unsafe {
+                let open = &mut *(at as *mut Rec);
+                open.ts = ts + 1;
+                if rec.x > x {
+                    open.x = rec.x;
+                }
+            }
+            if total >= p.fail_next.get() || ts + 1 >= u64::from(u32::MAX) {
+                p.fail_next.set(total.saturating_mul(2));
+                committed.store(i, Ordering::Release);
+            }
+            return true;
+        }
+        if i + 1 < BLOCK_RECS {
+            let open = Rec {
+                head: rec.head & !0xff | u64::from(K_FAILS),
+                ts: 1,
+                ..*rec
+            };
+            // SAFETY: slot `i` of the block being filled, unpublished (`committed` is `i`):
+            // this thread's; `len` covers it from now on, so the next record goes after it and
+            // publishes it.
+            unsafe { p.base.get().add(i).write(open) };
+            p.len.set(i + 1);
+            p.fail_at.set(last_slot(p));
+            return true;
+        }
+    }
+    // No room for an open record and the record that publishes it: the failure is written as
+    // its own record, the streak going on in it (readers count failures in a row, however
+    // written).
+    push(*rec);
+    p.fail_at.set(last_slot(p));
+    true
+}
+
+/// Publishes this thread's open streak record, if any (see [`on_fail`]).
+fn publish_open(p: &Producer) {
+    let i = p.len.get();
+    if i < BLOCK_RECS {
+        // SAFETY: `committed` points into the stream's last block while `len < BLOCK_RECS`.
+        let committed = unsafe { p.committed.get().as_ref() };
+        if committed.load(Ordering::Relaxed) < i {
+            committed.store(i, Ordering::Release);
+        }
+    }
 }
 
 /// A release; `hold_ns` 0: measured by the writer from the clock readings.
@@ -2351,6 +2496,19 @@ impl Writer {
                 let s = Some(self.site(r.b));
                 self.put_acquire::<LCT>(true, t, l, mode_of(r.head), how_of(r.head), s, r.x);
             }
+            K_FAILS => {
+                let l = self.lock(r.a, c);
+                let s = Some(self.site(r.b));
+                self.emit(&Event::Fail {
+                    t,
+                    l,
+                    m: mode_of(r.head),
+                    how: how_of(r.head),
+                    s,
+                    wait_ns: r.x,
+                    n: u32::try_from(r.ts).unwrap_or(u32::MAX),
+                });
+            }
             K_RELEASE => {
                 let l = self.lock(r.a, c);
                 let hold_ns = self.released(side, c, r);
@@ -2761,6 +2919,7 @@ pub(crate) fn write_hot(e: &Event, out: &mut Vec<u8>) -> bool {
             how,
             s,
             wait_ns,
+            n: 1,
         } => json_acquire(out, true, t, l, m, how, s, wait_ns),
         Event::Request { t, l, m, s, n } => json_request(out, t, l, m, s, n),
         Event::Release { t, l, hold_ns } => json_release(out, t, l, hold_ns),
@@ -3118,6 +3277,7 @@ mod tests {
                         how,
                         s,
                         wait_ns,
+                        n: 1,
                     }
                 } else {
                     w.acquired(side, c, &r);
@@ -3619,6 +3779,7 @@ mod tests {
                             how,
                             s,
                             wait_ns: n,
+                            n: 1,
                         };
                         let r = Event::Request {
                             t: n,

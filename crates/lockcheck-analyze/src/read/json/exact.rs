@@ -213,6 +213,7 @@ fn other(mut x: X<'_>, out: &mut Vec<Event>) -> Option<usize> {
         let how = x.how()?;
         let s = x.site()?;
         let wait_ns = x.opt(b",\"wait_ns\":")?;
+        let n = if x.next_is(b",\"n\":") { x.num32()? } else { 1 };
         let len = x.end()?;
         out.push(Event::Fail {
             t,
@@ -221,6 +222,7 @@ fn other(mut x: X<'_>, out: &mut Vec<Event>) -> Option<usize> {
             how,
             s,
             wait_ns,
+            n,
         });
         Some(len)
     } else if x.next_is(b"lock\",\"l\":") {

@@ -265,6 +265,7 @@ fn build(f: &Fields) -> Option<Event> {
             how: f.how?,
             s: site()?,
             wait_ns,
+            n: if has(N) { u32::try_from(f.n).ok()? } else { 1 },
         },
         Kind::Lock if has(L | C) => Event::Lock {
             l: f.l,
