@@ -682,9 +682,13 @@ impl SelfKind {
         use Mode::*;
         match kind {
             LockKind::Semaphore | LockKind::Condvar | LockKind::Unknown => None,
-            LockKind::Mutex | LockKind::Once | LockKind::End | LockKind::Channel => {
-                Some(SelfKind::SelfDeadlock)
-            }
+            // A barrier is held only by a participant shown over its request of a waiter's lock
+            // (docs/trace-format.md, "Barriers"): as a channel's holder, exclusive.
+            LockKind::Mutex
+            | LockKind::Once
+            | LockKind::End
+            | LockKind::Channel
+            | LockKind::Barrier => Some(SelfKind::SelfDeadlock),
             LockKind::Rwlock => match (req, held) {
                 (Exclusive, _) | (_, Exclusive) | (Upgradable, Upgradable) => {
                     Some(SelfKind::SelfDeadlock)

@@ -1480,7 +1480,8 @@ pub(crate) fn add_late_dependency(req: graph::Request<'_>) {
 pub(crate) fn self_conflict(kind: LockKind, req: Mode, held: Mode) -> Option<ViolationKind> {
     use Mode::*;
     match kind {
-        LockKind::Semaphore | LockKind::Condvar => None,
+        // A barrier's wait is never made by a thread that holds it (its hold ends with the wait).
+        LockKind::Semaphore | LockKind::Condvar | LockKind::Barrier => None,
         // A `Once` is taken exclusively by its initializer: re-entering it waits for itself.
         // A channel's receiving thread sending into it when it is full waits for itself.
         LockKind::Mutex

@@ -175,7 +175,7 @@ impl LockRef {
             LockKind::Unknown => "lock",
             LockKind::Once => "Once",
             // Its class already says what it is (`channel created at file:line:col`).
-            LockKind::End | LockKind::Channel => return None,
+            LockKind::End | LockKind::Channel | LockKind::Barrier => return None,
         })
     }
 }
