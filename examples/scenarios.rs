@@ -276,10 +276,18 @@ const SCENARIOS: &[Scenario] = &[
     // wait; known from the previous generation, one second); the look-alikes: the lock released
     // before the wait, a lock no participant takes, the taker's lock after the generation opened.
     ("barrier-under-lock", "deadlock", barrier_under_lock),
-    ("barrier-known-participant", "deadlock", barrier_known_participant),
+    (
+        "barrier-known-participant",
+        "deadlock",
+        barrier_known_participant,
+    ),
     ("barrier-released-first", "-", barrier_released_first),
     ("barrier-unneeded-lock", "-", barrier_unneeded_lock),
-    ("barrier-take-after-opening", "-", barrier_take_after_opening),
+    (
+        "barrier-take-after-opening",
+        "-",
+        barrier_take_after_opening,
+    ),
     // The opt-in prediction (`LOCKCHECK_CHANNEL_RECV=on`): a run that does not hang.
     (
         "channel-recv-predicted",
