@@ -328,6 +328,7 @@ fn report_limit(src: ClassSrc, kind: LockKind, inst: u64, limit: &'static str, b
             site,
             other_held: Vec::new(),
             backtrace: None,
+            retried: false,
         };
         publish(Violation::inversion(
             ViolationKind::Incomplete { limit, bound },

@@ -838,6 +838,21 @@ pub(crate) fn lock_nonblocking(
     site: &'static Location<'static>,
     attempt: impl FnOnce() -> bool,
 ) -> bool {
+    lock_nonblocking_of(meta, kind, mode, how, site, 1, attempt)
+}
+
+/// [`lock_nonblocking`] of a lock of `capacity` permits (a semaphore's; 1 for the others): a
+/// retried try of a semaphore whose permits the thread holds all of is a self-deadlock.
+#[inline]
+pub(crate) fn lock_nonblocking_of(
+    meta: &Meta,
+    kind: LockKind,
+    mode: Mode,
+    how: How,
+    site: &'static Location<'static>,
+    capacity: usize,
+    attempt: impl FnOnce() -> bool,
+) -> bool {
     let f = flags();
     if f & flag::ACTIVE == 0 {
         return attempt();
@@ -876,7 +891,7 @@ pub(crate) fn lock_nonblocking(
             recorder::on_fail(ids, mode, how, site, wait_ns);
         }
         if !ok {
-            if let Some(v) = failed_try_retried(meta, kind, ids, mode, site, f) {
+            if let Some(v) = failed_try_retried(meta, kind, ids, mode, site, capacity, f) {
                 // Nothing was taken: no guard to unwind.
                 v.raise();
             }
@@ -895,15 +910,19 @@ pub(crate) fn lock_nonblocking(
 /// before it, and a cycle it closes is an inversion (two threads spinning on each other's lock,
 /// or one spinning while the other blocks). A loop that gives up sooner waits for nothing and is
 /// not counted as a wait. The `Debug` impls of the locks, which peek with a try, are not counted
-/// ([`is_peek_site`]). The lock's identity is already assigned (`lock_nonblocking`).
+/// ([`is_peek_site`]). The lock's identity is already assigned (`lock_nonblocking`). A semaphore
+/// of `capacity` permits whose permits the thread holds all of is a self-deadlock, as for a
+/// blocking `acquire` ([`check_permits`]).
 #[cold]
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 fn failed_try_retried(
     meta: &Meta,
     kind: LockKind,
     ids: Ids,
     mode: Mode,
     site: &'static Location<'static>,
+    capacity: usize,
     f: u8,
 ) -> Option<Verdict> {
     if action() == Action::Off || f & flag::CHECK == 0 || is_peek_site(site.file()) {
@@ -934,7 +953,19 @@ fn failed_try_retried(
             if streak != TRY_RETRIES || !s.holds_any() {
                 return None;
             }
-            check_held(s, meta, kind, mode, site, ids, f)
+            if kind == LockKind::Semaphore {
+                let (own, first) = s.count_held(|h| h.inst == ids.inst);
+                if let Some(h) = first.filter(|_| own >= capacity) {
+                    // As `check_permits`: the request, with the permits, for the analyzer.
+                    if f & flag::RECORD != 0 {
+                        recorder::on_request(ids, kind, mode, site, capacity, 1);
+                    }
+                    return graph::as_retried_try(|| {
+                        self_violation(s, ViolationKind::SelfDeadlock, ids, mode, site, h)
+                    });
+                }
+            }
+            graph::as_retried_try(|| check_held(s, meta, kind, mode, site, ids, f))
         })
         .ok()
         .flatten()
@@ -1565,6 +1596,7 @@ fn own_hold_edge(
         } else {
             None
         },
+        retried: graph::retried_now(),
     }
 }
 

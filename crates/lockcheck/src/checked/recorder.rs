@@ -2957,6 +2957,26 @@ pub(crate) fn on_task_acquire(
     );
 }
 
+/// A failed try by an async task (not this thread's own stream): the `fail` event, in the
+/// holder's stream.
+#[cfg(feature = "tokio")]
+pub(crate) fn on_task_fail(holder: u64, ids: Ids, mode: Mode, site: Site) {
+    if !site_seen_locally(site) {
+        note_site(site);
+    }
+    push_task(
+        holder,
+        Rec {
+            head: head(K_FAIL, mode, How::Try, ids.class),
+            a: ids.inst,
+            b: site_word(site),
+            x: 0,
+            ts: 0,
+        },
+        false,
+    );
+}
+
 /// A blocking acquisition by an async task (or a thread in `blocking_*`: `holder` is then this
 /// thread), about to be checked: the `request` event, in the holder's stream.
 #[cfg(feature = "tokio")]

@@ -1133,6 +1133,7 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
                     .map(|x| LockRef::new(x.inst, x.class))
                     .collect(),
                 backtrace: None,
+                retried: false,
             }
         })
         .collect()
@@ -1844,6 +1845,7 @@ pub(crate) fn check_condvar_wait(
                     .map(|x| LockRef::new(x.inst, x.class))
                     .collect(),
                 backtrace: None,
+                retried: false,
             };
             publish(Violation {
                 kind: ViolationKind::CondvarWait {
