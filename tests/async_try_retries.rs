@@ -28,8 +28,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Runs `body` recorded on flavour `fl` under `warn`; returns the runtime's reports of kind
-/// `kind` naming `class`, the analyzer's findings naming it (kind names), and the scenario's
-/// panic message, if any.
+/// `kind` naming `class`, the analyzer's findings naming it (kind names, `+retried` when an edge
+/// is a retried try), and the scenario's panic message, if any.
 fn recorded<F, Fut>(
     tag: &str,
     fl: Flavor,
@@ -52,9 +52,15 @@ where
     let r = run(fl, body);
     lockcheck::record::stop().unwrap().expect("was recording");
     let runtime = found(class).iter().filter(|v| v.kind == kind).count();
-    let offline = trace_file::findings_involving(&trace, class)
-        .into_iter()
-        .map(|(k, _)| k)
+    let report = lockcheck_analyze::analyze(&[trace.to_path_buf()], &Default::default()).unwrap();
+    let offline = report
+        .violations
+        .iter()
+        .filter(|v| v.locks.iter().any(|l| l.class == class))
+        .map(|v| {
+            let retried = v.edges.iter().any(|e| e.retried_try);
+            format!("{}{}", v.kind, if retried { "+retried" } else { "" })
+        })
         .collect();
     (runtime, offline, r.err())
 }
@@ -140,8 +146,10 @@ fn a_try_lock_retried_1000_times_under_a_lock_orders_it_before_the_lock() {
         assert_eq!(panic, None, "{fl:?}: warn goes on");
         assert_eq!(runtime, 1, "{fl:?}: the runtime reports the inversion");
         assert!(
-            offline.iter().any(|k| k.contains("inversion")),
-            "{fl:?}: offline too: {offline:?}"
+            offline
+                .iter()
+                .any(|k| k.contains("inversion") && k.ends_with("+retried")),
+            "{fl:?}: offline too, with the retried try: {offline:?}"
         );
         let v = found(b);
         assert!(
@@ -241,7 +249,50 @@ fn a_task_spinning_on_a_mutex_it_holds_is_a_self_deadlock() {
                 let msg = panic.expect("raised under warn too");
                 assert!(msg.contains("self-deadlock"), "{msg}");
                 assert!(
-                    offline.iter().any(|k| k.contains("self-deadlock")),
+                    offline.iter().any(|k| k == "self-deadlock+retried"),
+                    "{fl:?}: offline too: {offline:?}"
+                );
+            } else {
+                assert_eq!(panic, None);
+                assert!(offline.is_empty(), "{fl:?}: {offline:?}");
+            }
+        }
+    }
+}
+
+/// A task that holds the only permit of a semaphore and spins on `try_acquire`: a self-deadlock
+/// at the 1000th failure (raised under `warn` too), on both sides; 999: silent.
+#[test]
+fn a_task_spinning_on_a_semaphore_whose_permit_it_holds_is_a_self_deadlock() {
+    let _s = serial();
+    for fl in FLAVORS {
+        for (fails, expected) in [(TRY_RETRIES - 1, 0), (TRY_RETRIES, 1)] {
+            let sn = name(&format!("tryr.semself.{fails}"), fl);
+            let (runtime, offline, panic) = recorded(
+                "tryr.semself",
+                fl,
+                sn,
+                ViolationKind::SelfDeadlock,
+                move || async move {
+                    let s = Arc::new(Semaphore::named(sn, 1));
+                    let task = tokio::spawn(async move {
+                        let _p = s.acquire().await.unwrap();
+                        for _ in 0..fails {
+                            assert!(s.try_acquire().is_err());
+                            tokio::task::yield_now().await;
+                        }
+                    });
+                    if let Err(e) = task.await {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                },
+            );
+            assert_eq!(runtime, expected, "{fl:?} {fails}");
+            if expected == 1 {
+                let msg = panic.expect("raised under warn too");
+                assert!(msg.contains("self-deadlock"), "{msg}");
+                assert!(
+                    offline.iter().any(|k| k == "self-deadlock+retried"),
                     "{fl:?}: offline too: {offline:?}"
                 );
             } else {

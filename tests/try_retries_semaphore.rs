@@ -22,7 +22,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Runs `body` recorded under `warn`: the runtime's reports of `kind` naming `class`, the
-/// analyzer's finding kinds naming it, and the body's panic message.
+/// analyzer's finding kinds naming it (with `+retried` when an edge of it is a retried try),
+/// and the body's panic message.
 fn recorded(
     tag: &str,
     class: &str,
@@ -35,9 +36,15 @@ fn recorded(
     let r = watchdog(30, body);
     lockcheck::record::stop().unwrap().expect("was recording");
     let runtime = found(class).iter().filter(|v| v.kind == kind).count();
-    let offline = trace_file::findings_involving(&trace, class)
-        .into_iter()
-        .map(|(k, _)| k)
+    let report = lockcheck_analyze::analyze(&[trace.to_path_buf()], &Default::default()).unwrap();
+    let offline = report
+        .violations
+        .iter()
+        .filter(|v| v.locks.iter().any(|l| l.class == class))
+        .map(|v| {
+            let retried = v.edges.iter().any(|e| e.retried_try);
+            format!("{}{}", v.kind, if retried { "+retried" } else { "" })
+        })
         .collect();
     (runtime, offline, r.err())
 }
@@ -60,8 +67,15 @@ fn a_thread_spinning_on_a_semaphore_whose_permits_it_holds_is_a_self_deadlock() 
             let msg = panic.expect("raised under warn too");
             assert!(msg.contains("self-deadlock"), "{msg}");
             assert!(
-                offline.iter().any(|k| k.contains("self-deadlock")),
-                "offline too: {offline:?}"
+                offline.iter().any(|k| k == "self-deadlock+retried"),
+                "offline too, a retried try: {offline:?}"
+            );
+            assert!(
+                found(class)
+                    .iter()
+                    .any(|v| v.to_string().contains("a try retried 1000 times in a row")),
+                "the report says the try was retried: {:#?}",
+                found(class)
             );
         } else {
             assert_eq!(panic, None);
@@ -141,8 +155,10 @@ fn a_try_acquire_retried_under_a_lock_orders_the_lock_before_the_permit() {
     assert_eq!(panic, None);
     assert_eq!(runtime, 1);
     assert!(
-        offline.iter().any(|k| k.contains("inversion")),
-        "{offline:?}"
+        offline
+            .iter()
+            .any(|k| k.contains("inversion") && k.ends_with("+retried")),
+        "offline too, with the retried try: {offline:?}"
     );
     assert!(
         found(sn)

@@ -887,11 +887,15 @@ pub(crate) fn lock_nonblocking_of(
     if let Ok(Some(ids)) = ids {
         if ok && f & flag::SLOW != 0 {
             after_acquire(ids, mode, how, site, wait_ns, f);
-        } else if !ok && f & flag::RECORD != 0 {
-            recorder::on_fail(ids, mode, how, site, wait_ns);
         }
         if !ok {
-            if let Some(v) = failed_try_retried(meta, kind, ids, mode, site, capacity, f) {
+            // Counted first: a semaphore's self-deadlock writes its request (with the permits)
+            // before this failure, so that the analyzer knows the permits when it counts it.
+            let v = failed_try_retried(meta, kind, ids, mode, site, capacity, f);
+            if f & flag::RECORD != 0 {
+                recorder::on_fail(ids, mode, how, site, wait_ns);
+            }
+            if let Some(v) = v {
                 // Nothing was taken: no guard to unwind.
                 v.raise();
             }

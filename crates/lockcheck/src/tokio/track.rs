@@ -1489,9 +1489,17 @@ pub(crate) fn tried(r: &Req<'_>) -> Hold {
 /// holds nothing is not counted (its spin waits under no lock). `Some`: the verdict to raise.
 pub(crate) fn try_failed(r: &Req<'_>) -> Option<Verdict> {
     let (ctx, sync) = prepare(r)?;
+    // Counted first: a semaphore's self-deadlock writes its request (with the permits) before
+    // this failure, so that the analyzer knows the permits when it counts it.
+    let v = retried_try(&ctx, r, sync);
     if flags() & flag::RECORD != 0 {
         rec_fail(&ctx, r);
     }
+    v
+}
+
+/// [`try_failed`]'s count and, at [`TRY_RETRIES`], its check.
+fn retried_try(ctx: &Ctx, r: &Req<'_>, sync: SyncScan) -> Option<Verdict> {
     if !ctx.check || action() == Action::Off || is_peek_site(r.site.file()) {
         return None;
     }
@@ -1522,16 +1530,16 @@ pub(crate) fn try_failed(r: &Req<'_>) -> Option<Verdict> {
     if streak != TRY_RETRIES {
         return None;
     }
-    let scan = with_shard(ctx.holder, |s| scan(s, &ctx, r, &sync));
-    if let Some(v) = graph::as_retried_try(|| report(&ctx, r, sync, scan, Waits::Block)) {
+    let scan = with_shard(ctx.holder, |s| scan(s, ctx, r, &sync));
+    if let Some(v) = graph::as_retried_try(|| report(ctx, r, sync, scan, Waits::Block)) {
         return Some(v);
     }
     // A semaphore whose permits the task holds all of itself: the try never succeeds.
     if r.kind == LockKind::Semaphore {
-        let v = graph::as_retried_try(|| semaphore_self_deadlock(&ctx, r, Waits::Block));
+        let v = graph::as_retried_try(|| semaphore_self_deadlock(ctx, r, Waits::Block));
         if v.is_some() {
             // The request, with the permits, for the analyzer (as `precheck` writes it).
-            rec_request(&ctx, r);
+            rec_request(ctx, r);
         }
         return v;
     }
