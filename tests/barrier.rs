@@ -241,6 +241,19 @@ fn hold_at_every_generation_against_wait_then_take_is_a_deadlock() {
     assert_eq!(found[0].kind, ViolationKind::Deadlock);
 }
 
+/// The traits std's types have.
+#[test]
+fn the_types_have_std_s_traits() {
+    fn std_like<
+        T: Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe + std::fmt::Debug,
+    >() {
+    }
+    std_like::<Barrier>();
+    std_like::<lockcheck::sync::BarrierWaitResult>();
+    std_like::<std::sync::Barrier>();
+    static _CONST: Barrier = Barrier::new(2);
+}
+
 /// A barrier of one never waits, whatever is held; `Debug` as std's.
 #[test]
 fn a_barrier_of_one_never_waits() {

@@ -203,7 +203,9 @@ impl Barrier {
         let shared = self.shared();
         let me = STATE.try_with(ThreadState::id).unwrap_or(0);
         let number = {
-            let mut g = shared.state.lock();
+            // Busy while held: the arrival allocates (the list of arrivals), and a global
+            // allocator that takes checked locks must find lockcheck's way out.
+            let mut g = super::state::internal(&shared.state);
             g.count += 1;
             if g.count >= self.n {
                 let number = g.number;
@@ -258,6 +260,11 @@ impl Barrier {
         BarrierWaitResult(false)
     }
 }
+
+// As std's: no user code runs under the barrier's mutex, so a panic never leaves its state
+// half-changed (a waiter that gives up leaves its arrival counted, on purpose).
+impl std::panic::RefUnwindSafe for Barrier {}
+impl std::panic::UnwindSafe for Barrier {}
 
 impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1234,20 +1234,26 @@ pub(crate) fn converted(meta: &Meta, from: Mode, to: Mode) {
 
 /// An upgrade that did not wait (`try_upgrade*` that succeeded): [`converted`], and the write it
 /// is noted as a `write()` notes it ([`first_write`]: an upgrade is a write, which a read-read
-/// cycle on the lock can wait behind), after the fact: reported, never raised (the lock is held
-/// and no guard of the new mode exists yet to unwind it).
-pub(crate) fn upgraded_now(meta: &Meta) {
+/// cycle on the lock can wait behind). `Some`: the verdict of a cycle that write closed (under
+/// `panic`), for the caller to raise once it has converted the lock back to upgradable
+/// (`RawRwLock::upgraded_try`): the caller's upgradable guard, not yet turned into a write
+/// guard, then unwinds and releases it, as a stopped blocking upgrade's does.
+pub(crate) fn upgraded_now(meta: &Meta) -> Option<Verdict> {
     converted(meta, Mode::Upgradable, Mode::Exclusive);
     let f = flags();
     if f & flag::ACTIVE == 0 || meta.word() & WRITTEN != 0 {
-        return;
+        return None;
     }
-    let Some(ids) = meta.assigned() else { return };
-    let _ = STATE.try_with(|s| {
-        if !s.busy.get() {
-            let _ = first_write(meta, s, ids, f);
-        }
-    });
+    let ids = meta.assigned()?;
+    STATE
+        .try_with(|s| {
+            if s.busy.get() {
+                return None;
+            }
+            first_write(meta, s, ids, f)
+        })
+        .ok()
+        .flatten()
 }
 
 /// What [`before_upgrade`] decided: a verdict to raise (the upgrade is not made), and whether the
