@@ -271,6 +271,23 @@ const SCENARIOS: &[Scenario] = &[
         "-",
         channel_recv_unneeded_lock,
     ),
+    // A wait at a barrier holding a lock a missing participant needs before it arrives
+    // (`checked/barrier.rs`): a hang, reported (the participant assumed, five seconds into the
+    // wait; known from the previous generation, one second); the look-alikes: the lock released
+    // before the wait, a lock no participant takes, the taker's lock after the generation opened.
+    ("barrier-under-lock", "deadlock", barrier_under_lock),
+    (
+        "barrier-known-participant",
+        "deadlock",
+        barrier_known_participant,
+    ),
+    ("barrier-released-first", "-", barrier_released_first),
+    ("barrier-unneeded-lock", "-", barrier_unneeded_lock),
+    (
+        "barrier-take-after-opening",
+        "-",
+        barrier_take_after_opening,
+    ),
     // The opt-in prediction (`LOCKCHECK_CHANNEL_RECV=on`): a run that does not hang.
     (
         "channel-recv-predicted",
@@ -2888,4 +2905,104 @@ fn upgrade_closes_cycle_and_hangs() {
 
 fn upgrade_after_writer_let_go() {
     upgrade_while_writer_waits(("upgletgo.memo", "upgletgo.deps"), true);
+}
+
+/// The waiter holds `state` at the barrier; the other participant takes `state` before it
+/// arrives, after `rounds` generations passed holding nothing. The waiter gives up (its
+/// arrival counted) and the other goes on.
+fn barrier_hang(name: &'static str, rounds: usize) {
+    let state = Arc::new(Mutex::named(name, 0u32));
+    let barrier = Arc::new(lockcheck::sync::Barrier::new(2));
+    let (go, wait_go) = mpsc::channel::<()>();
+    let (s2, b2) = (state.clone(), barrier.clone());
+    let other = std::thread::spawn(move || {
+        for _ in 0..rounds {
+            b2.wait();
+        }
+        let _ = wait_go.recv();
+        *s2.lock() += 1;
+        b2.wait();
+    });
+    for _ in 0..rounds {
+        barrier.wait();
+    }
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _g = state.lock();
+        let _ = go.send(());
+        barrier.wait();
+    }));
+    let _ = other.join();
+}
+
+fn barrier_under_lock() {
+    barrier_hang("barrier.first.state", 0);
+}
+
+fn barrier_known_participant() {
+    barrier_hang("barrier.known.state", 2);
+}
+
+/// The lock is released before the wait; the other participant takes it, then arrives.
+fn barrier_released_first() {
+    let state = Arc::new(Mutex::named("barrier.released.state", 0u32));
+    let barrier = Arc::new(lockcheck::sync::Barrier::new(2));
+    let (s2, b2) = (state.clone(), barrier.clone());
+    let other = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        *s2.lock() += 1;
+        b2.wait();
+    });
+    drop(state.lock());
+    barrier.wait();
+    let _ = other.join();
+}
+
+/// A lock held at the barrier that no participant takes (a bystander waits for it, past the
+/// one-second grace, while the participant is busy): everybody goes on.
+fn barrier_unneeded_lock() {
+    let state = Arc::new(Mutex::named("barrier.unneeded.state", 0u32));
+    let barrier = Arc::new(lockcheck::sync::Barrier::new(2));
+    let b2 = barrier.clone();
+    let participant = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        b2.wait();
+    });
+    let s3 = state.clone();
+    let (go, wait_go) = mpsc::channel::<()>();
+    let bystander = std::thread::spawn(move || {
+        let _ = wait_go.recv();
+        *s3.lock() += 1;
+    });
+    {
+        let _g = state.lock();
+        let _ = go.send(());
+        barrier.wait();
+    }
+    let _ = (participant.join(), bystander.join());
+}
+
+/// Hold `L` and wait at the barrier; the other waits at the barrier, then takes `L`: after the
+/// generation opened, so it never kept it from opening. Over generations, `L` held at every
+/// other one only.
+fn barrier_take_after_opening() {
+    let state = Arc::new(Mutex::named("barrier.after.state", 0u32));
+    let barrier = Arc::new(lockcheck::sync::Barrier::new(2));
+    let (s2, b2) = (state.clone(), barrier.clone());
+    let taker = std::thread::spawn(move || {
+        for round in 0..20 {
+            b2.wait();
+            if round % 2 == 0 {
+                *s2.lock() += 1;
+            }
+        }
+    });
+    for round in 0..20 {
+        if round % 2 == 0 {
+            let _g = state.lock();
+            barrier.wait();
+        } else {
+            barrier.wait();
+        }
+    }
+    let _ = taker.join();
 }

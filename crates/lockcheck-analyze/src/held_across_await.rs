@@ -70,6 +70,7 @@ fn violation(model: &Model, f: &HeldAcrossAwait) -> Violation {
             .unwrap_or_default(),
         count: f.count,
         waiting_at_end: false,
+        retried_try: false,
     };
     let mut locks = vec![held];
     if f.lock != f.held {

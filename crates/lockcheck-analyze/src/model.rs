@@ -222,6 +222,9 @@ pub struct DepRecord {
     pub clock: ClockId,
     /// How many acquisitions made it.
     pub count: u64,
+    /// Made (by at least one of its acquisitions) by a `try_*` failed [`TRY_RETRIES`] times in
+    /// a row (a retry loop, checked as the blocking request it amounts to).
+    pub retried: bool,
     /// The first site combination seen (see [`Model::sites_of`] for all of them).
     pub first_sites: DepSites,
     /// Index into the further site combinations, `u32::MAX` when there are none.
@@ -682,9 +685,13 @@ impl SelfKind {
         use Mode::*;
         match kind {
             LockKind::Semaphore | LockKind::Condvar | LockKind::Unknown => None,
-            LockKind::Mutex | LockKind::Once | LockKind::End | LockKind::Channel => {
-                Some(SelfKind::SelfDeadlock)
-            }
+            // A barrier is held only by a participant shown over its request of a waiter's lock
+            // (docs/trace-format.md, "Barriers"): as a channel's holder, exclusive.
+            LockKind::Mutex
+            | LockKind::Once
+            | LockKind::End
+            | LockKind::Channel
+            | LockKind::Barrier => Some(SelfKind::SelfDeadlock),
             LockKind::Rwlock => match (req, held) {
                 (Exclusive, _) | (_, Exclusive) | (Upgradable, Upgradable) => {
                     Some(SelfKind::SelfDeadlock)
@@ -717,6 +724,9 @@ pub struct SelfDeadlock {
     pub count: u64,
     /// Whether no such request was ever granted (the runtime stopped it, or the thread hung).
     pub pending: bool,
+    /// Made (by at least one of its requests) by a `try_*` failed [`TRY_RETRIES`] times in a
+    /// row (a spin that can never succeed).
+    pub retried: bool,
 }
 
 /// Threads that each requested a permit of one semaphore while holding some of its permits, and
@@ -1380,6 +1390,9 @@ pub struct ModelBuilder {
     trace_threads: ThreadId,
     /// Per lock (by [`LockId`]), what its acquisitions and releases read and count.
     hot: Vec<LockHot>,
+    /// Set while a retried try is checked as a blocking request ([`ModelBuilder::try_retried`]):
+    /// the dependency and the self-deadlock it makes say so.
+    retrying: bool,
 }
 
 /// What every acquisition and release reads and writes of its lock, in one 20-byte entry per
@@ -1821,6 +1834,7 @@ impl ModelBuilder {
                     held,
                     clock,
                     count: 1,
+                    retried: self.retrying,
                     first_sites: combo,
                     more_sites: NO_MORE_SITES,
                     next: head,
@@ -1831,6 +1845,7 @@ impl ModelBuilder {
         let rec = &mut self.model.deps[i as usize];
         rec.count += 1;
         rec.pending &= pending;
+        rec.retried |= self.retrying;
         if how != How::Try {
             let key = &mut self.model.dep_keys[i as usize];
             key.weight = key.weight.saturating_add(1);
@@ -2006,8 +2021,10 @@ impl ModelBuilder {
             }
         };
         if before < TRY_RETRIES && TRY_RETRIES <= streak && !state.held.is_empty() {
+            self.retrying = true;
             self.self_check(t, l, m, site, true, 1);
             self.add_dep(t, l, m, How::Blocking, site, false);
+            self.retrying = false;
         }
     }
 
@@ -2049,6 +2066,7 @@ impl ModelBuilder {
             let f = &mut self.model.self_deadlocks[i as usize];
             f.count += 1;
             f.pending &= pending;
+            f.retried |= self.retrying;
             return Some(i);
         }
         let i = self.model.self_deadlocks.len() as u32;
@@ -2062,6 +2080,7 @@ impl ModelBuilder {
             held_site,
             count: 1,
             pending,
+            retried: self.retrying,
         });
         self.self_index.insert(key, i);
         Some(i)

@@ -177,6 +177,11 @@ pub struct EdgeReport {
     /// runtime stopped it there with a report.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub waiting_at_end: bool,
+    /// The acquisition was a `try_*` failed `TRY_RETRIES` (1000) times in a row (a retry loop,
+    /// a spin lock's), checked as the blocking request it amounts to: the runtime's
+    /// `EdgeInfo::retried`.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub retried_try: bool,
 }
 
 /// A finding: a feasible lock-order inversion, or an acquisition against the declared hierarchy.
@@ -536,6 +541,7 @@ pub fn dependency_edge(
             .unwrap_or_default(),
         count: rec.count,
         waiting_at_end: rec.pending,
+        retried_try: rec.retried,
     }
 }
 
@@ -796,6 +802,13 @@ fn edge_details(out: &mut String, edges: &[EdgeReport], st: Style) {
                 ""
             }
         );
+        if e.retried_try {
+            let _ = writeln!(
+                out,
+                "     (a try retried {} times in a row: a retry loop, which waits as a blocking acquisition)",
+                lockcheck_core::trace::TRY_RETRIES
+            );
+        }
         let held: Vec<String> = e
             .held
             .iter()

@@ -56,6 +56,7 @@ fn violation(model: &Model, f: &SelfDeadlock) -> Violation {
             .unwrap_or_default(),
         count: f.count,
         waiting_at_end: f.pending,
+        retried_try: f.retried,
     };
     Violation {
         id,
@@ -127,6 +128,7 @@ fn permit_nest(model: &Model, f: &crate::model::PermitNest) -> Violation {
                 .unwrap_or_default(),
             count: 1,
             waiting_at_end: false,
+            retried_try: false,
         })
         .collect();
     let lock_ref = LockRef {

@@ -106,7 +106,12 @@ pub fn suggest(model: &Model) -> Vec<TimeoutRow> {
     let timed: Vec<_> = model
         .classes
         .iter()
-        .filter(|c| c.kind != LockKind::End && c.kind != LockKind::Channel)
+        .filter(|c| {
+            !matches!(
+                c.kind,
+                LockKind::End | LockKind::Channel | LockKind::Barrier
+            )
+        })
         .filter(|c| {
             c.wait.has_nonzero()
                 || c.hold.has_nonzero()

@@ -83,6 +83,7 @@ fn violation(model: &Model, c: &WaitCycle) -> Violation {
                     .unwrap_or_default(),
                 count: c.count,
                 waiting_at_end: false,
+                retried_try: false,
             }
         })
         .collect();

@@ -256,6 +256,7 @@ fn kind_tag(k: LockKind) -> &'static str {
         LockKind::Once => "once",
         LockKind::End => "end",
         LockKind::Channel => "channel",
+        LockKind::Barrier => "barrier",
     }
 }
 
@@ -385,6 +386,7 @@ mod tests {
             LockKind::Once,
             LockKind::End,
             LockKind::Channel,
+            LockKind::Barrier,
         ];
         let mut v = Vec::new();
         for (i, s) in nasty.iter().enumerate() {

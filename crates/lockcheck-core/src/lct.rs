@@ -130,6 +130,7 @@ fn kind_code(k: LockKind) -> u8 {
         LockKind::Once => 5,
         LockKind::End => 6,
         LockKind::Channel => 7,
+        LockKind::Barrier => 8,
     }
 }
 
@@ -577,6 +578,7 @@ impl<'a> Body<'a> {
             5 => LockKind::Once,
             6 => LockKind::End,
             7 => LockKind::Channel,
+            8 => LockKind::Barrier,
             _ => return Err(self.invalid("unknown lock kind")),
         })
     }

@@ -60,6 +60,15 @@ pub enum LockKind {
     /// then an ordinary lock-order cycle `L -> channel -> L`. Serialized `channel`; added within
     /// version 1: older readers refuse it, every older trace still reads.
     Channel,
+    /// A barrier (`lockcheck::sync::Barrier`, class `barrier created at file:line:col`):
+    /// requested (exclusive) by a thread that waits at it holding locks, granted when the
+    /// barrier opens and released at once. Held (shared) only in a deadlock the runtime found:
+    /// by a participant that had not arrived, over its request of a lock a waiter at the
+    /// barrier holds (a `try` `acquire`, a `request`, a `release`: docs/trace-format.md,
+    /// "Barriers"), so that the trace shows the cycle `L -> barrier -> L`. Serialized
+    /// `barrier`; added within version 1: older readers refuse it, every older trace still
+    /// reads.
+    Barrier,
 }
 
 /// The mode in which a lock is requested or held.

@@ -139,12 +139,13 @@ impl Semaphore {
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
         let ok = if cfg!(lockcheck_on) {
             let site = Location::caller();
-            crate::checked::hooks::lock_nonblocking(
+            crate::checked::hooks::lock_nonblocking_of(
                 &self.meta,
                 LockKind::Semaphore,
                 Mode::Permit,
                 How::Try,
                 site,
+                self.permits,
                 || self.take(),
             )
         } else {
@@ -159,12 +160,13 @@ impl Semaphore {
         let deadline = Instant::now().checked_add(timeout);
         let ok = if cfg!(lockcheck_on) {
             let site = Location::caller();
-            crate::checked::hooks::lock_nonblocking(
+            crate::checked::hooks::lock_nonblocking_of(
                 &self.meta,
                 LockKind::Semaphore,
                 Mode::Permit,
                 How::Timed,
                 site,
+                self.permits,
                 || self.take_blocking(deadline),
             )
         } else {

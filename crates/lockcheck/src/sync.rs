@@ -1,13 +1,20 @@
 //! std's API, poisoning included: change `use std::sync::{Mutex, RwLock, Condvar}` to
 //! `use lockcheck::sync::{Mutex, RwLock, Condvar}`. `mpsc` is std's API with bounded channels
-//! checked (see [`checked::mpsc`](crate::checked::mpsc)). Everything else of `std::sync` is
+//! checked (see [`checked::mpsc`](crate::checked::mpsc)), and `Barrier` checked too. Everything else of `std::sync` is
 //! re-exported unchanged, so a glob import keeps working. With instrumentation compiled out
 //! these are std's own types.
 
 pub use std::sync::{
-    atomic, Arc, Barrier, BarrierWaitResult, LockResult, OnceState, PoisonError, TryLockError,
-    TryLockResult, Weak,
+    atomic, Arc, LockResult, OnceState, PoisonError, TryLockError, TryLockResult, Weak,
 };
+
+#[cfg(not(lockcheck_on))]
+pub use std::sync::{Barrier, BarrierWaitResult};
+
+/// std's `Barrier`, checked: a wait made while holding locks is in the wait-for graph, and a
+/// participant stuck behind those locks is a `deadlock` (see `checked/barrier.rs`).
+#[cfg(lockcheck_on)]
+pub use crate::checked::{Barrier, BarrierWaitResult};
 
 /// std's channels; in instrumented builds, [`checked::mpsc`](crate::checked::mpsc): a send into a
 /// full bounded channel is checked as a wait for the thread that receives from it, and a receive

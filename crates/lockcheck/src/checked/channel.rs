@@ -421,6 +421,7 @@ impl Gate {
                 site: site.to_string(),
                 other_held: Vec::new(),
                 backtrace: None,
+                retried: false,
             }],
         );
         super::report::publish(v);
@@ -755,6 +756,7 @@ fn deferred_limit_hit(
             site: site.to_string(),
             other_held: Vec::new(),
             backtrace: None,
+            retried: false,
         }],
     );
     super::report::publish(v);

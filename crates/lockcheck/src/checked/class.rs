@@ -257,6 +257,12 @@ fn intern(src: ClassSrc, kind: LockKind) -> (u32, bool) {
             loc.line(),
             loc.column()
         ),
+        ClassSrc::Site(loc) if kind == LockKind::Barrier => format!(
+            "barrier created at {}:{}:{}",
+            loc.file(),
+            loc.line(),
+            loc.column()
+        ),
         ClassSrc::Site(loc) => format!("{}:{}:{}", loc.file(), loc.line(), loc.column()),
         ClassSrc::Named(name) => name.to_owned(),
         ClassSrc::Anonymous => return (NO_CLASS, false),
@@ -322,6 +328,7 @@ fn report_limit(src: ClassSrc, kind: LockKind, inst: u64, limit: &'static str, b
             site,
             other_held: Vec::new(),
             backtrace: None,
+            retried: false,
         };
         publish(Violation::inversion(
             ViolationKind::Incomplete { limit, bound },

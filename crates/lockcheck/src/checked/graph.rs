@@ -172,6 +172,32 @@ pub(crate) struct DepRecord {
     /// The requesting OS thread's end, shared by its records (`None` for a task's dependency,
     /// or a thread already ending: never merged).
     pub end: Option<Arc<ThreadEnd>>,
+    /// Made by a `try_*` retried `TRY_RETRIES` times in a row (see [`as_retried_try`]).
+    pub retried: bool,
+}
+
+thread_local! {
+    /// Set while a retried try is checked as a blocking acquisition (see [`as_retried_try`]).
+    static RETRIED_TRY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a retried try is being checked on this thread (see [`as_retried_try`]).
+pub(crate) fn retried_now() -> bool {
+    RETRIED_TRY.try_with(std::cell::Cell::get).unwrap_or(false)
+}
+
+/// Runs `f` (the check of a `try_*` failed `TRY_RETRIES` times in a row, as a blocking
+/// acquisition) so that the dependencies it records say so (reports name the acquisition a
+/// retried try: [`EdgeInfo::retried`]).
+pub(crate) fn as_retried_try<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let _ = RETRIED_TRY.try_with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(RETRIED_TRY.try_with(|c| c.replace(true)).unwrap_or(false));
+    f()
 }
 
 impl Variant for DepRecord {
@@ -647,6 +673,7 @@ pub(crate) fn add_dependency<C: Into<ReqClock>>(
         held_sites: Few::collect(n, held().map(|h| h.site)),
         backtrace,
         end,
+        retried: RETRIED_TRY.try_with(std::cell::Cell::get).unwrap_or(false),
     });
     with_graph(|g| {
         let mut limits = Vec::new();
@@ -818,6 +845,7 @@ impl Graph {
                 site: rec.site.to_string(),
                 other_held: Vec::new(),
                 backtrace: None,
+                retried: false,
             }],
         ));
     }
@@ -1237,6 +1265,7 @@ impl Graph {
                         .map(|(j, h)| LockRef::new(shown(h.0), d.held_classes[j]))
                         .collect(),
                     backtrace: d.backtrace.clone(),
+                    retried: d.retried,
                 }
             })
             .collect();
@@ -1660,6 +1689,7 @@ mod tests {
             held_sites: Few::collect(held.len(), held.iter().map(|_| Location::caller())),
             backtrace: None,
             end: None,
+            retried: false,
         })
     }
 

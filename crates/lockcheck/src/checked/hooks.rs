@@ -851,6 +851,21 @@ pub(crate) fn lock_nonblocking(
     site: &'static Location<'static>,
     attempt: impl FnOnce() -> bool,
 ) -> bool {
+    lock_nonblocking_of(meta, kind, mode, how, site, 1, attempt)
+}
+
+/// [`lock_nonblocking`] of a lock of `capacity` permits (a semaphore's; 1 for the others): a
+/// retried try of a semaphore whose permits the thread holds all of is a self-deadlock.
+#[inline]
+pub(crate) fn lock_nonblocking_of(
+    meta: &Meta,
+    kind: LockKind,
+    mode: Mode,
+    how: How,
+    site: &'static Location<'static>,
+    capacity: usize,
+    attempt: impl FnOnce() -> bool,
+) -> bool {
     let f = flags();
     if f & flag::ACTIVE == 0 {
         return attempt();
@@ -885,11 +900,15 @@ pub(crate) fn lock_nonblocking(
     if let Ok(Some(ids)) = ids {
         if ok && f & flag::SLOW != 0 {
             after_acquire(ids, mode, how, site, wait_ns, f);
-        } else if !ok && f & flag::RECORD != 0 {
-            recorder::on_fail(ids, mode, how, site, wait_ns);
         }
         if !ok {
-            if let Some(v) = failed_try_retried(meta, kind, ids, mode, site, f) {
+            // Counted first: a semaphore's self-deadlock writes its request (with the permits)
+            // before this failure, so that the analyzer knows the permits when it counts it.
+            let v = failed_try_retried(meta, kind, ids, mode, site, capacity, f);
+            if f & flag::RECORD != 0 {
+                recorder::on_fail(ids, mode, how, site, wait_ns);
+            }
+            if let Some(v) = v {
                 // Nothing was taken: no guard to unwind.
                 v.raise();
             }
@@ -908,15 +927,19 @@ pub(crate) fn lock_nonblocking(
 /// before it, and a cycle it closes is an inversion (two threads spinning on each other's lock,
 /// or one spinning while the other blocks). A loop that gives up sooner waits for nothing and is
 /// not counted as a wait. The `Debug` impls of the locks, which peek with a try, are not counted
-/// ([`is_peek_site`]). The lock's identity is already assigned (`lock_nonblocking`).
+/// ([`is_peek_site`]). The lock's identity is already assigned (`lock_nonblocking`). A semaphore
+/// of `capacity` permits whose permits the thread holds all of is a self-deadlock, as for a
+/// blocking `acquire` ([`check_permits`]).
 #[cold]
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 fn failed_try_retried(
     meta: &Meta,
     kind: LockKind,
     ids: Ids,
     mode: Mode,
     site: &'static Location<'static>,
+    capacity: usize,
     f: u8,
 ) -> Option<Verdict> {
     if action() == Action::Off || f & flag::CHECK == 0 || is_peek_site(site.file()) {
@@ -947,7 +970,19 @@ fn failed_try_retried(
             if streak != TRY_RETRIES || !s.holds_any() {
                 return None;
             }
-            check_held(s, meta, kind, mode, site, ids, f)
+            if kind == LockKind::Semaphore {
+                let (own, first) = s.count_held(|h| h.inst == ids.inst);
+                if let Some(h) = first.filter(|_| own >= capacity) {
+                    // As `check_permits`: the request, with the permits, for the analyzer.
+                    if f & flag::RECORD != 0 {
+                        recorder::on_request(ids, kind, mode, site, capacity, 1);
+                    }
+                    return graph::as_retried_try(|| {
+                        self_violation(s, ViolationKind::SelfDeadlock, ids, mode, site, h)
+                    });
+                }
+            }
+            graph::as_retried_try(|| check_held(s, meta, kind, mode, site, ids, f))
         })
         .ok()
         .flatten()
@@ -1212,20 +1247,26 @@ pub(crate) fn converted(meta: &Meta, from: Mode, to: Mode) {
 
 /// An upgrade that did not wait (`try_upgrade*` that succeeded): [`converted`], and the write it
 /// is noted as a `write()` notes it ([`first_write`]: an upgrade is a write, which a read-read
-/// cycle on the lock can wait behind), after the fact: reported, never raised (the lock is held
-/// and no guard of the new mode exists yet to unwind it).
-pub(crate) fn upgraded_now(meta: &Meta) {
+/// cycle on the lock can wait behind). `Some`: the verdict of a cycle that write closed (under
+/// `panic`), for the caller to raise once it has converted the lock back to upgradable
+/// (`RawRwLock::upgraded_try`): the caller's upgradable guard, not yet turned into a write
+/// guard, then unwinds and releases it, as a stopped blocking upgrade's does.
+pub(crate) fn upgraded_now(meta: &Meta) -> Option<Verdict> {
     converted(meta, Mode::Upgradable, Mode::Exclusive);
     let f = flags();
     if f & flag::ACTIVE == 0 || meta.word() & WRITTEN != 0 {
-        return;
+        return None;
     }
-    let Some(ids) = meta.assigned() else { return };
-    let _ = STATE.try_with(|s| {
-        if !s.busy.get() {
-            let _ = first_write(meta, s, ids, f);
-        }
-    });
+    let ids = meta.assigned()?;
+    STATE
+        .try_with(|s| {
+            if s.busy.get() {
+                return None;
+            }
+            first_write(meta, s, ids, f)
+        })
+        .ok()
+        .flatten()
 }
 
 /// What [`before_upgrade`] decided: a verdict to raise (the upgrade is not made), and whether the
@@ -1493,7 +1534,8 @@ pub(crate) fn add_late_dependency(req: graph::Request<'_>) {
 pub(crate) fn self_conflict(kind: LockKind, req: Mode, held: Mode) -> Option<ViolationKind> {
     use Mode::*;
     match kind {
-        LockKind::Semaphore | LockKind::Condvar => None,
+        // A barrier's wait is never made by a thread that holds it (its hold ends with the wait).
+        LockKind::Semaphore | LockKind::Condvar | LockKind::Barrier => None,
         // A `Once` is taken exclusively by its initializer: re-entering it waits for itself.
         // A channel's receiving thread sending into it when it is full waits for itself.
         LockKind::Mutex
@@ -1577,6 +1619,7 @@ fn own_hold_edge(
         } else {
             None
         },
+        retried: graph::retried_now(),
     }
 }
 

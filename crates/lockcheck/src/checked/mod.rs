@@ -4,6 +4,7 @@
 //! parking_lot's plain locks otherwise. Use this module directly to force checking in one place
 //! of a release build, or to compare both in one benchmark.
 
+pub(crate) mod barrier;
 mod byte_mutex;
 pub(crate) mod channel;
 pub(crate) mod class;
@@ -25,6 +26,7 @@ mod variants;
 pub(crate) mod watch;
 mod word_rwlock;
 
+pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 
 /// std's `mpsc` channels with bounded channels in the lock order (what

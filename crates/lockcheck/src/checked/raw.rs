@@ -884,9 +884,29 @@ unsafe impl lock_api::RawRwLockUpgrade for RawRwLock {
     unsafe fn try_upgrade(&self) -> bool {
         let ok = self.inner.try_upgrade();
         if ok {
-            upgraded_now(&self.meta);
+            self.upgraded_try();
         }
         ok
+    }
+}
+
+impl RawRwLock {
+    /// A `try_upgrade*` succeeded: noted as a write ([`upgraded_now`]); a cycle that write closes
+    /// is raised under `panic`, as a blocking upgrade's is, after the lock goes back to
+    /// upgradable (lock_api's guard calls this with its upgradable guard alive, and forgets it
+    /// only once this returns: unwinding, that guard releases the lock as upgradable). The trace
+    /// shows the `convert` back, as for a stopped blocking upgrade.
+    ///
+    /// # Safety
+    ///
+    /// The lock is held exclusively by this thread, just upgraded.
+    unsafe fn upgraded_try(&self) {
+        if let Some(v) = upgraded_now(&self.meta) {
+            converted(&self.meta, Mode::Exclusive, Mode::Upgradable);
+            // SAFETY: held exclusively (the caller's contract).
+            unsafe { self.inner.downgrade_to_upgradable() };
+            v.raise();
+        }
     }
 }
 
@@ -939,7 +959,7 @@ unsafe impl lock_api::RawRwLockUpgradeTimed for RawRwLock {
     unsafe fn try_upgrade_for(&self, timeout: Duration) -> bool {
         let ok = self.inner.try_upgrade_for(timeout);
         if ok {
-            upgraded_now(&self.meta);
+            self.upgraded_try();
         }
         ok
     }
@@ -947,7 +967,7 @@ unsafe impl lock_api::RawRwLockUpgradeTimed for RawRwLock {
     unsafe fn try_upgrade_until(&self, timeout: Instant) -> bool {
         let ok = self.inner.try_upgrade_until(timeout);
         if ok {
-            upgraded_now(&self.meta);
+            self.upgraded_try();
         }
         ok
     }

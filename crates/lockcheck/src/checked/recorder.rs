@@ -116,9 +116,62 @@ const REQUESTED: u64 = raw::REQUESTED;
 const K_HELD_ACROSS_AWAIT: u8 = raw::K_HELD_ACROSS_AWAIT;
 
 /// What a [`K_HELD_ACROSS_AWAIT`] record does not hold: the held guard's lock, class, holder and
-/// site. Entries are taken (left empty) by the writer; the table is cleared when a recording stops.
+/// site. The writer takes an entry when it writes the record, and its slot goes back to the
+/// table's free list for the next one: the table holds at most as many entries as records wait
+/// for the writer (bounded: [`MAX_FULL`] full blocks in the process), not one per event of the
+/// recording (as it did, until the recording stopped). Cleared when a recording stops.
 #[cfg(feature = "tokio")]
-static HELD_ACROSS: PlMutex<Vec<Option<(Ids, u64, Site)>>> = PlMutex::new(Vec::new());
+static HELD_ACROSS: PlMutex<SideTable> = PlMutex::new(SideTable::new());
+
+/// A held guard's lock, its holder and site (see [`HELD_ACROSS`]).
+#[cfg(feature = "tokio")]
+type HeldAcross = (Ids, u64, Site);
+
+/// Slots of a side table, each given back once taken: written by hand (a vector and a free
+/// list), as the channel's sender slots are; the runtime crate takes no dependency for it.
+#[cfg(feature = "tokio")]
+struct SideTable {
+    entries: Vec<Option<HeldAcross>>,
+    free: Vec<usize>,
+}
+
+#[cfg(feature = "tokio")]
+impl SideTable {
+    const fn new() -> SideTable {
+        SideTable {
+            entries: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// Stores `e` in a free slot (a new one only when none is free): its index.
+    fn put(&mut self, e: HeldAcross) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.entries[i] = Some(e);
+                i
+            }
+            None => {
+                self.entries.push(Some(e));
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    /// Takes the entry at `i`, giving its slot back.
+    fn take(&mut self, i: usize) -> Option<HeldAcross> {
+        let e = self.entries.get_mut(i)?.take();
+        if e.is_some() {
+            self.free.push(i);
+        }
+        e
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.free.clear();
+    }
+}
 
 #[inline(always)]
 fn head(kind: u8, mode: Mode, how: How, class: u32) -> u64 {
@@ -2530,10 +2583,7 @@ impl Writer {
             K_JOIN => self.emit(&Event::Join { t, child: r.a }),
             #[cfg(feature = "tokio")]
             K_HELD_ACROSS_AWAIT => {
-                let rest = HELD_ACROSS
-                    .lock()
-                    .get_mut(r.x as usize)
-                    .and_then(Option::take);
+                let rest = HELD_ACROSS.lock().take(r.x as usize);
                 if let Some((held, ht, hsite)) = rest {
                     let l = self.lock(r.a, c);
                     let h = self.lock(held.inst, held.class);
@@ -3066,6 +3116,26 @@ pub(crate) fn on_task_acquire(
     );
 }
 
+/// A failed try by an async task (not this thread's own stream): the `fail` event, in the
+/// holder's stream.
+#[cfg(feature = "tokio")]
+pub(crate) fn on_task_fail(holder: u64, ids: Ids, mode: Mode, site: Site) {
+    if !site_seen_locally(site) {
+        note_site(site);
+    }
+    push_task(
+        holder,
+        Rec {
+            head: head(K_FAIL, mode, How::Try, ids.class),
+            a: ids.inst,
+            b: site_word(site),
+            x: 0,
+            ts: 0,
+        },
+        false,
+    );
+}
+
 /// A blocking acquisition by an async task (or a thread in `blocking_*`: `holder` is then this
 /// thread), about to be checked: the `request` event, in the holder's stream.
 #[cfg(feature = "tokio")]
@@ -3114,11 +3184,7 @@ pub(crate) fn on_held_across_await(
             note_site(s);
         }
     }
-    let index = {
-        let mut table = super::state::internal(&HELD_ACROSS);
-        table.push(Some((held, owner, held_site)));
-        table.len() - 1
-    };
+    let index = { super::state::internal(&HELD_ACROSS).put((held, owner, held_site)) };
     let rec = Rec {
         head: head(K_HELD_ACROSS_AWAIT, mode, How::Blocking, ids.class),
         a: ids.inst,
@@ -3154,6 +3220,34 @@ pub(crate) fn on_task_release(holder: u64, ids: Ids, hold_ns: u64, last: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A held-across-await entry's slot goes back once the writer takes it: ten thousand events
+    /// written one after another need one slot, not ten thousand (trust16's finding: one slot
+    /// per event until the recording stopped).
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn held_across_await_slots_are_given_back() {
+        let mut t = SideTable::new();
+        let e: HeldAcross = (Ids { inst: 1, class: 2 }, 3, Location::caller());
+        for _ in 0..10_000 {
+            let i = t.put(e);
+            assert_eq!(t.take(i).map(|x| x.1), Some(3));
+            assert!(t.take(i).is_none(), "taken once");
+        }
+        assert_eq!(t.entries.len(), 1);
+        // Several waiting at once: as many slots as wait, reused after.
+        let a: Vec<usize> = (0..5).map(|_| t.put(e)).collect();
+        for &i in &a {
+            assert!(t.take(i).is_some());
+        }
+        let b: Vec<usize> = (0..5).map(|_| t.put(e)).collect();
+        assert_eq!(t.entries.len(), 5);
+        for i in b {
+            assert!(t.take(i).is_some());
+        }
+        t.clear();
+        assert!(t.entries.is_empty() && t.free.is_empty());
+    }
 
     /// The writer's hold stack: innermost first, a release below the top found, the oldest
     /// entries dropped (and said) past [`HELD_TIMES`], and their releases unmeasured.

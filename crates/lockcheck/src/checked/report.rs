@@ -183,7 +183,7 @@ impl LockRef {
             LockKind::Unknown => "lock",
             LockKind::Once => "Once",
             // Its class already says what it is (`channel created at file:line:col`).
-            LockKind::End | LockKind::Channel => return None,
+            LockKind::End | LockKind::Channel | LockKind::Barrier => return None,
         })
     }
 }
@@ -222,6 +222,10 @@ pub struct EdgeInfo {
     pub site: String,
     /// Other locks held at the time.
     pub other_held: Vec<LockRef>,
+    /// The acquisition was a `try_*` that failed
+    /// [`TRY_RETRIES`](lockcheck_core::trace::TRY_RETRIES) times in a row (a retry loop, a spin
+    /// lock's), checked as the blocking acquisition it amounts to, not a blocking call.
+    pub retried: bool,
     pub(crate) backtrace: Option<Trace>,
 }
 
@@ -277,6 +281,7 @@ impl EdgeInfo {
             site,
             other_held: Vec::new(),
             backtrace: None,
+            retried: false,
         }
     }
 
@@ -726,10 +731,11 @@ impl Violation {
                     let who = if i == 0 { "" } else { "earlier, " };
                     let _ = writeln!(
                         s,
-                        "  {who}{} {verb} {next} ({}) at {}",
+                        "  {who}{} {verb} {next} ({}) at {}{}",
                         self::who(&e.thread),
                         e.acquired,
-                        e.site
+                        e.site,
+                        retried_note(e)
                     );
                     let _ = writeln!(
                         s,
@@ -931,13 +937,27 @@ fn column_label(thread: &str) -> &str {
 }
 
 /// The two lines of a self-deadlock report: the acquisition and the hold it runs into.
+/// What a report says after the site of a retried try's acquisition (see
+/// [`EdgeInfo::retried`]).
+fn retried_note(e: &EdgeInfo) -> String {
+    if e.retried {
+        format!(
+            " (a try retried {} times in a row: a retry loop, which waits as a blocking acquisition)",
+            lockcheck_core::trace::TRY_RETRIES
+        )
+    } else {
+        String::new()
+    }
+}
+
 fn render_self_hold(s: &mut String, e: &EdgeInfo) {
     let _ = writeln!(
         s,
-        "  acquiring {} ({}) at {}",
+        "  acquiring {} ({}) at {}{}",
         e.acquired,
         mode_name(e.mode),
-        e.site
+        e.site,
+        retried_note(e)
     );
     let _ = writeln!(
         s,

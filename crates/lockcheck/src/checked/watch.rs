@@ -156,6 +156,9 @@ struct Waiter {
     /// the holds of waiters' snapshots: the receiver may have changed threads since), and for a
     /// fresh channel only past a grace (see [`gate_wait_stuck`]).
     gate: Option<Weak<super::channel::Gate>>,
+    /// A wait at a barrier, in this generation: it waits for every participant that has not
+    /// arrived (see [`barrier_wait_stuck`]).
+    barrier: Option<(Weak<super::barrier::Shared>, u64)>,
     /// How many times a receive's (or a send's) wait was checked again: once it is
     /// [`super::channel::RECV_GRACE`] old, and once it is [`super::channel::UNPLACED_GRACE`]
     /// old.
@@ -255,14 +258,14 @@ impl WaitToken {
                 1 => super::channel::UNPLACED_GRACE,
                 _ => return Ok(()),
             };
-            if (x.senders.is_none() && x.gate.is_none())
+            if (x.senders.is_none() && x.gate.is_none() && x.barrier.is_none())
                 || x.since.elapsed() < due
                 || action() == Action::Off
             {
                 return Ok(());
             }
             x.rechecked += 1;
-            self.recheck = x.rechecked < 2 && x.senders.is_some();
+            self.recheck = x.rechecked < 2 && (x.senders.is_some() || x.barrier.is_some());
             deadlock_cycle(&waiting, i)
         };
         match cycle {
@@ -474,12 +477,17 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
         } else {
             None
         },
+        barrier: if w.kind == LockKind::Barrier {
+            super::barrier::waiting_at(w.ids.inst)
+        } else {
+            None
+        },
         rechecked: 0,
     };
     let mut token = WaitToken {
         ended: Some(ended),
         pending: None,
-        recheck: waiter.senders.is_some() || waiter.gate.is_some(),
+        recheck: waiter.senders.is_some() || waiter.gate.is_some() || waiter.barrier.is_some(),
     };
     match try_register(waiter) {
         Ok(Some(edges)) => deadlock_found(&mut token, &w, edges)?,
@@ -617,15 +625,16 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
     Ok(())
 }
 
-/// A deadlock through a waiting receive, closed by another thread (`me`): the receiving thread
-/// gives up its locks rather than this one, whose panic may free nothing (a sender blocked on
-/// the receiver's lock usually holds none). Whether a receive of the cycle was marked.
+/// A deadlock through a waiting receive (or a wait at a barrier), closed by another thread
+/// (`me`): the receiving thread gives up its locks rather than this one, whose panic may free
+/// nothing (a sender blocked on the receiver's lock usually holds none; a participant of the
+/// barrier that gave up would never arrive). Whether a receive of the cycle was marked.
 fn receive_gives_up(me: u64, members: &[u64], first: &str) -> bool {
     let mut waiting = internal(&WAITING);
     let Some(r) = waiting.iter_mut().find(|x| {
         x.thread != me
             && x.live()
-            && x.senders.is_some()
+            && (x.senders.is_some() || x.barrier.is_some())
             && members.contains(&x.thread)
             && !x.relocking
             && !x.panicking
@@ -633,8 +642,13 @@ fn receive_gives_up(me: u64, members: &[u64], first: &str) -> bool {
         return false;
     };
     r.victim = Some(format!(
-        "{first}, at {} (report above; this receive gives up its locks so the others can go on)",
-        r.site
+        "{first}, at {} (report above; this {} gives up its locks so the others can go on)",
+        r.site,
+        if r.barrier.is_some() {
+            "wait at a barrier"
+        } else {
+            "receive"
+        }
     ));
     true
 }
@@ -716,6 +730,11 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
             Some(s.placement(w.thread))
         })
         .collect();
+    // The generation of each barrier waited at (see `barrier_wait_stuck`).
+    let barriers: Vec<Option<super::barrier::View>> = waiting
+        .iter()
+        .map(|w| Some(w.barrier.as_ref()?.0.upgrade()?.view()))
+        .collect();
     loop {
         let mut changed = false;
         for i in 0..n {
@@ -723,7 +742,11 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
                 continue;
             }
             let w = &waiting[i];
-            let ok = if w.gate.is_some() {
+            let ok = if w.barrier.is_some() {
+                barriers[i]
+                    .as_ref()
+                    .is_some_and(|v| barrier_wait_stuck(waiting, &stuck, i, v))
+            } else if w.gate.is_some() {
                 gates[i].is_some_and(|g| gate_wait_stuck(waiting, &stuck, i, g))
             } else if w.senders.is_some() {
                 placements[i]
@@ -766,7 +789,11 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
     loop {
         let i = *path.last().expect("non-empty");
         let w = &waiting[i];
-        let next = if let Some(p) = &placements[i] {
+        let next = if let Some(v) = &barriers[i] {
+            behind_barrier(waiting, &stuck, i, v)
+                .first()
+                .map(|&(j, _)| j)
+        } else if let Some(p) = &placements[i] {
             or_wait_next(waiting, &stuck, i, p)
         } else if let Some(g) = gates[i] {
             (0..n).find(|&j| j != i && stuck[j] && waiting[j].thread == g.thread)
@@ -788,6 +815,85 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
         }
         path.push(next);
     }
+}
+
+/// Whether waiter `w` is at the same barrier, in the same generation, as waiter `x`.
+fn same_barrier(w: &Waiter, x: &Waiter) -> bool {
+    match (&w.barrier, &x.barrier) {
+        (Some((a, g)), Some((b, h))) => Weak::ptr_eq(a, b) && g == h,
+        _ => false,
+    }
+}
+
+/// The stuck waiters (not at barrier waiter `i`'s barrier) behind the waiters of its
+/// generation: blocked, directly or through other stuck waiters, on a lock that one of those
+/// holds. Each with whether its thread is a known participant (it arrived at the previous
+/// generation), known ones first; a thread that arrived in this generation is left out. Empty
+/// once the barrier has opened.
+fn behind_barrier(
+    waiting: &[Waiter],
+    stuck: &[bool],
+    i: usize,
+    v: &super::barrier::View,
+) -> Vec<(usize, bool)> {
+    let n = waiting.len();
+    let at = |k: usize| k == i || same_barrier(&waiting[k], &waiting[i]);
+    if waiting[i].barrier.as_ref().is_none_or(|b| b.1 != v.number) {
+        return Vec::new();
+    }
+    // Waiters at the barrier, then those behind them, by "waits for a lock held by".
+    let mut set: Vec<usize> = (0..n).filter(|&k| stuck[k] && at(k)).collect();
+    let mut next = 0;
+    while next < set.len() {
+        let k = set[next];
+        next += 1;
+        for j in 0..n {
+            if !stuck[j] || set.contains(&j) || at(j) || v.arrived.contains(&waiting[j].thread) {
+                continue;
+            }
+            let w = &waiting[j];
+            let held_by_k = waiting[k].held.iter().any(|h| {
+                h.inst != waiting[k].end
+                    && (blocks(w, h) || (h.inst == w.ids.inst && w.kind == LockKind::Semaphore))
+            });
+            if held_by_k {
+                set.push(j);
+            }
+        }
+    }
+    let mut out: Vec<(usize, bool)> = Vec::new();
+    for &j in set.iter().filter(|&&j| !at(j)) {
+        if out
+            .iter()
+            .all(|&(o, _)| waiting[o].thread != waiting[j].thread)
+        {
+            out.push((j, v.known.contains(&waiting[j].thread)));
+        }
+    }
+    out.sort_by_key(|&(_, known)| !known);
+    out
+}
+
+/// Whether waiter `i`, at a barrier whose generation is `v`, stays stuck given the waiters
+/// still `stuck`: the participants it waits for cannot arrive (see `barrier.rs`). A known
+/// participant (it arrived at the previous generation) stuck behind the waiters' locks never
+/// arrives: stuck once the wait is [`super::channel::RECV_GRACE`] old. Otherwise the threads
+/// stuck behind those locks are assumed to be the missing participants when there are as many
+/// as are missing, once the wait is [`super::channel::UNPLACED_GRACE`] old (a guess: one of
+/// them may be no participant, while a participant is busy elsewhere).
+fn barrier_wait_stuck(
+    waiting: &[Waiter],
+    stuck: &[bool],
+    i: usize,
+    v: &super::barrier::View,
+) -> bool {
+    let waited = waiting[i].since.elapsed();
+    if waited < super::channel::RECV_GRACE || v.missing == 0 {
+        return false;
+    }
+    let behind = behind_barrier(waiting, stuck, i, v);
+    behind.iter().any(|&(_, known)| known)
+        || (behind.len() >= v.missing && waited >= super::channel::UNPLACED_GRACE)
 }
 
 /// Whether send `i`, waiting on a bounded channel held now by thread `holder` (`fresh`: its
@@ -976,8 +1082,22 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
         .map(|i| {
             let w = &waiting[cycle[i]];
             let prev = &waiting[cycle[(i + k - 1) % k]];
+            // A participant that has not arrived "holds" the barrier a waiter waits at.
+            let at_barrier = prev.barrier.as_ref().and_then(|(b, _)| {
+                let v = b.upgrade()?.view();
+                sender_for_trace(w, prev.ids, v.site);
+                Some(format!(
+                    "{} (the barrier, created there: this thread has not arrived{})",
+                    v.site,
+                    if v.known.contains(&w.thread) {
+                        ", and arrived at its previous generation"
+                    } else {
+                        "; assumed a participant"
+                    }
+                ))
+            });
             // The thread a waiting receive waits for "holds" one of its senders' handles.
-            let handle = prev
+            let handle = at_barrier.or_else(|| prev
                 .senders
                 .as_ref()
                 .and_then(Weak::upgrade)
@@ -998,7 +1118,7 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
                     };
                     sender_for_trace(w, prev.ids, site);
                     Some(text)
-                });
+                }));
             // A writer queued ahead of `prev`'s read holds nothing of the lock: it is shown
             // holding what it requests (its `WRITER` flag), at its own request's site.
             let queued = w.ids.inst == prev.ids.inst;
@@ -1038,6 +1158,7 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
                     .map(|x| LockRef::new(x.inst, x.class))
                     .collect(),
                 backtrace: None,
+                retried: false,
             }
         })
         .collect()
@@ -1892,6 +2013,7 @@ pub(crate) fn check_condvar_wait(
                     .map(|x| LockRef::new(x.inst, x.class))
                     .collect(),
                 backtrace: None,
+                retried: false,
             };
             publish(Violation {
                 kind: ViolationKind::CondvarWait {
@@ -1930,6 +2052,7 @@ mod tests {
             ended: Arc::new(AtomicBool::new(false)),
             senders: None,
             gate: None,
+            barrier: None,
             rechecked: 0,
         }
     }

@@ -336,11 +336,25 @@ fn block_checked<T>(f: impl Future<Output = Result<T, Verdict>>) -> T {
     }
 }
 
-/// A `try_*` acquisition: never blocks, so no check; a success is held.
+/// A `try_*` acquisition: never blocks, so no check; a success is held. A failure is counted: a
+/// try retried [`TRY_RETRIES`](lockcheck_core::trace::TRY_RETRIES) times in a row is checked as
+/// a blocking acquisition (see `track::try_failed`), and its verdict raised here.
+#[track_caller]
 fn try_acquire(sem: &Sem, r: Req<'_>) -> Result<Hold, TryAcquireError> {
-    let p = sem.try_acquire_many(r.permits)?;
-    p.forget();
-    Ok(track::tried(&r))
+    match sem.try_acquire_many(r.permits) {
+        Ok(p) => {
+            p.forget();
+            Ok(track::tried(&r))
+        }
+        Err(e) => {
+            if matches!(e, TryAcquireError::NoPermits) {
+                if let Some(v) = track::try_failed(&r) {
+                    v.raise();
+                }
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Runs a future to completion on this thread (the `blocking_*` methods), parking between polls.

@@ -16,7 +16,7 @@ use crate::checked::report::{publish, EdgeInfo, LockRef, Verdict, Violation, Vio
 use crate::checked::state::{as_busy, internal, mix, thread_name, Held, STATE};
 use crate::config::{action, flag, flags, Action};
 use lockcheck_core::deps::VectorClock;
-use lockcheck_core::trace::{How, LockKind, Mode};
+use lockcheck_core::trace::{is_peek_site, How, LockKind, Mode, TRY_RETRIES};
 use parking_lot::Mutex as PlMutex;
 use std::cell::{Cell, UnsafeCell};
 use std::collections::{HashMap, HashSet};
@@ -240,6 +240,12 @@ struct Shard {
     /// Dependencies from an owned guard of a holder that may still have it (by the guard's
     /// token): confirmed when the guard is dropped in that holder, dropped otherwise.
     pending: HashMap<u64, Pending, std::hash::BuildHasherDefault<IdHasher>>,
+    /// Failed tries in a row, per holder that held something at its last failed try: the try's
+    /// key (lock, mode, site, the hold tokens of its list and its sync held set) and the streak
+    /// (see [`try_failed`]). An entry goes at the holder's next successful try, and with the
+    /// holder's list at a [`Shard::sweep`]: at most one per holder with a list, or that held
+    /// sync guards at its last failure.
+    tries: HashMap<u64, (u64, u32), std::hash::BuildHasherDefault<IdHasher>>,
     /// The list of the holder last looked up through [`Shard::list_ptr`] (`last_list` null:
     /// none): a task that locks and unlocks in a row finds its list without hashing (the two
     /// lookups were a tenth of an async lock+unlock). The pointer is into `by_holder`'s entry, so
@@ -336,6 +342,7 @@ impl ShardLock {
             idx: idx as u64,
             checked: HashSet::default(),
             pending: HashMap::default(),
+            tries: HashMap::default(),
             last_holder: 0,
             last_list: std::ptr::null_mut(),
         }))
@@ -435,6 +442,8 @@ impl Shard {
     /// Removes the empty lists (finished tasks), and the cached pointer with them.
     fn sweep(&mut self) {
         self.by_holder.retain(|_, l| !l.is_empty());
+        let lists = &self.by_holder;
+        self.tries.retain(|h, _| lists.contains_key(h));
         self.emptied = 0;
         self.last_list = std::ptr::null_mut();
     }
@@ -1451,15 +1460,100 @@ fn rec_confirmed(holder: u64, e: &mut Entry, p: &Pending) {
 /// Dependencies a shard remembers as checked; past it the cache is emptied (re-checks only).
 const CHECKED_MAX: usize = 1 << 14;
 
-/// A `try_*` acquisition: no check and no edge (it cannot block), but a success is held.
+/// A `try_*` acquisition: no check and no edge (it cannot block), but a success is held, and
+/// ends its holder's streak of failed tries (see [`try_failed`]).
 pub(crate) fn tried(r: &Req<'_>) -> Hold {
     match prepare(r) {
         Some((ctx, _)) => {
-            let hold = with_shard(ctx.holder, |s| push(s, &ctx, r));
+            let hold = with_shard(ctx.holder, |s| {
+                if !s.tries.is_empty() {
+                    s.tries.remove(&ctx.holder);
+                }
+                push(s, &ctx, r)
+            });
             rec_acquire(&ctx, r, How::Try, 0);
             hold
         }
         None => Hold::untracked(),
+    }
+}
+
+/// A `try_*` acquisition failed (no permits): written to the trace (a `fail` event, in the
+/// holder's stream) and counted, as `hooks::failed_try_retried` counts a sync lock's: the
+/// failures in a row of one try (same lock, mode and site, the same holds, none given back and
+/// taken again in between: an async hold is known by its token, a new one per acquisition; the
+/// sync guards by the thread's `SPUN` marks). At [`TRY_RETRIES`] it is a retry loop (a task
+/// spinning with `yield_now` between tries, say), which waits for the lock as a blocking
+/// acquisition does: checked as one, before a hang (a self-deadlock on a lock the holder holds
+/// itself, raised under `warn` too; otherwise the held locks ordered before it). A holder that
+/// holds nothing is not counted (its spin waits under no lock). `Some`: the verdict to raise.
+pub(crate) fn try_failed(r: &Req<'_>) -> Option<Verdict> {
+    let (ctx, sync) = prepare(r)?;
+    // Counted first: a semaphore's self-deadlock writes its request (with the permits) before
+    // this failure, so that the analyzer knows the permits when it counts it.
+    let v = retried_try(&ctx, r, sync);
+    if flags() & flag::RECORD != 0 {
+        rec_fail(&ctx, r);
+    }
+    v
+}
+
+/// [`try_failed`]'s count and, at [`TRY_RETRIES`], its check.
+fn retried_try(ctx: &Ctx, r: &Req<'_>, sync: SyncScan) -> Option<Verdict> {
+    if !ctx.check || action() == Action::Off || is_peek_site(r.site.file()) {
+        return None;
+    }
+    // The sync guards of this holder, held without a break since its previous failure.
+    let kept = sync.n == 0 || STATE.try_with(|s| s.mark_spun()).unwrap_or(true);
+    let site = std::ptr::from_ref(r.site) as usize as u64;
+    let streak = with_shard(ctx.holder, |s| {
+        let (holds, n) = s.list_get_mut(ctx.holder).map_or((0, 0), |l| {
+            (
+                l.iter().fold(0u64, |x, e| x.wrapping_add(mix(e.token))),
+                l.len(),
+            )
+        });
+        if n == 0 && sync.n == 0 {
+            s.tries.remove(&ctx.holder);
+            return 0;
+        }
+        let key = [ctx.ids.inst, r.mode as u64, site, holds, sync.set]
+            .into_iter()
+            .fold(0u64, |x, part| mix(x ^ part));
+        let e = s.tries.entry(ctx.holder).or_insert((key, 0));
+        if e.0 != key || !kept {
+            *e = (key, 0);
+        }
+        e.1 = e.1.saturating_add(1);
+        e.1
+    });
+    if streak != TRY_RETRIES {
+        return None;
+    }
+    let scan = with_shard(ctx.holder, |s| scan(s, ctx, r, &sync));
+    if let Some(v) = graph::as_retried_try(|| report(ctx, r, sync, scan, Waits::Block)) {
+        return Some(v);
+    }
+    // A semaphore whose permits the task holds all of itself: the try never succeeds.
+    if r.kind == LockKind::Semaphore {
+        let v = graph::as_retried_try(|| semaphore_self_deadlock(ctx, r, Waits::Block));
+        if v.is_some() {
+            // The request, with the permits, for the analyzer (as `precheck` writes it).
+            rec_request(ctx, r);
+        }
+        return v;
+    }
+    None
+}
+
+/// A failed try in the holder's stream.
+#[cold]
+#[inline(never)]
+fn rec_fail(ctx: &Ctx, r: &Req<'_>) {
+    if on_this_thread(ctx.holder) {
+        recorder::on_fail(ctx.ids, r.mode, How::Try, r.site, 0);
+    } else {
+        recorder::on_task_fail(ctx.holder, ctx.ids, r.mode, r.site);
     }
 }
 
@@ -2722,6 +2816,7 @@ fn wait_edges(waiting: &[Waiter], cycle: &[(usize, Option<Entry>)]) -> Vec<EdgeI
                 site: w.site.to_string(),
                 other_held: Vec::new(),
                 backtrace: None,
+                retried: false,
             }
         })
         .collect()
@@ -3239,6 +3334,7 @@ fn self_violation_noted(
             format!("{}{note}", e.site),
         );
         edge.held_mode = e.mode;
+        edge.retried = graph::retried_now();
         edge.backtrace = crate::checked::report::Trace::capture();
         let v = Violation {
             kind,
