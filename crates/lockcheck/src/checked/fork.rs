@@ -116,6 +116,7 @@ pub(crate) fn orphaned(
                 site: site.to_string(),
                 other_held: held.iter().map(|h| LockRef::new(h.inst, h.class)).collect(),
                 backtrace: super::report::Trace::capture(),
+                retried: false,
             }],
             message: String::new(),
         })

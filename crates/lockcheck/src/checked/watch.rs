@@ -1912,6 +1912,7 @@ fn report_lost_wakeup(
                 site: notify_site.to_string(),
                 other_held: Vec::new(),
                 backtrace: None,
+                retried: false,
             }],
             message: String::new(),
         })
