@@ -1458,6 +1458,41 @@ mod tests {
     use super::*;
     use crate::model::tests::model_of;
 
+    /// The fits cache answers only for the pair it was given, with its last verdict: nothing
+    /// before the first verdict, the verdict of `(a, b)` not for `(b, a)`, and a slot taken
+    /// by another pair forgets the first (a miss, tested again by the caller).
+    #[test]
+    fn the_fits_cache_answers_for_its_own_pairs_only() {
+        let mut c = FitsCache::new();
+        let key = |a: u32, b: u32| u64::from(a) << 32 | u64::from(b);
+        assert_eq!(c.get(key(1, 2)), None);
+        c.put(key(1, 2), true);
+        c.put(key(2, 1), false);
+        assert_eq!(c.get(key(1, 2)), Some(true));
+        assert_eq!(c.get(key(2, 1)), Some(false));
+        assert_eq!(c.get(key(1, 3)), None);
+        c.put(key(1, 2), false);
+        assert_eq!(c.get(key(1, 2)), Some(false));
+        // Another pair in the same slot takes it over.
+        let slot = FitsCache::slot(key(1, 2));
+        let other = (0..u32::MAX)
+            .map(|b| key(7, b))
+            .find(|&k| FitsCache::slot(k) == slot)
+            .expect("some pair shares the slot");
+        c.put(other, true);
+        assert_eq!(c.get(other), Some(true));
+        assert_eq!(c.get(key(1, 2)), None);
+        // Every slot's verdict is its own bit.
+        for b in 0..5000 {
+            c.put(key(9, b), b % 3 == 0);
+        }
+        for b in 0..5000 {
+            if let Some(v) = c.get(key(9, b)) {
+                assert_eq!(v, b % 3 == 0);
+            }
+        }
+    }
+
     /// The change set's bits: inserting twice counts once, ids come back ascending (across
     /// words), and the edges are the graph's endpoints of those ids, sorted.
     #[test]
@@ -2585,6 +2620,11 @@ struct Successors<'a> {
     /// One bit per blocking dependency ([`ThreadDeps`] place), all clear between uses: the
     /// scratch of [`sort_distinct`] for [`Successors::holders`].
     bitmap: Vec<u64>,
+    /// Scratch of [`Successors::of`]: the candidates ([`Successors::concurrent`]) and the
+    /// successors of the dependency whose list is being computed, kept between lists (on the
+    /// hostile random trace, 76,000 lists grew two new vectors each: 247,000 reallocations).
+    cands: Vec<(u32, u32)>,
+    out: Vec<(u32, u32)>,
 }
 
 /// Sorts `keys`, which are distinct, ascending: through `bitmap` (all clear, one bit per
@@ -3126,14 +3166,19 @@ impl<'a> Successors<'a> {
         let level = self.level;
         let a = &model.dep(d0);
         let v = node_of(model, level, a.lock());
-        let mut out: Vec<(u32, u32)> = Vec::new();
         self.holders(v);
         self.flat_due();
         // The holders concurrent with d0 (the tests of threads and clocks), in scan order.
-        let cands = self.concurrent(d0, v);
+        let mut cands = std::mem::take(&mut self.cands);
+        self.concurrent(d0, v, &mut cands);
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
         if cands.is_empty() {
             // Nothing to test against d0's held set: its holds need not be marked.
-            return self.keep(d0, Vec::new());
+            self.cands = cands;
+            let r = self.keep(d0, &mut out);
+            self.out = out;
+            return r;
         }
         // d0's holds are marked for the gate tests that the bitsets leave open (none on the
         // hostile random trace, where every hold is exclusive), at the first such test.
@@ -3193,19 +3238,22 @@ impl<'a> Successors<'a> {
             self.marks.dep(model, self.flat.as_ref(), d0, false);
         }
         self.walks = self.walks.saturating_add(walks.get());
-        self.keep(d0, out)
+        self.cands = cands;
+        let r = self.keep(d0, &mut out);
+        self.out = out;
+        r
     }
 
     /// The holders of `v` (built by [`Successors::holders`]) from another thread than `d0`'s
     /// and concurrent with it both ways, in the order of a scan of `v`'s holders, each with its
-    /// interned held set: the tests of [`check_pair`] that read no held set.
-    fn concurrent(&self, d0: u32, v: u32) -> Vec<(u32, u32)> {
+    /// interned held set, into `cands`: the tests of [`check_pair`] that read no held set.
+    fn concurrent(&self, d0: u32, v: u32, cands: &mut Vec<(u32, u32)>) {
         let model = self.model;
         let (own, ep, td) = (&self.own, &self.epochs, &self.threads);
         let a = &model.dep(d0);
         let s = a.thread();
         let own0 = own[d0 as usize];
-        let mut cands = Vec::new();
+        cands.clear();
         let h = &self.holders[&v];
         for &(t, start, end) in &h.ordered {
             if t == s {
@@ -3242,13 +3290,12 @@ impl<'a> Successors<'a> {
                 cands.push((d1, b.rec().held));
             }
         }
-        cands
     }
 
     /// Sorts `out`, the successors of `d0`, and remembers them while the memo has room.
-    fn keep(&mut self, d0: u32, mut out: Vec<(u32, u32)>) -> std::rc::Rc<[(u32, u32)]> {
+    fn keep(&mut self, d0: u32, out: &mut [(u32, u32)]) -> std::rc::Rc<[(u32, u32)]> {
         out.sort_unstable();
-        let r: std::rc::Rc<[(u32, u32)]> = out.into();
+        let r: std::rc::Rc<[(u32, u32)]> = std::rc::Rc::from(&*out);
         if self.memo_entries + r.len() <= MAX_MEMO_ENTRIES {
             self.memo_entries += r.len();
             self.memo.insert(d0, r.clone());
@@ -3298,6 +3345,64 @@ struct EdgeSearch<'a, 's> {
     /// none concurrent with the rest), and each dependency's holds (hundreds of locks) were added
     /// and removed for nothing (a seventh of the instructions on the 20k-event random trace).
     marked: usize,
+    /// [`EdgeSearch::fits_rest`]'s verdicts by pair of dependencies ([`FitsCache`]).
+    fits: FitsCache,
+}
+
+/// Slots of [`FitsCache`]: `2^FITS_CACHE_BITS` (1 MiB of keys, allocated at the first verdict
+/// kept).
+const FITS_CACHE_BITS: u32 = 17;
+
+/// The verdicts of [`EdgeSearch::fits_rest`]'s test of one pair (a dependency of the chain, the
+/// candidate): other threads, not ordered by fork/join either way, and no gate by
+/// [`FlatHeld::pair_gate_bits`]. It depends on the two dependencies alone, and the searches of
+/// the hostile random trace repeat it: 2.7M tests of 363,000 distinct pairs (the explorations of
+/// the dependencies that share a successor reach the same chains again), each reading two
+/// bitsets of 47 words. One slot per hash of the pair, the last verdict of that slot kept (a
+/// miss computes it again: the answers are the same either way); the pairs that the bitsets
+/// leave open (`None`) are not kept.
+struct FitsCache {
+    /// `a << 32 | b` per slot, `u64::MAX` when empty.
+    keys: Vec<u64>,
+    /// The verdict of each slot's pair, one bit per slot.
+    fits: Vec<u64>,
+}
+
+impl FitsCache {
+    fn new() -> FitsCache {
+        FitsCache {
+            keys: Vec::new(),
+            fits: Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn slot(key: u64) -> usize {
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - FITS_CACHE_BITS)) as usize
+    }
+
+    /// The verdict kept for the pair `key`, if any.
+    #[inline]
+    fn get(&self, key: u64) -> Option<bool> {
+        let i = Self::slot(key);
+        (self.keys.get(i) == Some(&key)).then(|| self.fits[i / 64] & (1 << (i % 64)) != 0)
+    }
+
+    #[inline]
+    fn put(&mut self, key: u64, fits: bool) {
+        if self.keys.is_empty() {
+            self.keys = vec![u64::MAX; 1 << FITS_CACHE_BITS];
+            self.fits = vec![0; (1 << FITS_CACHE_BITS) / 64];
+        }
+        let i = Self::slot(key);
+        self.keys[i] = key;
+        let bit = 1u64 << (i % 64);
+        if fits {
+            self.fits[i / 64] |= bit;
+        } else {
+            self.fits[i / 64] &= !bit;
+        }
+    }
 }
 
 impl<'a> EdgeSearch<'a, '_> {
@@ -3390,37 +3495,62 @@ impl<'a> EdgeSearch<'a, '_> {
             // hundred locks up the interned tree.
             return true;
         }
+        // The verdict is the conjunction of one test per pair (c, di), c in the chain but its
+        // last; the pairs whose verdicts are kept are not tested again.
+        let bits = self.succ.flat.as_ref().filter(|f| f.bits.is_some());
+        let rest = &self.chain[..self.chain.len() - 1];
+        if bits.is_some() {
+            let mut all = true;
+            for &c in rest {
+                match self.fits.get(u64::from(c) << 32 | u64::from(di)) {
+                    Some(true) => {}
+                    Some(false) => return false,
+                    None => all = false,
+                }
+            }
+            if all {
+                return true;
+            }
+        }
         let d = self.dep(di);
         let own_d = self.own[di as usize];
         let ep = &self.succ.epochs;
-        let rest = &self.chain[..self.chain.len() - 1];
+        // The pairs whose gate the bitsets leave open: the marks decide them below.
+        let mut open = false;
         for &c in rest {
+            let key = u64::from(c) << 32 | u64::from(di);
+            if bits.is_some() {
+                match self.fits.get(key) {
+                    Some(true) => continue,
+                    Some(false) => return false,
+                    None => {}
+                }
+            }
             let cd = self.dep(c);
             let own_c = self.own[c as usize];
             if cd.thread() == d.thread()
                 || (own_c != 0 && own_c <= ep.of(&d, cd.thread()))
                 || (own_d != 0 && own_d <= ep.of(&cd, d.thread()))
             {
+                if bits.is_some() {
+                    self.fits.put(key, false);
+                }
                 return false;
             }
-        }
-        // A gate: a lock held by a chain dependency and by `d` in modes that exclude each other.
-        // First by the bitsets, pair by pair (the marks are the union of the pairs' holds)...
-        if let Some(f) = self.succ.flat.as_ref() {
-            let mut open = false;
-            for &c in &self.chain[..self.chain.len() - 1] {
-                match f.pair_gate_bits(c, di) {
-                    Some(true) => return false,
-                    Some(false) => {}
-                    None => {
-                        open = true;
-                        break;
+            // A gate: a lock held by `c` and by `d` in modes that exclude each other, by the
+            // bitsets when they decide it.
+            match bits.and_then(|f| f.pair_gate_bits(c, di)) {
+                Some(gate) => {
+                    self.fits.put(key, !gate);
+                    if gate {
+                        return false;
                     }
                 }
+                None => open = true,
             }
-            if !open {
-                return true;
-            }
+        }
+        if !open {
+            return true;
         }
         // ...else by the marks (the holds of those not marked yet are added first).
         let rest = self.chain.len() - 1;
@@ -3693,6 +3823,8 @@ pub fn find_root_causes_on(
         walks: 0,
         conflict: conflict_masks(),
         bitmap: Vec::new(),
+        cands: Vec::new(),
+        out: Vec::new(),
     };
     succ.bitmap = vec![0; succ.threads.dep.len().div_ceil(64)];
     let max_len = all_threads.min(graph.nodes());
@@ -3721,6 +3853,7 @@ pub fn find_root_causes_on(
         explore: false,
         closers: Vec::new(),
         marked: 0,
+        fits: FitsCache::new(),
     };
     let mut d0s: Vec<u32> = Vec::new();
     // The changed edges come in ascending ids: their sources are read by a cursor, where a
