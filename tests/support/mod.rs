@@ -63,6 +63,37 @@ where
     (r1, r2)
 }
 
+/// Polls `cond` until it holds, and panics naming `what` if it does not within 60 seconds. For a
+/// test that needs another thread to be somewhere (holding a lock, blocked on one) before it
+/// goes on: a sleep orders nothing on a loaded machine.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the scenario did not form: {what} (not within 60 s)"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// How many threads are blocked now on a lock of class `class`, as the wait-for graph sees them.
+pub fn blocked_on(class: &str) -> usize {
+    lockcheck::__private::waits()
+        .iter()
+        .filter(|(c, _)| c == class)
+        .count()
+}
+
+/// How many threads are blocked now on a lock of kind `kind` (a channel's send or receive, a
+/// join), as the wait-for graph sees them.
+pub fn blocked_kind(kind: lockcheck::LockKind) -> usize {
+    lockcheck::__private::waits()
+        .iter()
+        .filter(|(_, k)| *k == kind)
+        .count()
+}
+
 /// Violations that involve the class `class` (tests name their locks uniquely).
 pub fn found(class: &str) -> Vec<lockcheck::Violation> {
     lockcheck::violations()
