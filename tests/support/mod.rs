@@ -7,12 +7,20 @@ pub mod markers;
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Runs `f` on its own thread and fails the test if it does not finish within `secs` seconds.
-/// Returns `Err(panic message)` if `f` panicked.
+/// The least time [`watchdog`] gives a scenario, whatever its caller asks: a scenario that ends
+/// in 0.5 s of CPU (most of it resolving the report's backtraces) took 7 s of wall time at a
+/// load of 10 on 2 cores, and 15 s on one core shared with two busy loops, past the 10 s some
+/// tests asked for. The watchdog only tells a hang from a slow run: a hang fails as surely two
+/// minutes later.
+pub const WATCHDOG_FLOOR_SECS: u64 = 120;
+
+/// Runs `f` on its own thread and fails the test if it does not finish within `secs` seconds
+/// (at least [`WATCHDOG_FLOOR_SECS`]). Returns `Err(panic message)` if `f` panicked.
 pub fn watchdog<F>(secs: u64, f: F) -> Result<(), String>
 where
     F: FnOnce() + Send + 'static,
 {
+    let secs = secs.max(WATCHDOG_FLOOR_SECS);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
