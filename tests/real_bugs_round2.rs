@@ -292,10 +292,14 @@ fn gil_init(prefix: &'static str, retakes: bool) -> (Result<(), String>, Result<
                     held.take(); // the import releases the GIL ...
                 }
                 let _ = started_tx.send(());
-                std::thread::sleep(Duration::from_millis(300));
                 if retakes {
+                    // The holder has the GIL (and then waits for this initializer, whichever
+                    // comes first): a sleep did not make sure of it on a loaded machine.
+                    support::wait_until("the holder takes the GIL", || g1.is_locked());
                     // ... and takes it back.
                     held = Some(g1.lock()); // GIL_RETAKE
+                } else {
+                    std::thread::sleep(Duration::from_millis(300));
                 }
                 1
             });
@@ -535,13 +539,12 @@ fn service(name: &'static str, fixed: bool, worker_first: bool) {
         let mut s = sp.write(); // SERVICE_STOP
         s.active = false;
         if worker_first {
-            // A `ready` sent after the write lock was taken: the worker's next step is its read,
-            // which waits for `s` (without this, a worker still in its 20 ms sleep under load
-            // could come to the read after the join, and close the cycle itself). Bounded: the
-            // drained `ready` may have been the one before a read that already waits.
-            while ready_rx.try_recv().is_ok() {}
-            let _ = ready_rx.recv_timeout(Duration::from_secs(2));
-            std::thread::sleep(Duration::from_millis(100)); // the worker now waits for `s`
+            // The worker's read waits for `s` before the join (without this, a worker still in
+            // its 20 ms sleep under load could come to the read after the join, and close the
+            // cycle itself): the wait-for graph shows it blocked (a sleep did not make sure).
+            support::wait_until("the worker's read waits for the write", || {
+                support::blocked_on(name) == 1
+            });
         }
         if let Some(h) = s.handle.take() {
             let _ = h.join(); // SERVICE_JOIN
@@ -639,7 +642,10 @@ fn a_condvar_wait_holding_the_notifiers_lock_is_reported_and_its_look_alike_is_n
         // The hazard.
         let (c2, q2) = (client.clone(), queue.clone());
         let notifier = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
+            // After the waiter took the client lock: it then waits on the condvar before this
+            // notify can come (a 20 ms sleep let the notify come first on a loaded machine, and
+            // the waiter found the flag set and never waited).
+            support::wait_until("the waiter takes the client lock", || c2.is_locked());
             notify(&c2, &q2);
         });
         {
