@@ -102,6 +102,22 @@ pub fn blocked_kind(kind: lockcheck::LockKind) -> usize {
         .count()
 }
 
+/// How many threads are blocked now on a lock of kind `kind` whose class is named by the site
+/// `file`:`line` (a channel's, by where it was made, and its senders'; a thread's end, by where
+/// the thread was spawned), as the wait-for graph sees them.
+pub fn blocked_at(kind: lockcheck::LockKind, file: &str, line: u32) -> usize {
+    let site = format!("{file}:{line}:");
+    lockcheck::__private::waits()
+        .iter()
+        .filter(|(c, k)| *k == kind && c.contains(&site))
+        .count()
+}
+
+/// [`blocked_at`] for the channel made at `file`:`line` (a send, or a receive on its senders).
+pub fn blocked_on_channel(file: &str, line: u32) -> usize {
+    blocked_at(lockcheck::LockKind::Channel, file, line)
+}
+
 /// Violations that involve the class `class` (tests name their locks uniquely).
 pub fn found(class: &str) -> Vec<lockcheck::Violation> {
     lockcheck::violations()
