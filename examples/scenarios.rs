@@ -1802,8 +1802,19 @@ fn channel_lock(prefix: &'static str, drop_first: bool) {
         } else {
             *s2.lock() += 1;
             let _ = ready.send(());
-            // Busy a while: the send waits (a send that finds the receiver waiting is no wait).
-            std::thread::sleep(Duration::from_millis(100));
+            // The send waits (a send that finds the receiver waiting is no wait): once it holds
+            // `state` and a channel wait is in the wait-for graph, or it was stopped as it began
+            // to. A 100 ms sleep did not make sure of it on a loaded machine.
+            let start = std::time::Instant::now();
+            while !((s2.is_locked()
+                && lockcheck::__private::waits()
+                    .iter()
+                    .any(|(_, k)| *k == lockcheck::LockKind::Channel))
+                || !lockcheck::violations().is_empty())
+                && start.elapsed() < Duration::from_secs(60)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let _ = rx.recv_timeout(Duration::from_secs(2));
         }
     });

@@ -8,7 +8,7 @@
 mod support;
 
 use lockcheck::sync::mpsc;
-use lockcheck::{Action, Mutex, ViolationKind};
+use lockcheck::{Action, LockKind, Mutex, ViolationKind};
 use std::sync::Arc;
 use std::time::Duration;
 use support::watchdog;
@@ -54,7 +54,11 @@ fn a_lock_between_two_sends_and_a_receive_waiting_under_it_is_an_inversion() {
                 *s2.lock() += 1;
             }
             done.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(200));
+            // The receive of message 1 waits holding `state` before it is sent (a 200 ms sleep
+            // let the send come first on a loaded machine: no wait, no report).
+            support::wait_until("the receive waits holding state", || {
+                s2.is_locked() && support::blocked_kind(LockKind::Channel) == 1
+            });
             tx.send(1).unwrap();
         });
         assert_eq!(rx.recv(), Ok(0));
@@ -199,12 +203,20 @@ fn known_false_alarm_another_sender_free_to_deliver() {
             *s2.lock() += 1;
             done.send(()).unwrap();
         });
+        let (locking, wait_locking) = std::sync::mpsc::channel::<()>();
+        let s3 = state.clone();
         let free = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
+            // The receive waits holding `state` before this send (a 300 ms sleep let the send
+            // come first on a loaded machine: no wait, no report).
+            wait_locking.recv().unwrap();
+            support::wait_until("the receive waits holding state", || {
+                s3.is_locked() && support::blocked_kind(LockKind::Channel) == 1
+            });
             tx2.send(1).unwrap();
         });
         assert_eq!(rx.recv(), Ok(0));
         wait_done.recv().unwrap();
+        locking.send(()).unwrap();
         {
             let _g = state.lock();
             assert_eq!(rx.recv(), Ok(1));

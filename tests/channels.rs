@@ -115,14 +115,20 @@ fn a_rendezvous_send_under_a_lock_the_receiver_takes_first_is_an_inversion() {
     let r = watchdog(20, || {
         let state = Arc::new(Mutex::named("chan.rendezvous.state", 0u32));
         let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let created = line!() - 1;
         let (ready, wait_ready) = std::sync::mpsc::channel();
         let s2 = state.clone();
         let receiver = std::thread::spawn(move || {
             let _ = rx.try_recv(); // the receiver is this thread's
             *s2.lock() += 1; // RECEIVER_LOCKS
             ready.send(()).unwrap();
-            // Busy a while: the send waits (a send that finds the receiver waiting is no wait).
-            std::thread::sleep(Duration::from_millis(100));
+            // The send waits (under `state`) before this receive, or was stopped as it began
+            // to: a sleep did not make sure of it on a loaded machine, and a send that finds
+            // the receiver waiting is no wait.
+            support::wait_until("the send waits for the receiver", || {
+                (s2.is_locked() && support::blocked_on_channel(file!(), created) == 1)
+                    || !support::found("chan.rendezvous.state").is_empty()
+            });
             let _ = rx.recv_timeout(Duration::from_secs(5));
         });
         wait_ready.recv().unwrap();
@@ -391,12 +397,17 @@ fn a_one_shot_handover_then_the_receivers_lock_is_silent() {
     watchdog(20, || {
         let state = Arc::new(Mutex::named("chan.oneshot.state", 0u32));
         let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let created = line!() - 1;
         let (ready, wait_ready) = std::sync::mpsc::channel();
         let s2 = state.clone();
         let receiver = std::thread::spawn(move || {
             let _ = rx.try_recv(); // the receiver is this thread's
             ready.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(100));
+            // The send waits (under `state`) before this receive: a sleep did not make sure
+            // of it on a loaded machine, and a send that finds the receiver waiting is no wait.
+            support::wait_until("the send waits for the receiver", || {
+                s2.is_locked() && support::blocked_on_channel(file!(), created) == 1
+            });
             let v = rx.recv().unwrap();
             *s2.lock() += v;
         });
@@ -419,6 +430,7 @@ fn a_one_shot_handover_through_a_clone_whose_original_is_gone_is_silent() {
     watchdog(20, || {
         let state = Arc::new(Mutex::named("chan.clone.state", 0u32));
         let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let created = line!() - 1;
         let tx2 = tx.clone();
         drop(tx);
         let (ready, wait_ready) = std::sync::mpsc::channel();
@@ -426,7 +438,11 @@ fn a_one_shot_handover_through_a_clone_whose_original_is_gone_is_silent() {
         let receiver = std::thread::spawn(move || {
             let _ = rx.try_recv();
             ready.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(100));
+            // The send waits (under `state`) before this receive: a sleep did not make sure
+            // of it on a loaded machine, and a send that finds the receiver waiting is no wait.
+            support::wait_until("the send waits for the receiver", || {
+                s2.is_locked() && support::blocked_on_channel(file!(), created) == 1
+            });
             let v = rx.recv().unwrap();
             *s2.lock() += v;
         });
@@ -451,13 +467,18 @@ fn a_hand_over_with_a_second_sender_is_still_an_inversion() {
     watchdog(20, || {
         let state = Arc::new(Mutex::named("chan.two.state", 0u32));
         let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let created = line!() - 1;
         let other = tx.clone();
         let (ready, wait_ready) = std::sync::mpsc::channel();
         let s2 = state.clone();
         let receiver = std::thread::spawn(move || {
             let _ = rx.try_recv();
             ready.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(100));
+            // The send waits (under `state`) before this receive: a sleep did not make sure
+            // of it on a loaded machine, and a send that finds the receiver waiting is no wait.
+            support::wait_until("the send waits for the receiver", || {
+                s2.is_locked() && support::blocked_on_channel(file!(), created) == 1
+            });
             let v = rx.recv().unwrap();
             *s2.lock() += v; // after one receive
             let _ = rx.recv_timeout(Duration::from_secs(5));
@@ -492,13 +513,20 @@ fn a_receiver_that_locks_before_the_awaited_message_is_an_inversion() {
     let r = watchdog(20, || {
         let state = Arc::new(Mutex::named("chan.before.state", 0u32));
         let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let created = line!() - 1;
         let (ready, wait_ready) = std::sync::mpsc::channel();
         let s2 = state.clone();
         let receiver = std::thread::spawn(move || {
             let _ = rx.recv(); // message 0
             *s2.lock() += 1; // RECEIVER_LOCKS, after 1 receive
             ready.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(100));
+            // The send waits (under `state`) before this receive, or was stopped as it began
+            // to: a sleep did not make sure of it on a loaded machine, and a send that finds
+            // the receiver waiting is no wait.
+            support::wait_until("the send waits for the receiver", || {
+                (s2.is_locked() && support::blocked_on_channel(file!(), created) == 1)
+                    || !support::found("chan.before.state").is_empty()
+            });
             let _ = rx.recv_timeout(Duration::from_secs(5)); // message 1
         });
         tx.send(0).unwrap();
@@ -587,13 +615,18 @@ fn a_shared_sync_sender_used_by_a_second_thread_after_the_order_was_applied_is_s
     watchdog(20, || {
         let state = Arc::new(Mutex::named("chan.shared.state", 0u32));
         let (tx, rx) = mpsc::sync_channel::<u32>(0);
+        let created = line!() - 1;
         let tx = Arc::new(tx);
         let (ready, wait_ready) = std::sync::mpsc::channel();
         let s2 = state.clone();
         let receiver = std::thread::spawn(move || {
             let _ = rx.try_recv();
             ready.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(100));
+            // The send waits (under `state`) before this receive: a sleep did not make sure
+            // of it on a loaded machine, and a send that finds the receiver waiting is no wait.
+            support::wait_until("the send waits for the receiver", || {
+                s2.is_locked() && support::blocked_on_channel(file!(), created) == 1
+            });
             let v = rx.recv().unwrap();
             *s2.lock() += v;
             rx.recv().unwrap()

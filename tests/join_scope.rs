@@ -8,7 +8,7 @@
 
 mod support;
 
-use lockcheck::{Action, Mutex, ViolationKind};
+use lockcheck::{Action, LockKind, Mutex, ViolationKind};
 use std::time::Duration;
 use support::{found, watchdog};
 
@@ -53,12 +53,19 @@ fn scope_end(class: &'static str, late: bool) -> (Result<(), String>, u32) {
         lockcheck::thread::scope(|s| {
             s.spawn(|| {
                 if late {
-                    std::thread::sleep(Duration::from_millis(100));
+                    // The scope's end waits for this thread first (a sleep did not make sure of
+                    // it on a loaded machine, and the wrong side then closed the cycle).
+                    support::wait_until("the scope's end waits", || {
+                        support::blocked_at(LockKind::End, file!(), line + 1) == 1
+                    });
                 }
                 *m.lock() += 1;
             });
             if !late {
-                std::thread::sleep(Duration::from_millis(100));
+                // The thread blocks on `m` first: the scope's end closes the cycle.
+                support::wait_until("the scoped thread waits for m", || {
+                    support::blocked_on(class) == 1
+                });
             }
         });
         drop(g);
@@ -89,13 +96,17 @@ fn a_scoped_thread_waiting_for_the_lock_of_its_ending_scope_is_a_deadlock() {
 #[test]
 fn joining_a_scoped_thread_while_holding_its_lock_is_a_deadlock() {
     setup();
-    let line = line!() + 7;
+    let line = line!() + 11;
     let r = watchdog(20, || {
         let m = Mutex::named("join_scope.explicit", 0);
         let g = m.lock();
         lockcheck::thread::scope(|s| {
             let h = s.spawn(|| *m.lock() += 1);
-            std::thread::sleep(Duration::from_millis(100));
+            // The thread blocks on `m` first: the join closes the cycle (a sleep did not make
+            // sure of it on a loaded machine).
+            support::wait_until("the scoped thread waits for m", || {
+                support::blocked_on("join_scope.explicit") == 1
+            });
             let _ = h.join();
         });
         drop(g);

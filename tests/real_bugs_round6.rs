@@ -288,7 +288,9 @@ fn gil_released_in_initializer(
                 // `PyDateTime_IMPORT`: Python code that gives up the GIL and takes it back.
                 drop(held.take());
                 in_init_tx.send(()).unwrap();
-                std::thread::sleep(Duration::from_millis(300));
+                // The second thread has the GIL (and then waits for this initializer, whichever
+                // comes first): a sleep did not make sure of it on a loaded machine.
+                support::wait_until("the second thread takes the GIL", || gil.is_locked());
                 held = Some(gil.lock()); // PY_GIL_RETAKE
             } else {
                 in_init_tx.send(()).unwrap();

@@ -18,6 +18,14 @@ fn contend(m: Arc<Mutex<()>>, hold: Duration) -> Result<(), String> {
     let holder = std::thread::spawn(move || {
         let _g = m2.lock();
         tx.send(()).unwrap();
+        // `hold` counted from the waiter's block, not from the take: a waiter that came late
+        // on a loaded machine found the lock free (no wait, no timeout, 1 of 1 runs on one
+        // core shared with two busy loops).
+        support::wait_until("the waiter blocks", || {
+            lockcheck::__private::waits()
+                .iter()
+                .any(|(_, k)| *k == lockcheck::LockKind::Mutex)
+        });
         std::thread::sleep(hold);
     });
     rx.recv().unwrap();

@@ -7,12 +7,20 @@ pub mod markers;
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Runs `f` on its own thread and fails the test if it does not finish within `secs` seconds.
-/// Returns `Err(panic message)` if `f` panicked.
+/// The least time [`watchdog`] gives a scenario, whatever its caller asks: a scenario that ends
+/// in 0.5 s of CPU (most of it resolving the report's backtraces) took 7 s of wall time at a
+/// load of 10 on 2 cores, and 15 s on one core shared with two busy loops, past the 10 s some
+/// tests asked for. The watchdog only tells a hang from a slow run: a hang fails as surely two
+/// minutes later.
+pub const WATCHDOG_FLOOR_SECS: u64 = 120;
+
+/// Runs `f` on its own thread and fails the test if it does not finish within `secs` seconds
+/// (at least [`WATCHDOG_FLOOR_SECS`]). Returns `Err(panic message)` if `f` panicked.
 pub fn watchdog<F>(secs: u64, f: F) -> Result<(), String>
 where
     F: FnOnce() + Send + 'static,
 {
+    let secs = secs.max(WATCHDOG_FLOOR_SECS);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
@@ -61,6 +69,53 @@ where
     let _ = exit_tx.send(());
     let r1 = t1.join().expect("first thread");
     (r1, r2)
+}
+
+/// Polls `cond` until it holds, and panics naming `what` if it does not within 60 seconds. For a
+/// test that needs another thread to be somewhere (holding a lock, blocked on one) before it
+/// goes on: a sleep orders nothing on a loaded machine.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the scenario did not form: {what} (not within 60 s)"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// How many threads are blocked now on a lock of class `class`, as the wait-for graph sees them.
+pub fn blocked_on(class: &str) -> usize {
+    lockcheck::__private::waits()
+        .iter()
+        .filter(|(c, _)| c == class)
+        .count()
+}
+
+/// How many threads are blocked now on a lock of kind `kind` (a channel's send or receive, a
+/// join), as the wait-for graph sees them.
+pub fn blocked_kind(kind: lockcheck::LockKind) -> usize {
+    lockcheck::__private::waits()
+        .iter()
+        .filter(|(_, k)| *k == kind)
+        .count()
+}
+
+/// How many threads are blocked now on a lock of kind `kind` whose class is named by the site
+/// `file`:`line` (a channel's, by where it was made, and its senders'; a thread's end, by where
+/// the thread was spawned), as the wait-for graph sees them.
+pub fn blocked_at(kind: lockcheck::LockKind, file: &str, line: u32) -> usize {
+    let site = format!("{file}:{line}:");
+    lockcheck::__private::waits()
+        .iter()
+        .filter(|(c, k)| *k == kind && c.contains(&site))
+        .count()
+}
+
+/// [`blocked_at`] for the channel made at `file`:`line` (a send, or a receive on its senders).
+pub fn blocked_on_channel(file: &str, line: u32) -> usize {
+    blocked_at(lockcheck::LockKind::Channel, file, line)
 }
 
 /// Violations that involve the class `class` (tests name their locks uniquely).

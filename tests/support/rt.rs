@@ -20,8 +20,8 @@ pub fn name(base: &str, fl: Flavor) -> &'static str {
     Box::leak(format!("{base}.{fl:?}").into_boxed_str())
 }
 
-/// Runs `f()` to completion on a fresh runtime of flavour `fl` (timeout 20 s inside, watchdog
-/// 30 s outside). Returns the panic message if the scenario panicked.
+/// Runs `f()` to completion on a fresh runtime of flavour `fl` (timeout 100 s inside, the
+/// watchdog's floor of 120 s outside: room for a loaded machine, see `WATCHDOG_FLOOR_SECS`). Returns the panic message if the scenario panicked.
 pub fn run<F, Fut>(fl: Flavor, f: F) -> Result<(), String>
 where
     F: FnOnce() -> Fut + Send + 'static,
@@ -40,7 +40,7 @@ where
         .build()
         .expect("a tokio runtime");
         rt.block_on(async move {
-            tokio::time::timeout(Duration::from_secs(20), f())
+            tokio::time::timeout(Duration::from_secs(100), f())
                 .await
                 .expect("the scenario must not hang");
         });

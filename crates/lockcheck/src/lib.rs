@@ -179,4 +179,10 @@ pub mod __private {
     pub fn delay_next_refresh(d: std::time::Duration) {
         crate::config::delay_next_refresh(d)
     }
+
+    /// The threads blocked now in the wait-for graph (the class key of the lock each waits for,
+    /// its kind), for tests that must know a wait has begun (see `tests/support`'s `wait_until`).
+    pub fn waits() -> Vec<(String, crate::LockKind)> {
+        crate::checked::watch::waits()
+    }
 }

@@ -174,6 +174,23 @@ impl Waiter {
 
 static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
 
+/// The threads registered now as blocked in the wait-for graph: the key of the class of the
+/// lock each waits for (its name, or its construction site) and its kind. For tests, which wait
+/// until a thread is blocked where the scenario needs it instead of sleeping for it (a sleep
+/// orders nothing on a loaded machine). Takes `WAITING` and then, with it released, the classes'
+/// table: no order between the two.
+pub(crate) fn waits() -> Vec<(String, LockKind)> {
+    let waiting: Vec<(u32, LockKind)> = internal(&WAITING)
+        .iter()
+        .filter(|w| w.live())
+        .map(|w| (w.ids.class, w.kind))
+        .collect();
+    waiting
+        .into_iter()
+        .map(|(class, kind)| (class_info(class).key, kind))
+        .collect()
+}
+
 /// Unregisters a waiter when its wait ends (also when it panics).
 ///
 /// The end of a wait takes no lock and frees nothing: it sets the entry's `ended` flag and
