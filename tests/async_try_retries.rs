@@ -52,16 +52,7 @@ where
     let r = run(fl, body);
     lockcheck::record::stop().unwrap().expect("was recording");
     let runtime = found(class).iter().filter(|v| v.kind == kind).count();
-    let report = lockcheck_analyze::analyze(&[trace.to_path_buf()], &Default::default()).unwrap();
-    let offline = report
-        .violations
-        .iter()
-        .filter(|v| v.locks.iter().any(|l| l.class == class))
-        .map(|v| {
-            let retried = v.edges.iter().any(|e| e.retried_try);
-            format!("{}{}", v.kind, if retried { "+retried" } else { "" })
-        })
-        .collect();
+    let offline = trace_file::findings_naming(&trace, class);
     (runtime, offline, r.err())
 }
 

@@ -62,3 +62,18 @@ pub fn findings_involving(trace: &Path, class: &str) -> Vec<(String, BTreeSet<St
         .filter(|(_, classes)| classes.contains(class))
         .collect()
 }
+
+/// The kinds of the analyzer's findings on the trace at `path` that name lock class `class`,
+/// with `+retried` where an edge is a retried try (`retried_try`).
+pub fn findings_naming(path: &Path, class: &str) -> Vec<String> {
+    let report = lockcheck_analyze::analyze(&[path.to_path_buf()], &Default::default()).unwrap();
+    report
+        .violations
+        .iter()
+        .filter(|v| v.locks.iter().any(|l| l.class == class))
+        .map(|v| {
+            let retried = v.edges.iter().any(|e| e.retried_try);
+            format!("{}{}", v.kind, if retried { "+retried" } else { "" })
+        })
+        .collect()
+}
