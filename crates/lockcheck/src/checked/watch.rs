@@ -270,6 +270,13 @@ impl WaitToken {
                 return Ok(());
             };
             let x = &mut waiting[i];
+            if x.victim.is_some() {
+                // Another thread reported the deadlock and chose this one to give up its locks
+                // (its caller raises that verdict next): checked again, the same cycle would be
+                // reported a second time, from this side (a scope's join of a producer blocked
+                // on the joiner's channel was two `deadlock`s).
+                return Ok(());
+            }
             let due = match x.rechecked {
                 0 => super::channel::RECV_GRACE,
                 1 => super::channel::UNPLACED_GRACE,
