@@ -326,8 +326,8 @@ fn tylertoo_scenario(fixed: bool) -> Result<String, String> {
     fn produce(tx: lmpsc::SyncSender<u32>) {
         for batch in 0..4 {
             // "Writer gone: stop; the writer's error is reported below."
-            if tx.send(batch).is_err() {
-                // TYLERTOO_SEND
+            let sent = tx.send(batch); // TYLERTOO_SEND
+            if sent.is_err() {
                 return;
             }
         }
@@ -365,8 +365,9 @@ fn a_join_of_a_producer_blocked_on_the_joiners_full_channel_is_a_deadlock() {
     setup();
     let (tx, rx) = mpsc::channel();
     watchdog(60, move || tx.send(tylertoo_scenario(false)).unwrap()).unwrap();
-    let msg = rx.recv().unwrap().expect_err("reported before it hangs");
-    assert!(msg.contains("deadlock"), "{msg}");
+    // Stopped: by the report's panic at the join, or by the producer's (which gave up its
+    // send) through the join's result, whichever side closed the cycle.
+    rx.recv().unwrap().expect_err("reported before it hangs");
     let v = of_kind_at(ViolationKind::Deadlock, "TYLERTOO_JOIN");
     assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
     M.assert_sites(&v[0], &["TYLERTOO_JOIN", "TYLERTOO_SEND"]);
@@ -386,6 +387,87 @@ fn the_receiver_dropped_before_the_join_is_silent() {
         Ok("write error after batch 0")
     );
     for m in ["TYLERTOO_FIXED_CHANNEL", "TYLERTOO_FIXED_JOIN"] {
+        assert!(M.found_at(m).is_empty(), "{:#?}", M.found_at(m));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Two threads joining each other: each gets the other's `JoinHandle` through a channel and
+//    joins it, holding no lock. Neither ends before the other: std's join waits forever (it
+//    once panicked inside std instead, with an `unwrap` on `None`). Source: rust-lang/rust#34971
+//    ("Bad handling of thread join deadlock in standard library": two spawned threads, each
+//    receiving the other's handle from a channel and joining it; "this now deadlocks", as
+//    Mark-Simulacrum noted in 2019). A cycle of joins and no lock: a thread started through
+//    `lockcheck::thread` holds its own end while it runs, so its join of a thread that joins it
+//    back is a wait-for cycle of two ends. `lockcheck::thread`.
+//    Look-alike: the joins in one direction (the second thread joins nobody).
+
+/// Two threads, each joining the handle it receives; `mutual`: the second joins the first too,
+/// else the test's thread joins the first. Returns each thread's outcome, by name (`Err`: the
+/// panic message its join raised).
+fn join_cycle(mutual: bool) -> Vec<(&'static str, Result<(), String>)> {
+    use lockcheck::thread::JoinHandle;
+    let (done_tx, done_rx) = mpsc::channel();
+    let joiner =
+        |name: &'static str, done: mpsc::Sender<_>, rx: mpsc::Receiver<Option<JoinHandle<()>>>| {
+            move || {
+                let r = match rx.recv().unwrap() {
+                    Some(other) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        other.join().unwrap()
+                    }))
+                    .map_err(|e| support::panic_message(&*e)),
+                    None => Ok(()),
+                };
+                done.send((name, r)).unwrap();
+            }
+        };
+    let (to_first, first_rx) = mpsc::channel();
+    let (to_second, second_rx) = mpsc::channel();
+    if mutual {
+        let first = lockcheck::thread::spawn(joiner("first", done_tx.clone(), first_rx)); // JOIN_CYCLE_FIRST_SPAWN
+        let second = lockcheck::thread::spawn(joiner("second", done_tx, second_rx)); // JOIN_CYCLE_SECOND_SPAWN
+        to_first.send(Some(second)).unwrap();
+        to_second.send(Some(first)).unwrap();
+    } else {
+        let first = lockcheck::thread::spawn(joiner("first", done_tx.clone(), first_rx)); // ONE_WAY_FIRST_SPAWN
+        let second = lockcheck::thread::spawn(joiner("second", done_tx, second_rx)); // ONE_WAY_SECOND_SPAWN
+        to_first.send(Some(second)).unwrap();
+        to_second.send(None).unwrap();
+        first.join().unwrap();
+    }
+    let mut outcomes: Vec<_> = done_rx.iter().take(2).collect();
+    outcomes.sort_by_key(|(name, _)| *name);
+    outcomes
+}
+
+#[test]
+fn two_threads_joining_each_other_are_a_deadlock() {
+    setup();
+    let (tx, rx) = mpsc::channel();
+    watchdog(60, move || tx.send(join_cycle(true)).unwrap()).unwrap();
+    let outcomes = rx.recv().unwrap();
+    let stopped: Vec<_> = outcomes.iter().filter(|(_, r)| r.is_err()).collect();
+    assert_eq!(stopped.len(), 1, "{outcomes:?}");
+    let msg = stopped[0].1.as_ref().unwrap_err();
+    assert!(msg.contains("deadlock"), "{msg}");
+    let v = of_kind_at(ViolationKind::Deadlock, "JOIN_CYCLE_FIRST_SPAWN");
+    assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
+    assert_eq!(
+        of_kind_at(ViolationKind::Deadlock, "JOIN_CYCLE_SECOND_SPAWN").len(),
+        1
+    );
+}
+
+#[test]
+fn joins_in_one_direction_are_silent() {
+    setup();
+    let (tx, rx) = mpsc::channel();
+    watchdog(60, move || tx.send(join_cycle(false)).unwrap()).unwrap();
+    assert_eq!(
+        rx.recv().unwrap(),
+        vec![("first", Ok(())), ("second", Ok(()))]
+    );
+    for m in ["ONE_WAY_FIRST_SPAWN", "ONE_WAY_SECOND_SPAWN"] {
         assert!(M.found_at(m).is_empty(), "{:#?}", M.found_at(m));
     }
 }

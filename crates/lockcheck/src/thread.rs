@@ -283,7 +283,9 @@ fn before_join(
     let requested = match end.lock {
         Some(lock) if same_recording(end.recorded) => STATE
             .try_with(|s| {
-                let ask = !s.busy.get() && s.holds_any();
+                // A thread started here holds its own end (`end_in_trace`): its join is a wait
+                // of the trace even when it holds no lock (a join of a thread that joins it back).
+                let ask = !s.busy.get() && (s.holds_any() || end_in_trace());
                 if ask {
                     crate::checked::recorder::on_join_request(lock, site);
                 }
