@@ -414,6 +414,11 @@ const SCENARIOS: &[Scenario] = &[
         "-",
         upgrade_after_writer_let_go,
     ),
+    // Two threads joining each other, holding no lock (rust-lang/rust#34971): a thread started
+    // by `lockcheck::thread` holds its own end, so its join is a wait of the graph and of the
+    // trace; the look-alike joins in one direction.
+    ("join-each-other", "deadlock", join_each_other),
+    ("join-one-way", "-", join_one_way),
 ];
 
 fn main() {
@@ -3016,4 +3021,42 @@ fn barrier_take_after_opening() {
         }
     }
     let _ = taker.join();
+}
+
+/// Two `lockcheck::thread`s, each joining the handle it receives; `mutual`: the second gets the
+/// first's, else the spawning thread joins the first. Waits until both are done.
+fn joins(mutual: bool) {
+    type Handle = lockcheck::thread::JoinHandle<()>;
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let joiner = |rx: mpsc::Receiver<Option<Handle>>, done: mpsc::Sender<()>| {
+        move || {
+            if let Ok(Some(other)) = rx.recv() {
+                // The deadlock's victim panics out of its join; the other's join then ends.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| other.join()));
+            }
+            let _ = done.send(());
+        }
+    };
+    let (to_first, first_rx) = mpsc::channel();
+    let (to_second, second_rx) = mpsc::channel();
+    let first = lockcheck::thread::spawn(joiner(first_rx, done_tx.clone()));
+    let second = lockcheck::thread::spawn(joiner(second_rx, done_tx));
+    let _ = to_first.send(Some(second));
+    if mutual {
+        let _ = to_second.send(Some(first));
+    } else {
+        let _ = to_second.send(None);
+        let _ = first.join();
+    }
+    for _ in 0..2 {
+        let _ = done_rx.recv();
+    }
+}
+
+fn join_each_other() {
+    joins(true);
+}
+
+fn join_one_way() {
+    joins(false);
 }

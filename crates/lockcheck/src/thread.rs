@@ -262,7 +262,8 @@ impl Drop for Finish {
 }
 
 /// Before a join (explicit, or a scope's implicit one) at `site`: while the thread's end is in
-/// the trace and the joiner holds locks, the request of the end, before it waits (see
+/// the trace and the joiner holds locks (or its own end: it was started here), the request of
+/// the end, before it waits (see
 /// `docs/trace-format.md`, "Thread ends and joins"); then the watched wait ([`wait_for_end`]).
 /// Returns whether the request was written, for [`after_join`].
 ///
@@ -283,7 +284,9 @@ fn before_join(
     let requested = match end.lock {
         Some(lock) if same_recording(end.recorded) => STATE
             .try_with(|s| {
-                let ask = !s.busy.get() && s.holds_any();
+                // A thread started here holds its own end (`end_in_trace`): its join is a wait
+                // of the trace even when it holds no lock (a join of a thread that joins it back).
+                let ask = !s.busy.get() && (s.holds_any() || end_in_trace());
                 if ask {
                     crate::checked::recorder::on_join_request(lock, site);
                 }
@@ -337,7 +340,8 @@ fn joined(child: u64, end: &End) {
     });
 }
 
-/// Before a join: while the thread runs, a joiner that holds locks is registered as waiting for
+/// Before a join: while the thread runs, a joiner that holds locks (or its own end, started
+/// through this module: two threads joining each other) is registered as waiting for
 /// its end (see `watch::join_wait`) and polls for the end, so that a deadlock this wait is part
 /// of, reported by the joined thread's own wait or chosen to be broken here, ends the join with
 /// a panic instead of a hang (at the caller's line).

@@ -225,6 +225,8 @@ pub(crate) struct Gate {
     sent: AtomicU64,
     /// Messages received so far (every receive that got one).
     received: AtomicU64,
+    /// The channel's bound (0: a rendezvous channel).
+    capacity: usize,
     /// lockcheck's number of the one thread that has sent (or begun a send) so far; 0: none
     /// yet; [`MIXED`] once a second thread has.
     sender: AtomicU64,
@@ -283,8 +285,9 @@ const MARK_WAIT: Duration = Duration::from_secs(1);
 const MIXED: u64 = u64::MAX;
 
 impl Gate {
-    fn new(site: &'static Location<'static>, senders: &Arc<Senders>) -> Gate {
+    fn new(site: &'static Location<'static>, senders: &Arc<Senders>, capacity: usize) -> Gate {
         Gate {
+            capacity,
             senders: Arc::as_ptr(senders) as usize,
             meta: Meta::new(ClassSrc::Site(site)),
             holder: AtomicU64::new(0),
@@ -985,10 +988,15 @@ fn waiting_in<T>(
 /// of this channel takes the message: it keeps no send waiting). `None`: the channel is gone.
 pub(crate) fn gate_holder(gate: &Weak<Gate>) -> Option<GateHolder> {
     let g = gate.upgrade()?;
+    // `sent` first: a receive between the two reads makes the count smaller, never larger (a
+    // message is counted sent once it is in, received once taken out).
+    let sent = g.sent.load(Ordering::SeqCst);
+    let in_channel = sent.saturating_sub(g.received.load(Ordering::SeqCst));
     Some(GateHolder {
         thread: g.holder.load(Ordering::SeqCst),
         fresh: g.fresh.load(Ordering::SeqCst),
         senders: g.senders,
+        room: g.capacity > 0 && in_channel < g.capacity as u64,
     })
 }
 
@@ -1001,6 +1009,11 @@ pub(crate) struct GateHolder {
     pub fresh: bool,
     /// The address of the channel's [`Senders`].
     pub senders: usize,
+    /// The channel has room now (fewer messages in it than its bound): a send waiting for room
+    /// is about to get in, although its wait has not ended yet (a receive just made room). Its
+    /// thread is not stuck: a joiner that received a message and then joins the sender found a
+    /// cycle through a wait that was ending (tests/real_bugs_round9.rs, tylertoo#362's look).
+    pub room: bool,
 }
 
 thread_local! {
@@ -1346,7 +1359,7 @@ pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
     let site = Location::caller();
     let (tx, rx) = std_mpsc::sync_channel(bound);
     let senders = Senders::new(site);
-    let gate = Arc::new(Gate::new(site, &senders));
+    let gate = Arc::new(Gate::new(site, &senders, bound));
     gate.hold(site);
     if let Some(ids) = gate.meta.assigned() {
         let weak = Arc::downgrade(&gate);
@@ -1427,9 +1440,13 @@ impl<T> SyncSender<T> {
         let attempt = || -> bool {
             let Some(t) = slot.take() else { return true };
             match self.inner.try_send(t) {
-                Ok(()) => true,
+                Ok(()) => {
+                    super::watch::wait_over();
+                    true
+                }
                 Err(TrySendError::Disconnected(t)) => {
                     slot.set(Some(t));
+                    super::watch::wait_over();
                     true
                 }
                 Err(TrySendError::Full(t)) => {
@@ -1692,7 +1709,7 @@ pub(crate) fn test_channel(receiver: u64, sender: u64) -> (Arc<Gate>, Arc<Sender
     if let Some(Some(slot)) = senders.slots.lock().live.get_mut(0) {
         slot.1 = sender;
     }
-    let gate = Arc::new(Gate::new(site, &senders));
+    let gate = Arc::new(Gate::new(site, &senders, 0));
     gate.holder.store(receiver, Ordering::SeqCst);
     if gate.fresh.swap(false, Ordering::SeqCst) {
         FRESH_LIVE.fetch_sub(1, Ordering::Relaxed);

@@ -163,6 +163,8 @@ struct Waiter {
     /// [`super::channel::RECV_GRACE`] old, and once it is [`super::channel::UNPLACED_GRACE`]
     /// old.
     rechecked: u8,
+    /// Part of a deadlock found and being reported (see [`first_report`]).
+    reported: bool,
 }
 
 impl Waiter {
@@ -270,6 +272,13 @@ impl WaitToken {
                 return Ok(());
             };
             let x = &mut waiting[i];
+            if x.victim.is_some() {
+                // Another thread reported the deadlock and chose this one to give up its locks
+                // (its caller raises that verdict next): checked again, the same cycle would be
+                // reported a second time, from this side (a scope's join of a producer blocked
+                // on the joiner's channel was two `deadlock`s).
+                return Ok(());
+            }
             let due = match x.rechecked {
                 0 => super::channel::RECV_GRACE,
                 1 => super::channel::UNPLACED_GRACE,
@@ -283,7 +292,8 @@ impl WaitToken {
             }
             x.rechecked += 1;
             self.recheck = x.rechecked < 2 && (x.senders.is_some() || x.barrier.is_some());
-            deadlock_cycle(&waiting, i)
+            let cycle = deadlock_cycle(&waiting, i);
+            first_report(&mut waiting, cycle)
         };
         match cycle {
             Some(edges) => deadlock_found(self, w, edges),
@@ -292,8 +302,30 @@ impl WaitToken {
     }
 }
 
+thread_local! {
+    /// The `ended` flag of this thread's wait in progress (see [`wait_over`]).
+    static CURRENT_WAIT: Cell<Option<Arc<AtomicBool>>> = const { Cell::new(None) };
+}
+
+/// This thread's wait in progress got what it waited for (a send's value is in the channel):
+/// its entry stops counting now, before the wait's bookkeeping ends. A bounded channel's send
+/// waits for the channel's holder *now* (not for a snapshot of its holds), so an entry left
+/// live past the moment its value went in made a cycle of a receiver that then joined the
+/// sender, or waited for it, although the sender was going on (a false `deadlock`, or the same
+/// deadlock reported twice once the sender blocked again: tests/real_bugs_round9.rs).
+pub(crate) fn wait_over() {
+    let _ = CURRENT_WAIT.try_with(|c| {
+        let e = c.take();
+        if let Some(e) = &e {
+            e.store(true, Ordering::Release);
+        }
+        c.set(e);
+    });
+}
+
 impl Drop for WaitToken {
     fn drop(&mut self) {
+        let _ = CURRENT_WAIT.try_with(|c| drop(c.take()));
         if let Some(ended) = self.ended.take() {
             ended.store(true, Ordering::Release);
             park(ended);
@@ -405,7 +437,8 @@ fn try_register(waiter: Waiter) -> Result<Option<Vec<EdgeInfo>>, Waiter> {
             return Ok(if action() == Action::Off {
                 None
             } else {
-                deadlock_cycle(&waiting, waiting.len() - 1)
+                let cycle = deadlock_cycle(&waiting, waiting.len() - 1);
+                first_report(&mut waiting, cycle)
             });
         }
         if attempt < 32 {
@@ -415,6 +448,39 @@ fn try_register(waiter: Waiter) -> Result<Option<Vec<EdgeInfo>>, Waiter> {
         }
     }
     Err(waiter)
+}
+
+/// `cycle`, found in `waiting` (under its mutex), unless every thread of it is in a deadlock
+/// already found: its finder reports it and chooses who gives up its locks, after the report is
+/// rendered (which takes its backtraces' symbols: a second on a loaded machine). Another thread
+/// of the cycle checking its own wait again meanwhile (a channel's wait past its grace) found the
+/// same threads in the same waits, and reported them a second time: a scope's join of a producer
+/// blocked on the joiner's full channel was two `deadlock`s (tests/real_bugs_round9.rs). The
+/// threads of the cycle returned are marked; [`unreported`] takes the marks back when the
+/// finder could not report.
+fn first_report(waiting: &mut [Waiter], cycle: Option<Vec<EdgeInfo>>) -> Option<Vec<EdgeInfo>> {
+    let edges = cycle?;
+    let member = |w: &Waiter| w.live() && edges.iter().any(|e| e.thread_id == w.thread);
+    if !waiting.iter().any(|w| member(w) && !w.reported) {
+        return None;
+    }
+    for w in waiting.iter_mut() {
+        if member(w) {
+            w.reported = true;
+        }
+    }
+    Some(edges)
+}
+
+/// The deadlock of threads `members` was found but not reported (its finder was inside
+/// lockcheck's own work): another thread of it may report it (see [`first_report`]).
+fn unreported(members: &[u64]) {
+    let mut waiting = internal(&WAITING);
+    for w in waiting.iter_mut() {
+        if members.contains(&w.thread) {
+            w.reported = false;
+        }
+    }
 }
 
 /// What a blocked acquisition needs to know about its lock.
@@ -447,7 +513,8 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
         // Holding nothing else, the acquisition wrote no request (`hooks`), but the thread holds
         // its end: a wait the runtime stops here must be in the trace, where the end is held
         // (see `thread::end_in_trace`).
-        if !s.holds_any() && crate::thread::end_in_trace() {
+        // A join writes its own request (`thread::before_join`).
+        if !s.holds_any() && crate::thread::end_in_trace() && w.kind != LockKind::End {
             super::recorder::on_request(w.ids, w.kind, w.mode, w.site, w.capacity, 1);
         }
         // A thread started through `lockcheck::thread` holds its own end until it finishes:
@@ -467,6 +534,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
     let name = thread_name(thread);
     let relocking = s.relocking.get();
     let ended = Arc::new(AtomicBool::new(false));
+    let _ = CURRENT_WAIT.try_with(|c| drop(c.replace(Some(Arc::clone(&ended)))));
     let waiter = Waiter {
         thread,
         name,
@@ -500,6 +568,7 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
             None
         },
         rechecked: 0,
+        reported: false,
     };
     let mut token = WaitToken {
         ended: Some(ended),
@@ -540,10 +609,13 @@ pub(crate) fn set_thread_end(end: Ids, spawned: &'static Location<'static>) {
 }
 
 /// A join of the thread whose end is `end` (see [`set_thread_end`]) by a thread that holds
-/// locks: registered as a wait for the end, held by the joined thread, so that a joined thread
-/// blocked on a lock its joiner holds (directly or through other waits) is a deadlock, reported
-/// by whichever of the two closes the cycle. `None`: nothing to register (nothing held, checks
-/// off, or inside lockcheck's own work); `Err`: the deadlock this join closes, to raise.
+/// locks, or that holds its own end (started through `lockcheck::thread`): registered as a wait
+/// for the end, held by the joined thread, so that a joined thread blocked on a lock its joiner
+/// holds (directly or through other waits) is a deadlock, reported by whichever of the two
+/// closes the cycle, and so is a joined thread that joins its joiner back (two threads joining
+/// each other, rust-lang/rust#34971: a cycle of two ends and no lock). `None`: nothing to
+/// register (nothing held, checks off, or inside lockcheck's own work); `Err`: the deadlock this
+/// join closes, to raise.
 pub(crate) fn join_wait(
     end: Ids,
     site: &'static Location<'static>,
@@ -558,8 +630,12 @@ pub(crate) fn join_wait(
         capacity: 1,
         site,
     };
+    let own_end = THREAD_END.try_with(|e| e.get().is_some()).unwrap_or(false);
     STATE
-        .try_with(|s| (!s.busy.get() && s.held_len() > 0).then(|| begin_wait(s, w).map(|t| (t, w))))
+        .try_with(|s| {
+            (!s.busy.get() && (s.held_len() > 0 || own_end))
+                .then(|| begin_wait(s, w).map(|t| (t, w)))
+        })
         .ok()
         .flatten()
 }
@@ -637,6 +713,8 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
                     "this condvar wait could retake its mutex"
                 }
             )));
+        } else {
+            unreported(&members);
         }
     }
     Ok(())
@@ -929,7 +1007,9 @@ fn gate_wait_stuck(
     g: super::channel::GateHolder,
 ) -> bool {
     let w = &waiting[i];
-    if g.thread == 0 || (g.fresh && w.since.elapsed() < super::channel::GRACE) {
+    // Room in the channel: the send is about to get in, whatever its entry still says (its
+    // wait ends without the list's mutex).
+    if g.thread == 0 || g.room || (g.fresh && w.since.elapsed() < super::channel::GRACE) {
         return false;
     }
     let receives_here = |j: usize| {
@@ -2072,6 +2152,7 @@ mod tests {
             gate: None,
             barrier: None,
             rechecked: 0,
+            reported: false,
         }
     }
 
