@@ -1536,7 +1536,9 @@ pub(crate) fn on_fail(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) 
 /// was written in this block: `install` clears it).
 fn last_slot(p: &Producer) -> *const Rec {
     let i = p.len.get();
-    if i < LONG || i > BLOCK_WORDS || p.generation.get() != GENERATION.load(Ordering::Relaxed) {
+    if !(LONG..=BLOCK_WORDS).contains(&i)
+        || p.generation.get() != GENERATION.load(Ordering::Relaxed)
+    {
         return std::ptr::null();
     }
     // In bounds: words `i - LONG..i` of the block (a pointer is only compared).
