@@ -719,11 +719,12 @@ fn push_short<const N: usize>(words: [u64; N]) {
 #[cold]
 #[inline(never)]
 fn push_short_cold(p: &Producer, words: &[u64]) {
-    let cells: Vec<Word> = words
-        .iter()
-        .map(|&w| UnsafeCell::new(MaybeUninit::new(w)))
-        .collect();
-    let (r, _) = rec_at(&cells, 0);
+    // On the stack: nothing allocates before `next_block` marks the thread busy (an allocator
+    // that takes a checked lock would come back here).
+    let cells: [Word; 3] = std::array::from_fn(|k| {
+        UnsafeCell::new(MaybeUninit::new(words.get(k).copied().unwrap_or(0)))
+    });
+    let (r, _) = rec_at(&cells[..words.len()], 0);
     push_cold(p, r.head, r.a, r.b, r.x, r.ts);
 }
 
