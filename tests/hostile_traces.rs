@@ -172,7 +172,7 @@ fn lct_v2() -> (Vec<u8>, Vec<usize>) {
     (out, ends)
 }
 
-/// A recording of this process in `.lct` version 4 (the recorder's own): an AB-BA between two
+/// A recording of this process in `.lct` version 5 (the recorder's own; `lct_v4` from when it was 4): an AB-BA between two
 /// threads. Recorded once per process.
 fn lct_v4() -> Vec<u8> {
     static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
@@ -199,7 +199,7 @@ fn lct_v4() -> Vec<u8> {
             .unwrap();
             lockcheck::record::stop().unwrap();
             let bytes = std::fs::read(&p).unwrap();
-            assert!(bytes.starts_with(b"LCT\x04"), "a version-4 recording");
+            assert!(bytes.starts_with(b"LCT\x05"), "a version-5 recording");
             bytes
         })
         .clone()

@@ -74,7 +74,54 @@ fn essence(r: &lockcheck_analyze::report::Report) -> (Vec<(String, Vec<String>)>
 }
 
 fn is_lct(path: &Path) -> bool {
-    std::fs::read(path).unwrap().starts_with(&raw::MAGIC_V4)
+    std::fs::read(path).unwrap().starts_with(&raw::MAGIC_V5)
+}
+
+/// A version-5 trace as version 4 wrote it: every short raw record as the 40-byte record it
+/// stands for; and how many were short.
+fn as_version_4(v5: &[u8]) -> (Vec<u8>, usize) {
+    assert!(v5.starts_with(&raw::MAGIC_V5));
+    let mut out = raw::MAGIC_V4.to_vec();
+    let (mut at, mut short) = (4, 0);
+    let word = |b: &[u8], i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
+    while at < v5.len() {
+        let (len, n) = lct::read_varint(&v5[at..]).unwrap();
+        let end = at + n + len as usize;
+        let body = &v5[at + n..end];
+        if body[0] != raw::TAG_BLOCK {
+            out.extend_from_slice(&v5[at..end]);
+        } else {
+            let (t, tn) = lct::read_varint(&body[1..]).unwrap();
+            let mut rest = &body[1 + tn..];
+            let mut recs: Vec<u64> = Vec::new();
+            while !rest.is_empty() {
+                let w0 = word(rest, 0);
+                let shape = w0 >> raw::SHAPE_SHIFT;
+                let size = raw::shape_bytes(shape).expect("a known shape");
+                let (l, c) = (w0 & ((1 << 40) - 1), (w0 >> 40) & ((1 << 21) - 1));
+                match shape {
+                    0 => recs.extend((0..5).map(|i| word(rest, i))),
+                    raw::SHORT_RELEASE => {
+                        recs.extend([u64::from(raw::K_RELEASE) | c << 32, l, 0, 0, word(rest, 1)])
+                    }
+                    _ => {
+                        let w1 = word(rest, 1);
+                        let mut head = u64::from(raw::K_ACQUIRE) | (w1 & 7) << 8 | c << 32;
+                        if shape == raw::SHORT_REQUESTED {
+                            head |= raw::REQUESTED;
+                        }
+                        recs.extend([head, l, w1 & !7, 0, word(rest, 2)]);
+                    }
+                }
+                short += usize::from(shape != 0);
+                rest = &rest[size..];
+            }
+            raw::encode_block_head(&mut out, t, recs.len() / 5);
+            out.extend(recs.iter().flat_map(|w| w.to_le_bytes()));
+        }
+        at = end;
+    }
+    (out, short)
 }
 
 /// A version-4 trace as version 3 wrote it: every acquisition with its request folded in
@@ -137,7 +184,7 @@ fn events_cut(path: &Path, bytes: &[u8], k: usize) -> Vec<Event> {
         .unwrap_or_else(|e| panic!("cut at {k}: {e}"))
 }
 
-/// A version-3 trace cut anywhere reads as a prefix of its events, and a cut inside a `block`
+/// A version-5 trace cut anywhere reads as a prefix of its events, and a cut inside a `block`
 /// keeps the block's complete raw records.
 fn cut_anywhere(whole_path: &Path) {
     let bytes = std::fs::read(whole_path).unwrap();
@@ -155,18 +202,24 @@ fn cut_anywhere(whole_path: &Path) {
         if bytes[body] == raw::TAG_BLOCK {
             let (_, tn) = lct::read_varint(&bytes[body + 1..]).unwrap();
             let recs = body + 1 + tn;
-            if body + len - recs >= 2 * raw::RECORD_BYTES {
-                break (pos, recs);
+            let first = u64::from_le_bytes(bytes[recs..recs + 8].try_into().unwrap());
+            let size = raw::shape_bytes(first >> raw::SHAPE_SHIFT).unwrap();
+            if body + len - recs >= size + 16 {
+                // The first record's events: two for a request folded in.
+                let folded = first >> raw::SHAPE_SHIFT == raw::SHORT_REQUESTED
+                    || first & raw::REQUESTED != 0 && first as u8 == raw::K_ACQUIRE;
+                break (pos, recs, size, 1 + usize::from(folded));
             }
         }
         pos = body + len;
         assert!(pos < bytes.len(), "a block of two records");
     };
     let before = events_cut(&cut, &bytes, block.0).len();
-    let inside = events_cut(&cut, &bytes, block.1 + raw::RECORD_BYTES + 20).len();
+    // (Inside the second record: every record takes 16 bytes at least.)
+    let inside = events_cut(&cut, &bytes, block.1 + block.2 + 12).len();
     assert_eq!(
         inside,
-        before + 1,
+        before + block.3,
         "the block's first record, not its cut second"
     );
 }
@@ -220,14 +273,94 @@ fn lct_recording_end_to_end() {
     }
     lockcheck::record::stop().unwrap().expect("was recording");
     lockcheck::set_action(lockcheck::Action::Off);
-    let (v3_bytes, folded) = as_version_3(&std::fs::read(&nested).unwrap());
+    // Version 5 writes the usual acquisitions and releases short; as version 4 wrote them they
+    // read as the same events.
+    let (v4_bytes, short) = as_version_4(&std::fs::read(&nested).unwrap());
+    // (The rounds after the first, whose new locks and edge take the full path.)
+    assert!(short >= 8, "{short} short records");
+    let v4 = tmp("nested.v4.lct");
+    std::fs::write(&*v4, &v4_bytes).unwrap();
+    let (v3_bytes, folded) = as_version_3(&v4_bytes);
     assert!(folded > 0, "a known nested acquisition's request is folded");
     let v3 = tmp("nested.v3.lct");
     std::fs::write(&*v3, v3_bytes).unwrap();
     let ev = events(&nested);
     let requests = ev.iter().filter(|e| matches!(e, Event::Request { .. }));
     assert_eq!(requests.count(), 3, "{ev:#?}");
+    assert_eq!(events(&v4), ev);
     assert_eq!(events(&v3), ev);
+    // Many blocks of short records (a block holds 128 recorded pairs): every handoff comes at
+    // some record, short ones included (`push_short_cold`); the same events as JSON Lines, in
+    // order.
+    let many = |path: &Path| {
+        lockcheck::set_action(lockcheck::Action::Panic);
+        lockcheck::record::start(path).unwrap();
+        let (a, b) = (Mutex::named("many.a", 0), Mutex::named("many.b", 0));
+        for _ in 0..2000 {
+            let _a = a.lock();
+            *b.lock() += 1;
+        }
+        lockcheck::record::stop().unwrap().expect("was recording");
+        lockcheck::set_action(lockcheck::Action::Off);
+        // The operations on the two locks, without numbers or times: (kind, lock's order).
+        let ev = events(path);
+        let mut locks = Vec::new();
+        ev.iter()
+            .filter_map(|e| {
+                let (k, l) = match e {
+                    Event::Request { l, .. } => ('q', *l),
+                    Event::Acquire { l, .. } => ('a', *l),
+                    Event::Release { l, .. } => ('r', *l),
+                    _ => return None,
+                };
+                let i = locks.iter().position(|&x| x == l).unwrap_or_else(|| {
+                    locks.push(l);
+                    locks.len() - 1
+                });
+                Some((k, i))
+            })
+            .collect::<Vec<_>>()
+    };
+    let (many_json, many_lct) = (tmp("many.json"), tmp("many.lct"));
+    let ops = many(&many_json);
+    assert!(ops.len() >= 2000 * 5, "{}", ops.len());
+    assert_eq!(many(&many_lct), ops);
+    let (_, short) = as_version_4(&std::fs::read(&many_lct).unwrap());
+    assert!(short >= 4 * 1900, "{short} short records");
+    // A short release that finds a new recording goes the cold way (`push_short_cold`: a new
+    // stream): it is in the new trace.
+    let (first, second) = (tmp("restart1.lct"), tmp("restart2.lct"));
+    lockcheck::set_action(lockcheck::Action::Panic);
+    let held = Mutex::named("restart.a", 0);
+    drop(held.lock());
+    lockcheck::record::start(&first).unwrap();
+    let guard = held.lock();
+    lockcheck::record::start(&second).unwrap();
+    drop(guard);
+    lockcheck::record::stop().unwrap().expect("was recording");
+    lockcheck::set_action(lockcheck::Action::Off);
+    let (_, short) = as_version_4(&std::fs::read(&first).unwrap());
+    assert_eq!(short, 1, "the acquisition is a short record");
+    let ev = events(&second);
+    let class = ev.iter().find_map(|e| match e {
+        Event::Class { c, key, .. } if key.contains("restart.a") => Some(*c),
+        _ => None,
+    });
+    let lock = ev.iter().find_map(|e| match e {
+        Event::Lock { l, c, .. } if Some(*c) == class => Some(*l),
+        _ => None,
+    });
+    let ops: Vec<char> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Acquire { l, .. } if Some(*l) == lock => Some('a'),
+            Event::Release { l, .. } if Some(*l) == lock => Some('r'),
+            _ => None,
+        })
+        .collect();
+    // (Not shown held first: the release's own lock has left the held stack when its record is
+    // made, as with `Rec`s before version 5.)
+    assert_eq!(ops, ['r'], "{ev:#?}");
     // `lockcheck convert` reads version 4: to JSON Lines and to version 2, the same events.
     // (`nested`: with folded requests.)
     for (from, tag) in [(&lct, "converted"), (&nested, "nested.converted")] {

@@ -143,7 +143,7 @@ fn a_spin_of_a_million_failures_writes_a_few_records() {
     lockcheck::record::start(&lct).unwrap();
     program("spinl");
     lockcheck::record::stop().unwrap().expect("was recording");
-    assert!(std::fs::read(&lct).unwrap().starts_with(b"LCT\x04"));
+    assert!(std::fs::read(&lct).unwrap().starts_with(b"LCT\x05"));
     check(&lct, "spinl");
 
     let v2 = tmp("spin.v2.lct");

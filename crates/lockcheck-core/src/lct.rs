@@ -1,5 +1,5 @@
-//! `.lct`: lockcheck's compact binary trace format (version 2, and the recorder's versions 3 and
-//! 4 in [`raw`]), the binary twin of the JSON Lines
+//! `.lct`: lockcheck's compact binary trace format (version 2, and the recorder's versions 3, 4
+//! and 5 in [`raw`]), the binary twin of the JSON Lines
 //! trace ([`crate::trace`]): the same events, field for field, in a fraction of the bytes and
 //! without any parsing of text.
 //!
@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! file    = magic record*
-//! magic   = "LCT" version            (4 bytes; version = 2, or 1, 3, 4: read too)
+//! magic   = "LCT" version            (4 bytes; version = 2, or 1, 3, 4, 5: read too)
 //! record  = len:varint body          (len = number of bytes of body)
 //! body    = tag:u8 field*            (fields of the event, in the order of `crate::trace::Event`)
 //! varint  = unsigned LEB128 (7 bits per byte, low first, at most 10 bytes)
@@ -56,7 +56,7 @@ impl std::fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// Checks the magic at the start of a file: `Ok(version)`, or why it is not a `.lct` file of
-/// version 1 to 4 (3 and 4: [`raw`]).
+/// version 1 to 5 (3 to 5: [`raw`]).
 pub fn check_magic(head: &[u8]) -> Result<u8, DecodeError> {
     if head.len() < MAGIC.len() {
         if MAGIC.starts_with(head) {
@@ -66,11 +66,12 @@ pub fn check_magic(head: &[u8]) -> Result<u8, DecodeError> {
         || head[..4] == MAGIC_V1
         || head[..4] == raw::MAGIC_V3
         || head[..4] == raw::MAGIC_V4
+        || head[..4] == raw::MAGIC_V5
     {
         return Ok(head[3]);
     } else if head[..3] == MAGIC[..3] {
         return Err(DecodeError::Invalid(format!(
-            "unsupported .lct version {} (this reader knows versions 1 to 4)",
+            "unsupported .lct version {} (this reader knows versions 1 to 5)",
             head[3]
         )));
     }
@@ -1070,7 +1071,7 @@ mod tests {
     #[test]
     fn bad_input_is_invalid_not_a_panic() {
         assert!(matches!(
-            check_magic(b"LCT\x05"),
+            check_magic(b"LCT\x06"),
             Err(DecodeError::Invalid(_))
         ));
         assert!(matches!(

@@ -20,7 +20,7 @@ use std::io::BufRead;
 pub(super) struct LctDecoder {
     input: Chunks,
     started: bool,
-    /// Versions 3 and 4 (the recorder's raw records): what their own records need kept between
+    /// Versions 3 to 5 (the recorder's raw records): what their own records need kept between
     /// records.
     raw: Option<lct::raw::RawDecoder>,
 }
@@ -57,7 +57,7 @@ impl LctDecoder {
                 match lct::check_magic(self.input.data()) {
                     Ok(version) => {
                         if version >= 3 {
-                            self.raw = Some(lct::raw::RawDecoder::new());
+                            self.raw = Some(lct::raw::RawDecoder::for_version(version));
                         }
                         break;
                     }

@@ -23,6 +23,13 @@
 //! the `request` event just before it too (same thread, lock, mode and site, one permit), so that
 //! an acquisition the recorder saw requested and then taken without a wait takes one raw record
 //! instead of two. A version-3 writer never sets the bit, so one decoder reads both versions.
+//!
+//! Version 5 adds short records for the usual events of the recorded fast path, in the same
+//! `block`s, told apart by the first word's bits 61-63 (the shape; 0 in every record of versions
+//! 3 and 4, whose `head` has its class in bits 32-52): a blocking acquisition without a wait
+//! ([`SHORT_ACQUIRE`], [`SHORT_REQUESTED`]) takes 24 bytes, a release whose hold comes from the
+//! readings ([`SHORT_RELEASE`]) 16, every other record the 40 bytes of version 4. See
+//! [`RawDecoder`] for the words.
 
 use super::{read_varint, DecodeError, MAX_RECORD_LEN};
 use crate::trace::{ClassStats, Event, How, Mode};
@@ -33,6 +40,9 @@ pub const MAGIC_V3: [u8; 4] = *b"LCT\x03";
 
 /// The first four bytes of a version-4 `.lct` file: version 3 plus [`REQUESTED`].
 pub const MAGIC_V4: [u8; 4] = *b"LCT\x04";
+
+/// The first four bytes of a version-5 `.lct` file: version 4 plus the short records.
+pub const MAGIC_V5: [u8; 4] = *b"LCT\x05";
 
 /// Bit of an `acquire` record's `head` (version 4): a `request` of the same lock, mode and site
 /// (one permit) came just before it, with nothing of the thread's in between, and the reader makes
@@ -51,6 +61,37 @@ pub const TAG_END: u8 = 20;
 
 /// Bytes of one raw record.
 pub const RECORD_BYTES: usize = 40;
+
+/// Where a raw record's shape is in its first word (version 5): bits 61-63.
+pub const SHAPE_SHIFT: u32 = 61;
+/// Shape of a short acquisition (version 5), three words: `lock | class << 40 | 1 << 61`, then
+/// `site_word | mode` (the mode's code in bits 0-2, which a site word has clear), then the clock
+/// reading. Blocking, no wait, no request folded in.
+pub const SHORT_ACQUIRE: u64 = 1;
+/// Shape of a short acquisition with its request folded in (version 4's [`REQUESTED`]): as
+/// [`SHORT_ACQUIRE`].
+pub const SHORT_REQUESTED: u64 = 2;
+/// Shape of a short release (version 5), two words: `lock | class << 40 | 3 << 61`, then the
+/// clock reading (the hold from the readings, as a version-4 release whose `x` is 0).
+pub const SHORT_RELEASE: u64 = 3;
+/// Bits of the lock in a short record's first word (the runtime's instance numbers are below
+/// 2^40).
+pub const SHORT_LOCK_BITS: u32 = 40;
+/// Bits of the class in a short record's first word, after the lock (bits 40-60).
+pub const SHORT_CLASS_BITS: u32 = 21;
+/// The bits of a site word a short acquisition's mode takes (site words are 8-byte aligned).
+pub const SHORT_MODE_MASK: u64 = 7;
+
+/// Bytes of a raw record of `shape` (`first word >> SHAPE_SHIFT`) in version 5: `None` for a
+/// shape the version does not have (4 to 7).
+pub fn shape_bytes(shape: u64) -> Option<usize> {
+    match shape {
+        0 => Some(RECORD_BYTES),
+        SHORT_ACQUIRE | SHORT_REQUESTED => Some(24),
+        SHORT_RELEASE => Some(16),
+        _ => None,
+    }
+}
 
 /// Raw record kinds (`head` bits 0-7).
 pub const K_REQUEST: u8 = 1;
@@ -76,8 +117,14 @@ pub const K_HELD_ACROSS_AWAIT: u8 = 10;
 /// The fixed-size head of a `block` record holding `n` raw records of thread `t`: the record's
 /// length, its tag and `t`. The raw records follow, `RECORD_BYTES` each.
 pub fn encode_block_head(out: &mut Vec<u8>, t: u64, n: usize) {
+    encode_block_head_bytes(out, t, n * RECORD_BYTES);
+}
+
+/// The fixed-size head of a `block` record of thread `t` whose raw records take `bytes` bytes
+/// (version 5's records differ in size).
+pub fn encode_block_head_bytes(out: &mut Vec<u8>, t: u64, bytes: usize) {
     let t_len = (1..10).find(|&k| t >> (7 * k) == 0).unwrap_or(10);
-    super::put_varint(out, (1 + t_len + n * RECORD_BYTES) as u64);
+    super::put_varint(out, (1 + t_len + bytes) as u64);
     out.push(TAG_BLOCK);
     super::put_varint(out, t);
 }
@@ -111,8 +158,15 @@ pub fn encode_end(out: &mut Vec<u8>) {
 /// thread (`send_guard`, an owned tokio guard) finds its acquisition, and what is kept is what is
 /// held now (a release removes its entry; a lock's list goes when it is empty). Version 2's writer
 /// kept 64 holds per stream and said so at the stop; here nothing is dropped, so nothing is to say.
+///
+/// Version 5's short records ([`SHORT_ACQUIRE`], [`SHORT_REQUESTED`], [`SHORT_RELEASE`]) read
+/// as the version-4 records they stand for: an `acquire` (with [`REQUESTED`] for the second) of
+/// the word's lock and class, the mode and site word of the second word, how blocking, `wait_ns`
+/// 0, the third word's reading; a `release` with `x` 0 and the second word's reading.
 #[derive(Debug)]
 pub struct RawDecoder {
+    /// Version 5: short records (see above).
+    short: bool,
     sites: HashMap<u64, u32>,
     ns_per_tick: u64,
     /// Per lock: (stream, reading) of each acquisition not yet released, oldest first.
@@ -123,6 +177,7 @@ pub struct RawDecoder {
 impl Default for RawDecoder {
     fn default() -> RawDecoder {
         RawDecoder {
+            short: false,
             sites: HashMap::new(),
             ns_per_tick: 1 << 32,
             held: HashMap::new(),
@@ -135,6 +190,43 @@ impl RawDecoder {
     /// A decoder at the start of a file.
     pub fn new() -> RawDecoder {
         RawDecoder::default()
+    }
+
+    /// A decoder at the start of a file of `version` (3, 4 or 5: version 5 has short records).
+    pub fn for_version(version: u8) -> RawDecoder {
+        RawDecoder {
+            short: version >= 5,
+            ..RawDecoder::default()
+        }
+    }
+
+    /// Bytes of the raw record that starts at `rec` (its first word at least), or why not.
+    fn record_bytes(&self, rec: &[u8]) -> Result<usize, DecodeError> {
+        if !self.short {
+            return Ok(RECORD_BYTES);
+        }
+        let w0 = u64::from_le_bytes(rec[..8].try_into().expect("8 bytes"));
+        shape_bytes(w0 >> SHAPE_SHIFT).ok_or_else(|| {
+            DecodeError::Invalid(format!(
+                "unknown raw record shape {} in a version-5 block",
+                w0 >> SHAPE_SHIFT
+            ))
+        })
+    }
+
+    /// Bytes of the complete raw records at the start of `recs` (a block cut by a crash): up to
+    /// the first record that `recs` ends inside, or to the first word of a record of no known
+    /// shape (whose decoding then says so).
+    fn whole(&self, recs: &[u8]) -> usize {
+        let mut at = 0;
+        while recs.len() - at >= 8 {
+            match self.record_bytes(&recs[at..]) {
+                Ok(n) if recs.len() - at >= n => at += n,
+                Ok(_) => break,
+                Err(_) => return at + 8,
+            }
+        }
+        at
     }
 
     /// Decodes the record at the start of `buf` if it is one of version 3's own (tags 17 to 20),
@@ -167,7 +259,7 @@ impl RawDecoder {
             TAG_BLOCK => {
                 let (t, tn) = read_varint(body)?;
                 let recs = &body[tn..];
-                if recs.len() % RECORD_BYTES != 0 {
+                if !self.short && recs.len() % RECORD_BYTES != 0 {
                     return Err(DecodeError::Invalid(format!(
                         "block of {} bytes is not a whole number of {RECORD_BYTES}-byte records",
                         recs.len()
@@ -221,7 +313,7 @@ impl RawDecoder {
         };
         let start = n + 1 + tn;
         let end = (n + len as usize).min(buf.len());
-        let whole = end.saturating_sub(start) / RECORD_BYTES * RECORD_BYTES;
+        let whole = self.whole(&buf[start.min(end)..end]);
         if whole == 0 {
             return Ok(0);
         }
@@ -231,10 +323,42 @@ impl RawDecoder {
 
     fn records(&mut self, t: u64, recs: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
         out.reserve(recs.len() / RECORD_BYTES);
-        for rec in recs.chunks_exact(RECORD_BYTES) {
+        let mut at = 0;
+        while at < recs.len() {
+            let rest = &recs[at..];
+            if rest.len() < 8 {
+                return Err(DecodeError::Invalid(
+                    "a block ends inside a raw record's first word".into(),
+                ));
+            }
+            let len = self.record_bytes(rest)?;
+            let Some(rec) = rest.get(..len) else {
+                return Err(DecodeError::Invalid(format!(
+                    "a block ends inside a raw record of {len} bytes"
+                )));
+            };
+            at += len;
             let w =
                 |i: usize| u64::from_le_bytes(rec[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-            let (head, a, b, x, ts) = (w(0), w(1), w(2), w(3), w(4));
+            let (head, a, b, x, ts) = match len {
+                RECORD_BYTES => (w(0), w(1), w(2), w(3), w(4)),
+                // Version 5's short records, as the version-4 records they stand for.
+                _ => {
+                    let w0 = w(0);
+                    let l = w0 & ((1 << SHORT_LOCK_BITS) - 1);
+                    let c = (w0 >> SHORT_LOCK_BITS) & ((1 << SHORT_CLASS_BITS) - 1);
+                    if w0 >> SHAPE_SHIFT == SHORT_RELEASE {
+                        (u64::from(K_RELEASE) | c << 32, l, 0, 0, w(1))
+                    } else {
+                        let w1 = w(1);
+                        let mut head = u64::from(K_ACQUIRE) | (w1 & SHORT_MODE_MASK) << 8 | c << 32;
+                        if w0 >> SHAPE_SHIFT == SHORT_REQUESTED {
+                            head |= REQUESTED;
+                        }
+                        (head, l, w1 & !SHORT_MODE_MASK, 0, w(2))
+                    }
+                }
+            };
             if head & REQUESTED != 0 && head as u8 == K_ACQUIRE {
                 // Version 4's folded request: its event first, from the acquisition's fields
                 // (checked by the acquisition's own decoding, before anything is appended).
@@ -624,16 +748,165 @@ mod tests {
         ));
     }
 
+    /// The short records of version 5 (three words, two words), each for its version-4 twin.
+    fn short_acquire(shape: u64, class: u32, l: u64, mode: u64, site: u64, ts: u64) -> Vec<u8> {
+        let w0 = l | u64::from(class) << SHORT_LOCK_BITS | shape << SHAPE_SHIFT;
+        [w0, site | mode, ts]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect()
+    }
+
+    fn short_release(class: u32, l: u64, ts: u64) -> Vec<u8> {
+        let w0 = l | u64::from(class) << SHORT_LOCK_BITS | SHORT_RELEASE << SHAPE_SHIFT;
+        [w0, ts].iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    /// A version-5 file (without its magic) of `recs` for thread 3, and the same records' events
+    /// as version 4 reads them from `long`.
+    fn v5_and_v4(short: &[Vec<u8>], long: &[Vec<u8>]) -> (Vec<u8>, Vec<Event>) {
+        let frame = |recs: &[Vec<u8>]| {
+            let mut out = Vec::new();
+            encode_site_word(&mut out, 0xabc0, 4);
+            encode_site_word(&mut out, 0xabc8, 5);
+            encode_clock(&mut out, 3 << 31);
+            let bytes: Vec<u8> = recs.concat();
+            encode_block_head_bytes(&mut out, 3, bytes.len());
+            out.extend(bytes);
+            encode_end(&mut out);
+            out
+        };
+        let v4 = decode_all(&mut RawDecoder::for_version(4), &frame(long)).unwrap();
+        (frame(short), v4)
+    }
+
+    /// A nested pair in version 5's short records (the inner acquisition with its request
+    /// folded in, a shared one) among long ones: the events, hold times and statistics of the
+    /// same records in version 4.
+    fn nested_pair() -> (Vec<u8>, Vec<Event>) {
+        let shared = 1;
+        let mut requested = rec(K_ACQUIRE, 9, 6, 0xabc8, 0, 105);
+        requested[..8].copy_from_slice(
+            &(u64::from(K_ACQUIRE) | shared << 8 | REQUESTED | 9 << 32).to_le_bytes(),
+        );
+        let mut shared_b = rec(K_ACQUIRE, 9, 6, 0xabc8, 0, 300);
+        shared_b[1] = 1;
+        v5_and_v4(
+            &[
+                short_acquire(SHORT_ACQUIRE, 9, 5, 0, 0xabc0, 100),
+                short_acquire(SHORT_REQUESTED, 9, 6, shared, 0xabc8, 105),
+                short_release(9, 6, 150),
+                rec(K_FAIL, 9, 7, 0xabc0, 12, 0),
+                short_release(9, 5, 170),
+                short_acquire(SHORT_ACQUIRE, 9, (1 << 40) - 1, shared, 0xabc8, 300),
+                rec(K_JOIN, 1, 5, 0, 0, 0),
+            ],
+            &[
+                rec(K_ACQUIRE, 9, 5, 0xabc0, 0, 100),
+                requested,
+                rec(K_RELEASE, 9, 6, 0, 0, 150),
+                rec(K_FAIL, 9, 7, 0xabc0, 12, 0),
+                rec(K_RELEASE, 9, 5, 0, 0, 170),
+                {
+                    let mut r = rec(K_ACQUIRE, 9, (1 << 40) - 1, 0xabc8, 0, 300);
+                    r[1] = 1;
+                    r
+                },
+                rec(K_JOIN, 1, 5, 0, 0, 0),
+            ],
+        )
+    }
+
+    #[test]
+    fn short_records_read_as_their_version_4_twins() {
+        let (v5, want) = nested_pair();
+        assert_eq!(want.len(), 9, "{want:#?}");
+        assert!(want.contains(&Event::Release {
+            t: 3,
+            l: 6,
+            hold_ns: 67
+        }));
+        assert_eq!(
+            decode_all(&mut RawDecoder::for_version(5), &v5).unwrap(),
+            want
+        );
+        // Version 4 has no short records: the same bytes are not read as version 5's.
+        assert_ne!(
+            decode_all(&mut RawDecoder::for_version(4), &v5).ok(),
+            Some(want)
+        );
+    }
+
+    /// A version-5 file cut at every byte: the events of its complete records, a prefix of the
+    /// whole file's, and never an error but the cut (every whole record of a cut block is kept).
+    #[test]
+    fn a_version_5_file_cut_anywhere_reads_as_a_prefix() {
+        let (v5, want) = nested_pair();
+        let mut seen = Vec::new();
+        for cut in 0..=v5.len() {
+            let mut d = RawDecoder::for_version(5);
+            let mut buf = &v5[..cut];
+            let mut out = Vec::new();
+            loop {
+                match d.decode(buf, &mut out) {
+                    Ok(Some(n)) => buf = &buf[n..],
+                    Ok(None) => break,
+                    Err(DecodeError::Truncated) => {
+                        let n = d.salvage(buf, &mut out).unwrap();
+                        assert!(n <= buf.len());
+                        break;
+                    }
+                    Err(e) => panic!("cut at {cut}: {e}"),
+                }
+            }
+            assert_eq!(out[..], want[..out.len()], "cut at {cut}");
+            seen.push(out.len());
+        }
+        // Every record of the block is salvaged as soon as it is whole: the counts go up by its
+        // events (two for the folded request), then the stats come with `end`.
+        seen.dedup();
+        assert_eq!(seen, [0, 1, 3, 4, 5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn an_unknown_shape_or_a_record_over_its_block_is_an_error() {
+        for bad in [
+            // Shapes 4 to 7 are not version 5's.
+            [5u64 | 4 << SHAPE_SHIFT, 0, 0]
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .collect(),
+            // A short release cut after its first word, inside a complete block.
+            short_release(1, 5, 9)[..8].to_vec(),
+            // A mode of no known code.
+            short_acquire(SHORT_ACQUIRE, 1, 5, 6, 0xabc0, 1),
+        ] {
+            let (v5, _) = v5_and_v4(&[bad], &[]);
+            assert!(
+                matches!(
+                    decode_all(&mut RawDecoder::for_version(5), &v5),
+                    Err(DecodeError::Invalid(_))
+                ),
+                "{v5:?}"
+            );
+        }
+    }
+
     /// Any byte changed to any value, and any cut: an error or events, never a panic (the
     /// numbers are the file's: sums saturate).
     #[test]
     fn corrupt_bytes_are_errors_not_panics() {
-        let bytes = file();
+        for (version, bytes) in [(4, file()), (5, nested_pair().0)] {
+            corrupt(version, &bytes);
+        }
+    }
+
+    fn corrupt(version: u8, bytes: &[u8]) {
         for i in 0..bytes.len() {
-            for v in [0u8, 1, 0x7f, 0x80, 0xff, TAG_BLOCK, TAG_END] {
-                let mut b = bytes.clone();
+            for v in [0u8, 1, 0x7f, 0x80, 0xff, 0x20, 0x60, TAG_BLOCK, TAG_END] {
+                let mut b = bytes.to_vec();
                 b[i] = v;
-                let mut d = RawDecoder::new();
+                let mut d = RawDecoder::for_version(version);
                 let mut out = Vec::new();
                 let mut rest = &b[..];
                 while let Ok(Some(n)) = d.decode(rest, &mut out) {

@@ -1,9 +1,10 @@
 //! Trace recording: `LOCKCHECK_TRACE=path` (or [`crate::record::start`]) writes every lock event
 //! as JSON Lines, or as `.lct` when asked (`docs/trace-format.md`).
 //!
-//! **The acquiring thread only stores.** Each thread appends fixed-size records (five words:
-//! kind, mode and class; lock; site; one extra number; a [`clock`] reading) to a preallocated
-//! block of its own, then publishes the new length with one release store: no lock, no
+//! **The acquiring thread only stores.** Each thread appends records (five words: kind, mode and
+//! class; lock; site; one extra number; a [`clock`] reading; or, for the usual acquisition and
+//! release of the recorded fast path, a short record of three or two words, see [`Short`]) to a
+//! preallocated block of its own, then publishes the new length with one release store: no lock, no
 //! formatting, no allocation, no system call. A full block is handed to the background writer
 //! (appended to the thread's chain under a lock the thread takes once per block) and a fresh
 //! block comes from a pool. The writer turns records into events: it declares threads, classes,
@@ -11,7 +12,7 @@
 //! that definitions always precede their uses and a restarted recording is complete on its own;
 //! it computes hold times from the clock readings; it formats and writes.
 //!
-//! **Bounded memory, nothing dropped.** A thread owns one block ([`BLOCK_RECS`] records) while it
+//! **Bounded memory, nothing dropped.** A thread owns one block ([`BLOCK_WORDS`] words) while it
 //! records; full blocks waiting for the writer are at most [`MAX_FULL`] in the whole process.
 //! When a thread fills a block while that many wait (the program makes events faster than the
 //! writer turns them into text, or the writer gets no core), it does the writer's work itself
@@ -80,6 +81,9 @@ type Site = &'static Location<'static>;
 /// | cond_wait | lock | condvar | - |
 /// | fork, join | child | - | - |
 /// | drop | lock | - | 1: something was noted of the lock for later traces (see [`on_drop`]), else 0 |
+///
+/// In a block, a `Rec` takes [`LONG`] words; the usual records of the recorded fast path are
+/// short ([`Short`]).
 #[derive(Clone, Copy)]
 #[repr(C)]
 struct Rec {
@@ -89,6 +93,114 @@ struct Rec {
     x: u64,
     /// A [`clock::now`] reading (0 where no duration is derived from it).
     ts: u64,
+}
+
+/// Words of a [`Rec`] in a block.
+const LONG: usize = 5;
+
+/// One word of a block: records are runs of words, [`LONG`] for a [`Rec`], fewer for the short
+/// records of `.lct` version 5 ([`Short`]), which the writer copies out as they are.
+type Word = UnsafeCell<MaybeUninit<u64>>;
+
+/// The short records (`.lct` version 5, [`raw::SHORT_ACQUIRE`] and its kin): a blocking
+/// acquisition without a wait is three words (the lock's identity word with the shape in bits
+/// 61-63, the site word with the mode in its low three bits, the reading), a release timed from
+/// the readings two (identity and shape, the reading). The identity word is the one the lock's
+/// `Meta` holds (instance in bits 0-39, class in 40-60: `Ids::word`), so the record needs no
+/// packing of its own. A block tells a short record from a [`Rec`] by those bits (a `Rec`'s
+/// `head` has them clear: its class is in bits 32-52).
+struct Short;
+
+impl Short {
+    /// The first word of a short record of `shape` for `ids`.
+    #[inline(always)]
+    fn first(ids: Ids, shape: u64) -> u64 {
+        debug_assert!(ids.inst >> raw::SHORT_LOCK_BITS == 0);
+        debug_assert!(ids.class >> raw::SHORT_CLASS_BITS == 0);
+        ids.word() | shape << raw::SHAPE_SHIFT
+    }
+}
+
+// A site word has its low three bits clear, for a short acquisition's mode.
+const _: () = assert!(std::mem::align_of::<Location<'static>>() >= 8);
+
+/// The record at word `i` of `words` (a short one as the [`Rec`] it stands for), and its length
+/// in words. `i` must be a record's first word, below the block's published length.
+#[inline(always)]
+fn rec_at(words: &[Word], i: usize) -> (Rec, usize) {
+    // SAFETY: below `committed` (see `Block`), where records are whole.
+    let w0 = unsafe { (*words[i].get()).assume_init() };
+    if w0 >> raw::SHAPE_SHIFT == 0 {
+        (*long_at(words, i), LONG)
+    } else {
+        short_at(words, i, w0)
+    }
+}
+
+/// The [`Rec`] at word `i` of `words`, in place.
+#[inline(always)]
+fn long_at(words: &[Word], i: usize) -> &Rec {
+    let r = &words[i..i + LONG];
+    // SAFETY: as below.
+    debug_assert_eq!(
+        unsafe { (*r[0].get()).assume_init() } >> raw::SHAPE_SHIFT,
+        0
+    );
+    // SAFETY: below `committed` (see `Block`); a `Rec` is five `u64` (`repr(C)`, `UnsafeCell`
+    // and `MaybeUninit` transparent), aligned as they are, and the block is not written there
+    // while the writer reads it.
+    unsafe { &*r.as_ptr().cast::<Rec>() }
+}
+
+/// The short record at word `i` of `words`, whose first word is `w0`, as the [`Rec`] it stands
+/// for, and its length in words.
+#[inline(always)]
+fn short_at(words: &[Word], i: usize, w0: u64) -> (Rec, usize) {
+    // SAFETY: below `committed` (see `Block`), where records are whole.
+    let read = |w: &Word| unsafe { (*w.get()).assume_init() };
+    let ids = Ids::from_word(w0 & ((1 << raw::SHAPE_SHIFT) - 1));
+    let shape = w0 >> raw::SHAPE_SHIFT;
+    if shape == raw::SHORT_RELEASE {
+        let r = &words[i..i + 2];
+        let rec = Rec {
+            head: u64::from(K_RELEASE) | u64::from(ids.class) << 32,
+            a: ids.inst,
+            b: 0,
+            x: 0,
+            ts: read(&r[1]),
+        };
+        return (rec, 2);
+    }
+    let r = &words[i..i + 3];
+    let w1 = read(&r[1]);
+    let requested = if shape == raw::SHORT_REQUESTED {
+        REQUESTED
+    } else {
+        0
+    };
+    let rec = Rec {
+        head: u64::from(K_ACQUIRE)
+            | (w1 & raw::SHORT_MODE_MASK) << 8
+            | u64::from(ids.class) << 32
+            | requested,
+        a: ids.inst,
+        b: w1 & !raw::SHORT_MODE_MASK,
+        x: 0,
+        ts: read(&r[2]),
+    };
+    (rec, 3)
+}
+
+/// The mode's code in a record (`head` bits 8-15, a short acquisition's site word bits 0-2).
+#[inline(always)]
+fn mode_code(mode: Mode) -> u64 {
+    match mode {
+        Mode::Exclusive => 0u64,
+        Mode::Shared => 1,
+        Mode::SharedRecursive => 2,
+        Mode::Upgradable => 3,
+        Mode::Permit => 4,
+    }
 }
 
 // The kinds are those of `.lct` version 4's raw records, which copy `Rec` as it is.
@@ -175,13 +287,7 @@ impl SideTable {
 
 #[inline(always)]
 fn head(kind: u8, mode: Mode, how: How, class: u32) -> u64 {
-    let m = match mode {
-        Mode::Exclusive => 0u64,
-        Mode::Shared => 1,
-        Mode::SharedRecursive => 2,
-        Mode::Upgradable => 3,
-        Mode::Permit => 4,
-    };
+    let m = mode_code(mode);
     let h = match how {
         How::Blocking => 0u64,
         How::Try => 1,
@@ -236,9 +342,10 @@ fn site_of(word: u64) -> Site {
 // ---------------------------------------------------------------------------------------------
 // Blocks and chains.
 
-/// Records per block: 40 KiB, the memory a recording thread holds, and the number of records
-/// between two handoffs (one lock each; see [`WAKE_AFTER`] for the writer's wake-ups).
-const BLOCK_RECS: usize = 1024;
+/// Words per block: 40 KiB, the memory a recording thread holds (1,024 [`Rec`]s, 2,560 short
+/// releases), and the room between two handoffs (one lock each; see [`WAKE_AFTER`] for the
+/// writer's wake-ups).
+const BLOCK_WORDS: usize = 1024 * LONG;
 /// Full blocks waiting for the writer, process-wide, before a thread that fills one more does
 /// the writer's work itself (2.5 MiB; see [`wait_for_writer`]).
 const MAX_FULL: usize = 64;
@@ -251,11 +358,11 @@ const MAX_SPARE: usize = 32;
 /// and the writer's pass every 50 ms (the crash guarantee) does not depend on it.
 const WAKE_AFTER: usize = 8;
 
-/// A preallocated run of records. Records below `committed` are written once and never again
-/// until the block is recycled; only the chain's producer writes, at index `committed`.
+/// A preallocated run of records, in words. Words below `committed` are written once and never
+/// again until the block is recycled; only the chain's producer writes, from index `committed`.
 struct Block {
     committed: AtomicUsize,
-    recs: Box<[UnsafeCell<MaybeUninit<Rec>>]>,
+    recs: Box<[Word]>,
 }
 
 // SAFETY: a record slot is written by one producer (a thread's own block, or a task's under its
@@ -267,7 +374,7 @@ impl Block {
     fn new() -> Box<Block> {
         Box::new(Block {
             committed: AtomicUsize::new(0),
-            recs: (0..BLOCK_RECS)
+            recs: (0..BLOCK_WORDS)
                 .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
                 .collect(),
         })
@@ -423,16 +530,23 @@ impl ThreadBuf {
         let mut full = false;
         if chain
             .back()
-            .is_none_or(|b| b.committed.load(Ordering::Relaxed) == BLOCK_RECS)
+            .is_none_or(|b| b.committed.load(Ordering::Relaxed) + LONG > BLOCK_WORDS)
         {
             full = !chain.is_empty();
             chain.push_back(take_block());
         }
         let b = chain.back().expect("just ensured");
         let n = b.committed.load(Ordering::Relaxed);
-        // SAFETY: slot `n` is not published yet, and the chain lock makes this the only producer.
-        unsafe { (*b.recs[n].get()).write(rec) };
-        b.committed.store(n + 1, Ordering::Release);
+        // SAFETY: words `n..n + LONG` (in bounds, tested above) are not published yet, and the
+        // chain lock makes this the only producer.
+        unsafe {
+            b.recs[n..n + LONG]
+                .as_ptr()
+                .cast::<Rec>()
+                .cast_mut()
+                .write(rec)
+        };
+        b.committed.store(n + LONG, Ordering::Release);
         full
     }
 }
@@ -467,19 +581,19 @@ static SEEN_SITES: PlMutex<Option<HashSet<usize>>> = PlMutex::new(None);
 /// (an `Arc`) is in [`STREAM`], touched in the cold paths only, which never run inside each
 /// other (`cold`).
 ///
-/// Soundness: `len < BLOCK_RECS` only while `base` and `committed` point into the last block of
+/// Soundness: `len < BLOCK_WORDS` only while `base` and `committed` point into the last block of
 /// the stream `STREAM` holds ([`next_block`] sets them together); `STREAM`'s destructor sets
-/// `len` to `BLOCK_RECS` before it lets the stream go, so a record made after it goes cold,
+/// `len` to `BLOCK_WORDS` before it lets the stream go, so a record made after it goes cold,
 /// finds the stream gone and is counted ([`lost_at_exit`]).
 struct Producer {
     /// The recording generation of the stream in [`STREAM`] (0: none).
     generation: Cell<u64>,
-    /// The block being filled: its records and its published length.
-    base: Cell<*mut Rec>,
+    /// The block being filled: its words and its published length.
+    base: Cell<*mut u64>,
     /// (Not a raw pointer: a raw pointer's dereference is tested for alignment and null in a
     /// build with debug assertions, four instructions per record; `NonNull::as_ref` is not.)
     committed: Cell<NonNull<AtomicUsize>>,
-    /// Records in the block (`BLOCK_RECS` when there is none, so that the next push goes cold).
+    /// Words in the block (`BLOCK_WORDS` when there is none, so that the next push goes cold).
     len: Cell<usize>,
     /// A cold path is running: a record made inside it (lockcheck's own locks) is not recorded.
     cold: Cell<bool>,
@@ -490,7 +604,16 @@ struct Producer {
     /// Failures of the streak so far, and the count at which its open record is published next.
     fail_total: Cell<u64>,
     fail_next: Cell<u64>,
+    /// The stream's recording writes `.lct` version 5: the usual records are short ([`Short`]).
+    /// Set with `generation` ([`SHORT`] as the recording's start left it). JSON Lines and
+    /// version 2 get [`Rec`]s: their writer turns each record into an event, and a short record
+    /// expanded there cost it about 30 instructions more than the copy saves.
+    short: Cell<bool>,
 }
+
+/// The recording in progress writes `.lct` version 5 (see [`Producer::short`]): set before its
+/// generation is published.
+static SHORT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The stream a thread records into, held while it records (see [`Producer`]).
 struct Stream {
@@ -507,7 +630,7 @@ impl Drop for Stream {
         PRODUCER.with(|p| {
             // A streak of failures still open is written with the rest.
             publish_open(p);
-            p.len.set(BLOCK_RECS);
+            p.len.set(BLOCK_WORDS);
             p.generation.set(0);
         });
         if STATE_FLAG.load(Ordering::Relaxed) != ON {
@@ -527,11 +650,12 @@ thread_local! {
             generation: Cell::new(0),
             base: Cell::new(std::ptr::null_mut()),
             committed: Cell::new(NonNull::dangling()),
-            len: Cell::new(BLOCK_RECS),
+            len: Cell::new(BLOCK_WORDS),
             cold: Cell::new(false),
             fail_at: Cell::new(std::ptr::null()),
             fail_total: Cell::new(0),
             fail_next: Cell::new(0),
+            short: Cell::new(false),
         }
     };
     static STREAM: Stream = const { Stream { buf: UnsafeCell::new(None) } };
@@ -552,21 +676,56 @@ fn push(rec: Rec) {
     let p = unsafe { &*producer() };
     {
         let i = p.len.get();
-        if i < BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed) {
+        if i <= BLOCK_WORDS - LONG && p.generation.get() == GENERATION.load(Ordering::Relaxed) {
             // SAFETY: `base` and `committed` point into the block this thread's stream holds
-            // (see `Producer`), whose slot `i` is not published yet: only this thread writes
-            // it, and the release store publishes it to the writer.
+            // (see `Producer`), whose words from `i` on are not published yet: only this thread
+            // writes them, and the release store publishes them to the writer.
             unsafe {
-                p.base.get().add(i).write(rec);
-                p.committed.get().as_ref().store(i + 1, Ordering::Release);
+                p.base.get().add(i).cast::<Rec>().write(rec);
+                p.committed
+                    .get()
+                    .as_ref()
+                    .store(i + LONG, Ordering::Release);
             }
-            p.len.set(i + 1);
+            p.len.set(i + LONG);
         } else {
             // The words in registers, not a `Rec` in memory: a `Rec` argument made every push
             // build the record on the stack first, taken cold or not.
             push_cold(p, rec.head, rec.a, rec.b, rec.x, rec.ts);
         }
     }
+}
+
+/// [`push`] of a short record ([`Short`]): `N` words.
+#[inline(always)]
+fn push_short<const N: usize>(words: [u64; N]) {
+    // SAFETY: as in `push`.
+    let p = unsafe { &*producer() };
+    let i = p.len.get();
+    if i <= BLOCK_WORDS - N && p.generation.get() == GENERATION.load(Ordering::Relaxed) {
+        // SAFETY: as in `push`.
+        unsafe {
+            p.base.get().add(i).cast::<[u64; N]>().write(words);
+            p.committed.get().as_ref().store(i + N, Ordering::Release);
+        }
+        p.len.set(i + N);
+    } else {
+        push_short_cold(p, &words);
+    }
+}
+
+/// [`push_short`] that goes cold: the record as the [`Rec`] it stands for (a new block or stream
+/// is rare; a long record says the same).
+#[cold]
+#[inline(never)]
+fn push_short_cold(p: &Producer, words: &[u64]) {
+    // On the stack: nothing allocates before `next_block` marks the thread busy (an allocator
+    // that takes a checked lock would come back here).
+    let cells: [Word; 3] = std::array::from_fn(|k| {
+        UnsafeCell::new(MaybeUninit::new(words.get(k).copied().unwrap_or(0)))
+    });
+    let (r, _) = rec_at(&cells[..words.len()], 0);
+    push_cold(p, r.head, r.a, r.b, r.x, r.ts);
 }
 
 /// Records made after their thread's recording state was torn down (a lock taken in another
@@ -600,18 +759,18 @@ pub(crate) fn reserve(site: Site, n: usize) -> bool {
     }
     // SAFETY: as in `push`.
     let p = unsafe { &*producer() };
-    let room =
-        p.len.get() + n <= BLOCK_RECS && p.generation.get() == GENERATION.load(Ordering::Relaxed);
+    let room = p.len.get() + n * LONG <= BLOCK_WORDS
+        && p.generation.get() == GENERATION.load(Ordering::Relaxed);
     room || reserve_cold(n)
 }
 
 #[cold]
 #[inline(never)]
 fn reserve_cold(n: usize) -> bool {
-    PRODUCER.with(|p| next_block(p, None) && p.len.get() + n <= BLOCK_RECS)
+    PRODUCER.with(|p| next_block(p, None) && p.len.get() + n * LONG <= BLOCK_WORDS)
 }
 
-/// [`push`] into the room [`reserve`] made (it returned true), without testing the room and
+/// [`push_short`] into the room [`reserve`] made (it returned true), without testing the room and
 /// the generation again. The block is the one `reserve` found or installed: only this thread's
 /// cold paths replace it, and none ran since. The caller makes sure that nothing between the
 /// reservation and this write records, allocates or takes a lock (`hooks::lock_recorded`: the
@@ -622,16 +781,16 @@ fn reserve_cold(n: usize) -> bool {
 /// others), as a record whose generation test passed just before the stop does: an acquisition
 /// that raced with the stop.
 #[inline(always)]
-fn push_reserved(rec: Rec) {
+fn push_reserved<const N: usize>(words: [u64; N]) {
     // SAFETY: as in `push`; `reserve` found room for this record (and the caller wrote none
     // since).
     let p = unsafe { &*producer() };
     let i = p.len.get();
     unsafe {
-        p.base.get().add(i).write(rec);
-        p.committed.get().as_ref().store(i + 1, Ordering::Release);
+        p.base.get().add(i).cast::<[u64; N]>().write(words);
+        p.committed.get().as_ref().store(i + N, Ordering::Release);
     }
-    p.len.set(i + 1);
+    p.len.set(i + N);
 }
 
 /// The first record of a generation (a new stream), or a full block (handoff).
@@ -656,17 +815,20 @@ fn push_cold(p: &Producer, head: u64, a: u64, b: u64, x: u64, ts: u64) {
 /// Appends `rec` to the block being filled.
 ///
 /// # Safety
-/// The block must have room (`p.len < BLOCK_RECS`) and be the one the thread's stream holds
+/// The block must have room (`p.len + LONG <= BLOCK_WORDS`) and be the one the thread's stream holds
 /// (see [`Producer`]).
 #[inline(always)]
 unsafe fn put(p: &Producer, rec: Rec) {
     let i = p.len.get();
-    // SAFETY: as in `push`: only this thread writes the block's unpublished slots.
+    // SAFETY: as in `push`: only this thread writes the block's unpublished words.
     unsafe {
-        p.base.get().add(i).write(rec);
-        p.committed.get().as_ref().store(i + 1, Ordering::Release);
+        p.base.get().add(i).cast::<Rec>().write(rec);
+        p.committed
+            .get()
+            .as_ref()
+            .store(i + LONG, Ordering::Release);
     }
-    p.len.set(i + 1);
+    p.len.set(i + LONG);
 }
 
 /// Gives this thread a fresh block (and its stream, on the first record of a generation),
@@ -723,6 +885,8 @@ fn next_block(p: &Producer, acquiring: Option<u64>) -> bool {
             BUFFERS.lock().push(Arc::clone(&b));
             *slot = Some(Arc::clone(&b));
             p.generation.set(generation);
+            // Written before `generation` was published (`start`), which was read above.
+            p.short.set(SHORT.load(Ordering::Relaxed));
             (b, true)
         }
     };
@@ -736,7 +900,8 @@ fn next_block(p: &Producer, acquiring: Option<u64>) -> bool {
     true
 }
 
-/// Room a block has at least once [`next_block`] returns (a [`reserve`] asks for 3 at most).
+/// Room a block has at least once [`next_block`] returns, in [`Rec`]s (a [`reserve`] asks for 3
+/// at most).
 const ROOM_AFTER_SHOWN: usize = 8;
 
 /// Appends a fresh block to `b`'s chain, handing the last one to the writer; whether the writer
@@ -755,9 +920,11 @@ fn hand_over(b: &ThreadBuf) -> bool {
 fn install(p: &Producer, stream: &ThreadBuf) {
     let chain = stream.chain.lock();
     let blk = chain.back().expect("a stream has a block");
-    p.base.set(blk.recs.as_ptr() as *mut Rec);
+    p.base.set(blk.recs.as_ptr() as *mut u64);
     p.committed.set(NonNull::from(&blk.committed));
     p.len.set(0);
+    // A streak's record is in the block handed over (see `streak_goes_on`).
+    p.fail_at.set(std::ptr::null());
 }
 
 /// At the start of this thread's stream in a recording: the locks it holds already, each as a
@@ -802,7 +969,7 @@ fn show_held(p: &Producer, stream: &ThreadBuf, acquiring: Option<u64>) -> bool {
     let mut drain = false;
     for (ids, mode, site, n) in shown {
         for _ in 0..n {
-            if p.len.get() + ROOM_AFTER_SHOWN >= BLOCK_RECS {
+            if p.len.get() + ROOM_AFTER_SHOWN * LONG >= BLOCK_WORDS {
                 drain |= hand_over(stream);
                 install(p, stream);
             }
@@ -914,22 +1081,22 @@ enum Format {
     Json,
     /// `.lct` version 2: every record turned into its event.
     Lct2,
-    /// `.lct` version 4 ([`lockcheck_core::lct::raw`]): the records copied out as they are.
-    Lct4,
+    /// `.lct` version 5 ([`lockcheck_core::lct::raw`]): the records copied out as they are.
+    Lct5,
 }
 
 /// The format of the trace at `path`: lockcheck's binary `.lct` (its extension is `.lct`, or
 /// `LOCKCHECK_TRACE_FORMAT=lct`; version 2 with `LOCKCHECK_TRACE_FORMAT=lct2`), else JSON Lines.
 fn format_of(path: &Path) -> Format {
     match std::env::var("LOCKCHECK_TRACE_FORMAT") {
-        Ok(f) if f.eq_ignore_ascii_case("lct") => Format::Lct4,
+        Ok(f) if f.eq_ignore_ascii_case("lct") => Format::Lct5,
         Ok(f) if f.eq_ignore_ascii_case("lct2") => Format::Lct2,
         Ok(f) if !f.is_empty() => Format::Json,
         _ if path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("lct")) =>
         {
-            Format::Lct4
+            Format::Lct5
         }
         _ => Format::Json,
     }
@@ -960,11 +1127,11 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
     let file = File::create(&path)?;
     let format = format_of(&path);
     let mut w = Writer::new(file, path, format != Format::Json);
-    w.raw = format == Format::Lct4;
+    w.raw = format == Format::Lct5;
     match format {
         Format::Json => {}
         Format::Lct2 => w.out.extend_from_slice(&lockcheck_core::lct::MAGIC),
-        Format::Lct4 => w.out.extend_from_slice(&raw::MAGIC_V4),
+        Format::Lct5 => w.out.extend_from_slice(&raw::MAGIC_V5),
     }
     let program = std::env::args().next().unwrap_or_default();
     let start_unix_ms = std::time::SystemTime::now()
@@ -983,6 +1150,7 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
     if let Some(e) = w.failed.take() {
         return Err(e);
     }
+    SHORT.store(format == Format::Lct5, Ordering::Relaxed);
     let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
     w.generation = generation;
     *WRITER.lock() = Some(w);
@@ -1296,15 +1464,31 @@ pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u6
 /// [`REQUESTED`], which every writer turns into the full path's two events (a request, then the
 /// acquisition). Not for a semaphore (whose request carries its capacity). The flag is set
 /// without a branch, so that the caller has one clock call, not one per case.
+///
+/// A short record ([`Short`], three words): the identity word with its shape, the site word with
+/// the mode, the reading.
+/// (Short when the trace is `.lct` version 5, see [`Producer::short`].)
 #[inline(always)]
 pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site, requested: bool) {
-    push_reserved(Rec {
-        head: head(K_ACQUIRE, mode, How::Blocking, ids.class) | (REQUESTED * u64::from(requested)),
-        a: ids.inst,
-        b: site_word(site),
-        x: 0,
-        ts: clock::now(),
-    });
+    let ts = clock::now();
+    // SAFETY: as in `push`.
+    if unsafe { &*producer() }.short.get() {
+        let shape = raw::SHORT_ACQUIRE + u64::from(requested);
+        push_reserved([
+            Short::first(ids, shape),
+            site_word(site) | mode_code(mode),
+            ts,
+        ]);
+    } else {
+        let head = head(K_ACQUIRE, mode, How::Blocking, ids.class);
+        push_reserved([
+            head | (REQUESTED * u64::from(requested)),
+            ids.inst,
+            site_word(site),
+            0,
+            ts,
+        ]);
+    }
 }
 
 /// A failed `try_*` or timed acquisition.
@@ -1347,14 +1531,19 @@ pub(crate) fn on_fail(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u64) 
     }
 }
 
-/// The block's last record (null when the thread has no block of the current recording).
+/// Where the block's last record starts if it is a [`Rec`] (null when the thread has no block of
+/// the current recording). A record that is not a `Rec` is short: the place then is inside the
+/// last records, where no `Rec` starts, so it is never [`Producer::fail_at`] (set where a `Rec`
+/// was written in this block: `install` clears it).
 fn last_slot(p: &Producer) -> *const Rec {
     let i = p.len.get();
-    if i == 0 || i > BLOCK_RECS || p.generation.get() != GENERATION.load(Ordering::Relaxed) {
+    if !(LONG..=BLOCK_WORDS).contains(&i)
+        || p.generation.get() != GENERATION.load(Ordering::Relaxed)
+    {
         return std::ptr::null();
     }
-    // In bounds: `i - 1 < BLOCK_RECS` slots of the block (a pointer is only compared).
-    p.base.get().wrapping_add(i - 1)
+    // In bounds: words `i - LONG..i` of the block (a pointer is only compared).
+    p.base.get().wrapping_add(i - LONG).cast::<Rec>()
 }
 
 /// Whether `rec` (a [`K_FAIL`]) continues the streak whose record is the block's last: then it
@@ -1381,14 +1570,14 @@ fn streak_goes_on(p: &Producer, rec: &Rec) -> bool {
     }
     let total = p.fail_total.get().saturating_add(1);
     p.fail_total.set(total);
-    if i < BLOCK_RECS {
-        // SAFETY: `committed` points into the block being filled (`i < BLOCK_RECS`, see
+    if i < BLOCK_WORDS {
+        // SAFETY: `committed` points into the block being filled (`i < BLOCK_WORDS`, see
         // `Producer`).
         let committed = unsafe { p.committed.get().as_ref() };
         if committed.load(Ordering::Relaxed) < i {
             // The open record: not published, so the writer does not read it; only this thread
             // writes it.
-            // SAFETY: as above: slot `i - 1`, this thread's, unpublished.
+            // SAFETY: as above: the block's last record, this thread's, unpublished.
             unsafe {
                 let open = &mut *(at as *mut Rec);
                 open.ts = ts + 1;
@@ -1402,7 +1591,7 @@ fn streak_goes_on(p: &Producer, rec: &Rec) -> bool {
             }
             return true;
         }
-        if i + 1 < BLOCK_RECS {
+        if i + 2 * LONG <= BLOCK_WORDS {
             let open = Rec {
                 head: rec.head & !0xff | u64::from(K_FAILS),
                 ts: 1,
@@ -1411,8 +1600,8 @@ fn streak_goes_on(p: &Producer, rec: &Rec) -> bool {
             // SAFETY: slot `i` of the block being filled, unpublished (`committed` is `i`):
             // this thread's; `len` covers it from now on, so the next record goes after it and
             // publishes it.
-            unsafe { p.base.get().add(i).write(open) };
-            p.len.set(i + 1);
+            unsafe { p.base.get().add(i).cast::<Rec>().write(open) };
+            p.len.set(i + LONG);
             p.fail_at.set(last_slot(p));
             return true;
         }
@@ -1428,8 +1617,8 @@ fn streak_goes_on(p: &Producer, rec: &Rec) -> bool {
 /// Publishes this thread's open streak record, if any (see [`on_fail`]).
 fn publish_open(p: &Producer) {
     let i = p.len.get();
-    if i < BLOCK_RECS {
-        // SAFETY: `committed` points into the stream's last block while `len < BLOCK_RECS`.
+    if i < BLOCK_WORDS {
+        // SAFETY: `committed` points into the stream's last block while `len < BLOCK_WORDS`.
         let committed = unsafe { p.committed.get().as_ref() };
         if committed.load(Ordering::Relaxed) < i {
             committed.store(i, Ordering::Release);
@@ -1450,15 +1639,22 @@ pub(crate) fn on_release_inline(meta: &Meta) {
     // The reading first, the identity word read again after it: only `meta` lives across the
     // clock's call (each value that does is a register saved and restored by the caller). The
     // instance and class of a held lock's word do not change (only its flag bits may).
+    // A short record ([`Short`], two words) in `.lct` version 5: the identity word with its
+    // shape, the reading.
     let ts = clock::now();
     let ids = Ids::from_word(meta.word());
-    push(Rec {
-        head: head(K_RELEASE, Mode::Exclusive, How::Blocking, ids.class),
-        a: ids.inst,
-        b: 0,
-        x: 0,
-        ts,
-    });
+    // SAFETY: as in `push`.
+    if unsafe { &*producer() }.short.get() {
+        push_short([Short::first(ids, raw::SHORT_RELEASE), ts]);
+    } else {
+        push(Rec {
+            head: head(K_RELEASE, Mode::Exclusive, How::Blocking, ids.class),
+            a: ids.inst,
+            b: 0,
+            x: 0,
+            ts,
+        });
+    }
 }
 
 #[inline(always)]
@@ -1808,15 +2004,33 @@ struct Writer {
 /// anything beyond), `recs.len()` if none: the usual records of a loop of lock operations change
 /// nothing there (a hit in the last two changes nothing), and this loop makes no call.
 #[inline(always)]
-fn first_miss(
-    recs: &[UnsafeCell<MaybeUninit<Rec>>],
-    mut i: usize,
-    ls: [u64; 2],
-    ss: [u64; 2],
-) -> usize {
+fn first_miss(recs: &[Word], mut i: usize, ls: [u64; 2], ss: [u64; 2]) -> usize {
+    const LOCK: u64 = (1 << raw::SHORT_LOCK_BITS) - 1;
     while let Some(slot) = recs.get(i) {
-        // SAFETY: below `committed` (see `Block`).
-        let r = unsafe { (*slot.get()).assume_init_ref() };
+        // SAFETY: below `committed` (see `Block`); a record's words are all below it.
+        let w0 = unsafe { (*slot.get()).assume_init() };
+        match w0 >> raw::SHAPE_SHIFT {
+            0 => {}
+            raw::SHORT_RELEASE => {
+                let l = w0 & LOCK;
+                if l != ls[0] && l != ls[1] {
+                    return i;
+                }
+                i += 2;
+                continue;
+            }
+            _ => {
+                let l = w0 & LOCK;
+                // SAFETY: as above.
+                let site = unsafe { (*recs[i + 1].get()).assume_init() } & !raw::SHORT_MODE_MASK;
+                if l != ls[0] && l != ls[1] || site != ss[0] && site != ss[1] {
+                    return i;
+                }
+                i += 3;
+                continue;
+            }
+        }
+        let r = long_at(recs, i);
         let lock = r.a == ls[0] || r.a == ls[1];
         let site = r.b == ss[0] || r.b == ss[1];
         let nothing = match r.head as u8 {
@@ -1829,7 +2043,7 @@ fn first_miss(
         if !nothing {
             return i;
         }
-        i += 1;
+        i += LONG;
     }
     i
 }
@@ -1984,16 +2198,15 @@ impl Writer {
                 self.clock_record();
                 self.drain_raw(b.thread, &mut side, recs);
             } else if self.lct {
-                for slot in recs {
-                    // SAFETY: below `committed` (see `Block`).
-                    let r = unsafe { (*slot.get()).assume_init_ref() };
-                    self.format_direct::<true>(b.thread, &mut side, r);
+                // Only `Rec`s: the producers write short records for version 5 only
+                // (`Producer::short`).
+                for r in recs.chunks_exact(LONG) {
+                    self.format_direct::<true>(b.thread, &mut side, long_at(r, 0));
                 }
             } else {
-                for slot in recs {
-                    // SAFETY: as above.
-                    let r = unsafe { (*slot.get()).assume_init_ref() };
-                    self.format_json(b.thread, &mut side, r);
+                // As above.
+                for r in recs.chunks_exact(LONG) {
+                    self.format_json(b.thread, &mut side, long_at(r, 0));
                 }
             }
             self.records += n.saturating_sub(consumed);
@@ -2026,7 +2239,7 @@ impl Writer {
         }
     }
 
-    /// Version 4: declares what the records use (locks, classes, sites, permits; drops and
+    /// Version 5: declares what the records use (locks, classes, sites, permits; drops and
     /// tasks' held-across-await findings as in version 2), then writes the records out in
     /// `block`s ([`Writer::put_raw`]). Per record a kind test and the two declaration caches, no formatting: the
     /// reader derives hold times and statistics (see [`lockcheck_core::lct::raw`]).
@@ -2035,30 +2248,29 @@ impl Writer {
     /// requires): records of a block of a stream being drained, which the writer recycles only
     /// in `write_out`, and which its stream holds until then ([`Writer::drain`] writes out
     /// before it returns).
-    fn drain_raw(&mut self, t: u64, side: &mut Side, recs: &[UnsafeCell<MaybeUninit<Rec>>]) {
+    fn drain_raw(&mut self, t: u64, side: &mut Side, recs: &[Word]) {
         let mut from = 0;
         // The last two locks and sites declared: a lock's acquisition, its request and its
         // release often follow each other, and a nested pair alternates between two locks and
         // two sites, so they need no look-up after the first (nothing is forgotten during a
         // drain: drops are written at the end of a pass). Replaced first in, first out; a hit
         // changes nothing.
-        let (mut ls, mut ss) = match recs.first() {
-            // SAFETY: as below.
-            Some(slot) => {
-                let r = unsafe { (*slot.get()).assume_init_ref() };
-                // No lock or site: instances are below 2^40, sites are user-space addresses.
-                ([!r.a; 2], [!r.b; 2])
-            }
-            None => return,
-        };
+        if recs.is_empty() {
+            return;
+        }
+        let first = rec_at(recs, 0).0;
+        // No lock or site: instances are below 2^40, sites are user-space addresses.
+        let (mut ls, mut ss) = ([!first.a; 2], [!first.b; 2]);
         let mut i = 0;
         loop {
             // The records that need nothing (their lock and site among the last two) in a loop
             // without calls, which keeps the four in registers; then the one that needs more.
             i = first_miss(recs, i, ls, ss);
-            let Some(slot) = recs.get(i) else { break };
-            // SAFETY: below `committed` (see `Block`).
-            let r = unsafe { (*slot.get()).assume_init_ref() };
+            if i >= recs.len() {
+                break;
+            }
+            let (r, k) = rec_at(recs, i);
+            let r = &r;
             let c = (r.head >> 32) as u32;
             match r.head as u8 {
                 K_ACQUIRE | K_FAIL => {
@@ -2102,11 +2314,11 @@ impl Writer {
                 _ => {
                     // SAFETY: see `drain_raw`.
                     unsafe { self.put_raw(t, &recs[from..i]) };
-                    from = i + 1;
+                    from = i + k;
                     self.format_direct::<true>(t, side, r);
                 }
             }
-            i += 1;
+            i += k;
         }
         // SAFETY: see `drain_raw`.
         unsafe { self.put_raw(t, &recs[from..]) };
@@ -2117,15 +2329,15 @@ impl Writer {
     /// # Safety
     /// A run of [`DIRECT_BYTES`] or more is written in place by the next [`Writer::write_out`]:
     /// `recs` must stay alive and unchanged until then.
-    unsafe fn put_raw(&mut self, t: u64, recs: &[UnsafeCell<MaybeUninit<Rec>>]) {
+    unsafe fn put_raw(&mut self, t: u64, recs: &[Word]) {
         if recs.is_empty() || self.failed.is_some() {
             return;
         }
-        raw::encode_block_head(&mut self.out, t, recs.len());
+        raw::encode_block_head_bytes(&mut self.out, t, recs.len() * 8);
         #[cfg(target_endian = "little")]
         {
-            // SAFETY: the records are initialized (below `committed`), and a `Rec` is five
-            // `u64` without padding (`repr(C)`; `UnsafeCell` and `MaybeUninit` are transparent).
+            // SAFETY: the words are initialized (below `committed`; `UnsafeCell` and
+            // `MaybeUninit` are transparent).
             let bytes = unsafe {
                 std::slice::from_raw_parts(recs.as_ptr() as *const u8, std::mem::size_of_val(recs))
             };
@@ -2150,10 +2362,8 @@ impl Writer {
         #[cfg(not(target_endian = "little"))]
         for slot in recs {
             // SAFETY: as above.
-            let r = unsafe { (*slot.get()).assume_init_ref() };
-            for w in [r.head, r.a, r.b, r.x, r.ts] {
-                self.out.extend_from_slice(&w.to_le_bytes());
-            }
+            let w = unsafe { (*slot.get()).assume_init() };
+            self.out.extend_from_slice(&w.to_le_bytes());
         }
         self.chunk();
     }
@@ -3285,7 +3495,7 @@ mod tests {
             std::env::temp_dir().join(format!("lockcheck-unit-backlog-{}.lct", std::process::id()));
         start(&path).unwrap();
         const BASE: u64 = 1 << 40;
-        let n = (MAX_FULL + 8) * BLOCK_RECS;
+        let n = (MAX_FULL + 8) * (BLOCK_WORDS / LONG);
         let site = Location::caller();
         // Stall the writer (and any thread that would do its work) by holding its lock.
         let stall = WRITER.lock();
@@ -3312,7 +3522,7 @@ mod tests {
         producer.join().unwrap();
         stop().unwrap();
         let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(lockcheck_core::lct::check_magic(&bytes), Ok(4));
+        assert_eq!(lockcheck_core::lct::check_magic(&bytes), Ok(5));
         let mut next = BASE;
         for e in read_lct(&bytes) {
             if let Event::Acquire { l, .. } = e {
@@ -3326,9 +3536,37 @@ mod tests {
         let _ = std::fs::remove_file(&path);
     }
 
-    /// Every event of a `.lct` file of version 2, 3 or 4.
+    /// The words of `recs` in a block: each a short record where it has one (see [`Short`]: a
+    /// blocking acquisition without a wait, a release without a measured hold), else a `Rec`.
+    fn words(recs: impl IntoIterator<Item = Rec>) -> Vec<Word> {
+        let mut out = Vec::new();
+        for r in recs {
+            let kind = r.head as u8;
+            let ids = Ids {
+                inst: r.a,
+                class: (r.head >> 32) as u32,
+            };
+            let plain = (r.head >> 16) & 0xff == 0 && r.x == 0 && r.a >> 40 == 0;
+            let short: Vec<u64> = if kind == K_ACQUIRE && plain && r.b & 7 == 0 {
+                let shape = raw::SHORT_ACQUIRE + u64::from(r.head & REQUESTED != 0);
+                vec![Short::first(ids, shape), r.b | (r.head >> 8 & 0xff), r.ts]
+            } else if kind == K_RELEASE && plain {
+                vec![Short::first(ids, raw::SHORT_RELEASE), r.ts]
+            } else {
+                vec![r.head, r.a, r.b, r.x, r.ts]
+            };
+            out.extend(
+                short
+                    .into_iter()
+                    .map(|w| UnsafeCell::new(MaybeUninit::new(w))),
+            );
+        }
+        out
+    }
+
+    /// Every event of a `.lct` file of version 2 or 5.
     fn read_lct(bytes: &[u8]) -> Vec<Event> {
-        let mut raw = raw::RawDecoder::new();
+        let mut raw = raw::RawDecoder::for_version(5);
         let mut out = Vec::new();
         let mut pos = lockcheck_core::lct::MAGIC.len();
         loop {
@@ -3609,18 +3847,15 @@ mod tests {
             std::env::temp_dir().join(format!("lockcheck-unit-direct-{}", std::process::id()));
         let mut w = Writer::new(File::create(&path).unwrap(), path.clone(), true);
         w.raw = true;
+        // (Hold times measured: `Rec`s, not short releases.)
         let rec = |i: u64| Rec {
             head: head(K_RELEASE, Mode::Exclusive, How::Blocking, 3),
             a: i,
             b: 0,
-            x: 0,
+            x: 1,
             ts: 1000 + i,
         };
-        let cells = |n: u64| -> Vec<UnsafeCell<MaybeUninit<Rec>>> {
-            (0..n)
-                .map(|i| UnsafeCell::new(MaybeUninit::new(rec(i))))
-                .collect()
-        };
+        let cells = |n: u64| -> Vec<Word> { words((0..n).map(rec)) };
         let bytes_of = |n: u64, t: u64| {
             let mut out = Vec::new();
             raw::encode_block_head(&mut out, t, n as usize);
@@ -3722,10 +3957,7 @@ mod tests {
         while i < recs.len() {
             let t = recs[i].0;
             let n = recs[i..].iter().take_while(|r| r.0 == t).count();
-            let run: Vec<UnsafeCell<MaybeUninit<Rec>>> = recs[i..i + n]
-                .iter()
-                .map(|r| UnsafeCell::new(MaybeUninit::new(r.1)))
-                .collect();
+            let run = words(recs[i..i + n].iter().map(|r| r.1));
             let (s2, s3) = sides.entry(t).or_default();
             for (_, r) in &recs[i..i + n] {
                 v2.format_direct::<true>(t, s2, r);
