@@ -1885,6 +1885,54 @@ mod tests {
         t
     }
 
+    /// The root-cause search's tables by dependency ([`ThreadDeps::with_own_and_state`]: two
+    /// passes over the records, the own epochs from the epoch table) are the ones built by a
+    /// clock lookup per dependency and a pass per table: random traces with forks and joins
+    /// (epochs other than 1), tries (dependencies that do not block) and several threads, the
+    /// epoch table present and absent.
+    #[test]
+    fn the_dependency_tables_of_the_root_cause_search_are_their_reference() {
+        use crate::model::tests::random_events;
+        for seed in 1..=24u64 {
+            let mut b = crate::model::ModelBuilder::new();
+            b.begin_trace("t");
+            for e in random_events(seed, 2 + seed % 6, 3 + seed % 13, 600) {
+                b.event(&e);
+            }
+            // A thread after the last with a dependency (its place in the tables is none).
+            b.event(&lockcheck_core::trace::Event::Thread { t: 99, name: None });
+            let m = b.finish();
+            let mut epochs = Epochs::new(&m);
+            for absent in [false, true] {
+                if absent {
+                    epochs.table = EpochTable::Absent;
+                    epochs.columns = EpochTable::Absent;
+                }
+                let (td, own, state) = ThreadDeps::with_own_and_state(&m, &epochs);
+                let (rd, rown, rstate) = ThreadDeps::reference(&m);
+                assert_eq!(own, rown, "seed {seed}");
+                assert_eq!(state, rstate, "seed {seed}");
+                assert_eq!(
+                    (&td.start, &td.dep, &td.own, &td.clock, &td.held, &td.at, td.narrow),
+                    (&rd.start, &rd.dep, &rd.own, &rd.clock, &rd.held, &rd.at, rd.narrow),
+                    "seed {seed}"
+                );
+            }
+            assert!(
+                m.deps
+                    .iter()
+                    .any(|r| r.how != lockcheck_core::trace::How::Blocking),
+                "seed {seed}: a try among the dependencies"
+            );
+            assert!(own_epochs_vary(&m), "seed {seed}: epochs other than 1");
+        }
+        fn own_epochs_vary(m: &Model) -> bool {
+            m.deps
+                .iter()
+                .any(|r| m.clocks.get(r.clock, r.thread as u64) > 1)
+        }
+    }
+
     /// The listing's shortcuts (each path's edges found once and shared by its chains, a search
     /// for the edge back to the start at the last level, searches for the edges to the nodes
     /// near the start, always, sometimes or never, the cache of pair checks) change
@@ -2527,8 +2575,99 @@ struct ThreadDeps {
 }
 
 impl ThreadDeps {
-    fn new(model: &Model, own: &[u32]) -> ThreadDeps {
+    /// The blocking dependencies by thread, with the own epoch of every dependency
+    /// (`clock.get(thread)`, from `epochs`' table) and, per dependency, `[0, CLOSERS_UNKNOWN]`
+    /// when it blocks, `[u32::MAX, CLOSERS_UNKNOWN]` when it does not (the root-cause search's
+    /// state, see [`find_root_causes_on`]).
+    ///
+    /// Two passes over the dependencies' records (48 bytes each: 62 MB on the planted
+    /// 5M-event trace): one for the epochs, the state and the count of each thread's
+    /// dependencies, one to place them. The own epochs, the state and the threads' counts were
+    /// five passes, each a stream of cache misses as long as the records (4M last-level misses
+    /// there), and the own epoch a clock lookup per dependency where the table holds it.
+    fn with_own_and_state(
+        model: &Model,
+        epochs: &Epochs<'_>,
+    ) -> (ThreadDeps, Vec<u32>, Vec<[u32; 2]>) {
         let blocking = |how| how == lockcheck_core::trace::How::Blocking;
+        let mut own = Vec::with_capacity(model.deps.len());
+        let mut state = Vec::with_capacity(model.deps.len());
+        let mut start = vec![0u32; model.threads.len() + 1];
+        // The threads: one more than the highest of any dependency (as many places in `start`).
+        let mut threads = 0usize;
+        for r in model.deps.iter() {
+            own.push(epochs.get(r.clock, r.thread as u64));
+            threads = threads.max(r.thread as usize + 1);
+            if blocking(r.how) {
+                state.push([0, CLOSERS_UNKNOWN]);
+                let t = r.thread as usize + 1;
+                if t >= start.len() {
+                    start.resize(t + 1, 0);
+                }
+                start[t] += 1;
+            } else {
+                state.push([u32::MAX, CLOSERS_UNKNOWN]);
+            }
+        }
+        start.resize(threads + 1, 0);
+        let narrow = start.iter().all(|&n| n <= 1 << 16);
+        for t in 0..threads {
+            start[t + 1] += start[t];
+        }
+        let n = start[threads] as usize;
+        let (mut dep, mut own_of, mut clock) = (vec![0; n], vec![0; n], vec![0; n]);
+        let mut held = vec![0; n];
+        let mut at_of = vec![u32::MAX; model.deps.len()];
+        let mut next = start.clone();
+        for (i, r) in model.deps.iter().enumerate() {
+            if !blocking(r.how) {
+                continue;
+            }
+            let t = r.thread as usize;
+            let at = next[t] as usize;
+            next[t] += 1;
+            dep[at] = i as u32;
+            own_of[at] = own[i];
+            clock[at] = r.clock;
+            held[at] = r.held;
+            at_of[i] = at as u32;
+        }
+        let td = ThreadDeps {
+            start,
+            dep,
+            own: own_of,
+            clock,
+            held,
+            at: at_of,
+            narrow,
+        };
+        (td, own, state)
+    }
+}
+
+#[cfg(test)]
+impl ThreadDeps {
+    /// [`ThreadDeps::with_own_and_state`]'s tables as they were built before it: the own
+    /// epochs by a clock lookup per dependency, the state and the threads' arrays by passes
+    /// of their own (to compare it against).
+    fn reference(model: &Model) -> (ThreadDeps, Vec<u32>, Vec<[u32; 2]>) {
+        let blocking = |how| how == lockcheck_core::trace::How::Blocking;
+        let own: Vec<u32> = model
+            .deps
+            .iter()
+            .map(|r| model.clocks.get(r.clock, r.thread as u64))
+            .collect();
+        let state: Vec<[u32; 2]> = model
+            .deps
+            .iter()
+            .map(|r| {
+                if blocking(r.how) {
+                    [0, CLOSERS_UNKNOWN]
+                } else {
+                    [u32::MAX, CLOSERS_UNKNOWN]
+                }
+            })
+            .collect();
         let threads = model
             .deps
             .iter()
@@ -2561,7 +2700,7 @@ impl ThreadDeps {
             held[at] = r.held;
             at_of[i] = at as u32;
         }
-        ThreadDeps {
+        let td = ThreadDeps {
             start,
             dep,
             own: own_of,
@@ -2569,7 +2708,8 @@ impl ThreadDeps {
             held,
             at: at_of,
             narrow,
-        }
+        };
+        (td, own, state)
     }
 }
 
@@ -2602,7 +2742,7 @@ struct Successors<'a> {
     memo: FastMap<u32, std::rc::Rc<[(u32, u32)]>>,
     memo_entries: usize,
     /// Own epoch of each dependency (`clock.get(thread)`), by dependency index.
-    own: Vec<u32>,
+    own: &'a [u32],
     /// The held locks of the dependency whose list is being computed, counted per mode.
     marks: Marks,
     /// The clocks' epochs, also read by [`EdgeSearch`].
@@ -3773,11 +3913,6 @@ pub fn find_root_causes_on(
     let mut causes: Vec<RootCause> = Vec::new();
     let mut total: u64 = 0;
     let mut example_pool = limits.max_example_steps.saturating_mul(20);
-    let own: Vec<u32> = model
-        .deps
-        .iter()
-        .map(|r| model.clocks.get(r.clock, r.thread as u64))
-        .collect();
     // Per dependency index, `[how many changed edges it lies on, its closers]` side by side:
     // both are read once per (changed edge, dependency) pair, millions of reads at random
     // dependencies on the hostile random trace, where two arrays (and a boxed list behind the
@@ -3788,17 +3923,8 @@ pub fn find_root_causes_on(
     // once): `CLOSERS_UNKNOWN`, `CLOSERS_STOPPED` (the exploration stopped at its budget: every
     // edge's search keeps the dependency), `CLOSERS_NONE`, or the index of its sorted list of
     // nodes in `closer_start` / `closer_nodes`.
-    let mut state: Vec<[u32; 2]> = model
-        .deps
-        .iter()
-        .map(|r| {
-            if r.how == lockcheck_core::trace::How::Blocking {
-                [0, CLOSERS_UNKNOWN]
-            } else {
-                [u32::MAX, CLOSERS_UNKNOWN]
-            }
-        })
-        .collect();
+    let epochs = Epochs::new(model);
+    let (threads, own, mut state) = ThreadDeps::with_own_and_state(model, &epochs);
     for e in change.ids() {
         for &d in graph.deps(e) {
             let c = &mut state[d as usize][0];
@@ -3815,10 +3941,10 @@ pub fn find_root_causes_on(
         holders: FastMap::default(),
         memo: FastMap::default(),
         memo_entries: 0,
-        own: own.clone(),
+        own: &own,
         marks: Marks::new(model.locks.len()),
-        epochs: Epochs::new(model),
-        threads: ThreadDeps::new(model, &own),
+        epochs,
+        threads,
         flat: None,
         walks: 0,
         conflict: conflict_masks(),
