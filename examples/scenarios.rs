@@ -414,6 +414,19 @@ const SCENARIOS: &[Scenario] = &[
         "-",
         upgrade_after_writer_let_go,
     ),
+    // An explicit join holding a lock a thread-local destructor of the joined thread takes
+    // (rust-lang/rust#116179, tests/real_bugs_round8.rs): the join waits for the destructors,
+    // so the thread's end is written after them; the look-alike releases the lock first.
+    (
+        "tls-dtor-join-under-lock",
+        "deadlock",
+        tls_dtor_join_under_lock,
+    ),
+    (
+        "tls-dtor-join-after-release",
+        "-",
+        tls_dtor_join_after_release,
+    ),
 ];
 
 fn main() {
@@ -3016,4 +3029,53 @@ fn barrier_take_after_opening() {
         }
     }
     let _ = taker.join();
+}
+
+/// A thread-local whose destructor takes a registry's lock (a per-thread cache flushed at the
+/// thread's exit).
+struct FlushAtExit(Arc<Mutex<u32>>);
+
+impl Drop for FlushAtExit {
+    fn drop(&mut self) {
+        *self.0.lock() += 1;
+    }
+}
+
+thread_local! {
+    static EXIT_CACHE: std::cell::RefCell<Option<FlushAtExit>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A worker fills its thread-local cache; the owner joins it holding the registry's lock
+/// (`hold`), or after releasing it.
+fn tls_dtor_join(class: &'static str, hold: bool) {
+    let registry = Arc::new(Mutex::named(class, 0u32));
+    let r = registry.clone();
+    let (go, wait_go) = mpsc::channel::<()>();
+    let worker = lockcheck::thread::spawn(move || {
+        EXIT_CACHE.with(|c| *c.borrow_mut() = Some(FlushAtExit(r)));
+        let _ = wait_go.recv();
+    });
+    let g = registry.lock();
+    let _ = go.send(());
+    if !hold {
+        drop(g);
+        let _ = worker.join();
+        return;
+    }
+    // The join waits for the destructor, which waits for `g`: a hang, reported; the joiner
+    // gives up its locks (a destructor cannot panic).
+    let _ = worker.join();
+    drop(g);
+}
+
+/// rust-lang/rust#116179: an explicit join holding the lock the joined thread's thread-local
+/// destructor takes.
+fn tls_dtor_join_under_lock() {
+    tls_dtor_join("tlsjoin.registry", true);
+}
+
+/// Look-alike: the lock released before the join.
+fn tls_dtor_join_after_release() {
+    tls_dtor_join("tlsjoin.fixed.registry", false);
 }
