@@ -427,13 +427,40 @@ const SCENARIOS: &[Scenario] = &[
         "-",
         tls_dtor_join_after_release,
     ),
+    // A condvar notified by a thread that never takes its waiters' mutex (the opt-in condvar
+    // rule, `LOCKCHECK_CONDVAR`; `lockcheck analyze --condvar`: these are listed in
+    // `CONDVAR_RULE`): parity-ethereum#3885's queue, its fix (#3903), and a timed wait, which a
+    // lost notify only delays.
+    (
+        "lost-wakeup-notify-without-mutex",
+        "condvar-lost-wakeup",
+        lost_wakeup_notify_without_mutex,
+    ),
+    (
+        "lost-wakeup-mutex-taken-first",
+        "-",
+        lost_wakeup_mutex_taken_first,
+    ),
+    ("lost-wakeup-timed-wait", "-", lost_wakeup_timed_wait),
+];
+
+/// The scenarios run with the opt-in condvar rule on (`scenarios list` says `condvar` after
+/// their expectation, and `tests/offline_equals_runtime.rs` analyzes them with `--condvar`).
+const CONDVAR_RULE: &[&str] = &[
+    "lost-wakeup-notify-without-mutex",
+    "lost-wakeup-mutex-taken-first",
+    "lost-wakeup-timed-wait",
 ];
 
 fn main() {
     let name = std::env::args().nth(1).unwrap_or_else(|| "list".into());
     if name == "list" {
         for (n, expect, _) in SCENARIOS {
-            println!("{n} {expect}");
+            if CONDVAR_RULE.contains(n) {
+                println!("{n} {expect} condvar");
+            } else {
+                println!("{n} {expect}");
+            }
         }
         return;
     }
@@ -441,6 +468,9 @@ fn main() {
         eprintln!("unknown scenario `{name}`; `scenarios list` lists them");
         std::process::exit(2);
     };
+    if CONDVAR_RULE.contains(&name.as_str()) {
+        lockcheck::watchdog::set_condvar_check(true);
+    }
     let on_main = std::env::args().nth(2).as_deref() == Some("--main");
     let (done_tx, done_rx) = mpsc::channel();
     if on_main {
@@ -3078,4 +3108,58 @@ fn tls_dtor_join_under_lock() {
 /// Look-alike: the lock released before the join.
 fn tls_dtor_join_after_release() {
     tls_dtor_join("tlsjoin.fixed.registry", false);
+}
+
+/// parity-ethereum's verification queue (openethereum/parity-ethereum#3885): a verifier waits
+/// on `more` with its mutex while the state is not `exit`; the owner sets `exit` under the state
+/// lock and notifies `more`, taking its mutex in between only when `take_mutex` (the fix,
+/// #3903). The notify comes once the verifier is in its wait (an observer thread took the
+/// mutex, which the wait released): this run ends, and the rule predicts the order that hangs
+/// (the notify between the verifier's check and its wait). `timed`: the verifier waits with a
+/// timeout (a lost notify only delays it).
+fn verification_queue(
+    state_class: &'static str,
+    more_class: &'static str,
+    take_mutex: bool,
+    timed: bool,
+) {
+    let state = Arc::new(Mutex::named(state_class, false));
+    let more = Arc::new((Mutex::named(more_class, ()), lockcheck::Condvar::new()));
+    let (s, m) = (state.clone(), more.clone());
+    let (waiting_tx, waiting_rx) = mpsc::channel::<()>();
+    let verifier = std::thread::spawn(move || {
+        let mut g = m.0.lock();
+        while !*s.lock() {
+            let _ = waiting_tx.send(());
+            if timed {
+                m.1.wait_for(&mut g, Duration::from_secs(30));
+            } else {
+                m.1.wait(&mut g);
+            }
+        }
+    });
+    let _ = waiting_rx.recv();
+    let m = more.clone();
+    let _ = std::thread::spawn(move || drop(m.0.lock())).join();
+    *state.lock() = true;
+    if take_mutex {
+        drop(more.0.lock());
+    }
+    more.1.notify_all();
+    let _ = verifier.join();
+}
+
+/// The state changed under another lock, then a notify without the waiters' mutex.
+fn lost_wakeup_notify_without_mutex() {
+    verification_queue("lostwake.state", "lostwake.more", false, false);
+}
+
+/// Look-alike: parity-ethereum#3903's fix, the mutex taken between the change and the notify.
+fn lost_wakeup_mutex_taken_first() {
+    verification_queue("lostwake.fixed.state", "lostwake.fixed.more", true, false);
+}
+
+/// Look-alike: the same notify, but the verifier waits with a timeout.
+fn lost_wakeup_timed_wait() {
+    verification_queue("lostwake.timed.state", "lostwake.timed.more", false, true);
 }

@@ -1017,6 +1017,8 @@ pub struct Model {
     /// Semaphores whose permits threads requested holding some of them, by enough threads to
     /// hold them all (see [`PermitNest`]), one per semaphore instance.
     pub permit_nests: Vec<PermitNest>,
+    /// Possible lost wakeups (only with the rule on: [`ModelBuilder::track_lost_wakeups`]).
+    pub lost_wakeups: Vec<crate::lost_wakeup::LostWakeup>,
     /// The coarsest resolution of hold times among the traces' headers, in nanoseconds (0: every
     /// trace's hold times are precise). See [`Event::Header`].
     pub hold_resolution_ns: u64,
@@ -1065,6 +1067,7 @@ impl Default for Model {
             held_across_await: Vec::new(),
             wait_cycles: Vec::new(),
             permit_nests: Vec::new(),
+            lost_wakeups: Vec::new(),
             hold_resolution_ns: 0,
         }
     }
@@ -1393,6 +1396,9 @@ pub struct ModelBuilder {
     /// Set while a retried try is checked as a blocking request ([`ModelBuilder::try_retried`]):
     /// the dependency and the self-deadlock it makes say so.
     retrying: bool,
+    /// The lost-wakeup rule's windows and waits, when it is on
+    /// ([`ModelBuilder::track_lost_wakeups`]).
+    lost: Option<Box<crate::lost_wakeup::Tracker>>,
 }
 
 /// What every acquisition and release reads and writes of its lock, in one 20-byte entry per
@@ -1423,6 +1429,13 @@ impl ModelBuilder {
     /// An empty builder.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Turns the lost-wakeup rule on (`lockcheck analyze --condvar`): the builder keeps each
+    /// thread's window of locks and the condvars' waits and notifies
+    /// ([`crate::lost_wakeup`]); [`Model::lost_wakeups`] gets its findings.
+    pub fn track_lost_wakeups(&mut self) {
+        self.lost.get_or_insert_with(Default::default);
     }
 
     /// Notes that input `again` names the same file as `first`, read once (a warning).
@@ -1469,6 +1482,9 @@ impl ModelBuilder {
             state.valid = 0;
             state.sites_valid = 0;
         }
+        if let Some(lost) = self.lost.as_deref_mut() {
+            lost.end_trace();
+        }
     }
 
     /// Records that the current trace was truncated at `pos`.
@@ -1488,6 +1504,9 @@ impl ModelBuilder {
     /// Finishes the last trace and returns the model.
     pub fn finish(mut self) -> Model {
         self.end_trace();
+        if let Some(lost) = self.lost.take() {
+            self.model.lost_wakeups = lost.finish();
+        }
         for l in 0..self.hot.len() {
             self.flush_zeros(l as LockId);
         }
@@ -2431,6 +2450,9 @@ impl ModelBuilder {
         let t = self.thread(t);
         let l = self.lock(l);
         let site = self.site(s);
+        if let Some(lost) = self.lost.as_deref_mut() {
+            lost.taken(t, l, site);
+        }
         let hot = self.hot[l as usize];
         if m == Mode::Exclusive && !hot.written {
             self.mark_written_now(l);
@@ -2798,9 +2820,13 @@ impl ModelBuilder {
                 state.held[i].mode = *m;
                 state.valid = state.valid.min(i);
             }
-            Event::CondWait { t, cv: _, l } => {
+            Event::CondWait { t, cv, l, timed } => {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
+                if let Some(lost) = self.lost.as_deref_mut() {
+                    let trace = (self.model.traces.len() - 1) as u32;
+                    lost.cond_wait(trace, t, *cv, l, *timed);
+                }
                 self.settle(t);
                 let held = &self.threads[t as usize].held;
                 match held.iter().rposition(|h| h.lock == l) {
@@ -2907,6 +2933,15 @@ impl ModelBuilder {
                 ht,
                 hs,
             } => self.held_across_await(*t, *l, *m, *s, *h, *ht, *hs),
+            Event::Notify { t, cv, s } => {
+                let t = self.thread(*t);
+                let site = self.site(*s);
+                if let Some(lost) = self.lost.as_deref_mut() {
+                    let trace = (self.model.traces.len() - 1) as u32;
+                    let held = self.threads[t as usize].held.iter().map(|h| h.lock);
+                    lost.notify(trace, t, *cv, site, held);
+                }
+            }
             Event::Stats { c, stats } => {
                 let Some(id) = self.maps.classes.get(u64::from(*c)) else {
                     self.model.anomalies.unknown_class += 1;

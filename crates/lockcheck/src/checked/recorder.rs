@@ -107,6 +107,14 @@ const K_DROP: u8 = raw::K_DROP;
 /// with its count `n`, in `.lct` version 4 too (as a record of version 2: one per streak, rare),
 /// so that a spinning `try_lock` does not flood the trace (see [`on_fail`]).
 const K_FAILS: u8 = 0x80;
+/// A timed wait on a condition variable: `a` the mutex, `b` the condvar, as [`K_COND_WAIT`]'s.
+/// The recorder's own kind: written as a `cond_wait` event with `timed` (in `.lct` version 4 as
+/// a record of version 2, at its place among the raw records), which the lost-wakeup rule leaves
+/// out (a timed wait ends by itself).
+const K_COND_WAIT_TIMED: u8 = 0x81;
+/// A notify of a condition variable: `a` the condvar, `b` the site. The recorder's own kind,
+/// written as a `notify` event (in `.lct` version 4 as a record of version 2, at its place).
+const K_NOTIFY: u8 = 0x82;
 /// An acquire record's flag: the request before it folded in (see [`Rec`]).
 const REQUESTED: u64 = raw::REQUESTED;
 /// A sync guard held across an `.await` (feature `tokio`): `a` the requested lock, `b` the
@@ -1495,12 +1503,35 @@ pub(crate) fn on_drop(ids: Ids, noted: bool) {
     });
 }
 
-pub(crate) fn on_cond_wait(cv: u64, mutex: Ids) {
+/// A wait on condvar `cv` with `mutex` (released for the wait); `timed`: with a timeout.
+pub(crate) fn on_cond_wait(cv: u64, mutex: Ids, timed: bool) {
     if recording() {
+        let kind = if timed {
+            K_COND_WAIT_TIMED
+        } else {
+            K_COND_WAIT
+        };
         push(Rec {
-            head: head(K_COND_WAIT, Mode::Exclusive, How::Blocking, mutex.class),
+            head: head(kind, Mode::Exclusive, How::Blocking, mutex.class),
             a: mutex.inst,
             b: cv,
+            x: 0,
+            ts: 0,
+        });
+    }
+}
+
+/// A notify of condvar `cv` at `site` (for the lost-wakeup rule offline: the notifier's held
+/// and recent locks are its own events before this one).
+pub(crate) fn on_notify(cv: u64, site: Site) {
+    if recording() {
+        if !site_seen_locally(site) {
+            note_site(site);
+        }
+        push(Rec {
+            head: u64::from(K_NOTIFY),
+            a: cv,
+            b: site_word(site),
             x: 0,
             ts: 0,
         });
@@ -2575,9 +2606,18 @@ impl Writer {
                     m: mode_of(r.head),
                 });
             }
-            K_COND_WAIT => {
+            K_COND_WAIT | K_COND_WAIT_TIMED => {
                 let l = self.lock(r.a, c);
-                self.emit(&Event::CondWait { t, cv: r.b, l });
+                self.emit(&Event::CondWait {
+                    t,
+                    cv: r.b,
+                    l,
+                    timed: r.head as u8 == K_COND_WAIT_TIMED,
+                });
+            }
+            K_NOTIFY => {
+                let s = Some(self.site(r.b));
+                self.emit(&Event::Notify { t, cv: r.a, s });
             }
             K_FORK => self.emit(&Event::Fork { t, child: r.a }),
             K_JOIN => self.emit(&Event::Join { t, child: r.a }),
