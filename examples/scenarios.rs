@@ -419,13 +419,53 @@ const SCENARIOS: &[Scenario] = &[
     // trace; the look-alike joins in one direction.
     ("join-each-other", "deadlock", join_each_other),
     ("join-one-way", "-", join_one_way),
+    // An explicit join holding a lock a thread-local destructor of the joined thread takes
+    // (rust-lang/rust#116179, tests/real_bugs_round8.rs): the join waits for the destructors,
+    // so the thread's end is written after them; the look-alike releases the lock first.
+    (
+        "tls-dtor-join-under-lock",
+        "deadlock",
+        tls_dtor_join_under_lock,
+    ),
+    (
+        "tls-dtor-join-after-release",
+        "-",
+        tls_dtor_join_after_release,
+    ),
+    // A condvar notified by a thread that never takes its waiters' mutex (the opt-in condvar
+    // rule, `LOCKCHECK_CONDVAR`; `lockcheck analyze --condvar`: these are listed in
+    // `CONDVAR_RULE`): parity-ethereum#3885's queue, its fix (#3903), and a timed wait, which a
+    // lost notify only delays.
+    (
+        "lost-wakeup-notify-without-mutex",
+        "condvar-lost-wakeup",
+        lost_wakeup_notify_without_mutex,
+    ),
+    (
+        "lost-wakeup-mutex-taken-first",
+        "-",
+        lost_wakeup_mutex_taken_first,
+    ),
+    ("lost-wakeup-timed-wait", "-", lost_wakeup_timed_wait),
+];
+
+/// The scenarios run with the opt-in condvar rule on (`scenarios list` says `condvar` after
+/// their expectation, and `tests/offline_equals_runtime.rs` analyzes them with `--condvar`).
+const CONDVAR_RULE: &[&str] = &[
+    "lost-wakeup-notify-without-mutex",
+    "lost-wakeup-mutex-taken-first",
+    "lost-wakeup-timed-wait",
 ];
 
 fn main() {
     let name = std::env::args().nth(1).unwrap_or_else(|| "list".into());
     if name == "list" {
         for (n, expect, _) in SCENARIOS {
-            println!("{n} {expect}");
+            if CONDVAR_RULE.contains(n) {
+                println!("{n} {expect} condvar");
+            } else {
+                println!("{n} {expect}");
+            }
         }
         return;
     }
@@ -433,6 +473,9 @@ fn main() {
         eprintln!("unknown scenario `{name}`; `scenarios list` lists them");
         std::process::exit(2);
     };
+    if CONDVAR_RULE.contains(&name.as_str()) {
+        lockcheck::watchdog::set_condvar_check(true);
+    }
     let on_main = std::env::args().nth(2).as_deref() == Some("--main");
     let (done_tx, done_rx) = mpsc::channel();
     if on_main {
@@ -3059,4 +3102,107 @@ fn join_each_other() {
 
 fn join_one_way() {
     joins(false);
+}
+
+/// A thread-local whose destructor takes a registry's lock (a per-thread cache flushed at the
+/// thread's exit).
+struct FlushAtExit(Arc<Mutex<u32>>);
+
+impl Drop for FlushAtExit {
+    fn drop(&mut self) {
+        *self.0.lock() += 1;
+    }
+}
+
+thread_local! {
+    static EXIT_CACHE: std::cell::RefCell<Option<FlushAtExit>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A worker fills its thread-local cache; the owner joins it holding the registry's lock
+/// (`hold`), or after releasing it.
+fn tls_dtor_join(class: &'static str, hold: bool) {
+    let registry = Arc::new(Mutex::named(class, 0u32));
+    let r = registry.clone();
+    let (go, wait_go) = mpsc::channel::<()>();
+    let worker = lockcheck::thread::spawn(move || {
+        EXIT_CACHE.with(|c| *c.borrow_mut() = Some(FlushAtExit(r)));
+        let _ = wait_go.recv();
+    });
+    let g = registry.lock();
+    let _ = go.send(());
+    if !hold {
+        drop(g);
+        let _ = worker.join();
+        return;
+    }
+    // The join waits for the destructor, which waits for `g`: a hang, reported; the joiner
+    // gives up its locks (a destructor cannot panic).
+    let _ = worker.join();
+    drop(g);
+}
+
+/// rust-lang/rust#116179: an explicit join holding the lock the joined thread's thread-local
+/// destructor takes.
+fn tls_dtor_join_under_lock() {
+    tls_dtor_join("tlsjoin.registry", true);
+}
+
+/// Look-alike: the lock released before the join.
+fn tls_dtor_join_after_release() {
+    tls_dtor_join("tlsjoin.fixed.registry", false);
+}
+
+/// parity-ethereum's verification queue (openethereum/parity-ethereum#3885): a verifier waits
+/// on `more` with its mutex while the state is not `exit`; the owner sets `exit` under the state
+/// lock and notifies `more`, taking its mutex in between only when `take_mutex` (the fix,
+/// #3903). The notify comes once the verifier is in its wait (an observer thread took the
+/// mutex, which the wait released): this run ends, and the rule predicts the order that hangs
+/// (the notify between the verifier's check and its wait). `timed`: the verifier waits with a
+/// timeout (a lost notify only delays it).
+fn verification_queue(
+    state_class: &'static str,
+    more_class: &'static str,
+    take_mutex: bool,
+    timed: bool,
+) {
+    let state = Arc::new(Mutex::named(state_class, false));
+    let more = Arc::new((Mutex::named(more_class, ()), lockcheck::Condvar::new()));
+    let (s, m) = (state.clone(), more.clone());
+    let (waiting_tx, waiting_rx) = mpsc::channel::<()>();
+    let verifier = std::thread::spawn(move || {
+        let mut g = m.0.lock();
+        while !*s.lock() {
+            let _ = waiting_tx.send(());
+            if timed {
+                m.1.wait_for(&mut g, Duration::from_secs(30));
+            } else {
+                m.1.wait(&mut g);
+            }
+        }
+    });
+    let _ = waiting_rx.recv();
+    let m = more.clone();
+    let _ = std::thread::spawn(move || drop(m.0.lock())).join();
+    *state.lock() = true;
+    if take_mutex {
+        drop(more.0.lock());
+    }
+    more.1.notify_all();
+    let _ = verifier.join();
+}
+
+/// The state changed under another lock, then a notify without the waiters' mutex.
+fn lost_wakeup_notify_without_mutex() {
+    verification_queue("lostwake.state", "lostwake.more", false, false);
+}
+
+/// Look-alike: parity-ethereum#3903's fix, the mutex taken between the change and the notify.
+fn lost_wakeup_mutex_taken_first() {
+    verification_queue("lostwake.fixed.state", "lostwake.fixed.more", true, false);
+}
+
+/// Look-alike: the same notify, but the verifier waits with a timeout.
+fn lost_wakeup_timed_wait() {
+    verification_queue("lostwake.timed.state", "lostwake.timed.more", false, true);
 }

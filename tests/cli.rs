@@ -528,3 +528,49 @@ fn a_tiny_listing_bound_never_changes_the_verdict() {
     assert_eq!(r["summary"]["complete"], true);
     assert_eq!(violations(&r), 1);
 }
+
+/// A condvar notified by a thread that did not take the mutex its waiter waits with
+/// (parity-ethereum#3885's shape): found with `--condvar` (the runtime's opt-in
+/// `LOCKCHECK_CONDVAR`), which the summary says; a timed wait on the same condvar is not; nothing
+/// without the flag.
+#[test]
+fn a_notify_without_the_waiters_mutex_is_a_lost_wakeup_with_the_condvar_rule_on() {
+    let on = analyze_json(
+        &[fixture("lost-wakeup.json")],
+        &["--no-config", "--condvar"],
+    );
+    assert_eq!(on.code, Some(1), "{}", on.stderr);
+    let r = on.json();
+    assert_eq!(violations(&r), 1, "{r:#}");
+    let v = &r["violations"][0];
+    assert_eq!(v["kind"], "condvar-lost-wakeup");
+    assert_eq!(v["rule"], "lockcheck/condvar-lost-wakeup");
+    assert_eq!(v["locks"][0]["class"], "queue.more");
+    assert_eq!(v["edges"][0]["thread"], "main");
+    assert_eq!(v["edges"][0]["site"], "src/queue.rs:22:5");
+    assert_eq!(v["edges"][0]["held"][0]["site"], "src/queue.rs:12:9");
+    assert_eq!(r["summary"]["lost_wakeup_rule"], true);
+    let text = lockcheck([
+        "analyze",
+        "--no-config",
+        "--condvar",
+        fixture("lost-wakeup.json").to_str().unwrap(),
+    ]);
+    assert_eq!(text.code, Some(1));
+    assert!(
+        text.stdout.contains("possible lost wakeup: main notifies a condvar at src/queue.rs:22:5 without taking queue.more"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("(lost-wakeup rule on)")
+            || text.stderr.contains("(lost-wakeup rule on)"),
+        "{}",
+        text.stderr
+    );
+    let off = analyze_json(&[fixture("lost-wakeup.json")], &["--no-config"]);
+    assert_eq!(off.code, Some(0), "{}", off.stderr);
+    let r = off.json();
+    assert_eq!(violations(&r), 0, "{r:#}");
+    assert!(r["summary"].get("lost_wakeup_rule").is_none());
+}

@@ -77,7 +77,15 @@ impl Outcome {
 
 /// Runs one program; `backtraces` off saves seconds of symbol resolution per report (the examples
 /// keep them on, so that path is covered too).
-fn run(exe: &Path, args: &[&str], mode: &str, tag: &str, backtraces: bool) -> Outcome {
+/// `analyze`: further arguments of `lockcheck analyze`.
+fn run(
+    exe: &Path,
+    args: &[&str],
+    mode: &str,
+    tag: &str,
+    backtraces: bool,
+    analyze: &[&str],
+) -> Outcome {
     let dir = Scratch::new("oer");
     let name = format!("{tag}-{mode}");
     let trace = dir.join(format!("{name}.{}", oer::trace_ext(&name)));
@@ -97,7 +105,7 @@ fn run(exe: &Path, args: &[&str], mode: &str, tag: &str, backtraces: bool) -> Ou
         trace.exists(),
         "{tag} ({mode}) left no trace; stderr:\n{stderr}"
     );
-    let (offline, report) = offline_findings(&trace, &[]);
+    let (offline, report) = offline_findings(&trace, analyze);
     let runtime_raw = runtime_findings(&stderr);
     Outcome {
         what: format!(
@@ -165,10 +173,18 @@ fn every_scenario_reports_the_same_findings_offline_in_both_modes() {
     let exe = examples_dir().join(format!("scenarios{}", std::env::consts::EXE_SUFFIX));
     let list = Command::new(&exe).arg("list").output().expect("runs");
     let list = String::from_utf8(list.stdout).unwrap();
+    // `name expectation [condvar]`: the last, a scenario run with the opt-in condvar rule on,
+    // analyzed with `--condvar`.
+    let condvar: BTreeSet<String> = list
+        .lines()
+        .filter(|l| l.split(' ').nth(2) == Some("condvar"))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
     let scenarios: Vec<(String, String)> = list
         .lines()
         .map(|l| {
-            let (n, k) = l.split_once(' ').unwrap();
+            let mut w = l.split(' ');
+            let (n, k) = (w.next().unwrap(), w.next().unwrap());
             (n.to_string(), k.to_string())
         })
         .collect();
@@ -186,6 +202,11 @@ fn every_scenario_reports_the_same_findings_offline_in_both_modes() {
     for (name, _, main) in &runs {
         for mode in ["panic", "warn"] {
             let (exe, name, main) = (exe.clone(), name.clone(), *main);
+            let analyze: &'static [&'static str] = if condvar.contains(&name) {
+                &["--condvar"]
+            } else {
+                &[]
+            };
             jobs.push(Box::new(move || {
                 if main {
                     run(
@@ -194,9 +215,10 @@ fn every_scenario_reports_the_same_findings_offline_in_both_modes() {
                         mode,
                         &format!("{name}-main"),
                         false,
+                        analyze,
                     )
                 } else {
-                    run(&exe, &[&name], mode, &name, false)
+                    run(&exe, &[&name], mode, &name, false, analyze)
                 }
             }));
         }
@@ -286,7 +308,7 @@ fn every_example_reports_the_same_findings_offline_in_both_modes() {
         for mode in ["panic", "warn"] {
             let exe = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
             let name = name.clone();
-            jobs.push(Box::new(move || run(&exe, &[], mode, &name, true)));
+            jobs.push(Box::new(move || run(&exe, &[], mode, &name, true, &[])));
         }
     }
     let outcomes = in_parallel(jobs);

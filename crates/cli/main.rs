@@ -211,6 +211,11 @@ struct AnalysisArgs {
     /// still printed).
     #[arg(long)]
     allow_incomplete: bool,
+    /// Also apply the opt-in condvar rule's lost-wakeup check, as the runtime does with
+    /// LOCKCHECK_CONDVAR: a condvar notified by a thread that did not take the mutex its waiters
+    /// wait with (traces with `notify` events; the summary says the rule was on).
+    #[arg(long)]
+    condvar: bool,
     /// Make absolute source paths relative to this directory in SARIF and HTML (default: the
     /// current directory).
     #[arg(long, value_name = "DIR")]
@@ -413,6 +418,7 @@ fn load_options(
         config,
         baseline,
         skip_graph: false,
+        lost_wakeups: a.condvar,
     })
 }
 

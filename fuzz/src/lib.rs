@@ -580,6 +580,7 @@ pub fn events(ops: &[Op]) -> Vec<Vec<Event>> {
                 t: t.u64(),
                 cv: cv.u64(),
                 l: l.u64(),
+                timed: false,
             }),
             Op::Fork { t, child } => out.push(Event::Fork {
                 t: t.u64(),

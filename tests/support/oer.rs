@@ -97,6 +97,8 @@ pub fn runtime_findings(stderr: &str) -> BTreeSet<Finding> {
             "deadlock"
         } else if rest.starts_with("held across await:") {
             "held-across-await"
+        } else if rest.starts_with("warning: possible lost wakeup:") {
+            "condvar-lost-wakeup"
         } else if rest.starts_with("lock order inversion between lock classes") {
             "class-lock-order-inversion"
         } else if rest.starts_with("lock order inversion") {

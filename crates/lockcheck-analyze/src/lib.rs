@@ -54,6 +54,7 @@ pub mod held_across_await;
 pub mod hierarchy;
 pub mod hist;
 pub mod html;
+pub mod lost_wakeup;
 pub mod model;
 pub mod read;
 pub mod report;
@@ -106,6 +107,9 @@ pub struct Options {
     /// Leave [`Analysis::graph`] empty: only the DOT and HTML outputs draw it, and on a trace with
     /// a million distinct edges it costs more time and memory than the analysis.
     pub skip_graph: bool,
+    /// The opt-in lost-wakeup rule (`--condvar`, the runtime's `LOCKCHECK_CONDVAR`): a condvar
+    /// notified by a thread that did not take its waiters' mutex ([`lost_wakeup`]).
+    pub lost_wakeups: bool,
 }
 
 /// What [`analyze_with`] is doing, for a progress display.
@@ -176,6 +180,9 @@ pub fn analyze_with(
     parse_only(&files, opts);
     phase("start");
     let mut b = ModelBuilder::new();
+    if opts.lost_wakeups {
+        b.track_lost_wakeups();
+    }
     for (again, first) in &duplicates {
         b.note_duplicate_input(again, first);
     }
@@ -776,6 +783,8 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     violations.extend(nests);
     // A sync guard held across an `.await` (the runtime's `held_across_await` events).
     violations.extend(held_across_await::violations(model));
+    // A condvar notified without its waiters' mutex (opt-in: empty unless the rule was on).
+    violations.extend(lost_wakeup::violations(model));
     let (declared, declared_warnings) = hierarchy::check_declared(model, &opts.config.hierarchy);
     violations.extend(declared);
     warnings.extend(declared_warnings);
@@ -857,6 +866,7 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         baselined: violations.iter().filter(|v| v.baselined).count() as u64,
         hold_resolution_ns: model.hold_resolution_ns,
         hold_times: timeouts::hold_times_note(model.hold_resolution_ns),
+        lost_wakeup_rule: opts.lost_wakeups,
         truncated: model
             .traces
             .iter()

@@ -1017,6 +1017,8 @@ pub struct Model {
     /// Semaphores whose permits threads requested holding some of them, by enough threads to
     /// hold them all (see [`PermitNest`]), one per semaphore instance.
     pub permit_nests: Vec<PermitNest>,
+    /// Possible lost wakeups (only with the rule on: [`ModelBuilder::track_lost_wakeups`]).
+    pub lost_wakeups: Vec<crate::lost_wakeup::LostWakeup>,
     /// The coarsest resolution of hold times among the traces' headers, in nanoseconds (0: every
     /// trace's hold times are precise). See [`Event::Header`].
     pub hold_resolution_ns: u64,
@@ -1065,6 +1067,7 @@ impl Default for Model {
             held_across_await: Vec::new(),
             wait_cycles: Vec::new(),
             permit_nests: Vec::new(),
+            lost_wakeups: Vec::new(),
             hold_resolution_ns: 0,
         }
     }
@@ -1397,6 +1400,9 @@ pub struct ModelBuilder {
     /// by the one step of [`ModelBuilder::add_dep`] (the path to compare it against).
     #[cfg(test)]
     sites_by_top_sites: bool,
+    /// The lost-wakeup rule's windows and waits, when it is on
+    /// ([`ModelBuilder::track_lost_wakeups`]).
+    lost: Option<Box<crate::lost_wakeup::Tracker>>,
 }
 
 /// What every acquisition and release reads and writes of its lock, in one 20-byte entry per
@@ -1427,6 +1433,13 @@ impl ModelBuilder {
     /// An empty builder.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Turns the lost-wakeup rule on (`lockcheck analyze --condvar`): the builder keeps each
+    /// thread's window of locks and the condvars' waits and notifies
+    /// ([`crate::lost_wakeup`]); [`Model::lost_wakeups`] gets its findings.
+    pub fn track_lost_wakeups(&mut self) {
+        self.lost.get_or_insert_with(Default::default);
     }
 
     /// Notes that input `again` names the same file as `first`, read once (a warning).
@@ -1473,6 +1486,9 @@ impl ModelBuilder {
             state.valid = 0;
             state.sites_valid = 0;
         }
+        if let Some(lost) = self.lost.as_deref_mut() {
+            lost.end_trace();
+        }
     }
 
     /// Records that the current trace was truncated at `pos`.
@@ -1492,6 +1508,9 @@ impl ModelBuilder {
     /// Finishes the last trace and returns the model.
     pub fn finish(mut self) -> Model {
         self.end_trace();
+        if let Some(lost) = self.lost.take() {
+            self.model.lost_wakeups = lost.finish();
+        }
         for l in 0..self.hot.len() {
             self.flush_zeros(l as LockId);
         }
@@ -2499,6 +2518,9 @@ impl ModelBuilder {
         let t = self.thread(t);
         let l = self.lock(l);
         let site = self.site(s);
+        if let Some(lost) = self.lost.as_deref_mut() {
+            lost.taken(t, l, site);
+        }
         let hot = self.hot[l as usize];
         if m == Mode::Exclusive && !hot.written {
             self.mark_written_now(l);
@@ -2866,9 +2888,13 @@ impl ModelBuilder {
                 state.held[i].mode = *m;
                 state.valid = state.valid.min(i);
             }
-            Event::CondWait { t, cv: _, l } => {
+            Event::CondWait { t, cv, l, timed } => {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
+                if let Some(lost) = self.lost.as_deref_mut() {
+                    let trace = (self.model.traces.len() - 1) as u32;
+                    lost.cond_wait(trace, t, *cv, l, *timed);
+                }
                 self.settle(t);
                 let held = &self.threads[t as usize].held;
                 match held.iter().rposition(|h| h.lock == l) {
@@ -2975,6 +3001,15 @@ impl ModelBuilder {
                 ht,
                 hs,
             } => self.held_across_await(*t, *l, *m, *s, *h, *ht, *hs),
+            Event::Notify { t, cv, s } => {
+                let t = self.thread(*t);
+                let site = self.site(*s);
+                if let Some(lost) = self.lost.as_deref_mut() {
+                    let trace = (self.model.traces.len() - 1) as u32;
+                    let held = self.threads[t as usize].held.iter().map(|h| h.lock);
+                    lost.notify(trace, t, *cv, site, held);
+                }
+            }
             Event::Stats { c, stats } => {
                 let Some(id) = self.maps.classes.get(u64::from(*c)) else {
                     self.model.anomalies.unknown_class += 1;

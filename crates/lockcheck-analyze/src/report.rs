@@ -111,6 +111,9 @@ pub struct Summary {
     /// The same said for humans ("hold times at 4.0ms resolution"), when not precise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_times: Option<String>,
+    /// The opt-in lost-wakeup rule was on (`--condvar`): its findings are among the violations.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost_wakeup_rule: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -874,6 +877,18 @@ pub fn title(v: &Violation) -> String {
             edge.and_then(|e| e.site.as_deref())
                 .unwrap_or("an unknown site")
         )
+    } else if v.kind == crate::lost_wakeup::KIND {
+        let edge = v.edges.first();
+        format!(
+            "possible lost wakeup: {} notifies a condvar at {} without taking {}, the mutex its waiters wait with (waiting at {})",
+            edge.map_or("?", |e| e.thread.as_str()),
+            edge.and_then(|e| e.site.as_deref())
+                .unwrap_or("an unknown site"),
+            names.first().copied().unwrap_or("?"),
+            edge.and_then(|e| e.held.first())
+                .and_then(|h| h.site.as_deref())
+                .unwrap_or("an unknown site")
+        )
     } else if let Some(t) = join_title(v) {
         t
     } else if let Some(t) = permit_nest_title(v) {
@@ -1033,6 +1048,24 @@ fn violation_text(
             out,
             "   lockcheck.toml's [hierarchy] says: acquire locks in increasing level\n"
         );
+    } else if v.kind == crate::lost_wakeup::KIND {
+        // No acquisition: the notify and the wait it may miss.
+        for e in &v.edges {
+            let _ = writeln!(
+                out,
+                "\n   {} notifies at {} without taking {};\n   {}, at {}.\n   The waiter checks its condition under that mutex, then waits: a notify between the two is lost,\n   and the wait may never end. Take the mutex between the change and the notify.",
+                e.thread,
+                e.site.as_deref().unwrap_or("an unknown site"),
+                e.from,
+                e.held.first().map_or("a waiter waits with it", |h| h.lock.as_str()),
+                e.held
+                    .first()
+                    .and_then(|h| h.site.as_deref())
+                    .unwrap_or("an unknown site"),
+            );
+        }
+        let _ = writeln!(out);
+        return;
     } else {
         let _ = writeln!(out, "\n   Possible unsafe locking scenario:\n");
         scenario(out, &v.edges, st);
@@ -1116,6 +1149,9 @@ pub fn summary_line(r: &Report) -> String {
     );
     if !s.complete {
         line.push_str(" (search incomplete)");
+    }
+    if s.lost_wakeup_rule {
+        line.push_str(" (lost-wakeup rule on)");
     }
     line
 }

@@ -46,6 +46,8 @@ pub const SELF_DEADLOCK: &str = "lockcheck/self-deadlock";
 pub const RECURSIVE_READ: &str = "lockcheck/recursive-read";
 /// Rule id of a sync lock held by a task suspended at an `.await`.
 pub const HELD_ACROSS_AWAIT: &str = "lockcheck/held-across-await";
+/// Rule id of a condvar notified without its waiters' mutex (opt-in: `--condvar`).
+pub const CONDVAR_LOST_WAKEUP: &str = "lockcheck/condvar-lost-wakeup";
 
 /// The rule id of a finding of `kind` (`lock-order-inversion`, `hierarchy-violation`) at `level`
 /// (`instance`, `class`).
@@ -55,6 +57,7 @@ pub fn rule_id(kind: &str, level: &str) -> &'static str {
         ("self-deadlock", _) => SELF_DEADLOCK,
         ("recursive-read", _) => RECURSIVE_READ,
         ("held-across-await", _) => HELD_ACROSS_AWAIT,
+        ("condvar-lost-wakeup", _) => CONDVAR_LOST_WAKEUP,
         (_, "class") => CLASS_LOCK_ORDER_INVERSION,
         _ => LOCK_ORDER_INVERSION,
     }
@@ -142,6 +145,21 @@ thread, never resumes to release it. The lockcheck runtime (feature `tokio`) saw
 task on the thread, or the holder itself waiting for an async lock, requested a lock.",
         fix: "Drop the guard before the `.await` (end its block, or `drop(guard)`), or use an async \
 lock (`lockcheck::tokio::Mutex`) if it must stay held across the `.await`.",
+        category: Category::Finding,
+    },
+    Rule {
+        id: CONDVAR_LOST_WAKEUP,
+        name: "CondvarLostWakeup",
+        short: "A condvar is notified by a thread that did not take the mutex its waiters wait with.",
+        what: "A waiter checks its condition under the mutex, then waits on the condvar (which \
+releases the mutex). A notifier that changes the condition and notifies without taking that mutex \
+can notify between the waiter's check and its wait: the notify is lost, and the wait may never end. \
+Found from a notify whose window (the locks the notifier held, or took since its last wait on or \
+notify of the condvar) lacks the mutex of an untimed wait on that condvar by another thread. Opt-in \
+(`lockcheck analyze --condvar`, the runtime's `LOCKCHECK_CONDVAR`): a notifier that knows the \
+waiter's check is made under another lock it holds is correct, and warned about.",
+        fix: "Take the waiters' mutex between changing the condition and notifying (or change the \
+condition under it), as salsa#474 and parity-ethereum#3903 did.",
         category: Category::Finding,
     },
     Rule {

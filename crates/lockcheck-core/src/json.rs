@@ -135,10 +135,21 @@ pub(crate) fn write_event(e: &Event, out: &mut Vec<u8>) {
             o.num("l", *l);
             o.raw_str("m", mode_tag(*m));
         }
-        Event::CondWait { t, cv, l } => {
+        Event::CondWait { t, cv, l, timed } => {
             o.num("t", *t);
             o.num("cv", *cv);
             o.num("l", *l);
+            if *timed {
+                o.key("timed");
+                o.out.extend_from_slice(b"true");
+            }
+        }
+        Event::Notify { t, cv, s } => {
+            o.num("t", *t);
+            o.num("cv", *cv);
+            if let Some(s) = s {
+                o.num("s", u64::from(*s));
+            }
         }
         Event::Fork { t, child } | Event::Join { t, child } => {
             o.num("t", *t);
@@ -223,6 +234,7 @@ fn event_tag(e: &Event) -> &'static str {
         Event::Written { .. } => "written",
         Event::ClassWritten { .. } => "class_written",
         Event::HeldAcrossAwait { .. } => "held_across_await",
+        Event::Notify { .. } => "notify",
         Event::Stats { .. } => "stats",
     }
 }
@@ -486,7 +498,17 @@ mod tests {
                 l: 2,
                 hold_ns: n,
             });
-            v.push(Event::CondWait { t: n, cv: 4, l: n });
+            v.push(Event::CondWait {
+                t: n,
+                cv: 4,
+                l: n,
+                timed: n % 2 == 1,
+            });
+            v.push(Event::Notify {
+                t: n,
+                cv: 4,
+                s: (n % 2 == 0).then_some(n as u32),
+            });
             v.push(Event::Fork { t: 1, child: n });
             v.push(Event::Join { t: n, child: 2 });
             v.push(Event::Drop { l: n });

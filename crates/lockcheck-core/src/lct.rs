@@ -401,11 +401,21 @@ fn encode_general(event: &Event, out: &mut Vec<u8>) {
             put_varint(b, *l);
             b.push(mode_code(*m));
         }
-        Event::CondWait { t, cv, l } => {
+        Event::CondWait { t, cv, l, timed } => {
             b.push(10);
             put_varint(b, *t);
             put_varint(b, *cv);
             put_varint(b, *l);
+            // Only when timed (older readers refuse a record that has it, as extra bytes).
+            if *timed {
+                put_varint(b, 1);
+            }
+        }
+        Event::Notify { t, cv, s } => {
+            b.push(23);
+            put_varint(b, *t);
+            put_varint(b, *cv);
+            put_opt(b, s, |b, x| put_varint(b, *x as u64));
         }
         Event::Fork { t, child } => {
             b.push(11);
@@ -715,6 +725,18 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Event, usize)>, DecodeError> {
             t: b.varint()?,
             cv: b.varint()?,
             l: b.varint()?,
+            // Written only for a timed wait (never by writers older than the field).
+            timed: b.pos != b.buf.len() && {
+                if b.varint()? != 1 {
+                    return Err(b.invalid("a cond_wait's timed flag is 1 when present"));
+                }
+                true
+            },
+        },
+        23 => Event::Notify {
+            t: b.varint()?,
+            cv: b.varint()?,
+            s: b.opt(|b| b.u32())?,
         },
         11 => Event::Fork {
             t: b.varint()?,
@@ -888,7 +910,28 @@ mod tests {
                 l: 2,
                 m: Mode::SharedRecursive,
             },
-            Event::CondWait { t: 1, cv: 5, l: 2 },
+            Event::CondWait {
+                t: 1,
+                cv: 5,
+                l: 2,
+                timed: false,
+            },
+            Event::CondWait {
+                t: 1,
+                cv: 5,
+                l: 2,
+                timed: true,
+            },
+            Event::Notify {
+                t: 1,
+                cv: 5,
+                s: Some(3),
+            },
+            Event::Notify {
+                t: 1,
+                cv: 5,
+                s: None,
+            },
             Event::Fork { t: 1, child: 2 },
             Event::Join { t: 1, child: 2 },
             Event::Drop { l: 2 },

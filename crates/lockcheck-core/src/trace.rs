@@ -243,6 +243,7 @@ pub struct ClassStats {
 ///         | Event::Written { .. }
 ///         | Event::ClassWritten { .. }
 ///         | Event::HeldAcrossAwait { .. }
+///         | Event::Notify { .. }
 ///         | Event::Stats { .. } => false,
 ///     }
 /// }
@@ -449,6 +450,11 @@ pub enum Event {
         cv: LockNo,
         /// The mutex released for the wait (retaken by a following `acquire`).
         l: LockNo,
+        /// A wait with a timeout (`wait_for`, `wait_timeout`, ...), which ends by itself: a
+        /// notify it misses only delays it. Added within version 1 (older readers ignore the
+        /// JSON field; an `.lct` record that has it is refused by them).
+        #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
+        timed: bool,
     },
     /// A thread spawned another (happens-before: everything before in `t` precedes `child`).
     Fork {
@@ -499,6 +505,21 @@ pub enum Event {
         )]
         hs: Option<SiteNo>,
     },
+    /// A thread notified a condition variable (`notify_one`, `notify_all`) at `s`. What the
+    /// lost-wakeup rule needs besides: the locks the thread held and took before it, which its
+    /// own events show. Added within version 1: older readers refuse it.
+    Notify {
+        /// Thread.
+        t: ThreadNo,
+        /// Condition variable number (as in [`Event::CondWait`]).
+        cv: LockNo,
+        /// Where it notified.
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Option::is_none")
+        )]
+        s: Option<SiteNo>,
+    },
     /// Statistics of one class, written at the end of a trace.
     Stats {
         /// Class.
@@ -512,6 +533,11 @@ pub enum Event {
 #[cfg(feature = "serde")]
 fn one() -> u32 {
     1
+}
+
+#[cfg(feature = "serde")]
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 #[cfg(feature = "serde")]

@@ -138,6 +138,12 @@ struct Teardown(Arc<End>);
 
 impl Drop for Teardown {
     fn drop(&mut self) {
+        // The thread's end in the trace is here, where an explicit join's wait ends: a
+        // thread-local destructor that took a lock ran holding it (rust-lang/rust#116179).
+        if let Some(end) = self.0.lock.filter(|_| end_in_trace()) {
+            crate::checked::recorder::on_thread_finish(end);
+            crate::checked::recorder::flush_thread();
+        }
         self.0
             .torn_down
             .store(true, std::sync::atomic::Ordering::Release);
@@ -245,7 +251,10 @@ impl Drop for Finish {
     fn drop(&mut self) {
         let clock = STATE.try_with(|s| s.clock()).ok();
         *self.0.clock.lock() = clock;
-        if let Some(end) = self.0.lock.filter(|_| end_in_trace()) {
+        // A thread whose [`Teardown`] marker is registered writes its end's release there,
+        // after its thread-local destructors (an explicit join waits for them); else here.
+        let marked = self.0.marked.load(std::sync::atomic::Ordering::Acquire);
+        if let Some(end) = self.0.lock.filter(|_| !marked && end_in_trace()) {
             crate::checked::recorder::on_thread_finish(end);
         }
         crate::checked::recorder::flush_thread();

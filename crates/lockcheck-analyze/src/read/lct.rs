@@ -336,6 +336,8 @@ fn decode_numeric(buf: &[u8]) -> Option<(Event, usize)> {
             t: b.varint()?,
             cv: b.varint()?,
             l: b.varint()?,
+            // A timed wait's flag after them: the full decoder's (`pos` short of the end).
+            timed: false,
         },
         11 => Event::Fork {
             t: b.varint()?,

@@ -164,7 +164,12 @@ fn json_fixtures_read_every_event_kind() {
         c: 3,
         permits: Some(4)
     }));
-    assert!(events.contains(&Event::CondWait { t: 1, cv: 4, l: 1 }));
+    assert!(events.contains(&Event::CondWait {
+        t: 1,
+        cv: 4,
+        l: 1,
+        timed: false
+    }));
     assert!(events.contains(&Event::Drop { l: 2 }));
     let tags: std::collections::BTreeSet<&str> = events.iter().map(tag).collect();
     assert_eq!(tags.len(), 15, "{tags:?}");
@@ -692,6 +697,7 @@ fn tag(e: &Event) -> &'static str {
         Event::Written { .. } => "written",
         Event::ClassWritten { .. } => "class_written",
         Event::HeldAcrossAwait { .. } => "held_across_await",
+        Event::Notify { .. } => "notify",
         Event::Stats { .. } => "stats",
     }
 }
@@ -865,7 +871,28 @@ fn every_event() -> Vec<Event> {
             l: 1,
             m: Mode::Exclusive,
         },
-        Event::CondWait { t: 1, cv: 4, l: 1 },
+        Event::CondWait {
+            t: 1,
+            cv: 4,
+            l: 1,
+            timed: false,
+        },
+        Event::CondWait {
+            t: 1,
+            cv: 4,
+            l: 1,
+            timed: true,
+        },
+        Event::Notify {
+            t: 1,
+            cv: 4,
+            s: Some(1),
+        },
+        Event::Notify {
+            t: 2,
+            cv: 4,
+            s: None,
+        },
         Event::Fork { t: 1, child: 2 },
         Event::Join { t: 1, child: 2 },
         Event::Drop { l: 1 },
@@ -901,7 +928,7 @@ fn every_serialized_event_matches_the_schema() {
     let validator = schema();
     let events = every_event();
     let tags: std::collections::BTreeSet<&str> = events.iter().map(tag).collect();
-    assert_eq!(tags.len(), 18, "every_event must hold every kind");
+    assert_eq!(tags.len(), 19, "every_event must hold every kind");
     for event in &events {
         let mut line = Vec::new();
         event.write_line(&mut line);
@@ -1126,7 +1153,13 @@ mod fast_paths {
                 permits
             }),
             (n(), n(), mode()).prop_map(|(t, l, m)| Event::Convert { t, l, m }),
-            (n(), n(), n()).prop_map(|(t, cv, l)| Event::CondWait { t, cv, l }),
+            // (A timed wait, and a notify, are rare: the full parser's.)
+            (n(), n(), n()).prop_map(|(t, cv, l)| Event::CondWait {
+                t,
+                cv,
+                l,
+                timed: false
+            }),
             (n(), n()).prop_map(|(t, child)| Event::Fork { t, child }),
             (n(), n()).prop_map(|(t, child)| Event::Join { t, child }),
             n().prop_map(|l| Event::Drop { l }),
@@ -1149,6 +1182,7 @@ mod fast_paths {
             e.write_line(&mut line);
             let line = std::str::from_utf8(&line).unwrap().trim_end();
             let fast = json::fast::event(line.as_bytes());
+            // (A timed wait, and a notify, are rare: the full parser's.)
             let numeric = !matches!(
                 e,
                 Event::Header { .. }
@@ -1156,6 +1190,8 @@ mod fast_paths {
                     | Event::Class { .. }
                     | Event::Site { .. }
                     | Event::Stats { .. }
+                    | Event::Notify { .. }
+                    | Event::CondWait { timed: true, .. }
             );
             assert_eq!(fast.is_some(), numeric, "{line}");
             // The recorder's own lines take the exact path too.
@@ -1400,6 +1436,8 @@ mod fast_paths {
                             | Event::Class { .. }
                             | Event::Site { .. }
                             | Event::Stats { .. }
+                            | Event::Notify { .. }
+                            | Event::CondWait { timed: true, .. }
                     ),
                     "{e:?}"
                 );

@@ -481,7 +481,12 @@ impl RawDecoder {
                 Event::Release { t, l: a, hold_ns }
             }
             K_CONVERT => Event::Convert { t, l: a, m: m()? },
-            K_COND_WAIT => Event::CondWait { t, cv: b, l: a },
+            K_COND_WAIT => Event::CondWait {
+                t,
+                cv: b,
+                l: a,
+                timed: false,
+            },
             K_FORK => Event::Fork { t, child: a },
             K_JOIN => Event::Join { t, child: a },
             K_DROP | K_HELD_ACROSS_AWAIT => return Ok(None),

@@ -80,6 +80,9 @@ impl Condvar {
     /// The condvar rule's bookkeeping of a notify (opt-in, see `watch::note_notifier`).
     #[track_caller]
     fn note_notifier(&self) {
+        if super::recorder::recording() {
+            super::recorder::on_notify(self.id(), std::panic::Location::caller());
+        }
         if super::watch::features() & super::watch::CONDVAR != 0 {
             let window = super::watch::note_notifier(&self.notifiers, self.id());
             super::watch::lost_wakeup_at_notify(
@@ -197,7 +200,7 @@ impl Condvar {
         }
         if super::recorder::recording() {
             if let Some(ids) = raw.meta.assigned() {
-                super::recorder::on_cond_wait(self.id(), ids);
+                super::recorder::on_cond_wait(self.id(), ids, deadline.is_some());
             }
         }
         let mut gate = self.gate.lock();

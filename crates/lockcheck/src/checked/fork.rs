@@ -33,6 +33,8 @@ static REGISTERED: AtomicBool = AtomicBool::new(false);
 #[cfg(target_os = "linux")]
 extern "C" fn in_child() {
     FORKED.store(true, Ordering::Relaxed);
+    // The parent's recording is not the child's (an atomic store too).
+    super::recorder::in_fork_child();
 }
 
 /// Registers the child handler, once. Called on each thread's first acquisition (the cold

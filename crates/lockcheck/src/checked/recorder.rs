@@ -219,6 +219,14 @@ const K_DROP: u8 = raw::K_DROP;
 /// with its count `n`, in `.lct` version 4 too (as a record of version 2: one per streak, rare),
 /// so that a spinning `try_lock` does not flood the trace (see [`on_fail`]).
 const K_FAILS: u8 = 0x80;
+/// A timed wait on a condition variable: `a` the mutex, `b` the condvar, as [`K_COND_WAIT`]'s.
+/// The recorder's own kind: written as a `cond_wait` event with `timed` (in `.lct` version 4 as
+/// a record of version 2, at its place among the raw records), which the lost-wakeup rule leaves
+/// out (a timed wait ends by itself).
+const K_COND_WAIT_TIMED: u8 = 0x81;
+/// A notify of a condition variable: `a` the condvar, `b` the site. The recorder's own kind,
+/// written as a `notify` event (in `.lct` version 4 as a record of version 2, at its place).
+const K_NOTIFY: u8 = 0x82;
 /// An acquire record's flag: the request before it folded in (see [`Rec`]).
 const REQUESTED: u64 = raw::REQUESTED;
 /// A sync guard held across an `.await` (feature `tokio`): `a` the requested lock, `b` the
@@ -560,6 +568,9 @@ const ON: u8 = 2;
 /// `LOCKCHECK_TRACE` is being read and the recording started by one thread: the others wait
 /// for the outcome (see [`init_from_env`]).
 const STARTING: u8 = 3;
+/// A child of `fork` made while recording (set by [`in_fork_child`]): the recording, its file and
+/// its writer thread are the parent's, and the child writes nothing to them.
+const FORKED: u8 = 4;
 static STATE_FLAG: AtomicU8 = AtomicU8::new(UNINIT);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static BUFFERS: PlMutex<Vec<Arc<ThreadBuf>>> = PlMutex::new(Vec::new());
@@ -1027,6 +1038,41 @@ pub(crate) fn recording() -> bool {
     }
 }
 
+/// The `pthread_atfork` child handler's part (`checked::fork`): a child forked while recording
+/// stops recording. The trace file is shared with the parent (one open file, one offset), the
+/// buffers of the parent's other threads were copied into the child, and the writer thread was
+/// not: a flush in the child (a report's, the exit handler's) wrote the parent's pending
+/// records a second time and the child's own events under the forking thread's number into
+/// the parent's trace, and could block on a writer lock held by a thread that does not exist
+/// in the child. One atomic store: async-signal-safe, as a handler in the child of a
+/// multi-threaded process must be. Said once on stderr by the child's first recorder call
+/// ([`forked_child_notice`]).
+pub(crate) fn in_fork_child() {
+    let _ = STATE_FLAG.compare_exchange(ON, FORKED, Ordering::AcqRel, Ordering::Relaxed);
+}
+
+/// Says once that this forked child records nothing (see [`in_fork_child`]), with a plain
+/// `write(2)`: stderr's lock may be held by a thread the fork left behind.
+#[cold]
+fn forked_child_notice() {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SAID.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let msg = format!(
+        "lockcheck: process {} was forked while its parent recorded a trace: its lock events are \
+         not recorded (the trace file is the parent's), so `lockcheck analyze` does not see them\n",
+        std::process::id()
+    );
+    #[cfg(unix)]
+    // SAFETY: writes `msg`'s bytes to file descriptor 2; no other precondition.
+    unsafe {
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+    }
+    #[cfg(not(unix))]
+    eprint!("{msg}");
+}
+
 /// Whether recording is on, without reading the environment.
 pub(crate) fn recording_now() -> bool {
     STATE_FLAG.load(Ordering::Relaxed) == ON
@@ -1041,6 +1087,10 @@ fn init_from_env() -> bool {
     if let Err(seen) =
         STATE_FLAG.compare_exchange(UNINIT, STARTING, Ordering::AcqRel, Ordering::Acquire)
     {
+        if seen == FORKED {
+            forked_child_notice();
+            return false;
+        }
         if seen != STARTING || STARTER.try_with(Cell::get).unwrap_or(true) {
             // Decided; or this thread is the one starting (an allocation or a hook inside
             // `start` came back here): it records from when `start` is done.
@@ -1117,7 +1167,14 @@ const OUT_CHUNK: usize = 1 << 16;
 
 /// Starts recording to `path` (`{pid}` replaced), ending any recording in progress.
 pub(crate) fn start(path: &Path) -> io::Result<()> {
+    let forked = STATE_FLAG.load(Ordering::Acquire) == FORKED;
     let _ = stop();
+    if forked {
+        // A recording of its own in a forked child: the streams of the parent's threads
+        // (copied, never to be written) are not its.
+        BUFFERS.lock().clear();
+        WRITER_THREAD.lock().take();
+    }
     let path = expand_path(path);
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
@@ -1167,6 +1224,11 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
 /// Stops recording: flushes every buffer, writes the per-class statistics, closes the file.
 /// Returns the path written, if a recording was in progress.
 pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
+    // A forked child's recording is its parent's (see `in_fork_child`): nothing to stop here,
+    // and its writer lock may be held by a thread that does not exist in the child.
+    if STATE_FLAG.load(Ordering::Acquire) == FORKED {
+        return Ok(None);
+    }
     // The calling thread's open streak of failures (`on_fail`) goes with the rest (the main
     // thread's, at exit); other threads' are published up to their last publication.
     let _ = PRODUCER.try_with(publish_open);
@@ -1252,6 +1314,10 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
 /// The calling thread's open streak of failures is published first (other threads' are
 /// published by their next record, at the latest at [`TRY_RETRIES`] failures: see [`on_fail`]).
 pub(crate) fn flush_all() -> usize {
+    if STATE_FLAG.load(Ordering::Acquire) == FORKED {
+        forked_child_notice();
+        return 0;
+    }
     let _ = PRODUCER.try_with(publish_open);
     let mut guard = WRITER.lock();
     let Some(w) = guard.as_mut() else { return 0 };
@@ -1691,12 +1757,35 @@ pub(crate) fn on_drop(ids: Ids, noted: bool) {
     });
 }
 
-pub(crate) fn on_cond_wait(cv: u64, mutex: Ids) {
+/// A wait on condvar `cv` with `mutex` (released for the wait); `timed`: with a timeout.
+pub(crate) fn on_cond_wait(cv: u64, mutex: Ids, timed: bool) {
     if recording() {
+        let kind = if timed {
+            K_COND_WAIT_TIMED
+        } else {
+            K_COND_WAIT
+        };
         push(Rec {
-            head: head(K_COND_WAIT, Mode::Exclusive, How::Blocking, mutex.class),
+            head: head(kind, Mode::Exclusive, How::Blocking, mutex.class),
             a: mutex.inst,
             b: cv,
+            x: 0,
+            ts: 0,
+        });
+    }
+}
+
+/// A notify of condvar `cv` at `site` (for the lost-wakeup rule offline: the notifier's held
+/// and recent locks are its own events before this one).
+pub(crate) fn on_notify(cv: u64, site: Site) {
+    if recording() {
+        if !site_seen_locally(site) {
+            note_site(site);
+        }
+        push(Rec {
+            head: u64::from(K_NOTIFY),
+            a: cv,
+            b: site_word(site),
             x: 0,
             ts: 0,
         });
@@ -2785,9 +2874,18 @@ impl Writer {
                     m: mode_of(r.head),
                 });
             }
-            K_COND_WAIT => {
+            K_COND_WAIT | K_COND_WAIT_TIMED => {
                 let l = self.lock(r.a, c);
-                self.emit(&Event::CondWait { t, cv: r.b, l });
+                self.emit(&Event::CondWait {
+                    t,
+                    cv: r.b,
+                    l,
+                    timed: r.head as u8 == K_COND_WAIT_TIMED,
+                });
+            }
+            K_NOTIFY => {
+                let s = Some(self.site(r.b));
+                self.emit(&Event::Notify { t, cv: r.a, s });
             }
             K_FORK => self.emit(&Event::Fork { t, child: r.a }),
             K_JOIN => self.emit(&Event::Join { t, child: r.a }),

@@ -253,7 +253,12 @@ fn other(mut x: X<'_>, out: &mut Vec<Event>) -> Option<usize> {
         x.lit(b",\"l\":")?;
         let l = x.num()?;
         let len = x.end()?;
-        out.push(Event::CondWait { t, cv, l });
+        out.push(Event::CondWait {
+            t,
+            cv,
+            l,
+            timed: false,
+        });
         Some(len)
     } else if x.next_is(b"fork\",\"t\":") {
         let t = x.num()?;

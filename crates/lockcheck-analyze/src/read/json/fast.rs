@@ -281,6 +281,7 @@ fn build(f: &Fields) -> Option<Event> {
             t: f.t,
             cv: f.cv,
             l: f.l,
+            timed: false,
         },
         Kind::Fork if has(T | CHILD) => Event::Fork {
             t: f.t,
