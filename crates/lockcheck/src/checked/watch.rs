@@ -4,6 +4,7 @@
 //! [`features`] and nothing else unless statistics or the watchdog are switched on.
 
 use super::class::{class_info, Ids};
+use super::notice::{self, Limit};
 use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
 use super::state::{
     as_busy, internal, thread_name, try_internal, with_slow, Held, ThreadState, STATE,
@@ -586,6 +587,7 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
             })
         });
         if let Some(v) = v {
+            say_guesses(&v.edges);
             let first = v
                 .message
                 .lines()
@@ -1093,6 +1095,30 @@ fn sender_in_trace_slow(me: u64) {
     }
 }
 
+/// A barrier's "holder" in a deadlock's edge: the barrier's site, this, then whether the thread is
+/// a known participant or [`ASSUMED_PARTICIPANT`].
+const BARRIER_HELD: &str = " (the barrier, created there: this thread has not arrived";
+/// Ends a barrier's "holder" whose thread is only assumed a participant (the first generation).
+const ASSUMED_PARTICIPANT: &str = "; assumed a participant";
+/// Ends a receive's "holder": a sender handle never used, assumed to be with that thread.
+const ASSUMED_HANDLE: &str = " (a sender handle made there, never used yet: assumed here)";
+
+/// The guesses a reported deadlock rests on ([`edges_of`]'s assumed participants and sender
+/// handles), each said once per process (`notice.rs`): the report itself says "assumed", but
+/// not that this is a limit, nor where README explains it.
+fn say_guesses(edges: &[EdgeInfo]) {
+    for e in edges {
+        let h = e.held_site.as_str();
+        if h.ends_with(&format!("{ASSUMED_PARTICIPANT})")) {
+            let site = h.split(BARRIER_HELD).next().unwrap_or(h);
+            notice::once(Limit::BarrierParticipantAssumed, &site);
+        }
+        if let Some(site) = h.strip_suffix(ASSUMED_HANDLE) {
+            notice::once(Limit::SenderHandleAssumed, &site);
+        }
+    }
+}
+
 fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
     let k = cycle.len();
     (0..k)
@@ -1104,38 +1130,36 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
                 let v = b.upgrade()?.view();
                 sender_for_trace(w, prev.ids, v.site);
                 Some(format!(
-                    "{} (the barrier, created there: this thread has not arrived{})",
+                    "{}{BARRIER_HELD}{})",
                     v.site,
                     if v.known.contains(&w.thread) {
                         ", and arrived at its previous generation"
                     } else {
-                        "; assumed a participant"
+                        ASSUMED_PARTICIPANT
                     }
                 ))
             });
             // The thread a waiting receive waits for "holds" one of its senders' handles.
-            let handle = at_barrier.or_else(|| prev
-                .senders
-                .as_ref()
-                .and_then(Weak::upgrade)
-                .map(|s| s.placement(prev.thread))
-                .and_then(|p| {
-                    let placed = p.owners.iter().find(|&&(t, _)| t == w.thread);
-                    let (site, text) = match placed {
-                        Some(&(_, site)) => (site, format!("{site} (its sender handle's last send)")),
-                        None => {
-                            let site = p.unplaced_site?;
-                            (
-                                site,
-                                format!(
-                                    "{site} (a sender handle made there, never used yet: assumed here)"
-                                ),
-                            )
-                        }
-                    };
-                    sender_for_trace(w, prev.ids, site);
-                    Some(text)
-                }));
+            let handle = at_barrier.or_else(|| {
+                prev.senders
+                    .as_ref()
+                    .and_then(Weak::upgrade)
+                    .map(|s| s.placement(prev.thread))
+                    .and_then(|p| {
+                        let placed = p.owners.iter().find(|&&(t, _)| t == w.thread);
+                        let (site, text) = match placed {
+                            Some(&(_, site)) => {
+                                (site, format!("{site} (its sender handle's last send)"))
+                            }
+                            None => {
+                                let site = p.unplaced_site?;
+                                (site, format!("{site}{ASSUMED_HANDLE}"))
+                            }
+                        };
+                        sender_for_trace(w, prev.ids, site);
+                        Some(text)
+                    })
+            });
             // A writer queued ahead of `prev`'s read holds nothing of the lock: it is shown
             // holding what it requests (its `WRITER` flag), at its own request's site.
             let queued = w.ids.inst == prev.ids.inst;
@@ -1812,7 +1836,14 @@ pub(crate) struct LastNotify {
     window: Vec<u64>,
     thread: u64,
     site: &'static Location<'static>,
+    /// The notifies before it (distinct by thread, site and window; the latest
+    /// [`EARLIER_NOTIFIES`]), not compared with a wait: only to say so when one of them lacked
+    /// the wait's mutex (`notice.rs`).
+    earlier: Vec<(u64, &'static Location<'static>, Vec<u64>)>,
 }
+
+/// How many earlier notifies a condvar keeps for the lost-wakeup rule's notice.
+const EARLIER_NOTIFIES: usize = 8;
 
 /// Reported lost-wakeup hazards, each once: (notify site, wait site, the mutex's class).
 static LOST_REPORTED: PlMutex<Vec<(String, String, u32)>> = PlMutex::new(Vec::new());
@@ -1840,10 +1871,22 @@ pub(crate) fn lost_wakeup_at_notify(
     for (inst, class, wait_site) in missed {
         report_lost_wakeup(me, site, inst, class, wait_site);
     }
-    *internal(last) = Some(LastNotify {
+    let mut last = internal(last);
+    let mut earlier = Vec::new();
+    if let Some(old) = last.take() {
+        earlier = old.earlier;
+        let prev = (old.thread, old.site, old.window);
+        earlier.retain(|e| *e != prev);
+        if earlier.len() == EARLIER_NOTIFIES {
+            earlier.remove(0);
+        }
+        earlier.push(prev);
+    }
+    *last = Some(LastNotify {
         window,
         thread: me,
         site,
+        earlier,
     });
 }
 
@@ -1864,12 +1907,27 @@ pub(crate) fn lost_wakeup_at_wait(
     let Ok(me) = STATE.try_with(|s| s.id()) else {
         return;
     };
-    let missed = internal(last)
-        .as_ref()
-        .filter(|n| n.thread != me && !n.window.contains(&m.inst))
-        .map(|n| (n.thread, n.site));
+    let (missed, earlier_missed) = {
+        let last = internal(last);
+        let lacks = |thread: u64, window: &[u64]| thread != me && !window.contains(&m.inst);
+        let missed = last
+            .as_ref()
+            .filter(|n| lacks(n.thread, &n.window))
+            .map(|n| (n.thread, n.site));
+        // The limit: only the latest notify is compared. Said once when an earlier one lacked
+        // the mutex (and the latest did not).
+        let earlier_missed = missed.is_none()
+            && last.as_ref().is_some_and(|n| {
+                n.earlier
+                    .iter()
+                    .any(|(thread, _, window)| lacks(*thread, window))
+            });
+        (missed, earlier_missed)
+    };
     if let Some((notifier, notify_site)) = missed {
         report_lost_wakeup(notifier, notify_site, m.inst, m.class, site);
+    } else if earlier_missed {
+        notice::once(Limit::LostWakeupEarlierNotify, &format_args!("at {site}"));
     }
     internal(waits).push(WaitWith {
         inst: m.inst,

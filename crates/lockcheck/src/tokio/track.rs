@@ -1530,6 +1530,8 @@ fn retried_try(ctx: &Ctx, r: &Req<'_>, sync: SyncScan) -> Option<Verdict> {
     if streak != TRY_RETRIES {
         return None;
     }
+    // A spinning task is no waiter of the async wait-for graph either: said once.
+    crate::checked::notice::once(crate::checked::notice::Limit::SpinnerNotWaiter, r.site);
     let scan = with_shard(ctx.holder, |s| scan(s, ctx, r, &sync));
     if let Some(v) = graph::as_retried_try(|| report(ctx, r, sync, scan, Waits::Block)) {
         return Some(v);
