@@ -175,21 +175,36 @@ impl Waiter {
 
 static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
 
-/// The threads registered now as blocked in the wait-for graph: the key of the class of the
-/// lock each waits for (its name, or its construction site) and its kind. For tests, which wait
-/// until a thread is blocked where the scenario needs it instead of sleeping for it (a sleep
-/// orders nothing on a loaded machine). Takes `WAITING` and then, with it released, the classes'
-/// table: no order between the two.
-pub(crate) fn waits() -> Vec<(String, LockKind)> {
-    let waiting: Vec<(u32, LockKind)> = internal(&WAITING)
+/// The threads registered now as blocked in the wait-for graph, and (with the `tokio` feature)
+/// the tasks and threads waiting in the async one: the key of the class of the lock each waits
+/// for (its name, or its construction site), its kind, and the waiter (lockcheck's number of the
+/// thread, or of the task: [`waiter_id`]). For tests, which wait until a thread is blocked where
+/// the scenario needs it instead of sleeping for it (a sleep orders nothing on a loaded machine).
+/// A task's (or `block_on` thread's) wait for a sync lock is in both graphs and listed once.
+/// Takes `WAITING`, then the async graph's, each released before the next, then the classes'
+/// table: no order between them.
+pub(crate) fn waits() -> Vec<(String, LockKind, u64)> {
+    #[allow(unused_mut)]
+    let mut waiting: Vec<(u32, LockKind, u64)> = internal(&WAITING)
         .iter()
         .filter(|w| w.live())
-        .map(|w| (w.ids.class, w.kind))
+        .map(|w| (w.ids.class, w.kind, w.thread))
         .collect();
+    #[cfg(feature = "tokio")]
+    waiting.extend(crate::tokio::track::waits());
     waiting
         .into_iter()
-        .map(|(class, kind)| (class_info(class).key, kind))
+        .map(|(class, kind, who)| (class_info(class).key, kind, who))
         .collect()
+}
+
+/// The number this thread (or, with the `tokio` feature, the task running on it) has in
+/// [`waits`].
+pub(crate) fn waiter_id() -> u64 {
+    #[cfg(feature = "tokio")]
+    return crate::tokio::track::holder();
+    #[cfg(not(feature = "tokio"))]
+    STATE.try_with(|s| s.id()).unwrap_or(0)
 }
 
 /// Unregisters a waiter when its wait ends (also when it panics).
