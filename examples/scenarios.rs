@@ -2815,14 +2815,21 @@ fn hold_for_a_while(b: Arc<Mutex<u32>>) -> std::thread::JoinHandle<()> {
     h
 }
 
-/// Spins on `b` (a `try_lock` retried until it succeeds) while another thread holds it.
-fn spin_on(b: &Mutex<u32>) -> lockcheck::MutexGuard<'_, u32> {
+/// Spins on `b` (a `try_lock` retried until it succeeds) while another thread holds it, and
+/// lets that thread go (drops `go`) once the spin failed `TRY_RETRIES` times in a row: a retry
+/// loop whatever the machine's speed (a holder that let go after 300 ms could do so before the
+/// thousandth failure on a loaded machine).
+fn spin_on(b: &Mutex<u32>, go: mpsc::Sender<()>) -> lockcheck::MutexGuard<'_, u32> {
+    let mut go = Some(go);
+    let mut failed = 0;
     loop {
         if let Some(g) = b.try_lock() {
             return g;
         }
-        // A tight spin: a thousand failures take a few milliseconds, well within the holder's
-        // 300 (a yield per failure, on a loaded machine, could take longer than that).
+        failed += 1;
+        if failed == lockcheck_core::trace::TRY_RETRIES {
+            drop(go.take());
+        }
         std::hint::spin_loop();
     }
 }
@@ -2833,9 +2840,9 @@ fn spin_ab_ba(prefix: (&'static str, &'static str), holding: bool) {
     let (a2, b2) = (a.clone(), b.clone());
     one_by_one(vec![
         Box::new(move || {
-            let holder = hold_for_a_while(b.clone());
+            let (go, holder) = hold_until_told(b.clone());
             let x = holding.then(|| a.lock());
-            let _y = spin_on(&b);
+            let _y = spin_on(&b, go);
             drop(x);
             holder.join().unwrap();
         }),
@@ -2927,6 +2934,19 @@ fn try_back_off_retried() {
     ]);
 }
 
+/// Waits until a thread is blocked on a lock of class `class` in the wait-for graph (at most
+/// 60 s): a sleep orders nothing on a loaded machine.
+fn until_blocked_on(class: &str) {
+    let start = std::time::Instant::now();
+    while !lockcheck::__private::waits()
+        .iter()
+        .any(|(c, _)| c == class)
+        && start.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// One thread reads `deps` and holds `memo` upgradable; another reads `memo` and then (unless
 /// `let_go`, which releases that read first) waits to write `deps`; then the first upgrades
 /// `memo`, which waits for the other's read of it to leave: with the read kept, both wait for
@@ -2950,8 +2970,8 @@ fn upgrade_while_writer_waits(prefix: (&'static str, &'static str), let_go: bool
         }
     });
     read_rx.recv().expect("the writer read");
-    // Long enough for the writer to be waiting for `deps`.
-    std::thread::sleep(Duration::from_millis(200));
+    // The writer waits for `deps` (a 200 ms sleep did not make sure of it on a loaded machine).
+    until_blocked_on(prefix.1);
     let w = lockcheck::RwLockUpgradableReadGuard::upgrade(u);
     drop(w);
     drop(d);

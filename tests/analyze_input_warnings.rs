@@ -121,17 +121,37 @@ fn a_fifo_with_nothing_coming_is_said_to_be_waited_for() {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .args(["analyze", "--format", "json"])
         .arg(&fifo)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run lockcheck");
-    // Past the notice's delay (2 s), then the writer comes: the analysis goes on.
-    std::thread::sleep(Duration::from_secs(3));
+    // Once the notice is out (past its delay, 2 s), the writer comes: the analysis goes on. (A
+    // 3 s sleep did not make sure the notice came first on a loaded machine.)
+    let stderr = child.stderr.take().unwrap();
+    let (said_tx, said) = std::sync::mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        let mut said_tx = Some(said_tx);
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("a FIFO (named pipe)") {
+                if let Some(tx) = said_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let _ = said.recv_timeout(Duration::from_secs(60));
     std::fs::write(&fifo, abba()).expect("write into the FIFO");
-    let o = child.wait_with_output().unwrap();
+    let mut o = child.wait_with_output().unwrap();
+    o.stderr = reader.join().unwrap().into_bytes();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("a FIFO (named pipe)"), "{err}");
     assert_eq!(json(&o)["summary"]["traces"], 1, "{err}");

@@ -13,6 +13,8 @@ mod oer;
 #[path = "support/scratch.rs"]
 mod scratch;
 
+mod support;
+
 use lockcheck::tokio::{Mutex, RwLock, Semaphore};
 use scratch::Scratch;
 use std::future::Future;
@@ -26,6 +28,19 @@ async fn within<T>(ms: u64, f: impl Future<Output = T>) -> Option<T> {
     tokio::time::timeout(Duration::from_millis(ms), f)
         .await
         .ok()
+}
+
+/// `support::wait_until` for a task: polls `cond` every millisecond, yielding to the runtime in
+/// between, and panics naming `what` if it does not hold within 60 seconds.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the scenario did not form: {what} (not within 60 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Joins a task; a panic in it (the action `panic` stopping it) is expected.
@@ -186,8 +201,14 @@ async fn sync_once_cycle() {
             });
         });
         wait_started.recv().unwrap();
-        // Let the initializer's wait for m begin first: the task's call closes the cycle.
-        std::thread::sleep(Duration::from_millis(200));
+        // The initializer's wait for m begins first: the task's call closes the cycle. (A
+        // 200 ms sleep did not make sure of it on a loaded machine; this task may block its
+        // thread here, as it did in that sleep: the initializer's thread drives its own wait.)
+        // Under `panic` the initializer is stopped as its wait begins (a guard held across
+        // `block_on`'s `.await`), its request of m checked: then it ends instead.
+        support::wait_until("the initializer waits for m", || {
+            support::blocked_on("oer.oncecycle.m") == 1 || initializer.is_finished()
+        });
         once.call_once(|| {});
         drop(g);
         initializer.join().unwrap();
@@ -432,11 +453,21 @@ async fn try_reverse() {
 async fn futurelock() {
     let m = Arc::new(Mutex::named("oer.futurelock", 0));
     let m1 = m.clone();
+    // Told through a tokio oneshot, which lockcheck does not see (the trace stays the same).
+    let (locked, is_locked) = tokio::sync::oneshot::channel::<()>();
     let holder = tokio::spawn(async move {
         let _g = m1.lock().await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = locked.send(());
+        // Held until both acquisitions of the other task wait: the queued one and the one in
+        // the `select!`'s other branch (sleeps of 10 and 200 ms did not make sure of the order on
+        // a loaded machine).
+        until("both acquisitions wait", || {
+            support::blocked_on("oer.futurelock") == 2
+                || !support::found("oer.futurelock").is_empty()
+        })
+        .await;
     });
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    is_locked.await.unwrap();
     join(tokio::spawn(async move {
         let mut first = Some(Box::pin(m.lock()));
         tokio::select! {
@@ -456,11 +487,15 @@ async fn futurelock() {
 async fn futurelock_look_alike() {
     let m = Arc::new(Mutex::named("oer.ok.futurelock", 0));
     let m1 = m.clone();
+    let (locked, is_locked) = tokio::sync::oneshot::channel::<()>();
     let holder = tokio::spawn(async move {
         let _g = m1.lock().await;
+        let _ = locked.send(());
         tokio::time::sleep(Duration::from_millis(3200)).await;
     });
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // The holder holds first (a 10 ms sleep did not make sure of it; a oneshot, unseen by
+    // lockcheck, leaves the trace as it was).
+    is_locked.await.unwrap();
     join(tokio::spawn(async move {
         tokio::join!(async { *m.lock().await += 1 }, async {
             *m.lock().await += 1

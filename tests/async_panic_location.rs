@@ -244,13 +244,23 @@ fn async_violations_panic_at_the_users_line() {
 
     // Found once the acquisition waits: a sync guard of the waiting (root) future held across
     // that wait.
-    const ACROSS_LINE: u32 = line!() + 10;
+    const ACROSS_LINE: u32 = line!() + 20;
     let seen = panic_in_block_on(|| async {
         let s = lockcheck::Mutex::new(0);
+        let a_site = format!("{}:{}:", file!(), line!() + 1);
         let a = Arc::new(Mutex::new(0));
         let g = a.clone().lock_owned().await;
         let releaser = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Once the acquisition below waits (a 20 ms sleep did not make sure of it on a
+            // loaded machine: released before, it never suspends).
+            let start = std::time::Instant::now();
+            while !lockcheck::__private::waits()
+                .iter()
+                .any(|(c, _)| c.starts_with(&a_site))
+            {
+                assert!(start.elapsed() < Duration::from_secs(60), "the wait for a");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             drop(g);
         });
         let _sync = s.lock();

@@ -131,7 +131,7 @@ fn sync_wait_closing_a_mixed_deadlock_panics_at_the_users_line() {
         };
         let m = Arc::new(Mutex::named(nm, 0));
         let s = Arc::new(lockcheck::Mutex::named(ns, 0));
-        const LINE: u32 = line!() + 16;
+        const LINE: u32 = line!() + 18;
         let seen = in_task(multi, move || async move {
             let _m = m.lock().await;
             let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
@@ -143,8 +143,10 @@ fn sync_wait_closing_a_mixed_deadlock_panics_at_the_users_line() {
                 *m1.blocking_lock() += 1;
             });
             ready.recv().unwrap();
-            // Until the thread waits for m (registered in the wait-for graph).
-            std::thread::sleep(Duration::from_millis(300));
+            // Until the thread waits for m (registered in the wait-for graph). A 300 ms sleep
+            // did not make sure of it on a loaded machine (the thread's wait would close the
+            // cycle instead).
+            support::wait_until("the thread waits for m", || support::blocked_on(nm) == 1);
             // The task waits for s, held by the thread that waits for m: the cycle closes here.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 *s.lock() += 1;

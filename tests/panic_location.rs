@@ -170,20 +170,28 @@ fn violations_panic_at_the_users_line() {
     let (d_held, d_held_rx) = mpsc::channel();
     let first = std::thread::spawn(move || {
         let _c = C.lock();
-        c_held.send(()).unwrap();
+        c_held.send(lockcheck::__private::waiter_id()).unwrap();
         d_held_rx.recv().unwrap();
         // Blocks until the other thread gives D up.
         let _d = D.lock();
     });
     let (seen, at) = on_thread(move || {
         let _d = D.lock();
-        c_held_rx.recv().unwrap();
+        let first_id = c_held_rx.recv().unwrap();
         d_held.send(()).unwrap();
-        // Let the first thread block on D.
-        while !D.is_locked() || !C.is_locked() {
-            std::thread::yield_now();
+        // Let the first thread block on D: the wait-for graph shows it (a 200 ms sleep did not
+        // make sure of it on a loaded machine; the first thread would close the cycle then).
+        let start = std::time::Instant::now();
+        while !lockcheck::__private::waiters()
+            .iter()
+            .any(|(_, k, w)| *w == first_id && *k == lockcheck::LockKind::Mutex)
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the first thread blocks"
+            );
+            std::thread::sleep(Duration::from_millis(1));
         }
-        std::thread::sleep(Duration::from_millis(200));
         let at = line!() + 1;
         (panic_of(|| drop(C.lock())), at)
     });

@@ -512,8 +512,19 @@ fn service(name: &'static str, fixed: bool, worker_first: bool) {
     ));
     let worker = sp.clone();
     let (ready_tx, ready_rx) = mpsc::channel();
+    // The joiner, for the worker that must read only once the join waits (`!worker_first`,
+    // unfixed): its join's class (the spawn site) is the same in every test that calls this, so
+    // the wait is told by the thread.
+    let joiner = (!fixed && !worker_first).then(lockcheck::__private::waiter_id);
     let body = move || loop {
         let _ = ready_tx.send(());
+        if let Some(joiner) = joiner {
+            // The join waits first (holding the write), then this read closes the cycle. A
+            // 20 ms sleep did not make sure of it on a loaded machine.
+            support::wait_until("the joiner waits in its join", || {
+                support::blocked_by(joiner, lockcheck::LockKind::End) == 1
+            });
+        }
         let active = worker.read().active; // SERVICE_ACTIVE
         if !active {
             break;

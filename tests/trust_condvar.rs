@@ -72,8 +72,12 @@ fn condvar_deadlock_keeps_mutual_exclusion() {
         {
             let cv = cv.clone();
             std::thread::spawn(move || {
-                // By then `t` holds `a` and is blocked on `l`.
-                std::thread::sleep(Duration::from_millis(300));
+                // Once `t` holds `a` (so the wait below released it) and is blocked on `l`. A
+                // 300 ms sleep did not make sure of it on a loaded machine: a notify before the
+                // wait is lost, and the wait hangs.
+                support::wait_until("t blocks on l holding a", || {
+                    support::blocked_on("cvs.dl.l") == 1
+                });
                 cv.notify_all();
             });
         }
@@ -114,6 +118,7 @@ fn std_condvar_deadlock_keeps_mutual_exclusion() {
     setup();
     watchdog(60, || {
         use lockcheck::sync::{Condvar, Mutex};
+        let l_line = line!() + 1;
         let l = Arc::new(Mutex::new(()));
         let a = Arc::new(Mutex::new(0u32));
         let cv = Arc::new(Condvar::new());
@@ -137,7 +142,14 @@ fn std_condvar_deadlock_keeps_mutual_exclusion() {
         {
             let cv = cv.clone();
             std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(300));
+                // Once `t` holds `a` and is blocked on `l` (as above; `l` is known by its line).
+                support::wait_until("t blocks on l holding a", || {
+                    support::blocked_at(
+                        lockcheck::LockKind::Mutex,
+                        "tests/trust_condvar.rs",
+                        l_line,
+                    ) == 1
+                });
                 cv.notify_all();
             });
         }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::{found, watchdog};
 
-/// Holds `m` for `hold`, while another thread locks it; returns the other thread's result.
-fn contend(m: Arc<Mutex<()>>, hold: Duration) -> Result<(), String> {
+/// Holds `m` (named `name`) for `hold`, while another thread locks it; returns the other
+/// thread's result.
+fn contend(m: Arc<Mutex<()>>, name: &'static str, hold: Duration) -> Result<(), String> {
     let (tx, rx) = mpsc::channel();
     let m2 = m.clone();
     let holder = std::thread::spawn(move || {
@@ -21,11 +22,8 @@ fn contend(m: Arc<Mutex<()>>, hold: Duration) -> Result<(), String> {
         // `hold` counted from the waiter's block, not from the take: a waiter that came late
         // on a loaded machine found the lock free (no wait, no timeout, 1 of 1 runs on one
         // core shared with two busy loops).
-        support::wait_until("the waiter blocks", || {
-            lockcheck::__private::waits()
-                .iter()
-                .any(|(_, k)| *k == lockcheck::LockKind::Mutex)
-        });
+        // On this very lock (another test's waiter on a mutex does not count).
+        support::wait_until("the waiter blocks", || support::blocked_on(name) == 1);
         std::thread::sleep(hold);
     });
     rx.recv().unwrap();
@@ -41,11 +39,13 @@ fn the_watchdog_reports_a_long_wait_and_not_a_short_one() {
     lockcheck::watchdog::set_wait_warn(Some(Duration::from_millis(100)));
     contend(
         Arc::new(Mutex::named("wd.long", ())),
+        "wd.long",
         Duration::from_millis(600),
     )
     .unwrap();
     contend(
         Arc::new(Mutex::named("wd.short", ())),
+        "wd.short",
         Duration::from_millis(5),
     )
     .unwrap();
@@ -103,6 +103,7 @@ fn a_per_class_timeout_fires() {
     lockcheck::watchdog::set_wait_timeout("to.m", Some(Duration::from_millis(50)));
     let r = contend(
         Arc::new(Mutex::named("to.m", ())),
+        "to.m",
         Duration::from_millis(800),
     );
     let msg = r.expect_err("the waiter panics at the timeout");
@@ -115,6 +116,7 @@ fn a_per_class_timeout_fires() {
     // Another class is not bounded.
     contend(
         Arc::new(Mutex::named("to.other", ())),
+        "to.other",
         Duration::from_millis(200),
     )
     .unwrap();
@@ -135,6 +137,7 @@ fn a_policy_file_sets_timeouts() {
     assert_eq!(lockcheck::watchdog::load_policy_file(&path).unwrap(), 2);
     let r = contend(
         Arc::new(Mutex::named("pf.m", ())),
+        "pf.m",
         Duration::from_millis(600),
     );
     assert!(r.unwrap_err().contains("wait timeout"));
@@ -151,7 +154,7 @@ fn statistics_count_acquisitions_and_contention() {
     for _ in 0..10 {
         drop(m.lock());
     }
-    contend(m.clone(), Duration::from_millis(50)).unwrap();
+    contend(m.clone(), "st.m", Duration::from_millis(50)).unwrap();
     let s = lockcheck::stats()
         .into_iter()
         .find(|s| s.class == "st.m")

@@ -85,20 +85,25 @@ fn recursive_read_through_a_helper_while_a_writer_queues_is_reported() {
     {
         let fl = FL;
         let n = name("real.rr.state", fl);
-        let first = line!() + 5;
+        let first = line!() + 9;
         run(fl, move || async move {
             let rooms = Arc::new(Rooms { state: RwLock::named(n, vec![1, 2, 3]) });
             let r = rooms.clone();
+            // The writer queues once the handler reads, and the handler reads again once the
+            // writer is queued (sleeps of 5 and 30 ms did not make sure of either on a loaded
+            // machine: without a writer queued the second read succeeds, reported, no panic).
+            let (read, has_read) = tokio::sync::oneshot::channel::<()>();
             let handler = tokio::spawn(async move {
                 let st = r.state.read().await;
-                tokio::time::sleep(Duration::from_millis(30)).await; // the writer queues
+                let _ = read.send(());
+                rt::until("the writer queues", || support::blocked_on(n) == 1).await;
                 for &id in st.iter() {
                     let _ = r.find(id).await;
                 }
             });
             let w = rooms.clone();
             let writer = tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                has_read.await.unwrap();
                 w.state.write().await.push(4);
             });
             let msg = panicked(handler).await;
@@ -131,17 +136,22 @@ fn read_held_across_slow_io_with_a_writer_and_readers_queued_is_silent() {
             let rooms = Arc::new(Rooms { state: RwLock::named(n, vec![1, 2, 3]) });
             // neon#12875's shape: one task holds a read across slow I/O ...
             let a = rooms.clone();
+            // Each step once the one before it happened (sleeps of 10 ms did not make sure of
+            // it on a loaded machine: a reader before the writer read 3 entries).
+            let (read, has_read) = tokio::sync::oneshot::channel::<()>();
             let sender = tokio::spawn(async move {
                 let st = a.state.read().await;
-                tokio::time::sleep(Duration::from_millis(60)).await;
+                let _ = read.send(());
+                // The slow I/O: until the writer and the reader behind it wait.
+                rt::until("the writer and a reader queue", || support::blocked_on(n) == 2).await;
                 Rooms::find_in(&st, 2) // ... and its helper is given the guard
             });
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            has_read.await.unwrap();
             // ... a writer queues behind it, and another reader behind the writer: all wait,
             // all go on once the sender is done.
             let b = rooms.clone();
             let writer = tokio::spawn(async move { b.state.write().await.push(4) });
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            rt::until("the writer queues", || support::blocked_on(n) == 1).await;
             let c = rooms.clone();
             let metrics = tokio::spawn(async move { c.state.read().await.len() });
             assert_eq!(sender.await.unwrap(), Some(2));
@@ -713,16 +723,29 @@ fn a_pool_whose_requests_return_a_connection_before_taking_another_is_silent() {
 //    "Deadlocking a Tokio Mutex without holding a lock". Look-alike: the branch drops the
 //    queued future before locking again.
 
-async fn futurelock(m: Arc<Mutex<u32>>, drop_first: bool) -> u32 {
+/// `name`: `m`'s. The holder holds the lock until the second acquisition waits (sleeps of 10 and
+/// 300 ms did not make sure of the order on a loaded machine: a select's branch coming after
+/// the holder's release took the first future's lock, and the look-alike counted 2).
+async fn futurelock(m: Arc<Mutex<u32>>, name: &'static str, drop_first: bool) -> u32 {
+    let second = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (locked, is_locked) = tokio::sync::oneshot::channel::<()>();
     let holder = {
-        let m = m.clone();
+        let (m, second) = (m.clone(), second.clone());
         tokio::spawn(async move {
             let mut g = m.lock().await;
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = locked.send(());
+            // The second acquisition waits: alone (the first dropped), or behind the first.
+            let waits = if drop_first { 1 } else { 2 };
+            rt::until("the second acquisition waits", || {
+                (second.load(std::sync::atomic::Ordering::SeqCst)
+                    && support::blocked_on(name) == waits)
+                    || !found(name).is_empty()
+            })
+            .await;
             *g += 1;
         })
     };
-    tokio::time::sleep(Duration::from_millis(10)).await; // the holder has it
+    is_locked.await.unwrap(); // the holder has it
     let mut first = Some(Box::pin(m.lock())); // FUTURELOCK_FIRST_LINE
     let n = tokio::select! {
         mut g = first.as_mut().unwrap() => { *g += 1; *g }
@@ -730,6 +753,7 @@ async fn futurelock(m: Arc<Mutex<u32>>, drop_first: bool) -> u32 {
             if drop_first {
                 first = None;
             }
+            second.store(true, std::sync::atomic::Ordering::SeqCst);
             let r = within(4000, m.lock()).await.map(|g| *g); // FUTURELOCK_LINE
             r.unwrap_or(0)
         }
@@ -747,7 +771,7 @@ fn a_task_waiting_for_a_lock_its_own_unpolled_future_is_queued_for_is_reported()
         let n = name("real.futurelock", fl);
         run(fl, move || async move {
             let m = Arc::new(Mutex::named(n, 0));
-            let msg = panicked(tokio::spawn(futurelock(m, false))).await;
+            let msg = panicked(tokio::spawn(futurelock(m, n, false))).await;
             assert!(msg.contains("deadlock"), "{fl:?}: {msg}");
         })
         .unwrap();
@@ -774,7 +798,7 @@ fn a_task_dropping_its_queued_lock_future_before_locking_again_is_silent() {
         let n = name("real.futurelock.ok", fl);
         run(fl, move || async move {
             let m = Arc::new(Mutex::named(n, 0));
-            assert_eq!(tokio::spawn(futurelock(m.clone(), true)).await.unwrap(), 1);
+            assert_eq!(tokio::spawn(futurelock(m.clone(), n, true)).await.unwrap(), 1);
             assert_eq!(*m.lock().await, 1);
         })
         .unwrap();
@@ -793,15 +817,17 @@ fn a_task_polling_two_acquisitions_of_a_busy_lock_together_is_silent() {
             // Held past the watch's grace: the task's second acquisition waits behind its
             // first one all that time, and both are polled (`join!`), so the first completes
             // when handed the lock, and the second after it.
+            let (locked, is_locked) = tokio::sync::oneshot::channel::<()>();
             let holder = {
                 let m = m.clone();
                 tokio::spawn(async move {
                     let mut g = m.lock().await;
+                    let _ = locked.send(());
                     tokio::time::sleep(OWNED_GRACE_PAST).await;
                     *g += 1;
                 })
             };
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            is_locked.await.unwrap(); // the holder has it (a 10 ms sleep did not make sure)
             let t = tokio::spawn({
                 let m = m.clone();
                 async move {

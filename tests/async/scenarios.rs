@@ -380,7 +380,8 @@ fn second_read_with_a_writer_queued_is_reported_before_it_hangs() {
             let writer = tokio::spawn(async move {
                 *w.write().await += 1;
             });
-            tokio::time::sleep(Duration::from_millis(20)).await; // the writer queues
+            // The writer queues (a 20 ms sleep did not make sure of it on a loaded machine).
+            rt::until("the writer queues", || support::blocked_on(n) == 1).await;
             assert!(within(50, rw.read()).await.is_none(), "fair: it waits");
             drop(r1);
             writer.await.unwrap();
@@ -786,7 +787,9 @@ fn sync_guard_held_while_awaiting_an_async_lock_is_reported() {
             let a = Arc::new(Mutex::named(na, 0));
             let g = a.clone().lock_owned().await;
             let releaser = tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Once the acquisition below waits (a 20 ms sleep did not make sure of it: the
+                // guard dropped before it, the acquisition never suspends, nothing to report).
+                rt::until("the acquisition waits", || support::blocked_on(na) == 1).await;
                 drop(g);
             });
             {

@@ -113,6 +113,17 @@ pub fn blocked_at(kind: lockcheck::LockKind, file: &str, line: u32) -> usize {
         .count()
 }
 
+/// How many waits of kind `kind` the thread (or task) `waiter` has now in the wait-for graphs:
+/// `waiter` is the number `lockcheck::__private::waiter_id()` returned on that thread (or in that
+/// task). For a wait whose class other tests' waits share (a thread's end is named after its
+/// spawn site, the same for every test that calls one helper).
+pub fn blocked_by(waiter: u64, kind: lockcheck::LockKind) -> usize {
+    lockcheck::__private::waiters()
+        .iter()
+        .filter(|(_, k, w)| *k == kind && *w == waiter)
+        .count()
+}
+
 /// [`blocked_at`] for the channel made at `file`:`line` (a send, or a receive on its senders).
 pub fn blocked_on_channel(file: &str, line: u32) -> usize {
     blocked_at(lockcheck::LockKind::Channel, file, line)

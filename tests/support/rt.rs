@@ -54,3 +54,17 @@ pub async fn within<T>(ms: u64, f: impl Future<Output = T>) -> Option<T> {
         .await
         .ok()
 }
+
+/// [`crate::support::wait_until`] for a task: polls `cond` every millisecond, yielding to the
+/// runtime in between (a task on a current-thread runtime must, for the others to run), and
+/// panics naming `what` if it does not hold within 60 seconds.
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the scenario did not form: {what} (not within 60 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}

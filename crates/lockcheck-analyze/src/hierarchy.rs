@@ -599,7 +599,8 @@ impl Cost for i128 {
     }
 }
 
-/// [`local_search`] on any [`FasGraph`].
+/// The re-insertion local search on any [`FasGraph`] (what the tests' `local_search` runs):
+/// [`local_search_in`], or its matrix form, in the narrowest cost type that holds the weights.
 fn local_search_on(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
     let mut total: u128 = 0;
     for v in 0..g.n() {

@@ -5,7 +5,7 @@
 //! for integers make `assert_eq!(45, range.sum())` ambiguous, E0283). So the writer is plain code
 //! and serde is an optional feature of this crate, enabled by the analyzer, which reads traces.
 //! The output is byte-for-byte what serde_json writes for the `serde` derives of
-//! [`Event`](crate::trace::Event) (tested below with the feature on), so either side can change
+//! [`Event`] (tested below with the feature on), so either side can change
 //! without the other noticing only if that test is kept.
 
 use crate::trace::{ClassStats, Event, Frame, How, LockKind, Mode};

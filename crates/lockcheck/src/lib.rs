@@ -180,9 +180,25 @@ pub mod __private {
         crate::config::delay_next_refresh(d)
     }
 
-    /// The threads blocked now in the wait-for graph (the class key of the lock each waits for,
-    /// its kind), for tests that must know a wait has begun (see `tests/support`'s `wait_until`).
+    /// The threads blocked now in the wait-for graph, and the tasks waiting in the async one (the
+    /// class key of the lock each waits for, its kind), for tests that must know a wait has
+    /// begun (see `tests/support`'s `wait_until`). [`waiters`] says who waits, too.
     pub fn waits() -> Vec<(String, crate::LockKind)> {
         crate::checked::watch::waits()
+            .into_iter()
+            .map(|(class, kind, _)| (class, kind))
+            .collect()
+    }
+
+    /// [`waits`], with the waiter of each: the number [`waiter_id`] returns on that thread (or
+    /// in that task), so that a test can tell its own thread's wait from a concurrent test's
+    /// on a lock of the same class (a thread's end, named after one spawn site).
+    pub fn waiters() -> Vec<(String, crate::LockKind, u64)> {
+        crate::checked::watch::waits()
+    }
+
+    /// This thread's number in [`waiters`] (inside a `lockcheck::tokio` task: the task's).
+    pub fn waiter_id() -> u64 {
+        crate::checked::watch::waiter_id()
     }
 }

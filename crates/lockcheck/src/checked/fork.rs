@@ -12,7 +12,8 @@
 //! (that is a self-deadlock, checked before) waits for a thread that does not exist: reported as a
 //! deadlock of one thread, a certain hang, under `panic` and `warn` alike. A child that started
 //! threads of its own is not checked (one of them may hold the lock and release it): a hang there
-//! stays unreported, a limit the README states. Nothing of this runs before a fork: the check
+//! stays unreported, a limit the README states, and said once on stderr when a forked child's
+//! blocking acquisition meets it (`notice.rs`). Nothing of this runs before a fork: the check
 //! starts with one relaxed load of a flag that only the child handler sets.
 
 use super::class::Ids;
@@ -95,9 +96,17 @@ pub(crate) fn orphaned(
             kind,
             LockKind::Mutex | LockKind::Rwlock | LockKind::Semaphore
         )
-        || threads_now() != Some(1)
     {
         return Orphan::No;
+    }
+    match threads_now() {
+        Some(1) => {}
+        Some(_) => {
+            // The limit: a child with threads of its own is not checked. Said once.
+            super::notice::once(super::notice::Limit::ForkedWithThreads, site);
+            return Orphan::No;
+        }
+        None => return Orphan::No,
     }
     if try_now(Duration::ZERO) {
         return Orphan::Acquired;

@@ -982,6 +982,9 @@ fn failed_try_retried(
                     });
                 }
             }
+            // The spinner waits as a blocking acquisition does, but is no waiter of the
+            // wait-for graph: a hang through it is found by the lock order only. Said once.
+            super::notice::once(super::notice::Limit::SpinnerNotWaiter, site);
             graph::as_retried_try(|| check_held(s, meta, kind, mode, site, ids, f))
         })
         .ok()

@@ -14,6 +14,7 @@ pub(crate) mod fork;
 pub(crate) mod graph;
 pub(crate) mod handoff;
 pub(crate) mod hooks;
+pub(crate) mod notice;
 pub(crate) mod once;
 pub(crate) mod policy;
 mod raw;

@@ -193,7 +193,8 @@ const WORD_SLOTS: usize = 256;
 /// release). Instance 0, which no identity has (`class::next_from`), so no exclusive entry (its
 /// identity, flags flipped in) is it; bit 61 clear, which every shared complement has
 /// ([`word::FLIPPED`]); and neither 0 nor `!0` nor `1 << 40` (an unassigned identity's
-/// [`entry`] in the modes), also with [`word::TASK`] masked off as the `tokio` release does.
+/// [`entry`] in the modes), also with `word::TASK` (a `tokio` feature's bit, hence no link) masked off as the `tokio`
+/// release does.
 const NO_ENTRY: u64 = 1 << 62;
 const _: () = assert!(NO_ENTRY & word::INST == 0 && NO_ENTRY & word::FLIPPED == 0);
 const _: () = assert!(NO_ENTRY & word::LOGICAL == 0 && NO_ENTRY != 0 && NO_ENTRY != !0);

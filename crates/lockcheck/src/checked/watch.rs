@@ -4,6 +4,7 @@
 //! [`features`] and nothing else unless statistics or the watchdog are switched on.
 
 use super::class::{class_info, Ids};
+use super::notice::{self, Limit};
 use super::report::{publish, EdgeInfo, LockRef, Verdict, Violation, ViolationKind};
 use super::state::{
     as_busy, internal, thread_name, try_internal, with_slow, Held, ThreadState, STATE,
@@ -176,21 +177,36 @@ impl Waiter {
 
 static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
 
-/// The threads registered now as blocked in the wait-for graph: the key of the class of the
-/// lock each waits for (its name, or its construction site) and its kind. For tests, which wait
-/// until a thread is blocked where the scenario needs it instead of sleeping for it (a sleep
-/// orders nothing on a loaded machine). Takes `WAITING` and then, with it released, the classes'
-/// table: no order between the two.
-pub(crate) fn waits() -> Vec<(String, LockKind)> {
-    let waiting: Vec<(u32, LockKind)> = internal(&WAITING)
+/// The threads registered now as blocked in the wait-for graph, and (with the `tokio` feature)
+/// the tasks and threads waiting in the async one: the key of the class of the lock each waits
+/// for (its name, or its construction site), its kind, and the waiter (lockcheck's number of the
+/// thread, or of the task: [`waiter_id`]). For tests, which wait until a thread is blocked where
+/// the scenario needs it instead of sleeping for it (a sleep orders nothing on a loaded machine).
+/// A task's (or `block_on` thread's) wait for a sync lock is in both graphs and listed once.
+/// Takes `WAITING`, then the async graph's, each released before the next, then the classes'
+/// table: no order between them.
+pub(crate) fn waits() -> Vec<(String, LockKind, u64)> {
+    #[allow(unused_mut)]
+    let mut waiting: Vec<(u32, LockKind, u64)> = internal(&WAITING)
         .iter()
         .filter(|w| w.live())
-        .map(|w| (w.ids.class, w.kind))
+        .map(|w| (w.ids.class, w.kind, w.thread))
         .collect();
+    #[cfg(feature = "tokio")]
+    waiting.extend(crate::tokio::track::waits());
     waiting
         .into_iter()
-        .map(|(class, kind)| (class_info(class).key, kind))
+        .map(|(class, kind, who)| (class_info(class).key, kind, who))
         .collect()
+}
+
+/// The number this thread (or, with the `tokio` feature, the task running on it) has in
+/// [`waits`].
+pub(crate) fn waiter_id() -> u64 {
+    #[cfg(feature = "tokio")]
+    return crate::tokio::track::holder();
+    #[cfg(not(feature = "tokio"))]
+    STATE.try_with(|s| s.id()).unwrap_or(0)
 }
 
 /// Unregisters a waiter when its wait ends (also when it panics).
@@ -662,6 +678,7 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
             })
         });
         if let Some(v) = v {
+            say_guesses(&v.edges);
             let first = v
                 .message
                 .lines()
@@ -1173,6 +1190,30 @@ fn sender_in_trace_slow(me: u64) {
     }
 }
 
+/// A barrier's "holder" in a deadlock's edge: the barrier's site, this, then whether the thread is
+/// a known participant or [`ASSUMED_PARTICIPANT`].
+const BARRIER_HELD: &str = " (the barrier, created there: this thread has not arrived";
+/// Ends a barrier's "holder" whose thread is only assumed a participant (the first generation).
+const ASSUMED_PARTICIPANT: &str = "; assumed a participant";
+/// Ends a receive's "holder": a sender handle never used, assumed to be with that thread.
+const ASSUMED_HANDLE: &str = " (a sender handle made there, never used yet: assumed here)";
+
+/// The guesses a reported deadlock rests on ([`edges_of`]'s assumed participants and sender
+/// handles), each said once per process (`notice.rs`): the report itself says "assumed", but
+/// not that this is a limit, nor where README explains it.
+fn say_guesses(edges: &[EdgeInfo]) {
+    for e in edges {
+        let h = e.held_site.as_str();
+        if h.ends_with(&format!("{ASSUMED_PARTICIPANT})")) {
+            let site = h.split(BARRIER_HELD).next().unwrap_or(h);
+            notice::once(Limit::BarrierParticipantAssumed, &site);
+        }
+        if let Some(site) = h.strip_suffix(ASSUMED_HANDLE) {
+            notice::once(Limit::SenderHandleAssumed, &site);
+        }
+    }
+}
+
 fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
     let k = cycle.len();
     (0..k)
@@ -1184,38 +1225,36 @@ fn edges_of(waiting: &[Waiter], cycle: &[usize]) -> Vec<EdgeInfo> {
                 let v = b.upgrade()?.view();
                 sender_for_trace(w, prev.ids, v.site);
                 Some(format!(
-                    "{} (the barrier, created there: this thread has not arrived{})",
+                    "{}{BARRIER_HELD}{})",
                     v.site,
                     if v.known.contains(&w.thread) {
                         ", and arrived at its previous generation"
                     } else {
-                        "; assumed a participant"
+                        ASSUMED_PARTICIPANT
                     }
                 ))
             });
             // The thread a waiting receive waits for "holds" one of its senders' handles.
-            let handle = at_barrier.or_else(|| prev
-                .senders
-                .as_ref()
-                .and_then(Weak::upgrade)
-                .map(|s| s.placement(prev.thread))
-                .and_then(|p| {
-                    let placed = p.owners.iter().find(|&&(t, _)| t == w.thread);
-                    let (site, text) = match placed {
-                        Some(&(_, site)) => (site, format!("{site} (its sender handle's last send)")),
-                        None => {
-                            let site = p.unplaced_site?;
-                            (
-                                site,
-                                format!(
-                                    "{site} (a sender handle made there, never used yet: assumed here)"
-                                ),
-                            )
-                        }
-                    };
-                    sender_for_trace(w, prev.ids, site);
-                    Some(text)
-                }));
+            let handle = at_barrier.or_else(|| {
+                prev.senders
+                    .as_ref()
+                    .and_then(Weak::upgrade)
+                    .map(|s| s.placement(prev.thread))
+                    .and_then(|p| {
+                        let placed = p.owners.iter().find(|&&(t, _)| t == w.thread);
+                        let (site, text) = match placed {
+                            Some(&(_, site)) => {
+                                (site, format!("{site} (its sender handle's last send)"))
+                            }
+                            None => {
+                                let site = p.unplaced_site?;
+                                (site, format!("{site}{ASSUMED_HANDLE}"))
+                            }
+                        };
+                        sender_for_trace(w, prev.ids, site);
+                        Some(text)
+                    })
+            });
             // A writer queued ahead of `prev`'s read holds nothing of the lock: it is shown
             // holding what it requests (its `WRITER` flag), at its own request's site.
             let queued = w.ids.inst == prev.ids.inst;
@@ -1892,7 +1931,14 @@ pub(crate) struct LastNotify {
     window: Vec<u64>,
     thread: u64,
     site: &'static Location<'static>,
+    /// The notifies before it (distinct by thread, site and window; the latest
+    /// [`EARLIER_NOTIFIES`]), not compared with a wait: only to say so when one of them lacked
+    /// the wait's mutex (`notice.rs`).
+    earlier: Vec<(u64, &'static Location<'static>, Vec<u64>)>,
 }
+
+/// How many earlier notifies a condvar keeps for the lost-wakeup rule's notice.
+const EARLIER_NOTIFIES: usize = 8;
 
 /// Reported lost-wakeup hazards, each once: (notify site, wait site, the mutex's class).
 static LOST_REPORTED: PlMutex<Vec<(String, String, u32)>> = PlMutex::new(Vec::new());
@@ -1920,10 +1966,22 @@ pub(crate) fn lost_wakeup_at_notify(
     for (inst, class, wait_site) in missed {
         report_lost_wakeup(me, site, inst, class, wait_site);
     }
-    *internal(last) = Some(LastNotify {
+    let mut last = internal(last);
+    let mut earlier = Vec::new();
+    if let Some(old) = last.take() {
+        earlier = old.earlier;
+        let prev = (old.thread, old.site, old.window);
+        earlier.retain(|e| *e != prev);
+        if earlier.len() == EARLIER_NOTIFIES {
+            earlier.remove(0);
+        }
+        earlier.push(prev);
+    }
+    *last = Some(LastNotify {
         window,
         thread: me,
         site,
+        earlier,
     });
 }
 
@@ -1944,12 +2002,27 @@ pub(crate) fn lost_wakeup_at_wait(
     let Ok(me) = STATE.try_with(|s| s.id()) else {
         return;
     };
-    let missed = internal(last)
-        .as_ref()
-        .filter(|n| n.thread != me && !n.window.contains(&m.inst))
-        .map(|n| (n.thread, n.site));
+    let (missed, earlier_missed) = {
+        let last = internal(last);
+        let lacks = |thread: u64, window: &[u64]| thread != me && !window.contains(&m.inst);
+        let missed = last
+            .as_ref()
+            .filter(|n| lacks(n.thread, &n.window))
+            .map(|n| (n.thread, n.site));
+        // The limit: only the latest notify is compared. Said once when an earlier one lacked
+        // the mutex (and the latest did not).
+        let earlier_missed = missed.is_none()
+            && last.as_ref().is_some_and(|n| {
+                n.earlier
+                    .iter()
+                    .any(|(thread, _, window)| lacks(*thread, window))
+            });
+        (missed, earlier_missed)
+    };
     if let Some((notifier, notify_site)) = missed {
         report_lost_wakeup(notifier, notify_site, m.inst, m.class, site);
+    } else if earlier_missed {
+        notice::once(Limit::LostWakeupEarlierNotify, &format_args!("at {site}"));
     }
     internal(waits).push(WaitWith {
         inst: m.inst,

@@ -1530,6 +1530,8 @@ fn retried_try(ctx: &Ctx, r: &Req<'_>, sync: SyncScan) -> Option<Verdict> {
     if streak != TRY_RETRIES {
         return None;
     }
+    // A spinning task is no waiter of the async wait-for graph either: said once.
+    crate::checked::notice::once(crate::checked::notice::Limit::SpinnerNotWaiter, r.site);
     let scan = with_shard(ctx.holder, |s| scan(s, ctx, r, &sync));
     if let Some(v) = graph::as_retried_try(|| report(ctx, r, sync, scan, Waits::Block)) {
         return Some(v);
@@ -1913,7 +1915,7 @@ pub(crate) fn must_wait(
         permits: r.permits,
     };
     let reg = register(
-        ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, want, suspect, None,
+        ctx.holder, ctx.tag, ctx.ids, r.kind, r.mode, r.site, want, suspect, None, false,
     )?;
     if watch {
         watch_suspects();
@@ -2277,6 +2279,8 @@ struct Waiter {
     /// Set, without the list's mutex, when the wait ended (see [`WaitReg`]): the entry no
     /// longer counts and is removed by the next wait to register.
     ended: Arc<AtomicBool>,
+    /// A wait for a sync lock ([`sync_wait`]), which the sync wait-for graph has as well.
+    sync: bool,
 }
 
 /// A semaphore's permits as a wait saw them (see `Req::capacity`) and the permits it asks for
@@ -2319,6 +2323,17 @@ fn hold_tokens(holder: u64) -> Vec<u64> {
 
 static WAITING: PlMutex<Vec<Waiter>> = PlMutex::new(Vec::new());
 static NEXT_WAIT: AtomicU64 = AtomicU64::new(1);
+
+/// The waits registered now in this graph, but a task's (or `block_on` thread's) wait for a
+/// sync lock, which the sync wait-for graph lists: the lock's class, its kind, the holder that
+/// waits. For tests (`lockcheck::__private::waits`, through `watch::waits`).
+pub(crate) fn waits() -> Vec<(u32, LockKind, u64)> {
+    internal(&WAITING)
+        .iter()
+        .filter(|w| !w.ended.load(Ordering::Acquire) && !w.sync)
+        .map(|w| (w.ids.class, w.kind, w.holder))
+        .collect()
+}
 
 /// Unregisters a wait when it ends: acquired ([`WaitReg::done`]), or the future dropped
 /// (cancelled, timed out): a suspect wait given up with its owned guard unmoved is reported then
@@ -2444,6 +2459,7 @@ pub(crate) fn sync_wait(
         Want::ONE,
         None,
         None,
+        true,
     )
     .map(Some)
 }
@@ -2488,6 +2504,7 @@ pub(crate) fn join_wait(
         Want::ONE,
         None,
         Some(join),
+        false,
     )
     .map(Some)
 }
@@ -2503,6 +2520,7 @@ fn register(
     want: Want,
     suspect: Option<Arc<Suspect>>,
     join: Option<JoinWait>,
+    sync: bool,
 ) -> Result<WaitReg, Verdict> {
     free_parked();
     let sync_held: Vec<Held> = STATE
@@ -2530,6 +2548,7 @@ fn register(
             suspect: suspect.clone(),
             join,
             ended: Arc::clone(&ended),
+            sync,
         });
         deadlock_cycle(&waiting, waiting.len() - 1)
     };

@@ -1,0 +1,118 @@
+//! Notices: a documented limit of the runtime checks, said once per process on stderr when a run
+//! actually hits it.
+//!
+//! Some limits are no finding: nothing in the program is known to be wrong, but a check did not
+//! run where it would have, or a report rests on a guess. README states each; a user who never
+//! reads that paragraph should still learn, from the run itself, that one applied, and where.
+//! Limits that bound the detector's own tables (a search's steps, the graph's size, the class
+//! table) are `incomplete` findings instead (`ViolationKind::Incomplete`, in `violations()`):
+//! they can hide any finding. These name one check and one site.
+//!
+//! Each notice is one line, `lockcheck: note: ...`, printed the first time its limit is hit (an
+//! atomic bit per limit: no lock, no allocation before the line is formatted), never at start-up
+//! and never in a run that does not hit it. Everything here is off the fast path: the callers are
+//! cold functions of rare events (a blocked acquisition in a forked child, a report, the 1000th
+//! failed try).
+
+use std::fmt::Display;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A limit that is said once when hit (see the module's text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// A blocking acquisition in a forked child that has threads of its own: the check for a lock
+    /// the fork left held (`fork.rs`) applies to a child's only thread.
+    ForkedWithThreads,
+    /// A barrier's deadlock reported with a thread assumed to be a participant (the first
+    /// generation: nothing names a barrier's participants; `barrier.rs`).
+    BarrierParticipantAssumed,
+    /// A receive's deadlock reported with a sender handle never used assumed to be with a stuck
+    /// thread (`channel.rs`, "A receive that waits for a message").
+    SenderHandleAssumed,
+    /// The lost-wakeup rule compares a wait with the condvar's latest notify only: an earlier
+    /// notify, since the previous wait began, lacked the wait's mutex.
+    LostWakeupEarlierNotify,
+    /// A try retried `TRY_RETRIES` times holding locks: a spinner is no waiter of the wait-for
+    /// graph, so a hang through it is found by the lock order only.
+    SpinnerNotWaiter,
+}
+
+impl Limit {
+    fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
+    /// What was not checked (or guessed), given the site, and where README says more.
+    fn text(self, site: &dyn Display) -> String {
+        match self {
+            Limit::ForkedWithThreads => format!(
+                "not checked: a blocking acquisition at {site} in a forked child process that has \
+                 threads of its own (a lock the fork left held by a thread of the parent would hang \
+                 it unreported: the check applies to a child's only thread); README, \"Real \
+                 deadlocks, long waits, timeouts, statistics\", on fork"
+            ),
+            Limit::BarrierParticipantAssumed => format!(
+                "a deadlock at the barrier created at {site} was reported with a thread assumed \
+                 to be a missing participant (first generation: nothing names a barrier's \
+                 participants), a guess that can be false; README, \"Barriers\""
+            ),
+            Limit::SenderHandleAssumed => format!(
+                "a receive's deadlock was reported with the sender handle made at {site}, never \
+                 used, assumed to be with a stuck thread, a guess that can be false; README, \
+                 \"Limits that remain\", on channels"
+            ),
+            Limit::LostWakeupEarlierNotify => format!(
+                "not checked: the lost-wakeup rule compared the wait {site} with the condvar's \
+                 latest notify only, and an earlier one lacked its mutex; README, \
+                 \"LOCKCHECK_CONDVAR\""
+            ),
+            Limit::SpinnerNotWaiter => format!(
+                "a try retried {} times at {site} while holding locks is checked as a blocking \
+                 acquisition by the lock order only: a spinner is no waiter of the wait-for \
+                 graph, so a hang through it is never reported as a `deadlock`; README, \"What \
+                 is checked, and what is not reported\", on retried tries",
+                lockcheck_core::trace::TRY_RETRIES
+            ),
+        }
+    }
+}
+
+/// The limits said so far, a bit each.
+static SAID: AtomicU32 = AtomicU32::new(0);
+
+/// Says `limit`, hit at `site`, on stderr (and to `tracing` with that feature), the first time
+/// only in this process. Returns whether it was said now (tests).
+#[cold]
+#[inline(never)]
+pub(crate) fn once(limit: Limit, site: &dyn Display) -> bool {
+    if SAID.load(Ordering::Relaxed) & limit.bit() != 0
+        || SAID.fetch_or(limit.bit(), Ordering::Relaxed) & limit.bit() != 0
+    {
+        return false;
+    }
+    // As lockcheck's own work: a lock taken meanwhile (an instrumented global allocator's, a
+    // `tracing` subscriber's) is not checked. Said as well by a thread that is already busy.
+    let say = || {
+        let line = format!("lockcheck: note: {} (said once)", limit.text(site));
+        eprintln!("{line}");
+        #[cfg(feature = "tracing")]
+        tracing::warn!(target: "lockcheck", "{}", line);
+    };
+    if super::state::as_busy(|_| say()).is_none() {
+        say();
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_limit_is_said_once() {
+        assert!(once(Limit::SpinnerNotWaiter, &"here.rs:1:1"));
+        assert!(!once(Limit::SpinnerNotWaiter, &"there.rs:2:2"));
+        assert!(once(Limit::ForkedWithThreads, &"here.rs:1:1"));
+        assert!(!once(Limit::ForkedWithThreads, &"here.rs:1:1"));
+    }
+}
