@@ -2610,6 +2610,15 @@ impl ThreadDeps {
             }
         }
         start.resize(threads + 1, 0);
+        let td = ThreadDeps::place(model, start, threads, &own);
+        (td, own, state)
+    }
+
+    /// The second pass of [`ThreadDeps::with_own_and_state`]: `start` holds each thread's count
+    /// of blocking dependencies at `t + 1` (`threads + 1` places); the counts become offsets and
+    /// every blocking dependency is placed at its thread's next position.
+    fn place(model: &Model, mut start: Vec<u32>, threads: usize, own: &[u32]) -> ThreadDeps {
+        let blocking = |how| how == lockcheck_core::trace::How::Blocking;
         let narrow = start.iter().all(|&n| n <= 1 << 16);
         for t in 0..threads {
             start[t + 1] += start[t];
@@ -2632,7 +2641,7 @@ impl ThreadDeps {
             held[at] = r.held;
             at_of[i] = at as u32;
         }
-        let td = ThreadDeps {
+        ThreadDeps {
             start,
             dep,
             own: own_of,
@@ -2640,16 +2649,15 @@ impl ThreadDeps {
             held,
             at: at_of,
             narrow,
-        };
-        (td, own, state)
+        }
     }
 }
 
 #[cfg(test)]
 impl ThreadDeps {
     /// [`ThreadDeps::with_own_and_state`]'s tables as they were built before it: the own
-    /// epochs by a clock lookup per dependency, the state and the threads' arrays by passes
-    /// of their own (to compare it against).
+    /// epochs by a clock lookup per dependency, the state and the threads' counts by passes
+    /// of their own (to compare it against; the placement, [`ThreadDeps::place`], is shared).
     fn reference(model: &Model) -> (ThreadDeps, Vec<u32>, Vec<[u32; 2]>) {
         let blocking = |how| how == lockcheck_core::trace::How::Blocking;
         let own: Vec<u32> = model
@@ -2678,37 +2686,7 @@ impl ThreadDeps {
         for r in model.deps.iter().filter(|r| blocking(r.how)) {
             start[r.thread as usize + 1] += 1;
         }
-        let narrow = start.iter().all(|&n| n <= 1 << 16);
-        for t in 0..threads {
-            start[t + 1] += start[t];
-        }
-        let n = start[threads] as usize;
-        let (mut dep, mut own_of, mut clock) = (vec![0; n], vec![0; n], vec![0; n]);
-        let mut held = vec![0; n];
-        let mut at_of = vec![u32::MAX; model.deps.len()];
-        let mut next = start.clone();
-        for (i, r) in model.deps.iter().enumerate() {
-            if !blocking(r.how) {
-                continue;
-            }
-            let t = r.thread as usize;
-            let at = next[t] as usize;
-            next[t] += 1;
-            dep[at] = i as u32;
-            own_of[at] = own[i];
-            clock[at] = r.clock;
-            held[at] = r.held;
-            at_of[i] = at as u32;
-        }
-        let td = ThreadDeps {
-            start,
-            dep,
-            own: own_of,
-            clock,
-            held,
-            at: at_of,
-            narrow,
-        };
+        let td = ThreadDeps::place(model, start, threads, &own);
         (td, own, state)
     }
 }
