@@ -93,8 +93,18 @@ pub(crate) fn once(limit: Limit, site: &dyn Display) -> bool {
     // As lockcheck's own work: a lock taken meanwhile (an instrumented global allocator's, a
     // `tracing` subscriber's) is not checked. Said as well by a thread that is already busy.
     let say = || {
-        let line = format!("lockcheck: note: {} (said once)", limit.text(site));
-        eprintln!("{line}");
+        let line = format!("lockcheck: note: {} (said once)\n", limit.text(site));
+        // A plain `write(2)`, not `eprintln!`: in a forked child (`Limit::ForkedWithThreads`)
+        // stderr's lock may be held for ever by a parent's thread the fork left behind.
+        #[cfg(target_os = "linux")]
+        // SAFETY: writes `line`'s bytes to file descriptor 2; no other precondition.
+        unsafe {
+            libc::write(2, line.as_ptr().cast(), line.len());
+        }
+        #[cfg(not(target_os = "linux"))]
+        eprint!("{line}");
+        #[cfg(feature = "tracing")]
+        let line = line.trim_end();
         #[cfg(feature = "tracing")]
         tracing::warn!(target: "lockcheck", "{}", line);
     };

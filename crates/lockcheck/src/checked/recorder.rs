@@ -1064,12 +1064,12 @@ fn forked_child_notice() {
          not recorded (the trace file is the parent's), so `lockcheck analyze` does not see them\n",
         std::process::id()
     );
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     // SAFETY: writes `msg`'s bytes to file descriptor 2; no other precondition.
     unsafe {
         libc::write(2, msg.as_ptr().cast(), msg.len());
     }
-    #[cfg(not(unix))]
+    #[cfg(not(target_os = "linux"))]
     eprint!("{msg}");
 }
 
