@@ -931,3 +931,256 @@ fn the_guard_dropped_before_the_shutdown_is_silent() {
         Vec::<String>::new()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. An upgrade waiting for a reader that waits for the upgrader's other lock: nimiq's
+//    `Blockchain::extend` held the blockchain's upgradable read lock and the database's write
+//    transaction, then upgraded to the write lock; the mempool's `push_transaction` held a read
+//    lock of the blockchain and asked for a write transaction. The upgrade waits for the
+//    mempool's read guard, the mempool waits for the transaction `extend` holds. Source:
+//    nimiq/core-rs-albatross#346 ("Deadlock detected": "`Blockchain::extend` holding a
+//    `RwLockUpgradableReadGuard<Blockchain>` and a `WriteTransaction`; `Mempool` holding a
+//    `RwLockReadGuard<Blockchain>` and trying to acquire `WriteTransaction`"; the fix:
+//    "reordering the lock upgrade to happen before the transaction acquisition"). The write
+//    transaction is a `lockcheck::Mutex` here, the blockchain a `lockcheck::RwLock`.
+//    Look-alike: the fix, the upgrade before the transaction.
+//
+//    FOUND: lockcheck reported the lock order (the upgrade is ordered after the transaction, the
+//    mempool's read before it), but the upgrade's wait for the readers was no wait of the
+//    wait-for graph: with order checking off (or that order reported once already), the real
+//    deadlock hung unreported, and `__private::waits()` did not show the upgrade waiting. A
+//    blocking upgrade now waits as a write does (`hooks::upgrade_wait`): the cycle is a
+//    `deadlock`, reported by the request that closes it.
+
+mod nimiq_extend {
+    use lockcheck::{Mutex, RwLock, RwLockUpgradableReadGuard};
+
+    /// The blockchain and the database's write transaction.
+    pub struct Chain {
+        pub blockchain: RwLock<Vec<u32>>,
+        pub txn: Mutex<u32>,
+    }
+
+    /// `Blockchain::extend`: `between` runs once it holds the upgradable read and the
+    /// transaction (bug) or the upgradable read only (fixed), before the upgrade.
+    pub fn extend(c: &Chain, fixed: bool, between: impl FnOnce()) {
+        let bc = c.blockchain.upgradable_read(); // NIMIQ_EXTEND_UPGRADABLE
+        if fixed {
+            between();
+            let mut bc = RwLockUpgradableReadGuard::upgrade(bc);
+            let mut txn = c.txn.lock();
+            bc.push(1);
+            *txn += 1;
+            return;
+        }
+        let mut txn = c.txn.lock(); // NIMIQ_EXTEND_TXN
+        between();
+        let mut bc = RwLockUpgradableReadGuard::upgrade(bc); // NIMIQ_EXTEND_UPGRADE
+        bc.push(1);
+        *txn += 1;
+    }
+
+    /// `Mempool::push_transaction`: reads the blockchain, then writes the transaction.
+    /// `between`: once it holds the read lock.
+    pub fn push_transaction(c: &Chain, between: impl FnOnce()) {
+        let bc = c.blockchain.read(); // NIMIQ_MEMPOOL_READ
+        between();
+        let mut txn = c.txn.lock(); // NIMIQ_MEMPOOL_TXN
+        *txn += bc.len() as u32;
+    }
+}
+
+/// `extend` and `push_transaction` on two threads, the mempool's read taken once `extend`
+/// holds what it holds before its upgrade, the transaction asked for once the upgrade waits
+/// (fixed: once the upgrade is done or waiting). Returns each side's outcome.
+fn nimiq_extend_scenario(
+    name: &'static str,
+    txn: &'static str,
+    fixed: bool,
+) -> (Result<(), String>, Result<(), String>) {
+    use std::sync::Arc;
+    let chain = Arc::new(nimiq_extend::Chain {
+        blockchain: lockcheck::RwLock::named(name, Vec::new()),
+        txn: lockcheck::Mutex::named(txn, 0),
+    });
+    let (held_tx, held_rx) = mpsc::channel::<()>();
+    let (read_tx, read_rx) = mpsc::channel::<()>();
+    let c = chain.clone();
+    let extend = std::thread::spawn(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            nimiq_extend::extend(&c, fixed, || {
+                held_tx.send(()).unwrap();
+                read_rx.recv().unwrap();
+            })
+        }))
+        .map_err(|e| support::panic_message(&*e))
+    });
+    let mempool = std::thread::spawn(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            held_rx.recv().unwrap();
+            nimiq_extend::push_transaction(&chain, || {
+                read_tx.send(()).unwrap();
+                wait_until("the upgrade waits for the mempool's read", || {
+                    blocked_on(name) == 1
+                });
+            })
+        }))
+        .map_err(|e| support::panic_message(&*e))
+    });
+    (extend.join().unwrap(), mempool.join().unwrap())
+}
+
+#[test]
+fn an_upgrade_ordered_after_the_transaction_a_reader_takes_under_its_read_is_an_inversion() {
+    let _g = setup();
+    const N: &str = "nimiq.blockchain.bug";
+    let (tx, rx) = mpsc::channel();
+    let (outcome, trace) = recorded("nimiq-extend.json", move || {
+        tx.send(nimiq_extend_scenario(N, "nimiq.txn.bug", false))
+            .unwrap();
+    });
+    outcome.unwrap();
+    let (extend, mempool) = rx.recv().unwrap();
+    // The mempool's request closes the cycle (the upgrade waits, seen by the wait-for graph
+    // now): it is the one stopped, by the lock order it completes.
+    assert_eq!(extend, Ok(()));
+    let msg = mempool.expect_err("reported before it hangs");
+    assert!(msg.contains("lock order inversion"), "{msg}");
+    let v = of_kind(ViolationKind::LockOrderInversion, N);
+    assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
+    M.assert_sites(
+        &v[0],
+        &[
+            "NIMIQ_MEMPOOL_TXN",
+            "NIMIQ_MEMPOOL_READ",
+            "NIMIQ_EXTEND_UPGRADE",
+            "NIMIQ_EXTEND_TXN",
+        ],
+    );
+    assert_eq!(found(N).len(), 1, "{:#?}", found(N));
+    assert_eq!(offline_kinds(&trace, N), ["lock-order-inversion"]);
+}
+
+#[test]
+fn an_upgrade_waiting_for_a_reader_that_waits_for_the_upgraders_transaction_is_a_deadlock() {
+    // Fails without `hooks::upgrade_wait`: the scenario does not form (the upgrade's wait is not
+    // in `waits()`), and without the hand-shake the cycle hangs unreported.
+    let _g = setup();
+    const N: &str = "nimiq.blockchain.wait";
+    let was = lockcheck::order_checking();
+    // The wait-for graph alone: the lock order is not checked.
+    lockcheck::set_order_checking(false);
+    let (tx, rx) = mpsc::channel();
+    let (outcome, trace) = recorded("nimiq-extend-wait.lct", move || {
+        tx.send(nimiq_extend_scenario(N, "nimiq.txn.wait", false))
+            .unwrap();
+    });
+    lockcheck::set_order_checking(was);
+    outcome.unwrap();
+    let (extend, mempool) = rx.recv().unwrap();
+    assert_eq!(extend, Ok(()));
+    let msg = mempool.expect_err("reported before it hangs");
+    assert!(msg.contains("deadlock"), "{msg}");
+    let v = of_kind(ViolationKind::Deadlock, N);
+    assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
+    M.assert_sites(
+        &v[0],
+        &[
+            "NIMIQ_MEMPOOL_TXN",
+            "NIMIQ_EXTEND_UPGRADE",
+            "NIMIQ_MEMPOOL_READ",
+        ],
+    );
+    assert_eq!(found(N).len(), 1, "{:#?}", found(N));
+    // The trace's order is the analyzer's, checked or not at run time.
+    assert_eq!(offline_kinds(&trace, N), ["lock-order-inversion"]);
+}
+
+#[test]
+fn the_upgrade_before_the_transaction_is_silent() {
+    let _g = setup();
+    const N: &str = "nimiq.blockchain.fix";
+    let (tx, rx) = mpsc::channel();
+    let (outcome, trace) = recorded("nimiq-extend-fixed.lct", move || {
+        tx.send(nimiq_extend_scenario(N, "nimiq.txn.fix", true))
+            .unwrap();
+    });
+    outcome.unwrap();
+    assert_eq!(rx.recv().unwrap(), (Ok(()), Ok(())));
+    assert!(found(N).is_empty(), "{:#?}", found(N));
+    assert_eq!(offline_kinds(&trace, N), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. A recursive `read()` in `extend` while a block push queues a writer: nimiq's blockchain
+//    (a parking_lot `RwLock`) was read again, inside `extend`, by code that already held its
+//    read guard; a writer queued in between (another push) blocks the second read, and waits
+//    for the first. Source: nimiq/core-rs-albatross#34 ("Deadlock in `Blockchain::push_block`":
+//    "We also removed a bunch of recursive `read()` calls in the `extend` part of the
+//    blockchain ... #40 replaced such occurrences by `read_recursive()` or by dropping the read
+//    lock first"; the first report of the hang is nimiq/core-rs-albatross#6).
+//    `lockcheck::RwLock`.
+//    Look-alike: the fix's `read_recursive()`, which a queued writer does not block (the writer
+//    queues here too).
+
+/// `extend` reading the chain again (`read_recursive` when `fixed`) once a writer is queued.
+/// Returns the reader's outcome (the chain's length read twice).
+fn nimiq_reread_scenario(name: &'static str, fixed: bool) -> Result<usize, String> {
+    use std::sync::Arc;
+    let chain = Arc::new(lockcheck::RwLock::named(name, vec![1u32]));
+    let (held_tx, held_rx) = mpsc::channel::<()>();
+    let w = chain.clone();
+    let writer = std::thread::spawn(move || {
+        held_rx.recv().unwrap();
+        w.write().push(2); // NIMIQ_PUSH_WRITE
+    });
+    let reader = std::thread::spawn(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let bc = chain.read(); // NIMIQ_PUSH_READ
+            held_tx.send(()).unwrap();
+            wait_until("the writer is queued", || blocked_on(name) == 1);
+            let again = if fixed {
+                chain.read_recursive().len()
+            } else {
+                chain.read().len() // NIMIQ_EXTEND_READ
+            };
+            again + bc.len()
+        }))
+        .map_err(|e| support::panic_message(&*e))
+    });
+    let outcome = reader.join().unwrap();
+    writer.join().unwrap();
+    outcome
+}
+
+#[test]
+fn a_recursive_read_in_extend_while_a_push_queues_a_writer_is_a_recursive_read() {
+    let _g = setup();
+    const N: &str = "nimiq.chain.bug";
+    let (tx, rx) = mpsc::channel();
+    let (outcome, trace) = recorded("nimiq-reread.lct", move || {
+        tx.send(nimiq_reread_scenario(N, false)).unwrap();
+    });
+    outcome.unwrap();
+    let msg = rx.recv().unwrap().expect_err("reported before it hangs");
+    assert!(msg.contains("recursive read"), "{msg}");
+    let v = of_kind(ViolationKind::RecursiveRead, N);
+    assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
+    M.assert_sites(&v[0], &["NIMIQ_EXTEND_READ", "NIMIQ_PUSH_READ"]);
+    let offline = offline_kinds(&trace, N);
+    assert!(offline.iter().any(|k| k == "recursive-read"), "{offline:?}");
+}
+
+#[test]
+fn read_recursive_past_a_queued_writer_is_silent() {
+    let _g = setup();
+    const N: &str = "nimiq.chain.fix";
+    let (tx, rx) = mpsc::channel();
+    let (outcome, trace) = recorded("nimiq-reread-fixed.json", move || {
+        tx.send(nimiq_reread_scenario(N, true)).unwrap();
+    });
+    outcome.unwrap();
+    assert_eq!(rx.recv().unwrap(), Ok(2));
+    assert!(found(N).is_empty(), "{:#?}", found(N));
+    assert_eq!(offline_kinds(&trace, N), Vec::<String>::new());
+}
