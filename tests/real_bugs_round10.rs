@@ -7,7 +7,13 @@
 //! kernel allocator's `dealloc` relocking the free-frame list whose growth freed memory (a hobby
 //! OS), three lazy cells initialized in a cycle through the first (mise), a tokio `Mutex` locked
 //! twice in one task (ROCm's spur), a condvar's guard kept across a join of the thread that
-//! signals it (rust-lang/rust#67457). Kinds or projects the first nine rounds did not cover.
+//! signals it (rust-lang/rust#67457), an `RwLock` upgrade waiting for a reader that waits for the
+//! upgrader's transaction and a recursive `read()` behind a queued writer (nimiq). Kinds or
+//! projects the first nine rounds did not cover.
+//!
+//! Found: a blocking upgrade's wait for the readers was no wait of the wait-for graph, so
+//! nimiq's cycle hung unreported when its lock order was not reported first (order checking off,
+//! or that order reported already); now it waits as a write does (see section 9).
 //!
 //! Each is reduced to its locking skeleton (not the projects' code: their lines are paraphrased
 //! in the comments), cites its source, and is paired with the project's fix or a look-alike,
