@@ -356,9 +356,12 @@ fn dependents_unpaused_through_the_held_guard_are_silent() {
 mod gpui {
     use lockcheck::Mutex;
 
-    /// The app's state behind the platform lock: the key window and the events seen.
+    /// The key window and the events seen (window, became key).
+    pub type State = (Option<usize>, Vec<(usize, bool)>);
+
+    /// The app's state behind the platform lock.
     pub struct App {
-        pub state: Mutex<(Option<usize>, Vec<(usize, bool)>)>,
+        pub state: Mutex<State>,
     }
 
     /// AppKit's `makeKeyAndOrderFront:`: resigns the previous key window first, calling its
@@ -598,8 +601,9 @@ mod frames {
 
 /// A full free list of one frame; one more freed. Returns the free and the deferred frames.
 fn frames_scenario(name: &'static str, fixed: bool) -> (Vec<u64>, Vec<u64>) {
-    let mut v = Vec::with_capacity(1);
-    v.push(1);
+    // Full: its capacity is its length.
+    let mut v = vec![1];
+    v.shrink_to_fit();
     let f = frames::Frames {
         free: lockcheck::Mutex::named(name, v),
         deferred: std::sync::Mutex::new(Vec::new()),
