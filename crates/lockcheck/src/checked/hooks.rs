@@ -1339,6 +1339,47 @@ pub(crate) fn before_upgrade(meta: &Meta, site: &'static Location<'static>) -> U
     UpgradeCheck { verdict, recorded }
 }
 
+/// A blocking upgrade's wait for the other readers to leave, once [`before_upgrade`] raised
+/// nothing: a wait of the wait-for graph, as a write's is (`try_raw` first, which does not wait;
+/// then `lock_for` in slices, each a wait the graph sees). The waiter holds the lock upgradable
+/// itself, which the graph does not count against it (a waiter is never blocked by its own
+/// holds); a reader inside that waits, directly or through other waits, for a lock the upgrader
+/// holds is a deadlock (nimiq/core-rs-albatross#346: an upgrade waiting for the mempool's read,
+/// the mempool waiting for the database transaction the upgrader holds), which was missed: the
+/// upgrade waited outside the graph, so the cycle hung unreported when its lock order was not
+/// reported first (order checking off, or that order already reported). `Err`: the deadlock
+/// this wait closed or was stopped by (the lock is still upgradable: `lock_for` gives up its
+/// `WRITER` when it times out), to raise after [`upgrade_withdrawn`].
+pub(crate) fn upgrade_wait(
+    meta: &Meta,
+    site: &'static Location<'static>,
+    try_raw: impl FnOnce() -> bool,
+    lock_raw: impl FnOnce(),
+    lock_for: impl Fn(Duration) -> bool,
+) -> Result<(), Verdict> {
+    let f = flags();
+    let ids = match meta.assigned() {
+        Some(ids) if f & flag::ACTIVE != 0 && action() != Action::Off => ids,
+        _ => {
+            lock_raw();
+            return Ok(());
+        }
+    };
+    if try_raw() {
+        return Ok(());
+    }
+    blocked(
+        ids,
+        LockKind::Rwlock,
+        Mode::Exclusive,
+        1,
+        site,
+        lock_raw,
+        lock_for,
+        f,
+    )
+}
+
 /// A blocking upgrade done ([`before_upgrade`] raised nothing): the held entry becomes
 /// exclusive; the trace's `convert` is written unless it was before the wait (`recorded`).
 pub(crate) fn upgraded(meta: &Meta, recorded: bool) {

@@ -6,8 +6,8 @@ use super::class::{ClassSrc, Meta};
 use super::handoff::{self, Owner};
 use super::hooks::{
     before_upgrade, converted, lock_blocking, lock_fast, lock_known, lock_nonblocking,
-    release_fast, release_kind, released, released_rest, upgrade_withdrawn, upgraded, upgraded_now,
-    Released, Taken,
+    release_fast, release_kind, released, released_rest, upgrade_wait, upgrade_withdrawn, upgraded,
+    upgraded_now, Released, Taken,
 };
 use super::report::Verdict;
 use super::word_rwlock::WordRwLock;
@@ -872,12 +872,24 @@ unsafe impl lock_api::RawRwLockUpgrade for RawRwLock {
 
     #[track_caller]
     unsafe fn upgrade(&self) {
-        let check = before_upgrade(&self.meta, Location::caller());
+        let site = Location::caller();
+        let check = before_upgrade(&self.meta, site);
         if let Some(v) = check.verdict {
             upgrade_withdrawn(&self.meta, check.recorded);
             v.raise();
         }
-        self.inner.upgrade();
+        // The wait for the other readers is one the wait-for graph sees (`upgrade_wait`).
+        let waited = upgrade_wait(
+            &self.meta,
+            site,
+            || self.inner.try_upgrade(),
+            || self.inner.upgrade(),
+            |d| self.inner.try_upgrade_for(d),
+        );
+        if let Err(v) = waited {
+            upgrade_withdrawn(&self.meta, check.recorded);
+            v.raise();
+        }
         upgraded(&self.meta, check.recorded);
     }
 
