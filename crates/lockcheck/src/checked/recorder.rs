@@ -708,6 +708,15 @@ fn push(rec: Rec) {
 }
 
 /// [`push`] of a short record ([`Short`]): `N` words.
+///
+/// The words go from registers to the block one store each ([`put_words`]), and the cold path
+/// takes them by value: with the array's address passed to the cold path, the compiler kept the
+/// record on the stack in every case, two 8-byte stores then read back by one 16-byte load
+/// (`movups`) for the copy into the block, a load that store-to-load forwarding cannot serve
+/// (it waits until the two stores have left for the cache, about a dozen cycles on this host's
+/// Xeon); twice per recorded pair, it made `.lct` version 5 about 7 % slower than version 4 on
+/// one thread although it ran fewer instructions (docs/benchmarks-history.md, "Recording round
+/// 17").
 #[inline(always)]
 fn push_short<const N: usize>(words: [u64; N]) {
     // SAFETY: as in `push`.
@@ -716,26 +725,37 @@ fn push_short<const N: usize>(words: [u64; N]) {
     if i <= BLOCK_WORDS - N && p.generation.get() == GENERATION.load(Ordering::Relaxed) {
         // SAFETY: as in `push`.
         unsafe {
-            p.base.get().add(i).cast::<[u64; N]>().write(words);
+            put_words(p.base.get().add(i), words);
             p.committed.get().as_ref().store(i + N, Ordering::Release);
         }
         p.len.set(i + N);
     } else {
-        push_short_cold(p, &words);
+        let w = |k: usize| words.get(k).copied().unwrap_or(0);
+        push_short_cold(p, [w(0), w(1), w(2)], N);
     }
 }
 
-/// [`push_short`] that goes cold: the record as the [`Rec`] it stands for (a new block or stream
-/// is rare; a long record says the same).
+/// Writes `words` at `dst`, one 8-byte store each (see [`push_short`]).
+///
+/// # Safety
+/// `dst..dst + N` must be words of the block this thread fills, not published yet.
+#[inline(always)]
+unsafe fn put_words<const N: usize>(dst: *mut u64, words: [u64; N]) {
+    for (k, w) in words.into_iter().enumerate() {
+        // SAFETY: the caller's.
+        unsafe { dst.add(k).write(w) };
+    }
+}
+
+/// [`push_short`] that goes cold: the record (its first `n` words) as the [`Rec`] it stands for
+/// (a new block or stream is rare; a long record says the same).
 #[cold]
 #[inline(never)]
-fn push_short_cold(p: &Producer, words: &[u64]) {
+fn push_short_cold(p: &Producer, words: [u64; 3], n: usize) {
     // On the stack: nothing allocates before `next_block` marks the thread busy (an allocator
     // that takes a checked lock would come back here).
-    let cells: [Word; 3] = std::array::from_fn(|k| {
-        UnsafeCell::new(MaybeUninit::new(words.get(k).copied().unwrap_or(0)))
-    });
-    let (r, _) = rec_at(&cells[..words.len()], 0);
+    let cells: [Word; 3] = words.map(|w| UnsafeCell::new(MaybeUninit::new(w)));
+    let (r, _) = rec_at(&cells[..n], 0);
     push_cold(p, r.head, r.a, r.b, r.x, r.ts);
 }
 
@@ -798,7 +818,7 @@ fn push_reserved<const N: usize>(words: [u64; N]) {
     let p = unsafe { &*producer() };
     let i = p.len.get();
     unsafe {
-        p.base.get().add(i).cast::<[u64; N]>().write(words);
+        put_words(p.base.get().add(i), words);
         p.committed.get().as_ref().store(i + N, Ordering::Release);
     }
     p.len.set(i + N);
