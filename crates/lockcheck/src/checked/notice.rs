@@ -54,7 +54,10 @@ impl Limit {
             Limit::BarrierParticipantAssumed => format!(
                 "a deadlock at the barrier created at {site} was reported with a thread assumed \
                  to be a missing participant (first generation: nothing names a barrier's \
-                 participants), a guess that can be false; README, \"Barriers\""
+                 participants), a guess that can be false: if that thread is no participant (a \
+                 participant was only slow), let the participants pass the barrier once before \
+                 a wait there can be blocked (from its second generation the participants are \
+                 known and none is guessed); README, \"Barriers\""
             ),
             Limit::SenderHandleAssumed => format!(
                 "a receive's deadlock was reported with the sender handle made at {site}, never \
