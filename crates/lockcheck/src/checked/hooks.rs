@@ -1675,10 +1675,10 @@ pub(crate) fn abort_unwinding(v: &Violation) -> ! {
         .next()
         .unwrap_or("lockcheck: self-deadlock");
     let at = v.edges.first().map(|e| e.site.as_str()).unwrap_or("?");
-    eprintln!(
+    super::notice::write_stderr(&format!(
         "{first}, at {at}: this thread is already panicking, so it cannot unwind out of the \
-         self-deadlock; lockcheck aborts the process instead of letting it hang (report above)"
-    );
+         self-deadlock; lockcheck aborts the process instead of letting it hang (report above)\n"
+    ));
     recorder::flush_all();
     std::process::abort()
 }

@@ -711,10 +711,10 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
                 "a condvar wait of the cycle can retake its mutex"
             };
             if !choose_victim(thread, &first, w.site, why) {
-                eprintln!(
+                notice::write_stderr(
                     "lockcheck: every thread of the deadlock above is retaking a condvar's mutex \
                      (or joining a scoped thread, running its thread-local destructors, or \
-                     already unwinding): none can give up its locks soundly; aborting"
+                     already unwinding): none can give up its locks soundly; aborting\n",
                 );
                 std::process::abort();
             }
