@@ -288,6 +288,16 @@ const SCENARIOS: &[Scenario] = &[
         "-",
         barrier_take_after_opening,
     ),
+    // A wait at a barrier holding no lock: a known participant joins the waiter (a
+    // `lockcheck::thread`, which holds its own end), or receives holding a lock what only the
+    // waiter can send; the look-alike's participant arrives late, holding nothing.
+    ("barrier-join-waiter", "deadlock", barrier_join_waiter),
+    (
+        "barrier-receive-from-waiter",
+        "deadlock",
+        barrier_receive_from_waiter,
+    ),
+    ("barrier-no-lock-late", "-", barrier_no_lock_late),
     // The opt-in prediction (`LOCKCHECK_CHANNEL_RECV=on`): a run that does not hang.
     (
         "channel-recv-predicted",
@@ -3019,6 +3029,61 @@ fn barrier_under_lock() {
 
 fn barrier_known_participant() {
     barrier_hang("barrier.known.state", 2);
+}
+
+/// A barrier of two between a waiter holding nothing (started by `lockcheck::thread`) and a
+/// participant that passes one generation with it, then joins it before arriving: the waiter
+/// gives up (its arrival counted), the join ends, the participant arrives.
+fn barrier_join_waiter() {
+    let barrier = Arc::new(lockcheck::sync::Barrier::new(2));
+    let joiner = lockcheck::thread::spawn(move || {
+        let b = barrier.clone();
+        let waiter = lockcheck::thread::spawn(move || {
+            b.wait();
+            b.wait();
+        });
+        barrier.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = waiter.join();
+        barrier.wait();
+    });
+    let _ = joiner.join();
+}
+
+/// The waiter (started by `lockcheck::thread`) holds nothing but the only sender of a channel;
+/// the other participant receives from it holding a lock before arriving.
+fn barrier_receive_from_waiter() {
+    let barrier = Arc::new(lockcheck::sync::Barrier::new(2));
+    let (tx, rx) = lockcheck::sync::mpsc::channel::<u32>();
+    let b = barrier.clone();
+    let feeder = lockcheck::thread::spawn(move || {
+        let _ = tx.send(1);
+        b.wait();
+        b.wait();
+        let _ = tx.send(2);
+    });
+    let state = Mutex::named("barrier.recv.state", ());
+    let _ = rx.recv();
+    barrier.wait();
+    std::thread::sleep(Duration::from_millis(100));
+    {
+        let _g = state.lock();
+        let _ = rx.recv();
+    }
+    barrier.wait();
+    let _ = feeder.join();
+}
+
+/// A wait at a barrier holding nothing; the other participant arrives 100 ms later.
+fn barrier_no_lock_late() {
+    let barrier = Arc::new(lockcheck::sync::Barrier::new(2));
+    let b = barrier.clone();
+    let waiter = lockcheck::thread::spawn(move || {
+        b.wait();
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    barrier.wait();
+    let _ = waiter.join();
 }
 
 /// The lock is released before the wait; the other participant takes it, then arrives.

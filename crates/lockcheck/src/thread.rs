@@ -391,6 +391,10 @@ fn wait_for_end(is_finished: impl Fn() -> bool, end: &End, site: Site, explicit:
         std::thread::park_timeout(std::time::Duration::from_millis(slice));
     }
     end.joiner.lock().take();
+    // A participant of a barrier found stuck behind the joined thread's wait there (the joined
+    // thread gave up): the trace shows it now, as a blocked acquisition's end does
+    // (`watch::sender_in_trace`).
+    let _ = STATE.try_with(|s| crate::checked::watch::sender_in_trace(s.id()));
 }
 
 #[track_caller]

@@ -2,24 +2,30 @@
 //! builds).
 //!
 //! A thread that waits at a barrier waits for every participant that has not arrived in this
-//! generation. One that waits there holding a lock `L` that a missing participant needs before
-//! it arrives hangs with it, and no lock order shows it: nobody holds the barrier. lockcheck
-//! puts that wait in the wait-for graph (`watch.rs`), as it does a receive's wait for its
+//! generation. One that waits there while a missing participant is stuck behind it hangs with
+//! it, and no lock order shows it: nobody holds the barrier. The participant may wait for a
+//! lock `L` the waiter holds, join the waiter (a thread started by `lockcheck::thread` holds its
+//! own end while it runs), or wait for a message only the waiter can send (the receive's every
+//! sender handle was last used by the waiter). lockcheck puts every wait at a barrier in the
+//! wait-for graph (`watch.rs`), holding locks or not, as it does a receive's wait for its
 //! senders: a barrier is a lock of kind [`LockKind::Barrier`] (class `barrier created at
-//! file:line:col`), **requested** (exclusive) by a thread that waits at it while holding locks,
-//! granted when the barrier opens and released at once. Such a waiter is stuck when the
-//! participants it waits for cannot come:
+//! file:line:col`), **requested** (exclusive) by a thread that waits at it, granted when the
+//! barrier opens and released at once. Such a waiter is stuck when the participants it waits
+//! for cannot come:
 //! - which threads those are is not known (std's barrier counts arrivals, nothing names its
 //!   participants). A thread that arrived at the previous generation and has not arrived at this
 //!   one is a **known** participant; a known participant that is stuck, directly or through other
-//!   waits, behind a lock held by a thread waiting at this generation of the barrier never
-//!   arrives: past [`super::channel::RECV_GRACE`] (one second) that is a `deadlock`;
-//! - otherwise (the first generation, or participants that change), the threads stuck behind the
-//!   waiters' locks are **assumed** to be the missing participants when there are at least as
-//!   many of them as participants are missing, past [`super::channel::UNPLACED_GRACE`] (five
-//!   seconds; a guess, as for a channel's sender handle never used: a thread that is no
-//!   participant may wait for the lock while a participant is busy elsewhere for longer than
-//!   that, and the report is then false).
+//!   waits, behind a thread waiting at this generation of the barrier never arrives: past
+//!   [`super::channel::RECV_GRACE`] (one second) that is a `deadlock`;
+//! - otherwise, when the known participants not arrived yet are fewer than the missing ones (the
+//!   first generation, or participants that change), the threads stuck behind the waiters are
+//!   **assumed** to be the missing participants when there are at least as many of them as
+//!   participants are missing, past [`super::channel::UNPLACED_GRACE`] (five seconds; a guess,
+//!   as for a channel's sender handle never used: a thread that is no participant may wait
+//!   for the lock, or join a waiter, while a participant is busy elsewhere for longer than that,
+//!   and the report is then false; the notice `BarrierParticipantAssumed` says so, once). When
+//!   the known participants are as many as the missing ones, no other thread is assumed: a
+//!   joiner that is no participant is not taken for one while a known participant is late.
 //!
 //! The waiter gives up then (under `panic` and `warn` alike, as every wait-for cycle's victim):
 //! it panics out of `wait` with the report, its arrival **still counted**, so that its locks are
@@ -40,8 +46,10 @@
 //! `acquire` and `release`; in a deadlock the runtime found, the missing participant's stream
 //! shows it holding the barrier (a `try` `acquire`, mode `r`, at the barrier's creation site)
 //! over its `request` of the waiter's lock (docs/trace-format.md, "Barriers"), so `lockcheck
-//! analyze` finds the cycle `L -> barrier -> L`. A waiter that holds no lock writes nothing and
-//! is not in the graph: a cycle through the barrier goes through a waiter's lock.
+//! analyze` finds the cycle `L -> barrier -> L`. A waiter that holds no lock writes its request
+//! only when it holds its own end (a thread started by `lockcheck::thread`, see
+//! `thread::end_in_trace`): then a join of it closes the cycle `end -> barrier -> end` in the
+//! trace too.
 //!
 //! Written here rather than wrapping std's: std's `wait` cannot be left before the barrier opens,
 //! and a waiter chosen to give up its locks must leave. A mutex, a condition variable and a
@@ -227,9 +235,9 @@ impl Barrier {
                 shared.opened.wait(&mut g);
             }
         };
-        let checked = STATE
-            .try_with(|s| !s.busy.get() && s.holds_any())
-            .unwrap_or(false);
+        // Every wait, holding locks or not: a participant may be stuck behind a waiter that
+        // holds nothing but its own end (a join), or a channel's only sender (a receive).
+        let checked = STATE.try_with(|s| !s.busy.get()).unwrap_or(false);
         if !checked || crate::config::flags() & crate::config::flag::CHECK == 0 {
             wait_open();
             return BarrierWaitResult(false);

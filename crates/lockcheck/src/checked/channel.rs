@@ -399,8 +399,9 @@ impl Gate {
     #[cold]
     #[inline(never)]
     fn moved_after_join(&self, site: &'static Location<'static>) {
-        static REPORTED: AtomicBool = AtomicBool::new(false);
-        if !self.joined.load(Ordering::Relaxed) || REPORTED.swap(true, Ordering::SeqCst) {
+        if !self.joined.load(Ordering::Relaxed)
+            || !super::notice::first(super::notice::Limit::ChannelMessageOrder)
+        {
             return;
         }
         let Ok(thread) = STATE.try_with(ThreadState::id) else {
@@ -736,8 +737,7 @@ fn deferred_limit_hit(
     held: &[Held],
     chan: u64,
 ) {
-    static REPORTED: AtomicBool = AtomicBool::new(false);
-    if REPORTED.swap(true, Ordering::SeqCst) {
+    if !super::notice::first(super::notice::Limit::DeferredChannelDependencies) {
         return;
     }
     let Some(h) = held.iter().find(|h| h.inst == chan) else {

@@ -774,10 +774,17 @@ fn blocked(
         capacity,
         site,
     };
+    // A thread that gives up its wait (a deadlock's victim) may be the sender a stuck receive
+    // waits for, or a barrier's waiter a participant is stuck behind: its stream shows that
+    // first, as a wait that ends does (`watch::sender_in_trace`).
+    let gives_up = |v: Verdict| {
+        let _ = STATE.try_with(|s| watch::sender_in_trace(s.id()));
+        Err(v)
+    };
     let token = STATE.try_with(|s| (!s.busy.get()).then(|| watch::begin_wait(s, w)));
     let mut token = match token {
         Ok(Some(Ok(token))) => token,
-        Ok(Some(Err(v))) => return Err(v),
+        Ok(Some(Err(v))) => return gives_up(v),
         Ok(None) | Err(_) => {
             lock_raw();
             return Ok(());
@@ -814,10 +821,12 @@ fn blocked(
             let _ = STATE.try_with(|s| watch::sender_in_trace(s.id()));
             return Ok(());
         }
-        token.register(&w)?;
+        if let Err(v) = token.register(&w) {
+            return gives_up(v);
+        }
         if let Some(msg) = token.victim() {
             drop(token);
-            return Err(Verdict::new(msg));
+            return gives_up(Verdict::new(msg));
         }
         if let Some(l) = limit {
             if !timed_out && start.elapsed() >= l {
@@ -1707,10 +1716,10 @@ pub(crate) fn abort_unwinding(v: &Violation) -> ! {
         .next()
         .unwrap_or("lockcheck: self-deadlock");
     let at = v.edges.first().map(|e| e.site.as_str()).unwrap_or("?");
-    eprintln!(
+    super::notice::write_stderr(&format!(
         "{first}, at {at}: this thread is already panicking, so it cannot unwind out of the \
-         self-deadlock; lockcheck aborts the process instead of letting it hang (report above)"
-    );
+         self-deadlock; lockcheck aborts the process instead of letting it hang (report above)\n"
+    ));
     recorder::flush_all();
     std::process::abort()
 }

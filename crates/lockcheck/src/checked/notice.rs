@@ -13,6 +13,14 @@
 //! and never in a run that does not hit it. Everything here is off the fast path: the callers are
 //! cold functions of rare events (a blocked acquisition in a forked child, a report, the 1000th
 //! failed try).
+//!
+//! This is lockcheck's one "say once" mechanism: every limit said once per process has its bit
+//! here ([`Limit`]), those whose saying is an `incomplete` finding too ([`first`]), and every
+//! line lockcheck writes to stderr on a path that can run while another thread is blocked goes
+//! through [`write_stderr`] (reports included, `report::publish`): one `write(2)` per message on
+//! Linux, never std's stderr lock, which a thread blocked on a checked lock may hold (it was
+//! printing), and which a forked child may find held for ever by a parent's thread the fork left
+//! behind.
 
 use std::fmt::Display;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -35,6 +43,17 @@ pub(crate) enum Limit {
     /// A try retried `TRY_RETRIES` times holding locks: a spinner is no waiter of the wait-for
     /// graph, so a hang through it is found by the lock order only.
     SpinnerNotWaiter,
+    /// A backtrace cut short for want of stack (`unwind.rs`); the detail is the KiB left.
+    ShortBacktrace,
+    /// A forked child of a recording process records nothing (`recorder.rs`); the detail is the
+    /// child's process id.
+    ForkedChildUnrecorded,
+    /// A `SyncSender` another thread sent through, used by this thread after a receive joined a
+    /// send's clock (`channel.rs`): said as the `incomplete` finding `channel-message-order`.
+    ChannelMessageOrder,
+    /// The deferred channel dependencies' bound reached (`channel.rs`): said as the `incomplete`
+    /// finding `deferred-channel-dependencies`.
+    DeferredChannelDependencies,
 }
 
 impl Limit {
@@ -42,9 +61,28 @@ impl Limit {
         1 << self as u32
     }
 
-    /// What was not checked (or guessed), given the site, and where README says more.
-    fn text(self, site: &dyn Display) -> String {
-        match self {
+    /// The line said: what was not checked (or guessed), given the site (or the variant's
+    /// detail), and where README says more; with its `lockcheck: ` prefix and its newline.
+    fn line(self, site: &dyn Display) -> String {
+        let text = match self {
+            Limit::ShortBacktrace => {
+                return format!(
+                    "lockcheck: a backtrace was cut short on a thread with {site} KiB of stack \
+                     left (the unwinder may need {} KiB): its reports and recorded sites show the \
+                     innermost frames only; give the thread a larger stack \
+                     (thread::Builder::stack_size) for whole ones\n",
+                    super::unwind::REFERENCE_STACK >> 10
+                )
+            }
+            Limit::ForkedChildUnrecorded => {
+                return format!(
+                    "lockcheck: process {site} was forked while its parent recorded a trace: its \
+                     lock events are not recorded (the trace file is the parent's), so `lockcheck \
+                     analyze` does not see them\n"
+                )
+            }
+            // Said as findings (`first`), not as lines.
+            Limit::ChannelMessageOrder | Limit::DeferredChannelDependencies => String::new(),
             Limit::ForkedWithThreads => format!(
                 "not checked: a blocking acquisition at {site} in a forked child process that has \
                  threads of its own (a lock the fork left held by a thread of the parent would hang \
@@ -54,7 +92,10 @@ impl Limit {
             Limit::BarrierParticipantAssumed => format!(
                 "a deadlock at the barrier created at {site} was reported with a thread assumed \
                  to be a missing participant (first generation: nothing names a barrier's \
-                 participants), a guess that can be false; README, \"Barriers\""
+                 participants), a guess that can be false: if that thread is no participant (a \
+                 participant was only slow), let the participants pass the barrier once before \
+                 a wait there can be blocked (from its second generation the participants are \
+                 known and none is guessed); README, \"Barriers\""
             ),
             Limit::SenderHandleAssumed => format!(
                 "a receive's deadlock was reported with the sender handle made at {site}, never \
@@ -73,45 +114,71 @@ impl Limit {
                  is checked, and what is not reported\", on retried tries",
                 lockcheck_core::trace::TRY_RETRIES
             ),
-        }
+        };
+        format!("lockcheck: note: {text} (said once)\n")
     }
 }
 
 /// The limits said so far, a bit each.
 static SAID: AtomicU32 = AtomicU32::new(0);
 
+/// Whether `limit` is hit for the first time in this process (claims its bit): for a limit
+/// said some other way (an `incomplete` finding), and by [`once`].
+pub(crate) fn first(limit: Limit) -> bool {
+    SAID.load(Ordering::Relaxed) & limit.bit() == 0
+        && SAID.fetch_or(limit.bit(), Ordering::Relaxed) & limit.bit() == 0
+}
+
 /// Says `limit`, hit at `site`, on stderr (and to `tracing` with that feature), the first time
 /// only in this process. Returns whether it was said now (tests).
 #[cold]
 #[inline(never)]
 pub(crate) fn once(limit: Limit, site: &dyn Display) -> bool {
-    if SAID.load(Ordering::Relaxed) & limit.bit() != 0
-        || SAID.fetch_or(limit.bit(), Ordering::Relaxed) & limit.bit() != 0
-    {
+    if !first(limit) {
         return false;
     }
     // As lockcheck's own work: a lock taken meanwhile (an instrumented global allocator's, a
     // `tracing` subscriber's) is not checked. Said as well by a thread that is already busy.
     let say = || {
-        let line = format!("lockcheck: note: {} (said once)\n", limit.text(site));
-        // A plain `write(2)`, not `eprintln!`: in a forked child (`Limit::ForkedWithThreads`)
-        // stderr's lock may be held for ever by a parent's thread the fork left behind.
-        #[cfg(target_os = "linux")]
-        // SAFETY: writes `line`'s bytes to file descriptor 2; no other precondition.
-        unsafe {
-            libc::write(2, line.as_ptr().cast(), line.len());
-        }
-        #[cfg(not(target_os = "linux"))]
-        eprint!("{line}");
+        let line = limit.line(site);
+        write_stderr(&line);
         #[cfg(feature = "tracing")]
-        let line = line.trim_end();
-        #[cfg(feature = "tracing")]
-        tracing::warn!(target: "lockcheck", "{}", line);
+        tracing::warn!(target: "lockcheck", "{}", line.trim_end());
     };
     if super::state::as_busy(|_| say()).is_none() {
         say();
     }
     true
+}
+
+/// Writes `text` to stderr without std's stderr lock: one `write(2)` on Linux (again for what a
+/// short write left), `eprint!` elsewhere. std's `eprintln!` takes a lock that another thread may
+/// hold while it is blocked on a checked lock (it was printing: a `Display` that locks, or an
+/// explicit `stderr().lock()`), in a cycle this very text reports: the reporter would block before
+/// it gives up its locks (`tests/report_stderr_lock.rs`). In a forked child that lock may be held
+/// for ever by a parent's thread the fork left behind. Lines written so are not captured by the
+/// test harness (`cargo test` shows them for passing tests too).
+pub(crate) fn write_stderr(text: &str) {
+    #[cfg(target_os = "linux")]
+    {
+        let mut left = text.as_bytes();
+        while !left.is_empty() {
+            // SAFETY: writes `left`'s bytes to file descriptor 2; no other precondition.
+            let n = unsafe { libc::write(2, left.as_ptr().cast(), left.len()) };
+            if n > 0 {
+                left = &left[n as usize..];
+            } else if n < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+            {
+                continue;
+            } else {
+                // Closed or failing: nothing else can be done with the text.
+                break;
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    eprint!("{text}");
 }
 
 #[cfg(test)]

@@ -1071,26 +1071,14 @@ pub(crate) fn in_fork_child() {
     let _ = STATE_FLAG.compare_exchange(ON, FORKED, Ordering::AcqRel, Ordering::Relaxed);
 }
 
-/// Says once that this forked child records nothing (see [`in_fork_child`]), with a plain
-/// `write(2)`: stderr's lock may be held by a thread the fork left behind.
+/// Says once that this forked child records nothing (see [`in_fork_child`]), without std's
+/// stderr lock, which a thread the fork left behind may hold (`notice.rs`).
 #[cold]
 fn forked_child_notice() {
-    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if SAID.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    let msg = format!(
-        "lockcheck: process {} was forked while its parent recorded a trace: its lock events are \
-         not recorded (the trace file is the parent's), so `lockcheck analyze` does not see them\n",
-        std::process::id()
+    super::notice::once(
+        super::notice::Limit::ForkedChildUnrecorded,
+        &std::process::id(),
     );
-    #[cfg(target_os = "linux")]
-    // SAFETY: writes `msg`'s bytes to file descriptor 2; no other precondition.
-    unsafe {
-        libc::write(2, msg.as_ptr().cast(), msg.len());
-    }
-    #[cfg(not(target_os = "linux"))]
-    eprint!("{msg}");
 }
 
 /// Whether recording is on, without reading the environment.

@@ -1013,7 +1013,9 @@ pub(crate) fn publish(mut v: Violation) -> Violation {
         crate::thread::name_spawner(&mut e.thread);
     }
     v.message = render_with_room(&v);
-    eprintln!("{}", v.message);
+    // Not `eprintln!`: see `notice::write_stderr` (a thread blocked in the cycle this reports may
+    // hold std's stderr lock).
+    super::notice::write_stderr(&format!("{}\n", v.message));
     #[cfg(feature = "tracing")]
     tracing::error!(target: "lockcheck", kind = v.kind.name(), "{}", v.message);
     crate::checked::recorder::on_violation(&v);
@@ -1028,7 +1030,7 @@ pub(crate) fn publish(mut v: Violation) -> Violation {
             message: String::new(),
         };
         full.message = full.render();
-        eprintln!("{}", full.message);
+        super::notice::write_stderr(&format!("{}\n", full.message));
         found.push(full);
     }
     v

@@ -158,22 +158,11 @@ pub(crate) fn stack_left() -> Option<usize> {
     None
 }
 
-/// Says once on stderr that a capture was cut short for want of stack.
+/// Says once on stderr that a capture was cut short for want of stack (`notice.rs`).
 #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
 #[cold]
 fn said_short(left: usize) {
-    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "lockcheck: a backtrace was cut short on a thread with {} KiB of stack left (the \
-             unwinder may need {} KiB): its reports and recorded sites show the innermost frames \
-             only; give the thread a larger stack (thread::Builder::stack_size) for whole ones",
-            left >> 10,
-            REFERENCE_STACK >> 10
-        );
-    }
+    super::notice::once(super::notice::Limit::ShortBacktrace, &(left >> 10));
 }
 
 /// The system unwinder's frames above the frame whose locals include `here` (that frame

@@ -711,10 +711,10 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
                 "a condvar wait of the cycle can retake its mutex"
             };
             if !choose_victim(thread, &first, w.site, why) {
-                eprintln!(
+                notice::write_stderr(
                     "lockcheck: every thread of the deadlock above is retaking a condvar's mutex \
                      (or joining a scoped thread, running its thread-local destructors, or \
-                     already unwinding): none can give up its locks soundly; aborting"
+                     already unwinding): none can give up its locks soundly; aborting\n",
                 );
                 std::process::abort();
             }
@@ -741,16 +741,30 @@ fn deadlock_found(token: &mut WaitToken, w: &WaitFor, edges: Vec<EdgeInfo>) -> R
 /// (`me`): the receiving thread gives up its locks rather than this one, whose panic may free
 /// nothing (a sender blocked on the receiver's lock usually holds none; a participant of the
 /// barrier that gave up would never arrive). Whether a receive of the cycle was marked.
+///
+/// A wait at a barrier first, this thread's own included (then `false`: this thread raises): it
+/// gives up with its arrival counted, so the barrier opens once the others arrive, where a
+/// receive that gave up would leave a participant that never arrives (a receive waiting for
+/// what only a barrier's waiter sends).
 fn receive_gives_up(me: u64, members: &[u64], first: &str) -> bool {
     let mut waiting = internal(&WAITING);
-    let Some(r) = waiting.iter_mut().find(|x| {
-        x.thread != me
-            && x.live()
-            && (x.senders.is_some() || x.barrier.is_some())
-            && members.contains(&x.thread)
-            && !x.relocking
-            && !x.panicking
-    }) else {
+    let can = |x: &Waiter| {
+        x.thread != me && x.live() && members.contains(&x.thread) && !x.relocking && !x.panicking
+    };
+    let me_at_barrier = waiting
+        .iter()
+        .any(|x| x.thread == me && x.live() && x.barrier.is_some());
+    let pick = waiting
+        .iter()
+        .position(|x| can(x) && x.barrier.is_some())
+        .or_else(|| {
+            if me_at_barrier {
+                None
+            } else {
+                waiting.iter().position(|x| can(x) && x.senders.is_some())
+            }
+        });
+    let Some(r) = pick.map(|i| &mut waiting[i]) else {
         return false;
     };
     r.victim = Some(format!(
@@ -847,6 +861,10 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
         .iter()
         .map(|w| Some(w.barrier.as_ref()?.0.upgrade()?.view()))
         .collect();
+    let ch = Channels {
+        gates: &gates,
+        placements: &placements,
+    };
     loop {
         let mut changed = false;
         for i in 0..n {
@@ -857,7 +875,7 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
             let ok = if w.barrier.is_some() {
                 barriers[i]
                     .as_ref()
-                    .is_some_and(|v| barrier_wait_stuck(waiting, &stuck, i, v))
+                    .is_some_and(|v| barrier_wait_stuck(waiting, &stuck, i, v, &ch))
             } else if w.gate.is_some() {
                 gates[i].is_some_and(|g| gate_wait_stuck(waiting, &stuck, i, g))
             } else if w.senders.is_some() {
@@ -902,7 +920,7 @@ fn deadlock_cycle(waiting: &[Waiter], new: usize) -> Option<Vec<EdgeInfo>> {
         let i = *path.last().expect("non-empty");
         let w = &waiting[i];
         let next = if let Some(v) = &barriers[i] {
-            behind_barrier(waiting, &stuck, i, v)
+            behind_barrier(waiting, &stuck, i, v, &ch)
                 .first()
                 .map(|&(j, _)| j)
         } else if let Some(p) = &placements[i] {
@@ -937,40 +955,61 @@ fn same_barrier(w: &Waiter, x: &Waiter) -> bool {
     }
 }
 
+/// What the wait-for graph knows of each waiter's channel, beside its locks: the holder of the
+/// bounded channel a send waits on, where the senders of a waiting receive are (see
+/// [`deadlock_cycle`]).
+struct Channels<'a> {
+    gates: &'a [Option<super::channel::GateHolder>],
+    placements: &'a [Option<super::channel::Placement>],
+}
+
 /// The stuck waiters (not at barrier waiter `i`'s barrier) behind the waiters of its
-/// generation: blocked, directly or through other stuck waiters, on a lock that one of those
-/// holds. Each with whether its thread is a known participant (it arrived at the previous
-/// generation), known ones first; a thread that arrived in this generation is left out. Empty
-/// once the barrier has opened.
+/// generation: directly or through other stuck waiters, each waits for a lock one of those
+/// holds (a join waits for the joined thread's end, which that thread holds), for a bounded
+/// channel one of those holds now (a send), or for a message that only those can send (a
+/// receive whose every live sender handle was last used by one of them). Each with whether its
+/// thread is a known participant (it arrived at the previous generation), known ones first; a
+/// thread that arrived in this generation is left out. Empty once the barrier has opened.
 fn behind_barrier(
     waiting: &[Waiter],
     stuck: &[bool],
     i: usize,
     v: &super::barrier::View,
+    ch: &Channels<'_>,
 ) -> Vec<(usize, bool)> {
     let n = waiting.len();
     let at = |k: usize| k == i || same_barrier(&waiting[k], &waiting[i]);
     if waiting[i].barrier.as_ref().is_none_or(|b| b.1 != v.number) {
         return Vec::new();
     }
-    // Waiters at the barrier, then those behind them, by "waits for a lock held by".
+    // Waiters at the barrier, then those behind them, until no more join (a receive joins once
+    // every sender's thread is in).
     let mut set: Vec<usize> = (0..n).filter(|&k| stuck[k] && at(k)).collect();
-    let mut next = 0;
-    while next < set.len() {
-        let k = set[next];
-        next += 1;
+    let in_set = |set: &[usize], t: u64| set.iter().any(|&k| waiting[k].thread == t);
+    loop {
+        let before = set.len();
         for j in 0..n {
             if !stuck[j] || set.contains(&j) || at(j) || v.arrived.contains(&waiting[j].thread) {
                 continue;
             }
             let w = &waiting[j];
-            let held_by_k = waiting[k].held.iter().any(|h| {
-                h.inst != waiting[k].end
-                    && (blocks(w, h) || (h.inst == w.ids.inst && w.kind == LockKind::Semaphore))
+            let held = set.iter().any(|&k| {
+                waiting[k].held.iter().any(|h| {
+                    blocks(w, h) || (h.inst == w.ids.inst && w.kind == LockKind::Semaphore)
+                })
             });
-            if held_by_k {
+            let gate = ch.gates[j].is_some_and(|g| in_set(&set, g.thread));
+            let message = ch.placements[j].as_ref().is_some_and(|p| {
+                p.unplaced == 0
+                    && !p.owners.is_empty()
+                    && p.owners.iter().all(|&(t, _)| in_set(&set, t))
+            });
+            if held || gate || message {
                 set.push(j);
             }
+        }
+        if set.len() == before {
+            break;
         }
     }
     let mut out: Vec<(usize, bool)> = Vec::new();
@@ -988,24 +1027,31 @@ fn behind_barrier(
 
 /// Whether waiter `i`, at a barrier whose generation is `v`, stays stuck given the waiters
 /// still `stuck`: the participants it waits for cannot arrive (see `barrier.rs`). A known
-/// participant (it arrived at the previous generation) stuck behind the waiters' locks never
-/// arrives: stuck once the wait is [`super::channel::RECV_GRACE`] old. Otherwise the threads
-/// stuck behind those locks are assumed to be the missing participants when there are as many
-/// as are missing, once the wait is [`super::channel::UNPLACED_GRACE`] old (a guess: one of
-/// them may be no participant, while a participant is busy elsewhere).
+/// participant (it arrived at the previous generation) stuck behind the waiters never arrives:
+/// stuck once the wait is [`super::channel::RECV_GRACE`] old. Otherwise, when the known
+/// participants not arrived yet are fewer than the missing ones (the first generation, or
+/// participants that changed), the threads stuck behind the waiters are assumed to be the
+/// missing participants when there are as many as are missing, once the wait is
+/// [`super::channel::UNPLACED_GRACE`] old (a guess: one of them may be no participant, while a
+/// participant is busy elsewhere). When the known ones are enough, none is assumed: a thread
+/// that is no known participant (a joiner of a waiter, say) is not taken for one while a known
+/// participant is merely late.
 fn barrier_wait_stuck(
     waiting: &[Waiter],
     stuck: &[bool],
     i: usize,
     v: &super::barrier::View,
+    ch: &Channels<'_>,
 ) -> bool {
     let waited = waiting[i].since.elapsed();
     if waited < super::channel::RECV_GRACE || v.missing == 0 {
         return false;
     }
-    let behind = behind_barrier(waiting, stuck, i, v);
+    let behind = behind_barrier(waiting, stuck, i, v, ch);
     behind.iter().any(|&(_, known)| known)
-        || (behind.len() >= v.missing && waited >= super::channel::UNPLACED_GRACE)
+        || (v.known.len() < v.missing
+            && behind.len() >= v.missing
+            && waited >= super::channel::UNPLACED_GRACE)
 }
 
 /// Whether send `i`, waiting on a bounded channel held now by thread `holder` (`fresh`: its

@@ -1,0 +1,94 @@
+//! A report is written without std's stderr lock: a thread of the deadlock, blocked on a checked
+//! lock, may hold that lock (it was printing), and the thread that found the cycle must still
+//! print its report and give up its locks. With `eprintln!` the reporter blocked on stderr's
+//! lock for ever, a hang lockcheck made out of a report. The scenario runs in a child process of
+//! this test binary (with `--nocapture`: the test harness's capture would route `eprintln!`
+//! around std's lock), whose stderr is read.
+
+mod support;
+
+use lockcheck::Mutex;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{blocked_on, wait_until};
+
+/// Set in the child process: the name of the test to run as the scenario.
+const CHILD: &str = "LOCKCHECK_STDERR_LOCK_CHILD";
+
+/// Runs the test `name` of this binary in a child process and returns its stderr; `None` if it
+/// did not end within the watchdog's time (killed).
+fn run_child(name: &str) -> (Option<std::process::ExitStatus>, String) {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, name)
+        .env("LOCKCHECK", "panic")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut c = c.spawn().unwrap();
+    let mut err = c.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = c.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > Duration::from_secs(support::WATCHDOG_FLOOR_SECS) {
+            let _ = c.kill();
+            let _ = c.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap())
+}
+
+/// A thread holds `a`, then std's stderr lock, and blocks on `b`; the test's thread holds `b`
+/// and closes the cycle on `a`: it finds the cycle (the lock order's inversion, checked before
+/// the wait), and its report comes out although the other thread holds stderr's lock; it gives
+/// up `b`, and both go on.
+#[test]
+fn a_report_comes_out_while_a_thread_of_the_cycle_holds_stderr() {
+    const NAME: &str = "a_report_comes_out_while_a_thread_of_the_cycle_holds_stderr";
+    if std::env::var(CHILD).as_deref() != Ok(NAME) {
+        let (status, err) = run_child(NAME);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the child hung or failed: {status:?}\n{err}"
+        );
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("lockcheck: lock order inversion")
+                    && l.ends_with("2 locks, 2 threads")),
+            "the report is on stderr:\n{err}"
+        );
+        return;
+    }
+    let a = Arc::new(Mutex::named("stderr_lock.a", ()));
+    let b = Arc::new(Mutex::named("stderr_lock.b", ()));
+    let gb = b.lock();
+    let (a2, b2) = (a.clone(), b.clone());
+    let (held, wait_held) = std::sync::mpsc::channel::<()>();
+    let printer = std::thread::spawn(move || {
+        let _ga = a2.lock();
+        let err = std::io::stderr();
+        let _printing = err.lock();
+        held.send(()).unwrap();
+        drop(b2.lock()); // blocks: the test's thread holds `b`
+    });
+    wait_held.recv().unwrap();
+    wait_until("the printer blocked on b", || {
+        blocked_on("stderr_lock.b") == 1
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(a.lock()); // closes the cycle: the report, then this thread panics
+    }));
+    assert!(r.is_err(), "this thread gives up its locks");
+    drop(gb);
+    printer.join().unwrap();
+}
