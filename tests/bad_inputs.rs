@@ -683,3 +683,86 @@ fn a_long_chain_of_forks_is_replayed_in_bounded_memory() {
         assert!(kb < 256 * 1024, "peak RSS {kb} kB for a chain of {n} forks");
     }
 }
+
+/// A forked child's trace (`forked`, then the `left_held` the runtime writes before its report
+/// of the fork hang): the finding only once the `left_held` event is whole.
+const SMALL_CHILD_JSON: &str = r#"{"e":"header","version":1,"pid":2}
+{"e":"forked","parent":1,"t":1}
+{"e":"thread","t":1,"name":"main"}
+{"e":"class","c":1,"key":"logger","kind":"mutex"}
+{"e":"lock","l":1,"c":1}
+{"e":"site","s":1,"loc":"src/main.rs:3:9"}
+{"e":"left_held","t":1,"l":1,"m":"w","s":1}
+"#;
+
+fn child_json_cases(exit: fn(&Path, bool) -> i32) {
+    let b = SMALL_CHILD_JSON.as_bytes();
+    let header_end = SMALL_CHILD_JSON.find('\n').unwrap() + 1;
+    let complete =
+        |k: usize| k >= header_end - 1 && (b[k - 1] == b'\n' || b.get(k) == Some(&b'\n'));
+    let violation = |k: usize| k >= b.len() - 1;
+    every_truncation("child.json", b, exit, &complete, &|_| false, &violation);
+}
+
+/// The same child's trace in `.lct` (version 2 records, as the recorder writes these events in
+/// every `.lct` version).
+fn child_lct_cases(exit: fn(&Path, bool) -> i32) {
+    use lockcheck_core::trace::{Event, LockKind, Mode};
+    let events = [
+        Event::Header {
+            version: 1,
+            pid: 2,
+            program: String::new(),
+            start_unix_ms: 0,
+            hold_resolution_ns: 0,
+        },
+        Event::Forked { parent: 1, t: 1 },
+        Event::Thread {
+            t: 1,
+            name: Some("main".into()),
+        },
+        Event::Class {
+            c: 1,
+            key: "logger".into(),
+            kind: LockKind::Mutex,
+        },
+        Event::Lock {
+            l: 1,
+            c: 1,
+            permits: None,
+        },
+        Event::Site {
+            s: 1,
+            loc: "src/main.rs:3:9".into(),
+            frames: Vec::new(),
+        },
+        Event::LeftHeld {
+            t: 1,
+            l: 1,
+            m: Mode::Exclusive,
+            s: Some(1),
+        },
+    ];
+    let mut b = lockcheck_core::lct::MAGIC.to_vec();
+    let mut ends = Vec::new();
+    for e in &events {
+        lockcheck_core::lct::encode(e, &mut b);
+        ends.push(b.len());
+    }
+    let first = ends[0];
+    let complete = |k: usize| k >= first && ends.contains(&k);
+    let violation = |k: usize| k == b.len();
+    // (The magic alone reads as a trace without events: exit 0, as for any `.lct`.)
+    let magic_only = |k: usize| k == lockcheck_core::lct::MAGIC.len();
+    every_truncation("child.lct", &b, exit, &complete, &magic_only, &violation);
+}
+
+#[test]
+fn every_truncation_of_a_small_forked_childs_trace() {
+    child_json_cases(exit_in_process);
+    child_lct_cases(exit_in_process);
+    child_json_cases(exit_cli);
+    if long_tests() {
+        child_lct_cases(exit_cli);
+    }
+}

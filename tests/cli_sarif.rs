@@ -63,6 +63,7 @@ fn an_inversion_is_one_valid_result_with_related_locations_for_every_edge() {
             "lockcheck/hierarchy-violation",
             "lockcheck/self-deadlock",
             "lockcheck/recursive-read",
+            "lockcheck/fork-left-held",
             "lockcheck/held-across-await",
             "lockcheck/condvar-lost-wakeup"
         ]

@@ -2,8 +2,9 @@
 //! shared (one open file, one offset) and the buffers of the parent's threads are copied into the
 //! child, so a flush in the child (`record::flush`, a report's, the exit handler's) wrote the
 //! parent's pending records a second time and the child's own events, under the forking thread's
-//! number, into the parent's trace. The child now records nothing and says so once on stderr.
-//! Its own binary: a fork copies only the calling thread, and a test running beside it could
+//! number, into the parent's trace. The child now records a trace of its own, next to the
+//! parent's (`parent.child-PID.jsonl`, `tests/record_fork_left_held.rs`), and the parent's is
+//! untouched. Its own binary: a fork copies only the calling thread, and a test running beside it could
 //! hold a lock at that moment.
 #![cfg(target_os = "linux")]
 

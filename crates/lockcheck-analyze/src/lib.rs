@@ -49,6 +49,7 @@ pub mod baseline;
 pub mod clocks;
 pub mod config;
 pub mod cycles;
+pub mod fork_hang;
 pub mod graph;
 pub mod held_across_await;
 pub mod hierarchy;
@@ -783,6 +784,8 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     violations.extend(nests);
     // A sync guard held across an `.await` (the runtime's `held_across_await` events).
     violations.extend(held_across_await::violations(model));
+    // A lock a fork left held, requested by the child's only thread (`left_held` events).
+    violations.extend(fork_hang::violations(model));
     // A condvar notified without its waiters' mutex (opt-in: empty unless the rule was on).
     violations.extend(lost_wakeup::violations(model));
     let (declared, declared_warnings) = hierarchy::check_declared(model, &opts.config.hierarchy);

@@ -1012,6 +1012,9 @@ pub struct Model {
     /// Sync locks seen held across an `.await` (`held_across_await` events), distinct by
     /// (locks, sites).
     pub held_across_await: Vec<HeldAcrossAwait>,
+    /// Locks a fork left held, requested by a forked child's only thread (`left_held` events),
+    /// distinct by (lock, site).
+    pub left_held: Vec<LeftHeld>,
     /// Wait cycles through a semaphore, distinct by (locks, sites).
     pub wait_cycles: Vec<WaitCycle>,
     /// Semaphores whose permits threads requested holding some of them, by enough threads to
@@ -1046,6 +1049,27 @@ pub struct HeldAcrossAwait {
     pub count: u64,
 }
 
+/// A lock held by a thread of the parent process that a `fork` did not copy, requested by the
+/// child's only thread: the `left_held` event of the lockcheck runtime (see
+/// [`Event::LeftHeld`]).
+#[derive(Debug, Clone)]
+pub struct LeftHeld {
+    /// The requesting thread.
+    pub thread: ThreadId,
+    /// The lock left held.
+    pub lock: LockId,
+    /// The requested mode.
+    pub mode: Mode,
+    /// Where it was requested.
+    pub site: Option<SiteId>,
+    /// The other locks the thread held then, as its own events show.
+    pub held: Vec<LockId>,
+    /// The parent's process id, from the trace's `forked` event (0: none).
+    pub parent: u32,
+    /// How many times it was seen.
+    pub count: u64,
+}
+
 impl Default for Model {
     fn default() -> Self {
         Model {
@@ -1065,6 +1089,7 @@ impl Default for Model {
             self_deadlocks: Vec::new(),
             instances_per_trace: HashMap::new(),
             held_across_await: Vec::new(),
+            left_held: Vec::new(),
             wait_cycles: Vec::new(),
             permit_nests: Vec::new(),
             lost_wakeups: Vec::new(),
@@ -1306,6 +1331,8 @@ struct TraceMaps {
     classes: IdMap,
     sites: IdMap,
     header_seen: bool,
+    /// The parent's pid of a forked child's trace (its `forked` event; 0: none).
+    forked_from: u32,
 }
 
 /// A trace's numbers below this are mapped to global ids by a table, not a hash map.
@@ -3008,6 +3035,36 @@ impl ModelBuilder {
                     let trace = (self.model.traces.len() - 1) as u32;
                     let held = self.threads[t as usize].held.iter().map(|h| h.lock);
                     lost.notify(trace, t, *cv, site, held);
+                }
+            }
+            Event::Forked { parent, .. } => self.maps.forked_from = *parent,
+            Event::LeftHeld { t, l, m, s } => {
+                let thread = self.thread(*t);
+                let lock = self.lock(*l);
+                let site = self.site(*s);
+                let held: Vec<LockId> = self.threads[thread as usize]
+                    .held
+                    .iter()
+                    .map(|h| h.lock)
+                    .filter(|&h| h != lock)
+                    .collect();
+                let parent = self.maps.forked_from;
+                match self
+                    .model
+                    .left_held
+                    .iter_mut()
+                    .find(|f| (f.lock, f.site) == (lock, site))
+                {
+                    Some(f) => f.count += 1,
+                    None => self.model.left_held.push(LeftHeld {
+                        thread,
+                        lock,
+                        mode: *m,
+                        site,
+                        held,
+                        parent,
+                        count: 1,
+                    }),
                 }
             }
             Event::Stats { c, stats } => {

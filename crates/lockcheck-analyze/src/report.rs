@@ -863,6 +863,18 @@ pub fn title(v: &Violation) -> String {
                 .and_then(|e| e.site.as_deref())
                 .unwrap_or("an unknown site")
         )
+    } else if v.kind == crate::fork_hang::KIND {
+        let edge = v.edges.first();
+        format!(
+            "deadlock: {} waits for {} ({}) at {}, held by {}: the process was forked while \
+             another thread held it",
+            edge.map_or("?", |e| e.thread.as_str()),
+            names.first().copied().unwrap_or("?"),
+            edge.map_or("?", |e| e.mode.as_str()),
+            edge.and_then(|e| e.site.as_deref())
+                .unwrap_or("an unknown site"),
+            crate::fork_hang::GONE
+        )
     } else if v.kind == crate::held_across_await::KIND {
         // The held lock first, then the one acquired (absent when it is the same lock).
         let held = names.first().copied().unwrap_or("?");

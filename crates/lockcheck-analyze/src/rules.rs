@@ -46,6 +46,8 @@ pub const SELF_DEADLOCK: &str = "lockcheck/self-deadlock";
 pub const RECURSIVE_READ: &str = "lockcheck/recursive-read";
 /// Rule id of a sync lock held by a task suspended at an `.await`.
 pub const HELD_ACROSS_AWAIT: &str = "lockcheck/held-across-await";
+/// A lock a `fork` left held, requested by the child's only thread.
+pub const FORK_LEFT_HELD: &str = "lockcheck/fork-left-held";
 /// Rule id of a condvar notified without its waiters' mutex (opt-in: `--condvar`).
 pub const CONDVAR_LOST_WAKEUP: &str = "lockcheck/condvar-lost-wakeup";
 
@@ -57,6 +59,7 @@ pub fn rule_id(kind: &str, level: &str) -> &'static str {
         ("self-deadlock", _) => SELF_DEADLOCK,
         ("recursive-read", _) => RECURSIVE_READ,
         ("held-across-await", _) => HELD_ACROSS_AWAIT,
+        ("deadlock", _) => FORK_LEFT_HELD,
         ("condvar-lost-wakeup", _) => CONDVAR_LOST_WAKEUP,
         (_, "class") => CLASS_LOCK_ORDER_INVERSION,
         _ => LOCK_ORDER_INVERSION,
@@ -132,6 +135,20 @@ queues between them: the writer waits for the first read, and the second read wa
 writer (parking_lot's and std's RwLocks prefer writers). Then the thread waits for itself.",
         fix: "Drop the first read guard before reading again, pass the guarded data down, or use \
 `read_recursive()`, which does not queue behind writers.",
+        category: Category::Finding,
+    },
+    Rule {
+        id: FORK_LEFT_HELD,
+        name: "ForkLeftHeld",
+        short: "A forked child waits for a lock that a thread of its parent held at the fork.",
+        what: "fork() copies only the calling thread: a lock another thread of the parent held at \
+that moment stays held in the child by a thread that does not exist there. The child's only thread \
+asked for it in a mode that waits for that hold: nothing can ever release it, so the child hangs \
+(daboross/fern#59). The lockcheck runtime (Linux) stops such an acquisition with a `deadlock` \
+report and writes a `left_held` event into the child's own trace.",
+        fix: "Fork while holding the locks the child needs (so that no other thread holds them at \
+that moment, and the child's copy is held by its own thread, which releases it), fork before \
+starting other threads, or exec at once in the child.",
         category: Category::Finding,
     },
     Rule {

@@ -151,6 +151,18 @@ pub(crate) fn write_event(e: &Event, out: &mut Vec<u8>) {
                 o.num("s", u64::from(*s));
             }
         }
+        Event::Forked { parent, t } => {
+            o.num("parent", u64::from(*parent));
+            o.num("t", *t);
+        }
+        Event::LeftHeld { t, l, m, s } => {
+            o.num("t", *t);
+            o.num("l", *l);
+            o.raw_str("m", mode_tag(*m));
+            if let Some(s) = s {
+                o.num("s", u64::from(*s));
+            }
+        }
         Event::Fork { t, child } | Event::Join { t, child } => {
             o.num("t", *t);
             o.num("child", *child);
@@ -235,6 +247,8 @@ fn event_tag(e: &Event) -> &'static str {
         Event::ClassWritten { .. } => "class_written",
         Event::HeldAcrossAwait { .. } => "held_across_await",
         Event::Notify { .. } => "notify",
+        Event::Forked { .. } => "forked",
+        Event::LeftHeld { .. } => "left_held",
         Event::Stats { .. } => "stats",
     }
 }
@@ -508,6 +522,16 @@ mod tests {
                 t: n,
                 cv: 4,
                 s: (n % 2 == 0).then_some(n as u32),
+            });
+            v.push(Event::Forked {
+                parent: n as u32,
+                t: n,
+            });
+            v.push(Event::LeftHeld {
+                t: n,
+                l: 2,
+                m: Mode::Shared,
+                s: (n % 2 == 1).then_some(n as u32),
             });
             v.push(Event::Fork { t: 1, child: n });
             v.push(Event::Join { t: n, child: 2 });

@@ -417,6 +417,18 @@ fn encode_general(event: &Event, out: &mut Vec<u8>) {
             put_varint(b, *cv);
             put_opt(b, s, |b, x| put_varint(b, *x as u64));
         }
+        Event::Forked { parent, t } => {
+            b.push(24);
+            put_varint(b, u64::from(*parent));
+            put_varint(b, *t);
+        }
+        Event::LeftHeld { t, l, m, s } => {
+            b.push(25);
+            put_varint(b, *t);
+            put_varint(b, *l);
+            b.push(mode_code(*m));
+            put_opt(b, s, |b, x| put_varint(b, *x as u64));
+        }
         Event::Fork { t, child } => {
             b.push(11);
             put_varint(b, *t);
@@ -738,6 +750,16 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Event, usize)>, DecodeError> {
             cv: b.varint()?,
             s: b.opt(|b| b.u32())?,
         },
+        24 => Event::Forked {
+            parent: b.u32()?,
+            t: b.varint()?,
+        },
+        25 => Event::LeftHeld {
+            t: b.varint()?,
+            l: b.varint()?,
+            m: b.mode()?,
+            s: b.opt(|b| b.u32())?,
+        },
         11 => Event::Fork {
             t: b.varint()?,
             child: b.varint()?,
@@ -930,6 +952,22 @@ mod tests {
             Event::Notify {
                 t: 1,
                 cv: 5,
+                s: None,
+            },
+            Event::Forked {
+                parent: u32::MAX,
+                t: 1,
+            },
+            Event::LeftHeld {
+                t: 1,
+                l: 2,
+                m: Mode::Upgradable,
+                s: Some(3),
+            },
+            Event::LeftHeld {
+                t: 1,
+                l: u64::MAX,
+                m: Mode::Exclusive,
                 s: None,
             },
             Event::Fork { t: 1, child: 2 },

@@ -244,6 +244,8 @@ pub struct ClassStats {
 ///         | Event::ClassWritten { .. }
 ///         | Event::HeldAcrossAwait { .. }
 ///         | Event::Notify { .. }
+///         | Event::Forked { .. }
+///         | Event::LeftHeld { .. }
 ///         | Event::Stats { .. } => false,
 ///     }
 /// }
@@ -514,6 +516,37 @@ pub enum Event {
         /// Condition variable number (as in [`Event::CondWait`]).
         cv: LockNo,
         /// Where it notified.
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Option::is_none")
+        )]
+        s: Option<SiteNo>,
+    },
+    /// This trace is a forked child's (Linux): its process was forked from process `parent`
+    /// (whose trace is another file) by thread `t`, the child's only thread at the fork. Written
+    /// right after the header of the child's trace. `fork(2)` copies only the calling thread: a
+    /// lock another thread of the parent held at that moment stays held in the child by a thread
+    /// that does not exist there (see [`Event::LeftHeld`]). Added within version 1: older readers
+    /// refuse it.
+    Forked {
+        /// The parent process's id.
+        parent: u32,
+        /// The forking thread (the child's thread that carries on).
+        t: ThreadNo,
+    },
+    /// In a forked child's trace: lock `l` is held by a thread of the parent process that the
+    /// fork did not copy, in a mode that excludes mode `m`, found when thread `t`, the process's
+    /// only thread and not a holder of `l`, requested `l` in mode `m` at `s` and the lock was
+    /// taken. Nothing can ever release it: a deadlock of one thread. Written before the request
+    /// is refused (the runtime's report). Added within version 1: older readers refuse it.
+    LeftHeld {
+        /// The requesting thread.
+        t: ThreadNo,
+        /// The lock left held.
+        l: LockNo,
+        /// The requested mode.
+        m: Mode,
+        /// Where it was requested.
         #[cfg_attr(
             feature = "serde",
             serde(default, skip_serializing_if = "Option::is_none")

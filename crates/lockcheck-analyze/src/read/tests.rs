@@ -698,6 +698,8 @@ fn tag(e: &Event) -> &'static str {
         Event::ClassWritten { .. } => "class_written",
         Event::HeldAcrossAwait { .. } => "held_across_await",
         Event::Notify { .. } => "notify",
+        Event::Forked { .. } => "forked",
+        Event::LeftHeld { .. } => "left_held",
         Event::Stats { .. } => "stats",
     }
 }
@@ -893,6 +895,19 @@ fn every_event() -> Vec<Event> {
             cv: 4,
             s: None,
         },
+        Event::Forked { parent: 7, t: 1 },
+        Event::LeftHeld {
+            t: 1,
+            l: 1,
+            m: Mode::Exclusive,
+            s: Some(1),
+        },
+        Event::LeftHeld {
+            t: 2,
+            l: 1,
+            m: Mode::Shared,
+            s: None,
+        },
         Event::Fork { t: 1, child: 2 },
         Event::Join { t: 1, child: 2 },
         Event::Drop { l: 1 },
@@ -928,7 +943,7 @@ fn every_serialized_event_matches_the_schema() {
     let validator = schema();
     let events = every_event();
     let tags: std::collections::BTreeSet<&str> = events.iter().map(tag).collect();
-    assert_eq!(tags.len(), 19, "every_event must hold every kind");
+    assert_eq!(tags.len(), 21, "every_event must hold every kind");
     for event in &events {
         let mut line = Vec::new();
         event.write_line(&mut line);
@@ -1153,7 +1168,7 @@ mod fast_paths {
                 permits
             }),
             (n(), n(), mode()).prop_map(|(t, l, m)| Event::Convert { t, l, m }),
-            // (A timed wait, and a notify, are rare: the full parser's.)
+            // (A timed wait, a notify, a forked child's events are rare: the full parser's.)
             (n(), n(), n()).prop_map(|(t, cv, l)| Event::CondWait {
                 t,
                 cv,
@@ -1182,7 +1197,7 @@ mod fast_paths {
             e.write_line(&mut line);
             let line = std::str::from_utf8(&line).unwrap().trim_end();
             let fast = json::fast::event(line.as_bytes());
-            // (A timed wait, and a notify, are rare: the full parser's.)
+            // (A timed wait, a notify, a forked child's events are rare: the full parser's.)
             let numeric = !matches!(
                 e,
                 Event::Header { .. }
@@ -1191,6 +1206,8 @@ mod fast_paths {
                     | Event::Site { .. }
                     | Event::Stats { .. }
                     | Event::Notify { .. }
+                    | Event::Forked { .. }
+                    | Event::LeftHeld { .. }
                     | Event::CondWait { timed: true, .. }
             );
             assert_eq!(fast.is_some(), numeric, "{line}");
@@ -1437,6 +1454,8 @@ mod fast_paths {
                             | Event::Site { .. }
                             | Event::Stats { .. }
                             | Event::Notify { .. }
+                            | Event::Forked { .. }
+                            | Event::LeftHeld { .. }
                             | Event::CondWait { timed: true, .. }
                     ),
                     "{e:?}"

@@ -34,7 +34,8 @@ static REGISTERED: AtomicBool = AtomicBool::new(false);
 #[cfg(target_os = "linux")]
 extern "C" fn in_child() {
     FORKED.store(true, Ordering::Relaxed);
-    // The parent's recording is not the child's (an atomic store too).
+    // The parent's recording is not the child's: the child's own starts at its first event
+    // (atomic operations and plain stores too).
     super::recorder::in_fork_child();
 }
 
@@ -111,6 +112,8 @@ pub(crate) fn orphaned(
     if try_now(Duration::ZERO) {
         return Orphan::Acquired;
     }
+    // In the trace first (the report's flush writes it): `lockcheck analyze` reports it too.
+    super::recorder::on_left_held(ids, mode, site);
     let v = as_busy(|s| {
         let held = s.held_snapshot();
         let thread = s.id();

@@ -45,8 +45,10 @@ pub(crate) enum Limit {
     SpinnerNotWaiter,
     /// A backtrace cut short for want of stack (`unwind.rs`); the detail is the KiB left.
     ShortBacktrace,
-    /// A forked child of a recording process records nothing (`recorder.rs`); the detail is the
-    /// child's process id.
+    /// A forked child of a recording process cannot record its own trace (a recorder lock was
+    /// held at the fork, or its file cannot be made): said by `recorder/forked.rs` with the
+    /// reason, through [`first`] and [`write_stderr`] only (no `tracing`: a subscriber's lock
+    /// may be held by a thread the fork left behind).
     ForkedChildUnrecorded,
     /// A `SyncSender` another thread sent through, used by this thread after a receive joined a
     /// send's clock (`channel.rs`): said as the `incomplete` finding `channel-message-order`.
@@ -74,15 +76,10 @@ impl Limit {
                     super::unwind::REFERENCE_STACK >> 10
                 )
             }
-            Limit::ForkedChildUnrecorded => {
-                return format!(
-                    "lockcheck: process {site} was forked while its parent recorded a trace: its \
-                     lock events are not recorded (the trace file is the parent's), so `lockcheck \
-                     analyze` does not see them\n"
-                )
-            }
-            // Said as findings (`first`), not as lines.
-            Limit::ChannelMessageOrder | Limit::DeferredChannelDependencies => String::new(),
+            // Said as findings (`first`), or by their own line (`recorder/forked.rs`).
+            Limit::ChannelMessageOrder
+            | Limit::DeferredChannelDependencies
+            | Limit::ForkedChildUnrecorded => String::new(),
             Limit::ForkedWithThreads => format!(
                 "not checked: a blocking acquisition at {site} in a forked child process that has \
                  threads of its own (a lock the fork left held by a thread of the parent would hang \

@@ -38,6 +38,7 @@
 //! microseconds of unwinding, once per site); the writer symbolizes it.
 
 mod clock;
+mod forked;
 
 use super::class::{class_info, Ids, Meta};
 use super::report::{Trace, Violation};
@@ -434,7 +435,12 @@ impl Drop for ThreadBuf {
     fn drop(&mut self) {
         let chain = self.chain.get_mut();
         if chain.len() > 1 {
-            FULL.fetch_sub(chain.len() - 1, Ordering::AcqRel);
+            // Saturating: in a forked child the count starts again from 0 (`forked`), and the
+            // forking thread's stream of the parent's recording, let go there, counted before.
+            let n = chain.len() - 1;
+            let _ = FULL.fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
+                Some(f.saturating_sub(n))
+            });
         }
         for b in chain.drain(..) {
             return_block(b);
@@ -569,7 +575,8 @@ const ON: u8 = 2;
 /// for the outcome (see [`init_from_env`]).
 const STARTING: u8 = 3;
 /// A child of `fork` made while recording (set by [`in_fork_child`]): the recording, its file and
-/// its writer thread are the parent's, and the child writes nothing to them.
+/// its writer thread are the parent's, and the child writes nothing to them; its own trace starts
+/// at its first event ([`forked`]).
 const FORKED: u8 = 4;
 static STATE_FLAG: AtomicU8 = AtomicU8::new(UNINIT);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -875,7 +882,7 @@ unsafe fn put(p: &Producer, rec: Rec) {
 fn next_block(p: &Producer, acquiring: Option<u64>) -> bool {
     // The block handed over (or left, a new stream) keeps no record unpublished.
     publish_open(p);
-    if p.cold.get() || STATE_FLAG.load(Ordering::Relaxed) != ON {
+    if p.cold.get() || STATE_FLAG.load(Ordering::Relaxed) != ON && !forked::started_here() {
         return false;
     }
     p.cold.set(true);
@@ -927,6 +934,9 @@ fn next_block(p: &Producer, acquiring: Option<u64>) -> bool {
     }
     if drain {
         wait_for_writer();
+    } else if !new && forked::synchronous() {
+        // A forked child has no writer thread: its blocks are written as they fill.
+        flush_all();
     }
     true
 }
@@ -1059,26 +1069,9 @@ pub(crate) fn recording() -> bool {
 }
 
 /// The `pthread_atfork` child handler's part (`checked::fork`): a child forked while recording
-/// stops recording. The trace file is shared with the parent (one open file, one offset), the
-/// buffers of the parent's other threads were copied into the child, and the writer thread was
-/// not: a flush in the child (a report's, the exit handler's) wrote the parent's pending
-/// records a second time and the child's own events under the forking thread's number into
-/// the parent's trace, and could block on a writer lock held by a thread that does not exist
-/// in the child. One atomic store: async-signal-safe, as a handler in the child of a
-/// multi-threaded process must be. Said once on stderr by the child's first recorder call
-/// ([`forked_child_notice`]).
+/// records its own trace, in a file of its own, from its first event (see [`forked`]).
 pub(crate) fn in_fork_child() {
-    let _ = STATE_FLAG.compare_exchange(ON, FORKED, Ordering::AcqRel, Ordering::Relaxed);
-}
-
-/// Says once that this forked child records nothing (see [`in_fork_child`]), without std's
-/// stderr lock, which a thread the fork left behind may hold (`notice.rs`).
-#[cold]
-fn forked_child_notice() {
-    super::notice::once(
-        super::notice::Limit::ForkedChildUnrecorded,
-        &std::process::id(),
-    );
+    forked::in_child();
 }
 
 /// Whether recording is on, without reading the environment.
@@ -1092,13 +1085,20 @@ fn init_from_env() -> bool {
         static STARTER: Cell<bool> = const { Cell::new(false) };
     }
     // Claim the initialization so that concurrent first uses do not start two recordings.
-    if let Err(seen) =
-        STATE_FLAG.compare_exchange(UNINIT, STARTING, Ordering::AcqRel, Ordering::Acquire)
-    {
-        if seen == FORKED {
-            forked_child_notice();
-            return false;
-        }
+    let claimed = STATE_FLAG
+        .compare_exchange(UNINIT, STARTING, Ordering::AcqRel, Ordering::Acquire)
+        .map(|_| UNINIT)
+        .or_else(|seen| {
+            // A forked child's first recorder call: its own trace (`forked`).
+            if seen == FORKED {
+                STATE_FLAG
+                    .compare_exchange(FORKED, STARTING, Ordering::AcqRel, Ordering::Acquire)
+                    .map(|_| FORKED)
+            } else {
+                Err(seen)
+            }
+        });
+    if let Err(seen) = claimed {
         if seen != STARTING || STARTER.try_with(Cell::get).unwrap_or(true) {
             // Decided; or this thread is the one starting (an allocation or a hook inside
             // `start` came back here): it records from when `start` is done.
@@ -1113,18 +1113,22 @@ fn init_from_env() -> bool {
         return STATE_FLAG.load(Ordering::Relaxed) == ON;
     }
     let _ = STARTER.try_with(|s| s.set(true));
-    let on = match std::env::var_os("LOCKCHECK_TRACE") {
-        Some(p) if !p.is_empty() => match start(Path::new(&p)) {
-            Ok(()) => true,
-            Err(e) => {
-                eprintln!(
-                    "lockcheck: cannot record to LOCKCHECK_TRACE={}: {e}",
-                    p.to_string_lossy()
-                );
-                false
-            }
-        },
-        _ => false,
+    let on = if claimed == Ok(FORKED) {
+        forked::start_child()
+    } else {
+        match std::env::var_os("LOCKCHECK_TRACE") {
+            Some(p) if !p.is_empty() => match start(Path::new(&p)) {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!(
+                        "lockcheck: cannot record to LOCKCHECK_TRACE={}: {e}",
+                        p.to_string_lossy()
+                    );
+                    false
+                }
+            },
+            _ => false,
+        }
     };
     if !on {
         let _ = STATE_FLAG.compare_exchange(STARTING, OFF, Ordering::AcqRel, Ordering::Acquire);
@@ -1176,6 +1180,12 @@ const OUT_CHUNK: usize = 1 << 16;
 /// Starts recording to `path` (`{pid}` replaced), ending any recording in progress.
 pub(crate) fn start(path: &Path) -> io::Result<()> {
     let forked = STATE_FLAG.load(Ordering::Acquire) == FORKED;
+    if forked && forked::busy_at_fork() {
+        return Err(io::Error::other(
+            "this process was forked while lockcheck's trace writer was busy on another thread: \
+             its locks are held by a thread that does not exist here",
+        ));
+    }
     let _ = stop();
     if forked {
         // A recording of its own in a forked child: the streams of the parent's threads
@@ -1183,14 +1193,26 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
         BUFFERS.lock().clear();
         WRITER_THREAD.lock().take();
     }
-    let path = expand_path(path);
+    let format = format_of(&expand_path(path));
+    forked::note_template(path, format);
+    begin(expand_path(path), format, None, true)
+}
+
+/// Opens `path` and starts recording into it: the header (then, in a forked child's trace, the
+/// `forked` event of `forked`: the parent's pid and the forking thread), and a background
+/// writer thread when `writer_thread` (a forked child has none: see `forked`).
+fn begin(
+    path: PathBuf,
+    format: Format,
+    forked: Option<(u32, u64)>,
+    writer_thread: bool,
+) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)?;
         }
     }
     let file = File::create(&path)?;
-    let format = format_of(&path);
     let mut w = Writer::new(file, path, format != Format::Json);
     w.raw = format == Format::Lct5;
     match format {
@@ -1210,6 +1232,9 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
         // Chosen by `Writer::new` (the clock's `init`), before any record is taken.
         hold_resolution_ns: clock::hold_resolution_ns(),
     });
+    if let Some((parent, t)) = forked {
+        w.emit(&Event::Forked { parent, t });
+    }
     w.clock_record();
     w.write_out();
     if let Some(e) = w.failed.take() {
@@ -1220,8 +1245,13 @@ pub(crate) fn start(path: &Path) -> io::Result<()> {
     w.generation = generation;
     *WRITER.lock() = Some(w);
     STATE_FLAG.store(ON, Ordering::Release);
-    crate::config::refresh_flags();
     register_exit_flush();
+    if !writer_thread {
+        // A forked child: its flags are the parent's (recording on), and the switches' lock may
+        // be held by a thread the fork left behind.
+        return Ok(());
+    }
+    crate::config::refresh_flags();
     let t = std::thread::Builder::new()
         .name("lockcheck-writer".into())
         .spawn(move || background(generation))?;
@@ -1242,7 +1272,11 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
     let _ = PRODUCER.try_with(publish_open);
     if STATE_FLAG.load(Ordering::Acquire) == ON {
         STATE_FLAG.store(OFF, Ordering::Release);
-        crate::config::refresh_flags();
+        // (Not in a forked child's recording: the switches' lock may be held by a thread the
+        // fork left behind; a record made after this goes cold and finds the recording off.)
+        if !forked::synchronous() {
+            crate::config::refresh_flags();
+        }
     }
     // The writer's lock first, then the new generation: a background pass under way when the
     // generation moved on would see every stream as an ended recording's and drop it from
@@ -1322,8 +1356,9 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
 /// The calling thread's open streak of failures is published first (other threads' are
 /// published by their next record, at the latest at [`TRY_RETRIES`] failures: see [`on_fail`]).
 pub(crate) fn flush_all() -> usize {
+    // A forked child that recorded nothing yet: nothing to write (its trace starts with its
+    // first event, see `forked`).
     if STATE_FLAG.load(Ordering::Acquire) == FORKED {
-        forked_child_notice();
         return 0;
     }
     let _ = PRODUCER.try_with(publish_open);
@@ -1799,6 +1834,8 @@ pub(crate) fn on_notify(cv: u64, site: Site) {
         });
     }
 }
+
+pub(crate) use forked::on_left_held;
 
 pub(crate) fn on_fork(_parent: u64, child: u64) {
     if recording() {
@@ -2894,6 +2931,16 @@ impl Writer {
             K_NOTIFY => {
                 let s = Some(self.site(r.b));
                 self.emit(&Event::Notify { t, cv: r.a, s });
+            }
+            forked::K_LEFT_HELD => {
+                let l = self.lock(r.a, c);
+                let s = Some(self.site(r.b));
+                self.emit(&Event::LeftHeld {
+                    t,
+                    l,
+                    m: mode_of(r.head),
+                    s,
+                });
             }
             K_FORK => self.emit(&Event::Fork { t, child: r.a }),
             K_JOIN => self.emit(&Event::Join { t, child: r.a }),
