@@ -20,10 +20,16 @@ const CHILD: &str = "LOCKCHECK_STDERR_LOCK_CHILD";
 /// Runs the test `name` of this binary in a child process and returns its stderr; `None` if it
 /// did not end within the watchdog's time (killed).
 fn run_child(name: &str) -> (Option<std::process::ExitStatus>, String) {
+    run_child_env(name, &[])
+}
+
+/// [`run_child`] with more environment variables for the child.
+fn run_child_env(name: &str, env: &[(&str, &str)]) -> (Option<std::process::ExitStatus>, String) {
     let mut c = Command::new(std::env::current_exe().unwrap());
     c.args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, name)
         .env("LOCKCHECK", "panic")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut c = c.spawn().unwrap();
@@ -91,4 +97,35 @@ fn a_report_comes_out_while_a_thread_of_the_cycle_holds_stderr() {
     assert!(r.is_err(), "this thread gives up its locks");
     drop(gb);
     printer.join().unwrap();
+}
+
+/// lockcheck's own lines (here a bad setting, said when the first lock is used) are written
+/// without std's stderr lock too: the main thread holds that lock while it joins the thread
+/// whose first lock use reads the settings. With `eprintln!` that thread blocked on stderr's lock
+/// for ever, and the join with it.
+#[test]
+fn a_settings_line_comes_out_while_another_thread_holds_stderr() {
+    const NAME: &str = "a_settings_line_comes_out_while_another_thread_holds_stderr";
+    if std::env::var(CHILD).as_deref() != Ok(NAME) {
+        let (status, err) = run_child_env(NAME, &[("LOCKCHECK_HOLD_WARN", "soon")]);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the child hung or failed: {status:?}\n{err}"
+        );
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("lockcheck: ignoring LOCKCHECK_HOLD_WARN=\"soon\"")),
+            "the setting's line is on stderr:\n{err}"
+        );
+        return;
+    }
+    let err = std::io::stderr();
+    let printing = err.lock();
+    std::thread::spawn(|| {
+        let m = Mutex::named("stderr_lock.first_use", 0u32);
+        *m.lock() += 1;
+    })
+    .join()
+    .unwrap();
+    drop(printing);
 }

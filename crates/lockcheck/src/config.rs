@@ -36,7 +36,9 @@ fn from_env() -> Action {
             "warn" => Action::Warn,
             "off" | "0" => Action::Off,
             other => {
-                eprintln!("lockcheck: ignoring LOCKCHECK={other:?} (expected panic, warn or off)");
+                crate::checked::notice::say(format_args!(
+                    "lockcheck: ignoring LOCKCHECK={other:?} (expected panic, warn or off)"
+                ));
                 Action::Panic
             }
         },

@@ -555,12 +555,12 @@ impl Late {
         if self.threads.len() >= LATE_LIMIT {
             self.full = true;
             self.threads = HashSet::new();
-            eprintln!(
+            crate::checked::notice::say(format_args!(
                 "lockcheck: {LATE_LIMIT} threads took locks while exiting (in thread-local \
                  destructors), the most remembered: from now on the dependencies of ended threads \
                  are no longer merged (nothing is missed; the variants of an edge grow toward their \
                  bound, reported as `incomplete: edge-variants` if reached)"
-            );
+            ));
             return;
         }
         self.threads.insert(thread);

@@ -148,6 +148,13 @@ pub(crate) fn once(limit: Limit, site: &dyn Display) -> bool {
     true
 }
 
+/// One line of lockcheck's own on stderr (a bad setting, an incomplete trace), written as
+/// [`write_stderr`] writes: never through std's stderr lock, which a thread blocked on a
+/// lockcheck lock may hold.
+pub(crate) fn say(line: std::fmt::Arguments<'_>) {
+    write_stderr(&format!("{line}\n"));
+}
+
 /// Writes `text` to stderr without std's stderr lock: one `write(2)` on Linux (again for what a
 /// short write left), `eprint!` elsewhere. std's `eprintln!` takes a lock that another thread may
 /// hold while it is blocked on a checked lock (it was printing: a `Display` that locks, or an

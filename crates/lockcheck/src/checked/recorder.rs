@@ -1120,10 +1120,10 @@ fn init_from_env() -> bool {
             Some(p) if !p.is_empty() => match start(Path::new(&p)) {
                 Ok(()) => true,
                 Err(e) => {
-                    eprintln!(
+                    crate::checked::notice::say(format_args!(
                         "lockcheck: cannot record to LOCKCHECK_TRACE={}: {e}",
                         p.to_string_lossy()
-                    );
+                    ));
                     false
                 }
             },
@@ -1314,21 +1314,21 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
     #[cfg(feature = "tokio")]
     HELD_ACROSS.lock().clear();
     if w.unmeasured_holds > 0 {
-        eprintln!(
+        crate::checked::notice::say(format_args!(
             "lockcheck: {} hold(s) fell out of the writer's window of {HELD_TIMES} per thread (more \
              locks held at once, or guards released by another thread): their releases in {} have \
              no hold time, so the hold statistics may be low",
             w.unmeasured_holds,
             w.path.display()
-        );
+        ));
     }
     let lost = LOST_AT_EXIT.swap(0, Ordering::Relaxed);
     if lost > 0 {
-        eprintln!(
+        crate::checked::notice::say(format_args!(
             "lockcheck: {lost} trace event(s) are missing from {}: locks used by threads after \
              their thread-local state was torn down (in other thread-locals' destructors)",
             w.path.display()
-        );
+        ));
     }
     // The drained streams' blocks go back to the pool: the threads keep only their current one.
     for b in buffers {
@@ -2296,11 +2296,11 @@ impl Writer {
     #[cold]
     fn note_error(&mut self, r: io::Result<()>) {
         if let (Err(e), None) = (r, &self.failed) {
-            eprintln!(
+            crate::checked::notice::say(format_args!(
                 "lockcheck: incomplete trace: writing {} failed ({e}); later events are lost, so \
                  `lockcheck analyze` on it may miss findings",
                 self.path.display()
-            );
+            ));
             self.failed = Some(e);
         }
     }

@@ -63,9 +63,9 @@ fn init_from_env() -> u8 {
                     slot.store(d.as_nanos().max(1) as u64, Ordering::Relaxed);
                     f |= WATCH;
                 }
-                None => eprintln!(
+                None => crate::checked::notice::say(format_args!(
                     "lockcheck: ignoring {var}={v:?} (expected a duration like 500ms or 2s)"
-                ),
+                )),
             }
         }
     }
@@ -77,7 +77,7 @@ fn init_from_env() -> u8 {
     }
     if let Ok(p) = std::env::var("LOCKCHECK_POLICY") {
         if let Err(e) = load_policy_file(std::path::Path::new(&p)) {
-            eprintln!("lockcheck: LOCKCHECK_POLICY={p}: {e}");
+            crate::checked::notice::say(format_args!("lockcheck: LOCKCHECK_POLICY={p}: {e}"));
         }
     }
     let prev = FEATURES.fetch_or(f, Ordering::Relaxed);

@@ -82,10 +82,10 @@ fn wanted() -> Wanted {
             "precise" => Wanted::Precise,
             "0" | "off" => Wanted::None,
             other => {
-                eprintln!(
+                crate::checked::notice::say(format_args!(
                     "lockcheck: LOCKCHECK_TRACE_HOLD_TIMES={other:?} is not one of coarse, precise, 0: \
                      recording hold times from the coarse clock (the default)"
-                );
+                ));
                 Wanted::Coarse
             }
         },
