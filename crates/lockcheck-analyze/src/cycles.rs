@@ -1513,6 +1513,21 @@ mod tests {
     use super::*;
     use crate::model::tests::model_of;
 
+    #[test]
+    fn the_hostile_shapes_keep_the_bitsets() {
+        // The random trace of 64 threads and 3000 locks (seed 4), and the one of 128 threads and
+        // 6000 locks (`gen_planted --random --seed 4 --threads 128 --locks 6000`), whose counts
+        // `LOCKCHECK_PHASES=1` prints: without the bitsets the second's search is slower (the
+        // same answers), 10.5 s of user CPU instead of 7.5 s. Its epochs stay without a table
+        // (memory: see `MAX_EPOCH_TABLE`).
+        assert!(flat_bits_fit(47_304, 6000usize.div_ceil(64)));
+        assert!(flat_bits_fit(47_038, 3000usize.div_ceil(64)));
+        assert!(!flat_bits_fit(usize::MAX, 2));
+        assert!(!epoch_table_fits(52_323, 128));
+        assert!(!epoch_table_fits(0, 64));
+        assert!(!epoch_table_fits(usize::MAX, 2));
+    }
+
     /// The fits cache answers only for the pair it was given, with its last verdict: nothing
     /// before the first verdict, the verdict of `(a, b)` not for `(b, a)`, and a slot taken
     /// by another pair forgets the first (a miss, tested again by the caller).
@@ -2527,8 +2542,17 @@ fn transpose<T: Copy>(table: &[T], rows: usize, cols: usize) -> Vec<T> {
 }
 
 /// The most entries (clocks times threads) of the table of [`Epochs`]: 8 MB of 16-bit
-/// epochs, 16 MB of 32-bit ones, twice (by clock and by thread).
+/// epochs, 16 MB of 32-bit ones, twice (by clock and by thread). A hostile random trace of 128
+/// threads (52,323 clocks, 6.7M entries) goes without it: 8M entries would take its run from
+/// 7.5 s to 6.5 s of user CPU but its peak from 242 MB to 268 MB, over the 256 MB issue 11
+/// sets for hostile traces (branch `scale17`); keeping one of the two copies would make room.
 const MAX_EPOCH_TABLE: usize = 4 << 20;
+
+/// Whether [`Epochs`] keeps a table for `clocks` clocks of `threads` threads.
+fn epoch_table_fits(clocks: usize, threads: usize) -> bool {
+    let size = clocks.saturating_mul(threads);
+    size != 0 && size <= MAX_EPOCH_TABLE
+}
 
 /// The epoch of each thread in each interned clock of the model, read by the root-cause search
 /// for every candidate pair (its clock tests): one load from a table of `clocks x threads`
@@ -2558,7 +2582,7 @@ impl<'a> Epochs<'a> {
     fn new(model: &'a Model) -> Epochs<'a> {
         let threads = model.threads.len();
         let size = model.clocks.len().saturating_mul(threads);
-        let table = if size > MAX_EPOCH_TABLE || size == 0 {
+        let table = if !epoch_table_fits(model.clocks.len(), threads) {
             EpochTable::Absent
         } else {
             // Each clock's row in one pass over its entries (`Clocks::row`), not one lookup
@@ -3049,10 +3073,17 @@ struct FlatHeld {
 /// byte per lock of the model (and keeps [`FlatHeld`]'s bitsets); beyond, it sorts each set.
 const MAX_LOCK_TABLE: usize = 1 << 22;
 
-/// The most words of [`FlatHeld`]'s bitsets (24 MiB); beyond, the gate tests read the sorted
+/// The most words of [`FlatHeld`]'s bitsets (48 MiB); beyond, the gate tests read the sorted
 /// copies only: the same answers, slower. The hostile random trace: 47,012 sets of 47 words
-/// (3000 locks), 2.2M words.
-const MAX_FLAT_BIT_WORDS: usize = 3 << 20;
+/// (3000 locks), 2.2M words; with 128 threads and 6000 locks, 47,304 sets of 94 words, 4.4M
+/// words, beyond the former bound of 3M words: its root-cause search took 8.5 s of user CPU
+/// without the bitsets, 5.4 s with them (35 MB more at the peak).
+const MAX_FLAT_BIT_WORDS: usize = 6 << 20;
+
+/// Whether [`FlatHeld`] keeps bitsets of `words` words for each of `sets` sets.
+fn flat_bits_fit(sets: usize, words: usize) -> bool {
+    sets.saturating_mul(words) <= MAX_FLAT_BIT_WORDS
+}
 
 /// The entries of [`FlatHeld`], in 16 bits when every lock id is below 2^13.
 enum FlatEntries {
@@ -3153,7 +3184,7 @@ impl FlatHeld {
         // The bitsets, from the copies, allocated at their size once the sets are known (grown
         // set by set, the vector's doublings and copies cost 20 MB of peak on the hostile trace).
         let sets = starts.len() - 1;
-        let set_bits = (table && sets.saturating_mul(words) <= MAX_FLAT_BIT_WORDS).then(|| {
+        let set_bits = (table && flat_bits_fit(sets, words)).then(|| {
             let mut b = vec![0u64; sets * words];
             for k in 0..sets {
                 let (s, e) = (starts[k] as usize, starts[k + 1] as usize);
@@ -4279,8 +4310,15 @@ pub fn find_root_causes_on(
     });
     if std::env::var_os("LOCKCHECK_PHASES").is_some() {
         eprintln!(
-            "lockcheck: {} root causes: flat held sets {}, successor lists of {} dependencies ({} entries), holders of {} nodes, {} explored ({} steps, {} stopped), {} root causes, {} steps",
+            "lockcheck: {} root causes: epochs of {} clocks x {} threads ({}), flat held sets {}, successor lists of {} dependencies ({} entries), holders of {} nodes, {} explored ({} steps, {} stopped), {} root causes, {} steps",
             level.name(),
+            model.clocks.len(),
+            succ.epochs.threads,
+            match &succ.epochs.table {
+                EpochTable::Absent => "no table (beyond MAX_EPOCH_TABLE)",
+                EpochTable::Narrow(_) => "16-bit table",
+                EpochTable::Wide(_) => "32-bit table",
+            },
             match &succ.flat {
                 Some(f) => format!(
                     "{} ({} entries, {})",
