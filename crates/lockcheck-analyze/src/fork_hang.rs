@@ -6,7 +6,7 @@
 //! one per (lock class, site).
 
 use crate::model::{LeftHeld, Model};
-use crate::report::{fnv, EdgeReport, HeldRef, LockRef, Violation};
+use crate::report::{fnv, lock_ref, merge_by_id, EdgeReport, HeldRef, Violation};
 use lockcheck_core::trace::{How, Mode};
 
 /// The finding's kind, as the runtime names it.
@@ -19,25 +19,9 @@ pub const GONE: &str = "a thread of the parent process, which fork() did not cop
 pub fn violations(model: &Model) -> Vec<Violation> {
     let mut out: Vec<Violation> = Vec::new();
     for f in &model.left_held {
-        let v = violation(model, f);
-        match out.iter_mut().find(|o| o.id == v.id) {
-            Some(o) => {
-                o.combinations += v.combinations;
-                o.edges[0].count += v.edges[0].count;
-            }
-            None => out.push(v),
-        }
+        merge_by_id(&mut out, violation(model, f));
     }
     out
-}
-
-fn lock_ref(model: &Model, l: u32) -> LockRef {
-    let class = &model.classes[model.locks[l as usize].class as usize];
-    LockRef {
-        name: model.lock_name(l),
-        class: class.key.clone(),
-        kind: format!("{:?}", class.kind).to_lowercase(),
-    }
 }
 
 fn violation(model: &Model, f: &LeftHeld) -> Violation {

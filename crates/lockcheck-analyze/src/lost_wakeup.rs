@@ -20,7 +20,7 @@
 //! and mutex class, as the runtime's).
 
 use crate::model::{LockId, Model, SiteId, ThreadId};
-use crate::report::{fnv, EdgeReport, HeldRef, LockRef, Violation};
+use crate::report::{fnv, lock_ref, EdgeReport, HeldRef, Violation};
 use lockcheck_core::trace::{How, Mode};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -170,15 +170,6 @@ impl Tracker {
             }
         }
         out.into_iter().collect()
-    }
-}
-
-fn lock_ref(model: &Model, l: LockId) -> LockRef {
-    let class = &model.classes[model.locks[l as usize].class as usize];
-    LockRef {
-        name: model.lock_name(l),
-        class: class.key.clone(),
-        kind: format!("{:?}", class.kind).to_lowercase(),
     }
 }
 

@@ -353,6 +353,31 @@ fn kind_name(k: lockcheck_core::trace::LockKind) -> String {
     format!("{k:?}").to_lowercase()
 }
 
+/// The lock `l` of `model` as a report names it: its display name, class and kind.
+pub(crate) fn lock_ref(model: &Model, l: u32) -> LockRef {
+    let class = &model.classes[model.locks[l as usize].class as usize];
+    LockRef {
+        name: model.lock_name(l),
+        class: class.key.clone(),
+        kind: format!("{:?}", class.kind).to_lowercase(),
+    }
+}
+
+/// Adds `v` to `out`, or, when a finding with its id is already there (the same code in
+/// several processes, or on several instances of one class), adds its combinations and its
+/// edges' counts to that one's.
+pub(crate) fn merge_by_id(out: &mut Vec<Violation>, v: Violation) {
+    match out.iter_mut().find(|o| o.id == v.id) {
+        Some(o) => {
+            o.combinations += v.combinations;
+            for (a, b) in o.edges.iter_mut().zip(&v.edges) {
+                a.count += b.count;
+            }
+        }
+        None => out.push(v),
+    }
+}
+
 /// FNV-1a (64 bits) of `parts`, each followed by a 0xff separator, as 16 hex digits.
 pub fn fnv(parts: &[String]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

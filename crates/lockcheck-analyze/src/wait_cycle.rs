@@ -4,7 +4,7 @@
 //! lock-order graph already reports a cycle of the same locks.
 
 use crate::model::{Model, WaitCycle};
-use crate::report::{fnv, EdgeReport, HeldRef, LockRef, Violation};
+use crate::report::{fnv, merge_by_id, EdgeReport, HeldRef, LockRef, Violation};
 use lockcheck_core::trace::How;
 use std::collections::BTreeSet;
 
@@ -24,16 +24,7 @@ pub fn violations(model: &Model, found: &[Violation]) -> Vec<Violation> {
         if known.contains(&classes(&v)) {
             continue;
         }
-        match out.iter_mut().find(|o| o.id == v.id) {
-            // The same code in several processes (or on several instances of one class).
-            Some(o) => {
-                o.combinations += v.combinations;
-                for (a, b) in o.edges.iter_mut().zip(&v.edges) {
-                    a.count += b.count;
-                }
-            }
-            None => out.push(v),
-        }
+        merge_by_id(&mut out, v);
     }
     out
 }
