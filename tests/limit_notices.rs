@@ -9,10 +9,7 @@ mod support;
 
 use lockcheck::sync::Barrier;
 use lockcheck::{Condvar, Mutex};
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use support::{blocked_on, wait_until};
 
 /// Set in the child process: the name of the test to run as the scenario.
@@ -21,35 +18,9 @@ const CHILD: &str = "LOCKCHECK_NOTICE_CHILD";
 /// Runs the test `name` of this binary in a child process (which runs the scenario, as
 /// [`in_child`] tells it) and returns its stderr. Fails if the child fails or runs past 120 s.
 fn run_child(name: &str, env: &[(&str, &str)]) -> String {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .env("LOCKCHECK", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let mut c = c.spawn().unwrap();
-    let mut err = c.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = c.try_wait().unwrap() {
-            break Some(status);
-        }
-        if start.elapsed() > Duration::from_secs(support::WATCHDOG_FLOOR_SECS) {
-            let _ = c.kill();
-            let _ = c.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let err = reader.join().unwrap();
+    let mut all = vec![("LOCKCHECK", "warn")];
+    all.extend_from_slice(env);
+    let (status, err) = support::child::run_test(name, CHILD, &all);
     assert!(
         status.is_some_and(|s| s.success()),
         "the child scenario `{name}` failed or hung: {status:?}\n{err}"
@@ -59,7 +30,7 @@ fn run_child(name: &str, env: &[(&str, &str)]) -> String {
 
 /// Whether this process is the child that runs `name`'s scenario.
 fn in_child(name: &str) -> bool {
-    std::env::var(CHILD).as_deref() == Ok(name)
+    support::child::is_child(CHILD, name)
 }
 
 /// The notice lines of a child's stderr.

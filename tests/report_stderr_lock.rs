@@ -8,10 +8,7 @@
 mod support;
 
 use lockcheck::Mutex;
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use support::{blocked_on, wait_until};
 
 /// Set in the child process: the name of the test to run as the scenario.
@@ -23,35 +20,12 @@ fn run_child(name: &str) -> (Option<std::process::ExitStatus>, String) {
     run_child_env(name, &[])
 }
 
-/// [`run_child`] with more environment variables for the child.
+/// [`run_child`] with more environment variables for the child (`LOCKCHECK=panic` unless
+/// `env` says otherwise).
 fn run_child_env(name: &str, env: &[(&str, &str)]) -> (Option<std::process::ExitStatus>, String) {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .env("LOCKCHECK", "panic")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut c = c.spawn().unwrap();
-    let mut err = c.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = c.try_wait().unwrap() {
-            break Some(status);
-        }
-        if start.elapsed() > Duration::from_secs(support::WATCHDOG_FLOOR_SECS) {
-            let _ = c.kill();
-            let _ = c.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status, reader.join().unwrap())
+    let mut all = vec![("LOCKCHECK", "panic")];
+    all.extend_from_slice(env);
+    support::child::run_test(name, CHILD, &all)
 }
 
 /// A thread holds `a`, then std's stderr lock, and blocks on `b`; the test's thread holds `b`

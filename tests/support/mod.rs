@@ -2,6 +2,7 @@
 //! and helpers to run two threads in a fixed order without lockcheck seeing them as ordered.
 #![allow(dead_code)]
 
+pub mod child;
 pub mod markers;
 
 use std::sync::mpsc;
