@@ -172,9 +172,9 @@ fn lct_v2() -> (Vec<u8>, Vec<usize>) {
     (out, ends)
 }
 
-/// A recording of this process in `.lct` version 5 (the recorder's own; `lct_v4` from when it was 4): an AB-BA between two
+/// A recording of this process in the recorder's own `.lct` version (5 today): an AB-BA between two
 /// threads. Recorded once per process.
-fn lct_v4() -> Vec<u8> {
+fn lct_recorded() -> Vec<u8> {
     static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     BYTES
         .get_or_init(|| {
@@ -218,14 +218,14 @@ fn a_byte_changed_anywhere_in_any_format_is_analyzed_or_refused_with_its_positio
     let std_trace = std::fs::read("fixtures/std/Bensalem.std").unwrap();
     let rapid = std::fs::read("fixtures/rapidbin/Deadlock.data").unwrap();
     let (v2, _) = lct_v2();
-    let v4 = lct_v4();
+    let recorded = lct_recorded();
     let mut seen = Vec::new();
     for (name, bytes, max) in [
         ("all.jsonl", all_events(), 250),
         ("t.std", std_trace, 200),
         ("t.data", rapid, 400),
         ("v2.lct", v2, 400),
-        ("v4.lct", v4, 400),
+        ("recorded.lct", recorded, 400),
     ] {
         let (refused, analyzed) = corrupt_everywhere(name, &bytes, max);
         assert!(refused > 0, "{name}: some corruption must be refused");
@@ -295,10 +295,10 @@ fn every_cut_of_an_lct_version_2_trace_is_refused_or_read_up_to_its_last_record(
 }
 
 #[test]
-fn every_cut_of_an_lct_version_4_recording_reads_a_growing_prefix() {
+fn every_cut_of_an_lct_recording_reads_a_growing_prefix() {
     let _s = serial();
-    let bytes = lct_v4();
-    cut_everywhere("v4.lct", &bytes, None);
+    let bytes = lct_recorded();
+    cut_everywhere("recorded.lct", &bytes, None);
 }
 
 #[test]
