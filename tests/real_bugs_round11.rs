@@ -742,7 +742,8 @@ fn discv5_scenario(fixed: bool) -> (Result<u32, String>, Result<u32, String>) {
     let (filled_tx, filled_rx) = mpsc::channel::<()>();
     let service = caught(move || {
         // (Two sites: a channel's class is where it is made, and the violations of the tests
-        // before this one are still listed.)
+        // before this one are still listed.) The branches are the same but for their line.
+        #[allow(clippy::if_same_then_else)]
         let (events_tx, events) = if fixed {
             lockcheck::sync::mpsc::sync_channel::<u32>(1) // DISCV5_EVENTS_FIX
         } else {
