@@ -103,10 +103,11 @@ fn caught<T: Send + 'static>(
 //    votor's read; votor waits for the cache's read. Source: anza-xyz/agave#12039 ("triple
 //    thread deadlock w/ alpenglow": "we have lock inversion regarding program cache:
 //    bank_forks.read() -> program_cache.write() (votor root)" against the cache's read then the
-//    fork graph's read in `extract`); the fix moved every `BankForks` write back to the replay
-//    thread (anza-xyz/agave#12043). `lockcheck::RwLock` (parking_lot's API; std's `RwLock` on Linux blocks a new reader behind a waiting writer as it does).
+//    fork graph's read in `extract`); the follow-up, anza-xyz/agave#12043, proposes to keep
+//    every `BankForks` write on the replay thread. `lockcheck::RwLock` (parking_lot's API;
+//    agave's is std's, which on Linux blocks a new reader behind a waiting writer as well).
 //    Look-alike: the cache read under `BankForks`' read through one helper, the order votor
-//    uses, with the same writer.
+//    uses, with the same writer (not the project's fix).
 
 mod agave_forks {
     use lockcheck::RwLock;
