@@ -98,8 +98,22 @@ fn a_cut_lct_is_read_up_to_its_last_complete_record() {
 #[test]
 fn not_an_lct_file_is_refused() {
     let bad = tmp("bad.lct");
+    // Read by its content (JSON), whatever its name: refused for JSON's own reason.
     std::fs::write(&bad, b"{\"e\":\"header\"}\n").unwrap();
     let run = lockcheck(["analyze".as_ref(), bad.as_os_str()]);
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains("missing field `version`"),
+        "{}",
+        run.stderr
+    );
+    // Told to read `.lct`: not one.
+    let run = lockcheck([
+        "analyze".as_ref(),
+        "--input-format".as_ref(),
+        "lct".as_ref(),
+        bad.as_os_str(),
+    ]);
     assert_eq!(run.code, Some(2));
     assert!(run.stderr.contains("not a .lct trace"), "{}", run.stderr);
     std::fs::write(&bad, b"LCT\x09").unwrap();
