@@ -1,5 +1,6 @@
 //! Trace recording: `LOCKCHECK_TRACE=path` (or [`crate::record::start`]) writes every lock event
-//! as JSON Lines, or as `.lct` when asked (`docs/trace-format.md`).
+//! as `.lct` version 5 (`docs/trace-format.md`), turned into JSON Lines when the recording stops
+//! unless the path asks for `.lct` ([`to_json`]).
 //!
 //! **The acquiring thread only stores.** Each thread appends records (five words: kind, mode and
 //! class; lock; site; one extra number; a [`clock`] reading; or, for the usual acquisition and
@@ -7,10 +8,11 @@
 //! preallocated block of its own, then publishes the new length with one release store: no lock, no
 //! formatting, no allocation, no system call. A full block is handed to the background writer
 //! (appended to the thread's chain under a lock the thread takes once per block) and a fresh
-//! block comes from a pool. The writer turns records into events: it declares threads, classes,
-//! sites (symbolizing their backtraces) and locks lazily, the first time a record uses them, so
-//! that definitions always precede their uses and a restarted recording is complete on its own;
-//! it computes hold times from the clock readings; it formats and writes.
+//! block comes from a pool. The writer declares threads, classes, sites (symbolizing their
+//! backtraces) and locks lazily, the first time a record uses them, so that definitions always
+//! precede their uses and a restarted recording is complete on its own, and copies the records
+//! out as they are (the reader computes hold times from the clock readings); for `.lct` version 2
+//! only (`LOCKCHECK_TRACE_FORMAT=lct2`) it turns each record into its event.
 //!
 //! **Bounded memory, nothing dropped.** A thread owns one block ([`BLOCK_WORDS`] words) while it
 //! records; full blocks waiting for the writer are at most [`MAX_FULL`] in the whole process.
@@ -1137,7 +1139,8 @@ enum Format {
 }
 
 /// The format of the trace at `path`: lockcheck's binary `.lct` (its extension is `.lct`, or
-/// `LOCKCHECK_TRACE_FORMAT=lct`; version 2 with `LOCKCHECK_TRACE_FORMAT=lct2`), else JSON Lines.
+/// `LOCKCHECK_TRACE_FORMAT=lct`; version 2 with `LOCKCHECK_TRACE_FORMAT=lct2`), else JSON Lines
+/// (recorded as version 5 and converted when the recording stops: [`to_json`]).
 fn format_of(path: &Path) -> Format {
     match std::env::var("LOCKCHECK_TRACE_FORMAT") {
         Ok(f) if f.eq_ignore_ascii_case("lct") => Format::Lct5,
@@ -2551,8 +2554,7 @@ impl Writer {
     /// more permits than written, by a repeated `lock` event (readers take the most given);
     /// fewer, by a `forget` event of the difference. A request that saw 0 changes nothing: a
     /// semaphore with no permits has no holder, so no wait cycle goes through it, and the next
-    /// request that sees some says them (the memoized JSON path, which takes requests whose
-    /// number is 0, need not look).
+    /// request that sees some says them.
     fn lock_permits(&mut self, l: u64, c: u32, permits: u64) -> u64 {
         let known = self.permits_known.get(&l).copied().unwrap_or(0);
         if permits == known || permits == 0 {
