@@ -121,3 +121,16 @@ fn not_an_lct_file_is_refused() {
     assert_eq!(run.code, Some(2));
     assert!(run.stderr.contains("version 9"), "{}", run.stderr);
 }
+
+/// A `.lct` file holding only its magic is an empty trace: read without error (exit 0), and
+/// `analyze` says it holds no events, whatever the file is called.
+#[test]
+fn a_magic_only_lct_is_an_empty_trace_said() {
+    for name in ["magic.lct", "magic.jsonl"] {
+        let file = tmp(name);
+        std::fs::write(&file, lockcheck_core::lct::raw::MAGIC_V5).unwrap();
+        let run = lockcheck(["analyze".as_ref(), file.as_os_str()]);
+        assert_eq!(run.code, Some(0), "{name}: {}", run.stderr);
+        assert!(run.stdout.contains("no events"), "{name}: {}", run.stdout);
+    }
+}

@@ -89,7 +89,8 @@ impl InputFormat {
 
     /// The format of the trace at `path` whose first bytes are `head`, by its content wherever
     /// the content says: the `.lct` magic, a JSON object, RAPID's binary header (small counts:
-    /// its first byte is below any text's), a RAPID STD line (`T1|acq(L3)|42`); else by the
+    /// its first byte is below any text's; only under a name of no other format), a RAPID STD
+    /// line (`T1|acq(L3)|42`); else by the
     /// extension ([`InputFormat::from_path`]). A JSON Lines recording is written as `.lct`
     /// until it stops and turned into JSON Lines then, so a recording process that died first
     /// left `.lct` bytes under a `.jsonl` name; a renamed trace reads as what it is. The one
@@ -108,8 +109,12 @@ impl InputFormat {
             .find(|l| !l.trim_ascii().is_empty());
         match head.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{') => InputFormat::Json,
-            // Thread count (a big-endian i16 of at most 1024 threads): 0 to 4, not text.
-            Some(_) if head[0] <= 4 && head.len() >= 18 => InputFormat::RapidBin,
+            // Thread count (a big-endian i16 of at most 1024 threads): 0 to 4, not text. The
+            // weakest sign (any binary junk has it): not against a `.std` or `.lct` name, whose
+            // reader says what is wrong with the bytes.
+            Some(_) if head[0] <= 4 && head.len() >= 18 && by_name == InputFormat::Json => {
+                InputFormat::RapidBin
+            }
             Some(_) if first_line.is_some_and(looks_like_std) => InputFormat::Std,
             _ => by_name,
         }
