@@ -204,3 +204,22 @@ fn stopping_child() {
         *a.lock() += 1;
     }
 }
+
+/// A conversion that cannot be made (here the file was removed during the run) is an error of
+/// `record::stop` (and said on stderr, for the exit handler's sake), never silent.
+#[test]
+fn a_conversion_that_fails_is_an_error() {
+    if std::env::var_os("RECORD_JSON_KILLED_CHILD").is_some()
+        || std::env::var_os("RECORD_JSON_STOPPING_CHILD").is_some()
+    {
+        return;
+    }
+    let dir = Scratch::new("json-gone");
+    let trace = dir.join("gone.jsonl");
+    lockcheck::record::start(&trace).unwrap();
+    let m = Mutex::named("gone.m", 0);
+    *m.lock() += 1;
+    std::fs::remove_file(&trace).unwrap();
+    let e = lockcheck::record::stop().unwrap_err();
+    assert!(e.to_string().contains("into JSON Lines failed"), "{e}");
+}

@@ -1348,7 +1348,13 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
         let kind = file.metadata().map(|m| m.file_type());
         drop(file);
         match kind {
-            Ok(k) if k.is_file() => to_json::convert_in_place(&path)?,
+            Ok(k) if k.is_file() => {
+                if let Err(e) = to_json::convert_in_place(&path) {
+                    // Also on stderr: the exit handler has no one to return it to.
+                    crate::checked::notice::say(format_args!("lockcheck: {e}"));
+                    return Err(e);
+                }
+            }
             // `/dev/null` and other devices: nothing to read back.
             Ok(k) if std::os::unix::fs::FileTypeExt::is_char_device(&k) => {}
             // A pipe (or socket) was read as it was written: it got `.lct`, which

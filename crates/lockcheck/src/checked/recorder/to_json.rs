@@ -52,7 +52,7 @@ pub(super) fn convert_in_place(path: &Path) -> io::Result<()> {
         io::Error::new(
             e.kind(),
             format!(
-                "turning the trace {} into JSON Lines failed ({e}); it is left in lockcheck's \
+                "turning the trace {} into JSON Lines failed ({e}); what was written stays in lockcheck's \
                  .lct format, which `lockcheck analyze` reads as well",
                 path.display()
             ),
