@@ -442,8 +442,11 @@ fn the_input_format_can_be_forced() {
     std::fs::copy(corpus("std", "Bensalem.std"), &copy).unwrap();
     let run = analyze_json(std::slice::from_ref(&copy), &["--input-format", "std"]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    // Read as JSON (the default for unknown extensions) it is malformed.
-    let run = analyze_json(&[copy], &[]);
+    // Without the option its content (STD lines) says the format, whatever the name.
+    let run = analyze_json(std::slice::from_ref(&copy), &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    // Forced as JSON it is malformed.
+    let run = analyze_json(&[copy], &["--input-format", "json"]);
     assert_eq!(run.code, Some(2));
     std::fs::remove_dir_all(&dir).ok();
 }

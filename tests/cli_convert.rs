@@ -98,12 +98,39 @@ fn a_cut_lct_is_read_up_to_its_last_complete_record() {
 #[test]
 fn not_an_lct_file_is_refused() {
     let bad = tmp("bad.lct");
+    // Read by its content (JSON), whatever its name: refused for JSON's own reason.
     std::fs::write(&bad, b"{\"e\":\"header\"}\n").unwrap();
     let run = lockcheck(["analyze".as_ref(), bad.as_os_str()]);
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains("missing field `version`"),
+        "{}",
+        run.stderr
+    );
+    // Told to read `.lct`: not one.
+    let run = lockcheck([
+        "analyze".as_ref(),
+        "--input-format".as_ref(),
+        "lct".as_ref(),
+        bad.as_os_str(),
+    ]);
     assert_eq!(run.code, Some(2));
     assert!(run.stderr.contains("not a .lct trace"), "{}", run.stderr);
     std::fs::write(&bad, b"LCT\x09").unwrap();
     let run = lockcheck(["analyze".as_ref(), bad.as_os_str()]);
     assert_eq!(run.code, Some(2));
     assert!(run.stderr.contains("version 9"), "{}", run.stderr);
+}
+
+/// A `.lct` file holding only its magic is an empty trace: read without error (exit 0), and
+/// `analyze` says it holds no events, whatever the file is called.
+#[test]
+fn a_magic_only_lct_is_an_empty_trace_said() {
+    for name in ["magic.lct", "magic.jsonl"] {
+        let file = tmp(name);
+        std::fs::write(&file, lockcheck_core::lct::raw::MAGIC_V5).unwrap();
+        let run = lockcheck(["analyze".as_ref(), file.as_os_str()]);
+        assert_eq!(run.code, Some(0), "{name}: {}", run.stderr);
+        assert!(run.stdout.contains("no events"), "{name}: {}", run.stdout);
+    }
 }

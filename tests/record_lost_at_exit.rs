@@ -42,8 +42,9 @@ fn child() {
 }
 
 /// Runs this binary's test `child` alone, with `env` set and a trace under a directory named after
-/// `tag`, failing if it hangs or fails; returns its stderr.
-fn run_child(child: &str, env: &str, tag: &str) -> String {
+/// `tag` (in `format`, `LOCKCHECK_TRACE_FORMAT`; JSON Lines when empty), failing if it hangs or
+/// fails; returns its stderr.
+fn run_child(child: &str, env: &str, tag: &str, format: &str) -> String {
     let dir = Scratch::new(tag);
     let trace = dir.join(format!("{tag}.jsonl"));
     let child = Command::new(std::env::current_exe().unwrap())
@@ -51,6 +52,7 @@ fn run_child(child: &str, env: &str, tag: &str) -> String {
         .env(env, "1")
         .env("LOCKCHECK_TRACE", &trace)
         .env("LOCKCHECK_BACKTRACE", "0")
+        .env("LOCKCHECK_TRACE_FORMAT", format)
         .env_remove("LOCKCHECK")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -74,7 +76,7 @@ fn run_child(child: &str, env: &str, tag: &str) -> String {
 
 #[test]
 fn events_after_the_recorder_s_thread_teardown_are_counted_not_dropped_silently() {
-    let stderr = run_child("child", "RECORD_LOST_CHILD", "lost");
+    let stderr = run_child("child", "RECORD_LOST_CHILD", "lost", "");
     assert!(
         stderr.contains("trace event(s) are missing from"),
         "the loss must be said: {stderr}"
@@ -94,9 +96,16 @@ fn child_deep() {
 
 #[test]
 fn hold_times_the_writer_cannot_measure_are_said() {
-    let stderr = run_child("child_deep", "RECORD_DEEP_CHILD", "deep");
+    // `.lct` version 2, whose writer measures the holds (a window of 64 per thread).
+    let stderr = run_child("child_deep", "RECORD_DEEP_CHILD", "deep", "lct2");
     assert!(
         stderr.contains("hold(s) fell out of the writer's window"),
         "the unmeasured hold times must be said: {stderr}"
     );
+    // JSON Lines (recorded as `.lct` version 5, whose reader measures every hold) and `.lct`:
+    // nothing falls out, nothing to say.
+    for format in ["", "lct"] {
+        let stderr = run_child("child_deep", "RECORD_DEEP_CHILD", "deep", format);
+        assert!(!stderr.contains("fell out"), "{format}: {stderr}");
+    }
 }

@@ -60,7 +60,7 @@ enum Command {
         input: PathBuf,
         /// The file to write.
         output: PathBuf,
-        /// Input format (default: by extension).
+        /// Input format (default: by the content, else the extension).
         #[arg(long, value_enum)]
         input_format: Option<InputFormatArg>,
         /// Output format (default: `lct` for a `.lct` output, else `json`).
@@ -150,7 +150,7 @@ struct AnalyzeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// Input format (default: by extension: .std, .data, else JSON).
+    /// Input format (default: by the content: the .lct magic, a JSON object, RAPID's binary header or an STD line; else by extension: .std, .data, .lct, else JSON).
     #[arg(long, value_enum)]
     input_format: Option<InputFormatArg>,
     /// Accept traces whose last event is cut off (a killed process).

@@ -883,6 +883,12 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     for t in &summary.truncated {
         warnings.push(format!("{t}; analyzed up to the last complete event"));
     }
+    // An empty trace (a `.lct` file of its magic alone, an empty STD file, ...) reads without
+    // error and gives an empty report: said, so that a recording that caught nothing (or the
+    // wrong file) does not pass for a clean run.
+    for t in model.traces.iter().filter(|t| t.events == 0) {
+        warnings.push(format!("{}: no events", t.name));
+    }
     Report {
         version: REPORT_VERSION,
         summary,

@@ -231,8 +231,11 @@ fn main() {
                 // with `LOCKCHECK_TRACE_FORMAT=lct2` set.
                 std::env::set_var("LOCKCHECK_TRACE_FORMAT", "lct");
             }
+            // `ICOUNT_TRACE=path`: to a file instead, and the stop timed (a JSON Lines
+            // recording is turned into JSON Lines there).
+            let trace = std::env::var_os("ICOUNT_TRACE").unwrap_or_else(|| "/dev/null".into());
             if scenario.starts_with("checked_recording") {
-                lockcheck::record::start("/dev/null").expect("recording to /dev/null");
+                lockcheck::record::start(&trace).expect("recording");
             }
             pair_loop(
                 || lockcheck::checked::Mutex::new(0u64),
@@ -246,7 +249,11 @@ fn main() {
                 thread_cpu("acquiring thread");
             }
             if scenario.starts_with("checked_recording") {
+                let t = std::time::Instant::now();
                 let _ = lockcheck::record::stop();
+                if std::env::var_os("ICOUNT_TRACE").is_some() {
+                    eprintln!("stop: {:.3} s", t.elapsed().as_secs_f64());
+                }
             }
         }
         "checked_recording/try_spin" | "checked_recording_lct/try_spin" => {

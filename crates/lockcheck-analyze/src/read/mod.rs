@@ -87,6 +87,39 @@ impl InputFormat {
         }
     }
 
+    /// The format of the trace at `path` whose first bytes are `head`, by its content wherever
+    /// the content says: the `.lct` magic, a JSON object, RAPID's binary header (small counts:
+    /// its first byte is below any text's; only under a name of no other format), a RAPID STD
+    /// line (`T1|acq(L3)|42`); else by the
+    /// extension ([`InputFormat::from_path`]). A JSON Lines recording is written as `.lct`
+    /// until it stops and turned into JSON Lines then, so a recording process that died first
+    /// left `.lct` bytes under a `.jsonl` name; a renamed trace reads as what it is. The one
+    /// place the CLI's reader is chosen when `--input-format` is not given.
+    pub fn detect(path: &Path, head: &[u8]) -> InputFormat {
+        let by_name = InputFormat::from_path(path);
+        if head.starts_with(&lockcheck_core::lct::MAGIC[..3]) {
+            return InputFormat::Lct;
+        }
+        if by_name == InputFormat::RapidBin {
+            // Binary counts: any first byte is possible.
+            return by_name;
+        }
+        let first_line = head
+            .split(|&b| b == b'\n')
+            .find(|l| !l.trim_ascii().is_empty());
+        match head.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => InputFormat::Json,
+            // Thread count (a big-endian i16 of at most 1024 threads): 0 to 4, not text. The
+            // weakest sign (any binary junk has it): not against a `.std` or `.lct` name, whose
+            // reader says what is wrong with the bytes.
+            Some(_) if head[0] <= 4 && head.len() >= 18 && by_name == InputFormat::Json => {
+                InputFormat::RapidBin
+            }
+            Some(_) if first_line.is_some_and(looks_like_std) => InputFormat::Std,
+            _ => by_name,
+        }
+    }
+
     /// Parses a `--input-format` value: `json`, `std`, `rapid-bin` (or `rapidbin`).
     pub fn from_name(name: &str) -> Option<InputFormat> {
         match name {
@@ -97,6 +130,15 @@ impl InputFormat {
             _ => None,
         }
     }
+}
+
+/// Whether `line` has the shape of a RAPID STD event, `thread|op(operand)|...`.
+fn looks_like_std(line: &[u8]) -> bool {
+    let mut fields = line.trim_ascii().split(|&b| b == b'|');
+    let (Some(t), Some(op)) = (fields.next(), fields.next()) else {
+        return false;
+    };
+    !t.is_empty() && op.contains(&b'(') && op.ends_with(b")")
 }
 
 /// Where in a file an error is: line and column (1-based) for text formats, byte offset for binary.
@@ -282,8 +324,8 @@ impl fmt::Debug for TraceReader {
 }
 
 impl TraceReader {
-    /// Opens `path` in `format` (or the one its extension implies; a file that would be read as
-    /// JSON Lines but begins with the `.lct` magic is read as `.lct`).
+    /// Opens `path` in `format` (or, without one, the one its content shows, else its extension:
+    /// [`InputFormat::detect`]).
     ///
     /// Fails, with a message naming the file and the OS error, if the file is missing, is a
     /// directory, or cannot be read.
@@ -303,17 +345,9 @@ impl TraceReader {
         // Small: the decoders read in large chunks of their own, which bypass this buffer once the
         // format sniffing below has been served from it.
         let mut input = BufReader::with_capacity(8 << 10, file);
-        let format = format.unwrap_or_else(|| match InputFormat::from_path(path) {
-            // The recorder writes `.lct` under any name with `LOCKCHECK_TRACE_FORMAT=lct`: its
-            // magic cannot begin a JSON line.
-            InputFormat::Json
-                if input
-                    .fill_buf()
-                    .is_ok_and(|b| b.starts_with(&lockcheck_core::lct::MAGIC[..3])) =>
-            {
-                InputFormat::Lct
-            }
-            f => f,
+        let format = format.unwrap_or_else(|| {
+            let head = input.fill_buf().map(|b| b.to_vec()).unwrap_or_default();
+            InputFormat::detect(path, &head)
         });
         Ok(TraceReader::from_reader(&name, Box::new(input), format))
     }

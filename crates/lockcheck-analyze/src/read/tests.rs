@@ -1721,3 +1721,37 @@ fn rapidbin_endless_excess_is_refused_after_a_bounded_read() {
         "zero: byte 18: more than 1048576 bytes after the 0 events that the header declares"
     );
 }
+
+/// The format is told by the content whatever the name (a JSON Lines recording killed before its
+/// conversion is `.lct` under a `.jsonl` name); the extension decides only when the content
+/// shows none of the formats.
+#[test]
+fn the_format_is_told_by_the_content_whatever_the_name() {
+    use InputFormat::*;
+    let rapid = [0u8, 2, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0];
+    let cases: [(&str, &[u8], InputFormat); 13] = [
+        ("run.jsonl", b"LCT\x05\x12", Lct),
+        ("run.std", b"LCT\x02", Lct),
+        ("run", b"LCT\x05", Lct),
+        ("run.lct", b"{\"e\":\"header\"}\n", Json),
+        ("run.std", b"  {\"e\":\"header\"}\n", Json),
+        ("run.jsonl", b"T0|acq(L0)|1\nT0|rel(L0)|2\n", Std),
+        ("run.lct", b"\nT1|acq(L3)\n", Std),
+        ("run.jsonl", &rapid, RapidBin),
+        // RAPID's binary counts may look like anything: its extension is trusted.
+        ("run.data", b"{abc", RapidBin),
+        // Binary junk under a text format's name: that reader says what is wrong.
+        ("run.std", &rapid, Std),
+        // Nothing recognized: the extension.
+        ("run.std", b"garbage", Std),
+        ("run.lct", b"", Lct),
+        ("run.jsonl", b"garbage", Json),
+    ];
+    for (name, head, want) in cases {
+        assert_eq!(
+            InputFormat::detect(Path::new(name), head),
+            want,
+            "{name}: {head:?}"
+        );
+    }
+}

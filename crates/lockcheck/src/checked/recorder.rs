@@ -1,5 +1,6 @@
 //! Trace recording: `LOCKCHECK_TRACE=path` (or [`crate::record::start`]) writes every lock event
-//! as JSON Lines, or as `.lct` when asked (`docs/trace-format.md`).
+//! as `.lct` version 5 (`docs/trace-format.md`), turned into JSON Lines when the recording stops
+//! unless the path asks for `.lct` ([`to_json`]).
 //!
 //! **The acquiring thread only stores.** Each thread appends records (five words: kind, mode and
 //! class; lock; site; one extra number; a [`clock`] reading; or, for the usual acquisition and
@@ -7,10 +8,11 @@
 //! preallocated block of its own, then publishes the new length with one release store: no lock, no
 //! formatting, no allocation, no system call. A full block is handed to the background writer
 //! (appended to the thread's chain under a lock the thread takes once per block) and a fresh
-//! block comes from a pool. The writer turns records into events: it declares threads, classes,
-//! sites (symbolizing their backtraces) and locks lazily, the first time a record uses them, so
-//! that definitions always precede their uses and a restarted recording is complete on its own;
-//! it computes hold times from the clock readings; it formats and writes.
+//! block comes from a pool. The writer declares threads, classes, sites (symbolizing their
+//! backtraces) and locks lazily, the first time a record uses them, so that definitions always
+//! precede their uses and a restarted recording is complete on its own, and copies the records
+//! out as they are (the reader computes hold times from the clock readings); for `.lct` version 2
+//! only (`LOCKCHECK_TRACE_FORMAT=lct2`) it turns each record into its event.
 //!
 //! **Bounded memory, nothing dropped.** A thread owns one block ([`BLOCK_WORDS`] words) while it
 //! records; full blocks waiting for the writer are at most [`MAX_FULL`] in the whole process.
@@ -39,6 +41,7 @@
 
 mod clock;
 mod forked;
+mod to_json;
 
 use super::class::{class_info, Ids, Meta};
 use super::report::{Trace, Violation};
@@ -330,7 +333,7 @@ fn site_word(site: Site) -> u64 {
 
 /// The request folded into an acquire record with [`REQUESTED`]: its lock, mode, class and site,
 /// blocking, one permit, no semaphore's capacity.
-#[inline(always)]
+#[cfg(test)]
 fn folded_request(r: &Rec) -> Rec {
     Rec {
         head: r.head & !(REQUESTED | 0xff | 0xff << 16) | u64::from(K_REQUEST),
@@ -622,16 +625,7 @@ struct Producer {
     /// Failures of the streak so far, and the count at which its open record is published next.
     fail_total: Cell<u64>,
     fail_next: Cell<u64>,
-    /// The stream's recording writes `.lct` version 5: the usual records are short ([`Short`]).
-    /// Set with `generation` ([`SHORT`] as the recording's start left it). JSON Lines and
-    /// version 2 get [`Rec`]s: their writer turns each record into an event, and a short record
-    /// expanded there cost it about 30 instructions more than the copy saves.
-    short: Cell<bool>,
 }
-
-/// The recording in progress writes `.lct` version 5 (see [`Producer::short`]): set before its
-/// generation is published.
-static SHORT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The stream a thread records into, held while it records (see [`Producer`]).
 struct Stream {
@@ -673,7 +667,6 @@ thread_local! {
             fail_at: Cell::new(std::ptr::null()),
             fail_total: Cell::new(0),
             fail_next: Cell::new(0),
-            short: Cell::new(false),
         }
     };
     static STREAM: Stream = const { Stream { buf: UnsafeCell::new(None) } };
@@ -923,8 +916,6 @@ fn next_block(p: &Producer, acquiring: Option<u64>) -> bool {
             BUFFERS.lock().push(Arc::clone(&b));
             *slot = Some(Arc::clone(&b));
             p.generation.set(generation);
-            // Written before `generation` was published (`start`), which was read above.
-            p.short.set(SHORT.load(Ordering::Relaxed));
             (b, true)
         }
     };
@@ -1148,7 +1139,8 @@ enum Format {
 }
 
 /// The format of the trace at `path`: lockcheck's binary `.lct` (its extension is `.lct`, or
-/// `LOCKCHECK_TRACE_FORMAT=lct`; version 2 with `LOCKCHECK_TRACE_FORMAT=lct2`), else JSON Lines.
+/// `LOCKCHECK_TRACE_FORMAT=lct`; version 2 with `LOCKCHECK_TRACE_FORMAT=lct2`), else JSON Lines
+/// (recorded as version 5 and converted when the recording stops: [`to_json`]).
 fn format_of(path: &Path) -> Format {
     match std::env::var("LOCKCHECK_TRACE_FORMAT") {
         Ok(f) if f.eq_ignore_ascii_case("lct") => Format::Lct5,
@@ -1213,12 +1205,14 @@ fn begin(
         }
     }
     let file = File::create(&path)?;
-    let mut w = Writer::new(file, path, format != Format::Json);
-    w.raw = format == Format::Lct5;
+    // JSON Lines is recorded as `.lct` version 5 too, and turned into JSON Lines when the
+    // recording stops (`to_json`): the producers write the same short records for every format.
+    let mut w = Writer::new(file, path);
+    w.raw = format != Format::Lct2;
+    w.to_json = format == Format::Json;
     match format {
-        Format::Json => {}
         Format::Lct2 => w.out.extend_from_slice(&lockcheck_core::lct::MAGIC),
-        Format::Lct5 => w.out.extend_from_slice(&raw::MAGIC_V5),
+        Format::Json | Format::Lct5 => w.out.extend_from_slice(&raw::MAGIC_V5),
     }
     let program = std::env::args().next().unwrap_or_default();
     let start_unix_ms = std::time::SystemTime::now()
@@ -1240,7 +1234,6 @@ fn begin(
     if let Some(e) = w.failed.take() {
         return Err(e);
     }
-    SHORT.store(format == Format::Lct5, Ordering::Relaxed);
     let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
     w.generation = generation;
     *WRITER.lock() = Some(w);
@@ -1348,6 +1341,32 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
                 w.path.display()
             ),
         ));
+    }
+    if w.to_json {
+        // Closed first: the file is read back whole.
+        let Writer { file, path, .. } = w;
+        let kind = file.metadata().map(|m| m.file_type());
+        drop(file);
+        match kind {
+            Ok(k) if k.is_file() => {
+                if let Err(e) = to_json::convert_in_place(&path) {
+                    // Also on stderr: the exit handler has no one to return it to.
+                    crate::checked::notice::say(format_args!("lockcheck: {e}"));
+                    return Err(e);
+                }
+            }
+            // `/dev/null` and other devices: nothing to read back.
+            Ok(k) if std::os::unix::fs::FileTypeExt::is_char_device(&k) => {}
+            // A pipe (or socket) was read as it was written: it got `.lct`, which
+            // `lockcheck analyze` reads as well.
+            _ => crate::checked::notice::say(format_args!(
+                "lockcheck: {} is not a regular file, so the trace sent there stays in lockcheck's \
+                 .lct format (JSON Lines is made from a file when the recording stops); \
+                 `lockcheck analyze` reads either",
+                path.display()
+            )),
+        }
+        return Ok(Some(path));
     }
     Ok(Some(w.path))
 }
@@ -1576,28 +1595,15 @@ pub(crate) fn on_acquire(ids: Ids, mode: Mode, how: How, site: Site, wait_ns: u6
 ///
 /// A short record ([`Short`], three words): the identity word with its shape, the site word with
 /// the mode, the reading.
-/// (Short when the trace is `.lct` version 5, see [`Producer::short`].)
 #[inline(always)]
 pub(crate) fn on_acquire_reserved(ids: Ids, mode: Mode, site: Site, requested: bool) {
     let ts = clock::now();
-    // SAFETY: as in `push`.
-    if unsafe { &*producer() }.short.get() {
-        let shape = raw::SHORT_ACQUIRE + u64::from(requested);
-        push_reserved([
-            Short::first(ids, shape),
-            site_word(site) | mode_code(mode),
-            ts,
-        ]);
-    } else {
-        let head = head(K_ACQUIRE, mode, How::Blocking, ids.class);
-        push_reserved([
-            head | (REQUESTED * u64::from(requested)),
-            ids.inst,
-            site_word(site),
-            0,
-            ts,
-        ]);
-    }
+    let shape = raw::SHORT_ACQUIRE + u64::from(requested);
+    push_reserved([
+        Short::first(ids, shape),
+        site_word(site) | mode_code(mode),
+        ts,
+    ]);
 }
 
 /// A failed `try_*` or timed acquisition.
@@ -1752,18 +1758,7 @@ pub(crate) fn on_release_inline(meta: &Meta) {
     // shape, the reading.
     let ts = clock::now();
     let ids = Ids::from_word(meta.word());
-    // SAFETY: as in `push`.
-    if unsafe { &*producer() }.short.get() {
-        push_short([Short::first(ids, raw::SHORT_RELEASE), ts]);
-    } else {
-        push(Rec {
-            head: head(K_RELEASE, Mode::Exclusive, How::Blocking, ids.class),
-            a: ids.inst,
-            b: 0,
-            x: 0,
-            ts,
-        });
-    }
+    push_short([Short::first(ids, raw::SHORT_RELEASE), ts]);
 }
 
 #[inline(always)]
@@ -2079,10 +2074,11 @@ struct Writer {
     /// Output not yet written to the file (whole events only), written in chunks of
     /// [`OUT_CHUNK`] and at the end of every pass.
     out: Vec<u8>,
-    /// Records in `.lct` ([`lockcheck_core::lct`]) instead of JSON Lines.
-    lct: bool,
     /// `.lct` version 4: the records of lock operations written out raw ([`Writer::drain_raw`]).
     raw: bool,
+    /// A JSON Lines recording: written as `.lct` version 5 ([`Writer::raw`]), turned into JSON
+    /// Lines when it stops (`to_json`).
+    to_json: bool,
     /// The clock scale the last `clock` record said (version 4).
     clock_written: u64,
     path: PathBuf,
@@ -2118,13 +2114,6 @@ struct Writer {
     lock_cache: Box<[u64; LOCK_CACHE]>,
     /// Site words and their numbers, by [`cache_slot`].
     site_cache: Box<[(u64, u32); SITE_CACHE]>,
-    /// The encoded lines of recent records, by [`memo_slot`] (see [`Memo`]).
-    memo: Box<[Memo; MEMO_SLOTS]>,
-    /// Bumped when a lock is forgotten (its drop written): every memo made before is stale,
-    /// since the lock's next use must declare it again.
-    memo_epoch: u64,
-    /// Where [`Writer::memo_fill`] encodes a line.
-    scratch: Vec<u8>,
     /// Records written so far.
     records: usize,
     /// Releases written without a hold time because their acquisition fell out of a stream's
@@ -2195,14 +2184,14 @@ fn not_recent(recent: &mut [u64; 2], x: u64) -> bool {
 }
 
 impl Writer {
-    fn new(file: File, path: PathBuf, lct: bool) -> Writer {
+    fn new(file: File, path: PathBuf) -> Writer {
         Writer {
             file,
             // The generation `start` is about to publish (it sets the one it did).
             generation: GENERATION.load(Ordering::Acquire) + 1,
             out: Vec::with_capacity(OUT_CHUNK + 4096),
-            lct,
             raw: false,
+            to_json: false,
             clock_written: 0,
             path,
             classes: ByClass::new(),
@@ -2220,9 +2209,6 @@ impl Writer {
             // Arrays, not slices: an index masked by the size needs no bounds test.
             lock_cache: boxed_array(0),
             site_cache: boxed_array((0, 0)),
-            memo: boxed_array(Memo::EMPTY),
-            memo_epoch: 0,
-            scratch: Vec::with_capacity(LINE_MAX),
             records: 0,
             unmeasured_holds: 0,
         }
@@ -2249,11 +2235,7 @@ impl Writer {
         if self.failed.is_some() {
             return;
         }
-        if self.lct {
-            lockcheck_core::lct::encode(e, &mut self.out);
-        } else if !write_hot(e, &mut self.out) {
-            e.write_line(&mut self.out);
-        }
+        lockcheck_core::lct::encode(e, &mut self.out);
         if self.out.len() >= OUT_CHUNK {
             self.write_out();
         }
@@ -2331,16 +2313,14 @@ impl Writer {
             if self.raw {
                 self.clock_record();
                 self.drain_raw(b.thread, &mut side, recs);
-            } else if self.lct {
-                // Only `Rec`s: the producers write short records for version 5 only
-                // (`Producer::short`).
-                for r in recs.chunks_exact(LONG) {
-                    self.format_direct::<true>(b.thread, &mut side, long_at(r, 0));
-                }
             } else {
-                // As above.
-                for r in recs.chunks_exact(LONG) {
-                    self.format_json(b.thread, &mut side, long_at(r, 0));
+                // Version 2: every record turned into its event (a short one as the `Rec` it
+                // stands for: the producers write short records for every format).
+                let mut i = 0;
+                while i < recs.len() {
+                    let (r, n) = rec_at(recs, i);
+                    self.format_direct(b.thread, &mut side, &r);
+                    i += n;
                 }
             }
             self.records += n.saturating_sub(consumed);
@@ -2449,7 +2429,7 @@ impl Writer {
                     // SAFETY: see `drain_raw`.
                     unsafe { self.put_raw(t, &recs[from..i]) };
                     from = i + k;
-                    self.format_direct::<true>(t, side, r);
+                    self.format_direct(t, side, r);
                 }
             }
             i += k;
@@ -2565,7 +2545,6 @@ impl Writer {
 
     /// Forgets lock `l` (its drop was written).
     fn forget_lock(&mut self, l: u64) {
-        self.memo_epoch = self.memo_epoch.wrapping_add(1);
         self.locks.remove(&l);
         self.permits_known.remove(&l);
         let slot = cache_slot(l, LOCK_CACHE);
@@ -2581,8 +2560,7 @@ impl Writer {
     /// more permits than written, by a repeated `lock` event (readers take the most given);
     /// fewer, by a `forget` event of the difference. A request that saw 0 changes nothing: a
     /// semaphore with no permits has no holder, so no wait cycle goes through it, and the next
-    /// request that sees some says them (the memoized JSON path, which takes requests whose
-    /// number is 0, need not look).
+    /// request that sees some says them.
     fn lock_permits(&mut self, l: u64, c: u32, permits: u64) -> u64 {
         let known = self.permits_known.get(&l).copied().unwrap_or(0);
         if permits == known || permits == 0 {
@@ -2645,7 +2623,7 @@ impl Writer {
     /// Writes an `acquire` (or `fail`) straight from the record's fields, in either format.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn put_acquire<const LCT: bool>(
+    fn put_acquire(
         &mut self,
         fail: bool,
         t: u64,
@@ -2656,35 +2634,23 @@ impl Writer {
         wait_ns: u64,
     ) {
         if self.failed.is_none() {
-            if LCT {
-                lockcheck_core::lct::encode_acquire(&mut self.out, fail, t, l, m, how, s, wait_ns);
-            } else {
-                json_acquire(&mut self.out, fail, t, l, m, how, s, wait_ns);
-            }
+            lockcheck_core::lct::encode_acquire(&mut self.out, fail, t, l, m, how, s, wait_ns);
             self.chunk();
         }
     }
 
     #[inline(always)]
-    fn put_request<const LCT: bool>(&mut self, t: u64, l: u64, m: Mode, s: Option<u32>, n: u32) {
+    fn put_request(&mut self, t: u64, l: u64, m: Mode, s: Option<u32>, n: u32) {
         if self.failed.is_none() {
-            if LCT {
-                lockcheck_core::lct::encode_request(&mut self.out, t, l, m, s, n);
-            } else {
-                json_request(&mut self.out, t, l, m, s, n);
-            }
+            lockcheck_core::lct::encode_request(&mut self.out, t, l, m, s, n);
             self.chunk();
         }
     }
 
     #[inline(always)]
-    fn put_release<const LCT: bool>(&mut self, t: u64, l: u64, hold_ns: u64) {
+    fn put_release(&mut self, t: u64, l: u64, hold_ns: u64) {
         if self.failed.is_none() {
-            if LCT {
-                lockcheck_core::lct::encode_release(&mut self.out, t, l, hold_ns);
-            } else {
-                json_release(&mut self.out, t, l, hold_ns);
-            }
+            lockcheck_core::lct::encode_release(&mut self.out, t, l, hold_ns);
             self.chunk();
         }
     }
@@ -2694,141 +2660,6 @@ impl Writer {
     fn chunk(&mut self) {
         if self.out.len() >= OUT_CHUNK {
             self.write_out();
-        }
-    }
-
-    /// The slot of [`Writer::memo`] that holds the JSON line of `r` (thread `t`), minus its
-    /// last number: filled now if it did not, after the lock and site were declared (so a hit
-    /// skips the declaration caches and the formatting). `None`: too long for a slot, write the
-    /// line the long way ([`Writer::format_unmemoized`]).
-    #[inline(always)]
-    fn memo(&mut self, t: u64, r: &Rec) -> Option<usize> {
-        let i = memo_slot(t, r);
-        let e = &self.memo[i];
-        if e.head == r.head && e.a == r.a && e.b == r.b && e.t == t && e.epoch == self.memo_epoch {
-            return Some(i);
-        }
-        self.memo_fill(t, r, i)
-    }
-
-    /// Declares what the record uses, writes its JSON line with 0 as the last number (which
-    /// leaves it out: `wait_ns` and `hold_ns` are written only when not 0) and keeps the line
-    /// without its ending `}\n`.
-    #[inline(never)]
-    fn memo_fill(&mut self, t: u64, r: &Rec, i: usize) -> Option<usize> {
-        let kind = r.head as u8;
-        let c = (r.head >> 32) as u32;
-        let l = if kind == K_REQUEST {
-            self.lock_permits(r.a, c, r.x)
-        } else {
-            self.lock(r.a, c)
-        };
-        let s = if kind == K_RELEASE {
-            None
-        } else {
-            Some(self.site(r.b))
-        };
-        let mut line = std::mem::take(&mut self.scratch);
-        line.clear();
-        match kind {
-            K_REQUEST => json_request(&mut line, t, l, mode_of(r.head), s, 1),
-            K_RELEASE => json_release(&mut line, t, l, 0),
-            _ => json_acquire(
-                &mut line,
-                kind == K_FAIL,
-                t,
-                l,
-                mode_of(r.head),
-                how_of(r.head),
-                s,
-                0,
-            ),
-        }
-        let kept = &line[..line.len() - 2];
-        let fits = kept.len() <= MEMO_BYTES;
-        if fits {
-            let e = &mut self.memo[i];
-            e.bytes[..kept.len()].copy_from_slice(kept);
-            e.len = kept.len() as u32;
-            (e.head, e.a, e.b, e.t, e.epoch) = (r.head, r.a, r.b, t, self.memo_epoch);
-        }
-        self.scratch = line;
-        fits.then_some(i)
-    }
-
-    /// Writes memo `i`'s line with `last` as its last number (`wait_ns` or `hold_ns`, named by
-    /// `label`; none for a request): a fixed-size copy and at most one number to format.
-    #[inline(always)]
-    fn put_memo(&mut self, i: usize, label: &[u8], last: u64) {
-        if self.failed.is_some() {
-            return;
-        }
-        let e = &self.memo[i & (MEMO_SLOTS - 1)];
-        let len = e.len as usize;
-        self.out.reserve(MEMO_BYTES);
-        let at = self.out.len();
-        // SAFETY: `MEMO_BYTES` bytes reserved past the end, of which the first `len` are the
-        // line's (`len <= MEMO_BYTES`, see `memo_fill`).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                e.bytes.as_ptr(),
-                self.out.as_mut_ptr().add(at),
-                MEMO_BYTES,
-            );
-            self.out.set_len(at + len);
-        }
-        let mut line = Line::new(&mut self.out);
-        if last != 0 {
-            line.lit(label);
-            line.num(last);
-        }
-        line.end();
-        self.chunk();
-    }
-
-    /// A record in JSON Lines, through the memo. (`.lct` encodes faster than the memo looks
-    /// up and copies, its numbers being varints of a byte or two: measured, 846 instructions
-    /// per recorded pair with the memo against 755 without; it takes [`Writer::format_direct`].)
-    #[inline(always)]
-    fn format_json(&mut self, t: u64, side: &mut Side, r: &Rec) {
-        let c = (r.head >> 32) as u32;
-        match r.head as u8 {
-            // A semaphore's request may have to declare its permits: the long way.
-            K_REQUEST if r.x == 0 && r.ts == 0 => match self.memo(t, r) {
-                Some(i) => self.put_memo(i, b"", 0),
-                None => self.format_unmemoized(t, side, r),
-            },
-            K_ACQUIRE => {
-                if r.head & REQUESTED != 0 {
-                    // The folded request's line first (its own memo, as a request record's).
-                    match self.memo(t, &folded_request(r)) {
-                        Some(i) => self.put_memo(i, b"", 0),
-                        None => return self.format_unmemoized(t, side, r),
-                    }
-                }
-                let Some(i) = self.memo(t, r) else {
-                    // The request is written: the acquisition alone.
-                    let acquire = Rec {
-                        head: r.head & !REQUESTED,
-                        ..*r
-                    };
-                    return self.format_unmemoized(t, side, &acquire);
-                };
-                self.acquired(side, c, r);
-                self.put_memo(i, b",\"wait_ns\":", r.x);
-            }
-            K_FAIL => match self.memo(t, r) {
-                Some(i) => self.put_memo(i, b",\"wait_ns\":", r.x),
-                None => self.format_unmemoized(t, side, r),
-            },
-            K_RELEASE => {
-                let Some(i) = self.memo(t, r) else {
-                    return self.format_unmemoized(t, side, r);
-                };
-                let hold_ns = self.released(side, c, r);
-                self.put_memo(i, b",\"hold_ns\":", hold_ns);
-            }
-            _ => self.format_unmemoized(t, side, r),
         }
     }
 
@@ -2863,35 +2694,29 @@ impl Writer {
         hold_ns
     }
 
-    /// [`Writer::format_direct`] out of line: JSON records the memo does not take.
-    #[inline(never)]
-    fn format_unmemoized(&mut self, t: u64, side: &mut Side, r: &Rec) {
-        self.format_direct::<false>(t, side, r);
-    }
-
     /// Every record the long way: declarations, then the event's encoder.
     #[inline(always)]
-    fn format_direct<const LCT: bool>(&mut self, t: u64, side: &mut Side, r: &Rec) {
+    fn format_direct(&mut self, t: u64, side: &mut Side, r: &Rec) {
         let c = (r.head >> 32) as u32;
         match r.head as u8 {
             K_REQUEST => {
                 let l = self.lock_permits(r.a, c, r.x);
                 let s = Some(self.site(r.b));
-                self.put_request::<LCT>(t, l, mode_of(r.head), s, permits_of(r));
+                self.put_request(t, l, mode_of(r.head), s, permits_of(r));
             }
             K_ACQUIRE => {
                 let l = self.lock(r.a, c);
                 let s = Some(self.site(r.b));
                 if r.head & REQUESTED != 0 {
-                    self.put_request::<LCT>(t, l, mode_of(r.head), s, 1);
+                    self.put_request(t, l, mode_of(r.head), s, 1);
                 }
                 self.acquired(side, c, r);
-                self.put_acquire::<LCT>(false, t, l, mode_of(r.head), how_of(r.head), s, r.x);
+                self.put_acquire(false, t, l, mode_of(r.head), how_of(r.head), s, r.x);
             }
             K_FAIL => {
                 let l = self.lock(r.a, c);
                 let s = Some(self.site(r.b));
-                self.put_acquire::<LCT>(true, t, l, mode_of(r.head), how_of(r.head), s, r.x);
+                self.put_acquire(true, t, l, mode_of(r.head), how_of(r.head), s, r.x);
             }
             K_FAILS => {
                 let l = self.lock(r.a, c);
@@ -2909,7 +2734,7 @@ impl Writer {
             K_RELEASE => {
                 let l = self.lock(r.a, c);
                 let hold_ns = self.released(side, c, r);
-                self.put_release::<LCT>(t, l, hold_ns);
+                self.put_release(t, l, hold_ns);
             }
             K_CONVERT => {
                 let l = self.lock(r.a, c);
@@ -3022,50 +2847,6 @@ unsafe impl Send for Piece {}
 /// Entries of the writer's direct-mapped caches (powers of two).
 const LOCK_CACHE: usize = 4096;
 const SITE_CACHE: usize = 1024;
-const MEMO_SLOTS: usize = 1024;
-/// Bytes of a line a [`Memo`] keeps: enough for the usual lines (about 40 bytes) and task
-/// numbers of 19 digits; a longer line is written the long way.
-const MEMO_BYTES: usize = 84;
-
-/// A JSON line the writer wrote, kept to be copied the next time the same thread makes the
-/// same record (same kind, mode, how, class, lock and site): in a loop of lock operations a
-/// thread repeats a few records, and their lines differ only in their last number (`wait_ns`,
-/// `hold_ns`). Copying 84 bytes and formatting one number costs less than looking up the
-/// declarations and formatting every field (`t`, `l`, `s`, the mode) each time.
-#[derive(Clone, Copy)]
-#[repr(C)]
-struct Memo {
-    /// The record's `head`, `a` and `b` words and thread (`head` 0: empty).
-    head: u64,
-    a: u64,
-    b: u64,
-    t: u64,
-    /// [`Writer::memo_epoch`] when made.
-    epoch: u64,
-    len: u32,
-    /// The line without its last number and its ending `}\n`.
-    bytes: [u8; MEMO_BYTES],
-}
-
-impl Memo {
-    const EMPTY: Memo = Memo {
-        head: 0,
-        a: 0,
-        b: 0,
-        t: 0,
-        epoch: 0,
-        len: 0,
-        bytes: [0; MEMO_BYTES],
-    };
-}
-
-#[inline(always)]
-fn memo_slot(t: u64, r: &Rec) -> usize {
-    cache_slot(
-        r.a ^ r.b.rotate_left(23) ^ r.head.rotate_left(47) ^ t.rotate_left(11),
-        MEMO_SLOTS,
-    )
-}
 
 /// `[x; N]` on the heap, without building it on the stack first.
 fn boxed_array<T: Clone, const N: usize>(x: T) -> Box<[T; N]> {
@@ -3115,230 +2896,6 @@ fn frames_of(bt: &Trace) -> Vec<Frame> {
         }
     }
     out
-}
-
-/// A JSON line written straight into the output's spare capacity: constant pieces are copied by
-/// a few moves each, numbers are written digit pair by digit pair in place.
-struct Line<'a> {
-    out: &'a mut Vec<u8>,
-    p: *mut u8,
-}
-
-/// Longest hot line: `{"e":"acquire","t":` + 20 digits + `,"l":` + 20 + `,"m":"rr"` +
-/// `,"how":"blocking"` + `,"s":` + 10 + `,"wait_ns":` + 20 + `}\n`, rounded up.
-const LINE_MAX: usize = 160;
-
-/// `"00"` to `"99"`: two digits per division.
-const DIGITS: [u8; 200] = {
-    let mut t = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        t[2 * i] = b'0' + (i / 10) as u8;
-        t[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    t
-};
-
-impl<'a> Line<'a> {
-    #[inline(always)]
-    fn new(out: &'a mut Vec<u8>) -> Line<'a> {
-        out.reserve(LINE_MAX);
-        // SAFETY: in bounds of the capacity just reserved.
-        let p = unsafe { out.as_mut_ptr().add(out.len()) };
-        Line { out, p }
-    }
-
-    #[inline(always)]
-    fn lit(&mut self, s: &[u8]) {
-        // SAFETY: a line is at most `LINE_MAX` bytes, reserved by `new`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(s.as_ptr(), self.p, s.len());
-            self.p = self.p.add(s.len());
-        }
-    }
-
-    /// Decimal digits of `v` (what `itoa` does; a few lines do not justify a dependency).
-    #[inline(always)]
-    fn num(&mut self, mut v: u64) {
-        // Most numbers of a trace (threads, locks, sites) are small.
-        if v < 100 {
-            // SAFETY: at most 2 bytes within the reserved line; `DIGITS` reads stay below 200.
-            unsafe {
-                if v < 10 {
-                    *self.p = b'0' + v as u8;
-                    self.p = self.p.add(1);
-                } else {
-                    std::ptr::copy_nonoverlapping(DIGITS.as_ptr().add(v as usize * 2), self.p, 2);
-                    self.p = self.p.add(2);
-                }
-            }
-            return;
-        }
-        // Hold times of short critical sections: no digit count, no loop.
-        if v < 10_000 {
-            let (hi, lo) = ((v / 100) as usize, (v % 100) as usize);
-            // SAFETY: at most 4 bytes within the reserved line; `DIGITS` reads stay below 200.
-            unsafe {
-                if hi < 10 {
-                    *self.p = b'0' + hi as u8;
-                    self.p = self.p.add(1);
-                } else {
-                    std::ptr::copy_nonoverlapping(DIGITS.as_ptr().add(hi * 2), self.p, 2);
-                    self.p = self.p.add(2);
-                }
-                std::ptr::copy_nonoverlapping(DIGITS.as_ptr().add(lo * 2), self.p, 2);
-                self.p = self.p.add(2);
-            }
-            return;
-        }
-        let n = v.ilog10() as usize + 1;
-        // SAFETY: `n` bytes within the reserved line; `DIGITS` reads stay below 200.
-        unsafe {
-            let mut q = self.p.add(n);
-            while v >= 100 {
-                let d = (v % 100) as usize * 2;
-                v /= 100;
-                q = q.sub(2);
-                std::ptr::copy_nonoverlapping(DIGITS.as_ptr().add(d), q, 2);
-            }
-            if v >= 10 {
-                q = q.sub(2);
-                std::ptr::copy_nonoverlapping(DIGITS.as_ptr().add(v as usize * 2), q, 2);
-            } else {
-                *q.sub(1) = b'0' + v as u8;
-            }
-            self.p = self.p.add(n);
-        }
-    }
-
-    #[inline(always)]
-    fn mode(&mut self, m: Mode) {
-        match m {
-            Mode::Exclusive => self.lit(b"\"w\""),
-            Mode::Shared => self.lit(b"\"r\""),
-            Mode::SharedRecursive => self.lit(b"\"rr\""),
-            Mode::Upgradable => self.lit(b"\"u\""),
-            Mode::Permit => self.lit(b"\"p\""),
-        }
-    }
-
-    #[inline(always)]
-    fn end(mut self) {
-        self.lit(b"}\n");
-        // SAFETY: every byte up to `p` was written, within the reserved capacity.
-        unsafe {
-            let len = self.p.offset_from(self.out.as_ptr()) as usize;
-            self.out.set_len(len);
-        }
-    }
-}
-
-/// `acquire` or `fail` (`fail`: `how` always written, as serde writes it).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn json_acquire(
-    out: &mut Vec<u8>,
-    fail: bool,
-    t: u64,
-    l: u64,
-    m: Mode,
-    how: How,
-    s: Option<u32>,
-    wait_ns: u64,
-) {
-    let mut line = Line::new(out);
-    if fail {
-        line.lit(b"{\"e\":\"fail\",\"t\":");
-    } else {
-        line.lit(b"{\"e\":\"acquire\",\"t\":");
-    }
-    line.num(t);
-    line.lit(b",\"l\":");
-    line.num(l);
-    line.lit(b",\"m\":");
-    line.mode(m);
-    match how {
-        How::Blocking if fail => line.lit(b",\"how\":\"blocking\""),
-        How::Blocking => {}
-        How::Try => line.lit(b",\"how\":\"try\""),
-        How::Timed => line.lit(b",\"how\":\"timed\""),
-    }
-    if let Some(s) = s {
-        line.lit(b",\"s\":");
-        line.num(u64::from(s));
-    }
-    if wait_ns != 0 {
-        line.lit(b",\"wait_ns\":");
-        line.num(wait_ns);
-    }
-    line.end();
-}
-
-#[inline(always)]
-fn json_request(out: &mut Vec<u8>, t: u64, l: u64, m: Mode, s: Option<u32>, n: u32) {
-    let mut line = Line::new(out);
-    line.lit(b"{\"e\":\"request\",\"t\":");
-    line.num(t);
-    line.lit(b",\"l\":");
-    line.num(l);
-    line.lit(b",\"m\":");
-    line.mode(m);
-    if let Some(s) = s {
-        line.lit(b",\"s\":");
-        line.num(u64::from(s));
-    }
-    if n != 1 {
-        line.lit(b",\"n\":");
-        line.num(u64::from(n));
-    }
-    line.end();
-}
-
-#[inline(always)]
-fn json_release(out: &mut Vec<u8>, t: u64, l: u64, hold_ns: u64) {
-    let mut line = Line::new(out);
-    line.lit(b"{\"e\":\"release\",\"t\":");
-    line.num(t);
-    line.lit(b",\"l\":");
-    line.num(l);
-    if hold_ns != 0 {
-        line.lit(b",\"hold_ns\":");
-        line.num(hold_ns);
-    }
-    line.end();
-}
-
-/// Writes the most frequent events (`acquire`, `release`, `request`, `fail`) without going
-/// through [`Event`]'s general writer: they are most of a trace, and formatting them is most of
-/// the writer's work. Returns false for every other event. Nothing here uses serde (the runtime
-/// does not depend on it); the test below checks the bytes against serde_json's, with the
-/// analyzer's model.
-#[inline(always)]
-pub(crate) fn write_hot(e: &Event, out: &mut Vec<u8>) -> bool {
-    match *e {
-        Event::Acquire {
-            t,
-            l,
-            m,
-            how,
-            s,
-            wait_ns,
-        } => json_acquire(out, false, t, l, m, how, s, wait_ns),
-        Event::Fail {
-            t,
-            l,
-            m,
-            how,
-            s,
-            wait_ns,
-            n: 1,
-        } => json_acquire(out, true, t, l, m, how, s, wait_ns),
-        Event::Request { t, l, m, s, n } => json_request(out, t, l, m, s, n),
-        Event::Release { t, l, hold_ns } => json_release(out, t, l, hold_ns),
-        _ => return false,
-    }
-    true
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3787,13 +3344,13 @@ mod tests {
         w.emit(&e);
     }
 
-    /// What the writer writes from the records (through the memo in JSON, the direct encoders
-    /// in `.lct`) is byte for byte what the general writers make of the same events: repeated
+    /// What the writer writes from the records in `.lct` version 2 (the direct encoders) is byte
+    /// for byte what the general encoder makes of the same events: repeated
     /// records with and without a last number, several threads (one with a task's 19-digit
     /// number), a semaphore's request, a request folded into its acquisition (every other
     /// round), and a lock dropped (whose next use must be declared again).
     #[test]
-    fn memoized_lines_are_the_lines_the_long_way_writes() {
+    fn direct_records_are_what_the_general_encoder_writes() {
         let site_a = Location::caller();
         let site_b = Location::caller();
         let (a, b, sem) = (11u64, 12u64, 13u64);
@@ -3895,35 +3452,32 @@ mod tests {
                 }
             }
         }
-        for lct in [false, true] {
-            let path = std::env::temp_dir()
-                .join(format!("lockcheck-unit-memo-{}-{lct}", std::process::id()));
-            let mut memo = Writer::new(File::create(&path).unwrap(), path.clone(), lct);
-            let mut long = Writer::new(File::create(&path).unwrap(), path.clone(), lct);
-            let (mut side_m, mut side_l) = (Side::default(), Side::default());
-            for &(t, r) in &recs {
-                if lct {
-                    memo.format_direct::<true>(t, &mut side_m, &r);
-                    emit_record(&mut long, t, &mut side_l, r);
-                } else {
-                    memo.format_json(t, &mut side_m, &r);
-                    emit_record(&mut long, t, &mut side_l, r);
+        let path =
+            std::env::temp_dir().join(format!("lockcheck-unit-direct-{}", std::process::id()));
+        let mut direct = Writer::new(File::create(&path).unwrap(), path.clone());
+        let mut long = Writer::new(File::create(&path).unwrap(), path.clone());
+        let (mut side_m, mut side_l) = (Side::default(), Side::default());
+        for &(t, r) in &recs {
+            direct.format_direct(t, &mut side_m, &r);
+            emit_record(&mut long, t, &mut side_l, r);
+            if r.head as u8 == K_DROP {
+                for w in [&mut direct, &mut long] {
+                    w.end_pass();
+                    w.end_pass();
                 }
-                if r.head as u8 == K_DROP {
-                    for w in [&mut memo, &mut long] {
-                        w.end_pass();
-                        w.end_pass();
-                    }
-                }
-                assert_eq!(memo.out, long.out, "lct: {lct}, after {t} {:#x}", r.head);
             }
-            assert!(memo.out.len() > 1000, "lines written: {}", memo.out.len());
-            let _ = std::fs::remove_file(&path);
+            assert_eq!(direct.out, long.out, "after {t} {:#x}", r.head);
         }
+        assert!(
+            direct.out.len() > 1000,
+            "bytes written: {}",
+            direct.out.len()
+        );
+        let _ = std::fs::remove_file(&path);
     }
 
     /// What the runtime noted of a lock before a trace (an RwLock's first write, a semaphore's
-    /// permits) is declared with the lock's first `lock` event, in JSON and `.lct`; a noted lock's
+    /// permits) is declared with the lock's first `lock` event (`.lct` version 2); a noted lock's
     /// drop (`x` 1) takes its note away once the writer has written it, an unnoted one's too.
     #[test]
     fn what_was_noted_of_a_lock_is_declared_with_it_and_goes_with_its_drop() {
@@ -3944,32 +3498,18 @@ mod tests {
             x: 1,
             ts: 0,
         };
-        for lct in [false, true] {
+        {
             note_written(rw, super::super::class::NO_CLASS);
             note_permits(sem, 4);
-            let path = std::env::temp_dir()
-                .join(format!("lockcheck-unit-noted-{}-{lct}", std::process::id()));
-            let mut w = Writer::new(File::create(&path).unwrap(), path.clone(), lct);
+            let path =
+                std::env::temp_dir().join(format!("lockcheck-unit-noted-{}", std::process::id()));
+            let mut w = Writer::new(File::create(&path).unwrap(), path.clone());
             let mut side = Side::default();
-            let mut put = |w: &mut Writer, r: &Rec| {
-                if lct {
-                    w.format_direct::<true>(1, &mut side, r);
-                } else {
-                    w.format_direct::<false>(1, &mut side, r);
-                }
-            };
+            let mut put = |w: &mut Writer, r: &Rec| w.format_direct(1, &mut side, r);
             for l in [rw, sem] {
                 put(&mut w, &acquire(l));
             }
-            let events = if lct {
-                read_lct(&[&lockcheck_core::lct::MAGIC[..], &w.out].concat())
-            } else {
-                std::str::from_utf8(&w.out)
-                    .unwrap()
-                    .lines()
-                    .map(|l| serde_json::from_str(l).unwrap())
-                    .collect()
-            };
+            let events = read_lct(&[&lockcheck_core::lct::MAGIC[..], &w.out].concat());
             assert!(events.contains(&Event::Written { l: rw }), "{events:?}");
             assert!(
                 events.contains(&Event::Lock {
@@ -3998,7 +3538,7 @@ mod tests {
     fn a_long_run_of_raw_records_is_written_in_place_in_order() {
         let path =
             std::env::temp_dir().join(format!("lockcheck-unit-direct-{}", std::process::id()));
-        let mut w = Writer::new(File::create(&path).unwrap(), path.clone(), true);
+        let mut w = Writer::new(File::create(&path).unwrap(), path.clone());
         w.raw = true;
         // (Hold times measured: `Rec`s, not short releases.)
         let rec = |i: u64| Rec {
@@ -4101,8 +3641,8 @@ mod tests {
             }
         }
         let path = std::env::temp_dir().join(format!("lockcheck-unit-raw-{}", std::process::id()));
-        let mut v2 = Writer::new(File::create(&path).unwrap(), path.clone(), true);
-        let mut v3 = Writer::new(File::create(&path).unwrap(), path.clone(), true);
+        let mut v2 = Writer::new(File::create(&path).unwrap(), path.clone());
+        let mut v3 = Writer::new(File::create(&path).unwrap(), path.clone());
         v3.raw = true;
         v3.clock_record();
         let mut sides: HashMap<u64, (Side, Side)> = HashMap::new();
@@ -4113,7 +3653,7 @@ mod tests {
             let run = words(recs[i..i + n].iter().map(|r| r.1));
             let (s2, s3) = sides.entry(t).or_default();
             for (_, r) in &recs[i..i + n] {
-                v2.format_direct::<true>(t, s2, r);
+                v2.format_direct(t, s2, r);
             }
             v3.drain_raw(t, s3, &run);
             if recs[i + n - 1].1.head as u8 == K_DROP {
@@ -4174,12 +3714,10 @@ mod tests {
         // one after an add_permits (4), one of none (0), ones after forgets (1, 1), more (5).
         let caps = [3u64, 2, 3, 4, 0, 1, 1, 5];
         let want = [3u64, 2, 3, 4, 4, 1, 1, 5];
-        for lct in [false, true] {
-            let path = std::env::temp_dir().join(format!(
-                "lockcheck-unit-permits-{}-{lct}",
-                std::process::id()
-            ));
-            let mut w = Writer::new(File::create(&path).unwrap(), path.clone(), lct);
+        {
+            let path =
+                std::env::temp_dir().join(format!("lockcheck-unit-permits-{}", std::process::id()));
+            let mut w = Writer::new(File::create(&path).unwrap(), path.clone());
             let mut side = Side::default();
             for (i, &cap) in caps.iter().enumerate() {
                 let r = Rec {
@@ -4190,23 +3728,13 @@ mod tests {
                     ts: if i % 3 == 0 { 2 } else { 0 },
                 };
                 let t = 1 + i as u64 % 3;
-                if lct {
-                    w.format_direct::<true>(t, &mut side, &r);
-                } else {
-                    w.format_json(t, &mut side, &r);
-                }
+                w.format_direct(t, &mut side, &r);
             }
             let mut events = Vec::new();
-            if lct {
-                let mut pos = 0;
-                while let Some((e, len)) = lockcheck_core::lct::decode(&w.out[pos..]).unwrap() {
-                    pos += len;
-                    events.push(e);
-                }
-            } else {
-                for line in std::str::from_utf8(&w.out).unwrap().lines() {
-                    events.push(serde_json::from_str::<Event>(line).unwrap());
-                }
+            let mut pos = 0;
+            while let Some((e, len)) = lockcheck_core::lct::decode(&w.out[pos..]).unwrap() {
+                pos += len;
+                events.push(e);
             }
             let mut permits: Option<u64> = None;
             let mut judged = Vec::new();
@@ -4223,71 +3751,8 @@ mod tests {
                     _ => {}
                 }
             }
-            assert_eq!(judged, want, "lct: {lct}");
+            assert_eq!(judged, want);
             let _ = std::fs::remove_file(&path);
         }
-    }
-
-    #[test]
-    fn hot_events_are_written_exactly_as_serde_writes_them() {
-        let modes = [
-            Mode::Exclusive,
-            Mode::Shared,
-            Mode::SharedRecursive,
-            Mode::Upgradable,
-            Mode::Permit,
-        ];
-        let hows = [How::Blocking, How::Try, How::Timed];
-        let nums = [0u64, 1, 9, 10, 99, 100, 101, 12345, 1 << 40, u64::MAX];
-        for &m in &modes {
-            for &how in &hows {
-                for &n in &nums {
-                    for s in [None, Some(7u32), Some(u32::MAX)] {
-                        let e = Event::Acquire {
-                            t: n,
-                            l: n ^ 5,
-                            m,
-                            how,
-                            s,
-                            wait_ns: n,
-                        };
-                        let f = Event::Fail {
-                            t: n,
-                            l: n ^ 5,
-                            m,
-                            how,
-                            s,
-                            wait_ns: n,
-                            n: 1,
-                        };
-                        let r = Event::Request {
-                            t: n,
-                            l: n ^ 5,
-                            m,
-                            s,
-                            n: (n as u32).max(1),
-                        };
-                        for e in [e, f, r] {
-                            let mut a = Vec::new();
-                            assert!(write_hot(&e, &mut a));
-                            let b = serde_json::to_string(&e).unwrap() + "\n";
-                            assert_eq!(String::from_utf8(a).unwrap(), b);
-                        }
-                    }
-                }
-            }
-        }
-        for &n in &nums {
-            let e = Event::Release {
-                t: n,
-                l: 3,
-                hold_ns: n,
-            };
-            let mut a = Vec::new();
-            assert!(write_hot(&e, &mut a));
-            let b = serde_json::to_string(&e).unwrap() + "\n";
-            assert_eq!(String::from_utf8(a).unwrap(), b);
-        }
-        assert!(!write_hot(&Event::Drop { l: 1 }, &mut Vec::new()));
     }
 }
