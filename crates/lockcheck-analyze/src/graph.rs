@@ -316,8 +316,8 @@ impl Arrays {
 /// by pair, every entry goes straight to its place in the edge arrays, where per-source buckets
 /// had to be filled, sorted by target (a counting sort: three passes and a copy back), scanned
 /// for their edges and copied again into the dependency list (5M-event planted trace, 400 locks:
-/// the build 316M -> 228M instructions, its last-level read misses 338K -> 235K; its wall time
-/// did not move measurably, the scattered writes costing first-level misses). More nodes than
+/// the build 316M -> 228M instructions; its wall time did not move measurably, the scattered
+/// writes costing first-level misses). More nodes than
 /// that (the matrix would be mostly empty and larger than the cache) keep the buckets.
 const DENSE_PAIRS: usize = 1 << 20;
 
