@@ -2480,6 +2480,14 @@ impl FasGraph for Component<'_> {
             }
         }
     }
+    /// The edges leaving the component's nodes, inside it or not: a bound without reading
+    /// an edge.
+    fn edges_at_most(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|&a| self.graph.out_edges(a).len())
+            .sum()
+    }
     fn for_in(&self, v: usize, mut f: impl FnMut(usize, u64)) {
         let mut sources = self.graph.sources();
         for &e in self.graph.in_edges(self.nodes[v]) {
