@@ -660,12 +660,23 @@ fn local_search_on(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
 
 /// A move of the local search: the node at position `from` of `order` re-inserted at `to`, and
 /// the positions (`pos`, by node) of the nodes between the two updated.
-fn move_node(order: &mut Vec<usize>, pos: &mut [u32], from: usize, to: usize) {
-    let v = order.remove(from);
-    order.insert(to, v);
+fn move_node(order: &mut [usize], pos: &mut [u32], from: usize, to: usize) {
+    reinsert(order, from, to);
     let (lo, hi) = (from.min(to), from.max(to));
     for (p, &x) in order.iter().enumerate().take(hi + 1).skip(lo) {
         pos[x] = p as u32;
+    }
+}
+
+/// The element at `from` taken out of `seq` and put back at `to` (an index of `seq` without
+/// it), as `remove` then `insert` would: a rotation of the elements between the two by one,
+/// where `remove` and `insert` each shifted the whole tail after them (the local search's 12,000
+/// moves on the hostile random trace: 103M instructions of `memcpy`).
+fn reinsert<T>(seq: &mut [T], from: usize, to: usize) {
+    if from < to {
+        seq[from..=to].rotate_left(1);
+    } else if to < from {
+        seq[to..=from].rotate_right(1);
     }
 }
 
@@ -792,8 +803,7 @@ fn local_search_rows<const S: usize>(m: &WeightMatrix, order: &mut Vec<usize>) -
             let cur_cost = cost;
             scan_row(row, drop[v], &seq[cur + 1..], cur + 1, &mut cost, &mut best);
             if best.0 < cur_cost {
-                seq.remove(cur);
-                seq.insert(best.1, v as u32);
+                reinsert(&mut seq, cur, best.1);
                 move_node(order, &mut pos, cur, best.1);
                 improved = true;
             }
@@ -1388,6 +1398,23 @@ pub fn check_declared(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `reinsert` moves an element as `remove` then `insert` did, for every pair of positions.
+    #[test]
+    fn reinsert_is_remove_then_insert() {
+        for n in 1..9 {
+            for from in 0..n {
+                for to in 0..n {
+                    let mut v: Vec<usize> = (0..n).collect();
+                    let x = v.remove(from);
+                    v.insert(to, x);
+                    let mut r: Vec<usize> = (0..n).collect();
+                    reinsert(&mut r, from, to);
+                    assert_eq!(r, v, "n {n}, from {from}, to {to}");
+                }
+            }
+        }
+    }
 
     /// The compact copy of a component ([`CompactLists`], 16-bit or 32-bit) gives the order of
     /// the lists it copies, and a weight beyond 32 bits falls back to reading the lists in place
