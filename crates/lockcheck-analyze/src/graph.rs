@@ -268,14 +268,19 @@ impl TargetSort {
             *a = sum;
             sum += c;
         }
-        self.out.clear();
-        self.out.resize(bucket.len(), 0);
+        // Every slot of `out[..len]` is written below (the counts partition it), so the scratch
+        // is only grown, never cleared: zeroing it for each bucket was 63M instructions of
+        // `memset` on the hostile random trace.
+        if self.out.len() < bucket.len() {
+            self.out.resize(bucket.len(), 0);
+        }
+        let out = &mut self.out[..bucket.len()];
         for &x in bucket.iter() {
             let slot = &mut self.at[(x >> 32) as usize];
-            self.out[*slot as usize] = x;
+            out[*slot as usize] = x;
             *slot += 1;
         }
-        bucket.copy_from_slice(&self.out);
+        bucket.copy_from_slice(out);
         self.at.fill(0);
         distinct
     }
