@@ -837,7 +837,18 @@ impl ThreadEdges {
 
     /// The edges of each of `threads` threads inside a component of `comp`.
     fn of(graph: &LockGraph, comp: &[u32], thread_of: &[u32], threads: usize) -> ThreadEdges {
-        if threads <= Self::LISTS_MAX_THREADS {
+        Self::with_lists_up_to(graph, comp, thread_of, threads, Self::LISTS_MAX_THREADS)
+    }
+
+    /// [`ThreadEdges::of`], with lists up to `max_lists` threads (the tests try both forms).
+    fn with_lists_up_to(
+        graph: &LockGraph,
+        comp: &[u32],
+        thread_of: &[u32],
+        threads: usize,
+        max_lists: usize,
+    ) -> ThreadEdges {
+        if threads <= max_lists {
             let mut lists: Vec<Vec<u32>> = vec![Vec::new(); threads];
             each_thread_edge_inside(graph, comp, thread_of, threads, |t, e| lists[t].push(e));
             return ThreadEdges::Lists(lists);
@@ -2159,6 +2170,41 @@ mod tests {
     /// listing bound hit anywhere (mid-thread, mid-component, after some candidates), with
     /// node sets already covered or listed by the main listing, on dense graphs (few locks,
     /// the marked node collection) and sparse ones (many locks, the sorted one).
+    #[test]
+    fn the_thread_lists_hold_what_the_flat_arrays_hold() {
+        let mut entries = 0;
+        for seed in 1..=20u64 {
+            let text = random_nesting(seed, 2 + seed % 5, 3 + seed % 20, 150);
+            let m = model_of(&[("t", &text)]);
+            let graph = LockGraph::build(&m, GraphLevel::Instance);
+            let mut comp = vec![u32::MAX; graph.nodes()];
+            for (i, scc) in graph.sccs_by(|_| true).iter().enumerate() {
+                for &x in scc {
+                    comp[x as usize] = i as u32;
+                }
+            }
+            let thread_of: Vec<u32> = m.deps.iter().map(|r| r.thread).collect();
+            let threads = m.threads.len();
+            let lists = ThreadEdges::with_lists_up_to(&graph, &comp, &thread_of, threads, threads);
+            let flat = ThreadEdges::with_lists_up_to(&graph, &comp, &thread_of, threads, 0);
+            assert!(matches!(lists, ThreadEdges::Lists(_)));
+            assert!(matches!(flat, ThreadEdges::Flat { .. }));
+            for t in 0..threads {
+                assert_eq!(
+                    lists.of_thread(t),
+                    flat.of_thread(t),
+                    "seed {seed}, thread {t}"
+                );
+                assert!(lists.of_thread(t).windows(2).all(|w| w[0] < w[1]));
+                entries += lists.of_thread(t).len();
+            }
+        }
+        assert!(
+            entries > 100,
+            "the traces make edges inside components: {entries}"
+        );
+    }
+
     #[test]
     fn the_same_thread_listing_lists_what_its_reference_lists() {
         type Listing = fn(
