@@ -608,7 +608,7 @@ fn exact_fas_order(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
 
 /// Re-insertion local search; returns false if it stopped at [`MAX_LOCAL_SEARCH_PASSES`].
 #[cfg(test)]
-fn local_search(n: usize, edges: &[(usize, usize, u64)], order: &mut Vec<usize>) -> bool {
+fn local_search(n: usize, edges: &[(usize, usize, u64)], order: &mut [usize]) -> bool {
     local_search_on(&EdgeLists::new(n, edges), order)
 }
 
@@ -642,7 +642,7 @@ impl Cost for i128 {
 
 /// The re-insertion local search on any [`FasGraph`] (what the tests' `local_search` runs):
 /// [`local_search_in`], or its matrix form, in the narrowest cost type that holds the weights.
-fn local_search_on(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
+fn local_search_on(g: &impl FasGraph, order: &mut [usize]) -> bool {
     let (total, _) = g.total_and_max();
     // Every sum of the search lies within the component's total weight: the narrowest type
     // that holds it (the hostile random trace fits in 32 bits, its difference array in L1).
@@ -765,7 +765,7 @@ impl WeightMatrix {
 
 /// [`local_search_in`] over a [`WeightMatrix`] (sums in `i32`, as the total weight fits): the
 /// same passes, the same costs compared in the same sequence, so the same moves and order.
-fn local_search_matrix(m: &WeightMatrix, order: &mut Vec<usize>) -> bool {
+fn local_search_matrix(m: &WeightMatrix, order: &mut [usize]) -> bool {
     match m.stride {
         256 => local_search_rows::<256>(m, order),
         1024 => local_search_rows::<1024>(m, order),
@@ -774,7 +774,7 @@ fn local_search_matrix(m: &WeightMatrix, order: &mut Vec<usize>) -> bool {
 }
 
 /// [`local_search_matrix`] with rows `S` wide.
-fn local_search_rows<const S: usize>(m: &WeightMatrix, order: &mut Vec<usize>) -> bool {
+fn local_search_rows<const S: usize>(m: &WeightMatrix, order: &mut [usize]) -> bool {
     let n = m.n;
     assert_eq!(m.stride, S, "the matrix's rows are S wide");
     let mut pos = vec![0u32; n];
@@ -881,7 +881,7 @@ fn scan_row<const S: usize>(
 }
 
 /// [`local_search_on`] summing in `C`.
-fn local_search_in<C: Cost>(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
+fn local_search_in<C: Cost>(g: &impl FasGraph, order: &mut [usize]) -> bool {
     let n = g.n();
     // pos[x]: the position of node x in `order` (`u32`: half the cache of `usize`).
     let mut pos = vec![0u32; n];
