@@ -818,6 +818,64 @@ fn each_thread_edge_inside(
     }
 }
 
+/// Each thread's edges inside a component (by [`each_thread_edge_inside`]), by edge id (so by
+/// source, then target), one entry per (thread, edge).
+enum ThreadEdges {
+    /// A list per thread, filled by one walk of the (edge, dependency) entries. Up to
+    /// [`ThreadEdges::LISTS_MAX_THREADS`] threads.
+    Lists(Vec<Vec<u32>>),
+    /// One array by thread (`edges[first[t]..first[t + 1]]`), counted, then placed, by two
+    /// walks: 4 bytes per thread where a list takes 24 (a trace of millions of threads).
+    Flat { first: Vec<u32>, edges: Vec<u32> },
+}
+
+impl ThreadEdges {
+    /// The most threads given a list each: 24 bytes of list per thread, 1.5 MB at most.
+    /// On the hostile random trace (64 threads, 7.4M (thread, edge) entries, 10M (edge,
+    /// dependency) entries) the second walk of the flat arrays was about 0.2G instructions.
+    const LISTS_MAX_THREADS: usize = 1 << 16;
+
+    /// The edges of each of `threads` threads inside a component of `comp`.
+    fn of(graph: &LockGraph, comp: &[u32], thread_of: &[u32], threads: usize) -> ThreadEdges {
+        Self::with_lists_up_to(graph, comp, thread_of, threads, Self::LISTS_MAX_THREADS)
+    }
+
+    /// [`ThreadEdges::of`], with lists up to `max_lists` threads (the tests try both forms).
+    fn with_lists_up_to(
+        graph: &LockGraph,
+        comp: &[u32],
+        thread_of: &[u32],
+        threads: usize,
+        max_lists: usize,
+    ) -> ThreadEdges {
+        if threads <= max_lists {
+            let mut lists: Vec<Vec<u32>> = vec![Vec::new(); threads];
+            each_thread_edge_inside(graph, comp, thread_of, threads, |t, e| lists[t].push(e));
+            return ThreadEdges::Lists(lists);
+        }
+        let mut first = vec![0u32; threads + 1];
+        each_thread_edge_inside(graph, comp, thread_of, threads, |t, _| first[t + 1] += 1);
+        for t in 0..threads {
+            first[t + 1] += first[t];
+        }
+        let mut edges = vec![0u32; first[threads] as usize];
+        let mut fill = first.clone();
+        each_thread_edge_inside(graph, comp, thread_of, threads, |t, e| {
+            edges[fill[t] as usize] = e;
+            fill[t] += 1;
+        });
+        ThreadEdges::Flat { first, edges }
+    }
+
+    /// Thread `t`'s edges, ascending.
+    fn of_thread(&self, t: usize) -> &[u32] {
+        match self {
+            ThreadEdges::Lists(l) => &l[t],
+            ThreadEdges::Flat { first, edges } => &edges[first[t] as usize..first[t + 1] as usize],
+        }
+    }
+}
+
 /// Lock cycles made by one thread alone: never a chain of distinct threads, listed as
 /// `same-thread` (up to [`MAX_SAME_THREAD_LEN`] locks) unless their node set is already a candidate.
 ///
@@ -851,20 +909,7 @@ fn same_thread_cycles(
     let mut set: Vec<u32> = Vec::with_capacity(MAX_SAME_THREAD_LEN + 1);
     let mut listed = out.keys().filter(|k| is_filtered(k)).count() as u64;
     let threads = model.threads.len();
-    // Each thread's edges inside a component, by edge id (so by source, then target), one entry
-    // per (thread, edge): counted, then placed, by the same walk.
-    let mut first = vec![0u32; threads + 1];
-    each_thread_edge_inside(graph, comp, thread_of, threads, |t, _| first[t + 1] += 1);
-    for t in 0..threads {
-        first[t + 1] += first[t];
-    }
-    let mut by_thread = vec![0u32; first[threads] as usize];
-    let mut fill = first.clone();
-    each_thread_edge_inside(graph, comp, thread_of, threads, |t, e| {
-        by_thread[fill[t] as usize] = e;
-        fill[t] += 1;
-    });
-    drop(fill);
+    let by_thread = ThreadEdges::of(graph, comp, thread_of, threads);
     // The witness of a thread's edge: its smallest dependency of that thread (the graph lists
     // them ascending), looked up only for a candidate listed.
     let witness = |e: u32, t: usize| -> u32 {
@@ -903,7 +948,7 @@ fn same_thread_cycles(
     // The search below is written for paths of at most four nodes.
     const _: () = assert!(MAX == 4);
     for t in 0..threads {
-        let own = &by_thread[first[t] as usize..first[t + 1] as usize];
+        let own = by_thread.of_thread(t);
         if own.len() < 2 {
             // A cycle needs two edges.
             continue;
@@ -2126,6 +2171,41 @@ mod tests {
     /// node sets already covered or listed by the main listing, on dense graphs (few locks,
     /// the marked node collection) and sparse ones (many locks, the sorted one).
     #[test]
+    fn the_thread_lists_hold_what_the_flat_arrays_hold() {
+        let mut entries = 0;
+        for seed in 1..=20u64 {
+            let text = random_nesting(seed, 2 + seed % 5, 3 + seed % 20, 150);
+            let m = model_of(&[("t", &text)]);
+            let graph = LockGraph::build(&m, GraphLevel::Instance);
+            let mut comp = vec![u32::MAX; graph.nodes()];
+            for (i, scc) in graph.sccs_by(|_| true).iter().enumerate() {
+                for &x in scc {
+                    comp[x as usize] = i as u32;
+                }
+            }
+            let thread_of: Vec<u32> = m.deps.iter().map(|r| r.thread).collect();
+            let threads = m.threads.len();
+            let lists = ThreadEdges::with_lists_up_to(&graph, &comp, &thread_of, threads, threads);
+            let flat = ThreadEdges::with_lists_up_to(&graph, &comp, &thread_of, threads, 0);
+            assert!(matches!(lists, ThreadEdges::Lists(_)));
+            assert!(matches!(flat, ThreadEdges::Flat { .. }));
+            for t in 0..threads {
+                assert_eq!(
+                    lists.of_thread(t),
+                    flat.of_thread(t),
+                    "seed {seed}, thread {t}"
+                );
+                assert!(lists.of_thread(t).windows(2).all(|w| w[0] < w[1]));
+                entries += lists.of_thread(t).len();
+            }
+        }
+        assert!(
+            entries > 100,
+            "the traces make edges inside components: {entries}"
+        );
+    }
+
+    #[test]
     fn the_same_thread_listing_lists_what_its_reference_lists() {
         type Listing = fn(
             &Model,
@@ -2479,6 +2559,14 @@ impl FasGraph for Component<'_> {
                 f(j as usize, w);
             }
         }
+    }
+    /// The edges leaving the component's nodes, inside it or not: a bound without reading
+    /// an edge.
+    fn edges_at_most(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|&a| self.graph.out_edges(a).len())
+            .sum()
     }
     fn for_in(&self, v: usize, mut f: impl FnMut(usize, u64)) {
         let mut sources = self.graph.sources();

@@ -136,6 +136,27 @@ pub(crate) trait FasGraph {
     fn for_out(&self, v: usize, f: impl FnMut(usize, u64));
     /// Calls `f(source, weight)` for each edge entering `v`.
     fn for_in(&self, v: usize, f: impl FnMut(usize, u64));
+    /// At least the number of edges (`for_out`'s calls over every node): what a copy reserves.
+    /// Counted through `for_out` unless the graph knows a bound without that walk.
+    fn edges_at_most(&self) -> usize {
+        let mut m = 0usize;
+        for v in 0..self.n() {
+            self.for_out(v, |_, _| m += 1);
+        }
+        m
+    }
+    /// The sum of the edge weights and the largest weight (0 and 0 without edges). Summed
+    /// through `for_out` unless the graph kept them.
+    fn total_and_max(&self) -> (u128, u64) {
+        let (mut total, mut max_w) = (0u128, 0u64);
+        for v in 0..self.n() {
+            self.for_out(v, |_, w| {
+                total += u128::from(w);
+                max_w = max_w.max(w);
+            });
+        }
+        (total, max_w)
+    }
 }
 
 /// Compressed adjacency arrays of an edge list `(from, to, weight)` (self-loops left out).
@@ -383,14 +404,11 @@ pub(crate) fn min_fas_order_on(g: &impl FasGraph) -> FasOrder {
     // most 2^16 nodes and every weight fits in 16 bits (the hostile random trace: 3000 nodes,
     // 3M edges, 24 MB where 8-byte entries took 48 MB at the peak of the run), else 8 bytes
     // when they fit in 32 bits, as they do on any trace of fewer than 4 billion acquisitions;
-    // else the graph in place.
-    let (mut m, mut max_w) = (0usize, 0u64);
-    for v in 0..n {
-        g.for_out(v, |_, w| {
-            m += 1;
-            max_w = max_w.max(w);
-        });
-    }
+    // else the graph in place. The copy is made in one walk of the graph, reserved at a bound
+    // of the edge count that the graph knows without a walk (for a component of the lock
+    // graph: its nodes' edges, inside it or not): a first walk to count the edges and find the
+    // largest weight was 147M instructions on the hostile random trace. A weight that does not
+    // fit in 16 bits stops the first copy (the 32-bit one is made instead).
     fn run(g: &impl FasGraph) -> FasOrder {
         let mut order = eades_lin_smyth_on(g);
         let converged = local_search_on(g, &mut order);
@@ -401,9 +419,10 @@ pub(crate) fn min_fas_order_on(g: &impl FasGraph) -> FasOrder {
             minimal,
         }
     }
-    if let Some(c) = CompactLists::<u16>::of(g, m, max_w) {
+    let bound = g.edges_at_most();
+    if let Some(c) = CompactLists::<u16>::of(g, bound) {
         run(&c)
-    } else if let Some(c) = CompactLists::<u32>::of(g, m, max_w) {
+    } else if let Some(c) = CompactLists::<u32>::of(g, bound) {
         run(&c)
     } else {
         run(g)
@@ -436,44 +455,60 @@ impl Narrow for u32 {
     }
 }
 
-/// A [`FasGraph`] copied into adjacency arrays of `(node, weight)`, each stored in `N`.
+/// A [`FasGraph`] copied into adjacency arrays of `(node, weight)`, each stored in `N`, with
+/// the sum of its weights and the largest (counted by the copy, so that the local search and
+/// its matrix need not walk the edges for them).
 struct CompactLists<N> {
     out_start: Vec<u32>,
     out: Vec<(N, N)>,
     in_start: Vec<u32>,
     inc: Vec<(N, N)>,
+    total: u128,
+    max_w: u64,
 }
 
 impl<N: Narrow> CompactLists<N> {
-    /// The copy of `g` (`m` edges, the largest weight `max_w`), or `None` if a node number or
-    /// a weight does not fit in `N` or the graph has 2^32 edges.
-    fn of(g: &impl FasGraph, m: usize, max_w: u64) -> Option<Self> {
+    /// The copy of `g` (at most `bound` edges), or `None` if a node number or a weight does not
+    /// fit in `N` or the bound is 2^32 edges or more.
+    fn of(g: &impl FasGraph, bound: usize) -> Option<Self> {
         let n = g.n();
-        if N::narrow(max_w).is_none()
-            || (n > 0 && N::narrow(n as u64 - 1).is_none())
-            || m >= u32::MAX as usize
-        {
+        if (n > 0 && N::narrow(n as u64 - 1).is_none()) || bound >= u32::MAX as usize {
             return None;
         }
-        // Allocated at their size (counted by the caller): arrays grown by doubling would
-        // peak at twice their size.
-        let mut c = CompactLists {
-            out_start: Vec::with_capacity(n + 1),
-            out: Vec::with_capacity(m),
-            in_start: Vec::with_capacity(n + 1),
-            inc: Vec::with_capacity(m),
-        };
+        // Reserved at the bound, never grown: arrays grown by doubling would peak at twice
+        // their size, and the pages of the bound beyond the edges copied are never touched.
+        let mut out: Vec<(N, N)> = Vec::with_capacity(bound);
+        let mut out_start: Vec<u32> = Vec::with_capacity(n + 1);
+        let (mut total, mut max_w, mut fits) = (0u128, 0u64, true);
+        out_start.push(0);
+        for v in 0..n {
+            g.for_out(v, |x, w| match N::narrow(w) {
+                Some(nw) if fits && out.len() < bound => {
+                    out.push((N::narrow(x as u64).expect("node numbers fit"), nw));
+                    total += u128::from(w);
+                    max_w = max_w.max(w);
+                }
+                _ => fits = false,
+            });
+            if !fits {
+                return None;
+            }
+            out_start.push(out.len() as u32);
+        }
         let pair = |x: usize, w: u64| {
             (
                 N::narrow(x as u64).expect("node numbers fit"),
                 N::narrow(w).expect("weights fit"),
             )
         };
-        c.out_start.push(0);
-        for v in 0..n {
-            g.for_out(v, |x, w| c.out.push(pair(x, w)));
-            c.out_start.push(c.out.len() as u32);
-        }
+        let mut c = CompactLists {
+            out_start,
+            out,
+            in_start: Vec::with_capacity(n + 1),
+            inc: Vec::new(),
+            total,
+            max_w,
+        };
         // The in-lists are the out-lists transposed (a counting sort by target), not read
         // through `g.for_in`: on the lock graph that finds each in-edge's source by a search
         // in the edge offsets (3M searches on the hostile random trace, more than the rest of
@@ -487,7 +522,7 @@ impl<N: Narrow> CompactLists<N> {
             c.in_start[v + 1] += c.in_start[v];
         }
         let mut next: Vec<u32> = c.in_start[..n].to_vec();
-        c.inc.resize(c.out.len(), pair(0, 0));
+        c.inc = vec![pair(0, 0); c.out.len()];
         for v in 0..n {
             let r = c.out_start[v] as usize..c.out_start[v + 1] as usize;
             for &(x, w) in &c.out[r] {
@@ -515,6 +550,12 @@ impl<N: Narrow> FasGraph for CompactLists<N> {
         for &(x, w) in &self.inc[r] {
             f(x.wide() as usize, w.wide());
         }
+    }
+    fn edges_at_most(&self) -> usize {
+        self.out.len()
+    }
+    fn total_and_max(&self) -> (u128, u64) {
+        (self.total, self.max_w)
     }
 }
 
@@ -567,7 +608,7 @@ fn exact_fas_order(n: usize, edges: &[(usize, usize, u64)]) -> Vec<usize> {
 
 /// Re-insertion local search; returns false if it stopped at [`MAX_LOCAL_SEARCH_PASSES`].
 #[cfg(test)]
-fn local_search(n: usize, edges: &[(usize, usize, u64)], order: &mut Vec<usize>) -> bool {
+fn local_search(n: usize, edges: &[(usize, usize, u64)], order: &mut [usize]) -> bool {
     local_search_on(&EdgeLists::new(n, edges), order)
 }
 
@@ -601,11 +642,8 @@ impl Cost for i128 {
 
 /// The re-insertion local search on any [`FasGraph`] (what the tests' `local_search` runs):
 /// [`local_search_in`], or its matrix form, in the narrowest cost type that holds the weights.
-fn local_search_on(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
-    let mut total: u128 = 0;
-    for v in 0..g.n() {
-        g.for_out(v, |_, w| total += u128::from(w));
-    }
+fn local_search_on(g: &impl FasGraph, order: &mut [usize]) -> bool {
+    let (total, _) = g.total_and_max();
     // Every sum of the search lies within the component's total weight: the narrowest type
     // that holds it (the hostile random trace fits in 32 bits, its difference array in L1).
     if total <= i32::MAX as u128 {
@@ -622,12 +660,23 @@ fn local_search_on(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
 
 /// A move of the local search: the node at position `from` of `order` re-inserted at `to`, and
 /// the positions (`pos`, by node) of the nodes between the two updated.
-fn move_node(order: &mut Vec<usize>, pos: &mut [u32], from: usize, to: usize) {
-    let v = order.remove(from);
-    order.insert(to, v);
+fn move_node(order: &mut [usize], pos: &mut [u32], from: usize, to: usize) {
+    reinsert(order, from, to);
     let (lo, hi) = (from.min(to), from.max(to));
     for (p, &x) in order.iter().enumerate().take(hi + 1).skip(lo) {
         pos[x] = p as u32;
+    }
+}
+
+/// The element at `from` taken out of `seq` and put back at `to` (an index of `seq` without
+/// it), as `remove` then `insert` would: a rotation of the elements between the two by one,
+/// where `remove` and `insert` each shifted the whole tail after them (the local search's 12,000
+/// moves on the hostile random trace: 103M instructions of `memcpy`).
+fn reinsert<T>(seq: &mut [T], from: usize, to: usize) {
+    if from < to {
+        seq[from..=to].rotate_left(1);
+    } else if to < from {
+        seq[to..=from].rotate_right(1);
     }
 }
 
@@ -675,10 +724,7 @@ impl WeightMatrix {
         if n.checked_mul(stride)?.checked_mul(2)? > LOCAL_SEARCH_MATRIX_MAX_BYTES {
             return None;
         }
-        let mut max_w = 0u64;
-        for v in 0..n {
-            g.for_out(v, |_, w| max_w = max_w.max(w));
-        }
+        let (_, max_w) = g.total_and_max();
         if max_w > i16::MAX as u64 {
             return None;
         }
@@ -719,7 +765,7 @@ impl WeightMatrix {
 
 /// [`local_search_in`] over a [`WeightMatrix`] (sums in `i32`, as the total weight fits): the
 /// same passes, the same costs compared in the same sequence, so the same moves and order.
-fn local_search_matrix(m: &WeightMatrix, order: &mut Vec<usize>) -> bool {
+fn local_search_matrix(m: &WeightMatrix, order: &mut [usize]) -> bool {
     match m.stride {
         256 => local_search_rows::<256>(m, order),
         1024 => local_search_rows::<1024>(m, order),
@@ -728,7 +774,7 @@ fn local_search_matrix(m: &WeightMatrix, order: &mut Vec<usize>) -> bool {
 }
 
 /// [`local_search_matrix`] with rows `S` wide.
-fn local_search_rows<const S: usize>(m: &WeightMatrix, order: &mut Vec<usize>) -> bool {
+fn local_search_rows<const S: usize>(m: &WeightMatrix, order: &mut [usize]) -> bool {
     let n = m.n;
     assert_eq!(m.stride, S, "the matrix's rows are S wide");
     let mut pos = vec![0u32; n];
@@ -757,8 +803,7 @@ fn local_search_rows<const S: usize>(m: &WeightMatrix, order: &mut Vec<usize>) -
             let cur_cost = cost;
             scan_row(row, drop[v], &seq[cur + 1..], cur + 1, &mut cost, &mut best);
             if best.0 < cur_cost {
-                seq.remove(cur);
-                seq.insert(best.1, v as u32);
+                reinsert(&mut seq, cur, best.1);
                 move_node(order, &mut pos, cur, best.1);
                 improved = true;
             }
@@ -836,7 +881,7 @@ fn scan_row<const S: usize>(
 }
 
 /// [`local_search_on`] summing in `C`.
-fn local_search_in<C: Cost>(g: &impl FasGraph, order: &mut Vec<usize>) -> bool {
+fn local_search_in<C: Cost>(g: &impl FasGraph, order: &mut [usize]) -> bool {
     let n = g.n();
     // pos[x]: the position of node x in `order` (`u32`: half the cache of `usize`).
     let mut pos = vec![0u32; n];
@@ -1353,6 +1398,23 @@ pub fn check_declared(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `reinsert` moves an element as `remove` then `insert` did, for every pair of positions.
+    #[test]
+    fn reinsert_is_remove_then_insert() {
+        for n in 1..9 {
+            for from in 0..n {
+                for to in 0..n {
+                    let mut v: Vec<usize> = (0..n).collect();
+                    let x = v.remove(from);
+                    v.insert(to, x);
+                    let mut r: Vec<usize> = (0..n).collect();
+                    reinsert(&mut r, from, to);
+                    assert_eq!(r, v, "n {n}, from {from}, to {to}");
+                }
+            }
+        }
+    }
 
     /// The compact copy of a component ([`CompactLists`], 16-bit or 32-bit) gives the order of
     /// the lists it copies, and a weight beyond 32 bits falls back to reading the lists in place
