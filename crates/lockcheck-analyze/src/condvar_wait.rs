@@ -67,14 +67,19 @@ pub struct WaitHolding {
     pub notifier: Option<Notifier>,
 }
 
+/// A wait holding a lock: (waiter, mutex, wait site, the lock).
+type WaitHeld = (ThreadId, LockId, Option<SiteId>, Held);
+/// A notifier's lock: the first (notify site, acquisition site) seen for it.
+type Window = HashMap<(ThreadId, LockId), (Option<SiteId>, Option<SiteId>)>;
+
 /// What the lost-wakeup tracker keeps for this rule (only with `--condvar`).
 #[derive(Debug, Default)]
 pub struct Sides {
     /// Per condvar, its waits holding other locks: (waiter, mutex, wait site, a held lock).
-    waits: HashMap<CvKey, HashSet<(ThreadId, LockId, Option<SiteId>, Held)>>,
+    waits: HashMap<CvKey, HashSet<WaitHeld>>,
     /// Per condvar, per (notifier, lock of one of its windows), the first notify and acquisition
     /// sites seen.
-    windows: HashMap<CvKey, HashMap<(ThreadId, LockId), (Option<SiteId>, Option<SiteId>)>>,
+    windows: HashMap<CvKey, Window>,
     /// Per condvar, the threads that notified it.
     notifiers: HashMap<CvKey, HashSet<ThreadId>>,
 }
