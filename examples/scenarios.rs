@@ -475,6 +475,11 @@ const SCENARIOS: &[Scenario] = &[
         "-",
         condvar_wait_notifier_never_takes,
     ),
+    (
+        "condvar-wait-notifier-took-it-before-its-wait",
+        "-",
+        condvar_wait_notifier_took_it_before_its_wait,
+    ),
 ];
 
 /// The scenarios run with the opt-in condvar rule on (`scenarios list` says `condvar` after
@@ -486,6 +491,7 @@ const CONDVAR_RULE: &[&str] = &[
     "condvar-wait-holding-notifier-lock",
     "condvar-wait-lock-released-first",
     "condvar-wait-notifier-never-takes",
+    "condvar-wait-notifier-took-it-before-its-wait",
 ];
 
 fn main() {
@@ -3371,4 +3377,26 @@ fn condvar_wait_notifier_never_takes() {
         false,
         false,
     );
+}
+
+/// Look-alike: the notifier took the waiter's lock before its own wait on the condvar, which
+/// starts its window again (`tests/condvar_latch.rs`): not in the window of its notify.
+fn condvar_wait_notifier_took_it_before_its_wait() {
+    let lock = Arc::new(Mutex::named("cvwait.before.l", 0u32));
+    let pair = Arc::new((
+        Mutex::named("cvwait.before.m", false),
+        lockcheck::Condvar::new(),
+    ));
+    let (l, p) = (lock.clone(), pair.clone());
+    let _ = std::thread::spawn(move || {
+        *l.lock() += 1;
+        let mut g = p.0.lock();
+        let _ = p.1.wait_for(&mut g, Duration::from_millis(1));
+        *g = true;
+        p.1.notify_all();
+    })
+    .join();
+    let _h = lock.lock();
+    let mut g = pair.0.lock();
+    let _ = pair.1.wait_for(&mut g, Duration::from_millis(5));
 }
