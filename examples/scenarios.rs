@@ -457,6 +457,29 @@ const SCENARIOS: &[Scenario] = &[
         lost_wakeup_mutex_taken_first,
     ),
     ("lost-wakeup-timed-wait", "-", lost_wakeup_timed_wait),
+    // A condvar wait holding a lock its notifier took in its window (the opt-in condvar rule;
+    // cloud-hypervisor#8092, `tests/condvar_latch.rs`), the lock released before the wait, and a
+    // notifier that never takes the waiter's lock.
+    (
+        "condvar-wait-holding-notifier-lock",
+        "condvar-wait-holding-lock",
+        condvar_wait_holding_notifier_lock,
+    ),
+    (
+        "condvar-wait-lock-released-first",
+        "-",
+        condvar_wait_lock_released_first,
+    ),
+    (
+        "condvar-wait-notifier-never-takes",
+        "-",
+        condvar_wait_notifier_never_takes,
+    ),
+    (
+        "condvar-wait-notifier-took-it-before-its-wait",
+        "-",
+        condvar_wait_notifier_took_it_before_its_wait,
+    ),
 ];
 
 /// The scenarios run with the opt-in condvar rule on (`scenarios list` says `condvar` after
@@ -465,6 +488,10 @@ const CONDVAR_RULE: &[&str] = &[
     "lost-wakeup-notify-without-mutex",
     "lost-wakeup-mutex-taken-first",
     "lost-wakeup-timed-wait",
+    "condvar-wait-holding-notifier-lock",
+    "condvar-wait-lock-released-first",
+    "condvar-wait-notifier-never-takes",
+    "condvar-wait-notifier-took-it-before-its-wait",
 ];
 
 fn main() {
@@ -3290,4 +3317,86 @@ fn lost_wakeup_mutex_taken_first() {
 /// Look-alike: the same notify, but the verifier waits with a timeout.
 fn lost_wakeup_timed_wait() {
     verification_queue("lostwake.timed.state", "lostwake.timed.more", false, true);
+}
+
+/// A worker takes `taken` (and releases it), then notifies a condvar, before the waiter waits on
+/// it (the worker is joined first: the runtime has seen the notify, whatever the timing); the
+/// waiter then waits (timed: nobody notifies again) holding `held` until the wait or not.
+fn condvar_wait_holding(
+    classes: [&'static str; 3],
+    waiter_takes_notifiers_lock: bool,
+    release_before_wait: bool,
+) {
+    let [lock_class, other_class, mutex_class] = classes;
+    let lock = Arc::new(Mutex::named(lock_class, 0u32));
+    let other = Arc::new(Mutex::named(other_class, 0u32));
+    let pair = Arc::new((Mutex::named(mutex_class, false), lockcheck::Condvar::new()));
+    let (l, p) = (lock.clone(), pair.clone());
+    let _ = std::thread::spawn(move || {
+        *l.lock() += 1;
+        *p.0.lock() = true;
+        p.1.notify_all();
+    })
+    .join();
+    let held = if waiter_takes_notifiers_lock {
+        &lock
+    } else {
+        &other
+    };
+    let h = held.lock();
+    if release_before_wait {
+        drop(h);
+        let mut g = pair.0.lock();
+        let _ = pair.1.wait_for(&mut g, Duration::from_millis(5));
+    } else {
+        let mut g = pair.0.lock();
+        let _ = pair.1.wait_for(&mut g, Duration::from_millis(5));
+        drop(g);
+        drop(h);
+    }
+}
+
+/// cloud-hypervisor#8092's shape: the wait holds the lock the notifier took before notifying.
+fn condvar_wait_holding_notifier_lock() {
+    condvar_wait_holding(["cvwait.l", "cvwait.other", "cvwait.m"], true, false);
+}
+
+/// Look-alike: its fix, the lock released before the wait.
+fn condvar_wait_lock_released_first() {
+    condvar_wait_holding(
+        ["cvwait.fixed.l", "cvwait.fixed.other", "cvwait.fixed.m"],
+        true,
+        true,
+    );
+}
+
+/// Look-alike: the wait holds a lock the notifier never takes.
+fn condvar_wait_notifier_never_takes() {
+    condvar_wait_holding(
+        ["cvwait.never.l", "cvwait.never.other", "cvwait.never.m"],
+        false,
+        false,
+    );
+}
+
+/// Look-alike: the notifier took the waiter's lock before its own wait on the condvar, which
+/// starts its window again (`tests/condvar_latch.rs`): not in the window of its notify.
+fn condvar_wait_notifier_took_it_before_its_wait() {
+    let lock = Arc::new(Mutex::named("cvwait.before.l", 0u32));
+    let pair = Arc::new((
+        Mutex::named("cvwait.before.m", false),
+        lockcheck::Condvar::new(),
+    ));
+    let (l, p) = (lock.clone(), pair.clone());
+    let _ = std::thread::spawn(move || {
+        *l.lock() += 1;
+        let mut g = p.0.lock();
+        let _ = p.1.wait_for(&mut g, Duration::from_millis(1));
+        *g = true;
+        p.1.notify_all();
+    })
+    .join();
+    let _h = lock.lock();
+    let mut g = pair.0.lock();
+    let _ = pair.1.wait_for(&mut g, Duration::from_millis(5));
 }

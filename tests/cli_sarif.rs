@@ -65,7 +65,8 @@ fn an_inversion_is_one_valid_result_with_related_locations_for_every_edge() {
             "lockcheck/recursive-read",
             "lockcheck/fork-left-held",
             "lockcheck/held-across-await",
-            "lockcheck/condvar-lost-wakeup"
+            "lockcheck/condvar-lost-wakeup",
+            "lockcheck/condvar-wait-holding-lock",
         ]
     );
     for r in driver["rules"].as_array().unwrap() {

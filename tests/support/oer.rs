@@ -99,6 +99,8 @@ pub fn runtime_findings(stderr: &str) -> BTreeSet<Finding> {
             "held-across-await"
         } else if rest.starts_with("warning: possible lost wakeup:") {
             "condvar-lost-wakeup"
+        } else if rest.starts_with("warning: possible deadlock: thread") {
+            "condvar-wait-holding-lock"
         } else if rest.starts_with("lock order inversion between lock classes") {
             "class-lock-order-inversion"
         } else if rest.starts_with("lock order inversion") {

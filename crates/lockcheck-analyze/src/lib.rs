@@ -47,6 +47,7 @@
 
 pub mod baseline;
 pub mod clocks;
+pub mod condvar_wait;
 pub mod config;
 pub mod cycles;
 pub mod fork_hang;
@@ -788,6 +789,7 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     violations.extend(fork_hang::violations(model));
     // A condvar notified without its waiters' mutex (opt-in: empty unless the rule was on).
     violations.extend(lost_wakeup::violations(model));
+    violations.extend(condvar_wait::violations(model));
     let (declared, declared_warnings) = hierarchy::check_declared(model, &opts.config.hierarchy);
     violations.extend(declared);
     warnings.extend(declared_warnings);

@@ -63,6 +63,12 @@ struct ThreadLog {
     last_any: u64,
     /// A wait begun and not yet over: its condvar, mutex, and whether it is untimed.
     waiting: Option<(CvKey, LockId, bool)>,
+    /// Per lock, the site of its latest acquisition (the condvar rule's notifier side,
+    /// [`crate::condvar_wait`]).
+    taken_at: HashMap<LockId, Option<SiteId>>,
+    /// The locks other than its mutex that the wait begun and not yet over holds (the condvar
+    /// rule's waiter side).
+    waiting_held: Vec<crate::condvar_wait::Held>,
 }
 
 impl ThreadLog {
@@ -78,6 +84,9 @@ pub struct Tracker {
     threads: HashMap<ThreadId, ThreadLog>,
     waits: HashMap<CvKey, HashSet<Wait>>,
     notifies: HashMap<CvKey, HashSet<Notify>>,
+    /// The condvar rule's side ([`crate::condvar_wait`]): the waits holding other locks, and
+    /// what each notifier's windows held or took.
+    holding: crate::condvar_wait::Sides,
 }
 
 impl Tracker {
@@ -88,10 +97,13 @@ impl Tracker {
         let log = self.threads.entry(t).or_default();
         log.seq += 1;
         log.taken.insert(l, log.seq);
+        log.taken_at.insert(l, site);
         if let Some((cv, mutex, untimed)) = log.waiting {
             if mutex == l {
                 log.waiting = None;
                 log.restart(cv);
+                let held = std::mem::take(&mut log.waiting_held);
+                self.holding.wait(cv, t, l, site, held);
                 if untimed {
                     self.waits.entry(cv).or_default().insert((t, l, site));
                 }
@@ -99,14 +111,29 @@ impl Tracker {
         }
     }
 
-    /// A wait of `t` on condvar `cv` (of trace `trace`) with mutex `l`.
-    pub fn cond_wait(&mut self, trace: u32, t: ThreadId, cv: u64, l: LockId, timed: bool) {
+    /// A wait of `t` on condvar `cv` (of trace `trace`) with mutex `l`, holding `held` (its
+    /// other locks, for the condvar rule: timed or not, as the runtime's).
+    pub fn cond_wait(
+        &mut self,
+        trace: u32,
+        t: ThreadId,
+        cv: u64,
+        l: LockId,
+        timed: bool,
+        held: impl Iterator<Item = crate::condvar_wait::Held>,
+    ) {
         let log = self.threads.entry(t).or_default();
         // A wait never seen retaking its mutex (a thread unwound) is a wait still.
-        if let Some((cv, mutex, true)) = log.waiting.take() {
-            self.waits.entry(cv).or_default().insert((t, mutex, None));
+        if let Some((cv, mutex, untimed)) = log.waiting.take() {
+            let held = std::mem::take(&mut log.waiting_held);
+            self.holding.wait(cv, t, mutex, None, held);
+            if untimed {
+                self.waits.entry(cv).or_default().insert((t, mutex, None));
+            }
         }
-        self.threads.entry(t).or_default().waiting = Some(((trace, cv), l, !timed));
+        let log = self.threads.entry(t).or_default();
+        log.waiting = Some(((trace, cv), l, !timed));
+        log.waiting_held = held.filter(|h| h.0 != l).collect();
     }
 
     /// A notify of condvar `cv` (of trace `trace`) by `t` at `site`, holding `held`.
@@ -116,19 +143,20 @@ impl Tracker {
         t: ThreadId,
         cv: u64,
         site: Option<SiteId>,
-        held: impl Iterator<Item = LockId>,
+        held: impl Iterator<Item = (LockId, Option<SiteId>)>,
     ) {
         let cv = (trace, cv);
         let log = self.threads.entry(t).or_default();
         let start = log.starts.get(&cv).copied().unwrap_or(log.last_any);
-        let window: BTreeSet<LockId> = held
-            .chain(
-                log.taken
-                    .iter()
-                    .filter(|&(_, &seq)| seq > start)
-                    .map(|(&l, _)| l),
-            )
-            .collect();
+        let mut sited: Vec<(LockId, Option<SiteId>)> = held.collect();
+        sited.extend(
+            log.taken
+                .iter()
+                .filter(|&(_, &seq)| seq > start)
+                .map(|(&l, _)| (l, log.taken_at.get(&l).copied().flatten())),
+        );
+        let window: BTreeSet<LockId> = sited.iter().map(|&(l, _)| l).collect();
+        self.holding.notify(cv, t, site, sited);
         log.restart(cv);
         self.notifies
             .entry(cv)
@@ -139,11 +167,21 @@ impl Tracker {
     /// The end of a trace: waits never over are waits still; thread numbers are not reused
     /// across traces, so the logs go.
     pub fn end_trace(&mut self) {
-        for (t, log) in self.threads.drain() {
-            if let Some((cv, mutex, true)) = log.waiting {
-                self.waits.entry(cv).or_default().insert((t, mutex, None));
+        for (t, mut log) in self.threads.drain() {
+            if let Some((cv, mutex, untimed)) = log.waiting {
+                let held = std::mem::take(&mut log.waiting_held);
+                self.holding.wait(cv, t, mutex, None, held);
+                if untimed {
+                    self.waits.entry(cv).or_default().insert((t, mutex, None));
+                }
             }
         }
+    }
+
+    /// The condvar rule's findings ([`crate::condvar_wait`]), before [`Tracker::finish`].
+    pub fn waits_holding(&mut self) -> Vec<crate::condvar_wait::WaitHolding> {
+        self.end_trace();
+        self.holding.findings()
     }
 
     /// The findings: every untimed wait paired with every notify of its condvar by another
@@ -243,7 +281,7 @@ mod tests {
         // Thread 1 waits on cv 7 with mutex 10; thread 2 notifies holding nothing: found.
         let mut tr = Tracker::default();
         tr.taken(1, 10, Some(1));
-        tr.cond_wait(0, 1, 7, 10, false);
+        tr.cond_wait(0, 1, 7, 10, false, std::iter::empty());
         tr.notify(0, 2, 7, Some(2), std::iter::empty());
         tr.taken(1, 10, Some(3));
         let f = tr.finish();
@@ -254,7 +292,7 @@ mod tests {
         // The notifier took the mutex in its window (released since): silent.
         let mut tr = Tracker::default();
         tr.taken(1, 10, Some(1));
-        tr.cond_wait(0, 1, 7, 10, false);
+        tr.cond_wait(0, 1, 7, 10, false, std::iter::empty());
         tr.taken(2, 10, Some(4));
         tr.notify(0, 2, 7, Some(2), std::iter::empty());
         tr.taken(1, 10, Some(3));
@@ -265,7 +303,7 @@ mod tests {
         tr.taken(2, 10, Some(4));
         tr.notify(0, 2, 7, Some(2), std::iter::empty());
         tr.notify(0, 2, 7, Some(5), std::iter::empty());
-        tr.cond_wait(0, 1, 7, 10, false);
+        tr.cond_wait(0, 1, 7, 10, false, std::iter::empty());
         tr.taken(1, 10, Some(3));
         let f = tr.finish();
         assert_eq!(f.len(), 1, "{f:?}");
@@ -273,9 +311,9 @@ mod tests {
 
         // Held at the notify: silent. A timed wait: silent. The waiter's own notify: silent.
         let mut tr = Tracker::default();
-        tr.cond_wait(0, 1, 7, 10, false);
-        tr.notify(0, 2, 7, Some(2), [10].into_iter());
-        tr.cond_wait(0, 3, 7, 11, true);
+        tr.cond_wait(0, 1, 7, 10, false, std::iter::empty());
+        tr.notify(0, 2, 7, Some(2), [(10, None)].into_iter());
+        tr.cond_wait(0, 3, 7, 11, true, std::iter::empty());
         tr.notify(0, 3, 7, Some(6), std::iter::empty());
         tr.taken(3, 11, Some(8));
         assert_eq!(
@@ -286,13 +324,13 @@ mod tests {
 
         // A wait never over (the hang) still counts; another trace's condvar 7 is another.
         let mut tr = Tracker::default();
-        tr.cond_wait(0, 1, 7, 10, false);
+        tr.cond_wait(0, 1, 7, 10, false, std::iter::empty());
         tr.end_trace();
         tr.notify(1, 2, 7, Some(2), std::iter::empty());
         assert!(tr.finish().is_empty());
         let mut tr = Tracker::default();
         tr.notify(0, 2, 7, Some(2), std::iter::empty());
-        tr.cond_wait(0, 1, 7, 10, false);
+        tr.cond_wait(0, 1, 7, 10, false, std::iter::empty());
         let f = tr.finish();
         assert_eq!((f.len(), f[0].wait_site), (1, None));
     }

@@ -1022,6 +1022,9 @@ pub struct Model {
     pub permit_nests: Vec<PermitNest>,
     /// Possible lost wakeups (only with the rule on: [`ModelBuilder::track_lost_wakeups`]).
     pub lost_wakeups: Vec<crate::lost_wakeup::LostWakeup>,
+    /// Condvar waits holding a lock a notifier took (only with the rule on:
+    /// [`ModelBuilder::track_lost_wakeups`]; [`crate::condvar_wait`]).
+    pub condvar_waits: Vec<crate::condvar_wait::WaitHolding>,
     /// The coarsest resolution of hold times among the traces' headers, in nanoseconds (0: every
     /// trace's hold times are precise). See [`Event::Header`].
     pub hold_resolution_ns: u64,
@@ -1093,6 +1096,7 @@ impl Default for Model {
             wait_cycles: Vec::new(),
             permit_nests: Vec::new(),
             lost_wakeups: Vec::new(),
+            condvar_waits: Vec::new(),
             hold_resolution_ns: 0,
         }
     }
@@ -1571,7 +1575,8 @@ impl ModelBuilder {
     /// Finishes the last trace and returns the model.
     pub fn finish(mut self) -> Model {
         self.end_trace();
-        if let Some(lost) = self.lost.take() {
+        if let Some(mut lost) = self.lost.take() {
+            self.model.condvar_waits = lost.waits_holding();
             self.model.lost_wakeups = lost.finish();
         }
         for l in 0..self.hot.len() {
@@ -2999,7 +3004,15 @@ impl ModelBuilder {
                 let l = self.lock(*l);
                 if let Some(lost) = self.lost.as_deref_mut() {
                     let trace = (self.model.traces.len() - 1) as u32;
-                    lost.cond_wait(trace, t, *cv, l, *timed);
+                    let held = self.threads[t as usize].held.iter();
+                    lost.cond_wait(
+                        trace,
+                        t,
+                        *cv,
+                        l,
+                        *timed,
+                        held.map(|h| (h.lock, h.mode, h.site)),
+                    );
                 }
                 self.settle(t);
                 let held = &self.threads[t as usize].held;
@@ -3112,8 +3125,8 @@ impl ModelBuilder {
                 let site = self.site(*s);
                 if let Some(lost) = self.lost.as_deref_mut() {
                     let trace = (self.model.traces.len() - 1) as u32;
-                    let held = self.threads[t as usize].held.iter().map(|h| h.lock);
-                    lost.notify(trace, t, *cv, site, held);
+                    let held = self.threads[t as usize].held.iter();
+                    lost.notify(trace, t, *cv, site, held.map(|h| (h.lock, h.site)));
                 }
             }
             Event::Forked { parent, .. } => self.maps.forked_from = *parent,

@@ -914,6 +914,8 @@ pub fn title(v: &Violation) -> String {
             edge.and_then(|e| e.site.as_deref())
                 .unwrap_or("an unknown site")
         )
+    } else if v.kind == crate::condvar_wait::KIND {
+        crate::condvar_wait::title(v)
     } else if v.kind == crate::lost_wakeup::KIND {
         let edge = v.edges.first();
         format!(
@@ -1085,6 +1087,9 @@ fn violation_text(
             out,
             "   lockcheck.toml's [hierarchy] says: acquire locks in increasing level\n"
         );
+    } else if v.kind == crate::condvar_wait::KIND {
+        crate::condvar_wait::text(out, v);
+        return;
     } else if v.kind == crate::lost_wakeup::KIND {
         // No acquisition: the notify and the wait it may miss.
         for e in &v.edges {

@@ -50,6 +50,8 @@ pub const HELD_ACROSS_AWAIT: &str = "lockcheck/held-across-await";
 pub const FORK_LEFT_HELD: &str = "lockcheck/fork-left-held";
 /// Rule id of a condvar notified without its waiters' mutex (opt-in: `--condvar`).
 pub const CONDVAR_LOST_WAKEUP: &str = "lockcheck/condvar-lost-wakeup";
+/// Rule id of a condvar wait holding a lock its notifier takes (opt-in: `--condvar`).
+pub const CONDVAR_WAIT_HOLDING_LOCK: &str = "lockcheck/condvar-wait-holding-lock";
 
 /// The rule id of a finding of `kind` (`lock-order-inversion`, `hierarchy-violation`) at `level`
 /// (`instance`, `class`).
@@ -61,6 +63,7 @@ pub fn rule_id(kind: &str, level: &str) -> &'static str {
         ("held-across-await", _) => HELD_ACROSS_AWAIT,
         ("deadlock", _) => FORK_LEFT_HELD,
         ("condvar-lost-wakeup", _) => CONDVAR_LOST_WAKEUP,
+        ("condvar-wait-holding-lock", _) => CONDVAR_WAIT_HOLDING_LOCK,
         (_, "class") => CLASS_LOCK_ORDER_INVERSION,
         _ => LOCK_ORDER_INVERSION,
     }
@@ -177,6 +180,22 @@ notify of the condvar) lacks the mutex of an untimed wait on that condvar by ano
 waiter's check is made under another lock it holds is correct, and warned about.",
         fix: "Take the waiters' mutex between changing the condition and notifying (or change the \
 condition under it), as salsa#474 and parity-ethereum#3903 did.",
+        category: Category::Finding,
+    },
+    Rule {
+        id: CONDVAR_WAIT_HOLDING_LOCK,
+        name: "CondvarWaitHoldingLock",
+        short: "A thread waits on a condvar while holding a lock a notifier of that condvar takes.",
+        what: "The waiter holds a lock while it waits; a notifier of the condvar held that lock or \
+took it in its window (since its last wait on or notify of the condvar) before notifying. If the \
+notifier needs the lock again before its next notify, it blocks on it, and the wait never ends. \
+Every wait (timed or not) is paired with every notify of its condvar by another thread whose \
+window had one of the locks the waiter holds; a condvar no other thread of the trace notified is \
+reported for every lock its waits hold. Opt-in (`lockcheck analyze --condvar`, the runtime's \
+`LOCKCHECK_CONDVAR`).",
+        fix: "Release the other locks before waiting (keep only the condvar's mutex), or have the \
+notifier notify without taking them, as cloud-hypervisor#8092's fix releases the vCPU states \
+before waiting for the acknowledgement.",
         category: Category::Finding,
     },
     Rule {

@@ -202,6 +202,10 @@ fn held_phrase(e: &EdgeReport) -> String {
 
 /// The result's message.
 pub fn message(v: &Violation) -> String {
+    if v.kind == crate::condvar_wait::KIND {
+        // No cycle of acquisitions: the wait and the notifier's acquisition, as the text says.
+        return format!("{}.", crate::condvar_wait::title(v));
+    }
     let names: Vec<&str> = v.locks.iter().map(|l| l.name.as_str()).collect();
     let mut m = if v.kind == "hierarchy-violation" {
         let levels = v.declared_levels.clone().unwrap_or_default();
