@@ -566,8 +566,7 @@ fn a_notify_without_the_waiters_mutex_is_a_lost_wakeup_with_the_condvar_rule_on(
         text.stdout
     );
     assert!(
-        text.stdout.contains("(lost-wakeup rule on)")
-            || text.stderr.contains("(lost-wakeup rule on)"),
+        text.stdout.contains("(condvar rule on)") || text.stderr.contains("(condvar rule on)"),
         "{}",
         text.stderr
     );

@@ -265,3 +265,35 @@ fn sarif_goes_to_a_file_with_dash_o() {
     assert!(Path::new(&out).exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A finding that is not an inversion keeps its own words in SARIF: the text report's title as
+/// the message, not "Lock-order inversion between ...", which misnamed self-deadlocks, condvar
+/// and fork findings and a task's hold across an await.
+#[test]
+fn a_finding_other_than_an_inversion_is_named_as_the_text_report_names_it() {
+    let file = root("fixtures/json/analyze/held-across-await.json");
+    let (run, log) = sarif(std::slice::from_ref(&file), &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_valid(&log);
+    let text = lockcheck([
+        "analyze".into(),
+        "--no-config".into(),
+        file.into_os_string(),
+    ]);
+    for r in results(&log) {
+        let m = r["message"]["text"].as_str().unwrap();
+        assert!(m.starts_with("Held across await: "), "{m}");
+        assert!(!m.contains("inversion"), "{m}");
+        let title = m
+            .trim_start_matches("Held across await: ")
+            .split('.')
+            .next()
+            .unwrap();
+        assert!(
+            text.stdout.contains(title) || text.stderr.contains(title),
+            "the text report says the same: {title}\n{}",
+            text.stdout
+        );
+    }
+    assert!(!results(&log).is_empty());
+}

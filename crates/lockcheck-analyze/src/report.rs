@@ -111,7 +111,9 @@ pub struct Summary {
     /// The same said for humans ("hold times at 4.0ms resolution"), when not precise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_times: Option<String>,
-    /// The opt-in lost-wakeup rule was on (`--condvar`): its findings are among the violations.
+    /// The opt-in condvar rule was on (`--condvar`): its findings (`condvar-wait-holding-lock`,
+    /// `condvar-lost-wakeup`) are among the violations. The key keeps the name it had when the
+    /// analyzer had only the lost-wakeup part.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lost_wakeup_rule: bool,
 }
@@ -1193,7 +1195,7 @@ pub fn summary_line(r: &Report) -> String {
         line.push_str(" (search incomplete)");
     }
     if s.lost_wakeup_rule {
-        line.push_str(" (lost-wakeup rule on)");
+        line.push_str(" (condvar rule on)");
     }
     line
 }

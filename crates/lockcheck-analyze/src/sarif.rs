@@ -200,6 +200,15 @@ fn held_phrase(e: &EdgeReport) -> String {
     held.join(", ")
 }
 
+/// `title` as a sentence: its first letter upper case, a full stop at the end.
+fn sentence(title: &str) -> String {
+    let mut c = title.chars();
+    match c.next() {
+        Some(f) => format!("{}{}.", f.to_uppercase(), c.as_str()),
+        None => String::new(),
+    }
+}
+
 /// The result's message.
 pub fn message(v: &Violation) -> String {
     if v.kind == crate::condvar_wait::KIND {
@@ -216,6 +225,11 @@ pub fn message(v: &Violation) -> String {
             v.locks.first().map(|l| l.name.as_str()).unwrap_or("?"),
             levels.first().copied().unwrap_or_default(),
         )
+    } else if v.kind != "lock-order-inversion" || v.locks.iter().any(|l| l.kind == "end") {
+        // Self-deadlocks, recursive reads, the condvar and fork findings, a task's hold across
+        // an await, a join deadlock: the text report's title, not "inversion between" words
+        // that would misname them.
+        sentence(&crate::report::title(v))
     } else if crate::report::is_permit_nest(v) {
         format!(
             "Lock-order inversion (possible deadlock) through the permits of `{}`: {} holders each request permits while holding some, and each can wait for permits only the others give back ({} level).",
