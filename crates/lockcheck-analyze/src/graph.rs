@@ -357,6 +357,24 @@ fn held_entries(model: &Model, level: GraphLevel, mut note: impl FnMut(u32, u32)
     flat
 }
 
+/// Calls `f(dependency, target, source)` for each entry of [`held_entries`]'s `flat` list, in
+/// dependency order.
+#[inline(always)]
+fn each_entry(flat: &[u32], mut f: impl FnMut(u32, u32, u32)) {
+    let mut k = 0;
+    let mut i = 0u32;
+    while k < flat.len() {
+        let to = flat[k];
+        k += 1;
+        while flat[k] != u32::MAX {
+            f(i, to, flat[k]);
+            k += 1;
+        }
+        k += 1;
+        i += 1;
+    }
+}
+
 impl Arrays {
     /// The edges and their dependency lists from [`held_entries`]'s `flat` list and `pairs`,
     /// the count of entries of each (source, target) pair, row by source.
@@ -388,20 +406,11 @@ impl Arrays {
         g.dep_start.push(at);
         // Dependencies in ascending order: each edge's list comes out ascending.
         let mut dep_list = vec![0u32; at as usize];
-        let mut k = 0;
-        let mut i = 0u32;
-        while k < flat.len() {
-            let to = flat[k] as usize;
-            k += 1;
-            while flat[k] != u32::MAX {
-                let slot = &mut pairs[flat[k] as usize * nodes + to];
-                dep_list[*slot as usize] = i;
-                *slot += 1;
-                k += 1;
-            }
-            k += 1;
-            i += 1;
-        }
+        each_entry(flat, |i, to, from| {
+            let slot = &mut pairs[from as usize * nodes + to as usize];
+            dep_list[*slot as usize] = i;
+            *slot += 1;
+        });
         g.dep_list = dep_list;
         g
     }
@@ -423,20 +432,11 @@ impl Arrays {
         // through the table, a third of the build's time).
         let mut bucket: Vec<u64> = vec![0; total];
         let mut fill = start.clone();
-        let mut at = 0;
-        let mut i = 0u32;
-        while at < flat.len() {
-            let key = (u64::from(flat[at]) << 32) | u64::from(i);
-            at += 1;
-            while flat[at] != u32::MAX {
-                let f = flat[at] as usize;
-                bucket[fill[f]] = key;
-                fill[f] += 1;
-                at += 1;
-            }
-            at += 1;
-            i += 1;
-        }
+        each_entry(flat, |i, to, from| {
+            let f = from as usize;
+            bucket[fill[f]] = (u64::from(to) << 32) | u64::from(i);
+            fill[f] += 1;
+        });
         drop(fill);
         // Sort each bucket by key (target, then dependency) and count the edges, so that the
         // edge arrays are allocated at their size, not grown.

@@ -55,17 +55,15 @@ type Notify = (ThreadId, Option<SiteId>, Vec<LockId>);
 struct ThreadLog {
     /// Acquisitions counted.
     seq: u64,
-    /// Per lock, the `seq` of its latest acquisition.
-    taken: HashMap<LockId, u64>,
+    /// Per lock, the `seq` and the site of its latest acquisition (the site for the condvar
+    /// rule's notifier side, [`crate::condvar_wait`]).
+    taken: HashMap<LockId, (u64, Option<SiteId>)>,
     /// Per condvar, the `seq` at the start of the thread's window on it.
     starts: HashMap<CvKey, u64>,
     /// The `seq` of the thread's latest condvar event (a return from a wait, a notify).
     last_any: u64,
     /// A wait begun and not yet over: its condvar, mutex, and whether it is untimed.
     waiting: Option<(CvKey, LockId, bool)>,
-    /// Per lock, the site of its latest acquisition (the condvar rule's notifier side,
-    /// [`crate::condvar_wait`]).
-    taken_at: HashMap<LockId, Option<SiteId>>,
     /// The locks other than its mutex that the wait begun and not yet over holds (the condvar
     /// rule's waiter side).
     waiting_held: Vec<crate::condvar_wait::Held>,
@@ -96,8 +94,7 @@ impl Tracker {
     pub fn taken(&mut self, t: ThreadId, l: LockId, site: Option<SiteId>) {
         let log = self.threads.entry(t).or_default();
         log.seq += 1;
-        log.taken.insert(l, log.seq);
-        log.taken_at.insert(l, site);
+        log.taken.insert(l, (log.seq, site));
         if let Some((cv, mutex, untimed)) = log.waiting {
             if mutex == l {
                 log.waiting = None;
@@ -152,8 +149,8 @@ impl Tracker {
         sited.extend(
             log.taken
                 .iter()
-                .filter(|&(_, &seq)| seq > start)
-                .map(|(&l, _)| (l, log.taken_at.get(&l).copied().flatten())),
+                .filter(|&(_, &(seq, _))| seq > start)
+                .map(|(&l, &(_, site))| (l, site)),
         );
         let window: BTreeSet<LockId> = sited.iter().map(|&(l, _)| l).collect();
         self.holding.notify(cv, t, site, sited);

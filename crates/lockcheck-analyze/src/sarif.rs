@@ -212,8 +212,9 @@ fn sentence(title: &str) -> String {
 /// The result's message.
 pub fn message(v: &Violation) -> String {
     if v.kind == crate::condvar_wait::KIND {
-        // No cycle of acquisitions: the wait and the notifier's acquisition, as the text says.
-        return format!("{}.", crate::condvar_wait::title(v));
+        // No cycle of acquisitions: the title names the wait and the notifier's acquisition,
+        // which the edge sentences below would misname.
+        return sentence(&crate::report::title(v));
     }
     let names: Vec<&str> = v.locks.iter().map(|l| l.name.as_str()).collect();
     let mut m = if v.kind == "hierarchy-violation" {
