@@ -3498,37 +3498,35 @@ mod tests {
             x: 1,
             ts: 0,
         };
-        {
-            note_written(rw, super::super::class::NO_CLASS);
-            note_permits(sem, 4);
-            let path =
-                std::env::temp_dir().join(format!("lockcheck-unit-noted-{}", std::process::id()));
-            let mut w = Writer::new(File::create(&path).unwrap(), path.clone());
-            let mut side = Side::default();
-            let mut put = |w: &mut Writer, r: &Rec| w.format_direct(1, &mut side, r);
-            for l in [rw, sem] {
-                put(&mut w, &acquire(l));
-            }
-            let events = read_lct(&[&lockcheck_core::lct::MAGIC[..], &w.out].concat());
-            assert!(events.contains(&Event::Written { l: rw }), "{events:?}");
-            assert!(
-                events.contains(&Event::Lock {
-                    l: sem,
-                    c: 0,
-                    permits: Some(4)
-                }),
-                "{events:?}"
-            );
-            assert!(!events.contains(&Event::Written { l: sem }), "{events:?}");
-            for l in [rw, sem] {
-                put(&mut w, &drop_rec(l));
-            }
-            assert!(known(rw).written != 0, "kept until the drop is written");
-            w.end_pass();
-            w.end_pass();
-            assert!(known(rw).written == 0 && known(sem).permits == 0);
-            let _ = std::fs::remove_file(&path);
+        note_written(rw, super::super::class::NO_CLASS);
+        note_permits(sem, 4);
+        let path =
+            std::env::temp_dir().join(format!("lockcheck-unit-noted-{}", std::process::id()));
+        let mut w = Writer::new(File::create(&path).unwrap(), path.clone());
+        let mut side = Side::default();
+        let mut put = |w: &mut Writer, r: &Rec| w.format_direct(1, &mut side, r);
+        for l in [rw, sem] {
+            put(&mut w, &acquire(l));
         }
+        let events = read_lct(&[&lockcheck_core::lct::MAGIC[..], &w.out].concat());
+        assert!(events.contains(&Event::Written { l: rw }), "{events:?}");
+        assert!(
+            events.contains(&Event::Lock {
+                l: sem,
+                c: 0,
+                permits: Some(4)
+            }),
+            "{events:?}"
+        );
+        assert!(!events.contains(&Event::Written { l: sem }), "{events:?}");
+        for l in [rw, sem] {
+            put(&mut w, &drop_rec(l));
+        }
+        assert!(known(rw).written != 0, "kept until the drop is written");
+        w.end_pass();
+        w.end_pass();
+        assert!(known(rw).written == 0 && known(sem).permits == 0);
+        let _ = std::fs::remove_file(&path);
     }
 
     /// A run of raw records long enough to go from its block to the file without a copy lands
@@ -3714,45 +3712,43 @@ mod tests {
         // one after an add_permits (4), one of none (0), ones after forgets (1, 1), more (5).
         let caps = [3u64, 2, 3, 4, 0, 1, 1, 5];
         let want = [3u64, 2, 3, 4, 4, 1, 1, 5];
-        {
-            let path =
-                std::env::temp_dir().join(format!("lockcheck-unit-permits-{}", std::process::id()));
-            let mut w = Writer::new(File::create(&path).unwrap(), path.clone());
-            let mut side = Side::default();
-            for (i, &cap) in caps.iter().enumerate() {
-                let r = Rec {
-                    head: head(K_REQUEST, Mode::Permit, How::Blocking, 0),
-                    a: sem,
-                    b: site_word(site),
-                    x: cap,
-                    ts: if i % 3 == 0 { 2 } else { 0 },
-                };
-                let t = 1 + i as u64 % 3;
-                w.format_direct(t, &mut side, &r);
-            }
-            let mut events = Vec::new();
-            let mut pos = 0;
-            while let Some((e, len)) = lockcheck_core::lct::decode(&w.out[pos..]).unwrap() {
-                pos += len;
-                events.push(e);
-            }
-            let mut permits: Option<u64> = None;
-            let mut judged = Vec::new();
-            for e in events {
-                match e {
-                    Event::Lock { l, permits: p, .. } if l == sem => permits = permits.max(p),
-                    Event::Forget { l, n } if l == sem => {
-                        permits = permits.map(|p| p.saturating_sub(n));
-                    }
-                    Event::Request { l, n, .. } if l == sem => {
-                        judged.push(permits.unwrap_or(0));
-                        assert_eq!(n, if judged.len() % 3 == 1 { 2 } else { 1 });
-                    }
-                    _ => {}
-                }
-            }
-            assert_eq!(judged, want);
-            let _ = std::fs::remove_file(&path);
+        let path =
+            std::env::temp_dir().join(format!("lockcheck-unit-permits-{}", std::process::id()));
+        let mut w = Writer::new(File::create(&path).unwrap(), path.clone());
+        let mut side = Side::default();
+        for (i, &cap) in caps.iter().enumerate() {
+            let r = Rec {
+                head: head(K_REQUEST, Mode::Permit, How::Blocking, 0),
+                a: sem,
+                b: site_word(site),
+                x: cap,
+                ts: if i % 3 == 0 { 2 } else { 0 },
+            };
+            let t = 1 + i as u64 % 3;
+            w.format_direct(t, &mut side, &r);
         }
+        let mut events = Vec::new();
+        let mut pos = 0;
+        while let Some((e, len)) = lockcheck_core::lct::decode(&w.out[pos..]).unwrap() {
+            pos += len;
+            events.push(e);
+        }
+        let mut permits: Option<u64> = None;
+        let mut judged = Vec::new();
+        for e in events {
+            match e {
+                Event::Lock { l, permits: p, .. } if l == sem => permits = permits.max(p),
+                Event::Forget { l, n } if l == sem => {
+                    permits = permits.map(|p| p.saturating_sub(n));
+                }
+                Event::Request { l, n, .. } if l == sem => {
+                    judged.push(permits.unwrap_or(0));
+                    assert_eq!(n, if judged.len() % 3 == 1 { 2 } else { 1 });
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(judged, want);
+        let _ = std::fs::remove_file(&path);
     }
 }
