@@ -7,7 +7,11 @@
 //! twice on one stack while a writer queues (a recursive read), and BAML's heap permits, a spawn
 //! requesting a second permit behind a garbage collector's `acquire_many` of all of them on a
 //! fair semaphore (found at run time in the order that hangs; missed offline: that test is
-//! ignored, see section 4). Projects no earlier round covered, but for mise (a new bug of it).
+//! ignored, see section 4), rust-lightning's consistency lock read again by a completed monitor
+//! update while the background processor's write queues (a recursive read), and Block-STM's
+//! rayon worker stealing, while it waits inside a parallel native, a sibling task that reads the
+//! transaction status the worker writes (a self-deadlock of a thread pool). Projects no earlier
+//! round covered, but for mise and rust-lightning (new bugs of them).
 //!
 //! Each is reduced to its locking skeleton (not the projects' code: their lines are paraphrased
 //! in the comments), cites its source, and is paired with the project's fix or a look-alike,
@@ -553,6 +557,230 @@ fn the_child_allocated_under_the_parents_permit_is_silent() {
     let (parent, collector) = rx.recv().unwrap();
     assert_eq!(parent.unwrap(), 1);
     assert_eq!(collector.unwrap(), BAML_PERMITS);
+    assert!(found(N).is_empty(), "{:#?}", found(N));
+    assert_eq!(offline_kinds(&trace, N), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. A recursive read of a fair lock: rust-lightning's `ChannelManager` guards its persistence
+//    with `total_consistency_lock`, a `FairRwLock` (a reader waits behind a queued writer, on
+//    every platform). `get_and_clear_pending_msg_events` read-locked it and called
+//    `process_pending_monitor_events`; a `MonitorEvent::Completed` among them (async monitor
+//    persistence) called `ChannelManager::channel_monitor_updated`, which read-locked it again.
+//    The background processor persisting the manager write-locks it (`write()`); queued between
+//    the two reads, it hung both ("on Linux machines, we get random hangs"). Source:
+//    lightningdevkit/rust-lightning#2000 ("Deadlock when using async monitor persistence"); its
+//    follow-up, lightningdevkit/rust-lightning#2006 ("Refuse recursive read locks"), made the
+//    project's own lock-order checks refuse a second read on one thread. An earlier round cited
+//    rust-lightning#2190, another bug. `lockcheck::RwLock` (parking_lot's, fair as `FairRwLock`).
+//    Look-alike: the completed update handled by a helper that runs under the caller's read (not
+//    necessarily the project's fix, which the search tool's excerpt does not show).
+
+mod ldk {
+    use lockcheck::RwLock;
+
+    /// The manager: its consistency lock, and the channels' pending monitor updates.
+    pub struct ChannelManager {
+        pub total_consistency_lock: RwLock<()>,
+        pub updated: lockcheck::Mutex<Vec<u64>>,
+    }
+
+    /// `channel_monitor_updated`, the public entry: takes the consistency lock's read itself.
+    pub fn channel_monitor_updated(cm: &ChannelManager, channel: u64) {
+        let _persistence = cm.total_consistency_lock.read(); // LDK_SECOND_READ
+        monitor_updated_locked(cm, channel);
+    }
+
+    /// The update's work, under a read its caller holds.
+    pub fn monitor_updated_locked(cm: &ChannelManager, channel: u64) {
+        cm.updated.lock().push(channel);
+    }
+
+    /// `get_and_clear_pending_msg_events`: under the consistency lock's read, the pending monitor
+    /// events processed (one completed update). `between`: once the read is held.
+    pub fn get_and_clear_pending_msg_events(
+        cm: &ChannelManager,
+        fixed: bool,
+        between: impl FnOnce(),
+    ) {
+        let _persistence = cm.total_consistency_lock.read(); // LDK_FIRST_READ
+        between();
+        // `process_pending_monitor_events`: a `MonitorEvent::Completed` for channel 42.
+        if fixed {
+            monitor_updated_locked(cm, 42);
+        } else {
+            channel_monitor_updated(cm, 42);
+        }
+    }
+
+    /// The background processor's `persist_manager`: the manager written under the write lock.
+    pub fn persist_manager(cm: &ChannelManager) -> usize {
+        let _persistence = cm.total_consistency_lock.write(); // LDK_PERSIST_WRITE
+        cm.updated.lock().len()
+    }
+}
+
+/// The event handler and the background processor, which queues its write between the handler's
+/// two reads. Returns (handler, persister).
+fn ldk_scenario(name: &'static str, fixed: bool) -> (Result<(), String>, Result<usize, String>) {
+    let cm = Arc::new(ldk::ChannelManager {
+        total_consistency_lock: lockcheck::RwLock::named(name, ()),
+        updated: lockcheck::Mutex::new(Vec::new()),
+    });
+    let (held_tx, held_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let ch = cm.clone();
+    let handler = caught(move || {
+        ldk::get_and_clear_pending_msg_events(&ch, fixed, || {
+            held_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+        })
+    });
+    held_rx.recv().unwrap();
+    let cp = cm.clone();
+    let persister = caught(move || ldk::persist_manager(&cp));
+    wait_until("the persister queued", || blocked_on(name) == 1);
+    go_tx.send(()).unwrap();
+    (handler.join().unwrap(), persister.join().unwrap())
+}
+
+#[test]
+fn a_completed_monitor_update_reading_the_consistency_lock_again_is_a_recursive_read() {
+    let _g = setup_serial();
+    const N: &str = "ldk.total_consistency_lock.bug";
+    let (tx, rx) = mpsc::channel();
+    let (outcome, trace) = recorded("ldk.lct", move || {
+        tx.send(ldk_scenario(N, false)).unwrap();
+    });
+    outcome.unwrap();
+    let (handler, persister) = rx.recv().unwrap();
+    let msg = handler.expect_err("the second read is refused");
+    assert!(msg.contains("recursive"), "{msg}");
+    assert_eq!(persister.unwrap(), 0);
+    let v = of_kind(ViolationKind::RecursiveRead, N);
+    assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
+    M.assert_sites(&v[0], &["LDK_FIRST_READ", "LDK_SECOND_READ"]);
+    assert_eq!(offline_kinds(&trace, N), ["recursive-read"]);
+}
+
+#[test]
+fn the_update_handled_under_the_callers_read_is_silent() {
+    let _g = setup_serial();
+    const N: &str = "ldk.total_consistency_lock.fix";
+    let (tx, rx) = mpsc::channel();
+    let (outcome, trace) = recorded("ldk-fixed.json", move || {
+        tx.send(ldk_scenario(N, true)).unwrap();
+    });
+    outcome.unwrap();
+    let (handler, persister) = rx.recv().unwrap();
+    handler.unwrap();
+    assert_eq!(persister.unwrap(), 1);
+    assert!(found(N).is_empty(), "{:#?}", found(N));
+    assert_eq!(offline_kinds(&trace, N), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. A pool's worker that blocks is not idle: Block-STM's workers ran on a rayon pool, and "a
+//    worker that blocks inside a Move native's nested `par_iter()` ... can pick up a sibling
+//    worker task, and that stolen task can then block on state the original task still holds:
+//    the writer-preferring `RwLock` over per-txn status in `scheduler.rs`": the thread waits for
+//    itself. Source: movement-network/aptos-core#422 ("Fix deadlock in rayon pool": "This makes
+//    Block-STM workers plain OS threads via `std::thread::scope`"). The same mechanism as
+//    rayon-rs/rayon#592 (round 3, a `Mutex`); here an `RwLock` written by the executing task and
+//    read by the stolen one, and the fix's scoped threads. `lockcheck::RwLock`; the pool's wait
+//    is a loop that runs the queued sibling on the waiting thread, as rayon's `wait_until` does.
+//    Look-alike: the fix, each worker on a thread of its own (`lockcheck::thread::scope`): the
+//    sibling waits for the status on its own thread, and nothing is nested.
+
+mod block_stm {
+    use lockcheck::RwLock;
+
+    /// Per-transaction status (the scheduler's `txn_status`).
+    pub struct Scheduler {
+        pub txn_status: RwLock<Vec<u8>>,
+    }
+
+    /// Executing transaction `i`: its status written for the whole execution, and a native that
+    /// forks a parallel part (`par`: what the pool does while it waits for the part).
+    pub fn execute(s: &Scheduler, i: usize, par: impl FnOnce()) {
+        let mut status = s.txn_status.write(); // STM_EXECUTING_WRITE
+        par();
+        status[i] = 2;
+    }
+
+    /// A sibling worker task: validates transaction `i` by reading its status.
+    pub fn validate(s: &Scheduler, i: usize) -> u8 {
+        s.txn_status.read()[i] // STM_VALIDATE_READ
+    }
+}
+
+/// Transaction 0 executed while its sibling (validating it) is queued. `fixed`: each task on a
+/// scoped thread of its own (the sibling waits for the status there); else the sibling is
+/// stolen by the executing worker while it waits for its parallel part. Returns the validated
+/// status.
+fn block_stm_scenario(name: &'static str, fixed: bool) -> Result<u8, String> {
+    let s = Arc::new(block_stm::Scheduler {
+        txn_status: lockcheck::RwLock::named(name, vec![1, 1]),
+    });
+    if fixed {
+        let s = &*s;
+        return Ok(lockcheck::thread::scope(|scope| {
+            let (started_tx, started_rx) = mpsc::channel::<()>();
+            let executor = scope.spawn(move || {
+                block_stm::execute(s, 0, || {
+                    started_tx.send(()).unwrap();
+                    wait_until("the sibling waits for the status", || blocked_on(name) == 1);
+                })
+            });
+            started_rx.recv().unwrap();
+            let validator = scope.spawn(move || block_stm::validate(s, 0));
+            executor.join().unwrap();
+            validator.join().unwrap()
+        }));
+    }
+    let (tx, rx) = mpsc::channel();
+    let sibling: Box<dyn FnOnce() + Send> = {
+        let s = s.clone();
+        Box::new(move || tx.send(block_stm::validate(&s, 0)).unwrap())
+    };
+    let worker = caught(move || {
+        block_stm::execute(&s, 0, || {
+            // The native's `par_iter` waits for its stolen half and, meanwhile, runs the
+            // sibling queued on this worker.
+            sibling();
+        })
+    });
+    worker.join().unwrap()?;
+    Ok(rx.recv().unwrap())
+}
+
+#[test]
+fn a_stolen_sibling_reading_the_status_its_worker_writes_is_a_self_deadlock() {
+    let _g = setup_serial();
+    const N: &str = "stm.txn_status.bug";
+    let (tx, rx) = mpsc::channel();
+    let (outcome, trace) = recorded("block-stm.json", move || {
+        tx.send(block_stm_scenario(N, false)).unwrap();
+    });
+    outcome.unwrap();
+    let msg = rx.recv().unwrap().expect_err("the stolen read is refused");
+    assert!(msg.contains("self-deadlock"), "{msg}");
+    let v = of_kind(ViolationKind::SelfDeadlock, N);
+    assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
+    M.assert_sites(&v[0], &["STM_EXECUTING_WRITE", "STM_VALIDATE_READ"]);
+    assert_eq!(offline_kinds(&trace, N), ["self-deadlock"]);
+}
+
+#[test]
+fn workers_on_scoped_threads_of_their_own_are_silent() {
+    let _g = setup_serial();
+    const N: &str = "stm.txn_status.fix";
+    let (tx, rx) = mpsc::channel();
+    let (outcome, trace) = recorded("block-stm-fixed.lct", move || {
+        tx.send(block_stm_scenario(N, true)).unwrap();
+    });
+    outcome.unwrap();
+    assert_eq!(rx.recv().unwrap().unwrap(), 2);
     assert!(found(N).is_empty(), "{:#?}", found(N));
     assert_eq!(offline_kinds(&trace, N), Vec::<String>::new());
 }
