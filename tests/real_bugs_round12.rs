@@ -10,8 +10,10 @@
 //! ignored, see section 4), rust-lightning's consistency lock read again by a completed monitor
 //! update while the background processor's write queues (a recursive read), and Block-STM's
 //! rayon worker stealing, while it waits inside a parallel native, a sibling task that reads the
-//! transaction status the worker writes (a self-deadlock of a thread pool). Projects no earlier
-//! round covered, but for mise and rust-lightning (new bugs of them).
+//! transaction status the worker writes (a self-deadlock of a thread pool), and agatedb's
+//! compaction picker reading a level under the compaction status against a filler that writes
+//! the status under the level's read, closed by a writer queued on the level (three threads, two
+//! locks). Projects no earlier round covered, but for mise and rust-lightning (new bugs of them).
 //!
 //! Each is reduced to its locking skeleton (not the projects' code: their lines are paraphrased
 //! in the comments), cites its source, and is paired with the project's fix or a look-alike,
@@ -783,4 +785,170 @@ fn workers_on_scoped_threads_of_their_own_are_silent() {
     assert_eq!(rx.recv().unwrap().unwrap(), 2);
     assert!(found(N).is_empty(), "{:#?}", found(N));
     assert_eq!(offline_kinds(&trace, N), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Three compactors, two locks and a queued writer: agatedb's `LevelsController` keeps each
+//    level of the LSM tree under an `RwLock` and the compaction status under another.
+//    `fill_tables_l0_to_lbase` read-locks L0 and the base level and then write-locks the
+//    status (`compare_and_add`); `pick_compact_levels` read-locked the status and, under it,
+//    each level. Two read locks against a write: a third compactor replacing the base level's
+//    tables (`run_compact_def`) queues its write behind the first compactor's read, the picker's
+//    read of the level waits behind that writer, and the first compactor's status write waits
+//    for the picker's read. ThreadSanitizer reported the inversion in agatedb's CI. Source:
+//    tikv/agatedb#61 ("lock order inversion in LevelsController": the level's read acquired in
+//    `pick_compact_levels` while holding the status, against the write in
+//    `fill_tables_l0_to_lbase`); the code since reads the status in a scope of its own ("We must
+//    ensure lock order, by only obtain one lock at a time"). `lockcheck::RwLock` (agatedb's is
+//    std's: on Linux both block a new reader behind a waiting writer).
+//    Look-alike: the fix, the status read and released before the level is read.
+
+mod agate {
+    use lockcheck::RwLock;
+
+    /// The compaction status and the base level (its tables' sizes).
+    pub struct Core {
+        pub cpt_status: RwLock<Vec<u64>>,
+        pub base_level: RwLock<Vec<u64>>,
+    }
+
+    /// `fill_tables_l0_to_lbase`: the level read, then the status written. `between`: once the
+    /// level's read is held.
+    pub fn fill_tables_l0_to_lbase(c: &Core, between: impl FnOnce()) {
+        let level = c.base_level.read(); // AGATE_FILL_LEVEL_READ
+        between();
+        let mut status = c.cpt_status.write(); // AGATE_FILL_STATUS_WRITE
+        status.push(level.len() as u64);
+    }
+
+    /// `pick_compact_levels`: the level's size less what is being deleted from it. `fixed`: one
+    /// lock at a time. `between`: once the status's read is held (bug), or read (fix).
+    pub fn pick_compact_levels(c: &Core, fixed: bool, between: impl FnOnce()) -> u64 {
+        if fixed {
+            let del_size = { c.cpt_status.read().len() as u64 };
+            between();
+            let level = c.base_level.read();
+            return level.iter().sum::<u64>().saturating_sub(del_size);
+        }
+        let status = c.cpt_status.read(); // AGATE_PICK_STATUS_READ
+        between();
+        let level = c.base_level.read(); // AGATE_PICK_LEVEL_READ
+        level
+            .iter()
+            .sum::<u64>()
+            .saturating_sub(status.len() as u64)
+    }
+
+    /// `run_compact_def`: the level's tables replaced.
+    pub fn replace_tables(c: &Core) {
+        c.base_level.write().push(8); // AGATE_REPLACE_LEVEL_WRITE
+    }
+}
+
+/// The three compactors: the filler holding the level's read, the picker holding (bug) the
+/// status's read, the replacer queued on the level; then the filler asks for the status (it
+/// waits, bug) and the picker for the level. Returns (filler, picker, replacer).
+fn agate_scenario(
+    status: &'static str,
+    level: &'static str,
+    fixed: bool,
+) -> (Result<(), String>, Result<u64, String>, Result<(), String>) {
+    let c = Arc::new(agate::Core {
+        cpt_status: lockcheck::RwLock::named(status, Vec::new()),
+        base_level: lockcheck::RwLock::named(level, vec![4, 4]),
+    });
+    let (held_tx, held_rx) = mpsc::channel::<()>();
+    let (fill_go_tx, fill_go_rx) = mpsc::channel::<()>();
+    let (pick_go_tx, pick_go_rx) = mpsc::channel::<()>();
+    let (cf, fill_held) = (c.clone(), held_tx.clone());
+    let filler = caught(move || {
+        agate::fill_tables_l0_to_lbase(&cf, || {
+            fill_held.send(()).unwrap();
+            fill_go_rx.recv().unwrap();
+        })
+    });
+    held_rx.recv().unwrap();
+    let cp = c.clone();
+    let picker = caught(move || {
+        agate::pick_compact_levels(&cp, fixed, || {
+            held_tx.send(()).unwrap();
+            pick_go_rx.recv().unwrap();
+        })
+    });
+    held_rx.recv().unwrap();
+    let cr = c.clone();
+    let replacer = caught(move || agate::replace_tables(&cr));
+    wait_until("the replacer queued on the level", || {
+        blocked_on(level) == 1
+    });
+    fill_go_tx.send(()).unwrap();
+    if !fixed {
+        wait_until("the filler waits for the status", || {
+            blocked_on(status) == 1
+        });
+    }
+    pick_go_tx.send(()).unwrap();
+    (
+        filler.join().unwrap(),
+        picker.join().unwrap(),
+        replacer.join().unwrap(),
+    )
+}
+
+#[test]
+fn a_picker_reading_a_level_under_the_status_against_a_filler_and_a_queued_writer_is_an_inversion()
+{
+    let _g = setup_serial();
+    const S: &str = "agate.cpt_status.bug";
+    const L: &str = "agate.base_level.bug";
+    let (tx, rx) = mpsc::channel();
+    let (outcome, trace) = recorded("agate.json", move || {
+        tx.send(agate_scenario(S, L, false)).unwrap();
+    });
+    outcome.unwrap();
+    let (filler, picker, replacer) = rx.recv().unwrap();
+    // The picker's request closes the cycle: stopped, its status read released, the filler and
+    // then the replacer go on.
+    let msg = picker.expect_err("reported before it hangs");
+    assert!(
+        msg.contains("lock order inversion") || msg.contains("deadlock"),
+        "{msg}"
+    );
+    filler.unwrap();
+    replacer.unwrap();
+    let v = of_kind(ViolationKind::LockOrderInversion, S);
+    assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
+    M.assert_sites(
+        &v[0],
+        &[
+            "AGATE_FILL_LEVEL_READ",
+            "AGATE_FILL_STATUS_WRITE",
+            "AGATE_PICK_STATUS_READ",
+            "AGATE_PICK_LEVEL_READ",
+        ],
+    );
+    let offline = offline_kinds(&trace, S);
+    assert!(
+        offline.iter().any(|k| k == "lock-order-inversion"),
+        "{offline:?}"
+    );
+}
+
+#[test]
+fn the_status_read_and_released_before_the_level_is_silent() {
+    let _g = setup_serial();
+    const S: &str = "agate.cpt_status.fix";
+    const L: &str = "agate.base_level.fix";
+    let (tx, rx) = mpsc::channel();
+    let (outcome, trace) = recorded("agate-fixed.lct", move || {
+        tx.send(agate_scenario(S, L, true)).unwrap();
+    });
+    outcome.unwrap();
+    let (filler, picker, replacer) = rx.recv().unwrap();
+    filler.unwrap();
+    assert_eq!(picker.unwrap(), 16);
+    replacer.unwrap();
+    assert!(found(S).is_empty(), "{:#?}", found(S));
+    assert!(found(L).is_empty(), "{:#?}", found(L));
+    assert_eq!(offline_kinds(&trace, S), Vec::<String>::new());
 }
