@@ -102,8 +102,11 @@ mod byro {
         f(&mut a, &mut b, &mut c);
     }
 
+    /// A system: runs on the world, `between` once it holds its first storage.
+    pub type System = fn(&World, &mut dyn FnMut());
+
     /// The three systems.
-    pub const SYSTEMS: [fn(&World, &mut dyn FnMut()); 3] = [
+    pub const SYSTEMS: [System; 3] = [
         |w, f| system_ab(w, f),
         |w, f| system_bc(w, f),
         |w, f| system_ca(w, f),
