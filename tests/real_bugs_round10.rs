@@ -21,72 +21,18 @@
 //! watchdog, ordered by hand-shakes and `__private::waits()`, never by a sleep. Recording is
 //! process-wide, so the tests of this file run one at a time (`serial`).
 
+#[path = "support/real_bugs.rs"]
+mod real_bugs;
 mod support;
-#[path = "support/trace_file.rs"]
-mod trace_file;
 
-use lockcheck::{Action, ViolationKind};
-use std::path::Path;
+use lockcheck::ViolationKind;
+use real_bugs::{of_kind, of_kind_at, offline_kinds, recorded, setup_serial};
 use std::sync::mpsc;
 use support::markers::Markers;
-use support::{blocked_on, found, wait_until, watchdog};
+use support::{blocked_on, found, wait_until};
 
 /// This file's marker comments.
 const M: Markers = Markers::new("real_bugs_round10.rs", include_str!("real_bugs_round10.rs"));
-
-/// Recording is process-wide: one scenario at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn setup() -> std::sync::MutexGuard<'static, ()> {
-    let g = serial();
-    lockcheck::set_action(Action::Panic);
-    g
-}
-
-/// Runs `f` under the watchdog, recorded to a trace of its own named `name` (JSON Lines or
-/// `.lct` by its extension); returns `f`'s outcome (`Err`: its panic message) and the trace.
-fn recorded<F>(name: &str, f: F) -> (Result<(), String>, trace_file::ScratchFile)
-where
-    F: FnOnce() + Send + 'static,
-{
-    let trace = trace_file::tmp(name);
-    lockcheck::record::start(&trace).unwrap();
-    let outcome = watchdog(60, f);
-    lockcheck::record::stop().unwrap().expect("was recording");
-    (outcome, trace)
-}
-
-/// The kinds of `lockcheck analyze`'s findings on `trace` one of whose locks' classes contains
-/// `needle` (a lock's name, or `file.rs:LINE:` of its construction site).
-fn offline_kinds(trace: &Path, needle: &str) -> Vec<String> {
-    let report = lockcheck_analyze::analyze(&[trace.to_path_buf()], &Default::default()).unwrap();
-    report
-        .violations
-        .iter()
-        .filter(|v| v.locks.iter().any(|l| l.class.contains(needle)))
-        .map(|v| v.kind.clone())
-        .collect()
-}
-
-/// The runtime's findings of `kind` on the lock named `class`.
-fn of_kind(kind: ViolationKind, class: &str) -> Vec<lockcheck::Violation> {
-    found(class)
-        .into_iter()
-        .filter(|v| v.kind == kind)
-        .collect()
-}
-
-/// The runtime's findings of `kind` one of whose sites or classes is at `marker`'s line.
-fn of_kind_at(kind: ViolationKind, marker: &str) -> Vec<lockcheck::Violation> {
-    M.found_at(marker)
-        .into_iter()
-        .filter(|v| v.kind == kind)
-        .collect()
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. A completion that read-locks the shared WAL again while its caller's read guard is alive,
@@ -168,7 +114,7 @@ fn turso_scenario(name: &'static str, fixed: bool) -> Result<u64, String> {
 
 #[test]
 fn a_completion_rereading_the_shared_wal_while_a_writer_queues_is_a_recursive_read() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "turso.wal.bug";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("turso.json", move || {
@@ -196,7 +142,7 @@ fn a_completion_rereading_the_shared_wal_while_a_writer_queues_is_a_recursive_re
 
 #[test]
 fn the_shared_wal_released_before_the_completion_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "turso.wal.fix";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("turso-fixed.lct", move || {
@@ -305,11 +251,11 @@ mod feldera {
 
 #[test]
 fn a_connector_callback_write_locking_the_inputs_its_loop_reads_is_a_self_deadlock() {
-    let _g = setup();
+    let _g = setup_serial();
     let (outcome, trace) = recorded("feldera.lct", || feldera::status().flush_inputs(false));
     let msg = outcome.expect_err("reported before it hangs");
     assert!(msg.contains("self-deadlock"), "{msg}");
-    let v = of_kind_at(ViolationKind::SelfDeadlock, "FELDERA_INPUTS");
+    let v = of_kind_at(&M, ViolationKind::SelfDeadlock, "FELDERA_INPUTS");
     assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
     M.assert_sites(&v[0], &["FELDERA_WRITE", "FELDERA_READ"]);
     let offline = offline_kinds(&trace, &M.at("FELDERA_INPUTS"));
@@ -318,7 +264,7 @@ fn a_connector_callback_write_locking_the_inputs_its_loop_reads_is_a_self_deadlo
 
 #[test]
 fn dependents_unpaused_through_the_held_guard_are_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     let (outcome, trace) = recorded("feldera-fixed.json", || {
         let st = feldera::fixed_status();
         st.flush_inputs(true);
@@ -412,7 +358,7 @@ fn gpui_scenario(name: &'static str, fixed: bool) -> Vec<(usize, bool)> {
 #[test]
 fn a_key_status_callback_reentered_by_the_platform_call_it_makes_under_the_lock_is_a_self_deadlock()
 {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "gpui.app.bug";
     let (outcome, trace) = recorded("gpui.json", || {
         gpui_scenario(N, false);
@@ -428,7 +374,7 @@ fn a_key_status_callback_reentered_by_the_platform_call_it_makes_under_the_lock_
 
 #[test]
 fn the_lock_released_before_calling_into_the_platform_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "gpui.app.fix";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("gpui-fixed.lct", move || {
@@ -521,7 +467,7 @@ fn propolis_scenario(name: &'static str, fixed: bool) -> Vec<&'static str> {
 
 #[test]
 fn a_node_drop_locking_the_tree_its_last_owners_poison_holds_is_a_self_deadlock() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "propolis.tree.bug";
     let (outcome, trace) = recorded("propolis.lct", || {
         propolis_scenario(N, false);
@@ -536,7 +482,7 @@ fn a_node_drop_locking_the_tree_its_last_owners_poison_holds_is_a_self_deadlock(
 
 #[test]
 fn the_node_dropped_after_the_tree_is_released_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "propolis.tree.fix";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("propolis-fixed.json", move || {
@@ -616,7 +562,7 @@ fn frames_scenario(name: &'static str, fixed: bool) -> (Vec<u64>, Vec<u64>) {
 
 #[test]
 fn a_dealloc_relocking_the_free_list_whose_growth_freed_memory_is_a_self_deadlock() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "frames.free.bug";
     let (outcome, trace) = recorded("frames.json", || {
         frames_scenario(N, false);
@@ -631,7 +577,7 @@ fn a_dealloc_relocking_the_free_list_whose_growth_freed_memory_is_a_self_deadloc
 
 #[test]
 fn a_dealloc_that_only_tries_the_free_list_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "frames.free.fix";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("frames-fixed.lct", move || {
@@ -704,13 +650,13 @@ mod mise {
 
 #[test]
 fn a_toolset_forced_again_by_its_own_initializer_through_the_config_is_a_self_deadlock() {
-    let _g = setup();
+    let _g = setup_serial();
     let (outcome, trace) = recorded("mise.lct", || {
         let _ = mise::TOOLSET.len();
     });
     let msg = outcome.expect_err("reported before it hangs");
     assert!(msg.contains("self-deadlock"), "{msg}");
-    let v = of_kind_at(ViolationKind::SelfDeadlock, "MISE_TOOLSET");
+    let v = of_kind_at(&M, ViolationKind::SelfDeadlock, "MISE_TOOLSET");
     assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
     M.assert_sites(&v[0], &["MISE_UV_PATH"]);
     let offline = offline_kinds(&trace, &M.at("MISE_TOOLSET"));
@@ -719,7 +665,7 @@ fn a_toolset_forced_again_by_its_own_initializer_through_the_config_is_a_self_de
 
 #[test]
 fn a_uv_path_lookup_that_answers_none_while_the_toolset_is_built_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     let (outcome, trace) = recorded("mise-fixed.json", || {
         assert_eq!(mise::FIXED_TOOLSET.len(), 2);
     });
@@ -807,7 +753,7 @@ fn spur_scenario(name: &'static str, fixed: bool) -> Result<Option<(u32, bool)>,
 
 #[test]
 fn a_tokio_mutex_locked_again_by_the_task_that_holds_it_is_a_self_deadlock() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "spur.running.bug";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("spur.json", move || {
@@ -824,7 +770,7 @@ fn a_tokio_mutex_locked_again_by_the_task_that_holds_it_is_a_self_deadlock() {
 
 #[test]
 fn one_lock_scope_for_both_fields_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "spur.running.fix";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("spur-fixed.lct", move || {
@@ -905,7 +851,7 @@ fn sigterm_scenario(fixed: bool) -> Result<u32, String> {
 
 #[test]
 fn a_condvar_guard_kept_across_the_join_of_its_signalling_thread_is_a_deadlock() {
-    let _g = setup();
+    let _g = setup_serial();
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("sigterm.lct", move || {
         tx.send(sigterm_scenario(false)).unwrap();
@@ -913,7 +859,7 @@ fn a_condvar_guard_kept_across_the_join_of_its_signalling_thread_is_a_deadlock()
     outcome.unwrap();
     let msg = rx.recv().unwrap().expect_err("reported before it hangs");
     assert!(msg.contains("deadlock"), "{msg}");
-    let v = of_kind_at(ViolationKind::Deadlock, "SIGTERM_STATE");
+    let v = of_kind_at(&M, ViolationKind::Deadlock, "SIGTERM_STATE");
     assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
     M.assert_sites(&v[0], &["SIGTERM_SHUTDOWN_JOIN", "SIGTERM_HANDLER_LOCK"]);
     // (The analyzer names a cycle of lock instances and a thread's end by its rule: the join
@@ -924,7 +870,7 @@ fn a_condvar_guard_kept_across_the_join_of_its_signalling_thread_is_a_deadlock()
 
 #[test]
 fn the_guard_dropped_before_the_shutdown_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("sigterm-fixed.json", move || {
         tx.send(sigterm_scenario(true)).unwrap();
@@ -1042,7 +988,7 @@ fn nimiq_extend_scenario(
 
 #[test]
 fn an_upgrade_ordered_after_the_transaction_a_reader_takes_under_its_read_is_an_inversion() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "nimiq.blockchain.bug";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("nimiq-extend.json", move || {
@@ -1075,7 +1021,7 @@ fn an_upgrade_ordered_after_the_transaction_a_reader_takes_under_its_read_is_an_
 fn an_upgrade_waiting_for_a_reader_that_waits_for_the_upgraders_transaction_is_a_deadlock() {
     // Fails without `hooks::upgrade_wait`: the scenario does not form (the upgrade's wait is not
     // in `waits()`), and without the hand-shake the cycle hangs unreported.
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "nimiq.blockchain.wait";
     let was = lockcheck::order_checking();
     // The wait-for graph alone: the lock order is not checked.
@@ -1108,7 +1054,7 @@ fn an_upgrade_waiting_for_a_reader_that_waits_for_the_upgraders_transaction_is_a
 
 #[test]
 fn the_upgrade_before_the_transaction_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "nimiq.blockchain.fix";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("nimiq-extend-fixed.lct", move || {
@@ -1165,7 +1111,7 @@ fn nimiq_reread_scenario(name: &'static str, fixed: bool) -> Result<usize, Strin
 
 #[test]
 fn a_recursive_read_in_extend_while_a_push_queues_a_writer_is_a_recursive_read() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "nimiq.chain.bug";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("nimiq-reread.lct", move || {
@@ -1183,7 +1129,7 @@ fn a_recursive_read_in_extend_while_a_push_queues_a_writer_is_a_recursive_read()
 
 #[test]
 fn read_recursive_past_a_queued_writer_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "nimiq.chain.fix";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("nimiq-reread-fixed.json", move || {

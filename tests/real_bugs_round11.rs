@@ -22,75 +22,19 @@
 //! watchdog, ordered by hand-shakes and `__private::waits()`, never by a sleep. Recording is
 //! process-wide, so the tests of this file run one at a time (`serial`).
 
+#[path = "support/real_bugs.rs"]
+mod real_bugs;
 mod support;
-#[path = "support/trace_file.rs"]
-mod trace_file;
 
 use lockcheck::{Action, ViolationKind};
-use std::path::Path;
+use real_bugs::{caught, of_kind, offline_kinds, recorded, setup_serial};
 use std::sync::mpsc;
 use std::sync::Arc;
 use support::markers::Markers;
-use support::{blocked_kind, blocked_on, found, wait_until, watchdog};
+use support::{blocked_kind, blocked_on, found, wait_until};
 
 /// This file's marker comments.
 const M: Markers = Markers::new("real_bugs_round11.rs", include_str!("real_bugs_round11.rs"));
-
-/// Recording is process-wide: one scenario at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn setup() -> std::sync::MutexGuard<'static, ()> {
-    let g = serial();
-    lockcheck::set_action(Action::Panic);
-    g
-}
-
-/// Runs `f` under the watchdog, recorded to a trace of its own named `name` (JSON Lines or
-/// `.lct` by its extension); returns `f`'s outcome (`Err`: its panic message) and the trace.
-fn recorded<F>(name: &str, f: F) -> (Result<(), String>, trace_file::ScratchFile)
-where
-    F: FnOnce() + Send + 'static,
-{
-    let trace = trace_file::tmp(name);
-    lockcheck::record::start(&trace).unwrap();
-    let outcome = watchdog(60, f);
-    lockcheck::record::stop().unwrap().expect("was recording");
-    (outcome, trace)
-}
-
-/// The kinds of `lockcheck analyze`'s findings on `trace` one of whose locks' classes contains
-/// `needle` (a lock's name, or `file.rs:LINE:` of its construction site).
-fn offline_kinds(trace: &Path, needle: &str) -> Vec<String> {
-    let report = lockcheck_analyze::analyze(&[trace.to_path_buf()], &Default::default()).unwrap();
-    report
-        .violations
-        .iter()
-        .filter(|v| v.locks.iter().any(|l| l.class.contains(needle)))
-        .map(|v| v.kind.clone())
-        .collect()
-}
-
-/// The runtime's findings of `kind` on the lock named `class`.
-fn of_kind(kind: ViolationKind, class: &str) -> Vec<lockcheck::Violation> {
-    found(class)
-        .into_iter()
-        .filter(|v| v.kind == kind)
-        .collect()
-}
-
-/// Runs `f` on a thread of its own, its panic caught: `Err` is the panic's message.
-fn caught<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> std::thread::JoinHandle<Result<T, String>> {
-    std::thread::spawn(move || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-            .map_err(|e| support::panic_message(&*e))
-    })
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. Three threads: alpenglow split agave's replay stage, the only writer of `BankForks`, into
@@ -202,7 +146,7 @@ fn agave_triple_scenario(
 
 #[test]
 fn votor_rooting_against_a_new_bank_and_a_queued_forks_writer_is_a_three_thread_cycle() {
-    let _g = setup();
+    let _g = setup_serial();
     const F: &str = "agave.bank_forks.bug";
     const C: &str = "agave.program_cache.bug";
     let (tx, rx) = mpsc::channel();
@@ -243,7 +187,7 @@ fn votor_rooting_against_a_new_bank_and_a_queued_forks_writer_is_a_three_thread_
 
 #[test]
 fn the_cache_read_under_the_forks_read_through_one_helper_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     const F: &str = "agave.bank_forks.fix";
     const C: &str = "agave.program_cache.fix";
     let (tx, rx) = mpsc::channel();
@@ -340,7 +284,7 @@ fn agave_prune_scenario(name: &'static str, fixed: bool) -> Result<usize, String
 
 #[test]
 fn prune_program_cache_rereading_bank_forks_behind_a_queued_writer_is_a_recursive_read() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "agave.prune.bug";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("agave-prune.lct", move || {
@@ -367,7 +311,7 @@ fn prune_program_cache_rereading_bank_forks_behind_a_queued_writer_is_a_recursiv
 
 #[test]
 fn prune_handed_the_forks_its_caller_reads_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "agave.prune.fix";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("agave-prune-fixed.json", move || {
@@ -430,7 +374,7 @@ fn agave_scheduler_scenario(
 
 #[test]
 fn waiting_for_a_schedulers_termination_under_the_bank_forks_write_lock_is_a_deadlock() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "agave.scheduler.bug";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("agave-scheduler.json", move || {
@@ -452,7 +396,7 @@ fn waiting_for_a_schedulers_termination_under_the_bank_forks_write_lock_is_a_dea
 
 #[test]
 fn waiting_for_the_scheduler_after_the_write_lock_is_released_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     const N: &str = "agave.scheduler.fix";
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("agave-scheduler-fixed.lct", move || {
@@ -511,7 +455,7 @@ mod qdrant_proxy {
 
 #[test]
 fn flushing_and_propagating_a_proxy_segment_in_opposite_orders_is_an_inversion() {
-    let _g = setup();
+    let _g = setup_serial();
     const D: &str = "qdrant.deleted.bug";
     const W: &str = "qdrant.wrapped.bug";
     let (tx, rx) = mpsc::channel();
@@ -571,7 +515,7 @@ fn flushing_and_propagating_a_proxy_segment_in_opposite_orders_is_an_inversion()
 
 #[test]
 fn the_flush_taking_the_wrapped_segment_first_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     const D: &str = "qdrant.deleted.fix";
     const W: &str = "qdrant.wrapped.fix";
     let (tx, rx) = mpsc::channel();
@@ -665,7 +609,7 @@ fn reth_scenario(numbers: &'static str, blocks: &'static str, fixed: bool) -> Op
 
 #[test]
 fn chain_state_writes_taking_blocks_before_numbers_are_an_inversion_seen_without_a_hang() {
-    let _g = setup();
+    let _g = setup_serial();
     const NUM: &str = "reth.numbers.bug";
     const BLK: &str = "reth.blocks.bug";
     // Reported, not panicking: the second thread's order completes it after the fact.
@@ -694,7 +638,7 @@ fn chain_state_writes_taking_blocks_before_numbers_are_an_inversion_seen_without
 
 #[test]
 fn chain_state_writes_taking_numbers_first_are_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     const NUM: &str = "reth.numbers.fix";
     const BLK: &str = "reth.blocks.fix";
     let (tx, rx) = mpsc::channel();
@@ -793,7 +737,7 @@ fn discv5_scenario(fixed: bool) -> (Result<u32, String>, Result<u32, String>) {
 
 #[test]
 fn a_service_and_a_handler_filling_each_others_bounded_channels_is_a_deadlock() {
-    let _g = setup();
+    let _g = setup_serial();
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("discv5.json", move || {
         tx.send(discv5_scenario(false)).unwrap();
@@ -840,7 +784,7 @@ fn a_service_and_a_handler_filling_each_others_bounded_channels_is_a_deadlock() 
 
 #[test]
 fn the_services_channel_to_the_handler_unbounded_is_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("discv5-fixed.lct", move || {
         tx.send(discv5_scenario(true)).unwrap();
@@ -919,7 +863,7 @@ mod ch_pci {
 
 #[test]
 fn a_bar_move_under_the_pci_bus_against_pci_resources_under_the_device_tree_is_an_inversion() {
-    let _g = setup();
+    let _g = setup_serial();
     let (tx, rx) = mpsc::channel();
     let (outcome, trace) = recorded("ch-pci.json", move || {
         let dm = Arc::new(ch_pci::DeviceManager::new());
@@ -976,7 +920,7 @@ fn a_bar_move_under_the_pci_bus_against_pci_resources_under_the_device_tree_is_a
 
 #[test]
 fn both_paths_through_one_tree_then_bus_helper_are_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     // (This test's locks are made at the same sites as the bug's: the violations of the bug's
     // test, if it ran first in this process, are told apart by the helper's sites.)
     let before = M.found_at("CH_PCI_BUS").len();
@@ -1100,7 +1044,7 @@ fn ch_pause_scenario(states: &'static str, acked: &'static str, fixed: bool) {
 
 #[test]
 fn waiting_for_the_vcpus_ack_under_the_states_their_mmio_path_locks_is_a_condvar_warning() {
-    let _g = setup();
+    let _g = setup_serial();
     const S: &str = "ch.vcpu_states.bug";
     lockcheck::watchdog::set_condvar_check(true);
     // A warning: the run goes on.
@@ -1121,7 +1065,7 @@ fn waiting_for_the_vcpus_ack_under_the_states_their_mmio_path_locks_is_a_condvar
 
 #[test]
 fn the_ack_wait_under_the_states_is_found_offline_too() {
-    let _g = setup();
+    let _g = setup_serial();
     const S: &str = "ch.vcpu_states.offline";
     lockcheck::watchdog::set_condvar_check(true);
     lockcheck::set_action(Action::Warn);
@@ -1160,7 +1104,7 @@ fn the_ack_wait_under_the_states_is_found_offline_too() {
 
 #[test]
 fn the_states_released_before_the_ack_wait_are_silent() {
-    let _g = setup();
+    let _g = setup_serial();
     const S: &str = "ch.vcpu_states.fix";
     lockcheck::watchdog::set_condvar_check(true);
     let (outcome, trace) = recorded("ch-pause-fixed.lct", || {

@@ -4,18 +4,17 @@
 //! project's fix turned it into, which must stay silent. Every scenario runs under a watchdog:
 //! a miss that really hangs fails the test instead of hanging CI.
 
+#[path = "support/real_bugs.rs"]
+mod real_bugs;
 mod support;
 
-use lockcheck::{Action, Mutex, RwLock, RwLockUpgradableReadGuard, ViolationKind};
+use lockcheck::{Mutex, RwLock, RwLockUpgradableReadGuard, ViolationKind};
+use real_bugs::setup;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use support::markers::Markers;
 use support::{found, two_threads, watchdog};
-
-fn setup() {
-    lockcheck::set_action(Action::Panic);
-}
 
 /// This file's marker comments.
 const M: Markers = Markers::new("real_bugs_round2.rs", include_str!("real_bugs_round2.rs"));

@@ -5,18 +5,17 @@
 //! scenario runs under a watchdog: a miss that really hangs fails the test instead of hanging CI.
 //! The recordable ones are also scenarios of `examples/scenarios.rs` (offline equals runtime).
 
+#[path = "support/real_bugs.rs"]
+mod real_bugs;
 mod support;
 
-use lockcheck::{Action, Mutex, RwLock, Semaphore, ViolationKind};
+use lockcheck::{Mutex, RwLock, Semaphore, ViolationKind};
+use real_bugs::setup;
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use support::markers::Markers;
 use support::{condvar_warnings, found, notifier_seen, two_threads, watchdog};
-
-fn setup() {
-    lockcheck::set_action(Action::Panic);
-}
 
 /// This file's marker comments.
 const M: Markers = Markers::new("real_bugs_round3.rs", include_str!("real_bugs_round3.rs"));

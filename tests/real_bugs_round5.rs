@@ -11,9 +11,12 @@
 //! test instead of hanging CI. The recordable ones are also scenarios of `examples/scenarios.rs`
 //! (offline equals runtime).
 
+#[path = "support/real_bugs.rs"]
+mod real_bugs;
 mod support;
 
-use lockcheck::{Action, Mutex, RwLock, ViolationKind};
+use lockcheck::{Mutex, RwLock, ViolationKind};
+use real_bugs::{one_of_kind, setup, stopped};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -24,25 +27,10 @@ use support::{found, watchdog};
 /// This file's marker comments.
 const M: Markers = Markers::new("real_bugs_round5.rs", include_str!("real_bugs_round5.rs"));
 
-fn setup() {
-    lockcheck::set_action(Action::Panic);
-}
-
-/// Runs `f` under the watchdog and returns the message of the report that stopped it (the
-/// scenario must be stopped: unreported, it hangs).
-fn stopped<F: FnOnce() + Send + 'static>(f: F) -> String {
-    watchdog(20, f).expect_err("reported before it hangs")
-}
-
 /// The one self-deadlock among `v`, with every marker among its sites.
 #[track_caller]
 fn one_self_deadlock(v: &[lockcheck::Violation], markers: &[&str]) {
-    let s: Vec<_> = v
-        .iter()
-        .filter(|v| v.kind == ViolationKind::SelfDeadlock)
-        .collect();
-    assert_eq!(s.len(), 1, "{v:#?}");
-    M.assert_sites(s[0], markers);
+    one_of_kind(&M, v, ViolationKind::SelfDeadlock, markers);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,9 +12,12 @@
 //! look-alike the project's fix turned it into, which must stay silent. Every scenario runs under
 //! a watchdog: a miss that really hangs fails the test instead of hanging CI.
 
+#[path = "support/real_bugs.rs"]
+mod real_bugs;
 mod support;
 
-use lockcheck::{Action, Mutex, ReentrantMutex, RwLock, ViolationKind};
+use lockcheck::{Mutex, ReentrantMutex, RwLock, ViolationKind};
+use real_bugs::{one_of_kind, setup, stopped};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{mpsc, Arc};
@@ -24,24 +27,6 @@ use support::{found, inversions, two_threads, watchdog};
 
 /// This file's marker comments.
 const M: Markers = Markers::new("real_bugs_round6.rs", include_str!("real_bugs_round6.rs"));
-
-fn setup() {
-    lockcheck::set_action(Action::Panic);
-}
-
-/// Runs `f` under the watchdog and returns the message of the report that stopped it (the
-/// scenario must be stopped: unreported, it hangs).
-fn stopped<F: FnOnce() + Send + 'static>(f: F) -> String {
-    watchdog(20, f).expect_err("reported before it hangs")
-}
-
-/// The one finding of `kind` among `v`, with every marker among its sites.
-#[track_caller]
-fn one_of_kind(v: &[lockcheck::Violation], kind: ViolationKind, markers: &[&str]) {
-    let s: Vec<_> = v.iter().filter(|v| v.kind == kind).collect();
-    assert_eq!(s.len(), 1, "{v:#?}");
-    M.assert_sites(s[0], markers);
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. Re-entrant locks held while user code runs: `print!` locks stdout (a re-entrant mutex) for
@@ -232,6 +217,7 @@ fn a_debug_impl_that_logs_under_the_appenders_mutex_is_a_self_deadlock() {
     });
     assert!(msg.contains("self-deadlock"), "{msg}");
     one_of_kind(
+        &M,
         &found("log4rs.appender"),
         ViolationKind::SelfDeadlock,
         &["LOG4RS_APPEND"],
@@ -440,6 +426,7 @@ fn a_pool_compared_with_itself_is_a_recursive_read() {
     });
     assert!(msg.contains("recursive"), "{msg}");
     one_of_kind(
+        &M,
         &found("lighthouse.op_pool"),
         ViolationKind::RecursiveRead,
         &["OP_POOL_EQ"],
@@ -886,6 +873,7 @@ fn a_load_task_run_inline_under_the_infos_guard_is_a_self_deadlock() {
     });
     assert!(msg.contains("self-deadlock"), "{msg}");
     one_of_kind(
+        &M,
         &found("bevy.server.infos"),
         ViolationKind::SelfDeadlock,
         &["BEVY_SERVER_INFOS", "BEVY_LOAD_TASK"],

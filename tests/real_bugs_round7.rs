@@ -14,9 +14,12 @@
 //! scenario runs under a watchdog: a miss that really hangs fails the test instead of hanging
 //! CI.
 
+#[path = "support/real_bugs.rs"]
+mod real_bugs;
 mod support;
 
-use lockcheck::{Action, Mutex, RwLock, ViolationKind};
+use lockcheck::{Mutex, RwLock, ViolationKind};
+use real_bugs::{one_of_kind, setup, stopped};
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
 use support::markers::Markers;
@@ -24,24 +27,6 @@ use support::{found, watchdog};
 
 /// This file's marker comments.
 const M: Markers = Markers::new("real_bugs_round7.rs", include_str!("real_bugs_round7.rs"));
-
-fn setup() {
-    lockcheck::set_action(Action::Panic);
-}
-
-/// Runs `f` under the watchdog and returns the message of the report that stopped it (the
-/// scenario must be stopped: unreported, it hangs).
-fn stopped<F: FnOnce() + Send + 'static>(f: F) -> String {
-    watchdog(20, f).expect_err("reported before it hangs")
-}
-
-/// The one finding of `kind` among `v`, with every marker among its sites.
-#[track_caller]
-fn one_of_kind(v: &[lockcheck::Violation], kind: ViolationKind, markers: &[&str]) {
-    let s: Vec<_> = v.iter().filter(|v| v.kind == kind).collect();
-    assert_eq!(s.len(), 1, "{v:#?}");
-    M.assert_sites(s[0], markers);
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. A spin lock re-entered by the thread that holds it: pyo3 0.10.0 replaced the `ReleasePool`'s
@@ -135,6 +120,7 @@ fn a_spin_lock_retried_by_the_thread_that_holds_it_is_a_self_deadlock() {
     let msg = stopped(|| release_pool("pyo3.release_pool", false).update_counts());
     assert!(msg.contains("self-deadlock"), "{msg}");
     one_of_kind(
+        &M,
         &found("pyo3.release_pool"),
         ViolationKind::SelfDeadlock,
         &["PYO3_SPIN"],
@@ -408,6 +394,7 @@ fn two_borrows_of_a_watch_channel_in_one_span_are_a_recursive_read() {
     let msg = chain_tip_scenario("zebra.chain_tip", false).expect_err("a recursive read");
     assert!(msg.contains("recursive"), "{msg}");
     one_of_kind(
+        &M,
         &found("zebra.chain_tip"),
         ViolationKind::RecursiveRead,
         &["ZEBRA_BORROW"],
@@ -493,6 +480,7 @@ fn an_eviction_listener_that_inserts_under_the_key_lock_is_a_self_deadlock() {
     });
     assert!(msg.contains("self-deadlock"), "{msg}");
     one_of_kind(
+        &M,
         &found("moka.key_lock"),
         ViolationKind::SelfDeadlock,
         &["MOKA_KEY_LOCK"],
@@ -713,6 +701,7 @@ fn a_poll_watcher_watched_from_its_event_handler_is_a_self_deadlock() {
     let msg = stopped(|| poll_watcher("notify.data_builder", None).poll_once());
     assert!(msg.contains("self-deadlock"), "{msg}");
     one_of_kind(
+        &M,
         &found("notify.data_builder"),
         ViolationKind::SelfDeadlock,
         &["NOTIFY_WATCH_BUILDER", "NOTIFY_POLL_BUILDER"],

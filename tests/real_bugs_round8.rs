@@ -17,9 +17,11 @@
 //! order where the notify comes after the wait (a lucky run, which ends), from which the rule
 //! predicts them, and once in the order that hangs, rescued by the test once reported.
 
+#[path = "support/real_bugs.rs"]
+mod real_bugs;
 mod support;
 
-use lockcheck::{Action, Condvar, Mutex, ViolationKind};
+use lockcheck::{Condvar, Mutex, ViolationKind};
 use std::sync::{mpsc, Arc};
 use support::markers::Markers;
 use support::{found, watchdog};
@@ -28,7 +30,7 @@ use support::{found, watchdog};
 const M: Markers = Markers::new("real_bugs_round8.rs", include_str!("real_bugs_round8.rs"));
 
 fn setup() {
-    lockcheck::set_action(Action::Panic);
+    real_bugs::setup();
     lockcheck::watchdog::set_condvar_check(true);
 }
 

@@ -14,27 +14,18 @@
 //! a sleep. The join of tylertoo's producer also found a deadlock reported twice, once by each
 //! of its threads (the second found it again while the first was rendering its report).
 
+#[path = "support/real_bugs.rs"]
+mod real_bugs;
 mod support;
 
-use lockcheck::{Action, ViolationKind};
+use lockcheck::ViolationKind;
+use real_bugs::{of_kind_at, setup};
 use std::sync::{mpsc, Arc};
 use support::markers::Markers;
 use support::watchdog;
 
 /// This file's marker comments.
 const M: Markers = Markers::new("real_bugs_round9.rs", include_str!("real_bugs_round9.rs"));
-
-fn setup() {
-    lockcheck::set_action(Action::Panic);
-}
-
-/// The findings of `kind` one of whose sites is at `marker`'s line.
-fn of_kind_at(kind: ViolationKind, marker: &str) -> Vec<lockcheck::Violation> {
-    M.found_at(marker)
-        .into_iter()
-        .filter(|v| v.kind == kind)
-        .collect()
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. A lock held across a synchronous round trip to the main thread: tauri's window getters
@@ -161,13 +152,16 @@ fn a_lock_held_across_a_round_trip_to_an_event_loop_whose_handler_takes_it_is_a_
     watchdog(60, move || tx.send(tauri_scenario(false)).unwrap()).unwrap();
     let msg = rx.recv().unwrap().expect_err("reported before it hangs");
     assert!(msg.contains("deadlock"), "{msg}");
-    let v = of_kind_at(ViolationKind::Deadlock, "TAURI_GETTER_WAIT");
+    let v = of_kind_at(&M, ViolationKind::Deadlock, "TAURI_GETTER_WAIT");
     assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
     M.assert_sites(
         &v[0],
         &["TAURI_GETTER_WAIT", "TAURI_HANDLER_LOCK", "TAURI_SAVE_LOCK"],
     );
-    assert_eq!(of_kind_at(ViolationKind::Deadlock, "TAURI_CACHE").len(), 1);
+    assert_eq!(
+        of_kind_at(&M, ViolationKind::Deadlock, "TAURI_CACHE").len(),
+        1
+    );
 }
 
 #[test]
@@ -282,7 +276,7 @@ fn a_signal_handler_taking_the_lock_its_interrupted_thread_holds_is_a_self_deadl
     })
     .unwrap();
     assert!(habitat::HANDLER_STOPPED.load(Ordering::SeqCst));
-    let v = of_kind_at(ViolationKind::SelfDeadlock, "HABITAT_HANDLER_LOCK");
+    let v = of_kind_at(&M, ViolationKind::SelfDeadlock, "HABITAT_HANDLER_LOCK");
     assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
     M.assert_sites(&v[0], &["HABITAT_HANDLER_LOCK", "HABITAT_CHECK_LOCK"]);
 }
@@ -375,11 +369,11 @@ fn a_join_of_a_producer_blocked_on_the_joiners_full_channel_is_a_deadlock() {
     // Stopped: by the report's panic at the join, or by the producer's (which gave up its
     // send) through the join's result, whichever side closed the cycle.
     rx.recv().unwrap().expect_err("reported before it hangs");
-    let v = of_kind_at(ViolationKind::Deadlock, "TYLERTOO_JOIN");
+    let v = of_kind_at(&M, ViolationKind::Deadlock, "TYLERTOO_JOIN");
     assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
     M.assert_sites(&v[0], &["TYLERTOO_JOIN", "TYLERTOO_SEND"]);
     assert_eq!(
-        of_kind_at(ViolationKind::Deadlock, "TYLERTOO_CHANNEL").len(),
+        of_kind_at(&M, ViolationKind::Deadlock, "TYLERTOO_CHANNEL").len(),
         1
     );
 }
@@ -457,10 +451,10 @@ fn two_threads_joining_each_other_are_a_deadlock() {
     assert_eq!(stopped.len(), 1, "{outcomes:?}");
     let msg = stopped[0].1.as_ref().unwrap_err();
     assert!(msg.contains("deadlock"), "{msg}");
-    let v = of_kind_at(ViolationKind::Deadlock, "JOIN_CYCLE_FIRST_SPAWN");
+    let v = of_kind_at(&M, ViolationKind::Deadlock, "JOIN_CYCLE_FIRST_SPAWN");
     assert_eq!(v.len(), 1, "{:#?}", lockcheck::violations());
     assert_eq!(
-        of_kind_at(ViolationKind::Deadlock, "JOIN_CYCLE_SECOND_SPAWN").len(),
+        of_kind_at(&M, ViolationKind::Deadlock, "JOIN_CYCLE_SECOND_SPAWN").len(),
         1
     );
 }
