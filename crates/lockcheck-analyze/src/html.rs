@@ -6,7 +6,12 @@
 //!
 //! Every lock is drawn (no cap): past [`FOLD_ABOVE`] locks, the components of the graph that hold
 //! a violation are drawn first and the others are folded into a `<details>` below, with a note
-//! saying how many locks that is. The picture fits the page width (an SVG `viewBox`); a small
+//! saying how many locks that is. Edges are drawn up to [`MAX_DRAWN_EDGES`] (the violations' and
+//! the edges to change first, whatever their number; the page says how many it leaves out, and
+//! `--format dot` has them all); an edge spanning several levels is
+//! routed around the boxes while the drawing's bend points last ([`layout::MAX_BENDS`]: a dense
+//! graph in a thousand levels would otherwise take gigabytes), then drawn straight, with a
+//! warning under the picture saying how many. The picture fits the page width (an SVG `viewBox`); a small
 //! inline script adds wheel zoom, drag pan and double-click reset, and makes a click on a
 //! violation highlight exactly its cycle in the graph and scroll to its scenario. Short labels
 //! (the lock's name, or `file:line` relative to the repository), full detail on hover (`<title>`).
@@ -31,6 +36,10 @@ use std::path::PathBuf;
 /// Above this many locks, the graph's components without a violation are folded below the
 /// picture of those with one.
 pub const FOLD_ABOVE: usize = 60;
+/// The page draws at most this many edges of the lock-order graph (every violation's edge and
+/// every edge to change, whatever their number; then the others in the graph's order), and says
+/// how many it leaves out.
+pub const MAX_DRAWN_EDGES: usize = 20_000;
 /// Labels longer than this are cut (from the front: the end of a path says the most).
 const LABEL_CHARS: usize = 36;
 /// Approximate advance of one character of the 12 px monospace font, for box widths.
@@ -382,16 +391,53 @@ fn fallback_levels(graph: &OrderGraph, known: &[Option<u32>]) -> Vec<u32> {
     level
 }
 
+/// The graph's nodes by name and by class, and its edges by source: what [`cycle_in_graph`]
+/// looks up for every finding. (Testing every edge against every finding's pairs took most of
+/// twenty seconds on a hostile trace's graph of 190,000 edges.)
+struct GraphIndex<'g> {
+    by_name: HashMap<&'g str, Vec<usize>>,
+    by_class: HashMap<&'g str, Vec<usize>>,
+    out: Vec<Vec<usize>>,
+}
+
+impl<'g> GraphIndex<'g> {
+    fn new(graph: &'g OrderGraph) -> GraphIndex<'g> {
+        let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut by_class: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, n) in graph.nodes.iter().enumerate() {
+            by_name.entry(n.name.as_str()).or_default().push(i);
+            by_class.entry(n.class.as_str()).or_default().push(i);
+        }
+        let mut out = vec![Vec::new(); graph.nodes.len()];
+        for (i, e) in graph.edges.iter().enumerate() {
+            out[e.from].push(i);
+        }
+        GraphIndex {
+            by_name,
+            by_class,
+            out,
+        }
+    }
+}
+
 /// Per finding, the graph nodes of its cycle and the graph edges between consecutive ones.
-fn cycle_in_graph(graph: &OrderGraph, f: &Finding) -> (BTreeSet<usize>, BTreeSet<usize>) {
+fn cycle_in_graph(
+    graph: &OrderGraph,
+    index: &GraphIndex<'_>,
+    f: &Finding,
+) -> (BTreeSet<usize>, BTreeSet<usize>) {
     // By lock name on an instance graph, or when the class graph shows this finding's locks
     // (see `with_same_class_instances`); else by class.
     let by_name = f.instance_level
         && (graph.level == "instance"
             || f.names
                 .iter()
-                .all(|n| graph.nodes.iter().any(|g| g.name == *n)));
-    let keys: &[String] = if by_name { &f.names } else { &f.classes };
+                .all(|n| index.by_name.contains_key(n.as_str())));
+    let (keys, nodes_of): (&[String], _) = if by_name {
+        (&f.names, &index.by_name)
+    } else {
+        (&f.classes, &index.by_class)
+    };
     let key = |i: usize| -> &str {
         if by_name {
             &graph.nodes[i].name
@@ -400,7 +446,7 @@ fn cycle_in_graph(graph: &OrderGraph, f: &Finding) -> (BTreeSet<usize>, BTreeSet
         }
     };
     let n = keys.len();
-    let pairs: HashSet<(&str, &str)> = if f.against_declared || n < 2 {
+    let pairs: Vec<(&str, &str)> = if f.against_declared || n < 2 {
         keys.windows(2)
             .map(|w| (w[0].as_str(), w[1].as_str()))
             .collect()
@@ -409,17 +455,19 @@ fn cycle_in_graph(graph: &OrderGraph, f: &Finding) -> (BTreeSet<usize>, BTreeSet
             .map(|i| (keys[i].as_str(), keys[(i + 1) % n].as_str()))
             .collect()
     };
-    let members: HashSet<&str> = keys.iter().map(String::as_str).collect();
-    let nodes = (0..graph.nodes.len())
-        .filter(|&i| members.contains(key(i)))
-        .collect();
-    let edges = graph
-        .edges
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| pairs.contains(&(key(e.from), key(e.to))))
-        .map(|(i, _)| i)
-        .collect();
+    let with_key = |k: &str| nodes_of.get(k).into_iter().flatten().copied();
+    let nodes = keys.iter().flat_map(|k| with_key(k)).collect();
+    let mut edges = BTreeSet::new();
+    for (a, b) in pairs {
+        for from in with_key(a) {
+            edges.extend(
+                index.out[from]
+                    .iter()
+                    .copied()
+                    .filter(|&e| key(graph.edges[e].to) == b),
+            );
+        }
+    }
     (nodes, edges)
 }
 
@@ -474,6 +522,7 @@ fn draw_graph(
     let area: f64 =
         widths.iter().map(|w| w + layout::NODE_GAP).sum::<f64>() * (NODE_HEIGHT + layout::ROW_GAP);
     let wrap = (area * 1.8).sqrt().max(1400.0);
+    let in_cycle: HashSet<usize> = cycle_edges.iter().flatten().copied().collect();
     let lg = LayoutGraph {
         wrap,
         layer: subset.iter().map(|&n| levels[n]).collect(),
@@ -482,10 +531,14 @@ fn draw_graph(
             .iter()
             .map(|&i| (local[&graph.edges[i].from], local[&graph.edges[i].to]))
             .collect(),
+        max_bends: Some(layout::MAX_BENDS),
+        // The violations' edges and the edges to change keep their routes.
+        first: (0..edge_ids.len())
+            .filter(|&k| in_cycle.contains(&edge_ids[k]) || change.contains(&edge_ids[k]))
+            .collect(),
     };
     let l = layout::layout(&lg);
     let pairs: HashSet<(usize, usize)> = lg.edges.iter().copied().collect();
-    let in_cycle: HashSet<usize> = cycle_edges.iter().flatten().copied().collect();
     // Room above and below the layers for the arcs of edges within one layer.
     let top = MARGIN + 28.0;
     let width = GUTTER + l.width + 2.0 * MARGIN + 40.0;
@@ -714,6 +767,16 @@ fn draw_graph(
         );
     }
     let _ = writeln!(s, "</g>\n</svg>");
+    if l.straight > 0 {
+        let _ = writeln!(
+            s,
+            "<p class=\"warning\" id=\"{prefix}-straight\">{} edges spanning several levels (of the {} drawn here) are drawn straight, across the boxes: routing every edge around them would take {} bend points, and this drawing routes at most {} (the violations' edges first, then the shortest).</p>",
+            l.straight,
+            edge_ids.len(),
+            l.bends_wanted,
+            layout::MAX_BENDS
+        );
+    }
     s
 }
 
@@ -935,6 +998,43 @@ fn timeline_svg(f: &Finding, root: Option<&str>) -> String {
     s
 }
 
+/// The graph the page draws: `graph`, or past [`MAX_DRAWN_EDGES`] edges, the violations' edges and
+/// the edges to change, then the others in the graph's order up to that many; the rest is
+/// counted in `omitted_edges`, which the page states under the picture (`--format dot` has
+/// them all). A page of millions of edges (one thread nesting 3,000 locks has 4.5 million) is
+/// gigabytes that no browser opens.
+fn drawable(graph: &OrderGraph, report: &Report) -> OrderGraph {
+    if graph.edges.len() <= MAX_DRAWN_EDGES {
+        return graph.clone();
+    }
+    let change_pairs = edges_to_change(report);
+    let first = |e: &crate::graph::GraphEdge| {
+        e.in_violation
+            || change_pairs.contains(&(
+                graph.nodes[e.from].class.as_str(),
+                graph.nodes[e.to].class.as_str(),
+            ))
+    };
+    let mut keep: Vec<usize> = (0..graph.edges.len())
+        .filter(|&i| first(&graph.edges[i]))
+        .collect();
+    let mut rest = (0..graph.edges.len()).filter(|&i| !first(&graph.edges[i]));
+    while keep.len() < MAX_DRAWN_EDGES {
+        match rest.next() {
+            Some(i) => keep.push(i),
+            None => break,
+        }
+    }
+    keep.sort_unstable();
+    OrderGraph {
+        level: graph.level.clone(),
+        nodes: graph.nodes.clone(),
+        edges: keep.iter().map(|&i| graph.edges[i].clone()).collect(),
+        omitted: graph.omitted,
+        omitted_edges: graph.omitted_edges + graph.edges.len() - keep.len(),
+    }
+}
+
 /// The class graph cannot show an inversion between two locks of one class (it is a self-loop
 /// there): for each such finding, its locks are added as nodes of their own, in their class's
 /// level, with the finding's edges between them. Returns the graph to draw and the indices of
@@ -999,7 +1099,8 @@ pub fn render_html_with(report: &Report, graph: &OrderGraph, opts: &HtmlOptions)
         .map(|p| p.display().to_string().trim_end_matches('/').to_string());
     let root = root_string.as_deref();
     let found = findings(report);
-    let (graph, same_class_edges) = with_same_class_instances(graph, &found);
+    let graph = drawable(graph, report);
+    let (graph, same_class_edges) = with_same_class_instances(&graph, &found);
     let graph = &graph;
     let mut h = String::new();
     let failing = report.has_violations();
@@ -1028,8 +1129,13 @@ pub fn render_html_with(report: &Report, graph: &OrderGraph, opts: &HtmlOptions)
 
     // The graph.
     let _ = writeln!(h, "<h2 id=\"graph\">Lock-order graph</h2>");
-    let cycles: Vec<(BTreeSet<usize>, BTreeSet<usize>)> =
-        found.iter().map(|f| cycle_in_graph(graph, f)).collect();
+    let cycles: Vec<(BTreeSet<usize>, BTreeSet<usize>)> = {
+        let index = GraphIndex::new(graph);
+        found
+            .iter()
+            .map(|f| cycle_in_graph(graph, &index, f))
+            .collect()
+    };
     if graph.nodes.is_empty() {
         let _ = writeln!(
             h,

@@ -33,6 +33,12 @@ pub const ROW_GAP: f64 = 18.0;
 const SWEEPS: usize = 16;
 /// Placement passes.
 const PLACEMENT_PASSES: usize = 8;
+/// The bend points (dummy vertices) the HTML page's drawings route at most. An edge spanning `k`
+/// layers takes `k - 1` of them, so a dense graph in many levels (a hostile trace's 190,000 edges
+/// across a thousand levels) would take a hundred million: gigabytes and minutes for a picture
+/// nobody can read. Past the budget, the remaining long edges are drawn straight from box to box
+/// and the page says how many (`Layout::straight`).
+pub const MAX_BENDS: usize = 200_000;
 
 /// The input: per node its layer and box width, and the directed edges.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +52,12 @@ pub struct LayoutGraph {
     /// Wrap a layer wider than this into several rows (0: never). A graph with hundreds of locks
     /// on one level is otherwise a thin strip, unreadable at any page width.
     pub wrap: f64,
+    /// At most this many bend points for the edges that span several layers (`None`: no limit).
+    /// When the edges need more, those listed in `first` are routed first, then the others by
+    /// span, shortest first (ties by index), while they fit; the rest are drawn straight.
+    pub max_bends: Option<usize>,
+    /// Edges routed before any other when `max_bends` is short (the violations' edges).
+    pub first: Vec<usize>,
 }
 
 /// The output: box centers, and a route per edge.
@@ -65,8 +77,13 @@ pub struct Layout {
     pub width: f64,
     /// Height of the drawing.
     pub height: f64,
-    /// Edge crossings between adjacent layers in the final order.
+    /// Edge crossings between adjacent layers in the final order (among the routed edges).
     pub crossings: u64,
+    /// Edges spanning several layers drawn straight, not routed, for `max_bends`: their route is
+    /// their two ends, and the ordering within the layers does not see them.
+    pub straight: usize,
+    /// The bend points routing every edge would take.
+    pub bends_wanted: usize,
 }
 
 /// Lays `g` out. Deterministic.
@@ -78,15 +95,24 @@ pub fn layout(g: &LayoutGraph) -> Layout {
     let rank_of = |l: u32| levels.binary_search(&l).expect("a known layer");
     let ranks = levels.len();
 
-    // Vertices: the nodes, then one dummy per (edge, crossed layer).
+    // Vertices: the nodes, then one dummy per (routed edge, crossed layer).
     let mut vrank: Vec<usize> = g.layer.iter().map(|&l| rank_of(l)).collect();
     let mut vwidth: Vec<f64> = g.width.clone();
+    let bends = |&(a, b): &(usize, usize)| vrank[a].abs_diff(vrank[b]).saturating_sub(1);
+    let bends_wanted: usize = g.edges.iter().map(bends).sum();
+    let routed = routed_edges(g, bends_wanted, bends);
+    let mut straight = 0;
     let mut chains: Vec<Vec<usize>> = Vec::with_capacity(g.edges.len());
     let mut links: Vec<(usize, usize)> = Vec::new(); // (upper vertex, lower vertex)
-    for &(a, b) in &g.edges {
+    for (i, &(a, b)) in g.edges.iter().enumerate() {
         let (ra, rb) = (vrank[a], vrank[b]);
         if ra == rb {
             chains.push(Vec::new());
+            continue;
+        }
+        if !routed.as_ref().is_none_or(|r| r[i]) {
+            straight += 1;
+            chains.push(vec![a, b]);
             continue;
         }
         let step: isize = if ra < rb { 1 } else { -1 };
@@ -292,7 +318,40 @@ pub fn layout(g: &LayoutGraph) -> Layout {
         width,
         height,
         crossings: best_crossings,
+        straight,
+        bends_wanted,
     }
+}
+
+/// Which edges get their bend points when `g.max_bends` is short of `wanted` (`None`: all of
+/// them): `g.first`, then by bends needed, fewest first, ties by index, while they fit.
+fn routed_edges(
+    g: &LayoutGraph,
+    wanted: usize,
+    bends: impl Fn(&(usize, usize)) -> usize,
+) -> Option<Vec<bool>> {
+    let budget = g.max_bends?;
+    if wanted <= budget {
+        return None;
+    }
+    let mut first = vec![false; g.edges.len()];
+    for &i in &g.first {
+        if let Some(f) = first.get_mut(i) {
+            *f = true;
+        }
+    }
+    let mut by: Vec<usize> = (0..g.edges.len()).collect();
+    by.sort_by_key(|&i| (!first[i], bends(&g.edges[i]), i));
+    let mut routed = vec![false; g.edges.len()];
+    let mut left = budget;
+    for i in by {
+        let k = bends(&g.edges[i]);
+        if k <= left {
+            left -= k;
+            routed[i] = true;
+        }
+    }
+    Some(routed)
 }
 
 /// Crossings between adjacent layers: per pair, the inversions among the links sorted by their
@@ -382,6 +441,7 @@ mod tests {
             width: vec![40.0; layer.len()],
             edges: edges.to_vec(),
             wrap: 0.0,
+            ..LayoutGraph::default()
         }
     }
 
@@ -441,6 +501,32 @@ mod tests {
         assert!(l.width <= 200.0 + 1e-9);
         assert_eq!(l.layers.len(), 1);
         assert!(l.layers[0].2 > l.layers[0].1);
+    }
+
+    /// Past the bend budget, the edges listed first are routed, then the shortest; the others
+    /// are drawn straight and counted, and the vertices stay within the budget.
+    #[test]
+    fn long_edges_past_the_bend_budget_are_drawn_straight_and_counted() {
+        // Layers 0..=9; edges 0 -> 9 (8 bends), 0 -> 3 (2), 1 -> 5 (3), 9 -> 0 (8, listed first).
+        let layer: Vec<u32> = (0..10).collect();
+        let edges = [(0, 9), (0, 3), (1, 5), (9, 0)];
+        let mut g = graph(&layer, &edges);
+        let all = layout(&g);
+        assert_eq!((all.straight, all.bends_wanted), (0, 21));
+        assert_eq!(all.routes[0].len(), 10);
+        g.max_bends = Some(12);
+        g.first = vec![3];
+        let l = layout(&g);
+        assert_eq!((l.straight, l.bends_wanted), (2, 21));
+        // 9 -> 0 first (8), then 0 -> 3 (2); 1 -> 5 (3) no longer fits, nor 0 -> 9.
+        assert_eq!(l.routes[3].len(), 10);
+        assert_eq!(l.routes[1].len(), 4);
+        assert_eq!(l.routes[2], vec![(l.x[1], l.y[1]), (l.x[5], l.y[5])]);
+        assert_eq!(l.routes[0], vec![(l.x[0], l.y[0]), (l.x[9], l.y[9])]);
+        // Within the budget: the same layout as without one.
+        g.max_bends = Some(21);
+        let same = layout(&g);
+        assert_eq!((same.x, same.routes, same.straight), (all.x, all.routes, 0));
     }
 
     #[test]
