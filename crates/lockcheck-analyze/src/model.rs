@@ -234,6 +234,34 @@ pub struct DepRecord {
     next: u32,
 }
 
+/// A dependency made by [`ModelBuilder::add_dep`] whose record is not found or made yet
+/// ([`ModelBuilder::defer_dep`]): what `add_dep` knew of it.
+#[derive(Debug, Clone, Copy)]
+struct DepJob {
+    /// The held set extended by the request (its mark heads the node's dependencies).
+    req: HeldId,
+    thread: ThreadId,
+    lock: LockId,
+    mode: Mode,
+    how: How,
+    pending: bool,
+    /// [`ModelBuilder::retrying`] when it was made.
+    retrying: bool,
+    held: HeldId,
+    clock: ClockId,
+    combo: DepSites,
+    /// How many locks were held.
+    depth: usize,
+}
+
+/// How many dependencies [`ModelBuilder::defer_dep`] keeps queued before it counts the oldest:
+/// about as many acquisitions as a cache miss lasts, twice (the mark, then the record).
+const DEP_QUEUE: usize = 4;
+
+/// How many dependencies after its own [`ModelBuilder::defer_dep`] asks for a dependency's
+/// record (its mark read then).
+const DEP_QUEUE_PREFETCH: usize = 2;
+
 /// What the lock graph reads of a dependency ([`Model::dep_keys`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DepKey {
@@ -442,6 +470,21 @@ const TRIE_CACHE: usize = 1 << 13;
 
 const ROOT: u32 = u32::MAX;
 
+/// Asks the processor to bring the cache line of `p` into its caches: a hint, with no effect
+/// on what the program computes (no fault whatever the address, nothing read). Written by hand:
+/// it is one instruction of the standard library's `std::arch`, which no crate makes safer.
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` neither faults nor reads anything the program sees, whatever the
+    // address (`wrapping_add` past a table's end included).
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 impl<T: TrieItem, M: Mark> Trie<T, M> {
     fn new(filler: T) -> Self {
         Trie {
@@ -492,6 +535,26 @@ impl<T: TrieItem, M: Mark> Trie<T, M> {
         self.nodes.push((parent, item));
         self.first.push(First::none(filler));
         next
+    }
+
+    /// Asks for the cache lines that [`Trie::child`]`(parent, item)` will read (the parent's
+    /// first child, and the slots of the cache and the index where the key would be), so that
+    /// their misses overlap each other and the caller's work in between instead of following
+    /// one another: a hint that reads nothing the program sees.
+    #[inline(always)]
+    fn prefetch_child(&self, parent: u32, item: T) {
+        prefetch(self.first.as_ptr().wrapping_add(parent as usize));
+        let hash = self.index.hash.hash(parent, item);
+        let slot = (hash >> 32) as usize & (TRIE_CACHE - 1);
+        prefetch(self.cache.as_ptr().wrapping_add(slot));
+        let slots = &self.index.slots;
+        if !slots.is_empty() {
+            prefetch(
+                slots
+                    .as_ptr()
+                    .wrapping_add(hash as usize & (slots.len() - 1)),
+            );
+        }
     }
 
     /// Frees what only extending lists needs (the first children, the index and its cache),
@@ -1427,6 +1490,8 @@ pub struct ModelBuilder {
     /// Set while a retried try is checked as a blocking request ([`ModelBuilder::try_retried`]):
     /// the dependency and the self-deadlock it makes say so.
     retrying: bool,
+    /// Dependencies whose records are not found or made yet ([`ModelBuilder::defer_dep`]).
+    dep_queue: std::collections::VecDeque<DepJob>,
     /// Tests only: every dependency's held sites interned by [`ModelBuilder::top_sites`], not
     /// by the one step of [`ModelBuilder::add_dep`] (the path to compare it against).
     #[cfg(test)]
@@ -1442,6 +1507,10 @@ pub struct ModelBuilder {
     /// Tests only: the holds a thread needs for a summary (0: [`HeldMask::MIN_HOLDS`]).
     #[cfg(test)]
     mask_min: usize,
+    /// Tests only: every dependency recorded when made, not queued (the path
+    /// [`ModelBuilder::defer_dep`] is compared against).
+    #[cfg(test)]
+    deps_unqueued: bool,
 }
 
 /// Which locks a thread holds, as a 1024-bit filter (lock `l` sets bit `l % 1024`), for the
@@ -1553,6 +1622,7 @@ impl ModelBuilder {
             state.valid = 0;
             state.sites_valid = 0;
         }
+        self.flush_deps();
         if let Some(lost) = self.lost.as_deref_mut() {
             lost.end_trace();
         }
@@ -1575,6 +1645,7 @@ impl ModelBuilder {
     /// Finishes the last trace and returns the model.
     pub fn finish(mut self) -> Model {
         self.end_trace();
+        self.flush_deps();
         if let Some(mut lost) = self.lost.take() {
             self.model.condvar_waits = lost.waits_holding();
             self.model.lost_wakeups = lost.finish();
@@ -1845,6 +1916,20 @@ impl ModelBuilder {
         // without the calls that would find them.
         let state = &self.threads[t as usize];
         let top = &state.held[depth - 1];
+        // The two lookups below (the held set's sites, then the held set extended by the
+        // request) each miss the cache two or three times in a row on a trace of many distinct
+        // held sets (the parent's first child, then the index): their lines asked for at once
+        // here, so that the misses overlap.
+        if state.valid == depth {
+            self.model.held_sets.prefetch_child(top.node, (lock, mode));
+        }
+        if state.sites_valid + 1 == depth {
+            let parent = match depth.checked_sub(2) {
+                Some(i) => state.held[i].sites,
+                None => EMPTY,
+            };
+            self.model.held_sites.prefetch_child(parent, top.site);
+        }
         let in_budget = |len: usize| len <= MAX_HELD_ENTRIES;
         let held = if state.valid == depth && in_budget(self.model.held_sets.len()) {
             top.node
@@ -1883,10 +1968,91 @@ impl ModelBuilder {
         };
         let req = self.model.held_sets.child(held, (lock, mode));
         let clock = self.clock_id(t);
-        let combo = DepSites {
-            site,
-            held: held_sites,
+        let job = DepJob {
+            req,
+            thread: t,
+            lock,
+            mode,
+            how,
+            pending,
+            retrying: self.retrying,
+            held,
+            clock,
+            combo: DepSites {
+                site,
+                held: held_sites,
+            },
+            depth,
         };
+        self.defer_dep(job);
+        Some(req)
+    }
+
+    /// Queues the count of a dependency made by [`ModelBuilder::add_dep`] (its record found
+    /// or made by [`ModelBuilder::record_dep`] a few dependencies later, in the same order).
+    ///
+    /// On a trace of many distinct held sets, finding a dependency again is two cache misses
+    /// in a row (its request node's mark, then its record), and nothing the replay does next
+    /// waits for them: `add_dep` returns the request node, which the trie gave already. So the
+    /// node's mark is asked for now, the record when the mark has come
+    /// ([`DEP_QUEUE_PREFETCH`] dependencies later) and the count made when the record has
+    /// come ([`DEP_QUEUE`] later), their misses overlapping the replay of the events in
+    /// between. Nothing reads the records before the queue is emptied
+    /// ([`ModelBuilder::flush_deps`]: after each [`ModelBuilder::event`], before any event
+    /// other than an acquisition or release and at the end of each
+    /// [`ModelBuilder::event_batch`]).
+    #[inline]
+    fn defer_dep(&mut self, job: DepJob) {
+        #[cfg(test)]
+        if self.deps_unqueued {
+            self.flush_deps();
+            return self.record_dep(job);
+        }
+        if self.dep_queue.len() == DEP_QUEUE {
+            let oldest = self.dep_queue.pop_front().expect("the queue is full");
+            self.record_dep(oldest);
+        }
+        let first = &self.model.held_sets.first;
+        prefetch(first.as_ptr().wrapping_add(job.req as usize));
+        self.dep_queue.push_back(job);
+        if let Some(j) = self.dep_queue.len().checked_sub(DEP_QUEUE_PREFETCH + 1) {
+            // A hint only: the mark read here may be made stale by a dependency queued before
+            // (the record reads it again).
+            let head = self.model.held_sets.mark(self.dep_queue[j].req) as usize;
+            if head != NO_DEP as usize {
+                let rec = self.model.deps.as_ptr().wrapping_add(head);
+                prefetch(rec);
+                prefetch(rec.wrapping_add(1).cast::<u8>().wrapping_sub(1));
+                prefetch(self.model.dep_keys.as_ptr().wrapping_add(head));
+            }
+        }
+    }
+
+    /// Counts every queued dependency ([`ModelBuilder::defer_dep`]).
+    #[inline]
+    fn flush_deps(&mut self) {
+        while let Some(job) = self.dep_queue.pop_front() {
+            self.record_dep(job);
+        }
+    }
+
+    /// Finds or makes the record of the dependency `job` and counts the occurrence (the second
+    /// half of [`ModelBuilder::add_dep`], see [`ModelBuilder::defer_dep`]).
+    #[inline]
+    fn record_dep(&mut self, job: DepJob) {
+        let DepJob {
+            req,
+            thread: t,
+            lock,
+            mode,
+            how,
+            pending,
+            retrying,
+            held,
+            clock,
+            combo,
+            depth,
+        } = job;
         // The node is the thread's held set and request: what tells its dependencies apart is
         // the clock and `how`. The latest is first, and a thread's clock changes only at fork
         // and join, so this is almost always one step.
@@ -1923,7 +2089,7 @@ impl ModelBuilder {
                 unordered
             } else if self.held_entries + depth > MAX_HELD_ENTRIES {
                 self.model.anomalies.over_budget += 1;
-                return Some(req);
+                return;
             } else {
                 self.held_entries += depth;
                 if clock == EMPTY {
@@ -1945,18 +2111,18 @@ impl ModelBuilder {
                     held,
                     clock,
                     count: 1,
-                    retried: self.retrying,
+                    retried: retrying,
                     first_sites: combo,
                     more_sites: NO_MORE_SITES,
                     next: head,
                 });
-                return Some(req);
+                return;
             }
         };
         let rec = &mut self.model.deps[i as usize];
         rec.count += 1;
         rec.pending &= pending;
-        rec.retried |= self.retrying;
+        rec.retried |= retrying;
         if how != How::Try {
             let key = &mut self.model.dep_keys[i as usize];
             key.weight = key.weight.saturating_add(1);
@@ -1984,7 +2150,6 @@ impl ModelBuilder {
                 }
             }
         }
-        Some(req)
     }
 
     /// Whether the tests asked for [`ModelBuilder::top_sites`] only (always `false` outside them).
@@ -2538,6 +2703,7 @@ impl ModelBuilder {
                 e => self.other_event(&e),
             }
         }
+        self.flush_deps();
     }
 
     /// Feeds one event of the current trace.
@@ -2564,6 +2730,7 @@ impl ModelBuilder {
             Event::Release { t, l, hold_ns } => self.release(t, l, hold_ns),
             _ => self.other_event(e),
         }
+        self.flush_deps();
     }
 
     /// The first event before any trace began: it begins one (see [`ModelBuilder::event`]).
@@ -3347,6 +3514,48 @@ pub(crate) mod tests {
             assert!(!a.deps.is_empty() && a.held_sites.len() > 1, "seed {seed}");
             assert_eq!(model_state(&a), model_state(&b), "seed {seed}");
         }
+    }
+
+    /// The dependencies queued by [`ModelBuilder::defer_dep`] get the records, counts, sites
+    /// and numbers that recording each when it is made gives: random traces (forks and joins,
+    /// so that a held set gets dependencies of several clocks; tries; the same nesting made
+    /// again and again by few locks), in batches of every size from one event to the whole
+    /// trace, two traces in a row, compared with the unqueued path fed the same batches.
+    #[test]
+    fn the_queued_dependencies_get_the_records_of_the_unqueued_path() {
+        let mut found_again = 0;
+        for seed in 1..=40u64 {
+            let threads = 1 + seed % 5;
+            let locks = 2 + seed % 9;
+            let traces = [
+                random_events(seed, threads, locks, 500 + 40 * seed as usize),
+                random_events(seed + 300, threads, locks, 400),
+            ];
+            let batch = [1, 3, 7, 64, usize::MAX][seed as usize % 5];
+            let mut queued = ModelBuilder::new();
+            let mut unqueued = ModelBuilder::new();
+            unqueued.deps_unqueued = true;
+            for (i, events) in traces.iter().enumerate() {
+                let name = format!("trace{i}");
+                for b in [&mut queued, &mut unqueued] {
+                    b.begin_trace(&name);
+                    for chunk in events.chunks(batch.min(events.len())) {
+                        let mut chunk = chunk.to_vec();
+                        b.event_batch(&mut chunk);
+                    }
+                }
+            }
+            let (a, b) = (queued.finish(), unqueued.finish());
+            assert!(!a.deps.is_empty(), "seed {seed}");
+            found_again += a.deps.iter().filter(|d| d.count > 1).count();
+            assert_eq!(model_state(&a), model_state(&b), "seed {seed}");
+            assert_eq!(
+                format!("{:?}", a.dep_keys),
+                format!("{:?}", b.dep_keys),
+                "seed {seed}"
+            );
+        }
+        assert!(found_again > 100, "{found_again} dependencies made again");
     }
 
     /// [`ModelBuilder::release_elsewhere`] with the threads' [`HeldMask`] summaries takes the
