@@ -355,14 +355,22 @@ pub const NO_MARK: u32 = u32::MAX;
 /// value in one 16-byte slot, so a probe is one cache line where a `HashMap` reads its control
 /// bytes and its entries in two places (the index is as large as the trace's distinct held
 /// sets, so both are cache misses). At most three quarters full.
+///
+/// A slot is `(parent, item bits, child)` with `child == 0` for a free one (node 0, the empty
+/// list, is never a child): all zeros, so a new table at each doubling comes zeroed from the
+/// allocator (pages the kernel maps zeroed on first touch) instead of being written whole
+/// with a free mark before the old entries are moved in.
 #[derive(Debug, Clone)]
 struct ChildIndex<T> {
-    /// `(parent, item, child)`; `child == ROOT` marks a free slot.
-    slots: Vec<(u32, T, u32)>,
+    /// `(parent, item.bits(), child)`; `child == FREE_SLOT` marks a free slot.
+    slots: Vec<(u32, u64, u32)>,
     len: usize,
-    filler: T,
     hash: ChildHash,
+    item: std::marker::PhantomData<T>,
 }
+
+/// The `child` of a free [`ChildIndex`] slot.
+const FREE_SLOT: u32 = 0;
 
 /// The hash of a `(parent, item)` key of a [`Trie`]'s index and cache: one 64 x 64 -> 128-bit
 /// multiply of the two halves of the key, each mixed with a random seed, folded to 64 bits
@@ -388,8 +396,14 @@ impl Default for ChildHash {
 impl ChildHash {
     #[inline]
     fn hash<T: TrieItem>(&self, parent: u32, item: T) -> u64 {
+        self.hash_bits(parent, item.bits())
+    }
+
+    /// [`ChildHash::hash`] of an item given as its [`TrieItem::bits`].
+    #[inline]
+    fn hash_bits(&self, parent: u32, bits: u64) -> u64 {
         let a = u64::from(parent) ^ self.seeds[0];
-        let b = item.bits() ^ self.seeds[1];
+        let b = bits ^ self.seeds[1];
         let m = u128::from(a) * u128::from(b);
         (m as u64) ^ ((m >> 64) as u64)
     }
@@ -420,31 +434,33 @@ impl TrieItem for Option<SiteId> {
 }
 
 impl<T: TrieItem> ChildIndex<T> {
-    fn new(filler: T) -> Self {
+    fn new() -> Self {
         ChildIndex {
             slots: Vec::new(),
             len: 0,
-            filler,
             hash: ChildHash::default(),
+            item: std::marker::PhantomData,
         }
     }
 
     /// The child stored for `(parent, item)` (whose hash is `hash`), or `next` after storing it.
     #[inline]
     fn find_or_insert(&mut self, hash: u64, parent: u32, item: T, next: u32) -> u32 {
+        debug_assert_ne!(next, FREE_SLOT);
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
+        let bits = item.bits();
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
             let (p, it, c) = self.slots[i];
-            if c == ROOT {
-                self.slots[i] = (parent, item, next);
+            if c == FREE_SLOT {
+                self.slots[i] = (parent, bits, next);
                 self.len += 1;
                 return next;
             }
-            if p == parent && it == item {
+            if p == parent && it == bits {
                 return c;
             }
             i = (i + 1) & mask;
@@ -453,11 +469,12 @@ impl<T: TrieItem> ChildIndex<T> {
 
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(1024);
-        let old = std::mem::replace(&mut self.slots, vec![(ROOT, self.filler, ROOT); size]);
+        // All zeros: `vec!` asks the allocator for zeroed memory, not a fill.
+        let old = std::mem::replace(&mut self.slots, vec![(0, 0, FREE_SLOT); size]);
         let mask = size - 1;
-        for (p, it, c) in old.into_iter().filter(|s| s.2 != ROOT) {
-            let mut i = self.hash.hash(p, it) as usize & mask;
-            while self.slots[i].2 != ROOT {
+        for (p, it, c) in old.into_iter().filter(|s| s.2 != FREE_SLOT) {
+            let mut i = self.hash.hash_bits(p, it) as usize & mask;
+            while self.slots[i].2 != FREE_SLOT {
                 i = (i + 1) & mask;
             }
             self.slots[i] = (p, it, c);
@@ -490,7 +507,7 @@ impl<T: TrieItem, M: Mark> Trie<T, M> {
         Trie {
             nodes: vec![(ROOT, filler)],
             first: vec![First::none(filler)],
-            index: ChildIndex::new(filler),
+            index: ChildIndex::new(),
             cache: vec![(ROOT, filler, ROOT); TRIE_CACHE],
         }
     }
@@ -3649,6 +3666,37 @@ pub(crate) mod tests {
             assert_eq!(t.nodes[c as usize], (parent, item));
         }
         assert!(t.len() > 100_000, "{}", t.len());
+    }
+
+    /// The same for a trie of sites (items `None` and `Some(0)` apart: their index keys are
+    /// their bits), whose index grows with zeroed tables (a free slot is child 0, never a
+    /// child): every child found again through several doublings.
+    #[test]
+    fn site_trie_children_are_found_again_through_the_index_growth() {
+        let mut t: Trie<Option<SiteId>> = Trie::new(None);
+        let mut reference: HashMap<(u32, Option<SiteId>), u32> = HashMap::new();
+        let mut x = 11u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let parent = if x % 4 == 0 {
+                EMPTY
+            } else {
+                (x >> 8) as u32 % t.len() as u32
+            };
+            let item = match (x >> 40) % 300 {
+                0 => None,
+                s => Some(s as u32 - 1),
+            };
+            let before = t.len() as u32;
+            let c = t.child(parent, item);
+            assert_ne!(c, FREE_SLOT);
+            let want = *reference.entry((parent, item)).or_insert(before);
+            assert_eq!(c, want, "child of {parent} by {item:?}");
+            assert_eq!(t.nodes[c as usize], (parent, item));
+        }
+        assert!(t.index.len > 50_000, "{}", t.index.len);
     }
 
     #[test]
