@@ -251,12 +251,50 @@ struct DepJob {
     clock: ClockId,
     combo: DepSites,
     /// How many locks were held.
-    depth: usize,
+    depth: u32,
+}
+
+/// The dependencies queued by [`ModelBuilder::defer_dep`], oldest first: a ring of
+/// [`DEP_QUEUE`] slots (a `VecDeque` was about 40 instructions a dependency more, its capacity
+/// and wrapping tested at each push and pop).
+#[derive(Debug)]
+struct DepRing {
+    jobs: [DepJob; DEP_QUEUE],
+    /// The slot of the oldest job.
+    head: usize,
+    len: usize,
+}
+
+impl Default for DepRing {
+    fn default() -> Self {
+        let none = DepJob {
+            req: EMPTY,
+            thread: 0,
+            lock: 0,
+            mode: Mode::Exclusive,
+            how: How::Blocking,
+            pending: false,
+            retrying: false,
+            held: EMPTY,
+            clock: EMPTY,
+            combo: DepSites {
+                site: None,
+                held: EMPTY,
+            },
+            depth: 0,
+        };
+        DepRing {
+            jobs: [none; DEP_QUEUE],
+            head: 0,
+            len: 0,
+        }
+    }
 }
 
 /// How many dependencies [`ModelBuilder::defer_dep`] keeps queued before it counts the oldest:
 /// about as many acquisitions as a cache miss lasts, twice (the mark, then the record).
 const DEP_QUEUE: usize = 4;
+const _: () = assert!(DEP_QUEUE.is_power_of_two() && DEP_QUEUE_PREFETCH < DEP_QUEUE);
 
 /// How many dependencies after its own [`ModelBuilder::defer_dep`] asks for a dependency's
 /// record (its mark read then).
@@ -1508,7 +1546,7 @@ pub struct ModelBuilder {
     /// the dependency and the self-deadlock it makes say so.
     retrying: bool,
     /// Dependencies whose records are not found or made yet ([`ModelBuilder::defer_dep`]).
-    dep_queue: std::collections::VecDeque<DepJob>,
+    dep_queue: DepRing,
     /// Tests only: every dependency's held sites interned by [`ModelBuilder::top_sites`], not
     /// by the one step of [`ModelBuilder::add_dep`] (the path to compare it against).
     #[cfg(test)]
@@ -1999,7 +2037,7 @@ impl ModelBuilder {
                 site,
                 held: held_sites,
             },
-            depth,
+            depth: depth as u32,
         };
         self.defer_dep(job);
         Some(req)
@@ -2025,17 +2063,25 @@ impl ModelBuilder {
             self.flush_deps();
             return self.record_dep(job);
         }
-        if self.dep_queue.len() == DEP_QUEUE {
-            let oldest = self.dep_queue.pop_front().expect("the queue is full");
-            self.record_dep(oldest);
-        }
         let first = &self.model.held_sets.first;
         prefetch(first.as_ptr().wrapping_add(job.req as usize));
-        self.dep_queue.push_back(job);
-        if let Some(j) = self.dep_queue.len().checked_sub(DEP_QUEUE_PREFETCH + 1) {
+        let q = &mut self.dep_queue;
+        let mask = DEP_QUEUE - 1;
+        if q.len == DEP_QUEUE {
+            // Full: the oldest job's slot takes the new one.
+            let oldest = std::mem::replace(&mut q.jobs[q.head], job);
+            q.head = (q.head + 1) & mask;
+            self.record_dep(oldest);
+        } else {
+            q.jobs[(q.head + q.len) & mask] = job;
+            q.len += 1;
+        }
+        let q = &self.dep_queue;
+        if q.len > DEP_QUEUE_PREFETCH {
             // A hint only: the mark read here may be made stale by a dependency queued before
             // (the record reads it again).
-            let head = self.model.held_sets.mark(self.dep_queue[j].req) as usize;
+            let j = (q.head + q.len - 1 - DEP_QUEUE_PREFETCH) & mask;
+            let head = self.model.held_sets.mark(q.jobs[j].req) as usize;
             if head != NO_DEP as usize {
                 let rec = self.model.deps.as_ptr().wrapping_add(head);
                 prefetch(rec);
@@ -2048,7 +2094,11 @@ impl ModelBuilder {
     /// Counts every queued dependency ([`ModelBuilder::defer_dep`]).
     #[inline]
     fn flush_deps(&mut self) {
-        while let Some(job) = self.dep_queue.pop_front() {
+        while self.dep_queue.len > 0 {
+            let q = &mut self.dep_queue;
+            let job = q.jobs[q.head];
+            q.head = (q.head + 1) & (DEP_QUEUE - 1);
+            q.len -= 1;
             self.record_dep(job);
         }
     }
@@ -2070,6 +2120,7 @@ impl ModelBuilder {
             combo,
             depth,
         } = job;
+        let depth = depth as usize;
         // The node is the thread's held set and request: what tells its dependencies apart is
         // the clock and `how`. The latest is first, and a thread's clock changes only at fork
         // and join, so this is almost always one step.
