@@ -234,6 +234,72 @@ pub struct DepRecord {
     next: u32,
 }
 
+/// A dependency made by [`ModelBuilder::add_dep`] whose record is not found or made yet
+/// ([`ModelBuilder::defer_dep`]): what `add_dep` knew of it.
+#[derive(Debug, Clone, Copy)]
+struct DepJob {
+    /// The held set extended by the request (its mark heads the node's dependencies).
+    req: HeldId,
+    thread: ThreadId,
+    lock: LockId,
+    mode: Mode,
+    how: How,
+    pending: bool,
+    /// [`ModelBuilder::retrying`] when it was made.
+    retrying: bool,
+    held: HeldId,
+    clock: ClockId,
+    combo: DepSites,
+    /// How many locks were held.
+    depth: u32,
+}
+
+/// The dependencies queued by [`ModelBuilder::defer_dep`], oldest first: a ring of
+/// [`DEP_QUEUE`] slots (a `VecDeque` was about 40 instructions a dependency more, its capacity
+/// and wrapping tested at each push and pop).
+#[derive(Debug)]
+struct DepRing {
+    jobs: [DepJob; DEP_QUEUE],
+    /// The slot of the oldest job.
+    head: usize,
+    len: usize,
+}
+
+impl Default for DepRing {
+    fn default() -> Self {
+        let none = DepJob {
+            req: EMPTY,
+            thread: 0,
+            lock: 0,
+            mode: Mode::Exclusive,
+            how: How::Blocking,
+            pending: false,
+            retrying: false,
+            held: EMPTY,
+            clock: EMPTY,
+            combo: DepSites {
+                site: None,
+                held: EMPTY,
+            },
+            depth: 0,
+        };
+        DepRing {
+            jobs: [none; DEP_QUEUE],
+            head: 0,
+            len: 0,
+        }
+    }
+}
+
+/// How many dependencies [`ModelBuilder::defer_dep`] keeps queued before it counts the oldest:
+/// about as many acquisitions as a cache miss lasts, twice (the mark, then the record).
+const DEP_QUEUE: usize = 4;
+const _: () = assert!(DEP_QUEUE.is_power_of_two() && DEP_QUEUE_PREFETCH < DEP_QUEUE);
+
+/// How many dependencies after its own [`ModelBuilder::defer_dep`] asks for a dependency's
+/// record (its mark read then).
+const DEP_QUEUE_PREFETCH: usize = 2;
+
 /// What the lock graph reads of a dependency ([`Model::dep_keys`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DepKey {
@@ -327,14 +393,22 @@ pub const NO_MARK: u32 = u32::MAX;
 /// value in one 16-byte slot, so a probe is one cache line where a `HashMap` reads its control
 /// bytes and its entries in two places (the index is as large as the trace's distinct held
 /// sets, so both are cache misses). At most three quarters full.
+///
+/// A slot is `(parent, item bits, child)` with `child == 0` for a free one (node 0, the empty
+/// list, is never a child): all zeros, so a new table at each doubling comes zeroed from the
+/// allocator (pages the kernel maps zeroed on first touch) instead of being written whole
+/// with a free mark before the old entries are moved in.
 #[derive(Debug, Clone)]
 struct ChildIndex<T> {
-    /// `(parent, item, child)`; `child == ROOT` marks a free slot.
-    slots: Vec<(u32, T, u32)>,
+    /// `(parent, item.bits(), child)`; `child == FREE_SLOT` marks a free slot.
+    slots: Vec<(u32, u64, u32)>,
     len: usize,
-    filler: T,
     hash: ChildHash,
+    item: std::marker::PhantomData<T>,
 }
+
+/// The `child` of a free [`ChildIndex`] slot.
+const FREE_SLOT: u32 = 0;
 
 /// The hash of a `(parent, item)` key of a [`Trie`]'s index and cache: one 64 x 64 -> 128-bit
 /// multiply of the two halves of the key, each mixed with a random seed, folded to 64 bits
@@ -360,8 +434,14 @@ impl Default for ChildHash {
 impl ChildHash {
     #[inline]
     fn hash<T: TrieItem>(&self, parent: u32, item: T) -> u64 {
+        self.hash_bits(parent, item.bits())
+    }
+
+    /// [`ChildHash::hash`] of an item given as its [`TrieItem::bits`].
+    #[inline]
+    fn hash_bits(&self, parent: u32, bits: u64) -> u64 {
         let a = u64::from(parent) ^ self.seeds[0];
-        let b = item.bits() ^ self.seeds[1];
+        let b = bits ^ self.seeds[1];
         let m = u128::from(a) * u128::from(b);
         (m as u64) ^ ((m >> 64) as u64)
     }
@@ -392,31 +472,33 @@ impl TrieItem for Option<SiteId> {
 }
 
 impl<T: TrieItem> ChildIndex<T> {
-    fn new(filler: T) -> Self {
+    fn new() -> Self {
         ChildIndex {
             slots: Vec::new(),
             len: 0,
-            filler,
             hash: ChildHash::default(),
+            item: std::marker::PhantomData,
         }
     }
 
     /// The child stored for `(parent, item)` (whose hash is `hash`), or `next` after storing it.
     #[inline]
     fn find_or_insert(&mut self, hash: u64, parent: u32, item: T, next: u32) -> u32 {
+        debug_assert_ne!(next, FREE_SLOT);
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
+        let bits = item.bits();
         let mask = self.slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
             let (p, it, c) = self.slots[i];
-            if c == ROOT {
-                self.slots[i] = (parent, item, next);
+            if c == FREE_SLOT {
+                self.slots[i] = (parent, bits, next);
                 self.len += 1;
                 return next;
             }
-            if p == parent && it == item {
+            if p == parent && it == bits {
                 return c;
             }
             i = (i + 1) & mask;
@@ -425,11 +507,12 @@ impl<T: TrieItem> ChildIndex<T> {
 
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(1024);
-        let old = std::mem::replace(&mut self.slots, vec![(ROOT, self.filler, ROOT); size]);
+        // All zeros: `vec!` asks the allocator for zeroed memory, not a fill.
+        let old = std::mem::replace(&mut self.slots, vec![(0, 0, FREE_SLOT); size]);
         let mask = size - 1;
-        for (p, it, c) in old.into_iter().filter(|s| s.2 != ROOT) {
-            let mut i = self.hash.hash(p, it) as usize & mask;
-            while self.slots[i].2 != ROOT {
+        for (p, it, c) in old.into_iter().filter(|s| s.2 != FREE_SLOT) {
+            let mut i = self.hash.hash_bits(p, it) as usize & mask;
+            while self.slots[i].2 != FREE_SLOT {
                 i = (i + 1) & mask;
             }
             self.slots[i] = (p, it, c);
@@ -442,12 +525,27 @@ const TRIE_CACHE: usize = 1 << 13;
 
 const ROOT: u32 = u32::MAX;
 
+/// Asks the processor to bring the cache line of `p` into its caches: a hint, with no effect
+/// on what the program computes (no fault whatever the address, nothing read). Written by hand:
+/// it is one instruction of the standard library's `std::arch`, which no crate makes safer.
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` neither faults nor reads anything the program sees, whatever the
+    // address (`wrapping_add` past a table's end included).
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 impl<T: TrieItem, M: Mark> Trie<T, M> {
     fn new(filler: T) -> Self {
         Trie {
             nodes: vec![(ROOT, filler)],
             first: vec![First::none(filler)],
-            index: ChildIndex::new(filler),
+            index: ChildIndex::new(),
             cache: vec![(ROOT, filler, ROOT); TRIE_CACHE],
         }
     }
@@ -492,6 +590,26 @@ impl<T: TrieItem, M: Mark> Trie<T, M> {
         self.nodes.push((parent, item));
         self.first.push(First::none(filler));
         next
+    }
+
+    /// Asks for the cache lines that [`Trie::child`]`(parent, item)` will read (the parent's
+    /// first child, and the slots of the cache and the index where the key would be), so that
+    /// their misses overlap each other and the caller's work in between instead of following
+    /// one another: a hint that reads nothing the program sees.
+    #[inline(always)]
+    fn prefetch_child(&self, parent: u32, item: T) {
+        prefetch(self.first.as_ptr().wrapping_add(parent as usize));
+        let hash = self.index.hash.hash(parent, item);
+        let slot = (hash >> 32) as usize & (TRIE_CACHE - 1);
+        prefetch(self.cache.as_ptr().wrapping_add(slot));
+        let slots = &self.index.slots;
+        if !slots.is_empty() {
+            prefetch(
+                slots
+                    .as_ptr()
+                    .wrapping_add(hash as usize & (slots.len() - 1)),
+            );
+        }
     }
 
     /// Frees what only extending lists needs (the first children, the index and its cache),
@@ -1427,6 +1545,8 @@ pub struct ModelBuilder {
     /// Set while a retried try is checked as a blocking request ([`ModelBuilder::try_retried`]):
     /// the dependency and the self-deadlock it makes say so.
     retrying: bool,
+    /// Dependencies whose records are not found or made yet ([`ModelBuilder::defer_dep`]).
+    dep_queue: DepRing,
     /// Tests only: every dependency's held sites interned by [`ModelBuilder::top_sites`], not
     /// by the one step of [`ModelBuilder::add_dep`] (the path to compare it against).
     #[cfg(test)]
@@ -1442,6 +1562,10 @@ pub struct ModelBuilder {
     /// Tests only: the holds a thread needs for a summary (0: [`HeldMask::MIN_HOLDS`]).
     #[cfg(test)]
     mask_min: usize,
+    /// Tests only: every dependency recorded when made, not queued (the path
+    /// [`ModelBuilder::defer_dep`] is compared against).
+    #[cfg(test)]
+    deps_unqueued: bool,
 }
 
 /// Which locks a thread holds, as a 1024-bit filter (lock `l` sets bit `l % 1024`), for the
@@ -1553,6 +1677,7 @@ impl ModelBuilder {
             state.valid = 0;
             state.sites_valid = 0;
         }
+        self.flush_deps();
         if let Some(lost) = self.lost.as_deref_mut() {
             lost.end_trace();
         }
@@ -1575,6 +1700,7 @@ impl ModelBuilder {
     /// Finishes the last trace and returns the model.
     pub fn finish(mut self) -> Model {
         self.end_trace();
+        self.flush_deps();
         if let Some(mut lost) = self.lost.take() {
             self.model.condvar_waits = lost.waits_holding();
             self.model.lost_wakeups = lost.finish();
@@ -1845,6 +1971,20 @@ impl ModelBuilder {
         // without the calls that would find them.
         let state = &self.threads[t as usize];
         let top = &state.held[depth - 1];
+        // The two lookups below (the held set's sites, then the held set extended by the
+        // request) each miss the cache two or three times in a row on a trace of many distinct
+        // held sets (the parent's first child, then the index): their lines asked for at once
+        // here, so that the misses overlap.
+        if state.valid == depth {
+            self.model.held_sets.prefetch_child(top.node, (lock, mode));
+        }
+        if state.sites_valid + 1 == depth {
+            let parent = match depth.checked_sub(2) {
+                Some(i) => state.held[i].sites,
+                None => EMPTY,
+            };
+            self.model.held_sites.prefetch_child(parent, top.site);
+        }
         let in_budget = |len: usize| len <= MAX_HELD_ENTRIES;
         let held = if state.valid == depth && in_budget(self.model.held_sets.len()) {
             top.node
@@ -1883,10 +2023,104 @@ impl ModelBuilder {
         };
         let req = self.model.held_sets.child(held, (lock, mode));
         let clock = self.clock_id(t);
-        let combo = DepSites {
-            site,
-            held: held_sites,
+        let job = DepJob {
+            req,
+            thread: t,
+            lock,
+            mode,
+            how,
+            pending,
+            retrying: self.retrying,
+            held,
+            clock,
+            combo: DepSites {
+                site,
+                held: held_sites,
+            },
+            depth: depth as u32,
         };
+        self.defer_dep(job);
+        Some(req)
+    }
+
+    /// Queues the count of a dependency made by [`ModelBuilder::add_dep`] (its record found
+    /// or made by [`ModelBuilder::record_dep`] a few dependencies later, in the same order).
+    ///
+    /// On a trace of many distinct held sets, finding a dependency again is two cache misses
+    /// in a row (its request node's mark, then its record), and nothing the replay does next
+    /// waits for them: `add_dep` returns the request node, which the trie gave already. So the
+    /// node's mark is asked for now, the record when the mark has come
+    /// ([`DEP_QUEUE_PREFETCH`] dependencies later) and the count made when the record has
+    /// come ([`DEP_QUEUE`] later), their misses overlapping the replay of the events in
+    /// between. Nothing reads the records before the queue is emptied
+    /// ([`ModelBuilder::flush_deps`]: after each [`ModelBuilder::event`], before any event
+    /// other than an acquisition or release and at the end of each
+    /// [`ModelBuilder::event_batch`]).
+    #[inline]
+    fn defer_dep(&mut self, job: DepJob) {
+        #[cfg(test)]
+        if self.deps_unqueued {
+            self.flush_deps();
+            return self.record_dep(job);
+        }
+        let first = &self.model.held_sets.first;
+        prefetch(first.as_ptr().wrapping_add(job.req as usize));
+        let q = &mut self.dep_queue;
+        let mask = DEP_QUEUE - 1;
+        if q.len == DEP_QUEUE {
+            // Full: the oldest job's slot takes the new one.
+            let oldest = std::mem::replace(&mut q.jobs[q.head], job);
+            q.head = (q.head + 1) & mask;
+            self.record_dep(oldest);
+        } else {
+            q.jobs[(q.head + q.len) & mask] = job;
+            q.len += 1;
+        }
+        let q = &self.dep_queue;
+        if q.len > DEP_QUEUE_PREFETCH {
+            // A hint only: the mark read here may be made stale by a dependency queued before
+            // (the record reads it again).
+            let j = (q.head + q.len - 1 - DEP_QUEUE_PREFETCH) & mask;
+            let head = self.model.held_sets.mark(q.jobs[j].req) as usize;
+            if head != NO_DEP as usize {
+                let rec = self.model.deps.as_ptr().wrapping_add(head);
+                prefetch(rec);
+                prefetch(rec.wrapping_add(1).cast::<u8>().wrapping_sub(1));
+                prefetch(self.model.dep_keys.as_ptr().wrapping_add(head));
+            }
+        }
+    }
+
+    /// Counts every queued dependency ([`ModelBuilder::defer_dep`]).
+    #[inline]
+    fn flush_deps(&mut self) {
+        while self.dep_queue.len > 0 {
+            let q = &mut self.dep_queue;
+            let job = q.jobs[q.head];
+            q.head = (q.head + 1) & (DEP_QUEUE - 1);
+            q.len -= 1;
+            self.record_dep(job);
+        }
+    }
+
+    /// Finds or makes the record of the dependency `job` and counts the occurrence (the second
+    /// half of [`ModelBuilder::add_dep`], see [`ModelBuilder::defer_dep`]).
+    #[inline]
+    fn record_dep(&mut self, job: DepJob) {
+        let DepJob {
+            req,
+            thread: t,
+            lock,
+            mode,
+            how,
+            pending,
+            retrying,
+            held,
+            clock,
+            combo,
+            depth,
+        } = job;
+        let depth = depth as usize;
         // The node is the thread's held set and request: what tells its dependencies apart is
         // the clock and `how`. The latest is first, and a thread's clock changes only at fork
         // and join, so this is almost always one step.
@@ -1923,7 +2157,7 @@ impl ModelBuilder {
                 unordered
             } else if self.held_entries + depth > MAX_HELD_ENTRIES {
                 self.model.anomalies.over_budget += 1;
-                return Some(req);
+                return;
             } else {
                 self.held_entries += depth;
                 if clock == EMPTY {
@@ -1945,18 +2179,18 @@ impl ModelBuilder {
                     held,
                     clock,
                     count: 1,
-                    retried: self.retrying,
+                    retried: retrying,
                     first_sites: combo,
                     more_sites: NO_MORE_SITES,
                     next: head,
                 });
-                return Some(req);
+                return;
             }
         };
         let rec = &mut self.model.deps[i as usize];
         rec.count += 1;
         rec.pending &= pending;
-        rec.retried |= self.retrying;
+        rec.retried |= retrying;
         if how != How::Try {
             let key = &mut self.model.dep_keys[i as usize];
             key.weight = key.weight.saturating_add(1);
@@ -1984,7 +2218,6 @@ impl ModelBuilder {
                 }
             }
         }
-        Some(req)
     }
 
     /// Whether the tests asked for [`ModelBuilder::top_sites`] only (always `false` outside them).
@@ -2538,6 +2771,7 @@ impl ModelBuilder {
                 e => self.other_event(&e),
             }
         }
+        self.flush_deps();
     }
 
     /// Feeds one event of the current trace.
@@ -2564,6 +2798,7 @@ impl ModelBuilder {
             Event::Release { t, l, hold_ns } => self.release(t, l, hold_ns),
             _ => self.other_event(e),
         }
+        self.flush_deps();
     }
 
     /// The first event before any trace began: it begins one (see [`ModelBuilder::event`]).
@@ -3349,6 +3584,48 @@ pub(crate) mod tests {
         }
     }
 
+    /// The dependencies queued by [`ModelBuilder::defer_dep`] get the records, counts, sites
+    /// and numbers that recording each when it is made gives: random traces (forks and joins,
+    /// so that a held set gets dependencies of several clocks; tries; the same nesting made
+    /// again and again by few locks), in batches of every size from one event to the whole
+    /// trace, two traces in a row, compared with the unqueued path fed the same batches.
+    #[test]
+    fn the_queued_dependencies_get_the_records_of_the_unqueued_path() {
+        let mut found_again = 0;
+        for seed in 1..=40u64 {
+            let threads = 1 + seed % 5;
+            let locks = 2 + seed % 9;
+            let traces = [
+                random_events(seed, threads, locks, 500 + 40 * seed as usize),
+                random_events(seed + 300, threads, locks, 400),
+            ];
+            let batch = [1, 3, 7, 64, usize::MAX][seed as usize % 5];
+            let mut queued = ModelBuilder::new();
+            let mut unqueued = ModelBuilder::new();
+            unqueued.deps_unqueued = true;
+            for (i, events) in traces.iter().enumerate() {
+                let name = format!("trace{i}");
+                for b in [&mut queued, &mut unqueued] {
+                    b.begin_trace(&name);
+                    for chunk in events.chunks(batch.min(events.len())) {
+                        let mut chunk = chunk.to_vec();
+                        b.event_batch(&mut chunk);
+                    }
+                }
+            }
+            let (a, b) = (queued.finish(), unqueued.finish());
+            assert!(!a.deps.is_empty(), "seed {seed}");
+            found_again += a.deps.iter().filter(|d| d.count > 1).count();
+            assert_eq!(model_state(&a), model_state(&b), "seed {seed}");
+            assert_eq!(
+                format!("{:?}", a.dep_keys),
+                format!("{:?}", b.dep_keys),
+                "seed {seed}"
+            );
+        }
+        assert!(found_again > 100, "{found_again} dependencies made again");
+    }
+
     /// [`ModelBuilder::release_elsewhere`] with the threads' [`HeldMask`] summaries takes the
     /// hold of the thread that the scan of every held stack takes: random traces with releases
     /// of locks held by other threads (nesting up to 5, releases out of order, forks and joins),
@@ -3440,6 +3717,37 @@ pub(crate) mod tests {
             assert_eq!(t.nodes[c as usize], (parent, item));
         }
         assert!(t.len() > 100_000, "{}", t.len());
+    }
+
+    /// The same for a trie of sites (items `None` and `Some(0)` apart: their index keys are
+    /// their bits), whose index grows with zeroed tables (a free slot is child 0, never a
+    /// child): every child found again through several doublings.
+    #[test]
+    fn site_trie_children_are_found_again_through_the_index_growth() {
+        let mut t: Trie<Option<SiteId>> = Trie::new(None);
+        let mut reference: HashMap<(u32, Option<SiteId>), u32> = HashMap::new();
+        let mut x = 11u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let parent = if x % 4 == 0 {
+                EMPTY
+            } else {
+                (x >> 8) as u32 % t.len() as u32
+            };
+            let item = match (x >> 40) % 300 {
+                0 => None,
+                s => Some(s as u32 - 1),
+            };
+            let before = t.len() as u32;
+            let c = t.child(parent, item);
+            assert_ne!(c, FREE_SLOT);
+            let want = *reference.entry((parent, item)).or_insert(before);
+            assert_eq!(c, want, "child of {parent} by {item:?}");
+            assert_eq!(t.nodes[c as usize], (parent, item));
+        }
+        assert!(t.index.len > 50_000, "{}", t.index.len);
     }
 
     #[test]
