@@ -1,7 +1,7 @@
 //! Tests of the readers, over the committed fixtures (`fixtures/`) and generated inputs.
 
 use super::*;
-use lockcheck_core::trace::{ClassStats, Frame, How, LockKind, Mode};
+use lockcheck_core::trace::{ClassStats, Frame, How, LockKind, Mode, Short};
 use std::io::{Cursor, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -789,6 +789,7 @@ fn every_event() -> Vec<Event> {
             m: Mode::Exclusive,
             s: None,
             n: 1,
+            short: None,
         },
         Event::Request {
             t: 1,
@@ -796,6 +797,7 @@ fn every_event() -> Vec<Event> {
             m: Mode::Upgradable,
             s: Some(2),
             n: 1,
+            short: None,
         },
         Event::Request {
             t: 1,
@@ -803,6 +805,15 @@ fn every_event() -> Vec<Event> {
             m: Mode::Permit,
             s: Some(2),
             n: 3,
+            short: Some(Short::Alone),
+        },
+        Event::Request {
+            t: 1,
+            l: 2,
+            m: Mode::Permit,
+            s: Some(2),
+            n: 1,
+            short: Some(Short::Held),
         },
         Event::Forget { l: 2, n: 5 },
         Event::Written { l: 2 },
@@ -1149,7 +1160,8 @@ mod fast_paths {
                 l,
                 m,
                 s,
-                n
+                n,
+                short: None,
             }),
             (n(), n(), mode(), how(), site(), n(), n32()).prop_map(
                 |(t, l, m, how, s, wait_ns, n)| Event::Fail {
