@@ -1209,10 +1209,12 @@ mod fast_paths {
             e.write_line(&mut line);
             let line = std::str::from_utf8(&line).unwrap().trim_end();
             let fast = json::fast::event(line.as_bytes());
-            // (A timed wait, a notify, a forked child's events are rare: the full parser's.)
+            // (A timed wait, a notify, a forked child's events, a semaphore request short of
+            // permits are rare: the full parser's.)
             let numeric = !matches!(
                 e,
-                Event::Header { .. }
+                Event::Request { short: Some(_), .. }
+                    | Event::Header { .. }
                     | Event::Thread { .. }
                     | Event::Class { .. }
                     | Event::Site { .. }
