@@ -570,6 +570,46 @@ async fn semaphore_added_look_alike() {
     }
 }
 
+/// A heap of 4 permits (BoundaryML/baml#3635): the parent task holds one, a collector task
+/// queues `acquire_many(4)` (tokio's semaphore is first come, first served: the 3 free permits
+/// are set aside for it, and it waits for the parent's), then the parent asks for a second
+/// permit, queued behind the collector: a self-deadlock of the parent (`held`: the parent's
+/// second request is made, else it gives its permit back: the fix, silent). `worker`: a third
+/// task holds 2 permits meanwhile and gives them back after 50 ms, and the collector asks for
+/// 2, which the worker's give back: the parent's request waits behind the collector without
+/// needing the parent's own permit (silent).
+async fn behind_queued_many(name: &'static str, second: bool, worker: bool) {
+    let heap = Arc::new(Semaphore::named(name, 4));
+    let parent_permit = heap.acquire().await.unwrap();
+    let w = if worker {
+        let (h, (tx, rx)) = (heap.clone(), tokio::sync::oneshot::channel());
+        let t = tokio::spawn(async move {
+            let _two = h.acquire_many(2).await.unwrap();
+            tx.send(()).unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        });
+        rx.await.unwrap();
+        Some(t)
+    } else {
+        None
+    };
+    let h = heap.clone();
+    let all = if worker { 2 } else { 4 };
+    let collector = tokio::spawn(async move {
+        let _ = within(3000, h.acquire_many(all)).await;
+    });
+    // Queued: the permits left are set aside for it.
+    until("the collector queued", || heap.available_permits() == 0).await;
+    if second {
+        let _ = within(1000, heap.acquire()).await;
+    }
+    drop(parent_permit);
+    join(collector).await;
+    if let Some(t) = w {
+        join(t).await;
+    }
+}
+
 /// Two tasks of a pool of `size` each hold a connection and, together, ask for `more` at once
 /// (`acquire_many`), giving up after 1 s and 1.5 s.
 async fn pool_of(pool: Arc<Semaphore>, more: u32) {
@@ -884,6 +924,9 @@ const SCENARIOS: &[(&str, &str)] = &[
     ("semaphore_added_look_alike", "-"),
     ("semaphore_many_cycle", "lock-order-inversion"),
     ("semaphore_many_look_alike", "-"),
+    ("semaphore_behind_queued_many", "self-deadlock"),
+    ("semaphore_behind_queued_many_fixed", "-"),
+    ("semaphore_behind_queued_many_not_mine", "-"),
     ("semaphore_forget_cycle", "lock-order-inversion"),
     ("semaphore_forget_look_alike", "-"),
     ("semaphore_forget_elsewhere_cycle", "lock-order-inversion"),
@@ -932,6 +975,13 @@ async fn scenario(name: &str) {
         "semaphore_added_look_alike" => semaphore_added_look_alike().await,
         "semaphore_many_cycle" => semaphore_many_cycle().await,
         "semaphore_many_look_alike" => semaphore_many_look_alike().await,
+        "semaphore_behind_queued_many" => behind_queued_many("oer.semqueued", true, false).await,
+        "semaphore_behind_queued_many_fixed" => {
+            behind_queued_many("oer.ok.semqueued.fix", false, false).await
+        }
+        "semaphore_behind_queued_many_not_mine" => {
+            behind_queued_many("oer.ok.semqueued.other", true, true).await
+        }
         "semaphore_forget_cycle" => semaphore_forget_cycle().await,
         "semaphore_forget_look_alike" => semaphore_forget_look_alike().await,
         "semaphore_forget_elsewhere_cycle" => semaphore_forget_elsewhere_cycle().await,

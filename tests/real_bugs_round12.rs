@@ -6,8 +6,8 @@
 //! needing it (`MISE_JOBS=1`: a job waiting on a job queued behind it), zuban's workspaces read
 //! twice on one stack while a writer queues (a recursive read), and BAML's heap permits, a spawn
 //! requesting a second permit behind a garbage collector's `acquire_many` of all of them on a
-//! fair semaphore (found at run time in the order that hangs; missed offline: that test is
-//! ignored, see section 4), rust-lightning's consistency lock read again by a completed monitor
+//! fair semaphore (found at run time in the order that hangs, and offline since the request
+//! says what the runtime saw of the permits, see section 4), rust-lightning's consistency lock read again by a completed monitor
 //! update while the background processor's write queues (a recursive read), and Block-STM's
 //! rayon worker stealing, while it waits inside a parallel native, a sibling task that reads the
 //! transaction status the worker writes (a self-deadlock of a thread pool), and agatedb's
@@ -17,9 +17,10 @@
 //! lock that its `Drop` takes (a self-deadlock). Projects no earlier round covered, but for mise
 //! and rust-lightning (new bugs of them).
 //!
-//! Found: nothing to fix in the runtime; one gap offline: BAML's permit requested behind the
-//! queued `acquire_many` is a `self-deadlock` at run time but silent in `lockcheck analyze` (its
-//! offline test is ignored with the reason; README's known limits say so). No sourced bug was
+//! Found: nothing to fix in the runtime; one gap offline, since closed: BAML's permit requested
+//! behind the queued `acquire_many` was a `self-deadlock` at run time but silent in `lockcheck
+//! analyze` (the trace did not say that the queued request had the free permits); the request
+//! now carries what the runtime saw (`short`), and the offline test runs. No sourced bug was
 //! found for a barrier wait holding a lock or for a `OnceLock`/`LazyLock` re-entered across
 //! threads (the queries are in README's round-12 paragraph).
 //!
@@ -478,10 +479,11 @@ fn the_lookup_handed_the_callers_guard_is_silent() {
 //    waits behind, a `self-deadlock` of the parent at its second `acquire` (the report says
 //    "acquires a lock it already holds": the permits it lacks are the queued collector's).
 //    Not predicted from a run whose collector came after the parent's second permit (one
-//    thread holding two of four permits is silent), and not found offline: the trace does not
-//    say that the queued collector took the free permits, and the analyzer does not replay
-//    tokio's first-come-first-served hand-out (the offline test is ignored; README, "does not
-//    catch").
+//    thread holding two of four permits is silent; README, "does not catch"). Found offline
+//    too, with the same sites: the parent's `request` says what the runtime saw, the
+//    semaphore short of permits with no other holder holding any (`"short":"alone"`, see
+//    docs/trace-format.md), and the analyzer applies the runtime's rule to the parent's own
+//    permits as its stream replays them.
 //    Look-alike: the fix, the child allocated under the parent's permit, silent (and checked).
 
 /// The heap's permits.
@@ -542,9 +544,6 @@ fn a_second_permit_requested_behind_a_collectors_acquire_many_of_all_is_a_self_d
 }
 
 #[test]
-#[ignore = "offline misses it: the trace does not say that the collector's queued acquire_many \
-            took the free permits, and the analyzer does not replay tokio's first-come-first-served \
-            hand-out of free permits to queued requests (section 4; README, does not catch)"]
 fn the_second_permit_behind_the_collector_is_found_offline_too() {
     let _g = setup_serial();
     const N: &str = "baml.heap.offline";
@@ -556,6 +555,21 @@ fn the_second_permit_behind_the_collector_is_found_offline_too() {
     let (parent, _) = rx.recv().unwrap();
     assert!(parent.is_err());
     assert_eq!(offline_kinds(&trace, N), ["self-deadlock"]);
+    // The runtime's sites: the second permit requested, the parent's own held.
+    let report = lockcheck_analyze::analyze(&[trace.to_path_buf()], &Default::default()).unwrap();
+    let v = report
+        .violations
+        .iter()
+        .find(|v| v.locks.iter().any(|l| l.class.contains(N)))
+        .expect("found offline");
+    let e = &v.edges[0];
+    let site = e.site.as_deref().unwrap_or_default();
+    assert!(site.contains(&M.at("BAML_SPAWN_PERMIT")), "{site}");
+    let held: Vec<_> = e.held.iter().filter_map(|h| h.site.as_deref()).collect();
+    assert!(
+        held.iter().any(|h| h.contains(&M.at("BAML_PARENT_PERMIT"))),
+        "{held:?}"
+    );
 }
 
 #[test]

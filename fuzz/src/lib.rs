@@ -21,7 +21,7 @@ use lockcheck_analyze::read::{InputFormat, TraceReader};
 use lockcheck_analyze::report::{render_text, TextOptions};
 use lockcheck_analyze::sarif::{to_sarif, SarifOptions};
 use lockcheck_analyze::{analyze_model, Options};
-use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode, FORMAT_VERSION};
+use lockcheck_core::trace::{ClassStats, Event, Frame, How, LockKind, Mode, Short, FORMAT_VERSION};
 use std::io::Cursor;
 
 /// Longest op sequence the [`analyze`] target builds (bounds its running time).
@@ -106,9 +106,16 @@ pub fn lct_seed_v3(json: &[u8]) -> Vec<u8> {
                 wait_ns,
                 ts,
             )),
-            Event::Request { t, l, m, s: Some(s), n } => Some((
+            Event::Request { t, l, m, s: Some(s), n, short } => Some((
                 t,
-                u64::from(raw::K_REQUEST) | mode(m) << 8 | c(l),
+                u64::from(raw::K_REQUEST)
+                    | mode(m) << 8
+                    | c(l)
+                    | match short {
+                        None => 0,
+                        Some(Short::Held) => raw::REQUEST_SHORT_HELD,
+                        Some(Short::Alone) => raw::REQUEST_SHORT_ALONE,
+                    },
                 l,
                 word(s),
                 0,
@@ -343,6 +350,8 @@ pub enum Op {
         s: Option<Id>,
         /// Permits asked for (0 and 1 alike).
         n: u8,
+        /// What the runtime saw of the permits (0: nothing said, 1: held, else alone).
+        short: u8,
     },
     /// An acquisition.
     Acquire {
@@ -529,12 +538,17 @@ pub fn events(ops: &[Op]) -> Vec<Vec<Event>> {
                 c: c.u32(),
                 permits: permits.map(u64::from),
             }),
-            Op::Request { t, l, m, s, n } => out.push(Event::Request {
+            Op::Request { t, l, m, s, n, short } => out.push(Event::Request {
                 t: t.u64(),
                 l: l.u64(),
                 m: mode(m),
                 s: s.map(Id::u32),
                 n: u32::from(n),
+                short: match short {
+                    0 => None,
+                    1 => Some(Short::Held),
+                    _ => Some(Short::Alone),
+                },
             }),
             Op::Acquire {
                 t,

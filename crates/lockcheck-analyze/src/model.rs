@@ -24,7 +24,7 @@ use crate::clocks::{Clock, Clocks};
 use crate::hist::Histogram;
 use lockcheck_core::deps::DepView;
 use lockcheck_core::trace::{
-    is_peek_site, ClassStats, Event, Frame, How, LockKind, Mode, TRY_RETRIES,
+    is_peek_site, ClassStats, Event, Frame, How, LockKind, Mode, Short, TRY_RETRIES,
 };
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -2375,14 +2375,20 @@ impl ModelBuilder {
         };
         if before < TRY_RETRIES && TRY_RETRIES <= streak && !state.held.is_empty() {
             self.retrying = true;
-            self.self_check(t, l, m, site, true, 1);
+            self.self_check(t, l, m, site, true, 1, false);
             self.add_dep(t, l, m, How::Blocking, site, false);
             self.retrying = false;
         }
     }
 
     /// Whether thread `t`'s request of `lock` in `mode` (of `n` permits, for a semaphore) waits
-    /// for its own hold of it; records the finding and returns its index.
+    /// for its own hold of it; records the finding and returns its index. `alone`: the request
+    /// says the runtime saw the semaphore short of permits with no other holder holding any
+    /// (`Short::Alone`): the runtime's rule (`semaphore_self_deadlock` of the tokio tracking)
+    /// makes it a self-deadlock when the thread holds some of its permits itself, whatever
+    /// their count (the permits lacking are its own, or set aside for requests queued before
+    /// it, which wait for its own on a first-come-first-served semaphore).
+    #[allow(clippy::too_many_arguments)]
     fn self_check(
         &mut self,
         t: ThreadId,
@@ -2391,6 +2397,7 @@ impl ModelBuilder {
         site: Option<SiteId>,
         pending: bool,
         n: u32,
+        alone: bool,
     ) -> Option<u32> {
         // Almost every request is of a lock the thread does not hold: decided on its held
         // stack alone, without reading the lock's class (two loads per acquisition).
@@ -2406,7 +2413,8 @@ impl ModelBuilder {
             // the others give back.
             let first = own.next()?;
             let count = 1 + own.count() as u64;
-            if mode != Mode::Permit || count + u64::from(n) <= info.permits? {
+            let starved = alone || info.permits.is_some_and(|p| count + u64::from(n) > p);
+            if mode != Mode::Permit || !starved {
                 return None;
             }
             (SelfKind::SelfDeadlock, first)
@@ -2855,7 +2863,7 @@ impl ModelBuilder {
             // stack is at hand, not after a call). No thread holds the lock (the count is read
             // first: most acquisitions are of a lock nobody holds, and it is one read).
             if how.blocks() && hot.held > 0 && self.holds(t, l) {
-                self.self_check(t, l, m, site, false, 1);
+                self.self_check(t, l, m, site, false, 1, false);
             }
         }
         // A thread holding nothing makes no dependency: its hold is the child of its root
@@ -2915,7 +2923,7 @@ impl ModelBuilder {
         self.note_write(t, l, m);
         self.settle(t);
         if how.blocks() && self.hot[l as usize].held > 0 && self.holds(t, l) {
-            self.self_check(t, l, m, site, false, 1);
+            self.self_check(t, l, m, site, false, 1, false);
         }
     }
 
@@ -3130,7 +3138,14 @@ impl ModelBuilder {
                     }
                 }
             }
-            Event::Request { t, l, m, s, n } => {
+            Event::Request {
+                t,
+                l,
+                m,
+                s,
+                n,
+                short,
+            } => {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
                 let site = self.site(*s);
@@ -3151,7 +3166,10 @@ impl ModelBuilder {
                 }
                 self.threads[t as usize].cond_released = None;
                 self.settle(t);
-                let found = self.self_check(t, l, *m, site, true, n);
+                // The runtime saw the semaphore short with no other holder (see
+                // `trace::Short`): the requester's own permits, as replayed, decide.
+                let alone = *short == Some(Short::Alone);
+                let found = self.self_check(t, l, *m, site, true, n, alone);
                 self.threads[t as usize].pending = Some(Pending {
                     lock: l,
                     mode: *m,

@@ -93,6 +93,7 @@ fn trace(hold: bool, ordered: bool) -> Vec<Event> {
             m: Mode::Exclusive,
             s: Some(2),
             n: 1,
+            short: None,
         });
     }
     e.push(rel(2, 2));

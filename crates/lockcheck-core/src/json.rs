@@ -8,7 +8,7 @@
 //! [`Event`] (tested below with the feature on), so either side can change
 //! without the other noticing only if that test is kept.
 
-use crate::trace::{ClassStats, Event, Frame, How, LockKind, Mode};
+use crate::trace::{ClassStats, Event, Frame, How, LockKind, Mode, Short};
 
 /// Appends the JSON object of `e` (no newline) to `out`.
 pub(crate) fn write_event(e: &Event, out: &mut Vec<u8>) {
@@ -62,7 +62,14 @@ pub(crate) fn write_event(e: &Event, out: &mut Vec<u8>) {
                 o.num("permits", *p);
             }
         }
-        Event::Request { t, l, m, s, n } => {
+        Event::Request {
+            t,
+            l,
+            m,
+            s,
+            n,
+            short,
+        } => {
             o.num("t", *t);
             o.num("l", *l);
             o.raw_str("m", mode_tag(*m));
@@ -71,6 +78,9 @@ pub(crate) fn write_event(e: &Event, out: &mut Vec<u8>) {
             }
             if *n != 1 {
                 o.num("n", u64::from(*n));
+            }
+            if let Some(short) = short {
+                o.raw_str("short", short_tag(*short));
             }
         }
         Event::Forget { l, n } => {
@@ -261,6 +271,13 @@ fn mode_tag(m: Mode) -> &'static str {
         Mode::SharedRecursive => "rr",
         Mode::Upgradable => "u",
         Mode::Permit => "p",
+    }
+}
+
+fn short_tag(s: Short) -> &'static str {
+    match s {
+        Short::Held => "held",
+        Short::Alone => "alone",
     }
 }
 
@@ -481,6 +498,7 @@ mod tests {
                             m,
                             s,
                             n: 1,
+                            short: None,
                         });
                         v.push(Event::Request {
                             t: n,
@@ -488,6 +506,7 @@ mod tests {
                             m,
                             s,
                             n: (n as u32).max(2),
+                            short: Some(Short::Alone),
                         });
                         v.push(Event::HeldAcrossAwait {
                             t: n,

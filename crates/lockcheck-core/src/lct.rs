@@ -23,7 +23,7 @@
 //! `tag` only in a newer version, whose magic differs. No dependency beyond `std`: the runtime's
 //! recorder can use the encoder as is. The format is documented in `docs/trace-format.md`.
 
-use crate::trace::{ClassStats, Event, Frame, How, LockKind, Mode};
+use crate::trace::{ClassStats, Event, Frame, How, LockKind, Mode, Short};
 use std::mem::MaybeUninit;
 
 pub mod raw;
@@ -100,6 +100,14 @@ fn put_opt<T>(out: &mut Vec<u8>, v: &Option<T>, f: impl FnOnce(&mut Vec<u8>, &T)
             out.push(1);
             f(out, x);
         }
+    }
+}
+
+/// The byte of a request's `short` (see [`Short`]).
+fn short_code(s: Short) -> u8 {
+    match s {
+        Short::Held => 0,
+        Short::Alone => 1,
     }
 }
 
@@ -237,15 +245,27 @@ pub fn encode_acquire(
 ///
 /// `permits` (a semaphore's `acquire_many(n)`) is written after the site only when it is not 1:
 /// a record without it requests one, so records of older writers read the same.
-pub fn encode_request(out: &mut Vec<u8>, t: u64, l: u64, m: Mode, s: Option<u32>, permits: u32) {
+pub fn encode_request(
+    out: &mut Vec<u8>,
+    t: u64,
+    l: u64,
+    m: Mode,
+    s: Option<u32>,
+    permits: u32,
+    short: Option<Short>,
+) {
     out.reserve(SMALL_MAX);
     let mut r = Small::start(out, 5);
     r.varint(t);
     r.varint(l);
     r.byte(mode_code(m));
     r.opt_varint(s);
-    if permits != 1 {
+    // The permits, written when not 1, or when `short` follows (a byte after them).
+    if permits != 1 || short.is_some() {
         r.varint(u64::from(permits));
+    }
+    if let Some(short) = short {
+        r.byte(short_code(short));
     }
     let n = r.end();
     commit(out, n);
@@ -271,7 +291,14 @@ pub fn encode_release(out: &mut Vec<u8>, t: u64, l: u64, hold_ns: u64) {
 /// bytes or more (a site with frames, a long class key).
 pub fn encode(event: &Event, out: &mut Vec<u8>) {
     match *event {
-        Event::Request { t, l, m, s, n } => return encode_request(out, t, l, m, s, n),
+        Event::Request {
+            t,
+            l,
+            m,
+            s,
+            n,
+            short,
+        } => return encode_request(out, t, l, m, s, n, short),
         Event::Acquire {
             t,
             l,
@@ -343,14 +370,24 @@ fn encode_general(event: &Event, out: &mut Vec<u8>) {
             put_varint(b, *c as u64);
             put_opt(b, permits, |b, x| put_varint(b, *x));
         }
-        Event::Request { t, l, m, s, n } => {
+        Event::Request {
+            t,
+            l,
+            m,
+            s,
+            n,
+            short,
+        } => {
             b.push(5);
             put_varint(b, *t);
             put_varint(b, *l);
             b.push(mode_code(*m));
             put_opt(b, s, |b, x| put_varint(b, *x as u64));
-            if *n != 1 {
+            if *n != 1 || short.is_some() {
                 put_varint(b, u64::from(*n));
+            }
+            if let Some(short) = short {
+                b.push(short_code(*short));
             }
         }
         Event::Acquire {
@@ -571,6 +608,14 @@ impl<'a> Body<'a> {
         }
     }
 
+    fn short(&mut self) -> Result<Short, DecodeError> {
+        Ok(match self.byte()? {
+            0 => Short::Held,
+            1 => Short::Alone,
+            _ => return Err(self.invalid("unknown short of a request")),
+        })
+    }
+
     fn mode(&mut self) -> Result<Mode, DecodeError> {
         Ok(match self.byte()? {
             0 => Mode::Exclusive,
@@ -694,8 +739,16 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Event, usize)>, DecodeError> {
             l: b.varint()?,
             m: b.mode()?,
             s: b.opt(|b| b.u32())?,
-            // Written only when not 1 (and never by writers older than the field).
+            // Written only when not 1 or before a `short` (and never by writers older than
+            // the field).
             n: if b.pos == b.buf.len() { 1 } else { b.u32()? },
+            // A byte after the permits, only when the semaphore was short (and never by
+            // writers older than the field).
+            short: if b.pos == b.buf.len() {
+                None
+            } else {
+                Some(b.short()?)
+            },
         },
         6 | 7 => {
             let (t, l, m, how) = (b.varint()?, b.varint()?, b.mode()?, b.how()?);
@@ -888,6 +941,7 @@ mod tests {
                 m: Mode::Upgradable,
                 s: Some(3),
                 n: 1,
+                short: Some(Short::Held),
             },
             Event::Request {
                 t: 1,
@@ -895,6 +949,7 @@ mod tests {
                 m: Mode::Permit,
                 s: None,
                 n: u32::MAX,
+                short: Some(Short::Alone),
             },
             Event::Acquire {
                 t: 1,
@@ -1032,6 +1087,7 @@ mod tests {
                                 m,
                                 s,
                                 n: (n as u32).max(1),
+                                short: None,
                             },
                             Event::Acquire {
                                 t: n,

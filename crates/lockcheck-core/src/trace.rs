@@ -144,6 +144,25 @@ pub fn is_peek_site(site: &str) -> bool {
     lock_api || (site.contains("lockcheck") && site.contains("src/sync.rs"))
 }
 
+/// What the runtime saw of a semaphore whose available permits were fewer than a request asked
+/// for (the `short` of a `request`): whether other holders held some of its permits then. A
+/// first-come-first-served semaphore (tokio's) sets its free permits aside for the requests
+/// queued before, so a request can lack permits that no holder holds; when no other holder
+/// holds any, the permits lacking are the requester's own or set aside for queued requests,
+/// which wait, in order, for the requester's own: the runtime's `self-deadlock` of a semaphore.
+/// The other holders are the runtime's count at the request, not the analyzer's replay: the
+/// threads' streams reach the trace in any order (another holder's `acquire` may come after
+/// the request), and an owned permit shows released at once (see the format's owned guards).
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum Short {
+    /// Other holders held permits of the semaphore.
+    Held,
+    /// No other holder held a permit of it.
+    Alone,
+}
+
 /// How an acquisition waits.
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -349,6 +368,14 @@ pub enum Event {
             serde(default = "one", skip_serializing_if = "is_one")
         )]
         n: u32,
+        /// A semaphore's permits as the runtime saw them at this request, when they were fewer
+        /// than `n` (see [`Short`]); `None` for every other request, and when absent (traces
+        /// written before the field, other formats).
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Option::is_none")
+        )]
+        short: Option<Short>,
     },
     /// A thread acquired a lock.
     Acquire {

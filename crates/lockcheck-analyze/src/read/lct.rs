@@ -13,7 +13,7 @@
 use super::chunks::Chunks;
 use super::{Fault, Position, ReadError, BATCH, TRUNCATED_HINT};
 use lockcheck_core::lct::{self, DecodeError};
-use lockcheck_core::trace::{Event, How, Mode};
+use lockcheck_core::trace::{Event, How, Mode, Short};
 use std::io::BufRead;
 
 /// Decodes `.lct` records into core events.
@@ -292,6 +292,16 @@ fn decode_numeric(buf: &[u8]) -> Option<(Event, usize)> {
                 1
             } else {
                 u32::try_from(b.varint()?).ok()?
+            },
+            // A byte after the permits when the semaphore was short (`lct::encode_request`).
+            short: if b.pos == b.buf.len() {
+                None
+            } else {
+                Some(match b.byte()? {
+                    0 => Short::Held,
+                    1 => Short::Alone,
+                    _ => return None,
+                })
             },
         },
         tag @ (6 | 7) => {

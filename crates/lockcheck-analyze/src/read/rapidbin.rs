@@ -325,6 +325,7 @@ fn translate(
                     m: Mode::Exclusive,
                     s,
                     n: 1,
+                    short: None,
                 }
             });
         }

@@ -185,6 +185,7 @@ fn lock_event(op: Op, t: ThreadNo, l: LockNo, s: Option<SiteNo>) -> Event {
             m: Mode::Exclusive,
             s,
             n: 1,
+            short: None,
         },
         _ => Event::Release { t, l, hold_ns: 0 },
     }

@@ -1,7 +1,7 @@
 //! Tests of the readers, over the committed fixtures (`fixtures/`) and generated inputs.
 
 use super::*;
-use lockcheck_core::trace::{ClassStats, Frame, How, LockKind, Mode};
+use lockcheck_core::trace::{ClassStats, Frame, How, LockKind, Mode, Short};
 use std::io::{Cursor, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -789,6 +789,7 @@ fn every_event() -> Vec<Event> {
             m: Mode::Exclusive,
             s: None,
             n: 1,
+            short: None,
         },
         Event::Request {
             t: 1,
@@ -796,6 +797,7 @@ fn every_event() -> Vec<Event> {
             m: Mode::Upgradable,
             s: Some(2),
             n: 1,
+            short: None,
         },
         Event::Request {
             t: 1,
@@ -803,6 +805,15 @@ fn every_event() -> Vec<Event> {
             m: Mode::Permit,
             s: Some(2),
             n: 3,
+            short: Some(Short::Alone),
+        },
+        Event::Request {
+            t: 1,
+            l: 2,
+            m: Mode::Permit,
+            s: Some(2),
+            n: 1,
+            short: Some(Short::Held),
         },
         Event::Forget { l: 2, n: 5 },
         Event::Written { l: 2 },
@@ -1149,7 +1160,8 @@ mod fast_paths {
                 l,
                 m,
                 s,
-                n
+                n,
+                short: None,
             }),
             (n(), n(), mode(), how(), site(), n(), n32()).prop_map(
                 |(t, l, m, how, s, wait_ns, n)| Event::Fail {
@@ -1197,10 +1209,12 @@ mod fast_paths {
             e.write_line(&mut line);
             let line = std::str::from_utf8(&line).unwrap().trim_end();
             let fast = json::fast::event(line.as_bytes());
-            // (A timed wait, a notify, a forked child's events are rare: the full parser's.)
+            // (A timed wait, a notify, a forked child's events, a semaphore request short of
+            // permits are rare: the full parser's.)
             let numeric = !matches!(
                 e,
-                Event::Header { .. }
+                Event::Request { short: Some(_), .. }
+                    | Event::Header { .. }
                     | Event::Thread { .. }
                     | Event::Class { .. }
                     | Event::Site { .. }

@@ -32,7 +32,7 @@
 //! [`RawDecoder`] for the words.
 
 use super::{read_varint, DecodeError, MAX_RECORD_LEN};
-use crate::trace::{ClassStats, Event, How, Mode};
+use crate::trace::{ClassStats, Event, How, Mode, Short};
 use std::collections::{BTreeMap, HashMap};
 
 /// The first four bytes of a version-3 `.lct` file.
@@ -49,6 +49,16 @@ pub const MAGIC_V5: [u8; 4] = *b"LCT\x05";
 /// its event (the recorder folds a request into an acquisition that did not wait). Bits 24-31 of
 /// `head` were unused in version 3.
 pub const REQUESTED: u64 = 1 << 24;
+
+/// Bit of a `request` record's `head`: the semaphore had fewer available permits than the
+/// request asked for, and other holders held some of them (the event's `short` of
+/// [`Short::Held`]). Bits 24-31 of a request's `head` are unused before (readers that do not
+/// know the bit ignore it).
+pub const REQUEST_SHORT_HELD: u64 = 1 << 25;
+
+/// Bit of a `request` record's `head`: the semaphore had fewer available permits than the
+/// request asked for, and no other holder held any ([`Short::Alone`]).
+pub const REQUEST_SHORT_ALONE: u64 = 1 << 26;
 
 /// Tag of a `block` record: a stream's raw records.
 pub const TAG_BLOCK: u8 = 17;
@@ -369,6 +379,7 @@ impl RawDecoder {
                     m: mode_of(head)?,
                     s: self.site(b)?,
                     n: 1,
+                    short: None,
                 });
                 out.extend(acquire);
             } else if let Some(e) = self.record(t, head, a, b, x, ts)? {
@@ -423,6 +434,13 @@ impl RawDecoder {
                     u32::try_from(ts).map_err(|_| {
                         DecodeError::Invalid(format!("request of {ts} permits, over 32 bits"))
                     })?
+                },
+                short: if head & REQUEST_SHORT_ALONE != 0 {
+                    Some(Short::Alone)
+                } else if head & REQUEST_SHORT_HELD != 0 {
+                    Some(Short::Held)
+                } else {
+                    None
                 },
             },
             K_ACQUIRE => {
@@ -680,7 +698,8 @@ mod tests {
                     l: 5,
                     m: Mode::Shared,
                     s: Some(4),
-                    n: 1
+                    n: 1,
+                    short: None
                 },
                 Event::Acquire { .. }
             ]

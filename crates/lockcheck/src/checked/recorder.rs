@@ -48,7 +48,8 @@ use super::report::{Trace, Violation};
 use super::state::{internal, STATE};
 use lockcheck_core::lct::raw;
 use lockcheck_core::trace::{
-    ClassStats, Event, Frame, How, LockKind, Mode, FORMAT_VERSION, TRY_RETRIES,
+    ClassStats, Event, Frame, How, LockKind, Mode, Short as ShortPermits, FORMAT_VERSION,
+    TRY_RETRIES,
 };
 use parking_lot::Mutex as PlMutex;
 use std::cell::{Cell, UnsafeCell};
@@ -1530,11 +1531,13 @@ pub(crate) fn on_request(
     if !site_seen_locally(site) {
         note_site(site);
     }
-    push(request_rec(ids, kind, mode, site, capacity, permits));
+    push(request_rec(ids, kind, mode, site, capacity, permits, None));
 }
 
 /// The record of a request: a semaphore's with its `capacity` and, when not 1, the `permits`
-/// requested at once (in `ts`, which a request does not use).
+/// requested at once (in `ts`, which a request does not use), and what the runtime saw of its
+/// permits when they were short (`short`, a bit of the head: [`raw::REQUEST_SHORT_HELD`],
+/// [`raw::REQUEST_SHORT_ALONE`]).
 #[inline(always)]
 fn request_rec(
     ids: Ids,
@@ -1543,10 +1546,16 @@ fn request_rec(
     site: Site,
     capacity: usize,
     permits: u32,
+    short: Option<ShortPermits>,
 ) -> Rec {
     let sem = kind == LockKind::Semaphore;
+    let short = match short {
+        None => 0,
+        Some(ShortPermits::Held) => raw::REQUEST_SHORT_HELD,
+        Some(ShortPermits::Alone) => raw::REQUEST_SHORT_ALONE,
+    };
     Rec {
-        head: head(K_REQUEST, mode, How::Blocking, ids.class),
+        head: head(K_REQUEST, mode, How::Blocking, ids.class) | short,
         a: ids.inst,
         b: site_word(site),
         x: if sem { capacity as u64 } else { 0 },
@@ -1555,6 +1564,19 @@ fn request_rec(
         } else {
             0
         },
+    }
+}
+
+/// What a request record says of its semaphore's permits when they were short (see
+/// [`request_rec`]).
+#[inline(always)]
+fn short_of(r: &Rec) -> Option<ShortPermits> {
+    if r.head & raw::REQUEST_SHORT_ALONE != 0 {
+        Some(ShortPermits::Alone)
+    } else if r.head & raw::REQUEST_SHORT_HELD != 0 {
+        Some(ShortPermits::Held)
+    } else {
+        None
     }
 }
 
@@ -2640,9 +2662,17 @@ impl Writer {
     }
 
     #[inline(always)]
-    fn put_request(&mut self, t: u64, l: u64, m: Mode, s: Option<u32>, n: u32) {
+    fn put_request(
+        &mut self,
+        t: u64,
+        l: u64,
+        m: Mode,
+        s: Option<u32>,
+        n: u32,
+        short: Option<ShortPermits>,
+    ) {
         if self.failed.is_none() {
-            lockcheck_core::lct::encode_request(&mut self.out, t, l, m, s, n);
+            lockcheck_core::lct::encode_request(&mut self.out, t, l, m, s, n, short);
             self.chunk();
         }
     }
@@ -2702,13 +2732,13 @@ impl Writer {
             K_REQUEST => {
                 let l = self.lock_permits(r.a, c, r.x);
                 let s = Some(self.site(r.b));
-                self.put_request(t, l, mode_of(r.head), s, permits_of(r));
+                self.put_request(t, l, mode_of(r.head), s, permits_of(r), short_of(r));
             }
             K_ACQUIRE => {
                 let l = self.lock(r.a, c);
                 let s = Some(self.site(r.b));
                 if r.head & REQUESTED != 0 {
-                    self.put_request(t, l, mode_of(r.head), s, 1);
+                    self.put_request(t, l, mode_of(r.head), s, 1, None);
                 }
                 self.acquired(side, c, r);
                 self.put_acquire(false, t, l, mode_of(r.head), how_of(r.head), s, r.x);
@@ -3057,8 +3087,10 @@ pub(crate) fn on_task_fail(holder: u64, ids: Ids, mode: Mode, site: Site) {
 }
 
 /// A blocking acquisition by an async task (or a thread in `blocking_*`: `holder` is then this
-/// thread), about to be checked: the `request` event, in the holder's stream.
+/// thread), about to be checked: the `request` event, in the holder's stream. `short`: what the
+/// runtime saw of a semaphore lacking permits for it (the event's `short`), else `None`.
 #[cfg(feature = "tokio")]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn on_task_request(
     holder: u64,
     ids: Ids,
@@ -3067,20 +3099,18 @@ pub(crate) fn on_task_request(
     site: Site,
     capacity: usize,
     permits: u32,
+    short: Option<ShortPermits>,
 ) {
     let here = !crate::tokio::track::is_task(holder)
         && STATE.try_with(|s| s.id()).is_ok_and(|me| me == holder);
-    if here {
-        return on_request(ids, kind, mode, site, capacity, permits);
-    }
     if !site_seen_locally(site) {
         note_site(site);
     }
-    push_task(
-        holder,
-        request_rec(ids, kind, mode, site, capacity, permits),
-        false,
-    );
+    let rec = request_rec(ids, kind, mode, site, capacity, permits, short);
+    if here {
+        return push(rec);
+    }
+    push_task(holder, rec, false);
 }
 
 /// A sync guard (`held`, taken by `owner` at `held_site`) seen held across an `.await` while
@@ -3305,7 +3335,15 @@ mod tests {
                 let l = w.lock_permits(r.a, c, r.x);
                 let s = Some(w.site(r.b));
                 let n = permits_of(&r);
-                Event::Request { t, l, m, s, n }
+                let short = short_of(&r);
+                Event::Request {
+                    t,
+                    l,
+                    m,
+                    s,
+                    n,
+                    short,
+                }
             }
             K_ACQUIRE | K_FAIL => {
                 let l = w.lock(r.a, c);

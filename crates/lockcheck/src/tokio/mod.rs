@@ -185,7 +185,7 @@ async fn acquire_slow(
     r: Req<'_>,
     pre: Pre,
 ) -> Result<Result<Hold, AcquireError>, Verdict> {
-    let ctx = track::before(&r, pre)?;
+    let ctx = track::before(&r, pre, !sem.is_closed())?;
     let wait = if sem.is_closed() {
         None
     } else {

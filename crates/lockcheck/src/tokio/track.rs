@@ -16,7 +16,7 @@ use crate::checked::report::{publish, EdgeInfo, LockRef, Verdict, Violation, Vio
 use crate::checked::state::{as_busy, internal, mix, thread_name, Held, STATE};
 use crate::config::{action, flag, flags, Action};
 use lockcheck_core::deps::VectorClock;
-use lockcheck_core::trace::{is_peek_site, How, LockKind, Mode, TRY_RETRIES};
+use lockcheck_core::trace::{is_peek_site, How, LockKind, Mode, Short, TRY_RETRIES};
 use parking_lot::Mutex as PlMutex;
 use std::cell::{Cell, UnsafeCell};
 use std::collections::{HashMap, HashSet};
@@ -982,7 +982,7 @@ pub(crate) fn precheck(r: &Req<'_>, unavailable: bool) -> (Pre, Option<Verdict>)
     let Some((ctx, sync)) = prepare(r) else {
         return (Pre::BLOCKING, None);
     };
-    rec_request(&ctx, r);
+    rec_request(&ctx, r, unavailable);
     if !ctx.check {
         return (Pre::BLOCKING, None);
     }
@@ -1009,14 +1009,16 @@ pub(crate) fn precheck(r: &Req<'_>, unavailable: bool) -> (Pre, Option<Verdict>)
 /// poll of the inner semaphore, so that what it finds is reported before any hang. Skipped when
 /// [`precheck`] did them for this holder.
 /// Returns the verdict to raise under `panic` (at the user's `.await`, see `tokio::Checked`).
-pub(crate) fn before(r: &Req<'_>, pre: Pre) -> Result<Option<Ctx>, Verdict> {
+/// `open`: the semaphore is not closed (its fast try failed for want of permits: a semaphore's
+/// request is short, see [`rec_request`]).
+pub(crate) fn before(r: &Req<'_>, pre: Pre, open: bool) -> Result<Option<Ctx>, Verdict> {
     let Some((ctx, sync)) = prepare(r) else {
         return Ok(None);
     };
     if pre.covers(&ctx) {
         return Ok(Some(ctx));
     }
-    rec_request(&ctx, r);
+    rec_request(&ctx, r, open);
     if !ctx.check {
         return Ok(Some(ctx));
     }
@@ -1117,8 +1119,8 @@ fn acquired_full(r: &Req<'_>, pre: Pre) -> (Hold, Option<Verdict>) {
     let check = ctx.check && !pre.covers(&ctx);
     if check && flags() & flag::RECORD != 0 {
         // Checked here, at the first poll (the async acquisitions): the request goes to the
-        // trace as [`precheck`] would have written it.
-        rec_request(&ctx, r);
+        // trace as [`precheck`] would have written it (its permits were there).
+        rec_request(&ctx, r, false);
     }
     let (hold, scan) = with_shard(ctx.holder, |s| {
         scan_push(s, &ctx, r, check.then_some(&sync))
@@ -1540,8 +1542,9 @@ fn retried_try(ctx: &Ctx, r: &Req<'_>, sync: SyncScan) -> Option<Verdict> {
     if r.kind == LockKind::Semaphore {
         let v = graph::as_retried_try(|| semaphore_self_deadlock(ctx, r, Waits::Block));
         if v.is_some() {
-            // The request, with the permits, for the analyzer (as `precheck` writes it).
-            rec_request(ctx, r);
+            // The request, with the permits, for the analyzer (as `precheck` writes it): the
+            // try failed for want of permits.
+            rec_request(ctx, r, true);
         }
         return v;
     }
@@ -1716,8 +1719,10 @@ fn events_of(kind: LockKind, permits: u32) -> u32 {
 /// The `request` event of a blocking acquisition, before its checks (so that an acquisition the
 /// runtime stops is in the trace), when the holder holds something (otherwise it can make no
 /// dependency nor wait for itself). A semaphore's with its permits (`r.capacity`), for the
-/// analyzer's self-deadlock and wait-cycle rules, and the permits it asks for.
-fn rec_request(ctx: &Ctx, r: &Req<'_>) {
+/// analyzer's self-deadlock and wait-cycle rules, and the permits it asks for; `short`: the
+/// semaphore has fewer available permits than it asks for (the acquisition is about to wait),
+/// written with whether another holder holds any of them (see [`short_seen`]).
+fn rec_request(ctx: &Ctx, r: &Req<'_>, short: bool) {
     if flags() & flag::RECORD == 0 {
         return;
     }
@@ -1755,11 +1760,30 @@ fn rec_request(ctx: &Ctx, r: &Req<'_>) {
     for h in &sync {
         rec_acq(holder, ids_of(h), h.mode, How::Try, h.site, 0, 1);
     }
+    let short = (short && r.kind == LockKind::Semaphore).then(|| short_seen(ctx));
     recorder::on_task_request(
-        holder, ctx.ids, r.kind, r.mode, r.site, r.capacity, r.permits,
+        holder, ctx.ids, r.kind, r.mode, r.site, r.capacity, r.permits, short,
     );
     for h in sync.iter().rev() {
         rec_rel(holder, ids_of(h), 0, 1, false);
+    }
+}
+
+/// What a request of a semaphore short of permits sees of its other holders, for the trace's
+/// `request` (its `short`): [`Short::Alone`] when no hold of it is another holder's, nor one of
+/// the requester's own that [`semaphore_self_deadlock`] does not count as its own (an owned
+/// permit, which may have moved), as that check counts them; else [`Short::Held`]. The
+/// analyzer applies the check's rule with it: the requester's own permits it replays from the
+/// requester's stream, but not the others' (the streams reach the file in any order, and an
+/// owned permit shows released at once). The slow path only: a semaphore request that waits,
+/// recorded.
+#[cold]
+fn short_seen(ctx: &Ctx) -> Short {
+    let holds = holders_of(ctx.ids.inst);
+    if holds.iter().all(|(h, e)| *h == ctx.holder && e.certain()) {
+        Short::Alone
+    } else {
+        Short::Held
     }
 }
 
@@ -2009,6 +2033,7 @@ impl Suspect {
                 self.site,
                 self.capacity,
                 self.permits,
+                None,
             );
         }
         let note = if self.queued.is_some() {
@@ -2567,7 +2592,7 @@ fn register(
                 rec_establish(o.holder, &o.entry);
                 let w = o.want;
                 recorder::on_task_request(
-                    o.holder, o.ids, o.kind, o.mode, o.site, w.capacity, w.permits,
+                    o.holder, o.ids, o.kind, o.mode, o.site, w.capacity, w.permits, None,
                 );
             }
         }
@@ -2793,7 +2818,7 @@ fn rec_join(o: &Establish, joiner: u64, joiner_site: &'static Location<'static>)
     rec_acq(o.holder, end, Mode::Exclusive, How::Try, o.entry.site, 0, 1);
     let w = o.want;
     recorder::on_task_request(
-        o.holder, o.ids, o.kind, o.mode, o.site, w.capacity, w.permits,
+        o.holder, o.ids, o.kind, o.mode, o.site, w.capacity, w.permits, None,
     );
     rec_rel(o.holder, end, 0, 1, false);
     recorder::on_task_request(
@@ -2804,6 +2829,7 @@ fn rec_join(o: &Establish, joiner: u64, joiner_site: &'static Location<'static>)
         joiner_site,
         0,
         1,
+        None,
     );
 }
 
@@ -2975,7 +3001,7 @@ pub(crate) fn rec_sync_in_task(
     for h in &sync {
         rec_acq(task, ids_of(h), h.mode, How::Try, h.site, 0, 1);
     }
-    recorder::on_task_request(task, ids, kind, mode, site, capacity, 1);
+    recorder::on_task_request(task, ids, kind, mode, site, capacity, 1, None);
     rec_acq(task, ids, mode, How::Blocking, site, 0, 1);
     rec_rel(task, ids, 0, 1, false);
     // The last release of a task that holds nothing else lets its stream go (see

@@ -193,7 +193,16 @@ pub(in crate::read) fn push(data: &[u8], out: &mut Vec<Event>) -> Option<usize> 
         let s = x.site()?;
         let n = if x.next_is(b",\"n\":") { x.num32()? } else { 1 };
         let len = x.end()?;
-        out.push(Event::Request { t, l, m, s, n });
+        // A request with a `short` (rare: a semaphore lacking permits) is left to the full
+        // parser: `end` fails on its field.
+        out.push(Event::Request {
+            t,
+            l,
+            m,
+            s,
+            n,
+            short: None,
+        });
         Some(len)
     } else {
         other(x, out)

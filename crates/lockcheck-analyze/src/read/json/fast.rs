@@ -257,6 +257,8 @@ fn build(f: &Fields) -> Option<Event> {
             m: f.m?,
             s: site()?,
             n: if has(N) { u32::try_from(f.n).ok()? } else { 1 },
+            // A `short` is an unknown field here: such a request is the full parser's.
+            short: None,
         },
         Kind::Fail if has(T | L | M | HOW) => Event::Fail {
             t: f.t,
