@@ -615,6 +615,52 @@ pub fn find_cycles_on(model: &Model, graph: &LockGraph, limits: &SearchLimits) -
     list_cycles(model, graph, limits, false, NEAR_FACTOR)
 }
 
+/// [`find_cycles_on`] in two steps: the search for cycles between threads, which reads the
+/// graph's in-edges ([`LockGraph::in_edges`]), then ([`CrossListing::finish`]) the listing of
+/// same-thread cycles, which does not, so that the in-edges can be released between the two
+/// ([`crate::graph::release_in_edges`]) and the second step run beside the root-cause search
+/// with less memory held. The same result as [`find_cycles_on`].
+pub fn list_cross_threads(model: &Model, graph: &LockGraph, limits: &SearchLimits) -> CrossListing {
+    list_cross(model, graph, limits, false, NEAR_FACTOR)
+}
+
+/// The listing after its search between threads ([`list_cross_threads`]).
+pub struct CrossListing {
+    out: FastMap<Key, Candidate>,
+    result: LevelResult,
+    comp: Vec<u32>,
+    thread_of: Vec<u32>,
+}
+
+impl CrossListing {
+    /// The same-thread cycles added, the candidates sorted: the listing's result. `graph` is the
+    /// graph the search ran on, its in-edges released or not.
+    pub fn finish(self, model: &Model, graph: &LockGraph, limits: &SearchLimits) -> LevelResult {
+        let CrossListing {
+            mut out,
+            mut result,
+            comp,
+            thread_of,
+        } = self;
+        same_thread_cycles(
+            model,
+            graph,
+            &comp,
+            &thread_of,
+            limits,
+            &mut out,
+            &mut result,
+        );
+        drop((comp, thread_of));
+        let mut cands: Vec<Candidate> = out.into_values().collect();
+        // Violations first, then by filter and node set: one key per candidate (a candidate is
+        // one per node set and filter, so no two keys are equal), computed once.
+        cands.sort_by_cached_key(|c| (filter_code(c.filter), sorted(&c.nodes)));
+        result.candidates = cands;
+        result
+    }
+}
+
 /// A search for an edge costs about as much as scanning this many edges.
 const NEAR_FACTOR: usize = 8;
 
@@ -627,6 +673,17 @@ fn list_cycles(
     reference: bool,
     near_factor: usize,
 ) -> LevelResult {
+    list_cross(model, graph, limits, reference, near_factor).finish(model, graph, limits)
+}
+
+/// [`list_cycles`]' search between threads ([`list_cross_threads`]).
+fn list_cross(
+    model: &Model,
+    graph: &LockGraph,
+    limits: &SearchLimits,
+    reference: bool,
+    near_factor: usize,
+) -> CrossListing {
     let level = graph.level().unwrap_or(GraphLevel::Instance);
     let mut out: FastMap<Key, Candidate> = FastMap::default();
     let mut result = LevelResult::default();
@@ -757,21 +814,12 @@ fn list_cycles(
             ));
         }
     }
-    same_thread_cycles(
-        model,
-        graph,
-        &comp,
-        &thread_of,
-        limits,
-        &mut out,
-        &mut result,
-    );
-    let mut cands: Vec<Candidate> = out.into_values().collect();
-    // Violations first, then by filter and node set: one key per candidate (a candidate is
-    // one per node set and filter, so no two keys are equal), computed once.
-    cands.sort_by_cached_key(|c| (filter_code(c.filter), sorted(&c.nodes)));
-    result.candidates = cands;
-    result
+    CrossListing {
+        out,
+        result,
+        comp,
+        thread_of,
+    }
 }
 
 fn sorted(v: &[u32]) -> Vec<u32> {
