@@ -2219,6 +2219,46 @@ mod tests {
     /// node sets already covered or listed by the main listing, on dense graphs (few locks,
     /// the marked node collection) and sparse ones (many locks, the sorted one).
     #[test]
+    fn the_listing_in_two_steps_lists_what_one_step_lists_without_the_in_edges() {
+        // `analyze_model` releases the in-edges between the two steps and runs the second
+        // beside the root-cause search: it must list the same, and read no in-edge (their
+        // reading panics once released). Small budgets too, so that both steps stop somewhere.
+        let mut listed = 0;
+        for seed in 1..=24u64 {
+            let text = random_nesting(seed, 2 + seed % 5, 3 + seed % 20, 150);
+            let m = model_of(&[("t", &text)]);
+            for limits in [
+                SearchLimits::default(),
+                SearchLimits {
+                    max_steps: 40,
+                    max_filtered_steps: 30,
+                    ..SearchLimits::default()
+                },
+            ] {
+                let graph = LockGraph::build(&m, GraphLevel::Instance);
+                let one = find_cycles_on(&m, &graph, &limits);
+                let cross = list_cross_threads(&m, &graph, &limits);
+                let (graph, _) = crate::graph::release_in_edges(graph, LockGraph::default());
+                if graph.nodes() > 0 {
+                    let read = std::panic::catch_unwind(|| graph.in_edges(0).len());
+                    assert!(read.is_err(), "seed {seed}: the in-edges were released");
+                }
+                let two = cross.finish(&m, &graph, &limits);
+                assert_eq!(
+                    format!("{:?}", one.candidates),
+                    format!("{:?}", two.candidates),
+                    "seed {seed}"
+                );
+                assert_eq!(one.warnings, two.warnings, "seed {seed}");
+                assert_eq!(one.notes, two.notes, "seed {seed}");
+                assert_eq!(one.steps, two.steps, "seed {seed}");
+                listed += two.candidates.len();
+            }
+        }
+        assert!(listed > 50, "the traces have candidates: {listed}");
+    }
+
+    #[test]
     fn the_thread_lists_hold_what_the_flat_arrays_hold() {
         let mut entries = 0;
         for seed in 1..=20u64 {
