@@ -543,7 +543,13 @@ pub fn peak_rss() -> Option<String> {
 /// system time is mostly the faults of pages touched for the first time (about 2 us each on
 /// the benchmarks' host).
 fn cpu_secs_and_faults() -> Option<(f64, f64, u64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_secs_and_faults_of("/proc/self/stat")
+}
+
+/// [`cpu_secs_and_faults`] of the process (`/proc/self/stat`) or of the calling thread
+/// (`/proc/thread-self/stat`).
+fn cpu_secs_and_faults_of(path: &str) -> Option<(f64, f64, u64)> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name (which may contain spaces, hence the last ')'): state is
     // the first, minflt the 8th, utime the 12th, stime the 13th.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -568,6 +574,8 @@ pub fn phase(name: &str) {
         return;
     };
     let (user, sys, faults) = cpu_secs_and_faults().unwrap_or_default();
+    let (t_user, t_sys, _) = cpu_secs_and_faults_of("/proc/thread-self/stat").unwrap_or_default();
+    let thread = std::thread::current();
     let rss = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -578,9 +586,11 @@ pub fn phase(name: &str) {
         .unwrap_or_default();
     eprintln!(
         "lockcheck: phase {name}: {:.3} s, user CPU {user:.2} s, system {sys:.2} s, \
-         {faults} minor faults, RSS {rss}, peak RSS {}",
+         {faults} minor faults, RSS {rss}, peak RSS {}; thread {} CPU {:.2} s",
         start.elapsed().as_secs_f64(),
-        peak_rss().unwrap_or_default()
+        peak_rss().unwrap_or_default(),
+        thread.name().unwrap_or("?"),
+        t_user + t_sys
     );
 }
 
@@ -688,7 +698,11 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         std::thread::scope(|s| {
             let cross_beside = |g: &LockGraph| {
                 let g = g.clone();
-                beside(s, move || cycles::list_cross_threads(model, &g, &listing))
+                beside(s, move || {
+                    let r = cycles::list_cross_threads(model, &g, &listing);
+                    phase("listing between threads, done");
+                    r
+                })
             };
             let class_graph = LockGraph::build(model, GraphLevel::Class);
             let class_cross = class_run.then(|| cross_beside(&class_graph));
