@@ -237,16 +237,11 @@ impl From<Vec<u64>> for EdgeWeights {
 struct TargetSort {
     /// Per node: entries counted, then where the next entry of that target goes.
     at: Vec<u32>,
-    /// The sorted bucket, copied back.
-    out: Vec<u64>,
 }
 
 impl TargetSort {
     fn new(nodes: usize) -> Self {
-        TargetSort {
-            at: vec![0; nodes],
-            out: Vec::new(),
-        }
+        TargetSort { at: vec![0; nodes] }
     }
 
     /// Whether a bucket of `len` entries is worth a pass over every node.
@@ -254,11 +249,13 @@ impl TargetSort {
         len >= 64 && self.at.len() <= len * 4
     }
 
-    /// Sorts `bucket` (keys `target << 32 | dependency`, dependencies ascending) by key;
-    /// returns its distinct targets.
-    fn sort(&mut self, bucket: &mut [u64]) -> usize {
-        for &x in bucket.iter() {
-            self.at[(x >> 32) as usize] += 1;
+    /// The bucket given as its entries' `targets` and `deps` (dependencies ascending), sorted
+    /// into `out` (as long as they) as keys `target << 32 | dependency`; returns its distinct
+    /// targets. The keys are made as they are placed: a copy of the bucket as keys, sorted in
+    /// place and copied back, was two more passes over it.
+    fn sort_into(&mut self, targets: &[u32], deps: &[u32], out: &mut [u64]) -> usize {
+        for &t in targets {
+            self.at[t as usize] += 1;
         }
         let mut sum = 0u32;
         let mut distinct = 0;
@@ -268,19 +265,12 @@ impl TargetSort {
             *a = sum;
             sum += c;
         }
-        // Every slot of `out[..len]` is written below (the counts partition it), so the scratch
-        // is only grown, never cleared: zeroing it for each bucket was 63M instructions of
-        // `memset` on the hostile random trace.
-        if self.out.len() < bucket.len() {
-            self.out.resize(bucket.len(), 0);
-        }
-        let out = &mut self.out[..bucket.len()];
-        for &x in bucket.iter() {
-            let slot = &mut self.at[(x >> 32) as usize];
-            out[*slot as usize] = x;
+        // Every slot of `out` is written (the counts partition it).
+        for (&t, &d) in targets.iter().zip(deps) {
+            let slot = &mut self.at[t as usize];
+            out[*slot as usize] = (u64::from(t) << 32) | u64::from(d);
             *slot += 1;
         }
-        bucket.copy_from_slice(out);
         self.at.fill(0);
         distinct
     }
@@ -464,20 +454,18 @@ impl Arrays {
         let mut dep_start: Vec<u32> = Vec::with_capacity(total + 1);
         let mut out_start: Vec<u32> = Vec::with_capacity(nodes + 1);
         out_start.push(0);
-        let mut keys: Vec<u64> = Vec::with_capacity(longest);
+        // As long as the longest bucket, never cleared: every slot a bucket uses is written.
+        let mut scratch: Vec<u64> = vec![0; longest];
         let mut sorter = TargetSort::new(nodes);
         for n in 0..nodes {
             let r = start[n]..start[n + 1];
-            keys.clear();
-            keys.extend(
-                b_to[r.clone()]
-                    .iter()
-                    .zip(&b_dep[r.clone()])
-                    .map(|(&t, &d)| (u64::from(t) << 32) | u64::from(d)),
-            );
-            if sorter.fits(keys.len()) {
-                sorter.sort(&mut keys);
+            let keys = &mut scratch[..r.len()];
+            if sorter.fits(r.len()) {
+                sorter.sort_into(&b_to[r.clone()], &b_dep[r.clone()], keys);
             } else {
+                for ((k, &t), &d) in keys.iter_mut().zip(&b_to[r.clone()]).zip(&b_dep[r.clone()]) {
+                    *k = (u64::from(t) << 32) | u64::from(d);
+                }
                 keys.sort_unstable();
             }
             let mut last = u32::MAX;
@@ -492,7 +480,7 @@ impl Arrays {
             }
             out_start.push(to.len() as u32);
         }
-        drop((sorter, keys));
+        drop((sorter, scratch));
         dep_start.push(total as u32);
         to.shrink_to_fit();
         dep_start.shrink_to_fit();
@@ -1244,14 +1232,17 @@ mod tests {
                 .iter()
                 .map(|&d| (u64::from(dep_to[d as usize]) << 32) | u64::from(d))
                 .collect();
+            let (to, deps): (Vec<u32>, Vec<u32>) =
+                keys.iter().map(|&k| ((k >> 32) as u32, k as u32)).unzip();
             for _ in 0..2 {
-                let mut b = keys.clone();
-                assert_eq!(sorter.sort(&mut b), targets.len());
+                let mut b = vec![u64::MAX; keys.len()];
+                assert_eq!(sorter.sort_into(&to, &deps, &mut b), targets.len());
+                assert_eq!(b, keyed, "{nodes} nodes, {} entries", bucket.len());
                 let got: Vec<u32> = b.iter().map(|&k| k as u32).collect();
                 assert_eq!(got, expected, "{nodes} nodes, {} entries", bucket.len());
             }
             bucket.clear();
-            assert_eq!(sorter.sort(&mut []), 0);
+            assert_eq!(sorter.sort_into(&[], &[], &mut []), 0);
         }
     }
 
