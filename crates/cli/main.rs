@@ -509,6 +509,28 @@ fn render(
     }
 }
 
+/// Writes `value` as pretty JSON and a line break to `path`, or to stdout without one, as it
+/// is serialized (the same bytes as [`render`]'s, without the report held in memory first); a
+/// closed pipe (`| head`) is not a failure of the analysis.
+fn write_json<T: serde::Serialize + ?Sized>(value: &T, path: Option<&Path>) -> Result<(), String> {
+    fn write(out: impl Write, value: &(impl serde::Serialize + ?Sized)) -> std::io::Result<()> {
+        // Large pieces: each write to stdout is a system call.
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+        lockcheck_analyze::report::write_json_pretty(&mut out, value)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+    match path {
+        Some(path) => std::fs::File::create(path)
+            .and_then(|f| write(f, value))
+            .map_err(|e| format!("{}: {e}", path.display())),
+        None => match write(std::io::stdout().lock(), value) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+            _ => Ok(()),
+        },
+    }
+}
+
 /// Writes `text` to stdout; a closed pipe (`| head`) is not a failure of the analysis.
 fn write_stdout(text: &str) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
@@ -541,14 +563,9 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
         report.summary.baselined = report.violations.len() as u64;
     }
     let with_baseline = args.common.baseline.is_some() || args.write_baseline.is_some();
-    let text = render(
-        args.format,
-        &analysis,
-        &args.common,
-        with_baseline,
-        args.output.is_none(),
-    );
     let report = &analysis.report;
+    // The side files first, then the report: a report is never written when they fail (as
+    // when the report was rendered first, its writing nothing but the last step).
     if let Some(path) = &args.hierarchy_rust {
         if let Err(e) = write_file(path, &report.hierarchy.rust) {
             return fail(e);
@@ -560,22 +577,41 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
             return fail(e);
         }
     }
-    match &args.output {
-        Some(path) => {
-            if let Err(e) = write_file(path, &text) {
-                return fail(e);
-            }
-            if !args.common.quiet {
-                // The summary still goes to the terminal.
-                eprintln!("{}", summary_line(report));
+    // JSON and SARIF are written as they are serialized, the others rendered, then written.
+    let written = match args.format {
+        Format::Json => write_json(report, args.output.as_deref()),
+        Format::Sarif => {
+            let log = to_sarif(
+                report,
+                &SarifOptions {
+                    repo_root: repo_root(&args.common),
+                    with_baseline,
+                },
+            );
+            write_json(&log, args.output.as_deref())
+        }
+        _ => {
+            let text = render(
+                args.format,
+                &analysis,
+                &args.common,
+                with_baseline,
+                args.output.is_none(),
+            );
+            match &args.output {
+                Some(path) => write_file(path, &text),
+                None => write_stdout(&text),
             }
         }
-        None => {
-            if let Err(e) = write_stdout(&text) {
-                return fail(e);
-            }
-        }
+    };
+    if let Err(e) = written {
+        return fail(e);
     }
+    if args.output.is_some() && !args.common.quiet {
+        // The summary still goes to the terminal.
+        eprintln!("{}", summary_line(report));
+    }
+    lockcheck_analyze::phase("output");
     let code = ExitCode::from(report_exit_code(report, args.common.allow_incomplete));
     // The process ends with this command: the analysis is left to the exit, not freed piece by
     // piece (on the hostile random trace its drop, millions of small strings and vectors of

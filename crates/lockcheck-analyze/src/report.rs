@@ -443,9 +443,19 @@ pub fn describe_candidate(model: &Model, c: &Candidate) -> (Vec<LockRef>, Vec<Ed
 /// is a loop of writes), so the formatter is written here; the rest is serde_json's.
 pub fn to_json_pretty<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
     let mut out = Vec::with_capacity(128);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, PrettyJson::default());
-    value.serialize(&mut ser)?;
+    write_json_pretty(&mut out, value)?;
     Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
+/// [`to_json_pretty`] written to `out` as it is made, the same bytes: a report of tens of
+/// megabytes is not held in memory first (the hostile random trace's 55 MB were 13,500 page
+/// faults of a vector grown for it, about 30 ms of system time). `out` should be buffered.
+pub fn write_json_pretty<W: std::io::Write, T: Serialize + ?Sized>(
+    out: W,
+    value: &T,
+) -> serde_json::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(out, PrettyJson::default());
+    value.serialize(&mut ser)
 }
 
 /// The formatter of [`to_json_pretty`]: serde_json's `PrettyFormatter` with an indentation of
