@@ -4350,6 +4350,10 @@ const CLOSERS_NONE: u32 = u32::MAX - 2;
 /// per dependency would cost more than the full searches it saves.
 const MAX_FIRST_PASS: usize = 20_000;
 
+/// Steps of an edge's search before its rounds are cut by [`EdgeSearch::bounds`] (cutting is
+/// safe at any point: the bounds never cut a chain that closes in its round).
+const BOUNDS_AFTER: u64 = 2_000;
+
 /// Finds the root causes of one level: the smallest weighted change set of its lock graph
 /// ([`change_set`]), then for each changed edge the shortest valid cycle through it (every
 /// cycle of the graph crosses a changed edge, so this decides whether any valid cycle exists).
@@ -4535,8 +4539,10 @@ pub fn find_root_causes_on(
         s.reset(u, limits.max_steps);
         d0s.clear();
         d0s.extend_from_slice(&firsts);
-        // The rounds cut what cannot close in them.
-        s.prune = s.bounds(&d0s);
+        // The rounds cut what cannot close in them, once the edge's search has taken
+        // `BOUNDS_AFTER` steps (most edges' searches end before: the bounds would cost them
+        // more than they save).
+        let mut bounded = false;
         let mut shortest: Option<usize> = None;
         let mut exhaustive = true;
         let mut steps_at_shortest = 0;
@@ -4546,6 +4552,10 @@ pub fn find_root_causes_on(
             for &d0 in &d0s {
                 if s.stopped {
                     break;
+                }
+                if !bounded && s.steps > BOUNDS_AFTER {
+                    bounded = true;
+                    s.prune = s.bounds(&d0s);
                 }
                 if s.prune && s.bound(d0) as usize > len - 1 {
                     // Not in this round (a longer one may close it).
