@@ -4653,7 +4653,7 @@ const MAX_PAIR_PASS: usize = 50_000;
 
 /// Steps of an edge's search before its rounds are cut by [`EdgeSearch::bounds`] (cutting is
 /// safe at any point: the bounds never cut a chain that closes in its round).
-const BOUNDS_AFTER: u64 = 5_000;
+const BOUNDS_AFTER: u64 = 20_000;
 
 /// Steps of the exploration of one dependency ([`EdgeSearch::closers_of`]); beyond, its first
 /// passes ([`EdgeSearch::relaxed_closers`], [`EdgeSearch::pair_closers`]) decide which of its
