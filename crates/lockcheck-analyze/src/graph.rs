@@ -20,7 +20,7 @@ use crate::hierarchy::file_line;
 use crate::model::{LockId, Model, WIDE_WEIGHT};
 use crate::report::Report;
 use lockcheck_core::trace::Mode;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 /// The locks a dependency held at its request (`model.deps[i]`), with their modes, newest first
@@ -919,33 +919,36 @@ impl OrderGraph {
                 }
             }
         }
-        // name -> (kind, class)
-        let mut nodes: BTreeMap<String, (String, String)> = BTreeMap::new();
-        for (i, (name, l)) in name_list.iter().enumerate() {
-            if used[i] {
-                nodes.insert(name.clone(), (kind_of(*l), class_of_lock(*l)));
-            }
+        // Nodes in name order and edges in (from name, to name) order, as maps keyed by the
+        // names gave them, but sorted by the names' ranks: maps keyed by cloned strings took
+        // gigabytes and most of a minute on a graph of millions of edges (one thread nesting
+        // 3,000 locks has 4.5 million).
+        let mut by_name: Vec<u32> = (0..name_list.len() as u32)
+            .filter(|&i| used[i as usize])
+            .collect();
+        by_name.sort_unstable_by(|&a, &b| name_list[a as usize].0.cmp(&name_list[b as usize].0));
+        let mut node_of = vec![u32::MAX; name_list.len()];
+        for (k, &i) in by_name.iter().enumerate() {
+            node_of[i as usize] = k as u32;
         }
-        let mut edges: BTreeMap<(String, String), (BTreeSet<String>, u64)> = BTreeMap::new();
-        for ((from, to), (sites, n)) in by_id {
-            let key = (
-                name_list[from as usize].0.clone(),
-                name_list[to as usize].0.clone(),
-            );
-            edges.insert(
-                key,
-                (
-                    sites
-                        .into_iter()
-                        .map(|s| file_line(model.site_loc(s)))
-                        .collect(),
-                    n,
-                ),
-            );
-        }
-        // Edges of violations, by node names.
-        let mut red: HashSet<(String, String)> = HashSet::new();
-        let mut red_nodes: HashSet<String> = HashSet::new();
+        let node_name = |k: u32| name_list[by_name[k as usize] as usize].0.as_str();
+        let mut edge_list: Vec<((u32, u32), HashSet<u32>, u64)> = by_id
+            .into_iter()
+            .map(|((from, to), (sites, n))| {
+                ((node_of[from as usize], node_of[to as usize]), sites, n)
+            })
+            .collect();
+        edge_list.sort_unstable_by_key(|e| e.0);
+        let node_index: HashMap<&str, u32> = (0..by_name.len() as u32)
+            .map(|k| (node_name(k), k))
+            .collect();
+        // Edges of violations, as node pairs.
+        let mut red: HashSet<(u32, u32)> = HashSet::new();
+        let mut red_nodes: HashSet<u32> = HashSet::new();
+        // A class-level finding on an instance graph marks every instance edge between its
+        // classes: the edges by the classes of their ends (each lock name's class as the last
+        // lock of that name has it), made once.
+        let mut by_classes: Option<HashMap<(String, String), Vec<usize>>> = None;
         for v in &report.violations {
             let names: Vec<String> = v
                 .locks
@@ -967,58 +970,83 @@ impl OrderGraph {
                     .collect()
             };
             if level == GraphLevel::Instance && v.level != "instance" {
-                // A class-level finding on an instance graph: every instance edge between the
-                // classes, in the cycle's direction.
-                let class_of: HashMap<String, String> = model
-                    .locks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, l)| {
-                        (
+                let by_classes = by_classes.get_or_insert_with(|| {
+                    let mut class_of: HashMap<String, String> = HashMap::new();
+                    for (i, l) in model.locks.iter().enumerate() {
+                        class_of.insert(
                             model.lock_name(i as u32),
                             model.classes[l.class as usize].key.clone(),
-                        )
-                    })
-                    .collect();
-                let want: HashSet<(String, String)> = pairs.into_iter().collect();
-                for (a, b) in edges.keys() {
-                    if let (Some(ca), Some(cb)) = (class_of.get(a), class_of.get(b)) {
-                        if want.contains(&(ca.clone(), cb.clone())) {
-                            red.insert((a.clone(), b.clone()));
-                            red_nodes.insert(a.clone());
-                            red_nodes.insert(b.clone());
+                        );
+                    }
+                    let mut m: HashMap<(String, String), Vec<usize>> = HashMap::new();
+                    for (e, ((a, b), _, _)) in edge_list.iter().enumerate() {
+                        if let (Some(ca), Some(cb)) =
+                            (class_of.get(node_name(*a)), class_of.get(node_name(*b)))
+                        {
+                            m.entry((ca.clone(), cb.clone())).or_default().push(e);
                         }
+                    }
+                    m
+                });
+                let want: HashSet<(String, String)> = pairs.into_iter().collect();
+                for pair in &want {
+                    for &e in by_classes.get(pair).into_iter().flatten() {
+                        let (a, b) = edge_list[e].0;
+                        red.insert((a, b));
+                        red_nodes.insert(a);
+                        red_nodes.insert(b);
                     }
                 }
             } else {
                 for (a, b) in pairs {
-                    red_nodes.insert(a.clone());
-                    red_nodes.insert(b.clone());
-                    red.insert((a, b));
+                    let (ia, ib) = (node_index.get(a.as_str()), node_index.get(b.as_str()));
+                    if let Some(&ia) = ia {
+                        red_nodes.insert(ia);
+                    }
+                    if let Some(&ib) = ib {
+                        red_nodes.insert(ib);
+                    }
+                    if let (Some(&ia), Some(&ib)) = (ia, ib) {
+                        red.insert((ia, ib));
+                    }
                 }
             }
         }
-        let index: HashMap<&String, usize> =
-            nodes.keys().enumerate().map(|(i, k)| (k, i)).collect();
-        let graph_edges = edges
-            .iter()
-            .map(|((a, b), (sites, deps))| GraphEdge {
-                from: index[a],
-                to: index[b],
-                sites: sites.iter().cloned().collect(),
-                dependencies: *deps,
-                in_violation: red.contains(&(a.clone(), b.clone())),
+        // Each site's `file:line` once; an edge's sites sorted and distinct by that text.
+        let mut site_text: HashMap<u32, String> = HashMap::new();
+        let graph_edges = edge_list
+            .into_iter()
+            .map(|((a, b), sites, deps)| {
+                for &s in &sites {
+                    site_text
+                        .entry(s)
+                        .or_insert_with(|| file_line(model.site_loc(s)));
+                }
+                let mut texts: Vec<&String> = sites.iter().map(|s| &site_text[s]).collect();
+                texts.sort_unstable();
+                texts.dedup();
+                GraphEdge {
+                    from: a as usize,
+                    to: b as usize,
+                    sites: texts.into_iter().cloned().collect(),
+                    dependencies: deps,
+                    in_violation: red.contains(&(a, b)),
+                }
             })
             .collect();
         OrderGraph {
             level: level.name().into(),
-            nodes: nodes
+            nodes: by_name
                 .iter()
-                .map(|(name, (kind, class))| GraphNode {
-                    in_violation: red_nodes.contains(name),
-                    name: name.clone(),
-                    class: class.clone(),
-                    kind: kind.clone(),
+                .enumerate()
+                .map(|(k, &i)| {
+                    let (name, l) = &name_list[i as usize];
+                    GraphNode {
+                        in_violation: red_nodes.contains(&(k as u32)),
+                        name: name.clone(),
+                        class: class_of_lock(*l),
+                        kind: kind_of(*l),
+                    }
                 })
                 .collect(),
             edges: graph_edges,
