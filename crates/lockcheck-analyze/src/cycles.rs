@@ -3988,7 +3988,7 @@ struct EdgeSearch<'a, 's> {
     bound_of: Vec<u32>,
     bound_at: Vec<u32>,
     bound_pass: u32,
-    /// Scratch of [`EdgeSearch::reach_pairs`]: the states `(a, b)` (as `a << 32 | b`) reached,
+    /// Scratch of [`EdgeSearch::pair_closers`]: the states `(a, b)` (as `a << 32 | b`) reached,
     /// and those not expanded yet.
     pairs_seen: std::collections::HashSet<u64, foldhash::fast::RandomState>,
     pairs_queue: Vec<(u32, u32)>,
