@@ -579,8 +579,12 @@ struct Translator {
     /// Threads with any other name.
     thread_names: FastMap<Box<[u8]>, ThreadNo>,
     n_threads: u64,
-    /// Locks by name (text formats), other than the `L<n>` of `lock_table`.
+    /// Locks by name (text formats), other than the `L<n>` of `lock_table` and the bare `<n>` of
+    /// `bare_lock_table`.
     lock_names: FastMap<Box<[u8]>, LockNo>,
+    /// Locks named by a bare number (the research traces' `acq(172)`) below `SMALL_LOCKS`:
+    /// index `n`, 0 = not seen.
+    bare_lock_table: Vec<LockNo>,
     /// Locks by number (binary format): table for small numbers, 0 = not seen, map beyond.
     lock_table: Vec<LockNo>,
     lock_nums: FastMap<u64, LockNo>,
@@ -694,11 +698,42 @@ impl Translator {
                 return self.lock_num(n, out);
             }
         }
+        // A bare number, as `bare_lock_num` would name it (the STD fast paths read it so).
+        if let Some(n) = canonical_number(key).filter(|&n| n < SMALL_LOCKS) {
+            return self.bare_lock_num(n, out);
+        }
         if let Some(&l) = self.lock_names.get(key) {
             return l;
         }
         let l = self.new_lock(String::from_utf8_lossy(key).into_owned(), out);
         self.lock_names.insert(key.into(), l);
+        l
+    }
+
+    /// The lock named by the bare number `n` (below `SMALL_LOCKS`, written without leading
+    /// zeros) in a text trace, declaring it on first sight: a table, not a hash of the name.
+    #[inline]
+    fn bare_lock_num(&mut self, n: u64, out: &mut Vec<Event>) -> LockNo {
+        debug_assert!(n < SMALL_LOCKS);
+        if let Some(&l) = self.bare_lock_table.get(n as usize) {
+            if l != 0 {
+                return l;
+            }
+        }
+        self.bare_lock_num_first(n, out)
+    }
+
+    /// [`Translator::bare_lock_num`] for a number not in the table (see
+    /// [`Translator::thread_num_first`]).
+    #[cold]
+    #[inline(never)]
+    fn bare_lock_num_first(&mut self, n: u64, out: &mut Vec<Event>) -> LockNo {
+        let i = n as usize;
+        if self.bare_lock_table.len() <= i {
+            self.bare_lock_table.resize(i + 1, 0);
+        }
+        let l = self.new_lock(n.to_string(), out);
+        self.bare_lock_table[i] = l;
         l
     }
 

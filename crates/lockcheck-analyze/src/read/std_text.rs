@@ -236,10 +236,19 @@ fn translate_at(tr: &mut Translator, data: &[u8], out: &mut Vec<Event>) -> Optio
     };
     let (t, _, rest) = lead_digits(rest, 9)?;
     let (op, rest) = match rest {
-        [b'|', b'a', b'c', b'q', b'(', b'L', r @ ..] => (Op::Acq, r),
-        [b'|', b'r', b'e', b'l', b'(', b'L', r @ ..] => (Op::Rel, r),
-        [b'|', b'r', b'e', b'q', b'(', b'L', r @ ..] => (Op::Req, r),
+        [b'|', b'a', b'c', b'q', b'(', r @ ..] => (Op::Acq, r),
+        [b'|', b'r', b'e', b'l', b'(', r @ ..] => (Op::Rel, r),
+        [b'|', b'r', b'e', b'q', b'(', r @ ..] => (Op::Req, r),
+        [b'|', b'r' | b'w', b'(', r @ ..] => {
+            let len = data.len() - memory_access_rest(r, true)?.len();
+            tr.thread_num(t, out);
+            return Some(len);
+        }
         _ => return None,
+    };
+    let (bare, rest) = match rest {
+        [b'L', r @ ..] => (false, r),
+        _ => (true, rest),
     };
     let (l, rest) = match lead_canonical(rest, 6)? {
         (l, [b')', rest @ ..]) if l < SMALL_LOCKS => (l, rest),
@@ -255,7 +264,11 @@ fn translate_at(tr: &mut Translator, data: &[u8], out: &mut Vec<Event>) -> Optio
     };
     let len = data.len() - rest.len();
     let t = tr.thread_num(t, out);
-    let l = tr.lock_num(l, out);
+    let l = if bare {
+        tr.bare_lock_num(l, out)
+    } else {
+        tr.lock_num(l, out)
+    };
     let s = match op {
         Op::Rel => None,
         _ => loc.map(|s| tr.site_num(s, out)),
@@ -280,10 +293,21 @@ fn translate_common(tr: &mut Translator, b: &[u8], out: &mut Vec<Event>) -> bool
         return false;
     };
     let (op, rest) = match rest {
-        [b'|', b'a', b'c', b'q', b'(', b'L', r @ ..] => (Op::Acq, r),
-        [b'|', b'r', b'e', b'l', b'(', b'L', r @ ..] => (Op::Rel, r),
-        [b'|', b'r', b'e', b'q', b'(', b'L', r @ ..] => (Op::Req, r),
+        [b'|', b'a', b'c', b'q', b'(', r @ ..] => (Op::Acq, r),
+        [b'|', b'r', b'e', b'l', b'(', r @ ..] => (Op::Rel, r),
+        [b'|', b'r', b'e', b'q', b'(', r @ ..] => (Op::Req, r),
+        [b'|', b'r' | b'w', b'(', r @ ..] => {
+            if memory_access_rest(r, false).is_none() {
+                return false;
+            }
+            tr.thread_num(t, out);
+            return true;
+        }
         _ => return false,
+    };
+    let (bare, rest) = match rest {
+        [b'L', r @ ..] => (false, r),
+        _ => (true, rest),
     };
     let Some((l, [b')', rest @ ..])) = lead_canonical(rest, 6) else {
         return false;
@@ -300,13 +324,48 @@ fn translate_common(tr: &mut Translator, b: &[u8], out: &mut Vec<Event>) -> bool
         _ => return false,
     };
     let t = tr.thread_num(t, out);
-    let l = tr.lock_num(l, out);
+    let l = if bare {
+        tr.bare_lock_num(l, out)
+    } else {
+        tr.lock_num(l, out)
+    };
     let s = match op {
         Op::Rel => None,
         _ => loc.map(|s| tr.site_num(s, out)),
     };
     out.push(lock_event(op, t, l, s));
     true
+}
+
+/// The rest of a memory access line (`r` or `w`, which the lock analysis ignores but for
+/// declaring its thread) after its `(`: digits, `)`, then the end, or `|` and a location of
+/// digits, then the end. `at_newline`: the end is a `\n` (left in the returned rest, as
+/// [`translate_at`] leaves it), else the end of `b`. `None` for any other shape, which the
+/// general path reads (and refuses where it must). The research traces are mostly such lines.
+#[inline(always)]
+fn memory_access_rest(b: &[u8], at_newline: bool) -> Option<&[u8]> {
+    let digits = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
+    let n = digits(b);
+    let [b')', rest @ ..] = b.get(n..)? else {
+        return None;
+    };
+    if n == 0 {
+        return None;
+    }
+    let rest = match rest {
+        [b'|', r @ ..] => {
+            let m = digits(r);
+            if m == 0 {
+                return None;
+            }
+            &r[m..]
+        }
+        _ => rest,
+    };
+    match (at_newline, rest) {
+        (true, [b'\n', ..]) | (false, []) => Some(rest),
+        _ => None,
+    }
 }
 
 /// Queues the events of one line.
@@ -582,7 +641,7 @@ mod tests {
                 // Lines near the usual shape, each part right or slightly off.
                 (
                     prop_oneof![Just("T1"), Just("T12"), Just("T"), Just("x"), Just("T01"), Just("T1234567890")],
-                    prop_oneof![Just("|acq(L"), Just("|rel(L"), Just("|req(L"), Just("|fork(T"), Just("|acq(")],
+                    prop_oneof![Just("|acq(L"), Just("|rel(L"), Just("|req(L"), Just("|fork(T"), Just("|acq("), Just("|rel("), Just("|r("), Just("|w("), Just("|r(L"), Just("|w(x")],
                     prop_oneof![Just("3"), Just("0"), Just("03"), Just("262143"), Just("262144"), Just("9999999")],
                     prop_oneof![Just(")"), Just(""), Just(") ")],
                     prop_oneof![Just(""), Just("|42"), Just("|0"), Just("|042"), Just("|32767"), Just("|32768"), Just("|"), Just("|x")],
@@ -595,10 +654,12 @@ mod tests {
                     Just("rel(L"), Just("req(L"), Just("fork(T2)"), Just("("), Just(")"), Just("L3"),
                     Just("0"), Just("42"), Just("262143"), Just("262144"), Just("32767"),
                     Just("32768"), Just("999999"), Just("\r"), Just("\n"), Just(" "), Just("x"),
+                    Just("acq("), Just("rel("), Just("r("), Just("w("), Just("4294967298"),
                 ], 0..12),
             ],
             seen in proptest::collection::vec(prop_oneof![
                 Just("T1|acq(L3)|42"), Just("T12|rel(L42)"), Just("T7|req(L0)|0"),
+                Just("T1|acq(3)|42"), Just("T2|r(9)|1"),
             ], 0..3),
         ) {
             let data = pieces.concat();

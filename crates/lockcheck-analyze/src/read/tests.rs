@@ -387,6 +387,41 @@ fn std_lines_accept_variants_of_the_syntax() {
     }));
 }
 
+/// Bare numeric lock names (the research traces' `acq(7)`) are looked up in a table too: `7` is
+/// not `L7`, and `07` is a name of its own.
+#[test]
+fn std_bare_numeric_lock_names_are_locks_of_their_own() {
+    // The research traces' `acq(7)`: lock `7`, not `L7`, and `07` another one; in first-seen
+    // order, through the fast path and the full one alike (a blank sends a line to the latter).
+    let text =
+        "T1|acq(7)|1\nT1|acq(L7)|1\nT1| acq(07)|1\nT1|rel(7)\nT1|acq( 7)|1\nT2|r(5)|3\nT3|w(5)\n";
+    let (items, _) = read_bytes(text.as_bytes(), InputFormat::Std, false);
+    let events: Vec<Event> = items.into_iter().map(|e| e.unwrap()).collect();
+    let classes: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Class { key, .. } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(classes, ["7", "L7", "07"]);
+    let acquired: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Acquire { l, .. } => Some(*l),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acquired.len(), 4);
+    assert_eq!(acquired[0], acquired[3], "`7` and ` 7` are one lock");
+    // Memory accesses declare their threads and nothing else.
+    let threads = events
+        .iter()
+        .filter(|e| matches!(e, Event::Thread { .. }))
+        .count();
+    assert_eq!(threads, 3);
+}
+
 /// `L<n>` lock names and numeric locations are looked up in tables: every other spelling
 /// (`L07`, `L`, `007`) is still a name of its own, and numbers are given in order of first sight.
 #[test]
@@ -1482,7 +1517,7 @@ mod fast_paths {
     /// send every line to the full parser give the same events.
     #[test]
     fn std_fast_and_full_parsers_give_the_same_events() {
-        let plain = "T1|acq(L1)|10\nT1|req(L2)|11\nT1|acq(L2)|11\nt1|rel(L2)\n1|rel(L1)|12\nT1|fork(T2)|3\nT2|acq(lock_b)|4\nT2|rel(lock_b)|5\nmain|acq(L1)|6\nmain|rel(L1)|7\nT1|join(2)|8\nT1|begin()|9\nT1|end\nT1|r(V1)|1\nT1|w(V1)|1\nT1|branch|1\nT99999999999999999999999|acq(L1)|1\nT007|acq(L07)|010\nT3|acq(L262143)|32767\nT3|acq(L262144)|32768\nT3|rel(L262144)|x\nT1234567890|acq(L0)|0\nT3|req(L1234567)\nT3|rel(L262143)|5\n";
+        let plain = "T1|acq(L1)|10\nT1|req(L2)|11\nT1|acq(L2)|11\nt1|rel(L2)\n1|rel(L1)|12\nT1|fork(T2)|3\nT2|acq(lock_b)|4\nT2|rel(lock_b)|5\nmain|acq(L1)|6\nmain|rel(L1)|7\nT1|join(2)|8\nT1|begin()|9\nT1|end\nT1|r(V1)|1\nT1|w(V1)|1\nT1|branch|1\nT99999999999999999999999|acq(L1)|1\nT007|acq(L07)|010\nT3|acq(L262143)|32767\nT3|acq(L262144)|32768\nT3|rel(L262144)|x\nT1234567890|acq(L0)|0\nT3|req(L1234567)\nT3|rel(L262143)|5\nT4|acq(7)|1\nT4|acq(07)|2\nT4|acq(L7)|2\nT4|rel(7)\nT4|acq(262143)|5\nT4|acq(262144)|5\nT4|acq(0)|5\nT4|r(4294967298)|59\nT4|w(1)\nT4|r(1)|x\nT5|w(12)|3\nT6|r(V1)|3\nT4|req(3)|9\n";
         let blanked: String = plain
             .lines()
             .map(|l| format!(" {} \n", l.replace('|', " | ")))
