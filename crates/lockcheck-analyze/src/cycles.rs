@@ -2327,25 +2327,7 @@ mod tests {
         let level = graph.level().unwrap_or(GraphLevel::Instance);
         let epochs = Epochs::new(model);
         let (threads, own, _) = ThreadDeps::with_own_and_state(model, &epochs);
-        let mut succ = Successors {
-            model,
-            level,
-            graph,
-            holders: FastMap::default(),
-            memo: FastMap::default(),
-            memo_entries: 0,
-            own: &own,
-            marks: Marks::new(model.locks.len()),
-            epochs,
-            threads,
-            flat: None,
-            walks: 0,
-            conflict: conflict_masks(),
-            bitmap: Vec::new(),
-            cands: Vec::new(),
-            out: Vec::new(),
-        };
-        succ.bitmap = vec![0; succ.threads.dep.len().div_ceil(64)];
+        let mut succ = Successors::new(model, level, graph, &own, epochs, threads);
         if flat {
             succ.flat = FlatHeld::new(model);
             succ.walks = u64::MAX;
@@ -3712,6 +3694,37 @@ fn gate(
 }
 
 impl<'a> Successors<'a> {
+    /// The successor lists of `graph`'s dependencies, nothing computed yet (`own`, `epochs`
+    /// and `threads` from [`ThreadDeps::with_own_and_state`]).
+    fn new(
+        model: &'a Model,
+        level: GraphLevel,
+        graph: &'a LockGraph,
+        own: &'a [u32],
+        epochs: Epochs<'a>,
+        threads: ThreadDeps,
+    ) -> Successors<'a> {
+        let bitmap = vec![0; threads.dep.len().div_ceil(64)];
+        Successors {
+            model,
+            level,
+            graph,
+            holders: FastMap::default(),
+            memo: FastMap::default(),
+            memo_entries: 0,
+            own,
+            marks: Marks::new(model.locks.len()),
+            epochs,
+            threads,
+            flat: None,
+            walks: 0,
+            conflict: conflict_masks(),
+            bitmap,
+            cands: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
     /// Builds the flat copy of the held sets once the gate tests have walked the interned tree
     /// as many times as a quarter of the dependencies (building the copy costs about as much
     /// as a walk per dependency: it walks each distinct set once). A search that tests few
@@ -4907,25 +4920,7 @@ pub fn find_root_causes_on(
             *c = c.saturating_add(u32::from(*c != u32::MAX));
         }
     }
-    let mut succ = Successors {
-        model,
-        level,
-        graph,
-        holders: FastMap::default(),
-        memo: FastMap::default(),
-        memo_entries: 0,
-        own: &own,
-        marks: Marks::new(model.locks.len()),
-        epochs,
-        threads,
-        flat: None,
-        walks: 0,
-        conflict: conflict_masks(),
-        bitmap: Vec::new(),
-        cands: Vec::new(),
-        out: Vec::new(),
-    };
-    succ.bitmap = vec![0; succ.threads.dep.len().div_ceil(64)];
+    let mut succ = Successors::new(model, level, graph, &own, epochs, threads);
     let max_len = all_threads.min(graph.nodes());
     // One search for every changed edge, its buffers reused (1.8M changed edges on the hostile
     // random trace: each a search of its own, with its vectors allocated for each of its first

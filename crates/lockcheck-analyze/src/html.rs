@@ -29,6 +29,7 @@ use crate::hierarchy::file_line;
 use crate::report::{render_violation, summary_line, title, Report, Violation};
 use crate::timeouts::fmt_ns;
 use layout::{LayoutGraph, NODE_HEIGHT};
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -1003,9 +1004,9 @@ fn timeline_svg(f: &Finding, root: Option<&str>) -> String {
 /// counted in `omitted_edges`, which the page states under the picture (`--format dot` has
 /// them all). A page of millions of edges (one thread nesting 3,000 locks has 4.5 million) is
 /// gigabytes that no browser opens.
-fn drawable(graph: &OrderGraph, report: &Report) -> OrderGraph {
+fn drawable<'g>(graph: &'g OrderGraph, report: &Report) -> Cow<'g, OrderGraph> {
     if graph.edges.len() <= MAX_DRAWN_EDGES {
-        return graph.clone();
+        return Cow::Borrowed(graph);
     }
     let change_pairs = edges_to_change(report);
     let first = |e: &crate::graph::GraphEdge| {
@@ -1026,13 +1027,13 @@ fn drawable(graph: &OrderGraph, report: &Report) -> OrderGraph {
         }
     }
     keep.sort_unstable();
-    OrderGraph {
+    Cow::Owned(OrderGraph {
         level: graph.level.clone(),
         nodes: graph.nodes.clone(),
         edges: keep.iter().map(|&i| graph.edges[i].clone()).collect(),
         omitted: graph.omitted,
         omitted_edges: graph.omitted_edges + graph.edges.len() - keep.len(),
-    }
+    })
 }
 
 /// The class graph cannot show an inversion between two locks of one class (it is a self-loop
