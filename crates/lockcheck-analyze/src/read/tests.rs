@@ -1880,7 +1880,7 @@ fn spellings() -> Vec<Spelling> {
         Spelling {
             what: "java",
             thread: |n| format!("Thread-{n}"),
-            lock: |n| format!("0x{:x}", 0x7f3a_2c00_0u64 + n * 0x40),
+            lock: |n| format!("0x{:x}", 0x0007_f3a2_c000_u64 + n * 0x40),
             loc: Some(|n| format!("Foo{}.java:{}", n % 7, 100 + n)),
             end: "\n",
         },
