@@ -51,10 +51,11 @@ impl Lines {
 
     /// Hands the next line to `parse` straight in the unread input, without looking for its end
     /// first: `parse` gets the buffered bytes from the start of the line (at most one more than
-    /// the longest line allowed) and returns the length of the line it took, which must be
-    /// followed by a newline there. Only for parsers that accept no newline, no carriage return at
-    /// the end, and not the first line (which may start with a byte-order mark): then the line is
-    /// exactly the one [`next_line`](Lines::next_line) would return. `false` (nothing consumed)
+    /// the longest line allowed) and returns the index of the newline that ends the line it took.
+    /// Only for parsers that accept no newline in a line, treat one `\r` before it as
+    /// [`next_line`](Lines::next_line) does (drop it, or decline the line), and not for the first
+    /// line (which may start with a byte-order mark): then the line is exactly the one `next_line`
+    /// would return. `false` (nothing consumed)
     /// when `parse` declines, or when the buffer holds no whole line: then `next_line` takes it.
     #[inline(always)]
     pub(super) fn next_with(&mut self, parse: impl FnOnce(&[u8]) -> Option<usize>) -> bool {

@@ -40,6 +40,7 @@ mod chunks;
 mod json;
 mod lct;
 mod lines;
+mod names;
 mod rapidbin;
 mod std_text;
 #[cfg(test)]
@@ -577,11 +578,11 @@ struct Translator {
     /// `T<n>` threads with a large `n`.
     thread_nums: FastMap<u64, ThreadNo>,
     /// Threads with any other name.
-    thread_names: FastMap<Box<[u8]>, ThreadNo>,
+    thread_names: names::Names<ThreadNo>,
     n_threads: u64,
     /// Locks by name (text formats), other than the `L<n>` of `lock_table` and the bare `<n>` of
     /// `bare_lock_table`.
-    lock_names: FastMap<Box<[u8]>, LockNo>,
+    lock_names: names::Names<LockNo>,
     /// Locks named by a bare number (the research traces' `acq(172)`) below `SMALL_LOCKS`:
     /// index `n`, 0 = not seen.
     bare_lock_table: Vec<LockNo>,
@@ -590,7 +591,7 @@ struct Translator {
     lock_nums: FastMap<u64, LockNo>,
     n_locks: u64,
     /// Sites by location token (text), other than numbers (`site_table`).
-    site_names: FastMap<Box<[u8]>, SiteNo>,
+    site_names: names::Names<SiteNo>,
     site_table: Vec<SiteNo>,
     n_sites: u32,
 }
@@ -660,11 +661,11 @@ impl Translator {
         if let Some(n) = parse_digits(digits) {
             return self.thread_num(n, out);
         }
-        if let Some(&t) = self.thread_names.get(token) {
+        if let Some(t) = self.thread_names.get(token) {
             return t;
         }
         let t = self.new_thread(String::from_utf8_lossy(token).into_owned(), out);
-        self.thread_names.insert(token.into(), t);
+        self.thread_names.insert(token, t);
         t
     }
 
@@ -702,11 +703,11 @@ impl Translator {
         if let Some(n) = canonical_number(key).filter(|&n| n < SMALL_LOCKS) {
             return self.bare_lock_num(n, out);
         }
-        if let Some(&l) = self.lock_names.get(key) {
+        if let Some(l) = self.lock_names.get(key) {
             return l;
         }
         let l = self.new_lock(String::from_utf8_lossy(key).into_owned(), out);
-        self.lock_names.insert(key.into(), l);
+        self.lock_names.insert(key, l);
         l
     }
 
@@ -788,11 +789,11 @@ impl Translator {
         if let Some(n) = canonical_number(loc).filter(|&n| n < SMALL_SITES) {
             return self.site_num(n, out);
         }
-        if let Some(&s) = self.site_names.get(loc) {
+        if let Some(s) = self.site_names.get(loc) {
             return s;
         }
         let s = self.new_site(format!("loc {}", String::from_utf8_lossy(loc)), out);
-        self.site_names.insert(loc.into(), s);
+        self.site_names.insert(loc, s);
         s
     }
 

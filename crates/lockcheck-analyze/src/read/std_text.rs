@@ -104,6 +104,14 @@ impl StdDecoder {
             {
                 continue;
             }
+            // Any other line of plain tokens, also straight in the buffer.
+            if self.started
+                && self
+                    .lines
+                    .next_with(|data| translate_plain_at(&mut self.tr, data, out))
+            {
+                continue;
+            }
             let line = match self.lines.next_line() {
                 Ok(Some(line)) => line,
                 Ok(None) if self.started => return Ok(false),
@@ -221,9 +229,9 @@ fn lead_canonical(b: &[u8], max: usize) -> Option<(u64, &[u8])> {
 }
 
 /// [`translate_common`] of the line at the start of `data` (the unread input, see
-/// [`Lines::next_with`]), whose end is where the line's last number ends, when a newline
-/// follows it there: the length of the line taken, or `None`, having queued nothing, for any
-/// other line (one ended by `\r\n`, of another shape, or not whole in the buffer), which
+/// [`Lines::next_with`]), whose end is where the line's last number ends, when a `\n` or a
+/// `\r\n` follows it there: the index of that `\n`, or `None`, having queued nothing, for any
+/// other line (of another shape, or not whole in the buffer), which [`translate_plain_at`] or
 /// [`Lines::next_line`] then reads as before. The line it takes is the one `next_line` would
 /// return, and it is read exactly as `translate_common` reads it (the same checks on the same
 /// bytes, declarations in the same order). On the planted trace the search for the newline
@@ -240,7 +248,8 @@ fn translate_at(tr: &mut Translator, data: &[u8], out: &mut Vec<Event>) -> Optio
         [b'|', b'r', b'e', b'l', b'(', r @ ..] => (Op::Rel, r),
         [b'|', b'r', b'e', b'q', b'(', r @ ..] => (Op::Req, r),
         [b'|', b'r' | b'w', b'(', r @ ..] => {
-            let len = data.len() - memory_access_rest(r, true)?.len();
+            let rest = memory_access_rest(r, true)?;
+            let len = data.len() - rest.len() + usize::from(rest[0] == b'\r');
             tr.thread_num(t, out);
             return Some(len);
         }
@@ -255,14 +264,15 @@ fn translate_at(tr: &mut Translator, data: &[u8], out: &mut Vec<Event>) -> Optio
         _ => return None,
     };
     let (loc, rest) = match rest {
-        [b'\n', ..] => (None, rest),
+        [b'\n', ..] | [b'\r', b'\n', ..] => (None, rest),
         [b'|', r @ ..] => match lead_canonical(r, 5)? {
-            (s, rest @ [b'\n', ..]) if s < SMALL_SITES => (Some(s), rest),
+            (s, rest @ ([b'\n', ..] | [b'\r', b'\n', ..])) if s < SMALL_SITES => (Some(s), rest),
             _ => return None,
         },
         _ => return None,
     };
-    let len = data.len() - rest.len();
+    // The index of the newline, past a `\r` (which `next_line` drops).
+    let len = data.len() - rest.len() + usize::from(rest[0] == b'\r');
     let t = tr.thread_num(t, out);
     let l = if bare {
         tr.bare_lock_num(l, out)
@@ -339,8 +349,8 @@ fn translate_common(tr: &mut Translator, b: &[u8], out: &mut Vec<Event>) -> bool
 
 /// The rest of a memory access line (`r` or `w`, which the lock analysis ignores but for
 /// declaring its thread) after its `(`: digits, `)`, then the end, or `|` and a location of
-/// digits, then the end. `at_newline`: the end is a `\n` (left in the returned rest, as
-/// [`translate_at`] leaves it), else the end of `b`. `None` for any other shape, which the
+/// digits, then the end. `at_newline`: the end is a `\n` or a `\r\n` (left in the returned
+/// rest, as [`translate_at`] leaves it), else the end of `b`. `None` for any other shape, which the
 /// general path reads (and refuses where it must). The research traces are mostly such lines.
 #[inline(always)]
 fn memory_access_rest(b: &[u8], at_newline: bool) -> Option<&[u8]> {
@@ -363,7 +373,7 @@ fn memory_access_rest(b: &[u8], at_newline: bool) -> Option<&[u8]> {
         _ => rest,
     };
     match (at_newline, rest) {
-        (true, [b'\n', ..]) | (false, []) => Some(rest),
+        (true, [b'\n', ..] | [b'\r', b'\n', ..]) | (false, []) => Some(rest),
         _ => None,
     }
 }
@@ -404,33 +414,96 @@ fn plain(b: u8) -> bool {
     b > b' ' && b < 0x7f && b != b'|' && b != b'(' && b != b')'
 }
 
+/// The first index from `i` on where `b` holds a byte that is not [`plain`], or the length of
+/// `b`: eight bytes at a time while eight remain (a token of the usual spellings,
+/// `Thread-12`, `0x7f3a2c0`, `Foo.java:123`, is one or two words), then byte by byte.
+#[inline(always)]
+fn plain_run(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `v` that is zero, exact up to the first such byte (a borrow
+    // only marks bytes above a zero one), which is all that is used.
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    while let Some(w) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(w.try_into().unwrap_or_default());
+        // Below `!` (blanks, control bytes): exact up to the first, as `zero`.
+        let low = x.wrapping_sub(ONES * 0x21) & !x & HIGH;
+        // 0x7f and above: the high bit, or seven low bits that carry into it.
+        let high = (x | ((x & !HIGH) + ONES)) & HIGH;
+        let bar = zero(x ^ (ONES * u64::from(b'|')));
+        // `(` and `)` differ in the low bit only.
+        let paren = zero((x ^ (ONES * u64::from(b'('))) & !ONES);
+        let stop = low | high | bar | paren;
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && plain(b[i]) {
+        i += 1;
+    }
+    i
+}
+
 /// The fast path of [`parse`]: a line of plain tokens without blanks, `T1|acq(L3)|42`, parsed at
 /// the byte level. `None` for anything else, which [`parse`] then accepts or rejects exactly as
 /// before (so both paths accept the same lines with the same meaning).
 #[inline]
 fn parse_plain(b: &[u8]) -> Option<StdLine<'_>> {
-    let n = b.len();
-    let mut i = 0;
-    while i < n && plain(b[i]) {
-        i += 1;
+    parse_plain_in(b, false).map(|(line, _)| line)
+}
+
+/// Where the line of `b` ends at `i`: with `at_newline`, at a `\n` or a `\r\n` there (the index
+/// of the `\n`); else at the end of `b` (its length).
+#[inline(always)]
+fn line_end(b: &[u8], i: usize, at_newline: bool) -> Option<usize> {
+    if !at_newline {
+        return (i == b.len()).then_some(i);
     }
+    match b.get(i..) {
+        Some([b'\n', ..]) => Some(i),
+        Some([b'\r', b'\n', ..]) => Some(i + 1),
+        _ => None,
+    }
+}
+
+/// [`parse_plain`] of a whole `b` (`at_newline` false), or of the line at the start of `b`, the
+/// unread input, ended by a `\n` or a `\r\n` (`at_newline` true, see [`Lines::next_with`]): the
+/// line (without its `\r`), and the index of its `\n` (the length of `b` when not
+/// `at_newline`). Both read the same line alike: a `\r` is no plain byte, so a token stops at
+/// it, and [`Lines::next_line`] drops one `\r` before the `\n`, as this stops there.
+#[inline(always)]
+fn parse_plain_in(b: &[u8], at_newline: bool) -> Option<(StdLine<'_>, usize)> {
+    let n = b.len();
+    let mut i = plain_run(b, 0);
     if i == 0 || i == n || b[i] != b'|' {
         return None;
     }
     let thread = &b[..i];
     i += 1;
-    let os = i;
-    while i < n && b[i].is_ascii_lowercase() {
-        i += 1;
-    }
-    let op = Op::from_bytes(&b[os..i])?;
+    // The two usual operations without the run's scan and the match on its bytes.
+    let op = match b.get(i..) {
+        Some([b'a', b'c', b'q', c, ..]) if !c.is_ascii_lowercase() => {
+            i += 3;
+            Op::Acq
+        }
+        Some([b'r', b'e', b'l', c, ..]) if !c.is_ascii_lowercase() => {
+            i += 3;
+            Op::Rel
+        }
+        _ => {
+            let os = i;
+            while i < n && b[i].is_ascii_lowercase() {
+                i += 1;
+            }
+            Op::from_bytes(&b[os..i])?
+        }
+    };
     let mut arg = None;
     if i < n && b[i] == b'(' {
         i += 1;
         let start = i;
-        while i < n && plain(b[i]) {
-            i += 1;
-        }
+        i = plain_run(b, i);
         if i == n || b[i] != b')' {
             return None;
         }
@@ -442,27 +515,41 @@ fn parse_plain(b: &[u8]) -> Option<StdLine<'_>> {
     if arg.is_none() && op.needs_arg() {
         return None;
     }
-    let loc = if i == n {
-        None
-    } else if b[i] == b'|' {
+    let (loc, end) = if let Some(end) = line_end(b, i, at_newline) {
+        (None, end)
+    } else if b.get(i) == Some(&b'|') {
         i += 1;
         let start = i;
-        while i < n && plain(b[i]) {
-            i += 1;
-        }
-        if i != n || i == start {
+        i = plain_run(b, i);
+        if i == start {
             return None;
         }
-        Some(&b[start..])
+        (Some(&b[start..i]), line_end(b, i, at_newline)?)
     } else {
         return None;
     };
-    Some(StdLine {
-        thread,
-        op,
-        arg,
-        loc,
-    })
+    Some((
+        StdLine {
+            thread,
+            op,
+            arg,
+            loc,
+        },
+        end,
+    ))
+}
+
+/// Reads the line at the start of `data` (the unread input, see [`Lines::next_with`]) as
+/// [`parse_plain`] and [`translate`] read it once [`Lines::next_line`] has cut it out: the index
+/// of its newline, or `None`, having queued nothing, for a line `parse_plain` declines or one
+/// not whole in the buffer. Any spelling of plain tokens (`Thread-1|acq(0x7f3a2c)|Foo.java:12`,
+/// `t1|acq(l3)`, `\r\n` line ends) takes this path, without the search for the line's end.
+/// Out of line: inlined, it cost the usual lines' path in `fill` 24 instructions each.
+#[inline(never)]
+fn translate_plain_at(tr: &mut Translator, data: &[u8], out: &mut Vec<Event>) -> Option<usize> {
+    let (line, end) = parse_plain_in(data, true)?;
+    translate(tr, &line, out);
+    Some(end)
 }
 
 /// Parses `thread|op(arg)|location` (the location may be missing: `thread|op(arg)`).
@@ -674,12 +761,101 @@ mod tests {
                 (Some(_), None) => prop_assert!(false, "took a line without its newline: {:?}", data),
                 (None, reference) => {
                     prop_assert!(out_a.is_empty(), "{:?}", data);
-                    if let Some((end, taken, _)) = reference {
-                        let cr = data.as_bytes()[..end].ends_with(b"\r");
-                        prop_assert!(!taken || cr, "declined a usual line: {:?}", data);
+                    if let Some((_, taken, _)) = reference {
+                        prop_assert!(!taken, "declined a usual line: {:?}", data);
                     }
                 }
             }
+        }
+    }
+
+    /// What [`translate_plain_at`] makes of `data`, and what [`parse_plain`] and [`translate`]
+    /// make of the line [`Lines::next_line`] would return at its start (up to the first
+    /// newline, without one `\r` before it): whether they took it, and the events.
+    fn plain_both(seen: &[u8], data: &[u8]) -> (Option<usize>, Vec<Event>, Reference) {
+        let warm = |tr: &mut Translator| {
+            let mut sink = Vec::new();
+            for line in seen.split(|&b| b == b'\n') {
+                if let Some(p) = parse_plain(line) {
+                    translate(tr, &p, &mut sink);
+                }
+            }
+        };
+        let (mut a, mut b) = (Translator::default(), Translator::default());
+        warm(&mut a);
+        warm(&mut b);
+        let mut out_a = Vec::new();
+        let at = translate_plain_at(&mut a, data, &mut out_a);
+        let reference = data.iter().position(|&c| c == b'\n').map(|end| {
+            let mut line = &data[..end];
+            if let [rest @ .., b'\r'] = line {
+                line = rest;
+            }
+            let mut out_b = Vec::new();
+            let parsed = parse_plain(line);
+            let taken = parsed.is_some();
+            if let Some(p) = parsed {
+                translate(&mut b, &p, &mut out_b);
+            }
+            (end, taken, out_b)
+        });
+        (at, out_a, reference)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// `translate_plain_at` takes exactly the lines `parse_plain` takes once `next_line` has
+        /// cut them out, ends them at their newline, and reads them alike (events and names).
+        #[test]
+        fn translate_plain_at_reads_the_line_as_next_line_and_parse_plain(
+            pieces in proptest::collection::vec(prop_oneof![
+                Just("T1"), Just("t2"), Just("Thread-12"), Just("7"), Just("|"), Just("acq"),
+                Just("rel"), Just("req"), Just("acqx"), Just("fork"), Just("join"), Just("begin"),
+                Just("r"), Just("("), Just(")"), Just("L3"), Just("l3"), Just("lock_3"),
+                Just("0x7f3a2c40"), Just("Foo.java:12"), Just("src/a.rs:12:5"), Just(" "),
+                Just("42"), Just("\r"), Just("\n"), Just("\r\n"), Just("\t"), Just("\u{e9}"),
+                Just("\x7f"), Just("x"), Just("a-rather-long-name-beyond-sixteen-bytes"),
+            ], 0..14),
+            seen in proptest::collection::vec(prop_oneof![
+                Just("T1|acq(L3)|42"), Just("Thread-12|rel(lock_3)"), Just("t2|acq(l3)|Foo.java:12"),
+            ], 0..3),
+        ) {
+            let data = pieces.concat();
+            let seen = seen.join("\n");
+            let (at, out_a, reference) = plain_both(seen.as_bytes(), data.as_bytes());
+            match (at, reference) {
+                (Some(len), Some((end, taken, out_b))) => {
+                    prop_assert_eq!(len, end, "{:?}", data);
+                    prop_assert!(taken, "{:?}", data);
+                    prop_assert_eq!(out_a, out_b, "{:?}", data);
+                }
+                (Some(_), None) => prop_assert!(false, "took a line without its newline: {:?}", data),
+                (None, reference) => {
+                    prop_assert!(out_a.is_empty(), "{:?}", data);
+                    if let Some((_, taken, _)) = reference {
+                        prop_assert!(!taken, "declined a plain line: {:?}", data);
+                    }
+                }
+            }
+        }
+
+        /// `plain_run` stops where a byte-by-byte scan with [`plain`] stops.
+        #[test]
+        fn plain_run_stops_at_the_first_byte_not_plain(
+            bytes in proptest::collection::vec(prop_oneof![
+                Just(b'a'), Just(b'0'), Just(b'|'), Just(b'('), Just(b')'), Just(b'*'), Just(b'\''),
+                Just(b' '), Just(b'!'), Just(b'~'), Just(0x7f), Just(0x80), Just(0xff), Just(0),
+                Just(b'\r'), Just(b'\n'), any::<u8>(),
+            ], 0..40),
+            from in 0usize..8,
+        ) {
+            let from = from.min(bytes.len());
+            let mut want = from;
+            while want < bytes.len() && plain(bytes[want]) {
+                want += 1;
+            }
+            prop_assert_eq!(plain_run(&bytes, from), want, "{:?}", bytes);
         }
     }
 
@@ -689,10 +865,13 @@ mod tests {
         assert_eq!(at, Some(13));
         assert!(matches!(out.last(), Some(Event::Acquire { .. })));
         assert_eq!(both(b"T1|acq(L3)|42", b"T1|rel(L3)\n").0, Some(10));
-        // Not whole in the buffer, ended by `\r\n`, or of another shape: left to `next_line`.
+        // Past the `\r` of a `\r\n`, which `next_line` drops.
+        assert_eq!(both(b"", b"T1|acq(L3)|42\r\n").0, Some(14));
+        assert_eq!(both(b"", b"T1|rel(L3)\r\n").0, Some(11));
+        // Not whole in the buffer, or of another shape: left to the general path.
         for data in [
             &b"T1|acq(L3)|42"[..],
-            b"T1|acq(L3)|42\r\n",
+            b"T1|acq(L3)|42\r",
             b"T1|acq(L3) \n",
             b"T1|acq(L03)\n",
         ] {

@@ -1804,3 +1804,210 @@ fn the_format_is_told_by_the_content_whatever_the_name() {
         );
     }
 }
+
+/// How a trace spells its names: thread, lock and location by number, and the line end.
+struct Spelling {
+    what: &'static str,
+    thread: fn(u64) -> String,
+    lock: fn(u64) -> String,
+    /// `None`: the lines have no location.
+    loc: Option<fn(u64) -> String>,
+    end: &'static str,
+}
+
+/// The spellings other generators write: each is read as the canonical `T<n>|acq(L<n>)|<n>`
+/// with the names as written (`t1` is thread `T1`, as the format says; `l3` is a lock of its own).
+fn spellings() -> Vec<Spelling> {
+    fn t(n: u64) -> String {
+        format!("T{n}")
+    }
+    fn l(n: u64) -> String {
+        format!("L{n}")
+    }
+    fn num(n: u64) -> String {
+        n.to_string()
+    }
+    vec![
+        Spelling {
+            what: "canonical",
+            thread: t,
+            lock: l,
+            loc: Some(num),
+            end: "\n",
+        },
+        Spelling {
+            what: "crlf",
+            thread: t,
+            lock: l,
+            loc: Some(num),
+            end: "\r\n",
+        },
+        Spelling {
+            what: "no location",
+            thread: t,
+            lock: l,
+            loc: None,
+            end: "\n",
+        },
+        Spelling {
+            what: "bare",
+            thread: t,
+            lock: num,
+            loc: Some(num),
+            end: "\n",
+        },
+        Spelling {
+            what: "lowercase",
+            thread: |n| format!("t{n}"),
+            lock: |n| format!("l{n}"),
+            loc: Some(num),
+            end: "\n",
+        },
+        Spelling {
+            what: "lock_",
+            thread: t,
+            lock: |n| format!("lock_{n}"),
+            loc: Some(num),
+            end: "\n",
+        },
+        Spelling {
+            what: "m",
+            thread: t,
+            lock: |n| format!("m{n}"),
+            loc: Some(num),
+            end: "\n",
+        },
+        Spelling {
+            what: "java",
+            thread: |n| format!("Thread-{n}"),
+            lock: |n| format!("0x{:x}", 0x0007_f3a2_c000_u64 + n * 0x40),
+            loc: Some(|n| format!("Foo{}.java:{}", n % 7, 100 + n)),
+            end: "\n",
+        },
+        Spelling {
+            what: "rust",
+            thread: |n| format!("worker-thread-number-{n}"),
+            lock: |n| {
+                format!(
+                    "std::sync::Mutex<alloc::vec::Vec<u8>>@0x{:x}",
+                    0x5600_0000 + n * 8
+                )
+            },
+            loc: Some(|n| format!("src/a{}.rs:{}:5", n % 7, 10 + n)),
+            end: "\r\n",
+        },
+    ]
+}
+
+/// A trace of nested acquisitions in `spelling`: 9 threads forked by thread 0 and joined, 60
+/// locks, each thread nesting 1 to 4 of them in one order with a few inversions.
+fn spelled_trace(s: &Spelling) -> String {
+    let mut out = String::new();
+    let mut line = |t: u64, op: &str, arg: String, loc: u64| {
+        out.push_str(&format!("{}|{op}({arg})", (s.thread)(t)));
+        if let Some(f) = s.loc {
+            out.push('|');
+            out.push_str(&f(loc));
+        }
+        out.push_str(s.end);
+    };
+    for c in 1..=9 {
+        line(0, "fork", (s.thread)(c), 0);
+    }
+    let mut x = 12345u64;
+    for i in 0..2000u64 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let t = 1 + (x >> 33) % 9;
+        let depth = 1 + (x >> 40) % 4;
+        let mut held: Vec<u64> = (0..depth).map(|k| (x >> (7 * k + 3)) % 60).collect();
+        held.sort_unstable();
+        held.dedup();
+        if i % 97 == 0 {
+            held.reverse();
+        }
+        for &l in &held {
+            line(
+                t,
+                if i % 5 == 0 { "req" } else { "acq" },
+                (s.lock)(l),
+                100 + l,
+            );
+            if i % 5 == 0 {
+                line(t, "acq", (s.lock)(l), 100 + l);
+            }
+        }
+        for &l in held.iter().rev() {
+            line(t, "rel", (s.lock)(l), 200 + l);
+        }
+    }
+    for c in 1..=9 {
+        line(0, "join", (s.thread)(c), 0);
+    }
+    out
+}
+
+/// Every spelling of a trace reads as its canonical spelling, event for event, with the
+/// names as written: through the in-buffer paths, and with lines cut by the reads at every place.
+#[test]
+fn std_spellings_read_as_the_canonical_one_with_their_names() {
+    let all = spellings();
+    let canonical = &all[0];
+    let read = |text: &str, trickle: bool| -> Vec<Event> {
+        let input: Box<dyn std::io::BufRead + Send> = if trickle {
+            Box::new(std::io::BufReader::with_capacity(
+                64,
+                Trickle {
+                    data: Cursor::new(text.as_bytes().to_vec()),
+                    step: 0,
+                },
+            ))
+        } else {
+            Box::new(Cursor::new(text.as_bytes().to_vec()))
+        };
+        TraceReader::from_reader("x.std", input, InputFormat::Std)
+            .map(|e| e.unwrap())
+            .collect()
+    };
+    let base = read(&spelled_trace(canonical), false);
+    assert!(base.len() > 10_000);
+    // The canonical names as numbers, to spell them again.
+    let number = |name: &str, prefix: &str| -> u64 {
+        name.strip_prefix(prefix)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    for s in &all {
+        let mut want = Vec::new();
+        for e in &base {
+            let mut e = e.clone();
+            match &mut e {
+                Event::Thread {
+                    name: Some(name), ..
+                } => {
+                    // `t1`, `T1` and `1` are one thread, named `T1`.
+                    let spelled = (s.thread)(number(name, "T"));
+                    if !spelled.starts_with('t') {
+                        *name = spelled;
+                    }
+                }
+                Event::Class { key, .. } => *key = (s.lock)(number(key, "L")),
+                Event::Site { loc, .. } => match s.loc {
+                    Some(f) => *loc = format!("loc {}", f(number(loc, "loc "))),
+                    None => continue,
+                },
+                Event::Acquire { s: site, .. } | Event::Request { s: site, .. }
+                    if s.loc.is_none() =>
+                {
+                    *site = None
+                }
+                _ => {}
+            }
+            want.push(e);
+        }
+        let text = spelled_trace(s);
+        assert_eq!(read(&text, false), want, "{}", s.what);
+        assert_eq!(read(&text, true), want, "{} (cut by the reads)", s.what);
+    }
+}
