@@ -1591,6 +1591,8 @@ pub struct ModelBuilder {
     /// The lost-wakeup rule's windows and waits, when it is on
     /// ([`ModelBuilder::track_lost_wakeups`]).
     lost: Option<Box<crate::lost_wakeup::Tracker>>,
+    /// Counts this builder in [`replaying`] while it lives.
+    _replay: ReplayGuard,
     /// [`ModelBuilder::release_elsewhere`]'s summaries of the threads' held locks, made at its
     /// first scan of a thread holding [`HeldMask::MIN_HOLDS`] or more; empty until then.
     masks: Vec<HeldMask>,
@@ -1603,6 +1605,38 @@ pub struct ModelBuilder {
     /// [`ModelBuilder::defer_dep`] is compared against).
     #[cfg(test)]
     deps_unqueued: bool,
+}
+
+/// How many [`ModelBuilder`]s are alive (see [`replaying`]).
+static REPLAYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether a [`ModelBuilder`] is replaying a trace (one is alive): a hint for an allocator, which
+/// may back the large blocks allocated meanwhile with huge pages (the `lockcheck` CLI's does).
+///
+/// The replay's tables (the held-set tries, the dependency records, their hash indexes) are tens
+/// of megabytes read at random, one dependent cache miss after another: with base pages, each is
+/// a TLB miss too, and each first touch of a page a fault. The analyses after it read their
+/// tables mostly in order, and some touch few of their pages (a huge page is given whole): huge
+/// pages there cost memory and gain little.
+pub fn replaying() -> bool {
+    REPLAYS.load(std::sync::atomic::Ordering::Relaxed) > 0
+}
+
+/// Counts a [`ModelBuilder`] in [`REPLAYS`] from its creation to its drop.
+#[derive(Debug)]
+struct ReplayGuard;
+
+impl Default for ReplayGuard {
+    fn default() -> Self {
+        REPLAYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ReplayGuard
+    }
+}
+
+impl Drop for ReplayGuard {
+    fn drop(&mut self) {
+        REPLAYS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Which locks a thread holds, as a 1024-bit filter (lock `l` sets bit `l % 1024`), for the
