@@ -487,7 +487,7 @@ impl TrieItem for (LockId, Mode) {
     }
 }
 
-/// The packed [`Option<SiteId>`] `None` (site ids stay below it: there are fewer sites than
+/// The packed `None` of an `Option<SiteId>` (site ids stay below it: there are fewer sites than
 /// `u32::MAX`, each a string of the model).
 const NO_SITE_BITS: u32 = u32::MAX;
 
