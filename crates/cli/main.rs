@@ -8,7 +8,14 @@
 //! maps results to exit codes in one place ([`report_exit_code`]): 0 clean, 1 violations, 2 bad input
 //! or usage, 3 no violation found but a search limit was hit (`--allow-incomplete`: 0).
 
+#[cfg(target_os = "linux")]
+mod alloc;
 mod run;
+
+/// Large blocks in huge-page mappings of their own (see `alloc.rs`).
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOC: alloc::HugePages = alloc::HugePages;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use lockcheck_analyze::baseline::Baseline;

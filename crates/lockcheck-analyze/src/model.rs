@@ -337,38 +337,38 @@ struct MoreSites {
 /// be a cache miss or two into a table as large as the trace's distinct held sets.
 #[derive(Debug, Clone)]
 pub struct Trie<T, M = ()> {
-    /// `(parent, last item)` per node; a root's parent is `ROOT` and its item a filler.
-    nodes: Vec<(u32, T)>,
+    /// `(parent, last item)` per node, the item as its [`TrieItem::pack`] (8 bytes a node where
+    /// the items themselves made 12); a root's parent is `ROOT` and its item 0.
+    nodes: Vec<(u32, u32)>,
     /// Per node: its first child and that child's item (`ROOT` when it has none), and the
     /// node's mark (see [`Trie::mark`]). The mark of a node is read when the list is made (an
     /// acquisition finds its dependency there) and the first child when the list is next
     /// extended (the next nested acquisition): one cache line for both.
-    first: Vec<First<T, M>>,
+    first: Vec<First<M>>,
     /// The children after the first, by `(parent, item)`.
     index: ChildIndex<T>,
     /// A direct-mapped cache of `index`: `(parent, item, child)` by the hash of `(parent,
     /// item)`. The lists extended over and over (a thread's first lock, the common nestings)
     /// are found here, in a table that stays in cache, instead of in an index as large as the
-    /// trace's distinct held sets.
-    cache: Vec<(u32, T, u32)>,
+    /// trace's distinct held sets. Items packed, as in `nodes`.
+    cache: Vec<(u32, u32, u32)>,
+    item: std::marker::PhantomData<T>,
 }
 
-/// A [`Trie`] node's first child with its item, and the node's mark.
+/// A [`Trie`] node's first child with its item (packed, [`TrieItem::pack`]), and the node's mark.
 #[derive(Debug, Clone, Copy)]
-struct First<T, M> {
+struct First<M> {
     child: u32,
-    item: T,
+    item: u32,
     mark: M,
 }
 
-impl<T, M: Mark> First<T, M> {
-    fn none(filler: T) -> Self {
-        First {
-            child: ROOT,
-            item: filler,
-            mark: M::NONE,
-        }
-    }
+impl<M: Mark> First<M> {
+    const NONE: Self = First {
+        child: ROOT,
+        item: 0,
+        mark: M::NONE,
+    };
 }
 
 /// What a [`Trie`] keeps per node for its user beside the node's first child: nothing (`()`,
@@ -447,27 +447,65 @@ impl ChildHash {
     }
 }
 
-/// An item of a [`Trie`]'s lists, as the 64 bits its index hashes (distinct items, distinct
-/// bits).
+/// An item of a [`Trie`]'s lists, stored packed in 32 bits (distinct items, distinct bits):
+/// the tries of a hostile trace hold millions of nodes, 4 bytes of each of their two tables a
+/// node apart.
 pub trait TrieItem: Copy + Eq {
-    /// The item as 64 bits, one to one.
-    fn bits(self) -> u64;
-}
-
-impl TrieItem for (LockId, Mode) {
+    /// The item as 32 bits, one to one ([`TrieItem::unpack`] gives it back).
+    fn pack(self) -> u32;
+    /// The item of [`TrieItem::pack`]'s bits.
+    fn unpack(bits: u32) -> Self;
+    /// The item as the 64 bits its index hashes.
     #[inline]
     fn bits(self) -> u64 {
-        u64::from(self.0) | (self.1 as u64) << 32
+        u64::from(self.pack())
     }
 }
 
+/// Locks are numbered below this, so that a lock and a mode pack into 32 bits (a lock's tables
+/// would take tens of gigabytes before: [`ModelBuilder`] stops at it with a panic that says so).
+pub const MAX_LOCKS: usize = 1 << LOCK_BITS;
+const LOCK_BITS: u32 = 29;
+
+impl TrieItem for (LockId, Mode) {
+    #[inline]
+    fn pack(self) -> u32 {
+        debug_assert!((self.0 as usize) < MAX_LOCKS);
+        self.0 | (self.1 as u32) << LOCK_BITS
+    }
+
+    #[inline]
+    fn unpack(bits: u32) -> Self {
+        let mode = match bits >> LOCK_BITS {
+            0 => Mode::Exclusive,
+            1 => Mode::Shared,
+            2 => Mode::SharedRecursive,
+            3 => Mode::Upgradable,
+            _ => Mode::Permit,
+        };
+        (bits & (MAX_LOCKS as u32 - 1), mode)
+    }
+}
+
+/// The packed `None` of an `Option<SiteId>` (site ids stay below it: there are fewer sites than
+/// `u32::MAX`, each a string of the model).
+const NO_SITE_BITS: u32 = u32::MAX;
+
 impl TrieItem for Option<SiteId> {
     #[inline]
-    fn bits(self) -> u64 {
+    fn pack(self) -> u32 {
         match self {
-            Some(s) => u64::from(s),
-            None => 1 << 32,
+            Some(s) => {
+                debug_assert_ne!(s, NO_SITE_BITS);
+                s
+            }
+            None => NO_SITE_BITS,
         }
+    }
+
+    #[inline]
+    fn unpack(bits: u32) -> Self {
+        (bits != NO_SITE_BITS).then_some(bits)
     }
 }
 
@@ -541,20 +579,20 @@ fn prefetch<T>(p: *const T) {
 }
 
 impl<T: TrieItem, M: Mark> Trie<T, M> {
-    fn new(filler: T) -> Self {
+    fn new() -> Self {
         Trie {
-            nodes: vec![(ROOT, filler)],
-            first: vec![First::none(filler)],
+            nodes: vec![(ROOT, 0)],
+            first: vec![First::NONE],
             index: ChildIndex::new(),
-            cache: vec![(ROOT, filler, ROOT); TRIE_CACHE],
+            cache: vec![(ROOT, 0, ROOT); TRIE_CACHE],
+            item: std::marker::PhantomData,
         }
     }
 
     /// A new empty list, distinct from every other node.
     fn new_root(&mut self) -> u32 {
-        let filler = self.nodes[0].1;
-        self.nodes.push((ROOT, filler));
-        self.first.push(First::none(filler));
+        self.nodes.push((ROOT, 0));
+        self.first.push(First::NONE);
         self.nodes.len() as u32 - 1
     }
 
@@ -562,18 +600,19 @@ impl<T: TrieItem, M: Mark> Trie<T, M> {
     #[inline(always)]
     fn child(&mut self, parent: u32, item: T) -> u32 {
         let next = self.nodes.len() as u32;
+        let packed = item.pack();
         let entry = &mut self.first[parent as usize];
         let (first, first_item) = (entry.child, entry.item);
         if first == ROOT {
             entry.child = next;
-            entry.item = item;
-        } else if first_item == item {
+            entry.item = packed;
+        } else if first_item == packed {
             return first;
         } else {
             let hash = self.index.hash.hash(parent, item);
             let slot = (hash >> 32) as usize & (TRIE_CACHE - 1);
             let (p, i, c) = self.cache[slot];
-            if p == parent && i == item {
+            if p == parent && i == packed {
                 return c;
             }
             let id = self.index.find_or_insert(hash, parent, item, next);
@@ -582,13 +621,12 @@ impl<T: TrieItem, M: Mark> Trie<T, M> {
                 // again (in the planted trace, 1.27M of the 1.5M nested acquisitions make a
                 // new held set), and caching it evicted the hot entries (a thread's first
                 // locks, extended at every round), whose lookups then went to the index.
-                self.cache[slot] = (parent, item, id);
+                self.cache[slot] = (parent, packed, id);
                 return id;
             }
         }
-        let filler = self.nodes[0].1;
-        self.nodes.push((parent, item));
-        self.first.push(First::none(filler));
+        self.nodes.push((parent, packed));
+        self.first.push(First::NONE);
         next
     }
 
@@ -642,15 +680,14 @@ impl<T: TrieItem, M: Mark> Trie<T, M> {
                 return None;
             }
             n = parent;
-            Some(item)
+            Some(T::unpack(item))
         })
     }
 
     /// The items of list `node`, first first (allocates only for lists longer than 8).
     pub fn iter(&self, node: u32) -> Path<T> {
-        let filler = self.nodes[0].1;
         let mut p = Path {
-            inline: [filler; PATH_INLINE],
+            inline: [T::unpack(0); PATH_INLINE],
             heap: Vec::new(),
             len: 0,
         };
@@ -1201,8 +1238,8 @@ impl Default for Model {
             sites: Vec::new(),
             deps: Vec::new(),
             dep_keys: Vec::new(),
-            held_sets: Trie::new((0, Mode::Exclusive)),
-            held_sites: Trie::new(None),
+            held_sets: Trie::new(),
+            held_sites: Trie::new(),
             clocks: Clocks::default(),
             more_sites: Vec::new(),
             anomalies: Anomalies::default(),
@@ -1554,6 +1591,8 @@ pub struct ModelBuilder {
     /// The lost-wakeup rule's windows and waits, when it is on
     /// ([`ModelBuilder::track_lost_wakeups`]).
     lost: Option<Box<crate::lost_wakeup::Tracker>>,
+    /// Counts this builder in [`replaying`] while it lives.
+    _replay: ReplayGuard,
     /// [`ModelBuilder::release_elsewhere`]'s summaries of the threads' held locks, made at its
     /// first scan of a thread holding [`HeldMask::MIN_HOLDS`] or more; empty until then.
     masks: Vec<HeldMask>,
@@ -1566,6 +1605,38 @@ pub struct ModelBuilder {
     /// [`ModelBuilder::defer_dep`] is compared against).
     #[cfg(test)]
     deps_unqueued: bool,
+}
+
+/// How many [`ModelBuilder`]s are alive (see [`replaying`]).
+static REPLAYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether a [`ModelBuilder`] is replaying a trace (one is alive): a hint for an allocator, which
+/// may back the large blocks allocated meanwhile with huge pages (the `lockcheck` CLI's does).
+///
+/// The replay's tables (the held-set tries, the dependency records, their hash indexes) are tens
+/// of megabytes read at random, one dependent cache miss after another: with base pages, each is
+/// a TLB miss too, and each first touch of a page a fault. The analyses after it read their
+/// tables mostly in order, and some touch few of their pages (a huge page is given whole): huge
+/// pages there cost memory and gain little.
+pub fn replaying() -> bool {
+    REPLAYS.load(std::sync::atomic::Ordering::Relaxed) > 0
+}
+
+/// Counts a [`ModelBuilder`] in [`REPLAYS`] from its creation to its drop.
+#[derive(Debug)]
+struct ReplayGuard;
+
+impl Default for ReplayGuard {
+    fn default() -> Self {
+        REPLAYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ReplayGuard
+    }
+}
+
+impl Drop for ReplayGuard {
+    fn drop(&mut self) {
+        REPLAYS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Which locks a thread holds, as a 1024-bit filter (lock `l` sets bit `l % 1024`), for the
@@ -1797,6 +1868,11 @@ impl ModelBuilder {
 
     fn new_lock(&mut self, l: u64, class: ClassId, permits: Option<u64>) -> LockId {
         let trace = self.trace_idx();
+        assert!(
+            self.model.locks.len() < MAX_LOCKS,
+            "lockcheck: more than {MAX_LOCKS} lock instances in the traces, beyond what the \
+             analyzer numbers"
+        );
         let id = self.model.locks.len() as LockId;
         self.model.locks.push(LockInfo {
             class,
@@ -3704,7 +3780,7 @@ pub(crate) mod tests {
     /// (through its growth) find every child again, and new nodes are numbered in order.
     #[test]
     fn trie_children_are_found_again_whichever_way_they_are_stored() {
-        let mut t: Trie<(u32, Mode), u32> = Trie::new((0, Mode::Exclusive));
+        let mut t: Trie<(u32, Mode), u32> = Trie::new();
         let mut reference: HashMap<(u32, (u32, Mode)), u32> = HashMap::new();
         let roots: Vec<u32> = (0..4).map(|_| t.new_root()).collect();
         let mut state = 7u64;
@@ -3721,20 +3797,55 @@ pub(crate) mod tests {
             } else {
                 (r >> 8) as u32 % t.len() as u32
             };
-            let mode = if r >> 60 == 0 {
-                Mode::Shared
-            } else {
-                Mode::Exclusive
+            // Every mode, and locks at both ends of the packed range (the packing is one to one).
+            let mode = match r >> 60 {
+                0 => Mode::Shared,
+                1 => Mode::SharedRecursive,
+                2 => Mode::Upgradable,
+                3 => Mode::Permit,
+                _ => Mode::Exclusive,
             };
-            let item = ((r >> 40) as u32 % 600, mode);
+            let lock = (r >> 40) as u32 % 600;
+            let lock = if r & 1 << 20 != 0 {
+                MAX_LOCKS as u32 - 1 - lock
+            } else {
+                lock
+            };
+            let item = (lock, mode);
             let before = t.len() as u32;
             let c = t.child(parent, item);
             let want = *reference.entry((parent, item)).or_insert(before);
             assert_eq!(c, want, "child of {parent} by {item:?}");
             assert_eq!(t.len() as u32, before + u32::from(c == before));
-            assert_eq!(t.nodes[c as usize], (parent, item));
+            assert_eq!(t.nodes[c as usize].0, parent);
+            assert_eq!(t.rev_iter(c).next(), Some(item));
         }
         assert!(t.len() > 100_000, "{}", t.len());
+    }
+
+    /// Trie items pack one to one into 32 bits and back: every mode with the lowest and highest
+    /// locks, and the sites with `None` and the highest site.
+    #[test]
+    fn trie_items_pack_one_to_one() {
+        let modes = [
+            Mode::Exclusive,
+            Mode::Shared,
+            Mode::SharedRecursive,
+            Mode::Upgradable,
+            Mode::Permit,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for m in modes {
+            for l in [0, 1, 2, MAX_LOCKS as u32 / 2, MAX_LOCKS as u32 - 1] {
+                let bits = (l, m).pack();
+                assert!(seen.insert(bits), "{l} {m:?} packs as another item");
+                assert_eq!(<(LockId, Mode)>::unpack(bits), (l, m));
+            }
+        }
+        for site in [None, Some(0), Some(1), Some(u32::MAX - 1)] {
+            assert_eq!(Option::<SiteId>::unpack(site.pack()), site);
+        }
+        assert_ne!(None::<SiteId>.pack(), Some(0).pack());
     }
 
     /// The same for a trie of sites (items `None` and `Some(0)` apart: their index keys are
@@ -3742,7 +3853,7 @@ pub(crate) mod tests {
     /// child): every child found again through several doublings.
     #[test]
     fn site_trie_children_are_found_again_through_the_index_growth() {
-        let mut t: Trie<Option<SiteId>> = Trie::new(None);
+        let mut t: Trie<Option<SiteId>> = Trie::new();
         let mut reference: HashMap<(u32, Option<SiteId>), u32> = HashMap::new();
         let mut x = 11u64;
         for _ in 0..200_000 {
@@ -3756,14 +3867,16 @@ pub(crate) mod tests {
             };
             let item = match (x >> 40) % 300 {
                 0 => None,
-                s => Some(s as u32 - 1),
+                1 => Some(u32::MAX - 1),
+                s => Some(s as u32 - 2),
             };
             let before = t.len() as u32;
             let c = t.child(parent, item);
             assert_ne!(c, FREE_SLOT);
             let want = *reference.entry((parent, item)).or_insert(before);
             assert_eq!(c, want, "child of {parent} by {item:?}");
-            assert_eq!(t.nodes[c as usize], (parent, item));
+            assert_eq!(t.nodes[c as usize].0, parent);
+            assert_eq!(t.rev_iter(c).next(), Some(item));
         }
         assert!(t.index.len > 50_000, "{}", t.index.len);
     }
