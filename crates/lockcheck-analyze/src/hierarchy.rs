@@ -1430,6 +1430,7 @@ pub fn check_declared(
             kind: format!("{:?}", class.kind).to_lowercase(),
         }
     };
+    let names = crate::report::Names::new(model);
     let violations = found
         .into_iter()
         .map(|((from, to, site), (d, h, which, count))| {
@@ -1441,7 +1442,7 @@ pub fn check_declared(
                 "|".to_string(),
                 site.clone().unwrap_or_default(),
             ]);
-            let mut edge = dependency_edge(model, d, Some(h), which);
+            let mut edge = dependency_edge(&names, d, Some(h), which);
             edge.count = count;
             Violation {
                 id,
