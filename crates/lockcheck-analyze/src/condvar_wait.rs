@@ -187,9 +187,9 @@ pub fn violations(model: &Model) -> Vec<Violation> {
             how: How::Blocking,
             site: site(f.wait_site),
             held: vec![HeldRef {
-                lock: held.name.clone(),
-                mode: held_mode.name().to_string(),
-                site: site(held_site),
+                lock: held.name.clone().into(),
+                mode: held_mode.name().into(),
+                site: site(held_site).map(Into::into),
             }],
             frames: frames(f.wait_site),
             count: 1,
@@ -205,13 +205,14 @@ pub fn violations(model: &Model) -> Vec<Violation> {
                 how: How::Blocking,
                 site: site(n.took_at),
                 held: vec![HeldRef {
-                    lock: format!(
+                    lock: (format!(
                         "then notifies the condvar {} waits on with {}",
                         model.thread_name(f.waiter),
                         mutex.name
-                    ),
-                    mode: Mode::Exclusive.name().to_string(),
-                    site: site(n.notify_site),
+                    ))
+                    .into(),
+                    mode: Mode::Exclusive.name().into(),
+                    site: site(n.notify_site).map(Into::into),
                 }],
                 frames: frames(n.took_at),
                 count: 1,

@@ -39,13 +39,13 @@ fn violation(model: &Model, f: &LeftHeld) -> Violation {
         format!(" (process {})", f.parent)
     };
     let mut held = vec![HeldRef {
-        lock: format!("{} (held by {GONE}{parent})", acquired.name),
-        mode: Mode::Exclusive.name().to_string(),
+        lock: format!("{} (held by {GONE}{parent})", acquired.name).into(),
+        mode: Mode::Exclusive.name().into(),
         site: None,
     }];
     held.extend(f.held.iter().map(|&l| HeldRef {
-        lock: model.lock_name(l),
-        mode: Mode::Exclusive.name().to_string(),
+        lock: model.lock_name(l).into(),
+        mode: Mode::Exclusive.name().into(),
         site: None,
     }));
     let edge = EdgeReport {

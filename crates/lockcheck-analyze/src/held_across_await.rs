@@ -44,9 +44,9 @@ fn violation(model: &Model, f: &HeldAcrossAwait) -> Violation {
         how: How::Blocking,
         site: site.clone(),
         held: vec![HeldRef {
-            lock: format!("{} (held by {holder}, suspended at an .await)", held.name),
-            mode: Mode::Exclusive.name().to_string(),
-            site: held_site,
+            lock: (format!("{} (held by {holder}, suspended at an .await)", held.name)).into(),
+            mode: Mode::Exclusive.name().into(),
+            site: held_site.map(Into::into),
         }],
         frames: f
             .site

@@ -245,8 +245,8 @@ fn finding(v: &Violation, index: usize, total: usize) -> Finding {
                 holds_site: e
                     .held
                     .iter()
-                    .find(|h| h.lock == e.from)
-                    .and_then(|h| h.site.clone()),
+                    .find(|h| *h.lock == *e.from)
+                    .and_then(|h| h.site.as_deref().map(str::to_string)),
                 wants: e.acquired.clone(),
                 wants_site: e.site.clone(),
             })

@@ -833,10 +833,12 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         // cause, or whose cycle is over the classes of an instance violation, is that violation
         // (mentioned there); a filtered class cycle over the classes of any instance candidate says
         // nothing new.
+        // The lock and site names of every report, made once each.
+        let names = report::Names::new(model);
         let mut violations: Vec<report::Violation> = inst_rc
             .iter()
             .map(|rc| {
-                let mut v = report::root_cause_violation(model, rc, &inst_graph);
+                let mut v = report::root_cause_violation(&names, rc, &inst_graph);
                 if opts.levels == Levels::Both && one_instance_per_class {
                     v.class_cycle = Some(
                         rc.representative
@@ -863,7 +865,7 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         let mut filtered: Vec<report::Filtered> = inst
             .iter()
             .filter(|c| c.filter.is_some())
-            .map(|c| report::filtered(model, c))
+            .map(|c| report::filtered(&names, c))
             .collect();
         for rc in &class_rc {
             let same = rc
@@ -881,12 +883,12 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
                             .collect(),
                     );
                 }
-                None => violations.push(report::root_cause_violation(model, rc, &class_graph)),
+                None => violations.push(report::root_cause_violation(&names, rc, &class_graph)),
             }
         }
         for c in class.iter().filter(|c| c.filter.is_some()) {
             if !inst_sets.contains(&class_set(model, c)) {
-                filtered.push(report::filtered(model, c));
+                filtered.push(report::filtered(&names, c));
             }
         }
 

@@ -235,13 +235,14 @@ pub fn violations(model: &Model) -> Vec<Violation> {
             how: How::Blocking,
             site: notify_site,
             held: vec![HeldRef {
-                lock: format!(
+                lock: (format!(
                     "{} (not taken by the notifier; {} waits with it)",
                     mutex.name,
                     model.thread_name(f.waiter)
-                ),
-                mode: Mode::Exclusive.name().to_string(),
-                site: wait_site,
+                ))
+                .into(),
+                mode: Mode::Exclusive.name().into(),
+                site: wait_site.map(Into::into),
             }],
             frames: f
                 .notify_site

@@ -18,11 +18,13 @@
 
 use crate::cycles::{Candidate, GraphLevel};
 use crate::hierarchy::{file_line, Hierarchy};
-use crate::model::Model;
+use crate::model::{LockId, Model, SiteId};
 use crate::timeouts::{fmt_ns, TimeoutRow};
 use lockcheck_core::trace::{Frame, How};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// Version of the report schema.
 pub const REPORT_VERSION: u32 = 1;
@@ -144,15 +146,68 @@ pub struct LockRef {
 }
 
 /// A lock held when an edge was made.
+///
+/// Its strings are shared: a report lists every lock held at each edge it shows, and a hostile
+/// trace's held sets run to thousands of locks (the random 200k trace at 128 threads: 270 to
+/// 300 MB of reports when each was a `String` of its own). The names come from one [`Names`]
+/// per report, the mode is a constant.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct HeldRef {
     /// Lock display name.
-    pub lock: String,
+    pub lock: Arc<str>,
     /// Mode held (`write`, `read`, ...).
-    pub mode: String,
+    pub mode: Cow<'static, str>,
     /// Where it was acquired.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub site: Option<String>,
+    pub site: Option<Arc<str>>,
+}
+
+/// The display names of one model's locks and sites, each made once and shared ([`HeldRef`]).
+#[derive(Debug)]
+pub struct Names<'m> {
+    model: &'m Model,
+    locks: std::cell::RefCell<Vec<Option<Arc<str>>>>,
+    sites: std::cell::RefCell<Vec<Option<Arc<str>>>>,
+}
+
+impl<'m> Names<'m> {
+    /// No name made yet.
+    pub fn new(model: &'m Model) -> Self {
+        Names {
+            model,
+            locks: Default::default(),
+            sites: Default::default(),
+        }
+    }
+
+    /// The model named.
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// [`Model::lock_name`], shared.
+    pub fn lock(&self, l: LockId) -> Arc<str> {
+        shared(&self.locks, l, || self.model.lock_name(l).into())
+    }
+
+    /// [`Model::site_loc`], shared.
+    pub fn site(&self, s: SiteId) -> Arc<str> {
+        shared(&self.sites, s, || self.model.site_loc(s).into())
+    }
+}
+
+/// Entry `i` of `cache`, made by `make` the first time.
+fn shared(
+    cache: &std::cell::RefCell<Vec<Option<Arc<str>>>>,
+    i: u32,
+    make: impl FnOnce() -> Arc<str>,
+) -> Arc<str> {
+    let mut cache = cache.borrow_mut();
+    let i = i as usize;
+    if cache.len() <= i {
+        cache.resize(i + 1, None);
+    }
+    cache[i].get_or_insert_with(make).clone()
 }
 
 /// One edge of a cycle: a thread acquired `acquired` while holding `held`.
@@ -393,7 +448,8 @@ pub fn fnv(parts: &[String]) -> String {
 }
 
 /// Converts a candidate into its report parts: locks and edges.
-pub fn describe_candidate(model: &Model, c: &Candidate) -> (Vec<LockRef>, Vec<EdgeReport>) {
+pub fn describe_candidate(names: &Names<'_>, c: &Candidate) -> (Vec<LockRef>, Vec<EdgeReport>) {
+    let model = names.model();
     let locks = c
         .nodes
         .iter()
@@ -428,7 +484,7 @@ pub fn describe_candidate(model: &Model, c: &Candidate) -> (Vec<LockRef>, Vec<Ed
                 .held(rec.held)
                 .find(|&(h, _)| crate::cycles::node_of(model, c.level, h) == from_node)
                 .map(|(h, _)| h);
-            dependency_edge(model, d, from, 0)
+            dependency_edge(names, d, from, 0)
         })
         .collect();
     (locks, edges)
@@ -545,11 +601,12 @@ impl serde_json::ser::Formatter for PrettyJson {
 /// The report of one dependency (`model.deps[d]`) as an edge from the held lock `from`, shown
 /// with its `which`-th recorded site (clamped).
 pub fn dependency_edge(
-    model: &Model,
+    names: &Names<'_>,
     d: u32,
     from: Option<crate::model::LockId>,
     which: usize,
 ) -> EdgeReport {
+    let model = names.model();
     let rec = &model.deps[d as usize];
     let dep = rec;
     let sites = model
@@ -568,12 +625,12 @@ pub fn dependency_edge(
             .held(dep.held)
             .enumerate()
             .map(|(j, (h, m))| HeldRef {
-                lock: model.lock_name(h),
-                mode: m.name().to_string(),
+                lock: names.lock(h),
+                mode: Cow::Borrowed(m.name()),
                 site: held_sites
                     .as_ref()
                     .and_then(|s| s.get(j).copied().flatten())
-                    .map(|s| model.site_loc(s).to_string()),
+                    .map(|s| names.site(s)),
             })
             .collect(),
         frames: site
@@ -587,8 +644,8 @@ pub fn dependency_edge(
 
 /// Builds a violation from a candidate without a filter. Its id hashes the class keys and the
 /// sites of the edges shown.
-pub fn violation(model: &Model, c: &Candidate) -> Violation {
-    let (locks, edges) = describe_candidate(model, c);
+pub fn violation(names: &Names<'_>, c: &Candidate) -> Violation {
+    let (locks, edges) = describe_candidate(names, c);
     let sites: Vec<String> = edges.iter().filter_map(|e| e.site.clone()).collect();
     let id = inversion_id(&locks, sites);
     Violation {
@@ -609,11 +666,12 @@ pub fn violation(model: &Model, c: &Candidate) -> Violation {
 /// Builds the violation of a root cause: its shortest valid cycle (id as in
 /// [`violation_on_edges`]), the edges to change and the further examples.
 pub fn root_cause_violation(
-    model: &Model,
+    names: &Names<'_>,
     rc: &crate::cycles::RootCause,
     graph: &crate::graph::LockGraph,
 ) -> Violation {
-    let mut v = violation_on_edges(model, &rc.representative, graph);
+    let model = names.model();
+    let mut v = violation_on_edges(names, &rc.representative, graph);
     v.combinations = rc.representative.combinations;
     let change = rc
         .edges
@@ -654,7 +712,7 @@ pub fn root_cause_violation(
         .examples
         .iter()
         .map(|c| {
-            let (locks, edges) = describe_candidate(model, c);
+            let (locks, edges) = describe_candidate(names, c);
             CycleReport { locks, edges }
         })
         .collect();
@@ -673,11 +731,12 @@ pub fn root_cause_violation(
 /// The order in which traces are read (a directory of `{pid}.json` files sorts differently on
 /// every run) then cannot change the id, so baselines and SARIF fingerprints stay stable.
 pub fn violation_on_edges(
-    model: &Model,
+    names: &Names<'_>,
     c: &Candidate,
     graph: &crate::graph::LockGraph,
 ) -> Violation {
-    let mut v = violation(model, c);
+    let model = names.model();
+    let mut v = violation(names, c);
     let n = c.nodes.len();
     let mut sites: Vec<String> = Vec::new();
     for i in 0..n {
@@ -710,8 +769,8 @@ fn inversion_id(locks: &[LockRef], mut sites: Vec<String>) -> String {
 }
 
 /// Builds a filtered entry from a candidate with a filter.
-pub fn filtered(model: &Model, c: &Candidate) -> Filtered {
-    let (locks, edges) = describe_candidate(model, c);
+pub fn filtered(names: &Names<'_>, c: &Candidate) -> Filtered {
+    let (locks, edges) = describe_candidate(names, c);
     Filtered {
         filter: c.filter.unwrap_or("").into(),
         reason: c.reason.clone(),
@@ -1111,7 +1170,7 @@ fn violation_text(
                 e.thread,
                 e.site.as_deref().unwrap_or("an unknown site"),
                 e.from,
-                e.held.first().map_or("a waiter waits with it", |h| h.lock.as_str()),
+                e.held.first().map_or("a waiter waits with it", |h| &*h.lock),
                 e.held
                     .first()
                     .and_then(|h| h.site.as_deref())
@@ -1406,6 +1465,7 @@ pub fn edge_file_line(e: &EdgeReport) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::HashMap;
 
     /// [`to_json_pretty`] writes what serde_json's pretty printer writes: nested objects and
     /// arrays, empty ones, nesting deeper than its indentation in one piece, escaped strings,
@@ -1435,6 +1495,47 @@ mod tests {
                 to_json_pretty(v).unwrap(),
                 serde_json::to_string_pretty(v).unwrap()
             );
+        }
+    }
+
+    /// A report's names are the model's, and each lock's or site's is one string shared by
+    /// every held lock that shows it.
+    #[test]
+    fn held_locks_share_the_models_names() {
+        use crate::model::tests::random_events;
+        let mut b = crate::model::ModelBuilder::new();
+        b.begin_trace("t");
+        for e in random_events(7, 6, 9, 3000) {
+            b.event(&e);
+        }
+        let model = b.finish();
+        let names = Names::new(&model);
+        let (mut shown, mut shared) = (0, 0);
+        let mut first: HashMap<String, Arc<str>> = HashMap::new();
+        for d in 0..model.deps.len() as u32 {
+            let edge = dependency_edge(&names, d, None, 0);
+            let rec = &model.deps[d as usize];
+            let held: Vec<_> = model.held(rec.held).collect();
+            assert_eq!(edge.held.len(), held.len());
+            for (h, &(l, m)) in edge.held.iter().zip(&held) {
+                assert_eq!(*h.lock, model.lock_name(l));
+                assert_eq!(h.mode, m.name());
+                shown += 1;
+                let same = first.entry(h.lock.to_string()).or_insert(h.lock.clone());
+                assert!(Arc::ptr_eq(same, &h.lock), "{} made twice", h.lock);
+                if let Some(site) = &h.site {
+                    let again = first.entry(format!("site {site}")).or_insert(site.clone());
+                    assert!(Arc::ptr_eq(again, site), "{site} made twice");
+                    shared += 1;
+                }
+            }
+        }
+        assert!(shown > 100 && shared > 100, "{shown} {shared}");
+        for l in 0..model.locks.len() as u32 {
+            assert_eq!(*names.lock(l), model.lock_name(l));
+        }
+        for s in 0..model.sites.len() as u32 {
+            assert_eq!(*names.site(s), *model.site_loc(s));
         }
     }
 }

@@ -302,7 +302,7 @@ fn result(v: &Violation, suppression: Option<&str>, opts: &SarifOptions) -> Valu
         );
         loc["id"] = json!(related.len());
         related.push(loc);
-        for h in e.held.iter().filter(|h| h.lock == e.from) {
+        for h in e.held.iter().filter(|h| *h.lock == *e.from) {
             let mut loc = location(
                 h.site.as_deref(),
                 Some(format!("`{}` acquired `{}` here", e.thread, h.lock)),
@@ -338,7 +338,7 @@ fn result(v: &Violation, suppression: Option<&str>, opts: &SarifOptions) -> Valu
             let held_site = e
                 .held
                 .iter()
-                .find(|h| h.lock == e.from)
+                .find(|h| *h.lock == *e.from)
                 .and_then(|h| h.site.as_deref());
             json!({
                 "message": { "text": format!("thread `{}`", e.thread) },

@@ -46,9 +46,9 @@ fn violation(model: &Model, f: &SelfDeadlock) -> Violation {
         how: How::Blocking,
         site: site.clone(),
         held: vec![HeldRef {
-            lock: name.clone(),
-            mode: f.held_mode.name().to_string(),
-            site: held_site,
+            lock: name.clone().into(),
+            mode: f.held_mode.name().into(),
+            site: held_site.map(Into::into),
         }],
         frames: f
             .site
@@ -119,9 +119,9 @@ fn permit_nest(model: &Model, f: &crate::model::PermitNest) -> Violation {
             how: How::Blocking,
             site: loc(site),
             held: vec![HeldRef {
-                lock: name.clone(),
-                mode: lockcheck_core::trace::Mode::Permit.name().to_string(),
-                site: loc(held_site),
+                lock: name.clone().into(),
+                mode: lockcheck_core::trace::Mode::Permit.name().into(),
+                site: loc(held_site).map(Into::into),
             }],
             frames: site
                 .map(|s| model.sites[s as usize].frames.clone())

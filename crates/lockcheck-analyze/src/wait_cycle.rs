@@ -64,9 +64,9 @@ fn violation(model: &Model, c: &WaitCycle) -> Violation {
                 how: How::Blocking,
                 site: site(w.site),
                 held: vec![HeldRef {
-                    lock: held,
-                    mode: w.held_mode.name().to_string(),
-                    site: site(w.held_site),
+                    lock: held.into(),
+                    mode: w.held_mode.name().into(),
+                    site: site(w.held_site).map(Into::into),
                 }],
                 frames: w
                     .site
