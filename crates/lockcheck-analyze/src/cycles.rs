@@ -2271,10 +2271,14 @@ mod tests {
                         let covered_before = s.explore_covered;
                         let exact = s.closers_of(d0, u64::MAX / 2).expect("within its budget");
                         covered += s.explore_covered - covered_before;
-                        s.shortcuts = false;
-                        let plain = s.closers_of(d0, u64::MAX / 2).expect("within its budget");
-                        s.shortcuts = true;
-                        assert_eq!(exact, plain, "seed {seed}, {level:?}: exploration of {d0}");
+                        // Against the plain exploration for a third of the dependencies (each
+                        // exploration is exponential: the test's time).
+                        if u64::from(d0) % 3 == seed % 3 {
+                            s.shortcuts = false;
+                            let plain = s.closers_of(d0, u64::MAX / 2).expect("within its budget");
+                            s.shortcuts = true;
+                            assert_eq!(exact, plain, "seed {seed}, {level:?}: exploration of {d0}");
+                        }
                         assert!(exact.iter().all(|n| pairs.binary_search(n).is_ok()));
                         exact_fewer += pairs.len() - exact.len();
                         let held = valid.iter().any(|c| {
