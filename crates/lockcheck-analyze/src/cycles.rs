@@ -2219,12 +2219,16 @@ mod tests {
     /// (forks, reads, tries, up to 7 threads, long cycles), every valid cycle that the listing
     /// enumerates in full ([`list_cycles`], complete) is kept by the first pass at each of its
     /// dependencies (the node it holds is among that dependency's closers), and every
-    /// dependency of the cycle is within its bound of the end of the chain. Both levels.
+    /// dependency of the cycle is within its bound of the end of the chain. Both levels. The
+    /// exploration with its shortcuts ([`EdgeSearch::closers_of`], [`EdgeSearch::check_open`],
+    /// [`EdgeSearch::fits_long`]) lists what it lists without them.
     #[test]
     fn the_first_pass_never_misses_a_cycle_of_the_full_search() {
         let (mut cycles, mut longest, mut left_out) = (0usize, 0usize, 0usize);
         // Nodes the pair pass leaves out of the first pass's lists, and those of the exploration.
         let (mut fewer, mut exact_fewer) = (0usize, 0usize);
+        // Explorations that the shortcuts ended.
+        let mut covered = 0usize;
         for seed in 1..=80u64 {
             let text = random_nesting(seed, 3 + seed % 5, 5 + seed % 8, 120);
             let m = model_of(&[("t", &text)]);
@@ -2257,7 +2261,24 @@ mod tests {
                         let pairs = s.pair_closers(d0).expect("within its bound");
                         assert!(pairs.iter().all(|n| closers.binary_search(n).is_ok()));
                         fewer += closers.len() - pairs.len();
+                        // The exploration's shortcuts (the 2-cycles first, the end once every
+                        // held node is decided, the check of the open nodes at once on half
+                        // of the traces, the gate of long chains by the marks) find what
+                        // following every chain finds.
+                        s.open_check_after = if seed % 2 == 0 { 0 } else { OPEN_CHECK_AFTER };
+                        // The gate of long chains by the marks, on chains of any length.
+                        s.long_chain = if seed % 3 == 0 { 1 } else { LONG_CHAIN };
+                        let covered_before = s.explore_covered;
                         let exact = s.closers_of(d0, u64::MAX / 2).expect("within its budget");
+                        covered += s.explore_covered - covered_before;
+                        // Against the plain exploration for a third of the dependencies (each
+                        // exploration is exponential: the test's time).
+                        if u64::from(d0) % 3 == seed % 3 {
+                            s.shortcuts = false;
+                            let plain = s.closers_of(d0, u64::MAX / 2).expect("within its budget");
+                            s.shortcuts = true;
+                            assert_eq!(exact, plain, "seed {seed}, {level:?}: exploration of {d0}");
+                        }
                         assert!(exact.iter().all(|n| pairs.binary_search(n).is_ok()));
                         exact_fewer += pairs.len() - exact.len();
                         let held = valid.iter().any(|c| {
@@ -2314,6 +2335,7 @@ mod tests {
         assert!(left_out > 0);
         // The pair pass is stronger than the first pass, and weaker than the exploration.
         assert!(fewer > 0 && exact_fewer > 0, "{fewer} {exact_fewer}");
+        assert!(covered > 0, "the shortcuts end some explorations");
     }
 
     /// Runs `f` with an [`EdgeSearch`] of `graph` built as [`find_root_causes_on`] builds it,
@@ -2332,40 +2354,7 @@ mod tests {
             succ.flat = FlatHeld::new(model);
             succ.walks = u64::MAX;
         }
-        let mut s = EdgeSearch {
-            model,
-            level,
-            graph,
-            succ: &mut succ,
-            u: 0,
-            len: 2,
-            path: Vec::new(),
-            on_path: vec![false; graph.nodes()],
-            chain: Vec::new(),
-            marks: Marks::new(model.locks.len()),
-            own: &own,
-            deep: false,
-            steps: 0,
-            budget: 0,
-            stopped: false,
-            found: HashMap::new(),
-            order: Vec::new(),
-            max_found: u64::MAX,
-            marked: 0,
-            fits: FitsCache::new(),
-            explore: false,
-            closers: Vec::new(),
-            seen: Vec::new(),
-            pass: 0,
-            queue: Vec::new(),
-            prune: false,
-            bound_of: Vec::new(),
-            bound_at: Vec::new(),
-            bound_pass: 0,
-            pairs_seen: Default::default(),
-            pairs_queue: Vec::new(),
-            links: Vec::new(),
-        };
+        let mut s = EdgeSearch::new(model, level, graph, &mut succ, &own, 0);
         f(&mut s);
     }
 
@@ -3568,19 +3557,38 @@ impl FlatHeld {
             return None;
         }
         let w = self.words;
-        let (x, y) = (&bits[ka * w..ka * w + w], &bits[kb * w..kb * w + w]);
-        // Eight words at a time, one branch each (the common answer, no lock in common, reads
-        // every word).
-        let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
-        let tail = xc
-            .remainder()
-            .iter()
-            .zip(yc.remainder())
-            .fold(0, |acc, (p, q)| acc | (p & q));
-        let common = tail != 0
-            || xc
-                .zip(yc)
-                .any(|(p, q)| p.iter().zip(q).fold(0, |acc, (p, q)| acc | (p & q)) != 0);
+        let len = |k: usize| (self.starts[k + 1] - self.starts[k]) as usize;
+        let (la, lb) = (len(ka), len(kb));
+        let common = if la.min(lb) * 4 < w {
+            // A short set (a few locks of thousands: the balanced random traces hold about
+            // three) probes its locks in the other's bitset instead of reading every word of
+            // both (47 words each for 3000 locks).
+            let (short, other) = if la <= lb { (ka, kb) } else { (kb, ka) };
+            let row = &bits[other * w..other * w + w];
+            let hit = |code: u32| {
+                let l = (code >> 3) as usize;
+                row[l / 64] & (1 << (l % 64)) != 0
+            };
+            let (s, e) = (self.starts[short] as usize, self.starts[short + 1] as usize);
+            match &self.entries {
+                FlatEntries::Narrow(v) => v[s..e].iter().any(|&x| hit(u32::from(x))),
+                FlatEntries::Wide(v) => v[s..e].iter().any(|&x| hit(x)),
+            }
+        } else {
+            let (x, y) = (&bits[ka * w..ka * w + w], &bits[kb * w..kb * w + w]);
+            // Eight words at a time, one branch each (the common answer, no lock in common,
+            // reads every word).
+            let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+            let tail = xc
+                .remainder()
+                .iter()
+                .zip(yc.remainder())
+                .fold(0, |acc, (p, q)| acc | (p & q));
+            tail != 0
+                || xc
+                    .zip(yc)
+                    .any(|(p, q)| p.iter().zip(q).fold(0, |acc, (p, q)| acc | (p & q)) != 0)
+        };
         if !common {
             return Some(false);
         }
@@ -3985,6 +3993,34 @@ struct EdgeSearch<'a, 's> {
     /// chain from the first dependency, collecting the nodes where one could close.
     explore: bool,
     closers: Vec<u32>,
+    /// Scratch of [`EdgeSearch::closers_of`]: per node, [`OPEN`] for a node of the first
+    /// dependency's held set where no chain has closed yet (0 elsewhere; cleared after each
+    /// exploration), and how many such nodes are left; the exploration ends when none is (no
+    /// chain can close anywhere else).
+    open: Vec<u8>,
+    open_left: usize,
+    /// The held nodes of the exploration's first dependency (those marked in `open`), listed
+    /// at its first closer (`None` before).
+    open_nodes: Option<Vec<u32>>,
+    /// Whether every held node of the first dependency closed a chain, or can close none
+    /// ([`EdgeSearch::check_open`]): the exploration is over.
+    covered: bool,
+    /// Whether the exploration under way has run [`EdgeSearch::check_open`], and the step
+    /// count at which it began.
+    open_checked: bool,
+    explore_from: u64,
+    /// Whether the explorations take their shortcuts (the 2-cycles first, the end once every
+    /// held node is decided, [`EdgeSearch::check_open`]); off, they follow every valid chain
+    /// (the tests compare both), and the steps after which [`EdgeSearch::check_open`] runs.
+    shortcuts: bool,
+    open_check_after: u64,
+    /// [`LONG_CHAIN`] (the tests lower it).
+    long_chain: usize,
+    /// Explorations ended by their shortcuts (every held node decided), for `LOCKCHECK_PHASES`.
+    explore_covered: usize,
+    /// The blocking dependencies by the node they request (where each node's run begins, one
+    /// more entry at the end; the runs), built at the first [`EdgeSearch::check_open`].
+    requests: Option<(Vec<u32>, Vec<u32>)>,
     /// Scratch of [`EdgeSearch::relaxed_closers`]: per dependency, the number of the pass that
     /// last reached it (allocated at the first pass; no clearing between passes).
     seen: Vec<u32>,
@@ -4007,6 +4043,65 @@ struct EdgeSearch<'a, 's> {
     pairs_queue: Vec<(u32, u32)>,
     /// Scratch of [`EdgeSearch::bounds`]: the links `(to, from)` of the first pass's region.
     links: Vec<(u32, u32)>,
+}
+
+impl<'a, 's> EdgeSearch<'a, 's> {
+    /// A search over `graph` (of `level`) with the successor lists `succ` and the own epochs
+    /// `own`, nothing searched yet, with a budget of `budget` steps.
+    fn new(
+        model: &'a Model,
+        level: GraphLevel,
+        graph: &'a LockGraph,
+        succ: &'s mut Successors<'a>,
+        own: &'s [u32],
+        budget: u64,
+    ) -> EdgeSearch<'a, 's> {
+        EdgeSearch {
+            model,
+            level,
+            graph,
+            succ,
+            u: 0,
+            len: 2,
+            path: Vec::new(),
+            on_path: vec![false; graph.nodes()],
+            chain: Vec::new(),
+            marks: Marks::new(model.locks.len()),
+            own,
+            deep: false,
+            steps: 0,
+            budget,
+            stopped: false,
+            found: HashMap::new(),
+            order: Vec::new(),
+            max_found: u64::MAX,
+            marked: 0,
+            fits: FitsCache::new(),
+            explore: false,
+            closers: Vec::new(),
+            open: Vec::new(),
+            open_left: 0,
+            open_nodes: None,
+            covered: false,
+            open_checked: false,
+            explore_from: 0,
+            shortcuts: true,
+            open_check_after: OPEN_CHECK_AFTER,
+            long_chain: LONG_CHAIN,
+            explore_covered: 0,
+            requests: None,
+            seen: Vec::new(),
+            pass: 0,
+            queue: Vec::new(),
+            prune: false,
+            bound_of: Vec::new(),
+            bound_at: Vec::new(),
+            bound_pass: 0,
+            pairs_seen: Default::default(),
+            pairs_queue: Vec::new(),
+            links: Vec::new(),
+        }
+    }
 }
 
 /// Slots of [`FitsCache`]: `2^FITS_CACHE_BITS` (1 MiB of keys, allocated at the first verdict
@@ -4097,6 +4192,15 @@ impl<'a> EdgeSearch<'a, '_> {
     /// result closes no valid cycle through `d0`, and its edge's search skips `d0`. Exact
     /// (it applies every test of the full search), but exponential in the worst case: where
     /// it stops, [`EdgeSearch::relaxed_closers`] (polynomial) decides instead.
+    ///
+    /// A chain closes only at a node that `d0` holds (the closing dependency requests a lock
+    /// that `d0` holds, [`link_ok`]), so the exploration ends as soon as every such node has
+    /// closed a chain: the chains closing at `d0`'s own successors (the 2-cycles) are looked at
+    /// first, and the depth-first search stops once nothing is left to find. The result is
+    /// the same as the full exploration's; where the full one would have stopped at its
+    /// budget (`None`), the list holds every node of `d0`'s edges, which keeps `d0` in the same
+    /// searches ([`first_pass_keeps`]). On a dense trace (64 threads, 300 locks, nesting
+    /// up to 4) every exploration stopped at its budget: 49M of the level's 50M steps.
     fn closers_of(&mut self, d0: u32, budget: u64) -> Option<Vec<u32>> {
         let v = node_of(self.model, self.level, self.dep(d0).lock());
         self.explore = true;
@@ -4104,23 +4208,210 @@ impl<'a> EdgeSearch<'a, '_> {
         self.len = usize::MAX;
         self.budget = self.steps + budget;
         self.stopped = false;
+        self.covered = false;
+        self.open_checked = false;
+        self.explore_from = self.steps;
         self.closers.clear();
-        self.path.clear();
-        self.path.push(v);
-        self.on_path[v as usize] = true;
-        self.chain.clear();
-        self.chain.push(d0);
-        self.dfs();
-        self.unmark_root();
-        self.on_path[v as usize] = false;
+        // The 2-cycles first (no step counted: the search below counts its own as before).
+        let list = if self.shortcuts {
+            self.succ.of(d0)
+        } else {
+            std::rc::Rc::from(Vec::new())
+        };
+        for &(e, d1) in list.iter() {
+            let y = self.graph.target(e);
+            if y != v && self.link_ok(&self.dep(d1), d0) {
+                self.closed_at(d0, v, y);
+                if self.covered {
+                    break;
+                }
+            }
+        }
+        if !self.covered {
+            self.path.clear();
+            self.path.push(v);
+            self.on_path[v as usize] = true;
+            self.chain.clear();
+            self.chain.push(d0);
+            self.dfs();
+            self.unmark_root();
+            self.on_path[v as usize] = false;
+        }
         self.explore = false;
-        if self.stopped {
+        if let Some(nodes) = self.open_nodes.take() {
+            for &n in &nodes {
+                self.open[n as usize] = 0;
+            }
+        }
+        let covered = std::mem::replace(&mut self.covered, false);
+        self.explore_covered += usize::from(covered);
+        if self.stopped && !covered {
             return None;
         }
+        self.stopped = false;
         let mut c = std::mem::take(&mut self.closers);
         c.sort_unstable();
         c.dedup();
         Some(c)
+    }
+
+    /// Notes that a chain of the exploration from `d0` (which requests `v`) closes at `y`; sets
+    /// `covered` once every node `d0` holds has.
+    fn closed_at(&mut self, d0: u32, v: u32, y: u32) {
+        self.closers.push(y);
+        if !self.shortcuts {
+            return;
+        }
+        self.open_init(d0, v);
+        if let Some(o) = self.open.get_mut(y as usize) {
+            if *o == OPEN {
+                *o = CLOSED;
+                self.open_left -= 1;
+                if self.open_left == 0 {
+                    self.covered = true;
+                }
+            }
+        }
+    }
+
+    /// Lists the nodes that the exploration from `d0` (which requests `v`) may close at, in
+    /// `open` and `open_nodes`, unless they are listed.
+    fn open_init(&mut self, d0: u32, v: u32) {
+        if self.open_nodes.is_none() {
+            // The nodes `d0` holds, but `v` (no chain of the exploration closes there).
+            if self.open.is_empty() {
+                self.open = vec![0; self.graph.nodes()];
+            }
+            let (model, level) = (self.model, self.level);
+            let mut nodes = Vec::new();
+            for (l, _) in model.held_sets.rev_iter(model.deps[d0 as usize].held) {
+                let n = node_of(model, level, l);
+                if n != v && (n as usize) < self.open.len() && self.open[n as usize] == 0 {
+                    self.open[n as usize] = OPEN;
+                    nodes.push(n);
+                }
+            }
+            self.open_left = nodes.len();
+            // Closers found before the list was made: none (it is made at the first).
+            self.open_nodes = Some(nodes);
+        }
+    }
+
+    /// For a long exploration ([`OPEN_CHECK_AFTER`] steps): drops from the open nodes those
+    /// where no chain from `d0` can close, as no blocking dependency that requests the node
+    /// passes the pair tests against `d0` that [`EdgeSearch::fits_root`] decides without
+    /// marks (threads, fork/join order, the gate by the bitsets) and links back to `d0`
+    /// (the last dependency of a valid chain does: see [`EdgeSearch::relaxed_closers`]). Sets
+    /// `covered` when no open node is left.
+    fn check_open(&mut self) {
+        let (d0, v) = (self.chain[0], self.path[0]);
+        self.open_init(d0, v);
+        if self.requests.is_none() {
+            let (model, level) = (self.model, self.level);
+            let mut start = vec![0u32; self.graph.nodes() + 1];
+            let blocking = |i: usize| model.deps[i].how == lockcheck_core::trace::How::Blocking;
+            for (i, r) in model.deps.iter().enumerate() {
+                let n = node_of(model, level, r.lock) as usize;
+                if blocking(i) && n < self.graph.nodes() {
+                    start[n + 1] += 1;
+                }
+            }
+            for n in 0..self.graph.nodes() {
+                start[n + 1] += start[n];
+            }
+            let mut next = start.clone();
+            let mut list = vec![0u32; start[self.graph.nodes()] as usize];
+            for (i, r) in model.deps.iter().enumerate() {
+                let n = node_of(model, level, r.lock) as usize;
+                if blocking(i) && n < self.graph.nodes() {
+                    list[next[n] as usize] = i as u32;
+                    next[n] += 1;
+                }
+            }
+            self.requests = Some((start, list));
+        }
+        let nodes = self.open_nodes.take().unwrap_or_default();
+        for &n in &nodes {
+            if self.open[n as usize] == OPEN && self.can_close(d0, v, n).is_some() {
+                self.open[n as usize] = CLOSED;
+                self.open_left -= 1;
+            }
+        }
+        self.open_nodes = Some(nodes);
+        if self.open_left == 0 {
+            self.covered = true;
+        }
+    }
+
+    /// Whether some blocking dependency that requests node `a` could close a chain from `d0`
+    /// there: [`EdgeSearch::check_open`]'s test.
+    ///
+    /// Where some can, it looks for a chain of three that closes there (`d0`, a successor `d1`
+    /// of `d0` requesting a node `x` that the closing dependency `dk` holds, `dk` a successor
+    /// of `d1`), by the tests of the depth-first exploration, and marks the node closed if one
+    /// does: `Some(true)`. `Some(false)`: none can close there; `None`: not known.
+    fn can_close(&mut self, d0: u32, v: u32, a: u32) -> Option<bool> {
+        let (start, list) = self.requests.take()?;
+        let run = &list[start[a as usize] as usize..start[a as usize + 1] as usize];
+        let c = self.dep(d0);
+        let own_c = self.own[d0 as usize];
+        let mut any = false;
+        let mut closes = false;
+        let first = self.succ.of(d0);
+        'dk: for &dk in run {
+            let d = self.dep(dk);
+            let own_d = self.own[dk as usize];
+            let ep = &self.succ.epochs;
+            let flat = self.succ.flat.as_ref();
+            if c.thread() == d.thread()
+                || (own_c != 0 && own_c <= ep.of(&d, c.thread()))
+                || (own_d != 0 && own_d <= ep.of(&c, d.thread()))
+            {
+                continue;
+            }
+            let gate = flat.and_then(|f| f.pair_gate_bits(d0, dk));
+            if gate == Some(true) || !link_ok(self.model, self.level, flat, &d, d0) {
+                continue;
+            }
+            any = true;
+            if gate.is_none() {
+                // The chain's test of `dk` against `d0` would read the marks: not tried here.
+                continue;
+            }
+            // A chain d0, d1, dk: d1 on the edge v -> x from d0's list, dk in d1's list.
+            let held: Vec<u32> = self
+                .model
+                .held_sets
+                .rev_iter(d.rec().held)
+                .map(|(l, _)| node_of(self.model, self.level, l))
+                .collect();
+            for x in held {
+                if x == v || x == a {
+                    continue;
+                }
+                let (Some(e1), Some(e2)) = (self.graph.find(v, x), self.graph.find(x, a)) else {
+                    continue;
+                };
+                let lo = first.partition_point(|&(e, _)| e < e1);
+                let hi = first.partition_point(|&(e, _)| e <= e1);
+                for &(_, d1) in &first[lo..hi] {
+                    if self.succ.of(d1).binary_search(&(e2, dk)).is_ok() {
+                        closes = true;
+                        break 'dk;
+                    }
+                }
+            }
+        }
+        self.requests = Some((start, list));
+        if closes {
+            self.closers.push(a);
+            return Some(true);
+        }
+        if any {
+            None
+        } else {
+            Some(false)
+        }
     }
 
     /// Whether `di` can stand in one chain with `d0` as its first dependency: the part of
@@ -4523,6 +4814,9 @@ impl<'a> EdgeSearch<'a, '_> {
         // last; the pairs whose verdicts are kept are not tested again.
         let bits = self.succ.flat.as_ref().filter(|f| f.bits.is_some());
         let rest = &self.chain[..self.chain.len() - 1];
+        if self.shortcuts && rest.len() >= self.long_chain {
+            return self.fits_long(di);
+        }
         if bits.is_some() {
             let mut all = true;
             for &c in rest {
@@ -4578,6 +4872,42 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         // ...else by the marks (the holds of those not marked yet are added first).
         let rest = self.chain.len() - 1;
+        while self.marked < rest {
+            let c = self.chain[self.marked];
+            self.mark(c, true);
+            self.marked += 1;
+        }
+        !gate(
+            self.model,
+            self.succ.flat.as_ref(),
+            &self.marks,
+            &self.succ.conflict,
+            di,
+        )
+    }
+
+    /// [`EdgeSearch::fits_rest`] on a chain of [`LONG_CHAIN`] or more dependencies before its
+    /// last: the tests of threads and fork/join order pair by pair, the gate once against the
+    /// marks of every hold of the chain (a gate with some dependency of the chain is a marked
+    /// hold that `di`'s conflicts with: the same verdict as the pairs' by the bitsets, whose
+    /// answers agree with the marks, `the_flat_held_sets_answer_as_the_walks`). On the
+    /// balanced random traces (64 threads, all concurrent) the explorations' chains grow to
+    /// dozens of dependencies, and a kept verdict per pair was a cache miss each.
+    fn fits_long(&mut self, di: u32) -> bool {
+        let rest = self.chain.len() - 1;
+        let d = self.dep(di);
+        let own_d = self.own[di as usize];
+        let ep = &self.succ.epochs;
+        for &c in &self.chain[..rest] {
+            let cd = self.dep(c);
+            let own_c = self.own[c as usize];
+            if cd.thread() == d.thread()
+                || (own_c != 0 && own_c <= ep.of(&d, cd.thread()))
+                || (own_d != 0 && own_d <= ep.of(&cd, d.thread()))
+            {
+                return false;
+            }
+        }
         while self.marked < rest {
             let c = self.chain[self.marked];
             self.mark(c, true);
@@ -4671,13 +5001,31 @@ impl<'a> EdgeSearch<'a, '_> {
                 self.stopped = true;
                 return;
             }
+            if self.explore
+                && self.shortcuts
+                && !self.open_checked
+                && self.steps - self.explore_from >= self.open_check_after
+            {
+                self.open_checked = true;
+                self.check_open();
+                if self.covered {
+                    self.stopped = true;
+                    return;
+                }
+            }
             // The successor list checked `di` against the last dependency; the others now.
             if !self.fits_rest(di) {
                 continue;
             }
             if self.explore {
                 if self.link_ok(&self.dep(di), self.chain[0]) {
-                    self.closers.push(y);
+                    let (d0, v) = (self.chain[0], self.path[0]);
+                    self.closed_at(d0, v, y);
+                    if self.covered {
+                        // Every node closes: nothing more to find.
+                        self.stopped = true;
+                        return;
+                    }
                 }
             } else if depth + 1 == self.len {
                 self.deep = true;
@@ -4729,6 +5077,20 @@ impl<'a> EdgeSearch<'a, '_> {
         );
     }
 }
+
+/// The chains (their dependencies before the last) whose test of a new dependency
+/// ([`EdgeSearch::fits_rest`]) reads the marks of the whole chain for the gate
+/// ([`EdgeSearch::fits_long`]) instead of a kept verdict per pair.
+const LONG_CHAIN: usize = 8;
+
+/// Steps of an exploration ([`EdgeSearch::closers_of`]) before it looks for the nodes where no
+/// chain can close ([`EdgeSearch::check_open`]).
+const OPEN_CHECK_AFTER: u64 = 200;
+
+/// A node of [`EdgeSearch::open`] where no chain has closed yet.
+const OPEN: u8 = 1;
+/// A node of [`EdgeSearch::open`] where a chain has closed.
+const CLOSED: u8 = 2;
 
 /// The first pass of a dependency has not run yet ([`EdgeSearch::relaxed_closers`]).
 const CLOSERS_UNKNOWN: u32 = u32::MAX;
@@ -4925,40 +5287,7 @@ pub fn find_root_causes_on(
     // One search for every changed edge, its buffers reused (1.8M changed edges on the hostile
     // random trace: each a search of its own, with its vectors allocated for each of its first
     // dependencies and rounds, and dropped): [`EdgeSearch::reset`] before each edge.
-    let mut s = EdgeSearch {
-        model,
-        level,
-        graph,
-        succ: &mut succ,
-        u: 0,
-        len: 2,
-        path: Vec::new(),
-        on_path: vec![false; graph.nodes()],
-        chain: Vec::new(),
-        marks: Marks::new(model.locks.len()),
-        own: &own,
-        deep: false,
-        steps: 0,
-        budget: limits.max_steps,
-        stopped: false,
-        found: HashMap::new(),
-        order: Vec::new(),
-        max_found: u64::MAX,
-        marked: 0,
-        fits: FitsCache::new(),
-        explore: false,
-        closers: Vec::new(),
-        seen: Vec::new(),
-        pass: 0,
-        queue: Vec::new(),
-        prune: false,
-        bound_of: Vec::new(),
-        bound_at: Vec::new(),
-        bound_pass: 0,
-        pairs_seen: Default::default(),
-        pairs_queue: Vec::new(),
-        links: Vec::new(),
-    };
+    let mut s = EdgeSearch::new(model, level, graph, &mut succ, &own, limits.max_steps);
     let mut d0s: Vec<u32> = Vec::new();
     let mut relaxed = FirstPasses {
         start: vec![0],
@@ -5172,6 +5501,7 @@ pub fn find_root_causes_on(
             cycles_exhaustive: exhaustive,
         });
     }
+    let explore_covered = s.explore_covered;
     drop(s);
     // One root cause per representative cycle (grouped by its set of nodes); a symmetric
     // 2-cycle names both edges.
@@ -5214,7 +5544,7 @@ pub fn find_root_causes_on(
     });
     if std::env::var_os("LOCKCHECK_PHASES").is_some() {
         eprintln!(
-            "lockcheck: {} root causes: epochs of {} clocks x {} threads ({}), flat held sets {}, successor lists of {} dependencies ({} entries), holders of {} nodes, {} explored ({} steps, {} stopped), first pass of {} dependencies ({} past its bound), pair pass of {} ({} past its bound), {} changed edges proven without a valid cycle, {} root causes, {} steps",
+            "lockcheck: {} root causes: epochs of {} clocks x {} threads ({}), flat held sets {}, successor lists of {} dependencies ({} entries), holders of {} nodes, {} explored ({} steps, {} stopped, {} ended once every held node was decided), first pass of {} dependencies ({} past its bound), pair pass of {} ({} past its bound), {} changed edges proven without a valid cycle, {} root causes, {} steps",
             level.name(),
             model.clocks.len(),
             succ.epochs.threads,
@@ -5243,6 +5573,7 @@ pub fn find_root_causes_on(
             relaxed.explored,
             relaxed.explore_steps,
             relaxed.explore_stopped,
+            explore_covered,
             relaxed.passes,
             relaxed.stopped,
             relaxed.pair_passes,
