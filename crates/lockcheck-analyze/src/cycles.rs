@@ -4850,7 +4850,8 @@ fn first_pass_keeps(fp: &FirstPasses, r: u32, u: u32) -> bool {
 /// ([`change_set`]), then for each changed edge the shortest valid cycle through it (every
 /// cycle of the graph crosses a changed edge, so this decides whether any valid cycle exists).
 /// Root causes whose shortest cycles are the same set of locks are one root cause naming all
-/// their edges, and so is a 2-cycle whose two edges weigh the same (nothing tells them apart).
+/// their edges, and so is a 2-cycle whose two edges weigh the same when nothing tells them apart
+/// (no path of kept edges closes the changed one too, see `told_apart_by_a_path`).
 pub fn find_root_causes(
     model: &Model,
     level: GraphLevel,
