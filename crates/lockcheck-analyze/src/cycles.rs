@@ -5212,7 +5212,8 @@ fn first_pass_keeps(fp: &FirstPasses, r: u32, u: u32) -> bool {
 /// ([`change_set`]), then for each changed edge the shortest valid cycle through it (every
 /// cycle of the graph crosses a changed edge, so this decides whether any valid cycle exists).
 /// Root causes whose shortest cycles are the same set of locks are one root cause naming all
-/// their edges, and so is a 2-cycle whose two edges weigh the same (nothing tells them apart).
+/// their edges, and so is a 2-cycle whose two edges weigh the same when nothing tells them apart
+/// (no path of kept edges closes the changed one too, see `told_apart_by_a_path`).
 pub fn find_root_causes(
     model: &Model,
     level: GraphLevel,
@@ -5523,11 +5524,13 @@ pub fn find_root_causes_on(
         }
     }
     let weight = |a: u32, b: u32| graph.find(a, b).map(|e| weights.get(e)).filter(|&w| w > 0);
+    let mut seen = Vec::new();
     for m in &mut merged {
         let n = &m.representative.nodes;
         if n.len() == 2 {
             let (a, b) = (n[0], n[1]);
-            if weight(a, b) == weight(b, a) {
+            if weight(a, b) == weight(b, a) && !told_apart_by_a_path(graph, change, a, b, &mut seen)
+            {
                 for e in [(a, b), (b, a)] {
                     if !m.edges.contains(&e) {
                         m.edges.push(e);
@@ -5585,6 +5588,53 @@ pub fn find_root_causes_on(
     }
     result.root_causes = merged;
     result
+}
+
+/// Whether the rest of the graph tells the two edges of the 2-cycle `a <-> b` apart although
+/// they weigh the same: the changed one of the two, `x -> y`, is also closed by a path
+/// `y -> ... -> x` of edges the change set keeps (other than `y -> x` itself), so changing
+/// `y -> x` instead would leave that cycle. Only then is the 2-cycle no symmetric pair: a
+/// generator that takes the forward order both directly (as rarely as the inverted one) and
+/// through a middle lock made one violation name both edges.
+/// `seen` is scratch space, left all `false`.
+fn told_apart_by_a_path(
+    graph: &LockGraph,
+    change: &ChangeSet,
+    a: u32,
+    b: u32,
+    seen: &mut Vec<bool>,
+) -> bool {
+    let changed = |p: u32, q: u32| graph.find(p, q).is_some_and(|e| change.contains(e));
+    let (x, y) = match (changed(a, b), changed(b, a)) {
+        (true, false) => (a, b),
+        (false, true) => (b, a),
+        _ => return false,
+    };
+    // Breadth-first from y to x over kept edges, skipping the direct edge y -> x.
+    seen.resize(graph.nodes(), false);
+    let mut queue = vec![y];
+    seen[y as usize] = true;
+    let mut found = false;
+    let mut i = 0;
+    'search: while let Some(&n) = queue.get(i) {
+        i += 1;
+        for e in graph.out_edges(n) {
+            let t = graph.target(e);
+            if change.contains(e) || (n == y && t == x) || seen[t as usize] {
+                continue;
+            }
+            if t == x {
+                found = true;
+                break 'search;
+            }
+            seen[t as usize] = true;
+            queue.push(t);
+        }
+    }
+    for n in queue {
+        seen[n as usize] = false;
+    }
+    found
 }
 
 /// The ranks by which [`change_set_on`] breaks ties at `level`: [`canonical_ranks`] of the
