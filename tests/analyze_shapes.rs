@@ -151,20 +151,7 @@ const SMALL: Shape = Shape {
     events: 20_000,
     threads: 8,
     locks: 120,
-    max_depth: 4,
-    inversions: 3,
-    cycles3: 0,
-    rate: InvRate::Times(3),
-    adjacent: false,
-    nested: false,
-    transitive: false,
-    two_threads: false,
-    out_of_order: false,
-    late_fork: false,
-    requests: false,
-    lookalikes: false,
-    names: Names::Prefixed,
-    seed: 1,
+    ..Shape::DEFAULT
 };
 
 const ALL: &[Format] = &[Format::Std, Format::RapidBin, Format::Jsonl];

@@ -84,27 +84,32 @@ pub struct Shape {
     pub seed: u64,
 }
 
+impl Shape {
+    /// The default shape, as a constant (for `..Shape::DEFAULT` in constants).
+    pub const DEFAULT: Shape = Shape {
+        events: 200_000,
+        threads: 16,
+        locks: 400,
+        max_depth: 4,
+        inversions: 3,
+        cycles3: 0,
+        rate: InvRate::Times(3),
+        adjacent: false,
+        nested: false,
+        transitive: false,
+        two_threads: false,
+        out_of_order: false,
+        late_fork: false,
+        requests: false,
+        lookalikes: false,
+        names: Names::Prefixed,
+        seed: 1,
+    };
+}
+
 impl Default for Shape {
     fn default() -> Self {
-        Shape {
-            events: 200_000,
-            threads: 16,
-            locks: 400,
-            max_depth: 4,
-            inversions: 3,
-            cycles3: 0,
-            rate: InvRate::Times(3),
-            adjacent: false,
-            nested: false,
-            transitive: false,
-            two_threads: false,
-            out_of_order: false,
-            late_fork: false,
-            requests: false,
-            lookalikes: false,
-            names: Names::Prefixed,
-            seed: 1,
-        }
+        Shape::DEFAULT
     }
 }
 

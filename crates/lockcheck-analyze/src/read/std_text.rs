@@ -688,6 +688,32 @@ mod tests {
     /// the line, and the events it queued.
     type Reference = Option<(usize, bool, Vec<Event>)>;
 
+    /// The verdicts of a fast path and of its reference on `data` agree: a line taken by the
+    /// fast path ends where the reference's does and reads alike, and a line the fast path
+    /// declines queues nothing and is one the reference declines too (`kind` names the lines
+    /// it must take).
+    fn agree(
+        data: &str,
+        (at, out_a, reference): (Option<usize>, Vec<Event>, Reference),
+        kind: &str,
+    ) -> Result<(), TestCaseError> {
+        match (at, reference) {
+            (Some(len), Some((end, taken, out_b))) => {
+                prop_assert_eq!(len, end, "{:?}", data);
+                prop_assert!(taken, "{:?}", data);
+                prop_assert_eq!(out_a, out_b, "{:?}", data);
+            }
+            (Some(_), None) => prop_assert!(false, "took a line without its newline: {:?}", data),
+            (None, reference) => {
+                prop_assert!(out_a.is_empty(), "{:?}", data);
+                if let Some((_, taken, _)) = reference {
+                    prop_assert!(!taken, "declined a {} line: {:?}", kind, data);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// What [`translate_at`] makes of `data`, and what [`translate_common`] makes of the line
     /// [`Lines::next_line`] would return at its start (up to the first newline, without a
     /// `\r` before it), each with a translator of its own that has seen `seen` first.
@@ -751,21 +777,7 @@ mod tests {
         ) {
             let data = pieces.concat();
             let seen = seen.join("\n");
-            let (at, out_a, reference) = both(seen.as_bytes(), data.as_bytes());
-            match (at, reference) {
-                (Some(len), Some((end, taken, out_b))) => {
-                    prop_assert_eq!(len, end, "{:?}", data);
-                    prop_assert!(taken, "{:?}", data);
-                    prop_assert_eq!(out_a, out_b, "{:?}", data);
-                }
-                (Some(_), None) => prop_assert!(false, "took a line without its newline: {:?}", data),
-                (None, reference) => {
-                    prop_assert!(out_a.is_empty(), "{:?}", data);
-                    if let Some((_, taken, _)) = reference {
-                        prop_assert!(!taken, "declined a usual line: {:?}", data);
-                    }
-                }
-            }
+            agree(&data, both(seen.as_bytes(), data.as_bytes()), "usual")?;
         }
     }
 
@@ -823,21 +835,7 @@ mod tests {
         ) {
             let data = pieces.concat();
             let seen = seen.join("\n");
-            let (at, out_a, reference) = plain_both(seen.as_bytes(), data.as_bytes());
-            match (at, reference) {
-                (Some(len), Some((end, taken, out_b))) => {
-                    prop_assert_eq!(len, end, "{:?}", data);
-                    prop_assert!(taken, "{:?}", data);
-                    prop_assert_eq!(out_a, out_b, "{:?}", data);
-                }
-                (Some(_), None) => prop_assert!(false, "took a line without its newline: {:?}", data),
-                (None, reference) => {
-                    prop_assert!(out_a.is_empty(), "{:?}", data);
-                    if let Some((_, taken, _)) = reference {
-                        prop_assert!(!taken, "declined a plain line: {:?}", data);
-                    }
-                }
-            }
+            agree(&data, plain_both(seen.as_bytes(), data.as_bytes()), "plain")?;
         }
 
         /// `plain_run` stops where a byte-by-byte scan with [`plain`] stops.
