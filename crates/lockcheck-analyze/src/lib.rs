@@ -789,6 +789,7 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     let complete = inst_w.is_empty()
         && class_w.is_empty()
         && model.anomalies.over_budget == 0
+        && model.anomalies.over_node_budget == 0
         && model.anomalies.wait_cycles_unchecked == 0;
     warnings.extend(inst_w);
     warnings.extend(class_w);
