@@ -663,12 +663,21 @@ pub fn violation(names: &Names<'_>, c: &Candidate) -> Violation {
     }
 }
 
+/// The most further example cycles (`RootCauseReport::examples`) listed in one report, over all
+/// of its root causes: a root cause lists all of its examples while the report stays within it,
+/// the later ones none (a warning says how many). A real program's handful of root causes list
+/// up to ten each (`--max-examples`); the dense random traces make tens of thousands of root
+/// causes, whose examples were 20 KB of report each, gigabytes in all (`genvar.py smalllocks`
+/// with 300 locks: 34,646 root causes).
+pub const MAX_EXAMPLES_LISTED: usize = 10_000;
+
 /// Builds the violation of a root cause: its shortest valid cycle (id as in
-/// [`violation_on_edges`]), the edges to change and the further examples.
+/// [`violation_on_edges`]), the edges to change and, `with_examples`, the further examples.
 pub fn root_cause_violation(
     names: &Names<'_>,
     rc: &crate::cycles::RootCause,
     graph: &crate::graph::LockGraph,
+    with_examples: bool,
 ) -> Violation {
     let model = names.model();
     let mut v = violation_on_edges(names, &rc.representative, graph);
@@ -711,6 +720,7 @@ pub fn root_cause_violation(
     let examples = rc
         .examples
         .iter()
+        .filter(|_| with_examples)
         .map(|c| {
             let (locks, edges) = describe_candidate(names, c);
             CycleReport { locks, edges }
