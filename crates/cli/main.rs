@@ -492,15 +492,7 @@ fn render(
             },
         ),
         Format::Text => {
-            let color = match a.color {
-                ColorArg::Always => true,
-                ColorArg::Never => false,
-                ColorArg::Auto => {
-                    color_ok
-                        && std::io::stdout().is_terminal()
-                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                }
-            };
+            let color = text_color(a, color_ok);
             if a.quiet {
                 render_violations(report, color)
             } else {
@@ -519,6 +511,48 @@ fn render(
 /// Writes `value` as pretty JSON and a line break to `path`, or to stdout without one, as it
 /// is serialized (the same bytes as [`render`]'s, without the report held in memory first); a
 /// closed pipe (`| head`) is not a failure of the analysis.
+/// Whether the text report is colored: `--color`, else when it goes to a terminal (`color_ok`:
+/// not to a file) and `NO_COLOR` is unset.
+fn text_color(a: &AnalysisArgs, color_ok: bool) -> bool {
+    match a.color {
+        ColorArg::Always => true,
+        ColorArg::Never => false,
+        ColorArg::Auto => {
+            color_ok
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+/// The text report (what `render` makes of [`Format::Text`]) written to `path` or stdout as it
+/// is made: tens of thousands of violations are tens of megabytes of text, not held whole.
+fn write_text_report(report: &Report, a: &AnalysisArgs, path: Option<&Path>) -> Result<(), String> {
+    let color = text_color(a, path.is_none());
+    let write = |out: &mut dyn Write| -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+        if a.quiet {
+            lockcheck_analyze::report::write_violations(&mut out, report, color)?;
+        } else {
+            let opts = TextOptions {
+                verbose: a.verbose,
+                color,
+            };
+            lockcheck_analyze::report::write_text(&mut out, report, opts)?;
+        }
+        out.flush()
+    };
+    match path {
+        Some(path) => std::fs::File::create(path)
+            .and_then(|mut f| write(&mut f))
+            .map_err(|e| format!("{}: {e}", path.display())),
+        None => match write(&mut std::io::stdout().lock()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+            _ => Ok(()),
+        },
+    }
+}
+
 fn write_json<T: serde::Serialize + ?Sized>(value: &T, path: Option<&Path>) -> Result<(), String> {
     fn write(out: impl Write, value: &(impl serde::Serialize + ?Sized)) -> std::io::Result<()> {
         // Large pieces: each write to stdout is a system call.
@@ -597,6 +631,7 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
             );
             write_json(&log, args.output.as_deref())
         }
+        Format::Text => write_text_report(report, &args.common, args.output.as_deref()),
         _ => {
             let text = render(
                 args.format,

@@ -663,8 +663,45 @@ fn beside<'scope, T: Send + 'scope>(
     }
 }
 
+/// The further example cycles a report lists ([`report::MAX_EXAMPLES_LISTED`]): a root cause
+/// lists all of its examples or, once the report is at the budget, none.
+#[derive(Debug)]
+struct ExampleBudget {
+    /// The most examples listed.
+    max: usize,
+    /// Examples listed so far.
+    listed: usize,
+    /// Root causes seen.
+    root_causes: usize,
+    /// Root causes with examples that list none.
+    unlisted: usize,
+}
+
+impl ExampleBudget {
+    /// Whether root cause `rc` lists its examples (counted when it does).
+    fn take(&mut self, rc: &cycles::RootCause) -> bool {
+        self.root_causes += 1;
+        let n = rc.examples.len();
+        if n == 0 {
+            return true;
+        }
+        if self.listed + n > self.max {
+            self.unlisted += 1;
+            return false;
+        }
+        self.listed += n;
+        true
+    }
+}
+
 /// Analyzes a model already built (the part of [`analyze`] after reading).
 pub fn analyze_model(model: &Model, opts: &Options) -> Report {
+    analyze_model_listing(model, opts, report::MAX_EXAMPLES_LISTED)
+}
+
+/// [`analyze_model`], listing at most `max_examples` further example cycles in the report
+/// (tests set fewer than [`report::MAX_EXAMPLES_LISTED`]).
+fn analyze_model_listing(model: &Model, opts: &Options, max_examples: usize) -> Report {
     let mut warnings = model.anomalies.warnings();
     warnings.extend(model.approximations.warnings());
     // Violations: one per root cause, decided per edge of the smallest change set (every cycle
@@ -789,6 +826,7 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
     let complete = inst_w.is_empty()
         && class_w.is_empty()
         && model.anomalies.over_budget == 0
+        && model.anomalies.over_node_budget == 0
         && model.anomalies.wait_cycles_unchecked == 0;
     warnings.extend(inst_w);
     warnings.extend(class_w);
@@ -835,10 +873,30 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
         // nothing new.
         // The lock and site names of every report, made once each.
         let names = report::Names::new(model);
+        let mut inst_violation_sets: HashMap<Vec<ClassId>, usize> = HashMap::new();
+        let mut inst_change_edges: HashMap<(ClassId, ClassId), usize> = HashMap::new();
+        for (i, rc) in inst_rc.iter().enumerate() {
+            inst_violation_sets
+                .entry(class_set(model, &rc.representative))
+                .or_insert(i);
+            for &(a, b) in &rc.edges {
+                inst_change_edges.entry((cls(a), cls(b))).or_insert(i);
+            }
+        }
+        // Further examples, up to `MAX_EXAMPLES_LISTED` in the whole report: the root causes
+        // are consumed as their reports are made, so that a trace of tens of thousands of them
+        // holds each once, not in both forms.
+        let mut examples = ExampleBudget {
+            max: max_examples,
+            listed: 0,
+            root_causes: 0,
+            unlisted: 0,
+        };
         let mut violations: Vec<report::Violation> = inst_rc
-            .iter()
+            .into_iter()
             .map(|rc| {
-                let mut v = report::root_cause_violation(&names, rc, &inst_graph);
+                let mut v =
+                    report::root_cause_violation(&names, &rc, &inst_graph, examples.take(&rc));
                 if opts.levels == Levels::Both && one_instance_per_class {
                     v.class_cycle = Some(
                         rc.representative
@@ -851,23 +909,13 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
                 v
             })
             .collect();
-        let mut inst_violation_sets: HashMap<Vec<ClassId>, usize> = HashMap::new();
-        let mut inst_change_edges: HashMap<(ClassId, ClassId), usize> = HashMap::new();
-        for (i, rc) in inst_rc.iter().enumerate() {
-            inst_violation_sets
-                .entry(class_set(model, &rc.representative))
-                .or_insert(i);
-            for &(a, b) in &rc.edges {
-                inst_change_edges.entry((cls(a), cls(b))).or_insert(i);
-            }
-        }
         let inst_sets: HashSet<Vec<ClassId>> = inst.iter().map(|c| class_set(model, c)).collect();
         let mut filtered: Vec<report::Filtered> = inst
             .iter()
             .filter(|c| c.filter.is_some())
             .map(|c| report::filtered(&names, c))
             .collect();
-        for rc in &class_rc {
+        for rc in class_rc {
             let same = rc
                 .edges
                 .iter()
@@ -883,7 +931,12 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
                             .collect(),
                     );
                 }
-                None => violations.push(report::root_cause_violation(&names, rc, &class_graph)),
+                None => violations.push(report::root_cause_violation(
+                    &names,
+                    &rc,
+                    &class_graph,
+                    examples.take(&rc),
+                )),
             }
         }
         for c in class.iter().filter(|c| c.filter.is_some()) {
@@ -942,6 +995,16 @@ pub fn analyze_model(model: &Model, opts: &Options) -> Report {
             }
         }
 
+        if examples.unlisted > 0 {
+            warnings.push(format!(
+                "further example cycles are listed for {} of {} root causes ({} examples, at most {} in a report): the other {} list only their shortest cycle (the lock graph of this trace is beyond any real program)",
+                examples.root_causes - examples.unlisted,
+                examples.root_causes,
+                examples.listed,
+                examples.max,
+                examples.unlisted,
+            ));
+        }
         phase("violations");
         let hierarchy = hierarchy.join();
         (hierarchy, violations, filtered, suppressed)
@@ -1180,5 +1243,93 @@ mod tests {
             .collect();
         assert!(errors[0].contains("bad.std:2:"), "{errors:?}");
         assert!(errors.iter().all(|e| e == &errors[0]), "{errors:?}");
+    }
+
+    /// A dense random trace's root causes and their examples, first with every example
+    /// listed, then with a budget that the last root causes with examples do not fit: those
+    /// list none (all or nothing each), a warning says how many, and nothing else changes.
+    #[test]
+    fn examples_past_the_report_budget_are_not_listed_and_said() {
+        let (model, full) = (1..40)
+            .map(|seed| {
+                let mut b = ModelBuilder::new();
+                b.begin_trace("t");
+                for e in crate::model::tests::random_events(seed, 8, 6, 1500) {
+                    b.event(&e);
+                }
+                let model = b.finish();
+                let full = analyze_model(&model, &Options::default());
+                (model, full)
+            })
+            .find(|(_, r)| {
+                r.violations
+                    .iter()
+                    .filter(|v| {
+                        v.root_cause
+                            .as_ref()
+                            .is_some_and(|rc| !rc.examples.is_empty())
+                    })
+                    .count()
+                    >= 3
+            })
+            .expect("a seed with three root causes with examples");
+        let counts: Vec<usize> = full
+            .violations
+            .iter()
+            .map(|v| v.root_cause.as_ref().map_or(0, |rc| rc.examples.len()))
+            .collect();
+        let total: usize = counts.iter().sum();
+        assert!(total < report::MAX_EXAMPLES_LISTED, "{total}");
+        assert!(!full.warnings.iter().any(|w| w.contains("further example")));
+        // The budget: all but the last root cause with examples fit.
+        let last = counts.iter().rposition(|&n| n > 0).unwrap();
+        let max = total - 1;
+        let capped = analyze_model_listing(&model, &Options::default(), max);
+        // The reference: root causes in report order, each listing all of its examples while
+        // the sum stays within the budget.
+        let mut listed = 0;
+        let mut unlisted = 0;
+        for (i, (a, b)) in full.violations.iter().zip(&capped.violations).enumerate() {
+            let n = counts[i];
+            let fits = listed + n <= max;
+            if fits {
+                listed += n;
+            } else {
+                unlisted += 1;
+            }
+            let mut a = a.clone();
+            if !fits {
+                a.root_cause.as_mut().unwrap().examples.clear();
+            }
+            assert_eq!(&a, b, "violation {i}");
+        }
+        assert_eq!(full.violations.len(), capped.violations.len());
+        assert!(unlisted >= 1);
+        assert!(capped.violations[last]
+            .root_cause
+            .as_ref()
+            .unwrap()
+            .examples
+            .is_empty());
+        let rcs = counts.len()
+            - full
+                .violations
+                .iter()
+                .filter(|v| v.root_cause.is_none())
+                .count();
+        let note = format!(
+            "further example cycles are listed for {} of {rcs} root causes ({listed} examples, at most {max} in a report)",
+            rcs - unlisted
+        );
+        assert!(
+            capped.warnings.iter().any(|w| w.starts_with(&note)),
+            "{note}\n{:?}",
+            capped.warnings
+        );
+        assert_eq!(capped.warnings.len(), full.warnings.len() + 1);
+        assert_eq!(
+            capped.summary, full.summary,
+            "a listing bound: the search is as complete"
+        );
     }
 }

@@ -71,12 +71,25 @@ pub const MAX_SITES_PER_DEP: usize = 64;
 /// dependency made there names that many held locks and the lock graph grows with them.
 pub const DEEP_HELD: usize = 256;
 /// The budget of the model's held sets: at most this many held-lock entries over all distinct
-/// dependencies (what the lock graph is built from) and this many interned held-set nodes. A
-/// real trace stays far below it (the planted 5M-event trace: 2.3M entries, 1.3M nodes); held
-/// sets that grow without bound would make both quadratic in the trace. Beyond it, new
+/// dependencies (what the lock graph is built from; the interned held-set nodes have a budget
+/// of their own, [`MAX_HELD_NODES`]). A real trace stays far below it (the planted 5M-event
+/// trace: 2.3M entries); held sets that grow without bound would make it quadratic in the
+/// trace. Beyond it, new
 /// dependencies are not recorded, counted in [`Anomalies::over_budget`] (a warning, and an
 /// incomplete analysis).
 pub const MAX_HELD_ENTRIES: usize = 1 << 23;
+/// The budget of each of the model's two held-set tries ([`Model::held_sets`],
+/// [`Model::held_sites`]): at most this many interned nodes, distinct held sets. While the
+/// replay runs a node costs 20 bytes in the first and 16 in the second (its parent and item,
+/// its first child, the index of its further children), so the budget bounds the replay's
+/// tables at 2 x 2.1M nodes, about 75 MB. A real trace stays below it: the planted 5M-event
+/// trace of a whole suite's shape (16 threads, 400 locks, nesting 1 to 4) makes 1.3M nodes; the
+/// hostile traces that reach it (held sets that grow without bound, thousands of locks held by
+/// each of a few threads) made 8.4M at the former budget ([`MAX_HELD_ENTRIES`]) and 300 MB of
+/// tables. Beyond it, the acquisitions that would make a new node are not recorded as
+/// dependencies, counted in [`Anomalies::over_node_budget`] (a warning, and an incomplete
+/// analysis).
+pub const MAX_HELD_NODES: usize = 1 << 21;
 
 /// A thread of some trace.
 #[derive(Debug, Clone)]
@@ -1020,6 +1033,9 @@ pub struct Anomalies {
     /// Dependencies (and site lists of held locks) not recorded because the held sets exceed
     /// [`MAX_HELD_ENTRIES`].
     pub over_budget: u64,
+    /// Dependencies (and site lists of held locks) not recorded because the distinct held sets
+    /// exceed [`MAX_HELD_NODES`].
+    pub over_node_budget: u64,
     /// Requests of an exhausted semaphore whose holders all waited, not checked for a wait
     /// cycle because more than [`MAX_WAIT_CYCLE_WAITERS`] threads were waiting at once.
     pub wait_cycles_unchecked: u64,
@@ -1113,6 +1129,13 @@ impl Anomalies {
                 "{} dependenc{} or site list(s) not recorded: the held sets of this trace exceed the budget of {MAX_HELD_ENTRIES} held-lock entries (held sets growing without bound: releases missing?); results may be incomplete",
                 self.over_budget,
                 if self.over_budget == 1 { "y" } else { "ies" },
+            ));
+        }
+        if self.over_node_budget > 0 {
+            w.push(format!(
+                "{} dependenc{} or site list(s) not recorded: the distinct held sets of this trace exceed the budget of {MAX_HELD_NODES} (held sets growing without bound, or thousands of locks held at once: releases missing?); results may be incomplete",
+                self.over_node_budget,
+                if self.over_node_budget == 1 { "y" } else { "ies" },
             ));
         }
         w
@@ -1542,6 +1565,17 @@ impl IdMap {
     }
 }
 
+/// The node budget of a [`ModelBuilder`]'s held-set tries: [`MAX_HELD_NODES`] unless a test
+/// sets a smaller one.
+#[derive(Debug, Clone, Copy)]
+struct NodeBudget(usize);
+
+impl Default for NodeBudget {
+    fn default() -> Self {
+        NodeBudget(MAX_HELD_NODES)
+    }
+}
+
 /// Builds a [`Model`] from events, one trace after the other.
 ///
 /// ```
@@ -1564,6 +1598,8 @@ pub struct ModelBuilder {
     site_by_loc: HashMap<String, SiteId>,
     /// Held-lock entries over all distinct dependencies (see [`MAX_HELD_ENTRIES`]).
     held_entries: usize,
+    /// The most nodes of each held-set trie ([`MAX_HELD_NODES`]; tests set less).
+    node_budget: NodeBudget,
     /// Interned clocks: hash -> first id with that hash; `clock_next` chains the others.
     clock_index: FastMap<u64, ClockId>,
     clock_next: Vec<ClockId>,
@@ -2061,12 +2097,13 @@ impl ModelBuilder {
             };
             self.model.held_sites.prefetch_child(parent, top.site);
         }
-        let in_budget = |len: usize| len <= MAX_HELD_ENTRIES;
+        let budget = self.node_budget.0;
+        let in_budget = |len: usize| len <= budget;
         let held = if state.valid == depth && in_budget(self.model.held_sets.len()) {
             top.node
         } else {
             let Some(held) = self.top(t) else {
-                self.model.anomalies.over_budget += 1;
+                self.model.anomalies.over_node_budget += 1;
                 return None;
             };
             held
@@ -2338,11 +2375,11 @@ impl ModelBuilder {
     }
 
     /// The interned held set of thread `t`, interning again the holds above a release or
-    /// conversion below the top; `None` when that would exceed [`MAX_HELD_ENTRIES`] nodes.
+    /// conversion below the top; `None` when that would exceed [`MAX_HELD_NODES`] nodes.
     fn top(&mut self, t: ThreadId) -> Option<HeldId> {
         let state = &mut self.threads[t as usize];
         let from = state.valid;
-        if self.model.held_sets.len() + (state.held.len() - from) > MAX_HELD_ENTRIES {
+        if self.model.held_sets.len() + (state.held.len() - from) > self.node_budget.0 {
             return None;
         }
         let held = &mut state.held;
@@ -2362,8 +2399,8 @@ impl ModelBuilder {
     fn top_sites(&mut self, t: ThreadId) -> HeldSitesId {
         let state = &mut self.threads[t as usize];
         let from = state.sites_valid;
-        if self.model.held_sites.len() + (state.held.len() - from) > MAX_HELD_ENTRIES {
-            self.model.anomalies.over_budget += 1;
+        if self.model.held_sites.len() + (state.held.len() - from) > self.node_budget.0 {
+            self.model.anomalies.over_node_budget += 1;
             return EMPTY;
         }
         let held = &mut state.held;
@@ -2947,7 +2984,7 @@ impl ModelBuilder {
         let state = &self.threads[t as usize];
         let node = if !state.held.is_empty() {
             self.add_dep(t, l, m, how, site, false)
-        } else if self.model.held_sets.len() > MAX_HELD_ENTRIES {
+        } else if self.model.held_sets.len() > self.node_budget.0 {
             None
         } else {
             let root = state.root;
@@ -4758,6 +4795,65 @@ mod request_tests {
         let last = m.dep(recorded as u32 - 1);
         assert_eq!(last.held().len() as u64, recorded);
         assert_eq!(last.held().next(), Some((0, Mode::Exclusive)));
+    }
+
+    /// Many distinct held sets (a lock held while each of thousands of others is taken under
+    /// it, then the same under a second lock): past the node budget (set small here) the
+    /// tries stop growing and the dependencies that would need a new node are counted and
+    /// warned about, the analysis incomplete; below it, the model is the unbounded one.
+    #[test]
+    fn distinct_held_sets_past_the_node_budget_stop_the_tries_and_are_reported() {
+        let n = 600u64;
+        let mut s = String::new();
+        for outer in [1u64, 2] {
+            for l in 10..10 + n {
+                s += &nested(1, [outer, l, l + 1000]);
+                for r in [l + 1000, l, outer] {
+                    s += &format!("{{\"e\":\"release\",\"t\":1,\"l\":{r}}}\n");
+                }
+            }
+        }
+        s += &nested(2, [1011, 2]);
+        let build = |budget: usize| {
+            let mut b = ModelBuilder::new();
+            b.node_budget = NodeBudget(budget);
+            b.begin_trace("t");
+            for e in crate::model::tests::events(&s) {
+                b.event(&e);
+            }
+            b.finish()
+        };
+        let full = build(MAX_HELD_NODES);
+        assert_eq!(full.anomalies.over_node_budget, 0);
+        assert!(
+            full.held_sets.len() > 2 * 2 * n as usize,
+            "{}",
+            full.held_sets.len()
+        );
+        let budget = 1000;
+        let m = build(budget);
+        assert!(m.held_sets.len() <= budget + 2, "{}", m.held_sets.len());
+        assert!(m.held_sites.len() <= budget + 2, "{}", m.held_sites.len());
+        assert!(m.deps.len() < full.deps.len());
+        assert!(m.anomalies.over_node_budget > 0);
+        assert_eq!(
+            m.anomalies.over_budget, 0,
+            "the entries' budget is not the one hit"
+        );
+        let w = m.anomalies.warnings();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("distinct held sets") && w.contains("budget of 2097152")),
+            "{w:?}"
+        );
+        let r = crate::analyze_model(&m, &crate::Options::default());
+        assert!(!r.summary.complete, "{:?}", r.warnings);
+        // Within the budget nothing changes: the same dependencies as without one.
+        let within = build(full.held_sets.len().max(full.held_sites.len()));
+        assert_eq!(within.anomalies.over_node_budget, 0);
+        assert_eq!(within.deps.len(), full.deps.len());
+        let r = crate::analyze_model(&full, &crate::Options::default());
+        assert!(r.summary.complete, "{:?}", r.warnings);
     }
 
     /// A hostile trace releasing from the bottom of a deep stack: interning the held set again

@@ -663,12 +663,21 @@ pub fn violation(names: &Names<'_>, c: &Candidate) -> Violation {
     }
 }
 
+/// The most further example cycles (`RootCauseReport::examples`) listed in one report, over all
+/// of its root causes: a root cause lists all of its examples while the report stays within it,
+/// the later ones none (a warning says how many). A real program's handful of root causes list
+/// up to ten each (`--max-examples`); the dense random traces make tens of thousands of root
+/// causes, whose examples were 20 KB of report each, gigabytes in all (`genvar.py smalllocks`
+/// with 300 locks: 34,646 root causes).
+pub const MAX_EXAMPLES_LISTED: usize = 10_000;
+
 /// Builds the violation of a root cause: its shortest valid cycle (id as in
-/// [`violation_on_edges`]), the edges to change and the further examples.
+/// [`violation_on_edges`]), the edges to change and, `with_examples`, the further examples.
 pub fn root_cause_violation(
     names: &Names<'_>,
     rc: &crate::cycles::RootCause,
     graph: &crate::graph::LockGraph,
+    with_examples: bool,
 ) -> Violation {
     let model = names.model();
     let mut v = violation_on_edges(names, &rc.representative, graph);
@@ -711,6 +720,7 @@ pub fn root_cause_violation(
     let examples = rc
         .examples
         .iter()
+        .filter(|_| with_examples)
         .map(|c| {
             let (locks, edges) = describe_candidate(names, c);
             CycleReport { locks, edges }
@@ -1212,14 +1222,48 @@ pub fn render_violations(r: &Report, color: bool) -> String {
     render_violations_styled(r, Style { on: color }, false)
 }
 
-fn render_violations_styled(r: &Report, st: Style, verbose: bool) -> String {
+/// [`render_violations`] written to `w` as it is made, the same bytes.
+pub fn write_violations<W: std::io::Write + ?Sized>(
+    w: &mut W,
+    r: &Report,
+    color: bool,
+) -> std::io::Result<()> {
     let mut out = String::new();
+    write_violations_styled(w, &mut out, r, Style { on: color }, false)?;
+    w.write_all(out.as_bytes())
+}
+
+fn render_violations_styled(r: &Report, st: Style, verbose: bool) -> String {
+    let mut w = Vec::new();
+    let mut out = String::new();
+    write_violations_styled(&mut w, &mut out, r, st, verbose).expect("a vector takes anything");
+    w.extend_from_slice(out.as_bytes());
+    String::from_utf8(w).expect("the text is UTF-8")
+}
+
+/// The violations as text into `out`, whose text is written to `w` (and `out` emptied) at
+/// each violation once it holds [`TEXT_CHUNK`] bytes: the report of tens of thousands of
+/// violations is tens of megabytes of text, not held whole. `out` keeps what is not written.
+fn write_violations_styled<W: std::io::Write + ?Sized>(
+    w: &mut W,
+    out: &mut String,
+    r: &Report,
+    st: Style,
+    verbose: bool,
+) -> std::io::Result<()> {
     let total = r.new_violations().count();
     for (i, v) in r.new_violations().enumerate() {
-        violation_text(&mut out, v, i, total, st, verbose);
+        violation_text(out, v, i, total, st, verbose);
+        if out.len() >= TEXT_CHUNK {
+            w.write_all(out.as_bytes())?;
+            out.clear();
+        }
     }
-    out
+    Ok(())
 }
+
+/// How much text [`write_text`] makes before writing it.
+const TEXT_CHUNK: usize = 1 << 16;
 
 /// The one-line summary, e.g. `lockcheck: 1 violation (2 candidates filtered: gate-lock 1,
 /// fork-join 1) in 1 trace, 56 events, 6 locks`.
@@ -1272,8 +1316,21 @@ pub fn summary_line(r: &Report) -> String {
 /// Renders the report as text: the violations as lockdep-style scenarios, then (with `verbose`)
 /// the filtered candidates, the hierarchy, the timeouts, the warnings and the summary line.
 pub fn render_text(r: &Report, opts: TextOptions) -> String {
+    let mut out = Vec::new();
+    write_text(&mut out, r, opts).expect("a vector takes anything");
+    String::from_utf8(out).expect("the text is UTF-8")
+}
+
+/// [`render_text`] written to `w` as it is made, the same bytes (the violations in pieces of
+/// about 64 KiB; `w` should be buffered only if it is not already).
+pub fn write_text<W: std::io::Write + ?Sized>(
+    w: &mut W,
+    r: &Report,
+    opts: TextOptions,
+) -> std::io::Result<()> {
     let st = Style { on: opts.color };
-    let mut out = render_violations_styled(r, st, opts.verbose);
+    let mut out = String::new();
+    write_violations_styled(w, &mut out, r, st, opts.verbose)?;
     let baselined: Vec<&Violation> = r.violations.iter().filter(|v| v.baselined).collect();
     if !baselined.is_empty() {
         let _ = writeln!(
@@ -1328,7 +1385,7 @@ pub fn render_text(r: &Report, opts: TextOptions) -> String {
         let _ = writeln!(out);
     }
     let _ = writeln!(out, "{}", summary_line(r));
-    out
+    w.write_all(out.as_bytes())
 }
 
 fn render_hierarchy(out: &mut String, h: &Hierarchy, opts: TextOptions, st: Style) {
@@ -1466,6 +1523,81 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::collections::HashMap;
+
+    /// The text report written in pieces as it is made ([`write_text`], [`write_violations`])
+    /// is the text rendered whole: each violation's text in order, then the rest; pieces of at
+    /// least [`TEXT_CHUNK`] bytes that end where a violation does.
+    #[test]
+    fn the_text_written_in_pieces_is_the_text_rendered_whole() {
+        let mut b = crate::model::ModelBuilder::new();
+        b.begin_trace("t");
+        for e in crate::model::tests::random_events(3, 8, 6, 1500) {
+            b.event(&e);
+        }
+        let mut r = crate::analyze_model(&b.finish(), &crate::Options::default());
+        assert!(!r.violations.is_empty());
+        let one = r.violations.clone();
+        while r.violations.len() < 2000 {
+            r.violations.extend(one.iter().cloned());
+        }
+        r.violations[1].baselined = true;
+        #[derive(Default)]
+        struct Pieces(Vec<Vec<u8>>);
+        impl std::io::Write for Pieces {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.push(buf.to_vec());
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut plain = String::new();
+        for verbose in [false, true] {
+            let opts = TextOptions {
+                verbose,
+                color: false,
+            };
+            let st = Style { on: false };
+            let mut whole = String::new();
+            let total = r.new_violations().count();
+            let mut ends = vec![0];
+            for (i, v) in r.new_violations().enumerate() {
+                violation_text(&mut whole, v, i, total, st, verbose);
+                ends.push(whole.len());
+            }
+            let text = render_text(&r, opts);
+            assert!(text.starts_with(&whole) && text.len() > whole.len());
+            if !verbose {
+                plain = whole;
+            }
+            let mut w = Pieces::default();
+            write_text(&mut w, &r, opts).unwrap();
+            assert!(w.0.len() > 2, "{}", w.0.len());
+            let mut at = 0;
+            for p in &w.0[..w.0.len() - 1] {
+                assert!(p.len() >= TEXT_CHUNK, "{}", p.len());
+                at += p.len();
+                assert!(
+                    ends.contains(&at),
+                    "a piece ends inside a violation at {at}"
+                );
+            }
+            assert!(
+                w.0.concat() == text.as_bytes(),
+                "the pieces differ from the whole"
+            );
+        }
+        let mut w = Pieces::default();
+        write_violations(&mut w, &r, false).unwrap();
+        assert!(w.0.len() > 2);
+        let whole = render_violations(&r, false);
+        assert!(whole.len() > 4 * TEXT_CHUNK && whole == plain);
+        assert!(
+            w.0.concat() == whole.as_bytes(),
+            "the pieces differ from the whole"
+        );
+    }
 
     /// [`to_json_pretty`] writes what serde_json's pretty printer writes: nested objects and
     /// arrays, empty ones, nesting deeper than its indentation in one piece, escaped strings,
