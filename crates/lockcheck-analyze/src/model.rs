@@ -78,18 +78,27 @@ pub const DEEP_HELD: usize = 256;
 /// dependencies are not recorded, counted in [`Anomalies::over_budget`] (a warning, and an
 /// incomplete analysis).
 pub const MAX_HELD_ENTRIES: usize = 1 << 23;
-/// The budget of each of the model's two held-set tries ([`Model::held_sets`],
-/// [`Model::held_sites`]): at most this many interned nodes, distinct held sets. While the
-/// replay runs a node costs 20 bytes in the first and 16 in the second (its parent and item,
-/// its first child, the index of its further children), so the budget bounds the replay's
-/// tables at 2 x 2.1M nodes, about 75 MB. A real trace stays below it: the planted 5M-event
-/// trace of a whole suite's shape (16 threads, 400 locks, nesting 1 to 4) makes 1.3M nodes; the
-/// hostile traces that reach it (held sets that grow without bound, thousands of locks held by
-/// each of a few threads) made 8.4M at the former budget ([`MAX_HELD_ENTRIES`]) and 300 MB of
-/// tables. Beyond it, the acquisitions that would make a new node are not recorded as
-/// dependencies, counted in [`Anomalies::over_node_budget`] (a warning, and an incomplete
-/// analysis).
+/// The base budget of each of the model's two held-set tries ([`Model::held_sets`],
+/// [`Model::held_sites`]): at most this many interned nodes (distinct held sets) plus
+/// [`HELD_NODES_PER_ACQUISITION`] for every acquisition replayed so far. While the replay runs
+/// a node costs 20 bytes in the first and 16 in the second (its parent and item, its first
+/// child, the index of its further children), so the base bounds the tables of a short trace
+/// at 2 x 2.1M nodes, about 75 MB, and a long one's grow with the trace at most. A real trace
+/// makes at most one node per acquisition in each trie (the acquired lock's, under a held set
+/// already interned) and usually far fewer: the planted 5M-event trace of a whole suite's shape
+/// (16 threads, 400 locks, nesting 1 to 4) makes 1.3M nodes, its 20M-event form several million (a
+/// fixed budget of 2.1M nodes left a quarter of that one's dependencies out). The hostile
+/// traces that reach it make tens of nodes per event (held sets that grow without bound,
+/// releases below the top of thousands of holds that intern every hold above again): the
+/// 200,000-event random traces made 8.4M nodes and 300 MB of tables at the former, fixed
+/// budget ([`MAX_HELD_ENTRIES`]). Beyond it, the acquisitions that would make a new node are
+/// not recorded as dependencies, counted in [`Anomalies::over_node_budget`] (a warning, and an
+/// incomplete analysis).
 pub const MAX_HELD_NODES: usize = 1 << 21;
+/// The nodes each acquisition adds to the held-set tries' budget ([`MAX_HELD_NODES`]): twice
+/// the most a real program's acquisition makes, so that no real trace reaches the budget
+/// however long it is, and a hostile one's tables stay proportional to its length.
+pub const HELD_NODES_PER_ACQUISITION: usize = 2;
 
 /// A thread of some trace.
 #[derive(Debug, Clone)]
@@ -1133,7 +1142,7 @@ impl Anomalies {
         }
         if self.over_node_budget > 0 {
             w.push(format!(
-                "{} dependenc{} or site list(s) not recorded: the distinct held sets of this trace exceed the budget of {MAX_HELD_NODES} (held sets growing without bound, or thousands of locks held at once: releases missing?); results may be incomplete",
+                "{} dependenc{} or site list(s) not recorded: the distinct held sets of this trace exceed the budget of {MAX_HELD_NODES} plus {HELD_NODES_PER_ACQUISITION} per acquisition (held sets growing without bound, or thousands of locks held at once: releases missing?); results may be incomplete",
                 self.over_node_budget,
                 if self.over_node_budget == 1 { "y" } else { "ies" },
             ));
@@ -1598,8 +1607,10 @@ pub struct ModelBuilder {
     site_by_loc: HashMap<String, SiteId>,
     /// Held-lock entries over all distinct dependencies (see [`MAX_HELD_ENTRIES`]).
     held_entries: usize,
-    /// The most nodes of each held-set trie ([`MAX_HELD_NODES`]; tests set less).
+    /// The base of each held-set trie's node budget ([`MAX_HELD_NODES`]; tests set less).
     node_budget: NodeBudget,
+    /// What the acquisitions replayed so far add to it ([`HELD_NODES_PER_ACQUISITION`] each).
+    node_allowance: usize,
     /// Interned clocks: hash -> first id with that hash; `clock_next` chains the others.
     clock_index: FastMap<u64, ClockId>,
     clock_next: Vec<ClockId>,
@@ -2097,7 +2108,7 @@ impl ModelBuilder {
             };
             self.model.held_sites.prefetch_child(parent, top.site);
         }
-        let budget = self.node_budget.0;
+        let budget = self.node_limit();
         let in_budget = |len: usize| len <= budget;
         let held = if state.valid == depth && in_budget(self.model.held_sets.len()) {
             top.node
@@ -2374,12 +2385,21 @@ impl ModelBuilder {
         }
     }
 
+    /// The most nodes each held-set trie may have now: the base budget ([`MAX_HELD_NODES`])
+    /// and what the acquisitions replayed so far add to it.
+    #[inline]
+    fn node_limit(&self) -> usize {
+        self.node_budget.0 + self.node_allowance
+    }
+
     /// The interned held set of thread `t`, interning again the holds above a release or
-    /// conversion below the top; `None` when that would exceed [`MAX_HELD_NODES`] nodes.
+    /// conversion below the top; `None` when that would exceed the node budget
+    /// ([`ModelBuilder::node_limit`]).
     fn top(&mut self, t: ThreadId) -> Option<HeldId> {
+        let limit = self.node_limit();
         let state = &mut self.threads[t as usize];
         let from = state.valid;
-        if self.model.held_sets.len() + (state.held.len() - from) > self.node_budget.0 {
+        if self.model.held_sets.len() + (state.held.len() - from) > limit {
             return None;
         }
         let held = &mut state.held;
@@ -2397,9 +2417,10 @@ impl ModelBuilder {
 
     /// The interned sites of thread `t`'s holds (as [`ModelBuilder::top`]).
     fn top_sites(&mut self, t: ThreadId) -> HeldSitesId {
+        let limit = self.node_limit();
         let state = &mut self.threads[t as usize];
         let from = state.sites_valid;
-        if self.model.held_sites.len() + (state.held.len() - from) > self.node_budget.0 {
+        if self.model.held_sites.len() + (state.held.len() - from) > limit {
             self.model.anomalies.over_node_budget += 1;
             return EMPTY;
         }
@@ -2939,6 +2960,7 @@ impl ModelBuilder {
     /// the entry's address: about 40 instructions per acquisition on the planted trace).
     #[inline]
     fn acquire(&mut self, t: u64, l: u64, m: Mode, how: How, s: Option<u32>, wait_ns: u64) {
+        self.node_allowance += HELD_NODES_PER_ACQUISITION;
         let t = self.thread(t);
         let l = self.lock(l);
         let site = self.site(s);
@@ -2984,7 +3006,7 @@ impl ModelBuilder {
         let state = &self.threads[t as usize];
         let node = if !state.held.is_empty() {
             self.add_dep(t, l, m, how, site, false)
-        } else if self.model.held_sets.len() > self.node_budget.0 {
+        } else if self.model.held_sets.len() > self.node_limit() {
             None
         } else {
             let root = state.root;
@@ -4797,12 +4819,24 @@ mod request_tests {
         assert_eq!(last.held().next(), Some((0, Mode::Exclusive)));
     }
 
-    /// Many distinct held sets (a lock held while each of thousands of others is taken under
-    /// it, then the same under a second lock): past the node budget (set small here) the
-    /// tries stop growing and the dependencies that would need a new node are counted and
-    /// warned about, the analysis incomplete; below it, the model is the unbounded one.
+    /// The model of `s` (JSON Lines) with a node budget of `budget` as its base.
+    fn with_node_budget(s: &str, budget: usize) -> Model {
+        let mut b = ModelBuilder::new();
+        b.node_budget = NodeBudget(budget);
+        b.begin_trace("t");
+        for e in crate::model::tests::events(s) {
+            b.event(&e);
+        }
+        b.finish()
+    }
+
+    /// Many distinct held sets made as a real program makes them, one node per acquisition (a
+    /// lock held while each of hundreds of others is taken under it, then the same under a
+    /// second lock): the budget grows with the acquisitions, so even a base far below the
+    /// trace's nodes is never reached (a fixed budget of 2.1M nodes cut the planted trace's
+    /// 20M-event form).
     #[test]
-    fn distinct_held_sets_past_the_node_budget_stop_the_tries_and_are_reported() {
+    fn held_sets_made_as_a_real_program_makes_them_never_reach_the_node_budget() {
         let n = 600u64;
         let mut s = String::new();
         for outer in [1u64, 2] {
@@ -4814,26 +4848,46 @@ mod request_tests {
             }
         }
         s += &nested(2, [1011, 2]);
-        let build = |budget: usize| {
-            let mut b = ModelBuilder::new();
-            b.node_budget = NodeBudget(budget);
-            b.begin_trace("t");
-            for e in crate::model::tests::events(&s) {
-                b.event(&e);
-            }
-            b.finish()
-        };
-        let full = build(MAX_HELD_NODES);
-        assert_eq!(full.anomalies.over_node_budget, 0);
+        let full = with_node_budget(&s, MAX_HELD_NODES);
         assert!(
             full.held_sets.len() > 2 * 2 * n as usize,
             "{}",
             full.held_sets.len()
         );
+        let m = with_node_budget(&s, 100);
+        assert_eq!(m.anomalies.over_node_budget, 0);
+        assert_eq!(m.deps.len(), full.deps.len());
+        assert_eq!(m.held_sets.len(), full.held_sets.len());
+    }
+
+    /// A hostile trace that makes many nodes per acquisition (a deep stack whose bottom hold is
+    /// released and taken again at the top, over and over: each time every hold above it is
+    /// interned anew): past the node budget (its base set small here) the tries stop growing
+    /// and the dependencies that would need a new node are counted and warned about, the
+    /// analysis incomplete; below it, the model is the unbounded one.
+    #[test]
+    fn distinct_held_sets_past_the_node_budget_stop_the_tries_and_are_reported() {
+        let (depth, rounds) = (60u64, 200u64);
+        let mut s = nested(1, 1..=depth);
+        for r in 0..rounds {
+            let bottom = 1 + r % depth;
+            s += &format!("{{\"e\":\"release\",\"t\":1,\"l\":{bottom}}}\n");
+            s += &nested(1, [bottom]);
+        }
+        s += &nested(2, [depth, 1]);
+        let acquisitions = (depth + rounds + 2) as usize;
+        let full = with_node_budget(&s, MAX_HELD_NODES);
+        assert_eq!(full.anomalies.over_node_budget, 0);
         let budget = 1000;
-        let m = build(budget);
-        assert!(m.held_sets.len() <= budget + 2, "{}", m.held_sets.len());
-        assert!(m.held_sites.len() <= budget + 2, "{}", m.held_sites.len());
+        let limit = budget + HELD_NODES_PER_ACQUISITION * acquisitions;
+        assert!(full.held_sets.len() > 2 * limit, "{}", full.held_sets.len());
+        let m = with_node_budget(&s, budget);
+        assert!(
+            m.held_sets.len() <= limit,
+            "{} > {limit}",
+            m.held_sets.len()
+        );
+        assert!(m.held_sites.len() <= limit, "{}", m.held_sites.len());
         assert!(m.deps.len() < full.deps.len());
         assert!(m.anomalies.over_node_budget > 0);
         assert_eq!(
@@ -4842,14 +4896,14 @@ mod request_tests {
         );
         let w = m.anomalies.warnings();
         assert!(
-            w.iter()
-                .any(|w| w.contains("distinct held sets") && w.contains("budget of 2097152")),
+            w.iter().any(|w| w.contains("distinct held sets")
+                && w.contains("budget of 2097152 plus 2 per acquisition")),
             "{w:?}"
         );
         let r = crate::analyze_model(&m, &crate::Options::default());
         assert!(!r.summary.complete, "{:?}", r.warnings);
         // Within the budget nothing changes: the same dependencies as without one.
-        let within = build(full.held_sets.len().max(full.held_sites.len()));
+        let within = with_node_budget(&s, full.held_sets.len().max(full.held_sites.len()));
         assert_eq!(within.anomalies.over_node_budget, 0);
         assert_eq!(within.deps.len(), full.deps.len());
         let r = crate::analyze_model(&full, &crate::Options::default());
