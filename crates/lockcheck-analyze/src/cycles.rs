@@ -3309,6 +3309,9 @@ struct Successors<'a> {
     out: Vec<(u32, u32)>,
 }
 
+/// A successor list of [`Successors::of`]: `(edge, dependency)` pairs.
+type List = std::rc::Rc<[(u32, u32)]>;
+
 /// Slots per page of a [`Memo`].
 const MEMO_PAGE: usize = 1024;
 
@@ -3318,7 +3321,7 @@ const MEMO_PAGE: usize = 1024;
 /// table's probe was a sixth of [`Successors::of`]'s time on the hostile random trace.
 #[derive(Default)]
 struct Memo {
-    pages: Vec<Option<Box<[Option<std::rc::Rc<[(u32, u32)]>>]>>>,
+    pages: Vec<Option<Box<[Option<List>]>>>,
     len: usize,
 }
 
