@@ -2338,6 +2338,96 @@ mod tests {
         assert!(covered > 0, "the shortcuts end some explorations");
     }
 
+    /// The remembered edges to `u` ([`EdgeSearch::edge_to_u`]) are the graph's own
+    /// ([`LockGraph::find`]) whatever order the nodes and the `u`s come in: `u` changing back
+    /// and forth, the same node asked again under another `u`, and the generations wrapping.
+    #[test]
+    fn the_edges_to_u_remembered_are_the_graphs() {
+        for seed in 1..=12u64 {
+            let text = random_nesting(seed, 3 + seed % 4, 6 + seed % 7, 80);
+            let m = model_of(&[("t", &text)]);
+            let graph = LockGraph::build(&m, GraphLevel::Instance);
+            let n = graph.nodes() as u32;
+            if n == 0 {
+                continue;
+            }
+            with_edge_search_flat(&m, &graph, false, |s| {
+                let mut x = seed;
+                for i in 0..4000u32 {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    if i % 7 == 0 {
+                        s.u = ((x >> 40) % u64::from(n)) as u32;
+                    }
+                    if i == 2000 {
+                        // The next change of `u` wraps the generations.
+                        s.to_u_gen = u32::MAX - 1;
+                    }
+                    let y = ((x >> 20) % u64::from(n)) as u32;
+                    assert_eq!(
+                        s.edge_to_u(y),
+                        graph.find(y, s.u),
+                        "seed {seed}, {y} -> {}",
+                        s.u
+                    );
+                }
+            });
+        }
+    }
+
+    /// The memo of successor lists keeps one list per dependency across its pages, and every
+    /// empty list is the one shared empty list.
+    #[test]
+    fn the_memo_keeps_each_dependencys_list() {
+        let mut memo = Memo::default();
+        let empty: std::rc::Rc<[(u32, u32)]> = std::rc::Rc::from(Vec::new());
+        let list = |d: u32| -> std::rc::Rc<[(u32, u32)]> {
+            if d % 3 == 0 {
+                std::rc::Rc::from(Vec::new())
+            } else {
+                std::rc::Rc::from(vec![(d, d + 1)])
+            }
+        };
+        let ds: Vec<u32> = (0..50u32).map(|i| i * 977 % 5000).collect();
+        for &d in &ds {
+            assert!(memo.get(d).is_none());
+            memo.insert(d, list(d));
+        }
+        assert_eq!(memo.len(), ds.len());
+        for d in 0..6000u32 {
+            match memo.get(d) {
+                Some(l) => {
+                    assert!(ds.contains(&d));
+                    assert_eq!(&**l, &*list(d));
+                }
+                None => assert!(!ds.contains(&d)),
+            }
+        }
+        assert!(empty.is_empty());
+        // The successor lists' own empty list is shared.
+        let mut empties = 0;
+        for seed in 1..=10u64 {
+            let text = random_nesting(seed, 4, 8, 80);
+            let m = model_of(&[("t", &text)]);
+            let graph = LockGraph::build(&m, GraphLevel::Instance);
+            with_edge_search_flat(&m, &graph, false, |s| {
+                for d in 0..m.deps.len() as u32 {
+                    if check_blocking(&m.dep(d)).is_err() {
+                        continue;
+                    }
+                    let l = s.succ.of(d);
+                    if l.is_empty() {
+                        empties += 1;
+                        assert!(std::rc::Rc::ptr_eq(&l, &s.succ.empty));
+                    }
+                    assert!(std::rc::Rc::ptr_eq(&l, &s.succ.of(d)), "kept once");
+                }
+            });
+        }
+        assert!(empties > 0);
+    }
+
     /// Runs `f` with an [`EdgeSearch`] of `graph` built as [`find_root_causes_on`] builds it,
     /// with the flat held sets (and their bitsets) built first if `flat`.
     fn with_edge_search_flat(
@@ -3186,8 +3276,13 @@ struct Successors<'a> {
     level: GraphLevel,
     graph: &'a LockGraph,
     holders: FastMap<u32, Holders>,
-    memo: FastMap<u32, std::rc::Rc<[(u32, u32)]>>,
+    memo: Memo,
     memo_entries: usize,
+    /// The one empty list, shared by every dependency without a successor: a search reads
+    /// the lists of most dependencies of a hostile trace many times, and most of them are
+    /// empty (76,000 lists of 77,000 entries on the random trace), so a copy each would
+    /// cost a cache miss at each read for its count alone.
+    empty: std::rc::Rc<[(u32, u32)]>,
     /// Own epoch of each dependency (`clock.get(thread)`), by dependency index.
     own: &'a [u32],
     /// The held locks of the dependency whose list is being computed, counted per mode.
@@ -3212,6 +3307,49 @@ struct Successors<'a> {
     /// hostile random trace, 76,000 lists grew two new vectors each: 247,000 reallocations).
     cands: Vec<(u32, u32)>,
     out: Vec<(u32, u32)>,
+}
+
+/// A successor list of [`Successors::of`]: `(edge, dependency)` pairs.
+type List = std::rc::Rc<[(u32, u32)]>;
+
+/// Slots per page of a [`Memo`].
+const MEMO_PAGE: usize = 1024;
+
+/// The successor lists kept, by dependency index: pages of [`MEMO_PAGE`] slots, each allocated
+/// at its first list (a search that computes few lists, as on the planted traces of a million
+/// dependencies, allocates few). Read once per extension of a chain: an index where a hash
+/// table's probe was a sixth of [`Successors::of`]'s time on the hostile random trace.
+#[derive(Default)]
+struct Memo {
+    pages: Vec<Option<Box<[Option<List>]>>>,
+    len: usize,
+}
+
+impl Memo {
+    /// The list kept for dependency `d`, if any.
+    #[inline]
+    fn get(&self, d: u32) -> Option<&std::rc::Rc<[(u32, u32)]>> {
+        let d = d as usize;
+        self.pages.get(d / MEMO_PAGE)?.as_ref()?[d % MEMO_PAGE].as_ref()
+    }
+
+    /// Keeps `list` for dependency `d` (which has none yet).
+    fn insert(&mut self, d: u32, list: std::rc::Rc<[(u32, u32)]>) {
+        let d = d as usize;
+        if self.pages.len() <= d / MEMO_PAGE {
+            self.pages.resize_with(d / MEMO_PAGE + 1, || None);
+        }
+        let page = self.pages[d / MEMO_PAGE]
+            .get_or_insert_with(|| std::iter::repeat_with(|| None).take(MEMO_PAGE).collect());
+        if page[d % MEMO_PAGE].replace(list).is_none() {
+            self.len += 1;
+        }
+    }
+
+    /// How many lists are kept.
+    fn len(&self) -> usize {
+        self.len
+    }
 }
 
 /// Sorts `keys`, which are distinct, ascending: through `bitmap` (all clear, one bit per
@@ -3718,8 +3856,9 @@ impl<'a> Successors<'a> {
             level,
             graph,
             holders: FastMap::default(),
-            memo: FastMap::default(),
+            memo: Memo::default(),
             memo_entries: 0,
+            empty: std::rc::Rc::from(Vec::new()),
             own,
             marks: Marks::new(model.locks.len()),
             epochs,
@@ -3805,7 +3944,7 @@ impl<'a> Successors<'a> {
     /// The successors of `d0` as `(edge, dependency)`, by edge then dependency (the order of a
     /// scan of the graph).
     fn of(&mut self, d0: u32) -> std::rc::Rc<[(u32, u32)]> {
-        if let Some(r) = self.memo.get(&d0) {
+        if let Some(r) = self.memo.get(d0) {
             return r.clone();
         }
         let model = self.model;
@@ -3941,7 +4080,11 @@ impl<'a> Successors<'a> {
     /// Sorts `out`, the successors of `d0`, and remembers them while the memo has room.
     fn keep(&mut self, d0: u32, out: &mut [(u32, u32)]) -> std::rc::Rc<[(u32, u32)]> {
         out.sort_unstable();
-        let r: std::rc::Rc<[(u32, u32)]> = std::rc::Rc::from(&*out);
+        let r: std::rc::Rc<[(u32, u32)]> = if out.is_empty() {
+            self.empty.clone()
+        } else {
+            std::rc::Rc::from(&*out)
+        };
         if self.memo_entries + r.len() <= MAX_MEMO_ENTRIES {
             self.memo_entries += r.len();
             self.memo.insert(d0, r.clone());
@@ -4043,6 +4186,12 @@ struct EdgeSearch<'a, 's> {
     pairs_queue: Vec<(u32, u32)>,
     /// Scratch of [`EdgeSearch::bounds`]: the links `(to, from)` of the first pass's region.
     links: Vec<(u32, u32)>,
+    /// [`EdgeSearch::edge_to_u`]'s answers for `to_u_for`: per node, the generation
+    /// (`to_u_gen`) in which its edge was looked up, and that edge (`u32::MAX`: none).
+    to_u_for: u32,
+    to_u_gen: u32,
+    to_u_stamp: Vec<u32>,
+    to_u_edge: Vec<u32>,
 }
 
 impl<'a, 's> EdgeSearch<'a, 's> {
@@ -4100,6 +4249,10 @@ impl<'a, 's> EdgeSearch<'a, 's> {
             pairs_seen: Default::default(),
             pairs_queue: Vec::new(),
             links: Vec::new(),
+            to_u_for: u32::MAX,
+            to_u_gen: 0,
+            to_u_stamp: Vec::new(),
+            to_u_edge: Vec::new(),
         }
     }
 }
@@ -4927,7 +5080,7 @@ impl<'a> EdgeSearch<'a, '_> {
     fn close(&mut self) {
         let graph = self.graph;
         let x = *self.path.last().expect("the path holds the edge");
-        let Some(e) = graph.find(x, self.u) else {
+        let Some(e) = self.edge_to_u(x) else {
             return;
         };
         let last = *self.chain.last().expect("a chain starts with its edge");
@@ -4960,6 +5113,33 @@ impl<'a> EdgeSearch<'a, '_> {
                 return;
             }
         }
+    }
+
+    /// The edge `x -> u` of the search's `u` ([`LockGraph::find`]), remembered per node until
+    /// `u` changes: the last steps of a round test the same few nodes again and again (on the
+    /// hostile random trace, a binary search over a node's 1,500 edges was half of the search's
+    /// steps' time).
+    #[inline]
+    fn edge_to_u(&mut self, x: u32) -> Option<u32> {
+        if self.to_u_for != self.u || self.to_u_stamp.is_empty() {
+            self.to_u_for = self.u;
+            self.to_u_gen = self.to_u_gen.wrapping_add(1);
+            if self.to_u_gen == 0 || self.to_u_stamp.is_empty() {
+                // Stamps of every earlier generation would read as this one's.
+                self.to_u_stamp = vec![0; self.graph.nodes()];
+                self.to_u_edge = vec![0; self.graph.nodes()];
+                self.to_u_gen = 1;
+            }
+        }
+        let x = x as usize;
+        if self.to_u_stamp[x] == self.to_u_gen {
+            let e = self.to_u_edge[x];
+            return (e != u32::MAX).then_some(e);
+        }
+        let e = self.graph.find(x as u32, self.u);
+        self.to_u_stamp[x] = self.to_u_gen;
+        self.to_u_edge[x] = e.unwrap_or(u32::MAX);
+        e
     }
 
     fn dfs(&mut self) {
@@ -5030,7 +5210,7 @@ impl<'a> EdgeSearch<'a, '_> {
             } else if depth + 1 == self.len {
                 self.deep = true;
                 // The next step must close the cycle: only nodes with an edge to `u`.
-                if graph.find(y, self.u).is_none() {
+                if self.edge_to_u(y).is_none() {
                     continue;
                 }
             }
