@@ -84,10 +84,11 @@ pub const MAX_HELD_ENTRIES: usize = 1 << 23;
 /// a node costs 20 bytes in the first and 16 in the second (its parent and item, its first
 /// child, the index of its further children), so the base bounds the tables of a short trace
 /// at 2 x 2.1M nodes, about 75 MB, and a long one's grow with the trace at most. A real trace
-/// makes at most one node per acquisition in each trie (the acquired lock's, under a held set
-/// already interned) and usually far fewer: the planted 5M-event trace of a whole suite's shape
-/// (16 threads, 400 locks, nesting 1 to 4) makes 1.3M nodes, its 20M-event form several million (a
-/// fixed budget of 2.1M nodes left a quarter of that one's dependencies out). The hostile
+/// makes about one node per acquisition in each trie at most (the acquired lock's, under a held
+/// set already interned; a few after a release below the top) and usually far fewer: the
+/// planted 5M-event trace of a whole suite's shape (16 threads, 400 locks, nesting 1 to 4) makes
+/// 1.3M nodes, its 20M-event form several million (a fixed budget of 2.1M nodes left 3.3M of
+/// that one's dependencies or site lists unrecorded). The hostile
 /// traces that reach it make tens of nodes per event (held sets that grow without bound,
 /// releases below the top of thousands of holds that intern every hold above again): the
 /// 200,000-event random traces made 8.4M nodes and 300 MB of tables at the former, fixed
@@ -95,9 +96,10 @@ pub const MAX_HELD_ENTRIES: usize = 1 << 23;
 /// not recorded as dependencies, counted in [`Anomalies::over_node_budget`] (a warning, and an
 /// incomplete analysis).
 pub const MAX_HELD_NODES: usize = 1 << 21;
-/// The nodes each acquisition adds to the held-set tries' budget ([`MAX_HELD_NODES`]): twice
-/// the most a real program's acquisition makes, so that no real trace reaches the budget
-/// however long it is, and a hostile one's tables stay proportional to its length.
+/// The nodes each acquisition adds to the held-set tries' budget ([`MAX_HELD_NODES`]): a new
+/// held set costs one node (a few after a release below the top, which interns the holds above
+/// it again) and a held set seen before none, so that no real trace comes near the budget
+/// however long it is, while a hostile one's tables stay proportional to its length.
 pub const HELD_NODES_PER_ACQUISITION: usize = 2;
 
 /// A thread of some trace.
