@@ -149,6 +149,7 @@ pub fn fmt_position(p: &Position) -> String {
     match p {
         Position::LineCol { line, col } => format!("line {line}, column {col}"),
         Position::Byte(b) => format!("byte {b}"),
+        Position::Event(n) => format!("event {n}"),
     }
 }
 
@@ -182,6 +183,14 @@ pub fn analyze_with(
     parse_only(&files, opts);
     phase("start");
     let mut b = ModelBuilder::new();
+    // For tests of a trace with more locks than the analyzer numbers (2^29 otherwise), through
+    // the command line too.
+    if let Some(n) = std::env::var("LOCKCHECK_TEST_MAX_LOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        b.limit_locks(n);
+    }
     if opts.lost_wakeups {
         b.track_lost_wakeups();
     }
@@ -454,6 +463,10 @@ fn read_into(
                         // (a `clear` afterwards read the whole batch again: 4M cache misses
                         // of the planted 5M-event trace).
                         b.event_batch(&mut events);
+                        if let Some((lock, at)) = b.take_lock_overflow() {
+                            stop.store(true, Ordering::Relaxed);
+                            return Err(lock_overflow(&name, b.lock_limit(), lock, at));
+                        }
                         if let Ok(mut s) = spare.lock() {
                             s.push(events);
                         }
@@ -478,6 +491,19 @@ fn read_into(
         }
         Ok(())
     })
+}
+
+/// The error of a trace that names more lock instances than the analyzer numbers (with the
+/// traces read before it): at the event that names one more, `lock` as the trace numbers it.
+fn lock_overflow(name: &str, limit: usize, lock: u64, at: u64) -> ReadError {
+    ReadError::new(
+        name,
+        Some(Position::Event(at)),
+        format!(
+            "lock {lock} is one lock instance more than the analyzer numbers ({limit}, over all \
+             the traces read); analyze fewer traces at once, or a shorter trace"
+        ),
+    )
 }
 
 /// With `LOCKCHECK_PHASES=parse`, reads every file once without replaying it, on this thread,
