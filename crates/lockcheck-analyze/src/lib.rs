@@ -813,6 +813,8 @@ fn analyze_model_listing(model: &Model, opts: &Options, max_examples: usize) -> 
                 let rc = cycles::find_root_causes_on(model, graph, weights, change, &opts.limits);
                 phase("root causes");
                 let r = same.join();
+                // Only the listing of filtered candidates was cut (`Summary::filtered_complete`).
+                let cut = !r.notes.is_empty() || !r.warnings.is_empty();
                 let mut notes = r.notes;
                 notes.extend(r.warnings.into_iter().map(|w| {
                     w.replace(
@@ -821,7 +823,7 @@ fn analyze_model_listing(model: &Model, opts: &Options, max_examples: usize) -> 
                     )
                 }));
                 notes.extend(rc.notes);
-                (r.candidates, rc.root_causes, rc.warnings, notes)
+                (r.candidates, rc.root_causes, rc.warnings, notes, cut)
             };
             let inst_parts = match inst_cross {
                 Some(cross) => {
@@ -847,8 +849,9 @@ fn analyze_model_listing(model: &Model, opts: &Options, max_examples: usize) -> 
                 class_parts,
             )
         });
-    let (inst, inst_rc, inst_w, inst_n) = inst_parts;
-    let (class, class_rc, class_w, class_n) = class_parts;
+    let (inst, inst_rc, inst_w, inst_n, inst_cut) = inst_parts;
+    let (class, class_rc, class_w, class_n, class_cut) = class_parts;
+    let filtered_complete = !inst_cut && !class_cut;
     let complete = inst_w.is_empty()
         && class_w.is_empty()
         && model.anomalies.over_budget == 0
@@ -1082,6 +1085,7 @@ fn analyze_model_listing(model: &Model, opts: &Options, max_examples: usize) -> 
         filtered: filtered.len() as u64,
         filtered_by,
         complete,
+        filtered_complete,
         suppressed: suppressed.len() as u64,
         baselined: violations.iter().filter(|v| v.baselined).count() as u64,
         hold_resolution_ns: model.hold_resolution_ns,
