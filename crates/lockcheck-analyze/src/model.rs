@@ -2931,6 +2931,33 @@ impl ModelBuilder {
                 self.model.traces[0].events = n;
             }
         }
+        if self.model.locks.len() + events.len() >= self.lock_limit() {
+            // Each event names at most one new lock: only a batch that may reach the limit
+            // takes the path that stops at it (the loop below stays as it was).
+            return self.event_batch_near_lock_limit(events);
+        }
+        for e in events.drain(..) {
+            match e {
+                Event::Acquire {
+                    t,
+                    l,
+                    m,
+                    how,
+                    s,
+                    wait_ns,
+                } => self.acquire(t, l, m, how, s, wait_ns),
+                Event::Release { t, l, hold_ns } => self.release(t, l, hold_ns),
+                e => self.other_event(&e),
+            }
+        }
+        self.flush_deps();
+    }
+
+    /// [`ModelBuilder::event_batch`] of a batch that may name the lock past the limit: stops
+    /// at its event (the events after it not replayed, nor counted).
+    #[cold]
+    #[inline(never)]
+    fn event_batch_near_lock_limit(&mut self, events: &mut Vec<Event>) {
         let mut drain = events.drain(..);
         for e in drain.by_ref() {
             match e {
@@ -2946,7 +2973,6 @@ impl ModelBuilder {
                 e => self.other_event(&e),
             }
             if self.lock_overflow.is_some() {
-                // The events after it are not replayed: the trace's count ends at it.
                 let left = drain.len() as u64;
                 if let Some(t) = self.model.traces.last_mut() {
                     t.events -= left;
