@@ -25,9 +25,9 @@
 //! pages come first from smaller free blocks, never reported: without the mark the system time
 //! is steady (0.17 to 0.19 s at the median against 0.08 to 0.39 s, for 45k more faults) but the
 //! user time is higher (RAPID 0.43 to 0.46 s against 0.36 s). Not direct compaction:
-//! `compact_stall` did not move in any run. The mark stays: it wins the user time, and the
-//! system time too on a machine without free page reporting (BENCHMARKS.md, "System time on
-//! this VM").
+//! `compact_stall` did not move in any run. The mark stays: it wins the planted trace's user
+//! time (not the hostile one's), and the system time too on a machine without free page
+//! reporting (BENCHMARKS.md, "System time on this VM").
 //!
 //! Elsewhere: on a kernel without THP, or with THP `never`, `madvise` fails or is ignored and the
 //! blocks have base pages (the rounding to [`HUGE_PAGE`] is address space only); where the huge
