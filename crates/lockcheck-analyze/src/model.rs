@@ -2261,7 +2261,7 @@ impl ModelBuilder {
 
     /// Finds or makes the record of the dependency `job` and counts the occurrence (the second
     /// half of [`ModelBuilder::add_dep`], see [`ModelBuilder::defer_dep`]).
-    #[inline]
+    #[inline(always)]
     fn record_dep(&mut self, job: DepJob) {
         let DepJob {
             req,
@@ -2918,17 +2918,24 @@ impl ModelBuilder {
     /// on the planted trace). Each event is taken out of the batch as it is replayed, while it
     /// is in cache: replayed by reference and the batch cleared after, the clear read the
     /// whole batch again (more instructions and first-level misses, measured twice).
+    ///
+    /// An acquisition or release is read in place, field by field: taken out by value (a
+    /// `drain`), each event was copied whole twice on the stack before its fields were read
+    /// (16 instructions of the 280 per event on the planted trace). Only the other events,
+    /// which own strings, are moved out of the batch. With [`ModelBuilder::record_dep`]
+    /// always inlined as well: 690.4M -> 681.4M instructions for the whole analysis of a
+    /// 500,000-event planted trace (callgrind), 18 per event.
     #[inline]
     pub fn event_batch(&mut self, events: &mut Vec<Event>) {
-        let n = events.len() as u64;
+        let n = events.len();
         if n == 0 {
             return;
         }
         match self.model.traces.last_mut() {
-            Some(t) => t.events += n,
+            Some(t) => t.events += n as u64,
             None => {
                 self.first_event();
-                self.model.traces[0].events = n;
+                self.model.traces[0].events = n as u64;
             }
         }
         if self.model.locks.len() + events.len() >= self.lock_limit() {
@@ -2936,8 +2943,18 @@ impl ModelBuilder {
             // takes the path that stops at it (the loop below stays as it was).
             return self.event_batch_near_lock_limit(events);
         }
-        for e in events.drain(..) {
-            match e {
+        let base = events.as_ptr();
+        // SAFETY: the batch's `n` events stay where they are (nothing else holds `events`
+        // while this runs, so its buffer is neither moved nor freed), and with its length 0 the
+        // vector owns none of them: each is read once below, acquisitions and releases by
+        // reference (their fields are plain numbers, with nothing to drop), every other event
+        // moved out by `ptr::read` and dropped here. A panic part way leaks the events not yet
+        // read, which is safe.
+        unsafe { events.set_len(0) };
+        for i in 0..n {
+            // SAFETY: `i < n`: an event of the batch, initialized and not yet moved out.
+            let e = unsafe { &*base.add(i) };
+            match *e {
                 Event::Acquire {
                     t,
                     l,
@@ -2947,7 +2964,11 @@ impl ModelBuilder {
                     wait_ns,
                 } => self.acquire(t, l, m, how, s, wait_ns),
                 Event::Release { t, l, hold_ns } => self.release(t, l, hold_ns),
-                e => self.other_event(&e),
+                _ => {
+                    // SAFETY: read once (see above): the batch no longer owns it.
+                    let e = unsafe { std::ptr::read(e) };
+                    self.other_event(&e);
+                }
             }
         }
         self.flush_deps();
@@ -3803,6 +3824,76 @@ pub(crate) mod tests {
             assert!(!a.deps.is_empty() && a.held_sites.len() > 1, "seed {seed}");
             assert_eq!(model_state(&a), model_state(&b), "seed {seed}");
         }
+    }
+
+    /// [`ModelBuilder::event_batch`] reads acquisitions and releases in place and moves every
+    /// other event out of the batch: the events that own strings (thread names, sites, class
+    /// keys), between lock events of every kind, reach the model as [`ModelBuilder::event`]
+    /// gives them, and the batch is left empty with its allocation.
+    #[test]
+    fn a_batch_moves_its_events_with_strings_into_the_model() {
+        let mut events = vec![Event::Class {
+            c: 1,
+            key: "pool".into(),
+            kind: LockKind::Mutex,
+        }];
+        for i in 1..=40u64 {
+            events.push(Event::Thread {
+                t: i,
+                name: Some(format!("worker-{i}")),
+            });
+            events.push(Event::Site {
+                s: i as u32,
+                loc: format!("src/pool.rs:{i}:9"),
+                frames: Vec::new(),
+            });
+            events.push(Event::Lock {
+                l: i,
+                c: 1,
+                permits: None,
+            });
+            for l in [i, 1 + i % 7] {
+                events.push(Event::Acquire {
+                    t: i,
+                    l,
+                    m: Mode::Exclusive,
+                    how: How::Blocking,
+                    s: Some(i as u32),
+                    wait_ns: i % 3,
+                });
+            }
+            events.push(Event::Release {
+                t: i,
+                l: 1 + i % 7,
+                hold_ns: i % 2,
+            });
+        }
+        let mut by_event = ModelBuilder::new();
+        by_event.begin_trace("t");
+        for e in &events {
+            by_event.event(e);
+        }
+        let mut by_batch = ModelBuilder::new();
+        by_batch.begin_trace("t");
+        let mut batch = events.clone();
+        let capacity = batch.capacity();
+        by_batch.event_batch(&mut batch);
+        assert!(batch.is_empty());
+        assert_eq!(batch.capacity(), capacity);
+        let (a, b) = (by_event.finish(), by_batch.finish());
+        let names = |m: &Model| -> Vec<String> {
+            (0..m.threads.len() as u32)
+                .map(|t| m.thread_name(t))
+                .chain((0..m.sites.len() as u32).map(|s| m.site_loc(s).to_string()))
+                .chain(m.classes.iter().map(|c| c.key.clone()))
+                .collect()
+        };
+        for name in ["worker-40", "src/pool.rs:40:9", "pool"] {
+            assert!(names(&a).iter().any(|n| n.contains(name)), "{name}");
+        }
+        assert_eq!(names(&a), names(&b));
+        assert_eq!(model_state(&a), model_state(&b));
+        assert_eq!(a.deps.len(), 40);
     }
 
     /// The dependencies queued by [`ModelBuilder::defer_dep`] get the records, counts, sites
