@@ -134,3 +134,78 @@ fn a_magic_only_lct_is_an_empty_trace_said() {
         assert!(run.stdout.contains("no events"), "{name}: {}", run.stdout);
     }
 }
+
+/// `convert` never destroys its input: an output that is the input file itself (the same
+/// path, another spelling of it, a hard link) is refused before anything is written, with
+/// exit 2, and the trace keeps every byte.
+#[test]
+fn converting_a_trace_onto_itself_is_refused_and_the_trace_kept() {
+    // Larger than the reader's first buffer: a small trace, read whole before the output was
+    // created, survived being written over, a large one was emptied.
+    let std = tmp("self.std");
+    let lines = "T1|acq(L1)|7\nT2|acq(L2)|8\nT2|rel(L2)|9\nT1|rel(L1)|10\n".repeat(50_000);
+    std::fs::write(&std, lines).unwrap();
+    let trace = tmp("self.jsonl");
+    convert(&std, &trace);
+    let before = std::fs::read(&trace).unwrap();
+    assert!(before.len() > 4 << 20, "{}", before.len());
+    let dir = trace.parent().unwrap();
+    let respelled = dir.join(".").join(trace.file_name().unwrap());
+    let mut outputs = vec![trace.to_path_buf(), respelled];
+    // A hard link is found by the file's identity, which the test reads on Unix only.
+    let linked = tmp("self-link.jsonl");
+    if cfg!(unix) {
+        let _ = std::fs::remove_file(&linked);
+        std::fs::hard_link(&trace, &linked).unwrap();
+        outputs.push(linked.to_path_buf());
+    }
+    for output in outputs {
+        let run = lockcheck(["convert".as_ref(), trace.as_os_str(), output.as_os_str()]);
+        assert_eq!(run.code, Some(2), "{}: {}", output.display(), run.stderr);
+        assert!(
+            run.stderr.contains("the output is the input trace itself"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(
+            std::fs::read(&trace).unwrap(),
+            before,
+            "{}",
+            output.display()
+        );
+    }
+    // Another file is written as usual.
+    let other = tmp("self-other.lct");
+    convert(&trace, &other);
+    assert_eq!(events(&other), events(&trace));
+}
+
+/// An output named for RAPID's formats (`.std`, `.data`), which `convert` does not write, is
+/// refused without `--to` (no file is created), and written as JSON Lines with `--to json`.
+#[test]
+fn an_output_named_for_a_format_convert_does_not_write_needs_to() {
+    let input = fixture("ab-ba.json");
+    for name in ["out.std", "OUT.DATA"] {
+        let output = tmp(name);
+        let _ = std::fs::remove_file(&output);
+        let run = lockcheck(["convert".as_ref(), input.as_os_str(), output.as_os_str()]);
+        assert_eq!(run.code, Some(2), "{name}: {}", run.stderr);
+        assert!(run.stderr.contains("--to json"), "{}", run.stderr);
+        assert!(!output.exists(), "{name} was created");
+        let run = lockcheck([
+            "convert".as_ref(),
+            "--to".as_ref(),
+            "json".as_ref(),
+            input.as_os_str(),
+            output.as_os_str(),
+        ]);
+        assert_eq!(run.code, Some(0), "{name}: {}", run.stderr);
+        // Read as JSON Lines: a `.data` name is read as RAPID binary whatever its first bytes
+        // (any first byte can start a RAPID header), which is why the name needs `--to`.
+        let written = TraceReader::open(&output, Some(lockcheck_analyze::read::InputFormat::Json))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(written, events(&input), "{name}");
+    }
+}

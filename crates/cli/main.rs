@@ -70,7 +70,8 @@ enum Command {
         /// Input format (default: by the content, else the extension).
         #[arg(long, value_enum)]
         input_format: Option<InputFormatArg>,
-        /// Output format (default: `lct` for a `.lct` output, else `json`).
+        /// Output format (default: `lct` for a `.lct` output, else `json`; an output named
+        /// `.std` or `.data`, formats convert does not write, needs `--to json`).
         #[arg(long, value_enum)]
         to: Option<ConvertTo>,
         /// Convert the complete events of a trace whose last event is cut off.
@@ -767,6 +768,46 @@ fn input_format(f: InputFormatArg) -> InputFormat {
     }
 }
 
+/// The format `convert` writes to `output` when `--to` is not given: `.lct` for a `.lct` name,
+/// JSON Lines for any other, but an error for a name of a format `convert` does not write (RAPID's
+/// `.std` and `.data`): JSON Lines under such a name would be read back as JSON (by its content)
+/// but mislead every other tool and reader of the name.
+fn convert_target(output: &Path) -> Result<ConvertTo, String> {
+    let ext = output
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("lct") => Ok(ConvertTo::Lct),
+        Some(e @ ("std" | "data")) => Err(format!(
+            "{}: convert writes JSON Lines or .lct, not RAPID's .{e} format; pass `--to json` \
+             to write JSON Lines under this name anyway",
+            output.display()
+        )),
+        _ => Ok(ConvertTo::Json),
+    }
+}
+
+/// Whether `a` and `b` name one existing file (through another spelling of its path, a symbolic
+/// link or, on Unix, a hard link). Written here rather than taken from the `same-file` crate:
+/// the test is these few lines.
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+    }
+}
+
 fn run_convert(
     input: &Path,
     output: &Path,
@@ -775,16 +816,18 @@ fn run_convert(
     allow_truncated: bool,
 ) -> ExitCode {
     use lockcheck_analyze::read::TraceReader;
-    let to = to.unwrap_or(
-        if output
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("lct"))
-        {
-            ConvertTo::Lct
-        } else {
-            ConvertTo::Json
-        },
-    );
+    let to = match to.map_or_else(|| convert_target(output), Ok) {
+        Ok(to) => to,
+        Err(e) => return fail(e),
+    };
+    // Checked before the output is created: creating it truncates it, and the trace with it.
+    if same_file(input, output) {
+        return fail(format!(
+            "{}: the output is the input trace itself; writing it would destroy the trace \
+             before it is read (write to another file, then rename it)",
+            output.display()
+        ));
+    }
     let reader = match TraceReader::open(input, format.map(input_format)) {
         Ok(r) => r.allow_truncated(allow_truncated),
         Err(e) => return fail(e),
