@@ -2922,7 +2922,7 @@ impl ModelBuilder {
     /// An acquisition or release is read in place, field by field: taken out by value (a
     /// `drain`), each event was copied whole twice on the stack before its fields were read
     /// (16 instructions of the 280 per event on the planted trace). Only the other events,
-    /// which own strings, are moved out of the batch. With [`ModelBuilder::record_dep`]
+    /// which own strings, are moved out of the batch. With `record_dep`
     /// always inlined as well: 690.4M -> 681.4M instructions for the whole analysis of a
     /// 500,000-event planted trace (callgrind), 18 per event.
     #[inline]
