@@ -5558,12 +5558,15 @@ pub fn find_root_causes_on(
                 if s.stopped {
                     break;
                 }
-                if !passed && shortest.is_none() && s.steps > FIRST_PASS_AFTER {
+                if !passed && s.found.is_empty() && s.steps > FIRST_PASS_AFTER {
                     // The first pass of the dependencies not passed yet; those that cannot
                     // close a cycle through `u` leave the search (the rounds they were searched
                     // in found nothing through them, and no later round would). Not once a
-                    // cycle is found: the edge is a root cause, and the rest of its search
-                    // only counts examples on a budget of its own.
+                    // cycle is found, in this round too (not only once a round has ended with
+                    // one): the edge is a root cause, and the rest of its search only counts
+                    // examples. (A 2-cycle taken by 50,000 threads each way: the round's first
+                    // dependency closed 50,000 cycles, and the first passes of the 50,000
+                    // others then read 20,000 successor entries each, for 80 s, to keep them.)
                     passed = true;
                     let mut kept_before = 0;
                     let mut keep = Vec::with_capacity(d0s.len());
@@ -5609,6 +5612,15 @@ pub fn find_root_causes_on(
             }
             if d0s.is_empty() {
                 // The first pass proved that no dependency of the edge closes a cycle.
+                break;
+            }
+            if s.stopped && shortest.is_none() && !s.found.is_empty() {
+                // Stopped in the round that found the edge's first cycles: the edge is a root
+                // cause and these are its shortest cycles, but not all of them may be counted
+                // (a 2-cycle taken by thousands of threads each way is that many squared
+                // combinations, each a step). A count cut short, not a search.
+                shortest = Some(len);
+                exhaustive = false;
                 break;
             }
             if s.stopped {

@@ -280,7 +280,8 @@ pub struct Violation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class_cycle: Option<Vec<String>>,
     /// Number of feasible dependency combinations over these locks (for a hierarchy violation:
-    /// the acquisitions at this site).
+    /// the acquisitions at this site). For a root cause, a lower bound when
+    /// [`RootCauseReport::cycles_exhaustive`] is false: the count stopped at the search's bound.
     pub combinations: u64,
     /// For a hierarchy violation: the declared levels of `locks` (held, acquired).
     #[serde(default, skip_serializing_if = "Option::is_none")]
