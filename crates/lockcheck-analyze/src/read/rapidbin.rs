@@ -34,7 +34,7 @@ pub(super) struct BinDecoder {
     header: Option<Header>,
     /// Records read so far.
     pub(super) records: u64,
-    tr: Translator,
+    pub(super) tr: Translator,
 }
 
 /// One decoded record.

@@ -78,7 +78,7 @@ pub(super) struct StdDecoder {
     lines: Lines,
     program: String,
     started: bool,
-    tr: Translator,
+    pub(super) tr: Translator,
 }
 
 impl StdDecoder {
