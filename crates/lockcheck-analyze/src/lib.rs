@@ -324,7 +324,7 @@ fn read_file(
             .unwrap_or_else(|| Vec::with_capacity(READ_BATCH))
     };
     let mut reader = match TraceReader::open(path, format) {
-        Ok(r) => r.allow_truncated(allow_truncated),
+        Ok(r) => r.allow_truncated(allow_truncated).printable(true),
         Err(e) => {
             let _ = tx.send(Chunk::Failed(e));
             return;
@@ -333,7 +333,6 @@ fn read_file(
     loop {
         let mut batch = fresh();
         let read = reader.read_batch(&mut batch, READ_BATCH);
-        read::make_printable(&mut batch);
         match read {
             Ok(more) => {
                 if !batch.is_empty() && tx.send(Chunk::Events(batch)).is_err() {

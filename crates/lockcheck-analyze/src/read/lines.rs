@@ -74,6 +74,25 @@ impl Lines {
         true
     }
 
+    /// [`next_with`](Lines::next_with) for a run of lines: `parse` gets the unread input and
+    /// returns how many bytes and lines it took from its start, whole lines each ended by its
+    /// newline (the bytes end with the last one's). The lines taken; 0 (nothing consumed) when
+    /// `parse` took none.
+    #[inline(always)]
+    pub(super) fn next_run(&mut self, parse: impl FnOnce(&[u8]) -> (usize, u64)) -> u64 {
+        self.input.consume(std::mem::take(&mut self.returned));
+        if self.line_no == 0 {
+            return 0;
+        }
+        let data = self.input.data();
+        let data = &data[..data.len().min(self.max.saturating_add(1))];
+        let (len, lines) = parse(data);
+        debug_assert!(lines == 0 || data.get(len.wrapping_sub(1)) == Some(&b'\n'));
+        self.input.consume(len);
+        self.line_no += lines;
+        lines
+    }
+
     /// The next line, or `None` at the end of the input.
     #[inline]
     pub(super) fn next_line(&mut self) -> Result<Option<Line<'_>>, LineError> {

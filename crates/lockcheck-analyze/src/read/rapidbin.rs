@@ -34,7 +34,7 @@ pub(super) struct BinDecoder {
     header: Option<Header>,
     /// Records read so far.
     pub(super) records: u64,
-    tr: Translator,
+    pub(super) tr: Translator,
 }
 
 /// One decoded record.
@@ -47,6 +47,13 @@ struct Record {
 }
 
 impl Record {
+    /// The word that [`Record::decode`] reads as this record (fields in range).
+    #[cfg(test)]
+    fn encode(self) -> u64 {
+        self.thread | self.op << 10 | self.operand << 14 | self.location << 48
+    }
+
+    #[inline(always)]
     fn decode(word: u64) -> Record {
         Record {
             thread: word & 0x3ff,
@@ -153,16 +160,15 @@ impl BinDecoder {
                 .try_into()
                 .unwrap_or(usize::MAX),
         );
-        let mut done = 0;
-        let mut fault = None;
+        let (mut done, mut fault) = (0, None);
         for word in data[..whole * RECORD_LEN as usize].chunks_exact(RECORD_LEN as usize) {
-            let record = Record::decode(u64::from_be_bytes(word.try_into().expect("8 bytes")));
-            if push_known(&self.tr, &header, record, out) {
+            let word = u64::from_be_bytes(word.try_into().expect("8 bytes"));
+            if push_known(&self.tr, word, out) {
                 done += 1;
                 continue;
             }
             let before = out.len();
-            if let Err(m) = translate(&mut self.tr, &header, record, out) {
+            if let Err(m) = translate(&mut self.tr, &header, Record::decode(word), out) {
                 // The declarations queued for the bad record go with it.
                 out.truncate(before);
                 fault = Some(error(name, at + done as u64 * RECORD_LEN, m));
@@ -231,17 +237,18 @@ fn io_error(name: &str, at: u64, e: io::Error) -> Fault {
     error(name, at, format!("read error: {e}"))
 }
 
-/// Pushes the event of the usual record, an acquisition or release, in range, by a thread of a
-/// lock (and at a location) already numbered: nothing to declare and no error possible, so it
-/// is made without [`translate`]'s checks and result (about 12 instructions of its 86 per record,
-/// when the event is built in place in the batch: returned as an `Option`, it was copied once
-/// more and saved nothing). Returns `false` for any other record, which goes through
-/// [`translate`].
-#[inline]
-fn push_known(tr: &Translator, header: &Header, r: Record, out: &mut Vec<Event>) -> bool {
-    if r.op > 1 || r.thread >= header.threads || r.operand >= header.locks {
-        return false;
-    }
+/// Pushes the event of the usual record, an acquisition or release by a thread of a lock (and
+/// at a location) already numbered: nothing to declare and no error possible, so it is made
+/// without [`translate`]'s checks and result (built in place in the batch: returned as an
+/// `Option`, it was copied once more). A thread or lock in the translator's tables was checked
+/// against the header when it was first seen (by [`translate`], the only one that adds them), so
+/// the header's ranges need no second test here. Returns `false` for any other record, which
+/// goes through [`translate`].
+#[inline(always)]
+fn push_known(tr: &Translator, word: u64, out: &mut Vec<Event>) -> bool {
+    // Decoded here rather than passed in: the fields of a `Record` that the slow path also
+    // needs were kept on the stack, four stores per record.
+    let r = Record::decode(word);
     let known = |table: &[u64], n: u64| table.get(n as usize).copied().filter(|&x| x != 0);
     let (Some(t), Some(l)) = (
         known(&tr.thread_table, r.thread),
@@ -252,6 +259,9 @@ fn push_known(tr: &Translator, header: &Header, r: Record, out: &mut Vec<Event>)
     if r.op == 1 {
         out.push(Event::Release { t, l, hold_ns: 0 });
         return true;
+    }
+    if r.op != 0 {
+        return false;
     }
     match tr.site_table.get(r.location as usize).copied() {
         Some(s) if s != 0 => {
@@ -390,7 +400,7 @@ mod tests {
                 location: rand(60),
             };
             let mut made = Vec::new();
-            let pushed = push_known(&tr, &header, record, &mut made);
+            let pushed = push_known(&tr, record.encode(), &mut made);
             let mut out = Vec::new();
             let result = translate(&mut tr, &header, record, &mut out);
             records += 1;

@@ -2011,3 +2011,82 @@ fn std_spellings_read_as_the_canonical_one_with_their_names() {
         assert_eq!(read(&text, true), want, "{} (cut by the reads)", s.what);
     }
 }
+
+/// Everything a reader yields, and where it stopped: the events, then the error if any.
+fn read_with(bytes: &[u8], format: InputFormat, printable: bool) -> Vec<Result<Event, String>> {
+    TraceReader::from_reader("mem", Box::new(Cursor::new(bytes.to_vec())), format)
+        .printable(printable)
+        .map(|e| e.map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// `printable(true)` (what `lockcheck analyze` reads with) yields exactly what the plain reader
+/// yields passed through [`make_printable`], which `analyze` applied to each batch before: for
+/// every format, on the fixtures and on traces whose names hold terminal escapes, a bidirectional
+/// override, a newline in a JSON string and an empty name. Fails if a translator queues a
+/// declaration without [`Translator::declare`].
+#[test]
+fn printable_reading_is_make_printable_of_the_plain_reading() {
+    let mut inputs: Vec<(Vec<u8>, InputFormat)> = vec![
+        (
+            b"T\x1b[31m|acq(L\xe2\x80\xaex)|Foo\x07.java:1\nT\x1b[31m|rel(L\xe2\x80\xaex)\nT1|acq(L3)|42\nT1|rel(L3)|42\nT2|fork(\x1b]0;t)\n"
+                .to_vec(),
+            InputFormat::Std,
+        ),
+        (
+            br#"{"e":"header","version":1,"pid":1,"program":"p\u001b[2J","start_unix_ms":0}
+{"e":"thread","t":1,"name":"a\nVIOLATION"}
+{"e":"thread","t":2,"name":""}
+{"e":"class","c":1,"key":"","kind":"mutex"}
+"#
+            .to_vec(),
+            InputFormat::Json,
+        ),
+    ];
+    for (dir, format) in [
+        ("std", InputFormat::Std),
+        ("rapidbin", InputFormat::RapidBin),
+        ("json", InputFormat::Json),
+        ("bad", InputFormat::Std),
+    ] {
+        for entry in std::fs::read_dir(fixture(dir)).expect("fixtures") {
+            let path = entry.expect("entry").path();
+            if path.is_file() {
+                inputs.push((std::fs::read(&path).expect("fixture"), format));
+            }
+        }
+    }
+    let lct = {
+        let json = std::fs::read(fixture("json/all-events.jsonl")).expect("fixture");
+        let mut out = lockcheck_core::lct::MAGIC.to_vec();
+        for e in read_with(&json, InputFormat::Json, false)
+            .into_iter()
+            .flatten()
+        {
+            lockcheck_core::lct::encode(&e, &mut out);
+        }
+        out
+    };
+    inputs.push((lct, InputFormat::Lct));
+    let mut escaped = 0;
+    for (bytes, format) in &inputs {
+        let plain = read_with(bytes, *format, false);
+        let mut want_events: Vec<Event> = plain.iter().filter_map(|e| e.clone().ok()).collect();
+        make_printable(&mut want_events);
+        let got = read_with(bytes, *format, true);
+        let got_events: Vec<Event> = got.iter().filter_map(|e| e.clone().ok()).collect();
+        let errors = |v: &[Result<Event, String>]| -> Vec<String> {
+            v.iter().filter_map(|e| e.clone().err()).collect()
+        };
+        assert_eq!(got_events, want_events, "{format:?}");
+        assert_eq!(errors(&got), errors(&plain), "{format:?}");
+        escaped += usize::from(
+            got_events
+                .iter()
+                .zip(&plain)
+                .any(|(g, p)| Some(g) != p.as_ref().ok()),
+        );
+    }
+    // The crafted traces had names to escape.
+    assert!(escaped >= 2, "{escaped}");
+}
