@@ -2439,9 +2439,10 @@ mod tests {
         let level = graph.level().unwrap_or(GraphLevel::Instance);
         let epochs = Epochs::new(model);
         let (threads, own, _) = ThreadDeps::with_own_and_state(model, &epochs);
-        let mut succ = Successors::new(model, level, graph, &own, epochs, threads);
+        let shared = SharedTables::new(graph, epochs, threads);
+        let mut succ = Successors::new(model, level, graph, &own, &shared);
         if flat {
-            succ.flat = FlatHeld::new(model);
+            assert!(shared.flat.set(FlatHeld::new(model)).is_ok());
             succ.walks = u64::MAX;
         }
         let mut s = EdgeSearch::new(model, level, graph, &mut succ, &own, 0);
@@ -2627,6 +2628,64 @@ mod tests {
         );
     }
 
+    /// The root-cause search with its explorations run ahead ([`Ahead`]) finds what the search
+    /// on one thread finds: the same root causes in the same order, the same warnings, notes
+    /// and steps, with its bounds hit anywhere (the total bound, which counts the explorations'
+    /// steps, at every point of the search; one edge's bound; the examples' pool), whether the
+    /// second thread ran every exploration before the main thread's search (which then takes
+    /// each of them, where it would have run it) or beside it.
+    #[test]
+    fn explorations_run_ahead_leave_the_root_causes_as_one_thread_finds_them() {
+        let (mut compared, mut total_hit, mut edge_hit) = (0, 0, 0);
+        for seed in 1..=24u64 {
+            let text = random_nesting(seed, 3 + seed % 5, 5 + seed % 7, 60 + 12 * seed as usize);
+            let m = model_of(&[("t", &text)]);
+            for level in [GraphLevel::Instance, GraphLevel::Class] {
+                let graph = LockGraph::build(&m, level);
+                let weights = graph.weights(&m);
+                let ranks = change_set_ranks(&m, level);
+                let change = change_set_on(&graph, &weights, &|n| {
+                    ranks.get(n as usize).copied().unwrap_or(u64::MAX)
+                });
+                let run = |limits: &SearchLimits, mode| {
+                    let r = find_root_causes_ahead(&m, &graph, &weights, &change, limits, mode);
+                    format!("{r:?}")
+                };
+                let mut bounds = vec![SearchLimits::default()];
+                for total in [0, 1, 3, 10, 30, 100, 300, 1000, 3000] {
+                    bounds.push(SearchLimits {
+                        max_total_steps: total,
+                        ..Default::default()
+                    });
+                }
+                for steps in [1, 4, 20] {
+                    bounds.push(SearchLimits {
+                        max_steps: steps,
+                        max_example_steps: steps,
+                        ..Default::default()
+                    });
+                }
+                for limits in &bounds {
+                    let one = run(limits, AheadMode::Off);
+                    total_hit += usize::from(one.contains("--max-total-steps"));
+                    edge_hit += usize::from(one.contains("(--max-steps)"));
+                    for mode in [AheadMode::First, AheadMode::Beside] {
+                        assert_eq!(
+                            run(limits, mode),
+                            one,
+                            "seed {seed} {level:?} {limits:?} {mode:?}"
+                        );
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            compared > 0 && total_hit > 20 && edge_hit > 5,
+            "{total_hit} {edge_hit}"
+        );
+    }
+
     #[test]
     fn the_bound_is_reported() {
         let m = model_of(&[("t", AB_BA)]);
@@ -2802,6 +2861,20 @@ impl ChangeSet {
                 (w != 0).then(|| {
                     let b = w.trailing_zeros();
                     w &= w - 1;
+                    i as u32 * 64 + b
+                })
+            })
+        })
+    }
+
+    /// The edge ids to change, descending.
+    fn ids_desc(&self) -> impl Iterator<Item = u32> + '_ {
+        self.bits.iter().enumerate().rev().flat_map(|(i, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                (w != 0).then(|| {
+                    let b = 63 - w.leading_zeros();
+                    w &= !(1 << b);
                     i as u32 * 64 + b
                 })
             })
@@ -3262,6 +3335,41 @@ impl ThreadDeps {
     }
 }
 
+/// What every thread of one root-cause search reads and none owns: the epochs, the blocking
+/// dependencies by thread, each node's holders and the flat held sets. The last two are built
+/// at their first use, by whichever thread comes first (each is a function of the model and
+/// the graph alone, so it does not matter which): a second thread of the search
+/// ([`find_root_causes_on`]) reads them instead of a copy of its own (about 60 MB on the
+/// hostile random trace).
+struct SharedTables<'a> {
+    epochs: Epochs<'a>,
+    threads: ThreadDeps,
+    /// Per node of the graph, its holders ([`Successors::holders`]).
+    holders: Vec<std::sync::OnceLock<Box<Holders>>>,
+    /// The holders of a node beyond the graph's (none).
+    no_holders: Holders,
+    /// The flat held sets ([`Successors::flat_due`]): `Some(None)` once found too large.
+    flat: std::sync::OnceLock<Option<FlatHeld>>,
+}
+
+impl<'a> SharedTables<'a> {
+    fn new(graph: &LockGraph, epochs: Epochs<'a>, threads: ThreadDeps) -> SharedTables<'a> {
+        SharedTables {
+            epochs,
+            threads,
+            holders: std::iter::repeat_with(std::sync::OnceLock::new)
+                .take(graph.nodes())
+                .collect(),
+            no_holders: Holders {
+                items: Positions::Wide(Vec::new()),
+                ordered: Vec::new(),
+                rest: Vec::new(),
+            },
+            flat: std::sync::OnceLock::new(),
+        }
+    }
+}
+
 /// Ranks of [`ThreadDeps`], in 16 bits when every thread has at most 2^16 blocking dependencies.
 enum Positions {
     Narrow(Vec<u16>),
@@ -3287,7 +3395,8 @@ struct Successors<'a> {
     model: &'a Model,
     level: GraphLevel,
     graph: &'a LockGraph,
-    holders: FastMap<u32, Holders>,
+    /// The tables that every thread of the search reads ([`SharedTables`]).
+    shared: &'a SharedTables<'a>,
     memo: Memo,
     memo_entries: usize,
     /// The one empty list, shared by every dependency without a successor: a search reads
@@ -3299,15 +3408,11 @@ struct Successors<'a> {
     own: &'a [u32],
     /// The held locks of the dependency whose list is being computed, counted per mode.
     marks: Marks,
-    /// The clocks' epochs, also read by [`EdgeSearch`].
-    epochs: Epochs<'a>,
-    /// The blocking dependencies by thread, for [`Successors::holders`].
-    threads: ThreadDeps,
-    /// The held sets as flat lists for the gate tests, also read by [`EdgeSearch`]; `None`
-    /// until [`Successors::flat_due`], and beyond [`MAX_FLAT_ENTRIES`].
-    flat: Option<FlatHeld>,
-    /// The flat copy's state: how many gate tests walked the interned tree so far (while it is
-    /// not built), or `u64::MAX` once it was built or found too large.
+    /// The clocks' epochs, also read by [`EdgeSearch`] (the shared ones).
+    epochs: &'a Epochs<'a>,
+    /// The flat copy's state as this thread sees it: how many of its gate tests walked the
+    /// interned tree so far (while the copy is not built), or `u64::MAX` once it was built
+    /// (here or by another thread) or found too large.
     walks: u64,
     /// [`conflict_masks`].
     conflict: [u8; 5],
@@ -3852,30 +3957,27 @@ fn gate(
 }
 
 impl<'a> Successors<'a> {
-    /// The successor lists of `graph`'s dependencies, nothing computed yet (`own`, `epochs`
-    /// and `threads` from [`ThreadDeps::with_own_and_state`]).
+    /// The successor lists of `graph`'s dependencies, nothing computed yet (`own` from
+    /// [`ThreadDeps::with_own_and_state`], `shared` built on it).
     fn new(
         model: &'a Model,
         level: GraphLevel,
         graph: &'a LockGraph,
         own: &'a [u32],
-        epochs: Epochs<'a>,
-        threads: ThreadDeps,
+        shared: &'a SharedTables<'a>,
     ) -> Successors<'a> {
-        let bitmap = vec![0; threads.dep.len().div_ceil(64)];
+        let bitmap = vec![0; shared.threads.dep.len().div_ceil(64)];
         Successors {
             model,
             level,
             graph,
-            holders: FastMap::default(),
+            shared,
             memo: Memo::default(),
             memo_entries: 0,
             empty: std::rc::Rc::from(Vec::new()),
             own,
             marks: Marks::new(model.locks.len()),
-            epochs,
-            threads,
-            flat: None,
+            epochs: &shared.epochs,
             walks: 0,
             conflict: conflict_masks(),
             bitmap,
@@ -3892,17 +3994,38 @@ impl<'a> Successors<'a> {
     /// hostile trace) builds it early: there the walks before the copy were 78,138 (171M
     /// instructions, 1,900 each, against 285M for the copy), now a quarter of them. Either
     /// way the answers are the same (`the_flat_held_sets_answer_as_the_walks`).
+    /// With a search on two threads, the copy is built once, by the first thread due (the
+    /// other reads it from then on: the same answers).
     fn flat_due(&mut self) {
-        if self.walks != u64::MAX && self.walks >= self.model.deps.len() as u64 / 4 {
-            self.flat = FlatHeld::new(self.model);
+        if self.walks != u64::MAX
+            && (self.walks >= self.model.deps.len() as u64 / 4 || self.shared.flat.get().is_some())
+        {
+            self.shared.flat.get_or_init(|| FlatHeld::new(self.model));
             self.walks = u64::MAX;
         }
     }
 
-    fn holders(&mut self, v: u32) -> &Holders {
-        if !self.holders.contains_key(&v) {
+    /// The flat held sets ([`FlatHeld`]), once built ([`Successors::flat_due`]).
+    #[inline]
+    fn flat(&self) -> Option<&'a FlatHeld> {
+        let shared: &'a SharedTables<'a> = self.shared;
+        shared.flat.get().and_then(Option::as_ref)
+    }
+
+    /// The holders of node `v`, built at the first call for `v` by any thread.
+    fn holders(&mut self, v: u32) -> &'a Holders {
+        let shared: &'a SharedTables<'a> = self.shared;
+        let Some(slot) = shared.holders.get(v as usize) else {
+            // A node without edges: no dependency holds it on one.
+            return &shared.no_holders;
+        };
+        if let Some(h) = slot.get() {
+            return h;
+        }
+        let bitmap = &mut self.bitmap;
+        slot.get_or_init(|| {
             let base = self.graph.node_deps(v);
-            let td = &self.threads;
+            let td = &shared.threads;
             // Sorted by (thread, rank) as one key, a dependency's place in `ThreadDeps`: read
             // from a compact array, not from each dependency's record (a cache miss each on the
             // hostile random trace).
@@ -3911,7 +4034,7 @@ impl<'a> Successors<'a> {
                 .map(|&d| td.at[d as usize])
                 .filter(|&k| k != u32::MAX)
                 .collect();
-            sort_distinct(&mut keyed, &mut self.bitmap);
+            sort_distinct(&mut keyed, bitmap);
             let mut ordered = Vec::new();
             let mut ranks: Vec<u32> = Vec::with_capacity(keyed.len());
             let mut rest: Vec<u32> = Vec::new();
@@ -3943,14 +4066,12 @@ impl<'a> Successors<'a> {
                 Positions::Wide(ranks)
             };
             rest.shrink_to_fit();
-            let h = Holders {
+            Box::new(Holders {
                 items,
                 ordered,
                 rest,
-            };
-            self.holders.insert(v, h);
-        }
-        &self.holders[&v]
+            })
+        })
     }
 
     /// The successors of `d0` as `(edge, dependency)`, by edge then dependency (the order of a
@@ -3980,8 +4101,9 @@ impl<'a> Successors<'a> {
         // d0's holds are marked for the gate tests that the bitsets leave open (none on the
         // hostile random trace, where every hold is exclusive), at the first such test.
         let marked = std::cell::Cell::new(false);
+        let flat = self.flat();
         let marks = std::cell::RefCell::new(&mut self.marks);
-        let (flat, conflict) = (self.flat.as_ref(), &self.conflict);
+        let conflict = &self.conflict;
         let walks = std::cell::Cell::new(0u64);
         // check_pair(a, b) with its cheap tests first and the gate read from the marks.
         // Every candidate holds (an instance of) `v`, so a request that excludes every mode
@@ -4032,7 +4154,7 @@ impl<'a> Successors<'a> {
             }
         }
         if marked.get() {
-            self.marks.dep(model, self.flat.as_ref(), d0, false);
+            self.marks.dep(model, self.flat(), d0, false);
         }
         self.walks = self.walks.saturating_add(walks.get());
         self.cands = cands;
@@ -4046,12 +4168,15 @@ impl<'a> Successors<'a> {
     /// interned held set, into `cands`: the tests of [`check_pair`] that read no held set.
     fn concurrent(&self, d0: u32, v: u32, cands: &mut Vec<(u32, u32)>) {
         let model = self.model;
-        let (own, ep, td) = (&self.own, &self.epochs, &self.threads);
+        let (own, ep, td) = (&self.own, self.epochs, &self.shared.threads);
         let a = &model.dep(d0);
         let s = a.thread();
         let own0 = own[d0 as usize];
         cands.clear();
-        let h = &self.holders[&v];
+        let h = match self.shared.holders.get(v as usize) {
+            Some(slot) => slot.get().expect("the holders of v are built first"),
+            None => &self.shared.no_holders,
+        };
         for &(t, start, end) in &h.ordered {
             if t == s {
                 continue;
@@ -4526,8 +4651,8 @@ impl<'a> EdgeSearch<'a, '_> {
         'dk: for &dk in run {
             let d = self.dep(dk);
             let own_d = self.own[dk as usize];
-            let ep = &self.succ.epochs;
-            let flat = self.succ.flat.as_ref();
+            let ep = self.succ.epochs;
+            let flat = self.succ.flat();
             if ep.same_or_ordered(&c, own_c, &d, own_d) {
                 continue;
             }
@@ -4582,7 +4707,7 @@ impl<'a> EdgeSearch<'a, '_> {
     /// that it rejects a pair only where `fits_rest` would. `self.marks` holds `d0`'s holds
     /// once `*marked` is set (and nothing else: no chain is being searched).
     fn fits_root(&mut self, d0: u32, di: u32, marked: &mut bool) -> bool {
-        let bits = self.succ.flat.as_ref().filter(|f| f.bits.is_some());
+        let bits = self.succ.flat().filter(|f| f.bits.is_some());
         let key = u64::from(d0) << 32 | u64::from(di);
         if bits.is_some() {
             if let Some(fits) = self.fits.get(key) {
@@ -4591,7 +4716,7 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         let (c, d) = (self.dep(d0), self.dep(di));
         let (own_c, own_d) = (self.own[d0 as usize], self.own[di as usize]);
-        let ep = &self.succ.epochs;
+        let ep = self.succ.epochs;
         if ep.same_or_ordered(&c, own_c, &d, own_d) {
             if bits.is_some() {
                 self.fits.put(key, false);
@@ -4608,7 +4733,7 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         !gate(
             self.model,
-            self.succ.flat.as_ref(),
+            self.succ.flat(),
             &self.marks,
             &self.succ.conflict,
             di,
@@ -4663,7 +4788,7 @@ impl<'a> EdgeSearch<'a, '_> {
     /// not ordered by fork/join either way, no gate by [`FlatHeld::pair_gate_bits`]. Where the
     /// bitsets leave the gate open, `true` (a relaxation may accept more, never less).
     fn fits_pair(&mut self, a: u32, c: u32) -> bool {
-        let bits = self.succ.flat.as_ref().filter(|f| f.bits.is_some());
+        let bits = self.succ.flat().filter(|f| f.bits.is_some());
         let key = u64::from(a) << 32 | u64::from(c);
         if bits.is_some() {
             if let Some(fits) = self.fits.get(key) {
@@ -4672,7 +4797,7 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         let (x, y) = (self.dep(a), self.dep(c));
         let (own_x, own_y) = (self.own[a as usize], self.own[c as usize]);
-        let ep = &self.succ.epochs;
+        let ep = self.succ.epochs;
         if ep.same_or_ordered(&x, own_x, &y, own_y) {
             if bits.is_some() {
                 self.fits.put(key, false);
@@ -4936,11 +5061,11 @@ impl<'a> EdgeSearch<'a, '_> {
     }
 
     fn link_ok(&self, d: &Dep<'_>, next: u32) -> bool {
-        link_ok(self.model, self.level, self.succ.flat.as_ref(), d, next)
+        link_ok(self.model, self.level, self.succ.flat(), d, next)
     }
 
     fn mark(&mut self, di: u32, add: bool) {
-        self.marks.dep(self.model, self.succ.flat.as_ref(), di, add);
+        self.marks.dep(self.model, self.succ.flat(), di, add);
     }
 
     /// Removes from `marks` the holds of the chain's dependencies beyond its first `len`.
@@ -4968,7 +5093,7 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         // The verdict is the conjunction of one test per pair (c, di), c in the chain but its
         // last; the pairs whose verdicts are kept are not tested again.
-        let bits = self.succ.flat.as_ref().filter(|f| f.bits.is_some());
+        let bits = self.succ.flat().filter(|f| f.bits.is_some());
         let rest = &self.chain[..self.chain.len() - 1];
         if self.shortcuts && rest.len() >= self.long_chain {
             return self.fits_long(di);
@@ -4988,7 +5113,7 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         let d = self.dep(di);
         let own_d = self.own[di as usize];
-        let ep = &self.succ.epochs;
+        let ep = self.succ.epochs;
         // The pairs whose gate the bitsets leave open: the marks decide them below.
         let mut open = false;
         for &c in rest {
@@ -5038,7 +5163,7 @@ impl<'a> EdgeSearch<'a, '_> {
         let rest = self.chain.len() - 1;
         let d = self.dep(di);
         let own_d = self.own[di as usize];
-        let ep = &self.succ.epochs;
+        let ep = self.succ.epochs;
         for &c in &self.chain[..rest] {
             let cd = self.dep(c);
             let own_c = self.own[c as usize];
@@ -5060,7 +5185,7 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         !gate(
             self.model,
-            self.succ.flat.as_ref(),
+            self.succ.flat(),
             &self.marks,
             &self.succ.conflict,
             di,
@@ -5088,12 +5213,7 @@ impl<'a> EdgeSearch<'a, '_> {
             let (l, d) = (self.dep(last), self.dep(di));
             if check_blocking(&d).is_err()
                 || !self.link_ok(&l, di)
-                || !compatible(
-                    &self.succ.epochs,
-                    self.succ.flat.as_ref(),
-                    (&l, last),
-                    (&d, di),
-                )
+                || !compatible(self.succ.epochs, self.succ.flat(), (&l, last), (&d, di))
                 || !self.fits_rest(di)
                 || !self.link_ok(&d, self.chain[0])
             {
@@ -5410,9 +5530,158 @@ pub fn find_root_causes_on(
     change: &ChangeSet,
     limits: &SearchLimits,
 ) -> RootCauseResult {
+    let ahead = if search_threads() > 1 && change.len() >= AHEAD_MIN_EDGES {
+        AheadMode::Beside
+    } else {
+        AheadMode::Off
+    };
+    find_root_causes_ahead(model, graph, weights, change, limits, ahead)
+}
+
+/// Whether and how [`find_root_causes_ahead`] runs explorations ahead ([`Ahead`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AheadMode {
+    /// On the main thread only, as each is due.
+    Off,
+    /// On a second thread beside the main thread's search.
+    Beside,
+    /// Every one of them first, before the main thread's search begins (the tests: the main
+    /// thread then takes every exploration from the second thread's results).
+    #[cfg(test)]
+    First,
+}
+
+/// How many threads the root-cause search may use: `RAYON_NUM_THREADS` if set (as the reading
+/// threads, `read_threads`), else one per core.
+fn search_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The fewest changed edges for which [`find_root_causes_on`] explores on a second thread
+/// ([`Ahead`]): below, a thread would cost more than the explorations it could take over.
+const AHEAD_MIN_EDGES: usize = 256;
+
+/// [`Ahead::claims`]: a dependency no exploration is due for (not blocking, or on one changed
+/// edge only), or one explored by neither thread yet.
+const CLAIM_NONE: u8 = 0;
+const CLAIM_FREE: u8 = 1;
+/// [`Ahead::claims`]: a dependency the main thread explores, or the second thread.
+const CLAIM_MAIN: u8 = 2;
+const CLAIM_AHEAD: u8 = 3;
+
+/// The explorations ([`EdgeSearch::closers_of`]) that a second thread runs ahead of the
+/// root-cause search, from the last changed edge down, while the main thread searches the
+/// edges from the first up; the two stop when they meet. An exploration is a function of its
+/// dependency alone (its verdict and its step count: the caches it reads only save work), so
+/// the main thread takes the second thread's result, and counts its steps, exactly where it
+/// would have run it itself: in the edges' order, against the same step bounds. The report
+/// does not depend on the number of threads or on which finishes first.
+struct Ahead {
+    /// Per dependency, `CLAIM_*`: which thread explores it (taken once, by either).
+    claims: Vec<std::sync::atomic::AtomicU8>,
+    /// The explorations done by the second thread, by dependency, until the main thread takes
+    /// them.
+    done: std::sync::Mutex<FastMap<u32, Explored>>,
+    /// How many changed edges the main thread has begun (the second thread stops below it).
+    begun: std::sync::atomic::AtomicUsize,
+    /// Set by the main thread when its search is over (or stopped at its bounds).
+    over: std::sync::atomic::AtomicBool,
+}
+
+/// An exploration run by the second thread ([`Ahead`]): what [`EdgeSearch::closers_of`]
+/// returned, the steps it took and whether its shortcuts ended it.
+struct Explored {
+    closers: Option<Vec<u32>>,
+    steps: u64,
+    covered: bool,
+}
+
+impl Ahead {
+    /// Claims `d0` for the main thread's exploration: `None` if it is the main thread's to
+    /// run, else the second thread's result (when the second thread is still exploring it,
+    /// `None` too: the main thread runs it as well, with the same result).
+    fn take(&self, d0: u32) -> Option<Explored> {
+        use std::sync::atomic::Ordering;
+        let c = &self.claims[d0 as usize];
+        match c.compare_exchange(CLAIM_FREE, CLAIM_MAIN, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => None,
+            Err(CLAIM_AHEAD) => self.done.lock().ok()?.remove(&d0),
+            Err(_) => None,
+        }
+    }
+}
+
+/// The second thread's part of the root-cause search ([`Ahead`]): explores every dependency
+/// due for an exploration on the changed edges from the last down, on its own successor lists
+/// over the shared tables, until it meets the main thread or the main thread is over.
+#[allow(clippy::too_many_arguments)]
+fn explore_ahead(
+    model: &Model,
+    level: GraphLevel,
+    graph: &LockGraph,
+    own: &[u32],
+    shared: &SharedTables<'_>,
+    change: &ChangeSet,
+    ahead: &Ahead,
+) {
+    use std::sync::atomic::Ordering;
+    let mut succ = Successors::new(model, level, graph, own, shared);
+    let mut s = EdgeSearch::new(model, level, graph, &mut succ, own, 0);
+    let mut explored = 0usize;
+    'edges: for (k, e) in change.ids_desc().enumerate() {
+        if change.len() - k <= ahead.begun.load(Ordering::Acquire) {
+            break;
+        }
+        for &d0 in graph.deps(e) {
+            if ahead.over.load(Ordering::Relaxed) {
+                break 'edges;
+            }
+            let c = &ahead.claims[d0 as usize];
+            if c.compare_exchange(CLAIM_FREE, CLAIM_AHEAD, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            s.reset(u32::MAX, 0);
+            explored += 1;
+            let before = s.explore_covered;
+            let closers = s.closers_of(d0, MAX_EXPLORE_STEPS);
+            let x = Explored {
+                closers,
+                steps: s.steps,
+                covered: s.explore_covered > before,
+            };
+            if let Ok(mut done) = ahead.done.lock() {
+                done.insert(d0, x);
+            }
+        }
+    }
+    drop(s);
+    if std::env::var_os("LOCKCHECK_PHASES").is_some() {
+        eprintln!(
+            "lockcheck: {} explorations run ahead ({} successor lists)",
+            explored,
+            succ.memo.len()
+        );
+    }
+    crate::phase("root causes, explorations ahead");
+}
+
+/// [`find_root_causes_on`], its explorations run ahead as `mode` says ([`Ahead`]): the same
+/// result either way.
+fn find_root_causes_ahead(
+    model: &Model,
+    graph: &LockGraph,
+    weights: &EdgeWeights,
+    change: &ChangeSet,
+    limits: &SearchLimits,
+    mode: AheadMode,
+) -> RootCauseResult {
     let level = graph.level().unwrap_or(GraphLevel::Instance);
-    let ranks = canonical_ranks(model, level);
-    let rank = |n: u32| ranks.get(n as usize).copied().unwrap_or(u64::MAX);
     // The change set is the caller's (`change`): not copied into the result, where it would
     // hold 15 MB more through the search on the hostile random trace (1.8M edges).
     let mut result = RootCauseResult::default();
@@ -5434,10 +5703,6 @@ pub fn find_root_causes_on(
     if change.is_empty() {
         return result;
     }
-    let all_threads: usize = model.threads.len();
-    let mut causes: Vec<RootCause> = Vec::new();
-    let mut total: u64 = 0;
-    let mut example_pool = limits.max_example_steps.saturating_mul(20);
     // Per dependency index, `[how many changed edges it lies on, its verdict]` side by side,
     // read once per (changed edge, dependency) pair: millions of reads at random dependencies
     // on the hostile random trace. The count: one per lock it held, at most; `u32::MAX` for a
@@ -5455,12 +5720,87 @@ pub fn find_root_causes_on(
             *c = c.saturating_add(u32::from(*c != u32::MAX));
         }
     }
-    let mut succ = Successors::new(model, level, graph, &own, epochs, threads);
+    let shared = SharedTables::new(graph, epochs, threads);
+    crate::phase("root causes: tables");
+    let ahead = (mode != AheadMode::Off).then(|| Ahead {
+        claims: state
+            .iter()
+            .map(|&[on, _]| {
+                let due = on != u32::MAX && on >= 2;
+                std::sync::atomic::AtomicU8::new(if due { CLAIM_FREE } else { CLAIM_NONE })
+            })
+            .collect(),
+        done: std::sync::Mutex::new(FastMap::default()),
+        begun: std::sync::atomic::AtomicUsize::new(0),
+        over: std::sync::atomic::AtomicBool::new(false),
+    });
+    #[cfg(test)]
+    if let (AheadMode::First, Some(a)) = (mode, &ahead) {
+        explore_ahead(model, level, graph, &own, &shared, change, a);
+    }
+    std::thread::scope(|sc| {
+        let second = ahead
+            .as_ref()
+            .filter(|_| mode == AheadMode::Beside)
+            .and_then(|a| {
+                let (own, shared) = (&own, &shared);
+                std::thread::Builder::new()
+                    .name("lockcheck-analyze".into())
+                    .spawn_scoped(sc, move || {
+                        explore_ahead(model, level, graph, own, shared, change, a)
+                    })
+                    .ok()
+            });
+        let r = search_edges(
+            model,
+            graph,
+            weights,
+            change,
+            limits,
+            &own,
+            &shared,
+            &mut state,
+            ahead.as_ref(),
+            result,
+        );
+        if let Some(a) = &ahead {
+            a.over.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(h) = second {
+            h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        }
+        r
+    })
+}
+
+/// The main thread's part of [`find_root_causes_ahead`]: every changed edge in order, its
+/// result added to `result`.
+#[allow(clippy::too_many_arguments)]
+fn search_edges(
+    model: &Model,
+    graph: &LockGraph,
+    weights: &EdgeWeights,
+    change: &ChangeSet,
+    limits: &SearchLimits,
+    own: &[u32],
+    shared: &SharedTables<'_>,
+    state: &mut [[u32; 2]],
+    ahead: Option<&Ahead>,
+    mut result: RootCauseResult,
+) -> RootCauseResult {
+    let level = graph.level().unwrap_or(GraphLevel::Instance);
+    let ranks = canonical_ranks(model, level);
+    let rank = |n: u32| ranks.get(n as usize).copied().unwrap_or(u64::MAX);
+    let all_threads: usize = model.threads.len();
+    let mut causes: Vec<RootCause> = Vec::new();
+    let mut total: u64 = 0;
+    let mut example_pool = limits.max_example_steps.saturating_mul(20);
+    let mut succ = Successors::new(model, level, graph, own, shared);
     let max_len = all_threads.min(graph.nodes());
     // One search for every changed edge, its buffers reused (1.8M changed edges on the hostile
     // random trace: each a search of its own, with its vectors allocated for each of its first
     // dependencies and rounds, and dropped): [`EdgeSearch::reset`] before each edge.
-    let mut s = EdgeSearch::new(model, level, graph, &mut succ, &own, limits.max_steps);
+    let mut s = EdgeSearch::new(model, level, graph, &mut succ, own, limits.max_steps);
     let mut d0s: Vec<u32> = Vec::new();
     let mut relaxed = FirstPasses {
         start: vec![0],
@@ -5480,6 +5820,9 @@ pub fn find_root_causes_on(
     let mut sources = graph.sources();
     for (k, e) in change.ids().enumerate() {
         let (u, v) = (sources.of(e), graph.target(e));
+        if let Some(a) = ahead {
+            a.begun.store(k + 1, std::sync::atomic::Ordering::Release);
+        }
         if total > limits.max_total_steps {
             result.warnings.push(format!(
                 "{} root-cause search stopped after {total} steps in all (--max-total-steps) with {} of {} changed edges not searched; results may be incomplete",
@@ -5513,7 +5856,16 @@ pub fn find_root_causes_on(
             }
             if r == CLOSERS_UNKNOWN {
                 relaxed.explored += 1;
-                r = match s.closers_of(d0, MAX_EXPLORE_STEPS) {
+                let closers = match ahead.and_then(|a| a.take(d0)) {
+                    Some(x) => {
+                        // Run ahead: counted here, as if run now.
+                        s.steps += x.steps;
+                        s.explore_covered += usize::from(x.covered);
+                        x.closers
+                    }
+                    None => s.closers_of(d0, MAX_EXPLORE_STEPS),
+                };
+                r = match closers {
                     Some(nodes) => relaxed.keep(nodes),
                     None => {
                         // Its first pass runs if one of its edges' searches is long.
@@ -5568,7 +5920,7 @@ pub fn find_root_causes_on(
                     let mut kept_before = 0;
                     let mut keep = Vec::with_capacity(d0s.len());
                     for (j, &d0) in d0s.iter().enumerate() {
-                        let r = first_pass(&mut s, &mut state, &mut relaxed, d0);
+                        let r = first_pass(&mut s, state, &mut relaxed, d0);
                         let k = first_pass_keeps(&relaxed, r, u);
                         kept_before += usize::from(k && j < i);
                         keep.push(k);
@@ -5729,7 +6081,7 @@ pub fn find_root_causes_on(
                 EpochTable::Narrow(_) => "16-bit table",
                 EpochTable::Wide(_) => "32-bit table",
             },
-            match &succ.flat {
+            match succ.flat() {
                 Some(f) => format!(
                     "{} ({} entries, {})",
                     f.starts.len() - 1,
@@ -5739,12 +6091,12 @@ pub fn find_root_causes_on(
                         None => "no bitsets (beyond MAX_FLAT_BIT_WORDS)".to_string(),
                     }
                 ),
-                None if succ.walks == u64::MAX => "none (beyond MAX_FLAT_ENTRIES)".to_string(),
+                None if shared.flat.get().is_some() => "none (beyond MAX_FLAT_ENTRIES)".to_string(),
                 None => format!("not built ({} walks)", succ.walks),
             },
             succ.memo.len(),
             succ.memo_entries,
-            succ.holders.len(),
+            shared.holders.iter().filter(|h| h.get().is_some()).count(),
             relaxed.explored,
             relaxed.explore_steps,
             relaxed.explore_stopped,
