@@ -1887,19 +1887,7 @@ fn channel_lock(prefix: &'static str, drop_first: bool) {
         } else {
             *s2.lock() += 1;
             let _ = ready.send(());
-            // The send waits (a send that finds the receiver waiting is no wait): once it holds
-            // `state` and a channel wait is in the wait-for graph, or it was stopped as it began
-            // to. A 100 ms sleep did not make sure of it on a loaded machine.
-            let start = std::time::Instant::now();
-            while !((s2.is_locked()
-                && lockcheck::__private::waits()
-                    .iter()
-                    .any(|(_, k)| *k == lockcheck::LockKind::Channel))
-                || !lockcheck::violations().is_empty())
-                && start.elapsed() < Duration::from_secs(60)
-            {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            until_send_waits_under(&s2);
             let _ = rx.recv_timeout(Duration::from_secs(2));
         }
     });
@@ -1909,6 +1897,22 @@ fn channel_lock(prefix: &'static str, drop_first: bool) {
         let _ = tx.send(*g);
     }));
     let _ = receiver.join();
+}
+
+/// Waits until a send made holding `lock` waits (a send that finds the receiver waiting is no
+/// wait): once `lock` is held and a channel wait is in the wait-for graph, or a report stopped the
+/// send as it began to (at most 60 s). A 100 ms sleep did not make sure of it on a loaded machine.
+fn until_send_waits_under(lock: &Mutex<u32>) {
+    let start = std::time::Instant::now();
+    while !((lock.is_locked()
+        && lockcheck::__private::waits()
+            .iter()
+            .any(|(_, k)| *k == lockcheck::LockKind::Channel))
+        || !lockcheck::violations().is_empty())
+        && start.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 fn channel_send_under_lock() {
@@ -2246,8 +2250,8 @@ fn channel_handover() {
     let receiver = std::thread::spawn(move || {
         let _ = rx.try_recv();
         let _ = ready.send(());
-        std::thread::sleep(Duration::from_millis(100));
-        if let Ok(v) = rx.recv_timeout(Duration::from_secs(2)) {
+        until_send_waits_under(&s2);
+        if let Ok(v) = rx.recv() {
             *s2.lock() += v;
         }
     });
@@ -2256,6 +2260,7 @@ fn channel_handover() {
         let g = state.lock();
         let _ = tx.send(*g + 1);
     }));
+    drop(tx);
     let _ = receiver.join();
 }
 
@@ -2267,19 +2272,26 @@ fn channel_lock_before_message() {
     let (tx, rx) = lockcheck::sync::mpsc::sync_channel::<u32>(0);
     let (ready, wait_ready) = mpsc::channel();
     let s2 = state.clone();
+    let (started, wait_started) = mpsc::channel();
     let receiver = std::thread::spawn(move || {
-        let _ = rx.recv_timeout(Duration::from_secs(2));
+        // The receiver is this thread's before the first send (else the creator holds it, and
+        // its send could outwait the self-send grace on a loaded machine).
+        let _ = rx.try_recv();
+        let _ = started.send(());
+        let _ = rx.recv();
         *s2.lock() += 1;
         let _ = ready.send(());
-        std::thread::sleep(Duration::from_millis(100));
-        let _ = rx.recv_timeout(Duration::from_secs(2));
+        until_send_waits_under(&s2);
+        let _ = rx.recv();
     });
+    let _ = wait_started.recv();
     let _ = tx.send(0);
     let _ = wait_ready.recv();
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let g = state.lock();
         let _ = tx.send(*g + 1);
     }));
+    drop(tx);
     let _ = receiver.join();
 }
 
@@ -2295,13 +2307,13 @@ fn channel_handover_two_senders() {
     let receiver = std::thread::spawn(move || {
         let _ = rx.try_recv();
         let _ = ready.send(());
-        std::thread::sleep(Duration::from_millis(100));
-        if let Ok(v) = rx.recv_timeout(Duration::from_secs(2)) {
+        until_send_waits_under(&s2);
+        if let Ok(v) = rx.recv() {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 *s2.lock() += v;
             }));
         }
-        let _ = rx.recv_timeout(Duration::from_millis(500));
+        let _ = rx.recv();
     });
     let _ = wait_ready.recv();
     {
@@ -2309,6 +2321,7 @@ fn channel_handover_two_senders() {
         let _ = tx.send(*g + 1);
     }
     let _ = other.send(7);
+    drop((tx, other));
     let _ = receiver.join();
 }
 

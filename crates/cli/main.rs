@@ -207,7 +207,10 @@ struct AnalysisArgs {
     /// Filtered candidates listed per level (a listing bound).
     #[arg(long, default_value_t = SearchLimits::default().max_listed, value_name = "N")]
     max_listed: u64,
-    /// Further example cycles shown per root cause (`--verbose`, JSON).
+    /// Further example cycles shown per root cause (`--verbose`, JSON). A report lists at most
+    /// 10,000 in all, a fixed budget no option raises: past it, the later root causes list only
+    /// their shortest cycle (a warning says how many). A smaller N lets more root causes list
+    /// theirs.
     #[arg(long, default_value_t = SearchLimits::default().max_examples, value_name = "N")]
     max_examples: u64,
     /// Extension steps spent per root cause on further examples (only the count of cycles it

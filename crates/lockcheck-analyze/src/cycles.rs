@@ -806,7 +806,7 @@ fn list_cross(
         }
         if s.filtered_truncated {
             result.notes.push(format!(
-                "the {} listing of filtered candidates in a component of {} nodes is incomplete (at most {} listed, {} steps on filtered branches)",
+                "the {} listing of filtered candidates in a component of {} nodes was cut short (at most {} listed, {} steps on filtered branches): a listing bound only, the search for violations is not affected",
                 level.name(),
                 scc.len(),
                 limits.max_listed,
@@ -1249,7 +1249,7 @@ fn same_thread_cycles(
     }
     if truncated {
         result.notes.push(format!(
-            "the {} listing of same-thread candidates is incomplete (at most {} listed, {} steps per thread)",
+            "the {} listing of same-thread candidates was cut short (at most {} listed, {} steps per thread): a listing bound only, the search for violations is not affected",
             level.name(),
             limits.max_listed,
             budget
@@ -1519,7 +1519,7 @@ fn same_thread_cycles_reference(
     }
     if truncated {
         result.notes.push(format!(
-            "the {} listing of same-thread candidates is incomplete (at most {} listed, {} steps per thread)",
+            "the {} listing of same-thread candidates was cut short (at most {} listed, {} steps per thread): a listing bound only, the search for violations is not affected",
             level.name(),
             limits.max_listed,
             budget

@@ -149,6 +149,7 @@ pub fn fmt_position(p: &Position) -> String {
     match p {
         Position::LineCol { line, col } => format!("line {line}, column {col}"),
         Position::Byte(b) => format!("byte {b}"),
+        Position::Event(n) => format!("event {n}"),
     }
 }
 
@@ -182,6 +183,14 @@ pub fn analyze_with(
     parse_only(&files, opts);
     phase("start");
     let mut b = ModelBuilder::new();
+    // For tests of a trace with more locks than the analyzer numbers (2^29 otherwise), through
+    // the command line too.
+    if let Some(n) = std::env::var("LOCKCHECK_TEST_MAX_LOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        b.limit_locks(n);
+    }
     if opts.lost_wakeups {
         b.track_lost_wakeups();
     }
@@ -454,6 +463,10 @@ fn read_into(
                         // (a `clear` afterwards read the whole batch again: 4M cache misses
                         // of the planted 5M-event trace).
                         b.event_batch(&mut events);
+                        if let Some((lock, at)) = b.take_lock_overflow() {
+                            stop.store(true, Ordering::Relaxed);
+                            return Err(lock_overflow(&name, b.lock_limit(), lock, at));
+                        }
                         if let Ok(mut s) = spare.lock() {
                             s.push(events);
                         }
@@ -478,6 +491,19 @@ fn read_into(
         }
         Ok(())
     })
+}
+
+/// The error of a trace that names more lock instances than the analyzer numbers (with the
+/// traces read before it): at the event that names one more, `lock` as the trace numbers it.
+fn lock_overflow(name: &str, limit: usize, lock: u64, at: u64) -> ReadError {
+    ReadError::new(
+        name,
+        Some(Position::Event(at)),
+        format!(
+            "lock {lock} is one lock instance more than the analyzer numbers ({limit}, over all \
+             the traces read); analyze fewer traces at once, or a shorter trace"
+        ),
+    )
 }
 
 /// With `LOCKCHECK_PHASES=parse`, reads every file once without replaying it, on this thread,
@@ -787,6 +813,8 @@ fn analyze_model_listing(model: &Model, opts: &Options, max_examples: usize) -> 
                 let rc = cycles::find_root_causes_on(model, graph, weights, change, &opts.limits);
                 phase("root causes");
                 let r = same.join();
+                // Only the listing of filtered candidates was cut (`Summary::filtered_complete`).
+                let cut = !r.notes.is_empty() || !r.warnings.is_empty();
                 let mut notes = r.notes;
                 notes.extend(r.warnings.into_iter().map(|w| {
                     w.replace(
@@ -795,7 +823,7 @@ fn analyze_model_listing(model: &Model, opts: &Options, max_examples: usize) -> 
                     )
                 }));
                 notes.extend(rc.notes);
-                (r.candidates, rc.root_causes, rc.warnings, notes)
+                (r.candidates, rc.root_causes, rc.warnings, notes, cut)
             };
             let inst_parts = match inst_cross {
                 Some(cross) => {
@@ -821,8 +849,9 @@ fn analyze_model_listing(model: &Model, opts: &Options, max_examples: usize) -> 
                 class_parts,
             )
         });
-    let (inst, inst_rc, inst_w, inst_n) = inst_parts;
-    let (class, class_rc, class_w, class_n) = class_parts;
+    let (inst, inst_rc, inst_w, inst_n, inst_cut) = inst_parts;
+    let (class, class_rc, class_w, class_n, class_cut) = class_parts;
+    let filtered_complete = !inst_cut && !class_cut;
     let complete = inst_w.is_empty()
         && class_w.is_empty()
         && model.anomalies.over_budget == 0
@@ -997,7 +1026,7 @@ fn analyze_model_listing(model: &Model, opts: &Options, max_examples: usize) -> 
 
         if examples.unlisted > 0 {
             warnings.push(format!(
-                "further example cycles are listed for {} of {} root causes ({} examples, at most {} in a report): the other {} list only their shortest cycle (the lock graph of this trace is beyond any real program)",
+                "further example cycles are listed for {} of {} root causes ({} examples, at most {} in a report): the other {} list only their shortest cycle (the lock graph of this trace is beyond any real program). A listing bound only, the verdicts are not affected; no option raises this budget of the report, a smaller --max-examples lets more root causes list theirs",
                 examples.root_causes - examples.unlisted,
                 examples.root_causes,
                 examples.listed,
@@ -1056,6 +1085,7 @@ fn analyze_model_listing(model: &Model, opts: &Options, max_examples: usize) -> 
         filtered: filtered.len() as u64,
         filtered_by,
         complete,
+        filtered_complete,
         suppressed: suppressed.len() as u64,
         baselined: violations.iter().filter(|v| v.baselined).count() as u64,
         hold_resolution_ns: model.hold_resolution_ns,
@@ -1322,7 +1352,10 @@ mod tests {
             rcs - unlisted
         );
         assert!(
-            capped.warnings.iter().any(|w| w.starts_with(&note)),
+            capped.warnings.iter().any(|w| w.starts_with(&note)
+                && w.contains("no option raises")
+                && w.contains("--max-examples")
+                && !w.contains("incomplete")),
             "{note}\n{:?}",
             capped.warnings
         );

@@ -487,7 +487,8 @@ pub trait TrieItem: Copy + Eq {
 }
 
 /// Locks are numbered below this, so that a lock and a mode pack into 32 bits (a lock's tables
-/// would take tens of gigabytes before: [`ModelBuilder`] stops at it with a panic that says so).
+/// would take tens of gigabytes before: the reading stops at the event that names one more, with
+/// an error that says so, [`ModelBuilder::take_lock_overflow`]).
 pub const MAX_LOCKS: usize = 1 << LOCK_BITS;
 const LOCK_BITS: u32 = 29;
 
@@ -1609,6 +1610,12 @@ pub struct ModelBuilder {
     site_by_loc: HashMap<String, SiteId>,
     /// Held-lock entries over all distinct dependencies (see [`MAX_HELD_ENTRIES`]).
     held_entries: usize,
+    /// Lock instances numbered at most ([`MAX_LOCKS`] unless tests set less:
+    /// [`ModelBuilder::limit_locks`]).
+    lock_limit: Option<usize>,
+    /// The lock (as the trace numbers it) past the limit on lock instances: the replay stops
+    /// at its event ([`ModelBuilder::take_lock_overflow`]).
+    lock_overflow: Option<u64>,
     /// The base of each held-set trie's node budget ([`MAX_HELD_NODES`]; tests set less).
     node_budget: NodeBudget,
     /// What the acquisitions replayed so far add to it ([`HELD_NODES_PER_ACQUISITION`] each).
@@ -1803,6 +1810,28 @@ impl ModelBuilder {
         }
     }
 
+    /// Sets the most lock instances numbered, below [`MAX_LOCKS`] (at least 1): for tests of
+    /// what happens past it, which would otherwise take 2^29 locks.
+    #[doc(hidden)]
+    pub fn limit_locks(&mut self, n: usize) {
+        self.lock_limit = Some(n);
+    }
+
+    /// The lock past the most lock instances the analyzer numbers ([`MAX_LOCKS`]), once an
+    /// event names one more, with the number of that event in its trace (1-based, the events
+    /// of the batch after it not replayed): the reading must fail there, the model is not
+    /// whole. `None` while every lock fits.
+    pub fn take_lock_overflow(&mut self) -> Option<(u64, u64)> {
+        let l = self.lock_overflow.take()?;
+        let at = self.model.traces.last().map_or(0, |t| t.events);
+        Some((l, at))
+    }
+
+    /// The most lock instances numbered: [`MAX_LOCKS`], or less as a test set it.
+    pub fn lock_limit(&self) -> usize {
+        self.lock_limit.unwrap_or(MAX_LOCKS).clamp(1, MAX_LOCKS)
+    }
+
     /// Records that the current trace was truncated at `pos`.
     pub fn set_truncated(&mut self, pos: String) {
         if let Some(t) = self.model.traces.last_mut() {
@@ -1917,11 +1946,12 @@ impl ModelBuilder {
 
     fn new_lock(&mut self, l: u64, class: ClassId, permits: Option<u64>) -> LockId {
         let trace = self.trace_idx();
-        assert!(
-            self.model.locks.len() < MAX_LOCKS,
-            "lockcheck: more than {MAX_LOCKS} lock instances in the traces, beyond what the \
-             analyzer numbers"
-        );
+        if self.model.locks.len() >= self.lock_limit.unwrap_or(MAX_LOCKS).clamp(1, MAX_LOCKS) {
+            // Past what a lock id packs into: the replay of the batch stops at this event and
+            // the reading fails there. Until then, lock 0 stands in (not kept).
+            self.lock_overflow.get_or_insert(l);
+            return 0;
+        }
         let id = self.model.locks.len() as LockId;
         self.model.locks.push(LockInfo {
             class,
@@ -2901,6 +2931,11 @@ impl ModelBuilder {
                 self.model.traces[0].events = n;
             }
         }
+        if self.model.locks.len() + events.len() >= self.lock_limit() {
+            // Each event names at most one new lock: only a batch that may reach the limit
+            // takes the path that stops at it (the loop below stays as it was).
+            return self.event_batch_near_lock_limit(events);
+        }
         for e in events.drain(..) {
             match e {
                 Event::Acquire {
@@ -2915,6 +2950,37 @@ impl ModelBuilder {
                 e => self.other_event(&e),
             }
         }
+        self.flush_deps();
+    }
+
+    /// [`ModelBuilder::event_batch`] of a batch that may name the lock past the limit: stops
+    /// at its event (the events after it not replayed, nor counted).
+    #[cold]
+    #[inline(never)]
+    fn event_batch_near_lock_limit(&mut self, events: &mut Vec<Event>) {
+        let mut drain = events.drain(..);
+        for e in drain.by_ref() {
+            match e {
+                Event::Acquire {
+                    t,
+                    l,
+                    m,
+                    how,
+                    s,
+                    wait_ns,
+                } => self.acquire(t, l, m, how, s, wait_ns),
+                Event::Release { t, l, hold_ns } => self.release(t, l, hold_ns),
+                e => self.other_event(&e),
+            }
+            if self.lock_overflow.is_some() {
+                let left = drain.len() as u64;
+                if let Some(t) = self.model.traces.last_mut() {
+                    t.events -= left;
+                }
+                break;
+            }
+        }
+        drop(drain);
         self.flush_deps();
     }
 

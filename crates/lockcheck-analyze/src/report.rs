@@ -96,8 +96,15 @@ pub struct Summary {
     pub filtered: u64,
     /// Filtered candidates per filter, in [`FILTER_ORDER`].
     pub filtered_by: Vec<FilterCount>,
-    /// False when a search bound was hit (see `warnings`).
+    /// False when a search bound was hit (see `warnings`): a violation may be missing.
     pub complete: bool,
+    /// False when a listing bound (`--max-cycles`, `--max-filtered-steps`, `--max-listed`) cut
+    /// the listing of filtered candidates short (a note in `warnings`): `filtered`,
+    /// `filtered_by` and the `filtered` list then count only those listed. The violations do
+    /// not depend on it ([`Summary::complete`] says whether they are all found). Written only
+    /// when false.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub filtered_complete: bool,
     /// Traces that were cut short (with `--allow-truncated`), with where.
     pub truncated: Vec<String>,
     /// Findings removed by a `[[suppress]]` entry (not counted in `violations`).
@@ -118,6 +125,14 @@ pub struct Summary {
     /// analyzer had only the lost-wakeup part.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lost_wakeup_rule: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -1306,6 +1321,10 @@ pub fn summary_line(r: &Report) -> String {
     );
     if !s.complete {
         line.push_str(" (search incomplete)");
+    }
+    if !s.filtered_complete {
+        // Not "incomplete": only the listing of filtered candidates is cut, not the verdicts.
+        line.push_str(" (filtered candidates: listing cut short)");
     }
     if s.lost_wakeup_rule {
         line.push_str(" (condvar rule on)");

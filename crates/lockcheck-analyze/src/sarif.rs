@@ -433,6 +433,14 @@ pub fn to_sarif(report: &Report, opts: &SarifOptions) -> Value {
         "columnKind": "unicodeCodePoints",
         "results": results
     });
+    // What the summary says of completeness, where something is not (as the text report's
+    // summary line): a search bound (a violation may be missing), or only a listing bound.
+    if !report.summary.complete || !report.summary.filtered_complete {
+        run["invocations"][0]["properties"] = json!({
+            "complete": report.summary.complete,
+            "filteredComplete": report.summary.filtered_complete,
+        });
+    }
     if let Some(root) = &opts.repo_root {
         let root = root.to_string_lossy().replace('\\', "/");
         let root = root.trim_end_matches('/');

@@ -154,6 +154,10 @@ pub enum Position {
     },
     /// Byte offset, 0-based.
     Byte(u64),
+    /// The n-th event of the file (1-based, in the order the reader yields them, declarations
+    /// included): where the replay, not the reader, finds a problem (more locks than the
+    /// analyzer numbers).
+    Event(u64),
 }
 
 impl fmt::Display for Position {
@@ -161,12 +165,14 @@ impl fmt::Display for Position {
         match self {
             Position::LineCol { line, col } => write!(f, "{line}:{col}"),
             Position::Byte(b) => write!(f, "byte {b}"),
+            Position::Event(n) => write!(f, "event {n}"),
         }
     }
 }
 
 /// A trace that could not be read. Display: `file:line:col: message` (or `file: byte N: message`,
-/// or `file: message` when the problem has no position, such as a file that cannot be opened).
+/// `file: event N: message` where the replay finds it, or `file: message` when the problem has no
+/// position, such as a file that cannot be opened).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadError {
     /// The file (or the name given to [`TraceReader::from_reader`]).
@@ -196,6 +202,7 @@ impl fmt::Display for ReadError {
         match self.pos {
             Some(Position::LineCol { line, col }) => write!(f, "{file}:{line}:{col}: {message}"),
             Some(Position::Byte(b)) => write!(f, "{file}: byte {b}: {message}"),
+            Some(Position::Event(n)) => write!(f, "{file}: event {n}: {message}"),
             None => write!(f, "{file}: {message}"),
         }
     }
