@@ -2633,10 +2633,16 @@ mod tests {
     /// and steps, with its bounds hit anywhere (the total bound, which counts the explorations'
     /// steps, at every point of the search; one edge's bound; the examples' pool), whether the
     /// second thread ran every exploration before the main thread's search (which then takes
-    /// each of them, where it would have run it) or beside it.
+    /// each of them, where it would have run it), built the flat held sets before it (as a
+    /// second thread due for them first does) or ran beside it. The explorations check their
+    /// open nodes early or at [`OPEN_CHECK_AFTER`]: early, small explorations take the
+    /// shortcut whose steps depend on the flat held sets ([`Plan::flat_first_from`]), and
+    /// without the copy built before the search, `FlatFirst` counts other steps than one thread.
     #[test]
     fn explorations_run_ahead_leave_the_root_causes_as_one_thread_finds_them() {
         let (mut compared, mut total_hit, mut edge_hit) = (0, 0, 0);
+        // Runs where building the flat held sets first changed the result on one thread.
+        let mut flat_timed = 0;
         for seed in 1..=24u64 {
             let text = random_nesting(seed, 3 + seed % 5, 5 + seed % 7, 60 + 12 * seed as usize);
             let m = model_of(&[("t", &text)]);
@@ -2647,8 +2653,13 @@ mod tests {
                 let change = change_set_on(&graph, &weights, &|n| {
                     ranks.get(n as usize).copied().unwrap_or(u64::MAX)
                 });
-                let run = |limits: &SearchLimits, mode| {
-                    let r = find_root_causes_ahead(&m, &graph, &weights, &change, limits, mode);
+                let run = |limits: &SearchLimits, mode, flat_first_from, open_check_after| {
+                    let plan = Plan {
+                        mode,
+                        flat_first_from,
+                        open_check_after,
+                    };
+                    let r = find_root_causes_ahead(&m, &graph, &weights, &change, limits, plan);
                     format!("{r:?}")
                 };
                 let mut bounds = vec![SearchLimits::default()];
@@ -2666,23 +2677,27 @@ mod tests {
                     });
                 }
                 for limits in &bounds {
-                    let one = run(limits, AheadMode::Off);
-                    total_hit += usize::from(one.contains("--max-total-steps"));
-                    edge_hit += usize::from(one.contains("(--max-steps)"));
-                    for mode in [AheadMode::First, AheadMode::Beside] {
-                        assert_eq!(
-                            run(limits, mode),
-                            one,
-                            "seed {seed} {level:?} {limits:?} {mode:?}"
-                        );
-                        compared += 1;
+                    for check in [1, OPEN_CHECK_AFTER] {
+                        let one = run(limits, AheadMode::Off, 0, check);
+                        total_hit += usize::from(one.contains("--max-total-steps"));
+                        edge_hit += usize::from(one.contains("(--max-steps)"));
+                        let lazy = run(limits, AheadMode::Off, usize::MAX, check);
+                        flat_timed += usize::from(lazy != one);
+                        for mode in [AheadMode::First, AheadMode::FlatFirst, AheadMode::Beside] {
+                            assert_eq!(
+                                run(limits, mode, 0, check),
+                                one,
+                                "seed {seed} {level:?} {limits:?} {mode:?} {check}"
+                            );
+                            compared += 1;
+                        }
                     }
                 }
             }
         }
         assert!(
-            compared > 0 && total_hit > 20 && edge_hit > 5,
-            "{total_hit} {edge_hit}"
+            compared > 0 && total_hit > 20 && edge_hit > 5 && flat_timed > 0,
+            "{total_hit} {edge_hit} {flat_timed}"
         );
     }
 
@@ -3993,9 +4008,9 @@ impl<'a> Successors<'a> {
     /// dependencies) never pays for a copy it would hardly read; one that tests millions (the
     /// hostile trace) builds it early: there the walks before the copy were 78,138 (171M
     /// instructions, 1,900 each, against 285M for the copy), now a quarter of them. Either
-    /// way the answers are the same (`the_flat_held_sets_answer_as_the_walks`).
-    /// With a search on two threads, the copy is built once, by the first thread due (the
-    /// other reads it from then on: the same answers).
+    /// way the answers are the same (`the_flat_held_sets_answer_as_the_walks`), but not the
+    /// step counts of two shortcuts ([`Plan::flat_first_from`]): a search that may run on two
+    /// threads has its copy built before it begins, and never comes here with it missing.
     fn flat_due(&mut self) {
         if self.walks != u64::MAX
             && (self.walks >= self.model.deps.len() as u64 / 4 || self.shared.flat.get().is_some())
@@ -5530,12 +5545,42 @@ pub fn find_root_causes_on(
     change: &ChangeSet,
     limits: &SearchLimits,
 ) -> RootCauseResult {
-    let ahead = if search_threads() > 1 && change.len() >= AHEAD_MIN_EDGES {
+    let mode = if search_threads() > 1 && change.len() >= AHEAD_MIN_EDGES {
         AheadMode::Beside
     } else {
         AheadMode::Off
     };
-    find_root_causes_ahead(model, graph, weights, change, limits, ahead)
+    let plan = Plan {
+        mode,
+        flat_first_from: AHEAD_MIN_EDGES,
+        open_check_after: OPEN_CHECK_AFTER,
+    };
+    find_root_causes_ahead(model, graph, weights, change, limits, plan)
+}
+
+/// How [`find_root_causes_ahead`] runs: the thread count's part, and what the tests lower.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Whether and how the explorations run ahead; not [`AheadMode::Off`] only where the flat
+    /// held sets are built first (`flat_first_from`).
+    mode: AheadMode,
+    /// The fewest changed edges for which the flat held sets are built before the search
+    /// ([`AHEAD_MIN_EDGES`], whatever the thread count; the tests lower it), not at their
+    /// due point ([`Successors::flat_due`]).
+    ///
+    /// Why: the answers of the searches do not depend on the copy, but two shortcuts' do:
+    /// [`EdgeSearch::can_close`] decides a node only with the copy's bitsets, and
+    /// [`EdgeSearch::fits_pair`] rejects a pair only with them. So an exploration's step count
+    /// (and where it would pass its budget, its verdict) and a pair pass's node list depend
+    /// on whether the copy exists when they run: on the hostile random trace (seed 1), 600 of
+    /// the explorations' 982,064 steps, one more exploration ended by its shortcut, with the
+    /// copy built first. With a second thread that builds the copy at its own due point, that
+    /// moment depends on which thread gets there first, and so would the total of steps, hence
+    /// where `--max-total-steps` stops the search and the count its warning gives. Built first,
+    /// it is the same on one thread or two.
+    flat_first_from: usize,
+    /// [`OPEN_CHECK_AFTER`] (the tests lower it, so that small explorations check too).
+    open_check_after: u64,
 }
 
 /// Whether and how [`find_root_causes_ahead`] runs explorations ahead ([`Ahead`]).
@@ -5549,6 +5594,10 @@ enum AheadMode {
     /// thread then takes every exploration from the second thread's results).
     #[cfg(test)]
     First,
+    /// As `First`, the second thread building the flat held sets before its first exploration
+    /// (as a second thread that reaches its due point first does, [`Successors::flat_due`]).
+    #[cfg(test)]
+    FlatFirst,
 }
 
 /// How many threads the root-cause search may use: `RAYON_NUM_THREADS` if set (as the reading
@@ -5579,7 +5628,10 @@ const CLAIM_AHEAD: u8 = 3;
 /// dependency alone (its verdict and its step count: the caches it reads only save work), so
 /// the main thread takes the second thread's result, and counts its steps, exactly where it
 /// would have run it itself: in the edges' order, against the same step bounds. The report
-/// does not depend on the number of threads or on which finishes first.
+/// does not depend on the number of threads or on which finishes first. That holds only with
+/// the flat held sets built before either thread begins ([`Plan::flat_first_from`]): an
+/// exploration's steps depend on whether the copy exists, and a copy built by whichever
+/// thread is due first would exist at a moment that depends on the threads' timing.
 struct Ahead {
     /// Per dependency, `CLAIM_*`: which thread explores it (taken once, by either).
     claims: Vec<std::sync::atomic::AtomicU8>,
@@ -5627,10 +5679,12 @@ fn explore_ahead(
     shared: &SharedTables<'_>,
     change: &ChangeSet,
     ahead: &Ahead,
+    open_check_after: u64,
 ) {
     use std::sync::atomic::Ordering;
     let mut succ = Successors::new(model, level, graph, own, shared);
     let mut s = EdgeSearch::new(model, level, graph, &mut succ, own, 0);
+    s.open_check_after = open_check_after;
     let mut explored = 0usize;
     'edges: for (k, e) in change.ids_desc().enumerate() {
         if change.len() - k <= ahead.begun.load(Ordering::Acquire) {
@@ -5679,7 +5733,7 @@ fn find_root_causes_ahead(
     weights: &EdgeWeights,
     change: &ChangeSet,
     limits: &SearchLimits,
-    mode: AheadMode,
+    plan: Plan,
 ) -> RootCauseResult {
     let level = graph.level().unwrap_or(GraphLevel::Instance);
     // The change set is the caller's (`change`): not copied into the result, where it would
@@ -5721,6 +5775,16 @@ fn find_root_causes_ahead(
         }
     }
     let shared = SharedTables::new(graph, epochs, threads);
+    let flat_first = change.len() >= plan.flat_first_from;
+    if flat_first {
+        // Before any search, on one thread or two ([`Plan::flat_first_from`]).
+        shared.flat.get_or_init(|| FlatHeld::new(model));
+    }
+    let mode = plan.mode;
+    assert!(
+        mode == AheadMode::Off || flat_first,
+        "explorations run ahead only with the flat held sets built first"
+    );
     crate::phase("root causes: tables");
     let ahead = (mode != AheadMode::Off).then(|| Ahead {
         claims: state
@@ -5735,8 +5799,20 @@ fn find_root_causes_ahead(
         over: std::sync::atomic::AtomicBool::new(false),
     });
     #[cfg(test)]
-    if let (AheadMode::First, Some(a)) = (mode, &ahead) {
-        explore_ahead(model, level, graph, &own, &shared, change, a);
+    if let (AheadMode::First | AheadMode::FlatFirst, Some(a)) = (mode, &ahead) {
+        if mode == AheadMode::FlatFirst {
+            shared.flat.get_or_init(|| FlatHeld::new(model));
+        }
+        explore_ahead(
+            model,
+            level,
+            graph,
+            &own,
+            &shared,
+            change,
+            a,
+            plan.open_check_after,
+        );
     }
     std::thread::scope(|sc| {
         let second = ahead
@@ -5747,7 +5823,16 @@ fn find_root_causes_ahead(
                 std::thread::Builder::new()
                     .name("lockcheck-analyze".into())
                     .spawn_scoped(sc, move || {
-                        explore_ahead(model, level, graph, own, shared, change, a)
+                        explore_ahead(
+                            model,
+                            level,
+                            graph,
+                            own,
+                            shared,
+                            change,
+                            a,
+                            plan.open_check_after,
+                        )
                     })
                     .ok()
             });
@@ -5761,6 +5846,7 @@ fn find_root_causes_ahead(
             &shared,
             &mut state,
             ahead.as_ref(),
+            plan.open_check_after,
             result,
         );
         if let Some(a) = &ahead {
@@ -5786,6 +5872,7 @@ fn search_edges(
     shared: &SharedTables<'_>,
     state: &mut [[u32; 2]],
     ahead: Option<&Ahead>,
+    open_check_after: u64,
     mut result: RootCauseResult,
 ) -> RootCauseResult {
     let level = graph.level().unwrap_or(GraphLevel::Instance);
@@ -5801,6 +5888,7 @@ fn search_edges(
     // random trace: each a search of its own, with its vectors allocated for each of its first
     // dependencies and rounds, and dropped): [`EdgeSearch::reset`] before each edge.
     let mut s = EdgeSearch::new(model, level, graph, &mut succ, own, limits.max_steps);
+    s.open_check_after = open_check_after;
     let mut d0s: Vec<u32> = Vec::new();
     let mut relaxed = FirstPasses {
         start: vec![0],
