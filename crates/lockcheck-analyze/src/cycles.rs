@@ -2376,36 +2376,71 @@ mod tests {
         }
     }
 
-    /// The memo of successor lists keeps one list per dependency across its pages, and every
-    /// empty list is the one shared empty list.
+    /// The memo of successor lists keeps one list per dependency across its pages, the first
+    /// one kept for a dependency whoever keeps it (the one list either thread reads), and
+    /// within its budget of entries: past it, a list is made for its use alone and nothing is
+    /// counted. A search reads each kept list, the empty ones too, from its slot.
     #[test]
     fn the_memo_keeps_each_dependencys_list() {
-        let mut memo = Memo::default();
-        let empty: std::rc::Rc<[(u32, u32)]> = std::rc::Rc::from(Vec::new());
-        let list = |d: u32| -> std::rc::Rc<[(u32, u32)]> {
+        let memo = Memo::new(6000);
+        let list = |d: u32| -> Box<[(u32, u32)]> {
             if d % 3 == 0 {
-                std::rc::Rc::from(Vec::new())
+                Box::new([])
             } else {
-                std::rc::Rc::from(vec![(d, d + 1)])
+                Box::new([(d, d + 1)])
             }
         };
         let ds: Vec<u32> = (0..50u32).map(|i| i * 977 % 5000).collect();
         for &d in &ds {
             assert!(memo.get(d).is_none());
-            memo.insert(d, list(d));
+            assert!(matches!(memo.insert(d, list(d)), List::Kept(l) if *l == *list(d)));
         }
         assert_eq!(memo.len(), ds.len());
+        let entries = |m: &Memo| m.entries.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(entries(&memo), ds.iter().filter(|&&d| d % 3 != 0).count());
         for d in 0..6000u32 {
             match memo.get(d) {
                 Some(l) => {
                     assert!(ds.contains(&d));
-                    assert_eq!(&**l, &*list(d));
+                    assert_eq!(l, &*list(d));
                 }
                 None => assert!(!ds.contains(&d)),
             }
         }
-        assert!(empty.is_empty());
-        // The successor lists' own empty list is shared.
+        // A second list for a kept dependency (another thread's, the same): the first stays,
+        // counted once.
+        let first = memo.get(ds[1]).map(<[_]>::as_ptr);
+        assert!(
+            matches!(memo.insert(ds[1], list(ds[1])), List::Kept(l) if Some(l.as_ptr()) == first)
+        );
+        assert_eq!(memo.len(), ds.len());
+        assert_eq!(entries(&memo), ds.iter().filter(|&&d| d % 3 != 0).count());
+        // Two threads keeping the lists of the same dependencies at once.
+        let shared = Memo::new(3000);
+        std::thread::scope(|sc| {
+            for _ in 0..2 {
+                sc.spawn(|| {
+                    for d in 0..3000u32 {
+                        let l = shared.insert(d, list(d));
+                        assert!(matches!(l, List::Kept(_)) && *l == *list(d));
+                    }
+                });
+            }
+        });
+        assert_eq!(shared.len(), 3000);
+        assert_eq!(entries(&shared), 2000);
+        // Past the budget: made, not kept, not counted.
+        let full = Memo::new(10);
+        let big = vec![(0, 0); MAX_MEMO_ENTRIES].into_boxed_slice();
+        assert!(matches!(full.insert(0, big), List::Kept(_)));
+        assert!(matches!(full.insert(1, list(1)), List::Made(l) if *l == *list(1)));
+        assert!(
+            matches!(full.insert(3, list(3)), List::Kept(_)),
+            "an empty list has room"
+        );
+        assert!(full.get(1).is_none());
+        assert_eq!((full.len(), entries(&full)), (2, MAX_MEMO_ENTRIES));
+        // The successor lists of a search: each kept once, read from its slot.
         let mut empties = 0;
         for seed in 1..=10u64 {
             let text = random_nesting(seed, 4, 8, 80);
@@ -2417,11 +2452,9 @@ mod tests {
                         continue;
                     }
                     let l = s.succ.of(d);
-                    if l.is_empty() {
-                        empties += 1;
-                        assert!(std::rc::Rc::ptr_eq(&l, &s.succ.empty));
-                    }
-                    assert!(std::rc::Rc::ptr_eq(&l, &s.succ.of(d)), "kept once");
+                    assert!(matches!(l, List::Kept(_)));
+                    empties += usize::from(l.is_empty());
+                    assert!(std::ptr::eq(&*l, &*s.succ.of(d)), "kept once");
                 }
             });
         }
@@ -3365,10 +3398,13 @@ struct SharedTables<'a> {
     no_holders: Holders,
     /// The flat held sets ([`Successors::flat_due`]): `Some(None)` once found too large.
     flat: std::sync::OnceLock<Option<FlatHeld>>,
+    /// The successor lists ([`Successors::of`]).
+    memo: Memo,
 }
 
 impl<'a> SharedTables<'a> {
     fn new(graph: &LockGraph, epochs: Epochs<'a>, threads: ThreadDeps) -> SharedTables<'a> {
+        let deps = epochs.model.deps.len();
         SharedTables {
             epochs,
             threads,
@@ -3381,6 +3417,7 @@ impl<'a> SharedTables<'a> {
                 rest: Vec::new(),
             },
             flat: std::sync::OnceLock::new(),
+            memo: Memo::new(deps),
         }
     }
 }
@@ -3412,13 +3449,6 @@ struct Successors<'a> {
     graph: &'a LockGraph,
     /// The tables that every thread of the search reads ([`SharedTables`]).
     shared: &'a SharedTables<'a>,
-    memo: Memo,
-    memo_entries: usize,
-    /// The one empty list, shared by every dependency without a successor: a search reads
-    /// the lists of most dependencies of a hostile trace many times, and most of them are
-    /// empty (76,000 lists of 77,000 entries on the random trace), so a copy each would
-    /// cost a cache miss at each read for its count alone.
-    empty: std::rc::Rc<[(u32, u32)]>,
     /// Own epoch of each dependency (`clock.get(thread)`), by dependency index.
     own: &'a [u32],
     /// The held locks of the dependency whose list is being computed, counted per mode.
@@ -3441,46 +3471,106 @@ struct Successors<'a> {
     out: Vec<(u32, u32)>,
 }
 
-/// A successor list of [`Successors::of`]: `(edge, dependency)` pairs.
-type List = std::rc::Rc<[(u32, u32)]>;
+/// A successor list of [`Successors::of`]: `(edge, dependency)` pairs, kept in the [`Memo`]
+/// or, once the memo is full, made for this use alone.
+enum List<'a> {
+    /// The list kept in the memo (by this thread or another).
+    Kept(&'a [(u32, u32)]),
+    /// A list the memo had no room for, dropped after its use.
+    Made(Box<[(u32, u32)]>),
+}
+
+impl std::ops::Deref for List<'_> {
+    type Target = [(u32, u32)];
+
+    #[inline]
+    fn deref(&self) -> &[(u32, u32)] {
+        match self {
+            List::Kept(l) => l,
+            List::Made(l) => l,
+        }
+    }
+}
 
 /// Slots per page of a [`Memo`].
 const MEMO_PAGE: usize = 1024;
 
-/// The successor lists kept, by dependency index: pages of [`MEMO_PAGE`] slots, each allocated
-/// at its first list (a search that computes few lists, as on the planted traces of a million
-/// dependencies, allocates few). Read once per extension of a chain: an index where a hash
-/// table's probe was a sixth of [`Successors::of`]'s time on the hostile random trace.
-#[derive(Default)]
+/// A page of a [`Memo`]: one slot per dependency, each set once.
+type MemoPage = Box<[std::sync::OnceLock<Box<[(u32, u32)]>>]>;
+
+/// The successor lists kept, by dependency index, shared by the threads of one search (a list
+/// is a function of its dependency alone: whichever thread makes it first keeps it): pages of
+/// [`MEMO_PAGE`] slots, each allocated at its first list (a search that computes few lists, as
+/// on the planted traces of a million dependencies, allocates few). Read once per extension of
+/// a chain: an index where a hash table's probe was a sixth of [`Successors::of`]'s time on
+/// the hostile random trace. An empty list takes no memory of its own (most lists of a hostile
+/// trace: 76,000 of 77,000 entries on the random one), and its length is read from its slot.
 struct Memo {
-    pages: Vec<Option<Box<[Option<List>]>>>,
-    len: usize,
+    /// One page per [`MEMO_PAGE`] dependencies, allocated at its first list.
+    pages: Box<[std::sync::OnceLock<MemoPage>]>,
+    /// Lists kept.
+    len: std::sync::atomic::AtomicUsize,
+    /// Entries of the lists kept (at most [`MAX_MEMO_ENTRIES`]).
+    entries: std::sync::atomic::AtomicUsize,
 }
 
 impl Memo {
-    /// The list kept for dependency `d`, if any.
-    #[inline]
-    fn get(&self, d: u32) -> Option<&std::rc::Rc<[(u32, u32)]>> {
-        let d = d as usize;
-        self.pages.get(d / MEMO_PAGE)?.as_ref()?[d % MEMO_PAGE].as_ref()
+    /// An empty memo for `deps` dependencies.
+    fn new(deps: usize) -> Memo {
+        Memo {
+            pages: std::iter::repeat_with(std::sync::OnceLock::new)
+                .take(deps.div_ceil(MEMO_PAGE))
+                .collect(),
+            len: Default::default(),
+            entries: Default::default(),
+        }
     }
 
-    /// Keeps `list` for dependency `d` (which has none yet).
-    fn insert(&mut self, d: u32, list: std::rc::Rc<[(u32, u32)]>) {
+    /// The list kept for dependency `d`, if any.
+    #[inline]
+    fn get(&self, d: u32) -> Option<&[(u32, u32)]> {
         let d = d as usize;
-        if self.pages.len() <= d / MEMO_PAGE {
-            self.pages.resize_with(d / MEMO_PAGE + 1, || None);
+        Some(&**self.pages.get(d / MEMO_PAGE)?.get()?[d % MEMO_PAGE].get()?)
+    }
+
+    /// Keeps `list` for dependency `d` if the memo has room for it, and returns the list kept
+    /// (another thread's, the same, if it kept one first); else gives `list` back.
+    fn insert(&self, d: u32, list: Box<[(u32, u32)]>) -> List<'_> {
+        use std::sync::atomic::Ordering;
+        let n = list.len();
+        let d = d as usize;
+        let Some(page) = self.pages.get(d / MEMO_PAGE) else {
+            return List::Made(list);
+        };
+        // The entries are counted before the list is kept (given back below if another thread
+        // kept one first), so the memo never holds more than its budget.
+        let room = self
+            .entries
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| {
+                (e + n <= MAX_MEMO_ENTRIES).then_some(e + n)
+            })
+            .is_ok();
+        if !room {
+            return List::Made(list);
         }
-        let page = self.pages[d / MEMO_PAGE]
-            .get_or_insert_with(|| std::iter::repeat_with(|| None).take(MEMO_PAGE).collect());
-        if page[d % MEMO_PAGE].replace(list).is_none() {
-            self.len += 1;
+        let page = page.get_or_init(|| {
+            std::iter::repeat_with(std::sync::OnceLock::new)
+                .take(MEMO_PAGE)
+                .collect()
+        });
+        let mut mine = Some(list);
+        let kept = page[d % MEMO_PAGE].get_or_init(|| mine.take().expect("set once"));
+        if mine.is_none() {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.entries.fetch_sub(n, Ordering::Relaxed);
         }
+        List::Kept(kept)
     }
 
     /// How many lists are kept.
     fn len(&self) -> usize {
-        self.len
+        self.len.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -3987,9 +4077,6 @@ impl<'a> Successors<'a> {
             level,
             graph,
             shared,
-            memo: Memo::default(),
-            memo_entries: 0,
-            empty: std::rc::Rc::from(Vec::new()),
             own,
             marks: Marks::new(model.locks.len()),
             epochs: &shared.epochs,
@@ -4091,9 +4178,10 @@ impl<'a> Successors<'a> {
 
     /// The successors of `d0` as `(edge, dependency)`, by edge then dependency (the order of a
     /// scan of the graph).
-    fn of(&mut self, d0: u32) -> std::rc::Rc<[(u32, u32)]> {
-        if let Some(r) = self.memo.get(d0) {
-            return r.clone();
+    fn of(&mut self, d0: u32) -> List<'a> {
+        let shared: &'a SharedTables<'a> = self.shared;
+        if let Some(r) = shared.memo.get(d0) {
+            return List::Kept(r);
         }
         let model = self.model;
         let level = self.level;
@@ -4230,18 +4318,10 @@ impl<'a> Successors<'a> {
     }
 
     /// Sorts `out`, the successors of `d0`, and remembers them while the memo has room.
-    fn keep(&mut self, d0: u32, out: &mut [(u32, u32)]) -> std::rc::Rc<[(u32, u32)]> {
+    fn keep(&mut self, d0: u32, out: &mut [(u32, u32)]) -> List<'a> {
         out.sort_unstable();
-        let r: std::rc::Rc<[(u32, u32)]> = if out.is_empty() {
-            self.empty.clone()
-        } else {
-            std::rc::Rc::from(&*out)
-        };
-        if self.memo_entries + r.len() <= MAX_MEMO_ENTRIES {
-            self.memo_entries += r.len();
-            self.memo.insert(d0, r.clone());
-        }
-        r
+        let shared: &'a SharedTables<'a> = self.shared;
+        shared.memo.insert(d0, Box::from(&*out))
     }
 }
 
@@ -4521,7 +4601,7 @@ impl<'a> EdgeSearch<'a, '_> {
         let list = if self.shortcuts {
             self.succ.of(d0)
         } else {
-            std::rc::Rc::from(Vec::new())
+            List::Kept(&[])
         };
         for &(e, d1) in list.iter() {
             let y = self.graph.target(e);
@@ -5647,7 +5727,9 @@ struct Ahead {
 /// An exploration run by the second thread ([`Ahead`]): what [`EdgeSearch::closers_of`]
 /// returned, the steps it took and whether its shortcuts ended it.
 struct Explored {
-    closers: Option<Vec<u32>>,
+    /// Boxed (no spare capacity): the second thread's results wait for the main thread, tens
+    /// of thousands of them on the hostile random trace.
+    closers: Option<Box<[u32]>>,
     steps: u64,
     covered: bool,
 }
@@ -5705,7 +5787,7 @@ fn explore_ahead(
             let before = s.explore_covered;
             let closers = s.closers_of(d0, MAX_EXPLORE_STEPS);
             let x = Explored {
-                closers,
+                closers: closers.map(Vec::into_boxed_slice),
                 steps: s.steps,
                 covered: s.explore_covered > before,
             };
@@ -5714,13 +5796,8 @@ fn explore_ahead(
             }
         }
     }
-    drop(s);
     if std::env::var_os("LOCKCHECK_PHASES").is_some() {
-        eprintln!(
-            "lockcheck: {} explorations run ahead ({} successor lists)",
-            explored,
-            succ.memo.len()
-        );
+        eprintln!("lockcheck: {explored} explorations run ahead");
     }
     crate::phase("root causes, explorations ahead");
 }
@@ -5949,7 +6026,7 @@ fn search_edges(
                         // Run ahead: counted here, as if run now.
                         s.steps += x.steps;
                         s.explore_covered += usize::from(x.covered);
-                        x.closers
+                        x.closers.map(Vec::from)
                     }
                     None => s.closers_of(d0, MAX_EXPLORE_STEPS),
                 };
@@ -6182,8 +6259,11 @@ fn search_edges(
                 None if shared.flat.get().is_some() => "none (beyond MAX_FLAT_ENTRIES)".to_string(),
                 None => format!("not built ({} walks)", succ.walks),
             },
-            succ.memo.len(),
-            succ.memo_entries,
+            shared.memo.len(),
+            shared
+                .memo
+                .entries
+                .load(std::sync::atomic::Ordering::Relaxed),
             shared.holders.iter().filter(|h| h.get().is_some()).count(),
             relaxed.explored,
             relaxed.explore_steps,
