@@ -2376,36 +2376,71 @@ mod tests {
         }
     }
 
-    /// The memo of successor lists keeps one list per dependency across its pages, and every
-    /// empty list is the one shared empty list.
+    /// The memo of successor lists keeps one list per dependency across its pages, the first
+    /// one kept for a dependency whoever keeps it (the one list either thread reads), and
+    /// within its budget of entries: past it, a list is made for its use alone and nothing is
+    /// counted. A search reads each kept list, the empty ones too, from its slot.
     #[test]
     fn the_memo_keeps_each_dependencys_list() {
-        let mut memo = Memo::default();
-        let empty: std::rc::Rc<[(u32, u32)]> = std::rc::Rc::from(Vec::new());
-        let list = |d: u32| -> std::rc::Rc<[(u32, u32)]> {
+        let memo = Memo::new(6000);
+        let list = |d: u32| -> Box<[(u32, u32)]> {
             if d % 3 == 0 {
-                std::rc::Rc::from(Vec::new())
+                Box::new([])
             } else {
-                std::rc::Rc::from(vec![(d, d + 1)])
+                Box::new([(d, d + 1)])
             }
         };
         let ds: Vec<u32> = (0..50u32).map(|i| i * 977 % 5000).collect();
         for &d in &ds {
             assert!(memo.get(d).is_none());
-            memo.insert(d, list(d));
+            assert!(matches!(memo.insert(d, list(d)), List::Kept(l) if *l == *list(d)));
         }
         assert_eq!(memo.len(), ds.len());
+        let entries = |m: &Memo| m.entries.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(entries(&memo), ds.iter().filter(|&&d| d % 3 != 0).count());
         for d in 0..6000u32 {
             match memo.get(d) {
                 Some(l) => {
                     assert!(ds.contains(&d));
-                    assert_eq!(&**l, &*list(d));
+                    assert_eq!(l, &*list(d));
                 }
                 None => assert!(!ds.contains(&d)),
             }
         }
-        assert!(empty.is_empty());
-        // The successor lists' own empty list is shared.
+        // A second list for a kept dependency (another thread's, the same): the first stays,
+        // counted once.
+        let first = memo.get(ds[1]).map(<[_]>::as_ptr);
+        assert!(
+            matches!(memo.insert(ds[1], list(ds[1])), List::Kept(l) if Some(l.as_ptr()) == first)
+        );
+        assert_eq!(memo.len(), ds.len());
+        assert_eq!(entries(&memo), ds.iter().filter(|&&d| d % 3 != 0).count());
+        // Two threads keeping the lists of the same dependencies at once.
+        let shared = Memo::new(3000);
+        std::thread::scope(|sc| {
+            for _ in 0..2 {
+                sc.spawn(|| {
+                    for d in 0..3000u32 {
+                        let l = shared.insert(d, list(d));
+                        assert!(matches!(l, List::Kept(_)) && *l == *list(d));
+                    }
+                });
+            }
+        });
+        assert_eq!(shared.len(), 3000);
+        assert_eq!(entries(&shared), 2000);
+        // Past the budget: made, not kept, not counted.
+        let full = Memo::new(10);
+        let big = vec![(0, 0); MAX_MEMO_ENTRIES].into_boxed_slice();
+        assert!(matches!(full.insert(0, big), List::Kept(_)));
+        assert!(matches!(full.insert(1, list(1)), List::Made(l) if *l == *list(1)));
+        assert!(
+            matches!(full.insert(3, list(3)), List::Kept(_)),
+            "an empty list has room"
+        );
+        assert!(full.get(1).is_none());
+        assert_eq!((full.len(), entries(&full)), (2, MAX_MEMO_ENTRIES));
+        // The successor lists of a search: each kept once, read from its slot.
         let mut empties = 0;
         for seed in 1..=10u64 {
             let text = random_nesting(seed, 4, 8, 80);
@@ -2417,11 +2452,9 @@ mod tests {
                         continue;
                     }
                     let l = s.succ.of(d);
-                    if l.is_empty() {
-                        empties += 1;
-                        assert!(std::rc::Rc::ptr_eq(&l, &s.succ.empty));
-                    }
-                    assert!(std::rc::Rc::ptr_eq(&l, &s.succ.of(d)), "kept once");
+                    assert!(matches!(l, List::Kept(_)));
+                    empties += usize::from(l.is_empty());
+                    assert!(std::ptr::eq(&*l, &*s.succ.of(d)), "kept once");
                 }
             });
         }
@@ -2439,9 +2472,10 @@ mod tests {
         let level = graph.level().unwrap_or(GraphLevel::Instance);
         let epochs = Epochs::new(model);
         let (threads, own, _) = ThreadDeps::with_own_and_state(model, &epochs);
-        let mut succ = Successors::new(model, level, graph, &own, epochs, threads);
+        let shared = SharedTables::new(graph, epochs, threads);
+        let mut succ = Successors::new(model, level, graph, &own, &shared);
         if flat {
-            succ.flat = FlatHeld::new(model);
+            assert!(shared.flat.set(FlatHeld::new(model)).is_ok());
             succ.walks = u64::MAX;
         }
         let mut s = EdgeSearch::new(model, level, graph, &mut succ, &own, 0);
@@ -2627,6 +2661,79 @@ mod tests {
         );
     }
 
+    /// The root-cause search with its explorations run ahead ([`Ahead`]) finds what the search
+    /// on one thread finds: the same root causes in the same order, the same warnings, notes
+    /// and steps, with its bounds hit anywhere (the total bound, which counts the explorations'
+    /// steps, at every point of the search; one edge's bound; the examples' pool), whether the
+    /// second thread ran every exploration before the main thread's search (which then takes
+    /// each of them, where it would have run it), built the flat held sets before it (as a
+    /// second thread due for them first does) or ran beside it. The explorations check their
+    /// open nodes early or at [`OPEN_CHECK_AFTER`]: early, small explorations take the
+    /// shortcut whose steps depend on the flat held sets ([`Plan::flat_first_from`]), and
+    /// without the copy built before the search, `FlatFirst` counts other steps than one thread.
+    #[test]
+    fn explorations_run_ahead_leave_the_root_causes_as_one_thread_finds_them() {
+        let (mut compared, mut total_hit, mut edge_hit) = (0, 0, 0);
+        // Runs where building the flat held sets first changed the result on one thread.
+        let mut flat_timed = 0;
+        for seed in 1..=24u64 {
+            let text = random_nesting(seed, 3 + seed % 5, 5 + seed % 7, 60 + 12 * seed as usize);
+            let m = model_of(&[("t", &text)]);
+            for level in [GraphLevel::Instance, GraphLevel::Class] {
+                let graph = LockGraph::build(&m, level);
+                let weights = graph.weights(&m);
+                let ranks = change_set_ranks(&m, level);
+                let change = change_set_on(&graph, &weights, &|n| {
+                    ranks.get(n as usize).copied().unwrap_or(u64::MAX)
+                });
+                let run = |limits: &SearchLimits, mode, flat_first_from, open_check_after| {
+                    let plan = Plan {
+                        mode,
+                        flat_first_from,
+                        open_check_after,
+                    };
+                    let r = find_root_causes_ahead(&m, &graph, &weights, &change, limits, plan);
+                    format!("{r:?}")
+                };
+                let mut bounds = vec![SearchLimits::default()];
+                for total in [0, 1, 3, 10, 30, 100, 300, 1000, 3000] {
+                    bounds.push(SearchLimits {
+                        max_total_steps: total,
+                        ..Default::default()
+                    });
+                }
+                for steps in [1, 4, 20] {
+                    bounds.push(SearchLimits {
+                        max_steps: steps,
+                        max_example_steps: steps,
+                        ..Default::default()
+                    });
+                }
+                for limits in &bounds {
+                    for check in [1, OPEN_CHECK_AFTER] {
+                        let one = run(limits, AheadMode::Off, 0, check);
+                        total_hit += usize::from(one.contains("--max-total-steps"));
+                        edge_hit += usize::from(one.contains("(--max-steps)"));
+                        let lazy = run(limits, AheadMode::Off, usize::MAX, check);
+                        flat_timed += usize::from(lazy != one);
+                        for mode in [AheadMode::First, AheadMode::FlatFirst, AheadMode::Beside] {
+                            assert_eq!(
+                                run(limits, mode, 0, check),
+                                one,
+                                "seed {seed} {level:?} {limits:?} {mode:?} {check}"
+                            );
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            compared > 0 && total_hit > 20 && edge_hit > 5 && flat_timed > 0,
+            "{total_hit} {edge_hit} {flat_timed}"
+        );
+    }
+
     #[test]
     fn the_bound_is_reported() {
         let m = model_of(&[("t", AB_BA)]);
@@ -2802,6 +2909,20 @@ impl ChangeSet {
                 (w != 0).then(|| {
                     let b = w.trailing_zeros();
                     w &= w - 1;
+                    i as u32 * 64 + b
+                })
+            })
+        })
+    }
+
+    /// The edge ids to change, descending.
+    fn ids_desc(&self) -> impl Iterator<Item = u32> + '_ {
+        self.bits.iter().enumerate().rev().flat_map(|(i, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                (w != 0).then(|| {
+                    let b = 63 - w.leading_zeros();
+                    w &= !(1 << b);
                     i as u32 * 64 + b
                 })
             })
@@ -3262,6 +3383,45 @@ impl ThreadDeps {
     }
 }
 
+/// What every thread of one root-cause search reads and none owns: the epochs, the blocking
+/// dependencies by thread, each node's holders and the flat held sets. The last two are built
+/// at their first use, by whichever thread comes first (each is a function of the model and
+/// the graph alone, so it does not matter which): a second thread of the search
+/// ([`find_root_causes_on`]) reads them instead of a copy of its own (about 60 MB on the
+/// hostile random trace).
+struct SharedTables<'a> {
+    epochs: Epochs<'a>,
+    threads: ThreadDeps,
+    /// Per node of the graph, its holders ([`Successors::holders`]).
+    holders: Vec<std::sync::OnceLock<Box<Holders>>>,
+    /// The holders of a node beyond the graph's (none).
+    no_holders: Holders,
+    /// The flat held sets ([`Successors::flat_due`]): `Some(None)` once found too large.
+    flat: std::sync::OnceLock<Option<FlatHeld>>,
+    /// The successor lists ([`Successors::of`]).
+    memo: Memo,
+}
+
+impl<'a> SharedTables<'a> {
+    fn new(graph: &LockGraph, epochs: Epochs<'a>, threads: ThreadDeps) -> SharedTables<'a> {
+        let deps = epochs.model.deps.len();
+        SharedTables {
+            epochs,
+            threads,
+            holders: std::iter::repeat_with(std::sync::OnceLock::new)
+                .take(graph.nodes())
+                .collect(),
+            no_holders: Holders {
+                items: Positions::Wide(Vec::new()),
+                ordered: Vec::new(),
+                rest: Vec::new(),
+            },
+            flat: std::sync::OnceLock::new(),
+            memo: Memo::new(deps),
+        }
+    }
+}
+
 /// Ranks of [`ThreadDeps`], in 16 bits when every thread has at most 2^16 blocking dependencies.
 enum Positions {
     Narrow(Vec<u16>),
@@ -3287,27 +3447,17 @@ struct Successors<'a> {
     model: &'a Model,
     level: GraphLevel,
     graph: &'a LockGraph,
-    holders: FastMap<u32, Holders>,
-    memo: Memo,
-    memo_entries: usize,
-    /// The one empty list, shared by every dependency without a successor: a search reads
-    /// the lists of most dependencies of a hostile trace many times, and most of them are
-    /// empty (76,000 lists of 77,000 entries on the random trace), so a copy each would
-    /// cost a cache miss at each read for its count alone.
-    empty: std::rc::Rc<[(u32, u32)]>,
+    /// The tables that every thread of the search reads ([`SharedTables`]).
+    shared: &'a SharedTables<'a>,
     /// Own epoch of each dependency (`clock.get(thread)`), by dependency index.
     own: &'a [u32],
     /// The held locks of the dependency whose list is being computed, counted per mode.
     marks: Marks,
-    /// The clocks' epochs, also read by [`EdgeSearch`].
-    epochs: Epochs<'a>,
-    /// The blocking dependencies by thread, for [`Successors::holders`].
-    threads: ThreadDeps,
-    /// The held sets as flat lists for the gate tests, also read by [`EdgeSearch`]; `None`
-    /// until [`Successors::flat_due`], and beyond [`MAX_FLAT_ENTRIES`].
-    flat: Option<FlatHeld>,
-    /// The flat copy's state: how many gate tests walked the interned tree so far (while it is
-    /// not built), or `u64::MAX` once it was built or found too large.
+    /// The clocks' epochs, also read by [`EdgeSearch`] (the shared ones).
+    epochs: &'a Epochs<'a>,
+    /// The flat copy's state as this thread sees it: how many of its gate tests walked the
+    /// interned tree so far (while the copy is not built), or `u64::MAX` once it was built
+    /// (here or by another thread) or found too large.
     walks: u64,
     /// [`conflict_masks`].
     conflict: [u8; 5],
@@ -3321,46 +3471,106 @@ struct Successors<'a> {
     out: Vec<(u32, u32)>,
 }
 
-/// A successor list of [`Successors::of`]: `(edge, dependency)` pairs.
-type List = std::rc::Rc<[(u32, u32)]>;
+/// A successor list of [`Successors::of`]: `(edge, dependency)` pairs, kept in the [`Memo`]
+/// or, once the memo is full, made for this use alone.
+enum List<'a> {
+    /// The list kept in the memo (by this thread or another).
+    Kept(&'a [(u32, u32)]),
+    /// A list the memo had no room for, dropped after its use.
+    Made(Box<[(u32, u32)]>),
+}
+
+impl std::ops::Deref for List<'_> {
+    type Target = [(u32, u32)];
+
+    #[inline]
+    fn deref(&self) -> &[(u32, u32)] {
+        match self {
+            List::Kept(l) => l,
+            List::Made(l) => l,
+        }
+    }
+}
 
 /// Slots per page of a [`Memo`].
 const MEMO_PAGE: usize = 1024;
 
-/// The successor lists kept, by dependency index: pages of [`MEMO_PAGE`] slots, each allocated
-/// at its first list (a search that computes few lists, as on the planted traces of a million
-/// dependencies, allocates few). Read once per extension of a chain: an index where a hash
-/// table's probe was a sixth of [`Successors::of`]'s time on the hostile random trace.
-#[derive(Default)]
+/// A page of a [`Memo`]: one slot per dependency, each set once.
+type MemoPage = Box<[std::sync::OnceLock<Box<[(u32, u32)]>>]>;
+
+/// The successor lists kept, by dependency index, shared by the threads of one search (a list
+/// is a function of its dependency alone: whichever thread makes it first keeps it): pages of
+/// [`MEMO_PAGE`] slots, each allocated at its first list (a search that computes few lists, as
+/// on the planted traces of a million dependencies, allocates few). Read once per extension of
+/// a chain: an index where a hash table's probe was a sixth of [`Successors::of`]'s time on
+/// the hostile random trace. An empty list takes no memory of its own (most lists of a hostile
+/// trace: 76,000 of 77,000 entries on the random one), and its length is read from its slot.
 struct Memo {
-    pages: Vec<Option<Box<[Option<List>]>>>,
-    len: usize,
+    /// One page per [`MEMO_PAGE`] dependencies, allocated at its first list.
+    pages: Box<[std::sync::OnceLock<MemoPage>]>,
+    /// Lists kept.
+    len: std::sync::atomic::AtomicUsize,
+    /// Entries of the lists kept (at most [`MAX_MEMO_ENTRIES`]).
+    entries: std::sync::atomic::AtomicUsize,
 }
 
 impl Memo {
-    /// The list kept for dependency `d`, if any.
-    #[inline]
-    fn get(&self, d: u32) -> Option<&std::rc::Rc<[(u32, u32)]>> {
-        let d = d as usize;
-        self.pages.get(d / MEMO_PAGE)?.as_ref()?[d % MEMO_PAGE].as_ref()
+    /// An empty memo for `deps` dependencies.
+    fn new(deps: usize) -> Memo {
+        Memo {
+            pages: std::iter::repeat_with(std::sync::OnceLock::new)
+                .take(deps.div_ceil(MEMO_PAGE))
+                .collect(),
+            len: Default::default(),
+            entries: Default::default(),
+        }
     }
 
-    /// Keeps `list` for dependency `d` (which has none yet).
-    fn insert(&mut self, d: u32, list: std::rc::Rc<[(u32, u32)]>) {
+    /// The list kept for dependency `d`, if any.
+    #[inline]
+    fn get(&self, d: u32) -> Option<&[(u32, u32)]> {
         let d = d as usize;
-        if self.pages.len() <= d / MEMO_PAGE {
-            self.pages.resize_with(d / MEMO_PAGE + 1, || None);
+        Some(&**self.pages.get(d / MEMO_PAGE)?.get()?[d % MEMO_PAGE].get()?)
+    }
+
+    /// Keeps `list` for dependency `d` if the memo has room for it, and returns the list kept
+    /// (another thread's, the same, if it kept one first); else gives `list` back.
+    fn insert(&self, d: u32, list: Box<[(u32, u32)]>) -> List<'_> {
+        use std::sync::atomic::Ordering;
+        let n = list.len();
+        let d = d as usize;
+        let Some(page) = self.pages.get(d / MEMO_PAGE) else {
+            return List::Made(list);
+        };
+        // The entries are counted before the list is kept (given back below if another thread
+        // kept one first), so the memo never holds more than its budget.
+        let room = self
+            .entries
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| {
+                (e + n <= MAX_MEMO_ENTRIES).then_some(e + n)
+            })
+            .is_ok();
+        if !room {
+            return List::Made(list);
         }
-        let page = self.pages[d / MEMO_PAGE]
-            .get_or_insert_with(|| std::iter::repeat_with(|| None).take(MEMO_PAGE).collect());
-        if page[d % MEMO_PAGE].replace(list).is_none() {
-            self.len += 1;
+        let page = page.get_or_init(|| {
+            std::iter::repeat_with(std::sync::OnceLock::new)
+                .take(MEMO_PAGE)
+                .collect()
+        });
+        let mut mine = Some(list);
+        let kept = page[d % MEMO_PAGE].get_or_init(|| mine.take().expect("set once"));
+        if mine.is_none() {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.entries.fetch_sub(n, Ordering::Relaxed);
         }
+        List::Kept(kept)
     }
 
     /// How many lists are kept.
     fn len(&self) -> usize {
-        self.len
+        self.len.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -3852,30 +4062,24 @@ fn gate(
 }
 
 impl<'a> Successors<'a> {
-    /// The successor lists of `graph`'s dependencies, nothing computed yet (`own`, `epochs`
-    /// and `threads` from [`ThreadDeps::with_own_and_state`]).
+    /// The successor lists of `graph`'s dependencies, nothing computed yet (`own` from
+    /// [`ThreadDeps::with_own_and_state`], `shared` built on it).
     fn new(
         model: &'a Model,
         level: GraphLevel,
         graph: &'a LockGraph,
         own: &'a [u32],
-        epochs: Epochs<'a>,
-        threads: ThreadDeps,
+        shared: &'a SharedTables<'a>,
     ) -> Successors<'a> {
-        let bitmap = vec![0; threads.dep.len().div_ceil(64)];
+        let bitmap = vec![0; shared.threads.dep.len().div_ceil(64)];
         Successors {
             model,
             level,
             graph,
-            holders: FastMap::default(),
-            memo: Memo::default(),
-            memo_entries: 0,
-            empty: std::rc::Rc::from(Vec::new()),
+            shared,
             own,
             marks: Marks::new(model.locks.len()),
-            epochs,
-            threads,
-            flat: None,
+            epochs: &shared.epochs,
             walks: 0,
             conflict: conflict_masks(),
             bitmap,
@@ -3891,18 +4095,39 @@ impl<'a> Successors<'a> {
     /// dependencies) never pays for a copy it would hardly read; one that tests millions (the
     /// hostile trace) builds it early: there the walks before the copy were 78,138 (171M
     /// instructions, 1,900 each, against 285M for the copy), now a quarter of them. Either
-    /// way the answers are the same (`the_flat_held_sets_answer_as_the_walks`).
+    /// way the answers are the same (`the_flat_held_sets_answer_as_the_walks`), but not the
+    /// step counts of two shortcuts ([`Plan::flat_first_from`]): a search that may run on two
+    /// threads has its copy built before it begins, and never comes here with it missing.
     fn flat_due(&mut self) {
-        if self.walks != u64::MAX && self.walks >= self.model.deps.len() as u64 / 4 {
-            self.flat = FlatHeld::new(self.model);
+        if self.walks != u64::MAX
+            && (self.walks >= self.model.deps.len() as u64 / 4 || self.shared.flat.get().is_some())
+        {
+            self.shared.flat.get_or_init(|| FlatHeld::new(self.model));
             self.walks = u64::MAX;
         }
     }
 
-    fn holders(&mut self, v: u32) -> &Holders {
-        if !self.holders.contains_key(&v) {
+    /// The flat held sets ([`FlatHeld`]), once built ([`Successors::flat_due`]).
+    #[inline]
+    fn flat(&self) -> Option<&'a FlatHeld> {
+        let shared: &'a SharedTables<'a> = self.shared;
+        shared.flat.get().and_then(Option::as_ref)
+    }
+
+    /// The holders of node `v`, built at the first call for `v` by any thread.
+    fn holders(&mut self, v: u32) -> &'a Holders {
+        let shared: &'a SharedTables<'a> = self.shared;
+        let Some(slot) = shared.holders.get(v as usize) else {
+            // A node without edges: no dependency holds it on one.
+            return &shared.no_holders;
+        };
+        if let Some(h) = slot.get() {
+            return h;
+        }
+        let bitmap = &mut self.bitmap;
+        slot.get_or_init(|| {
             let base = self.graph.node_deps(v);
-            let td = &self.threads;
+            let td = &shared.threads;
             // Sorted by (thread, rank) as one key, a dependency's place in `ThreadDeps`: read
             // from a compact array, not from each dependency's record (a cache miss each on the
             // hostile random trace).
@@ -3911,7 +4136,7 @@ impl<'a> Successors<'a> {
                 .map(|&d| td.at[d as usize])
                 .filter(|&k| k != u32::MAX)
                 .collect();
-            sort_distinct(&mut keyed, &mut self.bitmap);
+            sort_distinct(&mut keyed, bitmap);
             let mut ordered = Vec::new();
             let mut ranks: Vec<u32> = Vec::with_capacity(keyed.len());
             let mut rest: Vec<u32> = Vec::new();
@@ -3943,21 +4168,20 @@ impl<'a> Successors<'a> {
                 Positions::Wide(ranks)
             };
             rest.shrink_to_fit();
-            let h = Holders {
+            Box::new(Holders {
                 items,
                 ordered,
                 rest,
-            };
-            self.holders.insert(v, h);
-        }
-        &self.holders[&v]
+            })
+        })
     }
 
     /// The successors of `d0` as `(edge, dependency)`, by edge then dependency (the order of a
     /// scan of the graph).
-    fn of(&mut self, d0: u32) -> std::rc::Rc<[(u32, u32)]> {
-        if let Some(r) = self.memo.get(d0) {
-            return r.clone();
+    fn of(&mut self, d0: u32) -> List<'a> {
+        let shared: &'a SharedTables<'a> = self.shared;
+        if let Some(r) = shared.memo.get(d0) {
+            return List::Kept(r);
         }
         let model = self.model;
         let level = self.level;
@@ -3980,8 +4204,9 @@ impl<'a> Successors<'a> {
         // d0's holds are marked for the gate tests that the bitsets leave open (none on the
         // hostile random trace, where every hold is exclusive), at the first such test.
         let marked = std::cell::Cell::new(false);
+        let flat = self.flat();
         let marks = std::cell::RefCell::new(&mut self.marks);
-        let (flat, conflict) = (self.flat.as_ref(), &self.conflict);
+        let conflict = &self.conflict;
         let walks = std::cell::Cell::new(0u64);
         // check_pair(a, b) with its cheap tests first and the gate read from the marks.
         // Every candidate holds (an instance of) `v`, so a request that excludes every mode
@@ -4032,7 +4257,7 @@ impl<'a> Successors<'a> {
             }
         }
         if marked.get() {
-            self.marks.dep(model, self.flat.as_ref(), d0, false);
+            self.marks.dep(model, self.flat(), d0, false);
         }
         self.walks = self.walks.saturating_add(walks.get());
         self.cands = cands;
@@ -4046,12 +4271,15 @@ impl<'a> Successors<'a> {
     /// interned held set, into `cands`: the tests of [`check_pair`] that read no held set.
     fn concurrent(&self, d0: u32, v: u32, cands: &mut Vec<(u32, u32)>) {
         let model = self.model;
-        let (own, ep, td) = (&self.own, &self.epochs, &self.threads);
+        let (own, ep, td) = (&self.own, self.epochs, &self.shared.threads);
         let a = &model.dep(d0);
         let s = a.thread();
         let own0 = own[d0 as usize];
         cands.clear();
-        let h = &self.holders[&v];
+        let h = match self.shared.holders.get(v as usize) {
+            Some(slot) => slot.get().expect("the holders of v are built first"),
+            None => &self.shared.no_holders,
+        };
         for &(t, start, end) in &h.ordered {
             if t == s {
                 continue;
@@ -4090,18 +4318,10 @@ impl<'a> Successors<'a> {
     }
 
     /// Sorts `out`, the successors of `d0`, and remembers them while the memo has room.
-    fn keep(&mut self, d0: u32, out: &mut [(u32, u32)]) -> std::rc::Rc<[(u32, u32)]> {
+    fn keep(&mut self, d0: u32, out: &mut [(u32, u32)]) -> List<'a> {
         out.sort_unstable();
-        let r: std::rc::Rc<[(u32, u32)]> = if out.is_empty() {
-            self.empty.clone()
-        } else {
-            std::rc::Rc::from(&*out)
-        };
-        if self.memo_entries + r.len() <= MAX_MEMO_ENTRIES {
-            self.memo_entries += r.len();
-            self.memo.insert(d0, r.clone());
-        }
-        r
+        let shared: &'a SharedTables<'a> = self.shared;
+        shared.memo.insert(d0, Box::from(&*out))
     }
 }
 
@@ -4381,7 +4601,7 @@ impl<'a> EdgeSearch<'a, '_> {
         let list = if self.shortcuts {
             self.succ.of(d0)
         } else {
-            std::rc::Rc::from(Vec::new())
+            List::Kept(&[])
         };
         for &(e, d1) in list.iter() {
             let y = self.graph.target(e);
@@ -4526,8 +4746,8 @@ impl<'a> EdgeSearch<'a, '_> {
         'dk: for &dk in run {
             let d = self.dep(dk);
             let own_d = self.own[dk as usize];
-            let ep = &self.succ.epochs;
-            let flat = self.succ.flat.as_ref();
+            let ep = self.succ.epochs;
+            let flat = self.succ.flat();
             if ep.same_or_ordered(&c, own_c, &d, own_d) {
                 continue;
             }
@@ -4582,7 +4802,7 @@ impl<'a> EdgeSearch<'a, '_> {
     /// that it rejects a pair only where `fits_rest` would. `self.marks` holds `d0`'s holds
     /// once `*marked` is set (and nothing else: no chain is being searched).
     fn fits_root(&mut self, d0: u32, di: u32, marked: &mut bool) -> bool {
-        let bits = self.succ.flat.as_ref().filter(|f| f.bits.is_some());
+        let bits = self.succ.flat().filter(|f| f.bits.is_some());
         let key = u64::from(d0) << 32 | u64::from(di);
         if bits.is_some() {
             if let Some(fits) = self.fits.get(key) {
@@ -4591,7 +4811,7 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         let (c, d) = (self.dep(d0), self.dep(di));
         let (own_c, own_d) = (self.own[d0 as usize], self.own[di as usize]);
-        let ep = &self.succ.epochs;
+        let ep = self.succ.epochs;
         if ep.same_or_ordered(&c, own_c, &d, own_d) {
             if bits.is_some() {
                 self.fits.put(key, false);
@@ -4608,7 +4828,7 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         !gate(
             self.model,
-            self.succ.flat.as_ref(),
+            self.succ.flat(),
             &self.marks,
             &self.succ.conflict,
             di,
@@ -4663,7 +4883,7 @@ impl<'a> EdgeSearch<'a, '_> {
     /// not ordered by fork/join either way, no gate by [`FlatHeld::pair_gate_bits`]. Where the
     /// bitsets leave the gate open, `true` (a relaxation may accept more, never less).
     fn fits_pair(&mut self, a: u32, c: u32) -> bool {
-        let bits = self.succ.flat.as_ref().filter(|f| f.bits.is_some());
+        let bits = self.succ.flat().filter(|f| f.bits.is_some());
         let key = u64::from(a) << 32 | u64::from(c);
         if bits.is_some() {
             if let Some(fits) = self.fits.get(key) {
@@ -4672,7 +4892,7 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         let (x, y) = (self.dep(a), self.dep(c));
         let (own_x, own_y) = (self.own[a as usize], self.own[c as usize]);
-        let ep = &self.succ.epochs;
+        let ep = self.succ.epochs;
         if ep.same_or_ordered(&x, own_x, &y, own_y) {
             if bits.is_some() {
                 self.fits.put(key, false);
@@ -4936,11 +5156,11 @@ impl<'a> EdgeSearch<'a, '_> {
     }
 
     fn link_ok(&self, d: &Dep<'_>, next: u32) -> bool {
-        link_ok(self.model, self.level, self.succ.flat.as_ref(), d, next)
+        link_ok(self.model, self.level, self.succ.flat(), d, next)
     }
 
     fn mark(&mut self, di: u32, add: bool) {
-        self.marks.dep(self.model, self.succ.flat.as_ref(), di, add);
+        self.marks.dep(self.model, self.succ.flat(), di, add);
     }
 
     /// Removes from `marks` the holds of the chain's dependencies beyond its first `len`.
@@ -4968,7 +5188,7 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         // The verdict is the conjunction of one test per pair (c, di), c in the chain but its
         // last; the pairs whose verdicts are kept are not tested again.
-        let bits = self.succ.flat.as_ref().filter(|f| f.bits.is_some());
+        let bits = self.succ.flat().filter(|f| f.bits.is_some());
         let rest = &self.chain[..self.chain.len() - 1];
         if self.shortcuts && rest.len() >= self.long_chain {
             return self.fits_long(di);
@@ -4988,7 +5208,7 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         let d = self.dep(di);
         let own_d = self.own[di as usize];
-        let ep = &self.succ.epochs;
+        let ep = self.succ.epochs;
         // The pairs whose gate the bitsets leave open: the marks decide them below.
         let mut open = false;
         for &c in rest {
@@ -5038,7 +5258,7 @@ impl<'a> EdgeSearch<'a, '_> {
         let rest = self.chain.len() - 1;
         let d = self.dep(di);
         let own_d = self.own[di as usize];
-        let ep = &self.succ.epochs;
+        let ep = self.succ.epochs;
         for &c in &self.chain[..rest] {
             let cd = self.dep(c);
             let own_c = self.own[c as usize];
@@ -5060,7 +5280,7 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         !gate(
             self.model,
-            self.succ.flat.as_ref(),
+            self.succ.flat(),
             &self.marks,
             &self.succ.conflict,
             di,
@@ -5088,12 +5308,7 @@ impl<'a> EdgeSearch<'a, '_> {
             let (l, d) = (self.dep(last), self.dep(di));
             if check_blocking(&d).is_err()
                 || !self.link_ok(&l, di)
-                || !compatible(
-                    &self.succ.epochs,
-                    self.succ.flat.as_ref(),
-                    (&l, last),
-                    (&d, di),
-                )
+                || !compatible(self.succ.epochs, self.succ.flat(), (&l, last), (&d, di))
                 || !self.fits_rest(di)
                 || !self.link_ok(&d, self.chain[0])
             {
@@ -5410,9 +5625,194 @@ pub fn find_root_causes_on(
     change: &ChangeSet,
     limits: &SearchLimits,
 ) -> RootCauseResult {
+    let mode = if search_threads() > 1 && change.len() >= AHEAD_MIN_EDGES {
+        AheadMode::Beside
+    } else {
+        AheadMode::Off
+    };
+    let plan = Plan {
+        mode,
+        flat_first_from: AHEAD_MIN_EDGES,
+        open_check_after: OPEN_CHECK_AFTER,
+    };
+    find_root_causes_ahead(model, graph, weights, change, limits, plan)
+}
+
+/// How [`find_root_causes_ahead`] runs: the thread count's part, and what the tests lower.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Whether and how the explorations run ahead; not [`AheadMode::Off`] only where the flat
+    /// held sets are built first (`flat_first_from`).
+    mode: AheadMode,
+    /// The fewest changed edges for which the flat held sets are built before the search
+    /// ([`AHEAD_MIN_EDGES`], whatever the thread count; the tests lower it), not at their
+    /// due point ([`Successors::flat_due`]).
+    ///
+    /// Why: the answers of the searches do not depend on the copy, but two shortcuts' do:
+    /// [`EdgeSearch::can_close`] decides a node only with the copy's bitsets, and
+    /// [`EdgeSearch::fits_pair`] rejects a pair only with them. So an exploration's step count
+    /// (and where it would pass its budget, its verdict) and a pair pass's node list depend
+    /// on whether the copy exists when they run: on the hostile random trace (seed 1), 600 of
+    /// the explorations' 982,064 steps, one more exploration ended by its shortcut, with the
+    /// copy built first. With a second thread that builds the copy at its own due point, that
+    /// moment depends on which thread gets there first, and so would the total of steps, hence
+    /// where `--max-total-steps` stops the search and the count its warning gives. Built first,
+    /// it is the same on one thread or two.
+    flat_first_from: usize,
+    /// [`OPEN_CHECK_AFTER`] (the tests lower it, so that small explorations check too).
+    open_check_after: u64,
+}
+
+/// Whether and how [`find_root_causes_ahead`] runs explorations ahead ([`Ahead`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AheadMode {
+    /// On the main thread only, as each is due.
+    Off,
+    /// On a second thread beside the main thread's search.
+    Beside,
+    /// Every one of them first, before the main thread's search begins (the tests: the main
+    /// thread then takes every exploration from the second thread's results).
+    #[cfg(test)]
+    First,
+    /// As `First`, the second thread building the flat held sets before its first exploration
+    /// (as a second thread that reaches its due point first does, [`Successors::flat_due`]).
+    #[cfg(test)]
+    FlatFirst,
+}
+
+/// How many threads the root-cause search may use: `RAYON_NUM_THREADS` if set (as the reading
+/// threads, `read_threads`), else one per core.
+fn search_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The fewest changed edges for which [`find_root_causes_on`] explores on a second thread
+/// ([`Ahead`]): below, a thread would cost more than the explorations it could take over.
+const AHEAD_MIN_EDGES: usize = 256;
+
+/// [`Ahead::claims`]: a dependency no exploration is due for (not blocking, or on one changed
+/// edge only), or one explored by neither thread yet.
+const CLAIM_NONE: u8 = 0;
+const CLAIM_FREE: u8 = 1;
+/// [`Ahead::claims`]: a dependency the main thread explores, or the second thread.
+const CLAIM_MAIN: u8 = 2;
+const CLAIM_AHEAD: u8 = 3;
+
+/// The explorations ([`EdgeSearch::closers_of`]) that a second thread runs ahead of the
+/// root-cause search, from the last changed edge down, while the main thread searches the
+/// edges from the first up; the two stop when they meet. An exploration is a function of its
+/// dependency alone (its verdict and its step count: the caches it reads only save work), so
+/// the main thread takes the second thread's result, and counts its steps, exactly where it
+/// would have run it itself: in the edges' order, against the same step bounds. The report
+/// does not depend on the number of threads or on which finishes first. That holds only with
+/// the flat held sets built before either thread begins ([`Plan::flat_first_from`]): an
+/// exploration's steps depend on whether the copy exists, and a copy built by whichever
+/// thread is due first would exist at a moment that depends on the threads' timing.
+struct Ahead {
+    /// Per dependency, `CLAIM_*`: which thread explores it (taken once, by either).
+    claims: Vec<std::sync::atomic::AtomicU8>,
+    /// The explorations done by the second thread, by dependency, until the main thread takes
+    /// them.
+    done: std::sync::Mutex<FastMap<u32, Explored>>,
+    /// How many changed edges the main thread has begun (the second thread stops below it).
+    begun: std::sync::atomic::AtomicUsize,
+    /// Set by the main thread when its search is over (or stopped at its bounds).
+    over: std::sync::atomic::AtomicBool,
+}
+
+/// An exploration run by the second thread ([`Ahead`]): what [`EdgeSearch::closers_of`]
+/// returned, the steps it took and whether its shortcuts ended it.
+struct Explored {
+    /// Boxed (no spare capacity): the second thread's results wait for the main thread, tens
+    /// of thousands of them on the hostile random trace.
+    closers: Option<Box<[u32]>>,
+    steps: u64,
+    covered: bool,
+}
+
+impl Ahead {
+    /// Claims `d0` for the main thread's exploration: `None` if it is the main thread's to
+    /// run, else the second thread's result (when the second thread is still exploring it,
+    /// `None` too: the main thread runs it as well, with the same result).
+    fn take(&self, d0: u32) -> Option<Explored> {
+        use std::sync::atomic::Ordering;
+        let c = &self.claims[d0 as usize];
+        match c.compare_exchange(CLAIM_FREE, CLAIM_MAIN, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => None,
+            Err(CLAIM_AHEAD) => self.done.lock().ok()?.remove(&d0),
+            Err(_) => None,
+        }
+    }
+}
+
+/// The second thread's part of the root-cause search ([`Ahead`]): explores every dependency
+/// due for an exploration on the changed edges from the last down, on its own successor lists
+/// over the shared tables, until it meets the main thread or the main thread is over.
+#[allow(clippy::too_many_arguments)]
+fn explore_ahead(
+    model: &Model,
+    level: GraphLevel,
+    graph: &LockGraph,
+    own: &[u32],
+    shared: &SharedTables<'_>,
+    change: &ChangeSet,
+    ahead: &Ahead,
+    open_check_after: u64,
+) {
+    use std::sync::atomic::Ordering;
+    let mut succ = Successors::new(model, level, graph, own, shared);
+    let mut s = EdgeSearch::new(model, level, graph, &mut succ, own, 0);
+    s.open_check_after = open_check_after;
+    let mut explored = 0usize;
+    'edges: for (k, e) in change.ids_desc().enumerate() {
+        if change.len() - k <= ahead.begun.load(Ordering::Acquire) {
+            break;
+        }
+        for &d0 in graph.deps(e) {
+            if ahead.over.load(Ordering::Relaxed) {
+                break 'edges;
+            }
+            let c = &ahead.claims[d0 as usize];
+            if c.compare_exchange(CLAIM_FREE, CLAIM_AHEAD, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            s.reset(u32::MAX, 0);
+            explored += 1;
+            let before = s.explore_covered;
+            let closers = s.closers_of(d0, MAX_EXPLORE_STEPS);
+            let x = Explored {
+                closers: closers.map(Vec::into_boxed_slice),
+                steps: s.steps,
+                covered: s.explore_covered > before,
+            };
+            if let Ok(mut done) = ahead.done.lock() {
+                done.insert(d0, x);
+            }
+        }
+    }
+    if std::env::var_os("LOCKCHECK_PHASES").is_some() {
+        eprintln!("lockcheck: {explored} explorations run ahead");
+    }
+    crate::phase("root causes, explorations ahead");
+}
+
+/// [`find_root_causes_on`], its explorations run ahead as `mode` says ([`Ahead`]): the same
+/// result either way.
+fn find_root_causes_ahead(
+    model: &Model,
+    graph: &LockGraph,
+    weights: &EdgeWeights,
+    change: &ChangeSet,
+    limits: &SearchLimits,
+    plan: Plan,
+) -> RootCauseResult {
     let level = graph.level().unwrap_or(GraphLevel::Instance);
-    let ranks = canonical_ranks(model, level);
-    let rank = |n: u32| ranks.get(n as usize).copied().unwrap_or(u64::MAX);
     // The change set is the caller's (`change`): not copied into the result, where it would
     // hold 15 MB more through the search on the hostile random trace (1.8M edges).
     let mut result = RootCauseResult::default();
@@ -5434,10 +5834,6 @@ pub fn find_root_causes_on(
     if change.is_empty() {
         return result;
     }
-    let all_threads: usize = model.threads.len();
-    let mut causes: Vec<RootCause> = Vec::new();
-    let mut total: u64 = 0;
-    let mut example_pool = limits.max_example_steps.saturating_mul(20);
     // Per dependency index, `[how many changed edges it lies on, its verdict]` side by side,
     // read once per (changed edge, dependency) pair: millions of reads at random dependencies
     // on the hostile random trace. The count: one per lock it held, at most; `u32::MAX` for a
@@ -5455,12 +5851,121 @@ pub fn find_root_causes_on(
             *c = c.saturating_add(u32::from(*c != u32::MAX));
         }
     }
-    let mut succ = Successors::new(model, level, graph, &own, epochs, threads);
+    let shared = SharedTables::new(graph, epochs, threads);
+    let flat_first = change.len() >= plan.flat_first_from;
+    if flat_first {
+        // Before any search, on one thread or two ([`Plan::flat_first_from`]).
+        shared.flat.get_or_init(|| FlatHeld::new(model));
+    }
+    let mode = plan.mode;
+    assert!(
+        mode == AheadMode::Off || flat_first,
+        "explorations run ahead only with the flat held sets built first"
+    );
+    crate::phase("root causes: tables");
+    let ahead = (mode != AheadMode::Off).then(|| Ahead {
+        claims: state
+            .iter()
+            .map(|&[on, _]| {
+                let due = on != u32::MAX && on >= 2;
+                std::sync::atomic::AtomicU8::new(if due { CLAIM_FREE } else { CLAIM_NONE })
+            })
+            .collect(),
+        done: std::sync::Mutex::new(FastMap::default()),
+        begun: std::sync::atomic::AtomicUsize::new(0),
+        over: std::sync::atomic::AtomicBool::new(false),
+    });
+    #[cfg(test)]
+    if let (AheadMode::First | AheadMode::FlatFirst, Some(a)) = (mode, &ahead) {
+        if mode == AheadMode::FlatFirst {
+            shared.flat.get_or_init(|| FlatHeld::new(model));
+        }
+        explore_ahead(
+            model,
+            level,
+            graph,
+            &own,
+            &shared,
+            change,
+            a,
+            plan.open_check_after,
+        );
+    }
+    std::thread::scope(|sc| {
+        let second = ahead
+            .as_ref()
+            .filter(|_| mode == AheadMode::Beside)
+            .and_then(|a| {
+                let (own, shared) = (&own, &shared);
+                std::thread::Builder::new()
+                    .name("lockcheck-analyze".into())
+                    .spawn_scoped(sc, move || {
+                        explore_ahead(
+                            model,
+                            level,
+                            graph,
+                            own,
+                            shared,
+                            change,
+                            a,
+                            plan.open_check_after,
+                        )
+                    })
+                    .ok()
+            });
+        let r = search_edges(
+            model,
+            graph,
+            weights,
+            change,
+            limits,
+            &own,
+            &shared,
+            &mut state,
+            ahead.as_ref(),
+            plan.open_check_after,
+            result,
+        );
+        if let Some(a) = &ahead {
+            a.over.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(h) = second {
+            h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        }
+        r
+    })
+}
+
+/// The main thread's part of [`find_root_causes_ahead`]: every changed edge in order, its
+/// result added to `result`.
+#[allow(clippy::too_many_arguments)]
+fn search_edges(
+    model: &Model,
+    graph: &LockGraph,
+    weights: &EdgeWeights,
+    change: &ChangeSet,
+    limits: &SearchLimits,
+    own: &[u32],
+    shared: &SharedTables<'_>,
+    state: &mut [[u32; 2]],
+    ahead: Option<&Ahead>,
+    open_check_after: u64,
+    mut result: RootCauseResult,
+) -> RootCauseResult {
+    let level = graph.level().unwrap_or(GraphLevel::Instance);
+    let ranks = canonical_ranks(model, level);
+    let rank = |n: u32| ranks.get(n as usize).copied().unwrap_or(u64::MAX);
+    let all_threads: usize = model.threads.len();
+    let mut causes: Vec<RootCause> = Vec::new();
+    let mut total: u64 = 0;
+    let mut example_pool = limits.max_example_steps.saturating_mul(20);
+    let mut succ = Successors::new(model, level, graph, own, shared);
     let max_len = all_threads.min(graph.nodes());
     // One search for every changed edge, its buffers reused (1.8M changed edges on the hostile
     // random trace: each a search of its own, with its vectors allocated for each of its first
     // dependencies and rounds, and dropped): [`EdgeSearch::reset`] before each edge.
-    let mut s = EdgeSearch::new(model, level, graph, &mut succ, &own, limits.max_steps);
+    let mut s = EdgeSearch::new(model, level, graph, &mut succ, own, limits.max_steps);
+    s.open_check_after = open_check_after;
     let mut d0s: Vec<u32> = Vec::new();
     let mut relaxed = FirstPasses {
         start: vec![0],
@@ -5480,6 +5985,9 @@ pub fn find_root_causes_on(
     let mut sources = graph.sources();
     for (k, e) in change.ids().enumerate() {
         let (u, v) = (sources.of(e), graph.target(e));
+        if let Some(a) = ahead {
+            a.begun.store(k + 1, std::sync::atomic::Ordering::Release);
+        }
         if total > limits.max_total_steps {
             result.warnings.push(format!(
                 "{} root-cause search stopped after {total} steps in all (--max-total-steps) with {} of {} changed edges not searched; results may be incomplete",
@@ -5513,7 +6021,16 @@ pub fn find_root_causes_on(
             }
             if r == CLOSERS_UNKNOWN {
                 relaxed.explored += 1;
-                r = match s.closers_of(d0, MAX_EXPLORE_STEPS) {
+                let closers = match ahead.and_then(|a| a.take(d0)) {
+                    Some(x) => {
+                        // Run ahead: counted here, as if run now.
+                        s.steps += x.steps;
+                        s.explore_covered += usize::from(x.covered);
+                        x.closers.map(Vec::from)
+                    }
+                    None => s.closers_of(d0, MAX_EXPLORE_STEPS),
+                };
+                r = match closers {
                     Some(nodes) => relaxed.keep(nodes),
                     None => {
                         // Its first pass runs if one of its edges' searches is long.
@@ -5571,7 +6088,7 @@ pub fn find_root_causes_on(
                     let mut kept_before = 0;
                     let mut keep = Vec::with_capacity(d0s.len());
                     for (j, &d0) in d0s.iter().enumerate() {
-                        let r = first_pass(&mut s, &mut state, &mut relaxed, d0);
+                        let r = first_pass(&mut s, state, &mut relaxed, d0);
                         let k = first_pass_keeps(&relaxed, r, u);
                         kept_before += usize::from(k && j < i);
                         keep.push(k);
@@ -5741,7 +6258,7 @@ pub fn find_root_causes_on(
                 EpochTable::Narrow(_) => "16-bit table",
                 EpochTable::Wide(_) => "32-bit table",
             },
-            match &succ.flat {
+            match succ.flat() {
                 Some(f) => format!(
                     "{} ({} entries, {})",
                     f.starts.len() - 1,
@@ -5751,12 +6268,15 @@ pub fn find_root_causes_on(
                         None => "no bitsets (beyond MAX_FLAT_BIT_WORDS)".to_string(),
                     }
                 ),
-                None if succ.walks == u64::MAX => "none (beyond MAX_FLAT_ENTRIES)".to_string(),
+                None if shared.flat.get().is_some() => "none (beyond MAX_FLAT_ENTRIES)".to_string(),
                 None => format!("not built ({} walks)", succ.walks),
             },
-            succ.memo.len(),
-            succ.memo_entries,
-            succ.holders.len(),
+            shared.memo.len(),
+            shared
+                .memo
+                .entries
+                .load(std::sync::atomic::Ordering::Relaxed),
+            shared.holders.iter().filter(|h| h.get().is_some()).count(),
             relaxed.explored,
             relaxed.explore_steps,
             relaxed.explore_stopped,
