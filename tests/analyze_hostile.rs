@@ -626,3 +626,35 @@ fn a_two_cycle_of_many_threads_is_found_completely_with_its_count_cut_short() {
         }
     }
 }
+
+/// A cycle of 7 locks over 3,000 threads, each taking one pair `L(i mod 7)` then
+/// `L(i+1 mod 7)`: every edge is taken by about 430 threads, so each dependency's first pass
+/// stops past its bound and the dependencies' bounds cannot cut the rounds of 3 to 6 locks,
+/// which enumerated chains of dependencies until the step bound, with no cycle found (0
+/// violations, 'search incomplete'). The lock graph's own distances cut those rounds: the cycle
+/// is found, of 7 locks, 7 distinct threads, and the analysis is complete.
+#[test]
+fn a_long_cycle_over_thousands_of_threads_is_found() {
+    let path = ScratchFile::new("hostile", "cycle7-3000-threads.std");
+    let mut text = String::new();
+    for t in 1..=3000u32 {
+        let (a, b) = (t % 7, (t + 1) % 7);
+        text +=
+            &format!("T{t}|acq(L{a})|1\nT{t}|acq(L{b})|2\nT{t}|rel(L{b})|2\nT{t}|rel(L{a})|1\n");
+    }
+    std::fs::write(&path, text).unwrap();
+    let mut opts = Options::default();
+    // Past the bounds' start (20,000 steps), well below the default: the test stays quick in
+    // a debug build, and the rounds must be cut to get there.
+    opts.limits.max_steps = 200_000;
+    let r = analyze_in_time(&path, opts);
+    assert!(r.summary.complete, "{:?}", r.warnings);
+    assert_eq!(search_bound_hit(&r.warnings), None);
+    assert_eq!(r.violations.len(), 1, "{:?}", r.warnings);
+    let v = &r.violations[0];
+    assert_eq!(v.locks.len(), 7, "{:?}", v.locks);
+    let mut threads: Vec<&String> = v.edges.iter().map(|e| &e.thread).collect();
+    threads.sort_unstable();
+    threads.dedup();
+    assert_eq!(threads.len(), 7, "{threads:?}");
+}

@@ -4412,6 +4412,15 @@ struct EdgeSearch<'a, 's> {
     bound_of: Vec<u32>,
     bound_at: Vec<u32>,
     bound_pass: u32,
+    /// Whether the rounds cut the chains by [`EdgeSearch::node_dist`], where
+    /// [`EdgeSearch::bounds`] stopped past its bound (the graph's own distances: weaker, but
+    /// always at hand).
+    node_prune: bool,
+    /// Per node, the fewest edges of the lock graph from it back to `u` (`u32::MAX`: none), a
+    /// lower bound of the dependencies a chain reaching it still needs (the closing one
+    /// included). Made by [`EdgeSearch::node_distances`] for `node_dist_for`.
+    node_dist: Vec<u32>,
+    node_dist_for: u32,
     /// Scratch of [`EdgeSearch::pair_closers`]: the states `(a, b)` (as `a << 32 | b`) reached,
     /// and those not expanded yet.
     pairs_seen: std::collections::HashSet<u64, foldhash::fast::RandomState>,
@@ -4478,6 +4487,9 @@ impl<'a, 's> EdgeSearch<'a, 's> {
             bound_of: Vec::new(),
             bound_at: Vec::new(),
             bound_pass: 0,
+            node_prune: false,
+            node_dist: Vec::new(),
+            node_dist_for: u32::MAX,
             pairs_seen: Default::default(),
             pairs_queue: Vec::new(),
             links: Vec::new(),
@@ -4566,6 +4578,7 @@ impl<'a> EdgeSearch<'a, '_> {
         self.max_found = u64::MAX;
         self.marked = 0;
         self.prune = false;
+        self.node_prune = false;
         self.explore = false;
         self.closers.clear();
     }
@@ -5140,6 +5153,56 @@ impl<'a> EdgeSearch<'a, '_> {
         true
     }
 
+    /// [`EdgeSearch::node_dist`] for the current `u`: a breadth-first search of the lock graph
+    /// backward from `u`, `O(nodes + edges)`, once per `u` whose search is long and whose
+    /// [`EdgeSearch::bounds`] stopped. Where an edge is taken by thousands of threads (a cycle of
+    /// 7 locks over 10,000 threads, each taking a pair), every dependency's first pass is past
+    /// its bound, and without a bound the rounds of 3 to 6 locks enumerated every chain of
+    /// dependencies (thousands to the power of the round) until `--max-steps`, with no cycle
+    /// found: the graph's distances cut every round that is too short at its first step.
+    fn node_distances(&mut self) {
+        let u = self.u;
+        if self.node_dist_for == u && !self.node_dist.is_empty() {
+            return;
+        }
+        let graph = self.graph;
+        self.node_dist.clear();
+        self.node_dist.resize(graph.nodes(), u32::MAX);
+        self.node_dist_for = u;
+        self.node_dist[u as usize] = 0;
+        // Level by level over the edges, by their sources: the in-edges are released before
+        // the search (memory), and a reversed copy made here would cost 8 bytes an edge at the
+        // run's peak. A level is a pass over the edges, and the passes stop at
+        // `NODE_DIST_LEVELS`: a node not reached by then is at least one further (its bound
+        // says so, not "never").
+        let mut h = 0u32;
+        let mut changed = true;
+        while changed && h < NODE_DIST_LEVELS {
+            changed = false;
+            h += 1;
+            for w in 0..graph.nodes() as u32 {
+                if self.node_dist[w as usize] != u32::MAX {
+                    continue;
+                }
+                if graph
+                    .out_edges(w)
+                    .any(|e| self.node_dist[graph.target(e) as usize] == h - 1)
+                {
+                    self.node_dist[w as usize] = h;
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            // Cut short: the nodes left are `NODE_DIST_LEVELS + 1` or more away, or unreached.
+            for d in &mut self.node_dist {
+                if *d == u32::MAX {
+                    *d = NODE_DIST_LEVELS + 1;
+                }
+            }
+        }
+    }
+
     /// [`EdgeSearch::bounds`]' bound of `d`: `u32::MAX` where no path of the first pass
     /// comes back to `u`.
     #[inline]
@@ -5379,6 +5442,15 @@ impl<'a> EdgeSearch<'a, '_> {
                     }
                     continue;
                 }
+            } else if self.node_prune {
+                // The same with the graph's distance from `y` back to `u`.
+                let b = self.node_dist[y as usize];
+                if b as usize > self.len - depth {
+                    if b != u32::MAX {
+                        self.deep = true;
+                    }
+                    continue;
+                }
             }
             if self.stopped {
                 return;
@@ -5504,6 +5576,14 @@ const MAX_PAIR_PASS: usize = 50_000;
 /// Steps of an edge's search before its rounds are cut by [`EdgeSearch::bounds`] (cutting is
 /// safe at any point: the bounds never cut a chain that closes in its round).
 const BOUNDS_AFTER: u64 = 20_000;
+
+/// First passes of an edge's dependencies that all stop past their bound, after which the
+/// edge's other dependencies are kept without one ([`find_root_causes_on`]).
+const FIRST_PASS_GIVE_UP: usize = 64;
+
+/// The levels of [`EdgeSearch::node_distances`]: a pass over the graph's edges each (a cycle
+/// of more locks than this is still searched, its rounds cut less).
+const NODE_DIST_LEVELS: u32 = 16;
 
 /// Steps of the exploration of one dependency ([`EdgeSearch::closers_of`]); beyond, its first
 /// passes ([`EdgeSearch::relaxed_closers`], [`EdgeSearch::pair_closers`]) decide which of its
@@ -6087,8 +6167,20 @@ fn search_edges(
                     passed = true;
                     let mut kept_before = 0;
                     let mut keep = Vec::with_capacity(d0s.len());
+                    let (mut undecided, mut gave_up) = (0, false);
                     for (j, &d0) in d0s.iter().enumerate() {
+                        gave_up |= undecided == FIRST_PASS_GIVE_UP && undecided == j;
+                        if gave_up {
+                            // Every first pass so far stopped past its bound (an edge taken by
+                            // thousands of threads: each pass reads thousands of successors,
+                            // and the passes of all its dependencies cost their square): the
+                            // rest are kept without one, as a stopped pass keeps them.
+                            keep.push(true);
+                            kept_before += usize::from(j < i);
+                            continue;
+                        }
                         let r = first_pass(&mut s, state, &mut relaxed, d0);
+                        undecided += usize::from(r == CLOSERS_ALL);
                         let k = first_pass_keeps(&relaxed, r, u);
                         kept_before += usize::from(k && j < i);
                         keep.push(k);
@@ -6106,10 +6198,20 @@ fn search_edges(
                 if !bounded && s.steps > BOUNDS_AFTER {
                     bounded = true;
                     s.prune = s.bounds(&d0s);
+                    if !s.prune && shortest.is_none() {
+                        // Past the first pass's bound: the graph's distances instead (not once
+                        // a cycle is found, as the bounds above).
+                        s.node_distances();
+                        s.node_prune = true;
+                    }
                 }
                 if s.prune && s.bound(d0) as usize > len - 1 {
                     // Not in this round (a longer one may close it).
                     s.deep |= s.bound(d0) != u32::MAX;
+                    continue;
+                }
+                if s.node_prune && s.node_dist[v as usize] as usize > len - 1 {
+                    s.deep |= s.node_dist[v as usize] != u32::MAX;
                     continue;
                 }
                 s.path.clear();
