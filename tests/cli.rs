@@ -576,3 +576,46 @@ fn a_notify_without_the_waiters_mutex_is_a_lost_wakeup_with_the_condvar_rule_on(
     assert_eq!(violations(&r), 0, "{r:#}");
     assert!(r["summary"].get("lost_wakeup_rule").is_none());
 }
+
+/// An output of `analyze` (`--output`, `--write-baseline`, `--hierarchy-rust`,
+/// `--timeouts-toml`) that is one of its traces is refused with exit 2 before anything is read
+/// or written: the trace keeps every byte (before, it was replaced by the report).
+#[test]
+fn an_output_that_is_one_of_the_traces_is_refused_and_the_trace_kept() {
+    let dir = Scratch::new("cli-output-is-trace");
+    let trace = dir.join("run.json");
+    std::fs::copy(fixture("ab-ba.json"), &trace).unwrap();
+    let before = std::fs::read(&trace).unwrap();
+    for flag in [
+        "--output",
+        "--write-baseline",
+        "--hierarchy-rust",
+        "--timeouts-toml",
+    ] {
+        let run = lockcheck([
+            "analyze".as_ref(),
+            trace.as_os_str(),
+            flag.as_ref(),
+            trace.as_os_str(),
+        ]);
+        assert_eq!(run.code, Some(2), "{flag}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("also one of the traces"),
+            "{flag}: {}",
+            run.stderr
+        );
+        assert_eq!(std::fs::read(&trace).unwrap(), before, "{flag}");
+    }
+    // Another file is written as usual.
+    let report = dir.join("report.json");
+    let run = lockcheck([
+        "analyze".as_ref(),
+        trace.as_os_str(),
+        "--output".as_ref(),
+        report.as_os_str(),
+    ]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(std::fs::read_to_string(&report)
+        .unwrap()
+        .contains("violation"));
+}

@@ -586,6 +586,23 @@ fn write_stdout(text: &str) -> Result<(), String> {
 }
 
 fn run_analyze(args: AnalyzeArgs) -> ExitCode {
+    // An output that is one of the traces would replace the trace with a report (or, named in a
+    // glob with last run's report, have been read as a trace): refused before anything is read.
+    let outputs = [
+        &args.output,
+        &args.write_baseline,
+        &args.hierarchy_rust,
+        &args.timeouts_toml,
+    ];
+    for out in outputs.into_iter().flatten() {
+        if args.traces.iter().any(|t| same_file(t, out)) {
+            return fail(format!(
+                "{}: this output is also one of the traces to analyze; writing it would replace \
+                 the trace (name another file)",
+                out.display()
+            ));
+        }
+    }
     let mut opts = match load_options(&args.common, args.input_format, args.allow_truncated) {
         Ok(o) => o,
         Err(e) => return fail(e),
