@@ -2981,18 +2981,7 @@ impl ModelBuilder {
     fn event_batch_near_lock_limit(&mut self, events: &mut Vec<Event>) {
         let mut drain = events.drain(..);
         for e in drain.by_ref() {
-            match e {
-                Event::Acquire {
-                    t,
-                    l,
-                    m,
-                    how,
-                    s,
-                    wait_ns,
-                } => self.acquire(t, l, m, how, s, wait_ns),
-                Event::Release { t, l, hold_ns } => self.release(t, l, hold_ns),
-                e => self.other_event(&e),
-            }
+            self.replay(&e);
             if self.lock_overflow.is_some() {
                 let left = drain.len() as u64;
                 if let Some(t) = self.model.traces.last_mut() {
@@ -3017,6 +3006,16 @@ impl ModelBuilder {
             Some(t) => t.events += 1,
             None => self.first_event(),
         }
+        self.replay(e);
+        self.flush_deps();
+    }
+
+    /// Replays one event, without counting it or flushing the deferred dependencies (the
+    /// callers' part): the dispatch of [`ModelBuilder::event`] and of a batch near the lock
+    /// limit. (The usual batch loop has its own, which moves the events that own strings out
+    /// of the batch instead of reading them by reference.)
+    #[inline(always)]
+    fn replay(&mut self, e: &Event) {
         match *e {
             Event::Acquire {
                 t,
@@ -3029,7 +3028,6 @@ impl ModelBuilder {
             Event::Release { t, l, hold_ns } => self.release(t, l, hold_ns),
             _ => self.other_event(e),
         }
-        self.flush_deps();
     }
 
     /// The first event before any trace began: it begins one (see [`ModelBuilder::event`]).

@@ -914,19 +914,21 @@ mod tests {
         Ok(())
     }
 
+    /// A translator that has seen the lines of `seen` (their events dropped).
+    fn warmed(seen: &[u8]) -> Translator {
+        let mut tr = Translator::default();
+        let mut sink = Vec::new();
+        for line in seen.split(|&b| b == b'\n') {
+            translate_common(&mut tr, line, &mut sink);
+        }
+        tr
+    }
+
     /// What [`translate_at`] makes of `data`, and what [`translate_common`] makes of the line
     /// [`Lines::next_line`] would return at its start (up to the first newline, without a
     /// `\r` before it), each with a translator of its own that has seen `seen` first.
     fn both(seen: &[u8], data: &[u8]) -> (Option<usize>, Vec<Event>, Reference) {
-        let warm = |tr: &mut Translator| {
-            let mut sink = Vec::new();
-            for line in seen.split(|&b| b == b'\n') {
-                translate_common(tr, line, &mut sink);
-            }
-        };
-        let (mut a, mut b) = (Translator::default(), Translator::default());
-        warm(&mut a);
-        warm(&mut b);
+        let (mut a, mut b) = (warmed(seen), warmed(seen));
         let mut out_a = Vec::new();
         let at = translate_at(&mut a, data, &mut out_a);
         let reference = data.iter().position(|&c| c == b'\n').map(|end| {
@@ -1061,15 +1063,7 @@ mod tests {
     /// what [`translate_at`] makes of it, each with a translator of its own that has seen
     /// `seen` first: where each ends the line, and the events.
     fn window_both(seen: &[u8], data: &[u8]) -> [(Option<usize>, Vec<Event>); 2] {
-        let warm = |tr: &mut Translator| {
-            let mut sink = Vec::new();
-            for line in seen.split(|&b| b == b'\n') {
-                translate_common(tr, line, &mut sink);
-            }
-        };
-        let (mut a, mut b) = (Translator::default(), Translator::default());
-        warm(&mut a);
-        warm(&mut b);
+        let (mut a, mut b) = (warmed(seen), warmed(seen));
         let mut padded = data.to_vec();
         padded.resize(padded.len().max(WINDOW), b'x');
         let w: &[u8; WINDOW] = padded.first_chunk().expect("a window");
