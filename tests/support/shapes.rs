@@ -410,10 +410,17 @@ fn plan(s: &Shape) -> (Planner, Vec<Script>) {
         let inv_outer2 = outer(&mut p, &avoid2);
         let fwd_a = (a, normal_site(a, 1));
         let fwd_b = (b, normal_site(b, 2));
+        // The middle locks of a transitive order: between a and b, never a look-alike's (a
+        // look-alike lock nested among the others would make its inverted pair part of real
+        // cycles with the planted ones: a deadlock the plan would not list).
+        let mids: Vec<u32> = (ra + 1..rb)
+            .map(|r| p.order[r as usize])
+            .filter(|&l| !p.reserved[l as usize])
+            .collect();
         for i in 0..forward {
             let nb = at(&mut p, i, forward);
-            if s.transitive && rb > ra + 1 {
-                let m = p.order[(ra + 1 + p.rng.below((rb - ra - 1) as u64) as u32) as usize];
+            if s.transitive && !mids.is_empty() {
+                let m = mids[p.rng.below(mids.len() as u64) as usize];
                 let tm = 1 + (tf % w);
                 let mut acq = fwd_outer.clone();
                 acq.extend([fwd_a, (m, normal_site(m, 2))]);
