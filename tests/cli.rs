@@ -618,4 +618,21 @@ fn an_output_that_is_one_of_the_traces_is_refused_and_the_trace_kept() {
     assert!(std::fs::read_to_string(&report)
         .unwrap()
         .contains("violation"));
+    // The traces found in a directory count too: that report, now among the directory's
+    // `*.json`, is both a trace and the output of this run.
+    let written = std::fs::read(&report).unwrap();
+    let run = lockcheck([
+        "analyze".as_ref(),
+        dir.path().as_os_str(),
+        "--output".as_ref(),
+        report.as_os_str(),
+    ]);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("also one of the traces"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(&report).unwrap(), written);
+    assert_eq!(std::fs::read(&trace).unwrap(), before);
 }

@@ -594,8 +594,12 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
         &args.hierarchy_rust,
         &args.timeouts_toml,
     ];
+    // The traces as read: a directory's (last run's report written among the traces would be
+    // read as one, then replaced). Where they cannot be listed, the reading below says why.
+    let traces = lockcheck_analyze::read::expand_inputs(&args.traces)
+        .unwrap_or_else(|_| args.traces.clone());
     for out in outputs.into_iter().flatten() {
-        if args.traces.iter().any(|t| same_file(t, out)) {
+        if traces.iter().any(|t| same_file(t, out)) {
             return fail(format!(
                 "{}: this output is also one of the traces to analyze; writing it would replace \
                  the trace (name another file)",
