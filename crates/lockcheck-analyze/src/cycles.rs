@@ -4412,15 +4412,35 @@ struct EdgeSearch<'a, 's> {
     bound_of: Vec<u32>,
     bound_at: Vec<u32>,
     bound_pass: u32,
+    /// The step at which a round's depth-first search unwinds (`stopped` with `interrupted`)
+    /// so that [`find_root_causes_on`] runs the first passes or the bounds it waits for and
+    /// searches the dependency again, cut; `u64::MAX`: never. Those run between two first
+    /// dependencies of a round, and one dependency's round can be the whole search: an edge
+    /// taken once, whose head is nested among hundreds of locks taken by thousands of threads,
+    /// went from 5,000 steps in its round of 4 locks to `--max-steps` in the next without a
+    /// first pass, bound or distance ever applied.
+    interrupt_at: u64,
+    /// Whether the search unwound at `interrupt_at` (not at its budget).
+    interrupted: bool,
+    /// Successor entries one [`EdgeSearch::reach`] may read ([`MAX_FIRST_PASS`], more when a
+    /// long search runs its passes again: [`repass`]), and one [`EdgeSearch::pair_closers`]
+    /// ([`MAX_PAIR_PASS`], likewise); what the last of them read, in `last_read`.
+    pass_budget: usize,
+    pair_budget: usize,
+    last_read: usize,
+    /// Successor entries read by every pass so far (a re-pass's work is the difference).
+    pass_read: u64,
     /// Whether the rounds cut the chains by [`EdgeSearch::node_dist`], where
     /// [`EdgeSearch::bounds`] stopped past its bound (the graph's own distances: weaker, but
     /// always at hand).
     node_prune: bool,
-    /// Per node, the fewest edges of the lock graph from it back to `u` (`u32::MAX`: none), a
-    /// lower bound of the dependencies a chain reaching it still needs (the closing one
-    /// included). Made by [`EdgeSearch::node_distances`] for `node_dist_for`.
+    /// Per node, the fewest edges of the lock graph from it back to `u` without passing
+    /// through the edge's head `v` (`u32::MAX`: none), a lower bound of the dependencies a
+    /// chain reaching it still needs (the closing one included); `v`'s own entry is one more
+    /// than its nearest successor's. Made by [`EdgeSearch::node_distances`] for the edge
+    /// `node_dist_for`.
     node_dist: Vec<u32>,
-    node_dist_for: u32,
+    node_dist_for: (u32, u32),
     /// Scratch of [`EdgeSearch::pair_closers`]: the states `(a, b)` (as `a << 32 | b`) reached,
     /// and those not expanded yet.
     pairs_seen: std::collections::HashSet<u64, foldhash::fast::RandomState>,
@@ -4488,8 +4508,14 @@ impl<'a, 's> EdgeSearch<'a, 's> {
             bound_at: Vec::new(),
             bound_pass: 0,
             node_prune: false,
+            interrupt_at: u64::MAX,
+            interrupted: false,
+            pass_budget: MAX_FIRST_PASS,
+            pair_budget: MAX_PAIR_PASS,
+            last_read: 0,
+            pass_read: 0,
             node_dist: Vec::new(),
-            node_dist_for: u32::MAX,
+            node_dist_for: (u32::MAX, u32::MAX),
             pairs_seen: Default::default(),
             pairs_queue: Vec::new(),
             links: Vec::new(),
@@ -4579,6 +4605,8 @@ impl<'a> EdgeSearch<'a, '_> {
         self.marked = 0;
         self.prune = false;
         self.node_prune = false;
+        self.interrupt_at = u64::MAX;
+        self.interrupted = false;
         self.explore = false;
         self.closers.clear();
     }
@@ -4602,6 +4630,7 @@ impl<'a> EdgeSearch<'a, '_> {
     fn closers_of(&mut self, d0: u32, budget: u64) -> Option<Vec<u32>> {
         let v = node_of(self.model, self.level, self.dep(d0).lock());
         self.explore = true;
+        self.interrupt_at = u64::MAX;
         self.u = u32::MAX;
         self.len = usize::MAX;
         self.budget = self.steps + budget;
@@ -4964,6 +4993,7 @@ impl<'a> EdgeSearch<'a, '_> {
         queue.clear();
         let list = self.succ.of(d0);
         let mut read = list.len();
+        let budget = self.pair_budget;
         for &(e, d1) in list.iter() {
             if self.link_ok(&self.dep(d1), d0) {
                 closers.push(graph.target(e));
@@ -4975,7 +5005,7 @@ impl<'a> EdgeSearch<'a, '_> {
         while let Some((f, b)) = queue.pop() {
             let list = self.succ.of(b);
             read += list.len();
-            if read > MAX_PAIR_PASS {
+            if read > budget {
                 break;
             }
             for &(e, c) in list.iter() {
@@ -4998,7 +5028,9 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         self.pairs_seen = seen;
         self.pairs_queue = queue;
-        if read > MAX_PAIR_PASS {
+        self.last_read = read;
+        self.pass_read += read as u64;
+        if read > budget {
             return None;
         }
         closers.sort_unstable();
@@ -5034,10 +5066,11 @@ impl<'a> EdgeSearch<'a, '_> {
         queue.push(d0);
         self.seen[d0 as usize] = pass;
         let mut read = 0usize;
+        let budget = self.pass_budget;
         while let Some(w) = queue.pop() {
             let list = self.succ.of(w);
             read += list.len();
-            if read > MAX_FIRST_PASS {
+            if read > budget {
                 break;
             }
             let mut closes = false;
@@ -5081,7 +5114,9 @@ impl<'a> EdgeSearch<'a, '_> {
             self.mark(d0, false);
         }
         self.queue = queue;
-        (read <= MAX_FIRST_PASS).then_some(closers)
+        self.last_read = read;
+        self.pass_read += read as u64;
+        (read <= budget).then_some(closers)
     }
 
     /// For the search of the edge from `self.u` with the first dependencies `d0s`: per
@@ -5153,22 +5188,33 @@ impl<'a> EdgeSearch<'a, '_> {
         true
     }
 
-    /// [`EdgeSearch::node_dist`] for the current `u`: a breadth-first search of the lock graph
-    /// backward from `u`, `O(nodes + edges)`, once per `u` whose search is long and whose
-    /// [`EdgeSearch::bounds`] stopped. Where an edge is taken by thousands of threads (a cycle of
-    /// 7 locks over 10,000 threads, each taking a pair), every dependency's first pass is past
-    /// its bound, and without a bound the rounds of 3 to 6 locks enumerated every chain of
-    /// dependencies (thousands to the power of the round) until `--max-steps`, with no cycle
-    /// found: the graph's distances cut every round that is too short at its first step.
-    fn node_distances(&mut self) {
+    /// [`EdgeSearch::node_dist`] for the edge `u -> v` of the current `u`: a breadth-first
+    /// search of the lock graph backward from `u`, `O(nodes + edges)` per level, once per edge
+    /// whose search is long and whose [`EdgeSearch::bounds`] stopped. Where an edge is taken by
+    /// thousands of threads (a cycle of 7 locks over 10,000 threads, each taking a pair), every
+    /// dependency's first pass is past its bound, and without a bound the rounds of 3 to 6 locks
+    /// enumerated every chain of dependencies (thousands to the power of the round) until
+    /// `--max-steps`, with no cycle found: the graph's distances cut every round that is too
+    /// short at its first step.
+    ///
+    /// The search never passes `v` again (a cycle is simple), so the distances are those of the
+    /// graph without `v`: where `u`'s only way back runs through `v` (one thread taking `u, v`
+    /// and `v, u`, with `v` also nested among hundreds of other locks elsewhere), every round
+    /// is cut and the search ends at once. With `v` counted, `v -> u` put every node that
+    /// reaches `v` within two of `u`, nothing was cut, and the rounds enumerated the other
+    /// locks' chains up to `--max-steps` (gen_shapes `--transitive --lookalikes`: 9 of 12
+    /// seeds reported "search incomplete", 1.6 to 7.9 s per 200,000 events).
+    fn node_distances(&mut self, v: u32) {
         let u = self.u;
-        if self.node_dist_for == u && !self.node_dist.is_empty() {
+        if self.node_dist_for == (u, v) && !self.node_dist.is_empty() {
             return;
         }
+        // A self-loop (never searched here) would have no node to leave out.
+        let skip = if v == u { u32::MAX } else { v };
         let graph = self.graph;
         self.node_dist.clear();
         self.node_dist.resize(graph.nodes(), u32::MAX);
-        self.node_dist_for = u;
+        self.node_dist_for = (u, v);
         self.node_dist[u as usize] = 0;
         // Level by level over the edges, by their sources: the in-edges are released before
         // the search (memory), and a reversed copy made here would cost 8 bytes an edge at the
@@ -5181,7 +5227,7 @@ impl<'a> EdgeSearch<'a, '_> {
             changed = false;
             h += 1;
             for w in 0..graph.nodes() as u32 {
-                if self.node_dist[w as usize] != u32::MAX {
+                if w == skip || self.node_dist[w as usize] != u32::MAX {
                     continue;
                 }
                 if graph
@@ -5195,11 +5241,20 @@ impl<'a> EdgeSearch<'a, '_> {
         }
         if changed {
             // Cut short: the nodes left are `NODE_DIST_LEVELS + 1` or more away, or unreached.
-            for d in &mut self.node_dist {
-                if *d == u32::MAX {
+            for (w, d) in self.node_dist.iter_mut().enumerate() {
+                if *d == u32::MAX && w as u32 != skip {
                     *d = NODE_DIST_LEVELS + 1;
                 }
             }
+        }
+        if skip != u32::MAX {
+            // `v` itself: one step to its nearest successor (the search starts there).
+            let near = graph
+                .out_edges(v)
+                .map(|e| self.node_dist[graph.target(e) as usize])
+                .filter(|&t| t != u32::MAX)
+                .min();
+            self.node_dist[v as usize] = near.map_or(u32::MAX, |t| t + 1);
         }
     }
 
@@ -5442,8 +5497,10 @@ impl<'a> EdgeSearch<'a, '_> {
                     }
                     continue;
                 }
-            } else if self.node_prune {
-                // The same with the graph's distance from `y` back to `u`.
+            }
+            if self.node_prune {
+                // The same with the graph's distance from `y` back to `u` (both hold where
+                // a re-pass made the bounds after the distances).
                 let b = self.node_dist[y as usize];
                 if b as usize > self.len - depth {
                     if b != u32::MAX {
@@ -5457,6 +5514,12 @@ impl<'a> EdgeSearch<'a, '_> {
             }
             self.steps += 1;
             if self.steps > self.budget {
+                self.stopped = true;
+                return;
+            }
+            if self.steps >= self.interrupt_at && self.found.is_empty() {
+                // Searched again once cut; nothing found yet, so nothing counted twice.
+                self.interrupted = true;
                 self.stopped = true;
                 return;
             }
@@ -5581,6 +5644,23 @@ const BOUNDS_AFTER: u64 = 20_000;
 /// edge's other dependencies are kept without one ([`find_root_causes_on`]).
 const FIRST_PASS_GIVE_UP: usize = 64;
 
+/// Steps of an edge's search, nothing found, after which the first passes that stopped at
+/// their bound run again with a budget in proportion to the search ([`repass`]); then again at
+/// [`REPASS_GROWTH`] times as many steps.
+const REPASS_AFTER: u64 = 100_000;
+
+/// How much later each next [`repass`] of one edge's search comes.
+const REPASS_GROWTH: u64 = 4;
+
+/// The successor entries a [`repass`] may read in all, per step the edge's search has taken:
+/// its passes cost a bounded part of the search they may end. An entry of a list not in the
+/// memo is computed, which costs more than a step: on a look-alike trace whose search still
+/// reaches `--max-steps` (its whole analysis 3.7 s before), 8 entries per step took 6.6 s, 4
+/// 5.5 s, 2 5.1 s and 1 4.0 s, while the two traces it decides end in 0.2 to 0.3 s at 2 or
+/// more (0.7 s at 1). With the default `--max-steps` its three re-passes read at most 4.2M
+/// entries.
+const REPASS_ENTRIES_PER_STEP: usize = 2;
+
 /// The levels of [`EdgeSearch::node_distances`]: a pass over the graph's edges each (a cycle
 /// of more locks than this is still searched, its rounds cut less).
 const NODE_DIST_LEVELS: u32 = 16;
@@ -5612,6 +5692,9 @@ struct FirstPasses {
     /// Passes of [`EdgeSearch::pair_closers`] run, of them stopped at [`MAX_PAIR_PASS`].
     pair_passes: usize,
     pair_stopped: usize,
+    /// First passes run again by [`repass`], of them stopped at their larger budget.
+    repasses: usize,
+    repass_stopped: usize,
 }
 
 impl FirstPasses {
@@ -5673,6 +5756,69 @@ fn first_pass_keeps(fp: &FirstPasses, r: u32, u: u32) -> bool {
             fp.nodes[a as usize..b as usize].binary_search(&u).is_ok()
         }
     }
+}
+
+/// Whether a first-pass verdict decides nothing yet: not run, or stopped at its bound.
+fn undecided(r: u32) -> bool {
+    matches!(r, CLOSERS_ALL | CLOSERS_UNKNOWN | CLOSERS_STOPPED)
+}
+
+/// The first passes of the dependencies `d0s` of a long search whose verdicts are
+/// [`undecided`], run again with `budget` successor entries shared among them (each at most
+/// its share, and nothing run when the share is no more than the bound they stopped at,
+/// `floor`); the verdicts are kept as [`first_pass`] keeps them. Returns, per dependency of
+/// `d0s`, whether the search of `u` keeps it.
+///
+/// Why: a first pass stops at [`MAX_FIRST_PASS`] entries, and where the edge's search is
+/// then long (the look-alike pair of one thread whose locks are also nested among hundreds
+/// of others: every chain of the others is searched, rounds of up to 16 locks), a pass with
+/// a budget in proportion to that search proves in milliseconds what the search would not
+/// prove before `--max-steps` (gen_shapes `--transitive --lookalikes`, 2 of 3 such traces).
+/// The passes are sound whatever their budget: only their cost grows, in proportion to the
+/// search.
+fn repass(
+    s: &mut EdgeSearch<'_, '_>,
+    state: &mut [[u32; 2]],
+    fp: &mut FirstPasses,
+    d0s: &[u32],
+    u: u32,
+    budget: usize,
+    floor: usize,
+) -> Vec<bool> {
+    let open = d0s
+        .iter()
+        .filter(|&&d0| undecided(state[d0 as usize][1]))
+        .count();
+    let share = budget / open.max(1);
+    let mut keep = Vec::with_capacity(d0s.len());
+    for &d0 in d0s {
+        let r = state[d0 as usize][1];
+        if !undecided(r) || share <= floor {
+            keep.push(first_pass_keeps(fp, r, u));
+            continue;
+        }
+        fp.repasses += 1;
+        s.pass_budget = share;
+        let r = match s.relaxed_closers(d0) {
+            None => {
+                fp.repass_stopped += 1;
+                CLOSERS_ALL
+            }
+            Some(nodes) if nodes.is_empty() => CLOSERS_NONE,
+            Some(nodes) => {
+                s.pair_budget = share.saturating_sub(s.last_read).max(MAX_PAIR_PASS);
+                match s.pair_closers(d0) {
+                    Some(fewer) => fp.keep(fewer),
+                    None => fp.keep(nodes),
+                }
+            }
+        };
+        s.pass_budget = MAX_FIRST_PASS;
+        s.pair_budget = MAX_PAIR_PASS;
+        state[d0 as usize][1] = r;
+        keep.push(first_pass_keeps(fp, r, u));
+    }
+    keep
 }
 
 /// Finds the root causes of one level: the smallest weighted change set of its lock graph
@@ -6058,6 +6204,8 @@ fn search_edges(
         explore_steps: 0,
         pair_passes: 0,
         pair_stopped: 0,
+        repasses: 0,
+        repass_stopped: 0,
     };
     let mut firsts: Vec<u32> = Vec::new();
     // The changed edges come in ascending ids: their sources are read by a cursor, where a
@@ -6144,6 +6292,7 @@ fn search_edges(
         // more than they save).
         let mut bounded = false;
         let mut passed = false;
+        let (mut repass_at, mut repass_floor) = (REPASS_AFTER, MAX_FIRST_PASS);
         let mut shortest: Option<usize> = None;
         let mut exhaustive = true;
         let mut steps_at_shortest = 0;
@@ -6193,6 +6342,36 @@ fn search_edges(
                     }
                     continue;
                 }
+                if passed && s.found.is_empty() && s.steps >= repass_at {
+                    // A long search: the passes that stopped run again, with a budget in
+                    // proportion to it, and the bounds too where they stopped. Between two
+                    // first dependencies only, not by unwinding a search as for the first
+                    // passes: a dependency searched again from its start would cost up to
+                    // the 1.6M steps of the last re-pass (on a hostile random trace that
+                    // reaches --max-total-steps, 10 % fewer edges were searched).
+                    let budget = (s.steps as usize).saturating_mul(REPASS_ENTRIES_PER_STEP);
+                    repass_at = s.steps.saturating_mul(REPASS_GROWTH);
+                    let read_before = s.pass_read;
+                    let keep = repass(&mut s, state, &mut relaxed, &d0s, u, budget, repass_floor);
+                    repass_floor = budget / d0s.len().max(1);
+                    let kept_before = keep[..i].iter().filter(|&&k| k).count();
+                    let mut keep = keep.into_iter();
+                    d0s.retain(|_| keep.next().unwrap_or(true));
+                    i = kept_before;
+                    if !d0s.is_empty() && bounded && !s.prune {
+                        s.pass_budget = (budget / d0s.len()).max(MAX_FIRST_PASS);
+                        s.prune = s.bounds(&d0s);
+                        s.pass_budget = MAX_FIRST_PASS;
+                    }
+                    // Their work counts in the level's total, as steps of the same time (a
+                    // hostile random trace that reaches --max-total-steps took 35 % longer
+                    // with re-passes counted nowhere).
+                    total += (s.pass_read - read_before) / REPASS_ENTRIES_PER_STEP as u64;
+                    if d0s.is_empty() {
+                        relaxed.skipped += 1;
+                    }
+                    continue;
+                }
                 let d0 = d0s[i];
                 i += 1;
                 if !bounded && s.steps > BOUNDS_AFTER {
@@ -6201,7 +6380,7 @@ fn search_edges(
                     if !s.prune && shortest.is_none() {
                         // Past the first pass's bound: the graph's distances instead (not once
                         // a cycle is found, as the bounds above).
-                        s.node_distances();
+                        s.node_distances(v);
                         s.node_prune = true;
                     }
                 }
@@ -6224,10 +6403,25 @@ fn search_edges(
                     // The chain of one dependency is there: deeper rounds may follow.
                     s.deep = true;
                 }
+                // Unwinds where the first passes or the bounds are due, unless they ran.
+                s.interrupt_at = if !passed && s.steps < FIRST_PASS_AFTER {
+                    FIRST_PASS_AFTER + 1
+                } else if !bounded && s.steps < BOUNDS_AFTER {
+                    BOUNDS_AFTER + 1
+                } else {
+                    u64::MAX
+                };
                 s.dfs();
                 s.unmark_root();
                 s.on_path[u as usize] = false;
                 s.on_path[v as usize] = false;
+                s.interrupt_at = u64::MAX;
+                if s.interrupted {
+                    // The same dependency again, after what is due (which may drop it).
+                    s.interrupted = false;
+                    s.stopped = false;
+                    i -= 1;
+                }
             }
             if d0s.is_empty() {
                 // The first pass proved that no dependency of the edge closes a cycle.
@@ -6350,7 +6544,7 @@ fn search_edges(
     });
     if std::env::var_os("LOCKCHECK_PHASES").is_some() {
         eprintln!(
-            "lockcheck: {} root causes: epochs of {} clocks x {} threads ({}), flat held sets {}, successor lists of {} dependencies ({} entries), holders of {} nodes, {} explored ({} steps, {} stopped, {} ended once every held node was decided), first pass of {} dependencies ({} past its bound), pair pass of {} ({} past its bound), {} changed edges proven without a valid cycle, {} root causes, {} steps",
+            "lockcheck: {} root causes: epochs of {} clocks x {} threads ({}), flat held sets {}, successor lists of {} dependencies ({} entries), holders of {} nodes, {} explored ({} steps, {} stopped, {} ended once every held node was decided), first pass of {} dependencies ({} past its bound), pair pass of {} ({} past its bound), {} first passes run again ({} past their larger bound), {} changed edges proven without a valid cycle, {} root causes, {} steps",
             level.name(),
             model.clocks.len(),
             succ.epochs.threads,
@@ -6387,6 +6581,8 @@ fn search_edges(
             relaxed.stopped,
             relaxed.pair_passes,
             relaxed.pair_stopped,
+            relaxed.repasses,
+            relaxed.repass_stopped,
             relaxed.skipped,
             merged.len(),
             result.steps
