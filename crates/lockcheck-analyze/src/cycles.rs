@@ -4413,8 +4413,8 @@ struct EdgeSearch<'a, 's> {
     bound_at: Vec<u32>,
     bound_pass: u32,
     /// The step at which a round's depth-first search unwinds (`stopped` with `interrupted`)
-    /// so that [`find_root_causes_on`] runs the first passes or the bounds it waits for and
-    /// searches the dependency again, cut; `u64::MAX`: never. Those run between two first
+    /// so that [`find_root_causes_on`] runs the first passes, the bounds or a [`repass`] it
+    /// waits for and searches the dependency again, cut; `u64::MAX`: never. Those run between two first
     /// dependencies of a round, and one dependency's round can be the whole search: an edge
     /// taken once, whose head is nested among hundreds of locks taken by thousands of threads,
     /// went from 5,000 steps in its round of 4 locks to `--max-steps` in the next without a
@@ -6344,11 +6344,14 @@ fn search_edges(
                 }
                 if passed && s.found.is_empty() && s.steps >= repass_at {
                     // A long search: the passes that stopped run again, with a budget in
-                    // proportion to it, and the bounds too where they stopped. Between two
-                    // first dependencies only, not by unwinding a search as for the first
-                    // passes: a dependency searched again from its start would cost up to
-                    // the 1.6M steps of the last re-pass (on a hostile random trace that
-                    // reaches --max-total-steps, 10 % fewer edges were searched).
+                    // proportion to it, and the bounds too where they stopped. The round's
+                    // search unwinds for it as for the first passes, and its dependency is
+                    // searched again from its start: up to 2.1M steps of a search that
+                    // reaches --max-steps are done twice (on a hostile random trace that
+                    // reaches --max-total-steps either way, 6,126 violations found instead of
+                    // 6,574), but a dependency whose round is the whole search is decided
+                    // (sh25 of the comparison set: the third re-pass, at 1.6M steps, ends it;
+                    // between two first dependencies only, it never ran).
                     let budget = (s.steps as usize).saturating_mul(REPASS_ENTRIES_PER_STEP);
                     repass_at = s.steps.saturating_mul(REPASS_GROWTH);
                     let read_before = s.pass_read;
@@ -6408,6 +6411,8 @@ fn search_edges(
                     FIRST_PASS_AFTER + 1
                 } else if !bounded && s.steps < BOUNDS_AFTER {
                     BOUNDS_AFTER + 1
+                } else if passed && s.steps < repass_at {
+                    repass_at
                 } else {
                     u64::MAX
                 };
