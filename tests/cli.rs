@@ -80,6 +80,67 @@ fn the_id_of_a_violation_is_stable() {
     assert_eq!(a["violations"][0]["id"], b["violations"][0]["id"]);
 }
 
+/// Two different cycles over instances of one class, in a trace without sites: locks 1 and 2
+/// in both orders, and locks 2 and 3 (all of class `group1`). Their ids hash the class keys
+/// and the sites, here `group1` twice and nothing, so they were one id and the second root
+/// cause was dropped without a word (found by the brute-force oracle, tests/analyze_oracle.rs).
+/// Both are reported, with two ids, each naming its own edges; the same trace with one site per
+/// acquisition was reported right before too.
+#[test]
+fn two_siteless_cycles_over_one_class_are_two_findings() {
+    let dir = Scratch::new("cli-siteless-ids");
+    let trace = dir.join("siteless.json");
+    let events = [
+        r#"{"e":"header","version":1,"pid":1,"program":"o"}"#,
+        r#"{"e":"class","c":101,"key":"group1","kind":"mutex"}"#,
+        r#"{"e":"lock","l":1,"c":101}"#,
+        r#"{"e":"lock","l":2,"c":101}"#,
+        r#"{"e":"lock","l":3,"c":101}"#,
+        r#"{"e":"acquire","t":1,"l":2,"m":"w"}"#,
+        r#"{"e":"acquire","t":1,"l":1,"m":"w"}"#,
+        r#"{"e":"acquire","t":1,"l":3,"m":"w"}"#,
+        r#"{"e":"release","t":1,"l":3}"#,
+        r#"{"e":"release","t":1,"l":1}"#,
+        r#"{"e":"release","t":1,"l":2}"#,
+        r#"{"e":"acquire","t":2,"l":1,"m":"w"}"#,
+        r#"{"e":"acquire","t":2,"l":2,"m":"w"}"#,
+        r#"{"e":"release","t":2,"l":2}"#,
+        r#"{"e":"release","t":2,"l":1}"#,
+        r#"{"e":"acquire","t":2,"l":3,"m":"w"}"#,
+        r#"{"e":"acquire","t":2,"l":2,"m":"w"}"#,
+        r#"{"e":"release","t":2,"l":2}"#,
+        r#"{"e":"release","t":2,"l":3}"#,
+    ];
+    std::fs::write(&trace, events.join("\n") + "\n").unwrap();
+    let run = analyze_json(&[trace.to_path_buf()], &[]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let r = run.json();
+    let vs = r["violations"].as_array().unwrap();
+    let mut locks: Vec<Vec<String>> = vs
+        .iter()
+        .map(|v| {
+            let mut l: Vec<String> = v["locks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["name"].as_str().unwrap().to_string())
+                .collect();
+            l.sort();
+            l
+        })
+        .collect();
+    locks.sort();
+    assert_eq!(
+        locks,
+        [["group1#1", "group1#2"], ["group1#2", "group1#3"]],
+        "{vs:#?}"
+    );
+    assert_ne!(vs[0]["id"], vs[1]["id"]);
+    // And stable from run to run.
+    let again = analyze_json(&[trace.to_path_buf()], &[]).json();
+    assert_eq!(again["violations"], r["violations"]);
+}
+
 fn only_filtered(name: &str, filter: &str) {
     let run = analyze_json(&[fixture(name)], &[]);
     assert_eq!(run.code, Some(0), "{name}: {}{}", run.stdout, run.stderr);

@@ -974,9 +974,27 @@ fn analyze_model_listing(model: &Model, opts: &Options, max_examples: usize) -> 
         }
 
         // One bug, one finding: the same cycle in several processes (two test binaries running the
-        // same code) has one id.
+        // same code) has one id, as has the same code on several instances of a class (its sites
+        // are the same). Without a single site, though, an id is the class keys alone, and two
+        // different cycles over instances of the same classes (locks 1, 2 and locks 2, 3 of one
+        // class) had one id: the second was dropped without a word, its edges named nowhere.
+        // Such a one is kept, under an id that also hashes its locks' names (when unsure, report:
+        // the same siteless cycle in two processes is two findings).
         let mut seen_ids: HashSet<String> = HashSet::new();
-        violations.retain(|v| seen_ids.insert(v.id.clone()));
+        violations.retain_mut(|v| {
+            if seen_ids.insert(v.id.clone()) {
+                return true;
+            }
+            if v.edges.iter().any(|e| e.site.is_some()) {
+                return false;
+            }
+            let mut parts = vec![v.id.clone()];
+            let mut names: Vec<String> = v.locks.iter().map(|l| l.name.clone()).collect();
+            names.sort();
+            parts.extend(names);
+            v.id = report::fnv(&parts);
+            seen_ids.insert(v.id.clone())
+        });
         // A request of a lock the thread already holds: no cycle needed.
         violations.extend(self_deadlock::violations(model));
         // A wait cycle through a semaphore the run was seen in (the runtime's `deadlock`).
