@@ -45,7 +45,7 @@
 //! The traces: 2 to 6 threads over 3 to 8 locks (mutexes and RwLocks, in half of the cases
 //! several locks of one class), sections of 1 to 4 nested acquisitions in every mode, some
 //! `try_*` or timed, some releasing a lock below the top of the held stack; threads forked and
-//! joined by others between their sections; threads ending while waiting; every acquisition at
+//! joined by others, between their sections or while holding a section's locks; threads ending while waiting; every acquisition at
 //! a site of its own; with or without the runtime's `request` events; in a quarter of the cases
 //! a big lock taken first by most sections (a gate). A denser form (8 to 20 threads over 4 to 6
 //! locks, 3 to 6 sections each) gives the search's explorations work. Rings of 4 to 6 locks,
@@ -55,11 +55,18 @@
 //! search's first passes work (an edge's search past 5,000 steps without a cycle: in about one
 //! case in ten, `LOCKCHECK_PHASES=1` shows).
 //!
-//! Not modelled (kept out of the generator): semaphores, condvars, `Convert`, failed tries,
-//! forks and joins made while holding a lock (docs/analyze.md does not say which clock the
-//! read-read rule gives a held read: its acquisition's, or the dependency's), a write request
-//! never granted on an RwLock (whether it counts as a write for the read-read rule is not
-//! documented). The read-read rule's cap (only the first 8 writes of an instance judged by their
+//! A dependency has one vector clock, its acquisition's ("What is analyzed"): the read-read rule
+//! judges a held read at the clock of the dependency that holds it, not at that of the read's
+//! own acquisition, which differs when the holder forked or joined in between. docs/analyze.md
+//! does not say which; the analyzer takes the dependency's. The difference: T1 read-locks L,
+//! forks T3, then locks M; T2 locks M, then read-locks L; T3 joins T2, then write-locks L.
+//! T3's write comes after both reads' acquisitions (by the fork and the join), but not after
+//! T1's dependency, so the analyzer reports L -> M -> L, which no run can deadlock in (T3 writes
+//! only after T2 has ended).
+//!
+//! Not modelled (kept out of the generator): semaphores, condvars, `Convert`, failed tries, a
+//! write request never granted on an RwLock (whether it counts as a write for the read-read
+//! rule is not documented). The read-read rule's cap (only the first 8 writes of an instance judged by their
 //! clocks) is modelled at instance level by counting write acquisitions; the class level is not
 //! checked on a trace that writes an instance more than 8 times (whether that cap applies to a
 //! class's writes is not documented).
@@ -97,6 +104,9 @@ enum Step {
         /// The last take is requested and never granted (the trace ends there, the thread
         /// still waiting), and nothing is released: only at the end of a thread nobody joins.
         stuck: bool,
+        /// Forks and joins made while holding the section's locks: `(k, step)` comes right
+        /// after the acquisition of take `k` (or of the last one acquired, if fewer).
+        inner: Vec<(usize, Step)>,
     },
     /// Fork this thread.
     Fork(u64),
@@ -113,13 +123,29 @@ enum Op {
     Release(u64),
     /// Request, never granted (a blocking request still waiting at the end of the trace).
     Request(Take),
+    /// Fork this thread.
+    Fork(u64),
+    /// Join this thread.
+    Join(u64),
 }
 
 /// The operations of a section: before take `k`, the release of the held lock `drops[k]` picks
 /// (a release below the top of the held stack, or of its top), then the acquisition; at the
 /// end, the release of the locks still held, newest first, rotated by `release`. A `stuck`
 /// section requests its last take instead, and releases nothing.
-fn section_ops(takes: &[Take], drops: &[Option<u8>], release: u64, stuck: bool) -> Vec<Op> {
+fn section_ops(
+    takes: &[Take],
+    drops: &[Option<u8>],
+    release: u64,
+    stuck: bool,
+    inner: &[(usize, Step)],
+) -> Vec<Op> {
+    let acquired = takes.len() - stuck as usize;
+    let fork_join = |s: &Step| match s {
+        Step::Fork(c) => Op::Fork(*c),
+        Step::Join(c) => Op::Join(*c),
+        Step::Section { .. } => unreachable!("a section inside a section"),
+    };
     let mut held: Vec<u64> = Vec::new();
     let mut ops = Vec::new();
     for (k, tk) in takes.iter().enumerate() {
@@ -128,17 +154,43 @@ fn section_ops(takes: &[Take], drops: &[Option<u8>], release: u64, stuck: bool) 
             ops.push(Op::Release(l));
         }
         if stuck && k + 1 == takes.len() {
+            if acquired == 0 {
+                ops.extend(inner.iter().map(|(_, s)| fork_join(s)));
+            }
             ops.push(Op::Request(*tk));
             return ops;
         }
         ops.push(Op::Acquire(*tk));
         held.push(tk.lock);
+        ops.extend(
+            inner
+                .iter()
+                .filter(|(p, _)| (*p).min(acquired - 1) == k)
+                .map(|(_, s)| fork_join(s)),
+        );
     }
     held.reverse();
     let k = (release as usize) % held.len();
     held.rotate_left(k);
     ops.extend(held.into_iter().map(Op::Release));
     ops
+}
+
+/// The operations of a thread's program, in order.
+fn thread_ops(prog: &[Step]) -> Vec<Op> {
+    prog.iter()
+        .flat_map(|step| match step {
+            Step::Section {
+                takes,
+                drops,
+                release,
+                stuck,
+                inner,
+            } => section_ops(takes, drops, *release, *stuck, inner),
+            Step::Fork(c) => vec![Op::Fork(*c)],
+            Step::Join(c) => vec![Op::Join(*c)],
+        })
+        .collect()
 }
 
 /// A generated case: programs per thread (thread `i + 1` runs `programs[i]`), lock kinds and an
@@ -227,14 +279,14 @@ impl Oracle {
     /// of classes with `class_level`.
     fn new(case: &Case, class_level: bool) -> Oracle {
         let n = case.programs.len();
+        let ops: Vec<Vec<Op>> = case.programs.iter().map(|p| thread_ops(p)).collect();
         // Epochs per thread: one more after each fork or join it makes.
-        let epochs: Vec<usize> = case
-            .programs
+        let epochs: Vec<usize> = ops
             .iter()
             .map(|p| {
                 1 + p
                     .iter()
-                    .filter(|s| !matches!(s, Step::Section { .. }))
+                    .filter(|o| matches!(o, Op::Fork(_) | Op::Join(_)))
                     .count()
             })
             .collect();
@@ -246,60 +298,52 @@ impl Oracle {
         let mut succ: Vec<Vec<usize>> = vec![Vec::new(); nodes];
         let mut deps: Vec<Dep> = Vec::new();
         let mut writes = vec![Vec::new(); case.locks as usize + 1];
-        for (ti, prog) in case.programs.iter().enumerate() {
-            let mut e = 0usize;
-            for step in prog {
-                let node = first[ti] + e;
-                match step {
-                    Step::Section {
-                        takes,
-                        drops,
-                        release,
-                        stuck,
-                    } => {
-                        let mut held: Vec<(u64, Mode)> = Vec::new();
-                        for op in section_ops(takes, drops, *release, *stuck) {
-                            let (tk, granted) = match op {
-                                Op::Acquire(tk) => (tk, true),
-                                // docs/analyze.md: "A `request` ... that is never granted is one
-                                // too, with the held set of its time". It writes nothing.
-                                Op::Request(tk) => (tk, false),
-                                Op::Release(l) => {
-                                    held.retain(|&(h, _)| h != l);
-                                    continue;
-                                }
-                            };
-                            if granted && tk.mode == Mode::Exclusive {
-                                writes[tk.lock as usize].push(node);
-                            }
-                            if !held.is_empty() {
-                                let d = Dep {
-                                    thread: ti as u64 + 1,
-                                    lock: tk.lock,
-                                    mode: tk.mode,
-                                    how: tk.how,
-                                    held: held.clone(),
-                                    node,
-                                };
-                                if !deps.contains(&d) {
-                                    deps.push(d);
-                                }
-                            }
-                            held.push((tk.lock, tk.mode));
-                        }
+        for (ti, ops) in ops.iter().enumerate() {
+            let mut node = first[ti];
+            let mut held: Vec<(u64, Mode)> = Vec::new();
+            for &op in ops {
+                let (tk, granted) = match op {
+                    Op::Acquire(tk) => (tk, true),
+                    // docs/analyze.md: "A `request` ... that is never granted is one too, with
+                    // the held set of its time". It writes nothing.
+                    Op::Request(tk) => (tk, false),
+                    Op::Release(l) => {
+                        held.retain(|&(h, _)| h != l);
+                        continue;
                     }
-                    Step::Fork(c) => {
+                    Op::Fork(c) => {
                         succ[node].push(node + 1);
-                        succ[node].push(first[*c as usize - 1]);
-                        e += 1;
+                        succ[node].push(first[c as usize - 1]);
+                        node += 1;
+                        continue;
                     }
-                    Step::Join(c) => {
+                    Op::Join(c) => {
                         succ[node].push(node + 1);
-                        let c = *c as usize - 1;
+                        let c = c as usize - 1;
                         succ[first[c] + epochs[c] - 1].push(node + 1);
-                        e += 1;
+                        node += 1;
+                        continue;
+                    }
+                };
+                if granted && tk.mode == Mode::Exclusive {
+                    writes[tk.lock as usize].push(node);
+                }
+                if !held.is_empty() {
+                    // The dependency's one vector clock (docs/analyze.md, "What is analyzed"):
+                    // that of its acquisition, also for the read-read rule's held read.
+                    let d = Dep {
+                        thread: ti as u64 + 1,
+                        lock: tk.lock,
+                        mode: tk.mode,
+                        how: tk.how,
+                        held: held.clone(),
+                        node,
+                    };
+                    if !deps.contains(&d) {
+                        deps.push(d);
                     }
                 }
+                held.push((tk.lock, tk.mode));
             }
         }
         let mut reach = vec![vec![false; nodes]; nodes];
@@ -578,73 +622,58 @@ fn events(case: &Case) -> Vec<Event> {
         .map(|(i, p)| {
             let t = i as u64 + 1;
             let mut ev = Vec::new();
-            for (j, step) in p.iter().enumerate() {
-                match step {
-                    Step::Section {
-                        takes,
-                        drops,
-                        release,
-                        stuck,
-                    } => {
-                        let mut held = 0usize;
-                        for (k, op) in section_ops(takes, drops, *release, *stuck)
-                            .into_iter()
-                            .enumerate()
-                        {
-                            let site = case.sites.then(|| {
-                                let s = sites.len() as u32 + 1;
-                                sites.push(Event::Site {
-                                    s,
-                                    loc: format!("t{t}.rs:{}:{}", j + 1, k + 1),
-                                    frames: Vec::new(),
-                                });
-                                s
-                            });
-                            let request = |tk: Take| Event::Request {
-                                t,
-                                l: tk.lock,
-                                m: tk.mode,
-                                s: site,
-                                n: 1,
-                                short: None,
-                            };
-                            if let Op::Acquire(tk) = op {
-                                if case.requests && held > 0 && tk.how == How::Blocking {
-                                    ev.push(request(tk));
-                                }
-                                held += 1;
-                            }
-                            if let Op::Release(_) = op {
-                                held -= 1;
-                            }
-                            ev.push(match op {
-                                Op::Request(tk) => request(tk),
-                                Op::Acquire(tk) => Event::Acquire {
-                                    t,
-                                    l: tk.lock,
-                                    m: tk.mode,
-                                    how: tk.how,
-                                    s: site,
-                                    wait_ns: 0,
-                                },
-                                Op::Release(l) => Event::Release { t, l, hold_ns: 0 },
-                            });
-                        }
+            let mut held = 0usize;
+            for (k, op) in thread_ops(p).into_iter().enumerate() {
+                let site = case.sites.then(|| {
+                    let s = sites.len() as u32 + 1;
+                    sites.push(Event::Site {
+                        s,
+                        loc: format!("t{t}.rs:{}:1", k + 1),
+                        frames: Vec::new(),
+                    });
+                    s
+                });
+                let request = |tk: Take| Event::Request {
+                    t,
+                    l: tk.lock,
+                    m: tk.mode,
+                    s: site,
+                    n: 1,
+                    short: None,
+                };
+                if let Op::Acquire(tk) = op {
+                    if case.requests && held > 0 && tk.how == How::Blocking {
+                        ev.push(request(tk));
                     }
-                    Step::Fork(c) => ev.push(Event::Fork { t, child: *c }),
-                    Step::Join(c) => ev.push(Event::Join { t, child: *c }),
+                    held += 1;
                 }
+                if let Op::Release(_) = op {
+                    held -= 1;
+                }
+                ev.push(match op {
+                    Op::Request(tk) => request(tk),
+                    Op::Acquire(tk) => Event::Acquire {
+                        t,
+                        l: tk.lock,
+                        m: tk.mode,
+                        how: tk.how,
+                        s: site,
+                        wait_ns: 0,
+                    },
+                    Op::Release(l) => Event::Release { t, l, hold_ns: 0 },
+                    Op::Fork(c) => Event::Fork { t, child: c },
+                    Op::Join(c) => Event::Join { t, child: c },
+                });
             }
             ev
         })
         .collect();
     out.extend(sites);
-    let forked: BTreeSet<u64> = case
-        .programs
+    let forked: BTreeSet<u64> = per
         .iter()
         .flatten()
-        .filter_map(|s| match s {
-            Step::Fork(c) => Some(*c),
+        .filter_map(|e| match e {
+            Event::Fork { child, .. } => Some(*child),
             _ => None,
         })
         .collect();
@@ -969,29 +998,14 @@ fn show_case(case: &Case) -> String {
             .collect::<Vec<_>>()
     );
     for (i, p) in case.programs.iter().enumerate() {
-        let steps: Vec<String> = p
+        let steps: Vec<String> = thread_ops(p)
             .iter()
-            .map(|s| match s {
-                Step::Section {
-                    takes,
-                    drops,
-                    release,
-                    stuck,
-                } => {
-                    let t: Vec<String> = section_ops(takes, drops, *release, *stuck)
-                        .iter()
-                        .map(|op| match op {
-                            Op::Request(t) => format!("{}{}(waits)", t.lock, letter(t.mode)),
-                            Op::Acquire(t) => {
-                                format!("{}{}{}", t.lock, letter(t.mode), how_name(t.how))
-                            }
-                            Op::Release(l) => format!("-{l}"),
-                        })
-                        .collect();
-                    format!("({})", t.join(" "))
-                }
-                Step::Fork(c) => format!("fork T{c}"),
-                Step::Join(c) => format!("join T{c}"),
+            .map(|op| match op {
+                Op::Acquire(t) => format!("{}{}{}", t.lock, letter(t.mode), how_name(t.how)),
+                Op::Request(t) => format!("{}{}(waits)", t.lock, letter(t.mode)),
+                Op::Release(l) => format!("-{l}"),
+                Op::Fork(c) => format!("fork T{c}"),
+                Op::Join(c) => format!("join T{c}"),
             })
             .collect();
         out += &format!("\n  T{}: {}", i + 1, steps.join(" "));
@@ -1092,6 +1106,18 @@ fn cases_of(
     })
 }
 
+/// Moves the fork or join `prog[idx]` into the section before it, if there is one, after its
+/// take `k`: made while holding that section's locks.
+fn move_inside(prog: &mut Vec<Step>, idx: usize, k: usize) {
+    if idx == 0 || !matches!(prog[idx - 1], Step::Section { .. }) {
+        return;
+    }
+    let step = prog.remove(idx);
+    if let Step::Section { inner, .. } = &mut prog[idx - 1] {
+        inner.push((k, step));
+    }
+}
+
 /// The raw material of a case, as [`case`] draws it.
 struct Raw {
     /// Number of locks.
@@ -1166,6 +1192,7 @@ fn build(raw: Raw) -> Case {
                     drops,
                     release,
                     stuck: false,
+                    inner: Vec::new(),
                 })
                 .collect()
         })
@@ -1182,6 +1209,14 @@ fn build(raw: Raw) -> Case {
             let len = programs[p].len();
             let j = f + 1 + join_at % (len - f);
             programs[p].insert(j, Step::Join(child));
+            // One join in three is made while holding the locks of the section before it.
+            if (join_at >> 16) % 3 == 0 {
+                move_inside(&mut programs[p], j, (join_at >> 8) % 4);
+            }
+        }
+        // One fork in three likewise (after the join, which comes later: its index is kept).
+        if (at >> 16) % 3 == 0 {
+            move_inside(&mut programs[p], f, (at >> 8) % 4);
         }
     }
     // With `gate`, about 4 sections in 5 take lock 1 first, for writing (or reading, on an
@@ -1220,9 +1255,9 @@ fn build(raw: Raw) -> Case {
     // counts as a write for the read-read rule is not documented).
     let joined: BTreeSet<u64> = programs
         .iter()
-        .flatten()
-        .filter_map(|s| match s {
-            Step::Join(c) => Some(*c),
+        .flat_map(|p| thread_ops(p))
+        .filter_map(|o| match o {
+            Op::Join(c) => Some(c),
             _ => None,
         })
         .collect();
@@ -1254,7 +1289,7 @@ fn build(raw: Raw) -> Case {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 8000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 6000, ..ProptestConfig::default() })]
 
     #[test]
     fn the_root_cause_search_agrees_with_the_oracle(case in case()) {
@@ -1265,7 +1300,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
 
     /// Denser traces (many threads over few locks): each root-cause edge has dozens of
     /// dependencies, so that the search's shortcuts (explorations, first passes) have work.
@@ -1292,12 +1327,16 @@ fn the_generator_exercises_every_rule() {
         ),
     );
     let strategy = case();
-    let (mut valid, mut cases, mut class_only) = (0, 0, 0);
+    let (mut valid, mut cases, mut class_only, mut held_fork) = (0, 0, 0, 0);
     let mut decided = [0usize; 4];
     let names = ["try/timed", "fork-join", "gate", "read-read"];
     for _ in 0..2000 {
         let case = strategy.new_tree(&mut runner).unwrap().current();
         cases += 1;
+        let inside = |s: &Step| matches!(s, Step::Section { inner, .. } if !inner.is_empty());
+        if case.programs.iter().flatten().any(inside) {
+            held_fork += 1;
+        }
         if !inversions(&analyze(&case), "class").is_empty() {
             class_only += 1;
         }
@@ -1326,7 +1365,11 @@ fn the_generator_exercises_every_rule() {
         }
     }
     eprintln!("{cases} cases, {valid} with a valid cycle; cases with a cycle removed by one rule alone: {:?}", names.iter().zip(decided).collect::<Vec<_>>());
-    eprintln!("{class_only} cases with a class-level inversion of its own");
+    eprintln!("{class_only} cases with a class-level inversion of its own, {held_fork} with a fork or join made holding a lock");
+    assert!(
+        held_fork * 20 > cases,
+        "{held_fork} of {cases} cases fork or join holding a lock"
+    );
     assert!(
         valid * 10 > cases,
         "{valid} of {cases} cases have a valid cycle"
@@ -1372,6 +1415,7 @@ fn ring(n: u64, k: usize, i: u64, j: u64, escape: bool) -> Case {
                 drops: vec![None, None],
                 release: 0,
                 stuck: false,
+                inner: Vec::new(),
             }]);
             edge_threads[e as usize].push(programs.len() as u64);
         }
@@ -1399,6 +1443,7 @@ fn ring(n: u64, k: usize, i: u64, j: u64, escape: bool) -> Case {
             drops: vec![None, None],
             release: 0,
             stuck: false,
+            inner: Vec::new(),
         }]);
     }
     Case {
@@ -1429,6 +1474,7 @@ fn add_noise(ring: &mut Case, noise: Case) {
                     drops,
                     release,
                     stuck,
+                    inner,
                 } => {
                     // Keep the first take of each lock of the ring.
                     let mut seen = BTreeSet::new();
@@ -1456,11 +1502,20 @@ fn add_noise(ring: &mut Case, noise: Case) {
                             last.mode = Mode::Shared;
                         }
                     }
+                    let inner = inner
+                        .into_iter()
+                        .map(|(k, step)| match step {
+                            Step::Fork(c) => (k, Step::Fork(c + offset)),
+                            Step::Join(c) => (k, Step::Join(c + offset)),
+                            other => (k, other),
+                        })
+                        .collect();
                     Step::Section {
                         takes,
                         drops,
                         release,
                         stuck,
+                        inner,
                     }
                 }
             })
