@@ -659,99 +659,96 @@ fn a_long_cycle_over_thousands_of_threads_is_found() {
     assert_eq!(threads.len(), 7, "{threads:?}");
 }
 
+/// Appends to `text` thread `t` taking `locks` (name, site) nested in order, then releasing them.
+fn nest(text: &mut String, t: u32, locks: &[(&str, u32)]) {
+    for (l, s) in locks {
+        *text += &format!("T{t}|acq({l})|{s}\n");
+    }
+    for (l, s) in locks.iter().rev() {
+        *text += &format!("T{t}|rel({l})|{s}\n");
+    }
+}
+
+/// 30 locks `L0..L29` that 2,000 threads take in pairs, each in increasing order, but for three
+/// threads that take an inverted pair (three root causes): a dense background of chains.
+fn thirty_locks_in_pairs() -> String {
+    let mut text = String::new();
+    for t in 1..=2000u32 {
+        let i = (t * 7) % 29;
+        let j = i + 1 + (t * 13) % (29 - i);
+        nest(
+            &mut text,
+            t,
+            &[(&format!("L{i}"), 1), (&format!("L{j}"), 2)],
+        );
+    }
+    nest(&mut text, 2001, &[("L29", 7), ("L0", 8)]);
+    nest(&mut text, 2002, &[("L20", 7), ("L5", 8)]);
+    nest(&mut text, 2003, &[("L25", 7), ("L12", 8)]);
+    text
+}
+
+/// Analyzes `text` at `max_steps` per edge: complete, the three inverted pairs of
+/// [`thirty_locks_in_pairs`] only, none of them through a lock of `not`.
+fn only_the_three_pairs(path: &ScratchFile, text: String, max_steps: u64, not: &[&str]) {
+    std::fs::write(path, text).unwrap();
+    let mut opts = Options::default();
+    opts.limits.max_steps = max_steps;
+    let r = analyze_in_time(path, opts);
+    assert!(r.summary.complete, "{:?}", r.warnings);
+    assert_eq!(search_bound_hit(&r.warnings), None);
+    assert_eq!(r.violations.len(), 3, "{:?}", r.warnings);
+    assert!(r
+        .violations
+        .iter()
+        .all(|v| v.locks.iter().all(|l| !not.contains(&l.name.as_str()))));
+}
+
 /// One thread takes `E` then `L10` once and `L10` then `E` four times (no deadlock: one thread),
-/// while `L10` is also nested among 30 locks that 2,000 threads take in pairs, in one order but
-/// for three inverted pairs (three root causes). The change set takes the rare `E -> L10`; its
-/// search starts at `L10`, whose chains run through the 30 locks, and only `L10 -> E` (the same
-/// thread) comes back to `E`. Two faults made it 'search incomplete' (gen_shapes
-/// `--transitive --lookalikes`, where a look-alike's locks were nested among the others, on 9 of
-/// 12 seeds): the first passes and bounds ran only between two first dependencies of a round,
-/// so the edge's one dependency went from 4,900 steps in its round of 4 locks to the step
-/// bound in the next, uncut; and the lock graph's distances back to `E` counted `L10 -> E`,
-/// so every lock seemed near `E`. The search now unwinds where they are due, and the distances
-/// leave out `L10` (a simple cycle never passes it twice): nothing leads back to `E`.
+/// while `L10` is also one of [`thirty_locks_in_pairs`]. The change set takes the rare
+/// `E -> L10`; its search starts at `L10`, whose chains run through the 30 locks, and only
+/// `L10 -> E` (the same thread) comes back to `E`. Two faults made it 'search incomplete'
+/// (gen_shapes `--transitive --lookalikes`, where a look-alike's locks were nested among the
+/// others, on 9 of 12 seeds): the first passes and bounds ran only between two first
+/// dependencies of a round, so the edge's one dependency went from 4,900 steps in its round of
+/// 4 locks to the step bound in the next, uncut; and the lock graph's distances back to `E`
+/// counted `L10 -> E`, so every lock seemed near `E`. The search now unwinds where they are
+/// due, and the distances leave out `L10` (a simple cycle never passes it twice): nothing leads
+/// back to `E`.
 #[test]
 fn an_inversion_of_one_thread_on_a_nested_lock_is_decided() {
     let path = ScratchFile::new("hostile", "one-thread-pair-on-a-nested-lock.std");
-    let mut text = String::new();
-    let mut pair = |t: u32, a: &str, b: &str, sites: (u32, u32)| {
-        let (sa, sb) = sites;
-        text += &format!(
-            "T{t}|acq({a})|{sa}\nT{t}|acq({b})|{sb}\nT{t}|rel({b})|{sb}\nT{t}|rel({a})|{sa}\n"
-        );
-    };
-    for t in 1..=2000u32 {
-        let i = (t * 7) % 29;
-        let j = i + 1 + (t * 13) % (29 - i);
-        pair(t, &format!("L{i}"), &format!("L{j}"), (1, 2));
-    }
-    pair(2001, "L29", "L0", (7, 8));
-    pair(2002, "L20", "L5", (7, 8));
-    pair(2003, "L25", "L12", (7, 8));
-    pair(9000, "E", "L10", (3, 4));
+    let mut text = thirty_locks_in_pairs();
+    nest(&mut text, 9000, &[("E", 3), ("L10", 4)]);
     for _ in 0..4 {
-        pair(9000, "L10", "E", (5, 6));
+        nest(&mut text, 9000, &[("L10", 5), ("E", 6)]);
     }
-    std::fs::write(&path, text).unwrap();
-    let mut opts = Options::default();
-    opts.limits.max_steps = 200_000;
-    let r = analyze_in_time(&path, opts);
-    assert!(r.summary.complete, "{:?}", r.warnings);
-    assert_eq!(search_bound_hit(&r.warnings), None);
-    // The three inverted pairs only: the one thread's pair is no deadlock.
-    assert_eq!(r.violations.len(), 3, "{:?}", r.warnings);
-    assert!(r
-        .violations
-        .iter()
-        .all(|v| v.locks.iter().all(|l| l.name != "E")));
+    only_the_three_pairs(&path, text, 200_000, &["E"]);
 }
 
-/// The same background (30 locks, 2,000 threads in pairs, three inverted pairs), and `E` taken
-/// by 30 threads each holding the gate `G` and one of the 30 locks; one thread takes `G, E, L10`
-/// once and `G, L10, E` four times. The rare `E -> L10` is changed; every way back to `E` is a
-/// dependency holding `G`, as the edge's own does (gated: no deadlock). The graph's distances
-/// cut nothing (every lock is one step from `E`), and the first pass of the edge's dependency,
-/// which would prove it (nothing that fits it comes back to `E`), stopped at its bound of
-/// 20,000 successor entries: the rounds enumerated the 2,000 threads' chains up to the step
-/// bound ('search incomplete' at 2,000,000 steps, at cycles of 6 locks). A long search runs
-/// the stopped passes again with a budget in proportion to its steps, and this one ends there.
+/// [`thirty_locks_in_pairs`], and `E` taken by 30 threads each holding the gate `G` and one of
+/// the 30 locks; one thread takes `G, E, L10` once and `G, L10, E` four times. The rare
+/// `E -> L10` is changed; every way back to `E` is a dependency holding `G`, as the edge's own
+/// does (gated: no deadlock). The graph's distances cut nothing (every lock is one step from
+/// `E`), and the first pass of the edge's dependency, which would prove it (nothing that fits
+/// it comes back to `E`), stopped at its bound of 20,000 successor entries: the rounds
+/// enumerated the 2,000 threads' chains up to the step bound ('search incomplete' at 2,000,000
+/// steps, at cycles of 6 locks). A long search runs the stopped passes again with a budget in
+/// proportion to its steps, and this one ends there.
 #[test]
 fn a_gated_inversion_of_one_thread_among_thousands_of_threads_is_decided() {
     let path = ScratchFile::new("hostile", "gated-pair-among-thousands.std");
-    let mut text = String::new();
-    let mut nest = |t: u32, locks: &[(&str, u32)]| {
-        for (l, s) in locks {
-            text += &format!("T{t}|acq({l})|{s}\n");
-        }
-        for (l, s) in locks.iter().rev() {
-            text += &format!("T{t}|rel({l})|{s}\n");
-        }
-    };
-    let name = |i: u32| format!("L{i}");
-    for t in 1..=2000u32 {
-        let i = (t * 7) % 29;
-        let j = i + 1 + (t * 13) % (29 - i);
-        nest(t, &[(&name(i), 1), (&name(j), 2)]);
-    }
-    nest(2001, &[("L29", 7), ("L0", 8)]);
-    nest(2002, &[("L20", 7), ("L5", 8)]);
-    nest(2003, &[("L25", 7), ("L12", 8)]);
+    let mut text = thirty_locks_in_pairs();
     for k in 0..30u32 {
-        nest(3000 + k, &[("G", 9), (&name(k), 10), ("E", 11)]);
+        nest(
+            &mut text,
+            3000 + k,
+            &[("G", 9), (&format!("L{k}"), 10), ("E", 11)],
+        );
     }
-    nest(9000, &[("G", 9), ("E", 3), ("L10", 4)]);
+    nest(&mut text, 9000, &[("G", 9), ("E", 3), ("L10", 4)]);
     for _ in 0..4 {
-        nest(9000, &[("G", 9), ("L10", 5), ("E", 6)]);
+        nest(&mut text, 9000, &[("G", 9), ("L10", 5), ("E", 6)]);
     }
-    std::fs::write(&path, text).unwrap();
-    let mut opts = Options::default();
-    opts.limits.max_steps = 2_000_000;
-    let r = analyze_in_time(&path, opts);
-    assert!(r.summary.complete, "{:?}", r.warnings);
-    assert_eq!(search_bound_hit(&r.warnings), None);
-    assert_eq!(r.violations.len(), 3, "{:?}", r.warnings);
-    assert!(r
-        .violations
-        .iter()
-        .all(|v| v.locks.iter().all(|l| l.name != "E" && l.name != "G")));
+    only_the_three_pairs(&path, text, 2_000_000, &["E", "G"]);
 }
