@@ -141,6 +141,70 @@ fn two_siteless_cycles_over_one_class_are_two_findings() {
     assert_eq!(again["violations"], r["violations"]);
 }
 
+/// The cycle L -> M -> N -> L: T1 read-locks L and locks M, spawns T3, and does it again; T4
+/// locks M then N; T2 locks N then read-locks L; T3 joins T2, then write-locks L. The documented
+/// read-read rule leaves out a write ordered before both reads or after both: T3's write is
+/// after T2's read and after T1's first section (T3 knows it from the fork), so that section
+/// closes no cycle; it is not after T1's second section, which does (reported when T1 makes the
+/// second section alone). The successor lists remembered a verdict per held set, and T1's two
+/// sections hold the same set: the first one's "no" served the second, and nothing was
+/// reported. Both traces now report the cycle through T1's second section.
+#[test]
+fn a_read_section_repeated_at_another_clock_keeps_its_own_verdict() {
+    let dir = Scratch::new("cli-read-verdict-per-holder");
+    let trace = |first_section: bool| {
+        let sec = |t: u32, (a, ma): (u32, &str), (b, mb): (u32, &str), s: u32| {
+            format!(
+                "{{\"e\":\"acquire\",\"t\":{t},\"l\":{a},\"m\":\"{ma}\",\"s\":{s}}}\n\
+                 {{\"e\":\"acquire\",\"t\":{t},\"l\":{b},\"m\":\"{mb}\",\"s\":{}}}\n\
+                 {{\"e\":\"release\",\"t\":{t},\"l\":{b}}}\n\
+                 {{\"e\":\"release\",\"t\":{t},\"l\":{a}}}\n",
+                s + 1
+            )
+        };
+        let mut text = String::from(
+            "{\"e\":\"header\",\"version\":1,\"pid\":1,\"program\":\"o\"}\n\
+             {\"e\":\"class\",\"c\":1,\"key\":\"L\",\"kind\":\"rwlock\"}\n\
+             {\"e\":\"class\",\"c\":2,\"key\":\"M\",\"kind\":\"mutex\"}\n\
+             {\"e\":\"class\",\"c\":3,\"key\":\"N\",\"kind\":\"mutex\"}\n\
+             {\"e\":\"lock\",\"l\":1,\"c\":1}\n\
+             {\"e\":\"lock\",\"l\":2,\"c\":2}\n\
+             {\"e\":\"lock\",\"l\":3,\"c\":3}\n",
+        );
+        if first_section {
+            text += &sec(1, (1, "r"), (2, "w"), 1);
+        }
+        text += "{\"e\":\"fork\",\"t\":1,\"child\":3}\n";
+        text += &sec(1, (1, "r"), (2, "w"), 1);
+        text += &sec(4, (2, "w"), (3, "w"), 3);
+        text += &sec(2, (3, "w"), (1, "r"), 5);
+        text += "{\"e\":\"join\",\"t\":3,\"child\":2}\n\
+                 {\"e\":\"acquire\",\"t\":3,\"l\":1,\"m\":\"w\",\"s\":7}\n\
+                 {\"e\":\"release\",\"t\":3,\"l\":1}\n";
+        let path = dir.join(if first_section {
+            "twice.json"
+        } else {
+            "once.json"
+        });
+        std::fs::write(&path, text).unwrap();
+        path.to_path_buf()
+    };
+    for first_section in [false, true] {
+        let run = analyze_json(&[trace(first_section)], &[]);
+        assert_eq!(run.code, Some(1), "{first_section}: {}", run.stderr);
+        let r = run.json();
+        assert_eq!(violations(&r), 1, "{first_section}");
+        let mut locks: Vec<&str> = r["violations"][0]["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap())
+            .collect();
+        locks.sort_unstable();
+        assert_eq!(locks, ["L", "M", "N"], "{first_section}");
+    }
+}
+
 fn only_filtered(name: &str, filter: &str) {
     let run = analyze_json(&[fixture(name)], &[]);
     assert_eq!(run.code, Some(0), "{name}: {}{}", run.stdout, run.stderr);

@@ -4217,16 +4217,27 @@ impl<'a> Successors<'a> {
         // comes back to a held set (after releasing what it took since) makes another
         // dependency with the same interned set: their verdicts are remembered by set (the
         // hostile random trace has 47,012 distinct held sets for 78,135 dependencies).
+        // But not the mode rule of a plain read: behind a read hold it asks whether a write can
+        // come between the two reads (`write_between`), which reads the candidate's thread and
+        // clock too. Cached by held set, the verdict of one holder served another of the same
+        // set at another clock: a cycle through T1's read section made after a fork was lost
+        // because T1 had made the same section before it (`tests/cli.rs`,
+        // a_read_section_repeated_at_another_clock_keeps_its_own_verdict). Tested per
+        // candidate then, before the cached gate rule.
+        let per_holder = a.mode() == Mode::Shared;
         let seen: std::cell::RefCell<[(u32, bool); RULES_CACHE]> =
             std::cell::RefCell::new([(u32::MAX, false); RULES_CACHE]);
         let rules = |d1: u32, held: u32| {
+            if per_holder && !link_ok(model, level, flat, a, d1) {
+                return false;
+            }
             let slot = held as usize % RULES_CACHE;
             if let Some(&(h, verdict)) = seen.borrow().get(slot) {
                 if h == held {
                     return verdict;
                 }
             }
-            let verdict = (links_any || link_ok(model, level, flat, a, d1)) && {
+            let verdict = (links_any || per_holder || link_ok(model, level, flat, a, d1)) && {
                 walks.set(walks.get() + u64::from(flat.is_none()));
                 match flat.and_then(|f| f.pair_gate_bits(d0, d1)) {
                     Some(g) => !g,
