@@ -80,6 +80,18 @@ fn the_id_of_a_violation_is_stable() {
     assert_eq!(a["violations"][0]["id"], b["violations"][0]["id"]);
 }
 
+/// The names of a JSON violation's locks, sorted.
+fn lock_names(v: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = v["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Two different cycles over instances of one class, in a trace without sites: locks 1 and 2
 /// in both orders, and locks 2 and 3 (all of class `group1`). Their ids hash the class keys
 /// and the sites, here `group1` twice and nothing, so they were one id and the second root
@@ -116,19 +128,7 @@ fn two_siteless_cycles_over_one_class_are_two_findings() {
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     let r = run.json();
     let vs = r["violations"].as_array().unwrap();
-    let mut locks: Vec<Vec<String>> = vs
-        .iter()
-        .map(|v| {
-            let mut l: Vec<String> = v["locks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| l["name"].as_str().unwrap().to_string())
-                .collect();
-            l.sort();
-            l
-        })
-        .collect();
+    let mut locks: Vec<Vec<String>> = vs.iter().map(lock_names).collect();
     locks.sort();
     assert_eq!(
         locks,
@@ -194,14 +194,11 @@ fn a_read_section_repeated_at_another_clock_keeps_its_own_verdict() {
         assert_eq!(run.code, Some(1), "{first_section}: {}", run.stderr);
         let r = run.json();
         assert_eq!(violations(&r), 1, "{first_section}");
-        let mut locks: Vec<&str> = r["violations"][0]["locks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["name"].as_str().unwrap())
-            .collect();
-        locks.sort_unstable();
-        assert_eq!(locks, ["L", "M", "N"], "{first_section}");
+        assert_eq!(
+            lock_names(&r["violations"][0]),
+            ["L", "M", "N"],
+            "{first_section}"
+        );
     }
 }
 
@@ -705,6 +702,16 @@ fn a_notify_without_the_waiters_mutex_is_a_lost_wakeup_with_the_condvar_rule_on(
 /// An output of `analyze` (`--output`, `--write-baseline`, `--hierarchy-rust`,
 /// `--timeouts-toml`) that is one of its traces is refused with exit 2 before anything is read
 /// or written: the trace keeps every byte (before, it was replaced by the report).
+/// An analysis refused with exit 2 because an output is one of its traces (`what`: which).
+fn refused_as_a_trace(run: &common::Run, what: &str) {
+    assert_eq!(run.code, Some(2), "{what}: {}", run.stderr);
+    assert!(
+        run.stderr.contains("also one of the traces"),
+        "{what}: {}",
+        run.stderr
+    );
+}
+
 #[test]
 fn an_output_that_is_one_of_the_traces_is_refused_and_the_trace_kept() {
     let dir = Scratch::new("cli-output-is-trace");
@@ -723,12 +730,7 @@ fn an_output_that_is_one_of_the_traces_is_refused_and_the_trace_kept() {
             flag.as_ref(),
             trace.as_os_str(),
         ]);
-        assert_eq!(run.code, Some(2), "{flag}: {}", run.stderr);
-        assert!(
-            run.stderr.contains("also one of the traces"),
-            "{flag}: {}",
-            run.stderr
-        );
+        refused_as_a_trace(&run, flag);
         assert_eq!(std::fs::read(&trace).unwrap(), before, "{flag}");
     }
     // Another file is written as usual.
@@ -752,12 +754,7 @@ fn an_output_that_is_one_of_the_traces_is_refused_and_the_trace_kept() {
         "--output".as_ref(),
         report.as_os_str(),
     ]);
-    assert_eq!(run.code, Some(2), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("also one of the traces"),
-        "{}",
-        run.stderr
-    );
+    refused_as_a_trace(&run, "a directory's trace");
     assert_eq!(std::fs::read(&report).unwrap(), written);
     assert_eq!(std::fs::read(&trace).unwrap(), before);
 }

@@ -595,7 +595,8 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
         &args.timeouts_toml,
     ];
     // The traces as read: a directory's (last run's report written among the traces would be
-    // read as one, then replaced). Where they cannot be listed, the reading below says why.
+    // read as one, then replaced), listed once for this test and the analysis. Where they cannot
+    // be listed, the analysis lists them again and says why.
     let traces = lockcheck_analyze::read::expand_inputs(&args.traces)
         .unwrap_or_else(|_| args.traces.clone());
     for out in outputs.into_iter().flatten() {
@@ -612,7 +613,7 @@ fn run_analyze(args: AnalyzeArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     opts.skip_graph = !matches!(args.format, Format::Dot | Format::Html);
-    let mut analysis = match analyze_paths(&args.traces, &opts, &args.common) {
+    let mut analysis = match analyze_paths(&traces, &opts, &args.common) {
         Ok(a) => a,
         Err(e) => return fail(e),
     };

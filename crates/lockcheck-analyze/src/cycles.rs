@@ -5700,7 +5700,8 @@ struct FirstPasses {
     explored: usize,
     explore_stopped: usize,
     explore_steps: u64,
-    /// Passes of [`EdgeSearch::pair_closers`] run, of them stopped at [`MAX_PAIR_PASS`].
+    /// Passes of [`EdgeSearch::pair_closers`] run (first passes and re-passes), of them
+    /// stopped at their bound.
     pair_passes: usize,
     pair_stopped: usize,
     /// First passes run again by [`repass`], of them stopped at their larger budget.
@@ -5733,15 +5734,25 @@ fn first_pass(
         return known;
     }
     fp.passes += 1;
-    let r = match s.relaxed_closers(d0) {
-        None => {
-            fp.stopped += 1;
-            CLOSERS_ALL
-        }
+    let r = passes(s, fp, d0, None);
+    fp.stopped += usize::from(r == CLOSERS_ALL);
+    state[d0 as usize][1] = r;
+    r
+}
+
+/// The verdict of `d0`'s two first passes at the budgets of `s` ([`first_pass`], [`repass`]):
+/// [`CLOSERS_ALL`] where the first stopped at its bound, else [`CLOSERS_NONE`] or the index of
+/// its node list, refined by the stronger pass where that one ends within its bound (its list
+/// is part of the first one's: it tests more). With `share`, the stronger pass may read what
+/// the first left of it (at least [`MAX_PAIR_PASS`]).
+fn passes(s: &mut EdgeSearch<'_, '_>, fp: &mut FirstPasses, d0: u32, share: Option<usize>) -> u32 {
+    match s.relaxed_closers(d0) {
+        None => CLOSERS_ALL,
         Some(nodes) if nodes.is_empty() => CLOSERS_NONE,
         Some(nodes) => {
-            // Refined by the stronger pass where it ends within its bound (its list is part of
-            // the first one's: it tests more).
+            if let Some(share) = share {
+                s.pair_budget = share.saturating_sub(s.last_read).max(MAX_PAIR_PASS);
+            }
             fp.pair_passes += 1;
             match s.pair_closers(d0) {
                 Some(fewer) => fp.keep(fewer),
@@ -5751,9 +5762,7 @@ fn first_pass(
                 }
             }
         }
-    };
-    state[d0 as usize][1] = r;
-    r
+    }
 }
 
 /// Whether a first-pass verdict `r` ([`first_pass`]) keeps its dependency in the search of an
@@ -5778,7 +5787,7 @@ fn undecided(r: u32) -> bool {
 /// [`undecided`], run again with `budget` successor entries shared among them (each at most
 /// its share, and nothing run when the share is no more than the bound they stopped at,
 /// `floor`); the verdicts are kept as [`first_pass`] keeps them. Returns, per dependency of
-/// `d0s`, whether the search of `u` keeps it.
+/// `d0s`, whether the search of `u` keeps it, and the share (the next re-pass's `floor`).
 ///
 /// Why: a first pass stops at [`MAX_FIRST_PASS`] entries, and where the edge's search is
 /// then long (the look-alike pair of one thread whose locks are also nested among hundreds
@@ -5795,7 +5804,7 @@ fn repass(
     u: u32,
     budget: usize,
     floor: usize,
-) -> Vec<bool> {
+) -> (Vec<bool>, usize) {
     let open = d0s
         .iter()
         .filter(|&&d0| undecided(state[d0 as usize][1]))
@@ -5810,26 +5819,14 @@ fn repass(
         }
         fp.repasses += 1;
         s.pass_budget = share;
-        let r = match s.relaxed_closers(d0) {
-            None => {
-                fp.repass_stopped += 1;
-                CLOSERS_ALL
-            }
-            Some(nodes) if nodes.is_empty() => CLOSERS_NONE,
-            Some(nodes) => {
-                s.pair_budget = share.saturating_sub(s.last_read).max(MAX_PAIR_PASS);
-                match s.pair_closers(d0) {
-                    Some(fewer) => fp.keep(fewer),
-                    None => fp.keep(nodes),
-                }
-            }
-        };
+        let r = passes(s, fp, d0, Some(share));
+        fp.repass_stopped += usize::from(r == CLOSERS_ALL);
         s.pass_budget = MAX_FIRST_PASS;
         s.pair_budget = MAX_PAIR_PASS;
         state[d0 as usize][1] = r;
         keep.push(first_pass_keeps(fp, r, u));
     }
-    keep
+    (keep, share.max(floor))
 }
 
 /// Finds the root causes of one level: the smallest weighted change set of its lock graph
@@ -6366,8 +6363,9 @@ fn search_edges(
                     let budget = (s.steps as usize).saturating_mul(REPASS_ENTRIES_PER_STEP);
                     repass_at = s.steps.saturating_mul(REPASS_GROWTH);
                     let read_before = s.pass_read;
-                    let keep = repass(&mut s, state, &mut relaxed, &d0s, u, budget, repass_floor);
-                    repass_floor = budget / d0s.len().max(1);
+                    let keep;
+                    (keep, repass_floor) =
+                        repass(&mut s, state, &mut relaxed, &d0s, u, budget, repass_floor);
                     let kept_before = keep[..i].iter().filter(|&&k| k).count();
                     let mut keep = keep.into_iter();
                     d0s.retain(|_| keep.next().unwrap_or(true));
