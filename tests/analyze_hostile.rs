@@ -636,13 +636,7 @@ fn a_two_cycle_of_many_threads_is_found_completely_with_its_count_cut_short() {
 #[test]
 fn a_long_cycle_over_thousands_of_threads_is_found() {
     let path = ScratchFile::new("hostile", "cycle7-3000-threads.std");
-    let mut text = String::new();
-    for t in 1..=3000u32 {
-        let (a, b) = (t % 7, (t + 1) % 7);
-        text +=
-            &format!("T{t}|acq(L{a})|1\nT{t}|acq(L{b})|2\nT{t}|rel(L{b})|2\nT{t}|rel(L{a})|1\n");
-    }
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, ring("L", 7, 1..=3000)).unwrap();
     let mut opts = Options::default();
     // Past the bounds' start (20,000 steps), well below the default: the test stays quick in
     // a debug build, and the rounds must be cut to get there.
@@ -657,6 +651,65 @@ fn a_long_cycle_over_thousands_of_threads_is_found() {
     threads.sort_unstable();
     threads.dedup();
     assert_eq!(threads.len(), 7, "{threads:?}");
+}
+
+/// A ring of 24 locks, each edge taken by 60 threads: longer than the 16 levels of distances
+/// that the root-cause search computed back to the changed edge's source whatever the graph's
+/// size. A lock 18 or more away counted as 17, so the rounds of 18 to 23 locks extended every
+/// chain several locks deep, 60 dependencies a lock, to the step bound: 0 violations, 'search
+/// incomplete' (a ring of 20 locks over 200,000 threads ran for more than 5 minutes). On a
+/// graph this small the distances are exact: those rounds are cut at their first lock.
+#[test]
+fn a_ring_longer_than_sixteen_locks_is_found() {
+    let path = ScratchFile::new("hostile", "ring24-1440-threads.std");
+    std::fs::write(&path, ring("L", 24, 1..=24 * 60)).unwrap();
+    let mut opts = Options::default();
+    opts.limits.max_steps = 200_000;
+    let r = analyze_in_time(&path, opts);
+    assert!(r.summary.complete, "{:?}", r.warnings);
+    assert_eq!(search_bound_hit(&r.warnings), None);
+    assert_eq!(r.violations.len(), 1, "{:?}", r.warnings);
+    assert_eq!(r.violations[0].locks.len(), 24);
+}
+
+/// Two rings of 3 locks, each edge taken by 100 threads: each ring is a root cause whose round
+/// of 3 locks holds a million valid combinations. The round that found a ring's first cycle
+/// went on counting them to `--max-steps` (5,000,000), which spent the level's
+/// `--max-total-steps` before the other ring's edge was searched: 1 violation, 'search
+/// incomplete'. From its first cycle on, a round only counts examples, on the examples' budget.
+#[test]
+fn counting_one_root_cause_s_cycles_leaves_the_search_for_the_next() {
+    let path = ScratchFile::new("hostile", "two-rings-of-3-locks.std");
+    let text = ring("A", 3, 1..=300) + &ring("B", 3, 1001..=1300);
+    std::fs::write(&path, text).unwrap();
+    let mut opts = Options::default();
+    opts.limits.max_total_steps = 1_000_000;
+    let r = analyze_in_time(&path, opts);
+    assert!(r.summary.complete, "{:?}", r.warnings);
+    assert_eq!(search_bound_hit(&r.warnings), None);
+    assert_eq!(r.violations.len(), 2, "{:?}", r.warnings);
+    for v in &r.violations {
+        let rc = v.root_cause.as_ref().expect("a root cause");
+        assert!(
+            !rc.cycles_exhaustive,
+            "a million combinations are not all counted"
+        );
+    }
+}
+
+/// Threads `threads` each taking two locks of a ring of `locks` locks named `{prefix}0`, ...:
+/// thread `t` takes `{prefix}{t % locks}` then the next one.
+fn ring(prefix: &str, locks: u32, threads: std::ops::RangeInclusive<u32>) -> String {
+    let mut text = String::new();
+    for t in threads {
+        let (a, b) = (t % locks, (t + 1) % locks);
+        nest(
+            &mut text,
+            t,
+            &[(&format!("{prefix}{a}"), 1), (&format!("{prefix}{b}"), 2)],
+        );
+    }
+    text
 }
 
 /// Appends to `text` thread `t` taking `locks` (name, site) nested in order, then releasing them.

@@ -4361,6 +4361,14 @@ struct EdgeSearch<'a, 's> {
     steps: u64,
     budget: u64,
     stopped: bool,
+    /// The steps the rest of a round may take once its first cycle is found
+    /// ([`EdgeSearch::record`] lowers `budget` to it; `u64::MAX`: no such bound). The edge is a
+    /// root cause from then on, and what the round still does only counts cycles: a ring of
+    /// 20 locks whose edges were each taken by 2,000 threads closed its first cycle in 20 steps
+    /// and then counted combinations (2,000 per lock of the ring) up to `--max-steps`, 27 s.
+    find_budget: u64,
+    /// `steps` when the round found its first cycle.
+    found_at: u64,
     /// Valid cycles found: sorted node set -> candidate.
     found: HashMap<Vec<u32>, Candidate>,
     order: Vec<Vec<u32>>,
@@ -4493,6 +4501,8 @@ impl<'a, 's> EdgeSearch<'a, 's> {
             steps: 0,
             budget,
             stopped: false,
+            find_budget: u64::MAX,
+            found_at: 0,
             found: HashMap::new(),
             order: Vec::new(),
             max_found: u64::MAX,
@@ -4607,6 +4617,8 @@ impl<'a> EdgeSearch<'a, '_> {
         self.steps = 0;
         self.budget = budget;
         self.stopped = false;
+        self.find_budget = u64::MAX;
+        self.found_at = 0;
         if !self.found.is_empty() {
             // A table cleared when empty would still write every control byte of its capacity.
             self.found.clear();
@@ -5230,11 +5242,12 @@ impl<'a> EdgeSearch<'a, '_> {
         // Level by level over the edges, by their sources: the in-edges are released before
         // the search (memory), and a reversed copy made here would cost 8 bytes an edge at the
         // run's peak. A level is a pass over the edges, and the passes stop at
-        // `NODE_DIST_LEVELS`: a node not reached by then is at least one further (its bound
+        // the levels `node_dist_levels` gives: a node not reached by then is at least one further (its bound
         // says so, not "never").
         let mut h = 0u32;
         let mut changed = true;
-        while changed && h < NODE_DIST_LEVELS {
+        let levels = node_dist_levels(graph.nodes(), graph.edge_count());
+        while changed && h < levels {
             changed = false;
             h += 1;
             for w in 0..graph.nodes() as u32 {
@@ -5251,10 +5264,10 @@ impl<'a> EdgeSearch<'a, '_> {
             }
         }
         if changed {
-            // Cut short: the nodes left are `NODE_DIST_LEVELS + 1` or more away, or unreached.
+            // Cut short: the nodes left are `levels + 1` or more away, or unreached.
             for (w, d) in self.node_dist.iter_mut().enumerate() {
                 if *d == u32::MAX && w as u32 != skip {
-                    *d = NODE_DIST_LEVELS + 1;
+                    *d = levels + 1;
                 }
             }
         }
@@ -5587,6 +5600,10 @@ impl<'a> EdgeSearch<'a, '_> {
             c.combinations += 1;
             return;
         }
+        if self.found.is_empty() {
+            self.found_at = self.steps;
+            self.budget = self.budget.min(self.steps.saturating_add(self.find_budget));
+        }
         let mut deps = self.chain.clone();
         deps.push(last);
         // Rotate so that the smallest node comes first, as the enumeration does.
@@ -5672,9 +5689,25 @@ const REPASS_GROWTH: u64 = 4;
 /// entries.
 const REPASS_ENTRIES_PER_STEP: usize = 2;
 
-/// The levels of [`EdgeSearch::node_distances`]: a pass over the graph's edges each (a cycle
-/// of more locks than this is still searched, its rounds cut less).
+/// The levels of [`EdgeSearch::node_distances`] at least: a pass over the graph's edges each (a
+/// cycle of more locks than its levels is still searched, its rounds cut less).
 const NODE_DIST_LEVELS: u32 = 16;
+
+/// The node and edge visits of [`EdgeSearch::node_distances`]' passes beyond
+/// [`NODE_DIST_LEVELS`]: on a small graph the distances are exact for longer cycles. With 16
+/// levels only, a ring of 20 locks whose edges 2,000 threads each took had every dependency of
+/// its 19-lock round searched one lock deep (a node 18 away was bounded by 17): 4M steps, 27 s
+/// for 200,000 events. About 4 ms of passes, paid only by a search long enough for them
+/// ([`BOUNDS_AFTER`] steps).
+const NODE_DIST_WORK: usize = 4_000_000;
+
+/// How many levels [`EdgeSearch::node_distances`] computes on a graph of `nodes` nodes and
+/// `edges` edges: [`NODE_DIST_LEVELS`], or as many as [`NODE_DIST_WORK`] pays for.
+fn node_dist_levels(nodes: usize, edges: usize) -> u32 {
+    let per_level = nodes.saturating_add(edges).max(1);
+    let levels = (NODE_DIST_WORK / per_level).min(u32::MAX as usize / 2) as u32;
+    levels.max(NODE_DIST_LEVELS)
+}
 
 /// Steps of the exploration of one dependency ([`EdgeSearch::closers_of`]); beyond, its first
 /// passes ([`EdgeSearch::relaxed_closers`], [`EdgeSearch::pair_closers`]) decide which of its
@@ -6289,6 +6322,7 @@ fn search_edges(
         s.budget = limits.max_steps;
         s.u = u;
         s.len = 2;
+        s.find_budget = limits.max_example_steps.min(example_pool);
         if firsts.is_empty() {
             relaxed.skipped += 1;
             continue;
@@ -6445,9 +6479,11 @@ fn search_edges(
                 // Stopped in the round that found the edge's first cycles: the edge is a root
                 // cause and these are its shortest cycles, but not all of them may be counted
                 // (a 2-cycle taken by thousands of threads each way is that many squared
-                // combinations, each a step). A count cut short, not a search.
+                // combinations, each a step). A count cut short, not a search: the round
+                // stops at the examples' budget from its first cycle on (`find_budget`).
                 shortest = Some(len);
                 exhaustive = false;
+                steps_at_shortest = s.found_at;
                 break;
             }
             if s.stopped {
