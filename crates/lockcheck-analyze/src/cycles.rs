@@ -341,7 +341,10 @@ impl Search<'_> {
                 if self.stopped {
                     break 'edges;
                 }
-                self.steps += 1;
+                // A step is one candidate, and its tests against the chain below cost one
+                // more per PAIRS_PER_STEP dependencies of the chain.
+                let work = 1 + (self.chain.len() / PAIRS_PER_STEP) as u64;
+                self.steps += work;
                 if self.steps > self.limits.max_steps {
                     self.stopped = true;
                     break 'edges;
@@ -378,7 +381,7 @@ impl Search<'_> {
                     continue;
                 }
                 if f.is_some() {
-                    self.filtered_steps += 1;
+                    self.filtered_steps += work;
                     if self.filtered_steps > self.limits.max_filtered_steps {
                         self.filtered_truncated = true;
                         continue;
@@ -663,6 +666,13 @@ impl CrossListing {
 
 /// A search for an edge costs about as much as scanning this many edges.
 const NEAR_FACTOR: usize = 8;
+
+/// The chain's dependencies whose pair tests with a candidate count as one more step of the
+/// listing's search ([`Search::dfs`]): a chain of fewer costs a step per candidate, as ever,
+/// and a long one its share, so that the listing's bounds bound its work. Counted one step
+/// each, a ring of 500 locks taken by threads ordered by a chain of 200,000 forks spent 5.6 s
+/// on 200,000 filtered steps, each testing a chain of up to 500 dependencies.
+const PAIRS_PER_STEP: usize = 16;
 
 /// [`find_cycles_on`], or with `reference` its search without shortcuts (tests compare them, and
 /// vary `near_factor`, see [`Search::near_factor`]).
