@@ -125,6 +125,37 @@ fn missing_file_empty_directory_and_zero_byte_files_are_refused() {
     }
 }
 
+/// A text trace under a RAPID binary name (`.data`, whose bytes may be anything, so the name
+/// decides the reader) is refused as RAPID binary, and the message says what the content looks
+/// like and which `--input-format` reads it; that flag then does. A real RAPID binary's error
+/// gets no such hint.
+#[test]
+fn a_text_trace_named_data_is_refused_with_the_format_it_looks_like() {
+    let s = Scratch::new("textdata");
+    for (name, original, flag) in [
+        ("std.data", "fixtures/std/Bensalem.std", "std"),
+        ("json.data", "fixtures/json/abba.jsonl", "json"),
+    ] {
+        let p = s.file(name, &std::fs::read(original).unwrap());
+        let p = p.to_str().unwrap();
+        let err = assert_refused(&run(&[p]), p, Some("byte 18"));
+        assert!(
+            err.contains(&format!("try --input-format {flag}")),
+            "{name}: {err}"
+        );
+        // Read as the original is, with its verdict.
+        let o = run(&["--input-format", flag, p]);
+        assert!(stderr(&o).is_empty(), "{name}: {}", stderr(&o));
+        assert_eq!(o.status.code(), run(&[original]).status.code(), "{name}");
+    }
+    let err = assert_refused(
+        &run(&["fixtures/bad/bad-op.data"]),
+        "bad-op.data",
+        Some("byte 42"),
+    );
+    assert!(!err.contains("--input-format"), "{err}");
+}
+
 #[test]
 fn a_bad_file_among_good_ones_is_named() {
     let s = Scratch::new("among");

@@ -329,6 +329,9 @@ pub struct TraceReader {
     done: bool,
     /// Names pass through [`printable`] as they are read (see [`TraceReader::printable`]).
     printable: bool,
+    /// The text format the content shows where the name made it RAPID binary (whose bytes may
+    /// be anything, so the name wins: [`InputFormat::detect`]): said in the reader's error.
+    looks_like: Option<InputFormat>,
 }
 
 impl fmt::Debug for TraceReader {
@@ -365,11 +368,26 @@ impl TraceReader {
         // Small: the decoders read in large chunks of their own, which bypass this buffer once the
         // format sniffing below has been served from it.
         let mut input = BufReader::with_capacity(8 << 10, file);
+        let mut looks_like = None;
         let format = format.unwrap_or_else(|| {
             let head = input.fill_buf().map(|b| b.to_vec()).unwrap_or_default();
-            InputFormat::detect(path, &head)
+            let format = InputFormat::detect(path, &head);
+            if format == InputFormat::RapidBin {
+                // What the content alone shows (a name of no format: JSON unless it shows
+                // another); a JSON guess needs the JSON object's brace.
+                looks_like = match InputFormat::detect(Path::new(""), &head) {
+                    InputFormat::Std => Some(InputFormat::Std),
+                    InputFormat::Json if head.trim_ascii_start().starts_with(b"{") => {
+                        Some(InputFormat::Json)
+                    }
+                    _ => None,
+                };
+            }
+            format
         });
-        Ok(TraceReader::from_reader(&name, Box::new(input), format))
+        let mut reader = TraceReader::from_reader(&name, Box::new(input), format);
+        reader.looks_like = looks_like;
+        Ok(reader)
     }
 
     /// Reads from any buffered reader; `name` is used in error messages.
@@ -416,6 +434,7 @@ impl TraceReader {
             truncated: None,
             done: false,
             printable: false,
+            looks_like: None,
         }
     }
 
@@ -480,14 +499,26 @@ impl TraceReader {
         }
         if let Some(fault) = self.fault.take() {
             self.done = true;
+            let hint = |mut e: ReadError| {
+                if let Some(f) = self.looks_like {
+                    let (what, flag) = match f {
+                        InputFormat::Std => ("RAPID STD text", "std"),
+                        _ => ("lockcheck JSON Lines", "json"),
+                    };
+                    e.message += &format!(
+                        " (read as RAPID binary for its name; its content looks like {what}: try --input-format {flag})"
+                    );
+                }
+                e
+            };
             return match fault {
-                Fault::Error(e) => Some(Err(e)),
+                Fault::Error(e) => Some(Err(hint(e))),
                 Fault::Truncated { pos, error } => {
                     if self.allow_truncated {
                         self.truncated = Some(pos);
                         None
                     } else {
-                        Some(Err(error))
+                        Some(Err(hint(error)))
                     }
                 }
             };
