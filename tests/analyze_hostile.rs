@@ -672,6 +672,51 @@ fn a_ring_longer_than_sixteen_locks_is_found() {
     assert_eq!(r.violations[0].locks.len(), 24);
 }
 
+/// The look-alikes of [`a_ring_longer_than_sixteen_locks_is_found`]: the same ring with every
+/// thread holding a gate lock `G` first, and the same ring with each thread forking the next
+/// once it has released its pair (all ordered by fork/join): no deadlock either way, and the
+/// analysis says so completely, the ring listed as filtered by its gate or its order.
+#[test]
+fn a_long_ring_under_a_gate_or_along_a_chain_of_forks_is_not_a_violation() {
+    let gated = ScratchFile::new("hostile", "ring24-gated.std");
+    let mut text = String::new();
+    for t in 1..=24 * 60u32 {
+        let (a, b) = (t % 24, (t + 1) % 24);
+        nest(
+            &mut text,
+            t,
+            &[("G", 0), (&format!("L{a}"), 1), (&format!("L{b}"), 2)],
+        );
+    }
+    std::fs::write(&gated, text).unwrap();
+    let forked = ScratchFile::new("hostile", "ring24-forked.std");
+    let mut text = String::new();
+    for t in 1..=24 * 60u32 {
+        let (a, b) = (t % 24, (t + 1) % 24);
+        nest(
+            &mut text,
+            t,
+            &[(&format!("L{a}"), 1), (&format!("L{b}"), 2)],
+        );
+        text += &format!("T{t}|fork({})|3\n", t + 1);
+    }
+    std::fs::write(&forked, text).unwrap();
+    for (path, filter) in [(&gated, "gate-lock"), (&forked, "fork-join")] {
+        let mut opts = Options::default();
+        opts.limits.max_steps = 200_000;
+        let r = analyze_in_time(path, opts);
+        assert!(r.summary.complete, "{filter}: {:?}", r.warnings);
+        assert_eq!(search_bound_hit(&r.warnings), None, "{filter}");
+        assert!(r.violations.is_empty(), "{filter}: {:?}", r.violations);
+        assert!(
+            r.filtered
+                .iter()
+                .any(|c| c.filter == filter && c.locks.len() == 24),
+            "{filter}: the ring is listed as filtered"
+        );
+    }
+}
+
 /// Two rings of 3 locks, each edge taken by 100 threads: each ring is a root cause whose round
 /// of 3 locks holds a million valid combinations. The round that found a ring's first cycle
 /// went on counting them to `--max-steps` (5,000,000), which spent the level's
