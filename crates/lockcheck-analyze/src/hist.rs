@@ -12,13 +12,24 @@ const BUCKETS: usize = (SUB + (64 - SUB_BITS as u64) * SUB) as usize;
 
 /// A bounded summary of a distribution of `u64` values: exact count, sum and max, approximate
 /// percentiles (within 6.25%, always rounded up, never above the max).
+///
+/// 24 bytes while it holds only zeros: every class has two (wait and hold), and a research
+/// trace has a class per lock and no timings (with the sum, max and bucket vector inline, 64
+/// bytes each: 80 MB more per million locks).
 #[derive(Clone, Debug, Default)]
 pub struct Histogram {
     count: u64,
     zeros: u64,
+    /// The values above 0, from the first one on.
+    nonzero: Option<Box<Nonzero>>,
+}
+
+/// What a [`Histogram`] keeps of its values above 0.
+#[derive(Clone, Debug)]
+struct Nonzero {
     sum: u128,
     max: u64,
-    buckets: Vec<u64>,
+    buckets: [u64; BUCKETS],
 }
 
 fn index(v: u64) -> usize {
@@ -70,12 +81,16 @@ impl Histogram {
 
     /// The rest of [`Histogram::record`] for a value above 0 (`count` already counts it).
     fn record_nonzero(&mut self, v: u64) {
-        self.sum += v as u128;
-        self.max = self.max.max(v);
-        if self.buckets.is_empty() {
-            self.buckets = vec![0; BUCKETS];
-        }
-        self.buckets[index(v)] += 1;
+        let n = self.nonzero.get_or_insert_with(|| {
+            Box::new(Nonzero {
+                sum: 0,
+                max: 0,
+                buckets: [0; BUCKETS],
+            })
+        });
+        n.sum += v as u128;
+        n.max = n.max.max(v);
+        n.buckets[index(v)] += 1;
     }
 
     /// Number of values recorded.
@@ -85,17 +100,17 @@ impl Histogram {
 
     /// Largest value recorded (0 if none).
     pub fn max(&self) -> u64 {
-        self.max
+        self.nonzero.as_ref().map_or(0, |n| n.max)
     }
 
     /// Sum of all values.
     pub fn sum(&self) -> u128 {
-        self.sum
+        self.nonzero.as_ref().map_or(0, |n| n.sum)
     }
 
     /// Whether any non-zero value was recorded.
     pub fn has_nonzero(&self) -> bool {
-        self.max > 0
+        self.nonzero.is_some()
     }
 
     /// The value at quantile `q` (0.0..=1.0), rounded up to its bucket's upper bound and capped by
@@ -105,17 +120,17 @@ impl Histogram {
             return 0;
         }
         let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
-        if rank <= self.zeros {
+        let Some(n) = self.nonzero.as_ref().filter(|_| rank > self.zeros) else {
             return 0;
-        }
+        };
         let mut seen = self.zeros;
-        for (i, &c) in self.buckets.iter().enumerate() {
+        for (i, &c) in n.buckets.iter().enumerate() {
             seen += c;
             if seen >= rank {
-                return upper(i).min(self.max);
+                return upper(i).min(n.max);
             }
         }
-        self.max
+        n.max
     }
 
     /// A summary for reports.
@@ -124,7 +139,7 @@ impl Histogram {
             count: self.count,
             p50_ns: self.quantile(0.50),
             p99_ns: self.quantile(0.99),
-            max_ns: self.max,
+            max_ns: self.max(),
         }
     }
 }
@@ -177,7 +192,8 @@ mod tests {
         let mut h = Histogram::new();
         h.record(0);
         h.record(0);
-        assert!(h.buckets.is_empty());
+        assert!(h.nonzero.is_none());
+        assert_eq!(std::mem::size_of::<Histogram>(), 24);
         assert_eq!(h.quantile(0.99), 0);
         assert!(!h.has_nonzero());
     }
