@@ -319,6 +319,19 @@ const SCENARIOS: &[Scenario] = &[
         config_writer_thread,
     ),
     ("config-write-after-join", "-", config_write_after_join),
+    // The read-read rule's queued writer (section 11b of `tests/real_bugs_round4.rs`): T1
+    // read-locks L, spawns T3, locks M; T2 locks M, read-locks L; T3 write-locks L. After T3
+    // joined T2 its write cannot be queued while T2 waits: silent. Not joined, it can: reported.
+    (
+        "queued-writer-joins-reader",
+        "-",
+        queued_writer_joins_reader,
+    ),
+    (
+        "queued-writer-unjoined",
+        "lock-order-inversion",
+        queued_writer_unjoined,
+    ),
     // Written more often than the writes noted one by one (8) before the spawn: from then on
     // the locks count as written concurrently with every read (the conservative side, on both
     // sides alike).
@@ -2391,6 +2404,64 @@ fn config_write_after_join() {
 
 fn config_written_often() {
     config(("cfgoften.net", "cfgoften.disk"), 20, false, false);
+}
+
+/// T1 read-locks L, spawns T3 and locks M under L; T2 (after T1's section) locks M and read-locks
+/// L; T3 write-locks L once T2 is done: after joining T2 (`join`), else after a signal that
+/// lockcheck does not see. The threads run one after the other: no real deadlock.
+fn queued_writer(prefix: (&'static str, &'static str), join: bool) {
+    let l = Arc::new(RwLock::named(prefix.0, 0));
+    let m = Arc::new(Mutex::named(prefix.1, 0));
+    let (t1_done, wait_t1) = mpsc::channel::<()>();
+    let (t2_done, wait_t2) = mpsc::channel::<()>();
+    let (l2, m2) = (l.clone(), m.clone());
+    let t2 = lockcheck::thread::spawn(move || {
+        let _ = wait_t1.recv();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _m = m2.lock();
+            let _l = l2.read();
+        }));
+        let _ = t2_done.send(());
+        drop(r);
+    });
+    let (t2_for_t3, t2_for_main) = if join {
+        (Some(t2), None)
+    } else {
+        (None, Some(t2))
+    };
+    let l3 = l.clone();
+    let t3 = move || {
+        match t2_for_t3 {
+            Some(t2) => drop(t2.join()),
+            None => drop(wait_t2.recv()),
+        }
+        *l3.write() += 1;
+    };
+    // The locks stay alive until every thread is done (a dropped lock leaves the instance graph).
+    let (l1, m1) = (l.clone(), m.clone());
+    let t1 = lockcheck::thread::spawn(move || {
+        let r = l1.read();
+        let t3 = lockcheck::thread::spawn(t3);
+        let g = m1.lock();
+        drop((g, r));
+        let _ = t1_done.send(());
+        t3
+    });
+    if let Ok(t3) = t1.join() {
+        let _ = t3.join();
+    }
+    if let Some(t2) = t2_for_main {
+        let _ = t2.join();
+    }
+    drop((l, m));
+}
+
+fn queued_writer_joins_reader() {
+    queued_writer(("qwjoin.l", "qwjoin.m"), true);
+}
+
+fn queued_writer_unjoined() {
+    queued_writer(("qwfree.l", "qwfree.m"), false);
 }
 
 /// `threads` threads (one after the other) each take a permit of a semaphore of `permits`, then

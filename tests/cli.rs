@@ -142,13 +142,15 @@ fn two_siteless_cycles_over_one_class_are_two_findings() {
 }
 
 /// The cycle L -> M -> N -> L: T1 read-locks L and locks M, spawns T3, and does it again; T4
-/// locks M then N; T2 locks N then read-locks L; T3 joins T2, then write-locks L. The documented
-/// read-read rule leaves out a write ordered before both reads or after both: T3's write is
-/// after T2's read and after T1's first section (T3 knows it from the fork), so that section
-/// closes no cycle; it is not after T1's second section, which does (reported when T1 makes the
+/// locks M then N; T2 locks N then read-locks L; T3 write-locks L. The documented read-read rule
+/// leaves out a write ordered before or after either of the two dependencies: T3's write is
+/// after T1's first section (T3 knows it from the fork), so that section closes no cycle; it is
+/// ordered with neither T1's second section nor T2's, which do (reported when T1 makes the
 /// second section alone). The successor lists remembered a verdict per held set, and T1's two
 /// sections hold the same set: the first one's "no" served the second, and nothing was
-/// reported. Both traces now report the cycle through T1's second section.
+/// reported. Both traces now report the cycle through T1's second section. (Before the rule
+/// left out a write after either dependency, T3 joined T2 first, for a write after both of
+/// T1's first section and T2's: with the join, no section closes a cycle now.)
 #[test]
 fn a_read_section_repeated_at_another_clock_keeps_its_own_verdict() {
     let dir = Scratch::new("cli-read-verdict-per-holder");
@@ -178,8 +180,7 @@ fn a_read_section_repeated_at_another_clock_keeps_its_own_verdict() {
         text += &sec(1, (1, "r"), (2, "w"), 1);
         text += &sec(4, (2, "w"), (3, "w"), 3);
         text += &sec(2, (3, "w"), (1, "r"), 5);
-        text += "{\"e\":\"join\",\"t\":3,\"child\":2}\n\
-                 {\"e\":\"acquire\",\"t\":3,\"l\":1,\"m\":\"w\",\"s\":7}\n\
+        text += "{\"e\":\"acquire\",\"t\":3,\"l\":1,\"m\":\"w\",\"s\":7}\n\
                  {\"e\":\"release\",\"t\":3,\"l\":1}\n";
         let path = dir.join(if first_section {
             "twice.json"
@@ -199,6 +200,114 @@ fn a_read_section_repeated_at_another_clock_keeps_its_own_verdict() {
             ["L", "M", "N"],
             "{first_section}"
         );
+    }
+}
+
+/// Who write-locks L in [`read_read_trace`], the cycle L -> M -> L of two readers of L: T1
+/// read-locks L and then locks M; T2 locks M and then read-locks L.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum RrWriter {
+    /// T1 forks T3 while it read-holds L (before it locks M); T3 joins T2, then write-locks L:
+    /// after T2's dependency, so never made while T2 waits for good (the false alarm of the
+    /// rule that left out only a write after both dependencies).
+    JoinsReader,
+    /// The same without the join: T3's write is ordered with neither dependency, it can be
+    /// the queued writer (a deadlock).
+    Unjoined,
+    /// T2 itself write-locks L before its section: granted before its read request.
+    Reader,
+    /// T1 forks T3 after its section; T3 write-locks L: after T1's dependency only.
+    AfterHolder,
+    /// T3 write-locks L, then forks T2: before T2's dependency only.
+    BeforeRequester,
+    /// A task (its number has bit 62 set) write-locks L, then makes T2's section itself: the
+    /// runtime does not know a task's clock and counts its write between every two reads, also
+    /// those of the task (offline equals runtime).
+    TaskReader,
+}
+
+/// A trace of the cycle L -> M -> L with `writer`'s write of L (see [`RrWriter`]), in JSON Lines.
+fn read_read_trace(dir: &Scratch, writer: RrWriter) -> std::path::PathBuf {
+    let ev = |e: &str| format!("{{{e}}}\n");
+    let acq = |t: u64, l: u32, m: &str, s: u32| {
+        ev(&format!(
+            r#""e":"acquire","t":{t},"l":{l},"m":"{m}","s":{s}"#
+        ))
+    };
+    let rel = |t: u64, l: u32| ev(&format!(r#""e":"release","t":{t},"l":{l}"#));
+    let fork = |t: u64, c: u64| ev(&format!(r#""e":"fork","t":{t},"child":{c}"#));
+    let join = |t: u64, c: u64| ev(&format!(r#""e":"join","t":{t},"child":{c}"#));
+    let write = |t: u64| acq(t, 1, "w", 9) + &rel(t, 1);
+    let t2 = if writer == RrWriter::TaskReader {
+        (1 << 62) | 2
+    } else {
+        2
+    };
+    let mut text = String::from(
+        "{\"e\":\"header\",\"version\":1,\"pid\":1,\"program\":\"o\"}\n\
+         {\"e\":\"class\",\"c\":1,\"key\":\"L\",\"kind\":\"rwlock\"}\n\
+         {\"e\":\"class\",\"c\":2,\"key\":\"M\",\"kind\":\"mutex\"}\n\
+         {\"e\":\"lock\",\"l\":1,\"c\":1}\n\
+         {\"e\":\"lock\",\"l\":2,\"c\":2}\n",
+    );
+    // T1's section, with a fork of T3 inside it or after it.
+    text += &acq(1, 1, "r", 1);
+    if matches!(writer, RrWriter::JoinsReader | RrWriter::Unjoined) {
+        text += &fork(1, 3);
+    }
+    text += &(acq(1, 2, "w", 2) + &rel(1, 2) + &rel(1, 1));
+    if writer == RrWriter::AfterHolder {
+        text += &fork(1, 3);
+    }
+    // What comes before T2's section.
+    match writer {
+        RrWriter::Reader | RrWriter::TaskReader => text += &write(t2),
+        RrWriter::BeforeRequester => text += &(write(3) + &fork(3, 2)),
+        _ => {}
+    }
+    text += &(acq(t2, 2, "w", 3) + &acq(t2, 1, "r", 4) + &rel(t2, 1) + &rel(t2, 2));
+    match writer {
+        RrWriter::JoinsReader => text += &(join(3, 2) + &write(3)),
+        RrWriter::Unjoined | RrWriter::AfterHolder => text += &write(3),
+        _ => {}
+    }
+    let path = dir.join(format!("{writer:?}.json"));
+    std::fs::write(&path, text).unwrap();
+    path.to_path_buf()
+}
+
+/// The read-read rule counts a write only if it can be the writer queued between the two reads
+/// while both dependencies wait for good: made by neither reader's thread, ordered by fork/join
+/// neither before nor after either dependency (at both levels). Each write left out here was
+/// counted by the rule that left out only a write ordered before both dependencies or after both
+/// (it reported the cycle in all six traces); the task's write is counted as the runtime counts
+/// it (left out as a write of a reader's thread, if noted with the task's clock).
+#[test]
+fn the_read_read_rule_counts_only_a_write_that_can_be_queued_between_the_reads() {
+    let dir = Scratch::new("cli-read-read-queued-writer");
+    for writer in [
+        RrWriter::JoinsReader,
+        RrWriter::Unjoined,
+        RrWriter::Reader,
+        RrWriter::AfterHolder,
+        RrWriter::BeforeRequester,
+        RrWriter::TaskReader,
+    ] {
+        let trace = read_read_trace(&dir, writer);
+        let counted = matches!(writer, RrWriter::Unjoined | RrWriter::TaskReader);
+        for level in ["instance", "class"] {
+            let run = analyze_json(std::slice::from_ref(&trace), &["--level", level]);
+            let r = run.json();
+            if counted {
+                assert_eq!(run.code, Some(1), "{writer:?} {level}: {}", run.stderr);
+                assert_eq!(violations(&r), 1, "{writer:?} {level}");
+                assert_eq!(lock_names(&r["violations"][0]), ["L", "M"], "{writer:?}");
+            } else {
+                assert_eq!(run.code, Some(0), "{writer:?} {level}: {}", run.stdout);
+                assert_eq!(violations(&r), 0, "{writer:?} {level}");
+                assert_eq!(filters(&r), ["read-read"], "{writer:?} {level}");
+            }
+        }
     }
 }
 

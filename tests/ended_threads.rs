@@ -2,11 +2,12 @@
 //! respawned per job) keeps a bounded number of variants once the threads have ended, with no
 //! `incomplete` report, and every cycle found before is still found: the inversion on a later
 //! thread is reported, an inversion ordered by join stays silent, a cycle that needs two ended
-//! threads with variants on two edges is still found. Each scenario uses its own lock names.
+//! threads with variants on two edges is still found, a read-read cycle whose queued writer is
+//! one of the ended threads is still found. Each scenario uses its own lock names.
 
 mod support;
 
-use lockcheck::{Mutex, ViolationKind};
+use lockcheck::{Mutex, RwLock, ViolationKind};
 use std::sync::Arc;
 use support::{found, inversions, two_threads, watchdog};
 
@@ -212,6 +213,50 @@ fn repeats_merged_around_a_hand_over_hand_thread_still_close_the_cycle() {
         .join();
         assert!(r.is_err(), "the closing edge panics");
         assert!(!inversions("mix.a").is_empty());
+    })
+    .unwrap();
+}
+
+/// Read-read through merged variants: R (an unordered thread) write-locks L, then read-locks L
+/// and locks M under it; 31 more unordered threads read-lock L and lock M; Y, started through
+/// `lockcheck::thread` and joined, does it too (its variant is the 33rd: the edge's variants are
+/// merged before it goes in). Then N, started after the join (so ordered after Y), locks M and
+/// read-locks L: a deadlock with any of the 31 threads, R's write the queued writer (R's thread
+/// is ordered with none of them). Not with R's own variant: a write by one of the two readers'
+/// threads is never the queued writer (`write_between`). The merge took R's variant, the first,
+/// to stand for the 31 others, and the cycle was lost; a thread that wrote stands for no other
+/// now, and N's acquisition is reported.
+#[test]
+fn a_read_read_cycle_whose_queued_writer_ended_is_still_found() {
+    watchdog(60, || {
+        let l = Arc::new(RwLock::named("ended.rw.l", 0));
+        let m = Arc::new(Mutex::named("ended.rw.m", ()));
+        let section = |l: Arc<RwLock<i32>>, m: Arc<Mutex<()>>| {
+            move || {
+                let _l = l.read();
+                let _m = m.lock();
+            }
+        };
+        {
+            let (l, m) = (l.clone(), m.clone());
+            on_own_thread(move || {
+                *l.write() += 1;
+                section(l, m)();
+            });
+        }
+        for _ in 0..31 {
+            on_own_thread(section(l.clone(), m.clone()));
+        }
+        lockcheck::thread::spawn(section(l.clone(), m.clone()))
+            .join()
+            .expect("Y");
+        let r = lockcheck::thread::spawn(move || {
+            let _m = m.lock();
+            let _l = l.read();
+        })
+        .join();
+        assert!(r.is_err(), "the closing read panics");
+        assert!(!inversions("ended.rw.l").is_empty());
     })
     .unwrap();
 }

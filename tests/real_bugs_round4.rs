@@ -999,3 +999,144 @@ fn reads_in_both_orders_with_a_write_after_the_spawns_are_an_inversion() {
         ],
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 11b. The read-read rule's queued writer, by fork/join: T1 read-locks L and locks M under it;
+//      T2 locks M and read-locks L; T3 write-locks L. A reader waits behind a reader only when
+//      a writer is queued, and while both readers wait for good, a write ordered before either
+//      of their acquisitions was granted already, one ordered after either is never made, and
+//      one of either reader's thread comes before its acquisition or after it. The rule that
+//      left out only a write ordered before both or after both reported all three look-alikes
+//      (`lockcheck_core::deps::write_between`); a write ordered with neither still counts.
+
+/// Who writes L in [`queued_writer`], besides nobody.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Queued {
+    /// T1 spawns T3 while it read-holds L; T3 joins T2, then writes: after T2's acquisition
+    /// (silent: T3 writes only after T2 has ended).
+    JoinsReader,
+    /// T1 spawns T3 while it read-holds L; T3 writes once T2 is done (a channel lockcheck does
+    /// not see): ordered with neither acquisition, the queued writer of a real deadlock.
+    Unjoined,
+    /// T2 writes L before its section: its own write (silent).
+    Reader,
+    /// T1 spawns T3 after its section; T3 writes once T2 is done: after T1's acquisition only
+    /// (silent).
+    AfterHolder,
+}
+
+/// Runs the scenario of section 11b with locks named `{prefix}.l` and `{prefix}.m`, its threads
+/// one after the other (no real deadlock); returns the first refusal (a panic message) of T2's
+/// or T3's.
+fn queued_writer(prefix: &'static str, writer: Queued) -> Result<(), String> {
+    let name = |s: &str| &*Box::leak(format!("{prefix}.{s}").into_boxed_str());
+    let l = Arc::new(RwLock::named(name("l"), 0));
+    let m = Arc::new(Mutex::named(name("m"), 0));
+    let (t1_done, wait_t1) = std::sync::mpsc::channel::<()>();
+    let (t2_done, wait_t2) = std::sync::mpsc::channel::<()>();
+    let (l2, m2) = (l.clone(), m.clone());
+    let t2 = lockcheck::thread::spawn(move || {
+        wait_t1.recv().unwrap();
+        if writer == Queued::Reader {
+            *l2.write() += 1;
+        }
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _m = m2.lock(); // QW_LOCK_M_FIRST
+            let _l = l2.read(); // QW_READ_L_UNDER_M
+        }));
+        let _ = t2_done.send(());
+        r.map_err(|e| support::panic_message(&*e))
+    });
+    let (t2_for_t3, t2_for_main) = match writer {
+        Queued::JoinsReader => (Some(t2), None),
+        _ => (None, Some(t2)),
+    };
+    let l3 = l.clone();
+    let t3 = move || {
+        let before = match t2_for_t3 {
+            Some(t2) => t2.join().unwrap(),
+            None => {
+                wait_t2.recv().unwrap();
+                Ok(())
+            }
+        };
+        let mut w = l3.write();
+        *w += 1;
+        before
+    };
+    let (l1, m1) = (l.clone(), m.clone());
+    let t1 = lockcheck::thread::spawn(move || {
+        let r = l1.read(); // QW_READ_L_FIRST
+        let inside = matches!(writer, Queued::JoinsReader | Queued::Unjoined);
+        let mut t3 = Some(t3);
+        let spawned = inside.then(|| lockcheck::thread::spawn(t3.take().unwrap()));
+        let g = m1.lock(); // QW_LOCK_M_UNDER_L
+        drop((g, r));
+        let spawned = spawned.or_else(|| {
+            (writer == Queued::AfterHolder).then(|| lockcheck::thread::spawn(t3.take().unwrap()))
+        });
+        t1_done.send(()).unwrap();
+        spawned
+    });
+    let t3 = t1.join().unwrap();
+    let second = match t2_for_main {
+        Some(t2) => t2.join().unwrap(),
+        None => Ok(()),
+    };
+    let third = match t3 {
+        Some(t3) => t3
+            .join()
+            .map_err(|e| support::panic_message(&*e))
+            .and_then(|r| r),
+        None => Ok(()),
+    };
+    second.and(third)
+}
+
+#[test]
+fn a_write_after_the_requesting_readers_end_is_no_queued_writer() {
+    setup();
+    watchdog(20, || {
+        queued_writer("qw.joined", Queued::JoinsReader).unwrap()
+    })
+    .unwrap();
+    assert!(found("qw.joined.l").is_empty());
+}
+
+#[test]
+fn a_write_ordered_with_neither_reader_is_a_queued_writer() {
+    setup();
+    watchdog(20, || {
+        assert!(
+            queued_writer("qw.unjoined", Queued::Unjoined).is_err(),
+            "refused"
+        );
+    })
+    .unwrap();
+    one_inversion(
+        &found("qw.unjoined.l"),
+        &[
+            "QW_READ_L_FIRST",
+            "QW_LOCK_M_UNDER_L",
+            "QW_LOCK_M_FIRST",
+            "QW_READ_L_UNDER_M",
+        ],
+    );
+}
+
+#[test]
+fn a_write_by_one_of_the_readers_is_no_queued_writer() {
+    setup();
+    watchdog(20, || queued_writer("qw.reader", Queued::Reader).unwrap()).unwrap();
+    assert!(found("qw.reader.l").is_empty());
+}
+
+#[test]
+fn a_write_after_the_holding_readers_acquisition_is_no_queued_writer() {
+    setup();
+    watchdog(20, || {
+        queued_writer("qw.after", Queued::AfterHolder).unwrap()
+    })
+    .unwrap();
+    assert!(found("qw.after.l").is_empty());
+}

@@ -539,8 +539,9 @@ pub fn describe(model: &Model, e: &Infeasible<LockId>) -> String {
         }
         Infeasible::ReadRead { lock } if model.locks[*lock as usize].ever_written => {
             format!(
-                "no write of {} can come between its reads (each is ordered before or after both \
-                 by spawn/join): readers do not block readers",
+                "no write of {} can come between its reads (each is by one of the readers' \
+                 threads, or ordered before or after one of them by spawn/join): readers do not \
+                 block readers",
                 model.lock_name(*lock)
             )
         }

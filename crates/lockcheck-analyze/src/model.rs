@@ -1502,6 +1502,9 @@ struct ThreadState {
     /// A `join` event named this thread as its child (a `fork` of it after that is not taken
     /// for a fork cycle: a reused thread number, in a trace of another tool).
     joined: bool,
+    /// A task (its number in the trace has bit 62 set): its writes are not known by their
+    /// clocks ([`ModelBuilder::note_write_slow`]).
+    task: bool,
 }
 
 /// A failed try as [`ModelBuilder::try_retried`] compares them: lock, mode, site, held set digest.
@@ -1908,6 +1911,7 @@ impl ModelBuilder {
             try_retried: None,
             spun: 0,
             joined: false,
+            task: t & TASK_BIT != 0,
         });
         self.maps.threads.insert(t, id);
         id
@@ -2051,6 +2055,18 @@ impl ModelBuilder {
         if self.model.classes[c as usize].kind != LockKind::Rwlock {
             // Not an RwLock: no read holds, nothing to note (its `ever_written` stands).
             self.hot[l as usize].writes_done = true;
+            return;
+        }
+        if self.threads[t as usize].task {
+            // A task's write, as the runtime notes it (`graph::note_written` with no writer: a
+            // task's clock is not known there): counted between every two reads, of the
+            // instance and of its class. Noted with the task's clock, which knows only the task,
+            // it would count between every two reads but those of the task itself
+            // (`write_between` leaves out a write by either reader's thread), which the
+            // runtime counts.
+            self.hot[l as usize].writes_done = true;
+            self.model.locks[l as usize].writes.set_unordered();
+            self.model.classes[c as usize].writes.set_unordered();
             return;
         }
         let clock = self.clock_id(t);

@@ -231,11 +231,14 @@ joined (vector clocks over fork/join events). They can never overlap, so they ca
     Rule {
         id: "read-read",
         name: "ReadRead",
-        short: "Filter: the cycle waits only on read locks of a lock never write-locked.",
-        what: "A read request on an RwLock held for reading by another thread does not wait, as long \
-as no writer ever queues. The lock was never write-locked in the traces.",
-        fix: "Nothing to do. If a writer appears (anywhere), readers queue behind it and the cycle \
-becomes a violation.",
+        short: "Filter: a read request of the cycle waits for a read hold that no writer can queue \
+behind.",
+        what: "A read request on an RwLock held for reading by another thread waits only behind a \
+queued writer. No write of the lock in the traces can be one: it was never write-locked, or each \
+write was made by one of the two readers' threads, or ordered by spawn/join before one of the \
+two acquisitions (granted before they wait) or after one (never made while it waits for good).",
+        fix: "Nothing to do. If a writer appears that can run while both readers wait (another \
+thread, not ordered with them), readers queue behind it and the cycle becomes a violation.",
         category: Category::Filter,
     },
     Rule {

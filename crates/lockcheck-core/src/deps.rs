@@ -134,8 +134,8 @@ pub enum Infeasible<L> {
     },
     /// Two dependencies of the cycle are ordered by fork/join.
     HappensBefore,
-    /// A request does not conflict with the mode in which the next thread holds the lock (read-read
-    /// on a lock never write-locked).
+    /// A request does not conflict with the mode in which the next thread holds the lock: a read
+    /// behind a read, of a lock that no write can come between ([`write_between`]).
     ReadRead {
         /// The lock read by both.
         lock: L,
@@ -167,7 +167,9 @@ impl<L: fmt::Debug> fmt::Display for Infeasible<L> {
             }
             Infeasible::GateLock { gate } => write!(f, "all acquisitions are guarded by {gate:?}"),
             Infeasible::HappensBefore => f.write_str("the threads are ordered by spawn/join"),
-            Infeasible::ReadRead { lock } => write!(f, "{lock:?} is only ever read-locked"),
+            Infeasible::ReadRead { lock } => {
+                write!(f, "no write of {lock:?} can come between its reads")
+            }
         }
     }
 }
@@ -286,29 +288,52 @@ where
 }
 
 /// Whether a write-lock of a lock, by `thread` at a vector clock whose entries `epoch` gives, can
-/// come between two reads of it: `a` requests the lock (shared) and `b` holds it (shared) in a
-/// candidate cycle. A reader waits behind a reader only when a writer is queued in between, so a
-/// read-read link counts only if some write can be: the write must not happen before both reads
-/// (written before the readers were spawned: it is over before either reads) nor after both
-/// (written after both readers were joined: it comes after the cycle's waits), under fork/join.
-/// A write whose clock knows nothing (a task's, a thread lockcheck did not spawn) is ordered
-/// with nothing and always counts.
+/// be the queued writer of a read-read link: `a` requests the lock (shared) and `b` holds it
+/// (shared) in a candidate cycle. A reader waits behind a reader only when a writer is queued in
+/// between, so a read-read link counts only if some write can be that writer.
 ///
-/// `b`'s clock is the one of its request, taken while it holds the lock: a write that happens
-/// before it but not before `b`'s acquisition of the lock would have to be joined by `b`'s
-/// thread while it read-holds the lock it writes (the join itself then waits for the writer,
-/// which waits for the read hold: a cycle of its own).
+/// In a deadlock every dependency of the cycle waits at its request for good, and a write is
+/// noted at its request (the clock it was requested at). So a write can be the queued writer only
+/// if it is
+///
+/// - not ordered before either dependency under fork/join: a write before `a`'s request, or
+///   before `b`'s (which `b` makes while it holds the lock), was granted, since its thread went
+///   on past it (a fork or its end carried the order to the reader), so it is not queued;
+/// - not ordered after either: a write after `a`'s or `b`'s request needs that thread to go on
+///   past its request (a fork, or its end joined), which a thread waiting there for good never
+///   does, so the write is never made in a deadlocked run;
+/// - not by either reader's thread: such a write comes before that thread's request in program
+///   order (granted: the thread went on) or after it (never made).
+///
+/// A write by neither thread and unordered with both dependencies counts. A write whose clock
+/// knows no other thread (a thread lockcheck did not spawn) is ordered with no other thread's
+/// dependency, so it counts unless it is by one of the two threads. The writes not known by
+/// their clocks at all (a task's, those past the noting bounds) are not asked here: the callers
+/// count them between every two reads.
+///
+/// The clock conventions make `e <= epoch(t)` exact across threads: a thread's epoch goes up
+/// right after each fork it makes and each message it sends (and, in the runtime, at each join
+/// it makes), and a clock learns a thread's epoch only at such a fork (the child starts with the
+/// parent's clock of before the tick), at such a message's receipt, or at the thread's end (a
+/// join: in the analyzer the joined thread's epoch goes up right after it). So an event of
+/// thread `t` at its own epoch `e` is before an event of another thread exactly when that
+/// event's clock knows `e` or more of `t`. Within one thread an equal epoch says nothing of program
+/// order, which the thread test makes irrelevant here. An epoch of 0 is none known: no order.
 pub fn write_between<A, B>(thread: u64, epoch: impl Fn(u64) -> u32, a: &A, b: &B) -> bool
 where
     A: DepView + ?Sized,
     B: DepView<Lock = A::Lock> + ?Sized,
 {
+    if thread == a.thread() || thread == b.thread() {
+        return false;
+    }
     let own = epoch(thread);
-    let before_both = own != 0 && own <= a.epoch(thread) && own <= b.epoch(thread);
+    let before = |d: u32| own != 0 && own <= d;
     let after = |t: u64, e: u32| e != 0 && e <= epoch(t);
-    let after_both =
-        after(a.thread(), a.epoch(a.thread())) && after(b.thread(), b.epoch(b.thread()));
-    !before_both && !after_both
+    !before(a.epoch(thread))
+        && !before(b.epoch(thread))
+        && !after(a.thread(), a.epoch(a.thread()))
+        && !after(b.thread(), b.epoch(b.thread()))
 }
 
 /// Checks a whole candidate cycle `deps[0] -> deps[1] -> ...`, where `deps[i+1]` holds the lock
@@ -492,5 +517,105 @@ mod tests {
         // The parent's dependency after the fork is concurrent with the child's.
         a.clock = parent;
         assert_eq!(check_cycle(&[&a, &b], |_| true), Ok(()));
+    }
+
+    /// A clock from its entries.
+    fn clock(entries: &[(u64, u32)]) -> VectorClock {
+        let mut c = VectorClock::new();
+        for &(t, e) in entries {
+            c.set(t, e);
+        }
+        c
+    }
+
+    /// A plain read request of lock 1 (`L`) by `thread` at `at`, holding lock `held` for reading
+    /// (for `b`, the holder of `L`, `held` is 1 itself).
+    fn read(thread: u64, lock: u32, held: u32, at: &[(u64, u32)]) -> Dependency<u32> {
+        Dependency {
+            thread,
+            lock,
+            mode: Mode::Shared,
+            how: How::Blocking,
+            held: vec![(held, Mode::Shared)],
+            clock: clock(at),
+        }
+    }
+
+    /// Whether a write by `thread` at clock `at` counts between `a`'s request and `b`'s hold.
+    fn counts(thread: u64, at: &[(u64, u32)], a: &Dependency<u32>, b: &Dependency<u32>) -> bool {
+        let c = clock(at);
+        write_between(thread, |t| c.get(t), a, b)
+    }
+
+    /// The cycle L -> M -> L of two readers of L: `a` (thread 2, epoch 1) requests L holding M,
+    /// `b` (thread 1, at `b_at`) holds L and requests M.
+    fn readers(b_at: &[(u64, u32)]) -> (Dependency<u32>, Dependency<u32>) {
+        (read(2, 1, 2, &[(2, 1)]), read(1, 2, 1, b_at))
+    }
+
+    #[test]
+    fn a_write_by_a_third_thread_unordered_with_both_reads_counts() {
+        let (a, b) = readers(&[(1, 1)]);
+        assert!(counts(3, &[(3, 1)], &a, &b));
+        assert!(
+            counts(3, &[], &a, &b),
+            "a clock that knows nothing orders nothing"
+        );
+        // Ordered with another epoch of a reader's thread than its dependency's: unordered
+        // with the dependency itself. Thread 1 forked thread 3 at its epoch 1 and made `b` at
+        // its epoch 2, after the fork: the write is neither before nor after `b`.
+        let (a, b) = readers(&[(1, 2)]);
+        assert!(counts(3, &[(1, 1), (3, 1)], &a, &b));
+    }
+
+    #[test]
+    fn a_write_before_either_read_is_granted_before_the_cycle() {
+        // Thread 3 wrote, then forked thread 1 (which starts knowing 3's epoch 1): before `b`
+        // only. The rule of before both counted it.
+        let (a, b) = readers(&[(1, 1), (3, 1)]);
+        assert!(!counts(3, &[(3, 1)], &a, &b));
+        // Before `a` only.
+        let (a, b) = (read(2, 1, 2, &[(2, 1), (3, 1)]), read(1, 2, 1, &[(1, 1)]));
+        assert!(!counts(3, &[(3, 1)], &a, &b));
+        // Thread 3 forked thread 1 at its epoch 1 and wrote at its epoch 2, after the fork:
+        // not before `b` (equal epochs across threads are ordered, later ones are not).
+        let (a, b) = readers(&[(1, 1), (3, 1)]);
+        assert!(counts(3, &[(3, 2)], &a, &b));
+    }
+
+    #[test]
+    fn a_write_after_either_read_is_never_made_in_a_deadlock() {
+        // The false alarm of the rule of after both: thread 1 read-locked L, forked thread 3
+        // (at its epoch 1) and made `b` at its epoch 2; thread 3 joined thread 2 (learning its
+        // epoch 1, that of `a`) and then wrote. After `a`, not after `b`.
+        let (a, b) = readers(&[(1, 2)]);
+        let write = [(1, 1), (2, 1), (3, 1)];
+        assert!(!counts(3, &write, &a, &b));
+        // Thread 3 did not join thread 2 first: it can be the queued writer.
+        assert!(counts(3, &[(1, 1), (3, 1)], &a, &b));
+        // After `b` only: thread 1 made `b` at its epoch 1, then forked thread 3.
+        let (a, b) = readers(&[(1, 1)]);
+        assert!(!counts(3, &[(1, 1), (3, 1)], &a, &b));
+    }
+
+    #[test]
+    fn a_write_by_either_readers_thread_is_not_between_them() {
+        let (a, b) = readers(&[(1, 1)]);
+        assert!(!counts(1, &[(1, 1)], &a, &b), "by b's thread, at b's epoch");
+        assert!(
+            !counts(1, &[(1, 7)], &a, &b),
+            "by b's thread, at a later epoch"
+        );
+        assert!(!counts(2, &[(2, 1)], &a, &b), "by a's thread");
+        assert!(
+            !counts(2, &[], &a, &b),
+            "by a's thread, its clock not known"
+        );
+        // And the link's verdict follows: the cycle L -> M -> L is read-read.
+        assert_eq!(
+            check_link(&a, &b, counts(1, &[(1, 1)], &a, &b)),
+            Err(Infeasible::ReadRead { lock: 1 })
+        );
+        assert_eq!(check_link(&a, &b, counts(3, &[(3, 1)], &a, &b)), Ok(()));
     }
 }

@@ -222,6 +222,14 @@ pub(crate) struct ThreadEnd {
     /// clock ever knows it. Each of its variants is then concurrent with every dependency of
     /// another thread, past and future: two such variants differ only by their thread.
     unordered: AtomicBool,
+    /// Set when the thread write-locked an RwLock whose writes were still noted one by one by
+    /// their clocks ([`note_written`]): a read-read link through one of its variants leaves
+    /// that write out (a write by either reader's thread is never the queued writer,
+    /// [`write_between`]), where the same link through another thread's variant counts it. Its
+    /// variants then stand for no other thread's ([`merge_ended`]).
+    ///
+    /// [`write_between`]: lockcheck_core::deps::write_between
+    wrote: AtomicBool,
     /// Variants of the thread pushed on each level (instance, class), never decremented: 1 means
     /// the one variant it has on that level, so no cycle can hold it twice (see [`merge_ended`]).
     pushed: [AtomicU32; 2],
@@ -1149,8 +1157,11 @@ fn ended(v: &DepRecord, late: &Late) -> bool {
 ///
 /// `r` stands for `v` when both threads ended unordered (both concurrent with every dependency
 /// of any other thread, forever), same mode, `r` holds a subset of `v`'s locks in the same modes
-/// (no gate `v` avoids; the links of the edge are the same), and `r`'s thread has no other
-/// variant on this level (`pushed == 1`). Then any feasible cycle through `v` stays feasible with
+/// (no gate `v` avoids; the links of the edge are the same), `r`'s thread wrote no RwLock whose
+/// write was noted by its clock ([`ThreadEnd::wrote`]: a read-read link through `r` leaves out
+/// the writes of `r`'s thread, which one through `v` counts; any other write is ordered with
+/// neither, so it counts through both or neither), and `r`'s thread has no other variant on
+/// this level (`pushed == 1`). Then any feasible cycle through `v` stays feasible with
 /// `r` in its place: the other dependencies are on other edges, so none is of `r`'s thread.
 /// Exact: nothing found before is lost, and the pairwise rules are unchanged (no report added).
 /// A thread with variants on several edges stays as it is (its variants are kept, up to the
@@ -1165,8 +1176,15 @@ fn merge_ended<K, E: Edge<DepRecord>>(level: &mut Level<K, E>, key: (NodeId, Nod
             .as_ref()
             .is_some_and(|e| e.pushed[idx].load(Ordering::Relaxed) == 1)
     };
+    // Not a thread that wrote an RwLock: a read-read link through `v` counts a write by `r`'s
+    // thread, which the same link through `r` leaves out (`write_between`).
+    let wrote = |r: &DepRecord| {
+        r.end
+            .as_ref()
+            .is_some_and(|e| e.wrote.load(Ordering::Acquire))
+    };
     let stands_for = |r: &DepRecord, v: &DepRecord| {
-        r.dep.thread != v.dep.thread && no_more_held(r.shape(), v.shape())
+        r.dep.thread != v.dep.thread && !wrote(r) && no_more_held(r.shape(), v.shape())
     };
     let mut reps: Vec<Arc<DepRecord>> = Vec::new();
     level.kept -= variants.retain(|v| {
@@ -1363,7 +1381,13 @@ pub(crate) fn note_written(
 ) -> (Option<Violation>, Vec<Violation>, bool) {
     // A trace started later must say it too.
     super::recorder::note_written(inst, class);
-    let write = writer.map(|t| (t, this_thread(t, ReqClock::Own).1));
+    let write = writer.map(|t| {
+        let (end, clock) = this_thread(t, ReqClock::Own);
+        if let Some(end) = end {
+            end.wrote.store(true, Ordering::Release);
+        }
+        (t, clock)
+    });
     with_graph(|g| {
         let mut limits = Vec::new();
         let w = g.writes_inst.entry(inst).or_default();
