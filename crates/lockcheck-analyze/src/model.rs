@@ -1748,6 +1748,10 @@ struct LockHot {
     writes_done: bool,
     /// Whether its class is a semaphore (updated when a class's kind is learnt late).
     semaphore: bool,
+    /// Threads whose request of it is still waiting (`ThreadState::pending`): a semaphore's
+    /// release rechecks the waiters only if there are some ([`ModelBuilder::recheck_waits`]
+    /// scans every thread; at every release of a semaphore taken by 100,000 threads, 36 s).
+    waiters: u32,
 }
 
 impl ModelBuilder {
@@ -1975,6 +1979,7 @@ impl ModelBuilder {
             written: false,
             writes_done: false,
             semaphore: self.model.classes[class as usize].kind == LockKind::Semaphore,
+            waiters: 0,
         });
         *self
             .model
@@ -2507,8 +2512,16 @@ impl ModelBuilder {
     /// Turns thread `t`'s request that is still waiting into a dependency that was never granted.
     fn settle(&mut self, t: ThreadId) {
         if let Some(p) = self.threads[t as usize].pending.take() {
+            self.not_waiting(p.lock);
             self.add_dep(t, p.lock, p.mode, How::Blocking, p.site, true);
         }
+    }
+
+    /// A request of `l` no longer waits ([`LockHot::waiters`]).
+    #[inline]
+    fn not_waiting(&mut self, l: LockId) {
+        let w = &mut self.hot[l as usize].waiters;
+        *w = w.saturating_sub(1);
     }
 
     /// Whether thread `t` holds `lock`.
@@ -2717,6 +2730,9 @@ impl ModelBuilder {
     /// only waiting holders left (what the runtime saw). Lowest thread first, as the map's order
     /// is random.
     fn recheck_waits(&mut self, l: LockId) {
+        if self.hot[l as usize].waiters == 0 {
+            return;
+        }
         let waiter = self
             .maps
             .threads
@@ -3086,6 +3102,7 @@ impl ModelBuilder {
             if p.lock == l && p.mode == m {
                 let found = p.found;
                 state.pending = None;
+                self.not_waiting(l);
                 if let Some(i) = found {
                     self.model.self_deadlocks[i as usize].pending = false;
                 }
@@ -3415,6 +3432,7 @@ impl ModelBuilder {
                     n,
                     found,
                 });
+                self.hot[l as usize].waiters += 1;
                 if found.is_none() && self.exhausted(l, n) {
                     self.wait_cycle(t);
                 }
@@ -3450,6 +3468,7 @@ impl ModelBuilder {
                     .is_some_and(|p| p.lock == l && p.mode == *m);
                 if withdrawn {
                     self.threads[t as usize].pending = None;
+                    self.not_waiting(l);
                 } else {
                     self.settle(t);
                 }
