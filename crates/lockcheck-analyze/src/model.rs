@@ -1650,6 +1650,11 @@ pub struct ModelBuilder {
     /// The lost-wakeup rule's windows and waits, when it is on
     /// ([`ModelBuilder::track_lost_wakeups`]).
     lost: Option<Box<crate::lost_wakeup::Tracker>>,
+    /// The threads whose request is still waiting (`ThreadState::pending`), ascending: the
+    /// semaphores' wait cycles read the waiters from here ([`ModelBuilder::wait_cycle`],
+    /// [`ModelBuilder::recheck_waits`]), not from a scan of every thread (a pool of 100,000
+    /// threads through a semaphore of 4 permits, each request short: 55 s of scans).
+    waiting: std::collections::BTreeSet<ThreadId>,
     /// Counts this builder in [`replaying`] while it lives.
     _replay: ReplayGuard,
     /// [`ModelBuilder::release_elsewhere`]'s summaries of the threads' held locks, made at its
@@ -2512,16 +2517,18 @@ impl ModelBuilder {
     /// Turns thread `t`'s request that is still waiting into a dependency that was never granted.
     fn settle(&mut self, t: ThreadId) {
         if let Some(p) = self.threads[t as usize].pending.take() {
-            self.not_waiting(p.lock);
+            self.not_waiting(t, p.lock);
             self.add_dep(t, p.lock, p.mode, How::Blocking, p.site, true);
         }
     }
 
-    /// A request of `l` no longer waits ([`LockHot::waiters`]).
+    /// Thread `t`'s request of `l` no longer waits ([`LockHot::waiters`],
+    /// [`ModelBuilder::waiting`]).
     #[inline]
-    fn not_waiting(&mut self, l: LockId) {
+    fn not_waiting(&mut self, t: ThreadId, l: LockId) {
         let w = &mut self.hot[l as usize].waiters;
         *w = w.saturating_sub(1);
+        self.waiting.remove(&t);
     }
 
     /// Whether thread `t` holds `lock`.
@@ -2733,17 +2740,13 @@ impl ModelBuilder {
         if self.hot[l as usize].waiters == 0 {
             return;
         }
-        let waiter = self
-            .maps
-            .threads
-            .values()
-            .filter(|&o| {
-                self.threads[o as usize]
-                    .pending
-                    .as_ref()
-                    .is_some_and(|p| p.lock == l && self.exhausted(l, p.n))
-            })
-            .min();
+        // Ascending: the first is the lowest.
+        let waiter = self.waiting.iter().copied().find(|&o| {
+            self.threads[o as usize]
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.lock == l && self.exhausted(l, p.n))
+        });
         if let Some(w) = waiter {
             self.wait_cycle(w);
         }
@@ -2764,24 +2767,47 @@ impl ModelBuilder {
             .as_ref()
             .expect("requested")
             .lock;
-        let free_holder = self.maps.threads.values().any(|o| {
-            let s = &self.threads[o as usize];
-            s.pending.is_none() && s.held.iter().any(|h| h.lock == l)
-        });
+        // Some thread that does not wait holds `l`: the holds of `l` (each counted in the lock's
+        // `held`) outnumber those of the waiting threads.
+        let holds_of = |o: ThreadId| {
+            self.threads[o as usize]
+                .held
+                .iter()
+                .filter(|h| h.lock == l)
+                .count()
+        };
+        let by_waiters: usize = self.waiting.iter().map(|&o| holds_of(o)).sum();
+        let free_holder = self.hot[l as usize].held as usize > by_waiters;
+        debug_assert_eq!(
+            free_holder,
+            self.maps.threads.values().any(|o| {
+                let s = &self.threads[o as usize];
+                s.pending.is_none() && s.held.iter().any(|h| h.lock == l)
+            }),
+            "the holds counted by lock and the threads' holds agree"
+        );
         if free_holder {
             return;
         }
-        let mut waiters: Vec<ThreadId> = self
-            .maps
-            .threads
-            .values()
-            .filter(|&o| self.threads[o as usize].pending.is_some())
-            .collect();
+        let waiters: Vec<ThreadId> = self.waiting.iter().copied().collect();
+        debug_assert_eq!(
+            waiters,
+            {
+                let mut all: Vec<ThreadId> = self
+                    .maps
+                    .threads
+                    .values()
+                    .filter(|&o| self.threads[o as usize].pending.is_some())
+                    .collect();
+                all.sort_unstable();
+                all
+            },
+            "the waiting threads are those with a request pending"
+        );
         if waiters.len() > MAX_WAIT_CYCLE_WAITERS {
             self.model.anomalies.wait_cycles_unchecked += 1;
             return;
         }
-        waiters.sort_unstable();
         let pend = |o: ThreadId| self.threads[o as usize].pending.as_ref().expect("a waiter");
         // Holders of each waiter's lock: (thread, mode, site), in thread order.
         let mut all: Vec<ThreadId> = self.maps.threads.values().collect();
@@ -3102,7 +3128,7 @@ impl ModelBuilder {
             if p.lock == l && p.mode == m {
                 let found = p.found;
                 state.pending = None;
-                self.not_waiting(l);
+                self.not_waiting(t, l);
                 if let Some(i) = found {
                     self.model.self_deadlocks[i as usize].pending = false;
                 }
@@ -3433,6 +3459,7 @@ impl ModelBuilder {
                     found,
                 });
                 self.hot[l as usize].waiters += 1;
+                self.waiting.insert(t);
                 if found.is_none() && self.exhausted(l, n) {
                     self.wait_cycle(t);
                 }
@@ -3468,7 +3495,7 @@ impl ModelBuilder {
                     .is_some_and(|p| p.lock == l && p.mode == *m);
                 if withdrawn {
                     self.threads[t as usize].pending = None;
-                    self.not_waiting(l);
+                    self.not_waiting(t, l);
                 } else {
                     self.settle(t);
                 }
