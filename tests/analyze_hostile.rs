@@ -635,17 +635,7 @@ fn a_two_cycle_of_many_threads_is_found_completely_with_its_count_cut_short() {
 /// is found, of 7 locks, 7 distinct threads, and the analysis is complete.
 #[test]
 fn a_long_cycle_over_thousands_of_threads_is_found() {
-    let path = ScratchFile::new("hostile", "cycle7-3000-threads.std");
-    std::fs::write(&path, ring("L", 7, 1..=3000)).unwrap();
-    let mut opts = Options::default();
-    // Past the bounds' start (20,000 steps), well below the default: the test stays quick in
-    // a debug build, and the rounds must be cut to get there.
-    opts.limits.max_steps = 200_000;
-    let r = analyze_in_time(&path, opts);
-    assert!(r.summary.complete, "{:?}", r.warnings);
-    assert_eq!(search_bound_hit(&r.warnings), None);
-    assert_eq!(r.violations.len(), 1, "{:?}", r.warnings);
-    let v = &r.violations[0];
+    let v = the_one_violation_of_a_ring("cycle7-3000-threads.std", 7, 3000);
     assert_eq!(v.locks.len(), 7, "{:?}", v.locks);
     let mut threads: Vec<&String> = v.edges.iter().map(|e| &e.thread).collect();
     threads.sort_unstable();
@@ -661,15 +651,28 @@ fn a_long_cycle_over_thousands_of_threads_is_found() {
 /// graph this small the distances are exact: those rounds are cut at their first lock.
 #[test]
 fn a_ring_longer_than_sixteen_locks_is_found() {
-    let path = ScratchFile::new("hostile", "ring24-1440-threads.std");
-    std::fs::write(&path, ring("L", 24, 1..=24 * 60)).unwrap();
+    let v = the_one_violation_of_a_ring("ring24-1440-threads.std", 24, 24 * 60);
+    assert_eq!(v.locks.len(), 24);
+}
+
+/// The analysis of [`ring`] of `locks` locks over threads `1..=threads`, in a file `name`, at
+/// 200,000 steps per edge (past the bounds' start, 20,000 steps, well below the default: quick
+/// in a debug build, and the rounds must be cut to get there): complete, no search bound hit,
+/// one violation, returned.
+fn the_one_violation_of_a_ring(
+    name: &str,
+    locks: u32,
+    threads: u32,
+) -> lockcheck_analyze::report::Violation {
+    let path = ScratchFile::new("hostile", name);
+    std::fs::write(&path, ring("L", locks, 1..=threads)).unwrap();
     let mut opts = Options::default();
     opts.limits.max_steps = 200_000;
     let r = analyze_in_time(&path, opts);
     assert!(r.summary.complete, "{:?}", r.warnings);
     assert_eq!(search_bound_hit(&r.warnings), None);
     assert_eq!(r.violations.len(), 1, "{:?}", r.warnings);
-    assert_eq!(r.violations[0].locks.len(), 24);
+    r.violations.into_iter().next().expect("one violation")
 }
 
 /// The look-alikes of [`a_ring_longer_than_sixteen_locks_is_found`]: the same ring with every
