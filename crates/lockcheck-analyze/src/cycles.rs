@@ -56,19 +56,22 @@ pub struct SearchLimits {
     /// Distinct candidates (one per set of locks and filter) per component.
     pub max_cycles: u64,
     /// Extension steps per component (enumeration), or per root-cause edge (the search for its
-    /// shortest valid cycle).
+    /// shortest valid cycle). In the enumeration a candidate tested against a chain of 16
+    /// dependencies or more counts one step more per 16 (`PAIRS_PER_STEP`).
     pub max_steps: u64,
     /// Work (extension steps and graph traversal) of all root-cause searches of one level
     /// together: on a hostile trace whose graph is nearly complete, most edges are root causes.
     pub max_total_steps: u64,
-    /// Extension steps spent following infeasible branches (to name their filter), per component.
+    /// Extension steps spent following infeasible branches (to name their filter), per
+    /// component, counted as in `max_steps`' enumeration.
     pub max_filtered_steps: u64,
     /// Filtered candidates listed per level (the rest are not searched for).
     pub max_listed: u64,
     /// Further example cycles kept per root cause (beyond the shortest one).
     pub max_examples: u64,
-    /// Extension steps spent per root cause looking for further examples once its shortest
-    /// valid cycle is known (only the count of cycles it closes depends on it).
+    /// Extension steps spent per root cause looking for further examples from its first valid
+    /// cycle on, the rest of that round included (only the count of cycles it closes depends on
+    /// it).
     pub max_example_steps: u64,
 }
 
@@ -5252,9 +5255,9 @@ impl<'a> EdgeSearch<'a, '_> {
         self.node_dist[u as usize] = 0;
         // Level by level over the edges, by their sources: the in-edges are released before
         // the search (memory), and a reversed copy made here would cost 8 bytes an edge at the
-        // run's peak. A level is a pass over the edges, and the passes stop at
-        // the levels `node_dist_levels` gives: a node not reached by then is at least one further (its bound
-        // says so, not "never").
+        // run's peak. A level is a pass over the edges, and the passes stop at the levels
+        // `node_dist_levels` gives: a node not reached by then is at least one further (its
+        // bound says so, not "never").
         let mut h = 0u32;
         let mut changed = true;
         let levels = node_dist_levels(graph.nodes(), graph.edge_count());
