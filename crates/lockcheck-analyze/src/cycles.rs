@@ -2840,6 +2840,7 @@ pub fn change_set_ranked(
         edges: c.edges(&graph).collect(),
         stopped: c.stopped,
         not_minimal: c.not_minimal,
+        exchange_stopped: c.exchange_stopped,
     }
 }
 
@@ -2852,6 +2853,8 @@ pub struct ChangeEdges {
     pub stopped: u64,
     /// Components whose change set is not proven inclusion-minimal.
     pub not_minimal: u64,
+    /// Components where the exchange of cut edges for lighter cuts stopped at its budget.
+    pub exchange_stopped: u64,
 }
 
 /// The change set of a level: the edges to change so that an order exists.
@@ -2873,6 +2876,9 @@ pub struct ChangeSet {
     /// edges closing no cycle was beyond [`crate::hierarchy::MINIMAL_PASS_MAX_BYTES`] or
     /// [`crate::hierarchy::MINIMAL_PASS_MAX_WORK`]).
     pub not_minimal: u64,
+    /// Components where the exchange of a cut edge for a lighter cut stopped at
+    /// [`crate::hierarchy::EXCHANGE_MAX_WORK`] (a lighter change set may exist).
+    pub exchange_stopped: u64,
 }
 
 impl ChangeSet {
@@ -2883,6 +2889,7 @@ impl ChangeSet {
             len: 0,
             stopped: 0,
             not_minimal: 0,
+            exchange_stopped: 0,
         }
     }
 
@@ -2977,6 +2984,7 @@ pub fn change_set_on(
         let fas = crate::hierarchy::min_fas_order_on(&comp);
         out.stopped += u64::from(!fas.converged);
         out.not_minimal += u64::from(!fas.minimal);
+        out.exchange_stopped += u64::from(!fas.exchanged);
         let mut pos = vec![0usize; scc.len()];
         for (p, &v) in fas.order.iter().enumerate() {
             pos[v] = p;
@@ -6110,6 +6118,13 @@ fn find_root_causes_ahead(
             "the {} change set is not proven minimal in {} component(s): the pass that puts back edges closing no cycle was beyond its bounds",
             level.name(),
             change.not_minimal,
+        ));
+    }
+    if change.exchange_stopped > 0 {
+        result.notes.push(format!(
+            "the {} change set is not proven minimal in {} component(s): the exchange of cut edges for lighter cuts stopped at its budget",
+            level.name(),
+            change.exchange_stopped,
         ));
     }
     if change.is_empty() {

@@ -3,8 +3,8 @@
 //!
 //! The class graph (edge `A -> B`: some thread acquired a `B` while holding an `A`, blocking or
 //! timed; `try_*` acquisitions need no order) is made acyclic with the Eades–Lin–Smyth heuristic,
-//! run inside each strongly connected component, improved by local search and made
-//! inclusion-minimal ([`min_fas_order`]). Edges are weighted by the number of distinct
+//! run inside each strongly connected component, improved by local search, made
+//! inclusion-minimal and its cut edges exchanged for lighter cuts ([`min_fas_order`]). Edges are weighted by the number of distinct
 //! dependencies on them, so the side of an inversion made at fewer places is the one cut: those
 //! acquisition sites are the ones to change. Levels are the longest-path layering of what remains:
 //! a class's level is one more than the highest level of any class held when it is acquired, so
@@ -16,6 +16,9 @@ use crate::model::{ClassId, Model};
 use lockcheck_core::trace::How;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
+
+mod exchange;
+pub use exchange::EXCHANGE_MAX_WORK;
 
 /// How many edges to change [`Hierarchy::removed_edges`] lists, those of violations first. A
 /// program's hierarchy needs a handful; the hostile random trace's change set has 1.8M edges,
@@ -45,6 +48,11 @@ pub struct Hierarchy {
     /// [`MINIMAL_PASS_MAX_WORK`]), so `removed_edges` may hold an edge that needs no change.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub not_minimal: u64,
+    /// Components where the exchange of a cut edge for a lighter cut stopped at
+    /// [`EXCHANGE_MAX_WORK`]: `removed_edges` may weigh more than a change set found by more
+    /// exchanges.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exchange_stopped: u64,
     /// Edges to change beyond [`MAX_REMOVED_EDGES_LISTED`], not in `removed_edges` (a warning
     /// of the report says so): only a trace whose lock graph makes no sense comes there.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -125,7 +133,8 @@ pub fn constant_name(key: &str) -> String {
 }
 
 /// A weighted graph over nodes `0..n` as the feedback arc set heuristics read it: the edges
-/// leaving and entering a node, with their weights (no self-loops). Implemented by an edge list
+/// leaving and entering a node, with their weights (no self-loops, at most one edge from a
+/// node to another). Implemented by an edge list
 /// ([`EdgeLists`]) and by a component of the shared lock graph seen in place
 /// ([`crate::cycles::change_set_on`]), so that a component of millions of edges is not copied
 /// into adjacency lists of its own (on the hostile random trace: 3M edges, twice).
@@ -159,7 +168,8 @@ pub(crate) trait FasGraph {
     }
 }
 
-/// Compressed adjacency arrays of an edge list `(from, to, weight)` (self-loops left out).
+/// Compressed adjacency arrays of an edge list `(from, to, weight)` (self-loops left out, the
+/// edges of a pair of nodes one edge of their summed weight).
 pub(crate) struct EdgeLists {
     out_start: Vec<u32>,
     out: Vec<(u32, u64)>,
@@ -169,6 +179,16 @@ pub(crate) struct EdgeLists {
 
 impl EdgeLists {
     pub(crate) fn new(n: usize, edges: &[(usize, usize, u64)]) -> Self {
+        let mut merged: Vec<(usize, usize, u64)> = Vec::with_capacity(edges.len());
+        let mut sorted = edges.to_vec();
+        sorted.sort_by_key(|&(a, b, _)| (a, b));
+        for (a, b, w) in sorted {
+            match merged.last_mut() {
+                Some(last) if (last.0, last.1) == (a, b) => last.2 = last.2.saturating_add(w),
+                _ => merged.push((a, b, w)),
+            }
+        }
+        let edges = &merged[..];
         let mut out_start = vec![0u32; n + 1];
         let mut in_start = vec![0u32; n + 1];
         for &(a, b, _) in edges.iter().filter(|e| e.0 != e.1) {
@@ -355,6 +375,9 @@ pub struct FasOrder {
     /// every edge closing no cycle (`make_minimal`) was beyond [`MINIMAL_PASS_MAX_BYTES`] or
     /// [`MINIMAL_PASS_MAX_WORK`] and skipped or stopped.
     pub minimal: bool,
+    /// False when the exchange of cut edges for lighter cuts stopped at
+    /// [`EXCHANGE_MAX_WORK`]: a lighter change set may exist.
+    pub exchanged: bool,
 }
 
 impl FasOrder {
@@ -363,6 +386,7 @@ impl FasOrder {
             order,
             converged: true,
             minimal: true,
+            exchanged: true,
         }
     }
 }
@@ -371,7 +395,9 @@ impl FasOrder {
 /// have a small total weight: a weighted feedback arc set. Exact for at most
 /// [`EXACT_FAS_MAX_NODES`] nodes; otherwise Eades–Lin–Smyth, then local search (take one node
 /// out and re-insert it at its best position, until no move helps), then a pass that puts back
-/// every backward edge that closes no cycle, heaviest first (an inclusion-minimal set).
+/// every backward edge that closes no cycle, heaviest first (an inclusion-minimal set), then
+/// exchanges (a cut edge put back when a lighter cut breaks every cycle it closes, the
+/// inclusion-minimal pass again after them).
 pub fn min_fas_order(n: usize, edges: &[(usize, usize, u64)]) -> FasOrder {
     if n <= 1 {
         return FasOrder::exact((0..n).collect());
@@ -412,11 +438,17 @@ pub(crate) fn min_fas_order_on(g: &impl FasGraph) -> FasOrder {
     fn run(g: &impl FasGraph) -> FasOrder {
         let mut order = eades_lin_smyth_on(g);
         let converged = local_search_on(g, &mut order);
-        let minimal = make_minimal(g, &mut order);
+        let mut minimal = make_minimal(g, &mut order);
+        let exchanged = exchange::exchange_cuts_within(g, &mut order, EXCHANGE_MAX_WORK);
+        if exchanged.swaps > 0 {
+            // The cut edges that an exchange left closing no cycle go back.
+            minimal = make_minimal(g, &mut order);
+        }
         FasOrder {
             order,
             converged,
             minimal,
+            exchanged: exchanged.complete,
         }
     }
     let bound = g.edges_at_most();
@@ -1331,6 +1363,7 @@ fn suggest_listing(
         rust,
         local_search_stopped: change.stopped,
         not_minimal: change.not_minimal,
+        exchange_stopped: change.exchange_stopped,
         removed_edges_unlisted,
     }
 }
@@ -1517,13 +1550,18 @@ mod tests {
             let lists = EdgeLists::new(n, &edges);
             let mut plain = eades_lin_smyth_on(&lists);
             let converged = local_search_on(&lists, &mut plain);
-            let minimal = make_minimal(&lists, &mut plain);
+            let mut minimal = make_minimal(&lists, &mut plain);
+            let ex = exchange::exchange_cuts_within(&lists, &mut plain, EXCHANGE_MAX_WORK);
+            if ex.swaps > 0 {
+                minimal = make_minimal(&lists, &mut plain);
+            }
             assert_eq!(
                 min_fas_order(n, &edges),
                 FasOrder {
                     order: plain,
                     converged,
-                    minimal
+                    minimal,
+                    exchanged: ex.complete,
                 },
                 "round {round}"
             );

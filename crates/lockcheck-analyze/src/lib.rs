@@ -1070,6 +1070,13 @@ fn analyze_model_listing(model: &Model, opts: &Options, max_examples: usize) -> 
             hierarchy::MINIMAL_PASS_MAX_WORK
         ));
     }
+    if hierarchy.exchange_stopped > 0 {
+        warnings.push(format!(
+            "the suggested change set is not proven minimal in {} component(s): the exchange of cut edges for lighter cuts stopped at its budget ({} edges read)",
+            hierarchy.exchange_stopped,
+            hierarchy::EXCHANGE_MAX_WORK
+        ));
+    }
     if hierarchy.removed_edges_unlisted > 0 {
         warnings.push(format!(
             "the suggested hierarchy lists {} of its {} edges to change (those of violations first; at most {}): the lock graph of this trace is beyond any real program",
