@@ -141,6 +141,73 @@ fn two_siteless_cycles_over_one_class_are_two_findings() {
     assert_eq!(again["violations"], r["violations"]);
 }
 
+/// A writer that numbers its locks by address (against the format: a dropped lock's number is
+/// never used again) declares another lock under a dropped lock's number. The two are distinct
+/// locks: T1 orders A before B, T2 orders B before C, and no run deadlocks. Taken as one lock
+/// (the analyzer once ignored `drop`), `A#1` and `C` made one instance-level AB-BA cycle. Without
+/// the `drop` the number is still A's (a repeated declaration keeps the first), the inversion
+/// real; and an event on the dropped number before a new declaration is a lock never declared,
+/// warned about.
+#[test]
+fn a_lock_number_declared_again_after_its_drop_is_another_lock() {
+    let dir = Scratch::new("cli-drop-reuse");
+    let trace = |name: &str, drop: bool, redeclare: bool| {
+        let mut events = vec![
+            r#"{"e":"header","version":1,"pid":1,"program":"o"}"#,
+            r#"{"e":"class","c":1,"key":"A","kind":"mutex"}"#,
+            r#"{"e":"class","c":2,"key":"B","kind":"mutex"}"#,
+            r#"{"e":"class","c":3,"key":"C","kind":"mutex"}"#,
+            r#"{"e":"lock","l":1,"c":1}"#,
+            r#"{"e":"lock","l":2,"c":2}"#,
+            r#"{"e":"acquire","t":1,"l":1,"m":"w"}"#,
+            r#"{"e":"acquire","t":1,"l":2,"m":"w"}"#,
+            r#"{"e":"release","t":1,"l":2}"#,
+            r#"{"e":"release","t":1,"l":1}"#,
+        ];
+        if drop {
+            events.push(r#"{"e":"drop","l":1}"#);
+        }
+        if redeclare {
+            events.push(r#"{"e":"lock","l":1,"c":3}"#);
+        }
+        events.extend([
+            r#"{"e":"acquire","t":2,"l":2,"m":"w"}"#,
+            r#"{"e":"acquire","t":2,"l":1,"m":"w"}"#,
+            r#"{"e":"release","t":2,"l":1}"#,
+            r#"{"e":"release","t":2,"l":2}"#,
+        ]);
+        let path = dir.join(name);
+        std::fs::write(&path, events.join("\n") + "\n").unwrap();
+        analyze_json(&[path], &[])
+    };
+    let reused = trace("reused.json", true, true);
+    assert_eq!(reused.code, Some(0), "{}", reused.stdout);
+    let r = reused.json();
+    assert_eq!(violations(&r), 0, "{r:#}");
+    assert_eq!(r["summary"]["locks"], 3, "{:#}", r["summary"]);
+    assert!(
+        r["warnings"].as_array().unwrap().is_empty(),
+        "{:#}",
+        r["warnings"]
+    );
+    // The look-alike that is an inversion: the same number, never dropped.
+    let kept = trace("kept.json", false, true);
+    assert_eq!(kept.code, Some(1), "{}", kept.stderr);
+    assert_eq!(violations(&kept.json()), 1);
+    // Used after its drop without a new declaration: a lock never declared, said so.
+    let stale = trace("stale.json", true, false);
+    let r = stale.json();
+    assert!(
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("never declared")),
+        "{:#}",
+        r["warnings"]
+    );
+}
+
 /// The cycle L -> M -> N -> L: T1 read-locks L and locks M, spawns T3, and does it again; T4
 /// locks M then N; T2 locks N then read-locks L; T3 write-locks L. The documented read-read rule
 /// leaves out a write ordered before or after either of the two dependencies: T3's write is

@@ -1570,6 +1570,16 @@ impl IdMap {
         }
     }
 
+    /// Unmaps `n`.
+    fn remove(&mut self, n: u64) {
+        match usize::try_from(n).ok().and_then(|i| self.table.get_mut(i)) {
+            Some(id) => *id = NO_ID,
+            None => {
+                self.sparse.remove(&n);
+            }
+        }
+    }
+
     /// Every id mapped to, in no particular order.
     fn values(&self) -> impl Iterator<Item = u32> + '_ {
         self.table
@@ -3598,7 +3608,14 @@ impl ModelBuilder {
                 arena.tick(&mut cs.clock, c);
                 cs.clock_id = NO_CLOCK;
             }
-            Event::Drop { .. } => {}
+            Event::Drop { l } => {
+                // The number is free: the format never uses it again, and a writer that does
+                // (numbering its locks by address) declares another lock under it, which must
+                // not be taken for the dropped one: its order and the other's would make one
+                // instance-level cycle that no run can deadlock on. An event on the number
+                // before a new declaration reads as an undeclared lock (a warning).
+                self.maps.locks.remove(*l);
+            }
             Event::Forget { l, n } => {
                 // Permits gone for good: fewer to count held against (a later `lock` event
                 // giving more, after `add_permits`, raises them again).
