@@ -49,6 +49,19 @@ enum Cut {
     Stopped,
 }
 
+/// The edges read by the pass, against its budget.
+struct Work {
+    done: u64,
+    max: u64,
+}
+
+impl Work {
+    /// Whether the budget is spent.
+    fn over(&self) -> bool {
+        self.done > self.max
+    }
+}
+
 /// Trades cut edges for lighter cuts until none helps: for each backward edge `a -> b` of
 /// `order` (heaviest first, while it is still backward), a minimum cut between `b` and `a` in
 /// the forward edges; when it weighs less than `a -> b`, `a -> b` is put back, the cut's edges
@@ -69,7 +82,10 @@ pub(crate) fn exchange_cuts_within(
     for (p, &v) in order.iter().enumerate() {
         pos[v] = p;
     }
-    let mut work = 0u64;
+    let mut work = Work {
+        done: 0,
+        max: max_work,
+    };
     let mut swaps = 0;
     let mut scratch = Scratch::new(n);
     loop {
@@ -78,7 +94,7 @@ pub(crate) fn exchange_cuts_within(
         let mut lightest_kept = u64::MAX;
         for a in 0..n {
             g.for_out(a, |b, w| {
-                work += 1;
+                work.done += 1;
                 if pos[a] < pos[b] {
                     lightest_kept = lightest_kept.min(w);
                 }
@@ -87,7 +103,7 @@ pub(crate) fn exchange_cuts_within(
         let mut candidates: Vec<(Reverse<u64>, usize, usize)> = Vec::new();
         for a in 0..n {
             g.for_out(a, |b, w| {
-                work += 1;
+                work.done += 1;
                 if pos[a] > pos[b] && w > lightest_kept {
                     candidates.push((Reverse(w), a, b));
                 }
@@ -102,7 +118,7 @@ pub(crate) fn exchange_cuts_within(
             if pos[a] < pos[b] {
                 continue; // put back by an exchange of this pass
             }
-            if work > max_work {
+            if work.over() {
                 return Exchanged {
                     swaps,
                     complete: false,
@@ -114,7 +130,7 @@ pub(crate) fn exchange_cuts_within(
             {
                 continue; // w paths of two kept edges or fewer around it: no lighter cut
             }
-            match min_cut_below(g, order, &pos, b, a, w, &mut scratch, &mut work, max_work) {
+            match min_cut_below(g, order, &pos, (b, a), w, &mut scratch, &mut work) {
                 Cut::AtLeastCap => {}
                 Cut::Stopped => {
                     return Exchanged {
@@ -161,7 +177,7 @@ struct KeptBits {
 
 impl KeptBits {
     /// The tables of the forward edges of `pos`, or `None` beyond [`KEPT_BITS_MAX_BYTES`].
-    fn of(g: &impl FasGraph, pos: &[usize], work: &mut u64) -> Option<Self> {
+    fn of(g: &impl FasGraph, pos: &[usize], work: &mut Work) -> Option<Self> {
         let n = pos.len();
         let words = n.div_ceil(64);
         if n.saturating_mul(words).saturating_mul(16) > KEPT_BITS_MAX_BYTES {
@@ -174,7 +190,7 @@ impl KeptBits {
         };
         for a in 0..n {
             g.for_out(a, |b, w| {
-                *work += 1;
+                work.done += 1;
                 let (pa, pb) = (pos[a], pos[b]);
                 if pa < pb && w > 0 {
                     k.out[a * words + pb / 64] |= 1 << (pb % 64);
@@ -182,7 +198,7 @@ impl KeptBits {
                 }
             });
         }
-        *work += 2 * (n * words) as u64;
+        work.done += 2 * (n * words) as u64;
         Some(k)
     }
 
@@ -193,14 +209,14 @@ impl KeptBits {
         (s, ps): (usize, usize),
         (t, pt): (usize, usize),
         need: u64,
-        work: &mut u64,
+        work: &mut Work,
     ) -> bool {
         let w = self.words;
         let direct = u64::from(self.out[s * w + pt / 64] >> (pt % 64) & 1 != 0);
         let span = ps / 64..pt / 64 + 1;
         let out = &self.out[s * w..(s + 1) * w][span.clone()];
         let inc = &self.inc[t * w..(t + 1) * w][span];
-        *work += out.len() as u64;
+        work.done += out.len() as u64;
         let middles: u64 = out
             .iter()
             .zip(inc)
@@ -252,12 +268,12 @@ fn two_hop_flow(
     t: usize,
     cap: u64,
     sc: &mut Scratch,
-    work: &mut u64,
+    work: &mut Work,
 ) -> u64 {
     let hi = pos[t];
     sc.clear();
     g.for_out(s, |x, w| {
-        *work += 1;
+        work.done += 1;
         if pos[x] > pos[s] && pos[x] < hi {
             sc.stamp[x] = sc.now;
             sc.room[x] = w;
@@ -265,7 +281,7 @@ fn two_hop_flow(
     });
     let mut flow = 0u64;
     g.for_in(t, |x, w| {
-        *work += 1;
+        work.done += 1;
         if x == s {
             flow = flow.saturating_add(w);
         } else if sc.seen(x) {
@@ -296,14 +312,13 @@ struct Network {
 }
 
 impl Network {
-    /// The network, or `None` if copying it passes `max_work`.
+    /// The network, or `None` if copying it spends the budget.
     fn of(
         g: &impl FasGraph,
         order: &[usize],
         pos: &[usize],
         (lo, hi): (usize, usize),
-        work: &mut u64,
-        max_work: u64,
+        work: &mut Work,
     ) -> Option<Self> {
         let r = hi - lo + 1;
         let mut net = Network {
@@ -314,12 +329,12 @@ impl Network {
         for i in 0..r {
             let x = order[lo + i];
             g.for_out(x, |y, w| {
-                *work += 1;
+                work.done += 1;
                 if pos[y] > pos[x] && pos[y] <= hi {
                     net.add(i, pos[y] - lo, w);
                 }
             });
-            if *work > max_work {
+            if work.over() {
                 return None;
             }
         }
@@ -350,23 +365,20 @@ impl Network {
 /// (a kept path from `s` to `t` never leaves them), counted until the flow reaches `cap`.
 /// The cut returned is every forward edge from a node the last search reached to one it did
 /// not: its weight is the flow, below `cap`.
-#[allow(clippy::too_many_arguments)]
 fn min_cut_below(
     g: &impl FasGraph,
     order: &[usize],
     pos: &[usize],
-    s: usize,
-    t: usize,
+    (s, t): (usize, usize),
     cap: u64,
     sc: &mut Scratch,
-    work: &mut u64,
-    max_work: u64,
+    work: &mut Work,
 ) -> Cut {
     if two_hop_flow(g, pos, s, t, cap, sc, work) >= cap {
         return Cut::AtLeastCap;
     }
     let (lo, hi) = (pos[s], pos[t]);
-    let Some(mut net) = Network::of(g, order, pos, (lo, hi), work, max_work) else {
+    let Some(mut net) = Network::of(g, order, pos, (lo, hi), work) else {
         return Cut::Stopped;
     };
     let (src, dst) = (0usize, hi - lo);
@@ -384,7 +396,7 @@ fn min_cut_below(
             let mut k = net.first[x];
             while k != u32::MAX {
                 let arc = net.arcs[k as usize];
-                *work += 1;
+                work.done += 1;
                 if arc.room > 0 && via[arc.to as usize] == u32::MAX {
                     via[arc.to as usize] = k;
                     queue.push_back(arc.to as usize);
@@ -395,7 +407,7 @@ fn min_cut_below(
                 break;
             }
         }
-        if *work > max_work {
+        if work.over() {
             return Cut::Stopped;
         }
         if via[dst] == u32::MAX {
@@ -448,7 +460,7 @@ fn reorder(
     pos: &mut [usize],
     cut: &[(usize, usize)],
     back: (usize, usize),
-    work: &mut u64,
+    work: &mut Work,
 ) {
     let n = order.len();
     // The cut is a few edges: a flag on their sources, then a look at those few.
@@ -475,7 +487,7 @@ fn reorder(
     while let Some(Reverse((_, x))) = ready.pop() {
         next.push(x);
         g.for_out(x, |y, _| {
-            *work += 1;
+            work.done += 1;
             if kept(pos, x, y) {
                 indegree[y] -= 1;
                 if indegree[y] == 0 {
