@@ -4,11 +4,12 @@
 //! The class graph (edge `A -> B`: some thread acquired a `B` while holding an `A`, blocking or
 //! timed; `try_*` acquisitions need no order) is made acyclic with the Eades–Lin–Smyth heuristic,
 //! run inside each strongly connected component, improved by local search, made
-//! inclusion-minimal and its cut edges exchanged for lighter cuts ([`min_fas_order`]). Edges are weighted by the number of distinct
-//! dependencies on them, so the side of an inversion made at fewer places is the one cut: those
-//! acquisition sites are the ones to change. Levels are the longest-path layering of what remains:
-//! a class's level is one more than the highest level of any class held when it is acquired, so
-//! "acquire in increasing level" holds for every remaining edge.
+//! inclusion-minimal and its cut edges exchanged for lighter cuts ([`min_fas_order`]). Edges
+//! are weighted by the number of distinct dependencies on them, so the side of an inversion
+//! made at fewer places is the one cut: those acquisition sites are the ones to change.
+//! Levels are the longest-path layering of what remains: a class's level is one more than the
+//! highest level of any class held when it is acquired, so "acquire in increasing level" holds
+//! for every remaining edge.
 
 use crate::cycles::{change_set_on, change_set_ranks, ChangeSet, GraphLevel};
 use crate::graph::{EdgeWeights, LockGraph};
@@ -134,10 +135,10 @@ pub fn constant_name(key: &str) -> String {
 
 /// A weighted graph over nodes `0..n` as the feedback arc set heuristics read it: the edges
 /// leaving and entering a node, with their weights (no self-loops, at most one edge from a
-/// node to another). Implemented by an edge list
-/// ([`EdgeLists`]) and by a component of the shared lock graph seen in place
-/// ([`crate::cycles::change_set_on`]), so that a component of millions of edges is not copied
-/// into adjacency lists of its own (on the hostile random trace: 3M edges, twice).
+/// node to another). Implemented by an edge list ([`EdgeLists`]) and by a component of the
+/// shared lock graph seen in place ([`crate::cycles::change_set_on`]), so that a component of
+/// millions of edges is not copied into adjacency lists of its own (on the hostile random
+/// trace: 3M edges, twice).
 pub(crate) trait FasGraph {
     /// Number of nodes.
     fn n(&self) -> usize;
