@@ -1619,7 +1619,11 @@ impl Default for NodeBudget {
 #[derive(Debug, Default)]
 pub struct ModelBuilder {
     model: Model,
-    class_by_key: HashMap<String, ClassId>,
+    /// Class ids by key, hashed by `class_hasher`; the key compared and rehashed is the class's
+    /// own (`model.classes[id].key`), not a copy: a trace of a class per lock (research traces,
+    /// STD text) kept each name twice, 70 MB more at the peak for a million locks.
+    class_by_key: hashbrown::HashTable<ClassId>,
+    class_hasher: foldhash::fast::RandomState,
     site_by_loc: HashMap<String, SiteId>,
     /// Held-lock entries over all distinct dependencies (see [`MAX_HELD_ENTRIES`]).
     held_entries: usize,
@@ -1934,7 +1938,13 @@ impl ModelBuilder {
     }
 
     fn class_for_key(&mut self, key: &str, kind: LockKind) -> ClassId {
-        if let Some(&c) = self.class_by_key.get(key) {
+        use std::hash::BuildHasher;
+        let hash = self.class_hasher.hash_one(key);
+        let classes = &self.model.classes;
+        if let Some(&c) = self
+            .class_by_key
+            .find(hash, |&c| classes[c as usize].key == key)
+        {
             let info = &mut self.model.classes[c as usize];
             if info.kind == LockKind::Unknown {
                 info.kind = kind;
@@ -1960,7 +1970,10 @@ impl ModelBuilder {
             timed_failure_wait_max_ns: 0,
             stats: None,
         });
-        self.class_by_key.insert(key.to_string(), c);
+        let (classes, hasher) = (&self.model.classes, &self.class_hasher);
+        self.class_by_key.insert_unique(hash, c, |&c| {
+            hasher.hash_one(classes[c as usize].key.as_str())
+        });
         c
     }
 
