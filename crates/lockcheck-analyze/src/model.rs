@@ -1197,7 +1197,8 @@ pub struct Model {
     pub approximations: Approximations,
     /// Requests of a lock the thread already held, distinct by (kind, lock, sites).
     pub self_deadlocks: Vec<SelfDeadlock>,
-    /// Instances per (class, trace), to name locks briefly.
+    /// Instances per (class, trace) of the classes of two instances or more, to name locks
+    /// briefly (a class of one instance is named by its key).
     pub instances_per_trace: HashMap<(ClassId, u32), u32>,
     /// Sync locks seen held across an `.await` (`held_across_await` events), distinct by
     /// (locks, sites).
@@ -1624,6 +1625,9 @@ pub struct ModelBuilder {
     /// STD text) kept each name twice, 70 MB more at the peak for a million locks.
     class_by_key: hashbrown::HashTable<ClassId>,
     class_hasher: foldhash::fast::RandomState,
+    /// The trace of each class's first instance, counted in `instances_per_trace` when a
+    /// second one comes.
+    first_trace: Vec<u32>,
     site_by_loc: HashMap<String, SiteId>,
     /// Held-lock entries over all distinct dependencies (see [`MAX_HELD_ENTRIES`]).
     held_entries: usize,
@@ -1995,7 +1999,28 @@ impl ModelBuilder {
             permits,
             most_permits: permits,
         });
-        self.model.classes[class as usize].instances += 1;
+        let instances = {
+            let info = &mut self.model.classes[class as usize];
+            info.instances += 1;
+            info.instances
+        };
+        // Counted per trace only for a class of two instances or more: a lock alone in its
+        // class is named by the key ([`Model::lock_name`]), and a trace of a class per lock
+        // (research traces, STD text) made a map entry per lock.
+        if instances == 1 {
+            let c = class as usize;
+            if self.first_trace.len() <= c {
+                self.first_trace.resize(c + 1, 0);
+            }
+            self.first_trace[c] = trace;
+        } else {
+            let per = &mut self.model.instances_per_trace;
+            if instances == 2 {
+                *per.entry((class, self.first_trace[class as usize]))
+                    .or_default() += 1;
+            }
+            *per.entry((class, trace)).or_default() += 1;
+        }
         self.hot.push(LockHot {
             class,
             held: 0,
@@ -2005,11 +2030,6 @@ impl ModelBuilder {
             writes_done: false,
             semaphore: self.model.classes[class as usize].kind == LockKind::Semaphore,
         });
-        *self
-            .model
-            .instances_per_trace
-            .entry((class, trace))
-            .or_default() += 1;
         self.maps.locks.insert(l, id);
         id
     }
