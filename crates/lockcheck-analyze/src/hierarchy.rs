@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 mod exchange;
-pub use exchange::EXCHANGE_MAX_WORK;
+pub use exchange::{EXCHANGE_MAX_WORK, EXCHANGE_NETWORK_MAX_EDGES};
 
 /// How many edges to change [`Hierarchy::removed_edges`] lists, those of violations first. A
 /// program's hierarchy needs a handful; the hostile random trace's change set has 1.8M edges,
@@ -49,9 +49,9 @@ pub struct Hierarchy {
     /// [`MINIMAL_PASS_MAX_WORK`]), so `removed_edges` may hold an edge that needs no change.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub not_minimal: u64,
-    /// Components where the exchange of a cut edge for a lighter cut stopped at
-    /// [`EXCHANGE_MAX_WORK`]: `removed_edges` may weigh more than a change set found by more
-    /// exchanges.
+    /// Components where the exchange of a cut edge for a lighter cut stopped at its bounds
+    /// ([`EXCHANGE_MAX_WORK`], [`EXCHANGE_NETWORK_MAX_EDGES`]): `removed_edges` may weigh
+    /// more than a change set found by more exchanges.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub exchange_stopped: u64,
     /// Edges to change beyond [`MAX_REMOVED_EDGES_LISTED`], not in `removed_edges` (a warning
@@ -376,8 +376,8 @@ pub struct FasOrder {
     /// every edge closing no cycle (`make_minimal`) was beyond [`MINIMAL_PASS_MAX_BYTES`] or
     /// [`MINIMAL_PASS_MAX_WORK`] and skipped or stopped.
     pub minimal: bool,
-    /// False when the exchange of cut edges for lighter cuts stopped at
-    /// [`EXCHANGE_MAX_WORK`]: a lighter change set may exist.
+    /// False when the exchange of cut edges for lighter cuts stopped at its bounds
+    /// ([`EXCHANGE_MAX_WORK`], [`EXCHANGE_NETWORK_MAX_EDGES`]): a lighter change set may exist.
     pub exchanged: bool,
 }
 

@@ -1072,9 +1072,10 @@ fn analyze_model_listing(model: &Model, opts: &Options, max_examples: usize) -> 
     }
     if hierarchy.exchange_stopped > 0 {
         warnings.push(format!(
-            "the suggested change set is not proven minimal in {} component(s): the exchange of cut edges for lighter cuts stopped at its budget ({} edges read)",
+            "the suggested change set is not proven minimal in {} component(s): the exchange of cut edges for lighter cuts stopped at its budget ({} edges read, a flow network of {} edges)",
             hierarchy.exchange_stopped,
-            hierarchy::EXCHANGE_MAX_WORK
+            hierarchy::EXCHANGE_MAX_WORK,
+            hierarchy::EXCHANGE_NETWORK_MAX_EDGES
         ));
     }
     if hierarchy.removed_edges_unlisted > 0 {

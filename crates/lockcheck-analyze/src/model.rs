@@ -2555,10 +2555,25 @@ impl ModelBuilder {
 
     /// Turns thread `t`'s request that is still waiting into a dependency that was never granted.
     fn settle(&mut self, t: ThreadId) {
-        if let Some(p) = self.threads[t as usize].pending.take() {
-            self.waiting.remove(&t);
+        if let Some(p) = self.take_pending(t) {
             self.add_dep(t, p.lock, p.mode, How::Blocking, p.site, true);
         }
+    }
+
+    /// Thread `t`'s waiting request, now not waiting: `pending` and the set of waiting threads
+    /// change together here and in [`ModelBuilder::set_pending`] only.
+    fn take_pending(&mut self, t: ThreadId) -> Option<Pending> {
+        let p = self.threads[t as usize].pending.take();
+        if p.is_some() {
+            self.waiting.remove(&t);
+        }
+        p
+    }
+
+    /// Thread `t`'s request `p`, waiting (see [`ModelBuilder::take_pending`]).
+    fn set_pending(&mut self, t: ThreadId, p: Pending) {
+        self.threads[t as usize].pending = Some(p);
+        self.waiting.insert(t);
     }
 
     /// Whether thread `t` holds `lock`.
@@ -3155,8 +3170,7 @@ impl ModelBuilder {
             // inline, anything else apart.
             if p.lock == l && p.mode == m {
                 let found = p.found;
-                state.pending = None;
-                self.waiting.remove(&t);
+                self.take_pending(t);
                 if let Some(i) = found {
                     self.model.self_deadlocks[i as usize].pending = false;
                 }
@@ -3479,14 +3493,16 @@ impl ModelBuilder {
                 // `trace::Short`): the requester's own permits, as replayed, decide.
                 let alone = *short == Some(Short::Alone);
                 let found = self.self_check(t, l, *m, site, true, n, alone);
-                self.threads[t as usize].pending = Some(Pending {
-                    lock: l,
-                    mode: *m,
-                    site,
-                    n,
-                    found,
-                });
-                self.waiting.insert(t);
+                self.set_pending(
+                    t,
+                    Pending {
+                        lock: l,
+                        mode: *m,
+                        site,
+                        n,
+                        found,
+                    },
+                );
                 if found.is_none() && self.exhausted(l, n) {
                     self.wait_cycle(t);
                 }
@@ -3521,8 +3537,7 @@ impl ModelBuilder {
                     .as_ref()
                     .is_some_and(|p| p.lock == l && p.mode == *m);
                 if withdrawn {
-                    self.threads[t as usize].pending = None;
-                    self.waiting.remove(&t);
+                    self.take_pending(t);
                 } else {
                     self.settle(t);
                 }

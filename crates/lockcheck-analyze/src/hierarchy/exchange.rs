@@ -45,7 +45,7 @@ enum Cut {
     AtLeastCap,
     /// The kept edges from the nodes reached to the others: a cut lighter than the cap.
     Lighter(Vec<(usize, usize)>),
-    /// The budget of work ran out.
+    /// The budget of work ran out, or the network passed [`EXCHANGE_NETWORK_MAX_EDGES`].
     Stopped,
 }
 
@@ -128,7 +128,7 @@ pub(crate) fn exchange_cuts_within(
                 .as_ref()
                 .is_some_and(|k| k.middles_at_least((b, pos[b]), (a, pos[a]), w, &mut work))
             {
-                continue; // w paths of two kept edges or fewer around it: no lighter cut
+                continue; // at least w paths of one or two kept edges: no lighter cut
             }
             match min_cut_below(g, order, &pos, (b, a), w, &mut scratch, &mut work) {
                 Cut::AtLeastCap => {}
@@ -301,6 +301,11 @@ struct Arc {
     next: u32,
 }
 
+/// The most edges a [`Network`] copies: 2^21, 80 MB (two 16-byte arcs and a weight each). The
+/// budget of work alone would let one flow search copy 16M edges (640 MB) of a dense hostile
+/// component; past this, the pass stops as at its budget (reported the same way).
+pub const EXCHANGE_NETWORK_MAX_EDGES: usize = 1 << 21;
+
 /// The forward edges among the nodes placed from `lo` to `hi`, copied once per flow search
 /// (a node `order[lo + i]` is local node `i`): the augmenting paths then read the few nodes
 /// between a cut edge's ends, not their whole adjacency in the component.
@@ -312,7 +317,8 @@ struct Network {
 }
 
 impl Network {
-    /// The network, or `None` if copying it spends the budget.
+    /// The network, or `None` if copying it spends the budget or passes
+    /// [`EXCHANGE_NETWORK_MAX_EDGES`].
     fn of(
         g: &impl FasGraph,
         order: &[usize],
@@ -334,7 +340,7 @@ impl Network {
                     net.add(i, pos[y] - lo, w);
                 }
             });
-            if work.over() {
+            if work.over() || net.weight.len() > EXCHANGE_NETWORK_MAX_EDGES {
                 return None;
             }
         }
