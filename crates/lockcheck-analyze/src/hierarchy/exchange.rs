@@ -301,9 +301,10 @@ struct Arc {
     next: u32,
 }
 
-/// The most edges a [`Network`] copies: 2^21, 80 MB (two 16-byte arcs and a weight each). The
-/// budget of work alone would let one flow search copy 16M edges (640 MB) of a dense hostile
-/// component; past this, the pass stops as at its budget (reported the same way).
+/// The most edges the flow network of one search copies: 2^21, 80 MB (two 16-byte arcs and a
+/// weight each). The budget of work alone would let one flow search copy 16M edges (640 MB) of
+/// a dense hostile component; past this, the pass stops as at its budget (reported the same
+/// way).
 pub const EXCHANGE_NETWORK_MAX_EDGES: usize = 1 << 21;
 
 /// The forward edges among the nodes placed from `lo` to `hi`, copied once per flow search
