@@ -118,6 +118,18 @@ const SCENARIOS: &[Scenario] = &[
     ("scope-deadlock-late", "deadlock", scope_deadlock_late),
     ("scoped-join-deadlock", "deadlock", scoped_join_deadlock),
     ("scope-after-release", "-", scope_after_release),
+    // rust-lang/rust#116179: a scope's end does not wait for its threads' thread-local
+    // destructors, so what one does is not ordered before what follows the scope.
+    (
+        "scope-tls-destructor",
+        "lock-order-inversion",
+        scope_tls_destructor,
+    ),
+    (
+        "scope-tls-destructor-joined",
+        "-",
+        scope_tls_destructor_joined,
+    ),
     // Real bugs of `tests/real_bugs_round3.rs`, each with its fix.
     ("shard-ref-insert", "lock-order-inversion", shard_ref_insert),
     ("shard-copy-insert", "-", shard_copy_insert),
@@ -1370,6 +1382,59 @@ fn scope_after_release() {
         std::thread::sleep(Duration::from_millis(50));
         drop(g);
     });
+}
+
+/// A value whose drop (in a thread-local destructor) takes `A` then `B`.
+struct TakesAb(
+    Arc<(Mutex<u32>, Mutex<u32>)>,
+    Arc<std::sync::atomic::AtomicBool>,
+);
+
+impl Drop for TakesAb {
+    fn drop(&mut self) {
+        let _a = self.0 .0.lock();
+        let _b = self.0 .1.lock();
+        self.1.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+thread_local! {
+    static TAKES_AB: std::cell::RefCell<Option<TakesAb>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A scoped thread's thread-local destructor takes `A` then `B`; after the scope, its owner takes
+/// `B` then `A`. The scope's implicit join waits for the thread's closure only
+/// (rust-lang/rust#116179), so the destructor may still run, holding `A`, when the owner holds
+/// `B`: an inversion. (The owner waits for the destructor through an atomic, which lockcheck does
+/// not see, so that this run does not hang.)
+fn scope_tls_destructor() {
+    tls_destructor("scopetls.a", "scopetls.b", false);
+}
+
+/// Look-alike: the scoped thread is joined explicitly, which waits for its thread-local
+/// destructors too (std joins the native thread).
+fn scope_tls_destructor_joined() {
+    tls_destructor("scopetlsjoined.a", "scopetlsjoined.b", true);
+}
+
+fn tls_destructor(a: &'static str, b: &'static str, explicit: bool) {
+    let locks = Arc::new((Mutex::named(a, 0), Mutex::named(b, 0)));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    lockcheck::thread::scope(|s| {
+        let value = TakesAb(Arc::clone(&locks), Arc::clone(&done));
+        let h = s.spawn(move || TAKES_AB.with(|d| *d.borrow_mut() = Some(value)));
+        if explicit {
+            h.join().unwrap();
+        }
+    });
+    for _ in 0..2000 {
+        if done.load(std::sync::atomic::Ordering::Acquire) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _b = locks.1.lock();
+    let _a = locks.0.lock();
 }
 
 /// A sharded map's reference into one shard held across an insert into another, while another

@@ -670,7 +670,11 @@ fn events(case: &Case) -> Vec<Event> {
                     },
                     Op::Release(l) => Event::Release { t, l, hold_ns: 0 },
                     Op::Fork(c) => Event::Fork { t, child: c },
-                    Op::Join(c) => Event::Join { t, child: c },
+                    Op::Join(c) => Event::Join {
+                        t,
+                        child: c,
+                        scope: false,
+                    },
                 });
             }
             ev

@@ -1503,6 +1503,9 @@ struct ThreadState {
     /// A `join` event named this thread as its child (a `fork` of it after that is not taken
     /// for a fork cycle: a reused thread number, in a trace of another tool).
     joined: bool,
+    /// The thread's clock at its `returned` event, for a scope's join of it (which waits for
+    /// the closure only, not for the thread-local destructors that followed).
+    returned: Option<Clock>,
     /// A task (its number in the trace has bit 62 set): its writes are not known by their
     /// clocks ([`ModelBuilder::note_write_slow`]).
     task: bool,
@@ -1935,6 +1938,7 @@ impl ModelBuilder {
             try_retried: None,
             spun: 0,
             joined: false,
+            returned: None,
             task: t & TASK_BIT != 0,
         });
         self.maps.threads.insert(t, id);
@@ -3636,7 +3640,7 @@ impl ModelBuilder {
                 arena.tick(&mut ps.clock, p);
                 ps.clock_id = NO_CLOCK;
             }
-            Event::Join { t, child } => {
+            Event::Join { t, child, scope } => {
                 let p = self.thread(*t);
                 let c = self.thread(*child);
                 if p == c {
@@ -3645,7 +3649,18 @@ impl ModelBuilder {
                 }
                 self.settle(p);
                 let arena = self.model.clocks.arena();
-                let child_clock = arena.clone_clock(&self.threads[c as usize].clock);
+                // A scope's join waits for the child's closure, not for what its thread-local
+                // destructors did after `returned`; any other join waits for all of it.
+                let returned = self.threads[c as usize].returned.take();
+                let child_clock = match returned {
+                    Some(r) if *scope => r,
+                    other => {
+                        if let Some(r) = other {
+                            arena.release(r);
+                        }
+                        arena.clone_clock(&self.threads[c as usize].clock)
+                    }
+                };
                 let ps = &mut self.threads[p as usize];
                 arena.join(&mut ps.clock, &child_clock);
                 arena.release(child_clock);
@@ -3716,6 +3731,20 @@ impl ModelBuilder {
                 }
             }
             Event::Forked { parent, .. } => self.maps.forked_from = *parent,
+            Event::Returned { t } => {
+                // The clock a scope's join of `t` takes, then a step: what `t` does next is not
+                // before that join. Again (a bad trace): the last one counts.
+                let t = self.thread(*t);
+                self.settle(t);
+                let arena = self.model.clocks.arena();
+                let now = arena.clone_clock(&self.threads[t as usize].clock);
+                let ts = &mut self.threads[t as usize];
+                if let Some(old) = ts.returned.replace(now) {
+                    arena.release(old);
+                }
+                arena.tick(&mut ts.clock, t);
+                ts.clock_id = NO_CLOCK;
+            }
             Event::LeftHeld { t, l, m, s } => {
                 let thread = self.thread(*t);
                 let lock = self.lock(*l);
@@ -3818,7 +3847,11 @@ pub(crate) mod tests {
             let t = 1 + next(threads);
             let h = &mut held[t as usize];
             match next(12) {
-                0 if t > 1 => out.push(Event::Join { t: 1, child: t }),
+                0 if t > 1 => out.push(Event::Join {
+                    t: 1,
+                    child: t,
+                    scope: false,
+                }),
                 1 if t > 1 => out.push(Event::Fork { t: 1, child: t }),
                 2 => out.push(Event::Release {
                     t,
@@ -4318,7 +4351,11 @@ pub(crate) mod tests {
         let mut b = ModelBuilder::new();
         b.begin_trace("forks");
         b.event(&Event::Fork { t: 1, child: 2 });
-        b.event(&Event::Join { t: 1, child: 2 });
+        b.event(&Event::Join {
+            t: 1,
+            child: 2,
+            scope: false,
+        });
         let m = b.finish();
         assert_eq!(m.anomalies.self_fork_join, 0);
         assert_eq!(m.anomalies.forked_twice, 0);
@@ -4327,7 +4364,11 @@ pub(crate) mod tests {
         let mut b = ModelBuilder::new();
         b.begin_trace("nonsense");
         b.event(&Event::Fork { t: 1, child: 1 });
-        b.event(&Event::Join { t: 3, child: 3 });
+        b.event(&Event::Join {
+            t: 3,
+            child: 3,
+            scope: false,
+        });
         b.event(&Event::Fork { t: 1, child: 2 });
         b.event(&Event::Fork { t: 4, child: 2 });
         b.event(&Event::Fork { t: 2, child: 1 });
@@ -4344,10 +4385,18 @@ pub(crate) mod tests {
         // then forked again (reused by another tool's tracer), is no fork cycle.
         let mut b = ModelBuilder::new();
         b.begin_trace("mid-run");
-        b.event(&Event::Join { t: 1, child: 5 });
+        b.event(&Event::Join {
+            t: 1,
+            child: 5,
+            scope: false,
+        });
         b.event(&Event::Fork { t: 1, child: 5 });
         b.event(&Event::Fork { t: 5, child: 6 });
-        b.event(&Event::Join { t: 1, child: 6 });
+        b.event(&Event::Join {
+            t: 1,
+            child: 6,
+            scope: false,
+        });
         let m = b.finish();
         assert!(m.anomalies.warnings().is_empty(), "{:?}", m.anomalies);
         assert!(w.iter().any(|w| w.contains("with itself")), "{w:?}");

@@ -177,7 +177,11 @@ impl Iterator for Synth {
             } else if !self.joined {
                 self.joined = true;
                 for t in 1..=self.cfg.threads {
-                    self.queue.push_back(Event::Join { t: 0, child: t });
+                    self.queue.push_back(Event::Join {
+                        t: 0,
+                        child: t,
+                        scope: false,
+                    });
                 }
             } else {
                 return None;

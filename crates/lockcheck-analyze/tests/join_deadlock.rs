@@ -81,7 +81,11 @@ fn trace(hold: bool, ordered: bool) -> Vec<Event> {
     ];
     if ordered {
         e.push(Event::Fork { t: 2, child: 3 });
-        e.push(Event::Join { t: 1, child: 3 });
+        e.push(Event::Join {
+            t: 1,
+            child: 3,
+            scope: false,
+        });
     }
     e.push(acq(1, 1, How::Blocking, 1));
     if !hold {
@@ -101,7 +105,11 @@ fn trace(hold: bool, ordered: bool) -> Vec<Event> {
         e.push(acq(1, 2, How::Blocking, 2));
         e.push(rel(1, 2));
     }
-    e.push(Event::Join { t: 1, child: 2 });
+    e.push(Event::Join {
+        t: 1,
+        child: 2,
+        scope: false,
+    });
     if hold {
         e.push(rel(1, 1));
     }

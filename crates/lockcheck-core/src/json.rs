@@ -173,10 +173,19 @@ pub(crate) fn write_event(e: &Event, out: &mut Vec<u8>) {
                 o.num("s", u64::from(*s));
             }
         }
-        Event::Fork { t, child } | Event::Join { t, child } => {
+        Event::Fork { t, child } => {
             o.num("t", *t);
             o.num("child", *child);
         }
+        Event::Join { t, child, scope } => {
+            o.num("t", *t);
+            o.num("child", *child);
+            if *scope {
+                o.key("scope");
+                o.out.extend_from_slice(b"true");
+            }
+        }
+        Event::Returned { t } => o.num("t", *t),
         Event::Drop { l } => o.num("l", *l),
         Event::HeldAcrossAwait {
             t,
@@ -251,6 +260,7 @@ fn event_tag(e: &Event) -> &'static str {
         Event::CondWait { .. } => "cond_wait",
         Event::Fork { .. } => "fork",
         Event::Join { .. } => "join",
+        Event::Returned { .. } => "returned",
         Event::Drop { .. } => "drop",
         Event::Forget { .. } => "forget",
         Event::Written { .. } => "written",
@@ -553,7 +563,12 @@ mod tests {
                 s: (n % 2 == 1).then_some(n as u32),
             });
             v.push(Event::Fork { t: 1, child: n });
-            v.push(Event::Join { t: n, child: 2 });
+            v.push(Event::Join {
+                t: n,
+                child: 2,
+                scope: n % 2 == 0,
+            });
+            v.push(Event::Returned { t: n });
             v.push(Event::Drop { l: n });
             v.push(Event::Forget { l: n, n: n / 2 });
             v.push(Event::Written { l: n });

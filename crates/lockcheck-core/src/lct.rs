@@ -471,10 +471,18 @@ fn encode_general(event: &Event, out: &mut Vec<u8>) {
             put_varint(b, *t);
             put_varint(b, *child);
         }
-        Event::Join { t, child } => {
+        Event::Join { t, child, scope } => {
             b.push(12);
             put_varint(b, *t);
             put_varint(b, *child);
+            // Only for a scope's join (older readers refuse a record that has it, as extra bytes).
+            if *scope {
+                put_varint(b, 1);
+            }
+        }
+        Event::Returned { t } => {
+            b.push(26);
+            put_varint(b, *t);
         }
         Event::Drop { l } => {
             b.push(13);
@@ -820,7 +828,15 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Event, usize)>, DecodeError> {
         12 => Event::Join {
             t: b.varint()?,
             child: b.varint()?,
+            // Written only for a scope's join (never by writers older than the field).
+            scope: b.pos != b.buf.len() && {
+                if b.varint()? != 1 {
+                    return Err(b.invalid("a join's scope flag is 1 when present"));
+                }
+                true
+            },
         },
+        26 => Event::Returned { t: b.varint()? },
         13 => Event::Drop { l: b.varint()? },
         16 => Event::Forget {
             l: b.varint()?,
@@ -1026,7 +1042,17 @@ mod tests {
                 s: None,
             },
             Event::Fork { t: 1, child: 2 },
-            Event::Join { t: 1, child: 2 },
+            Event::Join {
+                t: 1,
+                child: 2,
+                scope: false,
+            },
+            Event::Join {
+                t: 1,
+                child: u64::MAX,
+                scope: true,
+            },
+            Event::Returned { t: u64::MAX },
             Event::Drop { l: 2 },
             Event::Forget { l: 2, n: u64::MAX },
             Event::Written { l: u64::MAX },

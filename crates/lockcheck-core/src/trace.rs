@@ -257,6 +257,7 @@ pub struct ClassStats {
 ///         | Event::Fail { .. }
 ///         | Event::Fork { .. }
 ///         | Event::Join { .. }
+///         | Event::Returned { .. }
 ///         | Event::Drop { .. }
 ///         | Event::Forget { .. }
 ///         | Event::Written { .. }
@@ -492,12 +493,27 @@ pub enum Event {
         /// Child thread.
         child: ThreadNo,
     },
-    /// A thread joined another (happens-before: everything in `child` precedes what follows in `t`).
+    /// A thread joined another (happens-before: everything in `child` precedes what follows in `t`;
+    /// for a `scope` join, everything up to `child`'s [`Event::Returned`] if it wrote one).
     Join {
         /// Joining thread.
         t: ThreadNo,
         /// Joined thread.
         child: ThreadNo,
+        /// The implicit join at a scope's end (`std::thread::scope`), which waits for `child`'s
+        /// closure but not for its thread-local destructors (rust-lang/rust#116179), unlike an
+        /// explicit join. Added within version 1 (older readers ignore the JSON field; an `.lct`
+        /// record that has it is refused by them).
+        #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
+        scope: bool,
+    },
+    /// Thread `t`'s closure returned (a thread started by `lockcheck::thread`); what `t` does from
+    /// here on (its thread-local destructors) is not ordered before a `scope` [`Event::Join`] of
+    /// it. Written only when `t` takes or waits for a lock afterwards (before that event). Added
+    /// within version 1: older readers refuse it.
+    Returned {
+        /// The thread.
+        t: ThreadNo,
     },
     /// A lock instance was dropped; its number is never used again.
     Drop {

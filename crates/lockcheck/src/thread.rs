@@ -109,7 +109,12 @@ fn spawning_function(mut bt: backtrace::Backtrace) -> Option<String> {
 /// lock of the wait-for graph (`None`: checks were off at the spawn).
 #[derive(Default)]
 struct End {
+    /// The thread's clock when its closure returned ([`Finish`]): what a scope's implicit join
+    /// takes, which does not wait for the thread-local destructors.
     clock: parking_lot::Mutex<Option<VectorClock>>,
+    /// The thread's clock after its thread-local destructors ([`Teardown`]), which an explicit
+    /// join waits for: what it takes when there is one.
+    clock_torn_down: parking_lot::Mutex<Option<VectorClock>>,
     lock: Option<Ids>,
     /// The thread's closure has returned (set by [`Finish`]).
     done: std::sync::atomic::AtomicBool,
@@ -138,6 +143,8 @@ struct Teardown(Arc<End>);
 
 impl Drop for Teardown {
     fn drop(&mut self) {
+        // For an explicit join: the destructors (after [`Finish`]'s tick) happen before it.
+        *self.0.clock_torn_down.lock() = STATE.try_with(|s| s.clock()).ok();
         // The thread's end in the trace is here, where an explicit join's wait ends: a
         // thread-local destructor that took a lock ran holding it (rust-lang/rust#116179).
         if let Some(end) = self.0.lock.filter(|_| end_in_trace()) {
@@ -254,6 +261,20 @@ impl Drop for Finish {
         // A thread whose [`Teardown`] marker is registered writes its end's release there,
         // after its thread-local destructors (an explicit join waits for them); else here.
         let marked = self.0.marked.load(std::sync::atomic::Ordering::Acquire);
+        if marked {
+            // What the thread-local destructors do from here on is not before a scope's
+            // implicit join, which waits only for the closure (rust-lang/rust#116179): a step of
+            // the thread's clock past the one that join takes, and the same point in the trace
+            // (`returned`, which the analyzer steps at).
+            let _ = STATE.try_with(|s| {
+                let me = s.id();
+                crate::checked::state::with_slow(|slow| slow.clock.tick(me));
+                s.bump_epoch();
+            });
+            if end_in_trace() {
+                crate::checked::recorder::on_returned();
+            }
+        }
         if let Some(end) = self.0.lock.filter(|_| !marked && end_in_trace()) {
             crate::checked::recorder::on_thread_finish(end);
         }
@@ -321,8 +342,8 @@ fn take_verdict() -> Option<crate::checked::report::Verdict> {
 }
 
 /// After a join that [`before_join`] prepared: the grant of the end if its request was written,
-/// and the join's ordering ([`joined`]).
-fn after_join(id: u64, end: &End, site: Site, requested: bool) {
+/// and the join's ordering ([`joined`]). `explicit`: as [`joined`]'s.
+fn after_join(id: u64, end: &End, site: Site, requested: bool, explicit: bool) {
     if let Some(lock) = end
         .lock
         .filter(|_| requested && same_recording(end.recorded))
@@ -330,12 +351,19 @@ fn after_join(id: u64, end: &End, site: Site, requested: bool) {
         crate::checked::recorder::on_join_granted(lock, site);
     }
     end.joined.store(true, std::sync::atomic::Ordering::Release);
-    joined(id, end);
+    joined(id, end, explicit);
 }
 
-/// Called in the parent after a successful join.
-fn joined(child: u64, end: &End) {
-    let Some(clock) = end.clock.lock().take() else {
+/// Called in the parent after a successful join. `explicit`: a join of the thread's handle,
+/// which waits for its thread-local destructors too (std joins the native thread), so what they
+/// did happens before it; a scope's implicit join waits only for the closure.
+fn joined(child: u64, end: &End, explicit: bool) {
+    let torn_down = if explicit {
+        end.clock_torn_down.lock().take()
+    } else {
+        None
+    };
+    let Some(clock) = torn_down.or_else(|| end.clock.lock().take()) else {
         return;
     };
     let _ = STATE.try_with(|s| {
@@ -345,7 +373,7 @@ fn joined(child: u64, end: &End) {
             slow.clock.tick(parent);
         });
         s.bump_epoch();
-        crate::checked::recorder::on_join(parent, child);
+        crate::checked::recorder::on_join(parent, child, !explicit);
     });
 }
 
@@ -453,7 +481,7 @@ impl<T> JoinHandle<T> {
         let site = Location::caller();
         let requested = before_join(&self.end, site, || self.inner.is_finished(), false, true);
         let r = self.inner.join();
-        after_join(self.id, &self.end, site, requested);
+        after_join(self.id, &self.end, site, requested, true);
         r
     }
 
@@ -610,7 +638,7 @@ impl<T> ScopedJoinHandle<'_, T> {
         let site = Location::caller();
         let requested = before_join(&self.end, site, || self.inner.is_finished(), true, true);
         let r = self.inner.join();
-        after_join(self.id, &self.end, site, requested);
+        after_join(self.id, &self.end, site, requested, true);
         if let Some(v) = take_verdict() {
             v.raise();
         }
@@ -665,7 +693,7 @@ where
             };
             for (id, end) in children {
                 if !end.joined.load(std::sync::atomic::Ordering::Acquire) {
-                    after_join(id, &end, self.site, self.requested.contains(&id));
+                    after_join(id, &end, self.site, self.requested.contains(&id), false);
                 }
             }
         }

@@ -356,6 +356,8 @@ fn decode_numeric(buf: &[u8]) -> Option<(Event, usize)> {
         12 => Event::Join {
             t: b.varint()?,
             child: b.varint()?,
+            // A scope's flag after them: the full decoder's (`pos` short of the end).
+            scope: false,
         },
         13 => Event::Drop { l: b.varint()? },
         16 => Event::Forget {

@@ -354,7 +354,11 @@ fn translate(
             out.push(if r.op == 4 {
                 Event::Fork { t, child }
             } else {
-                Event::Join { t, child }
+                Event::Join {
+                    t,
+                    child,
+                    scope: false,
+                }
             });
         }
         // r, w, begin, end, branch: not lock events.

@@ -599,7 +599,11 @@ fn translate(tr: &mut Translator, p: &StdLine<'_>, out: &mut Vec<Event>) {
             out.push(if p.op == Op::Fork {
                 Event::Fork { t, child }
             } else {
-                Event::Join { t, child }
+                Event::Join {
+                    t,
+                    child,
+                    scope: false,
+                }
             });
         }
         Op::Read | Op::Write | Op::Begin | Op::End | Op::Branch => {}

@@ -230,7 +230,11 @@ fn bensalem_std_has_four_threads_and_six_locks() {
     assert_eq!(count(&events, |e| matches!(e, Event::Release { .. })), 13);
     // `fork(11)` in T9's line and the `T11|...` lines are the same thread.
     assert!(events.contains(&Event::Fork { t: 2, child: 4 }));
-    assert!(events.contains(&Event::Join { t: 2, child: 4 }));
+    assert!(events.contains(&Event::Join {
+        t: 2,
+        child: 4,
+        scope: false
+    }));
     assert!(events.contains(&Event::Fork { t: 1, child: 2 }));
     // Every thread, lock and site is declared before its first use.
     assert_declared_before_use(&events);
@@ -339,7 +343,7 @@ fn assert_declared_before_use(events: &[Event]) {
             Event::Release { t, l, .. } => {
                 assert!(threads.contains(t) && locks.contains(l), "{e:?}")
             }
-            Event::Fork { t, child } | Event::Join { t, child } => {
+            Event::Fork { t, child } | Event::Join { t, child, .. } => {
                 assert!(threads.contains(t) && threads.contains(child), "{e:?}")
             }
             _ => {}
@@ -366,7 +370,11 @@ fn std_lines_accept_variants_of_the_syntax() {
         .collect();
     assert_eq!(names, ["T1", "main", "T2"]);
     assert!(events.contains(&Event::Fork { t: 1, child: 3 }));
-    assert!(events.contains(&Event::Join { t: 1, child: 3 }));
+    assert!(events.contains(&Event::Join {
+        t: 1,
+        child: 3,
+        scope: false
+    }));
     assert!(events.contains(&Event::Acquire {
         t: 3,
         l: 2,
@@ -727,6 +735,7 @@ fn tag(e: &Event) -> &'static str {
         Event::CondWait { .. } => "cond_wait",
         Event::Fork { .. } => "fork",
         Event::Join { .. } => "join",
+        Event::Returned { .. } => "returned",
         Event::Drop { .. } => "drop",
         Event::Forget { .. } => "forget",
         Event::Written { .. } => "written",
@@ -955,7 +964,17 @@ fn every_event() -> Vec<Event> {
             s: None,
         },
         Event::Fork { t: 1, child: 2 },
-        Event::Join { t: 1, child: 2 },
+        Event::Join {
+            t: 1,
+            child: 2,
+            scope: false,
+        },
+        Event::Join {
+            t: 1,
+            child: 2,
+            scope: true,
+        },
+        Event::Returned { t: 2 },
         Event::Drop { l: 1 },
         Event::Stats {
             c: 1,
@@ -989,7 +1008,7 @@ fn every_serialized_event_matches_the_schema() {
     let validator = schema();
     let events = every_event();
     let tags: std::collections::BTreeSet<&str> = events.iter().map(tag).collect();
-    assert_eq!(tags.len(), 21, "every_event must hold every kind");
+    assert_eq!(tags.len(), 22, "every_event must hold every kind");
     for event in &events {
         let mut line = Vec::new();
         event.write_line(&mut line);
@@ -1215,7 +1234,8 @@ mod fast_paths {
                 permits
             }),
             (n(), n(), mode()).prop_map(|(t, l, m)| Event::Convert { t, l, m }),
-            // (A timed wait, a notify, a forked child's events are rare: the full parser's.)
+            // (A timed wait, a notify, a forked child's events, a scope's join and `returned`
+            // are rare: the full parser's.)
             (n(), n(), n()).prop_map(|(t, cv, l)| Event::CondWait {
                 t,
                 cv,
@@ -1223,7 +1243,11 @@ mod fast_paths {
                 timed: false
             }),
             (n(), n()).prop_map(|(t, child)| Event::Fork { t, child }),
-            (n(), n()).prop_map(|(t, child)| Event::Join { t, child }),
+            (n(), n()).prop_map(|(t, child)| Event::Join {
+                t,
+                child,
+                scope: false
+            }),
             n().prop_map(|l| Event::Drop { l }),
             (n(), n()).prop_map(|(l, n)| Event::Forget { l, n }),
             n().prop_map(|l| Event::Written { l }),
@@ -1244,8 +1268,8 @@ mod fast_paths {
             e.write_line(&mut line);
             let line = std::str::from_utf8(&line).unwrap().trim_end();
             let fast = json::fast::event(line.as_bytes());
-            // (A timed wait, a notify, a forked child's events, a semaphore request short of
-            // permits are rare: the full parser's.)
+            // (A timed wait, a notify, a forked child's events, a scope's join, `returned`, a
+            // semaphore request short of permits are rare: the full parser's.)
             let numeric = !matches!(
                 e,
                 Event::Request { short: Some(_), .. }
@@ -1257,6 +1281,8 @@ mod fast_paths {
                     | Event::Notify { .. }
                     | Event::Forked { .. }
                     | Event::LeftHeld { .. }
+                    | Event::Returned { .. }
+                    | Event::Join { scope: true, .. }
                     | Event::CondWait { timed: true, .. }
             );
             assert_eq!(fast.is_some(), numeric, "{line}");
@@ -1468,7 +1494,7 @@ mod fast_paths {
         #[test]
         fn lct_fast_path_agrees_with_the_reference_decoder(
             bytes in proptest::collection::vec(any::<u8>(), 0..24),
-            event in 0usize..21,
+            event in 0usize..22,
             cut in 0usize..24,
         ) {
             // Arbitrary bytes, and real records cut short.
@@ -1505,6 +1531,8 @@ mod fast_paths {
                             | Event::Notify { .. }
                             | Event::Forked { .. }
                             | Event::LeftHeld { .. }
+                            | Event::Returned { .. }
+                            | Event::Join { scope: true, .. }
                             | Event::CondWait { timed: true, .. }
                     ),
                     "{e:?}"

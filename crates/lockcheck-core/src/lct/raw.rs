@@ -117,12 +117,14 @@ pub const K_CONVERT: u8 = 5;
 pub const K_COND_WAIT: u8 = 6;
 /// A thread spawned `a`.
 pub const K_FORK: u8 = 7;
-/// A thread joined `a`.
+/// A thread joined `a`; `b` is 1 for a scope's implicit join ([`Event::Join`]'s `scope`).
 pub const K_JOIN: u8 = 8;
 /// A lock dropped: skipped by readers (the writer writes the `drop` event itself, later).
 pub const K_DROP: u8 = 9;
 /// A guard held across an `.await`: skipped by readers (written as its own event).
 pub const K_HELD_ACROSS_AWAIT: u8 = 10;
+/// The thread's closure returned ([`Event::Returned`]); older readers refuse it.
+pub const K_RETURNED: u8 = 11;
 
 /// The fixed-size head of a `block` record holding `n` raw records of thread `t`: the record's
 /// length, its tag and `t`. The raw records follow, `RECORD_BYTES` each.
@@ -506,7 +508,16 @@ impl RawDecoder {
                 timed: false,
             },
             K_FORK => Event::Fork { t, child: a },
-            K_JOIN => Event::Join { t, child: a },
+            K_JOIN => Event::Join {
+                t,
+                child: a,
+                scope: match b {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::Invalid(format!("a join's scope flag is {b}"))),
+                },
+            },
+            K_RETURNED => Event::Returned { t },
             K_DROP | K_HELD_ACROSS_AWAIT => return Ok(None),
             k => return Err(DecodeError::Invalid(format!("unknown raw record kind {k}"))),
         }))
@@ -717,7 +728,14 @@ mod tests {
                 RawDecoder::new().decode(&out, &mut got),
                 Ok(Some(out.len()))
             );
-            assert_eq!(got, vec![Event::Join { t, child: 5 }]);
+            assert_eq!(
+                got,
+                vec![Event::Join {
+                    t,
+                    child: 5,
+                    scope: false
+                }]
+            );
         }
     }
 

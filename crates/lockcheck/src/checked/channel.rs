@@ -482,7 +482,7 @@ impl Gate {
             if super::state::with_slow(|slow| slow.clock.join(&mark.clock)).is_some() {
                 s.bump_epoch();
                 if message != 0 {
-                    recorder::on_join(s.id(), message);
+                    recorder::on_join(s.id(), message, false);
                 }
             }
         });

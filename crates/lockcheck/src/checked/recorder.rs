@@ -217,6 +217,7 @@ const K_CONVERT: u8 = raw::K_CONVERT;
 const K_COND_WAIT: u8 = raw::K_COND_WAIT;
 const K_FORK: u8 = raw::K_FORK;
 const K_JOIN: u8 = raw::K_JOIN;
+const K_RETURNED: u8 = raw::K_RETURNED;
 const K_DROP: u8 = raw::K_DROP;
 /// A streak of failed tries after its first (which is a [`K_FAIL`] record): `a`, `b` and the
 /// mode and how of `head` as the failures', `x` the longest wait, `ts` the failures it counts.
@@ -1867,11 +1868,26 @@ pub(crate) fn on_fork(_parent: u64, child: u64) {
     }
 }
 
-pub(crate) fn on_join(_parent: u64, child: u64) {
+/// A join of `child`; `scope`: a scope's implicit join (see `Event::Join`).
+pub(crate) fn on_join(_parent: u64, child: u64, scope: bool) {
     if recording() {
         push(Rec {
             head: u64::from(K_JOIN),
             a: child,
+            b: u64::from(scope),
+            x: 0,
+            ts: 0,
+        });
+    }
+}
+
+/// A thread started by `lockcheck::thread` whose closure returned: what it does from here on (its
+/// thread-local destructors) is not before a scope's implicit join (`Event::Returned`).
+pub(crate) fn on_returned() {
+    if recording() {
+        push(Rec {
+            head: u64::from(K_RETURNED),
+            a: 0,
             b: 0,
             x: 0,
             ts: 0,
@@ -2798,7 +2814,12 @@ impl Writer {
                 });
             }
             K_FORK => self.emit(&Event::Fork { t, child: r.a }),
-            K_JOIN => self.emit(&Event::Join { t, child: r.a }),
+            K_JOIN => self.emit(&Event::Join {
+                t,
+                child: r.a,
+                scope: r.b != 0,
+            }),
+            K_RETURNED => self.emit(&Event::Returned { t }),
             #[cfg(feature = "tokio")]
             K_HELD_ACROSS_AWAIT => {
                 let rest = HELD_ACROSS.lock().take(r.x as usize);

@@ -281,7 +281,12 @@ fn other(mut x: X<'_>, out: &mut Vec<Event>) -> Option<usize> {
         x.lit(b",\"child\":")?;
         let child = x.num()?;
         let len = x.end()?;
-        out.push(Event::Join { t, child });
+        // A scope's join (`scope` after `child`) is the full parser's.
+        out.push(Event::Join {
+            t,
+            child,
+            scope: false,
+        });
         Some(len)
     } else if x.next_is(b"drop\",\"l\":") {
         let l = x.num()?;

@@ -289,9 +289,11 @@ fn build(f: &Fields) -> Option<Event> {
             t: f.t,
             child: f.child,
         },
+        // `scope` is an unknown field here: a scope's join is the full parser's.
         Kind::Join if has(T | CHILD) => Event::Join {
             t: f.t,
             child: f.child,
+            scope: false,
         },
         Kind::Drop if has(L) => Event::Drop { l: f.l },
         Kind::Forget if has(L | N) => Event::Forget { l: f.l, n: f.n },
