@@ -853,3 +853,33 @@ fn a_gated_inversion_of_one_thread_among_thousands_of_threads_is_decided() {
     }
     only_the_three_pairs(&path, text, 2_000_000, &["E", "G"]);
 }
+
+/// The random trace of issue 11's size (200,000 events, 64 threads, 3,000 locks: one component
+/// of 3,000 locks and millions of edges): the exchange pass of the change set stops at its
+/// budget, and the report says so at both levels (warnings, `hierarchy.exchange_stopped` in the
+/// JSON) instead of presenting the change set as the lightest, while the search for violations
+/// stays complete.
+#[test]
+fn the_exchange_pass_stopping_at_its_budget_is_reported() {
+    let path = random_trace(11, 200_000, 64, 3000);
+    let report = analyze_in_time(&path, Options::default());
+    assert_eq!(search_bound_hit(&report.warnings), None);
+    let stopped: Vec<&String> = report
+        .warnings
+        .iter()
+        .filter(|w| w.contains("not proven minimal") && w.contains("exchange"))
+        .collect();
+    assert_eq!(stopped.len(), 2, "{:?}", report.warnings);
+    assert!(stopped
+        .iter()
+        .any(|w| w.contains("the instance change set")));
+    assert!(stopped.iter().any(|w| w.contains("16777216 edges read")));
+    assert!(report.hierarchy.exchange_stopped > 0);
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(
+        json["hierarchy"]["exchange_stopped"].as_u64() > Some(0),
+        "{}",
+        json["hierarchy"]
+    );
+    std::fs::remove_file(&path).ok();
+}
