@@ -90,7 +90,14 @@ pub fn lct_seed_v3(json: &[u8]) -> Vec<u8> {
         let c = |l: u64| u64::from(*class_of.get(&l).unwrap_or(&0u32)) << 32;
         // (thread, head, a, b, x, ts) of the raw record standing for `e`, if one does.
         let rec = match e {
-            Event::Acquire { t, l, m, how: h, s: Some(s), wait_ns } => Some((
+            Event::Acquire {
+                t,
+                l,
+                m,
+                how: h,
+                s: Some(s),
+                wait_ns,
+            } => Some((
                 t,
                 u64::from(raw::K_ACQUIRE) | mode(m) << 8 | how(h) << 16 | c(l),
                 l,
@@ -98,7 +105,15 @@ pub fn lct_seed_v3(json: &[u8]) -> Vec<u8> {
                 wait_ns,
                 ts,
             )),
-            Event::Fail { t, l, m, how: h, s: Some(s), wait_ns, n: 1 } => Some((
+            Event::Fail {
+                t,
+                l,
+                m,
+                how: h,
+                s: Some(s),
+                wait_ns,
+                n: 1,
+            } => Some((
                 t,
                 u64::from(raw::K_FAIL) | mode(m) << 8 | how(h) << 16 | c(l),
                 l,
@@ -106,7 +121,14 @@ pub fn lct_seed_v3(json: &[u8]) -> Vec<u8> {
                 wait_ns,
                 ts,
             )),
-            Event::Request { t, l, m, s: Some(s), n, short } => Some((
+            Event::Request {
+                t,
+                l,
+                m,
+                s: Some(s),
+                n,
+                short,
+            } => Some((
                 t,
                 u64::from(raw::K_REQUEST)
                     | mode(m) << 8
@@ -125,7 +147,10 @@ pub fn lct_seed_v3(json: &[u8]) -> Vec<u8> {
                 Some((t, u64::from(raw::K_RELEASE) | c(l), l, 0, hold_ns, ts))
             }
             Event::Fork { t, child } => Some((t, u64::from(raw::K_FORK), child, 0, 0, 0)),
-            Event::Join { t, child } => Some((t, u64::from(raw::K_JOIN), child, 0, 0, 0)),
+            Event::Join { t, child, scope } => {
+                Some((t, u64::from(raw::K_JOIN), child, u64::from(scope), 0, 0))
+            }
+            Event::Returned { t } => Some((t, u64::from(raw::K_RETURNED), 0, 0, 0, 0)),
             _ => None,
         };
         match rec {
@@ -421,6 +446,13 @@ pub enum Op {
         t: Id,
         /// Joined.
         child: Id,
+        /// A scope's implicit join.
+        scope: bool,
+    },
+    /// A thread's closure returned (possibly twice, possibly after its join).
+    Returned {
+        /// The thread.
+        t: Id,
     },
     /// A lock dropped (possibly held, possibly unknown).
     Drop {
@@ -538,7 +570,14 @@ pub fn events(ops: &[Op]) -> Vec<Vec<Event>> {
                 c: c.u32(),
                 permits: permits.map(u64::from),
             }),
-            Op::Request { t, l, m, s, n, short } => out.push(Event::Request {
+            Op::Request {
+                t,
+                l,
+                m,
+                s,
+                n,
+                short,
+            } => out.push(Event::Request {
                 t: t.u64(),
                 l: l.u64(),
                 m: mode(m),
@@ -600,10 +639,12 @@ pub fn events(ops: &[Op]) -> Vec<Vec<Event>> {
                 t: t.u64(),
                 child: child.u64(),
             }),
-            Op::Join { t, child } => out.push(Event::Join {
+            Op::Join { t, child, scope } => out.push(Event::Join {
                 t: t.u64(),
                 child: child.u64(),
+                scope,
             }),
+            Op::Returned { t } => out.push(Event::Returned { t: t.u64() }),
             Op::Drop { l } => out.push(Event::Drop { l: l.u64() }),
             Op::Forget { l, n } => out.push(Event::Forget {
                 l: l.u64(),
@@ -704,9 +745,15 @@ mod tests {
     #[test]
     fn the_version_3_seed_reads_as_the_version_2_seed() {
         for f in ["abba.jsonl", "all-events.jsonl"] {
-            let json = std::fs::read(format!("{}/../fixtures/json/{f}", env!("CARGO_MANIFEST_DIR")))
-                .unwrap();
-            let (v2, v3) = (lct_events(&lct_seed(&json)), lct_events(&lct_seed_v3(&json)));
+            let json = std::fs::read(format!(
+                "{}/../fixtures/json/{f}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            let (v2, v3) = (
+                lct_events(&lct_seed(&json)),
+                lct_events(&lct_seed_v3(&json)),
+            );
             // Version 3 adds the per-class statistics at its end; otherwise the same events.
             let v3: Vec<_> = v3
                 .into_iter()
