@@ -128,6 +128,46 @@ pub use lock_api;
 /// Whether instrumentation is compiled into this build (see the crate docs).
 pub const ENABLED: bool = cfg!(lockcheck_on);
 
+// Compiled out, the crate root's locks are parking_lot's size and `sync`'s types are std's own:
+// checked whenever this crate compiles so (a release build; `.ci/run` makes one), since the
+// workspace's tests build it instrumented. Nothing here exists at run time.
+#[cfg(not(lockcheck_on))]
+const _: () = {
+    use std::mem::size_of;
+    assert!(size_of::<Mutex<u64>>() == size_of::<parking_lot::Mutex<u64>>());
+    assert!(size_of::<Mutex<()>>() == size_of::<parking_lot::Mutex<()>>());
+    assert!(size_of::<FairMutex<u64>>() == size_of::<parking_lot::FairMutex<u64>>());
+    assert!(size_of::<ReentrantMutex<u64>>() == size_of::<parking_lot::ReentrantMutex<u64>>());
+    assert!(size_of::<RwLock<u64>>() == size_of::<parking_lot::RwLock<u64>>());
+    assert!(size_of::<Condvar>() == size_of::<parking_lot::Condvar>());
+    assert!(size_of::<Once>() == size_of::<parking_lot::Once>());
+};
+
+/// std's own types, compiled out: a coercion that compiles only between identical types.
+#[cfg(not(lockcheck_on))]
+#[allow(clippy::type_complexity)]
+const _: (
+    fn(sync::Mutex<u64>) -> std::sync::Mutex<u64>,
+    fn(sync::RwLock<u64>) -> std::sync::RwLock<u64>,
+    fn(sync::Condvar) -> std::sync::Condvar,
+    fn(sync::Once) -> std::sync::Once,
+    fn(sync::OnceLock<u64>) -> std::sync::OnceLock<u64>,
+    fn(sync::LazyLock<u64>) -> std::sync::LazyLock<u64>,
+    fn(sync::Barrier) -> std::sync::Barrier,
+    fn(sync::mpsc::Receiver<u64>) -> std::sync::mpsc::Receiver<u64>,
+    fn(sync::mpsc::SyncSender<u64>) -> std::sync::mpsc::SyncSender<u64>,
+) = (
+    |x| x,
+    |x| x,
+    |x| x,
+    |x| x,
+    |x| x,
+    |x| x,
+    |x| x,
+    |x| x,
+    |x| x,
+);
+
 #[doc(hidden)]
 pub mod __private {
     /// Graph sizes (instance nodes, instance edges, class nodes, class edges), for tests.
