@@ -100,25 +100,26 @@ fn a_destructor_after_returned_is_not_ordered_before_a_scopes_join() {
     assert_eq!(names, ["a", "b"], "{v:#?}");
 }
 
-#[test]
-fn an_explicit_join_orders_what_followed_returned() {
-    let r = analyze(&trace(Nested::AfterReturned, false));
+/// The trace's one cycle is ordered by the join: no violation, one candidate filtered as
+/// `fork-join`.
+fn assert_ordered_by_the_join(nested: Nested, scope: bool) {
+    let r = analyze(&trace(nested, scope));
     assert!(r.violations.is_empty(), "{:#?}", r.violations);
     assert_eq!(r.filtered.len(), 1, "{:#?}", r.filtered);
     assert_eq!(r.filtered[0].filter, "fork-join");
+}
+
+#[test]
+fn an_explicit_join_orders_what_followed_returned() {
+    assert_ordered_by_the_join(Nested::AfterReturned, false);
 }
 
 #[test]
 fn a_scopes_join_orders_what_came_before_returned() {
-    let r = analyze(&trace(Nested::InClosure, true));
-    assert!(r.violations.is_empty(), "{:#?}", r.violations);
-    assert_eq!(r.filtered.len(), 1, "{:#?}", r.filtered);
-    assert_eq!(r.filtered[0].filter, "fork-join");
+    assert_ordered_by_the_join(Nested::InClosure, true);
 }
 
 #[test]
 fn a_scopes_join_without_returned_orders_everything_as_before() {
-    let r = analyze(&trace(Nested::NoReturnedEvent, true));
-    assert!(r.violations.is_empty(), "{:#?}", r.violations);
-    assert_eq!(r.filtered[0].filter, "fork-join");
+    assert_ordered_by_the_join(Nested::NoReturnedEvent, true);
 }

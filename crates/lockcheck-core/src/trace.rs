@@ -509,8 +509,8 @@ pub enum Event {
     },
     /// Thread `t`'s closure returned (a thread started by `lockcheck::thread`); what `t` does from
     /// here on (its thread-local destructors) is not ordered before a `scope` [`Event::Join`] of
-    /// it. Written only when `t` takes or waits for a lock afterwards (before that event). Added
-    /// within version 1: older readers refuse it.
+    /// it. The lockcheck runtime writes it for every thread it starts while recording, when the
+    /// thread's closure returns. Added within version 1: older readers refuse it.
     Returned {
         /// The thread.
         t: ThreadNo,

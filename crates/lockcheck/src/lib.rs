@@ -143,7 +143,7 @@ const _: () = {
     assert!(size_of::<Once>() == size_of::<parking_lot::Once>());
 };
 
-/// std's own types, compiled out: a coercion that compiles only between identical types.
+// std's own types, compiled out: a coercion that compiles only between identical types.
 #[cfg(not(lockcheck_on))]
 #[allow(clippy::type_complexity)]
 const _: (

@@ -209,8 +209,7 @@ fn fork() -> (u64, VectorClock) {
             let parent = s.id();
             let child = crate::checked::state::new_thread_id();
             let start = s.clock();
-            crate::checked::state::with_slow(|slow| slow.clock.tick(parent));
-            s.bump_epoch();
+            s.tick_clock();
             crate::checked::recorder::on_fork(parent, child);
             (child, start)
         })
@@ -266,11 +265,7 @@ impl Drop for Finish {
             // implicit join, which waits only for the closure (rust-lang/rust#116179): a step of
             // the thread's clock past the one that join takes, and the same point in the trace
             // (`returned`, which the analyzer steps at).
-            let _ = STATE.try_with(|s| {
-                let me = s.id();
-                crate::checked::state::with_slow(|slow| slow.clock.tick(me));
-                s.bump_epoch();
-            });
+            let _ = STATE.try_with(|s| s.tick_clock());
             if end_in_trace() {
                 crate::checked::recorder::on_returned();
             }

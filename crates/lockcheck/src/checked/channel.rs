@@ -380,8 +380,7 @@ impl Gate {
                 } else {
                     0
                 };
-                super::state::with_slow(|slow| slow.clock.tick(me));
-                s.bump_epoch();
+                s.tick_clock();
                 message
             })
             .unwrap_or(0);

@@ -1320,6 +1320,15 @@ impl ThreadState {
         self.bump_epoch();
     }
 
+    /// Steps this thread's own entry of its vector clock (it spawned a thread, sent a message
+    /// that orders the receiver after it, or its closure returned): what it does next is not
+    /// before what took the clock so far.
+    pub(crate) fn tick_clock(&self) {
+        let id = self.id();
+        with_slow(|slow| slow.clock.tick(id));
+        self.bump_epoch();
+    }
+
     /// The vector clock changed (spawn, join): every dependency is checked again, with the new
     /// clock (the cache compares the epoch; the held stack's memo is cleared).
     pub(crate) fn bump_epoch(&self) {
