@@ -184,6 +184,38 @@ impl ClockArena {
         }
     }
 
+    /// Calls `f(thread)` for every thread `c` knows (a positive epoch), skipping the trie nodes
+    /// marked in `seen` (indexed by node, as long as [`ClockArena::nodes`]) and marking those it
+    /// visits: over many clocks, each shared node is walked once. Correct because a node is
+    /// shared only at its own place (a fork or join copies paths; nothing merges equal nodes
+    /// found elsewhere), so the threads below it are the same for every clock that has it.
+    pub fn each_known(&self, c: &Clock, seen: &mut [bool], f: &mut impl FnMut(u32)) {
+        match c {
+            Clock::Flat(v) => v.iter().filter(|e| e.1 > 0).for_each(|e| f(e.0)),
+            &Clock::Tree { height, root } => {
+                let mut stack = vec![(root, u32::from(height) - 1, 0u64)];
+                while let Some((n, level, base)) = stack.pop() {
+                    if n == 0 || std::mem::replace(&mut seen[n as usize], true) {
+                        continue;
+                    }
+                    let kids = &self.kids[n as usize];
+                    if level == 0 {
+                        for (i, &e) in kids.iter().enumerate() {
+                            if let (true, Ok(t)) = (e > 0, u32::try_from(base + i as u64)) {
+                                f(t);
+                            }
+                        }
+                    } else {
+                        let span = 1u64 << (BITS * level);
+                        for (i, &k) in kids.iter().enumerate() {
+                            stack.push((k, level - 1, base + i as u64 * span));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Advances `thread`'s epoch in `c` by one (saturating, as `VectorClock::tick`).
     pub fn tick(&mut self, c: &mut Clock, thread: u32) {
         let e = self.get(c, u64::from(thread)).saturating_add(1);
@@ -525,6 +557,32 @@ impl Clocks {
         self.arena.get(&self.list[id as usize], thread)
     }
 
+    /// Per thread, whether one of the clocks `ids` knows it together with another thread of
+    /// `relevant` (by thread; a thread out of its range is not): a relevant thread no such
+    /// clock knows is ordered by none of them with another relevant thread. Exact for flat
+    /// clocks; a trie clock (more than [`FLAT_MAX`] threads) marks every relevant thread it
+    /// knows, more than asked only where it knows one alone. Time linear in the flat clocks'
+    /// entries and the trie nodes (each walked once, [`ClockArena::each_known`]).
+    pub fn known_together(&self, ids: impl Iterator<Item = u32>, relevant: &[bool]) -> Vec<bool> {
+        let is = |t: u32| relevant.get(t as usize).copied().unwrap_or(false);
+        let mut known = vec![false; relevant.len()];
+        let mut seen = vec![false; self.arena.nodes()];
+        for id in ids {
+            let c = &self.list[id as usize];
+            if let Clock::Flat(v) = c {
+                if v.iter().filter(|e| e.1 > 0 && is(e.0)).count() < 2 {
+                    continue;
+                }
+            }
+            self.arena.each_known(c, &mut seen, &mut |t| {
+                if is(t) {
+                    known[t as usize] = true;
+                }
+            });
+        }
+        known
+    }
+
     /// The epochs of threads `0..out.len()` known to clock `id`, into `out`
     /// ([`ClockArena::row`]).
     pub fn row(&self, id: u32, out: &mut [u32]) {
@@ -568,6 +626,71 @@ mod tests {
             self.0 ^= self.0 >> 27;
             self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
         }
+    }
+
+    /// [`Clocks::known_together`] marks the relevant threads of the flat clocks that know two
+    /// relevant threads or more, and every relevant thread of the trie clocks (their shared
+    /// nodes walked once): random joins between threads, some joining many (tries), most
+    /// never (threads alone), the clocks kept at random points, a random half of the threads
+    /// relevant and of the clocks asked about.
+    #[test]
+    fn the_threads_known_together_are_those_of_the_clocks_of_several_relevant_threads() {
+        let (mut tries, mut alone, mut pairs) = (0, 0, 0);
+        for seed in 1..=40u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let threads = 2 + rng.below(120) as u32;
+            let mut clocks = Clocks::default();
+            let mut ours: Vec<Clock> = (0..threads).map(Clock::new_thread).collect();
+            // A few threads join many others; the rest join rarely.
+            let busy = 1 + rng.below(3) as u32;
+            for _ in 0..rng.below(600) {
+                let p = rng.below(u64::from(threads)) as u32;
+                let c = rng.below(u64::from(threads)) as u32;
+                if p != c && (p < busy || rng.below(20) == 0) {
+                    let cc = clocks.arena().clone_clock(&ours[c as usize]);
+                    clocks.arena().join(&mut ours[p as usize], &cc);
+                    clocks.arena().release(cc);
+                    clocks.arena().tick(&mut ours[c as usize], c);
+                }
+                if rng.below(3) == 0 {
+                    clocks.push(&ours[p as usize]);
+                }
+            }
+            for c in &ours {
+                clocks.push(c);
+            }
+            let relevant: Vec<bool> = (0..threads).map(|_| rng.below(2) == 0).collect();
+            let asked: Vec<u32> = (0..clocks.len() as u32)
+                .filter(|_| rng.below(2) == 0)
+                .collect();
+            let mut want = vec![false; threads as usize];
+            for &id in &asked {
+                let knows: Vec<u32> = (0..threads)
+                    .filter(|&t| clocks.get(id, u64::from(t)) > 0)
+                    .collect();
+                let rel: Vec<u32> = knows
+                    .iter()
+                    .copied()
+                    .filter(|&t| relevant[t as usize])
+                    .collect();
+                tries += usize::from(knows.len() > FLAT_MAX);
+                pairs += usize::from(knows.len() <= FLAT_MAX && rel.len() >= 2);
+                if knows.len() > FLAT_MAX || rel.len() >= 2 {
+                    for t in rel {
+                        want[t as usize] = true;
+                    }
+                }
+            }
+            alone += (0..threads as usize)
+                .filter(|&t| relevant[t] && !want[t])
+                .count();
+            let got = clocks.known_together(asked.iter().copied(), &relevant);
+            assert_eq!(got, want, "seed {seed}");
+        }
+        assert!(
+            tries > 0 && alone > 0 && pairs > 0,
+            "{tries} {alone} {pairs}"
+        );
     }
 
     /// Every entry of `ours` is `old`'s, over the ids in play and beyond them.

@@ -691,6 +691,13 @@ impl<T: TrieItem, M: Mark> Trie<T, M> {
         self.nodes.len()
     }
 
+    /// The list `node` extends and its last item packed ([`TrieItem::pack`]), or `None` for
+    /// an empty list.
+    pub(crate) fn parent(&self, node: u32) -> Option<(u32, u32)> {
+        let &(parent, item) = self.nodes.get(node as usize)?;
+        (parent != ROOT).then_some((parent, item))
+    }
+
     /// Whether only the empty list [`EMPTY`] is stored.
     pub fn is_empty(&self) -> bool {
         self.nodes.len() <= 1
