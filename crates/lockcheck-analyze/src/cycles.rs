@@ -2061,17 +2061,23 @@ mod tests {
         assert_eq!(codes, (0..=6).collect::<Vec<u32>>());
     }
 
-    /// A trace of random nested acquisitions over few locks and threads (try-locks, reads and
-    /// forks among them), so that the listing meets every filter, long cycles, many
-    /// dependencies per edge and, at small step bounds, its bound in the middle of a chain.
-    fn random_nesting(seed: u64, threads: u64, locks: u64, rounds: usize) -> String {
+    /// A xorshift generator of numbers below its argument, seeded by `seed` (the random traces
+    /// of these tests).
+    fn seeded(seed: u64) -> impl FnMut(u64) -> u64 {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = move |n: u64| {
+        move |n: u64| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x % n
-        };
+        }
+    }
+
+    /// A trace of random nested acquisitions over few locks and threads (try-locks, reads and
+    /// forks among them), so that the listing meets every filter, long cycles, many
+    /// dependencies per edge and, at small step bounds, its bound in the middle of a chain.
+    fn random_nesting(seed: u64, threads: u64, locks: u64, rounds: usize) -> String {
+        let mut next = seeded(seed);
         let mut t = String::new();
         for l in 0..locks {
             t += &format!("{{\"e\":\"lock\",\"l\":{l},\"c\":{l}}}\n");
@@ -2125,7 +2131,7 @@ mod tests {
                     epochs.table = EpochTable::Absent;
                     epochs.columns = EpochTable::Absent;
                 }
-                let (td, own, state) = ThreadDeps::with_own_and_state(&m, &epochs);
+                let (td, own, state) = ThreadDeps::with_own_and_state(&m, &epochs, None);
                 let (rd, rown, rstate) = ThreadDeps::reference(&m);
                 assert_eq!(own, rown, "seed {seed}");
                 assert_eq!(state, rstate, "seed {seed}");
@@ -2158,13 +2164,7 @@ mod tests {
     fn the_pair_check_by_marks_is_check_pair() {
         let (mut gates, mut other) = (0, 0);
         for seed in 1..=12u64 {
-            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            let mut next = move |n: u64| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x % n
-            };
+            let mut next = seeded(seed);
             let (threads, locks) = (2 + seed % 4, 3 + seed % 5);
             let mut t = String::new();
             for l in 0..locks {
@@ -2523,7 +2523,7 @@ mod tests {
     ) {
         let level = graph.level().unwrap_or(GraphLevel::Instance);
         let epochs = Epochs::new(model);
-        let (threads, own, _) = ThreadDeps::with_own_and_state(model, &epochs);
+        let (threads, own, _) = ThreadDeps::with_own_and_state(model, &epochs, None);
         let shared = SharedTables::new(graph, epochs, threads);
         let mut succ = Successors::new(model, level, graph, &own, &shared);
         if flat {
@@ -2713,6 +2713,155 @@ mod tests {
         );
     }
 
+    /// A random trace of many threads over few locks, so that threads share held sets: a
+    /// third of them forked by thread 1 (their clocks know it), some joined by it before it
+    /// takes locks again (its clock knows them), reads and writes of each lock (the writes
+    /// are noted by thread), tries, lock classes of two instances at class level, and now and
+    /// then a lock of the thread's own held around a round.
+    fn random_crowd(seed: u64, threads: u64, locks: u64, rounds: usize) -> String {
+        let mut next = seeded(seed);
+        let mut t = String::new();
+        for l in 0..locks {
+            let kind = if l % 3 == 0 { "rwlock" } else { "mutex" };
+            t += &format!(
+                "{{\"e\":\"class\",\"c\":{l},\"key\":\"k{}\",\"kind\":\"{kind}\"}}\n",
+                l / 2
+            );
+            t += &format!("{{\"e\":\"lock\",\"l\":{l},\"c\":{l}}}\n");
+        }
+        for c in 2..=threads {
+            if next(3) == 0 {
+                t += &format!("{{\"e\":\"fork\",\"t\":1,\"child\":{c}}}\n");
+            }
+        }
+        let round = |t: &mut String, next: &mut dyn FnMut(u64) -> u64, th: u64| {
+            let depth = 1 + next(3);
+            let mut held: Vec<u64> = Vec::new();
+            if next(4) == 0 {
+                // A lock of the thread's own first (no other thread takes it).
+                let own = locks + th;
+                *t += &format!("{{\"e\":\"acquire\",\"t\":{th},\"l\":{own},\"m\":\"w\"}}\n");
+                held.push(own);
+            }
+            for _ in 0..depth {
+                let l = next(locks);
+                if held.contains(&l) {
+                    continue;
+                }
+                let m = if l % 3 == 0 && next(2) == 0 { "r" } else { "w" };
+                let how = if next(15) == 0 {
+                    ",\"how\":\"try\""
+                } else {
+                    ""
+                };
+                *t += &format!("{{\"e\":\"acquire\",\"t\":{th},\"l\":{l},\"m\":\"{m}\"{how}}}\n");
+                held.push(l);
+            }
+            for &l in held.iter().rev() {
+                *t += &format!("{{\"e\":\"release\",\"t\":{th},\"l\":{l}}}\n");
+            }
+        };
+        for _ in 0..rounds {
+            let th = 2 + next(threads - 1);
+            round(&mut t, &mut next, th);
+        }
+        for c in 2..=threads {
+            if next(4) == 0 {
+                t += &format!("{{\"e\":\"join\",\"t\":1,\"child\":{c}}}\n");
+            }
+        }
+        for _ in 0..4 {
+            round(&mut t, &mut next, 1);
+        }
+        t
+    }
+
+    /// The root-cause search with the dependencies that differ only by thread left out beyond
+    /// what a cycle can use ([`crate::twins`]) finds what the whole search finds: the same root
+    /// causes with the same shortest cycles (by their locks), the same count of cycles, the
+    /// same warnings and notes; its combinations are a lower bound (never more than the whole
+    /// search's) and said to be one. On random crowds of threads over a few locks, where some
+    /// are left out in most runs, at both levels.
+    #[test]
+    fn leaving_out_twins_changes_no_root_cause() {
+        let (mut runs, mut with_twins, mut causes, mut cut) = (0, 0, 0, 0);
+        for seed in 1..=60u64 {
+            let text = random_crowd(seed, 10 + seed % 20, 3 + seed % 3, 40 + 2 * seed as usize);
+            let m = model_of(&[("t", &text)]);
+            for level in [GraphLevel::Instance, GraphLevel::Class] {
+                let graph = LockGraph::build(&m, level);
+                let weights = graph.weights(&m);
+                let ranks = change_set_ranks(&m, level);
+                let change = change_set_on(&graph, &weights, &|n| {
+                    ranks.get(n as usize).copied().unwrap_or(u64::MAX)
+                });
+                let run = |twins| {
+                    let plan = Plan {
+                        mode: AheadMode::Off,
+                        flat_first_from: AHEAD_MIN_EDGES,
+                        open_check_after: OPEN_CHECK_AFTER,
+                        twins,
+                    };
+                    // Every example kept and counted, so that the counts compare.
+                    let limits = SearchLimits {
+                        max_examples: 1_000,
+                        max_example_steps: 200_000,
+                        ..SearchLimits::default()
+                    };
+                    find_root_causes_ahead(&m, &graph, &weights, &change, &limits, plan)
+                };
+                let (whole, part) = (run(None), run(Some(0)));
+                let left = crate::twins::left_out(&m, &graph, level, 0).map_or(0, |l| l.count);
+                runs += 1;
+                with_twins += usize::from(left > 0);
+                causes += whole.root_causes.len();
+                let what = format!("seed {seed} {level:?}, {left} left out");
+                assert_eq!(whole.warnings, part.warnings, "{what}");
+                assert_eq!(whole.notes, part.notes, "{what}");
+                assert_eq!(whole.root_causes.len(), part.root_causes.len(), "{what}");
+                for (a, b) in whole.root_causes.iter().zip(&part.root_causes) {
+                    assert_eq!(a.edges, b.edges, "{what}");
+                    let ex = |r: &RootCause| {
+                        let mut v = vec![r.representative.nodes.clone()];
+                        v.extend(r.examples.iter().map(|c| c.nodes.clone()));
+                        v
+                    };
+                    // The whole search counts combinations up to a budget, which may stop it
+                    // where the smaller one completes: its shortest cycles are then those of
+                    // its round, at least one of them found.
+                    assert!(b.cycles_exhaustive || !a.cycles_exhaustive, "{what}");
+                    let len = |r: &RootCause| r.representative.nodes.len();
+                    assert_eq!(len(a), len(b), "{what}");
+                    if a.cycles_exhaustive {
+                        assert_eq!(a.cycles, b.cycles, "{what}");
+                        assert_eq!(ex(a), ex(b), "{what}");
+                        assert!(b.representative.combinations <= a.representative.combinations);
+                    } else {
+                        cut += 1;
+                    }
+                    assert_eq!(
+                        b.combinations_exhaustive,
+                        b.cycles_exhaustive && left == 0,
+                        "{what}"
+                    );
+                    // The shown cycle is one of distinct threads, every one of its
+                    // dependencies kept.
+                    let threads: std::collections::HashSet<u32> = b
+                        .representative
+                        .deps
+                        .iter()
+                        .map(|&d| m.deps[d as usize].thread)
+                        .collect();
+                    assert_eq!(threads.len(), b.representative.deps.len(), "{what}");
+                }
+            }
+        }
+        assert!(
+            with_twins > runs / 3 && causes > runs / 2 && cut < causes / 4,
+            "{runs} {with_twins} {causes} {cut}"
+        );
+    }
+
     /// The root-cause search with its explorations run ahead ([`Ahead`]) finds what the search
     /// on one thread finds: the same root causes in the same order, the same warnings, notes
     /// and steps, with its bounds hit anywhere (the total bound, which counts the explorations'
@@ -2743,6 +2892,7 @@ mod tests {
                         mode,
                         flat_first_from,
                         open_check_after,
+                        twins: Some(crate::twins::KEPT_AT_LEAST),
                     };
                     let r = find_root_causes_ahead(&m, &graph, &weights, &change, limits, plan);
                     format!("{r:?}")
@@ -2821,6 +2971,11 @@ pub struct RootCause {
     /// Whether `cycles` counts every valid cycle through the edges (else it is a lower bound:
     /// the search for examples stopped at [`SearchLimits::max_example_steps`]).
     pub cycles_exhaustive: bool,
+    /// Whether the representative's `combinations` counts every feasible combination of
+    /// dependencies over its locks (else a lower bound: the count stopped with the search, or
+    /// dependencies interchangeable with those kept but for their thread were left out of it:
+    /// docs/analyze.md, "Threads that differ only by their number").
+    pub combinations_exhaustive: bool,
 }
 
 /// What [`find_root_causes`] found at one level.
@@ -3363,20 +3518,25 @@ impl ThreadDeps {
     /// dependencies, one to place them. The own epochs, the state and the threads' counts were
     /// five passes, each a stream of cache misses as long as the records (4M last-level misses
     /// there), and the own epoch a clock lookup per dependency where the table holds it.
+    ///
+    /// The dependencies of `left_out` ([`crate::twins`]) are placed as those that do not block:
+    /// the search starts from none of them and lists none as a holder.
     fn with_own_and_state(
         model: &Model,
         epochs: &Epochs<'_>,
+        left_out: Option<&[bool]>,
     ) -> (ThreadDeps, Vec<u32>, Vec<[u32; 2]>) {
-        let blocking = |how| how == lockcheck_core::trace::How::Blocking;
+        let left = |i: usize| left_out.is_some_and(|l| l[i]);
+        let blocking = |i: usize, how| how == lockcheck_core::trace::How::Blocking && !left(i);
         let mut own = Vec::with_capacity(model.deps.len());
         let mut state = Vec::with_capacity(model.deps.len());
         let mut start = vec![0u32; model.threads.len() + 1];
         // The threads: one more than the highest of any dependency (as many places in `start`).
         let mut threads = 0usize;
-        for r in model.deps.iter() {
+        for (i, r) in model.deps.iter().enumerate() {
             own.push(epochs.get(r.clock, r.thread as u64));
             threads = threads.max(r.thread as usize + 1);
-            if blocking(r.how) {
+            if blocking(i, r.how) {
                 state.push([0, CLOSERS_UNKNOWN]);
                 let t = r.thread as usize + 1;
                 if t >= start.len() {
@@ -3388,15 +3548,21 @@ impl ThreadDeps {
             }
         }
         start.resize(threads + 1, 0);
-        let td = ThreadDeps::place(model, start, threads, &own);
+        let td = ThreadDeps::place(model, start, threads, &own, &state);
         (td, own, state)
     }
 
     /// The second pass of [`ThreadDeps::with_own_and_state`]: `start` holds each thread's count
     /// of blocking dependencies at `t + 1` (`threads + 1` places); the counts become offsets and
-    /// every blocking dependency is placed at its thread's next position.
-    fn place(model: &Model, mut start: Vec<u32>, threads: usize, own: &[u32]) -> ThreadDeps {
-        let blocking = |how| how == lockcheck_core::trace::How::Blocking;
+    /// every blocking dependency (by `state`, `u32::MAX` for the others) is placed at its
+    /// thread's next position.
+    fn place(
+        model: &Model,
+        mut start: Vec<u32>,
+        threads: usize,
+        own: &[u32],
+        state: &[[u32; 2]],
+    ) -> ThreadDeps {
         let narrow = start.iter().all(|&n| n <= 1 << 16);
         for t in 0..threads {
             start[t + 1] += start[t];
@@ -3407,7 +3573,7 @@ impl ThreadDeps {
         let mut at_of = vec![u32::MAX; model.deps.len()];
         let mut next = start.clone();
         for (i, r) in model.deps.iter().enumerate() {
-            if !blocking(r.how) {
+            if state[i][0] == u32::MAX {
                 continue;
             }
             let t = r.thread as usize;
@@ -3464,7 +3630,7 @@ impl ThreadDeps {
         for r in model.deps.iter().filter(|r| blocking(r.how)) {
             start[r.thread as usize + 1] += 1;
         }
-        let td = ThreadDeps::place(model, start, threads, &own);
+        let td = ThreadDeps::place(model, start, threads, &own, &state);
         (td, own, state)
     }
 }
@@ -3486,12 +3652,18 @@ struct SharedTables<'a> {
     flat: std::sync::OnceLock<Option<FlatHeld>>,
     /// The successor lists ([`Successors::of`]).
     memo: Memo,
+    /// By dependency, whether the search leaves it out ([`crate::twins`]; empty: none).
+    left_out: Vec<bool>,
+    /// How many dependencies the search does not leave out.
+    searched: usize,
 }
 
 impl<'a> SharedTables<'a> {
     fn new(graph: &LockGraph, epochs: Epochs<'a>, threads: ThreadDeps) -> SharedTables<'a> {
         let deps = epochs.model.deps.len();
         SharedTables {
+            left_out: Vec::new(),
+            searched: deps,
             epochs,
             threads,
             holders: std::iter::repeat_with(std::sync::OnceLock::new)
@@ -4186,7 +4358,7 @@ impl<'a> Successors<'a> {
     /// threads has its copy built before it begins, and never comes here with it missing.
     fn flat_due(&mut self) {
         if self.walks != u64::MAX
-            && (self.walks >= self.model.deps.len() as u64 / 4 || self.shared.flat.get().is_some())
+            && (self.walks >= self.shared.searched as u64 / 4 || self.shared.flat.get().is_some())
         {
             self.shared.flat.get_or_init(|| FlatHeld::new(self.model));
             self.walks = u64::MAX;
@@ -4845,7 +5017,13 @@ impl<'a> EdgeSearch<'a, '_> {
         if self.requests.is_none() {
             let (model, level) = (self.model, self.level);
             let mut start = vec![0u32; self.graph.nodes() + 1];
-            let blocking = |i: usize| model.deps[i].how == lockcheck_core::trace::How::Blocking;
+            // Those left out ([`crate::twins`]) are in no successor list: they could never be
+            // found to close a chain, and would leave their nodes undecided.
+            let left_out = &self.succ.shared.left_out;
+            let blocking = |i: usize| {
+                model.deps[i].how == lockcheck_core::trace::How::Blocking
+                    && !left_out.get(i).copied().unwrap_or(false)
+            };
             for (i, r) in model.deps.iter().enumerate() {
                 let n = node_of(model, level, r.lock) as usize;
                 if blocking(i) && n < self.graph.nodes() {
@@ -5516,7 +5694,8 @@ impl<'a> EdgeSearch<'a, '_> {
     }
 
     /// The closing step of a round: the dependencies of the edge back to `u` that can follow
-    /// the chain (looked up, not scanned: the last dependency needs no successor list).
+    /// the chain (looked up, not scanned: the last dependency needs no successor list), but
+    /// those left out ([`crate::twins`], not counted as steps either).
     fn close(&mut self) {
         let graph = self.graph;
         let x = *self.path.last().expect("the path holds the edge");
@@ -5524,7 +5703,11 @@ impl<'a> EdgeSearch<'a, '_> {
             return;
         };
         let last = *self.chain.last().expect("a chain starts with its edge");
+        let left_out = &self.succ.shared.left_out;
         for &di in graph.deps(e) {
+            if left_out.get(di as usize).copied().unwrap_or(false) {
+                continue;
+            }
             if self.stopped {
                 return;
             }
@@ -5968,6 +6151,31 @@ pub fn find_root_causes(
     find_root_causes_on(model, &graph, &weights, &change, limits)
 }
 
+/// [`find_root_causes`] with the groups of dependencies that differ only by thread keeping at
+/// least `at_least` threads ([`crate::twins`]; the tests' small traces keep fewer than the
+/// program does).
+#[cfg(test)]
+pub(crate) fn find_root_causes_keeping(
+    model: &Model,
+    level: GraphLevel,
+    limits: &SearchLimits,
+    at_least: u32,
+) -> RootCauseResult {
+    let graph = LockGraph::build(model, level);
+    let weights = graph.weights(model);
+    let ranks = change_set_ranks(model, level);
+    let change = change_set_on(&graph, &weights, &|n| {
+        ranks.get(n as usize).copied().unwrap_or(u64::MAX)
+    });
+    let plan = Plan {
+        mode: AheadMode::Off,
+        flat_first_from: AHEAD_MIN_EDGES,
+        open_check_after: OPEN_CHECK_AFTER,
+        twins: Some(at_least),
+    };
+    find_root_causes_ahead(model, &graph, &weights, &change, limits, plan)
+}
+
 /// [`find_root_causes`] on the level's graph, edge weights and change set computed once by the
 /// caller ([`LockGraph::build`], [`LockGraph::weights`], [`change_set_on`] with
 /// [`change_set_ranks`]).
@@ -5987,6 +6195,7 @@ pub fn find_root_causes_on(
         mode,
         flat_first_from: AHEAD_MIN_EDGES,
         open_check_after: OPEN_CHECK_AFTER,
+        twins: Some(crate::twins::KEPT_AT_LEAST),
     };
     find_root_causes_ahead(model, graph, weights, change, limits, plan)
 }
@@ -6014,6 +6223,10 @@ struct Plan {
     flat_first_from: usize,
     /// [`OPEN_CHECK_AFTER`] (the tests lower it, so that small explorations check too).
     open_check_after: u64,
+    /// Whether the dependencies that differ only by thread beyond what a cycle can use are left
+    /// out ([`crate::twins`]), each group keeping at least this many threads
+    /// ([`crate::twins::KEPT_AT_LEAST`]; the tests compare the search without, or keep fewer).
+    twins: Option<u32>,
 }
 
 /// Whether and how [`find_root_causes_ahead`] runs explorations ahead ([`Ahead`]).
@@ -6203,15 +6416,28 @@ fn find_root_causes_ahead(
     // list of nodes in `relaxed.start` / `relaxed.nodes` (from its exploration, else its first
     // passes; a node of the list is one the dependency holds, so the lists are at most as long
     // as the held sets of the dependencies searched).
+    let left_out = plan
+        .twins
+        .and_then(|at_least| crate::twins::left_out(model, graph, level, at_least));
     let epochs = Epochs::new(model);
-    let (threads, own, mut state) = ThreadDeps::with_own_and_state(model, &epochs);
+    let (threads, own, mut state) =
+        ThreadDeps::with_own_and_state(model, &epochs, left_out.as_ref().map(|l| &*l.deps));
+    let (left_out, left_out_deps) = left_out.map_or((0, Vec::new()), |l| (l.count, l.deps));
+    if left_out > 0 && std::env::var_os("LOCKCHECK_PHASES").is_some() {
+        eprintln!(
+            "lockcheck: {} root causes: {left_out} dependencies left out, each interchangeable with one kept but for its thread (crate::twins)",
+            level.name(),
+        );
+    }
     for e in change.ids() {
         for &d in graph.deps(e) {
             let c = &mut state[d as usize][0];
             *c = c.saturating_add(u32::from(*c != u32::MAX));
         }
     }
-    let shared = SharedTables::new(graph, epochs, threads);
+    let mut shared = SharedTables::new(graph, epochs, threads);
+    shared.left_out = left_out_deps;
+    shared.searched -= left_out;
     let flat_first = change.len() >= plan.flat_first_from;
     if flat_first {
         // Before any search, on one thread or two ([`Plan::flat_first_from`]).
@@ -6273,7 +6499,7 @@ fn find_root_causes_ahead(
                     })
                     .ok()
             });
-        let r = search_edges(
+        let mut r = search_edges(
             model,
             graph,
             weights,
@@ -6291,6 +6517,13 @@ fn find_root_causes_ahead(
         }
         if let Some(h) = second {
             h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        }
+        if left_out > 0 {
+            // The cycles are all found, but their combinations are counted over the threads
+            // kept of each group only.
+            for rc in &mut r.root_causes {
+                rc.combinations_exhaustive = false;
+            }
         }
         r
     })
@@ -6640,6 +6873,7 @@ fn search_edges(
             examples: found,
             cycles,
             cycles_exhaustive: exhaustive,
+            combinations_exhaustive: exhaustive,
         });
     }
     let explore_covered = s.explore_covered;
@@ -6656,6 +6890,7 @@ fn search_edges(
                 m.edges.extend(c.edges);
                 m.cycles = m.cycles.max(c.cycles);
                 m.cycles_exhaustive &= c.cycles_exhaustive;
+                m.combinations_exhaustive &= c.combinations_exhaustive;
             }
             None => {
                 by_set.insert(set, merged.len());

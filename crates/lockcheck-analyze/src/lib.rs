@@ -65,6 +65,7 @@ pub mod sarif;
 pub mod self_deadlock;
 pub mod synth;
 pub mod timeouts;
+mod twins;
 pub mod wait_cycle;
 
 use cycles::{Candidate, GraphLevel, SearchLimits};

@@ -306,6 +306,11 @@ pub struct RootCauseReport {
     pub cycles: u64,
     /// Whether `cycles` counts every such cycle (else it is a lower bound).
     pub cycles_exhaustive: bool,
+    /// Whether the violation's `combinations` counts every feasible combination of dependencies
+    /// over its locks (else it is a lower bound: the count stopped with the search, or the
+    /// search left out dependencies that differ from one it kept only by their thread).
+    #[serde(default = "yes")]
+    pub combinations_exhaustive: bool,
     /// Further valid cycles through these edges, shortest first (`--verbose` shows them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<CycleReport>,
@@ -746,6 +751,7 @@ pub fn root_cause_violation(
         change,
         cycles: rc.cycles,
         cycles_exhaustive: rc.cycles_exhaustive,
+        combinations_exhaustive: rc.combinations_exhaustive,
         examples,
     });
     v
@@ -1212,9 +1218,14 @@ fn violation_text(
     }
     edge_details(out, &v.edges, st);
     if v.combinations > 1 && v.kind != "hierarchy-violation" {
+        let least = v
+            .root_cause
+            .as_ref()
+            .is_some_and(|rc| !rc.combinations_exhaustive);
         let _ = writeln!(
             out,
-            "   ({} feasible combinations of dependencies over these locks; one shown)",
+            "   ({}{} feasible combinations of dependencies over these locks; one shown)",
+            if least { "at least " } else { "" },
             v.combinations
         );
     }
