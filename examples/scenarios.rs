@@ -467,6 +467,7 @@ const SCENARIOS: &[Scenario] = &[
         "-",
         tls_dtor_join_after_release,
     ),
+    ("tls-dtor-scope-under-lock", "-", tls_dtor_scope_under_lock),
     // A condvar notified by a thread that never takes its waiters' mutex (the opt-in condvar
     // rule, `LOCKCHECK_CONDVAR`; `lockcheck analyze --condvar`: these are listed in
     // `CONDVAR_RULE`): parity-ethereum#3885's queue, its fix (#3903), and a timed wait, which a
@@ -3412,6 +3413,23 @@ fn tls_dtor_join_under_lock() {
 /// Look-alike: the lock released before the join.
 fn tls_dtor_join_after_release() {
     tls_dtor_join("tlsjoin.fixed.registry", false);
+}
+
+/// Look-alike: the scope's implicit join, holding the lock the scoped thread's thread-local
+/// destructor takes, waits for the thread's closure only (rust-lang/rust#116179): the destructor
+/// waits for the owner, which lets go after the scope. No hang, at runtime or offline.
+fn tls_dtor_scope_under_lock() {
+    let registry = Arc::new(Mutex::named("tlsscope.registry", 0u32));
+    let g = registry.lock();
+    lockcheck::thread::scope(|s| {
+        let r = registry.clone();
+        s.spawn(move || EXIT_CACHE.with(|c| *c.borrow_mut() = Some(FlushAtExit(r))));
+    });
+    drop(g);
+    // The destructor's turn, before the scenario ends.
+    while *registry.lock() == 0 {
+        std::thread::yield_now();
+    }
 }
 
 /// parity-ethereum's verification queue (openethereum/parity-ethereum#3885): a verifier waits

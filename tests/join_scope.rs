@@ -139,3 +139,55 @@ fn a_scope_that_releases_first_or_whose_thread_takes_another_lock_is_silent() {
     assert!(found("join_scope.fixed").is_empty());
     assert!(found("join_scope.other").is_empty());
 }
+
+/// A thread-local whose destructor takes a lock.
+struct TakesOnDrop(std::sync::Arc<Mutex<u32>>);
+
+impl Drop for TakesOnDrop {
+    fn drop(&mut self) {
+        *self.0.lock() += 1;
+    }
+}
+
+thread_local! {
+    static TAKES: std::cell::RefCell<Option<TakesOnDrop>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn a_scope_ending_while_holding_the_lock_of_a_thread_local_destructor_is_silent() {
+    // The scope's implicit join waits for the closure only (rust-lang/rust#116179): the
+    // destructor waits for the owner's lock, and the owner, past the join, lets it go. The
+    // runtime must not take the join's wait for the thread's end, which the thread holds while
+    // its destructors run, for a deadlock with the destructor's wait. The join is waiting when
+    // the closure returns, and the destructor blocks at once: most rounds, the join's wait is
+    // still registered then (the false report came in the first of them).
+    setup();
+    let line = line!() + 7;
+    watchdog(30, move || {
+        for _ in 0..20 {
+            let m = std::sync::Arc::new(Mutex::named("join_scope.dtor", 0));
+            let g = m.lock();
+            lockcheck::thread::scope(|s| {
+                let m = m.clone();
+                s.spawn(move || {
+                    TAKES.with(|t| *t.borrow_mut() = Some(TakesOnDrop(m)));
+                    support::wait_until("the scope's end waits", || {
+                        support::blocked_at(LockKind::End, file!(), line) == 1
+                    });
+                });
+            });
+            drop(g);
+            // The destructor has the lock, or will: wait for it before the next round.
+            while m.try_lock().map(|v| *v).unwrap_or(0) == 0 {
+                std::thread::yield_now();
+            }
+        }
+    })
+    .unwrap();
+    assert!(
+        found("join_scope.dtor").is_empty(),
+        "{:#?}",
+        found("join_scope.dtor")
+    );
+}

@@ -25,7 +25,7 @@ use crate::hierarchy::FasGraph;
 use crate::model::Dep;
 use crate::model::{LockId, Model};
 use lockcheck_core::deps::{check_blocking, check_link, check_pair, DepView, Infeasible};
-use lockcheck_core::trace::Mode;
+use lockcheck_core::trace::{LockKind, Mode};
 use std::collections::HashMap;
 
 /// Maps looked up in the inner loops of the root-cause search (by dependency or node index).
@@ -538,6 +538,16 @@ pub fn describe(model: &Model, e: &Infeasible<LockId>) -> String {
             format!(
                 "both acquisitions are guarded by the common lock {}",
                 model.lock_name(*gate)
+            )
+        }
+        Infeasible::ReadRead { lock }
+            if model.classes[model.locks[*lock as usize].class as usize].kind == LockKind::End =>
+        {
+            format!(
+                "a scope's implicit join waits for the closure of the thread it joins ({}), \
+                 not for its thread-local destructors, which took their locks after the \
+                 closure returned",
+                model.lock_name(*lock)
             )
         }
         Infeasible::ReadRead { lock } if model.locks[*lock as usize].ever_written => {

@@ -2077,6 +2077,25 @@ impl ModelBuilder {
         }
     }
 
+    /// At `t`'s `returned` event: the ends it holds (its own, a lock of kind `end`) are held in
+    /// `read` mode from here on. A scope's implicit join requests the end in `read_recursive`
+    /// mode (it waits for the closure only, not for the thread-local destructors that follow
+    /// `returned`), which does not wait for a `read` hold; an explicit join's `write` request
+    /// waits for both (`docs/trace-format.md`, "Thread ends and joins"). Traces written before
+    /// the runtime told the two joins apart request `write` either way and read as before.
+    fn end_read_after_return(&mut self, t: ThreadId) {
+        let state = &mut self.threads[t as usize];
+        for i in 0..state.held.len() {
+            let h = &mut state.held[i];
+            let class = self.model.locks[h.lock as usize].class;
+            if h.mode == Mode::Exclusive && self.model.classes[class as usize].kind == LockKind::End
+            {
+                h.mode = Mode::Shared;
+                state.valid = state.valid.min(i);
+            }
+        }
+    }
+
     #[inline]
     fn mark_written(&mut self, l: LockId, m: Mode) {
         // Read before writing: the lock is almost always marked already, and a write would
@@ -3751,6 +3770,7 @@ impl ModelBuilder {
                 }
                 arena.tick(&mut ts.clock, t);
                 ts.clock_id = NO_CLOCK;
+                self.end_read_after_return(t);
             }
             Event::LeftHeld { t, l, m, s } => {
                 let thread = self.thread(*t);

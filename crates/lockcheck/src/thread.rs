@@ -313,7 +313,7 @@ fn before_join(
                 // of the trace even when it holds no lock (a join of a thread that joins it back).
                 let ask = !s.busy.get() && (s.holds_any() || end_in_trace());
                 if ask {
-                    crate::checked::recorder::on_join_request(lock, site);
+                    crate::checked::recorder::on_join_request(lock, site, explicit);
                 }
                 ask
             })
@@ -343,7 +343,7 @@ fn after_join(id: u64, end: &End, site: Site, requested: bool, explicit: bool) {
         .lock
         .filter(|_| requested && same_recording(end.recorded))
     {
-        crate::checked::recorder::on_join_granted(lock, site);
+        crate::checked::recorder::on_join_granted(lock, site, explicit);
     }
     end.joined.store(true, std::sync::atomic::Ordering::Release);
     joined(id, end, explicit);
@@ -394,7 +394,7 @@ fn wait_for_end(is_finished: impl Fn() -> bool, end: &End, site: Site, explicit:
     if over() {
         return;
     }
-    let (mut token, w) = match crate::checked::watch::join_wait(lock, site) {
+    let (mut token, w) = match crate::checked::watch::join_wait(lock, site, explicit) {
         None => return,
         Some(Err(v)) => v.raise(),
         Some(Ok(t)) => t,

@@ -1906,16 +1906,30 @@ pub(crate) fn on_thread_finish(end: Ids) {
     release_rec(end, 0);
 }
 
+/// The mode a join requests its thread's end in: an explicit join waits for the thread's
+/// thread-local destructors too (std joins the native thread), an exclusive request; a scope's
+/// implicit join waits only for the closure, a `read_recursive` one, which the analyzer does not
+/// see wait for the `read` the thread holds its end in after its `returned` event (the
+/// destructors' acquisitions), and sees wait for the `write` it holds it in before.
+fn join_mode(explicit: bool) -> Mode {
+    if explicit {
+        Mode::Exclusive
+    } else {
+        Mode::SharedRecursive
+    }
+}
+
 /// A join made while holding locks is about to wait for the thread's end: its request, written
 /// before it blocks (a join the runtime stops with a report stays in the trace as a request).
-pub(crate) fn on_join_request(end: Ids, site: Site) {
-    on_request(end, LockKind::End, Mode::Exclusive, site, 0, 1);
+/// `explicit`: not a scope's implicit join ([`join_mode`]).
+pub(crate) fn on_join_request(end: Ids, site: Site, explicit: bool) {
+    on_request(end, LockKind::End, join_mode(explicit), site, 0, 1);
 }
 
 /// The join of [`on_join_request`] returned: the end granted, and released at once (before
 /// [`on_join`]).
-pub(crate) fn on_join_granted(end: Ids, site: Site) {
-    on_acquire(end, Mode::Exclusive, How::Blocking, site, 0);
+pub(crate) fn on_join_granted(end: Ids, site: Site, explicit: bool) {
+    on_acquire(end, join_mode(explicit), How::Blocking, site, 0);
     release_rec(end, 0);
 }
 

@@ -534,11 +534,17 @@ pub(crate) fn begin_wait(s: &ThreadState, w: WaitFor) -> Result<WaitToken, Verdi
             super::recorder::on_request(w.ids, w.kind, w.mode, w.site, w.capacity, 1);
         }
         // A thread started through `lockcheck::thread` holds its own end until it finishes:
-        // a joiner waits for it (see [`join_wait`]).
+        // a joiner waits for it (see [`join_wait`]). Past its closure (its thread-local
+        // destructors), only an explicit join still waits for it: a `read` hold.
+        let past_closure = TEARING_DOWN.try_with(Cell::get).unwrap_or(false);
         held.push(Held {
             inst: end.inst,
             class: end.class,
-            mode: Mode::Exclusive,
+            mode: if past_closure {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            },
             site: spawned,
             since: None,
             source: false,
@@ -632,9 +638,16 @@ pub(crate) fn set_thread_end(end: Ids, spawned: &'static Location<'static>) {
 /// each other, rust-lang/rust#34971: a cycle of two ends and no lock). `None`: nothing to
 /// register (nothing held, checks off, or inside lockcheck's own work); `Err`: the deadlock this
 /// join closes, to raise.
+///
+/// `explicit`: a join of the thread's handle, which waits for its thread-local destructors too,
+/// an exclusive wait; a scope's implicit join waits for the closure only, a `read_recursive`
+/// wait, which the thread's end, held in `read` mode once its closure returned (see
+/// [`begin_wait`]), does not block: a destructor that waits for a lock the scope's owner holds
+/// is no deadlock (the trace says the same, `recorder::join_mode`).
 pub(crate) fn join_wait(
     end: Ids,
     site: &'static Location<'static>,
+    explicit: bool,
 ) -> Option<Result<(WaitToken, WaitFor), Verdict>> {
     if action() == Action::Off {
         return None;
@@ -642,7 +655,11 @@ pub(crate) fn join_wait(
     let w = WaitFor {
         ids: end,
         kind: LockKind::End,
-        mode: Mode::Exclusive,
+        mode: if explicit {
+            Mode::Exclusive
+        } else {
+            Mode::SharedRecursive
+        },
         capacity: 1,
         site,
     };
