@@ -542,16 +542,19 @@ impl ThreadBuf {
     }
 
     /// Appends under the chain lock: for streams written by several threads (async tasks).
-    /// Returns whether a block was handed over.
+    /// Returns the count of full blocks waiting for the writer when it handed one over.
     #[cfg(feature = "tokio")]
-    fn push_locked(&self, rec: Rec) -> bool {
+    fn push_locked(&self, rec: Rec) -> Option<usize> {
         let mut chain = self.chain.lock();
-        let mut full = false;
+        let mut full = None;
         if chain
             .back()
             .is_none_or(|b| b.committed.load(Ordering::Relaxed) + LONG > BLOCK_WORDS)
         {
-            full = !chain.is_empty();
+            if !chain.is_empty() {
+                // Counted before the writer can take it (see `hand_over`).
+                full = Some(FULL.fetch_add(1, Ordering::AcqRel) + 1);
+            }
             chain.push_back(take_block());
         }
         let b = chain.back().expect("just ensured");
@@ -942,8 +945,10 @@ const ROOM_AFTER_SHOWN: usize = 8;
 /// is so far behind that the thread must wait for it ([`wait_for_writer`]).
 fn hand_over(b: &ThreadBuf) -> bool {
     let fresh = take_block();
-    b.chain.lock().push_back(fresh);
+    // Counted before the block behind `fresh` is the writer's to take: the writer subtracts one
+    // for each block it takes, and counting after let the count wrap below zero meanwhile.
     let backlog = FULL.fetch_add(1, Ordering::AcqRel) + 1;
+    b.chain.lock().push_back(fresh);
     if backlog >= WAKE_AFTER {
         wake_writer();
     }
@@ -1330,7 +1335,8 @@ pub(crate) fn stop() -> io::Result<Option<PathBuf>> {
         let mut chain = b.chain.lock();
         while chain.len() > 1 {
             if let Some(blk) = chain.pop_front() {
-                FULL.fetch_sub(1, Ordering::AcqRel);
+                let before = FULL.fetch_sub(1, Ordering::AcqRel);
+                debug_assert!(before > 0, "a full block taken before it was counted");
                 return_block(blk);
             }
         }
@@ -2384,7 +2390,8 @@ impl Writer {
             let front = b.chain.lock().pop_front();
             consumed = 0;
             if let Some(front) = front {
-                FULL.fetch_sub(1, Ordering::AcqRel);
+                let before = FULL.fetch_sub(1, Ordering::AcqRel);
+                debug_assert!(before > 0, "a full block taken before it was counted");
                 if self.pieces.is_empty() {
                     // Nothing points into it (its records were copied, or formatted).
                     return_block(front);
@@ -3035,8 +3042,7 @@ fn push_task(holder: u64, rec: Rec, last: bool) {
         b
     };
     let push = |rec: Rec| {
-        if b.push_locked(rec) {
-            let backlog = FULL.fetch_add(1, Ordering::AcqRel) + 1;
+        if let Some(backlog) = b.push_locked(rec) {
             if backlog >= WAKE_AFTER {
                 wake_writer();
             }
