@@ -53,6 +53,7 @@ pub mod cycles;
 pub mod fork_hang;
 pub mod graph;
 pub mod held_across_await;
+mod held_stack;
 pub mod hierarchy;
 pub mod hist;
 pub mod html;

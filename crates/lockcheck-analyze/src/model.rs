@@ -1454,7 +1454,7 @@ impl Model {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Held {
     lock: LockId,
     mode: Mode,
@@ -1479,9 +1479,16 @@ struct Pending {
     found: Option<u32>,
 }
 
+impl crate::held_stack::HoldsLock for Held {
+    #[inline]
+    fn lock(&self) -> u32 {
+        self.lock
+    }
+}
+
 #[derive(Debug)]
 struct ThreadState {
-    held: Vec<Held>,
+    held: crate::held_stack::HeldStack<Held>,
     /// A clock of the model's [`Clocks`] arena.
     clock: Clock,
     /// `clock` interned, `NO_CLOCK` until a dependency needs it after a change.
@@ -1933,7 +1940,7 @@ impl ModelBuilder {
         let clock = Clock::new_thread(id);
         let root = self.model.held_sets.new_root();
         self.threads.push(ThreadState {
-            held: Vec::new(),
+            held: Default::default(),
             clock,
             clock_id: NO_CLOCK,
             root,
@@ -2609,7 +2616,7 @@ impl ModelBuilder {
     /// Whether thread `t` holds `lock`.
     #[inline]
     fn holds(&self, t: ThreadId, lock: LockId) -> bool {
-        self.threads[t as usize].held.iter().any(|h| h.lock == lock)
+        self.threads[t as usize].held.holds(lock)
     }
 
     /// A failed try (or timed acquisition) of `l` in `m` by `t` at `site`, as the runtime counts
@@ -3304,7 +3311,7 @@ impl ModelBuilder {
             state.valid = state.valid.min(i);
             state.sites_valid = state.sites_valid.min(i);
             true
-        } else if let Some(i) = state.held.iter().rposition(|h| h.lock == l) {
+        } else if let Some(i) = state.held.rposition_lock(l) {
             state.held.remove(i);
             if i < state.spun {
                 state.spun -= 1;
@@ -3356,7 +3363,7 @@ impl ModelBuilder {
         match holder {
             Some(o) => {
                 let h = &self.threads[o as usize].held;
-                let i = h.iter().rposition(|h| h.lock == l).expect("found above");
+                let i = h.rposition_lock(l).expect("found above");
                 self.remove_held(o, i);
                 if !self.hot[l as usize].semaphore {
                     self.model.anomalies.release_by_other_thread += 1;
@@ -3585,11 +3592,7 @@ impl ModelBuilder {
                 let t = self.thread(*t);
                 let l = self.lock(*l);
                 self.settle(t);
-                let Some(i) = self.threads[t as usize]
-                    .held
-                    .iter()
-                    .rposition(|h| h.lock == l)
-                else {
+                let Some(i) = self.threads[t as usize].held.rposition_lock(l) else {
                     self.model.anomalies.convert_not_held += 1;
                     return;
                 };
@@ -3625,7 +3628,7 @@ impl ModelBuilder {
                 }
                 self.settle(t);
                 let held = &self.threads[t as usize].held;
-                match held.iter().rposition(|h| h.lock == l) {
+                match held.rposition_lock(l) {
                     Some(i) => {
                         self.remove_held(t, i);
                         self.threads[t as usize].cond_released = Some(l);
