@@ -13,10 +13,12 @@
 //! reads threads and clocks answers alike too, but for the rule that a cycle's threads are
 //! distinct. A dependency is such a *free* one when
 //!
-//! - no clock of a dependency or of a write knows its thread together with another thread
-//!   that has a dependency or writes (its clock knows no such thread, and no such thread's
-//!   clock knows it: threads forked, joined or messaged only by threads that take no lock, as
-//!   a test harness's, stay free), and
+//! - no clock of a dependency that can be on a cycle (one of its edges within a strongly
+//!   connected component) or of a write knows its thread together with another thread that
+//!   has such a dependency or writes (its clock knows no such thread, and no such thread's
+//!   clock knows it: threads forked, joined or messaged only by threads that take no lock, or
+//!   only locks on no cycle, as a test harness's, stay free; a dependency on no cycle is in
+//!   no cycle the search can find, so its order with the others decides nothing), and
 //! - its thread wrote no lock whose writes are kept by thread (whether a write can come between
 //!   two reads asks whether the writer is one of the two readers' threads, the only other rule
 //!   that reads a thread).
@@ -83,21 +85,41 @@ pub(crate) fn left_out(
     // The bound of a group, by the node its dependencies request: the size of that node's
     // component (1 outside any: such a dependency is on no cycle at all), `at_least` at least.
     let mut bound = vec![at_least.max(1); graph.nodes()];
-    for c in &sccs {
+    // The component of each node on a cycle (`u32::MAX`: on none).
+    let mut comp = vec![u32::MAX; graph.nodes()];
+    for (i, c) in sccs.iter().enumerate() {
         for &n in c {
             bound[n as usize] = (c.len() as u32).max(at_least);
+            if c.len() > 1 {
+                comp[n as usize] = i as u32;
+            }
         }
     }
     drop(sccs);
-    // The threads whose order matters: those with a dependency, and the writers (whether a
-    // write comes between two reads reads the writer's clock and theirs). A thread is tied
-    // when a clock of a dependency or a write knows it together with another such thread, and
-    // every writer of a lock whose writes are kept by thread is.
+    // The threads whose order matters: those with a dependency that can be on a cycle (one of
+    // its edges within a component: every dependency of a cycle is), and the writers (whether
+    // a write comes between two reads reads the writer's clock and theirs). A thread is tied
+    // when a clock of such a dependency or of a write knows it together with another such
+    // thread, and every writer of a lock whose writes are kept by thread is. A thread whose
+    // dependencies are on no cycle (a main thread that forks the others and takes locks of its
+    // own between the forks) orders no two dependencies of a cycle: its clock does not tie.
     let mut relevant = vec![false; threads];
     let mut asked = vec![false; model.clocks.len()];
-    for r in model.deps.iter() {
-        relevant[r.thread as usize] = true;
-        asked[r.clock as usize] = true;
+    for n in 0..graph.nodes() as u32 {
+        let c = comp[n as usize];
+        if c == u32::MAX {
+            continue;
+        }
+        for e in graph.out_edges(n) {
+            if comp[graph.target(e) as usize] != c {
+                continue;
+            }
+            for &d in graph.deps(e) {
+                let r = &model.deps[d as usize];
+                relevant[r.thread as usize] = true;
+                asked[r.clock as usize] = true;
+            }
+        }
     }
     let writes = || {
         model
@@ -410,11 +432,22 @@ mod tests {
         let (causes, left) = found(&s);
         assert_eq!(causes.len(), 1, "{causes:?}");
         assert_eq!(left, 3, "threads 3, 4 and 5 of the five taking B then C");
-        // Thread 0 taking a lock after its joins ties them all: nothing is left out.
+        // Thread 0 taking locks of the cycle after its joins ties them all: nothing is left
+        // out.
         let mut tied = s.clone();
-        tied.extend(steps(&[&nest(0, "+D", "+B")]));
+        tied.extend(steps(&[&nest(0, "+C", "+B")]));
         let (causes, left) = found(&tied);
         assert_eq!((causes.len(), left), (1, 0), "{causes:?}");
+        // Locks on no cycle (D then B: nothing leads back to D; E then F), between its forks
+        // and after its joins, tie nothing: its dependencies are on no cycle, so its order
+        // with the others decides none.
+        let mut own = vec![(0, "fork 1"), (0, "fork 2"), (0, "fork 3")];
+        own.extend(steps(&[&nest(0, "+E", "+F")]));
+        own.extend([(0, "fork 4"), (0, "fork 5"), (0, "fork 6")]);
+        own.extend(s.iter().skip(6).copied());
+        own.extend(steps(&[&nest(0, "+D", "+B")]));
+        let (causes, left) = found(&own);
+        assert_eq!((causes.len(), left), (1, 3), "{causes:?}");
     }
 
     /// Threads 1 to 5 each hold a lock of their own (E to I) while they take B then C, thread 6
