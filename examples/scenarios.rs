@@ -468,6 +468,11 @@ const SCENARIOS: &[Scenario] = &[
         tls_dtor_join_after_release,
     ),
     ("tls-dtor-scope-under-lock", "-", tls_dtor_scope_under_lock),
+    (
+        "scope-value-drop-under-lock",
+        "deadlock",
+        scope_value_drop_under_lock,
+    ),
     // A condvar notified by a thread that never takes its waiters' mutex (the opt-in condvar
     // rule, `LOCKCHECK_CONDVAR`; `lockcheck analyze --condvar`: these are listed in
     // `CONDVAR_RULE`): parity-ethereum#3885's queue, its fix (#3903), and a timed wait, which a
@@ -3430,6 +3435,33 @@ fn tls_dtor_scope_under_lock() {
     while *registry.lock() == 0 {
         std::thread::yield_now();
     }
+}
+
+/// A scoped thread's value whose drop takes a lock (a registration that removes itself).
+struct Unregisters<'a>(&'a Mutex<u32>);
+
+impl Drop for Unregisters<'_> {
+    fn drop(&mut self) {
+        *self.0.lock() += 1;
+    }
+}
+
+/// A scope ending while holding the lock its thread's value takes when dropped: with the handle
+/// gone, std drops the value in the thread after its closure, and the scope's implicit join
+/// waits for that drop (unlike the thread-local destructors): a hang, reported.
+fn scope_value_drop_under_lock() {
+    let registry = Mutex::named("scopevalue.registry", 0u32);
+    let (go, wait_go) = mpsc::channel::<()>();
+    let g = registry.lock();
+    let r = &registry;
+    lockcheck::thread::scope(|s| {
+        s.spawn(move || {
+            let _ = wait_go.recv();
+            Unregisters(r)
+        });
+        let _ = go.send(());
+    });
+    drop(g);
 }
 
 /// parity-ethereum's verification queue (openethereum/parity-ethereum#3885): a verifier waits

@@ -191,3 +191,42 @@ fn a_scope_ending_while_holding_the_lock_of_a_thread_local_destructor_is_silent(
         found("join_scope.dtor")
     );
 }
+
+/// A scoped thread's value whose drop takes a lock (a handle that unregisters itself).
+struct Unregisters<'a>(&'a Mutex<u32>);
+
+impl Drop for Unregisters<'_> {
+    fn drop(&mut self) {
+        *self.0.lock() += 1;
+    }
+}
+
+#[test]
+fn a_scope_ending_while_holding_the_lock_its_thread_s_value_takes_when_dropped_is_a_deadlock() {
+    // std drops the value of a scoped thread whose handle is gone in that thread, after its
+    // closure, and the scope's implicit join waits for that drop: holding the lock the drop
+    // takes, the scope hangs (its join waits for the drop, the drop for the lock).
+    setup();
+    let line = line!() + 7; // the scope's line, where its implicit joins are
+    let r = watchdog(20, move || {
+        let m = Mutex::named("join_scope.value", 0);
+        let other = Mutex::named("join_scope.value.other", 0);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let g = m.lock();
+        let (m_ref, other_ref) = (&m, &other);
+        lockcheck::thread::scope(|s| {
+            s.spawn(move || {
+                // The handle is gone (dropped at the end of this statement) before the value
+                // is: the thread drops it.
+                let _ = rx.recv();
+                (Unregisters(m_ref), Unregisters(other_ref))
+            });
+            let _ = tx.send(());
+        });
+        drop(g);
+    });
+    r.expect_err("the scope panics with the report");
+    assert_join_deadlock("join_scope.value", line);
+    // The look-alike: the value's drop takes a lock the scope's owner does not hold.
+    assert!(found("join_scope.value.other").is_empty());
+}

@@ -7,9 +7,11 @@
 //! - a scope ending while holding the lock a scoped thread's thread-local destructor takes cannot
 //!   hang (the destructor waits until the scope's owner lets go): silent, offline as at runtime;
 //! - an explicit join holding that lock can: predicted from a run that did not hang;
-//! - a scope ending while holding a lock its thread's closure takes can: predicted too.
+//! - a scope ending while holding a lock its thread's closure takes can: predicted too;
+//! - so can one holding a lock its thread's value takes when the thread drops it (its handle
+//!   gone), which the scope's join waits for.
 //!
-//! One test: recording is per process, and the three runs record one after another.
+//! One test: recording is per process, and the runs record one after another.
 
 mod support;
 #[path = "support/trace_file.rs"]
@@ -128,4 +130,35 @@ fn a_scope_does_not_wait_for_thread_local_destructors_an_explicit_join_does() {
         drop(g);
     });
     assert!(is_join_deadlock(&found), "{found:?}");
+
+    // The scope ends holding a lock that its thread's value takes when dropped: std drops it in
+    // the thread (its handle is gone) and the scope's join waits for that drop. Predicted: this
+    // run took the lock only after the drop had let it go.
+    let (found, _) = recorded("scope_value.json", "rjs.scope_value", || {
+        let m = Mutex::named("rjs.scope_value", 0);
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let m_ref = &m;
+        let g = lockcheck::thread::scope(|s| {
+            s.spawn(move || {
+                let _ = go_rx.recv();
+                Unregisters(m_ref, done_tx)
+            });
+            go_tx.send(()).unwrap();
+            done_rx.recv().unwrap();
+            m_ref.lock()
+        });
+        drop(g);
+    });
+    assert!(is_join_deadlock(&found), "{found:?}");
+}
+
+/// A value whose drop takes a lock, then says so.
+struct Unregisters<'a>(&'a Mutex<u32>, mpsc::Sender<()>);
+
+impl Drop for Unregisters<'_> {
+    fn drop(&mut self) {
+        *self.0.lock() += 1;
+        let _ = self.1.send(());
+    }
 }

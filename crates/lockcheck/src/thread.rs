@@ -563,10 +563,76 @@ impl Builder {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let (body, id, end) = wrap(f);
+        // The value goes to `result`, not to std's packet (see [`ScopedResult`]): dropped by
+        // the thread itself, inside its closure, when the handle is gone by then.
+        let result = Arc::new(ScopedResult::default());
+        let to = Arc::clone(&result);
+        let (body, id, end) = wrap(move || to.deliver(f()));
         scope.register(id, &end);
         let inner = self.inner.spawn_scoped(&scope.inner, body)?;
-        Ok(ScopedJoinHandle { inner, id, end })
+        Ok(ScopedJoinHandle {
+            inner,
+            id,
+            end,
+            result: ResultOwner(result),
+        })
+    }
+}
+
+/// A scoped thread's value, kept beside std's packet.
+///
+/// std drops a scoped thread's value when the last of the thread and its handle lets go of the
+/// packet, and a scope's implicit join waits for that drop, not for the thread-local destructors
+/// (rust-lang/rust#116179). When the handle is dropped before the thread returns (the usual
+/// `s.spawn(..);`), that is the thread, after its closure: a drop that takes a lock the scope's
+/// owner holds across the scope's end hangs the scope. Here the thread's closure hands its value
+/// over, and drops it itself if the handle is gone, before the closure's end (the point where a
+/// scope's join stops waiting for it, in the trace and in the wait-for graph), so that such a
+/// drop is seen as part of the closure. With the handle still there, the value waits for it
+/// (taken by `join`, dropped with the handle, where std drops it).
+struct ScopedResult<T> {
+    /// The value, and whether the handle is gone.
+    slot: parking_lot::Mutex<(Option<T>, bool)>,
+}
+
+impl<T> Default for ScopedResult<T> {
+    fn default() -> Self {
+        ScopedResult {
+            slot: parking_lot::Mutex::new((None, false)),
+        }
+    }
+}
+
+impl<T> ScopedResult<T> {
+    /// The thread's value: kept for the handle, or dropped here if the handle is gone (outside
+    /// the slot's lock: the drop may take the program's locks).
+    fn deliver(&self, v: T) {
+        let mut slot = crate::checked::state::internal(&self.slot);
+        if slot.1 {
+            drop(slot);
+            drop(v);
+        } else {
+            slot.0 = Some(v);
+        }
+    }
+
+    fn take(&self) -> Option<T> {
+        crate::checked::state::internal(&self.slot).0.take()
+    }
+}
+
+/// The handle's side of a [`ScopedResult`]: dropped, it drops the value if the thread delivered
+/// it, and marks the handle gone otherwise.
+struct ResultOwner<T>(Arc<ScopedResult<T>>);
+
+impl<T> Drop for ResultOwner<T> {
+    fn drop(&mut self) {
+        let v = {
+            let mut slot = crate::checked::state::internal(&self.0.slot);
+            slot.1 = true;
+            slot.0.take()
+        };
+        drop(v);
     }
 }
 
@@ -618,11 +684,17 @@ impl std::fmt::Debug for Scope<'_, '_> {
 }
 
 /// A handle to join a scoped thread.
-#[derive(Debug)]
 pub struct ScopedJoinHandle<'scope, T> {
-    inner: std::thread::ScopedJoinHandle<'scope, T>,
+    inner: std::thread::ScopedJoinHandle<'scope, ()>,
     id: u64,
     end: Arc<End>,
+    result: ResultOwner<T>,
+}
+
+impl<T> std::fmt::Debug for ScopedJoinHandle<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScopedJoinHandle").finish_non_exhaustive()
+    }
 }
 
 impl<T> ScopedJoinHandle<'_, T> {
@@ -631,13 +703,25 @@ impl<T> ScopedJoinHandle<'_, T> {
     #[track_caller]
     pub fn join(self) -> Result<T> {
         let site = Location::caller();
-        let requested = before_join(&self.end, site, || self.inner.is_finished(), true, true);
-        let r = self.inner.join();
-        after_join(self.id, &self.end, site, requested, true);
+        let ScopedJoinHandle {
+            inner,
+            id,
+            end,
+            result,
+        } = self;
+        let requested = before_join(&end, site, || inner.is_finished(), true, true);
+        let r = inner.join();
+        after_join(id, &end, site, requested, true);
         if let Some(v) = take_verdict() {
             v.raise();
         }
-        r
+        // A closure that returned delivered its value before it ended.
+        r.map(|()| {
+            result
+                .0
+                .take()
+                .expect("a scoped thread that returned left its value")
+        })
     }
 
     /// The thread's handle.
