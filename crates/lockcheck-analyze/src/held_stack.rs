@@ -50,14 +50,16 @@ impl<H: HoldsLock + Copy> HeldStack<H> {
     /// down across it counts them again each time: at most this many steps).
     pub(crate) const INDEXED: usize = 64;
 
-    /// Pushes a hold on the top.
+    /// Pushes a hold on the top; returns the stack's length after.
     #[inline]
-    pub(crate) fn push(&mut self, h: H) {
+    pub(crate) fn push(&mut self, h: H) -> usize {
         self.buf.push(h);
+        let len = self.buf.len() - self.start;
         // (`counts` is there exactly when the stack has `INDEXED` holds or more.)
-        if self.buf.len() - self.start >= Self::INDEXED {
+        if len >= Self::INDEXED {
             self.pushed_deep();
         }
+        len
     }
 
     #[cold]
@@ -89,6 +91,26 @@ impl<H: HoldsLock + Copy> HeldStack<H> {
             self.removed(&h);
         }
         Some(h)
+    }
+
+    /// Removes the top hold if it is of lock `l` (a release in the usual order), returning its
+    /// index (the stack's length after).
+    #[inline]
+    pub(crate) fn pop_if_top(&mut self, l: u32) -> Option<usize> {
+        let n = self.buf.len();
+        if n <= self.start {
+            return None;
+        }
+        let h = self.buf[n - 1];
+        if h.lock() != l {
+            return None;
+        }
+        let i = n - 1 - self.start;
+        self.buf.truncate(n - 1);
+        if self.start != 0 || n >= Self::INDEXED {
+            self.removed(&h);
+        }
+        Some(i)
     }
 
     /// Removes hold `i` (from the bottom), moving the shorter side of the stack.
@@ -231,6 +253,8 @@ mod tests {
         Release(u32),
         /// Remove the hold at this fraction of the stack.
         RemoveAt(u8),
+        /// Remove the top hold if it is of the lock (40 and up: the top's own lock).
+        PopIfTop(u32),
         Clear,
     }
 
@@ -240,6 +264,7 @@ mod tests {
             2 => Just(Op::Pop),
             3 => (0u32..40).prop_map(Op::Release),
             2 => any::<u8>().prop_map(Op::RemoveAt),
+            3 => (0u32..80).prop_map(Op::PopIfTop),
             1 => Just(Op::Clear),
         ]
     }
@@ -276,6 +301,20 @@ mod tests {
                         let i = f as usize * v.len() / 256;
                         assert_eq!(s.remove(i), v.remove(i));
                     }
+                }
+                Op::PopIfTop(l) => {
+                    let l = match v.last() {
+                        Some(h) if l >= 40 => h.0,
+                        _ => l,
+                    };
+                    let top = v.last().is_some_and(|h| h.0 == l);
+                    let expect = if top {
+                        v.pop();
+                        Some(v.len())
+                    } else {
+                        None
+                    };
+                    assert_eq!(s.pop_if_top(l), expect);
                 }
                 Op::Clear => {
                     s.clear();

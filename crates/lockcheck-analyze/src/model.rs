@@ -2534,10 +2534,11 @@ impl ModelBuilder {
         let limit = self.node_limit();
         let state = &mut self.threads[t as usize];
         let from = state.valid;
-        if self.model.held_sets.len() + (state.held.len() - from) > limit {
+        // The stack as a slice, taken once.
+        let held: &mut [Held] = &mut state.held;
+        if self.model.held_sets.len() + (held.len() - from) > limit {
             return None;
         }
-        let held = &mut state.held;
         let mut node = match from.checked_sub(1) {
             Some(i) => held[i].node,
             None => state.root,
@@ -3242,17 +3243,17 @@ impl ModelBuilder {
         let pushed = match node {
             Some(node) => {
                 let state = &mut self.threads[t as usize];
-                if state.held.len() >= DEEP_HELD {
-                    self.model.anomalies.deep_held += 1;
-                }
-                state.held.push(Held {
+                let len = state.held.push(Held {
                     lock: l,
                     mode: m,
                     site,
                     node,
                     sites: EMPTY,
                 });
-                state.valid = state.held.len();
+                state.valid = len;
+                if len > DEEP_HELD {
+                    self.model.anomalies.deep_held += 1;
+                }
                 1
             }
             None => {
@@ -3301,12 +3302,9 @@ impl ModelBuilder {
         }
         let state = &mut self.threads[t as usize];
         let cond_released = state.cond_released.take();
-        let len = state.held.len();
-        let found = if len > 0 && state.held[len - 1].lock == l {
+        let found = if let Some(i) = state.held.pop_if_top(l) {
             // The top (locks are released in reverse order): a pop, not the call to
             // `memmove` that `Vec::remove` makes even for the last item.
-            state.held.pop();
-            let i = len - 1;
             // The marks of a failed try form a prefix (see `ThreadState::spun`).
             state.spun = state.spun.min(i);
             state.valid = state.valid.min(i);
