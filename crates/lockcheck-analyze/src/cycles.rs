@@ -856,10 +856,27 @@ fn sorted(v: &[u32]) -> Vec<u32> {
 /// between two or three locks; longer ones would only repeat them).
 pub const MAX_SAME_THREAD_LEN: usize = 4;
 
-/// Calls `f(thread, edge)` once for each edge inside a component of the whole graph (`comp`, by
-/// node) and each thread below `threads` among its dependencies' (`thread_of`), in edge id order
-/// (so by source, then target). Read node by node, the source known, where a search for each
-/// edge's source cost 0.2G instructions on the hostile random trace.
+/// Calls `f(edge)` for each edge inside a component of the whole graph (`comp`, by node;
+/// `u32::MAX`: a node on no cycle), in edge id order (so by source, then target). Read node by
+/// node, the source known, where a search for each edge's source cost 0.2G instructions on the
+/// hostile random trace.
+pub(crate) fn each_edge_inside(graph: &LockGraph, comp: &[u32], mut f: impl FnMut(u32)) {
+    for a in 0..graph.nodes() as u32 {
+        let ca = comp[a as usize];
+        if ca == u32::MAX {
+            continue;
+        }
+        for e in graph.out_edges(a) {
+            if comp[graph.target(e) as usize] == ca {
+                f(e);
+            }
+        }
+    }
+}
+
+/// Calls `f(thread, edge)` once for each edge inside a component of the whole graph
+/// ([`each_edge_inside`]) and each thread below `threads` among its dependencies'
+/// (`thread_of`), in edge id order.
 fn each_thread_edge_inside(
     graph: &LockGraph,
     comp: &[u32],
@@ -870,24 +887,15 @@ fn each_thread_edge_inside(
     // The edge each thread was last counted for: a thread with several dependencies on one edge
     // counts once.
     let mut stamp = vec![u32::MAX; threads];
-    for a in 0..graph.nodes() as u32 {
-        let ca = comp[a as usize];
-        if ca == u32::MAX {
-            continue;
-        }
-        for e in graph.out_edges(a) {
-            if comp[graph.target(e) as usize] != ca {
-                continue;
-            }
-            for &d in graph.deps(e) {
-                let t = thread_of[d as usize] as usize;
-                if t < threads && stamp[t] != e {
-                    stamp[t] = e;
-                    f(t, e);
-                }
+    each_edge_inside(graph, comp, |e| {
+        for &d in graph.deps(e) {
+            let t = thread_of[d as usize] as usize;
+            if t < threads && stamp[t] != e {
+                stamp[t] = e;
+                f(t, e);
             }
         }
-    }
+    });
 }
 
 /// Each thread's edges inside a component (by [`each_thread_edge_inside`]), by edge id (so by
@@ -2799,12 +2807,7 @@ mod tests {
             let text = random_crowd(seed, 10 + seed % 20, 3 + seed % 3, 40 + 2 * seed as usize);
             let m = model_of(&[("t", &text)]);
             for level in [GraphLevel::Instance, GraphLevel::Class] {
-                let graph = LockGraph::build(&m, level);
-                let weights = graph.weights(&m);
-                let ranks = change_set_ranks(&m, level);
-                let change = change_set_on(&graph, &weights, &|n| {
-                    ranks.get(n as usize).copied().unwrap_or(u64::MAX)
-                });
+                let (graph, weights, change) = level_change_set(&m, level);
                 let run = |twins| {
                     let plan = Plan {
                         mode: AheadMode::Off,
@@ -2891,12 +2894,7 @@ mod tests {
             let text = random_nesting(seed, 3 + seed % 5, 5 + seed % 7, 60 + 12 * seed as usize);
             let m = model_of(&[("t", &text)]);
             for level in [GraphLevel::Instance, GraphLevel::Class] {
-                let graph = LockGraph::build(&m, level);
-                let weights = graph.weights(&m);
-                let ranks = change_set_ranks(&m, level);
-                let change = change_set_on(&graph, &weights, &|n| {
-                    ranks.get(n as usize).copied().unwrap_or(u64::MAX)
-                });
+                let (graph, weights, change) = level_change_set(&m, level);
                 let run = |limits: &SearchLimits, mode, flat_first_from, open_check_after| {
                     let plan = Plan {
                         mode,
@@ -6141,6 +6139,21 @@ fn repass(
     (keep, share.max(floor))
 }
 
+/// The lock graph of `level`, its edge weights and its change set ([`change_set_on`] with the
+/// ties broken by [`change_set_ranks`]), as the analysis computes them.
+pub(crate) fn level_change_set(
+    model: &Model,
+    level: GraphLevel,
+) -> (LockGraph, crate::graph::EdgeWeights, ChangeSet) {
+    let graph = LockGraph::build(model, level);
+    let weights = graph.weights(model);
+    let ranks = change_set_ranks(model, level);
+    let change = change_set_on(&graph, &weights, &|n| {
+        ranks.get(n as usize).copied().unwrap_or(u64::MAX)
+    });
+    (graph, weights, change)
+}
+
 /// Finds the root causes of one level: the smallest weighted change set of its lock graph
 /// ([`change_set`]), then for each changed edge the shortest valid cycle through it (every
 /// cycle of the graph crosses a changed edge, so this decides whether any valid cycle exists).
@@ -6152,12 +6165,7 @@ pub fn find_root_causes(
     level: GraphLevel,
     limits: &SearchLimits,
 ) -> RootCauseResult {
-    let graph = LockGraph::build(model, level);
-    let weights = graph.weights(model);
-    let ranks = change_set_ranks(model, level);
-    let change = change_set_on(&graph, &weights, &|n| {
-        ranks.get(n as usize).copied().unwrap_or(u64::MAX)
-    });
+    let (graph, weights, change) = level_change_set(model, level);
     find_root_causes_on(model, &graph, &weights, &change, limits)
 }
 
@@ -6171,12 +6179,7 @@ pub(crate) fn find_root_causes_keeping(
     limits: &SearchLimits,
     at_least: u32,
 ) -> RootCauseResult {
-    let graph = LockGraph::build(model, level);
-    let weights = graph.weights(model);
-    let ranks = change_set_ranks(model, level);
-    let change = change_set_on(&graph, &weights, &|n| {
-        ranks.get(n as usize).copied().unwrap_or(u64::MAX)
-    });
+    let (graph, weights, change) = level_change_set(model, level);
     let plan = Plan {
         mode: AheadMode::Off,
         flat_first_from: AHEAD_MIN_EDGES,

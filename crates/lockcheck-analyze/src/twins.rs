@@ -105,22 +105,13 @@ pub(crate) fn left_out(
     // own between the forks) orders no two dependencies of a cycle: its clock does not tie.
     let mut relevant = vec![false; threads];
     let mut asked = vec![false; model.clocks.len()];
-    for n in 0..graph.nodes() as u32 {
-        let c = comp[n as usize];
-        if c == u32::MAX {
-            continue;
+    crate::cycles::each_edge_inside(graph, &comp, |e| {
+        for &d in graph.deps(e) {
+            let r = &model.deps[d as usize];
+            relevant[r.thread as usize] = true;
+            asked[r.clock as usize] = true;
         }
-        for e in graph.out_edges(n) {
-            if comp[graph.target(e) as usize] != c {
-                continue;
-            }
-            for &d in graph.deps(e) {
-                let r = &model.deps[d as usize];
-                relevant[r.thread as usize] = true;
-                asked[r.clock as usize] = true;
-            }
-        }
-    }
+    });
     let writes = || {
         model
             .locks
